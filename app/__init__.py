@@ -1,0 +1,1 @@
+"""Composition root: the Starlette app, the GraphQL view and its context, the CLI."""

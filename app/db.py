@@ -1,0 +1,53 @@
+"""Opening the database and running the migrations: the same code for the CLI, the app and tests."""
+
+from __future__ import annotations
+
+import pkgutil
+from collections.abc import Callable
+
+from tortoise import Tortoise
+from tortoise.connection import get_connection
+from tortoise.migrations.api.migrate import migrate as tortoise_migrate
+from tortoise.migrations.recorder import MigrationRecorder
+
+import migrations
+from core.db import APP_LABEL, tortoise_config
+
+
+async def migrate(database_url: str, progress: Callable[[str], None] | None = None) -> None:
+    """Apply every pending migration; leaves no connection open."""
+
+    def report(event: str, app_label: str, name: str) -> None:
+        if progress and event == "apply_done":
+            progress(f"applied {app_label}.{name}")
+
+    try:
+        await tortoise_migrate(config=tortoise_config(database_url), progress=report)  # type: ignore[arg-type]
+    finally:
+        await Tortoise.close_connections()
+
+
+async def open_database(database_url: str) -> None:
+    await Tortoise.init(config=tortoise_config(database_url), _enable_global_fallback=True)
+
+
+async def close_database() -> None:
+    await Tortoise.close_connections()
+
+
+def known_migrations() -> set[str]:
+    return {m.name for m in pkgutil.iter_modules(migrations.__path__) if m.name[:4].isdigit()}
+
+
+async def pending_migrations() -> set[str]:
+    recorder = MigrationRecorder(get_connection("default"))
+    applied = {key.name for key in await recorder.applied_migrations() if key.app_label == APP_LABEL}
+    return known_migrations() - applied
+
+
+async def ping() -> bool:
+    try:
+        await get_connection("default").execute_query("SELECT 1")
+    except Exception:
+        return False
+    return True

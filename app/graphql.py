@@ -1,0 +1,45 @@
+"""The GraphQL view: one Context per request, authenticated once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+
+from audit.events import RequestMeta
+from core.errors import Unauthenticated
+from resolvers import session
+from resolvers.context import Context, Services
+from resolvers.loaders import Loaders
+
+
+class CareloopGraphQL(GraphQL[Context, None]):
+    def __init__(self, schema: Any, services: Services) -> None:
+        super().__init__(
+            schema,
+            graphql_ide=None if services.settings.is_production else "graphiql",
+            allow_queries_via_get=False,
+            multipart_uploads_enabled=False,
+        )
+        self.services = services
+
+    async def get_context(self, request: Request | WebSocket, response: Response | WebSocket | None) -> Context:
+        meta = RequestMeta(
+            request_id=getattr(request.state, "request_id", ""),
+            client_address=request.client.host if request.client else "",
+            user_agent=request.headers.get("user-agent", "")[:200],
+        )
+        context = Context(services=self.services, request=meta)
+        try:
+            principal = await session.authenticate(self.services, request.headers.get("authorization"))
+        except Unauthenticated:
+            context.auth_failed = True
+            return context
+        if principal is not None:
+            context.principal = principal
+            context.keys = await self.services.keyring.get(principal.institution_id)
+            context.loaders = Loaders(principal.institution_id)
+        return context

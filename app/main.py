@@ -1,0 +1,105 @@
+"""The ASGI application: /graphql, /healthz, /readyz, behind request-id and security-header middleware."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app import db
+from app.graphql import CareloopGraphQL
+from app.services import StartupError, build_services
+from core.settings import Settings, load_settings
+from models import Staff
+from resolvers.context import Services
+from schema.root import build_schema
+
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+    (b"cache-control", b"no-store"),
+]
+
+
+class RequestIdAndHeaders:
+    """Give each request an id (echoed as X-Request-ID) and every response the security headers."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        request_id = uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS,
+                                      (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class OrjsonGraphQL(CareloopGraphQL):
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None, *, manage_database: bool = True
+               ) -> Starlette:
+    """The app. Tests that own the database pass ``manage_database=False``."""
+    settings = settings or load_settings()
+    services = services or build_services(settings)
+    schema = build_schema(settings.limits, production=settings.is_production)
+    graphql = OrjsonGraphQL(schema, services)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if not manage_database:
+            yield
+            return
+        await db.open_database(settings.database_url)
+        try:
+            await refuse_unsafe_production(settings)
+            yield
+        finally:
+            await db.close_database()
+
+    async def healthz(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> JSONResponse:
+        checks: dict[str, Any] = {"database": await db.ping(), "keys": services.master_key is not None}
+        checks["migrations"] = checks["database"] and not await db.pending_migrations()
+        ready = all(checks.values())
+        return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks},
+                            status_code=200 if ready else 503)
+
+    app = Starlette(
+        routes=[
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+        ],
+        lifespan=lifespan,
+        max_body_size=settings.limits.max_body_bytes,
+    )
+    app.add_middleware(RequestIdAndHeaders)
+    return app
+
+
+async def refuse_unsafe_production(settings: Settings) -> None:
+    if settings.is_production and await Staff.exists(is_demo=True):
+        raise StartupError("Demo accounts exist in this database; production refuses to start with them.")

@@ -1,0 +1,56 @@
+"""Process-wide services built from settings, and the start-up safety checks."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from core.crypto import MasterKey, generate_key_file
+from core.passwords import HashParameters, Passwords
+from core.settings import Settings
+from models.keyring import KeyRing
+from policies.guard import Guard
+from resolvers.context import Services
+
+
+class StartupError(SystemExit):
+    """A configuration that must not run; the message says what to fix."""
+
+
+def load_master_key(settings: Settings, *, create: bool = False) -> MasterKey:
+    if settings.master_key:
+        try:
+            key = MasterKey.from_base64(settings.master_key)
+        except ValueError as exc:
+            raise StartupError(f"CARELOOP_MASTER_KEY: {exc}") from None
+    else:
+        path = settings.key_file
+        if create and not settings.is_production:
+            generate_key_file(path)
+        if not path.exists():
+            raise StartupError(
+                f"No master key: set CARELOOP_MASTER_KEY or create the key file {path} (careloop init does)."
+            )
+        if stat.S_IMODE(os.stat(path).st_mode) & 0o077:
+            raise StartupError(f"The key file {path} must be readable by its owner only (chmod 600).")
+        try:
+            key = MasterKey.from_base64(path.read_text())
+        except ValueError as exc:
+            raise StartupError(f"{path}: {exc}") from None
+    if settings.is_production and key.is_placeholder:
+        raise StartupError("The master key is a placeholder; production needs a random 32-byte key.")
+    return key
+
+
+def build_services(settings: Settings, *, create_key: bool = False) -> Services:
+    parameters = settings.password_hashing
+    if settings.is_production and not parameters.meets_owasp_minimum():
+        raise StartupError("Password hashing parameters are below the OWASP minimum; production refuses them.")
+    master_key = load_master_key(settings, create=create_key)
+    return Services(
+        settings=settings,
+        master_key=master_key,
+        keyring=KeyRing(master_key),
+        guard=Guard(),
+        passwords=Passwords(parameters or HashParameters()),
+    )

@@ -1,0 +1,1 @@
+"""The audit vocabulary, the one audit writer and chain verification."""

@@ -1,0 +1,60 @@
+"""The audit vocabulary: what an audit record says, and never patient data.
+
+Records carry identifiers, field names and field classes, never values: the audit
+trail is read by compliance officers who may read no health data.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+
+
+class Action(StrEnum):
+    READ = "read"
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    ARCHIVE = "archive"
+    LOGIN = "login"
+    LOGOUT = "logout"
+    LOCKOUT = "lockout"
+
+
+class Outcome(StrEnum):
+    ALLOWED = "allowed"
+    DENIED = "denied"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class Actor:
+    kind: str  # "staff", "anonymous", "system"
+    id: uuid.UUID | None = None
+    token_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class RequestMeta:
+    request_id: str = ""
+    client_address: str = ""
+    user_agent: str = ""
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    institution_id: uuid.UUID
+    actor: Actor
+    action: Action
+    resource_type: str
+    outcome: Outcome
+    request: RequestMeta = RequestMeta()
+    resource_id: uuid.UUID | None = None
+    patient_id: uuid.UUID | None = None
+    field_classes: frozenset[str] = frozenset()
+    fields_read: frozenset[str] = frozenset()
+    reason: str = ""  # a code such as "not_found" or "forbidden_field", never free text
+    policy_rule: str = ""
+    occurred_at: datetime = field(default_factory=lambda: datetime.now(UTC))

@@ -1,0 +1,1 @@
+"""Bottom layer: settings, crypto, tokens, the principal and errors. Imports nothing of ours."""

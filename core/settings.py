@@ -1,0 +1,81 @@
+"""Settings read once from ``CARELOOP_*`` environment variables."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from core.passwords import HashParameters
+
+Environment = Literal["development", "production"]
+
+DEFAULT_DATABASE_URL = "sqlite://var/careloop.sqlite3"
+DEFAULT_KEY_FILE = "var/master.key"
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_depth: int = 10
+    max_aliases: int = 15
+    max_tokens: int = 2000
+    max_body_bytes: int = 64 * 1024
+    max_page_size: int = 100
+    default_page_size: int = 20
+    login_max_failures: int = 5
+    login_lock_minutes: int = 15
+    token_ttl_hours: int = 12
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    environment: Environment = "development"
+    master_key: str | None = None
+    key_file: Path = Path(DEFAULT_KEY_FILE)
+    host: str = "127.0.0.1"
+    port: int = 8000
+    limits: Limits = field(default_factory=Limits)
+    password_hashing: HashParameters = field(default_factory=HashParameters)
+    log_level: str = "INFO"
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+
+def _int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(f"CARELOOP_{name}")
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SystemExit(f"CARELOOP_{name} must be a whole number") from None
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    """Settings from the environment; invalid values stop the process with a clear message."""
+    env = dict(os.environ if env is None else env)
+    environment = env.get("CARELOOP_ENV", "development")
+    if environment not in ("development", "production"):
+        raise SystemExit("CARELOOP_ENV must be 'development' or 'production'")
+    defaults = Limits()
+    limits = Limits(**{name: _int(env, f"LIMIT_{name.upper()}", getattr(defaults, name))
+                       for name in defaults.__dataclass_fields__})
+    return Settings(
+        database_url=env.get("CARELOOP_DATABASE_URL") or DEFAULT_DATABASE_URL,
+        environment=environment,  # type: ignore[arg-type]
+        master_key=env.get("CARELOOP_MASTER_KEY") or None,
+        key_file=Path(env.get("CARELOOP_KEY_FILE") or DEFAULT_KEY_FILE),
+        host=env.get("CARELOOP_HOST", "127.0.0.1"),
+        port=_int(env, "PORT", 8000),
+        limits=limits,
+        password_hashing=HashParameters(
+            time_cost=_int(env, "ARGON2_TIME_COST", HashParameters.time_cost),
+            memory_cost_kib=_int(env, "ARGON2_MEMORY_KIB", HashParameters.memory_cost_kib),
+            parallelism=_int(env, "ARGON2_PARALLELISM", HashParameters.parallelism),
+        ),
+        log_level=env.get("CARELOOP_LOG_LEVEL", "INFO").upper(),
+    )

@@ -1,0 +1,227 @@
+"""Input normalisation and validation for identity and contact data.
+
+Each function returns the canonical form of its input (so that equal values compare
+and index equal) or raises BadUserInput naming the GraphQL field at fault. Messages
+never echo the rejected value: it may be a national ID, phone number or other
+personal data, and error messages end up in client responses and logs.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import date
+
+from core.errors import BadUserInput
+
+_RESIDENT_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_RESIDENT_ID_CHECK = "10X98765432"
+
+NATIONAL_ID_TYPES: tuple[str, ...] = (
+    "resident_id", "passport", "hk_macao_permit", "taiwan_permit", "foreign_permanent_resident"
+)
+
+_EARLIEST_BIRTH_DATE = date(1900, 1, 1)
+
+# Simple document types: (pattern on the whitespace-free value, what is expected).
+# Classes are spelled out as ASCII: \d and str.isalnum() would admit other scripts' digits.
+_ID_FORMATS: dict[str, tuple[re.Pattern[str], str]] = {
+    "passport": (re.compile(r"[A-Za-z0-9]{5,20}"), "must be 5 to 20 letters or digits."),
+    "hk_macao_permit": (
+        re.compile(r"[HMhm](?:[0-9]{8}|[0-9]{10})"),
+        "must be H or M followed by 8 or 10 digits.",
+    ),
+    "taiwan_permit": (re.compile(r"[0-9]{8}(?:[0-9]{2})?"), "must be 8 or 10 digits."),
+}
+_RESIDENT_ID = re.compile(r"[0-9]{17}[0-9Xx]")
+_FOREIGN_PR_OLD = re.compile(r"[A-Za-z]{3}[0-9]{12}")  # 2004 card: country code + 12 digits
+_FOREIGN_PR_NEW = re.compile(r"9[0-9]{16}[0-9Xx]")  # 2023 card: GB 11643 layout, leading 9
+
+_PHONE_SEPARATORS = re.compile(r"[\s()\-]")
+_E164 = re.compile(r"\+[1-9][0-9]{7,14}")
+_MAINLAND_MOBILE = re.compile(r"1[3-9][0-9]{9}")
+# Area codes are 10 and 20-29 (two digits) or three digits starting 3-9; 7-8 digit local part.
+_MAINLAND_FIXED = re.compile(r"(?:10|2[0-9])[0-9]{7,8}|[3-9][0-9]{2}[0-9]{7,8}")
+
+_EMAIL_LOCAL_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_EMAIL_LOCAL = re.compile(rf"{_EMAIL_LOCAL_ATOM}(?:\.{_EMAIL_LOCAL_ATOM})*")
+_DOMAIN_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+
+_TAG_MAX_LENGTH = 32
+
+
+def _fail(field: str, problem: str) -> BadUserInput:
+    """An error that names the field and the problem, never the value."""
+    return BadUserInput(f"{field}: {problem}", field=field)
+
+
+def resident_id_check_digit(first17: str) -> str:
+    """The GB 11643-1999 (ISO 7064 MOD 11-2) check character for 17 leading digits."""
+    total = sum(int(d) * w for d, w in zip(first17, _RESIDENT_ID_WEIGHTS, strict=True))
+    return _RESIDENT_ID_CHECK[total % 11]
+
+
+def birth_date_from_resident_id(value: str) -> date:
+    """The birth date in positions 7-14 of a normalised resident ID (ValueError if unreal)."""
+    return date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
+
+
+def _check_birth_range(value: date, today: date, field: str, subject: str) -> None:
+    if value > today:
+        raise _fail(field, f"{subject}must not be in the future.")
+    if value < _EARLIEST_BIRTH_DATE:
+        raise _fail(field, f"{subject}must not be before 1900-01-01.")
+
+
+def validate_birth_date(
+    value: date, *, today: date | None = None, field: str = "birthDate"
+) -> date:
+    """Reject birth dates in the future or before 1900, which are always typos."""
+    _check_birth_range(value, today or date.today(), field, "")
+    return value
+
+
+def normalize_national_id(
+    id_type: str, value: str, *, today: date | None = None, field: str = "nationalId"
+) -> str:
+    """Validate an identity document number and return its canonical form.
+
+    Whitespace is removed and letters uppercased, so that one document always has
+    one spelling (the blind index and duplicate detection rely on this).
+    """
+    if id_type not in NATIONAL_ID_TYPES:
+        raise _fail("nationalIdType", f"must be one of {', '.join(NATIONAL_ID_TYPES)}.")
+    compact = "".join(value.split())
+    if not compact:
+        raise _fail(field, "is required.")
+    if id_type == "resident_id":
+        return _normalize_resident_id(compact, today or date.today(), field)
+    if id_type == "foreign_permanent_resident":
+        return _normalize_foreign_permanent_resident(compact, field)
+    pattern, expected = _ID_FORMATS[id_type]
+    if not pattern.fullmatch(compact):
+        raise _fail(field, expected)
+    return compact.upper()
+
+
+def _normalize_resident_id(compact: str, today: date, field: str) -> str:
+    if len(compact) == 15 and compact.isascii() and compact.isdigit():
+        raise _fail(field, "the old 15-digit form is not accepted; enter the 18-character ID.")
+    if not _RESIDENT_ID.fullmatch(compact):
+        raise _fail(field, "must be 17 digits followed by a digit or X.")
+    if compact[0] not in "12345678":
+        raise _fail(field, "area code is not valid.")
+    try:
+        birth = birth_date_from_resident_id(compact)
+    except ValueError:
+        raise _fail(field, "birth date is not a real date.") from None
+    _check_birth_range(birth, today, field, "birth date ")
+    normalized = compact.upper()
+    if normalized[17] != resident_id_check_digit(normalized[:17]):
+        raise _fail(field, "check digit does not match.")
+    return normalized
+
+
+def _normalize_foreign_permanent_resident(compact: str, field: str) -> str:
+    if _FOREIGN_PR_OLD.fullmatch(compact):
+        return compact.upper()
+    if _FOREIGN_PR_NEW.fullmatch(compact):
+        normalized = compact.upper()
+        if normalized[17] != resident_id_check_digit(normalized[:17]):
+            raise _fail(field, "check digit does not match.")
+        return normalized
+    raise _fail(field, "must be 3 letters and 12 digits, or 18 characters starting with 9.")
+
+
+def normalize_phone(value: str, *, field: str = "phone") -> str:
+    """Return the number in E.164 form, the only form stored and compared.
+
+    Bare 11-digit numbers are taken as mainland China mobiles, the common way
+    they are written; anything else needs a country code (+, or 86 / 0086).
+    """
+    compact = _PHONE_SEPARATORS.sub("", value)
+    if not compact:
+        raise _fail(field, "is required.")
+    if not re.fullmatch(r"\+?[0-9]+", compact):
+        raise _fail(field, "may contain only digits, a leading +, spaces, hyphens, parentheses.")
+    if _MAINLAND_MOBILE.fullmatch(compact):
+        return "+86" + compact
+    for prefix in ("+86", "0086", "86"):
+        if compact.startswith(prefix):
+            return "+86" + _mainland_number(compact[len(prefix) :], field)
+    if not compact.startswith("+"):
+        raise _fail(field, "must start with + and a country code, or be a mainland mobile.")
+    if not _E164.fullmatch(compact):
+        raise _fail(field, "must be + followed by 8 to 15 digits, the first not 0.")
+    return compact
+
+
+def _mainland_number(national: str, field: str) -> str:
+    """The national significant number of a +86 number: a mobile or a fixed line."""
+    if _MAINLAND_MOBILE.fullmatch(national):
+        return national
+    national = national.removeprefix("0")  # trunk prefix written after +86, e.g. +86 010 ...
+    if _MAINLAND_FIXED.fullmatch(national):
+        return national
+    raise _fail(field, "a +86 number must be an 11-digit mobile or an area code and 7-8 digits.")
+
+
+def normalize_email(value: str, *, field: str = "email") -> str:
+    """Pragmatic address check; the domain is lowercased, the local part kept as typed.
+
+    Only mail delivery proves an address; this catches typos and junk cheaply.
+    """
+    email = value.strip()
+    if not email:
+        raise _fail(field, "is required.")
+    if len(email) > 254:
+        raise _fail(field, "must be at most 254 characters.")
+    if email.count("@") != 1:
+        raise _fail(field, "must contain exactly one @.")
+    local, domain = email.split("@")
+    if not local or len(local) > 64 or not _EMAIL_LOCAL.fullmatch(local):
+        raise _fail(field, "the part before @ is not valid.")
+    labels = domain.split(".")
+    if len(labels) < 2 or not all(_DOMAIN_LABEL.fullmatch(label) for label in labels):
+        raise _fail(field, "the domain is not valid.")
+    return f"{local}@{domain.lower()}"
+
+
+def _is_forbidden_char(char: str) -> bool:
+    # Cc: control characters (NUL, ESC, DEL, C1...); Cs: lone surrogates, which cannot be
+    # encoded as UTF-8 and would fail later, at the database, as a server error.
+    return char not in "\n\t" and unicodedata.category(char) in ("Cc", "Cs")
+
+
+def clean_text(value: str, *, field: str, max_length: int, min_length: int = 0) -> str:
+    """Trim free text and reject control characters and out-of-range lengths.
+
+    CRLF line breaks become LF so that text from any client is stored alike.
+    Lengths are counted in characters, not bytes.
+    """
+    text = value.replace("\r\n", "\n").strip()
+    if len(text) > max_length:
+        raise _fail(field, f"must be at most {max_length} characters.")
+    if any(_is_forbidden_char(char) for char in text):
+        raise _fail(field, "must not contain control characters.")
+    if len(text) < min_length:
+        raise _fail(field, f"must be at least {min_length} characters.")
+    return text
+
+
+def normalize_tag(value: str, *, field: str = "tags") -> str:
+    """Lowercase a tag and join its words with hyphens.
+
+    Only letters (any script), digits and hyphens are allowed: tags are matched with
+    SQL LIKE, so % and _ (and escape characters) must never get in.
+    """
+    tag = unicodedata.normalize("NFC", "-".join(value.lower().split()))
+    if not tag:
+        raise _fail(field, "is required.")
+    if len(tag) > _TAG_MAX_LENGTH:
+        raise _fail(field, f"must be at most {_TAG_MAX_LENGTH} characters.")
+    if not all(char.isalnum() or char == "-" for char in tag):
+        raise _fail(field, "may contain only letters, digits and hyphens.")
+    if not tag.strip("-"):
+        raise _fail(field, "must contain a letter or digit.")
+    return tag

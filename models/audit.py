@@ -1,0 +1,57 @@
+"""The append-only audit log and the per-institution head of its hash chain.
+
+Audit rows hold identifiers and field names, never values of patient data. They have
+no foreign keys to the rows they describe: the record outlives what it records.
+"""
+
+from __future__ import annotations
+
+from tortoise import fields
+from tortoise.indexes import Index
+from tortoise.models import Model
+
+from core.ids import uuid7
+
+
+class AuditEvent(Model):
+    id = fields.UUIDField(primary_key=True, default=uuid7)
+    institution_id = fields.UUIDField()
+    seq = fields.BigIntField()
+    occurred_at = fields.DatetimeField()
+    actor_kind = fields.CharField(max_length=16)
+    actor_id = fields.UUIDField(null=True)
+    token_id = fields.UUIDField(null=True)
+    action = fields.CharField(max_length=32)
+    resource_type = fields.CharField(max_length=32)
+    resource_id = fields.UUIDField(null=True)
+    patient_id = fields.UUIDField(null=True)
+    field_classes = fields.CharField(max_length=200, default="")
+    fields_read = fields.CharField(max_length=500, default="")
+    outcome = fields.CharField(max_length=16)
+    reason = fields.CharField(max_length=64, default="")
+    policy_rule = fields.CharField(max_length=200, default="")
+    request_id = fields.CharField(max_length=64, default="")
+    client_address = fields.CharField(max_length=64, default="")
+    user_agent = fields.CharField(max_length=200, default="")
+    prev_hash = fields.CharField(max_length=64)
+    hash = fields.CharField(max_length=64)
+
+    class Meta:
+        table = "audit_event"
+        unique_together = (("institution_id", "seq"),)
+        indexes = (
+            Index(fields=("institution_id", "patient_id")),
+            Index(fields=("institution_id", "actor_id")),
+            Index(fields=("institution_id", "occurred_at")),
+        )
+
+
+class AuditChainHead(Model):
+    """The last sequence number and hash per institution: the lock appends serialise on."""
+
+    institution_id = fields.UUIDField(primary_key=True)
+    last_seq = fields.BigIntField(default=0)
+    last_hash = fields.CharField(max_length=64)
+
+    class Meta:
+        table = "audit_chain_head"

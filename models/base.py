@@ -1,0 +1,24 @@
+"""What every careloop row shares: an application-generated UUID and its institution."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tortoise import fields
+from tortoise.models import Model
+
+from core.ids import uuid7
+
+if TYPE_CHECKING:
+    from models.institution import Institution
+
+
+class TenantModel(Model):
+    id = fields.UUIDField(primary_key=True, default=uuid7)
+    institution: fields.ForeignKeyRelation[Institution] = fields.ForeignKeyField(
+        "careloop.Institution", related_name=False, on_delete=fields.RESTRICT
+    )
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        abstract = True

@@ -1,0 +1,71 @@
+"""The patient file and its care team.
+
+Encrypted columns hold AES-GCM envelopes (``EncryptedField``); ``*_bidx`` columns hold
+keyed HMACs of normalised values for exact lookups. Names stay in clear so that the
+front desk can search by name prefix.
+"""
+
+from __future__ import annotations
+
+from tortoise import fields
+from tortoise.indexes import Index
+
+from models.base import TenantModel
+from models.fields import EncryptedField, TagsField
+
+PATIENT_STATUSES = ("active", "archived", "deceased")
+SEXES = ("female", "male", "other", "unknown")
+CHANNELS = ("sms", "phone", "email", "wechat", "app", "post")
+SEGMENTS = ("vip", "special_needs", "orthodontics", "restoration", "implant", "periodontal")
+
+
+class Patient(TenantModel):
+    # identity
+    full_name = fields.CharField(max_length=100)
+    sex = fields.CharField(max_length=10, default="unknown")
+    birth_date = fields.DateField(null=True)
+    occupation = fields.CharField(max_length=100, null=True)
+    national_id_type = fields.CharField(max_length=32, null=True)
+    national_id = EncryptedField(null=True)
+    national_id_bidx = fields.CharField(max_length=64, null=True, db_index=True)
+    # contact
+    address = EncryptedField(null=True)
+    phone = EncryptedField(null=True)
+    phone_bidx = fields.CharField(max_length=64, null=True, db_index=True)
+    alt_phone = EncryptedField(null=True)
+    alt_phone_bidx = fields.CharField(max_length=64, null=True, db_index=True)
+    email = fields.CharField(max_length=254, null=True)
+    preferred_channel = fields.CharField(max_length=10, null=True)
+    preferred_language = fields.CharField(max_length=16, default="zh-CN")
+    contact_consent = fields.BooleanField(default=False)
+    contact_channels = TagsField()
+    # clinical
+    medical_history = EncryptedField(null=True)
+    diagnoses = EncryptedField(null=True)
+    allergies = EncryptedField(null=True)
+    current_medication = EncryptedField(null=True)
+    # needs and preferences
+    diet_preferences = fields.CharField(max_length=200, null=True)
+    activity_preferences = fields.CharField(max_length=200, null=True)
+    special_needs = EncryptedField(null=True)
+    # segments, status, ownership
+    segments = TagsField()
+    tags = TagsField()
+    status = fields.CharField(max_length=10, default="active", db_index=True)
+    department = fields.ForeignKeyField(
+        "careloop.Department", related_name="patients", null=True, on_delete=fields.RESTRICT
+    )
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "patient"
+        indexes = (Index(fields=("institution_id", "full_name")), Index(fields=("institution_id", "department_id")))
+
+
+class CareTeamMember(TenantModel):
+    patient = fields.ForeignKeyField("careloop.Patient", related_name="care_team", on_delete=fields.RESTRICT)
+    staff = fields.ForeignKeyField("careloop.Staff", related_name="care_assignments", on_delete=fields.RESTRICT)
+
+    class Meta:
+        table = "care_team_member"
+        unique_together = (("patient", "staff"),)

@@ -1,0 +1,1 @@
+"""Authorization: the Casbin model and reviewed policy, the guard, row scopes and field classes."""

@@ -1,0 +1,101 @@
+"""Row scopes: which patients a principal reaches, applied inside the SQL query.
+
+A role reaches the whole institution, its departments, or its care team and departments.
+A field class is readable on a row when some role that the policy allows to read the
+class reaches that row. Rows no role reaches are not fetched at all, so they are
+indistinguishable from missing ones.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from tortoise.expressions import Q, Subquery
+
+from models import CareTeamMember
+from policies.fields import PATIENT_CLASSES
+from policies.guard import Decision, Guard
+
+
+class Reach(StrEnum):
+    INSTITUTION = "institution"
+    DEPARTMENT = "department"
+    CARE_TEAM = "care_team"
+
+
+ROLE_REACH: dict[str, frozenset[Reach]] = {
+    "front_desk": frozenset({Reach.INSTITUTION}),
+    "support_agent": frozenset({Reach.INSTITUTION}),
+    "nurse": frozenset({Reach.CARE_TEAM, Reach.DEPARTMENT}),
+    "doctor": frozenset({Reach.CARE_TEAM, Reach.DEPARTMENT}),
+    "department_head": frozenset({Reach.DEPARTMENT}),
+}
+
+
+@dataclass(frozen=True)
+class PatientScope:
+    institution_id: uuid.UUID
+    staff_id: uuid.UUID
+    department_ids: frozenset[uuid.UUID]
+    reach_by_class: dict[str, frozenset[Reach]]
+    rules: dict[str, str]  # class -> the policy rule that allows reading it
+
+    @property
+    def reach(self) -> frozenset[Reach]:
+        return frozenset().union(*self.reach_by_class.values())
+
+    @property
+    def uses_care_team(self) -> bool:
+        return Reach.CARE_TEAM in self.reach and Reach.INSTITUTION not in self.reach
+
+    def filter(self) -> Q | None:
+        """The SQL condition for reachable patients, or None when the principal reaches none."""
+        tenant = Q(institution_id=self.institution_id)
+        if Reach.INSTITUTION in self.reach:
+            return tenant
+        parts: list[Q] = []
+        if Reach.DEPARTMENT in self.reach and self.department_ids:
+            parts.append(Q(department_id__in=sorted(self.department_ids)))
+        if Reach.CARE_TEAM in self.reach:
+            team = CareTeamMember.filter(institution_id=self.institution_id, staff_id=self.staff_id)
+            parts.append(Q(id__in=Subquery(team.values("patient_id"))))
+        if not parts:
+            return None
+        return tenant & Q(*parts, join_type=Q.OR)
+
+    def classes_for(self, department_id: uuid.UUID | None, in_care_team: bool) -> frozenset[str]:
+        reached = {Reach.INSTITUTION}
+        if department_id is not None and department_id in self.department_ids:
+            reached.add(Reach.DEPARTMENT)
+        if in_care_team:
+            reached.add(Reach.CARE_TEAM)
+        return frozenset(cls for cls, reach in self.reach_by_class.items() if reach & reached)
+
+
+def patient_scope(
+    guard: Guard,
+    decide: Callable[[str, str], Decision],
+    *,
+    institution_id: uuid.UUID,
+    staff_id: uuid.UUID,
+    roles: frozenset[str],
+    department_ids: frozenset[uuid.UUID],
+) -> PatientScope:
+    """Build the scope from one user-level decision per class (deny overrides) and the roles' reach."""
+    reach_by_class: dict[str, frozenset[Reach]] = {}
+    rules: dict[str, str] = {}
+    for cls in PATIENT_CLASSES:
+        obj = f"patient.{cls}"
+        decision = decide(obj, "read")
+        if not decision.allowed:
+            continue
+        reach = frozenset().union(
+            *(ROLE_REACH.get(role, frozenset()) for role in roles if guard.role_allows(role, institution_id, obj, "read"))
+        )
+        if reach:
+            reach_by_class[cls] = reach
+            rules[cls] = decision.rule
+    return PatientScope(institution_id, staff_id, department_ids, reach_by_class, rules)

@@ -1,0 +1,1 @@
+"""Application layer: authorize -> load or write -> audit. Knows no Strawberry types."""

@@ -1,0 +1,228 @@
+"""The one door to patient data: authorize, scope, load or write, reveal, audit.
+
+Every resolver that touches patient data goes through here:
+- ``authorize`` decides with the guard and records a denial before refusing;
+- ``patient_scope`` and ``scoped_patients`` put the row scope inside the SQL, so a row
+  out of scope is never fetched and looks exactly like a missing one (``not_found``);
+- rows load with their encrypted columns sealed; ``read_patient_field`` and
+  ``read_contact_field`` check the field class, decrypt at the point of use and note the
+  read, so only fields a client asked for are decrypted and audited;
+- ``flush_reads`` writes what an operation read when it ends; writes add their own record
+  inside their transaction (``write_record``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from tortoise.queryset import QuerySet
+
+from audit import writer
+from audit.events import Action, AuditRecord, Outcome
+from core.crypto import field_aad
+from core.errors import Forbidden, NotFound
+from models import CareTeamMember, Contact, Patient
+from policies.fields import ENCRYPTED_FIELDS, PATIENT_FIELD_CLASS
+from policies.guard import Decision
+from policies.scopes import PatientScope, patient_scope as build_patient_scope
+from resolvers.context import Context
+
+
+@dataclass(frozen=True)
+class PatientView:
+    """A patient row in scope, with the field classes the caller may read on it."""
+
+    row: Patient
+    classes: frozenset[str]
+
+
+@dataclass(frozen=True)
+class ContactView:
+    row: Contact
+    patient: PatientView
+
+
+# -- decisions ---------------------------------------------------------------------------
+
+
+async def authorize(
+    ctx: Context,
+    obj: str,
+    act: str,
+    *,
+    action: Action,
+    resource_type: str,
+    resource_id: uuid.UUID | None = None,
+    patient_id: uuid.UUID | None = None,
+) -> Decision:
+    decision = ctx.decide(obj, act)
+    if not decision.allowed:
+        await deny(ctx, action, resource_type, resource_id, patient_id, reason="forbidden")
+        raise Forbidden()
+    return decision
+
+
+async def deny(
+    ctx: Context,
+    action: Action,
+    resource_type: str,
+    resource_id: uuid.UUID | None = None,
+    patient_id: uuid.UUID | None = None,
+    *,
+    reason: str,
+    field_classes: frozenset[str] = frozenset(),
+) -> None:
+    """Record a refusal at once, in its own transaction: no rollback can erase it."""
+    await writer.append([
+        AuditRecord(
+            institution_id=ctx.institution_id,
+            actor=ctx.actor,
+            action=action,
+            resource_type=resource_type,
+            outcome=Outcome.DENIED,
+            request=ctx.request,
+            resource_id=resource_id,
+            patient_id=patient_id,
+            field_classes=field_classes,
+            reason=reason,
+        )
+    ])
+
+
+async def not_found(
+    ctx: Context, action: Action, resource_type: str, resource_id: uuid.UUID | None, field: str = "id"
+) -> NotFound:
+    """Missing and out of scope answer alike; the attempt is on record either way."""
+    await deny(ctx, action, resource_type, resource_id, reason="not_found")
+    return NotFound(field=field)
+
+
+def write_record(
+    ctx: Context,
+    action: Action,
+    resource_type: str,
+    resource_id: uuid.UUID,
+    *,
+    patient_id: uuid.UUID | None = None,
+    fields: frozenset[str] = frozenset(),
+    decision: Decision,
+) -> AuditRecord:
+    """The record of a write; append it inside the write's transaction."""
+    return AuditRecord(
+        institution_id=ctx.institution_id,
+        actor=ctx.actor,
+        action=action,
+        resource_type=resource_type,
+        outcome=Outcome.ALLOWED,
+        request=ctx.request,
+        resource_id=resource_id,
+        patient_id=patient_id,
+        field_classes=frozenset(PATIENT_FIELD_CLASS[f] for f in fields if f in PATIENT_FIELD_CLASS)
+        if resource_type == "patient"
+        else frozenset(),
+        fields_read=fields,  # for writes: the names of the fields written, never their values
+        policy_rule=decision.rule,
+    )
+
+
+async def flush_reads(ctx: Context) -> None:
+    if ctx.principal is not None and ctx.reads:
+        await writer.append(ctx.reads.drain(ctx.principal.institution_id, ctx.actor, ctx.request))
+
+
+# -- patients in scope -------------------------------------------------------------------
+
+
+def patient_scope(ctx: Context) -> PatientScope:
+    if ctx.patient_scope is None:
+        p = ctx.require_principal()
+        ctx.patient_scope = build_patient_scope(
+            ctx.services.guard,
+            ctx.decide,
+            institution_id=p.institution_id,
+            staff_id=p.user_id,
+            roles=p.roles,
+            department_ids=p.department_ids,
+        )
+    return ctx.patient_scope
+
+
+def scoped_patients(ctx: Context) -> QuerySet[Patient] | None:
+    """Patients the caller reaches, as a query; None when it reaches none."""
+    condition = patient_scope(ctx).filter()
+    return None if condition is None else Patient.filter(condition)
+
+
+async def views(ctx: Context, rows: list[Patient]) -> list[PatientView]:
+    scope = patient_scope(ctx)
+    in_team: set[uuid.UUID] = set()
+    if scope.uses_care_team and rows:
+        team = CareTeamMember.filter(
+            institution_id=scope.institution_id, staff_id=scope.staff_id, patient_id__in=[r.id for r in rows]
+        )
+        in_team = set(await team.values_list("patient_id", flat=True))  # type: ignore[arg-type]
+    return [PatientView(row, scope.classes_for(row.department_id, row.id in in_team)) for row in rows]  # type: ignore[attr-defined]
+
+
+async def find_patient(ctx: Context, patient_id: uuid.UUID | None, *, action: Action, field: str = "id") -> PatientView:
+    query = scoped_patients(ctx)
+    row = None if query is None or patient_id is None else await query.get_or_none(id=patient_id)
+    if row is None:
+        raise await not_found(ctx, action, "patient", patient_id, field)
+    return (await views(ctx, [row]))[0]
+
+
+# -- reading fields ----------------------------------------------------------------------
+
+
+def require_class(ctx: Context, view: PatientView, field_class: str) -> None:
+    """Note a read of a field class on a patient, or note the refusal and raise FORBIDDEN."""
+    pid = view.row.id
+    if field_class not in view.classes:
+        ctx.reads.note("patient", pid, pid, field_class=field_class, outcome=Outcome.DENIED, reason="forbidden_field")
+        raise Forbidden("Not allowed to read this field.")
+    ctx.reads.note("patient", pid, pid, field_class=field_class, rule=patient_scope(ctx).rules.get(field_class, ""))
+
+
+def read_patient_field(ctx: Context, view: PatientView, name: str) -> Any:
+    require_class(ctx, view, PATIENT_FIELD_CLASS[name])
+    value = getattr(view.row, name)
+    if name in ENCRYPTED_FIELDS["patient"] and value is not None:
+        pid = view.row.id
+        value = ctx.require_keys().open(value, field_aad(view.row.institution_id, "patient", name, pid))  # type: ignore[attr-defined]
+        ctx.reads.note("patient", pid, pid, field_name=name)
+    return value
+
+
+def read_contact_field(ctx: Context, view: ContactView, name: str) -> Any:
+    contact, pid = view.row, view.patient.row.id
+    value = getattr(contact, name)
+    encrypted = name in ENCRYPTED_FIELDS["contact"]
+    if encrypted and value is not None:
+        value = ctx.require_keys().open(value, field_aad(contact.institution_id, "contact", name, contact.id))  # type: ignore[attr-defined]
+    ctx.reads.note("contact", contact.id, pid, field_class="contact", field_name=name if encrypted else None,
+                   rule=ctx.decide("contact", "read").rule)
+    return value
+
+
+def require_contacts(ctx: Context, view: PatientView) -> None:
+    """Contacts are read with the patient's contact class and the ``contact: read`` permission."""
+    require_class(ctx, view, "contact")
+    if not ctx.decide("contact", "read").allowed:
+        ctx.reads.note("contact", None, view.row.id, outcome=Outcome.DENIED, reason="forbidden_field")
+        raise Forbidden("Not allowed to read this field.")
+
+
+# -- sealing -----------------------------------------------------------------------------
+
+
+def seal(ctx: Context, table: str, column: str, row_id: uuid.UUID, plaintext: str | None) -> bytes | None:
+    if plaintext is None:
+        return None
+    return ctx.require_keys().seal(plaintext, field_aad(ctx.institution_id, table, column, row_id))
+
+
+def blind_index(ctx: Context, kind: str, normalized: str | None) -> str | None:
+    return None if normalized is None else ctx.require_keys().blind_index(kind, normalized)

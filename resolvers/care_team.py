@@ -1,0 +1,52 @@
+"""Care teams: which staff look after which patient (the row scope of nurses and doctors).
+
+Care-team changes find the patient and the staff member within the institution, not
+within the caller's read scope: an admin assigns care teams without reading files.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from tortoise.transactions import in_transaction
+
+from audit import writer
+from audit.events import Action
+from models import CareTeamMember, Patient, Staff
+from resolvers import access
+from resolvers.context import Context
+
+
+async def assign(ctx: Context, patient_id: uuid.UUID | None, staff_id: uuid.UUID | None) -> bool:
+    decision = await access.authorize(ctx, "care_team", "create", action=Action.CREATE, resource_type="care_team",
+                                      patient_id=patient_id)
+    await _check(ctx, patient_id, staff_id, Action.CREATE)
+    if not await CareTeamMember.exists(patient_id=patient_id, staff_id=staff_id):
+        async with in_transaction():
+            member = await CareTeamMember.create(institution_id=ctx.institution_id, patient_id=patient_id,
+                                                 staff_id=staff_id)
+            await writer.append([access.write_record(ctx, Action.CREATE, "care_team", member.id,
+                                                     patient_id=patient_id, decision=decision)])
+    return True
+
+
+async def unassign(ctx: Context, patient_id: uuid.UUID | None, staff_id: uuid.UUID | None) -> bool:
+    decision = await access.authorize(ctx, "care_team", "delete", action=Action.DELETE, resource_type="care_team",
+                                      patient_id=patient_id)
+    await _check(ctx, patient_id, staff_id, Action.DELETE)
+    member = await CareTeamMember.get_or_none(patient_id=patient_id, staff_id=staff_id,
+                                              institution_id=ctx.institution_id)
+    if member is not None:
+        async with in_transaction():
+            await CareTeamMember.filter(id=member.id).delete()
+            await writer.append([access.write_record(ctx, Action.DELETE, "care_team", member.id,
+                                                     patient_id=patient_id, decision=decision)])
+    return True
+
+
+async def _check(ctx: Context, patient_id: uuid.UUID | None, staff_id: uuid.UUID | None, action: Action) -> None:
+    tenant = ctx.institution_id
+    if patient_id is None or not await Patient.exists(id=patient_id, institution_id=tenant):
+        raise await access.not_found(ctx, action, "patient", patient_id, "patientId")
+    if staff_id is None or not await Staff.exists(id=staff_id, institution_id=tenant):
+        raise await access.not_found(ctx, action, "staff", staff_id, "staffId")

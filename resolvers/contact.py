@@ -1,0 +1,122 @@
+"""A patient's family members and emergency contacts."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from tortoise.transactions import in_transaction
+
+from audit import writer
+from audit.events import Action
+from core.errors import BadUserInput, Forbidden
+from core.ids import uuid7
+from core.validation import clean_text, normalize_phone
+from models import Contact
+from models.contact import RELATIONSHIPS
+from resolvers import access
+from resolvers.access import ContactView, PatientView
+from resolvers.context import Context
+
+_TEXT_LIMITS = {"name": 100, "notes": 500}
+
+
+async def of_patient(ctx: Context, view: PatientView) -> list[ContactView]:
+    contacts = await ctx.require_loaders().contacts_by_patient.load(view.row.id)
+    return [ContactView(contact, view) for contact in contacts]
+
+
+async def create(ctx: Context, patient_id: uuid.UUID | None, data: dict[str, Any]) -> ContactView:
+    decision = await access.authorize(ctx, "contact", "create", action=Action.CREATE, resource_type="contact",
+                                      patient_id=patient_id)
+    view = await access.find_patient(ctx, patient_id, action=Action.CREATE, field="patientId")
+    await _require_contact_class(ctx, view, Action.CREATE)
+    values = _normalize(data)
+    for required in ("name", "relationship"):
+        if values.get(required) is None:
+            raise BadUserInput(f"{required}: is required.", field=required)
+    contact_id = uuid7()
+    async with in_transaction():
+        await Contact.create(id=contact_id, institution_id=ctx.institution_id, patient_id=view.row.id,
+                             **_columns(ctx, contact_id, values))
+        await writer.append([access.write_record(ctx, Action.CREATE, "contact", contact_id, patient_id=view.row.id,
+                                                 fields=frozenset(values), decision=decision)])
+    return await _find(ctx, contact_id, Action.READ)
+
+
+async def update(ctx: Context, contact_id: uuid.UUID | None, data: dict[str, Any]) -> ContactView:
+    if not data:
+        raise BadUserInput("input: give at least one field to change.", field="input")
+    decision = await access.authorize(ctx, "contact", "update", action=Action.UPDATE, resource_type="contact",
+                                      resource_id=contact_id)
+    view = await _find(ctx, contact_id, Action.UPDATE)
+    await _require_contact_class(ctx, view.patient, Action.UPDATE)
+    values = _normalize(data)
+    for required in ("name", "relationship", "is_emergency", "may_receive_information"):
+        if required in values and values[required] is None:
+            raise BadUserInput(f"{required}: must not be null.", field=required)
+    async with in_transaction():
+        await Contact.filter(id=view.row.id, institution_id=ctx.institution_id).update(
+            **_columns(ctx, view.row.id, values))
+        await writer.append([access.write_record(ctx, Action.UPDATE, "contact", view.row.id,
+                                                 patient_id=view.patient.row.id, fields=frozenset(values),
+                                                 decision=decision)])
+    return await _find(ctx, view.row.id, Action.READ)
+
+
+async def delete(ctx: Context, contact_id: uuid.UUID | None) -> uuid.UUID:
+    decision = await access.authorize(ctx, "contact", "delete", action=Action.DELETE, resource_type="contact",
+                                      resource_id=contact_id)
+    view = await _find(ctx, contact_id, Action.DELETE)
+    await _require_contact_class(ctx, view.patient, Action.DELETE)
+    async with in_transaction():
+        await Contact.filter(id=view.row.id, institution_id=ctx.institution_id).delete()
+        await writer.append([access.write_record(ctx, Action.DELETE, "contact", view.row.id,
+                                                 patient_id=view.patient.row.id, decision=decision)])
+    return view.row.id
+
+
+async def _find(ctx: Context, contact_id: uuid.UUID | None, action: Action) -> ContactView:
+    """A contact whose patient is in the caller's scope; otherwise NOT_FOUND."""
+    row = None if contact_id is None else await Contact.get_or_none(id=contact_id, institution_id=ctx.institution_id)
+    patients = access.scoped_patients(ctx)
+    patient = None
+    if row is not None and patients is not None:
+        patient = await patients.get_or_none(id=row.patient_id)  # type: ignore[attr-defined]
+    if row is None or patient is None:
+        raise await access.not_found(ctx, action, "contact", contact_id)
+    return ContactView(row, (await access.views(ctx, [patient]))[0])
+
+
+async def _require_contact_class(ctx: Context, view: PatientView, action: Action) -> None:
+    if "contact" not in view.classes:
+        await access.deny(ctx, action, "contact", None, view.row.id, reason="forbidden")
+        raise Forbidden()
+
+
+def _normalize(data: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in data.items():
+        if value is None:
+            out[name] = None
+        elif name in _TEXT_LIMITS:
+            out[name] = clean_text(value, field=name, max_length=_TEXT_LIMITS[name], min_length=1)
+        elif name == "phone":
+            out[name] = normalize_phone(value, field="phone")
+        elif name == "relationship":
+            if value not in RELATIONSHIPS:
+                raise BadUserInput(f"relationship: must be one of {', '.join(RELATIONSHIPS)}.", field="relationship")
+            out[name] = value
+        else:
+            out[name] = value
+    return out
+
+
+def _columns(ctx: Context, contact_id: uuid.UUID, values: dict[str, Any]) -> dict[str, Any]:
+    columns = dict(values)
+    for name in ("phone", "notes"):
+        if name in values:
+            columns[name] = access.seal(ctx, "contact", name, contact_id, values[name])
+    if "phone" in values:
+        columns["phone_bidx"] = access.blind_index(ctx, "phone", values["phone"])
+    return columns

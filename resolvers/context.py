@@ -1,0 +1,77 @@
+"""The per-request context every resolver takes, and the process-wide services behind it."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from audit.events import Actor, RequestMeta
+from audit.reads import ReadLog
+from core.crypto import InstitutionKeys, MasterKey
+from core.errors import Unauthenticated
+from core.passwords import Passwords
+from core.principal import Principal
+from core.settings import Settings
+from models.keyring import KeyRing
+from policies.guard import Decision, Guard
+from policies.scopes import PatientScope
+from resolvers.loaders import Loaders
+
+
+@dataclass
+class Services:
+    """Built once per process by the app."""
+
+    settings: Settings
+    master_key: MasterKey
+    keyring: KeyRing
+    guard: Guard
+    passwords: Passwords
+
+
+@dataclass
+class Context:
+    services: Services
+    request: RequestMeta
+    principal: Principal | None = None
+    keys: InstitutionKeys | None = None
+    loaders: Loaders | None = None
+    reads: ReadLog = field(default_factory=ReadLog)
+    connection_params: dict[str, Any] | None = None  # filled by Strawberry on WebSocket connections
+    decisions: dict[tuple[str, str], Decision] = field(default_factory=dict)
+    patient_scope: PatientScope | None = None
+    auth_failed: bool = False  # a token was sent but is invalid, expired or revoked
+
+    def require_principal(self) -> Principal:
+        if self.principal is None:
+            raise Unauthenticated("Invalid or expired token." if self.auth_failed else None)
+        return self.principal
+
+    @property
+    def institution_id(self) -> uuid.UUID:
+        return self.require_principal().institution_id
+
+    @property
+    def actor(self) -> Actor:
+        if self.principal is None:
+            return Actor("anonymous")
+        return Actor(self.principal.kind, self.principal.user_id, self.principal.token_id)
+
+    def decide(self, obj: str, act: str) -> Decision:
+        """One policy decision per (object, action) and request, however many fields ask."""
+        key = (obj, act)
+        if key not in self.decisions:
+            p = self.require_principal()
+            self.decisions[key] = self.services.guard.decide(p.subject, p.institution_id, obj, act)
+        return self.decisions[key]
+
+    def require_keys(self) -> InstitutionKeys:
+        if self.keys is None:
+            raise Unauthenticated()
+        return self.keys
+
+    def require_loaders(self) -> Loaders:
+        if self.loaders is None:
+            raise Unauthenticated()
+        return self.loaders

@@ -1,0 +1,74 @@
+"""Institutions and their first accounts: set up from the CLI, by the system, not through the API."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from tortoise.transactions import in_transaction
+
+from audit import writer
+from audit.events import Action, Actor, AuditRecord, Outcome
+from core.errors import BadUserInput
+from core.principal import ROLES
+from core.validation import clean_text, normalize_email
+from models import Department, DepartmentMembership, Institution, RoleAssignment, Staff
+from models.institution import INSTITUTION_KINDS
+from resolvers.context import Services
+from resolvers.staff import check_password
+
+SYSTEM = Actor("system")
+
+
+async def create(services: Services, name: str, kind: str, time_zone: str = "Asia/Shanghai") -> Institution:
+    name = clean_text(name, field="name", max_length=200, min_length=1)
+    if kind not in INSTITUTION_KINDS:
+        raise BadUserInput(f"kind: must be one of {', '.join(INSTITUTION_KINDS)}.", field="kind")
+    try:
+        ZoneInfo(time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise BadUserInput("timeZone: not a known time zone.", field="timeZone") from None
+    async with in_transaction():
+        institution = await Institution.create(name=name, kind=kind, time_zone=time_zone)
+        await services.keyring.create(institution.id)
+        await writer.start_chain(institution.id)
+        await writer.append([AuditRecord(institution.id, SYSTEM, Action.CREATE, "institution", Outcome.ALLOWED,
+                                         resource_id=institution.id)])
+    return institution
+
+
+async def create_department(institution: Institution, name: str) -> Department:
+    async with in_transaction():
+        department = await Department.create(institution_id=institution.id, name=name)
+        await writer.append([AuditRecord(institution.id, SYSTEM, Action.CREATE, "department", Outcome.ALLOWED,
+                                         resource_id=department.id)])
+    return department
+
+
+async def create_account(
+    services: Services,
+    institution: Institution,
+    *,
+    email: str,
+    name: str,
+    password: str,
+    roles: Iterable[str],
+    departments: Iterable[Department] = (),
+    is_demo: bool = False,
+) -> Staff:
+    email = normalize_email(email).lower()
+    roles = sorted(set(roles))
+    if not set(roles) <= set(ROLES):
+        raise BadUserInput("roles: unknown role.", field="roles")
+    password_hash = await services.passwords.hash(check_password(password))
+    async with in_transaction():
+        staff = await Staff.create(institution_id=institution.id, email=email, name=name,
+                                   password_hash=password_hash, is_demo=is_demo)
+        for role in roles:
+            await RoleAssignment.create(institution_id=institution.id, staff_id=staff.id, role=role)
+        for department in departments:
+            await DepartmentMembership.create(institution_id=institution.id, staff_id=staff.id,
+                                              department_id=department.id)
+        await writer.append([AuditRecord(institution.id, SYSTEM, Action.CREATE, "staff", Outcome.ALLOWED,
+                                         resource_id=staff.id, fields_read=frozenset({"roles"}))])
+    return staff

@@ -1,0 +1,41 @@
+"""DataLoaders for one request, each bound to the caller's institution.
+
+Batch functions filter by institution themselves: a loader never trusts the resolver that
+called it to have checked the tenant.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+
+from strawberry.dataloader import DataLoader
+
+from models import CareTeamMember, Contact, Department, Staff
+
+
+class Loaders:
+    def __init__(self, institution_id: uuid.UUID) -> None:
+        self.institution_id = institution_id
+        self.contacts_by_patient = DataLoader(self._contacts_by_patient)
+        self.department = DataLoader(self._department)
+        self.care_team_by_patient = DataLoader(self._care_team_by_patient)
+
+    async def _contacts_by_patient(self, patient_ids: Sequence[uuid.UUID]) -> list[list[Contact]]:
+        found: dict[uuid.UUID, list[Contact]] = defaultdict(list)
+        rows = Contact.filter(institution_id=self.institution_id, patient_id__in=list(patient_ids)).order_by("id")
+        for contact in await rows:
+            found[contact.patient_id].append(contact)  # type: ignore[attr-defined]
+        return [found[pid] for pid in patient_ids]
+
+    async def _department(self, ids: Sequence[uuid.UUID]) -> list[Department | None]:
+        found = {d.id: d for d in await Department.filter(institution_id=self.institution_id, id__in=list(ids))}
+        return [found.get(i) for i in ids]
+
+    async def _care_team_by_patient(self, patient_ids: Sequence[uuid.UUID]) -> list[list[Staff]]:
+        found: dict[uuid.UUID, list[Staff]] = defaultdict(list)
+        members = CareTeamMember.filter(institution_id=self.institution_id, patient_id__in=list(patient_ids))
+        for member in await members.select_related("staff").order_by("created_at"):
+            found[member.patient_id].append(member.staff)  # type: ignore[attr-defined]
+        return [found[pid] for pid in patient_ids]

@@ -1,0 +1,66 @@
+"""Keyset cursors: opaque to clients, validated strictly, stable while rows are inserted."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from core.errors import BadUserInput
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[tuple[str, T]]  # (cursor, item)
+    has_next_page: bool
+
+    @property
+    def end_cursor(self) -> str | None:
+        return self.items[-1][0] if self.items else None
+
+
+def encode(kind: str, key: str) -> str:
+    return base64.urlsafe_b64encode(f"{kind}:{key}".encode()).decode().rstrip("=")
+
+
+def _decode(kind: str, cursor: str) -> str:
+    try:
+        if len(cursor) > 200:
+            raise ValueError
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        found, key = text.split(":", 1)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise BadUserInput("after: not a valid cursor.", field="after") from None
+    if found != kind:
+        raise BadUserInput("after: not a valid cursor.", field="after")
+    return key
+
+
+def decode_uuid(kind: str, cursor: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(_decode(kind, cursor))
+    except ValueError:
+        raise BadUserInput("after: not a valid cursor.", field="after") from None
+
+
+def decode_int(kind: str, cursor: str) -> int:
+    key = _decode(kind, cursor)
+    if not key.isascii() or not key.isdigit() or len(key) > 18:
+        raise BadUserInput("after: not a valid cursor.", field="after")
+    return int(key)
+
+
+def check_page_size(first: int, maximum: int) -> int:
+    if first < 1 or first > maximum:
+        raise BadUserInput(f"first: must be between 1 and {maximum}.", field="first")
+    return first
+
+
+def page_of(items: list[T], has_next_page: bool, kind: str, key: Callable[[T], object]) -> Page[T]:
+    """A page of items; ``key`` gives an item's cursor key."""
+    return Page([(encode(kind, str(key(item))), item) for item in items], has_next_page)

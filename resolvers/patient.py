@@ -1,0 +1,286 @@
+"""Patient files: look up, list, register, update, archive."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from tortoise.expressions import Q
+from tortoise.transactions import in_transaction
+
+from audit import writer
+from audit.events import Action
+from core.errors import BadUserInput, Forbidden
+from core.ids import uuid7
+from core.validation import (
+    clean_text,
+    normalize_email,
+    normalize_national_id,
+    normalize_phone,
+    normalize_tag,
+    validate_birth_date,
+)
+from models import CareTeamMember, Department, Patient
+from models.fields import tags_to_db
+from models.patient import CHANNELS, PATIENT_STATUSES, SEGMENTS, SEXES
+from policies.fields import ENCRYPTED_FIELDS, PATIENT_FIELD_CLASS
+from resolvers import access, pagination
+from resolvers.access import PatientView
+from resolvers.context import Context
+
+CURSOR_KIND = "patient"
+MAX_TAGS = 20
+_LANGUAGE = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8}){0,3}")
+_TEXT_LIMITS = {
+    "full_name": 100, "occupation": 100, "address": 300, "medical_history": 4000, "diagnoses": 2000,
+    "allergies": 1000, "current_medication": 2000, "diet_preferences": 200, "activity_preferences": 200,
+    "special_needs": 500,
+}
+_BLIND_INDEXED = {"phone": "phone_bidx", "alt_phone": "alt_phone_bidx", "national_id": "national_id_bidx"}
+
+
+@dataclass(frozen=True)
+class PatientFilter:
+    name_prefix: str | None = None
+    phone: str | None = None
+    national_id_type: str | None = None
+    national_id: str | None = None
+    segment: str | None = None
+    tag: str | None = None
+    department_id: uuid.UUID | None = None
+    status: str | None = None
+
+
+@dataclass(frozen=True)
+class CreateResult:
+    patient: PatientView | None
+    returning_patient: PatientView | None = None
+    matched_on: list[str] = field(default_factory=list)
+
+
+# -- reads -------------------------------------------------------------------------------
+
+
+async def get(ctx: Context, patient_id: uuid.UUID | None) -> PatientView:
+    return await access.find_patient(ctx, patient_id, action=Action.READ)
+
+
+async def page(ctx: Context, *, first: int, after: str | None, where: PatientFilter) -> pagination.Page[PatientView]:
+    ctx.require_principal()
+    first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
+    after_id = pagination.decode_uuid(CURSOR_KIND, after) if after else None
+    query = access.scoped_patients(ctx)
+    if query is None:
+        return pagination.Page([], False)
+    query = query.filter(_conditions(ctx, where))
+    if after_id is not None:
+        query = query.filter(id__gt=after_id)
+    rows = await query.order_by("id").limit(first + 1)
+    views = await access.views(ctx, rows[:first])
+    return pagination.page_of(views, len(rows) > first, CURSOR_KIND, key=lambda view: view.row.id)
+
+
+def _conditions(ctx: Context, where: PatientFilter) -> Q:
+    q = Q()
+    if where.name_prefix is not None:
+        prefix = clean_text(where.name_prefix, field="filter.namePrefix", max_length=100, min_length=1)
+        q &= Q(full_name__startswith=prefix)
+    if where.phone is not None:
+        digest = access.blind_index(ctx, "phone", normalize_phone(where.phone, field="filter.phone"))
+        q &= Q(phone_bidx=digest) | Q(alt_phone_bidx=digest)
+    if where.national_id is not None or where.national_id_type is not None:
+        if where.national_id is None or where.national_id_type is None:
+            raise BadUserInput("filter.nationalId: give the document type and number together.", field="filter.nationalId")
+        number = normalize_national_id(where.national_id_type, where.national_id, field="filter.nationalId")
+        q &= Q(national_id_bidx=access.blind_index(ctx, "national_id", f"{where.national_id_type}:{number}"))
+    if where.segment is not None:
+        q &= Q(segments__contains=f"|{_one_of(where.segment, SEGMENTS, 'filter.segment')}|")
+    if where.tag is not None:
+        q &= Q(tags__contains=f"|{normalize_tag(where.tag, field='filter.tag')}|")
+    if where.department_id is not None:
+        q &= Q(department_id=where.department_id)
+    if where.status is not None:
+        q &= Q(status=_one_of(where.status, PATIENT_STATUSES, "filter.status"))
+    return q
+
+
+# -- writes ------------------------------------------------------------------------------
+
+
+async def create(ctx: Context, data: dict[str, Any], *, register_anyway: bool = False) -> CreateResult:
+    decision = await access.authorize(ctx, "patient", "create", action=Action.CREATE, resource_type="patient")
+    for field_class in _classes(data):
+        if field_class != "identity":
+            await access.authorize(ctx, f"patient.{field_class}", "update", action=Action.CREATE, resource_type="patient")
+    values = await _normalize(ctx, data)
+    if "full_name" not in values:
+        raise BadUserInput("fullName: is required.", field="fullName")
+    patient_id = uuid7()
+    columns = _columns(ctx, patient_id, values)
+    if not register_anyway:
+        returning, matched_on = await _returning_patient(ctx, columns)
+        if returning is not None:
+            return CreateResult(None, returning, matched_on)
+    async with in_transaction():
+        row = await Patient.create(id=patient_id, institution_id=ctx.institution_id, **columns)
+        if _outside_reach(ctx, row):  # a nurse registering a patient joins the patient's care team
+            await CareTeamMember.create(institution_id=ctx.institution_id, patient_id=row.id, staff_id=ctx.actor.id)
+        await writer.append([access.write_record(
+            ctx, Action.CREATE, "patient", row.id, patient_id=row.id, fields=frozenset(values), decision=decision)])
+    return CreateResult(await access.find_patient(ctx, row.id, action=Action.READ))
+
+
+async def update(ctx: Context, patient_id: uuid.UUID | None, data: dict[str, Any]) -> PatientView:
+    if not data:
+        raise BadUserInput("input: give at least one field to change.", field="input")
+    view = await access.find_patient(ctx, patient_id, action=Action.UPDATE)
+    decisions = []
+    for field_class in sorted(_classes(data)):
+        decisions.append(await access.authorize(
+            ctx, f"patient.{field_class}", "update", action=Action.UPDATE, resource_type="patient",
+            resource_id=view.row.id, patient_id=view.row.id))
+        if field_class not in view.classes:  # allowed by role, but not on this row (not their care team)
+            await access.deny(ctx, Action.UPDATE, "patient", view.row.id, view.row.id, reason="forbidden",
+                              field_classes=frozenset({field_class}))
+            raise Forbidden()
+    values = await _normalize(ctx, data)
+    columns = _columns(ctx, view.row.id, values)
+    async with in_transaction():
+        await Patient.filter(id=view.row.id, institution_id=ctx.institution_id).update(**columns)
+        await writer.append([access.write_record(
+            ctx, Action.UPDATE, "patient", view.row.id, patient_id=view.row.id, fields=frozenset(values),
+            decision=decisions[0])])
+    return await access.find_patient(ctx, view.row.id, action=Action.READ)
+
+
+async def archive(ctx: Context, patient_id: uuid.UUID | None) -> PatientView:
+    decision = await access.authorize(ctx, "patient", "archive", action=Action.ARCHIVE, resource_type="patient",
+                                      resource_id=patient_id, patient_id=patient_id)
+    view = await access.find_patient(ctx, patient_id, action=Action.ARCHIVE)
+    async with in_transaction():
+        await Patient.filter(id=view.row.id, institution_id=ctx.institution_id).update(status="archived")
+        await writer.append([access.write_record(
+            ctx, Action.ARCHIVE, "patient", view.row.id, patient_id=view.row.id, fields=frozenset({"status"}),
+            decision=decision)])
+    return await access.find_patient(ctx, view.row.id, action=Action.READ)
+
+
+def _classes(data: dict[str, Any]) -> set[str]:
+    return {PATIENT_FIELD_CLASS.get(name, "identity") for name in data}
+
+
+def _outside_reach(ctx: Context, row: Patient) -> bool:
+    scope = access.patient_scope(ctx)
+    return not scope.classes_for(row.department_id, in_care_team=False)  # type: ignore[attr-defined]
+
+
+async def _returning_patient(ctx: Context, columns: dict[str, Any]) -> tuple[PatientView | None, list[str]]:
+    """A patient on file (within the caller's reach) with the same national ID or phone."""
+    query = access.scoped_patients(ctx)
+    if query is None:
+        return None, []
+    checks = [("NATIONAL_ID", Q(national_id_bidx=columns.get("national_id_bidx")), columns.get("national_id_bidx"))]
+    for column in ("phone_bidx", "alt_phone_bidx"):
+        digest = columns.get(column)
+        checks.append(("PHONE", Q(phone_bidx=digest) | Q(alt_phone_bidx=digest), digest))
+    for kind, condition, digest in checks:
+        if digest is None:
+            continue
+        found = await query.filter(condition).order_by("id").first()
+        if found is not None:
+            view = (await access.views(ctx, [found]))[0]
+            matched = ["NATIONAL_ID", "PHONE"] if kind == "NATIONAL_ID" and _same_phone(found, columns) else [kind]
+            return view, matched
+    return None, []
+
+
+def _same_phone(found: Patient, columns: dict[str, Any]) -> bool:
+    mine = {columns.get("phone_bidx"), columns.get("alt_phone_bidx")} - {None}
+    return bool(mine & {found.phone_bidx, found.alt_phone_bidx})
+
+
+# -- validation --------------------------------------------------------------------------
+
+
+def _one_of(value: str, allowed: tuple[str, ...], field_name: str) -> str:
+    if value not in allowed:
+        raise BadUserInput(f"{field_name}: must be one of {', '.join(allowed)}.", field=field_name)
+    return value
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+async def _normalize(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    """Validated, canonical values; raises BadUserInput before anything is written."""
+    out: dict[str, Any] = {}
+    if ("national_id" in data) != ("national_id_type" in data):
+        raise BadUserInput("nationalId: give nationalIdType and nationalId together.", field="nationalId")
+    for name, value in data.items():
+        out[name] = None if value is None else _normalize_one(name, value)
+    if data.get("national_id") is not None:
+        if data.get("national_id_type") is None:
+            raise BadUserInput("nationalIdType: is required with nationalId.", field="nationalIdType")
+        out["national_id"] = normalize_national_id(data["national_id_type"], data["national_id"])
+    elif "national_id" in data:
+        out["national_id_type"] = None
+    if out.get("department_id") is not None:
+        exists = await Department.exists(id=out["department_id"], institution_id=ctx.institution_id)
+        if not exists:
+            raise BadUserInput("departmentId: no such department.", field="departmentId")
+    for required in ("full_name", "sex", "contact_consent", "preferred_language", "status"):
+        if required in out and out[required] is None:
+            raise BadUserInput(f"{_camel(required)}: must not be null.", field=_camel(required))
+    return out
+
+
+def _normalize_one(name: str, value: Any) -> Any:
+    field_name = _camel(name)
+    if name in _TEXT_LIMITS:
+        return clean_text(value, field=field_name, max_length=_TEXT_LIMITS[name], min_length=1)
+    if name in ("phone", "alt_phone"):
+        return normalize_phone(value, field=field_name)
+    if name == "email":
+        return normalize_email(value, field=field_name)
+    if name == "birth_date":
+        return validate_birth_date(value if isinstance(value, date) else date.fromisoformat(value), field=field_name)
+    if name == "sex":
+        return _one_of(value, SEXES, field_name)
+    if name == "preferred_channel":
+        return _one_of(value, CHANNELS, field_name)
+    if name == "preferred_language":
+        if not _LANGUAGE.fullmatch(value):
+            raise BadUserInput("preferredLanguage: must be a language tag such as zh-CN or en.", field=field_name)
+        return value
+    if name == "contact_channels":
+        return sorted({_one_of(c, CHANNELS, field_name) for c in value})
+    if name == "segments":
+        return sorted({_one_of(s, SEGMENTS, field_name) for s in value})
+    if name == "tags":
+        tags = sorted({normalize_tag(t, field=field_name) for t in value})
+        if len(tags) > MAX_TAGS:
+            raise BadUserInput(f"tags: at most {MAX_TAGS} tags.", field=field_name)
+        return tags
+    return value  # booleans, ids and the document type (checked with the number)
+
+
+def _columns(ctx: Context, patient_id: uuid.UUID, values: dict[str, Any]) -> dict[str, Any]:
+    """Model columns from validated values: sealed where encrypted, with blind indexes."""
+    columns: dict[str, Any] = {}
+    for name, value in values.items():
+        if name in ENCRYPTED_FIELDS["patient"]:
+            columns[name] = access.seal(ctx, "patient", name, patient_id, value)
+        elif name in ("segments", "tags", "contact_channels"):
+            columns[name] = tags_to_db(value or [])
+        else:
+            columns[name] = value
+        if name in _BLIND_INDEXED:
+            kind, key = ("phone", value) if name != "national_id" else (
+                "national_id", value and f"{values['national_id_type']}:{value}")
+            columns[_BLIND_INDEXED[name]] = access.blind_index(ctx, kind, key)
+    return columns

@@ -1,0 +1,126 @@
+"""Logging in and out, and turning a bearer token into a Principal."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from tortoise.expressions import F
+from tortoise.transactions import in_transaction
+
+from audit import writer
+from audit.events import Action, Actor, AuditRecord, Outcome
+from core.errors import BadUserInput, RateLimited, Unauthenticated
+from core.principal import Principal
+from core.tokens import looks_like_token, new_token, token_digest
+from models import DepartmentMembership, RoleAssignment, Session, Staff
+from resolvers.context import Context, Services
+
+INVALID_CREDENTIALS = "Invalid email or password."
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    token: str
+    expires_at: datetime
+
+
+async def authenticate(services: Services, authorization: str | None) -> Principal | None:
+    """The principal behind an ``Authorization: Bearer cl_...`` header; None without one.
+
+    Raises Unauthenticated for a malformed, unknown, expired or revoked token, or a
+    deactivated account: checked against the database on every request, so a revocation
+    takes effect on the next one.
+    """
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not looks_like_token(token.strip()):
+        raise Unauthenticated("Invalid or expired token.")
+    digest = token_digest(services.master_key.token_key, token.strip())
+    now = datetime.now(UTC)
+    session = await Session.filter(token_hash=digest, revoked_at=None, expires_at__gt=now).select_related("staff").first()
+    if session is None or not session.staff.is_active:
+        raise Unauthenticated("Invalid or expired token.")
+    staff = session.staff
+    roles = frozenset(await RoleAssignment.filter(staff_id=staff.id).values_list("role", flat=True))  # type: ignore[arg-type]
+    departments = await DepartmentMembership.filter(staff_id=staff.id).values_list("department_id", flat=True)
+    principal = Principal(
+        institution_id=staff.institution_id,  # type: ignore[attr-defined]
+        user_id=staff.id,
+        token_id=session.id,
+        email=staff.email,
+        name=staff.name,
+        roles=roles,
+        department_ids=frozenset(departments),  # type: ignore[arg-type]
+    )
+    services.guard.sync_roles(principal.subject, principal.institution_id, principal.roles)
+    return principal
+
+
+async def login(ctx: Context, email: str, password: str) -> LoginResult:
+    limits = ctx.services.settings.limits
+    if len(email) > 254 or len(password) > 1024:
+        raise BadUserInput("email or password is too long.", field="email")
+    staff = await Staff.get_or_none(email=email.strip().lower())
+    now = datetime.now(UTC)
+    if staff is not None and staff.locked_until is not None and staff.locked_until > now:
+        await _record(ctx, staff, Action.LOGIN, Outcome.DENIED, "locked")
+        raise RateLimited("Too many failed sign-in attempts; the account is locked for a while.")
+    usable = staff is not None and staff.is_active
+    verification = await ctx.services.passwords.verify(staff.password_hash if usable else None, password)  # type: ignore[union-attr]
+    if staff is None or not usable or not verification.ok:
+        await _failed(ctx, staff, now)
+        raise Unauthenticated(INVALID_CREDENTIALS)
+    token = new_token()
+    expires_at = now + timedelta(hours=limits.token_ttl_hours)
+    async with in_transaction():
+        updates = {"failed_logins": 0, "locked_until": None}
+        if verification.needs_rehash:
+            updates["password_hash"] = await ctx.services.passwords.hash(password)
+        await Staff.filter(id=staff.id).update(**updates)
+        session = await Session.create(institution_id=staff.institution_id, staff_id=staff.id,  # type: ignore[attr-defined]
+                                       token_hash=token_digest(ctx.services.master_key.token_key, token),
+                                       expires_at=expires_at)
+        await writer.append([_login_record(ctx, staff, Action.LOGIN, Outcome.ALLOWED, "", session.id)])
+    return LoginResult(token, expires_at)
+
+
+async def logout(ctx: Context) -> bool:
+    principal = ctx.require_principal()
+    async with in_transaction():
+        await Session.filter(id=principal.token_id).update(revoked_at=datetime.now(UTC))
+        await writer.append([AuditRecord(principal.institution_id, ctx.actor, Action.LOGOUT, "session",
+                                         Outcome.ALLOWED, ctx.request, resource_id=principal.token_id)])
+    return True
+
+
+async def _failed(ctx: Context, staff: Staff | None, now: datetime) -> None:
+    """Count the failure in the database, one by one, and lock the account at the limit."""
+    if staff is None:
+        await writer.append([_login_record(ctx, None, Action.LOGIN, Outcome.DENIED, "bad_credentials")])
+        return
+    limits = ctx.services.settings.limits
+    async with in_transaction():
+        await Staff.filter(id=staff.id).update(failed_logins=F("failed_logins") + 1)
+        failures = await Staff.filter(id=staff.id).first().values_list("failed_logins", flat=True)
+        records = [_login_record(ctx, staff, Action.LOGIN, Outcome.DENIED, "bad_credentials")]
+        if isinstance(failures, int) and failures >= limits.login_max_failures:
+            locked_until = now + timedelta(minutes=limits.login_lock_minutes)
+            await Staff.filter(id=staff.id).update(failed_logins=0, locked_until=locked_until)
+            records.append(_login_record(ctx, staff, Action.LOCKOUT, Outcome.DENIED, "too_many_failures"))
+        await writer.append(records)
+
+
+async def _record(ctx: Context, staff: Staff, action: Action, outcome: Outcome, reason: str) -> None:
+    await writer.append([_login_record(ctx, staff, action, outcome, reason)])
+
+
+def _login_record(
+    ctx: Context, staff: Staff | None, action: Action, outcome: Outcome, reason: str, token_id: object = None
+) -> AuditRecord:
+    institution_id = staff.institution_id if staff is not None else writer.SYSTEM_CHAIN  # type: ignore[attr-defined]
+    actor = Actor("staff", staff.id, token_id) if staff is not None else Actor("anonymous")  # type: ignore[arg-type]
+    return AuditRecord(institution_id, actor, action, "session", outcome, ctx.request,
+                       resource_id=staff.id if staff is not None else None, reason=reason)
+

@@ -1,0 +1,158 @@
+"""Staff accounts, their roles and their departments: the admin's work."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from tortoise.transactions import in_transaction
+
+from audit import writer
+from audit.events import Action
+from core.errors import BadUserInput
+from core.principal import ROLES
+from core.validation import clean_text, normalize_email
+from models import Department, DepartmentMembership, RoleAssignment, Session, Staff
+from resolvers import access
+from resolvers.context import Context
+
+MIN_PASSWORD = 12
+MAX_PASSWORD = 256
+
+
+@dataclass(frozen=True)
+class StaffView:
+    row: Staff
+    roles: list[str]
+    department_ids: list[uuid.UUID]
+
+
+async def get(ctx: Context, staff_id: uuid.UUID | None) -> StaffView:
+    await access.authorize(ctx, "staff", "read", action=Action.READ, resource_type="staff", resource_id=staff_id)
+    return await _find(ctx, staff_id, Action.READ)
+
+
+async def create(ctx: Context, data: dict[str, Any]) -> StaffView:
+    decision = await access.authorize(ctx, "staff", "create", action=Action.CREATE, resource_type="staff")
+    email = normalize_email(data["email"]).lower()
+    name = clean_text(data["name"], field="name", max_length=100, min_length=1)
+    password = check_password(data["password"])
+    roles = _roles(data.get("roles") or [])
+    department_ids = await _departments(ctx, data.get("department_ids") or [])
+    if await Staff.exists(email=email):
+        raise BadUserInput("email: already in use.", field="email")
+    password_hash = await ctx.services.passwords.hash(password)
+    async with in_transaction():
+        staff = await Staff.create(institution_id=ctx.institution_id, email=email, name=name,
+                                   password_hash=password_hash)
+        await _set_roles(ctx, staff.id, roles)
+        await _set_departments(ctx, staff.id, department_ids)
+        await writer.append([access.write_record(ctx, Action.CREATE, "staff", staff.id,
+                                                 fields=frozenset({"email", "name", "roles", "departments"}),
+                                                 decision=decision)])
+    return await _find(ctx, staff.id, Action.READ)
+
+
+async def update(ctx: Context, staff_id: uuid.UUID | None, data: dict[str, Any]) -> StaffView:
+    decision = await access.authorize(ctx, "staff", "update", action=Action.UPDATE, resource_type="staff",
+                                      resource_id=staff_id)
+    view = await _find(ctx, staff_id, Action.UPDATE)
+    if not data:
+        raise BadUserInput("input: give at least one field to change.", field="input")
+    changes: dict[str, Any] = {}
+    if "name" in data:
+        changes["name"] = clean_text(data["name"] or "", field="name", max_length=100, min_length=1)
+    if "is_active" in data:
+        if data["is_active"] is None:
+            raise BadUserInput("active: must not be null.", field="active")
+        if view.row.id == ctx.actor.id and not data["is_active"]:
+            raise BadUserInput("active: you cannot deactivate your own account.", field="active")
+        changes["is_active"] = data["is_active"]
+    department_ids = await _departments(ctx, data["department_ids"] or []) if "department_ids" in data else None
+    revoke = bool(data.get("revoke_sessions")) or changes.get("is_active") is False
+    async with in_transaction():
+        if changes:
+            await Staff.filter(id=view.row.id).update(**changes)
+        if department_ids is not None:
+            await DepartmentMembership.filter(staff_id=view.row.id).delete()
+            await _set_departments(ctx, view.row.id, department_ids)
+        if revoke:
+            await Session.filter(staff_id=view.row.id, revoked_at=None).update(revoked_at=datetime.now(UTC))
+        fields = set(changes) | ({"departments"} if department_ids is not None else set()) | (
+            {"sessions"} if revoke else set())
+        await writer.append([access.write_record(ctx, Action.UPDATE, "staff", view.row.id,
+                                                 fields=frozenset(fields), decision=decision)])
+    return await _find(ctx, view.row.id, Action.READ)
+
+
+async def assign_role(ctx: Context, staff_id: uuid.UUID | None, role: str) -> StaffView:
+    decision = await access.authorize(ctx, "role", "create", action=Action.CREATE, resource_type="role",
+                                      resource_id=staff_id)
+    view = await _find(ctx, staff_id, Action.CREATE)
+    (role,) = _roles([role])
+    if role not in view.roles:
+        async with in_transaction():
+            await RoleAssignment.create(institution_id=ctx.institution_id, staff_id=view.row.id, role=role)
+            await writer.append([access.write_record(ctx, Action.CREATE, "role", view.row.id,
+                                                     fields=frozenset({role}), decision=decision)])
+    return await _find(ctx, view.row.id, Action.READ)
+
+
+async def revoke_role(ctx: Context, staff_id: uuid.UUID | None, role: str) -> StaffView:
+    decision = await access.authorize(ctx, "role", "delete", action=Action.DELETE, resource_type="role",
+                                      resource_id=staff_id)
+    view = await _find(ctx, staff_id, Action.DELETE)
+    (role,) = _roles([role])
+    if role == "admin" and role in view.roles:
+        admins = await RoleAssignment.filter(institution_id=ctx.institution_id, role="admin").count()
+        if admins <= 1:
+            raise BadUserInput("role: the institution's last admin keeps the role.", field="role")
+    if role in view.roles:
+        async with in_transaction():
+            await RoleAssignment.filter(staff_id=view.row.id, role=role).delete()
+            await writer.append([access.write_record(ctx, Action.DELETE, "role", view.row.id,
+                                                     fields=frozenset({role}), decision=decision)])
+    return await _find(ctx, view.row.id, Action.READ)
+
+
+def check_password(password: str) -> str:
+    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise BadUserInput(f"password: must be {MIN_PASSWORD} to {MAX_PASSWORD} characters.", field="password")
+    return password
+
+
+async def _find(ctx: Context, staff_id: uuid.UUID | None, action: Action) -> StaffView:
+    row = None if staff_id is None else await Staff.get_or_none(id=staff_id, institution_id=ctx.institution_id)
+    if row is None:
+        raise await access.not_found(ctx, action, "staff", staff_id)
+    roles = await RoleAssignment.filter(staff_id=row.id).order_by("role").values_list("role", flat=True)
+    departments = await DepartmentMembership.filter(staff_id=row.id).values_list("department_id", flat=True)
+    return StaffView(row, list(roles), list(departments))  # type: ignore[arg-type]
+
+
+def _roles(roles: list[str]) -> list[str]:
+    unknown = [r for r in roles if r not in ROLES]
+    if unknown:
+        raise BadUserInput(f"roles: must be among {', '.join(ROLES)}.", field="roles")
+    return sorted(set(roles))
+
+
+async def _departments(ctx: Context, ids: list[uuid.UUID]) -> list[uuid.UUID]:
+    wanted = set(ids)
+    found = await Department.filter(institution_id=ctx.institution_id, id__in=list(wanted)).count() if wanted else 0
+    if found != len(wanted):
+        raise BadUserInput("departmentIds: no such department.", field="departmentIds")
+    return sorted(wanted)
+
+
+async def _set_roles(ctx: Context, staff_id: uuid.UUID, roles: list[str]) -> None:
+    for role in roles:
+        await RoleAssignment.create(institution_id=ctx.institution_id, staff_id=staff_id, role=role)
+
+
+async def _set_departments(ctx: Context, staff_id: uuid.UUID, department_ids: list[uuid.UUID]) -> None:
+    for department_id in department_ids:
+        await DepartmentMembership.create(institution_id=ctx.institution_id, staff_id=staff_id,
+                                          department_id=department_id)

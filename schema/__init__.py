@@ -1,0 +1,1 @@
+"""GraphQL vocabulary: Strawberry types, inputs and enums. Thin: it calls resolvers and never queries."""

@@ -1,0 +1,33 @@
+"""Departments."""
+
+from __future__ import annotations
+
+import strawberry
+
+from models import Department as DepartmentRow
+from resolvers import department as departments
+from schema.common import Info
+
+
+@strawberry.type(description="A department of the institution (for example Orthodontics, Ward 3).")
+class Department:
+    id: strawberry.ID
+    name: str
+
+    @classmethod
+    def of(cls, row: DepartmentRow) -> Department:
+        return cls(id=strawberry.ID(str(row.id)), name=row.name)
+
+
+@strawberry.type
+class DepartmentQuery:
+    @strawberry.field(description="Every department of your institution, by name.")
+    async def departments(self, info: Info) -> list[Department]:
+        return [Department.of(row) for row in await departments.all_(info.context)]
+
+
+@strawberry.type
+class DepartmentMutation:
+    @strawberry.mutation(description="Create a department (admins).")
+    async def department_create(self, info: Info, name: str) -> Department:
+        return Department.of(await departments.create(info.context, name))

@@ -1,0 +1,264 @@
+"""Patient files: the type, its connection, filters, inputs and operations.
+
+Every field but ``id`` belongs to a field class (identity, contact, clinical, needs). A field
+your role may not read on this patient resolves to null with a FORBIDDEN error, so the schema
+is the same for every role. Encrypted fields are decrypted only when asked for, and every
+read is audited.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import Enum
+
+import strawberry
+
+from models.fields import tags_from_db
+from resolvers import access
+from resolvers import contact as contacts
+from resolvers import patient as patients
+from resolvers.access import PatientView
+from resolvers.patient import PatientFilter as PatientWhere
+from schema.common import DEFAULT_PAGE_SIZE, Info, PageInfo, provided, uuid_of
+from schema.contact import Contact
+from schema.department import Department
+from schema.staff import StaffSummary
+
+
+@strawberry.enum(description="Sex as recorded in the file.")
+class Sex(Enum):
+    FEMALE = "female"
+    MALE = "male"
+    OTHER = "other"
+    UNKNOWN = "unknown"
+
+
+@strawberry.enum(description="Whether the file is in use.")
+class PatientStatus(Enum):
+    ACTIVE = "active"
+    ARCHIVED = "archived"
+    DECEASED = "deceased"
+
+
+@strawberry.enum(description="A way to reach the patient.")
+class Channel(Enum):
+    SMS = "sms"
+    PHONE = "phone"
+    EMAIL = "email"
+    WECHAT = "wechat"
+    APP = "app"
+    POST = "post"
+
+
+@strawberry.enum(description="Segments reviewed monthly: VIPs are flagged on arrival; the rest group pending treatment.")
+class Segment(Enum):
+    VIP = "vip"
+    SPECIAL_NEEDS = "special_needs"
+    ORTHODONTICS = "orthodontics"
+    RESTORATION = "restoration"
+    IMPLANT = "implant"
+    PERIODONTAL = "periodontal"
+
+
+@strawberry.enum(description="The kind of identity document.")
+class NationalIdType(Enum):
+    RESIDENT_ID = "resident_id"
+    PASSPORT = "passport"
+    HK_MACAO_PERMIT = "hk_macao_permit"
+    TAIWAN_PERMIT = "taiwan_permit"
+    FOREIGN_PERMANENT_RESIDENT = "foreign_permanent_resident"
+
+
+@strawberry.enum(description="What identified a patient already on file.")
+class PatientMatch(Enum):
+    NATIONAL_ID = "NATIONAL_ID"
+    PHONE = "PHONE"
+
+
+def _read(root: Patient, info: Info, name: str):  # type: ignore[no-untyped-def]
+    return access.read_patient_field(info.context, root.view, name)
+
+
+def _field(name: str, description: str, convert=None):  # type: ignore[no-untyped-def]
+    """A guarded field: class check, decryption when encrypted, audit note."""
+
+    def resolve(root: Patient, info: Info):  # type: ignore[no-untyped-def]
+        value = _read(root, info, name)
+        return value if convert is None or value is None else convert(value)
+
+    return strawberry.field(resolver=resolve, description=description)
+
+
+def _enums(enum):  # type: ignore[no-untyped-def]
+    return lambda stored: [enum(v) for v in tags_from_db(stored)]
+
+
+@strawberry.type(description="A patient file (customer archive). Reading it is audited field class by field class.")
+class Patient:
+    view: strawberry.Private[PatientView]
+
+    @strawberry.field
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(str(self.view.row.id))
+
+    # identity
+    full_name: str | None = _field("full_name", "Full name, as on the identity document.")
+    sex: Sex | None = _field("sex", "Sex.", Sex)
+    birth_date: date | None = _field("birth_date", "Date of birth.")
+    occupation: str | None = _field("occupation", "Occupation.")
+    national_id_type: NationalIdType | None = _field("national_id_type", "Identity document type.", NationalIdType)
+    national_id: str | None = _field("national_id", "Identity document number. Encrypted; decryption is audited.")
+    status: PatientStatus | None = _field("status", "Active, archived or deceased.", PatientStatus)
+    segments: list[Segment] | None = _field("segments", "Segments (VIP, special needs, pending treatment).",
+                                            _enums(Segment))
+    tags: list[str] | None = _field("tags", "Free tags.", tags_from_db)
+    created_at: datetime | None = _field("created_at", "When the file was opened.")
+    updated_at: datetime | None = _field("updated_at", "Last change to the file.")
+    # contact
+    address: str | None = _field("address", "Postal address. Encrypted.")
+    phone: str | None = _field("phone", "Main phone, E.164. Encrypted.")
+    alt_phone: str | None = _field("alt_phone", "Second phone, E.164. Encrypted.")
+    email: str | None = _field("email", "E-mail address.")
+    preferred_channel: Channel | None = _field("preferred_channel", "Preferred way to be reached.", Channel)
+    preferred_language: str | None = _field("preferred_language", "Language tag, e.g. zh-CN.")
+    contact_consent: bool | None = _field("contact_consent", "Consent to be contacted (reminders, greetings).")
+    contact_channels: list[Channel] | None = _field("contact_channels", "Channels consented to.", _enums(Channel))
+    # clinical
+    medical_history: str | None = _field("medical_history", "Medical history. Clinical, encrypted.")
+    diagnoses: str | None = _field("diagnoses", "Diagnoses. Clinical, encrypted.")
+    allergies: str | None = _field("allergies", "Allergies. Clinical, encrypted.")
+    current_medication: str | None = _field("current_medication", "Current medication. Clinical, encrypted.")
+    # needs and preferences
+    diet_preferences: str | None = _field("diet_preferences", "Diet preferences.")
+    activity_preferences: str | None = _field("activity_preferences", "Activity preferences.")
+    special_needs: str | None = _field("special_needs", "Special needs (mobility, hearing...). Encrypted.")
+
+    @strawberry.field(description="The patient's department.")
+    async def department(self, info: Info) -> Department | None:
+        access.require_class(info.context, self.view, "identity")
+        department_id = self.view.row.department_id  # type: ignore[attr-defined]
+        if department_id is None:
+            return None
+        row = await info.context.require_loaders().department.load(department_id)
+        return None if row is None else Department.of(row)
+
+    @strawberry.field(description="Staff looking after the patient.")
+    async def care_team(self, info: Info) -> list[StaffSummary] | None:
+        access.require_class(info.context, self.view, "identity")
+        members = await info.context.require_loaders().care_team_by_patient.load(self.view.row.id)
+        return [StaffSummary.of(staff) for staff in members]
+
+    @strawberry.field(description="Family members and emergency contacts.")
+    async def contacts(self, info: Info) -> list[Contact] | None:
+        access.require_contacts(info.context, self.view)
+        return [Contact(view=view) for view in await contacts.of_patient(info.context, self.view)]
+
+
+@strawberry.type
+class PatientEdge:
+    cursor: str
+    node: Patient
+
+
+@strawberry.type(description="A page of patients, in the order they were registered.")
+class PatientConnection:
+    edges: list[PatientEdge]
+    page_info: PageInfo
+
+    @strawberry.field(description="The patients of this page.")
+    def nodes(self) -> list[Patient]:
+        return [edge.node for edge in self.edges]
+
+
+@strawberry.input(description="Narrow a patient list. Phone and ID number match exactly, without decrypting.")
+class PatientFilter:
+    name_prefix: str | None = None
+    phone: str | None = None
+    national_id_type: NationalIdType | None = None
+    national_id: str | None = None
+    segment: Segment | None = None
+    tag: str | None = None
+    department_id: strawberry.ID | None = None
+    status: PatientStatus | None = None
+
+
+@strawberry.input(description="A new patient file. Only the name is required.")
+class PatientCreateInput:
+    full_name: str
+    sex: Sex | None = strawberry.UNSET
+    birth_date: date | None = strawberry.UNSET
+    occupation: str | None = strawberry.UNSET
+    national_id_type: NationalIdType | None = strawberry.UNSET
+    national_id: str | None = strawberry.UNSET
+    address: str | None = strawberry.UNSET
+    phone: str | None = strawberry.UNSET
+    alt_phone: str | None = strawberry.UNSET
+    email: str | None = strawberry.UNSET
+    preferred_channel: Channel | None = strawberry.UNSET
+    preferred_language: str | None = strawberry.UNSET
+    contact_consent: bool | None = strawberry.UNSET
+    contact_channels: list[Channel] | None = strawberry.UNSET
+    medical_history: str | None = strawberry.UNSET
+    diagnoses: str | None = strawberry.UNSET
+    allergies: str | None = strawberry.UNSET
+    current_medication: str | None = strawberry.UNSET
+    diet_preferences: str | None = strawberry.UNSET
+    activity_preferences: str | None = strawberry.UNSET
+    special_needs: str | None = strawberry.UNSET
+    segments: list[Segment] | None = strawberry.UNSET
+    tags: list[str] | None = strawberry.UNSET
+    department_id: strawberry.ID | None = strawberry.UNSET
+
+
+@strawberry.input(description="Changes to a patient file: fields left out stay as they are, null clears a field.")
+class PatientUpdateInput(PatientCreateInput):
+    full_name: str | None = strawberry.UNSET  # type: ignore[assignment]
+
+
+@strawberry.type(description="The new file, or the patient already on file when the front desk registers someone again.")
+class PatientCreatePayload:
+    patient: Patient | None = strawberry.field(description="The new file; null when a returning patient was found.")
+    returning_patient: Patient | None = strawberry.field(
+        description="A patient on file with the same ID number or phone. Pass registerAnyway to create a new file.")
+    matched_on: list[PatientMatch] = strawberry.field(description="What matched the returning patient.")
+
+
+def _node(view: PatientView | None) -> Patient | None:
+    return None if view is None else Patient(view=view)
+
+
+@strawberry.type
+class PatientQuery:
+    @strawberry.field(description="One patient file. NOT_FOUND when it is missing or outside your scope (the same).")
+    async def patient(self, info: Info, id: strawberry.ID) -> Patient | None:
+        return Patient(view=await patients.get(info.context, uuid_of(id)))
+
+    @strawberry.field(description="Patients you may see, in registration order, 1 to 100 a page.")
+    async def patients(
+        self, info: Info, first: int = DEFAULT_PAGE_SIZE, after: str | None = None, filter: PatientFilter | None = None
+    ) -> PatientConnection:
+        where = PatientWhere(**provided(filter)) if filter is not None else PatientWhere()
+        page = await patients.page(info.context, first=first, after=after, where=where)
+        edges = [PatientEdge(cursor=cursor, node=Patient(view=view)) for cursor, view in page.items]
+        return PatientConnection(edges=edges, page_info=PageInfo(has_next_page=page.has_next_page,
+                                                                 end_cursor=page.end_cursor))
+
+
+@strawberry.type
+class PatientMutation:
+    @strawberry.mutation(description="Register a patient. A patient already on file (same ID number or phone) is "
+                                     "returned as returningPatient instead, unless registerAnyway is true.")
+    async def patient_create(
+        self, info: Info, input: PatientCreateInput, register_anyway: bool = False
+    ) -> PatientCreatePayload:
+        result = await patients.create(info.context, provided(input), register_anyway=register_anyway)
+        return PatientCreatePayload(patient=_node(result.patient), returning_patient=_node(result.returning_patient),
+                                    matched_on=[PatientMatch(m) for m in result.matched_on])
+
+    @strawberry.mutation(description="Change a patient file; each field class changed needs its own permission.")
+    async def patient_update(self, info: Info, id: strawberry.ID, input: PatientUpdateInput) -> Patient | None:
+        return Patient(view=await patients.update(info.context, uuid_of(id), provided(input)))
+
+    @strawberry.mutation(description="Archive a patient file. Nothing is deleted.")
+    async def patient_archive(self, info: Info, id: strawberry.ID) -> Patient | None:
+        return Patient(view=await patients.archive(info.context, uuid_of(id)))

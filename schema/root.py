@@ -1,0 +1,76 @@
+"""The schema: root types merged from one module per noun, limits and error handling."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import (
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
+from strawberry.extensions.disable_introspection import DisableIntrospection
+from strawberry.schema.config import StrawberryConfig
+from strawberry.tools import merge_types
+from strawberry.types import ExecutionContext
+
+from core.settings import Limits
+from resolvers.context import Context
+from schema.audit_event import AuditEventQuery
+from schema.care_team import CareTeamMutation
+from schema.contact import ContactMutation
+from schema.department import DepartmentMutation, DepartmentQuery
+from schema.extensions import AuditReads, CodedErrors, is_unexpected
+from schema.patient import PatientMutation, PatientQuery
+from schema.session import SessionMutation, SessionQuery
+from schema.staff import StaffMutation, StaffQuery
+
+log = logging.getLogger("careloop.graphql")
+
+Query = merge_types("Query", (SessionQuery, PatientQuery, StaffQuery, DepartmentQuery, AuditEventQuery))
+Mutation = merge_types(
+    "Mutation", (SessionMutation, PatientMutation, ContactMutation, StaffMutation, CareTeamMutation, DepartmentMutation)
+)
+
+
+class CareloopSchema(strawberry.Schema):
+    def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
+        """Log the kind and place of an error, never its message: messages may hold request data."""
+        context = execution_context.context if execution_context else None
+        request_id = context.request.request_id if isinstance(context, Context) else ""
+        for error in errors:
+            if is_unexpected(error):
+                original = error.original_error
+                tb = original.__traceback__ if original else None
+                while tb is not None and tb.tb_next is not None:
+                    tb = tb.tb_next
+                where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb else "?"
+                log.error("unexpected %s at %s, request %s", type(original).__name__, where, request_id)
+            else:
+                code = (error.extensions or {}).get("code", "BAD_USER_INPUT")
+                log.info("%s at %s, request %s", code, ".".join(map(str, error.path or [])), request_id)
+
+
+def build_schema(limits: Limits, *, production: bool) -> strawberry.Schema:
+    extensions: list[Any] = [
+        lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
+        lambda: QueryDepthLimiter(max_depth=limits.max_depth),
+        lambda: MaxAliasesLimiter(max_alias_count=limits.max_aliases),
+        ParserCache,
+        ValidationCache,
+        AuditReads,
+        CodedErrors,
+    ]
+    if production:
+        extensions.insert(0, DisableIntrospection)
+    return CareloopSchema(
+        query=Query,
+        mutation=Mutation,
+        extensions=extensions,
+        config=StrawberryConfig(disable_field_suggestions=production),
+    )

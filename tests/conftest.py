@@ -1,0 +1,99 @@
+"""One database per test process, built by the real migrations; every test builds its own institution.
+
+The backend comes from CARELOOP_TEST_DATABASE: unset (or "sqlite") runs on a fresh SQLite
+file; a postgres:// URL runs on a fresh database created on that server and dropped at the end.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from app import db
+from app.main import create_app
+from app.services import build_services
+from core.passwords import HashParameters
+from core.settings import Limits, Settings
+from resolvers.context import Services
+from tests.factories import Tenant, make_tenant
+
+# Fast hashing in tests only: the production floor is checked in tests/app/test_startup.py.
+TEST_HASHING = HashParameters(time_cost=1, memory_cost_kib=1024, parallelism=1)
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return "sqlite://" + str(tmp_path_factory.mktemp("db") / "careloop.sqlite3")
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(
+        database_url=database_url,
+        environment="development",
+        master_key=base64.b64encode(secrets.token_bytes(32)).decode(),
+        key_file=Path(tmp_path_factory.mktemp("keys")) / "unused.key",
+        limits=Limits(),
+        password_hashing=TEST_HASHING,
+    )
+
+
+@pytest_asyncio.fixture(scope="session")
+async def database(settings: Settings) -> AsyncIterator[str]:
+    await db.migrate(settings.database_url)
+    await db.open_database(settings.database_url)
+    yield settings.database_url
+    await db.close_database()
+
+
+@pytest.fixture(scope="session")
+def services(settings: Settings) -> Services:
+    return build_services(settings)
+
+
+@pytest_asyncio.fixture(scope="session")
+async def client(database: str, settings: Settings, services: Services) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings, services, manage_database=False)
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://careloop.test") as http:
+        yield http
+
+
+@pytest_asyncio.fixture
+async def tenant(client: httpx.AsyncClient, services: Services) -> Tenant:
+    return await make_tenant(client, services)
+
+
+@pytest_asyncio.fixture
+async def other_tenant(client: httpx.AsyncClient, services: Services) -> Tenant:
+    return await make_tenant(client, services, name="Other Clinic")
+
+
+class SqlCounter(logging.Handler):
+    """Counts the SQL statements Tortoise sends (its db_client logger logs each one)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.statements: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.statements.append(record.getMessage())
+
+
+@pytest.fixture
+def sql_counter() -> Iterator[SqlCounter]:
+    logger = logging.getLogger("tortoise.db_client")
+    counter, level = SqlCounter(), logger.level
+    logger.addHandler(counter)
+    logger.setLevel(logging.DEBUG)
+    yield counter
+    logger.removeHandler(counter)
+    logger.setLevel(level)

@@ -1,0 +1,114 @@
+"""Small builders for tests: an institution with one account per role, signed in over the API."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from core.principal import ROLES
+from models import AuditEvent, Department, Institution
+from resolvers import institution as institutions
+from resolvers.context import Services
+
+PASSWORD = "correct horse battery staple"
+_counter = itertools.count(1)
+
+
+@dataclass
+class Response:
+    status: int
+    body: dict[str, Any]
+
+    @property
+    def data(self) -> Any:
+        return self.body.get("data")
+
+    @property
+    def errors(self) -> list[dict[str, Any]]:
+        return self.body.get("errors") or []
+
+    @property
+    def codes(self) -> list[str]:
+        return [e.get("extensions", {}).get("code") for e in self.errors]
+
+
+async def gql(client: httpx.AsyncClient, query: str, variables: dict[str, Any] | None = None,
+              token: str | None = None, headers: dict[str, str] | None = None) -> Response:
+    all_headers = {"content-type": "application/json", **(headers or {})}
+    if token:
+        all_headers["authorization"] = f"Bearer {token}"
+    reply = await client.post("/graphql", json={"query": query, "variables": variables or {}}, headers=all_headers)
+    return Response(reply.status_code, reply.json() if reply.headers.get("content-type", "").startswith(
+        "application/json") else {"raw": reply.text})
+
+
+@dataclass
+class Tenant:
+    client: httpx.AsyncClient
+    institution: Institution
+    departments: dict[str, Department]
+    staff_ids: dict[str, uuid.UUID] = field(default_factory=dict)
+    tokens: dict[str, str] = field(default_factory=dict)
+    emails: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def id(self) -> uuid.UUID:
+        return self.institution.id
+
+    async def call(self, role: str | None, query: str, **variables: Any) -> Response:
+        return await gql(self.client, query, variables, self.tokens[role] if role else None)
+
+    async def audit_events(self, **filters: Any) -> list[AuditEvent]:
+        return await AuditEvent.filter(institution_id=self.id, **filters).order_by("seq")
+
+    async def audit_count(self) -> int:
+        return await AuditEvent.filter(institution_id=self.id).count()
+
+
+LOGIN = "mutation($email: String!, $password: String!) { login(email: $email, password: $password) { token } }"
+
+
+async def login(client: httpx.AsyncClient, email: str, password: str = PASSWORD) -> str:
+    reply = await gql(client, LOGIN, {"email": email, "password": password})
+    assert not reply.errors, reply.errors
+    return reply.data["login"]["token"]
+
+
+async def make_tenant(client: httpx.AsyncClient, services: Services, name: str = "Test Dental Clinic") -> Tenant:
+    """An institution with departments A and B and one signed-in account per role.
+
+    Nurse, doctor and department head belong to department A.
+    """
+    n = next(_counter)
+    institution = await institutions.create(services, f"{name} {n}", "dental")
+    departments = {key: await institutions.create_department(institution, f"Department {key}") for key in "AB"}
+    tenant = Tenant(client, institution, departments)
+    for role in ROLES:
+        email = f"{role}.{n}.{uuid.uuid4().hex[:6]}@careloop.test"
+        in_a = [departments["A"]] if role in ("nurse", "doctor", "department_head") else []
+        staff = await institutions.create_account(services, institution, email=email, name=f"{role} {n}",
+                                                  password=PASSWORD, roles=[role], departments=in_a)
+        tenant.staff_ids[role] = staff.id
+        tenant.emails[role] = email
+        tenant.tokens[role] = await login(client, email)
+    return tenant
+
+
+CREATE_PATIENT = """
+mutation($input: PatientCreateInput!, $anyway: Boolean! = false) {
+  patientCreate(input: $input, registerAnyway: $anyway) {
+    patient { id } returningPatient { id } matchedOn
+  }
+}"""
+
+
+async def make_patient(tenant: Tenant, role: str = "front_desk", **fields: Any) -> uuid.UUID:
+    """A patient registered through the API (by default by the front desk, in department A)."""
+    data = {"fullName": f"Patient {next(_counter)}", "departmentId": str(tenant.departments["A"].id), **fields}
+    reply = await tenant.call(role, CREATE_PATIENT, input=data, anyway=True)
+    assert not reply.errors, reply.errors
+    return uuid.UUID(reply.data["patientCreate"]["patient"]["id"])
