@@ -22,7 +22,7 @@ async def migrate(database_url: str, progress: Callable[[str], None] | None = No
             progress(f"applied {app_label}.{name}")
 
     try:
-        await tortoise_migrate(config=tortoise_config(database_url), progress=report)  # type: ignore[arg-type]
+        await tortoise_migrate(config=tortoise_config(database_url), progress=report)
     finally:
         await Tortoise.close_connections()
 

@@ -10,7 +10,6 @@ import os
 import time
 import uuid
 
-
 _last = 0
 
 

@@ -20,7 +20,7 @@ ROLES = (
 class Principal:
     institution_id: uuid.UUID
     user_id: uuid.UUID
-    token_id: uuid.UUID
+    token_id: uuid.UUID | None
     email: str
     name: str
     roles: frozenset[str]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 from core.passwords import HashParameters
 
@@ -66,7 +66,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
                        for name in defaults.__dataclass_fields__})
     return Settings(
         database_url=env.get("CARELOOP_DATABASE_URL") or DEFAULT_DATABASE_URL,
-        environment=environment,  # type: ignore[arg-type]
+        environment=cast(Environment, environment),
         master_key=env.get("CARELOOP_MASTER_KEY") or None,
         key_file=Path(env.get("CARELOOP_KEY_FILE") or DEFAULT_KEY_FILE),
         host=env.get("CARELOOP_HOST", "127.0.0.1"),

@@ -7,7 +7,7 @@ import hmac
 import re
 import secrets
 
-TOKEN_PREFIX = "cl_"
+TOKEN_PREFIX = "cl_"  # noqa: S105 -- a prefix that makes leaked tokens recognisable, not a secret
 _TOKEN_SHAPE = re.compile(r"^cl_[A-Za-z0-9_-]{43}$")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import TYPE_CHECKING
 
 from tortoise import fields
@@ -19,6 +20,8 @@ class TenantModel(Model):
         "careloop.Institution", related_name=False, on_delete=fields.RESTRICT
     )
     created_at = fields.DatetimeField(auto_now_add=True)
+    if TYPE_CHECKING:  # the column Tortoise adds for the foreign key
+        institution_id: uuid.UUID
 
     class Meta:
         abstract = True

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import uuid
+from typing import TYPE_CHECKING
+
 from tortoise import fields
 
 from models.base import TenantModel
 from models.fields import EncryptedField
 
+if TYPE_CHECKING:
+    from models.patient import Patient
+
 RELATIONSHIPS = ("spouse", "parent", "child", "sibling", "guardian", "friend", "other")
 
 
 class Contact(TenantModel):
-    patient = fields.ForeignKeyField("careloop.Patient", related_name="contacts", on_delete=fields.RESTRICT)
+    patient: fields.ForeignKeyRelation[Patient] = fields.ForeignKeyField(
+        "careloop.Patient", related_name="contacts", on_delete=fields.RESTRICT)
     name = fields.CharField(max_length=100)
     relationship = fields.CharField(max_length=16)
     phone = EncryptedField(null=True)
@@ -20,6 +27,9 @@ class Contact(TenantModel):
     may_receive_information = fields.BooleanField(default=False)
     notes = EncryptedField(null=True)
     updated_at = fields.DatetimeField(auto_now=True)
+
+    if TYPE_CHECKING:
+        patient_id: uuid.UUID
 
     class Meta:
         table = "contact"

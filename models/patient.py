@@ -7,11 +7,18 @@ front desk can search by name prefix.
 
 from __future__ import annotations
 
+import uuid
+from typing import TYPE_CHECKING
+
 from tortoise import fields
 from tortoise.indexes import Index
 
 from models.base import TenantModel
 from models.fields import EncryptedField, TagsField
+
+if TYPE_CHECKING:
+    from models.institution import Department
+    from models.staff import Staff
 
 PATIENT_STATUSES = ("active", "archived", "deceased")
 SEXES = ("female", "male", "other", "unknown")
@@ -52,10 +59,14 @@ class Patient(TenantModel):
     segments = TagsField()
     tags = TagsField()
     status = fields.CharField(max_length=10, default="active", db_index=True)
-    department = fields.ForeignKeyField(
+    department: fields.ForeignKeyNullableRelation[Department] = fields.ForeignKeyField(
+
         "careloop.Department", related_name="patients", null=True, on_delete=fields.RESTRICT
     )
     updated_at = fields.DatetimeField(auto_now=True)
+
+    if TYPE_CHECKING:
+        department_id: uuid.UUID | None
 
     class Meta:
         table = "patient"
@@ -63,8 +74,14 @@ class Patient(TenantModel):
 
 
 class CareTeamMember(TenantModel):
-    patient = fields.ForeignKeyField("careloop.Patient", related_name="care_team", on_delete=fields.RESTRICT)
-    staff = fields.ForeignKeyField("careloop.Staff", related_name="care_assignments", on_delete=fields.RESTRICT)
+    patient: fields.ForeignKeyRelation[Patient] = fields.ForeignKeyField(
+        "careloop.Patient", related_name="care_team", on_delete=fields.RESTRICT)
+    staff: fields.ForeignKeyRelation[Staff] = fields.ForeignKeyField(
+        "careloop.Staff", related_name="care_assignments", on_delete=fields.RESTRICT)
+
+    if TYPE_CHECKING:
+        patient_id: uuid.UUID
+        staff_id: uuid.UUID
 
     class Meta:
         table = "care_team_member"

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
+from typing import TYPE_CHECKING
+
 from tortoise import fields
 
 from models.base import TenantModel
+
+if TYPE_CHECKING:
+    from models.institution import Department
 
 
 class Staff(TenantModel):
@@ -22,8 +28,12 @@ class Staff(TenantModel):
 
 
 class RoleAssignment(TenantModel):
-    staff = fields.ForeignKeyField("careloop.Staff", related_name="role_assignments", on_delete=fields.RESTRICT)
+    staff: fields.ForeignKeyRelation[Staff] = fields.ForeignKeyField(
+        "careloop.Staff", related_name="role_assignments", on_delete=fields.RESTRICT)
     role = fields.CharField(max_length=32)
+
+    if TYPE_CHECKING:
+        staff_id: uuid.UUID
 
     class Meta:
         table = "role_assignment"
@@ -31,8 +41,14 @@ class RoleAssignment(TenantModel):
 
 
 class DepartmentMembership(TenantModel):
-    staff = fields.ForeignKeyField("careloop.Staff", related_name="memberships", on_delete=fields.RESTRICT)
-    department = fields.ForeignKeyField("careloop.Department", related_name="memberships", on_delete=fields.RESTRICT)
+    staff: fields.ForeignKeyRelation[Staff] = fields.ForeignKeyField(
+        "careloop.Staff", related_name="memberships", on_delete=fields.RESTRICT)
+    department: fields.ForeignKeyRelation[Department] = fields.ForeignKeyField(
+        "careloop.Department", related_name="memberships", on_delete=fields.RESTRICT)
+
+    if TYPE_CHECKING:
+        staff_id: uuid.UUID
+        department_id: uuid.UUID
 
     class Meta:
         table = "department_membership"
@@ -42,10 +58,14 @@ class DepartmentMembership(TenantModel):
 class Session(TenantModel):
     """A bearer token's server side: only its keyed hash, never the token."""
 
-    staff = fields.ForeignKeyField("careloop.Staff", related_name="sessions", on_delete=fields.RESTRICT)
+    staff: fields.ForeignKeyRelation[Staff] = fields.ForeignKeyField(
+        "careloop.Staff", related_name="sessions", on_delete=fields.RESTRICT)
     token_hash = fields.CharField(max_length=64, unique=True)
     expires_at = fields.DatetimeField()
     revoked_at = fields.DatetimeField(null=True)
+
+    if TYPE_CHECKING:
+        staff_id: uuid.UUID
 
     class Meta:
         table = "session"

@@ -52,7 +52,3 @@ ENCRYPTED_FIELDS: dict[str, frozenset[str]] = {
     "contact": frozenset({"phone", "notes"}),
 }
 
-
-def classes_of(fields: object) -> frozenset[str]:
-    """The classes of a set of patient field names (unknown names belong to none)."""
-    return frozenset(PATIENT_FIELD_CLASS[f] for f in fields if f in PATIENT_FIELD_CLASS)  # type: ignore[attr-defined]

@@ -92,9 +92,8 @@ def patient_scope(
         decision = decide(obj, "read")
         if not decision.allowed:
             continue
-        reach = frozenset().union(
-            *(ROLE_REACH.get(role, frozenset()) for role in roles if guard.role_allows(role, institution_id, obj, "read"))
-        )
+        granting = [role for role in roles if guard.role_allows(role, institution_id, obj, "read")]
+        reach = frozenset().union(*(ROLE_REACH.get(role, frozenset()) for role in granting))
         if reach:
             reach_by_class[cls] = reach
             rules[cls] = decision.rule

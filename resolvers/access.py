@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from tortoise.queryset import QuerySet
 
@@ -24,10 +24,14 @@ from audit.events import Action, AuditRecord, Outcome
 from core.crypto import field_aad
 from core.errors import Forbidden, NotFound
 from models import CareTeamMember, Contact, Patient
+from models.fields import tags_from_db
 from policies.fields import ENCRYPTED_FIELDS, PATIENT_FIELD_CLASS
 from policies.guard import Decision
-from policies.scopes import PatientScope, patient_scope as build_patient_scope
+from policies.scopes import PatientScope
+from policies.scopes import patient_scope as build_patient_scope
 from resolvers.context import Context
+
+TAG_FIELDS = frozenset({"segments", "tags", "contact_channels"})
 
 
 @dataclass(frozen=True)
@@ -162,8 +166,8 @@ async def views(ctx: Context, rows: list[Patient]) -> list[PatientView]:
         team = CareTeamMember.filter(
             institution_id=scope.institution_id, staff_id=scope.staff_id, patient_id__in=[r.id for r in rows]
         )
-        in_team = set(await team.values_list("patient_id", flat=True))  # type: ignore[arg-type]
-    return [PatientView(row, scope.classes_for(row.department_id, row.id in in_team)) for row in rows]  # type: ignore[attr-defined]
+        in_team = set(cast(list[uuid.UUID], await team.values_list("patient_id", flat=True)))
+    return [PatientView(row, scope.classes_for(row.department_id, row.id in in_team)) for row in rows]
 
 
 async def find_patient(ctx: Context, patient_id: uuid.UUID | None, *, action: Action, field: str = "id") -> PatientView:
@@ -189,9 +193,11 @@ def require_class(ctx: Context, view: PatientView, field_class: str) -> None:
 def read_patient_field(ctx: Context, view: PatientView, name: str) -> Any:
     require_class(ctx, view, PATIENT_FIELD_CLASS[name])
     value = getattr(view.row, name)
+    if name in TAG_FIELDS:
+        return tags_from_db(value)
     if name in ENCRYPTED_FIELDS["patient"] and value is not None:
         pid = view.row.id
-        value = ctx.require_keys().open(value, field_aad(view.row.institution_id, "patient", name, pid))  # type: ignore[attr-defined]
+        value = ctx.require_keys().open(value, field_aad(view.row.institution_id, "patient", name, pid))
         ctx.reads.note("patient", pid, pid, field_name=name)
     return value
 
@@ -201,7 +207,7 @@ def read_contact_field(ctx: Context, view: ContactView, name: str) -> Any:
     value = getattr(contact, name)
     encrypted = name in ENCRYPTED_FIELDS["contact"]
     if encrypted and value is not None:
-        value = ctx.require_keys().open(value, field_aad(contact.institution_id, "contact", name, contact.id))  # type: ignore[attr-defined]
+        value = ctx.require_keys().open(value, field_aad(contact.institution_id, "contact", name, contact.id))
     ctx.reads.note("contact", contact.id, pid, field_class="contact", field_name=name if encrypted else None,
                    rule=ctx.decide("contact", "read").rule)
     return value

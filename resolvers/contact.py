@@ -82,7 +82,7 @@ async def _find(ctx: Context, contact_id: uuid.UUID | None, action: Action) -> C
     patients = access.scoped_patients(ctx)
     patient = None
     if row is not None and patients is not None:
-        patient = await patients.get_or_none(id=row.patient_id)  # type: ignore[attr-defined]
+        patient = await patients.get_or_none(id=row.patient_id)
     if row is None or patient is None:
         raise await access.not_found(ctx, action, "contact", contact_id)
     return ContactView(row, (await access.views(ctx, [patient]))[0])

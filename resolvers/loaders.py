@@ -26,7 +26,7 @@ class Loaders:
         found: dict[uuid.UUID, list[Contact]] = defaultdict(list)
         rows = Contact.filter(institution_id=self.institution_id, patient_id__in=list(patient_ids)).order_by("id")
         for contact in await rows:
-            found[contact.patient_id].append(contact)  # type: ignore[attr-defined]
+            found[contact.patient_id].append(contact)
         return [found[pid] for pid in patient_ids]
 
     async def _department(self, ids: Sequence[uuid.UUID]) -> list[Department | None]:
@@ -37,5 +37,5 @@ class Loaders:
         found: dict[uuid.UUID, list[Staff]] = defaultdict(list)
         members = CareTeamMember.filter(institution_id=self.institution_id, patient_id__in=list(patient_ids))
         for member in await members.select_related("staff").order_by("created_at"):
-            found[member.patient_id].append(member.staff)  # type: ignore[attr-defined]
+            found[member.patient_id].append(member.staff)
         return [found[pid] for pid in patient_ids]

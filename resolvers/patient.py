@@ -93,7 +93,8 @@ def _conditions(ctx: Context, where: PatientFilter) -> Q:
         q &= Q(phone_bidx=digest) | Q(alt_phone_bidx=digest)
     if where.national_id is not None or where.national_id_type is not None:
         if where.national_id is None or where.national_id_type is None:
-            raise BadUserInput("filter.nationalId: give the document type and number together.", field="filter.nationalId")
+            raise BadUserInput("filter.nationalId: give the document type and number together.",
+                               field="filter.nationalId")
         number = normalize_national_id(where.national_id_type, where.national_id, field="filter.nationalId")
         q &= Q(national_id_bidx=access.blind_index(ctx, "national_id", f"{where.national_id_type}:{number}"))
     if where.segment is not None:
@@ -114,7 +115,8 @@ async def create(ctx: Context, data: dict[str, Any], *, register_anyway: bool = 
     decision = await access.authorize(ctx, "patient", "create", action=Action.CREATE, resource_type="patient")
     for field_class in _classes(data):
         if field_class != "identity":
-            await access.authorize(ctx, f"patient.{field_class}", "update", action=Action.CREATE, resource_type="patient")
+            await access.authorize(ctx, f"patient.{field_class}", "update", action=Action.CREATE,
+                                   resource_type="patient")
     values = await _normalize(ctx, data)
     if "full_name" not in values:
         raise BadUserInput("fullName: is required.", field="fullName")
@@ -174,7 +176,7 @@ def _classes(data: dict[str, Any]) -> set[str]:
 
 def _outside_reach(ctx: Context, row: Patient) -> bool:
     scope = access.patient_scope(ctx)
-    return not scope.classes_for(row.department_id, in_care_team=False)  # type: ignore[attr-defined]
+    return not scope.classes_for(row.department_id, in_care_team=False)
 
 
 async def _returning_patient(ctx: Context, columns: dict[str, Any]) -> tuple[PatientView | None, list[str]]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
@@ -13,10 +15,17 @@ from audit.events import Action, Actor, AuditRecord, Outcome
 from core.errors import BadUserInput, RateLimited, Unauthenticated
 from core.principal import Principal
 from core.tokens import looks_like_token, new_token, token_digest
-from models import DepartmentMembership, RoleAssignment, Session, Staff
+from models import Department, DepartmentMembership, Institution, RoleAssignment, Session, Staff
 from resolvers.context import Context, Services
 
 INVALID_CREDENTIALS = "Invalid email or password."
+
+
+@dataclass(frozen=True)
+class Me:
+    principal: Principal
+    institution: Institution
+    departments: list[Department]
 
 
 @dataclass(frozen=True)
@@ -39,23 +48,35 @@ async def authenticate(services: Services, authorization: str | None) -> Princip
         raise Unauthenticated("Invalid or expired token.")
     digest = token_digest(services.master_key.token_key, token.strip())
     now = datetime.now(UTC)
-    session = await Session.filter(token_hash=digest, revoked_at=None, expires_at__gt=now).select_related("staff").first()
+    live = Session.filter(token_hash=digest, revoked_at=None, expires_at__gt=now)
+    session = await live.select_related("staff").first()
     if session is None or not session.staff.is_active:
         raise Unauthenticated("Invalid or expired token.")
     staff = session.staff
-    roles = frozenset(await RoleAssignment.filter(staff_id=staff.id).values_list("role", flat=True))  # type: ignore[arg-type]
-    departments = await DepartmentMembership.filter(staff_id=staff.id).values_list("department_id", flat=True)
+    roles = frozenset(str(r) for r in await RoleAssignment.filter(staff_id=staff.id).values_list("role", flat=True))
+    departments = cast(list[uuid.UUID], await DepartmentMembership.filter(staff_id=staff.id).values_list(
+        "department_id", flat=True))
     principal = Principal(
-        institution_id=staff.institution_id,  # type: ignore[attr-defined]
+        institution_id=staff.institution_id,
         user_id=staff.id,
         token_id=session.id,
         email=staff.email,
         name=staff.name,
         roles=roles,
-        department_ids=frozenset(departments),  # type: ignore[arg-type]
+        department_ids=frozenset(departments),
     )
     services.guard.sync_roles(principal.subject, principal.institution_id, principal.roles)
     return principal
+
+
+async def me(ctx: Context) -> Me | None:
+    """The signed-in principal; None without a token, UNAUTHENTICATED with a bad one."""
+    if ctx.principal is None and not ctx.auth_failed:
+        return None
+    principal = ctx.require_principal()
+    institution = await Institution.get(id=principal.institution_id)
+    departments = await Department.filter(id__in=list(principal.department_ids)).order_by("name")
+    return Me(principal, institution, departments)
 
 
 async def login(ctx: Context, email: str, password: str) -> LoginResult:
@@ -67,19 +88,19 @@ async def login(ctx: Context, email: str, password: str) -> LoginResult:
     if staff is not None and staff.locked_until is not None and staff.locked_until > now:
         await _record(ctx, staff, Action.LOGIN, Outcome.DENIED, "locked")
         raise RateLimited("Too many failed sign-in attempts; the account is locked for a while.")
-    usable = staff is not None and staff.is_active
-    verification = await ctx.services.passwords.verify(staff.password_hash if usable else None, password)  # type: ignore[union-attr]
-    if staff is None or not usable or not verification.ok:
+    stored_hash = staff.password_hash if staff is not None and staff.is_active else None
+    verification = await ctx.services.passwords.verify(stored_hash, password)
+    if staff is None or stored_hash is None or not verification.ok:
         await _failed(ctx, staff, now)
         raise Unauthenticated(INVALID_CREDENTIALS)
     token = new_token()
     expires_at = now + timedelta(hours=limits.token_ttl_hours)
     async with in_transaction():
-        updates = {"failed_logins": 0, "locked_until": None}
+        updates: dict[str, object] = {"failed_logins": 0, "locked_until": None}
         if verification.needs_rehash:
             updates["password_hash"] = await ctx.services.passwords.hash(password)
         await Staff.filter(id=staff.id).update(**updates)
-        session = await Session.create(institution_id=staff.institution_id, staff_id=staff.id,  # type: ignore[attr-defined]
+        session = await Session.create(institution_id=staff.institution_id, staff_id=staff.id,
                                        token_hash=token_digest(ctx.services.master_key.token_key, token),
                                        expires_at=expires_at)
         await writer.append([_login_record(ctx, staff, Action.LOGIN, Outcome.ALLOWED, "", session.id)])
@@ -117,10 +138,10 @@ async def _record(ctx: Context, staff: Staff, action: Action, outcome: Outcome, 
 
 
 def _login_record(
-    ctx: Context, staff: Staff | None, action: Action, outcome: Outcome, reason: str, token_id: object = None
+    ctx: Context, staff: Staff | None, action: Action, outcome: Outcome, reason: str, token_id: uuid.UUID | None = None
 ) -> AuditRecord:
-    institution_id = staff.institution_id if staff is not None else writer.SYSTEM_CHAIN  # type: ignore[attr-defined]
-    actor = Actor("staff", staff.id, token_id) if staff is not None else Actor("anonymous")  # type: ignore[arg-type]
+    institution_id = staff.institution_id if staff is not None else writer.SYSTEM_CHAIN
+    actor = Actor("staff", staff.id, token_id) if staff is not None else Actor("anonymous")
     return AuditRecord(institution_id, actor, action, "session", outcome, ctx.request,
                        resource_id=staff.id if staff is not None else None, reason=reason)
 

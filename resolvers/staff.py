@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from tortoise.transactions import in_transaction
 
@@ -129,7 +129,7 @@ async def _find(ctx: Context, staff_id: uuid.UUID | None, action: Action) -> Sta
         raise await access.not_found(ctx, action, "staff", staff_id)
     roles = await RoleAssignment.filter(staff_id=row.id).order_by("role").values_list("role", flat=True)
     departments = await DepartmentMembership.filter(staff_id=row.id).values_list("department_id", flat=True)
-    return StaffView(row, list(roles), list(departments))  # type: ignore[arg-type]
+    return StaffView(row, [str(r) for r in roles], cast(list[uuid.UUID], departments))
 
 
 def _roles(roles: list[str]) -> list[str]:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
+from typing import TYPE_CHECKING
 
 import strawberry
 
-from models import AuditEvent as AuditEventRow
 from resolvers import audit_event as audit_events
 from resolvers.audit_event import AuditFilter
 from schema.common import DEFAULT_PAGE_SIZE, Info, PageInfo, uuid_of
+
+if TYPE_CHECKING:
+    from models import AuditEvent as AuditEventRow
 
 
 @strawberry.enum(description="What was done.")

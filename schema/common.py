@@ -32,13 +32,13 @@ def uuid_of(value: strawberry.ID | str | None, field: str = "id") -> uuid.UUID |
     return parsed
 
 
-def provided(data: object) -> dict[str, Any]:
+def provided(data: Any) -> dict[str, Any]:
     """The fields a client actually sent (UNSET left out), with enums and ids made plain.
 
     Fields named ``*_id``/``*_ids`` are parsed as UUIDs.
     """
     out: dict[str, Any] = {}
-    for f in dataclasses.fields(data):  # type: ignore[arg-type]
+    for f in dataclasses.fields(data):
         value = getattr(data, f.name)
         if value is strawberry.UNSET:
             continue

@@ -24,8 +24,8 @@ class Relationship(Enum):
     OTHER = "other"
 
 
-def _field(name: str, description: str):  # type: ignore[no-untyped-def]
-    def resolve(root: Contact, info: Info):  # type: ignore[no-untyped-def]
+def _field(name: str, description: str):
+    def resolve(root: Contact, info: Info):
         return access.read_contact_field(info.context, root.view, name)
 
     return strawberry.field(resolver=resolve, description=description)

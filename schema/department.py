@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import strawberry
 
-from models import Department as DepartmentRow
 from resolvers import department as departments
 from schema.common import Info
+
+if TYPE_CHECKING:
+    from models import Department as DepartmentRow
 
 
 @strawberry.type(description="A department of the institution (for example Orthodontics, Ward 3).")

@@ -13,7 +13,6 @@ from enum import Enum
 
 import strawberry
 
-from models.fields import tags_from_db
 from resolvers import access
 from resolvers import contact as contacts
 from resolvers import patient as patients
@@ -50,7 +49,7 @@ class Channel(Enum):
     POST = "post"
 
 
-@strawberry.enum(description="Segments reviewed monthly: VIPs are flagged on arrival; the rest group pending treatment.")
+@strawberry.enum(description="Segments, reviewed monthly: VIPs are flagged on arrival; others group pending treatment.")
 class Segment(Enum):
     VIP = "vip"
     SPECIAL_NEEDS = "special_needs"
@@ -75,22 +74,22 @@ class PatientMatch(Enum):
     PHONE = "PHONE"
 
 
-def _read(root: Patient, info: Info, name: str):  # type: ignore[no-untyped-def]
+def _read(root: Patient, info: Info, name: str):
     return access.read_patient_field(info.context, root.view, name)
 
 
-def _field(name: str, description: str, convert=None):  # type: ignore[no-untyped-def]
+def _field(name: str, description: str, convert=None):
     """A guarded field: class check, decryption when encrypted, audit note."""
 
-    def resolve(root: Patient, info: Info):  # type: ignore[no-untyped-def]
+    def resolve(root: Patient, info: Info):
         value = _read(root, info, name)
         return value if convert is None or value is None else convert(value)
 
     return strawberry.field(resolver=resolve, description=description)
 
 
-def _enums(enum):  # type: ignore[no-untyped-def]
-    return lambda stored: [enum(v) for v in tags_from_db(stored)]
+def _enums(enum):
+    return lambda values: [enum(v) for v in values]
 
 
 @strawberry.type(description="A patient file (customer archive). Reading it is audited field class by field class.")
@@ -111,7 +110,7 @@ class Patient:
     status: PatientStatus | None = _field("status", "Active, archived or deceased.", PatientStatus)
     segments: list[Segment] | None = _field("segments", "Segments (VIP, special needs, pending treatment).",
                                             _enums(Segment))
-    tags: list[str] | None = _field("tags", "Free tags.", tags_from_db)
+    tags: list[str] | None = _field("tags", "Free tags.")
     created_at: datetime | None = _field("created_at", "When the file was opened.")
     updated_at: datetime | None = _field("updated_at", "Last change to the file.")
     # contact
@@ -136,7 +135,7 @@ class Patient:
     @strawberry.field(description="The patient's department.")
     async def department(self, info: Info) -> Department | None:
         access.require_class(info.context, self.view, "identity")
-        department_id = self.view.row.department_id  # type: ignore[attr-defined]
+        department_id = self.view.row.department_id
         if department_id is None:
             return None
         row = await info.context.require_loaders().department.load(department_id)
@@ -215,7 +214,7 @@ class PatientUpdateInput(PatientCreateInput):
     full_name: str | None = strawberry.UNSET  # type: ignore[assignment]
 
 
-@strawberry.type(description="The new file, or the patient already on file when the front desk registers someone again.")
+@strawberry.type(description="The new file, or the patient on file when the front desk registers someone again.")
 class PatientCreatePayload:
     patient: Patient | None = strawberry.field(description="The new file; null when a returning patient was found.")
     returning_patient: Patient | None = strawberry.field(

@@ -6,8 +6,6 @@ from datetime import datetime
 
 import strawberry
 
-from models import Department as DepartmentRow
-from models import Institution as InstitutionRow
 from resolvers import session as sessions
 from schema.common import Info
 from schema.department import Department
@@ -42,17 +40,16 @@ class Me:
 class SessionQuery:
     @strawberry.field(description="Who you are signed in as; null without a token.")
     async def me(self, info: Info) -> Me | None:
-        if info.context.principal is None and not info.context.auth_failed:
+        found = await sessions.me(info.context)
+        if found is None:
             return None
-        principal = info.context.require_principal()
-        institution = await InstitutionRow.get(id=principal.institution_id)
-        departments = await DepartmentRow.filter(id__in=list(principal.department_ids)).order_by("name")
+        principal, institution = found.principal, found.institution
         return Me(
             id=strawberry.ID(str(principal.user_id)), email=principal.email, name=principal.name,
             roles=sorted((Role(r) for r in principal.roles), key=lambda r: r.value),
             institution=Institution(id=strawberry.ID(str(institution.id)), name=institution.name,
                                     kind=institution.kind, time_zone=institution.time_zone),
-            departments=[Department.of(d) for d in departments],
+            departments=[Department.of(d) for d in found.departments],
         )
 
 

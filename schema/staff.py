@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
+from typing import TYPE_CHECKING
 
 import strawberry
 
-from models import Staff as StaffRow
 from resolvers import staff as staff_accounts
 from resolvers.staff import StaffView
 from schema.common import Info, provided, uuid_of
+
+if TYPE_CHECKING:
+    from models import Staff as StaffRow
 
 
 @strawberry.enum(description="What a staff member does; each role has least privilege (see docs/security.md).")

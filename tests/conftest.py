@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path

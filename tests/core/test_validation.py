@@ -412,7 +412,7 @@ def test_resident_id_accepts_only_the_right_check_char(body: str) -> None:
     check = resident_id_check_digit(body)
     assert rid(body + check) == body + check
     for wrong in "0123456789X".replace(check, ""):
-        with pytest.raises(BadUserInput, match="^nationalId: check digit does not match.$"):
+        with pytest.raises(BadUserInput, match=r"^nationalId: check digit does not match\.$"):
             rid(body + wrong)
 
 

@@ -1,0 +1,193 @@
+"""``careloop``: set up, seed, serve, migrate, verify the audit trail, export the schema."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import os
+import sys
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+
+from app import db
+from app.logs import configure_logging
+from app.services import StartupError, build_services
+from core.errors import CareloopError
+from core.settings import Settings, load_settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    try:
+        return int(args.run(settings, args) or 0)
+    except StartupError as exc:
+        print(f"careloop: {exc}", file=sys.stderr)
+        return 2
+    except CareloopError as exc:
+        print(f"careloop: {exc.message}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="careloop", description=__doc__)
+    commands = parser.add_subparsers(required=True, metavar="command")
+
+    init = commands.add_parser("init", help="migrate, create the key file, the first institution and its admin")
+    init.add_argument("--name", required=True, help="the institution's name")
+    init.add_argument("--kind", default="clinic",
+                      choices=("hospital", "clinic", "dental", "checkup", "nursing", "eldercare"))
+    init.add_argument("--time-zone", default="Asia/Shanghai")
+    init.add_argument("--admin-email", required=True)
+    init.add_argument("--admin-name", default="Administrator")
+    init.set_defaults(run=_init)
+
+    demo = commands.add_parser("demo", help="create the demo institution (refused in production)")
+    demo.add_argument("--password", help="password of every demo account (default: generated, shown once)")
+    demo.add_argument("--patients", type=int, default=200)
+    demo.set_defaults(run=_demo)
+
+    serve = commands.add_parser("serve", help="serve the API")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.set_defaults(run=_serve)
+
+    migrate = commands.add_parser("migrate", help="apply pending database migrations")
+    migrate.set_defaults(run=_migrate)
+
+    audit = commands.add_parser("audit", help="the audit trail").add_subparsers(required=True, metavar="action")
+    verify = audit.add_parser("verify", help="check every hash chain; exit 1 naming the first bad row")
+    verify.add_argument("--institution", type=uuid.UUID)
+    verify.set_defaults(run=_verify)
+
+    schema = commands.add_parser("schema", help="the GraphQL schema").add_subparsers(required=True, metavar="action")
+    export = schema.add_parser("export", help="print the SDL (or write it with --output)")
+    export.add_argument("--output", type=Path)
+    export.set_defaults(run=_export)
+    return parser
+
+
+def _with_database(settings: Settings, work: Callable[[], Awaitable[int]]) -> int:
+    async def run() -> int:
+        await db.open_database(settings.database_url)
+        try:
+            return await work()
+        finally:
+            await db.close_database()
+
+    return asyncio.run(run())
+
+
+def _migrate(settings: Settings, args: argparse.Namespace) -> int:
+    asyncio.run(db.migrate(settings.database_url, progress=print))
+    print("database is up to date")
+    return 0
+
+
+def _init(settings: Settings, args: argparse.Namespace) -> int:
+    from resolvers import institution as institutions
+
+    password = os.environ.get("CARELOOP_ADMIN_PASSWORD") or _prompt_password()
+    services = build_services(settings, create_key=True)
+    _migrate(settings, args)
+
+    async def work() -> int:
+        institution = await institutions.create(services, args.name, args.kind, args.time_zone)
+        await institutions.create_account(services, institution, email=args.admin_email, name=args.admin_name,
+                                          password=password, roles=["admin"])
+        print(f"institution {institution.id} created; admin {args.admin_email} can sign in")
+        return 0
+
+    return _with_database(settings, work)
+
+
+def _prompt_password() -> str:
+    if not sys.stdin.isatty():
+        raise StartupError("set CARELOOP_ADMIN_PASSWORD or run init in a terminal to type the admin password")
+    password = getpass.getpass("Admin password (12+ characters): ")
+    if password != getpass.getpass("Again: "):
+        raise StartupError("the passwords differ")
+    return password
+
+
+def _demo(settings: Settings, args: argparse.Namespace) -> int:
+    from app.demo import DEMO_NAME, demo_email, seed
+
+    if settings.is_production:
+        raise StartupError("demo data is refused in production")
+    services = build_services(settings, create_key=True)
+    _migrate(settings, args)
+
+    def progress(done: int, total: int) -> None:
+        if done == total or done % 20 == 0:
+            print(f"\rdemo patients: {done}/{total}", end="\n" if done == total else "", flush=True)
+
+    async def work() -> int:
+        result = await seed(services, password=args.password, patients_count=args.patients, progress=progress)
+        if not result.created:
+            print(f"{DEMO_NAME} exists already; its accounts are unchanged")
+            return 0
+        print(f"{DEMO_NAME} created. Accounts: " + ", ".join(demo_email(r) for r in _roles()))
+        if result.password:
+            print(f"Their password, shown only now: {result.password}")
+        return 0
+
+    return _with_database(settings, work)
+
+
+def _roles() -> tuple[str, ...]:
+    from core.principal import ROLES
+
+    return ROLES
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    build_services(settings)  # refuse a bad configuration before binding the port
+    uvicorn.run("app.asgi:app", host=args.host or settings.host, port=args.port or settings.port,
+                workers=args.workers, proxy_headers=False, log_level=settings.log_level.lower())
+    return 0
+
+
+def _verify(settings: Settings, args: argparse.Namespace) -> int:
+    from audit.verify import verify_all
+
+    def progress(institution_id: uuid.UUID, checked: int) -> None:
+        print(f"\r{institution_id}: {checked} events checked", end="", file=sys.stderr, flush=True)
+
+    async def work() -> int:
+        reports = await verify_all(args.institution, progress)
+        print(file=sys.stderr)
+        bad = [r for r in reports if not r.ok]
+        for report in reports:
+            if report.ok:
+                print(f"{report.institution_id}: {report.events} events, chain intact")
+            else:
+                print(f"{report.institution_id}: FIRST BAD ROW seq {report.seq} (id {report.event_id or '-'}): "
+                      f"{report.problem}")
+        if args.institution is not None and not reports:
+            print(f"{args.institution}: no audit chain", file=sys.stderr)
+            return 1
+        return 1 if bad else 0
+
+    return _with_database(settings, work)
+
+
+def _export(settings: Settings, args: argparse.Namespace) -> int:
+    from schema.root import build_schema
+
+    sdl = str(build_schema(settings.limits, production=False)) + "\n"
+    if args.output:
+        args.output.write_text(sdl)
+    else:
+        sys.stdout.write(sdl)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
