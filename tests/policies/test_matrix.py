@@ -99,8 +99,14 @@ class Op:
         return "FORBIDDEN", "forbidden_field" if self.field else "forbidden"
 
 
-async def matrix_patient(tenant: Tenant, department: str = "A") -> uuid.UUID:
-    return await make_patient(tenant, "nurse", departmentId=str(tenant.departments[department].id), **PATIENT_VALUES)
+async def matrix_patient(tenant: Tenant) -> uuid.UUID:
+    """A patient of department A with a value in every class."""
+    return await make_patient(tenant, "nurse", **PATIENT_VALUES)
+
+
+async def patient_of_b(tenant: Tenant) -> uuid.UUID:
+    """Registered by the front desk: a nurse registering it would join its care team."""
+    return await make_patient(tenant, "front_desk", departmentId=str(tenant.departments["B"].id))
 
 
 CONTACT_CREATE = """mutation($pid: ID!, $input: ContactCreateInput!) {
@@ -126,7 +132,7 @@ async def with_contact(tenant: Tenant) -> dict[str, Any]:
 
 
 async def with_care_team_member(tenant: Tenant) -> dict[str, Any]:
-    pid = await matrix_patient(tenant, "B")
+    pid = await patient_of_b(tenant)
     variables = {"pid": str(pid), "sid": str(tenant.staff_ids["nurse"])}
     reply = await tenant.call("admin", CARE_ASSIGN, **variables)
     assert reply.data == {"careTeamAssign": True}, reply.body
@@ -134,7 +140,7 @@ async def with_care_team_member(tenant: Tenant) -> dict[str, Any]:
 
 
 async def with_patient_b_and_nurse(tenant: Tenant) -> dict[str, Any]:
-    return {"pid": str(await matrix_patient(tenant, "B")), "sid": str(tenant.staff_ids["nurse"])}
+    return {"pid": str(await patient_of_b(tenant)), "sid": str(tenant.staff_ids["nurse"])}
 
 
 async def with_nurse(tenant: Tenant) -> dict[str, Any]:
@@ -305,8 +311,8 @@ PATIENT_IDS = "{ patients(first: 100) { nodes { id } } }"
 
 @pytest.mark.parametrize("role", ROLES)
 async def test_patient_list_follows_row_reach(tenant: Tenant, role: str) -> None:
-    in_a = await matrix_patient(tenant, "A")
-    in_b = await matrix_patient(tenant, "B")
+    in_a = await matrix_patient(tenant)
+    in_b = await patient_of_b(tenant)
     roles_reach = reach(role, tenant.id)
     expected = [str(pid) for pid, visible in (
         (in_a, bool(roles_reach & {Reach.INSTITUTION, Reach.DEPARTMENT})),

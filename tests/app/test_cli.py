@@ -1,0 +1,109 @@
+"""The CLI as an operator runs it: a fresh SQLite file, environment settings, exit codes."""
+
+from __future__ import annotations
+
+import base64
+import os
+import sqlite3
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+STRONG_HASHING = {"CARELOOP_ARGON2_TIME_COST": "3", "CARELOOP_ARGON2_MEMORY_KIB": "65536"}
+FAST_HASHING = {"CARELOOP_ARGON2_TIME_COST": "1", "CARELOOP_ARGON2_MEMORY_KIB": "1024", "CARELOOP_ARGON2_PARALLELISM": "1"}
+
+
+def careloop(tmp: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {
+        "PATH": os.environ.get("PATH", ""),
+        "CARELOOP_DATABASE_URL": f"sqlite://{tmp / 'careloop.sqlite3'}",
+        "CARELOOP_KEY_FILE": str(tmp / "master.key"),
+        **FAST_HASHING,
+        **env,
+    }
+    return subprocess.run([sys.executable, "-m", "app.cli", *args], cwd=ROOT, env=environment,
+                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, check=False)
+
+
+def test_init_creates_key_institution_and_admin(tmp_path: Path) -> None:
+    result = careloop(tmp_path, "init", "--name", "Riverside Clinic", "--admin-email", "boss@riverside.test",
+                      CARELOOP_ADMIN_PASSWORD="a long admin password")
+    assert result.returncode == 0, result.stderr
+    assert stat.S_IMODE((tmp_path / "master.key").stat().st_mode) == 0o600
+    with sqlite3.connect(tmp_path / "careloop.sqlite3") as db:
+        assert db.execute("select name from institution").fetchall() == [("Riverside Clinic",)]
+        assert db.execute("select email from staff").fetchall() == [("boss@riverside.test",)]
+        (password_hash,) = db.execute("select password_hash from staff").fetchone()
+    assert password_hash.startswith("$argon2id$")
+    assert "a long admin password" not in result.stdout + result.stderr
+
+
+def test_init_without_a_password_refuses(tmp_path: Path) -> None:
+    result = careloop(tmp_path, "init", "--name", "Riverside Clinic", "--admin-email", "boss@riverside.test")
+    assert result.returncode == 2
+    assert "CARELOOP_ADMIN_PASSWORD" in result.stderr
+    assert not (tmp_path / "careloop.sqlite3").exists()
+
+
+def test_demo_seeds_once_and_verifies(tmp_path: Path) -> None:
+    first = careloop(tmp_path, "demo", "--patients", "12")
+    assert first.returncode == 0, first.stderr
+    assert "front_desk@demo.careloop.test" in first.stdout
+    assert "shown only now" in first.stdout  # a generated password, printed once
+    second = careloop(tmp_path, "demo", "--patients", "12")
+    assert second.returncode == 0
+    assert "exists already" in second.stdout and "shown only now" not in second.stdout
+    with sqlite3.connect(tmp_path / "careloop.sqlite3") as db:
+        assert db.execute("select count(*) from patient").fetchone() == (12,)
+        assert db.execute("select count(*) from staff where is_demo").fetchone() == (7,)
+    verify = careloop(tmp_path, "audit", "verify")
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert "chain intact" in verify.stdout
+
+
+def test_demo_is_refused_in_production(tmp_path: Path) -> None:
+    key = base64.b64encode(os.urandom(32)).decode()
+    result = careloop(tmp_path, "demo", CARELOOP_ENV="production", CARELOOP_MASTER_KEY=key)
+    assert result.returncode == 2
+    assert "refused in production" in result.stderr
+
+
+def test_migrate_is_idempotent(tmp_path: Path) -> None:
+    assert careloop(tmp_path, "migrate").returncode == 0
+    again = careloop(tmp_path, "migrate")
+    assert again.returncode == 0 and "up to date" in again.stdout
+
+
+def test_schema_export_matches_the_committed_sdl(tmp_path: Path) -> None:
+    result = careloop(tmp_path, "schema", "export")
+    assert result.returncode == 0
+    assert result.stdout == (ROOT / "schema.graphql").read_text()
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"CARELOOP_MASTER_KEY": base64.b64encode(b"\x00" * 32).decode()}, "placeholder"),
+        ({"CARELOOP_MASTER_KEY": "not base64!"}, "base64"),
+        ({}, "No master key"),
+        ({"CARELOOP_MASTER_KEY": base64.b64encode(os.urandom(32)).decode(), "CARELOOP_ARGON2_MEMORY_KIB": "1024"},
+         "OWASP"),
+    ],
+)
+def test_production_refuses_unsafe_configuration(tmp_path: Path, env: dict[str, str], message: str) -> None:
+    result = careloop(tmp_path, "serve", CARELOOP_ENV="production", **{**STRONG_HASHING, **env})
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
+def test_production_refuses_to_start_with_demo_accounts(tmp_path: Path) -> None:
+    assert careloop(tmp_path, "demo", "--patients", "1").returncode == 0
+    key = (tmp_path / "master.key").read_text().strip()
+    result = careloop(tmp_path, "serve", CARELOOP_ENV="production", CARELOOP_MASTER_KEY=key, CARELOOP_PORT="0",
+                      **STRONG_HASHING)
+    assert result.returncode != 0
+    assert "Demo accounts exist" in result.stderr
