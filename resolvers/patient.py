@@ -27,6 +27,7 @@ from models import CareTeamMember, Department, Patient
 from models.fields import tags_to_db
 from models.patient import CHANNELS, PATIENT_STATUSES, SEGMENTS, SEXES
 from policies.fields import ENCRYPTED_FIELDS, PATIENT_FIELD_CLASS
+from policies.guard import Decision
 from resolvers import access, pagination
 from resolvers.access import PatientView
 from resolvers.context import Context
@@ -154,7 +155,7 @@ async def update(ctx: Context, patient_id: uuid.UUID | None, data: dict[str, Any
         await Patient.filter(id=view.row.id, institution_id=ctx.institution_id).update(**columns)
         await writer.append([access.write_record(
             ctx, Action.UPDATE, "patient", view.row.id, patient_id=view.row.id, fields=frozenset(values),
-            decision=decisions[0])])
+            decision=Decision(True, "; ".join(d.rule for d in decisions)))])
     return await access.find_patient(ctx, view.row.id, action=Action.READ)
 
 
@@ -253,6 +254,8 @@ def _normalize_one(name: str, value: Any) -> Any:
         return validate_birth_date(value if isinstance(value, date) else date.fromisoformat(value), field=field_name)
     if name == "sex":
         return _one_of(value, SEXES, field_name)
+    if name == "status":
+        return _one_of(value, PATIENT_STATUSES, field_name)
     if name == "preferred_channel":
         return _one_of(value, CHANNELS, field_name)
     if name == "preferred_language":

@@ -212,6 +212,8 @@ class PatientCreateInput:
 @strawberry.input(description="Changes to a patient file: fields left out stay as they are, null clears a field.")
 class PatientUpdateInput(PatientCreateInput):
     full_name: str | None = strawberry.UNSET  # type: ignore[assignment]
+    status: PatientStatus | None = strawberry.field(
+        default=strawberry.UNSET, description="Set DECEASED or ACTIVE here; patientArchive archives.")
 
 
 @strawberry.type(description="The new file, or the patient on file when the front desk registers someone again.")
