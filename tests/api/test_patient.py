@@ -1,0 +1,487 @@
+"""Patient files through the API: register, read, update, archive, find, page, and refuse bad input."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+
+from models import Patient
+from tests.factories import Tenant, make_patient
+
+VALID_RESIDENT_ID = "11010519491231002X"
+BAD_CHECK_DIGIT = "110105194912310021"
+
+CREATE = """
+mutation($input: PatientCreateInput!, $anyway: Boolean! = false) {
+  patientCreate(input: $input, registerAnyway: $anyway) {
+    patient { id } returningPatient { id fullName } matchedOn
+  }
+}"""
+UPDATE = """mutation($id: ID!, $input: PatientUpdateInput!) {
+  patientUpdate(id: $id, input: $input) { id fullName occupation phone email diagnoses }
+}"""
+ARCHIVE = "mutation($id: ID!) { patientArchive(id: $id) { id status } }"
+READ_NAME = "query($id: ID!) { patient(id: $id) { id fullName } }"
+LIST = """query($first: Int!, $after: String, $filter: PatientFilter) {
+  patients(first: $first, after: $after, filter: $filter) {
+    edges { cursor node { id } } pageInfo { hasNextPage endCursor }
+  }
+}"""
+CARE_ASSIGN = "mutation($pid: ID!, $sid: ID!) { careTeamAssign(patientId: $pid, staffId: $sid) }"
+CARE_UNASSIGN = "mutation($pid: ID!, $sid: ID!) { careTeamUnassign(patientId: $pid, staffId: $sid) }"
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+async def patient_rows(tenant: Tenant) -> list[dict[str, Any]]:
+    return await Patient.filter(institution_id=tenant.id).order_by("id").values()
+
+
+async def row(pid: uuid.UUID) -> dict[str, Any]:
+    return (await Patient.filter(id=pid).values())[0]
+
+
+async def listed(tenant: Tenant, role: str = "front_desk", **filter_: Any) -> list[str]:
+    reply = await tenant.call(role, LIST, first=100, filter=filter_ or None)
+    assert reply.errors == [], reply.errors
+    return [edge["node"]["id"] for edge in reply.data["patients"]["edges"]]
+
+
+def dept(tenant: Tenant, key: str) -> str:
+    return str(tenant.departments[key].id)
+
+
+# -- register, read, update, archive ---------------------------------------------------------
+
+FULL_READ = """query($id: ID!) { patient(id: $id) {
+  id fullName sex birthDate occupation nationalIdType nationalId status segments tags
+  address phone altPhone email preferredChannel preferredLanguage contactConsent contactChannels
+  dietPreferences activityPreferences specialNeeds department { name } careTeam { id }
+} }"""
+
+
+async def test_front_desk_registers_a_patient_in_canonical_form(tenant: Tenant) -> None:
+    pid = await make_patient(
+        tenant, fullName="  Zhang Wei  ", sex="MALE", birthDate="1949-12-31", occupation="Teacher",
+        nationalIdType="RESIDENT_ID", nationalId="110105 19491231 002x", address="1 Chang'an Ave, Beijing",
+        phone="138-0013-8000", altPhone="+86 010 1234 5678", email="Zhang.Wei@Example.COM",
+        preferredChannel="SMS", preferredLanguage="zh-CN", contactConsent=True, contactChannels=["SMS", "EMAIL", "SMS"],
+        dietPreferences="Soft food", activityPreferences="Walking", specialNeeds="Hard of hearing",
+        segments=["VIP"], tags=["Needs Call", "needs call"],
+    )
+
+    reply = await tenant.call("front_desk", FULL_READ, id=str(pid))
+
+    assert reply.errors == []
+    assert reply.data["patient"] == {
+        "id": str(pid), "fullName": "Zhang Wei", "sex": "MALE", "birthDate": "1949-12-31", "occupation": "Teacher",
+        "nationalIdType": "RESIDENT_ID", "nationalId": VALID_RESIDENT_ID, "status": "ACTIVE", "segments": ["VIP"],
+        "tags": ["needs-call"], "address": "1 Chang'an Ave, Beijing", "phone": "+8613800138000",
+        "altPhone": "+861012345678", "email": "Zhang.Wei@example.com", "preferredChannel": "SMS",
+        "preferredLanguage": "zh-CN", "contactConsent": True, "contactChannels": ["EMAIL", "SMS"],
+        "dietPreferences": "Soft food", "activityPreferences": "Walking", "specialNeeds": "Hard of hearing",
+        "department": {"name": "Department A"}, "careTeam": [],
+    }
+    stored = await row(pid)
+    for column, clear in (("phone", b"13800138000"), ("national_id", b"19491231"), ("address", b"Chang")):
+        assert clear not in bytes(stored[column])
+
+
+async def test_registration_is_audited_with_the_fields_written(tenant: Tenant) -> None:
+    pid = await make_patient(tenant, phone="13800138000")
+
+    (event,) = await tenant.audit_events(action="create", resource_type="patient")
+    assert (event.actor_id, event.outcome, event.resource_id, event.patient_id) == (
+        tenant.staff_ids["front_desk"], "allowed", pid, pid)
+    assert event.fields_read == "department_id,full_name,phone"
+    assert event.field_classes == "contact,identity"
+
+
+async def test_front_desk_may_not_register_clinical_data(tenant: Tenant) -> None:
+    before, denied = await patient_rows(tenant), len(await tenant.audit_events(outcome="denied"))
+
+    reply = await tenant.call("front_desk", CREATE, input={"fullName": "Zhou Min", "diagnoses": "Caries"})
+
+    assert reply.codes == ["FORBIDDEN"]
+    assert await patient_rows(tenant) == before
+    assert len(await tenant.audit_events(outcome="denied")) == denied + 1
+
+
+async def test_nurse_updates_given_fields_and_null_clears(tenant: Tenant) -> None:
+    pid = await make_patient(tenant, "nurse", fullName="Sun Li", occupation="Driver", phone="13800138000",
+                             email="sun@example.com")
+
+    reply = await tenant.call("nurse", UPDATE, id=str(pid), input={"occupation": None, "diagnoses": "Gingivitis"})
+
+    assert reply.errors == []
+    assert reply.data["patientUpdate"] == {"id": str(pid), "fullName": "Sun Li", "occupation": None,
+                                           "phone": "+8613800138000", "email": "sun@example.com",
+                                           "diagnoses": "Gingivitis"}
+    (event,) = await tenant.audit_events(action="update", resource_type="patient")
+    assert (event.actor_id, event.fields_read, event.field_classes) == (
+        tenant.staff_ids["nurse"], "diagnoses,occupation", "clinical,identity")
+
+
+async def test_changed_phone_is_found_by_the_new_number_only(tenant: Tenant) -> None:
+    pid = await make_patient(tenant, phone="13800138000")
+
+    reply = await tenant.call("front_desk", UPDATE, id=str(pid), input={"phone": "139 0013 9000"})
+
+    assert reply.data["patientUpdate"]["phone"] == "+8613900139000"
+    assert await listed(tenant, phone="13900139000") == [str(pid)]
+    assert await listed(tenant, phone="13800138000") == []
+
+
+async def test_update_without_fields_is_bad_input(tenant: Tenant) -> None:
+    pid = await make_patient(tenant)
+    before = await row(pid)
+
+    reply = await tenant.call("front_desk", UPDATE, id=str(pid), input={})
+
+    assert reply.codes == ["BAD_USER_INPUT"]
+    assert await row(pid) == before
+
+
+async def test_archive_keeps_the_file_and_marks_it_archived(tenant: Tenant) -> None:
+    pid = await make_patient(tenant)
+
+    reply = await tenant.call("front_desk", ARCHIVE, id=str(pid))
+
+    assert reply.errors == []
+    assert reply.data["patientArchive"] == {"id": str(pid), "status": "ARCHIVED"}
+    assert (await row(pid))["status"] == "archived"
+    (event,) = await tenant.audit_events(action="archive")
+    assert (event.actor_id, event.patient_id, event.fields_read) == (tenant.staff_ids["front_desk"], pid, "status")
+
+
+async def test_missing_patient_is_not_found_and_audited(tenant: Tenant) -> None:
+    missing = uuid.uuid4()
+
+    reply = await tenant.call("front_desk", READ_NAME, id=str(missing))
+
+    assert reply.codes == ["NOT_FOUND"]
+    assert reply.data is None
+    (event,) = await tenant.audit_events(outcome="denied")
+    assert (event.resource_id, event.reason) == (missing, "not_found")
+
+
+async def test_another_institutions_patient_is_not_found(tenant: Tenant, other_tenant: Tenant) -> None:
+    pid = await make_patient(other_tenant)
+    before = await row(pid)
+
+    read = await tenant.call("front_desk", READ_NAME, id=str(pid))
+    update = await tenant.call("front_desk", UPDATE, id=str(pid), input={"fullName": "Hijacked"})
+    archive = await tenant.call("front_desk", ARCHIVE, id=str(pid))
+
+    assert (read.codes, update.codes, archive.codes) == (["NOT_FOUND"], ["NOT_FOUND"], ["NOT_FOUND"])
+    assert await row(pid) == before
+
+
+# -- returning patients ----------------------------------------------------------------------
+
+FIRST_VISIT = {"fullName": "Chen Jie", "phone": "13800138000", "altPhone": "13700137000",
+               "nationalIdType": "RESIDENT_ID", "nationalId": VALID_RESIDENT_ID}
+
+
+@pytest.mark.parametrize(("again", "matched_on"), [
+    ({"phone": "+86 138 0013 8000"}, ["PHONE"]),
+    ({"phone": "137-0013-7000"}, ["PHONE"]),
+    ({"altPhone": "13800138000"}, ["PHONE"]),
+    ({"nationalIdType": "RESIDENT_ID", "nationalId": "11010519491231002x"}, ["NATIONAL_ID"]),
+    ({"nationalIdType": "RESIDENT_ID", "nationalId": VALID_RESIDENT_ID, "phone": "13800138000"},
+     ["NATIONAL_ID", "PHONE"]),
+], ids=["same-phone", "phone-is-their-alt-phone", "alt-phone-is-their-phone", "same-id", "same-id-and-phone"])
+async def test_returning_patient_is_recognised_and_nothing_created(
+    tenant: Tenant, again: dict[str, Any], matched_on: list[str]
+) -> None:
+    first = await make_patient(tenant, **FIRST_VISIT)
+    before = await patient_rows(tenant)
+
+    reply = await tenant.call("front_desk", CREATE, input={"fullName": "Chen J.", **again})
+
+    assert reply.errors == []
+    assert reply.data["patientCreate"] == {"patient": None, "returningPatient": {"id": str(first), "fullName": "Chen Jie"},
+                                           "matchedOn": matched_on}
+    assert await patient_rows(tenant) == before
+
+
+async def test_register_anyway_creates_a_second_file(tenant: Tenant) -> None:
+    first = await make_patient(tenant, **FIRST_VISIT)
+
+    reply = await tenant.call("front_desk", CREATE, input={"fullName": "Chen Jie", "phone": "13800138000"},
+                              anyway=True)
+
+    assert reply.errors == []
+    payload = reply.data["patientCreate"]
+    assert (payload["returningPatient"], payload["matchedOn"]) == (None, [])
+    second = payload["patient"]["id"]
+    assert [r["id"] for r in await patient_rows(tenant)] == [first, uuid.UUID(second)]
+
+
+async def test_new_patient_without_a_match_is_registered(tenant: Tenant) -> None:
+    await make_patient(tenant, **FIRST_VISIT)
+
+    reply = await tenant.call("front_desk", CREATE, input={"fullName": "Chen Jie", "phone": "13900139000"})
+
+    assert reply.errors == []
+    assert reply.data["patientCreate"]["returningPatient"] is None
+    assert reply.data["patientCreate"]["matchedOn"] == []
+    assert len(await patient_rows(tenant)) == 2
+
+
+async def test_patient_of_another_institution_is_not_returning(tenant: Tenant, other_tenant: Tenant) -> None:
+    await make_patient(other_tenant, **FIRST_VISIT)
+
+    reply = await tenant.call("front_desk", CREATE, input=FIRST_VISIT)
+
+    assert reply.errors == []
+    assert reply.data["patientCreate"]["returningPatient"] is None
+    assert len(await patient_rows(tenant)) == 1
+
+
+# -- row scope of nurses and doctors ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", ["nurse", "doctor"])
+async def test_care_team_opens_and_closes_a_patient_of_another_department(tenant: Tenant, role: str) -> None:
+    in_b = await make_patient(tenant, departmentId=dept(tenant, "B"))
+    in_a = await make_patient(tenant)
+    team = {"pid": str(in_b), "sid": str(tenant.staff_ids[role])}
+
+    hidden = await tenant.call(role, READ_NAME, id=str(in_b))
+    assert hidden.codes == ["NOT_FOUND"]
+    assert await listed(tenant, role) == [str(in_a)]
+
+    assert (await tenant.call("admin", CARE_ASSIGN, **team)).data == {"careTeamAssign": True}
+    shown = await tenant.call(role, READ_NAME, id=str(in_b))
+    assert shown.errors == []
+    assert shown.data["patient"]["id"] == str(in_b)
+    assert await listed(tenant, role) == [str(in_b), str(in_a)]
+
+    assert (await tenant.call("department_head", CARE_UNASSIGN, **team)).data == {"careTeamUnassign": True}
+    assert (await tenant.call(role, READ_NAME, id=str(in_b))).codes == ["NOT_FOUND"]
+    assert await listed(tenant, role) == [str(in_a)]
+
+
+async def test_nurse_cannot_update_a_patient_of_another_department(tenant: Tenant) -> None:
+    in_b = await make_patient(tenant, departmentId=dept(tenant, "B"))
+    before = await row(in_b)
+
+    reply = await tenant.call("nurse", UPDATE, id=str(in_b), input={"diagnoses": "Caries"})
+
+    assert reply.codes == ["NOT_FOUND"]
+    assert await row(in_b) == before
+    (event,) = await tenant.audit_events(outcome="denied")
+    assert (event.actor_id, event.reason, event.resource_id) == (tenant.staff_ids["nurse"], "not_found", in_b)
+
+
+async def test_care_team_does_not_widen_a_department_heads_reach(tenant: Tenant) -> None:
+    in_b = await make_patient(tenant, departmentId=dept(tenant, "B"))
+    await tenant.call("admin", CARE_ASSIGN, pid=str(in_b), sid=str(tenant.staff_ids["department_head"]))
+
+    reply = await tenant.call("department_head", READ_NAME, id=str(in_b))
+
+    assert reply.codes == ["NOT_FOUND"]
+
+
+async def test_nurse_registering_outside_her_department_joins_the_care_team(tenant: Tenant) -> None:
+    pid = await make_patient(tenant, "nurse", departmentId=dept(tenant, "B"))
+
+    reply = await tenant.call("nurse", "query($id: ID!) { patient(id: $id) { careTeam { id } } }", id=str(pid))
+
+    assert reply.errors == []
+    assert reply.data["patient"]["careTeam"] == [{"id": str(tenant.staff_ids["nurse"])}]
+
+
+# -- filters and paging ----------------------------------------------------------------------
+
+
+async def filter_patients(tenant: Tenant) -> dict[str, str]:
+    ids = {
+        "li_wei": await make_patient(tenant, fullName="Li Wei", phone="13800000001", segments=["VIP"],
+                                     tags=["Diabetic"], nationalIdType="RESIDENT_ID", nationalId=VALID_RESIDENT_ID),
+        "li_na": await make_patient(tenant, fullName="Li Na", phone="13800000002", altPhone="13800000001",
+                                    nationalIdType="PASSPORT", nationalId="E12345678"),
+        "wang_fang": await make_patient(tenant, fullName="Wang Fang", departmentId=dept(tenant, "B"),
+                                        segments=["ORTHODONTICS", "VIP"], tags=["vip-guest"]),
+        "lin_tao": await make_patient(tenant, fullName="Lin_Tao", tags=["diabetic-2"]),
+    }
+    await tenant.call("front_desk", ARCHIVE, id=str(ids["wang_fang"]))
+    return {name: str(pid) for name, pid in ids.items()}
+
+
+@pytest.mark.parametrize(("filter_", "expected"), [
+    ({"namePrefix": "Li "}, ["li_wei", "li_na"]),
+    ({"namePrefix": "Li"}, ["li_wei", "li_na", "lin_tao"]),
+    ({"namePrefix": "Lin_"}, ["lin_tao"]),
+    ({"namePrefix": "L%"}, []),
+    ({"phone": "+86 138 0000 0001"}, ["li_wei", "li_na"]),
+    ({"phone": "13800000002"}, ["li_na"]),
+    ({"nationalIdType": "RESIDENT_ID", "nationalId": "11010519491231002x"}, ["li_wei"]),
+    ({"nationalIdType": "PASSPORT", "nationalId": "e12345678"}, ["li_na"]),
+    ({"nationalIdType": "PASSPORT", "nationalId": VALID_RESIDENT_ID}, []),
+    ({"segment": "VIP"}, ["li_wei", "wang_fang"]),
+    ({"segment": "ORTHODONTICS"}, ["wang_fang"]),
+    ({"tag": "DIABETIC"}, ["li_wei"]),
+    ({"tag": "vip"}, []),
+    ({"departmentId": "B"}, ["wang_fang"]),
+    ({"departmentId": "A"}, ["li_wei", "li_na", "lin_tao"]),
+    ({"status": "ARCHIVED"}, ["wang_fang"]),
+    ({"status": "ACTIVE"}, ["li_wei", "li_na", "lin_tao"]),
+    ({"namePrefix": "Li", "segment": "VIP", "status": "ACTIVE"}, ["li_wei"]),
+], ids=lambda value: str(value))
+async def test_filter(tenant: Tenant, filter_: dict[str, str], expected: list[str]) -> None:
+    ids = await filter_patients(tenant)
+    if "departmentId" in filter_:
+        filter_ = {**filter_, "departmentId": dept(tenant, filter_["departmentId"])}
+
+    assert await listed(tenant, **filter_) == [ids[name] for name in expected]
+
+
+async def page(tenant: Tenant, first: int, after: str | None = None) -> tuple[list[str], bool, str | None]:
+    reply = await tenant.call("front_desk", LIST, first=first, after=after)
+    assert reply.errors == [], reply.errors
+    connection = reply.data["patients"]
+    ids = [edge["node"]["id"] for edge in connection["edges"]]
+    if connection["edges"]:
+        assert connection["pageInfo"]["endCursor"] == connection["edges"][-1]["cursor"]
+    return ids, connection["pageInfo"]["hasNextPage"], connection["pageInfo"]["endCursor"]
+
+
+async def test_keyset_paging_is_stable_while_patients_are_registered(tenant: Tenant) -> None:
+    ids = [str(await make_patient(tenant)) for _ in range(5)]
+
+    first, more, cursor = await page(tenant, 2)
+    assert (first, more) == (ids[:2], True)
+    ids.append(str(await make_patient(tenant)))  # registered between two pages
+    second, more, cursor = await page(tenant, 2, cursor)
+    assert (second, more) == (ids[2:4], True)
+    third, more, cursor = await page(tenant, 2, cursor)
+    assert (third, more) == (ids[4:6], False)
+    assert await page(tenant, 2, cursor) == ([], False, None)
+
+
+async def test_exact_page_has_no_next_page(tenant: Tenant) -> None:
+    ids = [str(await make_patient(tenant)) for _ in range(3)]
+
+    ids_page, more, cursor = await page(tenant, 3)
+
+    assert (ids_page, more) == (ids, False)
+    assert cursor is not None
+
+
+async def test_largest_page_size_is_accepted(tenant: Tenant) -> None:
+    pid = await make_patient(tenant)
+
+    assert await page(tenant, 100) == ([str(pid)], False, (await page(tenant, 1))[2])
+
+
+# -- bad input -------------------------------------------------------------------------------
+
+TOMORROW = (date.today() + timedelta(days=1)).isoformat()
+BAD_FIELDS = [
+    pytest.param({"nationalIdType": "RESIDENT_ID", "nationalId": BAD_CHECK_DIGIT}, "nationalId", id="check-digit"),
+    pytest.param({"birthDate": TOMORROW}, "birthDate", id="future-birth-date"),
+    pytest.param({"phone": "12345"}, "phone", id="short-phone"),
+    pytest.param({"phone": "138-0013-800a"}, "phone", id="phone-with-letter"),
+    pytest.param({"altPhone": "+0123456789"}, "altPhone", id="alt-phone-leading-zero"),
+    pytest.param({"email": "zhang.example.com"}, "email", id="email-without-at"),
+    pytest.param({"email": "zhang@localhost"}, "email", id="email-without-domain"),
+    pytest.param({"fullName": "x" * 101}, "fullName", id="full-name-101"),
+    pytest.param({"fullName": "Zhang\x07Wei"}, "fullName", id="full-name-control-char"),
+    pytest.param({"occupation": "Teacher\x00"}, "occupation", id="occupation-nul"),
+    pytest.param({"nationalId": "E12345678"}, "nationalId", id="id-without-type"),
+    pytest.param({"tags": ["50%"]}, "tags", id="tag-wildcard"),
+    pytest.param({"preferredLanguage": "chinese!"}, "preferredLanguage", id="language"),
+]
+
+
+def bad_input_field(reply: Any) -> str:
+    assert reply.codes == ["BAD_USER_INPUT"], reply.body
+    return reply.errors[0]["extensions"]["field"]
+
+
+@pytest.mark.parametrize(("fields", "field"), BAD_FIELDS)
+async def test_bad_registration_writes_nothing(tenant: Tenant, fields: dict[str, Any], field: str) -> None:
+    before, events = await patient_rows(tenant), await tenant.audit_count()
+
+    reply = await tenant.call("front_desk", CREATE, input={"fullName": "Zhang Wei", **fields}, anyway=True)
+
+    assert bad_input_field(reply) == field
+    assert reply.data is None
+    assert await patient_rows(tenant) == before
+    assert await tenant.audit_count() == events
+
+
+@pytest.mark.parametrize(("fields", "field"), BAD_FIELDS)
+async def test_bad_update_writes_nothing(tenant: Tenant, fields: dict[str, Any], field: str) -> None:
+    pid = await make_patient(tenant, fullName="Zhang Wei")
+    before = await row(pid)
+
+    reply = await tenant.call("front_desk", UPDATE, id=str(pid), input=fields)
+
+    assert bad_input_field(reply) == field
+    assert await row(pid) == before
+
+
+async def test_full_name_of_100_characters_is_accepted(tenant: Tenant) -> None:
+    pid = await make_patient(tenant, fullName="x" * 100)
+
+    assert (await row(pid))["full_name"] == "x" * 100
+
+
+@pytest.mark.parametrize(("query", "variables", "field"), [
+    pytest.param(LIST, {"first": 0}, "first", id="first-0"),
+    pytest.param(LIST, {"first": 101}, "first", id="first-101"),
+    pytest.param(LIST, {"first": 2, "after": "%%%"}, "after", id="cursor-garbage"),
+    pytest.param(LIST, {"first": 2, "after": "YXVkaXQ6MTI"}, "after", id="cursor-of-audit-trail"),
+    pytest.param(LIST, {"first": 2, "filter": {"nationalId": VALID_RESIDENT_ID}}, "filter.nationalId",
+                 id="filter-id-without-type"),
+    pytest.param(LIST, {"first": 2, "filter": {"departmentId": "nope"}}, "departmentId", id="filter-bad-department"),
+    pytest.param(READ_NAME, {"id": "nope"}, "id", id="malformed-id"),
+    pytest.param(ARCHIVE, {"id": "nope"}, "id", id="archive-malformed-id"),
+], )
+async def test_bad_arguments(tenant: Tenant, query: str, variables: dict[str, Any], field: str) -> None:
+    await make_patient(tenant)
+    before = await patient_rows(tenant)
+
+    reply = await tenant.call("front_desk", query, **variables)
+
+    assert bad_input_field(reply) == field
+    assert await patient_rows(tenant) == before
+
+
+# -- cost of a page --------------------------------------------------------------------------
+
+PAGE_WITH_CONTACTS = """query($first: Int!) { patients(first: $first) {
+  nodes { id fullName phone department { name } careTeam { id } contacts { name phone } }
+} }"""
+ADD_CONTACT = """mutation($pid: ID!) {
+  contactCreate(patientId: $pid, input: {name: "Family", relationship: PARENT, phone: "13900139000"}) { id }
+}"""
+
+
+async def statements_for_page(tenant: Tenant, sql_counter: Any, role: str, first: int) -> int:
+    start = len(sql_counter.statements)
+    reply = await tenant.call(role, PAGE_WITH_CONTACTS, first=first)
+    assert reply.errors == []
+    assert len(reply.data["patients"]["nodes"]) == first
+    assert all(len(node["contacts"]) == 1 for node in reply.data["patients"]["nodes"])
+    return len(sql_counter.statements) - start
+
+
+@pytest.mark.parametrize("role", ["front_desk", "nurse"])
+async def test_page_costs_the_same_sql_for_2_and_20_patients(tenant: Tenant, sql_counter: Any, role: str) -> None:
+    for _ in range(20):
+        pid = await make_patient(tenant)
+        assert (await tenant.call("front_desk", ADD_CONTACT, pid=str(pid))).errors == []
+
+    small = await statements_for_page(tenant, sql_counter, role, 2)
+    large = await statements_for_page(tenant, sql_counter, role, 20)
+
+    assert small > 0
+    assert large == small
