@@ -8,7 +8,6 @@ import pytest
 from tortoise import Tortoise
 
 from app.logs import SQL_LOGGERS, configure_logging
-
 from tests.factories import PASSWORD, Tenant, gql, make_patient
 
 SECRET_VALUES = {"full_name": "Zhang Secretname", "phone": "13912345678", "diagnoses": "Rare condition Xyzzy"}
@@ -35,7 +34,8 @@ async def test_logs_carry_no_patient_data(tenant: Tenant, verbose_logging: pytes
     reply = await tenant.call("nurse", "query($id: ID!) { patient(id: $id) { fullName phone diagnoses } }", id=str(pid))
     assert reply.codes == ["INTERNAL_SERVER_ERROR"]
     await tenant.call("front_desk", "query($id: ID!) { patient(id: $id) { diagnoses } }", id=str(pid))
-    await gql(tenant.client, "mutation { login(email: \"nobody@x.test\", password: \"%s\") { token } }" % PASSWORD)
+    login = "mutation($p: String!) { login(email: \"nobody@x.test\", password: $p) { token } }"
+    await gql(tenant.client, login, {"p": PASSWORD})
     await tenant.call("nurse", "mutation { patientCreate(input: {fullName: \"x\", phone: \"12345\"}) { matchedOn } }")
 
     text = "\n".join(record.getMessage() for record in caplog.records)
