@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -33,21 +32,23 @@ def uuid_of(value: strawberry.ID | str | None, field: str = "id") -> uuid.UUID |
 
 
 def provided(data: Any) -> dict[str, Any]:
-    """The fields a client actually sent (UNSET left out), with enums and ids made plain.
-
-    Fields named ``*_id``/``*_ids`` are parsed as UUIDs.
-    """
+    """The fields a client actually sent (UNSET left out), with enums made plain and IDs parsed."""
     out: dict[str, Any] = {}
-    for f in dataclasses.fields(data):
-        value = getattr(data, f.name)
+    for f in type(data).__strawberry_definition__.fields:
+        value = getattr(data, f.python_name)
         if value is strawberry.UNSET:
             continue
-        if f.name.endswith("_ids") and value is not None:
-            value = [uuid_of(v, _camel(f.name)) for v in value]
-        elif f.name.endswith("_id"):
-            value = uuid_of(value, _camel(f.name))
-        out[f.name] = _plain(value)
+        if _is_id(f.type) and value is not None:
+            name = _camel(f.python_name)
+            value = [uuid_of(v, name) for v in value] if isinstance(value, list) else uuid_of(value, name)
+        out[f.python_name] = _plain(value)
     return out
+
+
+def _is_id(field_type: Any) -> bool:
+    while hasattr(field_type, "of_type"):  # Optional[...] and list[...]
+        field_type = field_type.of_type
+    return field_type is strawberry.ID
 
 
 def _plain(value: Any) -> Any:

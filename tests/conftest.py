@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 import pytest_asyncio
@@ -28,9 +30,29 @@ from tests.factories import Tenant, make_tenant
 TEST_HASHING = HashParameters(time_cost=1, memory_cost_kib=1024, parallelism=1)
 
 
-@pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return "sqlite://" + str(tmp_path_factory.mktemp("db") / "careloop.sqlite3")
+BACKEND = os.environ.get("CARELOOP_TEST_DATABASE", "sqlite")
+
+
+def pytest_report_header() -> str:
+    return f"careloop test database: {'sqlite' if BACKEND == 'sqlite' else 'postgres'}"
+
+
+@pytest_asyncio.fixture(scope="session")
+async def database_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    if BACKEND == "sqlite":
+        yield "sqlite://" + str(tmp_path_factory.mktemp("db") / "careloop.sqlite3")
+        return
+    # A fresh database on the given server, dropped at the end.
+    server = BACKEND.rsplit("/", 1)[0]
+    name = f"careloop_test_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(BACKEND)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield f"{server}/{name}"
+    finally:
+        await db.close_database()
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
 
 
 @pytest.fixture(scope="session")

@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 
 import pytest
-from tortoise import Tortoise
+from tortoise.expressions import F
 
 from app.logs import SQL_LOGGERS, configure_logging
+from models import Patient
 from tests.factories import PASSWORD, Tenant, gql, make_patient
 
 SECRET_VALUES = {"full_name": "Zhang Secretname", "phone": "13912345678", "diagnoses": "Rare condition Xyzzy"}
@@ -29,8 +30,7 @@ async def test_logs_carry_no_patient_data(tenant: Tenant, verbose_logging: pytes
     pid = await make_patient(tenant, "nurse", fullName=SECRET_VALUES["full_name"], phone=SECRET_VALUES["phone"],
                              diagnoses=SECRET_VALUES["diagnoses"])
     # Corrupt the diagnoses ciphertext, so that reading it fails unexpectedly (a masked server error).
-    await Tortoise.get_connection("default").execute_query(
-        "UPDATE patient SET diagnoses = phone WHERE id = ?", [str(pid)])
+    await Patient.filter(id=pid).update(diagnoses=F("phone"))
     reply = await tenant.call("nurse", "query($id: ID!) { patient(id: $id) { fullName phone diagnoses } }", id=str(pid))
     assert reply.codes == ["INTERNAL_SERVER_ERROR"]
     await tenant.call("front_desk", "query($id: ID!) { patient(id: $id) { diagnoses } }", id=str(pid))
