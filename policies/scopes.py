@@ -49,7 +49,9 @@ class PatientScope:
 
     @property
     def uses_care_team(self) -> bool:
-        return Reach.CARE_TEAM in self.reach and Reach.INSTITUTION not in self.reach
+        """Whether some class is reached through the care team: rows then need a membership check,
+        even when another role reaches every row (a nurse who also works the front desk)."""
+        return Reach.CARE_TEAM in self.reach
 
     def filter(self) -> Q | None:
         """The SQL condition for reachable patients, or None when the principal reaches none."""

@@ -52,9 +52,10 @@ async def update(ctx: Context, contact_id: uuid.UUID | None, data: dict[str, Any
     view = await _find(ctx, contact_id, Action.UPDATE)
     await _require_contact_class(ctx, view.patient, Action.UPDATE)
     values = _normalize(data)
-    for required in ("name", "relationship", "is_emergency", "may_receive_information"):
+    for required, field_name in (("name", "name"), ("relationship", "relationship"),
+                                 ("is_emergency", "isEmergency"), ("may_receive_information", "mayReceiveInformation")):
         if required in values and values[required] is None:
-            raise BadUserInput(f"{required}: must not be null.", field=required)
+            raise BadUserInput(f"{field_name}: must not be null.", field=field_name)
     async with in_transaction():
         await Contact.filter(id=view.row.id, institution_id=ctx.institution_id).update(
             **_columns(ctx, view.row.id, values))

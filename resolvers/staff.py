@@ -106,9 +106,10 @@ async def revoke_role(ctx: Context, staff_id: uuid.UUID | None, role: str) -> St
     view = await _find(ctx, staff_id, Action.DELETE)
     (role,) = _roles([role])
     if role == "admin" and role in view.roles:
-        admins = await RoleAssignment.filter(institution_id=ctx.institution_id, role="admin").count()
+        admins = await RoleAssignment.filter(institution_id=ctx.institution_id, role="admin",
+                                             staff__is_active=True).count()
         if admins <= 1:
-            raise BadUserInput("role: the institution's last admin keeps the role.", field="role")
+            raise BadUserInput("role: the institution's last active admin keeps the role.", field="role")
     if role in view.roles:
         async with in_transaction():
             await RoleAssignment.filter(staff_id=view.row.id, role=role).delete()

@@ -14,7 +14,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 STRONG_HASHING = {"CARELOOP_ARGON2_TIME_COST": "3", "CARELOOP_ARGON2_MEMORY_KIB": "65536"}
-FAST_HASHING = {"CARELOOP_ARGON2_TIME_COST": "1", "CARELOOP_ARGON2_MEMORY_KIB": "1024", "CARELOOP_ARGON2_PARALLELISM": "1"}
+FAST_HASHING = {"CARELOOP_ARGON2_TIME_COST": "1", "CARELOOP_ARGON2_MEMORY_KIB": "1024",
+                "CARELOOP_ARGON2_PARALLELISM": "1"}
 
 
 def careloop(tmp: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:

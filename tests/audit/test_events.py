@@ -159,16 +159,10 @@ async def test_a_field_refused_to_the_front_desk_leaves_a_denied_read_event(tena
 # -- writes ------------------------------------------------------------------------------
 
 
-NATIONAL_ID_BUG = pytest.mark.xfail(strict=True, reason=(
-    "BUG: schema/common.py provided() parses every *_id input field as a UUID, so nationalId "
-    "('11010519491231002X') is refused with BAD_USER_INPUT 'nationalId: not a valid id.'"))
-
-
 @pytest.mark.parametrize(("extra", "written"), [
     pytest.param({}, "department_id,full_name,phone", id="phone"),
     pytest.param({"nationalIdType": "RESIDENT_ID", "nationalId": "11010519491231002X"},
-                 "department_id,full_name,national_id,national_id_type,phone", id="national-id",
-                 marks=NATIONAL_ID_BUG),
+                 "department_id,full_name,national_id,national_id_type,phone", id="national-id"),
 ])
 async def test_patient_create_leaves_one_create_event_naming_the_fields(
     tenant: Tenant, extra: dict[str, str], written: str
@@ -279,7 +273,7 @@ async def test_a_denied_write_leaves_one_denied_event_and_writes_nothing(tenant:
 # -- no values on the trail --------------------------------------------------------------
 
 
-@pytest.mark.parametrize("with_national_id", [False, pytest.param(True, marks=NATIONAL_ID_BUG)])
+@pytest.mark.parametrize("with_national_id", [False, True])
 async def test_no_audit_row_holds_a_value(tenant: Tenant, with_national_id: bool) -> None:
     secrets = ["Lin Xiaomei", "13912345678", "11010519491231002X", "Chronic periodontitis", "Wang Fang",
                "13712345678", "Allergic to penicillin", "nobody.here@example.org"]

@@ -109,6 +109,10 @@ async def patient_of_b(tenant: Tenant) -> uuid.UUID:
     return await make_patient(tenant, "front_desk", departmentId=str(tenant.departments["B"].id))
 
 
+CARE_ASSIGN = "mutation($pid: ID!, $sid: ID!) { careTeamAssign(patientId: $pid, staffId: $sid) }"
+CARE_UNASSIGN = "mutation($pid: ID!, $sid: ID!) { careTeamUnassign(patientId: $pid, staffId: $sid) }"
+
+
 CONTACT_CREATE = """mutation($pid: ID!, $input: ContactCreateInput!) {
   contactCreate(patientId: $pid, input: $input) { id name phone }
 }"""
@@ -151,6 +155,20 @@ async def nothing(tenant: Tenant) -> dict[str, Any]:
     return {}
 
 
+def create_op(cls: str) -> Op:
+    """Registering with a field of a class: besides ``patient: create``, writing any class but identity."""
+    async def prepare(tenant: Tenant) -> dict[str, Any]:
+        fields = {"fullName": "New Patient", "departmentId": str(tenant.departments["A"].id)}
+        return {"input": {**fields, **UPDATE_INPUT[cls]}}
+
+    requires = (("patient", "create"),) + ((f"patient.{cls}", "update"),) * (cls != "identity")
+    return Op(
+        name=f"patientCreate.{cls}", root="patientCreate",
+        query="mutation($input: PatientCreateInput!) { patientCreate(input: $input) { patient { id } } }",
+        prepare=prepare, requires=requires,
+    )
+
+
 def update_op(cls: str) -> Op:
     async def prepare(tenant: Tenant) -> dict[str, Any]:
         return {"id": str(await matrix_patient(tenant)), "input": UPDATE_INPUT[cls]}
@@ -188,14 +206,6 @@ def expect_departments(data: Any) -> None:
     assert [d["name"] for d in data["departments"]] == ["Department A", "Department B"]
 
 
-CARE_ASSIGN = "mutation($pid: ID!, $sid: ID!) { careTeamAssign(patientId: $pid, staffId: $sid) }"
-CARE_UNASSIGN = "mutation($pid: ID!, $sid: ID!) { careTeamUnassign(patientId: $pid, staffId: $sid) }"
-
-
-async def new_patient(tenant: Tenant) -> dict[str, Any]:
-    return {"input": {"fullName": "New Patient", "departmentId": str(tenant.departments["A"].id)}}
-
-
 async def new_contact(tenant: Tenant) -> dict[str, Any]:
     return {"pid": str(await matrix_patient(tenant)), "input": {"name": "Li Na", "relationship": "CHILD"}}
 
@@ -214,9 +224,7 @@ async def nurse_renamed(tenant: Tenant) -> dict[str, Any]:
 
 
 OPS: tuple[Op, ...] = (
-    Op("patientCreate", "patientCreate",
-       "mutation($input: PatientCreateInput!) { patientCreate(input: $input) { patient { id } } }",
-       new_patient, (("patient", "create"),)),
+    *(create_op(cls) for cls in PATIENT_CLASSES),
     *(update_op(cls) for cls in PATIENT_CLASSES),
     Op("patientArchive", "patientArchive", "mutation($id: ID!) { patientArchive(id: $id) { id } }",
        with_patient, (("patient", "archive"),)),

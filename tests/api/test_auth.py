@@ -1,0 +1,273 @@
+"""Signing in and out: tokens, failures, lockout, revocation, and what is stored."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from audit.writer import SYSTEM_CHAIN
+from core.principal import ROLES
+from core.tokens import token_digest
+from models import AuditEvent, Session, Staff
+from resolvers.context import Services
+from tests.factories import LOGIN, PASSWORD, Response, Tenant, gql, login
+
+WRONG = "not the password at all"
+INVALID = {"message": "Invalid email or password.", "extensions": {"code": "UNAUTHENTICATED"}}
+LOCKED = {"message": "Too many failed sign-in attempts; the account is locked for a while.",
+          "extensions": {"code": "RATE_LIMITED"}}
+BAD_TOKEN = {"message": "Invalid or expired token.", "extensions": {"code": "UNAUTHENTICATED"}}
+ME = "{ me { id email name roles institution { id name kind timeZone } departments { id name } } }"
+PATIENTS = "{ patients { nodes { id } } }"
+
+
+def without_place(reply: Response) -> list[dict[str, Any]]:
+    return [{k: v for k, v in error.items() if k not in ("path", "locations")} for error in reply.errors]
+
+
+async def sign_in(client: httpx.AsyncClient, email: str, password: str) -> Response:
+    return await gql(client, "mutation($email: String!, $password: String!) { "
+                             "login(email: $email, password: $password) { token expiresAt } }",
+                     {"email": email, "password": password})
+
+
+async def refusals(tenant: Tenant, role: str, **filters: Any) -> list[tuple[str, str]]:
+    """The denied sign-in events of one account: (action, reason), in order."""
+    events = await tenant.audit_events(resource_id=tenant.staff_ids[role], resource_type="session",
+                                       outcome="denied", **filters)
+    return [(e.action, e.reason) for e in events]
+
+
+# -- signing in --------------------------------------------------------------------------
+
+
+async def test_login_returns_a_cl_token(client: httpx.AsyncClient, tenant: Tenant, settings: Any) -> None:
+    reply = await sign_in(client, tenant.emails["nurse"], PASSWORD)
+    assert reply.errors == []
+    token = reply.data["login"]["token"]
+    assert re.fullmatch(r"cl_[A-Za-z0-9_-]{43}", token)
+    expires = datetime.fromisoformat(reply.data["login"]["expiresAt"])
+    expected = datetime.now(UTC) + timedelta(hours=settings.limits.token_ttl_hours)
+    assert abs(expires - expected) < timedelta(minutes=1)
+    me = await gql(client, "{ me { id } }", token=token)
+    assert me.data == {"me": {"id": str(tenant.staff_ids["nurse"])}}
+
+
+async def test_login_ignores_email_case_and_spaces(client: httpx.AsyncClient, tenant: Tenant) -> None:
+    reply = await sign_in(client, f"  {tenant.emails['doctor'].upper()} ", PASSWORD)
+    assert reply.errors == []
+    assert reply.data["login"]["token"].startswith("cl_")
+
+
+async def test_wrong_password_is_unauthenticated_and_audited_once(client: httpx.AsyncClient, tenant: Tenant) -> None:
+    sessions = await Session.filter(staff_id=tenant.staff_ids["nurse"]).count()
+    reply = await sign_in(client, tenant.emails["nurse"], WRONG)
+    assert reply.data is None
+    assert without_place(reply) == [INVALID]
+    denied = await tenant.audit_events(action="login", outcome="denied")
+    assert [(e.resource_id, e.actor_id, e.reason) for e in denied] == [
+        (tenant.staff_ids["nurse"], tenant.staff_ids["nurse"], "bad_credentials")]
+    assert await Session.filter(staff_id=tenant.staff_ids["nurse"]).count() == sessions
+
+
+async def test_unknown_email_answers_like_a_wrong_password(client: httpx.AsyncClient, tenant: Tenant) -> None:
+    before = await AuditEvent.filter(institution_id=SYSTEM_CHAIN, action="login", outcome="denied").count()
+    wrong_password = await sign_in(client, tenant.emails["nurse"], WRONG)
+    unknown = await sign_in(client, "nobody.at.all@careloop.test", WRONG)
+    assert (unknown.data, without_place(unknown)) == (wrong_password.data, without_place(wrong_password))
+    events = await AuditEvent.filter(institution_id=SYSTEM_CHAIN, action="login", outcome="denied").order_by("seq")
+    assert len(events) == before + 1
+    assert (events[-1].actor_kind, events[-1].actor_id, events[-1].reason) == ("anonymous", None, "bad_credentials")
+
+
+async def test_five_failures_lock_the_account(client: httpx.AsyncClient, tenant: Tenant, settings: Any) -> None:
+    email = tenant.emails["support_agent"]
+    for _ in range(settings.limits.login_max_failures):
+        assert without_place(await sign_in(client, email, WRONG)) == [INVALID]
+
+    right = await sign_in(client, email, PASSWORD)
+    assert right.data is None
+    assert without_place(right) == [LOCKED]
+    assert await refusals(tenant, "support_agent") == [("login", "bad_credentials")] * 5 + [
+        ("lockout", "too_many_failures"), ("login", "locked")]
+    staff = await Staff.get(id=tenant.staff_ids["support_agent"])
+    expected = datetime.now(UTC) + timedelta(minutes=settings.limits.login_lock_minutes)
+    assert staff.locked_until is not None
+    assert abs(staff.locked_until - expected) < timedelta(minutes=1)
+
+
+async def test_wrong_password_on_a_locked_account_is_rate_limited(client: httpx.AsyncClient, tenant: Tenant) -> None:
+    email = tenant.emails["support_agent"]
+    for _ in range(5):
+        await sign_in(client, email, WRONG)
+    assert without_place(await sign_in(client, email, WRONG)) == [LOCKED]
+
+
+async def test_a_success_before_the_limit_resets_the_count(client: httpx.AsyncClient, tenant: Tenant) -> None:
+    email = tenant.emails["front_desk"]
+    for _ in range(4):
+        await sign_in(client, email, WRONG)
+    assert (await sign_in(client, email, PASSWORD)).errors == []
+    for _ in range(4):
+        assert without_place(await sign_in(client, email, WRONG)) == [INVALID]
+    assert (await sign_in(client, email, PASSWORD)).errors == []
+    assert await refusals(tenant, "front_desk", action="lockout") == []
+
+
+def aliased_logins(passwords: list[str]) -> tuple[str, dict[str, str]]:
+    fields = [f'a{i}: login(email: $email, password: $p{i}) {{ token }}' for i in range(len(passwords))]
+    params = ", ".join(f"$p{i}: String!" for i in range(len(passwords)))
+    query = f"mutation($email: String!, {params}) {{ {' '.join(fields)} }}"
+    return query, {f"p{i}": password for i, password in enumerate(passwords)}
+
+
+async def test_aliased_logins_in_one_request_count_one_by_one(client: httpx.AsyncClient, tenant: Tenant) -> None:
+    """Aliases buy no extra guesses: login is non-null, so the first failure ends the mutation.
+
+    Every attempt that ran is counted; the ones that did not run are not.
+    """
+    email = tenant.emails["doctor"]
+    query, passwords = aliased_logins([WRONG] * 6)
+    for attempt in range(1, 6):
+        reply = await gql(client, query, {"email": email, **passwords})
+        assert reply.data is None
+        assert [(e["path"], e["extensions"]["code"]) for e in reply.errors] == [(["a0"], "UNAUTHENTICATED")]
+        assert await refusals(tenant, "doctor", action="login") == [("login", "bad_credentials")] * attempt
+    assert await refusals(tenant, "doctor", action="lockout") == [("lockout", "too_many_failures")]
+    assert without_place(await sign_in(client, email, PASSWORD)) == [LOCKED]
+
+
+async def test_aliased_logins_run_in_order_until_one_fails(client: httpx.AsyncClient, tenant: Tenant) -> None:
+    email = tenant.emails["doctor"]
+    query, passwords = aliased_logins([PASSWORD, WRONG, WRONG])
+    reply = await gql(client, query, {"email": email, **passwords})
+    assert reply.data is None
+    assert [(e["path"], e["extensions"]["code"]) for e in reply.errors] == [(["a1"], "UNAUTHENTICATED")]
+    assert await refusals(tenant, "doctor") == [("login", "bad_credentials")]
+
+
+# -- tokens ------------------------------------------------------------------------------
+
+
+async def test_logout_revokes_the_token(client: httpx.AsyncClient, tenant: Tenant) -> None:
+    token = await login(client, tenant.emails["nurse"])
+    other = await login(client, tenant.emails["nurse"])
+    assert (await gql(client, "mutation { logout }", token=token)).body == {"data": {"logout": True}}
+
+    after = await gql(client, "{ me { id } }", token=token)
+    assert after.data == {"me": None}
+    assert without_place(after) == [BAD_TOKEN]
+    assert (await gql(client, PATIENTS, token=token)).codes == ["UNAUTHENTICATED"]
+    assert (await gql(client, "mutation { logout }", token=token)).codes == ["UNAUTHENTICATED"]
+    assert (await gql(client, "{ me { id } }", token=other)).data == {"me": {"id": str(tenant.staff_ids["nurse"])}}
+    events = await tenant.audit_events(action="logout")
+    assert [(e.actor_id, e.outcome) for e in events] == [(tenant.staff_ids["nurse"], "allowed")]
+
+
+async def test_logout_without_a_token_is_unauthenticated(client: httpx.AsyncClient) -> None:
+    reply = await gql(client, "mutation { logout }")
+    assert reply.data is None
+    assert without_place(reply) == [{"message": "Authentication required.", "extensions": {"code": "UNAUTHENTICATED"}}]
+
+
+BAD_AUTHORIZATION = {
+    "not a token": "Bearer nope",
+    "too short": "Bearer cl_abc",
+    "unknown": "Bearer cl_" + "A" * 43,
+    "wrong prefix": "Bearer xx_" + "A" * 43,
+    "other scheme": "Basic dXNlcjpwYXNz",
+    "scheme only": "Bearer",
+    "token without scheme": "cl_" + "A" * 43,
+}
+
+
+@pytest.mark.parametrize("authorization", BAD_AUTHORIZATION.values(), ids=BAD_AUTHORIZATION.keys())
+@pytest.mark.parametrize("query", [ME, PATIENTS], ids=["me", "patients"])
+async def test_bad_bearer_token_is_unauthenticated(client: httpx.AsyncClient, authorization: str, query: str) -> None:
+    reply = await gql(client, query, headers={"authorization": authorization})
+    assert without_place(reply) == [BAD_TOKEN]
+
+
+async def test_expired_token_is_unauthenticated(client: httpx.AsyncClient, tenant: Tenant, services: Services) -> None:
+    token = await login(client, tenant.emails["nurse"])
+    digest = token_digest(services.master_key.token_key, token)
+    await Session.filter(token_hash=digest).update(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+    assert without_place(await gql(client, "{ me { id } }", token=token)) == [BAD_TOKEN]
+
+
+async def test_deactivated_account_loses_its_tokens_and_cannot_sign_in(client: httpx.AsyncClient,
+                                                                       tenant: Tenant) -> None:
+    reply = await tenant.call("admin", "mutation($id: ID!) { staffUpdate(id: $id, input: {active: false}) { active } }",
+                              id=str(tenant.staff_ids["doctor"]))
+    assert reply.data == {"staffUpdate": {"active": False}}
+    assert without_place(await tenant.call("doctor", "{ me { id } }")) == [BAD_TOKEN]
+    assert without_place(await sign_in(client, tenant.emails["doctor"], PASSWORD)) == [INVALID]
+
+
+async def test_revoke_sessions_signs_out_everywhere(client: httpx.AsyncClient, tenant: Tenant) -> None:
+    second = await login(client, tenant.emails["doctor"])
+    reply = await tenant.call("admin", "mutation($id: ID!) { staffUpdate(id: $id, input: {revokeSessions: true}) "
+                                       "{ active } }", id=str(tenant.staff_ids["doctor"]))
+    assert reply.data == {"staffUpdate": {"active": True}}
+    for token in (tenant.tokens["doctor"], second):
+        assert without_place(await gql(client, "{ me { id } }", token=token)) == [BAD_TOKEN]
+    assert (await sign_in(client, tenant.emails["doctor"], PASSWORD)).errors == []
+
+
+# -- who is signed in --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", ROLES)
+async def test_me_returns_roles_and_institution(tenant: Tenant, role: str) -> None:
+    reply = await tenant.call(role, ME)
+    assert reply.errors == []
+    in_a = role in ("nurse", "doctor", "department_head")
+    department = tenant.departments["A"]
+    assert reply.data == {"me": {
+        "id": str(tenant.staff_ids[role]),
+        "email": tenant.emails[role],
+        "name": f"{role} {tenant.institution.name.rsplit(' ', 1)[-1]}",
+        "roles": [role.upper()],
+        "institution": {"id": str(tenant.id), "name": tenant.institution.name, "kind": "dental",
+                        "timeZone": "Asia/Shanghai"},
+        "departments": [{"id": str(department.id), "name": department.name}] if in_a else [],
+    }}
+
+
+async def test_me_without_a_token_is_null(client: httpx.AsyncClient) -> None:
+    assert (await gql(client, ME)).body == {"data": {"me": None}}
+
+
+async def test_patients_without_a_token_is_unauthenticated(client: httpx.AsyncClient) -> None:
+    reply = await gql(client, PATIENTS)
+    assert reply.data is None
+    assert without_place(reply) == [{"message": "Authentication required.", "extensions": {"code": "UNAUTHENTICATED"}}]
+
+
+# -- what is stored ----------------------------------------------------------------------
+
+
+async def test_session_row_holds_only_the_tokens_hmac(client: httpx.AsyncClient, tenant: Tenant,
+                                                      services: Services, database_url: str) -> None:
+    reply = await gql(client, LOGIN, {"email": tenant.emails["admin"], "password": PASSWORD})
+    token = reply.data["login"]["token"]
+    digest = token_digest(services.master_key.token_key, token)
+
+    rows = await Session.filter(token_hash=digest).values()
+    assert len(rows) == 1
+    (row,) = rows
+    assert row["staff_id"] == tenant.staff_ids["admin"]
+    assert re.fullmatch(r"[0-9a-f]{64}", row["token_hash"])
+    stored = " ".join(str(value) for value in row.values())
+    assert token not in stored
+    assert token.removeprefix("cl_") not in stored
+    if database_url.startswith("sqlite://"):
+        path = Path(database_url.removeprefix("sqlite://"))
+        raw = b"".join(p.read_bytes() for p in (path, Path(f"{path}-wal")) if p.exists())
+        assert digest.encode() in raw  # the scan sees the session row
+        assert token.removeprefix("cl_").encode() not in raw
