@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import Enum
 from typing import TYPE_CHECKING
 
 import strawberry
 
+from audit.events import Action, Outcome
 from resolvers import audit_event as audit_events
 from resolvers.audit_event import AuditFilter
 from schema.common import DEFAULT_PAGE_SIZE, Info, PageInfo, uuid_of
@@ -16,23 +16,9 @@ if TYPE_CHECKING:
     from models import AuditEvent as AuditEventRow
 
 
-@strawberry.enum(description="What was done.")
-class AuditAction(Enum):
-    READ = "read"
-    CREATE = "create"
-    UPDATE = "update"
-    DELETE = "delete"
-    ARCHIVE = "archive"
-    LOGIN = "login"
-    LOGOUT = "logout"
-    LOCKOUT = "lockout"
-
-
-@strawberry.enum(description="How it ended.")
-class AuditOutcome(Enum):
-    ALLOWED = "allowed"
-    DENIED = "denied"
-    ERROR = "error"
+# The audit vocabulary's own enums, exposed as they are.
+strawberry.enum(Action, name="AuditAction", description="What was done.")
+strawberry.enum(Outcome, name="AuditOutcome", description="How it ended.")
 
 
 def _ids(text: str) -> list[str]:
@@ -47,14 +33,14 @@ class AuditEvent:
     actor_kind: str = strawberry.field(description="staff, anonymous or system.")
     actor_id: strawberry.ID | None
     token_id: strawberry.ID | None
-    action: AuditAction
+    action: Action
     resource_type: str
     resource_id: strawberry.ID | None
     patient_id: strawberry.ID | None
     field_classes: list[str] = strawberry.field(description="Field classes returned (identity, contact...).")
     fields_read: list[str] = strawberry.field(
         description="For reads, the encrypted fields decrypted; for writes, the fields written. Names, not values.")
-    outcome: AuditOutcome
+    outcome: Outcome
     reason: str = strawberry.field(description="Why it was denied: forbidden, not_found, forbidden_field...")
     policy_rule: str = strawberry.field(description="The policy rule that allowed it.")
     request_id: str
@@ -70,10 +56,10 @@ class AuditEvent:
 
         return cls(
             id=strawberry.ID(str(row.id)), seq=row.seq, occurred_at=row.occurred_at, actor_kind=row.actor_kind,
-            actor_id=ident(row.actor_id), token_id=ident(row.token_id), action=AuditAction(row.action),
+            actor_id=ident(row.actor_id), token_id=ident(row.token_id), action=Action(row.action),
             resource_type=row.resource_type, resource_id=ident(row.resource_id), patient_id=ident(row.patient_id),
             field_classes=_ids(row.field_classes), fields_read=_ids(row.fields_read),
-            outcome=AuditOutcome(row.outcome), reason=row.reason, policy_rule=row.policy_rule,
+            outcome=Outcome(row.outcome), reason=row.reason, policy_rule=row.policy_rule,
             request_id=row.request_id, client_address=row.client_address, user_agent=row.user_agent,
             hash=row.hash, prev_hash=row.prev_hash,
         )
@@ -96,8 +82,8 @@ class AuditEventFilter:
     actor: strawberry.ID | None = None
     patient: strawberry.ID | None = None
     resource_type: str | None = None
-    action: AuditAction | None = None
-    outcome: AuditOutcome | None = None
+    action: Action | None = None
+    outcome: Outcome | None = None
     from_: datetime | None = strawberry.field(default=None, name="from")
     to: datetime | None = None
 
