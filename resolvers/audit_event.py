@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from tortoise.expressions import Q
 
@@ -40,6 +40,10 @@ async def page(ctx: Context, *, first: int, after: str | None, where: AuditFilte
     return pagination.page_of(rows[:first], len(rows) > first, CURSOR_KIND, key=lambda row: row.seq)
 
 
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
 def _conditions(where: AuditFilter) -> Q:
     q = Q()
     if where.actor_id is not None:
@@ -54,8 +58,9 @@ def _conditions(where: AuditFilter) -> Q:
         q &= Q(outcome=Outcome(where.outcome).value)
     if where.since is not None and where.until is not None and where.since > where.until:
         raise BadUserInput("filter.from: must not be after filter.to.", field="filter.from")
+    # Compared as UTC: SQLite keeps timestamps as text, so an offset would compare as characters.
     if where.since is not None:
-        q &= Q(occurred_at__gte=where.since)
+        q &= Q(occurred_at__gte=_utc(where.since))
     if where.until is not None:
-        q &= Q(occurred_at__lt=where.until)
+        q &= Q(occurred_at__lt=_utc(where.until))
     return q

@@ -309,7 +309,8 @@ def written_phones(draw: st.DrawFn) -> str:
 @given(written_phones())
 def test_phone_normalisation_is_idempotent_and_e164(value: str) -> None:
     normalized = normalized_or_none(normalize_phone, value)
-    assume(normalized is not None)
+    if normalized is None:  # refused input: nothing to normalise again
+        return
     assert re.fullmatch(r"\+[1-9][0-9]{7,14}", normalized)
     assert normalize_phone(normalized) == normalized
 
@@ -347,19 +348,22 @@ def test_national_id_example_normalises() -> None:
 @given(st.emails())
 def test_email_normalisation_is_idempotent(value: str) -> None:
     normalized = normalized_or_none(normalize_email, value)
-    assume(normalized is not None)
+    if normalized is None:  # refused input: nothing to normalise again
+        return
     assert normalize_email(normalized) == normalized
 
 
 @given(st.text(alphabet=st.one_of(st.characters(categories=["L", "N"]), st.sampled_from(" -")), max_size=40))
 def test_tag_normalisation_is_idempotent(value: str) -> None:
     normalized = normalized_or_none(normalize_tag, value)
-    assume(normalized is not None)
+    if normalized is None:  # refused input: nothing to normalise again
+        return
     assert normalize_tag(normalized) == normalized
 
 
 @given(st.text(max_size=60))
 def test_clean_text_is_idempotent(value: str) -> None:
     cleaned = normalized_or_none(lambda v: clean_text(v, field="notes", max_length=60), value)
-    assume(cleaned is not None)
+    if cleaned is None:
+        return
     assert clean_text(cleaned, field="notes", max_length=60) == cleaned
