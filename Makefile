@@ -4,7 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: run test install lint typecheck imports pytest schema
+PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/test
+
+.PHONY: run test install lint typecheck imports pytest pytest-sqlite pytest-postgres schema
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,8 +36,22 @@ typecheck:
 imports:
 	$(BIN)/lint-imports
 
-pytest:
+# The whole suite twice, in separate processes (Tortoise caches SQL per connection name, not per
+# dialect): on a SQLite file, then on a fresh database on the PostgreSQL server at PG_TEST_URL.
+pytest: pytest-sqlite pytest-postgres
+
+pytest-sqlite:
 	$(BIN)/pytest -q
+
+pytest-postgres:
+	@if $(BIN)/python -m tests.postgres_ready "$(PG_TEST_URL)"; then \
+		echo "PostgreSQL suite on $(PG_TEST_URL)"; \
+		CARELOOP_TEST_DATABASE="$(PG_TEST_URL)" $(BIN)/pytest -q; \
+	elif [ "$$CI" = "true" ]; then \
+		echo "PostgreSQL is not reachable at $(PG_TEST_URL): in CI that is a failure, not a skip."; exit 1; \
+	else \
+		echo "*** PostgreSQL suite SKIPPED: no server at $(PG_TEST_URL) (set PG_TEST_URL). ***"; \
+	fi
 
 schema: install
 	$(BIN)/careloop schema export --output schema.graphql
