@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
 PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/test
 
-.PHONY: run test install lint typecheck imports pytest pytest-sqlite pytest-postgres schema
+.PHONY: run test install lint typecheck imports pytest pytest-sqlite pytest-postgres schema bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,3 +55,8 @@ pytest-postgres:
 
 schema: install
 	$(BIN)/careloop schema export --output schema.graphql
+
+# careloop against a bare Starlette + asyncpg baseline, on PostgreSQL, with wrk (see bench/README.md).
+bench: install
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
