@@ -132,8 +132,9 @@ def write_record(
 
 
 async def flush_reads(ctx: Context) -> None:
+    """Write what the operation read; returns once it is durable (group-committed with other requests)."""
     if ctx.principal is not None and ctx.reads:
-        await writer.append(ctx.reads.drain(ctx.principal.institution_id, ctx.actor, ctx.request))
+        await ctx.services.audit.append(ctx.reads.drain(ctx.principal.institution_id, ctx.actor, ctx.request))
 
 
 # -- patients in scope -------------------------------------------------------------------

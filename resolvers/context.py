@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from audit.events import Actor, RequestMeta
+from audit.group_commit import GroupCommit
 from audit.reads import ReadLog
 from core.crypto import InstitutionKeys, MasterKey
 from core.errors import Unauthenticated
@@ -28,6 +29,7 @@ class Services:
     keyring: KeyRing
     guard: Guard
     passwords: Passwords
+    audit: GroupCommit = field(default_factory=GroupCommit)  # where operations' reads are written
 
 
 @dataclass
