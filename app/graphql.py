@@ -8,23 +8,35 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.types import ExecutionResult
 
 from audit.events import RequestMeta
 from core.errors import Unauthenticated
 from resolvers import session
 from resolvers.context import Context, Services
 from resolvers.loaders import Loaders
+from schema.extensions import finish_error
 
 
 class CareloopGraphQL(GraphQL[Context, None]):
-    def __init__(self, schema: Any, services: Services) -> None:
+    def __init__(self, schema: Any, services: Services, *, ide: bool) -> None:
         super().__init__(
             schema,
-            graphql_ide=None if services.settings.is_production else "graphiql",
+            graphql_ide="graphiql" if ide else None,
             allow_queries_via_get=False,
             multipart_uploads_enabled=False,
         )
         self.services = services
+        self.production = not ide
+
+    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
+        """A last pass over errors that never reached the schema's extensions (parse errors)."""
+        if result.errors:
+            request_id = getattr(request.state, "request_id", "")
+            result.errors = [finish_error(e, request_id=request_id, production=self.production)
+                             for e in result.errors]
+        return await super().process_result(request, result)
 
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket | None) -> Context:
         meta = RequestMeta(

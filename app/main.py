@@ -63,7 +63,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     settings = settings or load_settings()
     services = services or build_services(settings)
     schema = build_schema(settings.limits, production=settings.is_production)
-    graphql = OrjsonGraphQL(schema, services)
+    graphql = OrjsonGraphQL(schema, services, ide=not settings.is_production)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -89,12 +89,12 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     app = Starlette(
         routes=[
-            Route("/graphql", graphql, methods=["GET", "POST"]),
+            # The body limit on the route, inside RequestIdAndHeaders: a 413 gets the headers too.
+            Route("/graphql", graphql, methods=["GET", "POST"], max_body_size=settings.limits.max_body_bytes),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
         ],
         lifespan=lifespan,
-        max_body_size=settings.limits.max_body_bytes,
     )
     app.add_middleware(RequestIdAndHeaders)
     return app

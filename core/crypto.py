@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
+TAG_BYTES = 16
 ENVELOPE_VERSION = 1
 _HEADER = struct.Struct(">BI")  # envelope version, institution key version
 PLACEHOLDER_KEYS = frozenset({b"\x00" * KEY_BYTES, b"changeme" * 4, b"0" * KEY_BYTES})
@@ -63,6 +64,8 @@ class MasterKey:
         return nonce + self._kek.encrypt(nonce, data_key, _wrap_aad(institution_id, version))
 
     def unwrap(self, wrapped: bytes, institution_id: uuid.UUID, version: int) -> bytes:
+        if len(wrapped) < NONCE_BYTES + TAG_BYTES:
+            raise DecryptionError("wrapped institution key is truncated")
         try:
             return self._kek.decrypt(wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], _wrap_aad(institution_id, version))
         except InvalidTag:
@@ -118,6 +121,8 @@ class InstitutionKeys:
         if envelope_version != ENVELOPE_VERSION:
             raise DecryptionError("unknown envelope version")
         header, body = envelope[: _HEADER.size], envelope[_HEADER.size :]
+        if len(body) < NONCE_BYTES + TAG_BYTES:
+            raise DecryptionError("envelope is truncated")
         try:
             return aead.decrypt(body[:NONCE_BYTES], body[NONCE_BYTES:], header + aad).decode()
         except InvalidTag:

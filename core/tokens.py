@@ -8,7 +8,7 @@ import re
 import secrets
 
 TOKEN_PREFIX = "cl_"  # noqa: S105 -- a prefix that makes leaked tokens recognisable, not a secret
-_TOKEN_SHAPE = re.compile(r"^cl_[A-Za-z0-9_-]{43}$")
+_TOKEN_SHAPE = re.compile(r"cl_[A-Za-z0-9_-]{43}")
 
 
 def new_token() -> str:
@@ -16,7 +16,7 @@ def new_token() -> str:
 
 
 def looks_like_token(value: str) -> bool:
-    return bool(_TOKEN_SHAPE.match(value))
+    return bool(_TOKEN_SHAPE.fullmatch(value))
 
 
 def token_digest(token_key: bytes, token: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator
 
 from graphql import GraphQLError
@@ -40,27 +41,32 @@ def is_unexpected(error: GraphQLError) -> bool:
     return error.original_error is not None and not isinstance(error.original_error, GraphQLError)
 
 
+_SUGGESTION = re.compile(r"\s*Did you mean .*\?$", re.DOTALL)
+
+
+def finish_error(error: GraphQLError, *, request_id: str, production: bool) -> GraphQLError:
+    """The error a client sees: always a code; unexpected ones masked with the request id; and in
+    production no "Did you mean ...?" hints, which would leak the schema that introspection hides."""
+    if is_unexpected(error):
+        return GraphQLError("Unexpected error.", nodes=error.nodes, source=error.source, positions=error.positions,
+                            path=error.path, extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id})
+    message = _SUGGESTION.sub("", error.message) if production else error.message
+    code = (error.extensions or {}).get("code") or "BAD_USER_INPUT"  # syntax, validation and limit errors
+    if message == error.message and (error.extensions or {}).get("code"):
+        return error
+    return GraphQLError(message, nodes=error.nodes, source=error.source, positions=error.positions,
+                        path=error.path, original_error=error.original_error,
+                        extensions={**(error.extensions or {}), "code": code})
+
+
 class CodedErrors(MaskErrors):
     """Every error carries ``extensions.code``; unexpected ones are masked and carry the request id."""
 
-    def __init__(self) -> None:
-        super().__init__(should_mask_error=is_unexpected, error_message="Unexpected error.")
-
-    def _request_id(self) -> str:
-        context = self.execution_context.context
-        return context.request.request_id if isinstance(context, Context) else ""
-
-    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
-        return GraphQLError(
-            message=self.error_message, nodes=error.nodes, source=error.source, positions=error.positions,
-            path=error.path, original_error=None,
-            extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": self._request_id()},
-        )
+    def __init__(self, *, production: bool) -> None:
+        super().__init__(should_mask_error=is_unexpected)
+        self.production = production
 
     def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
-        processed = super()._process_errors(errors)
-        for error in processed:
-            if not (error.extensions or {}).get("code"):
-                # Syntax, validation and limit errors: the request itself is at fault.
-                error.extensions = {**(error.extensions or {}), "code": "BAD_USER_INPUT"}
-        return processed
+        context = self.execution_context.context
+        request_id = context.request.request_id if isinstance(context, Context) else ""
+        return [finish_error(e, request_id=request_id, production=self.production) for e in errors]

@@ -64,7 +64,7 @@ def build_schema(limits: Limits, *, production: bool) -> strawberry.Schema:
         ParserCache,
         ValidationCache,
         AuditReads,
-        CodedErrors,
+        lambda: CodedErrors(production=production),
     ]
     if production:
         extensions.insert(0, DisableIntrospection)
