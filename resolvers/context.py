@@ -65,7 +65,7 @@ class Context:
         key = (obj, act)
         if key not in self.decisions:
             p = self.require_principal()
-            self.decisions[key] = self.services.guard.decide(p.subject, p.institution_id, obj, act)
+            self.decisions[key] = self.services.guard.decide(p.subject, p.roles, p.institution_id, obj, act)
         return self.decisions[key]
 
     def require_keys(self) -> InstitutionKeys:

@@ -11,9 +11,9 @@ from schema.common import Info, uuid_of
 @strawberry.type
 class CareTeamMutation:
     @strawberry.mutation(description="Put a staff member on a patient's care team (admins, department heads).")
-    async def care_team_assign(self, info: Info, patient_id: strawberry.ID, staff_id: strawberry.ID) -> bool:
+    async def care_team_assign(self, info: Info, patient_id: strawberry.ID, staff_id: strawberry.ID) -> bool | None:
         return await care_team.assign(info.context, uuid_of(patient_id, "patientId"), uuid_of(staff_id, "staffId"))
 
     @strawberry.mutation(description="Take a staff member off a patient's care team.")
-    async def care_team_unassign(self, info: Info, patient_id: strawberry.ID, staff_id: strawberry.ID) -> bool:
+    async def care_team_unassign(self, info: Info, patient_id: strawberry.ID, staff_id: strawberry.ID) -> bool | None:
         return await care_team.unassign(info.context, uuid_of(patient_id, "patientId"), uuid_of(staff_id, "staffId"))

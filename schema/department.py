@@ -33,5 +33,5 @@ class DepartmentQuery:
 @strawberry.type
 class DepartmentMutation:
     @strawberry.mutation(description="Create a department (admins).")
-    async def department_create(self, info: Info, name: str) -> Department:
+    async def department_create(self, info: Info, name: str) -> Department | None:
         return Department.of(await departments.create(info.context, name))

@@ -41,7 +41,7 @@ def is_unexpected(error: GraphQLError) -> bool:
     return error.original_error is not None and not isinstance(error.original_error, GraphQLError)
 
 
-_SUGGESTION = re.compile(r"\s*Did you mean .*\?$", re.DOTALL)
+_SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
 
 
 def finish_error(error: GraphQLError, *, request_id: str, production: bool) -> GraphQLError:

@@ -251,7 +251,7 @@ class PatientMutation:
                                      "returned as returningPatient instead, unless registerAnyway is true.")
     async def patient_create(
         self, info: Info, input: PatientCreateInput, register_anyway: bool = False
-    ) -> PatientCreatePayload:
+    ) -> PatientCreatePayload | None:
         result = await patients.create(info.context, provided(input), register_anyway=register_anyway)
         return PatientCreatePayload(patient=_node(result.patient), returning_patient=_node(result.returning_patient),
                                     matched_on=[PatientMatch(m) for m in result.matched_on])

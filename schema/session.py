@@ -56,10 +56,10 @@ class SessionQuery:
 @strawberry.type
 class SessionMutation:
     @strawberry.mutation(description="Sign in with e-mail and password. Repeated failures lock the account.")
-    async def login(self, info: Info, email: str, password: str) -> LoginPayload:
+    async def login(self, info: Info, email: str, password: str) -> LoginPayload | None:
         result = await sessions.login(info.context, email, password)
         return LoginPayload(token=result.token, expires_at=result.expires_at)
 
     @strawberry.mutation(description="Revoke the token this request was made with.")
-    async def logout(self, info: Info) -> bool:
+    async def logout(self, info: Info) -> bool | None:
         return await sessions.logout(info.context)

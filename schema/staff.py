@@ -86,7 +86,7 @@ class StaffQuery:
 @strawberry.type
 class StaffMutation:
     @strawberry.mutation(description="Create a staff account (admins).")
-    async def staff_create(self, info: Info, input: StaffCreateInput) -> Staff:
+    async def staff_create(self, info: Info, input: StaffCreateInput) -> Staff | None:
         return Staff.of(await staff_accounts.create(info.context, provided(input)))
 
     @strawberry.mutation(description="Change, deactivate or sign out a staff account (admins).")

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -112,3 +115,14 @@ async def make_patient(tenant: Tenant, role: str = "front_desk", **fields: Any) 
     reply = await tenant.call(role, CREATE_PATIENT, input=data, anyway=True)
     assert not reply.errors, reply.errors
     return uuid.UUID(reply.data["patientCreate"]["patient"]["id"])
+
+
+def raw_sqlite_bytes(path: Path) -> bytes:
+    """The database file and its WAL as stored, read by a child process.
+
+    Opening and closing the file in this process would drop this process's POSIX locks on it,
+    which SQLite relies on: a later connection may then see stale pages or a disk I/O error.
+    """
+    parts = [str(p) for p in (path, Path(f"{path}-wal"), Path(f"{path}-journal")) if p.exists()]
+    copy = "import sys; [sys.stdout.buffer.write(open(p, 'rb').read()) for p in sys.argv[1:]]"
+    return subprocess.run([sys.executable, "-c", copy, *parts], capture_output=True, check=True).stdout

@@ -15,7 +15,7 @@ from core.principal import ROLES
 from core.tokens import token_digest
 from models import AuditEvent, Session, Staff
 from resolvers.context import Services
-from tests.factories import LOGIN, PASSWORD, Response, Tenant, gql, login
+from tests.factories import LOGIN, PASSWORD, Response, Tenant, gql, login, raw_sqlite_bytes
 
 WRONG = "not the password at all"
 INVALID = {"message": "Invalid email or password.", "extensions": {"code": "UNAUTHENTICATED"}}
@@ -67,7 +67,7 @@ async def test_login_ignores_email_case_and_spaces(client: httpx.AsyncClient, te
 async def test_wrong_password_is_unauthenticated_and_audited_once(client: httpx.AsyncClient, tenant: Tenant) -> None:
     sessions = await Session.filter(staff_id=tenant.staff_ids["nurse"]).count()
     reply = await sign_in(client, tenant.emails["nurse"], WRONG)
-    assert reply.data is None
+    assert reply.data == {"login": None}
     assert without_place(reply) == [INVALID]
     denied = await tenant.audit_events(action="login", outcome="denied")
     assert [(e.resource_id, e.actor_id, e.reason) for e in denied] == [
@@ -91,7 +91,7 @@ async def test_five_failures_lock_the_account(client: httpx.AsyncClient, tenant:
         assert without_place(await sign_in(client, email, WRONG)) == [INVALID]
 
     right = await sign_in(client, email, PASSWORD)
-    assert right.data is None
+    assert right.data == {"login": None}
     assert without_place(right) == [LOCKED]
     assert await refusals(tenant, "support_agent") == [("login", "bad_credentials")] * 5 + [
         ("lockout", "too_many_failures"), ("login", "locked")]
@@ -127,28 +127,28 @@ def aliased_logins(passwords: list[str]) -> tuple[str, dict[str, str]]:
 
 
 async def test_aliased_logins_in_one_request_count_one_by_one(client: httpx.AsyncClient, tenant: Tenant) -> None:
-    """Aliases buy no extra guesses: login is non-null, so the first failure ends the mutation.
-
-    Every attempt that ran is counted; the ones that did not run are not.
-    """
+    """Six guesses in one request are six attempts: the fifth locks the account, the sixth is refused."""
     email = tenant.emails["doctor"]
-    query, passwords = aliased_logins([WRONG] * 6)
-    for attempt in range(1, 6):
-        reply = await gql(client, query, {"email": email, **passwords})
-        assert reply.data is None
-        assert [(e["path"], e["extensions"]["code"]) for e in reply.errors] == [(["a0"], "UNAUTHENTICATED")]
-        assert await refusals(tenant, "doctor", action="login") == [("login", "bad_credentials")] * attempt
+    query, passwords = aliased_logins([WRONG] * 5 + [PASSWORD])
+    reply = await gql(client, query, {"email": email, **passwords})
+    assert reply.data == {f"a{i}": None for i in range(6)}
+    assert [(e["path"], e["extensions"]["code"]) for e in reply.errors] == [
+        *(([f"a{i}"], "UNAUTHENTICATED") for i in range(5)), (["a5"], "RATE_LIMITED")]
+    assert await refusals(tenant, "doctor", action="login") == [("login", "bad_credentials")] * 5 + [
+        ("login", "locked")]
     assert await refusals(tenant, "doctor", action="lockout") == [("lockout", "too_many_failures")]
     assert without_place(await sign_in(client, email, PASSWORD)) == [LOCKED]
 
 
-async def test_aliased_logins_run_in_order_until_one_fails(client: httpx.AsyncClient, tenant: Tenant) -> None:
+async def test_aliased_logins_each_run_in_order(client: httpx.AsyncClient, tenant: Tenant) -> None:
     email = tenant.emails["doctor"]
     query, passwords = aliased_logins([PASSWORD, WRONG, WRONG])
     reply = await gql(client, query, {"email": email, **passwords})
-    assert reply.data is None
-    assert [(e["path"], e["extensions"]["code"]) for e in reply.errors] == [(["a1"], "UNAUTHENTICATED")]
-    assert await refusals(tenant, "doctor") == [("login", "bad_credentials")]
+    assert reply.data["a0"]["token"].startswith("cl_")
+    assert (reply.data["a1"], reply.data["a2"]) == (None, None)
+    assert [(e["path"], e["extensions"]["code"]) for e in reply.errors] == [(["a1"], "UNAUTHENTICATED"),
+                                                                           (["a2"], "UNAUTHENTICATED")]
+    assert await refusals(tenant, "doctor") == [("login", "bad_credentials")] * 2
 
 
 # -- tokens ------------------------------------------------------------------------------
@@ -171,7 +171,7 @@ async def test_logout_revokes_the_token(client: httpx.AsyncClient, tenant: Tenan
 
 async def test_logout_without_a_token_is_unauthenticated(client: httpx.AsyncClient) -> None:
     reply = await gql(client, "mutation { logout }")
-    assert reply.data is None
+    assert reply.data == {"logout": None}
     assert without_place(reply) == [{"message": "Authentication required.", "extensions": {"code": "UNAUTHENTICATED"}}]
 
 
@@ -268,6 +268,6 @@ async def test_session_row_holds_only_the_tokens_hmac(client: httpx.AsyncClient,
     assert token.removeprefix("cl_") not in stored
     if database_url.startswith("sqlite://"):
         path = Path(database_url.removeprefix("sqlite://"))
-        raw = b"".join(p.read_bytes() for p in (path, Path(f"{path}-wal")) if p.exists())
+        raw = raw_sqlite_bytes(path)
         assert digest.encode() in raw  # the scan sees the session row
         assert token.removeprefix("cl_").encode() not in raw

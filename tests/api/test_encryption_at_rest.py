@@ -19,7 +19,7 @@ import pytest
 from tortoise import connections
 
 from core.validation import resident_id_check_digit
-from tests.factories import Tenant, make_patient
+from tests.factories import Tenant, make_patient, raw_sqlite_bytes
 
 NATIONAL_ID = "11010519491231002X"
 
@@ -40,8 +40,7 @@ def sqlite_path(database_url: str) -> Path:
 
 def raw_database(path: Path) -> bytes:
     """The database as stored: the main file and its write-ahead log and journal, if any."""
-    parts = [path, Path(f"{path}-wal"), Path(f"{path}-journal")]
-    return b"".join(part.read_bytes() for part in parts if part.exists())
+    return raw_sqlite_bytes(path)
 
 
 def phone_digits() -> str:
@@ -109,6 +108,21 @@ async def test_sensitive_values_are_not_in_the_database_file(tenant: Tenant, sql
     assert [value for value in plaintexts(patient_values, contact_values) if value.encode() in stored] == []
 
 
+async def test_no_column_holds_a_plaintext(tenant: Tenant) -> None:
+    """Every column of the rows, as the database returns it (on any backend)."""
+    patient_values, contact_values = secret_values()
+    patient_id = await make_patient(tenant, "nurse", nationalIdType="RESIDENT_ID", **patient_values)
+    contact_id = await add_contact(tenant, patient_id, **contact_values)
+
+    rows = (await execute("SELECT * FROM patient WHERE id = ?", patient_id)
+            + await execute("SELECT * FROM contact WHERE id = ?", contact_id))
+    cells = [bytes(v) if isinstance(v, (bytes, bytearray, memoryview)) else str(v).encode()
+             for row in rows for v in row.values()]
+    assert len(rows) == 2
+    assert [value for value in plaintexts(patient_values, contact_values)
+            if any(value.encode() in cell for cell in cells)] == []
+
+
 # -- moved ciphertexts -------------------------------------------------------------------
 
 
@@ -121,7 +135,7 @@ class Files:
 
 
 @pytest.fixture
-async def files(tenant: Tenant, other_tenant: Tenant, sqlite_path: Path) -> Files:
+async def files(tenant: Tenant, other_tenant: Tenant) -> Files:
     files = Files(tenant, {}, {}, {})
     for name, where in (("1", tenant), ("2", tenant), ("b", other_tenant)):
         patient_values, contact_values = secret_values()
@@ -142,17 +156,25 @@ COLUMN = {"nationalId": "national_id", "phone": "phone", "altPhone": "alt_phone"
 FIELD = {column: field for field, column in COLUMN.items()} | {"notes": "notes"}
 
 
+async def execute(sql: str, *params: Any) -> list[dict[str, Any]]:
+    """Raw SQL written with ? placeholders, on SQLite or PostgreSQL."""
+    connection = connections.get("default")
+    if connection.capabilities.dialect == "postgres":
+        for n in range(1, len(params) + 1):
+            sql = sql.replace("?", f"${n}", 1)
+    else:
+        params = tuple(str(p) if isinstance(p, uuid.UUID) else p for p in params)
+    _, rows = await connection.execute_query(sql, list(params))
+    return [dict(row) for row in rows]
+
+
 async def copy_ciphertext(source: tuple[str, str, uuid.UUID], target: tuple[str, str, uuid.UUID]) -> None:
     """Overwrite one encrypted cell with another's bytes, and check the bytes did move."""
     (src_table, src_column, src_id), (dst_table, dst_column, dst_id) = source, target
-    connection = connections.get("default")
-    await connection.execute_query(
-        f"UPDATE {dst_table} SET {dst_column} = (SELECT {src_column} FROM {src_table} WHERE id = ?) WHERE id = ?",
-        [str(src_id), str(dst_id)])
-    _, result = await connection.execute_query(
-        f"SELECT (SELECT {src_column} FROM {src_table} WHERE id = ?) = {dst_column} AS same "
-        f"FROM {dst_table} WHERE id = ?", [str(src_id), str(dst_id)])
-    assert [dict(row) for row in result] == [{"same": 1}]
+    select = f"SELECT {src_column} FROM {src_table} WHERE id = ?"
+    await execute(f"UPDATE {dst_table} SET {dst_column} = ({select}) WHERE id = ?", src_id, dst_id)
+    same = await execute(f"SELECT ({select}) = {dst_column} AS same FROM {dst_table} WHERE id = ?", src_id, dst_id)
+    assert [bool(row["same"]) for row in same] == [True]
 
 
 MOVES = {

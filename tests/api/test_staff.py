@@ -160,7 +160,7 @@ async def test_non_admin_cannot_create_staff(tenant: Tenant, role: str) -> None:
     reply = await tenant.call(role, STAFF_CREATE, input=new_staff(roles=["ADMIN"]))
 
     assert reply.codes == ["FORBIDDEN"]
-    assert reply.data is None
+    assert reply.data == {"staffCreate": None}
     assert await staff_rows(tenant) == before
     assert await denials(tenant) == [(tenant.staff_ids[role], "forbidden")]
 

@@ -1,0 +1,189 @@
+"""The bare baseline: Starlette + asyncpg + orjson, one uvicorn worker, no GraphQL, no policy, no audit.
+
+It answers POST /graphql with the JSON careloop returns for the benchmark's operations, chosen by
+``operationName`` (W1..W4) with the same variables, so wrk sends both servers the same bytes.
+Encrypted fields are opened with the institution's key, unwrapped once at start-up with careloop's
+MasterKey, as ``models.keyring.KeyRing`` does.
+
+    python -m bench.baseline --port 8101   # env: BENCH_DSN, BENCH_INSTITUTION, CARELOOP_MASTER_KEY
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+import orjson
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from core.crypto import InstitutionKeys, MasterKey, field_aad
+from core.ids import uuid7
+from core.validation import normalize_phone
+
+PATIENT_SQL = """SELECT id, full_name, sex, birth_date, phone, address, allergies FROM patient
+                 WHERE institution_id = $1 AND id > $2 ORDER BY id LIMIT $3"""
+ONE_PATIENT_SQL = """SELECT id, full_name, sex, birth_date, phone, address, allergies FROM patient
+                     WHERE institution_id = $1 AND id = $2"""
+CONTACTS_SQL = """SELECT patient_id, name, relationship, phone, id FROM contact
+                  WHERE institution_id = $1 AND patient_id = ANY($2::uuid[]) ORDER BY id"""
+INSERT_CONTACT_SQL = """INSERT INTO contact (id, institution_id, patient_id, created_at, updated_at, name,
+                        relationship, phone, phone_bidx, is_emergency, may_receive_information, notes)
+                        VALUES ($1, $2, $3, now(), now(), $4, $5, $6, $7, $8, $9, NULL)"""
+AUDIT_SQL = """SELECT id, seq, occurred_at, actor_kind, actor_id, token_id, action, resource_type, resource_id,
+                      patient_id, field_classes, fields_read, outcome, reason, policy_rule, request_id,
+                      client_address, user_agent, hash, prev_hash
+               FROM audit_event WHERE institution_id = $1 ORDER BY seq DESC LIMIT $2"""
+
+
+class Db:
+    """The pool, counting statements so the bench can report SQL per request (GET /stats)."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool, self.statements = pool, 0
+
+    async def fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        self.statements += 1
+        return await self.pool.fetch(sql, *args)
+
+    async def execute(self, sql: str, *args: Any) -> None:
+        self.statements += 1
+        await self.pool.execute(sql, *args)
+
+
+def cursor(kind: str, key: object) -> str:
+    return base64.urlsafe_b64encode(f"{kind}:{key}".encode()).decode().rstrip("=")
+
+
+def after_id(text: str | None) -> uuid.UUID:
+    if not text:
+        return uuid.UUID(int=0)
+    return uuid.UUID(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode().split(":", 1)[1])
+
+
+def ident(value: uuid.UUID | None) -> str | None:
+    return None if value is None else str(value)
+
+
+class Baseline:
+    def __init__(self, db: Db, keys: InstitutionKeys) -> None:
+        self.db, self.keys, self.iid = db, keys, keys.institution_id
+
+    def open(self, table: str, column: str, row_id: uuid.UUID, value: bytes | None) -> str | None:
+        return None if value is None else self.keys.open(value, field_aad(self.iid, table, column, row_id))
+
+    async def patients(self, rows: list[asyncpg.Record]) -> list[dict]:
+        contacts: dict[uuid.UUID, list[dict]] = defaultdict(list)
+        for c in await self.db.fetch(CONTACTS_SQL, self.iid, [r["id"] for r in rows]):
+            contacts[c["patient_id"]].append({"name": c["name"], "relationship": c["relationship"].upper(),
+                                              "phone": self.open("contact", "phone", c["id"], c["phone"])})
+        return [{
+            "id": str(r["id"]), "fullName": r["full_name"], "sex": r["sex"].upper(),
+            "birthDate": r["birth_date"] and r["birth_date"].isoformat(),
+            "phone": self.open("patient", "phone", r["id"], r["phone"]),
+            "address": self.open("patient", "address", r["id"], r["address"]),
+            "allergies": self.open("patient", "allergies", r["id"], r["allergies"]),
+            "contacts": contacts[r["id"]],
+        } for r in rows]
+
+    async def w1(self, v: dict) -> dict:
+        first = v["first"]
+        rows = await self.db.fetch(PATIENT_SQL, self.iid, after_id(v.get("after")), first + 1)
+        nodes = await self.patients(rows[:first])
+        end = cursor("patient", nodes[-1]["id"]) if nodes else None
+        return {"patients": {"edges": [{"node": n} for n in nodes],
+                             "pageInfo": {"hasNextPage": len(rows) > first, "endCursor": end}}}
+
+    async def w2(self, v: dict) -> dict:
+        rows = await self.db.fetch(ONE_PATIENT_SQL, self.iid, uuid.UUID(v["id"]))
+        return {"patient": (await self.patients(rows))[0] if rows else None}
+
+    async def w3(self, v: dict) -> dict:
+        data, cid = v["input"], uuid7()
+        phone = normalize_phone(data["phone"]) if data.get("phone") else None
+        sealed = None if phone is None else self.keys.seal(phone, field_aad(self.iid, "contact", "phone", cid))
+        bidx = None if phone is None else self.keys.blind_index("phone", phone)
+        await self.db.execute(INSERT_CONTACT_SQL, cid, self.iid, uuid.UUID(v["patientId"]), data["name"],
+                              data["relationship"].lower(), sealed, bidx, data.get("isEmergency", False),
+                              data.get("mayReceiveInformation", False))
+        return {"contactCreate": {"id": str(cid), "name": data["name"], "relationship": data["relationship"],
+                                  "phone": phone}}
+
+    async def w4(self, v: dict) -> dict:
+        first = v["first"]
+        rows = await self.db.fetch(AUDIT_SQL, self.iid, first + 1)
+        nodes = [{
+            "id": str(r["id"]), "seq": r["seq"], "occurredAt": r["occurred_at"], "actorKind": r["actor_kind"],
+            "actorId": ident(r["actor_id"]), "tokenId": ident(r["token_id"]), "action": r["action"].upper(),
+            "resourceType": r["resource_type"], "resourceId": ident(r["resource_id"]),
+            "patientId": ident(r["patient_id"]), "fieldClasses": [c for c in r["field_classes"].split(",") if c],
+            "fieldsRead": [f for f in r["fields_read"].split(",") if f], "outcome": r["outcome"].upper(),
+            "reason": r["reason"], "policyRule": r["policy_rule"], "requestId": r["request_id"],
+            "clientAddress": r["client_address"], "userAgent": r["user_agent"], "hash": r["hash"],
+            "prevHash": r["prev_hash"],
+        } for r in rows[:first]]
+        end = cursor("audit", nodes[-1]["seq"]) if nodes else None
+        return {"auditEvents": {"edges": [{"node": n} for n in nodes],
+                                "pageInfo": {"hasNextPage": len(rows) > first, "endCursor": end}}}
+
+
+async def load_keys(conn: asyncpg.Connection, master: MasterKey, institution_id: uuid.UUID) -> InstitutionKeys:
+    """The institution's data keys, unwrapped once, as KeyRing.get does."""
+    keys = InstitutionKeys(institution_id)
+    for row in await conn.fetch("SELECT version, wrapped_key FROM institution_key WHERE institution_id = $1 "
+                                "ORDER BY version", institution_id):
+        keys.add(row["version"], master.unwrap(bytes(row["wrapped_key"]), institution_id, row["version"]))
+    return keys
+
+
+def create_app(dsn: str, institution_id: uuid.UUID, master: MasterKey, pool_size: int = 5) -> Starlette:
+    state: dict[str, Baseline] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=pool_size)
+        async with pool.acquire() as conn:
+            keys = await load_keys(conn, master, institution_id)
+        state["app"] = Baseline(Db(pool), keys)
+        try:
+            yield
+        finally:
+            await pool.close()
+
+    async def graphql(request: Request) -> Response:
+        body = orjson.loads(await request.body())
+        handler = getattr(state["app"], body["operationName"].lower())
+        data = await handler(body.get("variables") or {})
+        return Response(orjson.dumps({"data": data}), media_type="application/json")
+
+    async def stats(request: Request) -> Response:
+        return Response(orjson.dumps({"statements": state["app"].db.statements}), media_type="application/json")
+
+    async def healthz(request: Request) -> Response:
+        return Response(b'{"status":"ok"}', media_type="application/json")
+
+    return Starlette(routes=[Route("/graphql", graphql, methods=["POST"]), Route("/stats", stats),
+                             Route("/healthz", healthz)], lifespan=lifespan)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="careloop's bare benchmark baseline")
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    app = create_app(os.environ["BENCH_DSN"], uuid.UUID(os.environ["BENCH_INSTITUTION"]),
+                     MasterKey.from_base64(os.environ["CARELOOP_MASTER_KEY"]))
+    uvicorn.run(app, host="127.0.0.1", port=args.port, workers=1, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,241 @@
+"""The benchmark's data: a fresh PostgreSQL database, careloop's migrations, and deterministic rows.
+
+The institution, its department and the two accounts go through careloop's own code
+(``resolvers.institution``). Patients, contacts and audit events are inserted in bulk with COPY,
+but sealed exactly as ``resolvers.patient._columns`` / ``resolvers.contact._columns`` seal them
+(``InstitutionKeys.seal`` with ``field_aad``, blind indexes with ``keys.blind_index``) and hashed
+exactly as ``audit.writer`` hashes them (``audit.chain.row_hash``, in seq order).
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+import asyncpg
+
+from audit.chain import row_hash
+from core.crypto import InstitutionKeys, field_aad
+from core.ids import uuid7
+from core.validation import normalize_phone
+from models import AuditChainHead
+from resolvers import institution as institutions
+from resolvers.context import Services
+
+NURSE_EMAIL = "nurse@bench.careloop.test"
+OFFICER_EMAIL = "compliance@bench.careloop.test"
+EPOCH = datetime(2024, 1, 1, tzinfo=UTC)  # row timestamps and the time part of the deterministic ids
+BATCH = 10_000
+
+SURNAMES = ("王", "李", "张", "刘", "陈", "杨", "黄", "赵", "Carter", "Smith", "O'Neill", "Novak")
+GIVEN = ("伟", "芳", "娜", "敏", "静", "强", "磊", "Emily", "James", "Grace", "Lucas", "Anna")
+SEXES = ("female", "male", "female", "male", "other", "unknown")
+ROADS = ("Jianguo Road", "Zhongshan Road", "Renmin Road", "Heping Road", "Binjiang Road")
+CITIES = ("Chaoyang District, Beijing", "Xuhui District, Shanghai", "Tianhe District, Guangzhou")
+ALLERGIES = (None, "Penicillin", "Peanuts", "Latex", "Ibuprofen; shellfish", None)
+JOBS = (None, "Teacher", "Engineer", "Nurse", "Driver", "Retired")
+RELATIONSHIPS = ("spouse", "parent", "child", "sibling", "guardian", "friend", "other")
+
+PATIENT_COLUMNS = (
+    "id", "institution_id", "department_id", "created_at", "updated_at", "full_name", "sex", "birth_date",
+    "occupation", "address", "phone", "phone_bidx", "allergies", "preferred_language", "contact_consent",
+    "contact_channels", "segments", "tags", "status",
+)
+CONTACT_COLUMNS = (
+    "id", "institution_id", "patient_id", "created_at", "updated_at", "name", "relationship", "phone", "phone_bidx",
+    "is_emergency", "may_receive_information", "notes",
+)
+AUDIT_COLUMNS = (
+    "id", "institution_id", "seq", "occurred_at", "actor_kind", "actor_id", "token_id", "action", "resource_type",
+    "resource_id", "patient_id", "field_classes", "fields_read", "outcome", "reason", "policy_rule", "request_id",
+    "client_address", "user_agent", "prev_hash", "hash",
+)
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """What the loader, the servers and the workloads need to know about the bench institution."""
+
+    institution_id: uuid.UUID
+    department_id: uuid.UUID
+    nurse_id: uuid.UUID
+    keys: InstitutionKeys
+
+
+# -- the database --------------------------------------------------------------------------
+
+
+async def create_database(admin_url: str, name: str) -> None:
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+async def drop_database(admin_url: str, name: str) -> None:
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+# -- through careloop's code ---------------------------------------------------------------
+
+
+async def create_tenant(services: Services, password: str, name: str = "Bench Clinic") -> Tenant:
+    institution = await institutions.create(services, name, "clinic")
+    department = await institutions.create_department(institution, "Ward 1")
+    nurse = await institutions.create_account(
+        services, institution, email=NURSE_EMAIL, name="Bench Nurse", password=password, roles=["nurse"],
+        departments=[department])
+    await institutions.create_account(services, institution, email=OFFICER_EMAIL, name="Bench Compliance",
+                                      password=password, roles=["compliance_officer"])
+    keys = await services.keyring.get(institution.id)
+    return Tenant(institution.id, department.id, nurse.id, keys)
+
+
+async def create_chain(services: Services, name: str) -> uuid.UUID:
+    """An institution of its own, for audit-chain measurements that must not mix with the workloads."""
+    return (await institutions.create(services, name, "clinic")).id
+
+
+# -- deterministic ids and rows ------------------------------------------------------------
+
+
+def _det_uuid7(kind: int, index: int) -> uuid.UUID:
+    """A version-7 UUID from an index: time = EPOCH + index ms, so ids sort by index."""
+    millis = int(EPOCH.timestamp() * 1000) + index
+    return uuid.UUID(int=millis << 80 | 0x7 << 76 | kind << 64 | 0b10 << 62 | index)
+
+
+def patient_id(index: int) -> uuid.UUID:
+    return _det_uuid7(1, index)
+
+
+def contact_id(index: int) -> uuid.UUID:
+    return _det_uuid7(2, index)
+
+
+def _sealer(tenant: Tenant, table: str, row_id: uuid.UUID):
+    def seal(column: str, value: str | None) -> bytes | None:
+        if value is None:
+            return None
+        return tenant.keys.seal(value, field_aad(tenant.institution_id, table, column, row_id))
+
+    return seal
+
+
+def patient_row(tenant: Tenant, index: int) -> tuple:
+    rnd = random.Random(index)  # noqa: S311 -- deterministic test data, not secrets
+    pid = patient_id(index)
+    seal = _sealer(tenant, "patient", pid)
+    phone = normalize_phone(f"138{index % 10**8:08d}")
+    when = EPOCH + timedelta(milliseconds=index)
+    values = {
+        "id": pid, "institution_id": tenant.institution_id, "department_id": tenant.department_id,
+        "created_at": when, "updated_at": when,
+        "full_name": rnd.choice(SURNAMES) + rnd.choice(GIVEN), "sex": rnd.choice(SEXES),
+        "birth_date": date(1930, 1, 1) + timedelta(days=rnd.randrange(30_000)), "occupation": rnd.choice(JOBS),
+        "address": seal("address", f"{rnd.randrange(1, 999)} {rnd.choice(ROADS)}, {rnd.choice(CITIES)}"),
+        "phone": seal("phone", phone), "phone_bidx": tenant.keys.blind_index("phone", phone),
+        "allergies": seal("allergies", rnd.choice(ALLERGIES)), "preferred_language": "zh-CN",
+        "contact_consent": index % 3 == 0, "contact_channels": "|sms|" if index % 3 == 0 else "|",
+        "segments": "|", "tags": "|", "status": "active",
+    }
+    return tuple(values[c] for c in PATIENT_COLUMNS)
+
+
+def contact_row(tenant: Tenant, index: int, patient_index: int) -> tuple:
+    rnd = random.Random(-index - 1)  # noqa: S311 -- deterministic test data, not secrets
+    cid = contact_id(index)
+    seal = _sealer(tenant, "contact", cid)
+    phone = None if index % 5 == 4 else normalize_phone(f"139{index % 10**8:08d}")
+    when = EPOCH + timedelta(milliseconds=index)
+    values = {
+        "id": cid, "institution_id": tenant.institution_id, "patient_id": patient_id(patient_index),
+        "created_at": when, "updated_at": when, "name": rnd.choice(SURNAMES) + rnd.choice(GIVEN),
+        "relationship": rnd.choice(RELATIONSHIPS), "phone": seal("phone", phone),
+        "phone_bidx": None if phone is None else tenant.keys.blind_index("phone", phone),
+        "is_emergency": index % 2 == 0, "may_receive_information": index % 4 == 0,
+        "notes": seal("notes", "Call after 6 pm" if index % 7 == 0 else None),
+    }
+    return tuple(values[c] for c in CONTACT_COLUMNS)
+
+
+def _batches(rows: Iterator[tuple]) -> Iterator[list[tuple]]:
+    batch: list[tuple] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+async def _copy(dsn: str, table: str, columns: tuple[str, ...], rows: Iterator[tuple]) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        for batch in _batches(rows):
+            await conn.copy_records_to_table(table, records=batch, columns=list(columns))
+        await conn.execute(f"ANALYZE {table}")
+    finally:
+        await conn.close()
+
+
+async def load_patients(dsn: str, tenant: Tenant, start: int, stop: int, contacts_start: int,
+                        contacts_stop: int) -> None:
+    """Patients [start, stop) and contacts [contacts_start, contacts_stop), spread evenly over them."""
+    await _copy(dsn, "patient", PATIENT_COLUMNS, (patient_row(tenant, i) for i in range(start, stop)))
+    span = stop - start
+    contacts = (contact_row(tenant, j, start + (j - contacts_start) % span)
+                for j in range(contacts_start, contacts_stop))
+    await _copy(dsn, "contact", CONTACT_COLUMNS, contacts)
+
+
+async def index_contacts(dsn: str) -> None:
+    """Not in careloop's schema: without it, loading a patient's contacts scans the whole table."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("CREATE INDEX bench_contact_patient ON contact (institution_id, patient_id)")
+    finally:
+        await conn.close()
+
+
+# -- audit events --------------------------------------------------------------------------
+
+
+def _audit_columns(institution_id: uuid.UUID, actor_id: uuid.UUID, seq: int, prev_hash: str,
+                   when: datetime) -> dict:
+    patient = patient_id(seq % 1000)
+    return {
+        "id": uuid7(), "institution_id": institution_id, "seq": seq, "occurred_at": when, "actor_kind": "staff",
+        "actor_id": actor_id, "token_id": None, "action": "read", "resource_type": "patient",
+        "resource_id": patient, "patient_id": patient, "field_classes": "clinical,contact,identity",
+        "fields_read": "address,allergies,phone", "outcome": "allowed", "reason": "",
+        "policy_rule": "nurse, *, patient.identity, read, allow", "request_id": f"{seq:032x}",
+        "client_address": "127.0.0.1", "user_agent": "careloop-bench", "prev_hash": prev_hash,
+    }
+
+
+async def append_audit_events(dsn: str, institution_id: uuid.UUID, actor_id: uuid.UUID, count: int) -> None:
+    """``count`` read events at the end of the institution's chain, hashed as the writer hashes them."""
+    head = await AuditChainHead.get(institution_id=institution_id)
+    seq, prev_hash = head.last_seq, head.last_hash
+    start = datetime.now(UTC) - timedelta(microseconds=count)
+
+    def rows() -> Iterator[tuple]:
+        nonlocal seq, prev_hash
+        for n in range(count):
+            seq += 1
+            columns = _audit_columns(institution_id, actor_id, seq, prev_hash, start + timedelta(microseconds=n))
+            prev_hash = columns["hash"] = row_hash(columns)
+            yield tuple(columns[c] for c in AUDIT_COLUMNS)
+
+    await _copy(dsn, "audit_event", AUDIT_COLUMNS, rows())
+    await AuditChainHead.filter(institution_id=institution_id).update(last_seq=seq, last_hash=prev_hash)

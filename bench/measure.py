@@ -1,0 +1,144 @@
+"""Checks and counts that need no load: same answers from both servers, SQL statements per request,
+`careloop audit verify` and audit append throughput."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+from starlette.types import ASGIApp
+
+from audit import writer
+from audit.events import Action, Actor, AuditRecord, Outcome, RequestMeta
+from bench.servers import ROOT, Server
+from bench.workloads import Request
+
+
+class Mismatch(Exception):
+    """careloop and the baseline answered the same request differently."""
+
+
+def first_difference(a: Any, b: Any, path: str = "$") -> str | None:
+    """Where two parsed JSON values first differ, or None when they are equal."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            if key not in a or key not in b:
+                return f"{path}.{key}: only in {'careloop' if key in a else 'baseline'}"
+            found = first_difference(a[key], b[key], f"{path}.{key}")
+            if found:
+                return found
+        return None
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return f"{path}: {len(a)} items in careloop, {len(b)} in baseline"
+        return next((d for i, (x, y) in enumerate(zip(a, b, strict=True))
+                     if (d := first_difference(x, y, f"{path}[{i}]"))), None)
+    return None if a == b else f"{path}: careloop {a!r} != baseline {b!r}"
+
+
+def check_same(careloop: Server, baseline: Server, request: Request, token: str) -> int:
+    """Ask the baseline first (careloop's own read audit would otherwise show in W4), then careloop."""
+    expected = baseline.post(request, None)
+    got = careloop.post(request, token)
+    if "errors" in got or "errors" in expected:
+        raise Mismatch(f"{request.name}: errors in an answer: {got.get('errors') or expected.get('errors')}")
+    difference = first_difference(got, expected)
+    if difference:
+        raise Mismatch(f"{request.name}: careloop and the baseline differ at {difference}")
+    return len(request_items(got))
+
+
+def request_items(answer: dict) -> list:
+    data = next(iter(answer["data"].values()))
+    return data["edges"] if isinstance(data, dict) and "edges" in data else [data]
+
+
+# -- SQL statements per request ------------------------------------------------------------
+
+
+class _Count(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += 1
+
+
+@contextmanager
+def tortoise_statements() -> Iterator[_Count]:
+    """Count the statements Tortoise sends: ``tortoise.db_client`` logs one line per statement at DEBUG
+    (BEGIN/COMMIT are not among them)."""
+    logger = logging.getLogger("tortoise.db_client")
+    handler, level, propagate = _Count(), logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
+
+
+async def careloop_statements(app: ASGIApp, request: Request, token: str, repeat: int) -> float:
+    """Statements per request, running careloop's app in this process (httpx.ASGITransport)."""
+    headers = {"content-type": "application/json", "authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
+        await client.post("/graphql", content=request.body, headers=headers)  # warm the key ring and caches
+        with tortoise_statements() as counter:
+            for _ in range(repeat):
+                answer = (await client.post("/graphql", content=request.body, headers=headers)).json()
+                if "errors" in answer:
+                    raise RuntimeError(f"{request.name} in process: {answer['errors']}")
+        return counter.count / repeat
+
+
+def baseline_statements(baseline: Server, request: Request, repeat: int) -> float:
+    before = httpx.get(baseline.url + "/stats").json()["statements"]
+    for _ in range(repeat):
+        baseline.post(request, None)
+    return (httpx.get(baseline.url + "/stats").json()["statements"] - before) / repeat
+
+
+# -- the audit chain -----------------------------------------------------------------------
+
+
+def verify_seconds(env: dict[str, str], institution_id: uuid.UUID, *, check: bool = True) -> float:
+    """Wall time of ``careloop audit verify --institution ID``; with ``check``, fails unless the chain is intact."""
+    start = time.perf_counter()
+    done = subprocess.run(  # noqa: S603 -- our own interpreter and arguments
+        [sys.executable, "-m", "app.cli", "audit", "verify", "--institution", str(institution_id)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=3600)
+    seconds = time.perf_counter() - start
+    if check and done.returncode != 0:
+        raise RuntimeError(f"careloop audit verify failed ({done.returncode}): {done.stdout}{done.stderr}")
+    return seconds
+
+
+async def append_throughput(institution_id: uuid.UUID, writers: int, seconds: float) -> tuple[int, float]:
+    """Events appended by ``writers`` concurrent tasks, each calling audit.writer.append in its own
+    transaction, one record at a time; returns (events, elapsed seconds)."""
+    actor = Actor("staff", uuid.uuid4())
+    deadline = time.perf_counter() + seconds
+    counts = [0] * writers
+
+    async def write(n: int) -> None:
+        meta = RequestMeta(request_id=f"bench-append-{n}", client_address="127.0.0.1", user_agent="careloop-bench")
+        while time.perf_counter() < deadline:
+            await writer.append([AuditRecord(institution_id, actor, Action.READ, "patient", Outcome.ALLOWED, meta,
+                                             resource_id=uuid.uuid4(), field_classes=frozenset({"identity"}))])
+            counts[n] += 1
+
+    start = time.perf_counter()
+    await asyncio.gather(*(write(n) for n in range(writers)))
+    return sum(counts), time.perf_counter() - start

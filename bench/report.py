@@ -1,0 +1,136 @@
+"""The results as a markdown table and as JSON, in bench/results/<UTC time>.md and .json."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import shutil
+import subprocess
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from bench.servers import ROOT
+from bench.workloads import TITLES
+
+
+async def metadata(dsn: str, args: argparse.Namespace, stamp: datetime, patients: int, contacts: int) -> dict:
+    conn = await asyncpg.connect(dsn)
+    try:
+        postgres = (await conn.fetchval("SHOW server_version")).split()[0]
+    finally:
+        await conn.close()
+    return {
+        "time": stamp.isoformat(timespec="seconds"), "commit": _commit(), "cpus": os.cpu_count(),
+        "cpu": _cpu_model(), "python": platform.python_version(), "postgres": postgres,
+        "args": vars(args), "final_patients": patients, "final_contacts": contacts,
+    }
+
+
+def _commit() -> str:
+    git = shutil.which("git")
+    if git is None:
+        return "?"
+    done = subprocess.run([git, "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,  # noqa: S603
+                          check=False)
+    return done.stdout.strip() or "?"
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "?"
+
+
+def _row(name: str, pair: dict, goals: dict[str, float], with_sql: bool) -> str:
+    c, b = pair["careloop"], pair["baseline"]
+    ratio = c.rps / b.rps if b.rps else 0.0
+    goal = goals.get(name)
+    verdict = "" if goal is None else f"≥ {goal:.2f} {'met' if ratio >= goal else 'NOT met'}"
+    title = f"{name} {TITLES[name]}" if name in TITLES else name
+    cells = [title, f"{c.rps:,.0f}", f"{b.rps:,.0f}", f"**{ratio:.2f}**", verdict,
+             f"{c.p50_ms:.1f} / {c.p99_ms:.1f}", f"{b.p50_ms:.1f} / {b.p99_ms:.1f}"]
+    if with_sql:
+        cells.append(f"{c.statements:g} / {b.statements:g}")
+    cells.append(f"{c.peak_mib:.0f} / {b.peak_mib:.0f}")
+    if c.bad or b.bad:
+        cells[0] += f" (**errors: {c.bad} / {b.bad}**)"
+    return "| " + " | ".join(cells) + " |"
+
+
+def _table(pairs: dict, goals: dict[str, float], *, with_sql: bool) -> list[str]:
+    head = ["workload", "careloop req/s", "baseline req/s", "ratio", "goal", "careloop p50 / p99 ms",
+            "baseline p50 / p99 ms"]
+    head += ["SQL/req careloop / baseline"] if with_sql else []
+    head += ["peak MiB careloop / baseline"]
+    return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
+            *(_row(name, pair, goals, with_sql) for name, pair in pairs.items())]
+
+
+def markdown(meta: dict, results: dict, goals: dict[str, float]) -> str:
+    a = meta["args"]
+    index = " + an index on contact (institution_id, patient_id) (--index-contacts)" if a["index_contacts"] else ""
+    lines = [
+        f"# careloop benchmark, {meta['time']}", "",
+        f"Commit {meta['commit']}; {meta['cpus']} CPUs ({meta['cpu']}); Python {meta['python']}; "
+        f"PostgreSQL {meta['postgres']}. wrk -t{a['threads']} -c{a['connections']} -d{a['seconds']:g}s after a "
+        f"{a['warmup']:g}s warm-up, {a['rounds']} round(s), medians. Data: {a['patients']:,} patients, "
+        f"{a['contacts']:,} contacts, {a['audit_events']:,} audit events{index}. Ratio = careloop / baseline "
+        "requests per second. SQL/req: statements per request (careloop: Tortoise's statements, without "
+        "BEGIN/COMMIT). Peak MiB: VmHWM of the server process tree when the row was measured (it only grows).", "",
+        "## Workloads", "", *_table(results["workloads"], goals, with_sql=True),
+    ]
+    if "page_sizes" in results:
+        lines += ["", "## W1 by page size", "", *_table(results["page_sizes"], {}, with_sql=False)]
+    if "scale" in results:
+        lines += ["", "## W1 by data size (patients)", "", *_table(results["scale"], {}, with_sql=False)]
+    audit = []
+    if "audit_verify" in results:
+        v = results["audit_verify"]
+        audit.append(f"- `careloop audit verify`: {v['events']:,} events in {v['seconds']:.1f}s, of which "
+                     f"{v['start_up_seconds']:.1f}s start-up: **{v['events_per_s']:,.0f} events/s**")
+    if "audit_append" in results:
+        w = results["audit_append"]
+        audit.append(f"- audit append, {w['writers']} concurrent writers, one event per transaction: "
+                     f"{w['events']:,} events in {w['seconds']:.1f}s: **{w['events_per_s']:,.0f} events/s**")
+    if audit:
+        lines += ["", "## Audit trail", "", *audit]
+    return "\n".join(lines)
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return str(value)
+
+
+def ratios(results: dict) -> dict:
+    """careloop / baseline for every measured pair: requests per second, latencies, peak memory."""
+    out: dict[str, dict] = {}
+    for group in ("workloads", "page_sizes", "scale"):
+        for name, pair in results.get(group, {}).items():
+            c, b = pair["careloop"], pair["baseline"]
+            out.setdefault(group, {})[name] = {
+                key: getattr(c, key) / getattr(b, key) if getattr(b, key) else None
+                for key in ("rps", "p50_ms", "p99_ms", "peak_mib")}
+    return out
+
+
+def write(directory: str, stamp: datetime, meta: dict, results: dict, goals: dict[str, float]) -> tuple[Path, Path]:
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    base = out / f"{stamp:%Y%m%dT%H%M%SZ}"
+    md, js = base.with_suffix(".md"), base.with_suffix(".json")
+    md.write_text(markdown(meta, results, goals) + "\n")
+    document = {"meta": meta, "goals": goals, "results": results, "ratios": ratios(results)}
+    js.write_text(json.dumps(document, indent=2, default=_plain) + "\n")
+    return md, js

@@ -1,0 +1,330 @@
+"""``make bench`` (``python -m bench.run``): careloop against a bare baseline on PostgreSQL, driven by wrk.
+
+One run: a fresh database with deterministic data, careloop (``careloop serve``, production settings)
+and the baseline as real servers, the same answers checked, W1-W4 measured in rounds, then growth
+(page size, data size, audit verify and append). Results go to bench/results/<UTC time>.md and .json.
+See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import os
+import secrets
+import statistics
+import sys
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from app import db
+from app.main import create_app
+from app.services import build_services
+from bench import dataset, measure, report, servers, workloads
+from bench.servers import Server, WrkResult
+from bench.workloads import Request
+from core.passwords import HashParameters
+from core.settings import Settings
+from resolvers import pagination
+
+GOALS = {"W1": 0.45, "W2": 0.66, "W3": 0.66}
+# Strong enough for production's OWASP check, cheap enough for the two sign-ins of a run.
+ARGON2 = HashParameters(time_cost=2, memory_cost_kib=19456, parallelism=1)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--patients", type=int, default=20_000)
+    p.add_argument("--contacts", type=int, default=50_000)
+    p.add_argument("--audit-events", type=int, default=5_000, help="events in the chain before the run (W4)")
+    p.add_argument("--rounds", type=int, default=3, help="rounds of every measurement; the median is reported")
+    p.add_argument("--seconds", type=float, default=5, help="wrk -d of each measurement")
+    p.add_argument("--warmup", type=float, default=2, help="wrk -d of the warm-up before each measurement")
+    p.add_argument("--connections", type=int, default=16)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--statements-repeat", type=int, default=5, help="requests averaged for SQL per request")
+    p.add_argument("--scale-patients", type=int, default=200_000, help="W1 again after growing to this many")
+    p.add_argument("--verify-events", type=int, default=100_000, help="chain length for `careloop audit verify`")
+    p.add_argument("--append-writers", type=int, default=8)
+    p.add_argument("--append-seconds", type=float, default=5)
+    p.add_argument("--no-page-sizes", action="store_true", help="skip W1 with first = 10 and 100")
+    p.add_argument("--no-scale", action="store_true", help="skip W1 on the grown data set")
+    p.add_argument("--no-verify", action="store_true", help="skip the audit verify throughput")
+    p.add_argument("--no-append", action="store_true", help="skip the audit append throughput")
+    p.add_argument("--index-contacts", action="store_true",
+                   help="add an index on contact (institution_id, patient_id), which careloop's migrations lack")
+    p.add_argument("--quick", action="store_true", help="small data, one short round: a smoke test")
+    p.add_argument("--full", action="store_true", help="1,000,000 events for audit verify")
+    p.add_argument("--admin-url", default="postgres://postgres@127.0.0.1:5432/postgres",
+                   help="PostgreSQL URL allowed to CREATE and DROP DATABASE")
+    p.add_argument("--results", default=str(servers.ROOT / "bench" / "results"))
+    args = p.parse_args(argv)
+    if args.quick:
+        args.patients, args.contacts, args.audit_events = 2_000, 5_000, 2_000
+        args.rounds, args.seconds, args.warmup, args.statements_repeat = 1, 2, 1, 2
+        args.scale_patients, args.verify_events, args.append_seconds = 20_000, 20_000, 2
+    if args.full:
+        args.verify_events = 1_000_000
+    return args
+
+
+def say(message: str) -> None:
+    print(f"[{datetime.now(UTC):%H:%M:%S}] {message}", flush=True)
+
+
+@dataclass
+class Summary:
+    """The median of the rounds of one workload on one server."""
+
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    bad: int
+    rounds: list[dict] = field(default_factory=list)
+    statements: float | None = None
+    peak_mib: float | None = None
+
+    @classmethod
+    def of(cls, results: list[WrkResult]) -> Summary:
+        return cls(rps=statistics.median(r.rps for r in results), p50_ms=statistics.median(r.p50_ms for r in results),
+                   p99_ms=statistics.median(r.p99_ms for r in results), bad=sum(r.bad for r in results),
+                   rounds=[asdict(r) for r in results])
+
+
+@dataclass
+class Bench:
+    args: argparse.Namespace
+    dsn: str
+    settings: Settings
+    env: dict[str, str]
+    password: str
+    tenant: dataset.Tenant | None = None
+    careloop: Server | None = None
+    baseline: Server | None = None
+    tokens: dict[str, str] = field(default_factory=dict)
+    patients: int = 0
+    contacts: int = 0
+
+    def pair(self) -> tuple[Server, Server]:
+        assert self.careloop is not None and self.baseline is not None
+        return self.careloop, self.baseline
+
+    def token(self, request: Request, server: Server) -> str | None:
+        return self.tokens[request.account] if server is self.careloop else None
+
+    def requests(self, first: int = 50) -> dict[str, Request]:
+        """W1 from the middle of the patients; W2 and W3 on patients outside that page, apart."""
+        middle = self.patients // 2
+        return {
+            "W1": workloads.w1(pagination.encode("patient", str(dataset.patient_id(middle - 1))), first),
+            "W2": workloads.w2(str(dataset.patient_id(middle // 2))),
+            "W3": workloads.w3(str(dataset.patient_id(self.patients - 1))),
+            "W4": workloads.w4(),
+        }
+
+
+def careloop_env(dsn: str, master_key: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARELOOP_")}
+    return env | {
+        "CARELOOP_ENV": "production", "CARELOOP_DATABASE_URL": dsn, "CARELOOP_MASTER_KEY": master_key,
+        "CARELOOP_ARGON2_TIME_COST": str(ARGON2.time_cost), "CARELOOP_ARGON2_MEMORY_KIB": str(ARGON2.memory_cost_kib),
+        "CARELOOP_ARGON2_PARALLELISM": str(ARGON2.parallelism), "CARELOOP_LOG_LEVEL": "WARNING",
+    }
+
+
+def login(server: Server, email: str, password: str) -> str:
+    body = {"query": "mutation($e: String!, $p: String!) { login(email: $e, password: $p) { token } }",
+            "variables": {"e": email, "p": password}}
+    answer = httpx.post(server.url + "/graphql", json=body, timeout=30).json()
+    if "errors" in answer:
+        raise RuntimeError(f"login {email}: {answer['errors']}")
+    return str(answer["data"]["login"]["token"])
+
+
+# -- the steps -----------------------------------------------------------------------------
+
+
+async def load(bench: Bench) -> None:
+    args = bench.args
+    started = time.perf_counter()
+    say(f"migrating {bench.dsn}")
+    await db.migrate(bench.dsn)
+    await db.open_database(bench.dsn + "?maxsize=10")
+    services = build_services(bench.settings)
+    bench.tenant = await dataset.create_tenant(services, bench.password)
+    say(f"loading {args.patients:,} patients, {args.contacts:,} contacts, {args.audit_events:,} audit events")
+    await dataset.load_patients(bench.dsn, bench.tenant, 0, args.patients, 0, args.contacts)
+    await dataset.append_audit_events(bench.dsn, bench.tenant.institution_id, bench.tenant.nurse_id,
+                                      args.audit_events)
+    if args.index_contacts:
+        await dataset.index_contacts(bench.dsn)
+    bench.patients, bench.contacts = args.patients, args.contacts
+    say(f"loaded in {time.perf_counter() - started:.1f}s")
+
+
+def start_servers(bench: Bench) -> None:
+    assert bench.tenant is not None
+    bench.careloop = servers.careloop(bench.env)
+    bench.baseline = servers.baseline(bench.env | {"BENCH_DSN": bench.dsn,
+                                                   "BENCH_INSTITUTION": str(bench.tenant.institution_id)})
+    for server in bench.pair():
+        server.start()
+        say(f"{server.name} listening on {server.url}")
+    bench.tokens = {"nurse": login(bench.careloop, dataset.NURSE_EMAIL, bench.password),
+                    "officer": login(bench.careloop, dataset.OFFICER_EMAIL, bench.password)}
+
+
+def check_answers(bench: Bench, requests: dict[str, Request]) -> None:
+    careloop, baseline = bench.pair()
+    for name, request in requests.items():
+        if request.name in workloads.COMPARED:
+            items = measure.check_same(careloop, baseline, request, bench.tokens[request.account])
+            say(f"{name}: careloop and the baseline return the same data ({items} items)")
+
+
+async def count_statements(bench: Bench, requests: dict[str, Request]) -> dict[str, dict[str, float]]:
+    services = build_services(bench.settings)
+    app = create_app(bench.settings, services, manage_database=False)
+    counts = {}
+    for name, request in requests.items():
+        token = bench.tokens[request.account]
+        counts[name] = {
+            "careloop": await measure.careloop_statements(app, request, token, bench.args.statements_repeat),
+            "baseline": measure.baseline_statements(bench.pair()[1], request, bench.args.statements_repeat),
+        }
+    return counts
+
+
+def run_rounds(bench: Bench, requests: dict[str, Request]) -> dict[str, dict[str, Summary]]:
+    """Every request on both servers, round after round: warm-up, then the measured run."""
+    args = bench.args
+    raw: dict[str, dict[str, list[WrkResult]]] = {name: {"careloop": [], "baseline": []} for name in requests}
+    peaks: dict[str, dict[str, float]] = {name: {} for name in requests}
+    for round_no in range(1, args.rounds + 1):
+        for name, request in requests.items():
+            for server in bench.pair():
+                token = bench.token(request, server)
+                options = {"connections": args.connections, "threads": args.threads}
+                servers.wrk(server, request, token, seconds=args.warmup, **options)
+                result = servers.wrk(server, request, token, seconds=args.seconds, **options)
+                raw[name][server.name].append(result)
+                peaks[name][server.name] = server.peak_memory_mib()
+                flag = f"  ** {result.bad} BAD ANSWERS **" if result.bad else ""
+                say(f"round {round_no} {name:<14} {server.name:<8} {result.rps:8.1f} req/s  "
+                    f"p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:7.2f} ms{flag}")
+    out = {}
+    for name in requests:
+        out[name] = {s: Summary.of(raw[name][s]) for s in ("careloop", "baseline")}
+        for s, summary in out[name].items():
+            summary.peak_mib = peaks[name][s]
+    return out
+
+
+async def grow(bench: Bench, patients: int) -> None:
+    assert bench.tenant is not None
+    contacts = round(patients * bench.args.contacts / bench.args.patients)
+    say(f"growing to {patients:,} patients and {contacts:,} contacts")
+    started = time.perf_counter()
+    await dataset.load_patients(bench.dsn, bench.tenant, bench.patients, patients, bench.contacts, contacts)
+    bench.patients, bench.contacts = patients, contacts
+    say(f"grown in {time.perf_counter() - started:.1f}s")
+
+
+async def audit_verify(bench: Bench) -> dict[str, Any]:
+    events = bench.args.verify_events
+    services = build_services(bench.settings)
+    chain = await dataset.create_chain(services, "Verify Clinic")
+    say(f"writing an audit chain of {events:,} events")
+    started = time.perf_counter()
+    await dataset.append_audit_events(bench.dsn, chain, uuid.uuid4(), events - 1)  # + the institution's own event
+    say(f"written in {time.perf_counter() - started:.1f}s; running careloop audit verify")
+    start_up = measure.verify_seconds(bench.env, uuid.uuid4(), check=False)  # no such chain
+    seconds = measure.verify_seconds(bench.env, chain)
+    net = max(seconds - start_up, 1e-9)
+    return {"events": events, "seconds": seconds, "start_up_seconds": start_up, "events_per_s": events / net}
+
+
+async def audit_append(bench: Bench) -> dict[str, Any]:
+    services = build_services(bench.settings)
+    chain = await dataset.create_chain(services, "Append Clinic")
+    writers = bench.args.append_writers
+    say(f"{writers} concurrent audit writers for {bench.args.append_seconds}s")
+    events, seconds = await measure.append_throughput(chain, writers, bench.args.append_seconds)
+    return {"writers": writers, "events": events, "seconds": seconds, "events_per_s": events / seconds}
+
+
+# -- the run -------------------------------------------------------------------------------
+
+
+async def benchmark(bench: Bench) -> dict[str, Any]:
+    args = bench.args
+    await load(bench)
+    start_servers(bench)
+    requests = bench.requests()
+    check_answers(bench, requests)
+    statements = await count_statements(bench, requests)
+    results: dict[str, Any] = {"workloads": run_rounds(bench, requests)}
+    for name, summaries in results["workloads"].items():
+        for s, summary in summaries.items():
+            summary.statements = statements[name][s]
+    main_w1 = results["workloads"]["W1"]
+    if not args.no_page_sizes:
+        sized = {f"W1 first={n}": bench.requests(n)["W1"] for n in (10, 100)}
+        check_answers(bench, sized)
+        results["page_sizes"] = {"W1 first=10": None, "W1 first=50": main_w1, "W1 first=100": None}
+        results["page_sizes"].update(run_rounds(bench, sized))
+    if not args.no_scale and args.scale_patients > bench.patients:
+        before = bench.patients
+        await grow(bench, args.scale_patients)
+        grown = {f"W1 @{bench.patients:,}": bench.requests()["W1"]}
+        check_answers(bench, grown)
+        results["scale"] = {f"W1 @{before:,}": main_w1, **run_rounds(bench, grown)}
+    if not args.no_verify:
+        results["audit_verify"] = await audit_verify(bench)
+    if not args.no_append:
+        results["audit_append"] = await audit_append(bench)
+    return results
+
+
+async def main(args: argparse.Namespace) -> int:
+    stamp = datetime.now(UTC)
+    name = f"careloop_bench_{stamp:%Y%m%d%H%M%S}_{os.getpid()}"
+    dsn = args.admin_url.rsplit("/", 1)[0] + "/" + name
+    master_key = base64.b64encode(os.urandom(32)).decode()
+    settings = Settings(database_url=dsn, environment="production", master_key=master_key,
+                        password_hashing=ARGON2, log_level="WARNING")
+    bench = Bench(args, dsn, settings, careloop_env(dsn, master_key), secrets.token_urlsafe(18))
+    await dataset.create_database(args.admin_url, name)
+    try:
+        results = await benchmark(bench)
+        meta = await report.metadata(bench.dsn, args, stamp, bench.patients, bench.contacts)
+    finally:
+        for server in (bench.careloop, bench.baseline):
+            if server is not None:
+                server.stop()
+        await db.close_database()
+        await dataset.drop_database(args.admin_url, name)
+    md, js = report.write(args.results, stamp, meta, results, GOALS)
+    print()
+    print(md.read_text())
+    say(f"written {md} and {js}")
+    bad = sum(s.bad for group in ("workloads", "page_sizes", "scale") for pair in results.get(group, {}).values()
+              if pair for s in pair.values())
+    if bad:
+        print(f"WARNING: {bad} requests answered with errors during the measurements", file=sys.stderr)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    try:
+        raise SystemExit(asyncio.run(main(parse_args())))
+    except measure.Mismatch as exc:
+        print(f"\n*** MISMATCH: {exc} ***\n", file=sys.stderr)
+        raise SystemExit(3) from None

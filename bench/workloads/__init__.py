@@ -1,0 +1,79 @@
+"""The four workloads: a GraphQL operation each, the account that runs it, and its variables.
+
+The same JSON body goes to careloop and to the baseline (which dispatches on ``operationName``);
+``post.lua`` makes wrk send it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+LUA = Path(__file__).with_name("post.lua")
+
+PATIENT_FIELDS = "id fullName sex birthDate phone address allergies contacts { name relationship phone }"
+
+W1 = f"""query W1($first: Int!, $after: String) {{
+  patients(first: $first, after: $after) {{
+    edges {{ node {{ {PATIENT_FIELDS} }} }}
+    pageInfo {{ hasNextPage endCursor }}
+  }}
+}}"""
+
+W2 = f"""query W2($id: ID!) {{ patient(id: $id) {{ {PATIENT_FIELDS} }} }}"""
+
+W3 = """mutation W3($patientId: ID!, $input: ContactCreateInput!) {
+  contactCreate(patientId: $patientId, input: $input) { id name relationship phone }
+}"""
+
+W4 = """query W4($first: Int!) {
+  auditEvents(first: $first) {
+    edges { node { id seq occurredAt actorKind actorId tokenId action resourceType resourceId patientId
+                   fieldClasses fieldsRead outcome reason policyRule requestId clientAddress userAgent hash
+                   prevHash } }
+    pageInfo { hasNextPage endCursor }
+  }
+}"""
+
+DOCUMENTS = {"W1": W1, "W2": W2, "W3": W3, "W4": W4}
+TITLES = {
+    "W1": "page of patients with 3 encrypted fields and contacts (nurse)",
+    "W2": "one patient with contacts (nurse)",
+    "W3": "contactCreate (nurse)",
+    "W4": "page of 50 audit events (compliance officer)",
+}
+ACCOUNT = {"W1": "nurse", "W2": "nurse", "W3": "nurse", "W4": "officer"}
+COMPARED = ("W1", "W2", "W4")  # W3 creates a new row each time: its answers differ by design
+
+
+@dataclass(frozen=True)
+class Request:
+    name: str  # W1..W4, also the operation name
+    variables: dict
+
+    @property
+    def body(self) -> bytes:
+        return orjson.dumps({"query": DOCUMENTS[self.name], "operationName": self.name, "variables": self.variables})
+
+    @property
+    def account(self) -> str:
+        return ACCOUNT[self.name]
+
+
+def w1(after: str, first: int = 50) -> Request:
+    return Request("W1", {"first": first, "after": after})
+
+
+def w2(patient_id: str) -> Request:
+    return Request("W2", {"id": patient_id})
+
+
+def w3(patient_id: str) -> Request:
+    return Request("W3", {"patientId": patient_id, "input": {
+        "name": "Bench Contact", "relationship": "FRIEND", "phone": "+8613912345678", "isEmergency": True}})
+
+
+def w4(first: int = 50) -> Request:
+    return Request("W4", {"first": first})
