@@ -209,7 +209,9 @@ def read_contact_field(ctx: Context, view: ContactView, name: str) -> Any:
     encrypted = name in ENCRYPTED_FIELDS["contact"]
     if encrypted and value is not None:
         value = ctx.require_keys().open(value, field_aad(contact.institution_id, "contact", name, contact.id))
-    ctx.reads.note("contact", contact.id, pid, field_class="contact", field_name=name if encrypted else None,
+    # Recorded on the patient's read record: one event per operation and patient touched, however
+    # many contacts a page shows (the decrypted columns are named "contact.phone", "contact.notes").
+    ctx.reads.note("patient", pid, pid, field_class="contact", field_name=f"contact.{name}" if encrypted else None,
                    rule=ctx.decide("contact", "read").rule)
     return value
 
