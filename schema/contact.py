@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
+from typing import Any, cast
 
 import strawberry
 
 from resolvers import access
 from resolvers import contact as contacts
 from resolvers.access import ContactView
+from resolvers.context import Context
 from schema.common import Info, provided, uuid_of
 
 
@@ -24,15 +26,27 @@ class Relationship(Enum):
     OTHER = "other"
 
 
-def _field(name: str, description: str):
-    def resolve(root: Contact, info: Info):
-        return access.read_contact_field(info.context, root.view, name)
-
-    return strawberry.field(resolver=resolve, description=description)
+_FIELDS = frozenset({"name", "relationship", "phone", "is_emergency", "may_receive_information", "notes",
+                     "updated_at"})
 
 
-def _relationship(root: Contact, info: Info) -> Relationship:
-    return Relationship(access.read_contact_field(info.context, root.view, "relationship"))
+class ContactSource:
+    """What a ``Contact`` resolves from: fields are decrypted and noted only when asked for."""
+
+    __slots__ = ("ctx", "view")
+
+    def __init__(self, ctx: Context, view: ContactView) -> None:
+        self.ctx, self.view = ctx, view
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in _FIELDS:
+            raise AttributeError(name)
+        value = access.read_contact_field(self.ctx, self.view, name)
+        return Relationship(value) if name == "relationship" else value
+
+
+def contact_node(ctx: Context, view: ContactView) -> Contact:
+    return cast(Contact, ContactSource(ctx, view))
 
 
 @strawberry.type(description="A family member or emergency contact of a patient. Reading one is audited.")
@@ -47,14 +61,14 @@ class Contact:
     def patient_id(self) -> strawberry.ID:
         return strawberry.ID(str(self.view.patient.row.id))
 
-    name: str = _field("name", "Full name.")
-    relationship: Relationship = strawberry.field(resolver=_relationship, description="Relation to the patient.")
-    phone: str | None = _field("phone", "Phone in E.164 form. Encrypted at rest; decrypted when asked for.")
-    is_emergency: bool = _field("is_emergency", "Call this contact in an emergency.")
-    may_receive_information: bool = _field(
-        "may_receive_information", "Whether the patient allows telling this contact about their care.")
-    notes: str | None = _field("notes", "Free notes (encrypted at rest).")
-    updated_at: datetime = _field("updated_at", "Last change.")
+    name: str = strawberry.field(description="Full name.")
+    relationship: Relationship = strawberry.field(description="Relation to the patient.")
+    phone: str | None = strawberry.field(description="Phone, E.164. Encrypted at rest; decrypted when asked for.")
+    is_emergency: bool = strawberry.field(description="Call this contact in an emergency.")
+    may_receive_information: bool = strawberry.field(
+        description="Whether the patient allows telling this contact about their care.")
+    notes: str | None = strawberry.field(description="Free notes (encrypted at rest).")
+    updated_at: datetime = strawberry.field(description="Last change.")
 
 
 @strawberry.input(description="A new contact of a patient.")
@@ -82,11 +96,11 @@ class ContactMutation:
     @strawberry.mutation(description="Add a family member or emergency contact to a patient's file.")
     async def contact_create(self, info: Info, patient_id: strawberry.ID, input: ContactCreateInput) -> Contact | None:
         view = await contacts.create(info.context, uuid_of(patient_id, "patientId"), provided(input))
-        return Contact(view=view)
+        return contact_node(info.context, view)
 
     @strawberry.mutation(description="Change a contact.")
     async def contact_update(self, info: Info, id: strawberry.ID, input: ContactUpdateInput) -> Contact | None:
-        return Contact(view=await contacts.update(info.context, uuid_of(id), provided(input)))
+        return contact_node(info.context, await contacts.update(info.context, uuid_of(id), provided(input)))
 
     @strawberry.mutation(description="Remove a contact from a patient's file; returns its id.")
     async def contact_delete(self, info: Info, id: strawberry.ID) -> strawberry.ID | None:

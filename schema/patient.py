@@ -8,18 +8,22 @@ read is audited.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from enum import Enum
+from typing import Any, cast
 
 import strawberry
 
+from policies.fields import PATIENT_FIELD_CLASS
 from resolvers import access
 from resolvers import contact as contacts
 from resolvers import patient as patients
 from resolvers.access import PatientView
+from resolvers.context import Context
 from resolvers.patient import PatientFilter as PatientWhere
 from schema.common import DEFAULT_PAGE_SIZE, Info, PageInfo, provided, uuid_of
-from schema.contact import Contact
+from schema.contact import Contact, contact_node
 from schema.department import Department
 from schema.staff import StaffSummary
 
@@ -74,63 +78,78 @@ class PatientMatch(Enum):
     PHONE = "PHONE"
 
 
-def _read(root: Patient, info: Info, name: str):
-    return access.read_patient_field(info.context, root.view, name)
+_CONVERT: dict[str, Callable[[Any], Any]] = {
+    "sex": Sex, "national_id_type": NationalIdType, "status": PatientStatus, "preferred_channel": Channel,
+    "segments": lambda values: [Segment(v) for v in values],
+    "contact_channels": lambda values: [Channel(v) for v in values],
+}
 
 
-def _field(name: str, description: str, convert=None):
-    """A guarded field: class check, decryption when encrypted, audit note."""
+def _field(description: str):
+    """A scalar field read straight off a ``PatientSource`` (no resolver: Strawberry's fast path)."""
+    return strawberry.field(description=description)
 
-    def resolve(root: Patient, info: Info):
-        value = _read(root, info, name)
+
+class PatientSource:
+    """What a ``Patient`` resolves from. Reading a field checks its class, decrypts it when it is
+    encrypted and notes the read, only when a query asks for it; a refused field raises FORBIDDEN,
+    which graphql-core turns into null and an error for that field alone."""
+
+    __slots__ = ("ctx", "view")
+
+    def __init__(self, ctx: Context, view: PatientView) -> None:
+        self.ctx, self.view = ctx, view
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in PATIENT_FIELD_CLASS:
+            raise AttributeError(name)
+        value = access.read_patient_field(self.ctx, self.view, name)
+        convert = _CONVERT.get(name)
         return value if convert is None or value is None else convert(value)
 
-    return strawberry.field(resolver=resolve, description=description)
 
-
-def _enums(enum):
-    return lambda values: [enum(v) for v in values]
+def node(ctx: Context, view: PatientView | None) -> Patient | None:
+    return None if view is None else cast(Patient, PatientSource(ctx, view))
 
 
 @strawberry.type(description="A patient file (customer archive). Reading it is audited field class by field class.")
 class Patient:
-    view: strawberry.Private[PatientView]
+    view: strawberry.Private[PatientView]  # a PatientSource stands in for instances at run time
 
     @strawberry.field
     def id(self) -> strawberry.ID:
         return strawberry.ID(str(self.view.row.id))
 
     # identity
-    full_name: str | None = _field("full_name", "Full name, as on the identity document.")
-    sex: Sex | None = _field("sex", "Sex.", Sex)
-    birth_date: date | None = _field("birth_date", "Date of birth.")
-    occupation: str | None = _field("occupation", "Occupation.")
-    national_id_type: NationalIdType | None = _field("national_id_type", "Identity document type.", NationalIdType)
-    national_id: str | None = _field("national_id", "Identity document number. Encrypted; decryption is audited.")
-    status: PatientStatus | None = _field("status", "Active, archived or deceased.", PatientStatus)
-    segments: list[Segment] | None = _field("segments", "Segments (VIP, special needs, pending treatment).",
-                                            _enums(Segment))
-    tags: list[str] | None = _field("tags", "Free tags.")
-    created_at: datetime | None = _field("created_at", "When the file was opened.")
-    updated_at: datetime | None = _field("updated_at", "Last change to the file.")
+    full_name: str | None = _field("Full name, as on the identity document.")
+    sex: Sex | None = _field("Sex.")
+    birth_date: date | None = _field("Date of birth.")
+    occupation: str | None = _field("Occupation.")
+    national_id_type: NationalIdType | None = _field("Identity document type.")
+    national_id: str | None = _field("Identity document number. Encrypted; decryption is audited.")
+    status: PatientStatus | None = _field("Active, archived or deceased.")
+    segments: list[Segment] | None = _field("Segments (VIP, special needs, pending treatment).")
+    tags: list[str] | None = _field("Free tags.")
+    created_at: datetime | None = _field("When the file was opened.")
+    updated_at: datetime | None = _field("Last change to the file.")
     # contact
-    address: str | None = _field("address", "Postal address. Encrypted.")
-    phone: str | None = _field("phone", "Main phone, E.164. Encrypted.")
-    alt_phone: str | None = _field("alt_phone", "Second phone, E.164. Encrypted.")
-    email: str | None = _field("email", "E-mail address.")
-    preferred_channel: Channel | None = _field("preferred_channel", "Preferred way to be reached.", Channel)
-    preferred_language: str | None = _field("preferred_language", "Language tag, e.g. zh-CN.")
-    contact_consent: bool | None = _field("contact_consent", "Consent to be contacted (reminders, greetings).")
-    contact_channels: list[Channel] | None = _field("contact_channels", "Channels consented to.", _enums(Channel))
+    address: str | None = _field("Postal address. Encrypted.")
+    phone: str | None = _field("Main phone, E.164. Encrypted.")
+    alt_phone: str | None = _field("Second phone, E.164. Encrypted.")
+    email: str | None = _field("E-mail address.")
+    preferred_channel: Channel | None = _field("Preferred way to be reached.")
+    preferred_language: str | None = _field("Language tag, e.g. zh-CN.")
+    contact_consent: bool | None = _field("Consent to be contacted (reminders, greetings).")
+    contact_channels: list[Channel] | None = _field("Channels consented to.")
     # clinical
-    medical_history: str | None = _field("medical_history", "Medical history. Clinical, encrypted.")
-    diagnoses: str | None = _field("diagnoses", "Diagnoses. Clinical, encrypted.")
-    allergies: str | None = _field("allergies", "Allergies. Clinical, encrypted.")
-    current_medication: str | None = _field("current_medication", "Current medication. Clinical, encrypted.")
+    medical_history: str | None = _field("Medical history. Clinical, encrypted.")
+    diagnoses: str | None = _field("Diagnoses. Clinical, encrypted.")
+    allergies: str | None = _field("Allergies. Clinical, encrypted.")
+    current_medication: str | None = _field("Current medication. Clinical, encrypted.")
     # needs and preferences
-    diet_preferences: str | None = _field("diet_preferences", "Diet preferences.")
-    activity_preferences: str | None = _field("activity_preferences", "Activity preferences.")
-    special_needs: str | None = _field("special_needs", "Special needs (mobility, hearing...). Encrypted.")
+    diet_preferences: str | None = _field("Diet preferences.")
+    activity_preferences: str | None = _field("Activity preferences.")
+    special_needs: str | None = _field("Special needs (mobility, hearing...). Encrypted.")
 
     @strawberry.field(description="The patient's department.")
     async def department(self, info: Info) -> Department | None:
@@ -150,7 +169,7 @@ class Patient:
     @strawberry.field(description="Family members and emergency contacts.")
     async def contacts(self, info: Info) -> list[Contact] | None:
         access.require_contacts(info.context, self.view)
-        return [Contact(view=view) for view in await contacts.of_patient(info.context, self.view)]
+        return [contact_node(info.context, view) for view in await contacts.of_patient(info.context, self.view)]
 
 
 @strawberry.type
@@ -224,15 +243,11 @@ class PatientCreatePayload:
     matched_on: list[PatientMatch] = strawberry.field(description="What matched the returning patient.")
 
 
-def _node(view: PatientView | None) -> Patient | None:
-    return None if view is None else Patient(view=view)
-
-
 @strawberry.type
 class PatientQuery:
     @strawberry.field(description="One patient file. NOT_FOUND when it is missing or outside your scope (the same).")
     async def patient(self, info: Info, id: strawberry.ID) -> Patient | None:
-        return Patient(view=await patients.get(info.context, uuid_of(id)))
+        return node(info.context, await patients.get(info.context, uuid_of(id)))
 
     @strawberry.field(description="Patients you may see, in registration order, 1 to 100 a page.")
     async def patients(
@@ -240,7 +255,8 @@ class PatientQuery:
     ) -> PatientConnection:
         where = PatientWhere(**provided(filter)) if filter is not None else PatientWhere()
         page = await patients.page(info.context, first=first, after=after, where=where)
-        edges = [PatientEdge(cursor=cursor, node=Patient(view=view)) for cursor, view in page.items]
+        edges = [PatientEdge(cursor=cursor, node=cast(Patient, PatientSource(info.context, view)))
+                 for cursor, view in page.items]
         return PatientConnection(edges=edges, page_info=PageInfo(has_next_page=page.has_next_page,
                                                                  end_cursor=page.end_cursor))
 
@@ -253,13 +269,15 @@ class PatientMutation:
         self, info: Info, input: PatientCreateInput, register_anyway: bool = False
     ) -> PatientCreatePayload | None:
         result = await patients.create(info.context, provided(input), register_anyway=register_anyway)
-        return PatientCreatePayload(patient=_node(result.patient), returning_patient=_node(result.returning_patient),
+        ctx = info.context
+        return PatientCreatePayload(patient=node(ctx, result.patient),
+                                    returning_patient=node(ctx, result.returning_patient),
                                     matched_on=[PatientMatch(m) for m in result.matched_on])
 
     @strawberry.mutation(description="Change a patient file; each field class changed needs its own permission.")
     async def patient_update(self, info: Info, id: strawberry.ID, input: PatientUpdateInput) -> Patient | None:
-        return Patient(view=await patients.update(info.context, uuid_of(id), provided(input)))
+        return node(info.context, await patients.update(info.context, uuid_of(id), provided(input)))
 
     @strawberry.mutation(description="Archive a patient file. Nothing is deleted.")
     async def patient_archive(self, info: Info, id: strawberry.ID) -> Patient | None:
-        return Patient(view=await patients.archive(info.context, uuid_of(id)))
+        return node(info.context, await patients.archive(info.context, uuid_of(id)))
