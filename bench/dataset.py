@@ -29,6 +29,7 @@ NURSE_EMAIL = "nurse@bench.careloop.test"
 OFFICER_EMAIL = "compliance@bench.careloop.test"
 EPOCH = datetime(2024, 1, 1, tzinfo=UTC)  # row timestamps and the time part of the deterministic ids
 BATCH = 10_000
+STRIDE = 1_000_003  # a prime: contacts k = 0, 1, 2... go to patients k * STRIDE mod n, every patient in turn
 
 SURNAMES = ("王", "李", "张", "刘", "陈", "杨", "黄", "赵", "Carter", "Smith", "O'Neill", "Novak")
 GIVEN = ("伟", "芳", "娜", "敏", "静", "强", "磊", "Emily", "James", "Grace", "Lucas", "Anna")
@@ -190,10 +191,11 @@ async def _copy(dsn: str, table: str, columns: tuple[str, ...], rows: Iterator[t
 
 async def load_patients(dsn: str, tenant: Tenant, start: int, stop: int, contacts_start: int,
                         contacts_stop: int) -> None:
-    """Patients [start, stop) and contacts [contacts_start, contacts_stop), spread evenly over them."""
+    """Patients [start, stop) and contacts [contacts_start, contacts_stop), spread evenly but scattered over
+    them (by a prime stride), so that any page of patients has the average number of contacts."""
     await _copy(dsn, "patient", PATIENT_COLUMNS, (patient_row(tenant, i) for i in range(start, stop)))
     span = stop - start
-    contacts = (contact_row(tenant, j, start + (j - contacts_start) % span)
+    contacts = (contact_row(tenant, j, start + (j - contacts_start) * STRIDE % span)
                 for j in range(contacts_start, contacts_stop))
     await _copy(dsn, "contact", CONTACT_COLUMNS, contacts)
 
@@ -203,6 +205,16 @@ async def index_contacts(dsn: str) -> None:
     conn = await asyncpg.connect(dsn)
     try:
         await conn.execute("CREATE INDEX bench_contact_patient ON contact (institution_id, patient_id)")
+    finally:
+        await conn.close()
+
+
+async def remove_created_contacts(dsn: str, patient: uuid.UUID, name: str) -> None:
+    """Undo W3: the contacts it created, so every measurement reads a table of the same size."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("DELETE FROM contact WHERE patient_id = $1 AND name = $2", patient, name)
+        await conn.execute("VACUUM contact")
     finally:
         await conn.close()
 

@@ -20,6 +20,7 @@ from audit import writer
 from audit.events import Action, Actor, AuditRecord, Outcome, RequestMeta
 from bench.servers import ROOT, Server
 from bench.workloads import Request
+from models import AuditEvent
 
 
 class Mismatch(Exception):
@@ -90,17 +91,19 @@ def tortoise_statements() -> Iterator[_Count]:
         logger.propagate = propagate
 
 
-async def careloop_statements(app: ASGIApp, request: Request, token: str, repeat: int) -> float:
-    """Statements per request, running careloop's app in this process (httpx.ASGITransport)."""
+async def careloop_statements(app: ASGIApp, request: Request, token: str, repeat: int) -> tuple[float, float]:
+    """Statements and audit rows per request, running careloop's app in this process (httpx.ASGITransport)."""
     headers = {"content-type": "application/json", "authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
         await client.post("/graphql", content=request.body, headers=headers)  # warm the key ring and caches
+        audit_rows = await AuditEvent.all().count()
         with tortoise_statements() as counter:
             for _ in range(repeat):
                 answer = (await client.post("/graphql", content=request.body, headers=headers)).json()
                 if "errors" in answer:
                     raise RuntimeError(f"{request.name} in process: {answer['errors']}")
-        return counter.count / repeat
+        audit_rows = await AuditEvent.all().count() - audit_rows
+        return counter.count / repeat, audit_rows / repeat
 
 
 def baseline_statements(baseline: Server, request: Request, repeat: int) -> float:

@@ -36,7 +36,7 @@ def _commit() -> str:
     git = shutil.which("git")
     if git is None:
         return "?"
-    done = subprocess.run([git, "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,  # noqa: S603
+    done = subprocess.run([git, "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True,  # noqa: S603
                           check=False)
     return done.stdout.strip() or "?"
 
@@ -60,7 +60,7 @@ def _row(name: str, pair: dict, goals: dict[str, float], with_sql: bool) -> str:
     cells = [title, f"{c.rps:,.0f}", f"{b.rps:,.0f}", f"**{ratio:.2f}**", verdict,
              f"{c.p50_ms:.1f} / {c.p99_ms:.1f}", f"{b.p50_ms:.1f} / {b.p99_ms:.1f}"]
     if with_sql:
-        cells.append(f"{c.statements:g} / {b.statements:g}")
+        cells += [f"{c.statements:g} / {b.statements:g}", f"{c.audit_rows:g}"]
     cells.append(f"{c.peak_mib:.0f} / {b.peak_mib:.0f}")
     if c.bad or b.bad:
         cells[0] += f" (**errors: {c.bad} / {b.bad}**)"
@@ -70,7 +70,7 @@ def _row(name: str, pair: dict, goals: dict[str, float], with_sql: bool) -> str:
 def _table(pairs: dict, goals: dict[str, float], *, with_sql: bool) -> list[str]:
     head = ["workload", "careloop req/s", "baseline req/s", "ratio", "goal", "careloop p50 / p99 ms",
             "baseline p50 / p99 ms"]
-    head += ["SQL/req careloop / baseline"] if with_sql else []
+    head += ["SQL/req careloop / baseline", "audit rows/req"] if with_sql else []
     head += ["peak MiB careloop / baseline"]
     return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
             *(_row(name, pair, goals, with_sql) for name, pair in pairs.items())]
@@ -86,7 +86,8 @@ def markdown(meta: dict, results: dict, goals: dict[str, float]) -> str:
         f"{a['warmup']:g}s warm-up, {a['rounds']} round(s), medians. Data: {a['patients']:,} patients, "
         f"{a['contacts']:,} contacts, {a['audit_events']:,} audit events{index}. Ratio = careloop / baseline "
         "requests per second. SQL/req: statements per request (careloop: Tortoise's statements, without "
-        "BEGIN/COMMIT). Peak MiB: VmHWM of the server process tree when the row was measured (it only grows).", "",
+        "BEGIN/COMMIT); audit rows/req: audit events careloop appends per request. Peak MiB: VmHWM of the "
+        "server process tree when the row was measured (it only grows).", "",
         "## Workloads", "", *_table(results["workloads"], goals, with_sql=True),
     ]
     if "page_sizes" in results:

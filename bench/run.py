@@ -13,6 +13,7 @@ import asyncio
 import base64
 import os
 import secrets
+import signal
 import statistics
 import sys
 import time
@@ -45,7 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--contacts", type=int, default=50_000)
     p.add_argument("--audit-events", type=int, default=5_000, help="events in the chain before the run (W4)")
     p.add_argument("--rounds", type=int, default=3, help="rounds of every measurement; the median is reported")
-    p.add_argument("--seconds", type=float, default=5, help="wrk -d of each measurement")
+    p.add_argument("--seconds", type=float, default=8, help="wrk -d of each measurement")
     p.add_argument("--warmup", type=float, default=2, help="wrk -d of the warm-up before each measurement")
     p.add_argument("--connections", type=int, default=16)
     p.add_argument("--threads", type=int, default=2)
@@ -89,6 +90,7 @@ class Summary:
     bad: int
     rounds: list[dict] = field(default_factory=list)
     statements: float | None = None
+    audit_rows: float | None = None
     peak_mib: float | None = None
 
     @classmethod
@@ -189,20 +191,20 @@ def check_answers(bench: Bench, requests: dict[str, Request]) -> None:
             say(f"{name}: careloop and the baseline return the same data ({items} items)")
 
 
-async def count_statements(bench: Bench, requests: dict[str, Request]) -> dict[str, dict[str, float]]:
+async def count_statements(bench: Bench, requests: dict[str, Request]) -> dict[str, dict[str, tuple[float, float]]]:
+    """(SQL statements, audit rows) per request of each workload on each server."""
     services = build_services(bench.settings)
     app = create_app(bench.settings, services, manage_database=False)
-    counts = {}
+    repeat, counts = bench.args.statements_repeat, {}
     for name, request in requests.items():
-        token = bench.tokens[request.account]
         counts[name] = {
-            "careloop": await measure.careloop_statements(app, request, token, bench.args.statements_repeat),
-            "baseline": measure.baseline_statements(bench.pair()[1], request, bench.args.statements_repeat),
+            "careloop": await measure.careloop_statements(app, request, bench.tokens[request.account], repeat),
+            "baseline": (measure.baseline_statements(bench.pair()[1], request, repeat), 0.0),
         }
     return counts
 
 
-def run_rounds(bench: Bench, requests: dict[str, Request]) -> dict[str, dict[str, Summary]]:
+async def run_rounds(bench: Bench, requests: dict[str, Request]) -> dict[str, dict[str, Summary]]:
     """Every request on both servers, round after round: warm-up, then the measured run."""
     args = bench.args
     raw: dict[str, dict[str, list[WrkResult]]] = {name: {"careloop": [], "baseline": []} for name in requests}
@@ -216,6 +218,9 @@ def run_rounds(bench: Bench, requests: dict[str, Request]) -> dict[str, dict[str
                 result = servers.wrk(server, request, token, seconds=args.seconds, **options)
                 raw[name][server.name].append(result)
                 peaks[name][server.name] = server.peak_memory_mib()
+                if request.name == "W3":
+                    await dataset.remove_created_contacts(bench.dsn, uuid.UUID(request.variables["patientId"]),
+                                                          request.variables["input"]["name"])
                 flag = f"  ** {result.bad} BAD ANSWERS **" if result.bad else ""
                 say(f"round {round_no} {name:<14} {server.name:<8} {result.rps:8.1f} req/s  "
                     f"p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:7.2f} ms{flag}")
@@ -270,22 +275,22 @@ async def benchmark(bench: Bench) -> dict[str, Any]:
     requests = bench.requests()
     check_answers(bench, requests)
     statements = await count_statements(bench, requests)
-    results: dict[str, Any] = {"workloads": run_rounds(bench, requests)}
+    results: dict[str, Any] = {"workloads": await run_rounds(bench, requests)}
     for name, summaries in results["workloads"].items():
         for s, summary in summaries.items():
-            summary.statements = statements[name][s]
+            summary.statements, summary.audit_rows = statements[name][s]
     main_w1 = results["workloads"]["W1"]
     if not args.no_page_sizes:
         sized = {f"W1 first={n}": bench.requests(n)["W1"] for n in (10, 100)}
         check_answers(bench, sized)
         results["page_sizes"] = {"W1 first=10": None, "W1 first=50": main_w1, "W1 first=100": None}
-        results["page_sizes"].update(run_rounds(bench, sized))
+        results["page_sizes"].update(await run_rounds(bench, sized))
     if not args.no_scale and args.scale_patients > bench.patients:
         before = bench.patients
         await grow(bench, args.scale_patients)
         grown = {f"W1 @{bench.patients:,}": bench.requests()["W1"]}
         check_answers(bench, grown)
-        results["scale"] = {f"W1 @{before:,}": main_w1, **run_rounds(bench, grown)}
+        results["scale"] = {f"W1 @{before:,}": main_w1, **(await run_rounds(bench, grown))}
     if not args.no_verify:
         results["audit_verify"] = await audit_verify(bench)
     if not args.no_append:
@@ -322,9 +327,21 @@ async def main(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    """Turn SIGINT and SIGTERM into an exception, once, so that the clean-up in ``main`` runs."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 if __name__ == "__main__":
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _interrupt)
     try:
         raise SystemExit(asyncio.run(main(parse_args())))
     except measure.Mismatch as exc:
         print(f"\n*** MISMATCH: {exc} ***\n", file=sys.stderr)
         raise SystemExit(3) from None
+    except KeyboardInterrupt as exc:
+        print(f"\ninterrupted ({exc}); servers stopped, database dropped", file=sys.stderr)
+        raise SystemExit(130) from None

@@ -61,7 +61,11 @@ class Server:
         raise RuntimeError(f"{self.name} did not answer /healthz within {timeout}s:\n{self.log.read_text()}")
 
     def stop(self) -> None:
-        """Stop the server's process group (it was started in a session of its own)."""
+        """Stop the server's process group (it was started in a session of its own); if it had died,
+        show the end of its log."""
+        if self.process is not None and self.process.poll() is not None and self.log is not None:
+            tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-40:])
+            print(f"*** {self.name} had exited with {self.process.returncode}; its log ends:\n{tail}", file=sys.stderr)
         if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
             try:
@@ -126,11 +130,11 @@ def wrk(server: Server, request: Request, token: str | None, *, seconds: float, 
         env = {**os.environ, "BENCH_BODY": body.name, "BENCH_TOKEN": token or ""}
         command = [WRK, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(LUA),
                    server.url + "/graphql"]
-        out = subprocess.run(  # noqa: S603 -- fixed arguments, 127.0.0.1 only
-            command, env=env, capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
-    line = next((x for x in out.splitlines() if x.startswith("BENCH ")), None)
-    if line is None:
-        raise RuntimeError(f"wrk printed no result:\n{out}")
+        done = subprocess.run(  # noqa: S603 -- fixed arguments, 127.0.0.1 only
+            command, env=env, capture_output=True, text=True, timeout=seconds + 60, check=False)
+    line = next((x for x in done.stdout.splitlines() if x.startswith("BENCH ")), None)
+    if done.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk against {server.name} exited with {done.returncode}:\n{done.stdout}{done.stderr}")
     r = json.loads(line.removeprefix("BENCH "))
     return WrkResult(rps=r["requests"] / (r["duration_us"] / 1e6), p50_ms=r["p50_us"] / 1000,
                      p99_ms=r["p99_us"] / 1000, requests=r["requests"], bad=r["bad"] + r["socket_errors"])

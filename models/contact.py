@@ -6,6 +6,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 from tortoise import fields
+from tortoise.indexes import Index
 
 from models.base import TenantModel
 from models.fields import EncryptedField
@@ -33,3 +34,4 @@ class Contact(TenantModel):
 
     class Meta:
         table = "contact"
+        indexes = (Index(fields=("institution_id", "patient_id")),)

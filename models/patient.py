@@ -85,4 +85,6 @@ class CareTeamMember(TenantModel):
 
     class Meta:
         table = "care_team_member"
+        indexes = (Index(fields=("institution_id", "staff_id", "patient_id")),
+                   Index(fields=("institution_id", "patient_id")))
         unique_together = (("patient", "staff"),)

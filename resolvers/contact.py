@@ -37,11 +37,11 @@ async def create(ctx: Context, patient_id: uuid.UUID | None, data: dict[str, Any
             raise BadUserInput(f"{required}: is required.", field=required)
     contact_id = uuid7()
     async with in_transaction():
-        await Contact.create(id=contact_id, institution_id=ctx.institution_id, patient_id=view.row.id,
-                             **_columns(ctx, contact_id, values))
+        row = await Contact.create(id=contact_id, institution_id=ctx.institution_id, patient_id=view.row.id,
+                                   **_columns(ctx, contact_id, values))
         await writer.append([access.write_record(ctx, Action.CREATE, "contact", contact_id, patient_id=view.row.id,
                                                  fields=frozenset(values), decision=decision)])
-    return await _find(ctx, contact_id, Action.READ)
+    return ContactView(row, view)  # the row as written: no need to look it up again
 
 
 async def update(ctx: Context, contact_id: uuid.UUID | None, data: dict[str, Any]) -> ContactView:

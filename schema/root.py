@@ -6,15 +6,11 @@ import logging
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
-from strawberry.extensions import (
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    ParserCache,
-    QueryDepthLimiter,
-    ValidationCache,
-)
+from graphql import ASTValidationRule, GraphQLError
+from strawberry.extensions import AddValidationRules, MaxTokensLimiter, ParserCache, ValidationCache
 from strawberry.extensions.disable_introspection import DisableIntrospection
+from strawberry.extensions.max_aliases import create_validator as aliases_validator
+from strawberry.extensions.query_depth_limiter import create_validator as depth_validator
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
@@ -57,10 +53,13 @@ class CareloopSchema(strawberry.Schema):
 
 
 def build_schema(limits: Limits, *, production: bool) -> strawberry.Schema:
+    # The limit rules are built once: ValidationCache keys on the rule classes, and a limiter made per
+    # request builds new ones, so the cache would never hit and every request would validate again.
+    limit_rules: list[type[ASTValidationRule]] = [depth_validator(limits.max_depth, None),
+                                                  aliases_validator(limits.max_aliases)]
     extensions: list[Any] = [
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
-        lambda: QueryDepthLimiter(max_depth=limits.max_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=limits.max_aliases),
+        lambda: AddValidationRules(limit_rules),
         ParserCache,
         ValidationCache,
         AuditReads,

@@ -385,3 +385,16 @@ async def test_readyz_reports_its_checks(client: httpx.AsyncClient) -> None:
     response = await client.get("/readyz")
     assert response.status_code == 200
     assert response.json() == {"status": "ready", "checks": {"database": True, "keys": True, "migrations": True}}
+
+
+async def test_repeated_queries_are_validated_once(tenant: Tenant) -> None:
+    """The limit rules are built once per schema, so the validation cache can hit (it keys on them)."""
+    from strawberry.extensions.validation_cache import _get_validate_cache
+
+    cache = _get_validate_cache(128)
+    query = "{ departments { id name } }"
+    await tenant.call("front_desk", query)
+    hits = cache.cache_info().hits
+    for _ in range(3):
+        assert not (await tenant.call("front_desk", query)).errors
+    assert cache.cache_info().hits == hits + 3
