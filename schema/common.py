@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import strawberry
 from strawberry.types import Info as StrawberryInfo
@@ -62,6 +62,27 @@ def _plain(value: Any) -> Any:
 def _camel(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(part.title() for part in rest)
+
+
+class FieldSource:
+    """What a type with guarded fields resolves from: its scalar fields are basic Strawberry fields
+    (plain attribute reads, no resolver wrapper), and each read goes through ``read``, which checks
+    the field's class, decrypts and notes the read, only for the fields a query asks for. A refused
+    field raises FORBIDDEN, which graphql-core turns into null and an error for that field alone."""
+
+    __slots__ = ("ctx", "view")
+    fields: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, ctx: Context, view: Any) -> None:
+        self.ctx, self.view = ctx, view
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in self.fields:
+            raise AttributeError(name)
+        return self.read(name)
+
+    def read(self, name: str) -> Any:
+        raise NotImplementedError
 
 
 @strawberry.type(description="Where a page ends and whether another follows (keyset pagination).")

@@ -12,7 +12,7 @@ from resolvers import access
 from resolvers import contact as contacts
 from resolvers.access import ContactView
 from resolvers.context import Context
-from schema.common import Info, provided, uuid_of
+from schema.common import FieldSource, Info, provided, uuid_of
 
 
 @strawberry.enum(description="How a contact is related to the patient.")
@@ -26,21 +26,14 @@ class Relationship(Enum):
     OTHER = "other"
 
 
-_FIELDS = frozenset({"name", "relationship", "phone", "is_emergency", "may_receive_information", "notes",
-                     "updated_at"})
+class ContactSource(FieldSource):
+    """What a ``Contact`` resolves from (see ``FieldSource``)."""
 
+    __slots__ = ()
+    fields = frozenset({"name", "relationship", "phone", "is_emergency", "may_receive_information", "notes",
+                        "updated_at"})
 
-class ContactSource:
-    """What a ``Contact`` resolves from: fields are decrypted and noted only when asked for."""
-
-    __slots__ = ("ctx", "view")
-
-    def __init__(self, ctx: Context, view: ContactView) -> None:
-        self.ctx, self.view = ctx, view
-
-    def __getattr__(self, name: str) -> Any:
-        if name not in _FIELDS:
-            raise AttributeError(name)
+    def read(self, name: str) -> Any:
         value = access.read_contact_field(self.ctx, self.view, name)
         return Relationship(value) if name == "relationship" else value
 

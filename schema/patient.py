@@ -22,7 +22,7 @@ from resolvers import patient as patients
 from resolvers.access import PatientView
 from resolvers.context import Context
 from resolvers.patient import PatientFilter as PatientWhere
-from schema.common import DEFAULT_PAGE_SIZE, Info, PageInfo, provided, uuid_of
+from schema.common import DEFAULT_PAGE_SIZE, FieldSource, Info, PageInfo, provided, uuid_of
 from schema.contact import Contact, contact_node
 from schema.department import Department
 from schema.staff import StaffSummary
@@ -90,19 +90,13 @@ def _field(description: str):
     return strawberry.field(description=description)
 
 
-class PatientSource:
-    """What a ``Patient`` resolves from. Reading a field checks its class, decrypts it when it is
-    encrypted and notes the read, only when a query asks for it; a refused field raises FORBIDDEN,
-    which graphql-core turns into null and an error for that field alone."""
+class PatientSource(FieldSource):
+    """What a ``Patient`` resolves from (see ``FieldSource``)."""
 
-    __slots__ = ("ctx", "view")
+    __slots__ = ()
+    fields = frozenset(PATIENT_FIELD_CLASS)
 
-    def __init__(self, ctx: Context, view: PatientView) -> None:
-        self.ctx, self.view = ctx, view
-
-    def __getattr__(self, name: str) -> Any:
-        if name not in PATIENT_FIELD_CLASS:
-            raise AttributeError(name)
+    def read(self, name: str) -> Any:
         value = access.read_patient_field(self.ctx, self.view, name)
         convert = _CONVERT.get(name)
         return value if convert is None or value is None else convert(value)
