@@ -133,7 +133,7 @@ async def create(ctx: Context, data: dict[str, Any], *, register_anyway: bool = 
             await CareTeamMember.create(institution_id=ctx.institution_id, patient_id=row.id, staff_id=ctx.actor.id)
         await writer.append([access.write_record(
             ctx, Action.CREATE, "patient", row.id, patient_id=row.id, fields=frozenset(values), decision=decision)])
-    return CreateResult(await access.find_patient(ctx, row.id, action=Action.READ))
+    return CreateResult((await access.views(ctx, [row]))[0])  # the row as written: no need to look it up again
 
 
 async def update(ctx: Context, patient_id: uuid.UUID | None, data: dict[str, Any]) -> PatientView:
