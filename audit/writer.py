@@ -53,9 +53,26 @@ async def _append_to_chain(institution_id: uuid.UUID, records: list[AuditRecord]
         seq += 1
         columns = _columns(record, seq, prev_hash)
         prev_hash = columns["hash"] = row_hash(columns)
-        rows.append(AuditEvent(**columns))
-    await AuditEvent.bulk_create(rows)
+        rows.append(columns)
+    await _insert(rows)
     await AuditChainHead.filter(institution_id=institution_id).update(last_seq=seq, last_hash=prev_hash)
+
+
+async def _insert(rows: list[dict[str, Any]]) -> None:
+    """One multi-row insert with the statement Tortoise builds for the model, without a model
+    instance per row: a page of 50 patients appends 50 events, and building instances was most of
+    the append's cost."""
+    db = AuditEvent._meta.db  # the current transaction's connection
+    statement = _INSERTS.get(db.executor_class)
+    if statement is None:  # once per dialect
+        executor = db.executor_class(model=AuditEvent, db=db)
+        statement = _INSERTS[db.executor_class] = (executor.insert_query_all, tuple(executor.regular_columns_all))
+    sql, columns = statement
+    fields_map = AuditEvent._meta.fields_map
+    await db.execute_many(sql, [[fields_map[c].to_db_value(row[c], None) for c in columns] for row in rows])
+
+
+_INSERTS: dict[type, tuple[str, tuple[str, ...]]] = {}
 
 
 def _columns(record: AuditRecord, seq: int, prev_hash: str) -> dict[str, Any]:

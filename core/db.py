@@ -5,16 +5,32 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tortoise.backends.base.config_generator import expand_db_url
+
 APP_LABEL = "careloop"
 
 
+async def keep_session(connection: object) -> None:
+    """Return a pooled PostgreSQL connection as it is.
+
+    asyncpg's default reset on release runs ``RESET ALL; UNLISTEN *; CLOSE ALL;`` and unlocks
+    advisory locks: one more round trip for every statement run outside a transaction. careloop
+    sets no session state on pooled connections (no SET, LISTEN, cursors or advisory locks), and
+    asyncpg still rolls back a transaction left open before it calls this.
+    """
+
+
 def tortoise_config(database_url: str) -> dict[str, Any]:
+    connection: str | dict[str, Any] = database_url
     if database_url.startswith("sqlite://"):
         path = database_url.removeprefix("sqlite://")
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+    elif database_url.startswith(("postgres://", "postgresql://")):
+        connection = expand_db_url(database_url)
+        connection["credentials"]["reset"] = keep_session
     return {
-        "connections": {"default": database_url},
+        "connections": {"default": connection},
         "apps": {APP_LABEL: {"models": ["models"], "default_connection": "default", "migrations": "migrations"}},
         "use_tz": True,
         "timezone": "UTC",

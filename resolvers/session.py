@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import cast
 
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
@@ -15,7 +14,7 @@ from audit.events import Action, Actor, AuditRecord, Outcome
 from core.errors import BadUserInput, RateLimited, Unauthenticated
 from core.principal import Principal
 from core.tokens import looks_like_token, new_token, token_digest
-from models import Department, DepartmentMembership, Institution, RoleAssignment, Session, Staff
+from models import Department, Institution, Session, Staff
 from resolvers.context import Context, Services
 
 INVALID_CREDENTIALS = "Invalid email or password."
@@ -34,6 +33,12 @@ class LoginResult:
     expires_at: datetime
 
 
+# The session, its account, the account's roles and its departments in one statement: one row per
+# (role, department) pair, a handful at most.
+_PRINCIPAL_COLUMNS = ("id", "staff_id", "staff__institution_id", "staff__email", "staff__name", "staff__is_active",
+                      "staff__role_assignments__role", "staff__memberships__department_id")
+
+
 async def authenticate(services: Services, authorization: str | None) -> Principal | None:
     """The principal behind an ``Authorization: Bearer cl_...`` header; None without one.
 
@@ -47,23 +52,19 @@ async def authenticate(services: Services, authorization: str | None) -> Princip
     if scheme.lower() != "bearer" or not looks_like_token(token.strip()):
         raise Unauthenticated("Invalid or expired token.")
     digest = token_digest(services.master_key.token_key, token.strip())
-    now = datetime.now(UTC)
-    live = Session.filter(token_hash=digest, revoked_at=None, expires_at__gt=now)
-    session = await live.select_related("staff").first()
-    if session is None or not session.staff.is_active:
+    rows = await Session.filter(token_hash=digest, revoked_at=None, expires_at__gt=datetime.now(UTC)).values_list(
+        *_PRINCIPAL_COLUMNS)
+    if not rows or not rows[0][5]:
         raise Unauthenticated("Invalid or expired token.")
-    staff = session.staff
-    roles = frozenset(str(r) for r in await RoleAssignment.filter(staff_id=staff.id).values_list("role", flat=True))
-    departments = cast(list[uuid.UUID], await DepartmentMembership.filter(staff_id=staff.id).values_list(
-        "department_id", flat=True))
+    session_id, staff_id, institution_id, email, name, _active, _role, _department = rows[0]
     principal = Principal(
-        institution_id=staff.institution_id,
-        user_id=staff.id,
-        token_id=session.id,
-        email=staff.email,
-        name=staff.name,
-        roles=roles,
-        department_ids=frozenset(departments),
+        institution_id=institution_id,
+        user_id=staff_id,
+        token_id=session_id,
+        email=email,
+        name=name,
+        roles=frozenset(str(row[6]) for row in rows if row[6] is not None),
+        department_ids=frozenset(row[7] for row in rows if row[7] is not None),
     )
     services.guard.sync_roles(principal.subject, principal.institution_id, principal.roles)
     return principal
