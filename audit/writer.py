@@ -69,7 +69,7 @@ async def _insert(rows: list[dict[str, Any]]) -> None:
         statement = _INSERTS[db.executor_class] = (executor.insert_query_all, tuple(executor.regular_columns_all))
     sql, columns = statement
     fields_map = AuditEvent._meta.fields_map
-    await db.execute_many(sql, [[fields_map[c].to_db_value(row[c], None) for c in columns] for row in rows])
+    await db.execute_many(sql, [[fields_map[c].to_db_value(row[c], AuditEvent) for c in columns] for row in rows])
 
 
 _INSERTS: dict[type, tuple[str, tuple[str, ...]]] = {}
