@@ -14,6 +14,7 @@ from audit.writer import SYSTEM_CHAIN
 from core.principal import ROLES
 from core.tokens import token_digest
 from models import AuditEvent, Session, Staff
+from resolvers import institution as institutions
 from resolvers.context import Services
 from tests.factories import LOGIN, PASSWORD, Response, Tenant, gql, login, raw_sqlite_bytes
 
@@ -271,3 +272,21 @@ async def test_session_row_holds_only_the_tokens_hmac(client: httpx.AsyncClient,
         raw = raw_sqlite_bytes(path)
         assert digest.encode() in raw  # the scan sees the session row
         assert token.removeprefix("cl_").encode() not in raw
+
+
+async def test_principal_with_several_roles_and_departments(tenant: Tenant, services: Services) -> None:
+    """The principal is read in one joined statement (a row per role and department): every role and
+    every department is there once, and an account with neither still signs in."""
+    both = [tenant.departments["A"], tenant.departments["B"]]
+    many = await institutions.create_account(services, tenant.institution, email="many.hats@careloop.test",
+                                             name="Many Hats", password=PASSWORD,
+                                             roles=["nurse", "support_agent", "front_desk"], departments=both)
+    bare = await institutions.create_account(services, tenant.institution, email="no.hats@careloop.test",
+                                             name="No Hats", password=PASSWORD, roles=[])
+    reply = await gql(tenant.client, ME, token=await login(tenant.client, many.email))
+    assert not reply.errors, reply.errors
+    assert reply.data["me"]["roles"] == ["FRONT_DESK", "NURSE", "SUPPORT_AGENT"]
+    assert sorted(d["name"] for d in reply.data["me"]["departments"]) == ["Department A", "Department B"]
+    reply = await gql(tenant.client, ME, token=await login(tenant.client, bare.email))
+    assert not reply.errors, reply.errors
+    assert reply.data["me"]["roles"] == [] and reply.data["me"]["departments"] == []
