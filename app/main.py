@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,7 +16,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app import db
+from app import db, notifier
 from app.graphql import CareloopGraphQL
 from app.services import StartupError, build_services
 from core.settings import Settings, load_settings
@@ -71,10 +73,16 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             yield
             return
         await db.open_database(settings.database_url)
+        deliverer: asyncio.Task[None] | None = None
         try:
             await refuse_unsafe_production(settings)
+            deliverer = asyncio.create_task(notifier.run(notifier.LoggingSender(), services.outbox))
             yield
         finally:
+            if deliverer is not None:
+                deliverer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await deliverer
             await db.close_database()
 
     async def healthz(request: Request) -> JSONResponse:

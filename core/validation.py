@@ -225,3 +225,9 @@ def normalize_tag(value: str, *, field: str = "tags") -> str:
     if not tag.strip("-"):
         raise _fail(field, "must contain a letter or digit.")
     return tag
+
+
+def camel_case(name: str) -> str:
+    """The API's name for a Python field name (``caller_phone`` -> ``callerPhone``), for error messages."""
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)

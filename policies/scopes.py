@@ -100,3 +100,49 @@ def patient_scope(
             reach_by_class[cls] = reach
             rules[cls] = decision.rule
     return PatientScope(institution_id, staff_id, department_ids, reach_by_class, rules)
+
+
+# -- tickets -------------------------------------------------------------------------------
+
+# Support agents work the whole institution's queue and department heads their departments';
+# everyone who may read tickets reaches the ones they own (received, or were handed) or are
+# assigned to work on.
+TICKET_REACH: dict[str, frozenset[Reach]] = {
+    "support_agent": frozenset({Reach.INSTITUTION}),
+    "department_head": frozenset({Reach.DEPARTMENT}),
+}
+
+
+@dataclass(frozen=True)
+class TicketScope:
+    institution_id: uuid.UUID
+    staff_id: uuid.UUID
+    department_ids: frozenset[uuid.UUID]
+    reach: frozenset[Reach]
+
+    def filter(self) -> Q:
+        tenant = Q(institution_id=self.institution_id)
+        if Reach.INSTITUTION in self.reach:
+            return tenant
+        parts = [Q(owner_id=self.staff_id), Q(assignee_id=self.staff_id)]
+        if Reach.DEPARTMENT in self.reach and self.department_ids:
+            parts.append(Q(department_id__in=sorted(self.department_ids)))
+        return tenant & Q(*parts, join_type=Q.OR)
+
+    def reaches_department(self, department_id: uuid.UUID | None) -> bool:
+        return Reach.INSTITUTION in self.reach or (
+            Reach.DEPARTMENT in self.reach and department_id is not None and department_id in self.department_ids)
+
+
+def ticket_scope(
+    guard: Guard,
+    *,
+    institution_id: uuid.UUID,
+    staff_id: uuid.UUID,
+    roles: frozenset[str],
+    department_ids: frozenset[uuid.UUID],
+) -> TicketScope:
+    """Reach of the roles that may read tickets (a role without ``ticket: read`` adds nothing)."""
+    readers = [role for role in roles if guard.role_allows(role, institution_id, "ticket", "read")]
+    reach = frozenset().union(*(TICKET_REACH.get(role, frozenset()) for role in readers))
+    return TicketScope(institution_id, staff_id, department_ids, reach)

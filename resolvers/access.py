@@ -233,5 +233,10 @@ def seal(ctx: Context, table: str, column: str, row_id: uuid.UUID, plaintext: st
     return ctx.require_keys().seal(plaintext, field_aad(ctx.institution_id, table, column, row_id))
 
 
+def open_sealed(ctx: Context, table: str, column: str, row_id: uuid.UUID, envelope: bytes) -> str:
+    """Decrypt a sealed column of a row the caller was already allowed to read."""
+    return ctx.require_keys().open(envelope, field_aad(ctx.institution_id, table, column, row_id))
+
+
 def blind_index(ctx: Context, kind: str, normalized: str | None) -> str | None:
     return None if normalized is None else ctx.require_keys().blind_index(kind, normalized)

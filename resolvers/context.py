@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from audit.events import Actor, RequestMeta
 from audit.group_commit import GroupCommit
@@ -16,8 +16,12 @@ from core.principal import Principal
 from core.settings import Settings
 from models.keyring import KeyRing
 from policies.guard import Decision, Guard
-from policies.scopes import PatientScope
+from policies.scopes import PatientScope, TicketScope
 from resolvers.loaders import Loaders
+from resolvers.notification import Outbox
+
+if TYPE_CHECKING:
+    from resolvers.sla import SlaSettings
 
 
 @dataclass
@@ -30,6 +34,7 @@ class Services:
     guard: Guard
     passwords: Passwords
     audit: GroupCommit = field(default_factory=GroupCommit)  # where operations' reads are written
+    outbox: Outbox = field(default_factory=Outbox)  # wakes the escalation deliverer
 
 
 @dataclass
@@ -43,6 +48,8 @@ class Context:
     connection_params: dict[str, Any] | None = None  # filled by Strawberry on WebSocket connections
     decisions: dict[tuple[str, str], Decision] = field(default_factory=dict)
     patient_scope: PatientScope | None = None
+    ticket_scope: TicketScope | None = None
+    sla: SlaSettings | None = None  # the institution's SLA, loaded once per request
     auth_failed: bool = False  # a token was sent but is invalid, expired or revoked
 
     def require_principal(self) -> Principal:

@@ -21,6 +21,7 @@ class Loaders:
         self.contacts_by_patient = DataLoader(self._contacts_by_patient)
         self.department = DataLoader(self._department)
         self.care_team_by_patient = DataLoader(self._care_team_by_patient)
+        self.staff = DataLoader(self._staff)
 
     async def _contacts_by_patient(self, patient_ids: Sequence[uuid.UUID]) -> list[list[Contact]]:
         found: dict[uuid.UUID, list[Contact]] = defaultdict(list)
@@ -31,6 +32,10 @@ class Loaders:
 
     async def _department(self, ids: Sequence[uuid.UUID]) -> list[Department | None]:
         found = {d.id: d for d in await Department.filter(institution_id=self.institution_id, id__in=list(ids))}
+        return [found.get(i) for i in ids]
+
+    async def _staff(self, ids: Sequence[uuid.UUID]) -> list[Staff | None]:
+        found = {s.id: s for s in await Staff.filter(institution_id=self.institution_id, id__in=list(ids))}
         return [found.get(i) for i in ids]
 
     async def _care_team_by_patient(self, patient_ids: Sequence[uuid.UUID]) -> list[list[Staff]]:

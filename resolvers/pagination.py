@@ -41,6 +41,10 @@ def _decode(kind: str, cursor: str) -> str:
     return key
 
 
+def decode_text(kind: str, cursor: str) -> str:
+    return _decode(kind, cursor)
+
+
 def decode_uuid(kind: str, cursor: str) -> uuid.UUID:
     try:
         return uuid.UUID(_decode(kind, cursor))

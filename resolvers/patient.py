@@ -16,6 +16,7 @@ from audit.events import Action
 from core.errors import BadUserInput, Forbidden
 from core.ids import uuid7
 from core.validation import (
+    camel_case,
     clean_text,
     normalize_email,
     normalize_national_id,
@@ -214,10 +215,6 @@ def _one_of(value: str, allowed: tuple[str, ...], field_name: str) -> str:
     return value
 
 
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
-
 
 async def _normalize(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     """Validated, canonical values; raises BadUserInput before anything is written."""
@@ -238,12 +235,12 @@ async def _normalize(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
             raise BadUserInput("departmentId: no such department.", field="departmentId")
     for required in ("full_name", "sex", "contact_consent", "preferred_language", "status"):
         if required in out and out[required] is None:
-            raise BadUserInput(f"{_camel(required)}: must not be null.", field=_camel(required))
+            raise BadUserInput(f"{camel_case(required)}: must not be null.", field=camel_case(required))
     return out
 
 
 def _normalize_one(name: str, value: Any) -> Any:
-    field_name = _camel(name)
+    field_name = camel_case(name)
     if name in _TEXT_LIMITS:
         return clean_text(value, field=field_name, max_length=_TEXT_LIMITS[name], min_length=1)
     if name in ("phone", "alt_phone"):

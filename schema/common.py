@@ -11,6 +11,7 @@ from strawberry.types import Info as StrawberryInfo
 
 from core.errors import BadUserInput
 from core.ids import parse_uuid
+from core.validation import camel_case
 from resolvers.context import Context
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ def provided(data: Any) -> dict[str, Any]:
         if value is strawberry.UNSET:
             continue
         if _is_id(f.type) and value is not None:
-            name = _camel(f.python_name)
+            name = camel_case(f.python_name)
             value = [uuid_of(v, name) for v in value] if isinstance(value, list) else uuid_of(value, name)
         out[f.python_name] = _plain(value)
     return out
@@ -58,10 +59,6 @@ def _plain(value: Any) -> Any:
         return [_plain(v) for v in value]
     return value
 
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
 
 
 class FieldSource:

@@ -1,0 +1,136 @@
+"""The escalation outbox: scheduled with the change that causes it, delivered at least once.
+
+A level-1 ticket notifies its department's heads when a pending target (first response or
+resolution) reaches 80 % of its time and again when it is breached, at that exact moment. The
+notification rows are written in the same transaction as the ticket change, so a crash or a
+restart loses none; a unique key per (ticket, target, stage) means recomputing a ticket's SLA
+moves or cancels a pending notification but never sends one twice. Delivery locks one row at
+a time (``SKIP LOCKED`` on PostgreSQL, so several workers share the work) and marks it sent in
+the same transaction: a crash between sending and committing sends it again (at least once).
+
+Messages carry the ticket's id, level, stage and due time: never its text or the patient's data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from tortoise.expressions import F
+from tortoise.transactions import in_transaction
+
+from models import DepartmentMembership, Notification, RoleAssignment, Ticket
+from models.ticket import OPEN_STATUSES
+
+ESCALATED_LEVEL = 1
+RETRY_AFTER = timedelta(minutes=1)
+MAX_ATTEMPTS = 10
+
+
+@dataclass(frozen=True)
+class Message:
+    notification_id: uuid.UUID
+    institution_id: uuid.UUID
+    kind: str  # ticket.response.at_risk, ticket.response.breached, ticket.resolution.at_risk, ...
+    ticket_id: uuid.UUID | None
+    recipients: Sequence[uuid.UUID]  # staff ids
+    due_at: datetime
+
+    @property
+    def text(self) -> str:
+        stage = "is at risk of missing" if self.kind.endswith("at_risk") else "has missed"
+        target = "first response" if ".response." in self.kind else "resolution"
+        return f"Level-1 ticket {self.ticket_id} {stage} its {target} target ({self.due_at.isoformat()})."
+
+
+class Sender(Protocol):
+    async def send(self, message: Message) -> None: ...
+
+
+class Outbox:
+    """Wakes this process's deliverer when a ticket change schedules something sooner."""
+
+    def __init__(self) -> None:
+        self.scheduled = asyncio.Event()
+
+
+# -- scheduling ----------------------------------------------------------------------------
+
+
+def _wanted(ticket: Ticket) -> dict[str, datetime]:
+    if ticket.level != ESCALATED_LEVEL or ticket.status not in OPEN_STATUSES:
+        return {}
+    wanted: dict[str, datetime] = {}
+    for target, stopped, at_risk, due in (
+        ("response", ticket.first_responded_at, ticket.response_at_risk_at, ticket.response_due_at),
+        ("resolution", ticket.resolved_at, ticket.resolution_at_risk_at, ticket.resolution_due_at),
+    ):
+        if stopped is None:
+            for stage, when in (("at_risk", at_risk), ("breached", due)):
+                if when is not None:
+                    wanted[f"ticket.{target}.{stage}"] = when
+    return wanted
+
+
+async def schedule_escalations(ticket: Ticket, outbox: Outbox | None = None) -> None:
+    """Bring a ticket's pending escalations in line with its due times (inside the caller's transaction)."""
+    wanted = _wanted(ticket)
+    now = datetime.now(UTC)
+    known = {row.kind: row for row in await Notification.filter(ticket_id=ticket.id)}
+    for kind, row in known.items():
+        if row.sent_at is not None:
+            continue  # sent once: a breach is escalated exactly once
+        if kind in wanted and (row.due_at != wanted[kind] or row.cancelled_at is not None):
+            await Notification.filter(id=row.id).update(due_at=wanted[kind], cancelled_at=None)
+        elif kind not in wanted and row.cancelled_at is None:
+            await Notification.filter(id=row.id).update(cancelled_at=now)
+    fresh = [Notification(institution_id=ticket.institution_id, key=f"{ticket.id}:{kind}", kind=kind,
+                          ticket_id=ticket.id, due_at=when) for kind, when in wanted.items() if kind not in known]
+    if fresh:
+        await Notification.bulk_create(fresh)
+    if outbox is not None and wanted:
+        outbox.scheduled.set()
+
+
+# -- delivery ------------------------------------------------------------------------------
+
+
+async def next_due() -> datetime | None:
+    row = await Notification.filter(sent_at=None, cancelled_at=None).order_by("due_at").first()
+    return row.due_at if row else None
+
+
+async def deliver_due(sender: Sender, now: datetime | None = None) -> int:
+    """Send everything due by ``now``, one notification per transaction; returns how many were sent."""
+    sent = 0
+    while True:
+        moment = now or datetime.now(UTC)
+        async with in_transaction():
+            row = await (Notification.filter(sent_at=None, cancelled_at=None, due_at__lte=moment,
+                                             attempts__lt=MAX_ATTEMPTS)
+                         .order_by("due_at").select_for_update(skip_locked=True).first())
+            if row is None:
+                return sent
+            message = Message(row.id, row.institution_id, row.kind, row.ticket_id, await _recipients(row), row.due_at)
+            try:
+                await sender.send(message)
+            except Exception as exc:  # a failing sender must not stop the others: retry later
+                await Notification.filter(id=row.id).update(
+                    attempts=F("attempts") + 1, last_error=type(exc).__name__[:200], due_at=moment + RETRY_AFTER)
+                continue
+            await Notification.filter(id=row.id).update(sent_at=moment, attempts=F("attempts") + 1)
+            sent += 1
+
+
+async def _recipients(row: Notification) -> list[uuid.UUID]:
+    """The heads of the ticket's department at the time of sending (of every department without one)."""
+    ticket = await Ticket.get_or_none(id=row.ticket_id)
+    heads = RoleAssignment.filter(institution_id=row.institution_id, role="department_head")
+    if ticket is not None and ticket.department_id is not None:  # else every department head
+        members = DepartmentMembership.filter(institution_id=row.institution_id, department_id=ticket.department_id)
+        heads = heads.filter(staff_id__in=await members.values_list("staff_id", flat=True))
+    return sorted(set(await heads.values_list("staff_id", flat=True)))  # type: ignore[arg-type]

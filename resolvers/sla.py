@@ -1,0 +1,278 @@
+"""An institution's SLA: targets per ticket level and the business calendar they count on.
+
+Defaults come from the institutions' documents (shared/domain.md): level 1 answers within 30
+minutes and resolves within 24 hours, calendar time; level 2 within 2 working hours and 1
+business day; level 3 within 1 and 5 business days. A business day is 8 working hours, the
+length of the standard working day (08:00-12:00 and 13:00-17:00, Monday to Friday). VIP
+patients get their adviser's first response within 30 minutes of calendar time whatever the
+level.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from tortoise.transactions import in_transaction
+
+from audit import writer
+from audit.events import Action
+from core.business_time import STANDARD_DAY, STANDARD_WEEK, Calendar, Interval, calendar_time
+from core.errors import BadUserInput
+from core.sla import Clock, Pause, SlaState
+from models import BusinessCalendar, Institution, SlaPolicy, Ticket, TicketEvent
+from models.ticket import CLOCKS, OPEN_STATUSES, STOPPED_STATUSES
+from resolvers import access, notification
+from resolvers.context import Context
+
+LEVELS = (1, 2, 3)
+VIP_FIRST_RESPONSE = timedelta(minutes=30)
+# level: (first response minutes, resolution minutes, clock)
+DEFAULT_TARGETS: dict[int, tuple[int, int, str]] = {
+    1: (30, 24 * 60, "calendar"),
+    2: (2 * 60, 8 * 60, "business"),
+    3: (8 * 60, 5 * 8 * 60, "business"),
+}
+MAX_TARGET_MINUTES = 60 * 24 * 366
+MAX_DATES = 400
+
+
+@dataclass(frozen=True)
+class Target:
+    level: int
+    first_response: timedelta
+    resolution: timedelta
+    clock: str
+
+
+@dataclass(frozen=True)
+class SlaSettings:
+    targets: dict[int, Target]
+    business: Calendar
+    calendar: Calendar
+
+    def calendar_for(self, level: int) -> Calendar:
+        return self.calendar if self.targets[level].clock == "calendar" else self.business
+
+
+async def load(institution_id: uuid.UUID) -> SlaSettings:
+    institution = await Institution.get(id=institution_id)
+    zone = ZoneInfo(institution.time_zone)
+    rows = {p.level: p for p in await SlaPolicy.filter(institution_id=institution_id)}
+    targets = {}
+    for level in LEVELS:
+        first, resolution, clock = ((rows[level].first_response_minutes, rows[level].resolution_minutes,
+                                     rows[level].clock) if level in rows else DEFAULT_TARGETS[level])
+        targets[level] = Target(level, timedelta(minutes=first), timedelta(minutes=resolution), clock)
+    stored = await BusinessCalendar.get_or_none(institution_id=institution_id)
+    business = _calendar(zone, stored) if stored else Calendar(zone=zone)
+    return SlaSettings(targets, business, calendar_time(zone))
+
+
+async def settings(ctx: Context) -> SlaSettings:
+    """The caller's institution's SLA, loaded once per request."""
+    if ctx.sla is None:
+        ctx.sla = await load(ctx.institution_id)
+    return ctx.sla
+
+
+# -- changing it (admins) ------------------------------------------------------------------
+
+
+async def set_policy(ctx: Context, level: int, first_response_minutes: int, resolution_minutes: int,
+                     clock: str) -> Target:
+    decision = await access.authorize(ctx, "sla", "update", action=Action.UPDATE, resource_type="sla_policy")
+    if level not in LEVELS:
+        raise BadUserInput("level: must be 1, 2 or 3.", field="level")
+    for name, minutes in (("firstResponseMinutes", first_response_minutes), ("resolutionMinutes", resolution_minutes)):
+        if not 1 <= minutes <= MAX_TARGET_MINUTES:
+            raise BadUserInput(f"{name}: must be between 1 and {MAX_TARGET_MINUTES}.", field=name)
+    if first_response_minutes > resolution_minutes:
+        raise BadUserInput("firstResponseMinutes: must not exceed resolutionMinutes.", field="firstResponseMinutes")
+    if clock not in CLOCKS:
+        raise BadUserInput("clock: unknown clock.", field="clock")
+    async with in_transaction():
+        row = await SlaPolicy.filter(institution_id=ctx.institution_id, level=level).select_for_update().first()
+        values: dict[str, Any] = {"first_response_minutes": first_response_minutes,
+                                  "resolution_minutes": resolution_minutes, "clock": clock}
+        if row is None:
+            row = await SlaPolicy.create(institution_id=ctx.institution_id, level=level, **values)
+        else:
+            await SlaPolicy.filter(id=row.id).update(**values)
+        await writer.append([access.write_record(ctx, Action.UPDATE, "sla_policy", row.id,
+                                                 fields=frozenset(values), decision=decision)])
+        ctx.sla = await load(ctx.institution_id)
+        await recompute_open(ctx, level=level)
+    return ctx.sla.targets[level]
+
+
+async def set_calendar(ctx: Context, data: dict[str, Any]) -> SlaSettings:
+    decision = await access.authorize(ctx, "sla", "update", action=Action.UPDATE, resource_type="business_calendar")
+    columns = _calendar_columns(data)
+    async with in_transaction():
+        row = await BusinessCalendar.filter(institution_id=ctx.institution_id).select_for_update().first()
+        if row is None:
+            row = await BusinessCalendar.create(institution_id=ctx.institution_id, **columns)
+        else:
+            await BusinessCalendar.filter(id=row.id).update(**columns)
+        await writer.append([access.write_record(ctx, Action.UPDATE, "business_calendar", row.id,
+                                                 fields=frozenset(columns), decision=decision)])
+        ctx.sla = await load(ctx.institution_id)
+        await recompute_open(ctx)
+    return ctx.sla
+
+
+async def read(ctx: Context) -> SlaSettings:
+    await access.authorize(ctx, "sla", "read", action=Action.READ, resource_type="sla_policy")
+    return await settings(ctx)
+
+
+# -- a ticket's clocks ----------------------------------------------------------------------
+
+def pauses(events: list[TicketEvent]) -> list[Pause]:
+    """Spans the clocks stand still: waiting on the patient, and resolved until reopened.
+
+    While a ticket stays resolved its clocks are stopped, not paused (they say MET or MISSED),
+    so a stop that lasts is not returned as a pause.
+    """
+    spans: list[Pause] = []
+    transitions = [e for e in events if e.kind == "transition"]
+    for event in transitions:
+        if event.to_status == "waiting_on_patient" or (
+                event.to_status in STOPPED_STATUSES and event.from_status not in STOPPED_STATUSES):
+            spans.append((event.occurred_at, None))
+        elif spans and spans[-1][1] is None and event.to_status in OPEN_STATUSES:
+            spans[-1] = (spans[-1][0], event.occurred_at)
+    if spans and spans[-1][1] is None and transitions[-1].to_status in STOPPED_STATUSES:
+        spans.pop()
+    return spans
+
+
+def clocks(ticket: Ticket, events: list[TicketEvent], sla: SlaSettings) -> tuple[Clock, Clock]:
+    """(first response, resolution) clocks of a ticket; ``events`` in timeline order."""
+    target = sla.targets[ticket.level]
+    spans = pauses(events)
+    response_target, response_calendar = target.first_response, sla.calendar_for(ticket.level)
+    if ticket.vip and VIP_FIRST_RESPONSE < response_target:
+        response_target, response_calendar = VIP_FIRST_RESPONSE, sla.calendar
+    response = Clock(ticket.received_at, response_target, response_calendar, spans, ticket.first_responded_at)
+    resolution = Clock(ticket.received_at, target.resolution, sla.calendar_for(ticket.level), spans,
+                       ticket.resolved_at)
+    return response, resolution
+
+
+def due_columns(ticket: Ticket, events: list[TicketEvent], sla: SlaSettings) -> dict[str, datetime | None]:
+    response, resolution = clocks(ticket, events, sla)
+    pending = response if ticket.first_responded_at is None else resolution if ticket.resolved_at is None else None
+    return {
+        "response_due_at": response.due_at, "response_at_risk_at": response.at_risk_at,
+        "resolution_due_at": resolution.due_at, "resolution_at_risk_at": resolution.at_risk_at,
+        "next_due_at": pending.due_at if pending else None,
+        "next_at_risk_at": pending.at_risk_at if pending else None,
+    }
+
+
+@dataclass(frozen=True)
+class ClockView:
+    state: SlaState
+    due_at: datetime | None
+    at_risk_at: datetime | None
+    time_left_seconds: int | None
+
+
+def view(ticket: Ticket, target: str, sla: SlaSettings, now: datetime) -> ClockView:
+    """Where a target stands, from the stored due times alone (no timeline needed for a list)."""
+    due, at_risk, stopped = ((ticket.response_due_at, ticket.response_at_risk_at, ticket.first_responded_at)
+                             if target == "response" else
+                             (ticket.resolution_due_at, ticket.resolution_at_risk_at, ticket.resolved_at))
+    calendar = sla.calendar if target == "response" and ticket.vip else sla.calendar_for(ticket.level)
+    if stopped is not None:
+        state = SlaState.MET if due is not None and stopped < due else SlaState.MISSED
+        return ClockView(state, due, at_risk, None)
+    if due is None:
+        return ClockView(SlaState.PAUSED, None, None, None)
+    left = calendar.between(now, due) if now < due else -calendar.between(due, now)
+    if now >= due:
+        state = SlaState.BREACHED
+    else:
+        state = SlaState.AT_RISK if at_risk is not None and now >= at_risk else SlaState.ON_TRACK
+    return ClockView(state, due, at_risk, int(left.total_seconds()))
+
+
+async def recompute(ctx: Context, ticket: Ticket) -> dict[str, datetime | None]:
+    """Store a ticket's due times afresh and reschedule its escalations; inside the caller's transaction."""
+    events = await TicketEvent.filter(ticket_id=ticket.id).order_by("occurred_at", "id")
+    columns = due_columns(ticket, events, await settings(ctx))
+    await Ticket.filter(id=ticket.id).update(**columns)
+    for name, value in columns.items():
+        setattr(ticket, name, value)
+    await notification.schedule_escalations(ticket, ctx.services.outbox)
+    return columns
+
+
+async def recompute_open(ctx: Context, level: int | None = None) -> int:
+    """After a change of targets or calendar: every open ticket (of one level) gets new due times."""
+    query = Ticket.filter(institution_id=ctx.institution_id, status__in=OPEN_STATUSES)
+    tickets = await (query.filter(level=level) if level is not None else query)
+    for ticket in tickets:
+        await recompute(ctx, ticket)
+    return len(tickets)
+
+
+# -- the calendar as stored ------------------------------------------------------------------
+
+
+def _calendar(zone: ZoneInfo, row: BusinessCalendar) -> Calendar:
+    return Calendar(
+        zone=zone,
+        week={int(day) - 1: _intervals(spans) for day, spans in dict(row.week).items()},
+        holidays=frozenset(date.fromisoformat(d) for d in row.holidays),
+        workdays=frozenset(date.fromisoformat(d) for d in row.workdays),
+        workday_hours=_intervals(row.workday_hours),
+    )
+
+
+def _intervals(spans: list[list[str]]) -> tuple[Interval, ...]:
+    return tuple((time.fromisoformat(start), time.fromisoformat(end)) for start, end in spans)
+
+
+def _calendar_columns(data: dict[str, Any]) -> dict[str, Any]:
+    """Check a calendar from the API: weekdays 1-7 at most once, ordered non-overlapping intervals."""
+    week: dict[str, list[list[str]]] = {}
+    for day in data.get("week") or []:
+        weekday = day["weekday"]
+        if not 1 <= weekday <= 7 or str(weekday) in week:
+            raise BadUserInput("week: each weekday (1 = Monday ... 7 = Sunday) at most once.", field="week")
+        week[str(weekday)] = _checked(day["intervals"], "week")
+    workday_hours = (_checked(data["workday_hours"], "workdayHours") if data.get("workday_hours") is not None
+                     else [[s.isoformat("minutes"), e.isoformat("minutes")] for s, e in STANDARD_DAY])
+    holidays = sorted({d.isoformat() for d in data.get("holidays") or []})
+    workdays = sorted({d.isoformat() for d in data.get("workdays") or []})
+    if len(holidays) > MAX_DATES or len(workdays) > MAX_DATES:
+        raise BadUserInput(f"holidays, workdays: at most {MAX_DATES} dates each.", field="holidays")
+    if set(holidays) & set(workdays):
+        raise BadUserInput("workdays: a date cannot be both a holiday and a make-up working day.", field="workdays")
+    if not week and data.get("week") is None:
+        week = {str(d + 1): [[s.isoformat("minutes"), e.isoformat("minutes")] for s, e in spans]
+                for d, spans in STANDARD_WEEK.items()}
+    return {"week": week, "workday_hours": workday_hours, "holidays": holidays, "workdays": workdays}
+
+
+def _checked(intervals: list[dict[str, time]], field: str) -> list[list[str]]:
+    out: list[list[str]] = []
+    previous_end: time | None = None
+    for interval in intervals:
+        start, end = interval["start"], interval["end"]
+        if start.tzinfo is not None or end.tzinfo is not None or start.second or end.second:
+            raise BadUserInput(f"{field}: times are local, in whole minutes.", field=field)
+        ends = end if end != time(0) else time.max  # 00:00 as an end is midnight at the end of the day
+        if not start < ends or (previous_end is not None and start < previous_end):
+            raise BadUserInput(f"{field}: intervals must be ordered, each ending after it starts.", field=field)
+        previous_end = ends
+        out.append([start.isoformat("minutes"), end.isoformat("minutes")])
+    if len(out) > 6:
+        raise BadUserInput(f"{field}: at most 6 intervals a day.", field=field)
+    return out

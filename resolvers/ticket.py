@@ -1,0 +1,503 @@
+"""Support tickets: opening, the closed-loop lifecycle, first-contact ownership, the queue.
+
+The lifecycle is a state machine the server enforces (``TRANSITIONS``). Every change is an
+event on the ticket's timeline, written with the change and its audit record in one
+transaction, and every change that can move a due time recomputes the SLA (``resolvers.sla``)
+and the escalations it schedules. A complaint closes only after the patient's feedback is
+recorded or a failed attempt to reach them is logged (the closed loop of shared/domain.md).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tortoise.expressions import Q
+from tortoise.transactions import in_transaction
+
+from audit import writer
+from audit.events import Action
+from core.errors import BadUserInput, Forbidden, NotFound
+from core.ids import uuid7
+from core.validation import camel_case, clean_text, normalize_phone
+from models import Contact, Department, DepartmentMembership, Staff, Ticket, TicketEvent
+from models.ticket import CATEGORIES, CHANNELS, OPEN_STATUSES, ROOT_CAUSES, STOPPED_STATUSES
+from policies.guard import Decision
+from policies.scopes import TicketScope
+from policies.scopes import ticket_scope as build_ticket_scope
+from resolvers import access, pagination, sla
+from resolvers.context import Context
+
+CURSOR_KIND = "ticket"
+QUEUE_CURSOR_KIND = "ticket-queue"
+TIMELINE_CURSOR_KIND = "ticket-event"
+MAX_BACKDATE = timedelta(days=7)
+ENCRYPTED = ("caller_name", "caller_phone", "subject", "description", "root_cause", "resolution", "feedback")
+_TEXT_LIMITS = {"subject": 200, "description": 4000, "root_cause": 2000, "resolution": 4000, "feedback": 2000,
+                "note": 4000, "caller_name": 100, "subcategory": 64}
+
+# status -> statuses a transition may lead to; feedback_recorded is reached by recording feedback.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "new": frozenset({"acknowledged"}),
+    "acknowledged": frozenset({"investigating"}),
+    "investigating": frozenset({"waiting_on_patient", "resolved"}),
+    "waiting_on_patient": frozenset({"investigating"}),
+    "resolved": frozenset({"closed", "investigating"}),
+    "feedback_recorded": frozenset({"closed", "investigating"}),
+    "closed": frozenset({"investigating"}),
+}
+
+
+@dataclass(frozen=True)
+class TicketView:
+    row: Ticket
+
+
+@dataclass(frozen=True)
+class TicketFilter:
+    status: str | None = None
+    department_id: uuid.UUID | None = None
+    category: str | None = None
+    level: int | None = None
+    mine: bool = False
+
+
+# -- scope ---------------------------------------------------------------------------------
+
+
+def ticket_scope(ctx: Context) -> TicketScope:
+    if ctx.ticket_scope is None:
+        p = ctx.require_principal()
+        ctx.ticket_scope = build_ticket_scope(ctx.services.guard, institution_id=p.institution_id,
+                                              staff_id=p.user_id, roles=p.roles, department_ids=p.department_ids)
+    return ctx.ticket_scope
+
+
+async def _find(ctx: Context, ticket_id: uuid.UUID | None, action: Action, *, lock: bool = False) -> Ticket:
+    """A ticket in the caller's reach; otherwise NOT_FOUND, exactly as for a missing one."""
+    row = None
+    if ticket_id is not None:
+        query = Ticket.filter(ticket_scope(ctx).filter(), id=ticket_id)
+        row = await (query.select_for_update() if lock else query).first()
+    if row is None:
+        raise await access.not_found(ctx, action, "ticket", ticket_id)
+    return row
+
+
+# -- reads ---------------------------------------------------------------------------------
+
+
+async def get(ctx: Context, ticket_id: uuid.UUID | None) -> TicketView:
+    await access.authorize(ctx, "ticket", "read", action=Action.READ, resource_type="ticket", resource_id=ticket_id)
+    return TicketView(await _find(ctx, ticket_id, Action.READ))
+
+
+async def page(ctx: Context, *, first: int, after: str | None, where: TicketFilter) -> pagination.Page[TicketView]:
+    """Tickets in reach, newest first."""
+    await access.authorize(ctx, "ticket", "read", action=Action.READ, resource_type="ticket")
+    first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
+    query = Ticket.filter(ticket_scope(ctx).filter()).filter(_conditions(ctx, where))
+    if after:
+        query = query.filter(id__lt=pagination.decode_uuid(CURSOR_KIND, after))
+    rows = await query.order_by("-id").limit(first + 1)
+    return pagination.page_of([TicketView(r) for r in rows[:first]], len(rows) > first, CURSOR_KIND,
+                              key=lambda view: view.row.id)
+
+
+async def queue(ctx: Context, *, first: int, after: str | None, department_id: uuid.UUID | None,
+                sla_state: str | None) -> pagination.Page[TicketView]:
+    """Open tickets whose clock runs, soonest due first; ``sla_state`` narrows to at_risk or breached."""
+    await access.authorize(ctx, "ticket", "read", action=Action.READ, resource_type="ticket")
+    first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
+    now = datetime.now(UTC)
+    query = Ticket.filter(ticket_scope(ctx).filter(), status__in=OPEN_STATUSES, next_due_at__isnull=False)
+    if department_id is not None:
+        query = query.filter(department_id=department_id)
+    if sla_state == "breached":
+        query = query.filter(next_due_at__lte=now)
+    elif sla_state == "at_risk":
+        query = query.filter(next_at_risk_at__lte=now, next_due_at__gt=now)
+    elif sla_state is not None:
+        raise BadUserInput("slaState: only AT_RISK and BREACHED narrow the queue.", field="slaState")
+    if after:
+        due, last_id = _decode_queue_cursor(after)
+        query = query.filter(Q(next_due_at__gt=due) | Q(next_due_at=due, id__gt=last_id))
+    rows = await query.order_by("next_due_at", "id").limit(first + 1)
+    return pagination.page_of([TicketView(r) for r in rows[:first]], len(rows) > first, QUEUE_CURSOR_KIND,
+                              key=lambda view: f"{view.row.next_due_at.isoformat()}|{view.row.id}")  # type: ignore[union-attr]
+
+
+async def timeline(ctx: Context, view: TicketView, *, first: int, after: str | None,
+                   include_internal: bool) -> pagination.Page[TicketEvent]:
+    first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
+    query = TicketEvent.filter(institution_id=ctx.institution_id, ticket_id=view.row.id)
+    if not include_internal or not ctx.decide("ticket.internal", "read").allowed:
+        query = query.filter(internal=False)
+    if after:
+        query = query.filter(id__gt=pagination.decode_uuid(TIMELINE_CURSOR_KIND, after))
+    rows = await query.order_by("id").limit(first + 1)
+    return pagination.page_of(rows[:first], len(rows) > first, TIMELINE_CURSOR_KIND, key=lambda event: event.id)
+
+
+def read_field(ctx: Context, view: TicketView, name: str) -> Any:
+    """A ticket field; sealed text is opened here and its reading noted on the ticket's audit record."""
+    row = view.row
+    value = getattr(row, name)
+    ctx.reads.note("ticket", row.id, row.patient_id, field_class="ticket",
+                   field_name=name if name in ENCRYPTED and value is not None else None,
+                   rule=ctx.decide("ticket", "read").rule)
+    if name in ENCRYPTED and value is not None:
+        value = access.open_sealed(ctx, "ticket", name, row.id, value)
+    return value
+
+
+def read_event_note(ctx: Context, view: TicketView, event: TicketEvent) -> str | None:
+    if event.note is None:
+        return None
+    ctx.reads.note("ticket", view.row.id, view.row.patient_id, field_class="ticket", field_name="timeline.note",
+                   rule=ctx.decide("ticket", "read").rule)
+    return access.open_sealed(ctx, "ticket_event", "note", event.id, event.note)
+
+
+# -- opening a ticket ----------------------------------------------------------------------
+
+
+async def create(ctx: Context, data: dict[str, Any]) -> TicketView:
+    decision = await access.authorize(ctx, "ticket", "create", action=Action.CREATE, resource_type="ticket")
+    values = _normalize(data)
+    for required in ("channel", "category", "subject"):
+        if values.get(required) is None:
+            raise BadUserInput(f"{camel_case(required)}: is required.", field=camel_case(required))
+    patient = None
+    if data.get("patient_id") is not None:
+        patient = await access.find_patient(ctx, data["patient_id"], action=Action.CREATE, field="patientId")
+    elif values.get("caller_name") is None:
+        raise BadUserInput("callerName: give the patient, or the caller's name.", field="callerName")
+    contact_id = await _contact_of(ctx, data.get("contact_id"), patient.row.id if patient else None)
+    department_id = await _department(ctx, data.get("department_id")) if data.get("department_id") else (
+        patient.row.department_id if patient else None)
+    received_at = _received_at(data.get("received_at"))
+    level = _level(values.pop("level", None), values["category"], data.get("post_operative"), data.get("dispute"))
+    vip = values["channel"] == "vip_adviser" or (patient is not None and "|vip|" in (patient.row.segments or ""))
+    ticket_id = uuid7()
+    async with in_transaction():
+        row = await Ticket.create(
+            id=ticket_id, institution_id=ctx.institution_id, patient_id=patient.row.id if patient else None,
+            contact_id=contact_id, level=level, vip=vip, status="new", owner_id=ctx.actor.id,
+            department_id=department_id, received_at=received_at, **_sealed(ctx, ticket_id, values))
+        await _event(ctx, row, "created", to_status="new", occurred_at=received_at)
+        await sla.recompute(ctx, row)
+        await _audit(ctx, Action.CREATE, row, frozenset(values) | {"level", "owner_id"}, decision)
+    return TicketView(row)
+
+
+# -- the lifecycle -------------------------------------------------------------------------
+
+
+async def transition(ctx: Context, ticket_id: uuid.UUID | None, to: str, *, note: str | None,
+                     resolution: str | None) -> TicketView:
+    decision = await access.authorize(ctx, "ticket", "update", action=Action.UPDATE, resource_type="ticket",
+                                      resource_id=ticket_id)
+    if to not in TRANSITIONS or to == "feedback_recorded":
+        raise BadUserInput("to: record the patient's feedback with ticketRecordFeedback.", field="to") \
+            if to == "feedback_recorded" else BadUserInput("to: unknown status.", field="to")
+    note = _text(note, "note")
+    async with in_transaction():
+        row = await _find(ctx, ticket_id, Action.UPDATE, lock=True)
+        previous = row.status
+        _check_transition(previous, to)
+        changes: dict[str, Any] = {"status": to}
+        now = datetime.now(UTC)
+        if to == "acknowledged" and row.first_responded_at is None:
+            changes["first_responded_at"] = now
+        elif to == "resolved":
+            if not (resolution := _text(resolution, "resolution")):
+                raise BadUserInput("resolution: say how the ticket was resolved.", field="resolution")
+            changes |= {"resolved_at": now, "resolution": access.seal(ctx, "ticket", "resolution", row.id, resolution)}
+        elif to == "closed":
+            await _check_closed_loop(row)
+            changes["closed_at"] = now
+        elif to == "investigating" and previous in STOPPED_STATUSES:
+            changes |= {"resolved_at": None, "closed_at": None}  # reopened: the resolution clock runs again
+        changes["paused_at"] = now if to == "waiting_on_patient" else None
+        await _apply(ctx, row, changes)
+        await _event(ctx, row, "transition", from_status=previous, to_status=to, note=note)
+        await sla.recompute(ctx, row)
+        await _audit(ctx, Action.UPDATE, row, frozenset(changes), decision)
+    return TicketView(row)
+
+
+async def reply(ctx: Context, ticket_id: uuid.UUID | None, body: str, *, internal: bool) -> TicketView:
+    """A reply to the patient (the first one is the first response) or an internal note."""
+    decision = await access.authorize(ctx, "ticket", "update", action=Action.UPDATE, resource_type="ticket",
+                                      resource_id=ticket_id)
+    text = _text(body, "body")
+    if not text:
+        raise BadUserInput("body: must not be empty.", field="body")
+    async with in_transaction():
+        row = await _find(ctx, ticket_id, Action.UPDATE, lock=True)
+        changes: dict[str, Any] = {}
+        if not internal and row.status == "new":
+            changes = {"status": "acknowledged", "first_responded_at": datetime.now(UTC)}
+            await _apply(ctx, row, changes)
+            await _event(ctx, row, "transition", from_status="new", to_status="acknowledged")
+        await _event(ctx, row, "internal_note" if internal else "reply", note=text, internal=internal)
+        if changes:
+            await sla.recompute(ctx, row)
+        await _audit(ctx, Action.UPDATE, row, frozenset({"timeline", *changes}), decision)
+    return TicketView(row)
+
+
+async def record_feedback(ctx: Context, ticket_id: uuid.UUID | None, feedback: str) -> TicketView:
+    decision = await access.authorize(ctx, "ticket", "update", action=Action.UPDATE, resource_type="ticket",
+                                      resource_id=ticket_id)
+    text = _text(feedback, "feedback")
+    if not text:
+        raise BadUserInput("feedback: must not be empty.", field="feedback")
+    async with in_transaction():
+        row = await _find(ctx, ticket_id, Action.UPDATE, lock=True)
+        _check_transition(row.status, "feedback_recorded", allowed_from=("resolved",))
+        changes = {"status": "feedback_recorded", "feedback": access.seal(ctx, "ticket", "feedback", row.id, text)}
+        await _apply(ctx, row, changes)
+        await _event(ctx, row, "feedback", from_status="resolved", to_status="feedback_recorded")
+        await _audit(ctx, Action.UPDATE, row, frozenset(changes), decision)
+    return TicketView(row)
+
+
+async def log_contact_attempt(ctx: Context, ticket_id: uuid.UUID | None, *, reached: bool,
+                              note: str | None) -> TicketView:
+    """An attempt to reach the patient for feedback; a failed one lets a resolved complaint close."""
+    decision = await access.authorize(ctx, "ticket", "update", action=Action.UPDATE, resource_type="ticket",
+                                      resource_id=ticket_id)
+    text = _text(note, "note")
+    async with in_transaction():
+        row = await _find(ctx, ticket_id, Action.UPDATE, lock=True)
+        await _event(ctx, row, "contact_attempt", note=text, to_status="reached" if reached else "unreachable")
+        await _audit(ctx, Action.UPDATE, row, frozenset({"timeline"}), decision)
+    return TicketView(row)
+
+
+async def update(ctx: Context, ticket_id: uuid.UUID | None, data: dict[str, Any]) -> TicketView:
+    """Level, subcategory and root cause. A new level recomputes the due times."""
+    if not data:
+        raise BadUserInput("input: give at least one field to change.", field="input")
+    decision = await access.authorize(ctx, "ticket", "update", action=Action.UPDATE, resource_type="ticket",
+                                      resource_id=ticket_id)
+    values = _normalize(data)
+    if "level" in values and values["level"] is None:
+        raise BadUserInput("level: must not be null.", field="level")
+    note = _text(data.get("note"), "note")
+    async with in_transaction():
+        row = await _find(ctx, ticket_id, Action.UPDATE, lock=True)
+        old_level = row.level
+        await _apply(ctx, row, _sealed(ctx, row.id, values))
+        if "level" in values and values["level"] != old_level:
+            await _event(ctx, row, "level_change", from_status=str(old_level), to_status=str(values["level"]),
+                         note=note)
+            await sla.recompute(ctx, row)
+        await _audit(ctx, Action.UPDATE, row, frozenset(values), decision)
+    return TicketView(row)
+
+
+# -- ownership -----------------------------------------------------------------------------
+
+
+async def handover(ctx: Context, ticket_id: uuid.UUID | None, *, to_staff_id: uuid.UUID | None,
+                   to_department_id: uuid.UUID | None, note: str | None) -> TicketView:
+    """First-contact responsibility: the owner keeps a ticket until handing it to a named person or
+    department. Besides the owner, whoever supervises the ticket's department may hand it over."""
+    decision = await access.authorize(ctx, "ticket", "assign", action=Action.UPDATE, resource_type="ticket",
+                                      resource_id=ticket_id)
+    if (to_staff_id is None) == (to_department_id is None):
+        raise BadUserInput("toStaffId: hand over to one person or one department.", field="toStaffId")
+    text = _text(note, "note")
+    async with in_transaction():
+        row = await _find(ctx, ticket_id, Action.UPDATE, lock=True)
+        if row.owner_id != ctx.actor.id and not ticket_scope(ctx).reaches_department(row.department_id):
+            await access.deny(ctx, Action.UPDATE, "ticket", row.id, row.patient_id, reason="not_owner")
+            raise Forbidden("Only the ticket's owner or its department's supervisors may hand it over.")
+        if to_staff_id is not None:
+            await _staff(ctx, to_staff_id, "toStaffId")
+            changes: dict[str, Any] = {"owner_id": to_staff_id}
+        else:
+            changes = {"owner_id": None, "department_id": await _department(ctx, to_department_id, "toDepartmentId")}
+        await _apply(ctx, row, changes)
+        await _event(ctx, row, "handover", note=text, to_staff_id=to_staff_id, to_department_id=to_department_id)
+        await _audit(ctx, Action.UPDATE, row, frozenset(changes), decision)
+    return TicketView(row)
+
+
+async def assign(ctx: Context, ticket_id: uuid.UUID | None, assignee_id: uuid.UUID | None) -> TicketView:
+    """Who works the ticket. Department heads assign within their departments, agents anywhere."""
+    decision = await access.authorize(ctx, "ticket", "assign", action=Action.UPDATE, resource_type="ticket",
+                                      resource_id=ticket_id)
+    async with in_transaction():
+        row = await _find(ctx, ticket_id, Action.UPDATE, lock=True)
+        scope = ticket_scope(ctx)
+        if not scope.reaches_department(row.department_id):
+            await access.deny(ctx, Action.UPDATE, "ticket", row.id, row.patient_id, reason="outside_department")
+            raise Forbidden("Only the ticket's department's supervisors or support agents may assign it.")
+        if assignee_id is not None:
+            staff = await _staff(ctx, assignee_id, "assigneeId")
+            if not scope.reaches_department(None) and row.department_id not in await _departments_of(staff):
+                raise BadUserInput("assigneeId: assign within the ticket's department.", field="assigneeId")
+        await _apply(ctx, row, {"assignee_id": assignee_id})
+        await _event(ctx, row, "assignment", to_staff_id=assignee_id)
+        await _audit(ctx, Action.UPDATE, row, frozenset({"assignee_id"}), decision)
+    return TicketView(row)
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def _check_transition(current: str, to: str, allowed_from: tuple[str, ...] | None = None) -> None:
+    allowed = current in allowed_from if allowed_from is not None else to in TRANSITIONS.get(current, frozenset())
+    if not allowed:
+        raise BadUserInput(f"to: a ticket cannot go from {current} to {to}.", field="to")
+
+
+async def _check_closed_loop(row: Ticket) -> None:
+    """A complaint closes with the patient's feedback recorded, or after a failed attempt to reach them."""
+    if row.category != "complaint" or row.status == "feedback_recorded":
+        return
+    attempts = TicketEvent.filter(ticket_id=row.id, kind="contact_attempt", to_status="unreachable",
+                                  occurred_at__gte=row.resolved_at)
+    if not await attempts.exists():
+        raise BadUserInput("to: a complaint closes after the patient's feedback is recorded or a failed "
+                           "attempt to reach them is logged.", field="to")
+
+
+async def _apply(ctx: Context, row: Ticket, changes: dict[str, Any]) -> None:
+    if changes:
+        await Ticket.filter(id=row.id, institution_id=ctx.institution_id).update(**changes)
+        for name, value in changes.items():
+            setattr(row, name, value)
+
+
+async def _event(ctx: Context, row: Ticket, kind: str, *, from_status: str | None = None,
+                 to_status: str | None = None, note: str | None = None, internal: bool = True,
+                 to_staff_id: uuid.UUID | None = None, to_department_id: uuid.UUID | None = None,
+                 occurred_at: datetime | None = None) -> TicketEvent:
+    event_id = uuid7()
+    return await TicketEvent.create(
+        id=event_id, institution_id=ctx.institution_id, ticket_id=row.id, kind=kind, actor_id=ctx.actor.id,
+        occurred_at=occurred_at or datetime.now(UTC), from_status=from_status, to_status=to_status,
+        internal=internal, note=access.seal(ctx, "ticket_event", "note", event_id, note) if note else None,
+        to_staff_id=to_staff_id, to_department_id=to_department_id)
+
+
+async def _audit(ctx: Context, action: Action, row: Ticket, fields: frozenset[str], decision: Decision) -> None:
+    await writer.append([access.write_record(ctx, action, "ticket", row.id, patient_id=row.patient_id,
+                                             fields=fields,
+                                             decision=decision)])
+
+
+async def _contact_of(ctx: Context, contact_id: uuid.UUID | None, patient_id: uuid.UUID | None) -> uuid.UUID | None:
+    if contact_id is None:
+        return None
+    found = patient_id is not None and await Contact.exists(id=contact_id, patient_id=patient_id,
+                                                            institution_id=ctx.institution_id)
+    if not found:
+        raise NotFound("The contact is not one of this patient's.", field="contactId")
+    return contact_id
+
+
+async def _department(ctx: Context, department_id: uuid.UUID | None, field: str = "departmentId") -> uuid.UUID:
+    if department_id is None or not await Department.exists(id=department_id, institution_id=ctx.institution_id):
+        raise NotFound(field=field)
+    return department_id
+
+
+async def _staff(ctx: Context, staff_id: uuid.UUID, field: str) -> Staff:
+    staff = await Staff.get_or_none(id=staff_id, institution_id=ctx.institution_id, is_active=True)
+    if staff is None:
+        raise NotFound(field=field)
+    return staff
+
+
+async def _departments_of(staff: Staff) -> set[uuid.UUID]:
+    rows = await DepartmentMembership.filter(staff_id=staff.id).values_list("department_id", flat=True)
+    return {uuid.UUID(str(d)) for d in rows}
+
+
+def _received_at(value: datetime | None) -> datetime:
+    now = datetime.now(UTC)
+    if value is None:
+        return now
+    if value.tzinfo is None:
+        raise BadUserInput("receivedAt: give a time zone.", field="receivedAt")
+    if value > now + timedelta(minutes=1) or value < now - MAX_BACKDATE:
+        raise BadUserInput("receivedAt: within the last 7 days, not in the future.", field="receivedAt")
+    return value.astimezone(UTC)
+
+
+def _level(level: int | None, category: str, post_operative: bool | None, dispute: bool | None) -> int:
+    """Post-operative problems and complaints escalating to a dispute are level 1 whatever is asked."""
+    if post_operative or dispute:
+        return 1
+    if level is not None:
+        return level
+    return 3 if category == "suggestion" else 2
+
+
+def _normalize(data: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in data.items():
+        if name in ("patient_id", "contact_id", "department_id", "received_at", "post_operative", "dispute", "note"):
+            continue
+        if value is None:
+            out[name] = None
+        elif name in _TEXT_LIMITS:
+            out[name] = clean_text(value, field=camel_case(name), max_length=_TEXT_LIMITS[name], min_length=1)
+        elif name == "caller_phone":
+            out[name] = normalize_phone(value, field="callerPhone")
+        elif name in ("channel", "category", "root_cause_category"):
+            allowed = {"channel": CHANNELS, "category": CATEGORIES, "root_cause_category": ROOT_CAUSES}[name]
+            if value not in allowed:
+                raise BadUserInput(f"{camel_case(name)}: unknown value.", field=camel_case(name))
+            out[name] = value
+        elif name == "level":
+            if value not in (1, 2, 3):
+                raise BadUserInput("level: must be 1, 2 or 3.", field="level")
+            out[name] = value
+        else:
+            raise BadUserInput(f"{camel_case(name)}: cannot be set here.", field=camel_case(name))
+    return out
+
+
+def _sealed(ctx: Context, ticket_id: uuid.UUID, values: dict[str, Any]) -> dict[str, Any]:
+    return {name: access.seal(ctx, "ticket", name, ticket_id, value) if name in ENCRYPTED else value
+            for name, value in values.items()}
+
+
+def _text(value: str | None, field: str) -> str | None:
+    if value is None:
+        return None
+    return clean_text(value, field=field, max_length=_TEXT_LIMITS.get(field, 4000), min_length=1)
+
+
+
+def _decode_queue_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    key = pagination.decode_text(QUEUE_CURSOR_KIND, cursor)
+    try:
+        due, last_id = key.split("|", 1)
+        return datetime.fromisoformat(due), uuid.UUID(last_id)
+    except ValueError:
+        raise BadUserInput("after: not a valid cursor.", field="after") from None
+
+
+def _conditions(ctx: Context, where: TicketFilter) -> Q:
+    q = Q()
+    if where.status is not None:
+        q &= Q(status=where.status)
+    if where.department_id is not None:
+        q &= Q(department_id=where.department_id)
+    if where.category is not None:
+        q &= Q(category=where.category)
+    if where.level is not None:
+        q &= Q(level=where.level)
+    if where.mine:
+        q &= Q(owner_id=ctx.actor.id) | Q(assignee_id=ctx.actor.id)
+    return q

@@ -1,0 +1,127 @@
+"""The institution's SLA: targets per ticket level and the business calendar they count on."""
+
+from __future__ import annotations
+
+from datetime import date, time
+from enum import Enum
+
+import strawberry
+
+from resolvers import sla as slas
+from resolvers.sla import SlaSettings as Settings
+from schema.common import Info, provided
+
+
+@strawberry.enum(description="How an SLA target's time counts.")
+class SlaClockKind(Enum):
+    CALENDAR = strawberry.enum_value("calendar", description="Every minute of every day.")
+    BUSINESS = strawberry.enum_value("business", description="Working hours of the business calendar only.")
+
+
+@strawberry.type(description="The targets of one ticket level.")
+class SlaLevel:
+    level: int
+    first_response_minutes: int
+    resolution_minutes: int
+    clock: SlaClockKind
+
+
+@strawberry.type(description="A span of working time, local time in the institution's zone.")
+class WorkingInterval:
+    start: time
+    end: time
+
+
+@strawberry.type(description="Working intervals of one weekday (1 = Monday ... 7 = Sunday).")
+class WorkingDay:
+    weekday: int
+    intervals: list[WorkingInterval]
+
+
+@strawberry.type(description="Working hours, public holidays and make-up working days.")
+class BusinessCalendar:
+    time_zone: str
+    week: list[WorkingDay]
+    workday_hours: list[WorkingInterval] = strawberry.field(description="Hours of a make-up working day.")
+    holidays: list[date]
+    workdays: list[date] = strawberry.field(description="Make-up working days (often weekends).")
+
+
+@strawberry.type(description="The SLA every ticket of the institution runs on.")
+class SlaSettings:
+    levels: list[SlaLevel]
+    calendar: BusinessCalendar
+
+    @classmethod
+    def of(cls, settings: Settings) -> SlaSettings:
+        business = settings.business
+        return cls(
+            levels=[SlaLevel(level=t.level, first_response_minutes=int(t.first_response.total_seconds() // 60),
+                             resolution_minutes=int(t.resolution.total_seconds() // 60),
+                             clock=SlaClockKind(t.clock)) for t in settings.targets.values()],
+            calendar=BusinessCalendar(
+                time_zone=business.zone.key,
+                week=[WorkingDay(weekday=day + 1, intervals=_intervals(spans))
+                      for day, spans in sorted(business.week.items())],
+                workday_hours=_intervals(business.workday_hours),
+                holidays=sorted(business.holidays),
+                workdays=sorted(business.workdays),
+            ),
+        )
+
+
+def _intervals(spans: tuple[tuple[time, time], ...]) -> list[WorkingInterval]:
+    return [WorkingInterval(start=start, end=end) for start, end in spans]
+
+
+@strawberry.input
+class WorkingIntervalInput:
+    start: time
+    end: time = strawberry.field(description="00:00 means midnight at the end of the day.")
+
+
+@strawberry.input
+class WorkingDayInput:
+    weekday: int = strawberry.field(description="1 = Monday ... 7 = Sunday.")
+    intervals: list[WorkingIntervalInput]
+
+
+@strawberry.input(description="A whole business calendar; it replaces the current one. Open tickets get new due "
+                              "times.")
+class BusinessCalendarInput:
+    week: list[WorkingDayInput] = strawberry.field(description="Weekdays left out are days off.")
+    holidays: list[date] = strawberry.field(default_factory=list)
+    workdays: list[date] = strawberry.field(default_factory=list, description="Make-up working days.")
+    workday_hours: list[WorkingIntervalInput] | None = strawberry.field(
+        default=None, description="Hours of a make-up working day; default 08:00-12:00 and 13:00-17:00.")
+
+
+@strawberry.type
+class SlaQuery:
+    @strawberry.field(description="Your institution's SLA targets and business calendar.")
+    async def sla_settings(self, info: Info) -> SlaSettings:
+        return SlaSettings.of(await slas.read(info.context))
+
+
+@strawberry.type
+class SlaMutation:
+    @strawberry.mutation(description="Set the targets of one level (admins). Open tickets of that level get new due "
+                                     "times.")
+    async def sla_level_set(self, info: Info, level: int, first_response_minutes: int, resolution_minutes: int,
+                            clock: SlaClockKind) -> SlaSettings | None:
+        await slas.set_policy(info.context, level, first_response_minutes, resolution_minutes, str(clock.value))
+        return SlaSettings.of(await slas.settings(info.context))
+
+    @strawberry.mutation(description="Replace the business calendar (admins).")
+    async def business_calendar_set(self, info: Info, input: BusinessCalendarInput) -> SlaSettings | None:
+        return SlaSettings.of(await slas.set_calendar(info.context, _calendar_data(input)))
+
+
+def _calendar_data(data: BusinessCalendarInput) -> dict[str, object]:
+    def spans(intervals: list[WorkingIntervalInput]) -> list[dict[str, time]]:
+        return [{"start": i.start, "end": i.end} for i in intervals]
+
+    out = provided(data)
+    out["week"] = [{"weekday": d.weekday, "intervals": spans(d.intervals)} for d in data.week]
+    out["workday_hours"] = spans(data.workday_hours) if data.workday_hours is not None else None
+    return out
