@@ -23,6 +23,7 @@ from schema.contact import ContactMutation
 from schema.department import DepartmentMutation, DepartmentQuery
 from schema.extensions import AuditReads, CodedErrors, is_unexpected
 from schema.patient import PatientMutation, PatientQuery
+from schema.report import ReportQuery
 from schema.session import SessionMutation, SessionQuery
 from schema.sla import SlaMutation, SlaQuery
 from schema.staff import StaffMutation, StaffQuery
@@ -30,8 +31,8 @@ from schema.ticket import TicketMutation, TicketQuery
 
 log = logging.getLogger("careloop.graphql")
 
-Query = merge_types("Query", (SessionQuery, PatientQuery, TicketQuery, SlaQuery, StaffQuery, DepartmentQuery,
-                              AuditEventQuery))
+Query = merge_types("Query", (SessionQuery, PatientQuery, TicketQuery, ReportQuery, SlaQuery, StaffQuery,
+                              DepartmentQuery, AuditEventQuery))
 Mutation = merge_types(
     "Mutation", (SessionMutation, PatientMutation, ContactMutation, TicketMutation, SlaMutation, StaffMutation,
                  CareTeamMutation, DepartmentMutation)
