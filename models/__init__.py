@@ -2,10 +2,13 @@
 
 from models.audit import AuditChainHead, AuditEvent
 from models.contact import Contact
+from models.improvement import ImprovementItem, ImprovementTicket
 from models.institution import Department, Institution, InstitutionKey
+from models.notification import Notification
 from models.patient import CareTeamMember, Patient
+from models.sla import BusinessCalendar, SlaPolicy
 from models.staff import DepartmentMembership, RoleAssignment, Session, Staff
-from models.ticket import BusinessCalendar, Notification, SlaPolicy, Ticket, TicketEvent
+from models.ticket import Ticket, TicketEvent
 
 __all__ = [
     "AuditChainHead",
@@ -15,6 +18,8 @@ __all__ = [
     "Contact",
     "Department",
     "DepartmentMembership",
+    "ImprovementItem",
+    "ImprovementTicket",
     "Institution",
     "InstitutionKey",
     "Notification",

@@ -1,9 +1,9 @@
-"""Support tickets, their timelines, and the SLA policy and business calendar they run on.
+"""Support tickets and their timelines.
 
 A ticket's free text (subject, description, root cause, resolution, the patient's feedback and
 every timeline note) often holds health information, so it is sealed like the patient file. The
-SLA due and at-risk times are computed by ``core.sla`` and stored, so the queue sorts and the
-escalation outbox schedules on plain indexed columns.
+SLA due and at-risk times are computed by ``core.sla`` (see ``resolvers.sla``) and stored, so the
+queue sorts and the escalation outbox schedules on plain indexed columns.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ OPEN_STATUSES = ("new", "acknowledged", "investigating", "waiting_on_patient")
 STOPPED_STATUSES = ("resolved", "feedback_recorded", "closed")
 EVENT_KINDS = ("created", "transition", "reply", "internal_note", "handover", "assignment", "level_change",
                "feedback", "contact_attempt")
-CLOCKS = ("calendar", "business")
 
 
 class Ticket(TenantModel):
@@ -116,63 +115,3 @@ class TicketEvent(TenantModel):
     class Meta:
         table = "ticket_event"
         indexes = (Index(fields=("ticket_id", "occurred_at")),)
-
-
-class SlaPolicy(TenantModel):
-    """First-response and resolution targets of one level, in minutes of its clock."""
-
-    level = fields.SmallIntField()
-    first_response_minutes = fields.IntField()
-    resolution_minutes = fields.IntField()
-    clock = fields.CharField(max_length=10)
-
-    class Meta:
-        table = "sla_policy"
-        unique_together = (("institution", "level"),)
-
-
-class BusinessCalendar(TenantModel):
-    """Working hours per weekday (ISO, Monday = 1), public holidays and make-up working days.
-
-    ``week`` maps a weekday number to a list of ``["08:00", "12:00"]`` intervals, local time in
-    the institution's zone. Make-up days use ``workday_hours``.
-    """
-
-    week: dict[str, list[list[str]]] = fields.JSONField()
-    workday_hours: list[list[str]] = fields.JSONField()
-    holidays: list[str] = fields.JSONField()
-    workdays: list[str] = fields.JSONField()
-    updated_at = fields.DatetimeField(auto_now=True)
-
-    class Meta:
-        table = "business_calendar"
-        unique_together = (("institution",),)
-
-
-class Notification(TenantModel):
-    """The escalation outbox: written with the change that schedules it, delivered at least once.
-
-    ``key`` makes a notification unique (one per ticket, target and breach), so recomputing a
-    ticket's SLA never schedules the same escalation twice.
-    """
-
-    key = fields.CharField(max_length=120)
-    kind = fields.CharField(max_length=32)
-    ticket: fields.ForeignKeyNullableRelation[Ticket] = fields.ForeignKeyField(
-        "careloop.Ticket", related_name="notifications", null=True, on_delete=fields.RESTRICT)
-    recipient: fields.ForeignKeyNullableRelation[Staff] = fields.ForeignKeyField(
-        "careloop.Staff", related_name="notifications", null=True, on_delete=fields.RESTRICT)
-    due_at = fields.DatetimeField()
-    sent_at = fields.DatetimeField(null=True)
-    cancelled_at = fields.DatetimeField(null=True)
-    attempts = fields.IntField(default=0)
-    last_error = fields.CharField(max_length=200, default="")
-
-    if TYPE_CHECKING:
-        ticket_id: uuid.UUID | None
-        recipient_id: uuid.UUID | None
-
-    class Meta:
-        table = "notification"
-        unique_together = (("institution", "key"),)
-        indexes = (Index(fields=("sent_at", "due_at")),)

@@ -24,7 +24,8 @@ from core.business_time import STANDARD_DAY, STANDARD_WEEK, Calendar, Interval, 
 from core.errors import BadUserInput
 from core.sla import Clock, Pause, SlaState
 from models import BusinessCalendar, Institution, SlaPolicy, Ticket, TicketEvent
-from models.ticket import CLOCKS, OPEN_STATUSES, STOPPED_STATUSES
+from models.sla import CLOCKS
+from models.ticket import OPEN_STATUSES, STOPPED_STATUSES
 from resolvers import access, notification
 from resolvers.context import Context
 

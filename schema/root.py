@@ -22,6 +22,7 @@ from schema.care_team import CareTeamMutation
 from schema.contact import ContactMutation
 from schema.department import DepartmentMutation, DepartmentQuery
 from schema.extensions import AuditReads, CodedErrors, is_unexpected
+from schema.improvement import ImprovementMutation, ImprovementQuery
 from schema.patient import PatientMutation, PatientQuery
 from schema.report import ReportQuery
 from schema.session import SessionMutation, SessionQuery
@@ -31,11 +32,11 @@ from schema.ticket import TicketMutation, TicketQuery
 
 log = logging.getLogger("careloop.graphql")
 
-Query = merge_types("Query", (SessionQuery, PatientQuery, TicketQuery, ReportQuery, SlaQuery, StaffQuery,
-                              DepartmentQuery, AuditEventQuery))
+Query = merge_types("Query", (SessionQuery, PatientQuery, TicketQuery, ReportQuery, ImprovementQuery, SlaQuery,
+                              StaffQuery, DepartmentQuery, AuditEventQuery))
 Mutation = merge_types(
-    "Mutation", (SessionMutation, PatientMutation, ContactMutation, TicketMutation, SlaMutation, StaffMutation,
-                 CareTeamMutation, DepartmentMutation)
+    "Mutation", (SessionMutation, PatientMutation, ContactMutation, TicketMutation, ImprovementMutation, SlaMutation,
+                 StaffMutation, CareTeamMutation, DepartmentMutation)
 )
 
 

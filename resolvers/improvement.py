@@ -1,0 +1,207 @@
+"""The service-improvement list: problem, responsible department, measure, deadline, status, tickets.
+
+Department heads keep their departments' items; support agents, who see every complaint, keep
+everyone's. An item is overdue when its deadline has passed (in the institution's time zone)
+and it is neither done nor cancelled.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from tortoise.expressions import Q
+from tortoise.transactions import in_transaction
+
+from audit import writer
+from audit.events import Action
+from core.errors import BadUserInput, Forbidden
+from core.ids import uuid7
+from core.validation import camel_case, clean_text
+from models import Department, ImprovementItem, ImprovementTicket, Institution, Ticket
+from models.improvement import IMPROVEMENT_SOURCES, IMPROVEMENT_STATUSES
+from policies.guard import Decision
+from resolvers import access, pagination
+from resolvers.context import Context
+from resolvers.ticket import ticket_scope
+
+CURSOR_KIND = "improvement"
+DONE = ("done", "cancelled")
+MAX_LINKED = 200
+_TEXT_LIMITS = {"problem": 500, "measure": 1000}
+
+
+@dataclass(frozen=True)
+class ImprovementView:
+    row: ImprovementItem
+    ticket_ids: list[uuid.UUID]
+    today: date
+
+    @property
+    def overdue(self) -> bool:
+        return self.row.status not in DONE and self.row.deadline < self.today
+
+
+async def page(ctx: Context, *, first: int, after: str | None, status: str | None, overdue: bool,
+               department_id: uuid.UUID | None) -> pagination.Page[ImprovementView]:
+    """Items in reach by deadline, soonest first; ``overdue`` keeps the late ones."""
+    await access.authorize(ctx, "improvement", "read", action=Action.READ, resource_type="improvement")
+    first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
+    today = await _today(ctx)
+    query = ImprovementItem.filter(_reach(ctx))
+    if status is not None:
+        query = query.filter(status=_one_of(status, IMPROVEMENT_STATUSES, "status"))
+    if overdue:
+        query = query.filter(deadline__lt=today).exclude(status__in=DONE)
+    if department_id is not None:
+        query = query.filter(department_id=department_id)
+    if after:
+        deadline, last_id = _decode(after)
+        query = query.filter(Q(deadline__gt=deadline) | Q(deadline=deadline, id__gt=last_id))
+    rows = await query.order_by("deadline", "id").limit(first + 1)
+    views = await _views(rows[:first], today)
+    return pagination.page_of(views, len(rows) > first, CURSOR_KIND,
+                              key=lambda view: f"{view.row.deadline.isoformat()}|{view.row.id}")
+
+
+async def create(ctx: Context, data: dict[str, Any]) -> ImprovementView:
+    decision = await access.authorize(ctx, "improvement", "create", action=Action.CREATE,
+                                      resource_type="improvement")
+    values = _normalize(data)
+    for required in ("problem", "department_id", "deadline"):
+        if values.get(required) is None:
+            raise BadUserInput(f"{camel_case(required)}: is required.", field=camel_case(required))
+    await _require_department(ctx, values["department_id"], decision, Action.CREATE)
+    ticket_ids = await _tickets(ctx, data.get("ticket_ids") or [])
+    item_id = uuid7()
+    async with in_transaction():
+        row = await ImprovementItem.create(id=item_id, institution_id=ctx.institution_id,
+                                           created_by_id=ctx.actor.id, **values)
+        await _link(ctx, row, ticket_ids)
+        await writer.append([access.write_record(ctx, Action.CREATE, "improvement", row.id,
+                                                 fields=_written(values, ticket_ids),
+                                                 decision=decision)])
+    return (await _views([row], await _today(ctx)))[0]
+
+
+async def update(ctx: Context, item_id: uuid.UUID | None, data: dict[str, Any]) -> ImprovementView:
+    if not data:
+        raise BadUserInput("input: give at least one field to change.", field="input")
+    decision = await access.authorize(ctx, "improvement", "update", action=Action.UPDATE,
+                                      resource_type="improvement", resource_id=item_id)
+    values = _normalize(data)
+    for name, value in values.items():
+        if value is None:
+            raise BadUserInput(f"{camel_case(name)}: must not be null.", field=camel_case(name))
+    ticket_ids = await _tickets(ctx, data.get("ticket_ids") or [])
+    async with in_transaction():
+        row = await ImprovementItem.filter(_reach(ctx), id=item_id).select_for_update().first() if item_id else None
+        if row is None:
+            raise await access.not_found(ctx, Action.UPDATE, "improvement", item_id)
+        if "department_id" in values:
+            await _require_department(ctx, values["department_id"], decision, Action.UPDATE)
+        if values:
+            await ImprovementItem.filter(id=row.id).update(**values)
+        await _link(ctx, row, ticket_ids)
+        await writer.append([access.write_record(ctx, Action.UPDATE, "improvement", row.id,
+                                                 fields=_written(values, ticket_ids),
+                                                 decision=decision)])
+    fresh = await ImprovementItem.get(id=row.id)
+    return (await _views([fresh], await _today(ctx)))[0]
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def _written(values: dict[str, Any], ticket_ids: list[uuid.UUID]) -> frozenset[str]:
+    return frozenset(values) | (frozenset({"tickets"}) if ticket_ids else frozenset())
+
+
+def _reach(ctx: Context) -> Q:
+    scope = ticket_scope(ctx)
+    tenant = Q(institution_id=ctx.institution_id)
+    if scope.reaches_department(None):
+        return tenant
+    return tenant & Q(department_id__in=sorted(scope.department_ids) or [uuid.UUID(int=0)])
+
+
+async def _require_department(ctx: Context, department_id: uuid.UUID, decision: Decision, action: Action) -> None:
+    if not await Department.exists(id=department_id, institution_id=ctx.institution_id):
+        raise await access.not_found(ctx, action, "department", department_id, "departmentId")
+    if not ticket_scope(ctx).reaches_department(department_id):
+        await access.deny(ctx, action, "improvement", None, reason="outside_department")
+        raise Forbidden("Improvement items of other departments are not yours to keep.")
+
+
+async def _tickets(ctx: Context, ticket_ids: list[uuid.UUID]) -> list[uuid.UUID]:
+    """Tickets to link must be in the caller's ticket reach; others look missing."""
+    wanted = sorted(set(ticket_ids))
+    if len(wanted) > MAX_LINKED:
+        raise BadUserInput(f"ticketIds: at most {MAX_LINKED}.", field="ticketIds")
+    if not wanted:
+        return []
+    found = set(await Ticket.filter(ticket_scope(ctx).filter(), id__in=wanted).values_list("id", flat=True))
+    missing = [t for t in wanted if t not in found]
+    if missing:
+        raise await access.not_found(ctx, Action.UPDATE, "ticket", missing[0], "ticketIds")
+    return wanted
+
+
+async def _link(ctx: Context, row: ImprovementItem, ticket_ids: list[uuid.UUID]) -> None:
+    linked = set(await ImprovementTicket.filter(item_id=row.id).values_list("ticket_id", flat=True))
+    fresh = [ImprovementTicket(institution_id=ctx.institution_id, item_id=row.id, ticket_id=t)
+             for t in ticket_ids if t not in linked]
+    if fresh:
+        await ImprovementTicket.bulk_create(fresh)
+
+
+async def _views(rows: list[ImprovementItem], today: date) -> list[ImprovementView]:
+    links = await ImprovementTicket.filter(item_id__in=[r.id for r in rows]).order_by("ticket_id").values_list(
+        "item_id", "ticket_id")
+    by_item: dict[Any, list[uuid.UUID]] = {}
+    for item_id, ticket_id in links:
+        by_item.setdefault(item_id, []).append(ticket_id)
+    return [ImprovementView(r, by_item.get(r.id, []), today) for r in rows]
+
+
+async def _today(ctx: Context) -> date:
+    zone = ZoneInfo((await Institution.get(id=ctx.institution_id)).time_zone)
+    return datetime.now(UTC).astimezone(zone).date()
+
+
+def _normalize(data: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in data.items():
+        if name == "ticket_ids":
+            continue
+        if value is None:
+            out[name] = None
+        elif name in _TEXT_LIMITS:
+            out[name] = clean_text(value, field=camel_case(name), max_length=_TEXT_LIMITS[name],
+                                   min_length=1 if name == "problem" else 0)
+        elif name == "status":
+            out[name] = _one_of(value, IMPROVEMENT_STATUSES, "status")
+        elif name == "source":
+            out[name] = _one_of(value, IMPROVEMENT_SOURCES, "source")
+        elif name in ("department_id", "deadline"):
+            out[name] = value
+        else:
+            raise BadUserInput(f"{camel_case(name)}: cannot be set here.", field=camel_case(name))
+    return out
+
+
+def _one_of(value: str, allowed: tuple[str, ...], field: str) -> str:
+    if value not in allowed:
+        raise BadUserInput(f"{field}: unknown value.", field=field)
+    return value
+
+
+def _decode(cursor: str) -> tuple[date, uuid.UUID]:
+    try:
+        deadline, last_id = pagination.decode_text(CURSOR_KIND, cursor).split("|", 1)
+        return date.fromisoformat(deadline), uuid.UUID(last_id)
+    except ValueError:
+        raise BadUserInput("after: not a valid cursor.", field="after") from None

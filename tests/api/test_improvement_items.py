@@ -1,0 +1,91 @@
+"""The service-improvement list through the API: who keeps it, overdue items, linked tickets."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, timedelta
+
+from models import ImprovementItem, ImprovementTicket
+from tests.factories import Tenant, make_patient
+
+FIELDS = "id problem measure departmentId deadline status source overdue ticketIds"
+CREATE = f"mutation($input: ImprovementCreateInput!) {{ improvementCreate(input: $input) {{ {FIELDS} }} }}"
+UPDATE = f"mutation($id: ID!, $input: ImprovementUpdateInput!) {{ improvementUpdate(id: $id, input: $input) {{ {FIELDS} }} }}"  # noqa: E501
+LIST = """query($overdue: Boolean!, $first: Int, $after: String) { improvementItems(overdue: $overdue, first: $first,
+  after: $after) { edges { node { id problem overdue } } pageInfo { hasNextPage endCursor } } }"""
+TICKET = "mutation($input: TicketCreateInput!) { ticketCreate(input: $input) { id } }"
+
+
+def item(tenant: Tenant, department: str = "A", days: int = 7, **fields: object) -> dict[str, object]:
+    return {"problem": "Long waits at the reception desk", "departmentId": str(tenant.departments[department].id),
+            "deadline": str(date.today() + timedelta(days=days)), "measure": "A second desk from 8 to 10",
+            **fields}
+
+
+async def rows(tenant: Tenant) -> list[dict[str, object]]:
+    return await ImprovementItem.filter(institution_id=tenant.id).order_by("id").values()
+
+
+async def test_department_head_keeps_the_list_and_links_tickets(tenant: Tenant) -> None:
+    pid = await make_patient(tenant)
+    reply = await tenant.call("support_agent", TICKET, input={
+        "channel": "HOTLINE", "category": "COMPLAINT", "subject": "Waited", "patientId": str(pid)})
+    tid = reply.data["ticketCreate"]["id"]
+    created = await tenant.call("department_head", CREATE, input=item(tenant, ticketIds=[tid]))
+    assert created.errors == [], created.errors
+    node = created.data["improvementCreate"]
+    assert node["status"] == "OPEN" and node["source"] == "TICKET" and node["ticketIds"] == [tid]
+    assert node["overdue"] is False
+    updated = await tenant.call("department_head", UPDATE, id=node["id"], input={"status": "IN_PROGRESS"})
+    assert updated.errors == [] and updated.data["improvementUpdate"]["status"] == "IN_PROGRESS"
+    events = [(e.action, e.resource_type) for e in await tenant.audit_events(resource_id=uuid.UUID(node["id"]))]
+    assert events == [("create", "improvement"), ("update", "improvement")]
+
+
+async def test_overdue_items_are_listed(tenant: Tenant) -> None:
+    late = (await tenant.call("support_agent", CREATE, input=item(tenant, days=-3, problem="Late"))).data
+    await tenant.call("support_agent", CREATE, input=item(tenant, days=5, problem="On time"))
+    done = (await tenant.call("support_agent", CREATE, input=item(tenant, days=-2, problem="Done late"))).data
+    await tenant.call("support_agent", UPDATE, id=done["improvementCreate"]["id"], input={"status": "DONE"})
+    overdue = await tenant.call("support_agent", LIST, overdue=True)
+    assert [e["node"]["problem"] for e in overdue.data["improvementItems"]["edges"]] == ["Late"]
+    assert late["improvementCreate"]["overdue"] is True
+    everything = await tenant.call("support_agent", LIST, overdue=False, first=2)
+    page = everything.data["improvementItems"]
+    assert [e["node"]["problem"] for e in page["edges"]] == ["Late", "Done late"] and page["pageInfo"]["hasNextPage"]
+    rest = await tenant.call("support_agent", LIST, overdue=False, first=2, after=page["pageInfo"]["endCursor"])
+    assert [e["node"]["problem"] for e in rest.data["improvementItems"]["edges"]] == ["On time"]
+
+
+async def test_who_may_keep_the_list(tenant: Tenant) -> None:
+    for role in ("front_desk", "nurse", "doctor", "compliance_officer", "admin"):
+        before = await rows(tenant)
+        reply = await tenant.call(role, CREATE, input=item(tenant))
+        assert reply.codes == ["FORBIDDEN"], role
+        assert await rows(tenant) == before
+    head_b = await tenant.call("department_head", CREATE, input=item(tenant, department="B"))
+    assert head_b.codes == ["FORBIDDEN"]
+    denied = [(e.actor_id, e.reason) for e in await tenant.audit_events(outcome="denied")]
+    assert (tenant.staff_ids["department_head"], "outside_department") in denied
+    assert (tenant.staff_ids["admin"], "forbidden") in denied
+    of_b = (await tenant.call("support_agent", CREATE, input=item(tenant, department="B"))).data
+    hidden = await tenant.call("department_head", UPDATE, id=of_b["improvementCreate"]["id"],
+                               input={"status": "DONE"})
+    assert hidden.codes == ["NOT_FOUND"]
+    assert (await tenant.call("department_head", LIST, overdue=False)).data["improvementItems"]["edges"] == []
+
+
+async def test_bad_input_writes_nothing(tenant: Tenant, other_tenant: Tenant) -> None:
+    cases = [
+        (item(tenant, problem=""), "BAD_USER_INPUT"),
+        (item(tenant, problem="x" * 501), "BAD_USER_INPUT"),
+        (item(tenant, departmentId=str(uuid.uuid4())), "NOT_FOUND"),
+        (item(tenant, departmentId=str(other_tenant.departments["A"].id)), "NOT_FOUND"),
+        (item(tenant, ticketIds=[str(uuid.uuid4())]), "NOT_FOUND"),
+        (item(tenant, departmentId="not-an-id"), "BAD_USER_INPUT"),
+    ]
+    for data, code in cases:
+        reply = await tenant.call("support_agent", CREATE, input=data)
+        assert reply.codes == [code], (data, reply.errors)
+    assert await rows(tenant) == []
+    assert await ImprovementTicket.filter(institution_id=tenant.id).count() == 0
