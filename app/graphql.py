@@ -39,19 +39,24 @@ class CareloopGraphQL(GraphQL[Context, None]):
         return await super().process_result(request, result)
 
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket | None) -> Context:
-        meta = RequestMeta(
-            request_id=getattr(request.state, "request_id", ""),
-            client_address=request.client.host if request.client else "",
-            user_agent=request.headers.get("user-agent", "")[:200],
-        )
-        context = Context(services=self.services, request=meta)
-        try:
-            principal = await session.authenticate(self.services, request.headers.get("authorization"))
-        except Unauthenticated:
-            context.auth_failed = True
-            return context
-        if principal is not None:
-            context.principal = principal
-            context.keys = await self.services.keyring.get(principal.institution_id)
-            context.loaders = Loaders(principal.institution_id)
+        return await build_context(self.services, request)
+
+
+async def build_context(services: Services, request: Request | WebSocket) -> Context:
+    """The request's context, authenticated from its bearer token (GraphQL and the file routes alike)."""
+    meta = RequestMeta(
+        request_id=getattr(request.state, "request_id", ""),
+        client_address=request.client.host if request.client else "",
+        user_agent=request.headers.get("user-agent", "")[:200],
+    )
+    context = Context(services=services, request=meta)
+    try:
+        principal = await session.authenticate(services, request.headers.get("authorization"))
+    except Unauthenticated:
+        context.auth_failed = True
         return context
+    if principal is not None:
+        context.principal = principal
+        context.keys = await services.keyring.get(principal.institution_id)
+        context.loaders = Loaders(principal.institution_id)
+    return context

@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app import db, notifier
+from app import db, files, notifier
 from app.graphql import CareloopGraphQL
 from app.services import StartupError, build_services
 from core.settings import Settings, load_settings
@@ -99,6 +99,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         routes=[
             # The body limit on the route, inside RequestIdAndHeaders: a 413 gets the headers too.
             Route("/graphql", graphql, methods=["GET", "POST"], max_body_size=settings.limits.max_body_bytes),
+            *files.routes(services),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
         ],

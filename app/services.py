@@ -8,6 +8,7 @@ import stat
 from core.crypto import MasterKey, generate_key_file
 from core.passwords import HashParameters, Passwords
 from core.settings import Settings
+from core.storage import LocalDirectory
 from models.keyring import KeyRing
 from policies.guard import Guard
 from resolvers.context import Services
@@ -53,4 +54,5 @@ def build_services(settings: Settings, *, create_key: bool = False) -> Services:
         keyring=KeyRing(master_key),
         guard=Guard(),
         passwords=Passwords(parameters or HashParameters()),
+        storage=LocalDirectory(settings.attachment_dir),
     )

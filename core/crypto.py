@@ -107,11 +107,17 @@ class InstitutionKeys:
         self.current = max(self.current, version)
 
     def seal(self, plaintext: str, aad: bytes) -> bytes:
+        return self.seal_bytes(plaintext.encode(), aad)
+
+    def seal_bytes(self, plaintext: bytes, aad: bytes) -> bytes:
         nonce = os.urandom(NONCE_BYTES)
         header = _HEADER.pack(ENVELOPE_VERSION, self.current)
-        return header + nonce + self.versions[self.current].encrypt(nonce, plaintext.encode(), header + aad)
+        return header + nonce + self.versions[self.current].encrypt(nonce, plaintext, header + aad)
 
     def open(self, envelope: bytes, aad: bytes) -> str:
+        return self.open_bytes(envelope, aad).decode()
+
+    def open_bytes(self, envelope: bytes, aad: bytes) -> bytes:
         envelope = bytes(envelope)
         try:
             envelope_version, key_version = _HEADER.unpack_from(envelope)
@@ -124,7 +130,7 @@ class InstitutionKeys:
         if len(body) < NONCE_BYTES + TAG_BYTES:
             raise DecryptionError("envelope is truncated")
         try:
-            return aead.decrypt(body[:NONCE_BYTES], body[NONCE_BYTES:], header + aad).decode()
+            return aead.decrypt(body[:NONCE_BYTES], body[NONCE_BYTES:], header + aad)
         except InvalidTag:
             raise DecryptionError("ciphertext does not open under this key and context") from None
 

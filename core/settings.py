@@ -13,6 +13,7 @@ Environment = Literal["development", "production"]
 
 DEFAULT_DATABASE_URL = "sqlite://var/careloop.sqlite3"
 DEFAULT_KEY_FILE = "var/master.key"
+DEFAULT_ATTACHMENT_DIR = "var/attachments"
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,8 @@ class Limits:
     login_max_failures: int = 5
     login_lock_minutes: int = 15
     token_ttl_hours: int = 12
+    max_attachment_bytes: int = 10 * 1024 * 1024
+    max_attachments_per_ticket: int = 20
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,7 @@ class Settings:
     environment: Environment = "development"
     master_key: str | None = None
     key_file: Path = Path(DEFAULT_KEY_FILE)
+    attachment_dir: Path = Path(DEFAULT_ATTACHMENT_DIR)
     host: str = "127.0.0.1"
     port: int = 8000
     limits: Limits = field(default_factory=Limits)
@@ -69,6 +73,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         environment=cast(Environment, environment),
         master_key=env.get("CARELOOP_MASTER_KEY") or None,
         key_file=Path(env.get("CARELOOP_KEY_FILE") or DEFAULT_KEY_FILE),
+        attachment_dir=Path(env.get("CARELOOP_ATTACHMENT_DIR") or DEFAULT_ATTACHMENT_DIR),
         host=env.get("CARELOOP_HOST", "127.0.0.1"),
         port=_int(env, "PORT", 8000),
         limits=limits,

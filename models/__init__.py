@@ -1,5 +1,6 @@
 """Tortoise models: one module per domain noun. Imports only ``core``."""
 
+from models.attachment import Attachment
 from models.audit import AuditChainHead, AuditEvent
 from models.contact import Contact
 from models.improvement import ImprovementItem, ImprovementTicket
@@ -11,6 +12,7 @@ from models.staff import DepartmentMembership, RoleAssignment, Session, Staff
 from models.ticket import Ticket, TicketEvent
 
 __all__ = [
+    "Attachment",
     "AuditChainHead",
     "AuditEvent",
     "BusinessCalendar",

@@ -30,7 +30,7 @@ STATUSES = ("new", "acknowledged", "investigating", "waiting_on_patient", "resol
 OPEN_STATUSES = ("new", "acknowledged", "investigating", "waiting_on_patient")
 STOPPED_STATUSES = ("resolved", "feedback_recorded", "closed")
 EVENT_KINDS = ("created", "transition", "reply", "internal_note", "handover", "assignment", "level_change",
-               "feedback", "contact_attempt")
+               "feedback", "contact_attempt", "attachment")
 
 
 class Ticket(TenantModel):

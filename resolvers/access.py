@@ -17,6 +17,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, cast
 
+from tortoise.backends.base.client import TransactionalDBClient
+from tortoise.connection import connections
 from tortoise.queryset import QuerySet
 
 from audit import writer
@@ -78,7 +80,14 @@ async def deny(
     reason: str,
     field_classes: frozenset[str] = frozenset(),
 ) -> None:
-    """Record a refusal at once, in its own transaction: no rollback can erase it."""
+    """Record a refusal at once, in its own transaction: no rollback can erase it.
+
+    Called inside a write's transaction it would be a savepoint of that transaction, and the
+    refusal's rollback would erase it: resolvers check before they open one, and this refuses
+    to be called there.
+    """
+    if isinstance(connections.get("default"), TransactionalDBClient):
+        raise RuntimeError("a refusal must be recorded before the write's transaction opens")
     await writer.append([
         AuditRecord(
             institution_id=ctx.institution_id,

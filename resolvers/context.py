@@ -14,6 +14,7 @@ from core.errors import Unauthenticated
 from core.passwords import Passwords
 from core.principal import Principal
 from core.settings import Settings
+from core.storage import Storage
 from models.keyring import KeyRing
 from policies.guard import Decision, Guard
 from policies.scopes import PatientScope, TicketScope
@@ -33,6 +34,7 @@ class Services:
     keyring: KeyRing
     guard: Guard
     passwords: Passwords
+    storage: Storage  # attachment bytes (sealed)
     audit: GroupCommit = field(default_factory=GroupCommit)  # where operations' reads are written
     outbox: Outbox = field(default_factory=Outbox)  # wakes the escalation deliverer
 

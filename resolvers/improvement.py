@@ -97,12 +97,14 @@ async def update(ctx: Context, item_id: uuid.UUID | None, data: dict[str, Any]) 
         if value is None:
             raise BadUserInput(f"{camel_case(name)}: must not be null.", field=camel_case(name))
     ticket_ids = await _tickets(ctx, data.get("ticket_ids") or [])
+    # Refusals first, outside the write's transaction: a rollback would take their audit records along.
+    found = await ImprovementItem.filter(_reach(ctx), id=item_id).first() if item_id else None
+    if found is None:
+        raise await access.not_found(ctx, Action.UPDATE, "improvement", item_id)
+    if "department_id" in values:
+        await _require_department(ctx, values["department_id"], decision, Action.UPDATE)
     async with in_transaction():
-        row = await ImprovementItem.filter(_reach(ctx), id=item_id).select_for_update().first() if item_id else None
-        if row is None:
-            raise await access.not_found(ctx, Action.UPDATE, "improvement", item_id)
-        if "department_id" in values:
-            await _require_department(ctx, values["department_id"], decision, Action.UPDATE)
+        row = await ImprovementItem.filter(id=found.id).select_for_update().get()
         if values:
             await ImprovementItem.filter(id=row.id).update(**values)
         await _link(ctx, row, ticket_ids)

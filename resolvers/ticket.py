@@ -75,15 +75,27 @@ def ticket_scope(ctx: Context) -> TicketScope:
     return ctx.ticket_scope
 
 
-async def _find(ctx: Context, ticket_id: uuid.UUID | None, action: Action, *, lock: bool = False) -> Ticket:
-    """A ticket in the caller's reach; otherwise NOT_FOUND, exactly as for a missing one."""
-    row = None
-    if ticket_id is not None:
-        query = Ticket.filter(ticket_scope(ctx).filter(), id=ticket_id)
-        row = await (query.select_for_update() if lock else query).first()
+async def find(ctx: Context, ticket_id: uuid.UUID | None, action: Action) -> Ticket:
+    """A ticket in the caller's reach; otherwise NOT_FOUND, exactly as for a missing one.
+
+    Call it before opening a write's transaction: the refusal's audit record is written at once,
+    and a transaction rolled back by the refusal would take the record with it.
+    """
+    row = await find_or_none(ctx, ticket_id)
     if row is None:
         raise await access.not_found(ctx, action, "ticket", ticket_id)
     return row
+
+
+async def find_or_none(ctx: Context, ticket_id: uuid.UUID | None) -> Ticket | None:
+    if ticket_id is None:
+        return None
+    return await Ticket.filter(ticket_scope(ctx).filter(), id=ticket_id).first()
+
+
+async def lock(found: Ticket) -> Ticket:
+    """The ticket's current row, locked until the caller's transaction ends (changes are serialised)."""
+    return await Ticket.filter(id=found.id).select_for_update().get()
 
 
 # -- reads ---------------------------------------------------------------------------------
@@ -91,7 +103,7 @@ async def _find(ctx: Context, ticket_id: uuid.UUID | None, action: Action, *, lo
 
 async def get(ctx: Context, ticket_id: uuid.UUID | None) -> TicketView:
     await access.authorize(ctx, "ticket", "read", action=Action.READ, resource_type="ticket", resource_id=ticket_id)
-    return TicketView(await _find(ctx, ticket_id, Action.READ))
+    return TicketView(await find(ctx, ticket_id, Action.READ))
 
 
 async def page(ctx: Context, *, first: int, after: str | None, where: TicketFilter) -> pagination.Page[TicketView]:
@@ -187,7 +199,7 @@ async def create(ctx: Context, data: dict[str, Any]) -> TicketView:
             id=ticket_id, institution_id=ctx.institution_id, patient_id=patient.row.id if patient else None,
             contact_id=contact_id, level=level, vip=vip, status="new", owner_id=ctx.actor.id,
             department_id=department_id, received_at=received_at, **_sealed(ctx, ticket_id, values))
-        await _event(ctx, row, "created", to_status="new", occurred_at=received_at)
+        await add_event(ctx, row, "created", to_status="new", occurred_at=received_at)
         await sla.recompute(ctx, row)
         await _audit(ctx, Action.CREATE, row, frozenset(values) | {"level", "owner_id"}, decision)
     return TicketView(row)
@@ -204,8 +216,9 @@ async def transition(ctx: Context, ticket_id: uuid.UUID | None, to: str, *, note
         raise BadUserInput("to: record the patient's feedback with ticketRecordFeedback.", field="to") \
             if to == "feedback_recorded" else BadUserInput("to: unknown status.", field="to")
     note = _text(note, "note")
+    found = await find(ctx, ticket_id, Action.UPDATE)
     async with in_transaction():
-        row = await _find(ctx, ticket_id, Action.UPDATE, lock=True)
+        row = await lock(found)
         previous = row.status
         _check_transition(previous, to)
         changes: dict[str, Any] = {"status": to}
@@ -223,7 +236,7 @@ async def transition(ctx: Context, ticket_id: uuid.UUID | None, to: str, *, note
             changes |= {"resolved_at": None, "closed_at": None}  # reopened: the resolution clock runs again
         changes["paused_at"] = now if to == "waiting_on_patient" else None
         await _apply(ctx, row, changes)
-        await _event(ctx, row, "transition", from_status=previous, to_status=to, note=note)
+        await add_event(ctx, row, "transition", from_status=previous, to_status=to, note=note)
         await sla.recompute(ctx, row)
         await _audit(ctx, Action.UPDATE, row, frozenset(changes), decision)
     return TicketView(row)
@@ -236,14 +249,15 @@ async def reply(ctx: Context, ticket_id: uuid.UUID | None, body: str, *, interna
     text = _text(body, "body")
     if not text:
         raise BadUserInput("body: must not be empty.", field="body")
+    found = await find(ctx, ticket_id, Action.UPDATE)
     async with in_transaction():
-        row = await _find(ctx, ticket_id, Action.UPDATE, lock=True)
+        row = await lock(found)
         changes: dict[str, Any] = {}
         if not internal and row.status == "new":
             changes = {"status": "acknowledged", "first_responded_at": datetime.now(UTC)}
             await _apply(ctx, row, changes)
-            await _event(ctx, row, "transition", from_status="new", to_status="acknowledged")
-        await _event(ctx, row, "internal_note" if internal else "reply", note=text, internal=internal)
+            await add_event(ctx, row, "transition", from_status="new", to_status="acknowledged")
+        await add_event(ctx, row, "internal_note" if internal else "reply", note=text, internal=internal)
         if changes:
             await sla.recompute(ctx, row)
         await _audit(ctx, Action.UPDATE, row, frozenset({"timeline", *changes}), decision)
@@ -256,12 +270,13 @@ async def record_feedback(ctx: Context, ticket_id: uuid.UUID | None, feedback: s
     text = _text(feedback, "feedback")
     if not text:
         raise BadUserInput("feedback: must not be empty.", field="feedback")
+    found = await find(ctx, ticket_id, Action.UPDATE)
     async with in_transaction():
-        row = await _find(ctx, ticket_id, Action.UPDATE, lock=True)
+        row = await lock(found)
         _check_transition(row.status, "feedback_recorded", allowed_from=("resolved",))
         changes = {"status": "feedback_recorded", "feedback": access.seal(ctx, "ticket", "feedback", row.id, text)}
         await _apply(ctx, row, changes)
-        await _event(ctx, row, "feedback", from_status="resolved", to_status="feedback_recorded")
+        await add_event(ctx, row, "feedback", from_status="resolved", to_status="feedback_recorded")
         await _audit(ctx, Action.UPDATE, row, frozenset(changes), decision)
     return TicketView(row)
 
@@ -272,9 +287,10 @@ async def log_contact_attempt(ctx: Context, ticket_id: uuid.UUID | None, *, reac
     decision = await access.authorize(ctx, "ticket", "update", action=Action.UPDATE, resource_type="ticket",
                                       resource_id=ticket_id)
     text = _text(note, "note")
+    found = await find(ctx, ticket_id, Action.UPDATE)
     async with in_transaction():
-        row = await _find(ctx, ticket_id, Action.UPDATE, lock=True)
-        await _event(ctx, row, "contact_attempt", note=text, to_status="reached" if reached else "unreachable")
+        row = await lock(found)
+        await add_event(ctx, row, "contact_attempt", note=text, to_status="reached" if reached else "unreachable")
         await _audit(ctx, Action.UPDATE, row, frozenset({"timeline"}), decision)
     return TicketView(row)
 
@@ -289,12 +305,13 @@ async def update(ctx: Context, ticket_id: uuid.UUID | None, data: dict[str, Any]
     if "level" in values and values["level"] is None:
         raise BadUserInput("level: must not be null.", field="level")
     note = _text(data.get("note"), "note")
+    found = await find(ctx, ticket_id, Action.UPDATE)
     async with in_transaction():
-        row = await _find(ctx, ticket_id, Action.UPDATE, lock=True)
+        row = await lock(found)
         old_level = row.level
         await _apply(ctx, row, _sealed(ctx, row.id, values))
         if "level" in values and values["level"] != old_level:
-            await _event(ctx, row, "level_change", from_status=str(old_level), to_status=str(values["level"]),
+            await add_event(ctx, row, "level_change", from_status=str(old_level), to_status=str(values["level"]),
                          note=note)
             await sla.recompute(ctx, row)
         await _audit(ctx, Action.UPDATE, row, frozenset(values), decision)
@@ -313,18 +330,19 @@ async def handover(ctx: Context, ticket_id: uuid.UUID | None, *, to_staff_id: uu
     if (to_staff_id is None) == (to_department_id is None):
         raise BadUserInput("toStaffId: hand over to one person or one department.", field="toStaffId")
     text = _text(note, "note")
+    found = await find(ctx, ticket_id, Action.UPDATE)
+    if found.owner_id != ctx.actor.id and not ticket_scope(ctx).reaches_department(found.department_id):
+        await access.deny(ctx, Action.UPDATE, "ticket", found.id, found.patient_id, reason="not_owner")
+        raise Forbidden("Only the ticket's owner or its department's supervisors may hand it over.")
+    if to_staff_id is not None:
+        await _staff(ctx, to_staff_id, "toStaffId")
+        changes: dict[str, Any] = {"owner_id": to_staff_id}
+    else:
+        changes = {"owner_id": None, "department_id": await _department(ctx, to_department_id, "toDepartmentId")}
     async with in_transaction():
-        row = await _find(ctx, ticket_id, Action.UPDATE, lock=True)
-        if row.owner_id != ctx.actor.id and not ticket_scope(ctx).reaches_department(row.department_id):
-            await access.deny(ctx, Action.UPDATE, "ticket", row.id, row.patient_id, reason="not_owner")
-            raise Forbidden("Only the ticket's owner or its department's supervisors may hand it over.")
-        if to_staff_id is not None:
-            await _staff(ctx, to_staff_id, "toStaffId")
-            changes: dict[str, Any] = {"owner_id": to_staff_id}
-        else:
-            changes = {"owner_id": None, "department_id": await _department(ctx, to_department_id, "toDepartmentId")}
+        row = await lock(found)
         await _apply(ctx, row, changes)
-        await _event(ctx, row, "handover", note=text, to_staff_id=to_staff_id, to_department_id=to_department_id)
+        await add_event(ctx, row, "handover", note=text, to_staff_id=to_staff_id, to_department_id=to_department_id)
         await _audit(ctx, Action.UPDATE, row, frozenset(changes), decision)
     return TicketView(row)
 
@@ -333,18 +351,19 @@ async def assign(ctx: Context, ticket_id: uuid.UUID | None, assignee_id: uuid.UU
     """Who works the ticket. Department heads assign within their departments, agents anywhere."""
     decision = await access.authorize(ctx, "ticket", "assign", action=Action.UPDATE, resource_type="ticket",
                                       resource_id=ticket_id)
+    found = await find(ctx, ticket_id, Action.UPDATE)
+    scope = ticket_scope(ctx)
+    if not scope.reaches_department(found.department_id):
+        await access.deny(ctx, Action.UPDATE, "ticket", found.id, found.patient_id, reason="outside_department")
+        raise Forbidden("Only the ticket's department's supervisors or support agents may assign it.")
+    if assignee_id is not None:
+        staff = await _staff(ctx, assignee_id, "assigneeId")
+        if not scope.reaches_department(None) and found.department_id not in await _departments_of(staff):
+            raise BadUserInput("assigneeId: assign within the ticket's department.", field="assigneeId")
     async with in_transaction():
-        row = await _find(ctx, ticket_id, Action.UPDATE, lock=True)
-        scope = ticket_scope(ctx)
-        if not scope.reaches_department(row.department_id):
-            await access.deny(ctx, Action.UPDATE, "ticket", row.id, row.patient_id, reason="outside_department")
-            raise Forbidden("Only the ticket's department's supervisors or support agents may assign it.")
-        if assignee_id is not None:
-            staff = await _staff(ctx, assignee_id, "assigneeId")
-            if not scope.reaches_department(None) and row.department_id not in await _departments_of(staff):
-                raise BadUserInput("assigneeId: assign within the ticket's department.", field="assigneeId")
+        row = await lock(found)
         await _apply(ctx, row, {"assignee_id": assignee_id})
-        await _event(ctx, row, "assignment", to_staff_id=assignee_id)
+        await add_event(ctx, row, "assignment", to_staff_id=assignee_id)
         await _audit(ctx, Action.UPDATE, row, frozenset({"assignee_id"}), decision)
     return TicketView(row)
 
@@ -376,7 +395,7 @@ async def _apply(ctx: Context, row: Ticket, changes: dict[str, Any]) -> None:
             setattr(row, name, value)
 
 
-async def _event(ctx: Context, row: Ticket, kind: str, *, from_status: str | None = None,
+async def add_event(ctx: Context, row: Ticket, kind: str, *, from_status: str | None = None,
                  to_status: str | None = None, note: str | None = None, internal: bool = True,
                  to_staff_id: uuid.UUID | None = None, to_department_id: uuid.UUID | None = None,
                  occurred_at: datetime | None = None) -> TicketEvent:

@@ -13,8 +13,10 @@ from typing import Any, cast
 
 import strawberry
 
+from resolvers import attachment as attachments
 from resolvers import sla as slas
 from resolvers import ticket as tickets
+from resolvers.attachment import AttachmentView
 from resolvers.context import Context
 from resolvers.ticket import TicketFilter as TicketWhere
 from resolvers.ticket import TicketView
@@ -86,6 +88,7 @@ class TicketEventKind(Enum):
     FEEDBACK = "feedback"
     CONTACT_ATTEMPT = strawberry.enum_value("contact_attempt",
                                             description="An attempt to reach the patient; to: reached or unreachable.")
+    ATTACHMENT = strawberry.enum_value("attachment", description="A file was attached (see `attachments`).")
 
 
 _ENUMS: dict[str, type[Enum]] = {"channel": TicketChannel, "category": TicketCategory, "status": TicketStatus,
@@ -146,6 +149,39 @@ class TicketEvent:
     @strawberry.field(description="Handed over to this department.")
     async def to_department(self, info: Info) -> Department | None:
         return await _department(info, self.row.to_department_id)
+
+
+@strawberry.type(description="A file attached to a ticket. Download it from `downloadPath` with your token.")
+class TicketAttachment:
+    view: strawberry.Private[AttachmentView]
+
+    @strawberry.field
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(str(self.view.row.id))
+
+    @strawberry.field(description="The file's name (encrypted at rest; reading it is audited).")
+    def filename(self, info: Info) -> str:
+        return attachments.read_filename(info.context, self.view)
+
+    @strawberry.field
+    def content_type(self) -> str:
+        return str(self.view.row.content_type)
+
+    @strawberry.field(description="Bytes.")
+    def size(self) -> int:
+        return int(self.view.row.size)
+
+    @strawberry.field(description="SHA-256 of the content, hex.")
+    def sha256(self) -> str:
+        return str(self.view.row.sha256)
+
+    @strawberry.field
+    def uploaded_at(self) -> datetime:
+        return cast(datetime, self.view.row.created_at)
+
+    @strawberry.field
+    def download_path(self) -> str:
+        return f"/attachments/{self.view.row.id}"
 
 
 @strawberry.type
@@ -234,6 +270,10 @@ class Ticket:
     @strawberry.field(description="The resolution target.")
     async def resolution_sla(self, info: Info) -> SlaClock:
         return await _clock(info, self.view, "resolution")
+
+    @strawberry.field(description="Files attached to the ticket, oldest first.")
+    async def attachments(self, info: Info) -> list[TicketAttachment]:
+        return [TicketAttachment(view=v) for v in await attachments.of_ticket(info.context, self.view)]
 
     @strawberry.field(description="The timeline, oldest first. Internal notes only for staff who may read them.")
     async def timeline(self, info: Info, first: int = DEFAULT_PAGE_SIZE, after: str | None = None,

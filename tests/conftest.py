@@ -62,6 +62,7 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
         environment="development",
         master_key=base64.b64encode(secrets.token_bytes(32)).decode(),
         key_file=Path(tmp_path_factory.mktemp("keys")) / "unused.key",
+        attachment_dir=Path(tmp_path_factory.mktemp("attachments")),
         limits=Limits(),
         password_hashing=TEST_HASHING,
     )

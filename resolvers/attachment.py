@@ -1,0 +1,142 @@
+"""Files attached to tickets: checked, sealed with the institution's key, stored, audited.
+
+Limits: a size cap (``Limits.max_attachment_bytes``), a per-ticket count, and an allow-list of
+content types whose first bytes must match what the client declared (a "PDF" that is not one is
+refused). The bytes are sealed with AES-GCM bound to the attachment's id before they reach the
+storage, and their SHA-256 (of the plaintext) is checked again on the way out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+
+from tortoise.transactions import in_transaction
+
+from audit import writer
+from audit.events import Action
+from core.crypto import field_aad
+from core.errors import BadUserInput, CareloopError
+from core.ids import uuid7
+from core.validation import clean_text
+from models import Attachment
+from resolvers import access
+from resolvers import ticket as tickets
+from resolvers.context import Context
+
+# content type -> accepted leading bytes (None: text, checked as UTF-8 without NULs)
+CONTENT_TYPES: dict[str, tuple[bytes, ...] | None] = {
+    "image/jpeg": (b"\xff\xd8\xff",),
+    "image/png": (b"\x89PNG\r\n\x1a\n",),
+    "application/pdf": (b"%PDF-",),
+    "audio/mpeg": (b"ID3", b"\xff\xfb", b"\xff\xf3", b"\xff\xf2"),
+    "audio/amr": (b"#!AMR",),  # WeChat voice messages
+    "text/plain": None,
+}
+
+
+class PayloadTooLarge(CareloopError):
+    code = "PAYLOAD_TOO_LARGE"
+    default_message = "The file is larger than allowed."
+
+
+@dataclass(frozen=True)
+class AttachmentView:
+    row: Attachment
+    ticket: tickets.TicketView
+
+
+async def upload(ctx: Context, ticket_id: uuid.UUID | None, filename: str | None, content_type: str | None,
+                 data: bytes) -> AttachmentView:
+    decision = await access.authorize(ctx, "ticket", "update", action=Action.UPDATE, resource_type="ticket",
+                                      resource_id=ticket_id)
+    name = _filename(filename)
+    kind = _content_type(content_type, data, ctx.services.settings.limits.max_attachment_bytes)
+    attachment_id, key = uuid7(), uuid.uuid4().hex
+    most = ctx.services.settings.limits.max_attachments_per_ticket
+    found = await tickets.find(ctx, ticket_id, Action.UPDATE)  # before the transaction: see tickets.find
+    async with in_transaction():
+        ticket = await tickets.lock(found)
+        if await Attachment.filter(ticket_id=ticket.id).count() >= most:
+            raise BadUserInput(f"file: a ticket holds at most {most} attachments.", field="file")
+        sealed = ctx.require_keys().seal_bytes(data, _aad(ctx, attachment_id))
+        # Bytes first: a failure after this leaves an unreferenced file, never a row without its bytes.
+        await ctx.services.storage.put(key, sealed)
+        row = await Attachment.create(
+            id=attachment_id, institution_id=ctx.institution_id, ticket_id=ticket.id,
+            filename=access.seal(ctx, "attachment", "filename", attachment_id, name), content_type=kind,
+            size=len(data), sha256=hashlib.sha256(data).hexdigest(), storage_key=key, uploaded_by_id=ctx.actor.id)
+        await tickets.add_event(ctx, ticket, "attachment")
+        await writer.append([access.write_record(ctx, Action.CREATE, "attachment", attachment_id,
+                                                 patient_id=ticket.patient_id,
+                                                 fields=frozenset({"filename", "content"}), decision=decision)])
+    return AttachmentView(row, tickets.TicketView(ticket))
+
+
+async def download(ctx: Context, attachment_id: uuid.UUID | None) -> tuple[AttachmentView, str, bytes]:
+    """An attachment of a ticket in the caller's reach, with its name and bytes; recorded as a read."""
+    await access.authorize(ctx, "ticket", "read", action=Action.READ, resource_type="attachment",
+                           resource_id=attachment_id)
+    row = None if attachment_id is None else await Attachment.get_or_none(id=attachment_id,
+                                                                         institution_id=ctx.institution_id)
+    ticket = None
+    if row is not None:
+        ticket = await tickets.find_or_none(ctx, row.ticket_id)
+    if row is None or ticket is None:
+        raise await access.not_found(ctx, Action.READ, "attachment", attachment_id)
+    data = ctx.require_keys().open_bytes(await ctx.services.storage.get(row.storage_key), _aad(ctx, row.id))
+    if hashlib.sha256(data).hexdigest() != row.sha256:
+        raise CareloopError("The stored file does not match its checksum.")
+    name = access.open_sealed(ctx, "attachment", "filename", row.id, row.filename)
+    for field in ("content", "filename"):
+        ctx.reads.note("attachment", row.id, ticket.patient_id, field_class="ticket", field_name=field,
+                       rule=ctx.decide("ticket", "read").rule)
+    await access.flush_reads(ctx)  # durable before a byte leaves
+    return AttachmentView(row, tickets.TicketView(ticket)), name, data
+
+
+def read_filename(ctx: Context, view: AttachmentView) -> str:
+    ctx.reads.note("ticket", view.ticket.row.id, view.ticket.row.patient_id, field_class="ticket",
+                   field_name="attachment.filename", rule=ctx.decide("ticket", "read").rule)
+    return access.open_sealed(ctx, "attachment", "filename", view.row.id, view.row.filename)
+
+
+async def of_ticket(ctx: Context, view: tickets.TicketView) -> list[AttachmentView]:
+    rows = await ctx.require_loaders().attachments_by_ticket.load(view.row.id)
+    return [AttachmentView(row, view) for row in rows]
+
+
+def _aad(ctx: Context, attachment_id: uuid.UUID) -> bytes:
+    return field_aad(ctx.institution_id, "attachment", "content", attachment_id)
+
+
+def _filename(value: str | None) -> str:
+    if value is None:
+        raise BadUserInput("filename: is required (the X-Filename header, percent-encoded).", field="filename")
+    name = clean_text(value, field="filename", max_length=200, min_length=1)
+    if "/" in name or "\\" in name or name in (".", ".."):
+        raise BadUserInput("filename: a file name, not a path.", field="filename")
+    return name
+
+
+def _content_type(declared: str | None, data: bytes, limit: int) -> str:
+    if len(data) > limit:
+        raise PayloadTooLarge(f"The file is larger than {limit} bytes.", field="file")
+    if not data:
+        raise BadUserInput("file: is empty.", field="file")
+    kind = (declared or "").split(";", 1)[0].strip().lower()
+    if kind not in CONTENT_TYPES:
+        raise BadUserInput(f"contentType: one of {', '.join(sorted(CONTENT_TYPES))}.", field="contentType")
+    signatures = CONTENT_TYPES[kind]
+    if signatures is None:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = "\x00"
+        ok = "\x00" not in text
+    else:
+        ok = data.startswith(signatures)
+    if not ok:
+        raise BadUserInput("file: the content is not what contentType says.", field="file")
+    return kind

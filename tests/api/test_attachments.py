@@ -1,0 +1,134 @@
+"""Ticket attachments over HTTP: upload, list, download, limits, reach, sealing at rest, audit."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+from core.settings import Settings
+from models import Attachment, TicketEvent
+from tests.factories import Tenant, make_patient
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"careloop-secret-scan-image" * 10
+CREATE = "mutation($input: TicketCreateInput!) { ticketCreate(input: $input) { id } }"
+LIST = """query($id: ID!) { ticket(id: $id) { attachments { id filename contentType size sha256 downloadPath } } }"""
+
+
+async def new_ticket(tenant: Tenant, role: str = "support_agent") -> str:
+    pid = await make_patient(tenant)
+    reply = await tenant.call(role, CREATE, input={"channel": "APP", "category": "REQUEST",
+                                                   "subject": "Reprint my report", "patientId": str(pid)})
+    assert reply.errors == [], reply.errors
+    return str(reply.data["ticketCreate"]["id"])
+
+
+async def upload(tenant: Tenant, role: str | None, ticket_id: str, data: bytes = PNG,
+                 content_type: str = "image/png", filename: str | None = "张伟 X-ray.png") -> httpx.Response:
+    headers: dict[str, Any] = {"content-type": content_type}
+    if role:
+        headers["authorization"] = f"Bearer {tenant.tokens[role]}"
+    if filename is not None:
+        headers["x-filename"] = quote(filename)
+    return await tenant.client.post(f"/tickets/{ticket_id}/attachments", content=data, headers=headers)
+
+
+def code(reply: httpx.Response) -> str:
+    return str(reply.json()["errors"][0]["extensions"]["code"])
+
+
+async def test_upload_list_download(tenant: Tenant, settings: Settings) -> None:
+    tid = await new_ticket(tenant)
+    reply = await upload(tenant, "support_agent", tid)
+    assert reply.status_code == 201, reply.text
+    meta = reply.json()
+    assert meta["size"] == len(PNG) and meta["sha256"] == hashlib.sha256(PNG).hexdigest()
+
+    listed = await tenant.call("support_agent", LIST, id=tid)
+    assert listed.errors == []
+    [item] = listed.data["ticket"]["attachments"]
+    assert item["filename"] == "张伟 X-ray.png" and item["contentType"] == "image/png"
+
+    got = await tenant.client.get(item["downloadPath"],
+                                  headers={"authorization": f"Bearer {tenant.tokens['support_agent']}"})
+    assert got.status_code == 200 and got.content == PNG
+    assert got.headers["content-type"] == "image/png"
+    assert got.headers["content-disposition"].startswith("attachment;")
+    assert got.headers["cache-control"] == "no-store" and got.headers["x-content-type-options"] == "nosniff"
+
+    kinds = [e.kind for e in await TicketEvent.filter(ticket_id=tid).order_by("id")]
+    assert kinds[-1] == "attachment"
+    reads = await tenant.audit_events(resource_type="attachment", action="read")
+    assert [sorted(e.fields_read.split(",")) for e in reads] == [["content", "filename"]]
+    assert all(b"secret-scan" not in str(v).encode() for e in await tenant.audit_events()
+               for v in e.__dict__.values())
+
+
+async def test_bytes_and_name_are_sealed_at_rest(tenant: Tenant, settings: Settings) -> None:
+    tid = await new_ticket(tenant)
+    assert (await upload(tenant, "support_agent", tid)).status_code == 201
+    row = await Attachment.get(ticket_id=tid)
+    stored = (Path(settings.attachment_dir) / row.storage_key[:2] / row.storage_key).read_bytes()
+    assert b"careloop-secret-scan-image" not in stored and len(stored) > len(PNG)
+    assert "X-ray".encode() not in bytes(row.filename)
+
+
+@pytest.mark.parametrize(("data", "content_type", "filename", "status", "error"), [
+    (b"not a png at all", "image/png", "a.png", 400, "BAD_USER_INPUT"),
+    (PNG, "application/x-msdownload", "a.exe", 400, "BAD_USER_INPUT"),
+    (b"", "text/plain", "empty.txt", 400, "BAD_USER_INPUT"),
+    (b"text with a \x00 nul", "text/plain", "a.txt", 400, "BAD_USER_INPUT"),
+    (PNG, "image/png", "../../etc/passwd", 400, "BAD_USER_INPUT"),
+    (PNG, "image/png", None, 400, "BAD_USER_INPUT"),
+    (b"x" * (10 * 1024 * 1024 + 1), "text/plain", "big.txt", 413, "PAYLOAD_TOO_LARGE"),
+])
+async def test_bad_files_are_refused_and_nothing_is_stored(tenant: Tenant, settings: Settings, data: bytes,
+                                                           content_type: str, filename: str | None, status: int,
+                                                           error: str) -> None:
+    tid = await new_ticket(tenant)
+    files_before = sorted(Path(settings.attachment_dir).rglob("*"))
+    reply = await upload(tenant, "support_agent", tid, data, content_type, filename)
+    assert reply.status_code == status and code(reply) == error
+    assert await Attachment.filter(ticket_id=tid).count() == 0
+    assert sorted(Path(settings.attachment_dir).rglob("*")) == files_before
+
+
+async def test_who_may_attach_and_download(tenant: Tenant, other_tenant: Tenant) -> None:
+    tid = await new_ticket(tenant)  # owned by the support agent, patient in department A
+    assert (await upload(tenant, None, tid)).status_code == 401
+    for role, status in (("compliance_officer", 403), ("admin", 403), ("front_desk", 404), ("nurse", 404)):
+        reply = await upload(tenant, role, tid)
+        assert reply.status_code == status, (role, reply.text)
+    assert (await upload(other_tenant, "support_agent", tid)).status_code == 404
+    assert (await upload(tenant, "support_agent", str(uuid.uuid4()))).status_code == 404
+    assert (await upload(tenant, "support_agent", "not-a-uuid")).status_code == 400
+    assert await Attachment.filter(ticket_id=tid).count() == 0
+    denied = [(e.actor_id, e.reason) for e in await tenant.audit_events(outcome="denied")]
+    assert (tenant.staff_ids["front_desk"], "not_found") in denied
+    assert (tenant.staff_ids["admin"], "forbidden") in denied
+
+    assert (await upload(tenant, "department_head", tid)).status_code == 201  # reaches department A
+    attachment = await Attachment.get(ticket_id=tid)
+    path = f"/attachments/{attachment.id}"
+    for token, status in ((other_tenant.tokens["support_agent"], 404), (tenant.tokens["front_desk"], 404),
+                          (tenant.tokens["admin"], 403), ("cl_" + "A" * 43, 401)):
+        got = await tenant.client.get(path, headers={"authorization": f"Bearer {token}"})
+        assert got.status_code == status and PNG not in got.content
+    random = await tenant.client.get(f"/attachments/{uuid.uuid4()}",
+                                     headers={"authorization": f"Bearer {tenant.tokens['front_desk']}"})
+    hidden = await tenant.client.get(path, headers={"authorization": f"Bearer {tenant.tokens['front_desk']}"})
+    assert random.json() == hidden.json()  # out of reach looks exactly like missing
+
+
+async def test_attachments_per_ticket_are_capped(tenant: Tenant) -> None:
+    tid = await new_ticket(tenant)
+    for _ in range(20):
+        assert (await upload(tenant, "support_agent", tid, b"note", "text/plain", "n.txt")).status_code == 201
+    refused = await upload(tenant, "support_agent", tid, b"note", "text/plain", "n.txt")
+    assert refused.status_code == 400 and code(refused) == "BAD_USER_INPUT"
+    assert await Attachment.filter(ticket_id=tid).count() == 20
