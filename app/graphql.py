@@ -8,14 +8,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
+from strawberry.types.unset import UNSET, UnsetType
 
 from audit.events import RequestMeta
-from core.errors import Unauthenticated
 from resolvers import session
 from resolvers.context import Context, Services
-from resolvers.loaders import Loaders
 from schema.extensions import finish_error
 
 
@@ -38,6 +38,18 @@ class CareloopGraphQL(GraphQL[Context, None]):
                              for e in result.errors]
         return await super().process_result(request, result)
 
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
+        """Browsers cannot set headers on a WebSocket: the token may come in connection_init's payload
+        as ``{"authorization": "Bearer cl_..."}``. A bad one closes the connection (4403)."""
+        params = context.connection_params or {}
+        offered = params.get("authorization") or params.get("Authorization")
+        if isinstance(offered, str):
+            context.authorization = offered
+            await session.sign_in(context)
+        if context.principal is None:
+            raise ConnectionRejectionError()
+        return UNSET
+
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket | None) -> Context:
         return await build_context(self.services, request)
 
@@ -49,14 +61,6 @@ async def build_context(services: Services, request: Request | WebSocket) -> Con
         client_address=request.client.host if request.client else "",
         user_agent=request.headers.get("user-agent", "")[:200],
     )
-    context = Context(services=services, request=meta)
-    try:
-        principal = await session.authenticate(services, request.headers.get("authorization"))
-    except Unauthenticated:
-        context.auth_failed = True
-        return context
-    if principal is not None:
-        context.principal = principal
-        context.keys = await services.keyring.get(principal.institution_id)
-        context.loaders = Loaders(principal.institution_id)
+    context = Context(services=services, request=meta, authorization=request.headers.get("authorization"))
+    await session.sign_in(context)
     return context

@@ -13,7 +13,7 @@ import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import db, files, notifier
@@ -99,6 +99,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         routes=[
             # The body limit on the route, inside RequestIdAndHeaders: a 413 gets the headers too.
             Route("/graphql", graphql, methods=["GET", "POST"], max_body_size=settings.limits.max_body_bytes),
+            WebSocketRoute("/graphql", graphql),  # subscriptions, graphql-transport-ws
             *files.routes(services),
             Route("/healthz", healthz),
             Route("/readyz", readyz),

@@ -19,7 +19,7 @@ from models.keyring import KeyRing
 from policies.guard import Decision, Guard
 from policies.scopes import PatientScope, TicketScope
 from resolvers.loaders import Loaders
-from resolvers.notification import Outbox
+from resolvers.notification import Changes, Outbox
 
 if TYPE_CHECKING:
     from resolvers.sla import SlaSettings
@@ -37,6 +37,7 @@ class Services:
     storage: Storage  # attachment bytes (sealed)
     audit: GroupCommit = field(default_factory=GroupCommit)  # where operations' reads are written
     outbox: Outbox = field(default_factory=Outbox)  # wakes the escalation deliverer
+    ticket_changes: Changes = field(default_factory=Changes)  # wakes ticket subscriptions
 
 
 @dataclass
@@ -53,6 +54,7 @@ class Context:
     ticket_scope: TicketScope | None = None
     sla: SlaSettings | None = None  # the institution's SLA, loaded once per request
     auth_failed: bool = False  # a token was sent but is invalid, expired or revoked
+    authorization: str | None = None  # the credentials presented (header or WebSocket connection_init)
 
     def require_principal(self) -> Principal:
         if self.principal is None:
@@ -76,6 +78,12 @@ class Context:
             p = self.require_principal()
             self.decisions[key] = self.services.guard.decide(p.subject, p.roles, p.institution_id, obj, act)
         return self.decisions[key]
+
+    def forget_decisions(self) -> None:
+        """Before re-checking a long-lived operation's rights: decisions and scopes are per sign-in."""
+        self.decisions.clear()
+        self.patient_scope = self.ticket_scope = None
+        self.sla = None
 
     def require_keys(self) -> InstitutionKeys:
         if self.keys is None:

@@ -14,6 +14,7 @@ Messages carry the ticket's id, level, stage and due time: never its text or the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -56,6 +57,27 @@ class Outbox:
 
     def __init__(self) -> None:
         self.scheduled = asyncio.Event()
+
+
+class Changes:
+    """Wakes this process's ticket subscriptions when a ticket changes here; other workers' changes
+    are found by the subscriptions' own polling. Each change wakes every current waiter once."""
+
+    def __init__(self) -> None:
+        self._event: asyncio.Event | None = None
+
+    def notify(self) -> None:
+        if self._event is not None:
+            self._event.set()
+            self._event = None
+
+    async def wait(self, at_most: float) -> None:
+        if self._event is None:
+            self._event = asyncio.Event()
+        event = self._event
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(at_most):
+                await event.wait()
 
 
 # -- scheduling ----------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from core.principal import Principal
 from core.tokens import looks_like_token, new_token, token_digest
 from models import Department, Institution, Session, Staff
 from resolvers.context import Context, Services
+from resolvers.loaders import Loaders
 
 INVALID_CREDENTIALS = "Invalid email or password."
 
@@ -68,6 +69,24 @@ async def authenticate(services: Services, authorization: str | None) -> Princip
     )
     services.guard.sync_roles(principal.subject, principal.institution_id, principal.roles)
     return principal
+
+
+async def sign_in(ctx: Context) -> None:
+    """Authenticate the context from ``ctx.authorization``; ``auth_failed`` when the token is bad.
+
+    Long-lived operations (subscriptions) call it again before each event, so a revoked token, a
+    deactivated account or a changed role takes effect there too.
+    """
+    try:
+        principal = await authenticate(ctx.services, ctx.authorization)
+    except Unauthenticated:
+        ctx.principal, ctx.auth_failed = None, True
+        return
+    ctx.principal, ctx.auth_failed = principal, False
+    if principal is not None:
+        ctx.keys = await ctx.services.keyring.get(principal.institution_id)
+        if ctx.loaders is None or ctx.loaders.institution_id != principal.institution_id:
+            ctx.loaders = Loaders(principal.institution_id)
 
 
 async def me(ctx: Context) -> Me | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -206,7 +206,8 @@ def view(ticket: Ticket, target: str, sla: SlaSettings, now: datetime) -> ClockV
 async def recompute(ctx: Context, ticket: Ticket) -> dict[str, datetime | None]:
     """Store a ticket's due times afresh and reschedule its escalations; inside the caller's transaction."""
     events = await TicketEvent.filter(ticket_id=ticket.id).order_by("occurred_at", "id")
-    columns = due_columns(ticket, events, await settings(ctx))
+    columns: dict[str, datetime | None] = {**due_columns(ticket, events, await settings(ctx)),
+                                           "updated_at": datetime.now(UTC)}
     await Ticket.filter(id=ticket.id).update(**columns)
     for name, value in columns.items():
         setattr(ticket, name, value)

@@ -10,6 +10,7 @@ recorded or a failed attempt to reach them is logged (the closed loop of shared/
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,7 +28,7 @@ from models.ticket import CATEGORIES, CHANNELS, OPEN_STATUSES, ROOT_CAUSES, STOP
 from policies.guard import Decision
 from policies.scopes import TicketScope
 from policies.scopes import ticket_scope as build_ticket_scope
-from resolvers import access, pagination, sla
+from resolvers import access, pagination, session, sla
 from resolvers.context import Context
 
 CURSOR_KIND = "ticket"
@@ -173,6 +174,38 @@ def read_event_note(ctx: Context, view: TicketView, event: TicketEvent) -> str |
     return access.open_sealed(ctx, "ticket_event", "note", event.id, event.note)
 
 
+# -- live queue ----------------------------------------------------------------------------
+
+WATCH_POLL_SECONDS = 2.0
+WATCH_BATCH = 100
+
+
+async def watch(ctx: Context, department_id: uuid.UUID | None,
+                poll_seconds: float = WATCH_POLL_SECONDS) -> AsyncIterator[TicketView]:
+    """Tickets in reach as they change, from now on, oldest change first.
+
+    Before each look the subscriber signs in again and its rights are decided afresh, so a revoked
+    token or a lost role ends the subscription; what it is sent is what ``tickets`` would show it.
+    Changes in this process wake it at once; other workers' are found by polling the database.
+    """
+    since, last_id = datetime.now(UTC), uuid.UUID(int=0)
+    while True:
+        await session.sign_in(ctx)
+        ctx.forget_decisions()
+        await access.authorize(ctx, "ticket", "read", action=Action.READ, resource_type="ticket")
+        query = Ticket.filter(ticket_scope(ctx).filter()).filter(
+            Q(updated_at__gt=since) | Q(updated_at=since, id__gt=last_id))
+        if department_id is not None:
+            query = query.filter(department_id=department_id)
+        rows = await query.order_by("updated_at", "id").limit(WATCH_BATCH)
+        for row in rows:
+            since, last_id = row.updated_at, row.id
+            yield TicketView(row)
+        await access.flush_reads(ctx)
+        if len(rows) < WATCH_BATCH:
+            await ctx.services.ticket_changes.wait(poll_seconds)
+
+
 # -- opening a ticket ----------------------------------------------------------------------
 
 
@@ -202,7 +235,7 @@ async def create(ctx: Context, data: dict[str, Any]) -> TicketView:
         await add_event(ctx, row, "created", to_status="new", occurred_at=received_at)
         await sla.recompute(ctx, row)
         await _audit(ctx, Action.CREATE, row, frozenset(values) | {"level", "owner_id"}, decision)
-    return TicketView(row)
+    return _changed(ctx, row)
 
 
 # -- the lifecycle -------------------------------------------------------------------------
@@ -239,7 +272,7 @@ async def transition(ctx: Context, ticket_id: uuid.UUID | None, to: str, *, note
         await add_event(ctx, row, "transition", from_status=previous, to_status=to, note=note)
         await sla.recompute(ctx, row)
         await _audit(ctx, Action.UPDATE, row, frozenset(changes), decision)
-    return TicketView(row)
+    return _changed(ctx, row)
 
 
 async def reply(ctx: Context, ticket_id: uuid.UUID | None, body: str, *, internal: bool) -> TicketView:
@@ -261,7 +294,7 @@ async def reply(ctx: Context, ticket_id: uuid.UUID | None, body: str, *, interna
         if changes:
             await sla.recompute(ctx, row)
         await _audit(ctx, Action.UPDATE, row, frozenset({"timeline", *changes}), decision)
-    return TicketView(row)
+    return _changed(ctx, row)
 
 
 async def record_feedback(ctx: Context, ticket_id: uuid.UUID | None, feedback: str) -> TicketView:
@@ -278,7 +311,7 @@ async def record_feedback(ctx: Context, ticket_id: uuid.UUID | None, feedback: s
         await _apply(ctx, row, changes)
         await add_event(ctx, row, "feedback", from_status="resolved", to_status="feedback_recorded")
         await _audit(ctx, Action.UPDATE, row, frozenset(changes), decision)
-    return TicketView(row)
+    return _changed(ctx, row)
 
 
 async def log_contact_attempt(ctx: Context, ticket_id: uuid.UUID | None, *, reached: bool,
@@ -292,7 +325,7 @@ async def log_contact_attempt(ctx: Context, ticket_id: uuid.UUID | None, *, reac
         row = await lock(found)
         await add_event(ctx, row, "contact_attempt", note=text, to_status="reached" if reached else "unreachable")
         await _audit(ctx, Action.UPDATE, row, frozenset({"timeline"}), decision)
-    return TicketView(row)
+    return _changed(ctx, row)
 
 
 async def update(ctx: Context, ticket_id: uuid.UUID | None, data: dict[str, Any]) -> TicketView:
@@ -315,7 +348,7 @@ async def update(ctx: Context, ticket_id: uuid.UUID | None, data: dict[str, Any]
                          note=note)
             await sla.recompute(ctx, row)
         await _audit(ctx, Action.UPDATE, row, frozenset(values), decision)
-    return TicketView(row)
+    return _changed(ctx, row)
 
 
 # -- ownership -----------------------------------------------------------------------------
@@ -344,7 +377,7 @@ async def handover(ctx: Context, ticket_id: uuid.UUID | None, *, to_staff_id: uu
         await _apply(ctx, row, changes)
         await add_event(ctx, row, "handover", note=text, to_staff_id=to_staff_id, to_department_id=to_department_id)
         await _audit(ctx, Action.UPDATE, row, frozenset(changes), decision)
-    return TicketView(row)
+    return _changed(ctx, row)
 
 
 async def assign(ctx: Context, ticket_id: uuid.UUID | None, assignee_id: uuid.UUID | None) -> TicketView:
@@ -365,7 +398,7 @@ async def assign(ctx: Context, ticket_id: uuid.UUID | None, assignee_id: uuid.UU
         await _apply(ctx, row, {"assignee_id": assignee_id})
         await add_event(ctx, row, "assignment", to_staff_id=assignee_id)
         await _audit(ctx, Action.UPDATE, row, frozenset({"assignee_id"}), decision)
-    return TicketView(row)
+    return _changed(ctx, row)
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -390,9 +423,16 @@ async def _check_closed_loop(row: Ticket) -> None:
 
 async def _apply(ctx: Context, row: Ticket, changes: dict[str, Any]) -> None:
     if changes:
+        changes = {**changes, "updated_at": datetime.now(UTC)}  # a queryset update does not touch it
         await Ticket.filter(id=row.id, institution_id=ctx.institution_id).update(**changes)
         for name, value in changes.items():
             setattr(row, name, value)
+
+
+def _changed(ctx: Context, row: Ticket) -> TicketView:
+    """After a committed change: wake this process's live queues."""
+    ctx.services.ticket_changes.notify()
+    return TicketView(row)
 
 
 async def add_event(ctx: Context, row: Ticket, kind: str, *, from_status: str | None = None,

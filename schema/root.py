@@ -28,7 +28,7 @@ from schema.report import ReportQuery
 from schema.session import SessionMutation, SessionQuery
 from schema.sla import SlaMutation, SlaQuery
 from schema.staff import StaffMutation, StaffQuery
-from schema.ticket import TicketMutation, TicketQuery
+from schema.ticket import TicketMutation, TicketQuery, TicketSubscription
 
 log = logging.getLogger("careloop.graphql")
 
@@ -38,6 +38,8 @@ Mutation = merge_types(
     "Mutation", (SessionMutation, PatientMutation, ContactMutation, TicketMutation, ImprovementMutation, SlaMutation,
                  StaffMutation, CareTeamMutation, DepartmentMutation)
 )
+
+Subscription = merge_types("Subscription", (TicketSubscription,))
 
 
 class CareloopSchema(strawberry.Schema):
@@ -76,6 +78,7 @@ def build_schema(limits: Limits, *, production: bool) -> strawberry.Schema:
     return CareloopSchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         extensions=extensions,
         config=StrawberryConfig(disable_field_suggestions=production),
     )

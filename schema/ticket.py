@@ -7,6 +7,7 @@ ticket's record. Internal notes never appear to whoever may not read ``ticket.in
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, cast
@@ -410,6 +411,20 @@ class TicketMutation:
     async def ticket_assign(self, info: Info, id: strawberry.ID, assignee_id: strawberry.ID | None) -> Ticket | None:
         view = await tickets.assign(info.context, uuid_of(id), uuid_of(assignee_id, "assigneeId"))
         return ticket_node(info.context, view)
+
+
+@strawberry.type
+class TicketSubscription:
+    @strawberry.subscription(description="Your live queue: every ticket you reach, each time it changes (created, "
+                                         "moved, answered, reassigned, new due times), from the moment you subscribe. "
+                                         "Over graphql-transport-ws; sign in with the connection_init payload "
+                                         "{authorization: \"Bearer cl_...\"}. Rights are checked again before "
+                                         "each event.")
+    async def ticket_changes(self, info: Info,
+                             department_id: strawberry.ID | None = None) -> AsyncGenerator[Ticket, None]:
+        ctx = info.context
+        async for view in tickets.watch(ctx, uuid_of(department_id, "departmentId")):
+            yield ticket_node(ctx, view)
 
 
 def _connection(ctx: Context, page: Any) -> TicketConnection:

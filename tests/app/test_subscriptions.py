@@ -1,0 +1,137 @@
+"""The live ticket queue over graphql-transport-ws, against the real app served by uvicorn."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+import uvicorn
+import websockets
+
+from app.main import create_app
+from core.settings import Settings
+from resolvers.context import Services
+from tests.factories import Tenant, make_patient
+
+SUBSCRIBE = "subscription($dep: ID) { ticketChanges(departmentId: $dep) { id status subject department { name } } }"
+CREATE = "mutation($input: TicketCreateInput!) { ticketCreate(input: $input) { id } }"
+MOVE = "mutation($id: ID!) { ticketTransition(id: $id, to: ACKNOWLEDGED) { id } }"
+QUIET = 0.6  # seconds without a message that count as "nothing was sent"
+
+
+@pytest_asyncio.fixture
+async def ws_url(database: str, settings: Settings, services: Services) -> AsyncIterator[str]:
+    app = create_app(settings, services, manage_database=False)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning", ws="websockets-sansio"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        await asyncio.sleep(0.01)
+    yield f"ws://127.0.0.1:{sock.getsockname()[1]}/graphql"
+    server.should_exit = True
+    await task
+
+
+class Live:
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+
+    async def next(self, timeout: float = 5) -> dict[str, Any]:
+        return dict(json.loads(await asyncio.wait_for(self.connection.recv(), timeout)))
+
+    async def nothing(self) -> None:
+        with pytest.raises(TimeoutError):
+            await self.next(QUIET)
+
+
+async def subscribe(url: str, token: str | None, department: str | None = None) -> Live:
+    connection = await websockets.connect(url, subprotocols=["graphql-transport-ws"])
+    await connection.send(json.dumps({"type": "connection_init",
+                                      "payload": {"authorization": f"Bearer {token}"} if token else {}}))
+    live = Live(connection)
+    assert (await live.next())["type"] == "connection_ack"
+    await connection.send(json.dumps({"id": "1", "type": "subscribe",
+                                      "payload": {"query": SUBSCRIBE, "variables": {"dep": department}}}))
+    await asyncio.sleep(0.2)  # let the subscription take its starting point
+    return live
+
+
+async def open_ticket(tenant: Tenant, role: str, department: str = "A", subject: str = "Live") -> str:
+    pid = await make_patient(tenant, departmentId=str(tenant.departments[department].id))
+    reply = await tenant.call(role, CREATE, input={"channel": "HOTLINE", "category": "ENQUIRY", "subject": subject,
+                                                  "patientId": str(pid)})
+    assert reply.errors == [], reply.errors
+    return str(reply.data["ticketCreate"]["id"])
+
+
+async def test_agents_see_tickets_as_they_change(tenant: Tenant, ws_url: str) -> None:
+    live = await subscribe(ws_url, tenant.tokens["support_agent"])
+    tid = await open_ticket(tenant, "front_desk")
+    message = await live.next()
+    assert message["type"] == "next" and message["payload"]["data"]["ticketChanges"] == {
+        "id": tid, "status": "NEW", "subject": "Live", "department": {"name": "Department A"}}
+    await tenant.call("front_desk", MOVE, id=tid)
+    moved = await live.next()
+    assert moved["payload"]["data"]["ticketChanges"]["status"] == "ACKNOWLEDGED"
+    reads = await tenant.audit_events(resource_type="ticket", action="read",
+                                      actor_id=tenant.staff_ids["support_agent"])
+    assert reads, "what a subscription sends is on the audit trail"
+    await live.connection.close()
+
+
+async def test_each_subscriber_gets_only_what_it_reaches(tenant: Tenant, other_tenant: Tenant, ws_url: str) -> None:
+    head = await subscribe(ws_url, tenant.tokens["department_head"])
+    front_desk = await subscribe(ws_url, tenant.tokens["front_desk"])
+    agent_b = await subscribe(ws_url, tenant.tokens["support_agent"], str(tenant.departments["B"].id))
+    await open_ticket(other_tenant, "support_agent")  # another institution: nobody here sees it
+    in_b = await open_ticket(tenant, "support_agent", department="B", subject="In B")
+    in_a = await open_ticket(tenant, "support_agent", department="A", subject="In A")
+    assert (await head.next())["payload"]["data"]["ticketChanges"]["id"] == in_a
+    assert (await agent_b.next())["payload"]["data"]["ticketChanges"]["id"] == in_b
+    own = await open_ticket(tenant, "front_desk", subject="Mine")
+    assert (await front_desk.next())["payload"]["data"]["ticketChanges"]["id"] == own  # not in_a, in_b
+    assert (await head.next())["payload"]["data"]["ticketChanges"]["id"] == own  # department A
+    await head.nothing()
+    await front_desk.nothing()
+    await agent_b.nothing()
+    for live in (head, front_desk, agent_b):
+        await live.connection.close()
+
+
+async def test_no_token_or_a_bad_one_closes_the_connection(ws_url: str) -> None:
+    for payload in ({}, {"authorization": "Bearer cl_" + "A" * 43}, {"authorization": 7}):
+        connection = await websockets.connect(ws_url, subprotocols=["graphql-transport-ws"])
+        await connection.send(json.dumps({"type": "connection_init", "payload": payload}))
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(connection.recv(), 5)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
+
+
+async def test_a_role_without_ticket_read_is_refused(tenant: Tenant, ws_url: str) -> None:
+    live = await subscribe(ws_url, tenant.tokens["compliance_officer"])
+    message = await live.next()
+    assert message["type"] == "next"
+    assert [e["extensions"]["code"] for e in message["payload"]["errors"]] == ["FORBIDDEN"]
+    denied = await tenant.audit_events(outcome="denied", actor_id=tenant.staff_ids["compliance_officer"])
+    assert [(e.resource_type, e.reason) for e in denied] == [("ticket", "forbidden")]
+    await live.connection.close()
+
+
+async def test_a_revoked_token_ends_the_subscription(tenant: Tenant, ws_url: str) -> None:
+    live = await subscribe(ws_url, tenant.tokens["support_agent"])
+    await open_ticket(tenant, "front_desk")
+    assert (await live.next())["type"] == "next"
+    logout = await tenant.call("support_agent", "mutation { logout }")
+    assert logout.errors == []
+    await open_ticket(tenant, "front_desk", subject="After logout")
+    message = await live.next()
+    assert message["type"] == "next" and "data" not in message["payload"] or \
+        message["payload"].get("data") is None
+    assert [e["extensions"]["code"] for e in message["payload"]["errors"]] == ["UNAUTHENTICATED"]
+    await live.connection.close()
