@@ -38,6 +38,10 @@ async def upload(tenant: Tenant, role: str | None, ticket_id: str, data: bytes =
     return await tenant.client.post(f"/tickets/{ticket_id}/attachments", content=data, headers=headers)
 
 
+def stored_files(settings: Settings) -> list[Path]:
+    return sorted(Path(settings.attachment_dir).rglob("*"))
+
+
 def code(reply: httpx.Response) -> str:
     return str(reply.json()["errors"][0]["extensions"]["code"])
 
@@ -75,7 +79,7 @@ async def test_bytes_and_name_are_sealed_at_rest(tenant: Tenant, settings: Setti
     row = await Attachment.get(ticket_id=tid)
     stored = (Path(settings.attachment_dir) / row.storage_key[:2] / row.storage_key).read_bytes()
     assert b"careloop-secret-scan-image" not in stored and len(stored) > len(PNG)
-    assert "X-ray".encode() not in bytes(row.filename)
+    assert b"X-ray" not in bytes(row.filename)
 
 
 @pytest.mark.parametrize(("data", "content_type", "filename", "status", "error"), [
@@ -91,11 +95,11 @@ async def test_bad_files_are_refused_and_nothing_is_stored(tenant: Tenant, setti
                                                            content_type: str, filename: str | None, status: int,
                                                            error: str) -> None:
     tid = await new_ticket(tenant)
-    files_before = sorted(Path(settings.attachment_dir).rglob("*"))
+    files_before = stored_files(settings)
     reply = await upload(tenant, "support_agent", tid, data, content_type, filename)
     assert reply.status_code == status and code(reply) == error
     assert await Attachment.filter(ticket_id=tid).count() == 0
-    assert sorted(Path(settings.attachment_dir).rglob("*")) == files_before
+    assert stored_files(settings) == files_before
 
 
 async def test_who_may_attach_and_download(tenant: Tenant, other_tenant: Tenant) -> None:
