@@ -7,16 +7,19 @@ as the demo nurse, so the demo database looks exactly like a real one.
 from __future__ import annotations
 
 import secrets
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from app.demo_data import DemoPatient, demo_patients
 from audit.events import RequestMeta
 from core.principal import ROLES, Principal
-from models import Department, Institution
+from models import Department, Institution, Staff
 from resolvers import contact as contacts
 from resolvers import institution as institutions
 from resolvers import patient as patients
+from resolvers import ticket as tickets
 from resolvers.context import Context, Services
 from resolvers.loaders import Loaders
 
@@ -51,26 +54,63 @@ async def seed(services: Services, *, password: str | None, patients_count: int 
         accounts[role] = await institutions.create_account(
             services, institution, email=demo_email(role), name=f"Demo {role.replace('_', ' ')}",
             password=password, roles=[role], departments=member_of, is_demo=True)
-    nurse = accounts["nurse"]
-    ctx = Context(
-        services=services,
-        request=RequestMeta(request_id="demo-seed", user_agent="careloop demo"),
-        principal=Principal(institution_id=institution.id, user_id=nurse.id, token_id=None, email=nurse.email,
-                            name=nurse.name, roles=frozenset({"nurse"}),
-                            department_ids=frozenset(d.id for d in departments.values())),
-        keys=await services.keyring.get(institution.id),
-        loaders=Loaders(institution.id),
-    )
-    services.guard.sync_roles(ctx.require_principal().subject, institution.id, ["nurse"])
+    department_ids = frozenset(d.id for d in departments.values())
+    ctx = await _acting_as(services, accounts["nurse"], "nurse", department_ids)
     department_list = list(departments.values())
+    registered = []
     for n, demo in enumerate(demo_patients(patients_count), start=1):
-        await _register(ctx, demo, department_list[n % len(department_list)])
+        registered.append(await _register(ctx, demo, department_list[n % len(department_list)]))
         if progress:
             progress(n, patients_count)
+    await _tickets(await _acting_as(services, accounts["support_agent"], "support_agent", frozenset()), registered)
     return DemoResult(created=True, password=password if generated else None)
 
 
-async def _register(ctx: Context, demo: DemoPatient, department: Department) -> None:
+async def _acting_as(services: Services, account: Staff, role: str, department_ids: frozenset[uuid.UUID]) -> Context:
+    ctx = Context(
+        services=services,
+        request=RequestMeta(request_id="demo-seed", user_agent="careloop demo"),
+        principal=Principal(institution_id=account.institution_id, user_id=account.id, token_id=None,
+                            email=account.email, name=account.name, roles=frozenset({role}),
+                            department_ids=department_ids),
+        keys=await services.keyring.get(account.institution_id),
+        loaders=Loaders(account.institution_id),
+    )
+    services.guard.sync_roles(ctx.require_principal().subject, account.institution_id, [role])
+    return ctx
+
+
+# (channel, category, subject, how far along, received hours ago): one ticket for every fifth patient.
+DEMO_TICKETS = (
+    ("HOTLINE", "complaint", "Waited 90 minutes past the appointment time", "closed", 150),
+    ("WECHAT", "enquiry", "Does insurance cover the implant consultation?", "resolved", 120),
+    ("APP", "request", "Please move my cleaning to next week", "acknowledged", 30),
+    ("FRONT_DESK", "request", "Reprint last month's X-ray report", "new", 2),
+    ("NURSE_STATION", "complaint", "Bleeding after the extraction yesterday", "investigating", 5),
+    ("WEB_FORM", "suggestion", "Children's corner in the waiting room", "new", 40),
+    ("VIP_ADVISER", "enquiry", "Preparation for the orthodontic check-up", "acknowledged", 1),
+    ("EMAIL", "complaint", "Charged twice for the same filling", "waiting_on_patient", 70),
+)
+_STEPS = ("acknowledged", "investigating", "waiting_on_patient", "resolved", "closed")
+
+
+async def _tickets(ctx: Context, patient_ids: list[uuid.UUID]) -> None:
+    """Tickets at every stage of the closed loop, through careloop's own code path."""
+    for n, patient_id in enumerate(patient_ids[::5]):
+        channel, category, subject, stage, hours = DEMO_TICKETS[n % len(DEMO_TICKETS)]
+        view = await tickets.create(ctx, {
+            "patient_id": patient_id, "channel": channel.lower(), "category": category, "subject": subject,
+            "post_operative": "extraction" in subject, "received_at": datetime.now(UTC) - timedelta(hours=hours)})
+        for step in _STEPS[:_STEPS.index(stage) + 1] if stage != "new" else ():
+            if step == "closed" and category == "complaint":
+                await tickets.record_feedback(ctx, view.row.id, "Thanked the team for the call back.")
+            elif step == "waiting_on_patient" and stage != step:
+                continue  # only the tickets that stop there wait on the patient
+            await tickets.transition(ctx, view.row.id, step, note=None,
+                                     resolution="Explained and resolved on the phone." if step == "resolved" else None)
+
+
+async def _register(ctx: Context, demo: DemoPatient, department: Department) -> uuid.UUID:
     data = {
         name: getattr(demo, name)
         for name in (
@@ -91,3 +131,4 @@ async def _register(ctx: Context, demo: DemoPatient, department: Department) -> 
             "is_emergency": contact.is_emergency, "may_receive_information": contact.may_receive_information,
             "notes": contact.notes,
         })
+    return result.patient.row.id

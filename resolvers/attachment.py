@@ -57,7 +57,7 @@ async def upload(ctx: Context, ticket_id: uuid.UUID | None, filename: str | None
     most = ctx.services.settings.limits.max_attachments_per_ticket
     found = await tickets.find(ctx, ticket_id, Action.UPDATE)  # before the transaction: see tickets.find
     async with in_transaction():
-        ticket = await tickets.lock(found)
+        ticket = await tickets.lock(ctx, found)
         if await Attachment.filter(ticket_id=ticket.id).count() >= most:
             raise BadUserInput(f"file: a ticket holds at most {most} attachments.", field="file")
         sealed = ctx.require_keys().seal_bytes(data, _aad(ctx, attachment_id))

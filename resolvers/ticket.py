@@ -23,7 +23,7 @@ from audit.events import Action
 from core.errors import BadUserInput, Forbidden, NotFound
 from core.ids import uuid7
 from core.validation import camel_case, clean_text, normalize_phone
-from models import Contact, Department, DepartmentMembership, Staff, Ticket, TicketEvent
+from models import Contact, Department, DepartmentMembership, RoleAssignment, Staff, Ticket, TicketEvent
 from models.ticket import CATEGORIES, CHANNELS, OPEN_STATUSES, ROOT_CAUSES, STOPPED_STATUSES
 from policies.guard import Decision
 from policies.scopes import TicketScope
@@ -38,6 +38,8 @@ MAX_BACKDATE = timedelta(days=7)
 ENCRYPTED = ("caller_name", "caller_phone", "subject", "description", "root_cause", "resolution", "feedback")
 _TEXT_LIMITS = {"subject": 200, "description": 4000, "root_cause": 2000, "resolution": 4000, "feedback": 2000,
                 "note": 4000, "caller_name": 100, "subcategory": 64}
+
+_REQUIRED_VALUES = frozenset({"channel", "category", "subject", "subcategory"})  # columns without null
 
 # status -> statuses a transition may lead to; feedback_recorded is reached by recording feedback.
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -94,9 +96,16 @@ async def find_or_none(ctx: Context, ticket_id: uuid.UUID | None) -> Ticket | No
     return await Ticket.filter(ticket_scope(ctx).filter(), id=ticket_id).first()
 
 
-async def lock(found: Ticket) -> Ticket:
-    """The ticket's current row, locked until the caller's transaction ends (changes are serialised)."""
-    return await Ticket.filter(id=found.id).select_for_update().get()
+async def lock(ctx: Context, found: Ticket) -> Ticket:
+    """The ticket's current row, locked until the caller's transaction ends (changes are serialised).
+
+    Reach is checked again under the lock: a ticket handed away meanwhile is refused. That refusal
+    (a race, rare) is not on the audit trail, since the transaction it happens in rolls back.
+    """
+    row = await Ticket.filter(ticket_scope(ctx).filter(), id=found.id).select_for_update().first()
+    if row is None:
+        raise NotFound()
+    return row
 
 
 # -- reads ---------------------------------------------------------------------------------
@@ -251,7 +260,7 @@ async def transition(ctx: Context, ticket_id: uuid.UUID | None, to: str, *, note
     note = _text(note, "note")
     found = await find(ctx, ticket_id, Action.UPDATE)
     async with in_transaction():
-        row = await lock(found)
+        row = await lock(ctx, found)
         previous = row.status
         _check_transition(previous, to)
         changes: dict[str, Any] = {"status": to}
@@ -284,7 +293,7 @@ async def reply(ctx: Context, ticket_id: uuid.UUID | None, body: str, *, interna
         raise BadUserInput("body: must not be empty.", field="body")
     found = await find(ctx, ticket_id, Action.UPDATE)
     async with in_transaction():
-        row = await lock(found)
+        row = await lock(ctx, found)
         changes: dict[str, Any] = {}
         if not internal and row.status == "new":
             changes = {"status": "acknowledged", "first_responded_at": datetime.now(UTC)}
@@ -305,7 +314,7 @@ async def record_feedback(ctx: Context, ticket_id: uuid.UUID | None, feedback: s
         raise BadUserInput("feedback: must not be empty.", field="feedback")
     found = await find(ctx, ticket_id, Action.UPDATE)
     async with in_transaction():
-        row = await lock(found)
+        row = await lock(ctx, found)
         _check_transition(row.status, "feedback_recorded", allowed_from=("resolved",))
         changes = {"status": "feedback_recorded", "feedback": access.seal(ctx, "ticket", "feedback", row.id, text)}
         await _apply(ctx, row, changes)
@@ -322,7 +331,7 @@ async def log_contact_attempt(ctx: Context, ticket_id: uuid.UUID | None, *, reac
     text = _text(note, "note")
     found = await find(ctx, ticket_id, Action.UPDATE)
     async with in_transaction():
-        row = await lock(found)
+        row = await lock(ctx, found)
         await add_event(ctx, row, "contact_attempt", note=text, to_status="reached" if reached else "unreachable")
         await _audit(ctx, Action.UPDATE, row, frozenset({"timeline"}), decision)
     return _changed(ctx, row)
@@ -340,7 +349,7 @@ async def update(ctx: Context, ticket_id: uuid.UUID | None, data: dict[str, Any]
     note = _text(data.get("note"), "note")
     found = await find(ctx, ticket_id, Action.UPDATE)
     async with in_transaction():
-        row = await lock(found)
+        row = await lock(ctx, found)
         old_level = row.level
         await _apply(ctx, row, _sealed(ctx, row.id, values))
         if "level" in values and values["level"] != old_level:
@@ -373,7 +382,7 @@ async def handover(ctx: Context, ticket_id: uuid.UUID | None, *, to_staff_id: uu
     else:
         changes = {"owner_id": None, "department_id": await _department(ctx, to_department_id, "toDepartmentId")}
     async with in_transaction():
-        row = await lock(found)
+        row = await lock(ctx, found)
         await _apply(ctx, row, changes)
         await add_event(ctx, row, "handover", note=text, to_staff_id=to_staff_id, to_department_id=to_department_id)
         await _audit(ctx, Action.UPDATE, row, frozenset(changes), decision)
@@ -394,7 +403,7 @@ async def assign(ctx: Context, ticket_id: uuid.UUID | None, assignee_id: uuid.UU
         if not scope.reaches_department(None) and found.department_id not in await _departments_of(staff):
             raise BadUserInput("assigneeId: assign within the ticket's department.", field="assigneeId")
     async with in_transaction():
-        row = await lock(found)
+        row = await lock(ctx, found)
         await _apply(ctx, row, {"assignee_id": assignee_id})
         await add_event(ctx, row, "assignment", to_staff_id=assignee_id)
         await _audit(ctx, Action.UPDATE, row, frozenset({"assignee_id"}), decision)
@@ -470,9 +479,14 @@ async def _department(ctx: Context, department_id: uuid.UUID | None, field: str 
 
 
 async def _staff(ctx: Context, staff_id: uuid.UUID, field: str) -> Staff:
+    """An active colleague who works tickets (a ticket handed to someone who may not read tickets
+    would drop out of sight)."""
     staff = await Staff.get_or_none(id=staff_id, institution_id=ctx.institution_id, is_active=True)
     if staff is None:
         raise NotFound(field=field)
+    roles = await RoleAssignment.filter(staff_id=staff.id).values_list("role", flat=True)
+    if not any(ctx.services.guard.role_allows(str(role), ctx.institution_id, "ticket", "read") for role in roles):
+        raise BadUserInput(f"{field}: this person does not work on tickets.", field=field)
     return staff
 
 
@@ -507,6 +521,8 @@ def _normalize(data: dict[str, Any]) -> dict[str, Any]:
         if name in ("patient_id", "contact_id", "department_id", "received_at", "post_operative", "dispute", "note"):
             continue
         if value is None:
+            if name in _REQUIRED_VALUES:
+                raise BadUserInput(f"{camel_case(name)}: must not be null.", field=camel_case(name))
             out[name] = None
         elif name in _TEXT_LIMITS:
             out[name] = clean_text(value, field=camel_case(name), max_length=_TEXT_LIMITS[name], min_length=1)
