@@ -22,6 +22,7 @@ class AuditFilter:
     actor_id: uuid.UUID | None = None
     patient_id: uuid.UUID | None = None
     resource_type: str | None = None
+    resource_id: uuid.UUID | None = None
     action: str | None = None
     outcome: str | None = None
     since: datetime | None = None
@@ -52,6 +53,8 @@ def _conditions(where: AuditFilter) -> Q:
         q &= Q(patient_id=where.patient_id)
     if where.resource_type is not None:
         q &= Q(resource_type=where.resource_type[:32])
+    if where.resource_id is not None:
+        q &= Q(resource_id=where.resource_id)
     if where.action is not None:
         q &= Q(action=Action(where.action).value)
     if where.outcome is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -52,7 +53,7 @@ class Context:
     decisions: dict[tuple[str, str], Decision] = field(default_factory=dict)
     patient_scope: PatientScope | None = None
     ticket_scope: TicketScope | None = None
-    sla: SlaSettings | None = None  # the institution's SLA, loaded once per request
+    sla: asyncio.Future[SlaSettings] | None = None  # the institution's SLA, loaded once per request
     auth_failed: bool = False  # a token was sent but is invalid, expired or revoked
     authorization: str | None = None  # the credentials presented (header or WebSocket connection_init)
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from strawberry.dataloader import DataLoader
 
-from models import Attachment, CareTeamMember, Contact, Department, Staff
+from models import Attachment, CareTeamMember, Contact, Department, Staff, TicketEvent
 
 
 class Loaders:
@@ -23,6 +23,7 @@ class Loaders:
         self.care_team_by_patient = DataLoader(self._care_team_by_patient)
         self.staff = DataLoader(self._staff)
         self.attachments_by_ticket = DataLoader(self._attachments_by_ticket)
+        self.events_by_ticket = DataLoader(self._events_by_ticket)
 
     async def _contacts_by_patient(self, patient_ids: Sequence[uuid.UUID]) -> list[list[Contact]]:
         found: dict[uuid.UUID, list[Contact]] = defaultdict(list)
@@ -38,6 +39,13 @@ class Loaders:
     async def _attachments_by_ticket(self, ticket_ids: Sequence[uuid.UUID]) -> list[list[Attachment]]:
         found: dict[uuid.UUID, list[Attachment]] = defaultdict(list)
         rows = Attachment.filter(institution_id=self.institution_id, ticket_id__in=list(ticket_ids)).order_by("id")
+        for row in await rows:
+            found[row.ticket_id].append(row)
+        return [found[tid] for tid in ticket_ids]
+
+    async def _events_by_ticket(self, ticket_ids: Sequence[uuid.UUID]) -> list[list[TicketEvent]]:
+        found: dict[uuid.UUID, list[TicketEvent]] = defaultdict(list)
+        rows = TicketEvent.filter(institution_id=self.institution_id, ticket_id__in=list(ticket_ids)).order_by("id")
         for row in await rows:
             found[row.ticket_id].append(row)
         return [found[tid] for tid in ticket_ids]

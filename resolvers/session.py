@@ -85,8 +85,7 @@ async def sign_in(ctx: Context) -> None:
     ctx.principal, ctx.auth_failed = principal, False
     if principal is not None:
         ctx.keys = await ctx.services.keyring.get(principal.institution_id)
-        if ctx.loaders is None or ctx.loaders.institution_id != principal.institution_id:
-            ctx.loaders = Loaders(principal.institution_id)
+        ctx.loaders = Loaders(principal.institution_id)  # fresh: a subscription signs in before each event
 
 
 async def me(ctx: Context) -> Me | None:

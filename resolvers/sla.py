@@ -10,6 +10,7 @@ level.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -75,9 +76,9 @@ async def load(institution_id: uuid.UUID) -> SlaSettings:
 
 async def settings(ctx: Context) -> SlaSettings:
     """The caller's institution's SLA, loaded once per request."""
-    if ctx.sla is None:
-        ctx.sla = await load(ctx.institution_id)
-    return ctx.sla
+    if ctx.sla is None:  # one load, shared by the fields of a list that ask at the same time
+        ctx.sla = asyncio.ensure_future(load(ctx.institution_id))
+    return await ctx.sla
 
 
 # -- changing it (admins) ------------------------------------------------------------------
@@ -105,9 +106,9 @@ async def set_policy(ctx: Context, level: int, first_response_minutes: int, reso
             await SlaPolicy.filter(id=row.id).update(**values)
         await writer.append([access.write_record(ctx, Action.UPDATE, "sla_policy", row.id,
                                                  fields=frozenset(values), decision=decision)])
-        ctx.sla = await load(ctx.institution_id)
+        ctx.sla = None
         await recompute_open(ctx, level=level)
-    return ctx.sla.targets[level]
+    return (await settings(ctx)).targets[level]
 
 
 async def set_calendar(ctx: Context, data: dict[str, Any]) -> SlaSettings:
@@ -121,9 +122,9 @@ async def set_calendar(ctx: Context, data: dict[str, Any]) -> SlaSettings:
             await BusinessCalendar.filter(id=row.id).update(**columns)
         await writer.append([access.write_record(ctx, Action.UPDATE, "business_calendar", row.id,
                                                  fields=frozenset(columns), decision=decision)])
-        ctx.sla = await load(ctx.institution_id)
+        ctx.sla = None
         await recompute_open(ctx)
-    return ctx.sla
+    return await settings(ctx)
 
 
 async def read(ctx: Context) -> SlaSettings:

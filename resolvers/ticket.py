@@ -153,13 +153,17 @@ async def queue(ctx: Context, *, first: int, after: str | None, department_id: u
 
 async def timeline(ctx: Context, view: TicketView, *, first: int, after: str | None,
                    include_internal: bool) -> pagination.Page[TicketEvent]:
+    """A page of the timeline. The first pages of a list of tickets load in one statement (a
+    ticket's timeline is short); later pages of one ticket by keyset."""
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
-    query = TicketEvent.filter(institution_id=ctx.institution_id, ticket_id=view.row.id)
-    if not include_internal or not ctx.decide("ticket.internal", "read").allowed:
-        query = query.filter(internal=False)
-    if after:
-        query = query.filter(id__gt=pagination.decode_uuid(TIMELINE_CURSOR_KIND, after))
-    rows = await query.order_by("id").limit(first + 1)
+    internal = include_internal and ctx.decide("ticket.internal", "read").allowed
+    if after is None:
+        events = await ctx.require_loaders().events_by_ticket.load(view.row.id)
+        rows = [e for e in events if internal or not e.internal][:first + 1]
+    else:
+        query = TicketEvent.filter(institution_id=ctx.institution_id, ticket_id=view.row.id,
+                                   id__gt=pagination.decode_uuid(TIMELINE_CURSOR_KIND, after))
+        rows = await (query if internal else query.filter(internal=False)).order_by("id").limit(first + 1)
     return pagination.page_of(rows[:first], len(rows) > first, TIMELINE_CURSOR_KIND, key=lambda event: event.id)
 
 

@@ -82,6 +82,7 @@ class AuditEventFilter:
     actor: strawberry.ID | None = None
     patient: strawberry.ID | None = None
     resource_type: str | None = None
+    resource: strawberry.ID | None = strawberry.field(default=None, description="One record, e.g. a ticket's id.")
     action: Action | None = None
     outcome: Outcome | None = None
     from_: datetime | None = strawberry.field(default=None, name="from")
@@ -98,7 +99,8 @@ class AuditEventQuery:
         f = filter or AuditEventFilter()
         where = AuditFilter(
             actor_id=uuid_of(f.actor, "filter.actor"), patient_id=uuid_of(f.patient, "filter.patient"),
-            resource_type=f.resource_type, action=f.action.value if f.action else None,
+            resource_type=f.resource_type, resource_id=uuid_of(f.resource, "filter.resource"),
+            action=f.action.value if f.action else None,
             outcome=f.outcome.value if f.outcome else None, since=f.from_, until=f.to,
         )
         page = await audit_events.page(info.context, first=first, after=after, where=where)

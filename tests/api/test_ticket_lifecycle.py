@@ -101,3 +101,33 @@ async def test_post_operative_problems_are_level_one(tenant: Tenant) -> None:
     assert ticket["level"] == 1
     due = ticket["responseSla"]["timeLeftSeconds"]
     assert 29 * 60 <= due <= 30 * 60  # 30 minutes, calendar time
+
+
+async def test_compliance_officers_see_a_tickets_audit_trail(tenant: Tenant) -> None:
+    ticket = await open_ticket(tenant)
+    await tenant.call("front_desk", MOVE, id=ticket["id"], to="ACKNOWLEDGED")
+    trail = await tenant.call("compliance_officer", """query($id: ID!) { auditEvents(filter: {resourceType: "ticket",
+        resource: $id}) { edges { node { seq action outcome fieldsRead actorId } } } }""", id=ticket["id"])
+    assert trail.errors == [], trail.errors
+    nodes = sorted((e["node"] for e in trail.data["auditEvents"]["edges"]), key=lambda n: int(n["seq"]))
+    actions = [(n["action"], n["actorId"]) for n in nodes]
+    front_desk = str(tenant.staff_ids["front_desk"])
+    assert actions == [("CREATE", front_desk), ("READ", front_desk), ("UPDATE", front_desk), ("READ", front_desk)]
+    assert "Waited" not in str(trail.body)  # names of fields, never their values
+
+
+async def test_a_list_of_tickets_with_timelines_costs_the_same_for_any_page_size(tenant: Tenant,
+                                                                                 sql_counter: Any) -> None:
+    for _ in range(6):
+        ticket = await open_ticket(tenant, "support_agent")
+        await tenant.call("support_agent", REPLY, id=ticket["id"], body="On it", internal=False)
+    query = """query($first: Int!) { tickets(first: $first) { edges { node { id subject owner { name }
+      department { name } responseSla { state } attachments { id } timeline { edges { node { kind note
+      actor { name } } } } } } } }"""
+    counts = []
+    for first in (2, 6):
+        start = len(sql_counter.statements)
+        reply = await tenant.call("support_agent", query, first=first)
+        assert reply.errors == [] and len(reply.data["tickets"]["edges"]) == first
+        counts.append(len(sql_counter.statements) - start)
+    assert counts[0] == counts[1]
