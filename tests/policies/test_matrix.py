@@ -1,18 +1,20 @@
 """Role x operation matrix: every role against every operation the policy guards.
 
 The expected outcome of each case is derived from the reviewed policy (``policy.csv`` through
-``Guard``) and the row reach of ``policies.scopes``; nothing here copies a rule by hand.
-A denied case must answer FORBIDDEN (NOT_FOUND when the role reaches no patient row), write
-nothing, and leave exactly one denied audit event.
+``Guard``) and the row reach of ``policies.scopes`` (``ROLE_REACH`` for patients, ``TICKET_REACH``
+for tickets); nothing here copies a rule by hand. A denied case must answer FORBIDDEN (NOT_FOUND
+when the role does not reach the patient or ticket), write nothing, and leave exactly one denied
+audit event.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import graphql
 import pytest
@@ -20,23 +22,31 @@ import pytest
 from core.principal import ROLES
 from models import (
     AuditEvent,
+    BusinessCalendar,
     CareTeamMember,
     Contact,
     Department,
     DepartmentMembership,
+    ImprovementItem,
+    ImprovementTicket,
+    Notification,
     Patient,
     RoleAssignment,
     Session,
+    SlaPolicy,
     Staff,
+    Ticket,
+    TicketEvent,
 )
 from policies.fields import PATIENT_CLASSES
 from policies.guard import Guard
-from policies.scopes import ROLE_REACH, Reach
+from policies.scopes import ROLE_REACH, TICKET_REACH, Reach
 from tests.factories import PASSWORD, Tenant, make_patient
 
 GUARD = Guard()
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schema.graphql"
-TENANT_TABLES = (Patient, Contact, CareTeamMember, Staff, RoleAssignment, DepartmentMembership, Department, Session)
+TENANT_TABLES = (Patient, Contact, CareTeamMember, Staff, RoleAssignment, DepartmentMembership, Department, Session,
+                 Ticket, TicketEvent, SlaPolicy, BusinessCalendar, Notification, ImprovementItem, ImprovementTicket)
 
 # What the matrix patient holds, one field per class (the nurse registers it: she may write every class).
 PATIENT_VALUES = {
@@ -73,7 +83,23 @@ def reaches_department_a(role: str, institution_id: uuid.UUID) -> bool:
     return bool(reach(role, institution_id) & {Reach.INSTITUTION, Reach.DEPARTMENT})
 
 
+def reaches_department_b(role: str, institution_id: uuid.UUID) -> bool:
+    """No account of the factory belongs to department B."""
+    return Reach.INSTITUTION in reach(role, institution_id)
+
+
 # -- the operations --------------------------------------------------------------------------
+
+Denial = tuple[str, str]  # (error code, audit reason)
+
+
+class Lookup(Protocol):
+    """What an operation looks up once its permission is checked, and how the caller stands to it."""
+
+    async def arrange(self, tenant: Tenant, role: str, variables: dict[str, Any]) -> None:
+        """Put the caller in its place (after ``prepare``, before the call)."""
+
+    def denial(self, role: str, institution_id: uuid.UUID) -> Denial | None: ...
 
 
 @dataclass(frozen=True)
@@ -87,16 +113,18 @@ class Op:
     row_scoped: bool = False  # finds the patient in the caller's scope before checking the permission
     field: str | None = None  # a field read: denied as a null field with FORBIDDEN
     expect: Callable[[Any], None] | None = None  # checks the data of an allowed reply
+    lookup: Lookup | None = None  # found after the permission check: a ticket, its patient, a department
 
     def allowed(self, role: str, institution_id: uuid.UUID) -> bool:
-        permitted = all(allows(role, institution_id, obj, act) for obj, act in self.requires)
-        return permitted and (not self.row_scoped or reaches_department_a(role, institution_id))
+        return self.denial(role, institution_id) is None
 
-    def denial(self, role: str, institution_id: uuid.UUID) -> tuple[str, str]:
-        """(error code, audit reason) of a denied case."""
+    def denial(self, role: str, institution_id: uuid.UUID) -> Denial | None:
+        """(error code, audit reason) of a denied case; None when the role is allowed."""
         if self.row_scoped and not reaches_department_a(role, institution_id):
             return "NOT_FOUND", "not_found"
-        return "FORBIDDEN", "forbidden_field" if self.field else "forbidden"
+        if not all(allows(role, institution_id, obj, act) for obj, act in self.requires):
+            return "FORBIDDEN", "forbidden_field" if self.field else "forbidden"
+        return None if self.lookup is None else self.lookup.denial(role, institution_id)
 
 
 async def matrix_patient(tenant: Tenant) -> uuid.UUID:
@@ -223,6 +251,326 @@ async def nurse_renamed(tenant: Tenant) -> dict[str, Any]:
     return {**await with_nurse(tenant), "input": {"name": "Renamed Nurse"}}
 
 
+# -- tickets -----------------------------------------------------------------------------------
+
+TICKET_OPENER = "support_agent"  # opens the matrix tickets, so owns them unless it hands them over
+TICKET_SUBJECT = "Matrix ticket"
+INTERNAL_NOTE = "Patient sounded upset"
+TICKET_CREATE = "mutation($input: TicketCreateInput!) { ticketCreate(input: $input) { id } }"
+TICKET_ASSIGN = "mutation($id: ID!, $sid: ID) { ticketAssign(id: $id, assigneeId: $sid) { id } }"
+TICKET_HAND_TO_STAFF = "mutation($id: ID!, $sid: ID!) { ticketHandover(id: $id, toStaffId: $sid) { id } }"
+TICKET_HAND_TO_DEPARTMENT = "mutation($id: ID!, $did: ID!) { ticketHandover(id: $id, toDepartmentId: $did) { id } }"
+TICKET_MOVE = """mutation($id: ID!, $to: TicketStatus!, $resolution: String) {
+  ticketTransition(id: $id, to: $to, resolution: $resolution) { id status }
+}"""
+TICKET_REPLY = """mutation($id: ID!, $body: String!, $internal: Boolean!) {
+  ticketReply(id: $id, body: $body, internal: $internal) { id status }
+}"""
+TICKET_READ = "query($id: ID!) { ticket(id: $id) { id subject status } }"
+TICKET_TIMELINE = "query($id: ID!) { ticket(id: $id) { id timeline { edges { node { kind internal note } } } } }"
+TICKET_LISTS = {"tickets": "{ tickets(first: 100) { nodes { id } } }",
+                "ticketQueue": "{ ticketQueue(first: 100) { nodes { id } } }"}
+
+
+def ticket_reach(role: str, institution_id: uuid.UUID) -> frozenset[Reach]:
+    """The tickets a role reaches besides those it owns or works on: its reach, if it may read tickets."""
+    if allows(role, institution_id, "ticket", "read"):
+        return TICKET_REACH.get(role, frozenset())
+    return frozenset()
+
+
+def supervises(role: str, institution_id: uuid.UUID, department: str) -> bool:
+    """Whether a role reaches a department's tickets whoever owns them, and so may assign them or hand them
+    over. As for patients: the factory puts every role with department reach in department A, none in B."""
+    through = {Reach.INSTITUTION, Reach.DEPARTMENT} if department == "A" else {Reach.INSTITUTION}
+    return bool(ticket_reach(role, institution_id) & through)
+
+
+def new_ticket_input(patient_id: uuid.UUID) -> dict[str, Any]:
+    return {"channel": "HOTLINE", "category": "COMPLAINT", "subject": TICKET_SUBJECT, "patientId": str(patient_id)}
+
+
+async def as_opener(tenant: Tenant, query: str, **variables: Any) -> None:
+    reply = await tenant.call(TICKET_OPENER, query, **variables)
+    assert reply.errors == [], reply.errors
+
+
+async def open_ticket(tenant: Tenant, department: str = "A") -> uuid.UUID:
+    """A ticket of the department (its patient's), owned by its opener and assigned to nobody."""
+    patient_id = await (matrix_patient(tenant) if department == "A" else patient_of_b(tenant))
+    reply = await tenant.call(TICKET_OPENER, TICKET_CREATE, input=new_ticket_input(patient_id))
+    assert reply.errors == [], reply.errors
+    return uuid.UUID(reply.data["ticketCreate"]["id"])
+
+
+class Stand(StrEnum):
+    """How the caller stands to the matrix ticket, besides the reach of its roles."""
+
+    STRANGER = "stranger"  # neither owner nor assignee (unless it is the opener: then it owns the ticket)
+    ASSIGNEE = "assignee"  # the opener assigned the ticket to the caller
+    OWNER = "owner"  # the opener handed the ticket over to the caller
+
+
+def placed(role: str, institution_id: uuid.UUID, stand: Stand) -> Stand:
+    """Where the caller ends up: tickets go only to people who work on them (may read them)."""
+    return stand if allows(role, institution_id, "ticket", "read") else Stand.STRANGER
+
+
+async def place(tenant: Tenant, ticket_id: uuid.UUID, role: str, stand: Stand) -> None:
+    staff_id = str(tenant.staff_ids[role])
+    stand = placed(role, tenant.id, stand)
+    if stand is Stand.ASSIGNEE:
+        await as_opener(tenant, TICKET_ASSIGN, id=str(ticket_id), sid=staff_id)
+    elif stand is Stand.OWNER:
+        await as_opener(tenant, TICKET_HAND_TO_STAFF, id=str(ticket_id), sid=staff_id)
+
+
+class Must(StrEnum):
+    """What an operation asks of the caller once it found the ticket; the value is the audit reason."""
+
+    OWN_OR_SUPERVISE = "not_owner"  # hand over: the owner, or whoever reaches the ticket's department
+    SUPERVISE = "outside_department"  # assign: whoever reaches the ticket's department
+
+
+@dataclass(frozen=True)
+class TicketLookup:
+    """A ticket of ``department``, found in the caller's ticket reach: its roles' reach, or owning or working on it."""
+
+    stand: Stand
+    department: str
+    must: Must | None = None
+
+    async def arrange(self, tenant: Tenant, role: str, variables: dict[str, Any]) -> None:
+        await place(tenant, uuid.UUID(variables["id"]), role, self.stand)
+
+    def denial(self, role: str, institution_id: uuid.UUID) -> Denial | None:
+        supervising = supervises(role, institution_id, self.department)
+        stand = placed(role, institution_id, self.stand)
+        owns = stand is Stand.OWNER or role == TICKET_OPENER
+        if not (supervising or owns or stand is Stand.ASSIGNEE):
+            return "NOT_FOUND", "not_found"
+        if (self.must is Must.OWN_OR_SUPERVISE and not (owns or supervising)) or (
+                self.must is Must.SUPERVISE and not supervising):
+            return "FORBIDDEN", self.must.value
+        return None
+
+
+@dataclass(frozen=True)
+class PatientLookup:
+    """A patient named by the input, found in the caller's patient scope."""
+
+    reached: Callable[[str, uuid.UUID], bool]
+
+    async def arrange(self, tenant: Tenant, role: str, variables: dict[str, Any]) -> None:
+        return None
+
+    def denial(self, role: str, institution_id: uuid.UUID) -> Denial | None:
+        return None if self.reached(role, institution_id) else ("NOT_FOUND", "not_found")
+
+
+async def new_ticket(tenant: Tenant) -> dict[str, Any]:
+    return {"input": new_ticket_input(await matrix_patient(tenant))}
+
+
+async def new_ticket_of_b(tenant: Tenant) -> dict[str, Any]:
+    return {"input": new_ticket_input(await patient_of_b(tenant))}
+
+
+async def with_ticket_on_file(tenant: Tenant) -> dict[str, Any]:
+    """For the lists: a ticket to show (which role sees which is tested below), no variables."""
+    await open_ticket(tenant)
+    return {}
+
+
+def expect_status(root: str, status: str) -> Callable[[Any], None]:
+    return lambda data: _equal(data[root]["status"], status)
+
+
+def expect_internal_note(data: Any) -> None:
+    entries = [(e["node"]["internal"], e["node"]["note"]) for e in data["ticket"]["timeline"]["edges"]]
+    assert (True, INTERNAL_NOTE) in entries
+
+
+def ticket_ops(stand: Stand, department: str, only: frozenset[str] | None = None) -> tuple[Op, ...]:
+    """The operations on one ticket of ``department`` (``only`` those named so), the caller standing to it
+    as ``stand`` says."""
+    suffix = "".join(("" if department == "A" else f".of_{department.lower()}",
+                      "" if stand is Stand.STRANGER else f".{stand}"))
+    other_department = "B" if department == "A" else "A"
+
+    async def ticket(tenant: Tenant) -> dict[str, Any]:
+        return {"id": str(await open_ticket(tenant, department))}
+
+    async def with_internal_note(tenant: Tenant) -> dict[str, Any]:
+        variables = await ticket(tenant)
+        await as_opener(tenant, TICKET_REPLY, body=INTERNAL_NOTE, internal=True, **variables)
+        return variables
+
+    async def resolved(tenant: Tenant) -> dict[str, Any]:
+        variables = await ticket(tenant)
+        for to in ("ACKNOWLEDGED", "INVESTIGATING", "RESOLVED"):
+            await as_opener(tenant, TICKET_MOVE, to=to, resolution="Apologised.", **variables)
+        return {**variables, "feedback": "Satisfied."}
+
+    async def to_acknowledge(tenant: Tenant) -> dict[str, Any]:
+        return {**await ticket(tenant), "to": "ACKNOWLEDGED"}
+
+    async def to_answer(tenant: Tenant) -> dict[str, Any]:
+        return {**await ticket(tenant), "body": "We are looking into it.", "internal": False}
+
+    async def to_classify(tenant: Tenant) -> dict[str, Any]:
+        return {**await ticket(tenant), "input": {"subcategory": "Waiting time"}}
+
+    async def to_hand_over(tenant: Tenant) -> dict[str, Any]:
+        return {**await ticket(tenant), "did": str(tenant.departments[other_department].id)}
+
+    async def to_assign(tenant: Tenant) -> dict[str, Any]:
+        """To someone of department A: a department head assigns within the ticket's department."""
+        return {**await ticket(tenant), "sid": str(tenant.staff_ids["nurse"])}
+
+    find = TicketLookup(stand, department)
+    read, update, assign = (("ticket", "read"),), (("ticket", "update"),), (("ticket", "assign"),)
+    ops = (
+        Op("ticket", "ticket", TICKET_READ, ticket, read, writes=False, lookup=find,
+           expect=lambda data: _equal(data["ticket"]["subject"], TICKET_SUBJECT)),
+        Op("ticket.timeline", "ticket", TICKET_TIMELINE, with_internal_note,
+           (*read, ("ticket.internal", "read")), writes=False, lookup=find, expect=expect_internal_note),
+        Op("ticketTransition", "ticketTransition", TICKET_MOVE, to_acknowledge, update,
+           lookup=find, expect=expect_status("ticketTransition", "ACKNOWLEDGED")),
+        Op("ticketReply", "ticketReply", TICKET_REPLY, to_answer, update, lookup=find,
+           expect=expect_status("ticketReply", "ACKNOWLEDGED")),
+        Op("ticketRecordFeedback", "ticketRecordFeedback",
+           "mutation($id: ID!, $feedback: String!) { ticketRecordFeedback(id: $id, feedback: $feedback) { status } }",
+           resolved, update, lookup=find, expect=expect_status("ticketRecordFeedback", "FEEDBACK_RECORDED")),
+        Op("ticketLogContactAttempt", "ticketLogContactAttempt",
+           "mutation($id: ID!) { ticketLogContactAttempt(id: $id, reached: false) { id } }",
+           ticket, update, lookup=find),
+        Op("ticketUpdate", "ticketUpdate",
+           "mutation($id: ID!, $input: TicketUpdateInput!) { ticketUpdate(id: $id, input: $input) { subcategory } }",
+           to_classify, update, lookup=find,
+           expect=lambda data: _equal(data["ticketUpdate"]["subcategory"], "Waiting time")),
+        Op("ticketHandover", "ticketHandover", TICKET_HAND_TO_DEPARTMENT, to_hand_over, assign,
+           lookup=TicketLookup(stand, department, Must.OWN_OR_SUPERVISE)),
+        Op("ticketAssign", "ticketAssign", TICKET_ASSIGN, to_assign, assign,
+           lookup=TicketLookup(stand, department, Must.SUPERVISE)),
+    )
+    return tuple(replace(op, name=op.name + suffix) for op in ops if only is None or op.name in only)
+
+
+# A ticket of department B: a department head (of A) reaches it only as its owner or assignee, hands it
+# over only as its owner and never assigns it. The lookup, one write, and the two operations that check more.
+DEPARTMENT_B_OPS = frozenset({"ticket", "ticketTransition", "ticketHandover", "ticketAssign"})
+
+
+CALENDAR = {"week": [{"weekday": day, "intervals": [{"start": "09:00:00", "end": "17:00:00"}]} for day in range(1, 6)],
+            "holidays": ["2030-01-01"]}
+
+
+async def calendar_input(tenant: Tenant) -> dict[str, Any]:
+    return {"input": CALENDAR}
+
+
+def expect_levels(root: str) -> Callable[[Any], None]:
+    return lambda data: _equal([level["level"] for level in data[root]["levels"]], [1, 2, 3])
+
+
+TICKET_AND_SLA_OPS: tuple[Op, ...] = (
+    Op("ticketCreate", "ticketCreate", TICKET_CREATE, new_ticket, (("ticket", "create"),),
+       lookup=PatientLookup(reaches_department_a)),
+    Op("ticketCreate.of_b", "ticketCreate", TICKET_CREATE, new_ticket_of_b, (("ticket", "create"),),
+       lookup=PatientLookup(reaches_department_b)),
+    *(op for stand in Stand for op in ticket_ops(stand, "A")),
+    *(op for stand in Stand for op in ticket_ops(stand, "B", DEPARTMENT_B_OPS)),
+    *(Op(root, root, query, with_ticket_on_file, (("ticket", "read"),), writes=False)
+      for root, query in TICKET_LISTS.items()),
+    Op("slaSettings", "slaSettings", "{ slaSettings { levels { level } calendar { timeZone } } }", nothing,
+       (("sla", "read"),), writes=False, expect=expect_levels("slaSettings")),
+    Op("slaLevelSet", "slaLevelSet", """mutation {
+  slaLevelSet(level: 2, firstResponseMinutes: 60, resolutionMinutes: 480, clock: BUSINESS) { levels { level } }
+}""", nothing, (("sla", "update"),), expect=expect_levels("slaLevelSet")),
+    Op("businessCalendarSet", "businessCalendarSet",
+       "mutation($input: BusinessCalendarInput!) { businessCalendarSet(input: $input) { levels { level } } }",
+       calendar_input, (("sla", "update"),), expect=expect_levels("businessCalendarSet")),
+)
+
+
+# -- ticket reports and the improvement list ---------------------------------------------------
+
+IMPROVEMENT_KEEPER = "support_agent"  # puts the matrix items on the list, whatever their department
+IMPROVEMENT_CREATE = "mutation($input: ImprovementCreateInput!) { improvementCreate(input: $input) { id } }"
+IMPROVEMENT_ITEMS = "{ improvementItems(first: 100) { edges { node { id } } } }"
+
+
+@dataclass(frozen=True)
+class DepartmentLookup:
+    """A department's report or improvement item: only the roles reaching the department's tickets get it."""
+
+    department: str
+    denied: Denial = ("FORBIDDEN", "outside_department")
+
+    async def arrange(self, tenant: Tenant, role: str, variables: dict[str, Any]) -> None:
+        return None
+
+    def denial(self, role: str, institution_id: uuid.UUID) -> Denial | None:
+        return None if supervises(role, institution_id, self.department) else self.denied
+
+
+def improvement_input(tenant: Tenant, department: str, deadline: str = "2030-01-01") -> dict[str, Any]:
+    return {"problem": "Long waits at the reception desk", "departmentId": str(tenant.departments[department].id),
+            "deadline": deadline}
+
+
+async def improvement_item(tenant: Tenant, department: str, deadline: str = "2030-01-01") -> str:
+    reply = await tenant.call(IMPROVEMENT_KEEPER, IMPROVEMENT_CREATE,
+                              input=improvement_input(tenant, department, deadline))
+    assert reply.errors == [], reply.errors
+    return str(reply.data["improvementCreate"]["id"])
+
+
+def department_ops(department: str) -> tuple[Op, ...]:
+    """The reports and the improvement items of one department."""
+    suffix = "" if department == "A" else f".of_{department.lower()}"
+
+    async def pareto(tenant: Tenant) -> dict[str, Any]:
+        return {"from": "2020-01-01", "to": "2020-12-31", "dep": str(tenant.departments[department].id)}
+
+    async def report(tenant: Tenant) -> dict[str, Any]:
+        return {"month": "2020-01", "dep": str(tenant.departments[department].id)}
+
+    async def new_item(tenant: Tenant) -> dict[str, Any]:
+        return {"input": improvement_input(tenant, department)}
+
+    async def item_to_start(tenant: Tenant) -> dict[str, Any]:
+        return {"id": await improvement_item(tenant, department), "input": {"status": "IN_PROGRESS"}}
+
+    reaches = DepartmentLookup(department)
+    return (
+        Op(f"complaintPareto{suffix}", "complaintPareto", """query($from: Date!, $to: Date!, $dep: ID) {
+  complaintPareto(from: $from, to: $to, departmentId: $dep) { cause complaints }
+}""", pareto, (("ticket_report", "read"),), writes=False, lookup=reaches,
+           expect=lambda data: _equal(data["complaintPareto"], [])),
+        Op(f"ticketReport{suffix}", "ticketReport",
+           "query($month: String!, $dep: ID!) { ticketReport(month: $month, departmentId: $dep) { month tickets } }",
+           report, (("ticket_report", "read"),), writes=False, lookup=reaches,
+           expect=lambda data: _equal(data["ticketReport"], {"month": "2020-01", "tickets": 0})),
+        Op(f"improvementCreate{suffix}", "improvementCreate", IMPROVEMENT_CREATE, new_item,
+           (("improvement", "create"),), lookup=reaches),
+        Op(f"improvementUpdate{suffix}", "improvementUpdate",
+           "mutation($id: ID!, $input: ImprovementUpdateInput!) {"
+           " improvementUpdate(id: $id, input: $input) { status } }",
+           item_to_start, (("improvement", "update"),),
+           lookup=DepartmentLookup(department, ("NOT_FOUND", "not_found")),
+           expect=lambda data: _equal(data["improvementUpdate"]["status"], "IN_PROGRESS")),
+    )
+
+
+REPORT_AND_IMPROVEMENT_OPS: tuple[Op, ...] = (
+    *department_ops("A"),
+    *department_ops("B"),
+    Op("improvementItems", "improvementItems", IMPROVEMENT_ITEMS, nothing, (("improvement", "read"),), writes=False),
+)
+
+
 OPS: tuple[Op, ...] = (
     *(create_op(cls) for cls in PATIENT_CLASSES),
     *(update_op(cls) for cls in PATIENT_CLASSES),
@@ -257,6 +605,8 @@ OPS: tuple[Op, ...] = (
        writes=False, expect=expect_departments),
     Op("auditEvents", "auditEvents", "{ auditEvents(first: 3) { edges { node { seq } } } }", nothing,
        (("audit", "read"),), writes=False, expect=lambda data: _equal(len(data["auditEvents"]["edges"]), 3)),
+    *TICKET_AND_SLA_OPS,
+    *REPORT_AND_IMPROVEMENT_OPS,
 )
 
 
@@ -284,13 +634,16 @@ async def denied_events(tenant: Tenant) -> list[AuditEvent]:
 @pytest.mark.parametrize("op", OPS, ids=[op.name for op in OPS])
 async def test_role_operation(tenant: Tenant, op: Op, role: str) -> None:
     variables = await op.prepare(tenant)
+    if op.lookup is not None:
+        await op.lookup.arrange(tenant, role, variables)
     before, denied_before = await snapshot(tenant), await denied_events(tenant)
 
     reply = await tenant.call(role, op.query, **variables)
 
     after, denied_after = await snapshot(tenant), await denied_events(tenant)
     new_denials = [e for e in denied_after if e.id not in {d.id for d in denied_before}]
-    if op.allowed(role, tenant.id):
+    denial = op.denial(role, tenant.id)
+    if denial is None:
         assert reply.errors == []
         assert reply.data[op.root] is not None
         if op.expect is not None:
@@ -298,8 +651,8 @@ async def test_role_operation(tenant: Tenant, op: Op, role: str) -> None:
         assert (after != before) is op.writes
         assert new_denials == []
         return
-    code, reason = op.denial(role, tenant.id)
-    assert reply.codes == [code]
+    code, reason = denial
+    assert reply.codes == [code], reply.errors
     if code == "FORBIDDEN" and op.field:  # a field-level denial: the row comes back, the field is null
         assert reply.data[op.root] == {"id": variables["id"], op.field: None}
     else:
@@ -331,6 +684,47 @@ async def test_patient_list_follows_row_reach(tenant: Tenant, role: str) -> None
     assert [node["id"] for node in reply.data["patients"]["nodes"]] == expected
 
 
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("root", TICKET_LISTS)
+async def test_ticket_lists_follow_ticket_reach(tenant: Tenant, root: str, role: str) -> None:
+    """Tickets the caller's roles reach, and those it owns or works on: nothing else, whatever the department."""
+    in_a, in_b, assigned, handed = [await open_ticket(tenant, department) for department in "ABBB"]
+    await place(tenant, assigned, role, Stand.ASSIGNEE)
+    await place(tenant, handed, role, Stand.OWNER)
+    opened = role == TICKET_OPENER
+    expected = [str(tid) for tid, visible in (
+        (in_a, opened or supervises(role, tenant.id, "A")),
+        (in_b, opened or supervises(role, tenant.id, "B")),
+        (assigned, opened or placed(role, tenant.id, Stand.ASSIGNEE) is Stand.ASSIGNEE),
+        (handed, opened or placed(role, tenant.id, Stand.OWNER) is Stand.OWNER),
+    ) if visible]
+
+    reply = await tenant.call(role, TICKET_LISTS[root])
+
+    if not allows(role, tenant.id, "ticket", "read"):
+        assert reply.codes == ["FORBIDDEN"]
+        return
+    assert reply.errors == []
+    # tickets: newest first; the queue: soonest due first, the same order here (one level, one clock).
+    assert [node["id"] for node in reply.data[root]["nodes"]] == (expected[::-1] if root == "tickets" else expected)
+
+
+@pytest.mark.parametrize("role", ROLES)
+async def test_improvement_list_follows_department_reach(tenant: Tenant, role: str) -> None:
+    in_a = await improvement_item(tenant, "A", deadline="2030-01-01")
+    in_b = await improvement_item(tenant, "B", deadline="2030-02-01")
+    expected = [item for item, department in ((in_a, "A"), (in_b, "B")) if supervises(role, tenant.id, department)]
+
+    reply = await tenant.call(role, IMPROVEMENT_ITEMS)
+
+    if not allows(role, tenant.id, "improvement", "read"):
+        assert reply.codes == ["FORBIDDEN"]
+        return
+    assert reply.errors == []
+    # soonest deadline first
+    assert [edge["node"]["id"] for edge in reply.data["improvementItems"]["edges"]] == expected
+
+
 # -- the matrix is complete and meaningful ---------------------------------------------------
 
 
@@ -341,6 +735,7 @@ def test_every_policy_rule_is_exercised() -> None:
 
 def test_every_guarded_operation_of_the_schema_is_in_the_matrix() -> None:
     schema = graphql.build_schema(SCHEMA_FILE.read_text())
+    assert schema.query_type is not None and schema.mutation_type is not None
     operations = set(schema.query_type.fields) | set(schema.mutation_type.fields)
     unguarded = {"me", "login", "logout", "patients"}  # sessions, and the list (row reach only, tested above)
     assert operations - unguarded == {op.root for op in OPS}
