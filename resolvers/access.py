@@ -17,6 +17,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, cast
 
+from strawberry.dataloader import DataLoader
 from tortoise.backends.base.client import TransactionalDBClient
 from tortoise.connection import connections
 from tortoise.queryset import QuerySet
@@ -178,6 +179,21 @@ async def views(ctx: Context, rows: list[Patient]) -> list[PatientView]:
         )
         in_team = set(cast(list[uuid.UUID], await team.values_list("patient_id", flat=True)))
     return [PatientView(row, scope.classes_for(row.department_id, row.id in in_team)) for row in rows]
+
+
+async def visible_patient(ctx: Context, patient_id: uuid.UUID) -> PatientView | None:
+    """A patient in the caller's scope, batched across a request (a page of tickets shows its
+    patients in one statement); None when out of scope. Not a refusal: a ticket's patient the
+    caller may not see is simply not shown."""
+    if ctx.patient_views is None:
+        async def batch(ids: list[uuid.UUID]) -> list[PatientView | None]:
+            query = scoped_patients(ctx)
+            rows = [] if query is None else await query.filter(id__in=list(ids))
+            found = {view.row.id: view for view in await views(ctx, rows)}
+            return [found.get(i) for i in ids]
+
+        ctx.patient_views = DataLoader(batch)
+    return cast(PatientView | None, await ctx.patient_views.load(patient_id))
 
 
 async def find_patient(ctx: Context, patient_id: uuid.UUID | None, *, action: Action, field: str = "id") -> PatientView:

@@ -14,6 +14,7 @@ from typing import Any, cast
 
 import strawberry
 
+from resolvers import access
 from resolvers import attachment as attachments
 from resolvers import sla as slas
 from resolvers import ticket as tickets
@@ -23,6 +24,8 @@ from resolvers.ticket import TicketFilter as TicketWhere
 from resolvers.ticket import TicketView
 from schema.common import DEFAULT_PAGE_SIZE, FieldSource, Info, PageInfo, provided, uuid_of
 from schema.department import Department
+from schema.patient import Patient
+from schema.patient import node as patient_node
 from schema.staff import StaffSummary
 
 
@@ -226,6 +229,15 @@ class Ticket:
     @strawberry.field(description="The patient, when on file (query `patient(id)` for the file itself).")
     def patient_id(self) -> strawberry.ID | None:
         return strawberry.ID(str(self.view.row.patient_id)) if self.view.row.patient_id else None
+
+    @strawberry.field(description="The patient's file, with the fields your role may read on it; null when the "
+                                  "ticket has no patient or the file is outside your reach.")
+    async def patient(self, info: Info) -> Patient | None:
+        patient_id = self.view.row.patient_id
+        if patient_id is None:
+            return None
+        view = await access.visible_patient(info.context, patient_id)
+        return patient_node(info.context, view)
 
     @strawberry.field(description="The patient's contact who raised it, if any.")
     def contact_id(self) -> strawberry.ID | None:

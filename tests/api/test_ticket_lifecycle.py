@@ -131,3 +131,18 @@ async def test_a_list_of_tickets_with_timelines_costs_the_same_for_any_page_size
         assert reply.errors == [] and len(reply.data["tickets"]["edges"]) == first
         counts.append(len(sql_counter.statements) - start)
     assert counts[0] == counts[1]
+
+
+async def test_a_ticket_shows_its_patient_as_the_caller_may_see_it(tenant: Tenant) -> None:
+    ticket = await open_ticket(tenant, "support_agent")
+    query = "query($id: ID!) { ticket(id: $id) { patient { id fullName allergies } } }"
+    agent = await tenant.call("support_agent", query, id=ticket["id"])
+    assert agent.data["ticket"]["patient"]["id"] == ticket["patientId"]
+    assert agent.data["ticket"]["patient"]["fullName"].startswith("Patient")
+    assert agent.codes == ["FORBIDDEN"]  # a support agent reads no clinical field
+    of_b = await make_patient(tenant, departmentId=str(tenant.departments["B"].id))
+    reply = await tenant.call("support_agent", CREATE, input={
+        "channel": "HOTLINE", "category": "ENQUIRY", "subject": "Asked at ward A", "patientId": str(of_b),
+        "departmentId": str(tenant.departments["A"].id)})
+    head = await tenant.call("department_head", query, id=reply.data["ticketCreate"]["id"])
+    assert head.errors == [] and head.data["ticket"] == {"patient": None}  # ticket in reach, file not
