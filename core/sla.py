@@ -41,8 +41,8 @@ class Clock:
         """When ``budget`` of working time is used, counting only the pauses that begin before it."""
         moment = self.calendar.add(self.started_at, budget)
         for paused_at, resumed_at in sorted(self.pauses, key=lambda p: p[0]):
-            if paused_at >= moment:
-                break
+            if paused_at >= moment or (self.stopped_at is not None and paused_at >= self.stopped_at):
+                break  # a pause after the due time, or after the target was met, moves nothing
             if resumed_at is None:
                 return None  # still paused: the moment is not known yet
             moment = self.calendar.add(moment, self.calendar.between(paused_at, resumed_at))
@@ -62,7 +62,8 @@ class Clock:
         end = min(now, self.stopped_at) if self.stopped_at else now
         used = self.calendar.between(self.started_at, end)
         for paused_at, resumed_at in self.pauses:
-            used -= self.calendar.between(paused_at, min(resumed_at or end, end))
+            if paused_at < end:
+                used -= self.calendar.between(paused_at, min(resumed_at or end, end))
         return max(used, timedelta(0))
 
     def state(self, now: datetime) -> SlaState:

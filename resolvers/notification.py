@@ -98,8 +98,9 @@ def _wanted(ticket: Ticket) -> dict[str, datetime]:
     return wanted
 
 
-async def schedule_escalations(ticket: Ticket, outbox: Outbox | None = None) -> None:
-    """Bring a ticket's pending escalations in line with its due times (inside the caller's transaction)."""
+async def schedule_escalations(ticket: Ticket) -> None:
+    """Bring a ticket's pending escalations in line with its due times (inside the caller's
+    transaction; the caller wakes the deliverer once it has committed)."""
     wanted = _wanted(ticket)
     now = datetime.now(UTC)
     known = {row.kind: row for row in await Notification.filter(ticket_id=ticket.id)}
@@ -114,15 +115,14 @@ async def schedule_escalations(ticket: Ticket, outbox: Outbox | None = None) -> 
                           ticket_id=ticket.id, due_at=when) for kind, when in wanted.items() if kind not in known]
     if fresh:
         await Notification.bulk_create(fresh)
-    if outbox is not None and wanted:
-        outbox.scheduled.set()
 
 
 # -- delivery ------------------------------------------------------------------------------
 
 
 async def next_due() -> datetime | None:
-    row = await Notification.filter(sent_at=None, cancelled_at=None).order_by("due_at").first()
+    pending = Notification.filter(sent_at=None, cancelled_at=None, attempts__lt=MAX_ATTEMPTS)
+    row = await pending.order_by("due_at").first()
     return row.due_at if row else None
 
 

@@ -108,6 +108,7 @@ async def set_policy(ctx: Context, level: int, first_response_minutes: int, reso
                                                  fields=frozenset(values), decision=decision)])
         ctx.sla = None
         await recompute_open(ctx, level=level)
+    ctx.services.outbox.scheduled.set()  # committed: due times may have moved
     return (await settings(ctx)).targets[level]
 
 
@@ -124,6 +125,7 @@ async def set_calendar(ctx: Context, data: dict[str, Any]) -> SlaSettings:
                                                  fields=frozenset(columns), decision=decision)])
         ctx.sla = None
         await recompute_open(ctx)
+    ctx.services.outbox.scheduled.set()
     return await settings(ctx)
 
 
@@ -157,10 +159,12 @@ def clocks(ticket: Ticket, events: list[TicketEvent], sla: SlaSettings) -> tuple
     """(first response, resolution) clocks of a ticket; ``events`` in timeline order."""
     target = sla.targets[ticket.level]
     spans = pauses(events)
-    response_target, response_calendar = target.first_response, sla.calendar_for(ticket.level)
-    if ticket.vip and VIP_FIRST_RESPONSE < response_target:
-        response_target, response_calendar = VIP_FIRST_RESPONSE, sla.calendar
-    response = Clock(ticket.received_at, response_target, response_calendar, spans, ticket.first_responded_at)
+    response = Clock(ticket.received_at, target.first_response, sla.calendar_for(ticket.level), spans,
+                     ticket.first_responded_at)
+    if ticket.vip:  # the adviser's 30 minutes of calendar time, unless the level promises sooner
+        adviser = Clock(ticket.received_at, VIP_FIRST_RESPONSE, sla.calendar, spans, ticket.first_responded_at)
+        if response.due_at is None or (adviser.due_at is not None and adviser.due_at < response.due_at):
+            response = adviser
     resolution = Clock(ticket.received_at, target.resolution, sla.calendar_for(ticket.level), spans,
                        ticket.resolved_at)
     return response, resolution
@@ -212,7 +216,7 @@ async def recompute(ctx: Context, ticket: Ticket) -> dict[str, datetime | None]:
     await Ticket.filter(id=ticket.id).update(**columns)
     for name, value in columns.items():
         setattr(ticket, name, value)
-    await notification.schedule_escalations(ticket, ctx.services.outbox)
+    await notification.schedule_escalations(ticket)
     return columns
 
 
@@ -261,6 +265,8 @@ def _calendar_columns(data: dict[str, Any]) -> dict[str, Any]:
     if not week and data.get("week") is None:
         week = {str(d + 1): [[s.isoformat("minutes"), e.isoformat("minutes")] for s, e in spans]
                 for d, spans in STANDARD_WEEK.items()}
+    if not any(week.values()):  # business-time targets would never fall due
+        raise BadUserInput("week: give working hours on at least one weekday.", field="week")
     return {"week": week, "workday_hours": workday_hours, "holidays": holidays, "workdays": workdays}
 
 

@@ -443,8 +443,9 @@ async def _apply(ctx: Context, row: Ticket, changes: dict[str, Any]) -> None:
 
 
 def _changed(ctx: Context, row: Ticket) -> TicketView:
-    """After a committed change: wake this process's live queues."""
+    """After a committed change: wake this process's live queues and escalation deliverer."""
     ctx.services.ticket_changes.notify()
+    ctx.services.outbox.scheduled.set()
     return TicketView(row)
 
 
