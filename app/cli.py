@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import json
 import os
 import sys
 import uuid
@@ -60,9 +61,30 @@ def _parser() -> argparse.ArgumentParser:
     migrate.set_defaults(run=_migrate)
 
     audit = commands.add_parser("audit", help="the audit trail").add_subparsers(required=True, metavar="action")
-    verify = audit.add_parser("verify", help="check every hash chain; exit 1 naming the first bad row")
+    verify = audit.add_parser("verify", help="check every hash chain; exit 1 naming the first bad row. With "
+                              "--export, --checkpoint and --public-key: check an export offline, no database")
     verify.add_argument("--institution", type=uuid.UUID)
+    verify.add_argument("--export", type=Path, help="an NDJSON export (careloop audit export --format ndjson)")
+    verify.add_argument("--checkpoint", type=Path, help="signed checkpoints (careloop audit checkpoints)")
+    verify.add_argument("--public-key", type=Path, help="the checkpoint signing key (careloop audit public-key)")
     verify.set_defaults(run=_verify)
+    trail = audit.add_parser("export", help="stream an institution's audit trail for a period to a file")
+    trail.add_argument("--institution", type=uuid.UUID, required=True)
+    trail.add_argument("--format", choices=("ndjson", "csv", "fhir"), default="ndjson")
+    trail.add_argument("--from", dest="since", help="ISO 8601 time, inclusive (UTC when no offset)")
+    trail.add_argument("--to", dest="until", help="ISO 8601 time, exclusive")
+    trail.add_argument("--output", type=Path, required=True)
+    trail.set_defaults(run=_audit_export)
+    checkpoints = audit.add_parser("checkpoints", help="write an institution's signed checkpoints (NDJSON)")
+    checkpoints.add_argument("--institution", type=uuid.UUID, required=True)
+    checkpoints.add_argument("--to", dest="until", help="only checkpoints signed before this time")
+    checkpoints.add_argument("--output", type=Path, required=True)
+    checkpoints.set_defaults(run=_audit_checkpoints)
+    checkpoint = audit.add_parser("checkpoint", help="sign every chain's head now")
+    checkpoint.set_defaults(run=_audit_checkpoint)
+    public_key = audit.add_parser("public-key", help="print the checkpoint signing key's public half (PEM)")
+    public_key.add_argument("--output", type=Path)
+    public_key.set_defaults(run=_audit_public_key)
 
     schema = commands.add_parser("schema", help="the GraphQL schema").add_subparsers(required=True, metavar="action")
     export = schema.add_parser("export", help="print the SDL (or write it with --output)")
@@ -157,6 +179,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 def _verify(settings: Settings, args: argparse.Namespace) -> int:
     from audit.verify import verify_all
 
+    if args.export or args.checkpoint or args.public_key:
+        return _verify_offline(args)
+
     def progress(institution_id: uuid.UUID, checked: int) -> None:
         print(f"\r{institution_id}: {checked} events checked", end="", file=sys.stderr, flush=True)
 
@@ -176,6 +201,91 @@ def _verify(settings: Settings, args: argparse.Namespace) -> int:
         return 1 if bad else 0
 
     return _with_database(settings, work)
+
+
+def _verify_offline(args: argparse.Namespace) -> int:
+    """An export against signed checkpoints, with nothing but the three files."""
+    from audit import offline
+    from audit.checkpoint import Checkpoint
+    from core.crypto import load_public_key
+
+    if not (args.export and args.checkpoint and args.public_key):
+        raise StartupError("offline verification needs --export, --checkpoint and --public-key")
+    public = load_public_key(args.public_key.read_bytes())
+    with args.checkpoint.open() as lines:
+        checkpoints = [Checkpoint.from_json(json.loads(line)) for line in lines if line.strip()]
+    with args.export.open() as lines:
+        report = offline.verify(lines, checkpoints, public)
+    if report.ok:
+        print(f"{report.events} events, chain intact, {report.checkpoints} signed checkpoints match")
+        return 0
+    print(f"NOT VERIFIED: {report.problem}")
+    return 1
+
+
+def _audit_export(settings: Settings, args: argparse.Namespace) -> int:
+    from audit import export, writer
+    from audit.events import Action, Actor, AuditRecord, Outcome, RequestMeta
+
+    since, until = export.parse_time(args.since), export.parse_time(args.until)
+
+    def progress(count: int) -> None:
+        print(f"\r{count} events exported", end="", file=sys.stderr, flush=True)
+
+    async def work() -> int:
+        with args.output.open("w", encoding="utf-8", newline="") as out:
+            count = await export.write(args.institution, args.format, out, since=since, until=until,
+                                       progress=progress)
+        print(file=sys.stderr)
+        # The export is itself on the trail: who (the operator's CLI), what, which period.
+        await writer.append([AuditRecord(
+            args.institution, Actor("system"), Action.EXPORT, "audit_event", Outcome.ALLOWED,
+            RequestMeta(request_id="cli-export", user_agent="careloop audit export"),
+            fields_read=frozenset({f"format:{args.format}", f"from:{args.since or '-'}", f"to:{args.until or '-'}",
+                                   f"events:{count}"}))])
+        print(f"{count} events written to {args.output}")
+        return 0
+
+    return _with_database(settings, work)
+
+
+def _audit_checkpoints(settings: Settings, args: argparse.Namespace) -> int:
+    from audit import checkpoint, export
+
+    async def work() -> int:
+        found = await checkpoint.of_institution(args.institution, export.parse_time(args.until))
+        with args.output.open("w", encoding="utf-8") as out:
+            for item in found:
+                out.write(json.dumps(item.to_json(), separators=(",", ":")) + "\n")
+        print(f"{len(found)} checkpoints written to {args.output}")
+        return 0
+
+    return _with_database(settings, work)
+
+
+def _audit_checkpoint(settings: Settings, args: argparse.Namespace) -> int:
+    from audit import checkpoint
+
+    services = build_services(settings)
+
+    async def work() -> int:
+        taken = await checkpoint.take_due(services.master_key.checkpoint_key, every_events=1, every_seconds=0)
+        for item in taken:
+            print(f"{item.institution_id}: signed at seq {item.last_seq}")
+        return 0
+
+    return _with_database(settings, work)
+
+
+def _audit_public_key(settings: Settings, args: argparse.Namespace) -> int:
+    from core.crypto import public_key_pem
+
+    pem = public_key_pem(build_services(settings).master_key.checkpoint_key)
+    if args.output:
+        args.output.write_bytes(pem)
+    else:
+        sys.stdout.write(pem.decode())
+    return 0
 
 
 def _export(settings: Settings, args: argparse.Namespace) -> int:

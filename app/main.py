@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app import db, files, notifier
+from app import checkpoints, db, files, notifier
 from app.graphql import CareloopGraphQL
 from app.services import StartupError, build_services
 from core.settings import Settings, load_settings
@@ -73,16 +73,17 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             yield
             return
         await db.open_database(settings.database_url)
-        deliverer: asyncio.Task[None] | None = None
+        background: list[asyncio.Task[None]] = []
         try:
             await refuse_unsafe_production(settings)
-            deliverer = asyncio.create_task(notifier.run(notifier.LoggingSender(), services.outbox))
+            background = [asyncio.create_task(notifier.run(notifier.LoggingSender(), services.outbox)),
+                          asyncio.create_task(checkpoints.run(settings, services))]
             yield
         finally:
-            if deliverer is not None:
-                deliverer.cancel()
+            for task in background:
+                task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await deliverer
+                    await task
             await db.close_database()
 
     async def healthz(request: Request) -> JSONResponse:

@@ -21,6 +21,7 @@ class Action(StrEnum):
     LOGIN = "login"
     LOGOUT = "logout"
     LOCKOUT = "lockout"
+    EXPORT = "export"
 
 
 class Outcome(StrEnum):

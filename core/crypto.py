@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
@@ -49,6 +50,8 @@ class MasterKey:
             raise ValueError("the master key must be 32 bytes")
         self._kek = AESGCM(derive_key(raw, "kek:v1"))
         self.token_key = derive_key(raw, "token-hmac:v1")
+        # Signs the audit trail's checkpoints; its public half lets an outside auditor check them.
+        self.checkpoint_key = Ed25519PrivateKey.from_private_bytes(derive_key(raw, "audit-checkpoint-ed25519:v1"))
         self.is_placeholder = raw in PLACEHOLDER_KEYS
 
     @classmethod
@@ -70,6 +73,24 @@ class MasterKey:
             return self._kek.decrypt(wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], _wrap_aad(institution_id, version))
         except InvalidTag:
             raise DecryptionError("institution key does not unwrap with this master key") from None
+
+
+def public_key_pem(private: Ed25519PrivateKey) -> bytes:
+    return private.public_key().public_bytes(serialization.Encoding.PEM,
+                                             serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def load_public_key(pem: bytes) -> Ed25519PublicKey:
+    key = serialization.load_pem_public_key(pem)
+    if not isinstance(key, Ed25519PublicKey):
+        raise ValueError("not an Ed25519 public key")
+    return key
+
+
+def key_id(public: Ed25519PublicKey) -> str:
+    """A short, stable name for a public key: the start of the SHA-256 of its raw bytes."""
+    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()[:16]
 
 
 def _wrap_aad(institution_id: uuid.UUID, version: int) -> bytes:

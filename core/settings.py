@@ -38,6 +38,8 @@ class Settings:
     master_key: str | None = None
     key_file: Path = Path(DEFAULT_KEY_FILE)
     attachment_dir: Path = Path(DEFAULT_ATTACHMENT_DIR)
+    checkpoint_every_events: int = 10_000  # sign a chain's head after this many new events...
+    checkpoint_every_seconds: int = 60  # ...or once its newest event is this old, whichever comes first
     host: str = "127.0.0.1"
     port: int = 8000
     limits: Limits = field(default_factory=Limits)
@@ -74,6 +76,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         master_key=env.get("CARELOOP_MASTER_KEY") or None,
         key_file=Path(env.get("CARELOOP_KEY_FILE") or DEFAULT_KEY_FILE),
         attachment_dir=Path(env.get("CARELOOP_ATTACHMENT_DIR") or DEFAULT_ATTACHMENT_DIR),
+        checkpoint_every_events=_int(env, "CHECKPOINT_EVERY_EVENTS", 10_000),
+        checkpoint_every_seconds=_int(env, "CHECKPOINT_EVERY_SECONDS", 60),
         host=env.get("CARELOOP_HOST", "127.0.0.1"),
         port=_int(env, "PORT", 8000),
         limits=limits,

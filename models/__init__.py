@@ -1,7 +1,7 @@
 """Tortoise models: one module per domain noun. Imports only ``core``."""
 
 from models.attachment import Attachment
-from models.audit import AuditChainHead, AuditEvent
+from models.audit import AuditChainHead, AuditCheckpoint, AuditEvent
 from models.contact import Contact
 from models.improvement import ImprovementItem, ImprovementTicket
 from models.institution import Department, Institution, InstitutionKey
@@ -14,6 +14,7 @@ from models.ticket import Ticket, TicketEvent
 __all__ = [
     "Attachment",
     "AuditChainHead",
+    "AuditCheckpoint",
     "AuditEvent",
     "BusinessCalendar",
     "CareTeamMember",

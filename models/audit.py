@@ -55,3 +55,20 @@ class AuditChainHead(Model):
 
     class Meta:
         table = "audit_chain_head"
+
+
+class AuditCheckpoint(Model):
+    """A signed statement of a chain's head at a moment: institution, last sequence number, head
+    hash, time, and an Ed25519 signature over them. Append-only, like the events it vouches for."""
+
+    id = fields.UUIDField(primary_key=True, default=uuid7)
+    institution_id = fields.UUIDField()
+    last_seq = fields.BigIntField()
+    head_hash = fields.CharField(max_length=64)
+    created_at = fields.DatetimeField()
+    key_id = fields.CharField(max_length=16)
+    signature = fields.CharField(max_length=128)  # hex
+
+    class Meta:
+        table = "audit_checkpoint"
+        unique_together = (("institution_id", "last_seq"),)

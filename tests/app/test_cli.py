@@ -108,3 +108,36 @@ def test_production_refuses_to_start_with_demo_accounts(tmp_path: Path) -> None:
                       **STRONG_HASHING)
     assert result.returncode != 0
     assert "Demo accounts exist" in result.stderr
+
+
+def test_an_auditor_checks_an_export_offline(tmp_path: Path) -> None:
+    """Export, checkpoints and public key out of the database; verify with the three files only."""
+    assert careloop(tmp_path, "demo", "--patients", "3").returncode == 0
+    with sqlite3.connect(tmp_path / "careloop.sqlite3") as db:
+        (institution,) = db.execute("select id from institution").fetchone()
+    signed = careloop(tmp_path, "audit", "checkpoint")
+    assert signed.returncode == 0 and "signed at seq" in signed.stdout, signed.stderr
+    files = {name: tmp_path / name for name in ("trail.ndjson", "checkpoints.ndjson", "key.pem")}
+    for args in (("export", "--format", "ndjson", "--output", str(files["trail.ndjson"])),
+                 ("checkpoints", "--output", str(files["checkpoints.ndjson"]))):
+        done = careloop(tmp_path, "audit", *args, "--institution", institution)
+        assert done.returncode == 0, done.stderr
+    assert "events exported" in careloop(tmp_path, "audit", "export", "--institution", institution, "--format",
+                                         "fhir", "--output", str(tmp_path / "fhir.ndjson")).stderr
+    assert careloop(tmp_path, "audit", "public-key", "--output", str(files["key.pem"])).returncode == 0
+    assert files["key.pem"].read_text().startswith("-----BEGIN PUBLIC KEY-----")
+
+    offline = ("audit", "verify", "--export", str(files["trail.ndjson"]), "--checkpoint",
+               str(files["checkpoints.ndjson"]), "--public-key", str(files["key.pem"]))
+    ok = careloop(tmp_path, *offline, CARELOOP_DATABASE_URL="sqlite:///nonexistent/no.sqlite3")
+    assert ok.returncode == 0 and "chain intact" in ok.stdout, ok.stdout + ok.stderr
+
+    lines = files["trail.ndjson"].read_text().splitlines(keepends=True)
+    files["trail.ndjson"].write_text("".join(lines[:-1]))
+    cut = careloop(tmp_path, *offline)
+    assert cut.returncode == 1 and "truncated" in cut.stdout
+
+    with sqlite3.connect(tmp_path / "careloop.sqlite3") as db:
+        exports = db.execute("select count(*) from audit_event where action = 'export'").fetchone()
+    assert exports == (2,)  # each export is on the trail
+    assert careloop(tmp_path, "audit", "verify").returncode == 0

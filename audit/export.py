@@ -1,0 +1,148 @@
+"""Exporting an institution's audit trail for a period, streamed in sequence order.
+
+Formats: ``ndjson`` (one event per line with every hashed column and its hash: what
+``careloop audit verify --export`` checks offline), ``csv`` (the same columns, for
+spreadsheets) and ``fhir`` (one FHIR R4 ``AuditEvent`` resource per line, NDJSON as in FHIR
+bulk data). An event names field classes and field names, never a value of patient data, so
+neither does an export.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from audit.chain import HASHED_COLUMNS, canonical
+from models import AuditEvent
+
+FORMATS = ("ndjson", "csv", "fhir")
+COLUMNS = (*HASHED_COLUMNS, "hash")
+BATCH = 2000
+
+# FHIR R4 codes (http://hl7.org/fhir/R4/auditevent.html)
+_FHIR_ACTION = {"read": "R", "create": "C", "update": "U", "delete": "D", "archive": "U", "export": "R",
+                "login": "E", "logout": "E", "lockout": "E"}
+_FHIR_OUTCOME = {"allowed": "0", "denied": "4", "error": "8"}
+_REST = "http://hl7.org/fhir/restful-interaction"
+_AUDIT_TYPE = "http://terminology.hl7.org/CodeSystem/audit-event-type"
+_DICOM = "http://dicom.nema.org/resources/ontology/DCM"
+
+
+async def rows(institution_id: uuid.UUID, since: datetime | None = None,
+               until: datetime | None = None) -> AsyncIterator[dict[str, Any]]:
+    """The institution's events in sequence order, in batches, ``since`` <= time < ``until``."""
+    query = AuditEvent.filter(institution_id=institution_id)
+    if since is not None:
+        query = query.filter(occurred_at__gte=since)
+    if until is not None:
+        query = query.filter(occurred_at__lt=until)
+    next_seq = 0
+    while True:
+        batch = await query.filter(seq__gt=next_seq).order_by("seq").limit(BATCH).values(*COLUMNS)
+        for row in batch:
+            yield row
+        if len(batch) < BATCH:
+            return
+        next_seq = batch[-1]["seq"]
+
+
+async def write(institution_id: uuid.UUID, fmt: str, out: TextIO, *, since: datetime | None = None,
+                until: datetime | None = None, progress: Callable[[int], None] | None = None) -> int:
+    """Write the export to ``out``; returns the number of events."""
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}")
+    count = 0
+    if fmt == "csv":
+        out.write(_csv_line(COLUMNS))
+    async for row in rows(institution_id, since, until):
+        out.write(line(fmt, row))
+        count += 1
+        if progress and count % BATCH == 0:
+            progress(count)
+    if progress:
+        progress(count)
+    return count
+
+
+def line(fmt: str, row: dict[str, Any]) -> str:
+    if fmt == "csv":
+        return _csv_line([canonical(row[c]) for c in COLUMNS])
+    document = fhir_audit_event(row) if fmt == "fhir" else {c: canonical(row[c]) for c in COLUMNS}
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
+def fhir_audit_event(row: dict[str, Any]) -> dict[str, Any]:
+    """One event as a FHIR R4 AuditEvent resource."""
+    action, outcome = str(row["action"]), str(row["outcome"])
+    authentication = action in ("login", "logout", "lockout")
+    event: dict[str, Any] = {
+        "resourceType": "AuditEvent",
+        "id": str(row["id"]),
+        "type": ({"system": _DICOM, "code": "110114", "display": "User Authentication"} if authentication
+                 else {"system": _AUDIT_TYPE, "code": "rest", "display": "RESTful Operation"}),
+        "action": _FHIR_ACTION.get(action, "E"),
+        "recorded": canonical(row["occurred_at"]),
+        "outcome": _FHIR_OUTCOME.get(outcome, "8"),
+        "agent": [_agent(row)],
+        "source": {"observer": {"display": "careloop"},
+                   "type": [{"system": "http://terminology.hl7.org/CodeSystem/security-source-type",
+                             "code": "4", "display": "Application Server"}]},
+        "entity": _entities(row),
+    }
+    if not authentication:
+        event["subtype"] = [{"system": _REST, "code": "read" if action in ("read", "export") else
+                             "create" if action == "create" else "delete" if action == "delete" else "update"}]
+    if row["reason"]:
+        event["outcomeDesc"] = str(row["reason"])
+    return event
+
+
+def _agent(row: dict[str, Any]) -> dict[str, Any]:
+    agent: dict[str, Any] = {"requestor": True,
+                             "who": {"identifier": {"system": f"urn:careloop:{row['actor_kind']}",
+                                                    "value": canonical(row["actor_id"]) or "anonymous"}}}
+    if row["client_address"]:
+        agent["network"] = {"address": str(row["client_address"]), "type": "2"}
+    if row["policy_rule"]:
+        agent["policy"] = [str(rule) for rule in str(row["policy_rule"]).split("; ")]
+    return agent
+
+
+def _entities(row: dict[str, Any]) -> list[dict[str, Any]]:
+    chain = [{"type": name, "valueString": canonical(row[name])} for name in ("seq", "prev_hash", "hash")]
+    fields = [{"type": kind, "valueString": str(row[column])}  # FHIR strings may not be empty
+              for kind, column in (("field_classes", "field_classes"), ("fields", "fields_read")) if row[column]]
+    entities = [{
+        "what": {"identifier": {"system": f"urn:careloop:{row['resource_type']}",
+                                "value": canonical(row["resource_id"]) or "none"}},
+        "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2",
+                 "display": "System Object"},
+        "detail": chain + fields,
+    }]
+    if row["patient_id"]:
+        entities.append({
+            "what": {"identifier": {"system": "urn:careloop:patient", "value": canonical(row["patient_id"])}},
+            "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "1",
+                     "display": "Person"},
+            "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "1",
+                     "display": "Patient"},
+        })
+    return entities
+
+
+def _csv_line(values: Any) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(values)
+    return buffer.getvalue()
+
+
+def parse_time(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    moment = datetime.fromisoformat(text)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
