@@ -18,6 +18,7 @@ from strawberry.types import ExecutionContext
 from core.settings import Limits
 from resolvers.context import Context
 from schema.audit_event import AuditEventQuery
+from schema.audit_report import AuditReportQuery
 from schema.care_team import CareTeamMutation
 from schema.contact import ContactMutation
 from schema.department import DepartmentMutation, DepartmentQuery
@@ -33,7 +34,7 @@ from schema.ticket import TicketMutation, TicketQuery, TicketSubscription
 log = logging.getLogger("careloop.graphql")
 
 Query = merge_types("Query", (SessionQuery, PatientQuery, TicketQuery, ReportQuery, ImprovementQuery, SlaQuery,
-                              StaffQuery, DepartmentQuery, AuditEventQuery))
+                              StaffQuery, DepartmentQuery, AuditEventQuery, AuditReportQuery))
 Mutation = merge_types(
     "Mutation", (SessionMutation, PatientMutation, ContactMutation, TicketMutation, ImprovementMutation, SlaMutation,
                  StaffMutation, CareTeamMutation, DepartmentMutation)

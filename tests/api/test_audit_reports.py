@@ -1,0 +1,85 @@
+"""Compliance reports on a known data set: a patient's access report and the access anomalies."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from resolvers import institution as institutions
+from resolvers.context import Services
+from tests.factories import PASSWORD, Tenant, login, make_patient
+
+REPORT = """query($id: ID!, $from: DateTime) { patientAccessReport(patientId: $id, from: $from) {
+  actorKind actorId name roles reads writes denied fieldClasses fields policyRules tokenIds } }"""
+ANOMALIES = """query($from: DateTime!, $to: DateTime!, $factor: Float! = 3.0, $minimum: Int! = 20) {
+  accessAnomalies(from: $from, to: $to, factor: $factor, minimum: $minimum) {
+    staffId name role patientsRead roleMedian peers ratio } }"""
+READ = "query($id: ID!) { patient(id: $id) { id fullName allergies } }"
+
+
+async def test_who_accessed_a_patients_file(tenant: Tenant) -> None:
+    pid = await make_patient(tenant, "nurse", allergies="Penicillin")  # the nurse writes it
+    start = datetime.now(UTC).isoformat()
+    await tenant.call("nurse", READ, id=str(pid))
+    await tenant.call("front_desk", READ, id=str(pid))  # identity yes, allergies (clinical) refused
+    reply = await tenant.call("compliance_officer", REPORT, id=str(pid))
+    assert reply.errors == [], reply.errors
+    people = {p["name"]: p for p in reply.data["patientAccessReport"]}
+    nurse, desk = people[f"nurse {tenant.institution.name.split()[-1]}"], people[
+        f"front_desk {tenant.institution.name.split()[-1]}"]
+    assert nurse["roles"] == ["nurse"] and nurse["writes"] == 1 and nurse["reads"] == 1
+    assert nurse["fieldClasses"] == ["clinical", "identity"]
+    assert nurse["fields"] == ["allergies", "department_id", "full_name"]  # decrypted, or written
+    assert nurse["policyRules"] and nurse["tokenIds"]
+    assert desk["reads"] == 1 and desk["denied"] == 1 and desk["fieldClasses"] == ["clinical", "identity"]
+    assert "Penicillin" not in str(reply.body)
+    since = await tenant.call("compliance_officer", REPORT, id=str(pid), **{"from": start})
+    later = {p["name"]: p for p in since.data["patientAccessReport"]}
+    officer = later.pop(f"compliance_officer {tenant.institution.name.split()[-1]}")
+    assert officer["reads"] == 1 and officer["fieldClasses"] == ["audit"]  # viewing the report is on record too
+    assert set(later) == set(people) and [p["writes"] for p in later.values()] == [0, 0]
+
+
+async def test_the_report_is_for_compliance_officers_and_this_institution(tenant: Tenant,
+                                                                         other_tenant: Tenant) -> None:
+    pid = await make_patient(tenant)
+    for role in ("front_desk", "nurse", "doctor", "department_head", "support_agent", "admin"):
+        assert (await tenant.call(role, REPORT, id=str(pid))).codes == ["FORBIDDEN"]
+    foreign = await tenant.call("compliance_officer", REPORT, id=str(await make_patient(other_tenant)))
+    missing = await tenant.call("compliance_officer", REPORT, id=str(uuid.uuid4()))
+    assert foreign.codes == ["NOT_FOUND"] and foreign.errors == missing.errors
+    denied = [(e.actor_id, e.reason) for e in await tenant.audit_events(outcome="denied")]
+    assert (tenant.staff_ids["admin"], "forbidden") in denied
+    assert (tenant.staff_ids["compliance_officer"], "not_found") in denied
+
+
+async def test_a_nurse_who_reads_far_more_files_than_her_peers_stands_out(tenant: Tenant,
+                                                                         services: Services) -> None:
+    patients = [await make_patient(tenant, "front_desk") for _ in range(24)]
+    nurses = {"usual": tenant.tokens["nurse"]}
+    for n in range(3):
+        staff = await institutions.create_account(
+            services, tenant.institution, email=f"peer{n}.{uuid.uuid4().hex[:6]}@careloop.test", name=f"Peer {n}",
+            password=PASSWORD, roles=["nurse"], departments=[tenant.departments["A"]])
+        nurses[f"peer{n}"] = await login(tenant.client, staff.email)
+    curious = await institutions.create_account(
+        services, tenant.institution, email=f"curious.{uuid.uuid4().hex[:6]}@careloop.test", name="Curious Nurse",
+        password=PASSWORD, roles=["nurse"], departments=[tenant.departments["A"]])
+    nurses["curious"] = await login(tenant.client, curious.email)
+    for name, token in nurses.items():
+        reading = patients if name == "curious" else patients[:2]
+        for pid in reading:
+            reply = await tenant.client.post("/graphql", json={"query": READ, "variables": {"id": str(pid)}},
+                                             headers={"authorization": f"Bearer {token}"})
+            assert "errors" not in reply.json() or reply.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    window = {"from": (datetime.now(UTC) - timedelta(hours=1)).isoformat(),
+              "to": (datetime.now(UTC) + timedelta(minutes=1)).isoformat()}
+    reply = await tenant.call("compliance_officer", ANOMALIES, **window)
+    assert reply.errors == [], reply.errors
+    assert reply.data["accessAnomalies"] == [{"staffId": str(curious.id), "name": "Curious Nurse", "role": "nurse",
+                                              "patientsRead": 24, "roleMedian": 2.0, "peers": 5, "ratio": 12.0}]
+    strict = await tenant.call("compliance_officer", ANOMALIES, **window, minimum=30)
+    assert strict.data["accessAnomalies"] == []
+    bad = await tenant.call("compliance_officer", ANOMALIES, **window, factor=0.5)
+    assert bad.codes == ["BAD_USER_INPUT"] and bad.errors[0]["extensions"]["field"] == "factor"
+    assert (await tenant.call("admin", ANOMALIES, **window)).codes == ["FORBIDDEN"]
