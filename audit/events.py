@@ -22,6 +22,7 @@ class Action(StrEnum):
     LOGOUT = "logout"
     LOCKOUT = "lockout"
     EXPORT = "export"
+    BREAK_GLASS = "break_glass"  # emergency access to a file outside the caller's reach
 
 
 class Outcome(StrEnum):

@@ -26,6 +26,7 @@ BATCH = 2000
 
 # FHIR R4 codes (http://hl7.org/fhir/R4/auditevent.html)
 _FHIR_ACTION = {"read": "R", "create": "C", "update": "U", "delete": "D", "archive": "U", "export": "R",
+                "break_glass": "E",
                 "login": "E", "logout": "E", "lockout": "E"}
 _FHIR_OUTCOME = {"allowed": "0", "denied": "4", "error": "8"}
 _REST = "http://hl7.org/fhir/restful-interaction"

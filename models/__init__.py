@@ -3,6 +3,7 @@
 from models.attachment import Attachment
 from models.audit import AuditChainHead, AuditCheckpoint, AuditEvent
 from models.contact import Contact
+from models.emergency_access import EmergencyAccess
 from models.improvement import ImprovementItem, ImprovementTicket
 from models.institution import Department, Institution, InstitutionKey
 from models.notification import Notification
@@ -21,6 +22,7 @@ __all__ = [
     "Contact",
     "Department",
     "DepartmentMembership",
+    "EmergencyAccess",
     "ImprovementItem",
     "ImprovementTicket",
     "Institution",

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from tortoise.expressions import Q, Subquery
+from tortoise.queryset import QuerySet
 
-from models import CareTeamMember
+from models import CareTeamMember, EmergencyAccess
 from policies.fields import PATIENT_CLASSES
 from policies.guard import Decision, Guard
 
@@ -24,14 +26,15 @@ class Reach(StrEnum):
     INSTITUTION = "institution"
     DEPARTMENT = "department"
     CARE_TEAM = "care_team"
+    EMERGENCY = "emergency"  # break-glass: files opened with a stated reason, for a few hours
 
 
 ROLE_REACH: dict[str, frozenset[Reach]] = {
     "front_desk": frozenset({Reach.INSTITUTION}),
     "support_agent": frozenset({Reach.INSTITUTION}),
-    "nurse": frozenset({Reach.CARE_TEAM, Reach.DEPARTMENT}),
-    "doctor": frozenset({Reach.CARE_TEAM, Reach.DEPARTMENT}),
-    "department_head": frozenset({Reach.DEPARTMENT}),
+    "nurse": frozenset({Reach.CARE_TEAM, Reach.DEPARTMENT, Reach.EMERGENCY}),
+    "doctor": frozenset({Reach.CARE_TEAM, Reach.DEPARTMENT, Reach.EMERGENCY}),
+    "department_head": frozenset({Reach.DEPARTMENT, Reach.EMERGENCY}),
 }
 
 
@@ -42,6 +45,7 @@ class PatientScope:
     department_ids: frozenset[uuid.UUID]
     reach_by_class: dict[str, frozenset[Reach]]
     rules: dict[str, str]  # class -> the policy rule that allows reading it
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))  # emergency grants in force at this time
 
     @property
     def reach(self) -> frozenset[Reach]:
@@ -52,6 +56,14 @@ class PatientScope:
         """Whether some class is reached through the care team: rows then need a membership check,
         even when another role reaches every row (a nurse who also works the front desk)."""
         return Reach.CARE_TEAM in self.reach
+
+    @property
+    def uses_emergency(self) -> bool:
+        return Reach.EMERGENCY in self.reach
+
+    def emergency_grants(self) -> QuerySet[EmergencyAccess]:
+        return EmergencyAccess.filter(institution_id=self.institution_id, staff_id=self.staff_id,
+                                      expires_at__gt=self.now)
 
     def filter(self) -> Q | None:
         """The SQL condition for reachable patients, or None when the principal reaches none."""
@@ -64,16 +76,21 @@ class PatientScope:
         if Reach.CARE_TEAM in self.reach:
             team = CareTeamMember.filter(institution_id=self.institution_id, staff_id=self.staff_id)
             parts.append(Q(id__in=Subquery(team.values("patient_id"))))
+        if Reach.EMERGENCY in self.reach:
+            parts.append(Q(id__in=Subquery(self.emergency_grants().values("patient_id"))))
         if not parts:
             return None
         return tenant & Q(*parts, join_type=Q.OR)
 
-    def classes_for(self, department_id: uuid.UUID | None, in_care_team: bool) -> frozenset[str]:
+    def classes_for(self, department_id: uuid.UUID | None, in_care_team: bool,
+                    in_emergency: bool = False) -> frozenset[str]:
         reached = {Reach.INSTITUTION}
         if department_id is not None and department_id in self.department_ids:
             reached.add(Reach.DEPARTMENT)
         if in_care_team:
             reached.add(Reach.CARE_TEAM)
+        if in_emergency:
+            reached.add(Reach.EMERGENCY)
         return frozenset(cls for cls, reach in self.reach_by_class.items() if reach & reached)
 
 

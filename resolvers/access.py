@@ -13,6 +13,7 @@ Every resolver that touches patient data goes through here:
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 from typing import Any, cast
@@ -43,6 +44,7 @@ class PatientView:
 
     row: Patient
     classes: frozenset[str]
+    emergency: uuid.UUID | None = None  # the break-glass grant this file is open under, if any
 
 
 @dataclass(frozen=True)
@@ -89,20 +91,21 @@ async def deny(
     """
     if isinstance(connections.get("default"), TransactionalDBClient):
         raise RuntimeError("a refusal must be recorded before the write's transaction opens")
-    await writer.append([
-        AuditRecord(
-            institution_id=ctx.institution_id,
-            actor=ctx.actor,
-            action=action,
-            resource_type=resource_type,
-            outcome=Outcome.DENIED,
-            request=ctx.request,
-            resource_id=resource_id,
-            patient_id=patient_id,
-            field_classes=field_classes,
-            reason=reason,
-        )
-    ])
+    record = AuditRecord(
+        institution_id=ctx.institution_id,
+        actor=ctx.actor,
+        action=action,
+        resource_type=resource_type,
+        outcome=Outcome.DENIED,
+        request=ctx.request,
+        resource_id=resource_id,
+        patient_id=patient_id,
+        field_classes=field_classes,
+        reason=reason,
+    )
+    # Shielded: when one root field fails, graphql-core cancels its siblings, and a sibling cancelled
+    # while opening its transaction would leave SQLite's connection lock held for good (and lose the record).
+    await asyncio.shield(writer.append([record]))
 
 
 async def not_found(
@@ -173,12 +176,16 @@ def scoped_patients(ctx: Context) -> QuerySet[Patient] | None:
 async def views(ctx: Context, rows: list[Patient]) -> list[PatientView]:
     scope = patient_scope(ctx)
     in_team: set[uuid.UUID] = set()
+    grants: dict[uuid.UUID, uuid.UUID] = {}
+    ids = [r.id for r in rows]
     if scope.uses_care_team and rows:
-        team = CareTeamMember.filter(
-            institution_id=scope.institution_id, staff_id=scope.staff_id, patient_id__in=[r.id for r in rows]
-        )
+        team = CareTeamMember.filter(institution_id=scope.institution_id, staff_id=scope.staff_id, patient_id__in=ids)
         in_team = set(cast(list[uuid.UUID], await team.values_list("patient_id", flat=True)))
-    return [PatientView(row, scope.classes_for(row.department_id, row.id in in_team)) for row in rows]
+    if scope.uses_emergency and rows:
+        found = await scope.emergency_grants().filter(patient_id__in=ids).values_list("patient_id", "id")
+        grants = {cast(uuid.UUID, patient): cast(uuid.UUID, grant) for patient, grant in found}
+    return [PatientView(row, scope.classes_for(row.department_id, row.id in in_team, row.id in grants),
+                        grants.get(row.id)) for row in rows]
 
 
 async def visible_patient(ctx: Context, patient_id: uuid.UUID) -> PatientView | None:
@@ -214,6 +221,8 @@ def require_class(ctx: Context, view: PatientView, field_class: str) -> None:
         ctx.reads.note("patient", pid, pid, field_class=field_class, outcome=Outcome.DENIED, reason="forbidden_field")
         raise Forbidden("Not allowed to read this field.")
     ctx.reads.note("patient", pid, pid, field_class=field_class, rule=patient_scope(ctx).rules.get(field_class, ""))
+    if view.emergency is not None:  # the record says the file was open under break-glass, and which grant
+        ctx.reads.note("patient", pid, pid, rule=f"emergency_access {view.emergency}")
 
 
 def read_patient_field(ctx: Context, view: PatientView, name: str) -> Any:

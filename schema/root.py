@@ -22,6 +22,7 @@ from schema.audit_report import AuditReportQuery
 from schema.care_team import CareTeamMutation
 from schema.contact import ContactMutation
 from schema.department import DepartmentMutation, DepartmentQuery
+from schema.emergency_access import EmergencyAccessMutation, EmergencyAccessQuery
 from schema.extensions import AuditReads, CodedErrors, is_unexpected
 from schema.improvement import ImprovementMutation, ImprovementQuery
 from schema.patient import PatientMutation, PatientQuery
@@ -34,10 +35,10 @@ from schema.ticket import TicketMutation, TicketQuery, TicketSubscription
 log = logging.getLogger("careloop.graphql")
 
 Query = merge_types("Query", (SessionQuery, PatientQuery, TicketQuery, ReportQuery, ImprovementQuery, SlaQuery,
-                              StaffQuery, DepartmentQuery, AuditEventQuery, AuditReportQuery))
+                              StaffQuery, DepartmentQuery, AuditEventQuery, AuditReportQuery, EmergencyAccessQuery))
 Mutation = merge_types(
     "Mutation", (SessionMutation, PatientMutation, ContactMutation, TicketMutation, ImprovementMutation, SlaMutation,
-                 StaffMutation, CareTeamMutation, DepartmentMutation)
+                 StaffMutation, CareTeamMutation, DepartmentMutation, EmergencyAccessMutation)
 )
 
 Subscription = merge_types("Subscription", (TicketSubscription,))

@@ -107,7 +107,7 @@ async def test_checkpoints_are_append_only(tenant: Tenant, services: Services) -
     await checkpoint.take(services.master_key.checkpoint_key, tenant.id)
     for attempt in (AuditCheckpoint.filter(institution_id=tenant.id).update(head_hash="0" * 64),
                     AuditCheckpoint.filter(institution_id=tenant.id).delete()):
-        with pytest.raises(Exception, match="append-only"):  # noqa: B017 -- each driver raises its own type
+        with pytest.raises(Exception, match="append-only"):  # each driver raises its own type
             async with in_transaction():
                 await attempt
     assert await AuditCheckpoint.filter(institution_id=tenant.id).count() == 1

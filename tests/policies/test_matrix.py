@@ -27,6 +27,7 @@ from models import (
     Contact,
     Department,
     DepartmentMembership,
+    EmergencyAccess,
     ImprovementItem,
     ImprovementTicket,
     Notification,
@@ -46,7 +47,8 @@ from tests.factories import PASSWORD, Tenant, make_patient
 GUARD = Guard()
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schema.graphql"
 TENANT_TABLES = (Patient, Contact, CareTeamMember, Staff, RoleAssignment, DepartmentMembership, Department, Session,
-                 Ticket, TicketEvent, SlaPolicy, BusinessCalendar, Notification, ImprovementItem, ImprovementTicket)
+                 EmergencyAccess, Ticket, TicketEvent, SlaPolicy, BusinessCalendar, Notification, ImprovementItem,
+                 ImprovementTicket)
 
 # What the matrix patient holds, one field per class (the nurse registers it: she may write every class).
 PATIENT_VALUES = {
@@ -173,6 +175,18 @@ async def with_care_team_member(tenant: Tenant) -> dict[str, Any]:
 
 async def with_patient_b_and_nurse(tenant: Tenant) -> dict[str, Any]:
     return {"pid": str(await patient_of_b(tenant)), "sid": str(tenant.staff_ids["nurse"])}
+
+
+async def with_patient_of_b(tenant: Tenant) -> dict[str, Any]:
+    return {"pid": str(await patient_of_b(tenant))}
+
+
+async def with_emergency_access(tenant: Tenant) -> dict[str, Any]:
+    patient = str(await patient_of_b(tenant))
+    reply = await tenant.call("nurse", "mutation($pid: ID!) { breakGlass(patientId: $pid, reason: "
+                                       "\"Unconscious, allergies needed\") { id } }", pid=patient)
+    assert reply.errors == [], reply.errors
+    return {"id": reply.data["breakGlass"]["id"]}
 
 
 async def with_nurse(tenant: Tenant) -> dict[str, Any]:
@@ -613,6 +627,18 @@ OPS: tuple[Op, ...] = (
     Op("accessAnomalies", "accessAnomalies",
        "{ accessAnomalies(from: \"2020-01-01T00:00:00Z\", to: \"2100-01-01T00:00:00Z\") { staffId } }", nothing,
        (("audit", "read"),), writes=False, expect=lambda data: _equal(data["accessAnomalies"], [])),
+    Op("breakGlass", "breakGlass",
+       "mutation($pid: ID!) { breakGlass(patientId: $pid, reason: \"Unconscious, allergies needed\") { id } }",
+       with_patient_of_b, (("patient.emergency", "create"),)),
+    Op("emergencyAccesses", "emergencyAccesses", "{ emergencyAccesses { edges { node { id reason } } } }",
+       with_emergency_access, (("emergency_access", "read"),), writes=False,
+       expect=lambda data: _equal(len(data["emergencyAccesses"]["edges"]), 1)),
+    Op("emergencyAccessUnreviewedCount", "emergencyAccessUnreviewedCount", "{ emergencyAccessUnreviewedCount }",
+       with_emergency_access, (("emergency_access", "read"),), writes=False,
+       expect=lambda data: _equal(data["emergencyAccessUnreviewedCount"], 1)),
+    Op("emergencyAccessReview", "emergencyAccessReview",
+       "mutation($id: ID!) { emergencyAccessReview(id: $id, outcome: JUSTIFIED) { id outcome } }",
+       with_emergency_access, (("emergency_access", "update"),)),
     *TICKET_AND_SLA_OPS,
     *REPORT_AND_IMPROVEMENT_OPS,
 )

@@ -1,0 +1,113 @@
+"""Break-glass: a clinician opens a file outside their reach by stating a reason.
+
+The access lasts a few hours (default and maximum 4), opens the file as the clinician's care team
+would see it, is recorded as emergency access (the grant, and every read under it, name the
+grant), and waits in a review queue until a compliance officer records a review.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from tortoise.expressions import Q
+from tortoise.transactions import in_transaction
+
+from audit import writer
+from audit.events import Action
+from core.errors import BadUserInput
+from core.ids import uuid7
+from core.validation import clean_text
+from models import EmergencyAccess, Patient
+from models.emergency_access import REVIEW_OUTCOMES
+from resolvers import access, pagination
+from resolvers.context import Context
+
+MAX_HOURS = 4
+CURSOR_KIND = "emergency-access"
+
+
+@dataclass(frozen=True)
+class EmergencyView:
+    row: EmergencyAccess
+
+    @property
+    def active(self) -> bool:
+        return self.row.expires_at > datetime.now(UTC)
+
+
+async def open_file(ctx: Context, patient_id: uuid.UUID | None, reason: str, hours: int = MAX_HOURS) -> EmergencyView:
+    decision = await access.authorize(ctx, "patient.emergency", "create", action=Action.BREAK_GLASS,
+                                      resource_type="emergency_access", patient_id=patient_id)
+    text = clean_text(reason, field="reason", max_length=500, min_length=10)
+    if not 1 <= hours <= MAX_HOURS:
+        raise BadUserInput(f"hours: between 1 and {MAX_HOURS}.", field="hours")
+    if patient_id is None or not await Patient.exists(id=patient_id, institution_id=ctx.institution_id):
+        raise await access.not_found(ctx, Action.BREAK_GLASS, "patient", patient_id, "patientId")
+    grant_id = uuid7()
+    async with in_transaction():
+        row = await EmergencyAccess.create(
+            id=grant_id, institution_id=ctx.institution_id, staff_id=ctx.actor.id, patient_id=patient_id,
+            reason=access.seal(ctx, "emergency_access", "reason", grant_id, text),
+            expires_at=datetime.now(UTC) + timedelta(hours=hours))
+        await writer.append([access.write_record(ctx, Action.BREAK_GLASS, "emergency_access", grant_id,
+                                                 patient_id=patient_id, fields=frozenset({"reason"}),
+                                                 decision=decision)])
+    ctx.patient_scope = None  # the grant widens this request's reach too
+    return EmergencyView(row)
+
+
+async def page(ctx: Context, *, first: int, after: str | None, unreviewed_only: bool) -> pagination.Page[EmergencyView]:
+    """The review queue (compliance officers), oldest first."""
+    await access.authorize(ctx, "emergency_access", "read", action=Action.READ, resource_type="emergency_access")
+    first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
+    query = EmergencyAccess.filter(institution_id=ctx.institution_id)
+    if unreviewed_only:
+        query = query.filter(reviewed_at__isnull=True)
+    if after:
+        query = query.filter(id__gt=pagination.decode_uuid(CURSOR_KIND, after))
+    rows = await query.order_by("id").limit(first + 1)
+    return pagination.page_of([EmergencyView(r) for r in rows[:first]], len(rows) > first, CURSOR_KIND,
+                              key=lambda view: view.row.id)
+
+
+async def unreviewed(ctx: Context) -> int:
+    await access.authorize(ctx, "emergency_access", "read", action=Action.READ, resource_type="emergency_access")
+    return await EmergencyAccess.filter(institution_id=ctx.institution_id, reviewed_at__isnull=True).count()
+
+
+async def review(ctx: Context, grant_id: uuid.UUID | None, outcome: str, note: str | None) -> EmergencyView:
+    decision = await access.authorize(ctx, "emergency_access", "update", action=Action.UPDATE,
+                                      resource_type="emergency_access", resource_id=grant_id)
+    if outcome not in REVIEW_OUTCOMES:
+        raise BadUserInput("outcome: justified or unjustified.", field="outcome")
+    text = clean_text(note, field="note", max_length=1000, min_length=1) if note is not None else None
+    found = await EmergencyAccess.get_or_none(id=grant_id, institution_id=ctx.institution_id) if grant_id else None
+    if found is None:
+        raise await access.not_found(ctx, Action.UPDATE, "emergency_access", grant_id)
+    if found.reviewed_at is not None:
+        raise BadUserInput("id: this access was reviewed already.", field="id")
+    async with in_transaction():
+        changes = {"reviewed_at": datetime.now(UTC), "reviewed_by_id": ctx.actor.id, "review_outcome": outcome,
+                   "review_note": access.seal(ctx, "emergency_access", "review_note", found.id, text)}
+        updated = await EmergencyAccess.filter(Q(reviewed_at__isnull=True), id=found.id).update(**changes)
+        if not updated:
+            raise BadUserInput("id: this access was reviewed already.", field="id")
+        await writer.append([access.write_record(ctx, Action.UPDATE, "emergency_access", found.id,
+                                                 patient_id=found.patient_id, fields=frozenset(changes),
+                                                 decision=decision)])
+    return EmergencyView(await EmergencyAccess.get(id=found.id))
+
+
+def reason(ctx: Context, view: EmergencyView) -> str:
+    """The stated reason: the clinician's justification, which the reviewer must read (audited)."""
+    ctx.reads.note("emergency_access", view.row.id, view.row.patient_id, field_name="reason",
+                   rule=ctx.decide("emergency_access", "read").rule or ctx.decide("patient.emergency", "create").rule)
+    return access.open_sealed(ctx, "emergency_access", "reason", view.row.id, view.row.reason)
+
+
+def review_note(ctx: Context, view: EmergencyView) -> str | None:
+    if view.row.review_note is None:
+        return None
+    return access.open_sealed(ctx, "emergency_access", "review_note", view.row.id, view.row.review_note)

@@ -1,0 +1,107 @@
+"""Break-glass end to end: a clinician outside the care team opens a file with a reason, reads it
+under a time-boxed grant recorded as emergency access, and a compliance officer reviews it."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from models import CareTeamMember, EmergencyAccess
+from tests.factories import Tenant, make_patient
+
+BREAK = """mutation($id: ID!, $reason: String!, $hours: Int! = 4) {
+  breakGlass(patientId: $id, reason: $reason, hours: $hours) { id patientId active expiresAt staff { id } } }"""
+READ = "query($id: ID!) { patient(id: $id) { id fullName allergies } }"
+QUEUE = """query($unreviewed: Boolean! = true) { emergencyAccessUnreviewedCount
+  emergencyAccesses(unreviewedOnly: $unreviewed) { edges { node { id patientId reason active outcome reviewNote
+  staff { id } } } } }"""
+REVIEW = """mutation($id: ID!, $outcome: ReviewOutcome!, $note: String) {
+  emergencyAccessReview(id: $id, outcome: $outcome, note: $note) { id outcome reviewedAt reviewNote } }"""
+REASON = "Unconscious in the emergency room, allergies needed"
+
+
+async def patient_of_b(tenant: Tenant) -> uuid.UUID:
+    """A department-B file with a clinical field: the nurse registers it (she may write clinical data),
+    then leaves its care team, so it is outside every clinician's reach."""
+    pid = await make_patient(tenant, "nurse", departmentId=str(tenant.departments["B"].id), allergies="Penicillin")
+    await CareTeamMember.filter(patient_id=pid).delete()
+    return pid
+
+
+async def test_break_glass_end_to_end(tenant: Tenant) -> None:
+    pid = await patient_of_b(tenant)  # outside the nurse's department and care team
+    assert (await tenant.call("nurse", READ, id=str(pid))).codes == ["NOT_FOUND"]
+
+    opened = await tenant.call("nurse", BREAK, id=str(pid), reason=REASON)
+    assert opened.errors == [], opened.errors
+    grant = opened.data["breakGlass"]
+    assert grant["active"] is True and grant["staff"]["id"] == str(tenant.staff_ids["nurse"])
+    expires = datetime.fromisoformat(grant["expiresAt"])
+    assert timedelta(hours=3, minutes=59) < expires - datetime.now(UTC) <= timedelta(hours=4)
+
+    read = await tenant.call("nurse", READ, id=str(pid))
+    assert read.errors == [] and read.data["patient"]["allergies"] == "Penicillin"
+    [record] = [e for e in await tenant.audit_events(patient_id=pid, action="read")
+                if e.actor_id == tenant.staff_ids["nurse"]]
+    assert f"emergency_access {grant['id']}" in record.policy_rule
+    [opening] = await tenant.audit_events(action="break_glass")
+    assert opening.resource_id == uuid.UUID(grant["id"]) and opening.patient_id == pid
+    assert REASON not in str(opening.__dict__)
+
+    queue = await tenant.call("compliance_officer", QUEUE)
+    assert queue.errors == [], queue.errors
+    assert queue.data["emergencyAccessUnreviewedCount"] == 1
+    [item] = [e["node"] for e in queue.data["emergencyAccesses"]["edges"]]
+    assert item["reason"] == REASON and item["outcome"] is None and item["patientId"] == str(pid)
+    reviewed = await tenant.call("compliance_officer", REVIEW, id=grant["id"], outcome="JUSTIFIED",
+                                 note="Confirmed with the ER log")
+    assert reviewed.errors == [] and reviewed.data["emergencyAccessReview"]["outcome"] == "JUSTIFIED"
+    after = await tenant.call("compliance_officer", QUEUE)
+    assert after.data["emergencyAccessUnreviewedCount"] == 0 and after.data["emergencyAccesses"]["edges"] == []
+    again = await tenant.call("compliance_officer", REVIEW, id=grant["id"], outcome="UNJUSTIFIED")
+    assert again.codes == ["BAD_USER_INPUT"]
+    everything = await tenant.call("compliance_officer", QUEUE, unreviewed=False)
+    assert [e["node"]["reviewNote"] for e in everything.data["emergencyAccesses"]["edges"]] == [
+        "Confirmed with the ER log"]
+
+
+async def test_the_access_ends_when_its_time_is_up(tenant: Tenant) -> None:
+    pid = await patient_of_b(tenant)
+    grant = (await tenant.call("doctor", BREAK, id=str(pid), reason=REASON, hours=1)).data["breakGlass"]
+    assert (await tenant.call("doctor", READ, id=str(pid))).errors == []
+    await EmergencyAccess.filter(id=grant["id"]).update(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+    assert (await tenant.call("doctor", READ, id=str(pid))).codes == ["NOT_FOUND"]
+
+
+@pytest.mark.parametrize("role", ["front_desk", "support_agent", "compliance_officer", "admin"])
+async def test_only_clinicians_may_break_the_glass(tenant: Tenant, role: str) -> None:
+    pid = await patient_of_b(tenant)
+    reply = await tenant.call(role, BREAK, id=str(pid), reason=REASON)
+    assert reply.codes == ["FORBIDDEN"]
+    assert await EmergencyAccess.filter(institution_id=tenant.id).count() == 0
+    denied = await tenant.audit_events(outcome="denied", actor_id=tenant.staff_ids[role])
+    assert [(e.action, e.reason) for e in denied] == [("break_glass", "forbidden")]
+
+
+async def test_bad_requests_open_nothing(tenant: Tenant, other_tenant: Tenant) -> None:
+    pid = await patient_of_b(tenant)
+    cases = [({"id": str(pid), "reason": "because"}, "BAD_USER_INPUT"),  # under 10 characters
+             ({"id": str(pid), "reason": REASON, "hours": 5}, "BAD_USER_INPUT"),
+             ({"id": str(pid), "reason": REASON, "hours": 0}, "BAD_USER_INPUT"),
+             ({"id": str(uuid.uuid4()), "reason": REASON}, "NOT_FOUND"),
+             ({"id": str(await make_patient(other_tenant)), "reason": REASON}, "NOT_FOUND")]
+    for variables, code in cases:
+        assert (await tenant.call("nurse", BREAK, **variables)).codes == [code], variables
+    assert await EmergencyAccess.filter(institution_id=tenant.id).count() == 0
+    assert (await tenant.call("nurse", READ, id=str(pid))).codes == ["NOT_FOUND"]
+
+
+async def test_the_review_queue_is_for_compliance_officers(tenant: Tenant) -> None:
+    pid = await patient_of_b(tenant)
+    grant = (await tenant.call("nurse", BREAK, id=str(pid), reason=REASON)).data["breakGlass"]
+    for role in ("nurse", "doctor", "department_head", "admin", "front_desk"):
+        assert (await tenant.call(role, QUEUE)).codes[0] == "FORBIDDEN"
+        assert (await tenant.call(role, REVIEW, id=grant["id"], outcome="JUSTIFIED")).codes == ["FORBIDDEN"]
+    assert (await EmergencyAccess.get(id=grant["id"])).reviewed_at is None
