@@ -21,6 +21,7 @@ from app.graphql import CareloopGraphQL
 from app.services import StartupError, build_services
 from core.settings import Settings, load_settings
 from models import Staff
+from resolvers import policy
 from resolvers.context import Services
 from schema.root import build_schema
 
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         background: list[asyncio.Task[None]] = []
         try:
             await refuse_unsafe_production(settings)
+            await policy.record_change(services)
             background = [asyncio.create_task(notifier.run(notifier.LoggingSender(), services.outbox)),
                           asyncio.create_task(checkpoints.run(settings, services))]
             yield

@@ -8,6 +8,7 @@ rules themselves come from the reviewed ``policy.csv``.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -47,6 +48,8 @@ class Guard:
 
     def __init__(self, model_path: Path = MODEL_PATH, policy_path: Path = POLICY_PATH) -> None:
         self._enforcer = casbin.Enforcer(str(model_path), str(policy_path))
+        # What this process enforces, for the audit trail's record of policy changes.
+        self.digest = hashlib.sha256(model_path.read_bytes() + b"\0" + policy_path.read_bytes()).hexdigest()
         self._decisions: dict[tuple[frozenset[str], uuid.UUID, str, str], Decision] = {}
         self._role_allows: dict[tuple[str, uuid.UUID, str, str], bool] = {}
 
