@@ -17,6 +17,7 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from tortoise.functions import Max
 from tortoise.transactions import in_transaction
 
 from core.crypto import key_id
@@ -91,10 +92,14 @@ async def take_due(key: Ed25519PrivateKey, *, every_events: int = EVERY_EVENTS, 
     """A checkpoint for every chain with ``every_events`` new events, or any new event older than
     ``every_seconds`` since its last checkpoint."""
     now = now or datetime.now(UTC)
+    # The newest checkpoint of every chain in one statement: checkpoints only grow, so the largest
+    # sequence number and the latest time belong to the same row.
+    newest = {institution: (int(seq), when) for institution, seq, when in await AuditCheckpoint.annotate(
+        seq=Max("last_seq"), when=Max("created_at")).group_by("institution_id").values_list(
+        "institution_id", "seq", "when")}
     taken = []
     for head in await AuditChainHead.filter(last_seq__gt=0):
-        last = await AuditCheckpoint.filter(institution_id=head.institution_id).order_by("-last_seq").first()
-        covered, since = (last.last_seq, last.created_at) if last else (0, None)
+        covered, since = newest.get(head.institution_id, (0, None))
         fresh = head.last_seq - covered
         if fresh <= 0:
             continue

@@ -11,7 +11,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
@@ -21,10 +20,11 @@ from audit.events import Action
 from core.errors import BadUserInput, Forbidden
 from core.ids import uuid7
 from core.validation import camel_case, clean_text
-from models import Department, ImprovementItem, ImprovementTicket, Institution, Ticket
+from models import Department, ImprovementItem, ImprovementTicket, Ticket
 from models.improvement import IMPROVEMENT_SOURCES, IMPROVEMENT_STATUSES
 from policies.guard import Decision
 from resolvers import access, pagination
+from resolvers import institution as institutions
 from resolvers.context import Context
 from resolvers.ticket import ticket_scope
 
@@ -170,8 +170,7 @@ async def _views(rows: list[ImprovementItem], today: date) -> list[ImprovementVi
 
 
 async def _today(ctx: Context) -> date:
-    zone = ZoneInfo((await Institution.get(id=ctx.institution_id)).time_zone)
-    return datetime.now(UTC).astimezone(zone).date()
+    return datetime.now(UTC).astimezone(await institutions.zone(ctx.institution_id)).date()
 
 
 def _normalize(data: dict[str, Any]) -> dict[str, Any]:

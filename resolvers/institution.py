@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -35,6 +36,11 @@ async def create(services: Services, name: str, kind: str, time_zone: str = "Asi
         await writer.append([AuditRecord(institution.id, SYSTEM, Action.CREATE, "institution", Outcome.ALLOWED,
                                          resource_id=institution.id)])
     return institution
+
+
+async def zone(institution_id: uuid.UUID) -> ZoneInfo:
+    """The institution's time zone (days, months and working hours are local to it)."""
+    return ZoneInfo((await Institution.get(id=institution_id)).time_zone)
 
 
 async def create_department(institution: Institution, name: str) -> Department:

@@ -8,51 +8,48 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 from strawberry.dataloader import DataLoader
 
 from models import Attachment, CareTeamMember, Contact, Department, Staff, TicketEvent
+from models.base import TenantModel
+
+M = TypeVar("M", bound=TenantModel)
 
 
 class Loaders:
     def __init__(self, institution_id: uuid.UUID) -> None:
         self.institution_id = institution_id
-        self.contacts_by_patient = DataLoader(self._contacts_by_patient)
-        self.department = DataLoader(self._department)
+        self.department: DataLoader[uuid.UUID, Department | None] = DataLoader(self._by_id(Department))
+        self.staff: DataLoader[uuid.UUID, Staff | None] = DataLoader(self._by_id(Staff))
+        self.contacts_by_patient: DataLoader[uuid.UUID, list[Contact]] = DataLoader(
+            self._grouped(Contact, "patient_id"))
+        self.attachments_by_ticket: DataLoader[uuid.UUID, list[Attachment]] = DataLoader(
+            self._grouped(Attachment, "ticket_id"))
+        self.events_by_ticket: DataLoader[uuid.UUID, list[TicketEvent]] = DataLoader(
+            self._grouped(TicketEvent, "ticket_id"))
         self.care_team_by_patient = DataLoader(self._care_team_by_patient)
-        self.staff = DataLoader(self._staff)
-        self.attachments_by_ticket = DataLoader(self._attachments_by_ticket)
-        self.events_by_ticket = DataLoader(self._events_by_ticket)
 
-    async def _contacts_by_patient(self, patient_ids: Sequence[uuid.UUID]) -> list[list[Contact]]:
-        found: dict[uuid.UUID, list[Contact]] = defaultdict(list)
-        rows = Contact.filter(institution_id=self.institution_id, patient_id__in=list(patient_ids)).order_by("id")
-        for contact in await rows:
-            found[contact.patient_id].append(contact)
-        return [found[pid] for pid in patient_ids]
+    def _by_id(self, model: type[M]) -> Callable[[Sequence[uuid.UUID]], Awaitable[list[M | None]]]:
+        """Rows by id, one statement for a batch."""
+        async def load(ids: Sequence[uuid.UUID]) -> list[M | None]:
+            found = {row.id: row for row in await model.filter(institution_id=self.institution_id, id__in=list(ids))}
+            return [found.get(i) for i in ids]
 
-    async def _department(self, ids: Sequence[uuid.UUID]) -> list[Department | None]:
-        found = {d.id: d for d in await Department.filter(institution_id=self.institution_id, id__in=list(ids))}
-        return [found.get(i) for i in ids]
+        return load
 
-    async def _attachments_by_ticket(self, ticket_ids: Sequence[uuid.UUID]) -> list[list[Attachment]]:
-        found: dict[uuid.UUID, list[Attachment]] = defaultdict(list)
-        rows = Attachment.filter(institution_id=self.institution_id, ticket_id__in=list(ticket_ids)).order_by("id")
-        for row in await rows:
-            found[row.ticket_id].append(row)
-        return [found[tid] for tid in ticket_ids]
+    def _grouped(self, model: type[M], key: str) -> Callable[[Sequence[uuid.UUID]], Awaitable[list[list[M]]]]:
+        """The rows of each parent (by ``key``) in creation order, one statement for a batch."""
+        async def load(parent_ids: Sequence[uuid.UUID]) -> list[list[M]]:
+            found: dict[Any, list[M]] = defaultdict(list)
+            query = model.filter(institution_id=self.institution_id, **{f"{key}__in": list(parent_ids)})
+            for row in await query.order_by("id"):
+                found[getattr(row, key)].append(row)
+            return [found[parent] for parent in parent_ids]
 
-    async def _events_by_ticket(self, ticket_ids: Sequence[uuid.UUID]) -> list[list[TicketEvent]]:
-        found: dict[uuid.UUID, list[TicketEvent]] = defaultdict(list)
-        rows = TicketEvent.filter(institution_id=self.institution_id, ticket_id__in=list(ticket_ids)).order_by("id")
-        for row in await rows:
-            found[row.ticket_id].append(row)
-        return [found[tid] for tid in ticket_ids]
-
-    async def _staff(self, ids: Sequence[uuid.UUID]) -> list[Staff | None]:
-        found = {s.id: s for s in await Staff.filter(institution_id=self.institution_id, id__in=list(ids))}
-        return [found.get(i) for i in ids]
+        return load
 
     async def _care_team_by_patient(self, patient_ids: Sequence[uuid.UUID]) -> list[list[Staff]]:
         found: dict[uuid.UUID, list[Staff]] = defaultdict(list)

@@ -20,15 +20,15 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
 
 from tortoise.functions import Count
 
 from audit.events import Action
 from core.errors import BadUserInput, Forbidden
-from models import Department, Institution, Patient, Ticket
+from models import Department, Patient, Ticket
 from models.ticket import ROOT_CAUSES
 from resolvers import access
+from resolvers import institution as institutions
 from resolvers.context import Context
 from resolvers.ticket import ticket_scope
 
@@ -141,7 +141,7 @@ async def _authorize(ctx: Context, department_id: uuid.UUID | None) -> None:
 
 
 async def _bounds(ctx: Context, start: date, end: date) -> tuple[datetime, datetime]:
-    zone = ZoneInfo((await Institution.get(id=ctx.institution_id)).time_zone)
+    zone = await institutions.zone(ctx.institution_id)
 
     def midnight(day: date) -> datetime:
         return datetime.combine(day, time(0), zone).astimezone(UTC)

@@ -24,10 +24,11 @@ from audit.events import Action
 from core.business_time import STANDARD_DAY, STANDARD_WEEK, Calendar, Interval, calendar_time
 from core.errors import BadUserInput
 from core.sla import Clock, Pause, SlaState
-from models import BusinessCalendar, Institution, SlaPolicy, Ticket, TicketEvent
+from models import BusinessCalendar, SlaPolicy, Ticket, TicketEvent
 from models.sla import CLOCKS
 from models.ticket import OPEN_STATUSES, STOPPED_STATUSES
 from resolvers import access, notification
+from resolvers import institution as institutions
 from resolvers.context import Context
 
 LEVELS = (1, 2, 3)
@@ -61,8 +62,7 @@ class SlaSettings:
 
 
 async def load(institution_id: uuid.UUID) -> SlaSettings:
-    institution = await Institution.get(id=institution_id)
-    zone = ZoneInfo(institution.time_zone)
+    zone = await institutions.zone(institution_id)
     rows = {p.level: p for p in await SlaPolicy.filter(institution_id=institution_id)}
     targets = {}
     for level in LEVELS:

@@ -292,9 +292,7 @@ async def reply(ctx: Context, ticket_id: uuid.UUID | None, body: str, *, interna
     """A reply to the patient (the first one is the first response) or an internal note."""
     decision = await access.authorize(ctx, "ticket", "update", action=Action.UPDATE, resource_type="ticket",
                                       resource_id=ticket_id)
-    text = _text(body, "body")
-    if not text:
-        raise BadUserInput("body: must not be empty.", field="body")
+    text = _text(body, "body")  # clean_text refuses empty text
     found = await find(ctx, ticket_id, Action.UPDATE)
     async with in_transaction():
         row = await lock(ctx, found)
@@ -314,8 +312,6 @@ async def record_feedback(ctx: Context, ticket_id: uuid.UUID | None, feedback: s
     decision = await access.authorize(ctx, "ticket", "update", action=Action.UPDATE, resource_type="ticket",
                                       resource_id=ticket_id)
     text = _text(feedback, "feedback")
-    if not text:
-        raise BadUserInput("feedback: must not be empty.", field="feedback")
     found = await find(ctx, ticket_id, Action.UPDATE)
     async with in_transaction():
         row = await lock(ctx, found)
