@@ -78,10 +78,24 @@ def _parser() -> argparse.ArgumentParser:
     checkpoints = audit.add_parser("checkpoints", help="write an institution's signed checkpoints (NDJSON)")
     checkpoints.add_argument("--institution", type=uuid.UUID, required=True)
     checkpoints.add_argument("--to", dest="until", help="only checkpoints signed before this time")
+    checkpoints.add_argument("--to-seq", type=int, help="only checkpoints up to this sequence number (what an "
+                             "archive file is checked against: later ones would call it truncated)")
     checkpoints.add_argument("--output", type=Path, required=True)
     checkpoints.set_defaults(run=_audit_checkpoints)
     checkpoint = audit.add_parser("checkpoint", help="sign every chain's head now")
     checkpoint.set_defaults(run=_audit_checkpoint)
+    retention = audit.add_parser("retention", help="show an institution's audit retention period, or set it "
+                                 "with --months (at least 6); a change is audited")
+    retention.add_argument("--institution", type=uuid.UUID, required=True)
+    retention.add_argument("--months", type=int)
+    retention.set_defaults(run=_audit_retention)
+    archive = audit.add_parser("archive", help="move an institution's audit events older than its retention "
+                               "period and covered by a signed checkpoint to a new NDJSON file, then delete them "
+                               "from the database (run as the database's owner); audited")
+    archive.add_argument("--institution", type=uuid.UUID, required=True)
+    archive.add_argument("--output", type=Path, required=True, help="a new file (never overwritten)")
+    archive.add_argument("--before", help="archive only events before this ISO 8601 time (UTC when no offset)")
+    archive.set_defaults(run=_audit_archive)
     public_key = audit.add_parser("public-key", help="print the checkpoint signing key's public half (PEM)")
     public_key.add_argument("--output", type=Path)
     public_key.set_defaults(run=_audit_public_key)
@@ -190,8 +204,9 @@ def _verify(settings: Settings, args: argparse.Namespace) -> int:
         print(file=sys.stderr)
         bad = [r for r in reports if not r.ok]
         for report in reports:
+            archived = f" (after {report.archived} archived)" if report.archived else ""
             if report.ok:
-                print(f"{report.institution_id}: {report.events} events, chain intact")
+                print(f"{report.institution_id}: {report.events} events{archived}, chain intact")
             else:
                 print(f"{report.institution_id}: FIRST BAD ROW seq {report.seq} (id {report.event_id or '-'}): "
                       f"{report.problem}")
@@ -217,7 +232,10 @@ def _verify_offline(args: argparse.Namespace) -> int:
     with args.export.open() as lines:
         report = offline.verify(lines, checkpoints, public)
     if report.ok:
-        print(f"{report.events} events, chain intact, {report.checkpoints} signed checkpoints match")
+        start = ("it starts at the chain's beginning" if report.first_seq == 1 else
+                 f"it starts at seq {report.first_seq}, linked to the signed head before it" if report.start_vouched
+                 else f"it starts at seq {report.first_seq}: no checkpoint vouches for what came before")
+        print(f"{report.events} events, chain intact, {report.checkpoints} signed checkpoints match; {start}")
         return 0
     print(f"NOT VERIFIED: {report.problem}")
     return 1
@@ -249,11 +267,52 @@ def _audit_export(settings: Settings, args: argparse.Namespace) -> int:
     return _with_database(settings, work)
 
 
+def _audit_retention(settings: Settings, args: argparse.Namespace) -> int:
+    from audit import archive
+
+    async def work() -> int:
+        if args.months is None:
+            print(f"{args.institution}: audit events are kept {await archive.retention_months(args.institution)} "
+                  "months")
+            return 0
+        previous = await archive.set_retention(args.institution, args.months)
+        print(f"{args.institution}: audit events are kept {args.months} months (were {previous})")
+        return 0
+
+    return _with_database(settings, work)
+
+
+def _audit_archive(settings: Settings, args: argparse.Namespace) -> int:
+    from audit import archive, export
+
+    public = build_services(settings).master_key.checkpoint_key.public_key()
+    before = export.parse_time(args.before)
+
+    async def work() -> int:
+        try:
+            anchor = await archive.archive(args.institution, args.output, public, before)
+        except archive.ArchiveRefused as exc:
+            print(f"careloop: archive refused: {exc}", file=sys.stderr)
+            return 1
+        if anchor is None:
+            print(f"{args.institution}: nothing to archive (no event past the retention period up to a signed "
+                  "checkpoint); no file written")
+            return 0
+        print(f"{anchor.events} events up to seq {anchor.up_to_seq} archived to {args.output} (sha256 "
+              f"{anchor.sha256}) and removed from the database. Verify the file offline with the checkpoints up "
+              f"to that seq: careloop audit checkpoints --institution {args.institution} --to-seq "
+              f"{anchor.up_to_seq} --output FILE")
+        return 0
+
+    return _with_database(settings, work)
+
+
 def _audit_checkpoints(settings: Settings, args: argparse.Namespace) -> int:
     from audit import checkpoint, export
 
     async def work() -> int:
-        found = await checkpoint.of_institution(args.institution, export.parse_time(args.until))
+        found = [c for c in await checkpoint.of_institution(args.institution, export.parse_time(args.until))
+                 if args.to_seq is None or c.last_seq <= args.to_seq]
         with args.output.open("w", encoding="utf-8") as out:
             for item in found:
                 out.write(json.dumps(item.to_json(), separators=(",", ":")) + "\n")

@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app import checkpoints, db, files, notifier
+from app import checkpoints, db, files, notifier, oauth
 from app.graphql import CareloopGraphQL
 from app.services import StartupError, build_services
 from core.settings import Settings, load_settings
@@ -104,6 +104,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             Route("/graphql", graphql, methods=["GET", "POST"], max_body_size=settings.limits.max_body_bytes),
             WebSocketRoute("/graphql", graphql),  # subscriptions, graphql-transport-ws
             *files.routes(services),
+            *oauth.routes(services),  # partners' access tokens
             Route("/healthz", healthz),
             Route("/readyz", readyz),
         ],

@@ -23,6 +23,11 @@ class Action(StrEnum):
     LOCKOUT = "lockout"
     EXPORT = "export"
     BREAK_GLASS = "break_glass"  # emergency access to a file outside the caller's reach
+    RETENTION = "retention"  # the audit retention period changed
+    ARCHIVE_TRAIL = "archive_trail"  # the oldest signed stretch of the audit chain moved to a file
+    CONSENT = "consent"  # a patient's consent given or withdrawn (reason: given, withdrawn)
+    GRANT = "grant"  # a partner's access to a patient granted or revoked (reason: revoked)
+    TOKEN = "token"  # noqa: S105 -- an action's name: a partner client's access token issued (or refused)
 
 
 class Outcome(StrEnum):
@@ -33,7 +38,7 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True)
 class Actor:
-    kind: str  # "staff", "anonymous", "system"
+    kind: str  # "staff", "patient", "partner" (an API client), "anonymous", "system"
     id: uuid.UUID | None = None
     token_id: uuid.UUID | None = None
 

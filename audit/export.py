@@ -34,15 +34,18 @@ _AUDIT_TYPE = "http://terminology.hl7.org/CodeSystem/audit-event-type"
 _DICOM = "http://dicom.nema.org/resources/ontology/DCM"
 
 
-async def rows(institution_id: uuid.UUID, since: datetime | None = None,
-               until: datetime | None = None) -> AsyncIterator[dict[str, Any]]:
-    """The institution's events in sequence order, in batches, ``since`` <= time < ``until``."""
+async def rows(institution_id: uuid.UUID, since: datetime | None = None, until: datetime | None = None, *,
+               after_seq: int = 0, up_to_seq: int | None = None) -> AsyncIterator[dict[str, Any]]:
+    """The institution's events in sequence order, in batches, ``since`` <= time < ``until`` and
+    ``after_seq`` < seq <= ``up_to_seq`` (an archive takes a stretch of the chain by sequence)."""
     query = AuditEvent.filter(institution_id=institution_id)
     if since is not None:
         query = query.filter(occurred_at__gte=since)
     if until is not None:
         query = query.filter(occurred_at__lt=until)
-    next_seq = 0
+    if up_to_seq is not None:
+        query = query.filter(seq__lte=up_to_seq)
+    next_seq = after_seq
     while True:
         batch = await query.filter(seq__gt=next_seq).order_by("seq").limit(BATCH).values(*COLUMNS)
         for row in batch:
@@ -53,14 +56,15 @@ async def rows(institution_id: uuid.UUID, since: datetime | None = None,
 
 
 async def write(institution_id: uuid.UUID, fmt: str, out: TextIO, *, since: datetime | None = None,
-                until: datetime | None = None, progress: Callable[[int], None] | None = None) -> int:
+                until: datetime | None = None, after_seq: int = 0, up_to_seq: int | None = None,
+                progress: Callable[[int], None] | None = None) -> int:
     """Write the export to ``out``; returns the number of events."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}")
     count = 0
     if fmt == "csv":
         out.write(_csv_line(COLUMNS))
-    async for row in rows(institution_id, since, until):
+    async for row in rows(institution_id, since, until, after_seq=after_seq, up_to_seq=up_to_seq):
         out.write(line(fmt, row))
         count += 1
         if progress and count % BATCH == 0:

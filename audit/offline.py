@@ -9,14 +9,20 @@ What an outside auditor runs (``careloop audit verify --export --checkpoint --pu
    checkpoint beyond the export's last event means the tail was cut off, and a different hash
    means the chain was rewritten;
 4. at least one checkpoint vouches for the export: an internally consistent chain proves nothing
-   by itself, since whoever rewrote it could have recomputed every hash.
+   by itself, since whoever rewrote it could have recomputed every hash;
+5. an export that starts after seq 1 (a period, an archive, or what is left after archiving: an
+   archived stretch always ends at a checkpoint) must link to the checkpoint just before its
+   first event, when there is one; the report says whether its start was vouched for that way.
+
+Only the hashes at signed sequence numbers are kept, so an archive of millions of events is
+checked in little memory.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -30,10 +36,25 @@ class OfflineReport:
     events: int
     checkpoints: int
     problem: str = ""
+    first_seq: int = 0
+    start_vouched: bool = False  # starts at seq 1, or links to a signed head just before it
 
     @property
     def ok(self) -> bool:
         return not self.problem
+
+
+@dataclass
+class _Span:
+    """What the checkpoints are compared with, gathered in one pass over the export."""
+
+    institution: str
+    first: int
+    first_prev: str
+    signed: set[int]  # the sequence numbers the institution's checkpoints name
+    last: int = 0
+    count: int = 0
+    hashes: dict[int, str] = field(default_factory=dict)  # at signed sequence numbers only
 
 
 def verify(export_lines: Iterable[str], checkpoints: list[Checkpoint], public: Ed25519PublicKey) -> OfflineReport:
@@ -41,26 +62,32 @@ def verify(export_lines: Iterable[str], checkpoints: list[Checkpoint], public: E
         if not checkpoint.signed_by(public):
             return OfflineReport(0, len(checkpoints), f"checkpoint at seq {checkpoint.last_seq}: the signature "
                                                       "does not verify with this public key")
-    hashes: dict[int, str] = {}
-    institution, previous_seq, previous_hash = None, None, None
+    span: _Span | None = None
+    previous_hash: str | None = None
     for number, text in enumerate(export_lines, start=1):
         if not text.strip():
             continue
+        count = span.count if span else 0
         try:
             row = json.loads(text)
             seq = int(row["seq"])
             missing = [c for c in COLUMNS if c not in row]
         except (ValueError, KeyError, TypeError):
-            return OfflineReport(len(hashes), len(checkpoints), f"line {number}: not an exported audit event")
+            return OfflineReport(count, len(checkpoints), f"line {number}: not an exported audit event")
         if missing:
-            return OfflineReport(len(hashes), len(checkpoints), f"line {number}: missing {', '.join(missing)}")
-        institution = institution or row["institution_id"]
-        problem = _link_problem(row, seq, institution, previous_seq, previous_hash)
+            return OfflineReport(count, len(checkpoints), f"line {number}: missing {', '.join(missing)}")
+        if span is None:
+            span = _Span(row["institution_id"], seq, row["prev_hash"],
+                         {c.last_seq for c in checkpoints if c.institution_id == row["institution_id"]})
+        problem = _link_problem(row, seq, span.institution, span.last if count else None, previous_hash)
         if problem:
-            return OfflineReport(len(hashes), len(checkpoints), f"seq {seq}: {problem}")
-        hashes[seq] = row["hash"]
-        previous_seq, previous_hash = seq, row["hash"]
-    return _against_checkpoints(hashes, institution, checkpoints)
+            return OfflineReport(count, len(checkpoints), f"seq {seq}: {problem}")
+        if seq in span.signed:
+            span.hashes[seq] = row["hash"]
+        span.last, span.count, previous_hash = seq, count + 1, row["hash"]
+    if span is None:
+        return OfflineReport(0, len(checkpoints), "the export holds no events")
+    return _against_checkpoints(span, checkpoints)
 
 
 def _link_problem(row: dict[str, str], seq: int, institution: str, previous_seq: int | None,
@@ -77,19 +104,23 @@ def _link_problem(row: dict[str, str], seq: int, institution: str, previous_seq:
     return ""
 
 
-def _against_checkpoints(hashes: dict[int, str], institution: str | None,
-                         checkpoints: list[Checkpoint]) -> OfflineReport:
-    mine = [c for c in checkpoints if c.institution_id == institution]
-    if not hashes:
-        return OfflineReport(0, len(mine), "the export holds no events")
-    first, last = min(hashes), max(hashes)
-    for checkpoint in sorted(mine, key=lambda c: c.last_seq):
-        if checkpoint.last_seq > last:
-            return OfflineReport(len(hashes), len(mine), f"truncated: a signed checkpoint covers seq "
-                                                         f"{checkpoint.last_seq}, the export ends at {last}")
-        if checkpoint.last_seq >= first and hashes[checkpoint.last_seq] != checkpoint.head_hash:
-            return OfflineReport(len(hashes), len(mine), f"rewritten: seq {checkpoint.last_seq} does not have "
-                                                         "the signed head hash")
-    if not any(first <= c.last_seq <= last for c in mine):
-        return OfflineReport(len(hashes), len(mine), "no signed checkpoint falls inside the export")
-    return OfflineReport(len(hashes), len(mine))
+def _against_checkpoints(span: _Span, checkpoints: list[Checkpoint]) -> OfflineReport:
+    mine = sorted((c for c in checkpoints if c.institution_id == span.institution), key=lambda c: c.last_seq)
+
+    def report(problem: str = "", start_vouched: bool = False) -> OfflineReport:
+        return OfflineReport(span.count, len(mine), problem, span.first, start_vouched)
+
+    before = None
+    for checkpoint in mine:
+        if checkpoint.last_seq > span.last:
+            return report(f"truncated: a signed checkpoint covers seq {checkpoint.last_seq}, the export ends at "
+                          f"{span.last}")
+        if checkpoint.last_seq == span.first - 1:
+            before = checkpoint
+        if checkpoint.last_seq >= span.first and span.hashes[checkpoint.last_seq] != checkpoint.head_hash:
+            return report(f"rewritten: seq {checkpoint.last_seq} does not have the signed head hash")
+    if before is not None and span.first_prev != before.head_hash:
+        return report(f"rewritten: seq {span.first} does not link to the signed head at seq {before.last_seq}")
+    if not any(span.first <= c.last_seq <= span.last for c in mine):
+        return report("no signed checkpoint falls inside the export")
+    return report(start_vouched=span.first == 1 or before is not None)

@@ -46,3 +46,8 @@ class BadUserInput(CareloopError):
 class RateLimited(CareloopError):
     code = "RATE_LIMITED"
     default_message = "Too many requests; try again later."
+
+
+class ConsentRequired(CareloopError):
+    code = "CONSENT_REQUIRED"
+    default_message = "The patient has not consented to sharing their file with this partner."

@@ -15,19 +15,34 @@ ROLES = (
     "admin",
 )
 
+# Who can hold a token. Staff hold the roles above; a patient (self-service) and a partner's API
+# client each hold the one role named after their kind in the policy.
+STAFF, PATIENT, PARTNER = "staff", "patient", "partner"
+
 
 @dataclass(frozen=True)
 class Principal:
     institution_id: uuid.UUID
-    user_id: uuid.UUID
+    user_id: uuid.UUID  # the staff member, the patient account or the partner's API client
     token_id: uuid.UUID | None
     email: str
     name: str
     roles: frozenset[str]
     department_ids: frozenset[uuid.UUID]
-    kind: str = "staff"
+    kind: str = STAFF
+    # A partner token's scopes ("patient.identity:read"): its rights are the policy's for partners
+    # intersected with these. None for staff and patients, whom scopes do not narrow.
+    scopes: frozenset[str] | None = None
+    partner_id: uuid.UUID | None = None
+    patient_id: uuid.UUID | None = None  # a patient's own file
+    documents_only: bool = False  # a partner client restricted to its registered operation documents
+    requests_per_minute: int = 0  # a partner client's request budget (0: not rate-limited)
 
     @property
     def subject(self) -> str:
         """The Casbin subject: users are named by kind and id, never by e-mail."""
         return f"{self.kind}:{self.user_id}"
+
+    def scoped(self, obj: str, act: str) -> bool:
+        """Whether the token's scopes cover (object, action); always true without scopes."""
+        return self.scopes is None or f"{obj}:{act}" in self.scopes

@@ -1,4 +1,9 @@
-"""Opaque bearer tokens: 256 random bits behind a recognisable prefix; only a keyed hash is stored."""
+"""Opaque bearer tokens: 256 random bits behind a recognisable prefix; only a keyed hash is stored.
+
+The prefix says whose token it is, so authentication looks in one table: ``cl_`` staff sessions,
+``clp_`` patients' sessions, ``clc_`` partner clients' access tokens; ``cls_`` is a partner
+client's secret (exchanged for access tokens, never a bearer token itself).
+"""
 
 from __future__ import annotations
 
@@ -8,15 +13,32 @@ import re
 import secrets
 
 TOKEN_PREFIX = "cl_"  # noqa: S105 -- a prefix that makes leaked tokens recognisable, not a secret
-_TOKEN_SHAPE = re.compile(r"cl_[A-Za-z0-9_-]{43}")
+PATIENT_PREFIX = "clp_"
+PARTNER_PREFIX = "clc_"
+SECRET_PREFIX = "cls_"  # noqa: S105 -- a prefix, not a secret
+_TOKEN_SHAPE = re.compile(r"cl[pc]?_[A-Za-z0-9_-]{43}")
+_SECRET_SHAPE = re.compile(r"cls_[A-Za-z0-9_-]{43}")
 
 
-def new_token() -> str:
-    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+def new_token(prefix: str = TOKEN_PREFIX) -> str:
+    return prefix + secrets.token_urlsafe(32)
 
 
 def looks_like_token(value: str) -> bool:
     return bool(_TOKEN_SHAPE.fullmatch(value))
+
+
+def looks_like_secret(value: str) -> bool:
+    return bool(_SECRET_SHAPE.fullmatch(value))
+
+
+def token_kind(token: str) -> str:
+    """staff, patient or partner, from a token's prefix (the token already looks like one)."""
+    if token.startswith(PATIENT_PREFIX):
+        return "patient"
+    if token.startswith(PARTNER_PREFIX):
+        return "partner"
+    return "staff"
 
 
 def token_digest(token_key: bytes, token: str) -> str:

@@ -1,19 +1,23 @@
 """Tortoise models: one module per domain noun. Imports only ``core``."""
 
 from models.attachment import Attachment
-from models.audit import AuditChainHead, AuditCheckpoint, AuditEvent
+from models.audit import AuditArchive, AuditChainHead, AuditCheckpoint, AuditEvent
+from models.consent import PartnerConsent
 from models.contact import Contact
 from models.emergency_access import EmergencyAccess
 from models.improvement import ImprovementItem, ImprovementTicket
 from models.institution import Department, Institution, InstitutionKey
 from models.notification import Notification
+from models.partner import Partner, PartnerClient, PartnerDocument, PartnerGrant, PartnerToken, PartnerUsage
 from models.patient import CareTeamMember, Patient
+from models.patient_account import PatientAccount, PatientInvitation, PatientSession
 from models.sla import BusinessCalendar, SlaPolicy
 from models.staff import DepartmentMembership, RoleAssignment, Session, Staff
 from models.ticket import Ticket, TicketEvent
 
 __all__ = [
     "Attachment",
+    "AuditArchive",
     "AuditChainHead",
     "AuditCheckpoint",
     "AuditEvent",
@@ -28,7 +32,17 @@ __all__ = [
     "Institution",
     "InstitutionKey",
     "Notification",
+    "Partner",
+    "PartnerClient",
+    "PartnerConsent",
+    "PartnerDocument",
+    "PartnerGrant",
+    "PartnerToken",
+    "PartnerUsage",
     "Patient",
+    "PatientAccount",
+    "PatientInvitation",
+    "PatientSession",
     "RoleAssignment",
     "Session",
     "SlaPolicy",

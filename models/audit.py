@@ -1,4 +1,5 @@
-"""The append-only audit log and the per-institution head of its hash chain.
+"""The append-only audit log, the per-institution head of its hash chain, its signed checkpoints
+and the anchors of archived stretches.
 
 Audit rows hold identifiers and field names, never values of patient data. They have
 no foreign keys to the rows they describe: the record outlives what it records.
@@ -72,3 +73,23 @@ class AuditCheckpoint(Model):
     class Meta:
         table = "audit_checkpoint"
         unique_together = (("institution_id", "last_seq"),)
+
+
+class AuditArchive(Model):
+    """Where the archived start of a chain ends: its last sequence number and hash.
+
+    Also when, how many events, and the SHA-256 of the archive file. The chain is verified from
+    the newest anchor on, and the database deletes only events an anchor covers. Append-only.
+    """
+
+    id = fields.UUIDField(primary_key=True, default=uuid7)
+    institution_id = fields.UUIDField()
+    up_to_seq = fields.BigIntField()
+    up_to_hash = fields.CharField(max_length=64)
+    archived_at = fields.DatetimeField()
+    events = fields.BigIntField()
+    sha256 = fields.CharField(max_length=64)
+
+    class Meta:
+        table = "audit_archive"
+        unique_together = (("institution_id", "up_to_seq"),)

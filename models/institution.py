@@ -10,6 +10,10 @@ from models.base import TenantModel
 
 INSTITUTION_KINDS = ("hospital", "clinic", "dental", "checkup", "nursing", "eldercare")
 
+# How long audit events are kept before they may be archived and removed from the database.
+AUDIT_RETENTION_DEFAULT_MONTHS = 72
+AUDIT_RETENTION_MIN_MONTHS = 6
+
 
 class Institution(Model):
     id = fields.UUIDField(primary_key=True, default=uuid7)
@@ -17,6 +21,9 @@ class Institution(Model):
     kind = fields.CharField(max_length=20)
     time_zone = fields.CharField(max_length=64, default="Asia/Shanghai")
     created_at = fields.DatetimeField(auto_now_add=True)
+    # db_default: existing institutions get the default when the column is added.
+    audit_retention_months = fields.IntField(default=AUDIT_RETENTION_DEFAULT_MONTHS,
+                                             db_default=AUDIT_RETENTION_DEFAULT_MONTHS)
 
     class Meta:
         table = "institution"

@@ -11,7 +11,8 @@ IDENTITY = "identity"
 CONTACT = "contact"
 CLINICAL = "clinical"
 NEEDS = "needs"
-PATIENT_CLASSES = (IDENTITY, CONTACT, CLINICAL, NEEDS)
+INTERNAL = "internal"  # staff-only labels: never shown to the patient or a partner
+PATIENT_CLASSES = (IDENTITY, CONTACT, CLINICAL, NEEDS, INTERNAL)
 
 PATIENT_FIELD_CLASS: dict[str, str] = {
     "full_name": IDENTITY,
@@ -21,8 +22,8 @@ PATIENT_FIELD_CLASS: dict[str, str] = {
     "national_id_type": IDENTITY,
     "national_id": IDENTITY,
     "status": IDENTITY,
-    "segments": IDENTITY,
-    "tags": IDENTITY,
+    "segments": INTERNAL,
+    "tags": INTERNAL,
     "department_id": IDENTITY,
     "created_at": IDENTITY,
     "updated_at": IDENTITY,

@@ -17,7 +17,7 @@ from enum import StrEnum
 from tortoise.expressions import Q, Subquery
 from tortoise.queryset import QuerySet
 
-from models import CareTeamMember, EmergencyAccess
+from models import CareTeamMember, EmergencyAccess, PartnerConsent, PartnerGrant
 from policies.fields import PATIENT_CLASSES
 from policies.guard import Decision, Guard
 
@@ -27,6 +27,8 @@ class Reach(StrEnum):
     DEPARTMENT = "department"
     CARE_TEAM = "care_team"
     EMERGENCY = "emergency"  # break-glass: files opened with a stated reason, for a few hours
+    GRANT = "grant"  # a partner: patients granted to it while their consent to share stands
+    SELF = "self"  # a patient: their own file
 
 
 ROLE_REACH: dict[str, frozenset[Reach]] = {
@@ -35,6 +37,8 @@ ROLE_REACH: dict[str, frozenset[Reach]] = {
     "nurse": frozenset({Reach.CARE_TEAM, Reach.DEPARTMENT, Reach.EMERGENCY}),
     "doctor": frozenset({Reach.CARE_TEAM, Reach.DEPARTMENT, Reach.EMERGENCY}),
     "department_head": frozenset({Reach.DEPARTMENT, Reach.EMERGENCY}),
+    "partner": frozenset({Reach.GRANT}),
+    "patient": frozenset({Reach.SELF}),
 }
 
 
@@ -45,7 +49,9 @@ class PatientScope:
     department_ids: frozenset[uuid.UUID]
     reach_by_class: dict[str, frozenset[Reach]]
     rules: dict[str, str]  # class -> the policy rule that allows reading it
-    now: datetime = field(default_factory=lambda: datetime.now(UTC))  # emergency grants in force at this time
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))  # emergency and partner grants in force
+    partner_id: uuid.UUID | None = None  # a partner's principal
+    patient_id: uuid.UUID | None = None  # a patient's principal: their own file
 
     @property
     def reach(self) -> frozenset[Reach]:
@@ -65,6 +71,18 @@ class PatientScope:
         return EmergencyAccess.filter(institution_id=self.institution_id, staff_id=self.staff_id,
                                       expires_at__gt=self.now)
 
+    @property
+    def uses_grants(self) -> bool:
+        return Reach.GRANT in self.reach
+
+    def partner_grants(self) -> QuerySet[PartnerGrant]:
+        """The partner's grants in force: not revoked, not expired, and the patient's consent to share
+        with the partner stands (a withdrawn consent closes the grant on the next request)."""
+        consenting = PartnerConsent.filter(institution_id=self.institution_id, partner_id=self.partner_id,
+                                           granted=True)
+        return PartnerGrant.filter(institution_id=self.institution_id, partner_id=self.partner_id, revoked_at=None,
+                                   expires_at__gt=self.now, patient_id__in=Subquery(consenting.values("patient_id")))
+
     def filter(self) -> Q | None:
         """The SQL condition for reachable patients, or None when the principal reaches none."""
         tenant = Q(institution_id=self.institution_id)
@@ -78,13 +96,18 @@ class PatientScope:
             parts.append(Q(id__in=Subquery(team.values("patient_id"))))
         if Reach.EMERGENCY in self.reach:
             parts.append(Q(id__in=Subquery(self.emergency_grants().values("patient_id"))))
+        if Reach.GRANT in self.reach and self.partner_id is not None:
+            parts.append(Q(id__in=Subquery(self.partner_grants().values("patient_id"))))
+        if Reach.SELF in self.reach and self.patient_id is not None:
+            parts.append(Q(id=self.patient_id))
         if not parts:
             return None
         return tenant & Q(*parts, join_type=Q.OR)
 
     def classes_for(self, department_id: uuid.UUID | None, in_care_team: bool,
                     in_emergency: bool = False) -> frozenset[str]:
-        reached = {Reach.INSTITUTION}
+        # Rows come from ``filter``: a partner's or a patient's row is reached through its grant or self.
+        reached = {Reach.INSTITUTION, Reach.GRANT, Reach.SELF}
         if department_id is not None and department_id in self.department_ids:
             reached.add(Reach.DEPARTMENT)
         if in_care_team:
@@ -102,6 +125,8 @@ def patient_scope(
     staff_id: uuid.UUID,
     roles: frozenset[str],
     department_ids: frozenset[uuid.UUID],
+    partner_id: uuid.UUID | None = None,
+    patient_id: uuid.UUID | None = None,
 ) -> PatientScope:
     """Build the scope from one user-level decision per class (deny overrides) and the roles' reach."""
     reach_by_class: dict[str, frozenset[Reach]] = {}
@@ -116,7 +141,8 @@ def patient_scope(
         if reach:
             reach_by_class[cls] = reach
             rules[cls] = decision.rule
-    return PatientScope(institution_id, staff_id, department_ids, reach_by_class, rules)
+    return PatientScope(institution_id, staff_id, department_ids, reach_by_class, rules,
+                        partner_id=partner_id, patient_id=patient_id)
 
 
 # -- tickets -------------------------------------------------------------------------------

@@ -44,7 +44,9 @@ class PatientView:
 
     row: Patient
     classes: frozenset[str]
-    emergency: uuid.UUID | None = None  # the break-glass grant this file is open under, if any
+    # The grant this file is open under, named in every read's record: "emergency_access <id>" for
+    # break-glass, "partner_grant <id>" for a partner (the accounting of disclosures reads it).
+    grant: str = ""
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,8 @@ def patient_scope(ctx: Context) -> PatientScope:
             staff_id=p.user_id,
             roles=p.roles,
             department_ids=p.department_ids,
+            partner_id=p.partner_id,
+            patient_id=p.patient_id,
         )
     return ctx.patient_scope
 
@@ -176,16 +180,20 @@ def scoped_patients(ctx: Context) -> QuerySet[Patient] | None:
 async def views(ctx: Context, rows: list[Patient]) -> list[PatientView]:
     scope = patient_scope(ctx)
     in_team: set[uuid.UUID] = set()
-    grants: dict[uuid.UUID, uuid.UUID] = {}
+    emergency: dict[uuid.UUID, str] = {}
+    partner: dict[uuid.UUID, str] = {}
     ids = [r.id for r in rows]
     if scope.uses_care_team and rows:
         team = CareTeamMember.filter(institution_id=scope.institution_id, staff_id=scope.staff_id, patient_id__in=ids)
         in_team = set(cast(list[uuid.UUID], await team.values_list("patient_id", flat=True)))
     if scope.uses_emergency and rows:
         found = await scope.emergency_grants().filter(patient_id__in=ids).values_list("patient_id", "id")
-        grants = {cast(uuid.UUID, patient): cast(uuid.UUID, grant) for patient, grant in found}
-    return [PatientView(row, scope.classes_for(row.department_id, row.id in in_team, row.id in grants),
-                        grants.get(row.id)) for row in rows]
+        emergency = {cast(uuid.UUID, patient): f"emergency_access {grant}" for patient, grant in found}
+    if scope.uses_grants and rows:
+        found = await scope.partner_grants().filter(patient_id__in=ids).order_by("id").values_list("patient_id", "id")
+        partner = {cast(uuid.UUID, patient): f"partner_grant {grant}" for patient, grant in found}
+    return [PatientView(row, scope.classes_for(row.department_id, row.id in in_team, row.id in emergency),
+                        emergency.get(row.id) or partner.get(row.id, "")) for row in rows]
 
 
 async def visible_patient(ctx: Context, patient_id: uuid.UUID) -> PatientView | None:
@@ -221,8 +229,8 @@ def require_class(ctx: Context, view: PatientView, field_class: str) -> None:
         ctx.reads.note("patient", pid, pid, field_class=field_class, outcome=Outcome.DENIED, reason="forbidden_field")
         raise Forbidden("Not allowed to read this field.")
     ctx.reads.note("patient", pid, pid, field_class=field_class, rule=patient_scope(ctx).rules.get(field_class, ""))
-    if view.emergency is not None:  # the record says the file was open under break-glass, and which grant
-        ctx.reads.note("patient", pid, pid, rule=f"emergency_access {view.emergency}")
+    if view.grant:  # the record says which grant the file was open under (break-glass, a partner's)
+        ctx.reads.note("patient", pid, pid, rule=view.grant)
 
 
 def read_patient_field(ctx: Context, view: PatientView, name: str) -> Any:

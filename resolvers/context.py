@@ -11,7 +11,7 @@ from audit.events import Actor, RequestMeta
 from audit.group_commit import GroupCommit
 from audit.reads import ReadLog
 from core.crypto import InstitutionKeys, MasterKey
-from core.errors import Unauthenticated
+from core.errors import RateLimited, Unauthenticated
 from core.passwords import Passwords
 from core.principal import Principal
 from core.settings import Settings
@@ -56,10 +56,13 @@ class Context:
     patient_views: Any = None  # a DataLoader of patients in scope, made on first use (resolvers.access)
     sla: asyncio.Future[SlaSettings] | None = None  # the institution's SLA, loaded once per request
     auth_failed: bool = False  # a token was sent but is invalid, expired or revoked
+    rate_limited: bool = False  # a partner client over its request budget
     authorization: str | None = None  # the credentials presented (header or WebSocket connection_init)
 
     def require_principal(self) -> Principal:
         if self.principal is None:
+            if self.rate_limited:
+                raise RateLimited()
             raise Unauthenticated("Invalid or expired token." if self.auth_failed else None)
         return self.principal
 
@@ -78,7 +81,9 @@ class Context:
         key = (obj, act)
         if key not in self.decisions:
             p = self.require_principal()
-            self.decisions[key] = self.services.guard.decide(p.subject, p.roles, p.institution_id, obj, act)
+            # A partner token's rights: the policy's for partners, within the token's scopes.
+            self.decisions[key] = (self.services.guard.decide(p.subject, p.roles, p.institution_id, obj, act)
+                                   if p.scoped(obj, act) else Decision.denied())
         return self.decisions[key]
 
     def forget_decisions(self) -> None:

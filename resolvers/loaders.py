@@ -13,7 +13,17 @@ from typing import Any, TypeVar
 
 from strawberry.dataloader import DataLoader
 
-from models import Attachment, CareTeamMember, Contact, Department, Staff, TicketEvent
+from models import (
+    Attachment,
+    CareTeamMember,
+    Contact,
+    Department,
+    Partner,
+    PartnerClient,
+    PartnerConsent,
+    Staff,
+    TicketEvent,
+)
 from models.base import TenantModel
 
 M = TypeVar("M", bound=TenantModel)
@@ -24,6 +34,8 @@ class Loaders:
         self.institution_id = institution_id
         self.department: DataLoader[uuid.UUID, Department | None] = DataLoader(self._by_id(Department))
         self.staff: DataLoader[uuid.UUID, Staff | None] = DataLoader(self._by_id(Staff))
+        self.partner: DataLoader[uuid.UUID, Partner | None] = DataLoader(self._by_id(Partner))
+        self.partner_client: DataLoader[uuid.UUID, PartnerClient | None] = DataLoader(self._by_id(PartnerClient))
         self.contacts_by_patient: DataLoader[uuid.UUID, list[Contact]] = DataLoader(
             self._grouped(Contact, "patient_id"))
         self.attachments_by_ticket: DataLoader[uuid.UUID, list[Attachment]] = DataLoader(
@@ -31,6 +43,8 @@ class Loaders:
         self.events_by_ticket: DataLoader[uuid.UUID, list[TicketEvent]] = DataLoader(
             self._grouped(TicketEvent, "ticket_id"))
         self.care_team_by_patient = DataLoader(self._care_team_by_patient)
+        self.consents_by_patient: DataLoader[uuid.UUID, list[PartnerConsent]] = DataLoader(
+            self._grouped(PartnerConsent, "patient_id"))
 
     def _by_id(self, model: type[M]) -> Callable[[Sequence[uuid.UUID]], Awaitable[list[M | None]]]:
         """Rows by id, one statement for a batch."""

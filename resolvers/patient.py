@@ -30,6 +30,7 @@ from models.patient import CHANNELS, PATIENT_STATUSES, SEGMENTS, SEXES
 from policies.fields import ENCRYPTED_FIELDS, PATIENT_FIELD_CLASS
 from policies.guard import Decision
 from resolvers import access, pagination
+from resolvers import consent as consents
 from resolvers.access import PatientView
 from resolvers.context import Context
 
@@ -74,6 +75,7 @@ async def page(ctx: Context, *, first: int, after: str | None, where: PatientFil
     ctx.require_principal()
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     after_id = pagination.decode_uuid(CURSOR_KIND, after) if after else None
+    await _check_filter(ctx, where)
     query = access.scoped_patients(ctx)
     if query is None:
         return pagination.Page([], False)
@@ -83,6 +85,18 @@ async def page(ctx: Context, *, first: int, after: str | None, where: PatientFil
     rows = await query.order_by("id").limit(first + 1)
     views = await access.views(ctx, rows[:first])
     return pagination.page_of(views, len(rows) > first, CURSOR_KIND, key=lambda view: view.row.id)
+
+
+# A filter reveals what it matches: each needs the right to read its field's class.
+_FILTER_CLASS = {"name_prefix": "identity", "phone": "contact", "national_id_type": "identity",
+                 "national_id": "identity", "segment": "internal", "tag": "internal", "department_id": "identity",
+                 "status": "identity"}
+
+
+async def _check_filter(ctx: Context, where: PatientFilter) -> None:
+    for name, field_class in _FILTER_CLASS.items():
+        if getattr(where, name) is not None:
+            await access.authorize(ctx, f"patient.{field_class}", "read", action=Action.READ, resource_type="patient")
 
 
 def _conditions(ctx: Context, where: PatientFilter) -> Q:
@@ -152,11 +166,13 @@ async def update(ctx: Context, patient_id: uuid.UUID | None, data: dict[str, Any
             raise Forbidden()
     values = await _normalize(ctx, data)
     columns = _columns(ctx, view.row.id, values)
+    decision = Decision(True, "; ".join(d.rule for d in decisions))
+    records = [access.write_record(ctx, Action.UPDATE, "patient", view.row.id, patient_id=view.row.id,
+                                   fields=frozenset(values), decision=decision),
+               consents.contact_consent_record(ctx, view.row.id, frozenset(values), decision.rule)]
     async with in_transaction():
         await Patient.filter(id=view.row.id, institution_id=ctx.institution_id).update(**columns)
-        await writer.append([access.write_record(
-            ctx, Action.UPDATE, "patient", view.row.id, patient_id=view.row.id, fields=frozenset(values),
-            decision=Decision(True, "; ".join(d.rule for d in decisions)))])
+        await writer.append([record for record in records if record is not None])
     return await access.find_patient(ctx, view.row.id, action=Action.READ)
 
 

@@ -10,7 +10,9 @@ from graphql import GraphQLError
 from strawberry.extensions import MaskErrors, SchemaExtension
 
 from core.errors import CareloopError
+from core.principal import PARTNER
 from resolvers import access
+from resolvers import partner as partners
 from resolvers.context import Context
 
 log = logging.getLogger("careloop.audit")
@@ -34,6 +36,24 @@ class AuditReads(SchemaExtension):
         except Exception as exc:
             log.error("audit append failed (%s), request %s", type(exc).__name__, context.request.request_id)
             raise AuditUnavailable() from None
+
+
+class PartnerGate(SchemaExtension):
+    """A partner client restricted to registered documents sends nothing else; and every partner
+    request is on the record with its client and token, even one that touched no patient."""
+
+    async def on_operation(self) -> AsyncIterator[None]:
+        context = self.execution_context.context
+        if isinstance(context, Context) and context.principal is not None and context.principal.kind == PARTNER:
+            await partners.check_document(context, self.execution_context.query or "")
+        yield
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        yield
+        context = self.execution_context.context
+        if isinstance(context, Context) and context.principal is not None and context.principal.kind == PARTNER \
+                and not context.reads:
+            context.reads.note("request", None, None)
 
 
 def is_unexpected(error: GraphQLError) -> bool:

@@ -1,6 +1,6 @@
 """Patient files: the type, its connection, filters, inputs and operations.
 
-Every field but ``id`` belongs to a field class (identity, contact, clinical, needs). A field
+Every field but ``id`` belongs to a field class (identity, contact, clinical, needs, internal). A field
 your role may not read on this patient resolves to null with a FORBIDDEN error, so the schema
 is the same for every role. Encrypted fields are decrypted only when asked for, and every
 read is audited.
@@ -17,12 +17,14 @@ import strawberry
 
 from policies.fields import PATIENT_FIELD_CLASS
 from resolvers import access
+from resolvers import consent as consents
 from resolvers import contact as contacts
 from resolvers import patient as patients
 from resolvers.access import PatientView
 from resolvers.context import Context
 from resolvers.patient import PatientFilter as PatientWhere
 from schema.common import DEFAULT_PAGE_SIZE, FieldSource, Info, PageInfo, provided, uuid_of
+from schema.consent import PartnerConsent
 from schema.contact import Contact, contact_node
 from schema.department import Department
 from schema.staff import StaffSummary
@@ -122,8 +124,8 @@ class Patient:
     national_id_type: NationalIdType | None = _field("Identity document type.")
     national_id: str | None = _field("Identity document number. Encrypted; decryption is audited.")
     status: PatientStatus | None = _field("Active, archived or deceased.")
-    segments: list[Segment] | None = _field("Segments (VIP, special needs, pending treatment).")
-    tags: list[str] | None = _field("Free tags.")
+    segments: list[Segment] | None = _field("Segments (VIP, special needs, pending treatment). Staff only.")
+    tags: list[str] | None = _field("Free tags. Staff only.")
     created_at: datetime | None = _field("When the file was opened.")
     updated_at: datetime | None = _field("Last change to the file.")
     # contact
@@ -164,6 +166,10 @@ class Patient:
     async def contacts(self, info: Info) -> list[Contact] | None:
         access.require_contacts(info.context, self.view)
         return [contact_node(info.context, view) for view in await contacts.of_patient(info.context, self.view)]
+
+    @strawberry.field(description="Consents to share the file with partners, one per partner asked (contact class).")
+    async def partner_consents(self, info: Info) -> list[PartnerConsent] | None:
+        return [PartnerConsent.of(row) for row in await consents.of_patient(info.context, self.view)]
 
 
 @strawberry.type

@@ -20,12 +20,17 @@ from resolvers.context import Context
 from schema.audit_event import AuditEventQuery
 from schema.audit_report import AuditReportQuery
 from schema.care_team import CareTeamMutation
+from schema.consent import ConsentMutation
 from schema.contact import ContactMutation
 from schema.department import DepartmentMutation, DepartmentQuery
+from schema.disclosure import DisclosureQuery
 from schema.emergency_access import EmergencyAccessMutation, EmergencyAccessQuery
-from schema.extensions import AuditReads, CodedErrors, is_unexpected
+from schema.extensions import AuditReads, CodedErrors, PartnerGate, is_unexpected
 from schema.improvement import ImprovementMutation, ImprovementQuery
+from schema.partner import PartnerMutation, PartnerQuery
+from schema.partner_grant import PartnerGrantMutation, PartnerGrantQuery
 from schema.patient import PatientMutation, PatientQuery
+from schema.patient_account import PatientAccountMutation, PatientAccountQuery
 from schema.report import ReportQuery
 from schema.session import SessionMutation, SessionQuery
 from schema.sla import SlaMutation, SlaQuery
@@ -35,10 +40,12 @@ from schema.ticket import TicketMutation, TicketQuery, TicketSubscription
 log = logging.getLogger("careloop.graphql")
 
 Query = merge_types("Query", (SessionQuery, PatientQuery, TicketQuery, ReportQuery, ImprovementQuery, SlaQuery,
-                              StaffQuery, DepartmentQuery, AuditEventQuery, AuditReportQuery, EmergencyAccessQuery))
+                              StaffQuery, DepartmentQuery, AuditEventQuery, AuditReportQuery, EmergencyAccessQuery,
+                              PartnerQuery, PartnerGrantQuery, DisclosureQuery, PatientAccountQuery))
 Mutation = merge_types(
     "Mutation", (SessionMutation, PatientMutation, ContactMutation, TicketMutation, ImprovementMutation, SlaMutation,
-                 StaffMutation, CareTeamMutation, DepartmentMutation, EmergencyAccessMutation)
+                 StaffMutation, CareTeamMutation, DepartmentMutation, EmergencyAccessMutation, PartnerMutation,
+                 PartnerGrantMutation, ConsentMutation, PatientAccountMutation)
 )
 
 Subscription = merge_types("Subscription", (TicketSubscription,))
@@ -73,6 +80,7 @@ def build_schema(limits: Limits, *, production: bool) -> strawberry.Schema:
         ParserCache,
         ValidationCache,
         AuditReads,
+        PartnerGate,  # after AuditReads: hooks exit in reverse order, and its note must precede the flush
         lambda: CodedErrors(production=production),
     ]
     if production:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import Enum
 
 import strawberry
 
+from core.principal import ROLES
 from resolvers import session as sessions
 from schema.common import Info
 from schema.department import Department
@@ -26,14 +28,29 @@ class Institution:
     time_zone: str
 
 
-@strawberry.type(description="The signed-in staff member.")
+@strawberry.enum(description="Who holds a token: staff, a patient (self-service) or a partner's API client.")
+class PrincipalKind(Enum):
+    STAFF = "staff"
+    PATIENT = "patient"
+    PARTNER = "partner"
+
+
+@strawberry.type(description="Who is signed in: a staff member, a patient or a partner's API client.")
 class Me:
-    id: strawberry.ID
-    email: str
-    name: str
-    roles: list[Role]
+    id: strawberry.ID = strawberry.field(description="The staff member, patient account or API client.")
+    kind: PrincipalKind
+    email: str = strawberry.field(description="The sign-in e-mail; empty for a partner's client.")
+    name: str = strawberry.field(description="A staff member's name or a client's; empty for a patient.")
+    roles: list[Role] = strawberry.field(description="A staff member's roles; empty for others.")
     institution: Institution
     departments: list[Department]
+    patient_id: strawberry.ID | None = strawberry.field(description="A patient's own file.")
+    partner_id: strawberry.ID | None = strawberry.field(description="A client's partner.")
+    scopes: list[str] | None = strawberry.field(description="A partner token's scopes.")
+
+
+def _id(value: object) -> strawberry.ID | None:
+    return None if value is None else strawberry.ID(str(value))
 
 
 @strawberry.type
@@ -44,12 +61,15 @@ class SessionQuery:
         if found is None:
             return None
         principal, institution = found.principal, found.institution
+        staff_roles = principal.roles & set(ROLES)
         return Me(
-            id=strawberry.ID(str(principal.user_id)), email=principal.email, name=principal.name,
-            roles=sorted((Role(r) for r in principal.roles), key=lambda r: r.value),
+            id=strawberry.ID(str(principal.user_id)), kind=PrincipalKind(principal.kind), email=principal.email,
+            name=principal.name, roles=sorted((Role(r) for r in staff_roles), key=lambda r: r.value),
             institution=Institution(id=strawberry.ID(str(institution.id)), name=institution.name,
                                     kind=institution.kind, time_zone=institution.time_zone),
             departments=[Department.of(d) for d in found.departments],
+            patient_id=_id(principal.patient_id), partner_id=_id(principal.partner_id),
+            scopes=sorted(principal.scopes) if principal.scopes is not None else None,
         )
 
 
@@ -60,6 +80,6 @@ class SessionMutation:
         result = await sessions.login(info.context, email, password)
         return LoginPayload(token=result.token, expires_at=result.expires_at)
 
-    @strawberry.mutation(description="Revoke the token this request was made with.")
+    @strawberry.mutation(description="Revoke the token this request was made with (staff, patients, partners).")
     async def logout(self, info: Info) -> bool | None:
         return await sessions.logout(info.context)

@@ -244,7 +244,7 @@ def test_new_tokens_have_the_documented_shape_and_are_unique() -> None:
 
 @given(st.one_of(st.text(max_size=80), st.text(alphabet="abcXYZ019_-", min_size=40, max_size=46).map("cl_".__add__)))
 def test_looks_like_token_only_accepts_the_shape(value: str) -> None:
-    assert looks_like_token(value) == bool(re.fullmatch(r"cl_[A-Za-z0-9_-]{43}", value))
+    assert looks_like_token(value) == bool(re.fullmatch(r"cl[pc]?_[A-Za-z0-9_-]{43}", value))
 
 
 def test_looks_like_token_refuses_a_trailing_newline() -> None:

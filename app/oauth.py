@@ -1,0 +1,67 @@
+"""``POST /oauth/token``: a partner's API client exchanges its credentials for an access token
+(OAuth 2.0 client credentials, RFC 6749 §4.4), as SMART Backend Services clients expect.
+
+The form carries ``grant_type=client_credentials`` and ``scope`` (space-separated, e.g.
+``patient.identity:read contact:read``; all the client's scopes when absent); the credentials
+come as HTTP Basic or as ``client_id`` and ``client_secret`` in the form. The answer is
+``{"access_token", "token_type": "Bearer", "expires_in", "scope"}``, or an RFC 6749 §5.2 error.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from urllib.parse import parse_qsl, unquote_plus
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from audit.events import RequestMeta
+from resolvers import partner as partners
+from resolvers.context import Services
+
+MAX_FORM_BYTES = 4096
+_STATUS = {"invalid_client": 401, "slow_down": 429}
+
+
+def routes(services: Services) -> list[Route]:
+    async def token(request: Request) -> JSONResponse:
+        if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+            return _refuse("invalid_request", "Send an application/x-www-form-urlencoded form.")
+        try:  # a small urlencoded form: parsed here, no multipart parser needed
+            form = dict(parse_qsl((await request.body()).decode(), max_num_fields=10))
+        except (UnicodeDecodeError, ValueError):
+            return _refuse("invalid_request", "Not a valid form.")
+        if form.get("grant_type") != "client_credentials":
+            return _refuse("unsupported_grant_type", "Only client_credentials is supported.")
+        client_id, secret = _credentials(request, str(form.get("client_id") or ""),
+                                         str(form.get("client_secret") or ""))
+        meta = RequestMeta(getattr(request.state, "request_id", ""), request.client.host if request.client else "",
+                           request.headers.get("user-agent", "")[:200])
+        try:
+            issued = await partners.issue_token(services, meta, client_id, secret, str(form.get("scope") or ""))
+        except partners.TokenRefused as refused:
+            return _refuse(refused.error, refused.description)
+        return JSONResponse({"access_token": issued.token, "token_type": "Bearer", "expires_in": issued.expires_in,
+                             "scope": " ".join(issued.scopes)}, headers={"pragma": "no-cache"})
+
+    return [Route("/oauth/token", token, methods=["POST"], max_body_size=MAX_FORM_BYTES)]
+
+
+def _credentials(request: Request, client_id: str, secret: str) -> tuple[str, str]:
+    """HTTP Basic (client_secret_basic) when given, else the form's (client_secret_post)."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return client_id, secret
+    try:
+        user, _, password = base64.b64decode(value, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return "", ""
+    return unquote_plus(user), unquote_plus(password)
+
+
+def _refuse(error: str, description: str) -> JSONResponse:
+    headers = {"www-authenticate": "Basic"} if error == "invalid_client" else {}
+    return JSONResponse({"error": error, "error_description": description}, status_code=_STATUS.get(error, 400),
+                        headers=headers)

@@ -1,0 +1,93 @@
+"""The accounting of disclosures: what the institution's partners were given of whose file, when,
+and for what purpose, for any period up to six years (compliance officers, ``audit: read``).
+
+Each partner read on the trail is one disclosure: its date, the partner (the recipient), the
+patient, the field classes it returned (the data categories) and the purpose of the grant it
+was made under (named in the read's policy rule).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from audit.events import Action
+from core.errors import BadUserInput
+from core.principal import PARTNER
+from models import AuditEvent, PartnerClient, PartnerGrant
+from resolvers import access, pagination
+from resolvers.context import Context
+
+MAX_PERIOD = timedelta(days=6 * 366)
+CURSOR_KIND = "disclosure"
+_GRANT = re.compile(r"partner_grant ([0-9a-f-]{36})")
+
+
+@dataclass(frozen=True)
+class Disclosure:
+    occurred_at: datetime
+    partner_id: uuid.UUID | None
+    partner_name: str
+    client_id: uuid.UUID | None
+    patient_id: uuid.UUID
+    data_categories: list[str]
+    purpose: str
+    grant_id: uuid.UUID | None
+
+
+async def page(ctx: Context, *, first: int, after: str | None, since: datetime, until: datetime,
+               patient_id: uuid.UUID | None = None, partner_id: uuid.UUID | None = None) -> pagination.Page[Disclosure]:
+    """Newest first; a fixed number of statements per page (the page, its clients, its grants)."""
+    decision = await access.authorize(ctx, "audit", "read", action=Action.READ, resource_type="disclosure")
+    first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
+    _check_period(since, until)
+    query = AuditEvent.filter(institution_id=ctx.institution_id, actor_kind=PARTNER, action="read",
+                              outcome="allowed", patient_id__isnull=False,
+                              occurred_at__gte=since.astimezone(UTC), occurred_at__lt=until.astimezone(UTC))
+    if patient_id is not None:
+        query = query.filter(patient_id=patient_id)
+    if partner_id is not None:
+        query = query.filter(actor_id__in=list(await PartnerClient.filter(
+            institution_id=ctx.institution_id, partner_id=partner_id).values_list("id", flat=True)))
+    if after:
+        query = query.filter(seq__lt=pagination.decode_int(CURSOR_KIND, after))
+    rows = await query.order_by("-seq").limit(first + 1)
+    disclosures = await _describe(ctx, rows[:first])
+    ctx.reads.note("disclosure", None, None, field_class="audit", rule=decision.rule)
+    return pagination.Page([(pagination.encode(CURSOR_KIND, str(row.seq)), d) for row, d in zip(rows, disclosures,
+                                                                                               strict=False)],
+                           len(rows) > first)
+
+
+async def _describe(ctx: Context, rows: list[AuditEvent]) -> list[Disclosure]:
+    client_ids = {row.actor_id for row in rows if row.actor_id}
+    clients = {c: (p, str(n)) for c, p, n in await PartnerClient.filter(
+        institution_id=ctx.institution_id, id__in=list(client_ids)).values_list("id", "partner_id", "partner__name")}
+    grant_of = {row.id: _grant_id(row.policy_rule) for row in rows}
+    purposes = dict(await PartnerGrant.filter(institution_id=ctx.institution_id, id__in=[
+        g for g in grant_of.values() if g]).values_list("id", "purpose"))
+    disclosures = []
+    for row in rows:
+        partner_id, partner_name = clients.get(row.actor_id) or (None, "")
+        disclosures.append(Disclosure(row.occurred_at, partner_id, partner_name, row.actor_id,
+                                      row.patient_id or uuid.UUID(int=0),
+                                      [c for c in row.field_classes.split(",") if c],
+                                      str(purposes.get(grant_of[row.id], "")), grant_of[row.id]))
+    return disclosures
+
+
+def _grant_id(rule: str) -> uuid.UUID | None:
+    found = _GRANT.search(rule)
+    return uuid.UUID(found.group(1)) if found else None
+
+
+def _check_period(since: datetime, until: datetime) -> None:
+    for moment, name in ((since, "from"), (until, "to")):
+        if moment.tzinfo is None:
+            raise BadUserInput(f"{name}: give a time zone.", field=name)
+    if until <= since:
+        raise BadUserInput("to: the period must end after it starts.", field="to")
+    if until - since > MAX_PERIOD:
+        raise BadUserInput("from: a period of at most six years.", field="from")

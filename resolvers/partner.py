@@ -1,0 +1,358 @@
+"""Care partners: organisations and API clients (admins), access tokens (OAuth 2.0 client
+credentials), rate limits, trusted documents, and what a partner may read of its own record.
+
+A partner client's token carries scopes over our objects in a SMART-v2-like form
+(``patient.clinical:read``); its rights are the policy's rules for partners intersected with
+them (``Principal.scoped``), and its reach is the patients granted to the partner while their
+consent stands (``policies.scopes``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+from tortoise.connection import connections
+from tortoise.functions import Max, Sum
+from tortoise.transactions import in_transaction
+
+from audit import writer
+from audit.events import Action, Actor, AuditRecord, Outcome, RequestMeta
+from core.errors import BadUserInput, Forbidden
+from core.principal import PARTNER, Principal
+from core.tokens import PARTNER_PREFIX, SECRET_PREFIX, looks_like_secret, new_token, token_digest
+from core.validation import clean_text
+from models import AuditEvent, Partner, PartnerClient, PartnerDocument, PartnerToken, PartnerUsage
+from models.fields import tags_from_db, tags_to_db
+from policies.guard import Guard
+from resolvers import access, pagination
+from resolvers.context import Context, Services
+
+TOKEN_LIFETIME = timedelta(hours=1)  # the longest a partner's access token lives
+MAX_CLIENTS = 20  # per partner
+MAX_DOCUMENTS = 200  # per client
+MAX_RATE = 10_000  # requests per minute
+CURSOR_KIND = "partner"
+LOG_CURSOR_KIND = "partner-log"
+OWN_LOG = "partner_log:read"  # every token may read its partner's own access log and usage
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def scope_vocabulary(guard: Guard) -> frozenset[str]:
+    """What a partner token may carry: the policy's allow rules for partners, as ``object:action``."""
+    return frozenset(f"{r.obj}:{r.act}" for r in guard.rules() if r.role == PARTNER and r.effect == "allow")
+
+
+@dataclass(frozen=True)
+class ClientCreated:
+    client: PartnerClient
+    secret: str  # shown once, never stored
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: str
+    expires_in: int  # seconds
+    scopes: list[str]
+
+
+@dataclass(frozen=True)
+class ClientUsage:
+    client: PartnerClient
+    requests: int
+    throttled: int
+    last_request_at: datetime | None
+
+
+class TokenRefused(Exception):
+    """An OAuth 2.0 token error (RFC 6749 §5.2): its code is the ``error`` a client sees."""
+
+    def __init__(self, error: str, description: str) -> None:
+        super().__init__(description)
+        self.error, self.description = error, description
+
+
+# -- organisations and clients (admins) -------------------------------------------------------
+
+
+async def create(ctx: Context, name: str) -> Partner:
+    decision = await access.authorize(ctx, "partner", "create", action=Action.CREATE, resource_type="partner")
+    text = clean_text(name, field="name", max_length=100, min_length=2)
+    if await Partner.exists(institution_id=ctx.institution_id, name=text):
+        raise BadUserInput("name: a partner of that name exists.", field="name")
+    async with in_transaction():
+        row = await Partner.create(institution_id=ctx.institution_id, name=text)
+        await writer.append([access.write_record(ctx, Action.CREATE, "partner", row.id, fields=frozenset({"name"}),
+                                                 decision=decision)])
+    return row
+
+
+async def set_active(ctx: Context, partner_id: uuid.UUID | None, active: bool) -> Partner:
+    """Suspending a partner stops every client and token of it on the next request."""
+    decision = await access.authorize(ctx, "partner", "update", action=Action.UPDATE, resource_type="partner",
+                                      resource_id=partner_id)
+    row = await _find(ctx, partner_id, Action.UPDATE)
+    async with in_transaction():
+        await Partner.filter(id=row.id).update(is_active=active)
+        await writer.append([access.write_record(ctx, Action.UPDATE, "partner", row.id,
+                                                 fields=frozenset({"is_active"}), decision=decision)])
+    row.is_active = active
+    return row
+
+
+async def get(ctx: Context, partner_id: uuid.UUID | None) -> Partner:
+    await access.authorize(ctx, "partner", "read", action=Action.READ, resource_type="partner",
+                           resource_id=partner_id)
+    return await _find(ctx, partner_id, Action.READ)
+
+
+async def page(ctx: Context, *, first: int, after: str | None) -> pagination.Page[Partner]:
+    await access.authorize(ctx, "partner", "read", action=Action.READ, resource_type="partner")
+    first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
+    query = Partner.filter(institution_id=ctx.institution_id)
+    if after:
+        query = query.filter(id__gt=pagination.decode_uuid(CURSOR_KIND, after))
+    rows = await query.order_by("id").limit(first + 1)
+    return pagination.page_of(rows[:first], len(rows) > first, CURSOR_KIND, key=lambda row: row.id)
+
+
+async def clients_of(ctx: Context, partner_id: uuid.UUID) -> list[PartnerClient]:
+    """A partner's clients (at most MAX_CLIENTS), for those who manage partners."""
+    await access.authorize(ctx, "partner", "update", action=Action.READ, resource_type="partner_client",
+                           resource_id=partner_id)
+    return await PartnerClient.filter(institution_id=ctx.institution_id, partner_id=partner_id).order_by("id")
+
+
+async def create_client(ctx: Context, partner_id: uuid.UUID | None, *, name: str, scopes: list[str],
+                        rate_limit_per_minute: int, documents: list[str] | None) -> ClientCreated:
+    decision = await access.authorize(ctx, "partner", "update", action=Action.CREATE, resource_type="partner_client",
+                                      resource_id=partner_id)
+    partner = await _find(ctx, partner_id, Action.CREATE, "partnerId")
+    text = clean_text(name, field="name", max_length=100, min_length=2)
+    granted = _scopes(ctx.services.guard, scopes, field="scopes")
+    if not 1 <= rate_limit_per_minute <= MAX_RATE:
+        raise BadUserInput(f"rateLimitPerMinute: between 1 and {MAX_RATE}.", field="rateLimitPerMinute")
+    hashes = _document_hashes(documents)
+    if await PartnerClient.filter(partner_id=partner.id).count() >= MAX_CLIENTS:
+        raise BadUserInput(f"partnerId: a partner has at most {MAX_CLIENTS} clients.", field="partnerId")
+    secret = new_token(SECRET_PREFIX)
+    async with in_transaction():
+        client = await PartnerClient.create(
+            institution_id=ctx.institution_id, partner_id=partner.id, name=text, scopes=tags_to_db(granted),
+            secret_hash=token_digest(ctx.services.master_key.token_key, secret),
+            rate_limit_per_minute=rate_limit_per_minute, documents_only=hashes is not None)
+        await PartnerDocument.bulk_create([PartnerDocument(institution_id=ctx.institution_id, client_id=client.id,
+                                                           sha256=h) for h in hashes or []])
+        written = {"name", "scopes", "rate_limit_per_minute", "documents_only", "secret_hash"}
+        await writer.append([access.write_record(ctx, Action.CREATE, "partner_client", client.id,
+                                                 fields=frozenset(written), decision=decision)])
+    return ClientCreated(client, secret)
+
+
+async def revoke_client(ctx: Context, client_id: uuid.UUID | None) -> PartnerClient:
+    """The client and every token it holds stop working on their next request."""
+    decision = await access.authorize(ctx, "partner", "update", action=Action.UPDATE, resource_type="partner_client",
+                                      resource_id=client_id)
+    client = None if client_id is None else await PartnerClient.get_or_none(id=client_id,
+                                                                           institution_id=ctx.institution_id)
+    if client is None:
+        raise await access.not_found(ctx, Action.UPDATE, "partner_client", client_id)
+    now = datetime.now(UTC)
+    async with in_transaction():
+        await PartnerClient.filter(id=client.id, revoked_at=None).update(revoked_at=now)
+        await PartnerToken.filter(client_id=client.id, revoked_at=None).update(revoked_at=now)
+        await writer.append([access.write_record(ctx, Action.UPDATE, "partner_client", client.id,
+                                                 fields=frozenset({"revoked_at"}), decision=decision)])
+    return await PartnerClient.get(id=client.id)
+
+
+def client_scopes(client: PartnerClient) -> list[str]:
+    return tags_from_db(client.scopes)
+
+
+async def _find(ctx: Context, partner_id: uuid.UUID | None, action: Action, field: str = "id") -> Partner:
+    row = None if partner_id is None else await Partner.get_or_none(id=partner_id, institution_id=ctx.institution_id)
+    if row is None:
+        raise await access.not_found(ctx, action, "partner", partner_id, field)
+    return row
+
+
+def _scopes(guard: Guard, requested: list[str], *, field: str) -> list[str]:
+    vocabulary = scope_vocabulary(guard)
+    unknown = sorted(set(requested) - vocabulary)
+    if unknown or not requested:
+        raise BadUserInput(f"{field}: each must be one of {', '.join(sorted(vocabulary))}.", field=field)
+    return sorted(set(requested))
+
+
+def _document_hashes(documents: list[str] | None) -> list[str] | None:
+    """The SHA-256 (hex) of each operation document a restricted client may send; None: any document."""
+    if documents is None:
+        return None
+    if not documents or len(documents) > MAX_DOCUMENTS:
+        raise BadUserInput(f"trustedDocuments: 1 to {MAX_DOCUMENTS} SHA-256 hashes.", field="trustedDocuments")
+    hashes = sorted({d.strip().lower() for d in documents})
+    if not all(_SHA256.fullmatch(h) for h in hashes):
+        raise BadUserInput("trustedDocuments: each must be the hex SHA-256 of a document.", field="trustedDocuments")
+    return hashes
+
+
+# -- access tokens (OAuth 2.0 client credentials) ----------------------------------------------
+
+
+async def issue_token(services: Services, request: RequestMeta, client_id: str, secret: str,
+                      scope: str | None) -> IssuedToken:
+    """Exchange a client's credentials for a token of at most an hour, with the scopes asked for
+    (all the client's when none are). Every issue and refusal is on the record."""
+    parsed = _uuid(client_id)
+    client = None
+    if parsed is not None and looks_like_secret(secret):
+        client = await PartnerClient.filter(id=parsed, revoked_at=None, partner__is_active=True).first()
+    digest = token_digest(services.master_key.token_key, secret)
+    if client is None or not hmac.compare_digest(client.secret_hash, digest):
+        await _record_token(request, client, Outcome.DENIED, reason="bad_credentials")
+        raise TokenRefused("invalid_client", "Unknown client or wrong secret.")
+    allowed = set(client_scopes(client))
+    wanted = set(scope.split()) if scope and scope.strip() else allowed
+    if not wanted <= allowed or len(scope or "") > 2000:
+        await _record_token(request, client, Outcome.DENIED, reason="invalid_scope")
+        raise TokenRefused("invalid_scope", "A scope asked for is not granted to this client.")
+    if not await count_request(client.institution_id, client.id, client.rate_limit_per_minute):
+        await _record_token(request, client, Outcome.DENIED, reason="rate_limited")
+        raise TokenRefused("slow_down", "Too many requests; try again later.")
+    token = new_token(PARTNER_PREFIX)
+    async with in_transaction():
+        row = await PartnerToken.create(institution_id=client.institution_id, client_id=client.id,
+                                        token_hash=token_digest(services.master_key.token_key, token),
+                                        scopes=tags_to_db(sorted(wanted)),
+                                        expires_at=datetime.now(UTC) + TOKEN_LIFETIME)
+        await _record_token(request, client, Outcome.ALLOWED, token_id=row.id)
+    return IssuedToken(token, int(TOKEN_LIFETIME.total_seconds()), sorted(wanted))
+
+
+async def principal(digest: str) -> Principal | None:
+    """The partner client behind an access token that is in force, its client and partner too."""
+    row = await PartnerToken.filter(token_hash=digest, revoked_at=None, expires_at__gt=datetime.now(UTC),
+                                    client__revoked_at=None, client__partner__is_active=True).first().values_list(
+        "id", "client_id", "institution_id", "client__name", "client__partner_id", "scopes",
+        "client__documents_only", "client__rate_limit_per_minute")
+    if row is None:
+        return None
+    token_id, client_id, institution_id, name, partner_id, scopes, documents_only, per_minute = row
+    return Principal(institution_id=institution_id, user_id=client_id, token_id=token_id, email="", name=name,
+                     roles=frozenset({PARTNER}), department_ids=frozenset(), kind=PARTNER,
+                     scopes=frozenset([*tags_from_db(scopes), OWN_LOG]), partner_id=partner_id,
+                     documents_only=bool(documents_only), requests_per_minute=int(per_minute))
+
+
+async def request_allowed(principal: Principal) -> bool:
+    """Count a partner's request against its client's budget; False when over it."""
+    return await count_request(principal.institution_id, principal.user_id, principal.requests_per_minute)
+
+
+# One statement per request: the minute's counter, created or incremented, and its new value.
+_COUNT = """INSERT INTO partner_usage (institution_id, client_id, window_start, requests, throttled)
+VALUES ({0}, {1}, {2}, 1, 0)
+ON CONFLICT (client_id, window_start) DO UPDATE SET requests = partner_usage.requests + 1,
+  throttled = partner_usage.throttled + CASE WHEN partner_usage.requests >= {3} THEN 1 ELSE 0 END
+RETURNING requests"""
+
+
+async def count_request(institution_id: uuid.UUID, client_id: uuid.UUID, limit: int) -> bool:
+    """A fixed window per minute, counted in the database so that every worker shares it."""
+    window = datetime.now(UTC).replace(second=0, microsecond=0)
+    db = connections.get("default")
+    postgres = db.capabilities.dialect == "postgres"
+    sql = _COUNT.format(*(("$1", "$2", "$3", "$4") if postgres else ("?", "?", "?", "?")))
+    fields_map = PartnerUsage._meta.fields_map
+    values: list[Any] = [fields_map[name].to_db_value(value, PartnerUsage) for name, value in
+                         (("institution_id", institution_id), ("client_id", client_id), ("window_start", window))]
+    _, rows = await db.execute_query(sql, [*values, limit])
+    return int(rows[0][0]) <= limit
+
+
+async def _record_token(request: RequestMeta, client: PartnerClient | None, outcome: Outcome, *, reason: str = "",
+                        token_id: uuid.UUID | None = None) -> None:
+    institution_id = client.institution_id if client is not None else writer.SYSTEM_CHAIN
+    actor = Actor(PARTNER, client.id, token_id) if client is not None else Actor("anonymous")
+    await writer.append([AuditRecord(institution_id, actor, Action.TOKEN, "partner_token", outcome, request,
+                                     resource_id=token_id, reason=reason)])
+
+
+def _uuid(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value) if len(value) <= 64 else None
+    except ValueError:
+        return None
+
+
+# -- trusted documents ------------------------------------------------------------------------
+
+
+async def check_document(ctx: Context, document: str) -> None:
+    """A client restricted to registered documents may send nothing else: refused and recorded."""
+    principal = ctx.principal
+    if principal is None or not principal.documents_only:
+        return
+    digest = hashlib.sha256(document.encode()).hexdigest()
+    if not await PartnerDocument.exists(client_id=principal.user_id, sha256=digest):
+        await access.deny(ctx, Action.READ, "document", reason="untrusted_document")
+        raise Forbidden("This client may send only its registered operation documents.")
+
+
+# -- what a partner reads of its own record ---------------------------------------------------
+
+
+async def access_log(ctx: Context, *, first: int, after: str | None, since: datetime | None,
+                     until: datetime | None) -> pagination.Page[AuditEvent]:
+    """The partner's own events (every client's), newest first: nothing else of the audit trail."""
+    decision = await access.authorize(ctx, "partner_log", "read", action=Action.READ, resource_type="audit_event")
+    first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
+    clients = await _own_clients(ctx)
+    query = AuditEvent.filter(institution_id=ctx.institution_id, actor_kind=PARTNER, actor_id__in=clients)
+    query = _period(query, since, until)
+    if after:
+        query = query.filter(seq__lt=pagination.decode_int(LOG_CURSOR_KIND, after))
+    rows = await query.order_by("-seq").limit(first + 1)
+    ctx.reads.note("audit_event", None, None, rule=decision.rule)
+    return pagination.page_of(rows[:first], len(rows) > first, LOG_CURSOR_KIND, key=lambda row: row.seq)
+
+
+async def usage(ctx: Context, since: datetime, until: datetime) -> list[ClientUsage]:
+    """Requests per client of the partner in a period (counted per minute, as the rate limit counts)."""
+    await access.authorize(ctx, "partner_log", "read", action=Action.READ, resource_type="partner_usage")
+    if until <= since:
+        raise BadUserInput("to: the period must end after it starts.", field="to")
+    clients = await PartnerClient.filter(institution_id=ctx.institution_id,
+                                         partner_id=ctx.require_principal().partner_id).order_by("id")
+    rows = await _period(PartnerUsage.filter(client_id__in=[c.id for c in clients]), since, until,
+                         column="window_start").annotate(
+        requests_=Sum("requests"), throttled_=Sum("throttled"), last=Max("window_start")).group_by(
+        "client_id").values("client_id", "requests_", "throttled_", "last")
+    by_client: dict[Any, dict[str, Any]] = defaultdict(dict, {str(r["client_id"]): r for r in rows})
+    return [ClientUsage(c, int(by_client[str(c.id)].get("requests_") or 0),
+                        int(by_client[str(c.id)].get("throttled_") or 0), by_client[str(c.id)].get("last"))
+            for c in clients]
+
+
+async def _own_clients(ctx: Context) -> list[uuid.UUID]:
+    partner_id = ctx.require_principal().partner_id
+    return cast(list[uuid.UUID], await PartnerClient.filter(institution_id=ctx.institution_id,
+                                                            partner_id=partner_id).values_list("id", flat=True))
+
+
+def _period(query: Any, since: datetime | None, until: datetime | None, column: str = "occurred_at") -> Any:
+    for moment, name in ((since, "from"), (until, "to")):
+        if moment is not None and moment.tzinfo is None:
+            raise BadUserInput(f"{name}: give a time zone.", field=name)
+    if since is not None:
+        query = query.filter(**{f"{column}__gte": since.astimezone(UTC)})
+    if until is not None:
+        query = query.filter(**{f"{column}__lt": until.astimezone(UTC)})
+    return query

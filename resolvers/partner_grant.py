@@ -1,0 +1,103 @@
+"""Grants: staff let a partner reach one patient's file, for a stated purpose, until a time.
+
+A grant is possible only while the patient's consent to share with that partner stands, and it
+lapses the moment the consent is withdrawn (``resolvers.consent`` revokes it; the partner's row
+scope checks the consent too). The grant's id is named in every read the partner makes under it,
+which is how the accounting of disclosures finds the purpose.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from tortoise.transactions import in_transaction
+
+from audit import writer
+from audit.events import Action
+from core.errors import BadUserInput, ConsentRequired
+from core.validation import clean_text
+from models import Partner, PartnerConsent, PartnerGrant
+from resolvers import access, pagination
+from resolvers.context import Context
+
+MAX_GRANT = timedelta(days=366)
+CURSOR_KIND = "partner-grant"
+
+
+async def create(ctx: Context, partner_id: uuid.UUID | None, patient_id: uuid.UUID | None, purpose: str,
+                 expires_at: datetime) -> PartnerGrant:
+    decision = await access.authorize(ctx, "partner_grant", "create", action=Action.GRANT,
+                                      resource_type="partner_grant", patient_id=patient_id)
+    text = clean_text(purpose, field="purpose", max_length=200, min_length=3)
+    until = _expiry(expires_at)
+    view = await access.find_patient(ctx, patient_id, action=Action.GRANT, field="patientId")
+    partner = None
+    if partner_id is not None:
+        partner = await Partner.get_or_none(id=partner_id, institution_id=ctx.institution_id, is_active=True)
+    if partner is None:
+        raise await access.not_found(ctx, Action.GRANT, "partner", partner_id, "partnerId")
+    if not await PartnerConsent.exists(patient_id=view.row.id, partner_id=partner.id, granted=True):
+        await access.deny(ctx, Action.GRANT, "partner_grant", None, view.row.id, reason="no_consent")
+        raise ConsentRequired(field="patientId")
+    async with in_transaction():
+        row = await PartnerGrant.create(institution_id=ctx.institution_id, partner_id=partner.id,
+                                        patient_id=view.row.id, purpose=text, expires_at=until,
+                                        created_by_id=ctx.actor.id)
+        await writer.append([access.write_record(ctx, Action.GRANT, "partner_grant", row.id, patient_id=view.row.id,
+                                                 fields=frozenset({"partner_id", "purpose", "expires_at"}),
+                                                 decision=decision)])
+    return row
+
+
+async def revoke(ctx: Context, grant_id: uuid.UUID | None) -> PartnerGrant:
+    decision = await access.authorize(ctx, "partner_grant", "delete", action=Action.GRANT,
+                                      resource_type="partner_grant", resource_id=grant_id)
+    row = await _find(ctx, grant_id, Action.GRANT)
+    async with in_transaction():
+        await PartnerGrant.filter(id=row.id, revoked_at=None).update(revoked_at=datetime.now(UTC))
+        await writer.append([access.write_record(ctx, Action.GRANT, "partner_grant", row.id,
+                                                 patient_id=row.patient_id, fields=frozenset({"revoked_at"}),
+                                                 decision=decision)])
+    return await PartnerGrant.get(id=row.id)
+
+
+async def page(ctx: Context, patient_id: uuid.UUID | None, *, first: int,
+               after: str | None) -> pagination.Page[PartnerGrant]:
+    """A patient's grants, standing or not, oldest first."""
+    await access.authorize(ctx, "partner_grant", "read", action=Action.READ, resource_type="partner_grant",
+                           patient_id=patient_id)
+    first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
+    view = await access.find_patient(ctx, patient_id, action=Action.READ, field="patientId")
+    query = PartnerGrant.filter(institution_id=ctx.institution_id, patient_id=view.row.id)
+    if after:
+        query = query.filter(id__gt=pagination.decode_uuid(CURSOR_KIND, after))
+    rows = await query.order_by("id").limit(first + 1)
+    ctx.reads.note("partner_grant", None, view.row.id, rule=ctx.decide("partner_grant", "read").rule)
+    return pagination.page_of(rows[:first], len(rows) > first, CURSOR_KIND, key=lambda row: row.id)
+
+
+def standing(row: PartnerGrant) -> bool:
+    return row.revoked_at is None and row.expires_at > datetime.now(UTC)
+
+
+async def _find(ctx: Context, grant_id: uuid.UUID | None, action: Action) -> PartnerGrant:
+    """A grant on a patient the caller reaches; anything else looks missing."""
+    patients = access.scoped_patients(ctx)
+    row = None
+    if grant_id is not None and patients is not None:
+        row = await PartnerGrant.get_or_none(id=grant_id, institution_id=ctx.institution_id)
+        if row is not None and not await patients.filter(id=row.patient_id).exists():
+            row = None
+    if row is None:
+        raise await access.not_found(ctx, action, "partner_grant", grant_id)
+    return row
+
+
+def _expiry(expires_at: datetime) -> datetime:
+    if expires_at.tzinfo is None:
+        raise BadUserInput("expiresAt: give a time zone.", field="expiresAt")
+    now = datetime.now(UTC)
+    if not now < expires_at <= now + MAX_GRANT:
+        raise BadUserInput("expiresAt: in the future, within a year.", field="expiresAt")
+    return expires_at.astimezone(UTC)

@@ -1,0 +1,209 @@
+"""Patients' self-service: invitation, account, sign-in, their own file, who viewed it, a copy.
+
+Staff invite a patient with a one-time code (only its keyed hash is stored); the patient opens an
+account linked to exactly that file and signs in as staff do. The patient principal reaches
+their own file and nothing else (``policies.scopes``: Reach.SELF), never the staff-only labels.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from tortoise.transactions import in_transaction
+
+from audit import writer
+from audit.events import Action, Actor, AuditRecord, Outcome
+from core.errors import BadUserInput
+from core.principal import PARTNER, PATIENT, STAFF
+from core.tokens import looks_like_token, new_token, token_digest
+from core.validation import normalize_email
+from models import AuditEvent, PartnerClient, PatientAccount, PatientInvitation, RoleAssignment, Staff
+from policies.fields import PATIENT_FIELD_CLASS
+from resolvers import access, pagination
+from resolvers import consent as consents
+from resolvers import contact as contacts
+from resolvers import session as sessions
+from resolvers.access import PatientView
+from resolvers.context import Context
+from resolvers.staff import check_password
+
+INVITATION_LIFETIME = timedelta(days=7)
+INVITATION_PREFIX = "cl_"  # the code has a token's shape: 256 random bits
+LOG_CURSOR_KIND = "access-log"
+
+
+@dataclass(frozen=True)
+class Invitation:
+    code: str  # shown once, never stored
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class Accessor:
+    """Who touched the file, as the patient may see them: a name and a role, no contact details."""
+
+    kind: str  # staff, partner, patient (yourself), system
+    name: str
+    roles: list[str]
+
+
+@dataclass(frozen=True)
+class AccessEntry:
+    occurred_at: datetime
+    action: str
+    field_classes: list[str]
+    accessor: Accessor
+
+
+# -- invitation and account -------------------------------------------------------------------
+
+
+async def invite(ctx: Context, patient_id: uuid.UUID | None) -> Invitation:
+    """A one-time code for the patient to open their account (a week to use it); a newer invitation
+    does not cancel an older one, and a file with an account takes none."""
+    decision = await access.authorize(ctx, "patient_account", "create", action=Action.CREATE,
+                                      resource_type="patient_invitation", patient_id=patient_id)
+    view = await access.find_patient(ctx, patient_id, action=Action.CREATE, field="patientId")
+    if await PatientAccount.exists(patient_id=view.row.id):
+        raise BadUserInput("patientId: this patient has an account already.", field="patientId")
+    code = new_token(INVITATION_PREFIX)
+    expires_at = datetime.now(UTC) + INVITATION_LIFETIME
+    async with in_transaction():
+        row = await PatientInvitation.create(institution_id=ctx.institution_id, patient_id=view.row.id,
+                                             code_hash=token_digest(ctx.services.master_key.token_key, code),
+                                             expires_at=expires_at, created_by_id=ctx.actor.id)
+        await writer.append([access.write_record(ctx, Action.CREATE, "patient_invitation", row.id,
+                                                 patient_id=view.row.id, decision=decision)])
+    return Invitation(code, expires_at)
+
+
+async def activate(ctx: Context, code: str, email: str, password: str) -> sessions.LoginResult:
+    """Open the account an invitation is for, and sign in. The code works once."""
+    address = normalize_email(email)
+    secret = check_password(password)
+    invitation = None
+    if looks_like_token(code.strip()):
+        digest = token_digest(ctx.services.master_key.token_key, code.strip())
+        invitation = await PatientInvitation.get_or_none(code_hash=digest, used_at=None,
+                                                         expires_at__gt=datetime.now(UTC))
+    if invitation is None:
+        await writer.append([AuditRecord(writer.SYSTEM_CHAIN, Actor("anonymous"), Action.CREATE, "patient_account",
+                                         Outcome.DENIED, ctx.request, reason="bad_invitation")])
+        raise BadUserInput("code: not a valid invitation (unknown, used or expired).", field="code")
+    if await PatientAccount.exists(email=address):
+        raise BadUserInput("email: already in use.", field="email")
+    password_hash = await ctx.services.passwords.hash(secret)
+    async with in_transaction():
+        used = await PatientInvitation.filter(id=invitation.id, used_at=None).update(used_at=datetime.now(UTC))
+        if not used or await PatientAccount.exists(patient_id=invitation.patient_id):
+            raise BadUserInput("code: not a valid invitation (unknown, used or expired).", field="code")
+        account = await PatientAccount.create(institution_id=invitation.institution_id,
+                                              patient_id=invitation.patient_id, email=address,
+                                              password_hash=password_hash)
+        await writer.append([AuditRecord(account.institution_id, Actor(PATIENT, account.id), Action.CREATE,
+                                         "patient_account", Outcome.ALLOWED, ctx.request, resource_id=account.id,
+                                         patient_id=account.patient_id, fields_read=frozenset({"email"}))])
+        return await sessions.open_session(ctx, sessions.PATIENT_ACCOUNTS, account)
+
+
+async def login(ctx: Context, email: str, password: str) -> sessions.LoginResult:
+    return await sessions.login(ctx, email, password, sessions.PATIENT_ACCOUNTS)
+
+
+async def deactivate(ctx: Context, patient_id: uuid.UUID | None) -> bool:
+    """Staff close a patient's account: its sessions stop on the next request."""
+    decision = await access.authorize(ctx, "patient_account", "update", action=Action.UPDATE,
+                                      resource_type="patient_account", patient_id=patient_id)
+    view = await access.find_patient(ctx, patient_id, action=Action.UPDATE, field="patientId")
+    account = await PatientAccount.get_or_none(patient_id=view.row.id, institution_id=ctx.institution_id)
+    if account is None:
+        raise await access.not_found(ctx, Action.UPDATE, "patient_account", None, "patientId")
+    async with in_transaction():
+        await PatientAccount.filter(id=account.id).update(is_active=False)
+        await writer.append([access.write_record(ctx, Action.UPDATE, "patient_account", account.id,
+                                                 patient_id=view.row.id, fields=frozenset({"is_active"}),
+                                                 decision=decision)])
+    return True
+
+
+# -- the patient's own file -------------------------------------------------------------------
+
+
+def own_patient_id(ctx: Context) -> uuid.UUID | None:
+    """The file of a signed-in patient; None for anyone else (who then finds nothing)."""
+    return ctx.require_principal().patient_id
+
+
+async def access_log(ctx: Context, *, first: int, after: str | None) -> pagination.Page[AccessEntry]:
+    """Who viewed or changed my file and when, newest first: names and roles, never staff contact details."""
+    decision = await access.authorize(ctx, "access_log", "read", action=Action.READ, resource_type="access_log")
+    first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
+    view = await access.find_patient(ctx, own_patient_id(ctx), action=Action.READ)
+    query = AuditEvent.filter(institution_id=ctx.institution_id, patient_id=view.row.id, outcome="allowed")
+    if after:
+        query = query.filter(seq__lt=pagination.decode_int(LOG_CURSOR_KIND, after))
+    rows = await query.order_by("-seq").limit(first + 1).values(
+        "seq", "occurred_at", "action", "field_classes", "actor_kind", "actor_id")
+    accessors = await _accessors(rows[:first])
+    ctx.reads.note("access_log", None, view.row.id, rule=decision.rule)
+    entries = [(row["seq"], AccessEntry(row["occurred_at"], row["action"],
+                                        [c for c in row["field_classes"].split(",") if c],
+                                        accessors.get((row["actor_kind"], row["actor_id"]),
+                                                      Accessor(row["actor_kind"], "", []))))
+               for row in rows[:first]]
+    return pagination.Page([(pagination.encode(LOG_CURSOR_KIND, str(seq)), entry) for seq, entry in entries],
+                           len(rows) > first)
+
+
+async def _accessors(rows: list[dict[str, Any]]) -> dict[tuple[str, Any], Accessor]:
+    """Names and roles of a page's staff and partners, three statements whatever the page size."""
+    ids = {kind: {row["actor_id"] for row in rows if row["actor_kind"] == kind and row["actor_id"]}
+           for kind in (STAFF, PARTNER)}
+    roles: dict[Any, list[str]] = defaultdict(list)
+    for staff_id, role in await RoleAssignment.filter(staff_id__in=list(ids[STAFF])).order_by("role").values_list(
+            "staff_id", "role"):
+        roles[staff_id].append(str(role))
+    found: dict[tuple[str, Any], Accessor] = {}
+    for staff_id, name in await Staff.filter(id__in=list(ids[STAFF])).values_list("id", "name"):
+        found[(STAFF, staff_id)] = Accessor(STAFF, str(name), roles.get(staff_id, []))
+    for client_id, partner in await PartnerClient.filter(id__in=list(ids[PARTNER])).values_list("id",
+                                                                                               "partner__name"):
+        found[(PARTNER, client_id)] = Accessor(PARTNER, str(partner), [])
+    for row in rows:
+        if row["actor_kind"] == PATIENT:
+            found[(PATIENT, row["actor_id"])] = Accessor(PATIENT, "", [])
+    return found
+
+
+async def export(ctx: Context) -> dict[str, Any]:
+    """A copy of my data (PIPL's right to a copy): every field of my file I may read, my family and
+    emergency contacts and my consents, as JSON. Recorded as an export of the file."""
+    decision = await access.authorize(ctx, "patient", "export", action=Action.EXPORT, resource_type="patient")
+    view = await access.find_patient(ctx, own_patient_id(ctx), action=Action.EXPORT)
+    record = _readable(ctx, view)
+    family = [{name: _plain(access.read_contact_field(ctx, contact, name)) for name in
+               ("name", "relationship", "phone", "is_emergency", "may_receive_information", "notes")}
+              for contact in await contacts.of_patient(ctx, view)]
+    shared = [{"partner_id": str(c.partner_id), "granted": c.granted, "changed_at": c.updated_at.isoformat()}
+              for c in await consents.of_patient(ctx, view)]
+    await writer.append([AuditRecord(ctx.institution_id, ctx.actor, Action.EXPORT, "patient", Outcome.ALLOWED,
+                                     ctx.request, resource_id=view.row.id, patient_id=view.row.id,
+                                     field_classes=frozenset(view.classes), policy_rule=decision.rule)])
+    return {"patient": {"id": str(view.row.id), **record}, "contacts": family, "partner_consents": shared,
+            "exported_at": datetime.now(UTC).isoformat()}
+
+
+def _readable(ctx: Context, view: PatientView) -> dict[str, Any]:
+    """Every field of the file in a class the caller may read, decrypted (and noted) one by one."""
+    return {name: _plain(access.read_patient_field(ctx, view, name))
+            for name, field_class in PATIENT_FIELD_CLASS.items() if field_class in view.classes}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    return str(value) if isinstance(value, uuid.UUID) else value

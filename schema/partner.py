@@ -1,0 +1,142 @@
+"""Care partners: organisations and their API clients (admins), and what a partner reads of its own
+record (its access log and usage). Partners get access tokens at ``POST /oauth/token``."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+
+from resolvers import partner as partners
+from schema.audit_event import AuditEvent as AuditEventNode
+from schema.audit_event import AuditEventConnection, AuditEventEdge
+from schema.common import DEFAULT_PAGE_SIZE, Info, PageInfo, uuid_of
+
+if TYPE_CHECKING:
+    from models import Partner as PartnerRow
+    from models import PartnerClient as PartnerClientRow
+
+SCOPES_HELP = ("Scopes in the form `object:action`, from: patient.identity:read, patient.contact:read, "
+               "patient.clinical:read, patient.needs:read, contact:read, partner_log:read.")
+
+
+@strawberry.type(description="An API client of a partner. Its secret is shown once, when it is created.")
+class PartnerClient:
+    id: strawberry.ID
+    name: str
+    scopes: list[str] = strawberry.field(description="The most its tokens may carry. " + SCOPES_HELP)
+    rate_limit_per_minute: int = strawberry.field(description="Requests per minute before RATE_LIMITED.")
+    documents_only: bool = strawberry.field(description="Whether it may send only its registered documents.")
+    created_at: datetime
+    revoked_at: datetime | None = strawberry.field(description="When it was revoked; its tokens stopped then.")
+
+    @classmethod
+    def of(cls, row: PartnerClientRow) -> PartnerClient:
+        return cls(id=strawberry.ID(str(row.id)), name=row.name, scopes=partners.client_scopes(row),
+                   rate_limit_per_minute=row.rate_limit_per_minute, documents_only=row.documents_only,
+                   created_at=row.created_at, revoked_at=row.revoked_at)
+
+
+@strawberry.type(description="A partner organisation (home-care company, lab, rehab centre).")
+class Partner:
+    id: strawberry.ID
+    name: str
+    active: bool = strawberry.field(description="Whether its clients may call (a suspended partner's tokens stop).")
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: PartnerRow) -> Partner:
+        return cls(id=strawberry.ID(str(row.id)), name=row.name, active=row.is_active, created_at=row.created_at)
+
+    @strawberry.field(description="Its API clients (admins only).")
+    async def clients(self, info: Info) -> list[PartnerClient] | None:
+        return [PartnerClient.of(c) for c in await partners.clients_of(info.context, uuid.UUID(self.id))]
+
+
+@strawberry.type
+class PartnerEdge:
+    cursor: str
+    node: Partner
+
+
+@strawberry.type(description="A page of partners, in the order they were added.")
+class PartnerConnection:
+    edges: list[PartnerEdge]
+    page_info: PageInfo
+
+
+@strawberry.type(description="A new client and its secret: the secret is shown this once, never stored.")
+class PartnerClientCreatePayload:
+    client: PartnerClient
+    client_secret: str = strawberry.field(description="Exchange it with the client's id at POST /oauth/token.")
+
+
+@strawberry.input(description="A new API client for a partner.")
+class PartnerClientCreateInput:
+    partner_id: strawberry.ID
+    name: str
+    scopes: list[str] = strawberry.field(description=SCOPES_HELP)
+    rate_limit_per_minute: int = 60
+    trusted_documents: list[str] | None = strawberry.field(
+        default=None, description="SHA-256 (hex) of the only operation documents it may send; null: any.")
+
+
+@strawberry.type(description="A client's requests in a period.")
+class PartnerClientUsage:
+    client: PartnerClient
+    requests: int
+    throttled: int = strawberry.field(description="Requests refused with RATE_LIMITED.")
+    last_request_at: datetime | None = strawberry.field(description="The minute of its last request in the period.")
+
+
+@strawberry.type
+class PartnerQuery:
+    @strawberry.field(description="The institution's partners (admins, and staff who grant access).")
+    async def partners(self, info: Info, first: int = DEFAULT_PAGE_SIZE, after: str | None = None
+                       ) -> PartnerConnection:
+        page = await partners.page(info.context, first=first, after=after)
+        return PartnerConnection(edges=[PartnerEdge(cursor=c, node=Partner.of(r)) for c, r in page.items],
+                                 page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor))
+
+    @strawberry.field(description="A partner's own access log: its clients' requests, newest first (partners).")
+    async def partner_access_log(
+        self, info: Info, first: int = DEFAULT_PAGE_SIZE, after: str | None = None,
+        from_: Annotated[datetime | None, strawberry.argument(name="from")] = None, to: datetime | None = None,
+    ) -> AuditEventConnection:
+        page = await partners.access_log(info.context, first=first, after=after, since=from_, until=to)
+        return AuditEventConnection(
+            edges=[AuditEventEdge(cursor=c, node=AuditEventNode.of(row)) for c, row in page.items],
+            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor))
+
+    @strawberry.field(description="A partner's usage in a period, per client (partners).")
+    async def partner_usage(self, info: Info, from_: Annotated[datetime, strawberry.argument(name="from")],
+                            to: datetime) -> list[PartnerClientUsage]:
+        found = await partners.usage(info.context, from_, to)
+        return [PartnerClientUsage(client=PartnerClient.of(u.client), requests=u.requests, throttled=u.throttled,
+                                   last_request_at=u.last_request_at) for u in found]
+
+
+@strawberry.type
+class PartnerMutation:
+    @strawberry.mutation(description="Add a partner organisation (admins).")
+    async def partner_create(self, info: Info, name: str) -> Partner | None:
+        return Partner.of(await partners.create(info.context, name))
+
+    @strawberry.mutation(description="Suspend or resume a partner: its tokens stop or work again (admins).")
+    async def partner_set_active(self, info: Info, id: strawberry.ID, active: bool) -> Partner | None:
+        return Partner.of(await partners.set_active(info.context, uuid_of(id), active))
+
+    @strawberry.mutation(description="Create an API client for a partner; its secret is in the answer, once "
+                                     "(admins).")
+    async def partner_client_create(self, info: Info, input: PartnerClientCreateInput
+                                    ) -> PartnerClientCreatePayload | None:
+        created = await partners.create_client(
+            info.context, uuid_of(input.partner_id, "partnerId"), name=input.name, scopes=input.scopes,
+            rate_limit_per_minute=input.rate_limit_per_minute, documents=input.trusted_documents)
+        return PartnerClientCreatePayload(client=PartnerClient.of(created.client), client_secret=created.secret)
+
+    @strawberry.mutation(description="Revoke a client: it and its tokens stop on their next request (admins).")
+    async def partner_client_revoke(self, info: Info, id: strawberry.ID) -> PartnerClient | None:
+        return PartnerClient.of(await partners.revoke_client(info.context, uuid_of(id)))

@@ -1,0 +1,85 @@
+"""Grants: a partner's access to one patient's file, for a purpose, until a time (staff)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import strawberry
+
+from resolvers import partner_grant as grants
+from schema.common import DEFAULT_PAGE_SIZE, Info, PageInfo, uuid_of
+from schema.partner import Partner
+
+if TYPE_CHECKING:
+    from models import PartnerGrant as PartnerGrantRow
+
+
+@strawberry.type(description="A partner's access to one patient, for a stated purpose, until a time. It stands "
+                             "only while the patient's consent to share with the partner stands.")
+class PartnerGrant:
+    id: strawberry.ID
+    partner_id: strawberry.ID
+    patient_id: strawberry.ID
+    purpose: str
+    expires_at: datetime
+    revoked_at: datetime | None
+    created_at: datetime
+    standing: bool = strawberry.field(description="Neither revoked nor expired.")
+
+    @classmethod
+    def of(cls, row: PartnerGrantRow) -> PartnerGrant:
+        return cls(id=strawberry.ID(str(row.id)), partner_id=strawberry.ID(str(row.partner_id)),
+                   patient_id=strawberry.ID(str(row.patient_id)), purpose=row.purpose, expires_at=row.expires_at,
+                   revoked_at=row.revoked_at, created_at=row.created_at, standing=grants.standing(row))
+
+    @strawberry.field(description="The partner granted access.")
+    async def partner(self, info: Info) -> Partner | None:
+        row = await info.context.require_loaders().partner.load(uuid.UUID(self.partner_id))
+        return None if row is None else Partner.of(row)
+
+
+@strawberry.type
+class PartnerGrantEdge:
+    cursor: str
+    node: PartnerGrant
+
+
+@strawberry.type(description="A page of a patient's grants, oldest first.")
+class PartnerGrantConnection:
+    edges: list[PartnerGrantEdge]
+    page_info: PageInfo
+
+
+@strawberry.input(description="Let a partner reach a patient's file: the patient must have consented.")
+class PartnerGrantCreateInput:
+    partner_id: strawberry.ID
+    patient_id: strawberry.ID
+    purpose: str = strawberry.field(description="Why the partner needs the file (3 to 200 characters).")
+    expires_at: datetime = strawberry.field(description="When the access ends: in the future, within a year.")
+
+
+@strawberry.type
+class PartnerGrantQuery:
+    @strawberry.field(description="A patient's grants to partners, standing or not.")
+    async def partner_grants(self, info: Info, patient_id: strawberry.ID, first: int = DEFAULT_PAGE_SIZE,
+                             after: str | None = None) -> PartnerGrantConnection:
+        page = await grants.page(info.context, uuid_of(patient_id, "patientId"), first=first, after=after)
+        return PartnerGrantConnection(
+            edges=[PartnerGrantEdge(cursor=c, node=PartnerGrant.of(r)) for c, r in page.items],
+            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor))
+
+
+@strawberry.type
+class PartnerGrantMutation:
+    @strawberry.mutation(description="Grant a partner access to a patient you reach. CONSENT_REQUIRED unless the "
+                                     "patient consented to share with that partner.")
+    async def partner_grant_create(self, info: Info, input: PartnerGrantCreateInput) -> PartnerGrant | None:
+        row = await grants.create(info.context, uuid_of(input.partner_id, "partnerId"),
+                                  uuid_of(input.patient_id, "patientId"), input.purpose, input.expires_at)
+        return PartnerGrant.of(row)
+
+    @strawberry.mutation(description="Revoke a grant: the partner loses the file on its next request.")
+    async def partner_grant_revoke(self, info: Info, id: strawberry.ID) -> PartnerGrant | None:
+        return PartnerGrant.of(await grants.revoke(info.context, uuid_of(id)))

@@ -1,0 +1,107 @@
+"""Patients' self-service: invitation, account, sign-in, my file, who viewed it, a copy of my data."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import cast
+
+import strawberry
+from strawberry.scalars import JSON
+
+from resolvers import patient as patients
+from resolvers import patient_account as accounts
+from resolvers.patient_account import AccessEntry as AccessEntryView
+from schema.common import DEFAULT_PAGE_SIZE, Info, PageInfo, uuid_of
+from schema.patient import Patient, node
+from schema.session import LoginPayload
+
+
+@strawberry.type(description="A one-time code for a patient to open their account: shown once, valid a week.")
+class PatientInvitation:
+    code: str
+    expires_at: datetime
+
+
+@strawberry.enum(description="Who touched a file.")
+class AccessorKind(Enum):
+    STAFF = "staff"
+    PARTNER = "partner"
+    PATIENT = "patient"
+    SYSTEM = "system"
+    ANONYMOUS = "anonymous"
+
+
+@strawberry.type(description="Someone who viewed or changed your file: a name and role, no contact details.")
+class Accessor:
+    kind: AccessorKind
+    name: str = strawberry.field(description="A staff member's name or a partner's; empty for yourself.")
+    roles: list[str] = strawberry.field(description="A staff member's roles.")
+
+
+@strawberry.type(description="One access to your file.")
+class AccessEntry:
+    occurred_at: datetime
+    action: str = strawberry.field(description="read, update, export...")
+    field_classes: list[str] = strawberry.field(description="Which parts of the file (identity, contact...).")
+    accessor: Accessor
+
+    @classmethod
+    def of(cls, entry: AccessEntryView) -> AccessEntry:
+        who = entry.accessor
+        kind = AccessorKind(who.kind) if who.kind in AccessorKind._value2member_map_ else AccessorKind.SYSTEM
+        return cls(occurred_at=entry.occurred_at, action=entry.action, field_classes=entry.field_classes,
+                   accessor=Accessor(kind=kind, name=who.name, roles=who.roles))
+
+
+@strawberry.type
+class AccessEntryEdge:
+    cursor: str
+    node: AccessEntry
+
+
+@strawberry.type(description="A page of accesses to your file, newest first.")
+class AccessEntryConnection:
+    edges: list[AccessEntryEdge]
+    page_info: PageInfo
+
+
+@strawberry.type
+class PatientAccountQuery:
+    @strawberry.field(description="Your own file (patients).")
+    async def my_file(self, info: Info) -> Patient | None:
+        return node(info.context, await patients.get(info.context, accounts.own_patient_id(info.context)))
+
+    @strawberry.field(description="Who viewed or changed your file, and when (patients).")
+    async def my_access_log(self, info: Info, first: int = DEFAULT_PAGE_SIZE, after: str | None = None
+                            ) -> AccessEntryConnection:
+        page = await accounts.access_log(info.context, first=first, after=after)
+        return AccessEntryConnection(edges=[AccessEntryEdge(cursor=c, node=AccessEntry.of(e)) for c, e in page.items],
+                                     page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor))
+
+    @strawberry.field(description="A copy of your data as JSON: your file, contacts and consents (patients).")
+    async def my_data_export(self, info: Info) -> JSON | None:
+        return cast(JSON, await accounts.export(info.context))
+
+
+@strawberry.type
+class PatientAccountMutation:
+    @strawberry.mutation(description="Invite a patient to the self-service portal: a one-time code (staff).")
+    async def patient_invite(self, info: Info, patient_id: strawberry.ID) -> PatientInvitation | None:
+        found = await accounts.invite(info.context, uuid_of(patient_id, "patientId"))
+        return PatientInvitation(code=found.code, expires_at=found.expires_at)
+
+    @strawberry.mutation(description="Open your account with the invitation code, and sign in.")
+    async def patient_account_activate(self, info: Info, code: str, email: str, password: str
+                                       ) -> LoginPayload | None:
+        result = await accounts.activate(info.context, code, email, password)
+        return LoginPayload(token=result.token, expires_at=result.expires_at)
+
+    @strawberry.mutation(description="Sign in to the self-service portal. Repeated failures lock the account.")
+    async def patient_login(self, info: Info, email: str, password: str) -> LoginPayload | None:
+        result = await accounts.login(info.context, email, password)
+        return LoginPayload(token=result.token, expires_at=result.expires_at)
+
+    @strawberry.mutation(description="Close a patient's self-service account; its sessions stop (staff).")
+    async def patient_account_deactivate(self, info: Info, patient_id: strawberry.ID) -> bool | None:
+        return await accounts.deactivate(info.context, uuid_of(patient_id, "patientId"))
