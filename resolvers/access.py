@@ -93,6 +93,7 @@ async def deny(
     """
     if isinstance(connections.get("default"), TransactionalDBClient):
         raise RuntimeError("a refusal must be recorded before the write's transaction opens")
+    ctx.recorded = True
     record = AuditRecord(
         institution_id=ctx.institution_id,
         actor=ctx.actor,
@@ -129,6 +130,7 @@ def write_record(
     decision: Decision,
 ) -> AuditRecord:
     """The record of a write; append it inside the write's transaction."""
+    ctx.recorded = True
     return AuditRecord(
         institution_id=ctx.institution_id,
         actor=ctx.actor,

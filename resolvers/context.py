@@ -57,6 +57,7 @@ class Context:
     sla: asyncio.Future[SlaSettings] | None = None  # the institution's SLA, loaded once per request
     auth_failed: bool = False  # a token was sent but is invalid, expired or revoked
     rate_limited: bool = False  # a partner client over its request budget
+    recorded: bool = False  # a write or a refusal of this request is on the audit trail already
     authorization: str | None = None  # the credentials presented (header or WebSocket connection_init)
 
     def require_principal(self) -> Principal:

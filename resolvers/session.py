@@ -136,7 +136,7 @@ async def sign_in(ctx: Context) -> None:
 
 async def me(ctx: Context) -> Me | None:
     """The signed-in principal; None without a token, UNAUTHENTICATED with a bad one."""
-    if ctx.principal is None and not ctx.auth_failed:
+    if ctx.principal is None and not (ctx.auth_failed or ctx.rate_limited):
         return None
     principal = ctx.require_principal()
     institution = await Institution.get(id=principal.institution_id)
@@ -185,6 +185,7 @@ async def logout(ctx: Context) -> bool:
         await _SESSIONS[principal.kind].filter(id=principal.token_id).update(revoked_at=datetime.now(UTC))
         await writer.append([AuditRecord(principal.institution_id, ctx.actor, Action.LOGOUT, "session",
                                          Outcome.ALLOWED, ctx.request, resource_id=principal.token_id)])
+    ctx.recorded = True
     return True
 
 

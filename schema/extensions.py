@@ -52,7 +52,7 @@ class PartnerGate(SchemaExtension):
         yield
         context = self.execution_context.context
         if isinstance(context, Context) and context.principal is not None and context.principal.kind == PARTNER \
-                and not context.reads:
+                and not context.reads and not context.recorded:
             context.reads.note("request", None, None)
 
 

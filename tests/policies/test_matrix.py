@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
@@ -31,7 +32,13 @@ from models import (
     ImprovementItem,
     ImprovementTicket,
     Notification,
+    Partner,
+    PartnerClient,
+    PartnerConsent,
+    PartnerGrant,
     Patient,
+    PatientAccount,
+    PatientInvitation,
     RoleAssignment,
     Session,
     SlaPolicy,
@@ -48,7 +55,8 @@ GUARD = Guard()
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schema.graphql"
 TENANT_TABLES = (Patient, Contact, CareTeamMember, Staff, RoleAssignment, DepartmentMembership, Department, Session,
                  EmergencyAccess, Ticket, TicketEvent, SlaPolicy, BusinessCalendar, Notification, ImprovementItem,
-                 ImprovementTicket)
+                 ImprovementTicket, Partner, PartnerClient, PartnerConsent, PartnerGrant, PatientInvitation,
+                 PatientAccount)
 
 # What the matrix patient holds, one field per class (the nurse registers it: she may write every class).
 PATIENT_VALUES = {
@@ -56,13 +64,16 @@ PATIENT_VALUES = {
     "phone": "+8613800138000",
     "diagnoses": "Caries on 36",
     "specialNeeds": "Wheelchair user",
+    "tags": ["matrix-tag"],
 }
-CLASS_FIELD = {"identity": "fullName", "contact": "phone", "clinical": "diagnoses", "needs": "specialNeeds"}
+CLASS_FIELD = {"identity": "fullName", "contact": "phone", "clinical": "diagnoses", "needs": "specialNeeds",
+               "internal": "tags"}
 UPDATE_INPUT = {
     "identity": {"fullName": "Renamed Patient"},
     "contact": {"email": "renamed@example.com"},
     "clinical": {"diagnoses": "Pulpitis"},
     "needs": {"dietPreferences": "Vegetarian"},
+    "internal": {"tags": ["renamed-tag"]},
 }
 
 
@@ -585,6 +596,117 @@ REPORT_AND_IMPROVEMENT_OPS: tuple[Op, ...] = (
 )
 
 
+# -- partners, grants, consent, patients' accounts -----------------------------------------------
+
+GRANT_CREATE = """mutation($input: PartnerGrantCreateInput!) { partnerGrantCreate(input: $input) { id standing } }"""
+CONSENT_SET = """mutation($pid: ID!, $partner: ID!, $granted: Boolean!) {
+  partnerConsentSet(patientId: $pid, partnerId: $partner, granted: $granted) { granted }
+}"""
+GRANT_EXPIRES = (datetime.now(UTC) + timedelta(days=90)).isoformat()  # a grant lasts at most a year
+
+
+async def make_partner(tenant: Tenant) -> str:
+    reply = await tenant.call("admin", "mutation { partnerCreate(name: \"Matrix Home Care\") { id } }")
+    assert reply.errors == [], reply.errors
+    return str(reply.data["partnerCreate"]["id"])
+
+
+async def with_partner(tenant: Tenant) -> dict[str, Any]:
+    return {"id": await make_partner(tenant)}
+
+
+async def new_client(tenant: Tenant) -> dict[str, Any]:
+    return {"input": {"partnerId": await make_partner(tenant), "name": "Matrix app",
+                      "scopes": ["patient.identity:read"]}}
+
+
+async def with_client(tenant: Tenant) -> dict[str, Any]:
+    variables = await new_client(tenant)
+    reply = await tenant.call("admin", PARTNER_CLIENT_CREATE, **variables)
+    assert reply.errors == [], reply.errors
+    return {"id": reply.data["partnerClientCreate"]["client"]["id"]}
+
+
+async def consenting_patient(tenant: Tenant) -> dict[str, Any]:
+    """A patient of department A who consented to share with a partner (recorded by the front desk)."""
+    pid, partner = str(await matrix_patient(tenant)), await make_partner(tenant)
+    reply = await tenant.call("front_desk", CONSENT_SET, pid=pid, partner=partner, granted=True)
+    assert reply.errors == [], reply.errors
+    return {"input": {"partnerId": partner, "patientId": pid, "purpose": "Home care visits",
+                      "expiresAt": GRANT_EXPIRES}}
+
+
+async def with_grant(tenant: Tenant) -> dict[str, Any]:
+    variables = await consenting_patient(tenant)
+    reply = await tenant.call("front_desk", GRANT_CREATE, **variables)
+    assert reply.errors == [], reply.errors
+    return {"id": reply.data["partnerGrantCreate"]["id"], "pid": variables["input"]["patientId"]}
+
+
+async def patient_and_partner(tenant: Tenant) -> dict[str, Any]:
+    return {"pid": str(await matrix_patient(tenant)), "partner": await make_partner(tenant), "granted": True}
+
+
+async def with_patient_account(tenant: Tenant) -> dict[str, Any]:
+    pid = str(await matrix_patient(tenant))
+    reply = await tenant.call("front_desk", "mutation($pid: ID!) { patientInvite(patientId: $pid) { code } }",
+                              pid=pid)
+    assert reply.errors == [], reply.errors
+    activate = await tenant.call(None, "mutation($code: String!, $email: String!) { patientAccountActivate("
+                                       "code: $code, email: $email, password: \"a long patient secret\") { token } }",
+                                 code=reply.data["patientInvite"]["code"], email=f"{uuid.uuid4().hex}@example.com")
+    assert activate.errors == [], activate.errors
+    return {"pid": pid}
+
+
+PARTNER_CLIENT_CREATE = """mutation($input: PartnerClientCreateInput!) {
+  partnerClientCreate(input: $input) { client { id } clientSecret }
+}"""
+A_PERIOD = "from: \"2020-01-01T00:00:00Z\", to: \"2025-01-01T00:00:00Z\""
+
+PARTNER_AND_PATIENT_OPS: tuple[Op, ...] = (
+    Op("partnerCreate", "partnerCreate", "mutation { partnerCreate(name: \"Home Care\") { id } }", nothing,
+       (("partner", "create"),)),
+    Op("partnerSetActive", "partnerSetActive",
+       "mutation($id: ID!) { partnerSetActive(id: $id, active: false) { id active } }", with_partner,
+       (("partner", "update"),)),
+    Op("partnerClientCreate", "partnerClientCreate", PARTNER_CLIENT_CREATE, new_client, (("partner", "update"),)),
+    Op("partnerClientRevoke", "partnerClientRevoke", "mutation($id: ID!) { partnerClientRevoke(id: $id) { id } }",
+       with_client, (("partner", "update"),)),
+    Op("partners", "partners", "{ partners { edges { node { name } } } }", with_partner, (("partner", "read"),),
+       writes=False, expect=lambda data: _equal(data["partners"]["edges"], [{"node": {"name": "Matrix Home Care"}}])),
+    Op("partnerGrantCreate", "partnerGrantCreate", GRANT_CREATE, consenting_patient, (("partner_grant", "create"),)),
+    Op("partnerGrantRevoke", "partnerGrantRevoke",
+       "mutation($id: ID!) { partnerGrantRevoke(id: $id) { id standing } }",
+       lambda tenant: _only(with_grant(tenant), "id"), (("partner_grant", "delete"),)),
+    Op("partnerGrants", "partnerGrants",
+       "query($pid: ID!) { partnerGrants(patientId: $pid) { edges { node { purpose standing } } } }",
+       lambda tenant: _only(with_grant(tenant), "pid"), (("partner_grant", "read"),), writes=False,
+       expect=lambda data: _equal(data["partnerGrants"]["edges"],
+                                  [{"node": {"purpose": "Home care visits", "standing": True}}])),
+    Op("partnerConsentSet", "partnerConsentSet", CONSENT_SET, patient_and_partner, (("consent", "update"),)),
+    Op("patientInvite", "patientInvite", "mutation($pid: ID!) { patientInvite(patientId: $pid) { expiresAt } }",
+       lambda tenant: _only(with_grant(tenant), "pid"), (("patient_account", "create"),)),
+    Op("patientAccountDeactivate", "patientAccountDeactivate",
+       "mutation($pid: ID!) { patientAccountDeactivate(patientId: $pid) }", with_patient_account,
+       (("patient_account", "update"),)),
+    Op("disclosures", "disclosures", f"{{ disclosures({A_PERIOD}) {{ edges {{ node {{ purpose }} }} }} }}", nothing,
+       (("audit", "read"),), writes=False, expect=lambda data: _equal(data["disclosures"]["edges"], [])),
+    # Only patients and partners hold these: every staff role is refused.
+    Op("myAccessLog", "myAccessLog", "{ myAccessLog { edges { node { action } } } }", nothing,
+       (("access_log", "read"),), writes=False),
+    Op("myDataExport", "myDataExport", "{ myDataExport }", nothing, (("patient", "export"),), writes=False),
+    Op("partnerAccessLog", "partnerAccessLog", "{ partnerAccessLog { edges { node { seq } } } }", nothing,
+       (("partner_log", "read"),), writes=False),
+    Op("partnerUsage", "partnerUsage", f"{{ partnerUsage({A_PERIOD}) {{ requests }} }}", nothing,
+       (("partner_log", "read"),), writes=False),
+)
+NOT_FOR_STAFF = {"myAccessLog", "myDataExport", "partnerAccessLog", "partnerUsage"}
+
+
+async def _only(variables: Awaitable[dict[str, Any]], name: str) -> dict[str, Any]:
+    return {name: (await variables)[name]}
+
 OPS: tuple[Op, ...] = (
     *(create_op(cls) for cls in PATIENT_CLASSES),
     *(update_op(cls) for cls in PATIENT_CLASSES),
@@ -623,7 +745,7 @@ OPS: tuple[Op, ...] = (
        "query($id: ID!) { patientAccessReport(patientId: $id) { actorId reads fieldClasses } }", with_patient,
        (("audit", "read"),), writes=False,
        expect=lambda data: _equal(data["patientAccessReport"][0]["fieldClasses"], ["clinical", "contact", "identity",
-                                                                                  "needs"])),
+                                                                                  "internal", "needs"])),
     Op("accessAnomalies", "accessAnomalies",
        "{ accessAnomalies(from: \"2020-01-01T00:00:00Z\", to: \"2100-01-01T00:00:00Z\") { staffId } }", nothing,
        (("audit", "read"),), writes=False, expect=lambda data: _equal(data["accessAnomalies"], [])),
@@ -641,6 +763,7 @@ OPS: tuple[Op, ...] = (
        with_emergency_access, (("emergency_access", "update"),)),
     *TICKET_AND_SLA_OPS,
     *REPORT_AND_IMPROVEMENT_OPS,
+    *PARTNER_AND_PATIENT_OPS,
 )
 
 
@@ -771,7 +894,8 @@ def test_every_guarded_operation_of_the_schema_is_in_the_matrix() -> None:
     schema = graphql.build_schema(SCHEMA_FILE.read_text())
     assert schema.query_type is not None and schema.mutation_type is not None
     operations = set(schema.query_type.fields) | set(schema.mutation_type.fields)
-    unguarded = {"me", "login", "logout", "patients"}  # sessions, and the list (row reach only, tested above)
+    # sessions, the list (row reach only, tested above) and a patient's own file (tests/api/test_patient_*.py)
+    unguarded = {"me", "login", "logout", "patients", "patientLogin", "patientAccountActivate", "myFile"}
     assert operations - unguarded == {op.root for op in OPS}
 
 
@@ -779,4 +903,4 @@ def test_every_guarded_operation_of_the_schema_is_in_the_matrix() -> None:
 def test_some_role_is_allowed_and_some_denied(op: Op) -> None:
     domain = uuid.uuid4()
     outcomes = {op.allowed(role, domain) for role in ROLES}
-    assert outcomes == {True, False}
+    assert outcomes == ({False} if op.name in NOT_FOR_STAFF else {True, False})
