@@ -16,9 +16,13 @@ from app.demo_data import DemoPatient, demo_patients
 from audit.events import RequestMeta
 from core.principal import ROLES, Principal
 from models import Department, Institution, Staff
+from resolvers import consent as consents
 from resolvers import contact as contacts
 from resolvers import institution as institutions
+from resolvers import partner as partners
+from resolvers import partner_grant as partner_grants
 from resolvers import patient as patients
+from resolvers import patient_account as patient_accounts
 from resolvers import ticket as tickets
 from resolvers.context import Context, Services
 from resolvers.loaders import Loaders
@@ -34,6 +38,12 @@ ROLE_DEPARTMENTS = {"nurse": DEPARTMENTS, "doctor": ("Orthodontics",), "departme
 class DemoResult:
     created: bool
     password: str | None  # only when generated here, to be shown once
+    partner_client_id: uuid.UUID | None = None  # the demo partner's API client...
+    partner_secret: str | None = None  # ...and its secret, shown once
+
+
+DEMO_PARTNER = "Sunrise Home Care"
+DEMO_GRANTS = 10  # the first patients consent to share with the demo partner, which is granted their files
 
 
 def demo_email(role: str) -> str:
@@ -63,7 +73,30 @@ async def seed(services: Services, *, password: str | None, patients_count: int 
         if progress:
             progress(n, patients_count)
     await _tickets(await _acting_as(services, accounts["support_agent"], "support_agent", frozenset()), registered)
-    return DemoResult(created=True, password=password if generated else None)
+    await _patient_account(ctx, registered[0], password)
+    admin = await _acting_as(services, accounts["admin"], "admin", frozenset())
+    client = await _partner(admin, ctx, registered[:DEMO_GRANTS])
+    return DemoResult(created=True, password=password if generated else None, partner_client_id=client.client.id,
+                      partner_secret=client.secret)
+
+
+async def _patient_account(staff: Context, patient_id: uuid.UUID, password: str) -> None:
+    """The first demo patient has a self-service account: patient@demo.careloop.test."""
+    invitation = await patient_accounts.invite(staff, patient_id)
+    await patient_accounts.activate(staff, invitation.code, demo_email("patient"), password)
+
+
+async def _partner(admin: Context, staff: Context, patient_ids: list[uuid.UUID]) -> partners.ClientCreated:
+    """A home-care partner with one client holding every scope, granted the files of consenting patients."""
+    partner = await partners.create(admin, DEMO_PARTNER)
+    client = await partners.create_client(admin, partner.id, name="Sunrise care app",
+                                          scopes=sorted(partners.scope_vocabulary(admin.services.guard)),
+                                          rate_limit_per_minute=600, documents=None)
+    until = datetime.now(UTC) + timedelta(days=180)
+    for patient_id in patient_ids:
+        await consents.set_sharing(staff, patient_id, partner.id, True)
+        await partner_grants.create(staff, partner.id, patient_id, "Home care visits after discharge", until)
+    return client
 
 
 async def _acting_as(services: Services, account: Staff, role: str, department_ids: frozenset[uuid.UUID]) -> Context:

@@ -27,6 +27,7 @@ class Action(StrEnum):
     ARCHIVE_TRAIL = "archive_trail"  # the oldest signed stretch of the audit chain moved to a file
     CONSENT = "consent"  # a patient's consent given or withdrawn (reason: given, withdrawn)
     GRANT = "grant"  # a partner's access to a patient granted or revoked (reason: revoked)
+    KEY_ROTATION = "key_rotation"  # a new data key version for an institution
     TOKEN = "token"  # noqa: S105 -- an action's name: a partner client's access token issued (or refused)
 
 

@@ -115,17 +115,20 @@ def generate_key_file(path: Path) -> bool:
 
 @dataclass
 class InstitutionKeys:
-    """One institution's unwrapped key versions; the newest seals, any known one opens."""
+    """One institution's unwrapped key versions; the newest usable one seals, any known one opens."""
 
     institution_id: uuid.UUID
     versions: dict[int, AESGCM] = field(default_factory=dict)
     index_keys: dict[int, bytes] = field(default_factory=dict)
     current: int = 0
 
-    def add(self, version: int, data_key: bytes) -> None:
+    def add(self, version: int, data_key: bytes, *, seals: bool = True) -> None:
+        """A key version: it opens at once; it seals only once every worker is sure to know it
+        (``seals``), so nothing is written that another worker could not yet open."""
         self.versions[version] = AESGCM(derive_key(data_key, "field-enc:v1"))
         self.index_keys[version] = derive_key(data_key, "blind-index:v1")
-        self.current = max(self.current, version)
+        if seals:
+            self.current = max(self.current, version)
 
     def seal(self, plaintext: str, aad: bytes) -> bytes:
         return self.seal_bytes(plaintext.encode(), aad)

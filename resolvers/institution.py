@@ -38,6 +38,18 @@ async def create(services: Services, name: str, kind: str, time_zone: str = "Asi
     return institution
 
 
+async def rotate_key(services: Services, institution_id: uuid.UUID) -> int:
+    """A new data key version for the institution, recorded on its audit trail; the new version seals
+    new data once every worker knows it, and older versions keep opening what they sealed."""
+    if not await Institution.exists(id=institution_id):
+        raise BadUserInput("institution: not found.", field="institution")
+    async with in_transaction():
+        row = await services.keyring.rotate(institution_id)
+        await writer.append([AuditRecord(institution_id, SYSTEM, Action.KEY_ROTATION, "institution_key",
+                                         Outcome.ALLOWED, resource_id=row.id, fields_read=frozenset({"version"}))])
+    return row.version
+
+
 async def zone(institution_id: uuid.UUID) -> ZoneInfo:
     """The institution's time zone (days, months and working hours are local to it)."""
     return ZoneInfo((await Institution.get(id=institution_id)).time_zone)
