@@ -35,7 +35,8 @@ class Loaders:
         self.department: DataLoader[uuid.UUID, Department | None] = DataLoader(self._by_id(Department))
         self.staff: DataLoader[uuid.UUID, Staff | None] = DataLoader(self._by_id(Staff))
         self.partner: DataLoader[uuid.UUID, Partner | None] = DataLoader(self._by_id(Partner))
-        self.partner_client: DataLoader[uuid.UUID, PartnerClient | None] = DataLoader(self._by_id(PartnerClient))
+        self.clients_by_partner: DataLoader[uuid.UUID, list[PartnerClient]] = DataLoader(
+            self._grouped(PartnerClient, "partner_id"))
         self.contacts_by_patient: DataLoader[uuid.UUID, list[Contact]] = DataLoader(
             self._grouped(Contact, "patient_id"))
         self.attachments_by_ticket: DataLoader[uuid.UUID, list[Attachment]] = DataLoader(

@@ -123,10 +123,14 @@ async def page(ctx: Context, *, first: int, after: str | None) -> pagination.Pag
 
 
 async def clients_of(ctx: Context, partner_id: uuid.UUID) -> list[PartnerClient]:
-    """A partner's clients (at most MAX_CLIENTS), for those who manage partners."""
-    await access.authorize(ctx, "partner", "update", action=Action.READ, resource_type="partner_client",
-                           resource_id=partner_id)
-    return await PartnerClient.filter(institution_id=ctx.institution_id, partner_id=partner_id).order_by("id")
+    """A partner's clients (at most MAX_CLIENTS), for those who manage partners; batched across a page.
+    A refusal is a field's: noted once per request, like a field class read without the right."""
+    decision = ctx.decide("partner", "update")
+    if not decision.allowed:
+        ctx.reads.note("partner_client", None, None, outcome=Outcome.DENIED, reason="forbidden_field")
+        raise Forbidden("Not allowed to read this field.")
+    ctx.reads.note("partner_client", None, None, rule=decision.rule)
+    return await ctx.require_loaders().clients_by_partner.load(partner_id)
 
 
 async def create_client(ctx: Context, partner_id: uuid.UUID | None, *, name: str, scopes: list[str],
