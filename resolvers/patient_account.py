@@ -21,19 +21,31 @@ from core.errors import BadUserInput
 from core.principal import PARTNER, PATIENT, STAFF
 from core.tokens import looks_like_token, new_token, token_digest
 from core.validation import normalize_email
-from models import AuditEvent, PartnerClient, PatientAccount, PatientInvitation, RoleAssignment, Staff
+from models import (
+    AuditEvent,
+    PartnerClient,
+    PatientAccount,
+    PatientInvitation,
+    RoleAssignment,
+    Staff,
+    Ticket,
+    TicketEvent,
+)
 from policies.fields import PATIENT_FIELD_CLASS
 from resolvers import access, pagination
 from resolvers import consent as consents
 from resolvers import contact as contacts
 from resolvers import session as sessions
+from resolvers import ticket as ticket_reads
 from resolvers.access import PatientView
 from resolvers.context import Context
 from resolvers.staff import check_password
+from resolvers.ticket import TicketView
 
 INVITATION_LIFETIME = timedelta(days=7)
 INVITATION_PREFIX = "cl_"  # the code has a token's shape: 256 random bits
 LOG_CURSOR_KIND = "access-log"
+TICKET_CURSOR_KIND = "my-ticket"
 
 
 @dataclass(frozen=True)
@@ -179,6 +191,24 @@ async def _accessors(rows: list[dict[str, Any]]) -> dict[tuple[str, Any], Access
     return found
 
 
+async def tickets(ctx: Context, *, first: int, after: str | None) -> pagination.Page[TicketView]:
+    """My tickets, newest first: a patient's own, never another's (the staff queue is staff's)."""
+    await access.authorize(ctx, "my_ticket", "read", action=Action.READ, resource_type="ticket")
+    first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
+    query = Ticket.filter(institution_id=ctx.institution_id, patient_id=own_patient_id(ctx))
+    if after:
+        query = query.filter(id__lt=pagination.decode_uuid(TICKET_CURSOR_KIND, after))
+    rows = await query.order_by("-id").limit(first + 1)
+    return pagination.page_of([TicketView(row) for row in rows[:first]], len(rows) > first, TICKET_CURSOR_KIND,
+                              key=lambda view: view.row.id)
+
+
+async def replies(ctx: Context, view: TicketView) -> list[TicketEvent]:
+    """What the patient was told: the replies on the timeline, never an internal note (batched)."""
+    events = await ctx.require_loaders().events_by_ticket.load(view.row.id)
+    return [event for event in events if not event.internal]
+
+
 async def export(ctx: Context) -> dict[str, Any]:
     """A copy of my data (PIPL's right to a copy): every field of my file I may read, my family and
     emergency contacts and my consents, as JSON. Recorded as an export of the file."""
@@ -190,11 +220,31 @@ async def export(ctx: Context) -> dict[str, Any]:
               for contact in await contacts.of_patient(ctx, view)]
     shared = [{"partner_id": str(c.partner_id), "granted": c.granted, "changed_at": c.updated_at.isoformat()}
               for c in await consents.of_patient(ctx, view)]
+    own_tickets = await _tickets_copy(ctx, view.row.id)
     await writer.append([AuditRecord(ctx.institution_id, ctx.actor, Action.EXPORT, "patient", Outcome.ALLOWED,
                                      ctx.request, resource_id=view.row.id, patient_id=view.row.id,
                                      field_classes=frozenset(view.classes), policy_rule=decision.rule)])
     return {"patient": {"id": str(view.row.id), **record}, "contacts": family, "partner_consents": shared,
-            "exported_at": datetime.now(UTC).isoformat()}
+            "tickets": own_tickets, "exported_at": datetime.now(UTC).isoformat()}
+
+
+async def _tickets_copy(ctx: Context, patient_id: uuid.UUID) -> list[dict[str, Any]]:
+    """My tickets as I see them in the portal (what I asked, what I was told), two statements in all."""
+    rows = await Ticket.filter(institution_id=ctx.institution_id, patient_id=patient_id).order_by("id")
+    said: dict[Any, list[TicketEvent]] = defaultdict(list)
+    for event in await TicketEvent.filter(institution_id=ctx.institution_id, ticket_id__in=[r.id for r in rows],
+                                          internal=False).order_by("id"):
+        said[event.ticket_id].append(event)
+    copies = []
+    for row in rows:
+        view = TicketView(row)
+        copies.append({"id": str(row.id), "category": row.category, "status": row.status,
+                       "received_at": _plain(row.received_at), "resolved_at": _plain(row.resolved_at),
+                       **{name: ticket_reads.read_field(ctx, view, name) for name in ("subject", "description",
+                                                                                     "resolution")},
+                       "replies": [{"occurred_at": _plain(e.occurred_at),
+                                    "message": ticket_reads.read_event_note(ctx, view, e)} for e in said[row.id]]})
+    return copies
 
 
 def _readable(ctx: Context, view: PatientView) -> dict[str, Any]:

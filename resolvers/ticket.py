@@ -172,8 +172,7 @@ def read_field(ctx: Context, view: TicketView, name: str) -> Any:
     row = view.row
     value = getattr(row, name)
     ctx.reads.note("ticket", row.id, row.patient_id, field_class="ticket",
-                   field_name=name if name in ENCRYPTED and value is not None else None,
-                   rule=ctx.decide("ticket", "read").rule)
+                   field_name=name if name in ENCRYPTED and value is not None else None, rule=_read_rule(ctx))
     if name in ENCRYPTED and value is not None:
         value = access.open_sealed(ctx, "ticket", name, row.id, value)
     return value
@@ -183,8 +182,13 @@ def read_event_note(ctx: Context, view: TicketView, event: TicketEvent) -> str |
     if event.note is None:
         return None
     ctx.reads.note("ticket", view.row.id, view.row.patient_id, field_class="ticket", field_name="timeline.note",
-                   rule=ctx.decide("ticket", "read").rule)
+                   rule=_read_rule(ctx))
     return access.open_sealed(ctx, "ticket_event", "note", event.id, event.note)
+
+
+def _read_rule(ctx: Context) -> str:
+    """Staff read tickets with ``ticket: read``; a patient reads their own with ``my_ticket: read``."""
+    return ctx.decide("ticket", "read").rule or ctx.decide("my_ticket", "read").rule
 
 
 # -- live queue ----------------------------------------------------------------------------

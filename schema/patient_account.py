@@ -11,7 +11,9 @@ from strawberry.scalars import JSON
 
 from resolvers import patient as patients
 from resolvers import patient_account as accounts
+from resolvers import ticket as ticket_reads
 from resolvers.patient_account import AccessEntry as AccessEntryView
+from resolvers.ticket import TicketView
 from schema.common import DEFAULT_PAGE_SIZE, Info, PageInfo, uuid_of
 from schema.patient import Patient, node
 from schema.session import LoginPayload
@@ -66,6 +68,67 @@ class AccessEntryConnection:
     page_info: PageInfo
 
 
+@strawberry.type(description="A reply on one of your tickets.")
+class MyTicketReply:
+    occurred_at: datetime
+    message: str | None
+
+
+@strawberry.type(description="One of your tickets, as you see it: what you asked and what you were told.")
+class MyTicket:
+    view: strawberry.Private[TicketView]
+
+    @strawberry.field
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(str(self.view.row.id))
+
+    @strawberry.field(description="enquiry, request, complaint or suggestion.")
+    def category(self) -> str:
+        return str(self.view.row.category)
+
+    @strawberry.field(description="new, acknowledged, investigating, waiting_on_patient, resolved or closed.")
+    def status(self) -> str:
+        return str(self.view.row.status)
+
+    @strawberry.field
+    def received_at(self) -> datetime:
+        return self.view.row.received_at
+
+    @strawberry.field
+    def resolved_at(self) -> datetime | None:
+        return self.view.row.resolved_at
+
+    @strawberry.field
+    def subject(self, info: Info) -> str:
+        return str(ticket_reads.read_field(info.context, self.view, "subject"))
+
+    @strawberry.field
+    def description(self, info: Info) -> str | None:
+        return ticket_reads.read_field(info.context, self.view, "description")
+
+    @strawberry.field(description="How it was resolved.")
+    def resolution(self, info: Info) -> str | None:
+        return ticket_reads.read_field(info.context, self.view, "resolution")
+
+    @strawberry.field(description="The replies you were sent, oldest first (never the staff's internal notes).")
+    async def replies(self, info: Info) -> list[MyTicketReply]:
+        return [MyTicketReply(occurred_at=event.occurred_at,
+                              message=ticket_reads.read_event_note(info.context, self.view, event))
+                for event in await accounts.replies(info.context, self.view)]
+
+
+@strawberry.type
+class MyTicketEdge:
+    cursor: str
+    node: MyTicket
+
+
+@strawberry.type(description="A page of your tickets, newest first.")
+class MyTicketConnection:
+    edges: list[MyTicketEdge]
+    page_info: PageInfo
+
+
 @strawberry.type
 class PatientAccountQuery:
     @strawberry.field(description="Your own file (patients).")
@@ -78,6 +141,14 @@ class PatientAccountQuery:
         page = await accounts.access_log(info.context, first=first, after=after)
         return AccessEntryConnection(edges=[AccessEntryEdge(cursor=c, node=AccessEntry.of(e)) for c, e in page.items],
                                      page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor))
+
+    @strawberry.field(description="Your tickets, newest first: what you asked and the replies you were sent "
+                                  "(patients).")
+    async def my_tickets(self, info: Info, first: int = DEFAULT_PAGE_SIZE, after: str | None = None
+                         ) -> MyTicketConnection:
+        page = await accounts.tickets(info.context, first=first, after=after)
+        return MyTicketConnection(edges=[MyTicketEdge(cursor=c, node=MyTicket(view=v)) for c, v in page.items],
+                                  page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor))
 
     @strawberry.field(description="A copy of your data as JSON: your file, contacts and consents (patients).")
     async def my_data_export(self, info: Info) -> JSON | None:

@@ -696,12 +696,14 @@ PARTNER_AND_PATIENT_OPS: tuple[Op, ...] = (
     Op("myAccessLog", "myAccessLog", "{ myAccessLog { edges { node { action } } } }", nothing,
        (("access_log", "read"),), writes=False),
     Op("myDataExport", "myDataExport", "{ myDataExport }", nothing, (("patient", "export"),), writes=False),
+    Op("myTickets", "myTickets", "{ myTickets { edges { node { subject } } } }", nothing, (("my_ticket", "read"),),
+       writes=False),
     Op("partnerAccessLog", "partnerAccessLog", "{ partnerAccessLog { edges { node { seq } } } }", nothing,
        (("partner_log", "read"),), writes=False),
     Op("partnerUsage", "partnerUsage", f"{{ partnerUsage({A_PERIOD}) {{ requests }} }}", nothing,
        (("partner_log", "read"),), writes=False),
 )
-NOT_FOR_STAFF = {"myAccessLog", "myDataExport", "partnerAccessLog", "partnerUsage"}
+NOT_FOR_STAFF = {"myAccessLog", "myDataExport", "myTickets", "partnerAccessLog", "partnerUsage"}
 
 
 async def _only(variables: Awaitable[dict[str, Any]], name: str) -> dict[str, Any]:
