@@ -2,7 +2,8 @@
 
 The prefix says whose token it is, so authentication looks in one table: ``cl_`` staff sessions,
 ``clp_`` patients' sessions, ``clc_`` partner clients' access tokens; ``cls_`` is a partner
-client's secret (exchanged for access tokens, never a bearer token itself).
+client's secret (exchanged for access tokens, never a bearer token itself) and ``cli_`` a patient's
+one-time invitation code.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ TOKEN_PREFIX = "cl_"  # noqa: S105 -- a prefix that makes leaked tokens recognis
 PATIENT_PREFIX = "clp_"
 PARTNER_PREFIX = "clc_"
 SECRET_PREFIX = "cls_"  # noqa: S105 -- a prefix, not a secret
+INVITATION_PREFIX = "cli_"
 _TOKEN_SHAPE = re.compile(r"cl[pc]?_[A-Za-z0-9_-]{43}")
 _SECRET_SHAPE = re.compile(r"cls_[A-Za-z0-9_-]{43}")
+_INVITATION_SHAPE = re.compile(r"cli_[A-Za-z0-9_-]{43}")
 
 
 def new_token(prefix: str = TOKEN_PREFIX) -> str:
@@ -30,6 +33,10 @@ def looks_like_token(value: str) -> bool:
 
 def looks_like_secret(value: str) -> bool:
     return bool(_SECRET_SHAPE.fullmatch(value))
+
+
+def looks_like_invitation(value: str) -> bool:
+    return bool(_INVITATION_SHAPE.fullmatch(value))
 
 
 def token_kind(token: str) -> str:

@@ -261,11 +261,12 @@ def read_contact_field(ctx: Context, view: ContactView, name: str) -> Any:
 
 
 def require_contacts(ctx: Context, view: PatientView) -> None:
-    """Contacts are read with the patient's contact class and the ``contact: read`` permission."""
-    require_class(ctx, view, "contact")
+    """Contacts are read with the ``contact: read`` permission and the patient's contact class (checked
+    in that order, so that a refusal is not noted as a read of the class)."""
     if not ctx.decide("contact", "read").allowed:
         ctx.reads.note("contact", None, view.row.id, outcome=Outcome.DENIED, reason="forbidden_field")
         raise Forbidden("Not allowed to read this field.")
+    require_class(ctx, view, "contact")
 
 
 # -- sealing -----------------------------------------------------------------------------

@@ -16,7 +16,8 @@ from tortoise.functions import Count
 
 from audit.events import Action
 from core.errors import BadUserInput
-from models import AuditEvent, Patient, RoleAssignment, Staff
+from core.principal import PARTNER
+from models import AuditEvent, PartnerClient, Patient, RoleAssignment, Staff
 from resolvers import access
 from resolvers.context import Context
 
@@ -145,9 +146,13 @@ def _count(person: Accessor, row: dict[str, Any]) -> None:
 
 
 async def _name(people: list[Accessor]) -> None:
-    """Staff names and roles (a compliance officer sees colleagues' names, not patients')."""
+    """Staff names and roles, and a partner client's partner (a compliance officer sees colleagues' and
+    partners' names, not patients')."""
     ids = [p.actor_id for p in people if p.actor_kind == "staff" and p.actor_id]
+    clients = [p.actor_id for p in people if p.actor_kind == PARTNER and p.actor_id]
     names = {s.id: s.name for s in await Staff.filter(id__in=ids)}
+    names |= {c: f"{partner} ({client})" for c, client, partner in await PartnerClient.filter(id__in=clients)
+              .values_list("id", "name", "partner__name")}
     roles: dict[Any, list[str]] = defaultdict(list)
     for staff_id, role in await RoleAssignment.filter(staff_id__in=ids).order_by("role").values_list("staff_id",
                                                                                                      "role"):

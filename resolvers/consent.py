@@ -52,9 +52,12 @@ async def set_sharing(ctx: Context, patient_id: uuid.UUID | None, partner_id: uu
 
 
 async def of_patient(ctx: Context, view: PatientView) -> list[PartnerConsent]:
-    """Recorded consents to share (one per partner asked), read with the file's contact class."""
+    """Recorded consents to share (one per partner asked), read with the file's contact class; a
+    partner sees only its own, never which other partners the patient deals with."""
     access.require_class(ctx, view, "contact")
-    return await ctx.require_loaders().consents_by_patient.load(view.row.id)
+    consents = await ctx.require_loaders().consents_by_patient.load(view.row.id)
+    partner_id = ctx.require_principal().partner_id
+    return consents if partner_id is None else [c for c in consents if c.partner_id == partner_id]
 
 
 def contact_consent_record(ctx: Context, view_id: uuid.UUID, written: frozenset[str], rule: str) -> AuditRecord | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from audit.events import Action
 from core.errors import BadUserInput
@@ -20,7 +20,6 @@ from models import AuditEvent, PartnerClient, PartnerGrant
 from resolvers import access, pagination
 from resolvers.context import Context
 
-MAX_PERIOD = timedelta(days=6 * 366)
 CURSOR_KIND = "disclosure"
 _GRANT = re.compile(r"partner_grant ([0-9a-f-]{36})")
 
@@ -89,5 +88,12 @@ def _check_period(since: datetime, until: datetime) -> None:
             raise BadUserInput(f"{name}: give a time zone.", field=name)
     if until <= since:
         raise BadUserInput("to: the period must end after it starts.", field="to")
-    if until - since > MAX_PERIOD:
+    if since < _years_before(until, 6):
         raise BadUserInput("from: a period of at most six years.", field="from")
+
+
+def _years_before(moment: datetime, years: int) -> datetime:
+    try:
+        return moment.replace(year=moment.year - years)
+    except ValueError:  # 29 February
+        return moment.replace(year=moment.year - years, day=28)

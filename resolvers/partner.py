@@ -222,7 +222,7 @@ async def issue_token(services: Services, request: RequestMeta, client_id: str, 
     if client is None or not hmac.compare_digest(client.secret_hash, digest):
         await _record_token(request, client, Outcome.DENIED, reason="bad_credentials")
         raise TokenRefused("invalid_client", "Unknown client or wrong secret.")
-    allowed = set(client_scopes(client))
+    allowed = {*client_scopes(client), OWN_LOG}
     wanted = set(scope.split()) if scope and scope.strip() else allowed
     if not wanted <= allowed or len(scope or "") > 2000:
         await _record_token(request, client, Outcome.DENIED, reason="invalid_scope")
@@ -237,7 +237,7 @@ async def issue_token(services: Services, request: RequestMeta, client_id: str, 
                                         scopes=tags_to_db(sorted(wanted)),
                                         expires_at=datetime.now(UTC) + TOKEN_LIFETIME)
         await _record_token(request, client, Outcome.ALLOWED, token_id=row.id)
-    return IssuedToken(token, int(TOKEN_LIFETIME.total_seconds()), sorted(wanted))
+    return IssuedToken(token, int(TOKEN_LIFETIME.total_seconds()), sorted(wanted | {OWN_LOG}))
 
 
 async def principal(digest: str) -> Principal | None:
@@ -277,8 +277,8 @@ async def count_request(institution_id: uuid.UUID, client_id: uuid.UUID, limit: 
     fields_map = PartnerUsage._meta.fields_map
     values: list[Any] = [fields_map[name].to_db_value(value, PartnerUsage) for name, value in
                          (("institution_id", institution_id), ("client_id", client_id), ("window_start", window))]
-    _, rows = await db.execute_query(sql, [*values, limit])
-    return int(rows[0][0]) <= limit
+    rows = await db.execute_query_dict(sql, [*values, limit])  # a fetch: an INSERT's RETURNING rows come back
+    return int(rows[0]["requests"]) <= limit
 
 
 async def _record_token(request: RequestMeta, client: PartnerClient | None, outcome: Outcome, *, reason: str = "",

@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from audit import writer
 from audit.events import Action, Actor, AuditRecord, Outcome
 from core.errors import BadUserInput
 from core.principal import PARTNER, PATIENT, STAFF
-from core.tokens import looks_like_token, new_token, token_digest
+from core.tokens import INVITATION_PREFIX, looks_like_invitation, new_token, token_digest
 from core.validation import normalize_email
 from models import (
     AuditEvent,
@@ -43,7 +44,6 @@ from resolvers.staff import check_password
 from resolvers.ticket import TicketView
 
 INVITATION_LIFETIME = timedelta(days=7)
-INVITATION_PREFIX = "cl_"  # the code has a token's shape: 256 random bits
 LOG_CURSOR_KIND = "access-log"
 TICKET_CURSOR_KIND = "my-ticket"
 
@@ -95,31 +95,43 @@ async def invite(ctx: Context, patient_id: uuid.UUID | None) -> Invitation:
 
 async def activate(ctx: Context, code: str, email: str, password: str) -> sessions.LoginResult:
     """Open the account an invitation is for, and sign in. The code works once."""
-    address = normalize_email(email)
+    address = normalize_email(email).lower()  # sign-in looks addresses up in lower case
     secret = check_password(password)
     invitation = None
-    if looks_like_token(code.strip()):
+    if looks_like_invitation(code.strip()):
         digest = token_digest(ctx.services.master_key.token_key, code.strip())
         invitation = await PatientInvitation.get_or_none(code_hash=digest, used_at=None,
                                                          expires_at__gt=datetime.now(UTC))
-    if invitation is None:
-        await writer.append([AuditRecord(writer.SYSTEM_CHAIN, Actor("anonymous"), Action.CREATE, "patient_account",
-                                         Outcome.DENIED, ctx.request, reason="bad_invitation")])
-        raise BadUserInput("code: not a valid invitation (unknown, used or expired).", field="code")
+    if invitation is None or await PatientAccount.exists(patient_id=invitation.patient_id):
+        await writer.append([AuditRecord(invitation.institution_id if invitation else writer.SYSTEM_CHAIN,
+                                         Actor("anonymous"), Action.CREATE, "patient_account", Outcome.DENIED,
+                                         ctx.request, patient_id=invitation.patient_id if invitation else None,
+                                         reason="bad_invitation")])
+        raise _bad_code()
     if await PatientAccount.exists(email=address):
-        raise BadUserInput("email: already in use.", field="email")
+        raise _email_taken()
     password_hash = await ctx.services.passwords.hash(secret)
-    async with in_transaction():
-        used = await PatientInvitation.filter(id=invitation.id, used_at=None).update(used_at=datetime.now(UTC))
-        if not used or await PatientAccount.exists(patient_id=invitation.patient_id):
-            raise BadUserInput("code: not a valid invitation (unknown, used or expired).", field="code")
-        account = await PatientAccount.create(institution_id=invitation.institution_id,
-                                              patient_id=invitation.patient_id, email=address,
-                                              password_hash=password_hash)
-        await writer.append([AuditRecord(account.institution_id, Actor(PATIENT, account.id), Action.CREATE,
-                                         "patient_account", Outcome.ALLOWED, ctx.request, resource_id=account.id,
-                                         patient_id=account.patient_id, fields_read=frozenset({"email"}))])
-        return await sessions.open_session(ctx, sessions.PATIENT_ACCOUNTS, account)
+    try:
+        async with in_transaction():
+            if not await PatientInvitation.filter(id=invitation.id, used_at=None).update(used_at=datetime.now(UTC)):
+                raise _bad_code()  # used by a concurrent activation a moment ago
+            account = await PatientAccount.create(institution_id=invitation.institution_id,
+                                                  patient_id=invitation.patient_id, email=address,
+                                                  password_hash=password_hash)
+            await writer.append([AuditRecord(account.institution_id, Actor(PATIENT, account.id), Action.CREATE,
+                                             "patient_account", Outcome.ALLOWED, ctx.request, resource_id=account.id,
+                                             patient_id=account.patient_id, fields_read=frozenset({"email"}))])
+            return await sessions.open_session(ctx, sessions.PATIENT_ACCOUNTS, account)
+    except IntegrityError:  # a concurrent activation took the e-mail or opened the file's account first
+        raise (_email_taken() if await PatientAccount.exists(email=address) else _bad_code()) from None
+
+
+def _bad_code() -> BadUserInput:
+    return BadUserInput("code: not a valid invitation (unknown, used or expired).", field="code")
+
+
+def _email_taken() -> BadUserInput:
+    return BadUserInput("email: already in use.", field="email")
 
 
 async def login(ctx: Context, email: str, password: str) -> sessions.LoginResult:
