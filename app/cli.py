@@ -100,6 +100,12 @@ def _parser() -> argparse.ArgumentParser:
     public_key.add_argument("--output", type=Path)
     public_key.set_defaults(run=_audit_public_key)
 
+    keys = commands.add_parser("keys", help="institution data keys").add_subparsers(required=True, metavar="action")
+    rotate = keys.add_parser("rotate", help="add a new data key version for an institution; it seals new data once "
+                             "every worker knows it (about a minute), older versions keep opening; audited")
+    rotate.add_argument("--institution", type=uuid.UUID, required=True)
+    rotate.set_defaults(run=_keys_rotate)
+
     schema = commands.add_parser("schema", help="the GraphQL schema").add_subparsers(required=True, metavar="action")
     export = schema.add_parser("export", help="print the SDL (or write it with --output)")
     export.add_argument("--output", type=Path)
@@ -168,8 +174,11 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
             print(f"{DEMO_NAME} exists already; its accounts are unchanged")
             return 0
         print(f"{DEMO_NAME} created. Accounts: " + ", ".join(demo_email(r) for r in _roles()))
+        print(f"The patient portal's demo account: {demo_email('patient')} (same password)")
         if result.password:
             print(f"Their password, shown only now: {result.password}")
+        print(f"Demo partner API client (POST /oauth/token, client credentials): id {result.partner_client_id}, "
+              f"secret, shown only now: {result.partner_secret}")
         return 0
 
     return _with_database(settings, work)
@@ -267,6 +276,19 @@ def _audit_export(settings: Settings, args: argparse.Namespace) -> int:
     return _with_database(settings, work)
 
 
+def _keys_rotate(settings: Settings, args: argparse.Namespace) -> int:
+    from resolvers import institution
+
+    services = build_services(settings)
+
+    async def work() -> int:
+        version = await institution.rotate_key(services, args.institution)
+        print(f"{args.institution}: data key version {version} added; it seals new data within a minute")
+        return 0
+
+    return _with_database(settings, work)
+
+
 def _audit_retention(settings: Settings, args: argparse.Namespace) -> int:
     from audit import archive
 
@@ -291,6 +313,9 @@ def _audit_archive(settings: Settings, args: argparse.Namespace) -> int:
     async def work() -> int:
         try:
             anchor = await archive.archive(args.institution, args.output, public, before)
+        except FileExistsError:
+            print(f"careloop: {args.output} exists; an archive never overwrites a file", file=sys.stderr)
+            return 1
         except archive.ArchiveRefused as exc:
             print(f"careloop: archive refused: {exc}", file=sys.stderr)
             return 1

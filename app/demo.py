@@ -73,7 +73,8 @@ async def seed(services: Services, *, password: str | None, patients_count: int 
         if progress:
             progress(n, patients_count)
     await _tickets(await _acting_as(services, accounts["support_agent"], "support_agent", frozenset()), registered)
-    await _patient_account(ctx, registered[0], password)
+    if registered:
+        await _patient_account(ctx, registered[0], password)
     admin = await _acting_as(services, accounts["admin"], "admin", frozenset())
     client = await _partner(admin, ctx, registered[:DEMO_GRANTS])
     return DemoResult(created=True, password=password if generated else None, partner_client_id=client.client.id,

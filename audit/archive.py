@@ -31,7 +31,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from tortoise.transactions import in_transaction
 
-from audit import checkpoint, export, offline, writer
+from audit import export, offline, writer
+from audit.checkpoint import Checkpoint
 from audit.events import Action, Actor, AuditRecord, Outcome, RequestMeta
 from core.errors import BadUserInput, NotFound
 from models import AuditArchive, AuditCheckpoint, AuditEvent, Institution
@@ -40,6 +41,7 @@ from models.institution import AUDIT_RETENTION_DEFAULT_MONTHS, AUDIT_RETENTION_M
 MAX_MONTHS = 1200  # a century: beyond it the cut-off date leaves the calendar
 OPERATOR = Actor("system")  # the CLI, run by an operator
 RETENTION_BY_CLI = RequestMeta(request_id="cli-retention", user_agent="careloop audit retention")
+ARCHIVE_BY_CLI = RequestMeta(request_id="cli-archive", user_agent="careloop audit archive")
 
 
 class ArchiveRefused(Exception):
@@ -141,7 +143,9 @@ async def _write_and_check(stretch: Stretch, output: Path, public: Ed25519Public
         out.flush()
         os.fsync(out.fileno())
     _fsync_directory(output.parent)
-    signed = [c for c in await checkpoint.of_institution(stretch.institution_id) if c.last_seq <= stretch.up_to_seq]
+    # Those inside the stretch, and the one it starts after, which its first event must link to.
+    signed = [Checkpoint.of(row) for row in await AuditCheckpoint.filter(
+        institution_id=stretch.institution_id, last_seq__gte=stretch.after_seq, last_seq__lte=stretch.up_to_seq)]
     digest = hashlib.sha256()
     report = offline.verify(_hashed_lines(output, digest.update), signed, public)
     if not report.ok or report.events != stretch.events:
@@ -180,7 +184,7 @@ async def _anchor_and_delete(stretch: Stretch, sha256: str) -> AuditArchive:
             raise ArchiveRefused(f"{deleted} of {stretch.events} events were still there; nothing was deleted")
         await writer.append([AuditRecord(
             stretch.institution_id, OPERATOR, Action.ARCHIVE_TRAIL, "audit_archive", Outcome.ALLOWED,
-            RequestMeta(request_id="cli-archive", user_agent="careloop audit archive"), resource_id=anchor.id,
+            ARCHIVE_BY_CLI, resource_id=anchor.id,
             fields_read=frozenset({f"up_to_seq:{stretch.up_to_seq}", f"events:{stretch.events}",
                                    f"before:{stretch.cutoff.isoformat()}", f"sha256:{sha256}"}))])
     return anchor

@@ -26,8 +26,8 @@ BATCH = 2000
 
 # FHIR R4 codes (http://hl7.org/fhir/R4/auditevent.html)
 _FHIR_ACTION = {"read": "R", "create": "C", "update": "U", "delete": "D", "archive": "U", "export": "R",
-                "break_glass": "E",
-                "login": "E", "logout": "E", "lockout": "E"}
+                "break_glass": "E", "consent": "U", "grant": "U", "key_rotation": "E", "retention": "U",
+                "archive_trail": "D", "login": "E", "logout": "E", "lockout": "E", "token": "E"}
 _FHIR_OUTCOME = {"allowed": "0", "denied": "4", "error": "8"}
 _REST = "http://hl7.org/fhir/restful-interaction"
 _AUDIT_TYPE = "http://terminology.hl7.org/CodeSystem/audit-event-type"
@@ -84,7 +84,7 @@ def line(fmt: str, row: dict[str, Any]) -> str:
 def fhir_audit_event(row: dict[str, Any]) -> dict[str, Any]:
     """One event as a FHIR R4 AuditEvent resource."""
     action, outcome = str(row["action"]), str(row["outcome"])
-    authentication = action in ("login", "logout", "lockout")
+    authentication = action in ("login", "logout", "lockout", "token")
     event: dict[str, Any] = {
         "resourceType": "AuditEvent",
         "id": str(row["id"]),

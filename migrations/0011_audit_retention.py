@@ -5,8 +5,8 @@ An archive run writes the oldest signed stretch of a chain to a file and leaves 
 ``audit_archive`` (append-only, like the checkpoints). The DELETE trigger on ``audit_event`` now
 lets through only rows an anchor covers that are older than the retention period (never less
 than 6 months, whatever the column says). UPDATE and TRUNCATE stay refused, and SQLite's INSERT
-OR REPLACE guard (0003) is untouched. Trigger names stay as 0002 named them, and every statement
-can be run again.
+OR REPLACE guard (0003) is untouched. The replaced triggers keep 0002's names (the role test and
+the chain tests refer to them), and every statement can be run again.
 """
 
 from typing import Any

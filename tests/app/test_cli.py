@@ -61,6 +61,10 @@ def test_demo_seeds_once_and_verifies(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "careloop.sqlite3") as db:
         assert db.execute("select count(*) from patient").fetchone() == (12,)
         assert db.execute("select count(*) from staff where is_demo").fetchone() == (7,)
+        assert db.execute("select email from patient_account").fetchall() == [("patient@demo.careloop.test",)]
+        assert db.execute("select count(*) from partner_grant").fetchone() == (10,)
+        (client_id,) = db.execute("select id from partner_client").fetchone()
+    assert f"id {client_id}, secret, shown only now: cls_" in first.stdout
     verify = careloop(tmp_path, "audit", "verify")
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert "chain intact" in verify.stdout
@@ -141,3 +145,78 @@ def test_an_auditor_checks_an_export_offline(tmp_path: Path) -> None:
         exports = db.execute("select count(*) from audit_event where action = 'export'").fetchone()
     assert exports == (2,)  # each export is on the trail
     assert careloop(tmp_path, "audit", "verify").returncode == 0
+
+
+OLD_EVENTS = """
+import asyncio, sys
+from datetime import UTC, datetime, timedelta
+from app import db
+from audit import writer
+from audit.events import Action, Actor, AuditRecord, Outcome
+from models import Institution
+
+async def main() -> None:
+    await db.open_database(sys.argv[1])
+    institution = await Institution.create(name="Old Clinic", kind="clinic")
+    then = datetime.now(UTC) - timedelta(days=8 * 365)
+    await writer.append([AuditRecord(institution.id, Actor("system"), Action.READ, "patient", Outcome.ALLOWED,
+                                     occurred_at=then) for _ in range(5)])
+    print(institution.id)
+    await db.close_database()
+
+asyncio.run(main())
+"""
+
+
+def test_retention_and_archiving(tmp_path: Path) -> None:
+    """Set the retention period, archive what is past it, verify the rest and the file offline."""
+    assert careloop(tmp_path, "init", "--name", "Riverside Clinic", "--admin-email", "boss@riverside.test",
+                    CARELOOP_ADMIN_PASSWORD="a long admin password").returncode == 0
+    seeded = subprocess.run([sys.executable, "-c", OLD_EVENTS, f"sqlite://{tmp_path / 'careloop.sqlite3'}"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120, check=True)
+    institution = seeded.stdout.strip()
+    archive_file, signed, key = tmp_path / "archive.ndjson", tmp_path / "signed.ndjson", tmp_path / "key.pem"
+
+    unsigned = careloop(tmp_path, "audit", "archive", "--institution", institution, "--output", str(archive_file))
+    assert unsigned.returncode == 0 and "nothing to archive" in unsigned.stdout and not archive_file.exists()
+    assert careloop(tmp_path, "audit", "checkpoint").returncode == 0  # signs seq 5
+    too_short = careloop(tmp_path, "audit", "retention", "--institution", institution, "--months", "5")
+    assert too_short.returncode == 2 and "6 to 1200 months" in too_short.stderr
+    assert careloop(tmp_path, "audit", "retention", "--institution", institution, "--months", "84").returncode == 0
+    shown = careloop(tmp_path, "audit", "retention", "--institution", institution)
+    assert "kept 84 months" in shown.stdout
+
+    done = careloop(tmp_path, "audit", "archive", "--institution", institution, "--output", str(archive_file))
+    assert done.returncode == 0 and "5 events up to seq 5 archived" in done.stdout, done.stdout + done.stderr
+    again = careloop(tmp_path, "audit", "archive", "--institution", institution, "--output", str(archive_file))
+    assert again.returncode == 0 and "nothing to archive" in again.stdout  # the rest is inside the period
+
+    verify = careloop(tmp_path, "audit", "verify", "--institution", institution)
+    assert verify.returncode == 0 and "2 events (after 5 archived), chain intact" in verify.stdout, verify.stdout
+    for args in (("checkpoints", "--institution", institution, "--to-seq", "5", "--output", str(signed)),
+                 ("public-key", "--output", str(key))):
+        assert careloop(tmp_path, "audit", *args).returncode == 0
+    offline = careloop(tmp_path, "audit", "verify", "--export", str(archive_file), "--checkpoint", str(signed),
+                       "--public-key", str(key))
+    assert offline.returncode == 0 and "5 events, chain intact" in offline.stdout, offline.stdout
+    with sqlite3.connect(tmp_path / "careloop.sqlite3") as db:
+        actions = db.execute("select action from audit_event where institution_id = ? order by seq",
+                             (institution,)).fetchall()
+    assert actions == [("retention",), ("archive_trail",)]
+
+
+def test_keys_rotate_adds_a_version_on_the_record(tmp_path: Path) -> None:
+    assert careloop(tmp_path, "demo", "--patients", "2").returncode == 0
+    with sqlite3.connect(tmp_path / "careloop.sqlite3") as db:
+        (institution,) = db.execute("select id from institution").fetchone()
+
+    result = careloop(tmp_path, "keys", "rotate", "--institution", institution)
+
+    assert result.returncode == 0, result.stderr
+    assert "data key version 2 added" in result.stdout
+    with sqlite3.connect(tmp_path / "careloop.sqlite3") as db:
+        assert db.execute("select version from institution_key order by version").fetchall() == [(1,), (2,)]
+        assert db.execute("select count(*) from audit_event where action = 'key_rotation'").fetchone() == (1,)
+    assert careloop(tmp_path, "audit", "verify").returncode == 0
+    unknown = careloop(tmp_path, "keys", "rotate", "--institution", "00000000-0000-0000-0000-000000000001")
+    assert unknown.returncode != 0 and "not found" in unknown.stderr

@@ -26,6 +26,7 @@ from tests.factories import Tenant, make_patient
 
 ROOT = Path(__file__).resolve().parents[2]
 append_only = importlib.import_module("migrations.0002_audit_append_only")
+retention = importlib.import_module("migrations.0011_audit_retention")
 REFUSED = (IntegrityError, OperationalError, asyncpg.exceptions.RaiseError)  # SQLite, PostgreSQL
 
 
@@ -62,9 +63,10 @@ async def append_only_lifted() -> AsyncIterator[None]:
         await connection().execute_script(statement)
     try:
         yield
-    finally:
-        for statement in append_only.POSTGRES if is_postgres() else append_only.SQLITE:
-            await connection().execute_script(statement)
+    finally:  # as the migrations left them: 0002's triggers, then 0011's (deletes of archived events only)
+        for migration in (append_only, retention):
+            for statement in migration.POSTGRES if is_postgres() else migration.SQLITE:
+                await connection().execute_script(statement)
 
 
 def flip(text: str) -> str:

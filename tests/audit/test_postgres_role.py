@@ -38,6 +38,8 @@ async def app_connection(database_url: str) -> AsyncIterator[asyncpg.Connection]
     "DROP TRIGGER audit_event_no_update_delete ON audit_event",
     "DROP TABLE audit_event",
     "DELETE FROM tortoise_migrations",
+    "INSERT INTO audit_archive VALUES (gen_random_uuid(), gen_random_uuid(), 1, '', now(), 1, '')",
+    "DELETE FROM audit_archive",
 ])
 async def test_the_service_role_cannot_touch_the_trail(tenant: Tenant, app_connection: asyncpg.Connection,
                                                        statement: str) -> None:

@@ -1,0 +1,361 @@
+"""Retention and archiving: nothing younger than the retention period leaves the database, and every
+chain still verifies (in the database and offline) after its oldest stretch went to a file."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import io
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from audit import archive, checkpoint, export, offline, writer
+from audit.chain import row_hash
+from audit.checkpoint import Checkpoint
+from audit.events import Action, Actor, AuditRecord, Outcome
+from audit.verify import ChainReport, verify_all
+from core.errors import BadUserInput, NotFound
+from models import AuditArchive, AuditEvent, Institution
+from resolvers.context import Services
+from tests.audit.test_chain import REFUSED, append_only_lifted, connection, is_postgres
+
+retention = importlib.import_module("migrations.0011_audit_retention")
+LONG_AGO = timedelta(days=7 * 365)  # past the default 72 months
+
+
+@pytest.fixture
+def key(services: Services) -> Ed25519PrivateKey:
+    return services.master_key.checkpoint_key
+
+
+@pytest.fixture
+def public(key: Ed25519PrivateKey) -> Ed25519PublicKey:
+    return key.public_key()
+
+
+class Chain:
+    """An institution whose audit chain is built event by event, with old or recent times."""
+
+    def __init__(self, institution: Institution, key: Ed25519PrivateKey) -> None:
+        self.id, self.key = institution.id, key
+
+    async def add(self, count: int, age: timedelta = LONG_AGO) -> None:
+        when = datetime.now(UTC) - age
+        await writer.append([AuditRecord(self.id, Actor("staff", uuid.uuid4()), Action.READ, "patient",
+                                         Outcome.ALLOWED, patient_id=uuid.uuid4(), fields_read=frozenset({"phone"}),
+                                         occurred_at=when + timedelta(seconds=n)) for n in range(count)])
+
+    async def sign(self) -> int:
+        signed = await checkpoint.take(self.key, self.id)
+        assert signed is not None
+        return signed.last_seq
+
+    async def seqs(self) -> list[int]:
+        return [e.seq for e in await AuditEvent.filter(institution_id=self.id).order_by("seq")]
+
+    async def checkpoints(self, up_to_seq: int | None = None) -> list[Checkpoint]:
+        return [c for c in await checkpoint.of_institution(self.id) if up_to_seq is None or c.last_seq <= up_to_seq]
+
+    async def export(self) -> list[str]:
+        out = io.StringIO()
+        await export.write(self.id, "ndjson", out)
+        return out.getvalue().splitlines()
+
+    async def report(self) -> ChainReport:
+        [report] = await verify_all(self.id)
+        return report
+
+
+@pytest_asyncio.fixture
+async def chain(key: Ed25519PrivateKey) -> Chain:
+    return Chain(await Institution.create(name=f"Archive Clinic {uuid.uuid4().hex[:6]}", kind="clinic"), key)
+
+
+async def archived_chain(chain: Chain, public: Ed25519PublicKey, tmp_path: Path) -> tuple[AuditArchive, Path]:
+    """Seq 1-7 old and signed (at 4 and 7), 8-9 old but signed only with 10-11, which are recent:
+    an archive run takes 1-7, and appends its own record at 12."""
+    await chain.add(4)
+    await chain.sign()
+    await chain.add(3)
+    await chain.sign()
+    await chain.add(2)
+    await chain.add(2, timedelta(days=1))
+    await chain.sign()
+    anchor = await archive.archive(chain.id, tmp_path / "archive.ndjson", public)
+    assert anchor is not None
+    return anchor, tmp_path / "archive.ndjson"
+
+
+def rows(lines: list[str]) -> list[dict[str, str]]:
+    return [json.loads(line) for line in lines]
+
+
+# -- the retention period -----------------------------------------------------------------
+
+
+async def test_the_retention_period_is_72_months_and_never_less_than_6(chain: Chain) -> None:
+    assert await archive.retention_months(chain.id) == 72
+    for months in (5, 0, -1, archive.MAX_MONTHS + 1):
+        with pytest.raises(BadUserInput, match="6 to 1200 months"):
+            await archive.set_retention(chain.id, months)
+    assert await archive.retention_months(chain.id) == 72
+    assert await chain.seqs() == []  # a refused change is no change
+
+    assert await archive.set_retention(chain.id, 6) == 72
+    assert await archive.retention_months(chain.id) == 6
+    with pytest.raises(NotFound):
+        await archive.set_retention(uuid.uuid4(), 12)
+
+
+async def test_a_change_of_the_retention_period_is_on_the_chain(chain: Chain) -> None:
+    await archive.set_retention(chain.id, 120)
+
+    [event] = await AuditEvent.filter(institution_id=chain.id)
+    assert (event.action, event.resource_type, event.resource_id) == ("retention", "institution", chain.id)
+    assert (event.fields_read, event.actor_kind) == ("from:72,to:120", "system")
+    assert (await chain.report()).ok
+
+
+def test_months_are_counted_on_the_calendar_capped_at_the_months_end() -> None:
+    def at(text: str) -> datetime:
+        return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+    assert archive.months_before(at("2025-08-31 10:00"), 6) == at("2025-02-28 10:00")
+    assert archive.months_before(at("2024-08-31 10:00"), 6) == at("2024-02-29 10:00")
+    assert archive.months_before(at("2025-03-15 23:59"), 1) == at("2025-02-15 23:59")
+    assert archive.months_before(at("2025-01-10 00:00"), 72) == at("2019-01-10 00:00")
+    assert archive.months_before(at("2025-01-31 00:00"), 13) == at("2023-12-31 00:00")
+
+
+# -- nothing young, nothing unsigned -------------------------------------------------------
+
+
+async def test_events_inside_the_retention_period_stay(chain: Chain, public: Ed25519PublicKey,
+                                                       tmp_path: Path) -> None:
+    await chain.add(3, timedelta(days=5 * 365))
+    await chain.sign()
+    output = tmp_path / "none.ndjson"
+
+    assert await archive.archive(chain.id, output, public) is None
+    assert not output.exists() and await chain.seqs() == [1, 2, 3]
+    with pytest.raises(BadUserInput, match="older than the retention period"):
+        await archive.plan(chain.id, before=datetime.now(UTC) - timedelta(days=30))
+
+    await archive.set_retention(chain.id, 48)  # now they are past it
+    anchor = await archive.archive(chain.id, output, public)
+    assert anchor is not None and anchor.up_to_seq == 3
+
+
+async def test_events_no_checkpoint_covers_are_not_archived(chain: Chain, public: Ed25519PublicKey,
+                                                            tmp_path: Path) -> None:
+    await chain.add(3)
+    assert await archive.plan(chain.id) is None  # old, but nothing signed yet
+    await chain.sign()
+    await chain.add(3)  # old, unsigned
+
+    anchor = await archive.archive(chain.id, tmp_path / "a.ndjson", public)
+
+    assert anchor is not None and (anchor.up_to_seq, anchor.events) == (3, 3)
+    assert await chain.seqs() == [4, 5, 6, 7]  # 7: the archive's own record
+
+
+async def test_the_database_deletes_only_archived_events_past_their_retention(chain: Chain) -> None:
+    """Raw DELETEs, as the database's owner would send them: the trigger decides."""
+    await chain.add(2)
+    await chain.add(2, timedelta(days=90))
+    await chain.sign()
+
+    for seq in (1, 3):  # old and young, neither archived
+        with pytest.raises(REFUSED, match="append-only"):
+            await connection().execute_query(f"DELETE FROM audit_event WHERE institution_id = '{chain.id}' "
+                                             f"AND seq = {seq}")
+    # An anchor over all four, written by hand, and the retention period lowered behind the
+    # service's back: still nothing younger than 6 months may go.
+    head = (await chain.export())[-1]
+    await AuditArchive.create(institution_id=chain.id, up_to_seq=4, up_to_hash=json.loads(head)["hash"],
+                              archived_at=datetime.now(UTC), events=4, sha256="0" * 64)
+    await connection().execute_query(f"UPDATE institution SET audit_retention_months = 1 WHERE id = '{chain.id}'")
+    with pytest.raises(REFUSED, match="append-only"):
+        await connection().execute_query(f"DELETE FROM audit_event WHERE institution_id = '{chain.id}'")
+    assert await chain.seqs() == [1, 2, 3, 4]
+
+    await connection().execute_query(f"DELETE FROM audit_event WHERE institution_id = '{chain.id}' AND seq <= 2")
+    assert await chain.seqs() == [3, 4]  # archived and old: the only rows that may go
+    with pytest.raises(REFUSED, match="append-only"):
+        await AuditEvent.filter(institution_id=chain.id).update(reason="rewritten")
+
+
+async def test_anchors_are_append_only(chain: Chain, public: Ed25519PublicKey, tmp_path: Path) -> None:
+    anchor, _ = await archived_chain(chain, public, tmp_path)
+
+    for attempt in (AuditArchive.filter(id=anchor.id).update(up_to_seq=1), AuditArchive.filter(id=anchor.id).delete()):
+        with pytest.raises(REFUSED, match="append-only"):
+            await attempt
+    if is_postgres():
+        with pytest.raises(REFUSED, match="append-only"):
+            await connection().execute_script("TRUNCATE audit_archive")
+    assert await AuditArchive.filter(institution_id=chain.id).count() == 1
+
+
+# -- archiving -----------------------------------------------------------------------------
+
+
+async def test_an_archive_run_moves_the_oldest_signed_stretch_to_a_file(chain: Chain, public: Ed25519PublicKey,
+                                                                        tmp_path: Path) -> None:
+    anchor, path = await archived_chain(chain, public, tmp_path)
+
+    assert (anchor.up_to_seq, anchor.events) == (7, 7)
+    assert anchor.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert [row["seq"] for row in rows(path.read_text().splitlines())] == [str(n) for n in range(1, 8)]
+    assert await chain.seqs() == [8, 9, 10, 11, 12]
+    record = await AuditEvent.get(institution_id=chain.id, seq=12)
+    assert (record.action, record.resource_type, record.resource_id) == ("archive_trail", "audit_archive", anchor.id)
+    assert {"up_to_seq:7", "events:7", f"sha256:{anchor.sha256}"} <= set(record.fields_read.split(","))
+    assert await chain.report() == ChainReport(chain.id, 5, archived=7)
+
+
+async def test_the_archive_file_verifies_offline_against_the_checkpoints(chain: Chain, public: Ed25519PublicKey,
+                                                                         tmp_path: Path) -> None:
+    anchor, path = await archived_chain(chain, public, tmp_path)
+    lines = path.read_text().splitlines()
+
+    report = offline.verify(lines, await chain.checkpoints(anchor.up_to_seq), public)
+    assert report.ok and (report.events, report.first_seq, report.start_vouched) == (7, 1, True)
+    # Later checkpoints are beyond its end: checked against them, an archive reads as truncated.
+    assert offline.verify(lines, await chain.checkpoints(), public).problem.startswith("truncated")
+    cut = offline.verify(lines[:-1], await chain.checkpoints(anchor.up_to_seq), public)
+    assert cut.problem.startswith("truncated")
+
+
+async def test_what_is_left_verifies_offline_and_links_to_the_archive(chain: Chain, public: Ed25519PublicKey,
+                                                                      tmp_path: Path) -> None:
+    await archived_chain(chain, public, tmp_path)
+    await chain.sign()  # the archive's record
+    lines, signed = await chain.export(), await chain.checkpoints()
+
+    report = offline.verify(lines, signed, public)
+    assert report.ok and (report.events, report.first_seq, report.start_vouched) == (5, 8, True)
+    assert offline.verify(lines[:-1], signed, public).problem.startswith("truncated")
+
+    # Rewritten from the anchor on: consistent in itself, but no longer the signed chain.
+    forged = rows(lines)
+    forged[0]["reason"] = "nothing to see"
+    for i, row in enumerate(forged):
+        if i:
+            row["prev_hash"] = forged[i - 1]["hash"]
+        row["hash"] = row_hash(row)
+    assert offline.verify([json.dumps(r) for r in forged], signed, public).problem.startswith("rewritten")
+
+    # A different first event in front of the rest no longer links to the signed head before it.
+    relinked = rows(lines)
+    relinked[0]["prev_hash"] = "f" * 64
+    relinked[0]["hash"] = row_hash(relinked[0])
+    problem = offline.verify([json.dumps(r) for r in relinked[:1]], signed[:2], public).problem
+    assert problem == "rewritten: seq 8 does not link to the signed head at seq 7"
+
+    # Without the checkpoint before it, an export's start is not vouched for (a period export).
+    headless = offline.verify(lines[1:], signed, public)
+    assert headless.ok and not headless.start_vouched
+
+
+async def test_a_second_run_continues_from_the_first_anchor(chain: Chain, public: Ed25519PublicKey,
+                                                            tmp_path: Path) -> None:
+    await chain.add(3, LONG_AGO + timedelta(days=30))
+    await chain.sign()
+    await chain.add(3)
+    await chain.sign()
+    await chain.add(1, timedelta(0))
+    fourth = (await AuditEvent.get(institution_id=chain.id, seq=4)).occurred_at
+
+    first = await archive.archive(chain.id, tmp_path / "1.ndjson", public, before=fourth)
+    assert first is not None and (first.up_to_seq, first.events) == (3, 3)
+    second = await archive.archive(chain.id, tmp_path / "2.ndjson", public)
+    assert second is not None and (second.up_to_seq, second.events) == (6, 3)
+    assert await archive.archive(chain.id, tmp_path / "3.ndjson", public) is None
+
+    lines = (tmp_path / "2.ndjson").read_text().splitlines()
+    report = offline.verify(lines, await chain.checkpoints(6), public)
+    assert report.ok and (report.first_seq, report.start_vouched) == (4, True)  # linked to the first archive
+    assert await chain.seqs() == [7, 8, 9]  # the recent event and the two runs' records
+    assert await chain.report() == ChainReport(chain.id, 3, archived=6)
+    actions = [e.action for e in await AuditEvent.filter(institution_id=chain.id).order_by("seq")]
+    assert actions == ["read", "archive_trail", "archive_trail"]
+
+
+async def test_an_archive_that_does_not_verify_deletes_nothing(chain: Chain, tmp_path: Path) -> None:
+    await chain.add(3)
+    await chain.sign()
+    stranger = Ed25519PrivateKey.generate().public_key()  # not the key the checkpoints were signed with
+
+    with pytest.raises(archive.ArchiveRefused, match="does not verify"):
+        await archive.archive(chain.id, tmp_path / "a.ndjson", stranger)
+    assert await chain.seqs() == [1, 2, 3] and not await AuditArchive.exists(institution_id=chain.id)
+
+
+async def test_an_archive_file_is_never_overwritten(chain: Chain, public: Ed25519PublicKey, tmp_path: Path) -> None:
+    await chain.add(3)
+    await chain.sign()
+    earlier = tmp_path / "a.ndjson"
+    earlier.write_text("an earlier archive\n")
+
+    with pytest.raises(FileExistsError):
+        await archive.archive(chain.id, earlier, public)
+    assert earlier.read_text() == "an earlier archive\n" and await chain.seqs() == [1, 2, 3]
+
+
+# -- verification after archiving ---------------------------------------------------------
+
+
+async def test_an_edited_remaining_row_is_found(chain: Chain, public: Ed25519PublicKey, tmp_path: Path) -> None:
+    await archived_chain(chain, public, tmp_path)
+    target = await AuditEvent.get(institution_id=chain.id, seq=9)
+
+    async with append_only_lifted():
+        await AuditEvent.filter(id=target.id).update(reason="nothing happened")
+
+    assert await chain.report() == ChainReport(chain.id, 1, "content does not match its hash", 9, target.id, 7)
+
+
+async def test_a_missing_tail_or_first_row_after_the_anchor_is_found(chain: Chain, public: Ed25519PublicKey,
+                                                                     tmp_path: Path) -> None:
+    await archived_chain(chain, public, tmp_path)
+    tail = await AuditEvent.get(institution_id=chain.id, seq=12)
+    first = await AuditEvent.get(institution_id=chain.id, seq=8)
+
+    async with append_only_lifted():
+        await AuditEvent.filter(id=tail.id).delete()
+    assert await chain.report() == ChainReport(chain.id, 4, "rows missing after the last event", 12, None, 7)
+
+    async with append_only_lifted():
+        await AuditEvent.filter(id=first.id).delete()
+    assert (await chain.report()).problem == "sequence gap: expected 8"
+
+
+async def test_events_slipped_in_below_the_anchor_are_found(chain: Chain, public: Ed25519PublicKey,
+                                                            tmp_path: Path) -> None:
+    await archived_chain(chain, public, tmp_path)
+    forged = await AuditEvent.create(institution_id=chain.id, seq=3, occurred_at=datetime.now(UTC),
+                                     actor_kind="staff", action="read", resource_type="patient", outcome="allowed",
+                                     prev_hash="0" * 64, hash="0" * 64)
+
+    report = await chain.report()
+    assert (report.problem, report.seq, report.event_id) == ("an event at or below the archive anchor (seq 7)", 3,
+                                                             forged.id)
+
+
+async def test_a_forged_anchor_is_found(chain: Chain) -> None:
+    await chain.add(3)
+    await chain.sign()
+    await chain.add(2)
+    hashes = {int(row["seq"]): row["hash"] for row in rows(await chain.export())}
+    await AuditArchive.create(institution_id=chain.id, up_to_seq=4, up_to_hash=hashes[4],
+                              archived_at=datetime.now(UTC), events=4, sha256="0" * 64)
+
+    report = await chain.report()
+    assert (report.problem, report.seq) == ("the archive anchor does not match a signed checkpoint", 4)
