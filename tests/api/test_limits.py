@@ -236,7 +236,7 @@ async def test_field_suggestions_only_in_development(client: httpx.AsyncClient,
                                                      prod_client: httpx.AsyncClient) -> None:
     query = "{ patiens { id } }"
     assert messages(await gql(client, query)) == [
-        "Cannot query field 'patiens' on type 'Query'. Did you mean 'patient' or 'patients'?"]
+        "Cannot query field 'patiens' on type 'Query'. Did you mean 'patient', 'patients', or 'partners'?"]
     assert messages(await gql(prod_client, query)) == ["Cannot query field 'patiens' on type 'Query'."]
 
 
