@@ -102,7 +102,7 @@ def _parser() -> argparse.ArgumentParser:
 
     keys = commands.add_parser("keys", help="institution data keys").add_subparsers(required=True, metavar="action")
     rotate = keys.add_parser("rotate", help="add a new data key version for an institution; it seals new data once "
-                             "every worker knows it (about a minute), older versions keep opening; audited")
+                             "every worker knows it (within about 90 s), older versions keep opening; audited")
     rotate.add_argument("--institution", type=uuid.UUID, required=True)
     rotate.set_defaults(run=_keys_rotate)
 
@@ -283,7 +283,7 @@ def _keys_rotate(settings: Settings, args: argparse.Namespace) -> int:
 
     async def work() -> int:
         version = await institution.rotate_key(services, args.institution)
-        print(f"{args.institution}: data key version {version} added; it seals new data within a minute")
+        print(f"{args.institution}: data key version {version} added; it seals new data within about 90 s")
         return 0
 
     return _with_database(settings, work)

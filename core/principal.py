@@ -40,8 +40,10 @@ class Principal:
 
     @property
     def subject(self) -> str:
-        """The Casbin subject: users are named by kind and id, never by e-mail."""
-        return f"{self.kind}:{self.user_id}"
+        """The Casbin subject. Staff are named by kind and id, never by e-mail, and linked to the roles
+        they hold; a patient or a partner client holds one fixed role and is decided as that role, so
+        no role link per patient or client piles up in the enforcer."""
+        return f"{self.kind}:{self.user_id}" if self.kind == STAFF else self.kind
 
     def scoped(self, obj: str, act: str) -> bool:
         """Whether the token's scopes cover (object, action); always true without scopes."""

@@ -13,6 +13,8 @@ import hmac
 import re
 import secrets
 
+from core.principal import PARTNER, PATIENT, STAFF
+
 TOKEN_PREFIX = "cl_"  # noqa: S105 -- a prefix that makes leaked tokens recognisable, not a secret
 PATIENT_PREFIX = "clp_"
 PARTNER_PREFIX = "clc_"
@@ -40,12 +42,12 @@ def looks_like_invitation(value: str) -> bool:
 
 
 def token_kind(token: str) -> str:
-    """staff, patient or partner, from a token's prefix (the token already looks like one)."""
+    """Whose token it is (a principal kind), from its prefix (the token already looks like one)."""
     if token.startswith(PATIENT_PREFIX):
-        return "patient"
+        return PATIENT
     if token.startswith(PARTNER_PREFIX):
-        return "partner"
-    return "staff"
+        return PARTNER
+    return STAFF
 
 
 def token_digest(token_key: bytes, token: str) -> str:

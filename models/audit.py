@@ -44,6 +44,7 @@ class AuditEvent(Model):
             Index(fields=("institution_id", "patient_id")),
             Index(fields=("institution_id", "actor_id")),
             Index(fields=("institution_id", "occurred_at")),
+            Index(fields=("institution_id", "actor_kind", "seq")),  # disclosures: partner reads, newest first
         )
 
 

@@ -7,6 +7,7 @@ worker knows it and can open what it seals. Older versions keep opening what the
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,7 @@ class KeyRing:
     def __init__(self, master: MasterKey) -> None:
         self.master = master
         self._cache: dict[uuid.UUID, tuple[float, InstitutionKeys]] = {}
+        self._loading: dict[uuid.UUID, asyncio.Lock] = {}  # one reload at a time per institution
 
     async def create(self, institution_id: uuid.UUID) -> InstitutionKeys:
         wrapped = self.master.wrap(new_data_key(), institution_id, 1)
@@ -39,9 +41,17 @@ class KeyRing:
         return row
 
     async def get(self, institution_id: uuid.UUID) -> InstitutionKeys:
+        fresh = self._fresh(institution_id)
+        if fresh is not None:
+            return fresh
+        async with self._loading.setdefault(institution_id, asyncio.Lock()):
+            return self._fresh(institution_id) or await self._load(institution_id)
+
+    def _fresh(self, institution_id: uuid.UUID) -> InstitutionKeys | None:
         cached = self._cache.get(institution_id)
-        if cached is not None and time.monotonic() - cached[0] < REFRESH:
-            return cached[1]
+        return cached[1] if cached is not None and time.monotonic() - cached[0] < REFRESH else None
+
+    async def _load(self, institution_id: uuid.UUID) -> InstitutionKeys:
         keys = InstitutionKeys(institution_id)
         sealing_from = datetime.now(UTC) - SEALS_AFTER
         for row in await InstitutionKey.filter(institution_id=institution_id).order_by("version"):

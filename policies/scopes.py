@@ -104,16 +104,19 @@ class PatientScope:
             return None
         return tenant & Q(*parts, join_type=Q.OR)
 
-    def classes_for(self, department_id: uuid.UUID | None, in_care_team: bool,
-                    in_emergency: bool = False) -> frozenset[str]:
-        # Rows come from ``filter``: a partner's or a patient's row is reached through its grant or self.
-        reached = {Reach.INSTITUTION, Reach.GRANT, Reach.SELF}
+    def classes_for(self, department_id: uuid.UUID | None, in_care_team: bool, in_emergency: bool = False,
+                    in_grant: bool = False, patient_id: uuid.UUID | None = None) -> frozenset[str]:
+        reached = {Reach.INSTITUTION}
         if department_id is not None and department_id in self.department_ids:
             reached.add(Reach.DEPARTMENT)
         if in_care_team:
             reached.add(Reach.CARE_TEAM)
         if in_emergency:
             reached.add(Reach.EMERGENCY)
+        if in_grant:
+            reached.add(Reach.GRANT)
+        if patient_id is not None and patient_id == self.patient_id:
+            reached.add(Reach.SELF)
         return frozenset(cls for cls, reach in self.reach_by_class.items() if reach & reached)
 
 

@@ -152,6 +152,15 @@ async def flush_reads(ctx: Context) -> None:
     """Write what the operation read; returns once it is durable (group-committed with other requests)."""
     if ctx.principal is not None and ctx.reads:
         await ctx.services.audit.append(ctx.reads.drain(ctx.principal.institution_id, ctx.actor, ctx.request))
+        ctx.recorded = True
+
+
+async def record_request(ctx: Context) -> None:
+    """Put a request that left no other record on the trail (every partner request is audited)."""
+    if ctx.principal is not None and not ctx.recorded:
+        await ctx.services.audit.append([AuditRecord(ctx.principal.institution_id, ctx.actor, Action.READ, "request",
+                                                     Outcome.ALLOWED, ctx.request)])
+        ctx.recorded = True
 
 
 # -- patients in scope -------------------------------------------------------------------
@@ -194,7 +203,8 @@ async def views(ctx: Context, rows: list[Patient]) -> list[PatientView]:
     if scope.uses_grants and rows:
         found = await scope.partner_grants().filter(patient_id__in=ids).order_by("id").values_list("patient_id", "id")
         partner = {cast(uuid.UUID, patient): f"partner_grant {grant}" for patient, grant in found}
-    return [PatientView(row, scope.classes_for(row.department_id, row.id in in_team, row.id in emergency),
+    return [PatientView(row, scope.classes_for(row.department_id, row.id in in_team, row.id in emergency,
+                                               row.id in partner, row.id),
                         emergency.get(row.id) or partner.get(row.id, "")) for row in rows]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from tortoise.expressions import Q
 
@@ -67,3 +68,16 @@ def _conditions(where: AuditFilter) -> Q:
     if where.until is not None:
         q &= Q(occurred_at__lt=_utc(where.until))
     return q
+
+
+def within(query: Any, since: datetime | None, until: datetime | None, column: str = "occurred_at") -> Any:
+    """Rows of a period (``since`` inclusive, ``until`` exclusive); times must carry a zone and are
+    compared in UTC (SQLite keeps them as text)."""
+    for moment, name in ((since, "from"), (until, "to")):
+        if moment is not None and moment.tzinfo is None:
+            raise BadUserInput(f"{name}: give a time zone.", field=name)
+    if since is not None:
+        query = query.filter(**{f"{column}__gte": since.astimezone(UTC)})
+    if until is not None:
+        query = query.filter(**{f"{column}__lt": until.astimezone(UTC)})
+    return query

@@ -19,6 +19,7 @@ from core.errors import BadUserInput
 from core.principal import PARTNER
 from models import AuditEvent, PartnerClient, Patient, RoleAssignment, Staff
 from resolvers import access
+from resolvers.audit_event import within
 from resolvers.context import Context
 
 MAX_FACTOR = 100.0
@@ -67,7 +68,7 @@ async def patient_access(ctx: Context, patient_id: uuid.UUID | None, since: date
     if patient_id is None or not await Patient.exists(id=patient_id, institution_id=ctx.institution_id):
         raise await access.not_found(ctx, Action.READ, "patient", patient_id, "patientId")
     query = AuditEvent.filter(institution_id=ctx.institution_id, patient_id=patient_id)
-    query = _period(query, since, until)
+    query = within(query, since, until)
     rows = await query.order_by("seq").values("actor_kind", "actor_id", "token_id", "action", "outcome",
                                               "field_classes", "fields_read", "policy_rule", "user_agent",
                                               "occurred_at")
@@ -93,7 +94,7 @@ async def anomalies(ctx: Context, since: datetime, until: datetime, *, factor: f
         raise BadUserInput("minimum: at least 1.", field="minimum")
     if until <= since:
         raise BadUserInput("to: the period must end after it starts.", field="to")
-    reads = _period(AuditEvent.filter(institution_id=ctx.institution_id, actor_kind="staff", action="read",
+    reads = within(AuditEvent.filter(institution_id=ctx.institution_id, actor_kind="staff", action="read",
                                       outcome="allowed", patient_id__isnull=False), since, until)
     counted = await reads.annotate(n=Count("patient_id", distinct=True)).group_by("actor_id").values_list(
         "actor_id", "n")
@@ -114,17 +115,6 @@ async def anomalies(ctx: Context, since: datetime, until: datetime, *, factor: f
     ctx.reads.note("audit_report", None, None, field_class="audit", rule=ctx.decide("audit", "read").rule)
     return sorted((Anomaly(a.staff_id, names.get(a.staff_id, ""), a.role, a.patients_read, a.role_median, a.peers)
                    for a in found), key=lambda a: (-a.ratio, a.name))
-
-
-def _period(query: Any, since: datetime | None, until: datetime | None) -> Any:
-    for moment, name in ((since, "from"), (until, "to")):
-        if moment is not None and moment.tzinfo is None:
-            raise BadUserInput(f"{name}: give a time zone.", field=name)
-    if since is not None:
-        query = query.filter(occurred_at__gte=since)
-    if until is not None:
-        query = query.filter(occurred_at__lt=until)
-    return query
 
 
 def _count(person: Accessor, row: dict[str, Any]) -> None:

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Iterable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from audit import writer
@@ -43,10 +44,14 @@ async def rotate_key(services: Services, institution_id: uuid.UUID) -> int:
     new data once every worker knows it, and older versions keep opening what they sealed."""
     if not await Institution.exists(id=institution_id):
         raise BadUserInput("institution: not found.", field="institution")
-    async with in_transaction():
-        row = await services.keyring.rotate(institution_id)
-        await writer.append([AuditRecord(institution_id, SYSTEM, Action.KEY_ROTATION, "institution_key",
-                                         Outcome.ALLOWED, resource_id=row.id, fields_read=frozenset({"version"}))])
+    try:
+        async with in_transaction():
+            row = await services.keyring.rotate(institution_id)
+            await writer.append([AuditRecord(institution_id, SYSTEM, Action.KEY_ROTATION, "institution_key",
+                                             Outcome.ALLOWED, resource_id=row.id,
+                                             fields_read=frozenset({"version"}))])
+    except IntegrityError:  # another rotation took the same version number a moment ago
+        raise BadUserInput("institution: a rotation is running; try again.", field="institution") from None
     return row.version
 
 

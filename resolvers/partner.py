@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from tortoise.connection import connections
+from tortoise.exceptions import IntegrityError
 from tortoise.functions import Max, Sum
 from tortoise.transactions import in_transaction
 
@@ -32,6 +33,7 @@ from models import AuditEvent, Partner, PartnerClient, PartnerDocument, PartnerT
 from models.fields import tags_from_db, tags_to_db
 from policies.guard import Guard
 from resolvers import access, pagination
+from resolvers.audit_event import within
 from resolvers.context import Context, Services
 
 TOKEN_LIFETIME = timedelta(hours=1)  # the longest a partner's access token lives
@@ -84,12 +86,16 @@ class TokenRefused(Exception):
 async def create(ctx: Context, name: str) -> Partner:
     decision = await access.authorize(ctx, "partner", "create", action=Action.CREATE, resource_type="partner")
     text = clean_text(name, field="name", max_length=100, min_length=2)
+    taken = BadUserInput("name: a partner of that name exists.", field="name")
     if await Partner.exists(institution_id=ctx.institution_id, name=text):
-        raise BadUserInput("name: a partner of that name exists.", field="name")
-    async with in_transaction():
-        row = await Partner.create(institution_id=ctx.institution_id, name=text)
-        await writer.append([access.write_record(ctx, Action.CREATE, "partner", row.id, fields=frozenset({"name"}),
-                                                 decision=decision)])
+        raise taken
+    try:
+        async with in_transaction():
+            row = await Partner.create(institution_id=ctx.institution_id, name=text)
+            await writer.append([access.write_record(ctx, Action.CREATE, "partner", row.id,
+                                                     fields=frozenset({"name"}), decision=decision)])
+    except IntegrityError:  # created concurrently under the same name
+        raise taken from None
     return row
 
 
@@ -119,6 +125,7 @@ async def page(ctx: Context, *, first: int, after: str | None) -> pagination.Pag
     if after:
         query = query.filter(id__gt=pagination.decode_uuid(CURSOR_KIND, after))
     rows = await query.order_by("id").limit(first + 1)
+    ctx.reads.note("partner", None, None, rule=ctx.decide("partner", "read").rule)
     return pagination.page_of(rows[:first], len(rows) > first, CURSOR_KIND, key=lambda row: row.id)
 
 
@@ -143,10 +150,12 @@ async def create_client(ctx: Context, partner_id: uuid.UUID | None, *, name: str
     if not 1 <= rate_limit_per_minute <= MAX_RATE:
         raise BadUserInput(f"rateLimitPerMinute: between 1 and {MAX_RATE}.", field="rateLimitPerMinute")
     hashes = _document_hashes(documents)
-    if await PartnerClient.filter(partner_id=partner.id).count() >= MAX_CLIENTS:
-        raise BadUserInput(f"partnerId: a partner has at most {MAX_CLIENTS} clients.", field="partnerId")
     secret = new_token(SECRET_PREFIX)
     async with in_transaction():
+        # The partner's row locked: concurrent creations count one after another.
+        await Partner.filter(id=partner.id).select_for_update().first()
+        if await PartnerClient.filter(partner_id=partner.id).count() >= MAX_CLIENTS:
+            raise BadUserInput(f"partnerId: a partner has at most {MAX_CLIENTS} clients.", field="partnerId")
         client = await PartnerClient.create(
             institution_id=ctx.institution_id, partner_id=partner.id, name=text, scopes=tags_to_db(granted),
             secret_hash=token_digest(ctx.services.master_key.token_key, secret),
@@ -216,10 +225,16 @@ async def issue_token(services: Services, request: RequestMeta, client_id: str, 
     (all the client's when none are). Every issue and refusal is on the record."""
     parsed = _uuid(client_id)
     client = None
-    if parsed is not None and looks_like_secret(secret):
+    if parsed is not None:
         client = await PartnerClient.filter(id=parsed, revoked_at=None, partner__is_active=True).first()
+    if client is not None:  # the budget is spent before the secret is checked: guessing costs it too
+        used = await spend(client.institution_id, client.id, client.rate_limit_per_minute)
+        if used > client.rate_limit_per_minute:
+            if used == client.rate_limit_per_minute + 1:  # recorded once a minute, however hard it floods
+                await _record_token(request, client, Outcome.DENIED, reason="rate_limited")
+            raise TokenRefused("slow_down", "Too many requests; try again later.")
     digest = token_digest(services.master_key.token_key, secret)
-    if client is None or not hmac.compare_digest(client.secret_hash, digest):
+    if client is None or not looks_like_secret(secret) or not hmac.compare_digest(client.secret_hash, digest):
         await _record_token(request, client, Outcome.DENIED, reason="bad_credentials")
         raise TokenRefused("invalid_client", "Unknown client or wrong secret.")
     allowed = {*client_scopes(client), OWN_LOG}
@@ -227,9 +242,6 @@ async def issue_token(services: Services, request: RequestMeta, client_id: str, 
     if not wanted <= allowed or len(scope or "") > 2000:
         await _record_token(request, client, Outcome.DENIED, reason="invalid_scope")
         raise TokenRefused("invalid_scope", "A scope asked for is not granted to this client.")
-    if not await count_request(client.institution_id, client.id, client.rate_limit_per_minute):
-        await _record_token(request, client, Outcome.DENIED, reason="rate_limited")
-        raise TokenRefused("slow_down", "Too many requests; try again later.")
     token = new_token(PARTNER_PREFIX)
     async with in_transaction():
         row = await PartnerToken.create(institution_id=client.institution_id, client_id=client.id,
@@ -255,9 +267,9 @@ async def principal(digest: str) -> Principal | None:
                      documents_only=bool(documents_only), requests_per_minute=int(per_minute))
 
 
-async def request_allowed(principal: Principal) -> bool:
-    """Count a partner's request against its client's budget; False when over it."""
-    return await count_request(principal.institution_id, principal.user_id, principal.requests_per_minute)
+async def spend_request(principal: Principal) -> int:
+    """Count a partner's request against its client's budget: its number in the current minute."""
+    return await spend(principal.institution_id, principal.user_id, principal.requests_per_minute)
 
 
 # One statement per request: the minute's counter, created or incremented, and its new value.
@@ -268,8 +280,9 @@ ON CONFLICT (client_id, window_start) DO UPDATE SET requests = partner_usage.req
 RETURNING requests"""
 
 
-async def count_request(institution_id: uuid.UUID, client_id: uuid.UUID, limit: int) -> bool:
-    """A fixed window per minute, counted in the database so that every worker shares it."""
+async def spend(institution_id: uuid.UUID, client_id: uuid.UUID, limit: int) -> int:
+    """A request's number in its client's minute: a fixed window, counted in the database so that every
+    worker shares it (over ``limit``, it is also counted as throttled)."""
     window = datetime.now(UTC).replace(second=0, microsecond=0)
     db = connections.get("default")
     postgres = db.capabilities.dialect == "postgres"
@@ -278,7 +291,7 @@ async def count_request(institution_id: uuid.UUID, client_id: uuid.UUID, limit: 
     values: list[Any] = [fields_map[name].to_db_value(value, PartnerUsage) for name, value in
                          (("institution_id", institution_id), ("client_id", client_id), ("window_start", window))]
     rows = await db.execute_query_dict(sql, [*values, limit])  # a fetch: an INSERT's RETURNING rows come back
-    return int(rows[0]["requests"]) <= limit
+    return int(rows[0]["requests"])
 
 
 async def _record_token(request: RequestMeta, client: PartnerClient | None, outcome: Outcome, *, reason: str = "",
@@ -320,7 +333,7 @@ async def access_log(ctx: Context, *, first: int, after: str | None, since: date
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     clients = await _own_clients(ctx)
     query = AuditEvent.filter(institution_id=ctx.institution_id, actor_kind=PARTNER, actor_id__in=clients)
-    query = _period(query, since, until)
+    query = within(query, since, until)
     if after:
         query = query.filter(seq__lt=pagination.decode_int(LOG_CURSOR_KIND, after))
     rows = await query.order_by("-seq").limit(first + 1)
@@ -335,8 +348,8 @@ async def usage(ctx: Context, since: datetime, until: datetime) -> list[ClientUs
         raise BadUserInput("to: the period must end after it starts.", field="to")
     clients = await PartnerClient.filter(institution_id=ctx.institution_id,
                                          partner_id=ctx.require_principal().partner_id).order_by("id")
-    rows = await _period(PartnerUsage.filter(client_id__in=[c.id for c in clients]), since, until,
-                         column="window_start").annotate(
+    rows = await within(PartnerUsage.filter(client_id__in=[c.id for c in clients]), since, until,
+                        column="window_start").annotate(
         requests_=Sum("requests"), throttled_=Sum("throttled"), last=Max("window_start")).group_by(
         "client_id").values("client_id", "requests_", "throttled_", "last")
     by_client: dict[Any, dict[str, Any]] = defaultdict(dict, {str(r["client_id"]): r for r in rows})
@@ -349,14 +362,3 @@ async def _own_clients(ctx: Context) -> list[uuid.UUID]:
     partner_id = ctx.require_principal().partner_id
     return cast(list[uuid.UUID], await PartnerClient.filter(institution_id=ctx.institution_id,
                                                             partner_id=partner_id).values_list("id", flat=True))
-
-
-def _period(query: Any, since: datetime | None, until: datetime | None, column: str = "occurred_at") -> Any:
-    for moment, name in ((since, "from"), (until, "to")):
-        if moment is not None and moment.tzinfo is None:
-            raise BadUserInput(f"{name}: give a time zone.", field=name)
-    if since is not None:
-        query = query.filter(**{f"{column}__gte": since.astimezone(UTC)})
-    if until is not None:
-        query = query.filter(**{f"{column}__lt": until.astimezone(UTC)})
-    return query

@@ -9,6 +9,7 @@ which is how the accounting of disclosures finds the purpose.
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from tortoise.transactions import in_transaction
@@ -41,6 +42,11 @@ async def create(ctx: Context, partner_id: uuid.UUID | None, patient_id: uuid.UU
         await access.deny(ctx, Action.GRANT, "partner_grant", None, view.row.id, reason="no_consent")
         raise ConsentRequired(field="patientId")
     async with in_transaction():
+        # Locked: a withdrawal committing meanwhile would leave a grant it never revoked.
+        consent = await PartnerConsent.filter(patient_id=view.row.id, partner_id=partner.id,
+                                              granted=True).select_for_update().first()
+        if consent is None:
+            raise ConsentRequired(field="patientId")
         row = await PartnerGrant.create(institution_id=ctx.institution_id, partner_id=partner.id,
                                         patient_id=view.row.id, purpose=text, expires_at=until,
                                         created_by_id=ctx.actor.id)
@@ -56,9 +62,9 @@ async def revoke(ctx: Context, grant_id: uuid.UUID | None) -> PartnerGrant:
     row = await _find(ctx, grant_id, Action.GRANT)
     async with in_transaction():
         await PartnerGrant.filter(id=row.id, revoked_at=None).update(revoked_at=datetime.now(UTC))
-        await writer.append([access.write_record(ctx, Action.GRANT, "partner_grant", row.id,
-                                                 patient_id=row.patient_id, fields=frozenset({"revoked_at"}),
-                                                 decision=decision)])
+        record = access.write_record(ctx, Action.GRANT, "partner_grant", row.id, patient_id=row.patient_id,
+                                     fields=frozenset({"revoked_at"}), decision=decision)
+        await writer.append([replace(record, reason="revoked")])
     return await PartnerGrant.get(id=row.id)
 
 

@@ -87,16 +87,17 @@ async def page(ctx: Context, *, first: int, after: str | None, where: PatientFil
     return pagination.page_of(views, len(rows) > first, CURSOR_KIND, key=lambda view: view.row.id)
 
 
-# A filter reveals what it matches: each needs the right to read its field's class.
-_FILTER_CLASS = {"name_prefix": "identity", "phone": "contact", "national_id_type": "identity",
-                 "national_id": "identity", "segment": "internal", "tag": "internal", "department_id": "identity",
-                 "status": "identity"}
+# A filter reveals what it matches: each needs the right to read the class of its field.
+_FILTER_FIELD = {"name_prefix": "full_name", "phone": "phone", "national_id_type": "national_id_type",
+                 "national_id": "national_id", "segment": "segments", "tag": "tags", "department_id": "department_id",
+                 "status": "status"}
 
 
 async def _check_filter(ctx: Context, where: PatientFilter) -> None:
-    for name, field_class in _FILTER_CLASS.items():
+    for name, column in _FILTER_FIELD.items():
         if getattr(where, name) is not None:
-            await access.authorize(ctx, f"patient.{field_class}", "read", action=Action.READ, resource_type="patient")
+            await access.authorize(ctx, f"patient.{PATIENT_FIELD_CLASS[column]}", "read", action=Action.READ,
+                                   resource_type="patient")
 
 
 def _conditions(ctx: Context, where: PatientFilter) -> Q:

@@ -27,6 +27,7 @@ from models import (
     PartnerClient,
     PatientAccount,
     PatientInvitation,
+    PatientSession,
     RoleAssignment,
     Staff,
     Ticket,
@@ -75,12 +76,12 @@ class AccessEntry:
 
 
 async def invite(ctx: Context, patient_id: uuid.UUID | None) -> Invitation:
-    """A one-time code for the patient to open their account (a week to use it); a newer invitation
-    does not cancel an older one, and a file with an account takes none."""
+    """A one-time code for the patient to open their account, or reopen a closed one (a week to use
+    it); a newer invitation does not cancel an older one, and a file with an open account takes none."""
     decision = await access.authorize(ctx, "patient_account", "create", action=Action.CREATE,
                                       resource_type="patient_invitation", patient_id=patient_id)
     view = await access.find_patient(ctx, patient_id, action=Action.CREATE, field="patientId")
-    if await PatientAccount.exists(patient_id=view.row.id):
+    if await PatientAccount.exists(patient_id=view.row.id, is_active=True):
         raise BadUserInput("patientId: this patient has an account already.", field="patientId")
     code = new_token(INVITATION_PREFIX)
     expires_at = datetime.now(UTC) + INVITATION_LIFETIME
@@ -94,7 +95,8 @@ async def invite(ctx: Context, patient_id: uuid.UUID | None) -> Invitation:
 
 
 async def activate(ctx: Context, code: str, email: str, password: str) -> sessions.LoginResult:
-    """Open the account an invitation is for, and sign in. The code works once."""
+    """Open the account an invitation is for (or reopen the file's closed one), and sign in. The code
+    works once. Every refusal of a code is recorded, on the invited file's trail when the code is real."""
     address = normalize_email(email).lower()  # sign-in looks addresses up in lower case
     secret = check_password(password)
     invitation = None
@@ -102,28 +104,48 @@ async def activate(ctx: Context, code: str, email: str, password: str) -> sessio
         digest = token_digest(ctx.services.master_key.token_key, code.strip())
         invitation = await PatientInvitation.get_or_none(code_hash=digest, used_at=None,
                                                          expires_at__gt=datetime.now(UTC))
-    if invitation is None or await PatientAccount.exists(patient_id=invitation.patient_id):
-        await writer.append([AuditRecord(invitation.institution_id if invitation else writer.SYSTEM_CHAIN,
-                                         Actor("anonymous"), Action.CREATE, "patient_account", Outcome.DENIED,
-                                         ctx.request, patient_id=invitation.patient_id if invitation else None,
-                                         reason="bad_invitation")])
+    closed = None if invitation is None else await PatientAccount.get_or_none(patient_id=invitation.patient_id)
+    if invitation is None or (closed is not None and closed.is_active):
+        await _refuse(ctx, invitation, "bad_invitation")
         raise _bad_code()
-    if await PatientAccount.exists(email=address):
+    if await PatientAccount.filter(email=address).exclude(id=closed.id if closed else None).exists():
+        await _refuse(ctx, invitation, "email_in_use")  # probing e-mails takes a real code, and is on record
         raise _email_taken()
     password_hash = await ctx.services.passwords.hash(secret)
     try:
         async with in_transaction():
             if not await PatientInvitation.filter(id=invitation.id, used_at=None).update(used_at=datetime.now(UTC)):
                 raise _bad_code()  # used by a concurrent activation a moment ago
-            account = await PatientAccount.create(institution_id=invitation.institution_id,
-                                                  patient_id=invitation.patient_id, email=address,
-                                                  password_hash=password_hash)
-            await writer.append([AuditRecord(account.institution_id, Actor(PATIENT, account.id), Action.CREATE,
-                                             "patient_account", Outcome.ALLOWED, ctx.request, resource_id=account.id,
-                                             patient_id=account.patient_id, fields_read=frozenset({"email"}))])
+            account = await _open(invitation, closed, address, password_hash)
+            await writer.append([AuditRecord(account.institution_id, Actor(PATIENT, account.id),
+                                             Action.CREATE if closed is None else Action.UPDATE, "patient_account",
+                                             Outcome.ALLOWED, ctx.request, resource_id=account.id,
+                                             patient_id=account.patient_id,
+                                             fields_read=frozenset({"email"} if closed is None else
+                                                                   {"email", "password_hash", "is_active"}))])
             return await sessions.open_session(ctx, sessions.PATIENT_ACCOUNTS, account)
     except IntegrityError:  # a concurrent activation took the e-mail or opened the file's account first
         raise (_email_taken() if await PatientAccount.exists(email=address) else _bad_code()) from None
+
+
+async def _open(invitation: PatientInvitation, closed: PatientAccount | None, address: str,
+                password_hash: str) -> PatientAccount:
+    if closed is None:
+        return await PatientAccount.create(institution_id=invitation.institution_id,
+                                           patient_id=invitation.patient_id, email=address,
+                                           password_hash=password_hash)
+    reopened = await PatientAccount.filter(id=closed.id, is_active=False).update(
+        email=address, password_hash=password_hash, is_active=True, failed_logins=0, locked_until=None)
+    if not reopened:
+        raise _bad_code()
+    return await PatientAccount.get(id=closed.id)
+
+
+async def _refuse(ctx: Context, invitation: PatientInvitation | None, reason: str) -> None:
+    await writer.append([AuditRecord(invitation.institution_id if invitation else writer.SYSTEM_CHAIN,
+                                     Actor("anonymous"), Action.CREATE, "patient_account", Outcome.DENIED,
+                                     ctx.request, patient_id=invitation.patient_id if invitation else None,
+                                     reason=reason)])
 
 
 def _bad_code() -> BadUserInput:
@@ -148,6 +170,8 @@ async def deactivate(ctx: Context, patient_id: uuid.UUID | None) -> bool:
         raise await access.not_found(ctx, Action.UPDATE, "patient_account", None, "patientId")
     async with in_transaction():
         await PatientAccount.filter(id=account.id).update(is_active=False)
+        # revoked, not just suspended: a reopened account must not bring old tokens back
+        await PatientSession.filter(account_id=account.id, revoked_at=None).update(revoked_at=datetime.now(UTC))
         await writer.append([access.write_record(ctx, Action.UPDATE, "patient_account", account.id,
                                                  patient_id=view.row.id, fields=frozenset({"is_active"}),
                                                  decision=decision)])
@@ -227,6 +251,7 @@ async def export(ctx: Context) -> dict[str, Any]:
     decision = await access.authorize(ctx, "patient", "export", action=Action.EXPORT, resource_type="patient")
     view = await access.find_patient(ctx, own_patient_id(ctx), action=Action.EXPORT)
     record = _readable(ctx, view)
+    access.require_contacts(ctx, view)
     family = [{name: _plain(access.read_contact_field(ctx, contact, name)) for name in
                ("name", "relationship", "phone", "is_emergency", "may_receive_information", "notes")}
               for contact in await contacts.of_patient(ctx, view)]

@@ -78,7 +78,8 @@ async def authenticate(services: Services, authorization: str | None) -> Princip
                        else partners.principal(digest))
     if principal is None:
         raise Unauthenticated("Invalid or expired token.")
-    services.guard.sync_roles(principal.subject, principal.institution_id, principal.roles)
+    if principal.kind == STAFF:  # patients and partners are decided as their one role (Principal.subject)
+        services.guard.sync_roles(principal.subject, principal.institution_id, principal.roles)
     return principal
 
 
@@ -125,11 +126,14 @@ async def sign_in(ctx: Context) -> None:
     ctx.principal, ctx.auth_failed, ctx.rate_limited = principal, False, False
     if principal is None:
         return
-    if principal.kind == PARTNER and not await partners.request_allowed(principal):
-        await writer.append([AuditRecord(principal.institution_id, ctx.actor, Action.READ, "request",
-                                         Outcome.DENIED, ctx.request, reason="rate_limited")])
-        ctx.principal, ctx.rate_limited = None, True
-        return
+    if principal.kind == PARTNER:
+        used = await partners.spend_request(principal)
+        if used > principal.requests_per_minute:
+            if used == principal.requests_per_minute + 1:  # recorded once a minute, however hard it floods
+                await writer.append([AuditRecord(principal.institution_id, ctx.actor, Action.READ, "request",
+                                                 Outcome.DENIED, ctx.request, reason="rate_limited")])
+            ctx.principal, ctx.rate_limited = None, True
+            return
     ctx.keys = await ctx.services.keyring.get(principal.institution_id)
     ctx.loaders = Loaders(principal.institution_id)  # fresh: a subscription signs in before each event
 

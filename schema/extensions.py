@@ -40,20 +40,18 @@ class AuditReads(SchemaExtension):
 
 class PartnerGate(SchemaExtension):
     """A partner client restricted to registered documents sends nothing else; and every partner
-    request is on the record with its client and token, even one that touched no patient."""
+    request is on the record with its client and token, even one that touched no patient or failed
+    before it ran (a syntax, validation or limit error)."""
 
     async def on_operation(self) -> AsyncIterator[None]:
         context = self.execution_context.context
-        if isinstance(context, Context) and context.principal is not None and context.principal.kind == PARTNER:
+        partner = isinstance(context, Context) and context.principal is not None \
+            and context.principal.kind == PARTNER
+        if partner:
             await partners.check_document(context, self.execution_context.query or "")
         yield
-
-    async def on_execute(self) -> AsyncIterator[None]:
-        yield
-        context = self.execution_context.context
-        if isinstance(context, Context) and context.principal is not None and context.principal.kind == PARTNER \
-                and not context.reads and not context.recorded:
-            context.reads.note("request", None, None)
+        if partner:
+            await access.record_request(context)
 
 
 def is_unexpected(error: GraphQLError) -> bool:

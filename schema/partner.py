@@ -93,7 +93,8 @@ class PartnerClientUsage:
 
 @strawberry.type
 class PartnerQuery:
-    @strawberry.field(description="The institution's partners (admins, and staff who grant access).")
+    @strawberry.field(description="The institution's partners (admins, compliance officers, and staff who grant "
+                                  "access).")
     async def partners(self, info: Info, first: int = DEFAULT_PAGE_SIZE, after: str | None = None
                        ) -> PartnerConnection:
         page = await partners.page(info.context, first=first, after=after)

@@ -79,8 +79,8 @@ def build_schema(limits: Limits, *, production: bool) -> strawberry.Schema:
         lambda: AddValidationRules(limit_rules),
         ParserCache,
         ValidationCache,
+        PartnerGate,
         AuditReads,
-        PartnerGate,  # after AuditReads: hooks exit in reverse order, and its note must precede the flush
         lambda: CodedErrors(production=production),
     ]
     if production:

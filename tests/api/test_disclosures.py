@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from core.principal import ROLES
+from models import AuditArchive
 from tests.factories import Tenant, gql, make_patient
 from tests.partners import (
     GRANT_REVOKE,
@@ -271,3 +272,21 @@ async def test_refused_contacts_are_not_a_disclosed_category(tenant: Tenant) -> 
     assert reply.codes == ["FORBIDDEN"]
     found = await tenant.call("compliance_officer", DISCLOSURES, **{"from": start, "to": now()})
     assert [r[4] for r in rows(found)] == [["identity"]]
+
+
+async def test_a_period_reaching_into_archived_events_is_refused(tenant: Tenant) -> None:
+    """Archived events are out of the database: a period starting before the trail kept there would
+    answer incomplete without a word, so it is refused and names where the kept trail starts."""
+    events = await tenant.audit_events()
+    cut, kept = events[1], events[2]
+    await AuditArchive.create(institution_id=tenant.id, up_to_seq=cut.seq, up_to_hash=cut.hash,
+                              archived_at=datetime.now(UTC), events=cut.seq, sha256="0" * 64)
+    before = (kept.occurred_at - timedelta(seconds=1)).isoformat()
+
+    refused = await tenant.call("compliance_officer", DISCLOSURES, **{"from": before, "to": WIDE["to"]})
+
+    assert refused.codes == ["BAD_USER_INPUT"] and refused.errors[0]["extensions"]["field"] == "from"
+    assert kept.occurred_at.isoformat() in refused.errors[0]["message"]
+    allowed = await tenant.call("compliance_officer", DISCLOSURES,
+                                **{"from": kept.occurred_at.isoformat(), "to": WIDE["to"]})
+    assert allowed.errors == [] and allowed.data["disclosures"]["edges"] == []

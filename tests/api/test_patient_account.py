@@ -734,6 +734,26 @@ async def test_closing_a_file_without_an_account_is_not_found(tenant: Tenant) ->
     assert await denials_since(tenant.id, before) == [("update", "patient_account", "not_found", None, None)]
 
 
+async def test_a_new_invitation_reopens_a_closed_account_without_its_old_tokens(tenant: Tenant) -> None:
+    me = await open_account(tenant)
+    assert (await tenant.call("front_desk", DEACTIVATE, patientId=str(me.patient_id))).errors == []
+    before = await mark(tenant.id)
+
+    code = await invite(tenant, me.patient_id)
+    address = new_email()
+    reopened = await activate(tenant, code, address, "a brand new long secret")
+
+    assert reopened.errors == []
+    account = await PatientAccount.get(patient_id=me.patient_id)
+    assert (account.id, account.email, account.is_active) == (me.account_id, address, True)
+    assert errors(await me.call(MY_FILE_ID)) == [BAD_TOKEN]  # the token of before stays dead
+    assert errors(await patient_login(tenant, me.email)) == [INVALID_CREDENTIALS]
+    assert (await patient_login(tenant, address, "a brand new long secret")).errors == []
+    assert [(e.action, e.resource_type, e.fields_read) for e in await events_since(
+        tenant.id, before, resource_type="patient_account")] == [
+        ("update", "patient_account", "email,is_active,password_hash")]
+
+
 # -- what is stored and recorded ------------------------------------------------------------------
 
 

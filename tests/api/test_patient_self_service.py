@@ -423,7 +423,7 @@ EVERYTHING = f"""{{
   patients(first: 100) {{
     nodes {{ id fullName phone contacts {{ id patientId name phone notes }} careTeam {{ id }} }}
   }}
-  partners {{ edges {{ node {{ id name }} }} }}
+  myFile2: myFile {{ partnerConsents {{ granted partner {{ id name }} }} }}
 }}"""
 
 
@@ -748,18 +748,16 @@ async def test_staff_operations_are_forbidden_to_a_patient(world: World, name: s
     assert len(await events_since(world.a.id, before)) == 1
 
 
-async def test_a_partners_api_clients_are_a_forbidden_field_to_a_patient(world: World) -> None:
-    """Partners' names are readable (to give consent), their API clients are not."""
+async def test_the_list_of_partners_is_closed_to_a_patient(world: World) -> None:
+    """A patient sees the partners they have a consent with (on their file), not the institution's list."""
     before, state = await mark(world.a.id), await stored(world.a)
 
     reply = await world.me.call("{ partners { edges { node { id name clients { id name } } } } }")
 
-    assert reply.data == {"partners": {"edges": [
-        {"node": {"id": str(world.partner), "name": world.partner_name, "clients": None}}]}}
-    assert errors_by_path(reply) == [(["partners", "edges", 0, "node", "clients"], "FORBIDDEN")]
+    assert reply.data is None and errors_by_path(reply) == [(["partners"], "FORBIDDEN")]
     assert await stored(world.a) == state
     assert [(a, k, r) for a, k, r, _, _ in await denials_since(world.a.id, before)] == [
-        ("read", "partner_client", "forbidden_field")]
+        ("read", "partner", "forbidden")]
 
 
 MY_TICKETS = """{ myTickets(first: 100) { edges { node { id category status subject description resolution
