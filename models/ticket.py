@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from models.patient import Patient
     from models.staff import Staff
 
-CHANNELS = ("hotline", "front_desk", "nurse_station", "web_form", "app", "wechat", "email", "vip_adviser")
+CHANNELS = ("hotline", "front_desk", "nurse_station", "web_form", "app", "wechat", "email", "vip_adviser", "partner")
 CATEGORIES = ("enquiry", "request", "complaint", "suggestion")
 ROOT_CAUSES = ("people", "process", "place", "equipment", "other")
 STATUSES = ("new", "acknowledged", "investigating", "waiting_on_patient", "resolved", "feedback_recorded", "closed")

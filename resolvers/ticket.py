@@ -22,6 +22,7 @@ from audit import writer
 from audit.events import Action
 from core.errors import BadUserInput, Forbidden, NotFound
 from core.ids import uuid7
+from core.principal import STAFF
 from core.validation import camel_case, clean_text, normalize_phone
 from models import Contact, Department, DepartmentMembership, RoleAssignment, Staff, Ticket, TicketEvent
 from models.ticket import CATEGORIES, CHANNELS, OPEN_STATUSES, ROOT_CAUSES, STOPPED_STATUSES
@@ -226,8 +227,18 @@ async def watch(ctx: Context, department_id: uuid.UUID | None,
 # -- opening a ticket ----------------------------------------------------------------------
 
 
-async def create(ctx: Context, data: dict[str, Any]) -> TicketView:
+async def create(ctx: Context, data: dict[str, Any], *, by_partner: bool = False) -> TicketView:
+    """Open a ticket: staff through ``ticketCreate``, a care partner through ``partnerTicketCreate``
+    (``by_partner``), each only through its own door, since the staff's answer shows staff fields."""
     decision = await access.authorize(ctx, "ticket", "create", action=Action.CREATE, resource_type="ticket")
+    staff = ctx.require_principal().kind == STAFF
+    if staff == by_partner:
+        await access.deny(ctx, Action.CREATE, "ticket", reason="forbidden")
+        raise Forbidden()
+    if by_partner:  # about a patient granted to it; the channel says who reported it
+        data = {**data, "channel": "partner"}
+        if data.get("patient_id") is None:
+            raise BadUserInput("patientId: is required.", field="patientId")
     values = _normalize(data)
     for required in ("channel", "category", "subject"):
         if values.get(required) is None:
@@ -247,7 +258,8 @@ async def create(ctx: Context, data: dict[str, Any]) -> TicketView:
     async with in_transaction():
         row = await Ticket.create(
             id=ticket_id, institution_id=ctx.institution_id, patient_id=patient.row.id if patient else None,
-            contact_id=contact_id, level=level, vip=vip, status="new", owner_id=ctx.actor.id,
+            # A partner owns nothing here: its ticket waits in the department's queue for staff to take.
+            contact_id=contact_id, level=level, vip=vip, status="new", owner_id=ctx.actor.id if staff else None,
             department_id=department_id, received_at=received_at, **_sealed(ctx, ticket_id, values))
         await add_event(ctx, row, "created", to_status="new", occurred_at=received_at)
         await sla.recompute(ctx, row)
@@ -455,7 +467,8 @@ async def add_event(ctx: Context, row: Ticket, kind: str, *, from_status: str | 
                  occurred_at: datetime | None = None) -> TicketEvent:
     event_id = uuid7()
     return await TicketEvent.create(
-        id=event_id, institution_id=ctx.institution_id, ticket_id=row.id, kind=kind, actor_id=ctx.actor.id,
+        id=event_id, institution_id=ctx.institution_id, ticket_id=row.id, kind=kind,
+        actor_id=ctx.actor.id if ctx.actor.kind == STAFF else None,  # the audit trail names a partner
         occurred_at=occurred_at or datetime.now(UTC), from_status=from_status, to_status=to_status,
         internal=internal, note=access.seal(ctx, "ticket_event", "note", event_id, note) if note else None,
         to_staff_id=to_staff_id, to_department_id=to_department_id)

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from models import PartnerClient as PartnerClientRow
 
 SCOPES_HELP = ("Scopes in the form `object:action`, from: patient.identity:read, patient.contact:read, "
-               "patient.clinical:read, patient.needs:read, contact:read, partner_log:read.")
+               "patient.clinical:read, patient.needs:read, contact:read, ticket:create, partner_log:read.")
 
 
 @strawberry.type(description="An API client of a partner. Its secret is shown once, when it is created.")

@@ -39,6 +39,7 @@ class TicketChannel(Enum):
     WECHAT = "wechat"
     EMAIL = "email"
     VIP_ADVISER = "vip_adviser"
+    PARTNER = "partner"  # reported by a care partner's API client (scope ticket:create)
 
 
 @strawberry.enum(description="What the ticket is.")
@@ -379,11 +380,37 @@ class TicketQuery:
         return _connection(info.context, page)
 
 
+@strawberry.input(description="A care partner's report about a patient granted to it.")
+class PartnerTicketCreateInput:
+    patient_id: strawberry.ID
+    category: TicketCategory
+    subject: str
+    description: str | None = strawberry.UNSET
+    post_operative: bool | None = strawberry.field(default=strawberry.UNSET,
+                                                   description="A problem after surgery: level 1.")
+
+
+@strawberry.type(description="The ticket a care partner opened: what it needs to follow it up with the institution.")
+class PartnerTicket:
+    id: strawberry.ID
+    status: TicketStatus
+    level: int = strawberry.field(description="1 urgent, 2 normal, 3 suggestion.")
+    received_at: datetime
+
+
 @strawberry.type
 class TicketMutation:
     @strawberry.mutation(description="Open a ticket. You own it until you hand it over.")
     async def ticket_create(self, info: Info, input: TicketCreateInput) -> Ticket | None:
         return ticket_node(info.context, await tickets.create(info.context, provided(input)))
+
+    @strawberry.mutation(description="Report a problem about a patient granted to your partner (care partners, "
+                                     "scope ticket:create). It waits in the patient's department's queue.")
+    async def partner_ticket_create(self, info: Info, input: PartnerTicketCreateInput) -> PartnerTicket | None:
+        view = await tickets.create(info.context, provided(input), by_partner=True)
+        row = view.row
+        return PartnerTicket(id=strawberry.ID(str(row.id)), status=TicketStatus(row.status), level=row.level,
+                             received_at=row.received_at)
 
     @strawberry.mutation(description="Move a ticket along its lifecycle. RESOLVED needs a resolution; a complaint "
                                      "closes only after feedback or a failed attempt to reach the patient.")

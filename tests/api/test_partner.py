@@ -242,7 +242,7 @@ BAD_CLIENTS: dict[str, tuple[dict[str, Any], str]] = {
     "no scopes": ({"scopes": []}, "BAD_USER_INPUT"),
     "the internal class": ({"scopes": ["patient.internal:read"]}, "BAD_USER_INPUT"),
     "a write scope": ({"scopes": ["patient.contact:update"]}, "BAD_USER_INPUT"),
-    "a ticket scope": ({"scopes": ["ticket:create"]}, "BAD_USER_INPUT"),
+    "a ticket read scope": ({"scopes": ["ticket:read"]}, "BAD_USER_INPUT"),
     "a staff scope": ({"scopes": ["audit:read"]}, "BAD_USER_INPUT"),
     "rate 0": ({"rateLimitPerMinute": 0}, "BAD_USER_INPUT"),
     "negative rate": ({"rateLimitPerMinute": -5}, "BAD_USER_INPUT"),

@@ -664,6 +664,20 @@ PARTNER_CLIENT_CREATE = """mutation($input: PartnerClientCreateInput!) {
 }"""
 A_PERIOD = "from: \"2020-01-01T00:00:00Z\", to: \"2025-01-01T00:00:00Z\""
 
+class PartnersDoor:
+    """Whatever a staff member holds, the partners' door refuses them (after the permission check)."""
+
+    async def arrange(self, tenant: Tenant, role: str, variables: dict[str, Any]) -> None:
+        return None
+
+    def denial(self, role: str, institution_id: uuid.UUID) -> Denial | None:
+        return "FORBIDDEN", "forbidden"
+
+
+async def _partner_report(tenant: Tenant) -> dict[str, Any]:
+    return {"input": {"patientId": str(await matrix_patient(tenant)), "category": "COMPLAINT", "subject": "Pain"}}
+
+
 PARTNER_AND_PATIENT_OPS: tuple[Op, ...] = (
     Op("partnerCreate", "partnerCreate", "mutation { partnerCreate(name: \"Home Care\") { id } }", nothing,
        (("partner", "create"),)),
@@ -702,8 +716,15 @@ PARTNER_AND_PATIENT_OPS: tuple[Op, ...] = (
        (("partner_log", "read"),), writes=False),
     Op("partnerUsage", "partnerUsage", f"{{ partnerUsage({A_PERIOD}) {{ requests }} }}", nothing,
        (("partner_log", "read"),), writes=False),
+    # Staff who may open tickets are refused at the partners' door after the permission: their own
+    # door is ticketCreate.
+    Op("partnerTicketCreate", "partnerTicketCreate",
+       "mutation($input: PartnerTicketCreateInput!) { partnerTicketCreate(input: $input) { id } }",
+       lambda tenant: _partner_report(tenant), (("ticket", "create"),), lookup=PartnersDoor()),
 )
-NOT_FOR_STAFF = {"myAccessLog", "myDataExport", "myTickets", "partnerAccessLog", "partnerUsage"}
+
+NOT_FOR_STAFF = {"myAccessLog", "myDataExport", "myTickets", "partnerAccessLog", "partnerUsage",
+                 "partnerTicketCreate"}
 
 
 async def _only(variables: Awaitable[dict[str, Any]], name: str) -> dict[str, Any]:
