@@ -3,13 +3,13 @@ file itself: ``contactConsent`` and ``contactChannels``)."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 import strawberry
 
 from resolvers import consent as consents
+from schema import partner as partners
 from schema.common import Info, uuid_of
 from schema.partner import Partner
 
@@ -29,8 +29,7 @@ class PartnerConsent:
 
     @strawberry.field(description="The partner.")
     async def partner(self, info: Info) -> Partner | None:
-        row = await info.context.require_loaders().partner.load(uuid.UUID(self.partner_id))
-        return None if row is None else Partner.of(row)
+        return await partners.load(info, self.partner_id)
 
 
 @strawberry.type

@@ -55,6 +55,12 @@ class Partner:
         return [PartnerClient.of(c) for c in await partners.clients_of(info.context, uuid.UUID(self.id))]
 
 
+async def load(info: Info, partner_id: strawberry.ID) -> Partner | None:
+    """A partner by id, batched across the request (a grant's or a consent's partner)."""
+    row = await info.context.require_loaders().partner.load(uuid.UUID(partner_id))
+    return None if row is None else Partner.of(row)
+
+
 @strawberry.type
 class PartnerEdge:
     cursor: str

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 import strawberry
 
 from resolvers import partner_grant as grants
+from schema import partner as partners
 from schema.common import DEFAULT_PAGE_SIZE, Info, PageInfo, uuid_of
 from schema.partner import Partner
 
@@ -36,8 +36,7 @@ class PartnerGrant:
 
     @strawberry.field(description="The partner granted access.")
     async def partner(self, info: Info) -> Partner | None:
-        row = await info.context.require_loaders().partner.load(uuid.UUID(self.partner_id))
-        return None if row is None else Partner.of(row)
+        return await partners.load(info, self.partner_id)
 
 
 @strawberry.type
