@@ -49,9 +49,11 @@ class PartnerGate(SchemaExtension):
             and context.principal.kind == PARTNER
         if partner:
             await partners.check_document(context, self.execution_context.query or "")
-        yield
-        if partner:
-            await access.record_request(context)
+        try:
+            yield
+        finally:  # a syntax error is thrown in here
+            if partner:
+                await access.record_request(context)
 
 
 def is_unexpected(error: GraphQLError) -> bool:

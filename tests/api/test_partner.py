@@ -1005,6 +1005,19 @@ async def test_every_partner_request_is_on_the_trail_with_client_and_token(pship
         seen = len(events)
 
 
+@pytest.mark.parametrize("query", ["{ patient(id: ", "{ nosuchfield }", '{ patients(first: "x") { nodes { id } } }'],
+                         ids=["syntax", "unknown field", "wrong argument type"])
+async def test_a_request_that_fails_before_it_runs_is_on_the_trail(pship: Partnership, query: str) -> None:
+    token = await token_row(pship.client.id)
+    seen = len(await pship.events())
+
+    reply = await pship.call(query)
+
+    assert reply.codes == ["BAD_USER_INPUT"]
+    assert [(e.action, e.resource_type, e.outcome, e.token_id) for e in (await pship.events())[seen:]] == [
+        ("read", "request", "allowed", token.id)]
+
+
 async def test_no_secret_token_or_patient_value_reaches_the_trail(client: httpx.AsyncClient, tenant: Tenant,
                                                                   services: Services) -> None:
     p = await make_partnership(tenant)
