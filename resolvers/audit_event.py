@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -11,7 +13,8 @@ from tortoise.expressions import Q
 
 from audit.events import Action, Outcome
 from core.errors import BadUserInput
-from models import AuditEvent
+from core.principal import PARTNER, STAFF
+from models import AuditEvent, PartnerClient, RoleAssignment, Staff
 from resolvers import access, pagination
 from resolvers.context import Context
 
@@ -81,3 +84,29 @@ def within(query: Any, since: datetime | None, until: datetime | None, column: s
     if until is not None:
         query = query.filter(**{f"{column}__lt": until.astimezone(UTC)})
     return query
+
+
+@dataclass(frozen=True)
+class Who:
+    """Who did something, as the trail's readers may see them: no contact details."""
+
+    name: str  # a staff member's name, or a partner's
+    roles: list[str]  # a staff member's roles
+    client: str = ""  # a partner's API client
+
+
+async def who(actors: Iterable[tuple[str, Any]]) -> dict[tuple[str, Any], Who]:
+    """Staff by name and roles, partner clients by their partner's name: three statements for any
+    number of (actor kind, actor id) pairs."""
+    wanted = {(kind, actor) for kind, actor in actors if actor is not None}
+    staff = [actor for kind, actor in wanted if kind == STAFF]
+    clients = [actor for kind, actor in wanted if kind == PARTNER]
+    roles: dict[Any, list[str]] = defaultdict(list)
+    for staff_id, role in await RoleAssignment.filter(staff_id__in=staff).order_by("role").values_list(
+            "staff_id", "role"):
+        roles[staff_id].append(str(role))
+    found = {(STAFF, staff_id): Who(str(name), roles.get(staff_id, []))
+             for staff_id, name in await Staff.filter(id__in=staff).values_list("id", "name")}
+    found |= {(PARTNER, client_id): Who(str(partner), [], str(client)) for client_id, client, partner in
+              await PartnerClient.filter(id__in=clients).values_list("id", "name", "partner__name")}
+    return found

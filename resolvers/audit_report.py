@@ -16,10 +16,9 @@ from tortoise.functions import Count
 
 from audit.events import Action
 from core.errors import BadUserInput
-from core.principal import PARTNER
-from models import AuditEvent, PartnerClient, Patient, RoleAssignment, Staff
+from models import AuditEvent, Patient, RoleAssignment, Staff
 from resolvers import access
-from resolvers.audit_event import within
+from resolvers.audit_event import who, within
 from resolvers.context import Context
 
 MAX_FACTOR = 100.0
@@ -138,15 +137,11 @@ def _count(person: Accessor, row: dict[str, Any]) -> None:
 async def _name(people: list[Accessor]) -> None:
     """Staff names and roles, and a partner client's partner (a compliance officer sees colleagues' and
     partners' names, not patients')."""
-    ids = [p.actor_id for p in people if p.actor_kind == "staff" and p.actor_id]
-    clients = [p.actor_id for p in people if p.actor_kind == PARTNER and p.actor_id]
-    names = {s.id: s.name for s in await Staff.filter(id__in=ids)}
-    names |= {c: f"{partner} ({client})" for c, client, partner in await PartnerClient.filter(id__in=clients)
-              .values_list("id", "name", "partner__name")}
-    roles: dict[Any, list[str]] = defaultdict(list)
-    for staff_id, role in await RoleAssignment.filter(staff_id__in=ids).order_by("role").values_list("staff_id",
-                                                                                                     "role"):
-        roles[staff_id].append(str(role))
+    found = await who((person.actor_kind, person.actor_id) for person in people)
     for person in people:
-        person.name = names.get(person.actor_id, "") if person.actor_id else person.actor_kind
-        person.roles = roles.get(person.actor_id, [])
+        known = found.get((person.actor_kind, person.actor_id))
+        if known is None:
+            person.name, person.roles = ("" if person.actor_id else person.actor_kind), []
+        else:
+            person.name = f"{known.name} ({known.client})" if known.client else known.name
+            person.roles = known.roles

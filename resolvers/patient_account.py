@@ -19,17 +19,14 @@ from tortoise.transactions import in_transaction
 from audit import writer
 from audit.events import Action, Actor, AuditRecord, Outcome
 from core.errors import BadUserInput
-from core.principal import PARTNER, PATIENT, STAFF
+from core.principal import PATIENT
 from core.tokens import INVITATION_PREFIX, looks_like_invitation, new_token, token_digest
 from core.validation import normalize_email
 from models import (
     AuditEvent,
-    PartnerClient,
     PatientAccount,
     PatientInvitation,
     PatientSession,
-    RoleAssignment,
-    Staff,
     Ticket,
     TicketEvent,
 )
@@ -40,6 +37,7 @@ from resolvers import contact as contacts
 from resolvers import session as sessions
 from resolvers import ticket as ticket_reads
 from resolvers.access import PatientView
+from resolvers.audit_event import who
 from resolvers.context import Context
 from resolvers.staff import check_password
 from resolvers.ticket import TicketView
@@ -209,22 +207,8 @@ async def access_log(ctx: Context, *, first: int, after: str | None) -> paginati
 
 async def _accessors(rows: list[dict[str, Any]]) -> dict[tuple[str, Any], Accessor]:
     """Names and roles of a page's staff and partners, three statements whatever the page size."""
-    ids = {kind: {row["actor_id"] for row in rows if row["actor_kind"] == kind and row["actor_id"]}
-           for kind in (STAFF, PARTNER)}
-    roles: dict[Any, list[str]] = defaultdict(list)
-    for staff_id, role in await RoleAssignment.filter(staff_id__in=list(ids[STAFF])).order_by("role").values_list(
-            "staff_id", "role"):
-        roles[staff_id].append(str(role))
-    found: dict[tuple[str, Any], Accessor] = {}
-    for staff_id, name in await Staff.filter(id__in=list(ids[STAFF])).values_list("id", "name"):
-        found[(STAFF, staff_id)] = Accessor(STAFF, str(name), roles.get(staff_id, []))
-    for client_id, partner in await PartnerClient.filter(id__in=list(ids[PARTNER])).values_list("id",
-                                                                                               "partner__name"):
-        found[(PARTNER, client_id)] = Accessor(PARTNER, str(partner), [])
-    for row in rows:
-        if row["actor_kind"] == PATIENT:
-            found[(PATIENT, row["actor_id"])] = Accessor(PATIENT, "", [])
-    return found
+    found = await who((row["actor_kind"], row["actor_id"]) for row in rows)
+    return {(kind, actor): Accessor(kind, known.name, known.roles) for (kind, actor), known in found.items()}
 
 
 async def tickets(ctx: Context, *, first: int, after: str | None) -> pagination.Page[TicketView]:
