@@ -76,14 +76,26 @@ def _conditions(where: AuditFilter) -> Q:
 def within(query: Any, since: datetime | None, until: datetime | None, column: str = "occurred_at") -> Any:
     """Rows of a period (``since`` inclusive, ``until`` exclusive); times must carry a zone and are
     compared in UTC (SQLite keeps them as text)."""
-    for moment, name in ((since, "from"), (until, "to")):
-        if moment is not None and moment.tzinfo is None:
-            raise BadUserInput(f"{name}: give a time zone.", field=name)
+    _zoned(since, until)
     if since is not None:
         query = query.filter(**{f"{column}__gte": since.astimezone(UTC)})
     if until is not None:
         query = query.filter(**{f"{column}__lt": until.astimezone(UTC)})
     return query
+
+
+def check_period(since: datetime, until: datetime) -> None:
+    """A period a report must have: both ends with a zone (a naive and an aware time do not even
+    compare), the end after the start."""
+    _zoned(since, until)
+    if until <= since:
+        raise BadUserInput("to: the period must end after it starts.", field="to")
+
+
+def _zoned(since: datetime | None, until: datetime | None) -> None:
+    for moment, name in ((since, "from"), (until, "to")):
+        if moment is not None and moment.tzinfo is None:
+            raise BadUserInput(f"{name}: give a time zone.", field=name)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from audit.events import Action
 from core.errors import BadUserInput
 from models import AuditEvent, Patient, RoleAssignment, Staff
 from resolvers import access
-from resolvers.audit_event import who, within
+from resolvers.audit_event import check_period, who, within
 from resolvers.context import Context
 
 MAX_FACTOR = 100.0
@@ -91,8 +91,7 @@ async def anomalies(ctx: Context, since: datetime, until: datetime, *, factor: f
         raise BadUserInput(f"factor: between 1 and {MAX_FACTOR:g}.", field="factor")
     if minimum < 1:
         raise BadUserInput("minimum: at least 1.", field="minimum")
-    if until <= since:
-        raise BadUserInput("to: the period must end after it starts.", field="to")
+    check_period(since, until)
     reads = within(AuditEvent.filter(institution_id=ctx.institution_id, actor_kind="staff", action="read",
                                       outcome="allowed", patient_id__isnull=False), since, until)
     counted = await reads.annotate(n=Count("patient_id", distinct=True)).group_by("actor_id").values_list(

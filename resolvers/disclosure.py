@@ -19,7 +19,7 @@ from core.errors import BadUserInput
 from core.principal import PARTNER
 from models import AuditArchive, AuditEvent, PartnerClient, PartnerGrant
 from resolvers import access, pagination
-from resolvers.audit_event import within
+from resolvers.audit_event import check_period, within
 from resolvers.context import Context
 
 CURSOR_KIND = "disclosure"
@@ -97,11 +97,7 @@ def _grant_id(rule: str) -> uuid.UUID | None:
 
 
 def _check_period(since: datetime, until: datetime) -> None:
-    if since.tzinfo is None or until.tzinfo is None:
-        raise BadUserInput(f"{'from' if since.tzinfo is None else 'to'}: give a time zone.",
-                           field="from" if since.tzinfo is None else "to")
-    if until <= since:
-        raise BadUserInput("to: the period must end after it starts.", field="to")
+    check_period(since, until)
     if since < _years_before(until, 6):
         raise BadUserInput("from: a period of at most six years.", field="from")
 

@@ -33,7 +33,7 @@ from models import AuditEvent, Partner, PartnerClient, PartnerDocument, PartnerT
 from models.fields import tags_from_db, tags_to_db
 from policies.guard import Guard
 from resolvers import access, pagination
-from resolvers.audit_event import within
+from resolvers.audit_event import check_period, within
 from resolvers.context import Context, Services
 
 TOKEN_LIFETIME = timedelta(hours=1)  # the longest a partner's access token lives
@@ -110,12 +110,6 @@ async def set_active(ctx: Context, partner_id: uuid.UUID | None, active: bool) -
                                                  fields=frozenset({"is_active"}), decision=decision)])
     row.is_active = active
     return row
-
-
-async def get(ctx: Context, partner_id: uuid.UUID | None) -> Partner:
-    await access.authorize(ctx, "partner", "read", action=Action.READ, resource_type="partner",
-                           resource_id=partner_id)
-    return await _find(ctx, partner_id, Action.READ)
 
 
 async def page(ctx: Context, *, first: int, after: str | None) -> pagination.Page[Partner]:
@@ -344,8 +338,7 @@ async def access_log(ctx: Context, *, first: int, after: str | None, since: date
 async def usage(ctx: Context, since: datetime, until: datetime) -> list[ClientUsage]:
     """Requests per client of the partner in a period (counted per minute, as the rate limit counts)."""
     await access.authorize(ctx, "partner_log", "read", action=Action.READ, resource_type="partner_usage")
-    if until <= since:
-        raise BadUserInput("to: the period must end after it starts.", field="to")
+    check_period(since, until)
     clients = await PartnerClient.filter(institution_id=ctx.institution_id,
                                          partner_id=ctx.require_principal().partner_id).order_by("id")
     rows = await within(PartnerUsage.filter(client_id__in=[c.id for c in clients]), since, until,

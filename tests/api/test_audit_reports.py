@@ -83,3 +83,9 @@ async def test_a_nurse_who_reads_far_more_files_than_her_peers_stands_out(tenant
     bad = await tenant.call("compliance_officer", ANOMALIES, **window, factor=0.5)
     assert bad.codes == ["BAD_USER_INPUT"] and bad.errors[0]["extensions"]["field"] == "factor"
     assert (await tenant.call("admin", ANOMALIES, **window)).codes == ["FORBIDDEN"]
+
+
+async def test_anomalies_for_a_period_without_a_time_zone_is_bad_input(tenant: Tenant) -> None:
+    query = "query($f: DateTime!, $t: DateTime!) { accessAnomalies(from: $f, to: $t) { staffId } }"
+    reply = await tenant.call("compliance_officer", query, f="2026-01-01T00:00:00", t="2026-02-01T00:00:00+00:00")
+    assert reply.codes == ["BAD_USER_INPUT"] and reply.errors[0]["extensions"]["field"] == "from"

@@ -1051,3 +1051,12 @@ async def test_contacts_are_read_on_the_patients_record(tenant: Tenant) -> None:
     assert (read.resource_type, read.patient_id, read.field_classes, read.fields_read) == (
         "patient", p.granted, "contact", "contact.notes,contact.phone")
     assert f"partner_grant {p.grant_id}" in read.policy_rule
+
+
+async def test_usage_for_a_period_without_a_time_zone_is_bad_input(pship: Partnership) -> None:
+    """A naive and an aware time do not even compare: refused with a code, never a server error."""
+    usage = "query($f: DateTime!, $t: DateTime!) { partnerUsage(from: $f, to: $t) { requests } }"
+    for start, end, field in (("2026-01-01T00:00:00", "2026-02-01T00:00:00+00:00", "from"),
+                              ("2026-01-01T00:00:00+00:00", "2026-02-01T00:00:00", "to")):
+        reply = await pship.call(usage, f=start, t=end)
+        assert reply.codes == ["BAD_USER_INPUT"] and reply.errors[0]["extensions"]["field"] == field
