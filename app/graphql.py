@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
+from starlette.websockets import WebSocket, WebSocketDisconnect
+from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 from strawberry.types.unset import UNSET, UnsetType
@@ -19,16 +24,37 @@ from resolvers.context import Context, Services
 from schema.extensions import finish_error
 
 
+class TextFrames(ASGIWebSocketAdapter):
+    """graphql-transport-ws messages go out as text frames: the ``graphql-ws`` client that Apollo and urql
+    use reads a binary frame as a message without a type."""
+
+    async def send_json(self, message: Mapping[str, object]) -> None:
+        try:
+            await self.ws.send_text(orjson.dumps(message).decode())
+        except WebSocketDisconnect as exc:
+            raise WebSocketDisconnected from exc
+
+
 class CareloopGraphQL(GraphQL[Context, None]):
+    websocket_adapter_class = TextFrames  # type: ignore[assignment]
+
     def __init__(self, schema: Any, services: Services, *, ide: bool) -> None:
         super().__init__(
             schema,
             graphql_ide="graphiql" if ide else None,
             allow_queries_via_get=False,
             multipart_uploads_enabled=False,
+            # The WebSocket carries subscriptions only (see CareloopSchema.stream), in the one current protocol;
+            # an unauthenticated socket has 10 s to say who it is.
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            connection_init_wait_timeout=timedelta(seconds=10),
+            max_subscriptions_per_connection=10,
         )
         self.services = services
         self.production = not ide
+
+    def encode_json(self, data: object) -> bytes:
+        return orjson.dumps(data)
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         """A last pass over errors that never reached the schema's extensions (parse errors)."""

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -55,18 +54,13 @@ class RequestIdAndHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-class OrjsonGraphQL(CareloopGraphQL):
-    def encode_json(self, data: object) -> bytes:
-        return orjson.dumps(data)
-
-
 def create_app(settings: Settings | None = None, services: Services | None = None, *, manage_database: bool = True
                ) -> Starlette:
     """The app. Tests that own the database pass ``manage_database=False``."""
     settings = settings or load_settings()
     services = services or build_services(settings)
     schema = build_schema(settings.limits, production=settings.is_production)
-    graphql = OrjsonGraphQL(schema, services, ide=not settings.is_production)
+    graphql = CareloopGraphQL(schema, services, ide=not settings.is_production)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

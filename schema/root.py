@@ -14,6 +14,7 @@ from strawberry.extensions.query_depth_limiter import create_validator as depth_
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
+from strawberry.types.graphql import OperationType
 
 from core.settings import Limits
 from resolvers.context import Context
@@ -52,6 +53,12 @@ Subscription = merge_types("Subscription", (TicketSubscription,))
 
 
 class CareloopSchema(strawberry.Schema):
+    def stream(self, *args: Any, **kwargs: Any) -> Any:
+        """Streaming (the WebSocket) carries subscriptions only: queries and mutations go by HTTP POST, where
+        the body limit, the request budget and the rest of the HTTP path apply."""
+        kwargs["allowed_operation_types"] = (OperationType.SUBSCRIPTION,)
+        return super().stream(*args, **kwargs)
+
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
         """Log the kind and place of an error, never its message: messages may hold request data."""
         context = execution_context.context if execution_context else None
