@@ -36,7 +36,7 @@ class TextFrames(ASGIWebSocketAdapter):
 
 
 class CareloopGraphQL(GraphQL[Context, None]):
-    websocket_adapter_class = TextFrames  # type: ignore[assignment]
+    websocket_adapter_class = TextFrames
 
     def __init__(self, schema: Any, services: Services, *, ide: bool) -> None:
         super().__init__(
