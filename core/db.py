@@ -21,14 +21,15 @@ async def keep_session(connection: object) -> None:
 
 
 def tortoise_config(database_url: str) -> dict[str, Any]:
-    connection: str | dict[str, Any] = database_url
+    connection: dict[str, Any] = expand_db_url(database_url)
     if database_url.startswith("sqlite://"):
         path = database_url.removeprefix("sqlite://")
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
     elif database_url.startswith(("postgres://", "postgresql://")):
-        connection = expand_db_url(database_url)
         connection["credentials"]["reset"] = keep_session
+    # Tortoise's clients, with transactions that cancellation cannot leave half open (core/backends).
+    connection["engine"] = "core.backends.sqlite" if database_url.startswith("sqlite://") else "core.backends.asyncpg"
     return {
         "connections": {"default": connection},
         "apps": {APP_LABEL: {"models": ["models"], "default_connection": "default", "migrations": "migrations"}},

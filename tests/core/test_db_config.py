@@ -10,7 +10,7 @@ from core.db import keep_session, tortoise_config
 def test_postgres_pool_keeps_url_options_and_skips_the_session_reset() -> None:
     connection = tortoise_config("postgres://careloop_app:secret@db.internal:6543/careloop?minsize=2&maxsize=7")[
         "connections"]["default"]
-    assert connection["engine"] == "tortoise.backends.asyncpg"
+    assert connection["engine"] == "core.backends.asyncpg"
     credentials = connection["credentials"]
     assert (credentials["host"], credentials["port"], credentials["user"], credentials["database"]) == (
         "db.internal", 6543, "careloop_app", "careloop")
@@ -19,7 +19,9 @@ def test_postgres_pool_keeps_url_options_and_skips_the_session_reset() -> None:
     assert asyncio.run(keep_session(object())) is None
 
 
-def test_sqlite_url_is_passed_as_it_is(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_sqlite_url_keeps_its_file_and_gets_our_engine(tmp_path) -> None:  # type: ignore[no-untyped-def]
     url = f"sqlite://{tmp_path}/sub/careloop.sqlite3"
-    assert tortoise_config(url)["connections"]["default"] == url
+    connection = tortoise_config(url)["connections"]["default"]
+    assert connection["engine"] == "core.backends.sqlite"
+    assert connection["credentials"]["file_path"] == f"{tmp_path}/sub/careloop.sqlite3"
     assert (tmp_path / "sub").is_dir()
