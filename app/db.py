@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import pkgutil
 from collections.abc import Callable
 
@@ -45,9 +46,12 @@ async def pending_migrations() -> set[str]:
     return known_migrations() - applied
 
 
-async def ping() -> bool:
+async def ping(within: float = 2.0) -> bool:
+    """The database answers a statement within ``within`` seconds: a held lock or an exhausted pool
+    makes it not ready rather than making the probe wait with everyone else."""
     try:
-        await get_connection("default").execute_query("SELECT 1")
+        async with asyncio.timeout(within):
+            await get_connection("default").execute_query("SELECT 1")
     except Exception:
         return False
     return True

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
@@ -23,6 +25,8 @@ from resolvers import session
 from resolvers.context import Context, Services
 from schema.extensions import finish_error
 
+log = logging.getLogger("careloop.graphql")
+
 
 class TextFrames(ASGIWebSocketAdapter):
     """graphql-transport-ws messages go out as text frames: the ``graphql-ws`` client that Apollo and urql
@@ -38,7 +42,8 @@ class TextFrames(ASGIWebSocketAdapter):
 class CareloopGraphQL(GraphQL[Context, None]):
     websocket_adapter_class = TextFrames
 
-    def __init__(self, schema: Any, services: Services, *, ide: bool) -> None:
+    def __init__(self, schema: Any, services: Services, *, ide: bool, budget_seconds: float) -> None:
+        self.budget_seconds = budget_seconds
         super().__init__(
             schema,
             graphql_ide="graphiql" if ide else None,
@@ -55,6 +60,27 @@ class CareloopGraphQL(GraphQL[Context, None]):
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
+
+    def decode_json(self, data: str | bytes) -> object:
+        """orjson's error for a body that is not UTF-8 is a JSONDecodeError too: a 400, never a 500."""
+        return orjson.loads(data)
+
+    async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
+        """Every HTTP request has a time budget; past it, it is cancelled (transactions roll back, see
+        core/backends) and answered TIMEOUT. A WebSocket lives longer than any request; its subscriptions
+        are re-authorised at each event instead."""
+        if isinstance(request, WebSocket):
+            return await super().run(request, context, root_value)
+        try:
+            async with asyncio.timeout(self.budget_seconds):
+                return await super().run(request, context, root_value)
+        except TimeoutError:
+            request_id = getattr(request.state, "request_id", "")
+            log.warning("request %s stopped after its budget of %s s", request_id, self.budget_seconds)
+            error = {"message": f"The request took longer than its budget of {self.budget_seconds:g} s and was "
+                                "stopped; a change it had not yet committed was rolled back.",
+                     "extensions": {"code": "TIMEOUT", "requestId": request_id}}
+            return Response(self.encode_json({"data": None, "errors": [error]}), media_type="application/json")
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         """A last pass over errors that never reached the schema's extensions (parse errors)."""

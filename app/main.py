@@ -60,7 +60,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     settings = settings or load_settings()
     services = services or build_services(settings)
     schema = build_schema(settings.limits, production=settings.is_production)
-    graphql = CareloopGraphQL(schema, services, ide=not settings.is_production)
+    graphql = CareloopGraphQL(schema, services, ide=not settings.is_production,
+                              budget_seconds=settings.limits.request_timeout_ms / 1000)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

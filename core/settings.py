@@ -20,6 +20,8 @@ DEFAULT_ATTACHMENT_DIR = "var/attachments"
 class Limits:
     max_depth: int = 10
     max_aliases: int = 15
+    max_fields: int = 500  # fields of a document with its fragments expanded
+    request_timeout_ms: int = 10_000  # an HTTP request's time budget, sign-in to response
     max_tokens: int = 2000
     max_body_bytes: int = 64 * 1024
     max_page_size: int = 100

@@ -9,9 +9,8 @@ import strawberry
 from graphql import ASTValidationRule, GraphQLError
 from strawberry.extensions import AddValidationRules, MaxTokensLimiter, ParserCache, ValidationCache
 from strawberry.extensions.disable_introspection import DisableIntrospection
-from strawberry.extensions.max_aliases import create_validator as aliases_validator
-from strawberry.extensions.query_depth_limiter import create_validator as depth_validator
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 from strawberry.types.graphql import OperationType
@@ -28,6 +27,7 @@ from schema.disclosure import DisclosureQuery
 from schema.emergency_access import EmergencyAccessMutation, EmergencyAccessQuery
 from schema.extensions import AuditReads, CodedErrors, PartnerGate, is_unexpected
 from schema.improvement import ImprovementMutation, ImprovementQuery
+from schema.limits import limits_rule
 from schema.partner import PartnerMutation, PartnerQuery
 from schema.partner_grant import PartnerGrantMutation, PartnerGrantQuery
 from schema.patient import PatientMutation, PatientQuery
@@ -53,6 +53,13 @@ Subscription = merge_types("Subscription", (TicketSubscription,))
 
 
 class CareloopSchema(strawberry.Schema):
+    async def execute(self, *args: Any, **kwargs: Any) -> Any:
+        """A subscription has no single result to answer a POST with: it is refused there (HTTP 400), as
+        queries are on GET."""
+        allowed = kwargs.get("allowed_operation_types") or DEFAULT_ALLOWED_OPERATION_TYPES
+        kwargs["allowed_operation_types"] = set(allowed) - {OperationType.SUBSCRIPTION}
+        return await super().execute(*args, **kwargs)
+
     def stream(self, *args: Any, **kwargs: Any) -> Any:
         """Streaming (the WebSocket) carries subscriptions only: queries and mutations go by HTTP POST, where
         the body limit, the request budget and the rest of the HTTP path apply."""
@@ -77,10 +84,9 @@ class CareloopSchema(strawberry.Schema):
 
 
 def build_schema(limits: Limits, *, production: bool) -> strawberry.Schema:
-    # The limit rules are built once: ValidationCache keys on the rule classes, and a limiter made per
-    # request builds new ones, so the cache would never hit and every request would validate again.
-    limit_rules: list[type[ASTValidationRule]] = [depth_validator(limits.max_depth, None),
-                                                  aliases_validator(limits.max_aliases)]
+    # The limit rule is built once: ValidationCache keys on the rule classes, and a rule made per
+    # request would never hit the cache, so every request would validate again.
+    limit_rules: list[type[ASTValidationRule]] = [limits_rule(limits)]
     extensions: list[Any] = [
         lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
         lambda: AddValidationRules(limit_rules),

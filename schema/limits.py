@@ -1,0 +1,157 @@
+"""The work a document asks for, measured before it runs, in time linear in the document.
+
+Depth, aliases and fields are counted over the selection as it expands: a fragment spread counts
+the fragment's whole selection each time it is spread, so ``fragment F1 { ...F0 ...F0 }`` doubles
+the count as it would double the work. Each fragment is measured once and its totals reused, which
+keeps the measuring linear however the spreads multiply. Introspection fields count like any other;
+the standard introspection document (what GraphiQL and code generators send, deeper than any query
+of ours) is the one exception to the depth limit, recognised by its shape, never by its name.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from graphql import (
+    ASTValidationRule,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    ValidationContext,
+    get_introspection_query,
+    parse,
+    print_ast,
+)
+
+from core.settings import Limits
+
+
+@dataclass(frozen=True)
+class Work:
+    depth: int = 0  # nested selection sets below the operation
+    fields: int = 0  # fields selected, fragments expanded
+    aliases: int = 0
+
+    def beside(self, other: Work) -> Work:
+        return Work(max(self.depth, other.depth), self.fields + other.fields, self.aliases + other.aliases)
+
+    def below(self) -> Work:
+        return Work(self.depth + 1, self.fields, self.aliases)
+
+
+class _Measure:
+    """Measures selection sets of one document; each fragment once."""
+
+    def __init__(self, fragments: dict[str, FragmentDefinitionNode]) -> None:
+        self.fragments = fragments
+        self.measured: dict[str, Work] = {}
+        self.open: set[str] = set()  # a cycle is another rule's error (NoFragmentCycles); it counts nothing here
+
+    def selection_set(self, node: SelectionSetNode) -> Work:
+        work = Work()
+        for selection in node.selections:
+            if isinstance(selection, FieldNode):
+                own = Work(0, 1, 1 if selection.alias else 0)
+                if selection.selection_set is not None:
+                    own = own.beside(self.selection_set(selection.selection_set).below())
+                work = work.beside(own)
+            elif isinstance(selection, InlineFragmentNode):
+                work = work.beside(self.selection_set(selection.selection_set))
+            elif isinstance(selection, FragmentSpreadNode):
+                work = work.beside(self.fragment(selection.name.value))
+        return work
+
+    def fragment(self, name: str) -> Work:
+        if name in self.measured:
+            return self.measured[name]
+        definition = self.fragments.get(name)
+        if definition is None or name in self.open:
+            return Work()
+        self.open.add(name)
+        self.measured[name] = self.selection_set(definition.selection_set)
+        self.open.discard(name)
+        return self.measured[name]
+
+
+def limits_rule(limits: Limits) -> type[ASTValidationRule]:
+    """One validation rule for depth, aliases and fields, built once (the validation cache keys on it)."""
+
+    class DocumentWork(ASTValidationRule):
+        def __init__(self, context: ValidationContext) -> None:
+            super().__init__(context)
+            fragments = {d.name.value: d for d in context.document.definitions
+                         if isinstance(d, FragmentDefinitionNode)}
+            self.measure = _Measure(fragments)
+
+        def enter_operation_definition(self, node: OperationDefinitionNode, *_: Any) -> bool:
+            work = self.measure.selection_set(node.selection_set)
+            name = node.name.value if node.name else "anonymous"
+            if work.depth > limits.max_depth and not _is_standard_introspection(node, self.measure, work):
+                self.report_error(GraphQLError(f"'{name}' exceeds maximum operation depth of {limits.max_depth}",
+                                               node))
+            if work.aliases > limits.max_aliases:
+                self.report_error(GraphQLError(f"{work.aliases} aliases found. Allowed: {limits.max_aliases}", node))
+            if work.fields > limits.max_fields:
+                self.report_error(GraphQLError(
+                    f"'{name}' selects {work.fields} fields with its fragments expanded. Allowed: {limits.max_fields}",
+                    node))
+            return False  # nothing below needs visiting: the measure walked it
+
+    return DocumentWork
+
+
+# -- the standard introspection document -------------------------------------------------------
+
+_INTROSPECTION_ROOTS = frozenset({"__schema", "__type", "__typename"})
+
+
+def _shape(node: SelectionSetNode, measure: _Measure) -> str:
+    """The selection with fragments expanded and every selection set sorted: equal for documents that ask
+    for the same thing however they order or name their fragments."""
+    parts: list[str] = []
+    for selection in node.selections:
+        if isinstance(selection, FieldNode):
+            arguments = ",".join(sorted(print_ast(a) for a in selection.arguments or ()))
+            below = _shape(selection.selection_set, measure) if selection.selection_set else ""
+            parts.append(f"{selection.name.value}({arguments}){below}")
+        elif isinstance(selection, InlineFragmentNode):
+            condition = selection.type_condition.name.value if selection.type_condition else ""
+            parts.append(f"...on {condition}{_shape(selection.selection_set, measure)}")
+        elif isinstance(selection, FragmentSpreadNode):
+            definition = measure.fragments.get(selection.name.value)
+            if definition is not None:
+                parts.append(_shape(definition.selection_set, measure).strip("{}"))
+    return "{" + " ".join(sorted(p for p in parts if p)) + "}"
+
+
+@cache
+def _standard_introspection() -> tuple[frozenset[str], int]:
+    """The shapes of every variant of the standard introspection query, and the most fields any has."""
+    shapes, most = set(), 0
+    for flags in itertools.product((False, True), repeat=7):
+        for type_depth in (7, 8, 9):  # graphql-js 16, which GraphiQL runs, nests 7; graphql-core 9
+            document = parse(get_introspection_query(*flags, type_depth=type_depth))  # type: ignore[misc]
+            measure = _Measure({d.name.value: d for d in document.definitions
+                                if isinstance(d, FragmentDefinitionNode)})
+            for operation in document.definitions:
+                if isinstance(operation, OperationDefinitionNode):
+                    shapes.add(_shape(operation.selection_set, measure))
+                    most = max(most, measure.selection_set(operation.selection_set).fields)
+    return frozenset(shapes), most
+
+
+def _is_standard_introspection(node: OperationDefinitionNode, measure: _Measure, work: Work) -> bool:
+    roots = node.selection_set.selections
+    if not all(isinstance(s, FieldNode) and s.name.value in _INTROSPECTION_ROOTS for s in roots):
+        return False
+    shapes, most = _standard_introspection()
+    if work.fields > most:  # bounds the work of shaping the document: larger cannot match
+        return False
+    return _shape(node.selection_set, measure) in shapes
