@@ -79,3 +79,25 @@ class Clock:
     def time_left(self, now: datetime) -> timedelta:
         """Working time left before the due time; negative once breached."""
         return self.target - self.used(now)
+
+
+@dataclass(frozen=True)
+class Target:
+    """An institution's targets for one ticket level, on one clock ("calendar" or "business")."""
+
+    level: int
+    first_response: timedelta
+    resolution: timedelta
+    clock: str
+
+
+@dataclass(frozen=True)
+class SlaSettings:
+    """An institution's targets and its two clocks: business hours and plain calendar time."""
+
+    targets: dict[int, Target]
+    business: Calendar
+    calendar: Calendar
+
+    def calendar_for(self, level: int) -> Calendar:
+        return self.calendar if self.targets[level].clock == "calendar" else self.business

@@ -10,13 +10,11 @@ from tortoise.models import Model
 
 from core.ids import uuid7
 
-if TYPE_CHECKING:
-    from models.institution import Institution
-
 
 class TenantModel(Model):
     id = fields.UUIDField(primary_key=True, default=uuid7)
-    institution: fields.ForeignKeyRelation[Institution] = fields.ForeignKeyField(
+    # Typed as any model: naming Institution here would make base and institution import each other.
+    institution: fields.ForeignKeyRelation[Model] = fields.ForeignKeyField(
         "careloop.Institution", related_name=False, on_delete=fields.RESTRICT
     )
     created_at = fields.DatetimeField(auto_now_add=True)

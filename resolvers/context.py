@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from audit.events import Actor, RequestMeta
 from audit.group_commit import GroupCommit
@@ -15,15 +15,13 @@ from core.errors import RateLimited, Unauthenticated
 from core.passwords import Passwords
 from core.principal import Principal
 from core.settings import Settings
+from core.sla import SlaSettings
 from core.storage import Storage
 from models.keyring import KeyRing
 from policies.guard import Decision, Guard
 from policies.scopes import PatientScope, TicketScope
 from resolvers.loaders import Loaders
 from resolvers.notification import Changes, Outbox
-
-if TYPE_CHECKING:
-    from resolvers.sla import SlaSettings
 
 
 @dataclass

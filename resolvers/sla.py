@@ -23,7 +23,7 @@ from audit import writer
 from audit.events import Action
 from core.business_time import STANDARD_DAY, STANDARD_WEEK, Calendar, Interval, calendar_time
 from core.errors import BadUserInput
-from core.sla import Clock, Pause, SlaState
+from core.sla import Clock, Pause, SlaSettings, SlaState, Target
 from models import BusinessCalendar, SlaPolicy, Ticket, TicketEvent
 from models.sla import CLOCKS
 from models.ticket import OPEN_STATUSES, STOPPED_STATUSES
@@ -41,24 +41,6 @@ DEFAULT_TARGETS: dict[int, tuple[int, int, str]] = {
 }
 MAX_TARGET_MINUTES = 60 * 24 * 366
 MAX_DATES = 400
-
-
-@dataclass(frozen=True)
-class Target:
-    level: int
-    first_response: timedelta
-    resolution: timedelta
-    clock: str
-
-
-@dataclass(frozen=True)
-class SlaSettings:
-    targets: dict[int, Target]
-    business: Calendar
-    calendar: Calendar
-
-    def calendar_for(self, level: int) -> Calendar:
-        return self.calendar if self.targets[level].clock == "calendar" else self.business
 
 
 async def load(institution_id: uuid.UUID) -> SlaSettings:

@@ -7,8 +7,8 @@ from enum import Enum
 
 import strawberry
 
+from core.sla import SlaSettings as Settings
 from resolvers import sla as slas
-from resolvers.sla import SlaSettings as Settings
 from schema.common import Info, provided
 
 
