@@ -66,3 +66,10 @@ class AuditRecord:
     reason: str = ""  # a code such as "not_found" or "forbidden_field", never free text
     policy_rule: str = ""
     occurred_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+# Reason codes of separation of duties and of staff accounts (docs/security.md, "Hardening (issue 11)").
+SELF_GRANT = "self_grant"  # refused: a role, or a department widening one's reach, given to oneself
+SELF_REVIEW = "self_review"  # refused: a review of a role grant one made or received
+GRANTS_PATIENT_DATA = "grants_patient_data"  # allowed: a role whose rules read patient data was granted
+EMAIL_UNAVAILABLE = "email_unavailable"  # refused: a new staff account's e-mail is taken, here or elsewhere

@@ -193,8 +193,43 @@ def _is_forbidden_char(char: str) -> bool:
     return char not in "\n\t" and unicodedata.category(char) in ("Cc", "Cs")
 
 
+# Bidirectional controls: embeddings, overrides and isolates, and the implicit marks (LRM, RLM, ALM).
+# They make a name display as something else ("\u202egnp.exe" shows as "exe.png").
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
+# The zero-width joiners spell Persian and Indic words and emoji sequences; between Latin letters they
+# only hide a difference ("ad\u200dmin"), so they are kept only between two non-ASCII visible characters.
+_JOINERS = frozenset("\u200c\u200d")
+# Letters that draw nothing (Hangul fillers), used for blank-looking names.
+_INVISIBLE_LETTERS = frozenset("\u115f\u1160\u3164\uffa0")
+_INVISIBLE_MESSAGE = "must not contain invisible formatting characters (such as text-direction controls)."
+
+
+def _visible_non_ascii(char: str) -> bool:
+    return not char.isascii() and not char.isspace() and unicodedata.category(char) not in ("Cc", "Cf", "Cs", "Zl",
+                                                                                          "Zp")
+
+
+def _is_invisible_at(text: str, index: int) -> bool:
+    """Bidi controls and every other invisible format character (Unicode Cf: zero-width space, word
+    joiner, byte-order mark, tag characters...), line and paragraph separators, and Hangul fillers."""
+    char = text[index]
+    if char in _JOINERS:
+        return not (0 < index < len(text) - 1 and _visible_non_ascii(text[index - 1])
+                    and _visible_non_ascii(text[index + 1]))
+    return (char in BIDI_CONTROLS or char in _INVISIBLE_LETTERS
+            or unicodedata.category(char) in ("Cf", "Zl", "Zp"))
+
+
+def check_visible(text: str, *, field: str) -> str:
+    """Refuse bidi controls and invisible format characters (BAD_USER_INPUT naming the field)."""
+    if any(_is_invisible_at(text, i) for i in range(len(text))):
+        raise _fail(field, _INVISIBLE_MESSAGE)
+    return text
+
+
 def clean_text(value: str, *, field: str, max_length: int, min_length: int = 0) -> str:
-    """Trim free text and reject control characters and out-of-range lengths.
+    """Trim free text and reject control characters, invisible format characters (bidi controls and
+    the like, see ``check_visible``) and out-of-range lengths.
 
     CRLF line breaks become LF so that text from any client is stored alike.
     Lengths are counted in characters, not bytes.
@@ -204,6 +239,7 @@ def clean_text(value: str, *, field: str, max_length: int, min_length: int = 0) 
         raise _fail(field, f"must be at most {max_length} characters.")
     if any(_is_forbidden_char(char) for char in text):
         raise _fail(field, "must not contain control characters.")
+    check_visible(text, field=field)
     if len(text) < min_length:
         raise _fail(field, f"must be at least {min_length} characters.")
     return text
@@ -218,6 +254,7 @@ def normalize_tag(value: str, *, field: str = "tags") -> str:
     tag = unicodedata.normalize("NFC", "-".join(value.lower().split()))
     if not tag:
         raise _fail(field, "is required.")
+    check_visible(tag, field=field)
     if len(tag) > _TAG_MAX_LENGTH:
         raise _fail(field, f"must be at most {_TAG_MAX_LENGTH} characters.")
     if not all(char.isalnum() or char == "-" for char in tag):

@@ -11,6 +11,7 @@ from models.notification import Notification
 from models.partner import Partner, PartnerClient, PartnerDocument, PartnerGrant, PartnerToken, PartnerUsage
 from models.patient import CareTeamMember, Patient
 from models.patient_account import PatientAccount, PatientInvitation, PatientSession
+from models.role_grant import RoleGrant
 from models.sla import BusinessCalendar, SlaPolicy
 from models.staff import DepartmentMembership, RoleAssignment, Session, Staff
 from models.ticket import Ticket, TicketEvent
@@ -44,6 +45,7 @@ __all__ = [
     "PatientInvitation",
     "PatientSession",
     "RoleAssignment",
+    "RoleGrant",
     "Session",
     "SlaPolicy",
     "Staff",

@@ -7,15 +7,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
+from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from audit import writer
-from audit.events import Action
+from audit.events import EMAIL_UNAVAILABLE, Action
 from core.errors import BadUserInput
 from core.principal import ROLES
 from core.validation import clean_text, normalize_email
 from models import Department, DepartmentMembership, RoleAssignment, Session, Staff
-from resolvers import access
+from resolvers import access, role_grant
 from resolvers.context import Context
 
 MIN_PASSWORD = 12
@@ -41,18 +42,32 @@ async def create(ctx: Context, data: dict[str, Any]) -> StaffView:
     password = check_password(data["password"])
     roles = _roles(data.get("roles") or [])
     department_ids = await _departments(ctx, data.get("department_ids") or [])
+    # Logins are by e-mail, so an address is unique across the deployment. Whether it is taken in this
+    # institution or in another, the answer is the same and does not say which: an admin learns no more
+    # than that this address cannot be used, and the attempt is on the trail (probing shows there).
     if await Staff.exists(email=email):
-        raise BadUserInput("email: already in use.", field="email")
+        raise await _email_unavailable(ctx)
     password_hash = await ctx.services.passwords.hash(password)
-    async with in_transaction():
-        staff = await Staff.create(institution_id=ctx.institution_id, email=email, name=name,
-                                   password_hash=password_hash)
-        await _set_roles(ctx, staff.id, roles)
-        await _set_departments(ctx, staff.id, department_ids)
-        await writer.append([access.write_record(ctx, Action.CREATE, "staff", staff.id,
-                                                 fields=frozenset({"email", "name", "roles", "departments"}),
-                                                 decision=decision)])
+    try:
+        async with in_transaction():
+            staff = await Staff.create(institution_id=ctx.institution_id, email=email, name=name,
+                                       password_hash=password_hash)
+            await _set_roles(ctx, staff.id, roles)
+            await _set_departments(ctx, staff.id, department_ids)
+            await writer.append([access.write_record(ctx, Action.CREATE, "staff", staff.id,
+                                                     fields=frozenset({"email", "name", "roles", "departments"}),
+                                                     decision=decision)])
+            await role_grant.record_grants(ctx, staff.id, roles, decision)
+    except IntegrityError:  # a concurrent request took the address a moment ago
+        if not await Staff.exists(email=email):
+            raise
+        raise await _email_unavailable(ctx) from None
     return await _find(ctx, staff.id, Action.READ)
+
+
+async def _email_unavailable(ctx: Context) -> BadUserInput:
+    await access.deny(ctx, Action.CREATE, "staff", reason=EMAIL_UNAVAILABLE)
+    return BadUserInput("email: this address cannot be used for a new account.", field="email")
 
 
 async def update(ctx: Context, staff_id: uuid.UUID | None, data: dict[str, Any]) -> StaffView:
@@ -71,6 +86,10 @@ async def update(ctx: Context, staff_id: uuid.UUID | None, data: dict[str, Any])
             raise BadUserInput("active: you cannot deactivate your own account.", field="active")
         changes["is_active"] = data["is_active"]
     department_ids = await _departments(ctx, data["department_ids"] or []) if "department_ids" in data else None
+    if view.row.id == ctx.actor.id and department_ids is not None and set(department_ids) - set(view.department_ids):
+        # A department is reach in waiting: it widens what any clinical role reaches, now or once granted.
+        raise await role_grant.refuse_self_grant(ctx, Action.UPDATE, "staff", view.row.id, field="departmentIds",
+                                                 what="a department")
     revoke = bool(data.get("revoke_sessions")) or changes.get("is_active") is False
     async with in_transaction():
         if changes:
@@ -92,11 +111,13 @@ async def assign_role(ctx: Context, staff_id: uuid.UUID | None, role: str) -> St
                                       resource_id=staff_id)
     view = await _find(ctx, staff_id, Action.CREATE)
     (role,) = _roles([role])
+    if view.row.id == ctx.actor.id:  # separation of duties: another admin grants it, or nobody does
+        raise await role_grant.refuse_self_grant(ctx, Action.CREATE, "role", view.row.id, field="staffId",
+                                                 what="a role")
     if role not in view.roles:
         async with in_transaction():
             await RoleAssignment.create(institution_id=ctx.institution_id, staff_id=view.row.id, role=role)
-            await writer.append([access.write_record(ctx, Action.CREATE, "role", view.row.id,
-                                                     fields=frozenset({role}), decision=decision)])
+            await role_grant.record_grants(ctx, view.row.id, [role], decision)
     return await _find(ctx, view.row.id, Action.READ)
 
 

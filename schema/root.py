@@ -33,6 +33,7 @@ from schema.partner_grant import PartnerGrantMutation, PartnerGrantQuery
 from schema.patient import PatientMutation, PatientQuery
 from schema.patient_account import PatientAccountMutation, PatientAccountQuery
 from schema.report import ReportQuery
+from schema.role_grant import RoleGrantMutation, RoleGrantQuery
 from schema.session import SessionMutation, SessionQuery
 from schema.sla import SlaMutation, SlaQuery
 from schema.staff import StaffMutation, StaffQuery
@@ -42,11 +43,11 @@ log = logging.getLogger("careloop.graphql")
 
 Query = merge_types("Query", (SessionQuery, PatientQuery, TicketQuery, ReportQuery, ImprovementQuery, SlaQuery,
                               StaffQuery, DepartmentQuery, AuditEventQuery, AuditReportQuery, EmergencyAccessQuery,
-                              PartnerQuery, PartnerGrantQuery, DisclosureQuery, PatientAccountQuery))
+                              PartnerQuery, PartnerGrantQuery, DisclosureQuery, PatientAccountQuery, RoleGrantQuery))
 Mutation = merge_types(
     "Mutation", (SessionMutation, PatientMutation, ContactMutation, TicketMutation, ImprovementMutation, SlaMutation,
                  StaffMutation, CareTeamMutation, DepartmentMutation, EmergencyAccessMutation, PartnerMutation,
-                 PartnerGrantMutation, ConsentMutation, PatientAccountMutation)
+                 PartnerGrantMutation, ConsentMutation, PatientAccountMutation, RoleGrantMutation)
 )
 
 Subscription = merge_types("Subscription", (TicketSubscription,))

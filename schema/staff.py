@@ -89,14 +89,16 @@ class StaffMutation:
     async def staff_create(self, info: Info, input: StaffCreateInput) -> Staff | None:
         return Staff.of(await staff_accounts.create(info.context, provided(input)))
 
-    @strawberry.mutation(description="Change, deactivate or sign out a staff account (admins).")
+    @strawberry.mutation(description="Change, deactivate or sign out a staff account (admins; nobody adds a "
+                                     "department to themselves).")
     async def staff_update(self, info: Info, id: strawberry.ID, input: StaffUpdateInput) -> Staff | None:
         data = provided(input)
         if "active" in data:
             data["is_active"] = data.pop("active")
         return Staff.of(await staff_accounts.update(info.context, uuid_of(id), data))
 
-    @strawberry.mutation(description="Give a staff member a role (admins). Takes effect on their next request.")
+    @strawberry.mutation(description="Give a staff member a role (admins; never to oneself). Takes effect on their "
+                                     "next request. A role that reads patient data waits for a compliance review.")
     async def role_assign(self, info: Info, staff_id: strawberry.ID, role: Role) -> Staff | None:
         return Staff.of(await staff_accounts.assign_role(info.context, uuid_of(staff_id, "staffId"), role.value))
 

@@ -340,6 +340,75 @@ def test_clean_text_length() -> None:
     assert err.message == "name: must be at least 1 characters."
 
 
+# Bidirectional controls (issue 11): embeddings, overrides, isolates, and the LRM, RLM and ALM marks.
+BIDI_CONTROLS = ["\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069",
+                 "\u200e", "\u200f", "\u061c"]
+# Other characters that draw nothing: zero-width space, word joiner, byte-order mark, soft hyphen, Mongolian
+# vowel separator, a tag character, Hangul fillers.
+OTHER_INVISIBLE = ["\u200b", "\u2060", "\ufeff", "\u00ad", "\u180e", "\U000e0041", "\u3164", "\u115f", "\uffa0"]
+INVISIBLE_MESSAGE = "name: must not contain invisible formatting characters (such as text-direction controls)."
+
+
+@pytest.mark.parametrize("char", BIDI_CONTROLS + OTHER_INVISIBLE,
+                         ids=[f"U+{ord(c):04X}" for c in BIDI_CONTROLS + OTHER_INVISIBLE])
+@pytest.mark.parametrize("place", ["start", "middle", "end"])
+def test_clean_text_refuses_bidi_controls_and_invisible_characters(char: str, place: str) -> None:
+    value = {"start": f"{char}Gao Yan", "middle": f"Gao{char}Yan", "end": f"Gao Yan{char}"}[place]
+
+    err = error_of(lambda: clean_text(value, field="name", max_length=100))
+
+    assert (err.message, err.field, err.extensions) == (INVISIBLE_MESSAGE, "name",
+                                                        {"code": "BAD_USER_INPUT", "field": "name"})
+
+
+@pytest.mark.parametrize("char", ["\u2028", "\u2029"], ids=["line-separator", "paragraph-separator"])
+def test_clean_text_refuses_other_line_breaks_inside(char: str) -> None:
+    """Trimmed at either end like other white space; inside, a break a portal may draw differently."""
+    assert clean_text(f"{char}Gao Yan{char}", field="name", max_length=100) == "Gao Yan"
+    err = error_of(lambda: clean_text(f"Gao{char}Yan", field="name", max_length=100))
+    assert err.message == INVISIBLE_MESSAGE
+
+
+@pytest.mark.parametrize("value", [
+    "ad\u200dmin", "ad\u200cmin", "\u200d\u0645\u06cc", "\u0645\u06cc\u200c", "\u0645\u200c\u200c\u06cc",
+    "\u0645\u200c \u06cc",
+], ids=["zwj-latin", "zwnj-latin", "leading", "trailing", "doubled", "before-space"])
+def test_joiners_are_refused_where_they_only_hide_something(value: str) -> None:
+    err = error_of(lambda: clean_text(value, field="name", max_length=100))
+    assert err.message == INVISIBLE_MESSAGE
+
+
+@pytest.mark.parametrize(("kept", "refused"), [
+    ("\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645", "mi\u200ckhaham"),  # Persian: the non-joiner spells
+    ("\u0915\u094d\u200d\u0937", "k\u200dsh"),  # Devanagari: the joiner picks a half form
+    ("\U0001f468\u200d\U0001f469\u200d\U0001f467", "\U0001f468\u200d\u200d\U0001f469"),  # an emoji family
+    ("\U0001f3f3\ufe0f\u200d\U0001f308", "\u200d\U0001f308"),  # a flag with its variation selector
+    ("张伟", "张\u202e伟"),
+    ("Zoë Ångström", "Zoë\u2066 Ångström"),
+    ("O'Brien-Smith", "O'Brien\u200b-Smith"),
+    ("a\tb\nc", "a\tb\u2028c"),
+], ids=["persian", "devanagari", "emoji-family", "emoji-flag", "chinese", "accents", "punctuation", "line-breaks"])
+def test_clean_text_keeps_what_spells_and_refuses_what_hides(kept: str, refused: str) -> None:
+    assert clean_text(kept, field="name", max_length=100) == kept
+    err = error_of(lambda: clean_text(refused, field="name", max_length=100))
+    assert err.message == INVISIBLE_MESSAGE
+
+
+@pytest.mark.parametrize("char", ["\u202e", "\u2067", "\u200f", "\u3164", "\u200b"],
+                         ids=["RLO", "RLI", "RLM", "hangul-filler", "zwsp"])
+def test_tags_refuse_invisible_characters(char: str) -> None:
+    err = error_of(lambda: normalize_tag(f"vip{char}", field="filter.tag"))
+    assert err.message == "filter.tag: must not contain invisible formatting characters (such as text-direction " \
+                          "controls)."
+    assert err.field == "filter.tag"
+
+
+def test_a_tag_of_a_hangul_filler_alone_is_refused() -> None:
+    """A letter that draws nothing passes str.isalnum(): a blank-looking tag."""
+    err = error_of(lambda: normalize_tag("\u3164"))
+    assert err.field == "tags"
+
+
 # --- tags --------------------------------------------------------------------------------
 
 
@@ -384,6 +453,7 @@ BAD_INPUTS: list[tuple[Callable[[str], object], str]] = [
     (normalize_email, "alice@example"),
     (lambda v: clean_text(v, field="note", max_length=100), "secret\x00text"),
     (lambda v: clean_text(v, field="note", max_length=5), "secret text"),
+    (lambda v: clean_text(v, field="note", max_length=100), "secret\u202etext"),
     (normalize_tag, "tag%wild"),
 ]
 
@@ -454,3 +524,14 @@ def test_clean_text_output_is_trimmed(value: str) -> None:
         return
     assert out == out.strip()
     assert all(c in "\n\t" or unicodedata.category(c) not in ("Cc", "Cs") for c in out)
+
+
+@given(st.text(alphabet=st.sampled_from(["a", "\u0645", " ", "\u200c", "\u200d", *BIDI_CONTROLS, *OTHER_INVISIBLE]),
+               min_size=1) | st.text())
+def test_clean_text_output_has_no_bidi_control(value: str) -> None:
+    try:
+        out = clean_text(value, field="note", max_length=10_000)
+    except BadUserInput:
+        return
+    assert not set(out) & set(BIDI_CONTROLS)
+    assert all(c in "\u200c\u200d" or unicodedata.category(c) not in ("Cf", "Zl", "Zp") for c in out)

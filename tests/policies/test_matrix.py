@@ -40,6 +40,7 @@ from models import (
     PatientAccount,
     PatientInvitation,
     RoleAssignment,
+    RoleGrant,
     Session,
     SlaPolicy,
     Staff,
@@ -56,7 +57,7 @@ SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schema.graphql"
 TENANT_TABLES = (Patient, Contact, CareTeamMember, Staff, RoleAssignment, DepartmentMembership, Department, Session,
                  EmergencyAccess, Ticket, TicketEvent, SlaPolicy, BusinessCalendar, Notification, ImprovementItem,
                  ImprovementTicket, Partner, PartnerClient, PartnerConsent, PartnerGrant, PatientInvitation,
-                 PatientAccount)
+                 PatientAccount, RoleGrant)
 
 # What the matrix patient holds, one field per class (the nurse registers it: she may write every class).
 PATIENT_VALUES = {
@@ -190,6 +191,15 @@ async def with_patient_b_and_nurse(tenant: Tenant) -> dict[str, Any]:
 
 async def with_patient_of_b(tenant: Tenant) -> dict[str, Any]:
     return {"pid": str(await patient_of_b(tenant))}
+
+
+async def with_role_grant(tenant: Tenant) -> dict[str, Any]:
+    """A role that reads patient data, granted to the nurse by the admin: in the review queue."""
+    reply = await tenant.call("admin", "mutation($id: ID!) { roleAssign(staffId: $id, role: FRONT_DESK) { roles } }",
+                              id=str(tenant.staff_ids["nurse"]))
+    assert reply.errors == [], reply.errors
+    (grant,) = await RoleGrant.filter(institution_id=tenant.id)
+    return {"id": str(grant.id)}
 
 
 async def with_emergency_access(tenant: Tenant) -> dict[str, Any]:
@@ -784,6 +794,14 @@ OPS: tuple[Op, ...] = (
     Op("emergencyAccessReview", "emergencyAccessReview",
        "mutation($id: ID!) { emergencyAccessReview(id: $id, outcome: JUSTIFIED) { id outcome } }",
        with_emergency_access, (("emergency_access", "update"),)),
+    Op("roleGrants", "roleGrants", "{ roleGrants { edges { node { id role } } } }", with_role_grant,
+       (("role_grant", "read"),), writes=False,
+       expect=lambda data: _equal([e["node"]["role"] for e in data["roleGrants"]["edges"]], ["FRONT_DESK"])),
+    Op("roleGrantUnreviewedCount", "roleGrantUnreviewedCount", "{ roleGrantUnreviewedCount }", with_role_grant,
+       (("role_grant", "read"),), writes=False, expect=lambda data: _equal(data["roleGrantUnreviewedCount"], 1)),
+    Op("roleGrantReview", "roleGrantReview",
+       "mutation($id: ID!) { roleGrantReview(id: $id, outcome: JUSTIFIED) { id outcome } }", with_role_grant,
+       (("role_grant", "update"),)),
     *TICKET_AND_SLA_OPS,
     *REPORT_AND_IMPROVEMENT_OPS,
     *PARTNER_AND_PATIENT_OPS,
