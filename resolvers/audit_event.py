@@ -14,6 +14,7 @@ from tortoise.expressions import Q
 from audit.events import Action, Outcome
 from core.errors import BadUserInput
 from core.principal import PARTNER, STAFF
+from core.validation import clean_text
 from models import AuditEvent, PartnerClient, RoleAssignment, Staff
 from resolvers import access, pagination
 from resolvers.context import Context
@@ -56,7 +57,8 @@ def _conditions(where: AuditFilter) -> Q:
     if where.patient_id is not None:
         q &= Q(patient_id=where.patient_id)
     if where.resource_type is not None:
-        q &= Q(resource_type=where.resource_type[:32])
+        # A control character names no resource type, and PostgreSQL cannot compare with a NUL (issue 11).
+        q &= Q(resource_type=clean_text(where.resource_type, field="filter.resourceType", max_length=1000)[:32])
     if where.resource_id is not None:
         q &= Q(resource_id=where.resource_id)
     if where.action is not None:

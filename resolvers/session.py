@@ -151,7 +151,10 @@ async def me(ctx: Context) -> Me | None:
 async def login(ctx: Context, email: str, password: str, accounts: Accounts = STAFF_ACCOUNTS) -> LoginResult:
     if len(email) > 254 or len(password) > 1024:
         raise BadUserInput("email or password is too long.", field="email")
-    account = await accounts.account.get_or_none(email=email.strip().lower())
+    address = email.strip().lower()
+    # No address on file holds a NUL (addresses are validated when stored), and PostgreSQL cannot
+    # even compare with one: such an address is unknown, like any other (issue 11).
+    account = None if "\x00" in address else await accounts.account.get_or_none(email=address)
     now = datetime.now(UTC)
     if account is not None and account.locked_until is not None and account.locked_until > now:
         await writer.append([_login_record(ctx, accounts, account, Action.LOGIN,

@@ -447,7 +447,8 @@ class TicketMutation:
         return ticket_node(info.context, view)
 
     @strawberry.mutation(description="Choose who works a ticket (null: nobody).")
-    async def ticket_assign(self, info: Info, id: strawberry.ID, assignee_id: strawberry.ID | None) -> Ticket | None:
+    async def ticket_assign(self, info: Info, id: strawberry.ID,
+                            assignee_id: strawberry.ID | None = None) -> Ticket | None:
         view = await tickets.assign(info.context, uuid_of(id), uuid_of(assignee_id, "assigneeId"))
         return ticket_node(info.context, view)
 

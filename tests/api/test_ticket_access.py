@@ -441,6 +441,24 @@ async def test_the_assignee_reaches_the_ticket_until_unassigned(tenant: Tenant) 
     assert ids_of(await ok(tenant, "doctor", LIST), "tickets") == []
 
 
+async def test_assign_without_assignee_means_nobody(tenant: Tenant, caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 11: ``assigneeId`` is nullable, so it may be left out; that used to be a server error
+    (TypeError in the resolver call), for anonymous callers too."""
+    tid = await open_ticket(tenant)
+    await ok(tenant, "department_head", ASSIGN, id=tid, assigneeId=sid(tenant, "doctor"))
+    bare = "mutation($id: ID!) { ticketAssign(id: $id) { id assignee { id } } }"
+
+    malformed = await tenant.call(None, 'mutation { ticketAssign(id: "a") { id } }')  # the fuzzer's document
+    anonymous = await tenant.call(None, bare, id=tid)
+    left_out = await tenant.call("department_head", bare, id=tid)
+
+    assert (malformed.status, malformed.codes) == (200, ["BAD_USER_INPUT"])
+    assert (anonymous.status, anonymous.codes) == (200, ["UNAUTHENTICATED"])
+    assert left_out.errors == [] and left_out.data["ticketAssign"] == {"id": tid, "assignee": None}
+    assert (await Ticket.get(id=tid)).assignee_id is None
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == []
+
+
 @pytest.mark.parametrize("target", ["random", "other institution", "deactivated", "malformed"])
 async def test_assigning_an_unknown_person_writes_nothing(tenant: Tenant, other_tenant: Tenant, target: str
                                                          ) -> None:
