@@ -200,16 +200,19 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _verify(settings: Settings, args: argparse.Namespace) -> int:
+    from app.services import load_master_key
     from audit.verify import verify_all
 
     if args.export or args.checkpoint or args.public_key:
         return _verify_offline(args)
+    # Each chain is held against its newest signed checkpoint, whose signature must verify.
+    public = load_master_key(settings).checkpoint_key.public_key()
 
     def progress(institution_id: uuid.UUID, checked: int) -> None:
         print(f"\r{institution_id}: {checked} events checked", end="", file=sys.stderr, flush=True)
 
     async def work() -> int:
-        reports = await verify_all(args.institution, progress)
+        reports = await verify_all(args.institution, progress, public=public)
         print(file=sys.stderr)
         bad = [r for r in reports if not r.ok]
         for report in reports:
@@ -217,8 +220,8 @@ def _verify(settings: Settings, args: argparse.Namespace) -> int:
             if report.ok:
                 print(f"{report.institution_id}: {report.events} events{archived}, chain intact")
             else:
-                print(f"{report.institution_id}: FIRST BAD ROW seq {report.seq} (id {report.event_id or '-'}): "
-                      f"{report.problem}")
+                print(f"{report.institution_id}: FIRST BAD ROW seq {report.seq or '-'} "
+                      f"(id {report.event_id or '-'}): {report.problem}")
         if args.institution is not None and not reports:
             print(f"{args.institution}: no audit chain", file=sys.stderr)
             return 1

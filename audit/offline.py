@@ -57,11 +57,31 @@ class _Span:
     hashes: dict[int, str] = field(default_factory=dict)  # at signed sequence numbers only
 
 
+def first_forged(checkpoints: Iterable[Checkpoint], public: Ed25519PublicKey) -> Checkpoint | None:
+    """Step 1: the first checkpoint whose signature does not verify with ``public`` (None when all do)."""
+    return next((checkpoint for checkpoint in checkpoints if not checkpoint.signed_by(public)), None)
+
+
+def forged_problem(checkpoint: Checkpoint) -> str:
+    return f"checkpoint at seq {checkpoint.last_seq}: the signature does not verify with this public key"
+
+
+def coverage_problem(checkpoint: Checkpoint, last_seq: int, hash_at_checkpoint: str | None,
+                     what: str = "the export") -> str:
+    """Step 3 for one checkpoint, given where ``what`` ends and the hash it holds at the signed
+    sequence number: beyond the end means a cut-off tail, another hash a rewritten chain. Also what
+    ``careloop audit verify`` checks in the database (``audit/verify.py``)."""
+    if checkpoint.last_seq > last_seq:
+        return f"truncated: a signed checkpoint covers seq {checkpoint.last_seq}, {what} ends at {last_seq}"
+    if hash_at_checkpoint != checkpoint.head_hash:
+        return f"rewritten: seq {checkpoint.last_seq} does not have the signed head hash"
+    return ""
+
+
 def verify(export_lines: Iterable[str], checkpoints: list[Checkpoint], public: Ed25519PublicKey) -> OfflineReport:
-    for checkpoint in checkpoints:
-        if not checkpoint.signed_by(public):
-            return OfflineReport(0, len(checkpoints), f"checkpoint at seq {checkpoint.last_seq}: the signature "
-                                                      "does not verify with this public key")
+    forged = first_forged(checkpoints, public)
+    if forged is not None:
+        return OfflineReport(0, len(checkpoints), forged_problem(forged))
     span: _Span | None = None
     previous_hash: str | None = None
     for number, text in enumerate(export_lines, start=1):
@@ -112,13 +132,12 @@ def _against_checkpoints(span: _Span, checkpoints: list[Checkpoint]) -> OfflineR
 
     before = None
     for checkpoint in mine:
-        if checkpoint.last_seq > span.last:
-            return report(f"truncated: a signed checkpoint covers seq {checkpoint.last_seq}, the export ends at "
-                          f"{span.last}")
         if checkpoint.last_seq == span.first - 1:
             before = checkpoint
-        if checkpoint.last_seq >= span.first and span.hashes[checkpoint.last_seq] != checkpoint.head_hash:
-            return report(f"rewritten: seq {checkpoint.last_seq} does not have the signed head hash")
+        if checkpoint.last_seq >= span.first:
+            problem = coverage_problem(checkpoint, span.last, span.hashes.get(checkpoint.last_seq))
+            if problem:
+                return report(problem)
     if before is not None and span.first_prev != before.head_hash:
         return report(f"rewritten: seq {span.first} does not link to the signed head at seq {before.last_seq}")
     if not any(span.first <= c.last_seq <= span.last for c in mine):

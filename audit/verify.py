@@ -2,6 +2,12 @@
 
 A chain whose start was archived (``audit/archive.py``) is walked from its newest archive anchor:
 the first event left must link to the anchor's hash, itself a signed checkpoint's head hash.
+
+The chain head row says where a chain ends, but nothing signs it: whoever can delete the last
+events can move it back with them. So every chain is also held against its newest signed
+checkpoint, as the offline check holds an export (``audit/offline.py``): a checkpoint beyond the
+last event means the tail was cut off, and another hash at its sequence number means the chain
+was rewritten. A chain a checkpoint names but without a head row is reported too.
 """
 
 from __future__ import annotations
@@ -10,7 +16,11 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from audit import offline
 from audit.chain import GENESIS_HASH, HASHED_COLUMNS, row_hash
+from audit.checkpoint import Checkpoint
 from models import AuditArchive, AuditChainHead, AuditCheckpoint, AuditEvent
 
 BATCH = 2000
@@ -31,22 +41,42 @@ class ChainReport:
 
 
 async def verify_all(
-    institution_id: uuid.UUID | None = None, progress: Callable[[uuid.UUID, int], None] | None = None
+    institution_id: uuid.UUID | None = None, progress: Callable[[uuid.UUID, int], None] | None = None, *,
+    public: Ed25519PublicKey | None = None,
 ) -> list[ChainReport]:
-    heads = AuditChainHead.all().order_by("institution_id")
+    """Every chain with a head, and every chain a signed checkpoint names (a deleted head must not
+    hide a chain). ``public`` is the checkpoint key's public half (the CLI derives it from the master
+    key): the signatures of the checkpoints a chain is held against must verify with it. Without it
+    only their sequence numbers and hashes are compared."""
+    heads, signed = AuditChainHead.all(), AuditCheckpoint.all()
     if institution_id is not None:
-        heads = heads.filter(institution_id=institution_id)
-    return [await verify_chain(head, progress) for head in await heads]
+        heads, signed = heads.filter(institution_id=institution_id), signed.filter(institution_id=institution_id)
+    chains: dict[uuid.UUID, AuditChainHead | None] = {head.institution_id: head for head in await heads}
+    for chain in await signed.distinct().values_list("institution_id", flat=True):
+        chains.setdefault(uuid.UUID(str(chain)), None)
+    return [await verify_chain(chain, chains[chain], progress, public=public) for chain in sorted(chains)]
 
 
-async def verify_chain(head: AuditChainHead, progress: Callable[[uuid.UUID, int], None] | None = None) -> ChainReport:
-    """Walk the chain from the newest archive anchor (from the genesis hash at seq 1 if none) to the head."""
-    institution_id = head.institution_id
+async def verify_chain(institution_id: uuid.UUID, head: AuditChainHead | None,
+                       progress: Callable[[uuid.UUID, int], None] | None = None, *,
+                       public: Ed25519PublicKey | None = None) -> ChainReport:
+    """Walk the chain from the newest archive anchor (from the genesis hash at seq 1 if none) to the
+    head, then hold it against its newest signed checkpoint."""
     anchor = await AuditArchive.filter(institution_id=institution_id).order_by("-up_to_seq").first()
     archived, prev_hash = (anchor.up_to_seq, anchor.up_to_hash) if anchor else (0, GENESIS_HASH)
-    bad_anchor = await _anchor_problem(anchor) if anchor else None
+    newest_row = await AuditCheckpoint.filter(institution_id=institution_id).order_by("-last_seq").first()
+    newest = Checkpoint.of(newest_row) if newest_row else None
+    if newest is not None and public is not None and offline.first_forged([newest], public) is not None:
+        return ChainReport(institution_id, 0, offline.forged_problem(newest), newest.last_seq, None, archived)
+    bad_anchor = await _anchor_problem(anchor, public) if anchor else None
     if bad_anchor:
         return bad_anchor
+    if head is None:  # verify_all passes none only for a chain a checkpoint names
+        covered = f": a signed checkpoint covers seq {newest.last_seq}" if newest else ""
+        return ChainReport(institution_id, 0, f"the chain head is missing{covered}", None, None, archived)
+    signed_seq = newest.last_seq if newest else None
+    # The hash (and row id) at the checkpoint's sequence number: the anchor's when it was cut there.
+    at_signed: tuple[str, uuid.UUID | None] | None = (prev_hash, None) if signed_seq == archived else None
     expected_seq, checked = archived + 1, 0
     while True:
         rows = (
@@ -59,6 +89,8 @@ async def verify_chain(head: AuditChainHead, progress: Callable[[uuid.UUID, int]
             problem = _problem(row, expected_seq, prev_hash)
             if problem:
                 return ChainReport(institution_id, checked, problem, row["seq"], row["id"], archived)
+            if row["seq"] == signed_seq:
+                at_signed = (row["hash"], row["id"])
             prev_hash, expected_seq, checked = row["hash"], expected_seq + 1, checked + 1
         if progress:
             progress(institution_id, checked)
@@ -66,10 +98,18 @@ async def verify_chain(head: AuditChainHead, progress: Callable[[uuid.UUID, int]
             break
     if head.last_seq != archived + checked or head.last_hash != prev_hash:
         return ChainReport(institution_id, checked, "rows missing after the last event", expected_seq, None, archived)
+    if newest is not None:
+        end = archived + checked
+        signed_hash, signed_id = at_signed or (None, None)
+        problem = offline.coverage_problem(newest, end, signed_hash, "the chain")
+        if problem:
+            cut = newest.last_seq > end
+            return ChainReport(institution_id, checked, problem, end + 1 if cut else newest.last_seq,
+                               None if cut else signed_id, archived)
     return ChainReport(institution_id, checked, archived=archived)
 
 
-async def _anchor_problem(anchor: AuditArchive) -> ChainReport | None:
+async def _anchor_problem(anchor: AuditArchive, public: Ed25519PublicKey | None) -> ChainReport | None:
     """An anchor must match the signed checkpoint it was cut at, and nothing may remain (or have
     been inserted) at or below it: such rows would escape verification."""
     institution_id, seq = anchor.institution_id, anchor.up_to_seq
@@ -77,6 +117,8 @@ async def _anchor_problem(anchor: AuditArchive) -> ChainReport | None:
     if signed is None or signed.head_hash != anchor.up_to_hash:
         return ChainReport(institution_id, 0, "the archive anchor does not match a signed checkpoint", seq,
                            None, seq)
+    if public is not None and offline.first_forged([Checkpoint.of(signed)], public) is not None:
+        return ChainReport(institution_id, 0, offline.forged_problem(Checkpoint.of(signed)), seq, None, seq)
     below = await AuditEvent.filter(institution_id=institution_id, seq__lte=seq).order_by("seq").first()
     if below is not None:
         return ChainReport(institution_id, 0, f"an event at or below the archive anchor (seq {seq})", below.seq,
