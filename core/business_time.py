@@ -47,6 +47,14 @@ class Calendar:
             return self.workday_hours
         return self.week.get(day.weekday(), ())
 
+    def working_day_from(self, day: date) -> date:
+        """``day`` if it has working hours, else the next day that has (holidays and weekends skipped)."""
+        for offset in range(_HORIZON_DAYS):
+            current = day + timedelta(days=offset)
+            if self.intervals_on(current):
+                return current
+        raise NoWorkingTime("The calendar has no working time in the next ten years.")
+
     def _working(self, start: datetime) -> Iterator[tuple[datetime, datetime]]:
         """Working intervals in UTC from the local day containing ``start`` onwards."""
         day = start.astimezone(self.zone).date()

@@ -43,6 +43,13 @@ class BadUserInput(CareloopError):
     default_message = "Invalid input."
 
 
+class Conflict(CareloopError):
+    """The record changed since the caller read it (a stale version): nothing was written."""
+
+    code = "CONFLICT"
+    default_message = "The record changed since you read it; read it again."
+
+
 class RateLimited(CareloopError):
     code = "RATE_LIMITED"
     default_message = "Too many requests; try again later."

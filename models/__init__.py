@@ -2,9 +2,12 @@
 
 from models.attachment import Attachment
 from models.audit import AuditArchive, AuditChainHead, AuditCheckpoint, AuditEvent
+from models.care_plan import CarePlan, CarePlanActivity
 from models.consent import PartnerConsent
 from models.contact import Contact
 from models.emergency_access import EmergencyAccess
+from models.flag import Flag
+from models.follow_up import FollowUpAttempt, FollowUpRule, FollowUpTask
 from models.improvement import ImprovementItem, ImprovementTicket
 from models.institution import Department, Institution, InstitutionKey
 from models.notification import Notification
@@ -15,6 +18,7 @@ from models.role_grant import RoleGrant
 from models.sla import BusinessCalendar, SlaPolicy
 from models.staff import DepartmentMembership, RoleAssignment, Session, Staff
 from models.ticket import Ticket, TicketEvent
+from models.visit import ServiceItem, Visit, VisitCode, VisitStaff
 
 __all__ = [
     "Attachment",
@@ -23,11 +27,17 @@ __all__ = [
     "AuditCheckpoint",
     "AuditEvent",
     "BusinessCalendar",
+    "CarePlan",
+    "CarePlanActivity",
     "CareTeamMember",
     "Contact",
     "Department",
     "DepartmentMembership",
     "EmergencyAccess",
+    "Flag",
+    "FollowUpAttempt",
+    "FollowUpRule",
+    "FollowUpTask",
     "ImprovementItem",
     "ImprovementTicket",
     "Institution",
@@ -46,9 +56,13 @@ __all__ = [
     "PatientSession",
     "RoleAssignment",
     "RoleGrant",
+    "ServiceItem",
     "Session",
     "SlaPolicy",
     "Staff",
     "Ticket",
     "TicketEvent",
+    "Visit",
+    "VisitCode",
+    "VisitStaff",
 ]

@@ -51,5 +51,44 @@ ENCRYPTED_FIELDS: dict[str, frozenset[str]] = {
          "current_medication", "special_needs"}
     ),
     "contact": frozenset({"phone", "notes"}),
+    "visit": frozenset({"reason", "summary", "outcome", "treatment_plan", "medication_guidance", "rehabilitation",
+                        "precautions", "feedback", "internal_note"}),
+    "visit_code": frozenset({"code", "text"}),
+    "flag": frozenset({"detail"}),
+    "care_plan": frozenset({"title", "goals"}),
+    "care_plan_activity": frozenset({"description"}),
+    "follow_up_task": frozenset({"notes"}),
+    "follow_up_attempt": frozenset({"note"}),
+}
+
+# The care journey is read under the classes of its patient's file: whoever reads a patient's
+# clinical class reads the clinical part of their visits, plans and follow-up, and no one else.
+VISIT_FIELD_CLASS: dict[str, str] = {
+    **dict.fromkeys(("kind", "status", "planned_at", "arrived_at", "started_at", "ended_at", "cancelled_at",
+                     "revisit_on", "created_at", "updated_at", "version"), IDENTITY),
+    **dict.fromkeys(("reason", "summary", "outcome", "treatment_plan", "medication_guidance", "rehabilitation",
+                     "precautions", "feedback", "codes"), CLINICAL),
+    "internal_note": INTERNAL,
+}
+
+# A flag's kind and period are identity (everyone who looks the patient up sees that an alert stands);
+# its detail is read under the class of what it says.
+FLAG_DETAIL_CLASS: dict[str, str] = {
+    "vip": INTERNAL,
+    "difficult_payer": INTERNAL,
+    "special_needs": NEEDS,
+    "fall_risk": NEEDS,
+    "allergy": CLINICAL,
+    "clinical_alert": CLINICAL,
+}
+
+CARE_PLAN_FIELD_CLASS: dict[str, str] = {
+    **dict.fromkeys(("status", "starts_on", "ends_on", "created_at", "updated_at", "version"), IDENTITY),
+    **dict.fromkeys(("title", "goals", "activities"), CLINICAL),
+}
+
+FOLLOW_UP_FIELD_CLASS: dict[str, str] = {
+    **dict.fromkeys(("due_on", "status", "completed_at", "created_at", "updated_at", "version"), IDENTITY),
+    **dict.fromkeys(("reached", "condition", "needs_help", "satisfaction", "notes", "attempts"), CLINICAL),
 }
 

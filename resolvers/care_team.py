@@ -13,7 +13,7 @@ from tortoise.transactions import in_transaction
 from audit import writer
 from audit.events import Action
 from models import CareTeamMember, Patient, Staff
-from resolvers import access
+from resolvers import access, role_grant
 from resolvers.context import Context
 
 
@@ -21,6 +21,9 @@ async def assign(ctx: Context, patient_id: uuid.UUID | None, staff_id: uuid.UUID
     decision = await access.authorize(ctx, "care_team", "create", action=Action.CREATE, resource_type="care_team",
                                       patient_id=patient_id)
     await _check(ctx, patient_id, staff_id, Action.CREATE)
+    if staff_id is not None and staff_id == ctx.actor.id:  # a care team is reach: someone else puts you on it
+        raise await role_grant.refuse_self_grant(ctx, Action.CREATE, "care_team", staff_id, field="staffId",
+                                                 what="a place on a patient's care team")
     if not await CareTeamMember.exists(patient_id=patient_id, staff_id=staff_id):
         async with in_transaction():
             member = await CareTeamMember.create(institution_id=ctx.institution_id, patient_id=patient_id,

@@ -37,6 +37,7 @@ class Services:
     audit: GroupCommit = field(default_factory=GroupCommit)  # where operations' reads are written
     outbox: Outbox = field(default_factory=Outbox)  # wakes the escalation deliverer
     ticket_changes: Changes = field(default_factory=Changes)  # wakes ticket subscriptions
+    visit_changes: Changes = field(default_factory=Changes)  # wakes check-in alert subscriptions
 
 
 @dataclass

@@ -15,6 +15,7 @@ from strawberry.dataloader import DataLoader
 
 from models import (
     Attachment,
+    CarePlanActivity,
     CareTeamMember,
     Contact,
     Department,
@@ -23,6 +24,7 @@ from models import (
     PartnerConsent,
     Staff,
     TicketEvent,
+    VisitCode,
 )
 from models.base import TenantModel
 
@@ -46,6 +48,9 @@ class Loaders:
         self.care_team_by_patient = DataLoader(self._care_team_by_patient)
         self.consents_by_patient: DataLoader[uuid.UUID, list[PartnerConsent]] = DataLoader(
             self._grouped(PartnerConsent, "patient_id"))
+        self.codes_by_visit: DataLoader[uuid.UUID, list[VisitCode]] = DataLoader(self._grouped(VisitCode, "visit_id"))
+        self.activities_by_plan: DataLoader[uuid.UUID, list[CarePlanActivity]] = DataLoader(
+            self._grouped(CarePlanActivity, "plan_id"))
 
     def _by_id(self, model: type[M]) -> Callable[[Sequence[uuid.UUID]], Awaitable[list[M | None]]]:
         """Rows by id, one statement for a batch."""

@@ -29,7 +29,7 @@ from models.fields import tags_to_db
 from models.patient import CHANNELS, PATIENT_STATUSES, SEGMENTS, SEXES
 from policies.fields import ENCRYPTED_FIELDS, PATIENT_FIELD_CLASS
 from policies.guard import Decision
-from resolvers import access, pagination
+from resolvers import access, follow_up, pagination
 from resolvers import consent as consents
 from resolvers.access import PatientView
 from resolvers.context import Context
@@ -174,6 +174,8 @@ async def update(ctx: Context, patient_id: uuid.UUID | None, data: dict[str, Any
     async with in_transaction():
         await Patient.filter(id=view.row.id, institution_id=ctx.institution_id).update(**columns)
         await writer.append([record for record in records if record is not None])
+        if values.get("status") == "deceased":  # a deceased patient is never called
+            await follow_up.cancel_for_patient(ctx, view.row.id)
     return await access.find_patient(ctx, view.row.id, action=Action.READ)
 
 
@@ -186,6 +188,7 @@ async def archive(ctx: Context, patient_id: uuid.UUID | None) -> PatientView:
         await writer.append([access.write_record(
             ctx, Action.ARCHIVE, "patient", view.row.id, patient_id=view.row.id, fields=frozenset({"status"}),
             decision=decision)])
+        await follow_up.cancel_for_patient(ctx, view.row.id)
     return await access.find_patient(ctx, view.row.id, action=Action.READ)
 
 

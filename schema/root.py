@@ -19,6 +19,7 @@ from core.settings import Limits
 from resolvers.context import Context
 from schema.audit_event import AuditEventQuery
 from schema.audit_report import AuditReportQuery
+from schema.care_plan import CarePlanMutation, CarePlanQuery
 from schema.care_team import CareTeamMutation
 from schema.consent import ConsentMutation
 from schema.contact import ContactMutation
@@ -34,20 +35,24 @@ from schema.patient import PatientMutation, PatientQuery
 from schema.patient_account import PatientAccountMutation, PatientAccountQuery
 from schema.report import ReportQuery
 from schema.role_grant import RoleGrantMutation, RoleGrantQuery
+from schema.service_item import ServiceItemMutation, ServiceItemQuery
 from schema.session import SessionMutation, SessionQuery
 from schema.sla import SlaMutation, SlaQuery
 from schema.staff import StaffMutation, StaffQuery
 from schema.ticket import TicketMutation, TicketQuery, TicketSubscription
+from schema.visit import VisitMutation, VisitQuery
 
 log = logging.getLogger("careloop.graphql")
 
 Query = merge_types("Query", (SessionQuery, PatientQuery, TicketQuery, ReportQuery, ImprovementQuery, SlaQuery,
                               StaffQuery, DepartmentQuery, AuditEventQuery, AuditReportQuery, EmergencyAccessQuery,
-                              PartnerQuery, PartnerGrantQuery, DisclosureQuery, PatientAccountQuery, RoleGrantQuery))
+                              PartnerQuery, PartnerGrantQuery, DisclosureQuery, PatientAccountQuery, RoleGrantQuery,
+                              VisitQuery, ServiceItemQuery, CarePlanQuery))
 Mutation = merge_types(
     "Mutation", (SessionMutation, PatientMutation, ContactMutation, TicketMutation, ImprovementMutation, SlaMutation,
                  StaffMutation, CareTeamMutation, DepartmentMutation, EmergencyAccessMutation, PartnerMutation,
-                 PartnerGrantMutation, ConsentMutation, PatientAccountMutation, RoleGrantMutation)
+                 PartnerGrantMutation, ConsentMutation, PatientAccountMutation, RoleGrantMutation, VisitMutation,
+                 ServiceItemMutation, CarePlanMutation)
 )
 
 Subscription = merge_types("Subscription", (TicketSubscription,))

@@ -419,3 +419,22 @@ async def test_the_admin_reads_no_patient_data_after_all(tenant: Tenant) -> None
     reply = await gql(tenant.client, PATIENTS, token=fresh)
 
     assert reply.data == {"patients": {"nodes": []}}
+
+
+CARE_ASSIGN = "mutation($pid: ID!, $sid: ID!) { careTeamAssign(patientId: $pid, staffId: $sid) }"
+
+
+async def test_nobody_puts_themselves_on_a_care_team(tenant: Tenant) -> None:
+    """A care team is reach: a department head may place a nurse on it, never itself."""
+    from models import AuditEvent, CareTeamMember
+    from tests.factories import make_patient
+
+    pid = await make_patient(tenant, departmentId=str(tenant.departments["B"].id))
+    head = tenant.staff_ids["department_head"]
+    reply = await tenant.call("department_head", CARE_ASSIGN, pid=str(pid), sid=str(head))
+    assert reply.codes == ["FORBIDDEN"] and reply.errors[0]["extensions"]["reason"] == "self_grant"
+    assert not await CareTeamMember.exists(patient_id=pid, staff_id=head)
+    denial = await AuditEvent.filter(institution_id=tenant.id, outcome="denied").order_by("-seq").first()
+    assert denial is not None and (denial.resource_type, denial.reason) == ("care_team", "self_grant")
+    reply = await tenant.call("department_head", CARE_ASSIGN, pid=str(pid), sid=str(tenant.staff_ids["nurse"]))
+    assert reply.data == {"careTeamAssign": True}

