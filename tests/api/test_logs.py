@@ -7,7 +7,7 @@ import logging
 import pytest
 from tortoise.expressions import F
 
-from app.logs import SQL_LOGGERS, configure_logging
+from app.logs import SQL_LOGGERS, WEBSOCKET_LOGGERS, configure_logging
 from models import Patient
 from tests.factories import PASSWORD, Tenant, gql, make_patient
 
@@ -17,10 +17,10 @@ SECRET_VALUES = {"full_name": "Zhang Secretname", "phone": "13912345678", "diagn
 @pytest.fixture
 def verbose_logging(caplog: pytest.LogCaptureFixture):  # type: ignore[no-untyped-def]
     """The app's own logging configuration at its most verbose level."""
-    levels = {name: logging.getLogger(name).level for name in (*SQL_LOGGERS, "casbin")}
+    levels = {name: logging.getLogger(name).level for name in (*SQL_LOGGERS, *WEBSOCKET_LOGGERS, "casbin")}
     configure_logging("DEBUG")
     caplog.set_level(logging.DEBUG)
-    yield caplog
+    yield caplog  # WebSocket traffic at DEBUG: tests/app/test_ws_logs.py
     for name, level in levels.items():
         logging.getLogger(name).setLevel(level)
 

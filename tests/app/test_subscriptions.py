@@ -4,38 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import pytest_asyncio
-import uvicorn
 import websockets
 
-from app.main import create_app
-from core.settings import Settings
-from resolvers.context import Services
 from tests.factories import Tenant, make_patient
 
 SUBSCRIBE = "subscription($dep: ID) { ticketChanges(departmentId: $dep) { id status subject department { name } } }"
 CREATE = "mutation($input: TicketCreateInput!) { ticketCreate(input: $input) { id } }"
 MOVE = "mutation($id: ID!) { ticketTransition(id: $id, to: ACKNOWLEDGED) { id } }"
 QUIET = 0.6  # seconds without a message that count as "nothing was sent"
-
-
-@pytest_asyncio.fixture
-async def ws_url(database: str, settings: Settings, services: Services) -> AsyncIterator[str]:
-    app = create_app(settings, services, manage_database=False)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning", ws="websockets-sansio"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:  # noqa: ASYNC110 -- uvicorn exposes a flag, not an event
-        await asyncio.sleep(0.01)
-    yield f"ws://127.0.0.1:{sock.getsockname()[1]}/graphql"
-    server.should_exit = True
-    await task
 
 
 class Live:

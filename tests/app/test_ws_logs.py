@@ -1,0 +1,94 @@
+"""At DEBUG, WebSocket traffic leaves no token, name or phone in any log record.
+
+The websockets library logs each frame with its payload at DEBUG, through the logger uvicorn hands it
+("uvicorn.error"), whose level uvicorn sets from --log-level after the app configured logging: the
+server here is configured in that order, as `careloop serve` does.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from app.logs import SQL_LOGGERS, WEBSOCKET_LOGGERS, configure_logging
+from app.main import create_app
+from core.settings import Settings
+from resolvers.context import Services
+from tests.app.conftest import serve
+from tests.app.test_subscriptions import subscribe
+from tests.factories import Tenant, make_patient
+
+NAME, PHONE, CALLER, CALLER_PHONE = "Qiao Secretname", "13912345678", "Wu Callername", "13987654321"
+LIVE = ("subscription { ticketChanges { id subject callerName callerPhone "
+        "patient { fullName phone } } }")
+CREATE = "mutation($input: TicketCreateInput!) { ticketCreate(input: $input) { id } }"
+
+
+UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+
+
+class Everything(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.NOTSET)
+        self.records: list[logging.LogRecord] = []
+
+    def attach_to_uvicorn(self) -> None:
+        """uvicorn's loggers do not propagate to the root logger, and a uvicorn.Config removes their handlers."""
+        for name in UVICORN_LOGGERS:
+            logging.getLogger(name).addHandler(self)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def text(self) -> str:
+        return "\n".join(f"{r.name} {r.getMessage()} {r.exc_text or ''}" for r in self.records)
+
+
+@pytest.fixture
+def every_record() -> Iterator[Everything]:
+    """Every record that reaches the root logger, and (once attached) uvicorn's."""
+    handler = Everything()
+    names = (*SQL_LOGGERS, "casbin", *WEBSOCKET_LOGGERS, *UVICORN_LOGGERS, "")
+    levels = {name: logging.getLogger(name).level for name in names}
+    logging.getLogger().addHandler(handler)
+    yield handler
+    for name in ("", *UVICORN_LOGGERS):
+        logging.getLogger(name).removeHandler(handler)
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
+
+
+@pytest.mark.parametrize("implementation", [
+    "websockets-sansio",  # what uvicorn's --ws auto picks
+    pytest.param("websockets", marks=pytest.mark.filterwarnings("ignore::DeprecationWarning",
+                                                             "ignore:The `websockets` implementation")),
+])
+async def test_websocket_traffic_at_debug_logs_no_token_name_or_phone(
+        tenant: Tenant, settings: Settings, services: Services, every_record: Everything,
+        implementation: str) -> None:
+    configure_logging("DEBUG")
+    logging.getLogger().setLevel(logging.DEBUG)
+    app = create_app(settings, services, manage_database=False)
+    async with serve(app, ws=implementation, log_level="debug") as url:  # uvicorn sets its levels after ours
+        every_record.attach_to_uvicorn()
+        assert logging.getLogger("uvicorn.error").isEnabledFor(logging.DEBUG), "the server logs at DEBUG"
+        token = tenant.tokens["support_agent"]
+        live = await subscribe(url, token)  # connection_init carries the bearer token
+        await live.connection.send(json.dumps({"id": "2", "type": "subscribe", "payload": {"query": LIVE}}))
+        pid = await make_patient(tenant, fullName=NAME, phone=PHONE, departmentId=str(tenant.departments["A"].id))
+        reply = await tenant.call("front_desk", CREATE, input={
+            "channel": "HOTLINE", "category": "ENQUIRY", "subject": "Logs", "patientId": str(pid),
+            "callerName": CALLER, "callerPhone": CALLER_PHONE})
+        assert reply.errors == [], reply.errors
+        frames = [await live.next(), await live.next()]
+        await live.connection.close()
+    sent = json.dumps(frames)
+    assert CALLER in sent and CALLER_PHONE[-8:] in sent, "the event carried a name and a phone over the socket"
+
+    text = every_record.text()
+    assert "WebSocket /graphql" in text, "uvicorn's WebSocket logger was captured"
+    for value in (token, token[-12:], NAME, PHONE, PHONE[-8:], CALLER, CALLER_PHONE, CALLER_PHONE[-8:]):
+        assert value not in text
