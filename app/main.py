@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import checkpoints, db, files, notifier, oauth
 from app.graphql import CareloopGraphQL
+from app.logs import clamp_websocket_logging
 from app.services import StartupError, build_services
 from core.settings import Settings, load_settings
 from models import Staff
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
                ) -> Starlette:
     """The app. Tests that own the database pass ``manage_database=False``."""
     settings = settings or load_settings()
+    clamp_websocket_logging()  # in every worker: uvicorn hands its own logger to the WebSocket library
     services = services or build_services(settings)
     schema = build_schema(settings.limits, production=settings.is_production)
     graphql = CareloopGraphQL(schema, services, ide=not settings.is_production,

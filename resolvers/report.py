@@ -79,7 +79,7 @@ async def complaint_pareto(ctx: Context, start: date, end: date, department_id: 
     await _authorize(ctx, department_id)
     if end < start or (end - start).days > MAX_PERIOD_DAYS:
         raise BadUserInput("to: the period must end after it starts and span at most six years.", field="to")
-    since, until = await _bounds(ctx, start, end + timedelta(days=1))
+    since, until = await local_bounds(ctx, start, end + timedelta(days=1))
     query = Ticket.filter(institution_id=ctx.institution_id, category="complaint",
                           received_at__gte=since, received_at__lt=until)
     if department_id is not None:
@@ -99,9 +99,9 @@ async def monthly(ctx: Context, month: str, department_id: uuid.UUID) -> Monthly
     await _authorize(ctx, department_id)
     if not await Department.exists(id=department_id, institution_id=ctx.institution_id):
         raise await access.not_found(ctx, Action.READ, "ticket_report", department_id, "departmentId")
-    first_day = _month(month)
+    first_day = month_start(month)
     next_month = (first_day.replace(day=28) + timedelta(days=4)).replace(day=1)
-    since, until = await _bounds(ctx, first_day, next_month)
+    since, until = await local_bounds(ctx, first_day, next_month)
     rows = await Ticket.filter(institution_id=ctx.institution_id, department_id=department_id,
                                received_at__gte=since, received_at__lt=until).values_list(
         "channel", "category", "received_at", "first_responded_at", "resolved_at", "response_due_at",
@@ -117,8 +117,8 @@ async def monthly(ctx: Context, month: str, department_id: uuid.UUID) -> Monthly
     return MonthlyReport(
         department_id=department_id, month=month, tickets=len(rows),
         by_channel=dict(Counter(r[0] for r in rows)), by_category=dict(Counter(r[1] for r in rows)),
-        first_response=_durations([r[3] - r[2] for r in rows if r[3] is not None]),
-        resolution=_durations([r[4] - r[2] for r in rows if r[4] is not None]),
+        first_response=durations([r[3] - r[2] for r in rows if r[3] is not None]),
+        resolution=durations([r[4] - r[2] for r in rows if r[4] is not None]),
         sla_decided=decided, sla_met=met, complaints=sum(1 for r in rows if r[1] == "complaint"),
         patients_served=served)
 
@@ -140,7 +140,7 @@ async def _authorize(ctx: Context, department_id: uuid.UUID | None) -> None:
                    rule=ctx.decide("ticket_report", "read").rule)
 
 
-async def _bounds(ctx: Context, start: date, end: date) -> tuple[datetime, datetime]:
+async def local_bounds(ctx: Context, start: date, end: date) -> tuple[datetime, datetime]:
     zone = await institutions.zone(ctx.institution_id)
 
     def midnight(day: date) -> datetime:
@@ -149,7 +149,7 @@ async def _bounds(ctx: Context, start: date, end: date) -> tuple[datetime, datet
     return midnight(start), midnight(end)
 
 
-def _month(value: str) -> date:
+def month_start(value: str) -> date:
     try:
         year, month = value.split("-")
         if len(year) != 4 or len(month) != 2:
@@ -170,7 +170,7 @@ def _sla_outcome(now: datetime, responded: datetime | None, resolved: datetime |
     return None
 
 
-def _durations(spans: list[timedelta]) -> Durations:
+def durations(spans: list[timedelta]) -> Durations:
     minutes = sorted(span.total_seconds() / 60 for span in spans)
     if not minutes:
         return Durations(0, None, None)
