@@ -27,6 +27,7 @@ from schema.department import DepartmentMutation, DepartmentQuery
 from schema.disclosure import DisclosureQuery
 from schema.emergency_access import EmergencyAccessMutation, EmergencyAccessQuery
 from schema.extensions import AuditReads, CodedErrors, PartnerGate, is_unexpected
+from schema.flag import FlagMutation, FlagQuery, FlagSubscription
 from schema.improvement import ImprovementMutation, ImprovementQuery
 from schema.limits import limits_rule
 from schema.partner import PartnerMutation, PartnerQuery
@@ -47,15 +48,15 @@ log = logging.getLogger("careloop.graphql")
 Query = merge_types("Query", (SessionQuery, PatientQuery, TicketQuery, ReportQuery, ImprovementQuery, SlaQuery,
                               StaffQuery, DepartmentQuery, AuditEventQuery, AuditReportQuery, EmergencyAccessQuery,
                               PartnerQuery, PartnerGrantQuery, DisclosureQuery, PatientAccountQuery, RoleGrantQuery,
-                              VisitQuery, ServiceItemQuery, CarePlanQuery))
+                              VisitQuery, ServiceItemQuery, CarePlanQuery, FlagQuery))
 Mutation = merge_types(
     "Mutation", (SessionMutation, PatientMutation, ContactMutation, TicketMutation, ImprovementMutation, SlaMutation,
                  StaffMutation, CareTeamMutation, DepartmentMutation, EmergencyAccessMutation, PartnerMutation,
                  PartnerGrantMutation, ConsentMutation, PatientAccountMutation, RoleGrantMutation, VisitMutation,
-                 ServiceItemMutation, CarePlanMutation)
+                 ServiceItemMutation, CarePlanMutation, FlagMutation)
 )
 
-Subscription = merge_types("Subscription", (TicketSubscription,))
+Subscription = merge_types("Subscription", (TicketSubscription, FlagSubscription))
 
 
 class CareloopSchema(strawberry.Schema):

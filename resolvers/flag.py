@@ -1,0 +1,336 @@
+"""Alerts on a patient's file (FHIR Flag) and the check-in alert.
+
+A flag is reached through its patient: the patient must be in the caller's reach (out of reach looks
+missing), its kind, status and period are read under the identity class of the file, and its detail
+under the class of what it says (``policies.fields.FLAG_DETAIL_CLASS``): the front desk reads
+"large print, accompanied" on a special-needs flag, never the text of an allergy. Writing a detail
+needs the right to write that class of this patient's file. Flags of the internal kinds (VIP,
+difficult payer) are staff-only labels like the segments: whoever may not read the internal class
+on the file (a partner) is not shown them at all, since their kind alone says it.
+
+The check-in alert (``watch_check_ins``) follows the live ticket queue: before each look the
+subscriber signs in again and its rights are decided afresh; it is woken by check-ins in this
+process and polls the database for other workers'. What it sends is read through the same doors and
+noted on the audit trail like any read.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from tortoise.expressions import Q, Subquery
+from tortoise.queryset import QuerySet
+from tortoise.transactions import in_transaction
+
+from audit import writer
+from audit.events import Action
+from core.errors import BadUserInput, Forbidden
+from core.ids import uuid7
+from core.principal import PARTNER, STAFF
+from core.validation import camel_case, clean_text
+from models import Flag, Visit
+from models.fields import tags_from_db
+from models.flag import FLAG_KINDS, FLAG_STATUSES
+from policies.fields import ENCRYPTED_FIELDS, FLAG_DETAIL_CLASS, IDENTITY, INTERNAL
+from resolvers import access, session
+from resolvers import institution as institutions
+from resolvers.access import PatientView
+from resolvers.context import Context
+from resolvers.visit import VisitView
+
+DETAIL_LIMIT = 500
+# The kinds that alert the desk when their patient checks in (a difficult payer does not, but is shown
+# with the others when a check-in alerts).
+ALERT_KINDS = frozenset({"vip", "special_needs", "fall_risk", "allergy", "clinical_alert"})
+# A flag's fields other than the detail: identity of the file.
+IDENTITY_FIELDS = frozenset({"kind", "status", "starts_on", "ends_on", "created_at", "updated_at"})
+# FHIR Flag statuses: entered in error is final; active and inactive go back and forth.
+STATUS_MOVES: dict[str, frozenset[str]] = {
+    "active": frozenset({"active", "inactive", "entered_in_error"}),
+    "inactive": frozenset({"active", "inactive", "entered_in_error"}),
+    "entered_in_error": frozenset({"entered_in_error"}),
+}
+
+
+@dataclass(frozen=True)
+class FlagView:
+    row: Flag
+    patient: PatientView
+
+
+# -- reading -----------------------------------------------------------------------------------
+
+
+def detail_class(row: Flag) -> str:
+    return FLAG_DETAIL_CLASS[row.kind]
+
+
+def read_field(ctx: Context, view: FlagView, name: str) -> Any:
+    """A flag's field under its class on the patient's file; the detail opened only when asked for."""
+    if name == "detail":
+        access.require_class(ctx, view.patient, detail_class(view.row))
+        value = view.row.detail
+        if value is None:
+            return None
+        pid = view.patient.row.id
+        ctx.reads.note("patient", pid, pid, field_name="flag.detail")
+        return access.open_sealed(ctx, "flag", "detail", view.row.id, value)
+    if name not in IDENTITY_FIELDS:
+        raise AttributeError(name)
+    access.require_class(ctx, view.patient, IDENTITY)
+    return getattr(view.row, name)
+
+
+def shown(view: PatientView, row: Flag) -> bool:
+    """Internal flags are listed only to those who read the internal class on the file."""
+    return detail_class(row) != INTERNAL or INTERNAL in view.classes
+
+
+def in_force(today: date) -> Q:
+    """Active flags whose period holds ``today`` (the institution's local date)."""
+    return (Q(status="active") & (Q(starts_on=None) | Q(starts_on__lte=today))
+            & (Q(ends_on=None) | Q(ends_on__gte=today)))
+
+
+async def today(ctx: Context) -> date:
+    return datetime.now(UTC).astimezone(await institutions.zone(ctx.institution_id)).date()
+
+
+async def of_patient(ctx: Context, patient_id: uuid.UUID | None, *, in_force_only: bool = True) -> list[FlagView]:
+    """A patient's flags (in force today, by default), oldest first."""
+    await access.authorize(ctx, "flag", "read", action=Action.READ, resource_type="flag", patient_id=patient_id)
+    patient = await access.find_patient(ctx, patient_id, action=Action.READ, field="patientId")
+    query = Flag.filter(institution_id=ctx.institution_id, patient_id=patient.row.id)
+    if in_force_only:
+        query = query.filter(in_force(await today(ctx)))
+    rows = await query.order_by("id")
+    access.require_class(ctx, patient, IDENTITY)  # the list says which alerts stand: noted even when empty
+    return [FlagView(row, patient) for row in rows if shown(patient, row)]
+
+
+async def find(ctx: Context, flag_id: uuid.UUID | None, action: Action) -> FlagView:
+    """A flag of a patient in reach; NOT_FOUND (recorded) when missing, out of reach or another institution's."""
+    row = None if flag_id is None else await Flag.get_or_none(id=flag_id, institution_id=ctx.institution_id)
+    patient = None if row is None else await access.visible_patient(ctx, row.patient_id)
+    if row is None or patient is None or not shown(patient, row):
+        raise await access.not_found(ctx, action, "flag", flag_id)
+    return FlagView(row, patient)
+
+
+# -- writing -----------------------------------------------------------------------------------
+
+
+async def create(ctx: Context, data: dict[str, Any]) -> FlagView:
+    decision = await access.authorize(ctx, "flag", "create", action=Action.CREATE, resource_type="flag",
+                                      patient_id=data.get("patient_id"))
+    patient = await access.find_patient(ctx, data.get("patient_id"), action=Action.CREATE, field="patientId")
+    kind = _one_of(data.get("kind"), FLAG_KINDS, "kind")
+    values = _normalize({name: value for name, value in data.items() if name not in ("patient_id", "kind")})
+    values.pop("status", None)
+    values.setdefault("starts_on", await today(ctx))
+    _check_period(values.get("starts_on"), values.get("ends_on"))
+    if values.get("detail") is not None:
+        await _check_detail_rights(ctx, patient, kind, Action.CREATE)
+    if patient.row.status != "active":
+        raise BadUserInput(f"patientId: the file is {patient.row.status}; alerts are for active files.",
+                           field="patientId")
+    principal = ctx.require_principal()
+    flag_id = uuid7()
+    async with in_transaction():
+        row = await Flag.create(id=flag_id, institution_id=ctx.institution_id, patient_id=patient.row.id, kind=kind,
+                                status="active", author_id=principal.user_id if principal.kind == STAFF else None,
+                                **_columns(ctx, flag_id, values))
+        await writer.append([access.write_record(ctx, Action.CREATE, "flag", flag_id, patient_id=patient.row.id,
+                                                 fields=frozenset({"kind", "status", *_written(values)}),
+                                                 decision=decision)])
+    return FlagView(row, patient)
+
+
+async def update(ctx: Context, flag_id: uuid.UUID | None, data: dict[str, Any]) -> FlagView:
+    """Change a flag's detail or period, or its status (INACTIVE to deactivate it, ENTERED_IN_ERROR
+    when it should never have been raised). Its kind never changes: raise another flag."""
+    if not data:
+        raise BadUserInput("input: give at least one field to change.", field="input")
+    decision = await access.authorize(ctx, "flag", "update", action=Action.UPDATE, resource_type="flag",
+                                      resource_id=flag_id)
+    view = await find(ctx, flag_id, Action.UPDATE)
+    row = view.row
+    values = _normalize(data)
+    if "status" in values:
+        if values["status"] is None:
+            raise BadUserInput("status: must not be null.", field="status")
+        if values["status"] not in STATUS_MOVES[row.status]:
+            raise BadUserInput(f"status: a flag {row.status.upper()} cannot become {values['status'].upper()}.",
+                               field="status")
+    elif row.status == "entered_in_error":
+        raise BadUserInput("id: a flag entered in error is not changed any more.", field="id")
+    _check_period(values.get("starts_on", row.starts_on), values.get("ends_on", row.ends_on))
+    if "detail" in values:
+        await _check_detail_rights(ctx, view.patient, row.kind, Action.UPDATE)
+    columns = _columns(ctx, row.id, values)
+    async with in_transaction():
+        await Flag.filter(id=row.id, institution_id=ctx.institution_id).update(**columns,
+                                                                                updated_at=datetime.now(UTC))
+        await writer.append([access.write_record(ctx, Action.UPDATE, "flag", row.id, patient_id=row.patient_id,
+                                                 fields=frozenset(_written(values)), decision=decision)])
+    fresh = await Flag.get(id=row.id, institution_id=ctx.institution_id)
+    return FlagView(fresh, view.patient)
+
+
+async def _check_detail_rights(ctx: Context, patient: PatientView, kind: str, action: Action) -> None:
+    """Writing a flag's detail needs the right to write its class on this patient's file (and to read it there)."""
+    field_class = FLAG_DETAIL_CLASS[kind]
+    await access.authorize(ctx, f"patient.{field_class}", "update", action=action, resource_type="flag",
+                           patient_id=patient.row.id)
+    if field_class not in patient.classes:
+        await access.deny(ctx, action, "flag", None, patient.row.id, reason="forbidden",
+                          field_classes=frozenset({field_class}))
+        raise Forbidden()
+
+
+def _normalize(data: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in data.items():
+        field_name = camel_case(name)
+        if name == "detail":
+            out[name] = None if value is None else clean_text(value, field=field_name, max_length=DETAIL_LIMIT,
+                                                               min_length=1)
+        elif name == "status":
+            out[name] = None if value is None else _one_of(value, FLAG_STATUSES, field_name)
+        elif name in ("starts_on", "ends_on"):
+            out[name] = value
+        else:
+            raise BadUserInput(f"{field_name}: cannot be changed.", field=field_name)
+    return out
+
+
+def _check_period(starts_on: date | None, ends_on: date | None) -> None:
+    if starts_on is not None and ends_on is not None and ends_on < starts_on:
+        raise BadUserInput("endsOn: must not be before startsOn.", field="endsOn")
+
+
+def _columns(ctx: Context, flag_id: uuid.UUID, values: dict[str, Any]) -> dict[str, Any]:
+    return {name: access.seal(ctx, "flag", name, flag_id, value) if name in ENCRYPTED_FIELDS["flag"] else value
+            for name, value in values.items()}
+
+
+def _written(values: dict[str, Any]) -> set[str]:
+    return set(values)
+
+
+def _one_of(value: Any, allowed: tuple[str, ...], field_name: str) -> str:
+    if value not in allowed:
+        raise BadUserInput(f"{field_name}: must be one of {', '.join(sorted(allowed))}.", field=field_name)
+    return str(value)
+
+
+# -- the check-in alert ------------------------------------------------------------------------
+
+WATCH_POLL_SECONDS = 2.0
+WATCH_BATCH = 100
+# Each look goes back this far, so that a check-in committed a little after a later one is not
+# skipped; what was already looked at is remembered (up to REMEMBERED visits) and not sent twice.
+LOOKBACK = timedelta(seconds=10)
+REMEMBERED = 10_000
+
+
+@dataclass(frozen=True)
+class CheckInAlert:
+    visit: VisitView
+    patient: PatientView
+    flags: list[FlagView]
+    vip_segment: bool
+
+
+def _visits_in_reach(ctx: Context) -> QuerySet[Visit] | None:
+    """Visits of the patients the caller reaches (a partner: only those it recorded), as
+    ``resolvers.visit`` reaches them."""
+    patients = access.scoped_patients(ctx)
+    if patients is None:
+        return None
+    query = Visit.filter(institution_id=ctx.institution_id, patient_id__in=Subquery(patients.values("id")))
+    principal = ctx.require_principal()
+    if principal.kind == PARTNER:
+        query = query.filter(partner_id=principal.partner_id)
+    return query
+
+
+async def watch_check_ins(ctx: Context, department_id: uuid.UUID | None,
+                          poll_seconds: float = WATCH_POLL_SECONDS) -> AsyncIterator[CheckInAlert]:
+    """Check-ins (a visit becoming ARRIVED) of patients with an alert in force or in the VIP segment,
+    from now on, in the caller's reach (and the department, when given).
+
+    Needs ``visit: read`` and ``flag: read``, decided again before each look after signing in again:
+    a revoked token or a lost role ends the subscription.
+    """
+    started = datetime.now(UTC)
+    since = started
+    seen: OrderedDict[uuid.UUID, None] = OrderedDict()
+    while True:
+        await session.sign_in(ctx)
+        ctx.forget_decisions()
+        await access.authorize(ctx, "visit", "read", action=Action.READ, resource_type="visit")
+        await access.authorize(ctx, "flag", "read", action=Action.READ, resource_type="flag")
+        reached = _visits_in_reach(ctx)
+        if reached is not None:
+            query = reached.filter(status="arrived")
+            if department_id is not None:
+                query = query.filter(department_id=department_id)
+            key: tuple[datetime, uuid.UUID] = (max(started, since - LOOKBACK), uuid.UUID(int=0))
+            local_today = await today(ctx)
+            while True:
+                rows = await (query.filter(Q(updated_at__gt=key[0]) | Q(updated_at=key[0], id__gt=key[1]))
+                              .order_by("updated_at", "id").limit(WATCH_BATCH))
+                fresh = [row for row in rows if row.id not in seen]
+                for row in fresh:
+                    seen[row.id] = None
+                while len(seen) > REMEMBERED:
+                    seen.popitem(last=False)
+                for alert in await _alerts(ctx, fresh, local_today):
+                    yield alert
+                if rows:
+                    key = (rows[-1].updated_at, rows[-1].id)
+                    since = max(since, rows[-1].updated_at)
+                if len(rows) < WATCH_BATCH:
+                    break
+            await access.flush_reads(ctx)
+        await ctx.services.visit_changes.wait(poll_seconds)
+
+
+async def _alerts(ctx: Context, rows: list[Visit], local_today: date) -> list[CheckInAlert]:
+    """The check-ins among ``rows`` that alert the caller: one statement for their patients in reach and
+    one for the flags of all of them."""
+    patients = access.scoped_patients(ctx)
+    if not rows or patients is None:
+        return []
+    patient_ids = sorted({row.patient_id for row in rows})
+    found = {view.row.id: view for view in await access.views(ctx, await patients.filter(id__in=patient_ids))}
+    flags: dict[uuid.UUID, list[Flag]] = {}
+    query = Flag.filter(institution_id=ctx.institution_id, patient_id__in=patient_ids).filter(in_force(local_today))
+    for flag in await query.order_by("id"):
+        flags.setdefault(flag.patient_id, []).append(flag)
+    alerts = []
+    for row in rows:
+        patient = found.get(row.patient_id)
+        if patient is None or IDENTITY not in patient.classes:
+            continue
+        standing = [flag for flag in flags.get(row.patient_id, []) if shown(patient, flag)]
+        vip = "vip" in tags_from_db(patient.row.segments)
+        if not (any(flag.kind in ALERT_KINDS for flag in standing) or (vip and INTERNAL in patient.classes)):
+            continue
+        # The event itself says that this patient has just checked in: an identity read of the file.
+        access.require_class(ctx, patient, IDENTITY)
+        alerts.append(CheckInAlert(VisitView(row, patient), patient, [FlagView(flag, patient) for flag in standing],
+                                   vip))
+    return alerts
+
+
+def read_vip_segment(ctx: Context, alert: CheckInAlert) -> bool:
+    """Whether the patient is in the VIP segment: the internal class of the file."""
+    access.require_class(ctx, alert.patient, INTERNAL)
+    return alert.vip_segment
