@@ -23,15 +23,14 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from tortoise.expressions import Q, Subquery
-from tortoise.queryset import QuerySet
+from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from audit import writer
 from audit.events import Action
 from core.errors import BadUserInput, Forbidden
 from core.ids import uuid7
-from core.principal import PARTNER, STAFF
+from core.principal import STAFF
 from core.validation import camel_case, clean_text
 from models import Flag, Visit
 from models.fields import tags_from_db
@@ -39,6 +38,7 @@ from models.flag import FLAG_KINDS, FLAG_STATUSES
 from policies.fields import ENCRYPTED_FIELDS, FLAG_DETAIL_CLASS, IDENTITY, INTERNAL
 from resolvers import access, session
 from resolvers import institution as institutions
+from resolvers import visit as visits
 from resolvers.access import PatientView
 from resolvers.context import Context
 from resolvers.visit import VisitView
@@ -247,19 +247,6 @@ class CheckInAlert:
     vip_segment: bool
 
 
-def _visits_in_reach(ctx: Context) -> QuerySet[Visit] | None:
-    """Visits of the patients the caller reaches (a partner: only those it recorded), as
-    ``resolvers.visit`` reaches them."""
-    patients = access.scoped_patients(ctx)
-    if patients is None:
-        return None
-    query = Visit.filter(institution_id=ctx.institution_id, patient_id__in=Subquery(patients.values("id")))
-    principal = ctx.require_principal()
-    if principal.kind == PARTNER:
-        query = query.filter(partner_id=principal.partner_id)
-    return query
-
-
 async def watch_check_ins(ctx: Context, department_id: uuid.UUID | None,
                           poll_seconds: float = WATCH_POLL_SECONDS) -> AsyncIterator[CheckInAlert]:
     """Check-ins (a visit becoming ARRIVED) of patients with an alert in force or in the VIP segment,
@@ -276,7 +263,7 @@ async def watch_check_ins(ctx: Context, department_id: uuid.UUID | None,
         ctx.forget_decisions()
         await access.authorize(ctx, "visit", "read", action=Action.READ, resource_type="visit")
         await access.authorize(ctx, "flag", "read", action=Action.READ, resource_type="flag")
-        reached = _visits_in_reach(ctx)
+        reached = visits.in_reach(ctx)
         if reached is not None:
             query = reached.filter(status="arrived")
             if department_id is not None:

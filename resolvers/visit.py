@@ -94,7 +94,7 @@ def read_code_field(ctx: Context, view: CodeView, name: str) -> Any:
     return value
 
 
-def _reached(ctx: Context) -> QuerySet[Visit] | None:
+def in_reach(ctx: Context) -> QuerySet[Visit] | None:
     """Visits of patients the caller reaches (a partner: only those it recorded), as a query."""
     patients = access.scoped_patients(ctx)
     if patients is None:
@@ -112,7 +112,7 @@ async def _views(ctx: Context, rows: list[Visit]) -> list[VisitView]:
 
 
 async def find(ctx: Context, visit_id: uuid.UUID | None, action: Action, field: str = "id") -> VisitView:
-    query = _reached(ctx)
+    query = in_reach(ctx)
     row = None if query is None or visit_id is None else await query.get_or_none(id=visit_id)
     views = [] if row is None else await _views(ctx, [row])
     if not views:
@@ -129,7 +129,7 @@ async def history(ctx: Context, patient: PatientView, *, first: int, after: str 
                   where: VisitFilter) -> pagination.Page[VisitView]:
     """A patient's visits, newest first (by when they were planned or happened)."""
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
-    query = _reached(ctx)
+    query = in_reach(ctx)
     if query is None:
         return pagination.Page([], False)
     query = query.filter(patient_id=patient.row.id).filter(await _conditions(ctx, where))
@@ -363,7 +363,7 @@ async def set_code_status(ctx: Context, code_id: uuid.UUID | None, status: str) 
     decision = await access.authorize(ctx, "visit", "update", action=Action.UPDATE, resource_type="visit_code",
                                       resource_id=code_id)
     row = None if code_id is None else await VisitCode.get_or_none(id=code_id, institution_id=ctx.institution_id)
-    query = _reached(ctx)
+    query = in_reach(ctx)
     visit = None if row is None or query is None else await query.get_or_none(id=row.visit_id)
     views = [] if visit is None else await _views(ctx, [visit])
     if row is None or not views:
