@@ -24,11 +24,17 @@ from core.principal import ROLES
 from models import (
     AuditEvent,
     BusinessCalendar,
+    CarePlan,
+    CarePlanActivity,
     CareTeamMember,
     Contact,
     Department,
     DepartmentMembership,
     EmergencyAccess,
+    Flag,
+    FollowUpAttempt,
+    FollowUpRule,
+    FollowUpTask,
     ImprovementItem,
     ImprovementTicket,
     Notification,
@@ -41,11 +47,15 @@ from models import (
     PatientInvitation,
     RoleAssignment,
     RoleGrant,
+    ServiceItem,
     Session,
     SlaPolicy,
     Staff,
     Ticket,
     TicketEvent,
+    Visit,
+    VisitCode,
+    VisitStaff,
 )
 from policies.fields import PATIENT_CLASSES
 from policies.guard import Guard
@@ -57,7 +67,8 @@ SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schema.graphql"
 TENANT_TABLES = (Patient, Contact, CareTeamMember, Staff, RoleAssignment, DepartmentMembership, Department, Session,
                  EmergencyAccess, Ticket, TicketEvent, SlaPolicy, BusinessCalendar, Notification, ImprovementItem,
                  ImprovementTicket, Partner, PartnerClient, PartnerConsent, PartnerGrant, PatientInvitation,
-                 PatientAccount, RoleGrant)
+                 PatientAccount, RoleGrant, Visit, VisitCode, VisitStaff, ServiceItem, CarePlan, CarePlanActivity,
+                 FollowUpRule, FollowUpTask, FollowUpAttempt, Flag)
 
 # What the matrix patient holds, one field per class (the nurse registers it: she may write every class).
 PATIENT_VALUES = {
@@ -69,7 +80,7 @@ PATIENT_VALUES = {
 }
 CLASS_FIELD = {"identity": "fullName", "contact": "phone", "clinical": "diagnoses", "needs": "specialNeeds",
                "internal": "tags"}
-UPDATE_INPUT = {
+UPDATE_INPUT: dict[str, dict[str, Any]] = {
     "identity": {"fullName": "Renamed Patient"},
     "contact": {"email": "renamed@example.com"},
     "clinical": {"diagnoses": "Pulpitis"},
@@ -125,7 +136,8 @@ class Op:
     requires: tuple[tuple[str, str], ...]  # every (object, action) the operation needs
     writes: bool = True
     row_scoped: bool = False  # finds the patient in the caller's scope before checking the permission
-    field: str | None = None  # a field read: denied as a null field with FORBIDDEN
+    field: str | None = None  # a field read: denied as a null field with FORBIDDEN (by ``requires``, or by the
+    # lookup when the field belongs to a record of the journey: then ``requires`` guards the operation)
     expect: Callable[[Any], None] | None = None  # checks the data of an allowed reply
     lookup: Lookup | None = None  # found after the permission check: a ticket, its patient, a department
 
@@ -137,7 +149,7 @@ class Op:
         if self.row_scoped and not reaches_department_a(role, institution_id):
             return "NOT_FOUND", "not_found"
         if not all(allows(role, institution_id, obj, act) for obj, act in self.requires):
-            return "FORBIDDEN", "forbidden_field" if self.field else "forbidden"
+            return "FORBIDDEN", "forbidden_field" if self.field and self.lookup is None else "forbidden"
         return None if self.lookup is None else self.lookup.denial(role, institution_id)
 
 
@@ -740,6 +752,245 @@ NOT_FOR_STAFF = {"myAccessLog", "myDataExport", "myTickets", "partnerAccessLog",
 async def _only(variables: Awaitable[dict[str, Any]], name: str) -> dict[str, Any]:
     return {name: (await variables)[name]}
 
+
+# -- the care journey (issue 12): visits, their codes, the service catalogue, care plans ----------
+#
+# Every record of the journey is reached through its patient (NOT_FOUND when the patient is out of
+# reach, as for a random id) and each of its fields is read under a class of the patient's file
+# (policies.fields); an operation that writes a clinical or internal part needs, besides its own
+# permission, ``patient.<class>: update`` and that class readable on the patient. The resolvers check
+# the operation's permission, then find the patient, then the class: the model checks every permission
+# before the lookup, which gives the same outcome as long as whoever holds the operation's permission
+# without the class write reaches the patient (``test_class_writes_are_refused_within_reach`` holds
+# the policy to it).
+
+VISIT_CREATE = "mutation($input: VisitCreateInput!) { visitCreate(input: $input) { id status version } }"
+VISIT_CODE_ADD = """mutation($id: ID!, $input: VisitCodeInput!) {
+  visitCodeAdd(visitId: $id, input: $input) { id code status }
+}"""
+VISIT_MOVE = """mutation($id: ID!, $to: VisitStatus!, $version: Int) {
+  visitTransition(id: $id, to: $to, version: $version) { id status version }
+}"""
+VISIT_UPDATE = """mutation($id: ID!, $input: VisitUpdateInput!, $version: Int) {
+  visitUpdate(id: $id, input: $input, version: $version) { id version }
+}"""
+SERVICE_ITEM_CREATE = "mutation($code: String!) { serviceItemCreate(code: $code, name: \"Dental implant\") { id } }"
+CARE_PLAN_CREATE = "mutation($input: CarePlanCreateInput!) { carePlanCreate(input: $input) { id status } }"
+VISIT_SUMMARY = "Implant placed"
+VISIT_NOTE = "Nervous patient"
+CONDITION = "K08.1"
+PROCEDURE = "MATRIX-IMPLANT"
+PLAN_GOALS = "Healed by March"
+# What a nurse of department A writes on the matrix visit: when and where, what was done, a staff note.
+VISIT_VALUES = {"kind": "OUTPATIENT", "plannedAt": "2026-12-01T09:00:00+08:00", "summary": VISIT_SUMMARY,
+                "internalNote": VISIT_NOTE}
+# One field of each class a visit write may carry.
+VISIT_INPUT = {"identity": {"revisitOn": "2027-01-15"}, "clinical": {"summary": "Scaling done"},
+               "internal": {"internalNote": "Prefers mornings"}}
+
+
+@dataclass(frozen=True)
+class ThroughPatient:
+    """A record of the journey (``model``: a visit, a care plan) found through its patient in the caller's
+    reach, NOT_FOUND otherwise; its ``field_class`` (if it reads one) read under that class of the
+    patient's file, a null field with FORBIDDEN (a denied read of the class) when the role may not."""
+
+    model: type[Visit] | type[CarePlan]
+    field_class: str | None = None
+    reached: Callable[[str, uuid.UUID], bool] = reaches_department_a
+
+    async def arrange(self, tenant: Tenant, role: str, variables: dict[str, Any]) -> None:
+        return None
+
+    def denial(self, role: str, institution_id: uuid.UUID) -> Denial | None:
+        if not self.reached(role, institution_id):
+            return "NOT_FOUND", "not_found"
+        if self.field_class is not None and not allows(role, institution_id, f"patient.{self.field_class}", "read"):
+            return "FORBIDDEN", "forbidden_field"
+        return None
+
+    async def patient_of(self, variables: dict[str, Any]) -> uuid.UUID:
+        return (await self.model.get(id=variables["id"])).patient_id
+
+
+async def matrix_visit(tenant: Tenant, department: str = "A") -> tuple[uuid.UUID, str]:
+    """A planned visit of a patient of ``department``, with a clinical summary, a staff note and an ICD-10
+    condition (recorded by the nurse; the front desk books it in department B, out of her reach)."""
+    pid = await (matrix_patient(tenant) if department == "A" else patient_of_b(tenant))
+    booker = "nurse" if department == "A" else "front_desk"
+    values = VISIT_VALUES if department == "A" else {"kind": "OUTPATIENT"}
+    reply = await tenant.call(booker, VISIT_CREATE, input={
+        "patientId": str(pid), "departmentId": str(tenant.departments[department].id), **values})
+    assert reply.errors == [], reply.errors
+    visit_id = reply.data["visitCreate"]["id"]
+    if department == "A":
+        added = await tenant.call("nurse", VISIT_CODE_ADD, id=visit_id, input={"kind": "CONDITION", "code": CONDITION})
+        assert added.errors == [], added.errors
+    return pid, visit_id
+
+
+async def catalogue_item(tenant: Tenant, code: str = PROCEDURE) -> str:
+    reply = await tenant.call("admin", SERVICE_ITEM_CREATE, code=code)
+    assert reply.errors == [], reply.errors
+    return str(reply.data["serviceItemCreate"]["id"])
+
+
+def journey_ops(department: str) -> tuple[Op, ...]:
+    """The visit operations on a patient of ``department``: all of them in department A, the lookup, one
+    write and registering in department B (which only roles of the whole institution reach)."""
+    reached = reaches_department_a if department == "A" else reaches_department_b
+    suffix = "" if department == "A" else f".of_{department.lower()}"
+
+    async def new_visit(tenant: Tenant, extra: dict[str, Any]) -> dict[str, Any]:
+        pid = await (matrix_patient(tenant) if department == "A" else patient_of_b(tenant))
+        return {"input": {"patientId": str(pid), "kind": "OUTPATIENT",
+                          "departmentId": str(tenant.departments[department].id), **extra}}
+
+    def create_visit(cls: str) -> Op:
+        async def prepare(tenant: Tenant) -> dict[str, Any]:
+            return await new_visit(tenant, {} if cls == "identity" else VISIT_INPUT[cls])
+
+        requires = (("visit", "create"),) + ((f"patient.{cls}", "update"),) * (cls != "identity")
+        return Op(f"visitCreate.{cls}", "visitCreate", VISIT_CREATE, prepare, requires, lookup=PatientLookup(reached),
+                  expect=lambda data: _equal(data["visitCreate"]["status"], "PLANNED"))
+
+    async def visit_only(tenant: Tenant) -> dict[str, Any]:
+        return {"id": (await matrix_visit(tenant, department))[1]}
+
+    def update_visit(cls: str) -> Op:
+        async def prepare(tenant: Tenant) -> dict[str, Any]:
+            return {**await visit_only(tenant), "input": VISIT_INPUT[cls], "version": 1}
+
+        requires = (("visit", "update"),) + ((f"patient.{cls}", "update"),) * (cls != "identity")
+        return Op(f"visitUpdate.{cls}", "visitUpdate", VISIT_UPDATE, prepare, requires,
+                  lookup=ThroughPatient(Visit, reached=reached),
+                  expect=lambda data: _equal(data["visitUpdate"]["version"], 2))
+
+    def read_visit(cls: str, field: str, selection: str, expected: Any) -> Op:
+        return Op(f"visit.{cls}" if field != "codes" else "visit.codes", "visit",
+                  f"query($id: ID!) {{ visit(id: $id) {{ id {selection} }} }}", visit_only, (("visit", "read"),),
+                  writes=False, field=field, lookup=ThroughPatient(Visit, cls, reached),
+                  expect=lambda data: _equal(data["visit"][field], expected))
+
+    async def visit_to_check_in(tenant: Tenant) -> dict[str, Any]:
+        return {**await visit_only(tenant), "to": "ARRIVED", "version": 1}
+
+    async def with_code(tenant: Tenant) -> dict[str, Any]:
+        return {**await visit_only(tenant), "input": {"kind": "CONDITION", "code": "K05.1"}}
+
+    async def pending_procedure(tenant: Tenant) -> dict[str, Any]:
+        visit_id = (await visit_only(tenant))["id"]
+        await catalogue_item(tenant)
+        reply = await tenant.call("nurse", VISIT_CODE_ADD, id=visit_id,
+                                  input={"kind": "PROCEDURE", "code": PROCEDURE, "status": "PENDING"})
+        assert reply.errors == [], reply.errors
+        return {"id": reply.data["visitCodeAdd"]["id"]}
+
+    async def history(tenant: Tenant) -> dict[str, Any]:
+        return {"pid": str((await matrix_visit(tenant, department))[0])}
+
+    clinical_update = ("patient.clinical", "update")
+    ops = (
+        *(create_visit(cls) for cls in VISIT_INPUT),
+        *(update_visit(cls) for cls in VISIT_INPUT),
+        Op("visitTransition", "visitTransition", VISIT_MOVE, visit_to_check_in, (("visit", "update"),),
+           lookup=ThroughPatient(Visit, reached=reached),
+           expect=lambda data: _equal(data["visitTransition"]["status"], "ARRIVED")),
+        Op("visitCodeAdd", "visitCodeAdd", VISIT_CODE_ADD, with_code, (("visit", "update"), clinical_update),
+           lookup=ThroughPatient(Visit, reached=reached),
+           expect=lambda data: _equal(data["visitCodeAdd"]["code"], "K05.1")),
+        Op("visitCodeSetStatus", "visitCodeSetStatus",
+           "mutation($id: ID!) { visitCodeSetStatus(id: $id, status: DONE) { id status } }", pending_procedure,
+           (("visit", "update"), clinical_update), lookup=PatientLookup(reached),
+           expect=lambda data: _equal(data["visitCodeSetStatus"]["status"], "DONE")),
+        read_visit("identity", "kind", "kind", "OUTPATIENT"),
+        read_visit("clinical", "summary", "summary", VISIT_SUMMARY),
+        read_visit("internal", "internalNote", "internalNote", VISIT_NOTE),
+        read_visit("clinical", "codes", "codes { code }", [{"code": CONDITION}]),
+        Op("visits", "visits", "query($pid: ID!) { visits(patientId: $pid) { nodes { kind } } }", history,
+           (("visit", "read"),), writes=False, lookup=PatientLookup(reached),
+           expect=lambda data: _equal(data["visits"]["nodes"], [{"kind": "OUTPATIENT"}])),
+        # A code filter says what the patient has: it needs the clinical read permission too.
+        Op("visits.by_code", "visits", f"""query($pid: ID!) {{
+  visits(patientId: $pid, filter: {{codeSystem: ICD10, code: "{CONDITION}"}}) {{ nodes {{ kind }} }}
+}}""", history, (("visit", "read"), ("patient.clinical", "read")), writes=False, lookup=PatientLookup(reached),
+           expect=lambda data: _equal(data["visits"]["nodes"], [{"kind": "OUTPATIENT"}])),
+    )
+    if department != "A":
+        ops = tuple(op for op in ops if op.name in ("visitCreate.identity", "visitTransition", "visit.identity"))
+    return tuple(replace(op, name=op.name + suffix) for op in ops)
+
+
+async def with_condition_on_file(tenant: Tenant) -> dict[str, Any]:
+    """For the cohorts: the matrix patient carries the condition."""
+    await matrix_visit(tenant)
+    return {}
+
+
+async def with_catalogue_item(tenant: Tenant) -> dict[str, Any]:
+    return {"id": await catalogue_item(tenant)}
+
+
+async def with_care_plan(tenant: Tenant) -> dict[str, Any]:
+    """A plan for the matrix patient, made by the doctor, with a call that became a follow-up task."""
+    variables = await new_care_plan(tenant)
+    reply = await tenant.call("doctor", CARE_PLAN_CREATE, **variables)
+    assert reply.errors == [], reply.errors
+    return {"id": reply.data["carePlanCreate"]["id"], "pid": variables["input"]["patientId"]}
+
+
+async def new_care_plan(tenant: Tenant) -> dict[str, Any]:
+    return {"input": {"patientId": str(await matrix_patient(tenant)), "title": "After the implant",
+                      "goals": PLAN_GOALS, "activities": [{"kind": "CALL", "afterDays": 1}]}}
+
+
+def read_care_plan(cls: str, field: str, expected: Any) -> Op:
+    return Op(f"carePlan.{cls}", "carePlan", f"query($id: ID!) {{ carePlan(id: $id) {{ id {field} }} }}",
+              lambda tenant: _only(with_care_plan(tenant), "id"), (("care_plan", "read"),), writes=False,
+              field=field, lookup=ThroughPatient(CarePlan, cls), expect=lambda data: _equal(data["carePlan"][field],
+                                                                                             expected))
+
+
+CARE_JOURNEY_OPS: tuple[Op, ...] = (
+    *journey_ops("A"),
+    *journey_ops("B"),
+    Op("patientsWithCode", "patientsWithCode",
+       f"{{ patientsWithCode(codeSystem: ICD10, code: \"{CONDITION}\") {{ nodes {{ fullName }} }} }}",
+       with_condition_on_file, (("patient.clinical", "read"),), writes=False,
+       expect=lambda data: _equal(data["patientsWithCode"]["nodes"], [{"fullName": PATIENT_VALUES["fullName"]}])),
+    Op("codeCounts", "codeCounts",
+       f"{{ codeCounts(codeSystem: ICD10, codes: [\"{CONDITION}\", \"K05.1\"]) {{ code patients }} }}",
+       with_condition_on_file, (("visit_report", "read"),), writes=False,
+       expect=lambda data: _equal(data["codeCounts"], [{"code": CONDITION, "patients": 1},
+                                                       {"code": "K05.1", "patients": 0}])),
+    Op("serviceItems", "serviceItems", "{ serviceItems { code } }", with_catalogue_item,
+       (("service_item", "read"),), writes=False,
+       expect=lambda data: _equal(data["serviceItems"], [{"code": PROCEDURE}])),
+    Op("serviceItemCreate", "serviceItemCreate", SERVICE_ITEM_CREATE, lambda tenant: _value(code=PROCEDURE),
+       (("service_item", "create"),)),
+    Op("serviceItemSetActive", "serviceItemSetActive",
+       "mutation($id: ID!) { serviceItemSetActive(id: $id, active: false) { active } }", with_catalogue_item,
+       (("service_item", "update"),), expect=lambda data: _equal(data["serviceItemSetActive"]["active"], False)),
+    Op("carePlanCreate", "carePlanCreate", CARE_PLAN_CREATE, new_care_plan,
+       (("care_plan", "create"), ("patient.clinical", "update")), lookup=PatientLookup(reaches_department_a),
+       expect=lambda data: _equal(data["carePlanCreate"]["status"], "ACTIVE")),
+    Op("carePlanTransition", "carePlanTransition",
+       "mutation($id: ID!) { carePlanTransition(id: $id, to: REVOKED, version: 1) { status } }",
+       lambda tenant: _only(with_care_plan(tenant), "id"), (("care_plan", "update"), ("patient.clinical", "update")),
+       lookup=ThroughPatient(CarePlan), expect=lambda data: _equal(data["carePlanTransition"]["status"], "REVOKED")),
+    read_care_plan("identity", "status", "ACTIVE"),
+    read_care_plan("clinical", "goals", PLAN_GOALS),
+    Op("carePlans", "carePlans", "query($pid: ID!) { carePlans(patientId: $pid) { nodes { status } } }",
+       lambda tenant: _only(with_care_plan(tenant), "pid"), (("care_plan", "read"),), writes=False,
+       lookup=PatientLookup(reaches_department_a),
+       expect=lambda data: _equal(data["carePlans"]["nodes"], [{"status": "ACTIVE"}])),
+)
+
+
+async def _value(**variables: Any) -> dict[str, Any]:
+    return variables
+
+
 OPS: tuple[Op, ...] = (
     *(create_op(cls) for cls in PATIENT_CLASSES),
     *(update_op(cls) for cls in PATIENT_CLASSES),
@@ -805,6 +1056,7 @@ OPS: tuple[Op, ...] = (
     *TICKET_AND_SLA_OPS,
     *REPORT_AND_IMPROVEMENT_OPS,
     *PARTNER_AND_PATIENT_OPS,
+    *CARE_JOURNEY_OPS,
 )
 
 
@@ -851,14 +1103,16 @@ async def test_role_operation(tenant: Tenant, op: Op, role: str) -> None:
         return
     code, reason = denial
     assert reply.codes == [code], reply.errors
-    if code == "FORBIDDEN" and op.field:  # a field-level denial: the row comes back, the field is null
+    if reason == "forbidden_field":  # a field-level denial: the row comes back, the field is null
         assert reply.data[op.root] == {"id": variables["id"], op.field: None}
     else:
         assert (reply.data or {}).get(op.root) is None
     assert after == before
     assert [(e.actor_id, e.outcome, e.reason) for e in new_denials] == [(tenant.staff_ids[role], "denied", reason)]
-    if op.field and code == "FORBIDDEN":
-        assert new_denials[0].patient_id == uuid.UUID(variables["id"])
+    if reason == "forbidden_field":  # a denied read of the class, on the patient's file
+        patient = (await op.lookup.patient_of(variables) if isinstance(op.lookup, ThroughPatient)
+                   else uuid.UUID(variables["id"]))
+        assert new_denials[0].patient_id == patient
 
 
 # -- the list follows the same row reach -----------------------------------------------------
@@ -938,6 +1192,21 @@ def test_every_guarded_operation_of_the_schema_is_in_the_matrix() -> None:
     # sessions, the list (row reach only, tested above) and a patient's own file (tests/api/test_patient_*.py)
     unguarded = {"me", "login", "logout", "patients", "patientLogin", "patientAccountActivate", "myFile"}
     assert operations - unguarded == {op.root for op in OPS}
+
+
+def test_class_writes_are_refused_within_reach() -> None:
+    """An operation that also needs a class of the file checks it after finding the patient; the model checks
+    every permission before its lookup. Both give the same outcome while every role holding the operation's
+    own permission but not the class reaches the patient (else the resolver would answer NOT_FOUND)."""
+    domain = uuid.uuid4()
+    for op in OPS:
+        own = [r for r in op.requires if not r[0].startswith("patient.")]
+        classes = [r for r in op.requires if r[0].startswith("patient.")]
+        if op.lookup is None or not own or not classes:
+            continue
+        for role in ROLES:
+            if all(allows(role, domain, *r) for r in own) and not all(allows(role, domain, *r) for r in classes):
+                assert op.lookup.denial(role, domain) != ("NOT_FOUND", "not_found"), (op.name, role)
 
 
 @pytest.mark.parametrize("op", OPS, ids=[op.name for op in OPS])
