@@ -57,7 +57,7 @@ from models import (
     VisitCode,
     VisitStaff,
 )
-from policies.fields import PATIENT_CLASSES
+from policies.fields import CLINICAL, FLAG_DETAIL_CLASS, IDENTITY, PATIENT_CLASSES
 from policies.guard import Guard
 from policies.scopes import ROLE_REACH, TICKET_REACH, Reach
 from tests.factories import PASSWORD, Tenant, make_patient
@@ -795,7 +795,7 @@ class ThroughPatient:
     reach, NOT_FOUND otherwise; its ``field_class`` (if it reads one) read under that class of the
     patient's file, a null field with FORBIDDEN (a denied read of the class) when the role may not."""
 
-    model: type[Visit] | type[CarePlan]
+    model: type[Visit] | type[CarePlan] | type[Flag]
     field_class: str | None = None
     reached: Callable[[str, uuid.UUID], bool] = reaches_department_a
 
@@ -991,6 +991,83 @@ async def _value(**variables: Any) -> dict[str, Any]:
     return variables
 
 
+# -- alerts on the file (flags) ------------------------------------------------------------------
+#
+# A flag's kind, status and period are identity; its detail is read, and written, under the class of
+# what it says (policies.fields.FLAG_DETAIL_CLASS): one kind of each class besides a detail-less flag.
+
+FLAG_CREATE = "mutation($input: FlagCreateInput!) { flagCreate(input: $input) { id kind status } }"
+FLAG_KIND = {cls: next(kind for kind, of in FLAG_DETAIL_CLASS.items() if of == cls)
+             for cls in sorted(set(FLAG_DETAIL_CLASS.values()))}
+FLAG_DETAIL = "Matrix alert detail"
+
+
+def flag_kind(cls: str) -> str:
+    """The kind of the matrix flag whose detail is of ``cls`` (identity: a flag without a detail)."""
+    return FLAG_KIND.get(cls, FLAG_KIND[CLINICAL]).upper()
+
+
+async def matrix_flag(tenant: Tenant, cls: str, department: str = "A") -> tuple[uuid.UUID, str]:
+    """A flag in force on a patient of ``department`` with a detail of ``cls`` (raised by the nurse, who
+    writes every class; the front desk raises a detail-less one on a patient of B, out of her reach)."""
+    pid = await (matrix_patient(tenant) if department == "A" else patient_of_b(tenant))
+    author, detail = ("nurse", {"detail": FLAG_DETAIL}) if department == "A" else ("front_desk", {})
+    reply = await tenant.call(author, FLAG_CREATE, input={"patientId": str(pid), "kind": flag_kind(cls), **detail})
+    assert reply.errors == [], reply.errors
+    return pid, str(reply.data["flagCreate"]["id"])
+
+
+def flag_ops(cls: str) -> tuple[Op, ...]:
+    """Raising, changing and reading a flag: the detail-less part (identity) or a detail of ``cls``."""
+    kind = flag_kind(cls)
+    detail = {} if cls == IDENTITY else {"detail": "Changed alert detail"}
+
+    async def new_flag(tenant: Tenant) -> dict[str, Any]:
+        return {"input": {"patientId": str(await matrix_patient(tenant)), "kind": kind, **detail}}
+
+    async def flag_change(tenant: Tenant) -> dict[str, Any]:
+        _, flag_id = await matrix_flag(tenant, cls)
+        return {"id": flag_id, "input": detail or {"status": "INACTIVE"}}
+
+    async def flag_list(tenant: Tenant) -> dict[str, Any]:
+        """The patient's flags (one), and the flag's id to check a refused field against (not sent)."""
+        pid, flag_id = await matrix_flag(tenant, cls)
+        return {"pid": str(pid), "id": flag_id}
+
+    writes = () if cls == IDENTITY else ((f"patient.{cls}", "update"),)
+    read = (Op(f"patientFlags.{cls}", "patientFlags", "query($pid: ID!) { patientFlags(patientId: $pid) { id kind } }",
+               flag_list, (("flag", "read"),), writes=False, lookup=ThroughPatient(Flag),
+               expect=lambda data: _equal([f["kind"] for f in data["patientFlags"]], [kind]))
+            if cls == IDENTITY else
+            Op(f"patientFlags.{cls}", "patientFlags",
+               "query($pid: ID!) { patientFlags(patientId: $pid) { id detail } }", flag_list, (("flag", "read"),),
+               writes=False, field="detail", lookup=ThroughPatient(Flag, cls),
+               expect=lambda data: _equal([f["detail"] for f in data["patientFlags"]], [FLAG_DETAIL])))
+    return (
+        Op(f"flagCreate.{cls}", "flagCreate", FLAG_CREATE, new_flag, (("flag", "create"), *writes),
+           lookup=PatientLookup(reaches_department_a),
+           expect=lambda data: _equal((data["flagCreate"]["kind"], data["flagCreate"]["status"]), (kind, "ACTIVE"))),
+        Op(f"flagUpdate.{cls}", "flagUpdate",
+           "mutation($id: ID!, $input: FlagUpdateInput!) { flagUpdate(id: $id, input: $input) { id status } }",
+           flag_change, (("flag", "update"), *writes), lookup=ThroughPatient(Flag),
+           expect=lambda data: _equal(data["flagUpdate"]["status"], "ACTIVE" if detail else "INACTIVE")),
+        read,
+    )
+
+
+async def flag_list_of_b(tenant: Tenant) -> dict[str, Any]:
+    pid, _ = await matrix_flag(tenant, IDENTITY, "B")
+    return {"pid": str(pid)}
+
+
+FLAG_OPS: tuple[Op, ...] = (
+    *(op for cls in (IDENTITY, *FLAG_KIND) for op in flag_ops(cls)),
+    Op("patientFlags.identity.of_b", "patientFlags", "query($pid: ID!) { patientFlags(patientId: $pid) { kind } }",
+       flag_list_of_b, (("flag", "read"),), writes=False, lookup=PatientLookup(reaches_department_b),
+       expect=lambda data: _equal(data["patientFlags"], [{"kind": flag_kind(IDENTITY)}])),
+)
+
+
 OPS: tuple[Op, ...] = (
     *(create_op(cls) for cls in PATIENT_CLASSES),
     *(update_op(cls) for cls in PATIENT_CLASSES),
@@ -1057,6 +1134,7 @@ OPS: tuple[Op, ...] = (
     *REPORT_AND_IMPROVEMENT_OPS,
     *PARTNER_AND_PATIENT_OPS,
     *CARE_JOURNEY_OPS,
+    *FLAG_OPS,
 )
 
 
@@ -1103,8 +1181,9 @@ async def test_role_operation(tenant: Tenant, op: Op, role: str) -> None:
         return
     code, reason = denial
     assert reply.codes == [code], reply.errors
-    if reason == "forbidden_field":  # a field-level denial: the row comes back, the field is null
-        assert reply.data[op.root] == {"id": variables["id"], op.field: None}
+    if reason == "forbidden_field":  # a field-level denial: the row comes back (alone in a list), the field null
+        row = {"id": variables["id"], op.field: None}
+        assert reply.data[op.root] == ([row] if isinstance(reply.data[op.root], list) else row)
     else:
         assert (reply.data or {}).get(op.root) is None
     assert after == before
@@ -1207,6 +1286,14 @@ def test_class_writes_are_refused_within_reach() -> None:
         for role in ROLES:
             if all(allows(role, domain, *r) for r in own) and not all(allows(role, domain, *r) for r in classes):
                 assert op.lookup.denial(role, domain) != ("NOT_FOUND", "not_found"), (op.name, role)
+
+
+def test_whoever_reads_flags_reads_the_internal_kinds() -> None:
+    """Flags of the internal kinds are not shown at all to whoever may not read the internal class (no
+    denial: the matrix does not model it), and no staff role that reads flags is such a one."""
+    domain = uuid.uuid4()
+    assert [role for role in ROLES if allows(role, domain, "flag", "read")
+            and not allows(role, domain, "patient.internal", "read")] == []
 
 
 @pytest.mark.parametrize("op", OPS, ids=[op.name for op in OPS])
