@@ -37,8 +37,10 @@ imports:
 	$(BIN)/lint-imports
 
 # The whole suite twice, in separate processes (Tortoise caches SQL per connection name, not per
-# dialect): on a SQLite file, then on a fresh database on the PostgreSQL server at PG_TEST_URL.
-pytest: pytest-sqlite pytest-postgres
+# dialect): on a SQLite file and on a fresh database on the PostgreSQL server at PG_TEST_URL, side by
+# side (one core each); each run's output is printed whole when it ends.
+pytest:
+	$(MAKE) --no-print-directory -j2 --output-sync=target pytest-sqlite pytest-postgres
 
 pytest-sqlite:
 	$(BIN)/pytest -q
