@@ -10,22 +10,47 @@ tasks are cancelled at once.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
-from tortoise.expressions import Q, Subquery
+from tortoise.exceptions import IntegrityError
+from tortoise.expressions import F, Q, Subquery
+from tortoise.functions import Count
+from tortoise.queryset import QuerySet
+from tortoise.transactions import in_transaction
 
 from audit import writer
 from audit.events import Action
+from core.errors import BadUserInput, Conflict, Forbidden
 from core.ids import uuid7
-from models import CareTeamMember, FollowUpRule, FollowUpTask, Patient, RoleAssignment, Visit, VisitCode
+from core.validation import camel_case, clean_text
+from models import (
+    CareTeamMember,
+    Department,
+    DepartmentMembership,
+    FollowUpAttempt,
+    FollowUpRule,
+    FollowUpTask,
+    Patient,
+    RoleAssignment,
+    ServiceItem,
+    Staff,
+    Visit,
+    VisitCode,
+)
 from models.fields import tags_from_db, tags_to_db
-from models.follow_up import OPEN_TASK_STATUSES
+from models.follow_up import ASSIGNEES, ATTEMPT_CHANNELS, ATTEMPT_OUTCOMES, CONDITIONS, OPEN_TASK_STATUSES
+from models.visit import VISIT_KINDS
+from policies.fields import CLINICAL, ENCRYPTED_FIELDS, FOLLOW_UP_FIELD_CLASS, IDENTITY
 from policies.guard import Decision
-from resolvers import access
+from resolvers import access, pagination
 from resolvers import institution as institutions
 from resolvers import sla as slas
+from resolvers import ticket as tickets
+from resolvers.access import PatientView
 from resolvers.context import Context
 
 
@@ -135,8 +160,693 @@ async def _cancel(ctx: Context, which: Q) -> int:
     if not rows:
         return 0
     await FollowUpTask.filter(id__in=[task_id for task_id, _ in rows]).update(
-        status="cancelled", updated_at=datetime.now(UTC))
+        status="cancelled", version=F("version") + 1, updated_at=datetime.now(UTC))
     await writer.append([access.write_record(ctx, Action.UPDATE, "follow_up_task", task_id, patient_id=patient_id,
                                              fields=frozenset({"status"}), decision=SYSTEM_DECISION)
                          for task_id, patient_id in rows])
     return len(rows)
+
+
+# ==========================================================================================
+# The API: the rules in force and their versions, tasks by hand, the pool and its claims, call
+# attempts, the outcome form, the worklist. Same door as visits: a task is reached through its
+# patient, each field is read under the class of the patient's file (FOLLOW_UP_FIELD_CLASS).
+
+RULE_CURSOR = "follow-up-rule"
+TASK_CURSOR = "follow-up-task"
+MAX_OFFSETS = 10
+MAX_OFFSET_DAYS = 366
+MAX_DUE_AHEAD = timedelta(days=366)
+MAX_ATTEMPT_AGE = timedelta(days=30)
+NAME_LIMIT = 100
+NOTES_LIMIT = 2000
+WORKLIST_SCOPES = ("mine", "pool", "department")
+RULE_COLUMNS = ("name", "visit_kind", "procedure_code", "department_id", "offsets_days", "assignee",
+                "skip_closed_days")
+_RULE_REQUIRED = frozenset({"name", "offsets_days", "assignee", "skip_closed_days"})  # never null
+
+
+@dataclass(frozen=True)
+class RuleView:
+    row: FollowUpRule
+
+
+@dataclass(frozen=True)
+class TaskView:
+    row: FollowUpTask
+    patient: PatientView
+
+
+@dataclass(frozen=True)
+class AttemptView:
+    row: FollowUpAttempt
+    task: TaskView
+
+
+@dataclass(frozen=True)
+class Worklist:
+    page: pagination.Page[TaskView]
+    today: date  # the institution's local date
+
+
+@dataclass(frozen=True)
+class Workload:
+    department_id: uuid.UUID
+    owner_id: uuid.UUID | None  # None: the department's pool
+    overdue: int
+    due_today: int
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def local_today(ctx: Context) -> date:
+    """Today in the institution's time zone: "due today" and "overdue" are local dates."""
+    return _now().astimezone(await institutions.zone(ctx.institution_id)).date()
+
+
+# -- rules ---------------------------------------------------------------------------------
+
+
+async def rules(ctx: Context, *, first: int, after: str | None, include_retired: bool = False,
+                rule_key: uuid.UUID | None = None) -> pagination.Page[FollowUpRule]:
+    """The rules in force (or every version of one rule, oldest first), in creation order."""
+    await access.authorize(ctx, "follow_up_rule", "read", action=Action.READ, resource_type="follow_up_rule")
+    first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
+    if not await FollowUpRule.exists(institution_id=ctx.institution_id):
+        async with in_transaction():  # the defaults are in force until the institution has rules of its own
+            await ensure_default_rules(ctx)
+    query = FollowUpRule.filter(institution_id=ctx.institution_id)
+    if rule_key is not None:
+        query = query.filter(rule_key=rule_key)
+    elif not include_retired:
+        query = query.filter(active=True)
+    if after:
+        query = query.filter(id__gt=pagination.decode_uuid(RULE_CURSOR, after))
+    rows = list(await query.order_by("id").limit(first + 1))
+    return pagination.page_of(rows[:first], len(rows) > first, RULE_CURSOR, key=lambda row: row.id)
+
+
+async def rule_create(ctx: Context, data: dict[str, Any]) -> FollowUpRule:
+    decision = await access.authorize(ctx, "follow_up_rule", "update", action=Action.CREATE,
+                                      resource_type="follow_up_rule")
+    for required in ("name", "offsets_days"):
+        if data.get(required) is None:
+            raise BadUserInput(f"{camel_case(required)}: is required.", field=camel_case(required))
+    values = await _rule_values(ctx, data)
+    await _check_rule_reach(ctx, Action.CREATE, None, {values.get("department_id")})
+    rule_id = uuid7()
+    async with in_transaction():
+        await ensure_default_rules(ctx)  # a first rule of its own joins the defaults, it does not replace them
+        row = await FollowUpRule.create(id=rule_id, institution_id=ctx.institution_id, rule_key=uuid7(), version=1,
+                                        active=True, author_id=ctx.actor.id, **values)
+        await writer.append([access.write_record(ctx, Action.CREATE, "follow_up_rule", rule_id,
+                                                 fields=frozenset(values), decision=decision)])
+    return row
+
+
+async def rule_change(ctx: Context, rule_id: uuid.UUID | None, data: dict[str, Any],
+                      version: int | None) -> FollowUpRule:
+    """A change is a new version: a new row (same rule_key, version + 1) and the old one retired, in one
+    transaction. Tasks already created keep pointing at the version they came from."""
+    if not data:
+        raise BadUserInput("input: give at least one field to change.", field="input")
+    decision = await access.authorize(ctx, "follow_up_rule", "update", action=Action.UPDATE,
+                                      resource_type="follow_up_rule", resource_id=rule_id)
+    old = await _find_rule(ctx, rule_id)
+    values = await _rule_values(ctx, data)
+    await _check_rule_reach(ctx, Action.UPDATE, old.id, {old.department_id, values.get("department_id",
+                                                                                        old.department_id)})
+    _check_current(old, version)
+    columns = {**{name: getattr(old, name) for name in RULE_COLUMNS}, **values}
+    new_id = uuid7()
+    try:
+        async with in_transaction():
+            if await FollowUpRule.filter(id=old.id, institution_id=ctx.institution_id,
+                                         active=True).update(active=False) != 1:
+                raise _stale_rule()
+            row = await FollowUpRule.create(id=new_id, institution_id=ctx.institution_id, rule_key=old.rule_key,
+                                            version=old.version + 1, active=True, author_id=ctx.actor.id, **columns)
+            await writer.append([
+                access.write_record(ctx, Action.UPDATE, "follow_up_rule", old.id, fields=frozenset({"active"}),
+                                    decision=decision),
+                access.write_record(ctx, Action.CREATE, "follow_up_rule", new_id,
+                                    fields=frozenset(values) | {"version"}, decision=decision)])
+    except IntegrityError:  # another change took this version number a moment ago
+        raise _stale_rule() from None
+    return row
+
+
+async def rule_retire(ctx: Context, rule_id: uuid.UUID | None, version: int | None) -> FollowUpRule:
+    """A retired rule creates no more tasks; the tasks it created stay as they are."""
+    decision = await access.authorize(ctx, "follow_up_rule", "update", action=Action.UPDATE,
+                                      resource_type="follow_up_rule", resource_id=rule_id)
+    old = await _find_rule(ctx, rule_id)
+    await _check_rule_reach(ctx, Action.UPDATE, old.id, {old.department_id})
+    _check_current(old, version)
+    async with in_transaction():
+        if await FollowUpRule.filter(id=old.id, institution_id=ctx.institution_id,
+                                     active=True).update(active=False) != 1:
+            raise _stale_rule()
+        await writer.append([access.write_record(ctx, Action.UPDATE, "follow_up_rule", old.id,
+                                                 fields=frozenset({"active"}), decision=decision)])
+    old.active = False
+    return old
+
+
+async def _find_rule(ctx: Context, rule_id: uuid.UUID | None) -> FollowUpRule:
+    row = None if rule_id is None else await FollowUpRule.get_or_none(id=rule_id, institution_id=ctx.institution_id)
+    if row is None:
+        raise await access.not_found(ctx, Action.UPDATE, "follow_up_rule", rule_id)
+    return row
+
+
+def _stale_rule() -> Conflict:
+    return Conflict("version: the rule was changed or retired since you read it; read it again.", field="version")
+
+
+def _check_current(row: FollowUpRule, version: int | None) -> None:
+    if not row.active or (version is not None and version != row.version):
+        raise _stale_rule()
+
+
+async def _check_rule_reach(ctx: Context, action: Action, rule_id: uuid.UUID | None,
+                            departments: set[uuid.UUID | None]) -> None:
+    """Admins set the institution's rules; a department head those of their own departments only (an
+    institution-wide rule, with no department, is the admins')."""
+    principal = ctx.require_principal()
+    if "admin" in principal.roles:
+        return
+    if all(d is not None and d in principal.department_ids for d in departments):
+        return
+    await access.deny(ctx, action, "follow_up_rule", rule_id, reason="other_department")
+    raise Forbidden("departmentId: a department head sets the rules of their own departments; institution-wide "
+                    "rules are the admins'.", field="departmentId")
+
+
+async def _rule_values(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in data.items():
+        field_name = camel_case(name)
+        if value is None and name in _RULE_REQUIRED:
+            raise BadUserInput(f"{field_name}: must not be null.", field=field_name)
+        if name == "name":
+            out[name] = clean_text(value, field=field_name, max_length=NAME_LIMIT, min_length=1)
+        elif name == "visit_kind":
+            out[name] = None if value is None else _one_of(value, VISIT_KINDS, field_name)
+        elif name == "procedure_code":
+            out[name] = None if value is None else await _catalogue_code(ctx, value)
+        elif name == "department_id":
+            if value is not None and not await Department.exists(id=value, institution_id=ctx.institution_id):
+                raise BadUserInput("departmentId: no such department.", field="departmentId")
+            out[name] = value
+        elif name == "offsets_days":
+            out[name] = tags_to_db([str(days) for days in _checked_offsets(value)])
+        elif name == "assignee":
+            out[name] = _one_of(value, ASSIGNEES, field_name)
+        elif name == "skip_closed_days":
+            out[name] = bool(value)
+        else:
+            raise BadUserInput(f"{field_name}: cannot be set here.", field=field_name)
+    return out
+
+
+async def _catalogue_code(ctx: Context, value: str) -> str:
+    code = value.strip().upper()
+    if not code or len(code) > 32 or not await ServiceItem.exists(institution_id=ctx.institution_id, code=code,
+                                                                  active=True):
+        raise BadUserInput("procedureCode: not in the institution's service catalogue.", field="procedureCode")
+    return code
+
+
+def _checked_offsets(values: list[int]) -> list[int]:
+    if not 1 <= len(values) <= MAX_OFFSETS:
+        raise BadUserInput(f"offsetsDays: give 1 to {MAX_OFFSETS} offsets.", field="offsetsDays")
+    if any(not 0 <= days <= MAX_OFFSET_DAYS for days in values):
+        raise BadUserInput(f"offsetsDays: each offset is 0 to {MAX_OFFSET_DAYS} days.", field="offsetsDays")
+    if len(set(values)) != len(values):
+        raise BadUserInput("offsetsDays: give each offset once.", field="offsetsDays")
+    return sorted(values)
+
+
+# -- reaching and reading tasks -------------------------------------------------------------
+
+
+def _reached(ctx: Context) -> QuerySet[FollowUpTask] | None:
+    """Tasks of patients the caller reaches, as a query; None when it reaches none."""
+    patients = access.scoped_patients(ctx)
+    if patients is None:
+        return None
+    return FollowUpTask.filter(institution_id=ctx.institution_id, patient_id__in=Subquery(patients.values("id")))
+
+
+async def _views(ctx: Context, rows: list[FollowUpTask]) -> list[TaskView]:
+    """Each task with its patient as the caller may see the file (one batched query for a page)."""
+    patients = await asyncio.gather(*(access.visible_patient(ctx, row.patient_id) for row in rows))
+    return [TaskView(row, patient) for row, patient in zip(rows, patients, strict=True) if patient is not None]
+
+
+async def find(ctx: Context, task_id: uuid.UUID | None, action: Action, field: str = "id") -> TaskView:
+    query = _reached(ctx)
+    row = None if query is None or task_id is None else await query.get_or_none(id=task_id)
+    views = [] if row is None else await _views(ctx, [row])
+    if not views:
+        raise await access.not_found(ctx, action, "follow_up_task", task_id, field)
+    return views[0]
+
+
+async def get(ctx: Context, task_id: uuid.UUID | None) -> TaskView:
+    await access.authorize(ctx, "follow_up_task", "read", action=Action.READ, resource_type="follow_up_task",
+                           resource_id=task_id)
+    return await find(ctx, task_id, Action.READ)
+
+
+def read_field(ctx: Context, view: TaskView, name: str) -> Any:
+    """A task's field under its class on the patient's file; the sealed notes opened when asked for."""
+    access.require_class(ctx, view.patient, FOLLOW_UP_FIELD_CLASS[name])
+    value = getattr(view.row, name)
+    if name in ENCRYPTED_FIELDS["follow_up_task"] and value is not None:
+        value = access.open_sealed(ctx, "follow_up_task", name, view.row.id, value)
+        pid = view.patient.row.id
+        ctx.reads.note("patient", pid, pid, field_name=f"follow_up_task.{name}")
+    return value
+
+
+def read_attempt_field(ctx: Context, view: AttemptView, name: str) -> Any:
+    access.require_class(ctx, view.task.patient, FOLLOW_UP_FIELD_CLASS["attempts"])
+    value = getattr(view.row, name)
+    if name in ENCRYPTED_FIELDS["follow_up_attempt"] and value is not None:
+        value = access.open_sealed(ctx, "follow_up_attempt", name, view.row.id, value)
+        pid = view.task.patient.row.id
+        ctx.reads.note("patient", pid, pid, field_name=f"follow_up_attempt.{name}")
+    return value
+
+
+def require_identity(ctx: Context, view: TaskView) -> None:
+    """Who owns a task, its department and rule are read like its status (identity of the file)."""
+    access.require_class(ctx, view.patient, IDENTITY)
+
+
+async def attempts_of(ctx: Context, view: TaskView) -> list[AttemptView]:
+    access.require_class(ctx, view.patient, FOLLOW_UP_FIELD_CLASS["attempts"])
+    rows = await ctx.require_loaders().attempts_by_task.load(view.row.id)
+    return [AttemptView(row, view) for row in rows]
+
+
+# -- the worklist ---------------------------------------------------------------------------
+
+
+async def worklist(ctx: Context, *, scope: str, department_id: uuid.UUID | None, due_by: date | None,
+                   first: int, after: str | None) -> Worklist:
+    """Open tasks due by a local date (today by default, so overdue ones too), the earliest first: the
+    caller's own (MINE), their departments' pool (POOL), or, for a department head, everything open in
+    their departments (DEPARTMENT). Always only tasks of patients the caller reaches."""
+    await access.authorize(ctx, "follow_up_task", "read", action=Action.READ, resource_type="follow_up_task")
+    first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
+    scope = _one_of(scope, WORKLIST_SCOPES, "scope")
+    cursor = _decode_task_cursor(after) if after else None
+    departments = None if scope == "mine" else await _departments_for(ctx, scope, department_id)
+    today = await local_today(ctx)
+    query = _reached(ctx)
+    if query is None or departments == []:
+        return Worklist(pagination.Page([], False), today)
+    query = query.filter(status__in=OPEN_TASK_STATUSES, due_on__lte=today if due_by is None else due_by)
+    if departments is None:
+        query = query.filter(owner_id=ctx.require_principal().user_id)
+        if department_id is not None:
+            query = query.filter(department_id=department_id)
+    else:
+        query = query.filter(department_id__in=departments)
+    if scope == "pool":
+        query = query.filter(owner_id__isnull=True, status="requested")
+    if cursor is not None:
+        due, task_id = cursor
+        query = query.filter(Q(due_on__gt=due) | (Q(due_on=due) & Q(id__gt=task_id)))
+    rows = list(await query.order_by("due_on", "id").limit(first + 1))
+    views = await _views(ctx, rows[:first])
+    page = pagination.page_of(views, len(rows) > first, TASK_CURSOR,
+                              key=lambda v: f"{v.row.due_on.isoformat()}|{v.row.id}")
+    return Worklist(page, today)
+
+
+async def workload(ctx: Context, department_id: uuid.UUID | None) -> tuple[date, list[Workload]]:
+    """For a department head: open tasks overdue and due today, per owner and the pool, per department."""
+    await access.authorize(ctx, "follow_up_task", "read", action=Action.READ, resource_type="follow_up_task")
+    departments = await _departments_for(ctx, "department", department_id)
+    today = await local_today(ctx)
+    query = _reached(ctx)
+    if query is None or not departments:
+        return today, []
+    query = query.filter(status__in=OPEN_TASK_STATUSES, department_id__in=departments)
+    counts: dict[tuple[uuid.UUID, uuid.UUID | None], list[int]] = {}
+    for slot, due in ((0, Q(due_on__lt=today)), (1, Q(due_on=today))):
+        grouped = (query.filter(due).annotate(n=Count("id")).group_by("department_id", "owner_id")
+                   .values_list("department_id", "owner_id", "n"))
+        for dept, owner, n in await grouped:
+            key = (_as_uuid(dept), None if owner is None else _as_uuid(owner))
+            counts.setdefault(key, [0, 0])[slot] = int(n)
+    ordered = sorted(counts.items(), key=lambda item: (str(item[0][0]), item[0][1] is not None, str(item[0][1])))
+    return today, [Workload(dept, owner, overdue, due_today) for (dept, owner), (overdue, due_today) in ordered]
+
+
+async def _departments_for(ctx: Context, scope: str, department_id: uuid.UUID | None) -> list[uuid.UUID]:
+    """The departments a pool or department list covers: the caller's own (a department head's for
+    DEPARTMENT). Asking for another department's list is refused and recorded."""
+    principal = ctx.require_principal()
+    allowed = principal.department_ids if scope == "pool" or "department_head" in principal.roles else frozenset()
+    if scope == "department" and "department_head" not in principal.roles:
+        await access.deny(ctx, Action.READ, "follow_up_task", reason="forbidden")
+        raise Forbidden("scope: the department's list is for its department head.", field="scope")
+    if department_id is None:
+        return sorted(allowed)
+    if department_id not in allowed:
+        await access.deny(ctx, Action.READ, "follow_up_task", reason="other_department")
+        raise Forbidden("departmentId: not one of your departments.", field="departmentId")
+    return [department_id]
+
+
+def _decode_task_cursor(cursor: str) -> tuple[date, uuid.UUID]:
+    key = pagination.decode_text(TASK_CURSOR, cursor)
+    try:
+        due, task_id = key.split("|", 1)
+        return date.fromisoformat(due), uuid.UUID(task_id)
+    except ValueError:
+        raise BadUserInput("after: not a valid cursor.", field="after") from None
+
+
+def _as_uuid(value: Any) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
+# -- writing tasks ---------------------------------------------------------------------------
+
+
+async def create_task(ctx: Context, data: dict[str, Any]) -> TaskView:
+    """A call planned by hand for a patient in the caller's reach: owned by a nurse, or in a pool."""
+    decision = await access.authorize(ctx, "follow_up_task", "create", action=Action.CREATE,
+                                      resource_type="follow_up_task", patient_id=data.get("patient_id"))
+    patient = await access.find_patient(ctx, data.get("patient_id"), action=Action.CREATE, field="patientId")
+    if patient.row.status != "active":
+        raise BadUserInput(f"patientId: the file is {patient.row.status}; follow-up calls are for active files.",
+                           field="patientId")
+    today = await local_today(ctx)
+    due_on = data.get("due_on")
+    if not isinstance(due_on, date) or not today <= due_on <= today + MAX_DUE_AHEAD:
+        raise BadUserInput("dueOn: from today (the institution's local date) to a year ahead.", field="dueOn")
+    department_id = data.get("department_id")
+    if department_id is not None and not await Department.exists(id=department_id,
+                                                                 institution_id=ctx.institution_id):
+        raise BadUserInput("departmentId: no such department.", field="departmentId")
+    department_id = department_id or patient.row.department_id
+    owner_id = data.get("owner_id")
+    if owner_id is None and department_id is None:
+        raise BadUserInput("departmentId: a task nobody owns waits in a department's pool; give one.",
+                           field="departmentId")
+    if owner_id is not None:
+        await _check_nurse(ctx, owner_id, department_id, "ownerId")
+    visit_id = data.get("visit_id")
+    if visit_id is not None and not await Visit.exists(id=visit_id, patient_id=patient.row.id,
+                                                       institution_id=ctx.institution_id):
+        raise BadUserInput("visitId: not a visit of this patient.", field="visitId")
+    task_id = uuid7()
+    async with in_transaction():
+        row = await FollowUpTask.create(id=task_id, institution_id=ctx.institution_id, patient_id=patient.row.id,
+                                        visit_id=visit_id, due_on=due_on, department_id=department_id,
+                                        owner_id=owner_id, status="requested")
+        written = {"due_on", "department", "owner", *(["visit"] if visit_id else [])}
+        await writer.append([access.write_record(ctx, Action.CREATE, "follow_up_task", task_id,
+                                                 patient_id=patient.row.id, fields=frozenset(written),
+                                                 decision=decision)])
+    return TaskView(row, patient)
+
+
+async def claim(ctx: Context, task_id: uuid.UUID | None) -> TaskView:
+    """A nurse of the task's department takes it from the pool. Two claiming at once: one compare-and-set
+    UPDATE wins, the other changes nothing and is answered CONFLICT."""
+    decision = await access.authorize(ctx, "follow_up_task", "update", action=Action.UPDATE,
+                                      resource_type="follow_up_task", resource_id=task_id)
+    view = await find(ctx, task_id, Action.UPDATE)
+    principal = ctx.require_principal()
+    if "nurse" not in principal.roles or view.row.department_id not in principal.department_ids:
+        await access.deny(ctx, Action.UPDATE, "follow_up_task", view.row.id, view.patient.row.id,
+                          reason="other_department")
+        raise Forbidden("id: a nurse of the task's department claims it from the pool.", field="id")
+    if view.row.status != "requested" or view.row.owner_id is not None:
+        raise _taken()
+    async with in_transaction():
+        won = await FollowUpTask.filter(id=view.row.id, institution_id=ctx.institution_id, status="requested",
+                                        owner_id__isnull=True).update(
+            owner_id=principal.user_id, status="accepted", version=F("version") + 1, updated_at=_now())
+        if won != 1:
+            raise _taken()
+        await writer.append([access.write_record(ctx, Action.UPDATE, "follow_up_task", view.row.id,
+                                                 patient_id=view.patient.row.id,
+                                                 fields=frozenset({"owner", "status"}), decision=decision)])
+    return await _reloaded(ctx, view)
+
+
+def _taken() -> Conflict:
+    return Conflict("id: the task is no longer in the pool (someone claimed it first, or it was assigned or "
+                    "closed); read it again.", field="id")
+
+
+async def assign(ctx: Context, task_id: uuid.UUID | None, staff_id: uuid.UUID | None,
+                 version: int | None) -> TaskView:
+    """A department head (re)assigns an open task of their departments to one of its nurses, or puts it back
+    in the pool (``staff_id`` None)."""
+    decision = await access.authorize(ctx, "follow_up_task", "update", action=Action.UPDATE,
+                                      resource_type="follow_up_task", resource_id=task_id)
+    view = await find(ctx, task_id, Action.UPDATE)
+    principal = ctx.require_principal()
+    if "department_head" not in principal.roles or view.row.department_id not in principal.department_ids:
+        await access.deny(ctx, Action.UPDATE, "follow_up_task", view.row.id, view.patient.row.id, reason="forbidden")
+        raise Forbidden("id: the department head of the task's department assigns it.", field="id")
+    _check_open(view.row)
+    if staff_id is not None:
+        await _check_nurse(ctx, staff_id, view.row.department_id, "staffId")
+    async with in_transaction():
+        await _write(ctx, view, version, {"owner_id": staff_id, "status": "requested"})
+        await writer.append([access.write_record(ctx, Action.UPDATE, "follow_up_task", view.row.id,
+                                                 patient_id=view.patient.row.id,
+                                                 fields=frozenset({"owner", "status"}), decision=decision)])
+    return await _reloaded(ctx, view)
+
+
+async def record_attempt(ctx: Context, task_id: uuid.UUID | None, data: dict[str, Any]) -> AttemptView:
+    """A call attempt by the task's owner: when, how, what came of it, a note (clinical, sealed)."""
+    decision = await access.authorize(ctx, "follow_up_task", "update", action=Action.UPDATE,
+                                      resource_type="follow_up_task", resource_id=task_id)
+    view = await find(ctx, task_id, Action.UPDATE, field="taskId")
+    await _check_worker(ctx, view, "taskId")
+    _check_open(view.row, "taskId")
+    at = _attempt_time(data.get("at"))
+    channel = _one_of(data.get("channel"), ATTEMPT_CHANNELS, "channel")
+    outcome = _one_of(data.get("outcome"), ATTEMPT_OUTCOMES, "outcome")
+    note = _notes(data.get("note"), "note")
+    attempt_id = uuid7()
+    me = ctx.require_principal().user_id
+    async with in_transaction():
+        # Still open and still the caller's (not completed or reassigned meanwhile).
+        if await FollowUpTask.filter(id=view.row.id, institution_id=ctx.institution_id, owner_id=me,
+                                     status__in=OPEN_TASK_STATUSES).update(updated_at=_now()) != 1:
+            raise Conflict("taskId: the task changed since you read it; read it again.", field="taskId")
+        row = await FollowUpAttempt.create(
+            id=attempt_id, institution_id=ctx.institution_id, task_id=view.row.id, staff_id=me, at=at,
+            channel=channel, outcome=outcome, note=access.seal(ctx, "follow_up_attempt", "note", attempt_id, note))
+        await writer.append([access.write_record(ctx, Action.CREATE, "follow_up_attempt", attempt_id,
+                                                 patient_id=view.patient.row.id,
+                                                 fields=frozenset({"at", "channel", "outcome",
+                                                                   *(["note"] if note else [])}),
+                                                 decision=decision)])
+    return AttemptView(row, view)
+
+
+async def complete(ctx: Context, task_id: uuid.UUID | None, data: dict[str, Any], version: int | None) -> TaskView:
+    """The outcome form: reached or not, and when reached how the patient is (condition, needs help,
+    satisfaction 1 to 5), notes (sealed). ``open_ticket`` opens a ticket about a worse condition or a
+    need for help, through the tickets' own create path (SLA, timeline, owner), in the same transaction."""
+    decision = await access.authorize(ctx, "follow_up_task", "update", action=Action.UPDATE,
+                                      resource_type="follow_up_task", resource_id=task_id)
+    view = await find(ctx, task_id, Action.UPDATE)
+    await _check_worker(ctx, view, "id")
+    _check_open(view.row)
+    form = _outcome_form(data)
+    open_ticket = bool(data.get("open_ticket"))
+    if open_ticket and not (form["condition"] == "worse" or form["needs_help"]):
+        raise BadUserInput("openTicket: a ticket is opened for a patient who is worse or needs help.",
+                           field="openTicket")
+    ticket_data = None
+    if open_ticket:  # decided (and a refusal recorded) before the transaction opens
+        await access.authorize(ctx, "ticket", "create", action=Action.CREATE, resource_type="ticket",
+                               patient_id=view.patient.row.id)
+        ticket_data = await _ticket_data(ctx, view, form)
+    columns = {**form, "status": "completed", "completed_at": _now(), "completed_by_id": ctx.actor.id,
+               "notes": access.seal(ctx, "follow_up_task", "notes", view.row.id, form["notes"])}
+    written = {"status", "reached", "completed_at", "completed_by",
+               *(name for name in ("condition", "needs_help", "satisfaction", "notes") if form[name] is not None)}
+    async with in_transaction():
+        await _write(ctx, view, version, columns)
+        if ticket_data is not None:
+            ticket = await tickets.create(ctx, ticket_data)  # a savepoint of this transaction
+            await FollowUpTask.filter(id=view.row.id, institution_id=ctx.institution_id).update(
+                ticket_id=ticket.row.id)
+            written.add("ticket")
+        await writer.append([access.write_record(ctx, Action.UPDATE, "follow_up_task", view.row.id,
+                                                 patient_id=view.patient.row.id, fields=frozenset(written),
+                                                 decision=decision)])
+    if ticket_data is not None:  # wake the live queues again now that the ticket is committed
+        ctx.services.ticket_changes.notify()
+        ctx.services.outbox.scheduled.set()
+    return await _reloaded(ctx, view)
+
+
+async def fail(ctx: Context, task_id: uuid.UUID | None, notes: str | None, version: int | None) -> TaskView:
+    """Not reached after attempts: the task ends as failed. At least one recorded attempt, none reaching
+    the patient (one that did reach them is completed with the outcome form instead)."""
+    decision = await access.authorize(ctx, "follow_up_task", "update", action=Action.UPDATE,
+                                      resource_type="follow_up_task", resource_id=task_id)
+    view = await find(ctx, task_id, Action.UPDATE)
+    await _check_worker(ctx, view, "id")
+    _check_open(view.row)
+    text = _notes(notes, "notes")
+    outcomes = await FollowUpAttempt.filter(institution_id=ctx.institution_id, task_id=view.row.id).values_list(
+        "outcome", flat=True)
+    if not outcomes:
+        raise BadUserInput("id: record the call attempts before marking the task failed.", field="id")
+    if "reached" in outcomes:
+        raise BadUserInput("id: an attempt reached the patient; complete the task with the outcome instead.",
+                           field="id")
+    columns = {"status": "failed", "reached": False, "completed_at": _now(), "completed_by_id": ctx.actor.id,
+               "notes": access.seal(ctx, "follow_up_task", "notes", view.row.id, text)}
+    async with in_transaction():
+        await _write(ctx, view, version, columns)
+        await writer.append([access.write_record(
+            ctx, Action.UPDATE, "follow_up_task", view.row.id, patient_id=view.patient.row.id,
+            fields=frozenset({"status", "reached", "completed_at", "completed_by", *(["notes"] if text else [])}),
+            decision=decision)])
+    return await _reloaded(ctx, view)
+
+
+async def cancel(ctx: Context, task_id: uuid.UUID | None, version: int | None) -> TaskView:
+    """No call is needed after all: by the task's owner, or the department head of its department."""
+    decision = await access.authorize(ctx, "follow_up_task", "update", action=Action.UPDATE,
+                                      resource_type="follow_up_task", resource_id=task_id)
+    view = await find(ctx, task_id, Action.UPDATE)
+    principal = ctx.require_principal()
+    head = "department_head" in principal.roles and view.row.department_id in principal.department_ids
+    if not head and view.row.owner_id != principal.user_id:
+        await access.deny(ctx, Action.UPDATE, "follow_up_task", view.row.id, view.patient.row.id, reason="not_owner")
+        raise Forbidden("id: the task's owner or its department head cancels it.", field="id")
+    _check_open(view.row)
+    async with in_transaction():
+        await _write(ctx, view, version, {"status": "cancelled"})
+        await writer.append([access.write_record(ctx, Action.UPDATE, "follow_up_task", view.row.id,
+                                                 patient_id=view.patient.row.id, fields=frozenset({"status"}),
+                                                 decision=decision)])
+    return await _reloaded(ctx, view)
+
+
+async def _write(ctx: Context, view: TaskView, version: int | None, columns: dict[str, Any]) -> None:
+    """Write only over the version the caller saw, and only while the task is open."""
+    expected = view.row.version if version is None else version
+    changed = await FollowUpTask.filter(id=view.row.id, institution_id=ctx.institution_id, version=expected,
+                                        status__in=OPEN_TASK_STATUSES).update(
+        **columns, version=expected + 1, updated_at=_now())
+    if changed != 1:
+        raise Conflict("version: the task changed since you read it; read it again.", field="version")
+
+
+async def _reloaded(ctx: Context, view: TaskView) -> TaskView:
+    return TaskView(await FollowUpTask.get(id=view.row.id, institution_id=ctx.institution_id), view.patient)
+
+
+async def _check_worker(ctx: Context, view: TaskView, field: str) -> None:
+    """Calls are made and recorded by the task's owner, with the right to write the clinical class of
+    this patient's file (the outcome is clinical). A pool task is claimed first."""
+    principal = ctx.require_principal()
+    if view.row.owner_id is None and view.row.status == "requested":
+        raise BadUserInput(f"{field}: the task is in the department's pool; claim it first.", field=field)
+    if view.row.owner_id is not None and view.row.owner_id != principal.user_id:
+        await access.deny(ctx, Action.UPDATE, "follow_up_task", view.row.id, view.patient.row.id, reason="not_owner")
+        raise Forbidden(f"{field}: the task is a colleague's; the department head reassigns it.", field=field)
+    await access.authorize(ctx, f"patient.{CLINICAL}", "update", action=Action.UPDATE,
+                           resource_type="follow_up_task", patient_id=view.patient.row.id)
+    if CLINICAL not in view.patient.classes:
+        await access.deny(ctx, Action.UPDATE, "follow_up_task", view.row.id, view.patient.row.id, reason="forbidden",
+                          field_classes=frozenset({CLINICAL}))
+        raise Forbidden()
+
+
+def _check_open(row: FollowUpTask, field: str = "id") -> None:
+    if row.status not in OPEN_TASK_STATUSES:
+        raise BadUserInput(f"{field}: the task is {row.status}; only open tasks change.", field=field)
+
+
+async def _check_nurse(ctx: Context, staff_id: uuid.UUID, department_id: uuid.UUID | None, field: str) -> None:
+    """An active nurse of the task's department."""
+    found = await Staff.exists(id=staff_id, institution_id=ctx.institution_id, is_active=True)
+    nurse = found and await RoleAssignment.exists(institution_id=ctx.institution_id, staff_id=staff_id, role="nurse")
+    member = department_id is None or await DepartmentMembership.exists(
+        institution_id=ctx.institution_id, staff_id=staff_id, department_id=department_id)
+    if not (nurse and member):
+        raise BadUserInput(f"{field}: not a nurse of the task's department.", field=field)
+
+
+def _outcome_form(data: dict[str, Any]) -> dict[str, Any]:
+    reached = data.get("reached")
+    if not isinstance(reached, bool):
+        raise BadUserInput("reached: say whether the patient was reached.", field="reached")
+    form: dict[str, Any] = {"reached": reached, "condition": data.get("condition"),
+                            "needs_help": data.get("needs_help"), "satisfaction": data.get("satisfaction"),
+                            "notes": _notes(data.get("notes"), "notes")}
+    if reached:
+        if form["condition"] is None:
+            raise BadUserInput("condition: say how the patient is (BETTER, SAME or WORSE).", field="condition")
+        _one_of(form["condition"], CONDITIONS, "condition")
+        if form["satisfaction"] is not None and not 1 <= form["satisfaction"] <= 5:
+            raise BadUserInput("satisfaction: from 1 to 5.", field="satisfaction")
+    else:
+        for name in ("condition", "needs_help", "satisfaction"):
+            if form[name] is not None:
+                raise BadUserInput(f"{camel_case(name)}: only when the patient was reached.", field=camel_case(name))
+    return form
+
+
+async def _ticket_data(ctx: Context, view: TaskView, form: dict[str, Any]) -> dict[str, Any]:
+    """The ticket a worrying call opens. Its subject says why, never what the patient said: the notes are
+    clinical and stay on the task, where only clinical readers open them; the ticket links back to it."""
+    visit = None if view.row.visit_id is None else await Visit.get_or_none(id=view.row.visit_id,
+                                                                          institution_id=ctx.institution_id)
+    kind = None if visit is None else visit.kind
+    worse = form["condition"] == "worse"
+    subject = ("Follow-up call: the patient's condition is worse" if worse
+               else "Follow-up call: the patient needs help")
+    data: dict[str, Any] = {"patient_id": view.patient.row.id, "channel": "nurse_station", "category": "request",
+                            "subject": subject,
+                            # worse after a procedure or a stay is the urgent level (bleeding after surgery)
+                            "post_operative": worse and kind in ("procedure", "inpatient")}
+    if view.row.department_id is not None:
+        data["department_id"] = view.row.department_id
+    return data
+
+
+def _attempt_time(value: datetime | None) -> datetime:
+    now = _now()
+    if value is None:
+        return now
+    if value.tzinfo is None:
+        raise BadUserInput("at: give a time with its offset (e.g. 2026-12-01T09:00:00+08:00).", field="at")
+    if value > now + timedelta(minutes=1) or value < now - MAX_ATTEMPT_AGE:
+        raise BadUserInput("at: within the last 30 days, not in the future.", field="at")
+    return value.astimezone(UTC)
+
+
+def _notes(value: str | None, field: str) -> str | None:
+    return None if value is None else clean_text(value, field=field, max_length=NOTES_LIMIT, min_length=1)
+
+
+def _one_of(value: Any, allowed: tuple[str, ...], field_name: str) -> str:
+    if value not in allowed:
+        raise BadUserInput(f"{field_name}: must be one of {', '.join(sorted(allowed))}.", field=field_name)
+    return str(value)

@@ -19,6 +19,8 @@ from models import (
     CareTeamMember,
     Contact,
     Department,
+    FollowUpAttempt,
+    FollowUpRule,
     Partner,
     PartnerClient,
     PartnerConsent,
@@ -49,6 +51,9 @@ class Loaders:
         self.consents_by_patient: DataLoader[uuid.UUID, list[PartnerConsent]] = DataLoader(
             self._grouped(PartnerConsent, "patient_id"))
         self.codes_by_visit: DataLoader[uuid.UUID, list[VisitCode]] = DataLoader(self._grouped(VisitCode, "visit_id"))
+        self.follow_up_rule: DataLoader[uuid.UUID, FollowUpRule | None] = DataLoader(self._by_id(FollowUpRule))
+        self.attempts_by_task: DataLoader[uuid.UUID, list[FollowUpAttempt]] = DataLoader(
+            self._grouped(FollowUpAttempt, "task_id"))
         self.activities_by_plan: DataLoader[uuid.UUID, list[CarePlanActivity]] = DataLoader(
             self._grouped(CarePlanActivity, "plan_id"))
 

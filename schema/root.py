@@ -28,6 +28,7 @@ from schema.disclosure import DisclosureQuery
 from schema.emergency_access import EmergencyAccessMutation, EmergencyAccessQuery
 from schema.extensions import AuditReads, CodedErrors, PartnerGate, is_unexpected
 from schema.flag import FlagMutation, FlagQuery, FlagSubscription
+from schema.follow_up import FollowUpMutation, FollowUpQuery
 from schema.improvement import ImprovementMutation, ImprovementQuery
 from schema.limits import limits_rule
 from schema.partner import PartnerMutation, PartnerQuery
@@ -48,12 +49,12 @@ log = logging.getLogger("careloop.graphql")
 Query = merge_types("Query", (SessionQuery, PatientQuery, TicketQuery, ReportQuery, ImprovementQuery, SlaQuery,
                               StaffQuery, DepartmentQuery, AuditEventQuery, AuditReportQuery, EmergencyAccessQuery,
                               PartnerQuery, PartnerGrantQuery, DisclosureQuery, PatientAccountQuery, RoleGrantQuery,
-                              VisitQuery, ServiceItemQuery, CarePlanQuery, FlagQuery))
+                              VisitQuery, ServiceItemQuery, CarePlanQuery, FlagQuery, FollowUpQuery))
 Mutation = merge_types(
     "Mutation", (SessionMutation, PatientMutation, ContactMutation, TicketMutation, ImprovementMutation, SlaMutation,
                  StaffMutation, CareTeamMutation, DepartmentMutation, EmergencyAccessMutation, PartnerMutation,
                  PartnerGrantMutation, ConsentMutation, PatientAccountMutation, RoleGrantMutation, VisitMutation,
-                 ServiceItemMutation, CarePlanMutation, FlagMutation)
+                 ServiceItemMutation, CarePlanMutation, FlagMutation, FollowUpMutation)
 )
 
 Subscription = merge_types("Subscription", (TicketSubscription, FlagSubscription))

@@ -1,0 +1,489 @@
+"""Follow-up (随访, FHIR Task): the rules that schedule calls after a visit, the tasks, call attempts,
+the outcome form and the nurses' worklist.
+
+A task is read under the classes of its patient's file: when it is due and where it stands is
+identity, what the call found (reached, condition, needs help, satisfaction, notes, attempts) is
+clinical. A field your role may not read on this patient resolves to null with a FORBIDDEN error.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from enum import Enum
+from typing import TYPE_CHECKING, Any, cast
+
+import strawberry
+
+from policies.fields import FOLLOW_UP_FIELD_CLASS
+from resolvers import follow_up as follow_ups
+from resolvers.context import Context
+from resolvers.follow_up import AttemptView, RuleView, TaskView
+from schema.common import DEFAULT_PAGE_SIZE, FieldSource, Info, PageInfo, provided, uuid_of
+from schema.department import Department
+from schema.patient import Patient, PatientSource
+from schema.staff import StaffSummary
+from schema.visit import VisitKind
+
+if TYPE_CHECKING:
+    from models import FollowUpRule as FollowUpRuleRow
+
+
+@strawberry.enum(description="Where a follow-up task stands (FHIR Task.status): REQUESTED is due (in the pool or "
+                             "assigned), ACCEPTED claimed by a nurse, COMPLETED done, FAILED the patient was not "
+                             "reached after attempts, CANCELLED no call needed.")
+class FollowUpTaskStatus(Enum):
+    REQUESTED = "requested"
+    ACCEPTED = "accepted"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+@strawberry.enum(description="Who a rule's tasks go to: the patient's responsible (care-team) nurse, or the "
+                             "department's pool, where a nurse of the department claims them.")
+class FollowUpAssignee(Enum):
+    RESPONSIBLE_NURSE = "responsible_nurse"
+    DEPARTMENT_POOL = "department_pool"
+
+
+@strawberry.enum(description="How the patient is, by their own account on the call.")
+class PatientCondition(Enum):
+    BETTER = "better"
+    SAME = "same"
+    WORSE = "worse"
+
+
+@strawberry.enum(description="How a call attempt was made.")
+class CallChannel(Enum):
+    PHONE = "phone"
+    SMS = "sms"
+    WECHAT = "wechat"
+    VISIT = "visit"
+    VIDEO = "video"
+
+
+@strawberry.enum(description="What came of a call attempt.")
+class CallOutcome(Enum):
+    REACHED = "reached"
+    NO_ANSWER = "no_answer"
+    BUSY = "busy"
+    WRONG_NUMBER = "wrong_number"
+    DECLINED = "declined"
+
+
+@strawberry.enum(description="Which worklist: your own tasks, your departments' pool, or (department heads) "
+                             "everything open in your departments.")
+class FollowUpScope(Enum):
+    MINE = "mine"
+    POOL = "pool"
+    DEPARTMENT = "department"
+
+
+# -- rules ---------------------------------------------------------------------------------
+
+
+@strawberry.type(description="A follow-up rule: after a finished visit matching it (kind, procedure, department), "
+                             "calls due so many days later. Versioned: a change is a new version with the same "
+                             "ruleKey, and tasks keep the version they came from.")
+class FollowUpRule:
+    view: strawberry.Private[RuleView]
+
+    @classmethod
+    def of(cls, row: FollowUpRuleRow) -> FollowUpRule:
+        return cls(view=RuleView(row))
+
+    @property
+    def row(self) -> FollowUpRuleRow:
+        return self.view.row
+
+    @strawberry.field
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(str(self.row.id))
+
+    @strawberry.field(description="The same across a rule's versions.")
+    def rule_key(self) -> strawberry.ID:
+        return strawberry.ID(str(self.row.rule_key))
+
+    @strawberry.field(description="1 for a new rule, one more for each change.")
+    def version(self) -> int:
+        return self.row.version
+
+    @strawberry.field(description="Whether this version is in force (false: changed since, or retired).")
+    def active(self) -> bool:
+        return self.row.active
+
+    @strawberry.field
+    def name(self) -> str:
+        return self.row.name
+
+    @strawberry.field(description="The kind of visit it follows; null: any kind.")
+    def visit_kind(self) -> VisitKind | None:
+        return None if self.row.visit_kind is None else VisitKind(self.row.visit_kind)
+
+    @strawberry.field(description="A service catalogue code the visit must record; null: any.")
+    def procedure_code(self) -> str | None:
+        return self.row.procedure_code
+
+    @strawberry.field(description="Days after the visit's (local) end date, one call each.")
+    def offsets_days(self) -> list[int]:
+        return follow_ups.offsets(self.row)
+
+    @strawberry.field
+    def assignee(self) -> FollowUpAssignee:
+        return FollowUpAssignee(self.row.assignee)
+
+    @strawberry.field(description="A call due on a closed day (weekend, holiday) moves to the next working day.")
+    def skip_closed_days(self) -> bool:
+        return self.row.skip_closed_days
+
+    @strawberry.field
+    def created_at(self) -> datetime:
+        return self.row.created_at
+
+    @strawberry.field(description="The department whose visits it follows; null: every department.")
+    async def department(self, info: Info) -> Department | None:
+        department_id = self.row.department_id
+        row = None if department_id is None else await info.context.require_loaders().department.load(department_id)
+        return None if row is None else Department.of(row)
+
+    @strawberry.field(description="Who wrote this version (null: the institution's defaults).")
+    async def author(self, info: Info) -> StaffSummary | None:
+        staff_id: uuid.UUID | None = getattr(self.row, "author_id", None)  # not declared on the model for mypy
+        row = None if staff_id is None else await info.context.require_loaders().staff.load(staff_id)
+        return None if row is None else StaffSummary.of(row)
+
+
+@strawberry.type
+class FollowUpRuleEdge:
+    cursor: str
+    node: FollowUpRule
+
+
+@strawberry.type(description="A page of follow-up rules, in creation order.")
+class FollowUpRuleConnection:
+    edges: list[FollowUpRuleEdge]
+    page_info: PageInfo
+
+    @strawberry.field
+    def nodes(self) -> list[FollowUpRule]:
+        return [edge.node for edge in self.edges]
+
+
+@strawberry.input(description="A new follow-up rule. Offsets: 1 to 10, each 0 to 366 days.")
+class FollowUpRuleCreateInput:
+    name: str
+    offsets_days: list[int]
+    visit_kind: VisitKind | None = None
+    procedure_code: str | None = strawberry.field(default=None, description="A code of the service catalogue.")
+    department_id: strawberry.ID | None = None
+    assignee: FollowUpAssignee = FollowUpAssignee.RESPONSIBLE_NURSE
+    skip_closed_days: bool = True
+
+
+@strawberry.input(description="Changes to a rule (a new version): fields left out stay as they are; null clears "
+                              "visitKind, procedureCode or departmentId.")
+class FollowUpRuleChangeInput:
+    name: str | None = strawberry.UNSET
+    offsets_days: list[int] | None = strawberry.UNSET
+    visit_kind: VisitKind | None = strawberry.UNSET
+    procedure_code: str | None = strawberry.UNSET
+    department_id: strawberry.ID | None = strawberry.UNSET
+    assignee: FollowUpAssignee | None = strawberry.UNSET
+    skip_closed_days: bool | None = strawberry.UNSET
+
+
+# -- tasks ----------------------------------------------------------------------------------
+
+
+_CONVERT: dict[str, Any] = {"status": FollowUpTaskStatus, "condition": PatientCondition}
+
+
+class TaskSource(FieldSource):
+    __slots__ = ()
+    fields = frozenset(FOLLOW_UP_FIELD_CLASS) - {"attempts"}
+
+    def read(self, name: str) -> Any:
+        value = follow_ups.read_field(self.ctx, self.view, name)
+        convert = _CONVERT.get(name)
+        return value if convert is None or value is None else convert(value)
+
+
+def task_node(ctx: Context, view: TaskView) -> FollowUpTask:
+    return cast(FollowUpTask, TaskSource(ctx, view))
+
+
+_ATTEMPT_CONVERT: dict[str, Any] = {"channel": CallChannel, "outcome": CallOutcome}
+
+
+class AttemptSource(FieldSource):
+    __slots__ = ()
+    fields = frozenset({"at", "channel", "outcome", "note"})
+
+    def read(self, name: str) -> Any:
+        value = follow_ups.read_attempt_field(self.ctx, self.view, name)
+        convert = _ATTEMPT_CONVERT.get(name)
+        return value if convert is None or value is None else convert(value)
+
+
+def attempt_node(ctx: Context, view: AttemptView) -> FollowUpAttempt:
+    return cast(FollowUpAttempt, AttemptSource(ctx, view))
+
+
+@strawberry.type(description="A call attempt on a follow-up task. Clinical: read under the clinical class.")
+class FollowUpAttempt:
+    view: strawberry.Private[AttemptView]
+
+    @strawberry.field
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(str(self.view.row.id))
+
+    at: datetime | None = strawberry.field(description="When the call was made.")
+    channel: CallChannel | None = strawberry.field(description="How.")
+    outcome: CallOutcome | None = strawberry.field(description="What came of it.")
+    note: str | None = strawberry.field(description="A note on the attempt. Clinical, encrypted.")
+
+    @strawberry.field(description="Who made the call.")
+    async def staff(self, info: Info) -> StaffSummary | None:
+        follow_ups.read_attempt_field(info.context, self.view, "at")
+        row = await info.context.require_loaders().staff.load(self.view.row.staff_id)
+        return None if row is None else StaffSummary.of(row)
+
+
+@strawberry.type(description="A follow-up call to make (FHIR Task), from a rule after a visit or planned by hand.")
+class FollowUpTask:
+    view: strawberry.Private[TaskView]
+
+    @strawberry.field
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(str(self.view.row.id))
+
+    @strawberry.field(description="The patient, as you may see the file (name, phone...).")
+    def patient(self, info: Info) -> Patient:
+        return cast(Patient, PatientSource(info.context, self.view.patient))
+
+    due_on: date | None = strawberry.field(description="The local date the call is due.")
+    status: FollowUpTaskStatus | None = strawberry.field(description="Where the task stands.")
+    completed_at: datetime | None = strawberry.field(description="When it was completed or marked failed.")
+    created_at: datetime | None = strawberry.field(description="When it was created.")
+    updated_at: datetime | None = strawberry.field(description="Last change.")
+    version: int | None = strawberry.field(description="Pass back when you change the task: a stale one is refused "
+                                                       "with CONFLICT.")
+    reached: bool | None = strawberry.field(description="Whether the patient was reached. Clinical.")
+    condition: PatientCondition | None = strawberry.field(description="How the patient is. Clinical.")
+    needs_help: bool | None = strawberry.field(description="Whether the patient needs help. Clinical.")
+    satisfaction: int | None = strawberry.field(description="The patient's satisfaction, 1 to 5. Clinical.")
+    notes: str | None = strawberry.field(description="Notes on the call. Clinical, encrypted.")
+
+    @strawberry.field(description="The nurse who owns it; null: it waits in the department's pool.")
+    async def owner(self, info: Info) -> StaffSummary | None:
+        follow_ups.require_identity(info.context, self.view)
+        staff_id = self.view.row.owner_id
+        row = None if staff_id is None else await info.context.require_loaders().staff.load(staff_id)
+        return None if row is None else StaffSummary.of(row)
+
+    @strawberry.field(description="The department whose pool and head it belongs to.")
+    async def department(self, info: Info) -> Department | None:
+        follow_ups.require_identity(info.context, self.view)
+        department_id = self.view.row.department_id
+        row = None if department_id is None else await info.context.require_loaders().department.load(department_id)
+        return None if row is None else Department.of(row)
+
+    @strawberry.field(description="The rule version that created it (null: planned by hand).")
+    async def rule(self, info: Info) -> FollowUpRule | None:
+        follow_ups.require_identity(info.context, self.view)
+        rule_id = self.view.row.rule_id
+        row = None if rule_id is None else await info.context.require_loaders().follow_up_rule.load(rule_id)
+        return None if row is None else FollowUpRule.of(row)
+
+    @strawberry.field(description="The visit it follows, if any.")
+    def visit_id(self, info: Info) -> strawberry.ID | None:
+        follow_ups.require_identity(info.context, self.view)
+        visit_id = self.view.row.visit_id
+        return None if visit_id is None else strawberry.ID(str(visit_id))
+
+    @strawberry.field(description="The ticket opened from its outcome, if any.")
+    def ticket_id(self, info: Info) -> strawberry.ID | None:
+        follow_ups.require_identity(info.context, self.view)
+        ticket_id = self.view.row.ticket_id
+        return None if ticket_id is None else strawberry.ID(str(ticket_id))
+
+    @strawberry.field(description="The call attempts, oldest first. Clinical.")
+    async def attempts(self, info: Info) -> list[FollowUpAttempt] | None:
+        return [attempt_node(info.context, view) for view in await follow_ups.attempts_of(info.context, self.view)]
+
+
+@strawberry.type
+class FollowUpTaskEdge:
+    cursor: str
+    node: FollowUpTask
+
+
+@strawberry.type(description="A worklist page: open tasks due by a date, the earliest first.")
+class FollowUpWorklist:
+    edges: list[FollowUpTaskEdge]
+    page_info: PageInfo
+    today: date = strawberry.field(description="Today in the institution's time zone: tasks due before it are "
+                                               "overdue.")
+
+    @strawberry.field
+    def nodes(self) -> list[FollowUpTask]:
+        return [edge.node for edge in self.edges]
+
+
+@strawberry.type(description="Open tasks of one owner (or the pool) in one department.")
+class FollowUpLoad:
+    department_id: strawberry.Private[uuid.UUID]
+    owner_id: strawberry.Private[uuid.UUID | None]
+    overdue: int = strawberry.field(description="Due before today (local date).")
+    due_today: int = strawberry.field(description="Due today (local date).")
+
+    @strawberry.field
+    async def department(self, info: Info) -> Department | None:
+        row = await info.context.require_loaders().department.load(self.department_id)
+        return None if row is None else Department.of(row)
+
+    @strawberry.field(description="The nurse; null: the department's pool.")
+    async def owner(self, info: Info) -> StaffSummary | None:
+        row = None if self.owner_id is None else await info.context.require_loaders().staff.load(self.owner_id)
+        return None if row is None else StaffSummary.of(row)
+
+
+@strawberry.type(description="A department's follow-up load, for its head.")
+class FollowUpWorkload:
+    today: date = strawberry.field(description="Today in the institution's time zone.")
+    lines: list[FollowUpLoad]
+
+
+@strawberry.input(description="A follow-up call planned by hand. Without an owner it waits in the department's "
+                              "pool (the patient's department unless you name one).")
+class FollowUpTaskCreateInput:
+    patient_id: strawberry.ID
+    due_on: date = strawberry.field(description="From today (the institution's local date) to a year ahead.")
+    department_id: strawberry.ID | None = None
+    owner_id: strawberry.ID | None = strawberry.field(default=None, description="A nurse of the department.")
+    visit_id: strawberry.ID | None = strawberry.field(default=None, description="A visit of this patient it follows.")
+
+
+@strawberry.input(description="A call attempt.")
+class FollowUpAttemptInput:
+    channel: CallChannel
+    outcome: CallOutcome
+    at: datetime | None = strawberry.field(default=None, description="When (with its offset); now by default. "
+                                                                     "Within the last 30 days.")
+    note: str | None = strawberry.field(default=None, description="Clinical, encrypted. At most 2,000 characters.")
+
+
+@strawberry.input(description="The outcome form. When the patient was reached, say how they are; otherwise leave "
+                              "condition, needsHelp and satisfaction out.")
+class FollowUpOutcomeInput:
+    reached: bool
+    condition: PatientCondition | None = None
+    needs_help: bool | None = None
+    satisfaction: int | None = strawberry.field(default=None, description="1 to 5.")
+    notes: str | None = strawberry.field(default=None, description="Clinical, encrypted. At most 2,000 characters.")
+    open_ticket: bool = strawberry.field(default=False, description="Open a ticket (linked to the task) for a "
+                                                                    "patient who is WORSE or needs help; needs the "
+                                                                    "right to create tickets.")
+
+
+def rule_connection(page: follow_ups.pagination.Page[FollowUpRuleRow]) -> FollowUpRuleConnection:
+    return FollowUpRuleConnection(
+        edges=[FollowUpRuleEdge(cursor=cursor, node=FollowUpRule.of(row)) for cursor, row in page.items],
+        page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor))
+
+
+@strawberry.type
+class FollowUpQuery:
+    @strawberry.field(description="One follow-up task. NOT_FOUND when it is missing or its patient is outside your "
+                                  "reach.")
+    async def follow_up_task(self, info: Info, id: strawberry.ID) -> FollowUpTask | None:
+        return task_node(info.context, await follow_ups.get(info.context, uuid_of(id)))
+
+    @strawberry.field(description="Open tasks due by a local date (today by default, so overdue ones too), the "
+                                  "earliest first, each with its patient: MINE, your departments' POOL, or a "
+                                  "department head's DEPARTMENT. 1 to 100 a page.")
+    async def follow_up_worklist(self, info: Info, scope: FollowUpScope = FollowUpScope.MINE,
+                                 department_id: strawberry.ID | None = None, due_by: date | None = None,
+                                 first: int = DEFAULT_PAGE_SIZE, after: str | None = None) -> FollowUpWorklist:
+        found = await follow_ups.worklist(info.context, scope=scope.value,
+                                          department_id=uuid_of(department_id, "departmentId"), due_by=due_by,
+                                          first=first, after=after)
+        ctx = info.context
+        return FollowUpWorklist(
+            edges=[FollowUpTaskEdge(cursor=cursor, node=task_node(ctx, view)) for cursor, view in found.page.items],
+            page_info=PageInfo(has_next_page=found.page.has_next_page, end_cursor=found.page.end_cursor),
+            today=found.today)
+
+    @strawberry.field(description="Department heads: open tasks overdue and due today per nurse and pool in your "
+                                  "departments (or one of them).")
+    async def follow_up_workload(self, info: Info, department_id: strawberry.ID | None = None) -> FollowUpWorkload:
+        today, lines = await follow_ups.workload(info.context, uuid_of(department_id, "departmentId"))
+        return FollowUpWorkload(today=today, lines=[
+            FollowUpLoad(department_id=line.department_id, owner_id=line.owner_id, overdue=line.overdue,
+                         due_today=line.due_today) for line in lines])
+
+    @strawberry.field(description="The follow-up rules in force (includeRetired: every version), or every version "
+                                  "of one rule (ruleKey), in creation order.")
+    async def follow_up_rules(self, info: Info, first: int = DEFAULT_PAGE_SIZE, after: str | None = None,
+                              include_retired: bool = False,
+                              rule_key: strawberry.ID | None = None) -> FollowUpRuleConnection:
+        page = await follow_ups.rules(info.context, first=first, after=after, include_retired=include_retired,
+                                      rule_key=uuid_of(rule_key, "ruleKey"))
+        return rule_connection(page)
+
+
+@strawberry.type
+class FollowUpMutation:
+    @strawberry.mutation(description="A new follow-up rule (department heads for their departments, admins).")
+    async def follow_up_rule_create(self, info: Info, input: FollowUpRuleCreateInput) -> FollowUpRule | None:
+        return FollowUpRule.of(await follow_ups.rule_create(info.context, provided(input)))
+
+    @strawberry.mutation(description="Change a rule: a new version replaces this one. Pass the version you read: a "
+                                     "stale one (or a retired rule) answers CONFLICT.")
+    async def follow_up_rule_update(self, info: Info, id: strawberry.ID, input: FollowUpRuleChangeInput,
+                                    version: int | None = None) -> FollowUpRule | None:
+        return FollowUpRule.of(await follow_ups.rule_change(info.context, uuid_of(id), provided(input), version))
+
+    @strawberry.mutation(description="Retire a rule: it creates no more tasks; those it created stay.")
+    async def follow_up_rule_retire(self, info: Info, id: strawberry.ID,
+                                    version: int | None = None) -> FollowUpRule | None:
+        return FollowUpRule.of(await follow_ups.rule_retire(info.context, uuid_of(id), version))
+
+    @strawberry.mutation(description="Plan a follow-up call by hand (nurses, doctors) for a patient in your reach.")
+    async def follow_up_task_create(self, info: Info, input: FollowUpTaskCreateInput) -> FollowUpTask | None:
+        return task_node(info.context, await follow_ups.create_task(info.context, provided(input)))
+
+    @strawberry.mutation(description="Claim a task from your department's pool. If a colleague claimed it first: "
+                                     "CONFLICT.")
+    async def follow_up_task_claim(self, info: Info, id: strawberry.ID) -> FollowUpTask | None:
+        return task_node(info.context, await follow_ups.claim(info.context, uuid_of(id)))
+
+    @strawberry.mutation(description="Department heads: give an open task to a nurse of its department, or back to "
+                                     "the pool (staffId null).")
+    async def follow_up_task_assign(self, info: Info, id: strawberry.ID, staff_id: strawberry.ID | None = None,
+                                    version: int | None = None) -> FollowUpTask | None:
+        return task_node(info.context, await follow_ups.assign(info.context, uuid_of(id),
+                                                               uuid_of(staff_id, "staffId"), version))
+
+    @strawberry.mutation(description="Record a call attempt on your task.")
+    async def follow_up_attempt_record(self, info: Info, task_id: strawberry.ID,
+                                       input: FollowUpAttemptInput) -> FollowUpAttempt | None:
+        return attempt_node(info.context, await follow_ups.record_attempt(info.context, uuid_of(task_id, "taskId"),
+                                                                          provided(input)))
+
+    @strawberry.mutation(description="Complete your task with the outcome form (openTicket: a ticket for a patient "
+                                     "who is worse or needs help, linked to the task).")
+    async def follow_up_task_complete(self, info: Info, id: strawberry.ID, input: FollowUpOutcomeInput,
+                                      version: int | None = None) -> FollowUpTask | None:
+        return task_node(info.context, await follow_ups.complete(info.context, uuid_of(id), provided(input), version))
+
+    @strawberry.mutation(description="Mark your task failed: the patient was not reached after the attempts recorded.")
+    async def follow_up_task_fail(self, info: Info, id: strawberry.ID, notes: str | None = None,
+                                  version: int | None = None) -> FollowUpTask | None:
+        return task_node(info.context, await follow_ups.fail(info.context, uuid_of(id), notes, version))
+
+    @strawberry.mutation(description="Cancel a task (its owner, or the head of its department).")
+    async def follow_up_task_cancel(self, info: Info, id: strawberry.ID,
+                                    version: int | None = None) -> FollowUpTask | None:
+        return task_node(info.context, await follow_ups.cancel(info.context, uuid_of(id), version))
