@@ -6,6 +6,7 @@ as the demo nurse, so the demo database looks exactly like a real one.
 
 from __future__ import annotations
 
+import random
 import secrets
 import uuid
 from collections.abc import Callable
@@ -15,15 +16,20 @@ from datetime import UTC, datetime, timedelta
 from app.demo_data import DemoPatient, demo_patients
 from audit.events import RequestMeta
 from core.principal import ROLES, Principal
-from models import Department, Institution, Staff
+from models import Department, FollowUpTask, Institution, Patient, Staff
+from resolvers import care_plan as care_plans
 from resolvers import consent as consents
 from resolvers import contact as contacts
+from resolvers import flag as flags
+from resolvers import follow_up
 from resolvers import institution as institutions
 from resolvers import partner as partners
 from resolvers import partner_grant as partner_grants
 from resolvers import patient as patients
 from resolvers import patient_account as patient_accounts
+from resolvers import service_item as service_items
 from resolvers import ticket as tickets
+from resolvers import visit as visits
 from resolvers.context import Context, Services
 from resolvers.loaders import Loaders
 
@@ -76,9 +82,96 @@ async def seed(services: Services, *, password: str | None, patients_count: int 
     if registered:
         await _patient_account(ctx, registered[0], password)
     admin = await _acting_as(services, accounts["admin"], "admin", frozenset())
+    desk = await _acting_as(services, accounts["front_desk"], "front_desk", frozenset())
+    await _care_journey(admin, ctx, desk, registered, department_list)
     client = await _partner(admin, ctx, registered[:DEMO_GRANTS])
     return DemoResult(created=True, password=password if generated else None, partner_client_id=client.client.id,
                       partner_secret=client.secret)
+
+
+DEMO_SERVICES = (("ORTHO", "Orthodontics"), ("RESTORE", "Restoration"), ("IMPLANT", "Dental implant"),
+                 ("PERIO", "Periodontal treatment"))
+# caries of dentine, chronic gingivitis, loss of teeth (extraction), anomalies of tooth position
+DEMO_CONDITIONS = ("K02.1", "K05.1", "K08.1", "K07.3")
+DEMO_VISITS = 60  # patients with a year of visits behind them
+KINDS = ("outpatient", "procedure", "dental")
+
+
+async def _care_journey(admin: Context, nurse: Context, desk: Context, patient_ids: list[uuid.UUID],
+                        departments: list[Department]) -> None:
+    """A year of visits with codes, the follow-up calls the rules scheduled (done, failed, overdue, due
+    today and ahead: a real nurse's worklist), alerts on the files, an implant care plan, and today's desk."""
+    for code, name in DEMO_SERVICES:
+        await service_items.create(admin, code, name)
+    rng = random.Random(2026)  # noqa: S311 -- demo data, deterministic on purpose
+    now = datetime.now(UTC)
+    for n, patient_id in enumerate(patient_ids[:DEMO_VISITS]):
+        department = departments[(n + 1) % len(departments)]
+        for k in range(1 + n % 3):
+            ended = now - timedelta(days=rng.randint(12, 360) if k else rng.choice((1, 2, 3, 4, 6, 8, 10)),
+                                    hours=rng.randint(0, 6))
+            kind = KINDS[(n + k) % len(KINDS)]
+            view = await visits.create(nurse, {
+                "patient_id": patient_id, "kind": kind, "status": "finished", "department_id": department.id,
+                "started_at": ended - timedelta(minutes=45), "ended_at": ended, "reason": "Routine dental care",
+                "summary": "Examined and treated as planned", "treatment_plan": "Brush twice a day, floss daily",
+                "revisit_on": (ended + timedelta(days=180)).date()})
+            await visits.add_code(nurse, view.row.id, {"kind": "condition", "code": rng.choice(DEMO_CONDITIONS)})
+            if kind == "procedure":
+                await visits.add_code(nurse, view.row.id, {"kind": "procedure", "code": "IMPLANT",
+                                                           "status": "pending" if k == 0 else "done"})
+    await _follow_up_worklist(nurse, rng)
+    for patient_id in patient_ids[:3]:
+        await care_plans.create(nurse, {"patient_id": patient_id, "title": "After the implant",
+                                        "goals": "Healed and chewing normally in three months", "activities": [
+                                            {"kind": "call", "after_days": d} for d in (1, 7, 30)] + [
+                                            {"kind": "revisit", "after_days": 90}]})
+    await _flags(nurse, patient_ids)
+    await _today_at_the_desk(desk, patient_ids[DEMO_VISITS:DEMO_VISITS + 6], departments)
+
+
+async def _follow_up_worklist(nurse: Context, rng: random.Random) -> None:
+    """Calls due more than three days ago were made (most reached the patient, some never); the nurse
+    has claimed what is due up to a week ahead, so her worklist shows today's and the overdue ones."""
+    today = await follow_up.local_today(nurse)
+    for task in await FollowUpTask.filter(institution_id=nurse.institution_id, status="requested").order_by("due_on"):
+        if task.due_on > today + timedelta(days=7):
+            continue
+        await follow_up.claim(nurse, task.id)
+        if task.due_on >= today - timedelta(days=3):
+            continue
+        if rng.random() < 0.1:
+            await follow_up.record_attempt(nurse, task.id, {"channel": "phone", "outcome": "no_answer"})
+            await follow_up.fail(nurse, task.id, "Three calls, no answer", None)
+        else:
+            await follow_up.complete(nurse, task.id, {
+                "reached": True, "condition": rng.choice(("better", "better", "same")), "needs_help": False,
+                "satisfaction": rng.choice((4, 5, 5)), "notes": "Recovering well"}, None)
+
+
+async def _flags(nurse: Context, patient_ids: list[uuid.UUID]) -> None:
+    """Alerts on the files: VIPs, special needs, allergies (from the files as registered)."""
+    for patient_id in patient_ids:
+        patient = await Patient.get(id=patient_id)
+        if "|vip|" in patient.segments:
+            await flags.create(nurse, {"patient_id": patient_id, "kind": "vip"})
+        if "|special_needs|" in patient.segments:
+            await flags.create(nurse, {"patient_id": patient_id, "kind": "special_needs",
+                                       "detail": "Large print; must be accompanied"})
+        if patient.allergies is not None:
+            await flags.create(nurse, {"patient_id": patient_id, "kind": "allergy",
+                                       "detail": "Allergies on file: check before treatment"})
+
+
+async def _today_at_the_desk(desk: Context, patient_ids: list[uuid.UUID], departments: list[Department]) -> None:
+    """Today's desk: two patients still to come, one waiting, one being seen, two seen already."""
+    now = datetime.now(UTC)
+    for n, patient_id in enumerate(patient_ids):
+        view = await visits.create(desk, {"patient_id": patient_id, "kind": "dental",
+                                          "department_id": departments[n % len(departments)].id,
+                                          "planned_at": now + timedelta(hours=n - 2)})
+        for step in ("arrived", "in_progress", "finished")[:max(0, n - 1)]:
+            view = await visits.transition(desk, view.row.id, step, None, None)
 
 
 async def _patient_account(staff: Context, patient_id: uuid.UUID, password: str) -> None:

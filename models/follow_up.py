@@ -50,6 +50,7 @@ class FollowUpRule(TenantModel):
 
     if TYPE_CHECKING:
         department_id: uuid.UUID | None
+        author_id: uuid.UUID | None
 
     class Meta:
         table = "follow_up_rule"

@@ -43,13 +43,14 @@ from schema.sla import SlaMutation, SlaQuery
 from schema.staff import StaffMutation, StaffQuery
 from schema.ticket import TicketMutation, TicketQuery, TicketSubscription
 from schema.visit import VisitMutation, VisitQuery
+from schema.visit_report import VisitReportQuery
 
 log = logging.getLogger("careloop.graphql")
 
 Query = merge_types("Query", (SessionQuery, PatientQuery, TicketQuery, ReportQuery, ImprovementQuery, SlaQuery,
                               StaffQuery, DepartmentQuery, AuditEventQuery, AuditReportQuery, EmergencyAccessQuery,
                               PartnerQuery, PartnerGrantQuery, DisclosureQuery, PatientAccountQuery, RoleGrantQuery,
-                              VisitQuery, ServiceItemQuery, CarePlanQuery, FlagQuery, FollowUpQuery))
+                              VisitQuery, VisitReportQuery, ServiceItemQuery, CarePlanQuery, FlagQuery, FollowUpQuery))
 Mutation = merge_types(
     "Mutation", (SessionMutation, PatientMutation, ContactMutation, TicketMutation, ImprovementMutation, SlaMutation,
                  StaffMutation, CareTeamMutation, DepartmentMutation, EmergencyAccessMutation, PartnerMutation,
