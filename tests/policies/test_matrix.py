@@ -60,6 +60,7 @@ from models import (
 from policies.fields import CLINICAL, FLAG_DETAIL_CLASS, IDENTITY, PATIENT_CLASSES
 from policies.guard import Guard
 from policies.scopes import ROLE_REACH, TICKET_REACH, Reach
+from resolvers import institution as institutions
 from tests.factories import PASSWORD, Tenant, make_patient
 
 GUARD = Guard()
@@ -795,7 +796,7 @@ class ThroughPatient:
     reach, NOT_FOUND otherwise; its ``field_class`` (if it reads one) read under that class of the
     patient's file, a null field with FORBIDDEN (a denied read of the class) when the role may not."""
 
-    model: type[Visit] | type[CarePlan] | type[Flag]
+    model: type[Visit] | type[CarePlan] | type[Flag] | type[FollowUpTask]
     field_class: str | None = None
     reached: Callable[[str, uuid.UUID], bool] = reaches_department_a
 
@@ -1068,6 +1069,263 @@ FLAG_OPS: tuple[Op, ...] = (
 )
 
 
+# -- follow-up: rules, tasks, the worklists -------------------------------------------------------
+#
+# Besides the policy, the follow-up resolvers name two roles and the departments of the caller: a
+# nurse of the task's department claims it from the pool, the head of its department assigns it and
+# reads the department's lists, admins set any rule and a department head those of their own
+# departments. The factory puts the roles reaching patients by department (nurse, doctor, department
+# head) in department A, none in B.
+
+TASK_OWNER = "nurse"  # owns the matrix tasks that are not in the pool (tasks go to nurses only)
+DEPARTMENT_HEAD = "department_head"  # assigns the tasks of their departments and reads their lists
+RULE_KEEPER = "admin"  # sets every rule, institution-wide ones too
+TASK_CREATE = "mutation($input: FollowUpTaskCreateInput!) { followUpTaskCreate(input: $input) { id status } }"
+TASK_ATTEMPT = """mutation($id: ID!, $input: FollowUpAttemptInput!) {
+  followUpAttemptRecord(taskId: $id, input: $input) { id outcome }
+}"""
+RULES = "{ followUpRules { nodes { id name } } }"
+RULE_CREATE = "mutation($input: FollowUpRuleCreateInput!) { followUpRuleCreate(input: $input) { id version } }"
+NO_ANSWER = {"channel": "PHONE", "outcome": "NO_ANSWER"}
+
+
+def in_department_a(role: str, institution_id: uuid.UUID) -> bool:
+    """Whether the factory put the role's account in department A."""
+    return Reach.DEPARTMENT in ROLE_REACH.get(role, frozenset())
+
+
+class Work(StrEnum):
+    """What a task operation asks of the caller once it found the task; the value is the audit reason."""
+
+    CLAIM = "other_department"  # a nurse of the task's department
+    ASSIGN = "forbidden"  # the head of the task's department
+    OWN = "not_owner"  # its owner, who writes the clinical class of the patient's file (attempts, the outcome)
+    OWN_OR_HEAD = "own_or_head"  # its owner or the head of its department (refused as not_owner)
+
+
+@dataclass(frozen=True)
+class TaskLookup:
+    """A task of department A, reached through its patient (NOT_FOUND otherwise), then what ``work`` asks,
+    then the permissions ``then`` names (decided last, as the outcome form decides its ticket)."""
+
+    work: Work
+    then: tuple[tuple[str, str], ...] = ()
+
+    async def arrange(self, tenant: Tenant, role: str, variables: dict[str, Any]) -> None:
+        return None
+
+    def denial(self, role: str, institution_id: uuid.UUID) -> Denial | None:
+        if not reaches_department_a(role, institution_id):
+            return "NOT_FOUND", "not_found"
+        head = role == DEPARTMENT_HEAD and in_department_a(role, institution_id)
+        if self.work is Work.CLAIM and not (role == TASK_OWNER and in_department_a(role, institution_id)):
+            return "FORBIDDEN", self.work.value
+        if self.work is Work.ASSIGN and not head:
+            return "FORBIDDEN", self.work.value
+        if self.work is Work.OWN_OR_HEAD and not (role == TASK_OWNER or head):
+            return "FORBIDDEN", Work.OWN.value
+        if self.work is Work.OWN:
+            if role != TASK_OWNER:
+                return "FORBIDDEN", self.work.value
+            if not all(allows(role, institution_id, "patient.clinical", act) for act in ("update", "read")):
+                return "FORBIDDEN", "forbidden"
+        if not all(allows(role, institution_id, obj, act) for obj, act in self.then):
+            return "FORBIDDEN", "forbidden"
+        return None
+
+
+@dataclass(frozen=True)
+class HeadsOnly:
+    """The department's lists are for its head (refused and recorded for anyone else who reads tasks)."""
+
+    async def arrange(self, tenant: Tenant, role: str, variables: dict[str, Any]) -> None:
+        return None
+
+    def denial(self, role: str, institution_id: uuid.UUID) -> Denial | None:
+        return None if role == DEPARTMENT_HEAD else ("FORBIDDEN", "forbidden")
+
+
+@dataclass(frozen=True)
+class RuleLookup:
+    """A rule of department A, or an institution-wide one (``department`` None): admins set any rule, a
+    department head those of their own departments (refused and recorded as other_department)."""
+
+    department: str | None
+
+    async def arrange(self, tenant: Tenant, role: str, variables: dict[str, Any]) -> None:
+        return None
+
+    def denial(self, role: str, institution_id: uuid.UUID) -> Denial | None:
+        if role == RULE_KEEPER or (self.department == "A" and in_department_a(role, institution_id)):
+            return None
+        return "FORBIDDEN", "other_department"
+
+
+async def due_tomorrow(tenant: Tenant) -> str:
+    """A due date the API takes (from the institution's today), whichever side of midnight it is there."""
+    return (datetime.now(UTC).astimezone(await institutions.zone(tenant.id)).date() + timedelta(days=1)).isoformat()
+
+
+async def new_task_input(tenant: Tenant, owned: bool) -> dict[str, Any]:
+    owner = {"ownerId": str(tenant.staff_ids[TASK_OWNER])} if owned else {}
+    return {"patientId": str(await matrix_patient(tenant)), "dueOn": await due_tomorrow(tenant), **owner}
+
+
+async def matrix_task(tenant: Tenant, owned: bool = True, attempted: bool = False) -> str:
+    """A follow-up call for the matrix patient (department A), planned by the doctor: the nurse's, or in the
+    department's pool; with a call attempt that did not reach the patient if ``attempted``."""
+    reply = await tenant.call("doctor", TASK_CREATE, input=await new_task_input(tenant, owned))
+    assert reply.errors == [], reply.errors
+    task_id = str(reply.data["followUpTaskCreate"]["id"])
+    if attempted:
+        tried = await tenant.call(TASK_OWNER, TASK_ATTEMPT, id=task_id, input=NO_ANSWER)
+        assert tried.errors == [], tried.errors
+    return task_id
+
+
+async def with_task(tenant: Tenant) -> dict[str, Any]:
+    return {"id": await matrix_task(tenant)}
+
+
+async def with_pool_task(tenant: Tenant) -> dict[str, Any]:
+    return {"id": await matrix_task(tenant, owned=False)}
+
+
+async def with_tried_task(tenant: Tenant) -> dict[str, Any]:
+    return {"id": await matrix_task(tenant, attempted=True)}
+
+
+async def with_rules_in_force(tenant: Tenant) -> list[dict[str, Any]]:
+    """The institution's rules (its defaults are written on the first look, by the admin here)."""
+    reply = await tenant.call(RULE_KEEPER, RULES)
+    assert reply.errors == [], reply.errors
+    return list(reply.data["followUpRules"]["nodes"])
+
+
+def rule_input(tenant: Tenant, department: str | None) -> dict[str, Any]:
+    where = {} if department is None else {"departmentId": str(tenant.departments[department].id)}
+    return {"name": "Matrix rule", "offsetsDays": [2], **where}
+
+
+def rule_ops(department: str | None) -> tuple[Op, ...]:
+    """Writing a rule of department A, or an institution-wide one (one of the defaults, for the changes)."""
+    suffix = "" if department is None else f".of_{department.lower()}"
+
+    async def new_rule(tenant: Tenant) -> dict[str, Any]:
+        await with_rules_in_force(tenant)
+        return {"input": rule_input(tenant, department)}
+
+    async def a_rule(tenant: Tenant) -> dict[str, Any]:
+        rules = await with_rules_in_force(tenant)
+        if department is None:
+            return {"id": rules[0]["id"]}
+        reply = await tenant.call(RULE_KEEPER, RULE_CREATE, input=rule_input(tenant, department))
+        assert reply.errors == [], reply.errors
+        return {"id": reply.data["followUpRuleCreate"]["id"]}
+
+    async def rule_change(tenant: Tenant) -> dict[str, Any]:
+        return {**await a_rule(tenant), "input": {"offsetsDays": [2, 14]}}
+
+    keeps = RuleLookup(department)
+    update = (("follow_up_rule", "update"),)
+    return tuple(replace(op, name=op.name + suffix) for op in (
+        Op("followUpRuleCreate", "followUpRuleCreate", RULE_CREATE, new_rule, update, lookup=keeps,
+           expect=lambda data: _equal(data["followUpRuleCreate"]["version"], 1)),
+        Op("followUpRuleUpdate", "followUpRuleUpdate", """mutation($id: ID!, $input: FollowUpRuleChangeInput!) {
+  followUpRuleUpdate(id: $id, input: $input, version: 1) { version offsetsDays }
+}""", rule_change, update, lookup=keeps,
+           expect=lambda data: _equal(data["followUpRuleUpdate"], {"version": 2, "offsetsDays": [2, 14]})),
+        Op("followUpRuleRetire", "followUpRuleRetire",
+           "mutation($id: ID!) { followUpRuleRetire(id: $id, version: 1) { active } }", a_rule, update, lookup=keeps,
+           expect=lambda data: _equal(data["followUpRuleRetire"]["active"], False)),
+    ))
+
+
+async def with_seeded_rules(tenant: Tenant) -> dict[str, Any]:
+    await with_rules_in_force(tenant)
+    return {}
+
+
+def read_task(cls: str, selection: str, field: str, expected: Any) -> Op:
+    return Op(f"followUpTask.{cls}", "followUpTask",
+              f"query($id: ID!) {{ followUpTask(id: $id) {{ id {selection} }} }}", with_tried_task,
+              (("follow_up_task", "read"),), writes=False, field=field, lookup=ThroughPatient(FollowUpTask, cls),
+              expect=lambda data: _equal(data["followUpTask"][field], expected))
+
+
+WORKLIST = "{ followUpWorklist(scope: %s) { today edges { node { id } } } }"
+update_task = (("follow_up_task", "update"),)
+
+FOLLOW_UP_OPS: tuple[Op, ...] = (
+    Op("followUpRules", "followUpRules", RULES, with_seeded_rules, (("follow_up_rule", "read"),), writes=False,
+       expect=lambda data: _equal(len(data["followUpRules"]["nodes"]), 3)),
+    *rule_ops("A"),
+    *rule_ops(None),
+    Op("followUpTaskCreate", "followUpTaskCreate", TASK_CREATE,
+       lambda tenant: _as_input(new_task_input(tenant, owned=False)), (("follow_up_task", "create"),),
+       lookup=PatientLookup(reaches_department_a),
+       expect=lambda data: _equal(data["followUpTaskCreate"]["status"], "REQUESTED")),
+    read_task("identity", "status", "status", "REQUESTED"),
+    read_task("clinical", "attempts { outcome }", "attempts", [{"outcome": "NO_ANSWER"}]),
+    Op("followUpWorklist", "followUpWorklist", WORKLIST % "MINE", lambda tenant: _nothing_after(with_task(tenant)),
+       (("follow_up_task", "read"),), writes=False),
+    Op("followUpWorklist.pool", "followUpWorklist", WORKLIST % "POOL",
+       lambda tenant: _nothing_after(with_pool_task(tenant)), (("follow_up_task", "read"),), writes=False),
+    Op("followUpWorklist.department", "followUpWorklist", WORKLIST % "DEPARTMENT",
+       lambda tenant: _nothing_after(with_task(tenant)), (("follow_up_task", "read"),), writes=False,
+       lookup=HeadsOnly()),
+    Op("followUpWorkload", "followUpWorkload", "{ followUpWorkload { today lines { overdue dueToday } } }",
+       lambda tenant: _nothing_after(with_task(tenant)), (("follow_up_task", "read"),), writes=False,
+       lookup=HeadsOnly()),
+    Op("followUpTaskClaim", "followUpTaskClaim", "mutation($id: ID!) { followUpTaskClaim(id: $id) { status } }",
+       with_pool_task, update_task, lookup=TaskLookup(Work.CLAIM),
+       expect=lambda data: _equal(data["followUpTaskClaim"]["status"], "ACCEPTED")),
+    Op("followUpTaskAssign", "followUpTaskAssign",
+       "mutation($id: ID!, $sid: ID) { followUpTaskAssign(id: $id, staffId: $sid, version: 1) { status } }",
+       lambda tenant: _with_nurse_to_assign(tenant), update_task, lookup=TaskLookup(Work.ASSIGN),
+       expect=lambda data: _equal(data["followUpTaskAssign"]["status"], "REQUESTED")),
+    Op("followUpAttemptRecord", "followUpAttemptRecord", TASK_ATTEMPT,
+       lambda tenant: _with_input(with_task(tenant), NO_ANSWER), update_task, lookup=TaskLookup(Work.OWN),
+       expect=lambda data: _equal(data["followUpAttemptRecord"]["outcome"], "NO_ANSWER")),
+    Op("followUpTaskComplete", "followUpTaskComplete", """mutation($id: ID!, $input: FollowUpOutcomeInput!) {
+  followUpTaskComplete(id: $id, input: $input, version: 1) { status condition }
+}""", lambda tenant: _with_input(with_task(tenant), {"reached": True, "condition": "BETTER"}), update_task,
+       lookup=TaskLookup(Work.OWN),
+       expect=lambda data: _equal(data["followUpTaskComplete"], {"status": "COMPLETED", "condition": "BETTER"})),
+    # A patient who is worse: the outcome opens a ticket, which needs the right to open tickets too.
+    Op("followUpTaskComplete.ticket", "followUpTaskComplete", """mutation($id: ID!, $input: FollowUpOutcomeInput!) {
+  followUpTaskComplete(id: $id, input: $input, version: 1) { status ticketId }
+}""", lambda tenant: _with_input(with_task(tenant), {"reached": True, "condition": "WORSE", "openTicket": True}),
+       update_task, lookup=TaskLookup(Work.OWN, then=(("ticket", "create"),)),
+       expect=lambda data: _equal(data["followUpTaskComplete"]["ticketId"] is not None, True)),
+    Op("followUpTaskFail", "followUpTaskFail", "mutation($id: ID!) { followUpTaskFail(id: $id) { status } }",
+       with_tried_task, update_task, lookup=TaskLookup(Work.OWN),
+       expect=lambda data: _equal(data["followUpTaskFail"]["status"], "FAILED")),
+    Op("followUpTaskCancel", "followUpTaskCancel",
+       "mutation($id: ID!) { followUpTaskCancel(id: $id, version: 1) { status } }", with_task, update_task,
+       lookup=TaskLookup(Work.OWN_OR_HEAD), expect=lambda data: _equal(data["followUpTaskCancel"]["status"],
+                                                                        "CANCELLED")),
+)
+
+
+async def _as_input(value: Awaitable[dict[str, Any]]) -> dict[str, Any]:
+    return {"input": await value}
+
+
+async def _with_input(variables: Awaitable[dict[str, Any]], value: dict[str, Any]) -> dict[str, Any]:
+    return {**await variables, "input": value}
+
+
+async def _nothing_after(variables: Awaitable[dict[str, Any]]) -> dict[str, Any]:
+    """For the lists: the task exists, nothing is passed."""
+    await variables
+    return {}
+
+
+async def _with_nurse_to_assign(tenant: Tenant) -> dict[str, Any]:
+    return {**await with_pool_task(tenant), "sid": str(tenant.staff_ids[TASK_OWNER])}
+
+
 OPS: tuple[Op, ...] = (
     *(create_op(cls) for cls in PATIENT_CLASSES),
     *(update_op(cls) for cls in PATIENT_CLASSES),
@@ -1135,6 +1393,7 @@ OPS: tuple[Op, ...] = (
     *PARTNER_AND_PATIENT_OPS,
     *CARE_JOURNEY_OPS,
     *FLAG_OPS,
+    *FOLLOW_UP_OPS,
 )
 
 
