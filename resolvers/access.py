@@ -270,6 +270,14 @@ def read_contact_field(ctx: Context, view: ContactView, name: str) -> Any:
     return value
 
 
+def require_section(ctx: Context, view: PatientView, obj: str) -> None:
+    """A section of the patient's page (visits, alerts, plans, tasks, tickets) needs its own read permission;
+    without it the section is a null field with FORBIDDEN, and the refusal is noted."""
+    if not ctx.decide(obj, "read").allowed:
+        ctx.reads.note(obj, None, view.row.id, outcome=Outcome.DENIED, reason="forbidden_field")
+        raise Forbidden("Not allowed to read this field.")
+
+
 def require_contacts(ctx: Context, view: PatientView) -> None:
     """Contacts are read with the ``contact: read`` permission and the patient's contact class (checked
     in that order, so that a refusal is not noted as a read of the class)."""

@@ -10,6 +10,7 @@ clinical.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
@@ -89,6 +90,19 @@ async def of_patient(ctx: Context, patient: PatientView, *, first: int, after: s
     rows = await query.order_by("-id").limit(first + 1)
     return pagination.page_of([CarePlanView(row, patient) for row in rows[:first]], len(rows) > first, CURSOR_KIND,
                               key=lambda v: v.row.id)
+
+
+async def current_of(ctx: Context, patient: PatientView) -> list[CarePlanView]:
+    """A patient page's plans in force (draft or active), newest first (batched across patients)."""
+    access.require_section(ctx, patient, "care_plan")
+
+    async def batch(patient_ids: Sequence[uuid.UUID]) -> list[list[CarePlan]]:
+        rows = await CarePlan.filter(institution_id=ctx.institution_id, patient_id__in=list(patient_ids),
+                                     status__in=("draft", "active")).order_by("-id")
+        return [[row for row in rows if row.patient_id == i] for i in patient_ids]
+
+    rows = await ctx.require_loaders().made("current_care_plans", batch).load(patient.row.id)
+    return [CarePlanView(row, patient) for row in rows]
 
 
 async def patient_plans(ctx: Context, patient_id: uuid.UUID | None, *, first: int, after: str | None

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -110,6 +110,20 @@ async def of_patient(ctx: Context, patient_id: uuid.UUID | None, *, in_force_onl
         query = query.filter(in_force(await today(ctx)))
     rows = await query.order_by("id")
     access.require_class(ctx, patient, IDENTITY)  # the list says which alerts stand: noted even when empty
+    return [FlagView(row, patient) for row in rows if shown(patient, row)]
+
+
+async def in_force_of(ctx: Context, patient: PatientView) -> list[FlagView]:
+    """A patient page's alerts in force (batched across patients), oldest first."""
+    access.require_section(ctx, patient, "flag")
+
+    async def batch(patient_ids: Sequence[uuid.UUID]) -> list[list[Flag]]:
+        rows = await Flag.filter(in_force(await today(ctx)), institution_id=ctx.institution_id,
+                                 patient_id__in=list(patient_ids)).order_by("id")
+        return [[row for row in rows if row.patient_id == i] for i in patient_ids]
+
+    rows = await ctx.require_loaders().made("flags_in_force", batch).load(patient.row.id)
+    access.require_class(ctx, patient, IDENTITY)
     return [FlagView(row, patient) for row in rows if shown(patient, row)]
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -399,6 +400,20 @@ def _reached(ctx: Context) -> QuerySet[FollowUpTask] | None:
     if patients is None:
         return None
     return FollowUpTask.filter(institution_id=ctx.institution_id, patient_id__in=Subquery(patients.values("id")))
+
+
+async def open_of(ctx: Context, patient: PatientView) -> list[TaskView]:
+    """A patient page's open follow-up tasks, soonest due first (batched across patients)."""
+    access.require_section(ctx, patient, "follow_up_task")
+
+    async def batch(patient_ids: Sequence[uuid.UUID]) -> list[list[FollowUpTask]]:
+        query = _reached(ctx)
+        rows = [] if query is None else await query.filter(patient_id__in=list(patient_ids),
+                                                           status__in=OPEN_TASK_STATUSES).order_by("due_on", "id")
+        return [[row for row in rows if row.patient_id == i] for i in patient_ids]
+
+    rows = await ctx.require_loaders().made("open_follow_up_tasks", batch).load(patient.row.id)
+    return [TaskView(row, patient) for row in rows]
 
 
 async def _views(ctx: Context, rows: list[FollowUpTask]) -> list[TaskView]:

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from strawberry.dataloader import DataLoader
+from tortoise.queryset import QuerySet
 
 from models import (
     Attachment,
@@ -36,6 +37,7 @@ M = TypeVar("M", bound=TenantModel)
 class Loaders:
     def __init__(self, institution_id: uuid.UUID) -> None:
         self.institution_id = institution_id
+        self._made: dict[str, DataLoader[Any, Any]] = {}
         self.department: DataLoader[uuid.UUID, Department | None] = DataLoader(self._by_id(Department))
         self.staff: DataLoader[uuid.UUID, Staff | None] = DataLoader(self._by_id(Staff))
         self.partner: DataLoader[uuid.UUID, Partner | None] = DataLoader(self._by_id(Partner))
@@ -56,6 +58,13 @@ class Loaders:
             self._grouped(FollowUpAttempt, "task_id"))
         self.activities_by_plan: DataLoader[uuid.UUID, list[CarePlanActivity]] = DataLoader(
             self._grouped(CarePlanActivity, "plan_id"))
+
+    def made(self, name: str, load: Callable[[Sequence[Any]], Awaitable[list[Any]]]) -> DataLoader[Any, Any]:
+        """A loader made on first use in this request, for batches that depend on the caller's reach (the
+        sections of a patient's page): the first caller's batch function serves the whole request."""
+        if name not in self._made:
+            self._made[name] = DataLoader(load)
+        return self._made[name]
 
     def _by_id(self, model: type[M]) -> Callable[[Sequence[uuid.UUID]], Awaitable[list[M | None]]]:
         """Rows by id, one statement for a batch."""
@@ -82,3 +91,18 @@ class Loaders:
         for member in await members.select_related("staff").order_by("created_at"):
             found[member.patient_id].append(member.staff)
         return [found[pid] for pid in patient_ids]
+
+
+async def newest_per_parent(query: QuerySet[M], key: str, parent_ids: Sequence[uuid.UUID], order: tuple[str, ...],
+                            count: int) -> dict[uuid.UUID, list[M]]:
+    """The first ``count`` rows of each parent in ``order``, in two statements whatever the number of parents
+    and rows: the keys of every candidate (two narrow columns), then the chosen rows."""
+    pairs = await query.filter(**{f"{key}__in": list(parent_ids)}).order_by(*order).values_list("id", key)
+    chosen: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
+    for row_id, parent in pairs:
+        if len(chosen[parent]) < count:
+            chosen[parent].append(row_id)
+    wanted = [row_id for ids in chosen.values() for row_id in ids]
+    rows = {row.id: row for row in await query.filter(id__in=wanted)} if wanted else {}
+    return {parent: [rows[i] for i in ids] for parent, ids in chosen.items()}
+

@@ -10,7 +10,7 @@ recorded or a failed attempt to reach them is logged (the closed loop of shared/
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,6 +30,7 @@ from policies.guard import Decision
 from policies.scopes import TicketScope
 from policies.scopes import ticket_scope as build_ticket_scope
 from resolvers import access, pagination, session, sla
+from resolvers.access import PatientView
 from resolvers.context import Context
 
 CURSOR_KIND = "ticket"
@@ -127,6 +128,19 @@ async def page(ctx: Context, *, first: int, after: str | None, where: TicketFilt
     rows = await query.order_by("-id").limit(first + 1)
     return pagination.page_of([TicketView(r) for r in rows[:first]], len(rows) > first, CURSOR_KIND,
                               key=lambda view: view.row.id)
+
+
+async def open_of(ctx: Context, patient: PatientView) -> list[TicketView]:
+    """A patient page's open tickets within the caller's ticket reach, newest first (batched across patients)."""
+    access.require_section(ctx, patient, "ticket")
+
+    async def batch(patient_ids: Sequence[uuid.UUID]) -> list[list[Ticket]]:
+        rows = await Ticket.filter(ticket_scope(ctx).filter(), patient_id__in=list(patient_ids),
+                                   status__in=OPEN_STATUSES).order_by("-id")
+        return [[row for row in rows if row.patient_id == i] for i in patient_ids]
+
+    rows = await ctx.require_loaders().made("open_tickets", batch).load(patient.row.id)
+    return [TicketView(row) for row in rows]
 
 
 async def queue(ctx: Context, *, first: int, after: str | None, department_id: uuid.UUID | None,

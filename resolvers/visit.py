@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -32,6 +33,7 @@ from policies.fields import CLINICAL, ENCRYPTED_FIELDS, INTERNAL, VISIT_FIELD_CL
 from resolvers import access, follow_up, pagination
 from resolvers.access import PatientView
 from resolvers.context import Context
+from resolvers.loaders import newest_per_parent
 
 CURSOR_KIND = "visit"
 # The states a visit moves through; finished, cancelled and no-show are final.
@@ -140,6 +142,25 @@ async def history(ctx: Context, patient: PatientView, *, first: int, after: str 
     views = [VisitView(row, patient) for row in rows[:first]]
     return pagination.page_of(views, len(rows) > first, CURSOR_KIND,
                               key=lambda v: f"{v.row.planned_at.isoformat()}|{v.row.id}")
+
+
+RECENT_MAX = 20  # a patient page's recent visits; the whole history is paged by ``history``
+
+
+async def recent_of(ctx: Context, patient: PatientView, count: int) -> list[VisitView]:
+    """A patient page's most recent visits the caller may see, newest first (batched across patients)."""
+    if not 1 <= count <= RECENT_MAX:
+        raise BadUserInput(f"count: 1 to {RECENT_MAX}.", field="count")
+    access.require_section(ctx, patient, "visit")
+
+    async def batch(patient_ids: Sequence[uuid.UUID]) -> list[list[Visit]]:
+        query = in_reach(ctx)
+        found = {} if query is None else await newest_per_parent(query, "patient_id", patient_ids,
+                                                                ("-planned_at", "-id"), RECENT_MAX)
+        return [found.get(i, []) for i in patient_ids]
+
+    rows = await ctx.require_loaders().made("recent_visits", batch).load(patient.row.id)
+    return [VisitView(row, patient) for row in rows[:count]]
 
 
 async def patient_history(ctx: Context, patient_id: uuid.UUID | None, *, first: int, after: str | None,

@@ -12,7 +12,7 @@ from policies.fields import CARE_PLAN_FIELD_CLASS
 from resolvers import care_plan as care_plans
 from resolvers.care_plan import ActivityView, CarePlanView
 from resolvers.context import Context
-from schema.common import DEFAULT_PAGE_SIZE, FieldSource, Info, PageInfo, provided, uuid_of
+from schema.common import DEFAULT_PAGE_SIZE, FieldSource, Info, PageInfo, provided, register_node, uuid_of
 
 
 @strawberry.enum(description="Where a plan stands (FHIR CarePlan.status).")
@@ -178,3 +178,6 @@ class CarePlanMutation:
     async def care_plan_transition(self, info: Info, id: strawberry.ID, to: CarePlanStatus,
                                    version: int | None = None) -> CarePlan | None:
         return care_plan_node(info.context, await care_plans.transition(info.context, uuid_of(id), to.value, version))
+
+
+register_node("care_plan", care_plan_node)

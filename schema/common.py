@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from enum import Enum
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -80,6 +81,20 @@ class FieldSource:
 
     def read(self, name: str) -> Any:
         raise NotImplementedError
+
+
+# The patient's page names the care journey's types lazily (strawberry.lazy) and builds their objects
+# through here: the module that defines a type registers its builder at import (schema.root imports them
+# all), so schema.patient depends on no module that depends on it.
+_NODES: dict[str, Callable[[Context, Any], Any]] = {}
+
+
+def register_node(kind: str, build: Callable[[Context, Any], Any]) -> None:
+    _NODES[kind] = build
+
+
+def node_of(kind: str, ctx: Context, view: Any) -> Any:
+    return _NODES[kind](ctx, view)
 
 
 @strawberry.type(description="Where a page ends and whether another follows (keyset pagination).")

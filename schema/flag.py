@@ -19,7 +19,7 @@ from resolvers import flag as flags
 from resolvers.context import Context
 from resolvers.flag import CheckInAlert as AlertView
 from resolvers.flag import FlagView
-from schema.common import FieldSource, Info, provided, uuid_of
+from schema.common import FieldSource, Info, provided, register_node, uuid_of
 from schema.patient import Patient, PatientSource
 from schema.visit import Visit, visit_node
 
@@ -159,3 +159,6 @@ class FlagSubscription:
         ctx = info.context
         async for alert in flags.watch_check_ins(ctx, uuid_of(department_id, "departmentId")):
             yield CheckInAlert(view=alert)
+
+
+register_node("flag", flag_node)

@@ -19,7 +19,7 @@ from policies.fields import FOLLOW_UP_FIELD_CLASS
 from resolvers import follow_up as follow_ups
 from resolvers.context import Context
 from resolvers.follow_up import AttemptView, RuleView, TaskView
-from schema.common import DEFAULT_PAGE_SIZE, FieldSource, Info, PageInfo, provided, uuid_of
+from schema.common import DEFAULT_PAGE_SIZE, FieldSource, Info, PageInfo, provided, register_node, uuid_of
 from schema.department import Department
 from schema.patient import Patient, PatientSource
 from schema.staff import StaffSummary
@@ -487,3 +487,6 @@ class FollowUpMutation:
     async def follow_up_task_cancel(self, info: Info, id: strawberry.ID,
                                     version: int | None = None) -> FollowUpTask | None:
         return task_node(info.context, await follow_ups.cancel(info.context, uuid_of(id), version))
+
+
+register_node("follow_up_task", task_node)

@@ -11,23 +11,39 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import date, datetime
 from enum import Enum
-from typing import Any, cast
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import strawberry
 
 from policies.fields import PATIENT_FIELD_CLASS
 from resolvers import access
+from resolvers import care_plan as care_plans
 from resolvers import consent as consents
 from resolvers import contact as contacts
+from resolvers import flag as flags
+from resolvers import follow_up as follow_ups
 from resolvers import patient as patients
+from resolvers import ticket as tickets
+from resolvers import visit as visits
 from resolvers.access import PatientView
 from resolvers.context import Context
 from resolvers.patient import PatientFilter as PatientWhere
-from schema.common import DEFAULT_PAGE_SIZE, FieldSource, Info, PageInfo, provided, uuid_of
+from schema.common import DEFAULT_PAGE_SIZE, FieldSource, Info, PageInfo, node_of, provided, uuid_of
 from schema.consent import PartnerConsent
 from schema.contact import Contact, contact_node
 from schema.department import Department
 from schema.staff import StaffSummary
+
+if TYPE_CHECKING:
+    # The patient page's sections are types of modules that import this one: Strawberry finds them by
+    # strawberry.lazy, and nothing here imports them (see schema.common.node_of).
+    from typing import TypeAlias
+
+    Visit: TypeAlias = Any
+    Flag: TypeAlias = Any
+    CarePlan: TypeAlias = Any
+    FollowUpTask: TypeAlias = Any
+    Ticket: TypeAlias = Any
 
 
 @strawberry.enum(description="Sex as recorded in the file.")
@@ -166,6 +182,32 @@ class Patient:
     async def contacts(self, info: Info) -> list[Contact] | None:
         access.require_contacts(info.context, self.view)
         return [contact_node(info.context, view) for view in await contacts.of_patient(info.context, self.view)]
+
+    # -- the patient page: each section as its own query filters it, batched across a list of patients
+
+    @strawberry.field(description="The most recent visits you may see, newest first (1 to 20; the whole history is "
+                                  "the `visits` query).")
+    async def recent_visits(self, info: Info, count: int = 5
+                            ) -> list[Annotated["Visit", strawberry.lazy("schema.visit")]] | None:
+        return [node_of("visit", info.context, v) for v in await visits.recent_of(info.context, self.view, count)]
+
+    @strawberry.field(description="The alerts on the file in force today (VIP, special needs, allergy...).")
+    async def flags(self, info: Info) -> list[Annotated["Flag", strawberry.lazy("schema.flag")]] | None:
+        return [node_of("flag", info.context, v) for v in await flags.in_force_of(info.context, self.view)]
+
+    @strawberry.field(description="Care plans in force (draft or active), newest first.")
+    async def care_plans(self, info: Info) -> list[Annotated["CarePlan", strawberry.lazy("schema.care_plan")]] | None:
+        return [node_of("care_plan", info.context, v) for v in await care_plans.current_of(info.context, self.view)]
+
+    @strawberry.field(description="Open follow-up tasks, soonest due first.")
+    async def open_follow_up_tasks(self, info: Info
+                                   ) -> list[Annotated["FollowUpTask", strawberry.lazy("schema.follow_up")]] | None:
+        return [node_of("follow_up_task", info.context, v)
+                for v in await follow_ups.open_of(info.context, self.view)]
+
+    @strawberry.field(description="Open tickets about the patient within your ticket reach, newest first.")
+    async def open_tickets(self, info: Info) -> list[Annotated["Ticket", strawberry.lazy("schema.ticket")]] | None:
+        return [node_of("ticket", info.context, v) for v in await tickets.open_of(info.context, self.view)]
 
     @strawberry.field(description="Consents to share the file with partners, one per partner asked (contact class).")
     async def partner_consents(self, info: Info) -> list[PartnerConsent] | None:

@@ -22,7 +22,7 @@ from resolvers.attachment import AttachmentView
 from resolvers.context import Context
 from resolvers.ticket import TicketFilter as TicketWhere
 from resolvers.ticket import TicketView
-from schema.common import DEFAULT_PAGE_SIZE, FieldSource, Info, PageInfo, provided, uuid_of
+from schema.common import DEFAULT_PAGE_SIZE, FieldSource, Info, PageInfo, provided, register_node, uuid_of
 from schema.department import Department
 from schema.patient import Patient
 from schema.patient import node as patient_node
@@ -490,3 +490,6 @@ async def _department(info: Info, department_id: Any) -> Department | None:
         return None
     row = await info.context.require_loaders().department.load(department_id)
     return None if row is None else Department.of(row)
+
+
+register_node("ticket", ticket_node)

@@ -18,7 +18,7 @@ from resolvers import visit as visits
 from resolvers.access import PatientView
 from resolvers.context import Context
 from resolvers.visit import CodeView, VisitView
-from schema.common import DEFAULT_PAGE_SIZE, FieldSource, Info, PageInfo, provided, uuid_of
+from schema.common import DEFAULT_PAGE_SIZE, FieldSource, Info, PageInfo, provided, register_node, uuid_of
 from schema.department import Department
 from schema.patient import Patient, PatientConnection, PatientEdge, PatientSource
 from schema.patient import node as patient_node
@@ -327,3 +327,6 @@ class VisitMutation:
     @strawberry.mutation(description="Mark a procedure done, not done, or pending again.")
     async def visit_code_set_status(self, info: Info, id: strawberry.ID, status: ProcedureStatus) -> VisitCode | None:
         return code_node(info.context, await visits.set_code_status(info.context, uuid_of(id), status.value))
+
+
+register_node("visit", visit_node)
