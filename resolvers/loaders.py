@@ -28,6 +28,7 @@ from models import (
     Staff,
     TicketEvent,
     VisitCode,
+    VisitStaff,
 )
 from models.base import TenantModel
 
@@ -53,6 +54,7 @@ class Loaders:
         self.consents_by_patient: DataLoader[uuid.UUID, list[PartnerConsent]] = DataLoader(
             self._grouped(PartnerConsent, "patient_id"))
         self.codes_by_visit: DataLoader[uuid.UUID, list[VisitCode]] = DataLoader(self._grouped(VisitCode, "visit_id"))
+        self.staff_by_visit: DataLoader[uuid.UUID, list[VisitStaff]] = DataLoader(self._grouped(VisitStaff, "visit_id"))
         self.follow_up_rule: DataLoader[uuid.UUID, FollowUpRule | None] = DataLoader(self._by_id(FollowUpRule))
         self.attempts_by_task: DataLoader[uuid.UUID, list[FollowUpAttempt]] = DataLoader(
             self._grouped(FollowUpAttempt, "task_id"))

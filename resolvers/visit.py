@@ -27,7 +27,7 @@ from core.errors import BadUserInput, Conflict, Forbidden
 from core.ids import uuid7
 from core.principal import PARTNER
 from core.validation import camel_case, clean_text
-from models import Department, ServiceItem, Staff, Visit, VisitCode
+from models import Department, ServiceItem, Staff, Visit, VisitCode, VisitStaff
 from models.visit import CODE_KINDS, PROCEDURE_STATUSES, VISIT_KINDS
 from policies.fields import CLINICAL, ENCRYPTED_FIELDS, INTERNAL, VISIT_FIELD_CLASS
 from resolvers import access, follow_up, pagination
@@ -275,6 +275,8 @@ async def create(ctx: Context, data: dict[str, Any]) -> VisitView:
         row = await Visit.create(id=visit_id, institution_id=ctx.institution_id, patient_id=patient.row.id,
                                  status=status, partner_id=principal.partner_id if principal.kind == PARTNER else None,
                                  **_columns(ctx, visit_id, values))
+        if values.get("staff_ids"):
+            await _set_staff(ctx, visit_id, values["staff_ids"])
         await writer.append([access.write_record(ctx, Action.CREATE, "visit", visit_id, patient_id=patient.row.id,
                                                  fields=frozenset({"status", *values}), decision=decision)])
         if status == "finished":
@@ -296,6 +298,8 @@ async def update(ctx: Context, visit_id: uuid.UUID | None, data: dict[str, Any],
     _check_order({**_times(view.row), **values})
     async with in_transaction():
         await _write(ctx, view, version, _columns(ctx, view.row.id, values))
+        if "staff_ids" in values:
+            await _set_staff(ctx, view.row.id, values["staff_ids"])
         await writer.append([access.write_record(ctx, Action.UPDATE, "visit", view.row.id,
                                                  patient_id=view.patient.row.id, fields=frozenset(values),
                                                  decision=decision)])
@@ -445,6 +449,8 @@ async def _normalize(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
             if not await Staff.exists(id=value, institution_id=ctx.institution_id, is_active=True):
                 raise BadUserInput("clinicianId: no such staff member.", field="clinicianId")
             out[name] = value
+        elif name == "staff_ids":
+            out[name] = await _staff(ctx, value)
         elif name == "revisit_on":
             out[name] = value if isinstance(value, date) else date.fromisoformat(value)
         else:
@@ -452,9 +458,36 @@ async def _normalize(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+MAX_STAFF = 10
+
+
+async def _staff(ctx: Context, staff_ids: list[uuid.UUID]) -> list[uuid.UUID]:
+    """The other staff who took part: active accounts of the institution, each once."""
+    unique = list(dict.fromkeys(staff_ids))
+    if len(unique) > MAX_STAFF:
+        raise BadUserInput(f"staffIds: at most {MAX_STAFF}.", field="staffIds")
+    if unique and await Staff.filter(id__in=unique, institution_id=ctx.institution_id,
+                                     is_active=True).count() != len(unique):
+        raise BadUserInput("staffIds: no such staff member.", field="staffIds")
+    return unique
+
+
+async def _set_staff(ctx: Context, visit_id: uuid.UUID, staff_ids: list[uuid.UUID] | None) -> None:
+    """Inside the visit's transaction: the other staff, replaced as a whole."""
+    await VisitStaff.filter(institution_id=ctx.institution_id, visit_id=visit_id).delete()
+    await VisitStaff.bulk_create([VisitStaff(id=uuid7(), institution_id=ctx.institution_id, visit_id=visit_id,
+                                             staff_id=staff_id) for staff_id in staff_ids or []])
+
+
+async def staff_of(ctx: Context, view: VisitView) -> list[uuid.UUID]:
+    read_field(ctx, view, "kind")  # who took part is identity, as the visit's kind: checked and noted
+    rows = await ctx.require_loaders().staff_by_visit.load(view.row.id)
+    return [row.staff_id for row in rows]
+
+
 def _columns(ctx: Context, visit_id: uuid.UUID, values: dict[str, Any]) -> dict[str, Any]:
     return {name: access.seal(ctx, "visit", name, visit_id, value) if name in ENCRYPTED_FIELDS["visit"] else value
-            for name, value in values.items()}
+            for name, value in values.items() if name != "staff_ids"}
 
 
 def _times(row: Visit) -> dict[str, Any]:

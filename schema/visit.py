@@ -174,6 +174,12 @@ class Visit:
         row = None if staff_id is None else await info.context.require_loaders().staff.load(staff_id)
         return None if row is None else StaffSummary.of(row)
 
+    @strawberry.field(description="Other staff who took part.")
+    async def staff(self, info: Info) -> list[StaffSummary] | None:
+        staff_ids = await visits.staff_of(info.context, self.view)
+        rows = await info.context.require_loaders().staff.load_many(staff_ids)
+        return [StaffSummary.of(row) for row in rows if row is not None]
+
     @strawberry.field(description="Conditions and procedures recorded on the visit (clinical).")
     async def codes(self, info: Info) -> list[VisitCode] | None:
         return [code_node(info.context, view) for view in await visits.codes_of(info.context, self.view)]
@@ -218,6 +224,8 @@ class VisitCreateInput:
     status: VisitStatus | None = strawberry.UNSET
     department_id: strawberry.ID | None = strawberry.UNSET
     clinician_id: strawberry.ID | None = strawberry.UNSET
+    staff_ids: list[strawberry.ID] | None = strawberry.field(default=strawberry.UNSET,
+                                                             description="Other staff who took part (at most 10).")
     planned_at: datetime | None = strawberry.UNSET
     started_at: datetime | None = strawberry.UNSET
     ended_at: datetime | None = strawberry.UNSET
@@ -236,6 +244,8 @@ class VisitCreateInput:
 class VisitUpdateInput:
     department_id: strawberry.ID | None = strawberry.UNSET
     clinician_id: strawberry.ID | None = strawberry.UNSET
+    staff_ids: list[strawberry.ID] | None = strawberry.field(default=strawberry.UNSET,
+                                                             description="Replaces the other staff as a whole.")
     planned_at: datetime | None = strawberry.UNSET
     reason: str | None = strawberry.UNSET
     summary: str | None = strawberry.UNSET

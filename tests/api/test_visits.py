@@ -325,3 +325,19 @@ async def test_a_visit_recorded_afterwards_for_a_date_already_past_keeps_its_dat
                           startedAt="2026-11-02T09:00:00+08:00", endedAt="2026-11-02T10:00:00+08:00")
     tasks = await FollowUpTask.filter(visit_id=visit["id"])
     assert [t.due_on for t in tasks] == [date(2026, 11, 5)]
+
+
+async def test_other_staff_who_took_part(tenant: Tenant) -> None:
+    pid = await make_patient(tenant)
+    nurse, doctor = str(tenant.staff_ids["nurse"]), str(tenant.staff_ids["doctor"])
+    visit = await a_visit(tenant, pid, role="nurse", staffIds=[nurse, doctor, nurse])
+    staff = "query($id: ID!) { visit(id: $id) { staff { id } } }"
+    reply = await tenant.call("front_desk", staff, id=visit["id"])
+    assert sorted(s["id"] for s in reply.data["visit"]["staff"]) == sorted([nurse, doctor])
+    changed = await tenant.call("nurse", UPDATE, id=visit["id"], input={"staffIds": [doctor]})
+    assert changed.errors == []
+    assert [s["id"] for s in (await tenant.call("nurse", staff, id=visit["id"])).data["visit"]["staff"]] == [doctor]
+    before = await snapshot(tenant)
+    bad = await tenant.call("nurse", UPDATE, id=visit["id"], input={"staffIds": [str(uuid.uuid4())]})
+    assert bad.codes == ["BAD_USER_INPUT"] and bad.errors[0]["extensions"]["field"] == "staffIds"
+    assert await snapshot(tenant) == before
