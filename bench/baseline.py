@@ -1,11 +1,13 @@
 """The bare baseline: Starlette + asyncpg + orjson, one uvicorn worker, no GraphQL, no policy, no audit.
 
 It answers POST /graphql with the JSON careloop returns for the benchmark's operations, chosen by
-``operationName`` (W1..W4) with the same variables, so wrk sends both servers the same bytes.
+``operationName`` (W1..W5) with the same variables, so wrk sends both servers the same bytes.
 Encrypted fields are opened with the institution's key, unwrapped once at start-up with careloop's
-MasterKey, as ``models.keyring.KeyRing`` does.
+MasterKey, as ``models.keyring.KeyRing`` does. W5 (the worklist) is the tasks of the account in
+BENCH_NURSE (the baseline has no sign-in), due by today in the institution's time zone (read once at
+start-up).
 
-    python -m bench.baseline --port 8101   # env: BENCH_DSN, BENCH_INSTITUTION, CARELOOP_MASTER_KEY
+    python -m bench.baseline --port 8101   # env: BENCH_DSN, BENCH_INSTITUTION, BENCH_NURSE, CARELOOP_MASTER_KEY
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import orjson
@@ -45,6 +49,15 @@ AUDIT_SQL = """SELECT id, seq, occurred_at, actor_kind, actor_id, token_id, acti
                       client_address, user_agent, hash, prev_hash
                FROM audit_event WHERE institution_id = $1 ORDER BY seq DESC LIMIT $2"""
 
+# The worklist (W5): open tasks of one owner due by a local date, the earliest first, with the patient's
+# name and sealed phone, in one statement.
+WORKLIST_SQL = """SELECT t.id, t.due_on, t.status, t.patient_id, p.full_name, p.phone
+                  FROM follow_up_task t JOIN patient p ON p.id = t.patient_id AND p.institution_id = t.institution_id
+                  WHERE t.institution_id = $1 AND t.owner_id = $2 AND t.status IN ('requested', 'accepted')
+                    AND t.due_on <= $3 AND (t.due_on, t.id) > ($5, $6)
+                  ORDER BY t.due_on, t.id LIMIT $4"""
+EARLIEST = (date.min, uuid.UUID(int=0))
+
 
 class Db:
     """The pool, counting statements so the bench can report SQL per request (GET /stats)."""
@@ -71,13 +84,21 @@ def after_id(text: str | None) -> uuid.UUID:
     return uuid.UUID(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode().split(":", 1)[1])
 
 
+def task_key(text: str) -> tuple[date, uuid.UUID]:
+    """A worklist cursor ("follow-up-task:<due>|<id>", base64) as (due_on, id)."""
+    due, task_id = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode().split(":", 1)[1].split("|")
+    return date.fromisoformat(due), uuid.UUID(task_id)
+
+
 def ident(value: uuid.UUID | None) -> str | None:
     return None if value is None else str(value)
 
 
 class Baseline:
-    def __init__(self, db: Db, keys: InstitutionKeys) -> None:
+    def __init__(self, db: Db, keys: InstitutionKeys, zone: ZoneInfo | None = None,
+                 nurse: uuid.UUID | None = None) -> None:
         self.db, self.keys, self.iid = db, keys, keys.institution_id
+        self.zone, self.nurse = zone, nurse
 
     def open(self, table: str, column: str, row_id: uuid.UUID, value: bytes | None) -> str | None:
         return None if value is None else self.keys.open(value, field_aad(self.iid, table, column, row_id))
@@ -136,6 +157,16 @@ class Baseline:
         return {"auditEvents": {"edges": [{"node": n} for n in nodes],
                                 "pageInfo": {"hasNextPage": len(rows) > first, "endCursor": end}}}
 
+    async def w5(self, v: dict) -> dict:
+        today = datetime.now(self.zone).date()
+        after = task_key(v["after"]) if v.get("after") else EARLIEST
+        rows = await self.db.fetch(WORKLIST_SQL, self.iid, self.nurse, today, v["first"], *after)
+        return {"followUpWorklist": {"nodes": [{
+            "id": str(r["id"]), "dueOn": r["due_on"].isoformat(), "status": r["status"].upper(),
+            "patient": {"fullName": r["full_name"],
+                        "phone": self.open("patient", "phone", r["patient_id"], r["phone"])},
+        } for r in rows]}}
+
 
 async def load_keys(conn: asyncpg.Connection, master: MasterKey, institution_id: uuid.UUID) -> InstitutionKeys:
     """The institution's data keys, unwrapped once, as KeyRing.get does."""
@@ -146,7 +177,8 @@ async def load_keys(conn: asyncpg.Connection, master: MasterKey, institution_id:
     return keys
 
 
-def create_app(dsn: str, institution_id: uuid.UUID, master: MasterKey, pool_size: int = 5) -> Starlette:
+def create_app(dsn: str, institution_id: uuid.UUID, master: MasterKey, nurse: uuid.UUID | None = None,
+               pool_size: int = 5) -> Starlette:
     state: dict[str, Baseline] = {}
 
     @asynccontextmanager
@@ -154,7 +186,8 @@ def create_app(dsn: str, institution_id: uuid.UUID, master: MasterKey, pool_size
         pool = await asyncpg.create_pool(dsn, min_size=1, max_size=pool_size)
         async with pool.acquire() as conn:
             keys = await load_keys(conn, master, institution_id)
-        state["app"] = Baseline(Db(pool), keys)
+            zone = ZoneInfo(await conn.fetchval("SELECT time_zone FROM institution WHERE id = $1", institution_id))
+        state["app"] = Baseline(Db(pool), keys, zone, nurse)
         try:
             yield
         finally:
@@ -181,7 +214,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
     app = create_app(os.environ["BENCH_DSN"], uuid.UUID(os.environ["BENCH_INSTITUTION"]),
-                     MasterKey.from_base64(os.environ["CARELOOP_MASTER_KEY"]))
+                     MasterKey.from_base64(os.environ["CARELOOP_MASTER_KEY"]),
+                     uuid.UUID(os.environ["BENCH_NURSE"]) if os.environ.get("BENCH_NURSE") else None)
     uvicorn.run(app, host="127.0.0.1", port=args.port, workers=1, log_level="warning")
 
 

@@ -1,10 +1,12 @@
 """The benchmark's data: a fresh PostgreSQL database, careloop's migrations, and deterministic rows.
 
 The institution, its department and the two accounts go through careloop's own code
-(``resolvers.institution``). Patients, contacts and audit events are inserted in bulk with COPY,
-but sealed exactly as ``resolvers.patient._columns`` / ``resolvers.contact._columns`` seal them
+(``resolvers.institution``). Patients, contacts, follow-up tasks and audit events are inserted in bulk
+with COPY, but sealed exactly as ``resolvers.patient._columns`` / ``resolvers.contact._columns`` seal them
 (``InstitutionKeys.seal`` with ``field_aad``, blind indexes with ``keys.blind_index``) and hashed
-exactly as ``audit.writer`` hashes them (``audit.chain.row_hash``, in seq order).
+exactly as ``audit.writer`` hashes them (``audit.chain.row_hash``, in seq order). Follow-up tasks have
+no sealed column in use here (their ``notes`` stay null); their due dates count back from today in the
+institution's time zone (``resolvers.institution.zone``), as ``resolvers.follow_up.local_today`` does.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import random
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import asyncpg
 
@@ -49,6 +51,14 @@ CONTACT_COLUMNS = (
     "id", "institution_id", "patient_id", "created_at", "updated_at", "name", "relationship", "phone", "phone_bidx",
     "is_emergency", "may_receive_information", "notes",
 )
+TASK_COLUMNS = (
+    "id", "institution_id", "created_at", "updated_at", "patient_id", "due_on", "department_id", "owner_id",
+    "status", "reached", "completed_at", "completed_by_id", "version",
+)
+# Ten tasks in turn: 7 open (5 requested, 2 accepted by their owner), 3 closed.
+TASK_STATUSES = ("requested", "accepted", "requested", "completed", "requested", "requested", "cancelled",
+                 "accepted", "failed", "requested")
+TASK_DAYS_BACK = 45  # due dates spread over today and the 44 days before
 AUDIT_COLUMNS = (
     "id", "institution_id", "seq", "occurred_at", "actor_kind", "actor_id", "token_id", "action", "resource_type",
     "resource_id", "patient_id", "field_classes", "fields_read", "outcome", "reason", "policy_rule", "request_id",
@@ -122,6 +132,10 @@ def contact_id(index: int) -> uuid.UUID:
     return _det_uuid7(2, index)
 
 
+def task_id(index: int) -> uuid.UUID:
+    return _det_uuid7(3, index)
+
+
 def _sealer(tenant: Tenant, table: str, row_id: uuid.UUID):
     def seal(column: str, value: str | None) -> bytes | None:
         if value is None:
@@ -168,6 +182,29 @@ def contact_row(tenant: Tenant, index: int, patient_index: int) -> tuple:
     return tuple(values[c] for c in CONTACT_COLUMNS)
 
 
+def task_row(tenant: Tenant, index: int, patients: int, today: date) -> tuple:
+    """Follow-up task ``index``: mostly the nurse's, due today or overdue, 7 in 10 open. Every 20th is due
+    1 to 3 days ahead and every 17th waits in the department's pool (no owner, requested): the worklist must
+    leave both out. The patients are scattered over the first ``patients`` (by the prime stride)."""
+    pool, ahead = index % 17 == 16, index % 20 == 19
+    status = "requested" if pool else TASK_STATUSES[index % len(TASK_STATUSES)]
+    due = today + timedelta(days=1 + index % 3) if ahead else today - timedelta(days=index * 7 % TASK_DAYS_BACK)
+    created = datetime.combine(min(due, today) - timedelta(days=7), time(1, 0), tzinfo=UTC) + timedelta(
+        milliseconds=index)
+    closed = status in ("completed", "failed", "cancelled")
+    values = {
+        "id": task_id(index), "institution_id": tenant.institution_id, "created_at": created,
+        "updated_at": created + timedelta(days=7) if closed else created,
+        "patient_id": patient_id(index * STRIDE % patients), "due_on": due, "department_id": tenant.department_id,
+        "owner_id": None if pool else tenant.nurse_id, "status": status,
+        "reached": {"completed": True, "failed": False}.get(status),
+        "completed_at": created + timedelta(days=7) if status in ("completed", "failed") else None,
+        "completed_by_id": tenant.nurse_id if status in ("completed", "failed") else None,
+        "version": 2 if closed or status == "accepted" else 1,
+    }
+    return tuple(values[c] for c in TASK_COLUMNS)
+
+
 def _batches(rows: Iterator[tuple]) -> Iterator[list[tuple]]:
     batch: list[tuple] = []
     for row in rows:
@@ -198,6 +235,30 @@ async def load_patients(dsn: str, tenant: Tenant, start: int, stop: int, contact
     contacts = (contact_row(tenant, j, start + (j - contacts_start) * STRIDE % span)
                 for j in range(contacts_start, contacts_stop))
     await _copy(dsn, "contact", CONTACT_COLUMNS, contacts)
+
+
+async def local_today(institution_id: uuid.UUID) -> date:
+    """Today in the institution's time zone, as ``resolvers.follow_up.local_today`` has it."""
+    return datetime.now(UTC).astimezone(await institutions.zone(institution_id)).date()
+
+
+def expected_worklist(tenant: Tenant, count: int, patients: int, loaded_on: date, today: date) -> list[str]:
+    """The ids of the nurse's worklist by the data set's own rules (open, the nurse's, due by ``today``,
+    by due date then id), for tasks loaded on ``loaded_on``: what careloop and the baseline must both show."""
+    column = {name: n for n, name in enumerate(TASK_COLUMNS)}
+    rows = [task_row(tenant, i, patients, loaded_on) for i in range(count)]
+    mine = sorted((r[column["due_on"]], r[column["id"]]) for r in rows
+                  if r[column["owner_id"]] == tenant.nurse_id and r[column["status"]] in ("requested", "accepted")
+                  and r[column["due_on"]] <= today)
+    return [str(task) for _, task in mine]
+
+
+async def load_follow_up_tasks(dsn: str, tenant: Tenant, count: int, patients: int) -> date:
+    """``count`` follow-up tasks (see ``task_row``) on the first ``patients`` patients; returns the local
+    date they count back from."""
+    today = await local_today(tenant.institution_id)
+    await _copy(dsn, "follow_up_task", TASK_COLUMNS, (task_row(tenant, i, patients, today) for i in range(count)))
+    return today
 
 
 async def index_contacts(dsn: str) -> None:

@@ -54,12 +54,19 @@ def check_same(careloop: Server, baseline: Server, request: Request, token: str)
     difference = first_difference(got, expected)
     if difference:
         raise Mismatch(f"{request.name}: careloop and the baseline differ at {difference}")
-    return len(request_items(got))
+    items = request_items(got)
+    if not items or items == [None]:
+        raise Mismatch(f"{request.name}: both answered with no data, nothing was compared")
+    return len(items)
 
 
 def request_items(answer: dict) -> list:
     data = next(iter(answer["data"].values()))
-    return data["edges"] if isinstance(data, dict) and "edges" in data else [data]
+    if isinstance(data, dict):
+        for key in ("edges", "nodes"):
+            if key in data:
+                return list(data[key])
+    return [data]
 
 
 # -- SQL statements per request ------------------------------------------------------------

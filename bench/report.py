@@ -84,7 +84,8 @@ def markdown(meta: dict, results: dict, goals: dict[str, float]) -> str:
         f"Commit {meta['commit']}; {meta['cpus']} CPUs ({meta['cpu']}); Python {meta['python']}; "
         f"PostgreSQL {meta['postgres']}. wrk -t{a['threads']} -c{a['connections']} -d{a['seconds']:g}s after a "
         f"{a['warmup']:g}s warm-up, {a['rounds']} round(s), medians. Data: {a['patients']:,} patients, "
-        f"{a['contacts']:,} contacts, {a['audit_events']:,} audit events{index}. Ratio = careloop / baseline "
+        f"{a['contacts']:,} contacts, {a['audit_events']:,} audit events, {a.get('tasks', 0):,} follow-up tasks"
+        f"{index}. Ratio = careloop / baseline "
         "requests per second. SQL/req: statements per request (careloop: Tortoise's statements, without "
         "BEGIN/COMMIT); audit rows/req: audit events careloop appends per request. Peak MiB: VmHWM of the "
         "server process tree when the row was measured (it only grows).", "",

@@ -1,7 +1,7 @@
 """``make bench`` (``python -m bench.run``): careloop against a bare baseline on PostgreSQL, driven by wrk.
 
 One run: a fresh database with deterministic data, careloop (``careloop serve``, production settings)
-and the baseline as real servers, the same answers checked, W1-W4 measured in rounds, then growth
+and the baseline as real servers, the same answers checked, W1-W5 measured in rounds, then growth
 (page size, data size, audit verify and append). Results go to bench/results/<UTC time>.md and .json.
 See bench/README.md.
 """
@@ -19,7 +19,7 @@ import sys
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import httpx
@@ -33,6 +33,7 @@ from bench.workloads import Request
 from core.passwords import HashParameters
 from core.settings import Settings
 from resolvers import pagination
+from resolvers.follow_up import TASK_CURSOR
 
 GOALS = {"W1": 0.45, "W2": 0.66, "W3": 0.66}
 # Strong enough for production's OWASP check, cheap enough for the two sign-ins of a run.
@@ -45,6 +46,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--patients", type=int, default=20_000)
     p.add_argument("--contacts", type=int, default=50_000)
     p.add_argument("--audit-events", type=int, default=5_000, help="events in the chain before the run (W4)")
+    p.add_argument("--tasks", type=int, default=600,
+                   help="follow-up tasks, mostly the nurse's, due today or before (W5)")
     p.add_argument("--rounds", type=int, default=3, help="rounds of every measurement; the median is reported")
     p.add_argument("--seconds", type=float, default=8, help="wrk -d of each measurement")
     p.add_argument("--warmup", type=float, default=2, help="wrk -d of the warm-up before each measurement")
@@ -113,6 +116,7 @@ class Bench:
     tokens: dict[str, str] = field(default_factory=dict)
     patients: int = 0
     contacts: int = 0
+    tasks_loaded_on: date | None = None  # the local date the tasks' due dates count back from
 
     def pair(self) -> tuple[Server, Server]:
         assert self.careloop is not None and self.baseline is not None
@@ -122,13 +126,15 @@ class Bench:
         return self.tokens[request.account] if server is self.careloop else None
 
     def requests(self, first: int = 50) -> dict[str, Request]:
-        """W1 from the middle of the patients; W2 and W3 on patients outside that page, apart."""
+        """W1 from the middle of the patients; W2 and W3 on patients outside that page, apart; W5 the first
+        page of the nurse's worklist."""
         middle = self.patients // 2
         return {
             "W1": workloads.w1(pagination.encode("patient", str(dataset.patient_id(middle - 1))), first),
             "W2": workloads.w2(str(dataset.patient_id(middle // 2))),
             "W3": workloads.w3(str(dataset.patient_id(self.patients - 1))),
             "W4": workloads.w4(),
+            "W5": workloads.w5(),
         }
 
 
@@ -165,6 +171,9 @@ async def load(bench: Bench) -> None:
     await dataset.load_patients(bench.dsn, bench.tenant, 0, args.patients, 0, args.contacts)
     await dataset.append_audit_events(bench.dsn, bench.tenant.institution_id, bench.tenant.nurse_id,
                                       args.audit_events)
+    today = bench.tasks_loaded_on = await dataset.load_follow_up_tasks(bench.dsn, bench.tenant, args.tasks,
+                                                                       args.patients)
+    say(f"loaded {args.tasks:,} follow-up tasks due by {today} (the institution's local date) or soon after")
     if args.index_contacts:
         await dataset.index_contacts(bench.dsn)
     bench.patients, bench.contacts = args.patients, args.contacts
@@ -175,7 +184,8 @@ def start_servers(bench: Bench) -> None:
     assert bench.tenant is not None
     bench.careloop = servers.careloop(bench.env)
     bench.baseline = servers.baseline(bench.env | {"BENCH_DSN": bench.dsn,
-                                                   "BENCH_INSTITUTION": str(bench.tenant.institution_id)})
+                                                   "BENCH_INSTITUTION": str(bench.tenant.institution_id),
+                                                   "BENCH_NURSE": str(bench.tenant.nurse_id)})
     for server in bench.pair():
         server.start()
         say(f"{server.name} listening on {server.url}")
@@ -189,6 +199,37 @@ def check_answers(bench: Bench, requests: dict[str, Request]) -> None:
         if request.name in workloads.COMPARED:
             items = measure.check_same(careloop, baseline, request, bench.tokens[request.account])
             say(f"{name}: careloop and the baseline return the same data ({items} items)")
+
+
+async def check_worklist(bench: Bench) -> None:
+    """W5 beyond its first page: the nurse's whole worklist, page by page (the cursor made from the last
+    task, as careloop makes it), the same on both servers and the tasks the data set says are due: open,
+    the nurse's, due today or before (the institution's local date), pool tasks and later ones left out."""
+    assert bench.tenant is not None and bench.tasks_loaded_on is not None
+    careloop, baseline = bench.pair()
+    ids: list[str] = []
+    after, pages = None, 0
+    while True:
+        request = workloads.w5(50, after)
+        expected = baseline.post(request, None)
+        got = careloop.post(request, bench.tokens[request.account])
+        difference = measure.first_difference(got, expected)
+        if "errors" in got or difference:
+            raise measure.Mismatch(f"W5 page {pages + 1}: {got.get('errors') or difference}")
+        nodes = got["data"]["followUpWorklist"]["nodes"]
+        ids += [n["id"] for n in nodes]
+        pages += 1
+        if len(nodes) < 50:
+            break
+        after = pagination.encode(TASK_CURSOR, f"{nodes[-1]['dueOn']}|{nodes[-1]['id']}")
+    today = await dataset.local_today(bench.tenant.institution_id)
+    wanted = dataset.expected_worklist(bench.tenant, bench.args.tasks, bench.args.patients, bench.tasks_loaded_on,
+                                       today)
+    if ids != wanted:
+        missing, extra = sorted(set(wanted) - set(ids)), sorted(set(ids) - set(wanted))
+        raise measure.Mismatch(f"W5: the worklist has {len(ids)} tasks, the data set expects {len(wanted)} "
+                               f"(missing {missing[:3]}, unexpected {extra[:3]}, or in another order)")
+    say(f"W5: the whole worklist ({len(ids)} tasks, {pages} pages) is the same on both and as the data set expects")
 
 
 async def count_statements(bench: Bench, requests: dict[str, Request]) -> dict[str, dict[str, tuple[float, float]]]:
@@ -274,6 +315,7 @@ async def benchmark(bench: Bench) -> dict[str, Any]:
     start_servers(bench)
     requests = bench.requests()
     check_answers(bench, requests)
+    await check_worklist(bench)
     statements = await count_statements(bench, requests)
     results: dict[str, Any] = {"workloads": await run_rounds(bench, requests)}
     for name, summaries in results["workloads"].items():

@@ -1,4 +1,4 @@
-"""The four workloads: a GraphQL operation each, the account that runs it, and its variables.
+"""The five workloads: a GraphQL operation each, the account that runs it, and its variables.
 
 The same JSON body goes to careloop and to the baseline (which dispatches on ``operationName``);
 ``post.lua`` makes wrk send it.
@@ -37,20 +37,25 @@ W4 = """query W4($first: Int!) {
   }
 }"""
 
-DOCUMENTS = {"W1": W1, "W2": W2, "W3": W3, "W4": W4}
+W5 = """query W5($first: Int!, $after: String) {
+  followUpWorklist(scope: MINE, first: $first, after: $after) { nodes { id dueOn status patient { fullName phone } } }
+}"""
+
+DOCUMENTS = {"W1": W1, "W2": W2, "W3": W3, "W4": W4, "W5": W5}
 TITLES = {
     "W1": "page of patients with 3 encrypted fields and contacts (nurse)",
     "W2": "one patient with contacts (nurse)",
     "W3": "contactCreate (nurse)",
     "W4": "page of 50 audit events (compliance officer)",
+    "W5": "follow-up worklist of 50 tasks with patient names and phones (nurse)",
 }
-ACCOUNT = {"W1": "nurse", "W2": "nurse", "W3": "nurse", "W4": "officer"}
-COMPARED = ("W1", "W2", "W4")  # W3 creates a new row each time: its answers differ by design
+ACCOUNT = {"W1": "nurse", "W2": "nurse", "W3": "nurse", "W4": "officer", "W5": "nurse"}
+COMPARED = ("W1", "W2", "W4", "W5")  # W3 creates a new row each time: its answers differ by design
 
 
 @dataclass(frozen=True)
 class Request:
-    name: str  # W1..W4, also the operation name
+    name: str  # W1..W5, also the operation name
     variables: dict
 
     @property
@@ -77,3 +82,8 @@ def w3(patient_id: str) -> Request:
 
 def w4(first: int = 50) -> Request:
     return Request("W4", {"first": first})
+
+
+def w5(first: int = 50, after: str | None = None) -> Request:
+    """The first page (the one measured), or the page after a cursor (the whole list is checked)."""
+    return Request("W5", {"first": first} if after is None else {"first": first, "after": after})
