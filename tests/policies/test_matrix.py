@@ -1,10 +1,10 @@
 """Role x operation matrix: every role against every operation the policy guards.
 
 The expected outcome of each case is derived from the reviewed policy (``policy.csv`` through
-``Guard``) and the row reach of ``policies.scopes`` (``ROLE_REACH`` for patients, ``TICKET_REACH``
-for tickets); nothing here copies a rule by hand. A denied case must answer FORBIDDEN (NOT_FOUND
-when the role does not reach the patient or ticket), write nothing, and leave exactly one denied
-audit event.
+``Guard``) and the row reach of ``policies.scopes`` (``ROLE_REACH`` for patients, and for the records
+of the care journey through their patient; ``TICKET_REACH`` for tickets); nothing here copies a rule
+by hand. A denied case must answer FORBIDDEN (NOT_FOUND when the role does not reach the patient or
+ticket), write nothing, and leave exactly one denied audit event.
 """
 
 from __future__ import annotations
@@ -1031,7 +1031,8 @@ def flag_ops(cls: str) -> tuple[Op, ...]:
         return {"id": flag_id, "input": detail or {"status": "INACTIVE"}}
 
     async def flag_list(tenant: Tenant) -> dict[str, Any]:
-        """The patient's flags (one), and the flag's id to check a refused field against (not sent)."""
+        """The patient's flags (one), and the flag's id to check a refused field against (the query does not
+        declare it: the server ignores it)."""
         pid, flag_id = await matrix_flag(tenant, cls)
         return {"pid": str(pid), "id": flag_id}
 
@@ -1308,6 +1309,81 @@ FOLLOW_UP_OPS: tuple[Op, ...] = (
 )
 
 
+@dataclass(frozen=True)
+class DepartmentMember:
+    """A department's care-journey report: for members of that department only (refused and recorded)."""
+
+    department: str
+
+    async def arrange(self, tenant: Tenant, role: str, variables: dict[str, Any]) -> None:
+        return None
+
+    def denial(self, role: str, institution_id: uuid.UUID) -> Denial | None:
+        if self.department == "A" and in_department_a(role, institution_id):
+            return None
+        return "FORBIDDEN", "outside_department"
+
+
+def visit_report_op(department: str) -> Op:
+    async def month(tenant: Tenant) -> dict[str, Any]:
+        return {"month": "2020-01", "dep": str(tenant.departments[department].id)}
+
+    return Op(f"visitReport{'' if department == 'A' else '.of_' + department.lower()}", "visitReport",
+              "query($month: String!, $dep: ID!) { visitReport(month: $month, departmentId: $dep) { month noShows } }",
+              month, (("visit_report", "read"),), writes=False, lookup=DepartmentMember(department),
+              expect=lambda data: _equal(data["visitReport"], {"month": "2020-01", "noShows": 0}))
+
+
+VISIT_REPORT_OPS = (visit_report_op("A"), visit_report_op("B"))
+IN_NO_ROLES_DEPARTMENT = {"visitReport.of_b"}  # no account of the factory belongs to department B
+
+
+# -- the patient page (patient 360): each section of the journey under its own read permission ----
+
+
+def page_section(field: str, selection: str, obj: str, prepare: Callable[[Tenant], Awaitable[str]],
+                 expected: Any = None) -> Op:
+    """``patient(id) { <field> }`` for the matrix patient, once ``prepare`` put a record there: a null field
+    with FORBIDDEN for whoever reaches the patient without ``<obj>: read``."""
+    async def with_section(tenant: Tenant) -> dict[str, Any]:
+        await prepare(tenant)
+        (patient,) = await Patient.filter(institution_id=tenant.id).values_list("id", flat=True)
+        return {"id": str(patient)}
+
+    def expect(data: Any) -> None:
+        if expected is not None:
+            assert data["patient"][field] == expected
+
+    return Op(f"patient.{field}", "patient",
+              f"query($id: ID!) {{ patient(id: $id) {{ id {field} {{ {selection} }} }} }}", with_section,
+              ((obj, "read"),), writes=False, row_scoped=True, field=field, expect=expect)
+
+
+async def _visit_id(tenant: Tenant) -> str:
+    return (await matrix_visit(tenant))[1]
+
+
+async def _flag_id(tenant: Tenant) -> str:
+    return (await matrix_flag(tenant, IDENTITY))[1]
+
+
+async def _plan_id(tenant: Tenant) -> str:
+    return str((await with_care_plan(tenant))["id"])
+
+
+async def _ticket_id(tenant: Tenant) -> str:
+    return str(await open_ticket(tenant))
+
+
+PATIENT_PAGE_OPS: tuple[Op, ...] = (
+    page_section("recentVisits", "kind", "visit", _visit_id, [{"kind": "OUTPATIENT"}]),
+    page_section("flags", "kind", "flag", _flag_id, [{"kind": flag_kind(IDENTITY)}]),
+    page_section("carePlans", "status", "care_plan", _plan_id, [{"status": "ACTIVE"}]),
+    page_section("openFollowUpTasks", "status", "follow_up_task", matrix_task, [{"status": "REQUESTED"}]),
+    page_section("openTickets", "id", "ticket", _ticket_id),  # which tickets: the ticket reach, tested above
+)
+
+
 async def _as_input(value: Awaitable[dict[str, Any]]) -> dict[str, Any]:
     return {"input": await value}
 
@@ -1394,6 +1470,8 @@ OPS: tuple[Op, ...] = (
     *CARE_JOURNEY_OPS,
     *FLAG_OPS,
     *FOLLOW_UP_OPS,
+    *VISIT_REPORT_OPS,
+    *PATIENT_PAGE_OPS,
 )
 
 
@@ -1559,4 +1637,4 @@ def test_whoever_reads_flags_reads_the_internal_kinds() -> None:
 def test_some_role_is_allowed_and_some_denied(op: Op) -> None:
     domain = uuid.uuid4()
     outcomes = {op.allowed(role, domain) for role in ROLES}
-    assert outcomes == ({False} if op.name in NOT_FOR_STAFF else {True, False})
+    assert outcomes == ({False} if op.name in NOT_FOR_STAFF | IN_NO_ROLES_DEPARTMENT else {True, False})
