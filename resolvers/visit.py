@@ -207,15 +207,18 @@ async def _conditions(ctx: Context, where: VisitFilter) -> Q:
 
 async def cohort(ctx: Context, *, system: str, code: str, status: str | None, first: int,
                  after: str | None) -> pagination.Page[PatientView]:
-    """Patients in the caller's reach with a code (and a procedure status): one indexed lookup, nothing
-    decrypted. It reveals clinical facts, so it needs the clinical read permission."""
+    """Patients in the caller's reach with a code (and a procedure status) on a visit the caller reaches:
+    one indexed lookup, nothing decrypted. It reveals clinical facts of visits, so it needs both the visit
+    and the clinical read permission, and a partner finds only codes of the visits it recorded."""
+    await access.authorize(ctx, "visit", "read", action=Action.READ, resource_type="visit")
     await access.authorize(ctx, "patient.clinical", "read", action=Action.READ, resource_type="patient")
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     system, code = _checked_code(system, code, "code")
-    query = access.scoped_patients(ctx)
-    if query is None:
+    query, visits_reached = access.scoped_patients(ctx), in_reach(ctx)
+    if query is None or visits_reached is None:
         return pagination.Page([], False)
-    codes = VisitCode.filter(institution_id=ctx.institution_id, code_bidx=_code_index(ctx, system, code))
+    codes = VisitCode.filter(institution_id=ctx.institution_id, code_bidx=_code_index(ctx, system, code),
+                             visit_id__in=Subquery(visits_reached.values("id")))
     if status is not None:
         codes = codes.filter(status=_one_of(status, PROCEDURE_STATUSES, "status"))
     query = query.filter(id__in=Subquery(codes.values("patient_id")))
@@ -231,13 +234,13 @@ async def cohort_counts(ctx: Context, *, system: str, codes: list[str]) -> list[
     await access.authorize(ctx, "visit_report", "read", action=Action.READ, resource_type="visit_report")
     if not codes or len(codes) > MAX_COHORT_CODES:
         raise BadUserInput(f"codes: give 1 to {MAX_COHORT_CODES} codes.", field="codes")
-    patients = access.scoped_patients(ctx)
+    visits_reached = in_reach(ctx)
     checked = [_checked_code(system, code, "codes")[1] for code in codes]
-    if patients is None:
+    if visits_reached is None:
         return [(code, 0) for code in checked]
     index = {_code_index(ctx, system, code): code for code in checked}
     found = await (VisitCode.filter(institution_id=ctx.institution_id, code_bidx__in=list(index),
-                                    patient_id__in=Subquery(patients.values("id")))
+                                    visit_id__in=Subquery(visits_reached.values("id")))
                    .distinct().values_list("code_bidx", "patient_id"))
     counts = dict.fromkeys(checked, 0)
     for digest, _patient in found:

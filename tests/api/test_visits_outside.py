@@ -68,3 +68,20 @@ async def test_a_patient_reads_their_visits_with_instructions_never_the_internal
     refused = await gql(tenant.client, CREATE, {"input": {"patientId": str(me.patient_id), "kind": "DENTAL"}},
                         me.token)
     assert refused.codes == ["FORBIDDEN"]
+
+
+COHORT = 'query { patientsWithCode(codeSystem: ICD10, code: "K08.1") { nodes { id } } }'
+ADD_CODE = """mutation($id: ID!) { visitCodeAdd(visitId: $id, input: {kind: CONDITION, code: "K08.1"}) { id } }"""
+
+
+async def test_a_partner_finds_codes_only_on_the_visits_it_recorded(tenant: Tenant) -> None:
+    """A cohort by code reveals what visits recorded: a partner without the visit scope is refused, and with
+    it finds only codes of its own visits, never the institution's."""
+    reader = await make_partnership(tenant, [*ALL_SCOPES, "visit:read"])
+    staff_visit = await tenant.call("nurse", CREATE, input={"patientId": str(reader.granted), "kind": "OUTPATIENT"})
+    assert (await tenant.call("nurse", ADD_CODE, id=staff_visit.data["visitCreate"]["id"])).errors == []
+    assert (await reader.call(COHORT)).data["patientsWithCode"]["nodes"] == []
+    blind = await make_partnership(tenant, ALL_SCOPES)
+    assert (await blind.call(COHORT)).codes == ["FORBIDDEN"]
+    nurse = await tenant.call("nurse", COHORT)
+    assert str(reader.granted) in [n["id"] for n in nurse.data["patientsWithCode"]["nodes"]]
