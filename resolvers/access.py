@@ -270,6 +270,18 @@ def read_contact_field(ctx: Context, view: ContactView, name: str) -> Any:
     return value
 
 
+def read_journey_field(ctx: Context, patient: PatientView, table: str, row: Any, name: str, field_class: str) -> Any:
+    """A field of a record of the patient's care journey (a visit, a code, a plan, a task...): read under the
+    class of the patient's file it belongs to, opened when sealed, the decrypted column noted on the
+    patient's read record (``visit.summary``), never its value."""
+    require_class(ctx, patient, field_class)
+    value = getattr(row, name)
+    if name in ENCRYPTED_FIELDS[table] and value is not None:
+        value = open_sealed(ctx, table, name, row.id, value)
+        ctx.reads.note("patient", patient.row.id, patient.row.id, field_name=f"{table}.{name}")
+    return value
+
+
 def require_section(ctx: Context, view: PatientView, obj: str) -> None:
     """A section of the patient's page (visits, alerts, plans, tasks, tickets) needs its own read permission;
     without it the section is a null field with FORBIDDEN, and the refusal is noted."""

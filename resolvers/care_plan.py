@@ -26,7 +26,7 @@ from core.validation import camel_case, clean_text
 from models import CarePlan, CarePlanActivity, Department, FollowUpTask, Visit
 from models.care_plan import ACTIVITY_KINDS
 from models.follow_up import OPEN_TASK_STATUSES
-from policies.fields import CARE_PLAN_FIELD_CLASS, CLINICAL, ENCRYPTED_FIELDS
+from policies.fields import CARE_PLAN_FIELD_CLASS, CLINICAL
 from resolvers import access, follow_up, pagination
 from resolvers.access import PatientView
 from resolvers.context import Context
@@ -52,23 +52,12 @@ class ActivityView:
 
 
 def read_field(ctx: Context, view: CarePlanView, name: str) -> Any:
-    access.require_class(ctx, view.patient, CARE_PLAN_FIELD_CLASS[name])
-    value = getattr(view.row, name)
-    if name in ENCRYPTED_FIELDS["care_plan"] and value is not None:
-        value = access.open_sealed(ctx, "care_plan", name, view.row.id, value)
-        pid = view.patient.row.id
-        ctx.reads.note("patient", pid, pid, field_name=f"care_plan.{name}")
-    return value
+    return access.read_journey_field(ctx, view.patient, "care_plan", view.row, name, CARE_PLAN_FIELD_CLASS[name])
 
 
 def read_activity_description(ctx: Context, view: ActivityView) -> str | None:
-    access.require_class(ctx, view.plan.patient, CLINICAL)
-    value = view.row.description
-    if value is None:
-        return None
-    pid = view.plan.patient.row.id
-    ctx.reads.note("patient", pid, pid, field_name="care_plan_activity.description")
-    return access.open_sealed(ctx, "care_plan_activity", "description", view.row.id, value)
+    return access.read_journey_field(ctx, view.plan.patient, "care_plan_activity", view.row, "description",
+                                     CLINICAL)
 
 
 async def activities_of(ctx: Context, view: CarePlanView) -> list[ActivityView]:

@@ -73,13 +73,7 @@ def detail_class(row: Flag) -> str:
 def read_field(ctx: Context, view: FlagView, name: str) -> Any:
     """A flag's field under its class on the patient's file; the detail opened only when asked for."""
     if name == "detail":
-        access.require_class(ctx, view.patient, detail_class(view.row))
-        value = view.row.detail
-        if value is None:
-            return None
-        pid = view.patient.row.id
-        ctx.reads.note("patient", pid, pid, field_name="flag.detail")
-        return access.open_sealed(ctx, "flag", "detail", view.row.id, value)
+        return access.read_journey_field(ctx, view.patient, "flag", view.row, "detail", detail_class(view.row))
     if name not in IDENTITY_FIELDS:
         raise AttributeError(name)
     access.require_class(ctx, view.patient, IDENTITY)

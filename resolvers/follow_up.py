@@ -45,7 +45,7 @@ from models import (
 from models.fields import tags_from_db, tags_to_db
 from models.follow_up import ASSIGNEES, ATTEMPT_CHANNELS, ATTEMPT_OUTCOMES, CONDITIONS, OPEN_TASK_STATUSES
 from models.visit import VISIT_KINDS
-from policies.fields import CLINICAL, ENCRYPTED_FIELDS, FOLLOW_UP_FIELD_CLASS, IDENTITY
+from policies.fields import CLINICAL, FOLLOW_UP_FIELD_CLASS, IDENTITY
 from policies.guard import Decision
 from resolvers import access, pagination
 from resolvers import institution as institutions
@@ -439,23 +439,13 @@ async def get(ctx: Context, task_id: uuid.UUID | None) -> TaskView:
 
 def read_field(ctx: Context, view: TaskView, name: str) -> Any:
     """A task's field under its class on the patient's file; the sealed notes opened when asked for."""
-    access.require_class(ctx, view.patient, FOLLOW_UP_FIELD_CLASS[name])
-    value = getattr(view.row, name)
-    if name in ENCRYPTED_FIELDS["follow_up_task"] and value is not None:
-        value = access.open_sealed(ctx, "follow_up_task", name, view.row.id, value)
-        pid = view.patient.row.id
-        ctx.reads.note("patient", pid, pid, field_name=f"follow_up_task.{name}")
-    return value
+    return access.read_journey_field(ctx, view.patient, "follow_up_task", view.row, name,
+                                     FOLLOW_UP_FIELD_CLASS[name])
 
 
 def read_attempt_field(ctx: Context, view: AttemptView, name: str) -> Any:
-    access.require_class(ctx, view.task.patient, FOLLOW_UP_FIELD_CLASS["attempts"])
-    value = getattr(view.row, name)
-    if name in ENCRYPTED_FIELDS["follow_up_attempt"] and value is not None:
-        value = access.open_sealed(ctx, "follow_up_attempt", name, view.row.id, value)
-        pid = view.task.patient.row.id
-        ctx.reads.note("patient", pid, pid, field_name=f"follow_up_attempt.{name}")
-    return value
+    return access.read_journey_field(ctx, view.task.patient, "follow_up_attempt", view.row, name,
+                                     FOLLOW_UP_FIELD_CLASS["attempts"])
 
 
 def require_identity(ctx: Context, view: TaskView) -> None:

@@ -77,23 +77,11 @@ class CodeView:
 
 def read_field(ctx: Context, view: VisitView, name: str) -> Any:
     """A visit's field under its class on the patient's file; sealed ones opened when asked for."""
-    access.require_class(ctx, view.patient, VISIT_FIELD_CLASS[name])
-    value = getattr(view.row, name)
-    if name in ENCRYPTED_FIELDS["visit"] and value is not None:
-        value = access.open_sealed(ctx, "visit", name, view.row.id, value)
-        pid = view.patient.row.id
-        ctx.reads.note("patient", pid, pid, field_name=f"visit.{name}")
-    return value
+    return access.read_journey_field(ctx, view.patient, "visit", view.row, name, VISIT_FIELD_CLASS[name])
 
 
 def read_code_field(ctx: Context, view: CodeView, name: str) -> Any:
-    access.require_class(ctx, view.visit.patient, CLINICAL)
-    value = getattr(view.row, name)
-    if name in ENCRYPTED_FIELDS["visit_code"] and value is not None:
-        value = access.open_sealed(ctx, "visit_code", name, view.row.id, value)
-        pid = view.visit.patient.row.id
-        ctx.reads.note("patient", pid, pid, field_name=f"visit_code.{name}")
-    return value
+    return access.read_journey_field(ctx, view.visit.patient, "visit_code", view.row, name, CLINICAL)
 
 
 def in_reach(ctx: Context) -> QuerySet[Visit] | None:
