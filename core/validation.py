@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import date
+from collections.abc import Collection
+from datetime import UTC, date, datetime
+from typing import Any
 
 from core.errors import BadUserInput
 
@@ -268,3 +270,18 @@ def camel_case(name: str) -> str:
     """The API's name for a Python field name (``caller_phone`` -> ``callerPhone``), for error messages."""
     head, *rest = name.split("_")
     return head + "".join(part.title() for part in rest)
+
+
+def one_of(value: Any, allowed: Collection[str], field: str) -> str:
+    """A value of a closed vocabulary (kinds, statuses, channels), or BAD_USER_INPUT listing the vocabulary."""
+    if value not in allowed:
+        raise BadUserInput(f"{field}: must be one of {', '.join(sorted(allowed))}.", field=field)
+    return str(value)
+
+
+def aware_time(value: datetime, field: str) -> datetime:
+    """A moment given with its offset, in UTC; a local time without one is ambiguous and refused."""
+    if value.tzinfo is None:
+        raise BadUserInput(f"{field}: give a time with its offset (e.g. 2026-12-01T09:00:00+08:00).", field=field)
+    return value.astimezone(UTC)
+

@@ -31,7 +31,7 @@ from audit.events import Action
 from core.errors import BadUserInput, Forbidden
 from core.ids import uuid7
 from core.principal import STAFF
-from core.validation import camel_case, clean_text
+from core.validation import camel_case, clean_text, one_of
 from models import Flag, Visit
 from models.fields import tags_from_db
 from models.flag import FLAG_KINDS, FLAG_STATUSES
@@ -137,7 +137,7 @@ async def create(ctx: Context, data: dict[str, Any]) -> FlagView:
     decision = await access.authorize(ctx, "flag", "create", action=Action.CREATE, resource_type="flag",
                                       patient_id=data.get("patient_id"))
     patient = await access.find_patient(ctx, data.get("patient_id"), action=Action.CREATE, field="patientId")
-    kind = _one_of(data.get("kind"), FLAG_KINDS, "kind")
+    kind = one_of(data.get("kind"), FLAG_KINDS, "kind")
     values = _normalize({name: value for name, value in data.items() if name not in ("patient_id", "kind")})
     values.pop("status", None)
     values.setdefault("starts_on", await today(ctx))
@@ -209,7 +209,7 @@ def _normalize(data: dict[str, Any]) -> dict[str, Any]:
             out[name] = None if value is None else clean_text(value, field=field_name, max_length=DETAIL_LIMIT,
                                                                min_length=1)
         elif name == "status":
-            out[name] = None if value is None else _one_of(value, FLAG_STATUSES, field_name)
+            out[name] = None if value is None else one_of(value, FLAG_STATUSES, field_name)
         elif name in ("starts_on", "ends_on"):
             out[name] = value
         else:
@@ -230,11 +230,6 @@ def _columns(ctx: Context, flag_id: uuid.UUID, values: dict[str, Any]) -> dict[s
 def _written(values: dict[str, Any]) -> set[str]:
     return set(values)
 
-
-def _one_of(value: Any, allowed: tuple[str, ...], field_name: str) -> str:
-    if value not in allowed:
-        raise BadUserInput(f"{field_name}: must be one of {', '.join(sorted(allowed))}.", field=field_name)
-    return str(value)
 
 
 # -- the check-in alert ------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from audit import writer
 from audit.events import Action
 from core.errors import BadUserInput, Conflict, Forbidden
 from core.ids import uuid7
-from core.validation import camel_case, clean_text
+from core.validation import aware_time, camel_case, clean_text, one_of
 from models import (
     CareTeamMember,
     Department,
@@ -355,7 +355,7 @@ async def _rule_values(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
         if name == "name":
             out[name] = clean_text(value, field=field_name, max_length=NAME_LIMIT, min_length=1)
         elif name == "visit_kind":
-            out[name] = None if value is None else _one_of(value, VISIT_KINDS, field_name)
+            out[name] = None if value is None else one_of(value, VISIT_KINDS, field_name)
         elif name == "procedure_code":
             out[name] = None if value is None else await _catalogue_code(ctx, value)
         elif name == "department_id":
@@ -365,7 +365,7 @@ async def _rule_values(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
         elif name == "offsets_days":
             out[name] = tags_to_db([str(days) for days in _checked_offsets(value)])
         elif name == "assignee":
-            out[name] = _one_of(value, ASSIGNEES, field_name)
+            out[name] = one_of(value, ASSIGNEES, field_name)
         elif name == "skip_closed_days":
             out[name] = bool(value)
         else:
@@ -469,7 +469,7 @@ async def worklist(ctx: Context, *, scope: str, department_id: uuid.UUID | None,
     their departments (DEPARTMENT). Always only tasks of patients the caller reaches."""
     await access.authorize(ctx, "follow_up_task", "read", action=Action.READ, resource_type="follow_up_task")
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
-    scope = _one_of(scope, WORKLIST_SCOPES, "scope")
+    scope = one_of(scope, WORKLIST_SCOPES, "scope")
     cursor = _decode_task_cursor(after) if after else None
     departments = None if scope == "mine" else await _departments_for(ctx, scope, department_id)
     today = await local_today(ctx)
@@ -646,8 +646,8 @@ async def record_attempt(ctx: Context, task_id: uuid.UUID | None, data: dict[str
     await _check_worker(ctx, view, "taskId")
     _check_open(view.row, "taskId")
     at = _attempt_time(data.get("at"))
-    channel = _one_of(data.get("channel"), ATTEMPT_CHANNELS, "channel")
-    outcome = _one_of(data.get("outcome"), ATTEMPT_OUTCOMES, "outcome")
+    channel = one_of(data.get("channel"), ATTEMPT_CHANNELS, "channel")
+    outcome = one_of(data.get("outcome"), ATTEMPT_OUTCOMES, "outcome")
     note = _notes(data.get("note"), "note")
     attempt_id = uuid7()
     me = ctx.require_principal().user_id
@@ -808,7 +808,7 @@ def _outcome_form(data: dict[str, Any]) -> dict[str, Any]:
     if reached:
         if form["condition"] is None:
             raise BadUserInput("condition: say how the patient is (BETTER, SAME or WORSE).", field="condition")
-        _one_of(form["condition"], CONDITIONS, "condition")
+        one_of(form["condition"], CONDITIONS, "condition")
         if form["satisfaction"] is not None and not 1 <= form["satisfaction"] <= 5:
             raise BadUserInput("satisfaction: from 1 to 5.", field="satisfaction")
     else:
@@ -840,18 +840,12 @@ def _attempt_time(value: datetime | None) -> datetime:
     now = _now()
     if value is None:
         return now
-    if value.tzinfo is None:
-        raise BadUserInput("at: give a time with its offset (e.g. 2026-12-01T09:00:00+08:00).", field="at")
+    value = aware_time(value, "at")
     if value > now + timedelta(minutes=1) or value < now - MAX_ATTEMPT_AGE:
         raise BadUserInput("at: within the last 30 days, not in the future.", field="at")
-    return value.astimezone(UTC)
+    return value
 
 
 def _notes(value: str | None, field: str) -> str | None:
     return None if value is None else clean_text(value, field=field, max_length=NOTES_LIMIT, min_length=1)
 
-
-def _one_of(value: Any, allowed: tuple[str, ...], field_name: str) -> str:
-    if value not in allowed:
-        raise BadUserInput(f"{field_name}: must be one of {', '.join(sorted(allowed))}.", field=field_name)
-    return str(value)

@@ -26,7 +26,7 @@ from audit.events import Action
 from core.errors import BadUserInput, Conflict, Forbidden
 from core.ids import uuid7
 from core.principal import PARTNER
-from core.validation import camel_case, clean_text
+from core.validation import aware_time, camel_case, clean_text, one_of
 from models import Department, ServiceItem, Staff, Visit, VisitCode, VisitStaff
 from models.visit import CODE_KINDS, PROCEDURE_STATUSES, VISIT_KINDS
 from policies.fields import CLINICAL, ENCRYPTED_FIELDS, INTERNAL, VISIT_FIELD_CLASS
@@ -170,13 +170,13 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
 async def _conditions(ctx: Context, where: VisitFilter) -> Q:
     q = Q()
     if where.kind is not None:
-        q &= Q(kind=_one_of(where.kind, VISIT_KINDS, "filter.kind"))
+        q &= Q(kind=one_of(where.kind, VISIT_KINDS, "filter.kind"))
     if where.department_id is not None:
         q &= Q(department_id=where.department_id)
     if where.since is not None:
-        q &= Q(planned_at__gte=_aware(where.since, "filter.since"))
+        q &= Q(planned_at__gte=aware_time(where.since, "filter.since"))
     if where.until is not None:
-        q &= Q(planned_at__lt=_aware(where.until, "filter.until"))
+        q &= Q(planned_at__lt=aware_time(where.until, "filter.until"))
     if where.since is not None and where.until is not None and where.until <= where.since:
         raise BadUserInput("filter.until: must be after filter.since.", field="filter.until")
     if (where.code is None) != (where.code_system is None):
@@ -208,7 +208,7 @@ async def cohort(ctx: Context, *, system: str, code: str, status: str | None, fi
     codes = VisitCode.filter(institution_id=ctx.institution_id, code_bidx=_code_index(ctx, system, code),
                              visit_id__in=Subquery(visits_reached.values("id")))
     if status is not None:
-        codes = codes.filter(status=_one_of(status, PROCEDURE_STATUSES, "status"))
+        codes = codes.filter(status=one_of(status, PROCEDURE_STATUSES, "status"))
     query = query.filter(id__in=Subquery(codes.values("patient_id")))
     if after:
         query = query.filter(id__gt=pagination.decode_uuid("cohort", after))
@@ -307,7 +307,7 @@ async def transition(ctx: Context, visit_id: uuid.UUID | None, to: str, at: date
     row = view.row
     if to not in TRANSITIONS.get(row.status, frozenset()):
         raise BadUserInput(f"to: a {row.status.upper()} visit cannot become {to.upper()}.", field="to")
-    when = _aware(at, "at") if at is not None else datetime.now(UTC)
+    when = aware_time(at, "at") if at is not None else datetime.now(UTC)
     columns: dict[str, Any] = {"status": to}
     if to in _STAMP:
         columns[_STAMP[to]] = when
@@ -346,7 +346,7 @@ async def add_code(ctx: Context, visit_id: uuid.UUID | None, data: dict[str, Any
                                       resource_id=visit_id)
     view = await find(ctx, visit_id, Action.UPDATE, field="visitId")
     await _check_text_rights(ctx, view.patient, {"codes": True}, Action.UPDATE)
-    kind = _one_of(data["kind"], CODE_KINDS, "kind")
+    kind = one_of(data["kind"], CODE_KINDS, "kind")
     system = "icd10" if kind == "condition" else "service"
     _, code = _checked_code(system, data["code"], "code")
     if system == "service" and not await ServiceItem.exists(institution_id=ctx.institution_id, code=code,
@@ -354,7 +354,7 @@ async def add_code(ctx: Context, visit_id: uuid.UUID | None, data: dict[str, Any
         raise BadUserInput("code: not in the institution's service catalogue.", field="code")
     status = data.get("status")
     if kind == "procedure":
-        status = _one_of(status or "done", PROCEDURE_STATUSES, "status")
+        status = one_of(status or "done", PROCEDURE_STATUSES, "status")
     elif status is not None:
         raise BadUserInput("status: only procedures have a status.", field="status")
     text = data.get("text")
@@ -387,7 +387,7 @@ async def set_code_status(ctx: Context, code_id: uuid.UUID | None, status: str) 
     await _check_text_rights(ctx, views[0].patient, {"codes": True}, Action.UPDATE)
     if row.kind != "procedure":
         raise BadUserInput("id: only procedures have a status.", field="id")
-    status = _one_of(status, PROCEDURE_STATUSES, "status")
+    status = one_of(status, PROCEDURE_STATUSES, "status")
     async with in_transaction():
         await VisitCode.filter(id=row.id, institution_id=ctx.institution_id).update(status=status)
         await writer.append([access.write_record(ctx, Action.UPDATE, "visit_code", row.id, patient_id=row.patient_id,
@@ -429,9 +429,9 @@ async def _normalize(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
         elif name in TEXT_LIMITS:
             out[name] = clean_text(value, field=field_name, max_length=TEXT_LIMITS[name], min_length=1)
         elif name == "kind":
-            out[name] = _one_of(value, VISIT_KINDS, field_name)
+            out[name] = one_of(value, VISIT_KINDS, field_name)
         elif name in ("planned_at", "started_at", "ended_at", "arrived_at"):
-            out[name] = _aware(value, field_name)
+            out[name] = aware_time(value, field_name)
         elif name == "department_id":
             if not await Department.exists(id=value, institution_id=ctx.institution_id):
                 raise BadUserInput("departmentId: no such department.", field="departmentId")
@@ -498,17 +498,6 @@ def _check_order(values: dict[str, Any]) -> None:
         previous = (name, value)
 
 
-def _aware(value: datetime, field_name: str) -> datetime:
-    if value.tzinfo is None:
-        raise BadUserInput(f"{field_name}: give a time with its offset (e.g. 2026-12-01T09:00:00+08:00).",
-                           field=field_name)
-    return value.astimezone(UTC)
-
-
-def _one_of(value: str, allowed: tuple[str, ...] | frozenset[str], field_name: str) -> str:
-    if value not in allowed:
-        raise BadUserInput(f"{field_name}: must be one of {', '.join(sorted(allowed))}.", field=field_name)
-    return value
 
 
 def _checked_code(system: str, code: str, field_name: str) -> tuple[str, str]:
