@@ -1,8 +1,11 @@
 """Tortoise models: one module per domain noun. Imports only ``core``."""
 
+from models.appointment import Appointment
 from models.attachment import Attachment
 from models.audit import AuditArchive, AuditChainHead, AuditCheckpoint, AuditEvent
+from models.campaign import Campaign
 from models.care_plan import CarePlan, CarePlanActivity
+from models.communication import Communication
 from models.consent import PartnerConsent
 from models.contact import Contact
 from models.emergency_access import EmergencyAccess
@@ -10,26 +13,32 @@ from models.flag import Flag
 from models.follow_up import FollowUpAttempt, FollowUpRule, FollowUpTask
 from models.improvement import ImprovementItem, ImprovementTicket
 from models.institution import Department, Institution, InstitutionKey
+from models.message_template import MessageTemplate
+from models.messaging import MessageGateway, MessagingSettings
 from models.notification import Notification
 from models.partner import Partner, PartnerClient, PartnerDocument, PartnerGrant, PartnerToken, PartnerUsage
 from models.patient import CareTeamMember, Patient
 from models.patient_account import PatientAccount, PatientInvitation, PatientSession
 from models.role_grant import RoleGrant
+from models.schedule import Schedule, ScheduleException
 from models.sla import BusinessCalendar, SlaPolicy
 from models.staff import DepartmentMembership, RoleAssignment, Session, Staff
 from models.ticket import Ticket, TicketEvent
 from models.visit import ServiceItem, Visit, VisitCode, VisitStaff
 
 __all__ = [
+    "Appointment",
     "Attachment",
     "AuditArchive",
     "AuditChainHead",
     "AuditCheckpoint",
     "AuditEvent",
     "BusinessCalendar",
+    "Campaign",
     "CarePlan",
     "CarePlanActivity",
     "CareTeamMember",
+    "Communication",
     "Contact",
     "Department",
     "DepartmentMembership",
@@ -42,6 +51,9 @@ __all__ = [
     "ImprovementTicket",
     "Institution",
     "InstitutionKey",
+    "MessageGateway",
+    "MessageTemplate",
+    "MessagingSettings",
     "Notification",
     "Partner",
     "PartnerClient",
@@ -56,6 +68,8 @@ __all__ = [
     "PatientSession",
     "RoleAssignment",
     "RoleGrant",
+    "Schedule",
+    "ScheduleException",
     "ServiceItem",
     "Session",
     "SlaPolicy",

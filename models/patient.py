@@ -46,6 +46,8 @@ class Patient(TenantModel):
     preferred_language = fields.CharField(max_length=16, default="zh-CN")
     contact_consent = fields.BooleanField(default=False)
     contact_channels = TagsField()
+    # what the patient may be contacted for (models.communication.PURPOSES); care only until they say more
+    contact_purposes = TagsField(default="|care|", db_default="|care|")
     # clinical
     medical_history = EncryptedField(null=True)
     diagnoses = EncryptedField(null=True)
