@@ -1,0 +1,50 @@
+"""What a message sender is given and answers: the seam between the outbox and the senders.
+
+The outbox (``resolvers.communication``) renders a message and hands it to the sender of its channel
+(``app.senders``): SMTP for e-mail, an HMAC-signed HTTP webhook for SMS and WeChat, a log line in
+development. A sender answers the gateway's message id (for delivery callbacks) or raises
+``SendFailed``; whether to retry is the outbox's decision.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Gateway:
+    """An institution's HTTP gateway for one channel; ``secret`` signs each body (HMAC-SHA256)."""
+
+    url: str
+    secret: bytes = field(repr=False)
+    timeout_seconds: float = 5.0
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    communication_id: uuid.UUID
+    institution_id: uuid.UUID
+    channel: str  # sms, email, wechat, app
+    address: str = field(repr=False)  # a phone number or an e-mail address: never logged
+    subject: str = field(repr=False)
+    body: str = field(repr=False)
+    sender_address: str = ""  # the institution's From for e-mail
+    gateway: Gateway | None = None
+
+
+class SendFailed(Exception):
+    """A message could not be handed over. ``reason`` is a short code (``timeout``, ``http_503``,
+    ``refused``), never the message or its address; ``permanent`` stops the retries."""
+
+    def __init__(self, reason: str, *, permanent: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.permanent = permanent
+
+
+class MessageSender(Protocol):
+    async def send(self, message: Outgoing) -> str | None:
+        """Hand the message over; answer the gateway's id for it when it gives one."""
+        ...
