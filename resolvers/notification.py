@@ -6,7 +6,8 @@ notification rows are written in the same transaction as the ticket change, so a
 restart loses none; a unique key per (ticket, target, stage) means recomputing a ticket's SLA
 moves or cancels a pending notification but never sends one twice. Delivery locks one row at
 a time (``SKIP LOCKED`` on PostgreSQL, so several workers share the work) and marks it sent in
-the same transaction: a crash between sending and committing sends it again (at least once).
+the same transaction: a crash between sending and committing sends it again (at least once). The
+claiming, retrying and the delivery loop are ``resolvers.outbox``'s, shared with the message outbox.
 
 Messages carry the ticket's id, level, stage and due time: never its text or the patient's data.
 """
@@ -22,10 +23,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from tortoise.expressions import F
+from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from models import DepartmentMembership, Notification, RoleAssignment, Ticket
 from models.ticket import OPEN_STATUSES
+from resolvers import outbox
 
 ESCALATED_LEVEL = 1
 RETRY_AFTER = timedelta(minutes=1)
@@ -120,10 +123,12 @@ async def schedule_escalations(ticket: Ticket) -> None:
 # -- delivery ------------------------------------------------------------------------------
 
 
+def _pending() -> QuerySet[Notification]:
+    return Notification.filter(sent_at=None, cancelled_at=None, attempts__lt=MAX_ATTEMPTS)
+
+
 async def next_due() -> datetime | None:
-    pending = Notification.filter(sent_at=None, cancelled_at=None, attempts__lt=MAX_ATTEMPTS)
-    row = await pending.order_by("due_at").first()
-    return row.due_at if row else None
+    return await outbox.next_due(_pending())
 
 
 async def deliver_due(sender: Sender, now: datetime | None = None) -> int:
@@ -132,9 +137,7 @@ async def deliver_due(sender: Sender, now: datetime | None = None) -> int:
     while True:
         moment = now or datetime.now(UTC)
         async with in_transaction():
-            row = await (Notification.filter(sent_at=None, cancelled_at=None, due_at__lte=moment,
-                                             attempts__lt=MAX_ATTEMPTS)
-                         .order_by("due_at").select_for_update(skip_locked=True).first())
+            row = await outbox.claim_one(_pending(), moment)
             if row is None:
                 return sent
             message = Message(row.id, row.institution_id, row.kind, row.ticket_id, await _recipients(row), row.due_at)
@@ -142,7 +145,8 @@ async def deliver_due(sender: Sender, now: datetime | None = None) -> int:
                 await sender.send(message)
             except Exception as exc:  # a failing sender must not stop the others: retry later
                 await Notification.filter(id=row.id).update(
-                    attempts=F("attempts") + 1, last_error=type(exc).__name__[:200], due_at=moment + RETRY_AFTER)
+                    attempts=F("attempts") + 1, last_error=type(exc).__name__[:200],
+                    due_at=moment + outbox.backoff(row.attempts + 1, first=RETRY_AFTER))
                 continue
             await Notification.filter(id=row.id).update(sent_at=moment, attempts=F("attempts") + 1)
             sent += 1

@@ -1,0 +1,829 @@
+"""Messages to patients and their contacts (FHIR CommunicationRequest / Communication): the outbox, the
+gate, the communication log, the patient's contact preferences and the unsubscribe link.
+
+Scheduling (``schedule``) writes a queued row in the caller's transaction, idempotent on the cause's
+key, and runs the gate once; the gate runs again at the moment of sending (consent may have been
+withdrawn in between). Every refusal is kept with its reason (``models.communication.REFUSALS``).
+Delivery (``deliver_due``) leases a batch of due rows, renders and hands each to its channel's
+sender with no transaction open, then settles the batch: sent (with the gateway's id, for delivery
+callbacks), retried with backoff, failed, refused or deferred past the quiet hours.
+
+Decided where the issue is silent:
+- quiet hours are the institution's local time (a patient has no zone of their own); a message falling
+  into them is never refused but deferred to their end, care messages and greetings alike;
+- the frequency cap counts a patient's non-care messages queued or sent within ``non_care_cap_days``
+  either side of the new one when scheduling, and those actually sent in the last ``non_care_cap_days``
+  when sending;
+- a contact is written to on the patient's consent (purposes, channels) when they may receive
+  information, by SMS or WeChat on the contact's phone;
+- the ``app`` channel has an address when the patient has an active portal account.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from tortoise.expressions import Q
+from tortoise.queryset import QuerySet
+from tortoise.transactions import in_transaction
+
+from audit import writer
+from audit.events import Action, Actor, AuditRecord, Outcome, RequestMeta
+from core.crypto import InstitutionKeys, derive_key, field_aad
+from core.errors import BadUserInput
+from core.ids import uuid7
+from core.messages import Gateway, MessageSender, Outgoing, SendFailed
+from core.validation import aware_time, clean_text, one_of
+from models import (
+    Appointment,
+    Communication,
+    Contact,
+    Department,
+    Institution,
+    MessagingSettings,
+    Patient,
+    PatientAccount,
+    Schedule,
+    Staff,
+)
+from models.communication import CAUSES, DIRECTIONS, LOGGED_CALL, MESSAGE_CHANNELS, PURPOSES
+from models.fields import tags_from_db, tags_to_db
+from models.messaging import GATEWAY_CHANNELS
+from models.patient import CHANNELS
+from resolvers import access, outbox, pagination
+from resolvers import message_template as templates
+from resolvers import messaging as messagings
+from resolvers.access import PatientView
+from resolvers.context import Context, Services
+
+log = logging.getLogger("careloop.messages")
+
+BATCH = 500  # rows leased and settled together
+LEASE = timedelta(minutes=5)  # a leased row comes back if its worker died before settling it
+SEND_AT_ONCE = 20  # messages handed to the senders concurrently
+RETRY_FIRST, RETRY_FACTOR, RETRY_AT_MOST = timedelta(minutes=1), 2.0, timedelta(hours=2)
+MAX_ATTEMPTS = 8
+NON_CARE = frozenset(p for p in PURPOSES if p != "care")
+COUNTED = ("queued", "sent", "delivered")  # what the frequency cap counts when scheduling
+SETTLED = ("sent", "delivered", "failed", "refused", "cancelled")
+SYSTEM = Actor("system")
+OUTBOX_RULE = "message outbox"
+UNSUBSCRIBE_PATH = "/unsubscribe"  # the link is f"{public_url}{UNSUBSCRIBE_PATH}?token=..."
+CURSOR_KIND = "communication"
+NOTE_LIMIT = 2000
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+# -- the gate ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """What the gate knows of whoever a message is for (a patient, or one of their contacts)."""
+
+    active: bool  # the patient is neither archived nor deceased
+    consent: bool  # the patient agreed to be contacted at all
+    purposes: frozenset[str]  # ... for these purposes
+    channels: tuple[str, ...]  # ... on these message channels, the preferred one first
+    addressed: frozenset[str]  # channels with an address (a phone for sms/wechat, an e-mail for email)
+    informed: bool = True  # a contact who may receive information (the patient always may)
+
+
+@dataclass(frozen=True)
+class Quiet:
+    """No messages between ``start`` and ``end``, local time in the institution's zone."""
+
+    start: time
+    end: time
+    zone: ZoneInfo
+
+    def covers(self, moment: datetime) -> bool:
+        local = moment.astimezone(self.zone).time()
+        if self.start == self.end:
+            return False
+        if self.start < self.end:
+            return self.start <= local < self.end
+        return local >= self.start or local < self.end
+
+    def end_after(self, moment: datetime) -> datetime:
+        """The first end of the quiet hours after ``moment``."""
+        local = moment.astimezone(self.zone)
+        end = datetime.combine(local.date(), self.end, tzinfo=self.zone)
+        if end <= local:
+            end = datetime.combine(local.date() + timedelta(days=1), self.end, tzinfo=self.zone)
+        return end.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    refusal: str | None = None  # a reason of REFUSALS
+    channel: str | None = None
+    defer_to: datetime | None = None  # not now: quiet hours
+
+
+def gate(recipient: Recipient | None, purpose: str, moment: datetime, quiet: Quiet, *, non_care_nearby: int,
+         cap: int) -> Verdict:
+    """May this message go out at ``moment``, and on which channel? One pure decision over loaded facts."""
+    if recipient is None or not recipient.active:
+        return Verdict("patient_inactive")
+    if not recipient.consent:
+        return Verdict("no_consent")
+    if purpose not in recipient.purposes:
+        return Verdict("purpose_not_consented")
+    if not recipient.informed:
+        return Verdict("contact_not_informed")
+    if not recipient.channels:
+        return Verdict("no_channel")
+    channel = next((c for c in recipient.channels if c in recipient.addressed), None)
+    if channel is None:
+        return Verdict("no_address")
+    if purpose in NON_CARE and non_care_nearby >= cap:
+        return Verdict("frequency_cap")
+    if quiet.covers(moment):
+        return Verdict(channel=channel, defer_to=quiet.end_after(moment))
+    return Verdict(channel=channel)
+
+
+def consented_channels(patient: Patient) -> tuple[str, ...]:
+    """The patient's consented message channels, the preferred one first, then in MESSAGE_CHANNELS order."""
+    consented = set(tags_from_db(patient.contact_channels)) & set(MESSAGE_CHANNELS)
+    ordered = [c for c in MESSAGE_CHANNELS if c in consented]
+    if patient.preferred_channel in consented:
+        ordered.remove(patient.preferred_channel)
+        ordered.insert(0, patient.preferred_channel)
+    return tuple(ordered)
+
+
+# -- facts the gate needs, loaded for a batch ---------------------------------------------------
+
+
+@dataclass
+class Facts:
+    """Everything the gate and the renderer need for a batch of rows, in a fixed number of statements."""
+
+    patients: dict[uuid.UUID, Patient] = field(default_factory=dict)
+    contacts: dict[uuid.UUID, Contact] = field(default_factory=dict)
+    accounts: set[uuid.UUID] = field(default_factory=set)  # patients with an active portal account
+    non_care: dict[uuid.UUID, list[Communication]] = field(default_factory=dict)
+    settings: dict[uuid.UUID, MessagingSettings] = field(default_factory=dict)
+    institutions: dict[uuid.UUID, Institution] = field(default_factory=dict)
+
+    def recipient(self, row: Communication) -> Recipient | None:
+        patient = self.patients.get(row.patient_id)
+        if patient is None:
+            return None
+        contact = self.contacts.get(row.contact_id) if row.contact_id else None
+        if row.contact_id is not None and contact is None:
+            return None
+        return Recipient(
+            active=patient.status == "active", consent=patient.contact_consent,
+            purposes=frozenset(tags_from_db(patient.contact_purposes)), channels=consented_channels(patient),
+            addressed=_addressed(patient, contact, patient.id in self.accounts),
+            informed=contact is None or contact.may_receive_information)
+
+    def quiet(self, institution_id: uuid.UUID) -> Quiet:
+        s = self.settings[institution_id]
+        return Quiet(time.fromisoformat(s.quiet_start), time.fromisoformat(s.quiet_end),
+                     ZoneInfo(self.institutions[institution_id].time_zone))
+
+    def nearby(self, row: Communication, moment: datetime, *, sending: bool,
+               undecided: set[uuid.UUID] | None = None) -> int:
+        """The patient's other non-care messages that count against the cap around ``moment`` (those of
+        the batch not decided yet do not)."""
+        days = timedelta(days=self.settings[row.institution_id].non_care_cap_days)
+        count = 0
+        for other in self.non_care.get(row.patient_id, []):
+            if other.id == row.id or (undecided is not None and other.id in undecided):
+                continue
+            if sending:
+                count += other.status in ("sent", "delivered") and other.sent_at is not None and \
+                    moment - days < other.sent_at <= moment
+            else:
+                when = other.sent_at or other.due_at
+                count += other.status in COUNTED and abs(when - moment) < days
+        return count
+
+
+def _addressed(patient: Patient, contact: Contact | None, has_account: bool) -> frozenset[str]:
+    if contact is not None:
+        return frozenset({"sms", "wechat"} if contact.phone is not None else set())
+    found = set()
+    if patient.phone is not None:
+        found |= {"sms", "wechat"}
+    if patient.email:
+        found.add("email")
+    if has_account:
+        found.add("app")
+    return frozenset(found)
+
+
+async def load_facts(rows: Iterable[Communication]) -> Facts:
+    rows = list(rows)
+    facts = Facts()
+    if not rows:
+        return facts
+    institution_ids = {row.institution_id for row in rows}
+    patient_ids = {row.patient_id for row in rows}
+    contact_ids = {row.contact_id for row in rows if row.contact_id}
+    facts.patients = {p.id: p for p in await Patient.filter(id__in=list(patient_ids))}
+    if contact_ids:
+        facts.contacts = {c.id: c for c in await Contact.filter(id__in=list(contact_ids))}
+    facts.accounts = set(await PatientAccount.filter(patient_id__in=list(patient_ids), is_active=True)
+                         .values_list("patient_id", flat=True))  # type: ignore[arg-type]
+    facts.institutions = {i.id: i for i in await Institution.filter(id__in=list(institution_ids))}
+    found = {s.institution_id: s for s in await MessagingSettings.filter(institution_id__in=list(institution_ids))}
+    facts.settings = {i: found.get(i) or MessagingSettings(institution_id=i) for i in institution_ids}
+    if any(row.purpose in NON_CARE for row in rows):
+        longest = max(s.non_care_cap_days for s in facts.settings.values())
+        moments = [row.due_at for row in rows] + [_now()]
+        window = Q(due_at__gt=min(moments) - timedelta(days=longest)) | Q(sent_at__gt=min(moments) - timedelta(
+            days=longest))
+        nearby = await Communication.filter(
+            window, patient_id__in=[r.patient_id for r in rows if r.purpose in NON_CARE],
+            purpose__in=list(NON_CARE), status__in=list(COUNTED)).only("id", "patient_id", "status", "due_at",
+                                                                      "sent_at")
+        grouped: dict[uuid.UUID, list[Communication]] = defaultdict(list)
+        batch = {row.id: row for row in rows}
+        for other in nearby:  # the batch's own rows as the batch holds them: their outcome counts
+            grouped[other.patient_id].append(batch.get(other.id, other))
+        facts.non_care = dict(grouped)
+    return facts
+
+
+# -- scheduling -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Request:
+    """One message to schedule (see ``schedule``)."""
+
+    key: str
+    cause: str
+    patient_id: uuid.UUID
+    due_at: datetime
+    variables: dict[str, str]
+    appointment_id: uuid.UUID | None = None
+    contact_id: uuid.UUID | None = None
+    campaign_id: uuid.UUID | None = None
+
+
+async def schedule(institution_id: uuid.UUID, *, key: str, cause: str, patient_id: uuid.UUID, due_at: datetime,
+                   appointment_id: uuid.UUID | None = None, contact_id: uuid.UUID | None = None,
+                   campaign_id: uuid.UUID | None = None, variables: dict[str, str]) -> Communication:
+    """Queue one message, inside the caller's transaction (see ``schedule_many``)."""
+    request = Request(key, cause, patient_id, due_at, dict(variables), appointment_id, contact_id, campaign_id)
+    return (await schedule_many(institution_id, [request]))[0]
+
+
+async def schedule_many(institution_id: uuid.UUID, requests: list[Request]) -> list[Communication]:
+    """Queue messages, inside the caller's transaction, idempotent on their keys: a queued row with the
+    same key is moved (due time, variables), a sent or settled one is left as it is. The gate runs
+    once now: a refused message is recorded as refused with its reason; a message due in the quiet
+    hours is moved to their end. Answers the rows in the order asked."""
+    for request in requests:
+        if request.cause not in CAUSES:
+            raise ValueError(f"unknown cause {request.cause!r}")
+    keys = [r.key for r in requests]
+    existing = {row.key: row for row in await Communication.filter(institution_id=institution_id, key__in=keys)}
+    fresh = [Communication(institution_id=institution_id, key=r.key, cause=r.cause, purpose=CAUSES[r.cause],
+                           patient_id=r.patient_id, contact_id=r.contact_id, appointment_id=r.appointment_id,
+                           campaign_id=r.campaign_id, due_at=r.due_at, variables=r.variables)
+             for r in requests if r.key not in existing]
+    if fresh:  # a concurrent scheduler of the same key wins quietly: its row is the row
+        await Communication.bulk_create(fresh, ignore_conflicts=True)
+    rows = {row.key: row for row in await Communication.filter(institution_id=institution_id, key__in=keys)}
+    queued = [rows[r.key] for r in requests if rows[r.key].status == "queued"]
+    by_key = {r.key: r for r in requests}
+    for row in queued:  # the cause's latest word
+        row.due_at, row.variables = by_key[row.key].due_at, by_key[row.key].variables
+    facts = await load_facts(queued)
+    now = _now()
+    undecided = {row.id for row in queued}
+    for row in queued:
+        undecided.discard(row.id)
+        moment = max(row.due_at, now)
+        verdict = gate(facts.recipient(row), row.purpose, moment, facts.quiet(institution_id),
+                       non_care_nearby=facts.nearby(row, row.due_at, sending=False, undecided=undecided),
+                       cap=facts.settings[institution_id].non_care_cap)
+        if verdict.refusal is not None:
+            row.status, row.refusal, row.settled_at = "refused", verdict.refusal, now
+        elif verdict.defer_to is not None:
+            row.due_at = verdict.defer_to
+        await Communication.filter(id=row.id, status="queued").update(
+            due_at=row.due_at, variables=row.variables, status=row.status, refusal=row.refusal,
+            settled_at=row.settled_at)
+    return [rows[r.key] for r in requests]
+
+
+async def cancel_queued(institution_id: uuid.UUID, key_prefix: str) -> int:
+    """Cancel the queued messages whose key starts with ``key_prefix`` (their cause went away)."""
+    return await Communication.filter(institution_id=institution_id, key__startswith=key_prefix,
+                                      status="queued").update(status="cancelled", settled_at=_now())
+
+
+# -- appointments -----------------------------------------------------------------------------
+
+
+async def on_appointment(ctx: Context, appointment: Appointment, change: str,
+                         previous: Appointment | None = None) -> None:
+    """The messages an appointment's change asks for, inside its transaction: "booked" confirms it now and
+    reminds before the slot; "rescheduled" tells of the change now and moves the reminder (the previous
+    appointment's queued messages are cancelled); "cancelled" tells of it and cancels the reminder."""
+    institution_id, now = ctx.institution_id, _now()
+    base = f"appointment:{appointment.id}:"
+    requests: list[Request] = []
+    variables = await appointment_variables(appointment)
+    settings = await messaging_settings(institution_id)
+
+    def message(kind: str, cause: str, due_at: datetime) -> None:
+        requests.append(Request(base + kind, cause, appointment.patient_id, due_at, variables,
+                                appointment_id=appointment.id))
+
+    def reminder() -> None:
+        at = appointment.slot_start - timedelta(hours=settings.reminder_hours_before)
+        if at > now:
+            message("reminder", "appointment_reminder", at)
+
+    if change == "booked":
+        message("confirmation", "appointment_confirmation", now)
+        reminder()
+    elif change == "rescheduled":
+        if previous is not None:
+            await cancel_queued(institution_id, f"appointment:{previous.id}:")
+        message("change", "appointment_change", now)
+        reminder()
+    elif change == "cancelled":
+        await cancel_queued(institution_id, base)
+        message("cancellation", "appointment_cancellation", now)
+    else:
+        raise ValueError(f"unknown appointment change {change!r}")
+    await schedule_many(institution_id, requests)
+
+
+async def appointment_variables(appointment: Appointment) -> dict[str, str]:
+    """Names, the local date and time, the place and the institution's phone: nothing clinical."""
+    schedule_row = await Schedule.get(id=appointment.schedule_id)
+    institution = await Institution.get(id=appointment.institution_id)
+    patient = await Patient.get(id=appointment.patient_id)
+    department = await Department.get(id=schedule_row.department_id)
+    clinician = await Staff.get_or_none(id=schedule_row.clinician_id) if schedule_row.clinician_id else None
+    settings = await messaging_settings(appointment.institution_id)
+    local = appointment.slot_start.astimezone(ZoneInfo(institution.time_zone))
+    return {"patient_name": patient.full_name, "date": local.date().isoformat(), "time": local.strftime("%H:%M"),
+            "clinician_name": clinician.name if clinician else "", "department_name": department.name,
+            "place": schedule_row.name, "institution_name": institution.name,
+            "institution_phone": settings.institution_phone}
+
+
+async def messaging_settings(institution_id: uuid.UUID) -> MessagingSettings:
+    """The institution's messaging settings, or the defaults."""
+    return await messagings.settings(institution_id)
+
+
+# -- delivery ---------------------------------------------------------------------------------
+
+
+def _pending() -> QuerySet[Communication]:
+    return Communication.filter(status="queued")
+
+
+async def next_due() -> datetime | None:
+    return await outbox.next_due(_pending())
+
+
+@dataclass
+class Batch:
+    """A leased batch, with what it needs to render, send and settle."""
+
+    rows: list[Communication]
+    facts: Facts
+    keys: dict[uuid.UUID, InstitutionKeys]
+    gateways: dict[tuple[uuid.UUID, str], Gateway | None] = field(default_factory=dict)
+    templates: dict[tuple[uuid.UUID, str, str, str], tuple[str, str] | None] = field(default_factory=dict)
+    audit: list[AuditRecord] = field(default_factory=list)
+
+
+async def deliver_due(services: Services, senders: Mapping[str, MessageSender], now: datetime | None = None, *,
+                      batch: int = BATCH) -> int:
+    """Send every queued message due by ``now`` (a batch at a time, no transaction open while sending);
+    answers how many were handed over."""
+    sent = 0
+    while True:
+        moment = now or _now()
+        rows = await outbox.claim_batch(Communication, _pending(), moment, size=batch, lease=LEASE)
+        if not rows:
+            return sent
+        facts = await load_facts(rows)
+        work = Batch(rows, facts, {i: await services.keyring.get(i) for i in {r.institution_id for r in rows}})
+        sent += await _send_batch(services, senders, work, moment)
+        await _settle(work)
+
+
+async def _send_batch(services: Services, senders: Mapping[str, MessageSender], work: Batch,
+                      moment: datetime) -> int:
+    """Hand a batch over, ``SEND_AT_ONCE`` messages at a time (a slow gateway holds up only its own)."""
+    limit = asyncio.Semaphore(SEND_AT_ONCE)
+
+    async def one(row: Communication) -> bool:
+        async with limit:
+            return await _deliver_one(services, senders, work, row, moment)
+
+    return sum(await asyncio.gather(*(one(row) for row in sorted(work.rows, key=lambda r: (r.due_at, r.id)))))
+
+
+async def _deliver_one(services: Services, senders: Mapping[str, MessageSender], work: Batch, row: Communication,
+                       moment: datetime) -> bool:
+    facts = work.facts
+    verdict = gate(facts.recipient(row), row.purpose, moment, facts.quiet(row.institution_id),
+                   non_care_nearby=facts.nearby(row, moment, sending=True),
+                   cap=facts.settings[row.institution_id].non_care_cap)
+    if verdict.refusal is not None:
+        _refuse(row, verdict.refusal, moment)
+        return False
+    if verdict.defer_to is not None:
+        row.due_at, row.attempts = verdict.defer_to, row.attempts - 1  # not an attempt: not its time
+        return False
+    channel = str(verdict.channel)
+    if row.purpose in NON_CARE:  # counted at once: the batch's next message to this patient sees it
+        row.sent_at = moment
+        row.status = "sent"
+    keys = work.keys[row.institution_id]
+    link = unsubscribe_url(services, row.institution_id, row.patient_id, row.purpose)
+    rendered = await render(work, row, channel, link)
+    if rendered is None:
+        _refuse(row, "no_template", moment)
+        return False
+    subject, body = rendered
+    message = Outgoing(row.id, row.institution_id, channel, _address(row, facts, keys, channel), subject, body,
+                       sender_address=facts.settings[row.institution_id].email_from,
+                       gateway=await _gateway(services, work, row.institution_id, channel), unsubscribe_url=link)
+    row.channel = channel
+    row.subject = keys.seal(subject, field_aad(row.institution_id, "communication", "subject", row.id))
+    row.body = keys.seal(body, field_aad(row.institution_id, "communication", "body", row.id))
+    sender = senders.get(channel)
+    try:
+        if sender is None:
+            raise SendFailed("no_sender")
+        gateway_id = await sender.send(message)
+    except SendFailed as exc:
+        _failed(row, exc.reason, moment, permanent=exc.permanent)
+        return False
+    except Exception as exc:  # a broken sender must not stop the others: retry later
+        _failed(row, type(exc).__name__, moment, permanent=False)
+        return False
+    row.status, row.sent_at, row.gateway_message_id, row.last_error = "sent", moment, gateway_id, ""
+    if channel == "app":  # the portal's inbox is the row itself: there once it is sent
+        row.status, row.delivered_at = "delivered", moment
+    work.audit.append(_disclosure(row, channel))
+    return True
+
+
+def _refuse(row: Communication, reason: str, moment: datetime) -> None:
+    row.status, row.refusal, row.settled_at, row.sent_at = "refused", reason, moment, None
+
+
+def _failed(row: Communication, reason: str, moment: datetime, *, permanent: bool) -> None:
+    row.last_error, row.sent_at = reason[:200], None
+    if permanent or row.attempts >= MAX_ATTEMPTS:
+        row.status, row.settled_at = "failed", moment
+    else:
+        row.status = "queued"
+        row.due_at = moment + outbox.backoff(row.attempts, first=RETRY_FIRST, factor=RETRY_FACTOR,
+                                             at_most=RETRY_AT_MOST)
+
+
+def _disclosure(row: Communication, channel: str) -> AuditRecord:
+    """Sending hands the patient's (or contact's) address to a gateway: a disclosure on the trail, with
+    the column's name and never its value."""
+    column = "email" if channel == "email" else ("contact.phone" if row.contact_id else "phone")
+    return AuditRecord(row.institution_id, SYSTEM, Action.DISCLOSE, "communication", Outcome.ALLOWED,
+                       resource_id=row.id, patient_id=row.patient_id, field_classes=frozenset({"contact"}),
+                       fields_read=frozenset({column}), reason=f"sent_{channel}", policy_rule=OUTBOX_RULE)
+
+
+_SETTLED_COLUMNS = ("status", "refusal", "channel", "due_at", "sent_at", "delivered_at", "settled_at", "attempts",
+                    "last_error", "gateway_message_id", "subject", "body")
+
+
+async def _settle(work: Batch) -> None:
+    """The batch's outcomes and its disclosures, in one short transaction."""
+    async with in_transaction():
+        for row in work.rows:
+            await Communication.filter(id=row.id).update(**{c: getattr(row, c) for c in _SETTLED_COLUMNS})
+        await writer.append(work.audit)
+
+
+def _address(row: Communication, facts: Facts, keys: InstitutionKeys, channel: str) -> str:
+    patient = facts.patients[row.patient_id]
+    if row.contact_id is not None:
+        contact = facts.contacts[row.contact_id]
+        return keys.open(bytes(contact.phone or b""), field_aad(row.institution_id, "contact", "phone", contact.id))
+    if channel == "email":
+        return str(patient.email)
+    if channel == "app":
+        return str(patient.id)
+    return keys.open(bytes(patient.phone or b""), field_aad(row.institution_id, "patient", "phone", patient.id))
+
+
+async def _gateway(services: Services, work: Batch, institution_id: uuid.UUID, channel: str) -> Gateway | None:
+    """The institution's HTTP gateway for SMS or WeChat (its secret opened), once per batch."""
+    if channel not in GATEWAY_CHANNELS:
+        return None
+    key = (institution_id, channel)
+    if key not in work.gateways:
+        work.gateways[key] = await messagings.gateway(institution_id, channel, services.keyring)
+    return work.gateways[key]
+
+
+# -- rendering --------------------------------------------------------------------------------
+
+
+async def render(work: Batch, row: Communication, channel: str, link: str) -> tuple[str, str] | None:
+    """Subject and body of a message: the institution's template for its cause, channel and the patient's
+    language, its variables filled in (the unsubscribe link always among them); None without a template."""
+    patient = work.facts.patients[row.patient_id]
+    key = (row.institution_id, row.cause, channel, templates.language_of(patient.preferred_language))
+    if key not in work.templates:  # once per batch and kind of message
+        try:
+            work.templates[key] = await templates.pick(*key)
+        except LookupError:
+            work.templates[key] = None
+    template = work.templates[key]
+    if template is None:
+        return None
+    institution = work.facts.institutions[row.institution_id]
+    variables = {"institution_name": institution.name,
+                 "institution_phone": work.facts.settings[row.institution_id].institution_phone,
+                 **row.variables, "unsubscribe_url": link}
+    if row.contact_id is not None:
+        variables.setdefault("contact_name", work.facts.contacts[row.contact_id].name)
+    return templates.render(template[0], variables), templates.render(template[1], variables)
+
+
+# -- delivery callbacks -----------------------------------------------------------------------
+
+
+async def record_delivery(institution_id: uuid.UUID, channel: str, gateway_message_id: str, status: str,
+                          reason: str = "") -> bool:
+    """A gateway's word on a message it was handed: delivered, or failed with a short reason code. False
+    when no message of that institution and channel has the id."""
+    if status not in ("delivered", "failed"):
+        raise ValueError("status must be delivered or failed")
+    query = Communication.filter(institution_id=institution_id, channel=channel,
+                                 gateway_message_id=gateway_message_id)
+    row = await query.first()
+    if row is None:
+        return False
+    if row.status == "sent":  # a repeated callback changes nothing
+        now = _now()
+        if status == "delivered":
+            await query.filter(status="sent").update(status="delivered", delivered_at=now)
+        else:
+            await query.filter(status="sent").update(status="failed", settled_at=now,
+                                                     last_error=clean_reason(reason))
+    return True
+
+
+def clean_reason(reason: str) -> str:
+    """A gateway's reason kept as a short code: letters, digits and ``_.-`` only."""
+    return "".join(c for c in reason if c.isascii() and (c.isalnum() or c in "_.-"))[:60] or "failed"
+
+
+# -- unsubscribe links ------------------------------------------------------------------------
+
+
+class LinkRefused(Exception):
+    """An unsubscribe link that does not hold: ``reason`` is ``malformed``, ``forged`` (not signed by us),
+    ``other_purpose`` (signed for another purpose than the one it names) or ``unknown`` (no such file)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _link_key(secret: bytes, institution_id: uuid.UUID) -> bytes:
+    return derive_key(secret, f"unsubscribe:v1:{institution_id}")
+
+
+def _signature(secret: bytes, institution_id: uuid.UUID, patient_id: uuid.UUID, purpose: str) -> str:
+    mac = hmac.new(_link_key(secret, institution_id), f"{institution_id}|{patient_id}|{purpose}".encode(),
+                   hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).decode().rstrip("=")
+
+
+def unsubscribe_token(secret: bytes, institution_id: uuid.UUID, patient_id: uuid.UUID, purpose: str) -> str:
+    """A link token that withdraws one purpose of one patient, signed with a key of the institution
+    derived from ``secret`` (the master key's token key)."""
+    return f"{institution_id}.{patient_id}.{purpose}.{_signature(secret, institution_id, patient_id, purpose)}"
+
+
+def unsubscribe_url(services: Services, institution_id: uuid.UUID, patient_id: uuid.UUID, purpose: str) -> str:
+    token = unsubscribe_token(services.master_key.token_key, institution_id, patient_id, purpose)
+    return f"{services.settings.public_url.rstrip('/')}{UNSUBSCRIBE_PATH}?token={token}"
+
+
+def read_token(secret: bytes, token: str) -> tuple[uuid.UUID, uuid.UUID, str]:
+    """The institution, patient and purpose a token names, or LinkRefused."""
+    parts = token.split(".")
+    if len(parts) != 4 or len(token) > 300:
+        raise LinkRefused("malformed")
+    try:
+        institution_id, patient_id = uuid.UUID(parts[0]), uuid.UUID(parts[1])
+    except ValueError:
+        raise LinkRefused("malformed") from None
+    purpose, signature = parts[2], parts[3]
+    if purpose not in PURPOSES:
+        raise LinkRefused("malformed")
+    if hmac.compare_digest(signature, _signature(secret, institution_id, patient_id, purpose)):
+        return institution_id, patient_id, purpose
+    if any(hmac.compare_digest(signature, _signature(secret, institution_id, patient_id, other))
+           for other in PURPOSES if other != purpose):
+        raise LinkRefused("other_purpose")
+    raise LinkRefused("forged")
+
+
+async def unsubscribe(services: Services, token: str, request: RequestMeta | None = None) -> str:
+    """Follow an unsubscribe link (no sign-in): the purpose it names leaves the patient's contact purposes,
+    recorded as a withdrawal of consent. Answers the purpose; following it again changes nothing."""
+    institution_id, patient_id, purpose = read_token(services.master_key.token_key, token)
+    async with in_transaction():
+        patient = await Patient.filter(id=patient_id, institution_id=institution_id).select_for_update().first()
+        if patient is None:
+            raise LinkRefused("unknown")
+        purposes = tags_from_db(patient.contact_purposes)
+        if purpose in purposes:
+            await Patient.filter(id=patient_id).update(
+                contact_purposes=tags_to_db([p for p in purposes if p != purpose]))
+            await writer.append([AuditRecord(
+                institution_id, Actor("anonymous"), Action.CONSENT, "contact_consent", Outcome.ALLOWED,
+                request or RequestMeta(), resource_id=patient_id, patient_id=patient_id,
+                fields_read=frozenset({"contact_purposes"}), reason="withdrawn", policy_rule="unsubscribe link")])
+    return purpose
+
+
+# -- the communication log ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CommunicationView:
+    row: Communication
+    patient: PatientView
+
+
+async def patient_log(ctx: Context, patient_id: uuid.UUID | None, *, first: int,
+                      after: str | None) -> pagination.Page[CommunicationView]:
+    """A patient's messages and logged calls, newest first (staff with ``communication: read``, through
+    the patient's reach)."""
+    decision = await access.authorize(ctx, "communication", "read", action=Action.READ,
+                                      resource_type="communication", patient_id=patient_id)
+    first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
+    view = await access.find_patient(ctx, patient_id, action=Action.READ, field="patientId")
+    return await _page(ctx, view, first, after, decision.rule)
+
+
+async def own_log(ctx: Context, *, first: int, after: str | None) -> pagination.Page[CommunicationView]:
+    """The signed-in patient's own messages, newest first."""
+    decision = await access.authorize(ctx, "communication", "read", action=Action.READ,
+                                      resource_type="communication")
+    first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
+    view = await access.find_patient(ctx, ctx.require_principal().patient_id, action=Action.READ)
+    return await _page(ctx, view, first, after, decision.rule)
+
+
+async def _page(ctx: Context, view: PatientView, first: int, after: str | None,
+                rule: str) -> pagination.Page[CommunicationView]:
+    query = Communication.filter(institution_id=ctx.institution_id, patient_id=view.row.id)
+    if after:
+        at, row_id = _decode_cursor(after)
+        query = query.filter(Q(due_at__lt=at) | Q(due_at=at, id__lt=row_id))
+    rows = await query.order_by("-due_at", "-id").limit(first + 1)
+    ctx.reads.note("communication", None, view.row.id, rule=rule)
+    return pagination.page_of([CommunicationView(row, view) for row in rows[:first]], len(rows) > first,
+                              CURSOR_KIND, key=lambda v: f"{v.row.due_at.isoformat()}|{v.row.id}")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    text = pagination.decode_text(CURSOR_KIND, cursor)
+    try:
+        at, row_id = text.split("|")
+        return aware_time(datetime.fromisoformat(at), "after"), uuid.UUID(row_id)
+    except ValueError:
+        raise BadUserInput("after: not a valid cursor.", field="after") from None
+
+
+def read_sealed(ctx: Context, view: CommunicationView, name: str) -> str | None:
+    """A message's subject or body, or a logged call's note: read under the patient's contact class."""
+    return access.read_journey_field(ctx, view.patient, "communication", view.row, name, "contact")
+
+
+async def log_call(ctx: Context, patient_id: uuid.UUID | None, data: dict[str, Any]) -> CommunicationView:
+    """A call a staff member made or took, on the patient's log (cause ``logged_call``, status ``sent``)."""
+    decision = await access.authorize(ctx, "communication", "create", action=Action.CREATE,
+                                      resource_type="communication", patient_id=patient_id)
+    view = await access.find_patient(ctx, patient_id, action=Action.CREATE, field="patientId")
+    direction = one_of(data.get("direction") or "outbound", DIRECTIONS, "direction")
+    occurred_at = aware_time(data.get("occurred_at") or _now(), "occurredAt")
+    if occurred_at > _now() + timedelta(minutes=5):
+        raise BadUserInput("occurredAt: must not be in the future.", field="occurredAt")
+    note = data.get("note")
+    note = None if note is None else clean_text(note, field="note", max_length=NOTE_LIMIT)
+    contact_id = data.get("contact_id")
+    if contact_id is not None and not await Contact.exists(id=contact_id, patient_id=view.row.id,
+                                                           institution_id=ctx.institution_id):
+        raise BadUserInput("contactId: no such contact of this patient.", field="contactId")
+    row_id = uuid7()
+    async with in_transaction():
+        row = await Communication.create(
+            id=row_id, institution_id=ctx.institution_id, key=f"{LOGGED_CALL}:{row_id}", cause=LOGGED_CALL,
+            purpose="care", direction=direction, patient_id=view.row.id, contact_id=contact_id,
+            staff_id=ctx.actor.id, channel="phone", status="sent", due_at=occurred_at, sent_at=occurred_at,
+            note=access.seal(ctx, "communication", "note", row_id, note))
+        await writer.append([access.write_record(
+            ctx, Action.CREATE, "communication", row.id, patient_id=view.row.id,
+            fields=frozenset({"direction", "occurred_at", "contact", *(("note",) if note else ())}),
+            decision=decision)])
+    return CommunicationView(row, view)
+
+
+# -- the patient's own preferences ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Preferences:
+    consent: bool
+    channels: list[str]
+    preferred_channel: str | None
+    purposes: list[str]
+
+
+async def my_preferences(ctx: Context) -> Preferences:
+    view = await access.find_patient(ctx, ctx.require_principal().patient_id, action=Action.READ)
+    access.require_class(ctx, view, "contact")
+    return _preferences(view.row)
+
+
+def _preferences(row: Patient) -> Preferences:
+    return Preferences(row.contact_consent, tags_from_db(row.contact_channels), row.preferred_channel,
+                       tags_from_db(row.contact_purposes))
+
+
+async def set_my_preferences(ctx: Context, data: dict[str, Any]) -> Preferences:
+    """The patient's own consent to be contacted, channels, preferred channel and purposes (audited as an
+    update of the file and a consent event)."""
+    decision = await access.authorize(ctx, "patient.contact", "update", action=Action.UPDATE,
+                                      resource_type="patient")
+    view = await access.find_patient(ctx, ctx.require_principal().patient_id, action=Action.UPDATE)
+    columns: dict[str, Any] = {}
+    if "consent" in data:
+        if data["consent"] is None:
+            raise BadUserInput("consent: must not be null.", field="consent")
+        columns["contact_consent"] = bool(data["consent"])
+    if "channels" in data:
+        columns["contact_channels"] = tags_to_db(sorted({one_of(c, CHANNELS, "channels")
+                                                        for c in data["channels"] or []}))
+    if "preferred_channel" in data:
+        columns["preferred_channel"] = None if data["preferred_channel"] is None else one_of(
+            data["preferred_channel"], CHANNELS, "preferredChannel")
+    if "purposes" in data:
+        columns["contact_purposes"] = tags_to_db(sorted({one_of(p, PURPOSES, "purposes")
+                                                        for p in data["purposes"] or []}))
+    if not columns:
+        raise BadUserInput("input: give at least one preference to change.", field="input")
+    written = frozenset(columns)
+    async with in_transaction():
+        await Patient.filter(id=view.row.id, institution_id=ctx.institution_id).update(**columns)
+        await writer.append([
+            access.write_record(ctx, Action.UPDATE, "patient", view.row.id, patient_id=view.row.id, fields=written,
+                                decision=decision),
+            AuditRecord(ctx.institution_id, ctx.actor, Action.CONSENT, "contact_consent", Outcome.ALLOWED,
+                        ctx.request, resource_id=view.row.id, patient_id=view.row.id, fields_read=written,
+                        policy_rule=decision.rule)])
+    return _preferences(await Patient.get(id=view.row.id))
+
+
+# -- the patient's copy of their data -----------------------------------------------------------
+
+
+async def export_copy(ctx: Context, view: PatientView) -> list[dict[str, Any]]:
+    """The patient's communications for their data export: what was sent, when, how, and why (one statement)."""
+    access.require_class(ctx, view, "contact")
+    rows = await Communication.filter(institution_id=ctx.institution_id, patient_id=view.row.id).order_by("due_at")
+    cv = [CommunicationView(row, view) for row in rows]
+    return [{"id": str(v.row.id), "cause": v.row.cause, "purpose": v.row.purpose, "direction": v.row.direction,
+             "channel": v.row.channel, "status": v.row.status, "refusal": v.row.refusal,
+             "due_at": v.row.due_at.isoformat(), "sent_at": v.row.sent_at and v.row.sent_at.isoformat(),
+             "subject": read_sealed(ctx, v, "subject"), "body": read_sealed(ctx, v, "body")} for v in cv]

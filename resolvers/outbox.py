@@ -1,0 +1,90 @@
+"""The machinery both outboxes share: rows due at a moment, claimed without blocking other workers,
+retried with backoff, and a loop that sleeps until the next one is due.
+
+An outbox row is written in the transaction of the change that causes it, so a crash loses none, and
+its unique key per cause means scheduling the same cause twice never sends twice. Two ways to deliver:
+- ``claim_one``: one row locked in the caller's transaction, marked sent in that same transaction (the
+  escalation outbox: few rows, each sent once the transaction commits);
+- ``claim_batch``: a batch of rows leased in one short transaction (their ``due_at`` moved past the
+  lease), handed over with no transaction open, and settled in another short one (the message outbox:
+  thousands of rows, no lock held while the gateways answer). A crash between the two leaves the rows
+  queued; they come back when the lease runs out and are sent again (at least once).
+``SKIP LOCKED`` on PostgreSQL lets several workers share the work; SQLite has one writer anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from tortoise.expressions import F
+from tortoise.models import Model
+from tortoise.queryset import QuerySet
+from tortoise.transactions import in_transaction
+
+M = TypeVar("M", bound=Model)
+
+
+def due(pending: QuerySet[M], moment: datetime) -> QuerySet[M]:
+    """The pending rows due by ``moment``, oldest due first."""
+    return pending.filter(due_at__lte=moment).order_by("due_at")
+
+
+async def claim_one(pending: QuerySet[M], moment: datetime) -> M | None:
+    """The next due row, locked for the caller's transaction (skipped by other workers)."""
+    return await due(pending, moment).select_for_update(skip_locked=True).first()
+
+
+async def claim_batch(model: type[M], pending: QuerySet[M], moment: datetime, *, size: int,
+                      lease: timedelta) -> list[M]:
+    """Up to ``size`` due rows, leased: their ``due_at`` moves to ``moment + lease`` and their attempts
+    count one more, in a transaction of their own that commits before anything is sent. The rows are
+    answered as claimed (``due_at`` unchanged), the caller settles each with its own outcome."""
+    async with in_transaction():
+        rows = list(await due(pending, moment).select_for_update(skip_locked=True).limit(size))
+        if rows:
+            await model.filter(id__in=[row.pk for row in rows]).update(due_at=moment + lease,
+                                                                       attempts=F("attempts") + 1)
+    for row in rows:  # as they were when claimed (their due time kept for the log), one attempt more
+        claimed: Any = row
+        claimed.attempts += 1
+    return rows
+
+
+def backoff(attempts: int, *, first: timedelta, factor: float = 1.0, at_most: timedelta | None = None) -> timedelta:
+    """The wait before the next attempt after ``attempts`` failed ones: ``first``, times ``factor`` each time."""
+    wait = first * (factor ** max(0, attempts - 1))
+    return wait if at_most is None else min(wait, at_most)
+
+
+async def next_due(pending: QuerySet[Any]) -> datetime | None:
+    row = await pending.order_by("due_at").first()
+    return row.due_at if row else None
+
+
+async def run(deliver: Callable[[], Awaitable[Any]], soonest: Callable[[], Awaitable[datetime | None]],
+              wake: asyncio.Event, *, poll_seconds: float, log: logging.Logger,
+              now: Callable[[], datetime]) -> None:
+    """Deliver what is due, then sleep until the soonest pending row, a poll, or a wake-up, forever.
+
+    Nothing lives only in memory: the outbox is a table, so a restart resumes where the last process
+    stopped and sends what fell due while it was down."""
+    while True:
+        wake.clear()
+        try:
+            await deliver()
+            soon = await soonest()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the database may be briefly away: try again at the next poll
+            log.exception("outbox delivery failed; retrying")
+            soon = None
+        wait = poll_seconds
+        if soon is not None:
+            wait = min(wait, max(0.0, (soon - now()).total_seconds()))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), timeout=wait)
