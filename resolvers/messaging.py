@@ -1,0 +1,281 @@
+"""An institution's messaging settings and its SMS / WeChat gateways.
+
+Settings are one row per institution; until an admin saves them the defaults of the model are in
+force (``settings`` answers an unsaved row, version 0). A gateway's secret signs the bodies sent to
+it (HMAC-SHA256): it is sealed with the institution's key, written and never read back through the
+API, named (never shown) in audit rows, and opened only by ``gateway`` for the sender. ``gateway``
+needs no request: the outbox's background worker passes the process's keyring.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import uuid
+from datetime import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from audit import writer
+from audit.events import Action
+from core.crypto import InstitutionKeys, field_aad
+from core.errors import BadUserInput, Conflict
+from core.ids import uuid7
+from core.messages import Gateway
+from core.validation import camel_case, clean_text, normalize_email, one_of
+from models import MessageGateway, MessagingSettings
+from models.keyring import KeyRing
+from models.messaging import GATEWAY_CHANNELS
+from resolvers import access
+from resolvers.context import Context
+
+# column: (least, most) for the whole-number settings
+RANGES: dict[str, tuple[int, int]] = {
+    "reminder_hours_before": (1, 168),
+    "non_care_cap": (0, 50),
+    "non_care_cap_days": (1, 90),
+    "portal_change_min_hours": (0, 168),
+    "portal_horizon_days": (1, 365),
+}
+SETTINGS_COLUMNS = (*RANGES, "quiet_start", "quiet_end", "institution_phone", "email_from")
+TIMEOUT_MS = (100, 30_000)
+SECRET_LENGTH = (16, 256)
+URL_LIMIT = 500
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+# As it is printed in a message: digits with the usual separators, e.g. "0755-1234 5678", "400-800-1234", "95555".
+_PHONE_AS_SHOWN = re.compile(r"\+?[0-9][0-9 ()\-]*[0-9]")
+
+
+# -- the outbox's side ------------------------------------------------------------------------------
+
+
+async def settings(institution_id: uuid.UUID) -> MessagingSettings:
+    """The institution's settings, or the defaults (an unsaved row, version 0) when it has none."""
+    row = await MessagingSettings.get_or_none(institution_id=institution_id)
+    return row if row is not None else MessagingSettings(institution_id=institution_id, version=0)
+
+
+async def gateway(institution_id: uuid.UUID, channel: str, keyring: KeyRing) -> Gateway | None:
+    """The institution's active gateway for a channel with its secret opened, or None (no gateway, or
+    switched off). For the sender only: the secret is never logged or returned through the API."""
+    row = await MessageGateway.get_or_none(institution_id=institution_id, channel=channel, active=True)
+    if row is None:
+        return None
+    keys = await keyring.get(institution_id)
+    secret = keys.open_bytes(bytes(row.secret), _secret_aad(institution_id, row.id))
+    return Gateway(url=row.url, secret=secret, timeout_seconds=row.timeout_ms / 1000)
+
+
+def _secret_aad(institution_id: uuid.UUID, gateway_id: uuid.UUID) -> bytes:
+    return field_aad(institution_id, "message_gateway", "secret", gateway_id)
+
+
+def seal_secret(keys: InstitutionKeys, institution_id: uuid.UUID, gateway_id: uuid.UUID, secret: str) -> bytes:
+    return keys.seal_bytes(secret.encode(), _secret_aad(institution_id, gateway_id))
+
+
+# -- the API: settings ------------------------------------------------------------------------------
+
+
+async def read(ctx: Context) -> tuple[MessagingSettings, list[MessageGateway]]:
+    """Settings and gateways (admins). The gateways' secrets stay sealed: the API shows only that one is set."""
+    decision = await access.authorize(ctx, "messaging", "read", action=Action.READ, resource_type="messaging_settings")
+    row = await settings(ctx.institution_id)
+    gateways = list(await MessageGateway.filter(institution_id=ctx.institution_id).order_by("channel"))
+    ctx.reads.note("messaging_settings", row.id if row.version else None, None, rule=decision.rule)
+    return row, gateways
+
+
+async def update(ctx: Context, data: dict[str, Any], version: int | None) -> MessagingSettings:
+    """Change the settings given (others stay). ``version``: the one read (0 for the defaults); a stale one
+    is a CONFLICT and writes nothing. Without it, the last write wins."""
+    decision = await access.authorize(ctx, "messaging", "update", action=Action.UPDATE,
+                                      resource_type="messaging_settings")
+    values = _settings_values(data)
+    if not values:
+        raise BadUserInput("input: give at least one setting to change.", field="input")
+    try:
+        async with in_transaction():
+            row = await MessagingSettings.filter(institution_id=ctx.institution_id).select_for_update().first()
+            if version is not None and version != (0 if row is None else row.version):
+                raise _stale()
+            current = row if row is not None else MessagingSettings(institution_id=ctx.institution_id)
+            _check_quiet_hours(values.get("quiet_start", current.quiet_start), values.get("quiet_end",
+                                                                                          current.quiet_end))
+            if row is None:
+                row = await MessagingSettings.create(id=uuid7(), institution_id=ctx.institution_id, version=1,
+                                                     **values)
+                action = Action.CREATE
+            else:
+                await MessagingSettings.filter(id=row.id).update(version=row.version + 1, **values)
+                action = Action.UPDATE
+            await writer.append([access.write_record(ctx, action, "messaging_settings", row.id,
+                                                     fields=frozenset(values), decision=decision)])
+    except IntegrityError:  # another request saved the first settings a moment ago
+        raise _stale() from None
+    return await MessagingSettings.get(id=row.id)
+
+
+def _settings_values(data: dict[str, Any]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name, value in data.items():
+        field = camel_case(name)
+        if value is None:
+            raise BadUserInput(f"{field}: leave it out to keep it; it cannot be null.", field=field)
+        if name in RANGES:
+            least, most = RANGES[name]
+            if not least <= value <= most:
+                raise BadUserInput(f"{field}: must be between {least} and {most}.", field=field)
+            values[name] = value
+        elif name in ("quiet_start", "quiet_end"):
+            values[name] = _local_time(value, field)
+        elif name == "institution_phone":
+            values[name] = _phone_as_shown(value)
+        elif name == "email_from":
+            address = value.strip()
+            values[name] = normalize_email(address, field=field) if address else ""
+    return values
+
+
+def _local_time(value: time, field: str) -> str:
+    if value.tzinfo is not None or value.second or value.microsecond:
+        raise BadUserInput(f"{field}: a local time in whole minutes, without an offset (the patient's zone "
+                           "applies).", field=field)
+    return value.isoformat("minutes")
+
+
+def _check_quiet_hours(start: str, end: str) -> None:
+    if start == end:
+        raise BadUserInput("quietEnd: quiet hours must end at another time than they start.", field="quietEnd")
+
+
+def _phone_as_shown(value: str) -> str:
+    """Kept as the institution writes it (it is printed in messages), checked to be a phone number."""
+    text = clean_text(value, field="institutionPhone", max_length=32)
+    if text and (not _PHONE_AS_SHOWN.fullmatch(text) or sum(c.isdigit() for c in text) < 3):
+        raise BadUserInput("institutionPhone: digits, with spaces, hyphens, parentheses or a leading + only.",
+                           field="institutionPhone")
+    return text
+
+
+# -- the API: gateways ------------------------------------------------------------------------------
+
+
+async def set_gateway(ctx: Context, data: dict[str, Any]) -> MessageGateway:
+    """Create or change the gateway of a channel. Fields left out stay; a new gateway needs url and secret.
+    The secret is sealed before it reaches the database, and only its field name is recorded."""
+    decision = await access.authorize(ctx, "messaging", "update", action=Action.UPDATE,
+                                      resource_type="message_gateway")
+    channel = one_of(data.get("channel"), GATEWAY_CHANNELS, "channel")
+    values = _gateway_values(ctx, data)
+    secret = values.pop("secret", None)
+    try:
+        async with in_transaction():
+            row = await MessageGateway.filter(institution_id=ctx.institution_id,
+                                              channel=channel).select_for_update().first()
+            if row is None:
+                if "url" not in values or secret is None:
+                    field = "url" if "url" not in values else "secret"
+                    raise BadUserInput(f"{field}: required for a new gateway.", field=field)
+                gateway_id = uuid7()
+                sealed = seal_secret(ctx.require_keys(), ctx.institution_id, gateway_id, secret)
+                row = await MessageGateway.create(id=gateway_id, institution_id=ctx.institution_id, channel=channel,
+                                                  secret=sealed, **values)
+                action = Action.CREATE
+            else:
+                if secret is not None:
+                    values["secret"] = seal_secret(ctx.require_keys(), ctx.institution_id, row.id, secret)
+                if values:
+                    await MessageGateway.filter(id=row.id).update(**values)
+                action = Action.UPDATE
+            written = frozenset(values) | ({"secret"} if secret is not None else frozenset())
+            if written:
+                await writer.append([access.write_record(ctx, action, "message_gateway", row.id, fields=written,
+                                                         decision=decision)])
+    except IntegrityError:  # another request created this channel's gateway a moment ago
+        raise Conflict("channel: the gateway was set by someone else a moment ago; read it again.",
+                       field="channel") from None
+    return await MessageGateway.get(id=row.id)
+
+
+def _gateway_values(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name in ("url", "secret", "timeout_ms", "active"):
+        if name not in data:
+            continue
+        value, field = data[name], camel_case(name)
+        if value is None:
+            raise BadUserInput(f"{field}: leave it out to keep it; it cannot be null.", field=field)
+        if name == "url":
+            values[name] = check_url(value, production=ctx.services.settings.is_production)
+        elif name == "secret":
+            values[name] = _secret(value)
+        elif name == "timeout_ms":
+            if not TIMEOUT_MS[0] <= value <= TIMEOUT_MS[1]:
+                raise BadUserInput(f"timeoutMs: must be between {TIMEOUT_MS[0]} and {TIMEOUT_MS[1]}.",
+                                   field="timeoutMs")
+            values[name] = value
+        else:
+            values[name] = bool(value)
+    return values
+
+
+def _secret(value: str) -> str:
+    least, most = SECRET_LENGTH
+    if not least <= len(value) <= most or not value.isascii() or not value.isprintable() or value != value.strip():
+        raise BadUserInput(f"secret: {least} to {most} printable ASCII characters, without spaces around.",
+                           field="secret")
+    return value
+
+
+def check_url(value: str, *, production: bool) -> str:
+    """An https URL (plain http only to this machine, and only outside production), with no credentials
+    or fragment; in production not an address of this machine or a private network."""
+    text = value.strip()
+    try:
+        if len(text) > URL_LIMIT or not text.isascii() or not text.isprintable() or " " in text:
+            raise ValueError
+        parts = urlsplit(text)
+        host, _ = parts.hostname, parts.port  # .port raises ValueError when it is not a port number
+    except ValueError:
+        raise BadUserInput("url: not a valid URL.", field="url") from None
+    if not host or parts.username is not None or parts.password is not None or parts.fragment:
+        raise BadUserInput("url: a host, and no user, password or fragment.", field="url")
+    loopback = host in LOOPBACK_NAMES or _is_loopback(host)
+    if parts.scheme != "https" and not (parts.scheme == "http" and loopback and not production):
+        raise BadUserInput("url: must be https (http only to this machine, in development).", field="url")
+    if production and (loopback or _is_private(host)):
+        raise BadUserInput("url: must not be an address of this machine or a private network.", field="url")
+    return text
+
+
+def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
+def _is_loopback(host: str) -> bool:
+    address = _address(host)
+    return address is not None and address.is_loopback
+
+
+def _is_private(host: str) -> bool:
+    address = _address(host)
+    return address is not None and (address.is_private or address.is_link_local or address.is_reserved
+                                    or address.is_unspecified or address.is_multicast)
+
+
+def url_host(url: str) -> str:
+    """What the API shows of a gateway's URL: its host (a path or query may carry an account key)."""
+    parts = urlsplit(url)
+    return parts.netloc.rpartition("@")[2]
+
+
+def _stale() -> Conflict:
+    return Conflict("version: the settings were changed since you read them; read them again.", field="version")
+
