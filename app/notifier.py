@@ -1,9 +1,10 @@
-"""Delivers the escalation outbox at the moment each notification is due.
+"""Delivers both outboxes at the moment their rows are due: the escalations to staff and the messages
+to patients and their contacts.
 
-The loop sleeps until the earliest pending due time, and wakes sooner when a ticket change in
-this process schedules something (``Outbox.scheduled``). Changes made by other workers are
-seen within ``POLL_SECONDS``. Nothing lives only in memory: the outbox is a table, so a restart
-resumes where the last process stopped, and sends what fell due while it was down.
+Each loop sleeps until the earliest pending due time, and wakes sooner when a change in this process
+schedules something (the escalations' ``Outbox.scheduled``). Changes made by other workers are seen
+within ``POLL_SECONDS``. Nothing lives only in memory: the outboxes are tables, so a restart resumes
+where the last process stopped, and sends what fell due while it was down.
 """
 
 from __future__ import annotations
@@ -11,13 +12,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from resolvers import notification
+from app import senders as message_senders
+from core.messages import MessageSender
+from resolvers import communication, notification, outbox
+from resolvers.context import Services
 from resolvers.notification import Message, Outbox, Sender
 
 log = logging.getLogger("careloop.notifications")
 POLL_SECONDS = 5.0
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 class LoggingSender:
@@ -27,19 +36,26 @@ class LoggingSender:
         log.info("notify %s staff about %s: %s", len(message.recipients), message.kind, message.text)
 
 
-async def run(sender: Sender, outbox: Outbox, poll_seconds: float = POLL_SECONDS) -> None:
-    while True:
-        outbox.scheduled.clear()
-        try:
-            await notification.deliver_due(sender)
-            due = await notification.next_due()
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # the database may be briefly away: try again at the next poll
-            log.exception("notification delivery failed; retrying")
-            due = None
-        wait = poll_seconds
-        if due is not None:
-            wait = min(wait, max(0.0, (due - datetime.now(UTC)).total_seconds()))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(outbox.scheduled.wait(), timeout=wait)
+async def run(sender: Sender, scheduled: Outbox, poll_seconds: float = POLL_SECONDS) -> None:
+    """The escalation outbox's loop."""
+    await outbox.run(lambda: notification.deliver_due(sender), notification.next_due, scheduled.scheduled,
+                     poll_seconds=poll_seconds, log=log, now=_now)
+
+
+async def run_messages(services: Services, senders: Mapping[str, MessageSender],
+                       poll_seconds: float = POLL_SECONDS) -> None:
+    """The message outbox's loop: each message to the sender of the channel the gate chose."""
+    await outbox.run(lambda: communication.deliver_due(services, senders), communication.next_due,
+                     asyncio.Event(), poll_seconds=poll_seconds, log=log, now=_now)
+
+
+async def run_outboxes(services: Services, poll_seconds: float = POLL_SECONDS) -> None:
+    """Both loops, with the senders the settings configure (the SMTP relay, the institutions' gateways,
+    or log lines in development); the senders' connections close when the loops stop."""
+    senders = message_senders.senders_from_settings(services.settings)
+    try:
+        await asyncio.gather(run(LoggingSender(), services.outbox, poll_seconds),
+                             run_messages(services, senders, poll_seconds))
+    finally:
+        with contextlib.suppress(Exception):
+            await senders.aclose()

@@ -44,6 +44,7 @@ from core.crypto import InstitutionKeys, derive_key, field_aad
 from core.errors import BadUserInput
 from core.ids import uuid7
 from core.messages import Gateway, MessageSender, Outgoing, SendFailed
+from core.principal import PATIENT
 from core.validation import aware_time, clean_text, one_of
 from models import (
     Appointment,
@@ -726,7 +727,10 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
 
 
 def read_sealed(ctx: Context, view: CommunicationView, name: str) -> str | None:
-    """A message's subject or body, or a logged call's note: read under the patient's contact class."""
+    """A message's subject or body, or a logged call's note: read under the patient's contact class. The
+    staff's note is theirs: a patient reading their own log sees none."""
+    if name == "note" and ctx.require_principal().kind == PATIENT:
+        return None
     return access.read_journey_field(ctx, view.patient, "communication", view.row, name, "contact")
 
 
