@@ -221,14 +221,14 @@ async def test_the_preview_renders_sample_values_and_the_institutions_name_and_p
 # -- who may -------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("role", STAFF_OTHERS + ("department_head",))
+@pytest.mark.parametrize("role", (*STAFF_OTHERS, "department_head"))
 async def test_only_admins_write_templates(tenant: Tenant, role: str) -> None:
     for query, variables, resource in (
             (SET, {"input": a_template()}, "message_template"),
             (RESET, {"cause": "CAMPAIGN", "channel": "ANY", "language": "EN"}, "message_template")):
         before = await tenant.audit_count()
         reply = await tenant.call(role, query, **variables)
-        assert reply.codes == ["FORBIDDEN"] and reply.data is None or reply.data == {next(iter(reply.data)): None}
+        assert reply.codes == ["FORBIDDEN"] and not any((reply.data or {}).values())
         assert await rows(tenant) == []
         events = await AuditEvent.filter(institution_id=tenant.id).order_by("seq").offset(before)
         assert [(e.outcome, e.resource_type, e.reason) for e in events] == [("denied", resource, "forbidden")]
