@@ -1,0 +1,177 @@
+"""The two doors of the messages to patients that open without a sign-in.
+
+- ``POST /hooks/messages/{institutionId}/{channel}``: an SMS or WeChat gateway reports what became of a
+  message it was handed: ``{"id": <its message id>, "status": "delivered" | "failed", "reason": "..."}``,
+  signed as our webhooks are (``X-Careloop-Timestamp``, ``X-Careloop-Signature`` = hex HMAC-SHA256 of
+  ``timestamp + "." + body`` under the institution's gateway secret). Answers 204; 401 for a missing,
+  stale (more than 5 minutes either way) or wrong signature, and for an institution without that gateway
+  (nothing to check it against); 404 for a message the institution never sent there; 400 for a body
+  that is not such an object. No answer says more.
+- ``/unsubscribe?token=...``: the signed, single-purpose link every message carries. ``GET`` shows which
+  messages the link stops and a button; ``POST`` (that button, or a mail client's RFC 8058 one-click
+  ``List-Unsubscribe=One-Click``) stops them. ``GET`` changes nothing because mail scanners and link
+  previews follow links on their own: a patient must not lose their appointment reminders to one.
+  A forged link, or one re-signed for another purpose, is a 400 and nothing is recorded.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import time
+import uuid
+from typing import Any
+from urllib.parse import quote
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from app.senders import GATEWAY_ID_MAX, SIGNATURE_HEADER, TIMESTAMP_HEADER, signature_matches
+from audit.events import RequestMeta
+from models.messaging import GATEWAY_CHANNELS
+from resolvers import communication, messaging
+from resolvers.communication import LinkRefused
+from resolvers.context import Services
+
+log = logging.getLogger("careloop.messages")
+
+CALLBACK_MAX_BYTES = 4096
+UNSUBSCRIBE_MAX_BYTES = 1024  # the one-click form is "List-Unsubscribe=One-Click"
+FRESH_SECONDS = 300  # a callback's timestamp may be this far from our clock either way (replays, skew)
+REASON_MAX = 200
+DELIVERY_STATUSES = ("delivered", "failed")
+# The pages hold no script, no image, nothing from elsewhere; the button posts back here only.
+PAGE_POLICY = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'"
+
+PURPOSE_NAMES = {  # what each purpose means to a patient, in both languages of the pages
+    "care": ("预约确认、就诊提醒和随访通知", "appointment confirmations, reminders and follow-up notices"),
+    "greeting": ("生日和节日问候", "birthday and holiday greetings"),
+    "campaign": ("健康资讯和活动通知", "newsletters and campaigns"),
+}
+
+
+def routes(services: Services) -> list[Route]:
+    async def delivery_callback(request: Request) -> Response:
+        return Response(status_code=await _record_callback(services, request))
+
+    async def unsubscribe_page(request: Request) -> Response:
+        token = request.query_params.get("token", "")
+        try:
+            _, _, purpose = communication.read_token(services.master_key.token_key, token)
+        except LinkRefused:
+            return _refused_page()
+        return _page(200, "退订确认 / Unsubscribe", _confirm_text(purpose, token))
+
+    async def unsubscribe(request: Request) -> Response:
+        await request.body()  # the one-click form or the button's: read within the limit, nothing in it counts
+        token = request.query_params.get("token", "")
+        try:
+            purpose = await communication.unsubscribe(services, token, _meta(request))
+        except LinkRefused:
+            return _refused_page()
+        return _page(200, "已退订 / Unsubscribed", _done_text(purpose))
+
+    return [
+        Route("/hooks/messages/{institution_id}/{channel}", delivery_callback, methods=["POST"],
+              max_body_size=CALLBACK_MAX_BYTES),
+        Route("/unsubscribe", unsubscribe_page, methods=["GET"]),
+        Route("/unsubscribe", unsubscribe, methods=["POST"], max_body_size=UNSUBSCRIBE_MAX_BYTES),
+    ]
+
+
+# -- delivery callbacks -------------------------------------------------------------------------------
+
+
+async def _record_callback(services: Services, request: Request) -> int:
+    """The status to answer. The cheap checks first: junk never reaches the database."""
+    channel = request.path_params["channel"]
+    try:
+        institution_id = uuid.UUID(request.path_params["institution_id"])
+    except ValueError:
+        return 404
+    if channel not in GATEWAY_CHANNELS:
+        return 404
+    timestamp = request.headers.get(TIMESTAMP_HEADER, "")
+    signature = request.headers.get(SIGNATURE_HEADER, "")
+    if not _fresh(timestamp) or not signature:
+        return _refuse(channel, "stale or unsigned")
+    body = await request.body()
+    gateway = await messaging.gateway(institution_id, channel, services.keyring)
+    if gateway is None or not signature_matches(gateway.secret, timestamp, body, signature):
+        return _refuse(channel, "bad signature")
+    report = _report(body)
+    if report is None:
+        return 400
+    message_id, status, reason = report
+    known = await communication.record_delivery(institution_id, channel, message_id, status, reason)
+    return 204 if known else 404
+
+
+def _fresh(timestamp: str) -> bool:
+    return timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12 and \
+        abs(time.time() - int(timestamp)) <= FRESH_SECONDS
+
+
+def _refuse(channel: str, why: str) -> int:
+    log.info("delivery callback on %s refused: %s", channel, why)
+    return 401
+
+
+def _report(body: bytes) -> tuple[str, str, str] | None:
+    """(gateway message id, status, reason) from a well-formed report, else None."""
+    try:
+        report: Any = json.loads(body)
+    except ValueError:  # also a body that is not UTF-8
+        return None
+    if not isinstance(report, dict):
+        return None
+    message_id, status, reason = report.get("id"), report.get("status"), report.get("reason", "")
+    if isinstance(message_id, int) and not isinstance(message_id, bool):
+        message_id = str(message_id)  # as the sender keeps an id the gateway answered as a number
+    if not isinstance(message_id, str) or not 0 < len(message_id) <= GATEWAY_ID_MAX:
+        return None
+    if status not in DELIVERY_STATUSES or not isinstance(reason, str):
+        return None
+    return message_id, status, reason[:REASON_MAX]
+
+
+# -- unsubscribe pages --------------------------------------------------------------------------------
+
+
+def _meta(request: Request) -> RequestMeta:
+    return RequestMeta(getattr(request.state, "request_id", ""), request.client.host if request.client else "",
+                       request.headers.get("user-agent", "")[:200])
+
+
+def _confirm_text(purpose: str, token: str) -> str:
+    chinese, english = PURPOSE_NAMES[purpose]
+    action = html.escape(f"/unsubscribe?token={quote(token, safe='')}")
+    return (f"<p>不再接收：{chinese}。</p><p>Stop receiving: {english}.</p>"
+            f'<form method="post" action="{action}"><button type="submit">确认退订 / Unsubscribe</button></form>'
+            "<p>其他消息不受影响。/ Other messages are not affected.</p>")
+
+
+def _done_text(purpose: str) -> str:
+    chinese, english = PURPOSE_NAMES[purpose]
+    return (f"<p>已为您停止：{chinese}。</p><p>You will no longer receive {english}.</p>"
+            "<p>如需恢复，请在患者门户的通知设置中重新开启，或联系医院。<br>"
+            "To receive them again, turn them back on in the patient portal or call the clinic.</p>")
+
+
+def _refused_page() -> Response:
+    return _page(400, "链接无效 / Invalid link",
+                 "<p>此退订链接无效，未做任何更改。请使用消息中的完整链接，或联系医院。</p>"
+                 "<p>This unsubscribe link is not valid; nothing was changed. Use the whole link from the "
+                 "message, or call the clinic.</p>")
+
+
+def _page(status: int, title: str, text: str) -> Response:
+    """A small page in Chinese and English; every value in it is ours (names of purposes, an escaped link)."""
+    document = (f'<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">'
+                f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title>'
+                "<style>body{font-family:sans-serif;max-width:32rem;margin:2rem auto;padding:0 1rem;"
+                "line-height:1.6}</style></head>"
+                f"<body><h1>{title}</h1>{text}</body></html>")
+    return HTMLResponse(document, status_code=status, headers={"content-security-policy": PAGE_POLICY})

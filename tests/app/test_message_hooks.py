@@ -1,0 +1,371 @@
+"""The routes that open without a sign-in, through the real ASGI app: gateways' delivery callbacks
+(signed with the institution's gateway secret, fresh, for a message sent there) and patients'
+unsubscribe links (signed for one purpose; a GET changes nothing, a POST stops the purpose)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from tortoise.transactions import in_transaction
+
+from app.senders import senders_from_settings
+from models import AuditEvent, Communication
+from resolvers import communication
+from resolvers.context import Services
+from tests.app.conftest import serve
+from tests.factories import Tenant, make_patient
+from tests.patients import PatientUser, mark, open_account
+
+SECRET = "sms-gateway-secret-0123456789"
+GATEWAY_SET = """mutation($input: MessageGatewayInput!) { messageGatewaySet(input: $input) { channel } }"""
+PREFERENCES_SET = """mutation($input: ContactPreferencesInput!) {
+  myContactPreferencesUpdate(input: $input) { purposes } }"""
+PREFERENCES = "{ myContactPreferences { purposes } }"
+
+
+async def set_gateway(tenant: Tenant, channel: str = "SMS", secret: str = SECRET) -> None:
+    reply = await tenant.call("admin", GATEWAY_SET, input={"channel": channel, "url": "https://sms.example/send",
+                                                           "secret": secret})
+    assert not reply.errors, reply.errors
+
+
+async def sent_message(tenant: Tenant, channel: str = "sms") -> Communication:
+    """A message the outbox handed to the gateway, which answered an id (the outbox's own tests cover how
+    rows get there; here only the callback's side counts)."""
+    patient_id = await make_patient(tenant)
+    now = datetime.now(UTC)
+    return await Communication.create(institution_id=tenant.id, key=f"test:{uuid.uuid4()}",
+                                      cause="appointment_reminder", purpose="care", patient_id=patient_id,
+                                      channel=channel, status="sent", due_at=now, sent_at=now, attempts=1,
+                                      gateway_message_id=f"gw-{uuid.uuid4().hex[:12]}")
+
+
+def signed(report: dict[str, Any] | bytes, secret: str = SECRET, *, age: int = 0) -> tuple[bytes, dict[str, Any]]:
+    """The body and headers as a gateway sends them (written out here, independently of app.senders)."""
+    body = report if isinstance(report, bytes) else json.dumps(report).encode()
+    timestamp = str(int(time.time()) - age)
+    signature = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return body, {"content-type": "application/json", "X-Careloop-Timestamp": timestamp,
+                  "X-Careloop-Signature": signature}
+
+
+async def callback(client: httpx.AsyncClient, institution_id: uuid.UUID | str, channel: str, body: bytes,
+                   headers: dict[str, Any]) -> httpx.Response:
+    return await client.post(f"/hooks/messages/{institution_id}/{channel}", content=body, headers=headers)
+
+
+async def state(row: Communication) -> tuple[str, datetime | None, str]:
+    fresh = await Communication.get(id=row.id)
+    return fresh.status, fresh.delivered_at, fresh.last_error
+
+
+# -- delivery callbacks -------------------------------------------------------------------------------
+
+
+async def test_a_gateway_reports_a_delivery(client: httpx.AsyncClient, tenant: Tenant) -> None:
+    await set_gateway(tenant)
+    row = await sent_message(tenant)
+    body, headers = signed({"id": row.gateway_message_id, "status": "delivered"})
+
+    reply = await callback(client, tenant.id, "sms", body, headers)
+    assert reply.status_code == 204 and reply.content == b""
+    status, delivered_at, _ = await state(row)
+    assert status == "delivered" and delivered_at is not None
+
+    again = await callback(client, tenant.id, "sms", body, headers)  # a replay within the window
+    assert again.status_code == 204 and await state(row) == (status, delivered_at, "")
+
+
+async def test_a_gateway_reports_a_failure_with_a_short_reason(client: httpx.AsyncClient, tenant: Tenant) -> None:
+    await set_gateway(tenant)
+    row = await sent_message(tenant)
+    body, headers = signed({"id": row.gateway_message_id, "status": "failed",
+                            "reason": "isv.BUSINESS_LIMIT_CONTROL <script>"})
+    reply = await callback(client, tenant.id, "sms", body, headers)
+    assert reply.status_code == 204
+    status, _, reason = await state(row)
+    assert status == "failed" and reason == "isv.BUSINESS_LIMIT_CONTROLscript"
+
+
+async def test_a_wrong_signature_is_401_and_changes_nothing(client: httpx.AsyncClient, tenant: Tenant,
+                                                            other_tenant: Tenant) -> None:
+    await set_gateway(tenant)
+    await set_gateway(other_tenant, secret="the-other-clinics-secret-000")
+    row = await sent_message(tenant)
+    report = {"id": row.gateway_message_id, "status": "failed", "reason": "forged"}
+    body, headers = signed(report)
+    attempts = [
+        signed(report, "the-other-clinics-secret-000"),  # another institution's gateway
+        signed(report, SECRET + "x"),
+        (body.replace(b"failed", b"delivered"), headers),  # the body changed after signing
+        (body, {**headers, "X-Careloop-Signature": headers["X-Careloop-Signature"][:-1]}),
+        (body, {**headers, "X-Careloop-Signature": "签名".encode()}),
+        (body, {k: v for k, v in headers.items() if k != "X-Careloop-Signature"}),
+        (body, {k: v for k, v in headers.items() if k != "X-Careloop-Timestamp"}),
+        (body, {**headers, "X-Careloop-Timestamp": "soon"}),
+    ]
+    for attempt_body, attempt_headers in attempts:
+        reply = await callback(client, tenant.id, "sms", attempt_body, attempt_headers)
+        assert (reply.status_code, reply.content) == (401, b"")
+    assert await state(row) == ("sent", None, "")
+
+
+@pytest.mark.parametrize("age", [301, -301, 10**9])
+async def test_a_stale_or_early_timestamp_is_401(client: httpx.AsyncClient, tenant: Tenant, age: int) -> None:
+    await set_gateway(tenant)
+    row = await sent_message(tenant)
+    body, headers = signed({"id": row.gateway_message_id, "status": "delivered"}, age=age)  # signed correctly
+    reply = await callback(client, tenant.id, "sms", body, headers)
+    assert (reply.status_code, reply.content) == (401, b"")
+    assert await state(row) == ("sent", None, "")
+
+
+async def test_an_unknown_message_is_404(client: httpx.AsyncClient, tenant: Tenant, other_tenant: Tenant) -> None:
+    await set_gateway(tenant)
+    await set_gateway(tenant, "WECHAT")
+    await set_gateway(other_tenant)
+    theirs = await sent_message(other_tenant)
+    mine = await sent_message(tenant)
+    for channel, message_id in [("sms", "gw-never-sent"),
+                                ("sms", theirs.gateway_message_id),  # another institution's message
+                                ("wechat", mine.gateway_message_id)]:  # sent by SMS, reported on WeChat
+        body, headers = signed({"id": message_id, "status": "delivered"})
+        reply = await callback(client, tenant.id, channel, body, headers)
+        assert (reply.status_code, reply.content) == (404, b"")
+    assert await state(theirs) == ("sent", None, "") and await state(mine) == ("sent", None, "")
+
+
+async def test_unknown_institutions_channels_and_paths(client: httpx.AsyncClient, tenant: Tenant) -> None:
+    body, headers = signed({"id": "gw-1", "status": "delivered"})
+    assert (await callback(client, uuid.uuid4(), "sms", body, headers)).status_code == 401  # no gateway to check
+    assert (await callback(client, tenant.id, "sms", body, headers)).status_code == 401  # none set up yet
+    assert (await callback(client, tenant.id, "email", body, headers)).status_code == 404
+    assert (await callback(client, "not-an-id", "sms", body, headers)).status_code == 404
+    assert (await client.get(f"/hooks/messages/{tenant.id}/sms")).status_code == 405
+
+
+@pytest.mark.parametrize("report", [b"not json", b"\xff\xfe", b"[]", b"{}", {"id": "gw-1"},
+                                    {"id": "gw-1", "status": "read"}, {"id": "", "status": "delivered"},
+                                    {"id": "x" * 101, "status": "delivered"}, {"id": None, "status": "failed"},
+                                    {"id": "gw-1", "status": "failed", "reason": 7}])
+async def test_a_signed_body_that_is_not_a_report_is_400(client: httpx.AsyncClient, tenant: Tenant,
+                                                         report: dict[str, Any] | bytes) -> None:
+    await set_gateway(tenant)
+    body, headers = signed(report)
+    assert (await callback(client, tenant.id, "sms", body, headers)).status_code == 400
+
+
+async def test_a_numeric_id_matches_as_the_sender_kept_it(client: httpx.AsyncClient, tenant: Tenant) -> None:
+    await set_gateway(tenant)
+    row = await sent_message(tenant)
+    await Communication.filter(id=row.id).update(gateway_message_id="80021")
+    body, headers = signed({"id": 80021, "status": "delivered"})
+    assert (await callback(client, tenant.id, "sms", body, headers)).status_code == 204
+    assert (await state(row))[0] == "delivered"
+
+
+async def test_a_large_body_is_refused(client: httpx.AsyncClient, tenant: Tenant) -> None:
+    await set_gateway(tenant)
+    body, headers = signed({"id": "gw-1", "status": "failed", "reason": "x" * 5000})
+    assert (await callback(client, tenant.id, "sms", body, headers)).status_code == 413
+
+
+# -- unsubscribe links --------------------------------------------------------------------------------
+
+
+async def greeted_patient(tenant: Tenant) -> PatientUser:
+    """A patient who agreed to appointment messages and greetings in the portal."""
+    user = await open_account(tenant)
+    reply = await user.call(PREFERENCES_SET, input={"purposes": ["CARE", "GREETING"]})
+    assert not reply.errors, reply.errors
+    return user
+
+
+def link(services: Services, user: PatientUser, purpose: str) -> str:
+    """The path and query of the link as the outbox puts it into a message."""
+    url = urlsplit(communication.unsubscribe_url(services, user.tenant.id, user.patient_id, purpose))
+    return f"{url.path}?{url.query}"
+
+
+async def consents_since(tenant: Tenant, seq: int) -> list[AuditEvent]:
+    """Consent changes on the trail since the mark (reading the preferences is on it too)."""
+    return await AuditEvent.filter(institution_id=tenant.id, seq__gt=seq, action="consent").order_by("seq")
+
+
+async def purposes(user: PatientUser) -> list[str]:
+    reply = await user.call(PREFERENCES)
+    assert not reply.errors, reply.errors
+    return list(reply.data["myContactPreferences"]["purposes"])
+
+
+async def test_the_link_asks_then_stops_its_purpose(client: httpx.AsyncClient, tenant: Tenant,
+                                                    services: Services) -> None:
+    user = await greeted_patient(tenant)
+    target = link(services, user, "greeting")
+    before = await mark(tenant.id)
+
+    page = await client.get(target)  # what a mail scanner or a link preview does: nothing changes
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "生日和节日问候" in page.text and "birthday and holiday greetings" in page.text
+    assert 'method="post"' in page.text and "default-src 'none'" in page.headers["content-security-policy"]
+    assert page.headers["referrer-policy"] == "no-referrer"  # the token stays out of Referer headers
+    assert await mark(tenant.id) == before and await purposes(user) == ["CARE", "GREETING"]
+
+    before = await mark(tenant.id)
+    done = await client.post(target)  # the page's button
+    assert done.status_code == 200
+    assert "已为您停止：生日和节日问候" in done.text and "no longer receive birthday and holiday greetings" in done.text
+    [event] = await AuditEvent.filter(institution_id=tenant.id, seq__gt=before)
+    assert await purposes(user) == ["CARE"]
+    assert (event.action, event.resource_type, event.outcome, event.reason) == \
+        ("consent", "contact_consent", "allowed", "withdrawn")
+    assert event.patient_id == user.patient_id and event.actor_kind == "anonymous"
+    assert event.client_address == "203.0.113.7" and event.request_id  # who followed it, as for any request
+
+    again = await client.post(target)  # followed twice: still fine, nothing more recorded
+    assert again.status_code == 200 and await consents_since(tenant, event.seq) == []
+
+
+async def test_one_click_from_a_mail_client(client: httpx.AsyncClient, tenant: Tenant, services: Services) -> None:
+    user = await greeted_patient(tenant)
+    reply = await client.post(link(services, user, "care"), content=b"List-Unsubscribe=One-Click",
+                              headers={"content-type": "application/x-www-form-urlencoded"})
+    assert reply.status_code == 200 and "appointment confirmations" in reply.text
+    assert await purposes(user) == ["GREETING"]
+
+
+async def test_a_forged_link_is_400_and_records_nothing(client: httpx.AsyncClient, tenant: Tenant,
+                                                        services: Services) -> None:
+    user = await greeted_patient(tenant)
+    genuine = link(services, user, "greeting")
+    other = await greeted_patient(tenant)
+    forged = [
+        genuine[:-3] + ("AAA" if not genuine.endswith("AAA") else "BBB"),  # signature changed
+        genuine.replace(str(user.patient_id), str(other.patient_id)),  # another patient's file
+        genuine.replace(str(tenant.id), str(uuid.uuid4())),  # another institution
+        "/unsubscribe?token=" + communication.unsubscribe_token(b"\x00" * 32, tenant.id, user.patient_id,
+                                                                "greeting"),  # not our key
+        "/unsubscribe?token=nonsense",
+        "/unsubscribe",
+    ]
+    before = await mark(tenant.id)
+    for target in forged:
+        for method in ("GET", "POST"):
+            reply = await client.request(method, target)
+            assert reply.status_code == 400, (method, target)
+            assert "此退订链接无效" in reply.text and "not valid; nothing was changed" in reply.text
+    assert await mark(tenant.id) == before
+    assert await purposes(user) == ["CARE", "GREETING"] and await purposes(other) == ["CARE", "GREETING"]
+
+
+async def test_a_link_replayed_for_another_purpose_is_400(client: httpx.AsyncClient, tenant: Tenant,
+                                                          services: Services) -> None:
+    user = await greeted_patient(tenant)
+    greeting = link(services, user, "greeting")
+    care = greeting.replace(".greeting.", ".care.")  # the greeting's signature, naming care
+    assert care != greeting
+    before = await mark(tenant.id)
+    for method in ("GET", "POST"):
+        reply = await client.request(method, care)
+        assert reply.status_code == 400 and "此退订链接无效" in reply.text
+    assert await mark(tenant.id) == before and await purposes(user) == ["CARE", "GREETING"]
+
+
+async def test_a_link_for_a_patient_no_longer_there_is_400(client: httpx.AsyncClient, tenant: Tenant,
+                                                           services: Services) -> None:
+    # A signed link whose patient is not in the database (as after an erasure): refused, nothing recorded.
+    token = communication.unsubscribe_token(services.master_key.token_key, tenant.id, uuid.uuid4(), "care")
+    before = await mark(tenant.id)
+    reply = await client.post(f"/unsubscribe?token={token}")
+    assert reply.status_code == 400 and await mark(tenant.id) == before
+
+
+async def test_a_large_unsubscribe_body_is_refused(client: httpx.AsyncClient, tenant: Tenant,
+                                                   services: Services) -> None:
+    user = await greeted_patient(tenant)
+    reply = await client.post(link(services, user, "greeting"), content=b"x" * 5000)
+    assert reply.status_code == 413
+    assert await purposes(user) == ["CARE", "GREETING"]
+
+
+# -- the whole way: outbox -> webhook sender -> gateway -> callback -------------------------------------
+
+COMMUNICATIONS = """query($patientId: ID!) { patientCommunications(patientId: $patientId) {
+  nodes { status channel lastError } } }"""
+SETTINGS_SET = """mutation($input: MessagingSettingsInput!) { messagingSettingsUpdate(input: $input) { version } }"""
+
+
+@dataclass
+class Gateway:
+    """An SMS gateway on a real port: keeps each request and answers with its own message id."""
+
+    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+
+    async def endpoint(self, request: Request) -> Response:
+        self.received.append((dict(request.headers), await request.body()))
+        return JSONResponse({"id": f"gw-e2e-{len(self.received)}"}, status_code=202)
+
+
+async def test_a_reminder_goes_out_signed_and_comes_back_delivered(client: httpx.AsyncClient, tenant: Tenant,
+                                                                   services: Services) -> None:
+    gateway = Gateway()
+    async with serve(Starlette(routes=[Route("/send", gateway.endpoint, methods=["POST"])])) as ws_url:
+        url = ws_url.replace("ws://", "http://").removesuffix("/graphql") + "/send"
+        reply = await tenant.call("admin", GATEWAY_SET, input={"channel": "SMS", "url": url, "secret": SECRET})
+        assert not reply.errors, reply.errors
+        # Quiet hours: one minute, three hours from now, so neither now nor the moment of sending below is in it.
+        zone = ZoneInfo(tenant.institution.time_zone)
+        quiet = (datetime.now(zone) + timedelta(hours=3)).replace(second=0, microsecond=0)
+        reply = await tenant.call("admin", SETTINGS_SET, input={
+            "quietStart": quiet.time().isoformat("minutes"),
+            "quietEnd": (quiet + timedelta(minutes=1)).time().isoformat("minutes")})
+        assert not reply.errors, reply.errors
+        patient_id = await make_patient(tenant, fullName="王芳", phone="+8613800138000", contactConsent=True,
+                                        contactChannels=["SMS"], preferredChannel="SMS")
+        # Due long ago, and delivered "then": only this row is due at that moment, whatever else the
+        # test database holds.
+        sending = datetime(2000, 1, 3, 10, 0, tzinfo=zone).replace(hour=(quiet.hour + 22) % 24)
+        async with in_transaction():
+            row = await communication.schedule(
+                tenant.id, key=f"test:{uuid.uuid4()}", cause="appointment_reminder", patient_id=patient_id,
+                due_at=sending - timedelta(minutes=1),
+                variables={"patient_name": "王芳", "date": "1月4日", "time": "09:30", "department_name": "内分泌科",
+                           "clinician_name": "李医生"})
+        senders = senders_from_settings(services.settings)
+        try:
+            assert await communication.deliver_due(services, senders, now=sending) == 1
+        finally:
+            await senders.aclose()
+
+    [(headers, body)] = gateway.received
+    expected = hmac.new(SECRET.encode(), headers["x-careloop-timestamp"].encode() + b"." + body,
+                        hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(expected, headers["x-careloop-signature"])
+    sent = json.loads(body)
+    assert (sent["id"], sent["channel"], sent["to"], sent["institution"]) == \
+        (str(row.id), "sms", "+8613800138000", str(tenant.id))
+    assert "王芳" in sent["body"] and "1月4日 09:30" in sent["body"] and "内分泌科" in sent["body"]
+    stored = await Communication.get(id=row.id)
+    assert (stored.status, stored.channel, stored.gateway_message_id) == ("sent", "sms", "gw-e2e-1")
+
+    body, signed_headers = signed({"id": "gw-e2e-1", "status": "delivered"})  # the gateway's report
+    assert (await callback(client, tenant.id, "sms", body, signed_headers)).status_code == 204
+    reply = await tenant.call("front_desk", COMMUNICATIONS, patientId=str(patient_id))
+    assert not reply.errors, reply.errors
+    assert reply.data["patientCommunications"]["nodes"] == [{"status": "DELIVERED", "channel": "SMS",
+                                                             "lastError": None}]
