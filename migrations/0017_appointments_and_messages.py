@@ -89,7 +89,7 @@ class Migration(migrations.Migration):
                 ('version', fields.IntField(default=1)),
                 ('updated_at', fields.DatetimeField(auto_now=True, auto_now_add=False)),
             ],
-            options={'table': 'messaging_settings', 'app': 'careloop', 'unique_together': (('institution',),), 'pk_attr': 'id', 'table_description': 'One row per institution; an institution without one uses the defaults below.'},
+            options={'table': 'messaging_settings', 'app': 'careloop', 'unique_together': (('institution',),), 'pk_attr': 'id', 'table_description': 'One row per institution (an institution without one uses the defaults below).'},
             bases=['TenantModel'],
         ),
         ops.CreateModel(

@@ -11,7 +11,7 @@ GATEWAY_CHANNELS = ("sms", "wechat")
 
 
 class MessagingSettings(TenantModel):
-    """One row per institution; an institution without one uses the defaults below."""
+    """One row per institution (an institution without one uses the defaults below)."""
 
     reminder_hours_before = fields.IntField(default=24)
     quiet_start = fields.CharField(max_length=5, default="21:00")  # local time in the patient's zone
