@@ -23,6 +23,8 @@ class Migration(migrations.Migration):
                 ('name', fields.CharField(max_length=100)),
                 ('purpose', fields.CharField(max_length=10)),
                 ('cause', fields.CharField(default='campaign', max_length=32)),
+                ('subject', fields.CharField(default='', max_length=200)),
+                ('body', fields.TextField(unique=False)),
                 ('audience', fields.JSONField(encoder=JSON_DUMPS, decoder=loads)),
                 ('status', fields.CharField(default='draft', max_length=10)),
                 ('recipients', fields.IntField(default=0)),

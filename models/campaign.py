@@ -18,7 +18,9 @@ CAMPAIGN_STATUSES = ("draft", "sending", "completed", "cancelled")
 class Campaign(TenantModel):
     name = fields.CharField(max_length=100)
     purpose = fields.CharField(max_length=10)  # greeting or campaign
-    cause = fields.CharField(max_length=32, default="campaign")  # whose templates it uses
+    cause = fields.CharField(max_length=32, default="campaign")
+    subject = fields.CharField(max_length=200, default="")  # the campaign's own text, a template like
+    body = fields.TextField()  # the institution's (names, dates, places and the unsubscribe link only)
     audience: dict[str, str] = fields.JSONField()  # segment / department / code, as the filter was given
     status = fields.CharField(max_length=10, default="draft")
     recipients = fields.IntField(default=0)  # patients in the audience when sending began
