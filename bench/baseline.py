@@ -1,11 +1,12 @@
 """The bare baseline: Starlette + asyncpg + orjson, one uvicorn worker, no GraphQL, no policy, no audit.
 
 It answers POST /graphql with the JSON careloop returns for the benchmark's operations, chosen by
-``operationName`` (W1..W5) with the same variables, so wrk sends both servers the same bytes.
+``operationName`` (W1..W6) with the same variables, so wrk sends both servers the same bytes.
 Encrypted fields are opened with the institution's key, unwrapped once at start-up with careloop's
 MasterKey, as ``models.keyring.KeyRing`` does. W5 (the worklist) is the tasks of the account in
 BENCH_NURSE (the baseline has no sign-in), due by today in the institution's time zone (read once at
-start-up).
+start-up). W6 (free slots) computes the slots with careloop's ``core.slots`` on the institution's
+calendar (zone, holidays and make-up days read once at start-up) from three statements.
 
     python -m bench.baseline --port 8101   # env: BENCH_DSN, BENCH_INSTITUTION, BENCH_NURSE, CARELOOP_MASTER_KEY
 """
@@ -19,7 +20,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -31,8 +32,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from core.business_time import Calendar
 from core.crypto import InstitutionKeys, MasterKey, field_aad
 from core.ids import uuid7
+from core.slots import Adjustment, Plan, parse_week, slots
 from core.validation import normalize_phone
 
 PATIENT_SQL = """SELECT id, full_name, sex, birth_date, phone, address, allergies FROM patient
@@ -57,6 +60,18 @@ WORKLIST_SQL = """SELECT t.id, t.due_on, t.status, t.patient_id, p.full_name, p.
                     AND t.due_on <= $3 AND (t.due_on, t.id) > ($5, $6)
                   ORDER BY t.due_on, t.id LIMIT $4"""
 EARLIEST = (date.min, uuid.UUID(int=0))
+
+# Free slots (W6): a department's active schedules, their exceptions in force over the days asked for, and the
+# places held per slot (booked or arrived appointments with a seat), counted in one grouped statement.
+SCHEDULES_SQL = """SELECT id, name, week, slot_minutes, capacity FROM schedule
+                   WHERE institution_id = $1 AND department_id = $2 AND active ORDER BY name, id"""
+EXCEPTIONS_SQL = """SELECT schedule_id, kind, starts_at, ends_at, capacity FROM schedule_exception
+                    WHERE institution_id = $1 AND schedule_id = ANY($2::uuid[]) AND cancelled_at IS NULL
+                      AND starts_at < $4 AND ends_at > $3"""
+HELD_SQL = """SELECT schedule_id, slot_start, count(*) AS held FROM appointment
+              WHERE institution_id = $1 AND schedule_id = ANY($2::uuid[]) AND status IN ('booked', 'arrived')
+                AND seat IS NOT NULL AND slot_start >= $3 AND slot_start < $4
+              GROUP BY schedule_id, slot_start"""
 
 
 class Db:
@@ -96,9 +111,9 @@ def ident(value: uuid.UUID | None) -> str | None:
 
 class Baseline:
     def __init__(self, db: Db, keys: InstitutionKeys, zone: ZoneInfo | None = None,
-                 nurse: uuid.UUID | None = None) -> None:
+                 nurse: uuid.UUID | None = None, calendar: Calendar | None = None) -> None:
         self.db, self.keys, self.iid = db, keys, keys.institution_id
-        self.zone, self.nurse = zone, nurse
+        self.zone, self.nurse, self.calendar = zone, nurse, calendar
 
     def open(self, table: str, column: str, row_id: uuid.UUID, value: bytes | None) -> str | None:
         return None if value is None else self.keys.open(value, field_aad(self.iid, table, column, row_id))
@@ -167,6 +182,43 @@ class Baseline:
                         "phone": self.open("patient", "phone", r["patient_id"], r["phone"])},
         } for r in rows]}}
 
+    async def w6(self, v: dict) -> dict:
+        assert self.calendar is not None
+        zone, first, last = self.calendar.zone, date.fromisoformat(v["from"]), date.fromisoformat(v["to"])
+        begin = datetime.combine(first, time(0), zone).astimezone(UTC)
+        end = datetime.combine(last + timedelta(days=1), time(0), zone).astimezone(UTC)
+        now = datetime.now(UTC)
+        schedules = await self.db.fetch(SCHEDULES_SQL, self.iid, uuid.UUID(v["department"]))
+        ids = [r["id"] for r in schedules]
+        exceptions: dict[uuid.UUID, list[Adjustment]] = defaultdict(list)
+        for r in await self.db.fetch(EXCEPTIONS_SQL, self.iid, ids, begin, end):
+            exceptions[r["schedule_id"]].append(Adjustment(r["kind"], r["starts_at"], r["ends_at"], r["capacity"]))
+        held = {(r["schedule_id"], r["slot_start"]): r["held"]
+                for r in await self.db.fetch(HELD_SQL, self.iid, ids, max(begin, now), end)}
+        found = []
+        for schedule in schedules:
+            sid = str(schedule["id"])
+            plan = Plan(parse_week(orjson.loads(schedule["week"])), schedule["slot_minutes"], schedule["capacity"],
+                        tuple(exceptions[schedule["id"]]))
+            for slot in slots(plan, self.calendar, first, last):
+                booked = held.get((schedule["id"], slot.start), 0)
+                if slot.start > now and slot.capacity > booked:
+                    found.append((slot.start, {"scheduleId": sid, "start": slot.start.isoformat(),
+                                               "end": slot.end.isoformat(), "capacity": slot.capacity,
+                                               "booked": booked, "free": slot.capacity - booked}))
+        found.sort(key=lambda pair: pair[0])  # stable: schedules by name within one start
+        return {"freeSlots": [slot for _, slot in found]}
+
+
+async def load_calendar(conn: asyncpg.Connection, institution_id: uuid.UUID, zone: ZoneInfo) -> Calendar:
+    """The institution's days: its zone, holidays and make-up working days (what slots depend on)."""
+    row = await conn.fetchrow("SELECT holidays, workdays FROM business_calendar WHERE institution_id = $1",
+                              institution_id)
+    if row is None:
+        return Calendar(zone=zone)
+    return Calendar(zone=zone, holidays=frozenset(date.fromisoformat(d) for d in orjson.loads(row["holidays"])),
+                    workdays=frozenset(date.fromisoformat(d) for d in orjson.loads(row["workdays"])))
+
 
 async def load_keys(conn: asyncpg.Connection, master: MasterKey, institution_id: uuid.UUID) -> InstitutionKeys:
     """The institution's data keys, unwrapped once, as KeyRing.get does."""
@@ -187,7 +239,8 @@ def create_app(dsn: str, institution_id: uuid.UUID, master: MasterKey, nurse: uu
         async with pool.acquire() as conn:
             keys = await load_keys(conn, master, institution_id)
             zone = ZoneInfo(await conn.fetchval("SELECT time_zone FROM institution WHERE id = $1", institution_id))
-        state["app"] = Baseline(Db(pool), keys, zone, nurse)
+            calendar = await load_calendar(conn, institution_id, zone)
+        state["app"] = Baseline(Db(pool), keys, zone, nurse, calendar)
         try:
             yield
         finally:

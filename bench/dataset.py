@@ -7,6 +7,8 @@ with COPY, but sealed exactly as ``resolvers.patient._columns`` / ``resolvers.co
 exactly as ``audit.writer`` hashes them (``audit.chain.row_hash``, in seq order). Follow-up tasks have
 no sealed column in use here (their ``notes`` stay null); their due dates count back from today in the
 institution's time zone (``resolvers.institution.zone``), as ``resolvers.follow_up.local_today`` does.
+The outpatient department of W6 (20 clinicians, their schedules, exceptions and a few hundred appointments
+in next week's slots) is written with the ORM: a few hundred rows, the slots computed by ``core.slots``.
 """
 
 from __future__ import annotations
@@ -20,11 +22,14 @@ from datetime import UTC, date, datetime, time, timedelta
 import asyncpg
 
 from audit.chain import row_hash
+from core import slots
+from core.business_time import Calendar
 from core.crypto import InstitutionKeys, field_aad
 from core.ids import uuid7
 from core.validation import normalize_phone
-from models import AuditChainHead
+from models import Appointment, AuditChainHead, Institution, Schedule, ScheduleException
 from resolvers import institution as institutions
+from resolvers import sla
 from resolvers.context import Services
 
 NURSE_EMAIL = "nurse@bench.careloop.test"
@@ -59,11 +64,24 @@ TASK_COLUMNS = (
 TASK_STATUSES = ("requested", "accepted", "requested", "completed", "requested", "requested", "cancelled",
                  "accepted", "failed", "requested")
 TASK_DAYS_BACK = 45  # due dates spread over today and the 44 days before
+# W6: an outpatient department of clinicians, mornings and afternoons on weekdays, 20-minute slots of 2 places.
+CLINICIAN_WEEK = {str(day): [["08:00", "12:00"], ["13:30", "17:30"]] for day in range(1, 6)}
+SLOT_MINUTES, SLOT_CAPACITY = 20, 2
 AUDIT_COLUMNS = (
     "id", "institution_id", "seq", "occurred_at", "actor_kind", "actor_id", "token_id", "action", "resource_type",
     "resource_id", "patient_id", "field_classes", "fields_read", "outcome", "reason", "policy_rule", "request_id",
     "client_address", "user_agent", "prev_hash", "hash",
 )
+
+
+@dataclass(frozen=True)
+class Outpatients:
+    """W6's department and the week asked for (Monday to Sunday, local dates, all ahead of today)."""
+
+    department_id: uuid.UUID
+    first_day: date
+    last_day: date
+    appointments: int
 
 
 @dataclass(frozen=True)
@@ -312,3 +330,64 @@ async def append_audit_events(dsn: str, institution_id: uuid.UUID, actor_id: uui
 
     await _copy(dsn, "audit_event", AUDIT_COLUMNS, rows())
     await AuditChainHead.filter(institution_id=institution_id).update(last_seq=seq, last_hash=prev_hash)
+
+
+# -- W6: schedules of an outpatient department ------------------------------------------------------
+
+
+async def load_schedules(services: Services, tenant: Tenant, password: str, clinicians: int,
+                         patients: int) -> Outpatients:
+    """``clinicians`` doctors of a department "Outpatients", each with a schedule (weekday mornings and
+    afternoons, 20-minute slots, 2 places); in next week (Monday to Sunday, local): every 5th clinician on leave
+    on Wednesday afternoon, every 4th with an extra Saturday morning of 3 places; appointments in a fixed
+    pattern of slots (one in five full, one half booked, one with an arrived patient, one cancelled)."""
+    institution = await Institution.get(id=tenant.institution_id)
+    department = await institutions.create_department(institution, "Outpatients")
+    calendar = await sla.calendar(tenant.institution_id)
+    today = await local_today(tenant.institution_id)
+    monday = today + timedelta(days=7 - today.weekday())  # next week's, never today
+    sunday = monday + timedelta(days=6)
+    appointments: list[Appointment] = []
+    for n in range(clinicians):
+        doctor = await institutions.create_account(
+            services, institution, email=f"doctor{n:02}@bench.careloop.test", name=f"Dr Bench {n:02}",
+            password=password, roles=["doctor"], departments=[department])
+        schedule = await Schedule.create(
+            id=uuid7(), institution_id=tenant.institution_id, name=f"Dr Bench {n:02}", kind="clinician",
+            clinician_id=doctor.id, department_id=department.id, week=CLINICIAN_WEEK, slot_minutes=SLOT_MINUTES,
+            capacity=SLOT_CAPACITY)
+        exceptions = _exceptions(n, monday, calendar)
+        for kind, starts, ends, capacity in exceptions:
+            await ScheduleException.create(id=uuid7(), institution_id=tenant.institution_id, schedule_id=schedule.id,
+                                           kind=kind, starts_at=starts, ends_at=ends, capacity=capacity)
+        plan = slots.Plan(slots.parse_week(CLINICIAN_WEEK), SLOT_MINUTES, SLOT_CAPACITY,
+                          tuple(slots.Adjustment(*e) for e in exceptions))
+        for k, slot in enumerate(slots.slots(plan, calendar, monday, sunday)):
+            appointments += _appointments(tenant, schedule.id, slot, n * 7 + k, patients)
+    await Appointment.bulk_create(appointments, batch_size=500)
+    return Outpatients(department.id, monday, sunday, len(appointments))
+
+
+def _exceptions(n: int, monday: date, calendar: Calendar) -> list[tuple[str, datetime, datetime, int | None]]:
+    def at(day: int, hour: int, minute: int = 0) -> datetime:
+        return datetime.combine(monday + timedelta(days=day), time(hour, minute), calendar.zone).astimezone(UTC)
+
+    out: list[tuple[str, datetime, datetime, int | None]] = []
+    if n % 5 == 0:
+        out.append(("leave", at(2, 13, 30), at(2, 17, 30), None))
+    if n % 4 == 0:
+        out.append(("extra", at(5, 9), at(5, 12), 3))
+    return out
+
+
+def _appointments(tenant: Tenant, schedule_id: uuid.UUID, slot: slots.Slot, k: int,
+                  patients: int) -> list[Appointment]:
+    """Slot ``k``'s appointments: full (every place), one booked, one arrived, one cancelled, or none."""
+    pattern = {0: ["booked"] * slot.capacity, 1: ["booked"], 2: ["arrived"], 3: ["cancelled"]}.get(k % 5, [])
+    return [Appointment(
+        id=uuid7(), institution_id=tenant.institution_id, patient_id=patient_id((k * 31 + seat) * STRIDE % patients),
+        schedule_id=schedule_id, slot_start=slot.start, slot_end=slot.end,
+        seat=None if status == "cancelled" else seat + 1, status=status, channel="front_desk",
+        cancelled_at=slot.start - timedelta(days=3) if status == "cancelled" else None,
+        cancellation_reason="patient" if status == "cancelled" else None,
+    ) for seat, status in enumerate(pattern)]

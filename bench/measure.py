@@ -62,6 +62,8 @@ def check_same(careloop: Server, baseline: Server, request: Request, token: str)
 
 def request_items(answer: dict) -> list:
     data = next(iter(answer["data"].values()))
+    if isinstance(data, list):
+        return data
     if isinstance(data, dict):
         for key in ("edges", "nodes"):
             if key in data:

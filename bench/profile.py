@@ -48,7 +48,8 @@ async def profile(args: argparse.Namespace) -> None:
     settings = Settings(database_url=dsn, environment="production", master_key=master_key,
                         password_hashing=ARGON2, log_level="WARNING")
     load_args = argparse.Namespace(patients=args.patients, contacts=args.patients * 5 // 2, audit_events=1000,
-                                   tasks=600, index_contacts=False)
+                                   tasks=600, index_contacts=False, clinicians=20,
+                                   workloads=",".join(sorted(workloads.DOCUMENTS)))
     bench = Bench(load_args, dsn, settings, careloop_env(dsn, master_key), secrets.token_urlsafe(18))
     await dataset.create_database(args.admin_url, name)
     try:

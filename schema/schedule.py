@@ -170,35 +170,23 @@ class Schedule:
 
 @strawberry.type(description="A slot (FHIR Slot) of a schedule, with its places.")
 class Slot:
-    view: strawberry.Private[SlotView]
+    # plain fields: a department's week is thousands of slots, each field read off the object
+    schedule_id: strawberry.ID = strawberry.field(description="The schedule it belongs to.")
+    start: datetime = strawberry.field(description="When it starts (pass as slotStart to book it).")
+    end: datetime = strawberry.field(description="When it ends.")
+    capacity: int = strawberry.field(description="Places in the slot.")
+    booked: int = strawberry.field(description="Places booked (appointments booked or arrived).")
+    free: int = strawberry.field(description="Places still free.")
+    stored: strawberry.Private[Any]  # the schedule's row
 
-    @strawberry.field(description="The schedule it belongs to.")
-    def schedule_id(self) -> strawberry.ID:
-        return strawberry.ID(str(self.view.schedule.id))
+    @classmethod
+    def of(cls, view: SlotView) -> Slot:
+        return cls(schedule_id=strawberry.ID(str(view.schedule.id)), start=view.slot.start, end=view.slot.end,
+                   capacity=view.slot.capacity, booked=view.booked, free=view.free, stored=view.schedule)
 
     @strawberry.field(description="The schedule (name, kind, clinician...).")
     def schedule(self) -> Schedule:
-        return Schedule.of(self.view.schedule)
-
-    @strawberry.field(description="When it starts (pass as slotStart to book it).")
-    def start(self) -> datetime:
-        return self.view.slot.start
-
-    @strawberry.field(description="When it ends.")
-    def end(self) -> datetime:
-        return self.view.slot.end
-
-    @strawberry.field(description="Places in the slot.")
-    def capacity(self) -> int:
-        return self.view.slot.capacity
-
-    @strawberry.field(description="Places booked (appointments booked or arrived).")
-    def booked(self) -> int:
-        return self.view.booked
-
-    @strawberry.field(description="Places still free.")
-    def free(self) -> int:
-        return self.view.free
+        return Schedule.of(self.stored)
 
 
 @strawberry.type(description="One schedule of a page and its cursor.")
@@ -335,7 +323,7 @@ class ScheduleQuery:
             info.context, department_id=uuid_of(department_id, "departmentId"),
             schedule_id=uuid_of(schedule_id, "scheduleId"), clinician_id=uuid_of(clinician_id, "clinicianId"),
             from_date=from_, to_date=to, only_free=only_free)
-        return [Slot(view=view) for view in views]
+        return [Slot.of(view) for view in views]
 
 
 @strawberry.type

@@ -1,4 +1,4 @@
-"""The five workloads: a GraphQL operation each, the account that runs it, and its variables.
+"""The six workloads: a GraphQL operation each, the account that runs it, and its variables.
 
 The same JSON body goes to careloop and to the baseline (which dispatches on ``operationName``);
 ``post.lua`` makes wrk send it.
@@ -41,21 +41,26 @@ W5 = """query W5($first: Int!, $after: String) {
   followUpWorklist(scope: MINE, first: $first, after: $after) { nodes { id dueOn status patient { fullName phone } } }
 }"""
 
-DOCUMENTS = {"W1": W1, "W2": W2, "W3": W3, "W4": W4, "W5": W5}
+W6 = """query W6($department: ID!, $from: Date!, $to: Date!) {
+  freeSlots(departmentId: $department, from: $from, to: $to) { scheduleId start end capacity booked free }
+}"""
+
+DOCUMENTS = {"W1": W1, "W2": W2, "W3": W3, "W4": W4, "W5": W5, "W6": W6}
 TITLES = {
     "W1": "page of patients with 3 encrypted fields and contacts (nurse)",
     "W2": "one patient with contacts (nurse)",
     "W3": "contactCreate (nurse)",
     "W4": "page of 50 audit events (compliance officer)",
     "W5": "follow-up worklist of 50 tasks with patient names and phones (nurse)",
+    "W6": "free slots of a 20-clinician department for a week (nurse)",
 }
-ACCOUNT = {"W1": "nurse", "W2": "nurse", "W3": "nurse", "W4": "officer", "W5": "nurse"}
-COMPARED = ("W1", "W2", "W4", "W5")  # W3 creates a new row each time: its answers differ by design
+ACCOUNT = {"W1": "nurse", "W2": "nurse", "W3": "nurse", "W4": "officer", "W5": "nurse", "W6": "nurse"}
+COMPARED = ("W1", "W2", "W4", "W5", "W6")  # W3 creates a new row each time: its answers differ by design
 
 
 @dataclass(frozen=True)
 class Request:
-    name: str  # W1..W5, also the operation name
+    name: str  # W1..W6, also the operation name
     variables: dict
 
     @property
@@ -87,3 +92,8 @@ def w4(first: int = 50) -> Request:
 def w5(first: int = 50, after: str | None = None) -> Request:
     """The first page (the one measured), or the page after a cursor (the whole list is checked)."""
     return Request("W5", {"first": first} if after is None else {"first": first, "after": after})
+
+
+def w6(department_id: str, first_day: str, last_day: str) -> Request:
+    """A department's free slots, local days ``first_day`` to ``last_day`` (only slots with a free place)."""
+    return Request("W6", {"department": department_id, "from": first_day, "to": last_day})
