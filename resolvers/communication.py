@@ -48,6 +48,7 @@ from core.principal import PATIENT
 from core.validation import aware_time, clean_text, one_of
 from models import (
     Appointment,
+    Campaign,
     Communication,
     Contact,
     Department,
@@ -558,11 +559,10 @@ async def render(work: Batch, row: Communication, channel: str, link: str) -> tu
     language, its variables filled in (the unsubscribe link always among them); None without a template."""
     patient = work.facts.patients[row.patient_id]
     key = (row.institution_id, row.cause, channel, templates.language_of(patient.preferred_language))
+    if row.campaign_id is not None:  # a campaign's own text, whatever the channel and language
+        key = (row.institution_id, f"campaign:{row.campaign_id}", "any", "")
     if key not in work.templates:  # once per batch and kind of message
-        try:
-            work.templates[key] = await templates.pick(*key)
-        except LookupError:
-            work.templates[key] = None
+        work.templates[key] = await _template(row, key)
     template = work.templates[key]
     if template is None:
         return None
@@ -573,6 +573,16 @@ async def render(work: Batch, row: Communication, channel: str, link: str) -> tu
     if row.contact_id is not None:
         variables.setdefault("contact_name", work.facts.contacts[row.contact_id].name)
     return templates.render(template[0], variables), templates.render(template[1], variables)
+
+
+async def _template(row: Communication, key: tuple[uuid.UUID, str, str, str]) -> tuple[str, str] | None:
+    if row.campaign_id is not None:
+        found = await Campaign.get_or_none(id=row.campaign_id).values_list("subject", "body")
+        return None if found is None else (str(found[0]), str(found[1]))
+    try:
+        return await templates.pick(*key)
+    except LookupError:
+        return None
 
 
 # -- delivery callbacks -----------------------------------------------------------------------
@@ -775,6 +785,8 @@ class Preferences:
 
 
 async def my_preferences(ctx: Context) -> Preferences:
+    """The signed-in patient's contact preferences (read under the contact class of their file)."""
+    await access.authorize(ctx, "patient.contact", "read", action=Action.READ, resource_type="patient")
     view = await access.find_patient(ctx, ctx.require_principal().patient_id, action=Action.READ)
     access.require_class(ctx, view, "contact")
     return _preferences(view.row)
