@@ -28,7 +28,8 @@ CREATE = f"mutation($input: CampaignCreateInput!) {{ campaignCreate(input: $inpu
 START = f"mutation($id: ID!, $v: Int) {{ campaignStart(id: $id, version: $v) {{ {FIELDS} }} }}"
 CANCEL = f"mutation($id: ID!, $v: Int) {{ campaignCancel(id: $id, version: $v) {{ {FIELDS} }} }}"
 ONE = f"query($id: ID!) {{ campaign(id: $id) {{ {FIELDS} }} }}"
-LIST = "query($first: Int, $after: String) { campaigns(first: $first, after: $after) { nodes { id progress { sent } } pageInfo { hasNextPage endCursor } } }"
+LIST = """query($first: Int, $after: String) { campaigns(first: $first, after: $after) {
+  nodes { id progress { sent } } pageInfo { hasNextPage endCursor } } }"""
 BODY = "{patient_name}，{institution_name}春季健康讲座本周六开讲。退订：{unsubscribe_url}"
 
 

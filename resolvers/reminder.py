@@ -1,0 +1,170 @@
+"""Messages the calendar brings: care reminders, follow-up call announcements and greetings.
+
+A sweep (run every few minutes by the app's worker, and safe to run as often as wanted) looks at what
+falls due today or tomorrow in each institution's zone and schedules its message through the outbox:
+- a re-visit (a finished visit's ``revisit_on``, a care plan's revisit activity) and pending treatment (a
+  care plan's other activities): a reminder at 09:00 local the day before;
+- a follow-up call (a follow-up task, a care plan's call activity): an announcement the day before;
+- a birthday, and the first day of each run of holidays on the business calendar: a greeting at 09:00.
+A message found late (the worker was down) goes at once while its day has not passed. Keys name the cause
+and its date, so a moved date schedules anew and a repeated sweep schedules nothing twice; the consent
+gate decides, as for every message.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import TypeVar
+from zoneinfo import ZoneInfo
+
+from tortoise.expressions import Q, Subquery
+from tortoise.transactions import in_transaction
+
+from models import CarePlan, CarePlanActivity, Communication, Department, FollowUpTask, Institution, Patient, Visit
+from models.follow_up import OPEN_TASK_STATUSES
+from resolvers import communication as communications
+from resolvers import message_template as templates
+from resolvers import sla as slas
+
+SEND_AT = time(9)  # local time of reminders and greetings
+BATCH = 500  # messages scheduled per transaction
+T = TypeVar("T")
+HOLIDAY_WORD = {"zh-CN": "节日", "en": "holidays"}  # the calendar knows holidays' dates, not their names
+
+
+@dataclass(frozen=True)
+class Due:
+    """One message the calendar brings: for ``patient_id`` about ``on`` (a local date)."""
+
+    key: str
+    cause: str
+    patient_id: uuid.UUID
+    on: date
+    before: bool  # sent the day before ``on`` (a reminder), else on the day (a greeting)
+    department_id: uuid.UUID | None = None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def sweep(now: datetime | None = None) -> int:
+    """Schedule what falls due in every institution; answers how many messages were scheduled."""
+    now = now or _now()
+    scheduled = 0
+    for institution in await Institution.all():
+        scheduled += await sweep_institution(institution, now)
+    return scheduled
+
+
+async def sweep_institution(institution: Institution, now: datetime) -> int:
+    zone = ZoneInfo(institution.time_zone)
+    today = now.astimezone(zone).date()
+    window = (today, today + timedelta(days=1))
+    due = [*await _revisits(institution.id, window), *await _plan_activities(institution.id, window),
+           *await _follow_up_calls(institution.id, window), *await _birthdays(institution.id, today),
+           *await _holidays(institution.id, today, zone)]
+    return await _schedule(institution.id, zone, today, now, due)
+
+
+# -- what falls due ---------------------------------------------------------------------------
+
+
+async def _revisits(institution_id: uuid.UUID, window: tuple[date, date]) -> list[Due]:
+    found = await Visit.filter(institution_id=institution_id, status="finished", revisit_on__gte=window[0],
+                               revisit_on__lte=window[1]).values_list("id", "patient_id", "revisit_on",
+                                                                      "department_id")
+    return [Due(f"revisit:{vid}:{on}", "revisit_reminder", pid, on, True, dep) for vid, pid, on, dep in found]
+
+
+async def _plan_activities(institution_id: uuid.UUID, window: tuple[date, date]) -> list[Due]:
+    """A care plan's re-visits and pending treatment (its calls are follow-up tasks, announced as such)."""
+    plans = CarePlan.filter(institution_id=institution_id, status="active")
+    found = await (CarePlanActivity.filter(institution_id=institution_id, status="scheduled", due_on__gte=window[0],
+                                           due_on__lte=window[1], plan_id__in=Subquery(plans.values("id")))
+                   .exclude(kind="call")
+                   .values_list("id", "kind", "due_on", "plan__patient_id", "plan__department_id"))
+    return [Due(f"care_plan_activity:{aid}:{on}",
+                "revisit_reminder" if kind == "revisit" else "pending_treatment_reminder", pid, on, True, dep)
+            for aid, kind, on, pid, dep in found]
+
+
+async def _follow_up_calls(institution_id: uuid.UUID, window: tuple[date, date]) -> list[Due]:
+    """Open follow-up calls, but those a plan's re-visit made (the re-visit reminder speaks for them)."""
+    found = await (FollowUpTask.filter(institution_id=institution_id, status__in=OPEN_TASK_STATUSES,
+                                       due_on__gte=window[0], due_on__lte=window[1])
+                   .filter(Q(activity_id__isnull=True) | ~Q(activity__kind="revisit"))
+                   .values_list("id", "patient_id", "due_on", "department_id"))
+    return [Due(f"follow_up:{tid}:{on}", "follow_up_announcement", pid, on, True, dep) for tid, pid, on, dep in found]
+
+
+async def _birthdays(institution_id: uuid.UUID, today: date) -> list[Due]:
+    found = await Patient.filter(institution_id=institution_id, status="active", contact_consent=True,
+                                 contact_purposes__contains="|greeting|", birth_date__isnull=False
+                                 ).values_list("id", "birth_date")
+    return [Due(f"birthday:{pid}:{today}", "birthday_greeting", pid, today, False)
+            for pid, born in found if _birthday_of(born, today.year) == today]
+
+
+def _birthday_of(born: date, year: int) -> date:
+    """A 29 February birthday is kept on 28 February in other years."""
+    try:
+        return born.replace(year=year)
+    except ValueError:
+        return date(year, 2, 28)
+
+
+async def _holidays(institution_id: uuid.UUID, today: date, zone: ZoneInfo) -> list[Due]:
+    calendar = await slas.calendar(institution_id, zone)
+    if today not in calendar.holidays or today - timedelta(days=1) in calendar.holidays:
+        return []  # greet once, on the first day of a run of holidays
+    found = await Patient.filter(institution_id=institution_id, status="active", contact_consent=True,
+                                 contact_purposes__contains="|greeting|").values_list("id", flat=True)
+    return [Due(f"holiday:{pid}:{today}", "holiday_greeting", uuid.UUID(str(pid)), today, False) for pid in found]
+
+
+# -- scheduling -------------------------------------------------------------------------------
+
+
+async def _schedule(institution_id: uuid.UUID, zone: ZoneInfo, today: date, now: datetime,
+                    due: list[Due]) -> int:
+    """Schedule the messages not scheduled before, a batch per transaction."""
+    known: set[str] = set()
+    for keys in _chunks([d.key for d in due], BATCH):
+        known |= set(await Communication.filter(institution_id=institution_id, key__in=keys)
+                     .values_list("key", flat=True))  # type: ignore[arg-type]
+    fresh = [d for d in due if d.key not in known]
+    if not fresh:
+        return 0
+    patients = {pid: (name, language) for pid, name, language in await Patient.filter(
+        institution_id=institution_id, id__in=list({d.patient_id for d in fresh})).values_list(
+        "id", "full_name", "preferred_language")}
+    departments = dict(await Department.filter(institution_id=institution_id).values_list("id", "name"))
+    scheduled = 0
+    for chunk in _chunks(fresh, BATCH):
+        requests = [_request(d, zone, today, now, patients, departments) for d in chunk if d.patient_id in patients]
+        async with in_transaction():
+            await communications.schedule_many(institution_id, requests)
+        scheduled += len(requests)
+    return scheduled
+
+
+def _request(due: Due, zone: ZoneInfo, today: date, now: datetime,
+             patients: dict[uuid.UUID, tuple[str, str]], departments: dict[uuid.UUID, str]) -> communications.Request:
+    name, language = patients[due.patient_id]
+    send_on = due.on - timedelta(days=1) if due.before else due.on
+    at = max(datetime.combine(max(send_on, today), SEND_AT, tzinfo=zone).astimezone(UTC), now)
+    variables = {"patient_name": name, "date": due.on.isoformat()}
+    if due.department_id is not None and due.department_id in departments:
+        variables["department_name"] = departments[due.department_id]
+    if due.cause == "holiday_greeting":
+        variables["holiday_name"] = HOLIDAY_WORD[templates.language_of(language)]
+    return communications.Request(due.key, due.cause, due.patient_id, at, variables)
+
+
+def _chunks(items: list[T], size: int) -> Iterable[list[T]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]

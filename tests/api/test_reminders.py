@@ -1,0 +1,126 @@
+"""Messages the calendar brings, set up through the API and scheduled by the sweep: re-visit reminders (a visit's
+after-visit instructions, a care plan's re-visit), pending-treatment reminders and follow-up call announcements
+the day before at 09:00 local, birthday greetings and a greeting on the first day of a run of holidays; a
+repeated sweep schedules nothing twice, a moved date schedules anew, and the consent gate decides."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from models import Communication, Institution
+from resolvers import reminder
+from tests.factories import Tenant, make_patient
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+VISIT = """mutation($input: VisitCreateInput!) { visitCreate(input: $input) { id } }"""
+VISIT_UPDATE = """mutation($id: ID!, $input: VisitUpdateInput!, $v: Int) { visitUpdate(id: $id, input: $input,
+  version: $v) { id version } }"""
+PLAN = """mutation($input: CarePlanCreateInput!) { carePlanCreate(input: $input) { id } }"""
+CALENDAR = """mutation($input: BusinessCalendarInput!) { businessCalendarSet(input: $input) { levels { level } } }"""
+
+
+def ok(reply: Any, root: str) -> Any:
+    assert reply.errors == [], reply.errors
+    return reply.data[root]
+
+
+def local(day: date, at: time) -> datetime:
+    return datetime.combine(day, at, tzinfo=SHANGHAI).astimezone(UTC)
+
+
+async def patient(tenant: Tenant, **more: Any) -> uuid.UUID:
+    return await make_patient(tenant, contactConsent=True, contactChannels=["EMAIL"],
+                              email=f"p{uuid.uuid4().hex[:8]}@example.org",
+                              contactPurposes=["CARE", "GREETING"], **more)
+
+
+async def sweep(tenant: Tenant, now: datetime) -> dict[str, Communication]:
+    await reminder.sweep_institution(await Institution.get(id=tenant.id), now)
+    return {row.key: row for row in await Communication.filter(institution_id=tenant.id)}
+
+
+async def finished_visit(tenant: Tenant, pid: uuid.UUID, revisit_on: date) -> str:
+    reply = await tenant.call("nurse", VISIT, input={
+        "patientId": str(pid), "kind": "OUTPATIENT", "status": "FINISHED", "revisitOn": revisit_on.isoformat(),
+        "departmentId": str(tenant.departments["A"].id), "startedAt": "2031-01-10T09:00:00+08:00",
+        "endedAt": "2031-01-10T09:30:00+08:00"})
+    return str(ok(reply, "visitCreate")["id"])
+
+
+async def test_a_revisit_is_reminded_the_day_before_at_nine_and_a_moved_date_anew(tenant: Tenant) -> None:
+    now = local(date(2031, 5, 12), time(7))  # a Monday, before nine
+    pid = await patient(tenant)
+    visit = await finished_visit(tenant, pid, date(2031, 5, 13))
+
+    found = await sweep(tenant, now)
+
+    row = found[f"revisit:{visit}:2031-05-13"]
+    assert (row.cause, row.patient_id, row.status, row.due_at) == (
+        "revisit_reminder", pid, "queued", local(date(2031, 5, 12), time(9)))
+    assert row.variables["date"] == "2031-05-13" and row.variables["department_name"]
+    assert await sweep(tenant, now + timedelta(minutes=5)) == found  # nothing twice
+
+    ok(await tenant.call("nurse", VISIT_UPDATE, id=visit, input={"revisitOn": "2031-05-12"}), "visitUpdate")
+    later = await sweep(tenant, local(date(2031, 5, 12), time(10)))  # found late: at once
+    moved = later[f"revisit:{visit}:2031-05-12"]
+    assert moved.due_at == local(date(2031, 5, 12), time(10))
+
+
+async def test_a_care_plan_reminds_of_treatment_and_its_calls_are_announced(tenant: Tenant) -> None:
+    today = date(2031, 5, 12)
+    pid = await patient(tenant)
+    tomorrow = (today + timedelta(days=1)).isoformat()
+    ok(await tenant.call("nurse", PLAN, input={
+        "patientId": str(pid), "title": "Orthodontics", "startsOn": today.isoformat(),
+        "departmentId": str(tenant.departments["A"].id),
+        "activities": [{"kind": "REHABILITATION", "dueOn": tomorrow}, {"kind": "REVISIT", "dueOn": tomorrow},
+                       {"kind": "CALL", "dueOn": tomorrow}]}), "carePlanCreate")
+
+    found = await sweep(tenant, local(today, time(8)))
+
+    causes = sorted(row.cause for row in found.values())
+    assert causes == ["follow_up_announcement", "pending_treatment_reminder", "revisit_reminder"]
+    assert {row.due_at for row in found.values()} == {local(today, time(9))}
+
+
+async def test_birthdays_and_the_first_day_of_holidays_are_greeted(tenant: Tenant) -> None:
+    today = date(2031, 10, 1)
+    born = await patient(tenant, birthDate="1960-10-01")
+    other = await patient(tenant, birthDate="1960-10-02")
+    ok(await tenant.call("admin", CALENDAR, input={
+        "week": [{"weekday": d, "intervals": [{"start": "08:00", "end": "17:00"}]} for d in range(1, 6)],
+        "holidays": ["2031-10-01", "2031-10-02", "2031-10-03"]}), "businessCalendarSet")
+
+    first = await sweep(tenant, local(today, time(8)))
+    second = await sweep(tenant, local(today + timedelta(days=1), time(8)))
+
+    assert first[f"birthday:{born}:2031-10-01"].due_at == local(today, time(9))
+    holidays = {k for k in first if k.startswith("holiday:")}
+    assert holidays == {f"holiday:{born}:2031-10-01", f"holiday:{other}:2031-10-01"}
+    assert first[f"holiday:{other}:2031-10-01"].variables["holiday_name"] == "节日"
+    assert f"birthday:{other}:2031-10-02" in second
+    assert not any(k.endswith("2031-10-02") and k.startswith("holiday:") for k in second)  # once per run
+
+
+async def test_greetings_are_scheduled_only_for_patients_who_want_them(tenant: Tenant) -> None:
+    today = date(2031, 10, 1)
+    await make_patient(tenant, birthDate="1960-10-01", contactConsent=True, contactChannels=["EMAIL"],
+                       email="care.only@example.org", contactPurposes=["CARE"])
+
+    found = await sweep(tenant, local(today, time(8)))
+
+    assert found == {}
+
+
+async def test_the_gate_decides_a_reminder_for_a_patient_without_consent(tenant: Tenant) -> None:
+    now = local(date(2031, 5, 12), time(7))
+    pid = await make_patient(tenant, contactConsent=False)
+    visit = await finished_visit(tenant, pid, date(2031, 5, 13))
+
+    found = await sweep(tenant, now)
+
+    row = found[f"revisit:{visit}:2031-05-13"]
+    assert (row.status, row.refusal) == ("refused", "no_consent")
