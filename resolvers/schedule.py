@@ -39,9 +39,18 @@ MAX_LISTED_EXCEPTIONS = 100  # a schedule's upcoming exceptions shown with it
 MAX_SLOT_DAYS = 31  # free slots are asked for a month at most
 MAX_SLOTS = 20_000  # and a month of a department fits (e.g. 20 clinicians x 31 days x 30 slots)
 SEAT_HOLDING = ("booked", "arrived")  # appointments that hold a place of their slot
+# Dates and times outside these years are typos (and year 1 or 9999 overflows once moved to UTC).
+FIRST_YEAR, LAST_YEAR = 2000, 2199
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _moment(value: datetime, field: str) -> datetime:
+    """An aware time within the years schedules deal in, in UTC."""
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise BadUserInput(f"{field}: must be between the years {FIRST_YEAR} and {LAST_YEAR}.", field=field)
+    return aware_time(value, field)
 
 
 def plan_of(schedule: Schedule, exceptions: list[ScheduleException]) -> Plan:
@@ -66,7 +75,7 @@ async def slot_at(ctx: Context, schedule_id: uuid.UUID | None, slot_start: datet
     attempt recorded as ``action``: call this before opening the write's transaction); a time where
     no slot starts is BAD_USER_INPUT on ``slotStart``. No policy decision here: the caller made its own.
     """
-    start = aware_time(slot_start, "slotStart")
+    start = _moment(slot_start, "slotStart")
     schedule = None if schedule_id is None else await Schedule.get_or_none(
         id=schedule_id, institution_id=ctx.institution_id, active=True)
     if schedule is None:
@@ -152,6 +161,8 @@ async def free_slots(ctx: Context, *, department_id: uuid.UUID | None = None,
                                       resource_id=schedule_id)
     if department_id is None and schedule_id is None and clinician_id is None:
         raise BadUserInput("departmentId: give a department, a schedule or a clinician.", field="departmentId")
+    if not FIRST_YEAR <= from_date.year <= LAST_YEAR:
+        raise BadUserInput(f"from: must be between the years {FIRST_YEAR} and {LAST_YEAR}.", field="from")
     if to_date < from_date:
         raise BadUserInput("to: must not be before from.", field="to")
     if (to_date - from_date).days + 1 > MAX_SLOT_DAYS:
@@ -418,8 +429,8 @@ def _week(days: list[dict[str, Any]]) -> dict[str, list[list[str]]]:
 
 def _exception_values(schedule: Schedule, data: dict[str, Any]) -> dict[str, Any]:
     kind = one_of(data.get("kind"), EXCEPTION_KINDS, "kind")
-    starts_at = aware_time(data["starts_at"], "startsAt")
-    ends_at = aware_time(data["ends_at"], "endsAt")
+    starts_at = _moment(data["starts_at"], "startsAt")
+    ends_at = _moment(data["ends_at"], "endsAt")
     if ends_at <= starts_at:
         raise BadUserInput("endsAt: must be after startsAt.", field="endsAt")
     if ends_at - starts_at > timedelta(days=MAX_EXCEPTION_DAYS):

@@ -348,6 +348,8 @@ BAD_EXCEPTIONS = [
     (_exception(kind="EXTRA", endsAt=local(MONDAY, 9, 20).isoformat()), "endsAt"),
     (_exception(reason="x" * 201), "reason"),
     (_exception(reason="bad\x00reason"), "reason"),
+    (_exception(startsAt="0001-01-01T00:00:00+05:00"), "startsAt"),  # would overflow in UTC
+    (_exception(endsAt="9999-12-31T23:00:00-05:00"), "endsAt"),
 ]
 
 
@@ -368,7 +370,9 @@ async def test_bad_free_slot_questions(tenant: Tenant) -> None:
     for variables, field in (({"dept": dept, "from": "2026-12-07", "to": "2027-01-07"}, "to"),
                              ({"dept": dept, "from": "2026-12-07", "to": "2026-12-06"}, "to"),
                              ({"from": "2026-12-07", "to": "2026-12-08"}, "departmentId"),
-                             ({"dept": "nope", "from": "2026-12-07", "to": "2026-12-08"}, "departmentId")):
+                             ({"dept": "nope", "from": "2026-12-07", "to": "2026-12-08"}, "departmentId"),
+                             ({"dept": dept, "from": "0001-01-01", "to": "0001-01-02"}, "from"),
+                             ({"dept": dept, "from": "9999-12-30", "to": "9999-12-31"}, "from")):
         reply = await tenant.call("front_desk", FREE, **variables)
         assert reply.codes == ["BAD_USER_INPUT"] and reply.errors[0]["extensions"]["field"] == field
     month = await tenant.call("front_desk", FREE, dept=dept, **{"from": "2026-12-07", "to": "2027-01-06"})
