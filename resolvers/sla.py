@@ -51,9 +51,14 @@ async def load(institution_id: uuid.UUID) -> SlaSettings:
         first, resolution, clock = ((rows[level].first_response_minutes, rows[level].resolution_minutes,
                                      rows[level].clock) if level in rows else DEFAULT_TARGETS[level])
         targets[level] = Target(level, timedelta(minutes=first), timedelta(minutes=resolution), clock)
+    return SlaSettings(targets, await calendar(institution_id, zone), calendar_time(zone))
+
+
+async def calendar(institution_id: uuid.UUID, zone: ZoneInfo | None = None) -> Calendar:
+    """The institution's business calendar (the standard week until it sets one)."""
+    zone = zone or await institutions.zone(institution_id)
     stored = await BusinessCalendar.get_or_none(institution_id=institution_id)
-    business = _calendar(zone, stored) if stored else Calendar(zone=zone)
-    return SlaSettings(targets, business, calendar_time(zone))
+    return _calendar(zone, stored) if stored else Calendar(zone=zone)
 
 
 async def settings(ctx: Context) -> SlaSettings:
