@@ -17,7 +17,7 @@ from resolvers import communication as communications
 from resolvers.communication import CommunicationView, Preferences
 from resolvers.context import Context
 from schema.common import DEFAULT_PAGE_SIZE, Info, PageInfo, provided, uuid_of
-from schema.patient import Channel
+from schema.patient import Channel, ContactPurpose
 
 
 @strawberry.enum(description="Why a message exists: an appointment's confirmation, reminder, change or cancellation, "
@@ -37,15 +37,6 @@ class CommunicationCause(Enum):
     HOLIDAY_GREETING = "holiday_greeting"
     CAMPAIGN = "campaign"
     LOGGED_CALL = "logged_call"
-
-
-@strawberry.enum(description="What a patient may be contacted for, each consented to separately: CARE "
-                             "(appointments, reminders, follow-up), GREETING (birthdays, holidays), CAMPAIGN "
-                             "(newsletters, campaigns).")
-class ContactPurpose(Enum):
-    CARE = "care"
-    GREETING = "greeting"
-    CAMPAIGN = "campaign"
 
 
 @strawberry.enum(description="Where a message stands: QUEUED waits for its time (FHIR CommunicationRequest); SENT was "

@@ -219,6 +219,25 @@ async def test_a_patient_sets_their_contact_preferences_recorded_as_consent(tena
     assert (await Patient.get(id=me.patient_id)).contact_purposes == "|"  # none: not even care
 
 
+async def test_staff_record_the_purposes_a_patient_agreed_to_on_the_file(tenant: Tenant) -> None:
+    pid = await reachable(tenant)
+    before = await mark(tenant.id)
+    update = "mutation($id: ID!, $input: PatientUpdateInput!) { patientUpdate(id: $id, input: $input) { id } }"
+    read = "query($id: ID!) { patient(id: $id) { contactPurposes } }"
+
+    await ok(await tenant.call("front_desk", update, id=str(pid), input={"contactPurposes": ["GREETING", "CARE"]}),
+             "patientUpdate")
+
+    assert await ok(await tenant.call("nurse", read, id=str(pid)), "patient") == {
+        "contactPurposes": ["CARE", "GREETING"]}
+    consent = await events_since(tenant.id, before, action="consent")
+    assert [(e.resource_type, e.fields_read) for e in consent] == [("contact_consent", "contact_purposes")]
+    reply = await tenant.call("front_desk", update, id=str(pid), input={"contactPurposes": ["SPAM"]})
+    assert reply.codes == ["BAD_USER_INPUT"]
+    assert (await tenant.call("doctor", update, id=str(pid), input={"contactPurposes": []})).codes == ["FORBIDDEN"]
+    assert (await Patient.get(id=pid)).contact_purposes == "|care|greeting|"
+
+
 async def test_staff_cannot_use_the_portals_preferences(tenant: Tenant) -> None:
     pid = await reachable(tenant)
     before = await mark(tenant.id)
