@@ -1,0 +1,645 @@
+"""Appointments (FHIR Appointment): book a place in a slot, move it, cancel it, check the patient in (the
+appointment becomes the visit of the care journey), record a no-show; a patient's appointments, a
+schedule's or a clinician's day.
+
+Capacity is held by the database (``models.appointment``): a booking takes the smallest free seat of its
+slot and inserts it, and the unique (schedule, slot start, seat) refuses a second holder; a booking that
+loses that race reads the seats again and takes the next one (a few times at most), or answers CONFLICT when
+the slot is full. Cancelling frees the seat; moving cancels (reason ``rescheduled``) and books a new appointment that
+names the old one, so the history stays.
+
+An appointment is reached through its patient, as a visit is: the patient must be in the caller's reach
+(a patient reaches their own file, a partner its granted patients and only the appointments it booked), and
+each field is read under its class of the patient's file (``policies.fields.APPOINTMENT_FIELD_CLASS``): when,
+where and its state are identity, why the patient comes is clinical and sealed. Patients and partners book,
+move and cancel within the institution's portal rules (``MessagingSettings``: not within
+``portal_change_min_hours`` of the slot, not beyond ``portal_horizon_days``); staff are not bound by them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, cast
+
+from tortoise.exceptions import IntegrityError
+from tortoise.expressions import F, Q, Subquery
+from tortoise.queryset import QuerySet
+from tortoise.transactions import in_transaction
+
+from audit import writer
+from audit.events import Action, Actor, AuditRecord, Outcome
+from core.errors import BadUserInput, Conflict, Forbidden
+from core.ids import uuid7
+from core.principal import PARTNER, PATIENT, STAFF
+from core.validation import aware_time, clean_text, one_of
+from models import Appointment, Institution, Schedule, Visit
+from models.appointment import BOOKING_CHANNELS, CANCELLATION_REASONS
+from policies.fields import APPOINTMENT_FIELD_CLASS
+from policies.guard import Decision
+from resolvers import access, communication, pagination
+from resolvers import institution as institutions
+from resolvers import schedule as schedules
+from resolvers import visit as visits
+from resolvers.access import PatientView
+from resolvers.context import Context
+from resolvers.loaders import newest_per_parent
+
+REASON_LIMIT = 1000
+HOLDING = ("booked", "arrived")  # statuses that hold a seat of their slot
+# A booked appointment whose slot ended this long ago without an arrival is a no-show: a patient late for the
+# last slot of a session can still be checked in meanwhile.
+NO_SHOW_GRACE = timedelta(minutes=30)
+SWEEP_BATCH = 500
+SEAT_ATTEMPTS = 3  # a booking that lost its seat to another reads the seats again, at most this many times
+SWEEP = Actor("system")
+SWEEP_RULE = "no-show sweep"
+FILE_CLOSED = Decision(True, "file archived or deceased")  # the patient's write that cancels their bookings
+# Channels only a patient (the portal) or a partner (its API) books through; staff record the others.
+OUTSIDE_CHANNELS = {PATIENT: "portal", PARTNER: "partner"}
+STAFF_CHANNELS = tuple(c for c in BOOKING_CHANNELS if c not in OUTSIDE_CHANNELS.values())
+# What a visit opened by an arrival is, by the kind of institution (an outpatient visit elsewhere).
+VISIT_KIND_OF_INSTITUTION = {"dental": "dental", "checkup": "check_up"}
+CURSOR = {True: "appointment-upcoming", False: "appointment"}
+DAY_CURSOR = "appointment-day"
+
+
+@dataclass(frozen=True)
+class AppointmentView:
+    row: Appointment
+    patient: PatientView
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+# -- reading -----------------------------------------------------------------------------
+
+
+def read_field(ctx: Context, view: AppointmentView, name: str) -> Any:
+    """An appointment's field under its class on the patient's file; the reason opened when asked for."""
+    return access.read_journey_field(ctx, view.patient, "appointment", view.row, name, APPOINTMENT_FIELD_CLASS[name])
+
+
+def require_field(ctx: Context, view: AppointmentView, name: str) -> None:
+    """Check and note the class of a field that is a link (the schedule, the visit): nothing to open."""
+    access.require_class(ctx, view.patient, APPOINTMENT_FIELD_CLASS[name])
+
+
+def in_reach(ctx: Context) -> QuerySet[Appointment] | None:
+    """Appointments of patients the caller reaches (a partner: only those it booked), as a query."""
+    patients = access.scoped_patients(ctx)
+    if patients is None:
+        return None
+    query = Appointment.filter(institution_id=ctx.institution_id, patient_id__in=Subquery(patients.values("id")))
+    principal = ctx.require_principal()
+    if principal.kind == PARTNER:
+        query = query.filter(partner_id=principal.partner_id)
+    return query
+
+
+async def _views(ctx: Context, rows: Sequence[Appointment]) -> list[AppointmentView]:
+    patients = await asyncio.gather(*(access.visible_patient(ctx, row.patient_id) for row in rows))
+    return [AppointmentView(row, patient) for row, patient in zip(rows, patients, strict=True) if patient is not None]
+
+
+async def find(ctx: Context, appointment_id: uuid.UUID | None, action: Action, field: str = "id") -> AppointmentView:
+    query = in_reach(ctx)
+    row = None if query is None or appointment_id is None else await query.get_or_none(id=appointment_id)
+    views = [] if row is None else await _views(ctx, [row])
+    if not views:
+        raise await access.not_found(ctx, action, "appointment", appointment_id, field)
+    return views[0]
+
+
+async def get(ctx: Context, appointment_id: uuid.UUID | None) -> AppointmentView:
+    await access.authorize(ctx, "appointment", "read", action=Action.READ, resource_type="appointment",
+                           resource_id=appointment_id)
+    return await find(ctx, appointment_id, Action.READ)
+
+
+async def schedule_of(ctx: Context, view: AppointmentView) -> Schedule | None:
+    """The appointment's schedule (batched across a page); where and with whom is identity of the file."""
+    require_field(ctx, view, "schedule")
+
+    async def batch(ids: Sequence[uuid.UUID]) -> list[Schedule | None]:
+        found = {row.id: row for row in await Schedule.filter(institution_id=ctx.institution_id, id__in=list(ids))}
+        return [found.get(i) for i in ids]
+
+    loaded: Schedule | None = await ctx.require_loaders().made("appointment_schedule", batch).load(
+        view.row.schedule_id)
+    return loaded
+
+
+async def visit_of(ctx: Context, view: AppointmentView) -> visits.VisitView | None:
+    """The visit the arrival opened, as ``visit(id)`` would show it: it needs ``visit: read``, and a partner
+    sees only visits it recorded itself (batched across a page)."""
+    require_field(ctx, view, "visit")
+    if view.row.visit_id is None:
+        return None
+    access.require_section(ctx, view.patient, "visit")
+
+    async def batch(ids: Sequence[uuid.UUID]) -> list[Visit | None]:
+        query = visits.in_reach(ctx)
+        found = {} if query is None else {row.id: row for row in await query.filter(id__in=list(ids))}
+        return [found.get(i) for i in ids]
+
+    row: Visit | None = await ctx.require_loaders().made("appointment_visit", batch).load(view.row.visit_id)
+    return None if row is None else visits.VisitView(row, view.patient)
+
+
+async def rescheduled_from(ctx: Context, view: AppointmentView) -> AppointmentView | None:
+    """The appointment this one replaced (same patient; batched across a page)."""
+    require_field(ctx, view, "rescheduled_from")
+    if view.row.rescheduled_from_id is None:
+        return None
+
+    async def batch(ids: Sequence[uuid.UUID]) -> list[Appointment | None]:
+        query = in_reach(ctx)
+        found = {} if query is None else {row.id: row for row in await query.filter(id__in=list(ids))}
+        return [found.get(i) for i in ids]
+
+    row: Appointment | None = await ctx.require_loaders().made("appointment_by_id", batch).load(
+        view.row.rescheduled_from_id)
+    return None if row is None else AppointmentView(row, view.patient)
+
+
+# -- lists -------------------------------------------------------------------------------
+
+UPCOMING_MAX = 20  # a patient page's upcoming appointments; the rest is paged by ``of_patient``
+
+
+async def upcoming_of(ctx: Context, patient: PatientView, count: int) -> list[AppointmentView]:
+    """A patient page's appointments still to come, soonest first: a section that needs ``appointment: read``,
+    batched across a list of patients (two statements whatever their number)."""
+    if not 1 <= count <= UPCOMING_MAX:
+        raise BadUserInput(f"count: 1 to {UPCOMING_MAX}.", field="count")
+    access.require_section(ctx, patient, "appointment")
+
+    async def batch(patient_ids: Sequence[uuid.UUID]) -> list[list[Appointment]]:
+        query = in_reach(ctx)
+        found = {} if query is None else await newest_per_parent(
+            query.filter(status="booked", slot_end__gt=_now()), "patient_id", patient_ids, ("slot_start", "id"),
+            UPCOMING_MAX)
+        return [found.get(i, []) for i in patient_ids]
+
+    rows = await ctx.require_loaders().made("upcoming_appointments", batch).load(patient.row.id)
+    return [AppointmentView(row, patient) for row in rows[:count]]
+
+
+
+async def of_patient(ctx: Context, patient_id: uuid.UUID | None, *, upcoming_only: bool, first: int,
+                     after: str | None) -> pagination.Page[AppointmentView]:
+    await access.authorize(ctx, "appointment", "read", action=Action.READ, resource_type="appointment",
+                           patient_id=patient_id)
+    patient = await access.find_patient(ctx, patient_id, action=Action.READ, field="patientId")
+    return await _history(ctx, patient, upcoming_only=upcoming_only, first=first, after=after)
+
+
+async def mine(ctx: Context, *, upcoming_only: bool, first: int, after: str | None) -> pagination.Page[AppointmentView]:
+    """A patient's own appointments in the portal; anyone else has no file of their own (NOT_FOUND)."""
+    await access.authorize(ctx, "appointment", "read", action=Action.READ, resource_type="appointment")
+    patient = await access.find_patient(ctx, ctx.require_principal().patient_id, action=Action.READ)
+    return await _history(ctx, patient, upcoming_only=upcoming_only, first=first, after=after)
+
+
+async def _history(ctx: Context, patient: PatientView, *, upcoming_only: bool, first: int,
+                   after: str | None) -> pagination.Page[AppointmentView]:
+    """Upcoming ones (booked, slot not over) soonest first; or all of them, latest slot first."""
+    first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
+    query = in_reach(ctx)
+    if query is None:
+        return pagination.Page([], False)
+    query = query.filter(patient_id=patient.row.id)
+    cursor = CURSOR[upcoming_only]
+    if upcoming_only:
+        query = query.filter(status="booked", slot_end__gt=_now())
+    if after:
+        at, row_id = _decode(cursor, after)
+        query = query.filter(Q(slot_start__gt=at) | (Q(slot_start=at) & Q(id__gt=row_id)) if upcoming_only
+                             else Q(slot_start__lt=at) | (Q(slot_start=at) & Q(id__lt=row_id)))
+    order = ("slot_start", "id") if upcoming_only else ("-slot_start", "-id")
+    rows = await query.order_by(*order).limit(first + 1)
+    views = [AppointmentView(row, patient) for row in rows[:first]]
+    return pagination.page_of(views, len(rows) > first, cursor, key=_cursor_key)
+
+
+async def schedule_day(ctx: Context, schedule_id: uuid.UUID | None, day: date, *, include_cancelled: bool,
+                       first: int, after: str | None) -> pagination.Page[AppointmentView]:
+    """A schedule's appointments on a local day, in slot order: those of patients the caller reaches."""
+    await access.authorize(ctx, "appointment", "read", action=Action.READ, resource_type="appointment")
+    schedule = None if schedule_id is None else await Schedule.get_or_none(id=schedule_id,
+                                                                          institution_id=ctx.institution_id)
+    if schedule is None:
+        raise await access.not_found(ctx, Action.READ, "schedule", schedule_id, "scheduleId")
+    return await _day(ctx, Q(schedule_id=schedule.id), day, include_cancelled=include_cancelled, first=first,
+                      after=after)
+
+
+async def clinician_day(ctx: Context, clinician_id: uuid.UUID | None, day: date, *, include_cancelled: bool,
+                        first: int, after: str | None) -> pagination.Page[AppointmentView]:
+    """A clinician's appointments on a local day across their schedules, in slot order."""
+    await access.authorize(ctx, "appointment", "read", action=Action.READ, resource_type="appointment")
+    if clinician_id is None:
+        raise BadUserInput("clinicianId: not a valid id.", field="clinicianId")
+    theirs = Schedule.filter(institution_id=ctx.institution_id, clinician_id=clinician_id)
+    return await _day(ctx, Q(schedule_id__in=Subquery(theirs.values("id"))), day,
+                      include_cancelled=include_cancelled, first=first, after=after)
+
+
+async def _day(ctx: Context, which: Q, day: date, *, include_cancelled: bool, first: int,
+               after: str | None) -> pagination.Page[AppointmentView]:
+    first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
+    query = in_reach(ctx)
+    if query is None:
+        return pagination.Page([], False)
+    zone = await institutions.zone(ctx.institution_id)
+    begins = datetime.combine(day, time(0), zone).astimezone(UTC)
+    ends = datetime.combine(day + timedelta(days=1), time(0), zone).astimezone(UTC)
+    query = query.filter(which, slot_start__gte=begins, slot_start__lt=ends)
+    if not include_cancelled:
+        query = query.exclude(status="cancelled")
+    if after:
+        at, row_id = _decode(DAY_CURSOR, after)
+        query = query.filter(Q(slot_start__gt=at) | (Q(slot_start=at) & Q(id__gt=row_id)))
+    rows = await query.order_by("slot_start", "id").limit(first + 1)
+    views = await _views(ctx, rows[:first])
+    return pagination.page_of(views, len(rows) > first, DAY_CURSOR, key=_cursor_key)
+
+
+def _cursor_key(view: AppointmentView) -> str:
+    return f"{view.row.slot_start.astimezone(UTC).isoformat()}|{view.row.id}"
+
+
+def _decode(kind: str, cursor: str) -> tuple[datetime, uuid.UUID]:
+    key = pagination.decode_text(kind, cursor)
+    try:
+        at, row_id = key.split("|", 1)
+        moment = datetime.fromisoformat(at)
+        if moment.tzinfo is None:
+            raise ValueError
+        return moment, uuid.UUID(row_id)
+    except ValueError:
+        raise BadUserInput("after: not a valid cursor.", field="after") from None
+
+
+# -- booking -----------------------------------------------------------------------------
+
+
+async def book(ctx: Context, data: dict[str, Any]) -> AppointmentView:
+    """A place in a slot for a patient. A patient books for themself (channel portal), a partner for its
+    granted patients (channel partner), staff for any patient they reach, in the channel they name."""
+    principal = ctx.require_principal()
+    patient_id = data.get("patient_id") or (principal.patient_id if principal.kind == PATIENT else None)
+    decision = await access.authorize(ctx, "appointment", "create", action=Action.CREATE,
+                                      resource_type="appointment", patient_id=patient_id)
+    if patient_id is None:
+        raise BadUserInput("patientId: is required.", field="patientId")
+    patient = await access.find_patient(ctx, patient_id, action=Action.CREATE, field="patientId")
+    channel = _channel(ctx, data.get("channel"))
+    reason = _reason(data.get("reason"))
+    if data.get("schedule_id") is None:
+        raise BadUserInput("scheduleId: is required.", field="scheduleId")
+    start = aware_time(data["slot_start"], "slotStart")
+    schedule, slot = await schedules.slot_at(ctx, data["schedule_id"], start)
+    now = _now()
+    await _check_when(ctx, Action.CREATE, None, patient, slot.start, now)
+    _check_active(patient)
+    if await Appointment.exists(institution_id=ctx.institution_id, schedule_id=schedule.id, slot_start=slot.start,
+                                patient_id=patient.row.id, status__in=HOLDING):
+        raise Conflict("slotStart: the patient already has a place in this slot.", field="slotStart")
+    values = {"patient_id": patient.row.id, "schedule_id": schedule.id, "slot_start": slot.start,
+              "slot_end": slot.end, "channel": channel, "reason": reason,
+              "booked_by_id": principal.user_id if principal.kind == STAFF else None,
+              "partner_id": principal.partner_id if principal.kind == PARTNER else None}
+
+    async def write(seat: int) -> Appointment:
+        row = await _insert(ctx, seat, values)
+        await communication.on_appointment(ctx, row, "booked")
+        await writer.append([access.write_record(ctx, Action.CREATE, "appointment", row.id,
+                                                 patient_id=patient.row.id, fields=_written(values),
+                                                 decision=decision)])
+        return row
+
+    return AppointmentView(await _seated(schedule.id, slot.start, slot.capacity, write), patient)
+
+
+async def reschedule(ctx: Context, appointment_id: uuid.UUID | None, slot_start: datetime,
+                     version: int | None) -> AppointmentView:
+    """Move a booked appointment to another slot of its schedule: the old one is cancelled (reason
+    ``rescheduled``) and a new one names it, in one transaction."""
+    decision = await access.authorize(ctx, "appointment", "update", action=Action.UPDATE,
+                                      resource_type="appointment", resource_id=appointment_id)
+    view = await find(ctx, appointment_id, Action.UPDATE)
+    old = view.row
+    expected = _current(old, version)
+    start = aware_time(slot_start, "slotStart")
+    _check_booked(old, "moved")
+    schedule, slot = await schedules.slot_at(ctx, old.schedule_id, start)
+    if slot.start == old.slot_start:
+        raise BadUserInput("slotStart: the appointment is in this slot already.", field="slotStart")
+    now = _now()
+    await _check_when(ctx, Action.UPDATE, old, view.patient, slot.start, now)
+    _check_active(view.patient)
+    principal = ctx.require_principal()
+    values = {"patient_id": old.patient_id, "schedule_id": schedule.id, "slot_start": slot.start,
+              "slot_end": slot.end, "channel": OUTSIDE_CHANNELS.get(principal.kind, old.channel),
+              "reason": _open_reason(ctx, old), "rescheduled_from_id": old.id,
+              "booked_by_id": principal.user_id if principal.kind == STAFF else None,
+              "partner_id": principal.partner_id if principal.kind == PARTNER else old.partner_id}
+    cancelled = {"status": "cancelled", "seat": None, "cancelled_at": now, "cancellation_reason": "rescheduled"}
+
+    async def write(seat: int) -> Appointment:
+        await _compare_and_set(ctx, old, expected, cancelled)
+        row = await _insert(ctx, seat, values)
+        await communication.on_appointment(ctx, row, "rescheduled", previous=_updated(old, expected, cancelled))
+        await writer.append([
+            access.write_record(ctx, Action.UPDATE, "appointment", old.id, patient_id=old.patient_id,
+                                fields=frozenset(cancelled), decision=decision),
+            access.write_record(ctx, Action.CREATE, "appointment", row.id, patient_id=old.patient_id,
+                                fields=_written(values), decision=decision)])
+        return row
+
+    return AppointmentView(await _seated(schedule.id, slot.start, slot.capacity, write), view.patient)
+
+
+async def cancel(ctx: Context, appointment_id: uuid.UUID | None, reason: str, version: int | None) -> AppointmentView:
+    """Cancel a booked appointment: its seat is free again. A patient's own cancellation is for reason
+    ``patient`` whatever they send."""
+    decision = await access.authorize(ctx, "appointment", "update", action=Action.UPDATE,
+                                      resource_type="appointment", resource_id=appointment_id)
+    view = await find(ctx, appointment_id, Action.UPDATE)
+    expected = _current(view.row, version)
+    principal = ctx.require_principal()
+    reason = "patient" if principal.kind == PATIENT else one_of(reason, CANCELLATION_REASONS, "reason")
+    if reason == "rescheduled":
+        raise BadUserInput("reason: to move an appointment, reschedule it.", field="reason")
+    _check_booked(view.row, "cancelled")
+    now = _now()
+    await _check_when(ctx, Action.UPDATE, view.row, view.patient, None, now)
+    columns = {"status": "cancelled", "seat": None, "cancelled_at": now, "cancellation_reason": reason}
+    async with in_transaction():
+        await _compare_and_set(ctx, view.row, expected, columns)
+        row = _updated(view.row, expected, columns)
+        await communication.on_appointment(ctx, row, "cancelled")
+        await writer.append([access.write_record(ctx, Action.UPDATE, "appointment", row.id,
+                                                 patient_id=row.patient_id, fields=frozenset(columns),
+                                                 decision=decision)])
+    return AppointmentView(row, view.patient)
+
+
+# -- at the desk -------------------------------------------------------------------------
+
+
+async def check_in(ctx: Context, appointment_id: uuid.UUID | None, version: int | None) -> AppointmentView:
+    """The patient arrived: the appointment becomes a visit of the care journey, ARRIVED now (its waiting time
+    starts here), in the schedule's department with its clinician, for the appointment's reason. Staff only:
+    it needs ``visit: create`` besides ``appointment: update``."""
+    decision = await access.authorize(ctx, "appointment", "update", action=Action.UPDATE,
+                                      resource_type="appointment", resource_id=appointment_id)
+    visit_decision = await access.authorize(ctx, "visit", "create", action=Action.CREATE, resource_type="visit")
+    await _staff_only(ctx, appointment_id)
+    view = await find(ctx, appointment_id, Action.UPDATE)
+    row = view.row
+    expected = _current(row, version)
+    _check_booked(row, "checked in")
+    now = _now()
+    zone = await institutions.zone(ctx.institution_id)
+    if now.astimezone(zone).date() < row.slot_start.astimezone(zone).date():
+        raise BadUserInput("id: check-in opens on the day of the appointment.", field="id")
+    _check_active(view.patient)
+    schedule = await Schedule.get(id=row.schedule_id, institution_id=ctx.institution_id)
+    institution = await Institution.get(id=ctx.institution_id)
+    arrival = {"kind": VISIT_KIND_OF_INSTITUTION.get(institution.kind, "outpatient"),
+               "department_id": schedule.department_id, "clinician_id": schedule.clinician_id,
+               "planned_at": row.slot_start, "arrived_at": now}
+    reason = _open_reason(ctx, row)
+    if reason is not None:
+        arrival["reason"] = reason
+    columns: dict[str, Any] = {"status": "arrived", "arrived_at": now}
+    async with in_transaction():
+        # the appointment's row first, the audit chain's head last, as every write here takes them
+        await _compare_and_set(ctx, row, expected, columns)
+        visit = await visits.insert(ctx, view.patient, "arrived", arrival, visit_decision)
+        await Appointment.filter(id=row.id, institution_id=ctx.institution_id).update(visit_id=visit.id)
+        await writer.append([access.write_record(ctx, Action.UPDATE, "appointment", row.id,
+                                                 patient_id=row.patient_id,
+                                                 fields=frozenset({"status", "arrived_at", "visit"}),
+                                                 decision=decision)])
+    ctx.services.visit_changes.notify()  # check-in alerts
+    return AppointmentView(_updated(row, expected, {**columns, "visit_id": visit.id}), view.patient)
+
+
+async def no_show(ctx: Context, appointment_id: uuid.UUID | None, version: int | None) -> AppointmentView:
+    """Staff record that the patient did not come, once the slot has started (the sweep does it on its own
+    ``NO_SHOW_GRACE`` after the slot's end). The seat stays taken: the slot is under way or over."""
+    decision = await access.authorize(ctx, "appointment", "update", action=Action.UPDATE,
+                                      resource_type="appointment", resource_id=appointment_id)
+    await _staff_only(ctx, appointment_id)
+    view = await find(ctx, appointment_id, Action.UPDATE)
+    expected = _current(view.row, version)
+    _check_booked(view.row, "recorded as a no-show")
+    if _now() < view.row.slot_start:
+        raise BadUserInput("id: a no-show is recorded once the slot has started.", field="id")
+    columns = {"status": "noshow"}
+    async with in_transaction():
+        await _compare_and_set(ctx, view.row, expected, columns)
+        await writer.append([access.write_record(ctx, Action.UPDATE, "appointment", view.row.id,
+                                                 patient_id=view.row.patient_id, fields=frozenset(columns),
+                                                 decision=decision)])
+    return AppointmentView(_updated(view.row, expected, columns), view.patient)
+
+
+async def mark_no_shows(now: datetime | None = None) -> int:
+    """The sweep, for every institution: booked appointments whose slot ended ``NO_SHOW_GRACE`` ago become
+    no-shows, recorded as the system's writes; returns how many it marked. Nothing is freed: the slot is over."""
+    cutoff = (now or _now()) - NO_SHOW_GRACE
+    marked = 0
+    for institution_id in await Institution.all().order_by("id").values_list("id", flat=True):
+        marked += await _mark_no_shows_of(cast(uuid.UUID, institution_id), cutoff)
+    return marked
+
+
+async def _mark_no_shows_of(institution_id: uuid.UUID, cutoff: datetime) -> int:
+    """One institution's no-shows (on its status and slot-end index), a batch per transaction with its rows
+    locked (``SKIP LOCKED`` on PostgreSQL: several workers share the work and never mark one twice)."""
+    marked = 0
+    while True:
+        async with in_transaction():
+            due = await (Appointment.filter(institution_id=institution_id, status="booked", slot_end__lte=cutoff)
+                         .order_by("slot_end", "id").limit(SWEEP_BATCH).select_for_update(skip_locked=True)
+                         .values_list("id", "patient_id"))
+            if not due:
+                return marked
+            await Appointment.filter(id__in=[row_id for row_id, _ in due], status="booked").update(
+                status="noshow", version=F("version") + 1, updated_at=_now())
+            await writer.append([AuditRecord(institution_id, SWEEP, Action.UPDATE, "appointment", Outcome.ALLOWED,
+                                             resource_id=row_id, patient_id=patient_id,
+                                             fields_read=frozenset({"status"}), policy_rule=SWEEP_RULE)
+                                 for row_id, patient_id in due])
+        marked += len(due)
+        if len(due) < SWEEP_BATCH:
+            return marked
+
+
+async def cancel_for_patient(ctx: Context, patient_id: uuid.UUID) -> int:
+    """An archived or deceased patient keeps no place (inside the caller's transaction): their booked
+    appointments are cancelled by the institution, their places freed and their queued messages withdrawn;
+    nothing is sent to them about it."""
+    booked = cast(list[uuid.UUID], await Appointment.filter(institution_id=ctx.institution_id, patient_id=patient_id,
+                                                            status="booked").values_list("id", flat=True))
+    if not booked:
+        return 0
+    now = _now()
+    await Appointment.filter(id__in=booked, status="booked").update(
+        status="cancelled", seat=None, cancelled_at=now, cancellation_reason="institution",
+        version=F("version") + 1, updated_at=now)
+    for appointment_id in booked:
+        await communication.cancel_queued(ctx.institution_id, f"appointment:{appointment_id}:")
+    await writer.append([access.write_record(ctx, Action.UPDATE, "appointment", appointment_id, patient_id=patient_id,
+                                             fields=frozenset({"status", "seat", "cancelled_at",
+                                                               "cancellation_reason"}), decision=FILE_CLOSED)
+                         for appointment_id in booked])
+    return len(booked)
+
+
+# -- the rules ---------------------------------------------------------------------------
+
+
+async def _check_when(ctx: Context, action: Action, current: Appointment | None, patient: PatientView,
+                      new_start: datetime | None, now: datetime) -> None:
+    """Nobody books a slot that has begun. Patients and partners (from outside the institution) book, move and
+    cancel no later than ``portal_change_min_hours`` before a slot and no further ahead than
+    ``portal_horizon_days``: a refusal is FORBIDDEN naming the rule, on the audit trail."""
+    if new_start is not None and new_start <= now:
+        raise BadUserInput("slotStart: the slot has begun or is over; choose a later one.", field="slotStart")
+    if ctx.require_principal().kind not in OUTSIDE_CHANNELS:
+        return
+    rules = await communication.messaging_settings(ctx.institution_id)  # no row: the defaults
+    hours, days = rules.portal_change_min_hours, rules.portal_horizon_days
+    soonest = now + timedelta(hours=hours)
+    resource = None if current is None else current.id
+    if current is not None and current.slot_start < soonest:
+        await access.deny(ctx, action, "appointment", resource, patient.row.id, reason="portal_too_late")
+        raise Forbidden(f"id: appointments are changed online no later than {hours} hours before "
+                        "the slot; please call the institution.", field="id")
+    if new_start is not None and new_start < soonest:
+        await access.deny(ctx, action, "appointment", resource, patient.row.id, reason="portal_too_late")
+        raise Forbidden(f"slotStart: online booking closes {hours} hours before the slot; "
+                        "please call the institution.", field="slotStart")
+    if new_start is not None and new_start > now + timedelta(days=days):
+        await access.deny(ctx, action, "appointment", resource, patient.row.id, reason="portal_too_far")
+        raise Forbidden(f"slotStart: online booking opens {days} days ahead.", field="slotStart")
+
+
+async def _staff_only(ctx: Context, appointment_id: uuid.UUID | None) -> None:
+    """Arrivals and no-shows are recorded at the institution, by its staff."""
+    if ctx.require_principal().kind != STAFF:
+        await access.deny(ctx, Action.UPDATE, "appointment", appointment_id, reason="forbidden")
+        raise Forbidden()
+
+
+def _current(row: Appointment, version: int | None) -> int:
+    """The version the write goes over: the caller's (a stale one is a CONFLICT at once), else the one read."""
+    if version is not None and version != row.version:
+        raise _stale()
+    return row.version
+
+
+def _stale() -> Conflict:
+    return Conflict("version: the appointment changed since you read it; read it again.", field="version")
+
+
+def _check_booked(row: Appointment, done: str) -> None:
+    if row.status != "booked":
+        raise BadUserInput(f"id: a {row.status.upper()} appointment cannot be {done}.", field="id")
+
+
+def _check_active(patient: PatientView) -> None:
+    if patient.row.status != "active":
+        raise BadUserInput(f"patientId: the file is {patient.row.status}; appointments are for active files.",
+                           field="patientId")
+
+
+def _channel(ctx: Context, channel: str | None) -> str:
+    """Patients book through the portal and partners through theirs, whatever they say; staff name the channel
+    the patient used (the front desk by default)."""
+    kind = ctx.require_principal().kind
+    if kind in OUTSIDE_CHANNELS:
+        return OUTSIDE_CHANNELS[kind]
+    return "front_desk" if channel is None else one_of(channel, STAFF_CHANNELS, "channel")
+
+
+def _reason(value: str | None) -> str | None:
+    """Why the patient comes, in their words (whoever books may write it; reading it is clinical)."""
+    if value is None:
+        return None
+    return clean_text(value, field="reason", max_length=REASON_LIMIT, min_length=1)
+
+
+def _open_reason(ctx: Context, row: Appointment) -> str | None:
+    """The sealed reason, opened to be sealed again under another row (a move, a visit): never shown here."""
+    return None if row.reason is None else access.open_sealed(ctx, "appointment", "reason", row.id, row.reason)
+
+
+def _written(values: dict[str, Any]) -> frozenset[str]:
+    names = {name.removesuffix("_id") for name, value in values.items() if value is not None}
+    return frozenset(names | {"seat", "status"})
+
+
+# -- writing -----------------------------------------------------------------------------
+
+
+async def _free_seat(schedule_id: uuid.UUID, start: datetime, capacity: int) -> int | None:
+    """The smallest seat of the slot nobody holds, or None when the slot is full."""
+    taken = set(await Appointment.filter(schedule_id=schedule_id, slot_start=start, seat__isnull=False)
+                .values_list("seat", flat=True))
+    return next((seat for seat in range(1, capacity + 1) if seat not in taken), None)
+
+
+async def _seated(schedule_id: uuid.UUID, start: datetime, capacity: int,
+                  write: Callable[[int], Awaitable[Appointment]]) -> Appointment:
+    """Run ``write(seat)`` in a transaction on the smallest free seat. Another booking taking that seat first
+    makes the insert fail on the unique seat and roll the whole write back: the seats are read again and the
+    next free one tried, a few times at most (a crowd racing for a slot), then the slot is full (CONFLICT)."""
+    for _ in range(SEAT_ATTEMPTS):
+        seat = await _free_seat(schedule_id, start, capacity)
+        if seat is None:
+            break
+        try:
+            async with in_transaction():
+                row: Appointment = await write(seat)
+            return row
+        except IntegrityError:
+            continue
+    raise Conflict("slotStart: the slot is full.", field="slotStart")
+
+
+async def _insert(ctx: Context, seat: int, values: dict[str, Any]) -> Appointment:
+    appointment_id = uuid7()
+    columns = {**values, "reason": access.seal(ctx, "appointment", "reason", appointment_id, values["reason"])}
+    return await Appointment.create(id=appointment_id, institution_id=ctx.institution_id, seat=seat,
+                                    status="booked", **columns)
+
+
+async def _compare_and_set(ctx: Context, row: Appointment, expected: int, columns: dict[str, Any]) -> None:
+    """Write only over the version and status the caller saw: two desks never both move one appointment."""
+    changed = await Appointment.filter(id=row.id, institution_id=ctx.institution_id, version=expected,
+                                       status=row.status).update(**columns, version=expected + 1,
+                                                                 updated_at=_now())
+    if changed != 1:
+        raise _stale()
+
+
+def _updated(row: Appointment, expected: int, columns: dict[str, Any]) -> Appointment:
+    """The row as written (a copy: a write retried after a lost seat starts again from the row as read)."""
+    written = copy.copy(row)
+    for name, value in columns.items():
+        setattr(written, name, value)
+    written.version = expected + 1
+    return written
