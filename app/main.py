@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app import checkpoints, db, files, notifier, oauth
+from app import checkpoints, db, files, message_hooks, notifier, oauth, sweeps
 from app.graphql import CareloopGraphQL
 from app.logs import clamp_websocket_logging
 from app.services import StartupError, build_services
@@ -75,8 +75,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         try:
             await refuse_unsafe_production(settings)
             await policy.record_change(services)
-            background = [asyncio.create_task(notifier.run(notifier.LoggingSender(), services.outbox)),
-                          asyncio.create_task(checkpoints.run(settings, services))]
+            background = [asyncio.create_task(notifier.run_outboxes(services)),
+                          asyncio.create_task(checkpoints.run(settings, services)),
+                          asyncio.create_task(sweeps.run())]
             yield
         finally:
             for task in background:
@@ -102,6 +103,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             WebSocketRoute("/graphql", graphql),  # subscriptions, graphql-transport-ws
             *files.routes(services),
             *oauth.routes(services),  # partners' access tokens
+            *message_hooks.routes(services),  # gateways' delivery callbacks, patients' unsubscribe links
             Route("/healthz", healthz),
             Route("/readyz", readyz),
         ],

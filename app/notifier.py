@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from app import senders as message_senders
 from core.messages import MessageSender
-from resolvers import communication, notification, outbox
+from resolvers import campaign, communication, notification, outbox
 from resolvers.context import Services
 from resolvers.notification import Message, Outbox, Sender
 
@@ -44,9 +44,16 @@ async def run(sender: Sender, scheduled: Outbox, poll_seconds: float = POLL_SECO
 
 async def run_messages(services: Services, senders: Mapping[str, MessageSender],
                        poll_seconds: float = POLL_SECONDS) -> None:
-    """The message outbox's loop: each message to the sender of the channel the gate chose."""
-    await outbox.run(lambda: communication.deliver_due(services, senders), communication.next_due,
-                     asyncio.Event(), poll_seconds=poll_seconds, log=log, now=_now)
+    """The message outbox's loop: the next batch of each campaign being sent is queued, then each message
+    due goes to the sender of the channel the gate chose."""
+    async def deliver() -> None:
+        await campaign.advance()
+        await communication.deliver_due(services, senders)
+
+    async def soonest() -> datetime | None:
+        return _now() if await campaign.sending() else await communication.next_due()
+
+    await outbox.run(deliver, soonest, services.messages.scheduled, poll_seconds=poll_seconds, log=log, now=_now)
 
 
 async def run_outboxes(services: Services, poll_seconds: float = POLL_SECONDS) -> None:

@@ -28,6 +28,7 @@ class Action(StrEnum):
     CONSENT = "consent"  # a patient's consent given or withdrawn (reason: given, withdrawn)
     GRANT = "grant"  # a partner's access to a patient granted or revoked (reason: revoked)
     KEY_ROTATION = "key_rotation"  # a new data key version for an institution
+    DISCLOSE = "disclose"  # patient data handed outside by the system (a message's address to its gateway)
     TOKEN = "token"  # noqa: S105 -- an action's name: a partner client's access token issued (or refused)
 
 

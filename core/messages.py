@@ -17,7 +17,7 @@ from typing import Protocol
 class Gateway:
     """An institution's HTTP gateway for one channel; ``secret`` signs each body (HMAC-SHA256)."""
 
-    url: str
+    url: str = field(repr=False)  # may carry a key in its path or query
     secret: bytes = field(repr=False)
     timeout_seconds: float = 5.0
 
@@ -32,6 +32,9 @@ class Outgoing:
     body: str = field(repr=False)
     sender_address: str = ""  # the institution's From for e-mail
     gateway: Gateway | None = None
+    # The message's signed unsubscribe link (``<public URL>/unsubscribe?token=...``): e-mail carries it
+    # as List-Unsubscribe with RFC 8058 one-click too. It holds a credential: never logged.
+    unsubscribe_url: str = field(default="", repr=False)
 
 
 class SendFailed(Exception):

@@ -10,6 +10,7 @@ from typing import Literal, cast
 from core.passwords import HashParameters
 
 Environment = Literal["development", "production"]
+SmtpSecurity = Literal["off", "starttls", "tls"]
 
 DEFAULT_DATABASE_URL = "sqlite://var/careloop.sqlite3"
 DEFAULT_KEY_FILE = "var/master.key"
@@ -34,6 +35,24 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class SmtpSettings:
+    """The relay e-mail to patients goes through; no ``host`` means e-mails are only logged."""
+
+    host: str = ""
+    port: int = 587
+    security: SmtpSecurity = "starttls"  # off: plain; starttls: upgrade on connect (required); tls: implicit TLS
+    username: str = ""
+    password: str = field(default="", repr=False)
+    timeout_seconds: float = 10
+    sender_address: str = ""  # the From when the institution has set none
+    ca_file: str = ""  # trust these CAs instead of the system's (a private relay)
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.host)
+
+
+@dataclass(frozen=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     environment: Environment = "development"
@@ -47,6 +66,8 @@ class Settings:
     limits: Limits = field(default_factory=Limits)
     password_hashing: HashParameters = field(default_factory=HashParameters)
     log_level: str = "INFO"
+    public_url: str = "http://127.0.0.1:8000"  # where patients reach the server (links in messages)
+    smtp: SmtpSettings = field(default_factory=SmtpSettings)
 
     @property
     def is_production(self) -> bool:
@@ -89,4 +110,25 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
             parallelism=_int(env, "ARGON2_PARALLELISM", HashParameters.parallelism),
         ),
         log_level=env.get("CARELOOP_LOG_LEVEL", "INFO").upper(),
+        public_url=env.get("CARELOOP_PUBLIC_URL") or "http://127.0.0.1:8000",
+        smtp=_smtp(env, environment == "production"),
     )
+
+
+def _smtp(env: dict[str, str], production: bool) -> SmtpSettings:
+    security = env.get("CARELOOP_SMTP_STARTTLS") or "starttls"
+    if security not in ("off", "starttls", "tls"):
+        raise SystemExit("CARELOOP_SMTP_STARTTLS must be 'off', 'starttls' or 'tls'")
+    smtp = SmtpSettings(
+        host=env.get("CARELOOP_SMTP_HOST", ""),
+        port=_int(env, "SMTP_PORT", 465 if security == "tls" else 587),
+        security=cast(SmtpSecurity, security),
+        username=env.get("CARELOOP_SMTP_USERNAME", ""),
+        password=env.get("CARELOOP_SMTP_PASSWORD", ""),
+        timeout_seconds=_int(env, "SMTP_TIMEOUT_SECONDS", 10),
+        sender_address=env.get("CARELOOP_SMTP_FROM", ""),
+        ca_file=env.get("CARELOOP_SMTP_CA_FILE", ""),
+    )
+    if production and smtp.configured and smtp.security == "off" and smtp.password:
+        raise SystemExit("CARELOOP_SMTP_PASSWORD would cross the network in clear: set CARELOOP_SMTP_STARTTLS")
+    return smtp

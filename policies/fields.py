@@ -35,6 +35,7 @@ PATIENT_FIELD_CLASS: dict[str, str] = {
     "preferred_language": CONTACT,
     "contact_consent": CONTACT,
     "contact_channels": CONTACT,
+    "contact_purposes": CONTACT,
     "medical_history": CLINICAL,
     "diagnoses": CLINICAL,
     "allergies": CLINICAL,
@@ -59,6 +60,8 @@ ENCRYPTED_FIELDS: dict[str, frozenset[str]] = {
     "care_plan_activity": frozenset({"description"}),
     "follow_up_task": frozenset({"notes"}),
     "follow_up_attempt": frozenset({"note"}),
+    "appointment": frozenset({"reason"}),
+    "communication": frozenset({"subject", "body", "note"}),
 }
 
 # The care journey is read under the classes of its patient's file: whoever reads a patient's
@@ -92,3 +95,11 @@ FOLLOW_UP_FIELD_CLASS: dict[str, str] = {
     **dict.fromkeys(("reached", "condition", "needs_help", "satisfaction", "notes", "attempts"), CLINICAL),
 }
 
+# An appointment's when, where and state are identity (the desk books and greets); why the patient comes is
+# clinical, sealed like a visit's reason.
+APPOINTMENT_FIELD_CLASS: dict[str, str] = {
+    **dict.fromkeys(("slot_start", "slot_end", "status", "channel", "cancellation_reason", "arrived_at",
+                     "cancelled_at", "created_at", "updated_at", "version", "schedule", "visit",
+                     "rescheduled_from"), IDENTITY),
+    "reason": CLINICAL,
+}

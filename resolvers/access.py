@@ -35,7 +35,7 @@ from policies.scopes import PatientScope
 from policies.scopes import patient_scope as build_patient_scope
 from resolvers.context import Context
 
-TAG_FIELDS = frozenset({"segments", "tags", "contact_channels"})
+TAG_FIELDS = frozenset({"segments", "tags", "contact_channels", "contact_purposes"})
 
 
 @dataclass(frozen=True)

@@ -326,7 +326,9 @@ async def book(ctx: Context, data: dict[str, Any]) -> AppointmentView:
                                                  decision=decision)])
         return row
 
-    return AppointmentView(await _seated(schedule.id, slot.start, slot.capacity, write), patient)
+    booked = await _seated(schedule.id, slot.start, slot.capacity, write)
+    ctx.services.messages.scheduled.set()  # its confirmation is due now
+    return AppointmentView(booked, patient)
 
 
 async def reschedule(ctx: Context, appointment_id: uuid.UUID | None, slot_start: datetime,
@@ -365,7 +367,9 @@ async def reschedule(ctx: Context, appointment_id: uuid.UUID | None, slot_start:
                                 fields=_written(values), decision=decision)])
         return row
 
-    return AppointmentView(await _seated(schedule.id, slot.start, slot.capacity, write), view.patient)
+    moved = await _seated(schedule.id, slot.start, slot.capacity, write)
+    ctx.services.messages.scheduled.set()  # the change message is due now
+    return AppointmentView(moved, view.patient)
 
 
 async def cancel(ctx: Context, appointment_id: uuid.UUID | None, reason: str, version: int | None) -> AppointmentView:
@@ -390,6 +394,7 @@ async def cancel(ctx: Context, appointment_id: uuid.UUID | None, reason: str, ve
         await writer.append([access.write_record(ctx, Action.UPDATE, "appointment", row.id,
                                                  patient_id=row.patient_id, fields=frozenset(columns),
                                                  decision=decision)])
+    ctx.services.messages.scheduled.set()  # the cancellation message is due now
     return AppointmentView(row, view.patient)
 
 

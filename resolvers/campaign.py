@@ -203,7 +203,7 @@ async def start(ctx: Context, campaign_id: uuid.UUID | None, version: int | None
             raise _stale()
         await writer.append([access.write_record(ctx, Action.UPDATE, "campaign", row.id,
                                                  fields=frozenset({"status", "recipients"}), decision=decision)])
-    ctx.services.outbox.scheduled.set()
+    ctx.services.messages.scheduled.set()
     return await Campaign.get(id=row.id)
 
 
@@ -251,6 +251,11 @@ def _key_prefix(campaign_id: uuid.UUID) -> str:
 
 
 # -- the worker -------------------------------------------------------------------------------
+
+
+async def sending() -> bool:
+    """Whether a campaign is being queued (the worker comes back at once while one is)."""
+    return await Campaign.exists(status="sending")
 
 
 async def advance(now: datetime | None = None, *, batch: int = BATCH) -> int:

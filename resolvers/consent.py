@@ -21,7 +21,7 @@ from resolvers import access
 from resolvers.access import PatientView
 from resolvers.context import Context
 
-CONTACT_CONSENT_FIELDS = frozenset({"contact_consent", "contact_channels"})
+CONTACT_CONSENT_FIELDS = frozenset({"contact_consent", "contact_channels", "contact_purposes"})
 
 
 async def set_sharing(ctx: Context, patient_id: uuid.UUID | None, partner_id: uuid.UUID | None,

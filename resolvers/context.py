@@ -36,6 +36,7 @@ class Services:
     storage: Storage  # attachment bytes (sealed)
     audit: GroupCommit = field(default_factory=GroupCommit)  # where operations' reads are written
     outbox: Outbox = field(default_factory=Outbox)  # wakes the escalation deliverer
+    messages: Outbox = field(default_factory=Outbox)  # wakes the message deliverer (bookings, campaigns)
     ticket_changes: Changes = field(default_factory=Changes)  # wakes ticket subscriptions
     visit_changes: Changes = field(default_factory=Changes)  # wakes check-in alert subscriptions
 

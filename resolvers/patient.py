@@ -25,11 +25,13 @@ from core.validation import (
     validate_birth_date,
 )
 from models import CareTeamMember, Department, Patient
+from models.communication import PURPOSES
 from models.fields import tags_to_db
 from models.patient import CHANNELS, PATIENT_STATUSES, SEGMENTS, SEXES
 from policies.fields import ENCRYPTED_FIELDS, PATIENT_FIELD_CLASS
 from policies.guard import Decision
 from resolvers import access, follow_up, pagination
+from resolvers import appointment as appointments
 from resolvers import consent as consents
 from resolvers.access import PatientView
 from resolvers.context import Context
@@ -174,8 +176,9 @@ async def update(ctx: Context, patient_id: uuid.UUID | None, data: dict[str, Any
     async with in_transaction():
         await Patient.filter(id=view.row.id, institution_id=ctx.institution_id).update(**columns)
         await writer.append([record for record in records if record is not None])
-        if values.get("status") == "deceased":  # a deceased patient is never called
+        if values.get("status") == "deceased":  # a deceased patient is never called, nor keeps a place
             await follow_up.cancel_for_patient(ctx, view.row.id)
+            await appointments.cancel_for_patient(ctx, view.row.id)
     return await access.find_patient(ctx, view.row.id, action=Action.READ)
 
 
@@ -189,6 +192,7 @@ async def archive(ctx: Context, patient_id: uuid.UUID | None) -> PatientView:
             ctx, Action.ARCHIVE, "patient", view.row.id, patient_id=view.row.id, fields=frozenset({"status"}),
             decision=decision)])
         await follow_up.cancel_for_patient(ctx, view.row.id)
+        await appointments.cancel_for_patient(ctx, view.row.id)
     return await access.find_patient(ctx, view.row.id, action=Action.READ)
 
 
@@ -281,6 +285,8 @@ def _normalize_one(name: str, value: Any) -> Any:
         return value
     if name == "contact_channels":
         return sorted({_one_of(c, CHANNELS, field_name) for c in value})
+    if name == "contact_purposes":
+        return sorted({_one_of(p, PURPOSES, field_name) for p in value})
     if name == "segments":
         return sorted({_one_of(s, SEGMENTS, field_name) for s in value})
     if name == "tags":
@@ -297,7 +303,7 @@ def _columns(ctx: Context, patient_id: uuid.UUID, values: dict[str, Any]) -> dic
     for name, value in values.items():
         if name in ENCRYPTED_FIELDS["patient"]:
             columns[name] = access.seal(ctx, "patient", name, patient_id, value)
-        elif name in ("segments", "tags", "contact_channels"):
+        elif name in access.TAG_FIELDS:
             columns[name] = tags_to_db(value or [])
         else:
             columns[name] = value

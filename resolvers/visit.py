@@ -30,6 +30,7 @@ from core.validation import aware_time, camel_case, clean_text, one_of
 from models import Department, ServiceItem, Staff, Visit, VisitCode, VisitStaff
 from models.visit import CODE_KINDS, PROCEDURE_STATUSES, VISIT_KINDS
 from policies.fields import CLINICAL, ENCRYPTED_FIELDS, INTERNAL, VISIT_FIELD_CLASS
+from policies.guard import Decision
 from resolvers import access, follow_up, pagination
 from resolvers.access import PatientView
 from resolvers.context import Context
@@ -261,20 +262,29 @@ async def create(ctx: Context, data: dict[str, Any]) -> VisitView:
     if status == "finished" and (values.get("started_at") is None or values.get("ended_at") is None):
         raise BadUserInput("endedAt: a finished visit needs startedAt and endedAt.", field="endedAt")
     _check_order(values)
-    visit_id = uuid7()
     async with in_transaction():
-        row = await Visit.create(id=visit_id, institution_id=ctx.institution_id, patient_id=patient.row.id,
-                                 status=status, partner_id=principal.partner_id if principal.kind == PARTNER else None,
-                                 **_columns(ctx, visit_id, values))
-        if values.get("staff_ids"):
-            await _set_staff(ctx, visit_id, values["staff_ids"])
-        await writer.append([access.write_record(ctx, Action.CREATE, "visit", visit_id, patient_id=patient.row.id,
-                                                 fields=frozenset({"status", *values}), decision=decision)])
-        if status == "finished":
-            await follow_up.on_visit_finished(ctx, row)
+        row = await insert(ctx, patient, status, values, decision)
     if status == "arrived":
         ctx.services.visit_changes.notify()  # check-in alerts
     return VisitView(row, patient)
+
+
+async def insert(ctx: Context, patient: PatientView, status: str, values: dict[str, Any],
+                 decision: Decision) -> Visit:
+    """Write a checked new visit and its record inside the caller's transaction (``create``, or an appointment's
+    arrival); the caller wakes the check-in alerts once it has committed."""
+    principal = ctx.require_principal()
+    visit_id = uuid7()
+    row = await Visit.create(id=visit_id, institution_id=ctx.institution_id, patient_id=patient.row.id,
+                             status=status, partner_id=principal.partner_id if principal.kind == PARTNER else None,
+                             **_columns(ctx, visit_id, values))
+    if values.get("staff_ids"):
+        await _set_staff(ctx, visit_id, values["staff_ids"])
+    await writer.append([access.write_record(ctx, Action.CREATE, "visit", visit_id, patient_id=patient.row.id,
+                                             fields=frozenset({"status", *values}), decision=decision)])
+    if status == "finished":
+        await follow_up.on_visit_finished(ctx, row)
+    return row
 
 
 async def update(ctx: Context, visit_id: uuid.UUID | None, data: dict[str, Any], version: int | None) -> VisitView:

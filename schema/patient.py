@@ -17,6 +17,7 @@ import strawberry
 
 from policies.fields import PATIENT_FIELD_CLASS
 from resolvers import access
+from resolvers import appointment as appointments
 from resolvers import care_plan as care_plans
 from resolvers import consent as consents
 from resolvers import contact as contacts
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from typing import TypeAlias
 
     Visit: TypeAlias = Any
+    Appointment: TypeAlias = Any
     Flag: TypeAlias = Any
     CarePlan: TypeAlias = Any
     FollowUpTask: TypeAlias = Any
@@ -71,6 +73,15 @@ class Channel(Enum):
     POST = "post"
 
 
+@strawberry.enum(description="What a patient may be contacted for, each consented to separately: CARE "
+                             "(appointments, reminders, follow-up), GREETING (birthdays, holidays), CAMPAIGN "
+                             "(newsletters).")
+class ContactPurpose(Enum):
+    CARE = "care"
+    GREETING = "greeting"
+    CAMPAIGN = "campaign"
+
+
 @strawberry.enum(description="Segments, reviewed monthly: VIPs are flagged on arrival; others group pending treatment.")
 class Segment(Enum):
     VIP = "vip"
@@ -100,6 +111,7 @@ _CONVERT: dict[str, Callable[[Any], Any]] = {
     "sex": Sex, "national_id_type": NationalIdType, "status": PatientStatus, "preferred_channel": Channel,
     "segments": lambda values: [Segment(v) for v in values],
     "contact_channels": lambda values: [Channel(v) for v in values],
+    "contact_purposes": lambda values: [ContactPurpose(v) for v in values],
 }
 
 
@@ -153,6 +165,8 @@ class Patient:
     preferred_language: str | None = _field("Language tag, e.g. zh-CN.")
     contact_consent: bool | None = _field("Consent to be contacted (reminders, greetings).")
     contact_channels: list[Channel] | None = _field("Channels consented to.")
+    contact_purposes: list[ContactPurpose] | None = _field("What the patient may be contacted for (care by default; "
+                                                           "greetings and campaigns only when they said so).")
     # clinical
     medical_history: str | None = _field("Medical history. Clinical, encrypted.")
     diagnoses: str | None = _field("Diagnoses. Clinical, encrypted.")
@@ -204,6 +218,13 @@ class Patient:
                                    ) -> list[Annotated["FollowUpTask", strawberry.lazy("schema.follow_up")]] | None:
         return [node_of("follow_up_task", info.context, v)
                 for v in await follow_ups.open_of(info.context, self.view)]
+
+    @strawberry.field(description="Appointments still to come, soonest first (1 to 20; the rest is the "
+                                  "`patientAppointments` query).")
+    async def upcoming_appointments(self, info: Info, count: int = 5
+                                    ) -> list[Annotated["Appointment", strawberry.lazy("schema.appointment")]] | None:
+        return [node_of("appointment", info.context, v)
+                for v in await appointments.upcoming_of(info.context, self.view, count)]
 
     @strawberry.field(description="Open tickets about the patient within your ticket reach, newest first.")
     async def open_tickets(self, info: Info) -> list[Annotated["Ticket", strawberry.lazy("schema.ticket")]] | None:
@@ -258,6 +279,8 @@ class PatientCreateInput:
     preferred_language: str | None = strawberry.UNSET
     contact_consent: bool | None = strawberry.UNSET
     contact_channels: list[Channel] | None = strawberry.UNSET
+    contact_purposes: list[ContactPurpose] | None = strawberry.field(
+        default=strawberry.UNSET, description="What the patient may be contacted for (replaces the list).")
     medical_history: str | None = strawberry.UNSET
     diagnoses: str | None = strawberry.UNSET
     allergies: str | None = strawberry.UNSET

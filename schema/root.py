@@ -17,10 +17,13 @@ from strawberry.types.graphql import OperationType
 
 from core.settings import Limits
 from resolvers.context import Context
+from schema.appointment import AppointmentMutation, AppointmentQuery
 from schema.audit_event import AuditEventQuery
 from schema.audit_report import AuditReportQuery
+from schema.campaign import CampaignMutation, CampaignQuery
 from schema.care_plan import CarePlanMutation, CarePlanQuery
 from schema.care_team import CareTeamMutation
+from schema.communication import CommunicationMutation, CommunicationQuery
 from schema.consent import ConsentMutation
 from schema.contact import ContactMutation
 from schema.department import DepartmentMutation, DepartmentQuery
@@ -31,12 +34,15 @@ from schema.flag import FlagMutation, FlagQuery, FlagSubscription
 from schema.follow_up import FollowUpMutation, FollowUpQuery
 from schema.improvement import ImprovementMutation, ImprovementQuery
 from schema.limits import limits_rule
+from schema.message_template import MessageTemplateMutation, MessageTemplateQuery
+from schema.messaging import MessagingMutation, MessagingQuery
 from schema.partner import PartnerMutation, PartnerQuery
 from schema.partner_grant import PartnerGrantMutation, PartnerGrantQuery
 from schema.patient import PatientMutation, PatientQuery
 from schema.patient_account import PatientAccountMutation, PatientAccountQuery
 from schema.report import ReportQuery
 from schema.role_grant import RoleGrantMutation, RoleGrantQuery
+from schema.schedule import ScheduleMutation, ScheduleQuery
 from schema.service_item import ServiceItemMutation, ServiceItemQuery
 from schema.session import SessionMutation, SessionQuery
 from schema.sla import SlaMutation, SlaQuery
@@ -50,12 +56,16 @@ log = logging.getLogger("careloop.graphql")
 Query = merge_types("Query", (SessionQuery, PatientQuery, TicketQuery, ReportQuery, ImprovementQuery, SlaQuery,
                               StaffQuery, DepartmentQuery, AuditEventQuery, AuditReportQuery, EmergencyAccessQuery,
                               PartnerQuery, PartnerGrantQuery, DisclosureQuery, PatientAccountQuery, RoleGrantQuery,
-                              VisitQuery, VisitReportQuery, ServiceItemQuery, CarePlanQuery, FlagQuery, FollowUpQuery))
+                              VisitQuery, VisitReportQuery, ServiceItemQuery, CarePlanQuery, FlagQuery, FollowUpQuery,
+                              MessageTemplateQuery, MessagingQuery, ScheduleQuery, AppointmentQuery,
+                              CommunicationQuery, CampaignQuery))
 Mutation = merge_types(
     "Mutation", (SessionMutation, PatientMutation, ContactMutation, TicketMutation, ImprovementMutation, SlaMutation,
                  StaffMutation, CareTeamMutation, DepartmentMutation, EmergencyAccessMutation, PartnerMutation,
                  PartnerGrantMutation, ConsentMutation, PatientAccountMutation, RoleGrantMutation, VisitMutation,
-                 ServiceItemMutation, CarePlanMutation, FlagMutation, FollowUpMutation)
+                 ServiceItemMutation, CarePlanMutation, FlagMutation, FollowUpMutation,
+                 MessageTemplateMutation, MessagingMutation, ScheduleMutation, AppointmentMutation,
+                 CommunicationMutation, CampaignMutation)
 )
 
 Subscription = merge_types("Subscription", (TicketSubscription, FlagSubscription))

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from app import no_shows
+from app import sweeps
 from models import Appointment, AuditEvent, Communication, Institution, MessagingSettings, Visit
 from resolvers import appointment as appointments
 from resolvers.context import Services
@@ -406,7 +406,7 @@ async def test_the_app_runs_the_sweep_in_the_background(tenant: Tenant, monkeypa
     schedule = await make_schedule(tenant)
     made = await book(tenant, schedule, await make_patient(tenant))
     monkeypatch.setattr(appointments, "_now", lambda: TOMORROW_9.astimezone(UTC) + timedelta(hours=2))
-    task = asyncio.create_task(no_shows.run(look_every=0.05))
+    task = asyncio.create_task(sweeps.run([sweeps.Sweep("no-shows", lambda: appointments.mark_no_shows(), 0.05)]))
     try:
         for _ in range(200):
             if (await Appointment.get(id=made["id"])).status == "noshow":

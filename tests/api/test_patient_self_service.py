@@ -946,7 +946,7 @@ async def test_my_data_export_holds_every_readable_field_my_contacts_and_consent
 
     assert reply.errors == []
     export = reply.data["myDataExport"]
-    assert set(export) == {"patient", "contacts", "partner_consents", "tickets", "exported_at"}
+    assert set(export) == {"patient", "contacts", "partner_consents", "tickets", "communications", "exported_at"}
     patient = dict(export["patient"])
     created_at, updated_at = patient.pop("created_at"), patient.pop("updated_at")
     row = await my_row(world)
@@ -958,7 +958,8 @@ async def test_my_data_export_holds_every_readable_field_my_contacts_and_consent
         "status": "active", "department_id": str(world.a.departments["A"].id), "address": "1 My Road",
         "phone": "+8613800138000", "alt_phone": "+8613800138001", "email": "me.home@example.com",
         "preferred_channel": "sms", "preferred_language": "zh-CN", "contact_consent": True,
-        "contact_channels": ["sms", "wechat"], "medical_history": "Hypertension", "diagnoses": "Caries",
+        "contact_channels": ["sms", "wechat"], "contact_purposes": ["care"], "medical_history": "Hypertension",
+        "diagnoses": "Caries",
         "allergies": "Penicillin", "current_medication": "Amlodipine", "diet_preferences": "Soft food",
         "activity_preferences": "Tai chi", "special_needs": "Hard of hearing",
     }

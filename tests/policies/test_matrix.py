@@ -22,11 +22,14 @@ import pytest
 
 from core.principal import ROLES
 from models import (
+    Appointment,
     AuditEvent,
     BusinessCalendar,
+    Campaign,
     CarePlan,
     CarePlanActivity,
     CareTeamMember,
+    Communication,
     Contact,
     Department,
     DepartmentMembership,
@@ -37,6 +40,9 @@ from models import (
     FollowUpTask,
     ImprovementItem,
     ImprovementTicket,
+    MessageGateway,
+    MessageTemplate,
+    MessagingSettings,
     Notification,
     Partner,
     PartnerClient,
@@ -47,6 +53,8 @@ from models import (
     PatientInvitation,
     RoleAssignment,
     RoleGrant,
+    Schedule,
+    ScheduleException,
     ServiceItem,
     Session,
     SlaPolicy,
@@ -69,7 +77,8 @@ TENANT_TABLES = (Patient, Contact, CareTeamMember, Staff, RoleAssignment, Depart
                  EmergencyAccess, Ticket, TicketEvent, SlaPolicy, BusinessCalendar, Notification, ImprovementItem,
                  ImprovementTicket, Partner, PartnerClient, PartnerConsent, PartnerGrant, PatientInvitation,
                  PatientAccount, RoleGrant, Visit, VisitCode, VisitStaff, ServiceItem, CarePlan, CarePlanActivity,
-                 FollowUpRule, FollowUpTask, FollowUpAttempt, Flag)
+                 FollowUpRule, FollowUpTask, FollowUpAttempt, Flag, Schedule, ScheduleException, MessageTemplate,
+                 MessagingSettings, MessageGateway, Communication, Appointment, Campaign)
 
 # What the matrix patient holds, one field per class (the nurse registers it: she may write every class).
 PATIENT_VALUES = {
@@ -796,7 +805,7 @@ class ThroughPatient:
     reach, NOT_FOUND otherwise; its ``field_class`` (if it reads one) read under that class of the
     patient's file, a null field with FORBIDDEN (a denied read of the class) when the role may not."""
 
-    model: type[Visit] | type[CarePlan] | type[Flag] | type[FollowUpTask]
+    model: type[Visit] | type[CarePlan] | type[Flag] | type[FollowUpTask] | type[Appointment]
     field_class: str | None = None
     reached: Callable[[str, uuid.UUID], bool] = reaches_department_a
 
@@ -1398,8 +1407,411 @@ async def _nothing_after(variables: Awaitable[dict[str, Any]]) -> dict[str, Any]
     return {}
 
 
+# -- schedules and free slots (issue 13) ------------------------------------------------------------
+
+SCHEDULE_KEEPER = "admin"  # makes the matrix schedules, whatever their department
+SCHEDULE_CREATE = "mutation($input: ScheduleCreateInput!) { scheduleCreate(input: $input) { id version } }"
+SCHEDULE_EXCEPTION_ADD = """mutation($id: ID!, $input: ScheduleExceptionInput!) {
+  scheduleExceptionAdd(scheduleId: $id, input: $input) { id kind } }"""
+SCHEDULE_WEEK = [{"weekday": day, "sessions": [{"start": "08:00", "end": "12:00"}]} for day in range(1, 6)]
+
+
+def schedule_input(tenant: Tenant, department: str) -> dict[str, Any]:
+    return {"name": "Matrix chair", "kind": "RESOURCE", "departmentId": str(tenant.departments[department].id),
+            "week": SCHEDULE_WEEK, "slotMinutes": 30, "capacity": 2}
+
+
+def leave_input() -> dict[str, Any]:
+    """A leave a month ahead (outside the week of free slots the matrix asks for)."""
+    starts = datetime.now(UTC) + timedelta(days=30)
+    return {"kind": "LEAVE", "startsAt": starts.isoformat(), "endsAt": (starts + timedelta(hours=1)).isoformat()}
+
+
+async def matrix_schedule(tenant: Tenant, department: str = "A") -> str:
+    reply = await tenant.call(SCHEDULE_KEEPER, SCHEDULE_CREATE, input=schedule_input(tenant, department))
+    assert reply.errors == [], reply.errors
+    return str(reply.data["scheduleCreate"]["id"])
+
+
+async def matrix_schedule_exception(tenant: Tenant, department: str = "A") -> tuple[str, str]:
+    schedule_id = await matrix_schedule(tenant, department)
+    reply = await tenant.call(SCHEDULE_KEEPER, SCHEDULE_EXCEPTION_ADD, id=schedule_id, input=leave_input())
+    assert reply.errors == [], reply.errors
+    return schedule_id, str(reply.data["scheduleExceptionAdd"]["id"])
+
+
+@dataclass(frozen=True)
+class ScheduleLookup:
+    """A schedule of department A or B: admins keep any, a department head those of their own departments
+    (refused and recorded as other_department)."""
+
+    department: str
+
+    async def arrange(self, tenant: Tenant, role: str, variables: dict[str, Any]) -> None:
+        return None
+
+    def denial(self, role: str, institution_id: uuid.UUID) -> Denial | None:
+        if role == SCHEDULE_KEEPER or (self.department == "A" and in_department_a(role, institution_id)):
+            return None
+        return "FORBIDDEN", "other_department"
+
+
+def schedule_write_ops(department: str) -> tuple[Op, ...]:
+    suffix = "" if department == "A" else f".of_{department.lower()}"
+
+    async def new_schedule(tenant: Tenant) -> dict[str, Any]:
+        return {"input": schedule_input(tenant, department)}
+
+    async def a_schedule(tenant: Tenant) -> dict[str, Any]:
+        return {"id": await matrix_schedule(tenant, department)}
+
+    async def a_schedule_and_leave(tenant: Tenant) -> dict[str, Any]:
+        return {**await a_schedule(tenant), "input": leave_input()}
+
+    async def an_exception(tenant: Tenant) -> dict[str, Any]:
+        return {"id": (await matrix_schedule_exception(tenant, department))[1]}
+
+    keeps = ScheduleLookup(department)
+    update = (("schedule", "update"),)
+    return tuple(replace(op, name=op.name + suffix) for op in (
+        Op("scheduleCreate", "scheduleCreate", SCHEDULE_CREATE, new_schedule, (("schedule", "create"),),
+           lookup=keeps, expect=lambda data: _equal(data["scheduleCreate"]["version"], 1)),
+        Op("scheduleUpdate", "scheduleUpdate", """mutation($id: ID!) {
+  scheduleUpdate(id: $id, input: {capacity: 3}, version: 1) { version capacity } }""", a_schedule, update,
+           lookup=keeps, expect=lambda data: _equal(data["scheduleUpdate"], {"version": 2, "capacity": 3})),
+        Op("scheduleDeactivate", "scheduleDeactivate",
+           "mutation($id: ID!) { scheduleDeactivate(id: $id, version: 1) { active } }", a_schedule, update,
+           lookup=keeps, expect=lambda data: _equal(data["scheduleDeactivate"]["active"], False)),
+        Op("scheduleExceptionAdd", "scheduleExceptionAdd", SCHEDULE_EXCEPTION_ADD, a_schedule_and_leave, update,
+           lookup=keeps, expect=lambda data: _equal(data["scheduleExceptionAdd"]["kind"], "LEAVE")),
+        Op("scheduleExceptionCancel", "scheduleExceptionCancel",
+           "mutation($id: ID!) { scheduleExceptionCancel(id: $id) { cancelledAt } }", an_exception, update,
+           lookup=keeps, expect=lambda data: _equal(data["scheduleExceptionCancel"]["cancelledAt"] is not None, True)),
+    ))
+
+
+async def with_schedule(tenant: Tenant) -> dict[str, Any]:
+    schedule_id, _ = await matrix_schedule_exception(tenant)
+    return {"id": schedule_id}
+
+
+async def with_next_weeks_slots(tenant: Tenant) -> dict[str, Any]:
+    await matrix_schedule(tenant)
+    today = datetime.now(UTC).astimezone(await institutions.zone(tenant.id)).date()
+    return {"dep": str(tenant.departments["A"].id), "from": str(today + timedelta(days=7)),
+            "to": str(today + timedelta(days=13))}
+
+
+read_schedule = (("schedule", "read"),)
+
+SCHEDULE_OPS: tuple[Op, ...] = (
+    Op("schedules", "schedules", "{ schedules(first: 10) { nodes { name } } }",
+       lambda tenant: _nothing_after(with_schedule(tenant)), read_schedule, writes=False,
+       expect=lambda data: _equal(data["schedules"]["nodes"], [{"name": "Matrix chair"}])),
+    Op("schedule", "schedule", "query($id: ID!) { schedule(id: $id) { name exceptions { kind } } }", with_schedule,
+       read_schedule, writes=False,
+       expect=lambda data: _equal(data["schedule"], {"name": "Matrix chair", "exceptions": [{"kind": "LEAVE"}]})),
+    # five mornings of eight slots, two places each
+    Op("freeSlots", "freeSlots", """query($dep: ID!, $from: Date!, $to: Date!) {
+  freeSlots(departmentId: $dep, from: $from, to: $to) { free } }""", with_next_weeks_slots, read_schedule,
+       writes=False, expect=lambda data: _equal(data["freeSlots"], [{"free": 2}] * 40)),
+    *schedule_write_ops("A"),
+    *schedule_write_ops("B"),
+)
+
+
 async def _with_nurse_to_assign(tenant: Tenant) -> dict[str, Any]:
     return {**await with_pool_task(tenant), "sid": str(tenant.staff_ids[TASK_OWNER])}
+
+
+# -- message templates and the institution's messaging settings and gateways (issue 13) -----------------
+
+TEMPLATE_SET = """mutation($input: MessageTemplateInput!) { messageTemplateSet(input: $input) { cause isDefault } }"""
+CAMPAIGN_TEMPLATE = {"cause": "CAMPAIGN", "channel": "SMS", "language": "EN", "subject": "",
+                     "body": "{patient_name}, news from {institution_name}. Unsubscribe: {unsubscribe_url}"}
+
+
+async def template_input(tenant: Tenant) -> dict[str, Any]:
+    return {"input": CAMPAIGN_TEMPLATE}
+
+
+async def with_template(tenant: Tenant) -> dict[str, Any]:
+    """The institution's own campaign template (written by an admin), for a reset to drop."""
+    reply = await tenant.call("admin", TEMPLATE_SET, input=CAMPAIGN_TEMPLATE)
+    assert reply.errors == [], reply.errors
+    return {}
+
+
+async def settings_input(tenant: Tenant) -> dict[str, Any]:
+    return {"input": {"nonCareCap": 3, "quietStart": "22:00"}}
+
+
+async def gateway_input(tenant: Tenant) -> dict[str, Any]:
+    return {"input": {"channel": "SMS", "url": "https://sms.example.com/send", "secret": "matrix-gateway-secret-1"}}
+
+
+TEMPLATE_OPS: tuple[Op, ...] = (
+    Op("messageTemplates", "messageTemplates", "{ messageTemplates(first: 2) { nodes { cause isDefault } } }",
+       nothing, (("message_template", "read"),), writes=False,
+       expect=lambda data: _equal(data["messageTemplates"]["nodes"], [
+           {"cause": "APPOINTMENT_CONFIRMATION", "isDefault": True}] * 2)),
+    Op("messageTemplatePreview", "messageTemplatePreview",
+       "{ messageTemplatePreview(cause: BIRTHDAY_GREETING, channel: SMS, language: EN) { body } }", nothing,
+       (("message_template", "read"),), writes=False,
+       expect=lambda data: _equal(data["messageTemplatePreview"]["body"].startswith("Happy birthday, Alex"), True)),
+    Op("messageTemplateSet", "messageTemplateSet", TEMPLATE_SET, template_input, (("message_template", "update"),),
+       expect=lambda data: _equal(data["messageTemplateSet"], {"cause": "CAMPAIGN", "isDefault": False})),
+    Op("messageTemplateReset", "messageTemplateReset",
+       "mutation { messageTemplateReset(cause: CAMPAIGN, channel: SMS, language: EN) { channel isDefault } }",
+       with_template, (("message_template", "update"),),
+       expect=lambda data: _equal(data["messageTemplateReset"], {"channel": "ANY", "isDefault": True})),
+    Op("messagingSettings", "messagingSettings", "{ messagingSettings { nonCareCap version gateways { channel } } }",
+       nothing, (("messaging", "read"),), writes=False,
+       expect=lambda data: _equal(data["messagingSettings"], {"nonCareCap": 2, "version": 0, "gateways": []})),
+    Op("messagingSettingsUpdate", "messagingSettingsUpdate",
+       "mutation($input: MessagingSettingsInput!) { messagingSettingsUpdate(input: $input) { nonCareCap version } }",
+       settings_input, (("messaging", "update"), ("messaging", "read")),
+       expect=lambda data: _equal(data["messagingSettingsUpdate"], {"nonCareCap": 3, "version": 1})),
+    Op("messageGatewaySet", "messageGatewaySet",
+       "mutation($input: MessageGatewayInput!) { messageGatewaySet(input: $input) { channel urlHost secretSet } }",
+       gateway_input, (("messaging", "update"),),
+       expect=lambda data: _equal(data["messageGatewaySet"], {"channel": "SMS", "urlHost": "sms.example.com",
+                                                              "secretSet": True})),
+)
+
+
+# -- the communication log and the portal's contact preferences (issue 13) --------------------------------
+
+LOG_CALL = """mutation($input: CommunicationLogCallInput!) { communicationLogCall(input: $input) { cause status } }"""
+
+
+async def with_logged_call(tenant: Tenant, department: str = "A") -> dict[str, Any]:
+    """A patient of the department with one call on the log (the front desk logged it)."""
+    pid = str(await matrix_patient(tenant) if department == "A" else await patient_of_b(tenant))
+    reply = await tenant.call("front_desk", LOG_CALL, input={"patientId": pid, "note": "Called back"})
+    assert reply.errors == [], reply.errors
+    return {"pid": pid}
+
+
+async def call_input(tenant: Tenant, department: str = "A") -> dict[str, Any]:
+    pid = str(await matrix_patient(tenant) if department == "A" else await patient_of_b(tenant))
+    return {"input": {"patientId": pid, "direction": "INBOUND", "note": "Asked about parking"}}
+
+
+class PortalOnly:
+    """A patient's own operation: staff holding its permission find no file of their own (NOT_FOUND)."""
+
+    async def arrange(self, tenant: Tenant, role: str, variables: dict[str, Any]) -> None:
+        return None
+
+    def denial(self, role: str, institution_id: uuid.UUID) -> Denial | None:
+        return "NOT_FOUND", "not_found"
+
+
+def communication_ops(department: str) -> tuple[Op, ...]:
+    reached = reaches_department_a if department == "A" else reaches_department_b
+    suffix = "" if department == "A" else f".{department}"
+    return (
+        Op(f"patientCommunications{suffix}", "patientCommunications",
+           "query($pid: ID!) { patientCommunications(patientId: $pid) { nodes { cause note } } }",
+           lambda tenant: with_logged_call(tenant, department), (("communication", "read"),), writes=False,
+           lookup=PatientLookup(reached), expect=lambda data: _equal(
+               data["patientCommunications"]["nodes"], [{"cause": "LOGGED_CALL", "note": "Called back"}])),
+        Op(f"communicationLogCall{suffix}", "communicationLogCall", LOG_CALL,
+           lambda tenant: call_input(tenant, department), (("communication", "create"),),
+           lookup=PatientLookup(reached),
+           expect=lambda data: _equal(data["communicationLogCall"], {"cause": "LOGGED_CALL", "status": "SENT"})),
+    )
+
+
+COMMUNICATION_OPS: tuple[Op, ...] = (
+    *communication_ops("A"),
+    *communication_ops("B"),
+    # The portal's own: staff are refused (FORBIDDEN without the permission, NOT_FOUND with it).
+    Op("myCommunications", "myCommunications", "{ myCommunications { nodes { cause } } }", nothing,
+       (("communication", "read"),), writes=False, lookup=PortalOnly()),
+    Op("myContactPreferences", "myContactPreferences", "{ myContactPreferences { purposes } }", nothing,
+       (("patient.contact", "read"),), writes=False, lookup=PortalOnly()),
+    Op("myContactPreferencesUpdate", "myContactPreferencesUpdate",
+       "mutation { myContactPreferencesUpdate(input: {purposes: [CARE, GREETING]}) { purposes } }", nothing,
+       (("patient.contact", "update"),), lookup=PortalOnly()),
+)
+NOT_FOR_STAFF.update({"myCommunications", "myContactPreferences", "myContactPreferencesUpdate"})
+
+
+# -- appointments (issue 13) ----------------------------------------------------------------------
+#
+# Booked by the front desk in a slot of the matrix schedule two weeks ahead, for a patient of department A
+# (or B): every appointment is reached through its patient, its state read as identity and its reason as
+# clinical, like a visit. Check-in and no-shows need a slot under way: the matrix moves the booked slot to
+# the present before the call (patients' and partners' own rules are tested in tests/api/test_appointments.py).
+
+APPOINTMENT_BOOKER = "front_desk"  # reaches every patient of the institution
+APPOINTMENT_BOOK = "mutation($input: AppointmentBookInput!) { appointmentBook(input: $input) { id status } }"
+APPOINTMENT_REASON = "Matrix toothache"
+
+
+async def matrix_slot(tenant: Tenant, later: int = 0) -> str:
+    """09:00 (plus ``later`` slots) on a Monday at least two weeks ahead, local time: a slot of the matrix
+    schedule."""
+    zone = await institutions.zone(tenant.id)
+    day = datetime.now(UTC).astimezone(zone).date() + timedelta(days=14)
+    day += timedelta(days=(7 - day.weekday()) % 7)
+    return datetime.combine(day, datetime.min.time(), zone).replace(hour=9, minute=30 * later).isoformat()
+
+
+async def matrix_appointment(tenant: Tenant, department: str = "A", *, under_way: bool = False
+                             ) -> tuple[uuid.UUID, str, str]:
+    """(patient, appointment, schedule): booked by the front desk with a reason; ``under_way``: its slot moved
+    to the present, as if the day had come."""
+    pid = await (matrix_patient(tenant) if department == "A" else patient_of_b(tenant))
+    schedule_id = await matrix_schedule(tenant)
+    reply = await tenant.call(APPOINTMENT_BOOKER, APPOINTMENT_BOOK, input={
+        "patientId": str(pid), "scheduleId": schedule_id, "slotStart": await matrix_slot(tenant),
+        "reason": APPOINTMENT_REASON})
+    assert reply.errors == [], reply.errors
+    appointment_id = str(reply.data["appointmentBook"]["id"])
+    if under_way:
+        now = datetime.now(UTC)
+        await Appointment.filter(id=appointment_id).update(slot_start=now - timedelta(minutes=10),
+                                                           slot_end=now + timedelta(minutes=20))
+    return pid, appointment_id, schedule_id
+
+
+def appointment_ops(department: str) -> tuple[Op, ...]:
+    """Every appointment operation on a patient of department A; the lookups and two writes in department B."""
+    reached = reaches_department_a if department == "A" else reaches_department_b
+    suffix = "" if department == "A" else f".of_{department.lower()}"
+    through = ThroughPatient(Appointment, reached=reached)
+    update = (("appointment", "update"),)
+
+    async def new_booking(tenant: Tenant) -> dict[str, Any]:
+        pid = await (matrix_patient(tenant) if department == "A" else patient_of_b(tenant))
+        return {"input": {"patientId": str(pid), "scheduleId": await matrix_schedule(tenant),
+                          "slotStart": await matrix_slot(tenant), "reason": APPOINTMENT_REASON}}
+
+    async def booked(tenant: Tenant) -> dict[str, Any]:
+        return {"id": (await matrix_appointment(tenant, department))[1]}
+
+    async def to_move(tenant: Tenant) -> dict[str, Any]:
+        return {**await booked(tenant), "slotStart": await matrix_slot(tenant, later=1)}
+
+    async def under_way(tenant: Tenant) -> dict[str, Any]:
+        return {"id": (await matrix_appointment(tenant, department, under_way=True))[1]}
+
+    async def patients_list(tenant: Tenant) -> dict[str, Any]:
+        return {"pid": str((await matrix_appointment(tenant, department))[0])}
+
+    def read(cls: str, field: str, expected: str) -> Op:
+        return Op(f"appointment.{cls}", "appointment", f"query($id: ID!) {{ appointment(id: $id) {{ id {field} }} }}",
+                  booked, (("appointment", "read"),), writes=False, field=field,
+                  lookup=ThroughPatient(Appointment, cls, reached),
+                  expect=lambda data: _equal(data["appointment"][field], expected))
+
+    def status_is(root: str, status: str) -> Callable[[Any], None]:
+        return lambda data: _equal(data[root]["status"], status)
+
+    ops: tuple[Op, ...] = (
+        Op("appointmentBook", "appointmentBook", APPOINTMENT_BOOK, new_booking, (("appointment", "create"),),
+           lookup=PatientLookup(reached), expect=status_is("appointmentBook", "BOOKED")),
+        Op("appointmentReschedule", "appointmentReschedule", """mutation($id: ID!, $slotStart: DateTime!) {
+  appointmentReschedule(id: $id, slotStart: $slotStart, version: 1) { id status } }""", to_move, update,
+           lookup=through, expect=status_is("appointmentReschedule", "BOOKED")),
+        Op("appointmentCancel", "appointmentCancel",
+           "mutation($id: ID!) { appointmentCancel(id: $id, reason: INSTITUTION, version: 1) { id status } }",
+           booked, update, lookup=through, expect=status_is("appointmentCancel", "CANCELLED")),
+        Op("appointmentCheckIn", "appointmentCheckIn",
+           "mutation($id: ID!) { appointmentCheckIn(id: $id, version: 1) { id status visit { status } } }",
+           under_way, (*update, ("visit", "create")), lookup=through,
+           expect=lambda data: _equal(data["appointmentCheckIn"], {"id": data["appointmentCheckIn"]["id"],
+                                                                   "status": "ARRIVED",
+                                                                   "visit": {"status": "ARRIVED"}})),
+        Op("appointmentNoShow", "appointmentNoShow",
+           "mutation($id: ID!) { appointmentNoShow(id: $id, version: 1) { id status } }", under_way, update,
+           lookup=through, expect=status_is("appointmentNoShow", "NO_SHOW")),
+        read("identity", "status", "BOOKED"),
+        read("clinical", "reason", APPOINTMENT_REASON),
+        Op("patientAppointments", "patientAppointments",
+           "query($pid: ID!) { patientAppointments(patientId: $pid) { nodes { status } } }", patients_list,
+           (("appointment", "read"),), writes=False, lookup=PatientLookup(reached),
+           expect=lambda data: _equal(data["patientAppointments"]["nodes"], [{"status": "BOOKED"}])),
+    )
+    if department != "A":
+        ops = tuple(op for op in ops if op.name in ("appointmentBook", "appointmentCancel", "appointment.identity",
+                                                    "patientAppointments"))
+    return tuple(replace(op, name=op.name + suffix) for op in ops)
+
+
+async def a_booked_day(tenant: Tenant) -> dict[str, Any]:
+    """The matrix schedule's day with one appointment on it (which ones a role sees: tests/api)."""
+    _, _, schedule_id = await matrix_appointment(tenant)
+    return {"sid": schedule_id, "date": (await matrix_slot(tenant))[:10]}
+
+
+async def _appointment_id(tenant: Tenant) -> str:
+    return (await matrix_appointment(tenant))[1]
+
+
+async def a_clinicians_day(tenant: Tenant) -> dict[str, Any]:
+    return {"cid": str(tenant.staff_ids["doctor"]), "date": (await matrix_slot(tenant))[:10]}
+
+
+APPOINTMENT_OPS: tuple[Op, ...] = (
+    *appointment_ops("A"),
+    *appointment_ops("B"),
+    Op("scheduleDay", "scheduleDay",
+       "query($sid: ID!, $date: Date!) { scheduleDay(scheduleId: $sid, date: $date) { nodes { status } } }",
+       a_booked_day, (("appointment", "read"),), writes=False),
+    Op("clinicianDay", "clinicianDay",
+       "query($cid: ID!, $date: Date!) { clinicianDay(clinicianId: $cid, date: $date) { nodes { status } } }",
+       a_clinicians_day, (("appointment", "read"),), writes=False,
+       expect=lambda data: _equal(data["clinicianDay"]["nodes"], [])),
+    page_section("upcomingAppointments", "status", "appointment", _appointment_id, [{"status": "BOOKED"}]),
+    # The portal's own: staff are refused (FORBIDDEN without the permission, NOT_FOUND with it).
+    Op("myAppointments", "myAppointments", "{ myAppointments { nodes { status } } }", nothing,
+       (("appointment", "read"),), writes=False, lookup=PortalOnly()),
+)
+NOT_FOR_STAFF.add("myAppointments")
+
+
+# -- campaigns (issue 13) ------------------------------------------------------------------------------------
+
+CAMPAIGN_FIELDS = "status purpose recipients"
+CAMPAIGN_BODY = "{patient_name}, news from {institution_name}. Unsubscribe: {unsubscribe_url}"
+
+
+async def with_draft_campaign(tenant: Tenant) -> dict[str, Any]:
+    """A draft addressed to department A (its head and the admins may start or cancel it)."""
+    row = await Campaign.create(institution_id=tenant.id, name="Spring", purpose="campaign", cause="campaign",
+                                body=CAMPAIGN_BODY, audience={"department_ids": [str(tenant.departments["A"].id)]},
+                                author_id=tenant.staff_ids["admin"])
+    return {"id": str(row.id)}
+
+
+async def campaign_input(tenant: Tenant) -> dict[str, Any]:
+    return {"input": {"name": "Spring", "purpose": "CAMPAIGN", "body": CAMPAIGN_BODY}}
+
+
+CAMPAIGN_OPS: tuple[Op, ...] = (
+    Op("campaigns", "campaigns", "{ campaigns(first: 5) { nodes { status } } }",
+       lambda tenant: _nothing_after(with_draft_campaign(tenant)), (("campaign", "read"),), writes=False,
+       expect=lambda data: _equal(data["campaigns"]["nodes"], [{"status": "DRAFT"}])),
+    Op("campaign", "campaign", f"query($id: ID!) {{ campaign(id: $id) {{ {CAMPAIGN_FIELDS} }} }}",
+       with_draft_campaign, (("campaign", "read"),), writes=False,
+       expect=lambda data: _equal(data["campaign"]["status"], "DRAFT")),
+    Op("campaignPreview", "campaignPreview", "{ campaignPreview(purpose: GREETING) { audience recipients } }",
+       nothing, (("campaign", "read"),), writes=False),
+    Op("campaignCreate", "campaignCreate",
+       f"mutation($input: CampaignCreateInput!) {{ campaignCreate(input: $input) {{ {CAMPAIGN_FIELDS} }} }}",
+       campaign_input, (("campaign", "create"),),
+       expect=lambda data: _equal(data["campaignCreate"]["status"], "DRAFT")),
+    Op("campaignStart", "campaignStart", f"mutation($id: ID!) {{ campaignStart(id: $id) {{ {CAMPAIGN_FIELDS} }} }}",
+       with_draft_campaign, (("campaign", "update"),),
+       expect=lambda data: _equal(data["campaignStart"]["status"], "SENDING")),
+    Op("campaignCancel", "campaignCancel", f"mutation($id: ID!) {{ campaignCancel(id: $id) {{ {CAMPAIGN_FIELDS} }} }}",
+       with_draft_campaign, (("campaign", "update"),),
+       expect=lambda data: _equal(data["campaignCancel"]["status"], "CANCELLED")),
+)
 
 
 OPS: tuple[Op, ...] = (
@@ -1472,6 +1884,11 @@ OPS: tuple[Op, ...] = (
     *FOLLOW_UP_OPS,
     *VISIT_REPORT_OPS,
     *PATIENT_PAGE_OPS,
+    *SCHEDULE_OPS,
+    *TEMPLATE_OPS,
+    *COMMUNICATION_OPS,
+    *APPOINTMENT_OPS,
+    *CAMPAIGN_OPS,
 )
 
 
