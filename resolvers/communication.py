@@ -28,7 +28,7 @@ import hmac
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
@@ -68,6 +68,7 @@ from resolvers import message_template as templates
 from resolvers import messaging as messagings
 from resolvers.access import PatientView
 from resolvers.context import Context, Services
+from resolvers.loaders import newest_per_parent
 
 log = logging.getLogger("careloop.messages")
 
@@ -81,6 +82,7 @@ COUNTED = ("queued", "sent", "delivered")  # what the frequency cap counts when 
 SETTLED = ("sent", "delivered", "failed", "refused", "cancelled")
 SYSTEM = Actor("system")
 OUTBOX_RULE = "message outbox"
+UNSUBSCRIBE_LINE = {"zh-CN": " 退订：{unsubscribe_url}", "en": " Unsubscribe: {unsubscribe_url}"}
 UNSUBSCRIBE_PATH = "/unsubscribe"  # the link is f"{public_url}{UNSUBSCRIBE_PATH}?token=..."
 CURSOR_KIND = "communication"
 NOTE_LIMIT = 2000
@@ -572,7 +574,10 @@ async def render(work: Batch, row: Communication, channel: str, link: str) -> tu
                  **row.variables, "unsubscribe_url": link}
     if row.contact_id is not None:
         variables.setdefault("contact_name", work.facts.contacts[row.contact_id].name)
-    return templates.render(template[0], variables), templates.render(template[1], variables)
+    body = template[1]
+    if "{unsubscribe_url}" not in body:  # every message carries its way out, care messages too
+        body += UNSUBSCRIBE_LINE[templates.language_of(patient.preferred_language)]
+    return templates.render(template[0], variables), templates.render(body, variables)
 
 
 async def _template(row: Communication, key: tuple[uuid.UUID, str, str, str]) -> tuple[str, str] | None:
@@ -713,6 +718,26 @@ async def own_log(ctx: Context, *, first: int, after: str | None) -> pagination.
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     view = await access.find_patient(ctx, ctx.require_principal().patient_id, action=Action.READ)
     return await _page(ctx, view, first, after, decision.rule)
+
+
+RECENT_MAX = 20
+
+
+async def recent_of(ctx: Context, patient: PatientView, count: int) -> list[CommunicationView]:
+    """A patient page's latest messages and logged calls, newest first: a section that needs
+    ``communication: read``, batched across a list of patients (two statements whatever their number)."""
+    if not 1 <= count <= RECENT_MAX:
+        raise BadUserInput(f"count: 1 to {RECENT_MAX}.", field="count")
+    access.require_section(ctx, patient, "communication")
+
+    async def batch(patient_ids: Sequence[uuid.UUID]) -> list[list[Communication]]:
+        found = await newest_per_parent(Communication.filter(institution_id=ctx.institution_id), "patient_id",
+                                        patient_ids, ("-due_at", "-id"), RECENT_MAX)
+        return [found.get(i, []) for i in patient_ids]
+
+    rows = await ctx.require_loaders().made("recent_communications", batch).load(patient.row.id)
+    ctx.reads.note("communication", None, patient.row.id, rule=ctx.decide("communication", "read").rule)
+    return [CommunicationView(row, patient) for row in rows[:count]]
 
 
 async def _page(ctx: Context, view: PatientView, first: int, after: str | None,

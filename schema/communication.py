@@ -16,7 +16,7 @@ import strawberry
 from resolvers import communication as communications
 from resolvers.communication import CommunicationView, Preferences
 from resolvers.context import Context
-from schema.common import DEFAULT_PAGE_SIZE, Info, PageInfo, provided, uuid_of
+from schema.common import DEFAULT_PAGE_SIZE, Info, PageInfo, provided, register_node, uuid_of
 from schema.patient import Channel, ContactPurpose
 
 
@@ -277,3 +277,6 @@ class CommunicationMutation:
                                      "channel, purposes). Recorded as a consent change.")
     async def my_contact_preferences_update(self, info: Info, input: ContactPreferencesInput) -> ContactPreferences:
         return ContactPreferences.of(await communications.set_my_preferences(info.context, provided(input)))
+
+
+register_node("communication", communication_node)

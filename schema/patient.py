@@ -19,6 +19,7 @@ from policies.fields import PATIENT_FIELD_CLASS
 from resolvers import access
 from resolvers import appointment as appointments
 from resolvers import care_plan as care_plans
+from resolvers import communication as communications
 from resolvers import consent as consents
 from resolvers import contact as contacts
 from resolvers import flag as flags
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 
     Visit: TypeAlias = Any
     Appointment: TypeAlias = Any
+    Communication: TypeAlias = Any
     Flag: TypeAlias = Any
     CarePlan: TypeAlias = Any
     FollowUpTask: TypeAlias = Any
@@ -225,6 +227,14 @@ class Patient:
                                     ) -> list[Annotated["Appointment", strawberry.lazy("schema.appointment")]] | None:
         return [node_of("appointment", info.context, v)
                 for v in await appointments.upcoming_of(info.context, self.view, count)]
+
+    @strawberry.field(description="The latest messages and logged calls, newest first (1 to 20; the rest is the "
+                                  "`patientCommunications` query).")
+    async def recent_communications(
+            self, info: Info, count: int = 5
+    ) -> list[Annotated["Communication", strawberry.lazy("schema.communication")]] | None:
+        return [node_of("communication", info.context, v)
+                for v in await communications.recent_of(info.context, self.view, count)]
 
     @strawberry.field(description="Open tickets about the patient within your ticket reach, newest first.")
     async def open_tickets(self, info: Info) -> list[Annotated["Ticket", strawberry.lazy("schema.ticket")]] | None:

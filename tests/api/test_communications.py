@@ -70,6 +70,7 @@ async def test_the_log_lists_a_patients_messages_newest_first_in_pages(tenant: T
     assert (sent["cause"], sent["purpose"], sent["channel"], sent["direction"]) == (
         "APPOINTMENT_REMINDER", "CARE", "SMS", "OUTBOUND")
     assert "Li Na" in sent["body"] and sent["subject"]
+    assert "退订：http" in sent["body"] and "/unsubscribe?token=" in sent["body"]  # a care message too
     assert nodes[0]["body"] is None and nodes[0]["channel"] is None  # rendered only when sent
     reads = await AuditEvent.filter(institution_id=tenant.id, patient_id=pid, action="read",
                                     actor_id=tenant.staff_ids["nurse"])

@@ -1624,9 +1624,14 @@ def communication_ops(department: str) -> tuple[Op, ...]:
     )
 
 
+async def _logged_call_patient(tenant: Tenant) -> str:
+    return str((await with_logged_call(tenant))["pid"])
+
+
 COMMUNICATION_OPS: tuple[Op, ...] = (
     *communication_ops("A"),
     *communication_ops("B"),
+    page_section("recentCommunications", "cause", "communication", _logged_call_patient, [{"cause": "LOGGED_CALL"}]),
     # The portal's own: staff are refused (FORBIDDEN without the permission, NOT_FOUND with it).
     Op("myCommunications", "myCommunications", "{ myCommunications { nodes { cause } } }", nothing,
        (("communication", "read"),), writes=False, lookup=PortalOnly()),
