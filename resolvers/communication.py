@@ -26,6 +26,7 @@ import base64
 import hashlib
 import hmac
 import logging
+import re
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -82,6 +83,7 @@ COUNTED = ("queued", "sent", "delivered")  # what the frequency cap counts when 
 SETTLED = ("sent", "delivered", "failed", "refused", "cancelled")
 SYSTEM = Actor("system")
 OUTBOX_RULE = "message outbox"
+_LONG_NUMBER = re.compile(r"[0-9]{4,}")
 UNSUBSCRIBE_LINE = {"zh-CN": " 退订：{unsubscribe_url}", "en": " Unsubscribe: {unsubscribe_url}"}
 UNSUBSCRIBE_PATH = "/unsubscribe"  # the link is f"{public_url}{UNSUBSCRIBE_PATH}?token=..."
 CURSOR_KIND = "communication"
@@ -615,8 +617,10 @@ async def record_delivery(institution_id: uuid.UUID, channel: str, gateway_messa
 
 
 def clean_reason(reason: str) -> str:
-    """A gateway's reason kept as a short code: letters, digits and ``_.-`` only."""
-    return "".join(c for c in reason if c.isascii() and (c.isalnum() or c in "_.-"))[:60] or "failed"
+    """A gateway's reason kept as a short code: letters, digits and ``_.-`` only, and no run of more than
+    three digits (a gateway that echoes the phone number must not store it here)."""
+    kept = "".join(c for c in reason if c.isascii() and (c.isalnum() or c in "_.-"))
+    return _LONG_NUMBER.sub("#", kept)[:60] or "failed"
 
 
 # -- unsubscribe links ------------------------------------------------------------------------

@@ -496,3 +496,10 @@ async def test_a_large_batch_goes_out_fast_with_no_transaction_across_it(tenant:
     assert await Communication.filter(institution_id=tenant.id, status="sent", due_at=at).count() == count
     print(f"\n{count} messages in {elapsed:.2f} s: 10,000 in about {elapsed * 10_000 / count:.0f} s")
     assert elapsed * 10_000 / count < 60
+
+
+def test_a_gateways_reason_keeps_no_phone_number() -> None:
+    assert communication.clean_reason("http_503") == "http_503"
+    assert communication.clean_reason("undeliverable: +86 138-0013-8000") == "undeliverable#-#-#"
+    assert communication.clean_reason("号码不存在 13800138000") == "#"
+    assert communication.clean_reason("中文") == "failed"
