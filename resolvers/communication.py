@@ -608,11 +608,16 @@ async def record_delivery(institution_id: uuid.UUID, channel: str, gateway_messa
         return False
     if row.status == "sent":  # a repeated callback changes nothing
         now = _now()
-        if status == "delivered":
-            await query.filter(status="sent").update(status="delivered", delivered_at=now)
-        else:
-            await query.filter(status="sent").update(status="failed", settled_at=now,
-                                                     last_error=clean_reason(reason))
+        async with in_transaction():
+            if status == "delivered":
+                changed = await query.filter(status="sent").update(status="delivered", delivered_at=now)
+            else:
+                changed = await query.filter(status="sent").update(status="failed", settled_at=now,
+                                                                   last_error=clean_reason(reason))
+            if changed:  # the gateway's word on the trail, as every write is
+                await writer.append([AuditRecord(institution_id, SYSTEM, Action.UPDATE, "communication",
+                                                 Outcome.ALLOWED, resource_id=row.id, patient_id=row.patient_id,
+                                                 reason=f"{channel}_{status}", policy_rule=OUTBOX_RULE)])
     return True
 
 

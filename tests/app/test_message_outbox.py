@@ -378,6 +378,9 @@ async def test_delivery_callbacks_mark_delivered_or_failed(tenant: Tenant, servi
 
     assert ((await row(good)).status, (await row(good)).delivered_at is not None) == ("delivered", True)
     assert ((await row(bad)).status, (await row(bad)).last_error) == ("failed", "absentsubscriber")
+    updates = await AuditEvent.filter(institution_id=tenant.id, action="update", resource_type="communication")
+    assert sorted((e.resource_id, e.reason, e.actor_kind) for e in updates) == sorted(
+        [(good.id, "sms_delivered", "system"), (bad.id, "sms_failed", "system")])  # once each
 
 
 async def test_unsubscribe_links_valid_forged_and_replayed_for_another_purpose(
