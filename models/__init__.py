@@ -19,10 +19,13 @@ from models.notification import Notification
 from models.partner import Partner, PartnerClient, PartnerDocument, PartnerGrant, PartnerToken, PartnerUsage
 from models.patient import CareTeamMember, Patient
 from models.patient_account import PatientAccount, PatientInvitation, PatientSession
+from models.questionnaire import Questionnaire
+from models.questionnaire_response import QuestionnaireResponse, ResponseAnswer
 from models.role_grant import RoleGrant
 from models.schedule import Schedule, ScheduleException
 from models.sla import BusinessCalendar, SlaPolicy
 from models.staff import DepartmentMembership, RoleAssignment, Session, Staff
+from models.survey import SurveyInvitation, SurveySettings, SurveyTrigger
 from models.ticket import Ticket, TicketEvent
 from models.visit import ServiceItem, Visit, VisitCode, VisitStaff
 
@@ -66,6 +69,9 @@ __all__ = [
     "PatientAccount",
     "PatientInvitation",
     "PatientSession",
+    "Questionnaire",
+    "QuestionnaireResponse",
+    "ResponseAnswer",
     "RoleAssignment",
     "RoleGrant",
     "Schedule",
@@ -74,6 +80,9 @@ __all__ = [
     "Session",
     "SlaPolicy",
     "Staff",
+    "SurveyInvitation",
+    "SurveySettings",
+    "SurveyTrigger",
     "Ticket",
     "TicketEvent",
     "Visit",
