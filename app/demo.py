@@ -1,7 +1,8 @@
 """The demo institution "Demo Dental Clinic": one account per role and realistic patients.
 
 Patients are registered through careloop's own code path (validation, encryption, audit),
-as the demo nurse, so the demo database looks exactly like a real one.
+as the demo nurse, so the demo database looks exactly like a real one. Their week of appointments
+and messages is app.demo_appointments.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from app import demo_appointments
 from app.demo_data import DemoPatient, demo_patients
 from audit.events import RequestMeta
 from core.principal import ROLES, Principal
@@ -84,6 +86,8 @@ async def seed(services: Services, *, password: str | None, patients_count: int 
     admin = await _acting_as(services, accounts["admin"], "admin", frozenset())
     desk = await _acting_as(services, accounts["front_desk"], "front_desk", frozenset())
     await _care_journey(admin, ctx, desk, registered, department_list)
+    await demo_appointments.seed(services, admin=admin, desk=desk, staff=accounts, departments=departments,
+                                 patient_ids=registered, pool_from=DEMO_VISITS + DESK_TODAY)
     client = await _partner(admin, ctx, registered[:DEMO_GRANTS])
     return DemoResult(created=True, password=password if generated else None, partner_client_id=client.client.id,
                       partner_secret=client.secret)
@@ -94,6 +98,7 @@ DEMO_SERVICES = (("ORTHO", "Orthodontics"), ("RESTORE", "Restoration"), ("IMPLAN
 # caries of dentine, chronic gingivitis, loss of teeth (extraction), anomalies of tooth position
 DEMO_CONDITIONS = ("K02.1", "K05.1", "K08.1", "K07.3")
 DEMO_VISITS = 60  # patients with a year of visits behind them
+DESK_TODAY = 6  # and the next ones at today's desk (the appointments' patients come after them)
 KINDS = ("outpatient", "procedure", "dental")
 
 
@@ -127,7 +132,7 @@ async def _care_journey(admin: Context, nurse: Context, desk: Context, patient_i
                                             {"kind": "call", "after_days": d} for d in (1, 7, 30)] + [
                                             {"kind": "revisit", "after_days": 90}]})
     await _flags(nurse, patient_ids)
-    await _today_at_the_desk(desk, patient_ids[DEMO_VISITS:DEMO_VISITS + 6], departments)
+    await _today_at_the_desk(desk, patient_ids[DEMO_VISITS:DEMO_VISITS + DESK_TODAY], departments)
 
 
 async def _follow_up_worklist(nurse: Context, rng: random.Random) -> None:
@@ -248,8 +253,8 @@ async def _register(ctx: Context, demo: DemoPatient, department: Department) -> 
         )
         if getattr(demo, name) is not None
     }
-    data |= {"contact_channels": list(demo.contact_channels), "segments": list(demo.segments),
-             "tags": list(demo.tags), "department_id": department.id}
+    data |= {"contact_channels": list(demo.contact_channels), "contact_purposes": list(demo.contact_purposes),
+             "segments": list(demo.segments), "tags": list(demo.tags), "department_id": department.id}
     result = await patients.create(ctx, data, register_anyway=True)
     assert result.patient is not None
     for contact in demo.contacts:

@@ -13,6 +13,7 @@ from datetime import date, timedelta
 from core.validation import resident_id_check_digit
 
 CHANNELS = ("sms", "phone", "email", "wechat", "app", "post")
+PURPOSES = ("care", "greeting", "campaign")  # what a patient may be contacted for (care for every patient)
 SEGMENTS = ("vip", "special_needs", "orthodontics", "restoration", "implant", "periodontal")
 RELATIONSHIPS = ("spouse", "parent", "child", "sibling", "guardian", "friend", "other")
 
@@ -119,6 +120,7 @@ class DemoPatient:
     preferred_language: str
     contact_consent: bool
     contact_channels: tuple[str, ...]
+    contact_purposes: tuple[str, ...]
     medical_history: str | None
     diagnoses: str | None
     allergies: str | None
@@ -232,7 +234,14 @@ def _contacts(rng: random.Random, chinese: bool, sex: str, age: int, patient: tu
     return tuple(result)
 
 
-def _patient(rng: random.Random, today: date, phones: set[str], ids: set[str], emails: set[str]) -> DemoPatient:
+def _purposes(rng: random.Random) -> tuple[str, ...]:
+    """Care reminders for everyone; about half also welcome greetings, a third campaigns."""
+    greeting, campaign = rng.random() < 0.5, rng.random() < 0.35
+    return tuple(p for p in PURPOSES if p == "care" or (p == "greeting" and greeting) or (p == "campaign" and campaign))
+
+
+def _patient(rng: random.Random, wishes: random.Random, today: date, phones: set[str], ids: set[str],
+             emails: set[str]) -> DemoPatient:
     chinese = rng.random() < 0.75
     low, high = rng.choices(((4, 12), (13, 17), (18, 39), (40, 64), (65, 92)), (12, 10, 33, 27, 18))[0]
     age = rng.randint(low, high)
@@ -297,7 +306,7 @@ def _patient(rng: random.Random, today: date, phones: set[str], ids: set[str], e
         national_id_type=id_type, national_id=national_id, phone=phone, alt_phone=alt_phone, email=email,
         preferred_channel=preferred,
         preferred_language=("en" if rng.random() < 0.85 else "zh-CN") if not chinese else "zh-CN",
-        contact_consent=consent, contact_channels=channels,
+        contact_consent=consent, contact_channels=channels, contact_purposes=_purposes(wishes),
         medical_history="; ".join(history) + "." if history else None, diagnoses=diagnoses,
         allergies="; ".join(rng.sample(ALLERGIES, rng.choice((1, 1, 2)))) if rng.random() < 0.15 else None,
         current_medication="; ".join(medication) or None,
@@ -315,5 +324,6 @@ def demo_patients(count: int = 200, *, seed: int = 2026, today: date = date(2026
     if count < 0:
         raise ValueError("count must not be negative")
     rng = random.Random(seed)
+    wishes = random.Random(f"purposes:{seed}")  # a stream of its own: the rest of the data stays as it was
     phones, ids, emails = set[str](), set[str](), set[str]()  # uniqueness across the whole data set
-    return [_patient(rng, today, phones, ids, emails) for _ in range(count)]
+    return [_patient(rng, wishes, today, phones, ids, emails) for _ in range(count)]

@@ -3,16 +3,31 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import random
 import re
 import unicodedata
+import uuid
+from collections import Counter
 from collections.abc import Iterator
-from datetime import date
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
+import pytest_asyncio
 
-from app.demo_data import DemoContact, DemoPatient, demo_patients
+from app import demo_appointments
+from app.demo import DEMO_NAME, DEPARTMENTS, ROLE_DEPARTMENTS, _acting_as, _register, demo_email, seed
+from app.demo_appointments import INSTITUTION_PHONE, PLANS
+from app.demo_data import PURPOSES, DemoContact, DemoPatient, demo_patients
 from core.validation import resident_id_check_digit
+from models import Appointment, Campaign, Communication, Institution, Visit
+from resolvers import institution as institutions
+from resolvers.context import Services
+from tests.factories import gql, login
 
 TODAY = date(2026, 11, 1)
 SEEDS = (2026, 1, 7)
@@ -209,3 +224,194 @@ def test_realistic_content(patients: list[DemoPatient]) -> None:
         assert p.medical_history is None or p.medical_history.endswith(".")
         if p.current_medication:
             assert p.medical_history  # medication follows a recorded condition
+
+
+def test_contact_purposes(patients: list[DemoPatient]) -> None:
+    for p in patients:
+        assert p.contact_purposes[0] == "care"  # care reminders for everyone, the others by choice
+        assert list(p.contact_purposes) == sorted(set(p.contact_purposes), key=PURPOSES.index)
+    for purpose in ("greeting", "campaign"):
+        share = sum(purpose in p.contact_purposes for p in patients) / len(patients)
+        assert 0.15 <= share <= 0.7, (purpose, share)
+
+
+# -- the demo institution as the API shows it: schedules, appointments, messages, a campaign -----------------
+
+DEMO_PASSWORD = "the demo's own password"
+DEMO_PATIENTS = 40  # fewer than the 200 of make run: quicker, and the story takes its patients from the first
+SCHEDULES = """{ schedules(first: 10) { nodes { id name kind capacity slotMinutes clinician { id name }
+  exceptions { kind capacity reason } } } }"""
+FREE_SLOTS = """query($id: ID!, $from: Date!, $to: Date!) {
+  freeSlots(scheduleId: $id, from: $from, to: $to, onlyFree: false) { start capacity booked free } }"""
+CLINICIAN_DAY = """query($id: ID!, $date: Date!) {
+  clinicianDay(clinicianId: $id, date: $date, includeCancelled: true, first: 50) {
+    nodes { id status channel slotStart patient { id } visit { id status } } } }"""
+SCHEDULE_DAY = """query($id: ID!, $date: Date!) {
+  scheduleDay(scheduleId: $id, date: $date, includeCancelled: true, first: 50) {
+    nodes { id status cancellationReason patient { id } } } }"""
+HISTORY = """query($id: ID!) { patientAppointments(patientId: $id, upcomingOnly: false, first: 20) {
+  nodes { id status cancellationReason slotStart rescheduledFrom { id } } } }"""
+LOG = """query($id: ID!) { patientCommunications(patientId: $id, first: 50) {
+  nodes { cause status refusal channel sentAt body note direction } } }"""
+CAMPAIGNS = """{ campaigns(first: 5) { nodes { name status purpose segment recipients queued
+  refused { reason count } progress { sent waiting refused { reason count } } } } }"""
+SETTINGS = "{ messagingSettings { institutionPhone reminderHoursBefore quietStart quietEnd version } }"
+TEMPLATES = """{ messageTemplates(cause: APPOINTMENT_REMINDER, first: 20) {
+  nodes { channel language isDefault body } } }"""
+MINE = "{ myAppointments(upcomingOnly: true) { nodes { status channel schedule { name } } } }"
+PATIENT_LOGIN = "mutation($e: String!, $p: String!) { patientLogin(email: $e, password: $p) { token } }"
+
+
+@dataclass
+class Demo:
+    client: httpx.AsyncClient
+    tokens: dict[str, str]
+    zone: ZoneInfo
+
+    async def call(self, role: str, query: str, **variables: Any) -> Any:
+        reply = await gql(self.client, query, variables, self.tokens[role])
+        assert not reply.errors, reply.errors
+        return reply.data
+
+    @property
+    def today(self) -> date:
+        return datetime.now(self.zone).date()
+
+    async def day(self, query: str, owner: str, offset: int) -> list[dict[str, Any]]:
+        """A clinician's or a schedule's appointments ``offset`` days from today, cancelled ones too."""
+        data = await self.call("front_desk", query, id=owner, date=(self.today + timedelta(days=offset)).isoformat())
+        nodes: list[dict[str, Any]] = next(iter(data.values()))["nodes"]
+        return nodes
+
+
+@pytest_asyncio.fixture(scope="module")
+async def demo(client: httpx.AsyncClient, services: Services) -> Demo:
+    result = await seed(services, password=DEMO_PASSWORD, patients_count=DEMO_PATIENTS)
+    assert result.created
+    tokens = {role: await login(client, demo_email(role), DEMO_PASSWORD) for role in ("front_desk", "admin")}
+    reply = await gql(client, PATIENT_LOGIN, {"e": demo_email("patient"), "p": DEMO_PASSWORD})
+    assert not reply.errors, reply.errors
+    tokens["patient"] = reply.data["patientLogin"]["token"]
+    zone = ZoneInfo((await Institution.get(name=DEMO_NAME)).time_zone)
+    return Demo(client, tokens, zone)
+
+
+async def _schedules(demo: Demo) -> dict[str, dict[str, Any]]:
+    nodes = (await demo.call("front_desk", SCHEDULES))["schedules"]["nodes"]
+    return {next(key for key, plan in PLANS.items() if plan.name == node["name"]): node for node in nodes}
+
+
+async def test_the_demo_has_schedules_with_a_leave_an_extra_session_and_free_slots(demo: Demo) -> None:
+    schedules = await _schedules(demo)
+    assert set(schedules) == {"doctor", "head", "hygiene", "chair"}
+    assert schedules["chair"]["kind"] == "RESOURCE" and schedules["chair"]["clinician"] is None
+    assert schedules["hygiene"]["clinician"]["name"] == "Demo nurse"
+    assert [e["kind"] for e in schedules["head"]["exceptions"]] == ["LEAVE"]
+    assert [(e["kind"], e["capacity"]) for e in schedules["hygiene"]["exceptions"]] == [("EXTRA", 2)]
+    week = {"from": demo.today.isoformat(), "to": (demo.today + timedelta(days=6)).isoformat()}
+    slots = (await demo.call("front_desk", FREE_SLOTS, id=schedules["hygiene"]["id"], **week))["freeSlots"]
+    # today's extra session: two places a slot, one of them booked in the slots still to come
+    assert any(s["capacity"] == 2 and s["booked"] == 1 and s["free"] == 1 for s in slots)
+    doctor = (await demo.call("front_desk", FREE_SLOTS, id=schedules["doctor"]["id"], **week))["freeSlots"]
+    assert any(s["booked"] == 1 and s["free"] == 0 for s in doctor) and any(s["free"] == 1 for s in doctor)
+
+
+async def test_the_demo_desk_sees_arrivals_a_no_show_and_patients_to_come(demo: Demo) -> None:
+    nurse = (await _schedules(demo))["hygiene"]["clinician"]["id"]
+    seen = [a for offset in (-1, 0, 1) for a in await demo.day(CLINICIAN_DAY, nurse, offset)]
+    statuses = [a["status"] for a in seen]
+    assert statuses.count("NO_SHOW") >= 1 and statuses.count("BOOKED") >= 3
+    arrived = [a for a in seen if a["status"] == "ARRIVED"]
+    assert len(arrived) == 6  # two yesterday, four today: each checked in into its visit
+    assert sorted(a["visit"]["status"] for a in arrived) == ["ARRIVED", "FINISHED", "FINISHED", "FINISHED",
+                                                             "FINISHED", "IN_PROGRESS"]
+    if datetime.now(demo.zone).hour >= 2:  # before 2 am today's first patients were booked late yesterday
+        assert {"ARRIVED", "BOOKED"} <= {a["status"] for a in await demo.day(CLINICIAN_DAY, nurse, 0)}
+
+
+async def test_the_demo_has_a_cancelled_and_a_rescheduled_appointment(demo: Demo) -> None:
+    doctor = (await _schedules(demo))["doctor"]["id"]
+    week = [a for offset in range(1, 7) for a in await demo.day(SCHEDULE_DAY, doctor, offset)]
+    reasons = sorted(a["cancellationReason"] for a in week if a["status"] == "CANCELLED")
+    assert reasons == ["PATIENT", "RESCHEDULED"]
+    moved = next(a for a in week if a["cancellationReason"] == "RESCHEDULED")
+    history = (await demo.call("front_desk", HISTORY, id=moved["patient"]["id"]))["patientAppointments"]["nodes"]
+    assert any(a["rescheduledFrom"] == {"id": moved["id"]} and a["status"] == "BOOKED" for a in history)
+    cancelled = next(a for a in week if a["cancellationReason"] == "PATIENT")
+    log = (await demo.call("front_desk", LOG, id=cancelled["patient"]["id"]))["patientCommunications"]["nodes"]
+    assert "APPOINTMENT_CANCELLATION" in {m["cause"] for m in log}
+
+
+async def test_the_demo_log_shows_messages_sent_refused_and_logged_calls(demo: Demo) -> None:
+    nurse = (await _schedules(demo))["hygiene"]["clinician"]["id"]
+    yesterday = await demo.day(CLINICIAN_DAY, nurse, -1)
+    patients = {a["patient"]["id"] for offset in (-1, 0, 1) for a in await demo.day(CLINICIAN_DAY, nurse, offset)}
+    logs = [m for p in patients for m in (await demo.call("front_desk", LOG, id=p))["patientCommunications"]["nodes"]]
+    sent = [m for m in logs if m["status"] == "SENT" and m["cause"] != "LOGGED_CALL"]
+    assert {"APPOINTMENT_CONFIRMATION", "APPOINTMENT_REMINDER"} <= {m["cause"] for m in sent}
+    assert all(m["sentAt"] and m["channel"] in ("SMS", "EMAIL", "WECHAT", "APP") for m in sent)
+    assert all(INSTITUTION_PHONE in m["body"] for m in sent)
+    assert any("请提前10分钟到达" in m["body"] for m in sent)  # the institution's own SMS reminder
+    assert {m["refusal"] for m in logs if m["status"] == "REFUSED"} & {"NO_CONSENT", "NO_CHANNEL", "NO_ADDRESS"}
+    calls = [m for m in logs if m["cause"] == "LOGGED_CALL"]
+    missed = next(a for a in yesterday if a["status"] == "NO_SHOW")["patient"]["id"]
+    assert any(m["direction"] == "OUTBOUND" and "Missed" in m["note"] for m in (await demo.call(
+        "front_desk", LOG, id=missed))["patientCommunications"]["nodes"] if m["cause"] == "LOGGED_CALL")
+    assert all(m["status"] == "SENT" and m["channel"] == "PHONE" for m in calls)
+
+
+async def test_the_demo_campaign_settings_template_and_portal_booking(demo: Demo) -> None:
+    [campaign] = (await demo.call("admin", CAMPAIGNS))["campaigns"]["nodes"]
+    assert campaign["status"] == "COMPLETED" and campaign["segment"] == "orthodontics"
+    assert campaign["recipients"] > 0 and campaign["progress"]["sent"] > 0 and campaign["progress"]["waiting"] == 0
+    refused = {r["reason"]: r["count"] for r in campaign["refused"]}
+    assert refused.get("purpose_not_consented", 0) > 0
+    assert campaign["recipients"] == campaign["queued"] + sum(refused.values())
+    settings = (await demo.call("admin", SETTINGS))["messagingSettings"]
+    assert settings["institutionPhone"] == INSTITUTION_PHONE and settings["reminderHoursBefore"] == 24
+    assert settings["version"] >= 1
+    own = [t for t in (await demo.call("admin", TEMPLATES))["messageTemplates"]["nodes"] if not t["isDefault"]]
+    assert [(t["channel"], t["language"]) for t in own] == [("SMS", "ZH_CN")]
+    mine = (await demo.call("patient", MINE))["myAppointments"]["nodes"]
+    assert [(a["status"], a["channel"]) for a in mine] == [("BOOKED", "PORTAL")]
+
+
+# -- the story holds whatever the hour it is told at ------------------------------------------------------------
+
+_hours = itertools.count(1)
+
+
+@pytest.mark.parametrize(("hour", "minute"), [(0, 20), (2, 10), (7, 40), (13, 5), (23, 50)])
+async def test_the_appointment_story_holds_at_any_hour(services: Services, hour: int, minute: int) -> None:
+    """Told two days ago at this local hour: every step at or before its now, nothing refused by the API."""
+    n = next(_hours)
+    institution = await institutions.create(services, f"Demo hours {n} {uuid.uuid4().hex[:6]}", "dental")
+    zone = ZoneInfo(institution.time_zone)
+    departments = {name: await institutions.create_department(institution, name) for name in DEPARTMENTS}
+    accounts = {role: await institutions.create_account(
+        services, institution, email=f"{role}.{uuid.uuid4().hex[:8]}@hours.careloop.test", name=f"Demo {role}",
+        password=DEMO_PASSWORD, roles=[role], departments=[departments[d] for d in ROLE_DEPARTMENTS.get(role, ())])
+        for role in ("admin", "front_desk", "nurse", "doctor", "department_head")}
+    nurse = await _acting_as(services, accounts["nurse"], "nurse", frozenset(d.id for d in departments.values()))
+    listed = list(departments.values())
+    ids = [await _register(nurse, p, listed[k % 3]) for k, p in enumerate(demo_patients(14, seed=n))]
+    now = datetime.combine(datetime.now(zone).date() - timedelta(days=2), time(hour, minute), zone).astimezone(UTC)
+    await demo_appointments.seed(
+        services, admin=await _acting_as(services, accounts["admin"], "admin", frozenset()),
+        desk=await _acting_as(services, accounts["front_desk"], "front_desk", frozenset()), staff=accounts,
+        departments=departments, patient_ids=ids, pool_from=0, now=now)
+
+    rows = await Appointment.filter(institution_id=institution.id)
+    statuses = Counter(row.status for row in rows)
+    assert statuses["arrived"] == 6 and statuses["noshow"] == 1 and statuses["cancelled"] == 2
+    assert statuses["booked"] >= 15
+    visits = Counter(v.status for v in await Visit.filter(institution_id=institution.id))
+    assert visits == {"finished": 4, "in_progress": 1, "arrived": 1}
+    arrivals = [row.arrived_at for row in rows if row.arrived_at is not None]
+    assert all(a <= now for a in arrivals)
+    messages = await Communication.filter(institution_id=institution.id)
+    assert all(m.sent_at is None or m.sent_at <= now for m in messages)
+    assert all(m.due_at > now for m in messages if m.status == "queued")  # nothing left behind
+    assert sum(m.status == "sent" and m.cause == "appointment_reminder" for m in messages) > 0
+    [campaign] = await Campaign.filter(institution_id=institution.id)
+    assert campaign.status == "completed"
