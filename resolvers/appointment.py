@@ -432,6 +432,7 @@ async def check_in(ctx: Context, appointment_id: uuid.UUID | None, version: int 
         await _compare_and_set(ctx, row, expected, columns)
         visit = await visits.insert(ctx, view.patient, "arrived", arrival, visit_decision)
         await Appointment.filter(id=row.id, institution_id=ctx.institution_id).update(visit_id=visit.id)
+        await communication.cancel_queued(ctx.institution_id, f"appointment:{row.id}:")  # here: no reminder
         await writer.append([access.write_record(ctx, Action.UPDATE, "appointment", row.id,
                                                  patient_id=row.patient_id,
                                                  fields=frozenset({"status", "arrived_at", "visit"}),
@@ -454,6 +455,7 @@ async def no_show(ctx: Context, appointment_id: uuid.UUID | None, version: int |
     columns = {"status": "noshow"}
     async with in_transaction():
         await _compare_and_set(ctx, view.row, expected, columns)
+        await communication.cancel_queued(ctx.institution_id, f"appointment:{view.row.id}:")
         await writer.append([access.write_record(ctx, Action.UPDATE, "appointment", view.row.id,
                                                  patient_id=view.row.patient_id, fields=frozenset(columns),
                                                  decision=decision)])

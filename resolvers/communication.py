@@ -41,6 +41,7 @@ from tortoise.transactions import in_transaction
 
 from audit import writer
 from audit.events import Action, Actor, AuditRecord, Outcome, RequestMeta
+from core import tokens
 from core.crypto import InstitutionKeys, derive_key, field_aad
 from core.errors import BadUserInput
 from core.ids import uuid7
@@ -86,7 +87,12 @@ OUTBOX_RULE = "message outbox"
 _LONG_NUMBER = re.compile(r"[0-9]{4,}")
 UNSUBSCRIBE_LINE = {"zh-CN": " 退订：{unsubscribe_url}", "en": " Unsubscribe: {unsubscribe_url}"}
 UNSUBSCRIBE_PATH = "/unsubscribe"  # the link is f"{public_url}{UNSUBSCRIBE_PATH}?token=..."
+SURVEY_PATH = "/survey"  # the portal's survey page: f"{public_url}{SURVEY_PATH}#token=clq_..."
+SURVEY_KEY = "survey:"  # a survey invitation's messages: "survey:<invitation id>:invitation" or ":reminder"
+SURVEY_LINE = {"zh-CN": " 问卷：{survey_url}", "en": " Survey: {survey_url}"}
 CURSOR_KIND = "communication"
+# An appointment's notices that only make sense while it is booked and still to come.
+APPOINTMENT_NOTICES = frozenset({"appointment_confirmation", "appointment_reminder", "appointment_change"})
 NOTE_LIMIT = 2000
 
 
@@ -187,6 +193,21 @@ class Facts:
     non_care: dict[uuid.UUID, list[Communication]] = field(default_factory=dict)
     settings: dict[uuid.UUID, MessagingSettings] = field(default_factory=dict)
     institutions: dict[uuid.UUID, Institution] = field(default_factory=dict)
+    appointments: dict[uuid.UUID, tuple[str, datetime]] = field(default_factory=dict)  # status, slot start
+
+    def outdated(self, row: Communication, moment: datetime) -> bool:
+        """A confirmation, reminder or change of an appointment no longer booked, or already begun (the
+        service was down when it fell due): nothing to tell any more. Cancellations always go."""
+        if row.appointment_id is None or row.cause not in APPOINTMENT_NOTICES:
+            return False
+        status, start = self.appointments.get(row.appointment_id, ("", moment))
+        return status != "booked" or start <= moment
+
+    def past_its_slot(self, row: Communication, moment: datetime) -> bool:
+        """Deferred past the quiet hours, an appointment's notice would come after the slot began."""
+        if row.appointment_id is None or row.cause not in APPOINTMENT_NOTICES:
+            return False
+        return self.appointments.get(row.appointment_id, ("", moment))[1] <= moment
 
     def recipient(self, row: Communication) -> Recipient | None:
         patient = self.patients.get(row.patient_id)
@@ -251,6 +272,10 @@ async def load_facts(rows: Iterable[Communication]) -> Facts:
     facts.accounts = set(await PatientAccount.filter(patient_id__in=list(patient_ids), is_active=True)
                          .values_list("patient_id", flat=True))  # type: ignore[arg-type]
     facts.institutions = {i.id: i for i in await Institution.filter(id__in=list(institution_ids))}
+    appointment_ids = {row.appointment_id for row in rows if row.appointment_id is not None}
+    if appointment_ids:
+        facts.appointments = {a: (str(status), start) for a, status, start in await Appointment.filter(
+            id__in=list(appointment_ids)).values_list("id", "status", "slot_start")}
     found = {s.institution_id: s for s in await MessagingSettings.filter(institution_id__in=list(institution_ids))}
     facts.settings = {i: found.get(i) or MessagingSettings(institution_id=i) for i in institution_ids}
     if any(row.purpose in NON_CARE for row in rows):
@@ -325,8 +350,12 @@ async def schedule_many(institution_id: uuid.UUID, requests: list[Request]) -> l
         verdict = gate(facts.recipient(row), row.purpose, moment, facts.quiet(institution_id),
                        non_care_nearby=facts.nearby(row, row.due_at, sending=False, undecided=undecided),
                        cap=facts.settings[institution_id].non_care_cap)
-        if verdict.refusal is not None:
+        if facts.outdated(row, moment):
+            row.status, row.settled_at = "cancelled", now
+        elif verdict.refusal is not None:
             row.status, row.refusal, row.settled_at = "refused", verdict.refusal, now
+        elif verdict.defer_to is not None and facts.past_its_slot(row, verdict.defer_to):
+            row.status, row.refusal, row.settled_at = "refused", "quiet_hours", now
         elif verdict.defer_to is not None:
             row.due_at = verdict.defer_to
         await Communication.filter(id=row.id, status="queued").update(
@@ -454,11 +483,17 @@ async def _send_batch(services: Services, senders: Mapping[str, MessageSender], 
 async def _deliver_one(services: Services, senders: Mapping[str, MessageSender], work: Batch, row: Communication,
                        moment: datetime) -> bool:
     facts = work.facts
+    if facts.outdated(row, moment):
+        row.status, row.settled_at, row.sent_at = "cancelled", moment, None
+        return False
     verdict = gate(facts.recipient(row), row.purpose, moment, facts.quiet(row.institution_id),
                    non_care_nearby=facts.nearby(row, moment, sending=True),
                    cap=facts.settings[row.institution_id].non_care_cap)
     if verdict.refusal is not None:
         _refuse(row, verdict.refusal, moment)
+        return False
+    if verdict.defer_to is not None and facts.past_its_slot(row, verdict.defer_to):
+        _refuse(row, "quiet_hours", moment)
         return False
     if verdict.defer_to is not None:
         row.due_at, row.attempts = verdict.defer_to, row.attempts - 1  # not an attempt: not its time
@@ -469,7 +504,7 @@ async def _deliver_one(services: Services, senders: Mapping[str, MessageSender],
         row.status = "sent"
     keys = work.keys[row.institution_id]
     link = unsubscribe_url(services, row.institution_id, row.patient_id, row.purpose)
-    rendered = await render(work, row, channel, link)
+    rendered = await render(work, row, channel, link, survey_url_of(services, row))
     if rendered is None:
         _refuse(row, "no_template", moment)
         return False
@@ -558,9 +593,11 @@ async def _gateway(services: Services, work: Batch, institution_id: uuid.UUID, c
 # -- rendering --------------------------------------------------------------------------------
 
 
-async def render(work: Batch, row: Communication, channel: str, link: str) -> tuple[str, str] | None:
+async def render(work: Batch, row: Communication, channel: str, link: str,
+                 survey_url: str | None = None) -> tuple[str, str] | None:
     """Subject and body of a message: the institution's template for its cause, channel and the patient's
-    language, its variables filled in (the unsubscribe link always among them); None without a template."""
+    language, its variables filled in (the unsubscribe link always among them, a survey invitation's link in
+    its own); None without a template."""
     patient = work.facts.patients[row.patient_id]
     key = (row.institution_id, row.cause, channel, templates.language_of(patient.preferred_language))
     if row.campaign_id is not None:  # a campaign's own text, whatever the channel and language
@@ -577,6 +614,10 @@ async def render(work: Batch, row: Communication, channel: str, link: str) -> tu
     if row.contact_id is not None:
         variables.setdefault("contact_name", work.facts.contacts[row.contact_id].name)
     body = template[1]
+    if survey_url is not None:
+        variables["survey_url"] = survey_url
+        if "{survey_url}" not in body:  # an institution's own template that forgot it still reaches the survey
+            body += SURVEY_LINE[templates.language_of(patient.preferred_language)]
     if "{unsubscribe_url}" not in body:  # every message carries its way out, care messages too
         body += UNSUBSCRIBE_LINE[templates.language_of(patient.preferred_language)]
     return templates.render(template[0], variables), templates.render(body, variables)
@@ -659,6 +700,19 @@ def unsubscribe_token(secret: bytes, institution_id: uuid.UUID, patient_id: uuid
 def unsubscribe_url(services: Services, institution_id: uuid.UUID, patient_id: uuid.UUID, purpose: str) -> str:
     token = unsubscribe_token(services.master_key.token_key, institution_id, patient_id, purpose)
     return f"{services.settings.public_url.rstrip('/')}{UNSUBSCRIBE_PATH}?token={token}"
+
+
+def survey_url_of(services: Services, row: Communication) -> str | None:
+    """The link of a survey invitation's message, computed as it is sent from the invitation its key names
+    (``tokens.survey_link``): the token is stored nowhere, not even in the message's variables."""
+    if row.cause != "survey_invitation" or not row.key.startswith(SURVEY_KEY):
+        return None
+    try:
+        invitation_id = uuid.UUID(row.key.split(":")[1])
+    except (IndexError, ValueError):
+        return None
+    token = tokens.survey_link(services.master_key.token_key, row.institution_id, invitation_id)
+    return f"{services.settings.public_url.rstrip('/')}{SURVEY_PATH}#token={token}"
 
 
 def read_token(secret: bytes, token: str) -> tuple[uuid.UUID, uuid.UUID, str]:

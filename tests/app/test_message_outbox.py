@@ -477,6 +477,45 @@ async def test_a_reminder_follows_the_institutions_hours_before(tenant: Tenant,
     assert keys[f"appointment:{later.id}:reminder"] == DAY + timedelta(hours=3)
 
 
+async def test_an_appointments_notices_go_only_while_it_is_booked_and_to_come(
+        tenant: Tenant, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Checked in, a no-show, or a service that was down until after the slot: the reminder is cancelled at
+    sending, not sent; a cancellation always goes."""
+    monkeypatch.setattr(communication, "_now", lambda: DAY)
+    pid = await reachable(tenant)
+    ctx: Any = SimpleNamespace(institution_id=tenant.id)
+    arrived = await appointment_at(tenant, pid, DAY + timedelta(days=2))
+    missed = await appointment_at(tenant, pid, DAY + timedelta(days=2, hours=1))
+    async with in_transaction():
+        for appointment in (arrived, missed):
+            await communication.on_appointment(ctx, appointment, "booked")
+    await Appointment.filter(id=arrived.id).update(status="arrived")  # the desk checked the patient in early
+
+    recorder = Recorder()
+    await deliver(services, recorder, DAY + timedelta(days=3))  # the service was down until after both slots
+
+    notices = {r.key: r.status for r in await Communication.filter(institution_id=tenant.id, patient_id=pid)}
+    assert notices == {f"appointment:{arrived.id}:confirmation": "cancelled",
+                       f"appointment:{arrived.id}:reminder": "cancelled",
+                       f"appointment:{missed.id}:confirmation": "cancelled",
+                       f"appointment:{missed.id}:reminder": "cancelled"}
+    assert [m for m in recorder.sent if m.institution_id == tenant.id] == []
+
+
+async def test_a_reminder_the_quiet_hours_would_push_past_its_slot_is_refused(
+        tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(communication, "_now", lambda: DAY)
+    await settings_of(tenant, reminder_hours_before=2)
+    pid = await reachable(tenant)
+    early = await appointment_at(tenant, pid, datetime(2030, 3, 14, 7, 30, tzinfo=SHANGHAI))  # reminder at 05:30
+    ctx: Any = SimpleNamespace(institution_id=tenant.id)
+    async with in_transaction():
+        await communication.on_appointment(ctx, early, "booked")
+
+    reminder = await Communication.get(institution_id=tenant.id, key=f"appointment:{early.id}:reminder")
+    assert (reminder.status, reminder.refusal) == ("refused", "quiet_hours")
+
+
 # -- throughput -------------------------------------------------------------------------------------------
 
 
