@@ -259,16 +259,35 @@ class Senders(Mapping[str, MessageSender]):
 
     async def aclose(self) -> None:
         for sender in {id(s): s for s in self._by_channel.values()}.values():
-            if isinstance(sender, WebhookSender):
-                await sender.aclose()
+            close = getattr(sender, "aclose", None)
+            if close is not None:
+                await close()
 
 
 def senders_from_settings(settings: Settings) -> Senders:
     """E-mail through the SMTP relay when one is configured (else logged); SMS and WeChat through each
-    institution's gateway (a message without one fails for good: ``no_gateway``); app to the portal."""
-    webhook = WebhookSender()
+    institution's gateway: in production a message without one fails for good (``no_gateway``), in
+    development it is logged, as e-mail without a relay is; app to the portal."""
+    webhook: MessageSender = WebhookSender()
+    if not settings.is_production:
+        webhook = GatewayOrLog(webhook, LoggingSender())
     return Senders({"email": SmtpSender(settings.smtp) if settings.smtp.configured else LoggingSender(),
                     "sms": webhook, "wechat": webhook, "app": PortalInboxSender()})
+
+
+class GatewayOrLog:
+    """Development: a message goes to its institution's gateway when it has one, else to the log."""
+
+    def __init__(self, gateway: MessageSender, log_sender: MessageSender) -> None:
+        self.gateway, self.log_sender = gateway, log_sender
+
+    async def send(self, message: Outgoing) -> str | None:
+        return await (self.gateway if message.gateway is not None else self.log_sender).send(message)
+
+    async def aclose(self) -> None:
+        close = getattr(self.gateway, "aclose", None)
+        if close is not None:
+            await close()
 
 
 def logging_senders() -> Senders:

@@ -37,6 +37,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from app.senders import (
+    GatewayOrLog,
     LoggingSender,
     PortalInboxSender,
     SmtpSender,
@@ -343,13 +344,21 @@ def test_smtp_settings_from_the_environment() -> None:
 # --- the senders of each channel --------------------------------------------------------------------
 
 
-async def test_senders_from_settings() -> None:
+async def test_senders_from_settings(caplog: pytest.LogCaptureFixture) -> None:
     unconfigured = senders_from_settings(Settings())
-    configured = senders_from_settings(Settings(smtp=SmtpSettings(host="smtp.example")))
+    configured = senders_from_settings(Settings(environment="production", smtp=SmtpSettings(host="smtp.example")))
     try:
         assert set(unconfigured) == {"email", "sms", "wechat", "app"}
         assert isinstance(unconfigured["email"], LoggingSender) and isinstance(configured["email"], SmtpSender)
         assert isinstance(configured["sms"], WebhookSender) and configured["sms"] is configured["wechat"]
+        # development: an institution without a gateway has its SMS logged, not failed for good
+        caplog.set_level(logging.INFO)
+        assert isinstance(unconfigured["sms"], GatewayOrLog)
+        assert await unconfigured["sms"].send(reminder(channel="sms")) is None
+        assert any(record.name == "careloop.messages" for record in caplog.records)
+        with pytest.raises(SendFailed) as failed:
+            await configured["sms"].send(reminder(channel="sms"))
+        assert (failed.value.reason, failed.value.permanent) == ("no_gateway", True)
         assert isinstance(configured["app"], PortalInboxSender)
         assert await configured["app"].send(reminder(channel="app")) is None
     finally:
