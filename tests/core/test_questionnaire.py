@@ -7,8 +7,10 @@ from typing import Any
 
 import pytest
 
+from core import questionnaire_fhir as fhir
 from core.errors import BadUserInput
-from core.questionnaire import Score, check_answers, check_definition, clean_definition, score, visible
+from core.questionnaire import Score, check_answers, check_definition, clean_definition, score, visible, walk
+from resolvers.questionnaire_templates import TEMPLATES
 
 
 def t(zh: str, en: str | None = None) -> dict[str, str]:
@@ -275,3 +277,44 @@ def test_low_closes_the_loop(answers: dict[str, Any], low: bool) -> None:
 def test_satisfied_at_the_threshold() -> None:
     assert scored({"q1": 4, "q2": 4}, {**SCORING, "satisfied_at": 75}).satisfied is True  # 75
     assert scored({"q1": 4, "q2": 4}, {**SCORING, "satisfied_at": 75.5}).satisfied is False
+
+
+# --- the shipped templates and FHIR ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("code", sorted(TEMPLATES))
+def test_the_templates_are_sound_and_canonical(code: str) -> None:
+    template = TEMPLATES[code]
+    assert clean_definition(template.items, template.scoring) == (template.items, template.scoring)
+    for texts in (template.title, template.purpose, *(i["text"] for i in walk(template.items))):
+        assert set(texts) == {"zh-CN", "en"}
+
+
+def test_the_outpatient_form_scores_as_the_clinic_counts() -> None:
+    template = TEMPLATES["outpatient_satisfaction"]
+    fours = {item["link_id"]: 4 for item in template.items if item["kind"] in ("likert", "csat")}
+    assert score(template.items, template.scoring, check_answers(template.items, fours)) == Score(
+        score=75.0, satisfied=True, nps=None, csat=4, low=False)
+    twos = {**fours, "waiting_time": 2, "overall": 3, "comment": "等了很久"}
+    result = score(template.items, template.scoring, check_answers(template.items, twos))
+    # (5 x 75 + 25 + 50) / 7; waiting time 2 is low
+    assert (result.score, result.satisfied, result.csat, result.low) == (64.285714, False, 3, True)
+
+
+def test_fhir_json_is_bounded_and_checked() -> None:
+    with pytest.raises(BadUserInput) as caught:
+        fhir.parse("{" + " " * fhir.MAX_JSON + "}")
+    assert caught.value.field == "json"
+    with pytest.raises(BadUserInput) as caught:
+        fhir.parse("[" * 5000 + "]" * 5000)
+    assert caught.value.field == "json"
+
+
+def test_fhir_round_trip_of_the_definition() -> None:
+    items, scoring = clean_definition(ITEMS, SCORING)
+    stored = {"id": "q-1", "key": "k", "version": 3, "status": "active", "title": t("标题", "Title"), "purpose": {},
+              "respondent": "family", "subject": "clinician", "anonymous": True, "items": items, "scoring": scoring}
+    resource = fhir.to_fhir(stored)
+    back = fhir.from_fhir(resource)
+    assert back == {"title": stored["title"], "purpose": {}, "respondent": "family", "subject": "clinician",
+                    "anonymous": True, "items": items, "scoring": scoring}

@@ -1,0 +1,358 @@
+"""Questionnaires as FHIR R4 Questionnaire resources, both ways; pure.
+
+Export: the primary language is zh-CN (``language``), English rides on the standard translation
+extension (``_title``, ``_text``, ``_display``). Likert, CSAT and NPS items are ``integer`` items with the
+standard minValue / maxValue extensions and our item-kind extension (Likert and CSAT share a range);
+yes/no is ``boolean``; single and multiple choice are ``choice`` (``repeats`` for multiple) with coded
+``answerOption``; free text is ``text``; a section is a ``group``. A condition is one ``enableWhen``.
+What FHIR has no element for travels in extensions under ``EXTENSION``: the scoring, the respondent,
+the subject, anonymity, whether an item counts, and a scale's anchors.
+
+Import takes what we can represent and refuses the rest with BAD_USER_INPUT naming the place
+(``json.item[2].type``): display, open-choice, date and other item types, value sets, several conditions,
+the ``exists`` operator, initial values, read-only items, modifier extensions. Translations into
+languages other than zh-CN and en are left out; without our extensions a questionnaire gets the default
+scoring (the mean, satisfied at 75) which the draft's author can change.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from core.errors import BadUserInput
+
+EXTENSION = "https://careloop.dev/fhir/StructureDefinition/"  # a name for our extensions, not a location
+TRANSLATION = "http://hl7.org/fhir/StructureDefinition/translation"
+MIN_VALUE = "http://hl7.org/fhir/StructureDefinition/minValue"
+MAX_VALUE = "http://hl7.org/fhir/StructureDefinition/maxValue"
+KIND = EXTENSION + "questionnaire-item-kind"
+COUNTS = EXTENSION + "questionnaire-item-counts"
+ANCHOR = EXTENSION + "questionnaire-item-anchor"
+SCORING = EXTENSION + "questionnaire-scoring"
+RESPONDENT = EXTENSION + "questionnaire-respondent"
+SUBJECT = EXTENSION + "questionnaire-subject"
+ANONYMOUS = EXTENSION + "questionnaire-anonymous"
+
+PRIMARY = "zh-CN"
+_LANGUAGE_TAGS = {"zh-CN": "zh-CN", "zh": "zh-CN", "zh-Hans": "zh-CN", "zh-Hans-CN": "zh-CN",
+                  "en": "en", "en-US": "en", "en-GB": "en"}
+_TYPES = {"likert": "integer", "csat": "integer", "nps": "integer", "yes_no": "boolean", "choice": "choice",
+          "multi_choice": "choice", "text": "text", "section": "group"}
+_RANGES = {"likert": (1, 5), "csat": (1, 5), "nps": (0, 10)}
+_REFUSED_TYPES = {
+    "display": "display items (instructions) are not supported.",
+    "open-choice": "a choice with free text is not supported: use a choice item and a text item.",
+}
+MAX_JSON = 200_000  # characters
+DEFAULT_SCORING = {"method": "mean", "satisfied_at": 75}
+
+
+# --- export ---------------------------------------------------------------------------------------------
+
+
+def _translations(texts: Mapping[str, str]) -> dict[str, Any] | None:
+    others = [(lang, text) for lang, text in texts.items() if lang != PRIMARY]
+    if not others:
+        return None
+    return {"extension": [{"url": TRANSLATION, "extension": [{"url": "lang", "valueCode": lang},
+                                                             {"url": "content", "valueString": text}]}
+                          for lang, text in others]}
+
+
+def _put_text(node: dict[str, Any], key: str, texts: Mapping[str, str]) -> None:
+    node[key] = texts[PRIMARY]
+    translated = _translations(texts)
+    if translated:
+        node[f"_{key}"] = translated
+
+
+def _item_to_fhir(item: Mapping[str, Any]) -> dict[str, Any]:
+    kind = item["kind"]
+    node: dict[str, Any] = {"linkId": item["link_id"]}
+    extensions: list[dict[str, Any]] = [{"url": KIND, "valueCode": kind}]
+    if kind != "section":
+        extensions.append({"url": COUNTS, "valueBoolean": bool(item.get("counts"))})
+    if kind in _RANGES:
+        low, high = _RANGES[kind]
+        extensions += [{"url": MIN_VALUE, "valueInteger": low}, {"url": MAX_VALUE, "valueInteger": high}]
+    for point, texts in (item.get("anchors") or {}).items():
+        extensions.append({"url": ANCHOR, "extension": [
+            {"url": "value", "valueInteger": int(point)},
+            *({"url": lang, "valueString": text} for lang, text in texts.items())]})
+    node["extension"] = extensions
+    _put_text(node, "text", item["text"])
+    node["type"] = _TYPES[kind]
+    condition = item.get("enable_when")
+    if condition is not None:
+        node["enableWhen"] = [{"question": condition["link_id"], "operator": condition["operator"],
+                               **_answer_to_fhir(condition["answer"])}]
+    if kind != "section":
+        node["required"] = bool(item.get("required"))
+    if kind == "multi_choice":
+        node["repeats"] = True
+    if kind == "text":
+        node["maxLength"] = 2000
+    if kind in ("choice", "multi_choice"):
+        options = []
+        for option in item["options"]:
+            coding: dict[str, Any] = {"code": option["code"]}
+            _put_text(coding, "display", option["text"])
+            options.append({"valueCoding": coding})
+        node["answerOption"] = options
+    if kind == "section":
+        node["item"] = [_item_to_fhir(child) for child in item["items"]]
+    return node
+
+
+def _answer_to_fhir(answer: Any) -> dict[str, Any]:
+    if isinstance(answer, bool):
+        return {"answerBoolean": answer}
+    if isinstance(answer, int):
+        return {"answerInteger": answer}
+    return {"answerCoding": {"code": answer}}
+
+
+def _scoring_to_fhir(scoring: Mapping[str, Any]) -> dict[str, Any]:
+    parts: list[dict[str, Any]] = [{"url": "method", "valueCode": scoring["method"]},
+                                   {"url": "satisfiedAt", "valueDecimal": scoring["satisfied_at"]}]
+    for key, url in (("nps_item", "npsItem"), ("csat_item", "csatItem")):
+        if scoring.get(key):
+            parts.append({"url": url, "valueString": scoring[key]})
+    low = scoring.get("low") or {}
+    for key, url in (("any_item_at_most", "lowAnyItemAtMost"), ("nps_at_most", "lowNpsAtMost")):
+        if low.get(key) is not None:
+            parts.append({"url": url, "valueInteger": low[key]})
+    return {"url": SCORING, "extension": parts}
+
+
+def to_fhir(questionnaire: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored questionnaire (its columns as a mapping: id, key, version, status, title, purpose,
+    respondent, subject, anonymous, items, scoring) as an R4 Questionnaire resource."""
+    resource: dict[str, Any] = {
+        "resourceType": "Questionnaire",
+        "id": str(questionnaire["id"]),
+        "language": PRIMARY,
+        "extension": [{"url": RESPONDENT, "valueCode": questionnaire["respondent"]},
+                      {"url": SUBJECT, "valueCode": questionnaire["subject"]},
+                      {"url": ANONYMOUS, "valueBoolean": bool(questionnaire["anonymous"])},
+                      _scoring_to_fhir(questionnaire["scoring"])],
+        "url": f"urn:uuid:{questionnaire['key']}",  # one canonical URL for every version
+        "version": str(questionnaire["version"]),
+    }
+    _put_text(resource, "title", questionnaire["title"])
+    resource["status"] = questionnaire["status"]
+    if questionnaire.get("purpose"):
+        _put_text(resource, "purpose", questionnaire["purpose"])
+    resource["item"] = [_item_to_fhir(item) for item in questionnaire["items"]]
+    return resource
+
+
+# --- import ---------------------------------------------------------------------------------------------
+
+
+def _fail(path: str, problem: str) -> BadUserInput:
+    field = f"json.{path}" if path else "json"
+    return BadUserInput(f"{field}: {problem}", field=field)
+
+
+def parse(text: str) -> dict[str, Any]:
+    """A Questionnaire resource from JSON text, or BAD_USER_INPUT on ``json``."""
+    if len(text) > MAX_JSON:
+        raise _fail("", f"at most {MAX_JSON} characters.")
+    try:
+        resource = json.loads(text)
+    except (ValueError, RecursionError):
+        raise _fail("", "is not valid JSON.") from None
+    if not isinstance(resource, dict) or resource.get("resourceType") != "Questionnaire":
+        raise _fail("resourceType", "must be a FHIR Questionnaire.")
+    return resource
+
+
+def _refuse_modifiers(node: Mapping[str, Any], path: str) -> None:
+    if node.get("modifierExtension"):
+        raise _fail(f"{path}.modifierExtension" if path else "modifierExtension",
+                    "modifier extensions cannot be represented.")
+
+
+def _extensions(node: Mapping[str, Any], url: str) -> list[dict[str, Any]]:
+    found = node.get("extension") or []
+    if not isinstance(found, list):
+        return []
+    return [e for e in found if isinstance(e, dict) and e.get("url") == url]
+
+
+def _extension_value(node: Mapping[str, Any], url: str, value_key: str) -> Any:
+    found = _extensions(node, url)
+    return found[0].get(value_key) if found else None
+
+
+def _texts(node: Mapping[str, Any], key: str, base: str) -> dict[str, str]:
+    """The text of ``key`` in its language and its translations into zh-CN and en (others left out)."""
+    texts: dict[str, str] = {}
+    value = node.get(key)
+    if isinstance(value, str):
+        texts[base] = value
+    element = node.get(f"_{key}")
+    for translation in _extensions(element, TRANSLATION) if isinstance(element, dict) else []:
+        parts = {p.get("url"): p for p in translation.get("extension") or [] if isinstance(p, dict)}
+        lang = _LANGUAGE_TAGS.get(str((parts.get("lang") or {}).get("valueCode")))
+        content = (parts.get("content") or {}).get("valueString")
+        if lang and isinstance(content, str) and lang not in texts:
+            texts[lang] = content
+    return texts
+
+
+def from_fhir(resource: Mapping[str, Any]) -> dict[str, Any]:
+    """A questionnaire's fields (title, purpose, respondent, subject, anonymous, items, scoring) from an R4
+    Questionnaire, for ``core.questionnaire.clean_definition`` to check; what we cannot represent refused."""
+    _refuse_modifiers(resource, "")
+    language = resource.get("language") or PRIMARY
+    base = _LANGUAGE_TAGS.get(str(language))
+    if base is None:
+        raise _fail("language", "only zh-CN and en questionnaires are supported.")
+    items = resource.get("item")
+    if not isinstance(items, list) or not items:
+        raise _fail("item", "must list at least one item.")
+    out: dict[str, Any] = {
+        "title": _texts(resource, "title", base),
+        "purpose": _texts(resource, "purpose", base),
+        "items": [_item_from_fhir(item, f"item[{i}]", base) for i, item in enumerate(items)],
+    }
+    for key, url, value_key in (("respondent", RESPONDENT, "valueCode"), ("subject", SUBJECT, "valueCode"),
+                                ("anonymous", ANONYMOUS, "valueBoolean")):
+        value = _extension_value(resource, url, value_key)
+        if value is not None:
+            out[key] = value
+    out["scoring"] = _scoring_from_fhir(resource)
+    return out
+
+
+def _item_from_fhir(node: Any, path: str, base: str, *, nested: bool = False) -> dict[str, Any]:
+    if not isinstance(node, dict):
+        raise _fail(path, "must be an item.")
+    _refuse_modifiers(node, path)
+    for key, problem in (("initial", "initial values cannot be represented."),
+                         ("answerValueSet", "answers from a value set cannot be represented: list answerOption.")):
+        if node.get(key):
+            raise _fail(f"{path}.{key}", problem)
+    if node.get("readOnly"):
+        raise _fail(f"{path}.readOnly", "read-only items cannot be represented.")
+    kind = _kind_of(node, path)
+    if kind == "section" and nested:
+        raise _fail(f"{path}.type", "groups nest one level only.")
+    item: dict[str, Any] = {"link_id": node.get("linkId"), "kind": kind, "text": _texts(node, "text", base)}
+    if kind != "section":
+        item["required"] = bool(node.get("required"))
+        counts = _extension_value(node, COUNTS, "valueBoolean")
+        if counts is not None:
+            item["counts"] = counts
+    if node.get("enableWhen"):
+        item["enable_when"] = _condition_from_fhir(node, path)
+    if kind in _RANGES:
+        anchors = _anchors_from_fhir(node, path)
+        if anchors:
+            item["anchors"] = anchors
+    if kind in ("choice", "multi_choice"):
+        item["options"] = _options_from_fhir(node, path, base)
+    elif node.get("answerOption"):
+        raise _fail(f"{path}.answerOption", "only choice items have answer options.")
+    if kind == "section":
+        children = node.get("item")
+        if not isinstance(children, list) or not children:
+            raise _fail(f"{path}.item", "a group must hold at least one item.")
+        item["items"] = [_item_from_fhir(child, f"{path}.item[{i}]", base, nested=True)
+                         for i, child in enumerate(children)]
+    elif node.get("item"):
+        raise _fail(f"{path}.item", "only groups hold items.")
+    return item
+
+
+def _kind_of(node: Mapping[str, Any], path: str) -> str:
+    fhir_type = node.get("type")
+    if fhir_type in _REFUSED_TYPES:
+        raise _fail(f"{path}.type", _REFUSED_TYPES[str(fhir_type)])
+    declared = _extension_value(node, KIND, "valueCode")
+    if declared is not None:
+        if _TYPES.get(declared) != fhir_type and not (declared == "text" and fhir_type == "string"):
+            raise _fail(f"{path}.type", "does not match the item kind extension.")
+        if (declared == "multi_choice") != bool(node.get("repeats")):
+            raise _fail(f"{path}.repeats", "only multiple choice items repeat.")
+        return str(declared)
+    if node.get("repeats") and fhir_type != "choice":
+        raise _fail(f"{path}.repeats", "only choice items may repeat.")
+    if fhir_type == "integer":
+        bounds = (_extension_value(node, MIN_VALUE, "valueInteger"), _extension_value(node, MAX_VALUE, "valueInteger"))
+        if bounds == (0, 10):
+            return "nps"
+        if bounds == (1, 5):
+            return "likert"
+        raise _fail(f"{path}.type", "integer items need the range 1 to 5 (minValue, maxValue) or 0 to 10.")
+    simple = {"boolean": "yes_no", "text": "text", "string": "text", "group": "section"}
+    if fhir_type in simple:
+        return simple[str(fhir_type)]
+    if fhir_type == "choice":
+        return "multi_choice" if node.get("repeats") else "choice"
+    raise _fail(f"{path}.type", "this item type cannot be represented (integer, boolean, choice, text, string and "
+                                "group can).")
+
+
+def _condition_from_fhir(node: Mapping[str, Any], path: str) -> dict[str, Any]:
+    conditions = node["enableWhen"]
+    where = f"{path}.enableWhen"
+    if not isinstance(conditions, list) or len(conditions) != 1 or not isinstance(conditions[0], dict):
+        raise _fail(where, "one condition per item can be represented.")
+    condition = conditions[0]
+    if condition.get("operator") == "exists":
+        raise _fail(f"{where}[0].operator", "the exists operator cannot be represented.")
+    answers = [key for key in condition if key.startswith("answer")]
+    if answers == ["answerInteger"] or answers == ["answerBoolean"]:
+        answer = condition[answers[0]]
+    elif answers == ["answerCoding"] and isinstance(condition["answerCoding"], dict):
+        answer = condition["answerCoding"].get("code")
+    else:
+        raise _fail(f"{where}[0]", "the answer must be an integer, a boolean or a coding.")
+    return {"link_id": condition.get("question"), "operator": condition.get("operator"), "answer": answer}
+
+
+def _anchors_from_fhir(node: Mapping[str, Any], path: str) -> dict[str, dict[str, str]]:
+    anchors: dict[str, dict[str, str]] = {}
+    for anchor in _extensions(node, ANCHOR):
+        parts = [p for p in anchor.get("extension") or [] if isinstance(p, dict)]
+        values = [p.get("valueInteger") for p in parts if p.get("url") == "value"]
+        if len(values) != 1 or not isinstance(values[0], int):
+            raise _fail(f"{path}.extension", "an anchor names one scale point.")
+        anchors[str(values[0])] = {lang: p["valueString"] for p in parts
+                                   if (lang := p.get("url")) in ("zh-CN", "en") and isinstance(p.get("valueString"),
+                                                                                              str)}
+    return anchors
+
+
+def _options_from_fhir(node: Mapping[str, Any], path: str, base: str) -> list[dict[str, Any]]:
+    options = node.get("answerOption")
+    if not isinstance(options, list):
+        raise _fail(f"{path}.answerOption", "a choice item lists its answer options.")
+    out = []
+    for i, option in enumerate(options):
+        coding = option.get("valueCoding") if isinstance(option, dict) else None
+        if not isinstance(coding, dict) or set(option) - {"valueCoding", "extension"}:
+            raise _fail(f"{path}.answerOption[{i}]", "only coded answer options (valueCoding) can be represented.")
+        out.append({"code": coding.get("code"), "text": _texts(coding, "display", base)})
+    return out
+
+
+def _scoring_from_fhir(resource: Mapping[str, Any]) -> dict[str, Any]:
+    found = _extensions(resource, SCORING)
+    if not found:
+        return dict(DEFAULT_SCORING)
+    parts = {p.get("url"): p for p in found[0].get("extension") or [] if isinstance(p, dict)}
+
+    def value(url: str, key: str) -> Any:
+        return (parts.get(url) or {}).get(key)
+
+    low = {"any_item_at_most": value("lowAnyItemAtMost", "valueInteger"),
+           "nps_at_most": value("lowNpsAtMost", "valueInteger")}
+    return {"method": value("method", "valueCode"), "satisfied_at": value("satisfiedAt", "valueDecimal"),
+            "nps_item": value("npsItem", "valueString"), "csat_item": value("csatItem", "valueString"),
+            "low": low if any(v is not None for v in low.values()) else None}

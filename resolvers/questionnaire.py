@@ -1,0 +1,287 @@
+"""Survey instruments (FHIR Questionnaire): the institution's questionnaires, their versions and templates.
+
+A questionnaire's versions share a ``key``. A version with a response is never changed again: editing it
+makes the next version, a draft, which replaces the old one when it is activated (the old one is retired
+then), so every figure can say which version it comes from. A version without responses is edited in
+place, compare-and-set on its ``revision``. One version per key is active: activating one retires the
+one that was. Only the key's newest version is edited. Questionnaires are the institution's, in no
+department: admins and department heads keep them (questionnaire: create, update), staff who take answers
+read them (questionnaire: read). Organisational text, in clear; every read and write on the audit trail.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from tortoise.exceptions import IntegrityError
+from tortoise.functions import Count
+from tortoise.transactions import in_transaction
+
+from audit import writer
+from audit.events import Action
+from core import questionnaire as definition
+from core import questionnaire_fhir as fhir
+from core.errors import BadUserInput, Conflict
+from core.ids import uuid7
+from core.validation import one_of
+from models import Questionnaire, QuestionnaireResponse
+from models.questionnaire import QUESTIONNAIRE_STATUSES, RESPONDENTS, SUBJECTS
+from policies.guard import Decision
+from resolvers import access, pagination
+from resolvers.context import Context
+from resolvers.questionnaire_templates import TEMPLATES, Template
+
+CURSOR = "questionnaire"
+MAX_TITLE = 200
+MAX_PURPOSE = 1000
+DEFINITION = ("items", "scoring")
+COLUMNS = ("title", "purpose", "respondent", "subject", "anonymous", "items", "scoring")
+DEFAULTS = {"purpose": {}, "respondent": "patient", "subject": "visit", "anonymous": False}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+
+async def page(ctx: Context, *, status: str | None, key: uuid.UUID | None, first: int,
+               after: str | None) -> pagination.Page[Questionnaire]:
+    """The institution's questionnaires (of one status, the versions of one key), in creation order."""
+    decision = await access.authorize(ctx, "questionnaire", "read", action=Action.READ, resource_type="questionnaire")
+    first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
+    query = Questionnaire.filter(institution_id=ctx.institution_id)
+    if status is not None:
+        query = query.filter(status=one_of(status, QUESTIONNAIRE_STATUSES, "status"))
+    if key is not None:
+        query = query.filter(key=key)
+    if after:
+        query = query.filter(id__gt=pagination.decode_uuid(CURSOR, after))
+    rows = list(await query.order_by("id").limit(first + 1))
+    ctx.reads.note("questionnaire", None, None, rule=decision.rule)
+    return pagination.page_of(rows[:first], len(rows) > first, CURSOR, key=lambda row: row.id)
+
+
+async def one(ctx: Context, questionnaire_id: uuid.UUID | None) -> Questionnaire:
+    decision = await access.authorize(ctx, "questionnaire", "read", action=Action.READ,
+                                      resource_type="questionnaire", resource_id=questionnaire_id)
+    row = await _find(ctx, questionnaire_id, Action.READ)
+    ctx.reads.note("questionnaire", row.id, None, rule=decision.rule)
+    return row
+
+
+async def templates(ctx: Context) -> list[Template]:
+    """The shipped templates (the same for every institution)."""
+    decision = await access.authorize(ctx, "questionnaire", "read", action=Action.READ,
+                                      resource_type="questionnaire_template")
+    ctx.reads.note("questionnaire_template", None, None, rule=decision.rule)
+    return list(TEMPLATES.values())
+
+
+async def response_count(ctx: Context, row: Questionnaire) -> int:
+    """Responses to this version; one grouped statement for a page of questionnaires."""
+    async def batch(ids: Sequence[uuid.UUID]) -> list[int]:
+        found = await QuestionnaireResponse.filter(
+            institution_id=ctx.institution_id, questionnaire_id__in=list(ids),
+        ).annotate(n=Count("id")).group_by("questionnaire_id").values_list("questionnaire_id", "n")
+        counts = {_uuid(qid): int(n) for qid, n in found}
+        return [counts.get(i, 0) for i in ids]
+
+    return int(await ctx.require_loaders().made("questionnaire_responses", batch).load(row.id))
+
+
+async def export_fhir(ctx: Context, questionnaire_id: uuid.UUID | None) -> str:
+    """One version as an R4 Questionnaire resource (JSON text)."""
+    row = await one(ctx, questionnaire_id)
+    return json.dumps(fhir.to_fhir(_columns(row) | {"id": row.id, "key": row.key, "version": row.version,
+                                                    "status": row.status}), ensure_ascii=False)
+
+
+# -- writing ---------------------------------------------------------------------------------
+
+
+async def create(ctx: Context, data: dict[str, Any]) -> Questionnaire:
+    """A draft, version 1 of a new key."""
+    decision = await access.authorize(ctx, "questionnaire", "create", action=Action.CREATE,
+                                      resource_type="questionnaire")
+    values = _values(DEFAULTS | data, whole=True)
+    return await _insert(ctx, decision, values, status="draft")
+
+
+async def import_fhir(ctx: Context, text: str) -> Questionnaire:
+    """A draft from an R4 Questionnaire; what careloop cannot represent is refused (BAD_USER_INPUT on ``json``)."""
+    decision = await access.authorize(ctx, "questionnaire", "create", action=Action.CREATE,
+                                      resource_type="questionnaire")
+    data = fhir.from_fhir(fhir.parse(text))
+    try:
+        values = _values(DEFAULTS | data, whole=True)
+    except BadUserInput as error:  # the same checks as a draft typed in, named inside the JSON
+        field = f"json.{error.field}" if error.field else "json"
+        raise BadUserInput(f"json.{error.message}" if error.field else error.message, field=field) from None
+    return await _insert(ctx, decision, values, status="draft")
+
+
+async def adopt(ctx: Context, code: str) -> Questionnaire:
+    """The institution's active copy of a shipped template; one live copy (draft or active) per template."""
+    decision = await access.authorize(ctx, "questionnaire", "create", action=Action.CREATE,
+                                      resource_type="questionnaire")
+    template = TEMPLATES[one_of(code, TEMPLATES, "template")]
+    if await Questionnaire.exists(institution_id=ctx.institution_id, template=template.code,
+                                  status__in=("draft", "active")):
+        raise Conflict("template: the institution already has this template in use; edit that one.",
+                       field="template")
+    values = _values({"title": template.title, "purpose": template.purpose, "respondent": template.respondent,
+                      "subject": template.subject, "anonymous": template.anonymous, "items": template.items,
+                      "scoring": template.scoring}, whole=True)
+    return await _insert(ctx, decision, values, status="active", template=template.code)
+
+
+async def update(ctx: Context, questionnaire_id: uuid.UUID | None, data: dict[str, Any],
+                 revision: int) -> tuple[Questionnaire, bool]:
+    """Edit the key's newest version: in place while it has no response (compare-and-set on ``revision``),
+    else as the next version, a draft. Answers the version written and whether it is a new one."""
+    if not data:
+        raise BadUserInput("input: give at least one field to change.", field="input")
+    decision = await access.authorize(ctx, "questionnaire", "update", action=Action.UPDATE,
+                                      resource_type="questionnaire", resource_id=questionnaire_id)
+    row = await _find(ctx, questionnaire_id, Action.UPDATE)
+    changes = _values(data, whole=False)
+    merged = _values(_columns(row) | changes, whole=True)  # items and scoring are checked together
+    changes = {name: merged[name] for name in changes}
+    await _check_editable(ctx, row, revision)
+    if await QuestionnaireResponse.exists(institution_id=ctx.institution_id, questionnaire_id=row.id):
+        return await _insert(ctx, decision, merged, status="draft", template=row.template, key=row.key,
+                             version=row.version + 1), True
+    async with in_transaction():
+        if await Questionnaire.filter(id=row.id, institution_id=ctx.institution_id, revision=revision).exclude(
+                status="retired").update(**changes, revision=revision + 1, updated_at=_now()) != 1:
+            raise _stale()
+        await writer.append([access.write_record(ctx, Action.UPDATE, "questionnaire", row.id,
+                                                 fields=frozenset(changes), decision=decision)])
+    return await Questionnaire.get(id=row.id, institution_id=ctx.institution_id), False
+
+
+async def activate(ctx: Context, questionnaire_id: uuid.UUID | None) -> Questionnaire:
+    """Make this version the key's active one; the version active until now is retired."""
+    decision = await access.authorize(ctx, "questionnaire", "update", action=Action.UPDATE,
+                                      resource_type="questionnaire", resource_id=questionnaire_id)
+    row = await _find(ctx, questionnaire_id, Action.UPDATE)
+    if row.status == "active":
+        raise Conflict("id: this version is active already.", field="id")
+    async with in_transaction():
+        # the key's versions, locked: two activations of one key run one after the other
+        versions = await Questionnaire.filter(institution_id=ctx.institution_id, key=row.key).select_for_update()
+        current = next(v for v in versions if v.id == row.id)
+        if current.status == "active":
+            raise Conflict("id: this version is active already.", field="id")
+        retired = [v.id for v in versions if v.status == "active"]
+        now = _now()
+        if retired:
+            await Questionnaire.filter(institution_id=ctx.institution_id, id__in=retired).update(
+                status="retired", updated_at=now)
+        await Questionnaire.filter(institution_id=ctx.institution_id, id=row.id).update(status="active",
+                                                                                        updated_at=now)
+        await writer.append([access.write_record(ctx, Action.UPDATE, "questionnaire", v, fields=frozenset({"status"}),
+                                                 decision=decision) for v in (*retired, row.id)])
+    return await Questionnaire.get(id=row.id, institution_id=ctx.institution_id)
+
+
+async def retire(ctx: Context, questionnaire_id: uuid.UUID | None) -> Questionnaire:
+    """No more invitations to this version; its responses and figures stay."""
+    decision = await access.authorize(ctx, "questionnaire", "update", action=Action.UPDATE,
+                                      resource_type="questionnaire", resource_id=questionnaire_id)
+    row = await _find(ctx, questionnaire_id, Action.UPDATE)
+    if row.status == "retired":
+        raise _retired()
+    async with in_transaction():
+        if await Questionnaire.filter(id=row.id, institution_id=ctx.institution_id).exclude(
+                status="retired").update(status="retired", updated_at=_now()) != 1:
+            raise _retired()
+        await writer.append([access.write_record(ctx, Action.UPDATE, "questionnaire", row.id,
+                                                 fields=frozenset({"status"}), decision=decision)])
+    return await Questionnaire.get(id=row.id, institution_id=ctx.institution_id)
+
+
+async def _insert(ctx: Context, decision: Decision, values: dict[str, Any], *, status: str,
+                  template: str | None = None, key: uuid.UUID | None = None, version: int = 1) -> Questionnaire:
+    row_id = uuid7()
+    try:
+        async with in_transaction():
+            row = await Questionnaire.create(id=row_id, institution_id=ctx.institution_id, key=key or uuid7(),
+                                             version=version, status=status, template=template,
+                                             author_id=ctx.actor.id, **values)
+            await writer.append([access.write_record(ctx, Action.CREATE, "questionnaire", row_id,
+                                                     fields=frozenset(values) | {"version", "status"},
+                                                     decision=decision)])
+    except IntegrityError:  # another edit made this version a moment ago
+        raise _stale() from None
+    return row
+
+
+async def _find(ctx: Context, questionnaire_id: uuid.UUID | None, action: Action) -> Questionnaire:
+    row = None if questionnaire_id is None else await Questionnaire.get_or_none(
+        id=questionnaire_id, institution_id=ctx.institution_id)
+    if row is None:
+        raise await access.not_found(ctx, action, "questionnaire", questionnaire_id)
+    return row
+
+
+async def _check_editable(ctx: Context, row: Questionnaire, revision: int) -> None:
+    if row.status == "retired":
+        raise _retired()
+    if await Questionnaire.exists(institution_id=ctx.institution_id, key=row.key, version__gt=row.version):
+        raise Conflict("id: a newer version of this questionnaire exists; edit that one.", field="id")
+    if revision != row.revision:
+        raise _stale()
+
+
+def _stale() -> Conflict:
+    return Conflict("revision: the questionnaire changed since you read it; read it again.", field="revision")
+
+
+def _retired() -> Conflict:
+    return Conflict("id: the questionnaire is retired.", field="id")
+
+
+def _columns(row: Questionnaire) -> dict[str, Any]:
+    return {name: getattr(row, name) for name in COLUMNS}
+
+
+def _values(data: dict[str, Any], *, whole: bool) -> dict[str, Any]:
+    """Columns from the API's fields, checked; ``whole``: a complete questionnaire, the definition checked
+    as one (items and scoring)."""
+    out: dict[str, Any] = {}
+    for name, value in data.items():
+        if value is None and name != "purpose":
+            raise BadUserInput(f"{name}: must not be null.", field=name)
+        if name == "title":
+            out[name] = definition.check_texts(value, "title", MAX_TITLE)
+        elif name == "purpose":
+            out[name] = definition.check_texts(value, "purpose", MAX_PURPOSE) if value else {}
+        elif name == "respondent":
+            out[name] = one_of(value, RESPONDENTS, "respondent")
+        elif name == "subject":
+            out[name] = one_of(value, SUBJECTS, "subject")
+        elif name == "anonymous":
+            if not isinstance(value, bool):
+                raise BadUserInput("anonymous: must be true or false.", field="anonymous")
+            out[name] = value
+        elif name in DEFINITION:
+            out[name] = value
+        else:
+            raise BadUserInput(f"{name}: cannot be set here.", field=name)
+    if whole:
+        for required in ("title", *DEFINITION):
+            if required not in out:
+                raise BadUserInput(f"{required}: is required.", field=required)
+        out["items"], out["scoring"] = definition.clean_definition(out["items"], out["scoring"])
+    return out
+
+
+def _uuid(value: Any) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
