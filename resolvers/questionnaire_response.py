@@ -1,0 +1,517 @@
+"""Answering surveys (issue 14, FHIR QuestionnaireResponse): through the link that needs no sign-in, in the
+portal, or entered by staff from a phone call or a paper form; reading the responses; a low score closing the
+loop with a ticket.
+
+Every door ends in ``_record``: the answers checked and scored by ``core.questionnaire`` before anything is
+written, then one transaction that takes the invitation (compare-and-set of ``answered``: a second answer,
+whatever its door, finds it taken and writes nothing), writes the response and one row per answered item
+(a multiple choice one row per option; free text sealed with the institution's key), withdraws the
+invitation's messages still queued (the reminder), and for an identified questionnaire whose answer is low
+opens one complaint ticket on the patient's file through the tickets' own path.
+
+The link: its token (``clq_``, see ``resolvers.survey``) is looked up by its keyed digest. A forged,
+malformed or unknown link, an expired one, or one already answered is refused with BAD_USER_INPUT on
+``token`` and ``extensions.reason`` (``invalid``, ``expired``, ``answered``), recorded as a denial, and
+nothing else is written. ``surveyByLink`` shows the questionnaire and when the link expires, nothing about
+the patient.
+
+Anonymous questionnaires: the response has no patient, visit, ticket or invitation, its id is random (not
+time-ordered like other ids), the invitation records only that it was answered (not when), and the audit
+trail gets one record for the whole answer naming no patient, no invitation and no response, without the
+request's details, made by "anonymous" (or the staff member who entered it: they know whose it is, the
+trail does not say). No ticket is opened (there is no file to open it on). The list shows an anonymous
+response only where its questionnaire, department and month hold at least ``min_cell`` responses.
+
+Decided where the issue is silent:
+- a low answer opens a complaint of level 2, level 1 when the NPS answer is 3 or less (a detractor at the
+  bottom of the scale), in the department of the invitation, channel ``survey``; its subject and
+  description say which questionnaire and score, never an answer;
+- free text is read with ``questionnaire_response.text: read`` (department heads, support agents, the
+  patient their own): admins see scores and choices, not what patients wrote, as they read no clinical text;
+- who reads which responses: admins the institution's, department heads their departments', support agents
+  those linked to tickets they own or are assigned, a patient their own identified ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from tortoise.expressions import Q, Subquery
+from tortoise.functions import Count
+from tortoise.transactions import in_transaction
+
+from audit import writer
+from audit.events import Action, Actor, AuditRecord, Outcome, RequestMeta
+from core import questionnaire as instruments
+from core import tokens
+from core.crypto import InstitutionKeys, field_aad
+from core.errors import BadUserInput, Forbidden
+from core.ids import uuid7
+from core.principal import PATIENT
+from core.validation import one_of
+from models import Patient, Questionnaire, QuestionnaireResponse, ResponseAnswer, SurveyInvitation, Ticket
+from resolvers import access, pagination
+from resolvers import communication as communications
+from resolvers import institution as institutions
+from resolvers import survey as surveys
+from resolvers import ticket as tickets
+from resolvers.access import PatientView
+from resolvers.context import Context
+
+ANONYMOUS = Actor("anonymous")
+SYSTEM = Actor("system")
+LINK_RULE = "survey link"
+LOW_SCORE_RULE = "survey low score"
+STAFF_SOURCES = ("phone", "paper")
+CURSOR_KIND = "questionnaire-response"
+REFUSALS = {
+    "invalid": "token: this survey link is not valid.",
+    "expired": "token: this survey link has expired.",
+    "answered": "token: this survey has already been answered.",
+}
+# roles -> which responses they read (with questionnaire_response: read)
+INSTITUTION, DEPARTMENT, TICKETS, SELF = "institution", "department", "tickets", "self"
+RESPONSE_REACH = {"admin": INSTITUTION, "department_head": DEPARTMENT, "support_agent": TICKETS, "patient": SELF}
+
+
+class LinkRefused(BadUserInput):
+    """A survey link that does not hold, with the reason for the front end (``extensions.reason``)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(REFUSALS[reason], field="token")
+        self.extensions = {**(self.extensions or {}), "reason": reason}
+        self.reason = reason
+
+
+class _Taken(Exception):
+    """The invitation was answered (or expired) under the caller's feet: the transaction rolls back."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class _SystemContext(Context):
+    """The system acting in one institution (a low score's ticket): no principal, the institution's keys."""
+
+    home: uuid.UUID | None = None
+
+    @property
+    def institution_id(self) -> uuid.UUID:
+        assert self.home is not None
+        return self.home
+
+    @property
+    def actor(self) -> Actor:
+        return SYSTEM
+
+
+# -- the link ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LinkedSurvey:
+    """What a link shows: the questionnaire and until when it may be answered."""
+
+    questionnaire: Questionnaire
+    expires_at: datetime
+
+
+async def by_link(ctx: Context, token: str) -> LinkedSurvey:
+    invitation, questionnaire = await _linked(ctx, token, Action.READ)
+    await asyncio.shield(writer.append([_link_record(ctx, invitation, questionnaire, Action.READ, Outcome.ALLOWED)]))
+    return LinkedSurvey(questionnaire, invitation.expires_at)
+
+
+async def answer_by_link(ctx: Context, token: str, answers: Mapping[str, Any]) -> Receipt:
+    invitation, questionnaire = await _linked(ctx, token, Action.CREATE)
+    keys = await ctx.services.keyring.get(invitation.institution_id)
+    door = Door("link", ANONYMOUS, LINK_RULE, ctx.request)
+    try:
+        return await _record(ctx, keys, invitation, questionnaire, answers, door)
+    except _Taken:
+        raise await _refuse_link(ctx, invitation, questionnaire, Action.CREATE, _why_taken(invitation)) from None
+
+
+async def _linked(ctx: Context, token: str, action: Action) -> tuple[SurveyInvitation, Questionnaire]:
+    """The invitation a link holds, or a recorded refusal."""
+    invitation = None
+    if isinstance(token, str) and tokens.looks_like_survey_link(token):
+        invitation = await SurveyInvitation.get_or_none(
+            token_hash=tokens.token_digest(ctx.services.master_key.token_key, token))
+    if invitation is None:
+        raise await _refuse_link(ctx, None, None, action, "invalid")
+    questionnaire = await Questionnaire.get(id=invitation.questionnaire_id)
+    if invitation.answered:
+        raise await _refuse_link(ctx, invitation, questionnaire, action, "answered")
+    if invitation.expires_at <= _now() or invitation.status == "cancelled":
+        raise await _refuse_link(ctx, invitation, questionnaire, action, "expired")
+    return invitation, questionnaire
+
+
+def _why_taken(invitation: SurveyInvitation) -> str:
+    return "expired" if invitation.expires_at <= _now() else "answered"
+
+
+async def _refuse_link(ctx: Context, invitation: SurveyInvitation | None, questionnaire: Questionnaire | None,
+                       action: Action, reason: str) -> LinkRefused:
+    """The refusal on the trail (an unknown link on the system chain), then the error: nothing else written."""
+    await asyncio.shield(writer.append([_link_record(ctx, invitation, questionnaire, action, Outcome.DENIED,
+                                                     reason)]))
+    return LinkRefused(reason)
+
+
+def _link_record(ctx: Context, invitation: SurveyInvitation | None, questionnaire: Questionnaire | None,
+                 action: Action, outcome: Outcome, reason: str = "") -> AuditRecord:
+    """An anonymous questionnaire's link is recorded naming neither the patient nor the invitation."""
+    named = invitation is not None and questionnaire is not None and not questionnaire.anonymous
+    return AuditRecord(invitation.institution_id if invitation else writer.SYSTEM_CHAIN, ANONYMOUS, action,
+                       "survey_invitation", outcome, ctx.request if named or invitation is None else RequestMeta(),
+                       resource_id=invitation.id if named and invitation else None,
+                       patient_id=invitation.patient_id if named and invitation else None,
+                       reason=reason, policy_rule=LINK_RULE if outcome is Outcome.ALLOWED else "")
+
+
+# -- the portal and staff ------------------------------------------------------------------------------
+
+
+async def answer_own(ctx: Context, invitation_id: uuid.UUID | None, answers: Mapping[str, Any]) -> Receipt:
+    """The signed-in patient answers one of their own invitations."""
+    decision = await access.authorize(ctx, "questionnaire_response", "create", action=Action.CREATE,
+                                      resource_type="questionnaire_response")
+    view = await access.find_patient(ctx, ctx.require_principal().patient_id, action=Action.CREATE)
+    invitation, questionnaire = await _invitation_of(ctx, invitation_id, view)
+    _check_open(invitation)
+    door = Door("portal", ctx.actor, decision.rule, ctx.request)
+    return await _answer(ctx, invitation, questionnaire, answers, door)
+
+
+async def enter(ctx: Context, invitation_id: uuid.UUID | None, answers: Mapping[str, Any], source: str) -> Receipt:
+    """Staff (or a partner with the scope, for its granted patients) enter answers taken by phone or on paper,
+    recorded as such and naming who entered them."""
+    decision = await access.authorize(ctx, "questionnaire_response", "create", action=Action.CREATE,
+                                      resource_type="questionnaire_response")
+    source = one_of(source, STAFF_SOURCES, "source")
+    principal = ctx.require_principal()
+    if principal.kind == PATIENT:  # a patient answers their own in the portal (surveyAnswer)
+        await access.deny(ctx, Action.CREATE, "questionnaire_response", reason="forbidden")
+        raise Forbidden()
+    found = None if invitation_id is None else await SurveyInvitation.get_or_none(
+        id=invitation_id, institution_id=ctx.institution_id)
+    if found is None:
+        raise await access.not_found(ctx, Action.CREATE, "survey_invitation", invitation_id, "invitationId")
+    await access.find_patient(ctx, found.patient_id, action=Action.CREATE, field="invitationId")
+    invitation, questionnaire = found, await Questionnaire.get(id=found.questionnaire_id)
+    _check_open(invitation)
+    door = Door(source, ctx.actor, decision.rule, ctx.request, entered_by=principal.user_id
+                if principal.kind != "partner" else None)
+    return await _answer(ctx, invitation, questionnaire, answers, door)
+
+
+async def _invitation_of(ctx: Context, invitation_id: uuid.UUID | None,
+                         view: PatientView) -> tuple[SurveyInvitation, Questionnaire]:
+    row = None if invitation_id is None else await SurveyInvitation.get_or_none(
+        id=invitation_id, institution_id=ctx.institution_id, patient_id=view.row.id)
+    if row is None:
+        raise await access.not_found(ctx, Action.CREATE, "survey_invitation", invitation_id, "invitationId")
+    return row, await Questionnaire.get(id=row.questionnaire_id)
+
+
+def _check_open(invitation: SurveyInvitation) -> None:
+    if invitation.answered:
+        raise _closed("answered")
+    if invitation.expires_at <= _now() or invitation.status == "cancelled":
+        raise _closed("expired")
+
+
+async def _answer(ctx: Context, invitation: SurveyInvitation, questionnaire: Questionnaire,
+                  answers: Mapping[str, Any], door: Door) -> Receipt:
+    try:
+        return await _record(ctx, ctx.require_keys(), invitation, questionnaire, answers, door)
+    except _Taken:
+        raise _closed(_why_taken(invitation)) from None
+
+
+def _closed(reason: str) -> BadUserInput:
+    message = ("invitationId: this survey has already been answered." if reason == "answered"
+               else "invitationId: this invitation has expired.")
+    return BadUserInput(message, field="invitationId")
+
+
+# -- recording an answer -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Door:
+    """How an answer arrives: its source, who gives it and under which rule."""
+
+    source: str  # portal, link, phone, paper
+    actor: Actor
+    rule: str
+    request: RequestMeta
+    entered_by: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What the answerer is told."""
+
+    anonymous: bool
+    response_id: uuid.UUID | None  # None for an anonymous questionnaire: nothing to trace it by
+    follow_up: bool  # a ticket was opened to call the patient back
+
+
+async def _record(ctx: Context, keys: InstitutionKeys, invitation: SurveyInvitation, questionnaire: Questionnaire,
+                  answers: Mapping[str, Any], door: Door) -> Receipt:
+    checked = instruments.check_answers(questionnaire.items, answers)
+    scored = instruments.score(questionnaire.items, questionnaire.scoring, checked)
+    institution_id, anonymous, now = invitation.institution_id, questionnaire.anonymous, _now()
+    month = now.astimezone(await institutions.zone(institution_id)).strftime("%Y-%m")
+    response_id = uuid.uuid4() if anonymous else uuid7()  # a random id says nothing of when it was given
+    rows = _answer_rows(keys, institution_id, questionnaire, response_id, invitation.department_id, month, checked)
+    ticket_data = None if anonymous or not scored.low else await _ticket_data(questionnaire, scored)
+    async with in_transaction():
+        taken = {"answered": True} if anonymous else {"answered": True, "answered_at": now, "status": "answered"}
+        if await SurveyInvitation.filter(id=invitation.id, answered=False, expires_at__gt=now).exclude(
+                status="cancelled").update(**taken) != 1:
+            raise _Taken()
+        ticket = None
+        if ticket_data is not None:
+            patient = await Patient.get(id=invitation.patient_id)
+            system = _SystemContext(services=ctx.services, request=door.request, keys=keys, home=institution_id)
+            ticket = await tickets.open_for_system(system, ticket_data, patient_id=invitation.patient_id,
+                                                   department_id=invitation.department_id,
+                                                   vip="|vip|" in (patient.segments or ""), rule=LOW_SCORE_RULE)
+        linked: dict[str, Any] = {} if anonymous else {
+            "invitation_id": invitation.id, "patient_id": invitation.patient_id, "visit_id": invitation.visit_id,
+            "ticket_id": invitation.ticket_id}
+        await QuestionnaireResponse.create(
+            id=response_id, institution_id=institution_id, questionnaire_id=questionnaire.id,
+            department_id=invitation.department_id, clinician_id=invitation.clinician_id,
+            entered_by_id=door.entered_by, follow_up_ticket_id=ticket.id if ticket else None, source=door.source,
+            month=month, score=scored.score, satisfied=scored.satisfied, nps=scored.nps, csat=scored.csat,
+            low=scored.low, **linked)
+        if rows:
+            await ResponseAnswer.bulk_create(rows)
+        await communications.cancel_queued(institution_id, surveys.message_key(invitation.id, ""))
+        await writer.append(_answer_records(institution_id, invitation, response_id, anonymous, door, ticket))
+    ctx.recorded = True
+    if ticket is not None:
+        tickets.changed(ctx)
+    return Receipt(anonymous, None if anonymous else response_id, ticket is not None)
+
+
+def _answer_rows(keys: InstitutionKeys, institution_id: uuid.UUID, questionnaire: Questionnaire,
+                 response_id: uuid.UUID, department_id: uuid.UUID | None, month: str,
+                 checked: Mapping[str, Any]) -> list[ResponseAnswer]:
+    """One row per answered item (a multiple choice one per option chosen), numbers as reports aggregate
+    them, free text sealed to its row."""
+    kinds = {item["link_id"]: item["kind"] for item in instruments.questions(questionnaire.items)}
+    rows: list[ResponseAnswer] = []
+
+    def row(link_id: str, **values: Any) -> None:
+        answer_id = uuid.uuid4() if questionnaire.anonymous else uuid7()
+        if values.get("text") is not None:
+            values["text"] = keys.seal(values["text"], field_aad(institution_id, "response_answer", "text", answer_id))
+        rows.append(ResponseAnswer(id=answer_id, institution_id=institution_id, response_id=response_id,
+                                   questionnaire_id=questionnaire.id, department_id=department_id, month=month,
+                                   link_id=link_id, **values))
+
+    for link_id, value in checked.items():
+        kind = kinds[link_id]
+        if kind == "multi_choice":
+            for code in value:
+                row(link_id, choice=code)
+        elif kind == "choice":
+            row(link_id, choice=value)
+        elif kind == "text":
+            row(link_id, text=value)
+        else:
+            row(link_id, number=instruments.number_of(kind, value))
+    return rows
+
+
+async def _ticket_data(questionnaire: Questionnaire, scored: instruments.Score) -> dict[str, Any]:
+    """The complaint a low answer opens: which questionnaire and what score, never what was answered."""
+    title = questionnaire.title.get("zh-CN") or next(iter(questionnaire.title.values()), "")
+    figures = [f"score {scored.score:.0f}/100" if scored.score is not None else "",
+               f"NPS {scored.nps}" if scored.nps is not None else "",
+               f"CSAT {scored.csat}" if scored.csat is not None else ""]
+    return {"channel": "survey", "category": "complaint",
+            "level": 1 if scored.nps is not None and scored.nps <= 3 else 2,
+            "subject": "Survey answer under the threshold: call the patient back",
+            "description": f"{title} (version {questionnaire.version}): {', '.join(f for f in figures if f)}."[:4000]}
+
+
+def _answer_records(institution_id: uuid.UUID, invitation: SurveyInvitation, response_id: uuid.UUID,
+                    anonymous: bool, door: Door, ticket: Ticket | None) -> list[AuditRecord]:
+    if anonymous:  # one record naming no patient, invitation or response, nor the request's details
+        actor = ANONYMOUS if door.source in ("link", "portal") else door.actor
+        return [AuditRecord(institution_id, actor, Action.CREATE, "questionnaire_response", Outcome.ALLOWED,
+                            RequestMeta(), fields_read=frozenset({"answers", "invitation.answered"}),
+                            reason=f"anonymous {door.source}", policy_rule=door.rule)]
+    written = frozenset({"answers", "source", *(("follow_up_ticket",) if ticket else ())})
+    return [AuditRecord(institution_id, door.actor, Action.CREATE, "questionnaire_response", Outcome.ALLOWED,
+                        door.request, resource_id=response_id, patient_id=invitation.patient_id,
+                        fields_read=written, reason=door.source, policy_rule=door.rule),
+            AuditRecord(institution_id, door.actor, Action.UPDATE, "survey_invitation", Outcome.ALLOWED,
+                        door.request, resource_id=invitation.id, patient_id=invitation.patient_id,
+                        fields_read=frozenset({"answered", "answered_at", "status"}), policy_rule=door.rule)]
+
+
+# -- reading responses ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ResponseView:
+    row: QuestionnaireResponse
+    questionnaire: Questionnaire
+
+
+@dataclass(frozen=True)
+class AnswerView:
+    row: ResponseAnswer
+    response: ResponseView
+    kind: str = ""
+    values: list[str] = field(default_factory=list)
+
+
+async def responses(ctx: Context, *, questionnaire_id: uuid.UUID | None, department_id: uuid.UUID | None,
+                    ticket_id: uuid.UUID | None, first: int, after: str | None) -> pagination.Page[ResponseView]:
+    """Responses in the caller's reach, newest first for identified ones (anonymous ones have random ids),
+    narrowed to a questionnaire version, a department or a ticket (the one it was about or the one it
+    opened); a fixed number of statements whatever the page size."""
+    decision = await access.authorize(ctx, "questionnaire_response", "read", action=Action.READ,
+                                      resource_type="questionnaire_response")
+    first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
+    reach = _reach(ctx)
+    query = QuestionnaireResponse.filter(reach)
+    if questionnaire_id is not None:
+        query = query.filter(questionnaire_id=questionnaire_id)
+    if department_id is not None:
+        query = query.filter(department_id=department_id)
+    if ticket_id is not None:
+        query = query.filter(Q(ticket_id=ticket_id) | Q(follow_up_ticket_id=ticket_id))
+    query = query.filter(await _shown_anonymous(ctx, query))
+    if after:
+        query = query.filter(id__lt=pagination.decode_uuid(CURSOR_KIND, after))
+    rows = list(await query.order_by("-id").limit(first + 1))
+    found = {q.id: q for q in await Questionnaire.filter(institution_id=ctx.institution_id,
+                                                         id__in=list({r.questionnaire_id for r in rows}))}
+    for row in rows[:first]:
+        ctx.reads.note("questionnaire_response", row.id, row.patient_id, rule=decision.rule)
+    return pagination.page_of([ResponseView(r, found[r.questionnaire_id]) for r in rows[:first]], len(rows) > first,
+                              CURSOR_KIND, key=lambda v: v.row.id)
+
+
+def _reach(ctx: Context) -> Q:
+    """The responses the caller's roles reach (the union of each reading role's), as a SQL condition."""
+    principal = ctx.require_principal()
+    guard, institution_id = ctx.services.guard, principal.institution_id
+    reaches = {RESPONSE_REACH[role] for role in principal.roles if role in RESPONSE_REACH
+               and guard.role_allows(role, institution_id, "questionnaire_response", "read")}
+    tenant = Q(institution_id=institution_id)
+    if INSTITUTION in reaches:
+        return tenant
+    parts: list[Q] = []
+    if DEPARTMENT in reaches and principal.department_ids:
+        parts.append(Q(department_id__in=sorted(principal.department_ids)))
+    if TICKETS in reaches:
+        worked = Subquery(Ticket.filter(Q(owner_id=principal.user_id) | Q(assignee_id=principal.user_id),
+                                        institution_id=institution_id).values("id"))
+        parts += [Q(follow_up_ticket_id__in=worked), Q(ticket_id__in=worked)]
+    if SELF in reaches and principal.patient_id is not None:
+        parts.append(Q(patient_id=principal.patient_id))
+    if not parts:
+        return tenant & Q(id__in=[])
+    return tenant & Q(*parts, join_type=Q.OR)
+
+
+async def _shown_anonymous(ctx: Context, query: Any) -> Q:
+    """Identified responses, and anonymous ones whose questionnaire, department and month hold at least
+    ``min_cell`` responses (one grouped statement): a small cell would single the answer out."""
+    least = (await surveys.settings_of(ctx.institution_id)).min_cell
+    cells = await (query.filter(patient_id__isnull=True, invitation_id__isnull=True)
+                   .annotate(n=Count("id")).group_by("questionnaire_id", "department_id", "month")
+                   .values_list("questionnaire_id", "department_id", "month", "n"))
+    shown = [Q(questionnaire_id=q, department_id=d, month=m) if d is not None
+             else Q(questionnaire_id=q, department_id__isnull=True, month=m)
+             for q, d, m, n in cells if int(n) >= least]
+    return Q(patient_id__isnull=False) | Q(invitation_id__isnull=False) | Q(*shown, join_type=Q.OR) if shown \
+        else Q(patient_id__isnull=False) | Q(invitation_id__isnull=False)
+
+
+async def answers_of(ctx: Context, view: ResponseView) -> list[AnswerView]:
+    """A response's answers in the questionnaire's order (one statement for a page of responses)."""
+    async def batch(ids: Sequence[uuid.UUID]) -> list[list[ResponseAnswer]]:
+        rows = await ResponseAnswer.filter(institution_id=ctx.institution_id, response_id__in=list(ids)).order_by(
+            "id")
+        grouped: dict[uuid.UUID, list[ResponseAnswer]] = {i: [] for i in ids}
+        for row in rows:
+            grouped[row.response_id].append(row)
+        return [grouped[i] for i in ids]
+
+    rows = cast(list[ResponseAnswer], await ctx.require_loaders().made("response_answers", batch).load(view.row.id))
+    return answer_views(view, rows)
+
+
+def answer_views(view: ResponseView, rows: list[ResponseAnswer]) -> list[AnswerView]:
+    """One answer per item (a multiple choice's rows gathered), in the questionnaire's order."""
+    order = {item["link_id"]: (i, item["kind"]) for i, item in enumerate(instruments.questions(
+        view.questionnaire.items))}
+    by_item: dict[str, list[ResponseAnswer]] = {}
+    for row in rows:
+        by_item.setdefault(row.link_id, []).append(row)
+    out = []
+    for link_id, group in sorted(by_item.items(), key=lambda kv: order.get(kv[0], (len(order), ""))[0]):
+        kind = order.get(link_id, (0, ""))[1]
+        out.append(AnswerView(group[0], view, kind, [str(r.choice) for r in group if r.choice is not None]))
+    return out
+
+
+def read_text(ctx: Context, answer: AnswerView) -> str | None:
+    """A free-text answer: with ``questionnaire_response.text: read``, opened and noted; else FORBIDDEN."""
+    sealed = answer.row.text
+    if sealed is None:
+        return None
+    row = answer.response.row
+    decision = ctx.decide("questionnaire_response.text", "read")
+    if not decision.allowed:
+        ctx.reads.note("questionnaire_response", row.id, row.patient_id, outcome=Outcome.DENIED,
+                       reason="forbidden_field")
+        raise Forbidden("Not allowed to read this field.")
+    ctx.reads.note("questionnaire_response", row.id, row.patient_id, field_name="response_answer.text",
+                   rule=decision.rule)
+    return access.open_sealed(ctx, "response_answer", "text", answer.row.id, bytes(answer.row.text))
+
+
+# -- the patient's copy of their data ------------------------------------------------------------------
+
+
+async def export_copy(ctx: Context, view: PatientView) -> list[dict[str, Any]]:
+    """The patient's identified responses for their data export (an anonymous one is linked to nobody, so
+    it is in nobody's copy), three statements."""
+    rows = list(await QuestionnaireResponse.filter(institution_id=ctx.institution_id, patient_id=view.row.id)
+                .order_by("id"))
+    found = {q.id: q for q in await Questionnaire.filter(id__in=list({r.questionnaire_id for r in rows}))}
+    answers: dict[uuid.UUID, list[ResponseAnswer]] = {r.id: [] for r in rows}
+    for answer in await ResponseAnswer.filter(institution_id=ctx.institution_id,
+                                              response_id__in=list(answers)).order_by("id"):
+        answers[answer.response_id].append(answer)
+    copies = []
+    for row in rows:
+        response = ResponseView(row, found[row.questionnaire_id])
+        copies.append({
+            "id": str(row.id), "questionnaire": response.questionnaire.title, "version": response.questionnaire.version,
+            "month": row.month, "source": row.source, "score": row.score,
+            "answers": [{"link_id": a.row.link_id, "number": a.row.number, "choices": a.values,
+                         "text": None if a.row.text is None else access.open_sealed(
+                             ctx, "response_answer", "text", a.row.id, bytes(a.row.text))}
+                        for a in answer_views(response, answers[row.id])]})
+    return copies

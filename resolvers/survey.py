@@ -1,0 +1,593 @@
+"""Distributing surveys (issue 14): the institution's settings and triggers, invitations and their links, the
+fatigue cap, the invitation messages through the outbox, and reminders.
+
+An invitation is made for a cause ("visit:<id>", "ticket:<id>", "follow_up:<id>", "campaign:<id>:<patient>")
+inside the transaction of whatever caused it (a visit finishing, a ticket closing, a follow-up call completed,
+a one-off campaign): the cause key is unique per institution, so a cause never invites twice however often or
+concurrently it is reported. It is not made when the patient is archived or deceased, or was invited within
+the institution's ``fatigue_days`` (the cap; the patient's row is locked while it is checked, so two causes
+at once cannot both pass). Its message is scheduled through the outbox (cause ``survey_invitation``, due at
+the cause's time plus the trigger's delay): the consent gate and channel preferences decide, as for every
+message.
+
+The link: ``tokens.survey_link`` derives it from the master key and the invitation (HMAC, 256 bits), so no
+secret is stored anywhere, not in the invitation (which keeps only ``token_digest`` of it, for the lookup)
+nor in the message's variables (the outbox computes it when it renders the message, ``survey_url``). It
+expires ``link_valid_days`` after the message is due and answers once (``resolvers.questionnaire_response``).
+
+Decided where the issue is silent:
+- when several active triggers match a cause, the most specific one invites (department and visit kind
+  named over either over neither, then the oldest); the cause still invites once;
+- the fatigue cap counts invitations whose message was not refused or cancelled, either side of the new
+  one's due time;
+- a trigger names a questionnaire by its key; the version active when the cause occurs is the one asked
+  (a trigger whose questionnaire has no active version invites nobody); staff-answered questionnaires are
+  not sent to patients;
+- department heads write triggers for their own departments; settings are the institution's (department
+  heads and admins, as the policy says);
+- a one-off campaign invites at most ``CAMPAIGN_LIMIT`` patients in one call (narrow the audience);
+- reminders: one per invitation, ``reminder_after_days`` after its message was due, while unanswered, not
+  expired and not refused by the gate (the sweep ``remind_unanswered``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tortoise.exceptions import IntegrityError
+from tortoise.expressions import Q
+from tortoise.transactions import in_transaction
+
+from audit import writer
+from audit.events import Action, Actor, AuditRecord, Outcome
+from core import tokens
+from core.errors import BadUserInput, Conflict, Forbidden
+from core.ids import uuid7
+from core.validation import camel_case, one_of
+from models import (
+    Department,
+    FollowUpTask,
+    Patient,
+    Questionnaire,
+    SurveyInvitation,
+    SurveySettings,
+    SurveyTrigger,
+    Ticket,
+    Visit,
+)
+from models.survey import TRIGGER_EVENTS
+from models.visit import VISIT_KINDS
+from policies.guard import Decision
+from resolvers import access, pagination
+from resolvers import campaign as campaigns
+from resolvers import communication as communications
+from resolvers.access import PatientView
+from resolvers.context import Context
+
+SYSTEM = Actor("system")
+TRIGGER_DECISION = Decision(True, "survey trigger")
+REMINDER_RULE = "survey reminder"
+CAUSE = "survey_invitation"
+CAMPAIGN_LIMIT = 5000
+REMINDER_BATCH = 500
+TRIGGER_CURSOR = "survey-trigger"
+INVITATION_CURSOR = "survey-invitation"
+# setting: (least, most)
+SETTING_RANGES: dict[str, tuple[int, int]] = {
+    "fatigue_days": (0, 365),  # 0: no cap
+    "satisfaction_target": (1, 100),
+    "min_cell": (3, 100),  # fewer than 3 would let a report single an answer out
+    "link_valid_days": (1, 90),
+}
+DELAY_HOURS = (0, 24 * 30)
+REMINDER_DAYS = (1, 30)
+TRIGGER_COLUMNS = ("event", "visit_kind", "department_id", "questionnaire_key", "delay_hours", "reminder_after_days")
+NOT_COUNTED = ("refused", "cancelled")  # invitations the fatigue cap does not count
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def message_key(invitation_id: uuid.UUID, kind: str) -> str:
+    """The outbox key of an invitation's message (``kind``: invitation or reminder); the outbox reads the
+    invitation's id from it to compute the link (``communication.survey_url_of``)."""
+    return f"{communications.SURVEY_KEY}{invitation_id}:{kind}"
+
+
+def link_digest(token_key: bytes, institution_id: uuid.UUID, invitation_id: uuid.UUID) -> str:
+    """What the invitation keeps of its link: the token's keyed digest (as for every token)."""
+    return tokens.token_digest(token_key, tokens.survey_link(token_key, institution_id, invitation_id))
+
+
+# -- settings -------------------------------------------------------------------------------------------
+
+
+async def settings_of(institution_id: uuid.UUID) -> SurveySettings:
+    """The institution's survey settings, or the defaults (an unsaved row, version 0)."""
+    row = await SurveySettings.get_or_none(institution_id=institution_id)
+    return row if row is not None else SurveySettings(institution_id=institution_id, version=0)
+
+
+async def settings(ctx: Context) -> SurveySettings:
+    decision = await access.authorize(ctx, "survey", "read", action=Action.READ, resource_type="survey_settings")
+    row = await settings_of(ctx.institution_id)
+    ctx.reads.note("survey_settings", row.id if row.version else None, None, rule=decision.rule)
+    return row
+
+
+async def update_settings(ctx: Context, data: dict[str, Any], version: int | None) -> SurveySettings:
+    """Change the settings given (others stay). ``version``: the one read (0 for the defaults); a stale one is
+    a CONFLICT and writes nothing; without it the last write wins."""
+    decision = await access.authorize(ctx, "survey", "update", action=Action.UPDATE,
+                                      resource_type="survey_settings")
+    values: dict[str, Any] = {}
+    for name, value in data.items():
+        field = camel_case(name)
+        least, most = SETTING_RANGES[name]
+        if value is None or not least <= value <= most:
+            raise BadUserInput(f"{field}: must be between {least} and {most}.", field=field)
+        values[name] = value
+    if not values:
+        raise BadUserInput("input: give at least one setting to change.", field="input")
+    try:
+        async with in_transaction():
+            row = await SurveySettings.filter(institution_id=ctx.institution_id).select_for_update().first()
+            if version is not None and version != (0 if row is None else row.version):
+                raise _stale("the settings")
+            if row is None:
+                row = await SurveySettings.create(id=uuid7(), institution_id=ctx.institution_id, version=1, **values)
+                action = Action.CREATE
+            else:
+                await SurveySettings.filter(id=row.id).update(version=row.version + 1, updated_at=_now(), **values)
+                action = Action.UPDATE
+            await writer.append([access.write_record(ctx, action, "survey_settings", row.id,
+                                                     fields=frozenset(values), decision=decision)])
+    except IntegrityError:  # another request saved the first settings a moment ago
+        raise _stale("the settings") from None
+    return await SurveySettings.get(id=row.id)
+
+
+def _stale(what: str) -> Conflict:
+    return Conflict(f"version: {what} changed since you read them; read again.", field="version")
+
+
+# -- triggers -------------------------------------------------------------------------------------------
+
+
+async def triggers(ctx: Context, *, first: int, after: str | None,
+                   include_inactive: bool = False) -> pagination.Page[SurveyTrigger]:
+    """The institution's triggers, oldest first (active ones unless asked)."""
+    decision = await access.authorize(ctx, "survey", "read", action=Action.READ, resource_type="survey_trigger")
+    first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
+    query = SurveyTrigger.filter(institution_id=ctx.institution_id)
+    if not include_inactive:
+        query = query.filter(active=True)
+    if after:
+        query = query.filter(id__gt=pagination.decode_uuid(TRIGGER_CURSOR, after))
+    rows = list(await query.order_by("id").limit(first + 1))
+    ctx.reads.note("survey_trigger", None, None, rule=decision.rule)
+    return pagination.page_of(rows[:first], len(rows) > first, TRIGGER_CURSOR, key=lambda row: row.id)
+
+
+async def trigger_create(ctx: Context, data: dict[str, Any]) -> SurveyTrigger:
+    decision = await access.authorize(ctx, "survey", "update", action=Action.CREATE, resource_type="survey_trigger")
+    for required in ("event", "questionnaire_key"):
+        if data.get(required) is None:
+            raise BadUserInput(f"{camel_case(required)}: is required.", field=camel_case(required))
+    values = await _trigger_values(ctx, data, {})
+    await _check_trigger_reach(ctx, Action.CREATE, None, values.get("department_id"))
+    trigger_id = uuid7()
+    async with in_transaction():
+        row = await SurveyTrigger.create(id=trigger_id, institution_id=ctx.institution_id, version=1, active=True,
+                                         **values)
+        await writer.append([access.write_record(ctx, Action.CREATE, "survey_trigger", trigger_id,
+                                                 fields=frozenset(values), decision=decision)])
+    return row
+
+
+async def trigger_update(ctx: Context, trigger_id: uuid.UUID | None, data: dict[str, Any],
+                         version: int | None) -> SurveyTrigger:
+    """Change an active trigger in place (invitations already made keep their questionnaire version)."""
+    if not data:
+        raise BadUserInput("input: give at least one field to change.", field="input")
+    decision = await access.authorize(ctx, "survey", "update", action=Action.UPDATE, resource_type="survey_trigger",
+                                      resource_id=trigger_id)
+    row = await _find_trigger(ctx, trigger_id)
+    current = {name: getattr(row, name) for name in TRIGGER_COLUMNS}
+    values = await _trigger_values(ctx, data, current)
+    await _check_trigger_reach(ctx, Action.UPDATE, row.id, row.department_id)
+    if "department_id" in values:
+        await _check_trigger_reach(ctx, Action.UPDATE, row.id, values["department_id"])
+    await _write_trigger(ctx, row, version, values, decision)
+    return await SurveyTrigger.get(id=row.id)
+
+
+async def trigger_deactivate(ctx: Context, trigger_id: uuid.UUID | None, version: int | None) -> SurveyTrigger:
+    """An inactive trigger invites nobody; its invitations stand (and are still reminded)."""
+    decision = await access.authorize(ctx, "survey", "update", action=Action.UPDATE, resource_type="survey_trigger",
+                                      resource_id=trigger_id)
+    row = await _find_trigger(ctx, trigger_id)
+    await _check_trigger_reach(ctx, Action.UPDATE, row.id, row.department_id)
+    await _write_trigger(ctx, row, version, {"active": False}, decision)
+    return await SurveyTrigger.get(id=row.id)
+
+
+async def _write_trigger(ctx: Context, row: SurveyTrigger, version: int | None, values: dict[str, Any],
+                         decision: Decision) -> None:
+    expected = row.version if version is None else version
+    async with in_transaction():
+        changed = await SurveyTrigger.filter(id=row.id, institution_id=ctx.institution_id, version=expected,
+                                             active=True).update(version=expected + 1, updated_at=_now(), **values)
+        if changed != 1:
+            raise Conflict("version: the trigger changed (or was deactivated) since you read it; read it again.",
+                           field="version")
+        await writer.append([access.write_record(ctx, Action.UPDATE, "survey_trigger", row.id,
+                                                 fields=frozenset(values), decision=decision)])
+
+
+async def _find_trigger(ctx: Context, trigger_id: uuid.UUID | None) -> SurveyTrigger:
+    row = None if trigger_id is None else await SurveyTrigger.get_or_none(id=trigger_id,
+                                                                          institution_id=ctx.institution_id)
+    if row is None:
+        raise await access.not_found(ctx, Action.UPDATE, "survey_trigger", trigger_id)
+    return row
+
+
+async def _check_trigger_reach(ctx: Context, action: Action, trigger_id: uuid.UUID | None,
+                               department_id: uuid.UUID | None) -> None:
+    """Admins write any trigger; a department head only those of their own departments."""
+    principal = ctx.require_principal()
+    if "admin" in principal.roles:
+        return
+    if department_id is None or department_id not in principal.department_ids:
+        await access.deny(ctx, action, "survey_trigger", trigger_id, reason="other_department")
+        raise Forbidden("departmentId: a department head writes the triggers of their own departments.",
+                        field="departmentId")
+
+
+async def _trigger_values(ctx: Context, data: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+    """The columns given, checked against each other and the trigger as it stands."""
+    values: dict[str, Any] = {}
+    for name, value in data.items():
+        field = camel_case(name)
+        if name == "event":
+            values[name] = one_of(value, TRIGGER_EVENTS, field)
+        elif name == "visit_kind":
+            values[name] = None if value is None else one_of(value, VISIT_KINDS, field)
+        elif name == "department_id":
+            if value is not None and not await Department.exists(id=value, institution_id=ctx.institution_id):
+                raise BadUserInput("departmentId: no such department.", field=field)
+            values[name] = value
+        elif name == "questionnaire_key":
+            if value is None:
+                raise BadUserInput(f"{field}: must not be null.", field=field)
+            questionnaire = await active_version(ctx.institution_id, value)
+            if questionnaire is None:
+                raise BadUserInput(f"{field}: no active questionnaire has this key.", field=field)
+            if questionnaire.respondent == "staff":
+                raise BadUserInput(f"{field}: this questionnaire is answered by staff, not sent to patients.",
+                                   field=field)
+            values[name] = value
+        elif name == "delay_hours":
+            values[name] = _bounded(value, DELAY_HOURS, field)
+        elif name == "reminder_after_days":
+            values[name] = None if value is None else _bounded(value, REMINDER_DAYS, field)
+    merged = {**current, **values}
+    if merged.get("visit_kind") is not None and merged.get("event") != "visit_finished":
+        raise BadUserInput("visitKind: only a trigger on finished visits names a visit kind.", field="visitKind")
+    return values
+
+
+def _bounded(value: int | None, bounds: tuple[int, int], field: str) -> int:
+    if value is None or not bounds[0] <= value <= bounds[1]:
+        raise BadUserInput(f"{field}: must be between {bounds[0]} and {bounds[1]}.", field=field)
+    return value
+
+
+async def active_version(institution_id: uuid.UUID, key: uuid.UUID) -> Questionnaire | None:
+    """The questionnaire's active version (the newest, should two be active)."""
+    return await (Questionnaire.filter(institution_id=institution_id, key=key, status="active")
+                  .order_by("-version").first())
+
+
+# -- invitations: the causes ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cause:
+    """Something that may ask a patient to answer a survey."""
+
+    key: str
+    event: str
+    patient_id: uuid.UUID
+    at: datetime
+    department_id: uuid.UUID | None
+    visit_kind: str | None = None
+    visit_id: uuid.UUID | None = None
+    ticket_id: uuid.UUID | None = None
+    follow_up_task_id: uuid.UUID | None = None
+    clinician_id: uuid.UUID | None = None
+
+
+async def on_visit_finished(ctx: Context, visit: Visit) -> SurveyInvitation | None:
+    """The invitation a finished visit asks for, inside the visit's transaction."""
+    return await _on_cause(ctx, Cause(
+        f"visit:{visit.id}", "visit_finished", visit.patient_id, visit.ended_at or _now(), visit.department_id,
+        visit_kind=visit.kind, visit_id=visit.id, clinician_id=visit.clinician_id))
+
+
+async def on_ticket_closed(ctx: Context, ticket: Ticket) -> SurveyInvitation | None:
+    """The invitation a closed ticket asks for (a ticket about a patient on file), inside its transaction.
+    A ticket closed, reopened and closed again is one cause: it invites once."""
+    if ticket.patient_id is None:
+        return None
+    return await _on_cause(ctx, Cause(f"ticket:{ticket.id}", "ticket_closed", ticket.patient_id,
+                                      ticket.closed_at or _now(), ticket.department_id, ticket_id=ticket.id))
+
+
+async def on_follow_up_completed(ctx: Context, task: FollowUpTask) -> SurveyInvitation | None:
+    """The invitation a completed follow-up call asks for, inside the task's transaction."""
+    return await _on_cause(ctx, Cause(f"follow_up:{task.id}", "follow_up_completed", task.patient_id,
+                                      task.completed_at or _now(), task.department_id, visit_id=task.visit_id,
+                                      follow_up_task_id=task.id))
+
+
+async def _on_cause(ctx: Context, cause: Cause) -> SurveyInvitation | None:
+    trigger = await _trigger_for(ctx.institution_id, cause)
+    if trigger is None:
+        return None
+    questionnaire = await active_version(ctx.institution_id, trigger.questionnaire_key)
+    if questionnaire is None or questionnaire.respondent == "staff":
+        return None
+    made = await invite_many(ctx, questionnaire, [cause], trigger=trigger, decision=TRIGGER_DECISION)
+    return made.invitations[0] if made.invitations else None
+
+
+async def _trigger_for(institution_id: uuid.UUID, cause: Cause) -> SurveyTrigger | None:
+    """The most specific active trigger matching the cause (one statement)."""
+    query = SurveyTrigger.filter(institution_id=institution_id, event=cause.event, active=True)
+    query = query.filter(Q(department_id__isnull=True) | Q(department_id=cause.department_id))
+    query = query.filter(Q(visit_kind__isnull=True) | Q(visit_kind=cause.visit_kind))
+    found = list(await query.order_by("id"))
+    if not found:
+        return None
+    return max(found, key=lambda t: (t.department_id is not None) + (t.visit_kind is not None))  # the oldest of a tie
+
+
+# -- invitations: making them ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Invited:
+    """What inviting a set of patients came to."""
+
+    invitations: list[SurveyInvitation]  # made now
+    fatigued: int  # asked within the fatigue period: not asked again
+    inactive: int  # archived or deceased (or no such patient)
+    duplicate: int  # their cause had invited already
+    refused: int  # made, but the consent gate refused the message (they may still answer in the portal)
+
+
+async def invite_many(ctx: Context, questionnaire: Questionnaire, causes: Sequence[Cause], *,
+                      trigger: SurveyTrigger | None, decision: Decision) -> Invited:
+    """Invite the causes' patients to answer ``questionnaire``, inside the caller's transaction, in a fixed
+    number of statements whatever their number: patients locked and loaded, recent invitations, one insert
+    (a cause that invited already is skipped quietly), the messages through the outbox, the audit records."""
+    institution_id = ctx.institution_id
+    setup = await settings_of(institution_id)
+    delay = timedelta(hours=trigger.delay_hours if trigger is not None else 0)
+    send_at = {cause.key: cause.at + delay for cause in causes}
+    patient_ids = sorted({cause.patient_id for cause in causes})
+    patients = {p.id: p for p in await Patient.filter(id__in=patient_ids, institution_id=institution_id)
+                .order_by("id").select_for_update()}  # the fatigue cap is decided one cause at a time per patient
+    fatigue = timedelta(days=setup.fatigue_days)
+    recent: dict[uuid.UUID, list[datetime]] = {}
+    if setup.fatigue_days and causes:
+        earliest = min(send_at.values()) - fatigue
+        for pid, at in await SurveyInvitation.filter(institution_id=institution_id, patient_id__in=patient_ids,
+                                                     send_at__gt=earliest).exclude(
+                status__in=NOT_COUNTED).values_list("patient_id", "send_at"):
+            recent.setdefault(pid, []).append(at)
+    inactive = fatigued = 0
+    fresh: list[SurveyInvitation] = []
+    for cause in causes:
+        patient = patients.get(cause.patient_id)
+        if patient is None or patient.status != "active":
+            inactive += 1
+            continue
+        at = send_at[cause.key]
+        if setup.fatigue_days and any(abs(at - other) < fatigue for other in recent.get(patient.id, [])):
+            fatigued += 1
+            continue
+        recent.setdefault(patient.id, []).append(at)  # two causes of one patient in one call: the first asks
+        invitation_id = uuid7()
+        fresh.append(SurveyInvitation(
+            id=invitation_id, institution_id=institution_id, questionnaire_id=questionnaire.id, cause_key=cause.key,
+            patient_id=patient.id, visit_id=cause.visit_id, ticket_id=cause.ticket_id,
+            follow_up_task_id=cause.follow_up_task_id, department_id=cause.department_id or patient.department_id,
+            clinician_id=cause.clinician_id, trigger_id=trigger.id if trigger is not None else None,
+            token_hash=link_digest(ctx.services.master_key.token_key, institution_id, invitation_id),
+            send_at=at, expires_at=at + timedelta(days=setup.link_valid_days)))
+    if not fresh:
+        return Invited([], fatigued, inactive, 0, 0)
+    await SurveyInvitation.bulk_create(fresh, ignore_conflicts=True)
+    stored = {row.id for row in await SurveyInvitation.filter(
+        institution_id=institution_id, id__in=[row.id for row in fresh]).only("id")}
+    made = [row for row in fresh if row.id in stored]  # the others' causes had invited already
+    refused = await _send(ctx, made, patients)
+    await writer.append([access.write_record(
+        ctx, Action.CREATE, "survey_invitation", row.id, patient_id=row.patient_id,
+        fields=frozenset({"questionnaire", "cause", "send_at", "expires_at"}), decision=decision) for row in made])
+    return Invited(made, fatigued, inactive, len(fresh) - len(made), refused)
+
+
+async def _send(ctx: Context, made: list[SurveyInvitation], patients: dict[uuid.UUID, Patient]) -> int:
+    """Schedule the invitations' messages; an invitation whose message the gate refused is marked refused
+    (not asked: it does not count toward the fatigue cap). Answers how many were refused."""
+    if not made:
+        return 0
+    names = dict(await Department.filter(id__in=list({r.department_id for r in made if r.department_id}))
+                 .values_list("id", "name"))
+    requests = [communications.Request(
+        message_key(row.id, "invitation"), CAUSE, row.patient_id, row.send_at,
+        {"patient_name": patients[row.patient_id].full_name,
+         "department_name": str(names.get(row.department_id, "")) if row.department_id else ""})
+        for row in made]
+    messages = await communications.schedule_many(ctx.institution_id, requests)
+    refused = [row.id for row, message in zip(made, messages, strict=True) if message.status == "refused"]
+    if refused:
+        await SurveyInvitation.filter(id__in=refused).update(status="refused")
+        for row in made:
+            if row.id in refused:
+                row.status = "refused"
+    ctx.services.messages.scheduled.set()
+    return len(refused)
+
+
+# -- a one-off campaign ---------------------------------------------------------------------------------
+
+
+async def invite_audience(ctx: Context, questionnaire_id: uuid.UUID | None, data: dict[str, Any]) -> Invited:
+    """Invite a segment or a cohort at once (department heads: their own departments; admins: anyone), the
+    audience filter being the campaigns' own; the fatigue cap and the consent gate apply to each patient."""
+    decision = await access.authorize(ctx, "survey_invitation", "create", action=Action.CREATE,
+                                      resource_type="survey_invitation")
+    questionnaire = await Questionnaire.get_or_none(id=questionnaire_id, institution_id=ctx.institution_id) \
+        if questionnaire_id is not None else None
+    if questionnaire is None:
+        raise await access.not_found(ctx, Action.CREATE, "questionnaire", questionnaire_id, "questionnaireId")
+    if questionnaire.status != "active":
+        raise BadUserInput("questionnaireId: only an active questionnaire is sent.", field="questionnaireId")
+    if questionnaire.respondent == "staff":
+        raise BadUserInput("questionnaireId: this questionnaire is answered by staff, not sent to patients.",
+                           field="questionnaireId")
+    principal = ctx.require_principal()
+    department = data.get("department_id")
+    if "admin" not in principal.roles and department is not None and department not in principal.department_ids:
+        await access.deny(ctx, Action.CREATE, "survey_invitation", reason="other_department")
+        raise Forbidden("audience.departmentId: a department head addresses their own departments.",
+                        field="audience.departmentId")
+    audience = await campaigns._audience(ctx, data)  # the campaigns' criteria, the author's reach folded in
+    ids = list(await campaigns._audience_query(ctx.institution_id, audience).order_by("id")
+               .limit(CAMPAIGN_LIMIT + 1).values_list("id", flat=True))
+    if len(ids) > CAMPAIGN_LIMIT:
+        raise BadUserInput(f"audience: more than {CAMPAIGN_LIMIT} patients; narrow it.", field="audience")
+    campaign = uuid7()
+    now = _now()
+    causes = [Cause(f"campaign:{campaign}:{pid}", "campaign", uuid.UUID(str(pid)), now, None) for pid in ids]
+    async with in_transaction():
+        return await invite_many(ctx, questionnaire, causes, trigger=None, decision=decision)
+
+
+# -- reading invitations --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InvitationView:
+    row: SurveyInvitation
+    questionnaire: Questionnaire
+    patient: PatientView
+    own: bool  # the patient's own (the portal): they see whether they answered, even an anonymous survey
+
+
+async def patient_invitations(ctx: Context, patient_id: uuid.UUID | None, *, first: int,
+                              after: str | None) -> pagination.Page[InvitationView]:
+    """A patient's invitations, newest first (nurses, front desk and department heads, within their reach):
+    what to ask on the phone or enter from paper."""
+    decision = await access.authorize(ctx, "survey_invitation", "read", action=Action.READ,
+                                      resource_type="survey_invitation", patient_id=patient_id)
+    first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
+    view = await access.find_patient(ctx, patient_id, action=Action.READ, field="patientId")
+    return await _invitation_page(ctx, view, first, after, decision.rule, own=False)
+
+
+async def my_invitations(ctx: Context, *, first: int, after: str | None) -> pagination.Page[InvitationView]:
+    """The signed-in patient's own invitations, newest first."""
+    decision = await access.authorize(ctx, "survey_invitation", "read", action=Action.READ,
+                                      resource_type="survey_invitation")
+    first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
+    view = await access.find_patient(ctx, ctx.require_principal().patient_id, action=Action.READ)
+    return await _invitation_page(ctx, view, first, after, decision.rule, own=True)
+
+
+async def _invitation_page(ctx: Context, view: PatientView, first: int, after: str | None, rule: str, *,
+                           own: bool) -> pagination.Page[InvitationView]:
+    query = SurveyInvitation.filter(institution_id=ctx.institution_id, patient_id=view.row.id)
+    if after:
+        query = query.filter(id__lt=pagination.decode_uuid(INVITATION_CURSOR, after))
+    rows = list(await query.order_by("-id").limit(first + 1))
+    questionnaires = {q.id: q for q in await Questionnaire.filter(
+        institution_id=ctx.institution_id, id__in=list({r.questionnaire_id for r in rows}))}
+    ctx.reads.note("survey_invitation", None, view.row.id, rule=rule)
+    return pagination.page_of([InvitationView(r, questionnaires[r.questionnaire_id], view, own) for r in rows[:first]],
+                              len(rows) > first, INVITATION_CURSOR, key=lambda v: v.row.id)
+
+
+def shown_answered(view: InvitationView) -> bool | None:
+    """Whether it was answered: for an anonymous questionnaire only the patient themself is told, so that
+    staff cannot line an anonymous response up with the invitation that was answered just then."""
+    if view.questionnaire.anonymous and not view.own:
+        return None
+    return bool(view.row.answered)
+
+
+def shown_status(view: InvitationView, now: datetime | None = None) -> str:
+    """requested (waiting or sent), refused (the gate stopped the message), answered, expired or cancelled;
+    an anonymous questionnaire's answered invitation shows to staff as it stood before."""
+    row = view.row
+    if row.answered and shown_answered(view):
+        return "answered"
+    if row.status in ("cancelled", "refused"):
+        return str(row.status)
+    if not row.answered and row.expires_at <= (now or _now()):
+        return "expired"
+    return "requested" if row.status == "answered" else str(row.status)
+
+
+# -- reminders ------------------------------------------------------------------------------------------
+
+
+async def remind_unanswered(now: datetime | None = None) -> int:
+    """The sweep: one reminder per unanswered invitation whose trigger asks for one, ``reminder_after_days``
+    after its message was due, while the link holds; recorded as the system's writes. Safe in several
+    workers at once (rows locked, ``SKIP LOCKED`` on PostgreSQL; message keys make a repeat harmless)."""
+    now = now or _now()
+    reminded = 0
+    for trigger_id, institution_id, days in await SurveyTrigger.filter(reminder_after_days__isnull=False).order_by(
+            "id").values_list("id", "institution_id", "reminder_after_days"):
+        reminded += await _remind(institution_id, trigger_id, now - timedelta(days=int(days)), now)
+    return reminded
+
+
+async def _remind(institution_id: uuid.UUID, trigger_id: uuid.UUID, due_by: datetime, now: datetime) -> int:
+    reminded = 0
+    while True:
+        async with in_transaction():
+            due = await (SurveyInvitation.filter(institution_id=institution_id, trigger_id=trigger_id,
+                                                 answered=False, reminded_at__isnull=True, status="requested",
+                                                 send_at__lte=due_by, expires_at__gt=now)
+                         .order_by("send_at", "id").limit(REMINDER_BATCH).select_for_update(skip_locked=True)
+                         .values_list("id", "patient_id", "department_id"))
+            if not due:
+                return reminded
+            await SurveyInvitation.filter(id__in=[row[0] for row in due]).update(reminded_at=now)
+            names = dict(await Patient.filter(id__in=list({row[1] for row in due})).values_list("id", "full_name"))
+            departments = dict(await Department.filter(id__in=list({row[2] for row in due if row[2]}))
+                               .values_list("id", "name"))
+            await communications.schedule_many(institution_id, [communications.Request(
+                message_key(row_id, "reminder"), CAUSE, patient_id, now,
+                {"patient_name": str(names.get(patient_id, "")),
+                 "department_name": str(departments.get(department_id, "")) if department_id else ""})
+                for row_id, patient_id, department_id in due])
+            await writer.append([AuditRecord(institution_id, SYSTEM, Action.UPDATE, "survey_invitation",
+                                             Outcome.ALLOWED, resource_id=row_id, patient_id=patient_id,
+                                             fields_read=frozenset({"reminded_at"}), policy_rule=REMINDER_RULE)
+                                 for row_id, patient_id, _ in due])
+        reminded += len(due)
+        if len(due) < REMINDER_BATCH:
+            return reminded

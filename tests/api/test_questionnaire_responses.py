@@ -1,0 +1,503 @@
+"""Answering surveys through the API: the no-sign-in link (single use, expiring, unforgeable: a refused link
+records its refusal and nothing else), the portal, staff entering phone and paper answers, every item kind with
+valid and invalid answers, required and conditional items, anonymous questionnaires with no path back to the
+patient (through every query, the data export and the audit trail), a low score opening exactly one ticket, and
+who reads which responses (free text under its own permission)."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from core import questionnaire as instruments
+from models import (
+    AuditEvent,
+    Communication,
+    Patient,
+    QuestionnaireResponse,
+    ResponseAnswer,
+    SurveyInvitation,
+    SurveySettings,
+    Ticket,
+)
+from resolvers.context import Services
+from tests.conftest import SqlCounter
+from tests.factories import Tenant
+from tests.patients import PatientUser, open_account
+from tests.surveys import GOOD, LOW, invited, questionnaire, trigger
+
+BY_LINK = """query($t: String!) { surveyByLink(token: $t) { expiresAt
+  questionnaire { id version anonymous title { zhCN en } items { linkId kind required } } } }"""
+BY_LINK_ANSWER = """mutation($t: String!, $answers: [SurveyAnswerInput!]!) {
+  surveyAnswerByLink(token: $t, answers: $answers) { anonymous responseId followUp } }"""
+ANSWER = """mutation($id: ID!, $answers: [SurveyAnswerInput!]!) {
+  surveyAnswer(invitationId: $id, answers: $answers) { anonymous responseId followUp } }"""
+ENTER = """mutation($id: ID!, $answers: [SurveyAnswerInput!]!, $source: EnteredSource!) {
+  surveyResponseEnter(invitationId: $id, answers: $answers, source: $source) { anonymous responseId followUp } }"""
+RESPONSES = """query($q: ID, $d: ID, $t: ID, $first: Int, $after: String) {
+  questionnaireResponses(questionnaireId: $q, departmentId: $d, ticketId: $t, first: $first, after: $after) {
+    pageInfo { hasNextPage endCursor }
+    nodes { id anonymous source month score satisfied nps csat low departmentId visitId ticketId followUpTicketId
+            enteredById questionnaire { id } patient { id }
+            answers { linkId number codes } } } }"""
+TEXTS = """query($q: ID) { questionnaireResponses(questionnaireId: $q) { nodes { id answers { linkId text } } } }"""
+EXPORT = "{ myDataExport }"
+REQUIRED_ANSWERS = [{"linkId": "q1", "number": 4}, {"linkId": "q3", "number": 4}]
+
+
+def ok(reply: Any, root: str) -> Any:
+    assert reply.errors == [], reply.errors
+    return reply.data[root]
+
+
+async def written(tenant: Tenant) -> tuple[int, int, int, int, int]:
+    """What answering writes: responses, answers, answered invitations, tickets, allowed audit events."""
+    return (await QuestionnaireResponse.filter(institution_id=tenant.id).count(),
+            await ResponseAnswer.filter(institution_id=tenant.id).count(),
+            await SurveyInvitation.filter(institution_id=tenant.id, answered=True).count(),
+            await Ticket.filter(institution_id=tenant.id).count(),
+            await AuditEvent.filter(institution_id=tenant.id, outcome="allowed").count())
+
+
+# -- the link ----------------------------------------------------------------------------------------------
+
+
+async def test_a_link_shows_the_questionnaire_and_nothing_of_the_patient(tenant: Tenant, services: Services) -> None:
+    q = await questionnaire(tenant)
+    pid, row, token = await invited(tenant, services, q)
+    shown = ok(await tenant.call(None, BY_LINK, t=token), "surveyByLink")
+    assert shown["questionnaire"]["id"] == str(q.id) and shown["questionnaire"]["title"]["zhCN"] == "门诊满意度调查"
+    assert [i["linkId"] for i in shown["questionnaire"]["items"]] == ["q1", "q2", "s1", "q5", "q6", "q7", "q8"]
+    assert datetime.fromisoformat(shown["expiresAt"]) == row.expires_at
+    name = (await Patient.get(id=pid)).full_name
+    assert name not in str(shown) and str(pid) not in str(shown)
+    [read] = await AuditEvent.filter(institution_id=tenant.id, action="read", resource_type="survey_invitation")
+    assert (read.actor_kind, read.resource_id, read.patient_id, read.policy_rule) == ("anonymous", row.id, pid,
+                                                                                      "survey link")
+
+
+async def test_a_link_answers_once_and_records_the_answer(tenant: Tenant, services: Services) -> None:
+    q = await questionnaire(tenant)
+    await trigger(tenant, q, reminderAfterDays=2)
+    pid, row, token = await invited(tenant, services, q)
+    receipt = ok(await tenant.call(None, BY_LINK_ANSWER, t=token, answers=GOOD), "surveyAnswerByLink")
+    assert receipt["anonymous"] is False and receipt["followUp"] is False
+    response = await QuestionnaireResponse.get(id=receipt["responseId"])
+    assert (response.patient_id, response.visit_id, response.invitation_id, response.source) == (
+        pid, row.visit_id, row.id, "link")
+    assert (round(response.score or 0, 4), response.satisfied, response.nps, response.csat, response.low) == (
+        91.6667, True, 9, 4, False)
+    assert response.month == datetime.now(UTC).astimezone(tenant_zone()).strftime("%Y-%m")
+    answers = await ResponseAnswer.filter(response_id=response.id).order_by("link_id", "choice")
+    assert [(a.link_id, a.number, a.choice, a.text is not None) for a in answers] == [
+        ("q1", 5.0, None, False), ("q3", 4.0, None, False), ("q4", 1.0, None, False), ("q5", None, "web", False),
+        ("q6", None, "clean", False), ("q6", None, "xray", False), ("q7", 9.0, None, False),
+        ("q8", None, None, True)]
+    assert b"gums" not in bytes(answers[-1].text or b"")  # sealed
+    invitation = await SurveyInvitation.get(id=row.id)
+    assert (invitation.answered, invitation.status, invitation.answered_at is not None) == (True, "answered", True)
+    records = await AuditEvent.filter(institution_id=tenant.id, action__in=["create", "update"],
+                                      resource_type__in=["questionnaire_response", "survey_invitation"],
+                                      actor_kind="anonymous").order_by("seq")
+    assert [(e.action, e.resource_type, e.resource_id, e.patient_id, e.reason) for e in records] == [
+        ("create", "questionnaire_response", response.id, pid, "link"),
+        ("update", "survey_invitation", row.id, pid, "")]
+    before = await written(tenant)
+    again = await tenant.call(None, BY_LINK_ANSWER, t=token, answers=GOOD)
+    assert again.codes == ["BAD_USER_INPUT"] and again.errors[0]["extensions"] == {
+        "code": "BAD_USER_INPUT", "field": "token", "reason": "answered"}
+    assert again.errors[0]["message"] == "token: this survey has already been answered."
+    assert (await tenant.call(None, BY_LINK, t=token)).errors[0]["extensions"]["reason"] == "answered"
+    assert await written(tenant) == before
+    denied = await tenant.audit_events(outcome="denied")
+    assert [(e.actor_kind, e.resource_id, e.reason) for e in denied] == [("anonymous", row.id, "answered")] * 2
+
+
+def tenant_zone() -> Any:
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo("Asia/Shanghai")
+
+
+async def test_answering_withdraws_the_queued_reminder(tenant: Tenant, services: Services) -> None:
+    from resolvers import survey
+
+    q = await questionnaire(tenant)
+    await trigger(tenant, q, reminderAfterDays=1)
+    _, row, token = await invited(tenant, services, q)
+    await survey.remind_unanswered(row.send_at + timedelta(days=1, minutes=1))
+    assert (await Communication.get(key=f"survey:{row.id}:reminder")).status == "queued"
+    ok(await tenant.call(None, BY_LINK_ANSWER, t=token, answers=REQUIRED_ANSWERS), "surveyAnswerByLink")
+    messages = await Communication.filter(key__startswith=f"survey:{row.id}:")
+    assert {m.key.rsplit(":", 1)[1]: m.status for m in messages} == {"invitation": "cancelled",
+                                                                     "reminder": "cancelled"}
+
+
+@pytest.mark.parametrize("make", ["forged", "malformed", "other_prefix", "expired", "cancelled"])
+async def test_a_link_that_does_not_hold_is_refused_and_records_nothing_else(tenant: Tenant, services: Services,
+                                                                              make: str) -> None:
+    q = await questionnaire(tenant)
+    _, row, token = await invited(tenant, services, q)
+    reason = "invalid"
+    if make == "forged":
+        token = "clq_" + secrets.token_urlsafe(32)
+    elif make == "malformed":
+        token = token[:-1] + "!"
+    elif make == "other_prefix":
+        token = "cli_" + token[4:]
+    elif make == "expired":
+        await SurveyInvitation.filter(id=row.id).update(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        reason = "expired"
+    else:
+        await SurveyInvitation.filter(id=row.id).update(status="cancelled")
+        reason = "expired"
+    before = await written(tenant)
+    system_before = await AuditEvent.filter(outcome="denied", reason="invalid").count()
+    for query, root in ((BY_LINK_ANSWER, "surveyAnswerByLink"), (BY_LINK, "surveyByLink")):
+        reply = await tenant.call(None, query, t=token, answers=GOOD) if root == "surveyAnswerByLink" \
+            else await tenant.call(None, query, t=token)
+        assert reply.data == {root: None}
+        assert reply.errors[0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "token", "reason": reason}
+    assert await written(tenant) == before
+    if reason == "invalid":  # an unknown link names no institution: the system chain has its refusals
+        assert await AuditEvent.filter(outcome="denied", reason="invalid").count() == system_before + 2
+        assert await tenant.audit_events(outcome="denied") == []
+    else:
+        assert [(e.resource_id, e.reason) for e in await tenant.audit_events(outcome="denied")] == [
+            (row.id, reason)] * 2
+
+
+async def test_two_answers_through_one_link_at_once_record_one(tenant: Tenant, services: Services) -> None:
+    q = await questionnaire(tenant)
+    pid, row, token = await invited(tenant, services, q)
+    user = await open_account(tenant, pid)
+    replies = await asyncio.gather(tenant.call(None, BY_LINK_ANSWER, t=token, answers=GOOD),
+                                   tenant.call(None, BY_LINK_ANSWER, t=token, answers=GOOD),
+                                   user.call(ANSWER, id=str(row.id), answers=GOOD))
+    assert sorted("OK" if not r.errors else r.codes[0] for r in replies) == ["BAD_USER_INPUT", "BAD_USER_INPUT", "OK"]
+    assert await QuestionnaireResponse.filter(institution_id=tenant.id).count() == 1
+
+
+# -- item kinds, required and conditional items ------------------------------------------------------------
+
+INVALID: list[tuple[list[dict[str, Any]], str]] = [
+    ([{"linkId": "q3", "number": 4}], "answers.q1"),  # required
+    ([{"linkId": "q1", "number": 6}, {"linkId": "q3", "number": 4}], "answers.q1"),  # Likert 1-5
+    ([{"linkId": "q1", "number": 0}, {"linkId": "q3", "number": 4}], "answers.q1"),
+    ([{"linkId": "q1", "boolean": True}, {"linkId": "q3", "number": 4}], "answers.q1"),  # wrong kind
+    ([*REQUIRED_ANSWERS[:1], {"linkId": "q3", "number": 9}], "answers.q3"),  # CSAT 1-5
+    ([*REQUIRED_ANSWERS, {"linkId": "q4", "number": 1}], "answers.q4"),  # yes/no is a boolean
+    ([*REQUIRED_ANSWERS, {"linkId": "q5", "code": "tv"}], "answers.q5"),  # not an option
+    ([*REQUIRED_ANSWERS, {"linkId": "q5", "codes": ["web"]}], "answers.q5"),
+    ([*REQUIRED_ANSWERS, {"linkId": "q6", "codes": ["clean", "tv"]}], "answers.q6"),
+    ([*REQUIRED_ANSWERS, {"linkId": "q6", "codes": ["clean", "clean"]}], "answers.q6"),
+    ([*REQUIRED_ANSWERS, {"linkId": "q7", "number": 11}], "answers.q7"),  # NPS 0-10
+    ([*REQUIRED_ANSWERS, {"linkId": "q7", "number": -1}], "answers.q7"),
+    ([*REQUIRED_ANSWERS, {"linkId": "q8", "text": "x" * 2001}], "answers.q8"),
+    ([*REQUIRED_ANSWERS, {"linkId": "q8", "number": 3}], "answers.q8"),
+    ([*REQUIRED_ANSWERS, {"linkId": "q2", "text": "Hidden: q1 is 4"}], "answers.q2"),  # conditional, hidden
+    ([*REQUIRED_ANSWERS, {"linkId": "s1", "text": "a section"}], "answers.s1"),
+    ([*REQUIRED_ANSWERS, {"linkId": "q9", "number": 3}], "answers.q9"),  # unknown item
+    ([*REQUIRED_ANSWERS, {"linkId": "q7", "number": 3, "text": "two values"}], "answers"),
+    ([*REQUIRED_ANSWERS, {"linkId": "q7"}], "answers"),
+    ([*REQUIRED_ANSWERS, {"linkId": "q1", "number": 3}], "answers"),  # twice
+]
+
+
+@pytest.mark.parametrize(("answers", "field"), INVALID, ids=[f"{i}-{f}" for i, (_, f) in enumerate(INVALID)])
+async def test_invalid_answers_are_refused_with_nothing_written(tenant: Tenant, services: Services,
+                                                                answers: list[dict[str, Any]], field: str) -> None:
+    q = await questionnaire(tenant)
+    _, row, token = await invited(tenant, services, q)
+    before = await written(tenant)
+    reply = await tenant.call(None, BY_LINK_ANSWER, t=token, answers=answers)
+    assert reply.codes == ["BAD_USER_INPUT"] and reply.errors[0]["extensions"]["field"] == field, reply.errors
+    assert await written(tenant) == before
+    assert not (await SurveyInvitation.get(id=row.id)).answered
+
+
+VALID: list[tuple[list[dict[str, Any]], dict[str, Any]]] = [
+    (REQUIRED_ANSWERS, {"score": 75.0, "satisfied": True, "nps": None, "csat": 4, "low": False}),
+    ([{"linkId": "q1", "number": 1}, {"linkId": "q3", "number": 5}],  # q2 shown but not required
+     {"score": 50.0, "satisfied": False, "nps": None, "csat": 5, "low": True}),
+    ([{"linkId": "q1", "number": 2}, {"linkId": "q2", "text": "Rude"}, {"linkId": "q3", "number": 5},
+      {"linkId": "q4", "boolean": False}, {"linkId": "q7", "number": 10}],
+     {"score": round((25 + 100 + 0) / 3, 6), "satisfied": False, "nps": 10, "csat": 5, "low": True}),
+    ([*REQUIRED_ANSWERS, {"linkId": "q7", "number": 0}, {"linkId": "q6", "codes": ["fill"]},
+      {"linkId": "q5", "code": "friend"}, {"linkId": "q8", "text": "   "}],  # blank text is no answer
+     {"score": 75.0, "satisfied": True, "nps": 0, "csat": 4, "low": True}),
+]
+
+
+@pytest.mark.parametrize(("answers", "scored"), VALID, ids=[str(i) for i in range(len(VALID))])
+async def test_every_item_kind_is_recorded_and_scored(tenant: Tenant, services: Services,
+                                                      answers: list[dict[str, Any]], scored: dict[str, Any]) -> None:
+    q = await questionnaire(tenant)
+    _, _, token = await invited(tenant, services, q)
+    receipt = ok(await tenant.call(None, BY_LINK_ANSWER, t=token, answers=answers), "surveyAnswerByLink")
+    row = await QuestionnaireResponse.get(id=receipt["responseId"])
+    assert {"score": row.score, "satisfied": row.satisfied, "nps": row.nps, "csat": row.csat, "low": row.low} == scored
+    expected = instruments.check_answers(q.items, {a["linkId"]: next(v for k, v in a.items() if k != "linkId")
+                                                   for a in answers})
+    stored = {a.link_id for a in await ResponseAnswer.filter(response_id=row.id)}
+    assert stored == set(expected)
+
+
+# -- the portal and staff ----------------------------------------------------------------------------------
+
+
+async def test_the_patient_answers_their_own_invitation_in_the_portal(tenant: Tenant, services: Services) -> None:
+    q = await questionnaire(tenant)
+    pid, row, _ = await invited(tenant, services, q)
+    user = await open_account(tenant, pid)
+    other = await open_account(tenant, (await invited(tenant, services, q))[0])
+    assert (await other.call(ANSWER, id=str(row.id), answers=GOOD)).codes == ["NOT_FOUND"]
+    receipt = ok(await user.call(ANSWER, id=str(row.id), answers=GOOD), "surveyAnswer")
+    response = await QuestionnaireResponse.get(id=receipt["responseId"])
+    assert (response.source, response.patient_id, response.entered_by_id) == ("portal", pid, None)
+    again = await user.call(ANSWER, id=str(row.id), answers=GOOD)
+    assert again.codes == ["BAD_USER_INPUT"] and again.errors[0]["extensions"]["field"] == "invitationId"
+    record = await AuditEvent.get(institution_id=tenant.id, action="create", resource_type="questionnaire_response")
+    assert (record.actor_kind, record.actor_id, record.patient_id) == ("patient", user.account_id, pid)
+
+
+async def test_staff_enter_phone_and_paper_answers_recorded_as_such(tenant: Tenant, services: Services) -> None:
+    q = await questionnaire(tenant)
+    entered = []
+    for role, source in (("nurse", "PHONE"), ("front_desk", "PAPER")):
+        _, row, _ = await invited(tenant, services, q)
+        receipt = ok(await tenant.call(role, ENTER, id=str(row.id), answers=GOOD, source=source),
+                     "surveyResponseEnter")
+        response = await QuestionnaireResponse.get(id=receipt["responseId"])
+        entered.append((response.source, response.entered_by_id))
+        assert (await tenant.call(role, ENTER, id=str(row.id), answers=GOOD, source=source)).codes == [
+            "BAD_USER_INPUT"]
+    assert entered == [("phone", tenant.staff_ids["nurse"]), ("paper", tenant.staff_ids["front_desk"])]
+    listed = ok(await tenant.call("admin", RESPONSES, q=str(q.id)), "questionnaireResponses")["nodes"]
+    assert sorted((n["source"], n["enteredById"]) for n in listed) == [
+        ("PAPER", str(tenant.staff_ids["front_desk"])), ("PHONE", str(tenant.staff_ids["nurse"]))]
+
+
+async def test_staff_entry_refused_outside_reach_and_to_other_roles(tenant: Tenant, services: Services) -> None:
+    q = await questionnaire(tenant)
+    _, in_b, _ = await invited(tenant, services, q, department="B")
+    user = await open_account(tenant, in_b.patient_id)
+    before = await written(tenant)
+    assert (await tenant.call("nurse", ENTER, id=str(in_b.id), answers=GOOD, source="PHONE")).codes == ["NOT_FOUND"]
+    assert (await tenant.call("nurse", ENTER, id=str(uuid.uuid4()), answers=GOOD, source="PHONE")).codes == [
+        "NOT_FOUND"]
+    for role in ("doctor", "department_head", "support_agent", "admin", "compliance_officer"):
+        assert (await tenant.call(role, ENTER, id=str(in_b.id), answers=GOOD, source="PAPER")).codes == ["FORBIDDEN"]
+        assert (await tenant.call(role, ANSWER, id=str(in_b.id), answers=GOOD)).codes == ["FORBIDDEN"]
+    for role in ("nurse", "front_desk"):  # staff have no invitation of their own to answer in the portal
+        assert (await tenant.call(role, ANSWER, id=str(in_b.id), answers=GOOD)).codes == ["NOT_FOUND"]
+    assert (await user.call(ENTER, id=str(in_b.id), answers=GOOD, source="PAPER")).codes == ["FORBIDDEN"]
+    assert await written(tenant) == before
+    denied = await tenant.audit_events(outcome="denied")
+    assert [(e.resource_type, e.reason) for e in denied] == [
+        ("patient", "not_found"), ("survey_invitation", "not_found"),
+        *[("questionnaire_response", "forbidden")] * 10, ("patient", "not_found"), ("patient", "not_found"),
+        ("questionnaire_response", "forbidden")]
+
+
+# -- anonymous questionnaires ------------------------------------------------------------------------------
+
+
+async def test_an_anonymous_response_has_no_path_back_to_its_patient(tenant: Tenant, services: Services) -> None:
+    await SurveySettings.create(institution_id=tenant.id, min_cell=3)
+    q = await questionnaire(tenant, anonymous=True)
+    pid, row, token = await invited(tenant, services, q)
+    user = await open_account(tenant, pid)
+    mark = await AuditEvent.filter(institution_id=tenant.id).order_by("-seq").first()
+    receipt = ok(await tenant.call(None, BY_LINK_ANSWER, t=token, answers=LOW), "surveyAnswerByLink")
+    assert receipt == {"anonymous": True, "responseId": None, "followUp": False}
+    [response] = await QuestionnaireResponse.filter(institution_id=tenant.id)
+    assert (response.patient_id, response.visit_id, response.ticket_id, response.invitation_id,
+            response.follow_up_ticket_id) == (None, None, None, None, None)
+    assert response.id.version == 4 and response.low  # a random id, not time-ordered
+    assert await Ticket.filter(institution_id=tenant.id).count() == 0  # no file to open it on
+    invitation = await SurveyInvitation.get(id=row.id)
+    assert (invitation.answered, invitation.answered_at, invitation.status) == (True, None, "requested")
+    # the trail: one record, naming no patient, invitation or response, without the request's details
+    new = await AuditEvent.filter(seq__gt=mark.seq if mark else 0, institution_id=tenant.id).order_by("seq")
+    assert [(e.actor_kind, e.action, e.resource_type, e.resource_id, e.patient_id, e.request_id, e.client_address)
+            for e in new] == [("anonymous", "create", "questionnaire_response", None, None, "", "")]
+    # two more answers fill the cell (min 3): the list shows it to whoever reads the department's responses,
+    # with nothing that leads to a patient
+    for _ in range(2):
+        _, _, other = await invited(tenant, services, q)
+        ok(await tenant.call(None, BY_LINK_ANSWER, t=other, answers=GOOD), "surveyAnswerByLink")
+    for role in ("admin", "department_head"):
+        nodes = ok(await tenant.call(role, RESPONSES, q=str(q.id)), "questionnaireResponses")["nodes"]
+        assert len(nodes) == 3 and all(n["anonymous"] and n["patient"] is None and n["visitId"] is None
+                                       and n["ticketId"] is None for n in nodes)
+        assert str(pid) not in str(nodes) and str(row.id) not in str(nodes)
+    assert ok(await user.call(RESPONSES), "questionnaireResponses")["nodes"] == []  # not even to the patient
+    export = ok(await user.call(EXPORT), "myDataExport")
+    assert export["survey_responses"] == [] and str(response.id) not in str(export)
+    invitations = ok(await tenant.call("nurse", """query($pid: ID!) { patientSurveyInvitations(patientId: $pid) {
+      nodes { id status answered } } }""", pid=str(pid)), "patientSurveyInvitations")["nodes"]
+    assert invitations == [{"id": str(row.id), "status": "REQUESTED", "answered": None}]
+    about_patient = await AuditEvent.filter(patient_id=pid, resource_type="questionnaire_response")
+    assert about_patient == []
+
+
+async def test_a_small_anonymous_cell_is_not_listed(tenant: Tenant, services: Services) -> None:
+    q = await questionnaire(tenant, anonymous=True)  # min_cell 5 by default
+    for _ in range(4):
+        _, _, token = await invited(tenant, services, q)
+        ok(await tenant.call(None, BY_LINK_ANSWER, t=token, answers=GOOD), "surveyAnswerByLink")
+    assert ok(await tenant.call("admin", RESPONSES, q=str(q.id)), "questionnaireResponses")["nodes"] == []
+    _, _, token = await invited(tenant, services, q)
+    ok(await tenant.call(None, BY_LINK_ANSWER, t=token, answers=GOOD), "surveyAnswerByLink")
+    assert len(ok(await tenant.call("admin", RESPONSES, q=str(q.id)), "questionnaireResponses")["nodes"]) == 5
+
+
+async def test_staff_entering_an_anonymous_answer_are_named_the_patient_is_not(tenant: Tenant,
+                                                                              services: Services) -> None:
+    q = await questionnaire(tenant, anonymous=True)
+    _, row, _ = await invited(tenant, services, q)
+    mark = await AuditEvent.filter(institution_id=tenant.id).order_by("-seq").first()
+    receipt = ok(await tenant.call("nurse", ENTER, id=str(row.id), answers=GOOD, source="PHONE"),
+                 "surveyResponseEnter")
+    assert receipt["responseId"] is None
+    new = await AuditEvent.filter(seq__gt=mark.seq if mark else 0, institution_id=tenant.id).order_by("seq")
+    assert [(e.actor_kind, e.actor_id, e.resource_id, e.patient_id, e.reason) for e in new] == [
+        ("staff", tenant.staff_ids["nurse"], None, None, "anonymous phone")]
+    response = await QuestionnaireResponse.get(institution_id=tenant.id)
+    assert (response.source, response.entered_by_id, response.patient_id) == ("phone", tenant.staff_ids["nurse"],
+                                                                               None)
+
+
+# -- a low score closes the loop ---------------------------------------------------------------------------
+
+
+async def test_a_low_score_opens_exactly_one_complaint_on_the_patients_file(tenant: Tenant,
+                                                                            services: Services) -> None:
+    q = await questionnaire(tenant)
+    pid, _, token = await invited(tenant, services, q)
+    receipt = ok(await tenant.call(None, BY_LINK_ANSWER, t=token, answers=LOW), "surveyAnswerByLink")
+    assert receipt["followUp"] is True
+    [ticket] = await Ticket.filter(institution_id=tenant.id)
+    response = await QuestionnaireResponse.get(id=receipt["responseId"])
+    assert response.follow_up_ticket_id == ticket.id
+    assert (ticket.patient_id, ticket.category, ticket.channel, ticket.level, ticket.status, ticket.owner_id,
+            ticket.department_id) == (pid, "complaint", "survey", 1, "new", None, tenant.departments["A"].id)
+    assert ticket.next_due_at is not None  # on the SLA clock
+    assert (await tenant.call(None, BY_LINK_ANSWER, t=token, answers=LOW)).codes == ["BAD_USER_INPUT"]
+    assert await Ticket.filter(institution_id=tenant.id).count() == 1
+    read = ok(await tenant.call("support_agent", """query($id: ID!) { ticket(id: $id) { channel subject description
+      level } }""", id=str(ticket.id)), "ticket")
+    assert read["channel"] == "SURVEY" and "Waited" not in str(read) and "score 25/100" in read["description"]
+    created = await AuditEvent.get(institution_id=tenant.id, resource_type="ticket", action="create")
+    assert (created.actor_kind, created.patient_id, created.policy_rule) == ("system", pid, "survey low score")
+
+
+async def test_a_low_score_without_a_bottom_nps_is_level_two(tenant: Tenant, services: Services) -> None:
+    q = await questionnaire(tenant)
+    _, row, _ = await invited(tenant, services, q)
+    ok(await tenant.call("nurse", ENTER, id=str(row.id), source="PHONE",
+                         answers=[{"linkId": "q1", "number": 4}, {"linkId": "q3", "number": 1}]),
+       "surveyResponseEnter")
+    assert [t.level for t in await Ticket.filter(institution_id=tenant.id)] == [2]
+
+
+# -- reading responses -------------------------------------------------------------------------------------
+
+
+async def answered(tenant: Tenant, services: Services, q: Any, department: str = "A",
+                   answers: list[dict[str, Any]] = GOOD) -> tuple[uuid.UUID, str]:
+    pid, _, token = await invited(tenant, services, q, department=department)
+    return pid, ok(await tenant.call(None, BY_LINK_ANSWER, t=token, answers=answers),
+                   "surveyAnswerByLink")["responseId"]
+
+
+async def test_who_reads_which_responses(tenant: Tenant, services: Services) -> None:
+    q = await questionnaire(tenant)
+    pid_a, in_a = await answered(tenant, services, q)
+    _, in_b = await answered(tenant, services, q, "B")
+    _, low = await answered(tenant, services, q, answers=LOW)
+    ticket = await Ticket.get(institution_id=tenant.id)
+
+    def ids(reply: Any) -> list[str]:
+        return sorted(n["id"] for n in ok(reply, "questionnaireResponses")["nodes"])
+
+    assert ids(await tenant.call("admin", RESPONSES)) == sorted([in_a, in_b, low])
+    assert ids(await tenant.call("department_head", RESPONSES)) == sorted([in_a, low])
+    assert ids(await tenant.call("support_agent", RESPONSES)) == []  # no ticket of theirs yet
+    ok(await tenant.call("support_agent", """mutation($id: ID!, $to: ID!) { ticketAssign(id: $id,
+      assigneeId: $to) { id } }""", id=str(ticket.id), to=str(tenant.staff_ids["support_agent"])), "ticketAssign")
+    assert ids(await tenant.call("support_agent", RESPONSES, t=str(ticket.id))) == [low]
+    assert ids(await tenant.call("support_agent", RESPONSES)) == [low]
+    user = await open_account(tenant, pid_a)
+    assert ids(await user.call(RESPONSES)) == [in_a]
+    for role in ("nurse", "front_desk", "doctor", "compliance_officer"):
+        assert (await tenant.call(role, RESPONSES)).codes == ["FORBIDDEN"]
+    node = next(n for n in ok(await tenant.call("department_head", RESPONSES), "questionnaireResponses")["nodes"]
+                if n["id"] == in_a)
+    assert node["patient"] == {"id": str(pid_a)} and node["source"] == "LINK"
+    assert node["answers"] == [{"linkId": "q1", "number": 5.0, "codes": []}, {"linkId": "q3", "number": 4.0,
+                                                                             "codes": []},
+                               {"linkId": "q4", "number": 1.0, "codes": []}, {"linkId": "q5", "number": None,
+                                                                             "codes": ["web"]},
+                               {"linkId": "q6", "number": None, "codes": ["clean", "xray"]},
+                               {"linkId": "q7", "number": 9.0, "codes": []},
+                               {"linkId": "q8", "number": None, "codes": []}]
+
+
+async def test_free_text_is_read_under_its_own_permission(tenant: Tenant, services: Services) -> None:
+    q = await questionnaire(tenant)
+    pid, response_id = await answered(tenant, services, q)
+    head = ok(await tenant.call("department_head", TEXTS, q=str(q.id)), "questionnaireResponses")["nodes"]
+    assert [a["text"] for a in head[0]["answers"] if a["linkId"] == "q8"] == [
+        "Friendly nurses, my gums bled a little"]
+    read = await AuditEvent.filter(institution_id=tenant.id, action="read", resource_type="questionnaire_response",
+                                   actor_id=tenant.staff_ids["department_head"]).first()
+    assert read is not None and "response_answer.text" in read.fields_read and read.patient_id == pid
+    admin = await tenant.call("admin", TEXTS, q=str(q.id))
+    assert admin.codes == ["FORBIDDEN"]  # q8's text; the other answers have none
+    texts = [a["text"] for a in admin.data["questionnaireResponses"]["nodes"][0]["answers"]]
+    assert texts == [None] * 7
+    denied = await AuditEvent.get(institution_id=tenant.id, outcome="denied")
+    assert (denied.actor_id, denied.resource_id, denied.reason) == (tenant.staff_ids["admin"],
+                                                                   uuid.UUID(response_id), "forbidden_field")
+    user = await open_account(tenant, pid)
+    own = ok(await user.call(TEXTS), "questionnaireResponses")["nodes"]
+    assert "Friendly nurses, my gums bled a little" in str(own)
+
+
+async def test_the_list_pages_at_a_fixed_cost(tenant: Tenant, services: Services, sql_counter: SqlCounter) -> None:
+    q = await questionnaire(tenant)
+    for _ in range(6):
+        await answered(tenant, services, q)
+    counts = []
+    for first in (2, 6):
+        sql_counter.statements.clear()
+        reply = await tenant.call("department_head", TEXTS.replace("questionnaireId: $q", "questionnaireId: $q, "
+                                                                   "first: $first").replace("($q: ID)",
+                                                                                            "($q: ID, $first: Int)"),
+                                  q=str(q.id), first=first)
+        assert reply.errors == [] and len(reply.data["questionnaireResponses"]["nodes"]) == first
+        counts.append(len(sql_counter.statements))
+    assert counts[0] == counts[1]
+    page = ok(await tenant.call("admin", RESPONSES, q=str(q.id), first=4), "questionnaireResponses")
+    rest = ok(await tenant.call("admin", RESPONSES, q=str(q.id), first=4, after=page["pageInfo"]["endCursor"]),
+              "questionnaireResponses")
+    assert len(page["nodes"]) == 4 and len(rest["nodes"]) == 2 and rest["pageInfo"]["hasNextPage"] is False
+    assert (await tenant.call("admin", RESPONSES, after="garbage")).codes == ["BAD_USER_INPUT"]
+
+
+async def test_the_patients_export_holds_their_identified_responses(tenant: Tenant, services: Services) -> None:
+    q = await questionnaire(tenant)
+    pid, response_id = await answered(tenant, services, q)
+    user: PatientUser = await open_account(tenant, pid)
+    export = ok(await user.call(EXPORT), "myDataExport")
+    [copy] = export["survey_responses"]
+    assert copy["id"] == response_id and copy["source"] == "link"
+    assert {"link_id": "q8", "number": None, "choices": [],
+            "text": "Friendly nurses, my gums bled a little"} in copy["answers"]
