@@ -286,7 +286,7 @@ def _clean_condition(condition: Any, field: str, seen: dict[str, dict[str, Any]]
     elif kind == "yes_no":
         if not isinstance(answer, bool):
             raise _fail(where, "must be true or false.")
-    elif answer not in {option["code"] for option in source["options"]}:
+    elif not isinstance(answer, str) or answer not in {option["code"] for option in source["options"]}:
         raise _fail(where, "must be one of the item's option codes.")
     return {"link_id": source["link_id"], "operator": operator, "answer": answer}
 

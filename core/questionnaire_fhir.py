@@ -176,11 +176,13 @@ def _refuse_modifiers(node: Mapping[str, Any], path: str) -> None:
                     "modifier extensions cannot be represented.")
 
 
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    """The objects of a JSON list (anything else in it, or a value that is no list, left out)."""
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
 def _extensions(node: Mapping[str, Any], url: str) -> list[dict[str, Any]]:
-    found = node.get("extension") or []
-    if not isinstance(found, list):
-        return []
-    return [e for e in found if isinstance(e, dict) and e.get("url") == url]
+    return [e for e in _dicts(node.get("extension")) if e.get("url") == url]
 
 
 def _extension_value(node: Mapping[str, Any], url: str, value_key: str) -> Any:
@@ -196,7 +198,7 @@ def _texts(node: Mapping[str, Any], key: str, base: str) -> dict[str, str]:
         texts[base] = value
     element = node.get(f"_{key}")
     for translation in _extensions(element, TRANSLATION) if isinstance(element, dict) else []:
-        parts = {p.get("url"): p for p in translation.get("extension") or [] if isinstance(p, dict)}
+        parts = {str(p.get("url")): p for p in _dicts(translation.get("extension"))}
         lang = _LANGUAGE_TAGS.get(str((parts.get("lang") or {}).get("valueCode")))
         content = (parts.get("content") or {}).get("valueString")
         if lang and isinstance(content, str) and lang not in texts:
@@ -271,10 +273,14 @@ def _item_from_fhir(node: Any, path: str, base: str, *, nested: bool = False) ->
 
 def _kind_of(node: Mapping[str, Any], path: str) -> str:
     fhir_type = node.get("type")
+    if not isinstance(fhir_type, str):
+        raise _fail(f"{path}.type", "is required.")
     if fhir_type in _REFUSED_TYPES:
-        raise _fail(f"{path}.type", _REFUSED_TYPES[str(fhir_type)])
+        raise _fail(f"{path}.type", _REFUSED_TYPES[fhir_type])
     declared = _extension_value(node, KIND, "valueCode")
     if declared is not None:
+        if not isinstance(declared, str):
+            raise _fail(f"{path}.extension", "the item kind extension names a kind.")
         if _TYPES.get(declared) != fhir_type and not (declared == "text" and fhir_type == "string"):
             raise _fail(f"{path}.type", "does not match the item kind extension.")
         if (declared == "multi_choice") != bool(node.get("repeats")):
@@ -291,7 +297,7 @@ def _kind_of(node: Mapping[str, Any], path: str) -> str:
         raise _fail(f"{path}.type", "integer items need the range 1 to 5 (minValue, maxValue) or 0 to 10.")
     simple = {"boolean": "yes_no", "text": "text", "string": "text", "group": "section"}
     if fhir_type in simple:
-        return simple[str(fhir_type)]
+        return simple[fhir_type]
     if fhir_type == "choice":
         return "multi_choice" if node.get("repeats") else "choice"
     raise _fail(f"{path}.type", "this item type cannot be represented (integer, boolean, choice, text, string and "
@@ -319,7 +325,7 @@ def _condition_from_fhir(node: Mapping[str, Any], path: str) -> dict[str, Any]:
 def _anchors_from_fhir(node: Mapping[str, Any], path: str) -> dict[str, dict[str, str]]:
     anchors: dict[str, dict[str, str]] = {}
     for anchor in _extensions(node, ANCHOR):
-        parts = [p for p in anchor.get("extension") or [] if isinstance(p, dict)]
+        parts = _dicts(anchor.get("extension"))
         values = [p.get("valueInteger") for p in parts if p.get("url") == "value"]
         if len(values) != 1 or not isinstance(values[0], int):
             raise _fail(f"{path}.extension", "an anchor names one scale point.")
@@ -346,7 +352,7 @@ def _scoring_from_fhir(resource: Mapping[str, Any]) -> dict[str, Any]:
     found = _extensions(resource, SCORING)
     if not found:
         return dict(DEFAULT_SCORING)
-    parts = {p.get("url"): p for p in found[0].get("extension") or [] if isinstance(p, dict)}
+    parts = {str(p.get("url")): p for p in _dicts(found[0].get("extension"))}
 
     def value(url: str, key: str) -> Any:
         return (parts.get(url) or {}).get(key)

@@ -7,21 +7,25 @@ twin (nothing written, one denial on record), tenant isolation, and a page at a 
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from fhir.resources.R4B.questionnaire import Questionnaire as FhirQuestionnaire
 
 from models import AuditEvent, Questionnaire, QuestionnaireResponse
+from resolvers import questionnaire as questionnaire_resolver
 from resolvers.questionnaire_templates import TEMPLATES
 from tests.conftest import SqlCounter
 from tests.factories import Response, Tenant, gql
 from tests.partners import make_partnership
 from tests.patients import open_account
 
+Arm = Callable[[], None]
 TEXT = "{ zhCN en }"
 ITEM = f"""linkId kind text {TEXT} required counts anchors {{ value text {TEXT} }} options {{ code text {TEXT} }}
            enableWhen {{ linkId operator answerNumber answerBoolean answerCode }}"""
@@ -348,6 +352,66 @@ async def test_one_active_version_per_key_and_retiring(tenant: Tenant) -> None:
     assert ok(await tenant.call("admin", RETIRE, id=draft["id"]), "questionnaireRetire")["status"] == "RETIRED"
     events = await tenant.audit_events(resource_type="questionnaire", action="update", resource_id=created["id"])
     assert [e.fields_read for e in events] == ["status", "status", "status"]
+
+
+# -- at the same time ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def both_read_first(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
+    """Once armed, the next two lookups of a questionnaire wait for each other: both requests have read it before
+    either writes, so only the database decides."""
+    def arm() -> None:
+        barrier, found = asyncio.Barrier(2), [0]
+        find = questionnaire_resolver._find
+
+        async def find_then_wait(*args: Any) -> Any:
+            row = await find(*args)
+            found[0] += 1
+            if found[0] <= 2:
+                await asyncio.wait_for(barrier.wait(), timeout=10)
+            return row
+
+        monkeypatch.setattr(questionnaire_resolver, "_find", find_then_wait)
+
+    return arm
+
+
+async def test_two_edits_of_an_answered_version_at_once_make_one_new_version(tenant: Tenant,
+                                                                             both_read_first: Arm) -> None:
+    created = await create(tenant)
+    await answered(tenant, created["id"])
+    both_read_first()
+    replies = await asyncio.gather(
+        tenant.call("admin", UPDATE, id=created["id"], revision=1, input={"anonymous": True}),
+        tenant.call("department_head", UPDATE, id=created["id"], revision=1, input={"respondent": "FAMILY"}))
+    assert sorted(tuple(r.codes) for r in replies) == [(), ("CONFLICT",)], [r.body for r in replies]
+    assert await Questionnaire.filter(institution_id=tenant.id, key=created["key"]).count() == 2
+
+
+async def test_two_edits_in_place_at_once_one_conflicts(tenant: Tenant, both_read_first: Arm) -> None:
+    created = await create(tenant)
+    both_read_first()
+    replies = await asyncio.gather(
+        tenant.call("admin", UPDATE, id=created["id"], revision=1, input={"anonymous": True}),
+        tenant.call("department_head", UPDATE, id=created["id"], revision=1, input={"respondent": "FAMILY"}))
+    assert sorted(tuple(r.codes) for r in replies) == [(), ("CONFLICT",)], [r.body for r in replies]
+    row = await Questionnaire.get(id=created["id"])
+    assert row.revision == 2 and (row.anonymous, row.respondent) in ((True, "patient"), (False, "family"))
+
+
+async def test_two_versions_activated_at_once_leave_one_active(tenant: Tenant, both_read_first: Arm) -> None:
+    created = await create(tenant)
+    await answered(tenant, created["id"])
+    second = await tenant.call("admin", UPDATE, id=created["id"], revision=1, input={"anonymous": True})
+    new_id = second.data["questionnaireUpdate"]["questionnaire"]["id"]
+    both_read_first()
+    replies = await asyncio.gather(tenant.call("admin", ACTIVATE, id=created["id"]),
+                                   tenant.call("department_head", ACTIVATE, id=new_id))
+    assert [r.errors for r in replies] == [[], []]
+    statuses = await Questionnaire.filter(institution_id=tenant.id, key=created["key"]).values_list("status",
+                                                                                                   flat=True)
+    assert sorted(statuses) == ["active", "retired"]
 
 
 # -- templates ------------------------------------------------------------------------------------------

@@ -6,6 +6,8 @@ import copy
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from core import questionnaire_fhir as fhir
 from core.errors import BadUserInput
@@ -318,3 +320,47 @@ def test_fhir_round_trip_of_the_definition() -> None:
     back = fhir.from_fhir(resource)
     assert back == {"title": stored["title"], "purpose": {}, "respondent": "family", "subject": "clinician",
                     "anonymous": True, "items": items, "scoring": scoring}
+
+
+# --- nothing a client sends ends in anything but BAD_USER_INPUT -----------------------------------------
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-20, 20) | st.floats(allow_nan=True) | st.sampled_from(
+        ["q1", "why", "ch", "a", "b", "likert", "integer", "choice", "group", "boolean", "=", "<=", "zh-CN", "en",
+         "mean", "http://hl7.org/fhir/StructureDefinition/translation", fhir.KIND, fhir.ANCHOR, fhir.SCORING]),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.sampled_from(
+        ["linkId", "link_id", "type", "kind", "text", "_text", "item", "items", "extension", "url", "valueCode",
+         "valueInteger", "valueString", "answerOption", "valueCoding", "code", "display", "enableWhen", "question",
+         "operator", "answerInteger", "answerCoding", "answer", "options", "anchors", "repeats", "required",
+         "enable_when", "method", "satisfied_at", "low", "title", "resourceType"]), children, max_size=5),
+    max_leaves=30)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_JSON, min_size=1, max_size=3), _JSON, _JSON)
+def test_any_fhir_json_is_taken_or_refused_as_bad_input(items: list[Any], title: Any, scoring: Any) -> None:
+    resource = {"resourceType": "Questionnaire", "title": title, "item": items,
+                "extension": [{"url": fhir.SCORING, "extension": scoring}]}
+    try:
+        clean_definition(**{k: v for k, v in fhir.from_fhir(resource).items() if k in ("items", "scoring")})
+    except BadUserInput:
+        pass
+
+
+@settings(max_examples=300, deadline=None)
+@given(_JSON, _JSON)
+def test_any_definition_is_taken_or_refused_as_bad_input(items: Any, scoring: Any) -> None:
+    try:
+        check_definition(items, scoring)
+    except BadUserInput:
+        pass
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(["q1", "q2", "why", "s", "rec", "ch", "mc", "nps", "csat", "x"]), _JSON))
+def test_any_answers_are_taken_or_refused_as_bad_input(answers: dict[str, Any]) -> None:
+    try:
+        checked = check_answers(items(), answers)
+    except BadUserInput:
+        return
+    assert 0 <= (score(items(), SCORING, checked).score or 0) <= 100
