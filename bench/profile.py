@@ -4,6 +4,9 @@ Loads a small data set into a fresh PostgreSQL database (as `make bench` does), 
 sequentially in this process through `httpx.ASGITransport` under cProfile, and prints the functions
 with the most cumulative and own time. No wrk, no baseline: this is for finding hot spots, the
 ratios come from `make bench`.
+
+`python -m bench.profile C1 [--database sqlite] [--recipients 10000]`: the campaign of `make bench`'s C1
+(`bench.campaign`), with cProfile on from campaignStart to the last message settled.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import httpx
 from app import db
 from app.main import create_app
 from app.services import build_services
-from bench import dataset, workloads
+from bench import campaign, dataset, workloads
 from bench.run import ARGON2, Bench, careloop_env, load
 from core.settings import Settings
 
@@ -89,9 +92,23 @@ async def profile(args: argparse.Namespace) -> None:
         await dataset.drop_database(args.admin_url, name)
 
 
+async def profile_campaign(args: argparse.Namespace) -> None:
+    c1 = argparse.Namespace(admin_url=args.admin_url, recipients=args.recipients, campaign_probe_ms=0)
+    profiler = cProfile.Profile()
+    result = await campaign.measure_one(args.database, c1, ARGON2, datetime.now(UTC), profiler)
+    careloop = result["careloop"]
+    print(f"C1 on {args.database}: {careloop['settled']:,} messages settled in {careloop['wall_s']:.1f}s under "
+          f"cProfile (baseline {result['baseline']['wall_s']:.1f}s)")
+    if args.dump:
+        profiler.dump_stats(args.dump)
+    stats = pstats.Stats(profiler).strip_dirs()
+    stats.sort_stats("cumulative").print_stats(args.top)
+    stats.sort_stats("tottime").print_stats(args.top)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("workload", choices=sorted(workloads.DOCUMENTS))
+    parser.add_argument("workload", choices=[*sorted(workloads.DOCUMENTS), "C1"])
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--patients", type=int, default=2000)
     parser.add_argument("--first", type=int, default=50)
@@ -99,7 +116,10 @@ def main() -> None:
     parser.add_argument("--dump", help="also write the raw cProfile stats to this file (for pstats)")
     parser.add_argument("--top", type=int, default=45)
     parser.add_argument("--admin-url", default="postgres://postgres@127.0.0.1:5432/postgres")
-    asyncio.run(profile(parser.parse_args()))
+    parser.add_argument("--database", choices=("postgres", "sqlite"), default="postgres", help="C1 only")
+    parser.add_argument("--recipients", type=int, default=10_000, help="C1 only")
+    args = parser.parse_args()
+    asyncio.run(profile_campaign(args) if args.workload == "C1" else profile(args))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import json
 import os
 import platform
 import shutil
+import sqlite3
 import subprocess
 from datetime import datetime
 from pathlib import Path
@@ -28,6 +29,7 @@ async def metadata(dsn: str, args: argparse.Namespace, stamp: datetime, patients
     return {
         "time": stamp.isoformat(timespec="seconds"), "commit": _commit(), "cpus": os.cpu_count(),
         "cpu": _cpu_model(), "python": platform.python_version(), "postgres": postgres,
+        "sqlite": sqlite3.sqlite_version,
         "args": vars(args), "final_patients": patients, "final_contacts": contacts,
     }
 
@@ -78,11 +80,22 @@ def _table(pairs: dict, goals: dict[str, float], *, with_sql: bool) -> list[str]
 
 def markdown(meta: dict, results: dict, goals: dict[str, float]) -> str:
     a = meta["args"]
+    machine = (f"Commit {meta['commit']}; {meta['cpus']} CPUs ({meta['cpu']}); Python {meta['python']}; "
+               f"PostgreSQL {meta['postgres']}; SQLite {meta.get('sqlite', '?')}.")
+    lines = [f"# careloop benchmark, {meta['time']}", ""]
+    if "workloads" in results:
+        lines += _web(machine, a, results, goals)
+    else:
+        lines.append(machine)
+    if "campaign" in results:
+        lines += ["", *_campaign(results["campaign"], a)]
+    return "\n".join(lines)
+
+
+def _web(machine: str, a: dict, results: dict, goals: dict[str, float]) -> list[str]:
     index = " + an index on contact (institution_id, patient_id) (--index-contacts)" if a["index_contacts"] else ""
     lines = [
-        f"# careloop benchmark, {meta['time']}", "",
-        f"Commit {meta['commit']}; {meta['cpus']} CPUs ({meta['cpu']}); Python {meta['python']}; "
-        f"PostgreSQL {meta['postgres']}. wrk -t{a['threads']} -c{a['connections']} -d{a['seconds']:g}s after a "
+        f"{machine} wrk -t{a['threads']} -c{a['connections']} -d{a['seconds']:g}s after a "
         f"{a['warmup']:g}s warm-up, {a['rounds']} round(s), medians. Data: {a['patients']:,} patients, "
         f"{a['contacts']:,} contacts, {a['audit_events']:,} audit events, {a.get('tasks', 0):,} follow-up tasks"
         f"{index}. Ratio = careloop / baseline "
@@ -106,7 +119,43 @@ def markdown(meta: dict, results: dict, goals: dict[str, float]) -> str:
                      f"{w['events']:,} events in {w['seconds']:.1f}s: **{w['events_per_s']:,.0f} events/s**")
     if audit:
         lines += ["", "## Audit trail", "", *audit]
-    return "\n".join(lines)
+    return lines
+
+
+def _campaign(by_database: dict, a: dict) -> list[str]:
+    """C1's table: one row per database, then its transactions by the function that opened them."""
+    head = ["database", "wall s (goal ≤ 60)", "settled/s", "sent (e-mail / SMS)", "refused by the gate",
+            "longest transaction ms", "transactions", "longest logged call ms", "baseline s", "baseline settled/s",
+            "ratio"]
+    lines = [f"## C1 campaign to {a['recipients']:,} recipients (issue 13)", "",
+             "careloop: campaignStart through the API, then the worker (campaign.advance, communication.deliver_due "
+             "with the logging senders) until every message is settled; baseline: the same rows decided, rendered, "
+             "sealed, logged and written in one transaction on the driver. Ratio = careloop / baseline messages "
+             f"settled per second. A logged call every {a['campaign_probe_ms']:g} ms through the API meanwhile.", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for kind, r in by_database.items():
+        c, b, t = r["careloop"], r["baseline"], r["careloop"]["transactions"]
+        refused = ", ".join(f"{reason} {n:,}" for reason, n in sorted(c["refused"].items()))
+        minute = "met" if r["minute_met"] else "NOT met"
+        lines.append("| " + " | ".join([
+            kind, f"**{c['wall_s']:.1f}** ({minute})", f"{c['settled_per_s']:,.0f}",
+            f"{c['sent']:,} ({c['by_channel'].get('email', 0):,} / {c['by_channel'].get('sms', 0):,})", refused,
+            f"**{t['longest_s'] * 1000:.0f}** ({t['longest_label']})", f"{t['count']}",
+            f"{c['probe']['longest_ms']:.0f} (of {c['probe']['calls']})", f"{b['wall_s']:.1f}",
+            f"{b['settled_per_s']:,.0f}", f"**{r['ratio']:.2f}**"]) + " |")
+    for kind, r in by_database.items():
+        c = r["careloop"]
+        w = c["worker"]
+        lines += ["", f"{kind} (load average {c['load_average'][0]:.1f} at the start, {c['load_average'][1]:.1f} at "
+                  f"the end): {w['rounds']} worker rounds, {w['queueing_s']:.1f}s queueing (campaign.advance) "
+                  f"and {w['delivering_s']:.1f}s delivering (communication.deliver_due); {c['statements']:,} SQL "
+                  f"statements, {c['audit_rows']:,} audit rows, {c['sender_log_lines']:,} sender log lines; the "
+                  f"preview of {c['preview']['audience']:,} patients took {c['preview_s']:.1f}s.", "",
+                  "| transaction opened by | count | longest ms | median ms | total s |", "|---|---|---|---|---|"]
+        for label, x in c["transactions"]["by_label"].items():
+            lines.append(f"| {label} | {x['count']} | {x['longest_s'] * 1000:.0f} | {x['median_s'] * 1000:.0f} | "
+                         f"{x['total_s']:.1f} |")
+    return lines
 
 
 def _plain(value: Any) -> Any:

@@ -2,7 +2,8 @@
 
 One run: a fresh database with deterministic data, careloop (``careloop serve``, production settings)
 and the baseline as real servers, the same answers checked, W1-W6 measured in rounds, then growth
-(page size, data size, audit verify and append). Results go to bench/results/<UTC time>.md and .json.
+(page size, data size, audit verify and append); then C1, a campaign to 10,000 recipients run in this
+process on PostgreSQL and SQLite (``bench.campaign``). Results go to bench/results/<UTC time>.md and .json.
 See bench/README.md.
 """
 
@@ -27,7 +28,7 @@ import httpx
 from app import db
 from app.main import create_app
 from app.services import build_services
-from bench import dataset, measure, report, servers, workloads
+from bench import campaign, dataset, measure, report, servers, workloads
 from bench.servers import Server, WrkResult
 from bench.workloads import Request
 from core.passwords import HashParameters
@@ -50,7 +51,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="follow-up tasks, mostly the nurse's, due today or before (W5)")
     p.add_argument("--clinicians", type=int, default=20,
                    help="clinicians of the outpatient department, one schedule each (W6)")
-    p.add_argument("--workloads", default="W1,W2,W3,W4,W5,W6", help="the workloads to measure (comma-separated)")
+    p.add_argument("--workloads", default="W1,W2,W3,W4,W5,W6,C1", help="the workloads to measure (comma-separated)")
+    p.add_argument("--recipients", type=int, default=10_000, help="C1: patients the campaign is sent to")
+    p.add_argument("--campaign-databases", default="postgres,sqlite", help="C1: the databases to run it on")
+    p.add_argument("--campaign-probe-ms", type=float, default=200,
+                   help="C1: a logged call through the API this often while the campaign runs (0: none)")
     p.add_argument("--rounds", type=int, default=3, help="rounds of every measurement; the median is reported")
     p.add_argument("--seconds", type=float, default=8, help="wrk -d of each measurement")
     p.add_argument("--warmup", type=float, default=2, help="wrk -d of the warm-up before each measurement")
@@ -73,8 +78,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="PostgreSQL URL allowed to CREATE and DROP DATABASE")
     p.add_argument("--results", default=str(servers.ROOT / "bench" / "results"))
     args = p.parse_args(argv)
+    unknown = set(args.workloads.split(",")) - {*workloads.DOCUMENTS, "C1"}
+    if unknown:
+        p.error(f"--workloads: unknown {', '.join(sorted(unknown))}")
+    if set(args.campaign_databases.split(",")) - {"postgres", "sqlite"}:
+        p.error("--campaign-databases: postgres and/or sqlite")
     if args.quick:
-        args.patients, args.contacts, args.audit_events = 2_000, 5_000, 2_000
+        args.patients, args.contacts, args.audit_events, args.recipients = 2_000, 5_000, 2_000, 2_000
         args.rounds, args.seconds, args.warmup, args.statements_repeat = 1, 2, 1, 2
         args.scale_patients, args.verify_events, args.append_seconds = 20_000, 20_000, 2
     if args.full:
@@ -358,22 +368,14 @@ async def benchmark(bench: Bench) -> dict[str, Any]:
 
 async def main(args: argparse.Namespace) -> int:
     stamp = datetime.now(UTC)
-    name = f"careloop_bench_{stamp:%Y%m%d%H%M%S}_{os.getpid()}"
-    dsn = args.admin_url.rsplit("/", 1)[0] + "/" + name
-    master_key = base64.b64encode(os.urandom(32)).decode()
-    settings = Settings(database_url=dsn, environment="production", master_key=master_key,
-                        password_hashing=ARGON2, log_level="WARNING")
-    bench = Bench(args, dsn, settings, careloop_env(dsn, master_key), secrets.token_urlsafe(18))
-    await dataset.create_database(args.admin_url, name)
-    try:
-        results = await benchmark(bench)
-        meta = await report.metadata(bench.dsn, args, stamp, bench.patients, bench.contacts)
-    finally:
-        for server in (bench.careloop, bench.baseline):
-            if server is not None:
-                server.stop()
-        await db.close_database()
-        await dataset.drop_database(args.admin_url, name)
+    chosen = args.workloads.split(",")
+    results: dict[str, Any] = {}
+    patients = contacts = 0
+    if any(name in workloads.DOCUMENTS for name in chosen):
+        results, patients, contacts = await web(args, stamp)
+    if "C1" in chosen:
+        results["campaign"] = await campaign.measure_all(args, ARGON2, stamp)
+    meta = await report.metadata(args.admin_url, args, stamp, patients, contacts)
     md, js = report.write(args.results, stamp, meta, results, GOALS)
     print()
     print(md.read_text())
@@ -383,6 +385,26 @@ async def main(args: argparse.Namespace) -> int:
     if bad:
         print(f"WARNING: {bad} requests answered with errors during the measurements", file=sys.stderr)
     return 1 if bad else 0
+
+
+async def web(args: argparse.Namespace, stamp: datetime) -> tuple[dict[str, Any], int, int]:
+    """W1-W6 and the growth runs against the two servers: the results, and the patients and contacts loaded."""
+    name = f"careloop_bench_{stamp:%Y%m%d%H%M%S}_{os.getpid()}"
+    dsn = args.admin_url.rsplit("/", 1)[0] + "/" + name
+    master_key = base64.b64encode(os.urandom(32)).decode()
+    settings = Settings(database_url=dsn, environment="production", master_key=master_key,
+                        password_hashing=ARGON2, log_level="WARNING")
+    bench = Bench(args, dsn, settings, careloop_env(dsn, master_key), secrets.token_urlsafe(18))
+    await dataset.create_database(args.admin_url, name)
+    try:
+        results = await benchmark(bench)
+    finally:
+        for server in (bench.careloop, bench.baseline):
+            if server is not None:
+                server.stop()
+        await db.close_database()
+        await dataset.drop_database(args.admin_url, name)
+    return results, bench.patients, bench.contacts
 
 
 def _interrupt(signum: int, frame: object) -> None:
