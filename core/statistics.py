@@ -1,0 +1,182 @@
+"""Survey statistics: thin wrappers over scipy, fed with aggregates (counts, sums, sums of squares).
+
+Reports compute n, sums and sums of squares (or counts per answer value) in SQL; what is here turns
+them into estimates and tests without seeing a single response. Distributions and tests are scipy's,
+nothing is written by hand but the arithmetic around them:
+
+- a mean's interval: Student's t with n - 1 degrees of freedom, s from the sums;
+- a proportion's interval: Wilson's score interval (``scipy.stats.binomtest(...).proportion_ci``);
+- NPS (promoters - detractors, in percent): the normal (Wald) interval of the mean of a variable that is
+  +1 for a promoter, 0 for a passive and -1 for a detractor, whose variance is
+  p+ + p- - (p+ - p-)^2 (the trinomial's); clipped to -100..100;
+- two means: Welch's t-test (``ttest_ind_from_stats``, unequal variances) with the Welch-Satterthwaite
+  degrees of freedom, the difference's interval, Cohen's d (pooled SD) and Hedges' g (d corrected for
+  small samples, J = 1 - 3 / (4 (n1 + n2) - 9));
+- two ordinal samples: the Mann-Whitney U test (``mannwhitneyu``, two-sided; exact for small samples
+  without ties, otherwise the normal approximation with scipy's tie correction and continuity
+  correction), counts per value expanded to arrays, and the rank-biserial correlation;
+- a p-chart: centre line p = sum k / sum n, limits p +- 3 sqrt(p (1 - p) / n_i) per point (varying n),
+  clipped to 0..1.
+
+Effects and differences are B minus A: positive when group B is higher.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+CONFIDENCE = 0.95
+
+
+@dataclass(frozen=True, slots=True)
+class Interval:
+    value: float
+    low: float | None  # None: no interval (one observation)
+    high: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """A sample summarised: its size, mean and (n - 1) variance (None for fewer than two values)."""
+
+    n: int
+    mean: float
+    variance: float | None
+
+    @classmethod
+    def from_sums(cls, n: int, total: float, sum_squares: float) -> Sample:
+        if n <= 0:
+            raise ValueError("an empty sample has no mean")
+        mean = total / n
+        # max(0, ...): rounding may leave a tiny negative where every value is the same
+        variance = max(0.0, (sum_squares - total * total / n) / (n - 1)) if n > 1 else None
+        return cls(n, mean, variance)
+
+    @classmethod
+    def from_counts(cls, counts: Mapping[float, int]) -> Sample:
+        n = sum(counts.values())
+        return cls.from_sums(n, sum(v * c for v, c in counts.items()), sum(v * v * c for v, c in counts.items()))
+
+    @property
+    def sd(self) -> float | None:
+        return None if self.variance is None else math.sqrt(self.variance)
+
+
+def _clip(value: float, bounds: tuple[float, float] | None) -> float:
+    return value if bounds is None else min(max(value, bounds[0]), bounds[1])
+
+
+def mean_interval(sample: Sample, confidence: float = CONFIDENCE,
+                  bounds: tuple[float, float] | None = None) -> Interval:
+    """The mean with its t interval (clipped to the scale's ``bounds``, if given)."""
+    if sample.variance is None:
+        return Interval(sample.mean, None, None)
+    half = float(stats.t.ppf((1 + confidence) / 2, sample.n - 1)) * math.sqrt(sample.variance / sample.n)
+    return Interval(sample.mean, _clip(sample.mean - half, bounds), _clip(sample.mean + half, bounds))
+
+
+def wilson(successes: int, n: int, confidence: float = CONFIDENCE) -> Interval:
+    """The share of successes (0-1) with Wilson's score interval."""
+    if n <= 0:
+        raise ValueError("an empty sample has no proportion")
+    ci = stats.binomtest(successes, n).proportion_ci(confidence_level=confidence, method="wilson")
+    return Interval(successes / n, float(ci.low), float(ci.high))
+
+
+def nps(promoters: int, detractors: int, n: int, confidence: float = CONFIDENCE) -> Interval:
+    """The Net Promoter Score (-100..100) with the normal interval of the trinomial's mean."""
+    if n <= 0:
+        raise ValueError("an empty sample has no NPS")
+    up, down = promoters / n, detractors / n
+    score = up - down
+    z = float(stats.norm.ppf((1 + confidence) / 2))
+    half = z * math.sqrt(max(0.0, up + down - score * score) / n)
+    return Interval(100 * score, 100 * max(-1.0, score - half), 100 * min(1.0, score + half))
+
+
+@dataclass(frozen=True, slots=True)
+class Welch:
+    statistic: float | None  # t; None when neither group varies
+    df: float | None
+    p_value: float | None
+    difference: float  # mean B - mean A
+    low: float | None  # the difference's interval at 1 - alpha
+    high: float | None
+    cohens_d: float | None  # None when the pooled SD is 0
+    hedges_g: float | None
+
+
+def welch(a: Sample, b: Sample, alpha: float = 1 - CONFIDENCE) -> Welch:
+    """Welch's two-sided t-test of mean B against mean A, from each group's n, mean and variance."""
+    if a.variance is None or b.variance is None:
+        raise ValueError("each group needs at least two values")
+    difference = b.mean - a.mean
+    va, vb = a.variance / a.n, b.variance / b.n
+    pooled = ((a.n - 1) * a.variance + (b.n - 1) * b.variance) / (a.n + b.n - 2)
+    d = difference / math.sqrt(pooled) if pooled > 0 else None
+    g = d * (1 - 3 / (4 * (a.n + b.n) - 9)) if d is not None else None
+    if va + vb == 0:
+        return Welch(None, None, None, difference, None, None, d, g)
+    df = (va + vb) ** 2 / (va * va / (a.n - 1) + vb * vb / (b.n - 1))
+    result = stats.ttest_ind_from_stats(b.mean, math.sqrt(b.variance), b.n, a.mean, math.sqrt(a.variance), a.n,
+                                        equal_var=False)
+    half = float(stats.t.ppf(1 - alpha / 2, df)) * math.sqrt(va + vb)
+    return Welch(float(result.statistic), df, float(result.pvalue), difference, difference - half,
+                 difference + half, d, g)
+
+
+@dataclass(frozen=True, slots=True)
+class MannWhitney:
+    u_a: float  # U of group A: pairs where A's value is higher, ties counting one half
+    p_value: float | None  # None if scipy finds none (every answer the same gives 1.0)
+    rank_biserial: float  # (U_B - U_A) / (n_A n_B): +1 when every B is higher
+
+
+def _expand(counts: Mapping[float, int]) -> np.ndarray:
+    values = sorted(v for v, c in counts.items() if c > 0)
+    return np.repeat(np.asarray(values, dtype=float), [counts[v] for v in values])
+
+
+def mann_whitney(a: Mapping[float, int], b: Mapping[float, int]) -> MannWhitney:
+    """The two-sided Mann-Whitney U test between two samples given as counts per value."""
+    xa, xb = _expand(a), _expand(b)
+    if not len(xa) or not len(xb):
+        raise ValueError("each group needs at least one value")
+    result = stats.mannwhitneyu(xa, xb, alternative="two-sided")
+    u_a, pairs = float(result.statistic), len(xa) * len(xb)
+    p = float(result.pvalue)
+    return MannWhitney(u_a, None if math.isnan(p) else p, 1 - 2 * u_a / pairs)
+
+
+@dataclass(frozen=True, slots=True)
+class ChartPoint:
+    proportion: float
+    low: float  # lower control limit, 0-1
+    high: float
+    out_of_control: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PChart:
+    centre: float
+    points: list[ChartPoint]
+
+
+def p_chart(samples: Sequence[tuple[int, int]]) -> PChart:
+    """A p-chart over (n, successes) per period, each period with its own limits."""
+    total = sum(n for n, _ in samples)
+    if total <= 0:
+        raise ValueError("a chart needs observations")
+    centre = sum(k for _, k in samples) / total
+    points = []
+    for n, k in samples:
+        sigma = math.sqrt(centre * (1 - centre) / n)
+        low, high = max(0.0, centre - 3 * sigma), min(1.0, centre + 3 * sigma)
+        p = k / n
+        points.append(ChartPoint(p, low, high, p < low or p > high))
+    return PChart(centre, points)
