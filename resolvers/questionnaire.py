@@ -154,15 +154,23 @@ async def update(ctx: Context, questionnaire_id: uuid.UUID | None, data: dict[st
     merged = _values(_columns(row) | changes, whole=True)  # items and scoring are checked together
     changes = {name: merged[name] for name in changes}
     await _check_editable(ctx, row, revision)
-    if await QuestionnaireResponse.exists(institution_id=ctx.institution_id, questionnaire_id=row.id):
-        return await _insert(ctx, decision, merged, status="draft", template=row.template, key=row.key,
-                             version=row.version + 1), True
-    async with in_transaction():
-        if await Questionnaire.filter(id=row.id, institution_id=ctx.institution_id, revision=revision).exclude(
-                status="retired").update(**changes, revision=revision + 1, updated_at=_now()) != 1:
-            raise _stale()
-        await writer.append([access.write_record(ctx, Action.UPDATE, "questionnaire", row.id,
-                                                 fields=frozenset(changes), decision=decision)])
+    try:
+        async with in_transaction():
+            # The row locked, then its responses counted: an answer saved before this lock makes this edit the
+            # next version (an answer that locks the row too, as answering does, waits for the edit).
+            locked = await Questionnaire.filter(id=row.id, institution_id=ctx.institution_id).select_for_update(
+            ).first()
+            if locked is None or locked.revision != revision or locked.status == "retired":
+                raise _stale()
+            if await QuestionnaireResponse.exists(institution_id=ctx.institution_id, questionnaire_id=row.id):
+                return await _create_row(ctx, decision, merged, status="draft", template=row.template,
+                                         key=row.key, version=row.version + 1), True
+            await Questionnaire.filter(id=row.id, institution_id=ctx.institution_id).update(
+                **changes, revision=revision + 1, updated_at=_now())
+            await writer.append([access.write_record(ctx, Action.UPDATE, "questionnaire", row.id,
+                                                     fields=frozenset(changes), decision=decision)])
+    except IntegrityError:  # another edit made the next version a moment ago
+        raise _stale() from None
     return await Questionnaire.get(id=row.id, institution_id=ctx.institution_id), False
 
 
@@ -208,18 +216,19 @@ async def retire(ctx: Context, questionnaire_id: uuid.UUID | None) -> Questionna
 
 
 async def _insert(ctx: Context, decision: Decision, values: dict[str, Any], *, status: str,
-                  template: str | None = None, key: uuid.UUID | None = None, version: int = 1) -> Questionnaire:
-    row_id = uuid7()
-    try:
-        async with in_transaction():
-            row = await Questionnaire.create(id=row_id, institution_id=ctx.institution_id, key=key or uuid7(),
-                                             version=version, status=status, template=template,
-                                             author_id=ctx.actor.id, **values)
-            await writer.append([access.write_record(ctx, Action.CREATE, "questionnaire", row_id,
-                                                     fields=frozenset(values) | {"version", "status"},
-                                                     decision=decision)])
-    except IntegrityError:  # another edit made this version a moment ago
-        raise _stale() from None
+                  template: str | None = None) -> Questionnaire:
+    """Version 1 of a new questionnaire, in its own transaction."""
+    async with in_transaction():
+        return await _create_row(ctx, decision, values, status=status, template=template, key=uuid7(), version=1)
+
+
+async def _create_row(ctx: Context, decision: Decision, values: dict[str, Any], *, status: str,
+                      template: str | None, key: uuid.UUID, version: int) -> Questionnaire:
+    """A version and its record, inside the caller's transaction."""
+    row = await Questionnaire.create(id=uuid7(), institution_id=ctx.institution_id, key=key, version=version,
+                                     status=status, template=template, author_id=ctx.actor.id, **values)
+    await writer.append([access.write_record(ctx, Action.CREATE, "questionnaire", row.id,
+                                             fields=frozenset(values) | {"version", "status"}, decision=decision)])
     return row
 
 

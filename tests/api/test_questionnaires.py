@@ -400,6 +400,22 @@ async def test_two_edits_in_place_at_once_one_conflicts(tenant: Tenant, both_rea
     assert row.revision == 2 and (row.anonymous, row.respondent) in ((True, "patient"), (False, "family"))
 
 
+async def test_an_answer_saved_while_an_edit_runs_makes_the_edit_a_new_version(
+        tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    created = await create(tenant)
+    check = questionnaire_resolver._check_editable
+
+    async def answered_meanwhile(*args: Any) -> None:  # after the edit read the version, before it writes
+        await check(*args)
+        await answered(tenant, created["id"])
+
+    monkeypatch.setattr(questionnaire_resolver, "_check_editable", answered_meanwhile)
+    edited = ok(await tenant.call("admin", UPDATE, id=created["id"], revision=1, input={"anonymous": True}),
+                "questionnaireUpdate")
+    assert (edited["newVersion"], edited["questionnaire"]["version"]) == (True, 2)
+    assert (await Questionnaire.get(id=created["id"])).anonymous is False
+
+
 async def test_two_versions_activated_at_once_leave_one_active(tenant: Tenant, both_read_first: Arm) -> None:
     created = await create(tenant)
     await answered(tenant, created["id"])
