@@ -383,15 +383,22 @@ class AnswerView:
 
 
 async def responses(ctx: Context, *, questionnaire_id: uuid.UUID | None, department_id: uuid.UUID | None,
-                    ticket_id: uuid.UUID | None, first: int, after: str | None) -> pagination.Page[ResponseView]:
+                    ticket_id: uuid.UUID | None, first: int, after: str | None,
+                    commented: bool = False) -> pagination.Page[ResponseView]:
     """Responses in the caller's reach, newest first for identified ones (anonymous ones have random ids),
     narrowed to a questionnaire version, a department or a ticket (the one it was about or the one it
-    opened); a fixed number of statements whatever the page size."""
+    opened), or (``commented``, with ``questionnaire_response.text: read``) to those with a free-text answer;
+    a fixed number of statements whatever the page size."""
     decision = await access.authorize(ctx, "questionnaire_response", "read", action=Action.READ,
                                       resource_type="questionnaire_response")
+    if commented:
+        await access.authorize(ctx, "questionnaire_response.text", "read", action=Action.READ,
+                               resource_type="questionnaire_response")
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
-    reach = _reach(ctx)
-    query = QuestionnaireResponse.filter(reach)
+    query = QuestionnaireResponse.filter(_reach(ctx))
+    if commented:
+        query = query.filter(id__in=Subquery(ResponseAnswer.filter(
+            institution_id=ctx.institution_id, text__isnull=False).values("response_id")))
     if questionnaire_id is not None:
         query = query.filter(questionnaire_id=questionnaire_id)
     if department_id is not None:
@@ -408,6 +415,22 @@ async def responses(ctx: Context, *, questionnaire_id: uuid.UUID | None, departm
         ctx.reads.note("questionnaire_response", row.id, row.patient_id, rule=decision.rule)
     return pagination.page_of([ResponseView(r, found[r.questionnaire_id]) for r in rows[:first]], len(rows) > first,
                               CURSOR_KIND, key=lambda v: v.row.id)
+
+
+async def one(ctx: Context, response_id: uuid.UUID | None) -> ResponseView:
+    """One response in the caller's reach (as the list shows it), NOT_FOUND otherwise."""
+    decision = await access.authorize(ctx, "questionnaire_response", "read", action=Action.READ,
+                                      resource_type="questionnaire_response", resource_id=response_id)
+    row = None if response_id is None else await QuestionnaireResponse.filter(_reach(ctx), id=response_id).first()
+    if row is not None and row.patient_id is None and row.invitation_id is None:  # anonymous: its cell's size
+        cell = QuestionnaireResponse.filter(institution_id=row.institution_id, questionnaire_id=row.questionnaire_id,
+                                            department_id=row.department_id, month=row.month)
+        if await cell.count() < (await surveys.settings_of(ctx.institution_id)).min_cell:
+            row = None
+    if row is None:
+        raise await access.not_found(ctx, Action.READ, "questionnaire_response", response_id)
+    ctx.reads.note("questionnaire_response", row.id, row.patient_id, rule=decision.rule)
+    return ResponseView(row, await Questionnaire.get(id=row.questionnaire_id))
 
 
 def _reach(ctx: Context) -> Q:
@@ -475,17 +498,23 @@ def answer_views(view: ResponseView, rows: list[ResponseAnswer]) -> list[AnswerV
     return out
 
 
+def require_text(ctx: Context, view: ResponseView) -> None:
+    """Free text needs ``questionnaire_response.text: read``: the refusal noted, then FORBIDDEN."""
+    row = view.row
+    if not ctx.decide("questionnaire_response.text", "read").allowed:
+        ctx.reads.note("questionnaire_response", row.id, row.patient_id, outcome=Outcome.DENIED,
+                       reason="forbidden_field")
+        raise Forbidden("Not allowed to read this field.")
+
+
 def read_text(ctx: Context, answer: AnswerView) -> str | None:
     """A free-text answer: with ``questionnaire_response.text: read``, opened and noted; else FORBIDDEN."""
     sealed = answer.row.text
     if sealed is None:
         return None
     row = answer.response.row
+    require_text(ctx, answer.response)
     decision = ctx.decide("questionnaire_response.text", "read")
-    if not decision.allowed:
-        ctx.reads.note("questionnaire_response", row.id, row.patient_id, outcome=Outcome.DENIED,
-                       reason="forbidden_field")
-        raise Forbidden("Not allowed to read this field.")
     ctx.reads.note("questionnaire_response", row.id, row.patient_id, field_name="response_answer.text",
                    rule=decision.rule)
     return access.open_sealed(ctx, "response_answer", "text", answer.row.id, bytes(answer.row.text))

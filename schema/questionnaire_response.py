@@ -216,6 +216,13 @@ class QuestionnaireResponse:
     async def answers(self, info: Info) -> list[ResponseAnswer]:
         return [ResponseAnswer(view=a, ctx=info.context) for a in await responses.answers_of(info.context, self.view)]
 
+    @strawberry.field(description="Only the free-text answers (comments), in the questionnaire's order: null with "
+                                  "FORBIDDEN without questionnaire_response.text: read.")
+    async def comments(self, info: Info) -> list[ResponseAnswer] | None:
+        responses.require_text(info.context, self.view)
+        return [ResponseAnswer(view=a, ctx=info.context) for a in await responses.answers_of(info.context, self.view)
+                if a.row.text is not None]
+
 
 @strawberry.type(description="A response on a page.")
 class QuestionnaireResponseEdge:
@@ -241,6 +248,12 @@ class QuestionnaireResponseQuery:
     async def survey_by_link(self, info: Info, token: _TOKEN) -> SurveyByLink | None:
         return SurveyByLink(found=await responses.by_link(info.context, token))
 
+    @strawberry.field(description="One response in your reach (see questionnaireResponses); NOT_FOUND otherwise.")
+    async def questionnaire_response(
+        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The response.")],
+    ) -> QuestionnaireResponse | None:
+        return QuestionnaireResponse(view=await responses.one(info.context, uuid_of(id)))
+
     @strawberry.field(description="Responses in your reach (admins: the institution's; department heads: their "
                                   "departments'; support agents: those linked to tickets they work; patients: "
                                   "their own identified ones). An anonymous response is listed only where its "
@@ -258,10 +271,30 @@ class QuestionnaireResponseQuery:
             info.context, questionnaire_id=uuid_of(questionnaire_id, "questionnaireId"),
             department_id=uuid_of(department_id, "departmentId"), ticket_id=uuid_of(ticket_id, "ticketId"),
             first=first, after=after)
-        return QuestionnaireResponseConnection(
-            edges=[QuestionnaireResponseEdge(cursor=cursor, node=QuestionnaireResponse(view=view))
-                   for cursor, view in page.items],
-            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor))
+        return _connection(page)
+
+    @strawberry.field(description="The responses in your reach with a free-text answer, to read what patients "
+                                  "wrote (select comments): needs questionnaire_response.text: read as well "
+                                  "(department heads, support agents, patients their own).")
+    async def questionnaire_response_comments(
+        self, info: Info, first: _FIRST = DEFAULT_PAGE_SIZE, after: _AFTER = None,
+        questionnaire_id: Annotated[strawberry.ID | None, strawberry.argument(
+            description="One questionnaire version's.")] = None,
+        department_id: Annotated[strawberry.ID | None, strawberry.argument(
+            description="One department's.")] = None,
+    ) -> QuestionnaireResponseConnection:
+        page = await responses.responses(
+            info.context, questionnaire_id=uuid_of(questionnaire_id, "questionnaireId"),
+            department_id=uuid_of(department_id, "departmentId"), ticket_id=None, first=first, after=after,
+            commented=True)
+        return _connection(page)
+
+
+def _connection(page: Any) -> QuestionnaireResponseConnection:
+    return QuestionnaireResponseConnection(
+        edges=[QuestionnaireResponseEdge(cursor=cursor, node=QuestionnaireResponse(view=view))
+               for cursor, view in page.items],
+        page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor))
 
 
 @strawberry.type

@@ -501,3 +501,51 @@ async def test_the_patients_export_holds_their_identified_responses(tenant: Tena
     assert copy["id"] == response_id and copy["source"] == "link"
     assert {"link_id": "q8", "number": None, "choices": [],
             "text": "Friendly nurses, my gums bled a little"} in copy["answers"]
+
+
+ONE = """query($id: ID!) { questionnaireResponse(id: $id) { id source comments { linkId text } } }"""
+
+
+async def test_one_response_in_reach_and_its_comments(tenant: Tenant, services: Services) -> None:
+    q = await questionnaire(tenant)
+    _, in_a = await answered(tenant, services, q)
+    _, in_b = await answered(tenant, services, q, "B")
+    assert ok(await tenant.call("department_head", ONE, id=in_a), "questionnaireResponse") == {
+        "id": in_a, "source": "LINK", "comments": [{"linkId": "q8", "text": "Friendly nurses, my gums bled a little"}]}
+    assert (await tenant.call("department_head", ONE, id=in_b)).codes == ["NOT_FOUND"]
+    assert (await tenant.call("support_agent", ONE, id=in_a)).codes == ["NOT_FOUND"]
+    assert (await tenant.call("nurse", ONE, id=in_a)).codes == ["FORBIDDEN"]
+    admin = await tenant.call("admin", ONE, id=in_b)
+    assert admin.codes == ["FORBIDDEN"] and admin.data == {"questionnaireResponse": {
+        "id": in_b, "source": "LINK", "comments": None}}
+    anonymous = await questionnaire(tenant, anonymous=True)
+    await trigger(tenant, anonymous, departmentId=str(tenant.departments["A"].id), visitKind="OUTPATIENT")
+    _, token = (await invited(tenant, services, anonymous))[1:]
+    ok(await tenant.call(None, BY_LINK_ANSWER, t=token, answers=GOOD), "surveyAnswerByLink")
+    lone = await QuestionnaireResponse.get(questionnaire_id=anonymous.id)
+    assert (await tenant.call("admin", ONE, id=str(lone.id))).codes == ["NOT_FOUND"]  # a cell of one
+    await SurveySettings.create(institution_id=tenant.id, min_cell=3)
+    for _ in range(2):
+        _, token = (await invited(tenant, services, anonymous))[1:]
+        ok(await tenant.call(None, BY_LINK_ANSWER, t=token, answers=GOOD), "surveyAnswerByLink")
+    shown = await tenant.call("admin", "query($id: ID!) { questionnaireResponse(id: $id) { id patient { id } } }",
+                              id=str(lone.id))
+    assert ok(shown, "questionnaireResponse") == {"id": str(lone.id), "patient": None}
+
+
+COMMENTS = """query($q: ID) { questionnaireResponseComments(questionnaireId: $q) {
+  nodes { id comments { linkId text } } } }"""
+
+
+async def test_the_comments_list_needs_the_text_permission(tenant: Tenant, services: Services) -> None:
+    q = await questionnaire(tenant)
+    _, commented = await answered(tenant, services, q)
+    await answered(tenant, services, q, answers=REQUIRED_ANSWERS)  # no free text
+    nodes = ok(await tenant.call("department_head", COMMENTS, q=str(q.id)), "questionnaireResponseComments")["nodes"]
+    assert nodes == [{"id": commented,
+                      "comments": [{"linkId": "q8", "text": "Friendly nurses, my gums bled a little"}]}]
+    for role in ("admin", "nurse"):
+        reply = await tenant.call(role, COMMENTS, q=str(q.id))
+        assert reply.codes == ["FORBIDDEN"] and reply.data is None
+    assert [(e.actor_id, e.reason) for e in await tenant.audit_events(outcome="denied")] == [
+        (tenant.staff_ids["admin"], "forbidden"), (tenant.staff_ids["nurse"], "forbidden")]
