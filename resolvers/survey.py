@@ -5,8 +5,8 @@ An invitation is made for a cause ("visit:<id>", "ticket:<id>", "follow_up:<id>"
 inside the transaction of whatever caused it (a visit finishing, a ticket closing, a follow-up call completed,
 a one-off campaign): the cause key is unique per institution, so a cause never invites twice however often or
 concurrently it is reported. It is not made when the patient is archived or deceased, or was invited within
-the institution's ``fatigue_days`` (the cap; the patient's row is locked while it is checked, so two causes
-at once cannot both pass). Its message is scheduled through the outbox (cause ``survey_invitation``, due at
+the institution's ``fatigue_days`` (the cap; decided one transaction at a time, see ``invite_many``, so two
+causes at once cannot both pass). Its message is scheduled through the outbox (cause ``survey_invitation``, due at
 the cause's time plus the trigger's delay): the consent gate and channel preferences decide, as for every
 message.
 
@@ -376,15 +376,20 @@ class Invited:
 async def invite_many(ctx: Context, questionnaire: Questionnaire, causes: Sequence[Cause], *,
                       trigger: SurveyTrigger | None, decision: Decision) -> Invited:
     """Invite the causes' patients to answer ``questionnaire``, inside the caller's transaction, in a fixed
-    number of statements whatever their number: patients locked and loaded, recent invitations, one insert
-    (a cause that invited already is skipped quietly), the messages through the outbox, the audit records."""
+    number of statements whatever their number: patients, recent invitations, one insert (a cause that invited
+    already is skipped quietly), the messages through the outbox, the audit records.
+
+    The caller's transaction has appended its first audit record already: from then on it holds its
+    institution's audit chain head until it commits, so the institution's invitations are decided one
+    transaction at a time and two causes of one patient cannot both pass the fatigue cap. (Locking the
+    patient's row here instead would deadlock against a concurrent edit of the file, which takes the row
+    first and the chain head second.)"""
     institution_id = ctx.institution_id
     setup = await settings_of(institution_id)
     delay = timedelta(hours=trigger.delay_hours if trigger is not None else 0)
     send_at = {cause.key: cause.at + delay for cause in causes}
     patient_ids = sorted({cause.patient_id for cause in causes})
-    patients = {p.id: p for p in await Patient.filter(id__in=patient_ids, institution_id=institution_id)
-                .order_by("id").select_for_update()}  # the fatigue cap is decided one cause at a time per patient
+    patients = {p.id: p for p in await Patient.filter(id__in=patient_ids, institution_id=institution_id)}
     fatigue = timedelta(days=setup.fatigue_days)
     recent: dict[uuid.UUID, list[datetime]] = {}
     if setup.fatigue_days and causes:
@@ -481,6 +486,11 @@ async def invite_audience(ctx: Context, questionnaire_id: uuid.UUID | None, data
     now = _now()
     causes = [Cause(f"campaign:{campaign}:{pid}", "campaign", uuid.UUID(str(pid)), now, None) for pid in ids]
     async with in_transaction():
+        # The campaign's own record first: the chain head it locks makes the invitations below take their turn
+        # with the causes' (see invite_many).
+        await writer.append([access.write_record(ctx, Action.CREATE, "survey_campaign", campaign,
+                                                 fields=frozenset({"questionnaire", "audience"}),
+                                                 decision=decision)])
         return await invite_many(ctx, questionnaire, causes, trigger=None, decision=decision)
 
 

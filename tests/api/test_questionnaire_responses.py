@@ -549,3 +549,30 @@ async def test_the_comments_list_needs_the_text_permission(tenant: Tenant, servi
         assert reply.codes == ["FORBIDDEN"] and reply.data is None
     assert [(e.actor_id, e.reason) for e in await tenant.audit_events(outcome="denied")] == [
         (tenant.staff_ids["admin"], "forbidden"), (tenant.staff_ids["nurse"], "forbidden")]
+
+
+# -- partners ----------------------------------------------------------------------------------------------
+
+
+async def test_a_partner_enters_answers_only_with_the_scope_and_for_granted_patients(tenant: Tenant) -> None:
+    from models import Questionnaire as QuestionnaireRow
+    from tests.partners import ALL_SCOPES, make_partnership, token_for
+
+    ship = await make_partnership(tenant, [*ALL_SCOPES, "questionnaire_response:create"])
+    q: QuestionnaireRow = await questionnaire(tenant)
+    now = datetime.now(UTC)
+    rows = {pid: await SurveyInvitation.create(institution_id=tenant.id, questionnaire_id=q.id,
+                                               cause_key=f"partner:{pid}", patient_id=pid, send_at=now,
+                                               expires_at=now + timedelta(days=3))
+            for pid in (ship.granted, ship.other)}
+    assert (await ship.call(ENTER, id=str(rows[ship.other].id), answers=GOOD, source="PAPER")).codes == [
+        "NOT_FOUND"]
+    without = await token_for(tenant.client, ship.client, " ".join(ALL_SCOPES))
+    assert (await ship.call(ENTER, token=without, id=str(rows[ship.granted].id), answers=GOOD,
+                            source="PAPER")).codes == ["FORBIDDEN"]
+    receipt = ok(await ship.call(ENTER, id=str(rows[ship.granted].id), answers=GOOD, source="PAPER"),
+                 "surveyResponseEnter")
+    response = await QuestionnaireResponse.get(id=receipt["responseId"])
+    assert (response.source, response.patient_id, response.entered_by_id) == ("paper", ship.granted, None)
+    [record] = await ship.events(action="create", resource_type="questionnaire_response", outcome="allowed")
+    assert (record.actor_kind, record.patient_id) == ("partner", ship.granted)

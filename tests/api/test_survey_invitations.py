@@ -256,6 +256,17 @@ async def test_a_visit_finished_twice_at_once_invites_once(tenant: Tenant) -> No
 VISIT_CREATE_PLANNED = "mutation($input: VisitCreateInput!) { visitCreate(input: $input) { id } }"
 
 
+async def test_two_causes_of_one_patient_at_once_invite_once(tenant: Tenant) -> None:
+    """The fatigue cap holds when visits of one patient finish at the same moment (their transactions take
+    turns from their first audit record on)."""
+    q = await questionnaire(tenant)
+    await trigger(tenant, q, delayHours=0)
+    pid = await reachable(tenant)
+    await asyncio.gather(*(finished_visit(tenant, pid) for _ in range(3)))
+    assert await Visit.filter(patient_id=pid, status="finished").count() == 3
+    assert len(await invitations(tenant, patient_id=pid)) == 1
+
+
 async def staff_context(tenant: Tenant, services: Services) -> Context:
     """The context of the nurse's requests (for calling a cause's hook as its transaction would)."""
     from audit.events import RequestMeta
