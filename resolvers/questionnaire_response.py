@@ -267,16 +267,43 @@ class Receipt:
     follow_up: bool  # a ticket was opened to call the patient back
 
 
-async def _record(ctx: Context, keys: InstitutionKeys, invitation: SurveyInvitation, questionnaire: Questionnaire,
-                  answers: Mapping[str, Any], door: Door) -> Receipt:
+@dataclass(frozen=True)
+class _Prepared:
+    """An answer checked, scored and laid out in rows against one revision of its questionnaire."""
+
+    questionnaire: Questionnaire
+    response_id: uuid.UUID
+    scored: instruments.Score
+    rows: list[ResponseAnswer]
+    ticket_data: dict[str, Any] | None
+
+
+def _prepare(keys: InstitutionKeys, invitation: SurveyInvitation, questionnaire: Questionnaire,
+             answers: Mapping[str, Any], month: str) -> _Prepared:
     checked = instruments.check_answers(questionnaire.items, answers)
     scored = instruments.score(questionnaire.items, questionnaire.scoring, checked)
-    institution_id, anonymous, now = invitation.institution_id, questionnaire.anonymous, _now()
+    response_id = uuid.uuid4() if questionnaire.anonymous else uuid7()  # a random id says nothing of when
+    rows = _answer_rows(keys, invitation.institution_id, questionnaire, response_id, invitation.department_id,
+                        month, checked)
+    ticket_data = None if questionnaire.anonymous or not scored.low else _ticket_data(questionnaire, scored)
+    return _Prepared(questionnaire, response_id, scored, rows, ticket_data)
+
+
+async def _record(ctx: Context, keys: InstitutionKeys, invitation: SurveyInvitation, questionnaire: Questionnaire,
+                  answers: Mapping[str, Any], door: Door) -> Receipt:
+    institution_id, now = invitation.institution_id, _now()
     month = now.astimezone(await institutions.zone(institution_id)).strftime("%Y-%m")
-    response_id = uuid.uuid4() if anonymous else uuid7()  # a random id says nothing of when it was given
-    rows = _answer_rows(keys, institution_id, questionnaire, response_id, invitation.department_id, month, checked)
-    ticket_data = None if anonymous or not scored.low else await _ticket_data(questionnaire, scored)
+    ready = _prepare(keys, invitation, questionnaire, answers, month)  # refused before anything is written
     async with in_transaction():
+        # The version's row locked first, as its in-place edit does: an edit waits for this answer (and then
+        # makes the next version), and an answer checked against a revision edited meanwhile is checked again.
+        # FOR NO KEY UPDATE: invitations being made meanwhile (which hold the audit chain) reference the row.
+        locked = await Questionnaire.filter(id=questionnaire.id).select_for_update(no_key=True).first()
+        if locked is not None and locked.revision != questionnaire.revision:
+            ready = _prepare(keys, invitation, locked, answers, month)
+        questionnaire, response_id, scored, rows, ticket_data = (ready.questionnaire, ready.response_id, ready.scored,
+                                                                 ready.rows, ready.ticket_data)
+        anonymous = questionnaire.anonymous
         taken = {"answered": True} if anonymous else {"answered": True, "answered_at": now, "status": "answered"}
         if await SurveyInvitation.filter(id=invitation.id, answered=False, expires_at__gt=now).exclude(
                 status="cancelled").update(**taken) != 1:
@@ -337,7 +364,7 @@ def _answer_rows(keys: InstitutionKeys, institution_id: uuid.UUID, questionnaire
     return rows
 
 
-async def _ticket_data(questionnaire: Questionnaire, scored: instruments.Score) -> dict[str, Any]:
+def _ticket_data(questionnaire: Questionnaire, scored: instruments.Score) -> dict[str, Any]:
     """The complaint a low answer opens: which questionnaire and what score, never what was answered."""
     title = questionnaire.title.get("zh-CN") or next(iter(questionnaire.title.values()), "")
     figures = [f"score {scored.score:.0f}/100" if scored.score is not None else "",

@@ -576,3 +576,28 @@ async def test_a_partner_enters_answers_only_with_the_scope_and_for_granted_pati
     assert (response.source, response.patient_id, response.entered_by_id) == ("paper", ship.granted, None)
     [record] = await ship.events(action="create", resource_type="questionnaire_response", outcome="allowed")
     assert (record.actor_kind, record.patient_id) == ("partner", ship.granted)
+
+
+async def test_an_answer_checked_against_an_edited_revision_is_checked_again(
+        tenant: Tenant, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The instruments' in-place edit (no response yet) and an answer meet at the version's row: an answer
+    checked against a revision that an edit replaced meanwhile is checked again, against the one it is stored
+    under."""
+    from models import Questionnaire as QuestionnaireRow
+    from resolvers import institution
+    from resolvers import questionnaire_response as answering
+
+    q = await questionnaire(tenant)
+    _, row, token = await invited(tenant, services, q)
+    items = [dict(item, required=True) if item["link_id"] == "q7" else item for item in q.items]
+    real_zone = institution.zone
+
+    async def edited_meanwhile(institution_id: uuid.UUID) -> Any:  # after the first check, before the transaction
+        await QuestionnaireRow.filter(id=q.id).update(items=items, revision=q.revision + 1)
+        return await real_zone(institution_id)
+
+    monkeypatch.setattr(answering.institutions, "zone", edited_meanwhile)
+    reply = await tenant.call(None, BY_LINK_ANSWER, t=token, answers=REQUIRED_ANSWERS)  # q7 is required now
+    assert reply.codes == ["BAD_USER_INPUT"] and reply.errors[0]["extensions"]["field"] == "answers.q7"
+    assert not (await SurveyInvitation.get(id=row.id)).answered
+    assert await QuestionnaireResponse.filter(institution_id=tenant.id).count() == 0
