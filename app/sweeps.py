@@ -2,7 +2,8 @@
 
 - no-shows: booked appointments whose slot ended a grace period ago (``appointment.mark_no_shows``);
 - reminders and greetings: what falls due today or tomorrow in each institution's zone
-  (``reminder.sweep``: re-visits, pending treatment, follow-up announcements, birthdays, holidays).
+  (``reminder.sweep``: re-visits, pending treatment, follow-up announcements, birthdays, holidays);
+- survey reminders: unanswered invitations whose trigger asks for a reminder (``survey.remind_unanswered``).
 
 Each sweep is idempotent and safe to run in several workers at once (rows are locked or keyed), so a
 restart or a second worker only repeats work that changes nothing.
@@ -15,7 +16,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from resolvers import appointment, reminder
+from resolvers import appointment, reminder, survey
 
 log = logging.getLogger("careloop.sweeps")
 
@@ -30,6 +31,7 @@ class Sweep:
 SWEEPS = (
     Sweep("no-shows", lambda: appointment.mark_no_shows(), 60.0),
     Sweep("reminders", lambda: reminder.sweep(), 600.0),
+    Sweep("survey reminders", lambda: survey.remind_unanswered(), 600.0),
 )
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import asyncpg
 
+from bench import survey_report
 from bench.servers import ROOT
 from bench.workloads import TITLES
 
@@ -89,6 +90,8 @@ def markdown(meta: dict, results: dict, goals: dict[str, float]) -> str:
         lines.append(machine)
     if "campaign" in results:
         lines += ["", *_campaign(results["campaign"], a)]
+    if "survey_report" in results:
+        lines += ["", *survey_report.markdown(results["survey_report"])]
     return "\n".join(lines)
 
 

@@ -28,7 +28,7 @@ import httpx
 from app import db
 from app.main import create_app
 from app.services import build_services
-from bench import campaign, dataset, measure, report, servers, workloads
+from bench import campaign, dataset, measure, report, servers, survey_report, workloads
 from bench.servers import Server, WrkResult
 from bench.workloads import Request
 from core.passwords import HashParameters
@@ -51,11 +51,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="follow-up tasks, mostly the nurse's, due today or before (W5)")
     p.add_argument("--clinicians", type=int, default=20,
                    help="clinicians of the outpatient department, one schedule each (W6)")
-    p.add_argument("--workloads", default="W1,W2,W3,W4,W5,W6,C1", help="the workloads to measure (comma-separated)")
+    p.add_argument("--workloads", default="W1,W2,W3,W4,W5,W6,C1,R1", help="the workloads to measure (comma-separated)")
     p.add_argument("--recipients", type=int, default=10_000, help="C1: patients the campaign is sent to")
     p.add_argument("--campaign-databases", default="postgres,sqlite", help="C1: the databases to run it on")
     p.add_argument("--campaign-probe-ms", type=float, default=200,
                    help="C1: a logged call through the API this often while the campaign runs (0: none)")
+    survey_report.add_arguments(p)  # R1: --responses, --report-requests, --report-databases
     p.add_argument("--rounds", type=int, default=3, help="rounds of every measurement; the median is reported")
     p.add_argument("--seconds", type=float, default=8, help="wrk -d of each measurement")
     p.add_argument("--warmup", type=float, default=2, help="wrk -d of the warm-up before each measurement")
@@ -78,7 +79,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="PostgreSQL URL allowed to CREATE and DROP DATABASE")
     p.add_argument("--results", default=str(servers.ROOT / "bench" / "results"))
     args = p.parse_args(argv)
-    unknown = set(args.workloads.split(",")) - {*workloads.DOCUMENTS, "C1"}
+    unknown = set(args.workloads.split(",")) - {*workloads.DOCUMENTS, "C1", "R1"}
     if unknown:
         p.error(f"--workloads: unknown {', '.join(sorted(unknown))}")
     if set(args.campaign_databases.split(",")) - {"postgres", "sqlite"}:
@@ -375,6 +376,8 @@ async def main(args: argparse.Namespace) -> int:
         results, patients, contacts = await web(args, stamp)
     if "C1" in chosen:
         results["campaign"] = await campaign.measure_all(args, ARGON2, stamp)
+    if "R1" in chosen:
+        results["survey_report"] = await survey_report.measure_all(args, ARGON2, stamp)
     meta = await report.metadata(args.admin_url, args, stamp, patients, contacts)
     md, js = report.write(args.results, stamp, meta, results, GOALS)
     print()

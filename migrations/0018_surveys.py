@@ -30,6 +30,7 @@ class Migration(migrations.Migration):
                 ('anonymous', fields.BooleanField(default=False)),
                 ('items', fields.JSONField(encoder=JSON_DUMPS, decoder=loads)),
                 ('scoring', fields.JSONField(encoder=JSON_DUMPS, decoder=loads)),
+                ('revision', fields.IntField(default=1)),
                 ('template', fields.CharField(null=True, max_length=32)),
                 ('author', fields.ForeignKeyField('careloop.Staff', source_field='author_id', null=True, db_constraint=True, to_field='id', related_name='questionnaires', on_delete=OnDelete.RESTRICT)),
                 ('updated_at', fields.DatetimeField(auto_now=True, auto_now_add=False)),
@@ -142,7 +143,7 @@ class Migration(migrations.Migration):
                 ('choice', fields.CharField(null=True, max_length=40)),
                 ('text', EncryptedField(null=True)),
             ],
-            options={'table': 'response_answer', 'app': 'careloop', 'indexes': [Index(fields=['institution_id', 'questionnaire_id', 'link_id', 'month', 'department_id']), Index(fields=['institution_id', 'response_id'])], 'pk_attr': 'id', 'table_description': "One item's answer: a number (Likert, 0-10, CSAT, yes = 1 / no = 0), a choice, or sealed text."},
+            options={'table': 'response_answer', 'app': 'careloop', 'indexes': [Index(fields=['institution_id', 'questionnaire_id', 'department_id', 'month', 'link_id', 'number', 'choice']), Index(fields=['institution_id', 'response_id'])], 'pk_attr': 'id', 'table_description': "One item's answer: a number (Likert, 0-10, CSAT, yes = 1 / no = 0), a choice, or sealed text."},
             bases=['TenantModel'],
         ),
     ]

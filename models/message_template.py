@@ -11,7 +11,8 @@ from tortoise import fields
 from models.base import TenantModel
 
 TEMPLATE_VARIABLES = ("patient_name", "contact_name", "institution_name", "institution_phone", "date", "time",
-                      "clinician_name", "department_name", "place", "holiday_name", "unsubscribe_url")
+                      "clinician_name", "department_name", "place", "holiday_name", "unsubscribe_url",
+                      "survey_url")
 TEMPLATE_LANGUAGES = ("zh-CN", "en")
 TEMPLATE_CHANNELS = ("any", "sms", "email", "wechat", "app")
 

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from models.patient import Patient
     from models.staff import Staff
 
-CHANNELS = ("hotline", "front_desk", "nurse_station", "web_form", "app", "wechat", "email", "vip_adviser", "partner")
+CHANNELS = ("hotline", "front_desk", "nurse_station", "web_form", "app", "wechat", "email", "vip_adviser", "partner",
+            "survey")  # survey: opened by a survey answer under its threshold
 CATEGORIES = ("enquiry", "request", "complaint", "suggestion")
 ROOT_CAUSES = ("people", "process", "place", "equipment", "other")
 STATUSES = ("new", "acknowledged", "investigating", "waiting_on_patient", "resolved", "feedback_recorded", "closed")

@@ -50,6 +50,7 @@ from policies.guard import Decision
 from resolvers import access, pagination
 from resolvers import institution as institutions
 from resolvers import sla as slas
+from resolvers import survey as surveys
 from resolvers import ticket as tickets
 from resolvers.access import PatientView
 from resolvers.context import Context
@@ -700,6 +701,8 @@ async def complete(ctx: Context, task_id: uuid.UUID | None, data: dict[str, Any]
         await writer.append([access.write_record(ctx, Action.UPDATE, "follow_up_task", view.row.id,
                                                  patient_id=view.patient.row.id, fields=frozenset(written),
                                                  decision=decision)])
+        if form["reached"]:  # a call that reached the patient may ask them for a survey
+            await surveys.on_follow_up_completed(ctx, await FollowUpTask.get(id=view.row.id))
     if ticket_data is not None:  # wake the live queues again now that the ticket is committed
         ctx.services.ticket_changes.notify()
         ctx.services.outbox.scheduled.set()

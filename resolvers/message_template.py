@@ -106,11 +106,12 @@ DEFAULTS: dict[tuple[str, str], tuple[str, str]] = {
         "{patient_name}, {institution_name} will call you on {date} from {institution_phone}."),
     ("survey_invitation", "zh-CN"): (
         "满意度调查",
-        "{patient_name}，感谢您到{institution_name}就诊，诚邀您参与满意度调查。如有疑问请致电{institution_phone}。"),
+        "{patient_name}，感谢您到{institution_name}就诊，诚邀您参与满意度调查：{survey_url} "
+        "如有疑问请致电{institution_phone}。"),
     ("survey_invitation", "en"): (
         "How was your visit?",
         "{patient_name}, thank you for visiting {institution_name}. We would welcome your answers to a short "
-        "survey. Questions: call {institution_phone}."),
+        "survey: {survey_url} Questions: call {institution_phone}."),
     ("birthday_greeting", "zh-CN"): (
         "生日快乐",
         "{patient_name}，{institution_name}祝您生日快乐，身体健康！退订：{unsubscribe_url}"),
@@ -137,11 +138,13 @@ SAMPLES: dict[str, dict[str, str]] = {
     "zh-CN": {"patient_name": "张三", "contact_name": "李四", "date": "2026-12-01", "time": "09:30",
               "clinician_name": "王医生", "department_name": "口腔科", "place": "门诊楼3层",
               "holiday_name": "春节", "institution_phone": "0755-12345678",
-              "unsubscribe_url": "https://example.invalid/u/sample"},
+              "unsubscribe_url": "https://example.invalid/u/sample",
+              "survey_url": "https://example.invalid/survey#token=sample"},
     "en": {"patient_name": "Alex Chen", "contact_name": "Sam Lee", "date": "2026-12-01", "time": "09:30",
            "clinician_name": "Dr Wang", "department_name": "Dentistry", "place": "Building A, 3rd floor",
            "holiday_name": "Spring Festival", "institution_phone": "0755-12345678",
-           "unsubscribe_url": "https://example.invalid/u/sample"},
+           "unsubscribe_url": "https://example.invalid/u/sample",
+           "survey_url": "https://example.invalid/survey#token=sample"},
 }
 
 

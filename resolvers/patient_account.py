@@ -35,6 +35,7 @@ from resolvers import access, pagination
 from resolvers import communication as communications
 from resolvers import consent as consents
 from resolvers import contact as contacts
+from resolvers import questionnaire_response as questionnaire_responses
 from resolvers import session as sessions
 from resolvers import ticket as ticket_reads
 from resolvers.access import PatientView
@@ -232,8 +233,8 @@ async def replies(ctx: Context, view: TicketView) -> list[TicketEvent]:
 
 async def export(ctx: Context) -> dict[str, Any]:
     """A copy of my data (PIPL's right to a copy): every field of my file I may read, my family and
-    emergency contacts, my consents, my tickets and the messages sent to me, as JSON. Recorded as an
-    export of the file."""
+    emergency contacts, my consents, my tickets, the messages sent to me and my (identified) survey answers, as
+    JSON. Recorded as an export of the file."""
     decision = await access.authorize(ctx, "patient", "export", action=Action.EXPORT, resource_type="patient")
     view = await access.find_patient(ctx, own_patient_id(ctx), action=Action.EXPORT)
     record = _readable(ctx, view)
@@ -245,11 +246,13 @@ async def export(ctx: Context) -> dict[str, Any]:
               for c in await consents.of_patient(ctx, view)]
     own_tickets = await _tickets_copy(ctx, view.row.id)
     messages = await communications.export_copy(ctx, view)
+    surveys = await questionnaire_responses.export_copy(ctx, view)
     await writer.append([AuditRecord(ctx.institution_id, ctx.actor, Action.EXPORT, "patient", Outcome.ALLOWED,
                                      ctx.request, resource_id=view.row.id, patient_id=view.row.id,
                                      field_classes=frozenset(view.classes), policy_rule=decision.rule)])
     return {"patient": {"id": str(view.row.id), **record}, "contacts": family, "partner_consents": shared,
-            "tickets": own_tickets, "communications": messages, "exported_at": datetime.now(UTC).isoformat()}
+            "tickets": own_tickets, "communications": messages, "survey_responses": surveys,
+            "exported_at": datetime.now(UTC).isoformat()}
 
 
 async def _tickets_copy(ctx: Context, patient_id: uuid.UUID) -> list[dict[str, Any]]:

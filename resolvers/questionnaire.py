@@ -158,8 +158,10 @@ async def update(ctx: Context, questionnaire_id: uuid.UUID | None, data: dict[st
         async with in_transaction():
             # The row locked, then its responses counted: an answer saved before this lock makes this edit the
             # next version (an answer that locks the row too, as answering does, waits for the edit).
+            # FOR NO KEY UPDATE: invitations and responses referencing the row (key-share locks) are not blocked,
+            # which would deadlock against their transactions holding the audit chain's head
             locked = await Questionnaire.filter(id=row.id, institution_id=ctx.institution_id).select_for_update(
-            ).first()
+                no_key=True).first()
             if locked is None or locked.revision != revision or locked.status == "retired":
                 raise _stale()
             if await QuestionnaireResponse.exists(institution_id=ctx.institution_id, questionnaire_id=row.id):
@@ -183,7 +185,8 @@ async def activate(ctx: Context, questionnaire_id: uuid.UUID | None) -> Question
         raise Conflict("id: this version is active already.", field="id")
     async with in_transaction():
         # the key's versions, locked: two activations of one key run one after the other
-        versions = await Questionnaire.filter(institution_id=ctx.institution_id, key=row.key).select_for_update()
+        versions = await Questionnaire.filter(institution_id=ctx.institution_id, key=row.key).select_for_update(
+            no_key=True)
         current = next(v for v in versions if v.id == row.id)
         if current.status == "active":
             raise Conflict("id: this version is active already.", field="id")

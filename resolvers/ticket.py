@@ -29,7 +29,7 @@ from models.ticket import CATEGORIES, CHANNELS, OPEN_STATUSES, ROOT_CAUSES, STOP
 from policies.guard import Decision
 from policies.scopes import TicketScope
 from policies.scopes import ticket_scope as build_ticket_scope
-from resolvers import access, pagination, session, sla
+from resolvers import access, pagination, session, sla, survey
 from resolvers.access import PatientView
 from resolvers.context import Context
 
@@ -281,6 +281,31 @@ async def create(ctx: Context, data: dict[str, Any], *, by_partner: bool = False
     return _changed(ctx, row)
 
 
+async def open_for_system(ctx: Context, data: dict[str, Any], *, patient_id: uuid.UUID,
+                          department_id: uuid.UUID | None, vip: bool, rule: str) -> Ticket:
+    """A ticket the system opens on a patient's file (a survey answer under its threshold), inside the
+    caller's transaction: nobody's rights are asked (its cause was decided), nobody owns it (it waits in its
+    department's queue), and it is on the timeline, the SLA clock and the audit trail (under ``rule``) like
+    any other. ``ctx`` names the institution and the actor (the system); the caller wakes the live queues
+    once it has committed (``changed``)."""
+    values = _normalize(data)
+    level = _level(values.pop("level", None), values["category"], None, None)
+    ticket_id, now = uuid7(), datetime.now(UTC)
+    row = await Ticket.create(id=ticket_id, institution_id=ctx.institution_id, patient_id=patient_id, level=level,
+                              vip=vip, status="new", department_id=department_id, received_at=now,
+                              **_sealed(ctx, ticket_id, values))
+    await add_event(ctx, row, "created", to_status="new", occurred_at=now)
+    await sla.recompute(ctx, row)
+    await _audit(ctx, Action.CREATE, row, frozenset(values) | {"level"}, Decision(True, rule))
+    return row
+
+
+def changed(ctx: Context) -> None:
+    """After a ticket opened elsewhere has committed: wake this process's live queues and escalations."""
+    ctx.services.ticket_changes.notify()
+    ctx.services.outbox.scheduled.set()
+
+
 # -- the lifecycle -------------------------------------------------------------------------
 
 
@@ -315,6 +340,8 @@ async def transition(ctx: Context, ticket_id: uuid.UUID | None, to: str, *, note
         await add_event(ctx, row, "transition", from_status=previous, to_status=to, note=note)
         await sla.recompute(ctx, row)
         await _audit(ctx, Action.UPDATE, row, frozenset(changes), decision)
+        if to == "closed":
+            await survey.on_ticket_closed(ctx, row)
     return _changed(ctx, row)
 
 

@@ -31,7 +31,7 @@ from models import Department, ServiceItem, Staff, Visit, VisitCode, VisitStaff
 from models.visit import CODE_KINDS, PROCEDURE_STATUSES, VISIT_KINDS
 from policies.fields import CLINICAL, ENCRYPTED_FIELDS, INTERNAL, VISIT_FIELD_CLASS
 from policies.guard import Decision
-from resolvers import access, follow_up, pagination
+from resolvers import access, follow_up, pagination, survey
 from resolvers.access import PatientView
 from resolvers.context import Context
 from resolvers.loaders import newest_per_parent
@@ -284,6 +284,7 @@ async def insert(ctx: Context, patient: PatientView, status: str, values: dict[s
                                              fields=frozenset({"status", *values}), decision=decision)])
     if status == "finished":
         await follow_up.on_visit_finished(ctx, row)
+        await survey.on_visit_finished(ctx, row)
     return row
 
 
@@ -331,6 +332,7 @@ async def transition(ctx: Context, visit_id: uuid.UUID | None, to: str, at: date
                                                  fields=frozenset(columns), decision=decision)])
         if to == "finished":
             await follow_up.on_visit_finished(ctx, row)
+            await survey.on_visit_finished(ctx, row)
         elif to in ("cancelled", "no_show"):
             await follow_up.cancel_for_visit(ctx, row.id)
     if to == "arrived":

@@ -40,6 +40,8 @@ from schema.partner import PartnerMutation, PartnerQuery
 from schema.partner_grant import PartnerGrantMutation, PartnerGrantQuery
 from schema.patient import PatientMutation, PatientQuery
 from schema.patient_account import PatientAccountMutation, PatientAccountQuery
+from schema.questionnaire import QuestionnaireMutation, QuestionnaireQuery
+from schema.questionnaire_response import QuestionnaireResponseMutation, QuestionnaireResponseQuery
 from schema.report import ReportQuery
 from schema.role_grant import RoleGrantMutation, RoleGrantQuery
 from schema.schedule import ScheduleMutation, ScheduleQuery
@@ -47,6 +49,8 @@ from schema.service_item import ServiceItemMutation, ServiceItemQuery
 from schema.session import SessionMutation, SessionQuery
 from schema.sla import SlaMutation, SlaQuery
 from schema.staff import StaffMutation, StaffQuery
+from schema.survey import SurveyMutation, SurveyQuery
+from schema.survey_report import SurveyReportQuery
 from schema.ticket import TicketMutation, TicketQuery, TicketSubscription
 from schema.visit import VisitMutation, VisitQuery
 from schema.visit_report import VisitReportQuery
@@ -58,14 +62,16 @@ Query = merge_types("Query", (SessionQuery, PatientQuery, TicketQuery, ReportQue
                               PartnerQuery, PartnerGrantQuery, DisclosureQuery, PatientAccountQuery, RoleGrantQuery,
                               VisitQuery, VisitReportQuery, ServiceItemQuery, CarePlanQuery, FlagQuery, FollowUpQuery,
                               MessageTemplateQuery, MessagingQuery, ScheduleQuery, AppointmentQuery,
-                              CommunicationQuery, CampaignQuery))
+                              CommunicationQuery, CampaignQuery, SurveyReportQuery, QuestionnaireQuery, SurveyQuery,
+                              QuestionnaireResponseQuery))
 Mutation = merge_types(
     "Mutation", (SessionMutation, PatientMutation, ContactMutation, TicketMutation, ImprovementMutation, SlaMutation,
                  StaffMutation, CareTeamMutation, DepartmentMutation, EmergencyAccessMutation, PartnerMutation,
                  PartnerGrantMutation, ConsentMutation, PatientAccountMutation, RoleGrantMutation, VisitMutation,
                  ServiceItemMutation, CarePlanMutation, FlagMutation, FollowUpMutation,
                  MessageTemplateMutation, MessagingMutation, ScheduleMutation, AppointmentMutation,
-                 CommunicationMutation, CampaignMutation)
+                 CommunicationMutation, CampaignMutation, QuestionnaireMutation, SurveyMutation,
+                 QuestionnaireResponseMutation)
 )
 
 Subscription = merge_types("Subscription", (TicketSubscription, FlagSubscription))

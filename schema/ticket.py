@@ -40,6 +40,7 @@ class TicketChannel(Enum):
     EMAIL = "email"
     VIP_ADVISER = "vip_adviser"
     PARTNER = "partner"  # reported by a care partner's API client (scope ticket:create)
+    SURVEY = "survey"  # opened by a survey answer under its questionnaire's threshold
 
 
 @strawberry.enum(description="What the ticket is.")

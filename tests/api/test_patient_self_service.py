@@ -946,7 +946,8 @@ async def test_my_data_export_holds_every_readable_field_my_contacts_and_consent
 
     assert reply.errors == []
     export = reply.data["myDataExport"]
-    assert set(export) == {"patient", "contacts", "partner_consents", "tickets", "communications", "exported_at"}
+    assert set(export) == {"patient", "contacts", "partner_consents", "tickets", "communications", "survey_responses",
+                           "exported_at"}
     patient = dict(export["patient"])
     created_at, updated_at = patient.pop("created_at"), patient.pop("updated_at")
     row = await my_row(world)

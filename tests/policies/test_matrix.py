@@ -51,6 +51,9 @@ from models import (
     Patient,
     PatientAccount,
     PatientInvitation,
+    Questionnaire,
+    QuestionnaireResponse,
+    ResponseAnswer,
     RoleAssignment,
     RoleGrant,
     Schedule,
@@ -59,6 +62,9 @@ from models import (
     Session,
     SlaPolicy,
     Staff,
+    SurveyInvitation,
+    SurveySettings,
+    SurveyTrigger,
     Ticket,
     TicketEvent,
     Visit,
@@ -78,7 +84,8 @@ TENANT_TABLES = (Patient, Contact, CareTeamMember, Staff, RoleAssignment, Depart
                  ImprovementTicket, Partner, PartnerClient, PartnerConsent, PartnerGrant, PatientInvitation,
                  PatientAccount, RoleGrant, Visit, VisitCode, VisitStaff, ServiceItem, CarePlan, CarePlanActivity,
                  FollowUpRule, FollowUpTask, FollowUpAttempt, Flag, Schedule, ScheduleException, MessageTemplate,
-                 MessagingSettings, MessageGateway, Communication, Appointment, Campaign)
+                 MessagingSettings, MessageGateway, Communication, Appointment, Campaign, Questionnaire,
+                 SurveySettings, SurveyTrigger, SurveyInvitation, QuestionnaireResponse, ResponseAnswer)
 
 # What the matrix patient holds, one field per class (the nurse registers it: she may write every class).
 PATIENT_VALUES = {
@@ -1819,6 +1826,250 @@ CAMPAIGN_OPS: tuple[Op, ...] = (
 )
 
 
+# -- questionnaires (issue 14) --------------------------------------------------------------------------
+#
+# The institution's, in no department: the policy alone decides. The matrix questionnaire is a draft the admin
+# wrote (one Likert item); the FHIR import is a one-item questionnaire from elsewhere.
+
+QUESTIONNAIRE_KEEPER = "admin"
+QUESTIONNAIRE_CREATE = """mutation($input: QuestionnaireCreateInput!) {
+  questionnaireCreate(input: $input) { id status } }"""
+QUESTIONNAIRE_INPUT = {"title": {"zhCN": "矩阵问卷"}, "scoring": {"method": "MEAN", "satisfiedAt": 75},
+                       "items": [{"linkId": "q1", "kind": "LIKERT", "text": {"zhCN": "满意吗？"}, "required": True}]}
+QUESTIONNAIRE_FHIR = ('{"resourceType": "Questionnaire", "status": "draft", "title": "矩阵问卷", "item": [{"linkId": '
+                      '"q1", "type": "boolean", "text": "满意吗？"}]}')
+
+
+async def matrix_questionnaire(tenant: Tenant) -> dict[str, Any]:
+    reply = await tenant.call(QUESTIONNAIRE_KEEPER, QUESTIONNAIRE_CREATE, input=QUESTIONNAIRE_INPUT)
+    assert reply.errors == [], reply.errors
+    return {"id": str(reply.data["questionnaireCreate"]["id"])}
+
+
+async def questionnaire_input(tenant: Tenant) -> dict[str, Any]:
+    return {"input": QUESTIONNAIRE_INPUT}
+
+
+async def questionnaire_fhir(tenant: Tenant) -> dict[str, Any]:
+    return {"json": QUESTIONNAIRE_FHIR}
+
+
+read_questionnaire = (("questionnaire", "read"),)
+update_questionnaire = (("questionnaire", "update"),)
+
+QUESTIONNAIRE_OPS: tuple[Op, ...] = (
+    Op("questionnaires", "questionnaires", "{ questionnaires(first: 5) { nodes { version status } } }",
+       lambda tenant: _nothing_after(matrix_questionnaire(tenant)), read_questionnaire, writes=False,
+       expect=lambda data: _equal(data["questionnaires"]["nodes"], [{"version": 1, "status": "DRAFT"}])),
+    Op("questionnaire", "questionnaire", "query($id: ID!) { questionnaire(id: $id) { title { zhCN } } }",
+       matrix_questionnaire, read_questionnaire, writes=False,
+       expect=lambda data: _equal(data["questionnaire"], {"title": {"zhCN": "矩阵问卷"}})),
+    Op("questionnaireTemplates", "questionnaireTemplates", "{ questionnaireTemplates { code } }", nothing,
+       read_questionnaire, writes=False, expect=lambda data: _equal(len(data["questionnaireTemplates"]), 4)),
+    Op("questionnaireExportFhir", "questionnaireExportFhir", "query($id: ID!) { questionnaireExportFhir(id: $id) }",
+       matrix_questionnaire, read_questionnaire, writes=False, expect=lambda data: _equal(
+           data["questionnaireExportFhir"].startswith('{"resourceType": "Questionnaire"'), True)),
+    Op("questionnaireCreate", "questionnaireCreate", QUESTIONNAIRE_CREATE, questionnaire_input,
+       (("questionnaire", "create"),), expect=lambda data: _equal(data["questionnaireCreate"]["status"], "DRAFT")),
+    Op("questionnaireImportFhir", "questionnaireImportFhir",
+       "mutation($json: String!) { questionnaireImportFhir(json: $json) { status items { kind } } }",
+       questionnaire_fhir, (("questionnaire", "create"),), expect=lambda data: _equal(
+           data["questionnaireImportFhir"], {"status": "DRAFT", "items": [{"kind": "YES_NO"}]})),
+    Op("questionnaireAdopt", "questionnaireAdopt",
+       "mutation { questionnaireAdopt(template: CSAT) { status template } }", nothing,
+       (("questionnaire", "create"),),
+       expect=lambda data: _equal(data["questionnaireAdopt"], {"status": "ACTIVE", "template": "CSAT"})),
+    Op("questionnaireUpdate", "questionnaireUpdate", """mutation($id: ID!) {
+  questionnaireUpdate(id: $id, revision: 1, input: {anonymous: true}) { newVersion questionnaire { revision } } }""",
+       matrix_questionnaire, update_questionnaire, expect=lambda data: _equal(
+           data["questionnaireUpdate"], {"newVersion": False, "questionnaire": {"revision": 2}})),
+    Op("questionnaireActivate", "questionnaireActivate",
+       "mutation($id: ID!) { questionnaireActivate(id: $id) { status } }", matrix_questionnaire,
+       update_questionnaire, expect=lambda data: _equal(data["questionnaireActivate"]["status"], "ACTIVE")),
+    Op("questionnaireRetire", "questionnaireRetire", "mutation($id: ID!) { questionnaireRetire(id: $id) { status } }",
+       matrix_questionnaire, update_questionnaire,
+       expect=lambda data: _equal(data["questionnaireRetire"]["status"], "RETIRED")),
+)
+
+
+# -- survey reports (issue 14) ----------------------------------------------------------------------------
+#
+# Aggregates of a department's survey responses (none here: the figures are empty): department heads read their
+# own departments', admins every department; another department is refused and recorded as other_department.
+
+SURVEY_REPORT_READER_ALL = "admin"
+SURVEY_PERIOD = 'from: "2020-01", to: "2020-02"'
+
+
+@dataclass(frozen=True)
+class SurveyReportReach:
+    """The department asked about: a department head's own, or any for an admin."""
+
+    department: str
+
+    async def arrange(self, tenant: Tenant, role: str, variables: dict[str, Any]) -> None:
+        return None
+
+    def denial(self, role: str, institution_id: uuid.UUID) -> Denial | None:
+        if role == SURVEY_REPORT_READER_ALL or (self.department == "A" and in_department_a(role, institution_id)):
+            return None
+        return "FORBIDDEN", "other_department"
+
+
+def survey_report_ops(department: str) -> tuple[Op, ...]:
+    async def asked(tenant: Tenant) -> dict[str, Any]:
+        row = await Questionnaire.create(
+            institution_id=tenant.id, key=uuid.uuid4(), status="active", title={"zh-CN": "矩阵问卷"},
+            items=[{"link_id": "q1", "kind": "likert", "text": {"zh-CN": "满意吗？"}, "required": True}],
+            scoring={"method": "mean", "satisfied_at": 75})
+        return {"key": str(row.key), "dep": str(tenant.departments[department].id)}
+
+    reach, read = SurveyReportReach(department), (("survey_report", "read"),)
+    suffix = "" if department == "A" else f".of_{department.lower()}"
+    return tuple(replace(op, name=op.name + suffix) for op in (
+        Op("surveyReport", "surveyReport", f"""query($key: ID!, $dep: ID!) {{
+  surveyReport(questionnaireKey: $key, departmentId: $dep, {SURVEY_PERIOD}) {{ from rows {{ month }} }} }}""",
+           asked, read, writes=False, lookup=reach,
+           expect=lambda data: _equal(data["surveyReport"], {"from": "2020-01", "rows": []})),
+        Op("surveyComparison", "surveyComparison", """query($key: ID!, $dep: ID!) {
+  surveyComparison(questionnaireKey: $key, groupA: {from: "2020-01", to: "2020-01"},
+                   groupB: {from: "2020-02", to: "2020-02", departmentId: $dep}) { test status } }""",
+           asked, read, writes=False, lookup=reach,
+           expect=lambda data: _equal(data["surveyComparison"], {"test": "WELCH_T", "status": "TOO_FEW_RESPONSES"})),
+        Op("surveyControlChart", "surveyControlChart", f"""query($key: ID!, $dep: ID!) {{
+  surveyControlChart(questionnaireKey: $key, departmentId: $dep, {SURVEY_PERIOD}) {{ centreLine points {{ month }} }}
+}}""", asked, read, writes=False, lookup=reach, expect=lambda data: _equal(
+            data["surveyControlChart"], {"centreLine": None, "points": [{"month": "2020-01"}, {"month": "2020-02"}]})),
+    ))
+
+
+SURVEY_REPORT_OPS = (*survey_report_ops("A"), *survey_report_ops("B"))
+
+
+# -- survey distribution and answering (issue 14) ---------------------------------------------------------
+#
+# Settings and triggers (survey: read, update), a patient's invitations and the portal's own (survey_invitation:
+# read), a one-off survey campaign (survey_invitation: create), answers entered by staff or given in the portal
+# (questionnaire_response: create), responses (questionnaire_response: read) and their free text
+# (questionnaire_response.text: read). The link's two operations need no sign-in: not guarded, tested in
+# tests/api/test_questionnaire_responses.py. The matrix patient is invited to a one-item questionnaire.
+
+SURVEY_ANSWERS = [{"linkId": "q1", "number": 1}, {"linkId": "q2", "text": "Waited an hour"}]
+SURVEY_ENTER = """mutation($id: ID!, $answers: [SurveyAnswerInput!]!) {
+  surveyResponseEnter(invitationId: $id, answers: $answers, source: PHONE) { anonymous followUp } }"""
+
+
+async def survey_questionnaire(tenant: Tenant) -> Questionnaire:
+    return await Questionnaire.create(
+        institution_id=tenant.id, key=uuid.uuid4(), status="active", title={"zh-CN": "矩阵问卷"},
+        items=[{"link_id": "q1", "kind": "likert", "text": {"zh-CN": "满意吗？"}, "required": True, "counts": True},
+               {"link_id": "q2", "kind": "text", "text": {"zh-CN": "意见"}, "required": False, "counts": False}],
+        scoring={"method": "mean", "satisfied_at": 75, "nps_item": None, "csat_item": None,
+                 "low": {"any_item_at_most": 2, "nps_at_most": None}})
+
+
+async def matrix_survey_trigger(tenant: Tenant) -> dict[str, Any]:
+    q = await survey_questionnaire(tenant)
+    row = await SurveyTrigger.create(institution_id=tenant.id, questionnaire_key=q.key, event="visit_finished",
+                                     department_id=tenant.departments["A"].id)
+    return {"id": str(row.id)}
+
+
+async def survey_trigger_input(tenant: Tenant) -> dict[str, Any]:
+    q = await survey_questionnaire(tenant)
+    return {"input": {"event": "TICKET_CLOSED", "questionnaireKey": str(q.key),
+                      "departmentId": str(tenant.departments["A"].id)}}
+
+
+async def matrix_survey_invitation(tenant: Tenant) -> SurveyInvitation:
+    """The matrix patient (department A) invited to answer."""
+    q, pid, now = await survey_questionnaire(tenant), await matrix_patient(tenant), datetime.now(UTC)
+    return await SurveyInvitation.create(institution_id=tenant.id, questionnaire_id=q.id, cause_key="matrix",
+                                         patient_id=pid, department_id=tenant.departments["A"].id, send_at=now,
+                                         expires_at=now + timedelta(days=14))
+
+
+async def with_survey_invitation(tenant: Tenant) -> dict[str, Any]:
+    return {"id": str((await matrix_survey_invitation(tenant)).id), "answers": SURVEY_ANSWERS}
+
+
+async def with_invited_patient(tenant: Tenant) -> dict[str, Any]:
+    return {"pid": str((await matrix_survey_invitation(tenant)).patient_id)}
+
+
+async def with_survey_response(tenant: Tenant) -> dict[str, Any]:
+    """A low answer the nurse took by phone: its complaint ticket is assigned to the support agent, so every
+    role that reads responses reaches it (admins the institution's, the head department A's, the agent its
+    ticket's)."""
+    invitation = await matrix_survey_invitation(tenant)
+    reply = await tenant.call("nurse", SURVEY_ENTER, id=str(invitation.id), answers=SURVEY_ANSWERS)
+    assert reply.errors == [], reply.errors
+    response = await QuestionnaireResponse.get(invitation_id=invitation.id)
+    await Ticket.filter(id=response.follow_up_ticket_id).update(assignee_id=tenant.staff_ids["support_agent"])
+    return {"id": str(response.id)}
+
+
+async def survey_invite_input(tenant: Tenant) -> dict[str, Any]:
+    await matrix_patient(tenant)
+    return {"qid": str((await survey_questionnaire(tenant)).id)}
+
+
+read_responses = (("questionnaire_response", "read"),)
+SURVEY_OPS: tuple[Op, ...] = (
+    Op("surveySettings", "surveySettings", "{ surveySettings { fatigueDays minCell version } }", nothing,
+       (("survey", "read"),), writes=False,
+       expect=lambda data: _equal(data["surveySettings"], {"fatigueDays": 30, "minCell": 5, "version": 0})),
+    Op("surveySettingsUpdate", "surveySettingsUpdate",
+       "mutation { surveySettingsUpdate(input: {fatigueDays: 60}) { fatigueDays version } }", nothing,
+       (("survey", "update"),),
+       expect=lambda data: _equal(data["surveySettingsUpdate"], {"fatigueDays": 60, "version": 1})),
+    Op("surveyTriggers", "surveyTriggers", "{ surveyTriggers { nodes { event active } } }",
+       lambda tenant: _nothing_after(matrix_survey_trigger(tenant)), (("survey", "read"),), writes=False,
+       expect=lambda data: _equal(data["surveyTriggers"]["nodes"], [{"event": "VISIT_FINISHED", "active": True}])),
+    Op("surveyTriggerCreate", "surveyTriggerCreate",
+       "mutation($input: SurveyTriggerCreateInput!) { surveyTriggerCreate(input: $input) { event } }",
+       survey_trigger_input, (("survey", "update"),),
+       expect=lambda data: _equal(data["surveyTriggerCreate"], {"event": "TICKET_CLOSED"})),
+    Op("surveyTriggerUpdate", "surveyTriggerUpdate",
+       "mutation($id: ID!) { surveyTriggerUpdate(id: $id, input: {delayHours: 48}, version: 1) { delayHours } }",
+       matrix_survey_trigger, (("survey", "update"),),
+       expect=lambda data: _equal(data["surveyTriggerUpdate"], {"delayHours": 48})),
+    Op("surveyTriggerDeactivate", "surveyTriggerDeactivate",
+       "mutation($id: ID!) { surveyTriggerDeactivate(id: $id, version: 1) { active } }", matrix_survey_trigger,
+       (("survey", "update"),), expect=lambda data: _equal(data["surveyTriggerDeactivate"], {"active": False})),
+    Op("surveyInvite", "surveyInvite", "mutation($qid: ID!) { surveyInvite(questionnaireId: $qid) { invited } }",
+       survey_invite_input, (("survey_invitation", "create"),),
+       expect=lambda data: _equal(data["surveyInvite"], {"invited": 1})),
+    Op("patientSurveyInvitations", "patientSurveyInvitations",
+       "query($pid: ID!) { patientSurveyInvitations(patientId: $pid) { nodes { status } } }", with_invited_patient,
+       (("survey_invitation", "read"),), writes=False, lookup=PatientLookup(reaches_department_a),
+       expect=lambda data: _equal(data["patientSurveyInvitations"]["nodes"], [{"status": "REQUESTED"}])),
+    Op("mySurveyInvitations", "mySurveyInvitations", "{ mySurveyInvitations { nodes { status } } }", nothing,
+       (("survey_invitation", "read"),), writes=False, lookup=PortalOnly()),
+    Op("surveyAnswer", "surveyAnswer", """mutation($id: ID!, $answers: [SurveyAnswerInput!]!) {
+  surveyAnswer(invitationId: $id, answers: $answers) { anonymous } }""", with_survey_invitation,
+       (("questionnaire_response", "create"),), lookup=PortalOnly()),
+    Op("surveyResponseEnter", "surveyResponseEnter", SURVEY_ENTER, with_survey_invitation,
+       (("questionnaire_response", "create"),), lookup=PatientLookup(reaches_department_a),
+       expect=lambda data: _equal(data["surveyResponseEnter"], {"anonymous": False, "followUp": True})),
+    Op("questionnaireResponses", "questionnaireResponses", "{ questionnaireResponses { nodes { source low } } }",
+       lambda tenant: _nothing_after(with_survey_response(tenant)), read_responses, writes=False,
+       expect=lambda data: _equal(data["questionnaireResponses"]["nodes"], [{"source": "PHONE", "low": True}])),
+    Op("questionnaireResponse", "questionnaireResponse",
+       "query($id: ID!) { questionnaireResponse(id: $id) { score answers { linkId number } } }",
+       with_survey_response, read_responses, writes=False,
+       expect=lambda data: _equal(data["questionnaireResponse"], {"score": 0.0, "answers": [
+           {"linkId": "q1", "number": 1.0}, {"linkId": "q2", "number": None}]})),
+    Op("questionnaireResponseComments", "questionnaireResponseComments",
+       "{ questionnaireResponseComments { nodes { comments { text } } } }",
+       lambda tenant: _nothing_after(with_survey_response(tenant)),
+       (*read_responses, ("questionnaire_response.text", "read")), writes=False,
+       expect=lambda data: _equal(data["questionnaireResponseComments"]["nodes"],
+                                  [{"comments": [{"text": "Waited an hour"}]}])),
+)
+NOT_FOR_STAFF.update({"mySurveyInvitations", "surveyAnswer"})
+
+
 OPS: tuple[Op, ...] = (
     *(create_op(cls) for cls in PATIENT_CLASSES),
     *(update_op(cls) for cls in PATIENT_CLASSES),
@@ -1894,6 +2145,9 @@ OPS: tuple[Op, ...] = (
     *COMMUNICATION_OPS,
     *APPOINTMENT_OPS,
     *CAMPAIGN_OPS,
+    *QUESTIONNAIRE_OPS,
+    *SURVEY_REPORT_OPS,
+    *SURVEY_OPS,
 )
 
 
@@ -2028,7 +2282,8 @@ def test_every_guarded_operation_of_the_schema_is_in_the_matrix() -> None:
     assert schema.query_type is not None and schema.mutation_type is not None
     operations = set(schema.query_type.fields) | set(schema.mutation_type.fields)
     # sessions, the list (row reach only, tested above) and a patient's own file (tests/api/test_patient_*.py)
-    unguarded = {"me", "login", "logout", "patients", "patientLogin", "patientAccountActivate", "myFile"}
+    unguarded = {"me", "login", "logout", "patients", "patientLogin", "patientAccountActivate", "myFile",
+                 "surveyByLink", "surveyAnswerByLink"}  # a survey link's token is the right to answer once
     assert operations - unguarded == {op.root for op in OPS}
 
 
