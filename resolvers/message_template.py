@@ -54,7 +54,7 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,31}")
 DEFAULTS: dict[tuple[str, str], tuple[str, str]] = {
     ("appointment_confirmation", "zh-CN"): (
         "预约成功",
-        "{patient_name}，您已预约{date} {time}{department_name}{clinician_name}的门诊。"
+        "{patient_name}，您已预约{date} {time}{department_name} {clinician_name}的门诊。"
         "如需改约请致电{institution_phone}。【{institution_name}】"),
     ("appointment_confirmation", "en"): (
         "Appointment booked",
@@ -62,7 +62,7 @@ DEFAULTS: dict[tuple[str, str], tuple[str, str]] = {
         "To change it call {institution_phone}. {institution_name}"),
     ("appointment_reminder", "zh-CN"): (
         "就诊提醒",
-        "{patient_name}，提醒您于{date} {time}到{department_name}{clinician_name}就诊。"
+        "{patient_name}，提醒您于{date} {time}到{department_name} {clinician_name}就诊。"
         "如需改约请致电{institution_phone}。【{institution_name}】"),
     ("appointment_reminder", "en"): (
         "Appointment reminder",
@@ -70,7 +70,7 @@ DEFAULTS: dict[tuple[str, str], tuple[str, str]] = {
         "To change it call {institution_phone}. {institution_name}"),
     ("appointment_change", "zh-CN"): (
         "预约变更",
-        "{patient_name}，您的预约已改为{date} {time}{department_name}{clinician_name}的门诊。"
+        "{patient_name}，您的预约已改为{date} {time}{department_name} {clinician_name}的门诊。"
         "如有疑问请致电{institution_phone}。【{institution_name}】"),
     ("appointment_change", "en"): (
         "Appointment changed",
