@@ -8,6 +8,14 @@ yes/no is ``boolean``; single and multiple choice are ``choice`` (``repeats`` fo
 What FHIR has no element for travels in extensions under ``EXTENSION``: the scoring, the respondent,
 the subject, anonymity, whether an item counts, and a scale's anchors.
 
+Responses export as R4 QuestionnaireResponse resources (``response_to_fhir``): ``questionnaire`` is the
+version's canonical ``<url>|<version>``, items nest as the questionnaire's sections do, ratings are
+``valueInteger``, yes/no ``valueBoolean``, choices ``valueCoding`` (the option's code, system the
+questionnaire's url), free text ``valueString``. The month it was given in rides on an extension; ``authored``
+(an instant) and ``subject`` are given for identified responses only: an anonymous one holds nothing finer
+than its month and no patient. Free text the caller may not read leaves its item without an answer, marked
+by the withheld extension.
+
 Import takes what we can represent and refuses the rest with BAD_USER_INPUT naming the place
 (``json.item[2].type``): display, open-choice, date and other item types, value sets, several conditions,
 the ``exists`` operator, initial values, read-only items, modifier extensions. Translations into
@@ -34,6 +42,9 @@ SCORING = EXTENSION + "questionnaire-scoring"
 RESPONDENT = EXTENSION + "questionnaire-respondent"
 SUBJECT = EXTENSION + "questionnaire-subject"
 ANONYMOUS = EXTENSION + "questionnaire-anonymous"
+RESPONSE_MONTH = EXTENSION + "questionnaire-response-month"
+RESPONSE_SOURCE = EXTENSION + "questionnaire-response-source"
+WITHHELD = EXTENSION + "questionnaire-response-answer-withheld"
 
 PRIMARY = "zh-CN"
 _LANGUAGE_TAGS = {"zh-CN": "zh-CN", "zh": "zh-CN", "zh-Hans": "zh-CN", "zh-Hans-CN": "zh-CN",
@@ -146,6 +157,67 @@ def to_fhir(questionnaire: Mapping[str, Any]) -> dict[str, Any]:
     if questionnaire.get("purpose"):
         _put_text(resource, "purpose", questionnaire["purpose"])
     resource["item"] = [_item_to_fhir(item) for item in questionnaire["items"]]
+    return resource
+
+
+def _answers_to_fhir(item: Mapping[str, Any], answer: Mapping[str, Any], system: str) -> list[dict[str, Any]]:
+    kind = item["kind"]
+    if kind == "yes_no":
+        return [{"valueBoolean": answer["number"] == 1}]
+    if kind in _RANGES:
+        return [{"valueInteger": int(answer["number"])}]
+    if kind == "text":
+        return [{"valueString": answer["text"]}]
+    displays = {option["code"]: option["text"].get(PRIMARY) for option in item.get("options") or []}
+    return [{"valueCoding": {"system": system, "code": code,
+                             **({"display": displays[code]} if displays.get(code) else {})}}
+            for code in answer["codes"]]
+
+
+def _response_items(items: list[Mapping[str, Any]], answers: Mapping[str, Mapping[str, Any]],
+                    system: str) -> list[dict[str, Any]]:
+    """The answered items in the questionnaire's order, a section holding its answered items (left out when
+    it holds none)."""
+    out: list[dict[str, Any]] = []
+    for item in items:
+        node: dict[str, Any] = {"linkId": item["link_id"], "text": item["text"][PRIMARY]}
+        if item["kind"] == "section":
+            children = _response_items(item["items"], answers, system)
+            if children:
+                out.append(node | {"item": children})
+            continue
+        answer = answers.get(item["link_id"])
+        if answer is None:
+            continue
+        if answer.get("withheld"):
+            node["extension"] = [{"url": WITHHELD, "valueBoolean": True}]
+        else:
+            node["answer"] = _answers_to_fhir(item, answer, system)
+        out.append(node)
+    return out
+
+
+def response_to_fhir(response: Mapping[str, Any], questionnaire: Mapping[str, Any],
+                     answers: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """A stored response as an R4 QuestionnaireResponse resource.
+
+    ``response``: id, month, source, and for an identified response patient_id and authored (an aware
+    datetime); both None for an anonymous one. ``questionnaire``: key, version, items. ``answers`` by
+    linkId: number, codes, text, or withheld (free text the caller may not read)."""
+    url = f"urn:uuid:{questionnaire['key']}"
+    resource: dict[str, Any] = {
+        "resourceType": "QuestionnaireResponse",
+        "id": str(response["id"]),
+        "extension": [{"url": RESPONSE_MONTH, "valueString": response["month"]},
+                      {"url": RESPONSE_SOURCE, "valueCode": response["source"]}],
+        "questionnaire": f"{url}|{questionnaire['version']}",
+        "status": "completed",
+    }
+    if response.get("patient_id") is not None:
+        resource["subject"] = {"reference": f"Patient/{response['patient_id']}"}
+    if response.get("authored") is not None:
+        resource["authored"] = response["authored"].isoformat()
+    resource["item"] = _response_items(questionnaire["items"], answers, url)
     return resource
 
 

@@ -35,6 +35,7 @@ Decided where the issue is silent:
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -48,6 +49,7 @@ from tortoise.transactions import in_transaction
 from audit import writer
 from audit.events import Action, Actor, AuditRecord, Outcome, RequestMeta
 from core import questionnaire as instruments
+from core import questionnaire_fhir as fhir
 from core import tokens
 from core.crypto import InstitutionKeys, field_aad
 from core.errors import BadUserInput, Forbidden
@@ -545,6 +547,33 @@ def read_text(ctx: Context, answer: AnswerView) -> str | None:
     ctx.reads.note("questionnaire_response", row.id, row.patient_id, field_name="response_answer.text",
                    rule=decision.rule)
     return access.open_sealed(ctx, "response_answer", "text", answer.row.id, bytes(answer.row.text))
+
+
+async def export_fhir(ctx: Context, response_id: uuid.UUID | None) -> str:
+    """One response in reach as an R4 QuestionnaireResponse (JSON text), read as ``one`` reads it: free text
+    opened (and noted) only with ``questionnaire_response.text: read``, else its item is marked withheld; an
+    anonymous response without subject or time finer than its month."""
+    view = await one(ctx, response_id)
+    row, questionnaire = view.row, view.questionnaire
+    rows = await ResponseAnswer.filter(institution_id=ctx.institution_id, response_id=row.id).order_by("id")
+    text_allowed = ctx.decide("questionnaire_response.text", "read")
+    answers: dict[str, dict[str, Any]] = {}
+    for answer in answer_views(view, list(rows)):
+        if answer.row.text is not None and not text_allowed.allowed:
+            answers[answer.row.link_id] = {"withheld": True}
+            continue
+        text = None
+        if answer.row.text is not None:
+            ctx.reads.note("questionnaire_response", row.id, row.patient_id, field_name="response_answer.text",
+                           rule=text_allowed.rule)
+            text = access.open_sealed(ctx, "response_answer", "text", answer.row.id, bytes(answer.row.text))
+        answers[answer.row.link_id] = {"number": answer.row.number, "codes": answer.values, "text": text}
+    identified = row.patient_id is not None
+    resource = fhir.response_to_fhir(
+        {"id": row.id, "month": row.month, "source": row.source, "patient_id": row.patient_id,
+         "authored": row.created_at if identified else None},
+        {"key": questionnaire.key, "version": questionnaire.version, "items": questionnaire.items}, answers)
+    return json.dumps(resource, ensure_ascii=False)
 
 
 # -- the patient's copy of their data ------------------------------------------------------------------

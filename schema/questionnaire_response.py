@@ -254,6 +254,17 @@ class QuestionnaireResponseQuery:
     ) -> QuestionnaireResponse | None:
         return QuestionnaireResponse(view=await responses.one(info.context, uuid_of(id)))
 
+    @strawberry.field(description="One response in your reach as a FHIR R4 QuestionnaireResponse (JSON text): "
+                                  "questionnaire is the version's url|version, choices are codings of the "
+                                  "questionnaire's url. subject and authored only for an identified response (an "
+                                  "anonymous one carries only its month, in an extension). Free text only with "
+                                  "questionnaire_response.text: read; otherwise its item has no answer and the "
+                                  "withheld extension. NOT_FOUND outside your reach.")
+    async def questionnaire_response_export_fhir(
+        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The response.")],
+    ) -> str | None:
+        return await responses.export_fhir(info.context, uuid_of(id))
+
     @strawberry.field(description="Responses in your reach (admins: the institution's; department heads: their "
                                   "departments'; support agents: those linked to tickets they work; patients: "
                                   "their own identified ones). An anonymous response is listed only where its "
