@@ -146,4 +146,14 @@ class Migration(migrations.Migration):
             options={'table': 'response_answer', 'app': 'careloop', 'indexes': [Index(fields=['institution_id', 'questionnaire_id', 'department_id', 'month', 'link_id', 'number', 'choice']), Index(fields=['institution_id', 'response_id'])], 'pk_attr': 'id', 'table_description': "One item's answer: a number (Likert, 0-10, CSAT, yes = 1 / no = 0), a choice, or sealed text."},
             bases=['TenantModel'],
         ),
+        ops.AddField(
+            model_name='ImprovementItem',
+            name='survey_month',
+            field=fields.CharField(null=True, max_length=7),
+        ),
+        ops.AddField(
+            model_name='ImprovementItem',
+            name='survey_questionnaire_key',
+            field=fields.UUIDField(null=True),
+        ),
     ]

@@ -35,6 +35,10 @@ class ImprovementItem(TenantModel):
     source = fields.CharField(max_length=16, default="ticket")
     created_by: fields.ForeignKeyNullableRelation[Staff] = fields.ForeignKeyField(
         "careloop.Staff", related_name="improvement_items", null=True, on_delete=fields.RESTRICT)
+    # A survey finding cited (source survey): a questionnaire's key and a month of the item's department,
+    # aggregates only, never one response (an anonymous answer must not be citable on its own).
+    survey_questionnaire_key = fields.UUIDField(null=True)
+    survey_month = fields.CharField(max_length=7, null=True)  # "2026-12"
     updated_at = fields.DatetimeField(auto_now=True)
 
     if TYPE_CHECKING:

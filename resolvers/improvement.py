@@ -3,10 +3,17 @@
 Department heads keep their departments' items; support agents, who see every complaint, keep
 everyone's. An item is overdue when its deadline has passed (in the institution's time zone)
 and it is neither done nor cancelled.
+
+An item found in surveys (source ``survey``) cites its finding: a questionnaire of the institution (its key,
+any version) and a month, in the item's department. Only aggregates are citable, never one response: an
+anonymous answer must not be singled out. A survey item needs its citation and only a survey item has one;
+the month is ``YYYY-MM`` and not one to come. The item shows the cited questionnaire's newest title and version
+to whoever reads the item (a questionnaire's name, no answer).
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -20,7 +27,7 @@ from audit.events import Action
 from core.errors import BadUserInput, Forbidden
 from core.ids import uuid7
 from core.validation import camel_case, clean_text
-from models import Department, ImprovementItem, ImprovementTicket, Ticket
+from models import Department, ImprovementItem, ImprovementTicket, Questionnaire, Ticket
 from models.improvement import IMPROVEMENT_SOURCES, IMPROVEMENT_STATUSES
 from policies.guard import Decision
 from resolvers import access, pagination
@@ -32,6 +39,17 @@ CURSOR_KIND = "improvement"
 DONE = ("done", "cancelled")
 MAX_LINKED = 200
 _TEXT_LIMITS = {"problem": 500, "measure": 1000}
+_MONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
+
+
+@dataclass(frozen=True)
+class SurveyCitation:
+    """The survey finding an item cites: a questionnaire (its newest version's title and number) and a month."""
+
+    questionnaire_key: uuid.UUID
+    month: str
+    title: dict[str, str]
+    version: int
 
 
 @dataclass(frozen=True)
@@ -39,6 +57,7 @@ class ImprovementView:
     row: ImprovementItem
     ticket_ids: list[uuid.UUID]
     today: date
+    citation: SurveyCitation | None = None
 
     @property
     def overdue(self) -> bool:
@@ -70,11 +89,12 @@ async def page(ctx: Context, *, first: int, after: str | None, status: str | Non
 async def create(ctx: Context, data: dict[str, Any]) -> ImprovementView:
     decision = await access.authorize(ctx, "improvement", "create", action=Action.CREATE,
                                       resource_type="improvement")
-    values = _normalize(data)
+    values = _normalize({k: v for k, v in data.items() if k != "survey_citation"})
     for required in ("problem", "department_id", "deadline"):
         if values.get(required) is None:
             raise BadUserInput(f"{camel_case(required)}: is required.", field=camel_case(required))
     await _require_department(ctx, values["department_id"], decision, Action.CREATE)
+    values |= await _citation(ctx, values.get("source") or "ticket", data.get("survey_citation"))
     ticket_ids = await _tickets(ctx, data.get("ticket_ids") or [])
     item_id = uuid7()
     async with in_transaction():
@@ -116,6 +136,27 @@ async def update(ctx: Context, item_id: uuid.UUID | None, data: dict[str, Any]) 
 
 
 # -- helpers -------------------------------------------------------------------------------
+
+
+async def _citation(ctx: Context, source: str, citation: dict[str, Any] | None) -> dict[str, Any]:
+    """The citation's columns, checked: a survey item needs one, no other item has one."""
+    if citation is None:
+        if source == "survey":
+            raise BadUserInput("surveyCitation: an item found in surveys cites the questionnaire and month.",
+                               field="surveyCitation")
+        return {}
+    if source != "survey":
+        raise BadUserInput("surveyCitation: only an item found in surveys (source SURVEY) cites one.",
+                           field="surveyCitation")
+    month = citation.get("month")
+    if not isinstance(month, str) or not _MONTH.fullmatch(month):
+        raise BadUserInput("surveyCitation.month: a month as YYYY-MM.", field="surveyCitation.month")
+    if month > (await _today(ctx)).strftime("%Y-%m"):
+        raise BadUserInput("surveyCitation.month: a month that has begun.", field="surveyCitation.month")
+    key = citation.get("questionnaire_key")
+    if key is None or not await Questionnaire.exists(institution_id=ctx.institution_id, key=key):
+        raise await access.not_found(ctx, Action.CREATE, "questionnaire", None, "surveyCitation.questionnaireKey")
+    return {"survey_questionnaire_key": key, "survey_month": month}
 
 
 def _written(values: dict[str, Any], ticket_ids: list[uuid.UUID]) -> frozenset[str]:
@@ -166,7 +207,23 @@ async def _views(rows: list[ImprovementItem], today: date) -> list[ImprovementVi
     by_item: dict[Any, list[uuid.UUID]] = {}
     for item_id, ticket_id in links:
         by_item.setdefault(item_id, []).append(ticket_id)
-    return [ImprovementView(r, by_item.get(r.id, []), today) for r in rows]
+    cited = await _cited(rows)
+    return [ImprovementView(r, by_item.get(r.id, []), today, cited.get(r.id)) for r in rows]
+
+
+async def _cited(rows: list[ImprovementItem]) -> dict[uuid.UUID, SurveyCitation]:
+    """The page's citations with their questionnaires' newest versions (one statement, none without any)."""
+    keys = {r.survey_questionnaire_key for r in rows if r.survey_questionnaire_key is not None}
+    if not keys:
+        return {}
+    newest: dict[uuid.UUID, tuple[int, dict[str, str]]] = {}
+    for key, version, title in await Questionnaire.filter(
+            institution_id=rows[0].institution_id, key__in=sorted(keys)).order_by("version").values_list(
+            "key", "version", "title"):
+        newest[key] = (version, title)
+    return {r.id: SurveyCitation(r.survey_questionnaire_key, str(r.survey_month), newest[r.survey_questionnaire_key][1],
+                                 newest[r.survey_questionnaire_key][0])
+            for r in rows if r.survey_questionnaire_key is not None and r.survey_questionnaire_key in newest}
 
 
 async def _today(ctx: Context) -> date:

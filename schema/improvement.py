@@ -9,7 +9,9 @@ import strawberry
 
 from resolvers import improvement as improvements
 from resolvers.improvement import ImprovementView
+from resolvers.improvement import SurveyCitation as CitationView
 from schema.common import DEFAULT_PAGE_SIZE, Info, PageInfo, provided, uuid_of
+from schema.questionnaire import LocalizedText
 
 
 @strawberry.enum(description="Where an improvement item stands.")
@@ -27,6 +29,28 @@ class ImprovementSource(Enum):
     INTERNAL_CHECK = "internal_check"
 
 
+@strawberry.type(description="The survey finding an item cites: a questionnaire's results in a month, in the item's "
+                               "department (aggregates, never one response).")
+class SurveyCitation:
+    questionnaire_key: strawberry.ID = strawberry.field(description="The questionnaire (its key: every version).")
+    month: str = strawberry.field(description="The month of the results (\"2026-12\").")
+    title: LocalizedText = strawberry.field(description="The questionnaire's title (its newest version's).")
+    version: int = strawberry.field(description="The questionnaire's newest version.")
+
+    @classmethod
+    def of(cls, view: CitationView | None) -> SurveyCitation | None:
+        if view is None:
+            return None
+        return cls(questionnaire_key=strawberry.ID(str(view.questionnaire_key)), month=view.month,
+                   title=LocalizedText.of(view.title), version=view.version)
+
+
+@strawberry.input(description="The survey finding a new item cites (its source must be SURVEY).")
+class SurveyCitationInput:
+    questionnaire_key: strawberry.ID = strawberry.field(description="A questionnaire of the institution (its key).")
+    month: str = strawberry.field(description="The month of the results, YYYY-MM, not one to come.")
+
+
 @strawberry.type(description="A service problem on the improvement list.")
 class ImprovementItem:
     id: strawberry.ID
@@ -38,6 +62,8 @@ class ImprovementItem:
     source: ImprovementSource
     overdue: bool = strawberry.field(description="Past its deadline and neither done nor cancelled.")
     ticket_ids: list[strawberry.ID] = strawberry.field(description="Tickets that showed the problem.")
+    survey_citation: SurveyCitation | None = strawberry.field(
+        description="The survey finding it cites (source SURVEY); null otherwise.")
     updated_at: datetime
 
     @classmethod
@@ -47,7 +73,7 @@ class ImprovementItem:
                    department_id=strawberry.ID(str(row.department_id)), deadline=row.deadline,
                    status=ImprovementStatus(row.status), source=ImprovementSource(row.source),
                    overdue=view.overdue, ticket_ids=[strawberry.ID(str(t)) for t in view.ticket_ids],
-                   updated_at=row.updated_at)
+                   survey_citation=SurveyCitation.of(view.citation), updated_at=row.updated_at)
 
 
 @strawberry.type
@@ -70,6 +96,8 @@ class ImprovementCreateInput:
     measure: str | None = strawberry.UNSET
     source: ImprovementSource | None = strawberry.UNSET
     ticket_ids: list[strawberry.ID] | None = strawberry.UNSET
+    survey_citation: SurveyCitationInput | None = strawberry.field(
+        default=strawberry.UNSET, description="Required when source is SURVEY, refused otherwise.")
 
 
 @strawberry.input(description="Changes to an improvement item; ticketIds are added to the linked tickets.")
@@ -100,7 +128,13 @@ class ImprovementQuery:
 class ImprovementMutation:
     @strawberry.mutation(description="Put a problem on the improvement list.")
     async def improvement_create(self, info: Info, input: ImprovementCreateInput) -> ImprovementItem | None:
-        return ImprovementItem.of(await improvements.create(info.context, provided(input)))
+        data = provided(input)
+        citation = data.pop("survey_citation", None)
+        if citation is not None:
+            data["survey_citation"] = {"questionnaire_key": uuid_of(citation.questionnaire_key,
+                                                                    "surveyCitation.questionnaireKey"),
+                                       "month": citation.month}
+        return ImprovementItem.of(await improvements.create(info.context, data))
 
     @strawberry.mutation(description="Change an improvement item or link more tickets to it.")
     async def improvement_update(self, info: Info, id: strawberry.ID,
