@@ -1,5 +1,6 @@
 """Answering surveys (issue 14, FHIR QuestionnaireResponse): through the link that needs no sign-in, in the
-portal, or entered by staff from a phone call or a paper form; reading the responses; a low score closing the
+portal, or entered by staff from a phone call or a paper form; staff rating a department on a staff
+questionnaire (no invitation: see "staff rating a department"); reading the responses; a low score closing the
 loop with a ticket.
 
 Every door ends in ``_record``: the answers checked and scored by ``core.questionnaire`` before anything is
@@ -35,6 +36,8 @@ Decided where the issue is silent:
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import uuid
 from collections.abc import Mapping, Sequence
@@ -42,6 +45,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
+from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q, Subquery
 from tortoise.functions import Count
 from tortoise.transactions import in_transaction
@@ -51,12 +55,12 @@ from audit.events import Action, Actor, AuditRecord, Outcome, RequestMeta
 from core import questionnaire as instruments
 from core import questionnaire_fhir as fhir
 from core import tokens
-from core.crypto import InstitutionKeys, field_aad
-from core.errors import BadUserInput, Forbidden
+from core.crypto import InstitutionKeys, derive_key, field_aad
+from core.errors import BadUserInput, Conflict, Forbidden
 from core.ids import uuid7
 from core.principal import PATIENT
 from core.validation import one_of
-from models import Patient, Questionnaire, QuestionnaireResponse, ResponseAnswer, SurveyInvitation, Ticket
+from models import Department, Patient, Questionnaire, QuestionnaireResponse, ResponseAnswer, SurveyInvitation, Ticket
 from resolvers import access, pagination
 from resolvers import communication as communications
 from resolvers import institution as institutions
@@ -246,6 +250,107 @@ def _closed(reason: str) -> BadUserInput:
     return BadUserInput(message, field="invitationId")
 
 
+# -- staff rating a department ------------------------------------------------------------------------
+#
+# A staff questionnaire (the seeds' doctors rating a department's nursing) has no invitation: a doctor or a
+# department head (``questionnaire_response.staff: create``) answers its active version about a department,
+# once per questionnaire key, department and local month. The response is anonymous: no patient, no staff
+# member (not even ``entered_by``), source ``staff``, only the department it is about and its month, and its
+# ``created_at`` (the answers' too) set back to the month's first instant, so no timestamp lines it up with
+# the trail. Deduplication without storing the rater: the response's id IS a keyed digest (HMAC under a key
+# derived from the token key) of (institution, staff member, questionnaire key, department, month), shaped as
+# a random UUID. A second answer by the same rater derives the same id and finds it taken (CONFLICT); nobody
+# without the master key can tell whose an id is, and the key only lets one test a guessed rater, which is
+# what deduplication itself must be able to do. The trail records that the staff member answered a staff
+# questionnaire (one record naming them, as every write does, without the request's details), never the
+# response, its questionnaire version or department: the trail cannot lead from a rater to their answers.
+
+STAFF_SOURCE = "staff"
+STAFF_ANSWER_KEY = "staff-survey-answer:v1"
+
+
+async def answer_as_staff(ctx: Context, questionnaire_id: uuid.UUID | None, department_id: uuid.UUID | None,
+                          answers: Mapping[str, Any]) -> Receipt:
+    """A staff member answers a staff questionnaire's active version about a department, anonymously; once
+    per questionnaire, department and month."""
+    decision = await access.authorize(ctx, "questionnaire_response.staff", "create", action=Action.CREATE,
+                                      resource_type="questionnaire_response")
+    principal = ctx.require_principal()
+    questionnaire = None if questionnaire_id is None else await Questionnaire.get_or_none(
+        id=questionnaire_id, institution_id=ctx.institution_id)
+    if questionnaire is None:
+        raise await access.not_found(ctx, Action.CREATE, "questionnaire", questionnaire_id, "questionnaireId")
+    _check_staff_questionnaire(questionnaire)
+    department = None if department_id is None else await Department.get_or_none(
+        id=department_id, institution_id=ctx.institution_id)
+    if department is None:
+        raise await access.not_found(ctx, Action.CREATE, "department", department_id, "departmentId")
+    door = Door(STAFF_SOURCE, ctx.actor, decision.rule, ctx.request)
+    # a staff member's id: patients and partners hold no questionnaire_response.staff rule
+    return await _record_staff(ctx, questionnaire, department.id, principal.user_id, answers, door)
+
+
+def _check_staff_questionnaire(questionnaire: Questionnaire) -> None:
+    if questionnaire.respondent != "staff":
+        raise BadUserInput("questionnaireId: this questionnaire is not answered by staff.", field="questionnaireId")
+    if questionnaire.status != "active":
+        raise BadUserInput("questionnaireId: only a questionnaire's active version is answered.",
+                           field="questionnaireId")
+
+
+def staff_answer_id(token_key: bytes, institution_id: uuid.UUID, staff_id: uuid.UUID, key: uuid.UUID,
+                    department_id: uuid.UUID, month: str) -> uuid.UUID:
+    """The one response id a rater may write for a questionnaire, department and month (see above)."""
+    mac = hmac.new(derive_key(token_key, STAFF_ANSWER_KEY),
+                   f"{institution_id}|{staff_id}|{key}|{department_id}|{month}".encode(), hashlib.sha256).digest()
+    return uuid.UUID(bytes=mac[:16], version=4)
+
+
+async def _record_staff(ctx: Context, questionnaire: Questionnaire, department_id: uuid.UUID, staff_id: uuid.UUID,
+                        answers: Mapping[str, Any], door: Door) -> Receipt:
+    institution_id, keys = ctx.institution_id, ctx.require_keys()
+    zone = await institutions.zone(institution_id)
+    local = _now().astimezone(zone)
+    month, month_start = local.strftime("%Y-%m"), datetime(local.year, local.month, 1, tzinfo=zone)
+    response_id = staff_answer_id(ctx.services.master_key.token_key, institution_id, staff_id, questionnaire.key,
+                                  department_id, month)
+    ready = _prepare_in(keys, institution_id, department_id, questionnaire, answers, month, response_id)
+    try:
+        async with in_transaction():
+            # Locked first, as ``_record`` does: an in-place edit waits, an answer checked against an edited
+            # revision is checked again, and a version retired meanwhile is no longer answered.
+            locked = await Questionnaire.filter(id=questionnaire.id).select_for_update(no_key=True).first()
+            if locked is None or locked.status != "active":
+                raise BadUserInput("questionnaireId: only a questionnaire's active version is answered.",
+                                   field="questionnaireId")
+            if locked.revision != questionnaire.revision:
+                ready = _prepare_in(keys, institution_id, department_id, locked, answers, month, response_id)
+            if await QuestionnaireResponse.exists(id=response_id):
+                raise _Taken()
+            scored = ready.scored
+            try:
+                await QuestionnaireResponse.create(
+                    id=response_id, institution_id=institution_id, questionnaire_id=questionnaire.id,
+                    department_id=department_id, source=STAFF_SOURCE, month=month, score=scored.score,
+                    satisfied=scored.satisfied, nps=scored.nps, csat=scored.csat, low=scored.low)
+            except IntegrityError:  # the same rater's answer in a concurrent transaction
+                raise _Taken() from None
+            await QuestionnaireResponse.filter(id=response_id).update(created_at=month_start)
+            if ready.rows:
+                await ResponseAnswer.bulk_create(ready.rows)
+                await ResponseAnswer.filter(institution_id=institution_id, response_id=response_id).update(
+                    created_at=month_start)
+            await writer.append([AuditRecord(
+                institution_id, door.actor, Action.CREATE, "questionnaire_response", Outcome.ALLOWED, RequestMeta(),
+                resource_id=None, fields_read=frozenset({"answers"}), reason="anonymous staff",
+                policy_rule=door.rule)])
+    except _Taken:
+        raise Conflict("questionnaireId: you have already answered this questionnaire about this department this "
+                       "month.", field="questionnaireId") from None
+    ctx.recorded = True
+    return Receipt(True, None, False)
+
+
 # -- recording an answer -------------------------------------------------------------------------------
 
 
@@ -282,11 +387,17 @@ class _Prepared:
 
 def _prepare(keys: InstitutionKeys, invitation: SurveyInvitation, questionnaire: Questionnaire,
              answers: Mapping[str, Any], month: str) -> _Prepared:
+    response_id = uuid.uuid4() if questionnaire.anonymous else uuid7()  # a random id says nothing of when
+    return _prepare_in(keys, invitation.institution_id, invitation.department_id, questionnaire, answers, month,
+                       response_id)
+
+
+def _prepare_in(keys: InstitutionKeys, institution_id: uuid.UUID, department_id: uuid.UUID | None,
+                questionnaire: Questionnaire, answers: Mapping[str, Any], month: str,
+                response_id: uuid.UUID) -> _Prepared:
     checked = instruments.check_answers(questionnaire.items, answers)
     scored = instruments.score(questionnaire.items, questionnaire.scoring, checked)
-    response_id = uuid.uuid4() if questionnaire.anonymous else uuid7()  # a random id says nothing of when
-    rows = _answer_rows(keys, invitation.institution_id, questionnaire, response_id, invitation.department_id,
-                        month, checked)
+    rows = _answer_rows(keys, institution_id, questionnaire, response_id, department_id, month, checked)
     ticket_data = None if questionnaire.anonymous or not scored.low else _ticket_data(questionnaire, scored)
     return _Prepared(questionnaire, response_id, scored, rows, ticket_data)
 

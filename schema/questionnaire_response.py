@@ -1,5 +1,6 @@
 """Answering surveys (FHIR QuestionnaireResponse): through the no-sign-in link, in the portal, or entered by staff
-from a phone call or a paper form; and reading the responses.
+from a phone call or a paper form; staff (doctors, department heads) rating a department on a staff questionnaire,
+anonymously; and reading the responses.
 
 An anonymous questionnaire's response is linked to nobody: it shows no patient, visit, ticket or invitation,
 only its month and department, and an answerer gets no id back. Free-text answers are read with
@@ -322,6 +323,23 @@ class QuestionnaireResponseMutation:
     ) -> SurveyAnswerReceipt | None:
         return SurveyAnswerReceipt(receipt=await responses.answer_own(
             info.context, uuid_of(invitation_id, "invitationId"), _answers(answers)))
+
+    @strawberry.mutation(description="Answer a staff questionnaire's active version about a department (doctors and "
+                                     "department heads: the doctors' rating of a department's nursing), anonymously: "
+                                     "the response names neither you nor anyone, only the department and the month, "
+                                     "and you get no id back. Once per questionnaire, department and month (a second "
+                                     "answer is CONFLICT); a questionnaire not answered by staff, or not the active "
+                                     "version, is BAD_USER_INPUT on questionnaireId.")
+    async def survey_staff_answer(
+        self, info: Info,
+        questionnaire_id: Annotated[strawberry.ID, strawberry.argument(
+            description="The staff questionnaire's active version.")],
+        department_id: Annotated[strawberry.ID, strawberry.argument(description="The department rated.")],
+        answers: _ANSWERS,
+    ) -> SurveyAnswerReceipt | None:
+        return SurveyAnswerReceipt(receipt=await responses.answer_as_staff(
+            info.context, uuid_of(questionnaire_id, "questionnaireId"), uuid_of(department_id, "departmentId"),
+            _answers(answers)))
 
     @strawberry.mutation(description="Enter answers taken by phone or on paper (nurses, front desk), recorded as such "
                                      "and naming who entered them; once per invitation.")
