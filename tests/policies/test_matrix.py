@@ -2009,6 +2009,13 @@ async def with_survey_response(tenant: Tenant) -> dict[str, Any]:
     return {"id": str(response.id)}
 
 
+async def staff_rating_input(tenant: Tenant) -> dict[str, Any]:
+    """A staff questionnaire (anonymous) to rate department A with."""
+    q = await survey_questionnaire(tenant)
+    await Questionnaire.filter(id=q.id).update(respondent="staff", anonymous=True)
+    return {"qid": str(q.id), "dep": str(tenant.departments["A"].id), "answers": [{"linkId": "q1", "number": 4}]}
+
+
 async def survey_invite_input(tenant: Tenant) -> dict[str, Any]:
     await matrix_patient(tenant)
     return {"qid": str((await survey_questionnaire(tenant)).id)}
@@ -2060,6 +2067,14 @@ SURVEY_OPS: tuple[Op, ...] = (
        with_survey_response, read_responses, writes=False,
        expect=lambda data: _equal(data["questionnaireResponse"], {"score": 0.0, "answers": [
            {"linkId": "q1", "number": 1.0}, {"linkId": "q2", "number": None}]})),
+    Op("questionnaireResponseExportFhir", "questionnaireResponseExportFhir",
+       "query($id: ID!) { questionnaireResponseExportFhir(id: $id) }", with_survey_response, read_responses,
+       writes=False, expect=lambda data: _equal(
+           data["questionnaireResponseExportFhir"].startswith('{"resourceType": "QuestionnaireResponse"'), True)),
+    Op("surveyStaffAnswer", "surveyStaffAnswer", """mutation($qid: ID!, $dep: ID!, $answers: [SurveyAnswerInput!]!) {
+  surveyStaffAnswer(questionnaireId: $qid, departmentId: $dep, answers: $answers) { anonymous responseId } }""",
+       staff_rating_input, (("questionnaire_response.staff", "create"),),
+       expect=lambda data: _equal(data["surveyStaffAnswer"], {"anonymous": True, "responseId": None})),
     Op("questionnaireResponseComments", "questionnaireResponseComments",
        "{ questionnaireResponseComments { nodes { comments { text } } } }",
        lambda tenant: _nothing_after(with_survey_response(tenant)),
