@@ -16,17 +16,20 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from strawberry.dataloader import DataLoader
 from tortoise.backends.base.client import TransactionalDBClient
 from tortoise.connection import connections
+from tortoise.expressions import Subquery
+from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
 from audit import writer
 from audit.events import Action, AuditRecord, Outcome
 from core.crypto import field_aad
 from core.errors import Forbidden, NotFound
+from core.principal import PARTNER
 from models import CareTeamMember, Contact, Patient
 from models.fields import tags_from_db
 from policies.fields import ENCRYPTED_FIELDS, PATIENT_FIELD_CLASS
@@ -34,6 +37,8 @@ from policies.guard import Decision
 from policies.scopes import PatientScope
 from policies.scopes import patient_scope as build_patient_scope
 from resolvers.context import Context
+
+M = TypeVar("M", bound=Model)
 
 TAG_FIELDS = frozenset({"segments", "tags", "contact_channels", "contact_purposes"})
 
@@ -186,6 +191,19 @@ def scoped_patients(ctx: Context) -> QuerySet[Patient] | None:
     """Patients the caller reaches, as a query; None when it reaches none."""
     condition = patient_scope(ctx).filter()
     return None if condition is None else Patient.filter(condition)
+
+
+def records_in_reach(ctx: Context, model: type[M]) -> QuerySet[M] | None:
+    """A journey's records (visits, appointments) of patients the caller reaches, as a query; a partner reaches
+    only those it made (``partner_id``). None when the caller reaches no patient."""
+    patients = scoped_patients(ctx)
+    if patients is None:
+        return None
+    query = model.filter(institution_id=ctx.institution_id, patient_id__in=Subquery(patients.values("id")))
+    principal = ctx.require_principal()
+    if principal.kind == PARTNER:
+        query = query.filter(partner_id=principal.partner_id)
+    return query
 
 
 async def views(ctx: Context, rows: list[Patient]) -> list[PatientView]:

@@ -93,14 +93,7 @@ def require_field(ctx: Context, view: AppointmentView, name: str) -> None:
 
 def in_reach(ctx: Context) -> QuerySet[Appointment] | None:
     """Appointments of patients the caller reaches (a partner: only those it booked), as a query."""
-    patients = access.scoped_patients(ctx)
-    if patients is None:
-        return None
-    query = Appointment.filter(institution_id=ctx.institution_id, patient_id__in=Subquery(patients.values("id")))
-    principal = ctx.require_principal()
-    if principal.kind == PARTNER:
-        query = query.filter(partner_id=principal.partner_id)
-    return query
+    return access.records_in_reach(ctx, Appointment)
 
 
 async def _views(ctx: Context, rows: Sequence[Appointment]) -> list[AppointmentView]:

@@ -46,7 +46,7 @@ def _now() -> datetime:
 # -- the audience -----------------------------------------------------------------------------
 
 
-def _audience_query(institution_id: uuid.UUID, audience: dict[str, Any]) -> QuerySet[Patient]:
+def audience_query(institution_id: uuid.UUID, audience: dict[str, Any]) -> QuerySet[Patient]:
     """The campaign's patients: active files of the institution that match every criterion."""
     query = Patient.filter(institution_id=institution_id, status="active")
     if audience.get("segment"):
@@ -59,7 +59,7 @@ def _audience_query(institution_id: uuid.UUID, audience: dict[str, Any]) -> Quer
     return query
 
 
-async def _audience(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+async def audience_of(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     """The audience as stored: the criteria checked, the author's reach folded in."""
     principal = ctx.require_principal()
     audience: dict[str, Any] = {}
@@ -96,7 +96,7 @@ class Preview:
 
 
 async def _preview(institution_id: uuid.UUID, purpose: str, audience: dict[str, Any]) -> Preview:
-    ids = list(await _audience_query(institution_id, audience).values_list("id", flat=True))
+    ids = list(await audience_query(institution_id, audience).values_list("id", flat=True))
     now = _now()
     rows = [Communication(id=uuid7(), institution_id=institution_id, patient_id=pid, purpose=purpose,
                           cause=CAUSE_OF[purpose], due_at=now, status="queued") for pid in ids]
@@ -114,7 +114,7 @@ async def _preview(institution_id: uuid.UUID, purpose: str, audience: dict[str, 
 async def preview(ctx: Context, purpose: str, data: dict[str, Any]) -> Preview:
     await access.authorize(ctx, "campaign", "read", action=Action.READ, resource_type="campaign")
     purpose = one_of(purpose, tuple(CAUSE_OF), "purpose")
-    return await _preview(ctx.institution_id, purpose, await _audience(ctx, data))
+    return await _preview(ctx.institution_id, purpose, await audience_of(ctx, data))
 
 
 # -- reading ----------------------------------------------------------------------------------
@@ -175,7 +175,7 @@ async def create(ctx: Context, data: dict[str, Any]) -> Campaign:
     purpose = one_of(data.get("purpose", ""), tuple(CAUSE_OF), "purpose")
     name = clean_text(data.get("name", ""), field="name", max_length=100, min_length=1)
     subject, body = templates.checked_text(CAUSE_OF[purpose], "any", data.get("subject") or "", data.get("body", ""))
-    audience = await _audience(ctx, data.get("audience") or {})
+    audience = await audience_of(ctx, data.get("audience") or {})
     async with in_transaction():
         row = await Campaign.create(id=uuid7(), institution_id=ctx.institution_id, name=name, purpose=purpose,
                                     cause=CAUSE_OF[purpose], subject=subject, body=body, audience=audience,
@@ -194,7 +194,7 @@ async def start(ctx: Context, campaign_id: uuid.UUID | None, version: int | None
     await _check_author_reach(ctx, row)
     if row.status != "draft":
         raise Conflict(f"id: the campaign is {row.status}; only a draft is started.", field="id")
-    recipients = await _audience_query(ctx.institution_id, row.audience).count()
+    recipients = await audience_query(ctx.institution_id, row.audience).count()
     now = _now()
     async with in_transaction():
         won = await Campaign.filter(id=row.id, status="draft", version=_expected(row, version)).update(
@@ -268,7 +268,7 @@ async def advance(now: datetime | None = None, *, batch: int = BATCH) -> int:
 
 
 async def _queue_batch(row: Campaign, now: datetime, batch: int) -> int:
-    query = _audience_query(row.institution_id, row.audience)
+    query = audience_query(row.institution_id, row.audience)
     if row.cursor:
         query = query.filter(id__gt=uuid.UUID(row.cursor))
     patients = list(await query.order_by("id").limit(batch).values_list("id", "full_name"))

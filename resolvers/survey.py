@@ -477,8 +477,8 @@ async def invite_audience(ctx: Context, questionnaire_id: uuid.UUID | None, data
         await access.deny(ctx, Action.CREATE, "survey_invitation", reason="other_department")
         raise Forbidden("audience.departmentId: a department head addresses their own departments.",
                         field="audience.departmentId")
-    audience = await campaigns._audience(ctx, data)  # the campaigns' criteria, the author's reach folded in
-    ids = list(await campaigns._audience_query(ctx.institution_id, audience).order_by("id")
+    audience = await campaigns.audience_of(ctx, data)  # the campaigns' criteria, the author's reach folded in
+    ids = list(await campaigns.audience_query(ctx.institution_id, audience).order_by("id")
                .limit(CAMPAIGN_LIMIT + 1).values_list("id", flat=True))
     if len(ids) > CAMPAIGN_LIMIT:
         raise BadUserInput(f"audience: more than {CAMPAIGN_LIMIT} patients; narrow it.", field="audience")

@@ -87,14 +87,7 @@ def read_code_field(ctx: Context, view: CodeView, name: str) -> Any:
 
 def in_reach(ctx: Context) -> QuerySet[Visit] | None:
     """Visits of patients the caller reaches (a partner: only those it recorded), as a query."""
-    patients = access.scoped_patients(ctx)
-    if patients is None:
-        return None
-    query = Visit.filter(institution_id=ctx.institution_id, patient_id__in=Subquery(patients.values("id")))
-    principal = ctx.require_principal()
-    if principal.kind == PARTNER:
-        query = query.filter(partner_id=principal.partner_id)
-    return query
+    return access.records_in_reach(ctx, Visit)
 
 
 async def _views(ctx: Context, rows: list[Visit]) -> list[VisitView]:
