@@ -12,6 +12,7 @@ ROLES = (
     "department_head",
     "support_agent",
     "compliance_officer",
+    "finance",
     "admin",
 )
 

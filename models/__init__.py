@@ -8,6 +8,7 @@ from models.care_plan import CarePlan, CarePlanActivity
 from models.communication import Communication
 from models.consent import PartnerConsent
 from models.contact import Contact
+from models.contract import Contract, ContractItem, ContractSignature, ContractVersion
 from models.emergency_access import EmergencyAccess
 from models.flag import Flag
 from models.follow_up import FollowUpAttempt, FollowUpRule, FollowUpTask
@@ -23,11 +24,12 @@ from models.questionnaire import Questionnaire
 from models.questionnaire_response import QuestionnaireResponse, ResponseAnswer
 from models.role_grant import RoleGrant
 from models.schedule import Schedule, ScheduleException
+from models.service_item import ServiceItem, ServiceItemPrice
 from models.sla import BusinessCalendar, SlaPolicy
 from models.staff import DepartmentMembership, RoleAssignment, Session, Staff
 from models.survey import SurveyInvitation, SurveySettings, SurveyTrigger
 from models.ticket import Ticket, TicketEvent
-from models.visit import ServiceItem, Visit, VisitCode, VisitStaff
+from models.visit import Visit, VisitCode, VisitStaff
 
 __all__ = [
     "Appointment",
@@ -43,6 +45,10 @@ __all__ = [
     "CareTeamMember",
     "Communication",
     "Contact",
+    "Contract",
+    "ContractItem",
+    "ContractSignature",
+    "ContractVersion",
     "Department",
     "DepartmentMembership",
     "EmergencyAccess",
@@ -77,6 +83,7 @@ __all__ = [
     "Schedule",
     "ScheduleException",
     "ServiceItem",
+    "ServiceItemPrice",
     "Session",
     "SlaPolicy",
     "Staff",

@@ -1,4 +1,5 @@
-"""Visits (FHIR Encounter), the codes recorded on them, and the institution's service catalogue.
+"""Visits (FHIR Encounter) and the codes recorded on them (procedures from the service catalogue,
+``models.service_item``).
 
 A visit's clinical text (reason, what was done, outcome, after-visit instructions, the patient's
 feedback, staff notes) is sealed like the patient file. Codes are sealed too; each carries a blind
@@ -114,16 +115,3 @@ class VisitCode(TenantModel):
         table = "visit_code"
         indexes = (Index(fields=("institution_id", "code_bidx", "status")),
                    Index(fields=("institution_id", "visit_id")))
-
-
-class ServiceItem(TenantModel):
-    """An entry of the institution's catalogue of procedures and services (orthodontics, implant...).
-    Organisational, not about a patient: kept in clear."""
-
-    code = fields.CharField(max_length=32)
-    name = fields.CharField(max_length=100)
-    active = fields.BooleanField(default=True)
-
-    class Meta:
-        table = "service_item"
-        unique_together = (("institution", "code"),)

@@ -34,6 +34,7 @@ class Reach(StrEnum):
 ROLE_REACH: dict[str, frozenset[Reach]] = {
     "front_desk": frozenset({Reach.INSTITUTION}),
     "support_agent": frozenset({Reach.INSTITUTION}),
+    "finance": frozenset({Reach.INSTITUTION}),  # contracts of every client; reads no patient field class
     "nurse": frozenset({Reach.CARE_TEAM, Reach.DEPARTMENT, Reach.EMERGENCY}),
     "doctor": frozenset({Reach.CARE_TEAM, Reach.DEPARTMENT, Reach.EMERGENCY}),
     "department_head": frozenset({Reach.DEPARTMENT, Reach.EMERGENCY}),

@@ -24,6 +24,8 @@ class Role(Enum):
     DEPARTMENT_HEAD = "department_head"
     SUPPORT_AGENT = "support_agent"
     COMPLIANCE_OFFICER = "compliance_officer"
+    FINANCE = strawberry.enum_value("finance", description="Contract and finance staff: prepares, prices and "
+                                    "manages service contracts and reads their commercial terms; no clinical data.")
     ADMIN = "admin"
 
 
