@@ -16,7 +16,11 @@ nothing is written by hand but the arithmetic around them:
   without ties, otherwise the normal approximation with scipy's tie correction and continuity
   correction), counts per value expanded to arrays, and the rank-biserial correlation;
 - a p-chart: centre line p = sum k / sum n, limits p +- 3 sqrt(p (1 - p) / n_i) per point (varying n),
-  clipped to 0..1.
+  clipped to 0..1;
+- small cells (``suppress``): primary and complementary (secondary) cell suppression among the parts of one
+  total, as statistical agencies do it: a part with fewer than the minimum is hidden, and while the hidden
+  parts of a shown total hold some but fewer than the minimum between them (what the total minus the shown
+  parts would give away), the smallest shown part is hidden too.
 
 Effects and differences are B minus A: positive when group B is higher.
 """
@@ -24,13 +28,20 @@ Effects and differences are B minus A: positive when group B is higher.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence, Set
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 from scipy import stats
 
 CONFIDENCE = 0.95
+K = TypeVar("K", bound=Hashable)
+
+# what ``suppress`` says of a part
+SHOWN = "shown"
+TOO_FEW = "too_few_responses"  # fewer than the minimum behind it: the primary rule
+PROTECTS = "protects_small_cell"  # enough behind it, hidden so that a small part cannot be worked back
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,3 +191,31 @@ def p_chart(samples: Sequence[tuple[int, int]]) -> PChart:
         p = k / n
         points.append(ChartPoint(p, low, high, p < low or p > high))
     return PChart(centre, points)
+
+
+def suppress(counts: Mapping[K, int], least: int, hidden: Set[K] = frozenset(),
+             order: Callable[[K], Any] = str) -> dict[K, str]:
+    """Primary and complementary suppression among the parts of one total: what each part is (SHOWN, TOO_FEW,
+    PROTECTS), given the responses behind each part (``counts``), the minimum (``least``), and the parts
+    hidden already for another reason (``hidden``: TOO_FEW when below the minimum, PROTECTS otherwise).
+
+    The total (the sum of the parts) is shown when it holds at least ``least``; if it holds fewer, every part
+    does too and all are TOO_FEW. Otherwise the parts below the minimum are hidden, and then, while the
+    hidden parts hold between 1 and ``least`` - 1 between them (the total minus the shown parts would give
+    them away), the smallest shown part holding any (ties in ``order``) is hidden as well. So what can be
+    worked back by subtraction, the hidden parts together, holds none or at least ``least``; a part holding
+    none adds nothing and is never hidden to protect another.
+    """
+    small = {key for key, n in counts.items() if n < least}
+    if sum(counts.values()) < least:
+        return dict.fromkeys(counts, TOO_FEW)
+    concealed = small | {key for key in hidden if key in counts}
+    residual = sum(counts[key] for key in concealed)
+    if 0 < residual < least:
+        for key in sorted((k for k in counts if k not in concealed and counts[k] > 0),
+                          key=lambda k: (counts[k], order(k))):
+            concealed.add(key)
+            residual += counts[key]
+            if residual >= least:
+                break
+    return {key: TOO_FEW if key in small else PROTECTS if key in concealed else SHOWN for key in counts}

@@ -28,6 +28,26 @@ Decided where the issue is silent:
 - a one-off campaign invites at most ``CAMPAIGN_LIMIT`` patients in one call (narrow the audience);
 - reminders: one per invitation, ``reminder_after_days`` after its message was due, while unanswered, not
   expired and not refused by the gate (the sweep ``remind_unanswered``).
+
+Family respondents (a questionnaire whose ``respondent`` is ``family``): the invitation is addressed to one of the
+patient's contacts (``SurveyInvitation.contact``), chosen when it is made (``family_contacts``):
+- eligible: a contact the patient allows to receive information and who has a phone (the outbox writes to a
+  contact by SMS or WeChat on their phone only, so a contact without one could never be reached); among them a
+  contact marked for emergencies first, then the earliest added;
+- a patient with no eligible contact is not invited (no invitation, no message, nothing sent to the patient in
+  their stead): the campaign result counts them as ``no_contact``. Not an invitation ``refused``: that status
+  means an invitation was made and the gate stopped its message, and it may still be answered;
+- the message and its reminder go to that contact (the one chosen when the invitation was made) through the
+  outbox (``Request.contact_id``): the gate decides on the patient's consent, purposes and channels and the
+  contact's own permission and phone, as for every message to a contact; a refusal marks the invitation refused
+  as for a patient;
+- the message greets the contact (the templates' greeting slot ``patient_name`` holds the contact's name, as
+  does ``contact_name``) and names neither the patient nor the department, which could tell of an illness;
+- the contact answers through the link as a patient does; the portal's ``mySurveyInvitations`` does not list
+  family invitations (they are not the patient's to answer); staff see which contact was invited (identity
+  only, under the contact read rules);
+- the fatigue cap counts per patient, family invitations included: a patient's family is not asked within the
+  period of the patient's last invitation, nor the patient within their family's.
 """
 
 from __future__ import annotations
@@ -49,6 +69,7 @@ from core.errors import BadUserInput, Conflict, Forbidden
 from core.ids import uuid7
 from core.validation import camel_case, one_of
 from models import (
+    Contact,
     Department,
     FollowUpTask,
     Patient,
@@ -65,7 +86,7 @@ from policies.guard import Decision
 from resolvers import access, pagination
 from resolvers import campaign as campaigns
 from resolvers import communication as communications
-from resolvers.access import PatientView
+from resolvers.access import ContactView, PatientView
 from resolvers.context import Context
 
 SYSTEM = Actor("system")
@@ -371,6 +392,7 @@ class Invited:
     inactive: int  # archived or deceased (or no such patient)
     duplicate: int  # their cause had invited already
     refused: int  # made, but the consent gate refused the message (they may still answer in the portal)
+    no_contact: int = 0  # a family questionnaire, and no contact of the patient's may be asked (none made)
 
 
 async def invite_many(ctx: Context, questionnaire: Questionnaire, causes: Sequence[Cause], *,
@@ -390,6 +412,8 @@ async def invite_many(ctx: Context, questionnaire: Questionnaire, causes: Sequen
     send_at = {cause.key: cause.at + delay for cause in causes}
     patient_ids = sorted({cause.patient_id for cause in causes})
     patients = {p.id: p for p in await Patient.filter(id__in=patient_ids, institution_id=institution_id)}
+    family = questionnaire.respondent == "family"
+    contacts = await family_contacts(institution_id, patient_ids) if family and causes else {}
     fatigue = timedelta(days=setup.fatigue_days)
     recent: dict[uuid.UUID, list[datetime]] = {}
     if setup.fatigue_days and causes:
@@ -398,12 +422,16 @@ async def invite_many(ctx: Context, questionnaire: Questionnaire, causes: Sequen
                                                      send_at__gt=earliest).exclude(
                 status__in=NOT_COUNTED).values_list("patient_id", "send_at"):
             recent.setdefault(pid, []).append(at)
-    inactive = fatigued = 0
+    inactive = fatigued = no_contact = 0
     fresh: list[SurveyInvitation] = []
     for cause in causes:
         patient = patients.get(cause.patient_id)
         if patient is None or patient.status != "active":
             inactive += 1
+            continue
+        contact = contacts.get(patient.id)
+        if family and contact is None:
+            no_contact += 1
             continue
         at = send_at[cause.key]
         if setup.fatigue_days and any(abs(at - other) < fatigue for other in recent.get(patient.id, [])):
@@ -413,35 +441,61 @@ async def invite_many(ctx: Context, questionnaire: Questionnaire, causes: Sequen
         invitation_id = uuid7()
         fresh.append(SurveyInvitation(
             id=invitation_id, institution_id=institution_id, questionnaire_id=questionnaire.id, cause_key=cause.key,
-            patient_id=patient.id, visit_id=cause.visit_id, ticket_id=cause.ticket_id,
-            follow_up_task_id=cause.follow_up_task_id, department_id=cause.department_id or patient.department_id,
+            patient_id=patient.id, contact_id=contact.id if contact is not None else None, visit_id=cause.visit_id,
+            ticket_id=cause.ticket_id, follow_up_task_id=cause.follow_up_task_id,
+            department_id=cause.department_id or patient.department_id,
             clinician_id=cause.clinician_id, trigger_id=trigger.id if trigger is not None else None,
             token_hash=link_digest(ctx.services.master_key.token_key, institution_id, invitation_id),
             send_at=at, expires_at=at + timedelta(days=setup.link_valid_days)))
     if not fresh:
-        return Invited([], fatigued, inactive, 0, 0)
+        return Invited([], fatigued, inactive, 0, 0, no_contact)
     await SurveyInvitation.bulk_create(fresh, ignore_conflicts=True)
     stored = {row.id for row in await SurveyInvitation.filter(
         institution_id=institution_id, id__in=[row.id for row in fresh]).only("id")}
     made = [row for row in fresh if row.id in stored]  # the others' causes had invited already
-    refused = await _send(ctx, made, patients)
+    names = {c.id: c.name for c in contacts.values()}
+    refused = await _send(ctx, made, {pid: p.full_name for pid, p in patients.items()}, names)
+    written = frozenset({"questionnaire", "cause", "send_at", "expires_at", *(("contact",) if family else ())})
     await writer.append([access.write_record(
-        ctx, Action.CREATE, "survey_invitation", row.id, patient_id=row.patient_id,
-        fields=frozenset({"questionnaire", "cause", "send_at", "expires_at"}), decision=decision) for row in made])
-    return Invited(made, fatigued, inactive, len(fresh) - len(made), refused)
+        ctx, Action.CREATE, "survey_invitation", row.id, patient_id=row.patient_id, fields=written,
+        decision=decision) for row in made])
+    return Invited(made, fatigued, inactive, len(fresh) - len(made), refused, no_contact)
 
 
-async def _send(ctx: Context, made: list[SurveyInvitation], patients: dict[uuid.UUID, Patient]) -> int:
-    """Schedule the invitations' messages; an invitation whose message the gate refused is marked refused
-    (not asked: it does not count toward the fatigue cap). Answers how many were refused."""
+async def family_contacts(institution_id: uuid.UUID, patient_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Contact]:
+    """The contact each patient's family invitation goes to (one statement): of the contacts who may receive
+    information and have a phone, one marked for emergencies first, then the earliest added. A patient with no
+    such contact is absent."""
+    found: dict[uuid.UUID, Contact] = {}
+    for contact in await Contact.filter(institution_id=institution_id, patient_id__in=list(patient_ids),
+                                        may_receive_information=True, phone__isnull=False).order_by(
+            "-is_emergency", "created_at", "id"):
+        found.setdefault(contact.patient_id, contact)
+    return found
+
+
+def _variables(row: SurveyInvitation, patient_names: dict[uuid.UUID, str], contact_names: dict[uuid.UUID, str],
+               departments: dict[Any, Any]) -> dict[str, str]:
+    """An invitation's message variables: names only. A family member's greets them by name and names neither
+    the patient nor the department (which could tell of an illness)."""
+    if row.contact_id is not None:
+        return {"patient_name": contact_names.get(row.contact_id, ""), "department_name": ""}
+    return {"patient_name": patient_names.get(row.patient_id, ""),
+            "department_name": str(departments.get(row.department_id, "")) if row.department_id else ""}
+
+
+async def _send(ctx: Context, made: list[SurveyInvitation], patient_names: dict[uuid.UUID, str],
+                contact_names: dict[uuid.UUID, str]) -> int:
+    """Schedule the invitations' messages (to the patient, or the family member a family invitation is
+    addressed to); an invitation whose message the gate refused is marked refused (not asked: it does not count
+    toward the fatigue cap). Answers how many were refused."""
     if not made:
         return 0
     names = dict(await Department.filter(id__in=list({r.department_id for r in made if r.department_id}))
                  .values_list("id", "name"))
     requests = [communications.Request(
         message_key(row.id, "invitation"), CAUSE, row.patient_id, row.send_at,
-        {"patient_name": patients[row.patient_id].full_name,
-         "department_name": str(names.get(row.department_id, "")) if row.department_id else ""})
+        _variables(row, patient_names, contact_names, names), contact_id=row.contact_id)
         for row in made]
     messages = await communications.schedule_many(ctx.institution_id, requests)
     refused = [row.id for row, message in zip(made, messages, strict=True) if message.status == "refused"]
@@ -503,6 +557,7 @@ class InvitationView:
     questionnaire: Questionnaire
     patient: PatientView
     own: bool  # the patient's own (the portal): they see whether they answered, even an anonymous survey
+    contact: Contact | None = None  # the family member a family invitation was addressed to
 
 
 async def patient_invitations(ctx: Context, patient_id: uuid.UUID | None, *, first: int,
@@ -517,7 +572,8 @@ async def patient_invitations(ctx: Context, patient_id: uuid.UUID | None, *, fir
 
 
 async def my_invitations(ctx: Context, *, first: int, after: str | None) -> pagination.Page[InvitationView]:
-    """The signed-in patient's own invitations, newest first."""
+    """The signed-in patient's own invitations, newest first: those addressed to them (a family invitation is
+    their family's to answer, not theirs)."""
     decision = await access.authorize(ctx, "survey_invitation", "read", action=Action.READ,
                                       resource_type="survey_invitation")
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
@@ -528,14 +584,29 @@ async def my_invitations(ctx: Context, *, first: int, after: str | None) -> pagi
 async def _invitation_page(ctx: Context, view: PatientView, first: int, after: str | None, rule: str, *,
                            own: bool) -> pagination.Page[InvitationView]:
     query = SurveyInvitation.filter(institution_id=ctx.institution_id, patient_id=view.row.id)
+    if own:
+        query = query.filter(contact_id__isnull=True)
     if after:
         query = query.filter(id__lt=pagination.decode_uuid(INVITATION_CURSOR, after))
     rows = list(await query.order_by("-id").limit(first + 1))
     questionnaires = {q.id: q for q in await Questionnaire.filter(
         institution_id=ctx.institution_id, id__in=list({r.questionnaire_id for r in rows}))}
+    contact_ids = list({r.contact_id for r in rows[:first] if r.contact_id})
+    contacts = {c.id: c for c in await Contact.filter(institution_id=ctx.institution_id, id__in=contact_ids)} \
+        if contact_ids else {}
     ctx.reads.note("survey_invitation", None, view.row.id, rule=rule)
-    return pagination.page_of([InvitationView(r, questionnaires[r.questionnaire_id], view, own) for r in rows[:first]],
-                              len(rows) > first, INVITATION_CURSOR, key=lambda v: v.row.id)
+    return pagination.page_of([InvitationView(r, questionnaires[r.questionnaire_id], view, own,
+                                              contacts.get(r.contact_id) if r.contact_id else None)
+                               for r in rows[:first]], len(rows) > first, INVITATION_CURSOR, key=lambda v: v.row.id)
+
+
+def invited_contact(ctx: Context, view: InvitationView) -> ContactView | None:
+    """The family member the invitation was addressed to, read under the contact rules (``contact: read`` and
+    the patient's contact class; otherwise FORBIDDEN on the field, noted); None when it went to the patient."""
+    if view.contact is None:
+        return None
+    access.require_contacts(ctx, view.patient)
+    return ContactView(view.contact, view.patient)
 
 
 def shown_answered(view: InvitationView) -> bool | None:
@@ -548,13 +619,14 @@ def shown_answered(view: InvitationView) -> bool | None:
 
 def shown_status(view: InvitationView, now: datetime | None = None) -> str:
     """requested (waiting or sent), refused (the gate stopped the message), answered, expired or cancelled;
-    an anonymous questionnaire's answered invitation shows to staff as it stood before."""
+    an anonymous questionnaire's answered invitation shows to staff as an unanswered one does, before its
+    expiry and after it."""
     row = view.row
     if row.answered and shown_answered(view):
         return "answered"
     if row.status in ("cancelled", "refused"):
         return str(row.status)
-    if not row.answered and row.expires_at <= (now or _now()):
+    if row.expires_at <= (now or _now()):  # an answer staff are told of returned above
         return "expired"
     return "requested" if row.status == "answered" else str(row.status)
 
@@ -581,23 +653,24 @@ async def _remind(institution_id: uuid.UUID, trigger_id: uuid.UUID, due_by: date
             due = await (SurveyInvitation.filter(institution_id=institution_id, trigger_id=trigger_id,
                                                  answered=False, reminded_at__isnull=True, status="requested",
                                                  send_at__lte=due_by, expires_at__gt=now)
-                         .order_by("send_at", "id").limit(REMINDER_BATCH).select_for_update(skip_locked=True)
-                         .values_list("id", "patient_id", "department_id"))
+                         .order_by("send_at", "id").limit(REMINDER_BATCH).select_for_update(skip_locked=True))
             if not due:
                 return reminded
-            await SurveyInvitation.filter(id__in=[row[0] for row in due]).update(reminded_at=now)
-            names = dict(await Patient.filter(id__in=list({row[1] for row in due})).values_list("id", "full_name"))
-            departments = dict(await Department.filter(id__in=list({row[2] for row in due if row[2]}))
-                               .values_list("id", "name"))
+            await SurveyInvitation.filter(id__in=[row.id for row in due]).update(reminded_at=now)
+            names = {i: str(n) for i, n in await Patient.filter(
+                id__in=list({row.patient_id for row in due})).values_list("id", "full_name")}
+            contact_ids = list({row.contact_id for row in due if row.contact_id})
+            contacts = {i: str(n) for i, n in await Contact.filter(
+                institution_id=institution_id, id__in=contact_ids).values_list("id", "name")} if contact_ids else {}
+            departments = dict(await Department.filter(id__in=list({row.department_id for row in due
+                                                                    if row.department_id})).values_list("id", "name"))
             await communications.schedule_many(institution_id, [communications.Request(
-                message_key(row_id, "reminder"), CAUSE, patient_id, now,
-                {"patient_name": str(names.get(patient_id, "")),
-                 "department_name": str(departments.get(department_id, "")) if department_id else ""})
-                for row_id, patient_id, department_id in due])
+                message_key(row.id, "reminder"), CAUSE, row.patient_id, now,
+                _variables(row, names, contacts, departments), contact_id=row.contact_id) for row in due])
             await writer.append([AuditRecord(institution_id, SYSTEM, Action.UPDATE, "survey_invitation",
-                                             Outcome.ALLOWED, resource_id=row_id, patient_id=patient_id,
+                                             Outcome.ALLOWED, resource_id=row.id, patient_id=row.patient_id,
                                              fields_read=frozenset({"reminded_at"}), policy_rule=REMINDER_RULE)
-                                 for row_id, patient_id, _ in due])
+                                 for row in due])
         reminded += len(due)
         if len(due) < REMINDER_BATCH:
             return reminded

@@ -15,10 +15,28 @@ Definitions:
   detractors (0-6) in percent of the NPS answers, with the trinomial's normal interval; CSAT: the share
   (percent) of CSAT answers of 4 or 5, Wilson interval; an item: its mean (numeric items, t interval)
   and how many responses gave each value or option;
-- the small-cell rule: a figure computed from fewer responses than ``SurveySettings.min_cell`` is not
-  shown (its status says TOO_FEW_RESPONSES, its values are null): counts of responses are shown, never
-  what fewer than min_cell respondents answered. The control chart's centre line uses shown months only,
-  so a hidden month cannot be worked back from it;
+- the small-cell rule (primary suppression): a figure computed from fewer responses (or answers) than
+  ``SurveySettings.min_cell`` is not shown (status TOO_FEW_RESPONSES, values null);
+- complementary suppression, so that no hidden figure can be worked back by subtraction. The cells of the
+  report, per version, department and month (and clinician), are the only figures released: everything
+  else is a sum of them.
+  * a department's month is the sum of its clinicians' cells (and of the cell of responses about no
+    clinician). When the hidden clinicians of a shown department hold some but fewer than min_cell
+    responses between them (what the department minus the shown clinicians would give away), the next
+    smallest clinician is hidden too (status PROTECTS_SMALL_CELL), until the hidden ones hold at least
+    min_cell. The same for every figure on its own, with its own count (the score's scored responses, an
+    item's answers): the hidden parts of a shown figure hold none or at least min_cell. Which cells are
+    hidden depends on the data only, never on who asks or how (a clinician asked for alone is hidden
+    exactly as in the breakdown: their colleagues are read to decide);
+  * the control chart (every version, one or all departments) and the comparisons' groups (every
+    version, months added up, a department or all, a clinician or all) count only the cells the report
+    shows for that figure: a hidden cell's responses are left out (``withheld`` says how many), so a sum
+    minus the shown cells, or one period minus an overlapping one, gives nothing that is hidden;
+  * counts: a row's invited, answered and responses are shown always (that someone answered, not what);
+    a figure's own count (responses scored, answering an item) only where the row is shown, since the
+    count of answers to a conditional item tells what was answered to the item it depends on;
+- comparisons: the two groups must not share a response (months, departments and clinicians all
+  overlapping): the tests assume independent samples;
 - target: ``SurveySettings.satisfaction_target`` (percent satisfied); a row meets it when its satisfied
   share is at least the target.
 
@@ -33,7 +51,7 @@ import math
 import uuid
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 
@@ -60,6 +78,8 @@ SCALES = {**definitions.RANGES, "yes_no": (0, 1)}
 ALPHAS = (0.0001, 0.5)
 
 Cell = tuple[uuid.UUID, uuid.UUID | None, str, uuid.UUID | None]  # version, department, month, clinician
+SHOWN, TOO_FEW, PROTECTS = statistics.SHOWN, statistics.TOO_FEW, statistics.PROTECTS
+ROW = "row"  # the measure of a row itself: its responses
 
 
 # -- what the API answers ----------------------------------------------------------------------------
@@ -67,21 +87,29 @@ Cell = tuple[uuid.UUID, uuid.UUID | None, str, uuid.UUID | None]  # version, dep
 
 @dataclass(frozen=True)
 class Estimate:
-    responses: int  # behind the figure
-    shown: bool  # False: fewer than min_cell responses, the values are None
+    responses: int | None  # behind the figure; None where the row is hidden
+    status: str  # SHOWN, TOO_FEW or PROTECTS: the values are None unless SHOWN
     value: float | None = None
     low: float | None = None
     high: float | None = None
+
+    @property
+    def shown(self) -> bool:
+        return self.status == SHOWN
 
 
 @dataclass(frozen=True)
 class ItemFigures:
     link_id: str
     kind: str
-    responses: int  # responses that answered it
-    shown: bool
+    responses: int | None  # responses that answered it; None where the row is hidden
+    status: str
     mean: Estimate | None  # numeric items
     distribution: list[tuple[str, int]] | None  # (value or option code, responses), None when not shown
+
+    @property
+    def shown(self) -> bool:
+        return self.status == SHOWN
 
 
 @dataclass(frozen=True)
@@ -94,7 +122,7 @@ class ReportRow:
     invited: int
     answered: int
     responses: int
-    shown: bool
+    status: str
     score: Estimate
     satisfied: Estimate
     nps: Estimate
@@ -105,6 +133,10 @@ class ReportRow:
     @property
     def response_rate(self) -> float | None:
         return 100 * self.answered / self.invited if self.invited else None
+
+    @property
+    def shown(self) -> bool:
+        return self.status == SHOWN
 
 
 @dataclass(frozen=True)
@@ -139,10 +171,14 @@ class Group:
 
 @dataclass(frozen=True)
 class GroupFigures:
-    responses: int
-    shown: bool
+    responses: int  # behind the figures: those of the cells the report shows
+    withheld: int  # of the group, left out: in cells the report hides
     mean: float | None
     sd: float | None
+
+    @property
+    def shown(self) -> bool:
+        return self.responses > 0
 
 
 @dataclass(frozen=True)
@@ -174,7 +210,8 @@ class Comparison:
 @dataclass(frozen=True)
 class ChartPoint:
     month: str
-    responses: int  # with a satisfied / not satisfied verdict
+    responses: int  # with a satisfied / not satisfied verdict, in the cells the report shows
+    withheld: int  # left out: in cells the report hides
     shown: bool
     percent: float | None = None
     low: float | None = None
@@ -206,16 +243,21 @@ async def report(ctx: Context, key: uuid.UUID, department_id: uuid.UUID | None, 
     per_clinician = by_clinician or clinician_id is not None
     scope = _Scope(ctx.institution_id, [v.questionnaire_id for v in versions], _departments(reach, department_id),
                    clinician_id)
+    # a clinician's cells are hidden or not by their colleagues' too: read them all, show the one asked for
+    everyone = replace(scope, clinician_id=None)
     invited = await _invitations(scope, await _month_edges(ctx, months), per_clinician)
-    responses = await _responses(scope, months, per_clinician)
+    responses = await _responses(everyone, months, per_clinician)
     several = sorted({item["link_id"] for v in versions for item in definitions.questions(v.items)
                       if item.get("kind") == "multi_choice"})
-    values, answering = await _answers(scope, months, per_clinician, several)
+    values, answering = await _answers(everyone, months, per_clinician, several)
     by_id = {v.questionnaire_id: v for v in versions}
-    cells = sorted(set(invited) | set(responses), key=lambda c: (c[2], by_id[c[0]].version, str(c[1] or ""),
-                                                                  str(c[3] or "")))
-    rows = [_row(cell, by_id[cell[0]], invited.get(cell, (0, 0)), responses.get(cell), values, answering, settings)
-            for cell in cells]
+    statuses = _statuses({cell: _measures(sums, by_id[cell[0]], cell, answering) for cell, sums in responses.items()},
+                         per_clinician, settings.min_cell)
+    asked = {cell for cell in responses if clinician_id is None or cell[3] == clinician_id}
+    cells = sorted(set(invited) | asked, key=lambda c: (c[2], by_id[c[0]].version, str(c[1] or ""),
+                                                         str(c[3] or "")))
+    rows = [_row(cell, by_id[cell[0]], invited.get(cell, (0, 0)), responses.get(cell), values, answering,
+                 statuses.get(cell, {}), settings) for cell in cells]
     _note(ctx, department_id)
     return Report(key, months[0], months[-1], settings.min_cell, settings.satisfaction_target, versions, rows)
 
@@ -232,15 +274,17 @@ async def compare(ctx: Context, key: uuid.UUID, item_link_id: str | None, a: Gro
         _ordinal_item(versions, item_link_id)
     for group, prefix in ((a, "groupA."), (b, "groupB.")):
         await _check_subjects(ctx, group.department_id, group.clinician_id, prefix)
+    _apart(reach, a, b, months)
     settings = await _settings(ctx)
     ids = [v.questionnaire_id for v in versions]
     scopes = [_Scope(ctx.institution_id, ids, _departments(reach, g.department_id), g.clinician_id) for g in (a, b)]
     if item_link_id is None:
-        samples = [await _score_sums(scope, m) for scope, m in zip(scopes, months, strict=True)]
-        found = _welch(samples, alpha, settings.min_cell)
+        samples = [await _score_sums(scope, m, settings.min_cell) for scope, m in zip(scopes, months, strict=True)]
+        found = _welch(samples, alpha)
     else:
-        counts = [await _item_counts(scope, m, item_link_id) for scope, m in zip(scopes, months, strict=True)]
-        found = _mann_whitney(item_link_id, counts, alpha, settings.min_cell)
+        counts = [await _item_counts(scope, m, item_link_id, settings.min_cell)
+                  for scope, m in zip(scopes, months, strict=True)]
+        found = _mann_whitney(item_link_id, counts, alpha)
     _note(ctx, a.department_id, b.department_id)
     return found
 
@@ -254,16 +298,17 @@ async def control_chart(ctx: Context, key: uuid.UUID, department_id: uuid.UUID |
     settings = await _settings(ctx)
     scope = _Scope(ctx.institution_id, [v.questionnaire_id for v in versions], _departments(reach, department_id),
                    None)
-    verdicts = await _verdicts(scope, months)
-    shown = [m for m in months if verdicts.get(m, (0, 0))[0] >= settings.min_cell]
-    chart = statistics.p_chart([verdicts[m] for m in shown]) if shown else None
+    verdicts = await _verdicts(scope, months, settings.min_cell)
+    shown = [m for m in months if verdicts.get(m, (0, 0, 0))[0] > 0]
+    chart = statistics.p_chart([verdicts[m][:2] for m in shown]) if shown else None
     limits = dict(zip(shown, chart.points, strict=True)) if chart else {}
     points = []
     for month in months:
-        judged = verdicts.get(month, (0, 0))[0]
+        judged, _, withheld = verdicts.get(month, (0, 0, 0))
         point = limits.get(month)
-        points.append(ChartPoint(month, judged, False) if point is None else ChartPoint(
-            month, judged, True, 100 * point.proportion, 100 * point.low, 100 * point.high, point.out_of_control))
+        points.append(ChartPoint(month, judged, withheld, False) if point is None else ChartPoint(
+            month, judged, withheld, True, 100 * point.proportion, 100 * point.low, 100 * point.high,
+            point.out_of_control))
     _note(ctx, department_id)
     return ControlChart(key, department_id, months[0], months[-1], settings.min_cell,
                         100 * chart.centre if chart else None, points)
@@ -310,6 +355,20 @@ async def _check_subjects(ctx: Context, department_id: uuid.UUID | None, clinici
         raise await access.not_found(ctx, Action.READ, "survey_report", department_id, f"{prefix}departmentId")
     if clinician_id is not None and not await Staff.exists(id=clinician_id, institution_id=ctx.institution_id):
         raise await access.not_found(ctx, Action.READ, "survey_report", clinician_id, f"{prefix}clinicianId")
+
+
+def _apart(reach: frozenset[uuid.UUID] | None, a: Group, b: Group, months: list[list[str]]) -> None:
+    """The two groups of a comparison share no response: their months, or their departments, or their
+    clinicians are apart (Welch's t and Mann-Whitney U assume independent samples)."""
+    if not set(months[0]) & set(months[1]):
+        return
+    if a.clinician_id is not None and b.clinician_id is not None and a.clinician_id != b.clinician_id:
+        return
+    departments = [_departments(reach, g.department_id) for g in (a, b)]
+    if departments[0] is not None and departments[1] is not None and not set(departments[0]) & set(departments[1]):
+        return
+    raise BadUserInput("groupB: overlaps group A (the same responses on both sides); compare periods, departments "
+                       "or clinicians that are apart.", field="groupB")
 
 
 # -- input -------------------------------------------------------------------------------------------
@@ -476,39 +535,139 @@ async def _answers(scope: _Scope, months: list[str], per_clinician: bool, severa
     return values, answering
 
 
-async def _score_sums(scope: _Scope, months: list[str]) -> tuple[int, float, float]:
-    """(n, sum, sum of squares) of the scores of one comparison group."""
+def _keys(per_clinician: bool, clinician: str = "clinician_id") -> list[str]:
+    return ["questionnaire_id", "department_id", "month", *([clinician] if per_clinician else [])]
+
+
+async def _score_sums(scope: _Scope, months: list[str], least: int) -> tuple[int, float, float, int]:
+    """(n, sum, sum of squares) of the scores of one comparison group over the cells the report shows for the
+    score, and the responses left out (in cells it hides). A clinician's cells are decided with their
+    colleagues', read here too."""
     if scope.departments == []:
-        return 0, 0.0, 0.0
-    rows = await QuestionnaireResponse.filter(**scope.where(), month__gte=months[0], month__lte=months[-1],
-                                              score__isnull=False).annotate(
-        n=Count("id"), total=Sum("score"), squares=Sum(F("score") * F("score"))).values("n", "total", "squares")
-    row = rows[0] if rows else {}
-    return int(row.get("n") or 0), float(row.get("total") or 0), float(row.get("squares") or 0)
+        return 0, 0.0, 0.0, 0
+    per_clinician = scope.clinician_id is not None
+    keys = _keys(per_clinician)
+    rows = await QuestionnaireResponse.filter(**replace(scope, clinician_id=None).where(), month__gte=months[0],
+                                              month__lte=months[-1]).annotate(
+        responses=Count("id"), scored=Count("score"), total=Sum("score"),
+        squares=Sum(F("score") * F("score"))).group_by(*keys).values(*keys, "responses", "scored", "total",
+                                                                        "squares")
+    cells = {_cell(r, "clinician_id" if per_clinician else None): r for r in rows}
+    statuses = _statuses({c: {ROW: int(r["responses"]), "score": int(r["scored"])} for c, r in cells.items()},
+                         per_clinician, least)
+    n, total, squares, withheld = 0, 0.0, 0.0, 0
+    for cell, r in cells.items():
+        if per_clinician and cell[3] != scope.clinician_id:
+            continue
+        status = statuses[cell]
+        if status["score"] == SHOWN:
+            n, total, squares = n + int(r["scored"]), total + float(r["total"]), squares + float(r["squares"])
+        else:
+            withheld += int(r["scored"]) if status[ROW] == SHOWN else int(r["responses"])
+    return n, total, squares, withheld
 
 
-async def _item_counts(scope: _Scope, months: list[str], link_id: str) -> dict[float, int]:
-    """Answers per value of one numeric item in one comparison group."""
+async def _item_counts(scope: _Scope, months: list[str], link_id: str, least: int) -> tuple[dict[float, int], int]:
+    """Answers per value of one numeric item in one comparison group over the cells the report shows for the
+    item, and the responses left out (in cells it hides)."""
+    if scope.departments == []:
+        return {}, 0
+    per_clinician = scope.clinician_id is not None
+    everyone = replace(scope, clinician_id=None)
+    keys = _keys(per_clinician)
+    rows = await QuestionnaireResponse.filter(**everyone.where(), month__gte=months[0], month__lte=months[-1]).annotate(
+        responses=Count("id")).group_by(*keys).values(*keys, "responses")
+    who = "response__clinician_id" if per_clinician else None
+    answer_keys = _keys(per_clinician, "response__clinician_id")
+    answers = await ResponseAnswer.filter(**everyone.where("response__clinician_id"), month__gte=months[0],
+                                          month__lte=months[-1], link_id=link_id, number__isnull=False).annotate(
+        n=Count("link_id")).group_by(*answer_keys, "number").values(*answer_keys, "number", "n")
+    values: dict[Cell, dict[float, int]] = defaultdict(dict)
+    for r in answers:
+        values[_cell(r, who)][float(r["number"])] = int(r["n"])
+    responses = {_cell(r, "clinician_id" if per_clinician else None): int(r["responses"]) for r in rows}
+    statuses = _statuses({c: {ROW: n, "item": sum(values.get(c, {}).values())} for c, n in responses.items()},
+                         per_clinician, least)
+    counts: dict[float, int] = defaultdict(int)
+    withheld = 0
+    for cell, n in responses.items():
+        if per_clinician and cell[3] != scope.clinician_id:
+            continue
+        answered = values.get(cell, {})
+        if statuses[cell]["item"] == SHOWN:
+            for value, k in answered.items():
+                counts[value] += k
+        else:
+            withheld += sum(answered.values()) if statuses[cell][ROW] == SHOWN else n
+    return dict(counts), withheld
+
+
+async def _verdicts(scope: _Scope, months: list[str], least: int) -> dict[str, tuple[int, int, int]]:
+    """(judged, satisfied, withheld) per month, every version together, over the cells (version and department)
+    the report shows the share satisfied of; withheld: the responses of the cells it hides."""
     if scope.departments == []:
         return {}
-    rows = await ResponseAnswer.filter(**scope.where("response__clinician_id"), month__gte=months[0],
-                                       month__lte=months[-1], link_id=link_id, number__isnull=False).annotate(
-        n=Count("link_id")).group_by("number").values("number", "n")
-    return {float(r["number"]): int(r["n"]) for r in rows}
-
-
-async def _verdicts(scope: _Scope, months: list[str]) -> dict[str, tuple[int, int]]:
-    """(judged, satisfied) per month, every version together."""
-    if scope.departments == []:
-        return {}
+    keys = _keys(False)
     rows = await QuestionnaireResponse.filter(**scope.where(), month__gte=months[0], month__lte=months[-1]).annotate(
-        judged=Count("satisfied"), satisfied_n=Count("id", _filter=Q(satisfied=True))).group_by("month").values(
-        "month", "judged", "satisfied_n")
-    return {r["month"]: (int(r["judged"]), int(r["satisfied_n"])) for r in rows}
+        responses=Count("id"), judged=Count("satisfied"), satisfied_n=Count("id", _filter=Q(satisfied=True))
+    ).group_by(*keys).values(*keys, "responses", "judged", "satisfied_n")
+    cells = {_cell(r, None): r for r in rows}
+    statuses = _statuses({c: {ROW: int(r["responses"]), "satisfied": int(r["judged"])} for c, r in cells.items()},
+                         False, least)
+    found: dict[str, tuple[int, int, int]] = {}
+    for cell, r in cells.items():
+        judged, satisfied, withheld = found.get(cell[2], (0, 0, 0))
+        status = statuses[cell]
+        if status["satisfied"] == SHOWN:
+            judged, satisfied = judged + int(r["judged"]), satisfied + int(r["satisfied_n"] or 0)
+        else:
+            withheld += int(r["judged"]) if status[ROW] == SHOWN else int(r["responses"])
+        found[cell[2]] = (judged, satisfied, withheld)
+    return found
 
 
 def _label(number: float) -> str:
     return str(int(number)) if number.is_integer() else str(number)
+
+
+# -- what is hidden ----------------------------------------------------------------------------------
+
+
+def _measures(sums: Mapping[str, Any], version: Version, cell: Cell,
+              answering: Mapping[tuple[Cell, str], int]) -> dict[str, int]:
+    """The responses behind each figure of a cell: the row's, the score's, ..., each reported item's."""
+    found = {ROW: int(sums.get("responses") or 0), "score": int(sums.get("scored") or 0),
+             "satisfied": int(sums.get("judged") or 0), "nps": int(sums.get("nps_n") or 0),
+             "csat": int(sums.get("csat_n") or 0)}
+    for item in definitions.questions(version.items):
+        if item.get("kind") in ITEM_KINDS:
+            found[f"item:{item['link_id']}"] = answering.get((cell, item["link_id"]), 0)
+    return found
+
+
+def _statuses(counts: Mapping[Cell, Mapping[str, int]], per_clinician: bool,
+              least: int) -> dict[Cell, dict[str, str]]:
+    """What each figure of each cell is (SHOWN, TOO_FEW, PROTECTS), from the responses behind it alone.
+
+    Without clinicians a cell stands alone: its figures are shown from ``least`` responses (and the row's).
+    With clinicians the cells of one version, department and month are the parts of the department's cell,
+    which the report also shows: first the rows (by their responses), then each figure (by its own count,
+    a hidden row hiding its figures) are suppressed among them (``statistics.suppress``), so that the
+    department's figure minus the shown clinicians' never gives fewer than ``least`` hidden answers."""
+    parents: dict[tuple[Any, ...], list[Cell]] = defaultdict(list)
+    for cell in counts:
+        parents[cell[:3] if per_clinician else cell].append(cell)
+    found: dict[Cell, dict[str, str]] = {cell: {} for cell in counts}
+    for parts in parents.values():
+        rows = statistics.suppress({c: counts[c][ROW] for c in parts}, least)
+        hidden = {c for c in parts if rows[c] != SHOWN}
+        for c in parts:
+            found[c][ROW] = rows[c]
+        for measure in dict.fromkeys(m for c in parts for m in counts[c] if m != ROW):
+            figures = statistics.suppress({c: counts[c].get(measure, 0) for c in parts}, least, hidden)
+            for c in parts:
+                found[c][measure] = figures[c]
+    return found
 
 
 # -- figures -----------------------------------------------------------------------------------------
@@ -516,64 +675,70 @@ def _label(number: float) -> str:
 
 def _row(cell: Cell, version: Version, invited: tuple[int, int], sums: Mapping[str, Any] | None,
          values: Mapping[tuple[Cell, str], dict[str, int]], answering: Mapping[tuple[Cell, str], int],
-         settings: _Settings) -> ReportRow:
+         statuses: Mapping[str, str], settings: _Settings) -> ReportRow:
     s: Mapping[str, Any] = sums or {}
 
     def n(name: str) -> int:
         return int(s.get(name) or 0)
 
-    least = settings.min_cell
-    score = _estimate(n("scored"), least, lambda: statistics.mean_interval(
+    row = statuses.get(ROW, TOO_FEW)
+    seen = row == SHOWN  # a hidden row hides its figures' counts too, and their own statuses (the row's)
+
+    def status(measure: str) -> str:
+        return statuses.get(measure, TOO_FEW) if seen else row
+
+    score = _estimate(n("scored"), status("score"), seen, lambda: statistics.mean_interval(
         statistics.Sample.from_sums(n("scored"), float(s["score_sum"]), float(s["score_squares"])), bounds=(0, 100)))
-    satisfied = _share(n("satisfied_n"), n("judged"), least)
-    csat = _share(n("csat_top"), n("csat_n"), least)
-    nps = _estimate(n("nps_n"), least, lambda: statistics.nps(n("promoters"), n("detractors"), n("nps_n")))
+    satisfied = _share(n("satisfied_n"), n("judged"), status("satisfied"), seen)
+    csat = _share(n("csat_top"), n("csat_n"), status("csat"), seen)
+    nps = _estimate(n("nps_n"), status("nps"), seen, lambda: statistics.nps(n("promoters"), n("detractors"),
+                                                                            n("nps_n")))
     meets = None if satisfied.value is None else satisfied.value >= settings.satisfaction_target
-    items = [_item(item, values.get((cell, item["link_id"]), {}), answering.get((cell, item["link_id"]), 0), least)
+    items = [_item(item, values.get((cell, item["link_id"]), {}), answering.get((cell, item["link_id"]), 0),
+                   status(f"item:{item['link_id']}"), seen)
              for item in definitions.questions(version.items) if item.get("kind") in ITEM_KINDS]
     return ReportRow(cell[0], version.version, cell[1], cell[3], cell[2], invited[0], invited[1], n("responses"),
-                     n("responses") >= least, score, satisfied, nps, csat, meets, items)
+                     row, score, satisfied, nps, csat, meets, items)
 
 
-def _estimate(responses: int, least: int, compute: Any) -> Estimate:
-    if responses < least or responses == 0:
-        return Estimate(responses, False)
+def _estimate(responses: int, status: str, seen: bool, compute: Any) -> Estimate:
+    if status != SHOWN:
+        return Estimate(responses if seen else None, status)
     interval: statistics.Interval = compute()
-    return Estimate(responses, True, interval.value, interval.low, interval.high)
+    return Estimate(responses, status, interval.value, interval.low, interval.high)
 
 
-def _share(successes: int, responses: int, least: int) -> Estimate:
+def _share(successes: int, responses: int, status: str, seen: bool) -> Estimate:
     """A share in percent with its Wilson interval."""
     def percent() -> statistics.Interval:
         found = statistics.wilson(successes, responses)
         return statistics.Interval(100 * found.value, 100 * (found.low or 0), 100 * (found.high or 0))
-    return _estimate(responses, least, percent)
+    return _estimate(responses, status, seen, percent)
 
 
-def _item(item: Mapping[str, Any], counts: dict[str, int], responses: int, least: int) -> ItemFigures:
+def _item(item: Mapping[str, Any], counts: dict[str, int], responses: int, status: str, seen: bool) -> ItemFigures:
     kind = item["kind"]
-    shown = responses >= least and responses > 0
     if kind in SCALES:
         low, high = SCALES[kind]
         labels = [str(v) for v in range(low, high + 1)]
-        mean = _estimate(responses, least, lambda: statistics.mean_interval(
+        mean = _estimate(responses, status, seen, lambda: statistics.mean_interval(
             statistics.Sample.from_counts({float(v): c for v, c in counts.items()}), bounds=(low, high)))
     else:
         labels, mean = [str(o["code"]) for o in item.get("options") or ()], None
     labels += sorted(set(counts) - set(labels))  # values no longer offered (none expected)
-    distribution = [(label, counts.get(label, 0)) for label in labels] if shown else None
-    return ItemFigures(item["link_id"], kind, responses, shown, mean, distribution)
+    distribution = [(label, counts.get(label, 0)) for label in labels] if status == SHOWN else None
+    return ItemFigures(item["link_id"], kind, responses if seen else None, status, mean, distribution)
 
 
-def _group(n: int, least: int, sample: statistics.Sample | None) -> GroupFigures:
-    if n < least or sample is None:
-        return GroupFigures(n, False, None, None)
-    return GroupFigures(n, True, sample.mean, sample.sd)
+def _group(n: int, withheld: int, sample: statistics.Sample | None) -> GroupFigures:
+    if n == 0 or sample is None:
+        return GroupFigures(n, withheld, None, None)
+    return GroupFigures(n, withheld, sample.mean, sample.sd)
 
 
-def _welch(sums: list[tuple[int, float, float]], alpha: float, least: int) -> Comparison:
-    samples = [statistics.Sample.from_sums(*s) if s[0] else None for s in sums]
-    a, b = (_group(s[0], least, sample) for s, sample in zip(sums, samples, strict=True))
+def _welch(sums: list[tuple[int, float, float, int]], alpha: float) -> Comparison:
+    samples = [statistics.Sample.from_sums(*s[:3]) if s[0] else None for s in sums]
+    a, b = (_group(s[0], s[3], sample) for s, sample in zip(sums, samples, strict=True))
     sa, sb = samples
     if not (a.shown and b.shown) or sa is None or sb is None or sa.variance is None or sb.variance is None:
         return Comparison("welch_t", None, alpha, a, b)
@@ -583,12 +748,12 @@ def _welch(sums: list[tuple[int, float, float]], alpha: float, least: int) -> Co
                       hedges_g=t.hedges_g)
 
 
-def _mann_whitney(link_id: str, counts: list[dict[float, int]], alpha: float, least: int) -> Comparison:
-    samples = [statistics.Sample.from_counts(c) if sum(c.values()) else None for c in counts]
-    a, b = (_group(sum(c.values()), least, s) for c, s in zip(counts, samples, strict=True))
+def _mann_whitney(link_id: str, counts: list[tuple[dict[float, int], int]], alpha: float) -> Comparison:
+    samples = [statistics.Sample.from_counts(c) if sum(c.values()) else None for c, _ in counts]
+    a, b = (_group(sum(c.values()), withheld, s) for (c, withheld), s in zip(counts, samples, strict=True))
     if not (a.shown and b.shown):
         return Comparison("mann_whitney_u", link_id, alpha, a, b)
-    u = statistics.mann_whitney(counts[0], counts[1])
+    u = statistics.mann_whitney(counts[0][0], counts[1][0])
     return Comparison("mann_whitney_u", link_id, alpha, a, b, statistic=u.u_a, p_value=u.p_value,
                       difference=b.mean - a.mean if a.mean is not None and b.mean is not None else None,
                       rank_biserial=u.rank_biserial)

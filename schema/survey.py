@@ -9,10 +9,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 
+from resolvers import access
 from resolvers import survey as surveys
+from resolvers.access import ContactView
 from resolvers.survey import InvitationView, Invited
 from schema.campaign import CampaignAudienceInput
 from schema.common import DEFAULT_PAGE_SIZE, Info, PageInfo, provided, uuid_of
+from schema.contact import Relationship
 from schema.department import Department
 from schema.questionnaire import Questionnaire
 from schema.visit import VisitKind
@@ -200,7 +203,27 @@ class SurveyCause(Enum):
     CAMPAIGN = strawberry.enum_value("campaign", description="A one-off survey campaign.")
 
 
-@strawberry.type(description="An invitation to answer one questionnaire version, for one cause.")
+@strawberry.type(description="The family member a family questionnaire's invitation was addressed to: who they are, "
+                             "nothing more (their phone and notes are on the patient's contacts). Reading it is "
+                             "audited as a read of the patient's contacts.")
+class SurveyInvitedContact:
+    view: strawberry.Private[ContactView]
+
+    @strawberry.field(description="The contact's id (as in the patient's contacts).")
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(str(self.view.row.id))
+
+    @strawberry.field(description="The contact's full name.")
+    def name(self, info: Info) -> str:
+        return str(access.read_contact_field(info.context, self.view, "name"))
+
+    @strawberry.field(description="How the contact is related to the patient.")
+    def relationship(self, info: Info) -> Relationship:
+        return Relationship(access.read_contact_field(info.context, self.view, "relationship"))
+
+
+@strawberry.type(description="An invitation to answer one questionnaire version, for one cause: to the patient, or "
+                             "for a family questionnaire to one of their contacts.")
 class SurveyInvitation:
     view: strawberry.Private[InvitationView]
 
@@ -235,6 +258,14 @@ class SurveyInvitation:
     @strawberry.field(description="The department it is about, if any.")
     def department_id(self) -> strawberry.ID | None:
         return _id(self.view.row.department_id)
+
+    @strawberry.field(description="The family member it was addressed to (a family questionnaire: a contact who may "
+                                  "receive information and has a phone, one marked for emergencies first, then the "
+                                  "earliest added); null when it was addressed to the patient. Needs the right to "
+                                  "read the patient's contacts (FORBIDDEN on the field otherwise).")
+    def invited_contact(self, info: Info) -> SurveyInvitedContact | None:
+        view = surveys.invited_contact(info.context, self.view)
+        return None if view is None else SurveyInvitedContact(view=view)
 
     @strawberry.field(description="Where it stands.")
     def status(self) -> SurveyInvitationStatus:
@@ -284,11 +315,14 @@ class SurveyInviteResult:
     refused: int = strawberry.field(description="Of those, how many messages the consent gate refused.")
     fatigued: int = strawberry.field(description="Patients not asked: invited within the fatigue period.")
     inactive: int = strawberry.field(description="Patients not asked: archived or deceased.")
+    no_contact: int = strawberry.field(description="Patients not asked: the questionnaire is answered by family, and "
+                                                   "none of their contacts may receive information and has a phone. "
+                                                   "Nothing is sent to the patient instead.")
 
     @classmethod
     def of(cls, made: Invited) -> SurveyInviteResult:
         return cls(invited=len(made.invitations), refused=made.refused, fatigued=made.fatigued,
-                   inactive=made.inactive)
+                   inactive=made.inactive, no_contact=made.no_contact)
 
 
 def _invitations(page: Any) -> SurveyInvitationConnection:
@@ -323,7 +357,9 @@ class SurveyQuery:
         return _invitations(await surveys.patient_invitations(info.context, uuid_of(patient_id, "patientId"),
                                                               first=first, after=after))
 
-    @strawberry.field(description="Your own survey invitations, newest first (patients in the portal).")
+    @strawberry.field(description="Your own survey invitations, newest first (patients in the portal): those "
+                                  "addressed to you; a family questionnaire's invitation is your contact's to answer "
+                                  "and is not listed.")
     async def my_survey_invitations(
         self, info: Info, first: _FIRST = DEFAULT_PAGE_SIZE, after: _AFTER = None,
     ) -> SurveyInvitationConnection:

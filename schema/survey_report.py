@@ -1,4 +1,5 @@
-"""Survey scores, reports and statistics: aggregates only (no respondent, no free text), small cells hidden."""
+"""Survey scores, reports and statistics: aggregates only (no respondent, no free text), small cells hidden, and
+the cells that would give a small one away by subtraction hidden with it."""
 
 from __future__ import annotations
 
@@ -13,12 +14,17 @@ from schema.common import Info, uuid_of
 
 
 @strawberry.enum(description="Whether a figure is shown: the small-cell rule hides what fewer respondents than the "
-                             "institution's minimum (SurveySettings.minCell, default 5) answered.")
+                             "institution's minimum (SurveySettings.minCell, default 5) answered, and hides more "
+                             "cells where a hidden one could otherwise be worked back by subtraction.")
 class FigureStatus(Enum):
     SHOWN = strawberry.enum_value("shown", description="Computed from enough responses: the values are given.")
     TOO_FEW_RESPONSES = strawberry.enum_value(
         "too_few_responses", description="Too few responses: the values are null so that nobody can single out an "
                                          "answer.")
+    PROTECTS_SMALL_CELL = strawberry.enum_value(
+        "protects_small_cell", description="Enough responses, but hidden with a cell beside it that has too few: "
+                                           "otherwise the total (the department's figure) minus the shown cells "
+                                           "would give that cell away. The values are null.")
 
 
 @strawberry.enum(description="The test of a comparison.")
@@ -40,17 +46,24 @@ def _status(shown: bool) -> FigureStatus:
     return FigureStatus.SHOWN if shown else FigureStatus.TOO_FEW_RESPONSES
 
 
+def _of(status: str) -> FigureStatus:
+    return FigureStatus(status)
+
+
 @strawberry.type(description="A figure with its 95 % confidence interval; values null unless status is SHOWN.")
 class SurveyEstimate:
-    status: FigureStatus = strawberry.field(description="SHOWN, or TOO_FEW_RESPONSES (values null).")
-    responses: int = strawberry.field(description="The responses the figure is computed from.")
+    status: FigureStatus = strawberry.field(description="SHOWN, or TOO_FEW_RESPONSES or PROTECTS_SMALL_CELL (values "
+                                                        "null).")
+    responses: int | None = strawberry.field(
+        description="The responses the figure is computed from; null where the row is hidden (how many answered "
+                    "an item can tell what they answered to the item it depends on).")
     value: float | None = strawberry.field(description="The estimate.")
     low: float | None = strawberry.field(description="Lower end of the 95 % interval (null from a single response).")
     high: float | None = strawberry.field(description="Upper end of the 95 % interval.")
 
     @classmethod
     def of(cls, e: reports.Estimate) -> SurveyEstimate:
-        return cls(status=_status(e.shown), responses=e.responses, value=e.value, low=e.low, high=e.high)
+        return cls(status=_of(e.status), responses=e.responses, value=e.value, low=e.low, high=e.high)
 
 
 @strawberry.type(description="How many responses gave one value (or chose one option) of an item.")
@@ -66,8 +79,10 @@ class SurveyValueCount:
 class SurveyItemFigures:
     link_id: str = strawberry.field(description="The item's linkId in the questionnaire.")
     kind: str = strawberry.field(description="likert, nps, csat, yes_no, choice or multi_choice.")
-    status: FigureStatus = strawberry.field(description="SHOWN, or TOO_FEW_RESPONSES (mean and distribution null).")
-    responses: int = strawberry.field(description="Responses that answered the item.")
+    status: FigureStatus = strawberry.field(description="SHOWN, or TOO_FEW_RESPONSES or PROTECTS_SMALL_CELL (mean "
+                                                        "and distribution null).")
+    responses: int | None = strawberry.field(description="Responses that answered the item; null where the row is "
+                                                         "hidden.")
     mean: SurveyEstimate | None = strawberry.field(
         description="The mean answer with its 95 % t interval (numeric and yes/no items; yes counts 1); null for "
                     "choice items.")
@@ -77,7 +92,7 @@ class SurveyItemFigures:
 
     @classmethod
     def of(cls, item: reports.ItemFigures) -> SurveyItemFigures:
-        return cls(link_id=item.link_id, kind=item.kind, status=_status(item.shown), responses=item.responses,
+        return cls(link_id=item.link_id, kind=item.kind, status=_of(item.status), responses=item.responses,
                    mean=SurveyEstimate.of(item.mean) if item.mean is not None else None,
                    distribution=None if item.distribution is None else [
                        SurveyValueCount(value=v, responses=n) for v, n in item.distribution])
@@ -97,9 +112,12 @@ class SurveyReportRow:
     answered: int = strawberry.field(description="Of those invitations, the ones answered (so far).")
     response_rate: float | None = strawberry.field(description="Answered / invited, in percent; null without "
                                                                "invitations.")
-    responses: int = strawberry.field(description="Responses of the month (invited or entered by staff).")
-    status: FigureStatus = strawberry.field(description="TOO_FEW_RESPONSES when the row has fewer responses than "
-                                                        "the minimum: then every figure below is hidden.")
+    responses: int = strawberry.field(description="Responses of the month (invited or entered by staff); shown "
+                                                  "always, as are invited and answered.")
+    status: FigureStatus = strawberry.field(
+        description="TOO_FEW_RESPONSES when the row has fewer responses than the minimum; PROTECTS_SMALL_CELL for a "
+                    "clinician's row hidden with a colleague's small one (the department's row minus the shown "
+                    "clinicians' would give it away). Either way every figure below is hidden, with its count.")
     score: SurveyEstimate = strawberry.field(description="Mean satisfaction score, 0-100, with its t interval.")
     satisfied: SurveyEstimate = strawberry.field(
         description="Percent of scored responses that were satisfied (score at or above the version's satisfiedAt), "
@@ -121,7 +139,7 @@ class SurveyReportRow:
             department_id=strawberry.ID(str(row.department_id)) if row.department_id else None,
             clinician_id=strawberry.ID(str(row.clinician_id)) if row.clinician_id else None,
             month=row.month, invited=row.invited, answered=row.answered, response_rate=row.response_rate,
-            responses=row.responses, status=_status(row.shown), score=SurveyEstimate.of(row.score),
+            responses=row.responses, status=_of(row.status), score=SurveyEstimate.of(row.score),
             satisfied=SurveyEstimate.of(row.satisfied), nps=SurveyEstimate.of(row.nps),
             csat=SurveyEstimate.of(row.csat), meets_target=row.meets_target,
             items=[SurveyItemFigures.of(i) for i in row.items])
@@ -173,18 +191,28 @@ class SurveyGroupInput:
 
 @strawberry.type(description="One group of a comparison.")
 class SurveyGroupFigures:
-    status: FigureStatus = strawberry.field(description="TOO_FEW_RESPONSES: mean and SD hidden, and no test.")
-    responses: int = strawberry.field(description="Responses with a score (or answers to the item).")
+    status: FigureStatus = strawberry.field(description="TOO_FEW_RESPONSES: no response of the group is in a cell "
+                                                        "the report shows; mean and SD hidden, and no test.")
+    responses: int = strawberry.field(
+        description="Responses with a score (or answers to the item) the figures are computed from: those of the "
+                    "cells (version, department, month, and clinician when one is asked) whose figure the report "
+                    "shows.")
+    withheld: int = strawberry.field(
+        description="Responses of the group left out: in cells whose figure the report hides (too few there, or "
+                    "protecting a small cell), so that no difference of groups can give a hidden cell away. A "
+                    "hidden row counts all its responses.")
     mean: float | None = strawberry.field(description="Mean score (or mean answer).")
     standard_deviation: float | None = strawberry.field(description="Sample standard deviation (n - 1).")
 
     @classmethod
     def of(cls, g: reports.GroupFigures) -> SurveyGroupFigures:
-        return cls(status=_status(g.shown), responses=g.responses, mean=g.mean, standard_deviation=g.sd)
+        return cls(status=_status(g.shown), responses=g.responses, withheld=g.withheld, mean=g.mean,
+                   standard_deviation=g.sd)
 
 
 @strawberry.type(description="Two groups compared: Welch's t-test on scores, or Mann-Whitney U on an ordinal item. "
-                             "Differences and effects are B minus A (positive: B is higher). Test figures are null "
+                             "Differences and effects are B minus A (positive: B is higher). Each group counts the "
+                             "cells the report shows (see SurveyGroupFigures.withheld). Test figures are null "
                              "when a group has too few responses, or when no answer varies.")
 class SurveyComparison:
     test: SurveyTest = strawberry.field(description="The test used.")
@@ -223,7 +251,13 @@ class SurveyComparison:
 class SurveyControlPoint:
     month: str = strawberry.field(description="YYYY-MM.")
     status: FigureStatus = strawberry.field(description="SHOWN, or TOO_FEW_RESPONSES (left out of the centre line).")
-    responses: int = strawberry.field(description="Responses with a satisfied / not satisfied verdict.")
+    responses: int = strawberry.field(
+        description="Responses with a satisfied / not satisfied verdict the percent is computed from: those of the "
+                    "cells (version and department) whose share satisfied the report shows.")
+    withheld: int = strawberry.field(
+        description="Responses of the month left out: in cells whose share satisfied the report hides, so that the "
+                    "chart minus the report's shown cells gives nothing away. A hidden row counts all its "
+                    "responses.")
     percent_satisfied: float | None = strawberry.field(description="Percent satisfied that month.")
     lower_limit: float | None = strawberry.field(description="Lower control limit (3 sigma for this month's n).")
     upper_limit: float | None = strawberry.field(description="Upper control limit.")
@@ -248,6 +282,7 @@ class SurveyControlChart:
                    department_id=strawberry.ID(str(c.department_id)) if c.department_id else None,
                    from_=c.first, to=c.last, min_cell=c.min_cell, centre_line=c.centre,
                    points=[SurveyControlPoint(month=p.month, status=_status(p.shown), responses=p.responses,
+                                              withheld=p.withheld,
                                               percent_satisfied=p.percent, lower_limit=p.low, upper_limit=p.high,
                                               out_of_control=p.out_of_control) for p in c.points])
 
@@ -281,9 +316,10 @@ class SurveyReportQuery:
                                      uuid_of(clinician_id, "clinicianId"), from_, to, by_clinician)
         return SurveyReport.of(found)
 
-    @strawberry.field(description="Compare two groups or periods (e.g. before and after a change): Welch's t-test on "
-                                  "scores, or Mann-Whitney U on an ordinal item, with effect size, p-value, both n "
-                                  "and the conclusion at alpha.")
+    @strawberry.field(description="Compare two groups or periods (e.g. before and after a change) that share no "
+                                  "response (overlapping groups are refused on groupB): Welch's t-test on scores, or "
+                                  "Mann-Whitney U on an ordinal item, with effect size, p-value, both n and the "
+                                  "conclusion at alpha. Only the cells the report shows count.")
     async def survey_comparison(
         self, info: Info, questionnaire_key: _KEY,
         group_a: Annotated[SurveyGroupInput, strawberry.argument(description="Group A (e.g. before).")],

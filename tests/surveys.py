@@ -111,3 +111,27 @@ async def invited(tenant: Tenant, services: Services, q: Questionnaire, *, depar
     await finished_visit(tenant, pid, department=department)
     row = await SurveyInvitation.get(institution_id=tenant.id, patient_id=pid)
     return pid, row, link_of(services, row)
+
+
+# -- family respondents ------------------------------------------------------------------------------------
+
+CONTACT_CREATE = """mutation($pid: ID!, $input: ContactCreateInput!) { contactCreate(patientId: $pid, input: $input) {
+  id } }"""
+
+
+async def texted(tenant: Tenant, department: str = "A", *, consent: bool = True, **more: Any) -> uuid.UUID:
+    """A patient who agreed to care messages by e-mail and SMS (a contact is written to by SMS or WeChat on the
+    patient's consented channels, so a family member can be texted)."""
+    return await make_patient(tenant, departmentId=str(tenant.departments[department].id), contactConsent=consent,
+                              contactChannels=["EMAIL", "SMS"], email=f"p{uuid.uuid4().hex[:8]}@example.org",
+                              contactPurposes=["CARE"], **more)
+
+
+async def family_member(tenant: Tenant, patient_id: uuid.UUID, name: str, *, phone: str | None = "13600004444",
+                        informed: bool = True, emergency: bool = False, relationship: str = "CHILD") -> uuid.UUID:
+    """A contact of the patient, added by the front desk (``informed``: may receive information)."""
+    reply = await tenant.call("front_desk", CONTACT_CREATE, pid=str(patient_id), input={
+        "name": name, "relationship": relationship, "phone": phone, "isEmergency": emergency,
+        "mayReceiveInformation": informed})
+    assert reply.errors == [], reply.errors
+    return uuid.UUID(reply.data["contactCreate"]["id"])

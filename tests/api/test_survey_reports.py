@@ -176,10 +176,10 @@ REPORT = """query($key: ID!, $from: String!, $to: String!, $dep: ID, $clinician:
 fragment E on SurveyEstimate { status responses value low high }"""
 
 
-def estimate(responses: int, value: float | None = None, low: float | None = None,
-             high: float | None = None) -> dict[str, Any]:
+def estimate(responses: int | None, value: float | None = None, low: float | None = None,
+             high: float | None = None, status: str = "TOO_FEW_RESPONSES") -> dict[str, Any]:
     shown = value is not None
-    return {"status": "SHOWN" if shown else "TOO_FEW_RESPONSES", "responses": responses, "value": r4(value),
+    return {"status": "SHOWN" if shown else status, "responses": responses, "value": r4(value),
             "low": r4(low), "high": r4(high)}
 
 
@@ -192,11 +192,13 @@ def rounded(found: Any) -> Any:
     return round(found, 4) if isinstance(found, float) else found
 
 
-def hidden_items(answering: dict[str, int]) -> list[dict[str, Any]]:
+def hidden_items(status: str = "TOO_FEW_RESPONSES") -> list[dict[str, Any]]:
+    """A hidden row's items: nothing of them shows, not even how many answered them (the count of answers to a
+    conditional item tells what was answered to the item it depends on), each with the row's status."""
     kinds = {"q1": "likert", "q2": "likert", "q3": "choice", "q4": "multi_choice", "q5": "nps", "q6": "csat",
              "q7": "yes_no"}
-    return [{"linkId": q, "kind": kinds[q], "status": "TOO_FEW_RESPONSES", "responses": answering.get(q, 0),
-             "mean": None if q in ("q3", "q4") else estimate(answering.get(q, 0)), "distribution": None}
+    return [{"linkId": q, "kind": kinds[q], "status": status, "responses": None,
+             "mean": None if q in ("q3", "q4") else estimate(None, status=status), "distribution": None}
             for q in REPORTED]
 
 
@@ -247,16 +249,17 @@ def november_a_v1(data: Data) -> dict[str, Any]:
     }
 
 
-def too_few(data: Data, version: Questionnaire, month: str, responses: int, invited: int,
-            answering: dict[str, int], department: str = "A", clinician: uuid.UUID | None = None) -> dict[str, Any]:
+def too_few(data: Data, version: Questionnaire, month: str, responses: int, invited: int, department: str = "A",
+            clinician: uuid.UUID | None = None, status: str = "TOO_FEW_RESPONSES") -> dict[str, Any]:
+    """A hidden row: its counts (invited, answered, responses), nothing of its figures, not even their counts."""
+    hidden = estimate(None, status=status)
     return {
         "questionnaireId": str(version.id), "version": version.version,
         "departmentId": str(data.tenant.departments[department].id),
         "clinicianId": None if clinician is None else str(clinician), "month": month, "invited": invited,
-        "answered": 0, "responseRate": 0.0 if invited else None, "responses": responses, "status": "TOO_FEW_RESPONSES",
-        "score": estimate(answering.get("q1", 0)), "satisfied": estimate(answering.get("q1", 0)),
-        "nps": estimate(answering.get("q5", 0)), "csat": estimate(answering.get("q6", 0)), "meetsTarget": None,
-        "items": hidden_items(answering),
+        "answered": 0, "responseRate": 0.0 if invited else None, "responses": responses, "status": status,
+        "score": hidden, "satisfied": hidden, "nps": hidden, "csat": hidden, "meetsTarget": None,
+        "items": hidden_items(status),
     }
 
 
@@ -273,10 +276,11 @@ async def test_the_november_report_is_exact(november: Data) -> None:
                      for v in (november.v1, november.v2)]}
     assert rounded(report["rows"]) == rounded([
         november_a_v1(november),
-        # version 2: two responses, every figure hidden (how many answered is not an answer: shown)
-        too_few(november, november.v2, "2025-11", 2, 0, {"q1": 2, "q2": 2, "q3": 2, "q4": 2, "q5": 2, "q6": 2}),
+        # version 2: two responses, every figure hidden (how many responses is not an answer: shown; how many
+        # answered each item can be, and is hidden with the figures)
+        too_few(november, november.v2, "2025-11", 2, 0),
         # December: three invitations out, nothing answered yet
-        too_few(november, november.v1, "2025-12", 0, 3, {}),
+        too_few(november, november.v1, "2025-12", 0, 3),
     ])
 
 
@@ -311,19 +315,19 @@ async def test_clinician_breakdowns_hide_small_cells(november: Data) -> None:
     assert sorted(rows, key=str) == sorted([(1, x), (1, y), (2, x), (1, None)], key=str)
     # the November invitations name no clinician: a row of their own, with no response
     assert (rows[(1, None)]["invited"], rows[(1, None)]["answered"], rows[(1, None)]["responses"]) == (8, 6, 0)
-    # clinician x: the first five November responses, scores 100, 87.5, 75, 62.5, 87.5: shown
-    mean, low, high = t_interval_by_hand([100, 87.5, 75, 62.5, 87.5], 2.7764451051977987)  # t(0.975, 4)
-    assert round(high, 4) == 100.1964  # past the scale: the interval is clipped to 0-100
-    assert rounded(rows[(1, x)]["score"]) == rounded(estimate(5, mean, low, 100.0))
-    assert rows[(1, x)]["satisfied"]["value"] == 80.0
-    # clinician y: one response; nothing of it shows, its items neither
-    assert rows[(1, y)] == too_few(november, november.v1, "2025-11", 1, 0,
-                                   {"q1": 1, "q2": 1, "q3": 1, "q4": 1, "q5": 1, "q6": 1, "q7": 1},
-                                   clinician=november.y) | {"invited": 0, "responseRate": None}
-    # asked about y alone: the same hidden row
-    alone = await tenant.call("department_head", REPORT, key=str(november.key), dep=dep, clinician=y, **period)
-    assert [r["status"] for r in alone.data["surveyReport"]["rows"]] == ["TOO_FEW_RESPONSES"]
-    assert alone.data["surveyReport"]["rows"][0]["clinicianId"] == y
+    # clinician y: one response; nothing of it shows, its items neither. Clinician x: five responses, enough, but
+    # hidden with it: the department's row (six responses, shown) minus x's would be y's answer (the clipped
+    # interval of a shown clinician is checked in tests/api/test_survey_report_privacy.py)
+    assert rows[(1, y)] == too_few(november, november.v1, "2025-11", 1, 0, clinician=november.y) | {
+        "invited": 0, "responseRate": None}
+    assert rows[(1, x)] == too_few(november, november.v1, "2025-11", 5, 0, clinician=november.x,
+                                   status="PROTECTS_SMALL_CELL") | {"invited": 0, "responseRate": None}
+    # asked about x or y alone: the same hidden rows (their colleagues are read to decide)
+    for clinician, status in ((x, "PROTECTS_SMALL_CELL"), (y, "TOO_FEW_RESPONSES")):
+        alone = await tenant.call("department_head", REPORT, key=str(november.key), dep=dep, clinician=clinician,
+                                  **period)
+        assert [(r["version"], r["clinicianId"], r["status"]) for r in alone.data["surveyReport"]["rows"]] == (
+            [(1, x, status), (2, x, "TOO_FEW_RESPONSES")] if clinician == x else [(1, y, status)])
 
 
 async def test_the_minimum_and_the_target_are_the_institutions(november: Data) -> None:
@@ -373,8 +377,8 @@ async def test_reading_a_report_is_audited_without_patients(november: Data) -> N
 
 COMPARE = """query($key: ID!, $a: SurveyGroupInput!, $b: SurveyGroupInput!, $item: String, $alpha: Float! = 0.05) {
   surveyComparison(questionnaireKey: $key, groupA: $a, groupB: $b, itemLinkId: $item, alpha: $alpha) {
-    test itemLinkId alpha status groupA { status responses mean standardDeviation }
-    groupB { status responses mean standardDeviation } statistic degreesOfFreedom pValue difference
+    test itemLinkId alpha status groupA { status responses withheld mean standardDeviation }
+    groupB { status responses withheld mean standardDeviation } statistic degreesOfFreedom pValue difference
     differenceLow differenceHigh cohensD hedgesG rankBiserial conclusion } }"""
 
 
@@ -437,8 +441,9 @@ async def test_a_comparison_with_a_small_group_shows_no_test(tenant: Tenant) -> 
     reply = await tenant.call("admin", COMPARE, key=str(q.key), a={"from": "2025-01", "to": "2025-01"},
                               b={"from": "2025-02", "to": "2025-02"})
     found = reply.data["surveyComparison"]
+    # February's four responses are a hidden cell: left out (withheld), nothing of them in the figures
     assert (found["status"], found["groupA"]["status"], found["groupB"]) == ("TOO_FEW_RESPONSES", "SHOWN", {
-        "status": "TOO_FEW_RESPONSES", "responses": 4, "mean": None, "standardDeviation": None})
+        "status": "TOO_FEW_RESPONSES", "responses": 0, "withheld": 4, "mean": None, "standardDeviation": None})
     assert (found["statistic"], found["pValue"], found["difference"], found["conclusion"]) == (None, None, None, None)
 
 
@@ -461,7 +466,7 @@ async def test_bad_comparisons_are_refused(tenant: Tenant, variables: dict[str, 
 CHART = """query($key: ID!, $from: String!, $to: String!, $dep: ID) {
   surveyControlChart(questionnaireKey: $key, from: $from, to: $to, departmentId: $dep) {
     questionnaireKey departmentId from to minCell centreLine
-    points { month status responses percentSatisfied lowerLimit upperLimit outOfControl } } }"""
+    points { month status responses withheld percentSatisfied lowerLimit upperLimit outOfControl } } }"""
 
 
 async def test_the_control_chart_flags_a_real_change(tenant: Tenant) -> None:
@@ -484,12 +489,12 @@ async def test_the_control_chart_flags_a_real_change(tenant: Tenant) -> None:
     limits = {"lowerLimit": round(82.5 - sigma3, 4), "upperLimit": 100.0}
 
     def point(month: str, n: int, percent: float, out: bool) -> dict[str, Any]:
-        return {"month": month, "status": "SHOWN", "responses": n, "percentSatisfied": percent, **limits,
-                "outOfControl": out}
+        return {"month": month, "status": "SHOWN", "responses": n, "withheld": 0, "percentSatisfied": percent,
+                **limits, "outOfControl": out}
 
-    def hidden(month: str, n: int) -> dict[str, Any]:
-        return {"month": month, "status": "TOO_FEW_RESPONSES", "responses": n, "percentSatisfied": None,
-                "lowerLimit": None, "upperLimit": None, "outOfControl": None}
+    def hidden(month: str, n: int) -> dict[str, Any]:  # n responses withheld: a hidden cell of the report
+        return {"month": month, "status": "TOO_FEW_RESPONSES", "responses": 0, "withheld": n,
+                "percentSatisfied": None, "lowerLimit": None, "upperLimit": None, "outOfControl": None}
 
     assert rounded(chart) == {
         "questionnaireKey": str(q.key), "departmentId": str(tenant.departments["A"].id), "from": "2025-01",
