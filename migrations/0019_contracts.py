@@ -231,5 +231,10 @@ class Migration(migrations.Migration):
             name='version',
             field=fields.IntField(default=1),
         ),
+        ops.AddField(
+            model_name='Notification',
+            name='contract',
+            field=fields.ForeignKeyField('careloop.Contract', source_field='contract_id', null=True, db_constraint=True, to_field='id', related_name='notifications', on_delete=OnDelete.RESTRICT),
+        ),
         ops.RunPython(install_guards),
     ]

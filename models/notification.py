@@ -1,4 +1,4 @@
-"""The notification outbox (escalations of tickets at risk or breached)."""
+"""The staff notification outbox: escalations of tickets at risk or breached, contracts needing attention."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from tortoise.indexes import Index
 from models.base import TenantModel
 
 if TYPE_CHECKING:
+    from models.contract import Contract
     from models.staff import Staff
     from models.ticket import Ticket
 
@@ -26,6 +27,8 @@ class Notification(TenantModel):
     kind = fields.CharField(max_length=32)
     ticket: fields.ForeignKeyNullableRelation[Ticket] = fields.ForeignKeyField(
         "careloop.Ticket", related_name="notifications", null=True, on_delete=fields.RESTRICT)
+    contract: fields.ForeignKeyNullableRelation[Contract] = fields.ForeignKeyField(
+        "careloop.Contract", related_name="notifications", null=True, on_delete=fields.RESTRICT)
     recipient: fields.ForeignKeyNullableRelation[Staff] = fields.ForeignKeyField(
         "careloop.Staff", related_name="notifications", null=True, on_delete=fields.RESTRICT)
     due_at = fields.DatetimeField()
@@ -36,6 +39,7 @@ class Notification(TenantModel):
 
     if TYPE_CHECKING:
         ticket_id: uuid.UUID | None
+        contract_id: uuid.UUID | None
         recipient_id: uuid.UUID | None
 
     class Meta:
