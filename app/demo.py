@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from app import demo_appointments
+from app import demo_appointments, demo_contracts, demo_surveys
 from app.demo_data import DemoPatient, demo_patients
 from audit.events import RequestMeta
 from core.principal import ROLES, Principal
@@ -88,7 +88,11 @@ async def seed(services: Services, *, password: str | None, patients_count: int 
     await _care_journey(admin, ctx, desk, registered, department_list)
     await demo_appointments.seed(services, admin=admin, desk=desk, staff=accounts, departments=departments,
                                  patient_ids=registered, pool_from=DEMO_VISITS + DESK_TODAY)
+    await demo_surveys.seed(services, admin=admin, nurse=ctx, staff=accounts, acting_as=_acting_as,
+                            departments=departments, patient_ids=registered)
     client = await _partner(admin, ctx, registered[:DEMO_GRANTS])
+    await demo_contracts.seed(services, acting_as=_acting_as, staff=accounts, nurse=ctx, desk=desk,
+                              patient_ids=registered, partner_id=client.client.partner_id)
     return DemoResult(created=True, password=password if generated else None, partner_client_id=client.client.id,
                       partner_secret=client.secret)
 

@@ -77,7 +77,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             await policy.record_change(services)
             background = [asyncio.create_task(notifier.run_outboxes(services)),
                           asyncio.create_task(checkpoints.run(settings, services)),
-                          asyncio.create_task(sweeps.run())]
+                          asyncio.create_task(sweeps.run(sweeps.of(services)))]
             yield
         finally:
             for task in background:

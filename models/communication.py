@@ -39,6 +39,8 @@ CAUSES = {
     "pending_treatment_reminder": "care",
     "follow_up_announcement": "care",
     "survey_invitation": "care",
+    "contract_expiry": "care",
+    "contract_signature": "care",
     "birthday_greeting": "greeting",
     "holiday_greeting": "greeting",
     "campaign": "campaign",

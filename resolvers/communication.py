@@ -60,6 +60,7 @@ from models import (
     PatientAccount,
     Schedule,
     Staff,
+    SurveyInvitation,
 )
 from models.communication import CAUSES, DIRECTIONS, LOGGED_CALL, MESSAGE_CHANNELS, PURPOSES
 from models.fields import tags_from_db, tags_to_db
@@ -194,10 +195,16 @@ class Facts:
     settings: dict[uuid.UUID, MessagingSettings] = field(default_factory=dict)
     institutions: dict[uuid.UUID, Institution] = field(default_factory=dict)
     appointments: dict[uuid.UUID, tuple[str, datetime]] = field(default_factory=dict)  # status, slot start
+    surveys_closed: set[uuid.UUID] = field(default_factory=set)  # invitations answered or cancelled
 
     def outdated(self, row: Communication, moment: datetime) -> bool:
         """A confirmation, reminder or change of an appointment no longer booked, or already begun (the
-        service was down when it fell due): nothing to tell any more. Cancellations always go."""
+        service was down when it fell due): nothing to tell any more. Cancellations always go. A survey
+        invitation's message or reminder once the invitation was answered (or cancelled): dropped when it falls
+        due, so that an anonymous invitation's answer leaves no mark dated by it (resolvers.questionnaire_response)."""
+        invitation_id = survey_invitation_of(row)
+        if invitation_id is not None:
+            return invitation_id in self.surveys_closed
         if row.appointment_id is None or row.cause not in APPOINTMENT_NOTICES:
             return False
         status, start = self.appointments.get(row.appointment_id, ("", moment))
@@ -276,6 +283,10 @@ async def load_facts(rows: Iterable[Communication]) -> Facts:
     if appointment_ids:
         facts.appointments = {a: (str(status), start) for a, status, start in await Appointment.filter(
             id__in=list(appointment_ids)).values_list("id", "status", "slot_start")}
+    invitation_ids = {i for i in (survey_invitation_of(row) for row in rows) if i is not None}
+    if invitation_ids:
+        facts.surveys_closed = {uuid.UUID(str(i)) for i in await SurveyInvitation.filter(
+            Q(answered=True) | Q(status="cancelled"), id__in=list(invitation_ids)).values_list("id", flat=True)}
     found = {s.institution_id: s for s in await MessagingSettings.filter(institution_id__in=list(institution_ids))}
     facts.settings = {i: found.get(i) or MessagingSettings(institution_id=i) for i in institution_ids}
     if any(row.purpose in NON_CARE for row in rows):
@@ -503,7 +514,7 @@ async def _deliver_one(services: Services, senders: Mapping[str, MessageSender],
         row.sent_at = moment
         row.status = "sent"
     keys = work.keys[row.institution_id]
-    link = unsubscribe_url(services, row.institution_id, row.patient_id, row.purpose)
+    link = unsubscribe_url(services, row.institution_id, row.patient_id, row.purpose, row.contact_id)
     rendered = await render(work, row, channel, link, survey_url_of(services, row))
     if rendered is None:
         _refuse(row, "no_template", moment)
@@ -597,7 +608,8 @@ async def render(work: Batch, row: Communication, channel: str, link: str,
                  survey_url: str | None = None) -> tuple[str, str] | None:
     """Subject and body of a message: the institution's template for its cause, channel and the patient's
     language, its variables filled in (the unsubscribe link always among them, a survey invitation's link in
-    its own); None without a template."""
+    its own); None without a template. ``link`` is the recipient's own way out: a message to a contact carries
+    the contact's link (``unsubscribe_url`` with the contact), which never touches the patient's consent."""
     patient = work.facts.patients[row.patient_id]
     key = (row.institution_id, row.cause, channel, templates.language_of(patient.preferred_language))
     if row.campaign_id is not None:  # a campaign's own text, whatever the channel and language
@@ -670,24 +682,56 @@ def clean_reason(reason: str) -> str:
 
 
 # -- unsubscribe links ------------------------------------------------------------------------
+#
+# A patient's message carries a link that withdraws the message's purpose from the patient's consent:
+#   "<institution>.<patient>.<purpose>.<signature>"
+# A message to one of the patient's contacts (a family member) carries a link that stops messages to that
+# contact only, by clearing the contact's ``may_receive_information``; the patient's consent is never touched:
+#   "<institution>.contact.<contact>.<purpose>.<signature>"
+# Each kind is signed under its own key of the institution, so neither signature holds for the other kind (a
+# family member cannot turn their link into one that unsubscribes the patient).
 
 
 class LinkRefused(Exception):
-    """An unsubscribe link that does not hold: ``reason`` is ``malformed``, ``forged`` (not signed by us),
-    ``other_purpose`` (signed for another purpose than the one it names) or ``unknown`` (no such file)."""
+    """An unsubscribe link that does not hold: ``reason`` is ``malformed``, ``forged`` (not signed by us, or
+    signed for another patient, contact or kind of link), ``other_purpose`` (signed for another purpose than the
+    one it names) or ``unknown`` (no such file or contact)."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
 
 
-def _link_key(secret: bytes, institution_id: uuid.UUID) -> bytes:
-    return derive_key(secret, f"unsubscribe:v1:{institution_id}")
+@dataclass(frozen=True)
+class Link:
+    """What a valid unsubscribe link names: a patient's purpose, or one contact (``contact_id``)."""
+
+    institution_id: uuid.UUID
+    subject_id: uuid.UUID  # the patient, or the contact for a contact's link
+    purpose: str  # the purpose of the message that carried the link
+    contact: bool = False
+
+    @property
+    def contact_id(self) -> uuid.UUID | None:
+        return self.subject_id if self.contact else None
+
+    @property
+    def patient_id(self) -> uuid.UUID | None:
+        return None if self.contact else self.subject_id
 
 
-def _signature(secret: bytes, institution_id: uuid.UUID, patient_id: uuid.UUID, purpose: str) -> str:
-    mac = hmac.new(_link_key(secret, institution_id), f"{institution_id}|{patient_id}|{purpose}".encode(),
-                   hashlib.sha256).digest()
+CONTACT_LINK = "contact"  # the second part of a contact's link
+
+
+def _link_key(secret: bytes, institution_id: uuid.UUID, *, contact: bool = False) -> bytes:
+    return derive_key(secret, f"unsubscribe{'-contact' if contact else ''}:v1:{institution_id}")
+
+
+def _signature(secret: bytes, institution_id: uuid.UUID, subject_id: uuid.UUID, purpose: str, *,
+               contact: bool = False) -> str:
+    text = f"{institution_id}|{CONTACT_LINK}|{subject_id}|{purpose}" if contact else \
+        f"{institution_id}|{subject_id}|{purpose}"
+    mac = hmac.new(_link_key(secret, institution_id, contact=contact), text.encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(mac).decode().rstrip("=")
 
 
@@ -697,48 +741,89 @@ def unsubscribe_token(secret: bytes, institution_id: uuid.UUID, patient_id: uuid
     return f"{institution_id}.{patient_id}.{purpose}.{_signature(secret, institution_id, patient_id, purpose)}"
 
 
-def unsubscribe_url(services: Services, institution_id: uuid.UUID, patient_id: uuid.UUID, purpose: str) -> str:
-    token = unsubscribe_token(services.master_key.token_key, institution_id, patient_id, purpose)
+def contact_unsubscribe_token(secret: bytes, institution_id: uuid.UUID, contact_id: uuid.UUID, purpose: str) -> str:
+    """A link token that stops messages to one contact of a patient (never the patient's own), under its own key
+    of the institution; ``purpose`` is the purpose of the message that carries it."""
+    signature = _signature(secret, institution_id, contact_id, purpose, contact=True)
+    return f"{institution_id}.{CONTACT_LINK}.{contact_id}.{purpose}.{signature}"
+
+
+def unsubscribe_url(services: Services, institution_id: uuid.UUID, patient_id: uuid.UUID, purpose: str,
+                    contact_id: uuid.UUID | None = None) -> str:
+    """The link a message carries: the patient's for a message to the patient, the contact's own for a message
+    to one of their contacts."""
+    secret = services.master_key.token_key
+    token = unsubscribe_token(secret, institution_id, patient_id, purpose) if contact_id is None else \
+        contact_unsubscribe_token(secret, institution_id, contact_id, purpose)
     return f"{services.settings.public_url.rstrip('/')}{UNSUBSCRIBE_PATH}?token={token}"
+
+
+def survey_invitation_of(row: Communication) -> uuid.UUID | None:
+    """The survey invitation a message is about (its key names it), or None."""
+    if row.cause != "survey_invitation" or not row.key.startswith(SURVEY_KEY):
+        return None
+    try:
+        return uuid.UUID(row.key.split(":")[1])
+    except (IndexError, ValueError):
+        return None
 
 
 def survey_url_of(services: Services, row: Communication) -> str | None:
     """The link of a survey invitation's message, computed as it is sent from the invitation its key names
     (``tokens.survey_link``): the token is stored nowhere, not even in the message's variables."""
-    if row.cause != "survey_invitation" or not row.key.startswith(SURVEY_KEY):
-        return None
-    try:
-        invitation_id = uuid.UUID(row.key.split(":")[1])
-    except (IndexError, ValueError):
+    invitation_id = survey_invitation_of(row)
+    if invitation_id is None:
         return None
     token = tokens.survey_link(services.master_key.token_key, row.institution_id, invitation_id)
     return f"{services.settings.public_url.rstrip('/')}{SURVEY_PATH}#token={token}"
 
 
-def read_token(secret: bytes, token: str) -> tuple[uuid.UUID, uuid.UUID, str]:
-    """The institution, patient and purpose a token names, or LinkRefused."""
+def read_link(secret: bytes, token: str) -> Link:
+    """What a link token names, or LinkRefused."""
     parts = token.split(".")
-    if len(parts) != 4 or len(token) > 300:
+    if len(token) > 300 or len(parts) not in (4, 5) or (len(parts) == 5 and parts[1] != CONTACT_LINK):
         raise LinkRefused("malformed")
+    contact = len(parts) == 5
+    if contact:
+        parts = [parts[0], *parts[2:]]
     try:
-        institution_id, patient_id = uuid.UUID(parts[0]), uuid.UUID(parts[1])
+        institution_id, subject_id = uuid.UUID(parts[0]), uuid.UUID(parts[1])
     except ValueError:
         raise LinkRefused("malformed") from None
     purpose, signature = parts[2], parts[3]
     if purpose not in PURPOSES:
         raise LinkRefused("malformed")
-    if hmac.compare_digest(signature, _signature(secret, institution_id, patient_id, purpose)):
-        return institution_id, patient_id, purpose
-    if any(hmac.compare_digest(signature, _signature(secret, institution_id, patient_id, other))
+    if hmac.compare_digest(signature, _signature(secret, institution_id, subject_id, purpose, contact=contact)):
+        return Link(institution_id, subject_id, purpose, contact)
+    if any(hmac.compare_digest(signature, _signature(secret, institution_id, subject_id, other, contact=contact))
            for other in PURPOSES if other != purpose):
         raise LinkRefused("other_purpose")
     raise LinkRefused("forged")
 
 
+def read_token(secret: bytes, token: str) -> tuple[uuid.UUID, uuid.UUID, str]:
+    """The institution, the patient (or, for a contact's link, the contact) and the purpose a token names, or
+    LinkRefused (see ``read_link``)."""
+    link = read_link(secret, token)
+    return link.institution_id, link.subject_id, link.purpose
+
+
 async def unsubscribe(services: Services, token: str, request: RequestMeta | None = None) -> str:
-    """Follow an unsubscribe link (no sign-in): the purpose it names leaves the patient's contact purposes,
-    recorded as a withdrawal of consent. Answers the purpose; following it again changes nothing."""
-    institution_id, patient_id, purpose = read_token(services.master_key.token_key, token)
+    """Follow an unsubscribe link (no sign-in) and answer the purpose it names (see ``follow_link``)."""
+    return (await follow_link(services, token, request)).purpose
+
+
+async def follow_link(services: Services, token: str, request: RequestMeta | None = None) -> Link:
+    """Follow an unsubscribe link (no sign-in). A patient's link: the purpose it names leaves the patient's
+    contact purposes, recorded as a withdrawal of consent. A contact's link: the contact may no longer receive
+    information, so nothing more is sent to them (the gate refuses ``contact_not_informed``), recorded as an
+    update of the contact by the link; the patient's consent and their own messages are untouched. Following it
+    again changes and records nothing."""
+    link = read_link(services.master_key.token_key, token)
+    if link.contact:
+        await _stop_contact(link, request or RequestMeta())
+        return link
+    institution_id, patient_id, purpose = link.institution_id, link.subject_id, link.purpose
     async with in_transaction():
         patient = await Patient.filter(id=patient_id, institution_id=institution_id).select_for_update().first()
         if patient is None:
@@ -751,7 +836,25 @@ async def unsubscribe(services: Services, token: str, request: RequestMeta | Non
                 institution_id, Actor("anonymous"), Action.CONSENT, "contact_consent", Outcome.ALLOWED,
                 request or RequestMeta(), resource_id=patient_id, patient_id=patient_id,
                 fields_read=frozenset({"contact_purposes"}), reason="withdrawn", policy_rule="unsubscribe link")])
-    return purpose
+    return link
+
+
+async def _stop_contact(link: Link, request: RequestMeta) -> None:
+    """A contact's link followed: ``may_receive_information`` cleared, once, on the trail as a write of the
+    contact by the link (an anonymous actor; the record names the contact, and the file it belongs to as
+    every record about a file's rows does, never as a consent of the patient)."""
+    async with in_transaction():
+        contact = await Contact.filter(id=link.subject_id, institution_id=link.institution_id) \
+            .select_for_update().first()
+        if contact is None:
+            raise LinkRefused("unknown")
+        if contact.may_receive_information:
+            await Contact.filter(id=contact.id).update(may_receive_information=False, updated_at=_now())
+            await writer.append([AuditRecord(
+                link.institution_id, Actor("anonymous"), Action.UPDATE, "contact", Outcome.ALLOWED, request,
+                resource_id=contact.id, patient_id=contact.patient_id,
+                fields_read=frozenset({"may_receive_information"}), reason="unsubscribed",
+                policy_rule="unsubscribe link")])
 
 
 # -- the communication log ----------------------------------------------------------------------

@@ -5,11 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from tortoise.exceptions import IntegrityError
+from tortoise.fields.relational import BackwardFKRelation
 from tortoise.transactions import in_transaction
 
 from audit import writer
 from audit.events import Action
-from core.errors import BadUserInput, Forbidden
+from core.errors import BadUserInput, Conflict, Forbidden
 from core.ids import uuid7
 from core.validation import clean_text, normalize_phone
 from models import Contact
@@ -19,6 +21,7 @@ from resolvers.access import ContactView, PatientView
 from resolvers.context import Context
 
 _TEXT_LIMITS = {"name": 100, "notes": 500}
+REFERENCED = "contact_referenced"  # refused: other records name the contact (extensions.reason, audit reason)
 
 
 async def of_patient(ctx: Context, view: PatientView) -> list[ContactView]:
@@ -66,15 +69,48 @@ async def update(ctx: Context, contact_id: uuid.UUID | None, data: dict[str, Any
 
 
 async def delete(ctx: Context, contact_id: uuid.UUID | None) -> uuid.UUID:
+    """Delete a contact no other record names. One that messages (queued or sent), survey invitations,
+    tickets or contracts name is kept with them (the database restricts it): CONFLICT, reason
+    ``contact_referenced``, the refusal on the trail and nothing written."""
     decision = await access.authorize(ctx, "contact", "delete", action=Action.DELETE, resource_type="contact",
                                       resource_id=contact_id)
     view = await _find(ctx, contact_id, Action.DELETE)
     await _require_contact_class(ctx, view.patient, Action.DELETE)
-    async with in_transaction():
-        await Contact.filter(id=view.row.id, institution_id=ctx.institution_id).delete()
-        await writer.append([access.write_record(ctx, Action.DELETE, "contact", view.row.id,
-                                                 patient_id=view.patient.row.id, decision=decision)])
+    if await _referenced(ctx, view.row.id):
+        raise await _refuse_referenced(ctx, view)
+    try:
+        async with in_transaction():
+            await Contact.filter(id=view.row.id, institution_id=ctx.institution_id).delete()
+            await writer.append([access.write_record(ctx, Action.DELETE, "contact", view.row.id,
+                                                     patient_id=view.patient.row.id, decision=decision)])
+    except IntegrityError:  # a record came to name the contact after the check (a message queued meanwhile)
+        raise await _refuse_referenced(ctx, view) from None
     return view.row.id
+
+
+async def _referenced(ctx: Context, contact_id: uuid.UUID) -> bool:
+    """Whether a record of the institution names the contact: one statement per referencing table, every
+    foreign key to ``contact`` found on the models (messages, survey invitations, tickets, contracts and
+    their signatures), so a new one is never forgotten. Stops at the first found."""
+    meta = Contact._meta
+    for name in sorted(meta.backward_fk_fields | meta.backward_o2o_fields):
+        relation = meta.fields_map[name]
+        if not isinstance(relation, BackwardFKRelation):  # a one-to-one's backward relation is one too
+            continue
+        naming = {relation.relation_field: contact_id}
+        if await relation.related_model.filter(institution_id=ctx.institution_id, **naming).exists():
+            return True
+    return False
+
+
+async def _refuse_referenced(ctx: Context, view: ContactView) -> Conflict:
+    """The refusal on the trail (before any transaction opens, or after its rollback) and its error."""
+    await access.deny(ctx, Action.DELETE, "contact", view.row.id, view.patient.row.id, reason=REFERENCED)
+    error = Conflict("id: messages, survey invitations, tickets or contracts name this contact, so it is kept with "
+                     "them. To stop contacting them, clear mayReceiveInformation (or their phone) instead.",
+                     field="id")
+    error.extensions = {**(error.extensions or {}), "reason": REFERENCED}
+    return error
 
 
 async def _find(ctx: Context, contact_id: uuid.UUID | None, action: Action) -> ContactView:

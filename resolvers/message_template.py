@@ -112,6 +112,22 @@ DEFAULTS: dict[tuple[str, str], tuple[str, str]] = {
         "How was your visit?",
         "{patient_name}, thank you for visiting {institution_name}. We would welcome your answers to a short "
         "survey: {survey_url} Questions: call {institution_phone}."),
+    ("contract_expiry", "zh-CN"): (
+        "合同到期提醒",
+        "{patient_name}，您与{institution_name}的服务合同（编号{contract_number}）将于{date}到期。"
+        "如需续签请致电{institution_phone}。"),
+    ("contract_expiry", "en"): (
+        "Your service contract ends soon",
+        "{patient_name}, your service contract {contract_number} with {institution_name} ends on {date}. "
+        "To renew it call {institution_phone}."),
+    ("contract_signature", "zh-CN"): (
+        "合同待签署",
+        "{patient_name}，您的服务合同（编号{contract_number}）有待您签署的文本，可在患者门户查看并签署，"
+        "或致电{institution_phone}。【{institution_name}】"),
+    ("contract_signature", "en"): (
+        "A contract awaits your signature",
+        "{patient_name}, a document of your service contract {contract_number} awaits your signature: read and "
+        "sign it in the patient portal, or call {institution_phone}. {institution_name}"),
     ("birthday_greeting", "zh-CN"): (
         "生日快乐",
         "{patient_name}，{institution_name}祝您生日快乐，身体健康！退订：{unsubscribe_url}"),

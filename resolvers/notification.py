@@ -31,6 +31,13 @@ from models.ticket import OPEN_STATUSES
 from resolvers import outbox
 
 ESCALATED_LEVEL = 1
+CONTRACT_TEXT = {  # ids and the case only: never terms or the client's data
+    "contract.expiry.60": "Contract {id} ends within 60 days: renew it or let it end.",
+    "contract.expiry.30": "Contract {id} ends within 30 days: renew it or let it end.",
+    "contract.unsigned": "Contract {id} has a version sent for signature and still unsigned after 7 days.",
+    "contract.suspended": "Contract {id} has been suspended for 30 days or more.",
+}
+CONTRACT_STAFF = ("finance", "admin")  # who hears of contracts: the finance staff, else the admins
 RETRY_AFTER = timedelta(minutes=1)
 MAX_ATTEMPTS = 10
 
@@ -43,9 +50,12 @@ class Message:
     ticket_id: uuid.UUID | None
     recipients: Sequence[uuid.UUID]  # staff ids
     due_at: datetime
+    contract_id: uuid.UUID | None = None
 
     @property
     def text(self) -> str:
+        if self.contract_id is not None:
+            return CONTRACT_TEXT.get(self.kind, "Contract {id} needs attention.").format(id=self.contract_id)
         stage = "is at risk of missing" if self.kind.endswith("at_risk") else "has missed"
         target = "first response" if ".response." in self.kind else "resolution"
         return f"Level-1 ticket {self.ticket_id} {stage} its {target} target ({self.due_at.isoformat()})."
@@ -140,7 +150,8 @@ async def deliver_due(sender: Sender, now: datetime | None = None) -> int:
             row = await outbox.claim_one(_pending(), moment)
             if row is None:
                 return sent
-            message = Message(row.id, row.institution_id, row.kind, row.ticket_id, await _recipients(row), row.due_at)
+            message = Message(row.id, row.institution_id, row.kind, row.ticket_id, await _recipients(row), row.due_at,
+                              row.contract_id)
             try:
                 await sender.send(message)
             except Exception as exc:  # a failing sender must not stop the others: retry later
@@ -153,7 +164,15 @@ async def deliver_due(sender: Sender, now: datetime | None = None) -> int:
 
 
 async def _recipients(row: Notification) -> list[uuid.UUID]:
-    """The heads of the ticket's department at the time of sending (of every department without one)."""
+    """A ticket's: the heads of its department at the time of sending (of every department without one).
+    A contract's: the institution's active finance staff, else its active admins."""
+    if row.contract_id is not None:
+        for role in CONTRACT_STAFF:
+            staff = await RoleAssignment.filter(institution_id=row.institution_id, role=role,
+                                                staff__is_active=True).values_list("staff_id", flat=True)
+            if staff:
+                return sorted({uuid.UUID(str(s)) for s in staff})
+        return []
     ticket = await Ticket.get_or_none(id=row.ticket_id)
     heads = RoleAssignment.filter(institution_id=row.institution_id, role="department_head")
     if ticket is not None and ticket.department_id is not None:  # else every department head

@@ -6,9 +6,10 @@ loop with a ticket.
 Every door ends in ``_record``: the answers checked and scored by ``core.questionnaire`` before anything is
 written, then one transaction that takes the invitation (compare-and-set of ``answered``: a second answer,
 whatever its door, finds it taken and writes nothing), writes the response and one row per answered item
-(a multiple choice one row per option; free text sealed with the institution's key), withdraws the
-invitation's messages still queued (the reminder), and for an identified questionnaire whose answer is low
-opens one complaint ticket on the patient's file through the tickets' own path.
+(a multiple choice one row per option; free text sealed with the institution's key), withdraws an
+identified invitation's messages still queued (the reminder; not an anonymous one's, see below), and for an
+identified questionnaire whose answer is low opens one complaint ticket on the patient's file through the
+tickets' own path.
 
 The link: its token (``clq_``, see ``resolvers.survey``) is looked up by its keyed digest. A forged,
 malformed or unknown link, an expired one, or one already answered is refused with BAD_USER_INPUT on
@@ -22,6 +23,20 @@ trail gets one record for the whole answer naming no patient, no invitation and 
 request's details, made by "anonymous" (or the staff member who entered it: they know whose it is, the
 trail does not say). No ticket is opened (there is no file to open it on). The list shows an anonymous
 response only where its questionnaire, department and month hold at least ``min_cell`` responses.
+
+When an anonymous invitation was answered is recorded nowhere, so that it cannot be lined up with the
+response (issue 14): the response and its answer rows are dated the first instant of their month (as a staff
+rater's are) and name nobody who entered them; the invitation's ``answered`` flag is set without a time, its
+``status`` and ``updated_at`` left alone; its queued messages (an invitation not yet due, a reminder deferred
+past the quiet hours) are NOT withdrawn at the moment of answering, which would date the answer on the
+message's row: the outbox drops a survey message whose invitation was answered when the message falls due,
+at a moment that owes nothing to the answer (and the reminder sweep queues no reminder for an answered
+invitation). And no door tells whether an anonymous invitation was answered without being given a complete,
+valid answer first: ``surveyByLink`` shows an anonymous questionnaire's form until its link expires, and the
+link, the portal and staff entering answers learn "answered" only when the answer they give finds the
+invitation taken. Whoever holds a link or calls a patient could otherwise poll it, free and unseen, for the
+moment the patient answered; now a probe is an answer, written (and, for staff, recorded as theirs) if the
+patient had not answered yet.
 
 Decided where the issue is silent:
 - a low answer opens a complaint of level 2, level 1 when the NPS answer is 3 or less (a detractor at the
@@ -154,7 +169,7 @@ async def _linked(ctx: Context, token: str, action: Action) -> tuple[SurveyInvit
     if invitation is None:
         raise await _refuse_link(ctx, None, None, action, "invalid")
     questionnaire = await Questionnaire.get(id=invitation.questionnaire_id)
-    if invitation.answered:
+    if invitation.answered and not questionnaire.anonymous:
         raise await _refuse_link(ctx, invitation, questionnaire, action, "answered")
     if invitation.expires_at <= _now() or invitation.status == "cancelled":
         raise await _refuse_link(ctx, invitation, questionnaire, action, "expired")
@@ -193,7 +208,7 @@ async def answer_own(ctx: Context, invitation_id: uuid.UUID | None, answers: Map
                                       resource_type="questionnaire_response")
     view = await access.find_patient(ctx, ctx.require_principal().patient_id, action=Action.CREATE)
     invitation, questionnaire = await _invitation_of(ctx, invitation_id, view)
-    _check_open(invitation)
+    _check_open(invitation, questionnaire)
     door = Door("portal", ctx.actor, decision.rule, ctx.request)
     return await _answer(ctx, invitation, questionnaire, answers, door)
 
@@ -214,9 +229,9 @@ async def enter(ctx: Context, invitation_id: uuid.UUID | None, answers: Mapping[
         raise await access.not_found(ctx, Action.CREATE, "survey_invitation", invitation_id, "invitationId")
     await access.find_patient(ctx, found.patient_id, action=Action.CREATE, field="invitationId")
     invitation, questionnaire = found, await Questionnaire.get(id=found.questionnaire_id)
-    _check_open(invitation)
+    _check_open(invitation, questionnaire)
     door = Door(source, ctx.actor, decision.rule, ctx.request, entered_by=principal.user_id
-                if principal.kind != "partner" else None)
+                if principal.kind != "partner" and not questionnaire.anonymous else None)
     return await _answer(ctx, invitation, questionnaire, answers, door)
 
 
@@ -229,8 +244,10 @@ async def _invitation_of(ctx: Context, invitation_id: uuid.UUID | None,
     return row, await Questionnaire.get(id=row.questionnaire_id)
 
 
-def _check_open(invitation: SurveyInvitation) -> None:
-    if invitation.answered:
+def _check_open(invitation: SurveyInvitation, questionnaire: Questionnaire) -> None:
+    """Refuse early what cannot be answered; an anonymous invitation's being answered is found only by a
+    complete, valid answer (see "when an anonymous invitation was answered")."""
+    if invitation.answered and not questionnaire.anonymous:
         raise _closed("answered")
     if invitation.expires_at <= _now() or invitation.status == "cancelled":
         raise _closed("expired")
@@ -405,7 +422,8 @@ def _prepare_in(keys: InstitutionKeys, institution_id: uuid.UUID, department_id:
 async def _record(ctx: Context, keys: InstitutionKeys, invitation: SurveyInvitation, questionnaire: Questionnaire,
                   answers: Mapping[str, Any], door: Door) -> Receipt:
     institution_id, now = invitation.institution_id, _now()
-    month = now.astimezone(await institutions.zone(institution_id)).strftime("%Y-%m")
+    local = now.astimezone(await institutions.zone(institution_id))
+    month, month_start = local.strftime("%Y-%m"), datetime(local.year, local.month, 1, tzinfo=local.tzinfo)
     ready = _prepare(keys, invitation, questionnaire, answers, month)  # refused before anything is written
     async with in_transaction():
         # The version's row locked first, as its in-place edit does: an edit waits for this answer (and then
@@ -428,18 +446,22 @@ async def _record(ctx: Context, keys: InstitutionKeys, invitation: SurveyInvitat
             ticket = await tickets.open_for_system(system, ticket_data, patient_id=invitation.patient_id,
                                                    department_id=invitation.department_id,
                                                    vip="|vip|" in (patient.segments or ""), rule=LOW_SCORE_RULE)
-        linked: dict[str, Any] = {} if anonymous else {
+        # anonymous: no link back, nobody who entered it, and no time finer than the month (see above)
+        linked: dict[str, Any] = {"entered_by_id": None, "created_at": month_start} if anonymous else {
             "invitation_id": invitation.id, "patient_id": invitation.patient_id, "visit_id": invitation.visit_id,
-            "ticket_id": invitation.ticket_id}
+            "ticket_id": invitation.ticket_id, "entered_by_id": door.entered_by}
         await QuestionnaireResponse.create(
             id=response_id, institution_id=institution_id, questionnaire_id=questionnaire.id,
             department_id=invitation.department_id, clinician_id=invitation.clinician_id,
-            entered_by_id=door.entered_by, follow_up_ticket_id=ticket.id if ticket else None, source=door.source,
-            month=month, score=scored.score, satisfied=scored.satisfied, nps=scored.nps, csat=scored.csat,
-            low=scored.low, **linked)
+            follow_up_ticket_id=ticket.id if ticket else None, source=door.source, month=month, score=scored.score,
+            satisfied=scored.satisfied, nps=scored.nps, csat=scored.csat, low=scored.low, **linked)
         if rows:
+            if anonymous:
+                for row in rows:
+                    row.created_at = month_start
             await ResponseAnswer.bulk_create(rows)
-        await communications.cancel_queued(institution_id, surveys.message_key(invitation.id, ""))
+        if not anonymous:  # an anonymous invitation's messages are dropped when they fall due (see above)
+            await communications.cancel_queued(institution_id, surveys.message_key(invitation.id, ""))
         await writer.append(_answer_records(institution_id, invitation, response_id, anonymous, door, ticket))
     ctx.recorded = True
     if ticket is not None:

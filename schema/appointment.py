@@ -116,7 +116,7 @@ class Appointment:
         return None if found is None else appointment_node(info.context, found)
 
 
-@strawberry.type
+@strawberry.type(description="One appointment of a page, with its cursor.")
 class AppointmentEdge:
     cursor: str = strawberry.field(description="Pass as `after` for the page after this appointment.")
     node: Appointment = strawberry.field(description="The appointment.")
@@ -159,17 +159,20 @@ _AFTER = Annotated[str | None, strawberry.argument(description="The cursor of th
 _CANCELLED = Annotated[bool, strawberry.argument(description="Also the cancelled (and moved) appointments.")]
 _VERSION = Annotated[int | None, strawberry.argument(description="The version you read; a stale one answers "
                                                                  "CONFLICT.")]
+_APPOINTMENT_ID = Annotated[strawberry.ID, strawberry.argument(
+    description="The appointment's id (NOT_FOUND when missing or its patient is outside your reach).")]
 
 
 @strawberry.type
 class AppointmentQuery:
     @strawberry.field(description="One appointment. NOT_FOUND when it is missing or its patient is outside your "
                                   "reach.")
-    async def appointment(self, info: Info, id: strawberry.ID) -> Appointment | None:
+    async def appointment(self, info: Info, id: _APPOINTMENT_ID) -> Appointment | None:
         return appointment_node(info.context, await appointments.get(info.context, uuid_of(id)))
 
     @strawberry.field(description="A patient's appointments.")
-    async def patient_appointments(self, info: Info, patient_id: strawberry.ID, upcoming_only: _UPCOMING = True,
+    async def patient_appointments(self, info: Info, patient_id: Annotated[strawberry.ID, strawberry.argument(
+                                       description="The patient, in your reach.")], upcoming_only: _UPCOMING = True,
                                    first: _FIRST = DEFAULT_PAGE_SIZE, after: _AFTER = None) -> AppointmentConnection:
         page = await appointments.of_patient(info.context, uuid_of(patient_id, "patientId"),
                                              upcoming_only=upcoming_only, first=first, after=after)
@@ -211,13 +214,14 @@ class AppointmentMutation:
     @strawberry.mutation(description="Book a place in a slot. A full slot answers CONFLICT (field slotStart); of two "
                                      "bookings of the last place exactly one wins. Patients and partners book within "
                                      "the institution's portal rules (FORBIDDEN naming the rule).")
-    async def appointment_book(self, info: Info, input: AppointmentBookInput) -> Appointment | None:
+    async def appointment_book(self, info: Info, input: Annotated[AppointmentBookInput, strawberry.argument(
+            description="The booking.")]) -> Appointment | None:
         return appointment_node(info.context, await appointments.book(info.context, provided(input)))
 
     @strawberry.mutation(description="Move a booked appointment to another slot of its schedule: it is cancelled "
                                      "(RESCHEDULED) and the new appointment, returned, names it in rescheduledFrom.")
     async def appointment_reschedule(
-        self, info: Info, id: strawberry.ID,
+        self, info: Info, id: _APPOINTMENT_ID,
         slot_start: Annotated[datetime, strawberry.argument(description="The new slot's start, with its offset.")],
         version: _VERSION = None,
     ) -> Appointment | None:
@@ -226,7 +230,7 @@ class AppointmentMutation:
 
     @strawberry.mutation(description="Cancel a booked appointment: its place is free again.")
     async def appointment_cancel(
-        self, info: Info, id: strawberry.ID,
+        self, info: Info, id: _APPOINTMENT_ID,
         reason: Annotated[CancellationReason, strawberry.argument(
             description="Why (not RESCHEDULED). Patients always cancel for PATIENT.")] = CancellationReason.PATIENT,
         version: _VERSION = None,
@@ -237,13 +241,13 @@ class AppointmentMutation:
     @strawberry.mutation(description="The patient arrived (staff, on the day): the appointment opens its visit, "
                                      "ARRIVED now, in the schedule's department with its clinician; the waiting time "
                                      "starts here. Needs the right to create visits too.")
-    async def appointment_check_in(self, info: Info, id: strawberry.ID, version: _VERSION = None
+    async def appointment_check_in(self, info: Info, id: _APPOINTMENT_ID, version: _VERSION = None
                                    ) -> Appointment | None:
         return appointment_node(info.context, await appointments.check_in(info.context, uuid_of(id), version))
 
     @strawberry.mutation(description="Record that the patient did not come (staff, once the slot has started). The "
                                      "server also records it on its own 30 minutes after the slot's end.")
-    async def appointment_no_show(self, info: Info, id: strawberry.ID, version: _VERSION = None
+    async def appointment_no_show(self, info: Info, id: _APPOINTMENT_ID, version: _VERSION = None
                                   ) -> Appointment | None:
         return appointment_node(info.context, await appointments.no_show(info.context, uuid_of(id), version))
 

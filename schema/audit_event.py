@@ -3,22 +3,52 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import strawberry
 
 from audit.events import Action, Outcome
 from resolvers import audit_event as audit_events
 from resolvers.audit_event import AuditFilter
-from schema.common import DEFAULT_PAGE_SIZE, Info, PageInfo, uuid_of
+from schema.common import CURSOR, DEFAULT_PAGE_SIZE, EDGES, PAGE_INFO, After, First, Info, PageInfo, uuid_of
 
 if TYPE_CHECKING:
     from models import AuditEvent as AuditEventRow
 
 
-# The audit vocabulary's own enums, exposed as they are.
-strawberry.enum(Action, name="AuditAction", description="What was done.")
-strawberry.enum(Outcome, name="AuditOutcome", description="How it ended.")
+# The audit vocabulary's own enums, exposed as they are; their values are described here, in the layer
+# that shows them (a new action without a line below leaves its value undescribed, which
+# tests/test_schema_descriptions.py reports).
+_ACTIONS = {
+    Action.READ: "Data was read (the fields decrypted are in fieldsRead).",
+    Action.CREATE: "A record was created.",
+    Action.UPDATE: "A record was changed (the fields written are in fieldsRead).",
+    Action.DELETE: "A record or link was removed (a contact, a role, a care-team membership...).",
+    Action.ARCHIVE: "A record was archived (a patient file; nothing deleted).",
+    Action.LOGIN: "A sign-in (allowed, or denied with its reason).",
+    Action.LOGOUT: "A sign-out: the session's token was revoked.",
+    Action.LOCKOUT: "An account was locked after repeated failed sign-ins.",
+    Action.EXPORT: "Data left the system as a whole (a patient's copy of their data, an audit trail export).",
+    Action.BREAK_GLASS: "Emergency access to a file outside the actor's usual reach was opened.",
+    Action.RETENTION: "The audit trail's retention period changed.",
+    Action.ARCHIVE_TRAIL: "The oldest signed stretch of the audit trail moved to an archive file.",
+    Action.CONSENT: "A patient's consent was given or withdrawn (reason: given, withdrawn).",
+    Action.GRANT: "A partner's access to a patient was granted or revoked (reason: revoked).",
+    Action.KEY_ROTATION: "A new version of the institution's data key was made.",
+    Action.DISCLOSE: "Patient data was handed outside by the system: a message's address given to its gateway "
+                     "(fieldsRead names the column, never its value).",
+    Action.TOKEN: "A partner client's access token was issued, or refused (e.g. rate limited).",
+}
+_OUTCOMES = {
+    Outcome.ALLOWED: "It was allowed and done.",
+    Outcome.DENIED: "It was refused (see reason); nothing was read or written.",
+    Outcome.ERROR: "It was allowed but failed.",
+}
+for _enum, _name, _description, _values in ((Action, "AuditAction", "What was done.", _ACTIONS),
+                                             (Outcome, "AuditOutcome", "How it ended.", _OUTCOMES)):
+    strawberry.enum(_enum, name=_name, description=_description)
+    for _value in cast(Any, _enum).__strawberry_definition__.values:
+        _value.description = cast(dict[Any, str], _values).get(_enum(_value.value))
 
 
 def _ids(text: str) -> list[str]:
@@ -27,27 +57,35 @@ def _ids(text: str) -> list[str]:
 
 @strawberry.type(description="One event of the append-only, hash-chained audit trail.")
 class AuditEvent:
-    id: strawberry.ID
+    id: strawberry.ID = strawberry.field(description="The event's id.")
     seq: int = strawberry.field(description="Position in the institution's chain, gap-free from 1.")
-    occurred_at: datetime
-    actor_kind: str = strawberry.field(description="staff, anonymous or system.")
-    actor_id: strawberry.ID | None
-    token_id: strawberry.ID | None
-    action: Action
-    resource_type: str
-    resource_id: strawberry.ID | None
-    patient_id: strawberry.ID | None
+    occurred_at: datetime = strawberry.field(description="When it happened.")
+    actor_kind: str = strawberry.field(description="Who acted: staff, patient, partner (an API client), anonymous "
+                                                   "or system.")
+    actor_id: strawberry.ID | None = strawberry.field(description="The staff member, patient account or partner "
+                                                                  "client; null for anonymous and system.")
+    token_id: strawberry.ID | None = strawberry.field(description="The session or access token used; null when "
+                                                                  "there was none.")
+    action: Action = strawberry.field(description="What was done.")
+    resource_type: str = strawberry.field(description="The kind of record acted on: patient, ticket, visit, "
+                                                      "session...")
+    resource_id: strawberry.ID | None = strawberry.field(description="The record acted on; null for lists and "
+                                                                     "reports.")
+    patient_id: strawberry.ID | None = strawberry.field(description="The patient whose data it touched; null when "
+                                                                    "none.")
     field_classes: list[str] = strawberry.field(description="Field classes returned (identity, contact...).")
     fields_read: list[str] = strawberry.field(
         description="For reads, the encrypted fields decrypted; for writes, the fields written. Names, not values.")
-    outcome: Outcome
+    outcome: Outcome = strawberry.field(description="How it ended.")
     reason: str = strawberry.field(description="Why it was denied: forbidden, not_found, forbidden_field...")
     policy_rule: str = strawberry.field(description="The policy rule that allowed it.")
-    request_id: str
-    client_address: str
-    user_agent: str
-    hash: str
-    prev_hash: str
+    request_id: str = strawberry.field(description="The HTTP request's id (the X-Request-ID header, and the "
+                                                   "requestId of an unexpected error); empty for background work.")
+    client_address: str = strawberry.field(description="The client's IP address; empty for background work.")
+    user_agent: str = strawberry.field(description="The client's User-Agent header, at most 200 characters.")
+    hash: str = strawberry.field(description="SHA-256 (hex) over this event's content and prevHash: the chain that "
+                                             "makes tampering evident.")
+    prev_hash: str = strawberry.field(description="The hash of the event before it in the chain.")
 
     @classmethod
     def of(cls, row: AuditEventRow) -> AuditEvent:
@@ -65,36 +103,40 @@ class AuditEvent:
         )
 
 
-@strawberry.type
+@strawberry.type(description="One audit event of a page, with its cursor.")
 class AuditEventEdge:
-    cursor: str
-    node: AuditEvent
+    cursor: str = strawberry.field(description=CURSOR)
+    node: AuditEvent = strawberry.field(description="The event.")
 
 
 @strawberry.type(description="A page of audit events, newest first.")
 class AuditEventConnection:
-    edges: list[AuditEventEdge]
-    page_info: PageInfo
+    edges: list[AuditEventEdge] = strawberry.field(description=EDGES)
+    page_info: PageInfo = strawberry.field(description=PAGE_INFO)
 
 
 @strawberry.input(description="Narrow the audit trail. `from` is inclusive, `to` exclusive.")
 class AuditEventFilter:
-    actor: strawberry.ID | None = None
-    patient: strawberry.ID | None = None
-    resource_type: str | None = None
+    actor: strawberry.ID | None = strawberry.field(default=None, description="Only this actor's events (actorId).")
+    patient: strawberry.ID | None = strawberry.field(default=None, description="Only events touching this patient.")
+    resource_type: str | None = strawberry.field(default=None, description="Only this kind of record (patient, "
+                                                                           "ticket...).")
     resource: strawberry.ID | None = strawberry.field(default=None, description="One record, e.g. a ticket's id.")
-    action: Action | None = None
-    outcome: Outcome | None = None
-    from_: datetime | None = strawberry.field(default=None, name="from")
-    to: datetime | None = None
+    action: Action | None = strawberry.field(default=None, description="Only this action.")
+    outcome: Outcome | None = strawberry.field(default=None, description="Only this outcome (DENIED: refusals).")
+    from_: datetime | None = strawberry.field(default=None, name="from",
+                                              description="From this time on, inclusive, with its zone offset.")
+    to: datetime | None = strawberry.field(default=None, description="Before this time, exclusive, with its zone "
+                                                                     "offset.")
 
 
 @strawberry.type
 class AuditEventQuery:
     @strawberry.field(description="The audit trail of your institution (compliance officers). Reading it is audited.")
     async def audit_events(
-        self, info: Info, first: int = DEFAULT_PAGE_SIZE, after: str | None = None,
-        filter: AuditEventFilter | None = None,
+        self, info: Info, first: First = DEFAULT_PAGE_SIZE, after: After = None,
+        filter: Annotated[AuditEventFilter | None, strawberry.argument(
+            description="Narrow the trail; null: every event.")] = None,
     ) -> AuditEventConnection:
         f = filter or AuditEventFilter()
         where = AuditFilter(

@@ -9,25 +9,29 @@ from typing import Annotated
 import strawberry
 
 from resolvers import audit_report as reports
-from schema.common import Info, uuid_of
+from schema.common import Info, OpenFrom, OpenTo, PeriodFrom, PeriodTo, uuid_of
 
 
 @strawberry.type(description="One person's (or client's) dealings with a patient's file in the period.")
 class PatientAccess:
-    actor_kind: str = strawberry.field(description="staff, anonymous, system (partners and patients to come).")
-    actor_id: strawberry.ID | None
-    name: str = strawberry.field(description="The staff member's name (no other personal data).")
-    roles: list[str]
-    reads: int
-    writes: int
+    actor_kind: str = strawberry.field(description="staff, patient (the patient through the portal), partner (an "
+                                                   "API client), anonymous or system.")
+    actor_id: strawberry.ID | None = strawberry.field(description="The staff member, patient account or partner "
+                                                                  "client; null for anonymous and system.")
+    name: str = strawberry.field(description="A staff member's name, or a partner's with its client's: \"Partner "
+                                             "(client)\"; empty for a patient; \"anonymous\" or \"system\" for those. "
+                                             "No other personal data.")
+    roles: list[str] = strawberry.field(description="A staff member's roles; empty for others.")
+    reads: int = strawberry.field(description="Allowed reads of the file in the period.")
+    writes: int = strawberry.field(description="Allowed changes (creations, updates, exports...) in the period.")
     denied: int = strawberry.field(description="Refused attempts.")
     field_classes: list[str] = strawberry.field(description="Field classes returned or written.")
     fields: list[str] = strawberry.field(description="Encrypted fields decrypted, or fields written.")
     policy_rules: list[str] = strawberry.field(description="The policy rules that allowed the access.")
     token_ids: list[strawberry.ID] = strawberry.field(description="Sessions (tokens) used.")
     clients: list[str] = strawberry.field(description="User agents of the requests.")
-    first_at: datetime | None
-    last_at: datetime | None
+    first_at: datetime | None = strawberry.field(description="Their first dealing with the file in the period.")
+    last_at: datetime | None = strawberry.field(description="Their last dealing with the file in the period.")
 
     @classmethod
     def of(cls, a: reports.Accessor) -> PatientAccess:
@@ -40,13 +44,14 @@ class PatientAccess:
 
 @strawberry.type(description="A staff member who read far more patient files than colleagues in the same role.")
 class AccessAnomaly:
-    staff_id: strawberry.ID
-    name: str
-    role: str
+    staff_id: strawberry.ID = strawberry.field(description="The staff member.")
+    name: str = strawberry.field(description="Their name.")
+    role: str = strawberry.field(description="The role compared (a member with several roles is compared in each).")
     patients_read: int = strawberry.field(description="Distinct patient files read in the period.")
     role_median: float = strawberry.field(description="The median among active staff holding the role.")
-    peers: int
-    ratio: float
+    peers: int = strawberry.field(description="Active staff holding the role, this member included.")
+    ratio: float = strawberry.field(description="patientsRead over the role median (a median under 1 counts as "
+                                                "1), to 2 decimals; the list is sorted by it, highest first.")
 
 
 @strawberry.type
@@ -55,8 +60,10 @@ class AuditReportQuery:
                                   "policy rule, through which token and client (compliance officers). One entry "
                                   "per person; the full events are in auditEvents(filter: {patient}).")
     async def patient_access_report(
-        self, info: Info, patient_id: strawberry.ID,
-        from_: Annotated[datetime | None, strawberry.argument(name="from")] = None, to: datetime | None = None,
+        self, info: Info,
+        patient_id: Annotated[strawberry.ID, strawberry.argument(
+            description="The patient (any of the institution's).")],
+        from_: OpenFrom = None, to: OpenTo = None,
     ) -> list[PatientAccess]:
         found = await reports.patient_access(info.context, uuid_of(patient_id, "patientId"), from_, to)
         return [PatientAccess.of(a) for a in found]
@@ -65,8 +72,11 @@ class AuditReportQuery:
                                   "the median of colleagues in the same role, and at least `minimum` (compliance "
                                   "officers).")
     async def access_anomalies(
-        self, info: Info, from_: Annotated[datetime, strawberry.argument(name="from")], to: datetime,
-        factor: float = 3.0, minimum: int = 20,
+        self, info: Info, from_: PeriodFrom, to: PeriodTo,
+        factor: Annotated[float, strawberry.argument(
+            description="How many times the role median counts as far more: above 1, at most 100.")] = 3.0,
+        minimum: Annotated[int, strawberry.argument(
+            description="The fewest distinct files read that can count as an anomaly, at least 1.")] = 20,
     ) -> list[AccessAnomaly]:
         found = await reports.anomalies(info.context, from_, to, factor=factor, minimum=minimum)
         return [AccessAnomaly(staff_id=strawberry.ID(str(a.staff_id)), name=a.name, role=a.role,

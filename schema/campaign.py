@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 
 from resolvers import campaign as campaigns
-from schema.common import DEFAULT_PAGE_SIZE, Info, PageInfo, provided, uuid_of
+from schema.common import DEFAULT_PAGE_SIZE, After, First, Info, PageInfo, Version, provided, uuid_of
 from schema.patient import Segment
 
 if TYPE_CHECKING:
@@ -184,10 +184,13 @@ def _audience(data: CampaignAudienceInput | None) -> dict[str, Any]:
     return {} if data is None else provided(data)
 
 
+_CAMPAIGN_ID = Annotated[strawberry.ID, strawberry.argument(description="The campaign's id.")]
+
+
 @strawberry.type
 class CampaignQuery:
     @strawberry.field(description="The institution's campaigns, newest first (department heads and admins).")
-    async def campaigns(self, info: Info, first: int = DEFAULT_PAGE_SIZE, after: str | None = None
+    async def campaigns(self, info: Info, first: First = DEFAULT_PAGE_SIZE, after: After = None
                         ) -> CampaignConnection:
         page = await campaigns.campaigns(info.context, first=first, after=after)
         return CampaignConnection(
@@ -195,13 +198,18 @@ class CampaignQuery:
             page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor))
 
     @strawberry.field(description="One campaign. NOT_FOUND when it is missing.")
-    async def campaign(self, info: Info, id: strawberry.ID) -> Campaign | None:
+    async def campaign(self, info: Info, id: _CAMPAIGN_ID) -> Campaign | None:
         return Campaign.of(await campaigns.get(info.context, uuid_of(id)))
 
     @strawberry.field(description="How many patients a campaign with this audience would reach now, after the "
                                   "consent gate, and why the others would not (counts only).")
-    async def campaign_preview(self, info: Info, purpose: CampaignPurpose,
-                               audience: CampaignAudienceInput | None = None) -> CampaignPreview:
+    async def campaign_preview(
+        self, info: Info,
+        purpose: Annotated[CampaignPurpose, strawberry.argument(description="The purpose the message would be "
+                                                                            "sent for (the consent it needs).")],
+        audience: Annotated[CampaignAudienceInput | None, strawberry.argument(
+            description="Who it would be for; null: every active patient in your reach.")] = None,
+    ) -> CampaignPreview:
         found = await campaigns.preview(info.context, str(purpose.value), _audience(audience))
         return CampaignPreview(audience=found.audience, recipients=found.recipients,
                                refused=_refusals(found.refused))
@@ -210,16 +218,17 @@ class CampaignQuery:
 @strawberry.type
 class CampaignMutation:
     @strawberry.mutation(description="Write a campaign (a draft): department heads for their departments, admins.")
-    async def campaign_create(self, info: Info, input: CampaignCreateInput) -> Campaign | None:
+    async def campaign_create(self, info: Info, input: Annotated[CampaignCreateInput, strawberry.argument(
+            description="The campaign.")]) -> Campaign | None:
         data = provided(input)
         data["audience"] = _audience(input.audience)
         return Campaign.of(await campaigns.create(info.context, data))
 
     @strawberry.mutation(description="Start sending a draft: the recipient count is recorded and the message is "
                                      "queued in batches. CONFLICT when it changed or is not a draft.")
-    async def campaign_start(self, info: Info, id: strawberry.ID, version: int | None = None) -> Campaign | None:
+    async def campaign_start(self, info: Info, id: _CAMPAIGN_ID, version: Version = None) -> Campaign | None:
         return Campaign.of(await campaigns.start(info.context, uuid_of(id), version))
 
     @strawberry.mutation(description="Stop a campaign: nothing more is queued and unsent messages are cancelled.")
-    async def campaign_cancel(self, info: Info, id: strawberry.ID, version: int | None = None) -> Campaign | None:
+    async def campaign_cancel(self, info: Info, id: _CAMPAIGN_ID, version: Version = None) -> Campaign | None:
         return Campaign.of(await campaigns.cancel(info.context, uuid_of(id), version))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import Enum
-from typing import Any, cast
+from typing import Annotated, Any, cast
 
 import strawberry
 
@@ -12,32 +12,47 @@ from policies.fields import CARE_PLAN_FIELD_CLASS
 from resolvers import care_plan as care_plans
 from resolvers.care_plan import ActivityView, CarePlanView
 from resolvers.context import Context
-from schema.common import DEFAULT_PAGE_SIZE, FieldSource, Info, PageInfo, provided, register_node, uuid_of
+from schema.common import (
+    CURSOR,
+    DEFAULT_PAGE_SIZE,
+    EDGES,
+    PAGE_INFO,
+    After,
+    FieldSource,
+    First,
+    Info,
+    PageInfo,
+    Version,
+    provided,
+    register_node,
+    uuid_of,
+)
 
 
 @strawberry.enum(description="Where a plan stands (FHIR CarePlan.status).")
 class CarePlanStatus(Enum):
-    DRAFT = "draft"
-    ACTIVE = "active"
-    COMPLETED = "completed"
-    REVOKED = "revoked"
+    DRAFT = strawberry.enum_value("draft", description="Written, not yet in force; it may be activated or revoked.")
+    ACTIVE = strawberry.enum_value("active", description="In force (a new plan starts here): its calls and re-visits "
+                                                         "are follow-up tasks.")
+    COMPLETED = strawberry.enum_value("completed", description="Carried out; its open follow-up tasks were cancelled.")
+    REVOKED = strawberry.enum_value("revoked", description="Withdrawn; its open follow-up tasks were cancelled.")
 
 
 @strawberry.enum(description="What a planned activity is. CALL and REVISIT become follow-up tasks on their date.")
 class CarePlanActivityKind(Enum):
-    CALL = "call"
-    REVISIT = "revisit"
-    EDUCATION = "education"
-    MEDICATION = "medication"
-    REHABILITATION = "rehabilitation"
-    OTHER = "other"
+    CALL = strawberry.enum_value("call", description="A follow-up call (becomes a follow-up task).")
+    REVISIT = strawberry.enum_value("revisit", description="A re-visit to check on (becomes a follow-up task).")
+    EDUCATION = strawberry.enum_value("education", description="Health education for the patient or family.")
+    MEDICATION = strawberry.enum_value("medication", description="Taking or reviewing medication.")
+    REHABILITATION = strawberry.enum_value("rehabilitation", description="Rehabilitation exercise or therapy.")
+    OTHER = strawberry.enum_value("other", description="Anything else; say what in the description.")
 
 
 @strawberry.enum(description="Where an activity stands.")
 class CarePlanActivityStatus(Enum):
-    SCHEDULED = "scheduled"
-    COMPLETED = "completed"
-    CANCELLED = "cancelled"
+    SCHEDULED = strawberry.enum_value("scheduled", description="Planned for its due date.")
+    COMPLETED = strawberry.enum_value("completed", description="Done.")
+    CANCELLED = strawberry.enum_value("cancelled", description="Will not be done (e.g. the plan ended first).")
 
 
 class CarePlanSource(FieldSource):
@@ -65,7 +80,7 @@ class ActivitySource(FieldSource):
 class CarePlanActivity:
     view: strawberry.Private[ActivityView]
 
-    @strawberry.field
+    @strawberry.field(description="The activity's id.")
     def id(self) -> strawberry.ID:
         return strawberry.ID(str(self.view.row.id))
 
@@ -88,7 +103,7 @@ class CarePlanActivity:
 class CarePlan:
     view: strawberry.Private[CarePlanView]
 
-    @strawberry.field
+    @strawberry.field(description="The plan's id.")
     def id(self) -> strawberry.ID:
         return strawberry.ID(str(self.view.row.id))
 
@@ -108,16 +123,16 @@ class CarePlan:
                 for v in sorted(views, key=lambda v: v.row.due_on)]
 
 
-@strawberry.type
+@strawberry.type(description="One care plan of a page, with its cursor.")
 class CarePlanEdge:
-    cursor: str
-    node: CarePlan
+    cursor: str = strawberry.field(description=CURSOR)
+    node: CarePlan = strawberry.field(description="The care plan.")
 
 
 @strawberry.type(description="A page of care plans, newest first.")
 class CarePlanConnection:
-    edges: list[CarePlanEdge]
-    page_info: PageInfo
+    edges: list[CarePlanEdge] = strawberry.field(description=EDGES)
+    page_info: PageInfo = strawberry.field(description=PAGE_INFO)
 
     @strawberry.field(description="The plans of this page.")
     def nodes(self) -> list[CarePlan]:
@@ -133,34 +148,51 @@ def care_plan_connection(ctx: Context, page: care_plans.pagination.Page[CarePlan
 @strawberry.input(description="A planned activity: give its date (dueOn) or its distance from the plan's start "
                               "(afterDays).")
 class CarePlanActivityInput:
-    kind: CarePlanActivityKind
-    due_on: date | None = strawberry.UNSET
-    after_days: int | None = strawberry.UNSET
-    description: str | None = strawberry.UNSET
+    kind: CarePlanActivityKind = strawberry.field(description="What it is.")
+    due_on: date | None = strawberry.field(default=strawberry.UNSET,
+                                           description="Its date, within the plan's period; or give afterDays.")
+    after_days: int | None = strawberry.field(default=strawberry.UNSET,
+                                              description="Days after the plan's start, 0 to 1098; or give dueOn.")
+    description: str | None = strawberry.field(default=strawberry.UNSET,
+                                               description="What to do, at most 1000 characters. Clinical, encrypted.")
 
 
 @strawberry.input(description="A new care plan. Calls and re-visits become follow-up tasks for the patient's "
                               "responsible nurse (or the department's pool).")
 class CarePlanCreateInput:
-    patient_id: strawberry.ID
-    title: str
-    goals: str | None = strawberry.UNSET
-    visit_id: strawberry.ID | None = strawberry.UNSET
-    department_id: strawberry.ID | None = strawberry.UNSET
-    starts_on: date | None = strawberry.UNSET
-    ends_on: date | None = strawberry.UNSET
-    activities: list[CarePlanActivityInput] | None = strawberry.UNSET
+    patient_id: strawberry.ID = strawberry.field(description="The patient, in your reach.")
+    title: str = strawberry.field(description="What the plan is for, 1-200 characters. Clinical, encrypted.")
+    goals: str | None = strawberry.field(default=strawberry.UNSET,
+                                         description="The goals, at most 4000 characters. Clinical, encrypted.")
+    visit_id: strawberry.ID | None = strawberry.field(default=strawberry.UNSET,
+                                                      description="The visit of this patient it follows, if any.")
+    department_id: strawberry.ID | None = strawberry.field(default=strawberry.UNSET,
+                                                           description="The department whose pool gets its tasks; "
+                                                                       "null: the patient's department.")
+    starts_on: date | None = strawberry.field(default=strawberry.UNSET, description="First day; null: today.")
+    ends_on: date | None = strawberry.field(default=strawberry.UNSET,
+                                            description="Last day, not before startsOn; null: open-ended.")
+    activities: list[CarePlanActivityInput] | None = strawberry.field(default=strawberry.UNSET,
+                                                                      description="The planned activities, at most "
+                                                                                  "30.")
+
+
+_PLAN_ID = Annotated[strawberry.ID, strawberry.argument(description="The care plan's id (NOT_FOUND when missing or "
+                                                                  "its patient is outside your reach).")]
 
 
 @strawberry.type
 class CarePlanQuery:
     @strawberry.field(description="One care plan. NOT_FOUND when missing or its patient is outside your reach.")
-    async def care_plan(self, info: Info, id: strawberry.ID) -> CarePlan | None:
+    async def care_plan(self, info: Info, id: _PLAN_ID) -> CarePlan | None:
         return care_plan_node(info.context, await care_plans.get(info.context, uuid_of(id)))
 
     @strawberry.field(description="A patient's care plans, newest first, 1 to 100 a page.")
-    async def care_plans(self, info: Info, patient_id: strawberry.ID, first: int = DEFAULT_PAGE_SIZE,
-                         after: str | None = None) -> CarePlanConnection:
+    async def care_plans(
+        self, info: Info,
+        patient_id: Annotated[strawberry.ID, strawberry.argument(description="The patient, in your reach.")],
+        first: First = DEFAULT_PAGE_SIZE, after: After = None,
+    ) -> CarePlanConnection:
         page = await care_plans.patient_plans(info.context, uuid_of(patient_id, "patientId"), first=first, after=after)
         return care_plan_connection(info.context, page)
 
@@ -168,16 +200,22 @@ class CarePlanQuery:
 @strawberry.type
 class CarePlanMutation:
     @strawberry.mutation(description="Make a care plan (clinicians with clinical write rights on the patient).")
-    async def care_plan_create(self, info: Info, input: CarePlanCreateInput) -> CarePlan | None:
+    async def care_plan_create(self, info: Info, input: Annotated[CarePlanCreateInput, strawberry.argument(
+            description="The plan; it starts ACTIVE.")]) -> CarePlan | None:
         data = provided(input)
         data["activities"] = [provided(a) for a in input.activities or []]
         return care_plan_node(info.context, await care_plans.create(info.context, data))
 
     @strawberry.mutation(description="Activate, complete or revoke a plan; ending it cancels the follow-up tasks it "
                                      "created that are still open.")
-    async def care_plan_transition(self, info: Info, id: strawberry.ID, to: CarePlanStatus,
-                                   version: int | None = None) -> CarePlan | None:
-        return care_plan_node(info.context, await care_plans.transition(info.context, uuid_of(id), to.value, version))
+    async def care_plan_transition(
+        self, info: Info, id: _PLAN_ID,
+        to: Annotated[CarePlanStatus, strawberry.argument(
+            description="DRAFT -> ACTIVE or REVOKED; ACTIVE -> COMPLETED or REVOKED. Other moves: BAD_USER_INPUT.")],
+        version: Version = None,
+    ) -> CarePlan | None:
+        view = await care_plans.transition(info.context, uuid_of(id), str(to.value), version)
+        return care_plan_node(info.context, view)
 
 
 register_node("care_plan", care_plan_node)

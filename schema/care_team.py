@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 
 from resolvers import care_team
 from schema.common import Info, uuid_of
 
+_PATIENT_ID = Annotated[strawberry.ID, strawberry.argument(description="The patient.")]
+_STAFF_ID = Annotated[strawberry.ID, strawberry.argument(description="The staff member.")]
+
 
 @strawberry.type
 class CareTeamMutation:
     @strawberry.mutation(description="Put a staff member on a patient's care team (admins, department heads).")
-    async def care_team_assign(self, info: Info, patient_id: strawberry.ID, staff_id: strawberry.ID) -> bool | None:
+    async def care_team_assign(self, info: Info, patient_id: _PATIENT_ID, staff_id: _STAFF_ID) -> bool | None:
         return await care_team.assign(info.context, uuid_of(patient_id, "patientId"), uuid_of(staff_id, "staffId"))
 
     @strawberry.mutation(description="Take a staff member off a patient's care team.")
-    async def care_team_unassign(self, info: Info, patient_id: strawberry.ID, staff_id: strawberry.ID) -> bool | None:
+    async def care_team_unassign(self, info: Info, patient_id: _PATIENT_ID, staff_id: _STAFF_ID) -> bool | None:
         return await care_team.unassign(info.context, uuid_of(patient_id, "patientId"), uuid_of(staff_id, "staffId"))

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 import strawberry
 from strawberry.types import Info as StrawberryInfo
@@ -21,6 +22,30 @@ else:
     Info = StrawberryInfo
 
 DEFAULT_PAGE_SIZE = 20
+
+# What every paged list and every connection says about its paging, written once.
+First = Annotated[int, strawberry.argument(
+    description="How many items the page holds: 1 to the server's page limit (100 unless configured); "
+                "BAD_USER_INPUT outside.")]
+After = Annotated[str | None, strawberry.argument(
+    description="Fetch the items after this cursor (the previous page's pageInfo.endCursor); null: the first "
+                "page. A cursor from another list is BAD_USER_INPUT.")]
+Version = Annotated[int | None, strawberry.argument(
+    description="The version you read: a record changed since answers CONFLICT (read it again). Null: whatever "
+                "version is current when the change is made.")]
+# A period of time: ``from`` inclusive, ``to`` exclusive, both with a zone offset (BAD_USER_INPUT without one).
+PeriodFrom = Annotated[datetime, strawberry.argument(
+    name="from", description="The period's start, inclusive, with its zone offset.")]
+PeriodTo = Annotated[datetime, strawberry.argument(
+    description="The period's end, exclusive, with its zone offset; after `from`.")]
+OpenFrom = Annotated[datetime | None, strawberry.argument(
+    name="from", description="From this time on, inclusive, with its zone offset; null: from the beginning.")]
+OpenTo = Annotated[datetime | None, strawberry.argument(
+    description="Before this time, exclusive, with its zone offset; null: up to now.")]
+CURSOR = "This item's place in the list: pass it as `after` to fetch the items that follow it."
+EDGES = "The items of this page, each with its cursor."
+PAGE_INFO = "Whether another page follows, and the cursor to fetch it with."
+NODES = "The items of this page without their cursors (the nodes of `edges`)."
 
 
 def uuid_of(value: strawberry.ID | str | None, field: str = "id") -> uuid.UUID | None:

@@ -10,78 +10,114 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
+from typing import Annotated
 
 import strawberry
 
 from resolvers import communication as communications
 from resolvers.communication import CommunicationView, Preferences
 from resolvers.context import Context
-from schema.common import DEFAULT_PAGE_SIZE, Info, PageInfo, provided, register_node, uuid_of
+from schema.common import (
+    CURSOR,
+    DEFAULT_PAGE_SIZE,
+    EDGES,
+    NODES,
+    PAGE_INFO,
+    After,
+    First,
+    Info,
+    PageInfo,
+    provided,
+    register_node,
+    uuid_of,
+)
 from schema.patient import Channel, ContactPurpose
 
 
-@strawberry.enum(description="Why a message exists: an appointment's confirmation, reminder, change or cancellation, "
-                             "a re-visit or pending-treatment reminder, a follow-up call's announcement, a survey "
-                             "invitation, a birthday or holiday greeting, a campaign; LOGGED_CALL is a call a staff "
-                             "member made or took.")
+@strawberry.enum(description="Why a message exists (each cause has a purpose the patient consents to), or "
+                             "LOGGED_CALL for a call a staff member made or took.")
 class CommunicationCause(Enum):
-    APPOINTMENT_CONFIRMATION = "appointment_confirmation"
-    APPOINTMENT_REMINDER = "appointment_reminder"
-    APPOINTMENT_CHANGE = "appointment_change"
-    APPOINTMENT_CANCELLATION = "appointment_cancellation"
-    REVISIT_REMINDER = "revisit_reminder"
-    PENDING_TREATMENT_REMINDER = "pending_treatment_reminder"
-    FOLLOW_UP_ANNOUNCEMENT = "follow_up_announcement"
-    SURVEY_INVITATION = "survey_invitation"
-    BIRTHDAY_GREETING = "birthday_greeting"
-    HOLIDAY_GREETING = "holiday_greeting"
-    CAMPAIGN = "campaign"
-    LOGGED_CALL = "logged_call"
+    APPOINTMENT_CONFIRMATION = strawberry.enum_value(
+        "appointment_confirmation", description="An appointment was booked (purpose CARE).")
+    APPOINTMENT_REMINDER = strawberry.enum_value(
+        "appointment_reminder", description="An appointment is near (24 hours before by default; purpose CARE).")
+    APPOINTMENT_CHANGE = strawberry.enum_value(
+        "appointment_change", description="An appointment was moved to another slot (purpose CARE).")
+    APPOINTMENT_CANCELLATION = strawberry.enum_value(
+        "appointment_cancellation", description="An appointment was cancelled (purpose CARE).")
+    REVISIT_REMINDER = strawberry.enum_value(
+        "revisit_reminder", description="A visit's re-visit date is near (purpose CARE).")
+    PENDING_TREATMENT_REMINDER = strawberry.enum_value(
+        "pending_treatment_reminder", description="A procedure recorded as pending is still to be done (purpose CARE).")
+    FOLLOW_UP_ANNOUNCEMENT = strawberry.enum_value(
+        "follow_up_announcement", description="A follow-up call is coming (purpose CARE).")
+    SURVEY_INVITATION = strawberry.enum_value(
+        "survey_invitation", description="An invitation to answer a satisfaction survey (purpose CARE).")
+    CONTRACT_EXPIRY = strawberry.enum_value(
+        "contract_expiry", description="The client's service contract ends soon: 60 and 30 days before (purpose CARE).")
+    CONTRACT_SIGNATURE = strawberry.enum_value(
+        "contract_signature", description="A contract or amendment still awaits the client's signature (purpose CARE).")
+    BIRTHDAY_GREETING = strawberry.enum_value(
+        "birthday_greeting", description="A birthday greeting (purpose GREETING).")
+    HOLIDAY_GREETING = strawberry.enum_value("holiday_greeting", description="A holiday greeting (purpose GREETING).")
+    CAMPAIGN = strawberry.enum_value("campaign", description="A message of a campaign (purpose CAMPAIGN; see "
+                                                             "campaignId).")
+    LOGGED_CALL = strawberry.enum_value("logged_call", description="A call a staff member made or took, logged by hand "
+                                                                   "(communicationLogCall).")
 
 
-@strawberry.enum(description="Where a message stands: QUEUED waits for its time (FHIR CommunicationRequest); SENT was "
-                             "handed to the gateway; DELIVERED the gateway reported it delivered; FAILED could not be "
-                             "sent or delivered (see lastError); REFUSED the gate stopped it (see refusal); CANCELLED "
-                             "its cause went away.")
+@strawberry.enum(description="Where a message stands: waiting (FHIR CommunicationRequest), then settled (FHIR "
+                             "Communication).")
 class CommunicationStatus(Enum):
-    QUEUED = "queued"
-    SENT = "sent"
-    DELIVERED = "delivered"
-    FAILED = "failed"
-    REFUSED = "refused"
-    CANCELLED = "cancelled"
+    QUEUED = strawberry.enum_value("queued", description="Waiting for its due time (dueAt).")
+    SENT = strawberry.enum_value("sent", description="Handed to the gateway of its channel (a logged call: it took "
+                                                     "place).")
+    DELIVERED = strawberry.enum_value("delivered", description="The gateway reported it delivered (the portal inbox: "
+                                                               "at once).")
+    FAILED = strawberry.enum_value("failed", description="Could not be sent or delivered after its attempts (see "
+                                                         "lastError).")
+    REFUSED = strawberry.enum_value("refused", description="The consent gate stopped it (see refusal).")
+    CANCELLED = strawberry.enum_value("cancelled", description="Its cause went away before it was sent (e.g. the "
+                                                               "appointment was cancelled).")
 
 
 @strawberry.enum(description="How a message went out, or PHONE for a logged call.")
 class CommunicationChannel(Enum):
-    SMS = "sms"
-    EMAIL = "email"
-    WECHAT = "wechat"
-    APP = "app"
-    PHONE = "phone"
+    SMS = strawberry.enum_value("sms", description="A text message through the institution's SMS gateway.")
+    EMAIL = strawberry.enum_value("email", description="An e-mail.")
+    WECHAT = strawberry.enum_value("wechat", description="A message through the institution's WeChat gateway.")
+    APP = strawberry.enum_value("app", description="The patient's portal inbox.")
+    PHONE = strawberry.enum_value("phone", description="A telephone call (logged calls only).")
 
 
-@strawberry.enum(description="OUTBOUND: from the institution; INBOUND: from the patient or a contact (a call taken).")
+@strawberry.enum(description="Which way it went.")
 class CommunicationDirection(Enum):
-    OUTBOUND = "outbound"
-    INBOUND = "inbound"
+    OUTBOUND = strawberry.enum_value("outbound", description="From the institution: every message, and the calls staff "
+                                                             "made.")
+    INBOUND = strawberry.enum_value("inbound", description="From the patient or a contact: a call taken.")
 
 
-@strawberry.enum(description="Why the gate refused a message: NO_CONSENT (the patient does not want to be contacted), "
-                             "PURPOSE_NOT_CONSENTED (not for this purpose), NO_CHANNEL (no message channel consented), "
-                             "NO_ADDRESS (no phone or e-mail for the consented channels), QUIET_HOURS, FREQUENCY_CAP "
-                             "(too many greetings and campaigns lately), PATIENT_INACTIVE (archived or deceased), "
-                             "CONTACT_NOT_INFORMED (a contact who may not receive information), NO_TEMPLATE.")
+@strawberry.enum(description="Why the consent gate refused a message (it decides when the message is scheduled and "
+                             "again when it is sent).")
 class CommunicationRefusal(Enum):
-    NO_CONSENT = "no_consent"
-    PURPOSE_NOT_CONSENTED = "purpose_not_consented"
-    NO_CHANNEL = "no_channel"
-    NO_ADDRESS = "no_address"
-    QUIET_HOURS = "quiet_hours"
-    FREQUENCY_CAP = "frequency_cap"
-    PATIENT_INACTIVE = "patient_inactive"
-    CONTACT_NOT_INFORMED = "contact_not_informed"
-    NO_TEMPLATE = "no_template"
+    NO_CONSENT = strawberry.enum_value("no_consent", description="The patient does not want to be contacted at all.")
+    PURPOSE_NOT_CONSENTED = strawberry.enum_value(
+        "purpose_not_consented", description="The patient did not consent to this purpose (GREETING, CAMPAIGN...).")
+    NO_CHANNEL = strawberry.enum_value("no_channel", description="No message channel (SMS, e-mail, WeChat, app) is "
+                                                                 "consented to.")
+    NO_ADDRESS = strawberry.enum_value("no_address", description="None of the consented channels has an address (a "
+                                                                 "phone, an e-mail, a portal account).")
+    QUIET_HOURS = strawberry.enum_value("quiet_hours", description="An appointment's notice that the quiet hours would "
+                                                                   "have pushed past the start of its slot.")
+    FREQUENCY_CAP = strawberry.enum_value("frequency_cap", description="Too many greetings and campaign messages "
+                                                                       "lately (the institution's cap, 2 a week by "
+                                                                       "default).")
+    PATIENT_INACTIVE = strawberry.enum_value(
+        "patient_inactive", description="The patient's file is archived or deceased.")
+    CONTACT_NOT_INFORMED = strawberry.enum_value(
+        "contact_not_informed", description="For a contact who may not receive information about the patient.")
+    NO_TEMPLATE = strawberry.enum_value("no_template", description="No template for its cause, channel and language "
+                                                                   "could render it.")
 
 
 def _id(value: object) -> strawberry.ID | None:
@@ -97,7 +133,7 @@ class Communication:
     view: strawberry.Private[CommunicationView]
     ctx: strawberry.Private[Context]
 
-    @strawberry.field
+    @strawberry.field(description="The log entry's id.")
     def id(self) -> strawberry.ID:
         return strawberry.ID(str(self.view.row.id))
 
@@ -182,18 +218,18 @@ class Communication:
         return communications.read_sealed(self.ctx, self.view, "note")
 
 
-@strawberry.type
+@strawberry.type(description="One entry of a communication log page, with its cursor.")
 class CommunicationEdge:
-    cursor: str
-    node: Communication
+    cursor: str = strawberry.field(description=CURSOR)
+    node: Communication = strawberry.field(description="The message or logged call.")
 
 
 @strawberry.type(description="A page of the communication log, newest first.")
 class CommunicationConnection:
-    edges: list[CommunicationEdge]
-    page_info: PageInfo
+    edges: list[CommunicationEdge] = strawberry.field(description=EDGES)
+    page_info: PageInfo = strawberry.field(description=PAGE_INFO)
 
-    @strawberry.field
+    @strawberry.field(description=NODES)
     def nodes(self) -> list[Communication]:
         return [edge.node for edge in self.edges]
 
@@ -249,15 +285,18 @@ class ContactPreferencesInput:
 class CommunicationQuery:
     @strawberry.field(description="A patient's communication log, newest first: messages sent, waiting or refused "
                                   "and logged calls. Needs communication read rights and the patient in your reach.")
-    async def patient_communications(self, info: Info, patient_id: strawberry.ID, first: int = DEFAULT_PAGE_SIZE,
-                                     after: str | None = None) -> CommunicationConnection:
+    async def patient_communications(
+        self, info: Info,
+        patient_id: Annotated[strawberry.ID, strawberry.argument(description="The patient, in your reach.")],
+        first: First = DEFAULT_PAGE_SIZE, after: After = None,
+    ) -> CommunicationConnection:
         page = await communications.patient_log(info.context, uuid_of(patient_id, "patientId"), first=first,
                                                 after=after)
         return _connection(info.context, page)
 
     @strawberry.field(description="Portal: the messages sent to me, newest first.")
-    async def my_communications(self, info: Info, first: int = DEFAULT_PAGE_SIZE,
-                                after: str | None = None) -> CommunicationConnection:
+    async def my_communications(self, info: Info, first: First = DEFAULT_PAGE_SIZE,
+                                after: After = None) -> CommunicationConnection:
         return _connection(info.context, await communications.own_log(info.context, first=first, after=after))
 
     @strawberry.field(description="Portal: how I want to be contacted.")
@@ -268,14 +307,18 @@ class CommunicationQuery:
 @strawberry.type
 class CommunicationMutation:
     @strawberry.mutation(description="Log a call made or taken with a patient or one of their contacts.")
-    async def communication_log_call(self, info: Info, input: CommunicationLogCallInput) -> Communication:
+    async def communication_log_call(self, info: Info, input: Annotated[CommunicationLogCallInput, strawberry.argument(
+            description="The call.")]) -> Communication:
         data = provided(input)
         view = await communications.log_call(info.context, data.pop("patient_id"), data)
         return communication_node(info.context, view)
 
     @strawberry.mutation(description="Portal: change how I want to be contacted (consent, channels, preferred "
                                      "channel, purposes). Recorded as a consent change.")
-    async def my_contact_preferences_update(self, info: Info, input: ContactPreferencesInput) -> ContactPreferences:
+    async def my_contact_preferences_update(
+        self, info: Info,
+        input: Annotated[ContactPreferencesInput, strawberry.argument(description="The changes.")],
+    ) -> ContactPreferences:
         return ContactPreferences.of(await communications.set_my_preferences(info.context, provided(input)))
 
 

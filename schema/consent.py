@@ -4,7 +4,7 @@ file itself: ``contactConsent`` and ``contactChannels``)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
@@ -19,9 +19,9 @@ if TYPE_CHECKING:
 
 @strawberry.type(description="Whether the patient agrees to share their file with a partner.")
 class PartnerConsent:
-    partner_id: strawberry.ID
-    granted: bool
-    changed_at: datetime
+    partner_id: strawberry.ID = strawberry.field(description="The partner asked about.")
+    granted: bool = strawberry.field(description="True: the patient agrees to share; false: refused or withdrawn.")
+    changed_at: datetime = strawberry.field(description="When the patient last gave or withdrew it.")
 
     @classmethod
     def of(cls, row: PartnerConsentRow) -> PartnerConsent:
@@ -37,8 +37,13 @@ class ConsentMutation:
     @strawberry.mutation(description="Give or withdraw consent to share a file with a partner: by the patient "
                                      "(their own file) or by staff recording what the patient said. Withdrawing "
                                      "revokes the partner's grants at once.")
-    async def partner_consent_set(self, info: Info, patient_id: strawberry.ID, partner_id: strawberry.ID,
-                                  granted: bool) -> PartnerConsent | None:
+    async def partner_consent_set(
+        self, info: Info,
+        patient_id: Annotated[strawberry.ID, strawberry.argument(
+            description="The patient: your own file (patients), or one in your reach (staff).")],
+        partner_id: Annotated[strawberry.ID, strawberry.argument(description="The partner.")],
+        granted: Annotated[bool, strawberry.argument(description="True: give consent; false: withdraw it.")],
+    ) -> PartnerConsent | None:
         row = await consents.set_sharing(info.context, uuid_of(patient_id, "patientId"),
                                          uuid_of(partner_id, "partnerId"), granted)
         return PartnerConsent.of(row)

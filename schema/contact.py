@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import Any, cast
+from typing import Annotated, Any, cast
 
 import strawberry
 
@@ -17,13 +17,13 @@ from schema.common import FieldSource, Info, provided, uuid_of
 
 @strawberry.enum(description="How a contact is related to the patient.")
 class Relationship(Enum):
-    SPOUSE = "spouse"
-    PARENT = "parent"
-    CHILD = "child"
-    SIBLING = "sibling"
-    GUARDIAN = "guardian"
-    FRIEND = "friend"
-    OTHER = "other"
+    SPOUSE = strawberry.enum_value("spouse", description="The patient's husband, wife or partner.")
+    PARENT = strawberry.enum_value("parent", description="The patient's mother or father.")
+    CHILD = strawberry.enum_value("child", description="The patient's son or daughter.")
+    SIBLING = strawberry.enum_value("sibling", description="The patient's brother or sister.")
+    GUARDIAN = strawberry.enum_value("guardian", description="The patient's legal guardian.")
+    FRIEND = strawberry.enum_value("friend", description="A friend of the patient.")
+    OTHER = strawberry.enum_value("other", description="Another relation (a carer, a neighbour...).")
 
 
 class ContactSource(FieldSource):
@@ -46,7 +46,7 @@ def contact_node(ctx: Context, view: ContactView) -> Contact:
 class Contact:
     view: strawberry.Private[ContactView]
 
-    @strawberry.field
+    @strawberry.field(description="The contact's id.")
     def id(self) -> strawberry.ID:
         return strawberry.ID(str(self.view.row.id))
 
@@ -66,35 +66,55 @@ class Contact:
 
 @strawberry.input(description="A new contact of a patient.")
 class ContactCreateInput:
-    name: str
-    relationship: Relationship
+    name: str = strawberry.field(description="Full name, 1-100 characters.")
+    relationship: Relationship = strawberry.field(description="Relation to the patient.")
     phone: str | None = strawberry.field(default=None, description="E.164 (+8613800138000) or a mainland mobile.")
-    is_emergency: bool = False
-    may_receive_information: bool = False
-    notes: str | None = None
+    is_emergency: bool = strawberry.field(default=False, description="Call this contact in an emergency.")
+    may_receive_information: bool = strawberry.field(default=False,
+                                                     description="Whether the patient allows telling this contact "
+                                                                 "about their care (messages to a contact need it).")
+    notes: str | None = strawberry.field(default=None, description="Free notes, at most 500 characters. Encrypted.")
 
 
 @strawberry.input(description="Changes to a contact; fields left out stay as they are, null clears.")
 class ContactUpdateInput:
-    name: str | None = strawberry.UNSET
-    relationship: Relationship | None = strawberry.UNSET
-    phone: str | None = strawberry.UNSET
-    is_emergency: bool | None = strawberry.UNSET
-    may_receive_information: bool | None = strawberry.UNSET
-    notes: str | None = strawberry.UNSET
+    name: str | None = strawberry.field(default=strawberry.UNSET, description="Full name, 1-100 characters. Not "
+                                                                              "null.")
+    relationship: Relationship | None = strawberry.field(default=strawberry.UNSET,
+                                                         description="Relation to the patient. Not null.")
+    phone: str | None = strawberry.field(default=strawberry.UNSET,
+                                         description="E.164 or a mainland mobile; null: no phone.")
+    is_emergency: bool | None = strawberry.field(default=strawberry.UNSET,
+                                                 description="Call this contact in an emergency. Not null.")
+    may_receive_information: bool | None = strawberry.field(default=strawberry.UNSET,
+                                                            description="Whether the patient allows telling this "
+                                                                        "contact about their care. Not null.")
+    notes: str | None = strawberry.field(default=strawberry.UNSET,
+                                         description="Free notes, at most 500 characters; null clears them.")
+
+
+_CONTACT_ID = Annotated[strawberry.ID, strawberry.argument(description="The contact's id (NOT_FOUND when missing "
+                                                                        "or its patient is outside your reach).")]
 
 
 @strawberry.type
 class ContactMutation:
     @strawberry.mutation(description="Add a family member or emergency contact to a patient's file.")
-    async def contact_create(self, info: Info, patient_id: strawberry.ID, input: ContactCreateInput) -> Contact | None:
+    async def contact_create(
+        self, info: Info,
+        patient_id: Annotated[strawberry.ID, strawberry.argument(description="The patient, in your reach.")],
+        input: Annotated[ContactCreateInput, strawberry.argument(description="The contact.")],
+    ) -> Contact | None:
         view = await contacts.create(info.context, uuid_of(patient_id, "patientId"), provided(input))
         return contact_node(info.context, view)
 
     @strawberry.mutation(description="Change a contact.")
-    async def contact_update(self, info: Info, id: strawberry.ID, input: ContactUpdateInput) -> Contact | None:
+    async def contact_update(
+        self, info: Info, id: _CONTACT_ID,
+        input: Annotated[ContactUpdateInput, strawberry.argument(description="The changes.")],
+    ) -> Contact | None:
         return contact_node(info.context, await contacts.update(info.context, uuid_of(id), provided(input)))
 
     @strawberry.mutation(description="Remove a contact from a patient's file; returns its id.")
-    async def contact_delete(self, info: Info, id: strawberry.ID) -> strawberry.ID | None:
+    async def contact_delete(self, info: Info, id: _CONTACT_ID) -> strawberry.ID | None:
         return strawberry.ID(str(await contacts.delete(info.context, uuid_of(id))))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
@@ -15,8 +15,8 @@ if TYPE_CHECKING:
 
 @strawberry.type(description="A department of the institution (for example Orthodontics, Ward 3).")
 class Department:
-    id: strawberry.ID
-    name: str
+    id: strawberry.ID = strawberry.field(description="The department's id.")
+    name: str = strawberry.field(description="Its name.")
 
     @classmethod
     def of(cls, row: DepartmentRow) -> Department:
@@ -33,5 +33,6 @@ class DepartmentQuery:
 @strawberry.type
 class DepartmentMutation:
     @strawberry.mutation(description="Create a department (admins).")
-    async def department_create(self, info: Info, name: str) -> Department | None:
+    async def department_create(self, info: Info, name: Annotated[str, strawberry.argument(
+            description="Its name, 1-100 characters, unique in the institution.")]) -> Department | None:
         return Department.of(await departments.create(info.context, name))

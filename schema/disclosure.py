@@ -9,7 +9,19 @@ import strawberry
 
 from resolvers import disclosure as disclosures
 from resolvers.disclosure import Disclosure as DisclosureView
-from schema.common import DEFAULT_PAGE_SIZE, Info, PageInfo, uuid_of
+from schema.common import (
+    CURSOR,
+    DEFAULT_PAGE_SIZE,
+    EDGES,
+    PAGE_INFO,
+    After,
+    First,
+    Info,
+    PageInfo,
+    PeriodFrom,
+    PeriodTo,
+    uuid_of,
+)
 
 
 def _id(value: object) -> strawberry.ID | None:
@@ -18,14 +30,16 @@ def _id(value: object) -> strawberry.ID | None:
 
 @strawberry.type(description="One disclosure: what a partner was given of a patient's file, when and why.")
 class Disclosure:
-    occurred_at: datetime
-    partner_id: strawberry.ID | None
+    occurred_at: datetime = strawberry.field(description="When the partner read the data.")
+    partner_id: strawberry.ID | None = strawberry.field(description="The recipient partner; null if its client is "
+                                                                    "gone.")
     partner_name: str = strawberry.field(description="The recipient.")
-    client_id: strawberry.ID | None
-    patient_id: strawberry.ID
+    client_id: strawberry.ID | None = strawberry.field(description="The partner's API client that read it.")
+    patient_id: strawberry.ID = strawberry.field(description="The patient whose data was disclosed.")
     data_categories: list[str] = strawberry.field(description="Field classes disclosed (identity, contact...).")
     purpose: str = strawberry.field(description="The purpose of the grant it was made under.")
-    grant_id: strawberry.ID | None
+    grant_id: strawberry.ID | None = strawberry.field(description="The grant it was made under; null when the "
+                                                                  "policy rule names none.")
 
     @classmethod
     def of(cls, d: DisclosureView) -> Disclosure:
@@ -34,16 +48,16 @@ class Disclosure:
                    data_categories=d.data_categories, purpose=d.purpose, grant_id=_id(d.grant_id))
 
 
-@strawberry.type
+@strawberry.type(description="One disclosure of a page, with its cursor.")
 class DisclosureEdge:
-    cursor: str
-    node: Disclosure
+    cursor: str = strawberry.field(description=CURSOR)
+    node: Disclosure = strawberry.field(description="The disclosure.")
 
 
 @strawberry.type(description="A page of disclosures, newest first.")
 class DisclosureConnection:
-    edges: list[DisclosureEdge]
-    page_info: PageInfo
+    edges: list[DisclosureEdge] = strawberry.field(description=EDGES)
+    page_info: PageInfo = strawberry.field(description=PAGE_INFO)
 
 
 @strawberry.type
@@ -51,9 +65,12 @@ class DisclosureQuery:
     @strawberry.field(description="The accounting of disclosures to partners for a period of up to six years, "
                                   "optionally of one patient or one partner (compliance officers).")
     async def disclosures(
-        self, info: Info, from_: Annotated[datetime, strawberry.argument(name="from")], to: datetime,
-        patient_id: strawberry.ID | None = None, partner_id: strawberry.ID | None = None,
-        first: int = DEFAULT_PAGE_SIZE, after: str | None = None,
+        self, info: Info, from_: PeriodFrom, to: PeriodTo,
+        patient_id: Annotated[strawberry.ID | None, strawberry.argument(
+            description="Only disclosures of this patient's data; null: every patient.")] = None,
+        partner_id: Annotated[strawberry.ID | None, strawberry.argument(
+            description="Only disclosures to this partner; null: every partner.")] = None,
+        first: First = DEFAULT_PAGE_SIZE, after: After = None,
     ) -> DisclosureConnection:
         page = await disclosures.page(info.context, first=first, after=after, since=from_, until=to,
                                       patient_id=uuid_of(patient_id, "patientId"),

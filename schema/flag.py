@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from datetime import date, datetime
 from enum import Enum
-from typing import Any, cast
+from typing import Annotated, Any, cast
 
 import strawberry
 
@@ -28,19 +28,24 @@ from schema.visit import Visit, visit_node
                              "VIP and DIFFICULT_PAYER internal, SPECIAL_NEEDS and FALL_RISK needs, ALLERGY and "
                              "CLINICAL_ALERT clinical.")
 class FlagKind(Enum):
-    VIP = "vip"
-    SPECIAL_NEEDS = "special_needs"
-    FALL_RISK = "fall_risk"
-    ALLERGY = "allergy"
-    CLINICAL_ALERT = "clinical_alert"
-    DIFFICULT_PAYER = "difficult_payer"
+    VIP = strawberry.enum_value("vip", description="A VIP to receive personally (detail: internal class).")
+    SPECIAL_NEEDS = strawberry.enum_value("special_needs", description="Needs special attention: mobility, hearing, "
+                                                                       "language... (detail: needs class).")
+    FALL_RISK = strawberry.enum_value("fall_risk", description="At risk of falling (detail: needs class).")
+    ALLERGY = strawberry.enum_value("allergy", description="An allergy to know before treatment (detail: clinical "
+                                                           "class).")
+    CLINICAL_ALERT = strawberry.enum_value(
+        "clinical_alert", description="Another clinical warning (detail: clinical class).")
+    DIFFICULT_PAYER = strawberry.enum_value(
+        "difficult_payer", description="Payment problems in the past (detail: internal class).")
 
 
 @strawberry.enum(description="Whether an alert stands (FHIR Flag.status). ENTERED_IN_ERROR is final.")
 class FlagStatus(Enum):
-    ACTIVE = "active"
-    INACTIVE = "inactive"
-    ENTERED_IN_ERROR = "entered_in_error"
+    ACTIVE = strawberry.enum_value("active", description="Stands (in force within its period).")
+    INACTIVE = strawberry.enum_value("inactive", description="Deactivated: no longer applies; may be made ACTIVE "
+                                                             "again.")
+    ENTERED_IN_ERROR = strawberry.enum_value("entered_in_error", description="Raised by mistake; final.")
 
 
 _CONVERT: dict[str, Any] = {"kind": FlagKind, "status": FlagStatus}
@@ -66,7 +71,7 @@ def flag_node(ctx: Context, view: FlagView) -> Flag:
 class Flag:
     view: strawberry.Private[FlagView]
 
-    @strawberry.field
+    @strawberry.field(description="The alert's id.")
     def id(self) -> strawberry.ID:
         return strawberry.ID(str(self.view.row.id))
 
@@ -87,8 +92,8 @@ class Flag:
 @strawberry.input(description="A new alert on a patient's file. The detail needs the right to write its class on "
                               "that file (an allergy's: clinical).")
 class FlagCreateInput:
-    patient_id: strawberry.ID
-    kind: FlagKind
+    patient_id: strawberry.ID = strawberry.field(description="The patient, in your reach.")
+    kind: FlagKind = strawberry.field(description="What the alert is about.")
     detail: str | None = strawberry.field(default=None, description="At most 500 characters.")
     starts_on: date | None = strawberry.field(default=strawberry.UNSET,
                                               description="First day in force; today (local) when left out.")
@@ -98,10 +103,14 @@ class FlagCreateInput:
 @strawberry.input(description="Changes to an alert: fields left out stay as they are, null clears a field. Set status "
                               "INACTIVE to deactivate it, ENTERED_IN_ERROR when it was raised by mistake.")
 class FlagUpdateInput:
-    status: FlagStatus | None = strawberry.UNSET
-    detail: str | None = strawberry.UNSET
-    starts_on: date | None = strawberry.UNSET
-    ends_on: date | None = strawberry.UNSET
+    status: FlagStatus | None = strawberry.field(default=strawberry.UNSET,
+                                                 description="The new status (ENTERED_IN_ERROR is final). Not null.")
+    detail: str | None = strawberry.field(default=strawberry.UNSET,
+                                          description="What to know, at most 500 characters; null clears it.")
+    starts_on: date | None = strawberry.field(
+        default=strawberry.UNSET, description="First day in force; null: in force since it was raised.")
+    ends_on: date | None = strawberry.field(default=strawberry.UNSET,
+                                            description="Last day in force; null: open-ended.")
 
 
 @strawberry.type(description="A patient with an alert on the file (or in the VIP segment) has just checked in.")
@@ -129,7 +138,12 @@ class CheckInAlert:
 class FlagQuery:
     @strawberry.field(description="The alerts on a patient's file in force today (the institution's local date); "
                                   "inForceOnly: false lists every alert, inactive and past ones too.")
-    async def patient_flags(self, info: Info, patient_id: strawberry.ID, in_force_only: bool = True) -> list[Flag]:
+    async def patient_flags(
+        self, info: Info,
+        patient_id: Annotated[strawberry.ID, strawberry.argument(description="The patient, in your reach.")],
+        in_force_only: Annotated[bool, strawberry.argument(
+            description="Only alerts in force today; false: every alert, inactive and past ones too.")] = True,
+    ) -> list[Flag]:
         views = await flags.of_patient(info.context, uuid_of(patient_id, "patientId"), in_force_only=in_force_only)
         return [flag_node(info.context, view) for view in views]
 
@@ -137,11 +151,16 @@ class FlagQuery:
 @strawberry.type
 class FlagMutation:
     @strawberry.mutation(description="Raise an alert on a patient's file.")
-    async def flag_create(self, info: Info, input: FlagCreateInput) -> Flag | None:
+    async def flag_create(self, info: Info, input: Annotated[FlagCreateInput, strawberry.argument(
+            description="The alert.")]) -> Flag | None:
         return flag_node(info.context, await flags.create(info.context, provided(input)))
 
     @strawberry.mutation(description="Change an alert: its detail, its period, or its status (INACTIVE deactivates).")
-    async def flag_update(self, info: Info, id: strawberry.ID, input: FlagUpdateInput) -> Flag | None:
+    async def flag_update(
+        self, info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="The alert's id.")],
+        input: Annotated[FlagUpdateInput, strawberry.argument(description="The changes.")],
+    ) -> Flag | None:
         return flag_node(info.context, await flags.update(info.context, uuid_of(id), provided(input)))
 
 
@@ -154,8 +173,11 @@ class FlagSubscription:
                                          "narrows it to visits of that department. Over graphql-transport-ws; sign in "
                                          "with the connection_init payload {authorization: \"Bearer cl_...\"}. Needs "
                                          "visit and flag read rights, checked again before each event.")
-    async def check_in_alerts(self, info: Info,
-                              department_id: strawberry.ID | None = None) -> AsyncGenerator[CheckInAlert, None]:
+    async def check_in_alerts(
+        self, info: Info,
+        department_id: Annotated[strawberry.ID | None, strawberry.argument(
+            description="Only check-ins for visits of this department; null: every visit you reach.")] = None,
+    ) -> AsyncGenerator[CheckInAlert, None]:
         ctx = info.context
         async for alert in flags.watch_check_ins(ctx, uuid_of(department_id, "departmentId")):
             yield CheckInAlert(view=alert)

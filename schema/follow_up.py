@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import strawberry
 
@@ -19,7 +19,22 @@ from policies.fields import FOLLOW_UP_FIELD_CLASS
 from resolvers import follow_up as follow_ups
 from resolvers.context import Context
 from resolvers.follow_up import AttemptView, RuleView, TaskView
-from schema.common import DEFAULT_PAGE_SIZE, FieldSource, Info, PageInfo, provided, register_node, uuid_of
+from schema.common import (
+    CURSOR,
+    DEFAULT_PAGE_SIZE,
+    EDGES,
+    NODES,
+    PAGE_INFO,
+    After,
+    FieldSource,
+    First,
+    Info,
+    PageInfo,
+    Version,
+    provided,
+    register_node,
+    uuid_of,
+)
 from schema.department import Department
 from schema.patient import Patient, PatientSource
 from schema.staff import StaffSummary
@@ -33,51 +48,56 @@ if TYPE_CHECKING:
                              "assigned), ACCEPTED claimed by a nurse, COMPLETED done, FAILED the patient was not "
                              "reached after attempts, CANCELLED no call needed.")
 class FollowUpTaskStatus(Enum):
-    REQUESTED = "requested"
-    ACCEPTED = "accepted"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
+    REQUESTED = strawberry.enum_value("requested", description="Due: in the department's pool, or given to a nurse who "
+                                                               "has not claimed it.")
+    ACCEPTED = strawberry.enum_value("accepted", description="Claimed by (or assigned to) a nurse who will call.")
+    COMPLETED = strawberry.enum_value("completed", description="Done: the outcome form is filled in.")
+    FAILED = strawberry.enum_value("failed", description="The patient was not reached after the attempts recorded.")
+    CANCELLED = strawberry.enum_value("cancelled", description="No call needed any more.")
 
 
 @strawberry.enum(description="Who a rule's tasks go to: the patient's responsible (care-team) nurse, or the "
                              "department's pool, where a nurse of the department claims them.")
 class FollowUpAssignee(Enum):
-    RESPONSIBLE_NURSE = "responsible_nurse"
-    DEPARTMENT_POOL = "department_pool"
+    RESPONSIBLE_NURSE = strawberry.enum_value("responsible_nurse", description="The nurse on the patient's care "
+                                                                               "team (the pool when there is none).")
+    DEPARTMENT_POOL = strawberry.enum_value(
+        "department_pool", description="The department's pool, for any of its nurses to claim.")
 
 
 @strawberry.enum(description="How the patient is, by their own account on the call.")
 class PatientCondition(Enum):
-    BETTER = "better"
-    SAME = "same"
-    WORSE = "worse"
+    BETTER = strawberry.enum_value("better", description="Better than at the visit.")
+    SAME = strawberry.enum_value("same", description="No change since the visit.")
+    WORSE = strawberry.enum_value("worse", description="Worse than at the visit: consider opening a ticket "
+                                                       "(openTicket).")
 
 
 @strawberry.enum(description="How a call attempt was made.")
 class CallChannel(Enum):
-    PHONE = "phone"
-    SMS = "sms"
-    WECHAT = "wechat"
-    VISIT = "visit"
-    VIDEO = "video"
+    PHONE = strawberry.enum_value("phone", description="A telephone call.")
+    SMS = strawberry.enum_value("sms", description="A text message.")
+    WECHAT = strawberry.enum_value("wechat", description="A WeChat message or call.")
+    VISIT = strawberry.enum_value("visit", description="In person (a home visit, or when the patient came by).")
+    VIDEO = strawberry.enum_value("video", description="A video call.")
 
 
 @strawberry.enum(description="What came of a call attempt.")
 class CallOutcome(Enum):
-    REACHED = "reached"
-    NO_ANSWER = "no_answer"
-    BUSY = "busy"
-    WRONG_NUMBER = "wrong_number"
-    DECLINED = "declined"
+    REACHED = strawberry.enum_value("reached", description="The patient (or their contact) was reached.")
+    NO_ANSWER = strawberry.enum_value("no_answer", description="Nobody answered.")
+    BUSY = strawberry.enum_value("busy", description="The line was busy.")
+    WRONG_NUMBER = strawberry.enum_value("wrong_number", description="The number is not the patient's.")
+    DECLINED = strawberry.enum_value("declined", description="Reached, but the patient did not want to talk.")
 
 
 @strawberry.enum(description="Which worklist: your own tasks, your departments' pool, or (department heads) "
                              "everything open in your departments.")
 class FollowUpScope(Enum):
-    MINE = "mine"
-    POOL = "pool"
-    DEPARTMENT = "department"
+    MINE = strawberry.enum_value("mine", description="Tasks you own.")
+    POOL = strawberry.enum_value("pool", description="Unowned tasks waiting in your departments' pools.")
+    DEPARTMENT = strawberry.enum_value("department", description="Department heads: every open task in your "
+                                                                 "departments, owned or not.")
 
 
 # -- rules ---------------------------------------------------------------------------------
@@ -97,7 +117,7 @@ class FollowUpRule:
     def row(self) -> FollowUpRuleRow:
         return self.view.row
 
-    @strawberry.field
+    @strawberry.field(description="This version's id (each version has its own).")
     def id(self) -> strawberry.ID:
         return strawberry.ID(str(self.row.id))
 
@@ -113,7 +133,7 @@ class FollowUpRule:
     def active(self) -> bool:
         return self.row.active
 
-    @strawberry.field
+    @strawberry.field(description="What the rule is for, as staff see it in lists (e.g. \"Day 3 after surgery\").")
     def name(self) -> str:
         return self.row.name
 
@@ -129,7 +149,7 @@ class FollowUpRule:
     def offsets_days(self) -> list[int]:
         return follow_ups.offsets(self.row)
 
-    @strawberry.field
+    @strawberry.field(description="Who its tasks go to.")
     def assignee(self) -> FollowUpAssignee:
         return FollowUpAssignee(self.row.assignee)
 
@@ -137,7 +157,7 @@ class FollowUpRule:
     def skip_closed_days(self) -> bool:
         return self.row.skip_closed_days
 
-    @strawberry.field
+    @strawberry.field(description="When this version was written.")
     def created_at(self) -> datetime:
         return self.row.created_at
 
@@ -154,43 +174,59 @@ class FollowUpRule:
         return None if row is None else StaffSummary.of(row)
 
 
-@strawberry.type
+@strawberry.type(description="One follow-up rule version of a page, with its cursor.")
 class FollowUpRuleEdge:
-    cursor: str
-    node: FollowUpRule
+    cursor: str = strawberry.field(description=CURSOR)
+    node: FollowUpRule = strawberry.field(description="The rule version.")
 
 
 @strawberry.type(description="A page of follow-up rules, in creation order.")
 class FollowUpRuleConnection:
-    edges: list[FollowUpRuleEdge]
-    page_info: PageInfo
+    edges: list[FollowUpRuleEdge] = strawberry.field(description=EDGES)
+    page_info: PageInfo = strawberry.field(description=PAGE_INFO)
 
-    @strawberry.field
+    @strawberry.field(description=NODES)
     def nodes(self) -> list[FollowUpRule]:
         return [edge.node for edge in self.edges]
 
 
 @strawberry.input(description="A new follow-up rule. Offsets: 1 to 10, each 0 to 366 days.")
 class FollowUpRuleCreateInput:
-    name: str
-    offsets_days: list[int]
-    visit_kind: VisitKind | None = None
+    name: str = strawberry.field(description="What the rule is for, 1-100 characters.")
+    offsets_days: list[int] = strawberry.field(description="Days after the visit's local end date, one call each: "
+                                                           "1 to 10 offsets, each 0 to 366.")
+    visit_kind: VisitKind | None = strawberry.field(default=None, description="Follow only visits of this kind; "
+                                                                              "null: any kind.")
     procedure_code: str | None = strawberry.field(default=None, description="A code of the service catalogue.")
-    department_id: strawberry.ID | None = None
-    assignee: FollowUpAssignee = FollowUpAssignee.RESPONSIBLE_NURSE
-    skip_closed_days: bool = True
+    department_id: strawberry.ID | None = strawberry.field(default=None,
+                                                           description="Follow only this department's visits; "
+                                                                       "null: every department (admins).")
+    assignee: FollowUpAssignee = strawberry.field(default=FollowUpAssignee.RESPONSIBLE_NURSE,
+                                                  description="Who the tasks go to.")
+    skip_closed_days: bool = strawberry.field(default=True, description="Move a call due on a closed day (weekend, "
+                                                                        "holiday) to the next working day.")
 
 
 @strawberry.input(description="Changes to a rule (a new version): fields left out stay as they are; null clears "
                               "visitKind, procedureCode or departmentId.")
 class FollowUpRuleChangeInput:
-    name: str | None = strawberry.UNSET
-    offsets_days: list[int] | None = strawberry.UNSET
-    visit_kind: VisitKind | None = strawberry.UNSET
-    procedure_code: str | None = strawberry.UNSET
-    department_id: strawberry.ID | None = strawberry.UNSET
-    assignee: FollowUpAssignee | None = strawberry.UNSET
-    skip_closed_days: bool | None = strawberry.UNSET
+    name: str | None = strawberry.field(default=strawberry.UNSET, description="A new name, 1-100 characters.")
+    offsets_days: list[int] | None = strawberry.field(default=strawberry.UNSET,
+                                                      description="New offsets (replaces the list): 1 to 10, each 0 "
+                                                                  "to 366 days.")
+    visit_kind: VisitKind | None = strawberry.field(default=strawberry.UNSET,
+                                                    description="The kind of visit followed; null: any kind.")
+    procedure_code: str | None = strawberry.field(default=strawberry.UNSET,
+                                                  description="A service catalogue code the visit must record; "
+                                                              "null: any.")
+    department_id: strawberry.ID | None = strawberry.field(default=strawberry.UNSET,
+                                                           description="The department whose visits it follows; "
+                                                                       "null: every department.")
+    assignee: FollowUpAssignee | None = strawberry.field(default=strawberry.UNSET,
+                                                         description="Who the tasks go to.")
+    skip_closed_days: bool | None = strawberry.field(default=strawberry.UNSET,
+                                                     description="Move a call due on a closed day to the next "
+                                                                 "working day.")
 
 
 # -- tasks ----------------------------------------------------------------------------------
@@ -234,7 +270,7 @@ def attempt_node(ctx: Context, view: AttemptView) -> FollowUpAttempt:
 class FollowUpAttempt:
     view: strawberry.Private[AttemptView]
 
-    @strawberry.field
+    @strawberry.field(description="The attempt's id.")
     def id(self) -> strawberry.ID:
         return strawberry.ID(str(self.view.row.id))
 
@@ -254,7 +290,7 @@ class FollowUpAttempt:
 class FollowUpTask:
     view: strawberry.Private[TaskView]
 
-    @strawberry.field
+    @strawberry.field(description="The task's id.")
     def id(self) -> strawberry.ID:
         return strawberry.ID(str(self.view.row.id))
 
@@ -313,20 +349,20 @@ class FollowUpTask:
         return [attempt_node(info.context, view) for view in await follow_ups.attempts_of(info.context, self.view)]
 
 
-@strawberry.type
+@strawberry.type(description="One task of a worklist page, with its cursor.")
 class FollowUpTaskEdge:
-    cursor: str
-    node: FollowUpTask
+    cursor: str = strawberry.field(description=CURSOR)
+    node: FollowUpTask = strawberry.field(description="The task.")
 
 
 @strawberry.type(description="A worklist page: open tasks due by a date, the earliest first.")
 class FollowUpWorklist:
-    edges: list[FollowUpTaskEdge]
-    page_info: PageInfo
+    edges: list[FollowUpTaskEdge] = strawberry.field(description=EDGES)
+    page_info: PageInfo = strawberry.field(description=PAGE_INFO)
     today: date = strawberry.field(description="Today in the institution's time zone: tasks due before it are "
                                                "overdue.")
 
-    @strawberry.field
+    @strawberry.field(description=NODES)
     def nodes(self) -> list[FollowUpTask]:
         return [edge.node for edge in self.edges]
 
@@ -338,7 +374,7 @@ class FollowUpLoad:
     overdue: int = strawberry.field(description="Due before today (local date).")
     due_today: int = strawberry.field(description="Due today (local date).")
 
-    @strawberry.field
+    @strawberry.field(description="The department.")
     async def department(self, info: Info) -> Department | None:
         row = await info.context.require_loaders().department.load(self.department_id)
         return None if row is None else Department.of(row)
@@ -352,23 +388,26 @@ class FollowUpLoad:
 @strawberry.type(description="A department's follow-up load, for its head.")
 class FollowUpWorkload:
     today: date = strawberry.field(description="Today in the institution's time zone.")
-    lines: list[FollowUpLoad]
+    lines: list[FollowUpLoad] = strawberry.field(description="One line per nurse with open tasks and per "
+                                                             "department pool.")
 
 
 @strawberry.input(description="A follow-up call planned by hand. Without an owner it waits in the department's "
                               "pool (the patient's department unless you name one).")
 class FollowUpTaskCreateInput:
-    patient_id: strawberry.ID
+    patient_id: strawberry.ID = strawberry.field(description="The patient to call, in your reach.")
     due_on: date = strawberry.field(description="From today (the institution's local date) to a year ahead.")
-    department_id: strawberry.ID | None = None
+    department_id: strawberry.ID | None = strawberry.field(default=None,
+                                                           description="The department whose pool it joins; null: "
+                                                                       "the patient's department.")
     owner_id: strawberry.ID | None = strawberry.field(default=None, description="A nurse of the department.")
     visit_id: strawberry.ID | None = strawberry.field(default=None, description="A visit of this patient it follows.")
 
 
 @strawberry.input(description="A call attempt.")
 class FollowUpAttemptInput:
-    channel: CallChannel
-    outcome: CallOutcome
+    channel: CallChannel = strawberry.field(description="How the call was made.")
+    outcome: CallOutcome = strawberry.field(description="What came of it.")
     at: datetime | None = strawberry.field(default=None, description="When (with its offset); now by default. "
                                                                      "Within the last 30 days.")
     note: str | None = strawberry.field(default=None, description="Clinical, encrypted. At most 2,000 characters.")
@@ -377,9 +416,11 @@ class FollowUpAttemptInput:
 @strawberry.input(description="The outcome form. When the patient was reached, say how they are; otherwise leave "
                               "condition, needsHelp and satisfaction out.")
 class FollowUpOutcomeInput:
-    reached: bool
-    condition: PatientCondition | None = None
-    needs_help: bool | None = None
+    reached: bool = strawberry.field(description="Whether the patient was reached.")
+    condition: PatientCondition | None = strawberry.field(default=None, description="How the patient is; only when "
+                                                                                    "reached.")
+    needs_help: bool | None = strawberry.field(default=None, description="Whether the patient needs help from the "
+                                                                         "institution; only when reached.")
     satisfaction: int | None = strawberry.field(default=None, description="1 to 5.")
     notes: str | None = strawberry.field(default=None, description="Clinical, encrypted. At most 2,000 characters.")
     open_ticket: bool = strawberry.field(default=False, description="Open a ticket (linked to the task) for a "
@@ -393,20 +434,34 @@ def rule_connection(page: follow_ups.pagination.Page[FollowUpRuleRow]) -> Follow
         page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor))
 
 
+_TASK_ID = Annotated[strawberry.ID, strawberry.argument(description="The task's id (NOT_FOUND when missing or its "
+                                                                  "patient is outside your reach).")]
+_RULE_ID = Annotated[strawberry.ID, strawberry.argument(description="The id of the rule version you read.")]
+_DEPARTMENT = Annotated[strawberry.ID | None, strawberry.argument(
+    description="One of your departments; null: all of them.")]
+
+
 @strawberry.type
 class FollowUpQuery:
     @strawberry.field(description="One follow-up task. NOT_FOUND when it is missing or its patient is outside your "
                                   "reach.")
-    async def follow_up_task(self, info: Info, id: strawberry.ID) -> FollowUpTask | None:
+    async def follow_up_task(self, info: Info, id: _TASK_ID) -> FollowUpTask | None:
         return task_node(info.context, await follow_ups.get(info.context, uuid_of(id)))
 
     @strawberry.field(description="Open tasks due by a local date (today by default, so overdue ones too), the "
                                   "earliest first, each with its patient: MINE, your departments' POOL, or a "
                                   "department head's DEPARTMENT. 1 to 100 a page.")
-    async def follow_up_worklist(self, info: Info, scope: FollowUpScope = FollowUpScope.MINE,
-                                 department_id: strawberry.ID | None = None, due_by: date | None = None,
-                                 first: int = DEFAULT_PAGE_SIZE, after: str | None = None) -> FollowUpWorklist:
-        found = await follow_ups.worklist(info.context, scope=scope.value,
+    async def follow_up_worklist(
+        self, info: Info,
+        scope: Annotated[FollowUpScope, strawberry.argument(description="Which worklist.")] = FollowUpScope.MINE,
+        department_id: Annotated[strawberry.ID | None, strawberry.argument(
+            description="POOL and DEPARTMENT: one of your departments; null: all of them. MINE: only tasks of "
+                        "this department.")] = None,
+        due_by: Annotated[date | None, strawberry.argument(
+            description="The last local due date included; null: today (so overdue tasks too).")] = None,
+        first: First = DEFAULT_PAGE_SIZE, after: After = None,
+    ) -> FollowUpWorklist:
+        found = await follow_ups.worklist(info.context, scope=str(scope.value),
                                           department_id=uuid_of(department_id, "departmentId"), due_by=due_by,
                                           first=first, after=after)
         ctx = info.context
@@ -417,7 +472,7 @@ class FollowUpQuery:
 
     @strawberry.field(description="Department heads: open tasks overdue and due today per nurse and pool in your "
                                   "departments (or one of them).")
-    async def follow_up_workload(self, info: Info, department_id: strawberry.ID | None = None) -> FollowUpWorkload:
+    async def follow_up_workload(self, info: Info, department_id: _DEPARTMENT = None) -> FollowUpWorkload:
         today, lines = await follow_ups.workload(info.context, uuid_of(department_id, "departmentId"))
         return FollowUpWorkload(today=today, lines=[
             FollowUpLoad(department_id=line.department_id, owner_id=line.owner_id, overdue=line.overdue,
@@ -425,9 +480,13 @@ class FollowUpQuery:
 
     @strawberry.field(description="The follow-up rules in force (includeRetired: every version), or every version "
                                   "of one rule (ruleKey), in creation order.")
-    async def follow_up_rules(self, info: Info, first: int = DEFAULT_PAGE_SIZE, after: str | None = None,
-                              include_retired: bool = False,
-                              rule_key: strawberry.ID | None = None) -> FollowUpRuleConnection:
+    async def follow_up_rules(
+        self, info: Info, first: First = DEFAULT_PAGE_SIZE, after: After = None,
+        include_retired: Annotated[bool, strawberry.argument(
+            description="Also the versions replaced or retired.")] = False,
+        rule_key: Annotated[strawberry.ID | None, strawberry.argument(
+            description="Every version of this rule (its ruleKey), retired ones included.")] = None,
+    ) -> FollowUpRuleConnection:
         page = await follow_ups.rules(info.context, first=first, after=after, include_retired=include_retired,
                                       rule_key=uuid_of(rule_key, "ruleKey"))
         return rule_connection(page)
@@ -436,56 +495,73 @@ class FollowUpQuery:
 @strawberry.type
 class FollowUpMutation:
     @strawberry.mutation(description="A new follow-up rule (department heads for their departments, admins).")
-    async def follow_up_rule_create(self, info: Info, input: FollowUpRuleCreateInput) -> FollowUpRule | None:
+    async def follow_up_rule_create(self, info: Info, input: Annotated[FollowUpRuleCreateInput, strawberry.argument(
+            description="The new rule.")]) -> FollowUpRule | None:
         return FollowUpRule.of(await follow_ups.rule_create(info.context, provided(input)))
 
     @strawberry.mutation(description="Change a rule: a new version replaces this one. Pass the version you read: a "
                                      "stale one (or a retired rule) answers CONFLICT.")
-    async def follow_up_rule_update(self, info: Info, id: strawberry.ID, input: FollowUpRuleChangeInput,
-                                    version: int | None = None) -> FollowUpRule | None:
+    async def follow_up_rule_update(
+        self, info: Info, id: _RULE_ID,
+        input: Annotated[FollowUpRuleChangeInput, strawberry.argument(description="The changes.")],
+        version: Version = None,
+    ) -> FollowUpRule | None:
         return FollowUpRule.of(await follow_ups.rule_change(info.context, uuid_of(id), provided(input), version))
 
     @strawberry.mutation(description="Retire a rule: it creates no more tasks; those it created stay.")
-    async def follow_up_rule_retire(self, info: Info, id: strawberry.ID,
-                                    version: int | None = None) -> FollowUpRule | None:
+    async def follow_up_rule_retire(self, info: Info, id: _RULE_ID, version: Version = None) -> FollowUpRule | None:
         return FollowUpRule.of(await follow_ups.rule_retire(info.context, uuid_of(id), version))
 
     @strawberry.mutation(description="Plan a follow-up call by hand (nurses, doctors) for a patient in your reach.")
-    async def follow_up_task_create(self, info: Info, input: FollowUpTaskCreateInput) -> FollowUpTask | None:
+    async def follow_up_task_create(self, info: Info, input: Annotated[FollowUpTaskCreateInput, strawberry.argument(
+            description="The call to plan.")]) -> FollowUpTask | None:
         return task_node(info.context, await follow_ups.create_task(info.context, provided(input)))
 
     @strawberry.mutation(description="Claim a task from your department's pool. If a colleague claimed it first: "
                                      "CONFLICT.")
-    async def follow_up_task_claim(self, info: Info, id: strawberry.ID) -> FollowUpTask | None:
+    async def follow_up_task_claim(self, info: Info, id: _TASK_ID) -> FollowUpTask | None:
         return task_node(info.context, await follow_ups.claim(info.context, uuid_of(id)))
 
     @strawberry.mutation(description="Department heads: give an open task to a nurse of its department, or back to "
                                      "the pool (staffId null).")
-    async def follow_up_task_assign(self, info: Info, id: strawberry.ID, staff_id: strawberry.ID | None = None,
-                                    version: int | None = None) -> FollowUpTask | None:
+    async def follow_up_task_assign(
+        self, info: Info, id: _TASK_ID,
+        staff_id: Annotated[strawberry.ID | None, strawberry.argument(
+            description="A nurse of the task's department; null: back to the pool.")] = None,
+        version: Version = None,
+    ) -> FollowUpTask | None:
         return task_node(info.context, await follow_ups.assign(info.context, uuid_of(id),
                                                                uuid_of(staff_id, "staffId"), version))
 
     @strawberry.mutation(description="Record a call attempt on your task.")
-    async def follow_up_attempt_record(self, info: Info, task_id: strawberry.ID,
-                                       input: FollowUpAttemptInput) -> FollowUpAttempt | None:
+    async def follow_up_attempt_record(
+        self, info: Info,
+        task_id: Annotated[strawberry.ID, strawberry.argument(description="Your open task.")],
+        input: Annotated[FollowUpAttemptInput, strawberry.argument(description="The attempt.")],
+    ) -> FollowUpAttempt | None:
         return attempt_node(info.context, await follow_ups.record_attempt(info.context, uuid_of(task_id, "taskId"),
                                                                           provided(input)))
 
     @strawberry.mutation(description="Complete your task with the outcome form (openTicket: a ticket for a patient "
                                      "who is worse or needs help, linked to the task).")
-    async def follow_up_task_complete(self, info: Info, id: strawberry.ID, input: FollowUpOutcomeInput,
-                                      version: int | None = None) -> FollowUpTask | None:
+    async def follow_up_task_complete(
+        self, info: Info, id: _TASK_ID,
+        input: Annotated[FollowUpOutcomeInput, strawberry.argument(description="The outcome form.")],
+        version: Version = None,
+    ) -> FollowUpTask | None:
         return task_node(info.context, await follow_ups.complete(info.context, uuid_of(id), provided(input), version))
 
     @strawberry.mutation(description="Mark your task failed: the patient was not reached after the attempts recorded.")
-    async def follow_up_task_fail(self, info: Info, id: strawberry.ID, notes: str | None = None,
-                                  version: int | None = None) -> FollowUpTask | None:
+    async def follow_up_task_fail(
+        self, info: Info, id: _TASK_ID,
+        notes: Annotated[str | None, strawberry.argument(
+            description="Why, at most 2,000 characters. Clinical, encrypted.")] = None,
+        version: Version = None,
+    ) -> FollowUpTask | None:
         return task_node(info.context, await follow_ups.fail(info.context, uuid_of(id), notes, version))
 
     @strawberry.mutation(description="Cancel a task (its owner, or the head of its department).")
-    async def follow_up_task_cancel(self, info: Info, id: strawberry.ID,
-                                    version: int | None = None) -> FollowUpTask | None:
+    async def follow_up_task_cancel(self, info: Info, id: _TASK_ID, version: Version = None) -> FollowUpTask | None:
         return task_node(info.context, await follow_ups.cancel(info.context, uuid_of(id), version))
 
 

@@ -4,29 +4,32 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import Enum
+from typing import Annotated
 
 import strawberry
 
 from resolvers import improvement as improvements
 from resolvers.improvement import ImprovementView
 from resolvers.improvement import SurveyCitation as CitationView
-from schema.common import DEFAULT_PAGE_SIZE, Info, PageInfo, provided, uuid_of
+from schema.common import CURSOR, DEFAULT_PAGE_SIZE, EDGES, PAGE_INFO, After, First, Info, PageInfo, provided, uuid_of
 from schema.questionnaire import LocalizedText
 
 
 @strawberry.enum(description="Where an improvement item stands.")
 class ImprovementStatus(Enum):
-    OPEN = "open"
-    IN_PROGRESS = "in_progress"
-    DONE = "done"
-    CANCELLED = "cancelled"
+    OPEN = strawberry.enum_value("open", description="On the list, work not started.")
+    IN_PROGRESS = strawberry.enum_value("in_progress", description="The measure is being carried out.")
+    DONE = strawberry.enum_value("done", description="Rectified.")
+    CANCELLED = strawberry.enum_value("cancelled", description="Dropped: no longer to be done.")
 
 
 @strawberry.enum(description="Where the problem was found.")
 class ImprovementSource(Enum):
-    TICKET = "ticket"
-    SURVEY = "survey"
-    INTERNAL_CHECK = "internal_check"
+    TICKET = strawberry.enum_value("ticket", description="Tickets showed it (the default; see ticketIds).")
+    SURVEY = strawberry.enum_value("survey", description="A satisfaction survey's results showed it (see "
+                                                         "surveyCitation).")
+    INTERNAL_CHECK = strawberry.enum_value(
+        "internal_check", description="The institution's own inspection or audit found it.")
 
 
 @strawberry.type(description="The survey finding an item cites: a questionnaire's results in a month, in the item's "
@@ -53,18 +56,18 @@ class SurveyCitationInput:
 
 @strawberry.type(description="A service problem on the improvement list.")
 class ImprovementItem:
-    id: strawberry.ID
-    problem: str
-    measure: str
+    id: strawberry.ID = strawberry.field(description="The item's id.")
+    problem: str = strawberry.field(description="The problem found (organisational text, kept in clear).")
+    measure: str = strawberry.field(description="What will be done about it; empty until decided.")
     department_id: strawberry.ID = strawberry.field(description="The department responsible.")
-    deadline: date
-    status: ImprovementStatus
-    source: ImprovementSource
+    deadline: date = strawberry.field(description="The date it must be rectified by.")
+    status: ImprovementStatus = strawberry.field(description="Where it stands.")
+    source: ImprovementSource = strawberry.field(description="Where the problem was found.")
     overdue: bool = strawberry.field(description="Past its deadline and neither done nor cancelled.")
     ticket_ids: list[strawberry.ID] = strawberry.field(description="Tickets that showed the problem.")
     survey_citation: SurveyCitation | None = strawberry.field(
         description="The survey finding it cites (source SURVEY); null otherwise.")
-    updated_at: datetime
+    updated_at: datetime = strawberry.field(description="When it last changed.")
 
     @classmethod
     def of(cls, view: ImprovementView) -> ImprovementItem:
@@ -76,48 +79,63 @@ class ImprovementItem:
                    survey_citation=SurveyCitation.of(view.citation), updated_at=row.updated_at)
 
 
-@strawberry.type
+@strawberry.type(description="One improvement item of a page, with its cursor.")
 class ImprovementEdge:
-    cursor: str
-    node: ImprovementItem
+    cursor: str = strawberry.field(description=CURSOR)
+    node: ImprovementItem = strawberry.field(description="The improvement item.")
 
 
 @strawberry.type(description="A page of improvement items, soonest deadline first.")
 class ImprovementConnection:
-    edges: list[ImprovementEdge]
-    page_info: PageInfo
+    edges: list[ImprovementEdge] = strawberry.field(description=EDGES)
+    page_info: PageInfo = strawberry.field(description=PAGE_INFO)
 
 
 @strawberry.input(description="A new improvement item.")
 class ImprovementCreateInput:
-    problem: str
-    department_id: strawberry.ID
-    deadline: date
-    measure: str | None = strawberry.UNSET
-    source: ImprovementSource | None = strawberry.UNSET
-    ticket_ids: list[strawberry.ID] | None = strawberry.UNSET
+    problem: str = strawberry.field(description="The problem found, 1-500 characters.")
+    department_id: strawberry.ID = strawberry.field(description="The department responsible (one you keep the list "
+                                                                "for).")
+    deadline: date = strawberry.field(description="The date it must be rectified by.")
+    measure: str | None = strawberry.field(default=strawberry.UNSET,
+                                           description="What will be done, at most 1000 characters.")
+    source: ImprovementSource | None = strawberry.field(default=strawberry.UNSET,
+                                                        description="Where it was found; TICKET when left out.")
+    ticket_ids: list[strawberry.ID] | None = strawberry.field(default=strawberry.UNSET,
+                                                              description="Tickets that showed it, at most 200.")
     survey_citation: SurveyCitationInput | None = strawberry.field(
         default=strawberry.UNSET, description="Required when source is SURVEY, refused otherwise.")
 
 
 @strawberry.input(description="Changes to an improvement item; ticketIds are added to the linked tickets.")
 class ImprovementUpdateInput:
-    problem: str | None = strawberry.UNSET
-    measure: str | None = strawberry.UNSET
-    department_id: strawberry.ID | None = strawberry.UNSET
-    deadline: date | None = strawberry.UNSET
-    status: ImprovementStatus | None = strawberry.UNSET
-    ticket_ids: list[strawberry.ID] | None = strawberry.UNSET
+    problem: str | None = strawberry.field(default=strawberry.UNSET, description="The problem, 1-500 characters.")
+    measure: str | None = strawberry.field(default=strawberry.UNSET,
+                                           description="What will be done, at most 1000 characters.")
+    department_id: strawberry.ID | None = strawberry.field(default=strawberry.UNSET,
+                                                           description="Move it to another department you keep the "
+                                                                       "list for.")
+    deadline: date | None = strawberry.field(default=strawberry.UNSET, description="A new deadline.")
+    status: ImprovementStatus | None = strawberry.field(default=strawberry.UNSET, description="Where it stands now.")
+    ticket_ids: list[strawberry.ID] | None = strawberry.field(default=strawberry.UNSET,
+                                                              description="More tickets to link (added to those "
+                                                                          "linked; at most 200 in all).")
 
 
 @strawberry.type
 class ImprovementQuery:
     @strawberry.field(description="The improvement list you keep, soonest deadline first.")
-    async def improvement_items(self, info: Info, first: int = DEFAULT_PAGE_SIZE, after: str | None = None,
-                                status: ImprovementStatus | None = None, overdue: bool = False,
-                                department_id: strawberry.ID | None = None) -> ImprovementConnection:
+    async def improvement_items(
+        self, info: Info, first: First = DEFAULT_PAGE_SIZE, after: After = None,
+        status: Annotated[ImprovementStatus | None, strawberry.argument(
+            description="Only items in this status; null: all.")] = None,
+        overdue: Annotated[bool, strawberry.argument(
+            description="Only items past their deadline and neither done nor cancelled.")] = False,
+        department_id: Annotated[strawberry.ID | None, strawberry.argument(
+            description="Only this department's items; null: every department you keep the list for.")] = None,
+    ) -> ImprovementConnection:
         page = await improvements.page(info.context, first=first, after=after,
-                                       status=status.value if status else None, overdue=overdue,
+                                       status=str(status.value) if status else None, overdue=overdue,
                                        department_id=uuid_of(department_id, "departmentId"))
         return ImprovementConnection(
             edges=[ImprovementEdge(cursor=c, node=ImprovementItem.of(v)) for c, v in page.items],
@@ -127,7 +145,8 @@ class ImprovementQuery:
 @strawberry.type
 class ImprovementMutation:
     @strawberry.mutation(description="Put a problem on the improvement list.")
-    async def improvement_create(self, info: Info, input: ImprovementCreateInput) -> ImprovementItem | None:
+    async def improvement_create(self, info: Info, input: Annotated[ImprovementCreateInput, strawberry.argument(
+            description="The new item.")]) -> ImprovementItem | None:
         data = provided(input)
         citation = data.pop("survey_citation", None)
         if citation is not None:
@@ -137,6 +156,10 @@ class ImprovementMutation:
         return ImprovementItem.of(await improvements.create(info.context, data))
 
     @strawberry.mutation(description="Change an improvement item or link more tickets to it.")
-    async def improvement_update(self, info: Info, id: strawberry.ID,
-                                 input: ImprovementUpdateInput) -> ImprovementItem | None:
+    async def improvement_update(
+        self, info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="The item's id.")],
+        input: Annotated[ImprovementUpdateInput, strawberry.argument(
+            description="The changes; fields left out stay as they are.")],
+    ) -> ImprovementItem | None:
         return ImprovementItem.of(await improvements.update(info.context, uuid_of(id), provided(input)))

@@ -36,6 +36,11 @@ class TemplateCause(Enum):
     FOLLOW_UP_ANNOUNCEMENT = strawberry.enum_value("follow_up_announcement",
                                                    description="A follow-up call is coming.")
     SURVEY_INVITATION = strawberry.enum_value("survey_invitation", description="An invitation to a survey.")
+    CONTRACT_EXPIRY = strawberry.enum_value("contract_expiry", description="A service contract's term ends soon (60 "
+                                                                      "and 30 days before).")
+    CONTRACT_SIGNATURE = strawberry.enum_value("contract_signature",
+                                               description="A contract version sent to the client is still "
+                                                           "unsigned after a week.")
     BIRTHDAY_GREETING = strawberry.enum_value("birthday_greeting",
                                               description="A birthday greeting (greetings purpose).")
     HOLIDAY_GREETING = strawberry.enum_value("holiday_greeting",

@@ -12,24 +12,40 @@ import strawberry
 from resolvers import partner as partners
 from schema.audit_event import AuditEvent as AuditEventNode
 from schema.audit_event import AuditEventConnection, AuditEventEdge
-from schema.common import DEFAULT_PAGE_SIZE, Info, PageInfo, uuid_of
+from schema.common import (
+    CURSOR,
+    DEFAULT_PAGE_SIZE,
+    EDGES,
+    PAGE_INFO,
+    After,
+    First,
+    Info,
+    OpenFrom,
+    OpenTo,
+    PageInfo,
+    PeriodFrom,
+    PeriodTo,
+    uuid_of,
+)
 
 if TYPE_CHECKING:
     from models import Partner as PartnerRow
     from models import PartnerClient as PartnerClientRow
 
-SCOPES_HELP = ("Scopes in the form `object:action`, from: patient.identity:read, patient.contact:read, "
-               "patient.clinical:read, patient.needs:read, contact:read, ticket:create, partner_log:read.")
+SCOPES_HELP = ("Scopes in the form `object:action`, any of the partner rules of the access policy, e.g. "
+               "patient.identity:read, patient.contact:read, patient.clinical:read, patient.needs:read, contact:read, "
+               "ticket:create, visit:create, appointment:create, questionnaire_response:create; another is "
+               "BAD_USER_INPUT. Every token may also read its partner's own log (partner_log:read).")
 
 
 @strawberry.type(description="An API client of a partner. Its secret is shown once, when it is created.")
 class PartnerClient:
-    id: strawberry.ID
-    name: str
+    id: strawberry.ID = strawberry.field(description="The client's id: its client_id at POST /oauth/token.")
+    name: str = strawberry.field(description="What the partner calls this client (e.g. \"scheduling system\").")
     scopes: list[str] = strawberry.field(description="The most its tokens may carry. " + SCOPES_HELP)
     rate_limit_per_minute: int = strawberry.field(description="Requests per minute before RATE_LIMITED.")
     documents_only: bool = strawberry.field(description="Whether it may send only its registered documents.")
-    created_at: datetime
+    created_at: datetime = strawberry.field(description="When it was created.")
     revoked_at: datetime | None = strawberry.field(description="When it was revoked; its tokens stopped then.")
 
     @classmethod
@@ -41,10 +57,10 @@ class PartnerClient:
 
 @strawberry.type(description="A partner organisation (home-care company, lab, rehab centre).")
 class Partner:
-    id: strawberry.ID
-    name: str
+    id: strawberry.ID = strawberry.field(description="The partner's id.")
+    name: str = strawberry.field(description="The organisation's name, unique in the institution.")
     active: bool = strawberry.field(description="Whether its clients may call (a suspended partner's tokens stop).")
-    created_at: datetime
+    created_at: datetime = strawberry.field(description="When it was added.")
 
     @classmethod
     def of(cls, row: PartnerRow) -> Partner:
@@ -61,38 +77,39 @@ async def load(info: Info, partner_id: strawberry.ID) -> Partner | None:
     return None if row is None else Partner.of(row)
 
 
-@strawberry.type
+@strawberry.type(description="One partner of a page, with its cursor.")
 class PartnerEdge:
-    cursor: str
-    node: Partner
+    cursor: str = strawberry.field(description=CURSOR)
+    node: Partner = strawberry.field(description="The partner.")
 
 
 @strawberry.type(description="A page of partners, in the order they were added.")
 class PartnerConnection:
-    edges: list[PartnerEdge]
-    page_info: PageInfo
+    edges: list[PartnerEdge] = strawberry.field(description=EDGES)
+    page_info: PageInfo = strawberry.field(description=PAGE_INFO)
 
 
 @strawberry.type(description="A new client and its secret: the secret is shown this once, never stored.")
 class PartnerClientCreatePayload:
-    client: PartnerClient
+    client: PartnerClient = strawberry.field(description="The new client.")
     client_secret: str = strawberry.field(description="Exchange it with the client's id at POST /oauth/token.")
 
 
 @strawberry.input(description="A new API client for a partner.")
 class PartnerClientCreateInput:
-    partner_id: strawberry.ID
-    name: str
+    partner_id: strawberry.ID = strawberry.field(description="The partner it belongs to.")
+    name: str = strawberry.field(description="What the partner calls it, 2-100 characters.")
     scopes: list[str] = strawberry.field(description=SCOPES_HELP)
-    rate_limit_per_minute: int = 60
+    rate_limit_per_minute: int = strawberry.field(default=60, description="Requests per minute before RATE_LIMITED, "
+                                                                          "1 to 10000.")
     trusted_documents: list[str] | None = strawberry.field(
         default=None, description="SHA-256 (hex) of the only operation documents it may send; null: any.")
 
 
 @strawberry.type(description="A client's requests in a period.")
 class PartnerClientUsage:
-    client: PartnerClient
-    requests: int
+    client: PartnerClient = strawberry.field(description="The client.")
+    requests: int = strawberry.field(description="Requests it made in the period, throttled ones included.")
     throttled: int = strawberry.field(description="Requests refused with RATE_LIMITED.")
     last_request_at: datetime | None = strawberry.field(description="The minute of its last request in the period.")
 
@@ -101,7 +118,7 @@ class PartnerClientUsage:
 class PartnerQuery:
     @strawberry.field(description="The institution's partners (admins, compliance officers, and staff who grant "
                                   "access).")
-    async def partners(self, info: Info, first: int = DEFAULT_PAGE_SIZE, after: str | None = None
+    async def partners(self, info: Info, first: First = DEFAULT_PAGE_SIZE, after: After = None
                        ) -> PartnerConnection:
         page = await partners.page(info.context, first=first, after=after)
         return PartnerConnection(edges=[PartnerEdge(cursor=c, node=Partner.of(r)) for c, r in page.items],
@@ -109,8 +126,8 @@ class PartnerQuery:
 
     @strawberry.field(description="A partner's own access log: its clients' requests, newest first (partners).")
     async def partner_access_log(
-        self, info: Info, first: int = DEFAULT_PAGE_SIZE, after: str | None = None,
-        from_: Annotated[datetime | None, strawberry.argument(name="from")] = None, to: datetime | None = None,
+        self, info: Info, first: First = DEFAULT_PAGE_SIZE, after: After = None, from_: OpenFrom = None,
+        to: OpenTo = None,
     ) -> AuditEventConnection:
         page = await partners.access_log(info.context, first=first, after=after, since=from_, until=to)
         return AuditEventConnection(
@@ -118,8 +135,7 @@ class PartnerQuery:
             page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor))
 
     @strawberry.field(description="A partner's usage in a period, per client (partners).")
-    async def partner_usage(self, info: Info, from_: Annotated[datetime, strawberry.argument(name="from")],
-                            to: datetime) -> list[PartnerClientUsage]:
+    async def partner_usage(self, info: Info, from_: PeriodFrom, to: PeriodTo) -> list[PartnerClientUsage]:
         found = await partners.usage(info.context, from_, to)
         return [PartnerClientUsage(client=PartnerClient.of(u.client), requests=u.requests, throttled=u.throttled,
                                    last_request_at=u.last_request_at) for u in found]
@@ -128,22 +144,28 @@ class PartnerQuery:
 @strawberry.type
 class PartnerMutation:
     @strawberry.mutation(description="Add a partner organisation (admins).")
-    async def partner_create(self, info: Info, name: str) -> Partner | None:
+    async def partner_create(self, info: Info, name: Annotated[str, strawberry.argument(
+            description="The organisation's name, 2-100 characters, unique in the institution.")]) -> Partner | None:
         return Partner.of(await partners.create(info.context, name))
 
     @strawberry.mutation(description="Suspend or resume a partner: its tokens stop or work again (admins).")
-    async def partner_set_active(self, info: Info, id: strawberry.ID, active: bool) -> Partner | None:
+    async def partner_set_active(
+        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The partner's id.")],
+        active: Annotated[bool, strawberry.argument(description="False: suspend; true: resume.")],
+    ) -> Partner | None:
         return Partner.of(await partners.set_active(info.context, uuid_of(id), active))
 
     @strawberry.mutation(description="Create an API client for a partner; its secret is in the answer, once "
                                      "(admins).")
-    async def partner_client_create(self, info: Info, input: PartnerClientCreateInput
-                                    ) -> PartnerClientCreatePayload | None:
+    async def partner_client_create(
+        self, info: Info, input: Annotated[PartnerClientCreateInput, strawberry.argument(description="The client.")],
+    ) -> PartnerClientCreatePayload | None:
         created = await partners.create_client(
             info.context, uuid_of(input.partner_id, "partnerId"), name=input.name, scopes=input.scopes,
             rate_limit_per_minute=input.rate_limit_per_minute, documents=input.trusted_documents)
         return PartnerClientCreatePayload(client=PartnerClient.of(created.client), client_secret=created.secret)
 
     @strawberry.mutation(description="Revoke a client: it and its tokens stop on their next request (admins).")
-    async def partner_client_revoke(self, info: Info, id: strawberry.ID) -> PartnerClient | None:
+    async def partner_client_revoke(self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(
+            description="The client's id.")]) -> PartnerClient | None:
         return PartnerClient.of(await partners.revoke_client(info.context, uuid_of(id)))

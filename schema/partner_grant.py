@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
 from resolvers import partner_grant as grants
 from schema import partner as partners
-from schema.common import DEFAULT_PAGE_SIZE, Info, PageInfo, uuid_of
+from schema.common import CURSOR, DEFAULT_PAGE_SIZE, EDGES, PAGE_INFO, After, First, Info, PageInfo, uuid_of
 from schema.partner import Partner
 
 if TYPE_CHECKING:
@@ -19,13 +19,13 @@ if TYPE_CHECKING:
 @strawberry.type(description="A partner's access to one patient, for a stated purpose, until a time. It stands "
                              "only while the patient's consent to share with the partner stands.")
 class PartnerGrant:
-    id: strawberry.ID
-    partner_id: strawberry.ID
-    patient_id: strawberry.ID
-    purpose: str
-    expires_at: datetime
-    revoked_at: datetime | None
-    created_at: datetime
+    id: strawberry.ID = strawberry.field(description="The grant's id.")
+    partner_id: strawberry.ID = strawberry.field(description="The partner granted access.")
+    patient_id: strawberry.ID = strawberry.field(description="The patient whose file it opens.")
+    purpose: str = strawberry.field(description="Why the partner needs the file, as stated when granted.")
+    expires_at: datetime = strawberry.field(description="When the access ends.")
+    revoked_at: datetime | None = strawberry.field(description="When it was revoked; null while it is not.")
+    created_at: datetime = strawberry.field(description="When it was granted.")
     standing: bool = strawberry.field(description="Neither revoked nor expired.")
 
     @classmethod
@@ -39,22 +39,22 @@ class PartnerGrant:
         return await partners.load(info, self.partner_id)
 
 
-@strawberry.type
+@strawberry.type(description="One grant of a page, with its cursor.")
 class PartnerGrantEdge:
-    cursor: str
-    node: PartnerGrant
+    cursor: str = strawberry.field(description=CURSOR)
+    node: PartnerGrant = strawberry.field(description="The grant.")
 
 
 @strawberry.type(description="A page of a patient's grants, oldest first.")
 class PartnerGrantConnection:
-    edges: list[PartnerGrantEdge]
-    page_info: PageInfo
+    edges: list[PartnerGrantEdge] = strawberry.field(description=EDGES)
+    page_info: PageInfo = strawberry.field(description=PAGE_INFO)
 
 
 @strawberry.input(description="Let a partner reach a patient's file: the patient must have consented.")
 class PartnerGrantCreateInput:
-    partner_id: strawberry.ID
-    patient_id: strawberry.ID
+    partner_id: strawberry.ID = strawberry.field(description="The partner (active).")
+    patient_id: strawberry.ID = strawberry.field(description="The patient, in your reach.")
     purpose: str = strawberry.field(description="Why the partner needs the file (3 to 200 characters).")
     expires_at: datetime = strawberry.field(description="When the access ends: in the future, within a year.")
 
@@ -62,8 +62,11 @@ class PartnerGrantCreateInput:
 @strawberry.type
 class PartnerGrantQuery:
     @strawberry.field(description="A patient's grants to partners, standing or not.")
-    async def partner_grants(self, info: Info, patient_id: strawberry.ID, first: int = DEFAULT_PAGE_SIZE,
-                             after: str | None = None) -> PartnerGrantConnection:
+    async def partner_grants(
+        self, info: Info,
+        patient_id: Annotated[strawberry.ID, strawberry.argument(description="The patient, in your reach.")],
+        first: First = DEFAULT_PAGE_SIZE, after: After = None,
+    ) -> PartnerGrantConnection:
         page = await grants.page(info.context, uuid_of(patient_id, "patientId"), first=first, after=after)
         return PartnerGrantConnection(
             edges=[PartnerGrantEdge(cursor=c, node=PartnerGrant.of(r)) for c, r in page.items],
@@ -74,11 +77,13 @@ class PartnerGrantQuery:
 class PartnerGrantMutation:
     @strawberry.mutation(description="Grant a partner access to a patient you reach. CONSENT_REQUIRED unless the "
                                      "patient consented to share with that partner.")
-    async def partner_grant_create(self, info: Info, input: PartnerGrantCreateInput) -> PartnerGrant | None:
+    async def partner_grant_create(self, info: Info, input: Annotated[PartnerGrantCreateInput, strawberry.argument(
+            description="The grant.")]) -> PartnerGrant | None:
         row = await grants.create(info.context, uuid_of(input.partner_id, "partnerId"),
                                   uuid_of(input.patient_id, "patientId"), input.purpose, input.expires_at)
         return PartnerGrant.of(row)
 
     @strawberry.mutation(description="Revoke a grant: the partner loses the file on its next request.")
-    async def partner_grant_revoke(self, info: Info, id: strawberry.ID) -> PartnerGrant | None:
+    async def partner_grant_revoke(self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(
+            description="The grant's id.")]) -> PartnerGrant | None:
         return PartnerGrant.of(await grants.revoke(info.context, uuid_of(id)))

@@ -30,7 +30,20 @@ from resolvers import visit as visits
 from resolvers.access import PatientView
 from resolvers.context import Context
 from resolvers.patient import PatientFilter as PatientWhere
-from schema.common import DEFAULT_PAGE_SIZE, FieldSource, Info, PageInfo, node_of, provided, uuid_of
+from schema.common import (
+    CURSOR,
+    DEFAULT_PAGE_SIZE,
+    EDGES,
+    PAGE_INFO,
+    After,
+    FieldSource,
+    First,
+    Info,
+    PageInfo,
+    node_of,
+    provided,
+    uuid_of,
+)
 from schema.consent import PartnerConsent
 from schema.contact import Contact, contact_node
 from schema.department import Department
@@ -52,61 +65,69 @@ if TYPE_CHECKING:
 
 @strawberry.enum(description="Sex as recorded in the file.")
 class Sex(Enum):
-    FEMALE = "female"
-    MALE = "male"
-    OTHER = "other"
-    UNKNOWN = "unknown"
+    FEMALE = strawberry.enum_value("female", description="Female.")
+    MALE = strawberry.enum_value("male", description="Male.")
+    OTHER = strawberry.enum_value("other", description="Recorded as neither female nor male.")
+    UNKNOWN = strawberry.enum_value("unknown", description="Not recorded (a new file's default).")
 
 
 @strawberry.enum(description="Whether the file is in use.")
 class PatientStatus(Enum):
-    ACTIVE = "active"
-    ARCHIVED = "archived"
-    DECEASED = "deceased"
+    ACTIVE = strawberry.enum_value("active", description="In use: the patient is cared for and may be contacted.")
+    ARCHIVED = strawberry.enum_value("archived", description="Archived by patientArchive: kept, nothing deleted, no "
+                                                             "messages sent.")
+    DECEASED = strawberry.enum_value("deceased", description="The patient died: kept, no messages sent.")
 
 
 @strawberry.enum(description="A way to reach the patient.")
 class Channel(Enum):
-    SMS = "sms"
-    PHONE = "phone"
-    EMAIL = "email"
-    WECHAT = "wechat"
-    APP = "app"
-    POST = "post"
+    SMS = strawberry.enum_value("sms", description="Text message to the main phone.")
+    PHONE = strawberry.enum_value("phone", description="A call to the main phone (staff).")
+    EMAIL = strawberry.enum_value("email", description="E-mail.")
+    WECHAT = strawberry.enum_value("wechat", description="The institution's WeChat official account.")
+    APP = strawberry.enum_value("app", description="The institution's app.")
+    POST = strawberry.enum_value("post", description="Letter to the postal address.")
 
 
 @strawberry.enum(description="What a patient may be contacted for, each consented to separately: CARE "
                              "(appointments, reminders, follow-up), GREETING (birthdays, holidays), CAMPAIGN "
                              "(newsletters).")
 class ContactPurpose(Enum):
-    CARE = "care"
-    GREETING = "greeting"
-    CAMPAIGN = "campaign"
+    CARE = strawberry.enum_value("care", description="Appointments, reminders and follow-up calls (consented by "
+                                                     "default).")
+    GREETING = strawberry.enum_value("greeting", description="Birthday and holiday greetings.")
+    CAMPAIGN = strawberry.enum_value("campaign", description="Newsletters, health education and service news.")
 
 
 @strawberry.enum(description="Segments, reviewed monthly: VIPs are flagged on arrival; others group pending treatment.")
 class Segment(Enum):
-    VIP = "vip"
-    SPECIAL_NEEDS = "special_needs"
-    ORTHODONTICS = "orthodontics"
-    RESTORATION = "restoration"
-    IMPLANT = "implant"
-    PERIODONTAL = "periodontal"
+    VIP = strawberry.enum_value("vip", description="A VIP: flagged on arrival, answered by a health adviser within 30 "
+                                                   "minutes.")
+    SPECIAL_NEEDS = strawberry.enum_value("special_needs", description="Needs special attention (mobility, hearing, "
+                                                                       "language...).")
+    ORTHODONTICS = strawberry.enum_value("orthodontics", description="Orthodontic treatment pending or under way.")
+    RESTORATION = strawberry.enum_value("restoration", description="Restorative treatment pending or under way.")
+    IMPLANT = strawberry.enum_value("implant", description="Implant treatment pending or under way.")
+    PERIODONTAL = strawberry.enum_value("periodontal", description="Periodontal treatment pending or under way.")
 
 
 @strawberry.enum(description="The kind of identity document.")
 class NationalIdType(Enum):
-    RESIDENT_ID = "resident_id"
-    PASSPORT = "passport"
-    HK_MACAO_PERMIT = "hk_macao_permit"
-    TAIWAN_PERMIT = "taiwan_permit"
-    FOREIGN_PERMANENT_RESIDENT = "foreign_permanent_resident"
+    RESIDENT_ID = strawberry.enum_value("resident_id", description="Mainland resident identity card: 18 characters, "
+                                                                   "the last a check digit or X.")
+    PASSPORT = strawberry.enum_value("passport", description="A passport.")
+    HK_MACAO_PERMIT = strawberry.enum_value(
+        "hk_macao_permit", description="Mainland travel permit for Hong Kong and Macao residents.")
+    TAIWAN_PERMIT = strawberry.enum_value("taiwan_permit", description="Mainland travel permit for Taiwan residents.")
+    FOREIGN_PERMANENT_RESIDENT = strawberry.enum_value("foreign_permanent_resident",
+                                                       description="Foreign permanent resident ID card: 3 letters and "
+                                                                   "12 digits, or 18 characters starting with 9.")
 
 
 @strawberry.enum(description="What identified a patient already on file.")
 class PatientMatch(Enum):
-    NATIONAL_ID = "NATIONAL_ID"
-    PHONE = "PHONE"
+    NATIONAL_ID = strawberry.enum_value("NATIONAL_ID", description="The same identity document type and number.")
+    PHONE = strawberry.enum_value("PHONE", description="The same phone number (main or second).")
 
 
 _CONVERT: dict[str, Callable[[Any], Any]] = {
@@ -138,11 +159,14 @@ def node(ctx: Context, view: PatientView | None) -> Patient | None:
     return None if view is None else cast(Patient, PatientSource(ctx, view))
 
 
+_COUNT = Annotated[int, strawberry.argument(description="How many, 1 to 20; BAD_USER_INPUT outside.")]
+
+
 @strawberry.type(description="A patient file (customer archive). Reading it is audited field class by field class.")
 class Patient:
     view: strawberry.Private[PatientView]  # a PatientSource stands in for instances at run time
 
-    @strawberry.field
+    @strawberry.field(description="The file's id; readable by whoever reaches the file.")
     def id(self) -> strawberry.ID:
         return strawberry.ID(str(self.view.row.id))
 
@@ -203,7 +227,7 @@ class Patient:
 
     @strawberry.field(description="The most recent visits you may see, newest first (1 to 20; the whole history is "
                                   "the `visits` query).")
-    async def recent_visits(self, info: Info, count: int = 5
+    async def recent_visits(self, info: Info, count: _COUNT = 5
                             ) -> list[Annotated["Visit", strawberry.lazy("schema.visit")]] | None:
         return [node_of("visit", info.context, v) for v in await visits.recent_of(info.context, self.view, count)]
 
@@ -223,7 +247,7 @@ class Patient:
 
     @strawberry.field(description="Appointments still to come, soonest first (1 to 20; the rest is the "
                                   "`patientAppointments` query).")
-    async def upcoming_appointments(self, info: Info, count: int = 5
+    async def upcoming_appointments(self, info: Info, count: _COUNT = 5
                                     ) -> list[Annotated["Appointment", strawberry.lazy("schema.appointment")]] | None:
         return [node_of("appointment", info.context, v)
                 for v in await appointments.upcoming_of(info.context, self.view, count)]
@@ -231,7 +255,7 @@ class Patient:
     @strawberry.field(description="The latest messages and logged calls, newest first (1 to 20; the rest is the "
                                   "`patientCommunications` query).")
     async def recent_communications(
-            self, info: Info, count: int = 5
+            self, info: Info, count: _COUNT = 5
     ) -> list[Annotated["Communication", strawberry.lazy("schema.communication")]] | None:
         return [node_of("communication", info.context, v)
                 for v in await communications.recent_of(info.context, self.view, count)]
@@ -245,16 +269,16 @@ class Patient:
         return [PartnerConsent.of(row) for row in await consents.of_patient(info.context, self.view)]
 
 
-@strawberry.type
+@strawberry.type(description="One patient of a page, with its cursor.")
 class PatientEdge:
-    cursor: str
-    node: Patient
+    cursor: str = strawberry.field(description=CURSOR)
+    node: Patient = strawberry.field(description="The patient's file.")
 
 
 @strawberry.type(description="A page of patients, in the order they were registered.")
 class PatientConnection:
-    edges: list[PatientEdge]
-    page_info: PageInfo
+    edges: list[PatientEdge] = strawberry.field(description=EDGES)
+    page_info: PageInfo = strawberry.field(description=PAGE_INFO)
 
     @strawberry.field(description="The patients of this page.")
     def nodes(self) -> list[Patient]:
@@ -263,49 +287,88 @@ class PatientConnection:
 
 @strawberry.input(description="Narrow a patient list. Phone and ID number match exactly, without decrypting.")
 class PatientFilter:
-    name_prefix: str | None = None
-    phone: str | None = None
-    national_id_type: NationalIdType | None = None
-    national_id: str | None = None
-    segment: Segment | None = None
-    tag: str | None = None
-    department_id: strawberry.ID | None = None
-    status: PatientStatus | None = None
+    name_prefix: str | None = strawberry.field(default=None, description="Full names starting with this text "
+                                                                         "(case-sensitive), 1-100 characters.")
+    phone: str | None = strawberry.field(default=None, description="The main or second phone, in any accepted "
+                                                                   "spelling (compared as E.164).")
+    national_id_type: NationalIdType | None = strawberry.field(default=None, description="The document type; give "
+                                                                                        "it with nationalId.")
+    national_id: str | None = strawberry.field(default=None, description="The document number; give it with "
+                                                                         "nationalIdType.")
+    segment: Segment | None = strawberry.field(default=None, description="Patients in this segment.")
+    tag: str | None = strawberry.field(default=None, description="Patients with this tag (compared lowercased, "
+                                                                 "words joined by hyphens).")
+    department_id: strawberry.ID | None = strawberry.field(default=None, description="Patients of this department.")
+    status: PatientStatus | None = strawberry.field(default=None, description="Patients whose file has this status.")
 
 
 @strawberry.input(description="A new patient file. Only the name is required.")
 class PatientCreateInput:
-    full_name: str
-    sex: Sex | None = strawberry.UNSET
-    birth_date: date | None = strawberry.UNSET
-    occupation: str | None = strawberry.UNSET
-    national_id_type: NationalIdType | None = strawberry.UNSET
-    national_id: str | None = strawberry.UNSET
-    address: str | None = strawberry.UNSET
-    phone: str | None = strawberry.UNSET
-    alt_phone: str | None = strawberry.UNSET
-    email: str | None = strawberry.UNSET
-    preferred_channel: Channel | None = strawberry.UNSET
-    preferred_language: str | None = strawberry.UNSET
-    contact_consent: bool | None = strawberry.UNSET
-    contact_channels: list[Channel] | None = strawberry.UNSET
+    full_name: str = strawberry.field(description="Full name as on the identity document, 1-100 characters.")
+    sex: Sex | None = strawberry.field(default=strawberry.UNSET, description="Sex; UNKNOWN when left out. Not null.")
+    birth_date: date | None = strawberry.field(default=strawberry.UNSET, description="Date of birth; not in the "
+                                                                                     "future.")
+    occupation: str | None = strawberry.field(default=strawberry.UNSET, description="Occupation, at most 100 "
+                                                                                    "characters.")
+    national_id_type: NationalIdType | None = strawberry.field(default=strawberry.UNSET,
+                                                               description="The identity document's type; required "
+                                                                           "with nationalId.")
+    national_id: str | None = strawberry.field(default=strawberry.UNSET,
+                                               description="The identity document's number, checked against its "
+                                                           "type (a resident ID's check digit and birth date); "
+                                                           "spaces removed, letters uppercased. Encrypted.")
+    address: str | None = strawberry.field(default=strawberry.UNSET, description="Postal address, at most 300 "
+                                                                                 "characters. Encrypted.")
+    phone: str | None = strawberry.field(default=strawberry.UNSET,
+                                         description="Main phone: +country code, or a bare 11-digit mainland mobile; "
+                                                     "stored as E.164. Encrypted.")
+    alt_phone: str | None = strawberry.field(default=strawberry.UNSET, description="Second phone, written like "
+                                                                                   "phone. Encrypted.")
+    email: str | None = strawberry.field(default=strawberry.UNSET, description="E-mail address.")
+    preferred_channel: Channel | None = strawberry.field(default=strawberry.UNSET,
+                                                         description="The channel to try first.")
+    preferred_language: str | None = strawberry.field(default=strawberry.UNSET,
+                                                      description="A language tag such as zh-CN (the default) or en. "
+                                                                  "Not null.")
+    contact_consent: bool | None = strawberry.field(default=strawberry.UNSET,
+                                                    description="Whether the patient agrees to be contacted at all; "
+                                                                "false when left out. Not null.")
+    contact_channels: list[Channel] | None = strawberry.field(default=strawberry.UNSET,
+                                                              description="The channels the patient consented to "
+                                                                          "(replaces the list).")
     contact_purposes: list[ContactPurpose] | None = strawberry.field(
         default=strawberry.UNSET, description="What the patient may be contacted for (replaces the list).")
-    medical_history: str | None = strawberry.UNSET
-    diagnoses: str | None = strawberry.UNSET
-    allergies: str | None = strawberry.UNSET
-    current_medication: str | None = strawberry.UNSET
-    diet_preferences: str | None = strawberry.UNSET
-    activity_preferences: str | None = strawberry.UNSET
-    special_needs: str | None = strawberry.UNSET
-    segments: list[Segment] | None = strawberry.UNSET
-    tags: list[str] | None = strawberry.UNSET
-    department_id: strawberry.ID | None = strawberry.UNSET
+    medical_history: str | None = strawberry.field(default=strawberry.UNSET,
+                                                   description="Medical history, at most 4000 characters. Clinical, "
+                                                               "encrypted.")
+    diagnoses: str | None = strawberry.field(default=strawberry.UNSET, description="Diagnoses, at most 2000 "
+                                                                                   "characters. Clinical, encrypted.")
+    allergies: str | None = strawberry.field(default=strawberry.UNSET, description="Allergies, at most 1000 "
+                                                                                   "characters. Clinical, encrypted.")
+    current_medication: str | None = strawberry.field(default=strawberry.UNSET,
+                                                      description="Current medication, at most 2000 characters. "
+                                                                  "Clinical, encrypted.")
+    diet_preferences: str | None = strawberry.field(default=strawberry.UNSET,
+                                                    description="Diet preferences, at most 200 characters.")
+    activity_preferences: str | None = strawberry.field(default=strawberry.UNSET,
+                                                        description="Activity preferences, at most 200 characters.")
+    special_needs: str | None = strawberry.field(default=strawberry.UNSET,
+                                                 description="Special needs (mobility, hearing...), at most 500 "
+                                                             "characters. Encrypted.")
+    segments: list[Segment] | None = strawberry.field(default=strawberry.UNSET,
+                                                      description="Segments (replaces the list).")
+    tags: list[str] | None = strawberry.field(default=strawberry.UNSET,
+                                              description="Free tags, at most 20 (replaces the list): letters, digits "
+                                                          "and hyphens; lowercased, spaces become hyphens.")
+    department_id: strawberry.ID | None = strawberry.field(default=strawberry.UNSET,
+                                                           description="The patient's department (of your "
+                                                                       "institution).")
 
 
 @strawberry.input(description="Changes to a patient file: fields left out stay as they are, null clears a field.")
 class PatientUpdateInput(PatientCreateInput):
-    full_name: str | None = strawberry.UNSET  # type: ignore[assignment]
+    full_name: str | None = strawberry.field(  # type: ignore[assignment]
+        default=strawberry.UNSET, description="Full name, 1-100 characters. Not null.")
     status: PatientStatus | None = strawberry.field(
         default=strawberry.UNSET, description="Set DECEASED or ACTIVE here; patientArchive archives.")
 
@@ -321,12 +384,16 @@ class PatientCreatePayload:
 @strawberry.type
 class PatientQuery:
     @strawberry.field(description="One patient file. NOT_FOUND when it is missing or outside your scope (the same).")
-    async def patient(self, info: Info, id: strawberry.ID) -> Patient | None:
+    async def patient(self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(
+            description="The patient's id.")]) -> Patient | None:
         return node(info.context, await patients.get(info.context, uuid_of(id)))
 
     @strawberry.field(description="Patients you may see, in registration order, 1 to 100 a page.")
     async def patients(
-        self, info: Info, first: int = DEFAULT_PAGE_SIZE, after: str | None = None, filter: PatientFilter | None = None
+        self, info: Info, first: First = DEFAULT_PAGE_SIZE, after: After = None,
+        filter: Annotated[PatientFilter | None, strawberry.argument(
+            description="Narrow the list (each criterion needs the right to read its field); null: every patient "
+                        "you may see.")] = None,
     ) -> PatientConnection:
         where = PatientWhere(**provided(filter)) if filter is not None else PatientWhere()
         page = await patients.page(info.context, first=first, after=after, where=where)
@@ -336,12 +403,19 @@ class PatientQuery:
                                                                  end_cursor=page.end_cursor))
 
 
+_PATIENT_ID = Annotated[strawberry.ID, strawberry.argument(description="The patient's id (NOT_FOUND when missing "
+                                                                        "or outside your reach).")]
+
+
 @strawberry.type
 class PatientMutation:
     @strawberry.mutation(description="Register a patient. A patient already on file (same ID number or phone) is "
                                      "returned as returningPatient instead, unless registerAnyway is true.")
     async def patient_create(
-        self, info: Info, input: PatientCreateInput, register_anyway: bool = False
+        self, info: Info, input: Annotated[PatientCreateInput, strawberry.argument(description="The new file.")],
+        register_anyway: Annotated[bool, strawberry.argument(
+            description="True: create a new file even when a patient with the same ID number or phone is on file "
+                        "(after checking returningPatient).")] = False,
     ) -> PatientCreatePayload | None:
         result = await patients.create(info.context, provided(input), register_anyway=register_anyway)
         ctx = info.context
@@ -350,9 +424,12 @@ class PatientMutation:
                                     matched_on=[PatientMatch(m) for m in result.matched_on])
 
     @strawberry.mutation(description="Change a patient file; each field class changed needs its own permission.")
-    async def patient_update(self, info: Info, id: strawberry.ID, input: PatientUpdateInput) -> Patient | None:
+    async def patient_update(
+        self, info: Info, id: _PATIENT_ID,
+        input: Annotated[PatientUpdateInput, strawberry.argument(description="The changes.")],
+    ) -> Patient | None:
         return node(info.context, await patients.update(info.context, uuid_of(id), provided(input)))
 
     @strawberry.mutation(description="Archive a patient file. Nothing is deleted.")
-    async def patient_archive(self, info: Info, id: strawberry.ID) -> Patient | None:
+    async def patient_archive(self, info: Info, id: _PATIENT_ID) -> Patient | None:
         return node(info.context, await patients.archive(info.context, uuid_of(id)))

@@ -13,6 +13,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
+from strawberry.types.base import get_object_definition
 from strawberry.types.graphql import OperationType
 
 from core.settings import Limits
@@ -26,6 +27,9 @@ from schema.care_team import CareTeamMutation
 from schema.communication import CommunicationMutation, CommunicationQuery
 from schema.consent import ConsentMutation
 from schema.contact import ContactMutation
+from schema.contract import ContractMutation, ContractQuery
+from schema.contract_report import ContractReportQuery
+from schema.contract_signature import ContractSignatureMutation, ContractSignatureQuery
 from schema.department import DepartmentMutation, DepartmentQuery
 from schema.disclosure import DisclosureQuery
 from schema.emergency_access import EmergencyAccessMutation, EmergencyAccessQuery
@@ -63,7 +67,8 @@ Query = merge_types("Query", (SessionQuery, PatientQuery, TicketQuery, ReportQue
                               VisitQuery, VisitReportQuery, ServiceItemQuery, CarePlanQuery, FlagQuery, FollowUpQuery,
                               MessageTemplateQuery, MessagingQuery, ScheduleQuery, AppointmentQuery,
                               CommunicationQuery, CampaignQuery, SurveyReportQuery, QuestionnaireQuery, SurveyQuery,
-                              QuestionnaireResponseQuery))
+                              QuestionnaireResponseQuery, ContractQuery, ContractReportQuery,
+                              ContractSignatureQuery))
 Mutation = merge_types(
     "Mutation", (SessionMutation, PatientMutation, ContactMutation, TicketMutation, ImprovementMutation, SlaMutation,
                  StaffMutation, CareTeamMutation, DepartmentMutation, EmergencyAccessMutation, PartnerMutation,
@@ -71,10 +76,20 @@ Mutation = merge_types(
                  ServiceItemMutation, CarePlanMutation, FlagMutation, FollowUpMutation,
                  MessageTemplateMutation, MessagingMutation, ScheduleMutation, AppointmentMutation,
                  CommunicationMutation, CampaignMutation, QuestionnaireMutation, SurveyMutation,
-                 QuestionnaireResponseMutation)
+                 QuestionnaireResponseMutation, ContractMutation, ContractSignatureMutation)
 )
 
 Subscription = merge_types("Subscription", (TicketSubscription, FlagSubscription))
+
+# merge_types takes no description: the root types get theirs here.
+for _root, _about in (
+    (Query, "Reads, over HTTP POST: what you may see of your institution, as your token's role allows."),
+    (Mutation, "Writes, over HTTP POST: each one audited, and all or nothing."),
+    (Subscription, "Live events over a WebSocket (graphql-transport-ws at /graphql; sign in with the "
+                   "connection_init payload {authorization: \"Bearer ...\"}). Rights are checked again before each "
+                   "event."),
+):
+    get_object_definition(_root, strict=True).description = _about
 
 
 class CareloopSchema(strawberry.Schema):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
+from typing import Annotated
 
 import strawberry
 
@@ -16,34 +17,36 @@ from schema.staff import Role
 
 @strawberry.type(description="A bearer token: send it as `Authorization: Bearer <token>`. Shown once, never stored.")
 class LoginPayload:
-    token: str
-    expires_at: datetime
+    token: str = strawberry.field(description="The bearer token: cl_... for staff, clp_... for patients.")
+    expires_at: datetime = strawberry.field(description="When the token stops working; sign in again then.")
 
 
 @strawberry.type(description="An institution (tenant).")
 class Institution:
-    id: strawberry.ID
-    name: str
-    kind: str
-    time_zone: str
+    id: strawberry.ID = strawberry.field(description="The institution's id.")
+    name: str = strawberry.field(description="Its name.")
+    kind: str = strawberry.field(description="What kind of institution: hospital, clinic, dental, checkup, nursing "
+                                             "or eldercare.")
+    time_zone: str = strawberry.field(description="Its IANA time zone (e.g. Asia/Shanghai): local dates and the "
+                                                  "business calendar are in it.")
 
 
 @strawberry.enum(description="Who holds a token: staff, a patient (self-service) or a partner's API client.")
 class PrincipalKind(Enum):
-    STAFF = "staff"
-    PATIENT = "patient"
-    PARTNER = "partner"
+    STAFF = strawberry.enum_value("staff", description="A staff member of the institution.")
+    PATIENT = strawberry.enum_value("patient", description="A patient signed in to the self-service portal.")
+    PARTNER = strawberry.enum_value("partner", description="A care partner's API client (an OAuth access token).")
 
 
 @strawberry.type(description="Who is signed in: a staff member, a patient or a partner's API client.")
 class Me:
     id: strawberry.ID = strawberry.field(description="The staff member, patient account or API client.")
-    kind: PrincipalKind
+    kind: PrincipalKind = strawberry.field(description="What kind of principal.")
     email: str = strawberry.field(description="The sign-in e-mail; empty for a partner's client.")
     name: str = strawberry.field(description="A staff member's name or a client's; empty for a patient.")
     roles: list[Role] = strawberry.field(description="A staff member's roles; empty for others.")
-    institution: Institution
-    departments: list[Department]
+    institution: Institution = strawberry.field(description="The institution (tenant) the token belongs to.")
+    departments: list[Department] = strawberry.field(description="A staff member's departments; empty for others.")
     patient_id: strawberry.ID | None = strawberry.field(description="A patient's own file.")
     partner_id: strawberry.ID | None = strawberry.field(description="A client's partner.")
     scopes: list[str] | None = strawberry.field(description="A partner token's scopes.")
@@ -64,7 +67,7 @@ class SessionQuery:
         staff_roles = principal.roles & set(ROLES)
         return Me(
             id=strawberry.ID(str(principal.user_id)), kind=PrincipalKind(principal.kind), email=principal.email,
-            name=principal.name, roles=sorted((Role(r) for r in staff_roles), key=lambda r: r.value),
+            name=principal.name, roles=sorted((Role(r) for r in staff_roles), key=lambda r: str(r.value)),
             institution=Institution(id=strawberry.ID(str(institution.id)), name=institution.name,
                                     kind=institution.kind, time_zone=institution.time_zone),
             departments=[Department.of(d) for d in found.departments],
@@ -76,7 +79,11 @@ class SessionQuery:
 @strawberry.type
 class SessionMutation:
     @strawberry.mutation(description="Sign in with e-mail and password. Repeated failures lock the account.")
-    async def login(self, info: Info, email: str, password: str) -> LoginPayload | None:
+    async def login(
+        self, info: Info,
+        email: Annotated[str, strawberry.argument(description="The staff member's sign-in e-mail.")],
+        password: Annotated[str, strawberry.argument(description="The password.")],
+    ) -> LoginPayload | None:
         result = await sessions.login(info.context, email, password)
         return LoginPayload(token=result.token, expires_at=result.expires_at)
 

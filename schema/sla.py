@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, time
 from enum import Enum
+from typing import Annotated
 
 import strawberry
 
@@ -20,37 +21,41 @@ class SlaClockKind(Enum):
 
 @strawberry.type(description="The targets of one ticket level.")
 class SlaLevel:
-    level: int
-    first_response_minutes: int
-    resolution_minutes: int
-    clock: SlaClockKind
+    level: int = strawberry.field(description="The ticket level: 1 urgent, 2 normal, 3 suggestion.")
+    first_response_minutes: int = strawberry.field(description="Minutes from receipt to the first response, counted "
+                                                               "on the clock.")
+    resolution_minutes: int = strawberry.field(description="Minutes from receipt to resolution, counted on the "
+                                                           "clock (a business day is 8 working hours by default).")
+    clock: SlaClockKind = strawberry.field(description="How the minutes count.")
 
 
 @strawberry.type(description="A span of working time, local time in the institution's zone.")
 class WorkingInterval:
-    start: time
-    end: time
+    start: time = strawberry.field(description="When work starts.")
+    end: time = strawberry.field(description="When it stops; 00:00 means midnight at the end of the day.")
 
 
 @strawberry.type(description="Working intervals of one weekday (1 = Monday ... 7 = Sunday).")
 class WorkingDay:
-    weekday: int
-    intervals: list[WorkingInterval]
+    weekday: int = strawberry.field(description="1 = Monday ... 7 = Sunday.")
+    intervals: list[WorkingInterval] = strawberry.field(description="Its working hours, in order.")
 
 
 @strawberry.type(description="Working hours, public holidays and make-up working days.")
 class BusinessCalendar:
-    time_zone: str
-    week: list[WorkingDay]
+    time_zone: str = strawberry.field(description="The institution's IANA time zone (e.g. Asia/Shanghai) the hours "
+                                                  "are in.")
+    week: list[WorkingDay] = strawberry.field(description="The weekdays with working hours; a weekday left out is a "
+                                                          "day off.")
     workday_hours: list[WorkingInterval] = strawberry.field(description="Hours of a make-up working day.")
-    holidays: list[date]
+    holidays: list[date] = strawberry.field(description="Public holidays: no working hours that day.")
     workdays: list[date] = strawberry.field(description="Make-up working days (often weekends).")
 
 
 @strawberry.type(description="The SLA every ticket of the institution runs on.")
 class SlaSettings:
-    levels: list[SlaLevel]
-    calendar: BusinessCalendar
+    levels: list[SlaLevel] = strawberry.field(description="The targets of each ticket level, 1 to 3.")
+    calendar: BusinessCalendar = strawberry.field(description="The calendar business-time clocks count on.")
 
     @classmethod
     def of(cls, settings: Settings) -> SlaSettings:
@@ -74,23 +79,25 @@ def _intervals(spans: tuple[tuple[time, time], ...]) -> list[WorkingInterval]:
     return [WorkingInterval(start=start, end=end) for start, end in spans]
 
 
-@strawberry.input
+@strawberry.input(description="A span of working time, local time in the institution's zone.")
 class WorkingIntervalInput:
-    start: time
+    start: time = strawberry.field(description="When work starts; before end.")
     end: time = strawberry.field(description="00:00 means midnight at the end of the day.")
 
 
-@strawberry.input
+@strawberry.input(description="The working hours of one weekday.")
 class WorkingDayInput:
     weekday: int = strawberry.field(description="1 = Monday ... 7 = Sunday.")
-    intervals: list[WorkingIntervalInput]
+    intervals: list[WorkingIntervalInput] = strawberry.field(description="Its working hours, in order, not "
+                                                                         "overlapping.")
 
 
 @strawberry.input(description="A whole business calendar; it replaces the current one. Open tickets get new due "
                               "times.")
 class BusinessCalendarInput:
     week: list[WorkingDayInput] = strawberry.field(description="Weekdays left out are days off.")
-    holidays: list[date] = strawberry.field(default_factory=list)
+    holidays: list[date] = strawberry.field(default_factory=list, description="Public holidays (days off whatever "
+                                                                             "the weekday).")
     workdays: list[date] = strawberry.field(default_factory=list, description="Make-up working days.")
     workday_hours: list[WorkingIntervalInput] | None = strawberry.field(
         default=None, description="Hours of a make-up working day; default 08:00-12:00 and 13:00-17:00.")
@@ -107,13 +114,22 @@ class SlaQuery:
 class SlaMutation:
     @strawberry.mutation(description="Set the targets of one level (admins). Open tickets of that level get new due "
                                      "times.")
-    async def sla_level_set(self, info: Info, level: int, first_response_minutes: int, resolution_minutes: int,
-                            clock: SlaClockKind) -> SlaSettings | None:
+    async def sla_level_set(
+        self, info: Info,
+        level: Annotated[int, strawberry.argument(description="The ticket level: 1, 2 or 3.")],
+        first_response_minutes: Annotated[int, strawberry.argument(
+            description="The first-response target in minutes on the clock, 1 to 527040; not above "
+                        "resolutionMinutes.")],
+        resolution_minutes: Annotated[int, strawberry.argument(
+            description="The resolution target in minutes on the clock, 1 to 527040.")],
+        clock: Annotated[SlaClockKind, strawberry.argument(description="How the minutes count.")],
+    ) -> SlaSettings | None:
         await slas.set_policy(info.context, level, first_response_minutes, resolution_minutes, str(clock.value))
         return SlaSettings.of(await slas.settings(info.context))
 
     @strawberry.mutation(description="Replace the business calendar (admins).")
-    async def business_calendar_set(self, info: Info, input: BusinessCalendarInput) -> SlaSettings | None:
+    async def business_calendar_set(self, info: Info, input: Annotated[BusinessCalendarInput, strawberry.argument(
+            description="The whole new calendar.")]) -> SlaSettings | None:
         return SlaSettings.of(await slas.set_calendar(info.context, _calendar_data(input)))
 
 

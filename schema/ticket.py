@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any, cast
+from typing import Annotated, Any, cast
 
 import strawberry
 
@@ -22,7 +22,21 @@ from resolvers.attachment import AttachmentView
 from resolvers.context import Context
 from resolvers.ticket import TicketFilter as TicketWhere
 from resolvers.ticket import TicketView
-from schema.common import DEFAULT_PAGE_SIZE, FieldSource, Info, PageInfo, provided, register_node, uuid_of
+from schema.common import (
+    CURSOR,
+    DEFAULT_PAGE_SIZE,
+    EDGES,
+    NODES,
+    PAGE_INFO,
+    After,
+    FieldSource,
+    First,
+    Info,
+    PageInfo,
+    provided,
+    register_node,
+    uuid_of,
+)
 from schema.department import Department
 from schema.patient import Patient
 from schema.patient import node as patient_node
@@ -31,67 +45,85 @@ from schema.staff import StaffSummary
 
 @strawberry.enum(description="Where the ticket came in.")
 class TicketChannel(Enum):
-    HOTLINE = "hotline"
-    FRONT_DESK = "front_desk"
-    NURSE_STATION = "nurse_station"
-    WEB_FORM = "web_form"
-    APP = "app"
-    WECHAT = "wechat"
-    EMAIL = "email"
-    VIP_ADVISER = "vip_adviser"
-    PARTNER = "partner"  # reported by a care partner's API client (scope ticket:create)
-    SURVEY = "survey"  # opened by a survey answer under its questionnaire's threshold
+    HOTLINE = strawberry.enum_value("hotline", description="A call to the (24x7) hotline.")
+    FRONT_DESK = strawberry.enum_value("front_desk", description="In person at the front desk.")
+    NURSE_STATION = strawberry.enum_value("nurse_station", description="In person at a ward's nurse station.")
+    WEB_FORM = strawberry.enum_value("web_form", description="The institution's web form.")
+    APP = strawberry.enum_value("app", description="A message in the institution's app.")
+    WECHAT = strawberry.enum_value("wechat", description="A message to the WeChat official account.")
+    EMAIL = strawberry.enum_value("email", description="An e-mail.")
+    VIP_ADVISER = strawberry.enum_value("vip_adviser", description="A VIP patient's health adviser: first response "
+                                                                   "within 30 minutes.")
+    PARTNER = strawberry.enum_value("partner", description="Reported by a care partner's API client "
+                                                           "(partnerTicketCreate); set by the server.")
+    SURVEY = strawberry.enum_value("survey", description="Opened by the system for a survey answer under its "
+                                                         "questionnaire's threshold; set by the server.")
 
 
 @strawberry.enum(description="What the ticket is.")
 class TicketCategory(Enum):
-    ENQUIRY = "enquiry"
-    REQUEST = "request"
-    COMPLAINT = "complaint"
-    SUGGESTION = "suggestion"
+    ENQUIRY = strawberry.enum_value("enquiry", description="A question: visit process, insurance, exam "
+                                                           "preparation...")
+    REQUEST = strawberry.enum_value("request", description="Something to do: change an appointment, reprint a "
+                                                           "report, a refund...")
+    COMPLAINT = strawberry.enum_value("complaint", description="Dissatisfaction (staff attitude, treatment result, "
+                                                               "billing...). Closes only after the patient's "
+                                                               "feedback or a failed attempt to reach them.")
+    SUGGESTION = strawberry.enum_value("suggestion", description="An improvement idea; level 3 unless another is "
+                                                                 "given.")
 
 
 @strawberry.enum(description="Where the ticket is in its closed loop.")
 class TicketStatus(Enum):
-    NEW = "new"
-    ACKNOWLEDGED = "acknowledged"
-    INVESTIGATING = "investigating"
+    NEW = strawberry.enum_value("new", description="Received, not yet answered.")
+    ACKNOWLEDGED = strawberry.enum_value("acknowledged", description="The first response was given (this, or the "
+                                                                     "first reply to the patient, meets the "
+                                                                     "first-response target).")
+    INVESTIGATING = strawberry.enum_value("investigating", description="Being worked on; also where a reopened "
+                                                                       "ticket goes.")
     WAITING_ON_PATIENT = strawberry.enum_value("waiting_on_patient",
                                                description="The SLA clocks pause until the patient answers.")
-    RESOLVED = "resolved"
-    FEEDBACK_RECORDED = "feedback_recorded"
+    RESOLVED = strawberry.enum_value("resolved", description="A resolution was given (required to get here); the "
+                                                             "clocks pause until it is reopened.")
+    FEEDBACK_RECORDED = strawberry.enum_value("feedback_recorded", description="The patient's feedback on the "
+                                                                               "resolution is recorded "
+                                                                               "(ticketRecordFeedback).")
     CLOSED = strawberry.enum_value("closed", description="Archived. Reopen by moving it to INVESTIGATING.")
 
 
 @strawberry.enum(description="Root-cause category (fishbone).")
 class RootCause(Enum):
-    PEOPLE = "people"
-    PROCESS = "process"
-    PLACE = "place"
-    EQUIPMENT = "equipment"
-    OTHER = "other"
+    PEOPLE = strawberry.enum_value("people", description="Staff: attitude, skill, communication.")
+    PROCESS = strawberry.enum_value("process", description="How the work is organised: procedures, waiting, "
+                                                           "hand-offs.")
+    PLACE = strawberry.enum_value("place", description="The premises and environment.")
+    EQUIPMENT = strawberry.enum_value("equipment", description="Devices, systems and supplies.")
+    OTHER = strawberry.enum_value("other", description="None of the above.")
 
 
 @strawberry.enum(description="Where an SLA clock stands.")
 class SlaState(Enum):
-    ON_TRACK = "on_track"
+    ON_TRACK = strawberry.enum_value("on_track", description="Running, less than 80 % of the target's time used.")
     AT_RISK = strawberry.enum_value("at_risk", description="80 % of the target's time is used.")
-    BREACHED = "breached"
+    BREACHED = strawberry.enum_value("breached", description="Running past its due time: the target will be "
+                                                             "missed.")
     PAUSED = strawberry.enum_value("paused", description="Waiting on the patient.")
-    MET = "met"
-    MISSED = "missed"
+    MET = strawberry.enum_value("met", description="Stopped (responded or resolved) before the due time.")
+    MISSED = strawberry.enum_value("missed", description="Stopped after the due time.")
 
 
 @strawberry.enum(description="What happened on a ticket's timeline.")
 class TicketEventKind(Enum):
-    CREATED = "created"
-    TRANSITION = "transition"
+    CREATED = strawberry.enum_value("created", description="The ticket was opened.")
+    TRANSITION = strawberry.enum_value("transition", description="The status changed: from and to are statuses.")
     REPLY = strawberry.enum_value("reply", description="A reply to the patient.")
-    INTERNAL_NOTE = "internal_note"
-    HANDOVER = "handover"
-    ASSIGNMENT = "assignment"
-    LEVEL_CHANGE = "level_change"
-    FEEDBACK = "feedback"
+    INTERNAL_NOTE = strawberry.enum_value("internal_note", description="A note for staff only, never shown to the "
+                                                                       "patient.")
+    HANDOVER = strawberry.enum_value("handover", description="Handed over to a person or a department (toStaff, "
+                                                             "toDepartment).")
+    ASSIGNMENT = strawberry.enum_value("assignment", description="The assignee changed (toStaff; null: nobody).")
+    LEVEL_CHANGE = strawberry.enum_value("level_change", description="The level changed: from and to are levels.")
+    FEEDBACK = strawberry.enum_value("feedback", description="The patient's feedback was recorded.")
     CONTACT_ATTEMPT = strawberry.enum_value("contact_attempt",
                                             description="An attempt to reach the patient; to: reached or unreachable.")
     ATTACHMENT = strawberry.enum_value("attachment", description="A file was attached (see `attachments`).")
@@ -103,9 +135,10 @@ _ENUMS: dict[str, type[Enum]] = {"channel": TicketChannel, "category": TicketCat
 
 @strawberry.type(description="One SLA target of a ticket: first response or resolution.")
 class SlaClock:
-    state: SlaState
+    state: SlaState = strawberry.field(description="Where the clock stands now.")
     due_at: datetime | None = strawberry.field(description="Null while the clock is paused.")
-    at_risk_at: datetime | None
+    at_risk_at: datetime | None = strawberry.field(description="When 80 % of the target's time is used (the clock "
+                                                               "turns AT_RISK); null while paused.")
     time_left_seconds: int | None = strawberry.field(
         description="Working time left before the due time, in seconds; negative once breached, null when paused "
                     "or stopped.")
@@ -116,15 +149,15 @@ class TicketEvent:
     view: strawberry.Private[TicketView]
     row: strawberry.Private[Any]
 
-    @strawberry.field
+    @strawberry.field(description="The timeline entry's id.")
     def id(self) -> strawberry.ID:
         return strawberry.ID(str(self.row.id))
 
-    @strawberry.field
+    @strawberry.field(description="What happened.")
     def kind(self) -> TicketEventKind:
         return TicketEventKind(self.row.kind)
 
-    @strawberry.field
+    @strawberry.field(description="When it happened.")
     def occurred_at(self) -> datetime:
         return cast(datetime, self.row.occurred_at)
 
@@ -161,7 +194,7 @@ class TicketEvent:
 class TicketAttachment:
     view: strawberry.Private[AttachmentView]
 
-    @strawberry.field
+    @strawberry.field(description="The attachment's id.")
     def id(self) -> strawberry.ID:
         return strawberry.ID(str(self.view.row.id))
 
@@ -169,7 +202,8 @@ class TicketAttachment:
     def filename(self, info: Info) -> str:
         return attachments.read_filename(info.context, self.view)
 
-    @strawberry.field
+    @strawberry.field(description="The file's media type: image/jpeg, image/png, application/pdf, audio/mpeg, "
+                                  "audio/amr or text/plain.")
     def content_type(self) -> str:
         return str(self.view.row.content_type)
 
@@ -181,25 +215,26 @@ class TicketAttachment:
     def sha256(self) -> str:
         return str(self.view.row.sha256)
 
-    @strawberry.field
+    @strawberry.field(description="When it was attached.")
     def uploaded_at(self) -> datetime:
         return cast(datetime, self.view.row.created_at)
 
-    @strawberry.field
+    @strawberry.field(description="Where to GET the file, relative to the API's base URL, with your bearer token "
+                                  "(ticket read rights); always sent as a download.")
     def download_path(self) -> str:
         return f"/attachments/{self.view.row.id}"
 
 
-@strawberry.type
+@strawberry.type(description="One entry of a ticket's timeline page, with its cursor.")
 class TicketEventEdge:
-    cursor: str
-    node: TicketEvent
+    cursor: str = strawberry.field(description=CURSOR)
+    node: TicketEvent = strawberry.field(description="The timeline entry.")
 
 
 @strawberry.type(description="A page of a ticket's timeline, oldest first.")
 class TicketEventConnection:
-    edges: list[TicketEventEdge]
-    page_info: PageInfo
+    edges: list[TicketEventEdge] = strawberry.field(description=EDGES)
+    page_info: PageInfo = strawberry.field(description=PAGE_INFO)
 
 
 class TicketSource(FieldSource):
@@ -224,7 +259,7 @@ def ticket_node(ctx: Context, view: TicketView) -> Ticket:
 class Ticket:
     view: strawberry.Private[TicketView]
 
-    @strawberry.field
+    @strawberry.field(description="The ticket's id.")
     def id(self) -> strawberry.ID:
         return strawberry.ID(str(self.view.row.id))
 
@@ -247,23 +282,26 @@ class Ticket:
 
     caller_name: str | None = strawberry.field(description="The caller, when not on file. Encrypted.")
     caller_phone: str | None = strawberry.field(description="The caller's phone, E.164. Encrypted.")
-    channel: TicketChannel
-    category: TicketCategory
-    subcategory: str
+    channel: TicketChannel = strawberry.field(description="Where it came in.")
+    category: TicketCategory = strawberry.field(description="Enquiry, request, complaint or suggestion.")
+    subcategory: str = strawberry.field(description="The institution's own finer label (e.g. \"billing\"); empty "
+                                                    "when none was given.")
     level: int = strawberry.field(description="1 urgent, 2 normal, 3 suggestion.")
     vip: bool = strawberry.field(description="A VIP patient: the adviser answers within 30 minutes.")
     subject: str = strawberry.field(description="Encrypted.")
     description: str | None = strawberry.field(description="Encrypted.")
-    status: TicketStatus
-    root_cause_category: RootCause | None
+    status: TicketStatus = strawberry.field(description="Where it is in its closed loop.")
+    root_cause_category: RootCause | None = strawberry.field(description="The fishbone category of the root "
+                                                                          "cause; null until analysed.")
     root_cause: str | None = strawberry.field(description="Encrypted.")
     resolution: str | None = strawberry.field(description="Encrypted.")
     feedback: str | None = strawberry.field(description="The patient's feedback. Encrypted.")
-    received_at: datetime
-    first_responded_at: datetime | None
-    resolved_at: datetime | None
-    closed_at: datetime | None
-    updated_at: datetime
+    received_at: datetime = strawberry.field(description="When it came in: the SLA clocks start here.")
+    first_responded_at: datetime | None = strawberry.field(description="When it was first acknowledged or "
+                                                                       "answered; null before.")
+    resolved_at: datetime | None = strawberry.field(description="When it was last resolved; null while it is not.")
+    closed_at: datetime | None = strawberry.field(description="When it was closed; null while it is open.")
+    updated_at: datetime = strawberry.field(description="When it last changed.")
 
     @strawberry.field(description="Who received it and owns it until an explicit handover (first-contact "
                                   "responsibility); null when handed to a department.")
@@ -274,7 +312,7 @@ class Ticket:
     async def assignee(self, info: Info) -> StaffSummary | None:
         return await _staff(info, self.view.row.assignee_id)
 
-    @strawberry.field
+    @strawberry.field(description="The department responsible for it; null when the institution has none on it.")
     async def department(self, info: Info) -> Department | None:
         return await _department(info, self.view.row.department_id)
 
@@ -291,8 +329,10 @@ class Ticket:
         return [TicketAttachment(view=v) for v in await attachments.of_ticket(info.context, self.view)]
 
     @strawberry.field(description="The timeline, oldest first. Internal notes only for staff who may read them.")
-    async def timeline(self, info: Info, first: int = DEFAULT_PAGE_SIZE, after: str | None = None,
-                       include_internal: bool = True) -> TicketEventConnection:
+    async def timeline(self, info: Info, first: First = DEFAULT_PAGE_SIZE, after: After = None,
+                       include_internal: Annotated[bool, strawberry.argument(
+                           description="False: only what the patient may see (no internal notes).")] = True,
+                       ) -> TicketEventConnection:
         page = await tickets.timeline(info.context, self.view, first=first, after=after,
                                       include_internal=include_internal)
         return TicketEventConnection(
@@ -300,49 +340,58 @@ class Ticket:
             page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor))
 
 
-@strawberry.type
+@strawberry.type(description="One ticket of a page, with its cursor.")
 class TicketEdge:
-    cursor: str
-    node: Ticket
+    cursor: str = strawberry.field(description=CURSOR)
+    node: Ticket = strawberry.field(description="The ticket.")
 
 
 @strawberry.type(description="A page of tickets.")
 class TicketConnection:
-    edges: list[TicketEdge]
-    page_info: PageInfo
+    edges: list[TicketEdge] = strawberry.field(description=EDGES)
+    page_info: PageInfo = strawberry.field(description=PAGE_INFO)
 
-    @strawberry.field
+    @strawberry.field(description=NODES)
     def nodes(self) -> list[Ticket]:
         return [edge.node for edge in self.edges]
 
 
 @strawberry.input(description="Narrow a ticket list.")
 class TicketFilter:
-    status: TicketStatus | None = None
-    department_id: strawberry.ID | None = None
-    category: TicketCategory | None = None
-    level: int | None = None
+    status: TicketStatus | None = strawberry.field(default=None, description="Only tickets in this status.")
+    department_id: strawberry.ID | None = strawberry.field(default=None, description="Only this department's "
+                                                                                     "tickets.")
+    category: TicketCategory | None = strawberry.field(default=None, description="Only this category.")
+    level: int | None = strawberry.field(default=None, description="Only this level (1-3).")
     mine: bool = strawberry.field(default=False, description="Only tickets you own or are assigned to.")
 
 
 @strawberry.input(description="A new ticket. Give the patient, or the caller's name when they are not on file.")
 class TicketCreateInput:
-    channel: TicketChannel
-    category: TicketCategory
-    subject: str
-    patient_id: strawberry.ID | None = strawberry.UNSET
+    channel: TicketChannel = strawberry.field(description="Where it came in (PARTNER and SURVEY are set by the "
+                                                          "server, not here).")
+    category: TicketCategory = strawberry.field(description="Enquiry, request, complaint or suggestion.")
+    subject: str = strawberry.field(description="A one-line summary, 1-200 characters. Encrypted.")
+    patient_id: strawberry.ID | None = strawberry.field(default=strawberry.UNSET,
+                                                        description="The patient, when on file (in your reach).")
     contact_id: strawberry.ID | None = strawberry.field(default=strawberry.UNSET,
                                                         description="The patient's contact who raised it.")
-    caller_name: str | None = strawberry.UNSET
-    caller_phone: str | None = strawberry.UNSET
-    subcategory: str | None = strawberry.UNSET
+    caller_name: str | None = strawberry.field(default=strawberry.UNSET,
+                                               description="The caller's name when not on file, at most 100 "
+                                                           "characters. Encrypted.")
+    caller_phone: str | None = strawberry.field(default=strawberry.UNSET,
+                                                description="The caller's phone when not on file; stored as E.164. "
+                                                            "Encrypted.")
+    subcategory: str | None = strawberry.field(default=strawberry.UNSET,
+                                               description="The institution's finer label, at most 64 characters.")
     level: int | None = strawberry.field(default=strawberry.UNSET,
                                          description="1-3; default 2, 3 for suggestions.")
     post_operative: bool | None = strawberry.field(default=strawberry.UNSET,
                                                    description="A problem after surgery: level 1.")
     dispute: bool | None = strawberry.field(default=strawberry.UNSET,
                                             description="A complaint escalating to a dispute: level 1.")
-    description: str | None = strawberry.UNSET
+    description: str | None = strawberry.field(default=strawberry.UNSET,
+                                               description="The details, at most 4000 characters. Encrypted.")
     department_id: strawberry.ID | None = strawberry.field(default=strawberry.UNSET,
                                                            description="Default: the patient's department.")
     received_at: datetime | None = strawberry.field(
@@ -351,63 +400,84 @@ class TicketCreateInput:
 
 @strawberry.input(description="Changes to a ticket's classification; a new level recomputes its due times.")
 class TicketUpdateInput:
-    level: int | None = strawberry.UNSET
-    subcategory: str | None = strawberry.UNSET
-    root_cause_category: RootCause | None = strawberry.UNSET
-    root_cause: str | None = strawberry.UNSET
+    level: int | None = strawberry.field(default=strawberry.UNSET,
+                                         description="1 urgent, 2 normal, 3 suggestion; not null. Recomputes the due "
+                                                     "times.")
+    subcategory: str | None = strawberry.field(default=strawberry.UNSET,
+                                               description="The institution's finer label, at most 64 characters.")
+    root_cause_category: RootCause | None = strawberry.field(default=strawberry.UNSET,
+                                                             description="The fishbone category of the root cause.")
+    root_cause: str | None = strawberry.field(default=strawberry.UNSET,
+                                              description="The root cause found, at most 2000 characters. "
+                                                          "Encrypted.")
     note: str | None = strawberry.field(default=strawberry.UNSET, description="Why (kept on the timeline).")
+
+
+_TICKET_ID = Annotated[strawberry.ID, strawberry.argument(description="The ticket's id (NOT_FOUND when missing or "
+                                                                      "outside your reach).")]
 
 
 @strawberry.type
 class TicketQuery:
     @strawberry.field(description="One ticket. NOT_FOUND when it is missing or outside your reach (the same).")
-    async def ticket(self, info: Info, id: strawberry.ID) -> Ticket | None:
+    async def ticket(self, info: Info, id: _TICKET_ID) -> Ticket | None:
         return ticket_node(info.context, await tickets.get(info.context, uuid_of(id)))
 
     @strawberry.field(description="Tickets you reach, newest first, 1 to 100 a page.")
-    async def tickets(self, info: Info, first: int = DEFAULT_PAGE_SIZE, after: str | None = None,
-                      filter: TicketFilter | None = None) -> TicketConnection:
+    async def tickets(self, info: Info, first: First = DEFAULT_PAGE_SIZE, after: After = None,
+                      filter: Annotated[TicketFilter | None, strawberry.argument(
+                          description="Narrow the list; null: every ticket you reach.")] = None) -> TicketConnection:
         where = TicketWhere(**provided(filter)) if filter is not None else TicketWhere()
         return _connection(info.context, await tickets.page(info.context, first=first, after=after, where=where))
 
     @strawberry.field(description="The work queue: open tickets whose clock runs, soonest due first. slaState "
                                   "AT_RISK or BREACHED narrows it.")
-    async def ticket_queue(self, info: Info, first: int = DEFAULT_PAGE_SIZE, after: str | None = None,
-                           department_id: strawberry.ID | None = None,
-                           sla_state: SlaState | None = None) -> TicketConnection:
+    async def ticket_queue(self, info: Info, first: First = DEFAULT_PAGE_SIZE, after: After = None,
+                           department_id: Annotated[strawberry.ID | None, strawberry.argument(
+                               description="Only this department's tickets; null: all you reach.")] = None,
+                           sla_state: Annotated[SlaState | None, strawberry.argument(
+                               description="AT_RISK or BREACHED: only tickets whose pending target is in that "
+                                           "state; null: all.")] = None) -> TicketConnection:
         page = await tickets.queue(info.context, first=first, after=after,
                                    department_id=uuid_of(department_id, "departmentId"),
-                                   sla_state=sla_state.value if sla_state else None)
+                                   sla_state=str(sla_state.value) if sla_state else None)
         return _connection(info.context, page)
 
 
 @strawberry.input(description="A care partner's report about a patient granted to it.")
 class PartnerTicketCreateInput:
-    patient_id: strawberry.ID
-    category: TicketCategory
-    subject: str
-    description: str | None = strawberry.UNSET
+    patient_id: strawberry.ID = strawberry.field(description="The patient, granted to your partner.")
+    category: TicketCategory = strawberry.field(description="Enquiry, request, complaint or suggestion.")
+    subject: str = strawberry.field(description="A one-line summary, 1-200 characters.")
+    description: str | None = strawberry.field(default=strawberry.UNSET,
+                                               description="The details, at most 4000 characters.")
     post_operative: bool | None = strawberry.field(default=strawberry.UNSET,
                                                    description="A problem after surgery: level 1.")
 
 
 @strawberry.type(description="The ticket a care partner opened: what it needs to follow it up with the institution.")
 class PartnerTicket:
-    id: strawberry.ID
-    status: TicketStatus
+    id: strawberry.ID = strawberry.field(description="The ticket's id, to quote to the institution.")
+    status: TicketStatus = strawberry.field(description="Where it stands (NEW when just opened).")
     level: int = strawberry.field(description="1 urgent, 2 normal, 3 suggestion.")
-    received_at: datetime
+    received_at: datetime = strawberry.field(description="When the institution received it.")
+
+
+_NOTE = Annotated[str | None, strawberry.argument(description="Why, or what was done, kept on the timeline; at most "
+                                                              "4000 characters.")]
 
 
 @strawberry.type
 class TicketMutation:
     @strawberry.mutation(description="Open a ticket. You own it until you hand it over.")
-    async def ticket_create(self, info: Info, input: TicketCreateInput) -> Ticket | None:
+    async def ticket_create(self, info: Info, input: Annotated[TicketCreateInput, strawberry.argument(
+            description="The new ticket.")]) -> Ticket | None:
         return ticket_node(info.context, await tickets.create(info.context, provided(input)))
 
     @strawberry.mutation(description="Report a problem about a patient granted to your partner (care partners, "
                                      "scope ticket:create). It waits in the patient's department's queue.")
-    async def partner_ticket_create(self, info: Info, input: PartnerTicketCreateInput) -> PartnerTicket | None:
+    async def partner_ticket_create(self, info: Info, input: Annotated[PartnerTicketCreateInput, strawberry.argument(
+            description="The report.")]) -> PartnerTicket | None:
         view = await tickets.create(info.context, provided(input), by_partner=True)
         row = view.row
         return PartnerTicket(id=strawberry.ID(str(row.id)), status=TicketStatus(row.status), level=row.level,
@@ -415,41 +485,72 @@ class TicketMutation:
 
     @strawberry.mutation(description="Move a ticket along its lifecycle. RESOLVED needs a resolution; a complaint "
                                      "closes only after feedback or a failed attempt to reach the patient.")
-    async def ticket_transition(self, info: Info, id: strawberry.ID, to: TicketStatus, note: str | None = None,
-                                resolution: str | None = None) -> Ticket | None:
-        view = await tickets.transition(info.context, uuid_of(id), to.value, note=note, resolution=resolution)
+    async def ticket_transition(
+        self, info: Info, id: _TICKET_ID,
+        to: Annotated[TicketStatus, strawberry.argument(description="The status to move to; a move the lifecycle does "
+                                                                    "not allow is refused.")],
+        note: _NOTE = None,
+        resolution: Annotated[str | None, strawberry.argument(description="What was done: required to move to "
+                                                                          "RESOLVED, at most 4000 characters. "
+                                                                          "Encrypted.")] = None,
+    ) -> Ticket | None:
+        view = await tickets.transition(info.context, uuid_of(id), str(to.value), note=note, resolution=resolution)
         return ticket_node(info.context, view)
 
     @strawberry.mutation(description="Reply to the patient (the first reply is the first response) or, with "
                                      "internal: true, add an internal note.")
-    async def ticket_reply(self, info: Info, id: strawberry.ID, body: str, internal: bool = False) -> Ticket | None:
+    async def ticket_reply(
+        self, info: Info, id: _TICKET_ID,
+        body: Annotated[str, strawberry.argument(description="The text, 1-4000 characters. Encrypted.")],
+        internal: Annotated[bool, strawberry.argument(description="True: a note for staff only; false: a reply to "
+                                                                  "the patient.")] = False,
+    ) -> Ticket | None:
         return ticket_node(info.context, await tickets.reply(info.context, uuid_of(id), body, internal=internal))
 
     @strawberry.mutation(description="Record the patient's feedback on a resolved ticket.")
-    async def ticket_record_feedback(self, info: Info, id: strawberry.ID, feedback: str) -> Ticket | None:
+    async def ticket_record_feedback(
+        self, info: Info, id: _TICKET_ID,
+        feedback: Annotated[str, strawberry.argument(description="What the patient said about the resolution, "
+                                                                 "1-2000 characters. Encrypted.")],
+    ) -> Ticket | None:
         return ticket_node(info.context, await tickets.record_feedback(info.context, uuid_of(id), feedback))
 
     @strawberry.mutation(description="Log an attempt to reach the patient for feedback.")
-    async def ticket_log_contact_attempt(self, info: Info, id: strawberry.ID, reached: bool,
-                                         note: str | None = None) -> Ticket | None:
+    async def ticket_log_contact_attempt(
+        self, info: Info, id: _TICKET_ID,
+        reached: Annotated[bool, strawberry.argument(description="Whether the patient was reached. An unreached "
+                                                                 "attempt after resolution lets a complaint close "
+                                                                 "without feedback.")],
+        note: _NOTE = None,
+    ) -> Ticket | None:
         view = await tickets.log_contact_attempt(info.context, uuid_of(id), reached=reached, note=note)
         return ticket_node(info.context, view)
 
     @strawberry.mutation(description="Change level, subcategory or root cause.")
-    async def ticket_update(self, info: Info, id: strawberry.ID, input: TicketUpdateInput) -> Ticket | None:
+    async def ticket_update(self, info: Info, id: _TICKET_ID, input: Annotated[TicketUpdateInput, strawberry.argument(
+            description="The changes; fields left out stay as they are.")]) -> Ticket | None:
         return ticket_node(info.context, await tickets.update(info.context, uuid_of(id), provided(input)))
 
     @strawberry.mutation(description="Hand a ticket over to a named person or a department (first-contact "
                                      "responsibility moves with it).")
-    async def ticket_handover(self, info: Info, id: strawberry.ID, to_staff_id: strawberry.ID | None = None,
-                              to_department_id: strawberry.ID | None = None, note: str | None = None) -> Ticket | None:
+    async def ticket_handover(
+        self, info: Info, id: _TICKET_ID,
+        to_staff_id: Annotated[strawberry.ID | None, strawberry.argument(
+            description="The staff member who becomes the owner; give this or toDepartmentId.")] = None,
+        to_department_id: Annotated[strawberry.ID | None, strawberry.argument(
+            description="The department the ticket moves to, without an owner until someone takes it.")] = None,
+        note: _NOTE = None,
+    ) -> Ticket | None:
         view = await tickets.handover(info.context, uuid_of(id), to_staff_id=uuid_of(to_staff_id, "toStaffId"),
                                       to_department_id=uuid_of(to_department_id, "toDepartmentId"), note=note)
         return ticket_node(info.context, view)
 
     @strawberry.mutation(description="Choose who works a ticket (null: nobody).")
-    async def ticket_assign(self, info: Info, id: strawberry.ID,
-                            assignee_id: strawberry.ID | None = None) -> Ticket | None:
+    async def ticket_assign(
+        self, info: Info, id: _TICKET_ID,
+        assignee_id: Annotated[strawberry.ID | None, strawberry.argument(
+            description="The staff member who works it; null: nobody.")] = None,
+    ) -> Ticket | None:
         view = await tickets.assign(info.context, uuid_of(id), uuid_of(assignee_id, "assigneeId"))
         return ticket_node(info.context, view)
 
@@ -461,8 +562,11 @@ class TicketSubscription:
                                          "Over graphql-transport-ws; sign in with the connection_init payload "
                                          "{authorization: \"Bearer cl_...\"}. Rights are checked again before "
                                          "each event.")
-    async def ticket_changes(self, info: Info,
-                             department_id: strawberry.ID | None = None) -> AsyncGenerator[Ticket, None]:
+    async def ticket_changes(
+        self, info: Info,
+        department_id: Annotated[strawberry.ID | None, strawberry.argument(
+            description="Only this department's tickets; null: every ticket you reach.")] = None,
+    ) -> AsyncGenerator[Ticket, None]:
         ctx = info.context
         async for view in tickets.watch(ctx, uuid_of(department_id, "departmentId")):
             yield ticket_node(ctx, view)

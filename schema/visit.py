@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import Enum
-from typing import Any, cast
+from typing import Annotated, Any, cast
 
 import strawberry
 
@@ -18,7 +18,21 @@ from resolvers import visit as visits
 from resolvers.access import PatientView
 from resolvers.context import Context
 from resolvers.visit import CodeView, VisitView
-from schema.common import DEFAULT_PAGE_SIZE, FieldSource, Info, PageInfo, provided, register_node, uuid_of
+from schema.common import (
+    CURSOR,
+    DEFAULT_PAGE_SIZE,
+    EDGES,
+    PAGE_INFO,
+    After,
+    FieldSource,
+    First,
+    Info,
+    PageInfo,
+    Version,
+    provided,
+    register_node,
+    uuid_of,
+)
 from schema.department import Department
 from schema.patient import Patient, PatientConnection, PatientEdge, PatientSource
 from schema.patient import node as patient_node
@@ -27,45 +41,48 @@ from schema.staff import StaffSummary
 
 @strawberry.enum(description="What kind of visit or service it was (FHIR Encounter class, simplified).")
 class VisitKind(Enum):
-    OUTPATIENT = "outpatient"
-    INPATIENT = "inpatient"
-    PROCEDURE = "procedure"
-    HOME_CARE = "home_care"
-    CHECK_UP = "check_up"
-    DENTAL = "dental"
-    PHONE = "phone"
+    OUTPATIENT = strawberry.enum_value("outpatient", description="An outpatient consultation.")
+    INPATIENT = strawberry.enum_value("inpatient", description="A hospital stay (admission to discharge).")
+    PROCEDURE = strawberry.enum_value("procedure", description="A procedure or surgery.")
+    HOME_CARE = strawberry.enum_value("home_care", description="Care at the patient's home (also what care partners "
+                                                               "record).")
+    CHECK_UP = strawberry.enum_value("check_up", description="A health check-up.")
+    DENTAL = strawberry.enum_value("dental", description="A dental appointment.")
+    PHONE = strawberry.enum_value("phone", description="A consultation by telephone.")
 
 
 @strawberry.enum(description="Where a visit stands (FHIR Encounter.status; NO_SHOW from Appointment). The server "
                              "enforces the order: PLANNED -> ARRIVED -> IN_PROGRESS -> FINISHED; PLANNED or ARRIVED "
                              "-> CANCELLED; PLANNED -> NO_SHOW.")
 class VisitStatus(Enum):
-    PLANNED = "planned"
-    ARRIVED = "arrived"
-    IN_PROGRESS = "in_progress"
-    FINISHED = "finished"
-    CANCELLED = "cancelled"
-    NO_SHOW = "no_show"
+    PLANNED = strawberry.enum_value("planned", description="Booked, the patient not yet arrived.")
+    ARRIVED = strawberry.enum_value("arrived", description="Checked in at the desk, waiting to be seen.")
+    IN_PROGRESS = strawberry.enum_value("in_progress", description="Being seen.")
+    FINISHED = strawberry.enum_value("finished", description="Over: the follow-up rules schedule their calls.")
+    CANCELLED = strawberry.enum_value("cancelled", description="Called off before it began.")
+    NO_SHOW = strawberry.enum_value("no_show", description="The patient did not come.")
 
 
 @strawberry.enum(description="A condition (ICD-10) or a procedure (the institution's service catalogue).")
 class CodeKind(Enum):
-    CONDITION = "condition"
-    PROCEDURE = "procedure"
+    CONDITION = strawberry.enum_value("condition", description="A diagnosis, coded in ICD-10.")
+    PROCEDURE = strawberry.enum_value("procedure", description="A procedure or service, coded in the institution's "
+                                                               "service catalogue.")
 
 
 @strawberry.enum(description="The code system: WHO ICD-10, or the institution's service catalogue.")
 class CodeSystem(Enum):
-    ICD10 = "icd10"
-    SERVICE = "service"
+    ICD10 = strawberry.enum_value("icd10", description="WHO ICD-10 (2019), in the dotted form (K08.1); for conditions.")
+    SERVICE = strawberry.enum_value("service", description="The institution's service catalogue (serviceItems); for "
+                                                           "procedures.")
 
 
 @strawberry.enum(description="Whether a procedure is still to be done (FHIR Procedure: preparation, completed, "
                              "not-done).")
 class ProcedureStatus(Enum):
-    PENDING = "pending"
-    DONE = "done"
-    NOT_DONE = "not_done"
+    PENDING = strawberry.enum_value("pending", description="Still to be done (pending treatment).")
+    DONE = strawberry.enum_value("done", description="Done.")
+    NOT_DONE = strawberry.enum_value("not_done", description="Decided against, or not possible: will not be done.")
 
 
 _CONVERT: dict[str, Any] = {"kind": VisitKind, "status": VisitStatus}
@@ -102,7 +119,7 @@ def code_node(ctx: Context, view: CodeView) -> VisitCode:
 class VisitCode:
     view: strawberry.Private[CodeView]
 
-    @strawberry.field
+    @strawberry.field(description="The code's id on this visit.")
     def id(self) -> strawberry.ID:
         return strawberry.ID(str(self.view.row.id))
 
@@ -126,7 +143,7 @@ class VisitCode:
 class Visit:
     view: strawberry.Private[VisitView]
 
-    @strawberry.field
+    @strawberry.field(description="The visit's id.")
     def id(self) -> strawberry.ID:
         return strawberry.ID(str(self.view.row.id))
 
@@ -185,16 +202,16 @@ class Visit:
         return [code_node(info.context, view) for view in await visits.codes_of(info.context, self.view)]
 
 
-@strawberry.type
+@strawberry.type(description="One visit of a page, with its cursor.")
 class VisitEdge:
-    cursor: str
-    node: Visit
+    cursor: str = strawberry.field(description=CURSOR)
+    node: Visit = strawberry.field(description="The visit.")
 
 
 @strawberry.type(description="A page of visits, newest first.")
 class VisitConnection:
-    edges: list[VisitEdge]
-    page_info: PageInfo
+    edges: list[VisitEdge] = strawberry.field(description=EDGES)
+    page_info: PageInfo = strawberry.field(description=PAGE_INFO)
 
     @strawberry.field(description="The visits of this page.")
     def nodes(self) -> list[Visit]:
@@ -208,69 +225,110 @@ def visit_connection(ctx: Context, page: visits.pagination.Page[VisitView]) -> V
 
 @strawberry.input(description="Narrow a service history. A code filter needs the right to read clinical data.")
 class VisitFilter:
-    kind: VisitKind | None = None
-    department_id: strawberry.ID | None = None
+    kind: VisitKind | None = strawberry.field(default=None, description="Only visits of this kind.")
+    department_id: strawberry.ID | None = strawberry.field(default=None, description="Only this department's "
+                                                                                     "visits.")
     since: datetime | None = strawberry.field(default=None, description="Visits planned at or after this time.")
     until: datetime | None = strawberry.field(default=None, description="Visits planned before this time.")
-    code_system: CodeSystem | None = None
-    code: str | None = None
+    code_system: CodeSystem | None = strawberry.field(default=None, description="The system of `code`; give "
+                                                                               "both or neither.")
+    code: str | None = strawberry.field(default=None, description="Only visits recording this code (an ICD-10 code "
+                                                                  "matches in either spelling, K081 or K08.1).")
 
 
 @strawberry.input(description="A new visit. PLANNED by default; ARRIVED checks a walk-in in; FINISHED records a "
                               "visit afterwards (startedAt and endedAt required).")
 class VisitCreateInput:
-    patient_id: strawberry.ID
-    kind: VisitKind
-    status: VisitStatus | None = strawberry.UNSET
-    department_id: strawberry.ID | None = strawberry.UNSET
-    clinician_id: strawberry.ID | None = strawberry.UNSET
+    patient_id: strawberry.ID = strawberry.field(description="The patient, in your reach.")
+    kind: VisitKind = strawberry.field(description="What kind of visit.")
+    status: VisitStatus | None = strawberry.field(
+        default=strawberry.UNSET, description="PLANNED (the default), ARRIVED (a walk-in checked in) or FINISHED "
+                                              "(recorded afterwards).")
+    department_id: strawberry.ID | None = strawberry.field(
+        default=strawberry.UNSET, description="The department; null: the patient's department.")
+    clinician_id: strawberry.ID | None = strawberry.field(
+        default=strawberry.UNSET, description="The responsible clinician (staff id).")
     staff_ids: list[strawberry.ID] | None = strawberry.field(default=strawberry.UNSET,
                                                              description="Other staff who took part (at most 10).")
-    planned_at: datetime | None = strawberry.UNSET
-    started_at: datetime | None = strawberry.UNSET
-    ended_at: datetime | None = strawberry.UNSET
-    reason: str | None = strawberry.UNSET
-    summary: str | None = strawberry.UNSET
-    outcome: str | None = strawberry.UNSET
-    treatment_plan: str | None = strawberry.UNSET
-    medication_guidance: str | None = strawberry.UNSET
-    rehabilitation: str | None = strawberry.UNSET
-    precautions: str | None = strawberry.UNSET
-    revisit_on: date | None = strawberry.UNSET
-    internal_note: str | None = strawberry.UNSET
+    planned_at: datetime | None = strawberry.field(
+        default=strawberry.UNSET, description="When it is booked for, with its offset; null: now.")
+    started_at: datetime | None = strawberry.field(
+        default=strawberry.UNSET, description="When the patient was seen from (required for FINISHED).")
+    ended_at: datetime | None = strawberry.field(
+        default=strawberry.UNSET, description="When it finished (required for FINISHED); not before startedAt.")
+    reason: str | None = strawberry.field(
+        default=strawberry.UNSET, description="Why the patient comes, at most 1000 characters. Clinical, encrypted.")
+    summary: str | None = strawberry.field(
+        default=strawberry.UNSET, description="What was done, at most 4000 characters. Clinical, encrypted.")
+    outcome: str | None = strawberry.field(
+        default=strawberry.UNSET, description="The outcome, at most 2000 characters. Clinical, encrypted.")
+    treatment_plan: str | None = strawberry.field(
+        default=strawberry.UNSET, description="After-visit: the treatment plan, at most 2000 characters. Clinical, "
+                                              "encrypted.")
+    medication_guidance: str | None = strawberry.field(
+        default=strawberry.UNSET, description="After-visit: medication guidance, at most 2000 characters. Clinical.")
+    rehabilitation: str | None = strawberry.field(
+        default=strawberry.UNSET, description="After-visit: rehabilitation, at most 2000 characters. Clinical, "
+                                              "encrypted.")
+    precautions: str | None = strawberry.field(
+        default=strawberry.UNSET, description="After-visit: precautions, at most 2000 characters. Clinical, encrypted.")
+    revisit_on: date | None = strawberry.field(
+        default=strawberry.UNSET, description="The re-visit date of the after-visit instructions.")
+    internal_note: str | None = strawberry.field(
+        default=strawberry.UNSET, description="A note for staff only (never in the portal), at most 2000 characters. "
+                                              "Encrypted.")
 
 
 @strawberry.input(description="Changes to a visit: fields left out stay as they are, null clears a field.")
 class VisitUpdateInput:
-    department_id: strawberry.ID | None = strawberry.UNSET
-    clinician_id: strawberry.ID | None = strawberry.UNSET
+    department_id: strawberry.ID | None = strawberry.field(default=strawberry.UNSET, description="The department.")
+    clinician_id: strawberry.ID | None = strawberry.field(
+        default=strawberry.UNSET, description="The responsible clinician (staff id); null: none.")
     staff_ids: list[strawberry.ID] | None = strawberry.field(default=strawberry.UNSET,
                                                              description="Replaces the other staff as a whole.")
-    planned_at: datetime | None = strawberry.UNSET
-    reason: str | None = strawberry.UNSET
-    summary: str | None = strawberry.UNSET
-    outcome: str | None = strawberry.UNSET
-    treatment_plan: str | None = strawberry.UNSET
-    medication_guidance: str | None = strawberry.UNSET
-    rehabilitation: str | None = strawberry.UNSET
-    precautions: str | None = strawberry.UNSET
-    revisit_on: date | None = strawberry.UNSET
-    feedback: str | None = strawberry.UNSET
-    internal_note: str | None = strawberry.UNSET
+    planned_at: datetime | None = strawberry.field(
+        default=strawberry.UNSET, description="When it is booked for, with its offset.")
+    reason: str | None = strawberry.field(
+        default=strawberry.UNSET, description="Why the patient comes, at most 1000 characters. Clinical, encrypted.")
+    summary: str | None = strawberry.field(
+        default=strawberry.UNSET, description="What was done, at most 4000 characters. Clinical, encrypted.")
+    outcome: str | None = strawberry.field(
+        default=strawberry.UNSET, description="The outcome, at most 2000 characters. Clinical, encrypted.")
+    treatment_plan: str | None = strawberry.field(
+        default=strawberry.UNSET, description="After-visit: the treatment plan, at most 2000 characters. Clinical, "
+                                              "encrypted.")
+    medication_guidance: str | None = strawberry.field(
+        default=strawberry.UNSET, description="After-visit: medication guidance, at most 2000 characters. Clinical.")
+    rehabilitation: str | None = strawberry.field(
+        default=strawberry.UNSET, description="After-visit: rehabilitation, at most 2000 characters. Clinical, "
+                                              "encrypted.")
+    precautions: str | None = strawberry.field(
+        default=strawberry.UNSET, description="After-visit: precautions, at most 2000 characters. Clinical, encrypted.")
+    revisit_on: date | None = strawberry.field(
+        default=strawberry.UNSET, description="The re-visit date of the after-visit instructions.")
+    feedback: str | None = strawberry.field(
+        default=strawberry.UNSET, description="The patient's feedback on the visit, at most 2000 characters. Clinical, "
+                                              "encrypted.")
+    internal_note: str | None = strawberry.field(
+        default=strawberry.UNSET, description="A note for staff only (never in the portal), at most 2000 characters. "
+                                              "Encrypted.")
 
 
 @strawberry.input(description="A condition (ICD-10, e.g. K08.1) or a procedure (a service catalogue code).")
 class VisitCodeInput:
-    kind: CodeKind
-    code: str
-    text: str | None = None
+    kind: CodeKind = strawberry.field(description="CONDITION (an ICD-10 code) or PROCEDURE (a service catalogue "
+                                                  "code).")
+    code: str = strawberry.field(description="The code: ICD-10 with or without its dot (K081 is stored as K08.1), or "
+                                             "an active service catalogue code. Encrypted.")
+    text: str | None = strawberry.field(default=None, description="Free text beside the code, at most 500 "
+                                                                  "characters. Clinical, encrypted.")
     status: ProcedureStatus | None = strawberry.field(default=None, description="Procedures only; DONE by default.")
 
 
 @strawberry.type(description="How many patients in your reach carry a code.")
 class CodeCount:
-    code: str
-    patients: int
+    code: str = strawberry.field(description="The code as asked (ICD-10 in its dotted form).")
+    patients: int = strawberry.field(description="Patients in your reach with the code on at least one visit.")
 
 
 def _where(filter: VisitFilter | None) -> visits.VisitFilter:
@@ -283,31 +341,48 @@ def patient_connection(ctx: Context, page: visits.pagination.Page[PatientView]) 
         page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor))
 
 
+_VISIT_ID = Annotated[strawberry.ID, strawberry.argument(description="The visit's id (NOT_FOUND when missing or its "
+                                                                   "patient is outside your reach).")]
+_CODE_SYSTEM = Annotated[CodeSystem, strawberry.argument(description="The code system of the codes asked.")]
+
+
 @strawberry.type
 class VisitQuery:
     @strawberry.field(description="One visit. NOT_FOUND when it is missing or its patient is outside your reach.")
-    async def visit(self, info: Info, id: strawberry.ID) -> Visit | None:
+    async def visit(self, info: Info, id: _VISIT_ID) -> Visit | None:
         return visit_node(info.context, await visits.get(info.context, uuid_of(id)))
 
     @strawberry.field(description="A patient's service history, newest first, 1 to 100 a page.")
-    async def visits(self, info: Info, patient_id: strawberry.ID, first: int = DEFAULT_PAGE_SIZE,
-                     after: str | None = None, filter: VisitFilter | None = None) -> VisitConnection:
+    async def visits(
+        self, info: Info,
+        patient_id: Annotated[strawberry.ID, strawberry.argument(description="The patient, in your reach.")],
+        first: First = DEFAULT_PAGE_SIZE, after: After = None,
+        filter: Annotated[VisitFilter | None, strawberry.argument(
+            description="Narrow the history; null: every visit you may see.")] = None,
+    ) -> VisitConnection:
         page = await visits.patient_history(info.context, uuid_of(patient_id, "patientId"), first=first, after=after,
                                             where=_where(filter))
         return visit_connection(info.context, page)
 
     @strawberry.field(description="Patients in your reach with a condition or procedure code (and, for procedures, "
                                   "a status: PENDING finds treatment still to do). Needs clinical read rights.")
-    async def patients_with_code(self, info: Info, code_system: CodeSystem, code: str,
-                                 status: ProcedureStatus | None = None, first: int = DEFAULT_PAGE_SIZE,
-                                 after: str | None = None) -> PatientConnection:
-        page = await visits.cohort(info.context, system=code_system.value, code=code,
-                                   status=None if status is None else status.value, first=first, after=after)
+    async def patients_with_code(
+        self, info: Info, code_system: _CODE_SYSTEM,
+        code: Annotated[str, strawberry.argument(description="The code (ICD-10 with or without its dot).")],
+        status: Annotated[ProcedureStatus | None, strawberry.argument(
+            description="Procedures: only with this status (PENDING: treatment still to do); null: any.")] = None,
+        first: First = DEFAULT_PAGE_SIZE, after: After = None,
+    ) -> PatientConnection:
+        page = await visits.cohort(info.context, system=str(code_system.value), code=code,
+                                   status=None if status is None else str(status.value), first=first, after=after)
         return patient_connection(info.context, page)
 
     @strawberry.field(description="How many patients in your reach carry each code (aggregates, for report readers).")
-    async def code_counts(self, info: Info, code_system: CodeSystem, codes: list[str]) -> list[CodeCount]:
-        counted = await visits.cohort_counts(info.context, system=code_system.value, codes=codes)
+    async def code_counts(
+        self, info: Info, code_system: _CODE_SYSTEM,
+        codes: Annotated[list[str], strawberry.argument(description="The codes to count, 1 to 50.")],
+    ) -> list[CodeCount]:
+        counted = await visits.cohort_counts(info.context, system=str(code_system.value), codes=codes)
         return [CodeCount(code=code, patients=count) for code, count in counted]
 
 
@@ -315,28 +390,46 @@ class VisitQuery:
 class VisitMutation:
     @strawberry.mutation(description="Record a visit: booked (PLANNED), a walk-in checked in (ARRIVED), or one that "
                                      "already happened (FINISHED). Clinical fields need clinical write rights.")
-    async def visit_create(self, info: Info, input: VisitCreateInput) -> Visit | None:
+    async def visit_create(self, info: Info, input: Annotated[VisitCreateInput, strawberry.argument(
+            description="The visit.")]) -> Visit | None:
         return visit_node(info.context, await visits.create(info.context, provided(input)))
 
     @strawberry.mutation(description="Change a visit. Pass the version you read: a stale one answers CONFLICT.")
-    async def visit_update(self, info: Info, id: strawberry.ID, input: VisitUpdateInput,
-                           version: int | None = None) -> Visit | None:
+    async def visit_update(
+        self, info: Info, id: _VISIT_ID,
+        input: Annotated[VisitUpdateInput, strawberry.argument(description="The changes.")],
+        version: Version = None,
+    ) -> Visit | None:
         return visit_node(info.context, await visits.update(info.context, uuid_of(id), provided(input), version))
 
     @strawberry.mutation(description="Move a visit on: ARRIVED (check-in: alerts the desk), IN_PROGRESS, FINISHED "
                                      "(schedules the follow-up), CANCELLED or NO_SHOW (cancels pending follow-up).")
-    async def visit_transition(self, info: Info, id: strawberry.ID, to: VisitStatus, at: datetime | None = None,
-                               version: int | None = None) -> Visit | None:
-        return visit_node(info.context, await visits.transition(info.context, uuid_of(id), to.value, at, version))
+    async def visit_transition(
+        self, info: Info, id: _VISIT_ID,
+        to: Annotated[VisitStatus, strawberry.argument(description="The next status; a move out of order is "
+                                                                   "BAD_USER_INPUT.")],
+        at: Annotated[datetime | None, strawberry.argument(
+            description="When it happened, with its offset (arrival, start, end or cancellation); null: now.")] = None,
+        version: Version = None,
+    ) -> Visit | None:
+        return visit_node(info.context, await visits.transition(info.context, uuid_of(id), str(to.value), at, version))
 
     @strawberry.mutation(description="Record a condition or procedure on a visit (clinical write rights).")
-    async def visit_code_add(self, info: Info, visit_id: strawberry.ID, input: VisitCodeInput) -> VisitCode | None:
+    async def visit_code_add(
+        self, info: Info,
+        visit_id: Annotated[strawberry.ID, strawberry.argument(description="The visit.")],
+        input: Annotated[VisitCodeInput, strawberry.argument(description="The code to record.")],
+    ) -> VisitCode | None:
         return code_node(info.context, await visits.add_code(info.context, uuid_of(visit_id, "visitId"),
                                                              provided(input)))
 
     @strawberry.mutation(description="Mark a procedure done, not done, or pending again.")
-    async def visit_code_set_status(self, info: Info, id: strawberry.ID, status: ProcedureStatus) -> VisitCode | None:
-        return code_node(info.context, await visits.set_code_status(info.context, uuid_of(id), status.value))
+    async def visit_code_set_status(
+        self, info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="The procedure code's id (VisitCode.id).")],
+        status: Annotated[ProcedureStatus, strawberry.argument(description="The new status.")],
+    ) -> VisitCode | None:
+        return code_node(info.context, await visits.set_code_status(info.context, uuid_of(id), str(status.value)))
 
 
 register_node("visit", visit_node)

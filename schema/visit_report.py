@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 
 from resolvers import visit_report as visit_reports
@@ -12,8 +14,8 @@ from schema.visit import VisitKind
 
 @strawberry.type(description="Visits of one kind.")
 class VisitKindCount:
-    kind: VisitKind
-    visits: int
+    kind: VisitKind = strawberry.field(description="The kind.")
+    visits: int = strawberry.field(description="Visits of the kind finished in the month.")
 
 
 @strawberry.type(description="Follow-up tasks of the department due in the month (cancelled ones left out).")
@@ -29,11 +31,11 @@ class FollowUpFigures:
 @strawberry.type(description="A department's month of the care journey: visits, follow-up, satisfaction, retention "
                              "and waiting time. Definitions are in docs/care-journey.md.")
 class VisitReport:
-    department_id: strawberry.ID
-    month: str
+    department_id: strawberry.ID = strawberry.field(description="The department reported on.")
+    month: str = strawberry.field(description="The month, YYYY-MM, in the institution's time zone.")
     visits_by_kind: list[VisitKindCount] = strawberry.field(description="Visits finished in the month, by kind.")
     no_shows: int = strawberry.field(description="Visits planned in the month that the patient missed.")
-    follow_up: FollowUpFigures
+    follow_up: FollowUpFigures = strawberry.field(description="The month's follow-up calls.")
     satisfaction_responses: int = strawberry.field(description="Outcome forms completed in the month with a score.")
     average_satisfaction: float | None = strawberry.field(description="Their mean score, 1 to 5.")
     retention_months: int = strawberry.field(description="N: the window for a return visit.")
@@ -63,8 +65,13 @@ class VisitReport:
 @strawberry.type
 class VisitReportQuery:
     @strawberry.field(description="A department's month of visits and follow-up (department heads, their departments).")
-    async def visit_report(self, info: Info, month: str, department_id: strawberry.ID,
-                           retention_months: int = 12) -> VisitReport:
+    async def visit_report(
+        self, info: Info,
+        month: Annotated[str, strawberry.argument(description="The month, YYYY-MM.")],
+        department_id: Annotated[strawberry.ID, strawberry.argument(description="One of your departments.")],
+        retention_months: Annotated[int, strawberry.argument(
+            description="N, the window for a return visit that counts as retained: 1 to 24 months.")] = 12,
+    ) -> VisitReport:
         department = uuid_of(department_id, "departmentId")
         assert department is not None  # a non-null argument
         report = await visit_reports.monthly(info.context, month, department, retention_months)

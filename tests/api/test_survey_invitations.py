@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import pytest
 from tortoise.transactions import in_transaction
@@ -67,9 +68,22 @@ ANSWER = """mutation($id: ID!, $answers: [SurveyAnswerInput!]!) {
   surveyAnswer(invitationId: $id, answers: $answers) { anonymous responseId } }"""
 
 
+SHANGHAI = ZoneInfo("Asia/Shanghai")  # the test institution's zone: its quiet hours (21:00-08:00) are local there
+
+
 def ok(reply: Any, root: str) -> Any:
     assert reply.errors == [], reply.errors
     return reply.data[root]
+
+
+def daytime_from(moment: datetime) -> datetime:
+    """``moment`` if it falls between 09:00 and 20:00 in the institution's zone, else the next 09:00 there: a
+    due time clear of the quiet hours, which the outbox sends as it is, whatever the hour the test runs at."""
+    local = moment.astimezone(SHANGHAI)
+    if time(9) <= local.time() < time(20):
+        return moment
+    day = local.date() if local.time() < time(9) else local.date() + timedelta(days=1)
+    return datetime.combine(day, time(9), tzinfo=SHANGHAI).astimezone(UTC)
 
 
 async def denials(tenant: Tenant) -> list[tuple[str, str]]:
@@ -181,7 +195,9 @@ async def test_a_finished_visit_invites_once_with_its_message_queued(tenant: Ten
     q = await questionnaire(tenant)
     await trigger(tenant, q, departmentId=str(tenant.departments["A"].id), visitKind="OUTPATIENT", delayHours=24)
     pid = await reachable(tenant)
-    ended = datetime.now(UTC) - timedelta(hours=1)
+    # Ended 11 to 24 hours ago, so that the message falls due a day after it, in the future and in the daytime
+    # (a due time in the quiet hours would be moved to their end: another test's business).
+    ended = daytime_from(datetime.now(UTC) + timedelta(minutes=10)) - timedelta(hours=24)
     visit_id = await finished_visit(tenant, pid, ended_at=ended)
     [row] = await invitations(tenant)
     assert (row.patient_id, row.visit_id, row.questionnaire_id, row.cause_key, row.status) == (
@@ -391,11 +407,19 @@ class Collect:
         return None
 
 
+async def deliver(services: Services, collect: Collect, row: SurveyInvitation) -> None:
+    """Send the invitation's message at the moment it is due: its send time, or the end of the quiet hours when
+    it fell into them (the outbox moved it there), so the test does not depend on the hour it runs at."""
+    message = await Communication.get(key=f"survey:{row.id}:invitation")
+    assert message.status == "queued" and message.due_at >= row.send_at
+    await communication.deliver_due(services, {"email": collect}, now=message.due_at)  # due by then, inclusive
+
+
 async def test_the_message_carries_the_link_computed_when_it_is_sent(tenant: Tenant, services: Services) -> None:
     q = await questionnaire(tenant)
     _, row, token = await invited(tenant, services, q)
     collect = Collect()
-    await communication.deliver_due(services, {"email": collect}, now=row.send_at + timedelta(minutes=1))
+    await deliver(services, collect, row)
     [message] = [m for m in collect.sent if m.institution_id == tenant.id]
     url = f"http://127.0.0.1:8000/survey#token={token}"
     assert url in message.body
@@ -415,7 +439,7 @@ async def test_an_institutions_own_template_without_the_link_still_carries_it(te
     q = await questionnaire(tenant)
     _, row, token = await invited(tenant, services, q)
     collect = Collect()
-    await communication.deliver_due(services, {"email": collect}, now=row.send_at + timedelta(minutes=1))
+    await deliver(services, collect, row)
     [message] = [m for m in collect.sent if m.institution_id == tenant.id]
     assert message.body == (f"{(await Patient.get(id=row.patient_id)).full_name}您好，请填写问卷。 问卷："
                             f"http://127.0.0.1:8000/survey#token={token} 退订：{message.unsubscribe_url}")

@@ -24,7 +24,7 @@ from app.demo import DEMO_NAME, DEPARTMENTS, ROLE_DEPARTMENTS, _acting_as, _regi
 from app.demo_appointments import INSTITUTION_PHONE, PLANS
 from app.demo_data import PURPOSES, DemoContact, DemoPatient, demo_patients
 from core.validation import resident_id_check_digit
-from models import Appointment, Campaign, Communication, Institution, Visit
+from models import Appointment, Campaign, Communication, Institution, Ticket, Visit
 from resolvers import institution as institutions
 from resolvers.context import Services
 from tests.factories import gql, login
@@ -260,6 +260,15 @@ TEMPLATES = """{ messageTemplates(cause: APPOINTMENT_REMINDER, first: 20) {
   nodes { channel language isDefault body } } }"""
 MINE = "{ myAppointments(upcomingOnly: true) { nodes { status channel schedule { name } } } }"
 PATIENT_LOGIN = "mutation($e: String!, $p: String!) { patientLogin(email: $e, password: $p) { token } }"
+QUESTIONNAIRES = "{ questionnaires(status: ACTIVE) { nodes { id key template anonymous responseCount } } }"
+SURVEY_REPORT = """query($key: ID!, $from: String!, $to: String!) { surveyReport(questionnaireKey: $key, from: $from,
+  to: $to) { rows { departmentId month invited answered responses status score { value low high }
+  satisfied { value } nps { value } csat { value } meetsTarget } } }"""
+CONTROL_CHART = """query($key: ID!, $from: String!, $to: String!) { surveyControlChart(questionnaireKey: $key,
+  from: $from, to: $to) { centreLine points { month status percentSatisfied } } }"""
+RESPONSES = """query($q: ID) { questionnaireResponses(questionnaireId: $q, first: 100) { nodes { source
+  followUpTicketId } } }"""
+MY_SURVEYS = "{ mySurveyInvitations { nodes { status answered } } }"
 
 
 @dataclass
@@ -374,6 +383,91 @@ async def test_the_demo_campaign_settings_template_and_portal_booking(demo: Demo
     assert [(t["channel"], t["language"]) for t in own] == [("SMS", "ZH_CN")]
     mine = (await demo.call("patient", MINE))["myAppointments"]["nodes"]
     assert [(a["status"], a["channel"]) for a in mine] == [("BOOKED", "PORTAL")]
+
+
+async def test_the_demo_survey_desk_has_responses_reports_and_a_closed_loop(demo: Demo) -> None:
+    """The seeds' questionnaires adopted, three months of answers: the monthly report, NPS, CSAT and the control
+    chart show figures; some answers were taken by phone, one low answer opened a complaint; the doctors rated
+    the nursing (too few a month to show); the portal's patient has a survey to answer."""
+    adopted = {q["template"]: q for q in (await demo.call("admin", QUESTIONNAIRES))["questionnaires"]["nodes"]}
+    assert set(adopted) == {"OUTPATIENT_SATISFACTION", "NURSING_BY_DOCTORS", "NPS", "CSAT"}
+    assert adopted["OUTPATIENT_SATISFACTION"]["responseCount"] >= 30 and adopted["NPS"]["responseCount"] >= 10
+    first = (demo.today.replace(day=1) - timedelta(days=80)).replace(day=1)  # three months back
+    period = {"from": first.strftime("%Y-%m"), "to": demo.today.strftime("%Y-%m")}
+    report = (await demo.call("admin", SURVEY_REPORT, key=adopted["OUTPATIENT_SATISFACTION"]["key"],
+                              **period))["surveyReport"]["rows"]
+    shown = [r for r in report if r["status"] == "SHOWN"]
+    assert len({r["departmentId"] for r in shown}) == 2 and len({r["month"] for r in shown}) >= 3
+    assert all(r["score"]["value"] is not None and r["score"]["low"] < r["score"]["value"] < r["score"]["high"]
+               and r["satisfied"]["value"] is not None and r["csat"]["value"] is not None for r in shown)
+    assert all(r["invited"] >= r["answered"] >= 5 for r in shown)
+    nps = (await demo.call("admin", SURVEY_REPORT, key=adopted["NPS"]["key"], **period))["surveyReport"]["rows"]
+    assert any(r["status"] == "SHOWN" and r["nps"]["value"] is not None for r in nps)
+    chart = (await demo.call("admin", CONTROL_CHART, key=adopted["OUTPATIENT_SATISFACTION"]["key"],
+                             **period))["surveyControlChart"]
+    assert chart["centreLine"] is not None
+    assert sum(p["status"] == "SHOWN" and p["percentSatisfied"] is not None for p in chart["points"]) >= 3
+    answers = (await demo.call("admin", RESPONSES, q=adopted["OUTPATIENT_SATISFACTION"]["id"])
+               )["questionnaireResponses"]["nodes"]
+    sources = Counter(a["source"] for a in answers)
+    assert sources["LINK"] > sources["PHONE"] >= 1
+    [loop] = [a["followUpTicketId"] for a in answers if a["followUpTicketId"]]
+    ticket = await Ticket.get(id=loop)
+    assert (ticket.channel, ticket.category, ticket.status) == ("survey", "complaint", "new")
+    rated = (await demo.call("admin", SURVEY_REPORT, key=adopted["NURSING_BY_DOCTORS"]["key"],
+                             **period))["surveyReport"]["rows"]
+    assert rated and sum(r["responses"] for r in rated) >= 3
+    assert all(r["status"] == "TOO_FEW_RESPONSES" and r["invited"] == 0 for r in rated)
+    mine = (await demo.call("patient", MY_SURVEYS))["mySurveyInvitations"]["nodes"]
+    assert ("REQUESTED", False) in [(i["status"], i["answered"]) for i in mine]
+
+
+# -- the contracts (app.demo_contracts) ---------------------------------------------------------------------------
+
+DEMO_CONTRACTS = """{ contracts(first: 50) { nodes { id status renewalOfId partnerId guarantorContactId endOn
+  versions { number status changeSummary items { code quantity deliveredByPartner unitPrice { amount } } } } } }"""
+DEMO_CATALOGUE = """{ serviceItems { code standard unit prices { nodes { number effectiveFrom
+  unitPrice { amount } } } } }"""
+DEMO_DELIVERY = """query($id: ID!) { contractDelivery(contractId: $id) { periods { start closed contracted delivered
+  missed shortfall { code missed } } } }"""
+DEMO_SIGNATURES = """query($id: ID!, $n: Int!) { contractSignatures(contractId: $id, versionNumber: $n) { party } }"""
+MY_CONTRACTS = "{ contracts { nodes { status versions { number status } } } }"
+
+
+async def test_the_demo_has_contracts_in_every_state_with_deliveries_and_an_amendment(demo: Demo) -> None:
+    """A home-care catalogue with a price rise; a contract in every state; the active one signed by every party
+    with the nurse's visits short of what was contracted; an amendment signed; a renewal; the portal's patient
+    with a contract to sign."""
+    catalogue = {i["code"]: i for i in (await demo.call("admin", DEMO_CATALOGUE))["serviceItems"]}
+    assert {"HC-NURSE", "HC-BATH", "HC-REHAB", "HC-MEAL", "HC-CHECK"} <= set(catalogue)
+    assert all(catalogue[c]["standard"] for c in ("HC-NURSE", "HC-BATH"))
+    assert [p["unitPrice"]["amount"] for p in catalogue["HC-NURSE"]["prices"]["nodes"]] in (
+        ["180.00", "198.00"], ["198.00", "180.00"])
+    found = (await demo.call("admin", DEMO_CONTRACTS))["contracts"]["nodes"]
+    statuses = Counter(c["status"] for c in found)
+    assert set(statuses) == {"DRAFT", "SENT", "ACTIVE", "SUSPENDED", "TERMINATED", "EXPIRED", "RENEWED"}
+    assert statuses["ACTIVE"] >= 4
+    [renewed] = [c for c in found if c["status"] == "RENEWED"]
+    assert any(c["renewalOfId"] == renewed["id"] and c["status"] == "ACTIVE" for c in found)
+    [amended] = [c for c in found if len(c["versions"]) > 1]
+    assert [v["status"] for v in amended["versions"]] == ["SIGNED", "SIGNED"] and amended["versions"][1][
+        "changeSummary"]
+    before, after = ({i["code"]: i for i in v["items"]} for v in amended["versions"])
+    assert after["HC-NURSE"]["quantity"] == 8 and "HC-REHAB" in after
+    assert after["HC-NURSE"]["unitPrice"] == before["HC-NURSE"]["unitPrice"] == {"amount": "180.00"}  # kept
+    [delivering] = [c for c in found if c["partnerId"] is not None]
+    assert delivering["status"] == "ACTIVE" and any(i["deliveredByPartner"] for i in delivering["versions"][0]["items"])
+    parties = {s["party"] for s in (await demo.call("admin", DEMO_SIGNATURES, id=delivering["id"], n=1)
+                                    )["contractSignatures"]}
+    assert {"INSTITUTION", "CLIENT", "PARTNER"} <= parties
+    periods = (await demo.call("admin", DEMO_DELIVERY, id=delivering["id"]))["contractDelivery"]["periods"]
+    closed = [p for p in periods if p["closed"]]
+    assert len(closed) == 3 and [(p["contracted"], p["delivered"], p["missed"]) for p in closed] == [
+        (8, 8, 0), (8, 7, 1), (8, 6, 2)]
+    assert [s["code"] for s in closed[1]["shortfall"]] == ["HC-NURSE"]
+    assert closed[2]["shortfall"] == [{"code": "HC-BATH", "missed": 2}]
+    mine = (await demo.call("patient", MY_CONTRACTS))["contracts"]["nodes"]
+    assert {"status": "SENT", "versions": [{"number": 1, "status": "SENT"}]} in mine
 
 
 # -- the story holds whatever the hour it is told at ------------------------------------------------------------

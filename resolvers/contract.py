@@ -1,0 +1,1220 @@
+"""Service contracts (FHIR Contract): draft, amend, suspend, resume, terminate, renew, expire; versions and their diff.
+
+A contract is one term of service with one client (a patient). What was agreed lives in its versions
+(``models.contract``): version 1 is the original, each amendment a new version N+1 that states what changed and
+takes effect on a date. A version is edited only while it is a draft; once sent for signature it is frozen (the
+database refuses the change too, migration 0019). Sending and signing are the signature module's
+(``resolvers.contract_signature``); when a version's last signature lands it calls ``on_version_signed`` here,
+which activates the contract or applies the amendment, and keeps the renewal bookkeeping.
+
+Reach: admin, finance and the front desk reach every contract of the institution; nurses, doctors and department
+heads the contracts of the patients they reach; a patient their own; a partner the contracts it delivers part of
+(``partner_id``), for patients granted to it, and then only the items it delivers. A contract out of reach
+answers NOT_FOUND, as a missing one does, and the attempt is on the audit trail.
+
+Field classes: commercial terms (prices, totals, deposit, the catalogue's price version) need ``contract.terms:
+read`` (never a partner); special clauses are sealed and need ``contract.clauses: read``. A field refused is null
+with FORBIDDEN at its path, and the refusal is noted. Every read notes the contract and its patient; every write
+appends its record in its own transaction. Audit records never carry clause text or amounts.
+
+Money is integer minor units of the contract's currency: never a float.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, cast
+from zoneinfo import ZoneInfo
+
+from tortoise.exceptions import IntegrityError
+from tortoise.expressions import F, Subquery
+from tortoise.queryset import QuerySet
+from tortoise.transactions import in_transaction
+
+from audit import writer
+from audit.events import Action, Actor, AuditRecord, Outcome
+from core import money
+from core.crypto import InstitutionKeys, field_aad
+from core.errors import BadUserInput, Conflict, Forbidden
+from core.ids import uuid7
+from core.principal import PARTNER, STAFF
+from core.validation import clean_text
+from models import Contact, Department, Institution, Partner, Patient, ServiceItem
+from models.contract import BILLING_PERIODS, Contract, ContractItem, ContractVersion
+from models.keyring import KeyRing
+from models.service_item import FREQUENCIES
+from policies.guard import Decision
+from resolvers import access, pagination
+from resolvers import institution as institutions
+from resolvers import service_item as service_items
+from resolvers.context import Context
+
+# -- limits and vocabulary -----------------------------------------------------------------
+
+MAX_ITEMS = 50
+TITLE_LIMIT = 200
+TEXT_LIMIT = 20000  # rights and duties, clauses
+SUMMARY_LIMIT = 2000
+REASON_LIMIT = 200
+MAX_NOTICE_DAYS = 365
+MAX_QUANTITY = 10000
+MAX_TERM_DAYS = 366 * 10
+OPEN_VERSION = ("draft", "sent")
+LIVE = ("active", "suspended")  # a contract in its term
+INSTITUTION_WIDE = frozenset({"admin", "finance", "front_desk"})  # roles that reach every contract
+TERMS, CLAUSES = "contract.terms", "contract.clauses"
+AUTO_RENEWAL = "automatic renewal"
+SYSTEM = Actor("system")
+SWEEP_RULE = "contract expiry sweep"
+SIGNED_RULE = "contract version signed"
+CURSOR = "contract"
+NUMBER_ATTEMPTS = 5
+
+# Where a contract may go from where it stands (suspend, resume, terminate); sending, signing, expiry and renewal
+# are moved by their own functions below.
+TRANSITIONS: dict[str, dict[str, tuple[str, ...]]] = {
+    "suspend": {"to": ("suspended",), "from": ("active",)},
+    "resume": {"to": ("active",), "from": ("suspended",)},
+    "terminate": {"to": ("terminated",), "from": ("active", "suspended")},
+}
+
+# Reason codes (``extensions.reason``) of refused input and conflicts.
+STALE = "stale_version"
+ILLEGAL = "illegal_transition"
+NOT_DRAFT = "version_not_draft"
+OPEN = "open_version_exists"
+
+
+# -- views ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ContractView:
+    """A contract in the caller's reach. ``partner_only``: a partner's view, its own items and no money."""
+
+    row: Contract
+    partner_only: bool = False
+
+
+@dataclass(frozen=True)
+class VersionView:
+    row: ContractVersion
+    contract: ContractView
+
+
+@dataclass(frozen=True)
+class ItemView:
+    row: ContractItem
+    version: VersionView
+
+
+@dataclass(frozen=True)
+class TermChange:
+    field: str  # the GraphQL name (endOn, deposit...)
+    before: str | None
+    after: str | None
+
+
+@dataclass(frozen=True)
+class ItemChange:
+    before: ItemView
+    after: ItemView
+    fields: tuple[str, ...]  # quantity, frequency, unitPrice, deliveredByPartner
+
+
+@dataclass(frozen=True)
+class VersionDiff:
+    contract: ContractView
+    before: VersionView
+    after: VersionView
+    terms: list[TermChange]
+    added: list[ItemView]
+    removed: list[ItemView]
+    changed: list[ItemChange]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def local_today(institution_id: uuid.UUID, now: datetime | None = None) -> date:
+    """The institution's local date (contract terms are in local dates)."""
+    return (now or _now()).astimezone(await institutions.zone(institution_id)).date()
+
+
+# -- input problems, all reported at once ------------------------------------------------------
+
+
+@dataclass
+class Problems:
+    """Invalid input gathered field by field, refused at once in one BAD_USER_INPUT listing each (``extensions.
+    invalid``: field path, reason code, message; ``extensions.field``/``reason``: the first)."""
+
+    found: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def add(self, path: str, reason: str, message: str) -> None:
+        self.found.append((path, reason, message))
+
+    def has(self, path: str) -> bool:
+        return any(found == path for found, _, _ in self.found)
+
+    def check(self) -> None:
+        if not self.found:
+            return
+        path, reason, message = self.found[0]
+        more = f" (and {len(self.found) - 1} more: see extensions.invalid)" if len(self.found) > 1 else ""
+        error = BadUserInput(f"{path}: {message}{more}", field=path)
+        error.extensions = {**(error.extensions or {}), "reason": reason,
+                            "invalid": [{"field": p, "reason": r, "message": m} for p, r, m in self.found]}
+        raise error
+
+
+def _text(problems: Problems, path: str, value: str | None, limit: int, *, required: bool) -> str | None:
+    if value is None:
+        if required:
+            problems.add(path, "required", "is required.")
+        return None
+    try:
+        text = clean_text(value, field=path, max_length=limit, min_length=1 if required else 0)
+    except BadUserInput as error:
+        problems.add(path, "invalid_text", error.message.removeprefix(f"{path}: "))
+        return None
+    return text or None
+
+
+def _conflict(message: str, reason: str, field: str = "expectedVersion") -> Conflict:
+    error = Conflict(message, field=field)
+    error.extensions = {**(error.extensions or {}), "reason": reason}
+    return error
+
+
+def _stale() -> Conflict:
+    return _conflict("expectedVersion: the contract changed since you read it; read it again.", STALE)
+
+
+# -- reach and reading -------------------------------------------------------------------------
+
+
+def _wide(ctx: Context) -> bool:
+    principal = ctx.require_principal()
+    return principal.kind == STAFF and bool(principal.roles & INSTITUTION_WIDE)
+
+
+def in_reach(ctx: Context) -> QuerySet[Contract] | None:
+    """Contracts the caller reaches, as a query; None when it reaches none."""
+    principal = ctx.require_principal()
+    base = Contract.filter(institution_id=principal.institution_id)
+    if _wide(ctx):
+        return base
+    patients = access.scoped_patients(ctx)
+    if patients is None:
+        return None
+    query = base.filter(patient_id__in=Subquery(patients.values("id")))
+    if principal.kind == PARTNER:
+        query = query.filter(partner_id=principal.partner_id)
+    return query
+
+
+def patients_in_reach(ctx: Context) -> QuerySet[Patient] | None:
+    """Patients whose contracts the caller reaches (admin and finance reach every client for contracts)."""
+    if _wide(ctx):
+        return Patient.filter(institution_id=ctx.institution_id)
+    return access.scoped_patients(ctx)
+
+
+def _view(ctx: Context, row: Contract) -> ContractView:
+    return ContractView(row, partner_only=ctx.require_principal().kind == PARTNER)
+
+
+def note_read(ctx: Context, view: ContractView) -> None:
+    """A read of the contract on the patient's trail (once per operation and contract)."""
+    ctx.reads.note("contract", view.row.id, view.row.patient_id, rule=ctx.decide("contract", "read").rule)
+
+
+async def find(ctx: Context, contract_id: uuid.UUID | None, action: Action, field: str = "id") -> ContractView:
+    """A contract in the caller's reach, or NOT_FOUND (recorded). Does not authorize: call ``access.authorize``
+    first. With ``Action.READ`` the read is noted."""
+    query = in_reach(ctx)
+    row = None if query is None or contract_id is None else await query.get_or_none(id=contract_id)
+    if row is None:
+        raise await access.not_found(ctx, action, "contract", contract_id, field)
+    view = _view(ctx, row)
+    if action == Action.READ:
+        note_read(ctx, view)
+    return view
+
+
+async def get(ctx: Context, contract_id: uuid.UUID | None) -> ContractView:
+    await access.authorize(ctx, "contract", "read", action=Action.READ, resource_type="contract",
+                           resource_id=contract_id)
+    return await find(ctx, contract_id, Action.READ)
+
+
+def may_read_terms(ctx: Context, view: ContractView) -> bool:
+    return not view.partner_only and ctx.decide(TERMS, "read").allowed
+
+
+def require_terms(ctx: Context, view: ContractView) -> None:
+    """Commercial terms (prices, totals, deposit): noted as read, or the refusal noted and FORBIDDEN."""
+    row = view.row
+    if not may_read_terms(ctx, view):
+        ctx.reads.note("contract", row.id, row.patient_id, field_class="terms", outcome=Outcome.DENIED,
+                       reason="forbidden_field")
+        raise Forbidden("Not allowed to read this field.")
+    ctx.reads.note("contract", row.id, row.patient_id, field_class="terms", rule=ctx.decide(TERMS, "read").rule)
+
+
+def read_clauses(ctx: Context, version: VersionView) -> str | None:
+    """A version's special clauses, opened only for a caller with ``contract.clauses: read``."""
+    row = version.contract.row
+    decision = ctx.decide(CLAUSES, "read")
+    if not decision.allowed:
+        ctx.reads.note("contract", row.id, row.patient_id, field_class="clauses", outcome=Outcome.DENIED,
+                       reason="forbidden_field")
+        raise Forbidden("Not allowed to read this field.")
+    ctx.reads.note("contract", row.id, row.patient_id, field_class="clauses", rule=decision.rule)
+    sealed = version.row.clauses
+    if sealed is None:
+        return None
+    ctx.reads.note("contract", row.id, row.patient_id, field_name="contract_version.clauses")
+    return access.open_sealed(ctx, "contract_version", "clauses", version.row.id, sealed)
+
+
+async def versions_of(ctx: Context, view: ContractView) -> list[VersionView]:
+    """Every version of the contract, oldest first (batched across a page of contracts)."""
+    async def batch(ids: Sequence[uuid.UUID]) -> list[list[ContractVersion]]:
+        found: dict[uuid.UUID, list[ContractVersion]] = defaultdict(list)
+        rows = ContractVersion.filter(institution_id=ctx.institution_id, contract_id__in=list(ids))
+        for row in await rows.order_by("contract_id", "number"):
+            found[row.contract_id].append(row)
+        return [found[i] for i in ids]
+
+    rows: list[ContractVersion] = await ctx.require_loaders().made("contract_versions", batch).load(view.row.id)
+    return [VersionView(row, view) for row in rows]
+
+
+async def version_of(ctx: Context, view: ContractView, number: int) -> VersionView | None:
+    return next((v for v in await versions_of(ctx, view) if v.row.number == number), None)
+
+
+def newest_signed(versions: Sequence[VersionView]) -> VersionView | None:
+    signed = [v for v in versions if v.row.status == "signed"]
+    return signed[-1] if signed else None
+
+
+def in_force_on(versions: Sequence[VersionView], day: date) -> VersionView | None:
+    """The signed version in force on a date: the newest signed one already effective, else the first signed
+    (a contract signed before its start)."""
+    signed = [v for v in versions if v.row.status == "signed"]
+    effective = [v for v in signed if v.row.effective_on <= day]
+    return effective[-1] if effective else (signed[0] if signed else None)
+
+
+async def today_of(ctx: Context) -> date:
+    """The institution's local date, read once per request however many contracts ask."""
+    async def batch(ids: Sequence[uuid.UUID]) -> list[str]:
+        zones = dict(await Institution.filter(id__in=list(ids)).values_list("id", "time_zone"))
+        return [str(zones[i]) for i in ids]
+
+    zone: str = await ctx.require_loaders().made("contract_zone", batch).load(ctx.institution_id)
+    return _now().astimezone(ZoneInfo(zone)).date()
+
+
+async def in_force(ctx: Context, view: ContractView) -> VersionView | None:
+    return in_force_on(await versions_of(ctx, view), await today_of(ctx))
+
+
+async def open_version(ctx: Context, view: ContractView) -> VersionView | None:
+    """The version being prepared (draft) or collecting signatures (sent), if any."""
+    return next((v for v in await versions_of(ctx, view) if v.row.status in OPEN_VERSION), None)
+
+
+async def items_of(ctx: Context, version: VersionView) -> list[ItemView]:
+    """A version's items in order (batched across versions); a partner sees only those it delivers."""
+    async def batch(ids: Sequence[uuid.UUID]) -> list[list[ContractItem]]:
+        found: dict[uuid.UUID, list[ContractItem]] = defaultdict(list)
+        rows = ContractItem.filter(institution_id=ctx.institution_id, contract_version_id__in=list(ids))
+        for row in await rows.order_by("contract_version_id", "position"):
+            found[row.contract_version_id].append(row)
+        return [found[i] for i in ids]
+
+    rows: list[ContractItem] = await ctx.require_loaders().made("contract_items", batch).load(version.row.id)
+    if version.contract.partner_only:
+        rows = [row for row in rows if row.delivered_by_partner]
+    return [ItemView(row, version) for row in rows]
+
+
+async def patient_of(ctx: Context, view: ContractView) -> access.PatientView | None:
+    """The client's file as the caller may see it (null for a caller who reads no patient file, e.g. admin)."""
+    return await access.visible_patient(ctx, view.row.patient_id)
+
+
+# -- lists -------------------------------------------------------------------------------------
+
+
+async def page(ctx: Context, *, patient_id: uuid.UUID | None = None, status: str | None = None,
+               department_id: uuid.UUID | None = None, ending_before: date | None = None, first: int,
+               after: str | None) -> pagination.Page[ContractView]:
+    """Contracts in reach, newest first: one statement for the page whatever its size (versions, items and
+    patients come in one batched statement each when asked for)."""
+    await access.authorize(ctx, "contract", "read", action=Action.READ, resource_type="contract",
+                           patient_id=patient_id)
+    first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
+    query = in_reach(ctx)
+    if query is None:
+        return pagination.Page([], False)
+    if patient_id is not None:
+        query = query.filter(patient_id=patient_id)
+    if status is not None:
+        query = query.filter(status=status)
+    if department_id is not None:
+        query = query.filter(department_id=department_id)
+    if ending_before is not None:
+        query = query.filter(end_on__lt=ending_before)
+    if after:
+        query = query.filter(id__lt=pagination.decode_uuid(CURSOR, after))
+    rows = await query.order_by("-id").limit(first + 1)
+    views = [_view(ctx, row) for row in rows[:first]]
+    for view in views:
+        note_read(ctx, view)
+    return pagination.page_of(views, len(rows) > first, CURSOR, key=lambda v: v.row.id)
+
+
+# -- validating terms and items ------------------------------------------------------------------
+
+
+@dataclass
+class Line:
+    """An item as it will be written."""
+
+    service_item_id: uuid.UUID
+    code: str  # as contracted
+    name: str
+    price_id: uuid.UUID
+    unit_price: int
+    quantity: int
+    frequency: str
+    delivered_by_partner: bool
+
+    @property
+    def total(self) -> int:
+        return money.multiply(self.unit_price, self.quantity)
+
+
+async def _lines(ctx: Context, problems: Problems, items: list[dict[str, Any]] | None, *, path: str,
+                 currency: str | None, day: date | None, kept: dict[uuid.UUID, tuple[uuid.UUID, int]] | None = None,
+                 partner: bool) -> list[Line]:
+    """Validate items and price them: each catalogue item's price in force on ``day`` in the contract's currency,
+    or for an item in ``kept`` (an amendment: service item -> (price version, unit price) as signed) that price."""
+    if items is None:
+        problems.add(path, "required", "is required.")
+        return []
+    if not 1 <= len(items) <= MAX_ITEMS:
+        problems.add(path, "item_count", f"1 to {MAX_ITEMS} items.")
+        return []
+    ids = [cast(uuid.UUID, item.get("service_item_id")) for item in items if item.get("service_item_id")]
+    catalogue = {row.id: row for row in await ServiceItem.filter(institution_id=ctx.institution_id, id__in=ids,
+                                                                 active=True)} if ids else {}
+    priced = await service_items.prices_on(ctx.institution_id, list(catalogue), day) if day is not None else {}
+    lines: list[Line] = []
+    for index, item in enumerate(items):
+        at = f"{path}.{index}"
+        service = catalogue.get(cast(uuid.UUID, item.get("service_item_id")))
+        quantity, frequency = item.get("quantity"), item.get("frequency")
+        by_partner = bool(item.get("delivered_by_partner", False))
+        ok = True
+        if not isinstance(quantity, int) or quantity <= 0 or quantity > MAX_QUANTITY:
+            problems.add(f"{at}.quantity", "quantity_not_positive", f"a whole number from 1 to {MAX_QUANTITY}.")
+            ok = False
+        if by_partner and not partner:
+            problems.add(f"{at}.deliveredByPartner", "no_partner", "the contract names no care partner.")
+            ok = False
+        if service is None:
+            problems.add(f"{at}.serviceItemId", "unknown_item", "not an active item of the catalogue.")
+            continue
+        if frequency not in FREQUENCIES or frequency not in service_items.frequencies_of(service):
+            offered = ", ".join(service_items.frequencies_of(service)) or "with no frequency"
+            problems.add(f"{at}.frequency", "frequency_not_offered", f"the item is offered {offered}.")
+            ok = False
+        held = (kept or {}).get(service.id)
+        if held is not None:
+            price_id, unit_price = held
+        else:
+            price = priced.get(service.id)
+            if day is None:
+                continue
+            if price is None:
+                problems.add(f"{at}.serviceItemId", "no_price", "the item has no price in force on that date.")
+                continue
+            if currency is not None and price.currency != currency:
+                problems.add(f"{at}.serviceItemId", "currency_mismatch",
+                             "the item's price is in another currency than the contract's.")
+                continue
+            price_id, unit_price = price.id, price.unit_price
+        if ok:
+            lines.append(Line(service.id, service.code, service.name, price_id, unit_price, cast(int, quantity),
+                              cast(str, frequency), by_partner))
+    return lines
+
+
+def _currency(problems: Problems, path: str, value: str | None) -> str | None:
+    if value is None:
+        problems.add(path, "required", "is required.")
+        return None
+    try:
+        return money.parse_currency(value, field=path)
+    except BadUserInput:
+        problems.add(path, "unknown_currency", "an ISO 4217 code in capitals that the institution bills in.")
+        return None
+
+
+def _deposit(problems: Problems, path: str, value: dict[str, Any] | None, currency: str | None) -> int | None:
+    """A deposit as minor units of the contract's currency (None: not given or invalid)."""
+    if value is None:
+        return None
+    try:
+        minor, code = money.parse_money(str(value.get("amount", "")), str(value.get("currency", "")), field=path)
+    except BadUserInput as error:
+        reason = "unknown_currency" if (error.field or "").endswith(".currency") else "invalid_amount"
+        problems.add(error.field or path, reason, error.message.removeprefix(f"{error.field}: "))
+        return None
+    if currency is not None and code != currency:
+        problems.add(f"{path}.currency", "currency_mismatch", "the deposit must be in the contract's currency.")
+        return None
+    return minor
+
+
+def _term(problems: Problems, start_path: str, start: date | None, end_path: str, end: date | None) -> None:
+    if start is not None and end is not None:
+        if end <= start:
+            problems.add(end_path, "end_not_after_start", "must be after the start.")
+        elif (end - start).days > MAX_TERM_DAYS:
+            problems.add(end_path, "term_too_long", "a term is at most ten years.")
+
+
+def _choice(problems: Problems, path: str, value: str | None, allowed: Sequence[str]) -> str | None:
+    if value is None:
+        return None
+    if value not in allowed:
+        problems.add(path, "invalid_choice", f"one of {', '.join(allowed)}.")
+        return None
+    return value
+
+
+def _notice(problems: Problems, path: str, value: int | None) -> int | None:
+    if value is not None and not 0 <= value <= MAX_NOTICE_DAYS:
+        problems.add(path, "invalid_notice", f"0 to {MAX_NOTICE_DAYS} days.")
+        return None
+    return value
+
+
+async def _parties(ctx: Context, problems: Problems, patient: Patient, data: dict[str, Any], *,
+                   path: str) -> dict[str, Any]:
+    """Department, guarantor (one of the patient's contacts) and care partner (of the institution), as given."""
+    out: dict[str, Any] = {}
+    if "department_id" in data:
+        department_id = data["department_id"]
+        if department_id is not None and not await Department.exists(id=department_id,
+                                                                     institution_id=ctx.institution_id):
+            problems.add(f"{path}.departmentId", "unknown_department", "not a department of the institution.")
+        out["department_id"] = department_id
+    if "guarantor_contact_id" in data:
+        contact_id = data["guarantor_contact_id"]
+        if contact_id is not None and not await Contact.exists(id=contact_id, institution_id=ctx.institution_id,
+                                                               patient_id=patient.id):
+            problems.add(f"{path}.guarantorContactId", "not_patient_contact", "not a contact of this patient.")
+        out["guarantor_id"] = contact_id
+    if "partner_id" in data:
+        partner_id = data["partner_id"]
+        if partner_id is not None and not await Partner.exists(id=partner_id, institution_id=ctx.institution_id,
+                                                               is_active=True):
+            problems.add(f"{path}.partnerId", "unknown_partner", "not an active partner of the institution.")
+        out["partner_id"] = partner_id
+    return out
+
+
+async def _check_deposit_right(ctx: Context, deposit: int | None, current: int, resource_id: uuid.UUID | None,
+                               patient_id: uuid.UUID | None) -> None:
+    """Money is finance's: setting or changing a deposit needs ``contract.terms: update`` (the front desk drafts
+    with none and leaves it as it is)."""
+    if deposit is not None and deposit != current:
+        await access.authorize(ctx, TERMS, "update", action=Action.UPDATE, resource_type="contract",
+                               resource_id=resource_id, patient_id=patient_id)
+
+
+# -- writing -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scribe:
+    """Who writes versions and items, and with which keys clauses are sealed: a request's caller, or the system
+    (the expiry sweep's automatic renewals)."""
+
+    institution_id: uuid.UUID
+    keys: InstitutionKeys
+    staff_id: uuid.UUID | None = None
+
+    @classmethod
+    def of(cls, ctx: Context) -> Scribe:
+        principal = ctx.require_principal()
+        return cls(principal.institution_id, ctx.require_keys(),
+                   principal.user_id if principal.kind == STAFF else None)
+
+    def seal(self, version_id: uuid.UUID, clauses: str | None) -> bytes | None:
+        if clauses is None:
+            return None
+        return self.keys.seal(clauses, field_aad(self.institution_id, "contract_version", "clauses", version_id))
+
+    def open(self, version: ContractVersion) -> str | None:
+        """A version's clauses opened to be sealed again under another version (never shown)."""
+        if version.clauses is None:
+            return None
+        return self.keys.open(version.clauses, field_aad(self.institution_id, "contract_version", "clauses",
+                                                         version.id))
+
+
+async def _insert_version(scribe: Scribe, contract_id: uuid.UUID, number: int, *, status: str, effective_on: date,
+                          end_on: date, billing_period: str, deposit: int, notice_days: int, auto_renew: bool,
+                          rights_duties: str, clauses: str | None, change_summary: str | None, lines: list[Line],
+                          signed_at: datetime | None = None) -> ContractVersion:
+    version_id = uuid7()
+    # Items go in while the version is a draft (the database refuses items of a sent or signed version).
+    row = await ContractVersion.create(
+        id=version_id, institution_id=scribe.institution_id, contract_id=contract_id, number=number, status="draft",
+        effective_on=effective_on, end_on=end_on, billing_period=billing_period, deposit=deposit,
+        period_total=money.total(line.total for line in lines), notice_days=notice_days, auto_renew=auto_renew,
+        rights_duties=rights_duties, clauses=scribe.seal(version_id, clauses), change_summary=change_summary,
+        created_by_id=scribe.staff_id)
+    await _insert_items(scribe.institution_id, version_id, lines)
+    if status != "draft":
+        await ContractVersion.filter(id=version_id).update(status=status, signed_at=signed_at)
+        row.status, row.signed_at = status, signed_at
+    return row
+
+
+async def _insert_items(institution_id: uuid.UUID, version_id: uuid.UUID, lines: list[Line]) -> None:
+    await ContractItem.bulk_create([
+        ContractItem(id=uuid7(), institution_id=institution_id, contract_version_id=version_id,
+                     service_item_id=line.service_item_id, price_id=line.price_id, position=position,
+                     code=line.code, name=line.name, quantity=line.quantity,
+                     frequency=line.frequency, unit_price=line.unit_price, period_total=line.total,
+                     delivered_by_partner=line.delivered_by_partner)
+        for position, line in enumerate(lines, start=1)])
+
+
+async def _next_number(institution_id: uuid.UUID, year: int) -> str:
+    prefix = f"C-{year}-"
+    taken = await Contract.filter(institution_id=institution_id, number__startswith=prefix).values_list(
+        "number", flat=True)
+    highest = max((int(str(n)[len(prefix):]) for n in taken if str(n)[len(prefix):].isdigit()), default=0)
+    return f"{prefix}{highest + 1:05d}"
+
+
+async def _insert_contract_rows(scribe: Scribe, year: int, values: dict[str, Any], version: dict[str, Any]
+                                ) -> Contract:
+    """A contract numbered C-<year>-<seq> with its version 1 (inside the caller's transaction)."""
+    number = await _next_number(scribe.institution_id, year)
+    row = await Contract.create(id=uuid7(), institution_id=scribe.institution_id, number=number, **values)
+    await _insert_version(scribe, row.id, 1, **version)
+    return row
+
+
+async def _insert_contract(ctx: Context, values: dict[str, Any], version: dict[str, Any], *, decision: Decision,
+                           written: frozenset[str]) -> Contract:
+    """A new contract with its version 1 and its record, in one transaction; a number taken meanwhile by a
+    concurrent creation is drawn again."""
+    scribe = Scribe.of(ctx)
+    year = (await local_today(ctx.institution_id)).year
+    for attempt in range(NUMBER_ATTEMPTS):
+        try:
+            async with in_transaction():
+                row = await _insert_contract_rows(scribe, year, values, version)
+                await writer.append([access.write_record(ctx, Action.CREATE, "contract", row.id,
+                                                         patient_id=row.patient_id, fields=written,
+                                                         decision=decision)])
+            return row
+        except IntegrityError:
+            if attempt == NUMBER_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def _cas(ctx: Context, row: Contract, expected: int, **columns: Any) -> None:
+    """Write the contract row only over the version the caller read."""
+    changed = await Contract.filter(id=row.id, institution_id=ctx.institution_id, version=expected).update(
+        **columns, version=expected + 1, updated_at=_now())
+    if changed != 1:
+        raise _stale()
+
+
+def _expect(row: Contract, expected: int | None) -> int:
+    if expected is not None and expected != row.version:
+        raise _stale()
+    return row.version
+
+
+async def _refetch(row: Contract) -> Contract:
+    return await Contract.get(id=row.id, institution_id=row.institution_id)
+
+
+# -- create ------------------------------------------------------------------------------------
+
+
+async def create(ctx: Context, data: dict[str, Any]) -> ContractView:
+    """A draft contract (version 1, draft) with its items priced from the catalogue on the start date."""
+    patient_id = data.get("patient_id")
+    decision = await access.authorize(ctx, "contract", "create", action=Action.CREATE, resource_type="contract",
+                                      patient_id=patient_id)
+    patients = patients_in_reach(ctx)
+    patient = None if patients is None or patient_id is None else await patients.get_or_none(id=patient_id)
+    if patient is None:
+        raise await access.not_found(ctx, Action.CREATE, "patient", patient_id, "input.patientId")
+    problems = Problems()
+    if patient.status != "active":
+        problems.add("input.patientId", "patient_not_active", "contracts are for active files.")
+    title = _text(problems, "input.title", data.get("title"), TITLE_LIMIT, required=True)
+    currency = _currency(problems, "input.currency", data.get("currency"))
+    start_on, end_on = data.get("start_on"), data.get("end_on")
+    if start_on is None:
+        problems.add("input.startOn", "required", "is required.")
+    if end_on is None:
+        problems.add("input.endOn", "required", "is required.")
+    _term(problems, "input.startOn", start_on, "input.endOn", end_on)
+    billing = _choice(problems, "input.billingPeriod", data.get("billing_period", "monthly"), BILLING_PERIODS)
+    deposit = _deposit(problems, "input.deposit", data.get("deposit"), currency)
+    notice = _notice(problems, "input.noticeDays", data.get("notice_days", 30))
+    rights = _text(problems, "input.rightsDuties", data.get("rights_duties"), TEXT_LIMIT, required=True)
+    clauses = _text(problems, "input.clauses", data.get("clauses"), TEXT_LIMIT, required=False)
+    parties = await _parties(ctx, problems, patient, {k: data.get(k) for k in
+                                                      ("department_id", "guarantor_contact_id", "partner_id")},
+                             path="input")
+    lines = await _lines(ctx, problems, data.get("items"), path="input.items", currency=currency, day=start_on,
+                         partner=parties.get("partner_id") is not None)
+    problems.check()
+    await _check_deposit_right(ctx, deposit, 0, None, patient.id)
+    if parties.get("department_id") is None:
+        parties["department_id"] = patient.department_id
+    principal = ctx.require_principal()
+    values = {"patient_id": patient.id, "title": title, "currency": currency, "status": "draft",
+              "start_on": start_on, "end_on": end_on, "current_version": 1,
+              "created_by_id": principal.user_id if principal.kind == STAFF else None, **parties}
+    version = {"status": "draft", "effective_on": start_on, "end_on": end_on, "billing_period": billing,
+               "deposit": deposit or 0, "notice_days": notice, "auto_renew": bool(data.get("auto_renew", False)),
+               "rights_duties": rights, "clauses": clauses, "change_summary": None, "lines": lines}
+    written = frozenset({"number", "title", "currency", "status", "start_on", "end_on", *parties, "version.1",
+                         "items"} | ({"deposit"} if deposit else set()) | ({"clauses"} if clauses else set()))
+    row = await _insert_contract(ctx, values, version, decision=decision, written=written)
+    return _view(ctx, row)
+
+
+# -- the signature module's hooks -----------------------------------------------------------------
+
+
+async def on_version_sent(ctx: Context, contract: Contract, version: ContractVersion) -> None:
+    """Call inside the transaction that sends a version for signature: the original terms (version 1, or the copy
+    re-issued after a withdrawn version 1) move a DRAFT contract to SENT; an amendment leaves the contract as it
+    stands. Bumps the contract's row version."""
+    columns: dict[str, Any] = {"status": "sent"} if contract.status == "draft" else {}
+    await Contract.filter(id=contract.id, institution_id=contract.institution_id).update(
+        **columns, version=F("version") + 1, updated_at=_now())
+
+
+async def on_version_signed(ctx: Context, contract: Contract, version: ContractVersion, *,
+                            actor: Actor | None = None, decision: Decision | None = None) -> Contract:
+    """Call inside the transaction in which a version's last signature lands (the version already ``signed``).
+
+    - the original terms (version 1, or the copy re-issued after a withdrawn version 1) of a contract not yet
+      active: the contract becomes ACTIVE (``activated_at`` now). A renewal (``renewal_of``)
+      whose previous term already ended (EXPIRED) marks that one RENEWED now; a previous term still running is
+      marked RENEWED by the expiry sweep at its end instead of EXPIRED;
+    - an amendment of a running contract: its end date becomes the version's ``end_on`` (the status stays).
+    Appends the contract's write record (the caller's actor, or ``actor``). Returns the contract as written."""
+    now = _now()
+    activates = contract.status in ("sent", "draft")
+    columns: dict[str, Any] = {"status": "active", "activated_at": now} if activates else {"end_on": version.end_on}
+    await Contract.filter(id=contract.id, institution_id=contract.institution_id).update(
+        **columns, version=F("version") + 1, updated_at=now)
+    records = [AuditRecord(contract.institution_id, actor or ctx.actor, Action.UPDATE, "contract", Outcome.ALLOWED,
+                           ctx.request, resource_id=contract.id, patient_id=contract.patient_id,
+                           fields_read=frozenset(columns) | {f"version.{version.number}.signed"},
+                           policy_rule=(decision.rule if decision else "") or SIGNED_RULE)]
+    if activates and contract.renewal_of_id is not None:
+        renewed = await Contract.filter(id=contract.renewal_of_id, institution_id=contract.institution_id,
+                                        status="expired").update(status="renewed", version=F("version") + 1,
+                                                                 updated_at=now)
+        if renewed:
+            records.append(AuditRecord(contract.institution_id, actor or ctx.actor, Action.UPDATE, "contract",
+                                       Outcome.ALLOWED, ctx.request, resource_id=contract.renewal_of_id,
+                                       patient_id=contract.patient_id, fields_read=frozenset({"status"}),
+                                       policy_rule=SIGNED_RULE))
+    ctx.recorded = True
+    await writer.append(records)
+    return await Contract.get(id=contract.id, institution_id=contract.institution_id)
+
+
+# -- editing the open draft ---------------------------------------------------------------------------
+
+
+def _item_dicts(items: Sequence[ContractItem]) -> list[dict[str, Any]]:
+    return [{"service_item_id": item.service_item_id, "quantity": item.quantity, "frequency": item.frequency,
+             "delivered_by_partner": item.delivered_by_partner} for item in items]
+
+
+def _kept_prices(items: Sequence[ContractItem]) -> dict[uuid.UUID, tuple[uuid.UUID, int]]:
+    """An amendment keeps the prices signed for the services already contracted (service item -> price)."""
+    return {item.service_item_id: (item.price_id, item.unit_price) for item in items}
+
+
+async def _items_of_version(institution_id: uuid.UUID, version_id: uuid.UUID) -> list[ContractItem]:
+    return list(await ContractItem.filter(institution_id=institution_id, contract_version_id=version_id)
+                .order_by("position"))
+
+
+async def _versions(institution_id: uuid.UUID, contract_id: uuid.UUID) -> list[ContractVersion]:
+    return list(await ContractVersion.filter(institution_id=institution_id, contract_id=contract_id)
+                .order_by("number"))
+
+
+def _amendment_dates(problems: Problems, contract: Contract, base: ContractVersion, today: date,
+                     effective_on: date | None, end_on: date) -> None:
+    """An amendment takes effect within the term (from the start to the end, the new end if it moves it), not
+    before today nor before the version it amends, and the term still ends after it takes effect."""
+    if effective_on is None:
+        problems.add("input.effectiveOn", "required", "is required.")
+        return
+    if effective_on < today:
+        problems.add("input.effectiveOn", "effective_in_past", "not before today (the institution's date).")
+    elif effective_on < max(contract.start_on, base.effective_on):
+        problems.add("input.effectiveOn", "effective_outside_term",
+                     "not before the start of the term nor before the version it amends.")
+    if end_on <= effective_on:
+        problems.add("input.endOn" if end_on != base.end_on else "input.effectiveOn", "effective_outside_term",
+                     "the term must still run after the amendment takes effect.")
+    elif (end_on - contract.start_on).days > MAX_TERM_DAYS:
+        problems.add("input.endOn", "term_too_long", "a term is at most ten years.")
+
+
+async def update_draft(ctx: Context, contract_id: uuid.UUID | None, data: dict[str, Any],
+                       expected_version: int | None) -> ContractView:
+    """Edit the open draft version (version 1 of a draft contract, or a draft amendment): what is given replaces
+    what was there (items: the whole list). Items are priced again (a draft is not agreed): version 1 at the
+    catalogue's prices on the start date; an amendment keeps the prices signed for services already contracted
+    (unless ``reprice``) and prices new ones on its effective date. Refused with CONFLICT (``version_not_draft``)
+    once the version was sent for signature."""
+    decision = await access.authorize(ctx, "contract", "update", action=Action.UPDATE, resource_type="contract",
+                                      resource_id=contract_id)
+    view = await find(ctx, contract_id, Action.UPDATE, "contractId")
+    row = view.row
+    expected = _expect(row, expected_version)
+    versions = await _versions(ctx.institution_id, row.id)
+    version = next(v for v in versions if v.number == row.current_version)
+    if version.status != "draft":
+        raise _conflict(f"contractId: version {version.number} is {version.status.upper()}, no longer a draft; "
+                        "amend the contract instead.", NOT_DRAFT, "contractId")
+    first = not any(v.status == "signed" for v in versions)  # the original terms (maybe re-issued), not an amendment
+    problems = Problems()
+    for name, path in (("start_on", "input.startOn"), ("title", "input.title"), ("department_id", "input.departmentId"),
+                       ("guarantor_contact_id", "input.guarantorContactId"), ("partner_id", "input.partnerId")):
+        if not first and name in data:
+            problems.add(path, "not_for_amendment", "set on the contract's first version only.")
+    if first and "effective_on" in data:
+        problems.add("input.effectiveOn", "not_for_first_version", "the original terms take effect on the start "
+                                                                   "date.")
+    if first and data.get("change_summary") is not None and version.number == 1:
+        problems.add("input.changeSummary", "not_for_first_version", "only an amendment states what changed.")
+    if first and data.get("reprice"):
+        problems.add("input.reprice", "not_for_first_version", "version 1 is always priced from the catalogue.")
+    end_on = data.get("end_on") or version.end_on
+    columns: dict[str, Any] = {}  # of the version
+    contract_columns: dict[str, Any] = {}
+    base: ContractVersion | None = None
+    if first:
+        start_on = data.get("start_on") or row.start_on
+        _term(problems, "input.startOn", start_on, "input.endOn", end_on)
+        effective_on = start_on
+        contract_columns.update(start_on=start_on, end_on=end_on)
+        if "title" in data:
+            contract_columns["title"] = _text(problems, "input.title", data["title"], TITLE_LIMIT, required=True)
+        patient = await Patient.get(id=row.patient_id, institution_id=ctx.institution_id)
+        contract_columns.update(await _parties(ctx, problems, patient, data, path="input"))
+    else:
+        base = next(v for v in reversed(versions) if v.status == "signed")
+        effective_on = data.get("effective_on") or version.effective_on
+        _amendment_dates(problems, row, base, await local_today(ctx.institution_id), effective_on, end_on)
+    columns.update(effective_on=effective_on, end_on=end_on)
+    if "billing_period" in data:
+        columns["billing_period"] = _choice(problems, "input.billingPeriod", data["billing_period"], BILLING_PERIODS)
+    deposit = _deposit(problems, "input.deposit", data.get("deposit"), row.currency)
+    if deposit is not None:
+        columns["deposit"] = deposit
+    if "notice_days" in data:
+        columns["notice_days"] = _notice(problems, "input.noticeDays", data["notice_days"])
+    if data.get("auto_renew") is not None:
+        columns["auto_renew"] = bool(data["auto_renew"])
+    if "rights_duties" in data:
+        columns["rights_duties"] = _text(problems, "input.rightsDuties", data["rights_duties"], TEXT_LIMIT,
+                                         required=True)
+    if "clauses" in data:
+        columns["clauses"] = access.seal(ctx, "contract_version", "clauses", version.id,
+                                         _text(problems, "input.clauses", data["clauses"], TEXT_LIMIT,
+                                               required=False))
+    if "change_summary" in data and not (first and version.number == 1):
+        columns["change_summary"] = _text(problems, "input.changeSummary", data["change_summary"], SUMMARY_LIMIT,
+                                          required=True)
+    current_items = await _items_of_version(ctx.institution_id, version.id)
+    given = data.get("items")
+    partner_id = contract_columns.get("partner_id", row.partner_id)
+    kept = None
+    if base is not None and not data.get("reprice"):
+        kept = _kept_prices(await _items_of_version(ctx.institution_id, base.id))
+    lines = await _lines(ctx, problems, given if given is not None else _item_dicts(current_items),
+                         path="input.items", currency=row.currency, day=effective_on, kept=kept,
+                         partner=partner_id is not None)
+    problems.check()
+    await _check_deposit_right(ctx, deposit, version.deposit, row.id, row.patient_id)
+    if data.get("reprice"):
+        await access.authorize(ctx, TERMS, "update", action=Action.UPDATE, resource_type="contract",
+                               resource_id=row.id, patient_id=row.patient_id)
+    columns["period_total"] = money.total(line.total for line in lines)
+    written = frozenset({*(f"version.{version.number}.{name}" for name in columns), *contract_columns,
+                         *(["items"] if given is not None else [])})
+    async with in_transaction():
+        await _cas(ctx, row, expected, **contract_columns)
+        changed = await ContractVersion.filter(id=version.id, status="draft").update(**columns, updated_at=_now())
+        if changed != 1:
+            raise _stale()
+        await ContractItem.filter(contract_version_id=version.id).delete()
+        await _insert_items(ctx.institution_id, version.id, lines)
+        await writer.append([access.write_record(ctx, Action.UPDATE, "contract", row.id, patient_id=row.patient_id,
+                                                 fields=written, decision=decision)])
+    return _view(ctx, await _refetch(row))
+
+
+# -- amendments ------------------------------------------------------------------------------------
+
+
+async def amend(ctx: Context, contract_id: uuid.UUID | None, data: dict[str, Any],
+                expected_version: int | None) -> ContractView:
+    """A new draft version N+1 of an ACTIVE or SUSPENDED contract with no open version: the newest signed version
+    (the one in force, or agreed to take effect) copied with the changes given. It takes effect on
+    ``effectiveOn`` (within the term, not before today) once every party signed it. Items already contracted keep
+    their signed prices unless ``reprice`` (the catalogue's on the effective date; needs ``contract.terms:
+    update``, as a changed deposit does); new items are priced on the effective date."""
+    decision = await access.authorize(ctx, "contract", "update", action=Action.UPDATE, resource_type="contract",
+                                      resource_id=contract_id)
+    view = await find(ctx, contract_id, Action.UPDATE, "contractId")
+    row = view.row
+    expected = _expect(row, expected_version)
+    if row.status not in LIVE:
+        raise _conflict(f"contractId: a {row.status.upper()} contract cannot be amended (only ACTIVE or SUSPENDED "
+                        "ones).", ILLEGAL, "contractId")
+    versions = await _versions(ctx.institution_id, row.id)
+    if any(v.status in OPEN_VERSION for v in versions):
+        raise _conflict("contractId: an amendment is already being prepared or signed; edit or finish it first.",
+                        OPEN, "contractId")
+    base = next(v for v in reversed(versions) if v.status == "signed")
+    problems = Problems()
+    end_on = data.get("end_on") or base.end_on
+    effective_on = data.get("effective_on")
+    _amendment_dates(problems, row, base, await local_today(ctx.institution_id), effective_on, end_on)
+    summary = _text(problems, "input.changeSummary", data.get("change_summary"), SUMMARY_LIMIT, required=True)
+    billing = _choice(problems, "input.billingPeriod", data.get("billing_period"), BILLING_PERIODS)
+    deposit = _deposit(problems, "input.deposit", data.get("deposit"), row.currency)
+    notice = _notice(problems, "input.noticeDays", data.get("notice_days"))
+    rights = (_text(problems, "input.rightsDuties", data["rights_duties"], TEXT_LIMIT, required=True)
+              if data.get("rights_duties") is not None else base.rights_duties)
+    scribe = Scribe.of(ctx)
+    clauses = (_text(problems, "input.clauses", data["clauses"], TEXT_LIMIT, required=False)
+               if "clauses" in data else scribe.open(base))
+    base_items = await _items_of_version(ctx.institution_id, base.id)
+    given = data.get("items")
+    lines = await _lines(ctx, problems, given if given is not None else _item_dicts(base_items), path="input.items",
+                         currency=row.currency, day=effective_on,
+                         kept=None if data.get("reprice") else _kept_prices(base_items),
+                         partner=row.partner_id is not None)
+    problems.check()
+    await _check_deposit_right(ctx, deposit, base.deposit, row.id, row.patient_id)
+    if data.get("reprice"):
+        await access.authorize(ctx, TERMS, "update", action=Action.UPDATE, resource_type="contract",
+                               resource_id=row.id, patient_id=row.patient_id)
+    number = versions[-1].number + 1
+    written = frozenset({"current_version", f"version.{number}", "change_summary", "effective_on",
+                         *(name for name in ("end_on", "billing_period", "deposit", "notice_days", "auto_renew",
+                                             "rights_duties", "clauses", "items", "reprice") if name in data)})
+    async with in_transaction():
+        await _cas(ctx, row, expected, current_version=number)
+        await _insert_version(
+            scribe, row.id, number, status="draft", effective_on=cast(date, effective_on), end_on=end_on,
+            billing_period=billing or base.billing_period, deposit=base.deposit if deposit is None else deposit,
+            notice_days=base.notice_days if notice is None else notice,
+            auto_renew=base.auto_renew if data.get("auto_renew") is None else bool(data["auto_renew"]),
+            rights_duties=cast(str, rights), clauses=clauses, change_summary=summary, lines=lines)
+        await writer.append([access.write_record(ctx, Action.UPDATE, "contract", row.id, patient_id=row.patient_id,
+                                                 fields=written, decision=decision)])
+    return _view(ctx, await _refetch(row))
+
+
+# -- what changed between two versions -----------------------------------------------------------------
+
+
+async def diff(ctx: Context, contract_id: uuid.UUID | None, from_number: int, to_number: int) -> VersionDiff:
+    """What changed from one version to another: terms (before and after as text; money only for a caller who
+    reads commercial terms, clauses only for one who reads clauses) and items added, removed and changed
+    (matched by catalogue item, in order)."""
+    await access.authorize(ctx, "contract", "read", action=Action.READ, resource_type="contract",
+                           resource_id=contract_id)
+    view = await find(ctx, contract_id, Action.READ, "contractId")
+    versions = await versions_of(ctx, view)
+    before = next((v for v in versions if v.row.number == from_number), None)
+    after = next((v for v in versions if v.row.number == to_number), None)
+    problems = Problems()
+    if before is None:
+        problems.add("fromVersion", "unknown_version", "the contract has no such version.")
+    if after is None:
+        problems.add("toVersion", "unknown_version", "the contract has no such version.")
+    problems.check()
+    assert before is not None and after is not None
+    old_items, new_items = await items_of(ctx, before), await items_of(ctx, after)
+    currency = view.row.currency
+    terms: list[TermChange] = []
+
+    def compare(name: str, old: Any, new: Any) -> None:
+        if old != new:
+            terms.append(TermChange(name, None if old is None else str(old), None if new is None else str(new)))
+
+    compare("effectiveOn", before.row.effective_on.isoformat(), after.row.effective_on.isoformat())
+    compare("endOn", before.row.end_on.isoformat(), after.row.end_on.isoformat())
+    compare("billingPeriod", before.row.billing_period, after.row.billing_period)
+    compare("noticeDays", before.row.notice_days, after.row.notice_days)
+    compare("autoRenew", str(before.row.auto_renew).lower(), str(after.row.auto_renew).lower())
+    compare("rightsDuties", before.row.rights_duties, after.row.rights_duties)
+    terms_readable = may_read_terms(ctx, view)
+    if terms_readable:
+        require_terms(ctx, view)
+        compare("deposit", money.format_amount(before.row.deposit, currency),
+                money.format_amount(after.row.deposit, currency))
+        compare("periodTotal", money.format_amount(before.row.period_total, currency),
+                money.format_amount(after.row.period_total, currency))
+    if ctx.decide(CLAUSES, "read").allowed:
+        compare("clauses", read_clauses(ctx, before), read_clauses(ctx, after))
+    remaining: dict[uuid.UUID, list[ItemView]] = defaultdict(list)
+    for item in old_items:
+        remaining[item.row.service_item_id].append(item)
+    added: list[ItemView] = []
+    changed: list[ItemChange] = []
+    for item in new_items:
+        matches = remaining.get(item.row.service_item_id)
+        if not matches:
+            added.append(item)
+            continue
+        old = matches.pop(0)
+        fields = [name for name, a, b in (
+            ("quantity", old.row.quantity, item.row.quantity), ("frequency", old.row.frequency, item.row.frequency),
+            ("deliveredByPartner", old.row.delivered_by_partner, item.row.delivered_by_partner),
+            ("unitPrice", old.row.unit_price if terms_readable else 0, item.row.unit_price if terms_readable else 0),
+        ) if a != b]
+        if fields:
+            changed.append(ItemChange(old, item, tuple(fields)))
+    removed = [item for items in remaining.values() for item in items]
+    removed.sort(key=lambda item: item.row.position)
+    return VersionDiff(view, before, after, terms, added, removed, changed)
+
+
+# -- suspend, resume, terminate ------------------------------------------------------------------------
+
+
+async def transition(ctx: Context, contract_id: uuid.UUID | None, move: str, *, reason: str | None,
+                     expected_version: int | None, effective_on: date | None = None) -> ContractView:
+    """Suspend an ACTIVE contract, resume a SUSPENDED one, terminate either (``contract.status: update``). A move
+    the state machine does not allow is CONFLICT (``illegal_transition``), nothing written. Termination ends the
+    term on ``effective_on`` (today by default, not before today, not after the end), records when it was
+    decided (``ended_at``) and withdraws a version still being prepared or signed."""
+    decision = await access.authorize(ctx, "contract.status", "update", action=Action.UPDATE,
+                                      resource_type="contract", resource_id=contract_id)
+    view = await find(ctx, contract_id, Action.UPDATE, "contractId")
+    row = view.row
+    expected = _expect(row, expected_version)
+    rule = TRANSITIONS[move]
+    if row.status not in rule["from"]:
+        raise _conflict(f"contractId: a {row.status.upper()} contract cannot be {move.rstrip('e')}ed (from "
+                        f"{' or '.join(s.upper() for s in rule['from'])} only).", ILLEGAL, "contractId")
+    problems = Problems()
+    text = _text(problems, "reason", reason, REASON_LIMIT, required=move != "resume")
+    now = _now()
+    columns: dict[str, Any] = {"status": rule["to"][0]}
+    if move == "suspend":
+        columns.update(suspended_at=now, status_reason=text)
+    elif move == "resume":
+        columns.update(suspended_at=None, status_reason=text)
+    else:
+        today = await local_today(ctx.institution_id)
+        ends = effective_on or today
+        if ends < today:
+            problems.add("effectiveOn", "effective_in_past", "not before today (the institution's date).")
+        elif ends > row.end_on:
+            problems.add("effectiveOn", "effective_outside_term", "not after the end of the term.")
+        columns.update(ended_at=now, status_reason=text, end_on=ends)
+    problems.check()
+    async with in_transaction():
+        await _cas(ctx, row, expected, **columns)
+        if move == "terminate":
+            await ContractVersion.filter(institution_id=ctx.institution_id, contract_id=row.id,
+                                         status__in=OPEN_VERSION).update(status="withdrawn", updated_at=now)
+        await writer.append([access.write_record(ctx, Action.UPDATE, "contract", row.id, patient_id=row.patient_id,
+                                                 fields=frozenset(columns), decision=decision)])
+    return _view(ctx, await _refetch(row))
+
+
+# -- renewal -------------------------------------------------------------------------------------------
+
+
+async def renew(ctx: Context, contract_id: uuid.UUID | None, data: dict[str, Any]) -> ContractView:
+    """The next term of an ACTIVE or SUSPENDED contract as a new DRAFT contract naming it (``renewalOf``): same
+    parties and currency, from the day after this term's end to ``endOn``, the terms of the newest signed version
+    unless changed, the items (as given, or as contracted) at the catalogue's prices on the new start date.
+    One renewal at a time (CONFLICT ``renewal_exists``)."""
+    decision = await access.authorize(ctx, "contract", "create", action=Action.CREATE, resource_type="contract",
+                                      resource_id=contract_id)
+    view = await find(ctx, contract_id, Action.CREATE, "contractId")
+    row = view.row
+    if row.status not in LIVE:
+        raise _conflict(f"contractId: a {row.status.upper()} contract cannot be renewed (only ACTIVE or SUSPENDED "
+                        "ones).", ILLEGAL, "contractId")
+    if await Contract.filter(institution_id=ctx.institution_id, renewal_of_id=row.id).exclude(
+            status="terminated").exists():
+        raise _conflict("contractId: the contract has a renewal already.", "renewal_exists", "contractId")
+    versions = await _versions(ctx.institution_id, row.id)
+    base = next(v for v in reversed(versions) if v.status == "signed")
+    start_on = row.end_on + timedelta(days=1)
+    problems = Problems()
+    end_on = data.get("end_on")
+    if end_on is None:
+        problems.add("input.endOn", "required", "is required.")
+    _term(problems, "input.startOn", start_on, "input.endOn", end_on)
+    title = (_text(problems, "input.title", data["title"], TITLE_LIMIT, required=True)
+             if data.get("title") is not None else row.title)
+    billing = _choice(problems, "input.billingPeriod", data.get("billing_period"), BILLING_PERIODS)
+    deposit = _deposit(problems, "input.deposit", data.get("deposit"), row.currency)
+    notice = _notice(problems, "input.noticeDays", data.get("notice_days"))
+    rights = (_text(problems, "input.rightsDuties", data["rights_duties"], TEXT_LIMIT, required=True)
+              if data.get("rights_duties") is not None else base.rights_duties)
+    scribe = Scribe.of(ctx)
+    clauses = (_text(problems, "input.clauses", data["clauses"], TEXT_LIMIT, required=False)
+               if "clauses" in data else scribe.open(base))
+    given = data.get("items")
+    lines = await _lines(ctx, problems, given if given is not None else _item_dicts(
+        await _items_of_version(ctx.institution_id, base.id)), path="input.items", currency=row.currency,
+        day=start_on, partner=row.partner_id is not None)
+    problems.check()
+    await _check_deposit_right(ctx, deposit, base.deposit, row.id, row.patient_id)
+    values = {"patient_id": row.patient_id, "title": title, "currency": row.currency, "status": "draft",
+              "start_on": start_on, "end_on": end_on, "current_version": 1, "department_id": row.department_id,
+              "guarantor_id": row.guarantor_id, "partner_id": row.partner_id, "renewal_of_id": row.id,
+              "created_by_id": scribe.staff_id}
+    version = {"status": "draft", "effective_on": start_on, "end_on": end_on,
+               "billing_period": billing or base.billing_period,
+               "deposit": base.deposit if deposit is None else deposit,
+               "notice_days": base.notice_days if notice is None else notice,
+               "auto_renew": base.auto_renew if data.get("auto_renew") is None else bool(data["auto_renew"]),
+               "rights_duties": rights, "clauses": clauses, "change_summary": None, "lines": lines}
+    written = frozenset({"number", "title", "currency", "status", "start_on", "end_on", "renewal_of", "version.1",
+                         "items"})
+    created = await _insert_contract(ctx, values, version, decision=decision, written=written)
+    return _view(ctx, created)
+
+
+# -- the expiry sweep ------------------------------------------------------------------------------------
+
+
+def next_term_end(start_on: date, end_on: date, new_start: date) -> date:
+    """The end of a term as long as [start_on, end_on] beginning on new_start: whole months when the term is whole
+    months (2026-01-01..2026-12-31 -> 2027-01-01..2027-12-31), else as many days."""
+    after = end_on + timedelta(days=1)
+    months = (after.year - start_on.year) * 12 + after.month - start_on.month
+    if after.day == start_on.day and months > 0:
+        total = new_start.month - 1 + months
+        year, month = new_start.year + total // 12, total % 12 + 1
+        try:
+            return date(year, month, new_start.day) - timedelta(days=1)
+        except ValueError:  # the 31st of a shorter month: the month's last day is the term's end
+            return date(year, month % 12 + 1, 1) - timedelta(days=1) if month < 12 else date(year, 12, 31)
+    return new_start + (end_on - start_on)
+
+
+async def expire_due(keyring: KeyRing, now: datetime | None = None) -> int:
+    """The sweep, for every institution: ACTIVE or SUSPENDED contracts whose term ended (``end_on`` before the
+    institution's local date) become RENEWED when a next term has been signed, else, when their version in force
+    renews itself, open the next term at once (a new contract, ACTIVE, version 1 signed without new signatures at
+    the same items and signed prices, "automatic renewal") and become RENEWED, else EXPIRED. A version still being
+    prepared or signed is withdrawn. Each contract in its own transaction with its row locked and its status
+    checked again, so a second worker or run changes nothing; recorded as the system's writes. Returns how many
+    contracts it ended."""
+    now = now or _now()
+    done = 0
+    for institution_id, zone in await Institution.all().order_by("id").values_list("id", "time_zone"):
+        today = now.astimezone(ZoneInfo(str(zone))).date()
+        due = await Contract.filter(institution_id=institution_id, status__in=LIVE, end_on__lt=today).order_by(
+            "end_on", "id").values_list("id", flat=True)
+        for contract_id in due:
+            done += await _end_term(keyring, cast(uuid.UUID, institution_id), cast(uuid.UUID, contract_id), today,
+                                    now)
+    return done
+
+
+async def _end_term(keyring: KeyRing, institution_id: uuid.UUID, contract_id: uuid.UUID, today: date,
+                    now: datetime) -> int:
+    async with in_transaction():
+        row = await Contract.filter(id=contract_id, institution_id=institution_id, status__in=LIVE,
+                                    end_on__lt=today).select_for_update(skip_locked=True).first()
+        if row is None:
+            return 0
+        renewals = await Contract.filter(institution_id=institution_id, renewal_of_id=row.id).exclude(
+            status="terminated").values_list("status", "activated_at")
+        signed = any(activated is not None for _, activated in renewals)
+        versions = await _versions(institution_id, row.id)
+        base = in_force_on([VersionView(v, ContractView(row)) for v in versions], row.end_on)
+        records: list[AuditRecord] = []
+        if signed:
+            status = "renewed"
+        elif not renewals and base is not None and base.row.auto_renew:
+            status = "renewed"
+            renewal = await _auto_renew(Scribe(institution_id, await keyring.get(institution_id)), row, base.row,
+                                        now, today.year)
+            records.append(AuditRecord(institution_id, SYSTEM, Action.CREATE, "contract", Outcome.ALLOWED,
+                                       resource_id=renewal.id, patient_id=row.patient_id,
+                                       fields_read=frozenset({"number", "status", "start_on", "end_on", "renewal_of",
+                                                              "version.1", "items"}), policy_rule=SWEEP_RULE))
+        else:
+            status = "expired"
+        await Contract.filter(id=row.id).update(status=status, ended_at=now, version=F("version") + 1,
+                                                updated_at=now)
+        await ContractVersion.filter(institution_id=institution_id, contract_id=row.id,
+                                     status__in=OPEN_VERSION).update(status="withdrawn", updated_at=now)
+        records.append(AuditRecord(institution_id, SYSTEM, Action.UPDATE, "contract", Outcome.ALLOWED,
+                                   resource_id=row.id, patient_id=row.patient_id,
+                                   fields_read=frozenset({"status", "ended_at"}), policy_rule=SWEEP_RULE))
+        await writer.append(records)
+    return 1
+
+
+async def _auto_renew(scribe: Scribe, row: Contract, base: ContractVersion, now: datetime, year: int) -> Contract:
+    """The next term, ACTIVE at once: version 1 signed by the automatic renewal the parties agreed to, with the
+    items and prices of the version in force."""
+    start_on = row.end_on + timedelta(days=1)
+    end_on = next_term_end(row.start_on, row.end_on, start_on)
+    # the items as signed (code, name, price), whatever the catalogue says now
+    lines = [Line(i.service_item_id, i.code, i.name, i.price_id, i.unit_price, i.quantity, i.frequency,
+                  i.delivered_by_partner) for i in await _items_of_version(scribe.institution_id, base.id)]
+    values = {"patient_id": row.patient_id, "title": row.title, "currency": row.currency, "status": "active",
+              "start_on": start_on, "end_on": end_on, "current_version": 1, "department_id": row.department_id,
+              "guarantor_id": row.guarantor_id, "partner_id": row.partner_id, "renewal_of_id": row.id,
+              "activated_at": now}
+    version = {"status": "signed", "signed_at": now, "effective_on": start_on, "end_on": end_on,
+               "billing_period": base.billing_period, "deposit": base.deposit, "notice_days": base.notice_days,
+               "auto_renew": True, "rights_duties": base.rights_duties, "clauses": scribe.open(base),
+               "change_summary": AUTO_RENEWAL, "lines": lines}
+    return await _insert_contract_rows(scribe, year, values, version)

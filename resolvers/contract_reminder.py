@@ -1,0 +1,166 @@
+"""Reminders a contract's calendar brings, to staff (the notification outbox) and to the client (the messages).
+
+A sweep (run every few minutes by the app's worker, safe to run as often as wanted) finds, in each institution's
+local dates:
+- expiry and renewal: an active or suspended contract whose term ends in 60 days, and again in 30 (from that day
+  on until the end: a sweep that first sees a contract inside 30 days sends only the 30-day one), unless its next
+  term is already being prepared (a renewal not terminated);
+- a version (the original or an amendment) sent for signature and still unsigned after ``UNSIGNED_AFTER``;
+- a contract suspended for ``SUSPENDED_AFTER`` or longer.
+Staff get a notification (``resolvers.notification`` names the recipients when it is delivered: the institution's
+finance staff, else its admins). The client gets a message through the consent gate for the expiry and unsigned
+cases, but not:
+- of an expiry when the version in force renews itself (the message would tell them the service ends);
+- of an unsigned version the client has signed already (someone else's signature is missing: staff's business).
+Keys name the contract, the case and its threshold with the end date (an amendment that moves the end reminds
+anew), the version, or the moment of the suspension; so a repeated sweep, or two workers at once, schedule
+nothing twice. Each reminder is written in its own transaction with the contract's row locked and checked
+unchanged since it was found (else the next sweep looks again). Messages carry the contract's number and a date,
+never its terms or the client's health.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from typing import TypeVar
+from zoneinfo import ZoneInfo
+
+from tortoise.transactions import in_transaction
+
+from models import Contract, ContractSignature, ContractVersion, Institution, Notification, Patient
+from resolvers import communication as communications
+from resolvers import contract as contracts
+
+EXPIRY_DAYS = (60, 30)  # days before the end of the term (its last day), farthest first
+UNSIGNED_AFTER = timedelta(days=7)
+SUSPENDED_AFTER = timedelta(days=30)
+SEND_AT = time(9)  # local time of the client's message, as the calendar's other reminders
+RUNNING = ("active", "suspended")
+SIGNING = ("draft", "sent", "active", "suspended")  # a contract whose sent version may still be signed
+BATCH = 500  # keys looked up per statement
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Reminder:
+    """One reminder the sweep found due: ``kind`` for staff, ``cause`` (if any) for the client."""
+
+    contract: Contract
+    kind: str  # contract.expiry.60, contract.expiry.30, contract.unsigned, contract.suspended
+    key: str
+    cause: str | None
+    variables: dict[str, str]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def sweep(now: datetime | None = None) -> int:
+    """Schedule what falls due in every institution; returns how many reminders were scheduled."""
+    moment = now or _now()
+    zones = {uuid.UUID(str(i)): ZoneInfo(str(z)) for i, z in await Institution.all().values_list("id", "time_zone")}
+    found: list[Reminder] = [*await _expiring(moment, zones), *await _unsigned(moment), *await _suspended(moment)]
+    if not found:
+        return 0
+    known: set[str] = set()
+    for keys in _chunks([r.key for r in found], BATCH):
+        known |= {str(k) for k in await Notification.filter(key__in=keys).values_list("key", flat=True)}
+    fresh = [r for r in found if r.key not in known]
+    if not fresh:
+        return 0
+    names = {uuid.UUID(str(i)): str(n) for i, n in await Patient.filter(
+        id__in=list({r.contract.patient_id for r in fresh})).values_list("id", "full_name")}
+    scheduled = 0
+    for reminder in fresh:
+        contract = reminder.contract
+        async with in_transaction():  # one reminder a transaction, under the contract's lock
+            locked = await Contract.filter(id=contract.id, institution_id=contract.institution_id
+                                           ).select_for_update().first()
+            if locked is None or locked.version != contract.version:
+                continue  # changed since it was found: the next sweep looks again
+            if await Notification.filter(institution_id=contract.institution_id, key=reminder.key).exists():
+                continue  # another worker was first
+            await Notification.create(institution_id=contract.institution_id, key=reminder.key, kind=reminder.kind,
+                                      contract_id=contract.id, due_at=moment)
+            if reminder.cause is not None:
+                zone = zones[contract.institution_id]
+                send_at = max(datetime.combine(moment.astimezone(zone).date(), SEND_AT, tzinfo=zone), moment)
+                await communications.schedule(
+                    contract.institution_id, key=reminder.key, cause=reminder.cause, patient_id=contract.patient_id,
+                    due_at=send_at.astimezone(UTC),
+                    variables={"patient_name": names.get(contract.patient_id, ""), **reminder.variables})
+        scheduled += 1
+    return scheduled
+
+
+async def _expiring(now: datetime, zones: dict[uuid.UUID, ZoneInfo]) -> list[Reminder]:
+    utc_today = now.astimezone(UTC).date()  # a local date is within a day of it: exact dates are checked below
+    rows = await Contract.filter(status__in=RUNNING, end_on__gte=utc_today - timedelta(days=1),
+                                 end_on__lte=utc_today + timedelta(days=max(EXPIRY_DAYS) + 1))
+    due: list[tuple[Contract, int]] = []
+    for row in rows:
+        left = (row.end_on - now.astimezone(zones[row.institution_id]).date()).days
+        within = [days for days in EXPIRY_DAYS if 0 <= left <= days]
+        if within:
+            due.append((row, min(within)))  # the nearest threshold: one found late skips the farther one
+    if not due:
+        return []
+    ids = [row.id for row, _ in due]
+    renewing = {uuid.UUID(str(i)) for i in await Contract.filter(renewal_of_id__in=ids).exclude(
+        status="terminated").values_list("renewal_of_id", flat=True)}
+    renews_itself = await _renewing_itself([row for row, _ in due])
+    return [Reminder(row, f"contract.expiry.{days}", f"contract:{row.id}:expiry:{row.end_on.isoformat()}:{days}",
+                     None if row.id in renews_itself else "contract_expiry",
+                     {"contract_number": row.number, "date": row.end_on.isoformat()})
+            for row, days in due if row.id not in renewing]
+
+
+async def _renewing_itself(rows: list[Contract]) -> set[uuid.UUID]:
+    """The contracts whose version in force at the end of the term renews itself automatically."""
+    versions: dict[uuid.UUID, list[contracts.VersionView]] = {row.id: [] for row in rows}
+    views = {row.id: contracts.ContractView(row) for row in rows}
+    for version in await ContractVersion.filter(contract_id__in=list(views), status="signed").order_by("number"):
+        versions[version.contract_id].append(contracts.VersionView(version, views[version.contract_id]))
+    found = set()
+    for row in rows:
+        base = contracts.in_force_on(versions[row.id], row.end_on)
+        if base is not None and base.row.auto_renew:
+            found.add(row.id)
+    return found
+
+
+async def _unsigned(now: datetime) -> list[Reminder]:
+    versions = await ContractVersion.filter(status="sent", sent_at__lte=now - UNSIGNED_AFTER)
+    if not versions:
+        return []
+    rows = {c.id: c for c in await Contract.filter(id__in=list({v.contract_id for v in versions}),
+                                                   status__in=SIGNING)}
+    client_signed = {uuid.UUID(str(v)) for v in await ContractSignature.filter(
+        contract_version_id__in=[v.id for v in versions], party="client").values_list("contract_version_id",
+                                                                                      flat=True)}
+    return [Reminder(rows[v.contract_id], "contract.unsigned", f"contract:{v.contract_id}:unsigned:{v.number}",
+                     None if v.id in client_signed else "contract_signature",
+                     {"contract_number": rows[v.contract_id].number, "date": v.effective_on.isoformat()})
+            for v in versions if v.contract_id in rows]
+
+
+async def _suspended(now: datetime) -> list[Reminder]:
+    rows = await Contract.filter(status="suspended", suspended_at__lte=now - SUSPENDED_AFTER)
+    return [Reminder(row, "contract.suspended", f"contract:{row.id}:suspended:{_stamp(row.suspended_at)}", None, {})
+            for row in rows]
+
+
+def _stamp(moment: datetime | None) -> str:
+    """A suspension's moment in a key: each suspension (a contract may be resumed and suspended again) is its own."""
+    return "" if moment is None else str((moment - EPOCH) // timedelta(microseconds=1))
+
+
+def _chunks(items: list[T], size: int) -> Iterable[list[T]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
