@@ -128,14 +128,17 @@ async def seed(services: Services, *, acting_as: Callable[[Services, Staff, str,
     if not patient_ids:
         return
     patients = [patient_ids[k % len(patient_ids)] for k in range(10)]  # the portal's demo patient first
-    await _draft(story, patients[1])
-    await _sent(story, patients[0])
-    await _active_with_deliveries(story, patients[2], partner_id)
-    await _amended(story, patients[3])
+    # In the order they were drawn up, so that their numbers run with the calendar.
+    await _expired(services, story, patients[6])
+    renewing = await _first_term(story, patients[7])
     await _ending_soon(story, patients[8])
-    await _suspended(story, patients[4])
     await _terminated(story, patients[5])
-    await _expired_and_renewed(services, story, patients[6], patients[7])
+    await _amended(story, patients[3])
+    await _suspended(story, patients[4])
+    await _active_with_deliveries(story, patients[2], partner_id)
+    await _renewed(services, story, renewing)
+    await _sent(story, patients[0])
+    await _draft(story, patients[1])
 
 
 # -- the catalogue ---------------------------------------------------------------------------------------------
@@ -299,20 +302,29 @@ async def _terminated(story: Story, patient_id: uuid.UUID) -> None:
                                    expected_version=view.row.version)
 
 
-async def _expired_and_renewed(services: Services, story: Story, expiring: uuid.UUID, renewing: uuid.UUID) -> None:
-    """A term that ended 35 days ago without a renewal, and one that ended 16 days ago whose next term was opened
-    (contractRenew) 45 days ago and signed 40 days ago; the expiry sweep ran the night after each end."""
+async def _expired(services: Services, story: Story, patient_id: uuid.UUID) -> None:
+    """A term that ended 35 days ago without a renewal: the expiry sweep ended it the next night."""
     ended = story.day(-35)
-    await _signed(story, expiring, ended - timedelta(days=364), ended, story.lines(("HC-MEAL", 30, "daily")),
+    await _signed(story, patient_id, ended - timedelta(days=364), ended, story.lines(("HC-MEAL", 30, "daily")),
                   signed_on=ended - timedelta(days=370))
-    first_end = story.day(-16)
-    first = await _signed(story, renewing, first_end - timedelta(days=364), first_end,
-                          story.lines(("HC-CHECK", 1, "monthly"), ("HC-MEAL", 30, "daily")),
-                          signed_on=first_end - timedelta(days=366))
+    await contracts.expire_due(services.keyring, story.at(ended + timedelta(days=1), 0, 30))
+
+
+async def _first_term(story: Story, patient_id: uuid.UUID) -> uuid.UUID:
+    """A term that ended 16 days ago (renewed: see ``_renewed``)."""
+    end = story.day(-16)
+    return await _signed(story, patient_id, end - timedelta(days=364), end,
+                         story.lines(("HC-CHECK", 1, "monthly"), ("HC-MEAL", 30, "daily")),
+                         signed_on=end - timedelta(days=366))
+
+
+async def _renewed(services: Services, story: Story, first: uuid.UUID) -> None:
+    """The next term opened (contractRenew) 45 days ago at the catalogue's prices of its start, signed 40 days ago:
+    ACTIVE; the first term became RENEWED when the expiry sweep ran the night after its end."""
     with _clock(story.at(story.day(-45), 10)):
+        first_end = (await contracts.get(story.finance, first)).row.end_on
         renewal = await contracts.renew(story.finance, first, {"end_on": first_end + timedelta(days=365)})
         version = await _send(story, renewal.row.id)
     with _clock(story.at(story.day(-40), 10)):
         await _sign(story, renewal.row.id, version, "institution", "client")
-    for day in (ended, first_end):
-        await contracts.expire_due(services.keyring, story.at(day + timedelta(days=1), 0, 30))
+    await contracts.expire_due(services.keyring, story.at(first_end + timedelta(days=1), 0, 30))

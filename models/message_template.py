@@ -12,7 +12,7 @@ from models.base import TenantModel
 
 TEMPLATE_VARIABLES = ("patient_name", "contact_name", "institution_name", "institution_phone", "date", "time",
                       "clinician_name", "department_name", "place", "holiday_name", "unsubscribe_url",
-                      "survey_url")
+                      "survey_url", "contract_number")
 TEMPLATE_LANGUAGES = ("zh-CN", "en")
 TEMPLATE_CHANNELS = ("any", "sms", "email", "wechat", "app")
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import Enum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import strawberry
 
 from resolvers import contract as contracts
+from resolvers import contract_signature as contract_signatures
 from resolvers.context import Context
 from resolvers.contract import ContractView, ItemView, VersionView
 from resolvers.pagination import Page
@@ -28,11 +29,20 @@ from schema.common import (
     First,
     Info,
     PageInfo,
+    node_of,
     provided,
     uuid_of,
 )
 from schema.patient import Patient, PatientSource
 from schema.service_item import Money, MoneyInput, ServiceFrequency
+
+if TYPE_CHECKING:
+    # A version's signatures are a type of a module that imports this one: Strawberry finds it by strawberry.lazy,
+    # and nothing here imports it (see schema.common.node_of).
+    from typing import TypeAlias
+
+    ContractSignature: TypeAlias = Any
+
 
 
 def _id(value: Any) -> strawberry.ID | None:
@@ -209,6 +219,13 @@ class ContractVersion:
     async def items(self, info: Info) -> list[ContractItem]:
         return [ContractItem(view=item) for item in await contracts.items_of(info.context, self.view)]
 
+    @strawberry.field(description="The parties' signatures of this version, in the order given (at most one per "
+                                  "party); empty for a draft.")
+    async def signatures(self, info: Info) -> list[Annotated["ContractSignature",
+                                                              strawberry.lazy("schema.contract_signature")]]:
+        return [node_of("contract_signature", info.context, signature)
+                for signature in await contract_signatures.signatures_of(info.context, self.view)]
+
 
 @strawberry.type(description="A service contract with a client (FHIR Contract): the parties, the term, and its "
                              "versions.")
@@ -238,7 +255,7 @@ class Contract:
     @strawberry.field(description="The client, as you may see the file (null when you read no patient files).")
     async def patient(self, info: Info) -> Patient | None:
         found = await contracts.patient_of(info.context, self.view)
-        return None if found is None else PatientSource(info.context, found)  # type: ignore[return-value]
+        return None if found is None else cast(Patient, PatientSource(info.context, found))
 
     @strawberry.field(description="The department the contract belongs to.")
     def department_id(self) -> strawberry.ID | None:

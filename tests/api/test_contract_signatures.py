@@ -218,6 +218,11 @@ async def test_every_party_signs_then_the_contract_is_active(tenant: Tenant, set
     assert {s["documentSha256"] for s in rows} == {sha}
     assert [s["method"] for s in rows] == ["IN_PERSON", "ON_PAPER", "IN_PERSON", "ON_PAPER"]
     assert rows[2]["signerName"] == "李明" and rows[2]["witnessName"] and rows[0]["witnessName"] is None
+    on_version = await tenant.call(  # the same list, where a screen shows the version
+        "nurse", "query($id: ID!) { contract(id: $id) { versions { signatures { party } } } }", id=sent["id"])
+    assert not on_version.errors, on_version.errors
+    assert [s["party"] for s in on_version.data["contract"]["versions"][0]["signatures"]] == [
+        "INSTITUTION", "CLIENT", "GUARANTOR", "PARTNER"]
 
     # A party signs once; a signed version takes no more signatures.
     twice = await sign(tenant, "finance", sent, "CLIENT")

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from core.principal import ROLES
+
 ROOT = Path(__file__).resolve().parents[2]
 STRONG_HASHING = {"CARELOOP_ARGON2_TIME_COST": "3", "CARELOOP_ARGON2_MEMORY_KIB": "65536"}
 FAST_HASHING = {"CARELOOP_ARGON2_TIME_COST": "1", "CARELOOP_ARGON2_MEMORY_KIB": "1024",
@@ -60,7 +62,7 @@ def test_demo_seeds_once_and_verifies(tmp_path: Path) -> None:
     assert "exists already" in second.stdout and "shown only now" not in second.stdout
     with sqlite3.connect(tmp_path / "careloop.sqlite3") as db:
         assert db.execute("select count(*) from patient").fetchone() == (12,)
-        assert db.execute("select count(*) from staff where is_demo").fetchone() == (7,)
+        assert db.execute("select count(*) from staff where is_demo").fetchone() == (len(ROLES),)  # one a role
         assert db.execute("select email from patient_account").fetchall() == [("patient@demo.careloop.test",)]
         assert db.execute("select count(*) from partner_grant").fetchone() == (10,)
         (client_id,) = db.execute("select id from partner_client").fetchone()
