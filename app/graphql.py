@@ -1,23 +1,42 @@
-"""The GraphQL view: one Context per request, authenticated once."""
+"""The GraphQL view: one Context per request, authenticated once; HTTP as the GraphQL-over-HTTP specification
+(https://graphql.github.io/graphql-over-http/draft/) has it.
+
+- POST only, ``Content-Type: application/json`` (415 otherwise). GET is refused (405) except for GraphiQL in
+  development: variables in a URL end up in proxy and server logs.
+- The answer is ``application/graphql-response+json`` when the client's Accept asks for it, else
+  ``application/json`` (also without Accept, or with ``*/*``); 406 when Accept allows neither.
+- Every answer is JSON, ``{"errors": [{"message", "extensions": {"code", "field"?}}]}`` for a refused request.
+- A request that fails before execution (parse, validation, variable coercion, operation selection) has no
+  ``data`` entry; under ``application/graphql-response+json`` it is a 4xx (400; 401/403 for a refused caller;
+  5xx for our own failure), under ``application/json`` a 200 as the specification's legacy rules want.
+- A document with several operations and no ``operationName`` is an error, never "run the first one".
+"""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import logging
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
 import orjson
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
+from graphql import GraphQLError, OperationDefinitionNode, parse
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
-from strawberry.exceptions import ConnectionRejectionError
-from strawberry.http import GraphQLHTTPResponse
+from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.exceptions import WebSocketDisconnected
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
+from strawberry.types.execution import PreExecutionError
 from strawberry.types.unset import UNSET, UnsetType
 
 from audit.events import RequestMeta
@@ -39,10 +58,77 @@ class TextFrames(ASGIWebSocketAdapter):
             raise WebSocketDisconnected from exc
 
 
+GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
+JSON = "application/json"
+# A request refused before execution, by its errors' code, when the client reads graphql-response+json;
+# anything else (syntax, validation, variables, operation selection, limits) is a 400.
+REQUEST_FAILURE_STATUS = {"UNAUTHENTICATED": 401, "FORBIDDEN": 403, "RATE_LIMITED": 429,
+                          "INTERNAL_SERVER_ERROR": 500, "TIMEOUT": 504}
+
+
+class RequestError(Exception):
+    """A request refused before GraphQL could run it: answered as JSON with this status, whatever the
+    negotiated media type, and without a ``data`` entry."""
+
+    def __init__(self, status: int, code: str, message: str, *, field: str | None = None,
+                 headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.field = status, code, message, field
+        self.headers = dict(headers or {})
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def negotiate(accept: str | None) -> str | None:
+    """The media type to answer in, from the Accept header (q-values and wildcards as RFC 9110 has them);
+    None when it allows neither. ``*/*`` and a missing header get application/json, the legacy default the
+    specification keeps; graphql-response+json only when named."""
+    if accept is None or not accept.strip():
+        return JSON
+    best: dict[str, tuple[float, int]] = {}  # media type -> (q, specificity of the range that matched)
+    for part in accept.split(","):
+        media, *params = (piece.strip().lower() for piece in part.split(";"))
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip() == "q":
+                try:
+                    q = float(value.strip())
+                except ValueError:
+                    q = 0.0
+        for supported in (GRAPHQL_RESPONSE_JSON, JSON):
+            specificity = {supported: 3, "application/*": 2, "*/*": 1}.get(media, 0)
+            if specificity > best.get(supported, (0.0, 0))[1]:
+                best[supported] = (q, specificity)
+    (q_new, named_new), (q_json, _) = best.get(GRAPHQL_RESPONSE_JSON, (0.0, 0)), best.get(JSON, (0.0, 0))
+    if q_new <= 0 and q_json <= 0:
+        return None
+    if q_new > q_json or (q_new == q_json and named_new == 3):
+        return GRAPHQL_RESPONSE_JSON
+    return JSON
+
+
+def operations_of(query: str, max_tokens: int) -> list[OperationDefinitionNode] | None:
+    """The document's operations, or None when it does not parse (GraphQL then reports the syntax error)."""
+    try:
+        document = parse(query, no_location=True, max_tokens=max_tokens)
+    except GraphQLError:
+        return None
+    return [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+
+
+def _error_body(message: str, code: str, field: str | None = None, **more: str) -> dict[str, Any]:
+    extensions: dict[str, str] = {"code": code, **({"field": field} if field else {}), **more}
+    return {"errors": [{"message": message, "extensions": extensions}]}
+
+
 class CareloopGraphQL(GraphQL[Context, None]):
     websocket_adapter_class = TextFrames
 
-    def __init__(self, schema: Any, services: Services, *, ide: bool, budget_seconds: float) -> None:
+    def __init__(self, schema: Any, services: Services, *, ide: bool, budget_seconds: float,
+                 max_body_bytes: int | None = None) -> None:
         self.budget_seconds = budget_seconds
         super().__init__(
             schema,
@@ -57,6 +143,9 @@ class CareloopGraphQL(GraphQL[Context, None]):
         )
         self.services = services
         self.production = not ide
+        limits = services.settings.limits
+        self.max_body_bytes = limits.max_body_bytes if max_body_bytes is None else max_body_bytes
+        self.max_tokens = limits.max_tokens
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
@@ -65,30 +154,171 @@ class CareloopGraphQL(GraphQL[Context, None]):
         """orjson's error for a body that is not UTF-8 is a JSONDecodeError too: a 400, never a 500."""
         return orjson.loads(data)
 
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """HTTP requests: the body limit is counted here (not by Starlette's middleware, whose 413 is plain
+        text), and every answer, refusals included, comes from ``run`` as JSON."""
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        received = 0
+
+        async def receive_within_limit() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise BodyTooLarge
+            return message
+
+        response = await self.run(Request(scope, receive=receive_within_limit))
+        await response(scope, receive, send)
+
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
-        """Every HTTP request has a time budget; past it, it is cancelled (transactions roll back, see
-        core/backends) and answered TIMEOUT. A WebSocket lives longer than any request; its subscriptions
-        are re-authorised at each event instead."""
+        """The HTTP rules (method, Accept, Content-Type, body) are checked before the caller is signed in, and
+        a refusal is answered in JSON. Every HTTP request has a time budget; past it, it is cancelled
+        (transactions roll back, see core/backends) and answered TIMEOUT. A WebSocket lives longer than any
+        request; its subscriptions are re-authorised at each event instead."""
         if isinstance(request, WebSocket):
             return await super().run(request, context, root_value)
+        media = negotiate(request.headers.get("accept"))
         try:
+            if request.method != "POST":
+                if request.method == "GET" and self.graphql_ide \
+                        and self.should_render_graphql_ide(self.request_adapter_class(request)):
+                    return await self.render_graphql_ide(request)
+                raise RequestError(
+                    405, "METHOD_NOT_ALLOWED", "Send GraphQL operations with POST (Content-Type: application/json); "
+                    "GET is not accepted, so that variables never end up in URLs and logs.",
+                    headers={"allow": "GET, POST" if self.graphql_ide else "POST"})
+            if media is None:
+                raise RequestError(406, "NOT_ACCEPTABLE", "This endpoint answers in application/graphql-response+json "
+                                   "or application/json: accept one of them.")
+            self.check_content_type(request)
+            request.state.graphql_status = 200
             async with asyncio.timeout(self.budget_seconds):
-                return await super().run(request, context, root_value)
+                response = await super().run(request, context, root_value)
+        except RequestError as refused:
+            return self.refusal(refused, media)
+        except BodyTooLarge:
+            return self.refusal(RequestError(413, "PAYLOAD_TOO_LARGE", f"The request body is larger than "
+                                             f"{self.max_body_bytes} bytes."), media)
+        except HTTPException as exc:  # what Strawberry refuses by itself
+            return self.refusal(RequestError(exc.status_code, "BAD_REQUEST", exc.reason), media)
         except TimeoutError:
             request_id = getattr(request.state, "request_id", "")
             log.warning("request %s stopped after its budget of %s s", request_id, self.budget_seconds)
-            error = {"message": f"The request took longer than its budget of {self.budget_seconds:g} s and was "
-                                "stopped; a change it had not yet committed was rolled back.",
-                     "extensions": {"code": "TIMEOUT", "requestId": request_id}}
-            return Response(self.encode_json({"data": None, "errors": [error]}), media_type="application/json")
+            timeout = {"message": f"The request took longer than its budget of {self.budget_seconds:g} s and "
+                                  "was stopped; a change it had not yet committed was rolled back.",
+                       "extensions": {"code": "TIMEOUT", "requestId": request_id}}
+            return self.json_response({"data": None, "errors": [timeout]}, media, 200)
+        if response.headers.get("content-type", "").startswith(JSON):  # not GraphiQL's page
+            response.headers["content-type"] = media
+            response.headers["vary"] = "Accept"
+            if media == GRAPHQL_RESPONSE_JSON:
+                response.status_code = request.state.graphql_status
+        return response
+
+    def check_content_type(self, request: Request) -> None:
+        """POST bodies are application/json in UTF-8 (the charset may be left out); the declared length is
+        checked against the limit before anything is read."""
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_body_bytes:
+            raise BodyTooLarge
+        media_type, *params = (piece.strip().lower() for piece in request.headers.get("content-type", "").split(";"))
+        charset = next((p.partition("=")[2].strip('" ') for p in params if p.startswith("charset=")), "utf-8")
+        if media_type != JSON or charset not in ("utf-8", "utf8"):
+            raise RequestError(415, "UNSUPPORTED_MEDIA_TYPE", "Send the request body as application/json (UTF-8): "
+                               '{"query": "...", "variables": {...}, "operationName": "..."}.')
+
+    def refusal(self, error: RequestError, media: str | None) -> Response:
+        body = _error_body(error.message, error.code, error.field)
+        response = self.json_response(body, media or JSON, error.status)
+        response.headers.update(error.headers)
+        return response
+
+    def json_response(self, body: object, media: str | None, status: int) -> Response:
+        response = Response(self.encode_json(body), status_code=status, media_type=media or JSON)
+        response.headers["vary"] = "Accept"
+        return response
+
+    async def parse_http_body(self, request: AsyncHTTPRequestAdapter) -> GraphQLRequestData:
+        """The body is one JSON object with a string ``query``; ``operationName`` a string, ``variables`` and
+        ``extensions`` objects, each possibly null. Anything else is a 400 naming the parameter."""
+        body = await request.get_body()
+        if not body.strip():
+            raise RequestError(400, "BAD_REQUEST", 'The request has no body: send {"query": "..."}.')
+        try:
+            data = self.decode_json(body)
+        except json.JSONDecodeError:
+            raise RequestError(400, "BAD_REQUEST", "The request body is not valid JSON (UTF-8).") from None
+        if isinstance(data, list):
+            raise RequestError(400, "BAD_REQUEST", "Batching is not enabled: send one operation per request.")
+        if not isinstance(data, dict):
+            raise RequestError(400, "BAD_REQUEST", 'The request body must be a JSON object: {"query": "...", '
+                               '"variables": {...}, "operationName": "..."}.')
+        query = data.get("query")
+        if not isinstance(query, str) or not query:
+            raise RequestError(400, "BAD_REQUEST", "The request has no GraphQL document: `query` must be a "
+                               "non-empty string.", field="query")
+        for name, kind in (("operationName", str), ("variables", dict), ("extensions", dict)):
+            if data.get(name) is not None and not isinstance(data[name], kind):
+                raise RequestError(400, "BAD_REQUEST", f"`{name}` must be "
+                                   f"{'a string' if kind is str else 'an object'} or null.", field=name)
+        return GraphQLRequestData(query=query, variables=data.get("variables"),
+                                  operation_name=data.get("operationName"), extensions=data.get("extensions"))
+
+    async def execute_single(self, request: Request, request_adapter: AsyncHTTPRequestAdapter,
+                             sub_response: Response, context: Context, root_value: None,
+                             request_data: GraphQLRequestData) -> ExecutionResult:
+        """Picks the operation as the GraphQL specification says: with several in the document and no
+        ``operationName`` that is a request error, never "run the first one" (Strawberry's habit). It is
+        sent on with a name that matches nothing, so it still stops before execution in Strawberry's own
+        path, where extensions record it (PartnerGate)."""
+        operations = None
+        if request_data.operation_name is None and request_data.query:
+            operations = operations_of(request_data.query, self.max_tokens)
+            # With an anonymous one among them the document fails validation (LoneAnonymousOperation) first.
+            if operations is not None and len(operations) > 1 and all(o.name for o in operations):
+                request_data = dataclasses.replace(request_data, operation_name="")  # no operation has this name
+        try:
+            return await super().execute_single(request, request_adapter, sub_response, context, root_value,
+                                                request_data)
+        except HTTPException as exc:
+            cause = exc.__cause__
+            if isinstance(cause, CannotGetOperationTypeError):
+                if operations:
+                    message = (f"The document has {len(operations)} operations: name the one to run in "
+                               "operationName.")
+                elif request_data.operation_name is None:
+                    message = "The document has no operation to run."
+                else:
+                    message = f'The document has no operation named "{request_data.operation_name[:100]}".'
+                error = GraphQLError(message, extensions={"code": "BAD_USER_INPUT", "field": "operationName"})
+                return PreExecutionError(data=None, errors=[error])
+            if isinstance(cause, InvalidOperationTypeError):
+                raise RequestError(400, "BAD_REQUEST", "Subscriptions are served over the WebSocket at /graphql "
+                                   "(graphql-transport-ws), not over POST.", field="query") from None
+            if isinstance(cause, MissingQueryError):
+                raise RequestError(400, "BAD_REQUEST", "The request has no GraphQL document.",
+                                   field="query") from None
+            raise
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
-        """A last pass over errors that never reached the schema's extensions (parse errors)."""
+        """A last pass over errors that never reached the schema's extensions (parse errors); and a request
+        that failed before execution (parse, validation, variable coercion, operation selection: errors
+        without a path and no data) has no ``data`` entry, and its status for graphql-response+json."""
         if result.errors:
             request_id = getattr(request.state, "request_id", "")
             result.errors = [finish_error(e, request_id=request_id, production=self.production)
                              for e in result.errors]
-        return await super().process_result(request, result)
+        response = await super().process_result(request, result)
+        if result.errors and result.data is None and (
+                isinstance(result, PreExecutionError) or all(e.path is None for e in result.errors)):
+            response.pop("data", None)
+            statuses = [REQUEST_FAILURE_STATUS.get((e.extensions or {}).get("code", ""), 400) for e in result.errors]
+            request.state.graphql_status = next((s for s in statuses if s < 500), statuses[0])
+        return response
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         """Browsers cannot set headers on a WebSocket: the token may come in connection_init's payload

@@ -63,7 +63,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     services = services or build_services(settings)
     schema = build_schema(settings.limits, production=settings.is_production)
     graphql = CareloopGraphQL(schema, services, ide=not settings.is_production,
-                              budget_seconds=settings.limits.request_timeout_ms / 1000)
+                              budget_seconds=settings.limits.request_timeout_ms / 1000,
+                              max_body_bytes=settings.limits.max_body_bytes)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -98,8 +99,10 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 
     app = Starlette(
         routes=[
-            # The body limit on the route, inside RequestIdAndHeaders: a 413 gets the headers too.
-            Route("/graphql", graphql, methods=["GET", "POST"], max_body_size=settings.limits.max_body_bytes),
+            # Every method reaches the view, which answers each in JSON (405 for all but POST and GraphiQL's
+            # GET) and counts the body limit itself (413 in JSON); inside RequestIdAndHeaders, so every
+            # answer gets the headers too.
+            Route("/graphql", graphql),
             WebSocketRoute("/graphql", graphql),  # subscriptions, graphql-transport-ws
             *files.routes(services),
             *oauth.routes(services),  # partners' access tokens

@@ -133,6 +133,14 @@ async def writes_of(tenant: Tenant) -> tuple[int, int]:
     return await Patient.filter(institution_id=tenant.id).count(), await tenant.audit_count()
 
 
+def refused(response: httpx.Response) -> tuple[int, str, str]:
+    """A request refused before GraphQL ran it: its status, media type and the code of its one JSON error
+    (GraphQL-over-HTTP: every answer is JSON, without a data entry)."""
+    body = response.json()
+    assert "data" not in body and len(body["errors"]) == 1, body
+    return response.status_code, response.headers["content-type"], body["errors"][0]["extensions"]["code"]
+
+
 def big_create_body(size: int) -> dict[str, Any]:
     return {"query": CREATE, "variables": {"input": {"fullName": "Big", "occupation": "x" * size}}}
 
@@ -141,7 +149,7 @@ async def test_body_over_64_kib_is_refused_and_nothing_written(client: httpx.Asy
     before = await writes_of(tenant)
     response = await client.post("/graphql", json=big_create_body(70 * 1024),
                                  headers={"authorization": f"Bearer {tenant.tokens['front_desk']}"})
-    assert (response.status_code, response.text) == (413, "Content Too Large")
+    assert refused(response) == (413, "application/json", "PAYLOAD_TOO_LARGE")
     assert await writes_of(tenant) == before
 
 
@@ -157,7 +165,7 @@ async def test_streamed_body_over_64_kib_is_refused_and_nothing_written(client: 
 
     response = await client.post("/graphql", content=chunks(), headers={
         "content-type": "application/json", "authorization": f"Bearer {tenant.tokens['front_desk']}"})
-    assert (response.status_code, response.text) == (413, "Content Too Large")
+    assert refused(response) == (413, "application/json", "PAYLOAD_TOO_LARGE")
     assert await writes_of(tenant) == before
 
 
@@ -177,8 +185,7 @@ async def test_body_limit_answer_has_the_security_headers(client: httpx.AsyncCli
 @pytest.mark.parametrize("query", ["{ me { id } }", "mutation { logout }"])
 async def test_get_with_a_query_is_refused(client: httpx.AsyncClient, query: str) -> None:
     response = await client.get("/graphql", params={"query": query})
-    kind = "mutations" if query.startswith("mutation") else "queries"
-    assert (response.status_code, response.text) == (400, f"{kind} are not allowed when using GET")
+    assert refused(response) == (405, "application/json", "METHOD_NOT_ALLOWED")
 
 
 async def test_batched_json_array_is_refused_and_nothing_written(client: httpx.AsyncClient, tenant: Tenant) -> None:
@@ -186,7 +193,7 @@ async def test_batched_json_array_is_refused_and_nothing_written(client: httpx.A
     operation = {"query": CREATE, "variables": {"input": {"fullName": "Batched"}}}
     response = await client.post("/graphql", json=[operation, operation],
                                  headers={"authorization": f"Bearer {tenant.tokens['front_desk']}"})
-    assert (response.status_code, response.text) == (400, "Batching is not enabled")
+    assert refused(response) == (400, "application/json", "BAD_REQUEST")
     assert await writes_of(tenant) == before
 
 
@@ -277,7 +284,7 @@ async def test_graphiql_is_served_in_development(client: httpx.AsyncClient) -> N
 
 async def test_graphiql_is_not_served_in_production(prod_client: httpx.AsyncClient) -> None:
     response = await prod_client.get("/graphql", headers={"accept": "text/html"})
-    assert (response.status_code, response.text) == (404, "Not Found")
+    assert refused(response) == (405, "application/json", "METHOD_NOT_ALLOWED")  # no GraphiQL, and GET is refused
 
 
 async def test_production_settings_alone_turn_graphiql_off(client: httpx.AsyncClient, settings: Settings,
@@ -285,7 +292,7 @@ async def test_production_settings_alone_turn_graphiql_off(client: httpx.AsyncCl
     app = create_app(dataclasses.replace(settings, environment="production"), services, manage_database=False)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://careloop.test") as http:
         assert (await gql(http, INTROSPECTION["__schema"])).data is None
-        assert (await http.get("/graphql", headers={"accept": "text/html"})).status_code == 404
+        assert (await http.get("/graphql", headers={"accept": "text/html"})).status_code == 405
 
 
 # -- errors ------------------------------------------------------------------------------
