@@ -10,7 +10,7 @@ recorded or a failed attempt to reach them is logged (the closed loop of shared/
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,7 +25,7 @@ from core.ids import uuid7
 from core.principal import STAFF
 from core.validation import camel_case, clean_text, normalize_phone
 from models import Contact, Department, DepartmentMembership, RoleAssignment, Staff, Ticket, TicketEvent
-from models.ticket import CATEGORIES, CHANNELS, OPEN_STATUSES, ROOT_CAUSES, STOPPED_STATUSES
+from models.ticket import CATEGORIES, CHANNELS, OPEN_STATUSES, ROOT_CAUSES, STATUSES, STOPPED_STATUSES
 from policies.guard import Decision
 from policies.scopes import TicketScope
 from policies.scopes import ticket_scope as build_ticket_scope
@@ -321,7 +321,10 @@ async def transition(ctx: Context, ticket_id: uuid.UUID | None, to: str, *, note
     async with in_transaction():
         row = await lock(ctx, found)
         previous = row.status
-        _check_transition(previous, to)
+        unreachable = await _unreachable_attempts(ctx, [row.id]) if to == "closed" else {}
+        refused = transition_refusal(row, to, unreachable.get(row.id, ()))
+        if refused is not None:
+            raise BadUserInput(refused, field="to")
         changes: dict[str, Any] = {"status": to}
         now = datetime.now(UTC)
         if to == "acknowledged" and row.first_responded_at is None:
@@ -331,7 +334,6 @@ async def transition(ctx: Context, ticket_id: uuid.UUID | None, to: str, *, note
                 raise BadUserInput("resolution: say how the ticket was resolved.", field="resolution")
             changes |= {"resolved_at": now, "resolution": access.seal(ctx, "ticket", "resolution", row.id, resolution)}
         elif to == "closed":
-            await _check_closed_loop(row)
             changes["closed_at"] = now
         elif to == "investigating" and previous in STOPPED_STATUSES:
             changes |= {"resolved_at": None, "closed_at": None}  # reopened: the resolution clock runs again
@@ -470,21 +472,72 @@ async def assign(ctx: Context, ticket_id: uuid.UUID | None, assignee_id: uuid.UU
 # -- helpers -------------------------------------------------------------------------------
 
 
-def _check_transition(current: str, to: str, allowed_from: tuple[str, ...] | None = None) -> None:
-    allowed = current in allowed_from if allowed_from is not None else to in TRANSITIONS.get(current, frozenset())
-    if not allowed:
+def _check_transition(current: str, to: str, allowed_from: tuple[str, ...]) -> None:
+    """A move made by another mutation than ticketTransition (feedback_recorded, from resolved only)."""
+    if current not in allowed_from:
         raise BadUserInput(f"to: a ticket cannot go from {current} to {to}.", field="to")
 
 
-async def _check_closed_loop(row: Ticket) -> None:
-    """A complaint closes with the patient's feedback recorded, or after a failed attempt to reach them."""
-    if row.category != "complaint" or row.status == "feedback_recorded":
-        return
-    attempts = TicketEvent.filter(ticket_id=row.id, kind="contact_attempt", to_status="unreachable",
-                                  occurred_at__gte=row.resolved_at)
-    if not await attempts.exists():
-        raise BadUserInput("to: a complaint closes after the patient's feedback is recorded or a failed "
-                           "attempt to reach them is logged.", field="to")
+def transition_refusal(row: Ticket, to: str, unreachable_at: Iterable[datetime] = ()) -> str | None:
+    """Why ``ticketTransition`` refuses to move this ticket to ``to`` (None: the move is accepted), given
+    when its failed attempts to reach the patient were logged (only read for a move to closed). The one
+    rule of the lifecycle: the mutation applies it, and ``allowed_transitions`` lists what it accepts."""
+    if to not in TRANSITIONS.get(row.status, frozenset()):
+        return f"to: a ticket cannot go from {row.status} to {to}."
+    if to == "closed" and not _loop_closed(row, unreachable_at):
+        return ("to: a complaint closes after the patient's feedback is recorded or a failed attempt to reach "
+                "them is logged.")
+    return None
+
+
+def _loop_closed(row: Ticket, unreachable_at: Iterable[datetime]) -> bool:
+    """A complaint closes with the patient's feedback recorded, or after a failed attempt to reach them
+    since it was resolved."""
+    if not _closes_on_attempts(row):
+        return True
+    resolved_at = row.resolved_at
+    return resolved_at is not None and any(at >= resolved_at for at in unreachable_at)
+
+
+def _closes_on_attempts(row: Ticket) -> bool:
+    """Whether closing the ticket depends on the logged attempts to reach the patient."""
+    return row.category == "complaint" and row.status != "feedback_recorded"
+
+
+async def _unreachable_attempts(ctx: Context, ticket_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[datetime]]:
+    """When failed attempts to reach the patient were logged, per ticket: one statement for all."""
+    found: dict[uuid.UUID, list[datetime]] = {}
+    rows = await TicketEvent.filter(institution_id=ctx.institution_id, ticket_id__in=list(ticket_ids),
+                                    kind="contact_attempt", to_status="unreachable").values_list("ticket_id",
+                                                                                                 "occurred_at")
+    for ticket_id, occurred_at in rows:
+        found.setdefault(ticket_id, []).append(occurred_at)
+    return found
+
+
+def in_reach(ctx: Context, row: Ticket) -> bool:
+    """Whether the ticket lies within the caller's ticket reach: ``TicketScope.filter`` evaluated on a loaded
+    row (the changes refuse a ticket outside it as NOT_FOUND; one handed away meanwhile drops out)."""
+    scope = ticket_scope(ctx)
+    return row.institution_id == scope.institution_id and (
+        scope.staff_id in (row.owner_id, row.assignee_id) or scope.reaches_department(row.department_id))
+
+
+async def allowed_transitions(ctx: Context, view: TicketView) -> list[str]:
+    """The statuses ``ticketTransition`` would accept for this ticket from the caller now, in lifecycle order:
+    ``ticket: update`` allowed, the ticket in reach, and ``transition_refusal`` silent. Moves to closed of
+    resolved complaints look up the logged attempts, batched across the tickets of a request."""
+    row = view.row
+    if not ctx.decide("ticket", "update").allowed or not in_reach(ctx, row):
+        return []
+    unreachable: Sequence[datetime] = ()
+    if "closed" in TRANSITIONS.get(row.status, frozenset()) and _closes_on_attempts(row):
+        async def batch(ids: Sequence[uuid.UUID]) -> list[list[datetime]]:
+            found = await _unreachable_attempts(ctx, ids)
+            return [found.get(i, []) for i in ids]
+
+        unreachable = await ctx.require_loaders().made("ticket_unreachable_attempts", batch).load(row.id)
+    return [to for to in STATUSES if transition_refusal(row, to, unreachable) is None]
 
 
 async def _apply(ctx: Context, row: Ticket, changes: dict[str, Any]) -> None:

@@ -10,8 +10,10 @@ import strawberry
 
 from core.principal import ROLES
 from resolvers import session as sessions
+from schema import permission as permissions
 from schema.common import Info
 from schema.department import Department
+from schema.permission import Permissions
 from schema.staff import Role
 
 
@@ -50,6 +52,12 @@ class Me:
     patient_id: strawberry.ID | None = strawberry.field(description="A patient's own file.")
     partner_id: strawberry.ID | None = strawberry.field(description="A client's partner.")
     scopes: list[str] | None = strawberry.field(description="A partner token's scopes.")
+
+    @strawberry.field(description="What you may do: the policy's (object, action) pairs you are allowed and, for "
+                                  "each class of a patient's fields, whether you may read and update it. Computed "
+                                  "from the decisions the server itself applies; no database query.")
+    def permissions(self, info: Info) -> Permissions:
+        return permissions.of(info.context)
 
 
 def _id(value: object) -> strawberry.ID | None:

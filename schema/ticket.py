@@ -324,6 +324,14 @@ class Ticket:
     async def resolution_sla(self, info: Info) -> SlaClock:
         return await _clock(info, self.view, "resolution")
 
+    @strawberry.field(description="The statuses ticketTransition would accept for this ticket from you now, in "
+                                  "lifecycle order: computed from the rules the mutation applies (the lifecycle, "
+                                  "your `ticket:update` permission, your reach, and a complaint's closed loop). "
+                                  "Empty when you may not move it. FEEDBACK_RECORDED is never listed: "
+                                  "ticketRecordFeedback reaches it.")
+    async def allowed_transitions(self, info: Info) -> list[TicketStatus]:
+        return [TicketStatus(s) for s in await tickets.allowed_transitions(info.context, self.view)]
+
     @strawberry.field(description="Files attached to the ticket, oldest first.")
     async def attachments(self, info: Info) -> list[TicketAttachment]:
         return [TicketAttachment(view=v) for v in await attachments.of_ticket(info.context, self.view)]
