@@ -7,11 +7,13 @@
   stale (more than 5 minutes either way) or wrong signature, and for an institution without that gateway
   (nothing to check it against); 404 for a message the institution never sent there; 400 for a body
   that is not such an object. No answer says more.
-- ``/unsubscribe?token=...``: the signed, single-purpose link every message carries. ``GET`` shows which
-  messages the link stops and a button; ``POST`` (that button, or a mail client's RFC 8058 one-click
-  ``List-Unsubscribe=One-Click``) stops them. ``GET`` changes nothing because mail scanners and link
-  previews follow links on their own: a patient must not lose their appointment reminders to one.
-  A forged link, or one re-signed for another purpose, is a 400 and nothing is recorded.
+- ``/unsubscribe?token=...``: the signed, single-purpose link every message carries (a message to a patient's
+  contact carries the contact's own link, which stops messages to that contact only and never touches the
+  patient's consent). ``GET`` shows which messages the link stops and a button; ``POST`` (that button, or a
+  mail client's RFC 8058 one-click ``List-Unsubscribe=One-Click``) stops them. ``GET`` changes nothing
+  because mail scanners and link previews follow links on their own: a patient must not lose their
+  appointment reminders to one. A forged link, or one re-signed for another purpose, patient, contact or kind
+  of link, is a 400 and nothing is recorded.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from app.senders import GATEWAY_ID_MAX, SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from audit.events import RequestMeta
 from models.messaging import GATEWAY_CHANNELS
 from resolvers import communication, messaging
-from resolvers.communication import LinkRefused
+from resolvers.communication import Link, LinkRefused
 from resolvers.context import Services
 
 log = logging.getLogger("careloop.messages")
@@ -50,6 +52,7 @@ PURPOSE_NAMES = {  # what each purpose means to a patient, in both languages of 
     "greeting": ("生日和节日问候", "birthday and holiday greetings"),
     "campaign": ("健康资讯和活动通知", "newsletters and campaigns"),
 }
+CONTACT_NAMES = ("发给您（患者的家属或联系人）的消息", "messages to you as a patient's family member or contact")
 
 
 def routes(services: Services) -> list[Route]:
@@ -59,19 +62,19 @@ def routes(services: Services) -> list[Route]:
     async def unsubscribe_page(request: Request) -> Response:
         token = request.query_params.get("token", "")
         try:
-            _, _, purpose = communication.read_token(services.master_key.token_key, token)
+            link = communication.read_link(services.master_key.token_key, token)
         except LinkRefused:
             return _refused_page()
-        return _page(200, "退订确认 / Unsubscribe", _confirm_text(purpose, token))
+        return _page(200, "退订确认 / Unsubscribe", _confirm_text(link, token))
 
     async def unsubscribe(request: Request) -> Response:
         await request.body()  # the one-click form or the button's: read within the limit, nothing in it counts
         token = request.query_params.get("token", "")
         try:
-            purpose = await communication.unsubscribe(services, token, _meta(request))
+            link = await communication.follow_link(services, token, _meta(request))
         except LinkRefused:
             return _refused_page()
-        return _page(200, "已退订 / Unsubscribed", _done_text(purpose))
+        return _page(200, "已退订 / Unsubscribed", _done_text(link))
 
     return [
         Route("/hooks/messages/{institution_id}/{channel}", delivery_callback, methods=["POST"],
@@ -145,19 +148,27 @@ def _meta(request: Request) -> RequestMeta:
                        request.headers.get("user-agent", "")[:200])
 
 
-def _confirm_text(purpose: str, token: str) -> str:
-    chinese, english = PURPOSE_NAMES[purpose]
+def _names(link: Link) -> tuple[str, str]:
+    """What the link stops, in both languages: a purpose of the patient's messages, or a contact's messages."""
+    return CONTACT_NAMES if link.contact else PURPOSE_NAMES[link.purpose]
+
+
+def _confirm_text(link: Link, token: str) -> str:
+    chinese, english = _names(link)
     action = html.escape(f"/unsubscribe?token={quote(token, safe='')}")
+    others = ("发给患者本人的消息不受影响。/ Messages to the patient are not affected." if link.contact else
+              "其他消息不受影响。/ Other messages are not affected.")
     return (f"<p>不再接收：{chinese}。</p><p>Stop receiving: {english}.</p>"
             f'<form method="post" action="{action}"><button type="submit">确认退订 / Unsubscribe</button></form>'
-            "<p>其他消息不受影响。/ Other messages are not affected.</p>")
+            f"<p>{others}</p>")
 
 
-def _done_text(purpose: str) -> str:
-    chinese, english = PURPOSE_NAMES[purpose]
-    return (f"<p>已为您停止：{chinese}。</p><p>You will no longer receive {english}.</p>"
-            "<p>如需恢复，请在患者门户的通知设置中重新开启，或联系医院。<br>"
-            "To receive them again, turn them back on in the patient portal or call the clinic.</p>")
+def _done_text(link: Link) -> str:
+    chinese, english = _names(link)
+    again = ("如需恢复，请联系医院。<br>To receive them again, call the clinic." if link.contact else
+             "如需恢复，请在患者门户的通知设置中重新开启，或联系医院。<br>"
+             "To receive them again, turn them back on in the patient portal or call the clinic.")
+    return f"<p>已为您停止：{chinese}。</p><p>You will no longer receive {english}.</p><p>{again}</p>"
 
 
 def _refused_page() -> Response:

@@ -15,7 +15,8 @@ Decided where the issue is silent:
   either side of the new one when scheduling, and those actually sent in the last ``non_care_cap_days``
   when sending;
 - a contact is written to on the patient's consent (purposes, channels) when they may receive
-  information, by SMS or WeChat on the contact's phone;
+  information, by SMS or WeChat on the contact's phone; their message carries their own unsubscribe link,
+  which stops messages to them (``may_receive_information``) and never touches the patient's consent;
 - the ``app`` channel has an address when the patient has an active portal account.
 """
 

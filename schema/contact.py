@@ -115,6 +115,8 @@ class ContactMutation:
     ) -> Contact | None:
         return contact_node(info.context, await contacts.update(info.context, uuid_of(id), provided(input)))
 
-    @strawberry.mutation(description="Remove a contact from a patient's file; returns its id.")
+    @strawberry.mutation(description="Remove a contact from a patient's file; returns its id. CONFLICT (reason "
+                                      "contact_referenced) while messages, survey invitations, tickets or "
+                                      "contracts name the contact: clear mayReceiveInformation instead.")
     async def contact_delete(self, info: Info, id: _CONTACT_ID) -> strawberry.ID | None:
         return strawberry.ID(str(await contacts.delete(info.context, uuid_of(id))))

@@ -26,6 +26,7 @@ from models import (
 from resolvers import communication, survey
 from resolvers.context import Services
 from tests.conftest import SqlCounter
+from tests.daytime import daytime_from
 from tests.factories import Tenant, make_patient
 from tests.patients import open_account
 from tests.surveys import (
@@ -89,10 +90,12 @@ async def family_questionnaire(tenant: Tenant, reminder: int | None = None) -> Q
 
 
 async def deliver(services: Services, collect: Collect, row: SurveyInvitation) -> None:
-    """Send the invitation's message when it is due (past the quiet hours, should it fall into them)."""
+    """Send the invitation's message once it is due (past the quiet hours, should it fall into them), in the
+    daytime whatever the hour the test runs at: scheduled at 08:02, a message due since 07:57 (the visit ended
+    five minutes ago) keeps that due time, and a minute after it is still in the quiet hours."""
     message = await Communication.get(key=f"survey:{row.id}:invitation")
     await communication.deliver_due(services, {"sms": collect, "email": collect},
-                                    now=max(row.send_at, message.due_at) + timedelta(minutes=1))
+                                    now=daytime_from(max(row.send_at, message.due_at)))
 
 
 async def denials(tenant: Tenant) -> list[tuple[str, str]]:

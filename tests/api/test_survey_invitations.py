@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo
 
 import pytest
 from tortoise.transactions import in_transaction
@@ -30,6 +29,7 @@ from models import (
 )
 from resolvers import communication, survey
 from resolvers.context import Context, Services
+from tests.daytime import ZONE, daytime_from
 from tests.factories import Tenant, make_patient
 from tests.patients import open_account
 from tests.surveys import (
@@ -68,22 +68,9 @@ ANSWER = """mutation($id: ID!, $answers: [SurveyAnswerInput!]!) {
   surveyAnswer(invitationId: $id, answers: $answers) { anonymous responseId } }"""
 
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")  # the test institution's zone: its quiet hours (21:00-08:00) are local there
-
-
 def ok(reply: Any, root: str) -> Any:
     assert reply.errors == [], reply.errors
     return reply.data[root]
-
-
-def daytime_from(moment: datetime) -> datetime:
-    """``moment`` if it falls between 09:00 and 20:00 in the institution's zone, else the next 09:00 there: a
-    due time clear of the quiet hours, which the outbox sends as it is, whatever the hour the test runs at."""
-    local = moment.astimezone(SHANGHAI)
-    if time(9) <= local.time() < time(20):
-        return moment
-    day = local.date() if local.time() < time(9) else local.date() + timedelta(days=1)
-    return datetime.combine(day, time(9), tzinfo=SHANGHAI).astimezone(UTC)
 
 
 async def denials(tenant: Tenant) -> list[tuple[str, str]]:
@@ -380,7 +367,7 @@ async def test_a_follow_up_call_that_reached_the_patient_invites(tenant: Tenant)
     for reached in (False, True):
         pid = await reachable(tenant)
         task = ok(await tenant.call("doctor", TASK_CREATE, input={
-            "patientId": str(pid), "dueOn": datetime.now(UTC).date().isoformat(),
+            "patientId": str(pid), "dueOn": datetime.now(ZONE).date().isoformat(),  # today there, not in UTC
             "ownerId": str(tenant.staff_ids["nurse"])}), "followUpTaskCreate")
         outcome: dict[str, Any] = {"reached": reached}
         if reached:

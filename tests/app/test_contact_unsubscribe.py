@@ -20,6 +20,7 @@ from models import AuditEvent, Communication, Contact, Institution, Patient, Sur
 from resolvers import communication, reminder, survey
 from resolvers.communication import LinkRefused
 from resolvers.context import Services
+from tests.daytime import daytime_from
 from tests.factories import Tenant
 from tests.patients import mark
 from tests.surveys import family_member, finished_visit, questionnaire, texted, trigger
@@ -60,11 +61,10 @@ async def file_of(tenant: Tenant, pid: uuid.UUID) -> tuple[list[str], dict[str, 
 
 
 async def sent_to(services: Services, tenant: Tenant, message: Communication) -> Outgoing:
-    """Deliver the queued message when it is due (its due time is past the quiet hours, should it have fallen
-    into them) and answer what the sender was handed."""
+    """Deliver the queued message once it is due, in the daytime (clear of the quiet hours whatever the hour the
+    test runs at), and answer what the sender was handed."""
     collect = Collect()
-    await communication.deliver_due(services, {"sms": collect, "email": collect},
-                                    now=message.due_at + timedelta(minutes=1))
+    await communication.deliver_due(services, {"sms": collect, "email": collect}, now=daytime_from(message.due_at))
     [outgoing] = [m for m in collect.sent if m.institution_id == tenant.id and m.communication_id == message.id]
     return outgoing
 
@@ -102,10 +102,14 @@ async def test_a_contacts_link_stops_that_contact_only_and_the_patients_reminder
     before = await mark(tenant.id)
     page = await client.get(target)  # a link preview: nothing changes
     assert page.status_code == 200 and 'method="post"' in page.text
+    assert "不再接收：发给您（患者的家属或联系人）的消息" in page.text and "appointment confirmations" not in page.text
+    assert "Stop receiving: messages to you as a patient's family member or contact." in page.text
+    assert "Messages to the patient are not affected" in page.text
     assert await mark(tenant.id) == before
 
     done = await client.post(target)
     assert done.status_code == 200 and INVALID not in done.text
+    assert "You will no longer receive messages to you as a patient's family member or contact." in done.text
     [event] = await AuditEvent.filter(institution_id=tenant.id, seq__gt=before).order_by("seq")
     assert (event.action, event.resource_type, event.resource_id, event.outcome, event.actor_kind) == (
         "update", "contact", asked, "allowed", "anonymous")
