@@ -40,7 +40,7 @@ CREATE_PATIENT = """mutation($input: PatientCreateInput!) {
   patientCreate(input: $input, registerAnyway: true) { patient { id } }
 }"""
 
-PATIENT_DATA_ROLES = ["front_desk", "nurse", "doctor", "department_head", "support_agent", "finance"]  # finance: identity
+PATIENT_DATA_ROLES = ["front_desk", "nurse", "doctor", "department_head", "support_agent", "finance"]
 
 
 # -- helpers ---------------------------------------------------------------------------------
