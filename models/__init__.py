@@ -18,6 +18,7 @@ from models.message_template import MessageTemplate
 from models.messaging import MessageGateway, MessagingSettings
 from models.notification import Notification
 from models.partner import Partner, PartnerClient, PartnerDocument, PartnerGrant, PartnerToken, PartnerUsage
+from models.password_reset import PasswordReset
 from models.patient import CareTeamMember, Patient
 from models.patient_account import PatientAccount, PatientInvitation, PatientSession
 from models.questionnaire import Questionnaire
@@ -71,6 +72,7 @@ __all__ = [
     "PartnerGrant",
     "PartnerToken",
     "PartnerUsage",
+    "PasswordReset",
     "Patient",
     "PatientAccount",
     "PatientInvitation",

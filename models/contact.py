@@ -27,6 +27,7 @@ class Contact(TenantModel):
     is_emergency = fields.BooleanField(default=False)
     may_receive_information = fields.BooleanField(default=False)
     notes = EncryptedField(null=True)
+    version = fields.IntField(default=1, db_default=1)  # optimistic concurrency: bumped by every update
     updated_at = fields.DatetimeField(auto_now=True)
 
     if TYPE_CHECKING:

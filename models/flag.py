@@ -34,6 +34,7 @@ class Flag(TenantModel):
     ends_on = fields.DateField(null=True)  # open-ended when null
     author: fields.ForeignKeyNullableRelation[Staff] = fields.ForeignKeyField(
         "careloop.Staff", related_name="flags_raised", null=True, on_delete=fields.RESTRICT)
+    version = fields.IntField(default=1, db_default=1)  # optimistic concurrency: bumped by every update
     updated_at = fields.DatetimeField(auto_now=True)
 
     if TYPE_CHECKING:

@@ -39,6 +39,7 @@ class ImprovementItem(TenantModel):
     # aggregates only, never one response (an anonymous answer must not be citable on its own).
     survey_questionnaire_key = fields.UUIDField(null=True)
     survey_month = fields.CharField(max_length=7, null=True)  # "2026-12"
+    version = fields.IntField(default=1, db_default=1)  # optimistic concurrency: bumped by every update
     updated_at = fields.DatetimeField(auto_now=True)
 
     if TYPE_CHECKING:

@@ -24,6 +24,8 @@ class Institution(Model):
     # db_default: existing institutions get the default when the column is added.
     audit_retention_months = fields.IntField(default=AUDIT_RETENTION_DEFAULT_MONTHS,
                                              db_default=AUDIT_RETENTION_DEFAULT_MONTHS)
+    # Staff whose roles read clinical data must sign in with a second factor (TOTP)
+    totp_required = fields.BooleanField(default=False, db_default=False)
 
     class Meta:
         table = "institution"
@@ -42,6 +44,7 @@ class InstitutionKey(TenantModel):
 
 class Department(TenantModel):
     name = fields.CharField(max_length=100)
+    version = fields.IntField(default=1, db_default=1)  # optimistic concurrency: bumped by every update
 
     class Meta:
         table = "department"

@@ -26,6 +26,7 @@ class Partner(TenantModel):
 
     name = fields.CharField(max_length=100)
     is_active = fields.BooleanField(default=True)
+    version = fields.IntField(default=1, db_default=1)  # optimistic concurrency: bumped by every update
 
     class Meta:
         table = "partner"

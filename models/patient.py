@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from models.institution import Department
     from models.staff import Staff
 
-PATIENT_STATUSES = ("active", "archived", "deceased")
+PATIENT_STATUSES = ("active", "archived", "deceased", "merged")
 SEXES = ("female", "male", "other", "unknown")
 CHANNELS = ("sms", "phone", "email", "wechat", "app", "post")
 SEGMENTS = ("vip", "special_needs", "orthodontics", "restoration", "implant", "periodontal")
@@ -29,6 +29,8 @@ SEGMENTS = ("vip", "special_needs", "orthodontics", "restoration", "implant", "p
 class Patient(TenantModel):
     # identity
     full_name = fields.CharField(max_length=100)
+    # The name as searched: lower case, its pinyin and pinyin initials (names are in clear already)
+    name_search = fields.CharField(max_length=400, default="", db_default="")
     sex = fields.CharField(max_length=10, default="unknown")
     birth_date = fields.DateField(null=True)
     occupation = fields.CharField(max_length=100, null=True)
@@ -41,6 +43,9 @@ class Patient(TenantModel):
     phone_bidx = fields.CharField(max_length=64, null=True, db_index=True)
     alt_phone = EncryptedField(null=True)
     alt_phone_bidx = fields.CharField(max_length=64, null=True, db_index=True)
+    # keyed HMACs of the last 4 digits (front-desk lookup); leakage stated in docs/security.md
+    phone_last4_bidx = fields.CharField(max_length=64, null=True)
+    alt_phone_last4_bidx = fields.CharField(max_length=64, null=True)
     email = fields.CharField(max_length=254, null=True)
     preferred_channel = fields.CharField(max_length=10, null=True)
     preferred_language = fields.CharField(max_length=16, default="zh-CN")
@@ -65,14 +70,22 @@ class Patient(TenantModel):
 
         "careloop.Department", related_name="patients", null=True, on_delete=fields.RESTRICT
     )
+    # A duplicate file merged into another: kept, status merged, pointing at the surviving file
+    merged_into: fields.ForeignKeyNullableRelation[Patient] = fields.ForeignKeyField(
+        "careloop.Patient", related_name="merged_files", null=True, on_delete=fields.RESTRICT)
+    merged_at = fields.DatetimeField(null=True)
+    version = fields.IntField(default=1, db_default=1)  # optimistic concurrency: bumped by every update
     updated_at = fields.DatetimeField(auto_now=True)
 
     if TYPE_CHECKING:
         department_id: uuid.UUID | None
+        merged_into_id: uuid.UUID | None
 
     class Meta:
         table = "patient"
-        indexes = (Index(fields=("institution_id", "full_name")), Index(fields=("institution_id", "department_id")))
+        indexes = (Index(fields=("institution_id", "full_name")), Index(fields=("institution_id", "department_id")),
+                   Index(fields=("institution_id", "phone_last4_bidx")),
+                   Index(fields=("institution_id", "alt_phone_last4_bidx")))
 
 
 class CareTeamMember(TenantModel):

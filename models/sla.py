@@ -16,6 +16,7 @@ class SlaPolicy(TenantModel):
     first_response_minutes = fields.IntField()
     resolution_minutes = fields.IntField()
     clock = fields.CharField(max_length=10)
+    version = fields.IntField(default=1, db_default=1)  # optimistic concurrency: bumped by every update
 
     class Meta:
         table = "sla_policy"
@@ -33,6 +34,7 @@ class BusinessCalendar(TenantModel):
     workday_hours: list[list[str]] = fields.JSONField()
     holidays: list[str] = fields.JSONField()
     workdays: list[str] = fields.JSONField()
+    version = fields.IntField(default=1, db_default=1)  # optimistic concurrency: bumped by every update
     updated_at = fields.DatetimeField(auto_now=True)
 
     class Meta:

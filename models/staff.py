@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from tortoise import fields
 
 from models.base import TenantModel
+from models.fields import EncryptedField
 
 if TYPE_CHECKING:
     from models.institution import Department
@@ -21,6 +22,12 @@ class Staff(TenantModel):
     is_demo = fields.BooleanField(default=False)
     failed_logins = fields.IntField(default=0)
     locked_until = fields.DatetimeField(null=True)
+    password_changed_at = fields.DatetimeField(null=True)
+    # RFC 6238 second factor: the shared secret sealed like health data; the last time step used (no replay)
+    totp_secret = EncryptedField(null=True)
+    totp_enabled_at = fields.DatetimeField(null=True)
+    totp_last_step = fields.BigIntField(null=True)
+    version = fields.IntField(default=1, db_default=1)  # optimistic concurrency: bumped by every update
     updated_at = fields.DatetimeField(auto_now=True)
 
     class Meta:

@@ -20,6 +20,7 @@ from models.fields import EncryptedField
 if TYPE_CHECKING:
     from models.contact import Contact
     from models.institution import Department
+    from models.partner import Partner
     from models.patient import Patient
     from models.staff import Staff
 
@@ -71,6 +72,13 @@ class Ticket(TenantModel):
     resolution_at_risk_at = fields.DatetimeField(null=True)
     next_due_at = fields.DatetimeField(null=True)  # of the target still pending: the queue's order
     next_at_risk_at = fields.DatetimeField(null=True)
+    # Who opened it, so that the opener keeps seeing its status after a handover: one of the three
+    opened_by: fields.ForeignKeyNullableRelation[Staff] = fields.ForeignKeyField(
+        "careloop.Staff", related_name="opened_tickets", null=True, on_delete=fields.RESTRICT)
+    opened_by_partner: fields.ForeignKeyNullableRelation[Partner] = fields.ForeignKeyField(
+        "careloop.Partner", related_name="opened_tickets", null=True, on_delete=fields.RESTRICT)
+    opened_by_patient = fields.BooleanField(default=False, db_default=False)  # through the portal
+    version = fields.IntField(default=1, db_default=1)  # optimistic concurrency: bumped by every update
     updated_at = fields.DatetimeField(auto_now=True)
 
     if TYPE_CHECKING:
@@ -79,6 +87,8 @@ class Ticket(TenantModel):
         owner_id: uuid.UUID | None
         assignee_id: uuid.UUID | None
         department_id: uuid.UUID | None
+        opened_by_id: uuid.UUID | None
+        opened_by_partner_id: uuid.UUID | None
 
     class Meta:
         table = "ticket"

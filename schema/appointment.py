@@ -135,7 +135,7 @@ class AppointmentConnection:
 def connection(ctx: Context, page: Page[AppointmentView]) -> AppointmentConnection:
     return AppointmentConnection(
         edges=[AppointmentEdge(cursor=cursor, node=appointment_node(ctx, view)) for cursor, view in page.items],
-        page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor))
+        page_info=PageInfo.of(page))
 
 
 @strawberry.input(description="A place in a slot for a patient.")

@@ -148,5 +148,5 @@ class AuditEventQuery:
         page = await audit_events.page(info.context, first=first, after=after, where=where)
         return AuditEventConnection(
             edges=[AuditEventEdge(cursor=cursor, node=AuditEvent.of(row)) for cursor, row in page.items],
-            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
+            page_info=PageInfo.of(page),
         )

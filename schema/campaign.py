@@ -195,7 +195,7 @@ class CampaignQuery:
         page = await campaigns.campaigns(info.context, first=first, after=after)
         return CampaignConnection(
             edges=[CampaignEdge(cursor=cursor, node=Campaign.of(row)) for cursor, row in page.items],
-            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor))
+            page_info=PageInfo.of(page))
 
     @strawberry.field(description="One campaign. NOT_FOUND when it is missing.")
     async def campaign(self, info: Info, id: _CAMPAIGN_ID) -> Campaign | None:

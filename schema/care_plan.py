@@ -142,7 +142,7 @@ class CarePlanConnection:
 def care_plan_connection(ctx: Context, page: care_plans.pagination.Page[CarePlanView]) -> CarePlanConnection:
     return CarePlanConnection(
         edges=[CarePlanEdge(cursor=cursor, node=care_plan_node(ctx, view)) for cursor, view in page.items],
-        page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor))
+        page_info=PageInfo.of(page))
 
 
 @strawberry.input(description="A planned activity: give its date (dueOn) or its distance from the plan's start "

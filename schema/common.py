@@ -10,11 +10,13 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 import strawberry
 from strawberry.types import Info as StrawberryInfo
+from strawberry.types.nodes import FragmentSpread, InlineFragment
 
 from core.errors import BadUserInput
 from core.ids import parse_uuid
 from core.validation import camel_case
 from resolvers.context import Context
+from resolvers.pagination import Page
 
 if TYPE_CHECKING:
     Info = StrawberryInfo[Context, None]
@@ -46,6 +48,21 @@ CURSOR = "This item's place in the list: pass it as `after` to fetch the items t
 EDGES = "The items of this page, each with its cursor."
 PAGE_INFO = "Whether another page follows, and the cursor to fetch it with."
 NODES = "The items of this page without their cursors (the nodes of `edges`)."
+
+
+@strawberry.enum(description="The direction of a list's order.")
+class OrderDirection(Enum):
+    ASC = strawberry.enum_value("asc", description="Smallest first (A to Z, oldest first).")
+    DESC = strawberry.enum_value("desc", description="Largest first (Z to A, newest first).")
+
+
+def selects(info: Info, name: str) -> bool:
+    """Whether the query asks for this field of the resolved object (fragments included), e.g. ``totalCount``:
+    a list counts its items only when asked to, in its own resolver, never in an async scalar resolver."""
+    def within(selections: list[Any]) -> bool:
+        return any(within(selection.selections) if isinstance(selection, FragmentSpread | InlineFragment)
+                   else selection.name == name for selection in selections)
+    return any(within(field.selections) for field in info.selected_fields)
 
 
 def uuid_of(value: strawberry.ID | str | None, field: str = "id") -> uuid.UUID | None:
@@ -122,7 +139,18 @@ def node_of(kind: str, ctx: Context, view: Any) -> Any:
     return _NODES[kind](ctx, view)
 
 
-@strawberry.type(description="Where a page ends and whether another follows (keyset pagination).")
+@strawberry.type(description="Where a page starts and ends and whether another follows (keyset pagination, as "
+                             "the Relay connection specification describes it).")
 class PageInfo:
     has_next_page: bool = strawberry.field(description="Whether a page follows this one.")
     end_cursor: str | None = strawberry.field(description="Pass as `after` to fetch the next page.")
+    start_cursor: str | None = strawberry.field(description="The cursor of this page's first item; null on an "
+                                                            "empty page.")
+    has_previous_page: bool = strawberry.field(
+        description="Always false: careloop lists page forward only (`first`/`after`), and the Relay specification "
+                    "lets a forward-paging server answer false rather than count the items before `after`.")
+
+    @classmethod
+    def of(cls, page: Page[Any]) -> PageInfo:
+        return cls(has_next_page=page.has_next_page, end_cursor=page.end_cursor,
+                   start_cursor=page.items[0][0] if page.items else None, has_previous_page=False)

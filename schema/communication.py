@@ -237,7 +237,7 @@ class CommunicationConnection:
 def _connection(ctx: Context, page: communications.pagination.Page[CommunicationView]) -> CommunicationConnection:
     return CommunicationConnection(
         edges=[CommunicationEdge(cursor=cursor, node=communication_node(ctx, view)) for cursor, view in page.items],
-        page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor))
+        page_info=PageInfo.of(page))
 
 
 @strawberry.input(description="A call a staff member made or took, for the patient's communication log.")

@@ -356,7 +356,7 @@ class ContractConnection:
 def connection(page: Page[ContractView]) -> ContractConnection:
     return ContractConnection(edges=[ContractEdge(cursor=cursor, node=Contract(view=view))
                                      for cursor, view in page.items],
-                              page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor))
+                              page_info=PageInfo.of(page))
 
 
 # -- inputs ----------------------------------------------------------------------------------------

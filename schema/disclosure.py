@@ -76,4 +76,4 @@ class DisclosureQuery:
                                       patient_id=uuid_of(patient_id, "patientId"),
                                       partner_id=uuid_of(partner_id, "partnerId"))
         return DisclosureConnection(edges=[DisclosureEdge(cursor=c, node=Disclosure.of(d)) for c, d in page.items],
-                                    page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor))
+                                    page_info=PageInfo.of(page))

@@ -91,7 +91,7 @@ class EmergencyAccessQuery:
         page = await emergencies.page(info.context, first=first, after=after, unreviewed_only=unreviewed_only)
         return EmergencyAccessConnection(
             edges=[EmergencyAccessEdge(cursor=c, node=EmergencyAccess(view=v)) for c, v in page.items],
-            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor))
+            page_info=PageInfo.of(page))
 
     @strawberry.field(description="How many break-glass accesses wait for review (compliance officers).")
     async def emergency_access_unreviewed_count(self, info: Info) -> int:

@@ -431,7 +431,7 @@ class FollowUpOutcomeInput:
 def rule_connection(page: follow_ups.pagination.Page[FollowUpRuleRow]) -> FollowUpRuleConnection:
     return FollowUpRuleConnection(
         edges=[FollowUpRuleEdge(cursor=cursor, node=FollowUpRule.of(row)) for cursor, row in page.items],
-        page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor))
+        page_info=PageInfo.of(page))
 
 
 _TASK_ID = Annotated[strawberry.ID, strawberry.argument(description="The task's id (NOT_FOUND when missing or its "
@@ -467,7 +467,7 @@ class FollowUpQuery:
         ctx = info.context
         return FollowUpWorklist(
             edges=[FollowUpTaskEdge(cursor=cursor, node=task_node(ctx, view)) for cursor, view in found.page.items],
-            page_info=PageInfo(has_next_page=found.page.has_next_page, end_cursor=found.page.end_cursor),
+            page_info=PageInfo.of(found.page),
             today=found.today)
 
     @strawberry.field(description="Department heads: open tasks overdue and due today per nurse and pool in your "

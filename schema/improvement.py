@@ -139,7 +139,7 @@ class ImprovementQuery:
                                        department_id=uuid_of(department_id, "departmentId"))
         return ImprovementConnection(
             edges=[ImprovementEdge(cursor=c, node=ImprovementItem.of(v)) for c, v in page.items],
-            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor))
+            page_info=PageInfo.of(page))
 
 
 @strawberry.type

@@ -139,7 +139,7 @@ def _key(cause: TemplateCause, channel: TemplateChannel, language: TemplateLangu
 def connection(page: Page[Template]) -> MessageTemplateConnection:
     return MessageTemplateConnection(
         edges=[MessageTemplateEdge(cursor=cursor, node=MessageTemplate.of(found)) for cursor, found in page.items],
-        page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor))
+        page_info=PageInfo.of(page))
 
 
 @strawberry.type

@@ -122,7 +122,7 @@ class PartnerQuery:
                        ) -> PartnerConnection:
         page = await partners.page(info.context, first=first, after=after)
         return PartnerConnection(edges=[PartnerEdge(cursor=c, node=Partner.of(r)) for c, r in page.items],
-                                 page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor))
+                                 page_info=PageInfo.of(page))
 
     @strawberry.field(description="A partner's own access log: its clients' requests, newest first (partners).")
     async def partner_access_log(
@@ -132,7 +132,7 @@ class PartnerQuery:
         page = await partners.access_log(info.context, first=first, after=after, since=from_, until=to)
         return AuditEventConnection(
             edges=[AuditEventEdge(cursor=c, node=AuditEventNode.of(row)) for c, row in page.items],
-            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor))
+            page_info=PageInfo.of(page))
 
     @strawberry.field(description="A partner's usage in a period, per client (partners).")
     async def partner_usage(self, info: Info, from_: PeriodFrom, to: PeriodTo) -> list[PartnerClientUsage]:

@@ -70,7 +70,7 @@ class PartnerGrantQuery:
         page = await grants.page(info.context, uuid_of(patient_id, "patientId"), first=first, after=after)
         return PartnerGrantConnection(
             edges=[PartnerGrantEdge(cursor=c, node=PartnerGrant.of(r)) for c, r in page.items],
-            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor))
+            page_info=PageInfo.of(page))
 
 
 @strawberry.type

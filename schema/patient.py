@@ -399,8 +399,7 @@ class PatientQuery:
         page = await patients.page(info.context, first=first, after=after, where=where)
         edges = [PatientEdge(cursor=cursor, node=cast(Patient, PatientSource(info.context, view)))
                  for cursor, view in page.items]
-        return PatientConnection(edges=edges, page_info=PageInfo(has_next_page=page.has_next_page,
-                                                                 end_cursor=page.end_cursor))
+        return PatientConnection(edges=edges, page_info=PageInfo.of(page))
 
 
 _PATIENT_ID = Annotated[strawberry.ID, strawberry.argument(description="The patient's id (NOT_FOUND when missing "

@@ -142,7 +142,7 @@ class PatientAccountQuery:
                             ) -> AccessEntryConnection:
         page = await accounts.access_log(info.context, first=first, after=after)
         return AccessEntryConnection(edges=[AccessEntryEdge(cursor=c, node=AccessEntry.of(e)) for c, e in page.items],
-                                     page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor))
+                                     page_info=PageInfo.of(page))
 
     @strawberry.field(description="Your tickets, newest first: what you asked and the replies you were sent "
                                   "(patients).")
@@ -150,7 +150,7 @@ class PatientAccountQuery:
                          ) -> MyTicketConnection:
         page = await accounts.tickets(info.context, first=first, after=after)
         return MyTicketConnection(edges=[MyTicketEdge(cursor=c, node=MyTicket(view=v)) for c, v in page.items],
-                                  page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor))
+                                  page_info=PageInfo.of(page))
 
     @strawberry.field(description="A copy of your data as JSON: your file, contacts and consents (patients).")
     async def my_data_export(self, info: Info) -> JSON | None:

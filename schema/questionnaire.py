@@ -522,7 +522,7 @@ def _input(data: QuestionnaireCreateInput | QuestionnaireUpdateInput) -> dict[st
 def _connection(page: Page[QuestionnaireRow]) -> QuestionnaireConnection:
     return QuestionnaireConnection(
         edges=[QuestionnaireEdge(cursor=cursor, node=Questionnaire.of(row)) for cursor, row in page.items],
-        page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor))
+        page_info=PageInfo.of(page))
 
 
 @strawberry.type

@@ -306,7 +306,7 @@ def _connection(page: Any) -> QuestionnaireResponseConnection:
     return QuestionnaireResponseConnection(
         edges=[QuestionnaireResponseEdge(cursor=cursor, node=QuestionnaireResponse(view=view))
                for cursor, view in page.items],
-        page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor))
+        page_info=PageInfo.of(page))
 
 
 @strawberry.type

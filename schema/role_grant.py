@@ -87,7 +87,7 @@ class RoleGrantQuery:
         page = await role_grants.page(info.context, first=first, after=after, unreviewed_only=unreviewed_only)
         return RoleGrantConnection(
             edges=[RoleGrantEdge(cursor=c, node=RoleGrant(view=v)) for c, v in page.items],
-            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor))
+            page_info=PageInfo.of(page))
 
     @strawberry.field(description="How many role grants that give patient data wait for review (compliance "
                                   "officers).")

@@ -279,7 +279,7 @@ def _input(data: Any) -> dict[str, Any]:
 def _connection(page: Page[ScheduleRow]) -> ScheduleConnection:
     return ScheduleConnection(
         edges=[ScheduleEdge(cursor=cursor, node=Schedule.of(row)) for cursor, row in page.items],
-        page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor))
+        page_info=PageInfo.of(page))
 
 
 @strawberry.type

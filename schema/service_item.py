@@ -111,7 +111,7 @@ class ServiceItemPriceConnection:
     def of(cls, page: Page[ServiceItemPriceRow]) -> ServiceItemPriceConnection:
         return cls(edges=[ServiceItemPriceEdge(cursor=cursor, node=ServiceItemPrice.of(row))
                           for cursor, row in page.items],
-                   page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor))
+                   page_info=PageInfo.of(page))
 
 
 @strawberry.type(description="A procedure or service of the institution's catalogue (FHIR ChargeItemDefinition): "

@@ -328,7 +328,7 @@ class SurveyInviteResult:
 def _invitations(page: Any) -> SurveyInvitationConnection:
     return SurveyInvitationConnection(
         edges=[SurveyInvitationEdge(cursor=cursor, node=SurveyInvitation(view=view)) for cursor, view in page.items],
-        page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor))
+        page_info=PageInfo.of(page))
 
 
 @strawberry.type
@@ -346,7 +346,7 @@ class SurveyQuery:
         page = await surveys.triggers(info.context, first=first, after=after, include_inactive=include_inactive)
         return SurveyTriggerConnection(
             edges=[SurveyTriggerEdge(cursor=cursor, node=SurveyTrigger.of(row)) for cursor, row in page.items],
-            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor))
+            page_info=PageInfo.of(page))
 
     @strawberry.field(description="A patient's survey invitations, newest first (nurses, front desk, department "
                                   "heads, within their reach). NOT_FOUND outside it.")

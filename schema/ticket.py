@@ -345,7 +345,7 @@ class Ticket:
                                       include_internal=include_internal)
         return TicketEventConnection(
             edges=[TicketEventEdge(cursor=c, node=TicketEvent(view=self.view, row=row)) for c, row in page.items],
-            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor))
+            page_info=PageInfo.of(page))
 
 
 @strawberry.type(description="One ticket of a page, with its cursor.")
@@ -582,7 +582,7 @@ class TicketSubscription:
 
 def _connection(ctx: Context, page: Any) -> TicketConnection:
     return TicketConnection(edges=[TicketEdge(cursor=c, node=ticket_node(ctx, view)) for c, view in page.items],
-                            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor))
+                            page_info=PageInfo.of(page))
 
 
 async def _clock(info: Info, view: TicketView, target: str) -> SlaClock:

@@ -220,7 +220,7 @@ class VisitConnection:
 
 def visit_connection(ctx: Context, page: visits.pagination.Page[VisitView]) -> VisitConnection:
     return VisitConnection(edges=[VisitEdge(cursor=cursor, node=visit_node(ctx, view)) for cursor, view in page.items],
-                           page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor))
+                           page_info=PageInfo.of(page))
 
 
 @strawberry.input(description="Narrow a service history. A code filter needs the right to read clinical data.")
@@ -338,7 +338,7 @@ def _where(filter: VisitFilter | None) -> visits.VisitFilter:
 def patient_connection(ctx: Context, page: visits.pagination.Page[PatientView]) -> PatientConnection:
     return PatientConnection(
         edges=[PatientEdge(cursor=cursor, node=cast(Patient, patient_node(ctx, view))) for cursor, view in page.items],
-        page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor))
+        page_info=PageInfo.of(page))
 
 
 _VISIT_ID = Annotated[strawberry.ID, strawberry.argument(description="The visit's id (NOT_FOUND when missing or its "

@@ -12,12 +12,18 @@ from typing import Any
 
 import httpx
 
+from audit.events import RequestMeta
+from core.passwords import HashParameters
 from core.principal import ROLES
 from models import AuditEvent, Department, Institution
 from resolvers import institution as institutions
-from resolvers.context import Services
+from resolvers import session
+from resolvers.context import Context, Services
 
 PASSWORD = "correct horse battery staple"
+CLIENT_ADDRESS = "203.0.113.7"  # the test client's address (tests/conftest.py), as the audit trail records it
+# Fast hashing in tests only (still argon2id): the production floor is checked in tests/app/test_startup.py.
+TEST_HASHING = HashParameters(time_cost=1, memory_cost_kib=1024, parallelism=1)
 _counter = itertools.count(1)
 
 
@@ -81,10 +87,19 @@ async def login(client: httpx.AsyncClient, email: str, password: str = PASSWORD)
     return reply.data["login"]["token"]
 
 
+async def sign_in(services: Services, email: str, password: str = PASSWORD) -> str:
+    """A token from the real sign-in (resolvers.session.login: the lockout check, argon2, the session row and
+    its audit record, with the test client's address and user agent), without the HTTP and GraphQL layers
+    around it, which the tests of the login mutation exercise. For fixtures: a third cheaper than ``login``."""
+    request = RequestMeta(uuid.uuid4().hex, CLIENT_ADDRESS, f"python-httpx/{httpx.__version__}")
+    return (await session.login(Context(services=services, request=request), email, password)).token
+
+
 async def make_tenant(client: httpx.AsyncClient, services: Services, name: str = "Test Dental Clinic") -> Tenant:
     """An institution with departments A and B and one signed-in account per role.
 
-    Nurse, doctor and department head belong to department A.
+    Nurse, doctor and department head belong to department A. The audit trail of a new tenant reads: the
+    institution, the two departments, then each account's creation followed by its sign-in (tests count on it).
     """
     n = next(_counter)
     institution = await institutions.create(services, f"{name} {n}", "dental")
@@ -97,7 +112,7 @@ async def make_tenant(client: httpx.AsyncClient, services: Services, name: str =
                                                   password=PASSWORD, roles=[role], departments=in_a)
         tenant.staff_ids[role] = staff.id
         tenant.emails[role] = email
-        tenant.tokens[role] = await login(client, email)
+        tenant.tokens[role] = await sign_in(services, email)
     return tenant
 
 

@@ -1,0 +1,43 @@
+"""Optimistic concurrency for updatable records: every update states (or takes) the version it edits.
+
+Two clerks editing one record must not overwrite each other silently. An update is one compare-and-set
+UPDATE on the row's id and version: it writes only if nobody wrote since, bumps the version, and sets
+``updated_at`` itself (a query-set update skips Tortoise's ``auto_now``). A stale version is a CONFLICT
+with nothing written.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from tortoise.models import Model
+
+from core.errors import Conflict
+
+
+def stale(noun: str) -> Conflict:
+    return Conflict(f"version: the {noun} changed since you read it; read it again.", field="version")
+
+
+def check_version(row: Any, version: int | None, noun: str) -> int:
+    """The version the write goes over: the caller's (a stale one is a CONFLICT at once), else the one read."""
+    if version is not None and version != row.version:
+        raise stale(noun)
+    return int(row.version)
+
+
+async def update_versioned(row: Model, version: int | None, noun: str, **values: Any) -> None:
+    """Write ``values`` (column names as the model spells them) over the version read, or CONFLICT.
+
+    On success the row object carries the new values, version and ``updated_at``.
+    """
+    expected = check_version(row, version, noun)
+    changes = {**values, "version": expected + 1}
+    if "updated_at" in row._meta.fields_map:
+        changes["updated_at"] = datetime.now(UTC)
+    written = await type(row).filter(id=row.pk, version=expected).update(**changes)
+    if not written:
+        raise stale(noun)
+    for name, value in changes.items():
+        setattr(row, name, value)
