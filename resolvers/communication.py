@@ -91,6 +91,7 @@ UNSUBSCRIBE_LINE = {"zh-CN": " 退订：{unsubscribe_url}", "en": " Unsubscribe:
 UNSUBSCRIBE_PATH = "/unsubscribe"  # the link is f"{public_url}{UNSUBSCRIBE_PATH}?token=..."
 SURVEY_PATH = "/survey"  # the portal's survey page: f"{public_url}{SURVEY_PATH}#token=clq_..."
 SURVEY_KEY = "survey:"  # a survey invitation's messages: "survey:<invitation id>:invitation" or ":reminder"
+SURVEY_LINK_WITHHELD = "[survey link: sent to the recipient only]"  # what staff see in its place on the log
 SURVEY_LINE = {"zh-CN": " 问卷：{survey_url}", "en": " Survey: {survey_url}"}
 CURSOR_KIND = "communication"
 # An appointment's notices that only make sense while it is booked and still to come.
@@ -521,10 +522,12 @@ async def _deliver_one(services: Services, senders: Mapping[str, MessageSender],
         _refuse(row, "no_template", moment)
         return False
     subject, body = rendered
+    survey_url = survey_url_of(services, row)
     message = Outgoing(row.id, row.institution_id, channel, _address(row, facts, keys, channel), subject, body,
                        sender_address=facts.settings[row.institution_id].email_from,
                        gateway=await _gateway(services, work, row.institution_id, channel), unsubscribe_url=link)
     row.channel = channel
+    subject, body = withhold_survey_link(subject, survey_url), withhold_survey_link(body, survey_url)
     row.subject = keys.seal(subject, field_aad(row.institution_id, "communication", "subject", row.id))
     row.body = keys.seal(body, field_aad(row.institution_id, "communication", "body", row.id))
     sender = senders.get(channel)
@@ -779,6 +782,18 @@ def survey_url_of(services: Services, row: Communication) -> str | None:
     return f"{services.settings.public_url.rstrip('/')}{SURVEY_PATH}#token={token}"
 
 
+def withhold_survey_link(text: str, survey_url: str | None) -> str:
+    """The text as kept on the log: a survey invitation's link answers as the patient, so only the message sent
+    carries it, and the stored copy that staff read has a marker instead (the patient's own view puts it back)."""
+    return text if survey_url is None else text.replace(survey_url, SURVEY_LINK_WITHHELD)
+
+
+def restore_survey_link(services: Services, row: Communication, text: str | None) -> str | None:
+    """The patient's own copy of a survey invitation, with the link that answers it (see withhold_survey_link)."""
+    survey_url = survey_url_of(services, row)
+    return text if text is None or survey_url is None else text.replace(SURVEY_LINK_WITHHELD, survey_url)
+
+
 def read_link(secret: bytes, token: str) -> Link:
     """What a link token names, or LinkRefused."""
     parts = token.split(".")
@@ -931,9 +946,12 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
 def read_sealed(ctx: Context, view: CommunicationView, name: str) -> str | None:
     """A message's subject or body, or a logged call's note: read under the patient's contact class. The
     staff's note is theirs: a patient reading their own log sees none."""
-    if name == "note" and ctx.require_principal().kind == PATIENT:
+    patient = ctx.require_principal().kind == PATIENT
+    if name == "note" and patient:
         return None
-    return access.read_journey_field(ctx, view.patient, "communication", view.row, name, "contact")
+    text = access.read_journey_field(ctx, view.patient, "communication", view.row, name, "contact")
+    own = patient and view.row.contact_id is None  # a family member's invitation stays theirs
+    return restore_survey_link(ctx.services, view.row, text) if own else text
 
 
 async def log_call(ctx: Context, patient_id: uuid.UUID | None, data: dict[str, Any]) -> CommunicationView:

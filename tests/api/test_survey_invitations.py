@@ -418,6 +418,25 @@ async def test_the_message_carries_the_link_computed_when_it_is_sent(tenant: Ten
     assert ok(reply, "surveyByLink") == {"questionnaire": {"id": str(q.id)}}
 
 
+async def test_the_log_keeps_no_link_that_answers_as_the_patient(tenant: Tenant, services: Services) -> None:
+    """The stored copy that staff read has a marker where the link was (the link answers as the patient); the
+    patient's own inbox shows the link again."""
+    q = await questionnaire(tenant)
+    pid, row, token = await invited(tenant, services, q)
+    user = await open_account(tenant, pid)
+    await deliver(services, Collect(), row)
+    query = "query($id: ID!) { patientCommunications(patientId: $id, first: 20) { nodes { cause body } } }"
+    staff_view = ok(await tenant.call("nurse", query, id=str(pid)), "patientCommunications")["nodes"]
+    [staff_copy] = [n["body"] for n in staff_view if n["cause"] == "SURVEY_INVITATION"]
+    assert token not in staff_copy and communication.SURVEY_LINK_WITHHELD in staff_copy
+    stored = await Communication.get(key=f"survey:{row.id}:invitation")
+    assert token.encode() not in stored.body
+    mine = ok(await user.call("{ myCommunications(first: 20) { edges { node { cause body } } } }"),
+              "myCommunications")["edges"]
+    [own_copy] = [e["node"]["body"] for e in mine if e["node"]["cause"] == "SURVEY_INVITATION"]
+    assert f"#token={token}" in own_copy and communication.SURVEY_LINK_WITHHELD not in own_copy
+
+
 async def test_an_institutions_own_template_without_the_link_still_carries_it(tenant: Tenant,
                                                                                services: Services) -> None:
     reply = await tenant.call("admin", """mutation { messageTemplateSet(input: {cause: SURVEY_INVITATION,
