@@ -124,6 +124,19 @@ def _with_database(settings: Settings, work: Callable[[], Awaitable[int]]) -> in
     return asyncio.run(run())
 
 
+def _with_institution(settings: Settings, institution_id: uuid.UUID, work: Callable[[], Awaitable[int]]) -> int:
+    """``work`` on an institution that exists: a mistyped id is an error (exit 2), never an empty export."""
+    from models import Institution
+
+    async def checked() -> int:
+        if not await Institution.exists(id=institution_id):
+            print(f"careloop: no institution {institution_id} in this database", file=sys.stderr)
+            return 2
+        return await work()
+
+    return _with_database(settings, checked)
+
+
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     asyncio.run(db.migrate(settings.database_url, progress=print))
     print("database is up to date")
@@ -276,7 +289,7 @@ def _audit_export(settings: Settings, args: argparse.Namespace) -> int:
         print(f"{count} events written to {args.output}")
         return 0
 
-    return _with_database(settings, work)
+    return _with_institution(settings, args.institution, work)
 
 
 def _keys_rotate(settings: Settings, args: argparse.Namespace) -> int:
@@ -289,7 +302,7 @@ def _keys_rotate(settings: Settings, args: argparse.Namespace) -> int:
         print(f"{args.institution}: data key version {version} added; it seals new data within about 90 s")
         return 0
 
-    return _with_database(settings, work)
+    return _with_institution(settings, args.institution, work)
 
 
 def _audit_retention(settings: Settings, args: argparse.Namespace) -> int:
@@ -304,7 +317,7 @@ def _audit_retention(settings: Settings, args: argparse.Namespace) -> int:
         print(f"{args.institution}: audit events are kept {args.months} months (were {previous})")
         return 0
 
-    return _with_database(settings, work)
+    return _with_institution(settings, args.institution, work)
 
 
 def _audit_archive(settings: Settings, args: argparse.Namespace) -> int:
@@ -332,7 +345,7 @@ def _audit_archive(settings: Settings, args: argparse.Namespace) -> int:
               f"{anchor.up_to_seq} --output FILE")
         return 0
 
-    return _with_database(settings, work)
+    return _with_institution(settings, args.institution, work)
 
 
 def _audit_checkpoints(settings: Settings, args: argparse.Namespace) -> int:
@@ -347,7 +360,7 @@ def _audit_checkpoints(settings: Settings, args: argparse.Namespace) -> int:
         print(f"{len(found)} checkpoints written to {args.output}")
         return 0
 
-    return _with_database(settings, work)
+    return _with_institution(settings, args.institution, work)
 
 
 def _audit_checkpoint(settings: Settings, args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import pkgutil
 from collections.abc import Callable
 
@@ -15,8 +16,20 @@ import migrations
 from core.db import APP_LABEL, tortoise_config
 
 
+def create_private_sqlite_file(database_url: str) -> None:
+    """A new SQLite database file readable by its owner only (0600, like the key file): it holds the sealed
+    data and, in clear, names and the audit trail. SQLite gives its -wal and -shm files the same mode."""
+    if not database_url.startswith("sqlite://"):
+        return
+    path = database_url.removeprefix("sqlite://").split("?", 1)[0]
+    if path in ("", ":memory:") or os.path.exists(path):
+        return
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+
+
 async def migrate(database_url: str, progress: Callable[[str], None] | None = None) -> None:
     """Apply every pending migration; leaves no connection open."""
+    create_private_sqlite_file(database_url)
 
     def report(event: str, app_label: str, name: str) -> None:
         if progress and event == "apply_done":
@@ -29,6 +42,7 @@ async def migrate(database_url: str, progress: Callable[[str], None] | None = No
 
 
 async def open_database(database_url: str) -> None:
+    create_private_sqlite_file(database_url)
     await Tortoise.init(config=tortoise_config(database_url), _enable_global_fallback=True)
 
 

@@ -28,6 +28,12 @@ def load_master_key(settings: Settings, *, create: bool = False) -> MasterKey:
         path = settings.key_file
         if create and not settings.is_production:
             generate_key_file(path)
+        if not path.exists() and create:  # careloop init in production: the operator makes and keeps the key
+            raise StartupError(
+                "No master key: in production careloop init does not create one. Generate 32 random bytes "
+                "(openssl rand -base64 32), keep them in your secret store (losing the key loses every sealed "
+                "field) and set CARELOOP_MASTER_KEY to them, or write them to a key file readable by the service "
+                f"only (0600) and set CARELOOP_KEY_FILE (now {path}); then run careloop init again.")
         if not path.exists():
             raise StartupError(
                 f"No master key: set CARELOOP_MASTER_KEY or create the key file {path} (careloop init does)."

@@ -222,3 +222,33 @@ def test_keys_rotate_adds_a_version_on_the_record(tmp_path: Path) -> None:
     assert careloop(tmp_path, "audit", "verify").returncode == 0
     unknown = careloop(tmp_path, "keys", "rotate", "--institution", "00000000-0000-0000-0000-000000000001")
     assert unknown.returncode != 0 and "not found" in unknown.stderr
+
+
+def test_init_in_production_without_a_key_says_how_to_make_one(tmp_path: Path) -> None:
+    result = careloop(tmp_path, "init", "--name", "Riverside Clinic", "--admin-email", "boss@riverside.test",
+                      CARELOOP_ENV="production", CARELOOP_ADMIN_PASSWORD="a long admin password", **STRONG_HASHING)
+    assert result.returncode == 2
+    assert "openssl rand -base64 32" in result.stderr and "CARELOOP_MASTER_KEY" in result.stderr
+    assert not (tmp_path / "master.key").exists()
+
+
+def test_the_database_file_is_private_like_the_key(tmp_path: Path) -> None:
+    assert careloop(tmp_path, "migrate").returncode == 0
+    assert stat.S_IMODE((tmp_path / "careloop.sqlite3").stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize("command", [
+    ["audit", "export", "--output", "trail.ndjson"],
+    ["audit", "checkpoints", "--output", "checkpoints.ndjson"],
+    ["audit", "retention"],
+    ["keys", "rotate"],
+])
+def test_an_unknown_institution_is_an_error_not_an_empty_answer(tmp_path: Path, command: list[str]) -> None:
+    assert careloop(tmp_path, "init", "--name", "Riverside Clinic", "--admin-email", "boss@riverside.test",
+                    CARELOOP_ADMIN_PASSWORD="a long admin password").returncode == 0
+    output = [str(tmp_path / part) if part.endswith("ndjson") else part for part in command]
+    unknown = "00000000-0000-7000-8000-000000000001"
+    result = careloop(tmp_path, *output, "--institution", unknown)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"no institution {unknown}" in result.stderr
+    assert not list(tmp_path.glob("*.ndjson"))  # no empty file that looks like an answer
