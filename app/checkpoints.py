@@ -1,7 +1,9 @@
 """Signs the audit chains' heads while the service runs (every N events or T seconds).
 
-Several workers may run this loop: a checkpoint is unique per (institution, sequence number), so
-two workers signing the same head write it once.
+One node of the fleet signs: the one that leads the ``checkpoints`` job (``app.leader``: an advisory lock
+on PostgreSQL). The others only look again, so a fleet signs each head once and keeps no idle node busy.
+Should two ever sign at once, the lock on the chain head and the unique (institution, sequence number)
+still write each checkpoint once.
 """
 
 from __future__ import annotations
@@ -9,22 +11,36 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from app.leader import Leadership
 from audit import checkpoint
 from core.settings import Settings
 from resolvers.context import Services
 
 log = logging.getLogger("careloop.audit")
 LOOK_EVERY_SECONDS = 5.0
+JOB = "checkpoints"
+
+
+async def sign_if_leader(settings: Settings, services: Services, leadership: Leadership
+                         ) -> list[checkpoint.Checkpoint] | None:
+    """One round: the checkpoints due, signed by the leader; None on a node that does not lead."""
+    if not await leadership.leads(JOB):
+        return None
+    return await checkpoint.take_due(services.master_key.checkpoint_key,
+                                     every_events=settings.checkpoint_every_events,
+                                     every_seconds=settings.checkpoint_every_seconds)
 
 
 async def run(settings: Settings, services: Services, look_every: float = LOOK_EVERY_SECONDS) -> None:
-    while True:
-        try:
-            await checkpoint.take_due(services.master_key.checkpoint_key,
-                                      every_events=settings.checkpoint_every_events,
-                                      every_seconds=settings.checkpoint_every_seconds)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # the database may be briefly away: look again later
-            log.exception("signing audit checkpoints failed; retrying")
-        await asyncio.sleep(min(look_every, settings.checkpoint_every_seconds))
+    leadership = Leadership(settings.database_url)
+    try:
+        while True:
+            try:
+                await sign_if_leader(settings, services, leadership)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database may be briefly away: look again later
+                log.exception("signing audit checkpoints failed; retrying")
+            await asyncio.sleep(min(look_every, settings.checkpoint_every_seconds))
+    finally:
+        await leadership.close()

@@ -10,6 +10,7 @@ import os
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from app import db
@@ -22,7 +23,7 @@ from core.settings import Settings, load_settings
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = load_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     try:
         return int(args.run(settings, args) or 0)
     except StartupError as exc:
@@ -100,11 +101,26 @@ def _parser() -> argparse.ArgumentParser:
     public_key.add_argument("--output", type=Path)
     public_key.set_defaults(run=_audit_public_key)
 
+    patients = commands.add_parser("patients", help="patient files").add_subparsers(required=True, metavar="action")
+    reindex = patients.add_parser("reindex", help="fill the name search and last-4 phone indexes of files written "
+                                  "before they existed (once after upgrading to migration 0020; idempotent)")
+    reindex.add_argument("--institution", type=uuid.UUID, help="only this institution (default: every one)")
+    reindex.set_defaults(run=_patients_reindex)
     keys = commands.add_parser("keys", help="institution data keys").add_subparsers(required=True, metavar="action")
     rotate = keys.add_parser("rotate", help="add a new data key version for an institution; it seals new data once "
                              "every worker knows it (within about 90 s), older versions keep opening; audited")
     rotate.add_argument("--institution", type=uuid.UUID, required=True)
     rotate.set_defaults(run=_keys_rotate)
+
+    backup = commands.add_parser("backup", help="copy the database (consistent while serving) and the attachments "
+                                 "to a new directory, with a manifest naming the master key's fingerprint (never "
+                                 "the key: keep it in your secret store); audited")
+    backup.add_argument("--output", type=Path, required=True, help="a new or empty directory")
+    backup.set_defaults(run=_backup)
+    restore = commands.add_parser("restore", help="restore a backup into an empty database and attachment "
+                                  "directory; refused with another master key than the backup's")
+    restore.add_argument("--input", type=Path, required=True, help="a directory written by careloop backup")
+    restore.set_defaults(run=_restore)
 
     schema = commands.add_parser("schema", help="the GraphQL schema").add_subparsers(required=True, metavar="action")
     export = schema.add_parser("export", help="print the SDL (or write it with --output)")
@@ -204,11 +220,23 @@ def _roles() -> tuple[str, ...]:
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    import logging.config
+
     import uvicorn
 
+    from app import metrics
+    from app.logs import uvicorn_log_config
+
     build_services(settings)  # refuse a bad configuration before binding the port
+    log_config = uvicorn_log_config(settings.log_level, settings.log_format)
+    logging.config.dictConfig(log_config)  # this process's lines too, before uvicorn's own
+    if settings.metrics_port:  # before the workers start: they count into what this process serves
+        metrics.serve(settings.metrics_host, settings.metrics_port, workers=args.workers)
+    # proxy_headers off: the app itself takes the client's address from CARELOOP_TRUSTED_PROXIES only.
     uvicorn.run("app.asgi:app", host=args.host or settings.host, port=args.port or settings.port,
-                workers=args.workers, proxy_headers=False, log_level=settings.log_level.lower())
+                workers=args.workers, proxy_headers=False, log_level=settings.log_level.lower(),
+                log_config=log_config,
+                timeout_worker_healthcheck=30)  # a worker still importing under load is not a dead one
     return 0
 
 
@@ -256,40 +284,87 @@ def _verify_offline(args: argparse.Namespace) -> int:
         checkpoints = [Checkpoint.from_json(json.loads(line)) for line in lines if line.strip()]
     with args.export.open() as lines:
         report = offline.verify(lines, checkpoints, public)
-    if report.ok:
-        start = ("it starts at the chain's beginning" if report.first_seq == 1 else
-                 f"it starts at seq {report.first_seq}, linked to the signed head before it" if report.start_vouched
-                 else f"it starts at seq {report.first_seq}: no checkpoint vouches for what came before")
-        print(f"{report.events} events, chain intact, {report.checkpoints} signed checkpoints match; {start}")
-        return 0
-    print(f"NOT VERIFIED: {report.problem}")
-    return 1
+    if not report.ok:
+        print(f"NOT VERIFIED: {report.problem}")
+        return 1
+    start = ("it starts at the chain's beginning" if report.first_seq == 1 else
+             f"it starts at seq {report.first_seq}, linked to the signed head before it" if report.start_vouched
+             else f"it starts at seq {report.first_seq}: no checkpoint vouches for what came before")
+    print(f"{report.events} events, chain intact, {report.checkpoints} signed checkpoints match; {start}")
+    tail = report.unverified_tail
+    if report.signed_end:
+        print(f"its end, seq {report.last_seq}, is signed: nothing was cut from it")
+    elif tail is None:
+        print(f"its end, seq {report.last_seq}, is covered by a signed checkpoint")
+    else:
+        print(f"verified up to seq {report.vouched_to}; seq {tail[0]} to {tail[1]} are an unverified tail (no "
+              "signed checkpoint covers them: export again, or fetch later checkpoints)")
+    if report.later_checkpoints:
+        print(f"{report.later_checkpoints} later checkpoints cover events recorded after this export")
+    return 0
 
 
 def _audit_export(settings: Settings, args: argparse.Namespace) -> int:
-    from audit import export, writer
+    from audit import checkpoint, export, writer
     from audit.events import Action, Actor, AuditRecord, Outcome, RequestMeta
 
     since, until = export.parse_time(args.since), export.parse_time(args.until)
+    key = build_services(settings).master_key.checkpoint_key
+    evidence = args.output if args.format == export.EVIDENCE else Path(f"{args.output}.evidence.ndjson")
 
     def progress(count: int) -> None:
         print(f"\r{count} events exported", end="", file=sys.stderr, flush=True)
 
+    async def write_evidence(up_to_seq: int | None) -> export.Written:
+        """The NDJSON export ended by a checkpoint signed at its last event: it verifies offline on its own."""
+        with evidence.open("w", encoding="utf-8") as out:
+            written = await export.write(args.institution, export.EVIDENCE, out, since=since, until=until,
+                                         up_to_seq=up_to_seq, progress=progress)
+            if written.count:
+                out.write(export.end_line(checkpoint.sign(key, args.institution, written.last_seq,
+                                                          written.last_hash, datetime.now(UTC))))
+        return written
+
     async def work() -> int:
-        with args.output.open("w", encoding="utf-8", newline="") as out:
-            count = await export.write(args.institution, args.format, out, since=since, until=until,
-                                       progress=progress)
+        if args.format == export.EVIDENCE:
+            written = await write_evidence(None)
+        else:
+            with args.output.open("w", encoding="utf-8", newline="") as out:
+                written = await export.write(args.institution, args.format, out, since=since, until=until,
+                                             progress=progress)
+            await write_evidence(written.last_seq)  # the same events, as the evidence
         print(file=sys.stderr)
         # The export is itself on the trail: who (the operator's CLI), what, which period.
         await writer.append([AuditRecord(
             args.institution, Actor("system"), Action.EXPORT, "audit_event", Outcome.ALLOWED,
             RequestMeta(request_id="cli-export", user_agent="careloop audit export"),
             fields_read=frozenset({f"format:{args.format}", f"from:{args.since or '-'}", f"to:{args.until or '-'}",
-                                   f"events:{count}"}))])
-        print(f"{count} events written to {args.output}")
+                                   f"events:{written.count}"}))])
+        print(f"{written.count} events written to {args.output}")
+        if evidence != args.output:
+            print(f"the evidence (NDJSON, verifiable offline) written to {evidence}")
+        if written.count:
+            print(f"its end, seq {written.last_seq}, is signed in the evidence's last line")
         return 0
 
     return _with_institution(settings, args.institution, work)
+
+
+def _patients_reindex(settings: Settings, args: argparse.Namespace) -> int:
+    from models import Institution
+    from resolvers import patient
+
+    services = build_services(settings)
+
+    async def work() -> int:
+        ids = [args.institution] if args.institution else [row.id for row in await Institution.all().only("id")]
+        for institution_id in ids:
+            print(f"{institution_id}: {await patient.reindex(services, institution_id)} patient files reindexed")
+        return 0
+
+    if args.institution:
+        return _with_institution(settings, args.institution, work)
+    return _with_database(settings, work)
 
 
 def _keys_rotate(settings: Settings, args: argparse.Namespace) -> int:
@@ -385,6 +460,40 @@ def _audit_public_key(settings: Settings, args: argparse.Namespace) -> int:
         args.output.write_bytes(pem)
     else:
         sys.stdout.write(pem.decode())
+    return 0
+
+
+def _backup(settings: Settings, args: argparse.Namespace) -> int:
+    from app import backup
+
+    master = build_services(settings).master_key
+    try:
+        manifest = asyncio.run(backup.backup(settings.database_url, settings.attachment_dir, master, args.output))
+    except backup.BackupRefused as exc:
+        print(f"careloop: backup refused: {exc}", file=sys.stderr)
+        return 1
+    print(f"backup written to {args.output}: the {manifest.backend} database at migration "
+          f"{manifest.migrations[-1] if manifest.migrations else '-'}, {len(manifest.attachments)} attachment files. "
+          f"It holds no master key: restoring needs the key with fingerprint {manifest.key_fingerprint}")
+    return 0
+
+
+def _restore(settings: Settings, args: argparse.Namespace) -> int:
+    from app import backup
+
+    master = build_services(settings).master_key
+    try:
+        restored = asyncio.run(backup.restore(settings.database_url, settings.attachment_dir, master, args.input,
+                                              progress=print))
+    except backup.BackupRefused as exc:
+        print(f"careloop: restore refused: {exc}", file=sys.stderr)
+        return 1
+    print(f"restored the backup of {restored.manifest.created_at}: {restored.institutions} institutions, their keys "
+          "open with this master key. Check the audit trail next: careloop audit verify")
+    if restored.missing_files:
+        print(f"careloop: {restored.missing_files} files the database names are missing from "
+              f"{settings.attachment_dir}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -3,7 +3,13 @@ files get their own limit. Same bearer tokens, same policy, same audit as the Gr
 
 - ``POST /tickets/{ticketId}/attachments``: the raw file as the body, its type in
   ``Content-Type``, its name percent-encoded in ``X-Filename``; answers 201 with the metadata.
+- ``POST /attachments``: the same as ``multipart/form-data``, as a browser's form or ``FormData`` sends it:
+  a ``ticketId`` field and one ``file`` part (its filename and type from the part). The bearer token still
+  goes in the Authorization header, which a cross-site form cannot send (so no CSRF).
 - ``GET /attachments/{id}``: the file, as a download (never rendered inline).
+- ``GET /attachments/{id}/download?session=...&expires=...&signature=...``: the same through a signed link
+  (``Attachment.downloadUrl``, 5 minutes), without an Authorization header; a link tampered with, expired
+  or whose session ended answers 403 FORBIDDEN.
 - ``GET /contracts/{contractId}/versions/{number}/document``: a contract version's document (PDF) as sent for
   signature, checked against its SHA-256 on every download (a mismatch answers DOCUMENT_TAMPERED and no byte);
   ``Repr-Digest`` carries the SHA-256.
@@ -14,11 +20,16 @@ Errors answer ``{"errors": [{"message", "extensions": {"code", "field"}}]}`` as 
 from __future__ import annotations
 
 import base64
+import uuid
 from urllib.parse import quote, unquote
 
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Message
 
 from app.graphql import build_context
 from core.errors import BadUserInput, CareloopError
@@ -28,6 +39,7 @@ from resolvers.attachment import PayloadTooLarge
 from resolvers.context import Services
 from schema.common import uuid_of
 
+FORM_OVERHEAD = 16 * 1024  # a multipart body's boundaries, part headers and ticketId field, beyond the file
 STATUS = {"UNAUTHENTICATED": 401, "FORBIDDEN": 403, "NOT_FOUND": 404, "BAD_USER_INPUT": 400,
           "PAYLOAD_TOO_LARGE": 413, "RATE_LIMITED": 429, "DOCUMENT_TAMPERED": 500}
 
@@ -46,9 +58,17 @@ def routes(services: Services) -> list[Route]:
                                             request.headers.get("content-type"), data)
         except CareloopError as error:
             return _error(error)
-        row = view.row
-        return JSONResponse({"id": str(row.id), "ticketId": str(row.ticket_id), "contentType": row.content_type,
-                             "size": row.size, "sha256": row.sha256}, status_code=201)
+        return _created(view)
+
+    async def form_upload(request: Request) -> Response:
+        ctx = await build_context(services, request)
+        try:
+            ctx.require_principal()
+            ticket_id, name, content_type, data = await _form(request, limit)
+            view = await attachments.upload(ctx, ticket_id, name, content_type, data)
+        except CareloopError as error:
+            return _error(error)
+        return _created(view)
 
     async def download(request: Request) -> Response:
         ctx = await build_context(services, request)
@@ -57,9 +77,19 @@ def routes(services: Services) -> list[Route]:
             view, name, data = await attachments.download(ctx, uuid_of(request.path_params["attachment_id"]))
         except CareloopError as error:
             return _error(error)
-        # no-store and nosniff come with every response (app.main.SECURITY_HEADERS)
-        return Response(data, media_type=view.row.content_type,
-                        headers={"content-disposition": f"attachment; filename*=UTF-8''{quote(name)}"})
+        return _file(view, name, data)
+
+    async def signed_download(request: Request) -> Response:
+        ctx = await build_context(services, request)
+        try:
+            query = request.query_params
+            attachment_id = await attachments.sign_in_by_link(ctx, request.path_params["attachment_id"],
+                                                              query.get("session"), query.get("expires"),
+                                                              query.get("signature"))
+            view, name, data = await attachments.download(ctx, attachment_id)
+        except CareloopError as error:
+            return _error(error)
+        return _file(view, name, data)
 
     async def contract_document(request: Request) -> Response:
         ctx = await build_context(services, request)
@@ -76,9 +106,50 @@ def routes(services: Services) -> list[Route]:
 
     return [
         Route("/tickets/{ticket_id}/attachments", upload, methods=["POST"]),
+        Route("/attachments", form_upload, methods=["POST"]),
         Route("/attachments/{attachment_id}", download, methods=["GET"]),
+        Route("/attachments/{attachment_id}/download", signed_download, methods=["GET"]),
         Route("/contracts/{contract_id}/versions/{number}/document", contract_document, methods=["GET"]),
     ]
+
+
+def _created(view: attachments.AttachmentView) -> JSONResponse:
+    row = view.row
+    return JSONResponse({"id": str(row.id), "ticketId": str(row.ticket_id), "contentType": row.content_type,
+                         "size": row.size, "sha256": row.sha256}, status_code=201)
+
+
+def _file(view: attachments.AttachmentView, name: str, data: bytes) -> Response:
+    """Always a download, never rendered inline; no-store and nosniff come with every response
+    (app.main.SECURITY_HEADERS)."""
+    return Response(data, media_type=view.row.content_type,
+                    headers={"content-disposition": f"attachment; filename*=UTF-8''{quote(name)}"})
+
+
+async def _form(request: Request, limit: int) -> tuple[uuid.UUID | None, str | None, str | None, bytes]:
+    """(ticket id, file name, declared type, bytes) of a multipart/form-data upload: the body is read under
+    the file limit (plus the form's overhead) before it is parsed, so nothing larger is ever spooled."""
+    if request.headers.get("content-type", "").split(";", 1)[0].strip().lower() != "multipart/form-data":
+        raise BadUserInput("Content-Type: send multipart/form-data (a ticketId field and a file part).",
+                           field="file")
+    body = await _body(request, limit + FORM_OVERHEAD)
+
+    async def replay() -> Message:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    try:
+        form = await Request(request.scope, replay).form(max_files=1, max_fields=4)
+    except (HTTPException, MultiPartException, ValueError):
+        raise BadUserInput("file: not a well-formed multipart/form-data body.", field="file") from None
+    ticket_id, upload = form.get("ticketId"), form.get("file")
+    if not isinstance(ticket_id, str):
+        raise BadUserInput("ticketId: is required.", field="ticketId")
+    if not isinstance(upload, UploadFile):
+        raise BadUserInput("file: is required (one file part named file).", field="file")
+    data = await upload.read()
+    if len(data) > limit:
+        raise PayloadTooLarge(f"The file is larger than {limit} bytes.", field="file")
+    return uuid_of(ticket_id, "ticketId"), upload.filename, upload.content_type, data
 
 
 def _number(value: str) -> int:

@@ -18,7 +18,8 @@ import asyncio
 import dataclasses
 import json
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -39,6 +40,7 @@ from strawberry.types import ExecutionResult
 from strawberry.types.execution import PreExecutionError
 from strawberry.types.unset import UNSET, UnsetType
 
+from app import graphiql, metrics
 from audit.events import RequestMeta
 from resolvers import session
 from resolvers.context import Context, Services
@@ -128,7 +130,7 @@ class CareloopGraphQL(GraphQL[Context, None]):
     websocket_adapter_class = TextFrames
 
     def __init__(self, schema: Any, services: Services, *, ide: bool, budget_seconds: float,
-                 max_body_bytes: int | None = None) -> None:
+                 max_body_bytes: int | None = None, allowed_origins: Sequence[str] = ()) -> None:
         self.budget_seconds = budget_seconds
         super().__init__(
             schema,
@@ -140,12 +142,17 @@ class CareloopGraphQL(GraphQL[Context, None]):
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
             connection_init_wait_timeout=timedelta(seconds=10),
             max_subscriptions_per_connection=10,
+            allowed_origins=allowed_origins,  # browser pages on other origins (CARELOOP_CORS_ORIGINS)
         )
         self.services = services
         self.production = not ide
         limits = services.settings.limits
         self.max_body_bytes = limits.max_body_bytes if max_body_bytes is None else max_body_bytes
         self.max_tokens = limits.max_tokens
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        """GraphiQL from this server's own files (app/graphiql.py), never from a CDN."""
+        return graphiql.page()
 
     def encode_json(self, data: object) -> bytes:
         return orjson.dumps(data)
@@ -171,7 +178,11 @@ class CareloopGraphQL(GraphQL[Context, None]):
                     raise BodyTooLarge
             return message
 
-        response = await self.run(Request(scope, receive=receive_within_limit))
+        request, started = Request(scope, receive=receive_within_limit), time.perf_counter()
+        try:
+            response = await self.run(request)
+        finally:  # by operation name only, bounded (app/metrics.py): never variables
+            metrics.observe_request(getattr(request.state, "operation_name", None), time.perf_counter() - started)
         await response(scope, receive, send)
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
@@ -211,6 +222,7 @@ class CareloopGraphQL(GraphQL[Context, None]):
             timeout = {"message": f"The request took longer than its budget of {self.budget_seconds:g} s and "
                                   "was stopped; a change it had not yet committed was rolled back.",
                        "extensions": {"code": "TIMEOUT", "requestId": request_id}}
+            metrics.count_errors(["TIMEOUT"])
             return self.json_response({"data": None, "errors": [timeout]}, media, 200)
         if response.headers.get("content-type", "").startswith(JSON):  # not GraphiQL's page
             response.headers["content-type"] = media
@@ -232,6 +244,7 @@ class CareloopGraphQL(GraphQL[Context, None]):
                                '{"query": "...", "variables": {...}, "operationName": "..."}.')
 
     def refusal(self, error: RequestError, media: str | None) -> Response:
+        metrics.count_errors([error.code])
         body = _error_body(error.message, error.code, error.field)
         response = self.json_response(body, media or JSON, error.status)
         response.headers.update(error.headers)
@@ -281,6 +294,7 @@ class CareloopGraphQL(GraphQL[Context, None]):
             # With an anonymous one among them the document fails validation (LoneAnonymousOperation) first.
             if operations is not None and len(operations) > 1 and all(o.name for o in operations):
                 request_data = dataclasses.replace(request_data, operation_name="")  # no operation has this name
+        request.state.operation_name = metrics.operation_name(request_data.operation_name, operations)
         try:
             return await super().execute_single(request, request_adapter, sub_response, context, root_value,
                                                 request_data)
@@ -312,6 +326,7 @@ class CareloopGraphQL(GraphQL[Context, None]):
             request_id = getattr(request.state, "request_id", "")
             result.errors = [finish_error(e, request_id=request_id, production=self.production)
                              for e in result.errors]
+            metrics.count_errors([(e.extensions or {}).get("code") for e in result.errors])
         response = await super().process_result(request, result)
         if result.errors and result.data is None and (
                 isinstance(result, PreExecutionError) or all(e.path is None for e in result.errors)):

@@ -1,10 +1,17 @@
-"""Logging: plain lines to stderr. Nothing we log carries patient data, identifiers or secrets."""
+"""Logging to stderr: plain lines, or JSON lines with ``CARELOOP_LOG_FORMAT=json`` (one object per line: time,
+level, logger, message, and for uvicorn's access lines the request's fields). Nothing we log carries patient
+data, identifiers or secrets: the format changes the shape of a line, never what goes into it."""
 
 from __future__ import annotations
 
+import json
 import logging
+from datetime import UTC, datetime
 from importlib.util import find_spec
 from pathlib import Path
+from typing import Any
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 # These log every SQL statement with its parameters at DEBUG (ciphertexts, blind indexes, names):
 # they stay at WARNING whatever level is asked for.
@@ -51,9 +58,66 @@ def clamp_websocket_logging() -> None:
         logger.addFilter(NoWebSocketFrames())
 
 
-def configure_logging(level: str = "INFO") -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+class JsonLines(logging.Formatter):
+    """One JSON object per record, for log collectors that read JSON lines."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.name == "uvicorn.access" and isinstance(record.args, tuple) and len(record.args) == 5:
+            client, method, path, _, status = record.args
+            entry.update(client=client, method=method, path=path, status=status)
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            entry["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+class NoQueryStrings(logging.Filter):
+    """uvicorn's access lines show the query string, and the unsubscribe links carry a signed token there:
+    the path stays, the query goes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str) and "?" in args[2]:
+            record.args = (args[0], args[1], args[2].partition("?")[0] + "?...", *args[3:])
+        return True
+
+
+def formatter(log_format: str) -> logging.Formatter:
+    return JsonLines() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
+
+
+def configure_logging(level: str = "INFO", log_format: str = "text") -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(formatter(log_format))
+    logging.basicConfig(level=level, handlers=[handler])
     for name in SQL_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
     logging.getLogger("casbin").setLevel(logging.WARNING)  # logs denied requests' values when enabled
     clamp_websocket_logging()
+
+
+def uvicorn_log_config(level: str = "INFO", log_format: str = "text") -> dict[str, Any]:
+    """What ``careloop serve`` hands uvicorn, which applies it in every worker process: its own loggers and
+    ours in one format on stderr, the SQL and websockets loggers held at WARNING, no query strings."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"careloop": {"()": "app.logs.JsonLines"} if log_format == "json" else {"format": TEXT_FORMAT}},
+        "filters": {"no_query_strings": {"()": "app.logs.NoQueryStrings"}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "careloop",
+                                "stream": "ext://sys.stderr"}},
+        "loggers": {
+            "uvicorn": {"level": level, "handlers": [], "propagate": True},
+            "uvicorn.error": {"level": level, "handlers": [], "propagate": True},
+            "uvicorn.access": {"level": level, "handlers": [], "propagate": True, "filters": ["no_query_strings"]},
+            **{name: {"level": "WARNING"} for name in (*SQL_LOGGERS, *WEBSOCKET_LOGGERS, "casbin")},
+        },
+        "root": {"level": level, "handlers": ["stderr"]},
+    }

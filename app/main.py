@@ -10,12 +10,14 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from app import checkpoints, db, files, message_hooks, notifier, oauth, sweeps
+from app import checkpoints, db, files, graphiql, message_hooks, metrics, notifier, oauth, sweeps
 from app.graphql import CareloopGraphQL
 from app.logs import clamp_websocket_logging
 from app.services import StartupError, build_services
@@ -31,6 +33,13 @@ SECURITY_HEADERS = [
     (b"x-frame-options", b"DENY"),
     (b"cache-control", b"no-store"),
 ]
+# What a portal's fetch needs: POST for GraphQL (and /oauth/token), GET for attachment downloads. No cookies
+# are involved (tokens travel in the Authorization header), so credentials stay off: a page cannot ride on
+# a browser's session, and an allowed origin still needs the token.
+CORS_METHODS = ["GET", "POST"]
+CORS_REQUEST_HEADERS = ["Authorization", "Content-Type", "Accept"]
+CORS_EXPOSED_HEADERS = ["X-Request-ID", "Retry-After", "Content-Disposition"]
+CORS_MAX_AGE = 7200  # seconds a browser may reuse a preflight answer (Chromium's own cap)
 
 
 class RequestIdAndHeaders:
@@ -64,7 +73,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     schema = build_schema(settings.limits, production=settings.is_production)
     graphql = CareloopGraphQL(schema, services, ide=not settings.is_production,
                               budget_seconds=settings.limits.request_timeout_ms / 1000,
-                              max_body_bytes=settings.limits.max_body_bytes)
+                              max_body_bytes=settings.limits.max_body_bytes,
+                              allowed_origins=settings.cors_allowed_origins)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -78,7 +88,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             await policy.record_change(services)
             background = [asyncio.create_task(notifier.run_outboxes(services)),
                           asyncio.create_task(checkpoints.run(settings, services)),
-                          asyncio.create_task(sweeps.run(sweeps.of(services)))]
+                          asyncio.create_task(sweeps.run(sweeps.of(services))),
+                          *([asyncio.create_task(metrics.run())] if settings.metrics_port else [])]
             yield
         finally:
             for task in background:
@@ -104,6 +115,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             # answer gets the headers too.
             Route("/graphql", graphql),
             WebSocketRoute("/graphql", graphql),  # subscriptions, graphql-transport-ws
+            *([] if settings.is_production else graphiql.routes()),  # GraphiQL's own files, served offline
             *files.routes(services),
             *oauth.routes(services),  # partners' access tokens
             *message_hooks.routes(services),  # gateways' delivery callbacks, patients' unsubscribe links
@@ -112,7 +124,15 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         ],
         lifespan=lifespan,
     )
-    app.add_middleware(RequestIdAndHeaders)
+    if settings.cors_allowed_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_allowed_origins),
+                           allow_methods=CORS_METHODS, allow_headers=CORS_REQUEST_HEADERS,
+                           expose_headers=CORS_EXPOSED_HEADERS, allow_credentials=False, max_age=CORS_MAX_AGE)
+    app.add_middleware(RequestIdAndHeaders)  # added last, so outermost: preflight answers get the headers too
+    if settings.trusted_proxies:
+        # The client's address (audit rows, rate limits) from X-Forwarded-For, the rightmost hop that is not a
+        # trusted proxy, and the scheme from X-Forwarded-Proto; only when the peer itself is a trusted proxy.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))
     return app
 
 

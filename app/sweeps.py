@@ -7,8 +7,10 @@
 - contracts: terms ending (expired, or renewed automatically) at the institution's local midnight
   (``contract.expire_due``), and reminders of ends, unsigned versions and suspensions (``contract_reminder.sweep``).
 
-Each sweep is idempotent and safe to run in several workers at once (rows are locked or keyed), so a
-restart or a second worker only repeats work that changes nothing.
+Each sweep runs on one node of the fleet: the one that leads it (``app.leader``: an advisory lock per
+sweep on PostgreSQL, a file lock on SQLite); the others look again every ``FOLLOWER_RETRY_SECONDS`` at
+most, to take over when the leader stops. Each sweep is also idempotent and safe in several workers at once
+(rows are locked or keyed), so a restart or a second leader only repeats work that changes nothing.
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+from app.leader import Leadership
 from resolvers import appointment, contract, contract_reminder, reminder, survey
 from resolvers.context import Services
 
 log = logging.getLogger("careloop.sweeps")
+FOLLOWER_RETRY_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -29,31 +33,45 @@ class Sweep:
     name: str
     run: Callable[[], Awaitable[int]]
     every_seconds: float
+    leadership: Leadership | None = None  # None: this process runs it (tests, one-off runs)
 
 
 def of(services: Services) -> tuple[Sweep, ...]:
-    """The service's sweeps (the contracts' needs the key ring: an automatic renewal re-seals its clauses)."""
+    """The service's sweeps (the contracts' needs the key ring: an automatic renewal re-seals its clauses),
+    each led by one node of the fleet."""
+    leadership = Leadership(services.settings.database_url)
     return (
-        Sweep("no-shows", lambda: appointment.mark_no_shows(), 60.0),
-        Sweep("reminders", lambda: reminder.sweep(), 600.0),
-        Sweep("survey reminders", lambda: survey.remind_unanswered(), 600.0),
-        Sweep("contract terms", lambda: contract.expire_due(services.keyring), 600.0),
-        Sweep("contract reminders", lambda: contract_reminder.sweep(), 600.0),
+        Sweep("no-shows", lambda: appointment.mark_no_shows(), 60.0, leadership),
+        Sweep("reminders", lambda: reminder.sweep(), 600.0, leadership),
+        Sweep("survey reminders", lambda: survey.remind_unanswered(), 600.0, leadership),
+        Sweep("contract terms", lambda: contract.expire_due(services.keyring), 600.0, leadership),
+        Sweep("contract reminders", lambda: contract_reminder.sweep(), 600.0, leadership),
     )
 
 
 async def run(sweeps: Sequence[Sweep]) -> None:
-    await asyncio.gather(*(_every(sweep) for sweep in sweeps))
+    try:
+        await asyncio.gather(*(_every(sweep) for sweep in sweeps))
+    finally:
+        for leadership in {id(s.leadership): s.leadership for s in sweeps if s.leadership is not None}.values():
+            await leadership.close()
+
+
+async def leads(sweep: Sweep) -> bool:
+    return sweep.leadership is None or await sweep.leadership.leads(f"sweep:{sweep.name}")
 
 
 async def _every(sweep: Sweep) -> None:
     while True:
+        leading = False
         try:
-            done = await sweep.run()
-            if done:
-                log.info("%s: %s", sweep.name, done)
+            leading = await leads(sweep)
+            if leading:
+                done = await sweep.run()
+                if done:
+                    log.info("%s: %s", sweep.name, done)
         except asyncio.CancelledError:
             raise
         except Exception:  # the database may be briefly away: look again later
             log.exception("%s sweep failed; retrying", sweep.name)
-        await asyncio.sleep(sweep.every_seconds)
+        await asyncio.sleep(sweep.every_seconds if leading else min(sweep.every_seconds, FOLLOWER_RETRY_SECONDS))

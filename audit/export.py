@@ -14,6 +14,7 @@ import io
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -21,6 +22,8 @@ from audit.chain import HASHED_COLUMNS, canonical
 from models import AuditEvent
 
 FORMATS = ("ndjson", "csv", "fhir")
+EVIDENCE = "ndjson"  # the format checked offline; the others are for reading, with the evidence beside them
+EXPORT_END = "checkpoint"  # the key of an NDJSON export's last line: a checkpoint signed at its last event
 COLUMNS = (*HASHED_COLUMNS, "hash")
 BATCH = 2000
 
@@ -55,23 +58,38 @@ async def rows(institution_id: uuid.UUID, since: datetime | None = None, until: 
         next_seq = batch[-1]["seq"]
 
 
+@dataclass(frozen=True)
+class Written:
+    """What an export holds: how many events, and the last one's sequence number and hash (0 and "" if none)."""
+
+    count: int
+    last_seq: int = 0
+    last_hash: str = ""
+
+
 async def write(institution_id: uuid.UUID, fmt: str, out: TextIO, *, since: datetime | None = None,
                 until: datetime | None = None, after_seq: int = 0, up_to_seq: int | None = None,
-                progress: Callable[[int], None] | None = None) -> int:
-    """Write the export to ``out``; returns the number of events."""
+                progress: Callable[[int], None] | None = None) -> Written:
+    """Write the export to ``out``."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}")
-    count = 0
+    count, last_seq, last_hash = 0, 0, ""
     if fmt == "csv":
         out.write(_csv_line(COLUMNS))
     async for row in rows(institution_id, since, until, after_seq=after_seq, up_to_seq=up_to_seq):
         out.write(line(fmt, row))
-        count += 1
+        count, last_seq, last_hash = count + 1, int(row["seq"]), str(row["hash"])
         if progress and count % BATCH == 0:
             progress(count)
     if progress:
         progress(count)
-    return count
+    return Written(count, last_seq, last_hash)
+
+
+def end_line(end: Any) -> str:
+    """An NDJSON export's last line: the checkpoint signed at its last event (``audit.checkpoint.sign``), so that
+    the export verifies on its own however many checkpoints the trail signs after it, and a cut is found."""
+    return json.dumps({EXPORT_END: end.to_json()}, separators=(",", ":")) + "\n"
 
 
 def line(fmt: str, row: dict[str, Any]) -> str:

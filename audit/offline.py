@@ -5,12 +5,19 @@ What an outside auditor runs (``careloop audit verify --export --checkpoint --pu
 2. the export is one institution's events in consecutive sequence numbers, each linking to the
    previous one's hash (the first to the genesis hash when it starts at 1), each hash matching
    its content;
-3. every checkpoint falls inside the export and its head hash is the hash of that event: a
-   checkpoint beyond the export's last event means the tail was cut off, and a different hash
-   means the chain was rewritten;
+3. every checkpoint that falls inside the export has the hash of that event as its head hash (a
+   different hash means the chain was rewritten). Checkpoints beyond the export's last event: for
+   an export with its own signed end (step 5) they vouch for events recorded after it and are
+   counted, not failed; for one without (an archive, an older export) they mean its tail was cut
+   off, so give only the checkpoints up to its end (``audit checkpoints --to-seq``);
 4. at least one checkpoint vouches for the export: an internally consistent chain proves nothing
    by itself, since whoever rewrote it could have recomputed every hash;
-5. an export that starts after seq 1 (a period, an archive, or what is left after archiving: an
+   the events after the last checkpoint inside the export are an *unverified tail*, named as such;
+5. an export's own signed end (``careloop audit export`` ends an NDJSON export with a
+   ``{"checkpoint": …}`` line signed at exactly its last event) must match its last event: an
+   export cut short under its signed end is truncated. With or without it, the events after the
+   last signed point are named as an unverified tail;
+6. an export that starts after seq 1 (a period, an archive, or what is left after archiving: an
    archived stretch always ends at a checkpoint) must link to the checkpoint just before its
    first event, when there is one; the report says whether its start was vouched for that way.
 
@@ -28,7 +35,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from audit.chain import GENESIS_HASH, row_hash
 from audit.checkpoint import Checkpoint
-from audit.export import COLUMNS
+from audit.export import COLUMNS, EXPORT_END
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,15 @@ class OfflineReport:
     problem: str = ""
     first_seq: int = 0
     start_vouched: bool = False  # starts at seq 1, or links to a signed head just before it
+    last_seq: int = 0
+    vouched_to: int = 0  # the last event a signed checkpoint (or the export's signed end) covers
+    later_checkpoints: int = 0  # checkpoints beyond the export's end: the trail went on after it
+    signed_end: bool = False  # the export ends with its own signed checkpoint, matching its last event
+
+    @property
+    def unverified_tail(self) -> tuple[int, int] | None:
+        """The events after the last signed checkpoint inside the export (first, last), if any."""
+        return (self.vouched_to + 1, self.last_seq) if self.ok and self.vouched_to < self.last_seq else None
 
     @property
     def ok(self) -> bool:
@@ -55,6 +71,8 @@ class _Span:
     last: int = 0
     count: int = 0
     hashes: dict[int, str] = field(default_factory=dict)  # at signed sequence numbers only
+    last_hash: str = ""
+    end: Checkpoint | None = None  # the export's own signed end
 
 
 def first_forged(checkpoints: Iterable[Checkpoint], public: Ed25519PublicKey) -> Checkpoint | None:
@@ -88,8 +106,13 @@ def verify(export_lines: Iterable[str], checkpoints: list[Checkpoint], public: E
         if not text.strip():
             continue
         count = span.count if span else 0
+        if span is not None and span.end is not None:
+            return OfflineReport(count, len(checkpoints), f"line {number}: follows the export's signed end")
         try:
             row = json.loads(text)
+            if span is not None and set(row) == {EXPORT_END}:
+                span.end = Checkpoint.from_json(row[EXPORT_END])
+                continue
             seq = int(row["seq"])
             missing = [c for c in COLUMNS if c not in row]
         except (ValueError, KeyError, TypeError):
@@ -104,9 +127,12 @@ def verify(export_lines: Iterable[str], checkpoints: list[Checkpoint], public: E
             return OfflineReport(count, len(checkpoints), f"seq {seq}: {problem}")
         if seq in span.signed:
             span.hashes[seq] = row["hash"]
-        span.last, span.count, previous_hash = seq, count + 1, row["hash"]
+        span.last, span.count, previous_hash, span.last_hash = seq, count + 1, row["hash"], row["hash"]
     if span is None:
         return OfflineReport(0, len(checkpoints), "the export holds no events")
+    if span.end is not None and not span.end.signed_by(public):
+        return OfflineReport(span.count, len(checkpoints), "the export's signed end does not verify with this "
+                                                           "public key")
     return _against_checkpoints(span, checkpoints)
 
 
@@ -126,20 +152,39 @@ def _link_problem(row: dict[str, str], seq: int, institution: str, previous_seq:
 
 def _against_checkpoints(span: _Span, checkpoints: list[Checkpoint]) -> OfflineReport:
     mine = sorted((c for c in checkpoints if c.institution_id == span.institution), key=lambda c: c.last_seq)
+    inside = [c for c in mine if span.first <= c.last_seq <= span.last]
+    later = sum(1 for c in mine if c.last_seq > span.last)
 
-    def report(problem: str = "", start_vouched: bool = False) -> OfflineReport:
-        return OfflineReport(span.count, len(mine), problem, span.first, start_vouched)
+    def report(problem: str = "", start_vouched: bool = False, vouched_to: int = 0) -> OfflineReport:
+        return OfflineReport(span.count, len(mine), problem, span.first, start_vouched, span.last, vouched_to,
+                             later, span.end is not None and not problem)
 
-    before = None
-    for checkpoint in mine:
-        if checkpoint.last_seq == span.first - 1:
-            before = checkpoint
-        if checkpoint.last_seq >= span.first:
-            problem = coverage_problem(checkpoint, span.last, span.hashes.get(checkpoint.last_seq))
-            if problem:
-                return report(problem)
+    # Without its own signed end an export must reach every checkpoint given: one beyond it may mark a cut tail.
+    for checkpoint in inside if span.end is not None else [c for c in mine if c.last_seq >= span.first]:
+        problem = coverage_problem(checkpoint, span.last, span.hashes.get(checkpoint.last_seq))
+        if problem:
+            return report(problem)
+    end_problem = _end_problem(span)
+    if end_problem:
+        return report(end_problem)
+    before = next((c for c in mine if c.last_seq == span.first - 1), None)
     if before is not None and span.first_prev != before.head_hash:
         return report(f"rewritten: seq {span.first} does not link to the signed head at seq {before.last_seq}")
-    if not any(span.first <= c.last_seq <= span.last for c in mine):
+    if not inside and span.end is None:
         return report("no signed checkpoint falls inside the export")
-    return report(start_vouched=span.first == 1 or before is not None)
+    vouched_to = span.last if span.end is not None else inside[-1].last_seq
+    return report(start_vouched=span.first == 1 or before is not None, vouched_to=vouched_to)
+
+
+def _end_problem(span: _Span) -> str:
+    """The export's own signed end (its signature checked already) names its last event."""
+    end = span.end
+    if end is None:
+        return ""
+    if end.institution_id != span.institution:
+        return "the export's signed end belongs to another institution"
+    if end.last_seq != span.last:
+        return f"truncated: the export's signed end is seq {end.last_seq}, its events end at {span.last}"
+    if end.head_hash != span.last_hash:
+        return f"rewritten: seq {span.last} does not have the export's signed end hash"
+    return ""

@@ -15,12 +15,15 @@ class CareloopError(GraphQLError):
     code: ClassVar[str] = "INTERNAL_SERVER_ERROR"
     default_message: ClassVar[str] = "Unexpected error."
 
-    def __init__(self, message: str | None = None, *, field: str | None = None) -> None:
+    def __init__(self, message: str | None = None, *, field: str | None = None, reason: str | None = None) -> None:
         extensions: dict[str, object] = {"code": self.code}
         if field is not None:
             extensions["field"] = field
+        if reason is not None:
+            extensions["reason"] = reason
         super().__init__(message or self.default_message, extensions=extensions)
         self.field = field
+        self.reason = reason
 
 
 class Unauthenticated(CareloopError):
@@ -41,6 +44,20 @@ class NotFound(CareloopError):
 class BadUserInput(CareloopError):
     code = "BAD_USER_INPUT"
     default_message = "Invalid input."
+
+
+class InvalidInput(BadUserInput):
+    """Every problem of one input at once: ``extensions.invalid`` lists them (``field``: the path in the
+    input, ``reason``: a stable snake_case code, ``message``), and ``extensions.field``/``reason`` and the
+    message name the first, so a client that reads only those still shows something true."""
+
+    def __init__(self, problems: list[tuple[str, str, str]]) -> None:
+        path, reason, message = problems[0]
+        more = f" (and {len(problems) - 1} more: see extensions.invalid)" if len(problems) > 1 else ""
+        super().__init__(f"{path}: {message}{more}", field=path, reason=reason)
+        self.problems = list(problems)
+        self.extensions = {**(self.extensions or {}), "invalid": [
+            {"field": p, "reason": r, "message": m} for p, r, m in problems]}
 
 
 class Conflict(CareloopError):

@@ -13,6 +13,18 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+# The password policy, for staff and patients alike: length is what makes a password strong (NIST SP 800-63B);
+# no composition rules, which only make people write passwords down.
+MIN_PASSWORD = 12
+MAX_PASSWORD = 256
+
+
+def password_problem(password: str) -> str | None:
+    """What is wrong with a new password, in words for the field's error; None when it is acceptable."""
+    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        return f"must be {MIN_PASSWORD} to {MAX_PASSWORD} characters"
+    return None
+
 
 @dataclass(frozen=True)
 class HashParameters:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,10 +12,14 @@ from core.passwords import HashParameters
 
 Environment = Literal["development", "production"]
 SmtpSecurity = Literal["off", "starttls", "tls"]
+LogFormat = Literal["text", "json"]
 
 DEFAULT_DATABASE_URL = "sqlite://var/careloop.sqlite3"
 DEFAULT_KEY_FILE = "var/master.key"
 DEFAULT_ATTACHMENT_DIR = "var/attachments"
+# Browser origins allowed by CORS in development when CARELOOP_CORS_ORIGINS is unset: the usual dev servers
+# (create-react-app, Next.js on 3000; Vite on 5173). Production allows none unless told.
+DEV_CORS_ORIGINS = ("http://localhost:3000", "http://127.0.0.1:3000", "http://localhost:5173", "http://127.0.0.1:5173")
 
 
 @dataclass(frozen=True)
@@ -68,10 +73,22 @@ class Settings:
     log_level: str = "INFO"
     public_url: str = "http://127.0.0.1:8000"  # where patients reach the server (links in messages)
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
+    cors_origins: tuple[str, ...] | None = None  # None: DEV_CORS_ORIGINS in development, none in production
+    trusted_proxies: tuple[str, ...] = ()  # IPs/CIDRs whose X-Forwarded-For names the client (docs/operations.md)
+    log_format: LogFormat = "text"  # json: one JSON object per line
+    metrics_port: int = 0  # Prometheus metrics on this port (0: off); never the API's port
+    metrics_host: str = "127.0.0.1"
 
     @property
     def is_production(self) -> bool:
         return self.environment == "production"
+
+    @property
+    def cors_allowed_origins(self) -> tuple[str, ...]:
+        """The browser origins (``scheme://host[:port]``) whose pages may call the API."""
+        if self.cors_origins is not None:
+            return self.cors_origins
+        return () if self.is_production else DEV_CORS_ORIGINS
 
 
 def _int(env: dict[str, str], name: str, default: int) -> int:
@@ -112,7 +129,53 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         log_level=env.get("CARELOOP_LOG_LEVEL", "INFO").upper(),
         public_url=env.get("CARELOOP_PUBLIC_URL") or "http://127.0.0.1:8000",
         smtp=_smtp(env, environment == "production"),
+        cors_origins=_cors_origins(env.get("CARELOOP_CORS_ORIGINS")),
+        trusted_proxies=_trusted_proxies(env.get("CARELOOP_TRUSTED_PROXIES", "")),
+        log_format=_log_format(env.get("CARELOOP_LOG_FORMAT") or "text"),
+        metrics_port=_metrics_port(env),
+        metrics_host=env.get("CARELOOP_METRICS_HOST") or "127.0.0.1",
     )
+
+
+def _trusted_proxies(raw: str) -> tuple[str, ...]:
+    """``CARELOOP_TRUSTED_PROXIES``: comma-separated IP addresses or networks (CIDR) of the reverse proxies in
+    front of careloop. Checked here, since a typo would otherwise trust nobody without a word; no ``*``: a
+    client that reaches the port directly could then choose the address its audit records show."""
+    proxies = []
+    for item in (piece.strip() for piece in raw.split(",") if piece.strip()):
+        try:  # normalised: uvicorn would take "10.0.0.1/8" for a host name and trust nobody
+            proxies.append(str(ipaddress.ip_network(item, strict=False) if "/" in item else ipaddress.ip_address(item)))
+        except ValueError:
+            raise SystemExit("CARELOOP_TRUSTED_PROXIES must list IP addresses or networks like 10.0.0.0/8, "
+                             "comma-separated") from None
+    return tuple(proxies)
+
+
+def _metrics_port(env: dict[str, str]) -> int:
+    port = _int(env, "METRICS_PORT", 0)
+    if not 0 <= port <= 65535 or (port and port == _int(env, "PORT", 8000)):
+        raise SystemExit("CARELOOP_METRICS_PORT must be a free TCP port other than CARELOOP_PORT (0: no metrics)")
+    return port
+
+
+def _log_format(raw: str) -> LogFormat:
+    if raw not in ("text", "json"):
+        raise SystemExit("CARELOOP_LOG_FORMAT must be 'text' or 'json'")
+    return cast(LogFormat, raw)
+
+
+def _cors_origins(raw: str | None) -> tuple[str, ...] | None:
+    """``CARELOOP_CORS_ORIGINS``: comma-separated exact origins; set but empty means none. No ``*``: every
+    portal is named, so a page from anywhere else cannot read answers with a token it holds."""
+    if raw is None:
+        return None
+    origins = tuple(origin.strip().rstrip("/") for origin in raw.split(",") if origin.strip())
+    for origin in origins:
+        scheme, _, rest = origin.partition("://")
+        if scheme not in ("http", "https") or not rest or any(c in rest for c in "/?#*@ "):
+            raise SystemExit("CARELOOP_CORS_ORIGINS must list origins like https://portal.example.org "
+                             "(scheme, host and port only, comma-separated)")
+    return origins
 
 
 def _smtp(env: dict[str, str], production: bool) -> SmtpSettings:

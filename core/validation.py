@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from core.errors import BadUserInput
+from core.errors import BadUserInput, InvalidInput
 
 _RESIDENT_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _RESIDENT_ID_CHECK = "10X98765432"
@@ -52,9 +55,41 @@ _DOMAIN_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 _TAG_MAX_LENGTH = 32
 
 
-def _fail(field: str, problem: str) -> BadUserInput:
-    """An error that names the field and the problem, never the value."""
-    return BadUserInput(f"{field}: {problem}", field=field)
+def _fail(field: str, problem: str, reason: str = "invalid") -> BadUserInput:
+    """An error that names the field, the problem and its reason code, never the value."""
+    return BadUserInput(f"{field}: {problem}", field=field, reason=reason)
+
+
+@dataclass
+class Problems:
+    """Invalid input gathered field by field, then refused at once (``check``): one BAD_USER_INPUT that lists
+    every problem in ``extensions.invalid`` (``core.errors.InvalidInput``), so a form can mark all its wrong
+    fields after one round trip. Paths are as the API spells them (``phone``, ``items[2].quantity``); the
+    schema layer prefixes the argument they belong to (``input.phone``)."""
+
+    found: list[tuple[str, str, str]] = dataclass_field(default_factory=list)
+
+    def add(self, path: str, reason: str, message: str) -> None:
+        self.found.append((path, reason, message))
+
+    def has(self, path: str) -> bool:
+        return any(found == path for found, _, _ in self.found)
+
+    @contextmanager
+    def collect(self, path: str) -> Iterator[None]:
+        """Run a validator: its BAD_USER_INPUT becomes one more problem instead of stopping the others."""
+        try:
+            yield
+        except InvalidInput as error:
+            self.found.extend(error.problems)
+        except BadUserInput as error:
+            at = error.field or path
+            self.add(at, error.reason or "invalid", error.message.removeprefix(f"{at}: "))
+
+    def check(self) -> None:
+        """Raise the problems found, if any (nothing has been written yet)."""
+        if self.found:
+            raise InvalidInput(self.found)
 
 
 def resident_id_check_digit(first17: str) -> str:
@@ -70,9 +105,9 @@ def birth_date_from_resident_id(value: str) -> date:
 
 def _check_birth_range(value: date, today: date, field: str, subject: str) -> None:
     if value > today:
-        raise _fail(field, f"{subject}must not be in the future.")
+        raise _fail(field, f"{subject}must not be in the future.", "in_future")
     if value < _EARLIEST_BIRTH_DATE:
-        raise _fail(field, f"{subject}must not be before 1900-01-01.")
+        raise _fail(field, f"{subject}must not be before 1900-01-01.", "too_early")
 
 
 def validate_birth_date(
@@ -95,7 +130,7 @@ def normalize_national_id(
         raise _fail("nationalIdType", f"must be one of {', '.join(NATIONAL_ID_TYPES)}.")
     compact = "".join(value.split())
     if not compact:
-        raise _fail(field, "is required.")
+        raise _fail(field, "is required.", "required")
     if id_type == "resident_id":
         return _normalize_resident_id(compact, today or date.today(), field)
     if id_type == "foreign_permanent_resident":
@@ -143,7 +178,7 @@ def normalize_phone(value: str, *, field: str = "phone") -> str:
     """
     compact = _PHONE_SEPARATORS.sub("", value)
     if not compact:
-        raise _fail(field, "is required.")
+        raise _fail(field, "is required.", "required")
     if not re.fullmatch(r"\+?[0-9]+", compact):
         raise _fail(field, "may contain only digits, a leading +, spaces, hyphens, parentheses.")
     if _MAINLAND_MOBILE.fullmatch(compact):
@@ -175,7 +210,7 @@ def normalize_email(value: str, *, field: str = "email") -> str:
     """
     email = value.strip()
     if not email:
-        raise _fail(field, "is required.")
+        raise _fail(field, "is required.", "required")
     if len(email) > 254:
         raise _fail(field, "must be at most 254 characters.")
     if email.count("@") != 1:
@@ -238,12 +273,12 @@ def clean_text(value: str, *, field: str, max_length: int, min_length: int = 0) 
     """
     text = value.replace("\r\n", "\n").strip()
     if len(text) > max_length:
-        raise _fail(field, f"must be at most {max_length} characters.")
+        raise _fail(field, f"must be at most {max_length} characters.", "too_long")
     if any(_is_forbidden_char(char) for char in text):
         raise _fail(field, "must not contain control characters.")
     check_visible(text, field=field)
     if len(text) < min_length:
-        raise _fail(field, f"must be at least {min_length} characters.")
+        raise _fail(field, f"must be at least {min_length} characters.", "too_short" if text else "required")
     return text
 
 
@@ -255,7 +290,7 @@ def normalize_tag(value: str, *, field: str = "tags") -> str:
     """
     tag = unicodedata.normalize("NFC", "-".join(value.lower().split()))
     if not tag:
-        raise _fail(field, "is required.")
+        raise _fail(field, "is required.", "required")
     check_visible(tag, field=field)
     if len(tag) > _TAG_MAX_LENGTH:
         raise _fail(field, f"must be at most {_TAG_MAX_LENGTH} characters.")
@@ -275,7 +310,8 @@ def camel_case(name: str) -> str:
 def one_of(value: Any, allowed: Collection[str], field: str) -> str:
     """A value of a closed vocabulary (kinds, statuses, channels), or BAD_USER_INPUT listing the vocabulary."""
     if value not in allowed:
-        raise BadUserInput(f"{field}: must be one of {', '.join(sorted(allowed))}.", field=field)
+        raise BadUserInput(f"{field}: must be one of {', '.join(sorted(allowed))}.", field=field,
+                           reason="invalid_choice")
     return str(value)
 
 
@@ -285,3 +321,58 @@ def aware_time(value: datetime, field: str) -> datetime:
         raise BadUserInput(f"{field}: give a time with its offset (e.g. 2026-12-01T09:00:00+08:00).", field=field)
     return value.astimezone(UTC)
 
+
+
+# -- patient name search (issue 16): one normal form for stored names and the terms searched for ----------
+
+_NAME_SEARCH_LENGTH = 400  # the column's size; a name whose variants run longer keeps the first ones
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+
+
+def name_key(value: str) -> str:
+    """A name as compared: accents dropped, case folded, spaces and ``|`` (the variants' separator) removed,
+    so "Zhang  Wei", "zhang wei" and "ZHANGWEI" are one key."""
+    decomposed = unicodedata.normalize("NFKD", value)
+    bare = unicodedata.normalize("NFC", "".join(c for c in decomposed if unicodedata.category(c) != "Mn"))
+    return "".join(c for c in bare.casefold() if not c.isspace() and c != "|")
+
+
+def name_search_text(full_name: str) -> str:
+    """What ``name LIKE '%term%'`` searches: the name's key, then for a Chinese name its pinyin run together
+    (zhangxiaoming), its initials (zxm), the surname in full with the given name's initials (zhangxm), the
+    same for a two-character surname (ouyangnn), and the surname's other readings (曾: ceng and zeng).
+    The key comes first and ends at the first ``|`` (a name and birth date match compares it exactly)."""
+    key = name_key(full_name)
+    variants = [key]
+    if _HAN.search(key):
+        from pypinyin import Style, lazy_pinyin, pinyin  # loaded on first use: its dictionaries take a moment
+
+        syllables = iter(lazy_pinyin(key, errors="ignore"))
+        full = [next(syllables, c) if _HAN.fullmatch(c) else c for c in key]
+        initials = [s[:1] for s in full]
+        variants += ["".join(full), "".join(initials), full[0] + "".join(initials[1:])]
+        if len(full) >= 3:
+            variants.append("".join(full[:2]) + "".join(initials[2:]))
+        for reading in pinyin(key[0], style=Style.NORMAL, heteronym=True)[0][:3]:
+            if reading != full[0]:
+                variants += [reading + "".join(full[1:]), reading + "".join(initials[1:])]
+    text = "|".join(dict.fromkeys(variants)) + "|"
+    return text[:_NAME_SEARCH_LENGTH]
+
+
+def name_search_term(value: str, *, field: str) -> str:
+    """A name searched for, in the normal form of ``name_search_text`` (1 to 100 characters; no control or
+    invisible characters, which no stored name holds and a database may refuse)."""
+    if len(value) > 400:  # spaces aside, still longer than any name
+        raise BadUserInput(f"{field}: give 1 to 100 characters of a name.", field=field)
+    term = name_key(clean_text(value, field=field, max_length=400))
+    if not 1 <= len(term) <= 100:
+        raise BadUserInput(f"{field}: give 1 to 100 characters of a name.", field=field)
+    return term
+
+
+def phone_last4(value: str, *, field: str) -> str:
+    """The last four digits of a phone a front desk searches by: exactly four ASCII digits."""
+    if not re.fullmatch(r"[0-9]{4}", value):
+        raise BadUserInput(f"{field}: give exactly 4 digits.", field=field)
+    return value

@@ -176,6 +176,12 @@ class TicketScope:
             parts.append(Q(department_id__in=sorted(self.department_ids)))
         return tenant & Q(*parts, join_type=Q.OR)
 
+    def reaches(self, institution_id: uuid.UUID, owner_id: uuid.UUID | None, assignee_id: uuid.UUID | None,
+                department_id: uuid.UUID | None) -> bool:
+        """``filter`` evaluated on a loaded ticket's columns (the two must agree)."""
+        return institution_id == self.institution_id and (
+            self.staff_id in (owner_id, assignee_id) or self.reaches_department(department_id))
+
     def reaches_department(self, department_id: uuid.UUID | None) -> bool:
         return Reach.INSTITUTION in self.reach or (
             Reach.DEPARTMENT in self.reach and department_id is not None and department_id in self.department_ids)

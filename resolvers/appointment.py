@@ -41,13 +41,14 @@ from models import Appointment, Institution, Schedule, Visit
 from models.appointment import BOOKING_CHANNELS, CANCELLATION_REASONS
 from policies.fields import APPOINTMENT_FIELD_CLASS
 from policies.guard import Decision
-from resolvers import access, communication, pagination
+from resolvers import access, communication, pagination, versioning
 from resolvers import institution as institutions
 from resolvers import schedule as schedules
 from resolvers import visit as visits
 from resolvers.access import PatientView
 from resolvers.context import Context
 from resolvers.loaders import newest_per_parent
+from resolvers.pagination import keyset_after
 
 REASON_LIMIT = 1000
 HOLDING = ("booked", "arrived")  # statuses that hold a seat of their slot
@@ -185,45 +186,72 @@ async def upcoming_of(ctx: Context, patient: PatientView, count: int) -> list[Ap
     return [AppointmentView(row, patient) for row in rows[:count]]
 
 
+@dataclass(frozen=True)
+class AppointmentOrder:
+    """A patient's appointments in an order asked for: by slot start or by last change; ties broken by id."""
+
+    field: str = "slot_start"  # or "updated_at"
+    direction: str = "asc"
+
+    @property
+    def cursor_kind(self) -> str:
+        """Each order has its own cursors, so one from another order is BAD_USER_INPUT."""
+        return f"appointment.{self.field}.{self.direction}"
+
+
+@dataclass(frozen=True)
+class AppointmentPage:
+    page: pagination.Page[AppointmentView]
+    total: int | None = None  # counted only when asked for
+
 
 async def of_patient(ctx: Context, patient_id: uuid.UUID | None, *, upcoming_only: bool, first: int,
-                     after: str | None) -> pagination.Page[AppointmentView]:
+                     after: str | None, order: AppointmentOrder | None = None,
+                     count: bool = False) -> AppointmentPage:
     await access.authorize(ctx, "appointment", "read", action=Action.READ, resource_type="appointment",
                            patient_id=patient_id)
     patient = await access.find_patient(ctx, patient_id, action=Action.READ, field="patientId")
-    return await _history(ctx, patient, upcoming_only=upcoming_only, first=first, after=after)
+    return await _history(ctx, patient, upcoming_only=upcoming_only, first=first, after=after, order=order,
+                          count=count)
 
 
-async def mine(ctx: Context, *, upcoming_only: bool, first: int, after: str | None) -> pagination.Page[AppointmentView]:
+async def mine(ctx: Context, *, upcoming_only: bool, first: int, after: str | None,
+               order: AppointmentOrder | None = None, count: bool = False) -> AppointmentPage:
     """A patient's own appointments in the portal; anyone else has no file of their own (NOT_FOUND)."""
     await access.authorize(ctx, "appointment", "read", action=Action.READ, resource_type="appointment")
     patient = await access.find_patient(ctx, ctx.require_principal().patient_id, action=Action.READ)
-    return await _history(ctx, patient, upcoming_only=upcoming_only, first=first, after=after)
+    return await _history(ctx, patient, upcoming_only=upcoming_only, first=first, after=after, order=order,
+                          count=count)
 
 
-async def _history(ctx: Context, patient: PatientView, *, upcoming_only: bool, first: int,
-                   after: str | None) -> pagination.Page[AppointmentView]:
-    """Upcoming ones (booked, slot not over) soonest first; or all of them, latest slot first."""
+async def _history(ctx: Context, patient: PatientView, *, upcoming_only: bool, first: int, after: str | None,
+                   order: AppointmentOrder | None, count: bool) -> AppointmentPage:
+    """Upcoming ones (booked, slot not over) soonest first; or all of them, latest slot first; or in ``order``."""
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     query = in_reach(ctx)
     if query is None:
-        return pagination.Page([], False)
+        return AppointmentPage(pagination.Page([], False), 0 if count else None)
     query = query.filter(patient_id=patient.row.id)
-    cursor = CURSOR[upcoming_only]
     if upcoming_only:
         query = query.filter(status="booked", slot_end__gt=_now())
+    total = await query.count() if count else None
+    # the default order of each list: upcoming ones soonest first, the whole history latest first
+    order = order or AppointmentOrder(direction="asc" if upcoming_only else "desc")
+    cursor = order.cursor_kind if order != AppointmentOrder(direction=order.direction) else CURSOR[
+        order.direction == "asc"]
+    column, sign = order.field, "-" if order.direction == "desc" else ""
     if after:
         at, row_id = _decode(cursor, after)
-        query = query.filter(Q(slot_start__gt=at) | (Q(slot_start=at) & Q(id__gt=row_id)) if upcoming_only
-                             else Q(slot_start__lt=at) | (Q(slot_start=at) & Q(id__lt=row_id)))
-    order = ("slot_start", "id") if upcoming_only else ("-slot_start", "-id")
-    rows = await query.order_by(*order).limit(first + 1)
+        query = query.filter(keyset_after(column, at, row_id, bool(sign)))
+    rows = await query.order_by(f"{sign}{column}", f"{sign}id").limit(first + 1)
     views = [AppointmentView(row, patient) for row in rows[:first]]
-    return pagination.page_of(views, len(rows) > first, cursor, key=_cursor_key)
+    return AppointmentPage(pagination.page_of(
+        views, len(rows) > first, cursor,
+        key=lambda view: f"{getattr(view.row, column).astimezone(UTC).isoformat()}|{view.row.id}"), total)
 
 
 async def schedule_day(ctx: Context, schedule_id: uuid.UUID | None, day: date, *, include_cancelled: bool,
-                       first: int, after: str | None) -> pagination.Page[AppointmentView]:
+                       first: int, after: str | None, count: bool = False) -> AppointmentPage:
     """A schedule's appointments on a local day, in slot order: those of patients the caller reaches."""
     await access.authorize(ctx, "appointment", "read", action=Action.READ, resource_type="appointment")
     schedule = None if schedule_id is None else await Schedule.get_or_none(id=schedule_id,
@@ -231,38 +259,39 @@ async def schedule_day(ctx: Context, schedule_id: uuid.UUID | None, day: date, *
     if schedule is None:
         raise await access.not_found(ctx, Action.READ, "schedule", schedule_id, "scheduleId")
     return await _day(ctx, Q(schedule_id=schedule.id), day, include_cancelled=include_cancelled, first=first,
-                      after=after)
+                      after=after, count=count)
 
 
 async def clinician_day(ctx: Context, clinician_id: uuid.UUID | None, day: date, *, include_cancelled: bool,
-                        first: int, after: str | None) -> pagination.Page[AppointmentView]:
+                        first: int, after: str | None, count: bool = False) -> AppointmentPage:
     """A clinician's appointments on a local day across their schedules, in slot order."""
     await access.authorize(ctx, "appointment", "read", action=Action.READ, resource_type="appointment")
     if clinician_id is None:
         raise BadUserInput("clinicianId: not a valid id.", field="clinicianId")
     theirs = Schedule.filter(institution_id=ctx.institution_id, clinician_id=clinician_id)
     return await _day(ctx, Q(schedule_id__in=Subquery(theirs.values("id"))), day,
-                      include_cancelled=include_cancelled, first=first, after=after)
+                      include_cancelled=include_cancelled, first=first, after=after, count=count)
 
 
 async def _day(ctx: Context, which: Q, day: date, *, include_cancelled: bool, first: int,
-               after: str | None) -> pagination.Page[AppointmentView]:
+               after: str | None, count: bool) -> AppointmentPage:
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     query = in_reach(ctx)
     if query is None:
-        return pagination.Page([], False)
+        return AppointmentPage(pagination.Page([], False), 0 if count else None)
     zone = await institutions.zone(ctx.institution_id)
     begins = datetime.combine(day, time(0), zone).astimezone(UTC)
     ends = datetime.combine(day + timedelta(days=1), time(0), zone).astimezone(UTC)
     query = query.filter(which, slot_start__gte=begins, slot_start__lt=ends)
     if not include_cancelled:
         query = query.exclude(status="cancelled")
+    total = await query.count() if count else None
     if after:
         at, row_id = _decode(DAY_CURSOR, after)
         query = query.filter(Q(slot_start__gt=at) | (Q(slot_start=at) & Q(id__gt=row_id)))
     rows = await query.order_by("slot_start", "id").limit(first + 1)
     views = await _views(ctx, rows[:first])
-    return pagination.page_of(views, len(rows) > first, DAY_CURSOR, key=_cursor_key)
+    return AppointmentPage(pagination.page_of(views, len(rows) > first, DAY_CURSOR, key=_cursor_key), total)
 
 
 def _cursor_key(view: AppointmentView) -> str:
@@ -332,7 +361,7 @@ async def reschedule(ctx: Context, appointment_id: uuid.UUID | None, slot_start:
                                       resource_type="appointment", resource_id=appointment_id)
     view = await find(ctx, appointment_id, Action.UPDATE)
     old = view.row
-    expected = _current(old, version)
+    expected = versioning.check_version(old, version, "appointment")
     start = aware_time(slot_start, "slotStart")
     _check_booked(old, "moved")
     schedule, slot = await schedules.slot_at(ctx, old.schedule_id, start)
@@ -371,7 +400,7 @@ async def cancel(ctx: Context, appointment_id: uuid.UUID | None, reason: str, ve
     decision = await access.authorize(ctx, "appointment", "update", action=Action.UPDATE,
                                       resource_type="appointment", resource_id=appointment_id)
     view = await find(ctx, appointment_id, Action.UPDATE)
-    expected = _current(view.row, version)
+    expected = versioning.check_version(view.row, version, "appointment")
     principal = ctx.require_principal()
     reason = "patient" if principal.kind == PATIENT else one_of(reason, CANCELLATION_REASONS, "reason")
     if reason == "rescheduled":
@@ -404,7 +433,7 @@ async def check_in(ctx: Context, appointment_id: uuid.UUID | None, version: int 
     await _staff_only(ctx, appointment_id)
     view = await find(ctx, appointment_id, Action.UPDATE)
     row = view.row
-    expected = _current(row, version)
+    expected = versioning.check_version(row, version, "appointment")
     _check_booked(row, "checked in")
     now = _now()
     zone = await institutions.zone(ctx.institution_id)
@@ -441,7 +470,7 @@ async def no_show(ctx: Context, appointment_id: uuid.UUID | None, version: int |
                                       resource_type="appointment", resource_id=appointment_id)
     await _staff_only(ctx, appointment_id)
     view = await find(ctx, appointment_id, Action.UPDATE)
-    expected = _current(view.row, version)
+    expected = versioning.check_version(view.row, version, "appointment")
     _check_booked(view.row, "recorded as a no-show")
     if _now() < view.row.slot_start:
         raise BadUserInput("id: a no-show is recorded once the slot has started.", field="id")
@@ -544,17 +573,6 @@ async def _staff_only(ctx: Context, appointment_id: uuid.UUID | None) -> None:
         raise Forbidden()
 
 
-def _current(row: Appointment, version: int | None) -> int:
-    """The version the write goes over: the caller's (a stale one is a CONFLICT at once), else the one read."""
-    if version is not None and version != row.version:
-        raise _stale()
-    return row.version
-
-
-def _stale() -> Conflict:
-    return Conflict("version: the appointment changed since you read it; read it again.", field="version")
-
-
 def _check_booked(row: Appointment, done: str) -> None:
     if row.status != "booked":
         raise BadUserInput(f"id: a {row.status.upper()} appointment cannot be {done}.", field="id")
@@ -633,7 +651,7 @@ async def _compare_and_set(ctx: Context, row: Appointment, expected: int, column
                                        status=row.status).update(**columns, version=expected + 1,
                                                                  updated_at=_now())
     if changed != 1:
-        raise _stale()
+        raise versioning.stale("appointment")
 
 
 def _updated(row: Appointment, expected: int, columns: dict[str, Any]) -> Appointment:

@@ -4,11 +4,20 @@ Limits: a size cap (``Limits.max_attachment_bytes``), a per-ticket count, and an
 content types whose first bytes must match what the client declared (a "PDF" that is not one is
 refused). The bytes are sealed with AES-GCM bound to the attachment's id before they reach the
 storage, and their SHA-256 (of the plaintext) is checked again on the way out.
+
+Downloads also go through short-lived signed links (``signed_path``), so that a browser's ``<img src>`` or
+``<a href>`` works without an Authorization header: an HMAC, under a key derived from the master key, over
+the attachment, the caller's session and an expiry. Following one signs the session's staff member in
+again (a revoked or expired session, or a deactivated account, stops the link), checks their rights afresh
+and audits the download in their name.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -16,14 +25,19 @@ from tortoise.transactions import in_transaction
 
 from audit import writer
 from audit.events import Action
-from core.crypto import field_aad
-from core.errors import BadUserInput, CareloopError
+from core.crypto import derive_key, field_aad
+from core.errors import BadUserInput, CareloopError, Forbidden
 from core.ids import uuid7
+from core.principal import STAFF
 from core.validation import clean_text
-from models import Attachment
-from resolvers import access
+from models import Attachment, Session
+from resolvers import access, session
 from resolvers import ticket as tickets
 from resolvers.context import Context
+from resolvers.loaders import Loaders
+
+LINK_SECONDS = 300  # how long a signed download link works
+LINK_REFUSED = "The link is invalid or has expired: ask for a new one (downloadUrl)."
 
 # content type -> accepted leading bytes (None: text, checked as UTF-8 without NULs)
 CONTENT_TYPES: dict[str, tuple[bytes, ...] | None] = {
@@ -105,6 +119,57 @@ def read_filename(ctx: Context, view: AttachmentView) -> str:
 async def of_ticket(ctx: Context, view: tickets.TicketView) -> list[AttachmentView]:
     rows = await ctx.require_loaders().attachments_by_ticket.load(view.row.id)
     return [AttachmentView(row, view) for row in rows]
+
+
+# -- signed download links ----------------------------------------------------------------------
+
+
+def signed_path(ctx: Context, view: AttachmentView, now: float | None = None) -> str:
+    """A link to GET the file for ``LINK_SECONDS`` without an Authorization header, for the caller's session."""
+    principal = ctx.require_principal()
+    expires = int(now if now is not None else time.time()) + LINK_SECONDS
+    signature = _link_signature(ctx.services.master_key.token_key, view.row.id, principal.kind,
+                                principal.token_id, expires)
+    return (f"/attachments/{view.row.id}/download?session={principal.token_id}&expires={expires}"
+            f"&signature={signature}")
+
+
+async def sign_in_by_link(ctx: Context, attachment: str, session_id: str | None, expires: str | None,
+                          signature: str | None) -> uuid.UUID:
+    """Sign the link's session in on ``ctx`` and return the attachment's id, or FORBIDDEN: a link tampered
+    with, expired, for another file, or whose session has ended. The signature is checked before the
+    database is asked anything."""
+    attachment_id, parsed_session = _uuid(attachment), _uuid(session_id)
+    if (attachment_id is None or parsed_session is None or not (expires or "").isdigit() or len(expires or "") > 12
+            or not signature):
+        raise Forbidden(LINK_REFUSED)
+    expected = _link_signature(ctx.services.master_key.token_key, attachment_id, STAFF, parsed_session,
+                               int(expires or 0))
+    if not hmac.compare_digest(expected, signature) or int(expires or 0) < time.time():
+        raise Forbidden(LINK_REFUSED)
+    digest = await Session.filter(id=parsed_session).values_list("token_hash", flat=True)
+    principal = await session._staff(str(digest[0])) if digest else None  # revoked, expired, deactivated: None
+    if principal is None:
+        raise Forbidden(LINK_REFUSED)
+    ctx.services.guard.sync_roles(principal.subject, principal.institution_id, principal.roles)
+    ctx.principal, ctx.auth_failed = principal, False
+    ctx.keys = await ctx.services.keyring.get(principal.institution_id)
+    ctx.loaders = Loaders(principal.institution_id)
+    return attachment_id
+
+
+def _link_signature(token_key: bytes, attachment_id: uuid.UUID, kind: str, session_id: uuid.UUID | None,
+                    expires: int) -> str:
+    key = derive_key(token_key, "attachment-link:v1")
+    mac = hmac.new(key, f"{attachment_id}|{kind}|{session_id}|{expires}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).decode().rstrip("=")
+
+
+def _uuid(value: str | None) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value) if value and len(value) <= 36 else None
+    except ValueError:
+        return None
 
 
 def _aad(ctx: Context, attachment_id: uuid.UUID) -> bytes:

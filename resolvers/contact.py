@@ -13,10 +13,10 @@ from audit import writer
 from audit.events import Action
 from core.errors import BadUserInput, Conflict, Forbidden
 from core.ids import uuid7
-from core.validation import clean_text, normalize_phone
+from core.validation import Problems, camel_case, clean_text, normalize_phone, one_of
 from models import Contact
 from models.contact import RELATIONSHIPS
-from resolvers import access
+from resolvers import access, versioning
 from resolvers.access import ContactView, PatientView
 from resolvers.context import Context
 
@@ -47,7 +47,9 @@ async def create(ctx: Context, patient_id: uuid.UUID | None, data: dict[str, Any
     return ContactView(row, view)  # the row as written: no need to look it up again
 
 
-async def update(ctx: Context, contact_id: uuid.UUID | None, data: dict[str, Any]) -> ContactView:
+async def update(ctx: Context, contact_id: uuid.UUID | None, data: dict[str, Any],
+                 version: int | None = None) -> ContactView:
+    """Change a contact over the version the caller read (stale: CONFLICT, nothing written)."""
     if not data:
         raise BadUserInput("input: give at least one field to change.", field="input")
     decision = await access.authorize(ctx, "contact", "update", action=Action.UPDATE, resource_type="contact",
@@ -60,8 +62,7 @@ async def update(ctx: Context, contact_id: uuid.UUID | None, data: dict[str, Any
         if required in values and values[required] is None:
             raise BadUserInput(f"{field_name}: must not be null.", field=field_name)
     async with in_transaction():
-        await Contact.filter(id=view.row.id, institution_id=ctx.institution_id).update(
-            **_columns(ctx, view.row.id, values))
+        await versioning.update_versioned(view.row, version, "contact", **_columns(ctx, view.row.id, values))
         await writer.append([access.write_record(ctx, Action.UPDATE, "contact", view.row.id,
                                                  patient_id=view.patient.row.id, fields=frozenset(values),
                                                  decision=decision)])
@@ -132,21 +133,24 @@ async def _require_contact_class(ctx: Context, view: PatientView, action: Action
 
 
 def _normalize(data: dict[str, Any]) -> dict[str, Any]:
+    """Validated values; every invalid field reported at once (``core.validation.Problems``)."""
     out: dict[str, Any] = {}
+    problems = Problems()
     for name, value in data.items():
-        if value is None:
-            out[name] = None
-        elif name in _TEXT_LIMITS:
-            out[name] = clean_text(value, field=name, max_length=_TEXT_LIMITS[name], min_length=1)
-        elif name == "phone":
-            out[name] = normalize_phone(value, field="phone")
-        elif name == "relationship":
-            if value not in RELATIONSHIPS:
-                raise BadUserInput(f"relationship: must be one of {', '.join(RELATIONSHIPS)}.", field="relationship")
-            out[name] = value
-        else:
-            out[name] = value
+        with problems.collect(camel_case(name)):
+            out[name] = None if value is None else _normalize_one(name, value)
+    problems.check()
     return out
+
+
+def _normalize_one(name: str, value: Any) -> Any:
+    if name in _TEXT_LIMITS:
+        return clean_text(value, field=name, max_length=_TEXT_LIMITS[name], min_length=1)
+    if name == "phone":
+        return normalize_phone(value, field="phone")
+    if name == "relationship":
+        return one_of(value, RELATIONSHIPS, "relationship")
+    return value
 
 
 def _columns(ctx: Context, contact_id: uuid.UUID, values: dict[str, Any]) -> dict[str, Any]:

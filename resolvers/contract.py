@@ -25,7 +25,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 from zoneinfo import ZoneInfo
@@ -42,7 +42,7 @@ from core.crypto import InstitutionKeys, field_aad
 from core.errors import BadUserInput, Conflict, Forbidden
 from core.ids import uuid7
 from core.principal import PARTNER, STAFF
-from core.validation import clean_text
+from core.validation import Problems, clean_text
 from models import Contact, Department, Institution, Partner, Patient, ServiceItem
 from models.contract import BILLING_PERIODS, Contract, ContractItem, ContractVersion
 from models.keyring import KeyRing
@@ -52,6 +52,7 @@ from resolvers import access, pagination
 from resolvers import institution as institutions
 from resolvers import service_item as service_items
 from resolvers.context import Context
+from resolvers.pagination import keyset_after
 
 # -- limits and vocabulary -----------------------------------------------------------------
 
@@ -147,30 +148,6 @@ async def local_today(institution_id: uuid.UUID, now: datetime | None = None) ->
 
 
 # -- input problems, all reported at once ------------------------------------------------------
-
-
-@dataclass
-class Problems:
-    """Invalid input gathered field by field, refused at once in one BAD_USER_INPUT listing each (``extensions.
-    invalid``: field path, reason code, message; ``extensions.field``/``reason``: the first)."""
-
-    found: list[tuple[str, str, str]] = field(default_factory=list)
-
-    def add(self, path: str, reason: str, message: str) -> None:
-        self.found.append((path, reason, message))
-
-    def has(self, path: str) -> bool:
-        return any(found == path for found, _, _ in self.found)
-
-    def check(self) -> None:
-        if not self.found:
-            return
-        path, reason, message = self.found[0]
-        more = f" (and {len(self.found) - 1} more: see extensions.invalid)" if len(self.found) > 1 else ""
-        error = BadUserInput(f"{path}: {message}{more}", field=path)
-        error.extensions = {**(error.extensions or {}), "reason": reason,
-                            "invalid": [{"field": p, "reason": r, "message": m} for p, r, m in self.found]}
-        raise error
 
 
 def _text(problems: Problems, path: str, value: str | None, limit: int, *, required: bool) -> str | None:
@@ -356,17 +333,36 @@ async def patient_of(ctx: Context, view: ContractView) -> access.PatientView | N
 # -- lists -------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class ContractOrder:
+    """A list order asked for: by the term's end or start, or by last change; ties broken by id."""
+
+    field: str  # "end_on", "start_on" or "updated_at"
+    direction: str = "asc"
+
+    @property
+    def cursor_kind(self) -> str:
+        """Each order has its own cursors, so one from another order is BAD_USER_INPUT."""
+        return f"{CURSOR}.{self.field}.{self.direction}"
+
+
+@dataclass(frozen=True)
+class ContractPage:
+    page: pagination.Page[ContractView]
+    total: int | None = None  # counted only when asked for
+
+
 async def page(ctx: Context, *, patient_id: uuid.UUID | None = None, status: str | None = None,
                department_id: uuid.UUID | None = None, ending_before: date | None = None, first: int,
-               after: str | None) -> pagination.Page[ContractView]:
-    """Contracts in reach, newest first: one statement for the page whatever its size (versions, items and
-    patients come in one batched statement each when asked for)."""
+               after: str | None, order: ContractOrder | None = None, count: bool = False) -> ContractPage:
+    """Contracts in reach, newest first (or in ``order``): one statement for the page whatever its size (versions,
+    items and patients come in one batched statement each when asked for), one more for the count if asked."""
     await access.authorize(ctx, "contract", "read", action=Action.READ, resource_type="contract",
                            patient_id=patient_id)
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     query = in_reach(ctx)
     if query is None:
-        return pagination.Page([], False)
+        return ContractPage(pagination.Page([], False), 0 if count else None)
     if patient_id is not None:
         query = query.filter(patient_id=patient_id)
     if status is not None:
@@ -375,13 +371,42 @@ async def page(ctx: Context, *, patient_id: uuid.UUID | None = None, status: str
         query = query.filter(department_id=department_id)
     if ending_before is not None:
         query = query.filter(end_on__lt=ending_before)
-    if after:
-        query = query.filter(id__lt=pagination.decode_uuid(CURSOR, after))
-    rows = await query.order_by("-id").limit(first + 1)
+    total = await query.count() if count else None
+    if order is not None:
+        rows = await _ordered(query, order, after, first)
+    else:
+        if after:
+            query = query.filter(id__lt=pagination.decode_uuid(CURSOR, after))
+        rows = await query.order_by("-id").limit(first + 1)
     views = [_view(ctx, row) for row in rows[:first]]
     for view in views:
         note_read(ctx, view)
-    return pagination.page_of(views, len(rows) > first, CURSOR, key=lambda v: v.row.id)
+    if order is None:
+        return ContractPage(pagination.page_of(views, len(rows) > first, CURSOR, key=lambda v: v.row.id), total)
+    column = order.field
+    return ContractPage(pagination.page_of(views, len(rows) > first, order.cursor_kind,
+                                           key=lambda v: f"{getattr(v.row, column).isoformat()}|{v.row.id}"), total)
+
+
+async def _ordered(query: Any, order: ContractOrder, after: str | None, first: int) -> list[Contract]:
+    """A page by keyset: the sort key, then the id."""
+    column, sign = order.field, "-" if order.direction == "desc" else ""
+    if after:
+        value, last_id = _order_cursor(order, after)
+        query = query.filter(keyset_after(column, value, last_id, bool(sign)))
+    return list(await query.order_by(f"{sign}{column}", f"{sign}id").limit(first + 1))
+
+
+def _order_cursor(order: ContractOrder, cursor: str) -> tuple[date | datetime, uuid.UUID]:
+    try:
+        value, last_id = pagination.decode_text(order.cursor_kind, cursor).split("|", 1)
+        key: date | datetime = (datetime.fromisoformat(value) if order.field == "updated_at"
+                                else date.fromisoformat(value))
+        if isinstance(key, datetime) and key.tzinfo is None:
+            raise ValueError("a cursor's time has its offset")
+        return key, uuid.UUID(last_id)
+    except ValueError:
+        raise BadUserInput("after: not a valid cursor.", field="after") from None
 
 
 # -- validating terms and items ------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from tortoise.transactions import in_transaction
 
 from audit import writer
@@ -9,7 +11,7 @@ from audit.events import Action
 from core.errors import BadUserInput
 from core.validation import clean_text
 from models import Department
-from resolvers import access
+from resolvers import access, versioning
 from resolvers.context import Context
 
 
@@ -17,6 +19,24 @@ async def all_(ctx: Context) -> list[Department]:
     """Every department of the caller's institution (a short list: not paged)."""
     await access.authorize(ctx, "department", "read", action=Action.READ, resource_type="department")
     return await Department.filter(institution_id=ctx.institution_id).order_by("name").limit(500)
+
+
+async def update(ctx: Context, department_id: uuid.UUID | None, name: str, version: int | None = None) -> Department:
+    """Rename a department over the version the caller read (stale: CONFLICT, nothing written)."""
+    decision = await access.authorize(ctx, "department", "update", action=Action.UPDATE, resource_type="department",
+                                      resource_id=department_id)
+    row = None if department_id is None else await Department.get_or_none(id=department_id,
+                                                                           institution_id=ctx.institution_id)
+    if row is None:
+        raise await access.not_found(ctx, Action.UPDATE, "department", department_id)
+    name = clean_text(name, field="name", max_length=100, min_length=1)
+    if await Department.filter(institution_id=ctx.institution_id, name=name).exclude(id=row.id).exists():
+        raise BadUserInput("name: a department with this name exists.", field="name")
+    async with in_transaction():
+        await versioning.update_versioned(row, version, "department", name=name)
+        await writer.append([access.write_record(ctx, Action.UPDATE, "department", row.id,
+                                                 fields=frozenset({"name"}), decision=decision)])
+    return row
 
 
 async def create(ctx: Context, name: str) -> Department:

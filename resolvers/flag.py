@@ -36,7 +36,7 @@ from models import Flag, Visit
 from models.fields import tags_from_db
 from models.flag import FLAG_KINDS, FLAG_STATUSES
 from policies.fields import ENCRYPTED_FIELDS, FLAG_DETAIL_CLASS, IDENTITY, INTERNAL
-from resolvers import access, session
+from resolvers import access, session, versioning
 from resolvers import institution as institutions
 from resolvers import visit as visits
 from resolvers.access import PatientView
@@ -159,7 +159,8 @@ async def create(ctx: Context, data: dict[str, Any]) -> FlagView:
     return FlagView(row, patient)
 
 
-async def update(ctx: Context, flag_id: uuid.UUID | None, data: dict[str, Any]) -> FlagView:
+async def update(ctx: Context, flag_id: uuid.UUID | None, data: dict[str, Any],
+                 version: int | None = None) -> FlagView:
     """Change a flag's detail or period, or its status (INACTIVE to deactivate it, ENTERED_IN_ERROR
     when it should never have been raised). Its kind never changes: raise another flag."""
     if not data:
@@ -182,8 +183,7 @@ async def update(ctx: Context, flag_id: uuid.UUID | None, data: dict[str, Any]) 
         await _check_detail_rights(ctx, view.patient, row.kind, Action.UPDATE)
     columns = _columns(ctx, row.id, values)
     async with in_transaction():
-        await Flag.filter(id=row.id, institution_id=ctx.institution_id).update(**columns,
-                                                                                updated_at=datetime.now(UTC))
+        await versioning.update_versioned(row, version, "flag", **columns)
         await writer.append([access.write_record(ctx, Action.UPDATE, "flag", row.id, patient_id=row.patient_id,
                                                  fields=frozenset(_written(values)), decision=decision)])
     fresh = await Flag.get(id=row.id, institution_id=ctx.institution_id)

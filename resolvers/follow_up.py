@@ -54,6 +54,7 @@ from resolvers import survey as surveys
 from resolvers import ticket as tickets
 from resolvers.access import PatientView
 from resolvers.context import Context
+from resolvers.pagination import keyset_after
 
 
 @dataclass(frozen=True)
@@ -209,6 +210,20 @@ class AttemptView:
 class Worklist:
     page: pagination.Page[TaskView]
     today: date  # the institution's local date
+    total: int | None = None  # counted only when asked for
+
+
+@dataclass(frozen=True)
+class WorklistOrder:
+    """A worklist order: by due date (the default, earliest first) or by last change; ties broken by id."""
+
+    field: str = "due_on"  # or "updated_at"
+    direction: str = "asc"
+
+    @property
+    def cursor_kind(self) -> str:
+        """Each order has its own cursors (the default keeps today's), so one from another is BAD_USER_INPUT."""
+        return TASK_CURSOR if self == WorklistOrder() else f"{TASK_CURSOR}.{self.field}.{self.direction}"
 
 
 @dataclass(frozen=True)
@@ -464,19 +479,21 @@ async def attempts_of(ctx: Context, view: TaskView) -> list[AttemptView]:
 
 
 async def worklist(ctx: Context, *, scope: str, department_id: uuid.UUID | None, due_by: date | None,
-                   first: int, after: str | None) -> Worklist:
+                   first: int, after: str | None, order: WorklistOrder | None = None,
+                   count: bool = False) -> Worklist:
     """Open tasks due by a local date (today by default, so overdue ones too), the earliest first: the
     caller's own (MINE), their departments' pool (POOL), or, for a department head, everything open in
     their departments (DEPARTMENT). Always only tasks of patients the caller reaches."""
     await access.authorize(ctx, "follow_up_task", "read", action=Action.READ, resource_type="follow_up_task")
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     scope = one_of(scope, WORKLIST_SCOPES, "scope")
-    cursor = _decode_task_cursor(after) if after else None
+    order = order or WorklistOrder()
+    cursor = _decode_task_cursor(order, after) if after else None
     departments = None if scope == "mine" else await _departments_for(ctx, scope, department_id)
     today = await local_today(ctx)
     query = _reached(ctx)
     if query is None or departments == []:
-        return Worklist(pagination.Page([], False), today)
+        return Worklist(pagination.Page([], False), today, 0 if count else None)
     query = query.filter(status__in=OPEN_TASK_STATUSES, due_on__lte=today if due_by is None else due_by)
     if departments is None:
         query = query.filter(owner_id=ctx.require_principal().user_id)
@@ -486,14 +503,16 @@ async def worklist(ctx: Context, *, scope: str, department_id: uuid.UUID | None,
         query = query.filter(department_id__in=departments)
     if scope == "pool":
         query = query.filter(owner_id__isnull=True, status="requested")
+    total = await query.count() if count else None
+    column, sign = order.field, "-" if order.direction == "desc" else ""
     if cursor is not None:
-        due, task_id = cursor
-        query = query.filter(Q(due_on__gt=due) | (Q(due_on=due) & Q(id__gt=task_id)))
-    rows = list(await query.order_by("due_on", "id").limit(first + 1))
+        value, task_id = cursor
+        query = query.filter(keyset_after(column, value, task_id, bool(sign)))
+    rows = list(await query.order_by(f"{sign}{column}", f"{sign}id").limit(first + 1))
     views = await _views(ctx, rows[:first])
-    page = pagination.page_of(views, len(rows) > first, TASK_CURSOR,
-                              key=lambda v: f"{v.row.due_on.isoformat()}|{v.row.id}")
-    return Worklist(page, today)
+    page = pagination.page_of(views, len(rows) > first, order.cursor_kind,
+                              key=lambda v: f"{getattr(v.row, column).isoformat()}|{v.row.id}")
+    return Worklist(page, today, total)
 
 
 async def workload(ctx: Context, department_id: uuid.UUID | None) -> tuple[date, list[Workload]]:
@@ -532,11 +551,15 @@ async def _departments_for(ctx: Context, scope: str, department_id: uuid.UUID | 
     return [department_id]
 
 
-def _decode_task_cursor(cursor: str) -> tuple[date, uuid.UUID]:
-    key = pagination.decode_text(TASK_CURSOR, cursor)
+def _decode_task_cursor(order: WorklistOrder, cursor: str) -> tuple[date | datetime, uuid.UUID]:
+    key = pagination.decode_text(order.cursor_kind, cursor)
     try:
-        due, task_id = key.split("|", 1)
-        return date.fromisoformat(due), uuid.UUID(task_id)
+        value, task_id = key.split("|", 1)
+        parsed: date | datetime = (date.fromisoformat(value) if order.field == "due_on"
+                                   else datetime.fromisoformat(value))
+        if isinstance(parsed, datetime) and parsed.tzinfo is None:
+            raise ValueError("a cursor's time has its offset")
+        return parsed, uuid.UUID(task_id)
     except ValueError:
         raise BadUserInput("after: not a valid cursor.", field="after") from None
 
@@ -851,4 +874,3 @@ def _attempt_time(value: datetime | None) -> datetime:
 
 def _notes(value: str | None, field: str) -> str | None:
     return None if value is None else clean_text(value, field=field, max_length=NOTES_LIMIT, min_length=1)
-

@@ -30,9 +30,10 @@ from core.validation import camel_case, clean_text
 from models import Department, ImprovementItem, ImprovementTicket, Questionnaire, Ticket
 from models.improvement import IMPROVEMENT_SOURCES, IMPROVEMENT_STATUSES
 from policies.guard import Decision
-from resolvers import access, pagination
+from resolvers import access, pagination, versioning
 from resolvers import institution as institutions
 from resolvers.context import Context
+from resolvers.pagination import keyset_after
 from resolvers.ticket import ticket_scope
 
 CURSOR_KIND = "improvement"
@@ -64,9 +65,30 @@ class ImprovementView:
         return self.row.status not in DONE and self.row.deadline < self.today
 
 
+@dataclass(frozen=True)
+class ImprovementOrder:
+    """A list order: by deadline (the default, soonest first) or by last change; ties broken by id."""
+
+    field: str = "deadline"  # or "updated_at"
+    direction: str = "asc"
+
+    @property
+    def cursor_kind(self) -> str:
+        """Each order has its own cursors (the default keeps today's), so one from another is BAD_USER_INPUT."""
+        return CURSOR_KIND if self == ImprovementOrder() else f"{CURSOR_KIND}.{self.field}.{self.direction}"
+
+
+@dataclass(frozen=True)
+class ImprovementPage:
+    page: pagination.Page[ImprovementView]
+    total: int | None  # counted only when asked for
+
+
 async def page(ctx: Context, *, first: int, after: str | None, status: str | None, overdue: bool,
-               department_id: uuid.UUID | None) -> pagination.Page[ImprovementView]:
-    """Items in reach by deadline, soonest first; ``overdue`` keeps the late ones."""
+               department_id: uuid.UUID | None, order: ImprovementOrder | None = None,
+               count: bool = False) -> ImprovementPage:
+    """Items in reach by deadline, soonest first (or in ``order``); ``overdue`` keeps the late ones."""
+    order = order or ImprovementOrder()
     await access.authorize(ctx, "improvement", "read", action=Action.READ, resource_type="improvement")
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     today = await _today(ctx)
@@ -77,13 +99,16 @@ async def page(ctx: Context, *, first: int, after: str | None, status: str | Non
         query = query.filter(deadline__lt=today).exclude(status__in=DONE)
     if department_id is not None:
         query = query.filter(department_id=department_id)
+    total = await query.count() if count else None
+    column, sign = order.field, "-" if order.direction == "desc" else ""
     if after:
-        deadline, last_id = _decode(after)
-        query = query.filter(Q(deadline__gt=deadline) | Q(deadline=deadline, id__gt=last_id))
-    rows = await query.order_by("deadline", "id").limit(first + 1)
+        value, last_id = _decode(order, after)
+        query = query.filter(keyset_after(column, value, last_id, bool(sign)))
+    rows = await query.order_by(f"{sign}{column}", f"{sign}id").limit(first + 1)
     views = await _views(rows[:first], today)
-    return pagination.page_of(views, len(rows) > first, CURSOR_KIND,
-                              key=lambda view: f"{view.row.deadline.isoformat()}|{view.row.id}")
+    return ImprovementPage(pagination.page_of(
+        views, len(rows) > first, order.cursor_kind,
+        key=lambda view: f"{getattr(view.row, column).isoformat()}|{view.row.id}"), total)
 
 
 async def create(ctx: Context, data: dict[str, Any]) -> ImprovementView:
@@ -107,7 +132,8 @@ async def create(ctx: Context, data: dict[str, Any]) -> ImprovementView:
     return (await _views([row], await _today(ctx)))[0]
 
 
-async def update(ctx: Context, item_id: uuid.UUID | None, data: dict[str, Any]) -> ImprovementView:
+async def update(ctx: Context, item_id: uuid.UUID | None, data: dict[str, Any],
+                 version: int | None = None) -> ImprovementView:
     if not data:
         raise BadUserInput("input: give at least one field to change.", field="input")
     decision = await access.authorize(ctx, "improvement", "update", action=Action.UPDATE,
@@ -125,8 +151,7 @@ async def update(ctx: Context, item_id: uuid.UUID | None, data: dict[str, Any]) 
         await _require_department(ctx, values["department_id"], decision, Action.UPDATE)
     async with in_transaction():
         row = await ImprovementItem.filter(id=found.id).select_for_update().get()
-        if values:
-            await ImprovementItem.filter(id=row.id).update(**values)
+        await versioning.update_versioned(row, version, "improvement item", **values)  # linking tickets too
         await _link(ctx, row, ticket_ids)
         await writer.append([access.write_record(ctx, Action.UPDATE, "improvement", row.id,
                                                  fields=_written(values, ticket_ids),
@@ -257,9 +282,17 @@ def _one_of(value: str, allowed: tuple[str, ...], field: str) -> str:
     return value
 
 
-def _decode(cursor: str) -> tuple[date, uuid.UUID]:
+def _decode(order: ImprovementOrder, cursor: str) -> tuple[date | datetime, uuid.UUID]:
     try:
-        deadline, last_id = pagination.decode_text(CURSOR_KIND, cursor).split("|", 1)
-        return date.fromisoformat(deadline), uuid.UUID(last_id)
+        value, last_id = pagination.decode_text(order.cursor_kind, cursor).split("|", 1)
+        key: date | datetime = (date.fromisoformat(value) if order.field == "deadline"
+                                else _aware(datetime.fromisoformat(value)))
+        return key, uuid.UUID(last_id)
     except ValueError:
         raise BadUserInput("after: not a valid cursor.", field="after") from None
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("a cursor's time has its offset")
+    return value

@@ -7,7 +7,9 @@ import binascii
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
+
+from tortoise.expressions import Q
 
 from core.errors import BadUserInput
 
@@ -68,3 +70,11 @@ def check_page_size(first: int, maximum: int) -> int:
 def page_of(items: list[T], has_next_page: bool, kind: str, key: Callable[[T], object]) -> Page[T]:
     """A page of items; ``key`` gives an item's cursor key."""
     return Page([(encode(kind, str(key(item))), item) for item in items], has_next_page)
+
+
+def keyset_after(column: str, value: Any, row_id: uuid.UUID, descending: bool) -> Q:
+    """Keyset: the rows after (column value, id) in the order, descending or not."""
+    beyond = "lt" if descending else "gt"
+    further: dict[str, Any] = {f"{column}__{beyond}": value}
+    tie: dict[str, Any] = {column: value, f"id__{beyond}": row_id}
+    return Q(**further) | Q(**tie)

@@ -32,7 +32,7 @@ from core.validation import clean_text
 from models import AuditEvent, Partner, PartnerClient, PartnerDocument, PartnerToken, PartnerUsage
 from models.fields import tags_from_db, tags_to_db
 from policies.guard import Guard
-from resolvers import access, pagination
+from resolvers import access, pagination, versioning
 from resolvers.audit_event import check_period, within
 from resolvers.context import Context, Services
 
@@ -99,16 +99,16 @@ async def create(ctx: Context, name: str) -> Partner:
     return row
 
 
-async def set_active(ctx: Context, partner_id: uuid.UUID | None, active: bool) -> Partner:
-    """Suspending a partner stops every client and token of it on the next request."""
+async def set_active(ctx: Context, partner_id: uuid.UUID | None, active: bool, version: int | None = None) -> Partner:
+    """Suspending a partner stops every client and token of it on the next request. Over the version the caller
+    read (stale: CONFLICT, nothing written)."""
     decision = await access.authorize(ctx, "partner", "update", action=Action.UPDATE, resource_type="partner",
                                       resource_id=partner_id)
     row = await _find(ctx, partner_id, Action.UPDATE)
     async with in_transaction():
-        await Partner.filter(id=row.id).update(is_active=active)
+        await versioning.update_versioned(row, version, "partner", is_active=active)
         await writer.append([access.write_record(ctx, Action.UPDATE, "partner", row.id,
                                                  fields=frozenset({"is_active"}), decision=decision)])
-    row.is_active = active
     return row
 
 

@@ -1,40 +1,48 @@
-"""Patient files: look up, list, register, update, archive."""
+"""Patient files: look up, list (search, sort, count), register, update, archive."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
-from tortoise.expressions import Q
+from tortoise.expressions import Q, Subquery
 from tortoise.transactions import in_transaction
 
 from audit import writer
-from audit.events import Action
-from core.errors import BadUserInput, Forbidden
+from audit.events import Action, Actor, AuditRecord, Outcome
+from core.crypto import field_aad
+from core.errors import BadUserInput, Conflict, Forbidden
 from core.ids import uuid7
 from core.validation import (
+    Problems,
     camel_case,
     clean_text,
+    name_key,
+    name_search_term,
+    name_search_text,
     normalize_email,
     normalize_national_id,
     normalize_phone,
     normalize_tag,
+    phone_last4,
     validate_birth_date,
 )
-from models import CareTeamMember, Department, Patient
+from models import CareTeamMember, Contact, Department, Patient
 from models.communication import PURPOSES
 from models.fields import tags_to_db
 from models.patient import CHANNELS, PATIENT_STATUSES, SEGMENTS, SEXES
 from policies.fields import ENCRYPTED_FIELDS, PATIENT_FIELD_CLASS
 from policies.guard import Decision
-from resolvers import access, follow_up, pagination
+from resolvers import access, follow_up, pagination, versioning
 from resolvers import appointment as appointments
 from resolvers import consent as consents
 from resolvers.access import PatientView
-from resolvers.context import Context
+from resolvers.context import Context, Services
 
 CURSOR_KIND = "patient"
 MAX_TAGS = 20
@@ -45,18 +53,45 @@ _TEXT_LIMITS = {
     "special_needs": 500,
 }
 _BLIND_INDEXED = {"phone": "phone_bidx", "alt_phone": "alt_phone_bidx", "national_id": "national_id_bidx"}
+# The last four digits of each phone, indexed under their own kind (docs/security.md, "Last-4 phone search")
+_LAST4_INDEXED = {"phone": "phone_last4_bidx", "alt_phone": "alt_phone_last4_bidx"}
+LAST4_KIND = "phone_last4"
+MERGED = "merged"
+# Sort orders: the column each sorts by (the id breaks ties and is the default order, registration order)
+ORDER_COLUMNS = {"name": "full_name", "updated_at": "updated_at", "created_at": "created_at"}
+_MAX_CURSOR = 1000  # a name order's cursor carries a name of up to 100 characters
 
 
 @dataclass(frozen=True)
 class PatientFilter:
     name_prefix: str | None = None
+    name: str | None = None
     phone: str | None = None
+    phone_last4: str | None = None
+    contact_phone: str | None = None
     national_id_type: str | None = None
     national_id: str | None = None
     segment: str | None = None
     tag: str | None = None
     department_id: uuid.UUID | None = None
     status: str | None = None
+    merged_into_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class PatientOrder:
+    field: str = "name"  # a key of ORDER_COLUMNS
+    direction: str = "asc"  # or "desc"
+
+    @property
+    def cursor_kind(self) -> str:
+        return f"patient.{self.field}.{self.direction}"
+
+
+@dataclass(frozen=True)
+class PatientPage:
+    page: pagination.Page[PatientView]
+    total_count: int | None  # counted only when asked for
 
 
 @dataclass(frozen=True)
@@ -73,26 +108,77 @@ async def get(ctx: Context, patient_id: uuid.UUID | None) -> PatientView:
     return await access.find_patient(ctx, patient_id, action=Action.READ)
 
 
-async def page(ctx: Context, *, first: int, after: str | None, where: PatientFilter) -> pagination.Page[PatientView]:
+async def page(ctx: Context, *, first: int, after: str | None, where: PatientFilter,
+               order: PatientOrder | None = None, count: bool = False) -> PatientPage:
+    """A page of patients in reach matching ``where``; ``count``: also the number that match (one COUNT)."""
     ctx.require_principal()
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
-    after_id = pagination.decode_uuid(CURSOR_KIND, after) if after else None
+    after_key = _after_condition(order, after) if after else None
     await _check_filter(ctx, where)
     query = access.scoped_patients(ctx)
     if query is None:
-        return pagination.Page([], False)
+        return PatientPage(pagination.Page([], False), 0 if count else None)
     query = query.filter(_conditions(ctx, where))
-    if after_id is not None:
-        query = query.filter(id__gt=after_id)
-    rows = await query.order_by("id").limit(first + 1)
+    total = await query.count() if count else None
+    if after_key is not None:
+        query = query.filter(after_key)
+    rows = await query.order_by(*_order_by(order)).limit(first + 1)
     views = await access.views(ctx, rows[:first])
-    return pagination.page_of(views, len(rows) > first, CURSOR_KIND, key=lambda view: view.row.id)
+    if order is None:
+        return PatientPage(pagination.page_of(views, len(rows) > first, CURSOR_KIND, key=lambda v: v.row.id), total)
+    column = ORDER_COLUMNS[order.field]
+    return PatientPage(pagination.page_of(views, len(rows) > first, order.cursor_kind,
+                                          key=lambda v: _cursor_key(v.row.id, getattr(v.row, column))), total)
+
+
+def _order_by(order: PatientOrder | None) -> tuple[str, ...]:
+    if order is None:
+        return ("id",)
+    sign = "-" if order.direction == "desc" else ""
+    return (f"{sign}{ORDER_COLUMNS[order.field]}", f"{sign}id")
+
+
+def _cursor_key(row_id: uuid.UUID, value: Any) -> str:
+    """The id (fixed length) then the sort key: a name may hold any character."""
+    return f"{row_id}|{value.isoformat() if isinstance(value, datetime) else value}"
+
+
+def _after_condition(order: PatientOrder | None, cursor: str) -> Q:
+    """Rows after the cursor in the order; a cursor of another order (or list) is BAD_USER_INPUT."""
+    if order is None:
+        return Q(id__gt=pagination.decode_uuid(CURSOR_KIND, cursor))
+    row_id, value = _decode_cursor(order, cursor)
+    column, op = ORDER_COLUMNS[order.field], "lt" if order.direction == "desc" else "gt"
+    past: dict[str, Any] = {f"{column}__{op}": value}
+    tie: dict[str, Any] = {column: value, f"id__{op}": row_id}
+    return Q(**past) | Q(**tie)
+
+
+def _decode_cursor(order: PatientOrder, cursor: str) -> tuple[uuid.UUID, Any]:
+    bad = BadUserInput("after: not a valid cursor.", field="after")
+    try:
+        if len(cursor) > _MAX_CURSOR:
+            raise ValueError
+        kind, key = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().split(":", 1)
+        text_id, value = key.split("|", 1)
+        row_id = uuid.UUID(text_id)
+        if kind != order.cursor_kind:
+            raise ValueError
+        if order.field == "name":
+            return row_id, clean_text(value, field="after", max_length=100, min_length=1)
+        moment = datetime.fromisoformat(value)
+        if moment.tzinfo is None:
+            raise ValueError
+        return row_id, moment.astimezone(UTC)
+    except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError, BadUserInput):
+        raise bad from None
 
 
 # A filter reveals what it matches: each needs the right to read the class of its field.
-_FILTER_FIELD = {"name_prefix": "full_name", "phone": "phone", "national_id_type": "national_id_type",
-                 "national_id": "national_id", "segment": "segments", "tag": "tags", "department_id": "department_id",
-                 "status": "status"}
+_FILTER_FIELD = {"name_prefix": "full_name", "name": "full_name", "phone": "phone", "phone_last4": "phone",
+                 "contact_phone": "phone", "national_id_type": "national_id_type", "national_id": "national_id",
+                 "segment": "segments", "tag": "tags", "department_id": "department_id", "status": "status",
+                 "merged_into_id": "status"}
 
 
 async def _check_filter(ctx: Context, where: PatientFilter) -> None:
@@ -100,6 +186,8 @@ async def _check_filter(ctx: Context, where: PatientFilter) -> None:
         if getattr(where, name) is not None:
             await access.authorize(ctx, f"patient.{PATIENT_FIELD_CLASS[column]}", "read", action=Action.READ,
                                    resource_type="patient")
+    if where.contact_phone is not None:  # it reveals a family member's phone: read as contacts are
+        await access.authorize(ctx, "contact", "read", action=Action.READ, resource_type="patient")
 
 
 def _conditions(ctx: Context, where: PatientFilter) -> Q:
@@ -107,9 +195,18 @@ def _conditions(ctx: Context, where: PatientFilter) -> Q:
     if where.name_prefix is not None:
         prefix = clean_text(where.name_prefix, field="filter.namePrefix", max_length=100, min_length=1)
         q &= Q(full_name__startswith=prefix)
+    if where.name is not None:
+        q &= Q(name_search__contains=name_search_term(where.name, field="filter.name"))
     if where.phone is not None:
         digest = access.blind_index(ctx, "phone", normalize_phone(where.phone, field="filter.phone"))
         q &= Q(phone_bidx=digest) | Q(alt_phone_bidx=digest)
+    if where.phone_last4 is not None:
+        digest = access.blind_index(ctx, LAST4_KIND, phone_last4(where.phone_last4, field="filter.phoneLast4"))
+        q &= Q(phone_last4_bidx=digest) | Q(alt_phone_last4_bidx=digest)
+    if where.contact_phone is not None:
+        digest = access.blind_index(ctx, "phone", normalize_phone(where.contact_phone, field="filter.contactPhone"))
+        families = Contact.filter(institution_id=ctx.institution_id, phone_bidx=digest)
+        q &= Q(id__in=Subquery(families.values("patient_id")))
     if where.national_id is not None or where.national_id_type is not None:
         if where.national_id is None or where.national_id_type is None:
             raise BadUserInput("filter.nationalId: give the document type and number together.",
@@ -124,6 +221,10 @@ def _conditions(ctx: Context, where: PatientFilter) -> Q:
         q &= Q(department_id=where.department_id)
     if where.status is not None:
         q &= Q(status=_one_of(where.status, PATIENT_STATUSES, "filter.status"))
+    if where.merged_into_id is not None:
+        q &= Q(merged_into_id=where.merged_into_id)
+    if where.status is None and where.merged_into_id is None:  # a merged file is found only when asked for
+        q &= ~Q(status=MERGED)
     return q
 
 
@@ -154,9 +255,13 @@ async def create(ctx: Context, data: dict[str, Any], *, register_anyway: bool = 
     return CreateResult((await access.views(ctx, [row]))[0])  # the row as written: no need to look it up again
 
 
-async def update(ctx: Context, patient_id: uuid.UUID | None, data: dict[str, Any]) -> PatientView:
+async def update(ctx: Context, patient_id: uuid.UUID | None, data: dict[str, Any],
+                 version: int | None = None) -> PatientView:
+    """Change a file over the version the caller read (stale: CONFLICT, nothing written)."""
     if not data:
         raise BadUserInput("input: give at least one field to change.", field="input")
+    if data.get("status") == MERGED:
+        raise BadUserInput("input.status: a file is merged by patientMerge.", field="input.status")
     view = await access.find_patient(ctx, patient_id, action=Action.UPDATE)
     decisions = []
     for field_class in sorted(_classes(data)):
@@ -173,8 +278,9 @@ async def update(ctx: Context, patient_id: uuid.UUID | None, data: dict[str, Any
     records = [access.write_record(ctx, Action.UPDATE, "patient", view.row.id, patient_id=view.row.id,
                                    fields=frozenset(values), decision=decision),
                consents.contact_consent_record(ctx, view.row.id, frozenset(values), decision.rule)]
+    _refuse_merged(view.row)
     async with in_transaction():
-        await Patient.filter(id=view.row.id, institution_id=ctx.institution_id).update(**columns)
+        await versioning.update_versioned(view.row, version, "patient", **columns)
         await writer.append([record for record in records if record is not None])
         if values.get("status") == "deceased":  # a deceased patient is never called, nor keeps a place
             await follow_up.cancel_for_patient(ctx, view.row.id)
@@ -186,14 +292,48 @@ async def archive(ctx: Context, patient_id: uuid.UUID | None) -> PatientView:
     decision = await access.authorize(ctx, "patient", "archive", action=Action.ARCHIVE, resource_type="patient",
                                       resource_id=patient_id, patient_id=patient_id)
     view = await access.find_patient(ctx, patient_id, action=Action.ARCHIVE)
+    _refuse_merged(view.row)
     async with in_transaction():
-        await Patient.filter(id=view.row.id, institution_id=ctx.institution_id).update(status="archived")
+        await versioning.update_versioned(view.row, None, "patient", status="archived")
         await writer.append([access.write_record(
             ctx, Action.ARCHIVE, "patient", view.row.id, patient_id=view.row.id, fields=frozenset({"status"}),
             decision=decision)])
         await follow_up.cancel_for_patient(ctx, view.row.id)
         await appointments.cancel_for_patient(ctx, view.row.id)
     return await access.find_patient(ctx, view.row.id, action=Action.READ)
+
+
+async def reindex(services: Services, institution_id: uuid.UUID) -> int:
+    """Fill the search columns of an institution's files written before they existed (``careloop patients
+    reindex``): the name as searched, and the last-4 blind indexes (which need the phones decrypted, hence
+    not a migration). Idempotent; returns how many files it changed. Writes no patient data anywhere else."""
+    keys = await services.keyring.get(institution_id)
+    stale = Patient.filter(institution_id=institution_id).filter(
+        Q(name_search="") | Q(phone__not_isnull=True, phone_last4_bidx=None)
+        | Q(alt_phone__not_isnull=True, alt_phone_last4_bidx=None))
+    rows = await stale.only("id", "institution_id", "full_name", "phone", "alt_phone")
+    if not rows:
+        return 0
+    async with in_transaction():
+        for row in rows:
+            values: dict[str, Any] = {"name_search": name_search_text(row.full_name)}
+            for name, column in _LAST4_INDEXED.items():
+                sealed = getattr(row, name)
+                if sealed is not None:
+                    phone = keys.open(bytes(sealed), field_aad(institution_id, "patient", name, row.id))
+                    values[column] = keys.blind_index(LAST4_KIND, phone[-4:])
+            await Patient.filter(id=row.id, institution_id=institution_id).update(**values)
+        # one record for the run: the system opened phones to index them (names the columns, never values)
+        await writer.append([AuditRecord(institution_id, Actor("system"), Action.UPDATE, "patient", Outcome.ALLOWED,
+                                         field_classes=frozenset({"identity", "contact"}), reason="reindex",
+                                         fields_read=frozenset({"name_search", *_LAST4_INDEXED.values()}))])
+    return len(rows)
+
+
+def _refuse_merged(row: Patient) -> None:
+    """A merged file is kept as it was merged: changes go to the file it was merged into."""
+    if row.status == MERGED:
+        raise Conflict("id: the file was merged into another; change that one (mergedInto).", field="id")
 
 
 def _classes(data: dict[str, Any]) -> set[str]:
@@ -206,14 +346,19 @@ def _outside_reach(ctx: Context, row: Patient) -> bool:
 
 
 async def _returning_patient(ctx: Context, columns: dict[str, Any]) -> tuple[PatientView | None, list[str]]:
-    """A patient on file (within the caller's reach) with the same national ID or phone."""
+    """A patient on file (within the caller's reach, not merged) with the same national ID, phone, or name and
+    birth date."""
     query = access.scoped_patients(ctx)
     if query is None:
         return None, []
+    query = query.exclude(status=MERGED)
     checks = [("NATIONAL_ID", Q(national_id_bidx=columns.get("national_id_bidx")), columns.get("national_id_bidx"))]
     for column in ("phone_bidx", "alt_phone_bidx"):
         digest = columns.get(column)
         checks.append(("PHONE", Q(phone_bidx=digest) | Q(alt_phone_bidx=digest), digest))
+    born = columns.get("birth_date")
+    same_name = Q(name_search__startswith=f"{name_key(columns['full_name'])}|", birth_date=born)
+    checks.append(("NAME_AND_BIRTH_DATE", same_name, born))
     for kind, condition, digest in checks:
         if digest is None:
             continue
@@ -241,25 +386,31 @@ def _one_of(value: str, allowed: tuple[str, ...], field_name: str) -> str:
 
 
 async def _normalize(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
-    """Validated, canonical values; raises BadUserInput before anything is written."""
+    """Validated, canonical values; every invalid field is reported at once (``core.validation.Problems``),
+    before anything is written."""
     out: dict[str, Any] = {}
+    problems = Problems()
     if ("national_id" in data) != ("national_id_type" in data):
-        raise BadUserInput("nationalId: give nationalIdType and nationalId together.", field="nationalId")
+        problems.add("nationalId", "required_together", "give nationalIdType and nationalId together.")
     for name, value in data.items():
-        out[name] = None if value is None else _normalize_one(name, value)
-    if data.get("national_id") is not None:
+        with problems.collect(camel_case(name)):
+            out[name] = None if value is None else _normalize_one(name, value)
+    if data.get("national_id") is not None and not problems.has("nationalId"):
         if data.get("national_id_type") is None:
-            raise BadUserInput("nationalIdType: is required with nationalId.", field="nationalIdType")
-        out["national_id"] = normalize_national_id(data["national_id_type"], data["national_id"])
+            problems.add("nationalIdType", "required", "is required with nationalId.")
+        else:
+            with problems.collect("nationalId"):
+                out["national_id"] = normalize_national_id(data["national_id_type"], data["national_id"])
     elif "national_id" in data:
         out["national_id_type"] = None
     if out.get("department_id") is not None:
         exists = await Department.exists(id=out["department_id"], institution_id=ctx.institution_id)
         if not exists:
-            raise BadUserInput("departmentId: no such department.", field="departmentId")
+            problems.add("departmentId", "unknown_department", "no such department.")
     for required in ("full_name", "sex", "contact_consent", "preferred_language", "status"):
-        if required in out and out[required] is None:
-            raise BadUserInput(f"{camel_case(required)}: must not be null.", field=camel_case(required))
+        if required in out and out[required] is None:  # the schema drops these nulls (provided): a safety net
+            problems.add(camel_case(required), "required", "must not be null.")
+    problems.check()
     return out
 
 
@@ -311,4 +462,8 @@ def _columns(ctx: Context, patient_id: uuid.UUID, values: dict[str, Any]) -> dic
             kind, key = ("phone", value) if name != "national_id" else (
                 "national_id", value and f"{values['national_id_type']}:{value}")
             columns[_BLIND_INDEXED[name]] = access.blind_index(ctx, kind, key)
+        if name in _LAST4_INDEXED:
+            columns[_LAST4_INDEXED[name]] = access.blind_index(ctx, LAST4_KIND, value and value[-4:])
+        if name == "full_name":
+            columns["name_search"] = name_search_text(value)
     return columns

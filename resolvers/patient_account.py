@@ -32,6 +32,7 @@ from models import (
 )
 from policies.fields import PATIENT_FIELD_CLASS
 from resolvers import access, pagination
+from resolvers import account as accounts
 from resolvers import communication as communications
 from resolvers import consent as consents
 from resolvers import contact as contacts
@@ -176,6 +177,19 @@ async def deactivate(ctx: Context, patient_id: uuid.UUID | None) -> bool:
                                                  patient_id=view.row.id, fields=frozenset({"is_active"}),
                                                  decision=decision)])
     return True
+
+
+async def issue_reset(ctx: Context, patient_id: uuid.UUID | None) -> accounts.ResetCode:
+    """A one-time code for a patient who forgot their password (staff of the patient's reach, after checking who
+    asks, as for an invitation): a day to use it with ``passwordResetComplete``, which also unlocks the account."""
+    decision = await access.authorize(ctx, "patient_account", "update", action=Action.CREATE,
+                                      resource_type="password_reset", patient_id=patient_id)
+    view = await access.find_patient(ctx, patient_id, action=Action.CREATE, field="patientId")
+    account = await PatientAccount.get_or_none(patient_id=view.row.id, institution_id=ctx.institution_id,
+                                               is_active=True)
+    if account is None:
+        raise await access.not_found(ctx, Action.CREATE, "patient_account", None, "patientId")
+    return await accounts.issue_code(ctx, decision, sessions.PATIENT_ACCOUNTS, account)
 
 
 # -- the patient's own file -------------------------------------------------------------------

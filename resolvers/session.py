@@ -1,26 +1,70 @@
-"""Logging in and out, and turning a bearer token into a Principal."""
+"""Logging in and out, and turning a bearer token into a Principal.
+
+Staff with a second factor (RFC 6238 TOTP) give its code with their password; an institution may require one of
+every staff member whose roles read clinical data (``Institution.totp_required``, decided by the policy itself:
+``patient.clinical: read``). Every refusal counts toward the lockout, and the lockout error says when to try again
+(``extensions.retryAfter``, seconds).
+"""
 
 from __future__ import annotations
 
+import math
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tortoise.expressions import F
+from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
 from audit import writer
 from audit.events import Action, Actor, AuditRecord, Outcome
+from core.crypto import field_aad
 from core.errors import BadUserInput, RateLimited, Unauthenticated
 from core.principal import PARTNER, PATIENT, STAFF, Principal
-from core.tokens import PATIENT_PREFIX, TOKEN_PREFIX, looks_like_token, new_token, token_digest, token_kind
-from models import Department, Institution, PartnerToken, PatientAccount, PatientSession, Session, Staff
+from core.tokens import (
+    PATIENT_PREFIX,
+    TOKEN_PREFIX,
+    looks_like_token,
+    new_token,
+    token_digest,
+    token_kind,
+    totp_step,
+)
+from models import (
+    Department,
+    Institution,
+    PartnerToken,
+    PatientAccount,
+    PatientSession,
+    RoleAssignment,
+    Session,
+    Staff,
+)
+from policies.fields import CLINICAL
 from resolvers import partner as partners
 from resolvers.context import Context, Services
 from resolvers.loaders import Loaders
 
 INVALID_CREDENTIALS = "Invalid email or password."
+LOCKED = "Too many failed sign-in attempts; the account is locked for a while."
+
+
+class TotpRequired(Unauthenticated):
+    """The password was right, and the account signs in with a second factor: ask for the code and try again.
+    Only whoever holds the password learns this; the attempt counts toward the lockout like a wrong password."""
+
+    code = "TOTP_REQUIRED"
+    default_message = "Enter the code from your authenticator app (totpCode)."
+
+
+class TotpEnrolmentRequired(Unauthenticated):
+    """The password was right, but the institution requires a second factor of this account and it has none:
+    enrol one with ``totpEnrollForLogin``, then sign in with its code. Counts toward the lockout too."""
+
+    code = "TOTP_ENROLMENT_REQUIRED"
+    default_message = ("Your institution requires a second factor: enrol an authenticator app "
+                       "(totpEnrollForLogin), then sign in with its code.")
 
 
 @dataclass(frozen=True)
@@ -28,6 +72,7 @@ class Me:
     principal: Principal
     institution: Institution
     departments: list[Department]
+    totp_enabled: bool = False  # a staff member signs in with a second factor
 
 
 @dataclass(frozen=True)
@@ -145,10 +190,22 @@ async def me(ctx: Context) -> Me | None:
     principal = ctx.require_principal()
     institution = await Institution.get(id=principal.institution_id)
     departments = await Department.filter(id__in=list(principal.department_ids)).order_by("name")
-    return Me(principal, institution, departments)
+    totp = principal.kind == STAFF and await Staff.filter(id=principal.user_id, totp_enabled_at__isnull=False).exists()
+    return Me(principal, institution, departments, totp)
 
 
-async def login(ctx: Context, email: str, password: str, accounts: Accounts = STAFF_ACCOUNTS) -> LoginResult:
+def locked_error(locked_until: datetime, now: datetime) -> RateLimited:
+    """The lockout's refusal, with the seconds until the account opens again (``extensions.retryAfter``)."""
+    error = RateLimited(LOCKED)
+    error.extensions = {**(error.extensions or {}),
+                        "retryAfter": max(1, math.ceil((locked_until - now).total_seconds()))}
+    return error
+
+
+async def check_credentials(ctx: Context, accounts: Accounts, email: str, password: str
+                            ) -> tuple[Staff | PatientAccount, bool]:
+    """The account these credentials open, and whether its hash wants upgrading; refused (and counted toward
+    the lockout, and recorded) otherwise. A locked account is refused whatever the password."""
     if len(email) > 254 or len(password) > 1024:
         raise BadUserInput("email or password is too long.", field="email")
     address = email.strip().lower()
@@ -159,18 +216,85 @@ async def login(ctx: Context, email: str, password: str, accounts: Accounts = ST
     if account is not None and account.locked_until is not None and account.locked_until > now:
         await writer.append([_login_record(ctx, accounts, account, Action.LOGIN,
                                            Outcome.DENIED, "locked")])
-        raise RateLimited("Too many failed sign-in attempts; the account is locked for a while.")
+        raise locked_error(account.locked_until, now)
     stored_hash = account.password_hash if account is not None and account.is_active else None
     verification = await ctx.services.passwords.verify(stored_hash, password)
     if account is None or stored_hash is None or not verification.ok:
-        await _failed(ctx, accounts, account, now)
+        await record_failure(ctx, accounts, account, now)
         raise Unauthenticated(INVALID_CREDENTIALS)
+    return account, verification.needs_rehash
+
+
+async def login(ctx: Context, email: str, password: str, accounts: Accounts = STAFF_ACCOUNTS,
+                totp_code: str | None = None) -> LoginResult:
+    account, needs_rehash = await check_credentials(ctx, accounts, email, password)
+    now = datetime.now(UTC)
     updates: dict[str, object] = {"failed_logins": 0, "locked_until": None}
-    if verification.needs_rehash:
+    enabling = False
+    if isinstance(account, Staff):
+        step, enabling = await _second_factor(ctx, account, totp_code, now)
+        if step is not None and not await _claim_step(account, step):  # the same code, a moment ago
+            await record_failure(ctx, accounts, account, now, "bad_totp")
+            raise Unauthenticated(INVALID_CREDENTIALS)
+        if enabling:
+            updates.update(totp_enabled_at=now, version=F("version") + 1, updated_at=now)
+    if needs_rehash:
         updates["password_hash"] = await ctx.services.passwords.hash(password)
     async with in_transaction():
         await accounts.account.filter(id=account.id).update(**updates)
+        if enabling:  # an enrolment the institution required, confirmed by its first code
+            await writer.append([AuditRecord(account.institution_id, Actor(STAFF, account.id), Action.UPDATE,
+                                             "staff", Outcome.ALLOWED, ctx.request, resource_id=account.id,
+                                             fields_read=frozenset({"totp_enabled_at"}), reason="totp_enabled")])
         return await open_session(ctx, accounts, account)
+
+
+# -- the second factor ---------------------------------------------------------------------------
+
+
+async def _second_factor(ctx: Context, staff: Staff, code: str | None, now: datetime) -> tuple[int | None, bool]:
+    """The time step of the code a staff member must give, and whether it confirms an enrolment; refused (and
+    counted) when a code is due and missing or wrong. (None, False) when no code is asked of the account."""
+    if staff.totp_enabled_at is None and not await totp_required_of(ctx, staff):
+        return None, False  # a code given anyway is ignored
+    if staff.totp_enabled_at is None and (staff.totp_secret is None or not code):
+        await record_failure(ctx, STAFF_ACCOUNTS, staff, now, "totp_enrolment_required")
+        raise TotpEnrolmentRequired()
+    if not code:
+        await record_failure(ctx, STAFF_ACCOUNTS, staff, now, "totp_missing")
+        raise TotpRequired()
+    step = totp_step(await totp_secret(ctx, staff), code, now, staff.totp_last_step)
+    if step is None:
+        await record_failure(ctx, STAFF_ACCOUNTS, staff, now, "bad_totp")
+        raise Unauthenticated(INVALID_CREDENTIALS)
+    return step, staff.totp_enabled_at is None
+
+
+async def totp_secret(ctx: Context, staff: Staff) -> str:
+    """The staff member's TOTP secret, opened with their institution's key (sealed like health data)."""
+    keys = ctx.keys if ctx.keys is not None else await ctx.services.keyring.get(staff.institution_id)
+    return keys.open(bytes(staff.totp_secret or b""), field_aad(staff.institution_id, "staff", "totp_secret",
+                                                                staff.id))
+
+
+async def _claim_step(staff: Staff, step: int) -> bool:
+    """Record the code's time step as used, unless a later or equal one was meanwhile (a replayed code)."""
+    return bool(await Staff.filter(Q(totp_last_step=None) | Q(totp_last_step__lt=step), id=staff.id).update(
+        totp_last_step=step))
+
+
+def reads_clinical_data(ctx: Context, institution_id: uuid.UUID, roles: list[str]) -> bool:
+    """Whether any of these roles may read a patient's clinical class: the policy's own answer."""
+    return any(ctx.services.guard.role_allows(role, institution_id, f"patient.{CLINICAL}", "read") for role in roles)
+
+
+async def totp_required_of(ctx: Context, staff: Staff) -> bool:
+    """Whether the institution requires a second factor of this staff member (``totp_required`` and a role
+    that reads clinical data)."""
+    if not await Institution.filter(id=staff.institution_id, totp_required=True).exists():
+        return False
+    roles = await RoleAssignment.filter(staff_id=staff.id).values_list("role", flat=True)
+    return reads_clinical_data(ctx, staff.institution_id, [str(role) for role in roles])
 
 
 async def open_session(ctx: Context, accounts: Accounts, account: Staff | PatientAccount) -> LoginResult:
@@ -196,17 +320,18 @@ async def logout(ctx: Context) -> bool:
     return True
 
 
-async def _failed(ctx: Context, accounts: Accounts, account: Staff | PatientAccount | None, now: datetime) -> None:
+async def record_failure(ctx: Context, accounts: Accounts, account: Staff | PatientAccount | None, now: datetime,
+                         reason: str = "bad_credentials") -> None:
     """Count the failure in the database, one by one, and lock the account at the limit."""
     if account is None:
-        await writer.append([_login_record(ctx, accounts, None, Action.LOGIN, Outcome.DENIED, "bad_credentials")])
+        await writer.append([_login_record(ctx, accounts, None, Action.LOGIN, Outcome.DENIED, reason)])
         return
     limits = ctx.services.settings.limits
     model = accounts.account
     async with in_transaction():
         await model.filter(id=account.id).update(failed_logins=F("failed_logins") + 1)
         failures = await model.filter(id=account.id).first().values_list("failed_logins", flat=True)
-        records = [_login_record(ctx, accounts, account, Action.LOGIN, Outcome.DENIED, "bad_credentials")]
+        records = [_login_record(ctx, accounts, account, Action.LOGIN, Outcome.DENIED, reason)]
         if isinstance(failures, int) and failures >= limits.login_max_failures:
             locked_until = now + timedelta(minutes=limits.login_lock_minutes)
             await model.filter(id=account.id).update(failed_logins=0, locked_until=locked_until)

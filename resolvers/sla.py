@@ -27,7 +27,7 @@ from core.sla import Clock, Pause, SlaSettings, SlaState, Target
 from models import BusinessCalendar, SlaPolicy, Ticket, TicketEvent
 from models.sla import CLOCKS
 from models.ticket import OPEN_STATUSES, STOPPED_STATUSES
-from resolvers import access, notification
+from resolvers import access, notification, versioning
 from resolvers import institution as institutions
 from resolvers.context import Context
 
@@ -72,7 +72,7 @@ async def settings(ctx: Context) -> SlaSettings:
 
 
 async def set_policy(ctx: Context, level: int, first_response_minutes: int, resolution_minutes: int,
-                     clock: str) -> Target:
+                     clock: str, version: int | None = None) -> Target:
     decision = await access.authorize(ctx, "sla", "update", action=Action.UPDATE, resource_type="sla_policy")
     if level not in LEVELS:
         raise BadUserInput("level: must be 1, 2 or 3.", field="level")
@@ -88,9 +88,10 @@ async def set_policy(ctx: Context, level: int, first_response_minutes: int, reso
         values: dict[str, Any] = {"first_response_minutes": first_response_minutes,
                                   "resolution_minutes": resolution_minutes, "clock": clock}
         if row is None:
+            versioning.check_version(UNSAVED, version, "SLA level")
             row = await SlaPolicy.create(institution_id=ctx.institution_id, level=level, **values)
         else:
-            await SlaPolicy.filter(id=row.id).update(**values)
+            await versioning.update_versioned(row, version, "SLA level", **values)
         await writer.append([access.write_record(ctx, Action.UPDATE, "sla_policy", row.id,
                                                  fields=frozenset(values), decision=decision)])
         ctx.sla = None
@@ -99,21 +100,40 @@ async def set_policy(ctx: Context, level: int, first_response_minutes: int, reso
     return (await settings(ctx)).targets[level]
 
 
-async def set_calendar(ctx: Context, data: dict[str, Any]) -> SlaSettings:
+async def set_calendar(ctx: Context, data: dict[str, Any], version: int | None = None) -> SlaSettings:
     decision = await access.authorize(ctx, "sla", "update", action=Action.UPDATE, resource_type="business_calendar")
     columns = _calendar_columns(data)
     async with in_transaction():
         row = await BusinessCalendar.filter(institution_id=ctx.institution_id).select_for_update().first()
         if row is None:
+            versioning.check_version(UNSAVED, version, "business calendar")
             row = await BusinessCalendar.create(institution_id=ctx.institution_id, **columns)
         else:
-            await BusinessCalendar.filter(id=row.id).update(**columns)
+            await versioning.update_versioned(row, version, "business calendar", **columns)
         await writer.append([access.write_record(ctx, Action.UPDATE, "business_calendar", row.id,
                                                  fields=frozenset(columns), decision=decision)])
         ctx.sla = None
         await recompute_open(ctx)
     ctx.services.outbox.scheduled.set()
     return await settings(ctx)
+
+
+@dataclass(frozen=True)
+class Unsaved:
+    """The defaults before an admin first saves them: version 0."""
+
+    version: int = 0
+
+
+UNSAVED = Unsaved()
+
+
+async def versions(ctx: Context) -> tuple[dict[int, int], int]:
+    """The version of each level's targets and of the calendar (0: the defaults, never saved)."""
+    levels = {int(level): int(version) for level, version in await SlaPolicy.filter(
+        institution_id=ctx.institution_id).values_list("level", "version")}
+    stored = await BusinessCalendar.get_or_none(institution_id=ctx.institution_id)
+    return {level: levels.get(level, 0) for level in LEVELS}, 0 if stored is None else stored.version
 
 
 async def read(ctx: Context) -> SlaSettings:
@@ -158,8 +178,12 @@ def clocks(ticket: Ticket, events: list[TicketEvent], sla: SlaSettings) -> tuple
 
 
 def due_columns(ticket: Ticket, events: list[TicketEvent], sla: SlaSettings) -> dict[str, datetime | None]:
+    """The stored due times. While the ticket waits on the patient nothing is pending (``next_due_at`` null):
+    a ticket paused after its due time would otherwise sort first in the queue as breached."""
     response, resolution = clocks(ticket, events, sla)
     pending = response if ticket.first_responded_at is None else resolution if ticket.resolved_at is None else None
+    if waiting_on_patient(ticket):
+        pending = None
     return {
         "response_due_at": response.due_at, "response_at_risk_at": response.at_risk_at,
         "resolution_due_at": resolution.due_at, "resolution_at_risk_at": resolution.at_risk_at,
@@ -176,8 +200,15 @@ class ClockView:
     time_left_seconds: int | None
 
 
+def waiting_on_patient(ticket: Ticket) -> bool:
+    """Whether the ticket's running clocks stand still: it waits on the patient."""
+    return bool(ticket.status == "waiting_on_patient")
+
+
 def view(ticket: Ticket, target: str, sla: SlaSettings, now: datetime) -> ClockView:
-    """Where a target stands, from the stored due times alone (no timeline needed for a list)."""
+    """Where a target stands, from the stored due times alone (no timeline needed for a list). A target not
+    yet met is PAUSED while the ticket waits on the patient, even past its due time: no time left that keeps
+    falling (it counts again, from where it stood, once the ticket is worked on again)."""
     due, at_risk, stopped = ((ticket.response_due_at, ticket.response_at_risk_at, ticket.first_responded_at)
                              if target == "response" else
                              (ticket.resolution_due_at, ticket.resolution_at_risk_at, ticket.resolved_at))
@@ -185,7 +216,7 @@ def view(ticket: Ticket, target: str, sla: SlaSettings, now: datetime) -> ClockV
     if stopped is not None:
         state = SlaState.MET if due is not None and stopped < due else SlaState.MISSED
         return ClockView(state, due, at_risk, None)
-    if due is None:
+    if due is None or waiting_on_patient(ticket):
         return ClockView(SlaState.PAUSED, None, None, None)
     left = calendar.between(now, due) if now < due else -calendar.between(due, now)
     if now >= due:

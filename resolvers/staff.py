@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from tortoise.exceptions import IntegrityError
+from tortoise.expressions import Q, Subquery
 from tortoise.transactions import in_transaction
 
 from audit import writer
@@ -16,7 +17,7 @@ from core.errors import BadUserInput
 from core.principal import ROLES
 from core.validation import clean_text, normalize_email
 from models import Department, DepartmentMembership, RoleAssignment, Session, Staff
-from resolvers import access, role_grant
+from resolvers import access, pagination, role_grant, versioning
 from resolvers.context import Context
 
 MIN_PASSWORD = 12
@@ -70,7 +71,9 @@ async def _email_unavailable(ctx: Context) -> BadUserInput:
     return BadUserInput("email: this address cannot be used for a new account.", field="email")
 
 
-async def update(ctx: Context, staff_id: uuid.UUID | None, data: dict[str, Any]) -> StaffView:
+async def update(ctx: Context, staff_id: uuid.UUID | None, data: dict[str, Any],
+                 version: int | None = None) -> StaffView:
+    """Change an account over the version the caller read (stale: CONFLICT, nothing written)."""
     decision = await access.authorize(ctx, "staff", "update", action=Action.UPDATE, resource_type="staff",
                                       resource_id=staff_id)
     view = await _find(ctx, staff_id, Action.UPDATE)
@@ -92,8 +95,7 @@ async def update(ctx: Context, staff_id: uuid.UUID | None, data: dict[str, Any])
                                                  what="a department")
     revoke = bool(data.get("revoke_sessions")) or changes.get("is_active") is False
     async with in_transaction():
-        if changes:
-            await Staff.filter(id=view.row.id).update(**changes)
+        await versioning.update_versioned(view.row, version, "staff member", **changes)  # departments too
         if department_ids is not None:
             await DepartmentMembership.filter(staff_id=view.row.id).delete()
             await _set_departments(ctx, view.row.id, department_ids)
@@ -137,6 +139,99 @@ async def revoke_role(ctx: Context, staff_id: uuid.UUID | None, role: str) -> St
             await writer.append([access.write_record(ctx, Action.DELETE, "role", view.row.id,
                                                      fields=frozenset({role}), decision=decision)])
     return await _find(ctx, view.row.id, Action.READ)
+
+
+# -- the directory: colleagues' names, roles and departments -----------------------------------------
+
+
+@dataclass(frozen=True)
+class DirectoryFilter:
+    department_id: uuid.UUID | None = None
+    role: str | None = None
+    name: str | None = None
+    active: bool | None = None  # null: admins see every account, other roles the active ones
+
+
+@dataclass(frozen=True)
+class DirectoryEntry:
+    row: Staff
+    roles: list[str]
+    departments: list[Department]
+
+    @property
+    def view(self) -> StaffView:
+        """The full account, for those who may read it (admins)."""
+        return StaffView(self.row, self.roles, [d.id for d in self.departments])
+
+
+@dataclass(frozen=True)
+class Directory:
+    page: pagination.Page[DirectoryEntry]
+    total: int | None  # counted only when asked for
+
+
+async def directory(ctx: Context, found: DirectoryFilter, *, descending: bool = False, first: int,
+                    after: str | None, accounts: bool = False, count: bool = False) -> Directory:
+    """The institution's staff by name: who may be handed a ticket, assigned a task or put on a care team.
+
+    Every colleague role reads names, roles and departments; the account itself (e-mail, active, lock state)
+    only whoever may read staff accounts (``accounts``: asked for). Others see active accounts only. A page
+    costs the page, its roles and its departments (three statements), plus the cursor's row and the count
+    when asked for, whatever its size.
+    """
+    await access.authorize(ctx, "staff.directory", "read", action=Action.READ, resource_type="staff")
+    admin = ctx.decide("staff", "read").allowed
+    if accounts or found.active is False:  # the account's state is the admin's to read
+        await access.authorize(ctx, "staff", "read", action=Action.READ, resource_type="staff")
+    first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
+    query = Staff.filter(institution_id=ctx.institution_id)
+    active = found.active if admin else True
+    if active is not None:
+        query = query.filter(is_active=active)
+    if found.name is not None:
+        query = query.filter(name__icontains=clean_text(found.name, field="filter.name", max_length=100,
+                                                        min_length=1))
+    if found.role is not None:
+        query = query.filter(id__in=Subquery(RoleAssignment.filter(
+            institution_id=ctx.institution_id, role=found.role).values("staff_id")))
+    if found.department_id is not None:
+        query = query.filter(id__in=Subquery(DepartmentMembership.filter(
+            institution_id=ctx.institution_id, department_id=found.department_id).values("staff_id")))
+    total = await query.count() if count else None
+    kind = f"staff.name.{'desc' if descending else 'asc'}"
+    if after:
+        query = query.filter(await _after_name(ctx, pagination.decode_uuid(kind, after), descending))
+    order = ("-name", "-id") if descending else ("name", "id")
+    rows = await query.order_by(*order).limit(first + 1)
+    entries = await _entries(ctx, rows[:first])
+    return Directory(pagination.page_of(entries, len(rows) > first, kind, lambda e: e.row.id), total)
+
+
+async def _after_name(ctx: Context, staff_id: uuid.UUID, descending: bool) -> Q:
+    """Where the page resumes: after the cursor's account in name order (its name as it is now)."""
+    name = await Staff.filter(id=staff_id, institution_id=ctx.institution_id).values_list("name", flat=True)
+    if not name:
+        raise BadUserInput("after: not a valid cursor.", field="after")
+    if descending:
+        return Q(name__lt=name[0]) | (Q(name=name[0]) & Q(id__lt=staff_id))
+    return Q(name__gt=name[0]) | (Q(name=name[0]) & Q(id__gt=staff_id))
+
+
+async def _entries(ctx: Context, rows: list[Staff]) -> list[DirectoryEntry]:
+    """The page's roles and departments, one statement each."""
+    ids = [row.id for row in rows]
+    if not ids:
+        return []
+    roles: dict[uuid.UUID, list[str]] = {i: [] for i in ids}
+    for staff_id, role in await RoleAssignment.filter(staff_id__in=ids).order_by("role").values_list("staff_id",
+                                                                                                      "role"):
+        roles[staff_id].append(role)
+    departments: dict[uuid.UUID, list[Department]] = {i: [] for i in ids}
+    for membership in await DepartmentMembership.filter(
+            institution_id=ctx.institution_id, staff_id__in=ids).select_related("department").order_by(
+            "department__name"):
+        departments[membership.staff_id].append(membership.department)
+    return [DirectoryEntry(row, roles[row.id], departments[row.id]) for row in rows]
 
 
 def check_password(password: str) -> str:

@@ -22,7 +22,7 @@ from audit import writer
 from audit.events import Action
 from core.errors import BadUserInput, Forbidden, NotFound
 from core.ids import uuid7
-from core.principal import STAFF
+from core.principal import PARTNER, STAFF
 from core.validation import camel_case, clean_text, normalize_phone
 from models import Contact, Department, DepartmentMembership, RoleAssignment, Staff, Ticket, TicketEvent
 from models.ticket import CATEGORIES, CHANNELS, OPEN_STATUSES, ROOT_CAUSES, STATUSES, STOPPED_STATUSES
@@ -32,9 +32,14 @@ from policies.scopes import ticket_scope as build_ticket_scope
 from resolvers import access, pagination, session, sla, survey
 from resolvers.access import PatientView
 from resolvers.context import Context
+from resolvers.versioning import check_version, update_versioned
 
 CURSOR_KIND = "ticket"
 QUEUE_CURSOR_KIND = "ticket-queue"
+OPENED_CURSOR_KIND = "ticket-opened"
+PARTNER_CURSOR_KIND = "partner-ticket"
+PORTAL_CHANNELS = ("app", "web_form")  # where a patient opens a ticket themselves
+WAITING = "waiting_on_patient"
 TIMELINE_CURSOR_KIND = "ticket-event"
 MAX_BACKDATE = timedelta(days=7)
 ENCRYPTED = ("caller_name", "caller_phone", "subject", "description", "root_cause", "resolution", "feedback")
@@ -67,6 +72,23 @@ class TicketFilter:
     category: str | None = None
     level: int | None = None
     mine: bool = False
+    patient_id: uuid.UUID | None = None
+
+
+# A list order's field -> its column. DUE: the pending target's due time; tickets without a running clock
+# (paused, resolved, closed) come after every ticket that has one, whatever the direction.
+ORDER_COLUMNS = {"due": "next_due_at", "updated_at": "updated_at", "created_at": "created_at"}
+
+
+@dataclass(frozen=True)
+class TicketOrder:
+    field: str  # a key of ORDER_COLUMNS
+    direction: str = "asc"  # or "desc"
+
+    @property
+    def cursor_kind(self) -> str:
+        """Each order has its own cursors: one from another order is BAD_USER_INPUT."""
+        return f"ticket-{self.field}-{self.direction}"
 
 
 # -- scope ---------------------------------------------------------------------------------
@@ -118,16 +140,70 @@ async def get(ctx: Context, ticket_id: uuid.UUID | None) -> TicketView:
     return TicketView(await find(ctx, ticket_id, Action.READ))
 
 
-async def page(ctx: Context, *, first: int, after: str | None, where: TicketFilter) -> pagination.Page[TicketView]:
-    """Tickets in reach, newest first."""
+async def page(ctx: Context, *, first: int, after: str | None, where: TicketFilter,
+               order: TicketOrder | None = None) -> pagination.Page[TicketView]:
+    """Tickets in reach, newest first (or in ``order``). Narrowed to a patient, the patient must be in the
+    caller's patient reach: otherwise NOT_FOUND, as every list filtered by patient answers."""
     await access.authorize(ctx, "ticket", "read", action=Action.READ, resource_type="ticket")
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
-    query = Ticket.filter(ticket_scope(ctx).filter()).filter(_conditions(ctx, where))
+    query = await _listed(ctx, where)
+    if order is not None:
+        rows = await _ordered(query, order, after, first)
+        column = ORDER_COLUMNS[order.field]
+        return pagination.page_of([TicketView(r) for r in rows[:first]], len(rows) > first, order.cursor_kind,
+                                  key=lambda view: _order_key(getattr(view.row, column), view.row.id))
     if after:
         query = query.filter(id__lt=pagination.decode_uuid(CURSOR_KIND, after))
     rows = await query.order_by("-id").limit(first + 1)
     return pagination.page_of([TicketView(r) for r in rows[:first]], len(rows) > first, CURSOR_KIND,
                               key=lambda view: view.row.id)
+
+
+async def count(ctx: Context, where: TicketFilter) -> int:
+    """How many tickets in reach match ``where`` (one COUNT; asked only when a list selects totalCount, after
+    ``page`` has authorized and found the patient)."""
+    return await Ticket.filter(ticket_scope(ctx).filter()).filter(_conditions(ctx, where)).count()
+
+
+async def _listed(ctx: Context, where: TicketFilter) -> Any:
+    if where.patient_id is not None:
+        await access.find_patient(ctx, where.patient_id, action=Action.READ, field="filter.patientId")
+    return Ticket.filter(ticket_scope(ctx).filter()).filter(_conditions(ctx, where))
+
+
+async def _ordered(query: Any, order: TicketOrder, after: str | None, first: int) -> list[Ticket]:
+    """A page in ``order``, by keyset (the sort key, then the id). Tickets without a value of the key (DUE
+    only) follow the others, by id: a second statement, run only when the first did not fill the page."""
+    column, desc = ORDER_COLUMNS[order.field], order.direction == "desc"
+    sign, beyond = ("-", "lt") if desc else ("", "gt")
+    value, last_id = _decode_order_cursor(order.cursor_kind, after) if after else (None, None)
+    rows: list[Ticket] = []
+    if after is None or value is not None:
+        valued = query.filter(**{f"{column}__isnull": False})
+        if value is not None:
+            past: dict[str, Any] = {f"{column}__{beyond}": value}
+            tied: dict[str, Any] = {column: value, f"id__{beyond}": last_id}
+            valued = valued.filter(Q(**past) | Q(**tied))
+        rows = list(await valued.order_by(f"{sign}{column}", f"{sign}id").limit(first + 1))
+    if column == "next_due_at" and len(rows) <= first:
+        rest = query.filter(next_due_at__isnull=True)
+        if last_id is not None and value is None:
+            rest = rest.filter(**{f"id__{beyond}": last_id})
+        rows += await rest.order_by(f"{sign}id").limit(first + 1 - len(rows))
+    return rows
+
+
+def _order_key(value: datetime | None, row_id: uuid.UUID) -> str:
+    return f"{value.isoformat() if value is not None else '-'}|{row_id}"
+
+
+def _decode_order_cursor(kind: str, cursor: str) -> tuple[datetime | None, uuid.UUID]:
+    key = pagination.decode_text(kind, cursor)
+    try:
+        value, last_id = key.split("|", 1)
+        return (None if value == "-" else datetime.fromisoformat(value)), uuid.UUID(last_id)
+    except ValueError:
+        raise BadUserInput("after: not a valid cursor.", field="after") from None
 
 
 async def open_of(ctx: Context, patient: PatientView) -> list[TicketView]:
@@ -145,25 +221,59 @@ async def open_of(ctx: Context, patient: PatientView) -> list[TicketView]:
 
 async def queue(ctx: Context, *, first: int, after: str | None, department_id: uuid.UUID | None,
                 sla_state: str | None) -> pagination.Page[TicketView]:
-    """Open tickets whose clock runs, soonest due first; ``sla_state`` narrows to at_risk or breached."""
+    """Open tickets whose clock runs, soonest due first, then the ones waiting on the patient (paused: their
+    clocks stand still, so they never look breached), oldest first. ``sla_state`` narrows to
+    at_risk, breached or paused. At most two statements: the paused ones are read only when the running
+    ones do not fill the page."""
     await access.authorize(ctx, "ticket", "read", action=Action.READ, resource_type="ticket")
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
-    now = datetime.now(UTC)
-    query = Ticket.filter(ticket_scope(ctx).filter(), status__in=OPEN_STATUSES, next_due_at__isnull=False)
-    if department_id is not None:
-        query = query.filter(department_id=department_id)
-    if sla_state == "breached":
-        query = query.filter(next_due_at__lte=now)
-    elif sla_state == "at_risk":
-        query = query.filter(next_at_risk_at__lte=now, next_due_at__gt=now)
-    elif sla_state is not None:
-        raise BadUserInput("slaState: only AT_RISK and BREACHED narrow the queue.", field="slaState")
-    if after:
-        due, last_id = _decode_queue_cursor(after)
-        query = query.filter(Q(next_due_at__gt=due) | Q(next_due_at=due, id__gt=last_id))
-    rows = await query.order_by("next_due_at", "id").limit(first + 1)
+    running, paused = _queue_parts(ctx, department_id, sla_state)
+    due, last_id = _decode_queue_cursor(after) if after else (None, None)
+    rows: list[Ticket] = []
+    if running is not None and (after is None or due is not None):
+        if due is not None:
+            running = running.filter(Q(next_due_at__gt=due) | Q(next_due_at=due, id__gt=last_id))
+        rows = list(await running.order_by("next_due_at", "id").limit(first + 1))
+    if paused is not None and len(rows) <= first:
+        if last_id is not None and due is None:
+            paused = paused.filter(id__gt=last_id)
+        rows += await paused.order_by("id").limit(first + 1 - len(rows))
     return pagination.page_of([TicketView(r) for r in rows[:first]], len(rows) > first, QUEUE_CURSOR_KIND,
-                              key=lambda view: f"{view.row.next_due_at.isoformat()}|{view.row.id}")  # type: ignore[union-attr]
+                              key=lambda view: _queue_key(view.row))
+
+
+async def queue_count(ctx: Context, department_id: uuid.UUID | None, sla_state: str | None) -> int:
+    """How many tickets the queue holds, as narrowed (one COUNT, after ``queue`` has authorized)."""
+    running, paused = _queue_parts(ctx, department_id, sla_state)
+    if running is None or paused is None:
+        return int(await (running if running is not None else paused).count())
+    return int(await _queue_base(ctx, department_id).filter(Q(status=WAITING) | Q(next_due_at__isnull=False))
+               .count())
+
+
+def _queue_parts(ctx: Context, department_id: uuid.UUID | None, sla_state: str | None) -> tuple[Any, Any]:
+    """(running, paused) tickets of the queue as narrowed; None for a part the narrowing leaves out."""
+    if sla_state not in (None, "breached", "at_risk", "paused"):
+        raise BadUserInput("slaState: only AT_RISK, BREACHED and PAUSED narrow the queue.", field="slaState")
+    now = datetime.now(UTC)
+    query = _queue_base(ctx, department_id)
+    running = query.filter(next_due_at__isnull=False).exclude(status=WAITING)
+    if sla_state == "breached":
+        running = running.filter(next_due_at__lte=now)
+    elif sla_state == "at_risk":
+        running = running.filter(next_at_risk_at__lte=now, next_due_at__gt=now)
+    return (None if sla_state == "paused" else running,
+            query.filter(status=WAITING) if sla_state in (None, "paused") else None)
+
+
+def _queue_base(ctx: Context, department_id: uuid.UUID | None) -> Any:
+    query = Ticket.filter(ticket_scope(ctx).filter(), status__in=OPEN_STATUSES)
+    return query if department_id is None else query.filter(department_id=department_id)
+
+
+def _queue_key(row: Ticket) -> str:
+    waiting = row.status == WAITING or row.next_due_at is None
+    return f"{'paused' if waiting else row.next_due_at.isoformat()}|{row.id}"  # type: ignore[union-attr]
 
 
 async def timeline(ctx: Context, view: TicketView, *, first: int, after: str | None,
@@ -202,8 +312,61 @@ def read_event_note(ctx: Context, view: TicketView, event: TicketEvent) -> str |
 
 
 def _read_rule(ctx: Context) -> str:
-    """Staff read tickets with ``ticket: read``; a patient reads their own with ``my_ticket: read``."""
-    return ctx.decide("ticket", "read").rule or ctx.decide("my_ticket", "read").rule
+    """Staff read tickets with ``ticket: read``; a patient reads their own with ``my_ticket: read``, a partner
+    the ones it opened with ``partner_ticket: read``."""
+    return (ctx.decide("ticket", "read").rule or ctx.decide("my_ticket", "read").rule
+            or ctx.decide("partner_ticket", "read").rule)
+
+
+# -- what openers keep seeing ----------------------------------------------------------------
+
+
+async def opened_page(ctx: Context, *, first: int, after: str | None,
+                      patient_id: uuid.UUID | None) -> pagination.Page[TicketView]:
+    """Tickets the caller opened, newest first, wherever they went since (a handover takes a ticket out of
+    the opener's reach, not out of the opener's sight): the desk can tell a caller where their ticket
+    stands. The schema shows only the status, level, SLA times and department of these (``OpenedTicket``),
+    never the timeline or internal notes; each read is on the ticket's audit record."""
+    await access.authorize(ctx, "ticket", "read", action=Action.READ, resource_type="ticket")
+    first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
+    query = Ticket.filter(institution_id=ctx.institution_id, opened_by_id=ctx.require_principal().user_id)
+    if patient_id is not None:
+        query = query.filter(patient_id=patient_id)
+    if after:
+        query = query.filter(id__lt=pagination.decode_uuid(OPENED_CURSOR_KIND, after))
+    rows = await query.order_by("-id").limit(first + 1)
+    return pagination.page_of([TicketView(r) for r in rows[:first]], len(rows) > first, OPENED_CURSOR_KIND,
+                              key=lambda view: view.row.id)
+
+
+def due_for_patient(view: TicketView, target: str) -> datetime | None:
+    """When a patient can expect the first answer or the resolution: the stored due time while that target's
+    clock runs; None once it is met, or while the institution waits on the patient."""
+    row = view.row
+    due, stopped = ((row.response_due_at, row.first_responded_at) if target == "response"
+                    else (row.resolution_due_at, row.resolved_at))
+    return None if stopped is not None or sla.waiting_on_patient(row) else due
+
+
+def note_status_read(ctx: Context, view: TicketView) -> None:
+    """An opener's or a partner's look at where a ticket stands: on the ticket's audit record."""
+    ctx.reads.note("ticket", view.row.id, view.row.patient_id, field_class="ticket", rule=_read_rule(ctx))
+
+
+async def partner_page(ctx: Context, *, first: int, after: str | None) -> pagination.Page[TicketView]:
+    """The tickets the caller's partner opened (partnerTicketCreate), newest first: a partner follows its own
+    reports (their status and its own text) even once its grant to the patient has ended."""
+    await access.authorize(ctx, "partner_ticket", "read", action=Action.READ, resource_type="ticket")
+    first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
+    partner_id = ctx.require_principal().partner_id
+    if partner_id is None:
+        return pagination.Page([], False)
+    query = Ticket.filter(institution_id=ctx.institution_id, opened_by_partner_id=partner_id)
+    if after:
+        query = query.filter(id__lt=pagination.decode_uuid(PARTNER_CURSOR_KIND, after))
+    rows = await query.order_by("-id").limit(first + 1)
+    return pagination.page_of([TicketView(r) for r in rows[:first]], len(rows) > first, PARTNER_CURSOR_KIND,
+                              key=lambda view: view.row.id)
 
 
 # -- live queue ----------------------------------------------------------------------------
@@ -274,10 +437,36 @@ async def create(ctx: Context, data: dict[str, Any], *, by_partner: bool = False
             id=ticket_id, institution_id=ctx.institution_id, patient_id=patient.row.id if patient else None,
             # A partner owns nothing here: its ticket waits in the department's queue for staff to take.
             contact_id=contact_id, level=level, vip=vip, status="new", owner_id=ctx.actor.id if staff else None,
-            department_id=department_id, received_at=received_at, **_sealed(ctx, ticket_id, values))
+            department_id=department_id, received_at=received_at, **_opener(ctx),
+            **_sealed(ctx, ticket_id, values))
         await add_event(ctx, row, "created", to_status="new", occurred_at=received_at)
         await sla.recompute(ctx, row)
         await _audit(ctx, Action.CREATE, row, frozenset(values) | {"level", "owner_id"}, decision)
+    return _changed(ctx, row)
+
+
+async def create_mine(ctx: Context, data: dict[str, Any]) -> TicketView:
+    """A patient opens a request, complaint, enquiry or suggestion on their own file in the portal. It waits
+    in their department's queue with its SLA (the patient's VIP segment counts), owned by nobody."""
+    decision = await access.authorize(ctx, "my_ticket", "create", action=Action.CREATE, resource_type="ticket")
+    if data.get("channel") not in PORTAL_CHANNELS:
+        raise BadUserInput("input.channel: APP or WEB_FORM.", field="input.channel")
+    values = _normalize({name: data.get(name) for name in ("channel", "category", "subject", "description")
+                         if name in data})
+    for required in ("category", "subject"):
+        if values.get(required) is None:
+            raise BadUserInput(f"input.{required}: is required.", field=f"input.{required}")
+    patient = await access.find_patient(ctx, ctx.require_principal().patient_id, action=Action.CREATE)
+    level = _level(None, values["category"], None, None)
+    ticket_id, now = uuid7(), datetime.now(UTC)
+    async with in_transaction():
+        row = await Ticket.create(
+            id=ticket_id, institution_id=ctx.institution_id, patient_id=patient.row.id, level=level,
+            vip="|vip|" in (patient.row.segments or ""), status="new", department_id=patient.row.department_id,
+            received_at=now, **_opener(ctx), **_sealed(ctx, ticket_id, values))
+        await add_event(ctx, row, "created", to_status="new", occurred_at=now)
+        await sla.recompute(ctx, row)
+        await _audit(ctx, Action.CREATE, row, frozenset(values) | {"level"}, decision)
     return _changed(ctx, row)
 
 
@@ -310,7 +499,7 @@ def changed(ctx: Context) -> None:
 
 
 async def transition(ctx: Context, ticket_id: uuid.UUID | None, to: str, *, note: str | None,
-                     resolution: str | None) -> TicketView:
+                     resolution: str | None, version: int | None = None) -> TicketView:
     decision = await access.authorize(ctx, "ticket", "update", action=Action.UPDATE, resource_type="ticket",
                                       resource_id=ticket_id)
     if to not in TRANSITIONS or to == "feedback_recorded":
@@ -320,6 +509,7 @@ async def transition(ctx: Context, ticket_id: uuid.UUID | None, to: str, *, note
     found = await find(ctx, ticket_id, Action.UPDATE)
     async with in_transaction():
         row = await lock(ctx, found)
+        check_version(row, version, "ticket")
         previous = row.status
         unreachable = await _unreachable_attempts(ctx, [row.id]) if to == "closed" else {}
         refused = transition_refusal(row, to, unreachable.get(row.id, ()))
@@ -337,8 +527,8 @@ async def transition(ctx: Context, ticket_id: uuid.UUID | None, to: str, *, note
             changes["closed_at"] = now
         elif to == "investigating" and previous in STOPPED_STATUSES:
             changes |= {"resolved_at": None, "closed_at": None}  # reopened: the resolution clock runs again
-        changes["paused_at"] = now if to == "waiting_on_patient" else None
-        await _apply(ctx, row, changes)
+        changes["paused_at"] = now if to == WAITING else None
+        await _apply(ctx, row, changes, version)
         await add_event(ctx, row, "transition", from_status=previous, to_status=to, note=note)
         await sla.recompute(ctx, row)
         await _audit(ctx, Action.UPDATE, row, frozenset(changes), decision)
@@ -396,7 +586,8 @@ async def log_contact_attempt(ctx: Context, ticket_id: uuid.UUID | None, *, reac
     return _changed(ctx, row)
 
 
-async def update(ctx: Context, ticket_id: uuid.UUID | None, data: dict[str, Any]) -> TicketView:
+async def update(ctx: Context, ticket_id: uuid.UUID | None, data: dict[str, Any],
+                 version: int | None = None) -> TicketView:
     """Level, subcategory and root cause. A new level recomputes the due times."""
     if not data:
         raise BadUserInput("input: give at least one field to change.", field="input")
@@ -410,7 +601,7 @@ async def update(ctx: Context, ticket_id: uuid.UUID | None, data: dict[str, Any]
     async with in_transaction():
         row = await lock(ctx, found)
         old_level = row.level
-        await _apply(ctx, row, _sealed(ctx, row.id, values))
+        await _apply(ctx, row, _sealed(ctx, row.id, values), version)
         if "level" in values and values["level"] != old_level:
             await add_event(ctx, row, "level_change", from_status=str(old_level), to_status=str(values["level"]),
                          note=note)
@@ -423,7 +614,7 @@ async def update(ctx: Context, ticket_id: uuid.UUID | None, data: dict[str, Any]
 
 
 async def handover(ctx: Context, ticket_id: uuid.UUID | None, *, to_staff_id: uuid.UUID | None,
-                   to_department_id: uuid.UUID | None, note: str | None) -> TicketView:
+                   to_department_id: uuid.UUID | None, note: str | None, version: int | None = None) -> TicketView:
     """First-contact responsibility: the owner keeps a ticket until handing it to a named person or
     department. Besides the owner, whoever supervises the ticket's department may hand it over."""
     decision = await access.authorize(ctx, "ticket", "assign", action=Action.UPDATE, resource_type="ticket",
@@ -442,13 +633,14 @@ async def handover(ctx: Context, ticket_id: uuid.UUID | None, *, to_staff_id: uu
         changes = {"owner_id": None, "department_id": await _department(ctx, to_department_id, "toDepartmentId")}
     async with in_transaction():
         row = await lock(ctx, found)
-        await _apply(ctx, row, changes)
+        await _apply(ctx, row, changes, version)
         await add_event(ctx, row, "handover", note=text, to_staff_id=to_staff_id, to_department_id=to_department_id)
         await _audit(ctx, Action.UPDATE, row, frozenset(changes), decision)
     return _changed(ctx, row)
 
 
-async def assign(ctx: Context, ticket_id: uuid.UUID | None, assignee_id: uuid.UUID | None) -> TicketView:
+async def assign(ctx: Context, ticket_id: uuid.UUID | None, assignee_id: uuid.UUID | None,
+                 version: int | None = None) -> TicketView:
     """Who works the ticket. Department heads assign within their departments, agents anywhere."""
     decision = await access.authorize(ctx, "ticket", "assign", action=Action.UPDATE, resource_type="ticket",
                                       resource_id=ticket_id)
@@ -463,7 +655,7 @@ async def assign(ctx: Context, ticket_id: uuid.UUID | None, assignee_id: uuid.UU
             raise BadUserInput("assigneeId: assign within the ticket's department.", field="assigneeId")
     async with in_transaction():
         row = await lock(ctx, found)
-        await _apply(ctx, row, {"assignee_id": assignee_id})
+        await _apply(ctx, row, {"assignee_id": assignee_id}, version)
         await add_event(ctx, row, "assignment", to_staff_id=assignee_id)
         await _audit(ctx, Action.UPDATE, row, frozenset({"assignee_id"}), decision)
     return _changed(ctx, row)
@@ -518,9 +710,7 @@ async def _unreachable_attempts(ctx: Context, ticket_ids: Sequence[uuid.UUID]) -
 def in_reach(ctx: Context, row: Ticket) -> bool:
     """Whether the ticket lies within the caller's ticket reach: ``TicketScope.filter`` evaluated on a loaded
     row (the changes refuse a ticket outside it as NOT_FOUND; one handed away meanwhile drops out)."""
-    scope = ticket_scope(ctx)
-    return row.institution_id == scope.institution_id and (
-        scope.staff_id in (row.owner_id, row.assignee_id) or scope.reaches_department(row.department_id))
+    return ticket_scope(ctx).reaches(row.institution_id, row.owner_id, row.assignee_id, row.department_id)
 
 
 async def allowed_transitions(ctx: Context, view: TicketView) -> list[str]:
@@ -540,12 +730,22 @@ async def allowed_transitions(ctx: Context, view: TicketView) -> list[str]:
     return [to for to in STATUSES if transition_refusal(row, to, unreachable) is None]
 
 
-async def _apply(ctx: Context, row: Ticket, changes: dict[str, Any]) -> None:
-    if changes:
-        changes = {**changes, "updated_at": datetime.now(UTC)}  # a queryset update does not touch it
-        await Ticket.filter(id=row.id, institution_id=ctx.institution_id).update(**changes)
-        for name, value in changes.items():
-            setattr(row, name, value)
+async def _apply(ctx: Context, row: Ticket, changes: dict[str, Any], version: int | None = None) -> None:
+    """Write changes over the version the caller read (None: the one locked), bumping it; stale: CONFLICT."""
+    if not changes:
+        check_version(row, version, "ticket")
+        return
+    await update_versioned(row, version, "ticket", **changes)
+
+
+def _opener(ctx: Context) -> dict[str, Any]:
+    """Who opens a ticket, so that they keep seeing its status after handing it over (``opened_page``)."""
+    principal = ctx.require_principal()
+    if principal.kind == STAFF:
+        return {"opened_by_id": principal.user_id}
+    if principal.kind == PARTNER:
+        return {"opened_by_partner_id": principal.partner_id}
+    return {"opened_by_patient": True}
 
 
 def _changed(ctx: Context, row: Ticket) -> TicketView:
@@ -666,11 +866,12 @@ def _text(value: str | None, field: str) -> str | None:
 
 
 
-def _decode_queue_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+def _decode_queue_cursor(cursor: str) -> tuple[datetime | None, uuid.UUID]:
+    """(due time, id) of a running ticket's cursor; (None, id) of a paused one's."""
     key = pagination.decode_text(QUEUE_CURSOR_KIND, cursor)
     try:
         due, last_id = key.split("|", 1)
-        return datetime.fromisoformat(due), uuid.UUID(last_id)
+        return (None if due == "paused" else datetime.fromisoformat(due)), uuid.UUID(last_id)
     except ValueError:
         raise BadUserInput("after: not a valid cursor.", field="after") from None
 
@@ -687,4 +888,6 @@ def _conditions(ctx: Context, where: TicketFilter) -> Q:
         q &= Q(level=where.level)
     if where.mine:
         q &= Q(owner_id=ctx.actor.id) | Q(assignee_id=ctx.actor.id)
+    if where.patient_id is not None:
+        q &= Q(patient_id=where.patient_id)
     return q

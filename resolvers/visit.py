@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -27,7 +27,7 @@ from core.errors import BadUserInput, Conflict, Forbidden
 from core.ids import uuid7
 from core.principal import PARTNER
 from core.validation import aware_time, camel_case, clean_text, one_of
-from models import Department, ServiceItem, Staff, Visit, VisitCode, VisitStaff
+from models import Department, Patient, ServiceItem, Staff, Visit, VisitCode, VisitStaff
 from models.visit import CODE_KINDS, PROCEDURE_STATUSES, VISIT_KINDS
 from policies.fields import CLINICAL, ENCRYPTED_FIELDS, INTERNAL, VISIT_FIELD_CLASS
 from policies.guard import Decision
@@ -35,6 +35,7 @@ from resolvers import access, follow_up, pagination, survey
 from resolvers.access import PatientView
 from resolvers.context import Context
 from resolvers.loaders import newest_per_parent
+from resolvers.pagination import keyset_after
 
 CURSOR_KIND = "visit"
 # The states a visit moves through; finished, cancelled and no-show are final.
@@ -109,21 +110,50 @@ async def get(ctx: Context, visit_id: uuid.UUID | None) -> VisitView:
     return await find(ctx, visit_id, Action.READ)
 
 
+@dataclass(frozen=True)
+class VisitOrder:
+    """A history order: by when the visit was planned or happened (the default, newest first) or by last change;
+    ties broken by id."""
+
+    field: str = "planned_at"  # or "updated_at"
+    direction: str = "desc"
+
+    @property
+    def cursor_kind(self) -> str:
+        """Each order has its own cursors (the default keeps today's), so one from another is BAD_USER_INPUT."""
+        return CURSOR_KIND if self == VisitOrder() else f"{CURSOR_KIND}.{self.field}.{self.direction}"
+
+
+@dataclass(frozen=True)
+class Cohort:
+    page: pagination.Page[PatientView]
+    total: int | None = None  # counted only when asked for
+
+
+@dataclass(frozen=True)
+class History:
+    page: pagination.Page[VisitView]
+    total: int | None = None  # counted only when asked for
+
+
 async def history(ctx: Context, patient: PatientView, *, first: int, after: str | None,
-                  where: VisitFilter) -> pagination.Page[VisitView]:
-    """A patient's visits, newest first (by when they were planned or happened)."""
+                  where: VisitFilter, order: VisitOrder | None = None, count: bool = False) -> History:
+    """A patient's visits, newest first (by when they were planned or happened), or in ``order``."""
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
+    order = order or VisitOrder()
     query = in_reach(ctx)
     if query is None:
-        return pagination.Page([], False)
+        return History(pagination.Page([], False), 0 if count else None)
     query = query.filter(patient_id=patient.row.id).filter(await _conditions(ctx, where))
+    total = await query.count() if count else None
+    column, sign = order.field, "-" if order.direction == "desc" else ""
     if after:
-        at, visit_id = _decode_cursor(after)
-        query = query.filter(Q(planned_at__lt=at) | (Q(planned_at=at) & Q(id__lt=visit_id)))
-    rows = await query.order_by("-planned_at", "-id").limit(first + 1)
+        at, visit_id = _decode_cursor(order.cursor_kind, after)
+        query = query.filter(keyset_after(column, at, visit_id, bool(sign)))
+    rows = await query.order_by(f"{sign}{column}", f"{sign}id").limit(first + 1)
     views = [VisitView(row, patient) for row in rows[:first]]
-    return pagination.page_of(views, len(rows) > first, CURSOR_KIND,
-                              key=lambda v: f"{v.row.planned_at.isoformat()}|{v.row.id}")
+    return History(pagination.page_of(views, len(rows) > first, order.cursor_kind,
+                                      key=lambda v: f"{getattr(v.row, column).isoformat()}|{v.row.id}"), total)
 
 
 RECENT_MAX = 20  # a patient page's recent visits; the whole history is paged by ``history``
@@ -146,17 +176,20 @@ async def recent_of(ctx: Context, patient: PatientView, count: int) -> list[Visi
 
 
 async def patient_history(ctx: Context, patient_id: uuid.UUID | None, *, first: int, after: str | None,
-                          where: VisitFilter) -> pagination.Page[VisitView]:
+                          where: VisitFilter, order: VisitOrder | None = None, count: bool = False) -> History:
     await access.authorize(ctx, "visit", "read", action=Action.READ, resource_type="visit", patient_id=patient_id)
     patient = await access.find_patient(ctx, patient_id, action=Action.READ, field="patientId")
-    return await history(ctx, patient, first=first, after=after, where=where)
+    return await history(ctx, patient, first=first, after=after, where=where, order=order, count=count)
 
 
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    key = pagination.decode_text(CURSOR_KIND, cursor)
+def _decode_cursor(kind: str, cursor: str) -> tuple[datetime, uuid.UUID]:
+    key = pagination.decode_text(kind, cursor)
     try:
         at, visit_id = key.split("|", 1)
-        return datetime.fromisoformat(at), uuid.UUID(visit_id)
+        parsed = datetime.fromisoformat(at)
+        if parsed.tzinfo is None:
+            raise ValueError("a cursor's time has its offset")
+        return parsed, uuid.UUID(visit_id)
     except ValueError:
         raise BadUserInput("after: not a valid cursor.", field="after") from None
 
@@ -188,7 +221,7 @@ async def _conditions(ctx: Context, where: VisitFilter) -> Q:
 
 
 async def cohort(ctx: Context, *, system: str, code: str, status: str | None, first: int,
-                 after: str | None) -> pagination.Page[PatientView]:
+                 after: str | None, count: bool = False) -> Cohort:
     """Patients in the caller's reach with a code (and a procedure status) on a visit the caller reaches:
     one indexed lookup, nothing decrypted. It reveals clinical facts of visits, so it needs both the visit
     and the clinical read permission, and a partner finds only codes of the visits it recorded."""
@@ -196,19 +229,23 @@ async def cohort(ctx: Context, *, system: str, code: str, status: str | None, fi
     await access.authorize(ctx, "patient.clinical", "read", action=Action.READ, resource_type="patient")
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     system, code = _checked_code(system, code, "code")
-    query, visits_reached = access.scoped_patients(ctx), in_reach(ctx)
+    # the patients whose clinical class the caller reads (not every class's reach): pages and count are exact
+    scope = access.patient_scope(ctx)
+    clinical = replace(scope, reach_by_class={CLINICAL: scope.reach_by_class.get(CLINICAL, frozenset())}).filter()
+    query, visits_reached = None if clinical is None else Patient.filter(clinical), in_reach(ctx)
     if query is None or visits_reached is None:
-        return pagination.Page([], False)
+        return Cohort(pagination.Page([], False), 0 if count else None)
     codes = VisitCode.filter(institution_id=ctx.institution_id, code_bidx=_code_index(ctx, system, code),
                              visit_id__in=Subquery(visits_reached.values("id")))
     if status is not None:
         codes = codes.filter(status=one_of(status, PROCEDURE_STATUSES, "status"))
     query = query.filter(id__in=Subquery(codes.values("patient_id")))
+    total = await query.count() if count else None
     if after:
         query = query.filter(id__gt=pagination.decode_uuid("cohort", after))
     rows = await query.order_by("id").limit(first + 1)
     views = [v for v in await access.views(ctx, rows[:first]) if CLINICAL in v.classes]
-    return pagination.page_of(views, len(rows) > first, "cohort", key=lambda v: v.row.id)
+    return Cohort(pagination.page_of(views, len(rows) > first, "cohort", key=lambda v: v.row.id), total)
 
 
 async def cohort_counts(ctx: Context, *, system: str, codes: list[str]) -> list[tuple[str, int]]:
@@ -503,8 +540,6 @@ def _check_order(values: dict[str, Any]) -> None:
         previous = (name, value)
 
 
-
-
 def _checked_code(system: str, code: str, field_name: str) -> tuple[str, str]:
     """A code as stored: ICD-10 codes in WHO's dotted form, checked against the classification; catalogue
     codes as the institution wrote them (their existence is checked where they are recorded)."""
@@ -529,4 +564,3 @@ def _code_index(ctx: Context, system: str, code: str) -> str:
     digest = access.blind_index(ctx, "code", f"{system}|{code}")
     assert digest is not None
     return digest
-

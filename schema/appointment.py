@@ -16,10 +16,20 @@ import strawberry
 
 from policies.fields import APPOINTMENT_FIELD_CLASS
 from resolvers import appointment as appointments
-from resolvers.appointment import AppointmentView
+from resolvers.appointment import AppointmentPage, AppointmentView
 from resolvers.context import Context
 from resolvers.pagination import Page
-from schema.common import DEFAULT_PAGE_SIZE, FieldSource, Info, PageInfo, provided, register_node, uuid_of
+from schema.common import (
+    DEFAULT_PAGE_SIZE,
+    FieldSource,
+    Info,
+    OrderDirection,
+    PageInfo,
+    provided,
+    register_node,
+    selects,
+    uuid_of,
+)
 from schema.patient import Patient, PatientSource
 from schema.schedule import Schedule
 from schema.visit import Visit, visit_node
@@ -126,16 +136,42 @@ class AppointmentEdge:
 class AppointmentConnection:
     edges: list[AppointmentEdge] = strawberry.field(description="The appointments of this page, with cursors.")
     page_info: PageInfo = strawberry.field(description="Where the page ends.")
+    total_count: int = strawberry.field(description="The number of items that match the filter in your reach, "
+                                                    "counted when asked for.")
 
     @strawberry.field(description="The appointments of this page.")
     def nodes(self) -> list[Appointment]:
         return [edge.node for edge in self.edges]
 
 
-def connection(ctx: Context, page: Page[AppointmentView]) -> AppointmentConnection:
+def connection(ctx: Context, found: AppointmentPage) -> AppointmentConnection:
+    page: Page[AppointmentView] = found.page
     return AppointmentConnection(
         edges=[AppointmentEdge(cursor=cursor, node=appointment_node(ctx, view)) for cursor, view in page.items],
-        page_info=PageInfo.of(page))
+        page_info=PageInfo.of(page), total_count=found.total or 0)
+
+
+@strawberry.enum(description="What a patient's appointments can be sorted by.")
+class AppointmentOrderField(Enum):
+    START = strawberry.enum_value("slot_start", description="By the start of the slot (the default: upcoming ones "
+                                                            "soonest first, the whole history latest first).")
+    UPDATED_AT = strawberry.enum_value("updated_at", description="By last change.")
+
+
+@strawberry.input(description="The order of a patient's appointments; ties are broken by id. A cursor works only "
+                              "with the order it came from.")
+class AppointmentOrder:
+    field: AppointmentOrderField = strawberry.field(description="What to sort by.")
+    direction: OrderDirection = strawberry.field(default=OrderDirection.ASC, description="Ascending or descending.")
+
+
+_ORDER = Annotated[AppointmentOrder | None, strawberry.argument(
+    description="The order; null: upcoming ones soonest first, the whole history latest first.")]
+
+
+def _order(order_by: AppointmentOrder | None) -> appointments.AppointmentOrder | None:
+    return None if order_by is None else appointments.AppointmentOrder(str(order_by.field.value),
+                                                                       str(order_by.direction.value))
 
 
 @strawberry.input(description="A place in a slot for a patient.")
@@ -173,15 +209,18 @@ class AppointmentQuery:
     @strawberry.field(description="A patient's appointments.")
     async def patient_appointments(self, info: Info, patient_id: Annotated[strawberry.ID, strawberry.argument(
                                        description="The patient, in your reach.")], upcoming_only: _UPCOMING = True,
-                                   first: _FIRST = DEFAULT_PAGE_SIZE, after: _AFTER = None) -> AppointmentConnection:
+                                   first: _FIRST = DEFAULT_PAGE_SIZE, after: _AFTER = None,
+                                   order_by: _ORDER = None) -> AppointmentConnection:
         page = await appointments.of_patient(info.context, uuid_of(patient_id, "patientId"),
-                                             upcoming_only=upcoming_only, first=first, after=after)
+                                             upcoming_only=upcoming_only, first=first, after=after,
+                                             order=_order(order_by), count=selects(info, "totalCount"))
         return connection(info.context, page)
 
     @strawberry.field(description="Your own appointments (patients, in the portal).")
     async def my_appointments(self, info: Info, upcoming_only: _UPCOMING = True, first: _FIRST = DEFAULT_PAGE_SIZE,
-                              after: _AFTER = None) -> AppointmentConnection:
-        page = await appointments.mine(info.context, upcoming_only=upcoming_only, first=first, after=after)
+                              after: _AFTER = None, order_by: _ORDER = None) -> AppointmentConnection:
+        page = await appointments.mine(info.context, upcoming_only=upcoming_only, first=first, after=after,
+                                       order=_order(order_by), count=selects(info, "totalCount"))
         return connection(info.context, page)
 
     @strawberry.field(description="A schedule's appointments on a day (the institution's local date), in slot "
@@ -193,7 +232,8 @@ class AppointmentQuery:
         include_cancelled: _CANCELLED = False, first: _FIRST = DEFAULT_PAGE_SIZE, after: _AFTER = None,
     ) -> AppointmentConnection:
         page = await appointments.schedule_day(info.context, uuid_of(schedule_id, "scheduleId"), date,
-                                               include_cancelled=include_cancelled, first=first, after=after)
+                                               include_cancelled=include_cancelled, first=first, after=after,
+                                               count=selects(info, "totalCount"))
         return connection(info.context, page)
 
     @strawberry.field(description="A clinician's day: their appointments across their schedules on a local date, "
@@ -205,7 +245,8 @@ class AppointmentQuery:
         include_cancelled: _CANCELLED = False, first: _FIRST = DEFAULT_PAGE_SIZE, after: _AFTER = None,
     ) -> AppointmentConnection:
         page = await appointments.clinician_day(info.context, uuid_of(clinician_id, "clinicianId"), date,
-                                                include_cancelled=include_cancelled, first=first, after=after)
+                                                include_cancelled=include_cancelled, first=first, after=after,
+                                                count=selects(info, "totalCount"))
         return connection(info.context, page)
 
 

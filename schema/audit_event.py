@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import Enum
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import strawberry
@@ -10,7 +11,7 @@ import strawberry
 from audit.events import Action, Outcome
 from resolvers import audit_event as audit_events
 from resolvers.audit_event import AuditFilter
-from schema.common import CURSOR, DEFAULT_PAGE_SIZE, EDGES, PAGE_INFO, After, First, Info, PageInfo, uuid_of
+from schema.common import CURSOR, DEFAULT_PAGE_SIZE, EDGES, NODES, PAGE_INFO, After, First, Info, PageInfo, uuid_of
 
 if TYPE_CHECKING:
     from models import AuditEvent as AuditEventRow
@@ -51,6 +52,15 @@ for _enum, _name, _description, _values in ((Action, "AuditAction", "What was do
         _value.description = cast(dict[Any, str], _values).get(_enum(_value.value))
 
 
+@strawberry.enum(description="Who touched a file (who acted).")
+class AccessorKind(Enum):
+    STAFF = strawberry.enum_value("staff", description="A staff member of the institution.")
+    PARTNER = strawberry.enum_value("partner", description="A care partner's API client.")
+    PATIENT = strawberry.enum_value("patient", description="The patient, through the portal.")
+    SYSTEM = strawberry.enum_value("system", description="The system itself (reminders, messages, scheduled work).")
+    ANONYMOUS = strawberry.enum_value("anonymous", description="Someone not signed in (e.g. a refused request).")
+
+
 def _ids(text: str) -> list[str]:
     return [part for part in text.split(",") if part]
 
@@ -60,8 +70,7 @@ class AuditEvent:
     id: strawberry.ID = strawberry.field(description="The event's id.")
     seq: int = strawberry.field(description="Position in the institution's chain, gap-free from 1.")
     occurred_at: datetime = strawberry.field(description="When it happened.")
-    actor_kind: str = strawberry.field(description="Who acted: staff, patient, partner (an API client), anonymous "
-                                                   "or system.")
+    actor_kind: AccessorKind = strawberry.field(description="Who acted.")
     actor_id: strawberry.ID | None = strawberry.field(description="The staff member, patient account or partner "
                                                                   "client; null for anonymous and system.")
     token_id: strawberry.ID | None = strawberry.field(description="The session or access token used; null when "
@@ -93,7 +102,8 @@ class AuditEvent:
             return None if value is None else strawberry.ID(str(value))
 
         return cls(
-            id=strawberry.ID(str(row.id)), seq=row.seq, occurred_at=row.occurred_at, actor_kind=row.actor_kind,
+            id=strawberry.ID(str(row.id)), seq=row.seq, occurred_at=row.occurred_at,
+            actor_kind=AccessorKind(row.actor_kind),
             actor_id=ident(row.actor_id), token_id=ident(row.token_id), action=Action(row.action),
             resource_type=row.resource_type, resource_id=ident(row.resource_id), patient_id=ident(row.patient_id),
             field_classes=_ids(row.field_classes), fields_read=_ids(row.fields_read),
@@ -113,6 +123,10 @@ class AuditEventEdge:
 class AuditEventConnection:
     edges: list[AuditEventEdge] = strawberry.field(description=EDGES)
     page_info: PageInfo = strawberry.field(description=PAGE_INFO)
+
+    @strawberry.field(description=NODES)
+    def nodes(self) -> list[AuditEvent]:
+        return [edge.node for edge in self.edges]
 
 
 @strawberry.input(description="Narrow the audit trail. `from` is inclusive, `to` exclusive.")

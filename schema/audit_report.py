@@ -9,19 +9,21 @@ from typing import Annotated
 import strawberry
 
 from resolvers import audit_report as reports
+from schema.audit_event import AccessorKind
 from schema.common import Info, OpenFrom, OpenTo, PeriodFrom, PeriodTo, uuid_of
+from schema.staff import Role, roles_of
 
 
 @strawberry.type(description="One person's (or client's) dealings with a patient's file in the period.")
 class PatientAccess:
-    actor_kind: str = strawberry.field(description="staff, patient (the patient through the portal), partner (an "
-                                                   "API client), anonymous or system.")
+    actor_kind: AccessorKind = strawberry.field(description="STAFF, PATIENT (the patient through the portal), "
+                                                            "PARTNER (an API client), ANONYMOUS or SYSTEM.")
     actor_id: strawberry.ID | None = strawberry.field(description="The staff member, patient account or partner "
                                                                   "client; null for anonymous and system.")
     name: str = strawberry.field(description="A staff member's name, or a partner's with its client's: \"Partner "
                                              "(client)\"; empty for a patient; \"anonymous\" or \"system\" for those. "
                                              "No other personal data.")
-    roles: list[str] = strawberry.field(description="A staff member's roles; empty for others.")
+    roles: list[Role] = strawberry.field(description="A staff member's roles; empty for others.")
     reads: int = strawberry.field(description="Allowed reads of the file in the period.")
     writes: int = strawberry.field(description="Allowed changes (creations, updates, exports...) in the period.")
     denied: int = strawberry.field(description="Refused attempts.")
@@ -35,9 +37,10 @@ class PatientAccess:
 
     @classmethod
     def of(cls, a: reports.Accessor) -> PatientAccess:
-        return cls(actor_kind=a.actor_kind, actor_id=strawberry.ID(str(a.actor_id)) if a.actor_id else None,
-                   name=a.name, roles=a.roles, reads=a.reads, writes=a.writes, denied=a.denied,
-                   field_classes=sorted(a.field_classes), fields=sorted(a.fields), policy_rules=sorted(a.rules),
+        return cls(actor_kind=AccessorKind(a.actor_kind), actor_id=strawberry.ID(str(a.actor_id)) if a.actor_id
+                   else None, name=a.name, roles=roles_of(a.roles), reads=a.reads, writes=a.writes, denied=a.denied,
+                   field_classes=sorted(a.field_classes), fields=sorted(a.fields),
+                   policy_rules=sorted(a.rules),
                    token_ids=[strawberry.ID(str(t)) for t in sorted(a.tokens)], clients=sorted(a.clients),
                    first_at=a.first_at, last_at=a.last_at)
 
@@ -46,7 +49,7 @@ class PatientAccess:
 class AccessAnomaly:
     staff_id: strawberry.ID = strawberry.field(description="The staff member.")
     name: str = strawberry.field(description="Their name.")
-    role: str = strawberry.field(description="The role compared (a member with several roles is compared in each).")
+    role: Role = strawberry.field(description="The role compared (a member with several roles is compared in each).")
     patients_read: int = strawberry.field(description="Distinct patient files read in the period.")
     role_median: float = strawberry.field(description="The median among active staff holding the role.")
     peers: int = strawberry.field(description="Active staff holding the role, this member included.")
@@ -79,6 +82,6 @@ class AuditReportQuery:
             description="The fewest distinct files read that can count as an anomaly, at least 1.")] = 20,
     ) -> list[AccessAnomaly]:
         found = await reports.anomalies(info.context, from_, to, factor=factor, minimum=minimum)
-        return [AccessAnomaly(staff_id=strawberry.ID(str(a.staff_id)), name=a.name, role=a.role,
+        return [AccessAnomaly(staff_id=strawberry.ID(str(a.staff_id)), name=a.name, role=Role(a.role),
                               patients_read=a.patients_read, role_median=a.role_median, peers=a.peers,
                               ratio=round(a.ratio, 2)) for a in found]

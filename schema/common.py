@@ -75,12 +75,19 @@ def uuid_of(value: strawberry.ID | str | None, field: str = "id") -> uuid.UUID |
     return parsed
 
 
+# An input field whose value can never be empty (a name, a consent flag): an explicit null means "not given"
+# (left as it is on an update, the default on a create), never "clear"; a field that may be empty (a phone,
+# notes) is cleared by null. Mark the first kind with ``strawberry.field(..., metadata=NULL_KEEPS)``.
+NULL_KEEPS: dict[str, bool] = {"null_keeps": True}
+
+
 def provided(data: Any) -> dict[str, Any]:
-    """The fields a client actually sent (UNSET left out), with enums made plain and IDs parsed."""
+    """The fields a client actually sent (UNSET left out, and null on a NULL_KEEPS field), with enums made
+    plain and IDs parsed."""
     out: dict[str, Any] = {}
     for f in type(data).__strawberry_definition__.fields:
         value = getattr(data, f.python_name)
-        if value is strawberry.UNSET:
+        if value is strawberry.UNSET or (value is None and (f.metadata or {}).get("null_keeps")):
             continue
         if _is_id(f.type) and value is not None:
             name = camel_case(f.python_name)

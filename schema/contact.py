@@ -12,7 +12,7 @@ from resolvers import access
 from resolvers import contact as contacts
 from resolvers.access import ContactView
 from resolvers.context import Context
-from schema.common import FieldSource, Info, provided, uuid_of
+from schema.common import NULL_KEEPS, FieldSource, Info, Version, provided, uuid_of
 
 
 @strawberry.enum(description="How a contact is related to the patient.")
@@ -63,6 +63,10 @@ class Contact:
     notes: str | None = strawberry.field(description="Free notes (encrypted at rest).")
     updated_at: datetime = strawberry.field(description="Last change.")
 
+    @strawberry.field(description="Pass back as `version` when you change it.")
+    def version(self) -> int:
+        return int(self.view.row.version)
+
 
 @strawberry.input(description="A new contact of a patient.")
 class ContactCreateInput:
@@ -76,19 +80,25 @@ class ContactCreateInput:
     notes: str | None = strawberry.field(default=None, description="Free notes, at most 500 characters. Encrypted.")
 
 
-@strawberry.input(description="Changes to a contact; fields left out stay as they are, null clears.")
+@strawberry.input(description="Changes to a contact; fields left out stay as they are; null clears the phone and "
+                             "the notes and leaves the other fields (which are never empty) as they are.")
 class ContactUpdateInput:
-    name: str | None = strawberry.field(default=strawberry.UNSET, description="Full name, 1-100 characters. Not "
-                                                                              "null.")
+    name: str | None = strawberry.field(default=strawberry.UNSET, metadata=NULL_KEEPS,
+                                        description="Full name, 1-100 characters. Null leaves it as it is.")
     relationship: Relationship | None = strawberry.field(default=strawberry.UNSET,
-                                                         description="Relation to the patient. Not null.")
+                                                         metadata=NULL_KEEPS,
+                                                         description="Relation to the patient. Null leaves it as it "
+                                                                     "is.")
     phone: str | None = strawberry.field(default=strawberry.UNSET,
                                          description="E.164 or a mainland mobile; null: no phone.")
     is_emergency: bool | None = strawberry.field(default=strawberry.UNSET,
-                                                 description="Call this contact in an emergency. Not null.")
+                                                 metadata=NULL_KEEPS,
+                                                 description="Call this contact in an emergency. Null leaves it as "
+                                                             "it is.")
     may_receive_information: bool | None = strawberry.field(default=strawberry.UNSET,
                                                             description="Whether the patient allows telling this "
-                                                                        "contact about their care. Not null.")
+                                                                        "contact about their care. Null leaves it "
+                                                                        "as it is.", metadata=NULL_KEEPS)
     notes: str | None = strawberry.field(default=strawberry.UNSET,
                                          description="Free notes, at most 500 characters; null clears them.")
 
@@ -108,12 +118,13 @@ class ContactMutation:
         view = await contacts.create(info.context, uuid_of(patient_id, "patientId"), provided(input))
         return contact_node(info.context, view)
 
-    @strawberry.mutation(description="Change a contact.")
+    @strawberry.mutation(description="Change a contact. Pass the version you read: a stale one answers CONFLICT.")
     async def contact_update(
         self, info: Info, id: _CONTACT_ID,
         input: Annotated[ContactUpdateInput, strawberry.argument(description="The changes.")],
+        version: Version = None,
     ) -> Contact | None:
-        return contact_node(info.context, await contacts.update(info.context, uuid_of(id), provided(input)))
+        return contact_node(info.context, await contacts.update(info.context, uuid_of(id), provided(input), version))
 
     @strawberry.mutation(description="Remove a contact from a patient's file; returns its id. CONFLICT (reason "
                                       "contact_referenced) while messages, survey invitations, tickets or "

@@ -28,9 +28,11 @@ from schema.common import (
     After,
     First,
     Info,
+    OrderDirection,
     PageInfo,
     node_of,
     provided,
+    selects,
     uuid_of,
 )
 from schema.patient import Patient, PatientSource
@@ -347,16 +349,32 @@ class ContractEdge:
 class ContractConnection:
     edges: list[ContractEdge] = strawberry.field(description=EDGES)
     page_info: PageInfo = strawberry.field(description=PAGE_INFO)
+    total_count: int = strawberry.field(description="The number of items that match the filter in your reach, "
+                                                    "counted when asked for.")
 
     @strawberry.field(description=NODES)
     def nodes(self) -> list[Contract]:
         return [edge.node for edge in self.edges]
 
 
-def connection(page: Page[ContractView]) -> ContractConnection:
+def connection(page: Page[ContractView], total: int | None = None) -> ContractConnection:
     return ContractConnection(edges=[ContractEdge(cursor=cursor, node=Contract(view=view))
                                      for cursor, view in page.items],
-                              page_info=PageInfo.of(page))
+                              page_info=PageInfo.of(page), total_count=total or 0)
+
+
+@strawberry.enum(description="What the contract list can be sorted by (without an order: newest first).")
+class ContractOrderField(Enum):
+    END_ON = strawberry.enum_value("end_on", description="By the last day of the term (renewals and expiries).")
+    START_ON = strawberry.enum_value("start_on", description="By the first day of the term.")
+    UPDATED_AT = strawberry.enum_value("updated_at", description="By last change.")
+
+
+@strawberry.input(description="The order of the contract list; ties are broken by id. A cursor works only with the "
+                              "order it came from.")
+class ContractOrder:
+    field: ContractOrderField = strawberry.field(description="What to sort by.")
+    direction: OrderDirection = strawberry.field(default=OrderDirection.ASC, description="Ascending or descending.")
 
 
 # -- inputs ----------------------------------------------------------------------------------------
@@ -579,14 +597,18 @@ class ContractQuery:
                                   "delivers part of).")
     async def contracts(self, info: Info, filter: Annotated[ContractFilter | None, strawberry.argument(
             description="Conditions on the contracts listed.")] = None,
-            first: First = DEFAULT_PAGE_SIZE, after: After = None) -> ContractConnection:
+            first: First = DEFAULT_PAGE_SIZE, after: After = None,
+            order_by: Annotated[ContractOrder | None, strawberry.argument(
+                description="The order; null: newest first.")] = None) -> ContractConnection:
         given = filter or ContractFilter()
-        page = await contracts.page(
+        order = None if order_by is None else contracts.ContractOrder(str(order_by.field.value),
+                                                                      str(order_by.direction.value))
+        found = await contracts.page(
             info.context, patient_id=uuid_of(given.patient_id, "filter.patientId"),
             status=None if given.status is None else str(given.status.value),
             department_id=uuid_of(given.department_id, "filter.departmentId"), ending_before=given.ending_before,
-            first=first, after=after)
-        return connection(page)
+            first=first, after=after, order=order, count=selects(info, "totalCount"))
+        return connection(found.page, found.total)
 
     @strawberry.field(description="What changed from one version of a contract to another.")
     async def contract_version_diff(

@@ -13,6 +13,7 @@ from schema.common import (
     CURSOR,
     DEFAULT_PAGE_SIZE,
     EDGES,
+    NODES,
     PAGE_INFO,
     After,
     First,
@@ -58,6 +59,10 @@ class DisclosureEdge:
 class DisclosureConnection:
     edges: list[DisclosureEdge] = strawberry.field(description=EDGES)
     page_info: PageInfo = strawberry.field(description=PAGE_INFO)
+
+    @strawberry.field(description=NODES)
+    def nodes(self) -> list[Disclosure]:
+        return [edge.node for edge in self.edges]
 
 
 @strawberry.type

@@ -10,7 +10,7 @@ import strawberry
 
 from resolvers import emergency_access as emergencies
 from resolvers.emergency_access import EmergencyView
-from schema.common import CURSOR, DEFAULT_PAGE_SIZE, EDGES, PAGE_INFO, After, First, Info, PageInfo, uuid_of
+from schema.common import CURSOR, DEFAULT_PAGE_SIZE, EDGES, NODES, PAGE_INFO, After, First, Info, PageInfo, uuid_of
 from schema.staff import StaffSummary
 
 
@@ -78,6 +78,10 @@ class EmergencyAccessEdge:
 class EmergencyAccessConnection:
     edges: list[EmergencyAccessEdge] = strawberry.field(description=EDGES)
     page_info: PageInfo = strawberry.field(description=PAGE_INFO)
+
+    @strawberry.field(description=NODES)
+    def nodes(self) -> list[EmergencyAccess]:
+        return [edge.node for edge in self.edges]
 
 
 @strawberry.type

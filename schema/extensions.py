@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLObjectType
+from graphql.validation import ValuesOfCorrectTypeRule
 from strawberry.extensions import MaskErrors, SchemaExtension
 
 from core.errors import CareloopError
@@ -14,6 +15,7 @@ from core.principal import PARTNER
 from resolvers import access
 from resolvers import partner as partners
 from resolvers.context import Context
+from schema.input_errors import CodedValuesRule, place_in_arguments, variable_errors
 
 log = logging.getLogger("careloop.audit")
 
@@ -80,13 +82,35 @@ def finish_error(error: GraphQLError, *, request_id: str, production: bool) -> G
 
 
 class CodedErrors(MaskErrors):
-    """Every error carries ``extensions.code``; unexpected ones are masked and carry the request id."""
+    """Every error carries ``extensions.code``; unexpected ones are masked and carry the request id. Input
+    errors name their place by one convention (``schema/input_errors.py``) and never echo the value."""
 
     def __init__(self, *, production: bool) -> None:
         super().__init__(should_mask_error=is_unexpected)
         self.production = production
 
+    def on_operation(self) -> Iterator[None]:
+        rules = self.execution_context.validation_rules
+        self.execution_context.validation_rules = tuple(
+            CodedValuesRule if rule is ValuesOfCorrectTypeRule else rule for rule in rules)
+        yield from super().on_operation()
+
+    def _root(self) -> GraphQLObjectType | None:
+        schema = self.execution_context.schema._schema
+        try:
+            kind = self.execution_context.operation_type.value
+        except Exception:  # no document, or no operation to choose: no root field errors either
+            return None
+        return {"query": schema.query_type, "mutation": schema.mutation_type,
+                "subscription": schema.subscription_type}.get(kind)
+
     def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
-        context = self.execution_context.context
+        execution = self.execution_context
+        context = execution.context
         request_id = context.request.request_id if isinstance(context, Context) else ""
-        return [finish_error(e, request_id=request_id, production=self.production) for e in errors]
+        schema = execution.schema._schema
+        errors = variable_errors(errors, schema, execution.graphql_document, execution.operation_name,
+                                 execution.variables)
+        root = self._root()
+        return [finish_error(place_in_arguments(e, schema, root, execution.variables), request_id=request_id,
+                             production=self.production) for e in errors]

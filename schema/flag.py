@@ -19,7 +19,7 @@ from resolvers import flag as flags
 from resolvers.context import Context
 from resolvers.flag import CheckInAlert as AlertView
 from resolvers.flag import FlagView
-from schema.common import FieldSource, Info, provided, register_node, uuid_of
+from schema.common import FieldSource, Info, Version, provided, register_node, uuid_of
 from schema.patient import Patient, PatientSource
 from schema.visit import Visit, visit_node
 
@@ -88,6 +88,10 @@ class Flag:
     created_at: datetime | None = strawberry.field(description="When it was raised.")
     updated_at: datetime | None = strawberry.field(description="Last change.")
 
+    @strawberry.field(description="Pass back as `version` when you change it.")
+    def version(self) -> int:
+        return int(self.view.row.version)
+
 
 @strawberry.input(description="A new alert on a patient's file. The detail needs the right to write its class on "
                               "that file (an allergy's: clinical).")
@@ -155,13 +159,15 @@ class FlagMutation:
             description="The alert.")]) -> Flag | None:
         return flag_node(info.context, await flags.create(info.context, provided(input)))
 
-    @strawberry.mutation(description="Change an alert: its detail, its period, or its status (INACTIVE deactivates).")
+    @strawberry.mutation(description="Change an alert: its detail, its period, or its status (INACTIVE "
+                                     "deactivates). Pass the version you read: a stale one answers CONFLICT.")
     async def flag_update(
         self, info: Info,
         id: Annotated[strawberry.ID, strawberry.argument(description="The alert's id.")],
         input: Annotated[FlagUpdateInput, strawberry.argument(description="The changes.")],
+        version: Version = None,
     ) -> Flag | None:
-        return flag_node(info.context, await flags.update(info.context, uuid_of(id), provided(input)))
+        return flag_node(info.context, await flags.update(info.context, uuid_of(id), provided(input), version))
 
 
 @strawberry.type

@@ -29,10 +29,12 @@ from schema.common import (
     FieldSource,
     First,
     Info,
+    OrderDirection,
     PageInfo,
     Version,
     provided,
     register_node,
+    selects,
     uuid_of,
 )
 from schema.department import Department
@@ -355,16 +357,32 @@ class FollowUpTaskEdge:
     node: FollowUpTask = strawberry.field(description="The task.")
 
 
-@strawberry.type(description="A worklist page: open tasks due by a date, the earliest first.")
+@strawberry.type(description="A worklist page: open tasks due by a date, the earliest first unless another order "
+                             "is asked for.")
 class FollowUpWorklist:
     edges: list[FollowUpTaskEdge] = strawberry.field(description=EDGES)
     page_info: PageInfo = strawberry.field(description=PAGE_INFO)
     today: date = strawberry.field(description="Today in the institution's time zone: tasks due before it are "
                                                "overdue.")
+    total_count: int = strawberry.field(description="The number of items that match the filter in your reach, "
+                                                    "counted when asked for.")
 
     @strawberry.field(description=NODES)
     def nodes(self) -> list[FollowUpTask]:
         return [edge.node for edge in self.edges]
+
+
+@strawberry.enum(description="What a worklist can be sorted by.")
+class FollowUpTaskOrderField(Enum):
+    DUE_ON = strawberry.enum_value("due_on", description="By due date (the default, earliest first).")
+    UPDATED_AT = strawberry.enum_value("updated_at", description="By last change.")
+
+
+@strawberry.input(description="The order of a worklist; ties are broken by id. A cursor works only with the order "
+                              "it came from.")
+class FollowUpTaskOrder:
+    field: FollowUpTaskOrderField = strawberry.field(description="What to sort by.")
+    direction: OrderDirection = strawberry.field(default=OrderDirection.ASC, description="Ascending or descending.")
 
 
 @strawberry.type(description="Open tasks of one owner (or the pool) in one department.")
@@ -460,15 +478,19 @@ class FollowUpQuery:
         due_by: Annotated[date | None, strawberry.argument(
             description="The last local due date included; null: today (so overdue tasks too).")] = None,
         first: First = DEFAULT_PAGE_SIZE, after: After = None,
+        order_by: Annotated[FollowUpTaskOrder | None, strawberry.argument(
+            description="The order; null: earliest due first.")] = None,
     ) -> FollowUpWorklist:
+        order = None if order_by is None else follow_ups.WorklistOrder(str(order_by.field.value),
+                                                                       str(order_by.direction.value))
         found = await follow_ups.worklist(info.context, scope=str(scope.value),
                                           department_id=uuid_of(department_id, "departmentId"), due_by=due_by,
-                                          first=first, after=after)
+                                          first=first, after=after, order=order, count=selects(info, "totalCount"))
         ctx = info.context
         return FollowUpWorklist(
             edges=[FollowUpTaskEdge(cursor=cursor, node=task_node(ctx, view)) for cursor, view in found.page.items],
             page_info=PageInfo.of(found.page),
-            today=found.today)
+            today=found.today, total_count=found.total or 0)
 
     @strawberry.field(description="Department heads: open tasks overdue and due today per nurse and pool in your "
                                   "departments (or one of them).")

@@ -11,7 +11,22 @@ import strawberry
 from resolvers import improvement as improvements
 from resolvers.improvement import ImprovementView
 from resolvers.improvement import SurveyCitation as CitationView
-from schema.common import CURSOR, DEFAULT_PAGE_SIZE, EDGES, PAGE_INFO, After, First, Info, PageInfo, provided, uuid_of
+from schema.common import (
+    CURSOR,
+    DEFAULT_PAGE_SIZE,
+    EDGES,
+    NODES,
+    PAGE_INFO,
+    After,
+    First,
+    Info,
+    OrderDirection,
+    PageInfo,
+    Version,
+    provided,
+    selects,
+    uuid_of,
+)
 from schema.questionnaire import LocalizedText
 
 
@@ -68,6 +83,7 @@ class ImprovementItem:
     survey_citation: SurveyCitation | None = strawberry.field(
         description="The survey finding it cites (source SURVEY); null otherwise.")
     updated_at: datetime = strawberry.field(description="When it last changed.")
+    version: int = strawberry.field(description="Pass back as `version` when you change it.")
 
     @classmethod
     def of(cls, view: ImprovementView) -> ImprovementItem:
@@ -76,7 +92,8 @@ class ImprovementItem:
                    department_id=strawberry.ID(str(row.department_id)), deadline=row.deadline,
                    status=ImprovementStatus(row.status), source=ImprovementSource(row.source),
                    overdue=view.overdue, ticket_ids=[strawberry.ID(str(t)) for t in view.ticket_ids],
-                   survey_citation=SurveyCitation.of(view.citation), updated_at=row.updated_at)
+                   survey_citation=SurveyCitation.of(view.citation), updated_at=row.updated_at,
+                   version=row.version)
 
 
 @strawberry.type(description="One improvement item of a page, with its cursor.")
@@ -85,10 +102,27 @@ class ImprovementEdge:
     node: ImprovementItem = strawberry.field(description="The improvement item.")
 
 
-@strawberry.type(description="A page of improvement items, soonest deadline first.")
+@strawberry.type(description="A page of improvement items, soonest deadline first unless another order is asked "
+                             "for.")
 class ImprovementConnection:
     edges: list[ImprovementEdge] = strawberry.field(description=EDGES)
+    nodes: list[ImprovementItem] = strawberry.field(description=NODES)
     page_info: PageInfo = strawberry.field(description=PAGE_INFO)
+    total_count: int = strawberry.field(description="The number of items that match the filter in your reach, "
+                                                    "counted when asked for.")
+
+
+@strawberry.enum(description="What the improvement list can be sorted by.")
+class ImprovementOrderField(Enum):
+    DEADLINE = strawberry.enum_value("deadline", description="By deadline (the default, soonest first).")
+    UPDATED_AT = strawberry.enum_value("updated_at", description="By last change.")
+
+
+@strawberry.input(description="The order of the improvement list; ties are broken by id. A cursor works only with "
+                              "the order it came from.")
+class ImprovementOrder:
+    field: ImprovementOrderField = strawberry.field(description="What to sort by.")
+    direction: OrderDirection = strawberry.field(default=OrderDirection.ASC, description="Ascending or descending.")
 
 
 @strawberry.input(description="A new improvement item.")
@@ -133,13 +167,18 @@ class ImprovementQuery:
             description="Only items past their deadline and neither done nor cancelled.")] = False,
         department_id: Annotated[strawberry.ID | None, strawberry.argument(
             description="Only this department's items; null: every department you keep the list for.")] = None,
+        order_by: Annotated[ImprovementOrder | None, strawberry.argument(
+            description="The order; null: soonest deadline first.")] = None,
     ) -> ImprovementConnection:
-        page = await improvements.page(info.context, first=first, after=after,
-                                       status=str(status.value) if status else None, overdue=overdue,
-                                       department_id=uuid_of(department_id, "departmentId"))
-        return ImprovementConnection(
-            edges=[ImprovementEdge(cursor=c, node=ImprovementItem.of(v)) for c, v in page.items],
-            page_info=PageInfo.of(page))
+        order = None if order_by is None else improvements.ImprovementOrder(str(order_by.field.value),
+                                                                            str(order_by.direction.value))
+        found = await improvements.page(info.context, first=first, after=after,
+                                        status=str(status.value) if status else None, overdue=overdue,
+                                        department_id=uuid_of(department_id, "departmentId"), order=order,
+                                        count=selects(info, "totalCount"))
+        edges = [ImprovementEdge(cursor=c, node=ImprovementItem.of(v)) for c, v in found.page.items]
+        return ImprovementConnection(edges=edges, nodes=[e.node for e in edges], page_info=PageInfo.of(found.page),
+                                     total_count=found.total or 0)
 
 
 @strawberry.type
@@ -155,11 +194,13 @@ class ImprovementMutation:
                                        "month": citation.month}
         return ImprovementItem.of(await improvements.create(info.context, data))
 
-    @strawberry.mutation(description="Change an improvement item or link more tickets to it.")
+    @strawberry.mutation(description="Change an improvement item or link more tickets to it. Pass the version "
+                                     "you read: a stale one answers CONFLICT.")
     async def improvement_update(
         self, info: Info,
         id: Annotated[strawberry.ID, strawberry.argument(description="The item's id.")],
         input: Annotated[ImprovementUpdateInput, strawberry.argument(
             description="The changes; fields left out stay as they are.")],
+        version: Version = None,
     ) -> ImprovementItem | None:
-        return ImprovementItem.of(await improvements.update(info.context, uuid_of(id), provided(input)))
+        return ImprovementItem.of(await improvements.update(info.context, uuid_of(id), provided(input), version))

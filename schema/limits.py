@@ -136,14 +136,18 @@ def _standard_introspection() -> tuple[frozenset[str], int]:
     """The shapes of every variant of the standard introspection query, and the most fields any has."""
     shapes, most = set(), 0
     for flags in itertools.product((False, True), repeat=7):
-        for type_depth in (7, 8, 9):  # graphql-js 16, which GraphiQL runs, nests 7; graphql-core 9
-            document = parse(get_introspection_query(*flags, type_depth=type_depth))  # type: ignore[misc]
-            measure = _Measure({d.name.value: d for d in document.definitions
-                                if isinstance(d, FragmentDefinitionNode)})
-            for operation in document.definitions:
-                if isinstance(operation, OperationDefinitionNode):
-                    shapes.add(_shape(operation.selection_set, measure))
-                    most = max(most, measure.selection_set(operation.selection_set).fields)
+        for type_depth in (7, 8, 9):  # graphql-js 16, which GraphiQL runs, nests 7 or 8; graphql-core 9
+            text = get_introspection_query(*flags, type_depth=type_depth)  # type: ignore[misc]
+            # graphql-js 16 (GraphiQL 3, graphql-codegen, most clients) asks the root types' name only;
+            # graphql-core, like graphql-js 17, their kind too.
+            for variant in (text, text.replace("Type { name kind }", "Type { name }")):
+                document = parse(variant)
+                measure = _Measure({d.name.value: d for d in document.definitions
+                                    if isinstance(d, FragmentDefinitionNode)})
+                for operation in document.definitions:
+                    if isinstance(operation, OperationDefinitionNode):
+                        shapes.add(_shape(operation.selection_set, measure))
+                        most = max(most, measure.selection_set(operation.selection_set).fields)
     return frozenset(shapes), most
 
 

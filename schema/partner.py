@@ -16,6 +16,7 @@ from schema.common import (
     CURSOR,
     DEFAULT_PAGE_SIZE,
     EDGES,
+    NODES,
     PAGE_INFO,
     After,
     First,
@@ -25,6 +26,7 @@ from schema.common import (
     PageInfo,
     PeriodFrom,
     PeriodTo,
+    Version,
     uuid_of,
 )
 
@@ -61,10 +63,12 @@ class Partner:
     name: str = strawberry.field(description="The organisation's name, unique in the institution.")
     active: bool = strawberry.field(description="Whether its clients may call (a suspended partner's tokens stop).")
     created_at: datetime = strawberry.field(description="When it was added.")
+    version: int = strawberry.field(description="Pass back as `version` when you change it.")
 
     @classmethod
     def of(cls, row: PartnerRow) -> Partner:
-        return cls(id=strawberry.ID(str(row.id)), name=row.name, active=row.is_active, created_at=row.created_at)
+        return cls(id=strawberry.ID(str(row.id)), name=row.name, active=row.is_active, created_at=row.created_at,
+                   version=row.version)
 
     @strawberry.field(description="Its API clients (admins only).")
     async def clients(self, info: Info) -> list[PartnerClient] | None:
@@ -87,6 +91,10 @@ class PartnerEdge:
 class PartnerConnection:
     edges: list[PartnerEdge] = strawberry.field(description=EDGES)
     page_info: PageInfo = strawberry.field(description=PAGE_INFO)
+
+    @strawberry.field(description=NODES)
+    def nodes(self) -> list[Partner]:
+        return [edge.node for edge in self.edges]
 
 
 @strawberry.type(description="A new client and its secret: the secret is shown this once, never stored.")
@@ -148,12 +156,14 @@ class PartnerMutation:
             description="The organisation's name, 2-100 characters, unique in the institution.")]) -> Partner | None:
         return Partner.of(await partners.create(info.context, name))
 
-    @strawberry.mutation(description="Suspend or resume a partner: its tokens stop or work again (admins).")
+    @strawberry.mutation(description="Suspend or resume a partner: its tokens stop or work again (admins). "
+                                     "Pass the version you read: a stale one answers CONFLICT.")
     async def partner_set_active(
         self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The partner's id.")],
         active: Annotated[bool, strawberry.argument(description="False: suspend; true: resume.")],
+        version: Version = None,
     ) -> Partner | None:
-        return Partner.of(await partners.set_active(info.context, uuid_of(id), active))
+        return Partner.of(await partners.set_active(info.context, uuid_of(id), active, version))
 
     @strawberry.mutation(description="Create an API client for a partner; its secret is in the answer, once "
                                      "(admins).")

@@ -9,7 +9,7 @@ import strawberry
 
 from resolvers import partner_grant as grants
 from schema import partner as partners
-from schema.common import CURSOR, DEFAULT_PAGE_SIZE, EDGES, PAGE_INFO, After, First, Info, PageInfo, uuid_of
+from schema.common import CURSOR, DEFAULT_PAGE_SIZE, EDGES, NODES, PAGE_INFO, After, First, Info, PageInfo, uuid_of
 from schema.partner import Partner
 
 if TYPE_CHECKING:
@@ -49,6 +49,10 @@ class PartnerGrantEdge:
 class PartnerGrantConnection:
     edges: list[PartnerGrantEdge] = strawberry.field(description=EDGES)
     page_info: PageInfo = strawberry.field(description=PAGE_INFO)
+
+    @strawberry.field(description=NODES)
+    def nodes(self) -> list[PartnerGrant]:
+        return [edge.node for edge in self.edges]
 
 
 @strawberry.input(description="Let a partner reach a patient's file: the patient must have consented.")

@@ -34,14 +34,18 @@ from schema.common import (
     CURSOR,
     DEFAULT_PAGE_SIZE,
     EDGES,
+    NULL_KEEPS,
     PAGE_INFO,
     After,
     FieldSource,
     First,
     Info,
+    OrderDirection,
     PageInfo,
+    Version,
     node_of,
     provided,
+    selects,
     uuid_of,
 )
 from schema.consent import PartnerConsent
@@ -77,6 +81,9 @@ class PatientStatus(Enum):
     ARCHIVED = strawberry.enum_value("archived", description="Archived by patientArchive: kept, nothing deleted, no "
                                                              "messages sent.")
     DECEASED = strawberry.enum_value("deceased", description="The patient died: kept, no messages sent.")
+    MERGED = strawberry.enum_value("merged", description="A duplicate merged into another file by patientMerge "
+                                                         "(see mergedInto): kept as it was, read-only, left out of "
+                                                         "lists unless asked for.")
 
 
 @strawberry.enum(description="A way to reach the patient.")
@@ -128,6 +135,22 @@ class NationalIdType(Enum):
 class PatientMatch(Enum):
     NATIONAL_ID = strawberry.enum_value("NATIONAL_ID", description="The same identity document type and number.")
     PHONE = strawberry.enum_value("PHONE", description="The same phone number (main or second).")
+    NAME_AND_BIRTH_DATE = strawberry.enum_value(
+        "NAME_AND_BIRTH_DATE", description="The same name (case, spaces and accents aside) and the same birth date.")
+
+
+@strawberry.enum(description="What a patient list can be sorted by (the id breaks ties).")
+class PatientOrderField(Enum):
+    NAME = strawberry.enum_value("name", description="The full name, in the database's collation.")
+    UPDATED_AT = strawberry.enum_value("updated_at", description="When the file last changed.")
+    CREATED_AT = strawberry.enum_value("created_at", description="When the file was opened.")
+
+
+@strawberry.input(description="The order of a patient list.")
+class PatientOrder:
+    field: PatientOrderField = strawberry.field(description="What to sort by.")
+    direction: OrderDirection = strawberry.field(default=OrderDirection.ASC, description="Ascending (the "
+                                                 "default) or descending.")
 
 
 _CONVERT: dict[str, Callable[[Any], Any]] = {
@@ -169,6 +192,22 @@ class Patient:
     @strawberry.field(description="The file's id; readable by whoever reaches the file.")
     def id(self) -> strawberry.ID:
         return strawberry.ID(str(self.view.row.id))
+
+    @strawberry.field(description="The file's version: pass it back as `version` when you change it (a file "
+                                  "changed since answers CONFLICT).")
+    def version(self) -> int:
+        return int(self.view.row.version)
+
+    @strawberry.field(description="For a MERGED file: the file it was merged into, where its records now are.")
+    def merged_into(self, info: Info) -> strawberry.ID | None:
+        access.require_class(info.context, self.view, "identity")
+        target = self.view.row.merged_into_id
+        return None if target is None else strawberry.ID(str(target))
+
+    @strawberry.field(description="For a MERGED file: when it was merged.")
+    def merged_at(self, info: Info) -> datetime | None:
+        access.require_class(info.context, self.view, "identity")
+        return self.view.row.merged_at
 
     # identity
     full_name: str | None = _field("Full name, as on the identity document.")
@@ -275,22 +314,40 @@ class PatientEdge:
     node: Patient = strawberry.field(description="The patient's file.")
 
 
-@strawberry.type(description="A page of patients, in the order they were registered.")
+@strawberry.type(description="A page of patients, in the order asked for (registration order by default).")
 class PatientConnection:
     edges: list[PatientEdge] = strawberry.field(description=EDGES)
     page_info: PageInfo = strawberry.field(description=PAGE_INFO)
+    total_count: int = strawberry.field(description="The number of patients that match the filter in your reach, "
+                                                    "counted when asked for.")
 
     @strawberry.field(description="The patients of this page.")
     def nodes(self) -> list[Patient]:
         return [edge.node for edge in self.edges]
 
 
-@strawberry.input(description="Narrow a patient list. Phone and ID number match exactly, without decrypting.")
+@strawberry.input(description="Narrow a patient list (criteria combine with AND). Phones and ID number match "
+                             "exactly, without decrypting. MERGED files are left out unless status or mergedIntoId "
+                             "asks for them.")
 class PatientFilter:
     name_prefix: str | None = strawberry.field(default=None, description="Full names starting with this text "
-                                                                         "(case-sensitive), 1-100 characters.")
+                                                                         "(case-sensitive), 1-100 characters. "
+                                                                         "Prefer name.")
+    name: str | None = strawberry.field(default=None, description="Names containing this text anywhere, case, "
+                                                                  "spaces and accents aside (\"smith\" finds John "
+                                                                  "Smith); a Chinese name also by its pinyin without "
+                                                                  "tones (zhangxiaoming, xiaoming), its initials (zxm) "
+                                                                  "or surname and initials (zhangxm). 1-100 "
+                                                                  "characters.")
     phone: str | None = strawberry.field(default=None, description="The main or second phone, in any accepted "
                                                                    "spelling (compared as E.164).")
+    phone_last4: str | None = strawberry.field(default=None, description="The last 4 digits of the main or second "
+                                                                         "phone: exactly 4 digits (a keyed index; "
+                                                                         "see docs/security.md).")
+    contact_phone: str | None = strawberry.field(default=None, description="Patients with a family or emergency "
+                                                                           "contact on this phone (any accepted "
+                                                                           "spelling); needs the right to read "
+                                                                           "contacts.")
     national_id_type: NationalIdType | None = strawberry.field(default=None, description="The document type; give "
                                                                                         "it with nationalId.")
     national_id: str | None = strawberry.field(default=None, description="The document number; give it with "
@@ -300,12 +357,15 @@ class PatientFilter:
                                                                  "words joined by hyphens).")
     department_id: strawberry.ID | None = strawberry.field(default=None, description="Patients of this department.")
     status: PatientStatus | None = strawberry.field(default=None, description="Patients whose file has this status.")
+    merged_into_id: strawberry.ID | None = strawberry.field(default=None, description="The files merged into this "
+                                                                                     "one (to review a merge).")
 
 
 @strawberry.input(description="A new patient file. Only the name is required.")
 class PatientCreateInput:
     full_name: str = strawberry.field(description="Full name as on the identity document, 1-100 characters.")
-    sex: Sex | None = strawberry.field(default=strawberry.UNSET, description="Sex; UNKNOWN when left out. Not null.")
+    sex: Sex | None = strawberry.field(default=strawberry.UNSET, metadata=NULL_KEEPS,
+                                       description="Sex; UNKNOWN when left out. Never empty: null leaves it as it is.")
     birth_date: date | None = strawberry.field(default=strawberry.UNSET, description="Date of birth; not in the "
                                                                                      "future.")
     occupation: str | None = strawberry.field(default=strawberry.UNSET, description="Occupation, at most 100 "
@@ -327,12 +387,13 @@ class PatientCreateInput:
     email: str | None = strawberry.field(default=strawberry.UNSET, description="E-mail address.")
     preferred_channel: Channel | None = strawberry.field(default=strawberry.UNSET,
                                                          description="The channel to try first.")
-    preferred_language: str | None = strawberry.field(default=strawberry.UNSET,
+    preferred_language: str | None = strawberry.field(default=strawberry.UNSET, metadata=NULL_KEEPS,
                                                       description="A language tag such as zh-CN (the default) or en. "
-                                                                  "Not null.")
-    contact_consent: bool | None = strawberry.field(default=strawberry.UNSET,
+                                                                  "Never empty: null leaves it as it is.")
+    contact_consent: bool | None = strawberry.field(default=strawberry.UNSET, metadata=NULL_KEEPS,
                                                     description="Whether the patient agrees to be contacted at all; "
-                                                                "false when left out. Not null.")
+                                                                "false when left out. Never empty: null leaves it "
+                                                                "as it is.")
     contact_channels: list[Channel] | None = strawberry.field(default=strawberry.UNSET,
                                                               description="The channels the patient consented to "
                                                                           "(replaces the list).")
@@ -365,19 +426,24 @@ class PatientCreateInput:
                                                                        "institution).")
 
 
-@strawberry.input(description="Changes to a patient file: fields left out stay as they are, null clears a field.")
+@strawberry.input(description="Changes to a patient file: fields left out stay as they are; null clears a field "
+                             "that may be empty and leaves one that may not (name, sex, language, consent, status) as "
+                             "it is.")
 class PatientUpdateInput(PatientCreateInput):
     full_name: str | None = strawberry.field(  # type: ignore[assignment]
-        default=strawberry.UNSET, description="Full name, 1-100 characters. Not null.")
+        default=strawberry.UNSET, metadata=NULL_KEEPS,
+        description="Full name, 1-100 characters. Never empty: null leaves it as it is.")
     status: PatientStatus | None = strawberry.field(
-        default=strawberry.UNSET, description="Set DECEASED or ACTIVE here; patientArchive archives.")
+        default=strawberry.UNSET, metadata=NULL_KEEPS,
+        description="Set DECEASED or ACTIVE here; patientArchive archives. Null leaves it as it is.")
 
 
 @strawberry.type(description="The new file, or the patient on file when the front desk registers someone again.")
 class PatientCreatePayload:
     patient: Patient | None = strawberry.field(description="The new file; null when a returning patient was found.")
     returning_patient: Patient | None = strawberry.field(
-        description="A patient on file with the same ID number or phone. Pass registerAnyway to create a new file.")
+        description="A patient on file with the same ID number, phone, or name and birth date. Pass registerAnyway "
+                    "to create a new file.")
     matched_on: list[PatientMatch] = strawberry.field(description="What matched the returning patient.")
 
 
@@ -394,12 +460,18 @@ class PatientQuery:
         filter: Annotated[PatientFilter | None, strawberry.argument(
             description="Narrow the list (each criterion needs the right to read its field); null: every patient "
                         "you may see.")] = None,
+        order_by: Annotated[PatientOrder | None, strawberry.argument(
+            description="The order; null: registration order. A cursor is valid only with the order it came "
+                        "from.")] = None,
     ) -> PatientConnection:
         where = PatientWhere(**provided(filter)) if filter is not None else PatientWhere()
-        page = await patients.page(info.context, first=first, after=after, where=where)
+        order = None if order_by is None else patients.PatientOrder(str(order_by.field.value),
+                                                                    str(order_by.direction.value))
+        found = await patients.page(info.context, first=first, after=after, where=where, order=order,
+                                    count=selects(info, "totalCount"))
         edges = [PatientEdge(cursor=cursor, node=cast(Patient, PatientSource(info.context, view)))
-                 for cursor, view in page.items]
-        return PatientConnection(edges=edges, page_info=PageInfo.of(page))
+                 for cursor, view in found.page.items]
+        return PatientConnection(edges=edges, page_info=PageInfo.of(found.page), total_count=found.total_count or 0)
 
 
 _PATIENT_ID = Annotated[strawberry.ID, strawberry.argument(description="The patient's id (NOT_FOUND when missing "
@@ -408,12 +480,14 @@ _PATIENT_ID = Annotated[strawberry.ID, strawberry.argument(description="The pati
 
 @strawberry.type
 class PatientMutation:
-    @strawberry.mutation(description="Register a patient. A patient already on file (same ID number or phone) is "
+    @strawberry.mutation(description="Register a patient. A patient already on file (same ID number, phone, or "
+                                     "name and birth date) is "
                                      "returned as returningPatient instead, unless registerAnyway is true.")
     async def patient_create(
         self, info: Info, input: Annotated[PatientCreateInput, strawberry.argument(description="The new file.")],
         register_anyway: Annotated[bool, strawberry.argument(
-            description="True: create a new file even when a patient with the same ID number or phone is on file "
+            description="True: create a new file even when a patient with the same ID number, phone, or name and "
+                        "birth date is on file "
                         "(after checking returningPatient).")] = False,
     ) -> PatientCreatePayload | None:
         result = await patients.create(info.context, provided(input), register_anyway=register_anyway)
@@ -426,8 +500,9 @@ class PatientMutation:
     async def patient_update(
         self, info: Info, id: _PATIENT_ID,
         input: Annotated[PatientUpdateInput, strawberry.argument(description="The changes.")],
+        version: Version = None,
     ) -> Patient | None:
-        return node(info.context, await patients.update(info.context, uuid_of(id), provided(input)))
+        return node(info.context, await patients.update(info.context, uuid_of(id), provided(input), version))
 
     @strawberry.mutation(description="Archive a patient file. Nothing is deleted.")
     async def patient_archive(self, info: Info, id: _PATIENT_ID) -> Patient | None:

@@ -3,20 +3,52 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import Enum
-from typing import Annotated, cast
+from typing import Annotated, Any, cast
 
 import strawberry
 from strawberry.scalars import JSON
 
+from core.validation import camel_case
 from resolvers import patient as patients
 from resolvers import patient_account as accounts
 from resolvers import ticket as ticket_reads
 from resolvers.patient_account import AccessEntry as AccessEntryView
 from resolvers.ticket import TicketView
-from schema.common import CURSOR, DEFAULT_PAGE_SIZE, EDGES, PAGE_INFO, After, First, Info, PageInfo, uuid_of
+from schema.account import PasswordResetCode
+from schema.audit_event import AccessorKind, Action
+from schema.common import (
+    CURSOR,
+    DEFAULT_PAGE_SIZE,
+    EDGES,
+    NODES,
+    PAGE_INFO,
+    After,
+    First,
+    Info,
+    PageInfo,
+    provided,
+    uuid_of,
+)
 from schema.patient import Patient, node
 from schema.session import LoginPayload
+from schema.staff import Role, roles_of
+from schema.ticket import MyTicketCreateInput, TicketCategory, TicketStatus
+
+# Keys of the data export whose values come from a closed vocabulary: written as the API's enums are.
+_EXPORT_CODES = frozenset({"sex", "status", "category", "relationship", "preferred_channel", "contact_channels",
+                           "contact_purposes", "segments", "national_id_type", "cause", "purpose", "direction",
+                           "channel", "refusal", "source"})
+
+
+def api_style(value: Any, key: str | None = None) -> Any:
+    """The data export in the API's one style: camelCase keys, UPPER_CASE codes (free text left as it is)."""
+    if isinstance(value, dict):
+        return {camel_case(k): api_style(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [api_style(v, key) for v in value]
+    if key in _EXPORT_CODES and isinstance(value, str):
+        return value.upper()
+    return value
 
 
 @strawberry.type(description="A one-time code for a patient to open their account: shown once, valid a week.")
@@ -26,26 +58,17 @@ class PatientInvitation:
     expires_at: datetime = strawberry.field(description="When the code stops working (a week after it was made).")
 
 
-@strawberry.enum(description="Who touched a file.")
-class AccessorKind(Enum):
-    STAFF = strawberry.enum_value("staff", description="A staff member of the institution.")
-    PARTNER = strawberry.enum_value("partner", description="A care partner's API client.")
-    PATIENT = strawberry.enum_value("patient", description="You, through the portal.")
-    SYSTEM = strawberry.enum_value("system", description="The system itself (reminders, messages, scheduled work).")
-    ANONYMOUS = strawberry.enum_value("anonymous", description="Someone not signed in (e.g. a refused request).")
-
-
 @strawberry.type(description="Someone who viewed or changed your file: a name and role, no contact details.")
 class Accessor:
     kind: AccessorKind = strawberry.field(description="What kind of accessor.")
     name: str = strawberry.field(description="A staff member's name or a partner's; empty for yourself.")
-    roles: list[str] = strawberry.field(description="A staff member's roles.")
+    roles: list[Role] = strawberry.field(description="A staff member's roles; empty for others.")
 
 
 @strawberry.type(description="One access to your file.")
 class AccessEntry:
     occurred_at: datetime = strawberry.field(description="When.")
-    action: str = strawberry.field(description="read, update, export...")
+    action: Action = strawberry.field(description="What was done (READ, UPDATE, EXPORT...).")
     field_classes: list[str] = strawberry.field(description="Which parts of the file (identity, contact...).")
     accessor: Accessor = strawberry.field(description="Who.")
 
@@ -53,8 +76,9 @@ class AccessEntry:
     def of(cls, entry: AccessEntryView) -> AccessEntry:
         who = entry.accessor
         kind = AccessorKind(who.kind) if who.kind in AccessorKind._value2member_map_ else AccessorKind.SYSTEM
-        return cls(occurred_at=entry.occurred_at, action=entry.action, field_classes=entry.field_classes,
-                   accessor=Accessor(kind=kind, name=who.name, roles=who.roles))
+        return cls(occurred_at=entry.occurred_at, action=Action(entry.action),
+                   field_classes=entry.field_classes,
+                   accessor=Accessor(kind=kind, name=who.name, roles=roles_of(who.roles)))
 
 
 @strawberry.type(description="One access of a page, with its cursor.")
@@ -67,6 +91,10 @@ class AccessEntryEdge:
 class AccessEntryConnection:
     edges: list[AccessEntryEdge] = strawberry.field(description=EDGES)
     page_info: PageInfo = strawberry.field(description=PAGE_INFO)
+
+    @strawberry.field(description=NODES)
+    def nodes(self) -> list[AccessEntry]:
+        return [edge.node for edge in self.edges]
 
 
 @strawberry.type(description="A reply on one of your tickets.")
@@ -83,14 +111,23 @@ class MyTicket:
     def id(self) -> strawberry.ID:
         return strawberry.ID(str(self.view.row.id))
 
-    @strawberry.field(description="enquiry, request, complaint or suggestion.")
-    def category(self) -> str:
-        return str(self.view.row.category)
+    @strawberry.field(description="Enquiry, request, complaint or suggestion.")
+    def category(self) -> TicketCategory:
+        return TicketCategory(self.view.row.category)
 
-    @strawberry.field(description="new, acknowledged, investigating, waiting_on_patient, resolved, "
-                                  "feedback_recorded or closed.")
-    def status(self) -> str:
-        return str(self.view.row.status)
+    @strawberry.field(description="Where it stands.")
+    def status(self) -> TicketStatus:
+        return TicketStatus(self.view.row.status)
+
+    @strawberry.field(description="When you can expect a first answer; null once answered, or while the "
+                                  "institution waits on you (PAUSED status WAITING_ON_PATIENT).")
+    def response_due_at(self) -> datetime | None:
+        return ticket_reads.due_for_patient(self.view, "response")
+
+    @strawberry.field(description="When it should be resolved; null once resolved, or while the institution "
+                                  "waits on you.")
+    def resolution_due_at(self) -> datetime | None:
+        return ticket_reads.due_for_patient(self.view, "resolution")
 
     @strawberry.field(description="When the institution received it.")
     def received_at(self) -> datetime:
@@ -130,6 +167,10 @@ class MyTicketConnection:
     edges: list[MyTicketEdge] = strawberry.field(description=EDGES)
     page_info: PageInfo = strawberry.field(description=PAGE_INFO)
 
+    @strawberry.field(description=NODES)
+    def nodes(self) -> list[MyTicket]:
+        return [edge.node for edge in self.edges]
+
 
 @strawberry.type
 class PatientAccountQuery:
@@ -152,9 +193,11 @@ class PatientAccountQuery:
         return MyTicketConnection(edges=[MyTicketEdge(cursor=c, node=MyTicket(view=v)) for c, v in page.items],
                                   page_info=PageInfo.of(page))
 
-    @strawberry.field(description="A copy of your data as JSON: your file, contacts and consents (patients).")
+    @strawberry.field(description="A copy of your data as JSON: your file, contacts, consents, tickets, messages "
+                                  "and identified survey answers (patients). Keys are camelCase and codes UPPER_CASE, "
+                                  "as everywhere else in the API (`fullName`, `sex: \"FEMALE\"`).")
     async def my_data_export(self, info: Info) -> JSON | None:
-        return cast(JSON, await accounts.export(info.context))
+        return cast(JSON, api_style(await accounts.export(info.context)))
 
 
 _PATIENT_ID = Annotated[strawberry.ID, strawberry.argument(description="The patient, in your reach.")]
@@ -179,13 +222,26 @@ class PatientAccountMutation:
         result = await accounts.activate(info.context, code, email, password)
         return LoginPayload(token=result.token, expires_at=result.expires_at)
 
-    @strawberry.mutation(description="Sign in to the self-service portal. Repeated failures lock the account.")
+    @strawberry.mutation(description="Sign in to the self-service portal. Repeated failures lock the account "
+                                     "(RATE_LIMITED, with `extensions.retryAfter` in seconds).")
     async def patient_login(
         self, info: Info, email: _EMAIL,
         password: Annotated[str, strawberry.argument(description="The account's password.")],
     ) -> LoginPayload | None:
         result = await accounts.login(info.context, email, password)
         return LoginPayload(token=result.token, expires_at=result.expires_at)
+
+    @strawberry.mutation(description="Open a request, complaint, enquiry or suggestion about yourself (patients). "
+                                     "It is answered within the institution's times, shown on `myTickets`.")
+    async def my_ticket_create(self, info: Info, input: Annotated[MyTicketCreateInput, strawberry.argument(
+            description="What you ask or report.")]) -> MyTicket | None:
+        return MyTicket(view=await ticket_reads.create_mine(info.context, provided(input)))
+
+    @strawberry.mutation(description="Issue a one-time code for a patient who forgot their password (staff, for a "
+                                     "patient in your reach with an open account): hand it over in person or on "
+                                     "paper; the patient sets a new password with `passwordResetComplete`.")
+    async def patient_password_reset_issue(self, info: Info, patient_id: _PATIENT_ID) -> PasswordResetCode | None:
+        return PasswordResetCode.of(await accounts.issue_reset(info.context, uuid_of(patient_id, "patientId")))
 
     @strawberry.mutation(description="Close a patient's self-service account; its sessions stop (staff).")
     async def patient_account_deactivate(self, info: Info, patient_id: _PATIENT_ID) -> bool | None:

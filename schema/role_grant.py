@@ -9,7 +9,7 @@ import strawberry
 
 from resolvers import role_grant as role_grants
 from resolvers.role_grant import RoleGrantView
-from schema.common import CURSOR, DEFAULT_PAGE_SIZE, EDGES, PAGE_INFO, After, First, Info, PageInfo, uuid_of
+from schema.common import CURSOR, DEFAULT_PAGE_SIZE, EDGES, NODES, PAGE_INFO, After, First, Info, PageInfo, uuid_of
 from schema.emergency_access import ReviewOutcome
 from schema.staff import Role, StaffSummary
 
@@ -74,6 +74,10 @@ class RoleGrantEdge:
 class RoleGrantConnection:
     edges: list[RoleGrantEdge] = strawberry.field(description=EDGES)
     page_info: PageInfo = strawberry.field(description=PAGE_INFO)
+
+    @strawberry.field(description=NODES)
+    def nodes(self) -> list[RoleGrant]:
+        return [edge.node for edge in self.edges]
 
 
 @strawberry.type

@@ -18,6 +18,7 @@ from strawberry.types.graphql import OperationType
 
 from core.settings import Limits
 from resolvers.context import Context
+from schema.account import AccountMutation
 from schema.appointment import AppointmentMutation, AppointmentQuery
 from schema.audit_event import AuditEventQuery
 from schema.audit_report import AuditReportQuery
@@ -44,6 +45,7 @@ from schema.partner import PartnerMutation, PartnerQuery
 from schema.partner_grant import PartnerGrantMutation, PartnerGrantQuery
 from schema.patient import PatientMutation, PatientQuery
 from schema.patient_account import PatientAccountMutation, PatientAccountQuery
+from schema.patient_merge import PatientMergeMutation
 from schema.questionnaire import QuestionnaireMutation, QuestionnaireQuery
 from schema.questionnaire_response import QuestionnaireResponseMutation, QuestionnaireResponseQuery
 from schema.report import ReportQuery
@@ -76,7 +78,8 @@ Mutation = merge_types(
                  ServiceItemMutation, CarePlanMutation, FlagMutation, FollowUpMutation,
                  MessageTemplateMutation, MessagingMutation, ScheduleMutation, AppointmentMutation,
                  CommunicationMutation, CampaignMutation, QuestionnaireMutation, SurveyMutation,
-                 QuestionnaireResponseMutation, ContractMutation, ContractSignatureMutation)
+                 QuestionnaireResponseMutation, ContractMutation, ContractSignatureMutation,
+                 PatientMergeMutation, AccountMutation)
 )
 
 Subscription = merge_types("Subscription", (TicketSubscription, FlagSubscription))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
@@ -16,6 +16,9 @@ from schema.department import Department
 from schema.permission import Permissions
 from schema.staff import Role
 
+if TYPE_CHECKING:
+    from models import Institution as InstitutionRow
+
 
 @strawberry.type(description="A bearer token: send it as `Authorization: Bearer <token>`. Shown once, never stored.")
 class LoginPayload:
@@ -23,14 +26,31 @@ class LoginPayload:
     expires_at: datetime = strawberry.field(description="When the token stops working; sign in again then.")
 
 
+@strawberry.enum(description="What kind of institution.")
+class InstitutionKind(Enum):
+    HOSPITAL = strawberry.enum_value("hospital", description="A hospital.")
+    CLINIC = strawberry.enum_value("clinic", description="A clinic.")
+    DENTAL = strawberry.enum_value("dental", description="A dental practice.")
+    CHECKUP = strawberry.enum_value("checkup", description="A health check-up centre.")
+    NURSING = strawberry.enum_value("nursing", description="A nursing service.")
+    ELDERCARE = strawberry.enum_value("eldercare", description="An elderly-care home.")
+
+
 @strawberry.type(description="An institution (tenant).")
 class Institution:
     id: strawberry.ID = strawberry.field(description="The institution's id.")
     name: str = strawberry.field(description="Its name.")
-    kind: str = strawberry.field(description="What kind of institution: hospital, clinic, dental, checkup, nursing "
-                                             "or eldercare.")
+    kind: InstitutionKind = strawberry.field(description="What kind of institution.")
     time_zone: str = strawberry.field(description="Its IANA time zone (e.g. Asia/Shanghai): local dates and the "
                                                   "business calendar are in it.")
+    totp_required: bool = strawberry.field(description="Whether staff whose roles read clinical data must sign in "
+                                                       "with a second factor (TOTP); set by an admin with "
+                                                       "`institutionSecurityUpdate`.")
+
+    @classmethod
+    def of(cls, row: InstitutionRow) -> Institution:
+        return cls(id=strawberry.ID(str(row.id)), name=row.name, kind=InstitutionKind(row.kind),
+                   time_zone=row.time_zone, totp_required=row.totp_required)
 
 
 @strawberry.enum(description="Who holds a token: staff, a patient (self-service) or a partner's API client.")
@@ -52,6 +72,8 @@ class Me:
     patient_id: strawberry.ID | None = strawberry.field(description="A patient's own file.")
     partner_id: strawberry.ID | None = strawberry.field(description="A client's partner.")
     scopes: list[str] | None = strawberry.field(description="A partner token's scopes.")
+    totp_enabled: bool = strawberry.field(description="Whether you sign in with a second factor (a staff member's "
+                                                      "authenticator app); false for others.")
 
     @strawberry.field(description="What you may do: the policy's (object, action) pairs you are allowed and, for "
                                   "each class of a patient's fields, whether you may read and update it. Computed "
@@ -76,23 +98,31 @@ class SessionQuery:
         return Me(
             id=strawberry.ID(str(principal.user_id)), kind=PrincipalKind(principal.kind), email=principal.email,
             name=principal.name, roles=sorted((Role(r) for r in staff_roles), key=lambda r: str(r.value)),
-            institution=Institution(id=strawberry.ID(str(institution.id)), name=institution.name,
-                                    kind=institution.kind, time_zone=institution.time_zone),
+            institution=Institution.of(institution),
             departments=[Department.of(d) for d in found.departments],
             patient_id=_id(principal.patient_id), partner_id=_id(principal.partner_id),
             scopes=sorted(principal.scopes) if principal.scopes is not None else None,
+            totp_enabled=found.totp_enabled,
         )
 
 
 @strawberry.type
 class SessionMutation:
-    @strawberry.mutation(description="Sign in with e-mail and password. Repeated failures lock the account.")
+    @strawberry.mutation(description="Sign in with e-mail and password, and the authenticator app's code when the "
+                                     "account has a second factor. Repeated failures lock the account (RATE_LIMITED, "
+                                     "with `extensions.retryAfter` in seconds). A right password without a code an "
+                                     "account needs answers TOTP_REQUIRED; without the enrolment the institution "
+                                     "requires, TOTP_ENROLMENT_REQUIRED (see `totpEnrollForLogin`); both count as "
+                                     "failures.")
     async def login(
         self, info: Info,
         email: Annotated[str, strawberry.argument(description="The staff member's sign-in e-mail.")],
         password: Annotated[str, strawberry.argument(description="The password.")],
+        totp_code: Annotated[str | None, strawberry.argument(
+            description="The 6-digit code of your authenticator app (RFC 6238), when you have enrolled one (or to "
+                        "confirm an enrolment your institution requires); each code works once.")] = None,
     ) -> LoginPayload | None:
-        result = await sessions.login(info.context, email, password)
+        result = await sessions.login(info.context, email, password, totp_code=totp_code)
         return LoginPayload(token=result.token, expires_at=result.expires_at)
 
     @strawberry.mutation(description="Revoke the token this request was made with (staff, patients, partners).")

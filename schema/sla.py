@@ -10,7 +10,7 @@ import strawberry
 
 from core.sla import SlaSettings as Settings
 from resolvers import sla as slas
-from schema.common import Info, provided
+from schema.common import Info, Version, provided
 
 
 @strawberry.enum(description="How an SLA target's time counts.")
@@ -27,6 +27,8 @@ class SlaLevel:
     resolution_minutes: int = strawberry.field(description="Minutes from receipt to resolution, counted on the "
                                                            "clock (a business day is 8 working hours by default).")
     clock: SlaClockKind = strawberry.field(description="How the minutes count.")
+    version: int = strawberry.field(description="Pass back as `version` to slaLevelSet (0: the defaults, never "
+                                                "saved).")
 
 
 @strawberry.type(description="A span of working time, local time in the institution's zone.")
@@ -50,6 +52,8 @@ class BusinessCalendar:
     workday_hours: list[WorkingInterval] = strawberry.field(description="Hours of a make-up working day.")
     holidays: list[date] = strawberry.field(description="Public holidays: no working hours that day.")
     workdays: list[date] = strawberry.field(description="Make-up working days (often weekends).")
+    version: int = strawberry.field(description="Pass back as `version` to businessCalendarSet (0: the standard "
+                                                "week, never saved).")
 
 
 @strawberry.type(description="The SLA every ticket of the institution runs on.")
@@ -58,12 +62,14 @@ class SlaSettings:
     calendar: BusinessCalendar = strawberry.field(description="The calendar business-time clocks count on.")
 
     @classmethod
-    def of(cls, settings: Settings) -> SlaSettings:
+    def of(cls, settings: Settings, versions: tuple[dict[int, int], int]) -> SlaSettings:
         business = settings.business
+        level_versions, calendar_version = versions
         return cls(
             levels=[SlaLevel(level=t.level, first_response_minutes=int(t.first_response.total_seconds() // 60),
                              resolution_minutes=int(t.resolution.total_seconds() // 60),
-                             clock=SlaClockKind(t.clock)) for t in settings.targets.values()],
+                             clock=SlaClockKind(t.clock), version=level_versions.get(t.level, 0))
+                    for t in settings.targets.values()],
             calendar=BusinessCalendar(
                 time_zone=business.zone.key,
                 week=[WorkingDay(weekday=day + 1, intervals=_intervals(spans))
@@ -71,6 +77,7 @@ class SlaSettings:
                 workday_hours=_intervals(business.workday_hours),
                 holidays=sorted(business.holidays),
                 workdays=sorted(business.workdays),
+                version=calendar_version,
             ),
         )
 
@@ -107,13 +114,14 @@ class BusinessCalendarInput:
 class SlaQuery:
     @strawberry.field(description="Your institution's SLA targets and business calendar.")
     async def sla_settings(self, info: Info) -> SlaSettings:
-        return SlaSettings.of(await slas.read(info.context))
+        settings = await slas.read(info.context)
+        return SlaSettings.of(settings, await slas.versions(info.context))
 
 
 @strawberry.type
 class SlaMutation:
     @strawberry.mutation(description="Set the targets of one level (admins). Open tickets of that level get new due "
-                                     "times.")
+                                     "times. Pass the level's version you read: a stale one answers CONFLICT.")
     async def sla_level_set(
         self, info: Info,
         level: Annotated[int, strawberry.argument(description="The ticket level: 1, 2 or 3.")],
@@ -123,14 +131,18 @@ class SlaMutation:
         resolution_minutes: Annotated[int, strawberry.argument(
             description="The resolution target in minutes on the clock, 1 to 527040.")],
         clock: Annotated[SlaClockKind, strawberry.argument(description="How the minutes count.")],
+        version: Version = None,
     ) -> SlaSettings | None:
-        await slas.set_policy(info.context, level, first_response_minutes, resolution_minutes, str(clock.value))
-        return SlaSettings.of(await slas.settings(info.context))
+        await slas.set_policy(info.context, level, first_response_minutes, resolution_minutes, str(clock.value),
+                              version)
+        return SlaSettings.of(await slas.settings(info.context), await slas.versions(info.context))
 
-    @strawberry.mutation(description="Replace the business calendar (admins).")
+    @strawberry.mutation(description="Replace the business calendar (admins). Pass the calendar's version you read: a "
+                                     "stale one answers CONFLICT.")
     async def business_calendar_set(self, info: Info, input: Annotated[BusinessCalendarInput, strawberry.argument(
-            description="The whole new calendar.")]) -> SlaSettings | None:
-        return SlaSettings.of(await slas.set_calendar(info.context, _calendar_data(input)))
+            description="The whole new calendar.")], version: Version = None) -> SlaSettings | None:
+        settings = await slas.set_calendar(info.context, _calendar_data(input), version)
+        return SlaSettings.of(settings, await slas.versions(info.context))
 
 
 def _calendar_data(data: BusinessCalendarInput) -> dict[str, object]:

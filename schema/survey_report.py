@@ -11,6 +11,7 @@ import strawberry
 
 from resolvers import survey_report as reports
 from schema.common import Info, uuid_of
+from schema.questionnaire import QuestionnaireItemKind, QuestionnaireScoringMethod
 
 
 @strawberry.enum(description="Whether a figure is shown: the small-cell rule hides what fewer respondents than the "
@@ -78,7 +79,8 @@ class SurveyValueCount:
                              "reported).")
 class SurveyItemFigures:
     link_id: str = strawberry.field(description="The item's linkId in the questionnaire.")
-    kind: str = strawberry.field(description="likert, nps, csat, yes_no, choice or multi_choice.")
+    kind: QuestionnaireItemKind = strawberry.field(description="The item's kind (LIKERT, NPS, CSAT, YES_NO, CHOICE or "
+                                                                "MULTI_CHOICE: the kinds that are counted).")
     status: FigureStatus = strawberry.field(description="SHOWN, or TOO_FEW_RESPONSES or PROTECTS_SMALL_CELL (mean "
                                                         "and distribution null).")
     responses: int | None = strawberry.field(description="Responses that answered the item; null where the row is "
@@ -92,7 +94,8 @@ class SurveyItemFigures:
 
     @classmethod
     def of(cls, item: reports.ItemFigures) -> SurveyItemFigures:
-        return cls(link_id=item.link_id, kind=item.kind, status=_of(item.status), responses=item.responses,
+        return cls(link_id=item.link_id, kind=QuestionnaireItemKind(item.kind), status=_of(item.status),
+                   responses=item.responses,
                    mean=SurveyEstimate.of(item.mean) if item.mean is not None else None,
                    distribution=None if item.distribution is None else [
                        SurveyValueCount(value=v, responses=n) for v, n in item.distribution])
@@ -149,7 +152,7 @@ class SurveyReportRow:
 class SurveyReportVersion:
     questionnaire_id: strawberry.ID = strawberry.field(description="The version's id.")
     version: int = strawberry.field(description="Its number (1, 2, ...).")
-    method: str = strawberry.field(description="How a response's score is computed: mean or top2box.")
+    method: QuestionnaireScoringMethod = strawberry.field(description="How a response's score is computed.")
     satisfied_at: float = strawberry.field(description="A response with at least this score (0-100) is satisfied.")
 
 
@@ -169,7 +172,8 @@ class SurveyReport:
         return cls(questionnaire_key=strawberry.ID(str(r.questionnaire_key)), from_=r.first, to=r.last,
                    min_cell=r.min_cell, satisfaction_target=r.satisfaction_target,
                    versions=[SurveyReportVersion(questionnaire_id=strawberry.ID(str(v.questionnaire_id)),
-                                                 version=v.version, method=v.method, satisfied_at=v.satisfied_at)
+                                                 version=v.version, method=QuestionnaireScoringMethod(v.method),
+                                                 satisfied_at=v.satisfied_at)
                              for v in r.versions],
                    rows=[SurveyReportRow.of(row) for row in r.rows])
 

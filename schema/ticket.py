@@ -32,9 +32,12 @@ from schema.common import (
     FieldSource,
     First,
     Info,
+    OrderDirection,
     PageInfo,
+    Version,
     provided,
     register_node,
+    selects,
     uuid_of,
 )
 from schema.department import Department
@@ -165,13 +168,25 @@ class TicketEvent:
     def internal(self) -> bool:
         return bool(self.row.internal)
 
-    @strawberry.field(name="from", description="The status (or level) before.")
-    def from_(self) -> str | None:
-        return cast(str | None, self.row.from_status)
+    @strawberry.field(name="from", description="The status before a TRANSITION or FEEDBACK; null for other kinds.")
+    def from_(self) -> TicketStatus | None:
+        return _status(self.row.kind, self.row.from_status)
 
-    @strawberry.field(description="The status (or level, or contact-attempt outcome) after.")
-    def to(self) -> str | None:
-        return cast(str | None, self.row.to_status)
+    @strawberry.field(description="The status after a CREATED, TRANSITION or FEEDBACK; null for other kinds.")
+    def to(self) -> TicketStatus | None:
+        return _status(self.row.kind, self.row.to_status)
+
+    @strawberry.field(description="The level before a LEVEL_CHANGE (1-3); null for other kinds.")
+    def from_level(self) -> int | None:
+        return _level(self.row.kind, self.row.from_status)
+
+    @strawberry.field(description="The level after a LEVEL_CHANGE (1-3); null for other kinds.")
+    def to_level(self) -> int | None:
+        return _level(self.row.kind, self.row.to_status)
+
+    @strawberry.field(description="Whether a CONTACT_ATTEMPT reached the patient; null for other kinds.")
+    def reached(self) -> bool | None:
+        return self.row.to_status == "reached" if self.row.kind == "contact_attempt" else None
 
     @strawberry.field(description="The note or reply (encrypted at rest; reading it is audited).")
     def note(self, info: Info) -> str | None:
@@ -190,7 +205,8 @@ class TicketEvent:
         return await _department(info, self.row.to_department_id)
 
 
-@strawberry.type(description="A file attached to a ticket. Download it from `downloadPath` with your token.")
+@strawberry.type(description="A file attached to a ticket. Download it from `downloadUrl` (no token needed, for "
+                               "`<img src>` and `<a href>`), or from `downloadPath` with your token.")
 class TicketAttachment:
     view: strawberry.Private[AttachmentView]
 
@@ -224,6 +240,13 @@ class TicketAttachment:
     def download_path(self) -> str:
         return f"/attachments/{self.view.row.id}"
 
+    @strawberry.field(description="A short-lived signed link to GET the file without an Authorization header, "
+                                  "relative to the API's base URL: valid 5 minutes, for you only (it names your "
+                                  "session: signing out or a revoked session stops it), your rights checked again "
+                                  "and the download audited in your name. Ask for a new one when it expires.")
+    def download_url(self, info: Info) -> str:
+        return attachments.signed_path(info.context, self.view)
+
 
 @strawberry.type(description="One entry of a ticket's timeline page, with its cursor.")
 class TicketEventEdge:
@@ -235,6 +258,10 @@ class TicketEventEdge:
 class TicketEventConnection:
     edges: list[TicketEventEdge] = strawberry.field(description=EDGES)
     page_info: PageInfo = strawberry.field(description=PAGE_INFO)
+
+    @strawberry.field(description=NODES)
+    def nodes(self) -> list[TicketEvent]:
+        return [edge.node for edge in self.edges]
 
 
 class TicketSource(FieldSource):
@@ -303,6 +330,16 @@ class Ticket:
     closed_at: datetime | None = strawberry.field(description="When it was closed; null while it is open.")
     updated_at: datetime = strawberry.field(description="When it last changed.")
 
+    @strawberry.field(description="Pass back as `version` when you change it (ticketUpdate, ticketTransition, "
+                                  "ticketHandover, ticketAssign): a ticket changed since answers CONFLICT.")
+    def version(self) -> int:
+        return int(self.view.row.version)
+
+    @strawberry.field(description="Waiting on the patient: its clocks stand still (SLA state PAUSED, no time "
+                                  "left counting down) and the queue lists it after the running tickets.")
+    def paused(self) -> bool:
+        return slas.waiting_on_patient(self.view.row)
+
     @strawberry.field(description="Who received it and owns it until an explicit handover (first-contact "
                                   "responsibility); null when handed to a department.")
     async def owner(self, info: Info) -> StaffSummary | None:
@@ -358,6 +395,8 @@ class TicketEdge:
 class TicketConnection:
     edges: list[TicketEdge] = strawberry.field(description=EDGES)
     page_info: PageInfo = strawberry.field(description=PAGE_INFO)
+    total_count: int = strawberry.field(default=0, description="The number of tickets that match the filter in "
+                                                               "your reach, counted when asked for.")
 
     @strawberry.field(description=NODES)
     def nodes(self) -> list[Ticket]:
@@ -372,6 +411,25 @@ class TicketFilter:
     category: TicketCategory | None = strawberry.field(default=None, description="Only this category.")
     level: int | None = strawberry.field(default=None, description="Only this level (1-3).")
     mine: bool = strawberry.field(default=False, description="Only tickets you own or are assigned to.")
+    patient_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Only this patient's tickets (the desk finding a caller's tickets). The patient "
+                                  "must be in your reach: NOT_FOUND (field filter.patientId) otherwise.")
+
+
+@strawberry.enum(description="What a ticket list is sorted by.")
+class TicketOrderField(Enum):
+    DUE = strawberry.enum_value("due", description="The due time of the pending SLA target; tickets without a "
+                                                   "running clock (paused, resolved, closed) come last.")
+    UPDATED_AT = strawberry.enum_value("updated_at", description="When the ticket last changed.")
+    CREATED_AT = strawberry.enum_value("created_at", description="When the ticket was opened in careloop.")
+
+
+@strawberry.input(description="The order of a ticket list; ties are broken by id. A cursor works only with the "
+                              "order it came from.")
+class TicketOrder:
+    field: TicketOrderField = strawberry.field(description="What to sort by.")
+    direction: OrderDirection = strawberry.field(default=OrderDirection.ASC, description="Smallest first or "
+                                                                                          "largest first.")
 
 
 @strawberry.input(description="A new ticket. Give the patient, or the caller's name when they are not on file.")
@@ -434,22 +492,57 @@ class TicketQuery:
     @strawberry.field(description="Tickets you reach, newest first, 1 to 100 a page.")
     async def tickets(self, info: Info, first: First = DEFAULT_PAGE_SIZE, after: After = None,
                       filter: Annotated[TicketFilter | None, strawberry.argument(
-                          description="Narrow the list; null: every ticket you reach.")] = None) -> TicketConnection:
-        where = TicketWhere(**provided(filter)) if filter is not None else TicketWhere()
-        return _connection(info.context, await tickets.page(info.context, first=first, after=after, where=where))
+                          description="Narrow the list; null: every ticket you reach.")] = None,
+                      order_by: Annotated[TicketOrder | None, strawberry.argument(
+                          description="The order; null: newest first.")] = None) -> TicketConnection:
+        ctx = info.context
+        where = _where(filter)
+        order = None if order_by is None else tickets.TicketOrder(str(order_by.field.value),
+                                                                  str(order_by.direction.value))
+        connection = _connection(ctx, await tickets.page(ctx, first=first, after=after, where=where, order=order))
+        if selects(info, "totalCount"):
+            connection.total_count = await tickets.count(ctx, where)
+        return connection
 
-    @strawberry.field(description="The work queue: open tickets whose clock runs, soonest due first. slaState "
-                                  "AT_RISK or BREACHED narrows it.")
+    @strawberry.field(description="Tickets you opened, newest first, wherever they went since: after a handover "
+                                  "you still see where each stands (status, level, SLA times, department), never "
+                                  "its timeline or internal notes. Staff who read tickets; each look is audited.")
+    async def my_opened_tickets(
+        self, info: Info, first: First = DEFAULT_PAGE_SIZE, after: After = None,
+        patient_id: Annotated[strawberry.ID | None, strawberry.argument(
+            description="Only the tickets you opened about this patient; null: all.")] = None,
+    ) -> OpenedTicketConnection:
+        ctx = info.context
+        page = await tickets.opened_page(ctx, first=first, after=after, patient_id=uuid_of(patient_id, "patientId"))
+        return OpenedTicketConnection(
+            edges=[OpenedTicketEdge(cursor=c, node=OpenedTicket(view=v)) for c, v in page.items],
+            page_info=PageInfo.of(page))
+
+    @strawberry.field(description="The tickets your partner opened (partnerTicketCreate), newest first: where "
+                                  "each stands and what you wrote (care partners, scope partner_ticket:read).")
+    async def partner_tickets(self, info: Info, first: First = DEFAULT_PAGE_SIZE,
+                              after: After = None) -> PartnerTicketConnection:
+        page = await tickets.partner_page(info.context, first=first, after=after)
+        return PartnerTicketConnection(
+            edges=[PartnerTicketEdge(cursor=c, node=PartnerTicket(view=v)) for c, v in page.items],
+            page_info=PageInfo.of(page))
+
+    @strawberry.field(description="The work queue: open tickets whose clock runs, soonest due first, then the "
+                                  "tickets waiting on the patient (paused), oldest first. slaState "
+                                  "AT_RISK, BREACHED or PAUSED narrows it.")
     async def ticket_queue(self, info: Info, first: First = DEFAULT_PAGE_SIZE, after: After = None,
                            department_id: Annotated[strawberry.ID | None, strawberry.argument(
                                description="Only this department's tickets; null: all you reach.")] = None,
                            sla_state: Annotated[SlaState | None, strawberry.argument(
-                               description="AT_RISK or BREACHED: only tickets whose pending target is in that "
-                                           "state; null: all.")] = None) -> TicketConnection:
-        page = await tickets.queue(info.context, first=first, after=after,
-                                   department_id=uuid_of(department_id, "departmentId"),
-                                   sla_state=str(sla_state.value) if sla_state else None)
-        return _connection(info.context, page)
+                               description="AT_RISK or BREACHED: only running tickets whose pending target is "
+                                           "in that state; PAUSED: only those waiting on the patient; null: "
+                                           "all.")] = None) -> TicketConnection:
+        department, state = uuid_of(department_id, "departmentId"), str(sla_state.value) if sla_state else None
+        page = await tickets.queue(info.context, first=first, after=after, department_id=department, sla_state=state)
+        connection = _connection(info.context, page)
+        if selects(info, "totalCount"):
+            connection.total_count = await tickets.queue_count(info.context, department, state)
+        return connection
 
 
 @strawberry.input(description="A care partner's report about a patient granted to it.")
@@ -463,12 +556,149 @@ class PartnerTicketCreateInput:
                                                    description="A problem after surgery: level 1.")
 
 
-@strawberry.type(description="The ticket a care partner opened: what it needs to follow it up with the institution.")
+@strawberry.type(description="The ticket a care partner opened: what it needs to follow it up with the institution "
+                               "(where it stands and what the partner wrote; nothing the institution wrote).")
 class PartnerTicket:
-    id: strawberry.ID = strawberry.field(description="The ticket's id, to quote to the institution.")
-    status: TicketStatus = strawberry.field(description="Where it stands (NEW when just opened).")
-    level: int = strawberry.field(description="1 urgent, 2 normal, 3 suggestion.")
-    received_at: datetime = strawberry.field(description="When the institution received it.")
+    view: strawberry.Private[TicketView]
+
+    @strawberry.field(description="The ticket's id, to quote to the institution.")
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(str(self.view.row.id))
+
+    @strawberry.field(description="Where it stands (NEW when just opened).")
+    def status(self, info: Info) -> TicketStatus:
+        tickets.note_status_read(info.context, self.view)
+        return TicketStatus(self.view.row.status)
+
+    @strawberry.field(description="1 urgent, 2 normal, 3 suggestion.")
+    def level(self) -> int:
+        return int(self.view.row.level)
+
+    @strawberry.field(description="Enquiry, request, complaint or suggestion.")
+    def category(self) -> TicketCategory:
+        return TicketCategory(self.view.row.category)
+
+    @strawberry.field(description="When the institution received it.")
+    def received_at(self) -> datetime:
+        return cast(datetime, self.view.row.received_at)
+
+    @strawberry.field(description="What you reported, in one line (encrypted at rest; reading it is audited).")
+    def subject(self, info: Info) -> str:
+        return str(tickets.read_field(info.context, self.view, "subject"))
+
+    @strawberry.field(description="The details you gave; null when none (encrypted at rest; reading it is "
+                                  "audited).")
+    def description(self, info: Info) -> str | None:
+        return cast(str | None, tickets.read_field(info.context, self.view, "description"))
+
+
+@strawberry.type(description="One of your partner's tickets in a page, with its cursor.")
+class PartnerTicketEdge:
+    cursor: str = strawberry.field(description=CURSOR)
+    node: PartnerTicket = strawberry.field(description="The ticket.")
+
+
+@strawberry.type(description="A page of your partner's tickets, newest first.")
+class PartnerTicketConnection:
+    edges: list[PartnerTicketEdge] = strawberry.field(description=EDGES)
+    page_info: PageInfo = strawberry.field(description=PAGE_INFO)
+
+    @strawberry.field(description=NODES)
+    def nodes(self) -> list[PartnerTicket]:
+        return [edge.node for edge in self.edges]
+
+
+@strawberry.type(description="A ticket you opened, as its opener keeps seeing it after a handover: where it "
+                             "stands, never its timeline or internal notes. Open it with `ticket(id)` while "
+                             "`inReach` is true.")
+class OpenedTicket:
+    view: strawberry.Private[TicketView]
+
+    @strawberry.field(description="The ticket's id.")
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(str(self.view.row.id))
+
+    @strawberry.field(description="The patient, when on file.")
+    def patient_id(self) -> strawberry.ID | None:
+        return strawberry.ID(str(self.view.row.patient_id)) if self.view.row.patient_id else None
+
+    @strawberry.field(description="What you wrote as its one-line summary (encrypted at rest; reading it is "
+                                  "audited).")
+    def subject(self, info: Info) -> str:
+        return str(tickets.read_field(info.context, self.view, "subject"))
+
+    @strawberry.field(description="Enquiry, request, complaint or suggestion.")
+    def category(self) -> TicketCategory:
+        return TicketCategory(self.view.row.category)
+
+    @strawberry.field(description="Where it stands in its closed loop.")
+    def status(self, info: Info) -> TicketStatus:
+        tickets.note_status_read(info.context, self.view)
+        return TicketStatus(self.view.row.status)
+
+    @strawberry.field(description="1 urgent, 2 normal, 3 suggestion.")
+    def level(self) -> int:
+        return int(self.view.row.level)
+
+    @strawberry.field(description="Waiting on the patient: its clocks stand still.")
+    def paused(self) -> bool:
+        return slas.waiting_on_patient(self.view.row)
+
+    @strawberry.field(description="When it came in.")
+    def received_at(self) -> datetime:
+        return cast(datetime, self.view.row.received_at)
+
+    @strawberry.field(description="When it last changed.")
+    def updated_at(self) -> datetime:
+        return cast(datetime, self.view.row.updated_at)
+
+    @strawberry.field(description="The first-response target.")
+    async def response_sla(self, info: Info) -> SlaClock:
+        return await _clock(info, self.view, "response")
+
+    @strawberry.field(description="The resolution target.")
+    async def resolution_sla(self, info: Info) -> SlaClock:
+        return await _clock(info, self.view, "resolution")
+
+    @strawberry.field(description="The department responsible for it now; null when none.")
+    async def department(self, info: Info) -> Department | None:
+        return await _department(info, self.view.row.department_id)
+
+    @strawberry.field(description="Whether it is still in your reach (you own or work on it, or its department "
+                                  "is yours): then `ticket(id)` shows all of it.")
+    def in_reach(self, info: Info) -> bool:
+        return tickets.in_reach(info.context, self.view.row)
+
+
+@strawberry.type(description="One ticket you opened, with its cursor.")
+class OpenedTicketEdge:
+    cursor: str = strawberry.field(description=CURSOR)
+    node: OpenedTicket = strawberry.field(description="The ticket.")
+
+
+@strawberry.type(description="A page of the tickets you opened, newest first.")
+class OpenedTicketConnection:
+    edges: list[OpenedTicketEdge] = strawberry.field(description=EDGES)
+    page_info: PageInfo = strawberry.field(description=PAGE_INFO)
+
+    @strawberry.field(description=NODES)
+    def nodes(self) -> list[OpenedTicket]:
+        return [edge.node for edge in self.edges]
+
+
+@strawberry.enum(description="Where a patient opens a ticket themselves.")
+class PortalChannel(Enum):
+    APP = strawberry.enum_value("app", description="The institution's app.")
+    WEB_FORM = strawberry.enum_value("web_form", description="The institution's web form.")
+
+
+@strawberry.input(description="A request, complaint, enquiry or suggestion a patient opens about themselves.")
+class MyTicketCreateInput:
+    category: TicketCategory = strawberry.field(description="Request, complaint, enquiry or suggestion.")
+    subject: str = strawberry.field(description="A one-line summary, 1-200 characters.")
+    description: str | None = strawberry.field(default=strawberry.UNSET,
+                                               description="The details, at most 4000 characters.")
+    channel: PortalChannel = strawberry.field(default=PortalChannel.APP, description="Where you are writing from.")
 
 
 _NOTE = Annotated[str | None, strawberry.argument(description="Why, or what was done, kept on the timeline; at most "
@@ -486,10 +716,7 @@ class TicketMutation:
                                      "scope ticket:create). It waits in the patient's department's queue.")
     async def partner_ticket_create(self, info: Info, input: Annotated[PartnerTicketCreateInput, strawberry.argument(
             description="The report.")]) -> PartnerTicket | None:
-        view = await tickets.create(info.context, provided(input), by_partner=True)
-        row = view.row
-        return PartnerTicket(id=strawberry.ID(str(row.id)), status=TicketStatus(row.status), level=row.level,
-                             received_at=row.received_at)
+        return PartnerTicket(view=await tickets.create(info.context, provided(input), by_partner=True))
 
     @strawberry.mutation(description="Move a ticket along its lifecycle. RESOLVED needs a resolution; a complaint "
                                      "closes only after feedback or a failed attempt to reach the patient.")
@@ -501,8 +728,10 @@ class TicketMutation:
         resolution: Annotated[str | None, strawberry.argument(description="What was done: required to move to "
                                                                           "RESOLVED, at most 4000 characters. "
                                                                           "Encrypted.")] = None,
+        version: Version = None,
     ) -> Ticket | None:
-        view = await tickets.transition(info.context, uuid_of(id), str(to.value), note=note, resolution=resolution)
+        view = await tickets.transition(info.context, uuid_of(id), str(to.value), note=note, resolution=resolution,
+                                        version=version)
         return ticket_node(info.context, view)
 
     @strawberry.mutation(description="Reply to the patient (the first reply is the first response) or, with "
@@ -536,8 +765,8 @@ class TicketMutation:
 
     @strawberry.mutation(description="Change level, subcategory or root cause.")
     async def ticket_update(self, info: Info, id: _TICKET_ID, input: Annotated[TicketUpdateInput, strawberry.argument(
-            description="The changes; fields left out stay as they are.")]) -> Ticket | None:
-        return ticket_node(info.context, await tickets.update(info.context, uuid_of(id), provided(input)))
+            description="The changes; fields left out stay as they are.")], version: Version = None) -> Ticket | None:
+        return ticket_node(info.context, await tickets.update(info.context, uuid_of(id), provided(input), version))
 
     @strawberry.mutation(description="Hand a ticket over to a named person or a department (first-contact "
                                      "responsibility moves with it).")
@@ -548,9 +777,11 @@ class TicketMutation:
         to_department_id: Annotated[strawberry.ID | None, strawberry.argument(
             description="The department the ticket moves to, without an owner until someone takes it.")] = None,
         note: _NOTE = None,
+        version: Version = None,
     ) -> Ticket | None:
         view = await tickets.handover(info.context, uuid_of(id), to_staff_id=uuid_of(to_staff_id, "toStaffId"),
-                                      to_department_id=uuid_of(to_department_id, "toDepartmentId"), note=note)
+                                      to_department_id=uuid_of(to_department_id, "toDepartmentId"), note=note,
+                                      version=version)
         return ticket_node(info.context, view)
 
     @strawberry.mutation(description="Choose who works a ticket (null: nobody).")
@@ -558,8 +789,9 @@ class TicketMutation:
         self, info: Info, id: _TICKET_ID,
         assignee_id: Annotated[strawberry.ID | None, strawberry.argument(
             description="The staff member who works it; null: nobody.")] = None,
+        version: Version = None,
     ) -> Ticket | None:
-        view = await tickets.assign(info.context, uuid_of(id), uuid_of(assignee_id, "assigneeId"))
+        view = await tickets.assign(info.context, uuid_of(id), uuid_of(assignee_id, "assigneeId"), version)
         return ticket_node(info.context, view)
 
 
@@ -578,6 +810,22 @@ class TicketSubscription:
         ctx = info.context
         async for view in tickets.watch(ctx, uuid_of(department_id, "departmentId")):
             yield ticket_node(ctx, view)
+
+
+def _where(filter: TicketFilter | None) -> TicketWhere:
+    return TicketWhere(**provided(filter)) if filter is not None else TicketWhere()
+
+
+def _status(kind: str, value: str | None) -> TicketStatus | None:
+    """A timeline entry's status, for the kinds whose from/to are statuses."""
+    return TicketStatus(value) if kind in _STATUS_KINDS and value is not None else None
+
+
+def _level(kind: str, value: str | None) -> int | None:
+    return int(value) if kind == "level_change" and value is not None else None
+
+
+_STATUS_KINDS = frozenset({"created", "transition", "feedback"})
 
 
 def _connection(ctx: Context, page: Any) -> TicketConnection:

@@ -27,10 +27,12 @@ from schema.common import (
     FieldSource,
     First,
     Info,
+    OrderDirection,
     PageInfo,
     Version,
     provided,
     register_node,
+    selects,
     uuid_of,
 )
 from schema.department import Department
@@ -208,19 +210,36 @@ class VisitEdge:
     node: Visit = strawberry.field(description="The visit.")
 
 
-@strawberry.type(description="A page of visits, newest first.")
+@strawberry.type(description="A page of visits, newest first unless another order is asked for.")
 class VisitConnection:
     edges: list[VisitEdge] = strawberry.field(description=EDGES)
     page_info: PageInfo = strawberry.field(description=PAGE_INFO)
+    total_count: int = strawberry.field(description="The number of items that match the filter in your reach, "
+                                                    "counted when asked for.")
 
     @strawberry.field(description="The visits of this page.")
     def nodes(self) -> list[Visit]:
         return [edge.node for edge in self.edges]
 
 
-def visit_connection(ctx: Context, page: visits.pagination.Page[VisitView]) -> VisitConnection:
+def visit_connection(ctx: Context, page: visits.pagination.Page[VisitView],
+                     total: int | None = None) -> VisitConnection:
     return VisitConnection(edges=[VisitEdge(cursor=cursor, node=visit_node(ctx, view)) for cursor, view in page.items],
-                           page_info=PageInfo.of(page))
+                           page_info=PageInfo.of(page), total_count=total or 0)
+
+
+@strawberry.enum(description="What a service history can be sorted by.")
+class VisitOrderField(Enum):
+    PLANNED_AT = strawberry.enum_value("planned_at", description="By when the visit was booked for (a walk-in: when "
+                                                                 "it began); the default, newest first.")
+    UPDATED_AT = strawberry.enum_value("updated_at", description="By last change.")
+
+
+@strawberry.input(description="The order of a service history; ties are broken by id. A cursor works only with the "
+                              "order it came from.")
+class VisitOrder:
+    field: VisitOrderField = strawberry.field(description="What to sort by.")
+    direction: OrderDirection = strawberry.field(default=OrderDirection.ASC, description="Ascending or descending.")
 
 
 @strawberry.input(description="Narrow a service history. A code filter needs the right to read clinical data.")
@@ -335,10 +354,11 @@ def _where(filter: VisitFilter | None) -> visits.VisitFilter:
     return visits.VisitFilter(**provided(filter)) if filter is not None else visits.VisitFilter()
 
 
-def patient_connection(ctx: Context, page: visits.pagination.Page[PatientView]) -> PatientConnection:
+def patient_connection(ctx: Context, page: visits.pagination.Page[PatientView],
+                       total: int | None = None) -> PatientConnection:
     return PatientConnection(
         edges=[PatientEdge(cursor=cursor, node=cast(Patient, patient_node(ctx, view))) for cursor, view in page.items],
-        page_info=PageInfo.of(page))
+        page_info=PageInfo.of(page), total_count=total or 0)
 
 
 _VISIT_ID = Annotated[strawberry.ID, strawberry.argument(description="The visit's id (NOT_FOUND when missing or its "
@@ -359,10 +379,14 @@ class VisitQuery:
         first: First = DEFAULT_PAGE_SIZE, after: After = None,
         filter: Annotated[VisitFilter | None, strawberry.argument(
             description="Narrow the history; null: every visit you may see.")] = None,
+        order_by: Annotated[VisitOrder | None, strawberry.argument(
+            description="The order; null: newest first (by plannedAt).")] = None,
     ) -> VisitConnection:
-        page = await visits.patient_history(info.context, uuid_of(patient_id, "patientId"), first=first, after=after,
-                                            where=_where(filter))
-        return visit_connection(info.context, page)
+        order = None if order_by is None else visits.VisitOrder(str(order_by.field.value),
+                                                                str(order_by.direction.value))
+        found = await visits.patient_history(info.context, uuid_of(patient_id, "patientId"), first=first, after=after,
+                                             where=_where(filter), order=order, count=selects(info, "totalCount"))
+        return visit_connection(info.context, found.page, found.total)
 
     @strawberry.field(description="Patients in your reach with a condition or procedure code (and, for procedures, "
                                   "a status: PENDING finds treatment still to do). Needs clinical read rights.")
@@ -373,9 +397,10 @@ class VisitQuery:
             description="Procedures: only with this status (PENDING: treatment still to do); null: any.")] = None,
         first: First = DEFAULT_PAGE_SIZE, after: After = None,
     ) -> PatientConnection:
-        page = await visits.cohort(info.context, system=str(code_system.value), code=code,
-                                   status=None if status is None else str(status.value), first=first, after=after)
-        return patient_connection(info.context, page)
+        found = await visits.cohort(info.context, system=str(code_system.value), code=code,
+                                    status=None if status is None else str(status.value), first=first, after=after,
+                                    count=selects(info, "totalCount"))
+        return patient_connection(info.context, found.page, found.total)
 
     @strawberry.field(description="How many patients in your reach carry each code (aggregates, for report readers).")
     async def code_counts(

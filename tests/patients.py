@@ -118,8 +118,17 @@ async def make_contact(tenant: Tenant, patient_id: uuid.UUID, name: str, phone: 
 
 def without_place(reply: Response) -> dict[str, Any]:
     """The reply with error paths and locations left out: what must not differ between two answers."""
-    errors = [{k: v for k, v in error.items() if k not in ("path", "locations")} for error in reply.errors]
+    errors = [{k: retry_after_checked(v) if k == "extensions" else v for k, v in error.items()
+               if k not in ("path", "locations")} for error in reply.errors]
     return {"data": reply.data, "errors": errors}
+
+
+def retry_after_checked(extensions: dict[str, Any]) -> dict[str, Any]:
+    """A lockout's ``retryAfter`` (seconds, counting down) as the range it must fall in, so errors compare whole."""
+    seconds = extensions.get("retryAfter")
+    if seconds is None:
+        return extensions
+    return {**extensions, "retryAfter": "1 to 900 s" if isinstance(seconds, int) and 0 < seconds <= 900 else seconds}
 
 
 def errors_by_path(reply: Response) -> list[tuple[Any, str]]:

@@ -102,7 +102,7 @@ async def test_two_bookings_of_the_last_place_exactly_one_wins(
         winners, losers = outcome(replies)
         assert len(winners) == 1 and len(losers) == 1, [r.body for r in replies.values()]
         loser = replies[losers[0]]
-        assert loser.codes == ["CONFLICT"] and loser.errors[0]["extensions"]["field"] == "slotStart"
+        assert loser.codes == ["CONFLICT"] and loser.errors[0]["extensions"]["field"] == "input.slotStart"
         assert loser.data == {"appointmentBook": None}
         if both_read_first:
             assert overlap.reads == 3  # the loser's insert failed on the seat, and its one fresh read found none

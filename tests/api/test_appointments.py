@@ -156,7 +156,7 @@ async def test_the_slot_holds_its_capacity_and_a_cancellation_frees_a_place(tena
     kept = await book(tenant, schedule, first)
     await book(tenant, schedule, second, role="nurse")
     await assert_refused(tenant, lambda: tenant.call("front_desk", BOOK, input=booking(schedule, third)), "CONFLICT",
-                         "slotStart", root="appointmentBook")
+                         "input.slotStart", root="appointmentBook")
     cancelled = await ok(await tenant.call("front_desk", CANCEL, id=kept["id"], reason="INSTITUTION", version=1),
                          "appointmentCancel")
     assert (cancelled["status"], cancelled["cancellationReason"], cancelled["version"]) == ("CANCELLED",
@@ -171,22 +171,22 @@ async def test_a_patient_holds_one_place_per_slot(tenant: Tenant) -> None:
     schedule, pid = await make_schedule(tenant, capacity=3), await make_patient(tenant)
     await book(tenant, schedule, pid)
     await assert_refused(tenant, lambda: tenant.call("front_desk", BOOK, input=booking(schedule, pid)), "CONFLICT",
-                         "slotStart")
+                         "input.slotStart")
 
 
 @pytest.mark.parametrize(("change", "field"), [
-    ({"slotStart": at(2, 9, 10)}, "slotStart"),  # no slot starts then
-    ({"slotStart": at(2, 12, 30)}, "slotStart"),  # the lunch break
-    ({"slotStart": "2027-03-02T09:00:00"}, "slotStart"),  # no offset
-    ({"slotStart": at(1, 7, 30)}, "slotStart"),  # before the day opens
-    ({"slotStart": (NOW - timedelta(days=1)).isoformat()}, "slotStart"),  # yesterday's slot, now past
-    ({"scheduleId": "not-an-id"}, "scheduleId"),
-    ({"patientId": "1; DROP TABLE appointment"}, "patientId"),
-    ({"reason": "x" * 1001}, "reason"),
-    ({"reason": "Tooth\u202eache"}, "reason"),  # a bidirectional override
-    ({"reason": "   "}, "reason"),
-    ({"channel": "PORTAL"}, "channel"),  # the portal's and partners' channels are set by the server
-    ({"channel": "PARTNER"}, "channel"),
+    ({"slotStart": at(2, 9, 10)}, "input.slotStart"),  # no slot starts then
+    ({"slotStart": at(2, 12, 30)}, "input.slotStart"),  # the lunch break
+    ({"slotStart": "2027-03-02T09:00:00"}, "input.slotStart"),  # no offset
+    ({"slotStart": at(1, 7, 30)}, "input.slotStart"),  # before the day opens
+    ({"slotStart": (NOW - timedelta(days=1)).isoformat()}, "input.slotStart"),  # yesterday's slot, now past
+    ({"scheduleId": "not-an-id"}, "input.scheduleId"),
+    ({"patientId": "1; DROP TABLE appointment"}, "input.patientId"),
+    ({"reason": "x" * 1001}, "input.reason"),
+    ({"reason": "Tooth\u202eache"}, "input.reason"),  # a bidirectional override
+    ({"reason": "   "}, "input.reason"),
+    ({"channel": "PORTAL"}, "input.channel"),  # the portal's and partners' channels are set by the server
+    ({"channel": "PARTNER"}, "input.channel"),
 ])
 async def test_bad_bookings_are_refused_with_the_field_named(tenant: Tenant, change: dict[str, Any],
                                                              field: str) -> None:
@@ -201,19 +201,19 @@ async def test_staff_book_the_slot_starting_soon_but_not_one_begun(tenant: Tenan
     monkeypatch.setattr(appointments, "_now", lambda: NOW + timedelta(minutes=29))
     await book(tenant, schedule, pid, start=at(1, 8, 30))  # in one minute: staff are not bound by the portal rules
     await assert_refused(tenant, lambda: tenant.call("front_desk", BOOK, input=booking(schedule, pid, at(1, 8))),
-                         "BAD_USER_INPUT", "slotStart")
+                         "BAD_USER_INPUT", "input.slotStart")
 
 
 async def test_an_unknown_schedule_or_one_of_another_institution_is_missing(tenant: Tenant,
                                                                             other_tenant: Tenant) -> None:
     pid = await make_patient(tenant)
     await assert_refused(tenant, lambda: tenant.call("front_desk", BOOK, input=booking(str(uuid.uuid4()), pid)),
-                         "NOT_FOUND", "scheduleId", "not_found")
+                         "NOT_FOUND", "input.scheduleId", "not_found")
     theirs = await make_schedule(other_tenant)
     await assert_refused(tenant, lambda: tenant.call("front_desk", BOOK, input=booking(theirs, pid)),
-                         "NOT_FOUND", "scheduleId", "not_found")
+                         "NOT_FOUND", "input.scheduleId", "not_found")
     await assert_refused(tenant, lambda: other_tenant.call("front_desk", BOOK, input=booking(theirs, pid)),
-                         "NOT_FOUND", "patientId")
+                         "NOT_FOUND", "input.patientId")
 
 
 @pytest.mark.parametrize("status", ["archived", "deceased"])
@@ -232,7 +232,7 @@ async def test_an_archived_or_deceased_patient_is_not_booked_and_keeps_no_place(
     [event] = await tenant.audit_events(resource_type="appointment", resource_id=held["id"], action="update")
     assert event.patient_id == pid and event.policy_rule == "file archived or deceased"
     await assert_refused(tenant, lambda: tenant.call("front_desk", BOOK, input=booking(schedule, pid)),
-                         "BAD_USER_INPUT", "patientId")
+                         "BAD_USER_INPUT", "input.patientId")
 
 
 @pytest.mark.parametrize("role", ["doctor", "department_head", "support_agent", "admin", "compliance_officer"])
@@ -246,7 +246,7 @@ async def test_a_patient_outside_the_nurses_reach_is_missing(tenant: Tenant) -> 
     schedule = await make_schedule(tenant)
     pid = await make_patient(tenant, departmentId=str(tenant.departments["B"].id))
     await assert_refused(tenant, lambda: tenant.call("nurse", BOOK, input=booking(schedule, pid)), "NOT_FOUND",
-                         "patientId", "not_found")
+                         "input.patientId", "not_found")
     await book(tenant, schedule, pid)  # the front desk reaches the whole institution
 
 
@@ -557,17 +557,17 @@ async def test_the_portal_refuses_within_two_hours_and_beyond_the_horizon(tenant
     me = await open_account(tenant)
     for start in (at(1, 9), at(1, 9, 30)):  # 1 and 1.5 hours ahead
         await assert_refused(tenant, lambda s=start: me.call(BOOK, input=booking(schedule, None, s)), "FORBIDDEN",
-                             "slotStart", "portal_too_late", root="appointmentBook")
+                             "input.slotStart", "portal_too_late", root="appointmentBook")
     await ok(await me.call(BOOK, input=booking(schedule, None, at(1, 10))), "appointmentBook")  # 2 hours: allowed
     far = datetime(2027, 5, 31, 9, 0, tzinfo=ZONE).isoformat()  # 91 days ahead
     await assert_refused(tenant, lambda: me.call(BOOK, input=booking(schedule, None, far)), "FORBIDDEN",
-                         "slotStart", "portal_too_far")
+                         "input.slotStart", "portal_too_far")
     # the institution's own rules: a day's notice, a week ahead
     await MessagingSettings.create(institution_id=tenant.id, portal_change_min_hours=24, portal_horizon_days=7)
     await assert_refused(tenant, lambda: me.call(BOOK, input=booking(schedule, None, at(1, 16))), "FORBIDDEN",
-                         "slotStart", "portal_too_late")
+                         "input.slotStart", "portal_too_late")
     await assert_refused(tenant, lambda: me.call(BOOK, input=booking(schedule, None, at(9, 9))), "FORBIDDEN",
-                         "slotStart", "portal_too_far")
+                         "input.slotStart", "portal_too_far")
     await ok(await me.call(BOOK, input=booking(schedule, None, at(7, 16))), "appointmentBook")
 
 
@@ -634,14 +634,14 @@ async def test_a_partner_books_for_a_granted_patient_and_sees_only_its_own_booki
     assert [n["id"] for n in listed["nodes"]] == [made["id"]]
     # a patient it was not granted is missing
     await assert_refused(tenant, lambda: partnership.call(BOOK, input=booking(schedule, partnership.other)),
-                         "NOT_FOUND", "patientId", "not_found")
+                         "NOT_FOUND", "input.patientId", "not_found")
     # it moves and cancels its own booking, within the portal rules; arrivals are the institution's
     moved = await ok(await partnership.call(RESCHEDULE, id=made["id"], slotStart=at(3, 9)), "appointmentReschedule")
     assert moved["channel"] == "PARTNER"
     await assert_refused(tenant, lambda: partnership.call(CHECK_IN, id=moved["id"]), "FORBIDDEN", reason="forbidden")
     await assert_refused(tenant, lambda: partnership.call(BOOK, input=booking(schedule, partnership.granted,
                                                                               at(1, 9))),
-                         "FORBIDDEN", "slotStart", "portal_too_late")
+                         "FORBIDDEN", "input.slotStart", "portal_too_late")
     await ok(await partnership.call(CANCEL, id=moved["id"], reason="OTHER"), "appointmentCancel")
 
 
@@ -654,4 +654,4 @@ async def test_a_partner_token_without_the_scope_is_refused(tenant: Tenant) -> N
     stranger = await token_for(tenant.client, client)  # a partner with the scope but no grant
     await assert_refused(tenant, lambda: partnership.call(BOOK, token=stranger,
                                                           input=booking(schedule, partnership.granted)),
-                         "NOT_FOUND", "patientId", "not_found")
+                         "NOT_FOUND", "input.patientId", "not_found")

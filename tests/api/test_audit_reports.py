@@ -27,7 +27,7 @@ async def test_who_accessed_a_patients_file(tenant: Tenant) -> None:
     people = {p["name"]: p for p in reply.data["patientAccessReport"]}
     nurse, desk = people[f"nurse {tenant.institution.name.split()[-1]}"], people[
         f"front_desk {tenant.institution.name.split()[-1]}"]
-    assert nurse["roles"] == ["nurse"] and nurse["writes"] == 1 and nurse["reads"] == 1
+    assert nurse["roles"] == ["NURSE"] and nurse["writes"] == 1 and nurse["reads"] == 1
     assert nurse["fieldClasses"] == ["clinical", "identity"]
     assert nurse["fields"] == ["allergies", "department_id", "full_name"]  # decrypted, or written
     assert nurse["policyRules"] and nurse["tokenIds"]
@@ -76,7 +76,7 @@ async def test_a_nurse_who_reads_far_more_files_than_her_peers_stands_out(tenant
               "to": (datetime.now(UTC) + timedelta(minutes=1)).isoformat()}
     reply = await tenant.call("compliance_officer", ANOMALIES, **window)
     assert reply.errors == [], reply.errors
-    assert reply.data["accessAnomalies"] == [{"staffId": str(curious.id), "name": "Curious Nurse", "role": "nurse",
+    assert reply.data["accessAnomalies"] == [{"staffId": str(curious.id), "name": "Curious Nurse", "role": "NURSE",
                                               "patientsRead": 24, "roleMedian": 2.0, "peers": 5, "ratio": 12.0}]
     strict = await tenant.call("compliance_officer", ANOMALIES, **window, minimum=30)
     assert strict.data["accessAnomalies"] == []

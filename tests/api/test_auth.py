@@ -17,18 +17,20 @@ from models import AuditEvent, Session, Staff
 from resolvers import institution as institutions
 from resolvers.context import Services
 from tests.factories import LOGIN, PASSWORD, Response, Tenant, gql, login, raw_sqlite_bytes
+from tests.patients import retry_after_checked
 
 WRONG = "not the password at all"
 INVALID = {"message": "Invalid email or password.", "extensions": {"code": "UNAUTHENTICATED"}}
 LOCKED = {"message": "Too many failed sign-in attempts; the account is locked for a while.",
-          "extensions": {"code": "RATE_LIMITED"}}
+          "extensions": {"code": "RATE_LIMITED", "retryAfter": "1 to 900 s"}}
 BAD_TOKEN = {"message": "Invalid or expired token.", "extensions": {"code": "UNAUTHENTICATED"}}
 ME = "{ me { id email name roles institution { id name kind timeZone } departments { id name } } }"
 PATIENTS = "{ patients { nodes { id } } }"
 
 
 def without_place(reply: Response) -> list[dict[str, Any]]:
-    return [{k: v for k, v in error.items() if k not in ("path", "locations")} for error in reply.errors]
+    return [{k: retry_after_checked(v) if k == "extensions" else v for k, v in error.items()
+             if k not in ("path", "locations")} for error in reply.errors]
 
 
 async def sign_in(client: httpx.AsyncClient, email: str, password: str) -> Response:

@@ -215,10 +215,10 @@ async def test_another_institutions_campaign_looks_missing(tenant: Tenant, other
 
 
 @pytest.mark.parametrize(("body", "field"), [
-    ("{patient_name}, spring lecture on Saturday.", "body"),  # no way out
-    ("{patient_name}: your {diagnosis} lecture. {unsubscribe_url}", "body"),  # clinical detail
-    ("{patient_name!r} {unsubscribe_url}", "body"),
-    ("", "body"),
+    ("{patient_name}, spring lecture on Saturday.", "input.body"),  # no way out
+    ("{patient_name}: your {diagnosis} lecture. {unsubscribe_url}", "input.body"),  # clinical detail
+    ("{patient_name!r} {unsubscribe_url}", "input.body"),
+    ("", "input.body"),
 ])
 async def test_a_campaign_text_is_checked_like_a_template(tenant: Tenant, body: str, field: str) -> None:
     reply = await tenant.call("admin", CREATE, input={**draft(), "body": body})

@@ -155,8 +155,8 @@ async def test_a_logged_call_checks_its_input(tenant: Tenant, other_tenant: Tena
     pid, other = await reachable(tenant), await reachable(tenant)
     contact = await _contact(tenant, other)
     future = (datetime.now(UTC) + timedelta(days=1)).isoformat()
-    for data, field in (({"occurredAt": future}, "occurredAt"), ({"contactId": contact}, "contactId"),
-                        ({"note": "x" * 2001}, "note")):
+    for data, field in (({"occurredAt": future}, "input.occurredAt"), ({"contactId": contact}, "input.contactId"),
+                        ({"note": "x" * 2001}, "input.note")):
         reply = await tenant.call("front_desk", CALL, input={"patientId": str(pid), **data})
         assert reply.codes == ["BAD_USER_INPUT"] and reply.errors[0]["extensions"]["field"] == field
     before = await mark(tenant.id)
@@ -259,7 +259,7 @@ async def test_the_data_export_holds_my_communications(tenant: Tenant, services:
     export = await ok(await me.call(EXPORT), "myDataExport")
 
     (sent,) = export["communications"]
-    assert (sent["cause"], sent["status"], sent["channel"]) == ("appointment_reminder", "sent", "sms")
+    assert (sent["cause"], sent["status"], sent["channel"]) == ("APPOINTMENT_REMINDER", "SENT", "SMS")
     assert "Li Na" in sent["body"]
 
 

@@ -302,13 +302,13 @@ async def test_changing_a_detail_needs_the_right_to_write_its_class(tenant: Tena
 
 
 @pytest.mark.parametrize(("fields", "field"), [
-    ({"endsOn": "2026-01-01", "startsOn": "2026-02-01"}, "endsOn"),
-    ({"detail": "Large\u202eprint"}, "detail"),
-    ({"detail": "Large\u2066print"}, "detail"),
-    ({"detail": "x" * 501}, "detail"),
-    ({"detail": "   "}, "detail"),
-    ({"detail": "a\x00b"}, "detail"),
-    ({"patientId": "not-an-id"}, "patientId"),
+    ({"endsOn": "2026-01-01", "startsOn": "2026-02-01"}, "input.endsOn"),
+    ({"detail": "Large\u202eprint"}, "input.detail"),
+    ({"detail": "Large\u2066print"}, "input.detail"),
+    ({"detail": "x" * 501}, "input.detail"),
+    ({"detail": "   "}, "input.detail"),
+    ({"detail": "a\x00b"}, "input.detail"),
+    ({"patientId": "not-an-id"}, "input.patientId"),
 ])
 async def test_bad_flags_are_refused_with_the_field_named(tenant: Tenant, fields: dict[str, Any], field: str) -> None:
     pid = await make_patient(tenant)
@@ -332,10 +332,10 @@ async def test_an_unknown_kind_or_status_is_refused_before_anything_runs(tenant:
 
 
 @pytest.mark.parametrize(("change", "field"), [
-    ({"endsOn": "2000-01-01"}, "endsOn"),  # before the flag's start (today)
-    ({"status": None}, "status"),
+    ({"endsOn": "2000-01-01"}, "input.endsOn"),  # before the flag's start (today)
+    ({"status": None}, "input.status"),
     ({}, "input"),
-    ({"detail": "\u200fhidden"}, "detail"),
+    ({"detail": "\u200fhidden"}, "input.detail"),
 ])
 async def test_bad_changes_are_refused_with_the_field_named(tenant: Tenant, change: dict[str, Any],
                                                             field: str) -> None:
@@ -354,7 +354,7 @@ async def test_no_flag_for_a_file_that_is_not_active(tenant: Tenant) -> None:
                               id=str(pid))).errors == []
     before = await snapshot(tenant)
     reply = await tenant.call("front_desk", CREATE, input={"patientId": str(pid), "kind": "VIP"})
-    assert reply.codes == ["BAD_USER_INPUT"] and reply.errors[0]["extensions"]["field"] == "patientId"
+    assert reply.codes == ["BAD_USER_INPUT"] and reply.errors[0]["extensions"]["field"] == "input.patientId"
     assert await snapshot(tenant) == before
 
 

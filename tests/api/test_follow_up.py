@@ -118,12 +118,12 @@ async def test_a_doctor_plans_a_call_into_the_pool_and_it_is_on_the_trail(tenant
 
 
 @pytest.mark.parametrize(("fields", "field"), [
-    ({"dueOn": "2026-12-02"}, "dueOn"),  # yesterday in Shanghai, though still today in UTC
-    ({"dueOn": "2028-01-01"}, "dueOn"),
-    ({"departmentId": str(uuid.uuid4())}, "departmentId"),
-    ({"ownerId": str(uuid.uuid4())}, "ownerId"),
-    ({"visitId": str(uuid.uuid4())}, "visitId"),
-    ({"ownerId": "not-an-id"}, "ownerId"),
+    ({"dueOn": "2026-12-02"}, "input.dueOn"),  # yesterday in Shanghai, though still today in UTC
+    ({"dueOn": "2028-01-01"}, "input.dueOn"),
+    ({"departmentId": str(uuid.uuid4())}, "input.departmentId"),
+    ({"ownerId": str(uuid.uuid4())}, "input.ownerId"),
+    ({"visitId": str(uuid.uuid4())}, "input.visitId"),
+    ({"ownerId": "not-an-id"}, "input.ownerId"),
 ])
 async def test_bad_tasks_are_refused_with_the_field_named(tenant: Tenant, fields: dict[str, Any], field: str) -> None:
     pid = await make_patient(tenant)
@@ -138,7 +138,7 @@ async def test_the_owner_must_be_a_nurse_of_the_department(tenant: Tenant) -> No
     for role in ("doctor", "front_desk"):
         reply = await tenant.call("nurse", CREATE, input={"patientId": str(pid), "dueOn": TODAY.isoformat(),
                                                           "ownerId": str(tenant.staff_ids[role])})
-        assert reply.codes == ["BAD_USER_INPUT"] and reply.errors[0]["extensions"]["field"] == "ownerId"
+        assert reply.codes == ["BAD_USER_INPUT"] and reply.errors[0]["extensions"]["field"] == "input.ownerId"
 
 
 @pytest.mark.parametrize("role", ["front_desk", "support_agent", "admin", "compliance_officer", "department_head"])
@@ -257,14 +257,14 @@ async def test_attempts_then_the_outcome_form_sealed_and_read_back(tenant: Tenan
 
 
 @pytest.mark.parametrize(("form", "field"), [
-    ({"reached": True}, "condition"),
-    ({"reached": True, "condition": "SAME", "satisfaction": 6}, "satisfaction"),
-    ({"reached": True, "condition": "SAME", "satisfaction": 0}, "satisfaction"),
-    ({"reached": False, "condition": "SAME"}, "condition"),
-    ({"reached": False, "satisfaction": 3}, "satisfaction"),
-    ({"reached": True, "condition": "BETTER", "openTicket": True}, "openTicket"),
-    ({"reached": True, "condition": "SAME", "notes": "x" * 2001}, "notes"),
-    ({"reached": True, "condition": "SAME", "notes": "ab\u202ecd"}, "notes"),
+    ({"reached": True}, "input.condition"),
+    ({"reached": True, "condition": "SAME", "satisfaction": 6}, "input.satisfaction"),
+    ({"reached": True, "condition": "SAME", "satisfaction": 0}, "input.satisfaction"),
+    ({"reached": False, "condition": "SAME"}, "input.condition"),
+    ({"reached": False, "satisfaction": 3}, "input.satisfaction"),
+    ({"reached": True, "condition": "BETTER", "openTicket": True}, "input.openTicket"),
+    ({"reached": True, "condition": "SAME", "notes": "x" * 2001}, "input.notes"),
+    ({"reached": True, "condition": "SAME", "notes": "ab\u202ecd"}, "input.notes"),
 ])
 async def test_a_bad_outcome_form_writes_nothing(tenant: Tenant, form: dict[str, Any], field: str) -> None:
     task = await owned_task(tenant)
@@ -275,10 +275,10 @@ async def test_a_bad_outcome_form_writes_nothing(tenant: Tenant, form: dict[str,
 
 
 @pytest.mark.parametrize(("attempt", "field"), [
-    ({"channel": "PHONE", "outcome": "BUSY", "at": "2026-12-03T09:00:00"}, "at"),  # no offset
-    ({"channel": "PHONE", "outcome": "BUSY", "at": "2026-12-04T09:00:00+08:00"}, "at"),  # the future
-    ({"channel": "PHONE", "outcome": "BUSY", "at": "2026-10-01T09:00:00+08:00"}, "at"),  # too old
-    ({"channel": "PHONE", "outcome": "BUSY", "note": " "}, "note"),
+    ({"channel": "PHONE", "outcome": "BUSY", "at": "2026-12-03T09:00:00"}, "input.at"),  # no offset
+    ({"channel": "PHONE", "outcome": "BUSY", "at": "2026-12-04T09:00:00+08:00"}, "input.at"),  # the future
+    ({"channel": "PHONE", "outcome": "BUSY", "at": "2026-10-01T09:00:00+08:00"}, "input.at"),  # too old
+    ({"channel": "PHONE", "outcome": "BUSY", "note": " "}, "input.note"),
 ])
 async def test_a_bad_attempt_writes_nothing(tenant: Tenant, attempt: dict[str, Any], field: str) -> None:
     task = await owned_task(tenant)

@@ -143,16 +143,16 @@ async def test_a_retired_rule_creates_no_more_tasks(tenant: Tenant) -> None:
 
 
 @pytest.mark.parametrize(("fields", "field"), [
-    ({"offsetsDays": []}, "offsetsDays"),
-    ({"offsetsDays": [-1]}, "offsetsDays"),
-    ({"offsetsDays": [367]}, "offsetsDays"),
-    ({"offsetsDays": list(range(11))}, "offsetsDays"),
-    ({"offsetsDays": [7, 7]}, "offsetsDays"),
-    ({"procedureCode": "NOT-IN-CATALOGUE"}, "procedureCode"),
-    ({"departmentId": str(uuid.uuid4())}, "departmentId"),
-    ({"name": " "}, "name"),
-    ({"name": "x" * 101}, "name"),
-    ({"name": "ad\u200dmin rule"}, "name"),
+    ({"offsetsDays": []}, "input.offsetsDays"),
+    ({"offsetsDays": [-1]}, "input.offsetsDays"),
+    ({"offsetsDays": [367]}, "input.offsetsDays"),
+    ({"offsetsDays": list(range(11))}, "input.offsetsDays"),
+    ({"offsetsDays": [7, 7]}, "input.offsetsDays"),
+    ({"procedureCode": "NOT-IN-CATALOGUE"}, "input.procedureCode"),
+    ({"departmentId": str(uuid.uuid4())}, "input.departmentId"),
+    ({"name": " "}, "input.name"),
+    ({"name": "x" * 101}, "input.name"),
+    ({"name": "ad\u200dmin rule"}, "input.name"),
 ])
 async def test_bad_rules_are_refused_with_the_field_named(tenant: Tenant, fields: dict[str, Any], field: str) -> None:
     rule = await a_rule(tenant)
@@ -198,15 +198,17 @@ async def test_a_department_head_sets_the_rules_of_their_own_departments_only(te
     own = await a_rule(tenant, role="department_head", departmentId=str(tenant.departments["A"].id))
     assert own["department"] == {"id": str(tenant.departments["A"].id)}
     wide = await a_rule(tenant)  # institution-wide, the admins'
-    for query, variables in ((CREATE, {"input": {"name": "Wide", "offsetsDays": [1]}}),
-                             (CREATE, {"input": {"name": "B's", "offsetsDays": [1],
-                                                 "departmentId": str(tenant.departments["B"].id)}}),
-                             (CHANGE, {"id": wide["id"], "input": {"name": "Mine now"}}),
-                             (CHANGE, {"id": own["id"], "input": {"departmentId": None}}),
-                             (RETIRE, {"id": wide["id"]})):
+    # the department sent in the input (input.departmentId), or else the rule's own (departmentId)
+    for query, variables, field in ((CREATE, {"input": {"name": "Wide", "offsetsDays": [1]}}, "departmentId"),
+                                    (CREATE, {"input": {"name": "B's", "offsetsDays": [1],
+                                                        "departmentId": str(tenant.departments["B"].id)}},
+                                     "input.departmentId"),
+                                    (CHANGE, {"id": wide["id"], "input": {"name": "Mine now"}}, "departmentId"),
+                                    (CHANGE, {"id": own["id"], "input": {"departmentId": None}}, "input.departmentId"),
+                                    (RETIRE, {"id": wide["id"]}, "departmentId")):
         before, events = await snapshot(tenant), await tenant.audit_count()
         reply = await tenant.call("department_head", query, **variables)
-        assert reply.codes == ["FORBIDDEN"] and reply.errors[0]["extensions"]["field"] == "departmentId"
+        assert reply.codes == ["FORBIDDEN"] and reply.errors[0]["extensions"]["field"] == field
         assert await snapshot(tenant) == before and await tenant.audit_count() == events + 1
         denial = await AuditEvent.filter(institution_id=tenant.id, outcome="denied").order_by("-seq").first()
         assert denial is not None and denial.reason == "other_department"

@@ -66,22 +66,22 @@ async def test_bad_citations_write_nothing(tenant: Tenant, other_tenant: Tenant)
     foreign = await questionnaire(other_tenant)
     next_year = f"{int(THIS_MONTH[:4]) + 1}-{THIS_MONTH[5:]}"
     cases = [
-        (item(tenant, source="SURVEY"), "BAD_USER_INPUT", "surveyCitation"),
-        (item(tenant, source="SURVEY", surveyCitation=None), "BAD_USER_INPUT", "surveyCitation"),
-        (item(tenant, source="TICKET", surveyCitation=cites(q.key)), "BAD_USER_INPUT", "surveyCitation"),
-        (item(tenant, source="INTERNAL_CHECK", surveyCitation=cites(q.key)), "BAD_USER_INPUT", "surveyCitation"),
-        (item(tenant, surveyCitation=cites(q.key)), "BAD_USER_INPUT", "surveyCitation"),  # the default source
+        (item(tenant, source="SURVEY"), "BAD_USER_INPUT", "input.surveyCitation"),
+        (item(tenant, source="SURVEY", surveyCitation=None), "BAD_USER_INPUT", "input.surveyCitation"),
+        (item(tenant, source="TICKET", surveyCitation=cites(q.key)), "BAD_USER_INPUT", "input.surveyCitation"),
+        (item(tenant, source="INTERNAL_CHECK", surveyCitation=cites(q.key)), "BAD_USER_INPUT", "input.surveyCitation"),
+        (item(tenant, surveyCitation=cites(q.key)), "BAD_USER_INPUT", "input.surveyCitation"),  # the default source
         *((item(tenant, source="SURVEY", surveyCitation=cites(q.key, month)), "BAD_USER_INPUT",
-           "surveyCitation.month") for month in ("2026-13", "2026-1", "26-01", "2026-00", "2026-01-01", "", "十二月",
-                                                 next_year)),
+           "input.surveyCitation.month")
+          for month in ("2026-13", "2026-1", "26-01", "2026-00", "2026-01-01", "", "十二月", next_year)),
         (item(tenant, source="SURVEY", surveyCitation=cites("not-an-id")), "BAD_USER_INPUT",
-         "surveyCitation.questionnaireKey"),
+         "input.surveyCitation.questionnaireKey"),
         (item(tenant, source="SURVEY", surveyCitation=cites(uuid.uuid4())), "NOT_FOUND",
-         "surveyCitation.questionnaireKey"),
+         "input.surveyCitation.questionnaireKey"),
         (item(tenant, source="SURVEY", surveyCitation=cites(foreign.key)), "NOT_FOUND",
-         "surveyCitation.questionnaireKey"),
+         "input.surveyCitation.questionnaireKey"),
         (item(tenant, source="SURVEY", surveyCitation=cites(q.id)), "NOT_FOUND",  # a version's id is no key
-         "surveyCitation.questionnaireKey"),
+         "input.surveyCitation.questionnaireKey"),
     ]
     for data, code, field in cases:
         reply = await tenant.call("department_head", CREATE, input=data)

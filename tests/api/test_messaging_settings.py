@@ -109,18 +109,23 @@ async def test_an_admin_saves_settings_with_versions(tenant: Tenant) -> None:
 
 
 BAD_SETTINGS = [
-    ({"reminderHoursBefore": 0}, "reminderHoursBefore"), ({"reminderHoursBefore": 169}, "reminderHoursBefore"),
-    ({"nonCareCap": -1}, "nonCareCap"), ({"nonCareCap": 51}, "nonCareCap"),
-    ({"nonCareCapDays": 0}, "nonCareCapDays"), ({"nonCareCapDays": 91}, "nonCareCapDays"),
-    ({"portalChangeMinHours": -1}, "portalChangeMinHours"), ({"portalChangeMinHours": 169}, "portalChangeMinHours"),
-    ({"portalHorizonDays": 0}, "portalHorizonDays"), ({"portalHorizonDays": 366}, "portalHorizonDays"),
-    ({"quietStart": "22:00:30"}, "quietStart"), ({"quietEnd": "07:00+08:00"}, "quietEnd"),
-    ({"quietStart": "08:00"}, "quietEnd"),  # the same as the default end: no span
-    ({"quietStart": "06:00", "quietEnd": "06:00"}, "quietEnd"),
-    ({"institutionPhone": "call us"}, "institutionPhone"), ({"institutionPhone": "12"}, "institutionPhone"),
-    ({"institutionPhone": "0755\u202e1234"}, "institutionPhone"), ({"institutionPhone": "1" * 33}, "institutionPhone"),
-    ({"emailFrom": "not-an-address"}, "emailFrom"), ({"emailFrom": "a@b"}, "emailFrom"),
-    ({"reminderHoursBefore": None}, "reminderHoursBefore"), ({"emailFrom": None}, "emailFrom"), ({}, "input"),
+    ({"reminderHoursBefore": 0}, "input.reminderHoursBefore"),
+    ({"reminderHoursBefore": 169}, "input.reminderHoursBefore"),
+    ({"nonCareCap": -1}, "input.nonCareCap"), ({"nonCareCap": 51}, "input.nonCareCap"),
+    ({"nonCareCapDays": 0}, "input.nonCareCapDays"), ({"nonCareCapDays": 91}, "input.nonCareCapDays"),
+    ({"portalChangeMinHours": -1}, "input.portalChangeMinHours"),
+    ({"portalChangeMinHours": 169}, "input.portalChangeMinHours"),
+    ({"portalHorizonDays": 0}, "input.portalHorizonDays"), ({"portalHorizonDays": 366}, "input.portalHorizonDays"),
+    ({"quietStart": "22:00:30"}, "input.quietStart"), ({"quietEnd": "07:00+08:00"}, "input.quietEnd"),
+    ({"quietStart": "08:00"}, "input.quietEnd"),  # the same as the default end: no span
+    ({"quietStart": "06:00", "quietEnd": "06:00"}, "input.quietEnd"),
+    ({"institutionPhone": "call us"}, "input.institutionPhone"), ({"institutionPhone": "12"}, "input.institutionPhone"),
+    ({"institutionPhone": "0755\u202e1234"}, "input.institutionPhone"),
+    ({"institutionPhone": "1" * 33}, "input.institutionPhone"),
+    ({"emailFrom": "not-an-address"}, "input.emailFrom"), ({"emailFrom": "a@b"}, "input.emailFrom"),
+    ({"reminderHoursBefore": None}, "input.reminderHoursBefore"),
+    ({"emailFrom": None}, "input.emailFrom"),
+    ({}, "input"),
 ]
 
 
@@ -193,15 +198,20 @@ async def test_changing_a_gateway_keeps_what_is_left_out_and_reseals_a_new_secre
 
 
 BAD_GATEWAYS = [
-    ({"url": "http://sms.example.com/send"}, "url"), ({"url": "ftp://sms.example.com"}, "url"),
-    ({"url": "https://user:pw@sms.example.com/"}, "url"), ({"url": "https://sms.example.com/#x"}, "url"),
-    ({"url": "https:///path"}, "url"), ({"url": "https://sms.example.com:99999/"}, "url"),
-    ({"url": "https://sms.example.com/" + "a" * 500}, "url"), ({"url": "https://短信.example.com/"}, "url"),
-    ({"url": "http://10.0.0.5/send"}, "url"),
-    ({"secret": "short"}, "secret"), ({"secret": "x" * 257}, "secret"), ({"secret": " padded-secret-value "}, "secret"),
-    ({"secret": "密钥密钥密钥密钥密钥密钥密钥密钥"}, "secret"), ({"secret": "tab\tin-the-secret-value"}, "secret"),
-    ({"timeoutMs": 99}, "timeoutMs"), ({"timeoutMs": 30001}, "timeoutMs"), ({"active": None}, "active"),
-    ({"url": None}, "url"), ({"secret": None}, "secret"),
+    ({"url": "http://sms.example.com/send"}, "input.url"), ({"url": "ftp://sms.example.com"}, "input.url"),
+    ({"url": "https://user:pw@sms.example.com/"}, "input.url"), ({"url": "https://sms.example.com/#x"}, "input.url"),
+    ({"url": "https:///path"}, "input.url"), ({"url": "https://sms.example.com:99999/"}, "input.url"),
+    ({"url": "https://sms.example.com/" + "a" * 500}, "input.url"), ({"url": "https://短信.example.com/"}, "input.url"),
+    ({"url": "http://10.0.0.5/send"}, "input.url"),
+    ({"secret": "short"}, "input.secret"),
+    ({"secret": "x" * 257}, "input.secret"),
+    ({"secret": " padded-secret-value "}, "input.secret"),
+    ({"secret": "密钥密钥密钥密钥密钥密钥密钥密钥"}, "input.secret"),
+    ({"secret": "tab\tin-the-secret-value"}, "input.secret"),
+    ({"timeoutMs": 99}, "input.timeoutMs"),
+    ({"timeoutMs": 30001}, "input.timeoutMs"),
+    ({"active": None}, "input.active"),
+    ({"url": None}, "input.url"), ({"secret": None}, "input.secret"),
 ]
 
 
@@ -215,7 +225,7 @@ async def test_bad_gateways_are_refused_and_nothing_is_written(tenant: Tenant, d
 
 
 async def test_a_new_gateway_needs_a_url_and_a_secret(tenant: Tenant) -> None:
-    for data, field in (({"secret": SECRET}, "url"), ({"url": "https://wx.example.com"}, "secret")):
+    for data, field in (({"secret": SECRET}, "input.url"), ({"url": "https://wx.example.com"}, "input.secret")):
         reply = await tenant.call("admin", GATEWAY, input={"channel": "WECHAT", **data})
         assert reply.codes == ["BAD_USER_INPUT"] and reply.errors[0]["extensions"]["field"] == field
     assert await stored(tenant) == ([], [])

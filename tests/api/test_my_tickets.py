@@ -49,7 +49,7 @@ async def test_a_patient_sees_their_tickets_and_replies_but_no_internal_note(
 
     assert reply.errors == []
     assert reply.data["myTickets"]["edges"] == [{"node": {
-        "id": ticket, "category": "enquiry", "status": "acknowledged", "subject": "When is my next cleaning?",
+        "id": ticket, "category": "ENQUIRY", "status": "ACKNOWLEDGED", "subject": "When is my next cleaning?",
         "description": None, "resolution": None, "replies": [{"message": "Your cleaning is on Monday at 9."}]}}]
     [read] = await AuditEvent.filter(institution_id=tenant.id, actor_kind="patient", action="read",
                                      resource_type="ticket")
@@ -87,6 +87,6 @@ async def test_the_copy_of_my_data_carries_my_tickets_without_internal_notes(
     copy = (await gql(client, "{ myDataExport }", token=token)).data["myDataExport"]
 
     [only] = copy["tickets"]
-    assert (only["id"], only["subject"], only["status"]) == (ticket, "Billing question", "acknowledged")
+    assert (only["id"], only["subject"], only["status"]) == (ticket, "Billing question", "ACKNOWLEDGED")
     assert [r["message"] for r in only["replies"]] == ["We refunded the second charge."]
     assert "Check the invoice" not in str(copy)

@@ -160,7 +160,7 @@ async def test_a_partner_has_at_most_20_clients(tenant: Tenant) -> None:
         await make_client(tenant, partner_id, ["patient.identity:read"])
     reply = await tenant.call("admin", CLIENT_CREATE, input={"partnerId": str(partner_id), "name": "One too many",
                                                              "scopes": ["patient.identity:read"]})
-    assert reply.codes == ["BAD_USER_INPUT"] and reply.errors[0]["extensions"]["field"] == "partnerId"
+    assert reply.codes == ["BAD_USER_INPUT"] and reply.errors[0]["extensions"]["field"] == "input.partnerId"
     assert await PartnerClient.filter(partner_id=partner_id).count() == 20
 
 
@@ -902,7 +902,7 @@ async def test_the_access_log_holds_the_partners_own_events_newest_first(client:
     assert (own[-1].resource_type, own[-1].actor_id) == ("audit_event", p.client.id)
     assert [n["seq"] for n in nodes] == [e.seq for e in reversed(own[:-1])]
     assert {n["actorId"] for n in nodes} == {str(p.client.id), str(second.id)}
-    assert {(n["actorKind"], n["tokenId"] is not None) for n in nodes} == {("partner", True)}
+    assert {(n["actorKind"], n["tokenId"] is not None) for n in nodes} == {("PARTNER", True)}
     assert [(n["actorId"], n["resourceType"], n["patientId"], n["outcome"], n["reason"]) for n in nodes[:3]] == [
         (str(second.id), "patient", str(p.granted), "ALLOWED", ""),
         (str(p.client.id), "patient", None, "DENIED", "not_found"),

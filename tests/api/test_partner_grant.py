@@ -69,7 +69,7 @@ async def test_a_grant_needs_the_patients_consent_to_that_very_partner(tenant: T
     refused = await grant(tenant, partner, pid)
     assert without_place(refused) == {"data": {"partnerGrantCreate": None}, "errors": [{
         "message": "The patient has not consented to sharing their file with this partner.",
-        "extensions": {"code": "CONSENT_REQUIRED", "field": "patientId"}}]}
+        "extensions": {"code": "CONSENT_REQUIRED", "field": "input.patientId"}}]}
     assert await grants_of(tenant) == []
     [denied] = await tenant.audit_events(actor_id=tenant.staff_ids["nurse"], outcome="denied")
     assert (denied.action, denied.resource_type, denied.patient_id, denied.reason) == (
@@ -184,7 +184,7 @@ async def test_a_partner_or_patient_out_of_reach_is_not_found(tenant: Tenant, ot
     reply = await grant(tenant, partner, pid, role=role)
     assert reply.codes == ["NOT_FOUND"] and reply.data == {"partnerGrantCreate": None}
     field = "partnerId" if "partner" in case.split()[-1] else "patientId"
-    assert reply.errors[0]["extensions"] == {"code": "NOT_FOUND", "field": field}
+    assert reply.errors[0]["extensions"] == {"code": "NOT_FOUND", "field": f"input.{field}"}
     assert await grants_of(tenant) == [] and await grants_of(other_tenant) == b_grants
     resource = ("partner", partner) if field == "partnerId" else ("patient", pid)
     assert await denials(tenant, tenant.staff_ids[role]) == [("grant", *resource, "not_found")]

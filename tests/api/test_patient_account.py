@@ -42,7 +42,7 @@ from tests.patients import (
 
 WRONG = "not my password at all"
 LOCKED = {"message": "Too many failed sign-in attempts; the account is locked for a while.",
-          "extensions": {"code": "RATE_LIMITED"}}
+          "extensions": {"code": "RATE_LIMITED", "retryAfter": "1 to 900 s"}}
 ME = "{ me { id kind email name roles patientId partnerId scopes institution { id } departments { id } } }"
 MY_FILE_ID = "{ myFile { id } }"
 CODE_SHAPE = r"cli_[A-Za-z0-9_-]{43}"

@@ -537,16 +537,16 @@ async def test_identity_clinical_and_staff_only_changes_are_forbidden(world: Wor
 
 
 BAD_UPDATES: dict[str, tuple[dict[str, Any], str]] = {
-    "phone": ({"phone": "12345"}, "phone"),
-    "altPhone": ({"altPhone": "call me"}, "altPhone"),
-    "email": ({"email": "not-an-email"}, "email"),
-    "email two ats": ({"email": "a@@example.com"}, "email"),
-    "preferredLanguage": ({"preferredLanguage": "english please"}, "preferredLanguage"),
-    "contactConsent null": ({"contactConsent": None}, "contactConsent"),
-    "preferredLanguage null": ({"preferredLanguage": None}, "preferredLanguage"),
-    "empty address": ({"address": "   "}, "address"),
-    "long diet": ({"dietPreferences": "x" * 201}, "dietPreferences"),
-    "control character": ({"specialNeeds": "bad\x00byte"}, "specialNeeds"),
+    "phone": ({"phone": "12345"}, "input.phone"),
+    "altPhone": ({"altPhone": "call me"}, "input.altPhone"),
+    "email": ({"email": "not-an-email"}, "input.email"),
+    "email two ats": ({"email": "a@@example.com"}, "input.email"),
+    "preferredLanguage": ({"preferredLanguage": "english please"}, "input.preferredLanguage"),
+    "contactConsent null": ({"contactConsent": None}, "input"),  # null leaves it as it is: no change
+    "preferredLanguage null": ({"preferredLanguage": None}, "input"),
+    "empty address": ({"address": "   "}, "input.address"),
+    "long diet": ({"dietPreferences": "x" * 201}, "input.dietPreferences"),
+    "control character": ({"specialNeeds": "bad\x00byte"}, "input.specialNeeds"),
     "nothing": ({}, "input"),
 }
 
@@ -615,9 +615,9 @@ async def test_i_manage_my_own_family_contacts(world: World) -> None:
 
 
 @pytest.mark.parametrize(("data", "field"), [
-    ({"name": "x", "relationship": "CHILD", "phone": "12"}, "phone"),
-    ({"name": "   ", "relationship": "CHILD"}, "name"),
-    ({"name": "x" * 101, "relationship": "CHILD"}, "name"),
+    ({"name": "x", "relationship": "CHILD", "phone": "12"}, "input.phone"),
+    ({"name": "   ", "relationship": "CHILD"}, "input.name"),
+    ({"name": "x" * 101, "relationship": "CHILD"}, "input.name"),
 ], ids=["phone", "blank name", "long name"])
 async def test_bad_contact_input_is_refused_and_nothing_written(world: World, data: dict[str, Any],
                                                                 field: str) -> None:
@@ -776,7 +776,7 @@ async def test_my_tickets_hold_my_replies_and_no_internal_note_nor_anothers_tick
     reply = await world.me.call(MY_TICKETS)
 
     assert reply.body == {"data": {"myTickets": {"edges": [{"node": {
-        "id": str(world.ticket), "category": "complaint", "status": "acknowledged", "subject": "Waited too long",
+        "id": str(world.ticket), "category": "COMPLAINT", "status": "ACKNOWLEDGED", "subject": "Waited too long",
         "description": None, "resolution": None, "replies": [{"message": "We will call you."}]}}]}}}
     staff = await world.a.call("support_agent", MY_TICKETS)
     assert staff.codes == ["FORBIDDEN"]
@@ -787,7 +787,8 @@ async def test_my_tickets_hold_my_replies_and_no_internal_note_nor_anothers_tick
 
 def entry(action: str, classes: list[str], kind: str, name: str = "", roles: list[str] | None = None
           ) -> dict[str, Any]:
-    return {"action": action, "fieldClasses": classes, "accessor": {"kind": kind, "name": name, "roles": roles or []}}
+    return {"action": action.upper(), "fieldClasses": classes,  # actions and roles are enums (UPPER_CASE)
+            "accessor": {"kind": kind, "name": name, "roles": [role.upper() for role in roles or []]}}
 
 
 def entries(reply: Response) -> list[dict[str, Any]]:
@@ -946,37 +947,37 @@ async def test_my_data_export_holds_every_readable_field_my_contacts_and_consent
 
     assert reply.errors == []
     export = reply.data["myDataExport"]
-    assert set(export) == {"patient", "contacts", "partner_consents", "tickets", "communications", "survey_responses",
-                           "exported_at"}
+    assert set(export) == {"patient", "contacts", "partnerConsents", "tickets", "communications", "surveyResponses",
+                           "exportedAt"}  # camelCase keys and UPPER_CASE codes, as everywhere in the API
     patient = dict(export["patient"])
-    created_at, updated_at = patient.pop("created_at"), patient.pop("updated_at")
+    created_at, updated_at = patient.pop("createdAt"), patient.pop("updatedAt")
     row = await my_row(world)
     assert (datetime.fromisoformat(created_at), datetime.fromisoformat(updated_at)) == (row["created_at"],
                                                                                          row["updated_at"])
     assert patient == {
-        "id": world.pid, "full_name": world.my_name, "sex": "female", "birth_date": "1949-12-31",
-        "occupation": "Retired teacher", "national_id_type": "resident_id", "national_id": VALID_RESIDENT_ID,
-        "status": "active", "department_id": str(world.a.departments["A"].id), "address": "1 My Road",
-        "phone": "+8613800138000", "alt_phone": "+8613800138001", "email": "me.home@example.com",
-        "preferred_channel": "sms", "preferred_language": "zh-CN", "contact_consent": True,
-        "contact_channels": ["sms", "wechat"], "contact_purposes": ["care"], "medical_history": "Hypertension",
+        "id": world.pid, "fullName": world.my_name, "sex": "FEMALE", "birthDate": "1949-12-31",
+        "occupation": "Retired teacher", "nationalIdType": "RESIDENT_ID", "nationalId": VALID_RESIDENT_ID,
+        "status": "ACTIVE", "departmentId": str(world.a.departments["A"].id), "address": "1 My Road",
+        "phone": "+8613800138000", "altPhone": "+8613800138001", "email": "me.home@example.com",
+        "preferredChannel": "SMS", "preferredLanguage": "zh-CN", "contactConsent": True,
+        "contactChannels": ["SMS", "WECHAT"], "contactPurposes": ["CARE"], "medicalHistory": "Hypertension",
         "diagnoses": "Caries",
-        "allergies": "Penicillin", "current_medication": "Amlodipine", "diet_preferences": "Soft food",
-        "activity_preferences": "Tai chi", "special_needs": "Hard of hearing",
+        "allergies": "Penicillin", "currentMedication": "Amlodipine", "dietPreferences": "Soft food",
+        "activityPreferences": "Tai chi", "specialNeeds": "Hard of hearing",
     }
-    assert export["contacts"] == [{"name": "my daughter", "relationship": "spouse", "phone": "+8613600006666",
-                                   "is_emergency": False, "may_receive_information": False,
+    assert export["contacts"] == [{"name": "my daughter", "relationship": "SPOUSE", "phone": "+8613600006666",
+                                   "isEmergency": False, "mayReceiveInformation": False,
                                    "notes": "Call after 6pm"}]
-    (consent,) = export["partner_consents"]
-    assert (consent["partner_id"], consent["granted"]) == (str(world.partner), True)
+    (consent,) = export["partnerConsents"]
+    assert (consent["partnerId"], consent["granted"]) == (str(world.partner), True)
     (ticket,) = export["tickets"]
     (answer,) = ticket.pop("replies")
-    received_at = datetime.fromisoformat(ticket.pop("received_at"))
-    assert ticket == {"id": str(world.ticket), "category": "complaint", "status": "acknowledged",
-                      "resolved_at": None, "subject": "Waited too long", "description": None, "resolution": None}
+    received_at = datetime.fromisoformat(ticket.pop("receivedAt"))
+    assert ticket == {"id": str(world.ticket), "category": "COMPLAINT", "status": "ACKNOWLEDGED",
+                      "resolvedAt": None, "subject": "Waited too long", "description": None, "resolution": None}
     assert answer["message"] == "We are sorry; we will call you."
-    assert received_at <= datetime.fromisoformat(answer["occurred_at"]) <= datetime.now(UTC)
-    assert abs(datetime.fromisoformat(export["exported_at"]) - datetime.now(UTC)) < timedelta(minutes=1)
+    assert received_at <= datetime.fromisoformat(answer["occurredAt"]) <= datetime.now(UTC)
+    assert abs(datetime.fromisoformat(export["exportedAt"]) - datetime.now(UTC)) < timedelta(minutes=1)
     text = json.dumps(export, ensure_ascii=False)
     assert "Difficult caller" not in text  # the staff's internal note
     assert "segments" not in text and "tags" not in text and "vip" not in text.lower()

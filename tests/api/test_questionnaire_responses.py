@@ -339,7 +339,7 @@ async def test_an_anonymous_response_has_no_path_back_to_its_patient(tenant: Ten
         assert str(pid) not in str(nodes) and str(row.id) not in str(nodes)
     assert ok(await user.call(RESPONSES), "questionnaireResponses")["nodes"] == []  # not even to the patient
     export = ok(await user.call(EXPORT), "myDataExport")
-    assert export["survey_responses"] == [] and str(response.id) not in str(export)
+    assert export["surveyResponses"] == [] and str(response.id) not in str(export)
     invitations = ok(await tenant.call("nurse", """query($pid: ID!) { patientSurveyInvitations(patientId: $pid) {
       nodes { id status answered } } }""", pid=str(pid)), "patientSurveyInvitations")["nodes"]
     assert invitations == [{"id": str(row.id), "status": "REQUESTED", "answered": None}]
@@ -496,9 +496,9 @@ async def test_the_patients_export_holds_their_identified_responses(tenant: Tena
     pid, response_id = await answered(tenant, services, q)
     user: PatientUser = await open_account(tenant, pid)
     export = ok(await user.call(EXPORT), "myDataExport")
-    [copy] = export["survey_responses"]
-    assert copy["id"] == response_id and copy["source"] == "link"
-    assert {"link_id": "q8", "number": None, "choices": [],
+    [copy] = export["surveyResponses"]
+    assert copy["id"] == response_id and copy["source"] == "LINK"
+    assert {"linkId": "q8", "number": None, "choices": [],
             "text": "Friendly nurses, my gums bled a little"} in copy["answers"]
 
 

@@ -178,58 +178,58 @@ def _in_section(index: int, **changes: Any) -> list[dict[str, Any]]:
 
 BAD_DEFINITIONS = [
     # Likert
-    ({"items": _item(0, anchors=[{"value": 6, "text": t("六")}])}, "items[0].anchors"),
-    ({"items": _item(0, anchors=[ANCHORS[0], ANCHORS[0]])}, "items[0].anchors"),
-    ({"items": _item(0, text=t(""))}, "items[0].text.zhCN"),
-    ({"items": _item(0, text=t("x" * 501))}, "items[0].text.zhCN"),
-    ({"items": _item(0, text=t("题", "x" * 501))}, "items[0].text.en"),
-    ({"items": _item(0, options=OPTIONS)}, "items[0].options"),
-    ({"items": _item(0, linkId="1st")}, "items[0].linkId"),
-    ({"items": _item(4, linkId="nps")}, "items[4].linkId"),
+    ({"items": _item(0, anchors=[{"value": 6, "text": t("六")}])}, "input.items[0].anchors"),
+    ({"items": _item(0, anchors=[ANCHORS[0], ANCHORS[0]])}, "input.items[0].anchors"),
+    ({"items": _item(0, text=t(""))}, "input.items[0].text.zhCN"),
+    ({"items": _item(0, text=t("x" * 501))}, "input.items[0].text.zhCN"),
+    ({"items": _item(0, text=t("题", "x" * 501))}, "input.items[0].text.en"),
+    ({"items": _item(0, options=OPTIONS)}, "input.items[0].options"),
+    ({"items": _item(0, linkId="1st")}, "input.items[0].linkId"),
+    ({"items": _item(4, linkId="nps")}, "input.items[4].linkId"),
     # text
-    ({"items": _item(1, counts=True)}, "items[1].counts"),
-    ({"items": _item(1, anchors=ANCHORS)}, "items[1].anchors"),
+    ({"items": _item(1, counts=True)}, "input.items[1].counts"),
+    ({"items": _item(1, anchors=ANCHORS)}, "input.items[1].anchors"),
     ({"items": _item(1, enableWhen={"linkId": "nps", "operator": "LESS", "answerNumber": 2})},
-     "items[1].enableWhen.linkId"),  # a later item
+     "input.items[1].enableWhen.linkId"),  # a later item
     ({"items": _item(1, enableWhen={"linkId": "reception", "operator": "LESS", "answerNumber": 9})},
-     "items[1].enableWhen.answer"),
-    ({"items": _item(1, enableWhen={"linkId": "reception", "operator": "LESS"})}, "items[1].enableWhen.answer"),
+     "input.items[1].enableWhen.answer"),
+    ({"items": _item(1, enableWhen={"linkId": "reception", "operator": "LESS"})}, "input.items[1].enableWhen.answer"),
     ({"items": _item(1, enableWhen={"linkId": "reception", "operator": "LESS", "answerNumber": 2,
-                                    "answerBoolean": True})}, "items[1].enableWhen.answer"),
+                                    "answerBoolean": True})}, "input.items[1].enableWhen.answer"),
     # section
-    ({"items": _item(2, items=[])}, "items[2].items"),
-    ({"items": _item(2, required=True)}, "items[2].required"),
+    ({"items": _item(2, items=[])}, "input.items[2].items"),
+    ({"items": _item(2, required=True)}, "input.items[2].required"),
     # yes/no
-    ({"items": _in_section(0, options=OPTIONS)}, "items[2].items[0].options"),
+    ({"items": _in_section(0, options=OPTIONS)}, "input.items[2].items[0].options"),
     ({"items": _in_section(2, enableWhen={"linkId": "again", "operator": "GREATER", "answerBoolean": True})},
-     "items[2].items[2].enableWhen.operator"),
+     "input.items[2].items[2].enableWhen.operator"),
     # choice and multiple choice
-    ({"items": _in_section(1, options=OPTIONS[:1])}, "items[2].items[1].options"),
-    ({"items": _in_section(1, options=[*OPTIONS, OPTIONS[0]])}, "items[2].items[1].options[2].code"),
+    ({"items": _in_section(1, options=OPTIONS[:1])}, "input.items[2].items[1].options"),
+    ({"items": _in_section(1, options=[*OPTIONS, OPTIONS[0]])}, "input.items[2].items[1].options[2].code"),
     ({"items": _in_section(1, options=[{"code": "a b", "text": t("甲")}, OPTIONS[0]])},
-     "items[2].items[1].options[0].code"),
+     "input.items[2].items[1].options[0].code"),
     ({"items": _in_section(1, options=[{"code": f"o{n}", "text": t("甲")} for n in range(21)])},
-     "items[2].items[1].options"),
-    ({"items": _in_section(2, options=None)}, "items[2].items[2].options"),
+     "input.items[2].items[1].options"),
+    ({"items": _in_section(2, options=None)}, "input.items[2].items[2].options"),
     ({"items": _in_section(2, enableWhen={"linkId": "channel", "operator": "EQUAL", "answerCode": "fax"})},
-     "items[2].items[2].enableWhen.answer"),
+     "input.items[2].items[2].enableWhen.answer"),
     ({"items": _in_section(2, enableWhen={"linkId": "topics", "operator": "EQUAL", "answerCode": "diet"})},
-     "items[2].items[2].enableWhen.linkId"),  # itself, not earlier
+     "input.items[2].items[2].enableWhen.linkId"),  # itself, not earlier
     # NPS and CSAT
-    ({"items": _item(3, anchors=ANCHORS)}, "items[3].anchors"),
-    ({"items": _item(4, anchors=[{"value": 0, "text": t("零")}])}, "items[4].anchors"),
+    ({"items": _item(3, anchors=ANCHORS)}, "input.items[3].anchors"),
+    ({"items": _item(4, anchors=[{"value": 0, "text": t("零")}])}, "input.items[4].anchors"),
     # the whole
-    ({"items": []}, "items"),
-    ({"items": [{"linkId": f"q{n}", "kind": "LIKERT", "text": t("题")} for n in range(101)]}, "items"),
-    ({"title": t(" ")}, "title.zhCN"),
-    ({"title": t("标\u202e题")}, "title.zhCN"),
-    ({"purpose": t("x" * 1001)}, "purpose.zhCN"),
+    ({"items": []}, "input.items"),
+    ({"items": [{"linkId": f"q{n}", "kind": "LIKERT", "text": t("题")} for n in range(101)]}, "input.items"),
+    ({"title": t(" ")}, "input.title.zhCN"),
+    ({"title": t("标\u202e题")}, "input.title.zhCN"),
+    ({"purpose": t("x" * 1001)}, "input.purpose.zhCN"),
     # scoring
-    ({"scoring": {**SCORING, "satisfiedAt": 101}}, "scoring.satisfiedAt"),
-    ({"scoring": {**SCORING, "npsItem": "reception"}}, "scoring.npsItem"),
-    ({"scoring": {**SCORING, "csatItem": "gone"}}, "scoring.csatItem"),
-    ({"scoring": {**SCORING, "low": {"anyItemAtMost": 5}}}, "scoring.low.anyItemAtMost"),
-    ({"scoring": {**SCORING, "low": {"npsAtMost": 10}}}, "scoring.low.npsAtMost"),
+    ({"scoring": {**SCORING, "satisfiedAt": 101}}, "input.scoring.satisfiedAt"),
+    ({"scoring": {**SCORING, "npsItem": "reception"}}, "input.scoring.npsItem"),
+    ({"scoring": {**SCORING, "csatItem": "gone"}}, "input.scoring.csatItem"),
+    ({"scoring": {**SCORING, "low": {"anyItemAtMost": 5}}}, "input.scoring.low.anyItemAtMost"),
+    ({"scoring": {**SCORING, "low": {"npsAtMost": 10}}}, "input.scoring.low.npsAtMost"),
 ]
 
 
@@ -262,8 +262,8 @@ async def test_an_edit_without_responses_is_in_place_with_the_revision_read(tena
     for revision, variables, code, field in (
             (1, {"anonymous": False}, "CONFLICT", "revision"),  # stale
             (2, {}, "BAD_USER_INPUT", "input"),
-            (2, {"items": ITEMS[:1]}, "BAD_USER_INPUT", "scoring.npsItem"),  # items and scoring checked together
-            (2, {"title": None}, "BAD_USER_INPUT", "title")):
+            (2, {"items": ITEMS[:1]}, "BAD_USER_INPUT", "input.scoring.npsItem"),  # items and scoring checked together
+            (2, {"title": None}, "BAD_USER_INPUT", "input.title")):
         reply = await tenant.call("admin", UPDATE, id=created["id"], revision=revision, input=variables)
         assert reply.codes == [code] and reply.errors[0]["extensions"]["field"] == field, reply.errors
     assert await written(tenant) == before

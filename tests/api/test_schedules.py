@@ -191,7 +191,7 @@ async def test_leave_and_an_extra_session(tenant: Tenant) -> None:
     # an overlapping extra session is refused; the schedule lists both exceptions, reasons for staff only
     overlapping = await tenant.call("admin", EXCEPTION_ADD, id=created["id"], input={
         "kind": "EXTRA", "startsAt": local(saturday, 10).isoformat(), "endsAt": local(saturday, 11).isoformat()})
-    assert overlapping.codes == ["BAD_USER_INPUT"] and overlapping.errors[0]["extensions"]["field"] == "startsAt"
+    assert overlapping.codes == ["BAD_USER_INPUT"] and overlapping.errors[0]["extensions"]["field"] == "input.startsAt"
     listed = ok(await tenant.call("front_desk", ONE, id=created["id"]), "schedule")["exceptions"]
     assert [(e["kind"], e["reason"]) for e in listed] == [("LEAVE", "Training day"), ("EXTRA", "")]
 
@@ -284,28 +284,28 @@ async def test_update_with_the_version_read_and_deactivate(tenant: Tenant) -> No
 async def test_moving_to_a_resource_clears_the_clinician(tenant: Tenant) -> None:
     created = await a_schedule(tenant)
     refused = await tenant.call("admin", UPDATE, id=created["id"], version=1, input={"kind": "RESOURCE"})
-    assert refused.codes == ["BAD_USER_INPUT"] and refused.errors[0]["extensions"]["field"] == "clinicianId"
+    assert refused.codes == ["BAD_USER_INPUT"] and refused.errors[0]["extensions"]["field"] == "input.clinicianId"
     moved = ok(await tenant.call("admin", UPDATE, id=created["id"], version=1,
                                  input={"kind": "RESOURCE", "clinicianId": None}), "scheduleUpdate")
     assert (moved["kind"], moved["clinician"]) == ("RESOURCE", None)
 
 
 BAD_SCHEDULES = [
-    ({"slotMinutes": 4}, "slotMinutes"),
-    ({"slotMinutes": 241}, "slotMinutes"),
-    ({"capacity": 0}, "capacity"),
-    ({"capacity": 51}, "capacity"),
-    ({"name": "  "}, "name"),
-    ({"name": "Dr\u202eWang"}, "name"),
-    ({"clinicianId": None}, "clinicianId"),
-    ({"kind": "RESOURCE"}, "clinicianId"),
-    ({"week": [{"weekday": 8, "sessions": []}]}, "week"),
-    ({"week": [{"weekday": 1, "sessions": []}, {"weekday": 1, "sessions": []}]}, "week"),
-    ({"week": [{"weekday": 1, "sessions": [{"start": "10:00", "end": "09:00"}]}]}, "week"),
+    ({"slotMinutes": 4}, "input.slotMinutes"),
+    ({"slotMinutes": 241}, "input.slotMinutes"),
+    ({"capacity": 0}, "input.capacity"),
+    ({"capacity": 51}, "input.capacity"),
+    ({"name": "  "}, "input.name"),
+    ({"name": "Dr\u202eWang"}, "input.name"),
+    ({"clinicianId": None}, "input.clinicianId"),
+    ({"kind": "RESOURCE"}, "input.clinicianId"),
+    ({"week": [{"weekday": 8, "sessions": []}]}, "input.week"),
+    ({"week": [{"weekday": 1, "sessions": []}, {"weekday": 1, "sessions": []}]}, "input.week"),
+    ({"week": [{"weekday": 1, "sessions": [{"start": "10:00", "end": "09:00"}]}]}, "input.week"),
     ({"week": [{"weekday": 1, "sessions": [{"start": "08:00", "end": "10:00"}, {"start": "09:00", "end": "11:00"}]}]},
-     "week"),
-    ({"week": [{"weekday": 1, "sessions": [{"start": "08:00", "end": "08:20"}]}]}, "week"),
-    ({"week": [{"weekday": 1, "sessions": [{"start": "08:00:30", "end": "10:00"}]}]}, "week"),
+     "input.week"),
+    ({"week": [{"weekday": 1, "sessions": [{"start": "08:00", "end": "08:20"}]}]}, "input.week"),
+    ({"week": [{"weekday": 1, "sessions": [{"start": "08:00:30", "end": "10:00"}]}]}, "input.week"),
 ]
 
 
@@ -323,9 +323,9 @@ async def test_bad_schedules_are_refused_and_nothing_written(tenant: Tenant, fie
 
 async def test_someone_elses_staff_or_department_is_refused(tenant: Tenant, other_tenant: Tenant) -> None:
     before = await written(tenant)
-    for fields, field in (({"clinicianId": str(other_tenant.staff_ids["doctor"])}, "clinicianId"),
-                          ({"departmentId": str(other_tenant.departments["A"].id)}, "departmentId"),
-                          ({"clinicianId": str(uuid.uuid4())}, "clinicianId")):
+    for fields, field in (({"clinicianId": str(other_tenant.staff_ids["doctor"])}, "input.clinicianId"),
+                          ({"departmentId": str(other_tenant.departments["A"].id)}, "input.departmentId"),
+                          ({"clinicianId": str(uuid.uuid4())}, "input.clinicianId")):
         data = {"name": "Dr Wang", "kind": "CLINICIAN", "clinicianId": str(tenant.staff_ids["doctor"]),
                 "departmentId": str(tenant.departments["A"].id), "week": WEEKDAYS, "slotMinutes": 30, **fields}
         reply = await tenant.call("admin", CREATE, input=data)
@@ -339,17 +339,17 @@ def _exception(**fields: Any) -> dict[str, Any]:
 
 
 BAD_EXCEPTIONS = [
-    (_exception(endsAt=local(MONDAY, 9).isoformat()), "endsAt"),
-    (_exception(endsAt=local(MONDAY, 8).isoformat()), "endsAt"),
-    (_exception(endsAt=(local(MONDAY, 9) + timedelta(days=367)).isoformat()), "endsAt"),
-    (_exception(startsAt="2026-12-07T09:00:00"), "startsAt"),
-    (_exception(capacity=3), "capacity"),
-    (_exception(kind="EXTRA", capacity=51), "capacity"),
-    (_exception(kind="EXTRA", endsAt=local(MONDAY, 9, 20).isoformat()), "endsAt"),
-    (_exception(reason="x" * 201), "reason"),
-    (_exception(reason="bad\x00reason"), "reason"),
-    (_exception(startsAt="0001-01-01T00:00:00+05:00"), "startsAt"),  # would overflow in UTC
-    (_exception(endsAt="9999-12-31T23:00:00-05:00"), "endsAt"),
+    (_exception(endsAt=local(MONDAY, 9).isoformat()), "input.endsAt"),
+    (_exception(endsAt=local(MONDAY, 8).isoformat()), "input.endsAt"),
+    (_exception(endsAt=(local(MONDAY, 9) + timedelta(days=367)).isoformat()), "input.endsAt"),
+    (_exception(startsAt="2026-12-07T09:00:00"), "input.startsAt"),
+    (_exception(capacity=3), "input.capacity"),
+    (_exception(kind="EXTRA", capacity=51), "input.capacity"),
+    (_exception(kind="EXTRA", endsAt=local(MONDAY, 9, 20).isoformat()), "input.endsAt"),
+    (_exception(reason="x" * 201), "input.reason"),
+    (_exception(reason="bad\x00reason"), "input.reason"),
+    (_exception(startsAt="0001-01-01T00:00:00+05:00"), "input.startsAt"),  # would overflow in UTC
+    (_exception(endsAt="9999-12-31T23:00:00-05:00"), "input.endsAt"),
 ]
 
 
@@ -429,7 +429,9 @@ async def test_a_department_head_keeps_only_their_own_departments(tenant: Tenant
         values["input"]["departmentId"] = str(tenant.departments["B"].id)
     before, refused = await written(tenant), await denials(tenant)
     reply = await tenant.call("department_head", query, **values)
-    assert reply.codes == ["FORBIDDEN"] and reply.errors[0]["extensions"]["field"] == "departmentId"
+    # the department sent in the input, or else the schedule's own
+    field = "input.departmentId" if operation == "scheduleCreate" else "departmentId"
+    assert reply.codes == ["FORBIDDEN"] and reply.errors[0]["extensions"]["field"] == field
     assert await written(tenant) == before and await denials(tenant) == refused + 1
     [event] = (await AuditEvent.filter(institution_id=tenant.id, outcome="denied").order_by("-seq").limit(1))
     assert event.reason == "other_department"

@@ -108,16 +108,16 @@ async def test_password_length(tenant: Tenant, password: str, accepted: bool) ->
         assert len(await staff_rows(tenant)) == len(before) + 1
     else:
         assert reply.codes == ["BAD_USER_INPUT"]
-        assert reply.errors[0]["extensions"]["field"] == "password"
+        assert reply.errors[0]["extensions"]["field"] == "input.password"
         assert await staff_rows(tenant) == before
 
 
 @pytest.mark.parametrize(("fields", "field"), [
-    ({"email": "not-an-email"}, "email"),
-    ({"name": ""}, "name"),
-    ({"name": "x" * 101}, "name"),
-    ({"name": "Gao\x00Yan"}, "name"),
-    ({"departmentIds": ["nope"]}, "departmentIds"),
+    ({"email": "not-an-email"}, "input.email"),
+    ({"name": ""}, "input.name"),
+    ({"name": "x" * 101}, "input.name"),
+    ({"name": "Gao\x00Yan"}, "input.name"),
+    ({"departmentIds": ["nope"]}, "input.departmentIds"),
 ], ids=["email", "empty-name", "long-name", "control-name", "malformed-department"])
 async def test_bad_staff_input_writes_nothing(tenant: Tenant, fields: dict[str, Any], field: str) -> None:
     before = await staff_rows(tenant)
@@ -135,7 +135,7 @@ async def test_email_in_use_is_refused_whatever_its_case(tenant: Tenant) -> None
     reply = await tenant.call("admin", STAFF_CREATE, input=new_staff(email=tenant.emails["nurse"].upper()))
 
     assert reply.codes == ["BAD_USER_INPUT"]
-    assert reply.errors[0]["extensions"]["field"] == "email"
+    assert reply.errors[0]["extensions"]["field"] == "input.email"
     assert await staff_rows(tenant) == before
 
 
@@ -146,7 +146,7 @@ async def test_department_of_another_institution_is_refused(tenant: Tenant, othe
                               input=new_staff(departmentIds=[str(other_tenant.departments["A"].id)]))
 
     assert reply.codes == ["BAD_USER_INPUT"]
-    assert reply.errors[0]["extensions"]["field"] == "departmentIds"
+    assert reply.errors[0]["extensions"]["field"] == "input.departmentIds"
     assert await staff_rows(tenant) == before
 
 
@@ -303,7 +303,7 @@ async def test_admin_cannot_deactivate_itself(tenant: Tenant) -> None:
     reply = await tenant.call("admin", STAFF_UPDATE, id=str(tenant.staff_ids["admin"]), input={"active": False})
 
     assert reply.codes == ["BAD_USER_INPUT"]
-    assert reply.errors[0]["extensions"]["field"] == "active"
+    assert reply.errors[0]["extensions"]["field"] == "input.active"
     assert await staff_rows(tenant) == before
     assert (await tenant.call("admin", ME)).errors == []
 

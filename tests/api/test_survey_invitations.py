@@ -131,12 +131,12 @@ async def test_triggers_are_written_checked_versioned_and_deactivated(tenant: Te
 
 
 @pytest.mark.parametrize(("change", "field"), [
-    ({"questionnaireKey": None}, "questionnaireKey"),  # filled in below: a key with no active version
-    ({"event": "TICKET_CLOSED", "visitKind": "OUTPATIENT"}, "visitKind"),
-    ({"delayHours": 721}, "delayHours"),
-    ({"reminderAfterDays": 0}, "reminderAfterDays"),
-    ({"departmentId": str(uuid.uuid4())}, "departmentId"),
-    ({"questionnaireKey": "staff"}, "questionnaireKey"),  # a questionnaire staff answer
+    ({"questionnaireKey": None}, "input.questionnaireKey"),  # filled in below: a key with no active version
+    ({"event": "TICKET_CLOSED", "visitKind": "OUTPATIENT"}, "input.visitKind"),
+    ({"delayHours": 721}, "input.delayHours"),
+    ({"reminderAfterDays": 0}, "input.reminderAfterDays"),
+    ({"departmentId": str(uuid.uuid4())}, "input.departmentId"),
+    ({"questionnaireKey": "staff"}, "input.questionnaireKey"),  # a questionnaire staff answer
 ])
 async def test_trigger_input_is_checked(tenant: Tenant, change: dict[str, Any], field: str) -> None:
     q = await questionnaire(tenant)

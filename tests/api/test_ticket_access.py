@@ -838,7 +838,7 @@ async def test_reopening_a_closed_ticket_clears_its_stop_times(clinic: Tenant) -
     assert row.next_due_at is not None  # the resolution clock runs again
     last = timeline_of(await ok(clinic, "front_desk", TIMELINE, id=tid))[-1]
     assert (last["kind"], last["from"], last["to"], last["note"]) == (
-        "TRANSITION", "closed", "investigating", "Pain came back")
+        "TRANSITION", "CLOSED", "INVESTIGATING", "Pain came back")
 
 
 # -- 6. audit --------------------------------------------------------------------------------

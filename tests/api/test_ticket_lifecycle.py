@@ -57,9 +57,9 @@ async def test_the_closed_loop_of_a_complaint(tenant: Tenant) -> None:
     timeline = await tenant.call("front_desk", TIMELINE, id=tid, internal=True)
     kinds = [(e["node"]["kind"], e["node"]["from"], e["node"]["to"])
              for e in timeline.data["ticket"]["timeline"]["edges"]]
-    assert kinds == [("CREATED", None, "new"), ("TRANSITION", "new", "acknowledged"),
-                     ("TRANSITION", "acknowledged", "investigating"), ("TRANSITION", "investigating", "resolved"),
-                     ("FEEDBACK", "resolved", "feedback_recorded"), ("TRANSITION", "feedback_recorded", "closed")]
+    assert kinds == [("CREATED", None, "NEW"), ("TRANSITION", "NEW", "ACKNOWLEDGED"),
+                     ("TRANSITION", "ACKNOWLEDGED", "INVESTIGATING"), ("TRANSITION", "INVESTIGATING", "RESOLVED"),
+                     ("FEEDBACK", "RESOLVED", "FEEDBACK_RECORDED"), ("TRANSITION", "FEEDBACK_RECORDED", "CLOSED")]
 
 
 async def test_a_failed_attempt_to_reach_the_patient_lets_a_complaint_close(tenant: Tenant) -> None:

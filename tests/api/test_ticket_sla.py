@@ -34,7 +34,7 @@ GET = f"query($id: ID!) {{ ticket(id: $id) {{ {FIELDS} }} }}"
 MOVE = f"""mutation($id: ID!, $to: TicketStatus!, $resolution: String) {{
   ticketTransition(id: $id, to: $to, resolution: $resolution) {{ {FIELDS} }} }}"""
 UPDATE = f"""mutation($id: ID!, $input: TicketUpdateInput!) {{ ticketUpdate(id: $id, input: $input) {{ {FIELDS}
-  timeline {{ edges {{ node {{ kind from to }} }} }} }} }}"""
+  timeline {{ edges {{ node {{ kind fromLevel toLevel }} }} }} }} }}"""
 TIMELINE = """query($id: ID!) { ticket(id: $id) { timeline(first: 50) {
   edges { node { kind from to occurredAt } } } } }"""
 SETTINGS_FIELDS = """levels { level firstResponseMinutes resolutionMinutes clock }
@@ -233,16 +233,17 @@ LEVEL_INPUTS = [
 ]
 CALENDAR_INPUTS = [
     ({"week": [{"weekday": 1, "intervals": [{"start": "08:00", "end": "12:00"},
-                                             {"start": "11:00", "end": "17:00"}]}]}, "week"),  # overlapping
-    ({"week": [{"weekday": 1, "intervals": [{"start": "12:00", "end": "08:00"}]}]}, "week"),  # reversed
+                                             {"start": "11:00", "end": "17:00"}]}]}, "input.week"),  # overlapping
+    ({"week": [{"weekday": 1, "intervals": [{"start": "12:00", "end": "08:00"}]}]}, "input.week"),  # reversed
     ({"week": [{"weekday": 1, "intervals": [{"start": "13:00", "end": "17:00"},
-                                             {"start": "08:00", "end": "12:00"}]}]}, "week"),  # out of order
-    ({"week": [{"weekday": 1, "intervals": [{"start": "08:00", "end": "08:00"}]}]}, "week"),  # empty
-    ({"week": [{"weekday": 8, "intervals": STANDARD_HOURS}]}, "week"),
-    ({"week": [{"weekday": 0, "intervals": STANDARD_HOURS}]}, "week"),
-    ({"week": [{"weekday": 2, "intervals": STANDARD_HOURS}, {"weekday": 2, "intervals": STANDARD_HOURS}]}, "week"),
-    ({"week": STANDARD_WEEK, "holidays": ["2030-10-01", "2030-10-07"], "workdays": ["2030-10-07"]}, "workdays"),
-    ({"week": STANDARD_WEEK, "workdayHours": [{"start": "17:00", "end": "08:00"}]}, "workdayHours"),
+                                             {"start": "08:00", "end": "12:00"}]}]}, "input.week"),  # out of order
+    ({"week": [{"weekday": 1, "intervals": [{"start": "08:00", "end": "08:00"}]}]}, "input.week"),  # empty
+    ({"week": [{"weekday": 8, "intervals": STANDARD_HOURS}]}, "input.week"),
+    ({"week": [{"weekday": 0, "intervals": STANDARD_HOURS}]}, "input.week"),
+    ({"week": [{"weekday": 2, "intervals": STANDARD_HOURS}, {"weekday": 2, "intervals": STANDARD_HOURS}]},
+     "input.week"),
+    ({"week": STANDARD_WEEK, "holidays": ["2030-10-01", "2030-10-07"], "workdays": ["2030-10-07"]}, "input.workdays"),
+    ({"week": STANDARD_WEEK, "workdayHours": [{"start": "17:00", "end": "08:00"}]}, "input.workdayHours"),
 ]
 
 
@@ -273,7 +274,7 @@ async def test_a_calendar_without_working_time_is_refused(tenant: Tenant) -> Non
 
     assert created.codes == []  # actual: ["INTERNAL_SERVER_ERROR"] (a level-2 ticket has no due time)
     assert refused.codes == ["BAD_USER_INPUT"]  # actual: accepted and stored
-    assert refused.errors[0]["extensions"]["field"] == "week"
+    assert refused.errors[0]["extensions"]["field"] == "input.week"
 
 
 # -- 2. due times and states --------------------------------------------------------------------
@@ -433,7 +434,7 @@ async def pause_and_resume(tenant: Tenant, ticket_id: str, *, answered: bool = F
     timeline = await tenant.call("support_agent", TIMELINE, id=ticket_id)
     moves = {(e["node"]["from"], e["node"]["to"]): at(e["node"]["occurredAt"])
              for e in timeline.data["ticket"]["timeline"]["edges"] if e["node"]["kind"] == "TRANSITION"}
-    start, end = moves[("investigating", "waiting_on_patient")], moves[("waiting_on_patient", "investigating")]
+    start, end = moves[("INVESTIGATING", "WAITING_ON_PATIENT")], moves[("WAITING_ON_PATIENT", "INVESTIGATING")]
     assert start is not None and end is not None
     return paused, resumed, end - start, start, end
 
@@ -504,7 +505,7 @@ async def test_a_new_level_recomputes_the_due_times(tenant: Tenant) -> None:
     assert (at(updated["responseSla"]["dueAt"]), at(updated["responseSla"]["atRiskAt"])) == (
         received + timedelta(minutes=30), received + timedelta(minutes=24))
     assert at(updated["resolutionSla"]["dueAt"]) == received + timedelta(hours=24)
-    assert ("LEVEL_CHANGE", "2", "1") in [(e["node"]["kind"], e["node"]["from"], e["node"]["to"])
+    assert ("LEVEL_CHANGE", 2, 1) in [(e["node"]["kind"], e["node"]["fromLevel"], e["node"]["toLevel"])
                                           for e in updated["timeline"]["edges"]]
     assert (await due_columns(ticket["id"]))["next_due_at"] == received + timedelta(minutes=30)
 
@@ -583,11 +584,12 @@ async def test_the_queue(tenant: Tenant, other_tenant: Tenant) -> None:
     elsewhere = await open_ticket(other_tenant, now - timedelta(hours=3), level=1)
 
     queued = [await get(tenant, t["id"]) for t in (breached, at_risk, soon, answered, *others)]
-    expected = [t["id"] for t in sorted(queued, key=lambda t: (next_due(t), uuid.UUID(t["id"])))]
+    # the running tickets soonest due first, then the one waiting on the patient (paused)
+    expected = [t["id"] for t in sorted(queued, key=lambda t: (next_due(t), uuid.UUID(t["id"])))] + [waiting["id"]]
     everything = await queue_ids(tenant)
     assert everything == expected
     assert everything[:3] == [breached["id"], at_risk["id"], soon["id"]]
-    assert not {resolved["id"], closed["id"], waiting["id"], elsewhere["id"]} & set(everything)
+    assert not {resolved["id"], closed["id"], elsewhere["id"]} & set(everything)
 
     assert await queue_ids(tenant, slaState="BREACHED") == [breached["id"]]
     assert await queue_ids(tenant, slaState="AT_RISK") == [at_risk["id"]]

@@ -177,16 +177,16 @@ async def test_the_front_desk_cannot_write_clinical_text(tenant: Tenant) -> None
 
 
 @pytest.mark.parametrize(("fields", "field"), [
-    ({"plannedAt": "2026-12-01T09:00:00"}, "plannedAt"),
+    ({"plannedAt": "2026-12-01T09:00:00"}, "input.plannedAt"),
     ({"status": "FINISHED", "startedAt": "2026-12-01T10:00:00+08:00", "endedAt": "2026-12-01T09:00:00+08:00"},
-     "endedAt"),
-    ({"status": "FINISHED"}, "endedAt"),
-    ({"status": "IN_PROGRESS"}, "status"),
-    ({"departmentId": str(uuid.uuid4())}, "departmentId"),
-    ({"clinicianId": str(uuid.uuid4())}, "clinicianId"),
-    ({"reason": "  "}, "reason"),
-    ({"reason": "x" * 1001}, "reason"),
-    ({"reason": "abc\u202edef"}, "reason"),
+     "input.endedAt"),
+    ({"status": "FINISHED"}, "input.endedAt"),
+    ({"status": "IN_PROGRESS"}, "input.status"),
+    ({"departmentId": str(uuid.uuid4())}, "input.departmentId"),
+    ({"clinicianId": str(uuid.uuid4())}, "input.clinicianId"),
+    ({"reason": "  "}, "input.reason"),
+    ({"reason": "x" * 1001}, "input.reason"),
+    ({"reason": "abc\u202edef"}, "input.reason"),
 ])
 async def test_bad_visits_are_refused_with_the_field_named(tenant: Tenant, fields: dict[str, Any], field: str) -> None:
     pid = await make_patient(tenant)
@@ -208,7 +208,7 @@ async def test_no_visit_for_a_file_that_is_not_active(tenant: Tenant, status: st
                                            "{ id } }", id=str(pid))).errors == []
     before = await snapshot(tenant)
     reply = await tenant.call("front_desk", CREATE, input={"patientId": str(pid), "kind": "OUTPATIENT"})
-    assert reply.codes == ["BAD_USER_INPUT"] and reply.errors[0]["extensions"]["field"] == "patientId"
+    assert reply.codes == ["BAD_USER_INPUT"] and reply.errors[0]["extensions"]["field"] == "input.patientId"
     assert await snapshot(tenant) == before
 
 
@@ -246,9 +246,9 @@ async def test_codes_are_checked_sealed_and_found_without_decrypting(tenant: Ten
 
 
 @pytest.mark.parametrize(("input_", "field"), [
-    ({"kind": "CONDITION", "code": "XYZ.99"}, "code"),
-    ({"kind": "PROCEDURE", "code": "NOT-IN-CATALOGUE"}, "code"),
-    ({"kind": "CONDITION", "code": "K08.1", "status": "PENDING"}, "status"),
+    ({"kind": "CONDITION", "code": "XYZ.99"}, "input.code"),
+    ({"kind": "PROCEDURE", "code": "NOT-IN-CATALOGUE"}, "input.code"),
+    ({"kind": "CONDITION", "code": "K08.1", "status": "PENDING"}, "input.status"),
 ])
 async def test_unknown_codes_are_refused(tenant: Tenant, input_: dict[str, Any], field: str) -> None:
     pid = await make_patient(tenant)
@@ -339,7 +339,7 @@ async def test_other_staff_who_took_part(tenant: Tenant) -> None:
     assert [s["id"] for s in (await tenant.call("nurse", staff, id=visit["id"])).data["visit"]["staff"]] == [doctor]
     before = await snapshot(tenant)
     bad = await tenant.call("nurse", UPDATE, id=visit["id"], input={"staffIds": [str(uuid.uuid4())]})
-    assert bad.codes == ["BAD_USER_INPUT"] and bad.errors[0]["extensions"]["field"] == "staffIds"
+    assert bad.codes == ["BAD_USER_INPUT"] and bad.errors[0]["extensions"]["field"] == "input.staffIds"
     assert await snapshot(tenant) == before
 
 

@@ -138,14 +138,37 @@ def test_an_auditor_checks_an_export_offline(tmp_path: Path) -> None:
     ok = careloop(tmp_path, *offline, CARELOOP_DATABASE_URL="sqlite:///nonexistent/no.sqlite3")
     assert ok.returncode == 0 and "chain intact" in ok.stdout, ok.stdout + ok.stderr
 
+    assert "its end, seq" in ok.stdout and "is signed" in ok.stdout
+
+    # The documented sequence verifies although the trail went on (the export is on it, checkpoints follow).
+    assert careloop(tmp_path, "audit", "checkpoint").returncode == 0
+    later = careloop(tmp_path, "audit", "checkpoints", "--institution", institution, "--output",
+                     str(files["checkpoints.ndjson"]))
+    assert later.returncode == 0
+    again = careloop(tmp_path, *offline)
+    assert again.returncode == 0 and "later checkpoints cover events recorded after this export" in again.stdout
+
+    # An event cut from under the export's signed end is found.
     lines = files["trail.ndjson"].read_text().splitlines(keepends=True)
-    files["trail.ndjson"].write_text("".join(lines[:-1]))
+    files["trail.ndjson"].write_text("".join(lines[:-2] + lines[-1:]))
     cut = careloop(tmp_path, *offline)
-    assert cut.returncode == 1 and "truncated" in cut.stdout
+    assert cut.returncode == 1 and "truncated: the export's signed end is seq" in cut.stdout, cut.stdout
+    # Without its signed end, a checkpoint beyond the export's end may mark a cut: it is truncated.
+    files["trail.ndjson"].write_text("".join(lines[:-2]))
+    cut_end = careloop(tmp_path, *offline)
+    assert cut_end.returncode == 1 and "truncated: a signed checkpoint covers seq" in cut_end.stdout
+
+    # CSV and FHIR are for reading: the evidence is written beside them and verifies.
+    evidence = tmp_path / "trail.csv.evidence.ndjson"
+    assert careloop(tmp_path, "audit", "export", "--institution", institution, "--format", "csv", "--output",
+                    str(tmp_path / "trail.csv")).returncode == 0
+    beside = careloop(tmp_path, "audit", "verify", "--export", str(evidence), "--checkpoint",
+                      str(files["checkpoints.ndjson"]), "--public-key", str(files["key.pem"]))
+    assert beside.returncode == 0 and "is signed" in beside.stdout, beside.stdout
 
     with sqlite3.connect(tmp_path / "careloop.sqlite3") as db:
         exports = db.execute("select count(*) from audit_event where action = 'export'").fetchone()
-    assert exports == (2,)  # each export is on the trail
+    assert exports == (3,)  # each export is on the trail
     assert careloop(tmp_path, "audit", "verify").returncode == 0
 
 
@@ -221,7 +244,7 @@ def test_keys_rotate_adds_a_version_on_the_record(tmp_path: Path) -> None:
         assert db.execute("select count(*) from audit_event where action = 'key_rotation'").fetchone() == (1,)
     assert careloop(tmp_path, "audit", "verify").returncode == 0
     unknown = careloop(tmp_path, "keys", "rotate", "--institution", "00000000-0000-0000-0000-000000000001")
-    assert unknown.returncode != 0 and "not found" in unknown.stderr
+    assert unknown.returncode != 0 and "no institution" in unknown.stderr
 
 
 def test_init_in_production_without_a_key_says_how_to_make_one(tmp_path: Path) -> None:
@@ -252,3 +275,17 @@ def test_an_unknown_institution_is_an_error_not_an_empty_answer(tmp_path: Path, 
     assert result.returncode == 2, result.stdout + result.stderr
     assert f"no institution {unknown}" in result.stderr
     assert not list(tmp_path.glob("*.ndjson"))  # no empty file that looks like an answer
+
+
+def test_patients_reindex_fills_the_search_columns_of_older_files(tmp_path: Path) -> None:
+    assert careloop(tmp_path, "demo", "--patients", "3").returncode == 0
+    with sqlite3.connect(tmp_path / "careloop.sqlite3") as db:  # as files written before migration 0020 were
+        db.execute("update patient set name_search = '', phone_last4_bidx = null")
+    done = careloop(tmp_path, "patients", "reindex")
+    assert done.returncode == 0 and "patient files reindexed" in done.stdout, done.stderr
+    with sqlite3.connect(tmp_path / "careloop.sqlite3") as db:
+        assert db.execute("select count(*) from patient where name_search = ''").fetchone() == (0,)
+        assert db.execute("select count(*) from patient where phone is not null and phone_last4_bidx is null"
+                          ).fetchone() == (0,)
+    again = careloop(tmp_path, "patients", "reindex")
+    assert again.returncode == 0 and ": 0 patient files reindexed" in again.stdout

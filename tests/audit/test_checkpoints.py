@@ -45,6 +45,31 @@ async def test_an_intact_export_verifies_against_its_checkpoints(tenant: Tenant,
     assert report.events == second.last_seq and report.checkpoints == 2
 
 
+async def test_events_after_the_last_checkpoint_are_named_an_unverified_tail(tenant: Tenant,
+                                                                             services: Services) -> None:
+    key = services.master_key.checkpoint_key
+    await busy(tenant)
+    signed = await checkpoint.take(key, tenant.id)
+    await busy(tenant)
+    assert signed is not None
+    lines = (await trail(tenant)).splitlines()
+    report = offline.verify(lines, [signed], key.public_key())
+    assert report.ok, report.problem
+    assert report.vouched_to == signed.last_seq and report.unverified_tail == (signed.last_seq + 1, len(lines))
+    # The export's own signed end vouches for all of it, and a later checkpoint is no failure then.
+    last = json.loads(lines[-1])
+    end = export.end_line(checkpoint.sign(key, tenant.id, int(last["seq"]), last["hash"], datetime.now(UTC)))
+    later = checkpoint.sign(key, tenant.id, len(lines) + 5, "0" * 64, datetime.now(UTC))
+    ended = offline.verify([*lines, end], [signed, later], key.public_key())
+    assert ended.ok and ended.signed_end and ended.unverified_tail is None and ended.later_checkpoints == 1
+    cut = offline.verify([*lines[:-1], end], [signed], key.public_key())
+    assert cut.problem == f"truncated: the export's signed end is seq {last['seq']}, its events end at " \
+                          f"{len(lines) - 1}"
+    stranger = Ed25519PrivateKey.generate()
+    forged = export.end_line(checkpoint.sign(stranger, tenant.id, int(last["seq"]), last["hash"], datetime.now(UTC)))
+    assert not offline.verify([*lines, forged], [signed], key.public_key()).ok
+
+
 async def test_truncation_rewriting_and_forgery_are_detected(tenant: Tenant, services: Services) -> None:
     key = services.master_key.checkpoint_key
     await busy(tenant)
@@ -53,7 +78,7 @@ async def test_truncation_rewriting_and_forgery_are_detected(tenant: Tenant, ser
     lines = (await trail(tenant)).splitlines()[:signed.last_seq]
     public = key.public_key()
 
-    truncated = offline.verify(lines[:-2], [signed], public)
+    truncated = offline.verify(lines[:-2], [signed], public)  # no signed end of its own: the checkpoint is a cut
     assert not truncated.ok and truncated.problem.startswith("truncated")
 
     # Rewritten from scratch: one event changed and every hash after it recomputed, so the chain

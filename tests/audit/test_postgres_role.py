@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,19 +16,37 @@ from tests.factories import Tenant
 
 pytestmark = pytest.mark.skipif(BACKEND == "sqlite", reason="PostgreSQL roles")
 ROLE_SQL = Path(__file__).resolve().parents[2] / "docs" / "postgres-app-role.sql"
+PASSWORD = secrets.token_urlsafe(12) + "'; DROP TABLE patient; --"  # quoted as a literal, never run
+
+
+async def run_role_script(database_url: str, *variables: str) -> str:
+    """The documented command: psql, as the owner, with the role (and password) as psql variables."""
+    arguments = [f"--variable={variable}" for variable in ("ON_ERROR_STOP=1", *variables)]
+    psql = await asyncio.create_subprocess_exec(
+        "psql", database_url, "--quiet", "--no-psqlrc", *arguments, "--file", str(ROLE_SQL),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await psql.communicate()
+    assert psql.returncode == 0, err.decode()
+    return out.decode() + err.decode()
 
 
 @pytest_asyncio.fixture
-async def app_connection(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    """A connection as a fresh service role, created by the documented SQL."""
-    role = f"careloop_app_{secrets.token_hex(4)}"
-    owner = await asyncpg.connect(database_url)
-    await owner.execute(ROLE_SQL.read_text().replace("careloop_app", role))
-    connection = await asyncpg.connect(database_url, user=role)
+async def role(database: str) -> AsyncIterator[str]:
+    """A fresh service role, created by the documented script, dropped with its privileges afterwards."""
+    name = f"careloop_app_{secrets.token_hex(4)}"
+    await run_role_script(database, f"role={name}", f"password={PASSWORD}")
+    yield name
+    owner = await asyncpg.connect(database)
+    await owner.execute(f'DROP OWNED BY "{name}"; DROP ROLE "{name}"')
+    await owner.close()
+
+
+@pytest_asyncio.fixture
+async def app_connection(database: str, role: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection as the service role."""
+    connection = await asyncpg.connect(database, user=role, password=PASSWORD)
     yield connection
     await connection.close()
-    await owner.execute(f'DROP OWNED BY "{role}"; DROP ROLE "{role}"')
-    await owner.close()
 
 
 @pytest.mark.parametrize("statement", [
@@ -56,3 +75,42 @@ async def test_the_service_role_reads_and_writes_the_data(tenant: Tenant, app_co
     await app_connection.execute("UPDATE department SET name = name WHERE institution_id = $1", tenant.id)
     await app_connection.execute("UPDATE audit_chain_head SET last_seq = last_seq WHERE institution_id = $1",
                                  tenant.id)
+
+
+async def test_the_password_is_the_one_given(database: str, role: str) -> None:
+    owner = await asyncpg.connect(database)
+    try:
+        stored = await owner.fetchval("SELECT rolpassword FROM pg_authid WHERE rolname = $1", role)
+        assert stored and stored.startswith("SCRAM-SHA-256$")  # hashed by the server, never kept in clear
+        assert await owner.fetchval("SELECT to_regclass('patient') IS NOT NULL")
+    finally:
+        await owner.close()
+
+
+async def test_tables_of_later_migrations_are_covered(database: str, role: str,
+                                                      app_connection: asyncpg.Connection) -> None:
+    """Default privileges: a table the owner creates after the script ran (a later migration's) is the
+    service's to read and write, with no re-run; a re-run after the upgrade changes nothing else."""
+    table = f"later_{secrets.token_hex(4)}"
+    owner = await asyncpg.connect(database)
+    try:
+        await owner.execute(f'CREATE TABLE "{table}" (id BIGSERIAL PRIMARY KEY, note TEXT)')
+        await app_connection.execute(f'INSERT INTO "{table}" (note) VALUES ($1)', "written by the service")
+        await app_connection.execute(f'UPDATE "{table}" SET note = $1', "changed by the service")
+        assert await app_connection.fetchval(f'SELECT note FROM "{table}"') == "changed by the service"
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await app_connection.execute(f'DROP TABLE "{table}"')
+
+        await run_role_script(database, f"role={role}")  # after an upgrade: again, without the password
+        for statement in ("DELETE FROM audit_event", "TRUNCATE audit_event", "DELETE FROM tortoise_migrations"):
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await app_connection.execute(statement)
+        await app_connection.execute(f'DELETE FROM "{table}"')
+    finally:
+        await owner.execute(f'DROP TABLE "{table}"')
+        await owner.close()
+
+
+async def test_the_service_role_cannot_create_tables(app_connection: asyncpg.Connection) -> None:
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        await app_connection.execute("CREATE TABLE sneaky (id INT)")

@@ -71,7 +71,7 @@ def test_resident_id_lowercase_x_and_spaces() -> None:
 def test_resident_id_wrong_check_digit() -> None:
     err = error_of(lambda: rid("110105194912310021"))
     assert err.message == "nationalId: check digit does not match."
-    assert err.extensions == {"code": "BAD_USER_INPUT", "field": "nationalId"}
+    assert err.extensions == {"code": "BAD_USER_INPUT", "field": "nationalId", "reason": "invalid"}
 
 
 def test_resident_id_invalid_date() -> None:
@@ -358,7 +358,8 @@ def test_clean_text_refuses_bidi_controls_and_invisible_characters(char: str, pl
     err = error_of(lambda: clean_text(value, field="name", max_length=100))
 
     assert (err.message, err.field, err.extensions) == (INVISIBLE_MESSAGE, "name",
-                                                        {"code": "BAD_USER_INPUT", "field": "name"})
+                                                        {"code": "BAD_USER_INPUT", "field": "name",
+                                                         "reason": "invalid"})
 
 
 @pytest.mark.parametrize("char", ["\u2028", "\u2029"], ids=["line-separator", "paragraph-separator"])

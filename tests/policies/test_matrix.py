@@ -52,6 +52,7 @@ from models import (
     PartnerClient,
     PartnerConsent,
     PartnerGrant,
+    PasswordReset,
     Patient,
     PatientAccount,
     PatientInvitation,
@@ -92,7 +93,8 @@ TENANT_TABLES = (Patient, Contact, CareTeamMember, Staff, RoleAssignment, Depart
                  FollowUpRule, FollowUpTask, FollowUpAttempt, Flag, Schedule, ScheduleException, MessageTemplate,
                  MessagingSettings, MessageGateway, Communication, Appointment, Campaign, Questionnaire,
                  SurveySettings, SurveyTrigger, SurveyInvitation, QuestionnaireResponse, ResponseAnswer,
-                 ServiceItemPrice, Contract, ContractVersion, ContractItem, ContractSignature)
+                 ServiceItemPrice, Contract, ContractVersion, ContractItem, ContractSignature,
+                 PasswordReset)
 
 # What the matrix patient holds, one field per class (the nurse registers it: she may write every class).
 PATIENT_VALUES = {
@@ -206,6 +208,11 @@ async def matrix_contact(tenant: Tenant) -> tuple[uuid.UUID, uuid.UUID]:
 
 async def with_patient(tenant: Tenant) -> dict[str, Any]:
     return {"id": str(await matrix_patient(tenant))}
+
+
+async def with_two_files(tenant: Tenant) -> dict[str, Any]:
+    """Two files of department A, one to merge into the other."""
+    return {"s": str(await matrix_patient(tenant)), "d": str(await make_patient(tenant, "front_desk"))}
 
 
 async def with_contact(tenant: Tenant) -> dict[str, Any]:
@@ -2304,13 +2311,63 @@ CONTRACT_REPORT_OPS = (
 )
 
 
+# Accounts (issue 16): an admin's actions on staff credentials and the institution's sign-in rule; a patient's
+# reset code. One's own password and second factor are every signed-in user's (unguarded, below).
+async def with_locked_nurse(tenant: Tenant) -> dict[str, Any]:
+    await Staff.filter(id=tenant.staff_ids["nurse"]).update(failed_logins=0,
+                                                            locked_until=datetime.now(UTC) + timedelta(minutes=15))
+    return await with_nurse(tenant)
+
+
+async def with_enrolling_nurse(tenant: Tenant) -> dict[str, Any]:
+    reply = await tenant.call("nurse", "mutation { totpEnroll { uri } }")
+    assert reply.errors == [], reply.errors
+    return await with_nurse(tenant)
+
+
+ACCOUNT_OPS: tuple[Op, ...] = (
+    Op("staffPasswordResetIssue", "staffPasswordResetIssue",
+       "mutation($id: ID!) { staffPasswordResetIssue(staffId: $id) { expiresAt } }", with_nurse,
+       (("staff_credential", "update"),)),
+    Op("staffUnlock", "staffUnlock", "mutation($id: ID!) { staffUnlock(staffId: $id) }", with_locked_nurse,
+       (("staff_credential", "update"),)),
+    Op("staffTotpDisable", "staffTotpDisable", "mutation($id: ID!) { staffTotpDisable(staffId: $id) }",
+       with_enrolling_nurse, (("staff_credential", "update"),)),
+    # Switched on, it ends the sessions of the nurse, the doctor and the department head (no second factor yet).
+    Op("institutionSecurityUpdate", "institutionSecurityUpdate",
+       "mutation { institutionSecurityUpdate(totpRequired: true) { totpRequired } }", nothing,
+       (("institution_security", "update"),)),
+    Op("patientPasswordResetIssue", "patientPasswordResetIssue",
+       "mutation($pid: ID!) { patientPasswordResetIssue(patientId: $pid) { expiresAt } }", with_patient_account,
+       (("patient_account", "update"),)),
+)
+
+
+# Tickets in the portals (issue 16): the tickets one opened (staff who read tickets), a patient's own new ticket,
+# the tickets a partner opened.
+TICKET_PORTAL_OPS: tuple[Op, ...] = (
+    Op("myOpenedTickets", "myOpenedTickets", "{ myOpenedTickets { nodes { id status } } }", nothing,
+       (("ticket", "read"),), writes=False, expect=lambda data: _equal(data["myOpenedTickets"]["nodes"], [])),
+    Op("myTicketCreate", "myTicketCreate",
+       "mutation { myTicketCreate(input: {category: REQUEST, subject: \"Reprint\", channel: APP}) { id } }",
+       nothing, (("my_ticket", "create"),)),
+    Op("partnerTickets", "partnerTickets", "{ partnerTickets { nodes { id } } }", nothing,
+       (("partner_ticket", "read"),), writes=False),
+)
+NOT_FOR_STAFF.update({"myTicketCreate", "partnerTickets"})
+
+
 OPS: tuple[Op, ...] = (
+    *TICKET_PORTAL_OPS,
     *CONTRACT_OPS,
     *CONTRACT_REPORT_OPS,
     *(create_op(cls) for cls in PATIENT_CLASSES),
     *(update_op(cls) for cls in PATIENT_CLASSES),
     Op("patientArchive", "patientArchive", "mutation($id: ID!) { patientArchive(id: $id) { id } }",
        with_patient, (("patient", "archive"),)),
+    Op("patientMerge", "patientMerge",
+       "mutation($s: ID!, $d: ID!) { patientMerge(survivorId: $s, duplicateId: $d) { merged { id status } } }",
+       with_two_files, (("patient", "merge"),)),
     *(read_op(cls) for cls in PATIENT_CLASSES),
     Op("patient.contacts", "patient", "query($id: ID!) { patient(id: $id) { id contacts { name phone } } }",
        with_patient_and_contact, (("patient.contact", "read"), ("contact", "read")), writes=False,
@@ -2336,6 +2393,12 @@ OPS: tuple[Op, ...] = (
     Op("careTeamUnassign", "careTeamUnassign", CARE_UNASSIGN, with_care_team_member, (("care_team", "delete"),)),
     Op("departmentCreate", "departmentCreate", "mutation { departmentCreate(name: \"Department C\") { id } }",
        nothing, (("department", "create"),)),
+    Op("departmentUpdate", "departmentUpdate",
+       "mutation($id: ID!) { departmentUpdate(id: $id, name: \"Department C\", version: 1) { id version } }",
+       lambda tenant: _value(id=str(tenant.departments["B"].id)), (("department", "update"),)),
+    Op("staffDirectory", "staffDirectory", "{ staffDirectory(first: 100) { totalCount nodes { id name roles } } }",
+       nothing, (("staff.directory", "read"),), writes=False,
+       expect=lambda data: _equal(data["staffDirectory"]["totalCount"], len(ROLES))),
     Op("departments", "departments", "{ departments { name } }", nothing, (("department", "read"),),
        writes=False, expect=expect_departments),
     Op("auditEvents", "auditEvents", "{ auditEvents(first: 3) { edges { node { seq } } } }", nothing,
@@ -2384,6 +2447,7 @@ OPS: tuple[Op, ...] = (
     *QUESTIONNAIRE_OPS,
     *SURVEY_REPORT_OPS,
     *SURVEY_OPS,
+    *ACCOUNT_OPS,
 )
 
 
@@ -2519,7 +2583,10 @@ def test_every_guarded_operation_of_the_schema_is_in_the_matrix() -> None:
     operations = set(schema.query_type.fields) | set(schema.mutation_type.fields)
     # sessions, the list (row reach only, tested above) and a patient's own file (tests/api/test_patient_*.py)
     unguarded = {"me", "login", "logout", "patients", "patientLogin", "patientAccountActivate", "myFile",
-                 "surveyByLink", "surveyAnswerByLink"}  # a survey link's token is the right to answer once
+                 "surveyByLink", "surveyAnswerByLink",  # a survey link's token is the right to answer once
+                 # one's own credentials: every signed-in staff member's and patient's; a reset code is the right
+                 "passwordChange", "passwordResetComplete", "totpEnroll", "totpEnrollForLogin", "totpConfirm",
+                 "totpDisable"}
     assert operations - unguarded == {op.root for op in OPS}
 
 

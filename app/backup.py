@@ -1,0 +1,405 @@
+"""Backups that can be restored: the database, the attachments and a manifest tying both to the master key.
+
+A backup is a directory:
+- ``manifest.json``, written last (a directory without one is an unfinished backup): the format, the careloop
+  version and migration level, the key's fingerprint, and the size and SHA-256 of every file;
+- ``database.sqlite3`` (SQLite's online backup API: a consistent copy while the service runs) or
+  ``database.pgdump`` (``pg_dump -Fc``: one snapshot, consistent while the service runs);
+- ``attachments/``: the sealed attachment and contract files, copied after the database snapshot. Files are
+  written before the row that names them and never deleted, so every file the snapshot names is there.
+
+The master key is never in a backup: only its fingerprint, the SHA-256 of the public half of the checkpoint
+signing key derived from it (public anyway; its first 16 hex digits are the checkpoints' ``key_id``). The key is
+kept apart, in the secret store; a restore refuses a key whose fingerprint differs, and refuses a target that
+holds data already.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import importlib.metadata
+import json
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import asyncpg
+from cryptography.hazmat.primitives import serialization
+from tortoise.connection import get_connection
+
+from app import db
+from app.leader import LIBPQ_OPTIONS, libpq_dsn
+from audit import writer
+from audit.events import Action, Actor, AuditRecord, Outcome, RequestMeta
+from core.crypto import MasterKey
+from models import Attachment, ContractVersion, InstitutionKey
+
+FORMAT = "careloop-backup/1"
+MANIFEST = "manifest.json"
+SQLITE_FILE = "database.sqlite3"
+POSTGRES_FILE = "database.pgdump"
+ATTACHMENTS = "attachments"
+_STORED = re.compile(r"[0-9a-f]{2}/[0-9a-f]{32}")  # core.storage.LocalDirectory's layout
+_CHUNK = 1 << 20
+
+
+class BackupRefused(Exception):
+    """A backup or restore that must not go on; the message says why (no patient data in it)."""
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    path: str  # relative to the backup directory
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Manifest:
+    created_at: str
+    careloop_version: str
+    backend: str  # "sqlite" or "postgres"
+    migrations: list[str]
+    key_fingerprint: str
+    database: StoredFile
+    attachments: list[StoredFile] = field(default_factory=list)
+    format: str = FORMAT
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Manifest:
+        return cls(created_at=str(data["created_at"]), careloop_version=str(data["careloop_version"]),
+                   backend=str(data["backend"]), migrations=[str(m) for m in data["migrations"]],
+                   key_fingerprint=str(data["key_fingerprint"]), database=StoredFile(**data["database"]),
+                   attachments=[StoredFile(**item) for item in data["attachments"]], format=str(data["format"]))
+
+
+@dataclass(frozen=True)
+class Restored:
+    manifest: Manifest
+    institutions: int
+    missing_files: int  # files the restored database names that the attachment directory lacks
+
+
+def key_fingerprint(master: MasterKey) -> str:
+    raw = master.checkpoint_key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return "ed25519-sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+def backend_of(database_url: str) -> str:
+    if database_url.startswith("sqlite://"):
+        return "sqlite"
+    if database_url.startswith(("postgres://", "postgresql://")):
+        return "postgres"
+    raise BackupRefused("the database URL is neither sqlite:// nor postgres://")
+
+
+# -- backup -----------------------------------------------------------------------------------------
+
+
+async def backup(database_url: str, attachment_dir: Path, master: MasterKey, output: Path) -> Manifest:
+    """Write a backup of the database and the attachments to ``output`` (a new or empty directory)."""
+    backend = backend_of(database_url)
+    _new_private_directory(output)
+    await db.open_database(database_url)
+    try:
+        await _check_key_opens_database(master)
+        migrations = await _applied_migrations()
+        named = await _named_files()
+        # On the trail of the copy itself: whoever restores it sees when it was taken.
+        await writer.append([AuditRecord(writer.SYSTEM_CHAIN, Actor("system"), Action.EXPORT, "backup",
+                                         Outcome.ALLOWED, RequestMeta("cli-backup", "", "careloop backup"))])
+    finally:
+        await db.close_database()
+    created_at = datetime.now(UTC).isoformat(timespec="seconds")
+    database = await asyncio.to_thread(_dump_sqlite if backend == "sqlite" else _dump_postgres, database_url, output)
+    attachments = await asyncio.to_thread(_copy_attachments, attachment_dir, output)
+    missing = named - {Path(item.path).name for item in attachments}
+    if missing:
+        raise BackupRefused(f"the attachment directory {attachment_dir} lacks {len(missing)} files the database "
+                            "names: this backup is incomplete (is CARELOOP_ATTACHMENT_DIR the service's?)")
+    manifest = Manifest(created_at, _version(), backend, migrations, key_fingerprint(master), database, attachments)
+    _write_private(output / MANIFEST, (json.dumps(manifest.to_json(), indent=1) + "\n").encode())
+    return manifest
+
+
+def _new_private_directory(path: Path) -> None:
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
+        raise BackupRefused(f"{path} exists and is not an empty directory; a backup never overwrites one")
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)
+
+
+async def _check_key_opens_database(master: MasterKey) -> None:
+    """The key in use must open the institutions' data keys: a backup tied to a wrong key is no backup."""
+    for row in await InstitutionKey.all():
+        try:
+            master.unwrap(bytes(row.wrapped_key), row.institution_id, row.version)
+        except Exception:
+            raise BackupRefused("the master key in use does not open this database's institution keys") from None
+
+
+async def _applied_migrations() -> list[str]:
+    rows = await get_connection("default").execute_query_dict("SELECT name FROM tortoise_migrations")
+    return sorted({str(row["name"]) for row in rows} & db.known_migrations())
+
+
+async def _named_files() -> set[str]:
+    keys = set(await Attachment.all().values_list("storage_key", flat=True))
+    keys |= set(await ContractVersion.filter(document_key__isnull=False).values_list("document_key", flat=True))
+    return {str(key) for key in keys}
+
+
+def _dump_sqlite(database_url: str, output: Path) -> StoredFile:
+    target = output / SQLITE_FILE
+    _copy_sqlite(_sqlite_path(database_url), target, read_only=True)
+    return _stored(output, target)
+
+
+def _dump_postgres(database_url: str, output: Path) -> StoredFile:
+    target = output / POSTGRES_FILE
+    os.close(os.open(target, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600))
+    _run_pg("pg_dump", database_url, ["--format=custom", f"--file={target}"])
+    return _stored(output, target)
+
+
+def _copy_attachments(source: Path, output: Path) -> list[StoredFile]:
+    copied = []
+    for relative in _stored_files(source):
+        target = output / ATTACHMENTS / relative
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        copied.append(StoredFile(f"{ATTACHMENTS}/{relative}", *_copy_hashing(source / relative, target)))
+    return copied
+
+
+def _stored_files(root: Path) -> Iterator[str]:
+    """The attachment store's files (never the temporary ``.part`` ones), in a stable order."""
+    if not root.is_dir():
+        return
+    for path in sorted(root.glob("??/*")):
+        relative = path.relative_to(root).as_posix()
+        if _STORED.fullmatch(relative) and path.is_file():
+            yield relative
+
+
+# -- restore ----------------------------------------------------------------------------------------
+
+
+async def restore(database_url: str, attachment_dir: Path, master: MasterKey, source: Path,
+                  progress: Callable[[str], None] = lambda _: None) -> Restored:
+    """Restore the backup in ``source`` into an empty database and an empty attachment directory."""
+    manifest = read_manifest(source)
+    _check_compatible(manifest, database_url, master)
+    await asyncio.to_thread(_check_files, source, manifest)
+    await _check_target_empty(database_url, attachment_dir)
+    progress("backup checked: files intact, key matches, target empty")
+    if manifest.backend == "sqlite":
+        db.create_private_sqlite_file(database_url)
+        await asyncio.to_thread(_copy_sqlite, source / manifest.database.path, _sqlite_path(database_url),
+                                read_only=False)
+    else:
+        await asyncio.to_thread(_run_pg, "pg_restore", database_url,
+                                ["--no-owner", "--no-acl", "--single-transaction", "--exit-on-error",
+                                 str(source / manifest.database.path)])
+    progress("database restored")
+    await asyncio.to_thread(_restore_attachments, source, manifest, attachment_dir)
+    progress(f"{len(manifest.attachments)} attachment files restored")
+    await db.migrate(database_url, progress=progress)  # a backup of an older version comes up to this one
+    await db.open_database(database_url)
+    try:
+        await _check_key_opens_database(master)
+        missing = len(await asyncio.to_thread(_absent, attachment_dir, await _named_files()))
+        institutions = len({row.institution_id for row in await InstitutionKey.all()})
+        await writer.append([AuditRecord(writer.SYSTEM_CHAIN, Actor("system"), Action.CREATE, "backup",
+                                         Outcome.ALLOWED, RequestMeta("cli-restore", "", "careloop restore"),
+                                         fields_read=frozenset({f"created_at:{manifest.created_at}"}),
+                                         reason="restored")])
+    finally:
+        await db.close_database()
+    return Restored(manifest, institutions, missing)
+
+
+def _absent(attachment_dir: Path, keys: set[str]) -> set[str]:
+    return {key for key in keys if not (attachment_dir / key[:2] / key).is_file()}
+
+
+def read_manifest(source: Path) -> Manifest:
+    path = source / MANIFEST
+    if not path.is_file():
+        raise BackupRefused(f"{source} holds no {MANIFEST}: not a careloop backup, or an unfinished one")
+    try:
+        manifest = Manifest.from_json(json.loads(path.read_text()))
+    except (ValueError, KeyError, TypeError):
+        raise BackupRefused(f"{path} is not a careloop backup manifest") from None
+    if manifest.format != FORMAT:
+        raise BackupRefused(f"{path}: format {manifest.format!r}, this careloop reads {FORMAT!r}")
+    return manifest
+
+
+def _check_compatible(manifest: Manifest, database_url: str, master: MasterKey) -> None:
+    if manifest.backend != backend_of(database_url):
+        raise BackupRefused(f"a {manifest.backend} backup restores into {manifest.backend}, and "
+                            f"CARELOOP_DATABASE_URL names {backend_of(database_url)}")
+    if manifest.key_fingerprint != key_fingerprint(master):
+        raise BackupRefused(f"the master key in use is not the one this backup was taken with (the backup's key "
+                            f"has fingerprint {manifest.key_fingerprint}); set CARELOOP_MASTER_KEY or "
+                            "CARELOOP_KEY_FILE to that key")
+    newer = set(manifest.migrations) - db.known_migrations()
+    if newer:
+        raise BackupRefused(f"the backup was taken by a newer careloop ({manifest.careloop_version}, "
+                            f"{len(newer)} migrations this one does not know): restore with that version")
+
+
+def _check_files(source: Path, manifest: Manifest) -> None:
+    for item in (manifest.database, *manifest.attachments):
+        path = source / item.path
+        if ".." in Path(item.path).parts or not path.is_file():
+            raise BackupRefused(f"{item.path} is missing from the backup")
+        if (path.stat().st_size, _sha256(path)) != (item.size, item.sha256):
+            raise BackupRefused(f"{item.path} differs from the manifest (size or SHA-256): the backup is damaged")
+
+
+async def _check_target_empty(database_url: str, attachment_dir: Path) -> None:
+    await asyncio.to_thread(_check_directory_empty, attachment_dir)
+    if backend_of(database_url) == "sqlite":
+        await asyncio.to_thread(_check_sqlite_empty, _sqlite_path(database_url))
+        return
+    connection = await asyncpg.connect(libpq_dsn(database_url))
+    try:
+        tables = await connection.fetchval(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema()")
+    finally:
+        await connection.close()
+    if tables:
+        raise BackupRefused("the target database holds tables already; create an empty one (createdb) and point "
+                            "CARELOOP_DATABASE_URL at it")
+
+
+def _check_directory_empty(attachment_dir: Path) -> None:
+    if attachment_dir.exists() and any(_stored_files(attachment_dir)):
+        raise BackupRefused(f"the attachment directory {attachment_dir} holds files already; restore into an empty "
+                            "one")
+
+
+def _check_sqlite_empty(path: Path) -> None:
+    if path.exists() and path.stat().st_size and _sqlite_tables(path):
+        raise BackupRefused(f"the database {path} holds tables already; restore into a new file")
+
+
+def _restore_attachments(source: Path, manifest: Manifest, attachment_dir: Path) -> None:
+    attachment_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for item in manifest.attachments:
+        relative = item.path.removeprefix(f"{ATTACHMENTS}/")
+        if not _STORED.fullmatch(relative):
+            raise BackupRefused(f"{item.path} is not an attachment file's name")
+        target = attachment_dir / relative
+        target.parent.mkdir(mode=0o700, exist_ok=True)
+        _copy_hashing(source / item.path, target)
+
+
+# -- the pieces -------------------------------------------------------------------------------------
+
+
+def _sqlite_path(database_url: str) -> Path:
+    path = database_url.removeprefix("sqlite://").split("?", 1)[0]
+    if path in ("", ":memory:"):
+        raise BackupRefused("an in-memory SQLite database has nothing to back up or restore into")
+    return Path(path)
+
+
+def _copy_sqlite(source: Path, target: Path, *, read_only: bool) -> None:
+    """SQLite's online backup: pages copied under a read transaction, restarted if a writer changes them."""
+    if not target.exists():
+        os.close(os.open(target, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600))
+    origin = sqlite3.connect(f"file:{source}?mode=ro" if read_only else f"file:{source}", uri=True)
+    try:
+        copy = sqlite3.connect(target)
+        try:
+            origin.backup(copy)
+        finally:
+            copy.close()
+    finally:
+        origin.close()
+
+
+def _sqlite_tables(path: Path) -> int:
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as connection:
+        return int(connection.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0])
+
+
+def _pg_parameters(database_url: str) -> dict[str, Any]:
+    """Host, port, user, password and database of a postgres:// URL."""
+    url = urlsplit(database_url)
+    return {"host": url.hostname or "localhost", "port": url.port or 5432, "user": unquote(url.username or ""),
+            "password": unquote(url.password or "") or None, "database": unquote(url.path.lstrip("/"))}
+
+
+def _run_pg(tool: str, database_url: str, arguments: list[str]) -> None:
+    """``pg_dump`` or ``pg_restore`` with the URL's parameters; the password goes in the environment, never
+    on a command line others can read; the URL's TLS options become libpq's variables (``PGSSLMODE``, ...), and
+    those already set pass through."""
+    program = shutil.which(tool)
+    if program is None:
+        raise BackupRefused(f"{tool} is not on PATH: install the PostgreSQL client tools of the server's version")
+    target = _pg_parameters(database_url)
+    environment = {**os.environ, **({"PGPASSWORD": target["password"]} if target["password"] else {}),
+                   **{f"PG{key.upper()}": value for key, value in parse_qsl(urlsplit(database_url).query)
+                      if key in LIBPQ_OPTIONS}}
+    command = [program, f"--host={target['host']}", f"--port={target['port']}", f"--dbname={target['database']}",
+               *([f"--username={target['user']}"] if target["user"] else []), "--no-password", *arguments]
+    result = subprocess.run(command, env=environment, capture_output=True, text=True, check=False)  # noqa: S603
+    if result.returncode != 0:
+        raise BackupRefused(f"{tool} failed: {result.stderr.strip()[-2000:]}")
+
+
+def _copy_hashing(source: Path, target: Path) -> tuple[int, str]:
+    """Copy a file (mode 0600, fsynced) and answer its size and SHA-256 as written."""
+    digest, size = hashlib.sha256(), 0
+    descriptor = os.open(target, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600)
+    with source.open("rb") as reading, os.fdopen(descriptor, "wb") as writing:
+        while chunk := reading.read(_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+            writing.write(chunk)
+        writing.flush()
+        os.fsync(writing.fileno())
+    return size, digest.hexdigest()
+
+
+def _stored(output: Path, path: Path) -> StoredFile:
+    return StoredFile(path.relative_to(output).as_posix(), path.stat().st_size, _sha256(path))
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as reading:
+        while chunk := reading.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    descriptor = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as writing:
+        writing.write(data)
+        writing.flush()
+        os.fsync(writing.fileno())
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("careloop")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+

@@ -1,0 +1,369 @@
+"""Credentials: the signed-in user's own (password, second factor) and an admin's actions on staff accounts.
+
+- Staff and patients change their own password with the current one; their other sessions end.
+- A forgotten password is replaced with a one-time reset code (``clr_...``, a day to use it, only its keyed hash
+  kept) that an admin issues for staff and a clerk of the patient's reach for a patient, handed over in person or
+  on paper, never e-mailed with a password. Using it sets the new password, unlocks the account and ends every
+  session; an unknown, used or expired code gets one generic refusal, on the trail.
+- An admin unlocks a locked staff account, and turns off a staff member's second factor (a lost phone).
+- A staff member enrols a second factor (RFC 6238 TOTP): the secret, sealed like health data, is pending until
+  a first code confirms it. Where the institution requires one and the account has none, the secret is had with
+  e-mail and password (``enroll_for_login``) and the first sign-in with its code confirms it.
+Every change and every refusal is on the trail; never a password, a code or a secret.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tortoise.expressions import F, Q
+from tortoise.transactions import in_transaction
+
+from audit import writer
+from audit.events import Action, Actor, AuditRecord, Outcome
+from core.crypto import field_aad
+from core.errors import BadUserInput, Forbidden
+from core.passwords import MAX_PASSWORD, password_problem
+from core.principal import PATIENT, ROLES, STAFF
+from core.tokens import (
+    RESET_PREFIX,
+    looks_like_reset_code,
+    new_token,
+    new_totp_secret,
+    token_digest,
+    totp_step,
+    totp_uri,
+)
+from models import Institution, PasswordReset, PatientAccount, RoleAssignment, Session, Staff
+from policies.guard import Decision
+from resolvers import access
+from resolvers import session as sessions
+from resolvers.context import Context
+from resolvers.session import PATIENT_ACCOUNTS, STAFF_ACCOUNTS, Accounts
+
+RESET_LIFETIME = timedelta(hours=24)
+SELF_SERVICE = "self_service"  # refused: an admin's action on their own account (they use the self-service one)
+
+
+@dataclass(frozen=True)
+class ResetCode:
+    code: str  # shown once, never stored
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class TotpEnrolment:
+    secret: str  # shown once; stored sealed
+    uri: str
+
+
+# -- my own password ------------------------------------------------------------------------------
+
+
+async def change_password(ctx: Context, current: str, new: str) -> bool:
+    """Set a new password, the current one given: counted toward the lockout when wrong. Every other session of
+    the account ends (a password changed because it leaked must shut out whoever used it); this one goes on."""
+    accounts, account = await _own_account(ctx)
+    _check_new_password(new)
+    now = datetime.now(UTC)
+    if account.locked_until is not None and account.locked_until > now:
+        await _deny(ctx, account, "locked")
+        raise sessions.locked_error(account.locked_until, now)
+    if len(current) > MAX_PASSWORD or not (await ctx.services.passwords.verify(account.password_hash, current)).ok:
+        await sessions.record_failure(ctx, accounts, account, now, "bad_current_password")
+        raise BadUserInput("currentPassword: does not match your password.", field="currentPassword")
+    if new == current:
+        raise BadUserInput("newPassword: must differ from the current password.", field="newPassword")
+    password_hash = await ctx.services.passwords.hash(new)
+    async with in_transaction():
+        await _set_password(accounts, account.id, password_hash, now)
+        await accounts.session.filter(**{accounts.owner: account.id}, revoked_at=None).exclude(
+            id=ctx.require_principal().token_id).update(revoked_at=now)
+        await writer.append([_account_record(ctx.actor, accounts, account, ctx, {"password", "sessions"},
+                                             "password_change")])
+    ctx.recorded = True
+    return True
+
+
+async def _own_account(ctx: Context) -> tuple[Accounts, Staff | PatientAccount]:
+    """The signed-in staff member's or patient's account; a partner's client has no password (FORBIDDEN)."""
+    principal = ctx.require_principal()
+    if principal.kind not in (STAFF, PATIENT):
+        await access.deny(ctx, Action.UPDATE, "account", reason="forbidden")
+        raise Forbidden()
+    accounts = STAFF_ACCOUNTS if principal.kind == STAFF else PATIENT_ACCOUNTS
+    return accounts, await accounts.account.get(id=principal.user_id)
+
+
+def _check_new_password(password: str) -> None:
+    problem = password_problem(password)
+    if problem is not None:
+        raise BadUserInput(f"newPassword: {problem}.", field="newPassword")
+
+
+async def _set_password(accounts: Accounts, account_id: uuid.UUID, password_hash: str, now: datetime) -> None:
+    values: dict[str, object] = {"password_hash": password_hash, "failed_logins": 0, "locked_until": None}
+    if accounts is STAFF_ACCOUNTS:
+        values.update(password_changed_at=now, **_bumped())
+    await accounts.account.filter(id=account_id).update(**values)
+
+
+# -- one-time reset codes ---------------------------------------------------------------------------
+
+
+async def issue_staff_reset(ctx: Context, staff_id: uuid.UUID | None) -> ResetCode:
+    """A one-time code for a staff member to set a new password (admins): shown once, a day to use it."""
+    decision = await access.authorize(ctx, "staff_credential", "update", action=Action.CREATE,
+                                      resource_type="password_reset", resource_id=staff_id)
+    staff = await _staff(ctx, staff_id, Action.CREATE, "password_reset")
+    if staff.id == ctx.actor.id:  # a stolen admin session must not turn into a password of its own choosing
+        await access.deny(ctx, Action.CREATE, "password_reset", staff.id, reason=SELF_SERVICE)
+        raise BadUserInput("staffId: change your own password with passwordChange.", field="staffId")
+    return await issue_code(ctx, decision, STAFF_ACCOUNTS, staff)
+
+
+async def issue_code(ctx: Context, decision: Decision, accounts: Accounts, account: Staff | PatientAccount
+                     ) -> ResetCode:
+    """Store a new reset code's keyed hash for the account (an older code still open stops working) and record
+    it, under the account's id (and the patient's, for a patient's account)."""
+    code = new_token(RESET_PREFIX)
+    now = datetime.now(UTC)
+    expires_at = now + RESET_LIFETIME
+    owner: dict[str, Any] = {"staff_id" if accounts is STAFF_ACCOUNTS else "patient_account_id": account.id}
+    async with in_transaction():
+        await PasswordReset.filter(**owner, used_at=None, expires_at__gt=now).update(expires_at=now)
+        await PasswordReset.create(institution_id=ctx.institution_id, code_hash=token_digest(
+            ctx.services.master_key.token_key, code), expires_at=expires_at, created_by_id=ctx.actor.id, **owner)
+        await writer.append([access.write_record(ctx, Action.CREATE, "password_reset", account.id,
+                                                 patient_id=_patient_of(account), decision=decision)])
+    return ResetCode(code, expires_at)
+
+
+async def complete_reset(ctx: Context, code: str, new: str) -> bool:
+    """Set a new password with a reset code, signed in or not: the code works once, unlocks the account and
+    ends every session of it. It does not sign in (a second factor is still asked for at the next sign-in)."""
+    _check_new_password(new)
+    now = datetime.now(UTC)
+    reset = None
+    if looks_like_reset_code(code.strip()):
+        reset = await PasswordReset.get_or_none(code_hash=token_digest(ctx.services.master_key.token_key,
+                                                                       code.strip()))
+    accounts = STAFF_ACCOUNTS if reset is None or reset.staff_id is not None else PATIENT_ACCOUNTS
+    account = None if reset is None else await accounts.account.get_or_none(
+        id=reset.staff_id or reset.patient_account_id, is_active=True)
+    if reset is None or account is None or reset.used_at is not None or reset.expires_at <= now:
+        raise await _refuse_reset(ctx, reset, account)
+    password_hash = await ctx.services.passwords.hash(new)
+    if not await _use_reset(ctx, reset, accounts, account, password_hash, now):
+        raise await _refuse_reset(ctx, reset, account)  # used by a concurrent request a moment ago
+    ctx.recorded = True
+    return True
+
+
+async def _use_reset(ctx: Context, reset: PasswordReset, accounts: Accounts, account: Staff | PatientAccount,
+                     password_hash: str, now: datetime) -> bool:
+    """Mark the code used (compare-and-set: one request wins) and set the password; False when it was used."""
+    async with in_transaction():
+        if not await PasswordReset.filter(id=reset.id, used_at=None).update(used_at=now):
+            return False
+        await _set_password(accounts, account.id, password_hash, now)
+        await accounts.session.filter(**{accounts.owner: account.id}, revoked_at=None).update(revoked_at=now)
+        await writer.append([_account_record(Actor(accounts.kind, account.id), accounts, account, ctx,
+                                             {"password", "locked_until", "sessions"}, "password_reset")])
+    return True
+
+
+async def _refuse_reset(ctx: Context, reset: PasswordReset | None, account: Staff | PatientAccount | None
+                        ) -> BadUserInput:
+    """Record a refused code (on its institution's trail when it is a real one) and the one answer for all."""
+    await writer.append([AuditRecord(reset.institution_id if reset else writer.SYSTEM_CHAIN, ctx.actor,
+                                     Action.UPDATE, "password_reset", Outcome.DENIED, ctx.request,
+                                     resource_id=account.id if account else None,
+                                     patient_id=_patient_of(account), reason="bad_reset_code")])
+    ctx.recorded = True
+    return _bad_reset_code()
+
+
+def _bad_reset_code() -> BadUserInput:
+    return BadUserInput("code: not a valid reset code (unknown, used or expired).", field="code")
+
+
+# -- an admin's actions on staff accounts ------------------------------------------------------------
+
+
+async def unlock_staff(ctx: Context, staff_id: uuid.UUID | None) -> bool:
+    """Open a locked staff account now (admins); its failure count starts again."""
+    decision = await access.authorize(ctx, "staff_credential", "update", action=Action.UPDATE,
+                                      resource_type="staff", resource_id=staff_id)
+    staff = await _staff(ctx, staff_id, Action.UPDATE, "staff")
+    async with in_transaction():
+        await Staff.filter(id=staff.id).update(failed_logins=0, locked_until=None, **_bumped())
+        await writer.append([replace(access.write_record(ctx, Action.UPDATE, "staff", staff.id, decision=decision,
+                                                         fields=frozenset({"failed_logins", "locked_until"})),
+                                     reason="unlock")])
+    return True
+
+
+async def disable_staff_totp(ctx: Context, staff_id: uuid.UUID | None) -> bool:
+    """Turn a staff member's second factor off (admins), for a lost or replaced phone: they enrol again."""
+    decision = await access.authorize(ctx, "staff_credential", "update", action=Action.UPDATE,
+                                      resource_type="staff", resource_id=staff_id)
+    staff = await _staff(ctx, staff_id, Action.UPDATE, "staff")
+    if staff.id == ctx.actor.id:  # one's own goes with a code of it (totpDisable)
+        await access.deny(ctx, Action.UPDATE, "staff", staff.id, reason=SELF_SERVICE)
+        raise BadUserInput("staffId: turn your own second factor off with totpDisable.", field="staffId")
+    async with in_transaction():
+        await _clear_totp(staff)
+        await writer.append([replace(access.write_record(ctx, Action.UPDATE, "staff", staff.id, decision=decision,
+                                                         fields=frozenset({"totp_secret", "totp_enabled_at"})),
+                                     reason="totp_disabled")])
+    return True
+
+
+async def update_security(ctx: Context, totp_required: bool) -> Institution:
+    """Set whether staff whose roles read clinical data must sign in with a second factor (admins). Switched on,
+    the sessions of those who have none end now: they enrol at their next sign-in."""
+    decision = await access.authorize(ctx, "institution_security", "update", action=Action.UPDATE,
+                                      resource_type="institution", resource_id=ctx.institution_id)
+    fields = {"totp_required"}
+    async with in_transaction():
+        await Institution.filter(id=ctx.institution_id).update(totp_required=totp_required)
+        if totp_required:
+            clinical = [role for role in ROLES if sessions.reads_clinical_data(ctx, ctx.institution_id, [role])]
+            staff_ids = await RoleAssignment.filter(institution_id=ctx.institution_id, role__in=clinical,
+                                                    staff__totp_enabled_at__isnull=True).values_list("staff_id",
+                                                                                                     flat=True)
+            if await Session.filter(staff_id__in=list(staff_ids), revoked_at=None).update(
+                    revoked_at=datetime.now(UTC)):
+                fields.add("sessions")
+        await writer.append([access.write_record(ctx, Action.UPDATE, "institution", ctx.institution_id,
+                                                 fields=frozenset(fields), decision=decision)])
+    return await Institution.get(id=ctx.institution_id)
+
+
+async def _staff(ctx: Context, staff_id: uuid.UUID | None, action: Action, resource_type: str) -> Staff:
+    """A staff member of the caller's institution; another's or none answers NOT_FOUND, on the trail."""
+    staff = None if staff_id is None else await Staff.get_or_none(id=staff_id, institution_id=ctx.institution_id)
+    if staff is None:
+        raise await access.not_found(ctx, action, resource_type, staff_id, "staffId")
+    return staff
+
+
+# -- my second factor (staff) ---------------------------------------------------------------------
+
+
+async def enroll(ctx: Context) -> TotpEnrolment:
+    """A new TOTP secret for the signed-in staff member, pending until ``confirm`` (a pending one is replaced)."""
+    staff = await _own_staff(ctx)
+    if staff.totp_enabled_at is not None:
+        raise BadUserInput("Your second factor is on already; turn it off first (totpDisable).")
+    return await _enrol(ctx, staff, ctx.actor)
+
+
+async def enroll_for_login(ctx: Context, email: str, password: str) -> TotpEnrolment:
+    """A TOTP secret for a staff member who cannot sign in without one, had with e-mail and password (checked,
+    counted and locked out as a sign-in is): the first sign-in with its code confirms it."""
+    staff, _ = await sessions.check_credentials(ctx, STAFF_ACCOUNTS, email, password)
+    assert isinstance(staff, Staff)
+    if staff.totp_enabled_at is not None:
+        raise BadUserInput("A second factor is on already: sign in with its code.")
+    return await _enrol(ctx, staff, Actor(STAFF, staff.id))
+
+
+async def _enrol(ctx: Context, staff: Staff, actor: Actor) -> TotpEnrolment:
+    secret = new_totp_secret()
+    keys = ctx.keys if ctx.keys is not None else await ctx.services.keyring.get(staff.institution_id)
+    sealed = keys.seal(secret, field_aad(staff.institution_id, "staff", "totp_secret", staff.id))
+    async with in_transaction():
+        await Staff.filter(id=staff.id).update(totp_secret=sealed, totp_enabled_at=None, totp_last_step=None,
+                                               **_bumped())
+        await writer.append([_account_record(actor, STAFF_ACCOUNTS, staff, ctx, {"totp_secret"}, "totp_enrol")])
+    ctx.recorded = True
+    return TotpEnrolment(secret, totp_uri(secret, staff.email))
+
+
+async def confirm(ctx: Context, code: str) -> bool:
+    """Turn the pending second factor on with a first code of it."""
+    staff = await _own_staff(ctx)
+    if staff.totp_secret is None or staff.totp_enabled_at is not None:
+        raise BadUserInput("code: there is no pending second factor to confirm (totpEnroll first).", field="code")
+    step = await _step(ctx, staff, code)
+    async with in_transaction():
+        await Staff.filter(id=staff.id).update(totp_enabled_at=datetime.now(UTC), totp_last_step=step,
+                                               **_bumped())
+        await writer.append([_account_record(ctx.actor, STAFF_ACCOUNTS, staff, ctx, {"totp_enabled_at"},
+                                             "totp_enabled")])
+    ctx.recorded = True
+    return True
+
+
+async def disable(ctx: Context, code: str) -> bool:
+    """Turn my second factor (on or pending) off, with a code of it: a stolen session alone cannot."""
+    staff = await _own_staff(ctx)
+    if staff.totp_secret is None:
+        raise BadUserInput("code: you have no second factor to turn off.", field="code")
+    await _step(ctx, staff, code)
+    async with in_transaction():
+        await _clear_totp(staff)
+        await writer.append([_account_record(ctx.actor, STAFF_ACCOUNTS, staff, ctx,
+                                             {"totp_secret", "totp_enabled_at"}, "totp_disabled")])
+    ctx.recorded = True
+    return True
+
+
+async def _own_staff(ctx: Context) -> Staff:
+    principal = ctx.require_principal()
+    if principal.kind != STAFF:  # patients and partners' clients have no second factor here
+        await access.deny(ctx, Action.UPDATE, "staff", reason="forbidden")
+        raise Forbidden()
+    return await Staff.get(id=principal.user_id)
+
+
+async def _step(ctx: Context, staff: Staff, code: str) -> int:
+    """The time step of a valid, unused code of the staff member's secret, claimed; refused and recorded
+    otherwise (a wrong code, or one already used: RFC 6238's one-time rule)."""
+    step = totp_step(await sessions.totp_secret(ctx, staff), code, datetime.now(UTC), staff.totp_last_step)
+    claimed = step is not None and await Staff.filter(
+        Q(totp_last_step=None) | Q(totp_last_step__lt=step), id=staff.id).update(totp_last_step=step)
+    if step is None or not claimed:
+        await _deny(ctx, staff, "bad_totp")
+        raise BadUserInput("code: not a valid code of your authenticator app (each code works once).", field="code")
+    return step
+
+
+def _bumped() -> dict[str, Any]:
+    """What every change of a staff row also sets: its version (optimistic concurrency) and ``updated_at``, which a
+    query-set update leaves alone."""
+    return {"version": F("version") + 1, "updated_at": datetime.now(UTC)}
+
+
+async def _clear_totp(staff: Staff) -> None:
+    await Staff.filter(id=staff.id).update(totp_secret=None, totp_enabled_at=None, totp_last_step=None,
+                                           **_bumped())
+
+
+# -- records ------------------------------------------------------------------------------------
+
+
+def _patient_of(account: Staff | PatientAccount | None) -> uuid.UUID | None:
+    return account.patient_id if isinstance(account, PatientAccount) else None
+
+
+def _resource(accounts: Accounts) -> str:
+    return "staff" if accounts is STAFF_ACCOUNTS else "patient_account"
+
+
+def _account_record(actor: Actor, accounts: Accounts, account: Staff | PatientAccount, ctx: Context,
+                    fields: set[str], reason: str) -> AuditRecord:
+    """A change of an account's credentials: the names of what changed, never a value."""
+    return AuditRecord(account.institution_id, actor, Action.UPDATE, _resource(accounts), Outcome.ALLOWED,
+                       ctx.request, resource_id=account.id, patient_id=_patient_of(account),
+                       fields_read=frozenset(fields), reason=reason)
+
+
+async def _deny(ctx: Context, account: Staff | PatientAccount, reason: str) -> None:
+    accounts = STAFF_ACCOUNTS if isinstance(account, Staff) else PATIENT_ACCOUNTS
+    await access.deny(ctx, Action.UPDATE, _resource(accounts), account.id, _patient_of(account), reason=reason)

@@ -1,0 +1,165 @@
+"""Two files of one person merged into one (issue 16).
+
+Everything that points at the duplicate file moves to the surviving one: every table with a foreign key to
+``patient`` (found in Tortoise's model metadata, so a table added later is not forgotten), files merged into the
+duplicate before, the duplicate's care team... The duplicate is kept, unchanged but for its status (merged), a
+pointer to the survivor and the time, and stays readable so the merge can be reviewed. One transaction; the
+trail records the merge on both files with the number of rows moved per table, never their content.
+
+Unique constraints decide what cannot move: a row whose unique partner already exists on the survivor (the
+same staff member on both care teams) stays on the merged file and is counted as kept; a one-to-one link
+(the portal account) on both files, or the two files disagreeing on a consent to share with one partner,
+refuses the merge (CONFLICT) until someone settles it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from tortoise import Tortoise
+from tortoise.models import Model
+from tortoise.transactions import in_transaction
+
+from audit import writer
+from audit.events import Action
+from core.errors import BadUserInput, Conflict
+from models import PartnerConsent, Patient
+from resolvers import access, versioning
+from resolvers.access import PatientView
+from resolvers.context import Context
+from resolvers.patient import MERGED
+
+REASON = "merge"  # the reason code of both records of a merge
+MERGE_RESOURCE = "patient_merge"  # the survivor's record: resource_id is the merged file's id
+
+
+@dataclass(frozen=True)
+class Link:
+    """A column that points at a patient file."""
+
+    model: type[Model]
+    column: str  # the database column, e.g. patient_id
+    one_to_one: bool
+    unique_with: tuple[tuple[str, ...], ...]  # the other columns of each unique constraint it is part of
+
+    @property
+    def table(self) -> str:
+        return str(self.model._meta.db_table)
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    survivor: PatientView
+    merged: PatientView
+    moved: dict[str, int]  # table -> rows moved to the survivor
+    kept: dict[str, int]  # table -> rows left on the merged file (their unique partner was on the survivor)
+
+
+def patient_links() -> list[Link]:
+    """Every foreign key to ``patient`` in the models, from Tortoise's metadata."""
+    links = []
+    for model in Tortoise.apps["careloop"].values():
+        meta = model._meta
+        for name in sorted(meta.fk_fields | meta.o2o_fields):
+            field = meta.fields_map[name]
+            if field.related_model is not Patient:
+                continue
+            unique = tuple(tuple(_column(model, other) for other in group if other != name)
+                           for group in meta.unique_together if name in group)
+            links.append(Link(model, f"{name}_id", name in meta.o2o_fields or bool(field.unique), unique))
+    return sorted(links, key=lambda link: (link.table, link.column))
+
+
+def _column(model: type[Model], name: str) -> str:
+    return f"{name}_id" if name in model._meta.fk_fields | model._meta.o2o_fields else name
+
+
+async def merge(ctx: Context, survivor_id: uuid.UUID | None, duplicate_id: uuid.UUID | None, *,
+                survivor_version: int | None = None, duplicate_version: int | None = None) -> MergeResult:
+    decision = await access.authorize(ctx, "patient", "merge", action=Action.UPDATE, resource_type="patient",
+                                      resource_id=duplicate_id, patient_id=duplicate_id)
+    if survivor_id is not None and survivor_id == duplicate_id:
+        raise BadUserInput("duplicateId: give two different files.", field="duplicateId")
+    survivor = await access.find_patient(ctx, survivor_id, action=Action.UPDATE, field="survivorId")
+    duplicate = await access.find_patient(ctx, duplicate_id, action=Action.UPDATE, field="duplicateId")
+    for view, name in ((survivor, "survivorId"), (duplicate, "duplicateId")):
+        if view.row.status == MERGED:
+            raise Conflict(f"{name}: the file is merged already.", field=name)
+    for view, version, name in ((survivor, survivor_version, "survivorVersion"),
+                                (duplicate, duplicate_version, "duplicateVersion")):
+        if version is not None and version != view.row.version:
+            raise Conflict(f"{name}: the file changed since you read it; read it again.", field=name)
+    links = patient_links()
+    await _check_mergeable(ctx, links, survivor.row.id, duplicate.row.id)
+    moved: dict[str, int] = {}
+    kept: dict[str, int] = {}
+    now = datetime.now(UTC)
+    async with in_transaction():
+        for link in links:
+            count, left = await _move(ctx, link, survivor.row.id, duplicate.row.id)
+            if count:
+                moved[link.table] = moved.get(link.table, 0) + count
+            if left:
+                kept[link.table] = kept.get(link.table, 0) + left
+        await versioning.update_versioned(duplicate.row, duplicate.row.version, "patient", status=MERGED,
+                                          merged_into_id=survivor.row.id, merged_at=now)
+        await versioning.update_versioned(survivor.row, survivor.row.version, "patient")
+        await writer.append(_records(ctx, decision, survivor.row.id, duplicate.row.id, moved, kept))
+    views = await access.views(ctx, [survivor.row, duplicate.row])
+    return MergeResult(views[0], views[1], moved, kept)
+
+
+async def _check_mergeable(ctx: Context, links: list[Link], survivor_id: uuid.UUID,
+                           duplicate_id: uuid.UUID) -> None:
+    """Refuse what no rule can settle: a one-to-one link on both files, consents that disagree."""
+    for link in links:
+        if link.one_to_one:
+            both = await link.model.filter(**{f"{link.column}__in": [survivor_id, duplicate_id]}).count()
+            if both > 1:
+                raise Conflict(f"duplicateId: both files have a {link.table.replace('_', ' ')}; close one first.",
+                               field="duplicateId")
+    consents = await PartnerConsent.filter(institution_id=ctx.institution_id,
+                                           patient_id__in=[survivor_id, duplicate_id]).values_list(
+        "patient_id", "partner_id", "granted")
+    said: dict[Any, set[bool]] = {}
+    for _, partner, granted in consents:
+        said.setdefault(partner, set()).add(bool(granted))
+    if any(len(answers) > 1 for answers in said.values()):
+        raise Conflict("duplicateId: the files disagree on a consent to share with a partner; settle it first.",
+                       field="duplicateId")
+
+
+async def _move(ctx: Context, link: Link, survivor_id: uuid.UUID, duplicate_id: uuid.UUID) -> tuple[int, int]:
+    """Point the duplicate's rows of one link at the survivor; (moved, kept on the merged file)."""
+    rows = link.model.filter(**{link.column: duplicate_id})
+    if "institution_id" in link.model._meta.fields_map or "institution" in link.model._meta.fk_fields:
+        rows = rows.filter(institution_id=ctx.institution_id)
+    if link.model is Patient:  # files merged into the duplicate before now point at the survivor
+        rows = rows.exclude(id=survivor_id)
+    blocked: set[Any] = set()
+    for others in link.unique_with:  # rows whose unique partner already exists on the survivor stay behind
+        taken = set(await link.model.filter(**{link.column: survivor_id}).values_list(*others))
+        for row in await rows.values_list("id", *others):
+            if tuple(row[1:]) in taken:
+                blocked.add(row[0])
+    movable = rows.exclude(id__in=sorted(blocked)) if blocked else rows
+    moved = await movable.update(**{link.column: survivor_id})
+    return int(moved), len(blocked)
+
+
+def _records(ctx: Context, decision: Any, survivor_id: uuid.UUID, duplicate_id: uuid.UUID,
+             moved: dict[str, int], kept: dict[str, int]) -> list[Any]:
+    """One record on each file: the merged file's change of status, and on the survivor what moved (table
+    names and counts, never content)."""
+    on_merged = access.write_record(ctx, Action.UPDATE, "patient", duplicate_id, patient_id=duplicate_id,
+                                    fields=frozenset({"status"}), decision=decision)
+    counts = frozenset({*(f"{table}:{n}" for table, n in moved.items()),
+                        *(f"kept.{table}:{n}" for table, n in kept.items())})
+    on_survivor = access.write_record(ctx, Action.UPDATE, MERGE_RESOURCE, duplicate_id, patient_id=survivor_id,
+                                      decision=decision)
+    return [dataclasses.replace(on_merged, reason=REASON, fields_read=frozenset({"status", "merged_into"})),
+            dataclasses.replace(on_survivor, reason=REASON, fields_read=counts)]

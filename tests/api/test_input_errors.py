@@ -1,0 +1,206 @@
+"""Input errors as a form needs them, through the API: every invalid field of an input in one answer, each
+with its path (`input.phone`, `filter.phone`) and reason; the GraphQL layer's own errors (a wrong enum value,
+a bad date, a number for a string) coded and placed the same way, never echoing the value sent; and an
+explicit null accepted on every nullable input field."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+
+from models import Contact, Patient
+from tests.factories import Tenant, make_patient
+
+CREATE = """mutation($input: PatientCreateInput!) {
+  patientCreate(input: $input, registerAnyway: true) { patient { id } }
+}"""
+UPDATE = """mutation($id: ID!, $input: PatientUpdateInput!) {
+  patientUpdate(id: $id, input: $input) { id fullName sex contactConsent preferredLanguage phone email }
+}"""
+CONTACT_CREATE = """mutation($pid: ID!, $input: ContactCreateInput!) {
+  contactCreate(patientId: $pid, input: $input) { id }
+}"""
+CONTACT_UPDATE = """mutation($id: ID!, $input: ContactUpdateInput!) {
+  contactUpdate(id: $id, input: $input) { id name relationship phone isEmergency notes }
+}"""
+LIST = "query($filter: PatientFilter) { patients(first: 5, filter: $filter) { nodes { id } } }"
+TOMORROW = (date.today() + timedelta(days=2)).isoformat()
+SECRET_PHONE = "13812345678"
+
+
+async def patient_count(tenant: Tenant) -> int:
+    return await Patient.filter(institution_id=tenant.id).count()
+
+
+def problems(reply: Any) -> list[tuple[str, str]]:
+    """The (field, reason) of every problem the one error lists."""
+    assert reply.codes == ["BAD_USER_INPUT"], reply.errors
+    return [(p["field"], p["reason"]) for p in reply.errors[0]["extensions"]["invalid"]]
+
+
+def request_errors(reply: Any) -> list[tuple[str, str, str]]:
+    """(code, field, reason) of each error of a request refused before it ran."""
+    assert "data" not in reply.body or reply.data is None, reply.body
+    return [(e["extensions"]["code"], e["extensions"].get("field"), e["extensions"].get("reason"))
+            for e in reply.errors]
+
+
+# -- resolvers: every problem at once, with its path -----------------------------------------------------
+
+
+async def test_every_invalid_field_of_a_new_patient_is_reported_at_once(tenant: Tenant) -> None:
+    before = await patient_count(tenant)
+
+    reply = await tenant.call("front_desk", CREATE, input={
+        "fullName": "Li Lei", "phone": "12", "email": "no-at-sign", "birthDate": TOMORROW})
+
+    assert sorted(problems(reply)) == [("input.birthDate", "in_future"), ("input.email", "invalid"),
+                                       ("input.phone", "invalid")]
+    error = reply.errors[0]
+    assert error["extensions"]["field"] == error["extensions"]["invalid"][0]["field"]
+    assert error["message"].startswith(f"{error['extensions']['field']}: ")
+    assert "(and 2 more: see extensions.invalid)" in error["message"]
+    assert reply.data == {"patientCreate": None}
+    assert await patient_count(tenant) == before
+
+
+async def test_one_invalid_field_is_listed_too(tenant: Tenant) -> None:
+    reply = await tenant.call("front_desk", CREATE, input={"fullName": "Li Lei", "phone": "12"})
+
+    assert problems(reply) == [("input.phone", "invalid")]
+    assert reply.errors[0]["extensions"]["field"] == "input.phone"
+
+
+async def test_patient_update_reports_every_problem_and_writes_nothing(tenant: Tenant) -> None:
+    pid = await make_patient(tenant, phone="13800138000")
+    before = await Patient.get(id=pid).values()
+
+    reply = await tenant.call("front_desk", UPDATE, id=str(pid), input={
+        "fullName": "   ", "occupation": "x" * 101, "tags": ["ok", "no%"], "nationalIdType": "RESIDENT_ID",
+        "nationalId": "110105194912310021"})
+
+    assert sorted(problems(reply)) == [("input.fullName", "required"), ("input.nationalId", "invalid"),
+                                       ("input.occupation", "too_long"), ("input.tags", "invalid")]
+    assert await Patient.get(id=pid).values() == before
+
+
+async def test_contact_input_reports_every_problem(tenant: Tenant) -> None:
+    pid = await make_patient(tenant)
+
+    reply = await tenant.call("front_desk", CONTACT_CREATE, pid=str(pid), input={
+        "name": "   ", "relationship": "SPOUSE", "phone": "12", "notes": "x" * 501})
+
+    assert sorted(problems(reply)) == [("input.name", "required"), ("input.notes", "too_long"),
+                                       ("input.phone", "invalid")]
+    assert await Contact.filter(patient_id=pid).count() == 0
+
+
+async def test_filter_and_top_level_arguments_keep_their_own_names(tenant: Tenant) -> None:
+    by_filter = await tenant.call("front_desk", LIST, filter={"phone": "12"})
+    by_id = await tenant.call("front_desk", UPDATE, id="nope", input={"occupation": "Teacher"})
+
+    assert by_filter.errors[0]["extensions"]["field"] == "filter.phone"
+    assert by_id.errors[0]["extensions"]["field"] == "id"
+
+
+# -- the GraphQL layer's own errors: coded, placed, the value never echoed -----------------------------
+
+
+async def test_variables_of_the_wrong_type_are_all_reported_with_paths_and_no_values(tenant: Tenant) -> None:
+    before = await patient_count(tenant)
+
+    reply = await tenant.call("front_desk", CREATE, input={
+        "fullName": "Li Lei", "sex": "FEMALE_" + SECRET_PHONE, "birthDate": "2020-13-45",
+        "phone": int(SECRET_PHONE), "segments": ["VIP", "NOT_A_SEGMENT"]})
+
+    assert request_errors(reply) == [
+        ("BAD_USER_INPUT", "input.sex", "invalid_choice"),
+        ("BAD_USER_INPUT", "input.birthDate", "invalid_value"),
+        ("BAD_USER_INPUT", "input.phone", "invalid_value"),
+        ("BAD_USER_INPUT", "input.segments[1]", "invalid_choice"),
+    ]
+    text = json.dumps(reply.body)
+    assert SECRET_PHONE not in text and "2020-13-45" not in text and "NOT_A_SEGMENT" not in text
+    assert reply.errors[0]["message"].startswith("input.sex: must be one of FEMALE, MALE, OTHER, UNKNOWN")
+    assert reply.errors[1]["message"] == "input.birthDate: must be a valid Date (YYYY-MM-DD)."
+    assert await patient_count(tenant) == before
+
+
+async def test_missing_and_unknown_fields_of_a_variable_are_placed(tenant: Tenant) -> None:
+    reply = await tenant.call("front_desk", CREATE, input={"fullNam": "Li Lei", SECRET_PHONE: 1})
+
+    assert sorted(request_errors(reply)) == [("BAD_USER_INPUT", "input", "unknown_field"),
+                                             ("BAD_USER_INPUT", "input.fullNam", "unknown_field"),
+                                             ("BAD_USER_INPUT", "input.fullName", "required")]
+    assert SECRET_PHONE not in json.dumps(reply.body)
+
+
+async def test_a_variable_inside_a_literal_is_placed_from_the_argument(tenant: Tenant) -> None:
+    query = """mutation($sex: Sex) { patientCreate(input: {fullName: "Li Lei", sex: $sex}) { patient { id } } }"""
+
+    reply = await tenant.call("front_desk", query, sex="NEITHER")
+
+    assert request_errors(reply) == [("BAD_USER_INPUT", "input.sex", "invalid_choice")]
+
+
+async def test_literals_of_the_wrong_type_are_all_reported_with_paths_and_no_values(tenant: Tenant) -> None:
+    query = (f'mutation {{ patientCreate(input: {{fullName: "Li Lei", sex: FOO, birthDate: "2020-13-45", '
+             f'phone: {SECRET_PHONE}}}) {{ patient {{ id }} }} }}')
+
+    reply = await tenant.call("front_desk", query)
+
+    assert sorted(request_errors(reply)) == [("BAD_USER_INPUT", "input.birthDate", "invalid_value"),
+                                             ("BAD_USER_INPUT", "input.phone", "invalid_value"),
+                                             ("BAD_USER_INPUT", "input.sex", "invalid_choice")]
+    text = json.dumps(reply.body)
+    assert SECRET_PHONE not in text and "2020-13-45" not in text and "FOO" not in text
+    assert all(e.get("locations") for e in reply.errors)
+
+
+async def test_a_wrong_literal_in_a_filter_is_placed_under_filter(tenant: Tenant) -> None:
+    reply = await tenant.call("front_desk", "query { patients(first: 5, filter: {phone: 5}) { nodes { id } } }")
+
+    assert request_errors(reply) == [("BAD_USER_INPUT", "filter.phone", "invalid_value")]
+
+
+# -- explicit null ---------------------------------------------------------------------------------------
+
+
+async def test_explicit_null_on_a_field_that_is_never_empty_leaves_it_as_it_is(tenant: Tenant) -> None:
+    pid = await make_patient(tenant, fullName="Wang Fang", sex="FEMALE", contactConsent=True, phone="13800138000")
+
+    reply = await tenant.call("front_desk", UPDATE, id=str(pid), input={
+        "fullName": None, "sex": None, "contactConsent": None, "preferredLanguage": None, "phone": None,
+        "email": "wang@example.com"})
+
+    assert reply.errors == []
+    assert reply.data["patientUpdate"] == {"id": str(pid), "fullName": "Wang Fang", "sex": "FEMALE",
+                                           "contactConsent": True, "preferredLanguage": "zh-CN", "phone": None,
+                                           "email": "wang@example.com"}
+
+
+async def test_explicit_null_at_registration_takes_the_default(tenant: Tenant) -> None:
+    reply = await tenant.call("front_desk", CREATE, input={"fullName": "Li Lei", "contactConsent": None,
+                                                           "sex": None, "phone": None})
+
+    assert reply.errors == []
+    row = await Patient.get(id=uuid.UUID(reply.data["patientCreate"]["patient"]["id"]))
+    assert (row.contact_consent, row.sex) == (False, "unknown")
+
+
+@pytest.mark.parametrize("field", ["name", "relationship", "isEmergency", "mayReceiveInformation"])
+async def test_explicit_null_on_a_contact_field_that_is_never_empty_leaves_it(tenant: Tenant, field: str) -> None:
+    pid = await make_patient(tenant)
+    created = await tenant.call("front_desk", CONTACT_CREATE, pid=str(pid), input={
+        "name": "Wang Fang", "relationship": "SPOUSE", "phone": "13900139000", "isEmergency": True, "notes": "n"})
+    cid = created.data["contactCreate"]["id"]
+
+    reply = await tenant.call("front_desk", CONTACT_UPDATE, id=cid, input={field: None, "notes": None})
+
+    assert reply.errors == []
+    assert reply.data["contactUpdate"] == {"id": cid, "name": "Wang Fang", "relationship": "SPOUSE",
+                                           "phone": "+8613900139000", "isEmergency": True, "notes": None}

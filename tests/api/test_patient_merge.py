@@ -1,0 +1,217 @@
+"""Two files of one person merged (issue 16), through the API: everything moves to the surviving file, the
+duplicate is kept as MERGED and can be reviewed, the trail records it on both files; and every refusal (a
+role without the right, a file out of reach, a stale version, what cannot be merged) writes nothing."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from models import CareTeamMember, Contact, PartnerConsent, Patient, PatientAccount, Ticket
+from resolvers.patient_merge import patient_links
+from tests.factories import Tenant, make_patient
+from tests.partners import consent, make_partner
+from tests.patients import make_contact, open_account
+
+MERGE = """mutation($s: ID!, $d: ID!, $sv: Int, $dv: Int) {
+  patientMerge(survivorId: $s, duplicateId: $d, survivorVersion: $sv, duplicateVersion: $dv) {
+    survivor { id version contacts { name } careTeam { id } }
+    merged { id status mergedInto mergedAt version fullName }
+    moved { table count } kept { table count }
+  }
+}"""
+READ = "query($id: ID!) { patient(id: $id) { id status mergedInto fullName version } }"
+LIST = "query($filter: PatientFilter) { patients(first: 50, filter: $filter) { nodes { id } } }"
+UPDATE = "mutation($id: ID!, $input: PatientUpdateInput!) { patientUpdate(id: $id, input: $input) { id } }"
+CARE_ASSIGN = "mutation($p: ID!, $s: ID!) { careTeamAssign(patientId: $p, staffId: $s) }"
+TICKET_CREATE = "mutation($input: TicketCreateInput!) { ticketCreate(input: $input) { id } }"
+
+
+async def state(tenant: Tenant) -> dict[str, list[dict[str, Any]]]:
+    return {model.__name__: await model.filter(institution_id=tenant.id).order_by("id").values()
+            for model in (Patient, Contact, CareTeamMember, Ticket, PartnerConsent, PatientAccount)}
+
+
+async def merge(tenant: Tenant, survivor: uuid.UUID, duplicate: uuid.UUID, role: str = "front_desk",
+                **versions: Any) -> Any:
+    return await tenant.call(role, MERGE, s=str(survivor), d=str(duplicate), **versions)
+
+
+async def listed(tenant: Tenant, **filter_: Any) -> set[str]:
+    reply = await tenant.call("front_desk", LIST, filter=filter_ or None)
+    assert reply.errors == [], reply.errors
+    return {node["id"] for node in reply.data["patients"]["nodes"]}
+
+
+async def assign(tenant: Tenant, patient: uuid.UUID, role: str) -> None:
+    reply = await tenant.call("admin", CARE_ASSIGN, p=str(patient), s=str(tenant.staff_ids[role]))
+    assert reply.errors == [], reply.errors
+
+
+async def test_everything_moves_to_the_survivor_and_the_duplicate_is_kept_as_merged(tenant: Tenant) -> None:
+    survivor = await make_patient(tenant, fullName="Zhang Wei", birthDate="1980-01-02")
+    duplicate = await make_patient(tenant, fullName="张伟", birthDate="1980-01-02", phone="13800138000")
+    await make_contact(tenant, survivor, "Wang Fang")
+    await make_contact(tenant, duplicate, "Li Lei")
+    await make_contact(tenant, duplicate, "Li Mei")
+    await assign(tenant, survivor, "nurse")
+    await assign(tenant, duplicate, "nurse")  # on both teams: stays on the merged file
+    await assign(tenant, duplicate, "doctor")
+    reply = await tenant.call("front_desk", TICKET_CREATE, input={
+        "channel": "HOTLINE", "category": "ENQUIRY", "subject": "Opening hours", "patientId": str(duplicate)})
+    assert reply.errors == []
+    before = (await tenant.audit_events())[-1].seq
+
+    reply = await merge(tenant, survivor, duplicate, sv=1, dv=1)
+
+    assert reply.errors == [], reply.errors
+    data = reply.data["patientMerge"]
+    assert sorted(c["name"] for c in data["survivor"]["contacts"]) == ["Li Lei", "Li Mei", "Wang Fang"]
+    assert {m["id"] for m in data["survivor"]["careTeam"]} == {str(tenant.staff_ids["nurse"]),
+                                                               str(tenant.staff_ids["doctor"])}
+    assert data["survivor"]["version"] == 2
+    merged = data["merged"]
+    assert (merged["id"], merged["status"], merged["mergedInto"], merged["fullName"], merged["version"]) == (
+        str(duplicate), "MERGED", str(survivor), "张伟", 2)
+    assert merged["mergedAt"] is not None
+    assert data["moved"] == [{"table": "care_team_member", "count": 1}, {"table": "contact", "count": 2},
+                             {"table": "ticket", "count": 1}]
+    assert data["kept"] == [{"table": "care_team_member", "count": 1}]
+    assert await Ticket.filter(patient_id=duplicate).count() == 0
+    assert await Contact.filter(patient_id=survivor).count() == 3
+
+    events = [e for e in await tenant.audit_events() if e.reason == "merge"]
+    assert len(events) == 2 and all(e.seq > before for e in events)
+    assert {(e.action, e.resource_type, e.resource_id, e.patient_id, e.outcome, e.fields_read) for e in events} == {
+        ("update", "patient", duplicate, duplicate, "allowed", "merged_into,status"),
+        ("update", "patient_merge", duplicate, survivor, "allowed",
+         "care_team_member:1,contact:2,kept.care_team_member:1,ticket:1"),
+    }
+
+
+async def test_a_merged_file_is_read_listed_on_request_and_never_changed(tenant: Tenant) -> None:
+    survivor, duplicate = await make_patient(tenant), await make_patient(tenant)
+    assert (await merge(tenant, survivor, duplicate)).errors == []
+
+    read = await tenant.call("front_desk", READ, id=str(duplicate))
+    assert read.data["patient"]["status"] == "MERGED" and read.data["patient"]["mergedInto"] == str(survivor)
+    assert str(duplicate) not in await listed(tenant)
+    assert await listed(tenant, status="MERGED") == {str(duplicate)}
+    assert await listed(tenant, mergedIntoId=str(survivor)) == {str(duplicate)}  # the merges to review
+    before = await state(tenant)
+    update = await tenant.call("front_desk", UPDATE, id=str(duplicate), input={"occupation": "Teacher"})
+    assert update.codes == ["CONFLICT"] and update.errors[0]["extensions"]["field"] == "id"
+    again = await merge(tenant, survivor, duplicate)
+    assert again.codes == ["CONFLICT"] and again.errors[0]["extensions"]["field"] == "duplicateId"
+    reversed_ = await merge(tenant, duplicate, survivor)
+    assert reversed_.codes == ["CONFLICT"] and reversed_.errors[0]["extensions"]["field"] == "survivorId"
+    assert await state(tenant) == before
+
+
+async def test_files_merged_before_follow_the_duplicate_to_the_survivor(tenant: Tenant) -> None:
+    first, second, third = await make_patient(tenant), await make_patient(tenant), await make_patient(tenant)
+    assert (await merge(tenant, second, third)).errors == []
+
+    reply = await merge(tenant, first, second)
+
+    assert reply.errors == []
+    assert {"table": "patient", "count": 1} in reply.data["patientMerge"]["moved"]
+    assert await listed(tenant, mergedIntoId=str(first)) == {str(second), str(third)}
+
+
+async def test_merging_status_is_not_set_by_an_update(tenant: Tenant) -> None:
+    pid = await make_patient(tenant)
+    reply = await tenant.call("front_desk", UPDATE, id=str(pid), input={"status": "MERGED"})
+    assert reply.codes == ["BAD_USER_INPUT"] and reply.errors[0]["extensions"]["field"] == "input.status"
+
+
+# -- refusals -----------------------------------------------------------------------------------------
+
+
+async def test_a_role_without_the_right_may_not_merge(tenant: Tenant) -> None:
+    survivor, duplicate = await make_patient(tenant), await make_patient(tenant)
+    await make_contact(tenant, duplicate, "Li Lei")
+    before = await state(tenant)
+
+    reply = await merge(tenant, survivor, duplicate, role="nurse")
+
+    assert reply.codes == ["FORBIDDEN"] and reply.data["patientMerge"] is None
+    assert await state(tenant) == before
+    denials = await tenant.audit_events(outcome="denied")
+    assert [(e.actor_id, e.reason, e.resource_id) for e in denials] == [
+        (tenant.staff_ids["nurse"], "forbidden", duplicate)]
+
+
+async def test_a_file_out_of_reach_is_not_found_and_nothing_moves(tenant: Tenant, other_tenant: Tenant) -> None:
+    survivor = await make_patient(tenant)
+    elsewhere = await make_patient(other_tenant)
+    await make_contact(other_tenant, elsewhere, "Li Lei")
+    before, theirs = await state(tenant), await state(other_tenant)
+
+    for s, d, name in ((survivor, elsewhere, "duplicateId"), (elsewhere, survivor, "survivorId"),
+                       (survivor, uuid.uuid4(), "duplicateId")):
+        reply = await merge(tenant, s, d)
+        assert reply.codes == ["NOT_FOUND"] and reply.errors[0]["extensions"]["field"] == name
+
+    assert await state(tenant) == before and await state(other_tenant) == theirs
+    denials = await tenant.audit_events(outcome="denied")
+    assert [(e.reason, e.action) for e in denials] == [("not_found", "update")] * 3
+    assert await other_tenant.audit_events(outcome="denied") == []
+
+
+async def test_the_same_file_twice_is_bad_input(tenant: Tenant) -> None:
+    pid = await make_patient(tenant)
+    reply = await merge(tenant, pid, pid)
+    assert reply.codes == ["BAD_USER_INPUT"] and reply.errors[0]["extensions"]["field"] == "duplicateId"
+
+
+async def test_a_stale_version_is_a_conflict(tenant: Tenant) -> None:
+    survivor, duplicate = await make_patient(tenant), await make_patient(tenant)
+    assert (await tenant.call("front_desk", UPDATE, id=str(duplicate), input={"occupation": "Teacher"})).errors == []
+    await make_contact(tenant, duplicate, "Li Lei")
+    before = await state(tenant)
+
+    for version, name in ((1, "duplicateVersion"), (2, "survivorVersion")):
+        reply = await merge(tenant, survivor, duplicate, sv=version, dv=version)
+        assert reply.codes == ["CONFLICT"] and reply.errors[0]["extensions"]["field"] == name
+
+    assert await state(tenant) == before
+
+
+async def test_two_portal_accounts_or_disagreeing_consents_refuse_the_merge(tenant: Tenant) -> None:
+    survivor, duplicate = await make_patient(tenant), await make_patient(tenant)
+    await open_account(tenant, survivor)
+    await open_account(tenant, duplicate)
+    before = await state(tenant)
+    reply = await merge(tenant, survivor, duplicate)
+    assert reply.codes == ["CONFLICT"] and reply.errors[0]["extensions"]["field"] == "duplicateId"
+    assert await state(tenant) == before
+
+    one, other = await make_patient(tenant), await make_patient(tenant)
+    partner = await make_partner(tenant)
+    assert (await consent(tenant, one, partner, granted=True)).errors == []
+    assert (await consent(tenant, other, partner, granted=False)).errors == []
+    before = await state(tenant)
+    reply = await merge(tenant, one, other)
+    assert reply.codes == ["CONFLICT"]
+    assert await state(tenant) == before
+
+
+async def test_one_portal_account_moves_with_its_file(tenant: Tenant) -> None:
+    survivor, duplicate = await make_patient(tenant), await make_patient(tenant)
+    user = await open_account(tenant, duplicate)
+
+    reply = await merge(tenant, survivor, duplicate)
+
+    assert reply.errors == []
+    assert {"table": "patient_account", "count": 1} in reply.data["patientMerge"]["moved"]
+    assert (await PatientAccount.get(id=user.account_id)).patient_id == survivor
+
+
+def test_every_foreign_key_to_a_patient_is_a_link() -> None:
+    """Found from the models' metadata, so a table added later moves too."""
+    tables = {(link.table, link.column) for link in patient_links()}
+    assert {("contact", "patient_id"), ("visit", "patient_id"), ("care_team_member", "patient_id"),
+            ("patient_account", "patient_id"), ("patient", "merged_into_id"), ("ticket", "patient_id"),
+            ("appointment", "patient_id")} <= tables
+    assert not any(table == "audit_event" for table, _ in tables)  # the trail stays as it was written
