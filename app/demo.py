@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from app import demo_appointments, demo_contracts, demo_surveys
+from app import demo_appointments, demo_compliance, demo_contracts, demo_surveys
 from app.demo_data import DemoPatient, demo_patients
 from audit.events import RequestMeta
 from core.principal import ROLES, Principal
@@ -93,6 +93,8 @@ async def seed(services: Services, *, password: str | None, patients_count: int 
     client = await _partner(admin, ctx, registered[:DEMO_GRANTS])
     await demo_contracts.seed(services, acting_as=_acting_as, staff=accounts, nurse=ctx, desk=desk,
                               patient_ids=registered, partner_id=client.client.partner_id)
+    await demo_compliance.seed(services, acting_as=_acting_as, staff=accounts, departments=departments,
+                               patient_ids=registered, password=password, partner_client=client.client)
     return DemoResult(created=True, password=password if generated else None, partner_client_id=client.client.id,
                       partner_secret=client.secret)
 

@@ -17,7 +17,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from app import checkpoints, db, files, graphiql, message_hooks, metrics, notifier, oauth, sweeps
+from app import checkpoints, compliance, db, files, graphiql, message_hooks, metrics, notifier, oauth, sweeps
 from app.graphql import CareloopGraphQL
 from app.logs import clamp_websocket_logging
 from app.services import StartupError, build_services
@@ -117,6 +117,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             WebSocketRoute("/graphql", graphql),  # subscriptions, graphql-transport-ws
             *([] if settings.is_production else graphiql.routes()),  # GraphiQL's own files, served offline
             *files.routes(services),
+            *compliance.routes(services),  # compliance officers' exports (PDF, CSV, the NDJSON evidence)
             *oauth.routes(services),  # partners' access tokens
             *message_hooks.routes(services),  # gateways' delivery callbacks, patients' unsubscribe links
             Route("/healthz", healthz),

@@ -6,6 +6,8 @@
 - survey reminders: unanswered invitations whose trigger asks for a reminder (``survey.remind_unanswered``);
 - contracts: terms ending (expired, or renewed automatically) at the institution's local midnight
   (``contract.expire_due``), and reminders of ends, unsigned versions and suspensions (``contract_reminder.sweep``).
+- compliance alerts: yesterday's access anomalies and break-glass accesses unreviewed after 24 hours, to the
+  compliance officers through the staff notification outbox (``compliance_alert.sweep``).
 
 Each sweep runs on one node of the fleet: the one that leads it (``app.leader``: an advisory lock per
 sweep on PostgreSQL, a file lock on SQLite); the others look again every ``FOLLOWER_RETRY_SECONDS`` at
@@ -21,7 +23,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from app.leader import Leadership
-from resolvers import appointment, contract, contract_reminder, reminder, survey
+from resolvers import appointment, compliance_alert, contract, contract_reminder, reminder, survey
 from resolvers.context import Services
 
 log = logging.getLogger("careloop.sweeps")
@@ -46,6 +48,7 @@ def of(services: Services) -> tuple[Sweep, ...]:
         Sweep("survey reminders", lambda: survey.remind_unanswered(), 600.0, leadership),
         Sweep("contract terms", lambda: contract.expire_due(services.keyring), 600.0, leadership),
         Sweep("contract reminders", lambda: contract_reminder.sweep(), 600.0, leadership),
+        Sweep("compliance alerts", lambda: compliance_alert.sweep(), 600.0, leadership),
     )
 
 

@@ -35,6 +35,7 @@ ROLE_REACH: dict[str, frozenset[Reach]] = {
     "front_desk": frozenset({Reach.INSTITUTION}),
     "support_agent": frozenset({Reach.INSTITUTION}),
     "finance": frozenset({Reach.INSTITUTION}),  # contracts of every client; reads no patient field class
+    "compliance_officer": frozenset({Reach.INSTITUTION}),  # identity only: finds whom a question is about
     "nurse": frozenset({Reach.CARE_TEAM, Reach.DEPARTMENT, Reach.EMERGENCY}),
     "doctor": frozenset({Reach.CARE_TEAM, Reach.DEPARTMENT, Reach.EMERGENCY}),
     "department_head": frozenset({Reach.DEPARTMENT, Reach.EMERGENCY}),

@@ -245,7 +245,12 @@ async def find_patient(ctx: Context, patient_id: uuid.UUID | None, *, action: Ac
     query = scoped_patients(ctx)
     row = None if query is None or patient_id is None else await query.get_or_none(id=patient_id)
     if row is None:
-        raise await not_found(ctx, action, "patient", patient_id, field)
+        # The refusal names the file when it exists in the institution, so the attempt shows in the patient's
+        # access report; the answer stays that of a missing file. Not a partner's: it reads its own trail.
+        on_file = (patient_id is not None and ctx.require_principal().kind != PARTNER
+                   and await Patient.exists(id=patient_id, institution_id=ctx.institution_id))
+        await deny(ctx, action, "patient", patient_id, patient_id if on_file else None, reason="not_found")
+        raise NotFound(field=field)
     return (await views(ctx, [row]))[0]
 
 

@@ -148,7 +148,7 @@ async def sign_in_by_link(ctx: Context, attachment: str, session_id: str | None,
     if not hmac.compare_digest(expected, signature) or int(expires or 0) < time.time():
         raise Forbidden(LINK_REFUSED)
     digest = await Session.filter(id=parsed_session).values_list("token_hash", flat=True)
-    principal = await session._staff(str(digest[0])) if digest else None  # revoked, expired, deactivated: None
+    principal = await session.staff_of(str(digest[0])) if digest else None  # revoked, expired, deactivated: None
     if principal is None:
         raise Forbidden(LINK_REFUSED)
     ctx.services.guard.sync_roles(principal.subject, principal.institution_id, principal.roles)

@@ -1,27 +1,36 @@
 """Compliance reports over the audit trail: who accessed a patient's file, and who reads far more
 files than their peers. For compliance officers (``audit: read``); aggregates of the trail, so
-they show field classes and names, never patient data.
+they show field classes and names, never patient data. The access report also reads in words
+(``resolvers.audit_words``) and in the institution's time zone, and exports for people (PDF, CSV)
+and the institution's trail (NDJSON with its signed end) go out over HTTP (``app/compliance.py``).
 """
 
 from __future__ import annotations
 
 import statistics
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import anyio
 from tortoise.functions import Count
 
-from audit.events import Action
+from audit import checkpoint, export
+from audit.events import Action, AuditRecord, Outcome
+from core import access_report_document as documents
 from core.errors import BadUserInput
-from models import AuditEvent, Patient, RoleAssignment, Staff
-from resolvers import access
+from models import AuditChainHead, AuditEvent, Institution, Patient, RoleAssignment, Staff
+from resolvers import access, audit_words
 from resolvers.audit_event import check_period, who, within
 from resolvers.context import Context
 
 MAX_FACTOR = 100.0
+MAX_EXPORT_DAYS = 366  # the longest period one export covers: a year, leap day included
+REPORT_FORMATS = ("pdf", "csv")
 
 
 @dataclass
@@ -42,6 +51,51 @@ class Accessor:
     clients: set[str] = field(default_factory=set)
     first_at: datetime | None = None
     last_at: datetime | None = None
+    person: str = ""  # a staff member's or partner's own name, without the client
+    partner: str = ""  # a partner client's partner
+    client: str = ""  # a partner's API client
+    zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))  # the institution's
+    actions: Counter[str] = field(default_factory=Counter)  # allowed actions, by action
+    refused: Counter[str] = field(default_factory=Counter)  # refused attempts, by action
+
+    def role_words(self, language: str = audit_words.EN) -> str:
+        """Their roles in words; for others what they are (the patient, a care partner, the system)."""
+        if self.roles:
+            return ", ".join(audit_words.role(r, language) for r in self.roles)
+        return audit_words.kind(self.actor_kind, language)
+
+    def display_name(self, language: str = audit_words.EN) -> str:
+        if self.person:
+            return self.person + (f" ({self.client})" if self.client else "")
+        return audit_words.kind(self.actor_kind, language)
+
+    def what(self, language: str = audit_words.EN) -> list[str]:
+        """What they did, in words: "read 2 times: identity details, health information", "refused 1 time"."""
+        classes = ", ".join(audit_words.field_class(c, language) for c in sorted(self.field_classes))
+        said = [_times(audit_words.action(a, language), n, language) for a, n in sorted(self.actions.items())]
+        said += [_times(audit_words.outcome("denied", language) + " " + audit_words.action(a, language), n, language)
+                 for a, n in sorted(self.refused.items())]
+        if classes and said:
+            said[0] += ("：" if language == audit_words.ZH_CN else ": ") + classes
+        return said
+
+    def allowed_by(self, language: str = audit_words.EN) -> list[str]:
+        return sorted({words for line in self.rules for words in audit_words.rules(line, language)})
+
+    def fields_in_words(self, language: str = audit_words.EN) -> list[str]:
+        return sorted(audit_words.field(f, language) for f in self.fields)
+
+    def local(self, moment: datetime | None) -> str:
+        return local_time(moment, self.zone)
+
+
+@dataclass(frozen=True)
+class Export:
+    """A document for people, ready to go out."""
+
+    filename: str
+    media_type: str
+    body: bytes
 
 
 @dataclass(frozen=True)
@@ -66,20 +120,160 @@ async def patient_access(ctx: Context, patient_id: uuid.UUID | None, since: date
                            resource_id=patient_id)
     if patient_id is None or not await Patient.exists(id=patient_id, institution_id=ctx.institution_id):
         raise await access.not_found(ctx, Action.READ, "patient", patient_id, "patientId")
-    query = AuditEvent.filter(institution_id=ctx.institution_id, patient_id=patient_id)
-    query = within(query, since, until)
-    rows = await query.order_by("seq").values("actor_kind", "actor_id", "token_id", "action", "outcome",
-                                              "field_classes", "fields_read", "policy_rule", "user_agent",
-                                              "occurred_at")
+    rows = await _events(ctx, patient_id, since, until)
+    people = await _people(ctx, rows)
+    ctx.reads.note("audit_report", patient_id, patient_id, field_class="audit", rule=ctx.decide("audit", "read").rule)
+    return people
+
+
+async def patient_access_export(ctx: Context, patient_id: uuid.UUID | None, since_text: str | None,
+                                until_text: str | None, fmt: str, language: str) -> Export:
+    """A patient's access report as a PDF or a CSV for people: names, roles, partners, local times and plain
+    actions. The period comes as the URL's text, checked once the caller is known to be allowed. The export is
+    on the trail (action export, on the patient's report) before a byte leaves."""
+    decision = await access.authorize(ctx, "audit", "read", action=Action.EXPORT, resource_type="audit_report",
+                                      resource_id=patient_id)
+    if patient_id is None or not await Patient.exists(id=patient_id, institution_id=ctx.institution_id):
+        raise await access.not_found(ctx, Action.EXPORT, "patient", patient_id, "patientId")
+    if fmt not in REPORT_FORMATS:
+        raise BadUserInput("format: pdf or csv.", field="format")
+    if language not in audit_words.LANGUAGES:
+        raise BadUserInput("language: en or zh-CN.", field="language")
+    since, until = export_period(_moment(since_text, "from"), _moment(until_text, "to"))
+    rows = await _events(ctx, patient_id, since, until)
+    people = await _people(ctx, rows)
+    institution = await Institution.get(id=ctx.institution_id)
+    zone = ZoneInfo(institution.time_zone)
+    by_actor = {(p.actor_kind, p.actor_id): p for p in people}
+    document = documents.AccessReportDocument(
+        institution=institution.name, patient_id=str(patient_id),
+        period=f"{local_time(since, zone)} – {local_time(until, zone)}", zone=institution.time_zone,
+        made=local_time(datetime.now(UTC), zone), language=language,
+        people=tuple(_person_line(p, language) for p in people),
+        events=tuple(_event_line(row, by_actor, zone, language) for row in rows))
+    # Rendering a year of accesses takes a while: off the event loop, so other requests go on meanwhile.
+    if fmt == "pdf":
+        body = await anyio.to_thread.run_sync(documents.render_pdf, document)
+    else:
+        body = documents.render_csv(document).encode("utf-8")
+    await _record_export(ctx, "audit_report", patient_id, decision.rule, fmt, since, until, events=len(rows))
+    return Export(f"access-report-{patient_id}.{fmt}", "application/pdf" if fmt == "pdf" else
+                  "text/csv; charset=utf-8", body)
+
+
+async def trail_export(ctx: Context, since_text: str | None, until_text: str | None) -> AsyncIterator[str]:
+    """The institution's trail of a period as NDJSON, the evidence ``careloop audit verify --export`` checks:
+    the events up to the chain's head when the export began, then a checkpoint signed at its last event (so it
+    verifies on its own however many checkpoints are signed after it). Authorized, checked and on the trail
+    before the first line; the lines are read in batches as they are sent."""
+    decision = await access.authorize(ctx, "audit", "read", action=Action.EXPORT, resource_type="audit_event")
+    since, until = export_period(_moment(since_text, "from"), _moment(until_text, "to"))
+    institution_id = ctx.institution_id
+    head = await AuditChainHead.filter(institution_id=institution_id).first()
+    up_to_seq = head.last_seq if head is not None else 0
+    await _record_export(ctx, "audit_event", None, decision.rule, export.EVIDENCE, since, until,
+                         through_seq=up_to_seq)
+    key = ctx.services.master_key.checkpoint_key
+    return _trail_lines(institution_id, since, until, up_to_seq, key)
+
+
+async def _trail_lines(institution_id: uuid.UUID, since: datetime, until: datetime, up_to_seq: int,
+                       key: Any) -> AsyncIterator[str]:
+    last_seq, last_hash = 0, ""
+    async for row in export.rows(institution_id, since.astimezone(UTC), until.astimezone(UTC),
+                                 up_to_seq=up_to_seq):
+        last_seq, last_hash = int(row["seq"]), str(row["hash"])
+        yield export.line(export.EVIDENCE, row)
+    if last_seq:
+        yield export.end_line(checkpoint.sign(key, institution_id, last_seq, last_hash, datetime.now(UTC)))
+
+
+def export_period(since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
+    """An export's period: up to now and the year before when not given; zoned, at most a year long."""
+    until = until or datetime.now(UTC)
+    since = since or until - timedelta(days=MAX_EXPORT_DAYS)
+    check_period(since, until)
+    if until - since > timedelta(days=MAX_EXPORT_DAYS):
+        raise BadUserInput(f"from: an export covers at most {MAX_EXPORT_DAYS} days; split the period.", field="from")
+    return since, until
+
+
+def _moment(text: str | None, name: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace(" ", "+"))  # a "+" left unencoded in a URL reads as a space
+    except ValueError:
+        raise BadUserInput(f"{name}: an ISO 8601 time with a zone, e.g. 2026-01-01T00:00:00+08:00.",
+                           field=name) from None
+
+
+def local_time(moment: datetime | None, zone: ZoneInfo) -> str:
+    """A time as a person there reads it: "2026-12-03 03:30:12" in the institution's zone."""
+    if moment is None:
+        return ""
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return f"{aware.astimezone(zone):%Y-%m-%d %H:%M:%S}"
+
+
+async def _record_export(ctx: Context, resource_type: str, patient_id: uuid.UUID | None, rule: str, fmt: str,
+                         since: datetime, until: datetime, **counts: int) -> None:
+    """The export on the trail, durable before a byte leaves: who, what, which period (never its content)."""
+    details = {f"format:{fmt}", f"from:{since.astimezone(UTC).isoformat()}", f"to:{until.astimezone(UTC).isoformat()}",
+               *(f"{name}:{n}" for name, n in counts.items())}
+    await ctx.services.audit.append([AuditRecord(
+        ctx.institution_id, ctx.actor, Action.EXPORT, resource_type, Outcome.ALLOWED, ctx.request,
+        resource_id=patient_id, patient_id=patient_id, field_classes=frozenset({"audit"}),
+        fields_read=frozenset(details), policy_rule=rule)])
+    ctx.recorded = True
+
+
+async def _events(ctx: Context, patient_id: uuid.UUID, since: datetime | None,
+                  until: datetime | None) -> list[dict[str, Any]]:
+    query = within(AuditEvent.filter(institution_id=ctx.institution_id, patient_id=patient_id), since, until)
+    return list(await query.order_by("seq").values("actor_kind", "actor_id", "token_id", "action", "outcome",
+                                                   "field_classes", "fields_read", "policy_rule", "user_agent",
+                                                   "occurred_at"))
+
+
+async def _people(ctx: Context, rows: list[dict[str, Any]]) -> list[Accessor]:
+    zones = await Institution.filter(id=ctx.institution_id).values_list("time_zone", flat=True)
+    zone = ZoneInfo(str(zones[0]) if zones else "UTC")
     people: dict[tuple[str, Any], Accessor] = {}
     for row in rows:
         key = (row["actor_kind"], row["actor_id"])
         if key not in people:
-            people[key] = Accessor(row["actor_kind"], row["actor_id"], "", [])
+            people[key] = Accessor(row["actor_kind"], row["actor_id"], "", [], zone=zone)
         _count(people[key], row)
     await _name(list(people.values()))
-    ctx.reads.note("audit_report", patient_id, patient_id, field_class="audit", rule=ctx.decide("audit", "read").rule)
     return sorted(people.values(), key=lambda p: p.last_at or datetime.min, reverse=True)
+
+
+def _times(what: str, n: int, language: str) -> str:
+    if language == audit_words.ZH_CN:
+        return f"{what} {n} 次"
+    return f"{what} {n} time{'' if n == 1 else 's'}"
+
+
+def _person_line(person: Accessor, language: str) -> documents.PersonLine:
+    return documents.PersonLine(who=person.display_name(language), role=person.role_words(language),
+                                partner=person.partner, summary="; ".join(person.what(language)),
+                                first=person.local(person.first_at), last=person.local(person.last_at))
+
+
+def _event_line(row: dict[str, Any], people: dict[tuple[str, Any], Accessor], zone: ZoneInfo,
+                language: str) -> documents.EventLine:
+    person = people[(row["actor_kind"], row["actor_id"])]
+    classes = [c for c in str(row["field_classes"]).split(",") if c]
+    fields = [f for f in str(row["fields_read"]).split(",") if f]
+    return documents.EventLine(
+        time=local_time(row["occurred_at"], zone), who=person.display_name(language),
+        role=person.role_words(language), partner=person.partner,
+        action=audit_words.action(str(row["action"]), language),
+        outcome=audit_words.outcome(str(row["outcome"]), language),
+        what=", ".join(audit_words.field_class(c, language) for c in sorted(classes)),
+        fields=", ".join(sorted(audit_words.field(f, language) for f in fields)),
+        allowed_by="; ".join(audit_words.rules(str(row["policy_rule"]), language)))
 
 
 async def anomalies(ctx: Context, since: datetime, until: datetime, *, factor: float,
@@ -118,10 +312,13 @@ async def anomalies(ctx: Context, since: datetime, until: datetime, *, factor: f
 def _count(person: Accessor, row: dict[str, Any]) -> None:
     if row["outcome"] != "allowed":
         person.denied += 1
+        person.refused[str(row["action"])] += 1
     elif row["action"] == "read":
         person.reads += 1
+        person.actions["read"] += 1
     else:
         person.writes += 1
+        person.actions[str(row["action"])] += 1
     person.field_classes.update(c for c in str(row["field_classes"]).split(",") if c)
     person.fields.update(f for f in str(row["fields_read"]).split(",") if f)
     person.rules.update(r for r in str(row["policy_rule"]).split("; ") if r)
@@ -144,3 +341,5 @@ async def _name(people: list[Accessor]) -> None:
         else:
             person.name = f"{known.name} ({known.client})" if known.client else known.name
             person.roles = known.roles
+            person.person, person.client = known.name, known.client
+            person.partner = known.name if known.client else ""

@@ -28,7 +28,7 @@ from tortoise.transactions import in_transaction
 
 from models import DepartmentMembership, Notification, RoleAssignment, Ticket
 from models.ticket import OPEN_STATUSES
-from resolvers import outbox
+from resolvers import compliance_alert, outbox
 
 ESCALATED_LEVEL = 1
 CONTRACT_TEXT = {  # ids and the case only: never terms or the client's data
@@ -51,9 +51,12 @@ class Message:
     recipients: Sequence[uuid.UUID]  # staff ids
     due_at: datetime
     contract_id: uuid.UUID | None = None
+    key: str = ""  # the outbox key: a compliance alert's text names its subject from it
 
     @property
     def text(self) -> str:
+        if compliance_alert.is_compliance(self.kind):
+            return compliance_alert.text(self.kind, self.key)
         if self.contract_id is not None:
             return CONTRACT_TEXT.get(self.kind, "Contract {id} needs attention.").format(id=self.contract_id)
         stage = "is at risk of missing" if self.kind.endswith("at_risk") else "has missed"
@@ -151,7 +154,7 @@ async def deliver_due(sender: Sender, now: datetime | None = None) -> int:
             if row is None:
                 return sent
             message = Message(row.id, row.institution_id, row.kind, row.ticket_id, await _recipients(row), row.due_at,
-                              row.contract_id)
+                              row.contract_id, row.key)
             try:
                 await sender.send(message)
             except Exception as exc:  # a failing sender must not stop the others: retry later
@@ -165,7 +168,10 @@ async def deliver_due(sender: Sender, now: datetime | None = None) -> int:
 
 async def _recipients(row: Notification) -> list[uuid.UUID]:
     """A ticket's: the heads of its department at the time of sending (of every department without one).
-    A contract's: the institution's active finance staff, else its active admins."""
+    A contract's: the institution's active finance staff, else its active admins. A compliance alert's: the
+    institution's active compliance officers."""
+    if compliance_alert.is_compliance(row.kind):
+        return await compliance_alert.recipients(row.institution_id)
     if row.contract_id is not None:
         for role in CONTRACT_STAFF:
             staff = await RoleAssignment.filter(institution_id=row.institution_id, role=role,

@@ -71,6 +71,7 @@ class PatientFilter:
     contact_phone: str | None = None
     national_id_type: str | None = None
     national_id: str | None = None
+    birth_date: date | None = None
     segment: str | None = None
     tag: str | None = None
     department_id: uuid.UUID | None = None
@@ -178,7 +179,7 @@ def _decode_cursor(order: PatientOrder, cursor: str) -> tuple[uuid.UUID, Any]:
 _FILTER_FIELD = {"name_prefix": "full_name", "name": "full_name", "phone": "phone", "phone_last4": "phone",
                  "contact_phone": "phone", "national_id_type": "national_id_type", "national_id": "national_id",
                  "segment": "segments", "tag": "tags", "department_id": "department_id", "status": "status",
-                 "merged_into_id": "status"}
+                 "merged_into_id": "status", "birth_date": "birth_date"}
 
 
 async def _check_filter(ctx: Context, where: PatientFilter) -> None:
@@ -213,6 +214,8 @@ def _conditions(ctx: Context, where: PatientFilter) -> Q:
                                field="filter.nationalId")
         number = normalize_national_id(where.national_id_type, where.national_id, field="filter.nationalId")
         q &= Q(national_id_bidx=access.blind_index(ctx, "national_id", f"{where.national_id_type}:{number}"))
+    if where.birth_date is not None:
+        q &= Q(birth_date=where.birth_date)
     if where.segment is not None:
         q &= Q(segments__contains=f"|{_one_of(where.segment, SEGMENTS, 'filter.segment')}|")
     if where.tag is not None:

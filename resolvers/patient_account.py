@@ -71,6 +71,7 @@ class AccessEntry:
     action: str
     field_classes: list[str]
     accessor: Accessor
+    refused: bool = False  # an attempt that was turned away
 
 
 # -- invitation and account -------------------------------------------------------------------
@@ -201,21 +202,23 @@ def own_patient_id(ctx: Context) -> uuid.UUID | None:
 
 
 async def access_log(ctx: Context, *, first: int, after: str | None) -> pagination.Page[AccessEntry]:
-    """Who viewed or changed my file and when, newest first: names and roles, never staff contact details."""
+    """Who viewed or changed my file and when, and who tried and was refused, newest first: names and roles, never
+    staff contact details."""
     decision = await access.authorize(ctx, "access_log", "read", action=Action.READ, resource_type="access_log")
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     view = await access.find_patient(ctx, own_patient_id(ctx), action=Action.READ)
-    query = AuditEvent.filter(institution_id=ctx.institution_id, patient_id=view.row.id, outcome="allowed")
+    query = AuditEvent.filter(institution_id=ctx.institution_id, patient_id=view.row.id)
     if after:
         query = query.filter(seq__lt=pagination.decode_int(LOG_CURSOR_KIND, after))
     rows = await query.order_by("-seq").limit(first + 1).values(
-        "seq", "occurred_at", "action", "field_classes", "actor_kind", "actor_id")
+        "seq", "occurred_at", "action", "field_classes", "actor_kind", "actor_id", "outcome")
     accessors = await _accessors(rows[:first])
     ctx.reads.note("access_log", None, view.row.id, rule=decision.rule)
     entries = [(row["seq"], AccessEntry(row["occurred_at"], row["action"],
                                         [c for c in row["field_classes"].split(",") if c],
                                         accessors.get((row["actor_kind"], row["actor_id"]),
-                                                      Accessor(row["actor_kind"], "", []))))
+                                                      Accessor(row["actor_kind"], "", [])),
+                                        refused=row["outcome"] != "allowed"))
                for row in rows[:first]]
     return pagination.Page([(pagination.encode(LOG_CURSOR_KIND, str(seq)), entry) for seq, entry in entries],
                            len(rows) > first)

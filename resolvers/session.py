@@ -119,7 +119,7 @@ async def authenticate(services: Services, authorization: str | None) -> Princip
         raise Unauthenticated("Invalid or expired token.")
     digest = token_digest(services.master_key.token_key, token)
     kind = token_kind(token)
-    principal = await (_staff(digest) if kind == STAFF else _patient(digest) if kind == PATIENT
+    principal = await (staff_of(digest) if kind == STAFF else _patient(digest) if kind == PATIENT
                        else partners.principal(digest))
     if principal is None:
         raise Unauthenticated("Invalid or expired token.")
@@ -128,7 +128,8 @@ async def authenticate(services: Services, authorization: str | None) -> Princip
     return principal
 
 
-async def _staff(digest: str) -> Principal | None:
+async def staff_of(digest: str) -> Principal | None:
+    """The staff principal of a live session's token digest (signed download links name the session too)."""
     rows = await Session.filter(token_hash=digest, revoked_at=None, expires_at__gt=datetime.now(UTC)).values_list(
         *_PRINCIPAL_COLUMNS)
     if not rows or not rows[0][5]:

@@ -4,14 +4,32 @@ staff who read far more files than their peers."""
 from __future__ import annotations
 
 from datetime import datetime
+from enum import Enum
 from typing import Annotated
 
 import strawberry
 
 from resolvers import audit_report as reports
+from resolvers import audit_words
 from schema.audit_event import AccessorKind
 from schema.common import Info, OpenFrom, OpenTo, PeriodFrom, PeriodTo, uuid_of
 from schema.staff import Role, roles_of
+
+
+@strawberry.enum(description="The language a report's words are in.")
+class ReportLanguage(Enum):
+    EN = strawberry.enum_value(audit_words.EN, description="English.")
+    ZH_CN = strawberry.enum_value(audit_words.ZH_CN, description="Simplified Chinese.")
+
+
+@strawberry.type(description="Who dealt with a file, as a person reads it: no identifiers, no codes.")
+class AccessWho:
+    name: str = strawberry.field(description="A staff member's or partner's name (\"Partner (client)\" for an API "
+                                             "client); \"the patient (portal)\", \"anonymous\" or \"the system\" "
+                                             "for others.")
+    role_in_words: str = strawberry.field(description="Their roles in words (\"front desk, nurse\"), or what they are "
+                                             "(\"care partner\", \"the patient (portal)\").")
+    partner: str = strawberry.field(description="The care partner an API client belongs to; empty for others.")
 
 
 @strawberry.type(description="One person's (or client's) dealings with a patient's file in the period.")
@@ -28,16 +46,38 @@ class PatientAccess:
     writes: int = strawberry.field(description="Allowed changes (creations, updates, exports...) in the period.")
     denied: int = strawberry.field(description="Refused attempts.")
     field_classes: list[str] = strawberry.field(description="Field classes returned or written.")
-    fields: list[str] = strawberry.field(description="Encrypted fields decrypted, or fields written.")
-    policy_rules: list[str] = strawberry.field(description="The policy rules that allowed the access.")
+    fields: list[str] = strawberry.field(
+        description="Encrypted fields decrypted, or fields written, by their column names.",
+        deprecation_reason="Column names are for machines: show fieldsInWords to people.")
+    policy_rules: list[str] = strawberry.field(
+        description="The policy lines that allowed the access, as written in the policy.",
+        deprecation_reason="Raw policy lines are for machines: show allowedBy to people.")
     token_ids: list[strawberry.ID] = strawberry.field(description="Sessions (tokens) used.")
     clients: list[str] = strawberry.field(description="User agents of the requests.")
     first_at: datetime | None = strawberry.field(description="Their first dealing with the file in the period.")
     last_at: datetime | None = strawberry.field(description="Their last dealing with the file in the period.")
+    who: AccessWho = strawberry.field(description="Who, in words: name, role and partner.")
+    what: list[str] = strawberry.field(description="What they did in words (\"read 2 times: identity details, "
+                                                   "health information\", \"refused read 1 time\").")
+    allowed_by: list[str] = strawberry.field(description="The rules that allowed it, in words (\"allowed by the "
+                                                         "front desk's rule to read contact details\").")
+    fields_in_words: list[str] = strawberry.field(description="The fields read or written, in words with their "
+                                                              "class (\"allergies (health information)\").")
+    first_at_local: str = strawberry.field(description="firstAt in the institution's time zone, "
+                                                       "\"YYYY-MM-DD HH:MM:SS\"; empty when none.")
+    last_at_local: str = strawberry.field(description="lastAt in the institution's time zone, "
+                                                      "\"YYYY-MM-DD HH:MM:SS\"; empty when none.")
+    time_zone: str = strawberry.field(description="The institution's time zone the local times are in "
+                                                  "(e.g. Asia/Shanghai).")
 
     @classmethod
-    def of(cls, a: reports.Accessor) -> PatientAccess:
-        return cls(actor_kind=AccessorKind(a.actor_kind), actor_id=strawberry.ID(str(a.actor_id)) if a.actor_id
+    def of(cls, a: reports.Accessor, language: str = audit_words.EN) -> PatientAccess:
+        who = AccessWho(name=a.display_name(language), role_in_words=a.role_words(language), partner=a.partner)
+        return cls(who=who,
+                   what=a.what(language), allowed_by=a.allowed_by(language),
+                   fields_in_words=a.fields_in_words(language), first_at_local=a.local(a.first_at),
+                   last_at_local=a.local(a.last_at), time_zone=str(a.zone.key),
+                   actor_kind=AccessorKind(a.actor_kind), actor_id=strawberry.ID(str(a.actor_id)) if a.actor_id
                    else None, name=a.name, roles=roles_of(a.roles), reads=a.reads, writes=a.writes, denied=a.denied,
                    field_classes=sorted(a.field_classes), fields=sorted(a.fields),
                    policy_rules=sorted(a.rules),
@@ -61,15 +101,20 @@ class AccessAnomaly:
 class AuditReportQuery:
     @strawberry.field(description="Who read or changed which field classes of a patient's file, when, under which "
                                   "policy rule, through which token and client (compliance officers). One entry "
-                                  "per person; the full events are in auditEvents(filter: {patient}).")
+                                  "per person, also in words and local time (who, what, allowedBy, "
+                                  "fieldsInWords, firstAtLocal); the full events are in auditEvents(filter: "
+                                  "{patient}); a PDF or CSV for people at GET /compliance/exports/patient-access/"
+                                  "{patientId}.pdf|.csv.")
     async def patient_access_report(
         self, info: Info,
         patient_id: Annotated[strawberry.ID, strawberry.argument(
             description="The patient (any of the institution's).")],
         from_: OpenFrom = None, to: OpenTo = None,
+        language: Annotated[ReportLanguage, strawberry.argument(
+            description="The language of the words (who, what, allowedBy, fieldsInWords).")] = ReportLanguage.EN,
     ) -> list[PatientAccess]:
         found = await reports.patient_access(info.context, uuid_of(patient_id, "patientId"), from_, to)
-        return [PatientAccess.of(a) for a in found]
+        return [PatientAccess.of(a, str(language.value)) for a in found]
 
     @strawberry.field(description="Staff who read more distinct patient files in the period than `factor` times "
                                   "the median of colleagues in the same role, and at least `minimum` (compliance "

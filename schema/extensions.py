@@ -15,7 +15,7 @@ from core.principal import PARTNER
 from resolvers import access
 from resolvers import partner as partners
 from resolvers.context import Context
-from schema.input_errors import CodedValuesRule, place_in_arguments, variable_errors
+from schema.input_errors import CodedValuesRule, HiddenCodedValuesRule, place_in_arguments, variable_errors
 
 log = logging.getLogger("careloop.audit")
 
@@ -91,8 +91,9 @@ class CodedErrors(MaskErrors):
 
     def on_operation(self) -> Iterator[None]:
         rules = self.execution_context.validation_rules
+        coded = HiddenCodedValuesRule if self.production else CodedValuesRule
         self.execution_context.validation_rules = tuple(
-            CodedValuesRule if rule is ValuesOfCorrectTypeRule else rule for rule in rules)
+            coded if rule is ValuesOfCorrectTypeRule else rule for rule in rules)
         yield from super().on_operation()
 
     def _root(self) -> GraphQLObjectType | None:
@@ -110,7 +111,7 @@ class CodedErrors(MaskErrors):
         request_id = context.request.request_id if isinstance(context, Context) else ""
         schema = execution.schema._schema
         errors = variable_errors(errors, schema, execution.graphql_document, execution.operation_name,
-                                 execution.variables)
+                                 execution.variables, hide=self.production)
         root = self._root()
         return [finish_error(place_in_arguments(e, schema, root, execution.variables), request_id=request_id,
                              production=self.production) for e in errors]

@@ -40,6 +40,7 @@ from graphql import (
     type_from_ast,
 )
 from graphql.language import Visitor, visit
+from graphql.pyutils import did_you_mean, suggestion_list
 from graphql.utilities import validate_input_literal, validate_input_value
 from graphql.validation import ValuesOfCorrectTypeRule
 
@@ -149,8 +150,10 @@ def _type_at(type_: GraphQLInputType, path: list[str | int]) -> GraphQLInputType
     return current
 
 
-def describe(message: str, type_: GraphQLInputType | None, path: list[str | int]) -> tuple[list[str | int], str, str]:
-    """(path, reason, words) for graphql-core's message about a value, keeping nothing of the value."""
+def describe(message: str, type_: GraphQLInputType | None, path: list[str | int], *,
+             hide: bool = False) -> tuple[list[str | int], str, str]:
+    """(path, reason, words) for graphql-core's message about a value, keeping nothing of the value. With
+    ``hide`` (production: no introspection) the words list no enum values and suggest no field names."""
     if "non-null type" in message and ("to be provided" in message or "not to be None" in message):
         return path, "required", "is required (not null)."
     if required := _REQUIRED_FIELD.search(message):
@@ -160,7 +163,9 @@ def describe(message: str, type_: GraphQLInputType | None, path: list[str | int]
         named = get_named_type(type_) if type_ is not None else None
         where = f" of {named.name}" if named is not None else ""
         if _NAME.fullmatch(name):
-            return [*path, name], "unknown_field", f"is not a field{where}."
+            hint = "" if hide or not isinstance(named, GraphQLInputObjectType) else did_you_mean(
+                suggestion_list(name, list(named.fields)))
+            return [*path, name], "unknown_field", f"is not a field{where}.{hint}"
         return path, "unknown_field", f"holds a field that is not a field{where}."
     if message.startswith("Within OneOf"):
         return path, "one_of", "give exactly one of its fields, not null."
@@ -168,6 +173,8 @@ def describe(message: str, type_: GraphQLInputType | None, path: list[str | int]
     if isinstance(named, GraphQLInputObjectType):
         return path, "invalid_type", f"must be an object ({named.name})."
     if isinstance(named, GraphQLEnumType):
+        if hide:
+            return path, "invalid_choice", f"is not a value of {named.name}."
         return path, "invalid_choice", f"must be one of {', '.join(named.values)}."
     if named is not None:
         return path, "invalid_value", f"must be a valid {named.name}{_SCALAR_HINTS.get(named.name, '')}."
@@ -218,7 +225,8 @@ def _argument_path(operation: OperationDefinitionNode, name: str) -> str:
 
 
 def variable_errors(errors: list[GraphQLError], schema: GraphQLSchema, document: DocumentNode | None,
-                    operation_name: str | None, variables: dict[str, Any] | None) -> list[GraphQLError]:
+                    operation_name: str | None, variables: dict[str, Any] | None, *,
+                    hide: bool = False) -> list[GraphQLError]:
     """graphql-core's errors for variables that could not be coerced, replaced by ours: one per problem,
     each with its path from the argument (``input.sex``), a reason and no trace of the value."""
     operation = _operation(document, operation_name)
@@ -234,12 +242,12 @@ def variable_errors(errors: list[GraphQLError], schema: GraphQLSchema, document:
             out.append(error)
         elif name not in redone:
             redone.add(name)
-            out.extend(_validate_variable(schema, operation, definitions[name], (variables or {}).get(name)))
+            out.extend(_validate_variable(schema, operation, definitions[name], (variables or {}).get(name), hide))
     return out[:MAX_VARIABLE_ERRORS]
 
 
 def _validate_variable(schema: GraphQLSchema, operation: OperationDefinitionNode,
-                       definition: VariableDefinitionNode, value: Any) -> list[GraphQLError]:
+                       definition: VariableDefinitionNode, value: Any, hide: bool) -> list[GraphQLError]:
     name = definition.variable.name.value
     var_type = type_from_ast(schema, definition.type)
     base = _argument_path(operation, name)
@@ -247,7 +255,8 @@ def _validate_variable(schema: GraphQLSchema, operation: OperationDefinitionNode
 
     def on_error(error: GraphQLError, path: list[str | int]) -> None:
         if len(found) < MAX_VARIABLE_ERRORS:
-            at, reason, words = describe(error.message, _type_at(var_type, path), path)  # type: ignore[arg-type]
+            at, reason, words = describe(error.message, _type_at(var_type, path), path,  # type: ignore[arg-type]
+                                         hide=hide)
             field = join_path(base, at)
             found.append(coded(f"{field}: {words}", field, reason, definition))
 
@@ -263,6 +272,7 @@ class CodedValuesRule(ValuesOfCorrectTypeRule):
     """graphql-core's check of literal values, worded without the value and placed by its path."""
 
     argument: str | None = None
+    hide = False  # production: no enum values listed, no field names suggested
 
     def enter_argument(self, node: ArgumentNode, *_: Any) -> None:
         self.argument = node.name.value
@@ -275,9 +285,16 @@ class CodedValuesRule(ValuesOfCorrectTypeRule):
             base = self.argument or ""
 
             def on_error(error: GraphQLError, path: list[str | int]) -> None:
-                at, reason, words = describe(error.message, _type_at(input_type, path), path)
+                at, reason, words = describe(error.message, _type_at(input_type, path), path,
+                                             hide=self.hide or self.context.hide_suggestions)
                 field = join_path(base, at) or "value"
                 self.report_error(coded(f"{field}: {words}", field, reason, error.nodes or node))
 
             validate_input_literal(node, input_type, on_error, None, None, self.context.hide_suggestions)
         return self.SKIP
+
+
+class HiddenCodedValuesRule(CodedValuesRule):
+    """The same in production, where introspection is off: the words give no part of the schema away."""
+
+    hide = True

@@ -352,6 +352,8 @@ class PatientFilter:
                                                                                         "it with nationalId.")
     national_id: str | None = strawberry.field(default=None, description="The document number; give it with "
                                                                          "nationalIdType.")
+    birth_date: date | None = strawberry.field(default=None, description="Patients born on this day (identity "
+                                                                         "class: a lookup by birth date).")
     segment: Segment | None = strawberry.field(default=None, description="Patients in this segment.")
     tag: str | None = strawberry.field(default=None, description="Patients with this tag (compared lowercased, "
                                                                  "words joined by hyphens).")

@@ -71,6 +71,8 @@ class AccessEntry:
     action: Action = strawberry.field(description="What was done (READ, UPDATE, EXPORT...).")
     field_classes: list[str] = strawberry.field(description="Which parts of the file (identity, contact...).")
     accessor: Accessor = strawberry.field(description="Who.")
+    refused: bool = strawberry.field(description="True for an attempt that was refused: someone tried to open your "
+                                                 "file (or a part of it) and was turned away.")
 
     @classmethod
     def of(cls, entry: AccessEntryView) -> AccessEntry:
@@ -78,7 +80,7 @@ class AccessEntry:
         kind = AccessorKind(who.kind) if who.kind in AccessorKind._value2member_map_ else AccessorKind.SYSTEM
         return cls(occurred_at=entry.occurred_at, action=Action(entry.action),
                    field_classes=entry.field_classes,
-                   accessor=Accessor(kind=kind, name=who.name, roles=roles_of(who.roles)))
+                   accessor=Accessor(kind=kind, name=who.name, roles=roles_of(who.roles)), refused=entry.refused)
 
 
 @strawberry.type(description="One access of a page, with its cursor.")

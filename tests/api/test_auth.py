@@ -236,7 +236,7 @@ async def test_me_returns_roles_and_institution(tenant: Tenant, role: str) -> No
         "email": tenant.emails[role],
         "name": f"{role} {tenant.institution.name.rsplit(' ', 1)[-1]}",
         "roles": [role.upper()],
-        "institution": {"id": str(tenant.id), "name": tenant.institution.name, "kind": "dental",
+        "institution": {"id": str(tenant.id), "name": tenant.institution.name, "kind": "DENTAL",
                         "timeZone": "Asia/Shanghai"},
         "departments": [{"id": str(department.id), "name": department.name}] if in_a else [],
     }}

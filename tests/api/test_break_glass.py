@@ -43,7 +43,7 @@ async def test_break_glass_end_to_end(tenant: Tenant) -> None:
 
     read = await tenant.call("nurse", READ, id=str(pid))
     assert read.errors == [] and read.data["patient"]["allergies"] == "Penicillin"
-    [record] = [e for e in await tenant.audit_events(patient_id=pid, action="read")
+    [record] = [e for e in await tenant.audit_events(patient_id=pid, action="read", outcome="allowed")
                 if e.actor_id == tenant.staff_ids["nurse"]]
     assert f"emergency_access {grant['id']}" in record.policy_rule
     [opening] = await tenant.audit_events(action="break_glass")

@@ -111,7 +111,8 @@ async def test_a_patient_out_of_reach_looks_missing(tenant: Tenant, other_tenant
         before = await mark(tenant.id)
         reply = await tenant.call("doctor", LOG, id=str(pid))
         assert reply.codes == ["NOT_FOUND"]
-        assert await denials_since(tenant.id, before) == [("read", "patient", "not_found", pid, None)]
+        named = pid if pid == elsewhere else None  # a file of this institution is named; foreign or missing: not
+        assert await denials_since(tenant.id, before) == [("read", "patient", "not_found", pid, named)]
 
 
 # -- logged calls ------------------------------------------------------------------------------------------
@@ -193,7 +194,7 @@ async def test_staff_have_no_own_log_and_a_patient_reaches_only_their_own(tenant
     assert (await me.call(LOG, id=str(other))).codes == ["NOT_FOUND"]
     assert (await ok(await me.call(LOG, id=str(me.patient_id)), "patientCommunications"))["edges"] == []
     assert await denials_since(tenant.id, before) == [("read", "patient", "not_found", None, None),
-                                                      ("read", "patient", "not_found", other, None)]
+                                                      ("read", "patient", "not_found", other, other)]
 
 
 async def test_a_patient_sets_their_contact_preferences_recorded_as_consent(tenant: Tenant) -> None:

@@ -127,7 +127,7 @@ async def test_nurse_cannot_invite_a_patient_outside_her_reach(tenant: Tenant) -
 
     theirs = await tenant.call("nurse", INVITE, patientId=str(in_b))
 
-    assert await denials_since(tenant.id, before) == [("create", "patient", "not_found", in_b, None)]
+    assert await denials_since(tenant.id, before) == [("create", "patient", "not_found", in_b, in_b)]
     assert len(await events_since(tenant.id, before)) == 1
     missing = await tenant.call("nurse", INVITE, patientId=str(uuid.uuid4()))
     assert without_place(theirs) == without_place(missing) == {

@@ -127,7 +127,7 @@ async def test_the_self_escalation_of_issue_11_reaches_no_patient(tenant: Tenant
     listed = await tenant.call("admin", PATIENTS)
 
     assert refusal(assigned) == ("FORBIDDEN", "staffId", "self_grant")
-    assert refusal(placed) == ("FORBIDDEN", "departmentIds", "self_grant")
+    assert refusal(placed) == ("FORBIDDEN", "input.departmentIds", "self_grant")
     assert listed.errors == []
     assert listed.data == {"patients": {"nodes": []}}
     assert await state(tenant) == before
@@ -162,7 +162,7 @@ async def test_an_admin_nurse_cannot_add_a_department_to_itself(tenant: Tenant) 
 
     reply = await tenant.call("admin_nurse", STAFF_UPDATE, id=me, input={"departmentIds": [department_a, department_b]})
 
-    assert refusal(reply) == ("FORBIDDEN", "departmentIds", "self_grant")
+    assert refusal(reply) == ("FORBIDDEN", "input.departmentIds", "self_grant")
     assert reply.data == {"staffUpdate": None}
     assert await state(tenant) == before
     assert await denials(tenant) == [(uuid.UUID(me), "staff", "self_grant", uuid.UUID(me))]
@@ -359,9 +359,9 @@ async def test_an_address_of_another_institution_gets_the_same_answer(tenant: Te
         return [{k: v for k, v in e.items() if k != "locations"} for e in reply.errors], reply.data
 
     assert answer(here) == answer(elsewhere)
-    assert refusal(elsewhere) == ("BAD_USER_INPUT", "email", None)
+    assert refusal(elsewhere) == ("BAD_USER_INPUT", "input.email", None)
     message = elsewhere.errors[0]["message"]
-    assert message == "email: this address cannot be used for a new account."
+    assert message == "input.email: this address cannot be used for a new account."
     assert await state(tenant) == before
     admin = tenant.staff_ids["admin"]
     assert await denials(tenant) == [(admin, "staff", "email_unavailable", None)] * 2
@@ -382,8 +382,8 @@ async def test_a_staff_name_with_a_bidi_control_is_refused(tenant: Tenant, char:
     renamed = await tenant.call("admin", STAFF_UPDATE, id=str(tenant.staff_ids["nurse"]),
                                 input={"name": f"{char}Nurse gpj.exe"})
 
-    assert refusal(created) == ("BAD_USER_INPUT", "name", None)
-    assert refusal(renamed) == ("BAD_USER_INPUT", "name", None)
+    assert refusal(created) == ("BAD_USER_INPUT", "input.name", "invalid")
+    assert refusal(renamed) == ("BAD_USER_INPUT", "input.name", "invalid")
     assert "invisible formatting characters" in created.errors[0]["message"]
     assert await state(tenant) == before
     # the twin: the zero-width non-joiner spells Persian words, and is kept between such letters
@@ -393,9 +393,9 @@ async def test_a_staff_name_with_a_bidi_control_is_refused(tenant: Tenant, char:
 
 @pytest.mark.parametrize(("query", "variables", "field"), [
     (DEPARTMENT_CREATE, {"name": "Radiology\u202e"}, "name"),
-    (CREATE_PATIENT, {"input": {"fullName": "Li\u2067Ming"}}, "fullName"),
-    (CREATE_PATIENT, {"input": {"fullName": "Li Ming", "address": "1 Main\u202e Street"}}, "address"),
-    (CREATE_PATIENT, {"input": {"fullName": "Li Ming", "tags": ["vip\u3164"]}}, "tags"),
+    (CREATE_PATIENT, {"input": {"fullName": "Li\u2067Ming"}}, "input.fullName"),
+    (CREATE_PATIENT, {"input": {"fullName": "Li Ming", "address": "1 Main\u202e Street"}}, "input.address"),
+    (CREATE_PATIENT, {"input": {"fullName": "Li Ming", "tags": ["vip\u3164"]}}, "input.tags"),
 ], ids=["department", "patient-name", "patient-address", "patient-tag-blank-letter"])
 async def test_free_text_fields_refuse_invisible_characters(tenant: Tenant, query: str, variables: dict[str, Any],
                                                      field: str) -> None:
@@ -406,7 +406,7 @@ async def test_free_text_fields_refuse_invisible_characters(tenant: Tenant, quer
 
     reply = await tenant.call(role, query, **variables)
 
-    assert refusal(reply) == ("BAD_USER_INPUT", field, None)
+    assert refusal(reply) == ("BAD_USER_INPUT", field, "invalid")
     assert await tenant.audit_count() == events
 
 

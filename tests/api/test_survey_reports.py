@@ -195,8 +195,8 @@ def rounded(found: Any) -> Any:
 def hidden_items(status: str = "TOO_FEW_RESPONSES") -> list[dict[str, Any]]:
     """A hidden row's items: nothing of them shows, not even how many answered them (the count of answers to a
     conditional item tells what was answered to the item it depends on), each with the row's status."""
-    kinds = {"q1": "likert", "q2": "likert", "q3": "choice", "q4": "multi_choice", "q5": "nps", "q6": "csat",
-             "q7": "yes_no"}
+    kinds = {"q1": "LIKERT", "q2": "LIKERT", "q3": "CHOICE", "q4": "MULTI_CHOICE", "q5": "NPS", "q6": "CSAT",
+             "q7": "YES_NO"}
     return [{"linkId": q, "kind": kinds[q], "status": status, "responses": None,
              "mean": None if q in ("q3", "q4") else estimate(None, status=status), "distribution": None}
             for q in REPORTED]
@@ -272,7 +272,7 @@ async def test_the_november_report_is_exact(november: Data) -> None:
     assert {k: v for k, v in report.items() if k != "rows"} == {
         "questionnaireKey": str(november.key), "from": "2025-11", "to": "2025-12", "minCell": 5,
         "satisfactionTarget": 92,
-        "versions": [{"questionnaireId": str(v.id), "version": v.version, "method": "mean", "satisfiedAt": 75.0}
+        "versions": [{"questionnaireId": str(v.id), "version": v.version, "method": "MEAN", "satisfiedAt": 75.0}
                      for v in (november.v1, november.v2)]}
     assert rounded(report["rows"]) == rounded([
         november_a_v1(november),

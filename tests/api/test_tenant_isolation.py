@@ -207,8 +207,8 @@ async def test_filter_on_b_values_finds_nothing(world: World, role: str, name: s
     where = FILTERS[name](world)
     assert node_ids(await world.b.call("front_desk", PATIENT_IDS, filter=where)) == [str(world.b_patient)]
     reply = await world.a.call(role, PATIENT_IDS, filter=where)
-    no_class = role in ("compliance_officer", "admin") or (role == "finance" and name.startswith("phone"))
-    if no_class:  # they read no patient data (finance: identity only, not the phone): a filter on it is refused
+    no_class = role == "admin" or (role in ("finance", "compliance_officer") and name.startswith("phone"))
+    if no_class:  # admin reads no patient data (finance, compliance: identity only, not the phone): refused
         assert reply.codes == ["FORBIDDEN"] and reply.data is None
         return
     assert node_ids(reply) == []
@@ -218,7 +218,8 @@ async def test_filter_on_b_values_finds_nothing(world: World, role: str, name: s
 async def test_unfiltered_list_holds_only_a_patients(world: World, role: str) -> None:
     ids = node_ids(await world.a.call(role, PATIENT_IDS, filter=None))
     assert str(world.b_patient) not in ids
-    if role in ("front_desk", "support_agent", "nurse", "doctor", "department_head", "finance"):
+    if role in ("front_desk", "support_agent", "nurse", "doctor", "department_head", "finance",
+                "compliance_officer"):
         assert ids == [str(world.a_patient)]
 
 

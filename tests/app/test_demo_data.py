@@ -297,7 +297,8 @@ class Demo:
 async def demo(client: httpx.AsyncClient, services: Services) -> Demo:
     result = await seed(services, password=DEMO_PASSWORD, patients_count=DEMO_PATIENTS)
     assert result.created
-    tokens = {role: await login(client, demo_email(role), DEMO_PASSWORD) for role in ("front_desk", "admin")}
+    tokens = {role: await login(client, demo_email(role), DEMO_PASSWORD)
+              for role in ("front_desk", "admin", "compliance_officer")}
     reply = await gql(client, PATIENT_LOGIN, {"e": demo_email("patient"), "p": DEMO_PASSWORD})
     assert not reply.errors, reply.errors
     tokens["patient"] = reply.data["patientLogin"]["token"]
@@ -468,6 +469,27 @@ async def test_the_demo_has_contracts_in_every_state_with_deliveries_and_an_amen
     assert closed[2]["shortfall"] == [{"code": "HC-BATH", "missed": 2}]
     mine = (await demo.call("patient", MY_CONTRACTS))["contracts"]["nodes"]
     assert {"status": "SENT", "versions": [{"number": 1, "status": "SENT"}]} in mine
+
+
+DEMO_DESK = """query($from: DateTime!, $to: DateTime!) {
+  accessAnomalies(from: $from, to: $to) { name role patientsRead }
+  emergencyAccessUnreviewedCount
+  emergencyAccesses(unreviewedOnly: false) { edges { node { outcome staff { id } } } }
+  disclosures(from: $from, to: $to) { edges { node { partnerName dataCategories } } } }"""
+
+
+async def test_the_demo_compliance_desk_has_an_anomaly_break_glass_accesses_and_disclosures(demo: Demo) -> None:
+    """A new compliance officer sees the desk populated: an agency nurse who read far more files than the other
+    nurses, a break-glass access reviewed and one waiting, and the partner's reads in the accounting."""
+    now = datetime.now(UTC)
+    desk = await demo.call("compliance_officer", DEMO_DESK, **{"from": (now - timedelta(days=1)).isoformat(),
+                                                               "to": (now + timedelta(hours=1)).isoformat()})
+    assert [(a["name"], a["role"]) for a in desk["accessAnomalies"]] == [("Demo agency nurse", "NURSE")]
+    assert desk["accessAnomalies"][0]["patientsRead"] >= 20
+    assert desk["emergencyAccessUnreviewedCount"] == 1
+    assert sorted(str(e["node"]["outcome"]) for e in desk["emergencyAccesses"]["edges"]) == ["JUSTIFIED", "None"]
+    disclosed = desk["disclosures"]["edges"]
+    assert len(disclosed) >= 3 and {e["node"]["partnerName"] for e in disclosed} == {"Sunrise Home Care"}
 
 
 # -- the story holds whatever the hour it is told at ------------------------------------------------------------

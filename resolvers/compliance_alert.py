@@ -1,0 +1,126 @@
+"""Compliance alerts: the sweep that tells an institution's compliance officers, through the staff notification
+outbox, of what needs their eyes without their asking.
+
+- an access anomaly: a staff member who read far more distinct patient files in a (UTC) day than the median of
+  the colleagues holding the same role (``ANOMALY_FACTOR`` times it, and at least ``ANOMALY_MINIMUM`` files),
+  reported the next day, once per staff member and day;
+- a break-glass access still unreviewed ``UNREVIEWED_AFTER`` after it was opened, once per access.
+
+One notification per alert, keyed by what it is about (the outbox's unique key), so a sweep run twice, or on two
+nodes at once, schedules it once. The outbox delivers it to the institution's active compliance officers at the
+time of sending (``recipients``); its text names ids only (a staff member's, an access's), never patient data.
+"""
+
+from __future__ import annotations
+
+import statistics
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+from tortoise.functions import Count
+
+from models import AuditEvent, EmergencyAccess, Notification, RoleAssignment
+
+ANOMALY_FACTOR = 3.0  # as accessAnomalies' default
+ANOMALY_MINIMUM = 20
+UNREVIEWED_AFTER = timedelta(hours=24)
+ANOMALY = "compliance.anomaly"
+BREAK_GLASS = "compliance.break_glass"
+KINDS = (ANOMALY, BREAK_GLASS)
+OFFICER = "compliance_officer"
+TEXT = {  # ids only: the officer opens accessAnomalies or the review queue for the rest
+    ANOMALY: "Access anomaly: staff member {subject} read unusually many patient files on {day} (UTC); "
+             "see accessAnomalies.",
+    BREAK_GLASS: "Break-glass access {subject} is still unreviewed after 24 hours; review it in emergencyAccesses.",
+}
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    """A staff member who read far more distinct files than the role's median in a period."""
+
+    institution_id: uuid.UUID
+    staff_id: uuid.UUID
+    role: str
+    patients_read: int
+    role_median: float
+    peers: int
+
+
+async def sweep(now: datetime | None = None) -> int:
+    """Schedule the alerts due at ``now`` in every institution; returns how many were new."""
+    moment = now or datetime.now(UTC)
+    day = day_of(moment)
+    since = datetime.combine(day, time(), tzinfo=UTC)
+    alerts = [(a.institution_id, f"{ANOMALY}:{a.staff_id}:{day.isoformat()}", ANOMALY)
+              for a in await anomalies(since, since + timedelta(days=1))]
+    overdue = EmergencyAccess.filter(reviewed_at__isnull=True, created_at__lte=moment - UNREVIEWED_AFTER)
+    alerts += [(uuid.UUID(str(institution)), f"{BREAK_GLASS}:{grant}", BREAK_GLASS)
+               for institution, grant in await overdue.values_list("institution_id", "id")]
+    return await _schedule(alerts, moment)
+
+
+async def anomalies(since: datetime, until: datetime, *, factor: float = ANOMALY_FACTOR,
+                    minimum: int = ANOMALY_MINIMUM, institution_id: uuid.UUID | None = None) -> list[Anomaly]:
+    """Staff who read more distinct patient files in [since, until) than ``factor`` times the median of the
+    active colleagues holding the same role, and at least ``minimum``: of one institution, or of every one.
+    Three statements whatever the number of institutions and staff."""
+    reads = AuditEvent.filter(actor_kind="staff", action="read", outcome="allowed", patient_id__isnull=False,
+                              occurred_at__gte=since, occurred_at__lt=until)
+    if institution_id is not None:
+        reads = reads.filter(institution_id=institution_id)
+    counted = await reads.annotate(n=Count("patient_id", distinct=True)).group_by(
+        "institution_id", "actor_id").values_list("institution_id", "actor_id", "n")
+    patients_read = {(str(inst), str(actor)): int(n) for inst, actor, n in counted}
+    if not any(n >= minimum for n in patients_read.values()):
+        return []
+    institutions = sorted({inst for inst, _ in patients_read})
+    holders: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for inst, staff_id, role in await RoleAssignment.filter(
+            institution_id__in=institutions, staff__is_active=True).values_list("institution_id", "staff_id", "role"):
+        holders[(str(inst), str(role))].append(str(staff_id))
+    found = []
+    for (inst, role), staff_ids in sorted(holders.items()):
+        median = statistics.median(patients_read.get((inst, s), 0) for s in staff_ids)
+        for staff_id in sorted(staff_ids):
+            n = patients_read.get((inst, staff_id), 0)
+            if n >= minimum and n > factor * max(median, 1.0):
+                found.append(Anomaly(uuid.UUID(inst), uuid.UUID(staff_id), role, n, float(median), len(staff_ids)))
+    return found
+
+
+async def recipients(institution_id: uuid.UUID) -> list[uuid.UUID]:
+    """Who hears of a compliance alert: the institution's active compliance officers, at the time of sending."""
+    staff = await RoleAssignment.filter(institution_id=institution_id, role=OFFICER,
+                                        staff__is_active=True).values_list("staff_id", flat=True)
+    return sorted({uuid.UUID(str(s)) for s in staff})
+
+
+def text(kind: str, key: str) -> str:
+    """The alert's words, from its key (``kind:subject[:day]``): ids and a date, nothing of a patient."""
+    _, subject, *rest = key.split(":")
+    return TEXT[kind].format(subject=subject, day=rest[0] if rest else "")
+
+
+def is_compliance(kind: str) -> bool:
+    return kind in KINDS
+
+
+async def _schedule(alerts: Iterable[tuple[uuid.UUID, str, str]], moment: datetime) -> int:
+    wanted = {key: (institution, kind) for institution, key, kind in alerts}
+    if not wanted:
+        return 0
+    known = set(await Notification.filter(key__in=list(wanted)).values_list("key", flat=True))
+    fresh = [Notification(institution_id=institution, key=key, kind=kind, due_at=moment)
+             for key, (institution, kind) in sorted(wanted.items()) if key not in known]
+    if fresh:  # another node may have been first: the unique key keeps one
+        await Notification.bulk_create(fresh, ignore_conflicts=True)
+    return len(fresh)
+
+
+def day_of(moment: datetime) -> date:
+    """The UTC day whose anomalies a sweep at ``moment`` reports: the day before."""
+    return moment.astimezone(UTC).date() - timedelta(days=1)

@@ -1,0 +1,92 @@
+"""Issue 18: the access report reads in words and local time: people, roles and partners named, never a
+column name or a raw policy line, never a value of patient data."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from models import Partner
+from tests.factories import Tenant, gql, make_patient
+from tests.partners import ALL_SCOPES, make_partnership
+
+REPORT = """query($id: ID!, $language: ReportLanguage! = EN) {
+  patientAccessReport(patientId: $id, language: $language) {
+    actorId lastAt who { name roleInWords partner } what allowedBy fieldsInWords
+    firstAtLocal lastAtLocal timeZone } }"""
+READ = "query($id: ID!) { patient(id: $id) { id fullName phone allergies } }"
+COLUMNS = ("full_name", "department_id", "paused_at", "owner_id", "_id", "_at")
+RAW_RULE = ", *, "
+
+
+def words_of(entry: dict) -> str:
+    return " ".join([entry["who"]["name"], entry["who"]["roleInWords"], *entry["what"], *entry["allowedBy"],
+                     *entry["fieldsInWords"]])
+
+
+def assert_no_machine_words(text: str) -> None:
+    for column in COLUMNS:
+        assert column not in text, column
+    assert RAW_RULE not in text and "allow" not in text.replace("allowed", "")
+
+
+async def test_the_report_names_people_and_roles_in_words_and_local_time(tenant: Tenant) -> None:
+    pid = await make_patient(tenant, "nurse", allergies="Penicillin", phone="13800001111")
+    await tenant.call("nurse", READ, id=str(pid))
+    await tenant.call("front_desk", READ, id=str(pid))  # identity and contact yes, allergies refused
+    reply = await tenant.call("compliance_officer", REPORT, id=str(pid))
+    assert reply.errors == [], reply.errors
+    people = {p["actorId"]: p for p in reply.data["patientAccessReport"]}
+    nurse, desk = people[str(tenant.staff_ids["nurse"])], people[str(tenant.staff_ids["front_desk"])]
+    n = tenant.institution.name.split()[-1]
+    assert nurse["who"] == {"name": f"nurse {n}", "roleInWords": "nurse", "partner": ""}
+    assert desk["who"] == {"name": f"front_desk {n}", "roleInWords": "front desk", "partner": ""}
+    assert nurse["what"][0].startswith("created 1 time: ") and "health information" in nurse["what"][0]
+    assert "read 1 time" in nurse["what"]
+    assert "allergies (health information)" in nurse["fieldsInWords"] and "name (identity details)" in \
+        nurse["fieldsInWords"]
+    assert "allowed by the front desk's rule to read contact details" in desk["allowedBy"]
+    assert any(w.startswith("refused") for w in desk["what"])  # the allergies it may not read
+    zone = ZoneInfo(tenant.institution.time_zone)
+    assert nurse["timeZone"] == tenant.institution.time_zone == "Asia/Shanghai"
+    last = datetime.fromisoformat(nurse["lastAt"]).astimezone(zone)
+    assert nurse["lastAtLocal"] == f"{last:%Y-%m-%d %H:%M:%S}"
+    for entry in reply.data["patientAccessReport"]:
+        assert_no_machine_words(words_of(entry))
+    assert "Penicillin" not in str(reply.body) and "13800001111" not in str(reply.body)
+
+
+async def test_the_report_in_chinese(tenant: Tenant) -> None:
+    pid = await make_patient(tenant, "nurse", allergies="Penicillin")
+    await tenant.call("front_desk", READ, id=str(pid))
+    reply = await tenant.call("compliance_officer", REPORT, id=str(pid), language="ZH_CN")
+    assert reply.errors == [], reply.errors
+    people = {p["actorId"]: p for p in reply.data["patientAccessReport"]}
+    nurse, desk = people[str(tenant.staff_ids["nurse"])], people[str(tenant.staff_ids["front_desk"])]
+    assert nurse["who"]["roleInWords"] == "护士" and desk["who"]["roleInWords"] == "前台"
+    assert "依据前台的规则允许查看联系方式" in desk["allowedBy"]
+    assert "过敏史（健康信息）" in nurse["fieldsInWords"]
+    assert_no_machine_words(words_of(nurse))
+
+
+async def test_a_partner_is_named_with_its_client(tenant: Tenant) -> None:
+    partnership = await make_partnership(tenant, ALL_SCOPES)
+    read = await gql(tenant.client, "query($id: ID!) { patient(id: $id) { id fullName } }",
+                     {"id": str(partnership.granted)}, partnership.token)
+    assert read.errors == [], read.errors
+    reply = await tenant.call("compliance_officer", REPORT, id=str(partnership.granted))
+    partner_name = (await Partner.get(id=partnership.partner_id)).name
+    entry = next(p for p in reply.data["patientAccessReport"] if p["actorId"] == str(partnership.client.id))
+    assert entry["who"]["partner"] == partner_name and entry["who"]["roleInWords"] == "care partner"
+    assert entry["who"]["name"].startswith(f"{partner_name} (")
+    assert any("care partner's rule" in rule for rule in entry["allowedBy"]), entry["allowedBy"]
+    assert_no_machine_words(words_of(entry))
+
+
+async def test_the_words_are_for_compliance_officers_only(tenant: Tenant) -> None:
+    pid = await make_patient(tenant)
+    for role in ("front_desk", "nurse", "admin"):
+        reply = await tenant.call(role, REPORT, id=str(pid))
+        assert (reply.codes == ["FORBIDDEN"] and reply.data is None) or reply.data.get("patientAccessReport") is None
+    denied = [(e.actor_id, e.resource_type) for e in await tenant.audit_events(outcome="denied")]
+    assert (tenant.staff_ids["nurse"], "audit_report") in denied
