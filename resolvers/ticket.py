@@ -23,7 +23,7 @@ from audit.events import Action
 from core.errors import BadUserInput, Forbidden, NotFound
 from core.ids import uuid7
 from core.principal import PARTNER, STAFF
-from core.validation import camel_case, clean_text, normalize_phone
+from core.validation import Problems, camel_case, clean_text, normalize_phone
 from models import Contact, Department, DepartmentMembership, RoleAssignment, Staff, Ticket, TicketEvent
 from models.ticket import CATEGORIES, CHANNELS, OPEN_STATUSES, ROOT_CAUSES, STATUSES, STOPPED_STATUSES
 from policies.guard import Decision
@@ -414,21 +414,13 @@ async def create(ctx: Context, data: dict[str, Any], *, by_partner: bool = False
         raise Forbidden()
     if by_partner:  # about a patient granted to it; the channel says who reported it
         data = {**data, "channel": "partner"}
-        if data.get("patient_id") is None:
-            raise BadUserInput("patientId: is required.", field="patientId")
-    values = _normalize(data)
-    for required in ("channel", "category", "subject"):
-        if values.get(required) is None:
-            raise BadUserInput(f"{camel_case(required)}: is required.", field=camel_case(required))
+    values, received_at = _checked_opening(data, by_partner=by_partner)
     patient = None
     if data.get("patient_id") is not None:
         patient = await access.find_patient(ctx, data["patient_id"], action=Action.CREATE, field="patientId")
-    elif values.get("caller_name") is None:
-        raise BadUserInput("callerName: give the patient, or the caller's name.", field="callerName")
     contact_id = await _contact_of(ctx, data.get("contact_id"), patient.row.id if patient else None)
     department_id = await _department(ctx, data.get("department_id")) if data.get("department_id") else (
         patient.row.department_id if patient else None)
-    received_at = _received_at(data.get("received_at"))
     level = _level(values.pop("level", None), values["category"], data.get("post_operative"), data.get("dispute"))
     vip = values["channel"] == "vip_adviser" or (patient is not None and "|vip|" in (patient.row.segments or ""))
     ticket_id = uuid7()
@@ -443,6 +435,26 @@ async def create(ctx: Context, data: dict[str, Any], *, by_partner: bool = False
         await sla.recompute(ctx, row)
         await _audit(ctx, Action.CREATE, row, frozenset(values) | {"level", "owner_id"}, decision)
     return _changed(ctx, row)
+
+
+def _checked_opening(data: dict[str, Any], *, by_partner: bool) -> tuple[dict[str, Any], datetime]:
+    """A new ticket's values and reception time; every problem of its shape reported at once, before the
+    checks that read the database (the patient in reach, the contact, the department)."""
+    problems = Problems()
+    if by_partner and data.get("patient_id") is None:
+        problems.add("patientId", "required", "is required.")
+    values = _collect(problems, data)
+    for required in ("channel", "category", "subject"):
+        if values.get(required) is None and not problems.has(camel_case(required)):
+            problems.add(camel_case(required), "required", "is required.")
+    if not by_partner and data.get("patient_id") is None and values.get("caller_name") is None \
+            and not problems.has("callerName"):
+        problems.add("callerName", "required", "give the patient, or the caller's name.")
+    received_at = datetime.now(UTC)
+    with problems.collect("receivedAt"):
+        received_at = _received_at(data.get("received_at"))
+    problems.check()
+    return values, received_at
 
 
 async def create_mine(ctx: Context, data: dict[str, Any]) -> TicketView:
@@ -593,10 +605,14 @@ async def update(ctx: Context, ticket_id: uuid.UUID | None, data: dict[str, Any]
         raise BadUserInput("input: give at least one field to change.", field="input")
     decision = await access.authorize(ctx, "ticket", "update", action=Action.UPDATE, resource_type="ticket",
                                       resource_id=ticket_id)
-    values = _normalize(data)
+    problems = Problems()
+    values = _collect(problems, data)
     if "level" in values and values["level"] is None:
-        raise BadUserInput("level: must not be null.", field="level")
-    note = _text(data.get("note"), "note")
+        problems.add("level", "required", "must not be null.")
+    note = None
+    with problems.collect("note"):
+        note = _text(data.get("note"), "note")
+    problems.check()
     found = await find(ctx, ticket_id, Action.UPDATE)
     async with in_transaction():
         row = await lock(ctx, found)
@@ -812,9 +828,10 @@ def _received_at(value: datetime | None) -> datetime:
     if value is None:
         return now
     if value.tzinfo is None:
-        raise BadUserInput("receivedAt: give a time zone.", field="receivedAt")
+        raise BadUserInput("receivedAt: give a time zone.", field="receivedAt", reason="no_time_zone")
     if value > now + timedelta(minutes=1) or value < now - MAX_BACKDATE:
-        raise BadUserInput("receivedAt: within the last 7 days, not in the future.", field="receivedAt")
+        raise BadUserInput("receivedAt: within the last 7 days, not in the future.", field="receivedAt",
+                           reason="out_of_range")
     return value.astimezone(UTC)
 
 
@@ -828,30 +845,44 @@ def _level(level: int | None, category: str, post_operative: bool | None, disput
 
 
 def _normalize(data: dict[str, Any]) -> dict[str, Any]:
+    """Validated values of a ticket's fields, every invalid one reported at once (``core.validation.Problems``)."""
+    problems = Problems()
+    out = _collect(problems, data)
+    problems.check()
+    return out
+
+
+def _collect(problems: Problems, data: dict[str, Any]) -> dict[str, Any]:
+    """The valid values of a ticket's own fields; each invalid one becomes a problem (the caller checks)."""
     out: dict[str, Any] = {}
     for name, value in data.items():
         if name in ("patient_id", "contact_id", "department_id", "received_at", "post_operative", "dispute", "note"):
             continue
-        if value is None:
-            if name in _REQUIRED_VALUES:
-                raise BadUserInput(f"{camel_case(name)}: must not be null.", field=camel_case(name))
-            out[name] = None
-        elif name in _TEXT_LIMITS:
-            out[name] = clean_text(value, field=camel_case(name), max_length=_TEXT_LIMITS[name], min_length=1)
-        elif name == "caller_phone":
-            out[name] = normalize_phone(value, field="callerPhone")
-        elif name in ("channel", "category", "root_cause_category"):
-            allowed = {"channel": CHANNELS, "category": CATEGORIES, "root_cause_category": ROOT_CAUSES}[name]
-            if value not in allowed:
-                raise BadUserInput(f"{camel_case(name)}: unknown value.", field=camel_case(name))
-            out[name] = value
-        elif name == "level":
-            if value not in (1, 2, 3):
-                raise BadUserInput("level: must be 1, 2 or 3.", field="level")
-            out[name] = value
-        else:
-            raise BadUserInput(f"{camel_case(name)}: cannot be set here.", field=camel_case(name))
+        with problems.collect(camel_case(name)):
+            out[name] = _normalize_one(name, value)
     return out
+
+
+def _normalize_one(name: str, value: Any) -> Any:
+    field = camel_case(name)
+    if value is None:
+        if name in _REQUIRED_VALUES:
+            raise BadUserInput(f"{field}: must not be null.", field=field, reason="required")
+        return None
+    if name in _TEXT_LIMITS:
+        return clean_text(value, field=field, max_length=_TEXT_LIMITS[name], min_length=1)
+    if name == "caller_phone":
+        return normalize_phone(value, field="callerPhone")
+    if name in ("channel", "category", "root_cause_category"):
+        allowed = {"channel": CHANNELS, "category": CATEGORIES, "root_cause_category": ROOT_CAUSES}[name]
+        if value not in allowed:
+            raise BadUserInput(f"{field}: unknown value.", field=field, reason="invalid_choice")
+        return value
+    if name == "level":
+        if value not in (1, 2, 3):
+            raise BadUserInput("level: must be 1, 2 or 3.", field="level", reason="out_of_range")
+        return value
+    raise BadUserInput(f"{field}: cannot be set here.", field=field)
 
 
 def _sealed(ctx: Context, ticket_id: uuid.UUID, values: dict[str, Any]) -> dict[str, Any]:

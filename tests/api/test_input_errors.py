@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from models import Contact, Patient
+from models import Contact, Patient, Ticket
 from tests.factories import Tenant, make_patient
 
 CREATE = """mutation($input: PatientCreateInput!) {
@@ -204,3 +204,44 @@ async def test_explicit_null_on_a_contact_field_that_is_never_empty_leaves_it(te
     assert reply.errors == []
     assert reply.data["contactUpdate"] == {"id": cid, "name": "Wang Fang", "relationship": "SPOUSE",
                                            "phone": "+8613900139000", "isEmergency": True, "notes": None}
+
+
+# -- tickets, visits, appointments, follow-ups: every problem at once as well -------------------------------
+
+TICKET_CREATE = "mutation($input: TicketCreateInput!) { ticketCreate(input: $input) { id } }"
+TICKET_UPDATE = """mutation($id: ID!, $input: TicketUpdateInput!) {
+  ticketUpdate(id: $id, input: $input) { id level subcategory } }"""
+
+
+async def ticket_rows(tenant: Tenant) -> list[dict[str, Any]]:
+    return await Ticket.filter(institution_id=tenant.id).order_by("id").values()
+
+
+async def test_a_new_ticket_reports_every_problem_and_writes_nothing(tenant: Tenant) -> None:
+    before = await ticket_rows(tenant)
+
+    reply = await tenant.call("support_agent", TICKET_CREATE, input={
+        "channel": "HOTLINE", "category": "REQUEST", "subject": "  ", "callerPhone": "call me", "level": 7,
+        "receivedAt": (datetime.now(UTC) + timedelta(hours=2)).isoformat()})
+
+    assert problems(reply) == [("input.subject", "required"), ("input.callerPhone", "invalid"),
+                               ("input.level", "out_of_range"), ("input.callerName", "required"),
+                               ("input.receivedAt", "out_of_range")]
+    assert reply.errors[0]["extensions"]["field"] == "input.subject"
+    assert reply.data == {"ticketCreate": None}
+    assert await ticket_rows(tenant) == before
+
+
+async def test_a_ticket_update_reports_every_problem_and_writes_nothing(tenant: Tenant) -> None:
+    pid = await make_patient(tenant)
+    created = await tenant.call("support_agent", TICKET_CREATE, input={
+        "channel": "HOTLINE", "category": "REQUEST", "subject": "Change my appointment", "patientId": str(pid)})
+    tid = created.data["ticketCreate"]["id"]
+    before = await ticket_rows(tenant)
+
+    reply = await tenant.call("support_agent", TICKET_UPDATE, id=tid, input={
+        "level": None, "subcategory": "x" * 65, "rootCause": "a\x07b", "note": "fine"})
+
+    assert problems(reply) == [("input.level", "required"), ("input.subcategory", "too_long"),
+                               ("input.rootCause", "invalid")]
+    assert await ticket_rows(tenant) == before
