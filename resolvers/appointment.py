@@ -36,7 +36,7 @@ from audit.events import Action, Actor, AuditRecord, Outcome
 from core.errors import BadUserInput, Conflict, Forbidden
 from core.ids import uuid7
 from core.principal import PARTNER, PATIENT, STAFF
-from core.validation import aware_time, clean_text, one_of
+from core.validation import Problems, aware_time, clean_text, one_of
 from models import Appointment, Institution, Schedule, Visit
 from models.appointment import BOOKING_CHANNELS, CANCELLATION_REASONS
 from policies.fields import APPOINTMENT_FIELD_CLASS
@@ -320,14 +320,8 @@ async def book(ctx: Context, data: dict[str, Any]) -> AppointmentView:
     patient_id = data.get("patient_id") or (principal.patient_id if principal.kind == PATIENT else None)
     decision = await access.authorize(ctx, "appointment", "create", action=Action.CREATE,
                                       resource_type="appointment", patient_id=patient_id)
-    if patient_id is None:
-        raise BadUserInput("patientId: is required.", field="patientId")
+    start, channel, reason = _checked_booking(ctx, data, patient_id)
     patient = await access.find_patient(ctx, patient_id, action=Action.CREATE, field="patientId")
-    channel = _channel(ctx, data.get("channel"))
-    reason = _reason(data.get("reason"))
-    if data.get("schedule_id") is None:
-        raise BadUserInput("scheduleId: is required.", field="scheduleId")
-    start = aware_time(data["slot_start"], "slotStart")
     schedule, slot = await schedules.slot_at(ctx, data["schedule_id"], start)
     now = _now()
     await _check_when(ctx, Action.CREATE, None, patient, slot.start, now)
@@ -351,6 +345,31 @@ async def book(ctx: Context, data: dict[str, Any]) -> AppointmentView:
     booked = await _seated(schedule.id, slot.start, slot.capacity, write)
     ctx.services.messages.scheduled.set()  # its confirmation is due now
     return AppointmentView(booked, patient)
+
+
+def _checked_booking(ctx: Context, data: dict[str, Any], patient_id: uuid.UUID | None
+                     ) -> tuple[datetime, str, str | None]:
+    """(slot start, channel, reason) of a booking; every problem of its shape reported at once (in the input's
+    order), before reach, the schedule and the slot are looked up."""
+    problems = Problems()
+    if data.get("schedule_id") is None:
+        problems.add("scheduleId", "required", "is required.")
+    start = _now()
+    with problems.collect("slotStart"):
+        start = aware_time(data["slot_start"], "slotStart")
+        if start <= _now():
+            raise BadUserInput("slotStart: the slot has begun or is over; choose a later one.", field="slotStart",
+                               reason="in_past")
+    if patient_id is None:
+        problems.add("patientId", "required", "is required.")
+    reason = None
+    with problems.collect("reason"):
+        reason = _reason(data.get("reason"))
+    channel = ""
+    with problems.collect("channel"):
+        channel = _channel(ctx, data.get("channel"))
+    problems.check()
+    return start, channel, reason
 
 
 async def reschedule(ctx: Context, appointment_id: uuid.UUID | None, slot_start: datetime,

@@ -27,7 +27,7 @@ from audit import writer
 from audit.events import Action
 from core.errors import BadUserInput, Conflict, Forbidden
 from core.ids import uuid7
-from core.validation import aware_time, camel_case, clean_text, one_of
+from core.validation import Problems, aware_time, camel_case, clean_text, one_of
 from models import (
     CareTeamMember,
     Department,
@@ -268,10 +268,11 @@ async def rules(ctx: Context, *, first: int, after: str | None, include_retired:
 async def rule_create(ctx: Context, data: dict[str, Any]) -> FollowUpRule:
     decision = await access.authorize(ctx, "follow_up_rule", "update", action=Action.CREATE,
                                       resource_type="follow_up_rule")
+    problems = Problems()
     for required in ("name", "offsets_days"):
         if data.get(required) is None:
-            raise BadUserInput(f"{camel_case(required)}: is required.", field=camel_case(required))
-    values = await _rule_values(ctx, data)
+            problems.add(camel_case(required), "required", "is required.")
+    values = await _rule_values(ctx, {k: v for k, v in data.items() if not problems.has(camel_case(k))}, problems)
     await _check_rule_reach(ctx, Action.CREATE, None, {values.get("department_id")})
     rule_id = uuid7()
     async with in_transaction():
@@ -362,48 +363,66 @@ async def _check_rule_reach(ctx: Context, action: Action, rule_id: uuid.UUID | N
                     "rules are the admins'.", field="departmentId")
 
 
-async def _rule_values(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+async def _rule_values(ctx: Context, data: dict[str, Any], problems: Problems | None = None) -> dict[str, Any]:
+    """A rule's values: every problem of their shape reported at once (with those already in ``problems``),
+    then the catalogue code and the department looked up."""
+    problems = problems or Problems()
     out: dict[str, Any] = {}
     for name, value in data.items():
-        field_name = camel_case(name)
-        if value is None and name in _RULE_REQUIRED:
-            raise BadUserInput(f"{field_name}: must not be null.", field=field_name)
-        if name == "name":
-            out[name] = clean_text(value, field=field_name, max_length=NAME_LIMIT, min_length=1)
-        elif name == "visit_kind":
-            out[name] = None if value is None else one_of(value, VISIT_KINDS, field_name)
-        elif name == "procedure_code":
-            out[name] = None if value is None else await _catalogue_code(ctx, value)
-        elif name == "department_id":
-            if value is not None and not await Department.exists(id=value, institution_id=ctx.institution_id):
-                raise BadUserInput("departmentId: no such department.", field="departmentId")
-            out[name] = value
-        elif name == "offsets_days":
-            out[name] = tags_to_db([str(days) for days in _checked_offsets(value)])
-        elif name == "assignee":
-            out[name] = one_of(value, ASSIGNEES, field_name)
-        elif name == "skip_closed_days":
-            out[name] = bool(value)
-        else:
-            raise BadUserInput(f"{field_name}: cannot be set here.", field=field_name)
+        with problems.collect(camel_case(name)):
+            out[name] = _rule_value(name, value)
+    problems.check()
+    if out.get("procedure_code") is not None:
+        await _catalogue_code(ctx, out["procedure_code"])
+    if out.get("department_id") is not None and not await Department.exists(id=out["department_id"],
+                                                                            institution_id=ctx.institution_id):
+        raise BadUserInput("departmentId: no such department.", field="departmentId")
     return out
 
 
-async def _catalogue_code(ctx: Context, value: str) -> str:
+def _rule_value(name: str, value: Any) -> Any:
+    field_name = camel_case(name)
+    if value is None and name in _RULE_REQUIRED:
+        raise BadUserInput(f"{field_name}: must not be null.", field=field_name, reason="required")
+    if name == "name":
+        return clean_text(value, field=field_name, max_length=NAME_LIMIT, min_length=1)
+    if name == "visit_kind":
+        return None if value is None else one_of(value, VISIT_KINDS, field_name)
+    if name == "procedure_code":
+        return None if value is None else _code_shape(value)
+    if name == "department_id":
+        return value
+    if name == "offsets_days":
+        return tags_to_db([str(days) for days in _checked_offsets(value)])
+    if name == "assignee":
+        return one_of(value, ASSIGNEES, field_name)
+    if name == "skip_closed_days":
+        return bool(value)
+    raise BadUserInput(f"{field_name}: cannot be set here.", field=field_name)
+
+
+def _code_shape(value: str) -> str:
     code = value.strip().upper()
-    if not code or len(code) > 32 or not await ServiceItem.exists(institution_id=ctx.institution_id, code=code,
-                                                                  active=True):
-        raise BadUserInput("procedureCode: not in the institution's service catalogue.", field="procedureCode")
+    if not code or len(code) > 32:
+        raise BadUserInput("procedureCode: not in the institution's service catalogue.", field="procedureCode",
+                           reason="unknown_code")
     return code
+
+
+async def _catalogue_code(ctx: Context, code: str) -> None:
+    if not await ServiceItem.exists(institution_id=ctx.institution_id, code=code, active=True):
+        raise BadUserInput("procedureCode: not in the institution's service catalogue.", field="procedureCode",
+                           reason="unknown_code")
 
 
 def _checked_offsets(values: list[int]) -> list[int]:
     if not 1 <= len(values) <= MAX_OFFSETS:
-        raise BadUserInput(f"offsetsDays: give 1 to {MAX_OFFSETS} offsets.", field="offsetsDays")
+        raise BadUserInput(f"offsetsDays: give 1 to {MAX_OFFSETS} offsets.", field="offsetsDays", reason="item_count")
     if any(not 0 <= days <= MAX_OFFSET_DAYS for days in values):
-        raise BadUserInput(f"offsetsDays: each offset is 0 to {MAX_OFFSET_DAYS} days.", field="offsetsDays")
+        raise BadUserInput(f"offsetsDays: each offset is 0 to {MAX_OFFSET_DAYS} days.", field="offsetsDays",
+                           reason="out_of_range")
     if len(set(values)) != len(values):
-        raise BadUserInput("offsetsDays: give each offset once.", field="offsetsDays")
+        raise BadUserInput("offsetsDays: give each offset once.", field="offsetsDays", reason="duplicate")
     return sorted(values)
 
 
@@ -575,14 +594,16 @@ async def create_task(ctx: Context, data: dict[str, Any]) -> TaskView:
     """A call planned by hand for a patient in the caller's reach: owned by a nurse, or in a pool."""
     decision = await access.authorize(ctx, "follow_up_task", "create", action=Action.CREATE,
                                       resource_type="follow_up_task", patient_id=data.get("patient_id"))
+    problems = Problems()  # the input's shape first (its one dated field), before reach and the records named
+    today = await local_today(ctx)
+    due_on = data.get("due_on")
+    if not isinstance(due_on, date) or not today <= due_on <= today + MAX_DUE_AHEAD:
+        problems.add("dueOn", "out_of_range", "from today (the institution's local date) to a year ahead.")
+    problems.check()
     patient = await access.find_patient(ctx, data.get("patient_id"), action=Action.CREATE, field="patientId")
     if patient.row.status != "active":
         raise BadUserInput(f"patientId: the file is {patient.row.status}; follow-up calls are for active files.",
                            field="patientId")
-    today = await local_today(ctx)
-    due_on = data.get("due_on")
-    if not isinstance(due_on, date) or not today <= due_on <= today + MAX_DUE_AHEAD:
-        raise BadUserInput("dueOn: from today (the institution's local date) to a year ahead.", field="dueOn")
     department_id = data.get("department_id")
     if department_id is not None and not await Department.exists(id=department_id,
                                                                  institution_id=ctx.institution_id):

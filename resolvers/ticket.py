@@ -461,13 +461,15 @@ async def create_mine(ctx: Context, data: dict[str, Any]) -> TicketView:
     """A patient opens a request, complaint, enquiry or suggestion on their own file in the portal. It waits
     in their department's queue with its SLA (the patient's VIP segment counts), owned by nobody."""
     decision = await access.authorize(ctx, "my_ticket", "create", action=Action.CREATE, resource_type="ticket")
-    if data.get("channel") not in PORTAL_CHANNELS:
-        raise BadUserInput("input.channel: APP or WEB_FORM.", field="input.channel")
-    values = _normalize({name: data.get(name) for name in ("channel", "category", "subject", "description")
-                         if name in data})
+    problems = Problems()  # every problem of the input at once, in its order; the schema prefixes ``input.``
+    values = _collect(problems, {name: data[name] for name in ("category", "subject", "description") if name in data})
     for required in ("category", "subject"):
-        if values.get(required) is None:
-            raise BadUserInput(f"input.{required}: is required.", field=f"input.{required}")
+        if values.get(required) is None and not problems.has(required):
+            problems.add(required, "required", "is required.")
+    if data.get("channel") not in PORTAL_CHANNELS:
+        problems.add("channel", "invalid_choice", "APP or WEB_FORM.")
+    problems.check()
+    values["channel"] = data["channel"]
     patient = await access.find_patient(ctx, ctx.require_principal().patient_id, action=Action.CREATE)
     level = _level(None, values["category"], None, None)
     ticket_id, now = uuid7(), datetime.now(UTC)
@@ -606,9 +608,9 @@ async def update(ctx: Context, ticket_id: uuid.UUID | None, data: dict[str, Any]
     decision = await access.authorize(ctx, "ticket", "update", action=Action.UPDATE, resource_type="ticket",
                                       resource_id=ticket_id)
     problems = Problems()
-    values = _collect(problems, data)
-    if "level" in values and values["level"] is None:
+    if "level" in data and data["level"] is None:  # the first field of the input: its problem comes first
         problems.add("level", "required", "must not be null.")
+    values = _collect(problems, data)
     note = None
     with problems.collect("note"):
         note = _text(data.get("note"), "note")

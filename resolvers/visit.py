@@ -26,7 +26,7 @@ from audit.events import Action
 from core.errors import BadUserInput, Conflict, Forbidden
 from core.ids import uuid7
 from core.principal import PARTNER
-from core.validation import aware_time, camel_case, clean_text, one_of
+from core.validation import Problems, aware_time, camel_case, clean_text, one_of
 from models import Department, Patient, ServiceItem, Staff, Visit, VisitCode, VisitStaff
 from models.visit import CODE_KINDS, PROCEDURE_STATUSES, VISIT_KINDS
 from policies.fields import CLINICAL, ENCRYPTED_FIELDS, INTERNAL, VISIT_FIELD_CLASS
@@ -273,25 +273,31 @@ async def cohort_counts(ctx: Context, *, system: str, codes: list[str]) -> list[
 async def create(ctx: Context, data: dict[str, Any]) -> VisitView:
     decision = await access.authorize(ctx, "visit", "create", action=Action.CREATE, resource_type="visit",
                                       patient_id=data.get("patient_id"))
-    patient = await access.find_patient(ctx, data.get("patient_id"), action=Action.CREATE, field="patientId")
-    values = await _normalize(ctx, data)
-    await _check_text_rights(ctx, patient, values, Action.CREATE)
-    if patient.row.status != "active":
-        raise BadUserInput(f"patientId: the file is {patient.row.status}; visits are for active files.",
-                           field="patientId")
     principal = ctx.require_principal()
+    problems = Problems()
+    values = _shape(problems, data)
     status = values.pop("status", "planned")
-    if status not in INITIAL_STATUSES:
-        raise BadUserInput("status: a new visit is PLANNED, ARRIVED or FINISHED.", field="status")
-    if principal.kind == PARTNER and (values.get("kind") != "home_care" or status != "finished"):
-        raise BadUserInput("kind: a partner records home-care services it delivered (FINISHED).", field="kind")
+    if status not in INITIAL_STATUSES and not problems.has("status"):
+        problems.add("status", "invalid_choice", "a new visit is PLANNED, ARRIVED or FINISHED.")
+    if principal.kind == PARTNER and (values.get("kind") != "home_care" or status != "finished") \
+            and not problems.has("kind"):
+        problems.add("kind", "partner_home_care", "a partner records home-care services it delivered (FINISHED).")
     now = datetime.now(UTC)
     values.setdefault("planned_at", values.get("started_at") or now)
     if status == "arrived":
         values.setdefault("arrived_at", now)
-    if status == "finished" and (values.get("started_at") is None or values.get("ended_at") is None):
-        raise BadUserInput("endedAt: a finished visit needs startedAt and endedAt.", field="endedAt")
-    _check_order(values)
+    if status == "finished" and (values.get("started_at") is None or values.get("ended_at") is None) \
+            and not (problems.has("startedAt") or problems.has("endedAt")):
+        problems.add("endedAt", "required", "a finished visit needs startedAt and endedAt.")
+    with problems.collect("endedAt"):
+        _check_order(values)
+    problems.check()  # every problem of the input's shape, before reach and the database are asked
+    patient = await access.find_patient(ctx, data.get("patient_id"), action=Action.CREATE, field="patientId")
+    await _check_references(ctx, values)
+    await _check_text_rights(ctx, patient, values, Action.CREATE)
+    if patient.row.status != "active":
+        raise BadUserInput(f"patientId: the file is {patient.row.status}; visits are for active files.",
+                           field="patientId")
     async with in_transaction():
         row = await insert(ctx, patient, status, values, decision)
     if status == "arrived":
@@ -323,8 +329,13 @@ async def update(ctx: Context, visit_id: uuid.UUID | None, data: dict[str, Any],
         raise BadUserInput("input: give at least one field to change.", field="input")
     decision = await access.authorize(ctx, "visit", "update", action=Action.UPDATE, resource_type="visit",
                                       resource_id=visit_id)
+    problems = Problems()
+    values = _shape(problems, data)
+    with problems.collect("endedAt"):
+        _check_order(values)  # the times sent, among themselves; with the visit's own below
+    problems.check()
     view = await find(ctx, visit_id, Action.UPDATE)
-    values = await _normalize(ctx, data)
+    await _check_references(ctx, values)
     values.pop("status", None)
     await _check_text_rights(ctx, view.patient, values, Action.UPDATE)
     _check_order({**_times(view.row), **values})
@@ -458,51 +469,54 @@ async def _check_text_rights(ctx: Context, patient: PatientView, values: dict[st
             raise Forbidden()
 
 
-async def _normalize(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+def _shape(problems: Problems, data: dict[str, Any]) -> dict[str, Any]:
+    """The valid values of a visit's fields; each invalid one becomes a problem (the caller checks)."""
     out: dict[str, Any] = {}
     for name, value in data.items():
         if name == "patient_id":
             continue
-        field_name = camel_case(name)
-        if value is None:
-            if name in ("kind", "planned_at"):
-                raise BadUserInput(f"{field_name}: must not be null.", field=field_name)
-            out[name] = None
-        elif name in TEXT_LIMITS:
-            out[name] = clean_text(value, field=field_name, max_length=TEXT_LIMITS[name], min_length=1)
-        elif name == "kind":
-            out[name] = one_of(value, VISIT_KINDS, field_name)
-        elif name in ("planned_at", "started_at", "ended_at", "arrived_at"):
-            out[name] = aware_time(value, field_name)
-        elif name == "department_id":
-            if not await Department.exists(id=value, institution_id=ctx.institution_id):
-                raise BadUserInput("departmentId: no such department.", field="departmentId")
-            out[name] = value
-        elif name == "clinician_id":
-            if not await Staff.exists(id=value, institution_id=ctx.institution_id, is_active=True):
-                raise BadUserInput("clinicianId: no such staff member.", field="clinicianId")
-            out[name] = value
-        elif name == "staff_ids":
-            out[name] = await _staff(ctx, value)
-        elif name == "revisit_on":
-            out[name] = value if isinstance(value, date) else date.fromisoformat(value)
-        else:
-            out[name] = value
+        with problems.collect(camel_case(name)):
+            out[name] = _shape_one(name, value)
     return out
 
 
 MAX_STAFF = 10
 
 
-async def _staff(ctx: Context, staff_ids: list[uuid.UUID]) -> list[uuid.UUID]:
-    """The other staff who took part: active accounts of the institution, each once."""
-    unique = list(dict.fromkeys(staff_ids))
-    if len(unique) > MAX_STAFF:
-        raise BadUserInput(f"staffIds: at most {MAX_STAFF}.", field="staffIds")
-    if unique and await Staff.filter(id__in=unique, institution_id=ctx.institution_id,
-                                     is_active=True).count() != len(unique):
+def _shape_one(name: str, value: Any) -> Any:
+    field_name = camel_case(name)
+    if value is None:
+        if name in ("kind", "planned_at"):
+            raise BadUserInput(f"{field_name}: must not be null.", field=field_name, reason="required")
+        return None
+    if name in TEXT_LIMITS:
+        return clean_text(value, field=field_name, max_length=TEXT_LIMITS[name], min_length=1)
+    if name == "kind":
+        return one_of(value, VISIT_KINDS, field_name)
+    if name in ("planned_at", "started_at", "ended_at", "arrived_at"):
+        return aware_time(value, field_name)
+    if name == "staff_ids":  # the other staff who took part, each once
+        unique = list(dict.fromkeys(value))
+        if len(unique) > MAX_STAFF:
+            raise BadUserInput(f"staffIds: at most {MAX_STAFF}.", field="staffIds", reason="too_many")
+        return unique
+    if name == "revisit_on":
+        return value if isinstance(value, date) else date.fromisoformat(value)
+    return value
+
+
+async def _check_references(ctx: Context, values: dict[str, Any]) -> None:
+    """The department, clinician and other staff named exist in the institution (after the shape checks)."""
+    if values.get("department_id") is not None and not await Department.exists(
+            id=values["department_id"], institution_id=ctx.institution_id):
+        raise BadUserInput("departmentId: no such department.", field="departmentId")
+    if values.get("clinician_id") is not None and not await Staff.exists(
+            id=values["clinician_id"], institution_id=ctx.institution_id, is_active=True):
+        raise BadUserInput("clinicianId: no such staff member.", field="clinicianId")
+    staff = values.get("staff_ids")
+    if staff and await Staff.filter(id__in=staff, institution_id=ctx.institution_id,
+                                    is_active=True).count() != len(staff):
         raise BadUserInput("staffIds: no such staff member.", field="staffIds")
-    return unique
 
 
 async def _set_staff(ctx: Context, visit_id: uuid.UUID, staff_ids: list[uuid.UUID] | None) -> None:
@@ -536,7 +550,7 @@ def _check_order(values: dict[str, Any]) -> None:
             continue
         if previous is not None and value < previous[1]:
             raise BadUserInput(f"{camel_case(name)}: must not be before {camel_case(previous[0])}.",
-                               field=camel_case(name))
+                               field=camel_case(name), reason="out_of_order")
         previous = (name, value)
 
 

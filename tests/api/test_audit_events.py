@@ -118,7 +118,7 @@ async def test_a_node_carries_its_row(tenant: Tenant, story: Story) -> None:
     row = await AuditEvent.get(institution_id=tenant.id, seq=story.refused)
 
     assert node == {
-        "id": str(row.id), "seq": row.seq, "occurredAt": row.occurred_at.isoformat(), "actorKind": "staff",
+        "id": str(row.id), "seq": row.seq, "occurredAt": row.occurred_at.isoformat(), "actorKind": "STAFF",
         "actorId": str(tenant.staff_ids["front_desk"]), "tokenId": str(row.token_id), "action": "UPDATE",
         "resourceType": "patient", "resourceId": str(story.p1), "patientId": str(story.p1), "fieldClasses": [],
         "fieldsRead": [], "outcome": "DENIED", "reason": "forbidden", "policyRule": "", "requestId": row.request_id,

@@ -10,10 +10,12 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 
-from models import Contact, Patient, Ticket
-from tests.factories import Tenant, make_patient
+from models import Appointment, Contact, FollowUpRule, FollowUpTask, Patient, Ticket, Visit
+from tests.api.test_ticket_portal import portal_token
+from tests.factories import Tenant, gql, make_patient
 
 CREATE = """mutation($input: PatientCreateInput!) {
   patientCreate(input: $input, registerAnyway: true) { patient { id } }
@@ -245,3 +247,96 @@ async def test_a_ticket_update_reports_every_problem_and_writes_nothing(tenant: 
     assert problems(reply) == [("input.level", "required"), ("input.subcategory", "too_long"),
                                ("input.rootCause", "invalid")]
     assert await ticket_rows(tenant) == before
+
+
+VISIT_CREATE = "mutation($input: VisitCreateInput!) { visitCreate(input: $input) { id } }"
+VISIT_UPDATE = """mutation($id: ID!, $input: VisitUpdateInput!) { visitUpdate(id: $id, input: $input) { id } }"""
+ELEVEN_STAFF = [str(uuid.uuid4()) for _ in range(11)]
+
+
+async def visit_rows(tenant: Tenant) -> list[dict[str, Any]]:
+    return await Visit.filter(institution_id=tenant.id).order_by("id").values()
+
+
+async def test_a_new_visit_reports_every_problem_and_writes_nothing(tenant: Tenant) -> None:
+    pid = await make_patient(tenant)
+    before = await visit_rows(tenant)
+
+    reply = await tenant.call("front_desk", VISIT_CREATE, input={
+        "patientId": str(pid), "kind": "OUTPATIENT", "status": "FINISHED", "staffIds": ELEVEN_STAFF,
+        "reason": "x" * 1001})
+
+    assert problems(reply) == [("input.staffIds", "too_many"), ("input.reason", "too_long"),
+                               ("input.endedAt", "required")]
+    assert reply.data == {"visitCreate": None}
+    assert await visit_rows(tenant) == before
+
+
+async def test_a_visit_update_reports_every_problem_and_writes_nothing(tenant: Tenant) -> None:
+    pid = await make_patient(tenant)
+    created = await tenant.call("front_desk", VISIT_CREATE, input={"patientId": str(pid), "kind": "OUTPATIENT"})
+    vid = created.data["visitCreate"]["id"]
+    before = await visit_rows(tenant)
+
+    reply = await tenant.call("front_desk", VISIT_UPDATE, id=vid, input={
+        "staffIds": ELEVEN_STAFF, "plannedAt": None, "summary": "  "})
+
+    assert problems(reply) == [("input.staffIds", "too_many"), ("input.plannedAt", "required"),
+                               ("input.summary", "required")]
+    assert await visit_rows(tenant) == before
+
+
+APPOINTMENT_BOOK = "mutation($input: AppointmentBookInput!) { appointmentBook(input: $input) { id } }"
+
+
+async def test_a_booking_reports_every_problem_and_writes_nothing(tenant: Tenant) -> None:
+    pid = await make_patient(tenant)
+
+    reply = await tenant.call("front_desk", APPOINTMENT_BOOK, input={
+        "scheduleId": str(uuid.uuid4()), "slotStart": "2020-03-02T09:00:00+08:00", "patientId": str(pid),
+        "reason": "x" * 1001, "channel": "PORTAL"})
+
+    assert problems(reply) == [("input.slotStart", "in_past"), ("input.reason", "too_long"),
+                               ("input.channel", "invalid_choice")]
+    assert reply.data == {"appointmentBook": None}
+    assert await Appointment.filter(institution_id=tenant.id).count() == 0
+
+
+RULE_CREATE = "mutation($input: FollowUpRuleCreateInput!) { followUpRuleCreate(input: $input) { id } }"
+
+
+async def test_a_new_follow_up_rule_reports_every_problem_and_writes_nothing(tenant: Tenant) -> None:
+    before = await FollowUpRule.filter(institution_id=tenant.id).count()
+
+    reply = await tenant.call("department_head", RULE_CREATE, input={
+        "name": "  ", "offsetsDays": [1, 400], "procedureCode": "x" * 40})
+
+    assert problems(reply) == [("input.name", "required"), ("input.offsetsDays", "out_of_range"),
+                               ("input.procedureCode", "unknown_code")]
+    assert reply.data == {"followUpRuleCreate": None}
+    assert await FollowUpRule.filter(institution_id=tenant.id).count() == before
+
+
+MY_TICKET_CREATE = "mutation($input: MyTicketCreateInput!) { myTicketCreate(input: $input) { id } }"
+
+
+async def test_a_portal_ticket_reports_every_problem_and_writes_nothing(tenant: Tenant,
+                                                                       client: httpx.AsyncClient) -> None:
+    token = await portal_token(tenant, client, await make_patient(tenant))
+
+    reply = await gql(client, MY_TICKET_CREATE, {"input": {
+        "category": "COMPLAINT", "subject": "x" * 201, "description": "a\x07b", "channel": "APP"}}, token)
+
+    assert problems(reply) == [("input.subject", "too_long"), ("input.description", "invalid")]
+    assert await Ticket.filter(institution_id=tenant.id).count() == 0
+
+
+TASK_CREATE = "mutation($input: FollowUpTaskCreateInput!) { followUpTaskCreate(input: $input) { id } }"
+
+
+async def test_a_follow_up_task_reports_its_date_before_the_patient_is_looked_up(tenant: Tenant) -> None:
+    reply = await tenant.call("nurse", TASK_CREATE, input={
+        "patientId": str(uuid.uuid4()), "dueOn": (date.today() - timedelta(days=3)).isoformat()})
+
+    assert problems(reply) == [("input.dueOn", "out_of_range")]
+    assert await FollowUpTask.filter(institution_id=tenant.id).count() == 0

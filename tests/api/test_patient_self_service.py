@@ -58,7 +58,7 @@ CONTACT_UPDATE = """mutation($id: ID!, $input: ContactUpdateInput!) {
   contactUpdate(id: $id, input: $input) { id name phone notes } }"""
 CONTACT_DELETE = "mutation($id: ID!) { contactDelete(id: $id) }"
 ACCESS_LOG = """query($first: Int! = 100, $after: String) { myAccessLog(first: $first, after: $after) {
-  edges { cursor node { occurredAt action fieldClasses accessor { kind name roles } } }
+  edges { cursor node { occurredAt action fieldClasses accessor { kind name roles } refused } }
   pageInfo { hasNextPage endCursor } } }"""
 EXPORT = "{ myDataExport }"
 TICKET_REPLY = """mutation($id: ID!, $body: String!, $internal: Boolean!) {
@@ -324,7 +324,9 @@ async def test_another_patients_ids_answer_like_random_ids(world: World, operati
     theirs = await world.me.call(operation.query, **operation.variables(world, str(target)))
 
     assert theirs.codes == ["NOT_FOUND"]
-    assert await denials_since(world.a.id, a_before) == [(*operation.denial, "not_found", target, None)]
+    # a file of this institution is named on the refusal (its patient's report shows the attempt), never in the answer
+    named = target if whose == "neighbour" and not operation.on_contact else None
+    assert await denials_since(world.a.id, a_before) == [(*operation.denial, "not_found", target, named)]
     assert len(await events_since(world.a.id, a_before)) == 1
     missing = await world.me.call(operation.query, **operation.variables(world, str(uuid.uuid4())))
     assert without_place(theirs) == without_place(missing)
@@ -414,7 +416,8 @@ async def test_fragments_reach_my_file_and_no_other(world: World, kind: str) -> 
         missing = await world.me.call(FRAGMENTS[kind], id=str(uuid.uuid4()))
         assert theirs.codes == ["NOT_FOUND"]
         assert without_place(theirs) == without_place(missing)
-        assert (await denials_since(world.a.id, before))[0] == ("read", "patient", "not_found", other, None)
+        named = other if other == world.neighbour else None  # a file of this institution: named on the trail only
+        assert (await denials_since(world.a.id, before))[0] == ("read", "patient", "not_found", other, named)
 
 
 EVERYTHING = f"""{{
@@ -785,10 +788,11 @@ async def test_my_tickets_hold_my_replies_and_no_internal_note_nor_anothers_tick
 # -- who viewed my record -------------------------------------------------------------------------
 
 
-def entry(action: str, classes: list[str], kind: str, name: str = "", roles: list[str] | None = None
-          ) -> dict[str, Any]:
+def entry(action: str, classes: list[str], kind: str, name: str = "", roles: list[str] | None = None, *,
+          refused: bool = False) -> dict[str, Any]:
     return {"action": action.upper(), "fieldClasses": classes,  # actions and roles are enums (UPPER_CASE)
-            "accessor": {"kind": kind, "name": name, "roles": [role.upper() for role in roles or []]}}
+            "accessor": {"kind": kind, "name": name, "roles": [role.upper() for role in roles or []]},
+            "refused": refused}
 
 
 def entries(reply: Response) -> list[dict[str, Any]]:
@@ -805,7 +809,7 @@ async def test_who_viewed_my_record_names_staff_by_name_and_role_newest_first(te
     await ok(tenant.call("doctor", read % "fullName", id=str(pid)))
     await ok(tenant.call("support_agent", read % "phone", id=str(pid)))
     assert (await tenant.call("doctor", UPDATE % "", id=str(pid), input={"phone": "13911112222"})).codes == [
-        "FORBIDDEN"]  # refused: not an access to the file
+        "FORBIDDEN"]  # refused: shown as an attempt
     other = await make_patient(tenant)
     await ok(tenant.call("front_desk", read % "fullName phone", id=str(other)))  # another file
     await ok(me.call("{ myFile { phone } }"))
@@ -815,6 +819,7 @@ async def test_who_viewed_my_record_names_staff_by_name_and_role_newest_first(te
     staff = {role: (staff_name(tenant, role), [role]) for role in tenant.staff_ids}
     assert entries(reply) == [
         entry("read", ["contact"], "PATIENT"),
+        entry("update", [], "STAFF", *staff["doctor"], refused=True),
         entry("read", ["contact"], "STAFF", *staff["support_agent"]),
         entry("read", ["identity"], "STAFF", *staff["doctor"]),
         entry("update", ["clinical"], "STAFF", *staff["nurse"]),

@@ -208,7 +208,7 @@ def scale(counts: dict[int, int], low: int, high: int) -> list[dict[str, Any]]:
 
 def numeric_item(link_id: str, kind: str, values: list[int], low: int, high: int) -> dict[str, Any]:
     mean, lo, hi = t_interval_by_hand([float(v) for v in values], T_975_5) if len(values) == 6 else (0, 0, 0)
-    return {"linkId": link_id, "kind": kind, "status": "SHOWN", "responses": len(values),
+    return {"linkId": link_id, "kind": kind.upper(), "status": "SHOWN", "responses": len(values),
             "mean": estimate(len(values), mean, max(lo, low), min(hi, high)),
             "distribution": scale({v: values.count(v) for v in values}, low, high)}
 
@@ -225,7 +225,7 @@ def november_a_v1(data: Data) -> dict[str, Any]:
     # NPS: promoters 10, 9; detractors 6, 3 of 6: NPS 0, variance 4/6, half width 1.96 sqrt(4/6/6) = 65.33 points
     half = 100 * Z95 * math.sqrt(4 / 6 / 6)
     assert round(half, 4) == 65.3321
-    q7 = {"linkId": "q7", "kind": "yes_no", "status": "TOO_FEW_RESPONSES", "responses": 2,
+    q7 = {"linkId": "q7", "kind": "YES_NO", "status": "TOO_FEW_RESPONSES", "responses": 2,
           "mean": estimate(2), "distribution": None}  # answered by two only: hidden though the row is shown
     return {
         "questionnaireId": str(data.v1.id), "version": 1, "departmentId": str(data.tenant.departments["A"].id),
@@ -236,11 +236,11 @@ def november_a_v1(data: Data) -> dict[str, Any]:
         "items": [
             numeric_item("q1", "likert", [5, 4, 4, 3, 5, 2], 1, 5),  # mean 23/6
             numeric_item("q2", "likert", [5, 5, 4, 4, 4, 3], 1, 5),  # mean 25/6
-            {"linkId": "q3", "kind": "choice", "status": "SHOWN", "responses": 6, "mean": None,
+            {"linkId": "q3", "kind": "CHOICE", "status": "SHOWN", "responses": 6, "mean": None,
              "distribution": [{"value": "a", "responses": 3}, {"value": "b", "responses": 2},
                               {"value": "c", "responses": 1}]},
             # five responses chose something (the third none): x four times, y three times
-            {"linkId": "q4", "kind": "multi_choice", "status": "SHOWN", "responses": 5, "mean": None,
+            {"linkId": "q4", "kind": "MULTI_CHOICE", "status": "SHOWN", "responses": 5, "mean": None,
              "distribution": [{"value": "x", "responses": 4}, {"value": "y", "responses": 3}]},
             numeric_item("q5", "nps", [10, 9, 8, 7, 6, 3], 0, 10),
             numeric_item("q6", "csat", [5, 4, 4, 4, 5, 2], 1, 5),

@@ -709,7 +709,8 @@ async def test_tickets_cannot_point_into_another_institution(tenant: Tenant, oth
     ]
 
     assert [(r.codes, field_of(r)) for r in attempts] == [
-        (["NOT_FOUND"], "patientId"), (["NOT_FOUND"], "departmentId"), (["NOT_FOUND"], "departmentId")]
+        (["NOT_FOUND"], "input.patientId"), (["NOT_FOUND"], "input.departmentId"),
+        (["NOT_FOUND"], "input.departmentId")]
     assert await state(tenant) == before
 
 
@@ -1009,27 +1010,27 @@ def _now() -> datetime:
 
 
 BAD_CREATE: dict[str, tuple[Callable[[], dict[str, Any]], str]] = {
-    "subject too long": (lambda: {"subject": "x" * 201}, "subject"),
-    "subject empty": (lambda: {"subject": ""}, "subject"),
-    "subject blank": (lambda: {"subject": "  \n "}, "subject"),
-    "subject escape": (lambda: {"subject": "Bill \x1b[31mred"}, "subject"),
-    "subject nul": (lambda: {"subject": "Bill\x00"}, "subject"),
-    "description too long": (lambda: {"description": "x" * 4001}, "description"),
-    "description control": (lambda: {"description": "a\x07b"}, "description"),
-    "caller name too long": (lambda: {"callerName": "x" * 101}, "callerName"),
-    "caller phone": (lambda: {"callerPhone": "call me"}, "callerPhone"),
-    "subcategory too long": (lambda: {"subcategory": "x" * 65}, "subcategory"),
-    "level 0": (lambda: {"level": 0}, "level"),
-    "level 4": (lambda: {"level": 4}, "level"),
-    "level -1": (lambda: {"level": -1}, "level"),
-    "received in the future": (lambda: {"receivedAt": (_now() + timedelta(hours=1)).isoformat()}, "receivedAt"),
-    "received 8 days back": (lambda: {"receivedAt": (_now() - timedelta(days=8)).isoformat()}, "receivedAt"),
+    "subject too long": (lambda: {"subject": "x" * 201}, "input.subject"),
+    "subject empty": (lambda: {"subject": ""}, "input.subject"),
+    "subject blank": (lambda: {"subject": "  \n "}, "input.subject"),
+    "subject escape": (lambda: {"subject": "Bill \x1b[31mred"}, "input.subject"),
+    "subject nul": (lambda: {"subject": "Bill\x00"}, "input.subject"),
+    "description too long": (lambda: {"description": "x" * 4001}, "input.description"),
+    "description control": (lambda: {"description": "a\x07b"}, "input.description"),
+    "caller name too long": (lambda: {"callerName": "x" * 101}, "input.callerName"),
+    "caller phone": (lambda: {"callerPhone": "call me"}, "input.callerPhone"),
+    "subcategory too long": (lambda: {"subcategory": "x" * 65}, "input.subcategory"),
+    "level 0": (lambda: {"level": 0}, "input.level"),
+    "level 4": (lambda: {"level": 4}, "input.level"),
+    "level -1": (lambda: {"level": -1}, "input.level"),
+    "received in the future": (lambda: {"receivedAt": (_now() + timedelta(hours=1)).isoformat()}, "input.receivedAt"),
+    "received 8 days back": (lambda: {"receivedAt": (_now() - timedelta(days=8)).isoformat()}, "input.receivedAt"),
     "received without zone": (lambda: {"receivedAt": (_now() - timedelta(hours=1)).replace(tzinfo=None)
-                                       .isoformat()}, "receivedAt"),
-    "malformed patient id": (lambda: {"patientId": "nope"}, "patientId"),
-    "malformed contact id": (lambda: {"contactId": "nope"}, "contactId"),
-    "malformed department id": (lambda: {"departmentId": "1"}, "departmentId"),
-    "neither patient nor caller": (lambda: {"patientId": None, "callerName": None}, "callerName"),
+                                       .isoformat()}, "input.receivedAt"),
+    "malformed patient id": (lambda: {"patientId": "nope"}, "input.patientId"),
+    "malformed contact id": (lambda: {"contactId": "nope"}, "input.contactId"),
+    "malformed department id": (lambda: {"departmentId": "1"}, "input.departmentId"),
+    "neither patient nor caller": (lambda: {"patientId": None, "callerName": None}, "input.callerName"),
 }
 
 
@@ -1067,7 +1068,7 @@ async def test_null_subcategory_is_bad_input(tenant: Tenant, operation: str) -> 
     else:
         reply = await tenant.call("front_desk", UPDATE, id=tid, input={"subcategory": None})
 
-    assert (reply.codes, field_of(reply)) == (["BAD_USER_INPUT"], "subcategory")
+    assert (reply.codes, field_of(reply)) == (["BAD_USER_INPUT"], "input.subcategory")
     assert await state(tenant) == before
 
 
@@ -1084,7 +1085,7 @@ async def test_contact_must_be_the_patients(clinic: Tenant) -> None:
     missing = await clinic.call("front_desk", CREATE, input={**base, "patientId": str(other),
                                                              "contactId": str(uuid.uuid4())})
 
-    assert [(r.codes, field_of(r)) for r in (wrong, no_patient, missing)] == [(["NOT_FOUND"], "contactId")] * 3
+    assert [(r.codes, field_of(r)) for r in (wrong, no_patient, missing)] == [(["NOT_FOUND"], "input.contactId")] * 3
     assert await state(clinic) == before
     right = await ok(clinic, "front_desk", CREATE.replace("department { id }", "department { id } contactId"),
                      input={**base, "patientId": str(other)})
@@ -1136,9 +1137,9 @@ async def test_malformed_ticket_ids_are_bad_input(clinic: Tenant, query: str, va
 
 
 @pytest.mark.parametrize(("data", "field"), [
-    ({"level": 0}, "level"), ({"level": 4}, "level"), ({"level": None}, "level"), ({}, "input"),
-    ({"rootCause": "x" * 2001}, "rootCause"), ({"rootCause": "a\x1bb"}, "rootCause"),
-    ({"subcategory": "x" * 65}, "subcategory"), ({"note": "x" * 4001, "level": 1}, "note"),
+    ({"level": 0}, "input.level"), ({"level": 4}, "input.level"), ({"level": None}, "input.level"), ({}, "input"),
+    ({"rootCause": "x" * 2001}, "input.rootCause"), ({"rootCause": "a\x1bb"}, "input.rootCause"),
+    ({"subcategory": "x" * 65}, "input.subcategory"), ({"note": "x" * 4001, "level": 1}, "input.note"),
 ])
 async def test_bad_update_input_writes_nothing(clinic: Tenant, data: dict[str, Any], field: str) -> None:
     tid = await open_ticket(clinic)
@@ -1156,7 +1157,7 @@ async def test_bad_update_input_writes_nothing(clinic: Tenant, data: dict[str, A
     ("query { tickets(first: 101) { nodes { id } } }", "first"),
     ('query { tickets(after: "garbage") { nodes { id } } }', "after"),
     ('query { ticketQueue(after: "garbage") { nodes { id } } }', "after"),
-    ('query { tickets(filter: {departmentId: "A"}) { nodes { id } } }', "departmentId"),
+    ('query { tickets(filter: {departmentId: "A"}) { nodes { id } } }', "filter.departmentId"),
     ('query { ticketQueue(departmentId: "A") { nodes { id } } }', "departmentId"),
     ("query { ticketQueue(slaState: ON_TRACK) { nodes { id } } }", "slaState"),
 ])

@@ -62,7 +62,8 @@ def test_demo_seeds_once_and_verifies(tmp_path: Path) -> None:
     assert "exists already" in second.stdout and "shown only now" not in second.stdout
     with sqlite3.connect(tmp_path / "careloop.sqlite3") as db:
         assert db.execute("select count(*) from patient").fetchone() == (12,)
-        assert db.execute("select count(*) from staff where is_demo").fetchone() == (len(ROLES),)  # one a role
+        # one a role, and the compliance desk's four more nurses (app/demo_compliance.py)
+        assert db.execute("select count(*) from staff where is_demo").fetchone() == (len(ROLES) + 4,)
         assert db.execute("select email from patient_account").fetchall() == [("patient@demo.careloop.test",)]
         assert db.execute("select count(*) from partner_grant").fetchone() == (10,)
         (client_id,) = db.execute("select id from partner_client").fetchone()
