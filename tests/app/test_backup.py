@@ -118,7 +118,8 @@ async def test_backup_restores_into_a_fresh_database_that_verifies_and_reads_bac
     restored_files = tmp_path / "restored-attachments"
     restored = careloop(settings, fresh_database, restored_files, "restore", "--input", str(backup))
     assert restored.returncode == 0, restored.stdout + restored.stderr
-    verified = careloop(settings, fresh_database, restored_files, "audit", "verify")
+    # This institution's chain (the shared test database also holds other tests' deliberately broken chains)
+    verified = careloop(settings, fresh_database, restored_files, "audit", "verify", "--institution", str(tenant.id))
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert f"{tenant.id}: " in verified.stdout and "chain intact" in verified.stdout
 
