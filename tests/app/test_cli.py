@@ -71,6 +71,7 @@ def test_demo_seeds_once_and_verifies(tmp_path: Path) -> None:
     verify = careloop(tmp_path, "audit", "verify")
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert "chain intact" in verify.stdout
+    patients_reindex_fills_the_search_columns_of_older_files(tmp_path)
 
 
 def test_demo_is_refused_in_production(tmp_path: Path) -> None:
@@ -82,6 +83,7 @@ def test_demo_is_refused_in_production(tmp_path: Path) -> None:
 
 def test_migrate_is_idempotent(tmp_path: Path) -> None:
     assert careloop(tmp_path, "migrate").returncode == 0
+    assert stat.S_IMODE((tmp_path / "careloop.sqlite3").stat().st_mode) == 0o600  # private, like the key file
     again = careloop(tmp_path, "migrate")
     assert again.returncode == 0 and "up to date" in again.stdout
 
@@ -256,30 +258,22 @@ def test_init_in_production_without_a_key_says_how_to_make_one(tmp_path: Path) -
     assert not (tmp_path / "master.key").exists()
 
 
-def test_the_database_file_is_private_like_the_key(tmp_path: Path) -> None:
-    assert careloop(tmp_path, "migrate").returncode == 0
-    assert stat.S_IMODE((tmp_path / "careloop.sqlite3").stat().st_mode) == 0o600
-
-
-@pytest.mark.parametrize("command", [
-    ["audit", "export", "--output", "trail.ndjson"],
-    ["audit", "checkpoints", "--output", "checkpoints.ndjson"],
-    ["audit", "retention"],
-    ["keys", "rotate"],
-])
-def test_an_unknown_institution_is_an_error_not_an_empty_answer(tmp_path: Path, command: list[str]) -> None:
+def test_an_unknown_institution_is_an_error_not_an_empty_answer(tmp_path: Path) -> None:
     assert careloop(tmp_path, "init", "--name", "Riverside Clinic", "--admin-email", "boss@riverside.test",
                     CARELOOP_ADMIN_PASSWORD="a long admin password").returncode == 0
-    output = [str(tmp_path / part) if part.endswith("ndjson") else part for part in command]
     unknown = "00000000-0000-7000-8000-000000000001"
-    result = careloop(tmp_path, *output, "--institution", unknown)
-    assert result.returncode == 2, result.stdout + result.stderr
-    assert f"no institution {unknown}" in result.stderr
-    assert not list(tmp_path.glob("*.ndjson"))  # no empty file that looks like an answer
+    for command in (["audit", "export", "--output", "trail.ndjson"],
+                    ["audit", "checkpoints", "--output", "checkpoints.ndjson"],
+                    ["audit", "retention"], ["keys", "rotate"], ["patients", "reindex"]):
+        output = [str(tmp_path / part) if part.endswith("ndjson") else part for part in command]
+        result = careloop(tmp_path, *output, "--institution", unknown)
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert f"no institution {unknown}" in result.stderr
+        assert not list(tmp_path.glob("*.ndjson"))  # no empty file that looks like an answer
 
 
-def test_patients_reindex_fills_the_search_columns_of_older_files(tmp_path: Path) -> None:
-    assert careloop(tmp_path, "demo", "--patients", "3").returncode == 0
+def patients_reindex_fills_the_search_columns_of_older_files(tmp_path: Path) -> None:
+    """After ``careloop demo`` (test_demo_seeds_once_and_verifies runs it: a demo costs seconds)."""
     with sqlite3.connect(tmp_path / "careloop.sqlite3") as db:  # as files written before migration 0020 were
         db.execute("update patient set name_search = '', phone_last4_bidx = null")
     done = careloop(tmp_path, "patients", "reindex")
