@@ -31,3 +31,18 @@ def canonical(value: Any) -> str:
 def row_hash(columns: dict[str, Any]) -> str:
     body = json.dumps([canonical(columns[name]) for name in HASHED_COLUMNS], ensure_ascii=False)
     return hashlib.sha256(body.encode()).hexdigest()
+
+
+_SEQ_AT = HASHED_COLUMNS.index("seq")
+assert HASHED_COLUMNS[-1] == "prev_hash"  # the split below relies on it
+
+
+def body_around(columns: dict[str, Any]) -> tuple[str, str]:
+    """``row_hash``'s JSON body without its sequence number and previous hash, the two values only the database
+    knows when it appends (PostgreSQL's ``audit_append``): the text before the quoted sequence number and the
+    text between it and the quoted previous hash. Both are plain ASCII digits and hex, never escaped, so
+    ``head + '"' + seq + '"' + middle + '"' + prev_hash + '"]'`` is exactly the body ``row_hash`` hashes."""
+    values = [canonical(columns[name]) for name in HASHED_COLUMNS]
+    head = json.dumps(values[:_SEQ_AT], ensure_ascii=False)[:-1] + ", "
+    middle = ", " + json.dumps(values[_SEQ_AT + 1:-1], ensure_ascii=False)[1:-1] + ", "
+    return head, middle

@@ -28,7 +28,7 @@ from tortoise.queryset import QuerySet
 from audit import writer
 from audit.events import Action, AuditRecord, Outcome
 from core.crypto import field_aad
-from core.errors import Forbidden, NotFound
+from core.errors import Conflict, Forbidden, NotFound
 from core.principal import PARTNER
 from models import CareTeamMember, Contact, Patient
 from models.fields import tags_from_db
@@ -39,6 +39,10 @@ from policies.scopes import patient_scope as build_patient_scope
 from resolvers.context import Context
 
 M = TypeVar("M", bound=Model)
+
+MERGED = "merged"  # a duplicate file kept as it was merged (models.patient.PATIENT_STATUSES)
+# Actions that add to or change a patient's file: a merged file takes none, its survivor does.
+_WRITES = frozenset({Action.CREATE, Action.UPDATE, Action.ARCHIVE, Action.DELETE, Action.CONSENT, Action.GRANT})
 
 TAG_FIELDS = frozenset({"segments", "tags", "contact_channels", "contact_purposes"})
 
@@ -251,6 +255,9 @@ async def find_patient(ctx: Context, patient_id: uuid.UUID | None, *, action: Ac
                    and await Patient.exists(id=patient_id, institution_id=ctx.institution_id))
         await deny(ctx, action, "patient", patient_id, patient_id if on_file else None, reason="not_found")
         raise NotFound(field=field)
+    if action in _WRITES and row.status == MERGED:
+        raise Conflict(f"{field}: the file was merged into another; use that one (mergedInto).", field=field,
+                       reason="merged")
     return (await views(ctx, [row]))[0]
 
 
@@ -270,6 +277,12 @@ def require_class(ctx: Context, view: PatientView, field_class: str) -> None:
 
 def read_patient_field(ctx: Context, view: PatientView, name: str) -> Any:
     require_class(ctx, view, PATIENT_FIELD_CLASS[name])
+    return open_patient_field(ctx, view, name)
+
+
+def open_patient_field(ctx: Context, view: PatientView, name: str) -> Any:
+    """A field whose class ``require_class`` allowed on this patient: decrypted if sealed, the column noted.
+    The compiled read path (schema/compiled.py) checks each class once per patient, then calls this per field."""
     value = getattr(view.row, name)
     if name in TAG_FIELDS:
         return tags_from_db(value)

@@ -167,7 +167,7 @@ async def deliver_due(sender: Sender, now: datetime | None = None) -> int:
 
 
 async def _recipients(row: Notification) -> list[uuid.UUID]:
-    """A ticket's: the heads of its department at the time of sending (of every department without one).
+    """A ticket's: the active heads of its department at the time of sending (of every department without one).
     A contract's: the institution's active finance staff, else its active admins. A compliance alert's: the
     institution's active compliance officers."""
     if compliance_alert.is_compliance(row.kind):
@@ -180,7 +180,7 @@ async def _recipients(row: Notification) -> list[uuid.UUID]:
                 return sorted({uuid.UUID(str(s)) for s in staff})
         return []
     ticket = await Ticket.get_or_none(id=row.ticket_id)
-    heads = RoleAssignment.filter(institution_id=row.institution_id, role="department_head")
+    heads = RoleAssignment.filter(institution_id=row.institution_id, role="department_head", staff__is_active=True)
     if ticket is not None and ticket.department_id is not None:  # else every department head
         members = DepartmentMembership.filter(institution_id=row.institution_id, department_id=ticket.department_id)
         heads = heads.filter(staff_id__in=await members.values_list("staff_id", flat=True))

@@ -31,7 +31,6 @@ from models import PartnerConsent, Patient
 from resolvers import access, versioning
 from resolvers.access import PatientView
 from resolvers.context import Context
-from resolvers.patient import MERGED
 
 REASON = "merge"  # the reason code of both records of a merge
 MERGE_RESOURCE = "patient_merge"  # the survivor's record: resource_id is the merged file's id
@@ -86,9 +85,6 @@ async def merge(ctx: Context, survivor_id: uuid.UUID | None, duplicate_id: uuid.
         raise BadUserInput("duplicateId: give two different files.", field="duplicateId")
     survivor = await access.find_patient(ctx, survivor_id, action=Action.UPDATE, field="survivorId")
     duplicate = await access.find_patient(ctx, duplicate_id, action=Action.UPDATE, field="duplicateId")
-    for view, name in ((survivor, "survivorId"), (duplicate, "duplicateId")):
-        if view.row.status == MERGED:
-            raise Conflict(f"{name}: the file is merged already.", field=name)
     for view, version, name in ((survivor, survivor_version, "survivorVersion"),
                                 (duplicate, duplicate_version, "duplicateVersion")):
         if version is not None and version != view.row.version:
@@ -105,7 +101,7 @@ async def merge(ctx: Context, survivor_id: uuid.UUID | None, duplicate_id: uuid.
                 moved[link.table] = moved.get(link.table, 0) + count
             if left:
                 kept[link.table] = kept.get(link.table, 0) + left
-        await versioning.update_versioned(duplicate.row, duplicate.row.version, "patient", status=MERGED,
+        await versioning.update_versioned(duplicate.row, duplicate.row.version, "patient", status=access.MERGED,
                                           merged_into_id=survivor.row.id, merged_at=now)
         await versioning.update_versioned(survivor.row, survivor.row.version, "patient")
         await writer.append(_records(ctx, decision, survivor.row.id, duplicate.row.id, moved, kept))

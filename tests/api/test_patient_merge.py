@@ -7,7 +7,20 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from models import CareTeamMember, Contact, PartnerConsent, Patient, PatientAccount, Ticket
+import pytest
+
+from models import (
+    CarePlan,
+    CareTeamMember,
+    Contact,
+    Flag,
+    FollowUpTask,
+    PartnerConsent,
+    Patient,
+    PatientAccount,
+    Ticket,
+    Visit,
+)
 from resolvers.patient_merge import patient_links
 from tests.factories import Tenant, make_patient
 from tests.partners import consent, make_partner
@@ -215,3 +228,54 @@ def test_every_foreign_key_to_a_patient_is_a_link() -> None:
             ("patient_account", "patient_id"), ("patient", "merged_into_id"), ("ticket", "patient_id"),
             ("appointment", "patient_id")} <= tables
     assert not any(table == "audit_event" for table, _ in tables)  # the trail stays as it was written
+
+
+# -- a merged file takes no new records: they go to the survivor --------------------------------------------
+
+WRITES: dict[str, tuple[str, str, str, dict[str, Any]]] = {
+    # name: (role, mutation, the field naming the patient, input without the patient)
+    "contactCreate": ("front_desk", "mutation($p: ID!, $input: ContactCreateInput!) { contactCreate(patientId: $p, "
+                      "input: $input) { id } }", "patientId",
+                      {"name": "Li Hua", "relationship": "SPOUSE", "phone": "13600004444"}),
+    "ticketCreate": ("support_agent", TICKET_CREATE, "patientId",
+                     {"channel": "HOTLINE", "category": "REQUEST", "subject": "Change my appointment"}),
+    "visitCreate": ("front_desk", "mutation($input: VisitCreateInput!) { visitCreate(input: $input) { id } }",
+                    "patientId", {"kind": "OUTPATIENT"}),
+    "flagCreate": ("nurse", "mutation($input: FlagCreateInput!) { flagCreate(input: $input) { id } }", "patientId",
+                   {"kind": "FALL_RISK"}),
+    "followUpTaskCreate": ("doctor", "mutation($input: FollowUpTaskCreateInput!) { followUpTaskCreate(input: "
+                           "$input) { id } }", "patientId", {"dueOn": "2026-12-20"}),
+    "carePlanCreate": ("doctor", "mutation($input: CarePlanCreateInput!) { carePlanCreate(input: $input) { id } }",
+                       "patientId", {"title": "After the implant", "startsOn": "2026-12-20",
+                                     "activities": [{"kind": "CALL", "afterDays": 1}]}),
+}
+
+
+async def write(tenant: Tenant, name: str, patient: uuid.UUID) -> Any:
+    role, mutation, field, data = WRITES[name]
+    if name == "contactCreate":
+        return await tenant.call(role, mutation, p=str(patient), input=data)
+    extra = {"departmentId": str(tenant.departments["A"].id)} if name == "visitCreate" else {}
+    return await tenant.call(role, mutation, input={field: str(patient), **data, **extra})
+
+
+async def records(tenant: Tenant) -> dict[str, int]:
+    return {model.__name__: await model.filter(institution_id=tenant.id).count()
+            for model in (Contact, Ticket, Visit, Flag, FollowUpTask, CarePlan)}
+
+
+@pytest.mark.parametrize("name", sorted(WRITES))
+async def test_a_merged_file_takes_no_new_records(tenant: Tenant, name: str) -> None:
+    survivor, duplicate = await make_patient(tenant), await make_patient(tenant)
+    assert (await merge(tenant, survivor, duplicate)).errors == []
+    before = await records(tenant)
+
+    refused = await write(tenant, name, duplicate)
+
+    assert refused.codes == ["CONFLICT"], refused.errors
+    path = "patientId" if name == "contactCreate" else "input.patientId"
+    assert refused.errors[0]["extensions"] | {"field": path, "reason": "merged"} == refused.errors[0]["extensions"]
+    assert refused.data == {name: None}
+    assert await records(tenant) == before
+    allowed = await write(tenant, name, survivor)  # the twin: the same write on the file it was merged into
+    assert allowed.errors == [], allowed.errors

@@ -158,6 +158,12 @@ async def test_each_escalation_is_sent_once_at_its_moment_to_the_departments_hea
     await institutions.create_account(  # heads another department: not told
         services, tenant.institution, email=f"head.b.{uuid.uuid4().hex[:6]}@careloop.test", name="Head B",
         password=PASSWORD, roles=["department_head"], departments=[tenant.departments["B"]])
+    former_head = await institutions.create_account(  # deactivated: not told either
+        services, tenant.institution, email=f"head.a.{uuid.uuid4().hex[:6]}@careloop.test", name="Head A (left)",
+        password=PASSWORD, roles=["department_head"], departments=[tenant.departments["A"]])
+    deactivated = await tenant.call("admin", "mutation($id: ID!) { staffUpdate(id: $id, input: {active: false}) "
+                                             "{ id active } }", id=str(former_head.id))
+    assert deactivated.errors == [], deactivated.errors
     ticket = await post_operative(tenant)
     due = times(ticket)
     sender = RecordingSender()

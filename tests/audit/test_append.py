@@ -1,0 +1,52 @@
+"""One append, whatever the database: the events the writer appends hash as ``row_hash`` says, whether the
+writer computes the hashes (SQLite) or PostgreSQL's ``audit_append`` does from the body pieces it is sent, for
+every character a request may bring (quotes, backslashes, control characters, other scripts, emoji)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from audit import writer
+from audit.chain import row_hash
+from audit.events import Action, Actor, AuditRecord, Outcome, RequestMeta
+from audit.verify import verify_all
+from models import AuditChainHead, AuditEvent
+from tests.factories import Tenant
+
+AGENTS = ['plain', 'quote " and backslash \\ and slash /', "tab\tnewline\nreturn\r bell\x07 nul-free \x1f",
+          "张三的手机 ✓ 😀 \u2028 \u00e9\u0301", "", "x" * 200]
+
+
+@pytest.mark.parametrize("agent", AGENTS)
+async def test_appended_events_hash_as_row_hash_says(tenant: Tenant, agent: str) -> None:
+    head = await AuditChainHead.get(institution_id=tenant.id)
+    records = [AuditRecord(tenant.id, Actor("staff", uuid.uuid4(), uuid.uuid4()), Action.READ, "patient",
+                           Outcome.ALLOWED, RequestMeta("r" * 32, "203.0.113.9", agent), resource_id=uuid.uuid4(),
+                           patient_id=uuid.uuid4(), field_classes=frozenset({"contact", "identity"}),
+                           fields_read=frozenset({"phone"}), policy_rule="nurse, *, patient.contact, read, allow",
+                           occurred_at=datetime(2026, 12, 2, 8, 30, 0, 5, tzinfo=UTC))
+               for _ in range(3)]
+
+    await writer.append(records)
+
+    rows = await AuditEvent.filter(institution_id=tenant.id, seq__gt=head.last_seq).order_by("seq").values()
+    assert [row["seq"] for row in rows] == [head.last_seq + 1, head.last_seq + 2, head.last_seq + 3]
+    assert rows[0]["prev_hash"] == head.last_hash
+    for before, row in zip([head.last_hash, rows[0]["hash"], rows[1]["hash"]], rows, strict=True):
+        assert row["prev_hash"] == before and row["hash"] == row_hash(row)
+        assert row["user_agent"] == agent
+    moved = await AuditChainHead.get(institution_id=tenant.id)
+    assert (moved.last_seq, moved.last_hash) == (rows[-1]["seq"], rows[-1]["hash"])
+    (report,) = await verify_all(tenant.id)
+    assert report.ok
+
+
+async def test_the_first_append_starts_the_chain() -> None:
+    chain = uuid.uuid4()  # an institution without a head yet (writer.append starts it, on either database)
+    await writer.append([AuditRecord(chain, Actor("system"), Action.READ, "request", Outcome.ALLOWED)])
+
+    (row,) = await AuditEvent.filter(institution_id=chain).values()
+    assert (row["seq"], row["prev_hash"], row["hash"]) == (1, "0" * 64, row_hash(row))
