@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.errors import BadUserInput
-from core.validation import clean_text
+from core.validation import Problems, clean_text
 
 KINDS = ("likert", "nps", "csat", "yes_no", "choice", "multi_choice", "text", "section")
 NUMERIC_KINDS = ("likert", "nps", "csat")
@@ -379,24 +379,31 @@ def visible(items: Items, answers: Mapping[str, Any]) -> set[str]:
 
 def check_answers(items: Items, answers: Mapping[str, Any]) -> dict[str, Any]:
     """The answers checked against the (clean) definition, in item order, blanks dropped: each value of
-    its kind, required items answered unless hidden, nothing for hidden, unknown or section items."""
+    its kind, required items answered unless hidden, nothing for hidden, unknown or section items. Every
+    faulty answer is reported at once (``InvalidInput``), each at ``answers.<linkId>``."""
     index = by_link_id(items)
+    problems = Problems()
     given: dict[str, Any] = {}
     for link_id, value in answers.items():
         item = index.get(link_id)
         field = f"answers.{link_id}" if isinstance(link_id, str) and LINK_ID.fullmatch(link_id) else "answers"
         if item is None or item["kind"] == "section":
-            raise _fail(field, "is not a question of this questionnaire.")
-        normal = _answer_value(item, value, field)
-        if normal is not None:
-            given[link_id] = normal
+            problems.add(field, "unknown", "is not a question of this questionnaire.")
+            continue
+        with problems.collect(field):
+            normal = _answer_value(item, value, field)
+            if normal is not None:
+                given[link_id] = normal
     shown = visible(items, given)
     for link_id in given:
         if link_id not in shown:
-            raise _fail(f"answers.{link_id}", "is hidden by its condition and takes no answer.")
+            problems.add(f"answers.{link_id}", "hidden", "is hidden by its condition and takes no answer.")
     for item in questions(items):
-        if item.get("required") and item["link_id"] in shown and item["link_id"] not in given:
-            raise _fail(f"answers.{item['link_id']}", "is required.")
+        field = f"answers.{item['link_id']}"
+        if item.get("required") and item["link_id"] in shown and item["link_id"] not in given \
+                and not problems.has(field):
+            problems.add(field, "required", "is required.")
+    problems.check()
     return {item["link_id"]: given[item["link_id"]] for item in questions(items) if item["link_id"] in given}
 
 

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core import questionnaire_fhir as fhir
-from core.errors import BadUserInput
+from core.errors import BadUserInput, InvalidInput
 from core.questionnaire import Score, check_answers, check_definition, clean_definition, score, visible, walk
 from resolvers.questionnaire_templates import TEMPLATES
 
@@ -195,6 +195,14 @@ def test_answers_are_checked_and_put_in_item_order() -> None:
 ])
 def test_answer_faults_name_the_item(answers: dict[str, Any], field: str) -> None:
     assert answer_fault(answers) == field
+
+
+def test_every_faulty_answer_is_reported_at_once() -> None:
+    with pytest.raises(InvalidInput) as caught:
+        check_answers(items(), {"q1": 9, "zz": 1, "rec": 1, "nps": 11})  # q2 required and missing
+    assert [(field, reason) for field, reason, _ in caught.value.problems] == [
+        ("answers.q1", "invalid"), ("answers.zz", "unknown"), ("answers.rec", "invalid"), ("answers.nps", "invalid"),
+        ("answers.q2", "required")]
 
 
 def test_a_hidden_section_hides_its_items() -> None:
