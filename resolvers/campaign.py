@@ -25,7 +25,7 @@ from audit import writer
 from audit.events import Action
 from core.errors import BadUserInput, Conflict, Forbidden
 from core.ids import uuid7
-from core.validation import clean_text, one_of
+from core.validation import Problems, clean_text, one_of
 from models import Campaign, Communication, Department, Patient, VisitCode
 from models.patient import SEGMENTS
 from models.visit import CODE_SYSTEMS
@@ -59,12 +59,13 @@ def audience_query(institution_id: uuid.UUID, audience: dict[str, Any]) -> Query
     return query
 
 
-async def audience_of(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
-    """The audience as stored: the criteria checked, the author's reach folded in."""
+async def audience_of(ctx: Context, data: dict[str, Any], problems: Problems | None = None) -> dict[str, Any]:
+    """The audience as stored: the criteria checked (every problem of their shape at once, with those already
+    in ``problems``), then the department looked up and the author's reach folded in."""
+    problems = problems or Problems()
+    audience = _audience_shape(problems, data)
+    problems.check()
     principal = ctx.require_principal()
-    audience: dict[str, Any] = {}
-    if data.get("segment") is not None:
-        audience["segment"] = one_of(data["segment"], SEGMENTS, "audience.segment")
     department = data.get("department_id")
     if department is not None and not await Department.exists(id=department, institution_id=ctx.institution_id):
         raise BadUserInput("audience.departmentId: no such department.", field="audience.departmentId")
@@ -80,11 +81,22 @@ async def audience_of(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
         audience["department_ids"] = [str(department)] if department is not None else own
         if not own:
             raise BadUserInput("audience: you head no department.", field="audience")
+    if "code" in audience:
+        audience["code_index"] = access.blind_index(ctx, "code", f"{audience['code_system']}|{audience['code']}")
+    return audience
+
+
+def _audience_shape(problems: Problems, data: dict[str, Any]) -> dict[str, Any]:
+    """The criteria that need no lookup, in the input's order; each invalid one becomes a problem."""
+    audience: dict[str, Any] = {}
+    if data.get("segment") is not None:
+        with problems.collect("audience.segment"):
+            audience["segment"] = one_of(data["segment"], SEGMENTS, "audience.segment")
     if data.get("code") is not None:
-        system = one_of(data.get("code_system") or "icd10", CODE_SYSTEMS, "audience.codeSystem")
-        code = clean_text(data["code"], field="audience.code", max_length=32, min_length=1).upper()
-        audience["code_system"], audience["code"] = system, code
-        audience["code_index"] = access.blind_index(ctx, "code", f"{system}|{code}")
+        with problems.collect("audience.code"):
+            audience["code"] = clean_text(data["code"], field="audience.code", max_length=32, min_length=1).upper()
+        with problems.collect("audience.codeSystem"):
+            audience["code_system"] = one_of(data.get("code_system") or "icd10", CODE_SYSTEMS, "audience.codeSystem")
     return audience
 
 
@@ -172,10 +184,15 @@ async def _find(ctx: Context, campaign_id: uuid.UUID | None, action: Action) -> 
 
 async def create(ctx: Context, data: dict[str, Any]) -> Campaign:
     decision = await access.authorize(ctx, "campaign", "create", action=Action.CREATE, resource_type="campaign")
-    purpose = one_of(data.get("purpose", ""), tuple(CAUSE_OF), "purpose")
-    name = clean_text(data.get("name", ""), field="name", max_length=100, min_length=1)
-    subject, body = templates.checked_text(CAUSE_OF[purpose], "any", data.get("subject") or "", data.get("body", ""))
-    audience = await audience_of(ctx, data.get("audience") or {})
+    problems = Problems()  # every problem of the input at once, in its order, before anything is looked up
+    name = purpose = ""
+    with problems.collect("name"):
+        name = clean_text(data.get("name", ""), field="name", max_length=100, min_length=1)
+    with problems.collect("purpose"):
+        purpose = one_of(data.get("purpose", ""), tuple(CAUSE_OF), "purpose")
+    subject, body = templates.checked_text(CAUSE_OF.get(purpose, "campaign"), "any", data.get("subject") or "",
+                                           data.get("body", ""), problems)
+    audience = await audience_of(ctx, data.get("audience") or {}, problems)
     async with in_transaction():
         row = await Campaign.create(id=uuid7(), institution_id=ctx.institution_id, name=name, purpose=purpose,
                                     cause=CAUSE_OF[purpose], subject=subject, body=body, audience=audience,

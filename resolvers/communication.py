@@ -48,7 +48,7 @@ from core.errors import BadUserInput
 from core.ids import uuid7
 from core.messages import Gateway, MessageSender, Outgoing, SendFailed
 from core.principal import PATIENT
-from core.validation import aware_time, clean_text, one_of
+from core.validation import Problems, aware_time, clean_text, one_of
 from models import (
     Appointment,
     Campaign,
@@ -958,13 +958,8 @@ async def log_call(ctx: Context, patient_id: uuid.UUID | None, data: dict[str, A
     """A call a staff member made or took, on the patient's log (cause ``logged_call``, status ``sent``)."""
     decision = await access.authorize(ctx, "communication", "create", action=Action.CREATE,
                                       resource_type="communication", patient_id=patient_id)
+    direction, occurred_at, note = _checked_call(data)
     view = await access.find_patient(ctx, patient_id, action=Action.CREATE, field="patientId")
-    direction = one_of(data.get("direction") or "outbound", DIRECTIONS, "direction")
-    occurred_at = aware_time(data.get("occurred_at") or _now(), "occurredAt")
-    if occurred_at > _now() + timedelta(minutes=5):
-        raise BadUserInput("occurredAt: must not be in the future.", field="occurredAt")
-    note = data.get("note")
-    note = None if note is None else clean_text(note, field="note", max_length=NOTE_LIMIT)
     contact_id = data.get("contact_id")
     if contact_id is not None and not await Contact.exists(id=contact_id, patient_id=view.row.id,
                                                            institution_id=ctx.institution_id):
@@ -981,6 +976,23 @@ async def log_call(ctx: Context, patient_id: uuid.UUID | None, data: dict[str, A
             fields=frozenset({"direction", "occurred_at", "contact", *(("note",) if note else ())}),
             decision=decision)])
     return CommunicationView(row, view)
+
+
+def _checked_call(data: dict[str, Any]) -> tuple[str, datetime, str | None]:
+    """(direction, when, note) of a logged call: every problem of the input at once, before the patient and
+    the contact are looked up."""
+    problems = Problems()
+    direction, occurred_at, note = "", _now(), data.get("note")
+    with problems.collect("direction"):
+        direction = one_of(data.get("direction") or "outbound", DIRECTIONS, "direction")
+    with problems.collect("occurredAt"):
+        occurred_at = aware_time(data.get("occurred_at") or _now(), "occurredAt")
+        if occurred_at > _now() + timedelta(minutes=5):
+            raise BadUserInput("occurredAt: must not be in the future.", field="occurredAt", reason="in_future")
+    with problems.collect("note"):
+        note = None if note is None else clean_text(note, field="note", max_length=NOTE_LIMIT)
+    problems.check()
+    return direction, occurred_at, note
 
 
 # -- the patient's own preferences ------------------------------------------------------------
@@ -1012,23 +1024,10 @@ async def set_my_preferences(ctx: Context, data: dict[str, Any]) -> Preferences:
     update of the file and a consent event)."""
     decision = await access.authorize(ctx, "patient.contact", "update", action=Action.UPDATE,
                                       resource_type="patient")
-    view = await access.find_patient(ctx, ctx.require_principal().patient_id, action=Action.UPDATE)
-    columns: dict[str, Any] = {}
-    if "consent" in data:
-        if data["consent"] is None:
-            raise BadUserInput("consent: must not be null.", field="consent")
-        columns["contact_consent"] = bool(data["consent"])
-    if "channels" in data:
-        columns["contact_channels"] = tags_to_db(sorted({one_of(c, CHANNELS, "channels")
-                                                        for c in data["channels"] or []}))
-    if "preferred_channel" in data:
-        columns["preferred_channel"] = None if data["preferred_channel"] is None else one_of(
-            data["preferred_channel"], CHANNELS, "preferredChannel")
-    if "purposes" in data:
-        columns["contact_purposes"] = tags_to_db(sorted({one_of(p, PURPOSES, "purposes")
-                                                        for p in data["purposes"] or []}))
-    if not columns:
+    if not data:
         raise BadUserInput("input: give at least one preference to change.", field="input")
+    columns = _preference_columns(data)
+    view = await access.find_patient(ctx, ctx.require_principal().patient_id, action=Action.UPDATE)
     written = frozenset(columns)
     async with in_transaction():
         await Patient.filter(id=view.row.id, institution_id=ctx.institution_id).update(**columns)
@@ -1039,6 +1038,31 @@ async def set_my_preferences(ctx: Context, data: dict[str, Any]) -> Preferences:
                         ctx.request, resource_id=view.row.id, patient_id=view.row.id, fields_read=written,
                         policy_rule=decision.rule)])
     return _preferences(await Patient.get(id=view.row.id))
+
+
+def _preference_columns(data: dict[str, Any]) -> dict[str, Any]:
+    """The columns of the preferences given, checked: every problem at once."""
+    problems = Problems()
+    columns: dict[str, Any] = {}
+    if "consent" in data:
+        if data["consent"] is None:
+            problems.add("consent", "required", "must not be null.")
+        else:
+            columns["contact_consent"] = bool(data["consent"])
+    if "channels" in data:
+        with problems.collect("channels"):
+            columns["contact_channels"] = tags_to_db(sorted({one_of(c, CHANNELS, "channels")
+                                                            for c in data["channels"] or []}))
+    if "preferred_channel" in data:
+        with problems.collect("preferredChannel"):
+            columns["preferred_channel"] = None if data["preferred_channel"] is None else one_of(
+                data["preferred_channel"], CHANNELS, "preferredChannel")
+    if "purposes" in data:
+        with problems.collect("purposes"):
+            columns["contact_purposes"] = tags_to_db(sorted({one_of(p, PURPOSES, "purposes")
+                                                            for p in data["purposes"] or []}))
+    problems.check()
+    return columns
 
 
 # -- the patient's copy of their data -----------------------------------------------------------

@@ -27,7 +27,7 @@ from audit import writer
 from audit.events import Action
 from core.errors import BadUserInput, Conflict
 from core.ids import uuid7
-from core.validation import clean_text, one_of
+from core.validation import Problems, clean_text, one_of
 from models import Institution, MessageTemplate
 from models.communication import CAUSES, PURPOSES
 from models.message_template import TEMPLATE_CHANNELS, TEMPLATE_LANGUAGES, TEMPLATE_VARIABLES
@@ -300,22 +300,47 @@ async def templates(ctx: Context, *, cause: str | None, first: int,
     return pagination.page_of(every[:first], len(every) > first, CURSOR, key=lambda t: t.key)
 
 
-def _checked_key(cause: str, channel: str, language: str) -> tuple[str, str, str]:
-    return (one_of(cause, TEMPLATE_CAUSES, "cause"), one_of(channel, TEMPLATE_CHANNELS, "channel"),
-            one_of(language, TEMPLATE_LANGUAGES, "language"))
+def _checked_key(cause: str, channel: str, language: str, problems: Problems | None = None) -> tuple[str, str, str]:
+    """The template's key, checked (each problem into ``problems`` when given: the caller checks them)."""
+    own = problems is None
+    problems = problems or Problems()
+    key: list[str] = []
+    for value, allowed, field in ((cause, TEMPLATE_CAUSES, "cause"), (channel, TEMPLATE_CHANNELS, "channel"),
+                                  (language, TEMPLATE_LANGUAGES, "language")):
+        with problems.collect(field):
+            value = one_of(value, allowed, field)
+        key.append(value)
+    if own:
+        problems.check()
+    cause, channel, language = key
+    return cause, channel, language
 
 
-def checked_text(cause: str, channel: str, subject: str, body: str) -> tuple[str, str]:
-    """A template's subject and body as they may be stored (BAD_USER_INPUT naming the field at fault)."""
-    subject = clean_text(subject, field="subject", max_length=SUBJECT_LIMIT)
+def checked_text(cause: str, channel: str, subject: str, body: str,
+                 problems: Problems | None = None) -> tuple[str, str]:
+    """A template's subject and body as they may be stored: BAD_USER_INPUT naming every field at fault, or with
+    ``problems`` given, each problem added there (the caller checks them before using the text)."""
+    own = problems is None
+    problems = problems or Problems()
+    checked_subject, checked_body = subject, body
+    with problems.collect("subject"):
+        checked_subject = clean_text(subject, field="subject", max_length=SUBJECT_LIMIT)
+        check(checked_subject, "subject")
+    with problems.collect("body"):
+        checked_body = _checked_body(cause, channel, body)
+    if own:
+        problems.check()
+    return checked_subject, checked_body
+
+
+def _checked_body(cause: str, channel: str, body: str) -> str:
     limit = SMS_BODY_LIMIT if channel == "sms" else BODY_LIMIT
-    body = clean_text(body, field="body", max_length=limit, min_length=1)
-    check(subject, "subject")
-    check(body, "body")
-    if CAUSES[cause] in UNSUBSCRIBE_PURPOSES and "{unsubscribe_url}" not in body:
+    text = clean_text(body, field="body", max_length=limit, min_length=1)
+    check(text, "body")
+    if CAUSES.get(cause) in UNSUBSCRIBE_PURPOSES and "{unsubscribe_url}" not in text:
         raise BadUserInput("body: a greeting or campaign must carry {unsubscribe_url}, the patient's way out.",
                            field="body")
-    return subject, body
+    return text
 
 
 async def set_template(ctx: Context, cause: str, channel: str, language: str, subject: str, body: str,
@@ -324,8 +349,10 @@ async def set_template(ctx: Context, cause: str, channel: str, language: str, su
     one is a CONFLICT and writes nothing. Without it, the last write wins."""
     decision = await access.authorize(ctx, "message_template", "update", action=Action.UPDATE,
                                       resource_type="message_template")
-    cause, channel, language = _checked_key(cause, channel, language)
-    subject, body = checked_text(cause, channel, subject, body)
+    problems = Problems()  # every problem of the input at once, before anything is read or written
+    cause, channel, language = _checked_key(cause, channel, language, problems)
+    subject, body = checked_text(cause, channel, subject, body, problems)
+    problems.check()
     key: dict[str, Any] = {"institution_id": ctx.institution_id, "cause": cause, "channel": channel,
                            "language": language}
     written = frozenset({"subject", "body"})

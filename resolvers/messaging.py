@@ -25,7 +25,7 @@ from core.crypto import InstitutionKeys, field_aad
 from core.errors import BadUserInput, Conflict
 from core.ids import uuid7
 from core.messages import Gateway
-from core.validation import camel_case, clean_text, normalize_email, one_of
+from core.validation import Problems, camel_case, clean_text, normalize_email, one_of
 from models import MessageGateway, MessagingSettings
 from models.keyring import KeyRing
 from models.messaging import GATEWAY_CHANNELS
@@ -94,9 +94,9 @@ async def update(ctx: Context, data: dict[str, Any], version: int | None) -> Mes
     is a CONFLICT and writes nothing. Without it, the last write wins."""
     decision = await access.authorize(ctx, "messaging", "update", action=Action.UPDATE,
                                       resource_type="messaging_settings")
-    values = _settings_values(data)
-    if not values:
+    if not data:
         raise BadUserInput("input: give at least one setting to change.", field="input")
+    values = _settings_values(data)
     try:
         async with in_transaction():
             row = await MessagingSettings.filter(institution_id=ctx.institution_id).select_for_update().first()
@@ -120,24 +120,37 @@ async def update(ctx: Context, data: dict[str, Any], version: int | None) -> Mes
 
 
 def _settings_values(data: dict[str, Any]) -> dict[str, Any]:
+    """The settings given, checked: every problem reported at once (quiet hours against each other when both
+    are given; against the stored ones when one is, in the transaction)."""
+    problems = Problems()
     values: dict[str, Any] = {}
     for name, value in data.items():
-        field = camel_case(name)
-        if value is None:
-            raise BadUserInput(f"{field}: leave it out to keep it; it cannot be null.", field=field)
-        if name in RANGES:
-            least, most = RANGES[name]
-            if not least <= value <= most:
-                raise BadUserInput(f"{field}: must be between {least} and {most}.", field=field)
-            values[name] = value
-        elif name in ("quiet_start", "quiet_end"):
-            values[name] = _local_time(value, field)
-        elif name == "institution_phone":
-            values[name] = _phone_as_shown(value)
-        elif name == "email_from":
-            address = value.strip()
-            values[name] = normalize_email(address, field=field) if address else ""
+        with problems.collect(camel_case(name)):
+            values[name] = _setting(name, value)
+    if "quiet_start" in values and "quiet_end" in values:
+        with problems.collect("quietEnd"):
+            _check_quiet_hours(values["quiet_start"], values["quiet_end"])
+    problems.check()
     return values
+
+
+def _setting(name: str, value: Any) -> Any:
+    field = camel_case(name)
+    if value is None:
+        raise BadUserInput(f"{field}: leave it out to keep it; it cannot be null.", field=field, reason="required")
+    if name in RANGES:
+        least, most = RANGES[name]
+        if not least <= value <= most:
+            raise BadUserInput(f"{field}: must be between {least} and {most}.", field=field, reason="out_of_range")
+        return value
+    if name in ("quiet_start", "quiet_end"):
+        return _local_time(value, field)
+    if name == "institution_phone":
+        return _phone_as_shown(value)
+    if name == "email_from":
+        address = value.strip()
+        return normalize_email(address, field=field) if address else ""
+    raise BadUserInput(f"{field}: cannot be set here.", field=field)
 
 
 def _local_time(value: time, field: str) -> str:
@@ -169,8 +182,11 @@ async def set_gateway(ctx: Context, data: dict[str, Any]) -> MessageGateway:
     The secret is sealed before it reaches the database, and only its field name is recorded."""
     decision = await access.authorize(ctx, "messaging", "update", action=Action.UPDATE,
                                       resource_type="message_gateway")
-    channel = one_of(data.get("channel"), GATEWAY_CHANNELS, "channel")
-    values = _gateway_values(ctx, data)
+    problems = Problems()
+    channel = ""
+    with problems.collect("channel"):
+        channel = one_of(data.get("channel"), GATEWAY_CHANNELS, "channel")
+    values = _gateway_values(ctx, data, problems)
     secret = values.pop("secret", None)
     try:
         async with in_transaction():
@@ -201,26 +217,31 @@ async def set_gateway(ctx: Context, data: dict[str, Any]) -> MessageGateway:
     return await MessageGateway.get(id=row.id)
 
 
-def _gateway_values(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
+def _gateway_values(ctx: Context, data: dict[str, Any], problems: Problems) -> dict[str, Any]:
+    """The gateway's fields given, checked: every problem reported at once (with those already in ``problems``)."""
     values: dict[str, Any] = {}
     for name in ("url", "secret", "timeout_ms", "active"):
-        if name not in data:
-            continue
-        value, field = data[name], camel_case(name)
-        if value is None:
-            raise BadUserInput(f"{field}: leave it out to keep it; it cannot be null.", field=field)
-        if name == "url":
-            values[name] = check_url(value, production=ctx.services.settings.is_production)
-        elif name == "secret":
-            values[name] = _secret(value)
-        elif name == "timeout_ms":
-            if not TIMEOUT_MS[0] <= value <= TIMEOUT_MS[1]:
-                raise BadUserInput(f"timeoutMs: must be between {TIMEOUT_MS[0]} and {TIMEOUT_MS[1]}.",
-                                   field="timeoutMs")
-            values[name] = value
-        else:
-            values[name] = bool(value)
+        if name in data:
+            with problems.collect(camel_case(name)):
+                values[name] = _gateway_value(ctx, name, data[name])
+    problems.check()
     return values
+
+
+def _gateway_value(ctx: Context, name: str, value: Any) -> Any:
+    field = camel_case(name)
+    if value is None:
+        raise BadUserInput(f"{field}: leave it out to keep it; it cannot be null.", field=field, reason="required")
+    if name == "url":
+        return check_url(value, production=ctx.services.settings.is_production)
+    if name == "secret":
+        return _secret(value)
+    if name == "timeout_ms":
+        if not TIMEOUT_MS[0] <= value <= TIMEOUT_MS[1]:
+            raise BadUserInput(f"timeoutMs: must be between {TIMEOUT_MS[0]} and {TIMEOUT_MS[1]}.",
+                               field="timeoutMs", reason="out_of_range")
+        return value
+    return bool(value)
 
 
 def _secret(value: str) -> str:

@@ -25,9 +25,9 @@ from audit import writer
 from audit.events import Action
 from core import questionnaire as definition
 from core import questionnaire_fhir as fhir
-from core.errors import BadUserInput, Conflict
+from core.errors import BadUserInput, Conflict, InvalidInput
 from core.ids import uuid7
-from core.validation import one_of
+from core.validation import Problems, one_of
 from models import Questionnaire, QuestionnaireResponse
 from models.questionnaire import QUESTIONNAIRE_STATUSES, RESPONDENTS, SUBJECTS
 from policies.guard import Decision
@@ -120,9 +120,8 @@ async def import_fhir(ctx: Context, text: str) -> Questionnaire:
     data = fhir.from_fhir(fhir.parse(text))
     try:
         values = _values(DEFAULTS | data, whole=True)
-    except BadUserInput as error:  # the same checks as a draft typed in, named inside the JSON
-        field = f"json.{error.field}" if error.field else "json"
-        raise BadUserInput(f"json.{error.message}" if error.field else error.message, field=field) from None
+    except InvalidInput as error:  # the same checks as a draft typed in, named inside the JSON
+        raise InvalidInput([(f"json.{path}", reason, message) for path, reason, message in error.problems]) from None
     return await _insert(ctx, decision, values, status="draft")
 
 
@@ -149,8 +148,8 @@ async def update(ctx: Context, questionnaire_id: uuid.UUID | None, data: dict[st
         raise BadUserInput("input: give at least one field to change.", field="input")
     decision = await access.authorize(ctx, "questionnaire", "update", action=Action.UPDATE,
                                       resource_type="questionnaire", resource_id=questionnaire_id)
+    changes = _values(data, whole=False)  # the input's shape first; with the version's own fields below
     row = await _find(ctx, questionnaire_id, Action.UPDATE)
-    changes = _values(data, whole=False)
     merged = _values(_columns(row) | changes, whole=True)  # items and scoring are checked together
     changes = {name: merged[name] for name in changes}
     await _check_editable(ctx, row, revision)
@@ -265,34 +264,42 @@ def _columns(row: Questionnaire) -> dict[str, Any]:
 
 
 def _values(data: dict[str, Any], *, whole: bool) -> dict[str, Any]:
-    """Columns from the API's fields, checked; ``whole``: a complete questionnaire, the definition checked
-    as one (items and scoring)."""
+    """Columns from the API's fields, checked, every problem at once (in the columns' order); ``whole``: a complete
+    questionnaire. The definition is checked as one (items and scoring: its first fault) when both are there."""
+    problems = Problems()
     out: dict[str, Any] = {}
-    for name, value in data.items():
-        if value is None and name != "purpose":
-            raise BadUserInput(f"{name}: must not be null.", field=name)
-        if name == "title":
-            out[name] = definition.check_texts(value, "title", MAX_TITLE)
-        elif name == "purpose":
-            out[name] = definition.check_texts(value, "purpose", MAX_PURPOSE) if value else {}
-        elif name == "respondent":
-            out[name] = one_of(value, RESPONDENTS, "respondent")
-        elif name == "subject":
-            out[name] = one_of(value, SUBJECTS, "subject")
-        elif name == "anonymous":
-            if not isinstance(value, bool):
-                raise BadUserInput("anonymous: must be true or false.", field="anonymous")
-            out[name] = value
-        elif name in DEFINITION:
-            out[name] = value
-        else:
-            raise BadUserInput(f"{name}: cannot be set here.", field=name)
+    for name in sorted(data, key=lambda name: COLUMNS.index(name) if name in COLUMNS else len(COLUMNS)):
+        with problems.collect(name):
+            out[name] = _value(name, data[name])
     if whole:
         for required in ("title", *DEFINITION):
-            if required not in out:
-                raise BadUserInput(f"{required}: is required.", field=required)
-        out["items"], out["scoring"] = definition.clean_definition(out["items"], out["scoring"])
+            if required not in data:
+                problems.add(required, "required", "is required.")
+    if all(name in out for name in DEFINITION):
+        with problems.collect("items"):
+            out["items"], out["scoring"] = definition.clean_definition(out["items"], out["scoring"])
+    problems.check()
     return out
+
+
+def _value(name: str, value: Any) -> Any:
+    if value is None and name != "purpose":
+        raise BadUserInput(f"{name}: must not be null.", field=name, reason="required")
+    if name == "title":
+        return definition.check_texts(value, "title", MAX_TITLE)
+    if name == "purpose":
+        return definition.check_texts(value, "purpose", MAX_PURPOSE) if value else {}
+    if name == "respondent":
+        return one_of(value, RESPONDENTS, "respondent")
+    if name == "subject":
+        return one_of(value, SUBJECTS, "subject")
+    if name == "anonymous":
+        if not isinstance(value, bool):
+            raise BadUserInput("anonymous: must be true or false.", field="anonymous")
+        return value
+    if name in DEFINITION:
+        return value
+    raise BadUserInput(f"{name}: cannot be set here.", field=name)
 
 
 def _uuid(value: Any) -> uuid.UUID:

@@ -67,7 +67,7 @@ from audit.events import Action, Actor, AuditRecord, Outcome
 from core import tokens
 from core.errors import BadUserInput, Conflict, Forbidden
 from core.ids import uuid7
-from core.validation import camel_case, one_of
+from core.validation import Problems, camel_case, one_of
 from models import (
     Contact,
     Department,
@@ -146,15 +146,15 @@ async def update_settings(ctx: Context, data: dict[str, Any], version: int | Non
     a CONFLICT and writes nothing; without it the last write wins."""
     decision = await access.authorize(ctx, "survey", "update", action=Action.UPDATE,
                                       resource_type="survey_settings")
-    values: dict[str, Any] = {}
+    if not data:
+        raise BadUserInput("input: give at least one setting to change.", field="input")
+    problems = Problems()  # every setting out of its range at once
     for name, value in data.items():
-        field = camel_case(name)
         least, most = SETTING_RANGES[name]
         if value is None or not least <= value <= most:
-            raise BadUserInput(f"{field}: must be between {least} and {most}.", field=field)
-        values[name] = value
-    if not values:
-        raise BadUserInput("input: give at least one setting to change.", field="input")
+            problems.add(camel_case(name), "out_of_range", f"must be between {least} and {most}.")
+    problems.check()
+    values = dict(data)
     try:
         async with in_transaction():
             row = await SurveySettings.filter(institution_id=ctx.institution_id).select_for_update().first()
@@ -197,10 +197,14 @@ async def triggers(ctx: Context, *, first: int, after: str | None,
 
 async def trigger_create(ctx: Context, data: dict[str, Any]) -> SurveyTrigger:
     decision = await access.authorize(ctx, "survey", "update", action=Action.CREATE, resource_type="survey_trigger")
+    problems = Problems()  # every problem of the input's shape at once, then the references looked up
     for required in ("event", "questionnaire_key"):
         if data.get(required) is None:
-            raise BadUserInput(f"{camel_case(required)}: is required.", field=camel_case(required))
-    values = await _trigger_values(ctx, data, {})
+            problems.add(camel_case(required), "required", "is required.")
+    values = _trigger_shape(problems, {k: v for k, v in data.items() if not problems.has(camel_case(k))})
+    _check_kind_and_event(problems, values)
+    problems.check()
+    await _check_trigger_references(ctx, values)
     await _check_trigger_reach(ctx, Action.CREATE, None, values.get("department_id"))
     trigger_id = uuid7()
     async with in_transaction():
@@ -218,9 +222,16 @@ async def trigger_update(ctx: Context, trigger_id: uuid.UUID | None, data: dict[
         raise BadUserInput("input: give at least one field to change.", field="input")
     decision = await access.authorize(ctx, "survey", "update", action=Action.UPDATE, resource_type="survey_trigger",
                                       resource_id=trigger_id)
+    problems = Problems()
+    values = _trigger_shape(problems, data)
+    if "event" in data and "visit_kind" in data:  # against each other now, against the trigger once it is read
+        _check_kind_and_event(problems, values)
+    problems.check()
     row = await _find_trigger(ctx, trigger_id)
-    current = {name: getattr(row, name) for name in TRIGGER_COLUMNS}
-    values = await _trigger_values(ctx, data, current)
+    against_row = Problems()
+    _check_kind_and_event(against_row, {**{name: getattr(row, name) for name in TRIGGER_COLUMNS}, **values})
+    against_row.check()
+    await _check_trigger_references(ctx, values)
     await _check_trigger_reach(ctx, Action.UPDATE, row.id, row.department_id)
     if "department_id" in values:
         await _check_trigger_reach(ctx, Action.UPDATE, row.id, values["department_id"])
@@ -271,42 +282,58 @@ async def _check_trigger_reach(ctx: Context, action: Action, trigger_id: uuid.UU
                         field="departmentId")
 
 
-async def _trigger_values(ctx: Context, data: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
-    """The columns given, checked against each other and the trigger as it stands."""
+def _trigger_shape(problems: Problems, data: dict[str, Any]) -> dict[str, Any]:
+    """The trigger's columns given, each checked alone; each invalid one becomes a problem (the caller checks)."""
     values: dict[str, Any] = {}
     for name, value in data.items():
-        field = camel_case(name)
-        if name == "event":
-            values[name] = one_of(value, TRIGGER_EVENTS, field)
-        elif name == "visit_kind":
-            values[name] = None if value is None else one_of(value, VISIT_KINDS, field)
-        elif name == "department_id":
-            if value is not None and not await Department.exists(id=value, institution_id=ctx.institution_id):
-                raise BadUserInput("departmentId: no such department.", field=field)
-            values[name] = value
-        elif name == "questionnaire_key":
-            if value is None:
-                raise BadUserInput(f"{field}: must not be null.", field=field)
-            questionnaire = await active_version(ctx.institution_id, value)
-            if questionnaire is None:
-                raise BadUserInput(f"{field}: no active questionnaire has this key.", field=field)
-            if questionnaire.respondent == "staff":
-                raise BadUserInput(f"{field}: this questionnaire is answered by staff, not sent to patients.",
-                                   field=field)
-            values[name] = value
-        elif name == "delay_hours":
-            values[name] = _bounded(value, DELAY_HOURS, field)
-        elif name == "reminder_after_days":
-            values[name] = None if value is None else _bounded(value, REMINDER_DAYS, field)
-    merged = {**current, **values}
-    if merged.get("visit_kind") is not None and merged.get("event") != "visit_finished":
-        raise BadUserInput("visitKind: only a trigger on finished visits names a visit kind.", field="visitKind")
+        if name in TRIGGER_COLUMNS:
+            with problems.collect(camel_case(name)):
+                values[name] = _trigger_value(name, value)
     return values
+
+
+def _trigger_value(name: str, value: Any) -> Any:
+    field = camel_case(name)
+    if name == "event":
+        return one_of(value, TRIGGER_EVENTS, field)
+    if name == "visit_kind":
+        return None if value is None else one_of(value, VISIT_KINDS, field)
+    if name == "questionnaire_key" and value is None:
+        raise BadUserInput(f"{field}: must not be null.", field=field, reason="required")
+    if name == "delay_hours":
+        return _bounded(value, DELAY_HOURS, field)
+    if name == "reminder_after_days":
+        return None if value is None else _bounded(value, REMINDER_DAYS, field)
+    return value  # department_id, questionnaire_key: looked up once the shape is sound
+
+
+def _check_kind_and_event(problems: Problems, merged: dict[str, Any]) -> None:
+    """Only a trigger on finished visits names a visit kind (unless either field has a problem already)."""
+    if merged.get("visit_kind") is not None and merged.get("event") != "visit_finished" \
+            and not (problems.has("visitKind") or problems.has("event")):
+        problems.add("visitKind", "invalid", "only a trigger on finished visits names a visit kind.")
+
+
+async def _check_trigger_references(ctx: Context, values: dict[str, Any]) -> None:
+    """The department and the questionnaire named, looked up: both problems at once."""
+    problems = Problems()
+    department = values.get("department_id")
+    if department is not None and not await Department.exists(id=department, institution_id=ctx.institution_id):
+        problems.add("departmentId", "invalid", "no such department.")
+    if values.get("questionnaire_key") is not None:
+        questionnaire = await active_version(ctx.institution_id, values["questionnaire_key"])
+        if questionnaire is None:
+            problems.add("questionnaireKey", "invalid", "no active questionnaire has this key.")
+        elif questionnaire.respondent == "staff":
+            problems.add("questionnaireKey", "invalid", "this questionnaire is answered by staff, not sent to "
+                                                        "patients.")
+    problems.check()
 
 
 def _bounded(value: int | None, bounds: tuple[int, int], field: str) -> int:
     if value is None or not bounds[0] <= value <= bounds[1]:
-        raise BadUserInput(f"{field}: must be between {bounds[0]} and {bounds[1]}.", field=field)
+        raise BadUserInput(f"{field}: must be between {bounds[0]} and {bounds[1]}.", field=field,
+                           reason="out_of_range")
     return value
 
 
