@@ -233,8 +233,11 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     if settings.metrics_port:  # before the workers start: they count into what this process serves
         metrics.serve(settings.metrics_host, settings.metrics_port, workers=args.workers)
     # proxy_headers off: the app itself takes the client's address from CARELOOP_TRUSTED_PROXIES only.
+    # "auto" takes uvloop and httptools (dependencies: the event loop and HTTP parser in C) where they install,
+    # and asyncio's loop and h11 where they do not (uvloop has no Windows build).
     uvicorn.run("app.asgi:app", host=args.host or settings.host, port=args.port or settings.port,
-                workers=args.workers, proxy_headers=False, log_level=settings.log_level.lower(),
+                workers=args.workers, loop="auto", http="auto", proxy_headers=False,
+                log_level=settings.log_level.lower(),
                 log_config=log_config,
                 timeout_worker_healthcheck=30)  # a worker still importing under load is not a dead one
     return 0

@@ -1,4 +1,5 @@
-"""The bare baseline: Starlette + asyncpg + orjson, one uvicorn worker, no GraphQL, no policy, no audit.
+"""The bare baseline: Starlette + asyncpg + orjson, one uvicorn worker (uvloop, httptools, as careloop serve),
+no GraphQL, no policy, no audit.
 
 It answers POST /graphql with the JSON careloop returns for the benchmark's operations, chosen by
 ``operationName`` (W1..W6) with the same variables, so wrk sends both servers the same bytes.
@@ -32,6 +33,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from bench.servers import HTTP_STACK
 from core.business_time import Calendar
 from core.crypto import InstitutionKeys, MasterKey, field_aad
 from core.ids import uuid7
@@ -159,7 +161,7 @@ class Baseline:
         first = v["first"]
         rows = await self.db.fetch(AUDIT_SQL, self.iid, first + 1)
         nodes = [{
-            "id": str(r["id"]), "seq": r["seq"], "occurredAt": r["occurred_at"], "actorKind": r["actor_kind"],
+            "id": str(r["id"]), "seq": r["seq"], "occurredAt": r["occurred_at"], "actorKind": r["actor_kind"].upper(),
             "actorId": ident(r["actor_id"]), "tokenId": ident(r["token_id"]), "action": r["action"].upper(),
             "resourceType": r["resource_type"], "resourceId": ident(r["resource_id"]),
             "patientId": ident(r["patient_id"]), "fieldClasses": [c for c in r["field_classes"].split(",") if c],
@@ -269,7 +271,7 @@ def main() -> None:
     app = create_app(os.environ["BENCH_DSN"], uuid.UUID(os.environ["BENCH_INSTITUTION"]),
                      MasterKey.from_base64(os.environ["CARELOOP_MASTER_KEY"]),
                      uuid.UUID(os.environ["BENCH_NURSE"]) if os.environ.get("BENCH_NURSE") else None)
-    uvicorn.run(app, host="127.0.0.1", port=args.port, workers=1, log_level="warning")
+    uvicorn.run(app, host="127.0.0.1", port=args.port, workers=1, log_level="warning", **HTTP_STACK)
 
 
 if __name__ == "__main__":

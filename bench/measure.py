@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -18,6 +19,7 @@ from starlette.types import ASGIApp
 
 from audit import writer
 from audit.events import Action, Actor, AuditRecord, Outcome, RequestMeta
+from bench.roundtrips import RoundTripProxy
 from bench.servers import ROOT, Server
 from bench.workloads import Request
 from models import AuditEvent
@@ -100,26 +102,49 @@ def tortoise_statements() -> Iterator[_Count]:
         logger.propagate = propagate
 
 
-async def careloop_statements(app: ASGIApp, request: Request, token: str, repeat: int) -> tuple[float, float]:
-    """Statements and audit rows per request, running careloop's app in this process (httpx.ASGITransport)."""
+@dataclass(frozen=True)
+class Cost:
+    """What one request costs the database, averaged over the counted requests."""
+
+    statements: float  # careloop: Tortoise's statements (no BEGIN/COMMIT); baseline: its own count
+    round_trips: float  # client-to-server exchanges on the wire (bench.roundtrips), the same count for both
+    audit_rows: float = 0.0
+
+
+async def careloop_cost(app: ASGIApp, request: Request, token: str, repeat: int, proxy: RoundTripProxy) -> Cost:
+    """Statements, round trips and audit rows per request, running careloop's app in this process
+    (httpx.ASGITransport) with Tortoise connected through the proxy."""
     headers = {"content-type": "application/json", "authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
         await client.post("/graphql", content=request.body, headers=headers)  # warm the key ring and caches
         audit_rows = await AuditEvent.all().count()
+        round_trips = proxy.round_trips
         with tortoise_statements() as counter:
             for _ in range(repeat):
                 answer = (await client.post("/graphql", content=request.body, headers=headers)).json()
                 if "errors" in answer:
                     raise RuntimeError(f"{request.name} in process: {answer['errors']}")
+        round_trips = proxy.round_trips - round_trips
         audit_rows = await AuditEvent.all().count() - audit_rows
-        return counter.count / repeat, audit_rows / repeat
+        return Cost(counter.count / repeat, round_trips / repeat, audit_rows / repeat)
 
 
-def baseline_statements(baseline: Server, request: Request, repeat: int) -> float:
-    before = httpx.get(baseline.url + "/stats").json()["statements"]
-    for _ in range(repeat):
-        baseline.post(request, None)
-    return (httpx.get(baseline.url + "/stats").json()["statements"] - before) / repeat
+async def baseline_cost(app: ASGIApp, request: Request, repeat: int, proxy: RoundTripProxy) -> Cost:
+    """Statements (its own count, GET /stats) and round trips per request of the baseline's app in this
+    process, its pool connected through the proxy (started by the caller with the app's lifespan)."""
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
+        await client.post("/graphql", content=request.body)  # warm the pool and the prepared statements
+
+        async def statements() -> int:
+            return int((await client.get("/stats")).json()["statements"])
+
+        before, round_trips = await statements(), proxy.round_trips
+        for _ in range(repeat):
+            answer = (await client.post("/graphql", content=request.body)).json()
+            if "errors" in answer:
+                raise RuntimeError(f"{request.name} in the baseline: {answer['errors']}")
+        round_trips = proxy.round_trips - round_trips
+        return Cost((await statements() - before) / repeat, round_trips / repeat)
 
 
 # -- the audit chain -----------------------------------------------------------------------

@@ -16,7 +16,7 @@ from typing import Any
 
 import asyncpg
 
-from bench import survey_report
+from bench import servers, survey_report
 from bench.servers import ROOT
 from bench.workloads import TITLES
 
@@ -29,6 +29,7 @@ async def metadata(dsn: str, args: argparse.Namespace, stamp: datetime, patients
         await conn.close()
     return {
         "time": stamp.isoformat(timespec="seconds"), "commit": _commit(), "cpus": os.cpu_count(),
+        "http": servers.HTTP_STACK_VERSIONS,
         "cpu": _cpu_model(), "python": platform.python_version(), "postgres": postgres,
         "sqlite": sqlite3.sqlite_version,
         "args": vars(args), "final_patients": patients, "final_contacts": contacts,
@@ -63,17 +64,22 @@ def _row(name: str, pair: dict, goals: dict[str, float], with_sql: bool) -> str:
     cells = [title, f"{c.rps:,.0f}", f"{b.rps:,.0f}", f"**{ratio:.2f}**", verdict,
              f"{c.p50_ms:.1f} / {c.p99_ms:.1f}", f"{b.p50_ms:.1f} / {b.p99_ms:.1f}"]
     if with_sql:
-        cells += [f"{c.statements:g} / {b.statements:g}", f"{c.audit_rows:g}"]
+        cells += [f"{c.statements:g} / {b.statements:g}", f"{_number(c.round_trips)} / {_number(b.round_trips)}",
+                  f"{c.audit_rows:g}"]
     cells.append(f"{c.peak_mib:.0f} / {b.peak_mib:.0f}")
     if c.bad or b.bad:
         cells[0] += f" (**errors: {c.bad} / {b.bad}**)"
     return "| " + " | ".join(cells) + " |"
 
 
+def _number(value: float | None) -> str:
+    return "?" if value is None else f"{value:g}"
+
+
 def _table(pairs: dict, goals: dict[str, float], *, with_sql: bool) -> list[str]:
     head = ["workload", "careloop req/s", "baseline req/s", "ratio", "goal", "careloop p50 / p99 ms",
             "baseline p50 / p99 ms"]
-    head += ["SQL/req careloop / baseline", "audit rows/req"] if with_sql else []
+    head += ["SQL/req careloop / baseline", "round trips/req careloop / baseline", "audit rows/req"] if with_sql else []
     head += ["peak MiB careloop / baseline"]
     return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
             *(_row(name, pair, goals, with_sql) for name, pair in pairs.items())]
@@ -81,8 +87,9 @@ def _table(pairs: dict, goals: dict[str, float], *, with_sql: bool) -> list[str]
 
 def markdown(meta: dict, results: dict, goals: dict[str, float]) -> str:
     a = meta["args"]
+    http = ", ".join(f"{name} {version}" for name, version in meta.get("http", {}).items())
     machine = (f"Commit {meta['commit']}; {meta['cpus']} CPUs ({meta['cpu']}); Python {meta['python']}; "
-               f"PostgreSQL {meta['postgres']}; SQLite {meta.get('sqlite', '?')}.")
+               f"PostgreSQL {meta['postgres']}; SQLite {meta.get('sqlite', '?')}; both servers on {http or '?'}.")
     lines = [f"# careloop benchmark, {meta['time']}", ""]
     if "workloads" in results:
         lines += _web(machine, a, results, goals)
@@ -103,7 +110,9 @@ def _web(machine: str, a: dict, results: dict, goals: dict[str, float]) -> list[
         f"{a['contacts']:,} contacts, {a['audit_events']:,} audit events, {a.get('tasks', 0):,} follow-up tasks"
         f"{index}. Ratio = careloop / baseline "
         "requests per second. SQL/req: statements per request (careloop: Tortoise's statements, without "
-        "BEGIN/COMMIT); audit rows/req: audit events careloop appends per request. Peak MiB: VmHWM of the "
+        "BEGIN/COMMIT); round trips/req: client-server exchanges with PostgreSQL per request, counted on the wire "
+        "the same way for both (BEGIN and COMMIT included; bench/roundtrips.py); audit rows/req: audit events "
+        "careloop appends per request. Peak MiB: VmHWM of the "
         "server process tree when the row was measured (it only grows).", "",
         "## Workloads", "", *_table(results["workloads"], goals, with_sql=True),
     ]
@@ -116,10 +125,10 @@ def _web(machine: str, a: dict, results: dict, goals: dict[str, float]) -> list[
         v = results["audit_verify"]
         audit.append(f"- `careloop audit verify`: {v['events']:,} events in {v['seconds']:.1f}s, of which "
                      f"{v['start_up_seconds']:.1f}s start-up: **{v['events_per_s']:,.0f} events/s**")
-    if "audit_append" in results:
-        w = results["audit_append"]
-        audit.append(f"- audit append, {w['writers']} concurrent writers, one event per transaction: "
-                     f"{w['events']:,} events in {w['seconds']:.1f}s: **{w['events_per_s']:,.0f} events/s**")
+    for w in results.get("audit_append", []):
+        audit.append(f"- audit append to one institution's chain, {w['writers']} concurrent writer(s), one event "
+                     f"per transaction: {w['events']:,} events in {w['seconds']:.1f}s: "
+                     f"**{w['events_per_s']:,.0f} appends/s**")
     if audit:
         lines += ["", "## Audit trail", "", *audit]
     return lines

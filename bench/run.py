@@ -28,7 +28,7 @@ import httpx
 from app import db
 from app.main import create_app
 from app.services import build_services
-from bench import campaign, dataset, measure, report, servers, survey_report, workloads
+from bench import baseline, campaign, dataset, measure, report, roundtrips, servers, survey_report, workloads
 from bench.servers import Server, WrkResult
 from bench.workloads import Request
 from core.passwords import HashParameters
@@ -39,6 +39,7 @@ from resolvers.follow_up import TASK_CURSOR
 GOALS = {"W1": 0.45, "W2": 0.66, "W3": 0.66}
 # Strong enough for production's OWASP check, cheap enough for the two sign-ins of a run.
 ARGON2 = HashParameters(time_cost=2, memory_cost_kib=19456, parallelism=1)
+POOL = "?maxsize=20"  # this process's connections: 16 audit writers each hold one
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -65,7 +66,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--statements-repeat", type=int, default=5, help="requests averaged for SQL per request")
     p.add_argument("--scale-patients", type=int, default=200_000, help="W1 again after growing to this many")
     p.add_argument("--verify-events", type=int, default=100_000, help="chain length for `careloop audit verify`")
-    p.add_argument("--append-writers", type=int, default=8)
+    p.add_argument("--append-writers", default="1,4,16",
+                   help="concurrent audit writers on one institution's chain, one measurement per number")
     p.add_argument("--append-seconds", type=float, default=5)
     p.add_argument("--no-page-sizes", action="store_true", help="skip W1 with first = 10 and 100")
     p.add_argument("--no-scale", action="store_true", help="skip W1 on the grown data set")
@@ -107,6 +109,7 @@ class Summary:
     bad: int
     rounds: list[dict] = field(default_factory=list)
     statements: float | None = None
+    round_trips: float | None = None
     audit_rows: float | None = None
     peak_mib: float | None = None
 
@@ -184,7 +187,7 @@ async def load(bench: Bench) -> None:
     started = time.perf_counter()
     say(f"migrating {bench.dsn}")
     await db.migrate(bench.dsn)
-    await db.open_database(bench.dsn + "?maxsize=10")
+    await db.open_database(bench.dsn + POOL)
     services = build_services(bench.settings)
     bench.tenant = await dataset.create_tenant(services, bench.password)
     say(f"loading {args.patients:,} patients, {args.contacts:,} contacts, {args.audit_events:,} audit events")
@@ -256,17 +259,30 @@ async def check_worklist(bench: Bench) -> None:
     say(f"W5: the whole worklist ({len(ids)} tasks, {pages} pages) is the same on both and as the data set expects")
 
 
-async def count_statements(bench: Bench, requests: dict[str, Request]) -> dict[str, dict[str, tuple[float, float]]]:
-    """(SQL statements, audit rows) per request of each workload on each server."""
+async def count_costs(bench: Bench, requests: dict[str, Request]) -> dict[str, dict[str, measure.Cost]]:
+    """Statements, round trips and audit rows per request of each workload on each server: both apps run in
+    this process, one request at a time, connected to PostgreSQL through the round-trip counting proxy."""
+    assert bench.tenant is not None
     services = build_services(bench.settings)
     app = create_app(bench.settings, services, manage_database=False)
-    repeat, counts = bench.args.statements_repeat, {}
-    for name, request in requests.items():
-        counts[name] = {
-            "careloop": await measure.careloop_statements(app, request, bench.tokens[request.account], repeat),
-            "baseline": (measure.baseline_statements(bench.pair()[1], request, repeat), 0.0),
-        }
-    return counts
+    plain = baseline.create_app  # the same app as `python -m bench.baseline`, without its uvicorn
+    repeat, costs = bench.args.statements_repeat, {}
+    async with roundtrips.RoundTripProxy(bench.dsn) as proxy:
+        await db.close_database()
+        await db.open_database(proxy.proxied_dsn + POOL)
+        bare = plain(proxy.proxied_dsn, bench.tenant.institution_id, services.master_key, bench.tenant.nurse_id)
+        try:
+            async with bare.router.lifespan_context(bare):
+                for name, request in requests.items():
+                    costs[name] = {
+                        "careloop": await measure.careloop_cost(app, request, bench.tokens[request.account], repeat,
+                                                                proxy),
+                        "baseline": await measure.baseline_cost(bare, request, repeat, proxy),
+                    }
+        finally:
+            await db.close_database()
+            await db.open_database(bench.dsn + POOL)  # the rest of the run connects directly
+    return costs
 
 
 async def run_rounds(bench: Bench, requests: dict[str, Request]) -> dict[str, dict[str, Summary]]:
@@ -321,13 +337,18 @@ async def audit_verify(bench: Bench) -> dict[str, Any]:
     return {"events": events, "seconds": seconds, "start_up_seconds": start_up, "events_per_s": events / net}
 
 
-async def audit_append(bench: Bench) -> dict[str, Any]:
+async def audit_append(bench: Bench) -> list[dict[str, Any]]:
+    """Appends per second to one institution's chain with 1, 4, 16 (--append-writers) concurrent writers,
+    each number on a fresh chain of its own."""
     services = build_services(bench.settings)
-    chain = await dataset.create_chain(services, "Append Clinic")
-    writers = bench.args.append_writers
-    say(f"{writers} concurrent audit writers for {bench.args.append_seconds}s")
-    events, seconds = await measure.append_throughput(chain, writers, bench.args.append_seconds)
-    return {"writers": writers, "events": events, "seconds": seconds, "events_per_s": events / seconds}
+    out = []
+    for writers in (int(n) for n in bench.args.append_writers.split(",")):
+        chain = await dataset.create_chain(services, f"Append Clinic {writers}")
+        say(f"{writers} concurrent audit writers on one institution for {bench.args.append_seconds}s")
+        events, seconds = await measure.append_throughput(chain, writers, bench.args.append_seconds)
+        out.append({"writers": writers, "events": events, "seconds": seconds, "events_per_s": events / seconds})
+        say(f"  {events / seconds:,.0f} appends/s")
+    return out
 
 
 # -- the run -------------------------------------------------------------------------------
@@ -341,11 +362,13 @@ async def benchmark(bench: Bench) -> dict[str, Any]:
     check_answers(bench, requests)
     if "W5" in requests:
         await check_worklist(bench)
-    statements = await count_statements(bench, requests)
+    costs = await count_costs(bench, requests)
     results: dict[str, Any] = {"workloads": await run_rounds(bench, requests)}
     for name, summaries in results["workloads"].items():
         for s, summary in summaries.items():
-            summary.statements, summary.audit_rows = statements[name][s]
+            cost = costs[name][s]
+            summary.statements, summary.round_trips, summary.audit_rows = (cost.statements, cost.round_trips,
+                                                                            cost.audit_rows)
     main_w1 = results["workloads"].get("W1")
     if main_w1 is None:  # the growth runs are W1's
         args.no_page_sizes = args.no_scale = True

@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 
 import httpx
@@ -19,6 +20,10 @@ import httpx
 from bench.workloads import LUA, Request
 
 ROOT = Path(__file__).resolve().parent.parent
+# Both servers on one HTTP stack, as a production deployment runs: uvicorn with uvloop and httptools
+# (`careloop serve` pins the same two; they are careloop's dependencies).
+HTTP_STACK = {"loop": "uvloop", "http": "httptools"}
+HTTP_STACK_VERSIONS = {name: metadata.version(name) for name in ("uvicorn", "uvloop", "httptools")}
 WRK = shutil.which("wrk") or "/usr/bin/wrk"  # make bench installs it
 
 
@@ -128,7 +133,7 @@ def wrk(server: Server, request: Request, token: str | None, *, seconds: float, 
         body.write(request.body)
         body.flush()
         env = {**os.environ, "BENCH_BODY": body.name, "BENCH_TOKEN": token or ""}
-        command = [WRK, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(LUA),
+        command = [WRK, f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s", "-s", str(LUA),
                    server.url + "/graphql"]
         done = subprocess.run(  # noqa: S603 -- fixed arguments, 127.0.0.1 only
             command, env=env, capture_output=True, text=True, timeout=seconds + 60, check=False)
