@@ -22,7 +22,7 @@ from audit import writer
 from audit.events import Action
 from core.errors import BadUserInput, Conflict, Forbidden
 from core.ids import uuid7
-from core.validation import camel_case, clean_text
+from core.validation import Problems, clean_text
 from models import CarePlan, CarePlanActivity, Department, FollowUpTask, Visit
 from models.care_plan import ACTIVITY_KINDS
 from models.follow_up import OPEN_TASK_STATUSES
@@ -126,12 +126,13 @@ async def get(ctx: Context, plan_id: uuid.UUID | None) -> CarePlanView:
 async def create(ctx: Context, data: dict[str, Any]) -> CarePlanView:
     decision = await access.authorize(ctx, "care_plan", "create", action=Action.CREATE, resource_type="care_plan",
                                       patient_id=data.get("patient_id"))
+    values = _shape(data)  # every problem of the input's shape at once, before the records it names
     patient = await access.find_patient(ctx, data.get("patient_id"), action=Action.CREATE, field="patientId")
     await _require_clinical_write(ctx, patient)
     if patient.row.status != "active":
         raise BadUserInput(f"patientId: the file is {patient.row.status}; plans are for active files.",
                            field="patientId")
-    values = await _normalize(ctx, patient, data)
+    await _check_references(ctx, patient, values)
     activities = values.pop("activities")
     plan_id = uuid7()
     owner_id = await follow_up.responsible_nurse(ctx, patient.row.id, values.get("department_id"))
@@ -207,44 +208,64 @@ async def _require_clinical_write(ctx: Context, patient: PatientView) -> None:
         raise Forbidden()
 
 
-async def _normalize(ctx: Context, patient: PatientView, data: dict[str, Any]) -> dict[str, Any]:
-    today = datetime.now(UTC).date()
-    out: dict[str, Any] = {"title": clean_text(data["title"], field="title", max_length=200, min_length=1)}
+def _shape(data: dict[str, Any]) -> dict[str, Any]:
+    """A plan's values from the input, every problem of their shape reported at once."""
+    problems = Problems()
+    out: dict[str, Any] = {"status": "active"}
+    with problems.collect("title"):
+        out["title"] = clean_text(data.get("title") or "", field="title", max_length=200, min_length=1)
     if data.get("goals") is not None:
-        out["goals"] = clean_text(data["goals"], field="goals", max_length=4000, min_length=1)
-    starts_on: date = data.get("starts_on") or today
+        with problems.collect("goals"):
+            out["goals"] = clean_text(data["goals"], field="goals", max_length=4000, min_length=1)
+    starts_on: date = data.get("starts_on") or datetime.now(UTC).date()
     ends_on: date | None = data.get("ends_on")
     if ends_on is not None and ends_on < starts_on:
-        raise BadUserInput("endsOn: must not be before startsOn.", field="endsOn")
-    out.update(starts_on=starts_on, ends_on=ends_on, status="active")
-    department_id = data.get("department_id") or patient.row.department_id
-    if data.get("department_id") is not None and not await Department.exists(
-            id=department_id, institution_id=ctx.institution_id):
-        raise BadUserInput("departmentId: no such department.", field="departmentId")
-    out["department_id"] = department_id
-    if data.get("visit_id") is not None:
-        if not await Visit.exists(id=data["visit_id"], institution_id=ctx.institution_id, patient_id=patient.row.id):
-            raise BadUserInput("visitId: no such visit of this patient.", field="visitId")
-        out["visit_id"] = data["visit_id"]
+        problems.add("endsOn", "invalid", "must not be before startsOn.")
+    out.update(starts_on=starts_on, ends_on=ends_on, department_id=data.get("department_id"),
+               visit_id=data.get("visit_id"))
     activities = data.get("activities") or []
+    out["activities"] = []
     if len(activities) > MAX_ACTIVITIES:
-        raise BadUserInput(f"activities: at most {MAX_ACTIVITIES}.", field="activities")
-    out["activities"] = [_activity(a, starts_on, ends_on, i) for i, a in enumerate(activities)]
+        problems.add("activities", "item_count", f"at most {MAX_ACTIVITIES}.")
+    else:
+        for index, activity in enumerate(activities):
+            out["activities"].append(_activity(problems, activity, starts_on, ends_on, f"activities[{index}]"))
+    problems.check()
     return out
 
 
-def _activity(data: dict[str, Any], starts_on: date, ends_on: date | None, index: int) -> dict[str, Any]:
-    where = f"activities.{index}"
+async def _check_references(ctx: Context, patient: PatientView, values: dict[str, Any]) -> None:
+    """The department (the patient's when none is named) and the visit of this patient, both looked up and
+    refused together."""
+    problems = Problems()
+    if values["department_id"] is None:
+        values["department_id"] = patient.row.department_id
+    elif not await Department.exists(id=values["department_id"], institution_id=ctx.institution_id):
+        problems.add("departmentId", "invalid", "no such department.")
+    if values["visit_id"] is None:
+        del values["visit_id"]
+    elif not await Visit.exists(id=values["visit_id"], institution_id=ctx.institution_id, patient_id=patient.row.id):
+        problems.add("visitId", "invalid", "no such visit of this patient.")
+    problems.check()
+
+
+def _activity(problems: Problems, data: dict[str, Any], starts_on: date, ends_on: date | None,
+              where: str) -> dict[str, Any]:
+    """One planned activity, its problems added at ``activities[i].field``."""
+    out: dict[str, Any] = {"kind": data.get("kind"), "description": None}
     if data.get("kind") not in ACTIVITY_KINDS:
-        raise BadUserInput(f"{where}.kind: must be one of {', '.join(ACTIVITY_KINDS)}.", field=f"{where}.kind")
-    if (data.get("due_on") is None) == (data.get("after_days") is None):
-        raise BadUserInput(f"{where}.dueOn: give dueOn or afterDays.", field=f"{where}.dueOn")
-    if data.get("after_days") is not None and not 0 <= data["after_days"] <= MAX_DAYS_AHEAD:
-        raise BadUserInput(f"{where}.afterDays: 0 to {MAX_DAYS_AHEAD}.", field=f"{where}.afterDays")
-    due_on = data.get("due_on") or starts_on + timedelta(days=data["after_days"])
-    if due_on < starts_on or (ends_on is not None and due_on > ends_on):
-        raise BadUserInput(f"{where}.{camel_case('due_on')}: within the plan's period.", field=f"{where}.dueOn")
-    description = data.get("description")
-    if description is not None:
-        description = clean_text(description, field=f"{where}.description", max_length=1000, min_length=1)
-    return {"kind": data["kind"], "due_on": due_on, "description": description}
+        problems.add(f"{where}.kind", "invalid_choice", f"must be one of {', '.join(ACTIVITY_KINDS)}.")
+    after_days = data.get("after_days")
+    if (data.get("due_on") is None) == (after_days is None):
+        problems.add(f"{where}.dueOn", "one_of", "give dueOn or afterDays (one of them).")
+    elif after_days is not None and not 0 <= after_days <= MAX_DAYS_AHEAD:
+        problems.add(f"{where}.afterDays", "out_of_range", f"0 to {MAX_DAYS_AHEAD}.")
+    else:
+        out["due_on"] = data.get("due_on") or starts_on + timedelta(days=after_days or 0)
+        if out["due_on"] < starts_on or (ends_on is not None and out["due_on"] > ends_on):
+            problems.add(f"{where}.dueOn", "out_of_range", "within the plan's period.")
+    if data.get("description") is not None:
+        with problems.collect(f"{where}.description"):
+            out["description"] = clean_text(data["description"], field=f"{where}.description", max_length=1000,
+                                            min_length=1)
+    return out

@@ -31,7 +31,7 @@ from audit.events import Action
 from core.errors import BadUserInput, Forbidden
 from core.ids import uuid7
 from core.principal import STAFF
-from core.validation import camel_case, clean_text, one_of
+from core.validation import Problems, camel_case, clean_text, one_of
 from models import Flag, Visit
 from models.fields import tags_from_db
 from models.flag import FLAG_KINDS, FLAG_STATUSES
@@ -136,12 +136,15 @@ async def find(ctx: Context, flag_id: uuid.UUID | None, action: Action) -> FlagV
 async def create(ctx: Context, data: dict[str, Any]) -> FlagView:
     decision = await access.authorize(ctx, "flag", "create", action=Action.CREATE, resource_type="flag",
                                       patient_id=data.get("patient_id"))
-    patient = await access.find_patient(ctx, data.get("patient_id"), action=Action.CREATE, field="patientId")
-    kind = one_of(data.get("kind"), FLAG_KINDS, "kind")
-    values = _normalize({name: value for name, value in data.items() if name not in ("patient_id", "kind")})
+    problems = Problems()  # every problem of the input at once, before the patient is looked up
+    with problems.collect("kind"):
+        kind = one_of(data.get("kind"), FLAG_KINDS, "kind")
+    values = _normalize(problems, {name: value for name, value in data.items() if name not in ("patient_id", "kind")})
     values.pop("status", None)
     values.setdefault("starts_on", await today(ctx))
-    _check_period(values.get("starts_on"), values.get("ends_on"))
+    _check_period(problems, values.get("starts_on"), values.get("ends_on"))
+    problems.check()
+    patient = await access.find_patient(ctx, data.get("patient_id"), action=Action.CREATE, field="patientId")
     if values.get("detail") is not None:
         await _check_detail_rights(ctx, patient, kind, Action.CREATE)
     if patient.row.status != "active":
@@ -169,16 +172,14 @@ async def update(ctx: Context, flag_id: uuid.UUID | None, data: dict[str, Any],
                                       resource_id=flag_id)
     view = await find(ctx, flag_id, Action.UPDATE)
     row = view.row
-    values = _normalize(data)
-    if "status" in values:
-        if values["status"] is None:
-            raise BadUserInput("status: must not be null.", field="status")
-        if values["status"] not in STATUS_MOVES[row.status]:
-            raise BadUserInput(f"status: a flag {row.status.upper()} cannot become {values['status'].upper()}.",
-                               field="status")
-    elif row.status == "entered_in_error":
+    problems = Problems()
+    values = _normalize(problems, data)
+    if values.get("status") is not None and values["status"] not in STATUS_MOVES[row.status]:
+        problems.add("status", "invalid", f"a flag {row.status.upper()} cannot become {values['status'].upper()}.")
+    _check_period(problems, values.get("starts_on", row.starts_on), values.get("ends_on", row.ends_on))
+    problems.check()
+    if "status" not in data and row.status == "entered_in_error":
         raise BadUserInput("id: a flag entered in error is not changed any more.", field="id")
-    _check_period(values.get("starts_on", row.starts_on), values.get("ends_on", row.ends_on))
     if "detail" in values:
         await _check_detail_rights(ctx, view.patient, row.kind, Action.UPDATE)
     columns = _columns(ctx, row.id, values)
@@ -201,25 +202,31 @@ async def _check_detail_rights(ctx: Context, patient: PatientView, kind: str, ac
         raise Forbidden()
 
 
-def _normalize(data: dict[str, Any]) -> dict[str, Any]:
+def _normalize(problems: Problems, data: dict[str, Any]) -> dict[str, Any]:
+    """The fields' values, each checked on its own; its problems gathered in ``problems``."""
     out: dict[str, Any] = {}
     for name, value in data.items():
-        field_name = camel_case(name)
-        if name == "detail":
-            out[name] = None if value is None else clean_text(value, field=field_name, max_length=DETAIL_LIMIT,
-                                                               min_length=1)
-        elif name == "status":
-            out[name] = None if value is None else one_of(value, FLAG_STATUSES, field_name)
-        elif name in ("starts_on", "ends_on"):
-            out[name] = value
-        else:
-            raise BadUserInput(f"{field_name}: cannot be changed.", field=field_name)
+        with problems.collect(camel_case(name)):
+            out[name] = _value(name, value)
     return out
 
 
-def _check_period(starts_on: date | None, ends_on: date | None) -> None:
-    if starts_on is not None and ends_on is not None and ends_on < starts_on:
-        raise BadUserInput("endsOn: must not be before startsOn.", field="endsOn")
+def _value(name: str, value: Any) -> Any:
+    field_name = camel_case(name)
+    if name == "detail":
+        return None if value is None else clean_text(value, field=field_name, max_length=DETAIL_LIMIT, min_length=1)
+    if name == "status":
+        if value is None:
+            raise BadUserInput("status: must not be null.", field="status", reason="required")
+        return one_of(value, FLAG_STATUSES, field_name)
+    if name in ("starts_on", "ends_on"):
+        return value
+    raise BadUserInput(f"{field_name}: cannot be changed.", field=field_name)
+
+
+def _check_period(problems: Problems, starts_on: date | None, ends_on: date | None) -> None:
+    if starts_on is not None and ends_on is not None and ends_on < starts_on and not problems.has("endsOn"):
+        problems.add("endsOn", "invalid", "must not be before startsOn.")
 
 
 def _columns(ctx: Context, flag_id: uuid.UUID, values: dict[str, Any]) -> dict[str, Any]:

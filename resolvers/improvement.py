@@ -26,7 +26,7 @@ from audit import writer
 from audit.events import Action
 from core.errors import BadUserInput, Forbidden
 from core.ids import uuid7
-from core.validation import camel_case, clean_text
+from core.validation import Problems, camel_case, clean_text
 from models import Department, ImprovementItem, ImprovementTicket, Questionnaire, Ticket
 from models.improvement import IMPROVEMENT_SOURCES, IMPROVEMENT_STATUSES
 from policies.guard import Decision
@@ -114,12 +114,16 @@ async def page(ctx: Context, *, first: int, after: str | None, status: str | Non
 async def create(ctx: Context, data: dict[str, Any]) -> ImprovementView:
     decision = await access.authorize(ctx, "improvement", "create", action=Action.CREATE,
                                       resource_type="improvement")
-    values = _normalize({k: v for k, v in data.items() if k != "survey_citation"})
+    problems = Problems()  # every problem of the input's shape at once, before the records it names
+    values = _normalize(problems, {k: v for k, v in data.items() if k != "survey_citation"})
     for required in ("problem", "department_id", "deadline"):
-        if values.get(required) is None:
-            raise BadUserInput(f"{camel_case(required)}: is required.", field=camel_case(required))
+        if values.get(required) is None and not problems.has(camel_case(required)):
+            problems.add(camel_case(required), "required", "is required.")
+    citation = await _citation_shape(ctx, problems, values.get("source") or "ticket", data.get("survey_citation"))
+    _check_ticket_count(problems, data.get("ticket_ids"))
+    problems.check()
     await _require_department(ctx, values["department_id"], decision, Action.CREATE)
-    values |= await _citation(ctx, values.get("source") or "ticket", data.get("survey_citation"))
+    values |= await _citation(ctx, citation)
     ticket_ids = await _tickets(ctx, data.get("ticket_ids") or [])
     item_id = uuid7()
     async with in_transaction():
@@ -138,10 +142,13 @@ async def update(ctx: Context, item_id: uuid.UUID | None, data: dict[str, Any],
         raise BadUserInput("input: give at least one field to change.", field="input")
     decision = await access.authorize(ctx, "improvement", "update", action=Action.UPDATE,
                                       resource_type="improvement", resource_id=item_id)
-    values = _normalize(data)
+    problems = Problems()
+    values = _normalize(problems, data)
     for name, value in values.items():
         if value is None:
-            raise BadUserInput(f"{camel_case(name)}: must not be null.", field=camel_case(name))
+            problems.add(camel_case(name), "required", "must not be null.")
+    _check_ticket_count(problems, data.get("ticket_ids"))
+    problems.check()
     ticket_ids = await _tickets(ctx, data.get("ticket_ids") or [])
     # Refusals first, outside the write's transaction: a rollback would take their audit records along.
     found = await ImprovementItem.filter(_reach(ctx), id=item_id).first() if item_id else None
@@ -163,25 +170,35 @@ async def update(ctx: Context, item_id: uuid.UUID | None, data: dict[str, Any],
 # -- helpers -------------------------------------------------------------------------------
 
 
-async def _citation(ctx: Context, source: str, citation: dict[str, Any] | None) -> dict[str, Any]:
-    """The citation's columns, checked: a survey item needs one, no other item has one."""
+async def _citation_shape(ctx: Context, problems: Problems, source: str,
+                          citation: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The citation when its shape is right (a survey item needs one, no other item has one; a month begun),
+    else None with its problems added."""
     if citation is None:
         if source == "survey":
-            raise BadUserInput("surveyCitation: an item found in surveys cites the questionnaire and month.",
-                               field="surveyCitation")
-        return {}
+            problems.add("surveyCitation", "required", "an item found in surveys cites the questionnaire and month.")
+        return None
     if source != "survey":
-        raise BadUserInput("surveyCitation: only an item found in surveys (source SURVEY) cites one.",
-                           field="surveyCitation")
+        problems.add("surveyCitation", "invalid", "only an item found in surveys (source SURVEY) cites one.")
+        return None
     month = citation.get("month")
     if not isinstance(month, str) or not _MONTH.fullmatch(month):
-        raise BadUserInput("surveyCitation.month: a month as YYYY-MM.", field="surveyCitation.month")
+        problems.add("surveyCitation.month", "invalid", "a month as YYYY-MM.")
+        return None
     if month > (await _today(ctx)).strftime("%Y-%m"):
-        raise BadUserInput("surveyCitation.month: a month that has begun.", field="surveyCitation.month")
+        problems.add("surveyCitation.month", "in_future", "a month that has begun.")
+        return None
+    return citation
+
+
+async def _citation(ctx: Context, citation: dict[str, Any] | None) -> dict[str, Any]:
+    """The citation's columns, its questionnaire being the institution's."""
+    if citation is None:
+        return {}
     key = citation.get("questionnaire_key")
     if key is None or not await Questionnaire.exists(institution_id=ctx.institution_id, key=key):
         raise await access.not_found(ctx, Action.CREATE, "questionnaire", None, "surveyCitation.questionnaireKey")
-    return {"survey_questionnaire_key": key, "survey_month": month}
+    return {"survey_questionnaire_key": key, "survey_month": citation["month"]}
 
 
 def _written(values: dict[str, Any], ticket_ids: list[uuid.UUID]) -> frozenset[str]:
@@ -207,8 +224,6 @@ async def _require_department(ctx: Context, department_id: uuid.UUID, decision: 
 async def _tickets(ctx: Context, ticket_ids: list[uuid.UUID]) -> list[uuid.UUID]:
     """Tickets to link must be in the caller's ticket reach; others look missing."""
     wanted = sorted(set(ticket_ids))
-    if len(wanted) > MAX_LINKED:
-        raise BadUserInput(f"ticketIds: at most {MAX_LINKED}.", field="ticketIds")
     if not wanted:
         return []
     found = set(await Ticket.filter(ticket_scope(ctx).filter(), id__in=wanted).values_list("id", flat=True))
@@ -216,6 +231,11 @@ async def _tickets(ctx: Context, ticket_ids: list[uuid.UUID]) -> list[uuid.UUID]
     if missing:
         raise await access.not_found(ctx, Action.UPDATE, "ticket", missing[0], "ticketIds")
     return wanted
+
+
+def _check_ticket_count(problems: Problems, ticket_ids: list[uuid.UUID] | None) -> None:
+    if len(set(ticket_ids or [])) > MAX_LINKED:
+        problems.add("ticketIds", "item_count", f"at most {MAX_LINKED}.")
 
 
 async def _link(ctx: Context, row: ImprovementItem, ticket_ids: list[uuid.UUID]) -> None:
@@ -255,25 +275,29 @@ async def _today(ctx: Context) -> date:
     return datetime.now(UTC).astimezone(await institutions.zone(ctx.institution_id)).date()
 
 
-def _normalize(data: dict[str, Any]) -> dict[str, Any]:
+def _normalize(problems: Problems, data: dict[str, Any]) -> dict[str, Any]:
+    """The fields' values, each checked on its own; its problems gathered in ``problems``."""
     out: dict[str, Any] = {}
     for name, value in data.items():
-        if name == "ticket_ids":
-            continue
-        if value is None:
-            out[name] = None
-        elif name in _TEXT_LIMITS:
-            out[name] = clean_text(value, field=camel_case(name), max_length=_TEXT_LIMITS[name],
-                                   min_length=1 if name == "problem" else 0)
-        elif name == "status":
-            out[name] = _one_of(value, IMPROVEMENT_STATUSES, "status")
-        elif name == "source":
-            out[name] = _one_of(value, IMPROVEMENT_SOURCES, "source")
-        elif name in ("department_id", "deadline"):
-            out[name] = value
-        else:
-            raise BadUserInput(f"{camel_case(name)}: cannot be set here.", field=camel_case(name))
+        if name != "ticket_ids":
+            with problems.collect(camel_case(name)):
+                out[name] = _value(name, value)
     return out
+
+
+def _value(name: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if name in _TEXT_LIMITS:
+        return clean_text(value, field=camel_case(name), max_length=_TEXT_LIMITS[name],
+                          min_length=1 if name == "problem" else 0)
+    if name == "status":
+        return _one_of(value, IMPROVEMENT_STATUSES, "status")
+    if name == "source":
+        return _one_of(value, IMPROVEMENT_SOURCES, "source")
+    if name in ("department_id", "deadline"):
+        return value
+    raise BadUserInput(f"{camel_case(name)}: cannot be set here.", field=camel_case(name))
 
 
 def _one_of(value: str, allowed: tuple[str, ...], field: str) -> str:

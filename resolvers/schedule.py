@@ -24,7 +24,7 @@ from core.business_time import Calendar
 from core.errors import BadUserInput, Conflict, Forbidden
 from core.ids import uuid7
 from core.slots import EXTRA, Adjustment, Plan, Slot
-from core.validation import aware_time, camel_case, clean_text, one_of
+from core.validation import Problems, aware_time, camel_case, clean_text, one_of
 from models import Appointment, Department, Schedule, ScheduleException, Staff
 from models.schedule import EXCEPTION_KINDS, SCHEDULE_KINDS
 from resolvers import access, loaders, pagination, sla
@@ -225,11 +225,14 @@ def _utc(value: Any) -> datetime:
 
 async def create(ctx: Context, data: dict[str, Any]) -> Schedule:
     decision = await access.authorize(ctx, "schedule", "create", action=Action.CREATE, resource_type="schedule")
+    problems = Problems()
     for required in ("name", "kind", "department_id", "week", "slot_minutes"):
         if data.get(required) is None:
-            raise BadUserInput(f"{camel_case(required)}: is required.", field=camel_case(required))
-    values = await _values(ctx, {"capacity": 1, **data})
-    _check_whole(values)
+            problems.add(camel_case(required), "required", "is required.")
+    values = _values(problems, {"capacity": 1, **{k: v for k, v in data.items() if not problems.has(camel_case(k))}})
+    _check_whole(problems, values)
+    problems.check()  # every problem of the input's shape, before the records it names are looked up
+    await _check_references(ctx, values)
     await _check_reach(ctx, Action.CREATE, None, {values["department_id"]})
     async with in_transaction():
         row = await Schedule.create(id=uuid7(), institution_id=ctx.institution_id, **values)
@@ -245,9 +248,12 @@ async def update(ctx: Context, schedule_id: uuid.UUID | None, data: dict[str, An
     decision = await access.authorize(ctx, "schedule", "update", action=Action.UPDATE, resource_type="schedule",
                                       resource_id=schedule_id)
     row = await _find(ctx, schedule_id, Action.UPDATE)
-    values = await _values(ctx, data)
+    problems = Problems()
+    values = _values(problems, data)
     merged = {name: getattr(row, name) for name in COLUMNS} | values
-    _check_whole(merged)
+    _check_whole(problems, merged)  # the fields sent with those kept: one answer for every problem
+    problems.check()
+    await _check_references(ctx, values)
     await _check_reach(ctx, Action.UPDATE, row.id, {row.department_id, merged["department_id"]})
     _check_current(row, version)
     async with in_transaction():
@@ -352,47 +358,63 @@ async def _compare_and_set(ctx: Context, row: Schedule, version: int, values: di
         raise _stale()
 
 
-async def _values(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
-    """Columns from the API's fields, each checked on its own (``_check_whole`` checks them together)."""
+def _values(problems: Problems, data: dict[str, Any]) -> dict[str, Any]:
+    """Columns from the API's fields, each checked on its own, every problem gathered in ``problems``
+    (``_check_whole`` checks them together, ``_check_references`` looks up the records they name)."""
     out: dict[str, Any] = {}
     for name, value in data.items():
-        field_name = camel_case(name)
-        if value is None and name != "clinician_id":
-            raise BadUserInput(f"{field_name}: must not be null.", field=field_name)
-        if name == "name":
-            out[name] = clean_text(value, field=field_name, max_length=100, min_length=1)
-        elif name == "kind":
-            out[name] = one_of(value, SCHEDULE_KINDS, field_name)
-        elif name == "clinician_id":
-            if value is not None and not await Staff.exists(id=value, institution_id=ctx.institution_id,
-                                                            is_active=True):
-                raise BadUserInput("clinicianId: no such staff member.", field="clinicianId")
-            out[name] = value
-        elif name == "department_id":
-            if not await Department.exists(id=value, institution_id=ctx.institution_id):
-                raise BadUserInput("departmentId: no such department.", field="departmentId")
-            out[name] = value
-        elif name == "week":
-            out[name] = _week(value)
-        elif name in ("slot_minutes", "capacity"):
-            low, high = LIMITS[name]
-            if not low <= value <= high:
-                raise BadUserInput(f"{field_name}: must be between {low} and {high}.", field=field_name)
-            out[name] = value
-        else:
-            raise BadUserInput(f"{field_name}: cannot be set here.", field=field_name)
+        with problems.collect(camel_case(name)):
+            out[name] = _value(name, value)
     return out
 
 
-def _check_whole(values: dict[str, Any]) -> None:
-    """A clinician's schedule names the clinician, a resource's none; every session holds a slot."""
-    if (values["kind"] == "clinician") != (values.get("clinician_id") is not None):
-        raise BadUserInput("clinicianId: required for a clinician's schedule, and only for one.", field="clinicianId")
+def _value(name: str, value: Any) -> Any:
+    field_name = camel_case(name)
+    if value is None and name != "clinician_id":
+        raise BadUserInput(f"{field_name}: must not be null.", field=field_name, reason="required")
+    if name == "name":
+        return clean_text(value, field=field_name, max_length=100, min_length=1)
+    if name == "kind":
+        return one_of(value, SCHEDULE_KINDS, field_name)
+    if name in ("clinician_id", "department_id"):
+        return value
+    if name == "week":
+        return _week(value)
+    if name in ("slot_minutes", "capacity"):
+        low, high = LIMITS[name]
+        if not low <= value <= high:
+            raise BadUserInput(f"{field_name}: must be between {low} and {high}.", field=field_name,
+                               reason="out_of_range")
+        return value
+    raise BadUserInput(f"{field_name}: cannot be set here.", field=field_name)
+
+
+async def _check_references(ctx: Context, values: dict[str, Any]) -> None:
+    """The clinician and the department named are the institution's (both looked up, refused together)."""
+    problems = Problems()
+    if values.get("clinician_id") is not None and not await Staff.exists(
+            id=values["clinician_id"], institution_id=ctx.institution_id, is_active=True):
+        problems.add("clinicianId", "invalid", "no such staff member.")
+    if "department_id" in values and not await Department.exists(id=values["department_id"],
+                                                                 institution_id=ctx.institution_id):
+        problems.add("departmentId", "invalid", "no such department.")
+    problems.check()
+
+
+def _check_whole(problems: Problems, values: dict[str, Any]) -> None:
+    """A clinician's schedule names the clinician, a resource's none; every session holds a slot. A rule is
+    left out when a field it reads has a problem of its own already."""
+    if "kind" in values and not (problems.has("kind") or problems.has("clinicianId")) \
+            and (values["kind"] == "clinician") != (values.get("clinician_id") is not None):
+        problems.add("clinicianId", "invalid", "required for a clinician's schedule, and only for one.")
+    if "week" not in values or "slot_minutes" not in values or problems.has("week") or problems.has("slotMinutes"):
+        return
     length = timedelta(minutes=values["slot_minutes"])
     for sessions in slot_math.parse_week(values["week"]).values():
         for opens, closes in sessions:
             if _minutes(time.max if closes == time(0) else closes) - _minutes(opens) < length:
-                raise BadUserInput("week: every session must hold at least one slot.", field="week")
+                problems.add("week", "invalid", "every session must hold at least one slot.")
+                return
 
 
 def _minutes(moment: time) -> timedelta:
@@ -428,21 +450,44 @@ def _week(days: list[dict[str, Any]]) -> dict[str, list[list[str]]]:
 
 
 def _exception_values(schedule: Schedule, data: dict[str, Any]) -> dict[str, Any]:
-    kind = one_of(data.get("kind"), EXCEPTION_KINDS, "kind")
-    starts_at = _moment(data["starts_at"], "startsAt")
-    ends_at = _moment(data["ends_at"], "endsAt")
+    """An exception's columns, every problem of the input reported at once."""
+    problems = Problems()
+    values: dict[str, Any] = {"capacity": data.get("capacity")}
+    with problems.collect("kind"):
+        values["kind"] = one_of(data.get("kind"), EXCEPTION_KINDS, "kind")
+    for name in ("starts_at", "ends_at"):
+        with problems.collect(camel_case(name)):
+            values[name] = _moment(data[name], camel_case(name))
+    with problems.collect("capacity"):
+        _check_exception_capacity(values)
+    with problems.collect("endsAt"):
+        _check_span(schedule, values)
+    with problems.collect("reason"):
+        values["reason"] = clean_text(data.get("reason") or "", field="reason", max_length=200)
+    problems.check()
+    return values
+
+
+def _check_exception_capacity(values: dict[str, Any]) -> None:
+    capacity = values["capacity"]
+    if capacity is None:
+        return
+    if values.get("kind", EXTRA) != EXTRA:
+        raise BadUserInput("capacity: only an extra session has a capacity of its own.", field="capacity")
+    low, high = LIMITS["capacity"]
+    if not low <= capacity <= high:
+        raise BadUserInput(f"capacity: must be between {low} and {high}.", field="capacity", reason="out_of_range")
+
+
+def _check_span(schedule: Schedule, values: dict[str, Any]) -> None:
+    """The exception ends after it starts, within a year; an extra session holds a slot (once both times are
+    valid)."""
+    starts_at, ends_at = values.get("starts_at"), values.get("ends_at")
+    if starts_at is None or ends_at is None:
+        return
     if ends_at <= starts_at:
         raise BadUserInput("endsAt: must be after startsAt.", field="endsAt")
     if ends_at - starts_at > timedelta(days=MAX_EXCEPTION_DAYS):
         raise BadUserInput(f"endsAt: an exception lasts at most {MAX_EXCEPTION_DAYS} days.", field="endsAt")
-    capacity = data.get("capacity")
-    if capacity is not None:
-        if kind != EXTRA:
-            raise BadUserInput("capacity: only an extra session has a capacity of its own.", field="capacity")
-        low, high = LIMITS["capacity"]
-        if not low <= capacity <= high:
-            raise BadUserInput(f"capacity: must be between {low} and {high}.", field="capacity")
-    if kind == EXTRA and ends_at - starts_at < timedelta(minutes=schedule.slot_minutes):
+    if values.get("kind") == EXTRA and ends_at - starts_at < timedelta(minutes=schedule.slot_minutes):
         raise BadUserInput("endsAt: an extra session must hold at least one slot.", field="endsAt")
-    reason = clean_text(data.get("reason") or "", field="reason", max_length=200)
-    return {"kind": kind, "starts_at": starts_at, "ends_at": ends_at, "capacity": capacity, "reason": reason}

@@ -29,7 +29,7 @@ from core import money
 from core.errors import BadUserInput, Conflict, Forbidden
 from core.ids import uuid7
 from core.principal import STAFF
-from core.validation import camel_case, clean_text, one_of
+from core.validation import Problems, camel_case, clean_text, one_of
 from models import ServiceItem, ServiceItemPrice
 from models.service_item import FREQUENCIES, UNITS
 from resolvers import access, pagination
@@ -157,20 +157,16 @@ async def add_price(ctx: Context, item_id: uuid.UUID | None, amount: str, curren
     date) in the item's currency. Errors name "price.amount", "price.currency", "effectiveFrom", "itemId"."""
     decision = await access.authorize(ctx, TERMS, "update", action=Action.CREATE, resource_type="service_item_price",
                                       resource_id=item_id)
+    problems = Problems()  # the price's shape first, then how it follows the item's versions, all at once
+    with problems.collect("price"):
+        unit_price, code = money.parse_money(amount, currency, field="price")
+    problems.check()
     item = await _find(ctx, item_id, Action.CREATE, field="itemId")
-    unit_price, code = money.parse_money(amount, currency, field="price")
     latest = await ServiceItemPrice.filter(institution_id=ctx.institution_id, item_id=item.id).order_by(
         "-number").first()
     if latest is not None:
-        if code != latest.currency:
-            raise BadUserInput(f"price.currency: currency mismatch, the item is priced in {latest.currency}.",
-                               field="price.currency")
-        if effective_from <= latest.effective_from:
-            raise BadUserInput(f"effectiveFrom: must be after the latest price version's date "
-                               f"({latest.effective_from.isoformat()}).", field="effectiveFrom")
-        if latest.number >= MAX_PRICE_VERSIONS:
-            raise BadUserInput(f"itemId: an item holds at most {MAX_PRICE_VERSIONS} price versions; retire it and "
-                               f"add a new code.", field="itemId")
+        _check_follows(problems, latest, code, effective_from)
+        problems.check()
     number = 1 if latest is None else latest.number + 1
     price_id = uuid7()
     try:
@@ -196,13 +192,11 @@ async def create(ctx: Context, code: str, name: str, data: dict[str, Any] | None
     per visit)."""
     decision = await access.authorize(ctx, "service_item", "create", action=Action.CREATE,
                                       resource_type="service_item")
-    code = code.strip()
-    if not code.isascii():  # before upper(): "ß".upper() is "SS"
-        code = ""
-    code = code.upper()
-    if not code or len(code) > CODE_LIMIT or not code.replace("-", "").replace(".", "").isalnum():
-        raise BadUserInput(f"code: letters, digits, dots and hyphens, at most {CODE_LIMIT}.", field="code")
-    values = _values({"name": name, **(data or {})})
+    problems = Problems()  # every problem of the arguments at once
+    with problems.collect("code"):
+        code = _code(code)
+    values = _values(problems, {"name": name, **(data or {})})
+    problems.check()
     if await ServiceItem.filter(institution_id=ctx.institution_id).count() >= MAX_ITEMS:
         raise BadUserInput(f"code: a catalogue holds at most {MAX_ITEMS} items.", field="code")
     try:
@@ -223,7 +217,9 @@ async def update(ctx: Context, item_id: uuid.UUID | None, data: dict[str, Any], 
     item = await _find(ctx, item_id, Action.UPDATE)
     if not data:
         raise BadUserInput("input: give at least one field to change.", field="input")
-    values = _values(data, prefix="input.")
+    problems = Problems()
+    values = _values(problems, data)
+    problems.check()
     async with in_transaction():
         changed = await ServiceItem.filter(id=item.id, institution_id=ctx.institution_id,
                                            version=expected_version).update(**values, version=expected_version + 1)
@@ -272,26 +268,53 @@ def _staff_id(ctx: Context) -> uuid.UUID | None:
     return principal.user_id if principal.kind == STAFF else None
 
 
-def _values(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Checked column values of an item's fields; errors name the GraphQL field (under ``prefix``)."""
+def _code(value: str) -> str:
+    code = value.strip()
+    if not code.isascii():  # before upper(): "ß".upper() is "SS"
+        code = ""
+    code = code.upper()
+    if not code or len(code) > CODE_LIMIT or not code.replace("-", "").replace(".", "").isalnum():
+        raise BadUserInput(f"code: letters, digits, dots and hyphens, at most {CODE_LIMIT}.", field="code")
+    return code
+
+
+def _check_follows(problems: Problems, latest: ServiceItemPrice, currency: str, effective_from: date) -> None:
+    """A new price version is in the item's currency, after its latest version, within the versions' bound."""
+    if currency != latest.currency:
+        problems.add("price.currency", "currency_mismatch", f"currency mismatch, the item is priced in "
+                                                            f"{latest.currency}.")
+    if effective_from <= latest.effective_from:
+        problems.add("effectiveFrom", "invalid", f"must be after the latest price version's date "
+                                                 f"({latest.effective_from.isoformat()}).")
+    if latest.number >= MAX_PRICE_VERSIONS:
+        problems.add("itemId", "invalid", f"an item holds at most {MAX_PRICE_VERSIONS} price versions; retire it "
+                                          f"and add a new code.")
+
+
+def _values(problems: Problems, data: dict[str, Any]) -> dict[str, Any]:
+    """Checked column values of an item's fields, named as the API spells them; problems gathered in
+    ``problems`` (the schema places them in their argument: ``input.name``)."""
     out: dict[str, Any] = {}
     for name, value in data.items():
-        field = prefix + camel_case(name)
-        if name not in _UPDATABLE:
-            raise BadUserInput(f"{field}: cannot be set here.", field=field)
-        if value is None and name in ("name", "unit", "frequencies"):
-            raise BadUserInput(f"{field}: must not be null.", field=field)
-        if name == "name":
-            out[name] = clean_text(value, field=field, max_length=NAME_LIMIT, min_length=1)
-        elif name in ("description", "standard"):
-            limit = DESCRIPTION_LIMIT if name == "description" else STANDARD_LIMIT
-            text = None if value is None else clean_text(value, field=field, max_length=limit)
-            out[name] = text or None
-        elif name == "unit":
-            out[name] = one_of(value, UNITS, field)
-        elif name == "frequencies":
-            chosen = {one_of(f, FREQUENCIES, field) for f in value}
-            if not chosen:
-                raise BadUserInput(f"{field}: give at least one frequency.", field=field)
-            out[name] = ",".join(f for f in FREQUENCIES if f in chosen)
+        with problems.collect(camel_case(name)):
+            out[name] = _value(name, value)
     return out
+
+
+def _value(name: str, value: Any) -> Any:
+    field = camel_case(name)
+    if name not in _UPDATABLE:
+        raise BadUserInput(f"{field}: cannot be set here.", field=field)
+    if value is None and name in ("name", "unit", "frequencies"):
+        raise BadUserInput(f"{field}: must not be null.", field=field, reason="required")
+    if name == "name":
+        return clean_text(value, field=field, max_length=NAME_LIMIT, min_length=1)
+    if name in ("description", "standard"):
+        limit = DESCRIPTION_LIMIT if name == "description" else STANDARD_LIMIT
+        return (None if value is None else clean_text(value, field=field, max_length=limit)) or None
+    if name == "unit":
+        return one_of(value, UNITS, field)
+    chosen = {one_of(f, FREQUENCIES, field) for f in value}
+    if not chosen:
+        raise BadUserInput(f"{field}: give at least one frequency.", field=field, reason="required")
+    return ",".join(f for f in FREQUENCIES if f in chosen)

@@ -26,6 +26,7 @@ from schema.campaign import CampaignMutation, CampaignQuery
 from schema.care_plan import CarePlanMutation, CarePlanQuery
 from schema.care_team import CareTeamMutation
 from schema.communication import CommunicationMutation, CommunicationQuery
+from schema.compiled import CompiledExecutor
 from schema.consent import ConsentMutation
 from schema.contact import ContactMutation
 from schema.contract import ContractMutation, ContractQuery
@@ -147,4 +148,5 @@ def build_schema(limits: Limits, *, production: bool) -> strawberry.Schema:
         subscription=Subscription,
         extensions=extensions,
         config=StrawberryConfig(disable_field_suggestions=production),
+        execution_context_class=CompiledExecutor,  # the root patient list and patient from a compiled plan
     )

@@ -118,9 +118,9 @@ async def test_the_patient_reads_their_own_plans_and_no_one_elses(tenant: Tenant
 
 @pytest.mark.parametrize(("change", "field"), [
     ({"title": " "}, "input.title"),
-    ({"activities": [{"kind": "CALL"}]}, "input.activities.0.dueOn"),
-    ({"activities": [{"kind": "CALL", "afterDays": -1}]}, "input.activities.0.afterDays"),
-    ({"activities": [{"kind": "CALL", "dueOn": "2026-11-30"}]}, "input.activities.0.dueOn"),
+    ({"activities": [{"kind": "CALL"}]}, "input.activities[0].dueOn"),
+    ({"activities": [{"kind": "CALL", "afterDays": -1}]}, "input.activities[0].afterDays"),
+    ({"activities": [{"kind": "CALL", "dueOn": "2026-11-30"}]}, "input.activities[0].dueOn"),
     ({"endsOn": "2026-11-01"}, "input.endsOn"),
     ({"visitId": str(uuid.uuid4())}, "input.visitId"),
     ({"activities": [{"kind": "CALL", "afterDays": 1}] * 31}, "input.activities"),
