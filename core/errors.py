@@ -31,6 +31,23 @@ class Unauthenticated(CareloopError):
     default_message = "Authentication required."
 
 
+class TotpRequired(Unauthenticated):
+    """The password was right, and the account signs in with a second factor: ask for the code and try again.
+    Only whoever holds the password learns this; the attempt counts toward the lockout like a wrong password."""
+
+    code = "TOTP_REQUIRED"
+    default_message = "Enter the code from your authenticator app (totpCode)."
+
+
+class TotpEnrolmentRequired(Unauthenticated):
+    """The password was right, but the institution requires a second factor of this account and it has none:
+    enrol one with ``totpEnrollForLogin``, then sign in with its code. Counts toward the lockout too."""
+
+    code = "TOTP_ENROLMENT_REQUIRED"
+    default_message = ("Your institution requires a second factor: enrol an authenticator app "
+                       "(totpEnrollForLogin), then sign in with its code.")
+
+
 class Forbidden(CareloopError):
     code = "FORBIDDEN"
     default_message = "Not allowed."

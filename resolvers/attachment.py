@@ -29,7 +29,7 @@ from core.crypto import derive_key, field_aad
 from core.errors import BadUserInput, CareloopError, Forbidden
 from core.ids import uuid7
 from core.principal import STAFF
-from core.validation import clean_text
+from core.validation import Problems, clean_text
 from models import Attachment, Session
 from resolvers import access, session
 from resolvers import ticket as tickets
@@ -65,8 +65,7 @@ async def upload(ctx: Context, ticket_id: uuid.UUID | None, filename: str | None
                  data: bytes) -> AttachmentView:
     decision = await access.authorize(ctx, "ticket", "update", action=Action.UPDATE, resource_type="ticket",
                                       resource_id=ticket_id)
-    name = _filename(filename)
-    kind = _content_type(content_type, data, ctx.services.settings.limits.max_attachment_bytes)
+    name, kind = _upload_shape(filename, content_type, data, ctx.services.settings.limits.max_attachment_bytes)
     attachment_id, key = uuid7(), uuid.uuid4().hex
     most = ctx.services.settings.limits.max_attachments_per_ticket
     found = await tickets.find(ctx, ticket_id, Action.UPDATE)  # before the transaction: see tickets.find
@@ -176,32 +175,49 @@ def _aad(ctx: Context, attachment_id: uuid.UUID) -> bytes:
     return field_aad(ctx.institution_id, "attachment", "content", attachment_id)
 
 
+def _upload_shape(filename: str | None, content_type: str | None, data: bytes, limit: int) -> tuple[str, str]:
+    """The file's name and type; every problem of the name, the type and the bytes at once (a file over the
+    limit is refused as such first: PAYLOAD_TOO_LARGE)."""
+    if len(data) > limit:
+        raise PayloadTooLarge(f"The file is larger than {limit} bytes.", field="file")
+    problems = Problems()
+    name, kind = "", ""
+    with problems.collect("filename"):
+        name = _filename(filename)
+    if not data:
+        problems.add("file", "invalid", "is empty.")
+    with problems.collect("contentType"):
+        kind = _content_type(content_type)
+    if kind and data and not _content_matches(kind, data):
+        problems.add("file", "invalid", "the content is not what contentType says.")
+    problems.check()
+    return name, kind
+
+
 def _filename(value: str | None) -> str:
     if value is None:
-        raise BadUserInput("filename: is required (the X-Filename header, percent-encoded).", field="filename")
+        raise BadUserInput("filename: is required (the X-Filename header, percent-encoded).", field="filename",
+                           reason="required")
     name = clean_text(value, field="filename", max_length=200, min_length=1)
     if "/" in name or "\\" in name or name in (".", ".."):
         raise BadUserInput("filename: a file name, not a path.", field="filename")
     return name
 
 
-def _content_type(declared: str | None, data: bytes, limit: int) -> str:
-    if len(data) > limit:
-        raise PayloadTooLarge(f"The file is larger than {limit} bytes.", field="file")
-    if not data:
-        raise BadUserInput("file: is empty.", field="file")
+def _content_type(declared: str | None) -> str:
     kind = (declared or "").split(";", 1)[0].strip().lower()
     if kind not in CONTENT_TYPES:
-        raise BadUserInput(f"contentType: one of {', '.join(sorted(CONTENT_TYPES))}.", field="contentType")
+        raise BadUserInput(f"contentType: one of {', '.join(sorted(CONTENT_TYPES))}.", field="contentType",
+                           reason="invalid_choice")
+    return kind
+
+
+def _content_matches(kind: str, data: bytes) -> bool:
+    """Whether the first bytes are what the declared type says (text: UTF-8 without NULs)."""
     signatures = CONTENT_TYPES[kind]
     if signatures is None:
         try:
-            text = data.decode("utf-8")
+            return "\x00" not in data.decode("utf-8")
         except UnicodeDecodeError:
-            text = "\x00"
-        ok = "\x00" not in text
-    else:
-        ok = data.startswith(signatures)
-    if not ok:
-        raise BadUserInput("file: the content is not what contentType says.", field="file")
-    return kind
+            return False
+    return data.startswith(signatures)

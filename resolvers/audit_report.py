@@ -7,9 +7,8 @@ and the institution's trail (NDJSON with its signed end) go out over HTTP (``app
 
 from __future__ import annotations
 
-import statistics
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -17,14 +16,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import anyio
-from tortoise.functions import Count
 
 from audit import checkpoint, export
 from audit.events import Action, AuditRecord, Outcome
 from core import access_report_document as documents
 from core.errors import BadUserInput
-from models import AuditChainHead, AuditEvent, Institution, Patient, RoleAssignment, Staff
-from resolvers import access, audit_words
+from models import AuditChainHead, AuditEvent, Institution, Patient, Staff
+from resolvers import access, audit_words, compliance_alert
 from resolvers.audit_event import check_period, who, within
 from resolvers.context import Context
 
@@ -286,23 +284,9 @@ async def anomalies(ctx: Context, since: datetime, until: datetime, *, factor: f
     if minimum < 1:
         raise BadUserInput("minimum: at least 1.", field="minimum")
     check_period(since, until)
-    reads = within(AuditEvent.filter(institution_id=ctx.institution_id, actor_kind="staff", action="read",
-                                      outcome="allowed", patient_id__isnull=False), since, until)
-    counted = await reads.annotate(n=Count("patient_id", distinct=True)).group_by("actor_id").values_list(
-        "actor_id", "n")
-    patients_read = {uuid.UUID(str(actor)): int(n) for actor, n in counted}
-    holders: dict[str, list[uuid.UUID]] = defaultdict(list)
-    active = Staff.filter(institution_id=ctx.institution_id, is_active=True).values_list("id", flat=True)
-    for staff_id, role in await RoleAssignment.filter(institution_id=ctx.institution_id,
-                                                      staff_id__in=await active).values_list("staff_id", "role"):
-        holders[str(role)].append(uuid.UUID(str(staff_id)))
-    found = []
-    for role, staff_ids in holders.items():
-        median = statistics.median(patients_read.get(s, 0) for s in staff_ids)
-        for staff_id in staff_ids:
-            n = patients_read.get(staff_id, 0)
-            if n >= minimum and n > factor * max(median, 1.0):
-                found.append(Anomaly(staff_id, "", role, n, float(median), len(staff_ids)))
+    # the alert sweep's calculation, on this institution's reads; times in UTC (SQLite keeps them as text)
+    found = await compliance_alert.anomalies(since.astimezone(UTC), until.astimezone(UTC), factor=factor,
+                                             minimum=minimum, institution_id=ctx.institution_id)
     names = {s.id: s.name for s in await Staff.filter(id__in=[a.staff_id for a in found])}
     ctx.reads.note("audit_report", None, None, field_class="audit", rule=ctx.decide("audit", "read").rule)
     return sorted((Anomaly(a.staff_id, names.get(a.staff_id, ""), a.role, a.patients_read, a.role_median, a.peers)

@@ -46,6 +46,7 @@ from core.errors import BadUserInput, CareloopError, Conflict, Forbidden
 from core.ids import uuid7
 from core.money import format_amount
 from core.principal import PARTNER, PATIENT, STAFF
+from core.validation import Problems
 from models import Contact, Institution, Partner, Patient, ServiceItem, Staff
 from models.contract import Contract, ContractItem, ContractSignature, ContractVersion
 from policies.guard import Decision
@@ -98,9 +99,7 @@ def _now() -> datetime:
 
 
 def _refusal(kind: type[CareloopError], message: str, reason: str, field: str) -> CareloopError:
-    error = kind(message, field=field)
-    error.extensions = {**(error.extensions or {}), "reason": reason}
-    return error
+    return kind(message, field=field, reason=reason)
 
 
 def _stale() -> CareloopError:
@@ -225,19 +224,14 @@ async def sign(ctx: Context, data: dict[str, Any]) -> SignatureView:
     if principal.kind != STAFF:  # a patient signs in the portal (myContractSign); a partner's is recorded by staff
         await access.deny(ctx, Action.CREATE, "contract_signature", contract_id, reason="forbidden")
         raise Forbidden()
-    party = data.get("party")
+    party, method = str(data.get("party")), str(data.get("method"))
     if party == "institution":  # signing for the institution: those who run its contracts (admin, finance)
         await access.authorize(ctx, "contract.status", "update", action=Action.CREATE,
                                resource_type="contract_signature", resource_id=contract_id)
+    contact_id = data.get("contact_id")
+    _check_signing_shape(data, party, method, contact_id)
     view = await contracts.find(ctx, contract_id, Action.CREATE, "input.contractId")
     contract = view.row
-    if party not in PARTIES:
-        raise BadUserInput("input.party: one of INSTITUTION, CLIENT, GUARANTOR, PARTNER.", field="input.party")
-    method = data.get("method")
-    if method not in STAFF_METHODS:
-        raise _refusal(BadUserInput, "input.method: IN_PERSON or ON_PAPER (a patient signs in the portal "
-                                     "themselves).", "method_not_allowed", "input.method")
-    contact_id = data.get("contact_id")
     me = await Staff.get(id=principal.user_id, institution_id=ctx.institution_id)
     columns: dict[str, Any]
     if party == "institution":
@@ -261,11 +255,23 @@ async def sign(ctx: Context, data: dict[str, Any]) -> SignatureView:
                            "input.party")
         partner = await Partner.get(id=contract.partner_id, institution_id=ctx.institution_id)
         columns = {"signer_kind": "partner", "witness_id": principal.user_id, "signer_name": partner.name}
-    if contact_id is not None and party != "guarantor":
-        raise _refusal(BadUserInput, "input.contactId: only the guarantor signs as a contact.", "contact_not_allowed",
-                       "input.contactId")
     return await _record(ctx, view, data, party, method, columns, decision,
                          None if party == "institution" else me.name)
+
+
+def _check_signing_shape(data: dict[str, Any], party: str, method: str, contact_id: Any) -> None:
+    """Every problem of a staff-recorded signature's input at once, before the contract is looked up."""
+    problems = Problems()
+    if party not in PARTIES:
+        problems.add("input.party", "invalid_choice", "one of INSTITUTION, CLIENT, GUARANTOR, PARTNER.")
+    if method not in STAFF_METHODS:
+        problems.add("input.method", "method_not_allowed", "IN_PERSON or ON_PAPER (a patient signs in the portal "
+                                                           "themselves).")
+    with problems.collect("input.documentSha256"):
+        _digest(data.get("document_sha256"))
+    if contact_id is not None and party != "guarantor" and not problems.has("input.party"):
+        problems.add("input.contactId", "contact_not_allowed", "only the guarantor signs as a contact.")
+    problems.check()
 
 
 async def sign_mine(ctx: Context, data: dict[str, Any]) -> SignatureView:

@@ -272,7 +272,8 @@ async def rule_create(ctx: Context, data: dict[str, Any]) -> FollowUpRule:
     for required in ("name", "offsets_days"):
         if data.get(required) is None:
             problems.add(camel_case(required), "required", "is required.")
-    values = await _rule_values(ctx, {k: v for k, v in data.items() if not problems.has(camel_case(k))}, problems)
+    values = _rule_shape({k: v for k, v in data.items() if not problems.has(camel_case(k))}, problems)
+    await _check_rule_references(ctx, values)
     await _check_rule_reach(ctx, Action.CREATE, None, {values.get("department_id")})
     rule_id = uuid7()
     async with in_transaction():
@@ -292,8 +293,9 @@ async def rule_change(ctx: Context, rule_id: uuid.UUID | None, data: dict[str, A
         raise BadUserInput("input: give at least one field to change.", field="input")
     decision = await access.authorize(ctx, "follow_up_rule", "update", action=Action.UPDATE,
                                       resource_type="follow_up_rule", resource_id=rule_id)
+    values = _rule_shape(data)  # every problem of the changes' shape, before the rule is looked up
     old = await _find_rule(ctx, rule_id)
-    values = await _rule_values(ctx, data)
+    await _check_rule_references(ctx, values)
     await _check_rule_reach(ctx, Action.UPDATE, old.id, {old.department_id, values.get("department_id",
                                                                                         old.department_id)})
     _check_current(old, version)
@@ -363,21 +365,27 @@ async def _check_rule_reach(ctx: Context, action: Action, rule_id: uuid.UUID | N
                     "rules are the admins'.", field="departmentId")
 
 
-async def _rule_values(ctx: Context, data: dict[str, Any], problems: Problems | None = None) -> dict[str, Any]:
-    """A rule's values: every problem of their shape reported at once (with those already in ``problems``),
-    then the catalogue code and the department looked up."""
+def _rule_shape(data: dict[str, Any], problems: Problems | None = None) -> dict[str, Any]:
+    """A rule's values: every problem of their shape reported at once (with those already in ``problems``)."""
     problems = problems or Problems()
     out: dict[str, Any] = {}
     for name, value in data.items():
         with problems.collect(camel_case(name)):
             out[name] = _rule_value(name, value)
     problems.check()
-    if out.get("procedure_code") is not None:
-        await _catalogue_code(ctx, out["procedure_code"])
-    if out.get("department_id") is not None and not await Department.exists(id=out["department_id"],
-                                                                            institution_id=ctx.institution_id):
-        raise BadUserInput("departmentId: no such department.", field="departmentId")
     return out
+
+
+async def _check_rule_references(ctx: Context, values: dict[str, Any]) -> None:
+    """The catalogue code and the department named exist (both reported when both are wrong)."""
+    problems = Problems()
+    if values.get("procedure_code") is not None:
+        with problems.collect("procedureCode"):
+            await _catalogue_code(ctx, values["procedure_code"])
+    if values.get("department_id") is not None and not await Department.exists(id=values["department_id"],
+                                                                               institution_id=ctx.institution_id):
+        problems.add("departmentId", "invalid", "no such department.")
+    problems.check()
 
 
 def _rule_value(name: str, value: Any) -> Any:
@@ -604,21 +612,7 @@ async def create_task(ctx: Context, data: dict[str, Any]) -> TaskView:
     if patient.row.status != "active":
         raise BadUserInput(f"patientId: the file is {patient.row.status}; follow-up calls are for active files.",
                            field="patientId")
-    department_id = data.get("department_id")
-    if department_id is not None and not await Department.exists(id=department_id,
-                                                                 institution_id=ctx.institution_id):
-        raise BadUserInput("departmentId: no such department.", field="departmentId")
-    department_id = department_id or patient.row.department_id
-    owner_id = data.get("owner_id")
-    if owner_id is None and department_id is None:
-        raise BadUserInput("departmentId: a task nobody owns waits in a department's pool; give one.",
-                           field="departmentId")
-    if owner_id is not None:
-        await _check_nurse(ctx, owner_id, department_id, "ownerId")
-    visit_id = data.get("visit_id")
-    if visit_id is not None and not await Visit.exists(id=visit_id, patient_id=patient.row.id,
-                                                       institution_id=ctx.institution_id):
-        raise BadUserInput("visitId: not a visit of this patient.", field="visitId")
+    department_id, owner_id, visit_id = await _task_references(ctx, patient, data)
     task_id = uuid7()
     async with in_transaction():
         row = await FollowUpTask.create(id=task_id, institution_id=ctx.institution_id, patient_id=patient.row.id,
@@ -629,6 +623,29 @@ async def create_task(ctx: Context, data: dict[str, Any]) -> TaskView:
                                                  patient_id=patient.row.id, fields=frozenset(written),
                                                  decision=decision)])
     return TaskView(row, patient)
+
+
+async def _task_references(ctx: Context, patient: PatientView, data: dict[str, Any]
+                           ) -> tuple[uuid.UUID | None, uuid.UUID | None, uuid.UUID | None]:
+    """The department, owner and visit a new task names, every one that is wrong reported at once."""
+    problems = Problems()
+    department_id = data.get("department_id")
+    if department_id is not None and not await Department.exists(id=department_id,
+                                                                 institution_id=ctx.institution_id):
+        problems.add("departmentId", "invalid", "no such department.")
+    department_id = department_id or patient.row.department_id
+    owner_id = data.get("owner_id")
+    if owner_id is None and department_id is None:
+        problems.add("departmentId", "required", "a task nobody owns waits in a department's pool; give one.")
+    if owner_id is not None and not problems.has("departmentId"):  # a nurse of that department
+        with problems.collect("ownerId"):
+            await _check_nurse(ctx, owner_id, department_id, "ownerId")
+    visit_id = data.get("visit_id")
+    if visit_id is not None and not await Visit.exists(id=visit_id, patient_id=patient.row.id,
+                                                       institution_id=ctx.institution_id):
+        problems.add("visitId", "invalid", "not a visit of this patient.")
+    problems.check()
+    return department_id, owner_id, visit_id
 
 
 async def claim(ctx: Context, task_id: uuid.UUID | None) -> TaskView:
@@ -687,13 +704,10 @@ async def record_attempt(ctx: Context, task_id: uuid.UUID | None, data: dict[str
     """A call attempt by the task's owner: when, how, what came of it, a note (clinical, sealed)."""
     decision = await access.authorize(ctx, "follow_up_task", "update", action=Action.UPDATE,
                                       resource_type="follow_up_task", resource_id=task_id)
+    at, channel, outcome, note = _attempt_shape(data)
     view = await find(ctx, task_id, Action.UPDATE, field="taskId")
     await _check_worker(ctx, view, "taskId")
     _check_open(view.row, "taskId")
-    at = _attempt_time(data.get("at"))
-    channel = one_of(data.get("channel"), ATTEMPT_CHANNELS, "channel")
-    outcome = one_of(data.get("outcome"), ATTEMPT_OUTCOMES, "outcome")
-    note = _notes(data.get("note"), "note")
     attempt_id = uuid7()
     me = ctx.require_principal().user_id
     async with in_transaction():
@@ -712,20 +726,34 @@ async def record_attempt(ctx: Context, task_id: uuid.UUID | None, data: dict[str
     return AttemptView(row, view)
 
 
+def _attempt_shape(data: dict[str, Any]) -> tuple[datetime, str, str, str | None]:
+    """An attempt's time, channel, outcome and note; every problem of them at once."""
+    problems = Problems()
+    at, channel, outcome = _now(), "", ""
+    note: str | None = None
+    with problems.collect("at"):
+        at = _attempt_time(data.get("at"))
+    with problems.collect("channel"):
+        channel = one_of(data.get("channel"), ATTEMPT_CHANNELS, "channel")
+    with problems.collect("outcome"):
+        outcome = one_of(data.get("outcome"), ATTEMPT_OUTCOMES, "outcome")
+    with problems.collect("note"):
+        note = _notes(data.get("note"), "note")
+    problems.check()
+    return at, channel, outcome, note
+
+
 async def complete(ctx: Context, task_id: uuid.UUID | None, data: dict[str, Any], version: int | None) -> TaskView:
     """The outcome form: reached or not, and when reached how the patient is (condition, needs help,
     satisfaction 1 to 5), notes (sealed). ``open_ticket`` opens a ticket about a worse condition or a
     need for help, through the tickets' own create path (SLA, timeline, owner), in the same transaction."""
     decision = await access.authorize(ctx, "follow_up_task", "update", action=Action.UPDATE,
                                       resource_type="follow_up_task", resource_id=task_id)
+    form = _outcome_form(data)  # every problem of the form at once, before the task is looked up
+    open_ticket = bool(data.get("open_ticket"))
     view = await find(ctx, task_id, Action.UPDATE)
     await _check_worker(ctx, view, "id")
     _check_open(view.row)
-    form = _outcome_form(data)
-    open_ticket = bool(data.get("open_ticket"))
-    if open_ticket and not (form["condition"] == "worse" or form["needs_help"]):
-        raise BadUserInput("openTicket: a ticket is opened for a patient who is worse or needs help.",
-                           field="openTicket")
     ticket_data = None
     if open_ticket:  # decided (and a refusal recorded) before the transaction opens
         await access.authorize(ctx, "ticket", "create", action=Action.CREATE, resource_type="ticket",
@@ -846,22 +874,32 @@ async def _check_nurse(ctx: Context, staff_id: uuid.UUID, department_id: uuid.UU
 
 
 def _outcome_form(data: dict[str, Any]) -> dict[str, Any]:
+    """The outcome form's values; every problem of them at once."""
+    problems = Problems()
     reached = data.get("reached")
-    if not isinstance(reached, bool):
-        raise BadUserInput("reached: say whether the patient was reached.", field="reached")
     form: dict[str, Any] = {"reached": reached, "condition": data.get("condition"),
                             "needs_help": data.get("needs_help"), "satisfaction": data.get("satisfaction"),
-                            "notes": _notes(data.get("notes"), "notes")}
-    if reached:
+                            "notes": None}
+    if not isinstance(reached, bool):
+        problems.add("reached", "required", "say whether the patient was reached.")
+    with problems.collect("notes"):
+        form["notes"] = _notes(data.get("notes"), "notes")
+    if reached is True:
         if form["condition"] is None:
-            raise BadUserInput("condition: say how the patient is (BETTER, SAME or WORSE).", field="condition")
-        one_of(form["condition"], CONDITIONS, "condition")
+            problems.add("condition", "required", "say how the patient is (BETTER, SAME or WORSE).")
+        else:
+            with problems.collect("condition"):
+                one_of(form["condition"], CONDITIONS, "condition")
         if form["satisfaction"] is not None and not 1 <= form["satisfaction"] <= 5:
-            raise BadUserInput("satisfaction: from 1 to 5.", field="satisfaction")
-    else:
+            problems.add("satisfaction", "out_of_range", "from 1 to 5.")
+    elif reached is False:
         for name in ("condition", "needs_help", "satisfaction"):
             if form[name] is not None:
-                raise BadUserInput(f"{camel_case(name)}: only when the patient was reached.", field=camel_case(name))
+                problems.add(camel_case(name), "invalid", "only when the patient was reached.")
+    if data.get("open_ticket") and isinstance(reached, bool) and not problems.has("condition") \
+            and not (form["condition"] == "worse" or form["needs_help"]):
+        problems.add("openTicket", "invalid", "a ticket is opened for a patient who is worse or needs help.")
+    problems.check()
     return form
 
 

@@ -72,9 +72,15 @@ def page_of(items: list[T], has_next_page: bool, kind: str, key: Callable[[T], o
     return Page([(encode(kind, str(key(item))), item) for item in items], has_next_page)
 
 
-def keyset_after(column: str, value: Any, row_id: uuid.UUID, descending: bool) -> Q:
-    """Keyset: the rows after (column value, id) in the order, descending or not."""
+def keyset_after(column: str, value: Any, row_id: uuid.UUID, descending: bool, *, nulls_last: bool = False) -> Q:
+    """Keyset: the rows after (column value, id) in the order, descending or not. With ``nulls_last`` the
+    rows without a value follow all the others in either direction (by id), and ``value`` may be None."""
     beyond = "lt" if descending else "gt"
+    if nulls_last and value is None:  # a cursor among the valueless rows: only those further on by id
+        valueless_further: dict[str, Any] = {f"{column}__isnull": True, f"id__{beyond}": row_id}
+        return Q(**valueless_further)
     further: dict[str, Any] = {f"{column}__{beyond}": value}
     tie: dict[str, Any] = {column: value, f"id__{beyond}": row_id}
-    return Q(**further) | Q(**tie)
+    valueless: dict[str, Any] = {f"{column}__isnull": True}
+    after = Q(**further) | Q(**tie)
+    return after | Q(**valueless) if nulls_last else after

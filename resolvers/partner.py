@@ -28,7 +28,7 @@ from audit.events import Action, Actor, AuditRecord, Outcome, RequestMeta
 from core.errors import BadUserInput, Forbidden
 from core.principal import PARTNER, Principal
 from core.tokens import PARTNER_PREFIX, SECRET_PREFIX, looks_like_secret, new_token, token_digest
-from core.validation import clean_text
+from core.validation import Problems, clean_text
 from models import AuditEvent, Partner, PartnerClient, PartnerDocument, PartnerToken, PartnerUsage
 from models.fields import tags_from_db, tags_to_db
 from policies.guard import Guard
@@ -138,12 +138,8 @@ async def create_client(ctx: Context, partner_id: uuid.UUID | None, *, name: str
                         rate_limit_per_minute: int, documents: list[str] | None) -> ClientCreated:
     decision = await access.authorize(ctx, "partner", "update", action=Action.CREATE, resource_type="partner_client",
                                       resource_id=partner_id)
+    text, granted, hashes = _client_shape(ctx.services.guard, name, scopes, rate_limit_per_minute, documents)
     partner = await _find(ctx, partner_id, Action.CREATE, "partnerId")
-    text = clean_text(name, field="name", max_length=100, min_length=2)
-    granted = _scopes(ctx.services.guard, scopes, field="scopes")
-    if not 1 <= rate_limit_per_minute <= MAX_RATE:
-        raise BadUserInput(f"rateLimitPerMinute: between 1 and {MAX_RATE}.", field="rateLimitPerMinute")
-    hashes = _document_hashes(documents)
     secret = new_token(SECRET_PREFIX)
     async with in_transaction():
         # The partner's row locked: concurrent creations count one after another.
@@ -198,6 +194,24 @@ def _scopes(guard: Guard, requested: list[str], *, field: str) -> list[str]:
     return sorted(set(requested))
 
 
+def _client_shape(guard: Guard, name: str, scopes: list[str], rate_limit_per_minute: int,
+                  documents: list[str] | None) -> tuple[str, list[str], list[str] | None]:
+    """A new client's name, scopes and trusted documents; every problem of its input at once."""
+    problems = Problems()
+    text, granted = "", list[str]()
+    hashes: list[str] | None = None
+    with problems.collect("name"):
+        text = clean_text(name, field="name", max_length=100, min_length=2)
+    with problems.collect("scopes"):
+        granted = _scopes(guard, scopes, field="scopes")
+    if not 1 <= rate_limit_per_minute <= MAX_RATE:
+        problems.add("rateLimitPerMinute", "out_of_range", f"between 1 and {MAX_RATE}.")
+    with problems.collect("trustedDocuments"):
+        hashes = _document_hashes(documents)
+    problems.check()
+    return text, granted, hashes
+
+
 def _document_hashes(documents: list[str] | None) -> list[str] | None:
     """The SHA-256 (hex) of each operation document a restricted client may send; None: any document."""
     if documents is None:
@@ -246,24 +260,49 @@ async def issue_token(services: Services, request: RequestMeta, client_id: str, 
     return IssuedToken(token, int(TOKEN_LIFETIME.total_seconds()), sorted(wanted | {OWN_LOG}))
 
 
-async def principal(digest: str) -> Principal | None:
-    """The partner client behind an access token that is in force, its client and partner too."""
-    row = await PartnerToken.filter(token_hash=digest, revoked_at=None, expires_at__gt=datetime.now(UTC),
-                                    client__revoked_at=None, client__partner__is_active=True).first().values_list(
-        "id", "client_id", "institution_id", "client__name", "client__partner_id", "scopes",
-        "client__documents_only", "client__rate_limit_per_minute")
-    if row is None:
+# Signing a partner in is one statement: the token in force (its client not revoked, its partner active) and this
+# request counted in its client's minute, the counter created or incremented only when the token is good.
+# A data-modifying CTE is PostgreSQL's; SQLite takes the CTE before the INSERT and the token's columns as
+# subqueries in RETURNING, which PostgreSQL takes too: one text for both.
+_SIGN_IN = """WITH token AS (
+  SELECT t.id, t.client_id, t.institution_id, c.name, c.partner_id, t.scopes, c.documents_only,
+         c.rate_limit_per_minute
+  FROM partner_token t JOIN partner_client c ON c.id = t.client_id JOIN partner p ON p.id = c.partner_id
+  WHERE t.token_hash = {0} AND t.revoked_at IS NULL AND t.expires_at > {1} AND c.revoked_at IS NULL AND p.is_active)
+INSERT INTO partner_usage (institution_id, client_id, window_start, requests, throttled)
+SELECT institution_id, client_id, {2}, 1, 0 FROM token WHERE true
+ON CONFLICT (client_id, window_start) DO UPDATE SET requests = partner_usage.requests + 1,
+  throttled = partner_usage.throttled
+              + CASE WHEN partner_usage.requests >= (SELECT rate_limit_per_minute FROM token) THEN 1 ELSE 0 END
+RETURNING requests, client_id, institution_id, (SELECT id FROM token) AS token_id, (SELECT name FROM token) AS name,
+  (SELECT partner_id FROM token) AS partner_id, (SELECT scopes FROM token) AS scopes,
+  (SELECT documents_only FROM token) AS documents_only, (SELECT rate_limit_per_minute FROM token) AS per_minute"""
+
+
+async def principal(digest: str) -> tuple[Principal, int] | None:
+    """The partner client behind an access token that is in force, and this request's number in its client's
+    minute (the request is counted against the budget by the same statement)."""
+    now = datetime.now(UTC)
+    db = connections.get("default")
+    sql = _SIGN_IN.format(*(("$1", "$2", "$3") if db.capabilities.dialect == "postgres" else ("?", "?", "?")))
+    values = [digest, PartnerToken._meta.fields_map["expires_at"].to_db_value(now, PartnerToken),
+              PartnerUsage._meta.fields_map["window_start"].to_db_value(now.replace(second=0, microsecond=0),
+                                                                         PartnerUsage)]
+    rows = await db.execute_query_dict(sql, values)
+    if not rows:
         return None
-    token_id, client_id, institution_id, name, partner_id, scopes, documents_only, per_minute = row
-    return Principal(institution_id=institution_id, user_id=client_id, token_id=token_id, email="", name=name,
-                     roles=frozenset({PARTNER}), department_ids=frozenset(), kind=PARTNER,
-                     scopes=frozenset([*tags_from_db(scopes), OWN_LOG]), partner_id=partner_id,
-                     documents_only=bool(documents_only), requests_per_minute=int(per_minute))
+    row = rows[0]
+    return Principal(institution_id=_as_uuid(row["institution_id"]), user_id=_as_uuid(row["client_id"]),
+                     token_id=_as_uuid(row["token_id"]), email="", name=row["name"], roles=frozenset({PARTNER}),
+                     department_ids=frozenset(), kind=PARTNER,
+                     scopes=frozenset([*tags_from_db(row["scopes"]), OWN_LOG]),
+                     partner_id=_as_uuid(row["partner_id"]), documents_only=bool(row["documents_only"]),
+                     requests_per_minute=int(row["per_minute"])), int(row["requests"])
 
 
-async def spend_request(principal: Principal) -> int:
-    """Count a partner's request against its client's budget: its number in the current minute."""
-    return await spend(principal.institution_id, principal.user_id, principal.requests_per_minute)
+def _as_uuid(value: object) -> uuid.UUID:
+    """A UUID column as read by the driver: asyncpg gives UUIDs, SQLite their text."""
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
 
 # One statement per request: the minute's counter, created or incremented, and its new value.

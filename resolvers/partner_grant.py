@@ -17,7 +17,7 @@ from tortoise.transactions import in_transaction
 from audit import writer
 from audit.events import Action
 from core.errors import BadUserInput, ConsentRequired
-from core.validation import clean_text
+from core.validation import Problems, clean_text
 from models import Partner, PartnerConsent, PartnerGrant
 from resolvers import access, pagination
 from resolvers.context import Context
@@ -30,8 +30,13 @@ async def create(ctx: Context, partner_id: uuid.UUID | None, patient_id: uuid.UU
                  expires_at: datetime) -> PartnerGrant:
     decision = await access.authorize(ctx, "partner_grant", "create", action=Action.GRANT,
                                       resource_type="partner_grant", patient_id=patient_id)
-    text = clean_text(purpose, field="purpose", max_length=200, min_length=3)
-    until = _expiry(expires_at)
+    problems = Problems()  # the purpose and the expiry together, before the patient and partner are looked up
+    text, until = "", expires_at
+    with problems.collect("purpose"):
+        text = clean_text(purpose, field="purpose", max_length=200, min_length=3)
+    with problems.collect("expiresAt"):
+        until = _expiry(expires_at)
+    problems.check()
     view = await access.find_patient(ctx, patient_id, action=Action.GRANT, field="patientId")
     partner = None
     if partner_id is not None:

@@ -16,7 +16,7 @@ from tortoise.transactions import in_transaction
 from audit import writer
 from audit.events import Action, Actor, AuditRecord, Outcome
 from core.crypto import field_aad
-from core.errors import BadUserInput, Conflict, Forbidden
+from core.errors import BadUserInput, Forbidden
 from core.ids import uuid7
 from core.validation import (
     Problems,
@@ -38,7 +38,7 @@ from models.fields import tags_to_db
 from models.patient import CHANNELS, PATIENT_STATUSES, SEGMENTS, SEXES
 from policies.fields import ENCRYPTED_FIELDS, PATIENT_FIELD_CLASS
 from policies.guard import Decision
-from resolvers import access, follow_up, pagination, versioning
+from resolvers import access, follow_up, pagination, versioning, writes
 from resolvers import appointment as appointments
 from resolvers import consent as consents
 from resolvers.access import PatientView
@@ -56,7 +56,7 @@ _BLIND_INDEXED = {"phone": "phone_bidx", "alt_phone": "alt_phone_bidx", "nationa
 # The last four digits of each phone, indexed under their own kind (docs/security.md, "Last-4 phone search")
 _LAST4_INDEXED = {"phone": "phone_last4_bidx", "alt_phone": "alt_phone_last4_bidx"}
 LAST4_KIND = "phone_last4"
-MERGED = "merged"
+MERGED = access.MERGED
 # Sort orders: the column each sorts by (the id breaks ties and is the default order, registration order)
 ORDER_COLUMNS = {"name": "full_name", "updated_at": "updated_at", "created_at": "created_at"}
 _MAX_CURSOR = 1000  # a name order's cursor carries a name of up to 100 characters
@@ -149,10 +149,7 @@ def _after_condition(order: PatientOrder | None, cursor: str) -> Q:
     if order is None:
         return Q(id__gt=pagination.decode_uuid(CURSOR_KIND, cursor))
     row_id, value = _decode_cursor(order, cursor)
-    column, op = ORDER_COLUMNS[order.field], "lt" if order.direction == "desc" else "gt"
-    past: dict[str, Any] = {f"{column}__{op}": value}
-    tie: dict[str, Any] = {column: value, f"id__{op}": row_id}
-    return Q(**past) | Q(**tie)
+    return pagination.keyset_after(ORDER_COLUMNS[order.field], value, row_id, order.direction == "desc")
 
 
 def _decode_cursor(order: PatientOrder, cursor: str) -> tuple[uuid.UUID, Any]:
@@ -281,21 +278,35 @@ async def update(ctx: Context, patient_id: uuid.UUID | None, data: dict[str, Any
     records = [access.write_record(ctx, Action.UPDATE, "patient", view.row.id, patient_id=view.row.id,
                                    fields=frozenset(values), decision=decision),
                consents.contact_consent_record(ctx, view.row.id, frozenset(values), decision.rule)]
-    _refuse_merged(view.row)
-    async with in_transaction():
-        await versioning.update_versioned(view.row, version, "patient", **columns)
-        await writer.append([record for record in records if record is not None])
-        if values.get("status") == "deceased":  # a deceased patient is never called, nor keeps a place
+    appended = [record for record in records if record is not None]
+    if values.get("status") == "deceased":  # a deceased patient is never called, nor keeps a place
+        async with in_transaction():
+            await versioning.update_versioned(view.row, version, "patient", **columns)
+            await writer.append(appended)
             await follow_up.cancel_for_patient(ctx, view.row.id)
             await appointments.cancel_for_patient(ctx, view.row.id)
-    return await access.find_patient(ctx, view.row.id, action=Action.READ)
+        return await access.find_patient(ctx, view.row.id, action=Action.READ)
+    row = await _write_over_version(view.row, version, columns, appended)
+    if "department_id" in columns:  # the file may have left the caller's reach, or changed its classes
+        return await access.find_patient(ctx, row.id, action=Action.READ)
+    return PatientView(row, view.classes, view.grant)  # the row as written: no need to read it again
+
+
+async def _write_over_version(row: Patient, version: int | None, columns: dict[str, Any],
+                              records: list[AuditRecord]) -> Patient:
+    """The compare-and-set UPDATE and its records, in one statement on PostgreSQL; stale: CONFLICT, nothing
+    written or appended."""
+    expected = versioning.check_version(row, version, "patient")
+    written = await writer.append_with(*writes.update_over_version(row, expected, columns), records)
+    if not written:
+        raise versioning.stale("patient")
+    return Patient._init_from_db(**written[0])
 
 
 async def archive(ctx: Context, patient_id: uuid.UUID | None) -> PatientView:
     decision = await access.authorize(ctx, "patient", "archive", action=Action.ARCHIVE, resource_type="patient",
                                       resource_id=patient_id, patient_id=patient_id)
     view = await access.find_patient(ctx, patient_id, action=Action.ARCHIVE)
-    _refuse_merged(view.row)
     async with in_transaction():
         await versioning.update_versioned(view.row, None, "patient", status="archived")
         await writer.append([access.write_record(
@@ -331,12 +342,6 @@ async def reindex(services: Services, institution_id: uuid.UUID) -> int:
                                          field_classes=frozenset({"identity", "contact"}), reason="reindex",
                                          fields_read=frozenset({"name_search", *_LAST4_INDEXED.values()}))])
     return len(rows)
-
-
-def _refuse_merged(row: Patient) -> None:
-    """A merged file is kept as it was merged: changes go to the file it was merged into."""
-    if row.status == MERGED:
-        raise Conflict("id: the file was merged into another; change that one (mergedInto).", field="id")
 
 
 def _classes(data: dict[str, Any]) -> set[str]:

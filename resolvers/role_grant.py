@@ -19,7 +19,7 @@ from tortoise.transactions import in_transaction
 from audit import writer
 from audit.events import GRANTS_PATIENT_DATA, SELF_GRANT, SELF_REVIEW, Action, AuditRecord
 from core.errors import BadUserInput, Forbidden
-from core.validation import clean_text
+from core.validation import Problems, clean_text
 from models import RoleGrant
 from models.emergency_access import REVIEW_OUTCOMES
 from policies.fields import PATIENT_CLASSES
@@ -94,9 +94,13 @@ async def unreviewed(ctx: Context) -> int:
 async def review(ctx: Context, grant_id: uuid.UUID | None, outcome: str, note: str | None) -> RoleGrantView:
     decision = await access.authorize(ctx, "role_grant", "update", action=Action.UPDATE, resource_type="role_grant",
                                       resource_id=grant_id)
+    problems = Problems()  # the outcome and the note together, before the grant is looked up
     if outcome not in REVIEW_OUTCOMES:
-        raise BadUserInput("outcome: justified or unjustified.", field="outcome")
-    text = clean_text(note, field="note", max_length=1000, min_length=1) if note is not None else None
+        problems.add("outcome", "invalid_choice", "justified or unjustified.")
+    text = None
+    with problems.collect("note"):
+        text = clean_text(note, field="note", max_length=1000, min_length=1) if note is not None else None
+    problems.check()
     found = await RoleGrant.get_or_none(id=grant_id, institution_id=ctx.institution_id) if grant_id else None
     if found is None:
         raise await access.not_found(ctx, Action.UPDATE, "role_grant", grant_id)

@@ -20,7 +20,7 @@ from tortoise.transactions import in_transaction
 from audit import writer
 from audit.events import Action, Actor, AuditRecord, Outcome
 from core.crypto import field_aad
-from core.errors import BadUserInput, RateLimited, Unauthenticated
+from core.errors import BadUserInput, RateLimited, TotpEnrolmentRequired, TotpRequired, Unauthenticated
 from core.principal import PARTNER, PATIENT, STAFF, Principal
 from core.tokens import (
     PATIENT_PREFIX,
@@ -48,23 +48,6 @@ from resolvers.loaders import Loaders
 
 INVALID_CREDENTIALS = "Invalid email or password."
 LOCKED = "Too many failed sign-in attempts; the account is locked for a while."
-
-
-class TotpRequired(Unauthenticated):
-    """The password was right, and the account signs in with a second factor: ask for the code and try again.
-    Only whoever holds the password learns this; the attempt counts toward the lockout like a wrong password."""
-
-    code = "TOTP_REQUIRED"
-    default_message = "Enter the code from your authenticator app (totpCode)."
-
-
-class TotpEnrolmentRequired(Unauthenticated):
-    """The password was right, but the institution requires a second factor of this account and it has none:
-    enrol one with ``totpEnrollForLogin``, then sign in with its code. Counts toward the lockout too."""
-
-    code = "TOTP_ENROLMENT_REQUIRED"
-    default_message = ("Your institution requires a second factor: enrol an authenticator app "
-                       "(totpEnrollForLogin), then sign in with its code.")
 
 
 @dataclass(frozen=True)
@@ -104,12 +87,13 @@ PATIENT_ACCOUNTS = Accounts(PATIENT, PatientAccount, PatientSession, "account_id
 _SESSIONS = {STAFF: Session, PATIENT: PatientSession, PARTNER: PartnerToken}
 
 
-async def authenticate(services: Services, authorization: str | None) -> Principal | None:
-    """The principal behind an ``Authorization: Bearer cl_...`` header; None without one.
+async def authenticate(services: Services, authorization: str | None) -> tuple[Principal, int] | None:
+    """The principal behind an ``Authorization: Bearer cl_...`` header, and for a partner client this request's
+    number in its client's minute (counted by the same statement; 0 for staff and patients); None without one.
 
     Raises Unauthenticated for a malformed, unknown, expired or revoked token, or a
-    deactivated account: checked against the database on every request, so a revocation
-    takes effect on the next one. The token's prefix says which table to look in.
+    deactivated account: checked against the database on every request (one statement), so a
+    revocation takes effect on the next one. The token's prefix says which table to look in.
     """
     if not authorization:
         return None
@@ -119,13 +103,17 @@ async def authenticate(services: Services, authorization: str | None) -> Princip
         raise Unauthenticated("Invalid or expired token.")
     digest = token_digest(services.master_key.token_key, token)
     kind = token_kind(token)
-    principal = await (staff_of(digest) if kind == STAFF else _patient(digest) if kind == PATIENT
-                       else partners.principal(digest))
-    if principal is None:
+    if kind == PARTNER:
+        found = await partners.principal(digest)
+    else:
+        principal = await (staff_of(digest) if kind == STAFF else _patient(digest))
+        found = None if principal is None else (principal, 0)
+    if found is None:
         raise Unauthenticated("Invalid or expired token.")
+    principal = found[0]
     if principal.kind == STAFF:  # patients and partners are decided as their one role (Principal.subject)
         services.guard.sync_roles(principal.subject, principal.institution_id, principal.roles)
-    return principal
+    return found
 
 
 async def staff_of(digest: str) -> Principal | None:
@@ -165,15 +153,15 @@ async def sign_in(ctx: Context) -> None:
     budget is refused (RATE_LIMITED), and the refusal is on its record.
     """
     try:
-        principal = await authenticate(ctx.services, ctx.authorization)
+        found = await authenticate(ctx.services, ctx.authorization)
     except Unauthenticated:
         ctx.principal, ctx.auth_failed = None, True
         return
+    principal, used = found or (None, 0)
     ctx.principal, ctx.auth_failed, ctx.rate_limited = principal, False, False
     if principal is None:
         return
     if principal.kind == PARTNER:
-        used = await partners.spend_request(principal)
         if used > principal.requests_per_minute:
             if used == principal.requests_per_minute + 1:  # recorded once a minute, however hard it floods
                 await writer.append([AuditRecord(principal.institution_id, ctx.actor, Action.READ, "request",

@@ -24,6 +24,7 @@ from audit.events import Action
 from core.business_time import STANDARD_DAY, STANDARD_WEEK, Calendar, Interval, calendar_time
 from core.errors import BadUserInput
 from core.sla import Clock, Pause, SlaSettings, SlaState, Target
+from core.validation import Problems
 from models import BusinessCalendar, SlaPolicy, Ticket, TicketEvent
 from models.sla import CLOCKS
 from models.ticket import OPEN_STATUSES, STOPPED_STATUSES
@@ -74,15 +75,7 @@ async def settings(ctx: Context) -> SlaSettings:
 async def set_policy(ctx: Context, level: int, first_response_minutes: int, resolution_minutes: int,
                      clock: str, version: int | None = None) -> Target:
     decision = await access.authorize(ctx, "sla", "update", action=Action.UPDATE, resource_type="sla_policy")
-    if level not in LEVELS:
-        raise BadUserInput("level: must be 1, 2 or 3.", field="level")
-    for name, minutes in (("firstResponseMinutes", first_response_minutes), ("resolutionMinutes", resolution_minutes)):
-        if not 1 <= minutes <= MAX_TARGET_MINUTES:
-            raise BadUserInput(f"{name}: must be between 1 and {MAX_TARGET_MINUTES}.", field=name)
-    if first_response_minutes > resolution_minutes:
-        raise BadUserInput("firstResponseMinutes: must not exceed resolutionMinutes.", field="firstResponseMinutes")
-    if clock not in CLOCKS:
-        raise BadUserInput("clock: unknown clock.", field="clock")
+    _check_targets(level, first_response_minutes, resolution_minutes, clock)
     async with in_transaction():
         row = await SlaPolicy.filter(institution_id=ctx.institution_id, level=level).select_for_update().first()
         values: dict[str, Any] = {"first_response_minutes": first_response_minutes,
@@ -98,6 +91,22 @@ async def set_policy(ctx: Context, level: int, first_response_minutes: int, reso
         await recompute_open(ctx, level=level)
     ctx.services.outbox.scheduled.set()  # committed: due times may have moved
     return (await settings(ctx)).targets[level]
+
+
+def _check_targets(level: int, first_response_minutes: int, resolution_minutes: int, clock: str) -> None:
+    """Every problem of one level's targets at once."""
+    problems = Problems()
+    if level not in LEVELS:
+        problems.add("level", "out_of_range", "must be 1, 2 or 3.")
+    for name, minutes in (("firstResponseMinutes", first_response_minutes), ("resolutionMinutes", resolution_minutes)):
+        if not 1 <= minutes <= MAX_TARGET_MINUTES:
+            problems.add(name, "out_of_range", f"must be between 1 and {MAX_TARGET_MINUTES}.")
+    if first_response_minutes > resolution_minutes and not problems.has("firstResponseMinutes") \
+            and not problems.has("resolutionMinutes"):
+        problems.add("firstResponseMinutes", "out_of_range", "must not exceed resolutionMinutes.")
+    if clock not in CLOCKS:
+        problems.add("clock", "invalid_choice", "unknown clock.")
+    problems.check()
 
 
 async def set_calendar(ctx: Context, data: dict[str, Any], version: int | None = None) -> SlaSettings:
@@ -265,26 +274,38 @@ def _intervals(spans: list[list[str]]) -> tuple[Interval, ...]:
 
 
 def _calendar_columns(data: dict[str, Any]) -> dict[str, Any]:
-    """Check a calendar from the API: weekdays 1-7 at most once, ordered non-overlapping intervals."""
+    """Check a calendar from the API: weekdays 1-7 at most once, ordered non-overlapping intervals. Every
+    problem at once."""
+    problems = Problems()
     week: dict[str, list[list[str]]] = {}
     for day in data.get("week") or []:
+        if problems.has("week"):  # the week's first problem is enough
+            break
         weekday = day["weekday"]
         if not 1 <= weekday <= 7 or str(weekday) in week:
-            raise BadUserInput("week: each weekday (1 = Monday ... 7 = Sunday) at most once.", field="week")
-        week[str(weekday)] = _checked(day["intervals"], "week")
-    workday_hours = (_checked(data["workday_hours"], "workdayHours") if data.get("workday_hours") is not None
-                     else [[s.isoformat("minutes"), e.isoformat("minutes")] for s, e in STANDARD_DAY])
+            problems.add("week", "invalid", "each weekday (1 = Monday ... 7 = Sunday) at most once.")
+            continue
+        with problems.collect("week"):
+            week[str(weekday)] = _checked(day["intervals"], "week")
+    workday_hours: list[list[str]] = []
+    if data.get("workday_hours") is not None:
+        with problems.collect("workdayHours"):
+            workday_hours = _checked(data["workday_hours"], "workdayHours")
+    else:
+        workday_hours = [[s.isoformat("minutes"), e.isoformat("minutes")] for s, e in STANDARD_DAY]
     holidays = sorted({d.isoformat() for d in data.get("holidays") or []})
     workdays = sorted({d.isoformat() for d in data.get("workdays") or []})
-    if len(holidays) > MAX_DATES or len(workdays) > MAX_DATES:
-        raise BadUserInput(f"holidays, workdays: at most {MAX_DATES} dates each.", field="holidays")
-    if set(holidays) & set(workdays):
-        raise BadUserInput("workdays: a date cannot be both a holiday and a make-up working day.", field="workdays")
+    for name, dates in (("holidays", holidays), ("workdays", workdays)):
+        if len(dates) > MAX_DATES:
+            problems.add(name, "too_many", f"at most {MAX_DATES} dates.")
+    if set(holidays) & set(workdays) and not problems.has("workdays"):
+        problems.add("workdays", "invalid", "a date cannot be both a holiday and a make-up working day.")
     if not week and data.get("week") is None:
         week = {str(d + 1): [[s.isoformat("minutes"), e.isoformat("minutes")] for s, e in spans]
                 for d, spans in STANDARD_WEEK.items()}
-    if not any(week.values()):  # business-time targets would never fall due
-        raise BadUserInput("week: give working hours on at least one weekday.", field="week")
+    if not any(week.values()) and not problems.has("week"):  # business-time targets would never fall due
+        problems.add("week", "invalid", "give working hours on at least one weekday.")
+    problems.check()
     return {"week": week, "workday_hours": workday_hours, "holidays": holidays, "workdays": workdays}
 
 

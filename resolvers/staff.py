@@ -14,14 +14,12 @@ from tortoise.transactions import in_transaction
 from audit import writer
 from audit.events import EMAIL_UNAVAILABLE, Action
 from core.errors import BadUserInput
+from core.passwords import password_problem
 from core.principal import ROLES
-from core.validation import clean_text, normalize_email
+from core.validation import Problems, clean_text, normalize_email
 from models import Department, DepartmentMembership, RoleAssignment, Session, Staff
 from resolvers import access, pagination, role_grant, versioning
 from resolvers.context import Context
-
-MIN_PASSWORD = 12
-MAX_PASSWORD = 256
 
 
 @dataclass(frozen=True)
@@ -38,10 +36,16 @@ async def get(ctx: Context, staff_id: uuid.UUID | None) -> StaffView:
 
 async def create(ctx: Context, data: dict[str, Any]) -> StaffView:
     decision = await access.authorize(ctx, "staff", "create", action=Action.CREATE, resource_type="staff")
-    email = normalize_email(data["email"]).lower()
-    name = clean_text(data["name"], field="name", max_length=100, min_length=1)
-    password = check_password(data["password"])
-    roles = _roles(data.get("roles") or [])
+    problems = Problems()  # every problem of the account's shape at once, before the departments are looked up
+    with problems.collect("email"):
+        email = normalize_email(data["email"]).lower()
+    with problems.collect("name"):
+        name = clean_text(data["name"], field="name", max_length=100, min_length=1)
+    with problems.collect("password"):
+        password = check_password(data["password"])
+    with problems.collect("roles"):
+        roles = _roles(data.get("roles") or [])
+    problems.check()
     department_ids = await _departments(ctx, data.get("department_ids") or [])
     # Logins are by e-mail, so an address is unique across the deployment. Whether it is taken in this
     # institution or in another, the answer is the same and does not say which: an admin learns no more
@@ -76,18 +80,10 @@ async def update(ctx: Context, staff_id: uuid.UUID | None, data: dict[str, Any],
     """Change an account over the version the caller read (stale: CONFLICT, nothing written)."""
     decision = await access.authorize(ctx, "staff", "update", action=Action.UPDATE, resource_type="staff",
                                       resource_id=staff_id)
-    view = await _find(ctx, staff_id, Action.UPDATE)
     if not data:
         raise BadUserInput("input: give at least one field to change.", field="input")
-    changes: dict[str, Any] = {}
-    if "name" in data:
-        changes["name"] = clean_text(data["name"] or "", field="name", max_length=100, min_length=1)
-    if "is_active" in data:
-        if data["is_active"] is None:
-            raise BadUserInput("active: must not be null.", field="active")
-        if view.row.id == ctx.actor.id and not data["is_active"]:
-            raise BadUserInput("active: you cannot deactivate your own account.", field="active")
-        changes["is_active"] = data["is_active"]
+    changes = _update_shape(ctx, staff_id, data)
+    view = await _find(ctx, staff_id, Action.UPDATE)
     department_ids = await _departments(ctx, data["department_ids"] or []) if "department_ids" in data else None
     if view.row.id == ctx.actor.id and department_ids is not None and set(department_ids) - set(view.department_ids):
         # A department is reach in waiting: it widens what any clinical role reaches, now or once granted.
@@ -106,6 +102,24 @@ async def update(ctx: Context, staff_id: uuid.UUID | None, data: dict[str, Any],
         await writer.append([access.write_record(ctx, Action.UPDATE, "staff", view.row.id,
                                                  fields=frozenset(fields), decision=decision)])
     return await _find(ctx, view.row.id, Action.READ)
+
+
+def _update_shape(ctx: Context, staff_id: uuid.UUID | None, data: dict[str, Any]) -> dict[str, Any]:
+    """The changed name and active flag, every problem of them at once (before the account is looked up)."""
+    problems = Problems()
+    changes: dict[str, Any] = {}
+    if "name" in data:
+        with problems.collect("name"):
+            changes["name"] = clean_text(data["name"] or "", field="name", max_length=100, min_length=1)
+    if "is_active" in data:
+        if data["is_active"] is None:
+            problems.add("active", "required", "must not be null.")
+        elif staff_id == ctx.actor.id and not data["is_active"]:
+            problems.add("active", "invalid", "you cannot deactivate your own account.")
+        else:
+            changes["is_active"] = data["is_active"]
+    problems.check()
+    return changes
 
 
 async def assign_role(ctx: Context, staff_id: uuid.UUID | None, role: str) -> StaffView:
@@ -235,8 +249,10 @@ async def _entries(ctx: Context, rows: list[Staff]) -> list[DirectoryEntry]:
 
 
 def check_password(password: str) -> str:
-    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
-        raise BadUserInput(f"password: must be {MIN_PASSWORD} to {MAX_PASSWORD} characters.", field="password")
+    """A new account's password, under the same rules as a changed one (``core.passwords``)."""
+    problem = password_problem(password)
+    if problem is not None:
+        raise BadUserInput(f"password: {problem}.", field="password")
     return password
 
 

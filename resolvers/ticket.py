@@ -175,20 +175,16 @@ async def _ordered(query: Any, order: TicketOrder, after: str | None, first: int
     """A page in ``order``, by keyset (the sort key, then the id). Tickets without a value of the key (DUE
     only) follow the others, by id: a second statement, run only when the first did not fill the page."""
     column, desc = ORDER_COLUMNS[order.field], order.direction == "desc"
-    sign, beyond = ("-", "lt") if desc else ("", "gt")
+    sign = "-" if desc else ""
     value, last_id = _decode_order_cursor(order.cursor_kind, after) if after else (None, None)
+    if last_id is not None:
+        query = query.filter(pagination.keyset_after(column, value, last_id, desc, nulls_last=True))
     rows: list[Ticket] = []
     if after is None or value is not None:
         valued = query.filter(**{f"{column}__isnull": False})
-        if value is not None:
-            past: dict[str, Any] = {f"{column}__{beyond}": value}
-            tied: dict[str, Any] = {column: value, f"id__{beyond}": last_id}
-            valued = valued.filter(Q(**past) | Q(**tied))
         rows = list(await valued.order_by(f"{sign}{column}", f"{sign}id").limit(first + 1))
     if column == "next_due_at" and len(rows) <= first:
         rest = query.filter(next_due_at__isnull=True)
-        if last_id is not None and value is None:
-            rest = rest.filter(**{f"id__{beyond}": last_id})
         rows += await rest.order_by(f"{sign}id").limit(first + 1 - len(rows))
     return rows
 
@@ -231,8 +227,8 @@ async def queue(ctx: Context, *, first: int, after: str | None, department_id: u
     due, last_id = _decode_queue_cursor(after) if after else (None, None)
     rows: list[Ticket] = []
     if running is not None and (after is None or due is not None):
-        if due is not None:
-            running = running.filter(Q(next_due_at__gt=due) | Q(next_due_at=due, id__gt=last_id))
+        if due is not None and last_id is not None:
+            running = running.filter(pagination.keyset_after("next_due_at", due, last_id, False))
         rows = list(await running.order_by("next_due_at", "id").limit(first + 1))
     if paused is not None and len(rows) <= first:
         if last_id is not None and due is None:
@@ -389,7 +385,7 @@ async def watch(ctx: Context, department_id: uuid.UUID | None,
         ctx.forget_decisions()
         await access.authorize(ctx, "ticket", "read", action=Action.READ, resource_type="ticket")
         query = Ticket.filter(ticket_scope(ctx).filter()).filter(
-            Q(updated_at__gt=since) | Q(updated_at=since, id__gt=last_id))
+            pagination.keyset_after("updated_at", since, last_id, False))
         if department_id is not None:
             query = query.filter(department_id=department_id)
         rows = await query.order_by("updated_at", "id").limit(WATCH_BATCH)

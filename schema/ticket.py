@@ -556,31 +556,42 @@ class PartnerTicketCreateInput:
                                                    description="A problem after surgery: level 1.")
 
 
+class _TicketAtAGlance:
+    """What the opener's and the partner's views both show of a ticket. Each view declares these fields itself
+    (``strawberry.field(resolver=...)``): its own words, in its own place in the schema."""
+
+    view: TicketView
+
+    def shown_status(self, info: Info) -> TicketStatus:
+        tickets.note_status_read(info.context, self.view)
+        return TicketStatus(self.view.row.status)
+
+    def shown_level(self) -> int:
+        return int(self.view.row.level)
+
+    def shown_category(self) -> TicketCategory:
+        return TicketCategory(self.view.row.category)
+
+    def shown_received_at(self) -> datetime:
+        return cast(datetime, self.view.row.received_at)
+
+
 @strawberry.type(description="The ticket a care partner opened: what it needs to follow it up with the institution "
                                "(where it stands and what the partner wrote; nothing the institution wrote).")
-class PartnerTicket:
+class PartnerTicket(_TicketAtAGlance):
     view: strawberry.Private[TicketView]
 
     @strawberry.field(description="The ticket's id, to quote to the institution.")
     def id(self) -> strawberry.ID:
         return strawberry.ID(str(self.view.row.id))
 
-    @strawberry.field(description="Where it stands (NEW when just opened).")
-    def status(self, info: Info) -> TicketStatus:
-        tickets.note_status_read(info.context, self.view)
-        return TicketStatus(self.view.row.status)
-
-    @strawberry.field(description="1 urgent, 2 normal, 3 suggestion.")
-    def level(self) -> int:
-        return int(self.view.row.level)
-
-    @strawberry.field(description="Enquiry, request, complaint or suggestion.")
-    def category(self) -> TicketCategory:
-        return TicketCategory(self.view.row.category)
-
-    @strawberry.field(description="When the institution received it.")
-    def received_at(self) -> datetime:
-        return cast(datetime, self.view.row.received_at)
+    status = strawberry.field(resolver=_TicketAtAGlance.shown_status,
+                              description="Where it stands (NEW when just opened).")
+    level = strawberry.field(resolver=_TicketAtAGlance.shown_level, description="1 urgent, 2 normal, 3 suggestion.")
+    category = strawberry.field(resolver=_TicketAtAGlance.shown_category,
+                                description="Enquiry, request, complaint or suggestion.")
+    received_at = strawberry.field(resolver=_TicketAtAGlance.shown_received_at,
+                                   description="When the institution received it.")
 
     @strawberry.field(description="What you reported, in one line (encrypted at rest; reading it is audited).")
     def subject(self, info: Info) -> str:
@@ -611,7 +622,7 @@ class PartnerTicketConnection:
 @strawberry.type(description="A ticket you opened, as its opener keeps seeing it after a handover: where it "
                              "stands, never its timeline or internal notes. Open it with `ticket(id)` while "
                              "`inReach` is true.")
-class OpenedTicket:
+class OpenedTicket(_TicketAtAGlance):
     view: strawberry.Private[TicketView]
 
     @strawberry.field(description="The ticket's id.")
@@ -627,26 +638,17 @@ class OpenedTicket:
     def subject(self, info: Info) -> str:
         return str(tickets.read_field(info.context, self.view, "subject"))
 
-    @strawberry.field(description="Enquiry, request, complaint or suggestion.")
-    def category(self) -> TicketCategory:
-        return TicketCategory(self.view.row.category)
-
-    @strawberry.field(description="Where it stands in its closed loop.")
-    def status(self, info: Info) -> TicketStatus:
-        tickets.note_status_read(info.context, self.view)
-        return TicketStatus(self.view.row.status)
-
-    @strawberry.field(description="1 urgent, 2 normal, 3 suggestion.")
-    def level(self) -> int:
-        return int(self.view.row.level)
+    category = strawberry.field(resolver=_TicketAtAGlance.shown_category,
+                                description="Enquiry, request, complaint or suggestion.")
+    status = strawberry.field(resolver=_TicketAtAGlance.shown_status,
+                              description="Where it stands in its closed loop.")
+    level = strawberry.field(resolver=_TicketAtAGlance.shown_level, description="1 urgent, 2 normal, 3 suggestion.")
 
     @strawberry.field(description="Waiting on the patient: its clocks stand still.")
     def paused(self) -> bool:
         return slas.waiting_on_patient(self.view.row)
 
-    @strawberry.field(description="When it came in.")
-    def received_at(self) -> datetime:
-        return cast(datetime, self.view.row.received_at)
+    received_at = strawberry.field(resolver=_TicketAtAGlance.shown_received_at, description="When it came in.")
 
     @strawberry.field(description="When it last changed.")
     def updated_at(self) -> datetime:

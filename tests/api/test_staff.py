@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from core.passwords import password_problem
 from core.principal import ROLES
 from models import Department, RoleAssignment, Session, Staff
 from policies.guard import Guard
@@ -109,6 +110,8 @@ async def test_password_length(tenant: Tenant, password: str, accepted: bool) ->
     else:
         assert reply.codes == ["BAD_USER_INPUT"]
         assert reply.errors[0]["extensions"]["field"] == "input.password"
+        # the words of the password-change path (core.passwords): the two rules cannot drift apart
+        assert reply.errors[0]["message"] == f"input.password: {password_problem(password)}."
         assert await staff_rows(tenant) == before
 
 
