@@ -2,8 +2,10 @@
 
 ``append`` runs inside the caller's transaction when there is one (a write and its
 audit records commit together) and in a transaction of its own otherwise (denials, which
-must survive the rollback of the operation they deny). The chain head row is locked for
-the append, so concurrent writers take turns and the sequence stays gap-free.
+must survive the rollback of the operation they deny); on PostgreSQL one chain's append is
+one statement, its own transaction. ``append_with`` sends a write and its records together.
+The chain head row is locked for the append, so concurrent writers take turns and the
+sequence stays gap-free.
 """
 
 from __future__ import annotations
@@ -43,11 +45,50 @@ async def append(records: Sequence[AuditRecord]) -> None:
     for record in records:
         by_chain[record.institution_id].append(record)
     started = time.perf_counter()
-    async with in_transaction():
-        for institution_id in sorted(by_chain):  # a fixed lock order: no deadlock between chains
-            await _append_to_chain(institution_id, by_chain[institution_id])
+    db = AuditEvent._meta.db
+    if db.capabilities.dialect == "postgres" and len(by_chain) == 1:
+        # One statement is its own transaction: no BEGIN and COMMIT round trips around it.
+        [(institution_id, chain_records)] = by_chain.items()
+        await _append_in_database(db, institution_id, chain_records)
+    else:
+        async with in_transaction():
+            for institution_id in sorted(by_chain):  # a fixed lock order: no deadlock between chains
+                await _append_to_chain(institution_id, by_chain[institution_id])
     for observe in append_observers:
         observe(time.perf_counter() - started, len(records))
+
+
+async def append_with(statement: str, values: Sequence[Any], records: Sequence[AuditRecord]) -> list[dict[str, Any]]:
+    """Run one write and append its audit records atomically; returns the rows the write returned.
+
+    ``statement`` writes at most one row and ends with a RETURNING clause; ``values`` fill its placeholders
+    (the dialect's own: Tortoise's executor builds it); the records are of one institution. On PostgreSQL it
+    is one statement, so one round trip and its own transaction: the write as a data-modifying CTE and
+    ``audit_append`` called once per row it returns, so the append follows the write, nothing is appended
+    when nothing was written, and a failure of either undoes both. On SQLite (no round trip to save) the
+    write, then the chain, in one transaction.
+    """
+    chains = {record.institution_id for record in records}
+    if len(chains) != 1:
+        raise ValueError("a write's audit records belong to one institution")
+    (institution_id,) = chains
+    started = time.perf_counter()
+    db = AuditEvent._meta.db  # the caller's transaction's connection, if there is one
+    if db.capabilities.dialect == "postgres":
+        n = len(values)  # the statement is Tortoise-built SQL with placeholders; values are never in it
+        combined = (f"WITH written AS ({statement}) "  # noqa: S608
+                    f"SELECT written.*, audit_append(${n + 1}, ${n + 2}::jsonb) AS audit_seq FROM written")
+        rows = await db.execute_query_dict(combined, [*values, institution_id, _events_json(list(records))])
+        for row in rows:
+            del row["audit_seq"]
+    else:
+        async with in_transaction():
+            rows = await AuditEvent._meta.db.execute_query_dict(statement, list(values))
+            if rows:
+                await _append_to_chain(institution_id, list(records))
+    for observe in append_observers:
+        observe(time.perf_counter() - started, len(records) if rows else 0)
+    return rows
 
 
 async def _append_to_chain(institution_id: uuid.UUID, records: list[AuditRecord]) -> None:
@@ -73,14 +114,19 @@ async def _append_to_chain(institution_id: uuid.UUID, records: list[AuditRecord]
 async def _append_in_database(db: Any, institution_id: uuid.UUID, records: list[AuditRecord]) -> None:
     """The lock, the inserts and the head's move in one round trip (migration 0021's ``audit_append``), which
     computes each hash as ``row_hash`` does from the body pieces sent."""
+    await db.execute_query("SELECT audit_append($1, $2::jsonb)", [institution_id, _events_json(records)])
+
+
+def _events_json(records: list[AuditRecord]) -> str:
+    """``audit_append``'s second argument: each event's row and its body in two pieces around the sequence
+    number and the previous hash, which only the database knows."""
     events = []
     for record in records:
         columns = _columns(record, 0, "")
         head, middle = body_around(columns)
         row = {name: _json_value(value) for name, value in columns.items() if name not in ("seq", "prev_hash")}
         events.append({"body_head": head, "body_middle": middle, "row": row})
-    await db.execute_query("SELECT audit_append($1, $2::jsonb)",
-                           [institution_id, json.dumps(events, ensure_ascii=False)])
+    return json.dumps(events, ensure_ascii=False)
 
 
 def _json_value(value: Any) -> Any:

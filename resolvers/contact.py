@@ -16,7 +16,7 @@ from core.ids import uuid7
 from core.validation import Problems, camel_case, clean_text, normalize_phone, one_of
 from models import Contact
 from models.contact import RELATIONSHIPS
-from resolvers import access, versioning
+from resolvers import access, versioning, writes
 from resolvers.access import ContactView, PatientView
 from resolvers.context import Context
 
@@ -39,11 +39,13 @@ async def create(ctx: Context, patient_id: uuid.UUID | None, data: dict[str, Any
         if values.get(required) is None:
             raise BadUserInput(f"{required}: is required.", field=required)
     contact_id = uuid7()
-    async with in_transaction():
-        row = await Contact.create(id=contact_id, institution_id=ctx.institution_id, patient_id=view.row.id,
-                                   **_columns(ctx, contact_id, values))
-        await writer.append([access.write_record(ctx, Action.CREATE, "contact", contact_id, patient_id=view.row.id,
-                                                 fields=frozenset(values), decision=decision)])
+    row = Contact(id=contact_id, institution_id=ctx.institution_id, patient_id=view.row.id,
+                  **_columns(ctx, contact_id, values))
+    # The row and its record in one statement on PostgreSQL (one round trip, atomic without BEGIN/COMMIT).
+    sql, params = writes.insert_returning_id(row)
+    await writer.append_with(sql, params, [access.write_record(ctx, Action.CREATE, "contact", contact_id,
+                                                               patient_id=view.row.id, fields=frozenset(values),
+                                                               decision=decision)])
     return ContactView(row, view)  # the row as written: no need to look it up again
 
 

@@ -1,0 +1,43 @@
+"""Writes as SQL with their parameters, for ``audit.writer.append_with`` to send with their audit records.
+
+Built by Tortoise's executor for the model and the current dialect, with each value converted by its
+field's own ``to_db_value`` (validation, ``auto_now`` timestamps, UUIDs and booleans as the dialect takes
+them), as ``Model.save`` would: values are never put into the SQL text.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from tortoise.models import Model
+
+_INSERTS: dict[tuple[type[Model], type], tuple[str, tuple[str, ...]]] = {}
+
+
+def insert_returning_id(row: Model) -> tuple[str, list[Any]]:
+    """The INSERT of a new row (every column, as ``Model.create`` sends for an application-made id), returning
+    its id."""
+    model, db = type(row), row._meta.db
+    key = (model, db.executor_class)
+    if key not in _INSERTS:  # once per model and dialect
+        executor = db.executor_class(model=model, db=db)
+        pk = model._meta.fields_db_projection[model._meta.pk_attr]
+        _INSERTS[key] = (f'{executor.insert_query_all} RETURNING "{pk}"', tuple(executor.regular_columns_all))
+    sql, columns = _INSERTS[key]
+    fields_map = model._meta.fields_map
+    return sql, [fields_map[name].to_db_value(getattr(row, name), row) for name in columns]
+
+
+def update_over_version(row: Model, expected: int, values: dict[str, Any]) -> tuple[str, list[Any]]:
+    """``versioning.update_versioned``'s compare-and-set UPDATE (``values`` over the version ``expected``, the
+    version bumped, ``updated_at`` set), returning the row as written; it returns nothing when the version is
+    stale."""
+    changes = {**values, "version": expected + 1}
+    if "updated_at" in row._meta.fields_map:
+        changes["updated_at"] = datetime.now(UTC)
+    query = type(row).filter(id=row.pk, version=expected).update(**changes)
+    query._choose_db_if_not_chosen(True)  # what awaiting the query does before it sends it
+    query._make_query()
+    sql, params = query.query.get_parameterized_sql()
+    return f"{sql} RETURNING *", list(params)

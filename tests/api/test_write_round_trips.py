@@ -1,0 +1,194 @@
+"""Writes in three round trips (issue 17): sign-in; the patient in scope with its checks; one statement that
+writes the row and appends its audit record.
+
+What is counted. On PostgreSQL: every exchange asyncpg has with the server, seen by a query logger on each
+pooled connection (``Connection.add_query_logger``): each statement (prepared ones come from asyncpg's cache
+after a first request warmed it, so each is one Bind/Execute/Sync exchange) and each simple query, which
+includes the BEGIN and COMMIT Tortoise's own statement log does not show. On SQLite, where there is no
+round trip to save, Tortoise's statement log (``sql_counter``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from tortoise import connections
+from tortoise.exceptions import IntegrityError
+
+from audit import writer
+from audit.events import Action, Actor, AuditRecord, Outcome
+from audit.verify import verify_all
+from core.ids import uuid7
+from models import AuditChainHead, Contact, Patient
+from resolvers import writes
+from tests.conftest import SqlCounter
+from tests.factories import Tenant, make_patient
+
+CREATE = """mutation($pid: ID!, $input: ContactCreateInput!) {
+  contactCreate(patientId: $pid, input: $input) { id } }"""
+SPOUSE = {"name": "Wang Fang", "relationship": "SPOUSE", "phone": "13900139000"}
+
+
+class RoundTrips:
+    """The statements asyncpg sends on every pooled connection, BEGIN and COMMIT included."""
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+
+    def log(self, query: Any) -> None:
+        self.statements.append(query.query)
+
+    async def since(self, start: int) -> list[str]:
+        await asyncio.sleep(0)  # asyncpg hands each query to its loggers with call_soon
+        return self.statements[start:]
+
+
+@pytest_asyncio.fixture
+async def round_trips() -> AsyncIterator[RoundTrips | None]:
+    db = connections.get("default")
+    if db.capabilities.dialect != "postgres":
+        yield None
+        return
+    pool, trips = db._pool, RoundTrips()
+    held = [await pool.acquire() for _ in range(pool.get_max_size())]  # every connection the pool may use
+    for connection in held:
+        connection.add_query_logger(trips.log)
+    for connection in held:
+        await pool.release(connection)
+    yield trips
+    held = [await pool.acquire() for _ in range(pool.get_max_size())]
+    for connection in held:
+        connection.remove_query_logger(trips.log)
+    for connection in held:
+        await pool.release(connection)
+
+
+async def test_a_contact_is_created_in_three_round_trips(tenant: Tenant, sql_counter: SqlCounter,
+                                                         round_trips: RoundTrips | None) -> None:
+    pid = await make_patient(tenant)
+    await tenant.call("front_desk", CREATE, pid=str(pid), input=SPOUSE)  # warms asyncpg's statement cache
+    before = await tenant.audit_count()
+    await asyncio.sleep(0)
+    start = len(round_trips.statements) if round_trips else 0
+    sql_counter.statements.clear()
+
+    reply = await tenant.call("front_desk", CREATE, pid=str(pid), input=SPOUSE)
+
+    assert reply.errors == []
+    cid = reply.data["contactCreate"]["id"]
+    if round_trips:
+        # sign-in; the patient in scope; the row and its record
+        sign_in, patient, write = await round_trips.since(start)
+        assert '"session"' in sign_in and 'FROM "patient"' in patient
+        assert write.startswith('WITH written AS (INSERT INTO "contact"') and "audit_append(" in write
+        assert len(sql_counter.statements) == 3
+    else:  # one transaction: the row, then the chain (its head, the event, the head moved)
+        statements = sql_counter.statements
+        assert len(statements) == 6 and statements[2].startswith('INSERT INTO "contact"'), statements
+    [event] = await tenant.audit_events(seq__gt=before)
+    assert (event.action, event.resource_type, str(event.resource_id), event.patient_id) == (
+        "create", "contact", cid, pid)
+    assert await Contact.filter(institution_id=tenant.id, id=cid).exists()
+    (report,) = await verify_all(tenant.id)
+    assert report.ok
+
+
+def _new_contact(tenant: Tenant, patient_id: object) -> Contact:
+    return Contact(id=uuid7(), institution_id=tenant.id, patient_id=patient_id, name="Li Na", relationship="child")
+
+
+def _record(tenant: Tenant, resource_type: str = "contact") -> AuditRecord:
+    return AuditRecord(tenant.id, Actor("system"), Action.CREATE, resource_type, Outcome.ALLOWED)
+
+
+async def test_a_record_that_fails_leaves_no_row(tenant: Tenant) -> None:
+    pid = await make_patient(tenant)
+    head = await AuditChainHead.get(institution_id=tenant.id)
+    row = _new_contact(tenant, pid)
+
+    with pytest.raises(Exception):  # noqa: B017 - each dialect fails in its own way
+        await writer.append_with(*writes.insert_returning_id(row), [_record(tenant, "x" * 500)])  # too long
+
+    assert not await Contact.filter(id=row.id).exists()
+    assert (await AuditChainHead.get(institution_id=tenant.id)).last_seq == head.last_seq
+    (report,) = await verify_all(tenant.id)
+    assert report.ok
+
+
+async def test_a_write_that_fails_appends_nothing(tenant: Tenant) -> None:
+    head = await AuditChainHead.get(institution_id=tenant.id)
+    row = _new_contact(tenant, uuid7())  # no such patient: the foreign key refuses it at the statement's end
+
+    with pytest.raises(IntegrityError):
+        await writer.append_with(*writes.insert_returning_id(row), [_record(tenant)])
+
+    assert not await Contact.filter(id=row.id).exists()
+    assert (await AuditChainHead.get(institution_id=tenant.id)).last_seq == head.last_seq
+    (report,) = await verify_all(tenant.id)
+    assert report.ok
+
+
+async def test_the_write_and_its_record_commit_together(tenant: Tenant) -> None:
+    pid = await make_patient(tenant)
+    before = await tenant.audit_count()
+    row = _new_contact(tenant, pid)
+
+    returned = await writer.append_with(*writes.insert_returning_id(row), [_record(tenant)])
+
+    assert returned == [{"id": row.id}] or returned == [{"id": str(row.id)}]
+    assert await Contact.filter(id=row.id).exists()
+    assert await tenant.audit_count() == before + 1
+    (report,) = await verify_all(tenant.id)
+    assert report.ok
+
+
+UPDATE = """mutation($id: ID!, $input: PatientUpdateInput!, $version: Int) {
+  patientUpdate(id: $id, input: $input, version: $version) { id fullName phone version } }"""
+
+
+async def test_a_patient_is_updated_in_three_round_trips(tenant: Tenant, sql_counter: SqlCounter,
+                                                        round_trips: RoundTrips | None) -> None:
+    pid = await make_patient(tenant, phone="13800138000")
+    await tenant.call("front_desk", UPDATE, id=str(pid), input={"fullName": "Zhang Wei"})  # warms the cache
+    before = await tenant.audit_count()
+    await asyncio.sleep(0)
+    start = len(round_trips.statements) if round_trips else 0
+    sql_counter.statements.clear()
+
+    reply = await tenant.call("front_desk", UPDATE, id=str(pid), input={"fullName": "Zhang Wei Jr"})
+
+    assert reply.errors == []
+    # built from the row as written: the new name, the new version, a sealed field opened
+    assert reply.data["patientUpdate"] == {"id": str(pid), "fullName": "Zhang Wei Jr", "phone": "+8613800138000",
+                                           "version": 3}
+    statements = sql_counter.statements
+    assert sum('UPDATE "patient"' in s for s in statements) == 1
+    assert sum('FROM "patient"' in s for s in statements) == 1  # found in scope, not read again after
+    if round_trips:
+        trips = await round_trips.since(start)
+        sign_in, patient, write = trips[:3]
+        assert '"session"' in sign_in and 'FROM "patient"' in patient
+        assert write.startswith('WITH written AS (UPDATE "patient"') and "audit_append(" in write
+        assert len(trips) == 4 and "audit_append(" in trips[3]  # and the read record of the fields shown
+    update = await tenant.audit_events(seq__gt=before, action="update")
+    assert [(e.resource_type, e.patient_id, e.fields_read) for e in update] == [("patient", pid, "full_name")]
+    (report,) = await verify_all(tenant.id)
+    assert report.ok
+
+
+async def test_a_stale_version_writes_and_appends_nothing(tenant: Tenant) -> None:
+    pid = await make_patient(tenant)
+    row = await Patient.get(id=pid)
+    head = await AuditChainHead.get(institution_id=tenant.id)
+
+    # over a version someone else already replaced (as when two updates race past the version check)
+    written = await writer.append_with(*writes.update_over_version(row, row.version + 1, {"preferred_language": "en"}),
+                                       [_record(tenant, "patient")])
+
+    assert written == []
+    assert (await Patient.get(id=pid)).preferred_language == "zh-CN"
+    assert (await AuditChainHead.get(institution_id=tenant.id)).last_seq == head.last_seq
