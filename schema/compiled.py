@@ -9,8 +9,9 @@ graphql-core itself, so fragments, aliases, variables and @skip/@include mean wh
   opened with ``access.open_patient_field``: the same calls, the same audit notes as the generic path;
 - errors go through graphql-core's own ``handle_field_error`` (same message, code, path, locations, and null
   propagation), and leaves through its own ``complete_leaf_value``;
-- ``contacts`` are checked and loaded after every synchronous field of the subtree, in the order the generic
-  path runs them (its awaitables run after the synchronous fields), batched across the page by the loader.
+- ``contacts`` are coroutines shaped as graphql-core shapes its awaitables (one awaited directly, several
+  gathered as tasks), so that their checks, errors and audit notes come in the generic path's order; their
+  loads are batched across the page by the loader, as in the generic path.
 
 Anything the plan does not know (another field, a directive other than @skip/@include, @defer, an operation
 with several root fields, a mutation) falls back to graphql-core for the whole root field: never a different
@@ -20,7 +21,6 @@ through both (``CARELOOP_COMPILED_READS=0`` switches this path off) and compares
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 from collections.abc import Callable
@@ -43,7 +43,7 @@ from graphql import (
 )
 from graphql.execution.collect_fields import FieldDetailsList
 from graphql.execution.executor import Executor
-from graphql.pyutils import Path, is_iterable
+from graphql.pyutils import Path, gather_with_cancel, is_iterable
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from policies.fields import PATIENT_FIELD_CLASS
@@ -188,45 +188,72 @@ def _plan(executor: Executor[Any], object_type: GraphQLObjectType, details: Fiel
 # -- running a plan ------------------------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class _Pending:
-    """A deferred field (contacts) met during the synchronous pass."""
-
-    field: _Field
-    source: PatientSource
-    path: Path
-    out: dict[str, Any]
-
-
 class _Run:
+    """Completes a plan depth first as graphql-core does, and shapes the asynchronous part (contacts) as graphql-core
+    shapes it: an object or list with one pending value awaits it directly, with several gathers them as tasks. The
+    tasks' order decides the order of the contact checks, so of their errors: deferring every contact to one pass in
+    document order answered differently as soon as one branch had two contact fields and another one."""
+
     def __init__(self, executor: Executor[Any]) -> None:
         self.executor = executor
-        self.pending: list[_Pending] = []
+        self.is_awaitable = executor.is_awaitable
 
-    def object(self, plan: _Object, source: Any, path: Path) -> dict[str, Any]:
+    def object(self, plan: _Object, source: Any, path: Path) -> Any:
+        """graphql-core's execute_fields: a dict, or an awaitable of it when some field is pending."""
         out: dict[str, Any] = {}
+        pending: list[str] = []
         allowed: set[str] = set()  # the patient field classes already checked on this object
-        for f in plan.fields:
-            reader = f.reader
-            if reader is None:
-                out[f.key] = plan.type.name
-            elif reader.deferred:
-                out[f.key] = None  # keeps the key's place; filled after the synchronous pass
-                self.pending.append(_Pending(f, source, Path(path, f.key, f.parent), out))
+        try:
+            for f in plan.fields:
+                reader = f.reader
+                if reader is None:
+                    value: Any = plan.type.name
+                elif reader.deferred:
+                    value = self.contacts(f, source, Path(path, f.key, f.parent))
+                else:
+                    value = self.field(f, reader, source, path, allowed)
+                out[f.key] = value
+                if self.is_awaitable(value):
+                    pending.append(f.key)
+        except Exception:
+            if pending:  # as graphql-core: the contacts already started still run (and note) in the background
+                self.executor.settle_in_background([out[key] for key in pending])
+            raise
+        if not pending:
+            return out
+
+        async def results() -> dict[str, Any]:
+            if len(pending) == 1:
+                out[pending[0]] = await out[pending[0]]
             else:
-                out[f.key] = self.field(f, reader, source, path, allowed)
-        return out
+                out.update(zip(pending, await gather_with_cancel(*(out[key] for key in pending)), strict=True))
+            return out
+
+        return results()
 
     def field(self, f: _Field, reader: _Reader, source: Any, parent: Path, allowed: set[str]) -> Any:
+        """graphql-core's execute_field for a synchronous resolver."""
         try:
             if reader.field_class is not None and reader.field_class not in allowed:
                 access.require_class(source.ctx, source.view, reader.field_class)  # notes, or raises FORBIDDEN
                 allowed.add(reader.field_class)
             assert reader.read is not None
-            return self.complete(f, f.type, reader.read(source), parent, True)
+            completed = self.complete(f, f.type, reader.read(source), parent, True)
         except Exception as raw:
             # graphql-core's own handling: located at the field, null, or propagated when non-null
             self.executor.handle_field_error(raw, f.type, f.details, Path(parent, f.key, f.parent))
+            return None
+        if self.is_awaitable(completed):
+            return self.guarded(completed, f.type, f.details, Path(parent, f.key, f.parent))
+        return completed
+
+    async def guarded(self, completed: Any, return_type: GraphQLOutputType, details: FieldDetailsList,
+                      path: Path) -> Any:
+        """An awaited completion, its error handled at ``path`` (graphql-core's await_completed)."""
+        try:
+            return await completed
+        except Exception as raw:
+            self.executor.handle_field_error(raw, return_type, details, path)
             return None
 
     def complete(self, f: _Field, return_type: GraphQLOutputType, value: Any, path: Path, at_field: bool) -> Any:
@@ -248,39 +275,62 @@ class _Run:
             assert isinstance(return_type, GraphQLList)
             if not is_iterable(value):
                 raise GraphQLError(f"Expected Iterable, but did not find one for field '{f.parent}.{f.name}'.")
-            return [self.item(f, return_type.of_type, item, here.add_key(index, None))
-                    for index, item in enumerate(value)]
+            return self.items(f, return_type.of_type, value, here)
         assert f.sub is not None
         return self.object(f.sub, value, here)
 
-    def item(self, f: _Field, item_type: GraphQLOutputType, item: Any, path: Path) -> Any:
+    def items(self, f: _Field, item_type: GraphQLOutputType, values: Any, path: Path) -> Any:
+        """graphql-core's complete_iterable_value: a list, or an awaitable of it when some item is pending."""
+        out: list[Any] = []
+        pending: list[int] = []
         try:
-            return self.complete(f, item_type, item, path, False)
+            for index, value in enumerate(values):
+                completed = self.item(f, item_type, value, path.add_key(index, None))
+                if self.is_awaitable(completed):
+                    pending.append(index)
+                out.append(completed)
+        except Exception:
+            if pending:
+                self.executor.settle_in_background([out[index] for index in pending])
+            raise
+        if not pending:
+            return out
+
+        async def results() -> list[Any]:
+            if len(pending) == 1:
+                out[pending[0]] = await out[pending[0]]
+            else:
+                for index, value in zip(pending, await gather_with_cancel(*(out[i] for i in pending)), strict=True):
+                    out[index] = value
+            return out
+
+        return results()
+
+    def item(self, f: _Field, item_type: GraphQLOutputType, value: Any, path: Path) -> Any:
+        """graphql-core's complete_list_item_value."""
+        try:
+            completed = self.complete(f, item_type, value, path, False)
         except Exception as raw:
             self.executor.handle_field_error(raw, item_type, f.details, path)
             return None
+        if self.is_awaitable(completed):
+            return self.guarded(completed, item_type, f.details, path)
+        return completed
 
-    async def deferred(self) -> None:
-        """Contacts, as the generic path runs them: every check first, one batched load, then each list."""
-        ctx = self.executor.context_value
-        ready: list[_Pending] = []
-        for pending in self.pending:
-            try:
-                access.require_contacts(ctx, pending.source.view)
-                ready.append(pending)
-            except Exception as raw:
-                self.executor.handle_field_error(raw, pending.field.type, pending.field.details, pending.path)
-        loaded = await asyncio.gather(*(contacts.of_patient(ctx, p.source.view) for p in ready),
-                                      return_exceptions=True)
-        for pending, views in zip(ready, loaded, strict=True):
-            f = pending.field
-            try:
-                if isinstance(views, BaseException):
-                    raise views
-                nodes = [contact_node(ctx, view) for view in views]
-                pending.out[f.key] = self.complete(f, f.type, nodes, pending.path, False)
-            except Exception as raw:
-                self.executor.handle_field_error(raw, f.type, f.details, pending.path)
+    async def contacts(self, f: _Field, source: PatientSource, path: Path) -> Any:
+        """``Patient.contacts`` as its resolver and graphql-core's complete_awaitable_value run it: the coroutine
+        is made in the synchronous pass and started where graphql-core starts the resolver's."""
+        ctx = source.ctx
+        try:
+            access.require_contacts(ctx, source.view)
+            nodes = [contact_node(ctx, view) for view in await contacts.of_patient(ctx, source.view)]
+            completed = self.complete(f, f.type, nodes, path, False)
+            if self.is_awaitable(completed):
+                completed = await completed
+        except Exception as raw:
+            self.executor.handle_field_error(raw, f.type, f.details, path)
+            return None
+        return completed
 
 
 class CompiledExecutor(StrawberryGraphQLCoreExecutionContext):
@@ -306,13 +356,4 @@ class CompiledExecutor(StrawberryGraphQLCoreExecutionContext):
         if plan is None:
             return None
         log.debug("compiled %s", path.key)  # the differential tests check that the plan ran
-        run = _Run(self)
-        value = run.object(plan, result, path)
-        if not run.pending:
-            return value
-
-        async def with_deferred() -> Any:
-            await run.deferred()
-            return value
-
-        return with_deferred()
+        return _Run(self).object(plan, result, path)

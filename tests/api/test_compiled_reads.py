@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from core.principal import ROLES
-from models import AuditEvent, CareTeamMember
+from models import AuditEvent, CareTeamMember, Contact, Patient
 from schema.compiled import SWITCH
 from tests.factories import Response, Tenant, gql, make_patient
 from tests.partners import make_partnership
@@ -58,7 +58,45 @@ LISTS: list[tuple[str, dict[str, Any], bool]] = [
        pageInfo { endCursor } } }""", {"order": {"field": "NAME", "direction": "DESC"}}, True),
     ("""{ patients(filter: {name: "kin"}) { totalCount nodes { fullName sex } } }""", {}, True),
     # unsupported: a field the compiler does not know, several root fields, a bad argument
+    # contacts at different depths: two contact fields under edges (gathered as tasks), one under nodes (awaited
+    # directly): graphql-core checks the nodes' first, so its FORBIDDEN errors come first (a difference found)
+    ("""{ patients { edges { node { contacts { name } c2: contacts { phone } } } nodes { contacts { name } } } }""",
+     {}, True),
+    ("""{ patients { nodes { contacts { name } c2: contacts { phone } } edges { node { contacts { name } } } } }""",
+     {}, True),
+    ("""{ patients(first: 1) { edges { node { contacts { name } } } nodes { a: contacts { name }
+       b: contacts { id } } } }""", {}, True),
+    ("{ patients { nodes { contacts { name } } } }", {}, True),
+    # the same list twice under two keys with different selections, and one list merged from two fragments
+    ("""{ patients { nodes { fullName allergies } n2: nodes { allergies contacts { notes } } } }""", {}, True),
+    ("""{ patients { nodes { ...A } nodes { ...B } } } fragment A on Patient { id contacts { name } }
+       fragment B on Patient { allergies contacts { phone ...C } } fragment C on Contact { notes __typename }""",
+     {}, True),
+    # pages without nodes
+    ("{ patients { totalCount } }", {}, True),
+    ("{ patients { pageInfo { hasNextPage endCursor startCursor hasPreviousPage } } }", {}, True),
+    ("{ patients(first: 1) { edges { cursor } pageInfo { endCursor } } }", {}, True),
+    ("""{ patients(filter: {name: "nobody-at-all"}) { totalCount nodes { id fullName } edges { cursor }
+       pageInfo { hasNextPage endCursor startCursor } } }""", {}, True),
+    # refused before completion: no plan runs, the same error
+    ("{ patients(first: 0) { nodes { id } } }", {}, True),
+    ('{ patients(after: "not-a-cursor") { nodes { id } } }', {}, True),
+    ("query($first: Int!) { patients(first: $first) { nodes { id } } }", {"first": "ten"}, True),
+    ("query($first: Int!) { patients(first: $first) { nodes { id } } }", {}, True),
+    # @include with a default and with the variable given; @skip on the root field
+    ("query($inc: Boolean = true) { patients { nodes { id allergies @include(if: $inc) } } }", {}, True),
+    ("query($inc: Boolean = true) { patients { nodes { id allergies @include(if: $inc) } } }", {"inc": False}, True),
+    ("query($skip: Boolean!) { patients @skip(if: $skip) { nodes { id } } }", {"skip": True}, True),
+    ("{ patients @include(if: true) { nodes { id phone } } }", {}, True),
+    # enums and lists of enums
+    ("""{ patients { nodes { segments tags contactChannels contactPurposes preferredChannel nationalIdType sex
+       status mergedInto mergedAt } } }""", {}, True),
+    # another root field returning a patient: the patient's own file
+    ("{ myFile { id fullName allergies phone contacts { name phone } } }", {}, True),
+    # unsupported: a field the compiler does not know, several root fields, a bad argument
     ("{ patients { nodes { id fullName careTeam { id } } } }", {}, False),
+    ("{ patients { nodes { id recentVisits(count: 2) { id } } } }", {}, False),
+    ("query { __typename patients { nodes { id } } }", {}, False),
     ("{ patients { nodes { id allergies } } me: __typename }", {}, False),
     ("{ patients(first: 1000) { nodes { id } } }", {}, False),
     ("query { ...Root } fragment Root on Query { patients { nodes { id allergies } } }", {}, False),
@@ -69,6 +107,13 @@ SINGLE: list[tuple[str, bool]] = [
     ("query($id: ID!) { patient(id: $id) { diagnoses id fullName allergies phone c: contacts { name } } }", True),
     ("query($id: ID!) { file: patient(id: $id) { ... on Patient { __typename sex nationalId } } }", True),
     ("query($id: ID!) { patient(id: $id) { id department { id } } }", False),
+    # the same argument-less field twice with different selections; merged through fragments
+    ("query($id: ID!) { patient(id: $id) { a: contacts { name } b: contacts { notes phone } } }", True),
+    ("""query($id: ID!) { patient(id: $id) { id ...F ...G } } fragment F on Patient { contacts { name } }
+       fragment G on Patient { contacts { phone notes } allergies ... on Patient { allergies fullName } }""", True),
+    ("query($id: ID!) { patient(id: $id) { id mergedInto mergedAt status version } }", True),
+    ("""query($id: ID!) { patient(id: $id) { __typename id allergies @skip(if: true) x: __typename
+       ... @include(if: false) { phone } } }""", True),
 ]
 
 
@@ -106,32 +151,52 @@ def _audit_row(event: AuditEvent) -> tuple[Any, ...]:
             event.client_address, event.user_agent)
 
 
+async def _post(tenant: Tenant, token: str, query: str, variables: dict[str, Any], operation: str | None
+                ) -> Response:
+    if operation is None:
+        return await gql(tenant.client, query, variables, token)
+    reply = await tenant.client.post("/graphql", json={"query": query, "variables": variables,
+                                                       "operationName": operation},
+                                     headers={"authorization": f"Bearer {token}"})
+    return Response(reply.status_code, reply.json())
+
+
+def _without_request_ids(body: Any) -> Any:
+    """An unexpected error names its request, different in each run."""
+    if isinstance(body, dict):
+        return {k: "<request>" if k == "requestId" else _without_request_ids(v) for k, v in body.items()}
+    if isinstance(body, list):
+        return [_without_request_ids(v) for v in body]
+    return body
+
+
 async def _run(tenant: Tenant, token: str, query: str, variables: dict[str, Any], *, compiled: bool,
-               monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+               monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, operation: str | None = None
                ) -> tuple[Response, list[tuple[Any, ...]], bool]:
     monkeypatch.setenv(SWITCH, "1" if compiled else "0")
     last = await AuditEvent.filter(institution_id=tenant.id).order_by("-seq").first()
     mark = 0 if last is None else last.seq
     caplog.clear()
     with caplog.at_level(logging.DEBUG, logger="careloop.compiled"):
-        reply = await gql(tenant.client, query, variables, token)
+        reply = await _post(tenant, token, query, variables, operation)
     ran = any(r.name == "careloop.compiled" for r in caplog.records)
     events = await AuditEvent.filter(institution_id=tenant.id, seq__gt=mark).order_by("seq")
     return reply, [_audit_row(e) for e in events], ran
 
 
 async def assert_same(tenant: Tenant, token: str, query: str, variables: dict[str, Any], supported: bool,
-                      monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> Response:
+                      monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+                      operation: str | None = None) -> Response:
     generic, generic_audit, generic_ran = await _run(tenant, token, query, variables, compiled=False,
-                                                     monkeypatch=monkeypatch, caplog=caplog)
+                                                     monkeypatch=monkeypatch, caplog=caplog, operation=operation)
     compiled, compiled_audit, compiled_ran = await _run(tenant, token, query, variables, compiled=True,
-                                                        monkeypatch=monkeypatch, caplog=caplog)
+                                                        monkeypatch=monkeypatch, caplog=caplog, operation=operation)
     assert not generic_ran
     # The plan runs when the query is supported and its root resolver returned a value to complete.
     reached = bool(generic.data) and all(value is not None for value in generic.data.values())
     assert compiled_ran is (supported and reached), query
     assert compiled.status == generic.status
-    assert compiled.body == generic.body, query
+    assert _without_request_ids(compiled.body) == _without_request_ids(generic.body), query
     assert list(compiled.body) == list(generic.body)
     assert compiled_audit == generic_audit, query
     return compiled
@@ -198,3 +263,114 @@ async def test_a_partner_reads_as_the_generic_path(tenant: Tenant, monkeypatch: 
                           caplog)
     for query, variables, compiled in LISTS:
         await assert_same(tenant, partnership.token, query, variables, compiled, monkeypatch, caplog)
+
+
+SEVERAL = """query Page { patients(first: 2) { nodes { id allergies contacts { name } } } }
+query One($id: ID!) { patient(id: $id) { fullName allergies c: contacts { phone } } }
+mutation Rename($id: ID!) { patientUpdate(id: $id, input: {occupation: "Teacher"}) { id occupation allergies
+  contacts { name } } }"""
+
+
+async def test_the_operation_named_is_the_one_that_runs(world: World, monkeypatch: pytest.MonkeyPatch,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    variables = {"id": str(world.in_a)}
+    for role in ("nurse", "front_desk", "compliance_officer"):
+        token = world.tenant.tokens[role]
+        one = await assert_same(world.tenant, token, SEVERAL, variables, True, monkeypatch, caplog, operation="One")
+        page = await assert_same(world.tenant, token, SEVERAL, variables, True, monkeypatch, caplog,
+                                 operation="Page")
+        # a mutation's answer is never compiled, even when it is a patient
+        await assert_same(world.tenant, token, SEVERAL, variables, False, monkeypatch, caplog, operation="Rename")
+        unnamed = await assert_same(world.tenant, token, SEVERAL, variables, False, monkeypatch, caplog)
+        if role == "nurse":
+            assert one.data == {"patient": {"fullName": "Kinsley Moore", "allergies": "Penicillin",
+                                            "c": [{"phone": "+8613600004444"}, {"phone": "+8613600005555"}]}}
+            assert len(page.data["patients"]["nodes"]) == 2
+            assert unnamed.data is None and unnamed.errors
+
+
+async def test_a_cursor_of_another_order_answers_as_the_generic_path(world: World, monkeypatch: pytest.MonkeyPatch,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    token = world.tenant.tokens["nurse"]
+    by_name = await world.tenant.call("nurse", """{ patients(first: 1, orderBy: {field: NAME, direction: DESC}) {
+        pageInfo { endCursor } } }""")
+    cursor = by_name.data["patients"]["pageInfo"]["endCursor"]
+    query = """query($after: String, $order: PatientOrder) { patients(first: 2, after: $after, orderBy: $order) {
+        nodes { id fullName allergies } pageInfo { hasNextPage endCursor } } }"""
+    for variables in ({"after": cursor}, {"after": cursor, "order": {"field": "CREATED_AT"}},
+                      {"after": cursor, "order": {"field": "NAME", "direction": "DESC"}},
+                      {"after": cursor[:-2], "order": {"field": "NAME", "direction": "DESC"}}):
+        await assert_same(world.tenant, token, query, variables, True, monkeypatch, caplog)
+
+
+async def test_patients_with_a_code_read_as_the_generic_path(world: World, monkeypatch: pytest.MonkeyPatch,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    tenant = world.tenant
+    visit = await tenant.call("nurse", """mutation($input: VisitCreateInput!) { visitCreate(input: $input) { id } }""",
+                              input={"patientId": str(world.in_a), "kind": "OUTPATIENT",
+                                     "departmentId": str(tenant.departments["A"].id)})
+    assert not visit.errors, visit.errors
+    coded = await tenant.call("nurse", """mutation($id: ID!) { visitCodeAdd(visitId: $id, input: {kind: CONDITION,
+        code: "K08.1"}) { id } }""", id=visit.data["visitCreate"]["id"])
+    assert not coded.errors, coded.errors
+    query = """{ patientsWithCode(codeSystem: ICD10, code: "K08.1") { totalCount edges { cursor node { id fullName
+        allergies contacts { name phone } } } nodes { phone c: contacts { notes } } } }"""
+    for role in ROLES:
+        reply = await assert_same(tenant, tenant.tokens[role], query, {}, True, monkeypatch, caplog)
+        if role == "nurse":
+            assert [n["phone"] for n in reply.data["patientsWithCode"]["nodes"]] == ["+8613800001111"]
+
+
+async def test_values_that_fail_to_complete_answer_as_the_generic_path(world: World, monkeypatch: pytest.MonkeyPatch,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    """Stored values no enum knows: an error on a nullable field nulls it; on a non-null field (a contact's
+    relationship) it nulls the nearest nullable parent (the contact list), reported once where it failed."""
+    await Contact.filter(patient_id=world.in_a, name="Bo Moore").update(relationship="stepcousin")
+    await Patient.filter(id=world.in_a_plain).update(sex="neither")
+    await Patient.filter(id=world.in_a).update(segments=["vip", "unheard-of"])
+    queries = [("{ patients { nodes { id sex segments contacts { name relationship } } } }", {}),
+               ("query($id: ID!) { patient(id: $id) { sex segments c: contacts { relationship } } }",
+                {"id": str(world.in_a)}),
+               ("query($id: ID!) { patient(id: $id) { sex contacts { id relationship } } }",
+                {"id": str(world.in_a_plain)})]
+    for role in ("nurse", "front_desk", "doctor", "compliance_officer"):
+        for query, variables in queries:
+            reply = await assert_same(world.tenant, world.tenant.tokens[role], query, variables, True, monkeypatch,
+                                      caplog)
+            if role == "nurse" and "c: contacts" in query:
+                assert reply.data["patient"]["c"] is None and reply.data["patient"]["segments"] is None
+                assert [e["path"] for e in reply.errors] == [["patient", "segments"],
+                                                             ["patient", "c", 1, "relationship"]]
+
+
+async def test_a_merged_file_reads_as_the_generic_path(world: World, monkeypatch: pytest.MonkeyPatch,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    """mergedInto and mergedAt are computed by the plan itself (identity class), not by their resolvers."""
+    tenant = world.tenant
+    duplicate = await make_patient(tenant, fullName="Liam Kin", phone="13800009999")
+    merged = await tenant.call("front_desk", """mutation($s: ID!, $d: ID!) { patientMerge(survivorId: $s,
+        duplicateId: $d) { merged { id } } }""", s=str(world.in_a_plain), d=str(duplicate))
+    assert not merged.errors, merged.errors
+    single = "query($id: ID!) { patient(id: $id) { id status mergedInto mergedAt fullName contacts { name } } }"
+    listed = """query($id: ID!) { patients(filter: {mergedIntoId: $id}) { nodes { id status mergedInto mergedAt
+        phone } } }"""
+    for role in ROLES:
+        token = tenant.tokens[role]
+        one = await assert_same(tenant, token, single, {"id": str(duplicate)}, True, monkeypatch, caplog)
+        await assert_same(tenant, token, listed, {"id": str(world.in_a_plain)}, True, monkeypatch, caplog)
+        if role == "front_desk":
+            assert one.data["patient"]["mergedInto"] == str(world.in_a_plain) and one.data["patient"]["mergedAt"]
+
+
+async def test_malformed_variables_fail_as_in_the_generic_path(world: World, monkeypatch: pytest.MonkeyPatch,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    single = SINGLE[1][0]
+    token = world.tenant.tokens["nurse"]
+    for variables in ({"id": 12}, {"id": None}, {"id": [str(world.in_a)]}, {}, {"id": f" {world.in_a} "},
+                      {"id": str(world.in_a).upper()}):
+        await assert_same(world.tenant, token, single, variables, True, monkeypatch, caplog)
+    listed = """query($first: Int, $filter: PatientFilter) { patients(first: $first, filter: $filter) {
+        nodes { id allergies } } }"""
+    for variables in ({"first": None}, {"first": 2.5}, {"filter": {"nope": 1}}, {"filter": {"phone": "nonsense"}},
+                      {"filter": {"status": "MERGED"}}, {"filter": None}):
+        await assert_same(world.tenant, token, listed, variables, True, monkeypatch, caplog)
