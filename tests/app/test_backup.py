@@ -29,7 +29,8 @@ ROOT = Path(__file__).resolve().parents[2]
 FAST_HASHING = {"CARELOOP_ARGON2_TIME_COST": "1", "CARELOOP_ARGON2_MEMORY_KIB": "1024",
                 "CARELOOP_ARGON2_PARALLELISM": "1"}
 READ = "query($id: ID!) { patient(id: $id) { fullName nationalId phone allergies diagnoses } }"
-# Through the real app on the restored database: the GraphQL answer and the attachment's bytes.
+# Through the real app on the restored database, for each token of TOKENS (one process: it costs seconds):
+# the GraphQL answer and the attachment's bytes.
 READ_BACK = """
 import asyncio, hashlib, json, os, sys
 import httpx
@@ -42,13 +43,16 @@ async def main() -> None:
     await db.open_database(settings.database_url)
     try:
         app = create_app(settings, manage_database=False)
-        auth = {"authorization": "Bearer " + os.environ["TOKEN"]}
+        answers = []
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://restored.test") as http:
-            reply = await http.post("/graphql", json={"query": sys.argv[1], "variables": {"id": sys.argv[2]}},
-                                    headers=auth)
-            got = await http.get("/attachments/" + sys.argv[3], headers=auth)
-        print(json.dumps({"graphql": reply.json(), "attachment": got.status_code,
-                          "sha256": hashlib.sha256(got.content).hexdigest()}))
+            for token in os.environ["TOKENS"].split():
+                auth = {"authorization": "Bearer " + token}
+                reply = await http.post("/graphql", json={"query": sys.argv[1], "variables": {"id": sys.argv[2]}},
+                                        headers=auth)
+                got = await http.get("/attachments/" + sys.argv[3], headers=auth)
+                answers.append({"graphql": reply.json(), "attachment": got.status_code,
+                                "sha256": hashlib.sha256(got.content).hexdigest()})
+        print(json.dumps(answers))
     finally:
         await db.close_database()
 
@@ -123,18 +127,16 @@ async def test_backup_restores_into_a_fresh_database_that_verifies_and_reads_bac
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert f"{tenant.id}: " in verified.stdout and "chain intact" in verified.stdout
 
-    # A nurse's token issued before the backup opens the restored service; sealed fields decrypt.
+    # Tokens issued before the backup open the restored service: a nurse's reads the sealed fields decrypted,
+    # a support agent's the attachment's bytes.
     read = careloop(settings, fresh_database, restored_files, READ, patient_id, attachment_id, script=READ_BACK,
-                    TOKEN=tenant.tokens["nurse"])
+                    TOKENS=f"{tenant.tokens['nurse']} {tenant.tokens['support_agent']}")
     assert read.returncode == 0, read.stderr
-    answer = json.loads(read.stdout)
+    answer, got = json.loads(read.stdout)
     assert answer["graphql"].get("errors") is None, answer
     patient = answer["graphql"]["data"]["patient"]
     assert patient["fullName"] == values["fullName"] and patient["allergies"] == values["allergies"]
     assert patient["diagnoses"] == values["diagnoses"] and patient["nationalId"] == values["nationalId"]
-    read_file = careloop(settings, fresh_database, restored_files, READ, patient_id, attachment_id,
-                         script=READ_BACK, TOKEN=tenant.tokens["support_agent"])
-    got = json.loads(read_file.stdout)
     assert (got["attachment"], got["sha256"]) == (200, hashlib.sha256(PNG).hexdigest())
 
     # The backup and the restore are on the restored system chain; a second restore over it is refused.

@@ -4,6 +4,8 @@
 - A portal page served from another local port (another origin) signs in with fetch and pages patients with
   ``after`` cursors: CORS lets it, and it can read the exposed X-Request-ID. The same page from an origin that
   is not allowed gets nothing.
+- A portal page on an allowed origin uploads a picture with ``fetch`` and FormData to ``POST /attachments`` and
+  shows it through the signed ``downloadUrl`` in an ``<img src>``, which sends no Authorization header.
 - GraphiQL renders from careloop's own files, with every request that would leave this machine aborted (no
   CDN), no Content-Security-Policy violation, its first screen saying how to sign in, and a login run in it
   prefilling the Authorization header that the next query then uses.
@@ -21,7 +23,9 @@ import hashlib
 import json
 import os
 import shutil
+import struct
 import subprocess
+import zlib
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -37,6 +41,7 @@ from starlette.routing import Route
 from app.main import create_app
 from core.settings import Settings
 from resolvers.context import Services
+from tests.api.test_attachment_upload import new_ticket
 from tests.app.conftest import serve
 from tests.factories import PASSWORD, Tenant, make_patient
 
@@ -167,6 +172,73 @@ main();
 """
 
 
+# A portal's attachment form: the picture a person picked (here the portal's own /picture.png) goes up with
+# fetch and FormData; the signed link the API gives for it is what an <img src> loads, with no header.
+UPLOAD_JS = """
+const params = new URLSearchParams(location.search);
+const api = params.get("api");
+const LOGIN = "mutation($email: String!, $password: String!) { login(email: $email, password: $password) { token } }";
+const LINKS = "query($id: ID!) { ticket(id: $id) { attachments { id downloadUrl } } }";
+
+async function gql(query, variables, token) {
+  const headers = { "Content-Type": "application/json", Authorization: `Bearer ${token}` };
+  const response = await fetch(api, { method: "POST", headers, body: JSON.stringify({ query, variables }) });
+  return (await response.json()).data;
+}
+
+function shown(image) {
+  return new Promise((resolve) => {
+    image.onload = () => resolve("load");
+    image.onerror = () => resolve("error");
+  });
+}
+
+async function main() {
+  const out = {};
+  try {
+    const signIn = { email: params.get("email"), password: params.get("password") };
+    const login = await fetch(api, { method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ query: LOGIN, variables: signIn }) });
+    const token = (await login.json()).data.login.token;
+    const picture = await (await fetch("/picture.png")).blob();
+    const form = new FormData();
+    form.append("ticketId", params.get("ticket"));
+    form.append("file", new File([picture], "张伟 X-ray.png", { type: "image/png" }));
+    const upload = await fetch(new URL("/attachments", api), { method: "POST", body: form,
+      headers: { Authorization: `Bearer ${token}` } });
+    out.upload = { status: upload.status, requestId: upload.headers.get("X-Request-ID"), body: await upload.json() };
+    const links = await gql(LINKS, { id: params.get("ticket") }, token);
+    out.attachments = links.ticket.attachments;
+    const image = document.getElementById("picture");
+    const loaded = shown(image);
+    image.src = new URL(out.attachments[0].downloadUrl, api).href;
+    out.image = { event: await loaded, src: image.src, naturalWidth: image.naturalWidth,
+                  naturalHeight: image.naturalHeight };
+  } catch (error) {
+    out.error = `${error.name}: ${error.message}`;
+  }
+  document.getElementById("result").textContent = JSON.stringify(out);
+  document.body.dataset.done = "true";
+}
+main();
+"""
+UPLOAD_HTML = PORTAL_HTML.replace('<ul id="patients"></ul>', '<img id="picture" alt="">').replace(
+    "/portal.js", "/upload.js")
+
+
+def png(width: int, height: int) -> bytes:
+    """A real PNG (8-bit grey, all pixels mid-grey) a browser decodes: its size says it was."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\x00" + b"\x80" * width for _ in range(height))  # filter byte "none", then the pixels
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+PICTURE = png(7, 3)
+
+
 async def portal_page(request: Request) -> Response:
     return HTMLResponse(PORTAL_HTML)
 
@@ -175,10 +247,24 @@ async def portal_script(request: Request) -> Response:
     return Response(PORTAL_JS, media_type="text/javascript")
 
 
+async def upload_page(request: Request) -> Response:
+    return HTMLResponse(UPLOAD_HTML)
+
+
+async def upload_script(request: Request) -> Response:
+    return Response(UPLOAD_JS, media_type="text/javascript")
+
+
+async def picture(request: Request) -> Response:
+    return Response(PICTURE, media_type="image/png")
+
+
 @asynccontextmanager
 async def portal() -> AsyncIterator[str]:
     """The portal's static files, served by uvicorn on a port of their own: their origin."""
-    app = Starlette(routes=[Route("/", portal_page), Route("/portal.js", portal_script)])
+    app = Starlette(routes=[Route("/", portal_page), Route("/portal.js", portal_script),
+                            Route("/upload", upload_page), Route("/upload.js", upload_script),
+                            Route("/picture.png", picture)])
     async with serve(app) as ws_url:
         yield origin_of(ws_url.replace("ws://", "http://", 1))
 
@@ -217,6 +303,39 @@ async def test_a_portal_on_an_allowed_origin_signs_in_and_pages_patients(
     assert blocked["result"]["error"] == "TypeError: Failed to fetch", blocked["result"]
     assert blocked["result"]["names"] == []
     assert any("CORS" in message for message in blocked["consoleErrors"]), blocked["consoleErrors"]
+
+
+async def test_a_portal_uploads_a_picture_by_form_and_shows_it_through_its_signed_link(
+        database: str, settings: Settings, services: Services, tenant: Tenant, browser_script: Path,
+        chromium: str) -> None:
+    ticket_id = await new_ticket(tenant)  # the support agent's
+    async with AsyncExitStack() as stack:
+        allowed = await stack.enter_async_context(portal())
+        api = await stack.enter_async_context(careloop(dataclasses.replace(settings, cors_origins=(allowed,)),
+                                                       services))
+        query = urlencode({"api": api, "email": tenant.emails["support_agent"], "password": PASSWORD,
+                           "ticket": ticket_id})
+        report = await browse(browser_script, chromium, {"kind": "page", "url": f"{allowed}/upload?{query}"})
+
+    result = report["result"]
+    assert "error" not in result, report
+    upload = result["upload"]
+    assert upload["status"] == 201, upload
+    assert upload["body"]["ticketId"] == ticket_id and upload["body"]["contentType"] == "image/png"
+    assert upload["body"]["sha256"] == hashlib.sha256(PICTURE).hexdigest()  # the bytes the portal sent
+    assert upload["requestId"] and len(upload["requestId"]) == 32
+    [attachment] = result["attachments"]
+    assert attachment["id"] == upload["body"]["id"]
+    image = result["image"]
+    assert urlsplit(image["src"]).path == f"/attachments/{attachment['id']}/download", image
+    assert origin_of(image["src"]) == origin_of(api) != allowed
+    assert (image["event"], image["naturalWidth"], image["naturalHeight"]) == ("load", 7, 3), report
+    # The <img> carried no Authorization header: the signed link alone let it through, as the trail records.
+    [read] = await tenant.audit_events(resource_type="attachment", action="read")
+    assert (read.actor_id, read.outcome, str(read.resource_id)) == (
+        tenant.staff_ids["support_agent"], "allowed", attachment["id"])
+    assert report["failed"] == [] and report["pageErrors"] == [] and report["consoleErrors"] == [], report
+    only_local(report)
 
 
 # -- GraphiQL without the internet ------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import os
+import shutil
 import sqlite3
 import stat
 import subprocess
@@ -20,7 +21,7 @@ FAST_HASHING = {"CARELOOP_ARGON2_TIME_COST": "1", "CARELOOP_ARGON2_MEMORY_KIB": 
                 "CARELOOP_ARGON2_PARALLELISM": "1"}
 
 
-def careloop(tmp: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+def careloop(tmp: Path, *args: str, timeout: int = 120, **env: str) -> subprocess.CompletedProcess[str]:
     environment = {
         "PATH": os.environ.get("PATH", ""),
         "CARELOOP_DATABASE_URL": f"sqlite://{tmp / 'careloop.sqlite3'}",
@@ -29,15 +30,62 @@ def careloop(tmp: Path, *args: str, **env: str) -> subprocess.CompletedProcess[s
         **env,
     }
     return subprocess.run([sys.executable, "-m", "app.cli", *args], cwd=ROOT, env=environment,
-                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, check=False)
+                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, check=False)
 
 
-def test_init_creates_key_institution_and_admin(tmp_path: Path) -> None:
-    result = careloop(tmp_path, "init", "--name", "Riverside Clinic", "--admin-email", "boss@riverside.test",
-                      CARELOOP_ADMIN_PASSWORD="a long admin password")
+# Migrating a new database costs seconds of CPU (a copy of the file nothing): the module migrates one with
+# `careloop migrate`, runs `careloop init` and `careloop demo` once each on copies of it, and every test that
+# changes a database works on a copy of theirs in its own folder (the database and the key file).
+Ran = tuple[Path, subprocess.CompletedProcess[str]]
+SETUP_TIMEOUT = 600  # seconds: the shared set-ups are the slowest commands, and they run once
+
+
+def copy_of(template: Path, folder: Path) -> Path:
+    """The template's database (with any -wal/-shm) and key file in ``folder``, modes kept (0600)."""
+    for file in (*template.glob("careloop.sqlite3*"), *template.glob("master.key")):
+        shutil.copy2(file, folder / file.name)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def migrated(tmp_path_factory: pytest.TempPathFactory) -> Ran:
+    """A new database file migrated by `careloop migrate` (no key file: migrate needs none)."""
+    folder = tmp_path_factory.mktemp("migrated")
+    return folder, careloop(folder, "migrate", timeout=SETUP_TIMEOUT)
+
+
+@pytest.fixture(scope="module")
+def initialised(migrated: Ran, tmp_path_factory: pytest.TempPathFactory) -> Ran:
+    """`careloop init` on a copy of the migrated database: the key file, Riverside Clinic and its admin."""
+    assert migrated[1].returncode == 0, migrated[1].stderr
+    folder = copy_of(migrated[0], tmp_path_factory.mktemp("initialised"))
+    return folder, careloop(folder, "init", "--name", "Riverside Clinic", "--admin-email", "boss@riverside.test",
+                            CARELOOP_ADMIN_PASSWORD="a long admin password", timeout=SETUP_TIMEOUT)
+
+
+@pytest.fixture(scope="module")
+def demo(migrated: Ran, tmp_path_factory: pytest.TempPathFactory) -> Ran:
+    """`careloop demo --patients 12` on a copy of the migrated database, its output as it was printed."""
+    assert migrated[1].returncode == 0, migrated[1].stderr
+    folder = copy_of(migrated[0], tmp_path_factory.mktemp("demo"))
+    return folder, careloop(folder, "demo", "--patients", "12", timeout=SETUP_TIMEOUT)
+
+
+def initialised_copy(initialised: Ran, folder: Path) -> Path:
+    assert initialised[1].returncode == 0, initialised[1].stderr
+    return copy_of(initialised[0], folder)
+
+
+def demo_copy(demo: Ran, folder: Path) -> Path:
+    assert demo[1].returncode == 0, demo[1].stderr
+    return copy_of(demo[0], folder)
+
+
+def test_init_creates_key_institution_and_admin(initialised: Ran) -> None:
+    folder, result = initialised
     assert result.returncode == 0, result.stderr
-    assert stat.S_IMODE((tmp_path / "master.key").stat().st_mode) == 0o600
-    with sqlite3.connect(tmp_path / "careloop.sqlite3") as db:
+    assert stat.S_IMODE((folder / "master.key").stat().st_mode) == 0o600
+    with sqlite3.connect(folder / "careloop.sqlite3") as db:
         assert db.execute("select name from institution").fetchall() == [("Riverside Clinic",)]
         assert db.execute("select email from staff").fetchall() == [("boss@riverside.test",)]
         (password_hash,) = db.execute("select password_hash from staff").fetchone()
@@ -52,9 +100,10 @@ def test_init_without_a_password_refuses(tmp_path: Path) -> None:
     assert not (tmp_path / "careloop.sqlite3").exists()
 
 
-def test_demo_seeds_once_and_verifies(tmp_path: Path) -> None:
-    first = careloop(tmp_path, "demo", "--patients", "12")
+def test_demo_seeds_once_and_verifies(demo: Ran, tmp_path: Path) -> None:
+    first = demo[1]
     assert first.returncode == 0, first.stderr
+    copy_of(demo[0], tmp_path)
     assert "front_desk@demo.careloop.test" in first.stdout
     assert "shown only now" in first.stdout  # a generated password, printed once
     second = careloop(tmp_path, "demo", "--patients", "12")
@@ -81,10 +130,11 @@ def test_demo_is_refused_in_production(tmp_path: Path) -> None:
     assert "refused in production" in result.stderr
 
 
-def test_migrate_is_idempotent(tmp_path: Path) -> None:
-    assert careloop(tmp_path, "migrate").returncode == 0
-    assert stat.S_IMODE((tmp_path / "careloop.sqlite3").stat().st_mode) == 0o600  # private, like the key file
-    again = careloop(tmp_path, "migrate")
+def test_migrate_is_idempotent(migrated: Ran, tmp_path: Path) -> None:
+    folder, first = migrated
+    assert first.returncode == 0, first.stderr
+    assert stat.S_IMODE((folder / "careloop.sqlite3").stat().st_mode) == 0o600  # private, like the key file
+    again = careloop(copy_of(folder, tmp_path), "migrate")
     assert again.returncode == 0 and "up to date" in again.stdout
 
 
@@ -110,8 +160,8 @@ def test_production_refuses_unsafe_configuration(tmp_path: Path, env: dict[str, 
     assert message in result.stderr
 
 
-def test_production_refuses_to_start_with_demo_accounts(tmp_path: Path) -> None:
-    assert careloop(tmp_path, "demo", "--patients", "1").returncode == 0
+def test_production_refuses_to_start_with_demo_accounts(demo: Ran, tmp_path: Path) -> None:
+    demo_copy(demo, tmp_path)
     key = (tmp_path / "master.key").read_text().strip()
     result = careloop(tmp_path, "serve", CARELOOP_ENV="production", CARELOOP_MASTER_KEY=key, CARELOOP_PORT="0",
                       **STRONG_HASHING)
@@ -119,9 +169,9 @@ def test_production_refuses_to_start_with_demo_accounts(tmp_path: Path) -> None:
     assert "Demo accounts exist" in result.stderr
 
 
-def test_an_auditor_checks_an_export_offline(tmp_path: Path) -> None:
+def test_an_auditor_checks_an_export_offline(demo: Ran, tmp_path: Path) -> None:
     """Export, checkpoints and public key out of the database; verify with the three files only."""
-    assert careloop(tmp_path, "demo", "--patients", "3").returncode == 0
+    demo_copy(demo, tmp_path)
     with sqlite3.connect(tmp_path / "careloop.sqlite3") as db:
         (institution,) = db.execute("select id from institution").fetchone()
     signed = careloop(tmp_path, "audit", "checkpoint")
@@ -196,10 +246,9 @@ asyncio.run(main())
 """
 
 
-def test_retention_and_archiving(tmp_path: Path) -> None:
+def test_retention_and_archiving(initialised: Ran, tmp_path: Path) -> None:
     """Set the retention period, archive what is past it, verify the rest and the file offline."""
-    assert careloop(tmp_path, "init", "--name", "Riverside Clinic", "--admin-email", "boss@riverside.test",
-                    CARELOOP_ADMIN_PASSWORD="a long admin password").returncode == 0
+    initialised_copy(initialised, tmp_path)
     seeded = subprocess.run([sys.executable, "-c", OLD_EVENTS, f"sqlite://{tmp_path / 'careloop.sqlite3'}"],
                             cwd=ROOT, capture_output=True, text=True, timeout=120, check=True)
     institution = seeded.stdout.strip()
@@ -233,8 +282,8 @@ def test_retention_and_archiving(tmp_path: Path) -> None:
     assert actions == [("retention",), ("archive_trail",)]
 
 
-def test_keys_rotate_adds_a_version_on_the_record(tmp_path: Path) -> None:
-    assert careloop(tmp_path, "demo", "--patients", "2").returncode == 0
+def test_keys_rotate_adds_a_version_on_the_record(demo: Ran, tmp_path: Path) -> None:
+    demo_copy(demo, tmp_path)
     with sqlite3.connect(tmp_path / "careloop.sqlite3") as db:
         (institution,) = db.execute("select id from institution").fetchone()
 
@@ -258,9 +307,8 @@ def test_init_in_production_without_a_key_says_how_to_make_one(tmp_path: Path) -
     assert not (tmp_path / "master.key").exists()
 
 
-def test_an_unknown_institution_is_an_error_not_an_empty_answer(tmp_path: Path) -> None:
-    assert careloop(tmp_path, "init", "--name", "Riverside Clinic", "--admin-email", "boss@riverside.test",
-                    CARELOOP_ADMIN_PASSWORD="a long admin password").returncode == 0
+def test_an_unknown_institution_is_an_error_not_an_empty_answer(initialised: Ran, tmp_path: Path) -> None:
+    initialised_copy(initialised, tmp_path)
     unknown = "00000000-0000-7000-8000-000000000001"
     for command in (["audit", "export", "--output", "trail.ndjson"],
                     ["audit", "checkpoints", "--output", "checkpoints.ndjson"],

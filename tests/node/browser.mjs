@@ -4,12 +4,14 @@
 //
 // Jobs:
 //   {"kind": "page", "url": "..."}                   load a page (a portal), wait for body[data-done],
-//                                                     report the text of #result
+//                                                     report the text of #result (a portal's sign-in and
+//                                                     paging, or its form upload and <img> of the file)
 //   {"kind": "graphiql", "url": ".../graphql", "email": "...", "password": "..."}
 //                                                     load GraphiQL, run a login in it, then `me` with the
 //                                                     header it prefilled
 // Every request that would leave 127.0.0.1/localhost is aborted (no CDN can answer) and listed.
-// Prints one JSON object on stdout: {result, requests, offsite, consoleErrors, pageErrors, cspViolations,
+// Prints one JSON object on stdout: {result, requests, failed (requests the browser gave up on, with its
+// reason: a CORS refusal, an image it would not load), offsite, consoleErrors, pageErrors, cspViolations,
 // introspected (whether a page's introspection query got the schema)}, and
 // {error, text} (the page's text) when the job could not be done; a job naming "screenshot" (a .png path)
 // then leaves a picture of the page there.
@@ -20,7 +22,8 @@ const job = JSON.parse(jobText);
 const LOCAL = new Set(["127.0.0.1", "localhost", "[::1]"]);
 
 const browser = await chromium.launch({ executablePath, headless: true, args: ["--no-sandbox"] });
-const report = { result: null, requests: [], offsite: [], consoleErrors: [], pageErrors: [], cspViolations: [] };
+const report = { result: null, requests: [], failed: [], offsite: [], consoleErrors: [], pageErrors: [],
+  cspViolations: [] };
 try {
   const context = await browser.newContext();
   await context.route("**/*", (route) => {
@@ -37,6 +40,9 @@ try {
   });
   const page = await context.newPage();
   page.on("request", (request) => report.requests.push(request.url()));
+  page.on("requestfailed", (request) =>
+    report.failed.push({ url: request.url(), method: request.method(), failure: request.failure()?.errorText }),
+  );
   page.on("console", (message) => {
     if (message.type() === "error") report.consoleErrors.push(message.text());
   });
