@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 
-from core.errors import BadUserInput
+from core.validation import Problems
 from resolvers import questionnaire as questionnaires
 from schema.common import DEFAULT_PAGE_SIZE, Info, PageInfo, provided, uuid_of
 from schema.staff import StaffSummary
@@ -465,8 +465,9 @@ def _texts(text: LocalizedTextInput) -> dict[str, str]:
     return {"zh-CN": text.zh_cn, **({"en": text.en} if text.en else {})}
 
 
-def _item(item: QuestionnaireItemInput | QuestionnaireQuestionInput, path: str) -> dict[str, Any]:
-    """An item input as the stored JSON (checked by core.questionnaire)."""
+def _item(item: QuestionnaireItemInput | QuestionnaireQuestionInput, path: str, problems: Problems) -> dict[str, Any]:
+    """An item input as the stored JSON (checked by core.questionnaire); what the JSON cannot say (a scale point
+    labelled twice, a condition without exactly one answer) is added to ``problems``, for the item and its own."""
     out: dict[str, Any] = {"link_id": item.link_id, "kind": item.kind.value, "text": _texts(item.text)}
     if item.required is not None:
         out["required"] = item.required
@@ -475,24 +476,24 @@ def _item(item: QuestionnaireItemInput | QuestionnaireQuestionInput, path: str) 
     if item.anchors:
         points = [anchor.value for anchor in item.anchors]
         if len(set(points)) != len(points):
-            raise BadUserInput(f"{path}.anchors: label each scale point once.", field=f"{path}.anchors")
+            problems.add(f"{path}.anchors", "duplicate", "label each scale point once.")
         out["anchors"] = {str(anchor.value): _texts(anchor.text) for anchor in item.anchors}
     if item.options is not None:
         out["options"] = [{"code": option.code, "text": _texts(option.text)} for option in item.options]
     if item.enable_when is not None:
-        out["enable_when"] = _condition_input(item.enable_when, f"{path}.enableWhen")
+        out["enable_when"] = _condition_input(item.enable_when, f"{path}.enableWhen", problems)
     children = getattr(item, "items", None)
     if children is not None:
-        out["items"] = [_item(child, f"{path}.items[{i}]") for i, child in enumerate(children)]
+        out["items"] = [_item(child, f"{path}.items[{i}]", problems) for i, child in enumerate(children)]
     return out
 
 
-def _condition_input(condition: QuestionnaireConditionInput, path: str) -> dict[str, Any]:
+def _condition_input(condition: QuestionnaireConditionInput, path: str, problems: Problems) -> dict[str, Any]:
     answers = [a for a in (condition.answer_number, condition.answer_boolean, condition.answer_code) if a is not None]
     if len(answers) != 1:
-        raise BadUserInput(f"{path}.answer: give exactly one of answerNumber, answerBoolean, answerCode.",
-                           field=f"{path}.answer")
-    return {"link_id": condition.link_id, "operator": condition.operator.value, "answer": answers[0]}
+        problems.add(f"{path}.answer", "one_value", "give exactly one of answerNumber, answerBoolean, answerCode.")
+    return {"link_id": condition.link_id, "operator": condition.operator.value,
+            "answer": answers[0] if answers else None}
 
 
 def _scoring(scoring: QuestionnaireScoringInput) -> dict[str, Any]:
@@ -505,17 +506,22 @@ def _scoring(scoring: QuestionnaireScoringInput) -> dict[str, Any]:
 
 
 def _input(data: QuestionnaireCreateInput | QuestionnaireUpdateInput) -> dict[str, Any]:
+    """The input as the resolver takes it. The shape problems only this layer sees are refused together, every
+    one of every item (InvalidInput), before anything else is looked at: the definition's own checks
+    (core.questionnaire, in the resolver) follow once the shape is right, so the two never mix in one answer."""
     raw = {f: getattr(data, f) for f in ("title", "items", "scoring", "purpose")}
     values = provided(data)
+    problems = Problems()
     for name, value in raw.items():
         if value is strawberry.UNSET or value is None:
             continue
         if name in ("title", "purpose"):
             values[name] = _texts(value)
         elif name == "items":
-            values[name] = [_item(item, f"items[{i}]") for i, item in enumerate(value)]
+            values[name] = [_item(item, f"items[{i}]", problems) for i, item in enumerate(value)]
         else:
             values[name] = _scoring(value)
+    problems.check()
     return values
 
 

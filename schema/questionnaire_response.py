@@ -16,7 +16,9 @@ from typing import Annotated, Any, cast
 
 import strawberry
 
-from core.errors import BadUserInput
+from core.errors import InvalidInput
+from core.questionnaire import LINK_ID
+from core.validation import Problems
 from resolvers import access
 from resolvers import questionnaire_response as responses
 from resolvers.questionnaire_response import AnswerView, Receipt, ResponseView
@@ -66,18 +68,32 @@ _ANSWERS = Annotated[list[SurveyAnswerInput], strawberry.argument(
 
 
 def _answers(given: list[SurveyAnswerInput]) -> dict[str, Any]:
-    """The answers as ``core.questionnaire`` checks them: link id -> value."""
+    """The answers as ``core.questionnaire`` checks them: link id -> value. What the list's shape gets wrong (an
+    item answered twice, an answer without exactly one value) is refused first, every answer at once, each at
+    ``answers.<linkId>`` (``answers[<index>]`` for a link id that is none; never a value); the answers' own
+    checks (``core.questionnaire.check_answers``: unknown, hidden, required, out of range...) follow once the
+    shape is right. A list over ``MAX_ANSWERS`` is refused as a whole (``too_many``), its answers unread."""
     if len(given) > MAX_ANSWERS:
-        raise BadUserInput(f"answers: at most {MAX_ANSWERS}.", field="answers")
+        raise InvalidInput([("answers", "too_many", f"at most {MAX_ANSWERS} answers.")])
+    problems = Problems()
     out: dict[str, Any] = {}
-    for answer in given:
+    seen: set[str] = set()
+    for index, answer in enumerate(given):
+        path = f"answers.{answer.link_id}" if LINK_ID.fullmatch(answer.link_id) else f"answers[{index}]"
         values = [v for v in (answer.number, answer.boolean, answer.code, answer.codes, answer.text) if v is not None]
-        if answer.link_id in out:
-            raise BadUserInput("answers: one answer per item.", field="answers")
-        if len(values) != 1:
-            raise BadUserInput("answers: give exactly one value per answer.", field="answers")
-        out[answer.link_id] = values[0]
+        if len(values) != 1 and not _reported(problems, path, "one_value"):
+            problems.add(path, "one_value", "give exactly one value: number, boolean, code, codes or text.")
+        if answer.link_id in seen and not _reported(problems, path, "duplicate"):
+            problems.add(path, "duplicate", "is answered more than once: give one answer per item.")
+        seen.add(answer.link_id)
+        if len(values) == 1 and answer.link_id not in out:
+            out[answer.link_id] = values[0]
+    problems.check()
     return out
+
+
+def _reported(problems: Problems, path: str, reason: str) -> bool:
+    return any((at, why) == (path, reason) for at, why, _ in problems.found)
 
 
 @strawberry.type(description="What answering told you.")

@@ -203,9 +203,9 @@ INVALID: list[tuple[list[dict[str, Any]], str]] = [
     ([*REQUIRED_ANSWERS, {"linkId": "q2", "text": "Hidden: q1 is 4"}], "answers.q2"),  # conditional, hidden
     ([*REQUIRED_ANSWERS, {"linkId": "s1", "text": "a section"}], "answers.s1"),
     ([*REQUIRED_ANSWERS, {"linkId": "q9", "number": 3}], "answers.q9"),  # unknown item
-    ([*REQUIRED_ANSWERS, {"linkId": "q7", "number": 3, "text": "two values"}], "answers"),
-    ([*REQUIRED_ANSWERS, {"linkId": "q7"}], "answers"),
-    ([*REQUIRED_ANSWERS, {"linkId": "q1", "number": 3}], "answers"),  # twice
+    ([*REQUIRED_ANSWERS, {"linkId": "q7", "number": 3, "text": "two values"}], "answers.q7"),
+    ([*REQUIRED_ANSWERS, {"linkId": "q7"}], "answers.q7"),
+    ([*REQUIRED_ANSWERS, {"linkId": "q1", "number": 3}], "answers.q1"),  # twice
 ]
 
 
