@@ -25,7 +25,7 @@ MINE = {"CARELOOP_TRUSTED_PROXIES", "CARELOOP_LOG_FORMAT", "CARELOOP_METRICS_POR
 def known_variables() -> set[str]:
     """Every CARELOOP_* variable careloop reads: named in full in the settings and the app, through
     ``_int(env, "NAME", ...)``, or a limit (CARELOOP_LIMIT_<field>)."""
-    sources = [ROOT / "core" / "settings.py", *sorted((ROOT / "app").glob("*.py"))]
+    sources = [ROOT / "core" / "settings.py", ROOT / "schema" / "compiled.py", *sorted((ROOT / "app").glob("*.py"))]
     names: set[str] = set()
     for source in sources:
         text = source.read_text()
