@@ -27,15 +27,22 @@ def check_version(row: Any, version: int | None, noun: str) -> int:
     return int(row.version)
 
 
+def next_version(row: Model, expected: int, values: dict[str, Any]) -> dict[str, Any]:
+    """What an update over version ``expected`` writes: ``values``, the next version and, where the model keeps
+    one, ``updated_at`` (an update through a query set skips ``auto_now``)."""
+    changes = {**values, "version": expected + 1}
+    if "updated_at" in row._meta.fields_map:
+        changes["updated_at"] = datetime.now(UTC)
+    return changes
+
+
 async def update_versioned(row: Model, version: int | None, noun: str, **values: Any) -> None:
     """Write ``values`` (column names as the model spells them) over the version read, or CONFLICT.
 
     On success the row object carries the new values, version and ``updated_at``.
     """
     expected = check_version(row, version, noun)
-    changes = {**values, "version": expected + 1}
-    if "updated_at" in row._meta.fields_map:
-        changes["updated_at"] = datetime.now(UTC)
+    changes = next_version(row, expected, values)
     written = await type(row).filter(id=row.pk, version=expected).update(**changes)
     if not written:
         raise stale(noun)

@@ -7,10 +7,11 @@ them), as ``Model.save`` would: values are never put into the SQL text.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from tortoise.models import Model
+
+from resolvers import versioning
 
 _INSERTS: dict[tuple[type[Model], type], tuple[str, tuple[str, ...]]] = {}
 
@@ -33,10 +34,7 @@ def update_over_version(row: Model, expected: int, values: dict[str, Any]) -> tu
     """``versioning.update_versioned``'s compare-and-set UPDATE (``values`` over the version ``expected``, the
     version bumped, ``updated_at`` set), returning the row as written; it returns nothing when the version is
     stale."""
-    changes = {**values, "version": expected + 1}
-    if "updated_at" in row._meta.fields_map:
-        changes["updated_at"] = datetime.now(UTC)
-    query = type(row).filter(id=row.pk, version=expected).update(**changes)
+    query = type(row).filter(id=row.pk, version=expected).update(**versioning.next_version(row, expected, values))
     query._choose_db_if_not_chosen(True)  # what awaiting the query does before it sends it
     query._make_query()
     sql, params = query.query.get_parameterized_sql()

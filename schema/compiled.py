@@ -219,17 +219,7 @@ class _Run:
             if pending:  # as graphql-core: the contacts already started still run (and note) in the background
                 self.executor.settle_in_background([out[key] for key in pending])
             raise
-        if not pending:
-            return out
-
-        async def results() -> dict[str, Any]:
-            if len(pending) == 1:
-                out[pending[0]] = await out[pending[0]]
-            else:
-                out.update(zip(pending, await gather_with_cancel(*(out[key] for key in pending)), strict=True))
-            return out
-
-        return results()
+        return _awaited(out, pending) if pending else out
 
     def field(self, f: _Field, reader: _Reader, source: Any, parent: Path, allowed: set[str]) -> Any:
         """graphql-core's execute_field for a synchronous resolver."""
@@ -293,18 +283,7 @@ class _Run:
             if pending:
                 self.executor.settle_in_background([out[index] for index in pending])
             raise
-        if not pending:
-            return out
-
-        async def results() -> list[Any]:
-            if len(pending) == 1:
-                out[pending[0]] = await out[pending[0]]
-            else:
-                for index, value in zip(pending, await gather_with_cancel(*(out[i] for i in pending)), strict=True):
-                    out[index] = value
-            return out
-
-        return results()
+        return _awaited(out, pending) if pending else out
 
     def item(self, f: _Field, item_type: GraphQLOutputType, value: Any, path: Path) -> Any:
         """graphql-core's complete_list_item_value."""
@@ -331,6 +310,17 @@ class _Run:
             self.executor.handle_field_error(raw, f.type, f.details, path)
             return None
         return completed
+
+
+async def _awaited(out: Any, pending: list[Any]) -> Any:
+    """``out`` (a dict or a list) with its pending values awaited in place: one directly, several gathered as
+    tasks, as graphql-core awaits an object's fields and a list's items."""
+    if len(pending) == 1:
+        out[pending[0]] = await out[pending[0]]
+    else:
+        for key, value in zip(pending, await gather_with_cancel(*(out[k] for k in pending)), strict=True):
+            out[key] = value
+    return out
 
 
 class CompiledExecutor(StrawberryGraphQLCoreExecutionContext):
