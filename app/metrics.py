@@ -35,6 +35,7 @@ MAX_ERROR_CODES = 40
 REFRESH_EVERY_SECONDS = 15.0
 OPERATION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 DIGIT_RUN = re.compile(r"[0-9]{4,}")
+HEX_RUN = re.compile(r"[0-9a-fA-F]{8,}")
 ERROR_CODE = re.compile(r"[A-Z][A-Z_]{0,39}")
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 APPEND_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1)
@@ -79,10 +80,17 @@ def operation_name(sent: str | None, operations: list[OperationDefinitionNode] |
     return operations[0].name.value
 
 
+def _holds_an_id(name: str) -> bool:
+    """A run of digits, or a hex run with digits in it (an id's hex form such as patient_01a23a83c78a...);
+    a word of hex letters alone (AddFeedback) is a name."""
+    return bool(DIGIT_RUN.search(name)) or any(
+        sum(char.isdigit() for char in run.group()) >= 2 for run in HEX_RUN.finditer(name))
+
+
 def operation_label(name: object) -> str:
     if name is None or name == "":
         return "anonymous"
-    if not isinstance(name, str) or not OPERATION_NAME.fullmatch(name) or DIGIT_RUN.search(name):
+    if not isinstance(name, str) or not OPERATION_NAME.fullmatch(name) or _holds_an_id(name):
         return "other"
     return _bounded(name, _operations, MAX_OPERATION_NAMES) or "other"
 

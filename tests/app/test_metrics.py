@@ -128,6 +128,14 @@ def test_operation_names_are_bounded() -> None:
     assert metrics.code_label("not a code") == "OTHER"
 
 
+def test_an_ids_hex_form_is_never_an_operation_label() -> None:
+    """Even a hex id without four digits in a row (the case a random id once hit) stays out of the labels."""
+    for name in ("patient_01a23a83c78a793cb73c1b2d6d1e064d", "p01a23a83c78a793cb", "x_0a1b2c3d"):
+        assert metrics.operation_label(name) == "other"
+    for name in ("AddFeedback", "Face2Face", "DeadBeefCafe", "Lookup"):
+        assert metrics.operation_label(name) == name
+
+
 async def test_the_metrics_port_serves_the_exposition(tenant: Tenant) -> None:
     await tenant.call("nurse", PATIENTS, first=1)
     server = metrics.serve("127.0.0.1", 0)
