@@ -6,6 +6,7 @@ import base64
 import binascii
 import re
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -60,6 +61,9 @@ MERGED = access.MERGED
 # Sort orders: the column each sorts by (the id breaks ties and is the default order, registration order)
 ORDER_COLUMNS = {"name": "full_name", "updated_at": "updated_at", "created_at": "created_at"}
 _MAX_CURSOR = 1000  # a name order's cursor carries a name of up to 100 characters
+# The columns every patient view needs whatever a query asks: the row's scope and field classes (department),
+# the key of its encrypted fields (institution), its version and status (cheap, and read by checks).
+ALWAYS = ("id", "institution_id", "department_id", "version", "status")
 
 
 @dataclass(frozen=True)
@@ -105,13 +109,25 @@ class CreateResult:
 # -- reads -------------------------------------------------------------------------------
 
 
-async def get(ctx: Context, patient_id: uuid.UUID | None) -> PatientView:
-    return await access.find_patient(ctx, patient_id, action=Action.READ)
+async def get(ctx: Context, patient_id: uuid.UUID | None, columns: Collection[str] | None = None) -> PatientView:
+    """A patient in reach; ``columns``: load only those (and ``ALWAYS``), so that the encrypted columns a query
+    does not ask for are not fetched (None: the whole row)."""
+    query = access.scoped_patients(ctx) if columns is not None and patient_id is not None else None
+    row = None if query is None else await query.only(*_selected(columns)).get_or_none(id=patient_id)
+    if row is None:  # missing or out of reach: refused (and recorded) as find_patient does, from one place
+        return await access.find_patient(ctx, patient_id, action=Action.READ)
+    return (await access.views(ctx, [row]))[0]
+
+
+def _selected(columns: Collection[str] | None, *more: str) -> tuple[str, ...]:
+    return tuple(sorted({*ALWAYS, *(columns or ()), *more}))
 
 
 async def page(ctx: Context, *, first: int, after: str | None, where: PatientFilter,
-               order: PatientOrder | None = None, count: bool = False) -> PatientPage:
-    """A page of patients in reach matching ``where``; ``count``: also the number that match (one COUNT)."""
+               order: PatientOrder | None = None, count: bool = False,
+               columns: Collection[str] | None = None) -> PatientPage:
+    """A page of patients in reach matching ``where``; ``count``: also the number that match (one COUNT);
+    ``columns``: the rows with only those (and what scope and cursors need), None: whole rows."""
     ctx.require_principal()
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     after_key = _after_condition(order, after) if after else None
@@ -123,6 +139,8 @@ async def page(ctx: Context, *, first: int, after: str | None, where: PatientFil
     total = await query.count() if count else None
     if after_key is not None:
         query = query.filter(after_key)
+    if columns is not None:
+        query = query.only(*_selected(columns, *([] if order is None else [ORDER_COLUMNS[order.field]])))
     rows = await query.order_by(*_order_by(order)).limit(first + 1)
     views = await access.views(ctx, rows[:first])
     if order is None:

@@ -13,6 +13,12 @@ graphql-core itself, so fragments, aliases, variables and @skip/@include mean wh
   gathered as tasks), so that their checks, errors and audit notes come in the generic path's order; their
   loads are batched across the page by the loader, as in the generic path.
 
+A plan is made once per document, like parsing and validation: ``DocumentCache`` keeps it per operation node
+(the parser cache hands back the same one for the same text) and per value of the variables @skip/@include read,
+the only request values that change which fields graphql-core collects. A plan holds the document's field nodes,
+the schema's types and the readers, nothing of a request. The same cache keeps the columns a root field's
+selection reads (``patient_columns``), which the root resolvers load instead of whole rows, on both paths.
+
 Anything the plan does not know (another field, a directive other than @skip/@include, @defer, an operation
 with several root fields, a mutation) falls back to graphql-core for the whole root field: never a different
 answer. The generic path stays the reference; tests/api/test_compiled_reads.py runs a corpus of queries
@@ -51,11 +57,12 @@ from resolvers import access
 from resolvers import contact as contacts
 from schema.contact import Contact, ContactSource, contact_node
 from schema.patient import _CONVERT, Patient, PatientConnection, PatientSource
+from schema.selection import CACHE, DIRECTIVES, camel
 
 log = logging.getLogger("careloop.compiled")
+planned = logging.getLogger("careloop.compiled.plan")  # one debug line per plan made (tests count cache misses)
 
 SWITCH = "CARELOOP_COMPILED_READS"  # "0": every field through graphql-core (the reference path)
-_DIRECTIVES = frozenset({"skip", "include"})  # applied by graphql-core's field collection
 
 
 def enabled() -> bool:
@@ -78,11 +85,6 @@ def _resolver_of(cls: type, name: str) -> Callable[[Any], Any]:
     resolver = definition.get_field(name).base_resolver
     assert resolver is not None
     return resolver.wrapped_func
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
 
 
 def _patient_field(name: str) -> _Reader:
@@ -111,7 +113,7 @@ _READERS: dict[str, dict[str, _Reader]] = {
         "totalCount": _attribute("total_count"),
     },
     "PatientEdge": {"cursor": _attribute("cursor"), "node": _attribute("node")},
-    "PageInfo": {_camel(n): _attribute(n) for n in ("has_next_page", "end_cursor", "start_cursor",
+    "PageInfo": {camel(n): _attribute(n) for n in ("has_next_page", "end_cursor", "start_cursor",
                                                      "has_previous_page")},
     "Patient": {
         "id": _Reader(_resolver_of(Patient, "id")),
@@ -120,13 +122,13 @@ _READERS: dict[str, dict[str, _Reader]] = {
                               "identity"),
         "mergedAt": _Reader(lambda s: s.view.row.merged_at, "identity"),
         "contacts": _Reader(deferred=True),
-        **{_camel(name): _patient_field(name) for name in PatientSource.fields},
+        **{camel(name): _patient_field(name) for name in PatientSource.fields},
     },
     "Contact": {
         "id": _Reader(_resolver_of(Contact, "id")),
         "patientId": _Reader(_resolver_of(Contact, "patient_id")),
         "version": _Reader(_resolver_of(Contact, "version")),
-        **{_camel(name): _contact_field(name) for name in ContactSource.fields},
+        **{camel(name): _contact_field(name) for name in ContactSource.fields},
     },
 }
 _ROOTS = {PatientConnection: "PatientConnection", PatientSource: "Patient"}
@@ -163,7 +165,7 @@ def _plan(executor: Executor[Any], object_type: GraphQLObjectType, details: Fiel
     plan = _Object(object_type)
     for key, field_details in grouped.items():
         if any(d.fragment_variable_values is not None or d.node.arguments
-               or any(x.name.value not in _DIRECTIVES for x in d.node.directives or ()) for d in field_details):
+               or any(x.name.value not in DIRECTIVES for x in d.node.directives or ()) for d in field_details):
             return None
         name = field_details[0].node.name.value
         if name == "__typename":
@@ -342,8 +344,13 @@ class CompiledExecutor(StrawberryGraphQLCoreExecutionContext):
         object_type = get_named_type(return_type)
         if not isinstance(object_type, GraphQLObjectType) or object_type.name != _ROOTS[type(result)]:
             return None
-        plan = _plan(self, object_type, details)
+        plan = CACHE.get(self.schema, self.operation, self.fragment_definitions, self.variable_values.coerced,
+                         ("plan", object_type.name), lambda: self._planned(object_type, details))
         if plan is None:
             return None
         log.debug("compiled %s", path.key)  # the differential tests check that the plan ran
         return _Run(self).object(plan, result, path)
+
+    def _planned(self, object_type: GraphQLObjectType, details: FieldDetailsList) -> _Object | None:
+        planned.debug("planned %s", object_type.name)
+        return _plan(self, object_type, details)

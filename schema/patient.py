@@ -51,6 +51,7 @@ from schema.common import (
 from schema.consent import PartnerConsent
 from schema.contact import Contact, contact_node
 from schema.department import Department
+from schema.selection import patient_columns
 from schema.staff import StaffSummary
 
 if TYPE_CHECKING:
@@ -449,12 +450,19 @@ class PatientCreatePayload:
     matched_on: list[PatientMatch] = strawberry.field(description="What matched the returning patient.")
 
 
+def _columns(info: Info) -> frozenset[str] | None:
+    """The patient columns the query reads under this root field (None: whole rows), from the same collected
+    fields on the generic and the compiled path, so both answer from the same rows."""
+    return patient_columns(info)
+
+
 @strawberry.type
 class PatientQuery:
     @strawberry.field(description="One patient file. NOT_FOUND when it is missing or outside your scope (the same).")
     async def patient(self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(
             description="The patient's id.")]) -> Patient | None:
-        return node(info.context, await patients.get(info.context, uuid_of(id)))
+        patient_id = uuid_of(id)
+        return node(info.context, await patients.get(info.context, patient_id, _columns(info)))
 
     @strawberry.field(description="Patients you may see, in registration order, 1 to 100 a page.")
     async def patients(
@@ -470,7 +478,7 @@ class PatientQuery:
         order = None if order_by is None else patients.PatientOrder(str(order_by.field.value),
                                                                     str(order_by.direction.value))
         found = await patients.page(info.context, first=first, after=after, where=where, order=order,
-                                    count=selects(info, "totalCount"))
+                                    count=selects(info, "totalCount"), columns=_columns(info))
         edges = [PatientEdge(cursor=cursor, node=cast(Patient, PatientSource(info.context, view)))
                  for cursor, view in found.page.items]
         return PatientConnection(edges=edges, page_info=PageInfo.of(found.page), total_count=found.total_count or 0)

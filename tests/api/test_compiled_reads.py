@@ -371,6 +371,68 @@ async def test_malformed_variables_fail_as_in_the_generic_path(world: World, mon
         await assert_same(world.tenant, token, single, variables, True, monkeypatch, caplog)
     listed = """query($first: Int, $filter: PatientFilter) { patients(first: $first, filter: $filter) {
         nodes { id allergies } } }"""
-    for variables in ({"first": None}, {"first": 2.5}, {"filter": {"nope": 1}}, {"filter": {"phone": "nonsense"}},
-                      {"filter": {"status": "MERGED"}}, {"filter": None}):
+    malformed: list[dict[str, Any]] = [{"first": None}, {"first": 2.5}, {"filter": {"nope": 1}},
+                                       {"filter": {"phone": "nonsense"}}, {"filter": {"status": "MERGED"}},
+                                       {"filter": None}]
+    for variables in malformed:
         await assert_same(world.tenant, token, listed, variables, True, monkeypatch, caplog)
+
+
+# -- rows with only the columns a query reads (resolvers/patient.py, schema/compiled.py patient_columns) --------
+
+PATIENT_FIELDS = [*ALL_PATIENT_FIELDS.split(), "contacts { id patientId name phone notes version }",
+                  "__typename"]
+WHOLE_ROW = "flags { id }"  # a section of the patient's page: whole rows (PATIENT_COLUMNS does not know it)
+
+
+def _without_whole_row(reply: Response, root: str) -> tuple[Any, Any]:
+    """The answer without the field that made the row whole (nor its errors)."""
+    data = reply.data[root]
+    patients = data["nodes"] if root == "patients" else [data]
+    for patient in patients:
+        if patient is not None:
+            patient.pop("flags")
+    return data, [e for e in reply.errors if "flags" not in e["path"]]
+
+
+@pytest.mark.parametrize("role", ["nurse", "front_desk", "patient"])
+async def test_each_field_answers_from_a_pruned_row_as_from_the_whole_row(world: World, role: str) -> None:
+    """Each field alone (so that it alone decides the columns loaded) answers as when the whole row is loaded:
+    a field reading a column it does not declare would fail here, on both paths alike."""
+    tenant = world.tenant
+    token = (await open_account(tenant, world.in_a)).token if role == "patient" else tenant.tokens[role]
+    for field in PATIENT_FIELDS:
+        for root, query, variables in (
+                ("patients", "{ patients { nodes { id %s } } }", {}),
+                ("patient", "query($id: ID!) { patient(id: $id) { id %s } }", {"id": str(world.in_a)})):
+            pruned = await gql(tenant.client, query % field, variables, token)
+            whole = await gql(tenant.client, query % f"{field} {WHOLE_ROW}", variables, token)
+            assert "INTERNAL_SERVER_ERROR" not in pruned.codes, (field, pruned.errors)
+            assert (pruned.data[root], pruned.errors) == _without_whole_row(whole, root), field
+    if role == "nurse":
+        assert pruned.data["patient"]["__typename"] == "Patient"
+
+
+def _patient_selects(statements: list[str]) -> list[str]:
+    return [s for s in statements if s.lstrip().upper().startswith("SELECT") and ' FROM "patient"' in s]
+
+
+async def test_unasked_encrypted_columns_are_not_fetched(world: World, sql_counter: Any) -> None:
+    tenant = world.tenant
+    encrypted = {"national_id", "address", "phone", "alt_phone", "medical_history", "diagnoses", "allergies",
+                 "current_medication", "special_needs"}
+    for query, variables, asked in (
+            (W1, {}, {"phone", "address", "allergies"}),
+            ("{ patients(first: 5) { totalCount nodes { id fullName } } }", {}, set()),
+            ("query($id: ID!) { patient(id: $id) { id diagnoses contacts { phone } } }", {"id": str(world.in_a)},
+             {"diagnoses"}),
+            (f"{{ patients {{ nodes {{ id {WHOLE_ROW} }} }} }}", {}, encrypted),
+            (f"query($id: ID!) {{ patient(id: $id) {{ fullName {WHOLE_ROW} }} }}", {"id": str(world.in_a)},
+             encrypted)):
+        start = len(sql_counter.statements)
+        reply = await tenant.call("nurse", query, **variables)
+        assert not reply.errors, reply.errors
+        [select] = [s for s in _patient_selects(sql_counter.statements[start:]) if "COUNT(" not in s.upper()]
+        fetched = {column for column in encrypted if f'"{column}"' in select}
+        assert fetched == asked, query
+        assert '"department_id"' in select and '"institution_id"' in select
