@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from tortoise.expressions import Q
 
 from audit import offline
-from audit.chain import GENESIS_HASH, HASHED_COLUMNS, patients_of, row_hash
+from audit.chain import GENESIS_HASH, HASHED_COLUMNS, canonical, patients_of, row_hash
 from audit.checkpoint import Checkpoint
 from models import AuditArchive, AuditChainHead, AuditCheckpoint, AuditEvent, AuditPatientIndex
 
@@ -138,20 +138,30 @@ async def _anchor_problem(anchor: AuditArchive, public: Ed25519PublicKey | None)
     return None
 
 
-async def _indexed(institution_id: uuid.UUID, rows: list[dict]) -> dict[int, set[uuid.UUID]]:
+# The event columns an index row repeats: its readers filter on them (disclosures, the snooping alert).
+_REPEATED = ("occurred_at", "actor_kind", "actor_id", "action", "outcome")
+_IndexRow = tuple[str, ...]
+
+
+def _index_row(patient_id: object, columns: dict) -> _IndexRow:
+    return (canonical(uuid.UUID(str(patient_id))), *(canonical(columns[name]) for name in _REPEATED))
+
+
+async def _indexed(institution_id: uuid.UUID, rows: list[dict]) -> dict[int, set[_IndexRow]]:
     """The index rows of a batch of events, by sequence number."""
     if not rows:
         return {}
-    indexed: dict[int, set[uuid.UUID]] = {}
-    for seq, patient_id in await AuditPatientIndex.filter(
+    indexed: dict[int, set[_IndexRow]] = {}
+    for row in await AuditPatientIndex.filter(
             institution_id=institution_id, seq__gte=rows[0]["seq"], seq__lte=rows[-1]["seq"]
-    ).values_list("seq", "patient_id"):
-        indexed.setdefault(int(seq), set()).add(uuid.UUID(str(patient_id)))
+    ).values("seq", "patient_id", *_REPEATED):
+        indexed.setdefault(int(row["seq"]), set()).add(_index_row(row["patient_id"], row))
     return indexed
 
 
-def _index_problem(row: dict, indexed: dict[int, set[uuid.UUID]]) -> str:
-    if indexed.get(row["seq"], set()) != patients_of(row):
+def _index_problem(event: dict, indexed: dict[int, set[_IndexRow]]) -> str:
+    """An event's index rows must be one per patient it is about, each repeating its columns as they are."""
+    if indexed.get(event["seq"], set()) != {_index_row(patient, event) for patient in patients_of(event)}:
         return "the patient index does not match the event"
     return ""
 
