@@ -4,7 +4,8 @@ Each institution keeps its audit events for its retention period (``audit_retent
 default 72, at least 6). An archive run (``careloop audit archive``, run by an operator as the
 database's owner) moves the oldest stretch of a chain that is past that period to an NDJSON file
 in the format of ``careloop audit export``, leaves an anchor (``AuditArchive``) where the stretch
-ends, and deletes exactly those events. Verification then starts from the newest anchor.
+ends, and deletes exactly those events and their per-patient index rows. Verification then starts
+from the newest anchor.
 
 Why a stretch always ends at a signed checkpoint: the file's last hash is then signed, so the
 file verifies offline against the checkpoints up to its end, and the first event left in the
@@ -35,7 +36,7 @@ from audit import export, offline, writer
 from audit.checkpoint import Checkpoint
 from audit.events import Action, Actor, AuditRecord, Outcome, RequestMeta
 from core.errors import BadUserInput, NotFound
-from models import AuditArchive, AuditCheckpoint, AuditEvent, Institution
+from models import AuditArchive, AuditCheckpoint, AuditEvent, AuditPatientIndex, Institution
 from models.institution import AUDIT_RETENTION_DEFAULT_MONTHS, AUDIT_RETENTION_MIN_MONTHS
 
 MAX_MONTHS = 1200  # a century: beyond it the cut-off date leaves the calendar
@@ -182,6 +183,9 @@ async def _anchor_and_delete(stretch: Stretch, sha256: str) -> AuditArchive:
                                           seq__lte=stretch.up_to_seq).delete()
         if deleted != stretch.events:  # another run took some of them meanwhile
             raise ArchiveRefused(f"{deleted} of {stretch.events} events were still there; nothing was deleted")
+        # Their index rows go with them (the index's trigger lets only rows of archived, deleted events go).
+        await AuditPatientIndex.filter(institution_id=stretch.institution_id, seq__gt=stretch.after_seq,
+                                       seq__lte=stretch.up_to_seq).delete()
         await writer.append([AuditRecord(
             stretch.institution_id, OPERATOR, Action.ARCHIVE_TRAIL, "audit_archive", Outcome.ALLOWED,
             ARCHIVE_BY_CLI, resource_id=anchor.id,

@@ -67,6 +67,8 @@ class AuditRecord:
     reason: str = ""  # a code such as "not_found" or "forbidden_field", never free text
     policy_rule: str = ""
     occurred_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # Several alike reads as one record: each (record, patient) read; resource_id and patient_id are then None.
+    subjects: frozenset[tuple[uuid.UUID | None, uuid.UUID | None]] = frozenset()
 
 
 # Reason codes of separation of duties and of staff accounts (docs/security.md, "Hardening (issue 11)").

@@ -3,8 +3,9 @@
 Formats: ``ndjson`` (one event per line with every hashed column and its hash: what
 ``careloop audit verify --export`` checks offline), ``csv`` (the same columns, for
 spreadsheets) and ``fhir`` (one FHIR R4 ``AuditEvent`` resource per line, NDJSON as in FHIR
-bulk data). An event names field classes and field names, never a value of patient data, so
-neither does an export.
+bulk data; an event covering several records names each as an entity, and each patient as a
+Person). An event names field classes and field names, never a value of patient data, so neither
+does an export.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from audit.chain import HASHED_COLUMNS, canonical
+from audit.chain import HASHED_COLUMNS, canonical, parse_subjects, patients_of
 from models import AuditEvent
 
 FORMATS = ("ndjson", "csv", "fhir")
@@ -140,16 +141,17 @@ def _entities(row: dict[str, Any]) -> list[dict[str, Any]]:
     chain = [{"type": name, "valueString": canonical(row[name])} for name in ("seq", "prev_hash", "hash")]
     fields = [{"type": kind, "valueString": str(row[column])}  # FHIR strings may not be empty
               for kind, column in (("field_classes", "field_classes"), ("fields", "fields_read")) if row[column]]
+    records = parse_subjects(row["subjects"]) or [(row["resource_id"], row["patient_id"])]
     entities = [{
         "what": {"identifier": {"system": f"urn:careloop:{row['resource_type']}",
-                                "value": canonical(row["resource_id"]) or "none"}},
+                                "value": canonical(record) or "none"}},
         "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2",
                  "display": "System Object"},
         "detail": chain + fields,
-    }]
-    if row["patient_id"]:
+    } for record, _ in records]
+    for patient in sorted(str(patient) for patient in patients_of(row)):  # one Person per patient, as FHIR has it
         entities.append({
-            "what": {"identifier": {"system": "urn:careloop:patient", "value": canonical(row["patient_id"])}},
+            "what": {"identifier": {"system": "urn:careloop:patient", "value": patient}},
             "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "1",
                      "display": "Person"},
             "role": {"system": "http://terminology.hl7.org/CodeSystem/object-role", "code": "1",

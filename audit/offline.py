@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from audit.chain import GENESIS_HASH, row_hash
+from audit.chain import GENESIS_HASH, OPTIONAL_COLUMNS, row_hash
 from audit.checkpoint import Checkpoint
 from audit.export import COLUMNS, EXPORT_END
 
@@ -114,7 +114,7 @@ def verify(export_lines: Iterable[str], checkpoints: list[Checkpoint], public: E
                 span.end = Checkpoint.from_json(row[EXPORT_END])
                 continue
             seq = int(row["seq"])
-            missing = [c for c in COLUMNS if c not in row]
+            missing = [c for c in COLUMNS if c not in row and c not in OPTIONAL_COLUMNS]  # old exports lack them
         except (ValueError, KeyError, TypeError):
             return OfflineReport(count, len(checkpoints), f"line {number}: not an exported audit event")
         if missing:

@@ -47,25 +47,31 @@ class ReadLog:
         return bool(self._entries)
 
     def drain(self, institution_id: uuid.UUID, actor: Actor, request: RequestMeta) -> list[AuditRecord]:
-        records = [
-            AuditRecord(
-                institution_id=institution_id,
-                actor=actor,
-                action=Action.READ,
-                resource_type=resource_type,
-                outcome=outcome,
-                request=request,
-                resource_id=resource_id,
-                patient_id=patient_id,
-                field_classes=frozenset(touched.field_classes),
-                fields_read=frozenset(touched.fields_read),
-                reason=reason,
-                policy_rule="; ".join(sorted(touched.rules, key=_grants_first))[:200],
-            )
-            for (resource_type, resource_id, patient_id, outcome, reason), touched in self._entries.items()
-        ]
+        """One record per kind of read: the records read alike (same type, outcome, reason, field classes,
+        fields and rules, such as a page of patients) share one, which lists them as its subjects; a record
+        read alone keeps its own, named by resource_id and patient_id."""
+        alike: dict[tuple[str, Outcome, str, frozenset[str], frozenset[str], str],
+                    list[tuple[uuid.UUID | None, uuid.UUID | None]]] = {}
+        for (resource_type, resource_id, patient_id, outcome, reason), touched in self._entries.items():
+            rule = "; ".join(sorted(touched.rules, key=_grants_first))[:200]
+            kind = (resource_type, outcome, reason, frozenset(touched.field_classes),
+                    frozenset(touched.fields_read), rule)
+            alike.setdefault(kind, []).append((resource_id, patient_id))
         self._entries.clear()
-        return records
+        return [_record(institution_id, actor, request, kind, subjects) for kind, subjects in alike.items()]
+
+
+def _record(institution_id: uuid.UUID, actor: Actor, request: RequestMeta,
+            kind: tuple[str, Outcome, str, frozenset[str], frozenset[str], str],
+            subjects: list[tuple[uuid.UUID | None, uuid.UUID | None]]) -> AuditRecord:
+    resource_type, outcome, reason, field_classes, fields_read, rule = kind
+    (resource_id, patient_id), many = subjects[0], len(subjects) > 1
+    return AuditRecord(
+        institution_id=institution_id, actor=actor, action=Action.READ, resource_type=resource_type,
+        outcome=outcome, request=request, resource_id=None if many else resource_id,
+        patient_id=None if many else patient_id, field_classes=field_classes, fields_read=fields_read,
+        reason=reason, policy_rule=rule, subjects=frozenset(subjects) if many else frozenset(),
+    )
 
 
 def _grants_first(rule: str) -> tuple[bool, str]:

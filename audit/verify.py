@@ -8,6 +8,11 @@ events can move it back with them. So every chain is also held against its newes
 checkpoint, as the offline check holds an export (``audit/offline.py``): a checkpoint beyond the
 last event means the tail was cut off, and another hash at its sequence number means the chain
 was rewritten. A chain a checkpoint names but without a head row is reported too.
+
+The per-patient index (``AuditPatientIndex``) is held against the events it indexes: each event's patients,
+which its hash covers, must be exactly its index rows, and no index row may name an event that is not there.
+Each event is checked whole (its link and hash, then its index rows) before the next, so the first bad row
+is named whichever of the two went wrong.
 """
 
 from __future__ import annotations
@@ -17,11 +22,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from tortoise.expressions import Q
 
 from audit import offline
-from audit.chain import GENESIS_HASH, HASHED_COLUMNS, row_hash
+from audit.chain import GENESIS_HASH, HASHED_COLUMNS, canonical, patients_of, row_hash
 from audit.checkpoint import Checkpoint
-from models import AuditArchive, AuditChainHead, AuditCheckpoint, AuditEvent
+from models import AuditArchive, AuditChainHead, AuditCheckpoint, AuditEvent, AuditPatientIndex
 
 BATCH = 2000
 
@@ -85,8 +91,9 @@ async def verify_chain(institution_id: uuid.UUID, head: AuditChainHead | None,
             .limit(BATCH)
             .values(*HASHED_COLUMNS, "hash")
         )
+        indexed = await _indexed(institution_id, rows)
         for row in rows:
-            problem = _problem(row, expected_seq, prev_hash)
+            problem = _problem(row, expected_seq, prev_hash) or _index_problem(row, indexed)
             if problem:
                 return ChainReport(institution_id, checked, problem, row["seq"], row["id"], archived)
             if row["seq"] == signed_seq:
@@ -106,6 +113,11 @@ async def verify_chain(institution_id: uuid.UUID, head: AuditChainHead | None,
             cut = newest.last_seq > end
             return ChainReport(institution_id, checked, problem, end + 1 if cut else newest.last_seq,
                                None if cut else signed_id, archived)
+    # after the cut checks: a cut tail leaves its index rows behind, and the cut is what to name
+    stray = await _stray_index_row(institution_id, archived, archived + checked)
+    if stray is not None:
+        return ChainReport(institution_id, checked, "a patient index row names no event of the chain", stray, None,
+                           archived)
     return ChainReport(institution_id, checked, archived=archived)
 
 
@@ -124,6 +136,42 @@ async def _anchor_problem(anchor: AuditArchive, public: Ed25519PublicKey | None)
         return ChainReport(institution_id, 0, f"an event at or below the archive anchor (seq {seq})", below.seq,
                            below.id, seq)
     return None
+
+
+# The event columns an index row repeats: its readers filter on them (disclosures, the snooping alert).
+_REPEATED = ("occurred_at", "actor_kind", "actor_id", "action", "outcome")
+_IndexRow = tuple[str, ...]
+
+
+def _index_row(patient_id: object, columns: dict) -> _IndexRow:
+    return (canonical(uuid.UUID(str(patient_id))), *(canonical(columns[name]) for name in _REPEATED))
+
+
+async def _indexed(institution_id: uuid.UUID, rows: list[dict]) -> dict[int, set[_IndexRow]]:
+    """The index rows of a batch of events, by sequence number."""
+    if not rows:
+        return {}
+    indexed: dict[int, set[_IndexRow]] = {}
+    for row in await AuditPatientIndex.filter(
+            institution_id=institution_id, seq__gte=rows[0]["seq"], seq__lte=rows[-1]["seq"]
+    ).values("seq", "patient_id", *_REPEATED):
+        indexed.setdefault(int(row["seq"]), set()).add(_index_row(row["patient_id"], row))
+    return indexed
+
+
+def _index_problem(event: dict, indexed: dict[int, set[_IndexRow]]) -> str:
+    """An event's index rows must be one per patient it is about, each repeating its columns as they are."""
+    if indexed.get(event["seq"], set()) != {_index_row(patient, event) for patient in patients_of(event)}:
+        return "the patient index does not match the event"
+    return ""
+
+
+async def _stray_index_row(institution_id: uuid.UUID, after_seq: int, last_seq: int) -> int | None:
+    """The sequence number of an index row outside the chain's events (before the archive anchor, or after the
+    last event); rows inside are checked with their events."""
+    stray = await AuditPatientIndex.filter(institution_id=institution_id).filter(
+        Q(seq__lte=after_seq) | Q(seq__gt=last_seq)).order_by("seq").first()
+    return None if stray is None else stray.seq
 
 
 def _problem(row: dict, expected_seq: int, prev_hash: str) -> str:

@@ -20,10 +20,10 @@ from typing import Any
 
 from tortoise.transactions import in_transaction
 
-from audit.chain import GENESIS_HASH, body_around, row_hash
+from audit.chain import GENESIS_HASH, body_around, patients_of, row_hash, subjects_text
 from audit.events import AuditRecord
 from core.ids import uuid7
-from models import AuditChainHead, AuditEvent
+from models import AuditChainHead, AuditEvent, AuditPatientIndex
 
 # Events about no institution (a login with an unknown e-mail) go to the system chain.
 SYSTEM_CHAIN = uuid.UUID(int=0)
@@ -107,13 +107,15 @@ async def _append_to_chain(institution_id: uuid.UUID, records: list[AuditRecord]
         columns = _columns(record, seq, prev_hash)
         prev_hash = columns["hash"] = row_hash(columns)
         rows.append(columns)
-    await _insert(rows)
+    await _insert(AuditEvent, rows)
+    await _insert(AuditPatientIndex, [entry for row in rows for entry in index_rows(row)])
     await AuditChainHead.filter(institution_id=institution_id).update(last_seq=seq, last_hash=prev_hash)
 
 
 async def _append_in_database(db: Any, institution_id: uuid.UUID, records: list[AuditRecord]) -> None:
-    """The lock, the inserts and the head's move in one round trip (migration 0021's ``audit_append``), which
-    computes each hash as ``row_hash`` does from the body pieces sent."""
+    """The lock, the inserts (events and their per-patient index) and the head's move in one round trip
+    (migration 0022's ``audit_append``), which computes each hash as ``row_hash`` does from the body pieces
+    sent."""
     await db.execute_query("SELECT audit_append($1, $2::jsonb)", [institution_id, _events_json(records)])
 
 
@@ -125,7 +127,8 @@ def _events_json(records: list[AuditRecord]) -> str:
         columns = _columns(record, 0, "")
         head, middle = body_around(columns)
         row = {name: _json_value(value) for name, value in columns.items() if name not in ("seq", "prev_hash")}
-        events.append({"body_head": head, "body_middle": middle, "row": row})
+        patients = sorted(str(patient) for patient in patients_of(columns))
+        events.append({"body_head": head, "body_middle": middle, "row": row, "patients": patients})
     return json.dumps(events, ensure_ascii=False)
 
 
@@ -137,21 +140,29 @@ def _json_value(value: Any) -> Any:
     return value
 
 
-async def _insert(rows: list[dict[str, Any]]) -> None:
-    """One multi-row insert with the statement Tortoise builds for the model, without a model
-    instance per row: a page of 50 patients appends 50 events, and building instances was most of
-    the append's cost."""
-    db = AuditEvent._meta.db  # the current transaction's connection
-    statement = _INSERTS.get(db.executor_class)
-    if statement is None:  # once per dialect
-        executor = db.executor_class(model=AuditEvent, db=db)
-        statement = _INSERTS[db.executor_class] = (executor.insert_query_all, tuple(executor.regular_columns_all))
+def index_rows(event: dict[str, Any]) -> list[dict[str, Any]]:
+    """An event's rows in the per-patient index: one per patient it is about."""
+    return [{"institution_id": event["institution_id"], "seq": event["seq"], "patient_id": patient,
+             "occurred_at": event["occurred_at"], "actor_kind": event["actor_kind"], "actor_id": event["actor_id"],
+             "action": event["action"], "outcome": event["outcome"]} for patient in sorted(patients_of(event))]
+
+
+async def _insert(model: type[AuditEvent] | type[AuditPatientIndex], rows: list[dict[str, Any]]) -> None:
+    """One multi-row insert with the statement Tortoise builds for the model, without a model instance per row
+    (building instances was most of an append's cost)."""
+    if not rows:
+        return
+    db = model._meta.db  # the current transaction's connection
+    statement = _INSERTS.get((model, db.executor_class))
+    if statement is None:  # once per model and dialect; without a generated key (the index's) among the columns
+        executor = db.executor_class(model=model, db=db)
+        statement = _INSERTS[model, db.executor_class] = (executor.insert_query, tuple(executor.regular_columns))
     sql, columns = statement
-    fields_map = AuditEvent._meta.fields_map
-    await db.execute_many(sql, [[fields_map[c].to_db_value(row[c], AuditEvent) for c in columns] for row in rows])
+    fields_map = model._meta.fields_map
+    await db.execute_many(sql, [[fields_map[c].to_db_value(row[c], model) for c in columns] for row in rows])
 
 
-_INSERTS: dict[type, tuple[str, tuple[str, ...]]] = {}
+_INSERTS: dict[tuple[type, type], tuple[str, tuple[str, ...]]] = {}
 
 
 def _columns(record: AuditRecord, seq: int, prev_hash: str) -> dict[str, Any]:
@@ -175,5 +186,6 @@ def _columns(record: AuditRecord, seq: int, prev_hash: str) -> dict[str, Any]:
         "request_id": record.request.request_id[:64],
         "client_address": record.request.client_address[:64],
         "user_agent": record.request.user_agent[:200],
+        "subjects": subjects_text(record.subjects),
         "prev_hash": prev_hash,
     }

@@ -2,7 +2,7 @@
 
 from models.appointment import Appointment
 from models.attachment import Attachment
-from models.audit import AuditArchive, AuditChainHead, AuditCheckpoint, AuditEvent
+from models.audit import AuditArchive, AuditChainHead, AuditCheckpoint, AuditEvent, AuditPatientIndex
 from models.campaign import Campaign
 from models.care_plan import CarePlan, CarePlanActivity
 from models.communication import Communication
@@ -39,6 +39,7 @@ __all__ = [
     "AuditChainHead",
     "AuditCheckpoint",
     "AuditEvent",
+    "AuditPatientIndex",
     "BusinessCalendar",
     "Campaign",
     "CarePlan",

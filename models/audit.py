@@ -34,6 +34,10 @@ class AuditEvent(Model):
     request_id = fields.CharField(max_length=64, default="")
     client_address = fields.CharField(max_length=64, default="")
     user_agent = fields.CharField(max_length=200, default="")
+    # Alike reads of one request in one event (a page of 50 patients): each record read and its patient, as
+    # "record/patient" items (audit.chain.subjects_text); empty when the event is about one record, named by
+    # resource_id and patient_id as before. Hashed when not empty.
+    subjects = fields.TextField(default="", db_default="")
     prev_hash = fields.CharField(max_length=64)
     hash = fields.CharField(max_length=64)
 
@@ -45,6 +49,33 @@ class AuditEvent(Model):
             Index(fields=("institution_id", "actor_id")),
             Index(fields=("institution_id", "occurred_at")),
             Index(fields=("institution_id", "actor_kind", "seq")),  # disclosures: partner reads, newest first
+        )
+
+
+class AuditPatientIndex(Model):
+    """Which events are about which patient: one row per event and patient.
+
+    Written with the event (the writer, PostgreSQL's ``audit_append``), so "who read this file" never scans the
+    trail's subject lists. Append-only
+    like the trail; a row may go only once its event is gone (an archive run), and ``verify`` holds the index
+    against the events. It repeats the few event columns its readers filter on; the event stays the record."""
+
+    id = fields.BigIntField(primary_key=True)
+    institution_id = fields.UUIDField()
+    seq = fields.BigIntField()
+    patient_id = fields.UUIDField()
+    occurred_at = fields.DatetimeField()
+    actor_kind = fields.CharField(max_length=16)
+    actor_id = fields.UUIDField(null=True)
+    action = fields.CharField(max_length=32)
+    outcome = fields.CharField(max_length=16)
+
+    class Meta:
+        table = "audit_patient_index"
+        unique_together = (("institution_id", "seq", "patient_id"),)
+        indexes = (
+            Index(fields=("institution_id", "patient_id", "seq")),
+            Index(fields=("institution_id", "actor_kind", "action", "id")),  # disclosures, anomalies
         )
 
 

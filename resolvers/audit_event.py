@@ -11,6 +11,7 @@ from typing import Any
 
 from tortoise.expressions import Q
 
+from audit import patient_index
 from audit.events import Action, Outcome
 from core.errors import BadUserInput
 from core.principal import PARTNER, STAFF
@@ -38,7 +39,7 @@ async def page(ctx: Context, *, first: int, after: str | None, where: AuditFilte
     """Newest first, keyset-paged on the chain's sequence number."""
     decision = await access.authorize(ctx, "audit", "read", action=Action.READ, resource_type="audit_event")
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
-    query = AuditEvent.filter(Q(institution_id=ctx.institution_id) & _conditions(where))
+    query = AuditEvent.filter(Q(institution_id=ctx.institution_id) & _conditions(ctx.institution_id, where))
     if after:
         query = query.filter(seq__lt=pagination.decode_int(CURSOR_KIND, after))
     rows = await query.order_by("-seq").limit(first + 1)
@@ -50,17 +51,17 @@ def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _conditions(where: AuditFilter) -> Q:
+def _conditions(institution_id: uuid.UUID, where: AuditFilter) -> Q:
     q = Q()
     if where.actor_id is not None:
         q &= Q(actor_id=where.actor_id)
     if where.patient_id is not None:
-        q &= Q(patient_id=where.patient_id)
+        q &= patient_index.about_patient(institution_id, where.patient_id)
     if where.resource_type is not None:
         # A control character names no resource type, and PostgreSQL cannot compare with a NUL (issue 11).
         q &= Q(resource_type=clean_text(where.resource_type, field="filter.resourceType", max_length=1000)[:32])
     if where.resource_id is not None:
-        q &= Q(resource_id=where.resource_id)
+        q &= patient_index.about_record(where.resource_id)
     if where.action is not None:
         q &= Q(action=Action(where.action).value)
     if where.outcome is not None:

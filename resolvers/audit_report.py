@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 import anyio
 
-from audit import checkpoint, export
+from audit import checkpoint, export, patient_index
 from audit.events import Action, AuditRecord, Outcome
 from core import access_report_document as documents
 from core.errors import BadUserInput
@@ -228,7 +228,7 @@ async def _record_export(ctx: Context, resource_type: str, patient_id: uuid.UUID
 
 async def _events(ctx: Context, patient_id: uuid.UUID, since: datetime | None,
                   until: datetime | None) -> list[dict[str, Any]]:
-    query = within(AuditEvent.filter(institution_id=ctx.institution_id, patient_id=patient_id), since, until)
+    query = within(AuditEvent.filter(patient_index.about_patient(ctx.institution_id, patient_id)), since, until)
     return list(await query.order_by("seq").values("actor_kind", "actor_id", "token_id", "action", "outcome",
                                                    "field_classes", "fields_read", "policy_rule", "user_agent",
                                                    "occurred_at"))

@@ -22,7 +22,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from tortoise.functions import Count
 
-from models import AuditEvent, EmergencyAccess, Notification, RoleAssignment
+from models import AuditPatientIndex, EmergencyAccess, Notification, RoleAssignment
 
 ANOMALY_FACTOR = 3.0  # as accessAnomalies' default
 ANOMALY_MINIMUM = 20
@@ -68,8 +68,8 @@ async def anomalies(since: datetime, until: datetime, *, factor: float = ANOMALY
     """Staff who read more distinct patient files in [since, until) than ``factor`` times the median of the
     active colleagues holding the same role, and at least ``minimum``: of one institution, or of every one.
     Three statements whatever the number of institutions and staff."""
-    reads = AuditEvent.filter(actor_kind="staff", action="read", outcome="allowed", patient_id__isnull=False,
-                              occurred_at__gte=since, occurred_at__lt=until)
+    reads = AuditPatientIndex.filter(actor_kind="staff", action="read", outcome="allowed",
+                                     occurred_at__gte=since, occurred_at__lt=until)
     if institution_id is not None:
         reads = reads.filter(institution_id=institution_id)
     counted = await reads.annotate(n=Count("patient_id", distinct=True)).group_by(

@@ -1,9 +1,10 @@
 """The accounting of disclosures: what the institution's partners were given of whose file, when,
 and for what purpose, for any period up to six years (compliance officers, ``audit: read``).
 
-Each partner read on the trail is one disclosure: its date, the partner (the recipient), the
-patient, the field classes it returned (the data categories) and the purpose of the grant it
-was made under (named in the read's policy rule).
+Each patient a partner read is one disclosure (an event reading a page covers several, listed in the
+trail's per-patient index): its date, the partner (the recipient), the patient, the field classes it
+returned (the data categories) and the purpose of the grant it was made under (named in the read's
+policy rule).
 """
 
 from __future__ import annotations
@@ -12,12 +13,11 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
 
 from audit.events import Action
 from core.errors import BadUserInput
 from core.principal import PARTNER
-from models import AuditArchive, AuditEvent, PartnerClient, PartnerGrant
+from models import AuditArchive, AuditEvent, AuditPatientIndex, PartnerClient, PartnerGrant
 from resolvers import access, pagination
 from resolvers.audit_event import check_period, within
 from resolvers.context import Context
@@ -45,36 +45,41 @@ async def page(ctx: Context, *, first: int, after: str | None, since: datetime, 
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     _check_period(since, until)
     await _refuse_archived(ctx, since)
-    query = within(AuditEvent.filter(institution_id=ctx.institution_id, actor_kind=PARTNER, action="read",
-                                     outcome="allowed", patient_id__isnull=False), since, until)
+    # One disclosure per patient a partner read, from the trail's per-patient index (an event may cover several).
+    query = within(AuditPatientIndex.filter(institution_id=ctx.institution_id, actor_kind=PARTNER, action="read",
+                                            outcome="allowed"), since, until)
     if patient_id is not None:
         query = query.filter(patient_id=patient_id)
     if partner_id is not None:
         query = query.filter(actor_id__in=list(await PartnerClient.filter(
             institution_id=ctx.institution_id, partner_id=partner_id).values_list("id", flat=True)))
     if after:
-        query = query.filter(seq__lt=pagination.decode_int(CURSOR_KIND, after))
-    rows = await query.order_by("-seq").limit(first + 1)
+        query = query.filter(id__lt=pagination.decode_int(CURSOR_KIND, after))
+    rows = await query.order_by("-id").limit(first + 1)
     disclosures = await _describe(ctx, rows[:first])
     ctx.reads.note("disclosure", None, None, field_class="audit", rule=decision.rule)
-    return pagination.Page([(pagination.encode(CURSOR_KIND, str(row.seq)), d)
+    return pagination.Page([(pagination.encode(CURSOR_KIND, str(row.id)), d)
                             for row, d in zip(rows[:first], disclosures, strict=True)], len(rows) > first)
 
 
-async def _describe(ctx: Context, rows: list[AuditEvent]) -> list[Disclosure]:
+async def _describe(ctx: Context, rows: list[AuditPatientIndex]) -> list[Disclosure]:
+    """Each indexed read with its event's field classes and grant: three statements whatever the page size."""
+    events = {int(seq): (str(classes), str(rule)) for seq, classes, rule in await AuditEvent.filter(
+        institution_id=ctx.institution_id, seq__in=sorted({row.seq for row in rows})
+    ).values_list("seq", "field_classes", "policy_rule")}
     client_ids = {row.actor_id for row in rows if row.actor_id}
     clients = {c: (p, str(n)) for c, p, n in await PartnerClient.filter(
         institution_id=ctx.institution_id, id__in=list(client_ids)).values_list("id", "partner_id", "partner__name")}
-    grant_of = {row.id: _grant_id(row.policy_rule) for row in rows}
+    grant_of = {seq: _grant_id(rule) for seq, (_, rule) in events.items()}
     purposes = dict(await PartnerGrant.filter(institution_id=ctx.institution_id, id__in=[
         g for g in grant_of.values() if g]).values_list("id", "purpose"))
     disclosures = []
     for row in rows:
         partner_id, partner_name = clients.get(row.actor_id) or (None, "")
-        disclosures.append(Disclosure(row.occurred_at, partner_id, partner_name, row.actor_id,
-                                      cast(uuid.UUID, row.patient_id),  # the query asks for patient reads
-                                      [c for c in row.field_classes.split(",") if c],
-                                      str(purposes.get(grant_of[row.id], "")), grant_of[row.id]))
+        classes, _ = events.get(row.seq, ("", ""))
+        grant = grant_of.get(row.seq)
+        disclosures.append(Disclosure(row.occurred_at, partner_id, partner_name, row.actor_id, row.patient_id,
+                                      [c for c in classes.split(",") if c], str(purposes.get(grant, "")), grant))
     return disclosures
 
 

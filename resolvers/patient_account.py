@@ -16,7 +16,7 @@ from typing import Any
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
-from audit import writer
+from audit import patient_index, writer
 from audit.events import Action, Actor, AuditRecord, Outcome
 from core.errors import BadUserInput
 from core.principal import PATIENT
@@ -207,7 +207,7 @@ async def access_log(ctx: Context, *, first: int, after: str | None) -> paginati
     decision = await access.authorize(ctx, "access_log", "read", action=Action.READ, resource_type="access_log")
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     view = await access.find_patient(ctx, own_patient_id(ctx), action=Action.READ)
-    query = AuditEvent.filter(institution_id=ctx.institution_id, patient_id=view.row.id)
+    query = AuditEvent.filter(patient_index.about_patient(ctx.institution_id, view.row.id))
     if after:
         query = query.filter(seq__lt=pagination.decode_int(LOG_CURSOR_KIND, after))
     rows = await query.order_by("-seq").limit(first + 1).values(

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import strawberry
 
+from audit.chain import parse_subjects
 from audit.events import Action, Outcome
 from resolvers import audit_event as audit_events
 from resolvers.audit_event import AuditFilter
@@ -79,9 +80,17 @@ class AuditEvent:
     resource_type: str = strawberry.field(description="The kind of record acted on: patient, ticket, visit, "
                                                       "session...")
     resource_id: strawberry.ID | None = strawberry.field(description="The record acted on; null for lists and "
-                                                                     "reports.")
+                                                                     "reports, and when the event stands for "
+                                                                     "several alike reads (see resourceIds).")
     patient_id: strawberry.ID | None = strawberry.field(description="The patient whose data it touched; null when "
-                                                                    "none.")
+                                                                    "none, and when the event stands for several "
+                                                                    "alike reads (see patientIds).")
+    resource_ids: list[strawberry.ID] = strawberry.field(
+        description="Every record the event is about: resourceId, or each record of the alike reads one event "
+                    "stands for (a page of patients is one event). Covered by the hash.")
+    patient_ids: list[strawberry.ID] = strawberry.field(
+        description="Every patient whose data the event touched: patientId, or each patient of the alike reads "
+                    "it stands for. The trail's per-patient index holds one row for each.")
     field_classes: list[str] = strawberry.field(description="Field classes returned (identity, contact...).")
     fields_read: list[str] = strawberry.field(
         description="For reads, the encrypted fields decrypted; for writes, the fields written. Names, not values.")
@@ -101,11 +110,16 @@ class AuditEvent:
         def ident(value: object) -> strawberry.ID | None:
             return None if value is None else strawberry.ID(str(value))
 
+        subjects = parse_subjects(row.subjects) or [(row.resource_id, row.patient_id)]
+        resource_ids = sorted({strawberry.ID(str(record)) for record, _ in subjects if record is not None})
+        patient_ids = sorted({strawberry.ID(str(patient)) for _, patient in subjects if patient is not None})
+
         return cls(
             id=strawberry.ID(str(row.id)), seq=row.seq, occurred_at=row.occurred_at,
             actor_kind=AccessorKind(row.actor_kind),
             actor_id=ident(row.actor_id), token_id=ident(row.token_id), action=Action(row.action),
             resource_type=row.resource_type, resource_id=ident(row.resource_id), patient_id=ident(row.patient_id),
+            resource_ids=resource_ids, patient_ids=patient_ids,
             field_classes=_ids(row.field_classes), fields_read=_ids(row.fields_read),
             outcome=Outcome(row.outcome), reason=row.reason, policy_rule=row.policy_rule,
             request_id=row.request_id, client_address=row.client_address, user_agent=row.user_agent,

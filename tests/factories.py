@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from audit.chain import parse_subjects
 from audit.events import RequestMeta
 from core.passwords import HashParameters
 from core.principal import ROLES
@@ -76,6 +77,11 @@ class Tenant:
 
     async def audit_count(self) -> int:
         return await AuditEvent.filter(institution_id=self.id).count()
+
+
+def subjects(event: AuditEvent) -> list[tuple[uuid.UUID | None, uuid.UUID | None]]:
+    """The (record, patient) pairs an event is about: its own ids, or each of the alike reads it stands for."""
+    return parse_subjects(event.subjects) or [(event.resource_id, event.patient_id)]
 
 
 LOGIN = "mutation($email: String!, $password: String!) { login(email: $email, password: $password) { token } }"

@@ -86,9 +86,9 @@ async def test_a_contact_is_created_in_three_round_trips(tenant: Tenant, sql_cou
         assert '"session"' in sign_in and 'FROM "patient"' in patient
         assert write.startswith('WITH written AS (INSERT INTO "contact"') and "audit_append(" in write
         assert len(sql_counter.statements) == 3
-    else:  # one transaction: the row, then the chain (its head, the event, the head moved)
+    else:  # one transaction: the row, then the chain (its head, the event, its patient index row, the head moved)
         statements = sql_counter.statements
-        assert len(statements) == 6 and statements[2].startswith('INSERT INTO "contact"'), statements
+        assert len(statements) == 7 and statements[2].startswith('INSERT INTO "contact"'), statements
     [event] = await tenant.audit_events(seq__gt=before)
     assert (event.action, event.resource_type, str(event.resource_id), event.patient_id) == (
         "create", "contact", cid, pid)

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from tortoise import Tortoise
 
+from audit.chain import parse_subjects
 from audit.writer import SYSTEM_CHAIN
-from models import AuditEvent, Contact, Patient, Session
+from models import AuditEvent, AuditPatientIndex, Contact, Patient, Session
 from tests.factories import LOGIN, PASSWORD, Tenant, gql, login, make_patient
 
 CLIENT_ADDRESS = "203.0.113.7"  # the address the test client connects from (conftest)
@@ -118,7 +119,9 @@ async def test_an_encrypted_field_left_empty_is_not_named_as_decrypted(tenant: T
     assert event.fields_read == "diagnoses"
 
 
-async def test_a_page_of_patients_leaves_one_read_event_per_patient(tenant: Tenant) -> None:
+async def test_a_page_of_patients_leaves_one_read_event_naming_each_patient(tenant: Tenant) -> None:
+    """Issue 17: the alike reads of a page are one event whose subjects (hashed) name each patient, and the
+    per-patient index has a row for each (the page used to append one event per patient)."""
     pids = [await make_patient(tenant, "nurse") for _ in range(3)]
     await make_patient(tenant, departmentId=str(tenant.departments["B"].id))  # outside the nurse's reach
     before = await last_seq(tenant.id)
@@ -127,13 +130,15 @@ async def test_a_page_of_patients_leaves_one_read_event_per_patient(tenant: Tena
 
     assert reply.errors == []
     assert [node["id"] for node in reply.data["patients"]["nodes"]] == [str(p) for p in pids]
-    events = await events_since(tenant.id, before)
-    assert sorted(e.resource_id for e in events) == sorted(pids)
-    for event in events:
-        assert (event.action, event.outcome, event.resource_type) == ("read", "allowed", "patient")
-        assert event.patient_id == event.resource_id
-        assert (event.field_classes, event.fields_read) == ("identity", "")
-        assert event.actor_id == tenant.staff_ids["nurse"]
+    [event] = await events_since(tenant.id, before)
+    assert (event.action, event.outcome, event.resource_type) == ("read", "allowed", "patient")
+    assert (event.resource_id, event.patient_id) == (None, None)
+    assert parse_subjects(event.subjects) == sorted((p, p) for p in pids)
+    assert (event.field_classes, event.fields_read) == ("identity", "")
+    assert event.actor_id == tenant.staff_ids["nurse"]
+    indexed = await AuditPatientIndex.filter(institution_id=tenant.id, seq=event.seq).values_list("patient_id",
+                                                                                                   flat=True)
+    assert sorted(indexed) == sorted(pids)
 
 
 async def test_a_field_refused_to_the_front_desk_leaves_a_denied_read_event(tenant: Tenant) -> None:

@@ -73,7 +73,7 @@ class Chain:
 
 
 @pytest_asyncio.fixture
-async def chain(key: Ed25519PrivateKey) -> Chain:
+async def chain(database: str, key: Ed25519PrivateKey) -> Chain:
     return Chain(await Institution.create(name=f"Archive Clinic {uuid.uuid4().hex[:6]}", kind="clinic"), key)
 
 
