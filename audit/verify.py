@@ -22,7 +22,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from tortoise.expressions import Q
 
 from audit import offline
 from audit.chain import GENESIS_HASH, HASHED_COLUMNS, canonical, patients_of, row_hash
@@ -167,11 +166,15 @@ def _index_problem(event: dict, indexed: dict[int, set[_IndexRow]]) -> str:
 
 
 async def _stray_index_row(institution_id: uuid.UUID, after_seq: int, last_seq: int) -> int | None:
-    """The sequence number of an index row outside the chain's events (before the archive anchor, or after the
-    last event); rows inside are checked with their events."""
-    stray = await AuditPatientIndex.filter(institution_id=institution_id).filter(
-        Q(seq__lte=after_seq) | Q(seq__gt=last_seq)).order_by("seq").first()
-    return None if stray is None else stray.seq
+    """The sequence number of an index row outside the chain's events: before the archive anchor, or after the
+    last event walked with no event of its own (an append landing after the walk has one: not a stray row)."""
+    below = await AuditPatientIndex.filter(institution_id=institution_id, seq__lte=after_seq).order_by("seq").first()
+    if below is not None:
+        return below.seq
+    rows = await AuditPatientIndex.filter(institution_id=institution_id, seq__gt=last_seq).order_by("seq").limit(BATCH)
+    beyond = sorted({row.seq for row in rows})
+    present = {event.seq for event in await AuditEvent.filter(institution_id=institution_id, seq__in=beyond)}
+    return next((seq for seq in beyond if seq not in present), None)
 
 
 def _problem(row: dict, expected_seq: int, prev_hash: str) -> str:

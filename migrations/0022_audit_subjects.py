@@ -19,6 +19,7 @@ FUNCTION = """
 CREATE OR REPLACE FUNCTION audit_append(chain uuid, events jsonb) RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
   item jsonb;
+  patients jsonb;
   head_seq bigint;
   head_hash text;
   new_hash text;
@@ -34,15 +35,20 @@ BEGIN
     new_hash := encode(sha256(convert_to(
       (item->>'body_head') || '"' || head_seq || '"' || (item->>'body_middle') || '"' || head_hash || '"]',
       'UTF8')), 'hex');
+    -- A node still on 0021's code during a rolling upgrade sends no subjects (hashed only when not empty, so its
+    -- hash stays right) and no patients: its event's patient_id is then the one patient to index.
+    patients := coalesce(item->'patients', CASE WHEN item->'row'->>'patient_id' IS NULL THEN '[]'::jsonb
+                                                ELSE jsonb_build_array(item->'row'->>'patient_id') END);
     INSERT INTO audit_event SELECT (jsonb_populate_record(NULL::audit_event, (item->'row')
-      || jsonb_build_object('seq', head_seq, 'prev_hash', head_hash, 'hash', new_hash))).*;
-    IF jsonb_array_length(coalesce(item->'patients', '[]'::jsonb)) > 0 THEN
+      || jsonb_build_object('seq', head_seq, 'prev_hash', head_hash, 'hash', new_hash,
+                            'subjects', coalesce(item->'row'->>'subjects', '')))).*;
+    IF jsonb_array_length(patients) > 0 THEN
       INSERT INTO audit_patient_index (institution_id, seq, patient_id, occurred_at, actor_kind, actor_id, action,
                                        outcome)
         SELECT chain, head_seq, patient::uuid, (item->'row'->>'occurred_at')::timestamptz,
                item->'row'->>'actor_kind', (item->'row'->>'actor_id')::uuid, item->'row'->>'action',
                item->'row'->>'outcome'
-        FROM jsonb_array_elements_text(item->'patients') AS patient;
+        FROM jsonb_array_elements_text(patients) AS patient;
     END IF;
     head_hash := new_hash;
   END LOOP;
@@ -125,7 +131,8 @@ class Migration(migrations.Migration):
             options={"table": "audit_patient_index", "app": "careloop",
                      "unique_together": (("institution_id", "seq", "patient_id"),),
                      "indexes": [Index(fields=["institution_id", "patient_id", "seq"]),
-                                 Index(fields=["institution_id", "actor_kind", "action", "id"])],
+                                 Index(fields=["institution_id", "actor_kind", "action", "id"]),
+                                 Index(fields=["institution_id", "occurred_at"])],
                      "pk_attr": "id",
                      "table_description": "Which events are about which patient: one row per event and patient."},
             bases=["Model"],

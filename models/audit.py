@@ -75,7 +75,8 @@ class AuditPatientIndex(Model):
         unique_together = (("institution_id", "seq", "patient_id"),)
         indexes = (
             Index(fields=("institution_id", "patient_id", "seq")),
-            Index(fields=("institution_id", "actor_kind", "action", "id")),  # disclosures, anomalies
+            Index(fields=("institution_id", "actor_kind", "action", "id")),  # disclosures, newest first
+            Index(fields=("institution_id", "occurred_at")),  # the snooping alert's day, a period's disclosures
         )
 
 

@@ -22,7 +22,7 @@ from resolvers import access, pagination
 from resolvers.audit_event import check_period, within
 from resolvers.context import Context
 
-CURSOR_KIND = "disclosure"
+CURSOR_KIND = "disclosure_index"  # a position in the per-patient index; cursors of event positions are refused
 _GRANT = re.compile(r"partner_grant ([0-9a-f-]{36})")
 
 

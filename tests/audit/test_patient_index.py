@@ -33,6 +33,7 @@ from audit.events import Action, Actor, AuditRecord, Outcome
 from audit.verify import ChainReport, verify_all
 from models import AuditEvent, AuditPatientIndex, Institution
 from resolvers import institution as institutions
+from resolvers import pagination
 from resolvers.context import Services
 from tests.api.test_disclosures import DISCLOSURES, WIDE
 from tests.audit import test_chain, test_retention
@@ -593,6 +594,33 @@ async def test_one_partner_event_about_several_patients_pages_one_disclosure_at_
         after = reply.data["disclosures"]["pageInfo"]["endCursor"]
 
     assert sorted(seen) == [str(p) for p in patients]
+
+
+async def test_a_disclosure_cursor_of_before_the_index_is_refused(tenant: Tenant) -> None:
+    """Disclosure cursors now hold index positions: one from before the upgrade (an event's seq) is refused, it
+    does not resume from the wrong place."""
+    old = pagination.encode("disclosure", "5")
+    reply = await tenant.call("compliance_officer", DISCLOSURES, **WIDE, first=1, after=old)
+    assert reply.codes == ["BAD_USER_INPUT"]
+
+
+async def test_a_node_on_the_old_code_appends_on_postgres_with_its_patient_indexed(chain: Chain) -> None:
+    """During a rolling upgrade a node still on 0021's writer calls audit_append without subjects or patients:
+    the event is written (subjects empty, its old hash right) and indexed under its patient_id."""
+    if not is_postgres():
+        pytest.skip("audit_append is PostgreSQL's")
+    patient = uuid.uuid4()
+    record = AuditRecord(chain.id, Actor("staff", uuid.uuid4()), Action.READ, "patient", Outcome.ALLOWED,
+                         resource_id=patient, patient_id=patient, field_classes=frozenset({"identity"}))
+    [event] = json.loads(writer._events_json([record]))
+    old_event = {"body_head": event["body_head"], "body_middle": event["body_middle"],
+                 "row": {name: value for name, value in event["row"].items() if name != "subjects"}}
+    await connection().execute_query("SELECT audit_append($1, $2::jsonb)", [chain.id, json.dumps([old_event])])
+
+    [row] = await AuditEvent.filter(institution_id=chain.id).values(*HASHED_COLUMNS, "hash")
+    assert row["subjects"] == "" and hash_by_hand(row, OLD_HASHED) == row["hash"]
+    assert await AuditPatientIndex.filter(institution_id=chain.id).values_list("patient_id", flat=True) == [patient]
+    assert (await chain.report()).ok
 
 
 # -- 9. the upgrade --------------------------------------------------------------------------
