@@ -33,8 +33,7 @@ def canonical(value: Any) -> str:
 
 
 def _hashed_values(columns: dict[str, Any]) -> list[str]:
-    return [canonical(columns.get(name)) if name in OPTIONAL_COLUMNS else canonical(columns[name])
-            for name in HASHED_COLUMNS if name not in OPTIONAL_COLUMNS or columns.get(name)]
+    return [canonical(columns[name]) for name in HASHED_COLUMNS if name not in OPTIONAL_COLUMNS or columns.get(name)]
 
 
 def row_hash(columns: dict[str, Any]) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
@@ -245,8 +246,13 @@ async def visible_patient(ctx: Context, patient_id: uuid.UUID) -> PatientView | 
     return cast(PatientView | None, await ctx.patient_views.load(patient_id))
 
 
-async def find_patient(ctx: Context, patient_id: uuid.UUID | None, *, action: Action, field: str = "id") -> PatientView:
+async def find_patient(ctx: Context, patient_id: uuid.UUID | None, *, action: Action, field: str = "id",
+                       columns: Collection[str] | None = None) -> PatientView:
+    """A patient in the caller's reach, or NOT_FOUND (the refusal recorded); ``columns``: load only those (they
+    must hold what views and checks read: resolvers.patient.ALWAYS), None: the whole row."""
     query = scoped_patients(ctx)
+    if query is not None and columns is not None:
+        query = query.only(*columns)
     row = None if query is None or patient_id is None else await query.get_or_none(id=patient_id)
     if row is None:
         # The refusal names the file when it exists in the institution, so the attempt shows in the patient's

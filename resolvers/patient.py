@@ -112,11 +112,8 @@ class CreateResult:
 async def get(ctx: Context, patient_id: uuid.UUID | None, columns: Collection[str] | None = None) -> PatientView:
     """A patient in reach; ``columns``: load only those (and ``ALWAYS``), so that the encrypted columns a query
     does not ask for are not fetched (None: the whole row)."""
-    query = access.scoped_patients(ctx) if columns is not None and patient_id is not None else None
-    row = None if query is None else await query.only(*_selected(columns)).get_or_none(id=patient_id)
-    if row is None:  # missing or out of reach: refused (and recorded) as find_patient does, from one place
-        return await access.find_patient(ctx, patient_id, action=Action.READ)
-    return (await access.views(ctx, [row]))[0]
+    return await access.find_patient(ctx, patient_id, action=Action.READ,
+                                     columns=None if columns is None else _selected(columns))
 
 
 def _selected(columns: Collection[str] | None, *more: str) -> tuple[str, ...]:

@@ -450,19 +450,13 @@ class PatientCreatePayload:
     matched_on: list[PatientMatch] = strawberry.field(description="What matched the returning patient.")
 
 
-def _columns(info: Info) -> frozenset[str] | None:
-    """The patient columns the query reads under this root field (None: whole rows), from the same collected
-    fields on the generic and the compiled path, so both answer from the same rows."""
-    return patient_columns(info)
-
-
 @strawberry.type
 class PatientQuery:
     @strawberry.field(description="One patient file. NOT_FOUND when it is missing or outside your scope (the same).")
     async def patient(self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(
             description="The patient's id.")]) -> Patient | None:
-        patient_id = uuid_of(id)
-        return node(info.context, await patients.get(info.context, patient_id, _columns(info)))
+        # only the columns the selection reads, from the fields the generic and compiled paths both collect
+        return node(info.context, await patients.get(info.context, uuid_of(id), patient_columns(info)))
 
     @strawberry.field(description="Patients you may see, in registration order, 1 to 100 a page.")
     async def patients(
@@ -478,7 +472,7 @@ class PatientQuery:
         order = None if order_by is None else patients.PatientOrder(str(order_by.field.value),
                                                                     str(order_by.direction.value))
         found = await patients.page(info.context, first=first, after=after, where=where, order=order,
-                                    count=selects(info, "totalCount"), columns=_columns(info))
+                                    count=selects(info, "totalCount"), columns=patient_columns(info))
         edges = [PatientEdge(cursor=cursor, node=cast(Patient, PatientSource(info.context, view)))
                  for cursor, view in found.page.items]
         return PatientConnection(edges=edges, page_info=PageInfo.of(found.page), total_count=found.total_count or 0)
