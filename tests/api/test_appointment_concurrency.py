@@ -33,17 +33,21 @@ async def second_desk(tenant: Tenant, client: httpx.AsyncClient, services: Servi
 
 
 class Overlap:
-    """Wraps a resolver to note when each call starts and ends, and (with ``hold``) makes the first two calls of
-    ``_free_seat`` wait for each other once they have read the seats."""
+    """Wraps a resolver to note when each call starts and ends, starts its first two calls together, and (with
+    ``hold``) makes the first two calls of ``_free_seat`` wait for each other once they have read the seats."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, resolver: str, hold: bool) -> None:
         self.spans: list[tuple[float, float]] = []
-        self.reads = 0
+        self.reads = self.calls = 0
         self.barrier = asyncio.Barrier(2)
+        self.started = asyncio.Barrier(2)  # the first two calls begin together: they overlap even on a busy machine
         loop = asyncio.get_running_loop()
         wrapped, free_seat = getattr(appointments, resolver), appointments._free_seat
 
         async def timed(*args: Any, **kwargs: Any) -> Any:
+            self.calls += 1
+            if self.calls <= 2:
+                await asyncio.wait_for(self.started.wait(), timeout=10)
             began = loop.time()
             try:
                 return await wrapped(*args, **kwargs)
