@@ -12,12 +12,13 @@ import asyncio
 import logging
 
 from app.leader import Leadership
-from audit import checkpoint
+from audit import checkpoint, writer
 from core.settings import Settings
 from resolvers.context import Services
 
 log = logging.getLogger("careloop.audit")
 LOOK_EVERY_SECONDS = 5.0
+SEAL_EVERY_SECONDS = 1.0
 JOB = "checkpoints"
 
 
@@ -44,3 +45,17 @@ async def run(settings: Settings, services: Services, look_every: float = LOOK_E
             await asyncio.sleep(min(look_every, settings.checkpoint_every_seconds))
     finally:
         await leadership.close()
+
+
+async def seal_waiting(look_every: float = SEAL_EVERY_SECONDS) -> None:
+    """Every node, on PostgreSQL: link the audit events writers left in the inbox when they found their chain's
+    head busy and no one came after them (``audit.writer.seal_pending``). Sealers take turns on each head, so
+    every node may run this; a node that is down leaves the work to the others."""
+    while True:
+        try:
+            await writer.seal_pending()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the database may be briefly away: look again later
+            log.exception("sealing waiting audit events failed; retrying")
+        await asyncio.sleep(look_every)

@@ -250,13 +250,14 @@ def _verify(settings: Settings, args: argparse.Namespace) -> int:
     if args.export or args.checkpoint or args.public_key:
         return _verify_offline(args)
     # Each chain is held against its newest signed checkpoint, whose signature must verify.
-    public = load_master_key(settings).checkpoint_key.public_key()
+    master = load_master_key(settings)
+    public = master.checkpoint_key.public_key()
 
     def progress(institution_id: uuid.UUID, checked: int) -> None:
         print(f"\r{institution_id}: {checked} events checked", end="", file=sys.stderr, flush=True)
 
     async def work() -> int:
-        reports = await verify_all(args.institution, progress, public=public)
+        reports = await verify_all(args.institution, progress, public=public, mac_key=master.audit_mac_key)
         print(file=sys.stderr)
         bad = [r for r in reports if not r.ok]
         for report in reports:

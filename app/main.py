@@ -104,6 +104,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             await policy.record_change(services)
             background = [asyncio.create_task(notifier.run_outboxes(services)),
                           asyncio.create_task(checkpoints.run(settings, services)),
+                          asyncio.create_task(checkpoints.seal_waiting()),
                           asyncio.create_task(sweeps.run(sweeps.of(services))),
                           *([asyncio.create_task(metrics.run())] if settings.metrics_port else [])]
             settle_garbage_collection()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 
+from audit import writer
 from core.crypto import MasterKey, generate_key_file
 from core.passwords import HashParameters, Passwords
 from core.settings import Settings
@@ -46,6 +47,7 @@ def load_master_key(settings: Settings, *, create: bool = False) -> MasterKey:
             raise StartupError(f"{path}: {exc}") from None
     if settings.is_production and key.is_placeholder:
         raise StartupError("The master key is a placeholder; production needs a random 32-byte key.")
+    writer.use_mac_key(key.audit_mac_key)  # a process holding the key MACs every audit event it appends
     return key
 
 

@@ -110,6 +110,7 @@ async def plan(institution_id: uuid.UUID, before: datetime | None = None) -> Str
                                f"choose a time before {cutoff.isoformat(timespec='seconds')}.", field="before")
         cutoff = before
     after_seq = await archived_up_to(institution_id)
+    await writer.seal(institution_id)
     young = await AuditEvent.filter(institution_id=institution_id, seq__gt=after_seq, occurred_at__gte=cutoff
                                     ).order_by("seq").limit(1).values_list("seq", flat=True)
     signed = AuditCheckpoint.filter(institution_id=institution_id, last_seq__gt=after_seq)

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from tortoise.functions import Max
 from tortoise.transactions import in_transaction
 
+from audit import writer
 from core.crypto import key_id
 from models import AuditChainHead, AuditCheckpoint
 
@@ -71,7 +72,9 @@ def sign(key: Ed25519PrivateKey, institution_id: uuid.UUID, last_seq: int, head_
 
 
 async def take(key: Ed25519PrivateKey, institution_id: uuid.UUID, now: datetime | None = None) -> Checkpoint | None:
-    """Sign the chain's current head; None when the newest checkpoint already covers it."""
+    """Sign the chain's current head (every committed event sealed first); None when the newest checkpoint already
+    covers it."""
+    await writer.seal(institution_id)
     async with in_transaction():
         head = await AuditChainHead.filter(institution_id=institution_id).select_for_update().first()
         if head is None or head.last_seq == 0:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from audit import writer
 from audit.chain import HASHED_COLUMNS, canonical, parse_subjects, patients_of
 from models import AuditEvent
 
@@ -42,6 +43,7 @@ async def rows(institution_id: uuid.UUID, since: datetime | None = None, until: 
                after_seq: int = 0, up_to_seq: int | None = None) -> AsyncIterator[dict[str, Any]]:
     """The institution's events in sequence order, in batches, ``since`` <= time < ``until`` and
     ``after_seq`` < seq <= ``up_to_seq`` (an archive takes a stretch of the chain by sequence)."""
+    await writer.seal(institution_id)
     query = AuditEvent.filter(institution_id=institution_id)
     if since is not None:
         query = query.filter(occurred_at__gte=since)

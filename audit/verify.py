@@ -13,17 +13,23 @@ The per-patient index (``AuditPatientIndex``) is held against the events it inde
 which its hash covers, must be exactly its index rows, and no index row may name an event that is not there.
 Each event is checked whole (its link and hash, then its index rows) before the next, so the first bad row
 is named whichever of the two went wrong.
+
+Each event's MAC (``audit.writer.mac``, under a key derived from the master key) is checked when the key is given:
+a row posted by someone who could insert but holds no key is named, and once a chain's events carry MACs a later
+event without one is named too. Events still waiting in PostgreSQL's inbox to be sealed are checked the same way
+(``inbox_problem``): their hash does not exist yet, their MAC does.
 """
 
 from __future__ import annotations
 
+import hmac
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from audit import offline
+from audit import offline, writer
 from audit.chain import GENESIS_HASH, HASHED_COLUMNS, canonical, patients_of, row_hash
 from audit.checkpoint import Checkpoint
 from models import AuditArchive, AuditChainHead, AuditCheckpoint, AuditEvent, AuditPatientIndex
@@ -47,24 +53,29 @@ class ChainReport:
 
 async def verify_all(
     institution_id: uuid.UUID | None = None, progress: Callable[[uuid.UUID, int], None] | None = None, *,
-    public: Ed25519PublicKey | None = None,
+    public: Ed25519PublicKey | None = None, mac_key: bytes | None = None,
 ) -> list[ChainReport]:
     """Every chain with a head, and every chain a signed checkpoint names (a deleted head must not
     hide a chain). ``public`` is the checkpoint key's public half (the CLI derives it from the master
     key): the signatures of the checkpoints a chain is held against must verify with it. Without it
-    only their sequence numbers and hashes are compared."""
+    only their sequence numbers and hashes are compared. ``mac_key`` (``MasterKey.audit_mac_key``) checks each
+    event's MAC, and those of the events waiting in the inbox."""
     heads, signed = AuditChainHead.all(), AuditCheckpoint.all()
     if institution_id is not None:
         heads, signed = heads.filter(institution_id=institution_id), signed.filter(institution_id=institution_id)
     chains: dict[uuid.UUID, AuditChainHead | None] = {head.institution_id: head for head in await heads}
     for chain in await signed.distinct().values_list("institution_id", flat=True):
         chains.setdefault(uuid.UUID(str(chain)), None)
-    return [await verify_chain(chain, chains[chain], progress, public=public) for chain in sorted(chains)]
+    reports = [await verify_chain(chain, chains[chain], progress, public=public, mac_key=mac_key)
+               for chain in sorted(chains)]
+    if mac_key is not None:
+        reports = [report if not report.ok else await inbox_problem(report, mac_key) for report in reports]
+    return reports
 
 
 async def verify_chain(institution_id: uuid.UUID, head: AuditChainHead | None,
                        progress: Callable[[uuid.UUID, int], None] | None = None, *,
-                       public: Ed25519PublicKey | None = None) -> ChainReport:
+                       public: Ed25519PublicKey | None = None, mac_key: bytes | None = None) -> ChainReport:
     """Walk the chain from the newest archive anchor (from the genesis hash at seq 1 if none) to the
     head, then hold it against its newest signed checkpoint."""
     anchor = await AuditArchive.filter(institution_id=institution_id).order_by("-up_to_seq").first()
@@ -82,17 +93,19 @@ async def verify_chain(institution_id: uuid.UUID, head: AuditChainHead | None,
     signed_seq = newest.last_seq if newest else None
     # The hash (and row id) at the checkpoint's sequence number: the anchor's when it was cut there.
     at_signed: tuple[str, uuid.UUID | None] | None = (prev_hash, None) if signed_seq == archived else None
-    expected_seq, checked = archived + 1, 0
+    expected_seq, checked, macs_began = archived + 1, 0, False
     while True:
         rows = (
             await AuditEvent.filter(institution_id=institution_id, seq__gte=expected_seq)
             .order_by("seq")
             .limit(BATCH)
-            .values(*HASHED_COLUMNS, "hash")
+            .values(*HASHED_COLUMNS, "hash", "mac")
         )
         indexed = await _indexed(institution_id, rows)
         for row in rows:
-            problem = _problem(row, expected_seq, prev_hash) or _index_problem(row, indexed)
+            problem = (_problem(row, expected_seq, prev_hash) or _index_problem(row, indexed)
+                       or _mac_problem(row, mac_key, macs_began))
+            macs_began = macs_began or bool(row["mac"])
             if problem:
                 return ChainReport(institution_id, checked, problem, row["seq"], row["id"], archived)
             if row["seq"] == signed_seq:
@@ -175,6 +188,33 @@ async def _stray_index_row(institution_id: uuid.UUID, after_seq: int, last_seq: 
     beyond = sorted({row.seq for row in rows})
     present = {event.seq for event in await AuditEvent.filter(institution_id=institution_id, seq__in=beyond)}
     return next((seq for seq in beyond if seq not in present), None)
+
+
+def _mac_problem(row: dict, key: bytes | None, macs_began: bool) -> str:
+    if key is None:
+        return ""
+    if not row["mac"]:
+        return "the event carries no MAC, though earlier events of the chain do" if macs_began else ""
+    if not hmac.compare_digest(row["mac"], writer.mac(key, row)):
+        return "the event's MAC does not match: it was not written with this deployment's key"
+    return ""
+
+
+async def inbox_problem(report: ChainReport, key: bytes) -> ChainReport:
+    """The chain's events waiting in PostgreSQL's inbox must each carry the MAC of the body it will be hashed from
+    (whoever posts without the key is found before and after the event is sealed)."""
+    db = AuditEvent._meta.db
+    if db.capabilities.dialect != "postgres":
+        return report
+    rows = await db.execute_query_dict(
+        "SELECT id, event->>'body_head' AS head, event->>'body_middle' AS middle, mac FROM audit_inbox "
+        "WHERE institution_id = $1 ORDER BY id", [report.institution_id])
+    for row in rows:
+        if not hmac.compare_digest(row["mac"], writer.mac_of_body(key, row["head"] or "", row["middle"] or "")):
+            return ChainReport(report.institution_id, report.events,
+                               f"an event waiting to be sealed (inbox row {row['id']}) has no valid MAC", None, None,
+                               report.archived)
+    return report
 
 
 def _problem(row: dict, expected_seq: int, prev_hash: str) -> str:

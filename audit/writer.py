@@ -4,12 +4,18 @@
 audit records commit together) and in a transaction of its own otherwise (denials, which
 must survive the rollback of the operation they deny); on PostgreSQL one chain's append is
 one statement, its own transaction. ``append_with`` sends a write and its records together.
-The chain head row is locked for the append, so concurrent writers take turns and the
-sequence stays gap-free.
+
+On SQLite the chain head row is locked for the append, so writers take turns and the sequence stays
+gap-free. On PostgreSQL an append posts its events to the chain's inbox and seals them into the chain
+when the head is free (migration 0023): writers never wait for each other, and whoever next finds the head
+free links everything waiting. Readers of the trail call ``seal`` first, so they see every committed event.
+Every event carries a MAC under a key derived from the master key (``use_mac_key``), checked by ``verify``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import time
 import uuid
@@ -29,6 +35,30 @@ from models import AuditChainHead, AuditEvent, AuditPatientIndex
 SYSTEM_CHAIN = uuid.UUID(int=0)
 # Told each append's duration (seconds, lock wait included) and number of events: app/metrics.py listens.
 append_observers: list[Callable[[float, int], None]] = []
+# Events wait in PostgreSQL's inbox at most about this long when no writer or reader comes to seal them.
+SEAL_PENDING_AFTER_SECONDS = 0.5
+_mac_key: bytes | None = None
+
+
+def use_mac_key(key: bytes | None) -> None:
+    """The key every event's MAC is made with (``core.crypto.MasterKey.audit_mac_key``); set at start-up."""
+    global _mac_key
+    _mac_key = key
+
+
+def current_mac_key() -> bytes | None:
+    return _mac_key
+
+
+def mac(key: bytes, columns: dict[str, Any]) -> str:
+    """An event's MAC: HMAC-SHA256 of its hashed body without the sequence number and previous hash (known only
+    when it is linked), so it is made when the event is and checked against the columns as stored."""
+    return mac_of_body(key, *body_around(columns))
+
+
+def mac_of_body(key: bytes, head: str, middle: str) -> str:
+    """The MAC of an event's body pieces (``audit.chain.body_around``), as PostgreSQL's inbox holds them."""
+    return hmac.new(key, (head + middle).encode(), hashlib.sha256).hexdigest()
 
 
 async def start_chain(institution_id: uuid.UUID) -> None:
@@ -78,7 +108,7 @@ async def append_with(statement: str, values: Sequence[Any], records: Sequence[A
         n = len(values)  # the statement is Tortoise-built SQL with placeholders; values are never in it
         combined = (f"WITH written AS ({statement}) "  # noqa: S608
                     f"SELECT written.*, audit_append(${n + 1}, ${n + 2}::jsonb) AS audit_seq FROM written")
-        rows = await db.execute_query_dict(combined, [*values, institution_id, _events_json(list(records))])
+        rows = await db.execute_query_dict(combined, [*values, institution_id, events_json(list(records))])
         for row in rows:
             del row["audit_seq"]
     else:
@@ -105,6 +135,7 @@ async def _append_to_chain(institution_id: uuid.UUID, records: list[AuditRecord]
     for record in records:
         seq += 1
         columns = _columns(record, seq, prev_hash)
+        columns["mac"] = _mac_of(columns)
         prev_hash = columns["hash"] = row_hash(columns)
         rows.append(columns)
     await _insert(AuditEvent, rows)
@@ -113,13 +144,35 @@ async def _append_to_chain(institution_id: uuid.UUID, records: list[AuditRecord]
 
 
 async def _append_in_database(db: Any, institution_id: uuid.UUID, records: list[AuditRecord]) -> None:
-    """The lock, the inserts (events and their per-patient index) and the head's move in one round trip
-    (migration 0022's ``audit_append``), which computes each hash as ``row_hash`` does from the body pieces
-    sent."""
-    await db.execute_query("SELECT audit_append($1, $2::jsonb)", [institution_id, _events_json(records)])
+    """The events posted to the chain's inbox and sealed if the head is free, in one round trip (migration
+    0023's ``audit_append``), which computes each hash as ``row_hash`` does from the body pieces sent."""
+    await db.execute_query("SELECT audit_append($1, $2::jsonb)", [institution_id, events_json(records)])
 
 
-def _events_json(records: list[AuditRecord]) -> str:
+async def seal(institution_id: uuid.UUID) -> None:
+    """Link every committed event waiting in the chain's inbox, waiting for the head if another transaction holds
+    it: called by readers of the trail before they read. Nothing to do on SQLite, which has no inbox."""
+    db = AuditEvent._meta.db
+    if db.capabilities.dialect == "postgres":
+        await db.execute_query("SELECT audit_seal($1, true) WHERE EXISTS "
+                               "(SELECT 1 FROM audit_inbox WHERE institution_id = $1)", [institution_id])
+
+
+async def seal_pending(older_than: float = SEAL_PENDING_AFTER_SECONDS) -> int:
+    """Seal the chains whose inbox holds events posted more than ``older_than`` seconds ago (their writers found
+    the head busy and no one came after them); returns how many chains. The service calls it every second."""
+    db = AuditEvent._meta.db
+    if db.capabilities.dialect != "postgres":
+        return 0
+    rows = await db.execute_query_dict(
+        "SELECT DISTINCT institution_id FROM audit_inbox "
+        "WHERE created_at < clock_timestamp() - make_interval(secs => $1)", [older_than])
+    for row in rows:
+        await seal(uuid.UUID(str(row["institution_id"])))
+    return len(rows)
+
+
+def events_json(records: list[AuditRecord]) -> str:
     """``audit_append``'s second argument: each event's row and its body in two pieces around the sequence
     number and the previous hash, which only the database knows."""
     events = []
@@ -128,8 +181,13 @@ def _events_json(records: list[AuditRecord]) -> str:
         head, middle = body_around(columns)
         row = {name: _json_value(value) for name, value in columns.items() if name not in ("seq", "prev_hash")}
         patients = sorted(str(patient) for patient in patients_of(columns))
-        events.append({"body_head": head, "body_middle": middle, "row": row, "patients": patients})
+        signed = mac_of_body(_mac_key, head, middle) if _mac_key is not None else ""
+        events.append({"body_head": head, "body_middle": middle, "row": row, "patients": patients, "mac": signed})
     return json.dumps(events, ensure_ascii=False)
+
+
+def _mac_of(columns: dict[str, Any]) -> str:
+    return mac(_mac_key, columns) if _mac_key is not None else ""
 
 
 def _json_value(value: Any) -> Any:

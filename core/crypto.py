@@ -52,6 +52,8 @@ class MasterKey:
         self.token_key = derive_key(raw, "token-hmac:v1")
         # Signs the audit trail's checkpoints; its public half lets an outside auditor check them.
         self.checkpoint_key = Ed25519PrivateKey.from_private_bytes(derive_key(raw, "audit-checkpoint-ed25519:v1"))
+        # MACs every audit event, so rows posted to the trail by someone without the key are found (audit.verify).
+        self.audit_mac_key = derive_key(raw, "audit-event-mac:v1")
         self.is_placeholder = raw in PLACEHOLDER_KEYS
 
     @classmethod

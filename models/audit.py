@@ -38,6 +38,10 @@ class AuditEvent(Model):
     # "record/patient" items (audit.chain.subjects_text); empty when the event is about one record, named by
     # resource_id and patient_id as before. Hashed when not empty.
     subjects = fields.TextField(default="", db_default="")
+    # HMAC-SHA256 of the event's hashed body without its sequence number and previous hash, under a key derived
+    # from the master key (audit.writer.mac): whoever can insert rows but holds no key cannot forge an event
+    # that verify accepts. Not hashed: the chain already covers the content; empty on events older than 0023.
+    mac = fields.CharField(max_length=64, default="", db_default="")
     prev_hash = fields.CharField(max_length=64)
     hash = fields.CharField(max_length=64)
 

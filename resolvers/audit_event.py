@@ -11,7 +11,7 @@ from typing import Any
 
 from tortoise.expressions import Q
 
-from audit import patient_index
+from audit import patient_index, writer
 from audit.events import Action, Outcome
 from core.errors import BadUserInput
 from core.principal import PARTNER, STAFF
@@ -39,6 +39,7 @@ async def page(ctx: Context, *, first: int, after: str | None, where: AuditFilte
     """Newest first, keyset-paged on the chain's sequence number."""
     decision = await access.authorize(ctx, "audit", "read", action=Action.READ, resource_type="audit_event")
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
+    await writer.seal(ctx.institution_id)
     query = AuditEvent.filter(Q(institution_id=ctx.institution_id) & _conditions(ctx.institution_id, where))
     if after:
         query = query.filter(seq__lt=pagination.decode_int(CURSOR_KIND, after))

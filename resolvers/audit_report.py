@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 import anyio
 
-from audit import checkpoint, export, patient_index
+from audit import checkpoint, export, patient_index, writer
 from audit.events import Action, AuditRecord, Outcome
 from core import access_report_document as documents
 from core.errors import BadUserInput
@@ -167,6 +167,7 @@ async def trail_export(ctx: Context, since_text: str | None, until_text: str | N
     decision = await access.authorize(ctx, "audit", "read", action=Action.EXPORT, resource_type="audit_event")
     since, until = export_period(_moment(since_text, "from"), _moment(until_text, "to"))
     institution_id = ctx.institution_id
+    await writer.seal(institution_id)
     head = await AuditChainHead.filter(institution_id=institution_id).first()
     up_to_seq = head.last_seq if head is not None else 0
     await _record_export(ctx, "audit_event", None, decision.rule, export.EVIDENCE, since, until,
@@ -228,6 +229,7 @@ async def _record_export(ctx: Context, resource_type: str, patient_id: uuid.UUID
 
 async def _events(ctx: Context, patient_id: uuid.UUID, since: datetime | None,
                   until: datetime | None) -> list[dict[str, Any]]:
+    await writer.seal(ctx.institution_id)
     query = within(AuditEvent.filter(patient_index.about_patient(ctx.institution_id, patient_id)), since, until)
     return list(await query.order_by("seq").values("actor_kind", "actor_id", "token_id", "action", "outcome",
                                                    "field_classes", "fields_read", "policy_rule", "user_agent",

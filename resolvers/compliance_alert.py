@@ -22,6 +22,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from tortoise.functions import Count
 
+from audit import writer
 from models import AuditPatientIndex, EmergencyAccess, Notification, RoleAssignment
 
 ANOMALY_FACTOR = 3.0  # as accessAnomalies' default
@@ -67,7 +68,8 @@ async def anomalies(since: datetime, until: datetime, *, factor: float = ANOMALY
                     minimum: int = ANOMALY_MINIMUM, institution_id: uuid.UUID | None = None) -> list[Anomaly]:
     """Staff who read more distinct patient files in [since, until) than ``factor`` times the median of the
     active colleagues holding the same role, and at least ``minimum``: of one institution, or of every one.
-    Three statements whatever the number of institutions and staff."""
+    Three statements whatever the number of institutions and staff (after sealing what waits in the inbox)."""
+    await (writer.seal(institution_id) if institution_id is not None else writer.seal_pending(older_than=0))
     reads = AuditPatientIndex.filter(actor_kind="staff", action="read", outcome="allowed",
                                      occurred_at__gte=since, occurred_at__lt=until)
     if institution_id is not None:

@@ -14,6 +14,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from audit import writer
 from audit.events import Action
 from core.errors import BadUserInput
 from core.principal import PARTNER
@@ -46,6 +47,7 @@ async def page(ctx: Context, *, first: int, after: str | None, since: datetime, 
     _check_period(since, until)
     await _refuse_archived(ctx, since)
     # One disclosure per patient a partner read, from the trail's per-patient index (an event may cover several).
+    await writer.seal(ctx.institution_id)
     query = within(AuditPatientIndex.filter(institution_id=ctx.institution_id, actor_kind=PARTNER, action="read",
                                             outcome="allowed"), since, until)
     if patient_id is not None:

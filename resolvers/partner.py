@@ -365,6 +365,7 @@ async def access_log(ctx: Context, *, first: int, after: str | None, since: date
     decision = await access.authorize(ctx, "partner_log", "read", action=Action.READ, resource_type="audit_event")
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     clients = await _own_clients(ctx)
+    await writer.seal(ctx.institution_id)
     query = AuditEvent.filter(institution_id=ctx.institution_id, actor_kind=PARTNER, actor_id__in=clients)
     query = within(query, since, until)
     if after:

@@ -207,6 +207,7 @@ async def access_log(ctx: Context, *, first: int, after: str | None) -> paginati
     decision = await access.authorize(ctx, "access_log", "read", action=Action.READ, resource_type="access_log")
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     view = await access.find_patient(ctx, own_patient_id(ctx), action=Action.READ)
+    await writer.seal(ctx.institution_id)
     query = AuditEvent.filter(patient_index.about_patient(ctx.institution_id, view.row.id))
     if after:
         query = query.filter(seq__lt=pagination.decode_int(LOG_CURSOR_KIND, after))

@@ -21,6 +21,7 @@ async def record_change(services: Services) -> int:
     recorded = 0
     for institution in await Institution.all().only("id"):
         institution_id = institution.id
+        await writer.seal(institution_id)
         last = await AuditEvent.filter(institution_id=institution_id, resource_type=RESOURCE).order_by(
             "-seq").first().values_list("fields_read", flat=True)
         if last == digest:

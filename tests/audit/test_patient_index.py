@@ -91,7 +91,9 @@ async def index_lifted() -> AsyncIterator[None]:
     try:
         yield
     finally:
-        for statement in subjects_migration.POSTGRES if is_postgres() else subjects_migration.SQLITE:
+        guards = [s for s in subjects_migration.POSTGRES if s is not subjects_migration.FUNCTION] if is_postgres() \
+            else subjects_migration.SQLITE  # 0022's audit_append was replaced by 0023's: keep that one
+        for statement in guards:
             await connection().execute_script(statement)
 
 
@@ -612,7 +614,7 @@ async def test_a_node_on_the_old_code_appends_on_postgres_with_its_patient_index
     patient = uuid.uuid4()
     record = AuditRecord(chain.id, Actor("staff", uuid.uuid4()), Action.READ, "patient", Outcome.ALLOWED,
                          resource_id=patient, patient_id=patient, field_classes=frozenset({"identity"}))
-    [event] = json.loads(writer._events_json([record]))
+    [event] = json.loads(writer.events_json([record]))
     old_event = {"body_head": event["body_head"], "body_middle": event["body_middle"],
                  "row": {name: value for name, value in event["row"].items() if name != "subjects"}}
     await connection().execute_query("SELECT audit_append($1, $2::jsonb)", [chain.id, json.dumps([old_event])])

@@ -11,6 +11,8 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
+from audit import writer
+from audit.events import Action, Actor, AuditRecord, Outcome
 from tests.conftest import BACKEND
 from tests.factories import Tenant
 
@@ -59,6 +61,9 @@ async def app_connection(database: str, role: str) -> AsyncIterator[asyncpg.Conn
     "DELETE FROM tortoise_migrations",
     "INSERT INTO audit_archive VALUES (gen_random_uuid(), gen_random_uuid(), 1, '', now(), 1, '')",
     "DELETE FROM audit_archive",
+    "UPDATE audit_inbox SET mac = ''",
+    "DELETE FROM audit_inbox",
+    "TRUNCATE audit_inbox",
 ])
 async def test_the_service_role_cannot_touch_the_trail(tenant: Tenant, app_connection: asyncpg.Connection,
                                                        statement: str) -> None:
@@ -75,6 +80,17 @@ async def test_the_service_role_reads_and_writes_the_data(tenant: Tenant, app_co
     await app_connection.execute("UPDATE department SET name = name WHERE institution_id = $1", tenant.id)
     await app_connection.execute("UPDATE audit_chain_head SET last_seq = last_seq WHERE institution_id = $1",
                                  tenant.id)
+
+
+async def test_the_service_role_appends_through_the_inbox(tenant: Tenant, app_connection: asyncpg.Connection
+                                                          ) -> None:
+    """It posts events and seals them (audit_seal removes inbox rows as its owner), though it may not delete."""
+    before = await tenant.audit_count()
+    record = AuditRecord(tenant.id, Actor("system"), Action.READ, "patient", Outcome.ALLOWED)
+    await app_connection.execute("SELECT audit_append($1, $2::jsonb)", tenant.id, writer.events_json([record]))
+    await app_connection.execute("SELECT audit_seal($1, true)", tenant.id)
+    assert await tenant.audit_count() == before + 1
+    assert await app_connection.fetchval("SELECT count(*) FROM audit_inbox WHERE institution_id = $1", tenant.id) == 0
 
 
 async def test_the_password_is_the_one_given(database: str, role: str) -> None:

@@ -1,0 +1,243 @@
+"""Issue 17, item 5: an audit chain that is not one lock. On PostgreSQL writers post events to an inbox without
+waiting for the chain head, and whoever finds the head free seals them into the chain; readers seal first, so they
+see every committed event; a crash before sealing loses nothing; only sealing removes inbox rows. Every event
+carries a MAC under a key derived from the master key, which ``verify`` checks on the trail and in the inbox (both
+databases)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+
+import asyncpg
+import pytest
+import pytest_asyncio
+
+from app import checkpoints
+from audit import writer
+from audit.events import Action, Actor, AuditRecord, Outcome
+from audit.verify import ChainReport, verify_all
+from core.crypto import new_data_key
+from models import AuditEvent, Institution
+from resolvers.context import Services
+from tests.audit.test_chain import REFUSED, connection, is_postgres
+from tests.factories import Tenant, make_patient
+
+AUDIT = "query { auditEvents(first: 100) { edges { node { seq resourceType patientId patientIds } } } }"
+
+
+def read(institution_id: uuid.UUID, patient: uuid.UUID | None = None) -> AuditRecord:
+    return AuditRecord(institution_id, Actor("staff", uuid.uuid4()), Action.READ, "patient", Outcome.ALLOWED,
+                       resource_id=patient, patient_id=patient, field_classes=frozenset({"identity"}))
+
+
+def require_postgres() -> None:
+    if not is_postgres():
+        pytest.skip("the inbox is PostgreSQL's: SQLite has one writer")
+
+
+async def seqs(institution_id: uuid.UUID) -> list[int]:
+    return [e.seq for e in await AuditEvent.filter(institution_id=institution_id).order_by("seq")]
+
+
+async def waiting(institution_id: uuid.UUID) -> int:
+    [row] = await connection().execute_query_dict(
+        "SELECT count(*) AS n FROM audit_inbox WHERE institution_id = $1", [institution_id])
+    return int(row["n"])
+
+
+@asynccontextmanager
+async def head_held(database: str, institution_id: uuid.UUID) -> AsyncIterator[asyncpg.Connection]:
+    """Another transaction holds the chain head (a long write, a sealer at work) until the block ends."""
+    other = await asyncpg.connect(database)
+    transaction = other.transaction()
+    await transaction.start()
+    await other.execute("SELECT 1 FROM audit_chain_head WHERE institution_id = $1 FOR UPDATE", institution_id)
+    try:
+        yield other
+    finally:
+        if not other.is_closed():
+            await transaction.rollback()
+            await other.close()
+
+
+@contextmanager
+def mac_key(key: bytes | None) -> Iterator[None]:
+    """Events appended meanwhile are MACed with ``key`` (none: no MAC), as by a process holding another key."""
+    before = writer.current_mac_key()
+    writer.use_mac_key(key)
+    try:
+        yield
+    finally:
+        writer.use_mac_key(before)
+
+
+@pytest_asyncio.fixture
+async def chain(database: str, services: Services) -> uuid.UUID:
+    """An institution whose chain has begun (three events, MACed with the deployment's key)."""
+    institution = await Institution.create(name=f"Inbox Clinic {uuid.uuid4().hex[:6]}", kind="clinic")
+    writer.use_mac_key(services.master_key.audit_mac_key)
+    await writer.append([read(institution.id, uuid.uuid4()) for _ in range(3)])
+    return institution.id
+
+
+async def report(institution_id: uuid.UUID, services: Services) -> ChainReport:
+    [found] = await verify_all(institution_id, mac_key=services.master_key.audit_mac_key)
+    return found
+
+
+# -- PostgreSQL: writers do not take turns -------------------------------------------------
+
+
+async def test_a_writer_does_not_wait_for_a_busy_head_and_a_reader_sees_its_event(
+        chain: uuid.UUID, database: str, services: Services) -> None:
+    require_postgres()
+    async with head_held(database, chain) as holder:
+        await asyncio.wait_for(writer.append([read(chain, uuid.uuid4())]), timeout=5)  # would block before 0023
+        assert await waiting(chain) == 1 and await seqs(chain) == [1, 2, 3]
+        reader = asyncio.create_task(writer.seal(chain))  # a reader waits for the head, then links what waits
+        await asyncio.sleep(0.2)
+        assert not reader.done()
+        await holder.execute("COMMIT")
+        await asyncio.wait_for(reader, timeout=5)
+    assert await seqs(chain) == [1, 2, 3, 4] and await waiting(chain) == 0
+    assert (await report(chain, services)).ok
+
+
+async def test_readers_of_the_trail_see_events_still_waiting(tenant: Tenant, database: str,
+                                                             services: Services) -> None:
+    require_postgres()
+    patient = await make_patient(tenant)
+    async with head_held(database, tenant.id) as holder:
+        read_it = await tenant.call("nurse", "query($id: ID!) { patient(id: $id) { fullName } }", id=str(patient))
+        assert not read_it.errors
+        assert await waiting(tenant.id) >= 1  # the read is on record, not yet linked
+        asyncio.get_running_loop().call_later(0.2, lambda: asyncio.ensure_future(holder.execute("COMMIT")))
+        trail = await tenant.call("compliance_officer", AUDIT)
+    assert not trail.errors
+    reads = [e["node"] for e in trail.data["auditEvents"]["edges"] if e["node"]["patientId"] == str(patient)]
+    assert reads and reads[0]["resourceType"] == "patient"
+    assert await waiting(tenant.id) == 0
+
+
+async def test_sixteen_writers_at_once_leave_a_gap_free_chain(chain: uuid.UUID, services: Services) -> None:
+    require_postgres()
+
+    async def write(n: int) -> None:
+        for _ in range(10):
+            await writer.append([read(chain, uuid.uuid4())])
+
+    await asyncio.gather(*(write(n) for n in range(16)))
+    await writer.seal(chain)
+    assert await seqs(chain) == list(range(1, 3 + 160 + 1))
+    assert await report(chain, services) == ChainReport(chain, 163)
+
+
+async def test_a_crash_before_sealing_loses_nothing(chain: uuid.UUID, database: str, services: Services) -> None:
+    require_postgres()
+    async with head_held(database, chain) as holder:
+        await writer.append([read(chain, uuid.uuid4()), read(chain, uuid.uuid4())])
+        await holder.close()  # the transaction holding the head dies with its connection (a crashed node)
+    assert await waiting(chain) == 2
+    assert await writer.seal_pending(older_than=0) >= 1  # what every node's sealing loop does each second
+    assert await seqs(chain) == [1, 2, 3, 4, 5] and await waiting(chain) == 0
+    assert (await report(chain, services)).ok
+
+
+async def test_the_sealing_loop_links_events_left_behind(chain: uuid.UUID, database: str) -> None:
+    require_postgres()
+    async with head_held(database, chain):
+        await writer.append([read(chain, uuid.uuid4())])
+    loop = asyncio.create_task(checkpoints.seal_waiting(look_every=0.05))
+    try:
+        for _ in range(100):
+            if await waiting(chain) == 0:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        loop.cancel()
+    assert await seqs(chain) == [1, 2, 3, 4]
+
+
+async def test_inbox_rows_leave_only_by_being_sealed(chain: uuid.UUID, database: str) -> None:
+    require_postgres()
+    async with head_held(database, chain):
+        await writer.append([read(chain, uuid.uuid4())])
+    for statement in ("UPDATE audit_inbox SET mac = '' WHERE institution_id = $1",
+                      "DELETE FROM audit_inbox WHERE institution_id = $1"):
+        with pytest.raises(REFUSED, match="sealed into the chain"):
+            await connection().execute_query(statement, [chain])
+    with pytest.raises(REFUSED, match="sealed into the chain"):
+        await connection().execute_script("TRUNCATE audit_inbox")
+    with pytest.raises(REFUSED, match="sealed into the chain"):  # from a function of the caller's own neither
+        await connection().execute_script(
+            f"DO $$ BEGIN DELETE FROM audit_inbox WHERE institution_id = '{chain}'; END $$")
+    assert await waiting(chain) == 1
+    await writer.seal(chain)
+    assert await waiting(chain) == 0 and await seqs(chain) == [1, 2, 3, 4]
+
+
+async def test_an_event_posted_without_the_key_is_found_waiting_and_sealed(
+        chain: uuid.UUID, database: str, services: Services) -> None:
+    require_postgres()
+    async with head_held(database, chain):
+        with mac_key(new_data_key()):  # someone who can insert, with a key of their own
+            await writer.append([read(chain, uuid.uuid4())])
+    found = await report(chain, services)
+    assert not found.ok and found.problem.startswith("an event waiting to be sealed")
+    await writer.seal(chain)
+    event = await AuditEvent.get(institution_id=chain, seq=4)
+    assert await report(chain, services) == ChainReport(
+        chain, 3, "the event's MAC does not match: it was not written with this deployment's key", 4, event.id)
+
+
+async def test_an_inbox_row_forged_by_hand_is_found(chain: uuid.UUID, database: str, services: Services) -> None:
+    """An INSERT straight into the inbox (the service role may insert) with a MAC made up: found before sealing."""
+    require_postgres()
+    event = {"body_head": "[", "body_middle": ", ", "row": {}, "patients": []}
+    await connection().execute_query(
+        "INSERT INTO audit_inbox (institution_id, event, mac) VALUES ($1, $2::jsonb, $3)",
+        [chain, json.dumps(event), "0" * 64])
+    found = await report(chain, services)
+    assert not found.ok and "has no valid MAC" in found.problem
+
+
+# -- both databases: the MAC ---------------------------------------------------------------
+
+
+async def test_every_event_carries_its_mac_and_the_chain_verifies(chain: uuid.UUID, services: Services) -> None:
+    await writer.append([read(chain, uuid.uuid4()), read(chain)])
+    rows = await AuditEvent.filter(institution_id=chain).order_by("seq").values("mac")
+    assert len(rows) == 5 and all(len(row["mac"]) == 64 for row in rows)
+    assert await report(chain, services) == ChainReport(chain, 5)
+
+
+async def test_an_event_made_with_another_key_is_named(chain: uuid.UUID, services: Services) -> None:
+    with mac_key(new_data_key()):
+        await writer.append([read(chain, uuid.uuid4())])
+    await writer.append([read(chain, uuid.uuid4())])
+    event = await AuditEvent.get(institution_id=chain, seq=4)
+    assert await report(chain, services) == ChainReport(
+        chain, 3, "the event's MAC does not match: it was not written with this deployment's key", 4, event.id)
+    [without_key] = await verify_all(chain)  # verify without the key checks hashes only
+    assert without_key.ok
+
+
+async def test_an_event_without_a_mac_after_macs_began_is_named(chain: uuid.UUID, services: Services) -> None:
+    with mac_key(None):
+        await writer.append([read(chain, uuid.uuid4())])
+    event = await AuditEvent.get(institution_id=chain, seq=4)
+    assert await report(chain, services) == ChainReport(
+        chain, 3, "the event carries no MAC, though earlier events of the chain do", 4, event.id)
+
+
+async def test_a_chain_begun_before_macs_verifies(database: str, services: Services) -> None:
+    """Events written before 0023 have no MAC; the chain verifies, and the MACs begin with the next event."""
+    institution = await Institution.create(name=f"Old Clinic {uuid.uuid4().hex[:6]}", kind="clinic")
+    with mac_key(None):
+        await writer.append([read(institution.id, uuid.uuid4()) for _ in range(2)])
+    await writer.append([read(institution.id, uuid.uuid4())])
+    assert await report(institution.id, services) == ChainReport(institution.id, 3)
