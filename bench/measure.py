@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 from starlette.types import ASGIApp
+from tortoise import Tortoise
 
 from audit import writer
 from audit.events import Action, Actor, AuditRecord, Outcome, RequestMeta
@@ -179,3 +180,17 @@ async def append_throughput(institution_id: uuid.UUID, writers: int, seconds: fl
     start = time.perf_counter()
     await asyncio.gather(*(write(n) for n in range(writers)))
     return sum(counts), time.perf_counter() - start
+
+
+async def sealing_window(institution_id: uuid.UUID, until: asyncio.Future[Any], every: float = 0.01) -> list[float]:
+    """PostgreSQL: the age in seconds of the oldest event waiting in the chain's inbox, sampled every ``every``
+    seconds until ``until`` is done (how long an event waits before it is sealed into the chain)."""
+    db = Tortoise.get_connection("default")
+    ages = []
+    while not until.done():
+        [row] = await db.execute_query_dict(
+            "SELECT coalesce(extract(epoch FROM clock_timestamp() - min(created_at)), 0)::float8 AS age "
+            "FROM audit_inbox WHERE institution_id = $1", [institution_id])
+        ages.append(float(row["age"]))
+        await asyncio.sleep(every)
+    return ages

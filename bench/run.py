@@ -345,9 +345,14 @@ async def audit_append(bench: Bench) -> list[dict[str, Any]]:
     for writers in (int(n) for n in bench.args.append_writers.split(",")):
         chain = await dataset.create_chain(services, f"Append Clinic {writers}")
         say(f"{writers} concurrent audit writers on one institution for {bench.args.append_seconds}s")
-        events, seconds = await measure.append_throughput(chain, writers, bench.args.append_seconds)
-        out.append({"writers": writers, "events": events, "seconds": seconds, "events_per_s": events / seconds})
-        say(f"  {events / seconds:,.0f} appends/s")
+        appending = asyncio.ensure_future(measure.append_throughput(chain, writers, bench.args.append_seconds))
+        ages = sorted(await measure.sealing_window(chain, appending))
+        events, seconds = await appending
+        window = {"window_max_ms": ages[-1] * 1000, "window_p99_ms": ages[int(len(ages) * 0.99)] * 1000} if ages \
+            else {}
+        out.append({"writers": writers, "events": events, "seconds": seconds, "events_per_s": events / seconds,
+                    **window})
+        say(f"  {events / seconds:,.0f} appends/s; oldest waiting event: {window}")
     return out
 
 
