@@ -5,11 +5,11 @@ audit records commit together) and in a transaction of its own otherwise (denial
 must survive the rollback of the operation they deny); on PostgreSQL one chain's append is
 one statement, its own transaction. ``append_with`` sends a write and its records together.
 
-On SQLite the chain head row is locked for the append, so writers take turns and the sequence stays
-gap-free. On PostgreSQL an append posts its events to the chain's inbox and seals them into the chain
-when the head is free (migration 0023): writers never wait for each other, and whoever next finds the head
-free links everything waiting. Readers of the trail call ``seal`` first, so they see every committed event.
-Every event carries a MAC under a key derived from the master key (``use_mac_key``), checked by ``verify``.
+On SQLite the chain head row is locked for the append, so writers take turns and the sequence stays gap-free. On
+PostgreSQL an append links its events when the chain head is free (first linking any that wait) and otherwise posts
+them to the chain's inbox without waiting (migration 0023): writers never wait for each other, and whoever next
+finds the head free links everything waiting. Readers of the trail call ``seal`` first, so they see every committed
+event. Every event carries a MAC under a key derived from the master key (``use_mac_key``), checked by ``verify``.
 """
 
 from __future__ import annotations
@@ -144,8 +144,8 @@ async def _append_to_chain(institution_id: uuid.UUID, records: list[AuditRecord]
 
 
 async def _append_in_database(db: Any, institution_id: uuid.UUID, records: list[AuditRecord]) -> None:
-    """The events posted to the chain's inbox and sealed if the head is free, in one round trip (migration
-    0023's ``audit_append``), which computes each hash as ``row_hash`` does from the body pieces sent."""
+    """The events linked if the chain head is free, else posted to its inbox, in one round trip (migration 0023's
+    ``audit_append``), which computes each hash as ``row_hash`` does from the body pieces sent."""
     await db.execute_query("SELECT audit_append($1, $2::jsonb)", [institution_id, events_json(records)])
 
 

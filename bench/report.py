@@ -129,6 +129,8 @@ def _web(machine: str, a: dict, results: dict, goals: dict[str, float]) -> list[
         audit.append(f"- audit append to one institution's chain, {w['writers']} concurrent writer(s), one event "
                      f"per transaction: {w['events']:,} events in {w['seconds']:.1f}s: "
                      f"**{w['events_per_s']:,.0f} appends/s**"
+                     + (f", {w['sealed_per_s']:,.0f}/s counting the time to seal what was left waiting"
+                        if "sealed_per_s" in w else "")
                      + (f"; an event waited in the inbox before sealing at most {w['window_max_ms']:.0f} ms "
                         f"(p99 of 10-ms samples {w['window_p99_ms']:.0f} ms)" if "window_max_ms" in w else ""))
     if audit:

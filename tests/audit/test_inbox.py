@@ -195,14 +195,17 @@ async def test_an_event_posted_without_the_key_is_found_waiting_and_sealed(
 
 
 async def test_an_inbox_row_forged_by_hand_is_found(chain: uuid.UUID, database: str, services: Services) -> None:
-    """An INSERT straight into the inbox (the service role may insert) with a MAC made up: found before sealing."""
+    """An INSERT straight into the inbox (the service role may insert) of a well-formed event with a MAC made up:
+    found while it waits, and at its sequence number once sealed."""
     require_postgres()
-    event = {"body_head": "[", "body_middle": ", ", "row": {}, "patients": []}
+    [event] = json.loads(writer.events_json([read(chain, uuid.uuid4())]))
     await connection().execute_query(
         "INSERT INTO audit_inbox (institution_id, event, mac) VALUES ($1, $2::jsonb, $3)",
-        [chain, json.dumps(event), "0" * 64])
+        [chain, json.dumps({k: v for k, v in event.items() if k != "mac"}), "0" * 64])
     found = await report(chain, services)
     assert not found.ok and "has no valid MAC" in found.problem
+    await writer.seal(chain)
+    assert (await report(chain, services)).problem.startswith("the event's MAC does not match")
 
 
 # -- both databases: the MAC ---------------------------------------------------------------
