@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from tortoise.expressions import Q, Subquery
+from tortoise.expressions import Case, Q, Subquery, When
 from tortoise.queryset import QuerySet
 
 from models import CareTeamMember, EmergencyAccess, PartnerConsent, PartnerGrant
@@ -29,6 +29,11 @@ class Reach(StrEnum):
     EMERGENCY = "emergency"  # break-glass: files opened with a stated reason, for a few hours
     GRANT = "grant"  # a partner: patients granted to it while their consent to share stands
     SELF = "self"  # a patient: their own file
+
+
+# The row checks as columns of the query that loads the rows (PatientScope.check_columns): "1" or "0".
+IN_CARE_TEAM = "scope_in_care_team"
+IN_EMERGENCY = "scope_in_emergency"
 
 
 ROLE_REACH: dict[str, frozenset[Reach]] = {
@@ -69,6 +74,20 @@ class PatientScope:
     def uses_emergency(self) -> bool:
         return Reach.EMERGENCY in self.reach
 
+    def care_team(self) -> QuerySet[CareTeamMember]:
+        return CareTeamMember.filter(institution_id=self.institution_id, staff_id=self.staff_id)
+
+    def check_columns(self) -> dict[str, Case]:
+        """What ``classes_for`` needs to know of each row beyond its columns, as columns of the query that loads
+        the rows, from the same subqueries as ``filter``: whether the caller's care team holds the patient and
+        whether a break-glass grant of the caller's opens the file. A page and its checks in one statement."""
+        columns = {}
+        if self.uses_care_team:
+            columns[IN_CARE_TEAM] = _flag(Q(id__in=Subquery(self.care_team().values("patient_id"))))
+        if self.uses_emergency:
+            columns[IN_EMERGENCY] = _flag(Q(id__in=Subquery(self.emergency_grants().values("patient_id"))))
+        return columns
+
     def emergency_grants(self) -> QuerySet[EmergencyAccess]:
         return EmergencyAccess.filter(institution_id=self.institution_id, staff_id=self.staff_id,
                                       expires_at__gt=self.now)
@@ -94,8 +113,7 @@ class PatientScope:
         if Reach.DEPARTMENT in self.reach and self.department_ids:
             parts.append(Q(department_id__in=sorted(self.department_ids)))
         if Reach.CARE_TEAM in self.reach:
-            team = CareTeamMember.filter(institution_id=self.institution_id, staff_id=self.staff_id)
-            parts.append(Q(id__in=Subquery(team.values("patient_id"))))
+            parts.append(Q(id__in=Subquery(self.care_team().values("patient_id"))))
         if Reach.EMERGENCY in self.reach:
             parts.append(Q(id__in=Subquery(self.emergency_grants().values("patient_id"))))
         if Reach.GRANT in self.reach and self.partner_id is not None:
@@ -120,6 +138,10 @@ class PatientScope:
         if patient_id is not None and patient_id == self.patient_id:
             reached.add(Reach.SELF)
         return frozenset(cls for cls, reach in self.reach_by_class.items() if reach & reached)
+
+
+def _flag(condition: Q) -> Case:
+    return Case(When(condition, then="1"), default="0")
 
 
 def patient_scope(

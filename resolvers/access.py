@@ -31,11 +31,11 @@ from audit.events import Action, AuditRecord, Outcome
 from core.crypto import field_aad
 from core.errors import Conflict, Forbidden, NotFound
 from core.principal import PARTNER
-from models import CareTeamMember, Contact, Patient
+from models import Contact, Patient
 from models.fields import tags_from_db
 from policies.fields import ENCRYPTED_FIELDS, PATIENT_FIELD_CLASS
 from policies.guard import Decision
-from policies.scopes import PatientScope
+from policies.scopes import IN_CARE_TEAM, IN_EMERGENCY, PatientScope
 from policies.scopes import patient_scope as build_patient_scope
 from resolvers.context import Context
 
@@ -198,6 +198,14 @@ def scoped_patients(ctx: Context) -> QuerySet[Patient] | None:
     return None if condition is None else Patient.filter(condition)
 
 
+def checked_patients(ctx: Context) -> QuerySet[Patient] | None:
+    """``scoped_patients`` with the row checks ``views`` needs as columns (``PatientScope.check_columns``): the rows
+    and what decides their field classes come in one statement."""
+    query = scoped_patients(ctx)
+    checks = patient_scope(ctx).check_columns()
+    return query.annotate(**checks) if query is not None and checks else query
+
+
 def records_in_reach(ctx: Context, model: type[M]) -> QuerySet[M] | None:
     """A journey's records (visits, appointments) of patients the caller reaches, as a query; a partner reaches
     only those it made (``partner_id``). None when the caller reaches no patient."""
@@ -218,10 +226,17 @@ async def views(ctx: Context, rows: list[Patient]) -> list[PatientView]:
     partner: dict[uuid.UUID, str] = {}
     ids = [r.id for r in rows]
     if scope.uses_care_team and rows:
-        team = CareTeamMember.filter(institution_id=scope.institution_id, staff_id=scope.staff_id, patient_id__in=ids)
-        in_team = set(cast(list[uuid.UUID], await team.values_list("patient_id", flat=True)))
+        if all(hasattr(row, IN_CARE_TEAM) for row in rows):  # loaded with the rows (checked_patients)
+            in_team = {row.id for row in rows if getattr(row, IN_CARE_TEAM) == "1"}
+        else:
+            team = scope.care_team().filter(patient_id__in=ids)
+            in_team = set(cast(list[uuid.UUID], await team.values_list("patient_id", flat=True)))
     if scope.uses_emergency and rows:
-        found = await scope.emergency_grants().filter(patient_id__in=ids).values_list("patient_id", "id")
+        opened = ids
+        if all(hasattr(row, IN_EMERGENCY) for row in rows):  # then the grants' ids only of files one opens
+            opened = [row.id for row in rows if getattr(row, IN_EMERGENCY) == "1"]
+        found = await scope.emergency_grants().filter(patient_id__in=opened).values_list("patient_id", "id") \
+            if opened else []
         emergency = {cast(uuid.UUID, patient): f"emergency_access {grant}" for patient, grant in found}
     if scope.uses_grants and rows:
         found = await scope.partner_grants().filter(patient_id__in=ids).order_by("id").values_list("patient_id", "id")
@@ -237,7 +252,7 @@ async def visible_patient(ctx: Context, patient_id: uuid.UUID) -> PatientView | 
     caller may not see is simply not shown."""
     if ctx.patient_views is None:
         async def batch(ids: list[uuid.UUID]) -> list[PatientView | None]:
-            query = scoped_patients(ctx)
+            query = checked_patients(ctx)
             rows = [] if query is None else await query.filter(id__in=list(ids))
             found = {view.row.id: view for view in await views(ctx, rows)}
             return [found.get(i) for i in ids]
@@ -250,7 +265,7 @@ async def find_patient(ctx: Context, patient_id: uuid.UUID | None, *, action: Ac
                        columns: Collection[str] | None = None) -> PatientView:
     """A patient in the caller's reach, or NOT_FOUND (the refusal recorded); ``columns``: load only those (they
     must hold what views and checks read: resolvers.patient.ALWAYS), None: the whole row."""
-    query = scoped_patients(ctx)
+    query = checked_patients(ctx)
     if query is not None and columns is not None:
         query = query.only(*columns)
     row = None if query is None or patient_id is None else await query.get_or_none(id=patient_id)

@@ -129,7 +129,7 @@ async def page(ctx: Context, *, first: int, after: str | None, where: PatientFil
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     after_key = _after_condition(order, after) if after else None
     await _check_filter(ctx, where)
-    query = access.scoped_patients(ctx)
+    query = access.checked_patients(ctx)
     if query is None:
         return PatientPage(pagination.Page([], False), 0 if count else None)
     query = query.filter(_conditions(ctx, where))

@@ -574,3 +574,17 @@ async def test_page_costs_the_same_sql_for_2_and_20_patients(tenant: Tenant, sql
 
     assert small > 0
     assert large == small
+
+
+async def test_a_page_decides_care_team_and_break_glass_in_its_own_statement(tenant: Tenant, sql_counter: Any
+                                                                             ) -> None:
+    """Issue 17: a nurse's page reads whether each patient is in her care team and opened by break-glass as columns
+    of the page query, not in statements of their own (W1 in four round trips)."""
+    for _ in range(3):
+        await make_patient(tenant)
+    start = len(sql_counter.statements)
+    reply = await tenant.call("nurse", "query { patients(first: 10) { nodes { id fullName phone } } }")
+    assert reply.errors == [] and len(reply.data["patients"]["nodes"]) == 3
+    statements = sql_counter.statements[start:]
+    checks = [s for s in statements if "care_team_member" in s or "emergency_access" in s]
+    assert checks and all('FROM "patient"' in s for s in checks)
