@@ -18,7 +18,7 @@ from audit import writer
 from audit.events import Action
 from core.errors import BadUserInput
 from core.ids import uuid7
-from core.validation import clean_text
+from core.validation import Problems, clean_text
 from models import EmergencyAccess, Patient
 from models.emergency_access import REVIEW_OUTCOMES
 from resolvers import access, pagination
@@ -40,9 +40,13 @@ class EmergencyView:
 async def open_file(ctx: Context, patient_id: uuid.UUID | None, reason: str, hours: int = MAX_HOURS) -> EmergencyView:
     decision = await access.authorize(ctx, "patient.emergency", "create", action=Action.BREAK_GLASS,
                                       resource_type="emergency_access", patient_id=patient_id)
-    text = clean_text(reason, field="reason", max_length=500, min_length=10)
+    problems = Problems()  # the input's shape, every problem at once, before the patient is looked up
+    text = ""
+    with problems.collect("reason"):
+        text = clean_text(reason, field="reason", max_length=500, min_length=10)
     if not 1 <= hours <= MAX_HOURS:
-        raise BadUserInput(f"hours: between 1 and {MAX_HOURS}.", field="hours")
+        problems.add("hours", "out_of_range", f"between 1 and {MAX_HOURS}.")
+    problems.check()
     if patient_id is None or not await Patient.exists(id=patient_id, institution_id=ctx.institution_id):
         raise await access.not_found(ctx, Action.BREAK_GLASS, "patient", patient_id, "patientId")
     grant_id = uuid7()

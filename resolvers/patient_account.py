@@ -21,7 +21,7 @@ from audit.events import Action, Actor, AuditRecord, Outcome
 from core.errors import BadUserInput
 from core.principal import PATIENT
 from core.tokens import INVITATION_PREFIX, looks_like_invitation, new_token, token_digest
-from core.validation import normalize_email
+from core.validation import Problems, normalize_email
 from models import (
     AuditEvent,
     PatientAccount,
@@ -99,8 +99,13 @@ async def invite(ctx: Context, patient_id: uuid.UUID | None) -> Invitation:
 async def activate(ctx: Context, code: str, email: str, password: str) -> sessions.LoginResult:
     """Open the account an invitation is for (or reopen the file's closed one), and sign in. The code
     works once. Every refusal of a code is recorded, on the invited file's trail when the code is real."""
-    address = normalize_email(email).lower()  # sign-in looks addresses up in lower case
-    secret = check_password(password)
+    problems = Problems()  # the form's shape, every problem at once; the code's check follows, one answer for all
+    address = secret = ""
+    with problems.collect("email"):
+        address = normalize_email(email).lower()  # sign-in looks addresses up in lower case
+    with problems.collect("password"):
+        secret = check_password(password)
+    problems.check()
     invitation = None
     if looks_like_invitation(code.strip()):
         digest = token_digest(ctx.services.master_key.token_key, code.strip())

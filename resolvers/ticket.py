@@ -512,10 +512,19 @@ async def transition(ctx: Context, ticket_id: uuid.UUID | None, to: str, *, note
                      resolution: str | None, version: int | None = None) -> TicketView:
     decision = await access.authorize(ctx, "ticket", "update", action=Action.UPDATE, resource_type="ticket",
                                       resource_id=ticket_id)
-    if to not in TRANSITIONS or to == "feedback_recorded":
-        raise BadUserInput("to: record the patient's feedback with ticketRecordFeedback.", field="to") \
-            if to == "feedback_recorded" else BadUserInput("to: unknown status.", field="to")
-    note = _text(note, "note")
+    problems = Problems()  # the input's shape, every problem at once, before the ticket is looked up
+    if to == "feedback_recorded":
+        problems.add("to", "invalid", "record the patient's feedback with ticketRecordFeedback.")
+    elif to not in TRANSITIONS:
+        problems.add("to", "invalid", "unknown status.")
+    with problems.collect("note"):
+        note = _text(note, "note")
+    if to == "resolved":
+        with problems.collect("resolution"):
+            resolution = _text(resolution, "resolution")
+            if not resolution:
+                problems.add("resolution", "required", "say how the ticket was resolved.")
+    problems.check()
     found = await find(ctx, ticket_id, Action.UPDATE)
     async with in_transaction():
         row = await lock(ctx, found)
@@ -529,9 +538,7 @@ async def transition(ctx: Context, ticket_id: uuid.UUID | None, to: str, *, note
         now = datetime.now(UTC)
         if to == "acknowledged" and row.first_responded_at is None:
             changes["first_responded_at"] = now
-        elif to == "resolved":
-            if not (resolution := _text(resolution, "resolution")):
-                raise BadUserInput("resolution: say how the ticket was resolved.", field="resolution")
+        elif to == "resolved" and resolution:  # checked above: a move to resolved has its resolution
             changes |= {"resolved_at": now, "resolution": access.seal(ctx, "ticket", "resolution", row.id, resolution)}
         elif to == "closed":
             changes["closed_at"] = now
@@ -633,9 +640,13 @@ async def handover(ctx: Context, ticket_id: uuid.UUID | None, *, to_staff_id: uu
     department. Besides the owner, whoever supervises the ticket's department may hand it over."""
     decision = await access.authorize(ctx, "ticket", "assign", action=Action.UPDATE, resource_type="ticket",
                                       resource_id=ticket_id)
+    problems = Problems()  # the input's shape, every problem at once, before the ticket is looked up
     if (to_staff_id is None) == (to_department_id is None):
-        raise BadUserInput("toStaffId: hand over to one person or one department.", field="toStaffId")
-    text = _text(note, "note")
+        problems.add("toStaffId", "invalid", "hand over to one person or one department.")
+    text = None
+    with problems.collect("note"):
+        text = _text(note, "note")
+    problems.check()
     found = await find(ctx, ticket_id, Action.UPDATE)
     if found.owner_id != ctx.actor.id and not ticket_scope(ctx).reaches_department(found.department_id):
         await access.deny(ctx, Action.UPDATE, "ticket", found.id, found.patient_id, reason="not_owner")

@@ -397,28 +397,35 @@ async def add_code(ctx: Context, visit_id: uuid.UUID | None, data: dict[str, Any
     """Record a condition (ICD-10) or a procedure (the institution's catalogue) on a visit."""
     decision = await access.authorize(ctx, "visit", "update", action=Action.UPDATE, resource_type="visit",
                                       resource_id=visit_id)
-    view = await find(ctx, visit_id, Action.UPDATE, field="visitId")
-    await _check_text_rights(ctx, view.patient, {"codes": True}, Action.UPDATE)
+    problems = Problems()  # the input's shape, every problem at once, before the visit is looked up
     kind = one_of(data["kind"], CODE_KINDS, "kind")
     system = "icd10" if kind == "condition" else "service"
-    _, code = _checked_code(system, data["code"], "code")
+    code = ""
+    with problems.collect("code"):
+        _, code = _checked_code(system, data["code"], "code")
+    status = data.get("status")
+    if kind == "procedure":
+        with problems.collect("status"):
+            status = one_of(status or "done", PROCEDURE_STATUSES, "status")
+    elif status is not None:
+        problems.add("status", "invalid", "only procedures have a status.")
+    text = data.get("text")
+    if text is not None:
+        with problems.collect("text"):
+            text = clean_text(text, field="text", max_length=CODE_TEXT_LIMIT)
+    problems.check()
+    view = await find(ctx, visit_id, Action.UPDATE, field="visitId")
+    await _check_text_rights(ctx, view.patient, {"codes": True}, Action.UPDATE)
     if system == "service" and not await ServiceItem.exists(institution_id=ctx.institution_id, code=code,
                                                             active=True):
         raise BadUserInput("code: not in the institution's service catalogue.", field="code")
-    status = data.get("status")
-    if kind == "procedure":
-        status = one_of(status or "done", PROCEDURE_STATUSES, "status")
-    elif status is not None:
-        raise BadUserInput("status: only procedures have a status.", field="status")
-    text = data.get("text")
     code_id = uuid7()
     async with in_transaction():
         row = await VisitCode.create(
             id=code_id, institution_id=ctx.institution_id, visit_id=view.row.id, patient_id=view.patient.row.id,
             kind=kind, system=system, code=access.seal(ctx, "visit_code", "code", code_id, code),
             code_bidx=_code_index(ctx, system, code), status=status,
-            text=access.seal(ctx, "visit_code", "text", code_id,
-                             None if text is None else clean_text(text, field="text", max_length=CODE_TEXT_LIMIT)))
+            text=access.seal(ctx, "visit_code", "text", code_id, text))
         await writer.append([access.write_record(ctx, Action.CREATE, "visit_code", code_id,
                                                  patient_id=view.patient.row.id,
                                                  fields=frozenset({"kind", "system", "code", "status",
