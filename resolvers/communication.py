@@ -67,7 +67,7 @@ from models.communication import CAUSES, DIRECTIONS, LOGGED_CALL, MESSAGE_CHANNE
 from models.fields import tags_from_db, tags_to_db
 from models.messaging import GATEWAY_CHANNELS
 from models.patient import CHANNELS
-from resolvers import access, outbox, pagination
+from resolvers import access, outbox, pagination, versioning
 from resolvers import message_template as templates
 from resolvers import messaging as messagings
 from resolvers.access import PatientView
@@ -846,8 +846,8 @@ async def follow_link(services: Services, token: str, request: RequestMeta | Non
             raise LinkRefused("unknown")
         purposes = tags_from_db(patient.contact_purposes)
         if purpose in purposes:
-            await Patient.filter(id=patient_id).update(
-                contact_purposes=tags_to_db([p for p in purposes if p != purpose]))
+            await versioning.update_versioned(patient, None, "patient",  # locked: the version read is current
+                                              contact_purposes=tags_to_db([p for p in purposes if p != purpose]))
             await writer.append([AuditRecord(
                 institution_id, Actor("anonymous"), Action.CONSENT, "contact_consent", Outcome.ALLOWED,
                 request or RequestMeta(), resource_id=patient_id, patient_id=patient_id,
@@ -865,7 +865,7 @@ async def _stop_contact(link: Link, request: RequestMeta) -> None:
         if contact is None:
             raise LinkRefused("unknown")
         if contact.may_receive_information:
-            await Contact.filter(id=contact.id).update(may_receive_information=False, updated_at=_now())
+            await versioning.update_versioned(contact, None, "contact", may_receive_information=False)
             await writer.append([AuditRecord(
                 link.institution_id, Actor("anonymous"), Action.UPDATE, "contact", Outcome.ALLOWED, request,
                 resource_id=contact.id, patient_id=contact.patient_id,
@@ -1030,7 +1030,9 @@ async def set_my_preferences(ctx: Context, data: dict[str, Any]) -> Preferences:
     view = await access.find_patient(ctx, ctx.require_principal().patient_id, action=Action.UPDATE)
     written = frozenset(columns)
     async with in_transaction():
-        await Patient.filter(id=view.row.id, institution_id=ctx.institution_id).update(**columns)
+        row = await Patient.filter(id=view.row.id, institution_id=ctx.institution_id).select_for_update().get()
+        # a new version: a clerk's edit of the file read before this one is a CONFLICT, not an overwrite
+        await versioning.update_versioned(row, None, "patient", **columns)
         await writer.append([
             access.write_record(ctx, Action.UPDATE, "patient", view.row.id, patient_id=view.row.id, fields=written,
                                 decision=decision),

@@ -3,10 +3,15 @@ a stale one is a CONFLICT that writes nothing, and updatedAt moves with every ch
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
+from urllib.parse import urlsplit
 
-from models import Patient
+from models import Contact, Patient
+from resolvers import communication
+from resolvers.context import Services
 from tests.factories import Tenant, make_patient
+from tests.patients import open_account
 
 READ = "query($id: ID!) { patient(id: $id) { version updatedAt createdAt occupation } }"
 UPDATE = """mutation($id: ID!, $input: PatientUpdateInput!, $version: Int) {
@@ -88,3 +93,81 @@ async def test_a_role_that_may_not_change_the_field_gets_forbidden_whatever_the_
     assert reply.codes == ["FORBIDDEN"]
     assert await Patient.filter(id=pid).values() == row
     assert [e.reason for e in await tenant.audit_events(outcome="denied")] == ["forbidden"]
+
+
+# -- the patient's own changes are versions too: a clerk's edit read before them is stale --------------------
+
+SET_PREFERENCES = """mutation($input: ContactPreferencesInput!) {
+  myContactPreferencesUpdate(input: $input) { consent purposes } }"""
+CONTACT_CREATE = """mutation($pid: ID!, $input: ContactCreateInput!) {
+  contactCreate(patientId: $pid, input: $input) { id version updatedAt } }"""
+CONTACT_UPDATE = """mutation($id: ID!, $input: ContactUpdateInput!, $version: Int) {
+  contactUpdate(id: $id, input: $input, version: $version) { version } }"""
+CONTACT_READ = "query($id: ID!) { patient(id: $id) { contacts { id version updatedAt mayReceiveInformation } } }"
+
+
+async def stale_clerk_is_refused(tenant: Tenant, pid: object, clerk_read: dict[str, object]) -> None:
+    """The file moved past the clerk's read (a new version, a later updatedAt); the clerk's edit over the old
+    version is a CONFLICT that writes nothing."""
+    now = await read(tenant, pid)
+    assert now["version"] == int(str(clerk_read["version"])) + 1
+    assert datetime.fromisoformat(str(now["updatedAt"])) > datetime.fromisoformat(str(clerk_read["updatedAt"]))
+    row, events = await Patient.filter(id=pid).values(), await tenant.audit_count()
+
+    lost = await tenant.call("front_desk", UPDATE, id=str(pid), input={"occupation": "Teacher"},
+                             version=clerk_read["version"])
+
+    assert (lost.codes, lost.data) == (["CONFLICT"], {"patientUpdate": None}), lost.errors
+    assert await Patient.filter(id=pid).values() == row
+    assert await tenant.audit_count() == events
+    assert (await tenant.call("front_desk", UPDATE, id=str(pid), input={"occupation": "Teacher"},
+                              version=now["version"])).errors == []  # read again, the edit goes through
+
+
+async def test_portal_preferences_make_a_clerks_earlier_read_stale(tenant: Tenant) -> None:
+    me = await open_account(tenant)
+    clerk_read = await read(tenant, me.patient_id)
+
+    changed = await me.call(SET_PREFERENCES, input={"consent": True, "purposes": ["CARE", "GREETING"]})
+
+    assert changed.errors == [] and changed.data["myContactPreferencesUpdate"] == {
+        "consent": True, "purposes": ["CARE", "GREETING"]}
+    await stale_clerk_is_refused(tenant, me.patient_id, clerk_read)
+    assert (await Patient.get(id=me.patient_id)).contact_purposes == "|care|greeting|"  # kept, not overwritten
+
+
+async def test_an_unsubscribe_link_makes_a_clerks_earlier_read_stale(tenant: Tenant, services: Services) -> None:
+    pid = await make_patient(tenant, contactPurposes=["CARE", "GREETING"])
+    clerk_read = await read(tenant, pid)
+    url = urlsplit(communication.unsubscribe_url(services, tenant.id, pid, "greeting"))
+
+    assert (await tenant.client.post(f"{url.path}?{url.query}")).status_code == 200
+
+    await stale_clerk_is_refused(tenant, pid, clerk_read)
+    assert (await Patient.get(id=pid)).contact_purposes == "|care|"
+    version = (await read(tenant, pid))["version"]
+    assert (await tenant.client.post(f"{url.path}?{url.query}")).status_code == 200  # again: nothing changes
+    assert (await read(tenant, pid))["version"] == version
+
+
+async def test_a_contacts_unsubscribe_link_makes_a_clerks_earlier_read_of_it_stale(tenant: Tenant,
+                                                                                    services: Services) -> None:
+    pid = await make_patient(tenant)
+    created = await tenant.call("front_desk", CONTACT_CREATE, pid=str(pid), input={
+        "name": "Zhao Family", "relationship": "CHILD", "phone": "13600004444", "mayReceiveInformation": True})
+    assert created.errors == [], created.errors
+    contact = created.data["contactCreate"]
+    token = communication.contact_unsubscribe_token(services.master_key.token_key, tenant.id,
+                                                    uuid.UUID(contact["id"]), "care")
+
+    assert (await tenant.client.post(f"/unsubscribe?token={token}")).status_code == 200
+
+    [now] = (await tenant.call("front_desk", CONTACT_READ, id=str(pid))).data["patient"]["contacts"]
+    assert (now["version"], now["mayReceiveInformation"]) == (contact["version"] + 1, False)
+    assert datetime.fromisoformat(now["updatedAt"]) > datetime.fromisoformat(contact["updatedAt"])
+    row, events = await Contact.filter(id=contact["id"]).values(), await tenant.audit_count()
+    lost = await tenant.call("front_desk", CONTACT_UPDATE, id=contact["id"], input={"name": "Zhao Senior"},
+                             version=contact["version"])
+    assert (lost.codes, lost.data) == (["CONFLICT"], {"contactUpdate": None}), lost.errors
+    assert await Contact.filter(id=contact["id"]).values() == row
+    assert await tenant.audit_count() == events
