@@ -100,7 +100,7 @@ def require_terms(ctx: Context) -> None:
     """Prices are commercial terms: without ``contract.terms: read`` the field is FORBIDDEN and the refusal noted
     (once per operation, however many items a list shows), never recorded as a read."""
     if not ctx.decide(TERMS, "read").allowed:
-        ctx.reads.note("service_item", None, None, field_class=TERMS, outcome=Outcome.DENIED,
+        ctx.reads.note("service_item", None, None, field_class="terms", outcome=Outcome.DENIED,
                        reason="forbidden_field")
         raise Forbidden("Not allowed to read this field.")
 

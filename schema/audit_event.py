@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Annotated, Any, cast
@@ -62,6 +63,38 @@ class AccessorKind(Enum):
     ANONYMOUS = strawberry.enum_value("anonymous", description="Someone not signed in (e.g. a refused request).")
 
 
+@strawberry.enum(description="A class of fields an audit record names: what part of the data was read or written. "
+                             "The first five are the classes of a patient's file (as PatientFieldClass).")
+class AuditFieldClass(Enum):
+    IDENTITY = strawberry.enum_value("identity", description="The file's identity: name, sex, birth date, national "
+                                                             "id, status, department; and what the journey shows "
+                                                             "of it (when, where, who).")
+    CONTACT = strawberry.enum_value("contact", description="Address, phones, e-mail, contacts, contact consent and "
+                                                           "the messages sent.")
+    CLINICAL = strawberry.enum_value("clinical", description="Health information: history, diagnoses, allergies, "
+                                                             "medication, the clinical part of visits and plans.")
+    NEEDS = strawberry.enum_value("needs", description="Diet and activity preferences, special needs.")
+    INTERNAL = strawberry.enum_value("internal", description="Staff-only labels (segments, tags) and internal "
+                                                             "notes.")
+    TICKET = strawberry.enum_value("ticket", description="A ticket's text: subject, description, timeline, "
+                                                         "attachments.")
+    TERMS = strawberry.enum_value("terms", description="Commercial terms: a contract's amounts, catalogue prices.")
+    CLAUSES = strawberry.enum_value("clauses", description="A contract's clauses.")
+    DOCUMENT = strawberry.enum_value("document", description="A signed contract's document.")
+    AGGREGATE = strawberry.enum_value("aggregate", description="Counts of a report, no single record's data.")
+    AUDIT = strawberry.enum_value("audit", description="The audit trail itself: an access report, a disclosure "
+                                                       "log.")
+
+
+# Field classes written by earlier versions under another name (the trail keeps them as written).
+_FORMER_FIELD_CLASSES = {"contract.terms": "terms"}
+
+
+def field_classes_of(values: Iterable[str]) -> list[AuditFieldClass]:
+    """The field classes an audit record names, in the order given, as the API shows them."""
+    return [AuditFieldClass(_FORMER_FIELD_CLASSES.get(value, value)) for value in values]
+
+
 def _ids(text: str) -> list[str]:
     return [part for part in text.split(",") if part]
 
@@ -91,7 +124,7 @@ class AuditEvent:
     patient_ids: list[strawberry.ID] = strawberry.field(
         description="Every patient whose data the event touched: patientId, or each patient of the alike reads "
                     "it stands for. The trail's per-patient index holds one row for each.")
-    field_classes: list[str] = strawberry.field(description="Field classes returned (identity, contact...).")
+    field_classes: list[AuditFieldClass] = strawberry.field(description="Field classes returned or written.")
     fields_read: list[str] = strawberry.field(
         description="For reads, the encrypted fields decrypted; for writes, the fields written. Names, not values.")
     outcome: Outcome = strawberry.field(description="How it ended.")
@@ -120,7 +153,7 @@ class AuditEvent:
             actor_id=ident(row.actor_id), token_id=ident(row.token_id), action=Action(row.action),
             resource_type=row.resource_type, resource_id=ident(row.resource_id), patient_id=ident(row.patient_id),
             resource_ids=resource_ids, patient_ids=patient_ids,
-            field_classes=_ids(row.field_classes), fields_read=_ids(row.fields_read),
+            field_classes=field_classes_of(_ids(row.field_classes)), fields_read=_ids(row.fields_read),
             outcome=Outcome(row.outcome), reason=row.reason, policy_rule=row.policy_rule,
             request_id=row.request_id, client_address=row.client_address, user_agent=row.user_agent,
             hash=row.hash, prev_hash=row.prev_hash,

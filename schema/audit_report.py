@@ -11,7 +11,7 @@ import strawberry
 
 from resolvers import audit_report as reports
 from resolvers import audit_words
-from schema.audit_event import AccessorKind
+from schema.audit_event import AccessorKind, AuditFieldClass, field_classes_of
 from schema.common import Info, OpenFrom, OpenTo, PeriodFrom, PeriodTo, uuid_of
 from schema.staff import Role, roles_of
 
@@ -45,7 +45,7 @@ class PatientAccess:
     reads: int = strawberry.field(description="Allowed reads of the file in the period.")
     writes: int = strawberry.field(description="Allowed changes (creations, updates, exports...) in the period.")
     denied: int = strawberry.field(description="Refused attempts.")
-    field_classes: list[str] = strawberry.field(description="Field classes returned or written.")
+    field_classes: list[AuditFieldClass] = strawberry.field(description="Field classes returned or written.")
     fields: list[str] = strawberry.field(
         description="Encrypted fields decrypted, or fields written, by their column names.",
         deprecation_reason="Column names are for machines: show fieldsInWords to people.")
@@ -79,7 +79,7 @@ class PatientAccess:
                    last_at_local=a.local(a.last_at), time_zone=str(a.zone.key),
                    actor_kind=AccessorKind(a.actor_kind), actor_id=strawberry.ID(str(a.actor_id)) if a.actor_id
                    else None, name=a.name, roles=roles_of(a.roles), reads=a.reads, writes=a.writes, denied=a.denied,
-                   field_classes=sorted(a.field_classes), fields=sorted(a.fields),
+                   field_classes=field_classes_of(sorted(a.field_classes)), fields=sorted(a.fields),
                    policy_rules=sorted(a.rules),
                    token_ids=[strawberry.ID(str(t)) for t in sorted(a.tokens)], clients=sorted(a.clients),
                    first_at=a.first_at, last_at=a.last_at)

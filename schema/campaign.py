@@ -10,7 +10,9 @@ import strawberry
 
 from resolvers import campaign as campaigns
 from schema.common import DEFAULT_PAGE_SIZE, After, First, Info, PageInfo, Version, provided, uuid_of
+from schema.communication import CommunicationRefusal
 from schema.patient import Segment
+from schema.visit import CodeSystem
 
 if TYPE_CHECKING:
     from models import Campaign as CampaignRow
@@ -38,7 +40,8 @@ class CampaignAudienceInput:
                                                            description="Patients of this department.")
     code: str | None = strawberry.field(default=None,
                                         description="Patients with this code recorded on a visit (a cohort).")
-    code_system: str | None = strawberry.field(default=None, description="icd10 (default) or service.")
+    code_system: CodeSystem | None = strawberry.field(default=None, description="The system of `code`: ICD10 "
+                                                                            "(the default) or SERVICE.")
 
 
 @strawberry.input(description="A new campaign (a draft). Subject and body are templates: only the variables of "
@@ -53,13 +56,12 @@ class CampaignCreateInput:
 
 @strawberry.type(description="How many patients a refusal reason of the consent gate stops.")
 class RefusalCount:
-    reason: str = strawberry.field(description="no_consent, purpose_not_consented, no_channel, no_address, "
-                                               "frequency_cap, patient_inactive, ...")
+    reason: CommunicationRefusal = strawberry.field(description="Why the consent gate refuses them.")
     count: int = strawberry.field(description="Patients (or messages) it stops.")
 
 
 def _refusals(counts: dict[str, int]) -> list[RefusalCount]:
-    return [RefusalCount(reason=reason, count=n) for reason, n in sorted(counts.items())]
+    return [RefusalCount(reason=CommunicationRefusal(reason), count=n) for reason, n in sorted(counts.items())]
 
 
 @strawberry.type(description="What a campaign would reach now: counts only, never names.")
@@ -108,8 +110,9 @@ class Campaign:
         return str(self.row.body)
 
     @strawberry.field(description="The segment it addresses, if any.")
-    def segment(self) -> str | None:
-        return self.row.audience.get("segment")
+    def segment(self) -> Segment | None:
+        segment = self.row.audience.get("segment")
+        return None if segment is None else Segment(segment)
 
     @strawberry.field(description="The departments it addresses (empty: the whole institution).")
     def department_ids(self) -> list[strawberry.ID]:

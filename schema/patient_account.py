@@ -15,7 +15,7 @@ from resolvers import ticket as ticket_reads
 from resolvers.patient_account import AccessEntry as AccessEntryView
 from resolvers.ticket import TicketView
 from schema.account import PasswordResetCode
-from schema.audit_event import AccessorKind, Action
+from schema.audit_event import AccessorKind, Action, AuditFieldClass, field_classes_of
 from schema.common import (
     CURSOR,
     DEFAULT_PAGE_SIZE,
@@ -69,7 +69,8 @@ class Accessor:
 class AccessEntry:
     occurred_at: datetime = strawberry.field(description="When.")
     action: Action = strawberry.field(description="What was done (READ, UPDATE, EXPORT...).")
-    field_classes: list[str] = strawberry.field(description="Which parts of the file (identity, contact...).")
+    field_classes: list[AuditFieldClass] = strawberry.field(description="Which parts of the file (IDENTITY, "
+                                                                        "CONTACT...).")
     accessor: Accessor = strawberry.field(description="Who.")
     refused: bool = strawberry.field(description="True for an attempt that was refused: someone tried to open your "
                                                  "file (or a part of it) and was turned away.")
@@ -79,7 +80,7 @@ class AccessEntry:
         who = entry.accessor
         kind = AccessorKind(who.kind) if who.kind in AccessorKind._value2member_map_ else AccessorKind.SYSTEM
         return cls(occurred_at=entry.occurred_at, action=Action(entry.action),
-                   field_classes=entry.field_classes,
+                   field_classes=field_classes_of(entry.field_classes),
                    accessor=Accessor(kind=kind, name=who.name, roles=roles_of(who.roles)), refused=entry.refused)
 
 

@@ -28,15 +28,15 @@ async def test_who_accessed_a_patients_file(tenant: Tenant) -> None:
     nurse, desk = people[f"nurse {tenant.institution.name.split()[-1]}"], people[
         f"front_desk {tenant.institution.name.split()[-1]}"]
     assert nurse["roles"] == ["NURSE"] and nurse["writes"] == 1 and nurse["reads"] == 1
-    assert nurse["fieldClasses"] == ["clinical", "identity"]
+    assert nurse["fieldClasses"] == ["CLINICAL", "IDENTITY"]
     assert nurse["fields"] == ["allergies", "department_id", "full_name"]  # decrypted, or written
     assert nurse["policyRules"] and nurse["tokenIds"]
-    assert desk["reads"] == 1 and desk["denied"] == 1 and desk["fieldClasses"] == ["clinical", "identity"]
+    assert desk["reads"] == 1 and desk["denied"] == 1 and desk["fieldClasses"] == ["CLINICAL", "IDENTITY"]
     assert "Penicillin" not in str(reply.body)
     since = await tenant.call("compliance_officer", REPORT, id=str(pid), **{"from": start})
     later = {p["name"]: p for p in since.data["patientAccessReport"]}
     officer = later.pop(f"compliance_officer {tenant.institution.name.split()[-1]}")
-    assert officer["reads"] == 1 and officer["fieldClasses"] == ["audit"]  # viewing the report is on record too
+    assert officer["reads"] == 1 and officer["fieldClasses"] == ["AUDIT"]  # viewing the report is on record too
     assert set(later) == set(people) and [p["writes"] for p in later.values()] == [0, 0]
 
 

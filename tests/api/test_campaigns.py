@@ -17,6 +17,7 @@ from models.fields import tags_to_db
 from resolvers import campaign as campaigns
 from resolvers import communication
 from resolvers.context import Services
+from tests.api import test_visits as visits
 from tests.factories import Tenant, make_patient
 from tests.patients import denials_since, mark
 
@@ -77,7 +78,7 @@ async def test_the_preview_counts_who_the_gate_lets_through_and_why_not_the_othe
     admin = ok(await tenant.call("admin", PREVIEW, purpose="CAMPAIGN"), "campaignPreview")
 
     assert head == {"audience": 4, "recipients": 2, "refused": [
-        {"reason": "no_consent", "count": 1}, {"reason": "purpose_not_consented", "count": 1}]}
+        {"reason": "NO_CONSENT", "count": 1}, {"reason": "PURPOSE_NOT_CONSENTED", "count": 1}]}
     assert (admin["audience"], admin["recipients"]) == (5, 3)  # the whole institution
 
 
@@ -114,7 +115,7 @@ async def test_a_started_campaign_is_queued_in_batches_and_sent_with_its_own_tex
     assert len(await rows_of(made["id"])) == 4
     done = ok(await tenant.call("department_head", ONE, id=made["id"]), "campaign")
     assert (done["status"], done["queued"], done["refused"]) == (
-        "COMPLETED", 3, [{"reason": "no_consent", "count": 1}])
+        "COMPLETED", 3, [{"reason": "NO_CONSENT", "count": 1}])
 
     collect = Collect()
     # Sent when they fall due: now, or the end of the quiet hours when the test runs in them (the outbox moved
@@ -129,7 +130,7 @@ async def test_a_started_campaign_is_queued_in_batches_and_sent_with_its_own_tex
     assert {r.patient_id for r in await rows_of(made["id"]) if r.status == "refused"} == {refused}
     progress = ok(await tenant.call("admin", ONE, id=made["id"]), "campaign")["progress"]
     assert (progress["sent"], progress["waiting"], progress["refused"]) == (
-        3, 0, [{"reason": "no_consent", "count": 1}])
+        3, 0, [{"reason": "NO_CONSENT", "count": 1}])
 
 
 async def test_cancelling_stops_the_queue_and_cancels_unsent_messages(tenant: Tenant) -> None:
@@ -246,3 +247,26 @@ async def test_queued_rows_name_the_campaign_and_its_patients_only(tenant: Tenan
 
     assert [(r.key, r.patient_id) for r in await rows_of(made["id"])] == [(f"campaign:{made['id']}:{pid}", pid)]
     assert tags_to_db(["campaign", "care"]) == (await Patient.get(id=pid)).contact_purposes
+
+
+async def test_a_segment_and_a_catalogue_cohort_are_named_by_their_enums(tenant: Tenant) -> None:
+    assert (await tenant.call("admin", visits.CATALOGUE, code="IMPLANT")).errors == []
+    coded_vip, coded = await patient(tenant, segments=["VIP"]), await patient(tenant)
+    await patient(tenant, segments=["VIP"])  # in the segment, without the code
+    for pid in (coded_vip, coded):
+        vid = (await visits.a_visit(tenant, pid, role="nurse"))["id"]
+        ok(await tenant.call("nurse", visits.ADD_CODE, id=vid, input={"kind": "PROCEDURE", "code": "IMPLANT"}),
+           "visitCodeAdd")
+    audience = {"segment": "VIP", "code": "IMPLANT", "codeSystem": "SERVICE"}
+
+    preview = ok(await tenant.call("admin", PREVIEW, purpose="CAMPAIGN", audience=audience), "campaignPreview")
+    created = ok(await tenant.call("admin", CREATE, input=draft(**audience)), "campaignCreate")
+
+    assert (preview["audience"], preview["recipients"]) == (1, 1)  # the VIP with the code only
+    assert created["segment"] == "VIP"
+    assert ok(await tenant.call("admin", ONE, id=created["id"]), "campaign")["segment"] == "VIP"
+    before = await Campaign.filter(institution_id=tenant.id).count()
+    lower = await tenant.call("admin", CREATE, input=draft(segment="VIP", code="IMPLANT", codeSystem="service"))
+    assert lower.codes == ["BAD_USER_INPUT"]
+    assert lower.errors[0]["extensions"]["field"] == "input.audience.codeSystem"
+    assert await Campaign.filter(institution_id=tenant.id).count() == before

@@ -790,7 +790,7 @@ async def test_my_tickets_hold_my_replies_and_no_internal_note_nor_anothers_tick
 
 def entry(action: str, classes: list[str], kind: str, name: str = "", roles: list[str] | None = None, *,
           refused: bool = False) -> dict[str, Any]:
-    return {"action": action.upper(), "fieldClasses": classes,  # actions and roles are enums (UPPER_CASE)
+    return {"action": action.upper(), "fieldClasses": [c.upper() for c in classes],  # enums (UPPER_CASE)
             "accessor": {"kind": kind, "name": name, "roles": [role.upper() for role in roles or []]},
             "refused": refused}
 

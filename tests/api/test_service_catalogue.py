@@ -354,7 +354,7 @@ async def test_staff_without_commercial_terms_see_the_standard_not_the_fee(tenan
     # The refusal is on the record (once), and no read of the fees is.
     events = await events_since(tenant.id, seq)
     assert [(e.action, e.resource_type, e.outcome, e.reason, e.field_classes) for e in events] == [
-        ("read", "service_item", "denied", "forbidden_field", "contract.terms")]
+        ("read", "service_item", "denied", "forbidden_field", "terms")]  # the class contracts' terms are read under
     # The same on a whole list: one refusal per field, one record.
     seq = await mark(tenant)
     reply = await tenant.call(role, LIST, on="2026-03-01")

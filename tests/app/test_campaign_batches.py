@@ -73,7 +73,7 @@ async def test_each_batch_is_committed_on_its_own_with_progress_and_writes_in_be
             break
 
     assert seen == [("SENDING", 100), ("SENDING", 200), ("SENDING", 300), ("COMPLETED", 300)]
-    assert shown["queued"] == 240 and shown["refused"] == [{"reason": "no_consent", "count": 60}]
+    assert shown["queued"] == 240 and shown["refused"] == [{"reason": "NO_CONSENT", "count": 60}]
     assert await Communication.filter(patient_id=patients[0], cause="logged_call").count() == 4
 
 

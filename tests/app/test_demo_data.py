@@ -372,10 +372,10 @@ async def test_the_demo_log_shows_messages_sent_refused_and_logged_calls(demo: D
 
 async def test_the_demo_campaign_settings_template_and_portal_booking(demo: Demo) -> None:
     [campaign] = (await demo.call("admin", CAMPAIGNS))["campaigns"]["nodes"]
-    assert campaign["status"] == "COMPLETED" and campaign["segment"] == "orthodontics"
+    assert campaign["status"] == "COMPLETED" and campaign["segment"] == "ORTHODONTICS"
     assert campaign["recipients"] > 0 and campaign["progress"]["sent"] > 0 and campaign["progress"]["waiting"] == 0
     refused = {r["reason"]: r["count"] for r in campaign["refused"]}
-    assert refused.get("purpose_not_consented", 0) > 0
+    assert refused.get("PURPOSE_NOT_CONSENTED", 0) > 0
     assert campaign["recipients"] == campaign["queued"] + sum(refused.values())
     settings = (await demo.call("admin", SETTINGS))["messagingSettings"]
     assert settings["institutionPhone"] == INSTITUTION_PHONE and settings["reminderHoursBefore"] == 24

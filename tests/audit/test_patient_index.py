@@ -518,7 +518,7 @@ async def test_a_patient_sees_a_page_read_that_included_them_and_another_does_no
     last = await AuditEvent.filter(institution_id=tenant.id).order_by("-seq").first()
     assert last is not None and last.patient_id is None and str(on_page.patient_id) in last.subjects
 
-    nurse_read = {"action": "READ", "fieldClasses": ["identity"],
+    nurse_read = {"action": "READ", "fieldClasses": ["IDENTITY"],
                   "accessor": {"kind": "STAFF", "name": f"nurse {tenant.institution.name.rsplit(' ', 1)[-1]}"},
                   "refused": False}
     mine = await on_page.call(ACCESS_LOG)
