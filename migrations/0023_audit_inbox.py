@@ -160,4 +160,6 @@ class Migration(migrations.Migration):
         ops.AddField(model_name="AuditEvent", name="mac",
                      field=fields.CharField(default="", db_default="", max_length=64)),
         ops.RunPython(inbox_on_postgres),
+        # Unused since 0022 (a patient's events are found through audit_patient_index), and paid for by every append.
+        ops.RemoveIndex(model_name="AuditEvent", name=None, fields=["institution_id", "patient_id"]),
     ]

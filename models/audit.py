@@ -49,7 +49,8 @@ class AuditEvent(Model):
         table = "audit_event"
         unique_together = (("institution_id", "seq"),)
         indexes = (
-            Index(fields=("institution_id", "patient_id")),
+            # No (institution_id, patient_id): readers find a patient's events through audit_patient_index (0022),
+            # and every append paid for it (dropped by 0023).
             Index(fields=("institution_id", "actor_id")),
             Index(fields=("institution_id", "occurred_at")),
             Index(fields=("institution_id", "actor_kind", "seq")),  # disclosures: partner reads, newest first
