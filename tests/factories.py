@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from audit import writer
 from audit.chain import parse_subjects
 from audit.events import RequestMeta
 from core.passwords import HashParameters
@@ -73,9 +74,11 @@ class Tenant:
         return await gql(self.client, query, variables, self.tokens[role] if role else None)
 
     async def audit_events(self, **filters: Any) -> list[AuditEvent]:
+        await writer.seal(self.id)  # as the service's readers do: events a busy head left waiting count too
         return await AuditEvent.filter(institution_id=self.id, **filters).order_by("seq")
 
     async def audit_count(self) -> int:
+        await writer.seal(self.id)
         return await AuditEvent.filter(institution_id=self.id).count()
 
 

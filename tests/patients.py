@@ -8,6 +8,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from audit import writer
 from audit.writer import SYSTEM_CHAIN
 from models import (
     AuditEvent,
@@ -137,11 +138,13 @@ def errors_by_path(reply: Response) -> list[tuple[Any, str]]:
 
 async def mark(institution_id: uuid.UUID = SYSTEM_CHAIN) -> int:
     """The last sequence number of an institution's audit chain (0 when it is empty)."""
+    await writer.seal(institution_id)
     last = await AuditEvent.filter(institution_id=institution_id).order_by("-seq").first()
     return 0 if last is None else int(last.seq)
 
 
 async def events_since(institution_id: uuid.UUID, seq: int, **filters: Any) -> list[AuditEvent]:
+    await writer.seal(institution_id)
     return await AuditEvent.filter(institution_id=institution_id, seq__gt=seq, **filters).order_by("seq")
 
 
