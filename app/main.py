@@ -21,6 +21,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from app import checkpoints, compliance, db, files, graphiql, message_hooks, metrics, notifier, oauth, sweeps
 from app.graphql import CareloopGraphQL
 from app.logs import clamp_websocket_logging
+from app.principals import PrincipalListener
 from app.services import StartupError, build_services
 from core.settings import Settings, load_settings
 from models import Staff
@@ -106,6 +107,8 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
                           asyncio.create_task(checkpoints.run(settings, services)),
                           asyncio.create_task(checkpoints.seal_waiting()),
                           asyncio.create_task(sweeps.run(sweeps.of(services))),
+                          # the principal cache answers only while this listens (PostgreSQL; SQLite: returns)
+                          asyncio.create_task(PrincipalListener(services.principals, settings.database_url).run()),
                           *([asyncio.create_task(metrics.run())] if settings.metrics_port else [])]
             settle_garbage_collection()
             yield

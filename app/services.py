@@ -8,6 +8,7 @@ import stat
 from audit import writer
 from core.crypto import MasterKey, generate_key_file
 from core.passwords import HashParameters, Passwords
+from core.principal_cache import PrincipalCache
 from core.settings import Settings
 from core.storage import LocalDirectory
 from models.keyring import KeyRing
@@ -63,4 +64,5 @@ def build_services(settings: Settings, *, create_key: bool = False) -> Services:
         guard=Guard(),
         passwords=Passwords(parameters or HashParameters()),
         storage=LocalDirectory(settings.attachment_dir),
+        principals=PrincipalCache(settings.principal_cache_seconds),
     )

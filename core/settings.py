@@ -78,6 +78,9 @@ class Settings:
     log_format: LogFormat = "text"  # json: one JSON object per line
     metrics_port: int = 0  # Prometheus metrics on this port (0: off); never the API's port
     metrics_host: str = "127.0.0.1"
+    # Signed-in principals kept this many seconds per process (0: off), only on PostgreSQL while the database's
+    # change notifications reach the process (core/principal_cache.py); the TTL is the safety net.
+    principal_cache_seconds: int = 30
 
     @property
     def is_production(self) -> bool:
@@ -134,7 +137,15 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         log_format=_log_format(env.get("CARELOOP_LOG_FORMAT") or "text"),
         metrics_port=_metrics_port(env),
         metrics_host=env.get("CARELOOP_METRICS_HOST") or "127.0.0.1",
+        principal_cache_seconds=_principal_cache_seconds(env),
     )
+
+
+def _principal_cache_seconds(env: dict[str, str]) -> int:
+    seconds = _int(env, "PRINCIPAL_CACHE_SECONDS", 30)
+    if not 0 <= seconds <= 300:
+        raise SystemExit("CARELOOP_PRINCIPAL_CACHE_SECONDS must be 0 (no cache) to 300")
+    return seconds
 
 
 def _trusted_proxies(raw: str) -> tuple[str, ...]:

@@ -14,6 +14,7 @@ from core.crypto import InstitutionKeys, MasterKey
 from core.errors import RateLimited, Unauthenticated
 from core.passwords import Passwords
 from core.principal import Principal
+from core.principal_cache import PrincipalCache
 from core.settings import Settings
 from core.sla import SlaSettings
 from core.storage import Storage
@@ -39,6 +40,7 @@ class Services:
     messages: Outbox = field(default_factory=Outbox)  # wakes the message deliverer (bookings, campaigns)
     ticket_changes: Changes = field(default_factory=Changes)  # wakes ticket subscriptions
     visit_changes: Changes = field(default_factory=Changes)  # wakes check-in alert subscriptions
+    principals: PrincipalCache = field(default_factory=PrincipalCache)  # signed-in staff and patients, kept while live
 
 
 @dataclass

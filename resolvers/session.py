@@ -22,6 +22,7 @@ from audit.events import Action, Actor, AuditRecord, Outcome
 from core.crypto import field_aad
 from core.errors import BadUserInput, RateLimited, TotpEnrolmentRequired, TotpRequired, Unauthenticated
 from core.principal import PARTNER, PATIENT, STAFF, Principal
+from core.principal_cache import PrincipalCache
 from core.tokens import (
     PATIENT_PREFIX,
     TOKEN_PREFIX,
@@ -67,7 +68,7 @@ class LoginResult:
 # The session, its account, the account's roles and its departments in one statement: one row per
 # (role, department) pair, a handful at most.
 _PRINCIPAL_COLUMNS = ("id", "staff_id", "staff__institution_id", "staff__email", "staff__name", "staff__is_active",
-                      "staff__role_assignments__role", "staff__memberships__department_id")
+                      "staff__role_assignments__role", "staff__memberships__department_id", "expires_at")
 
 
 @dataclass(frozen=True)
@@ -92,8 +93,10 @@ async def authenticate(services: Services, authorization: str | None) -> tuple[P
     number in its client's minute (counted by the same statement; 0 for staff and patients); None without one.
 
     Raises Unauthenticated for a malformed, unknown, expired or revoked token, or a
-    deactivated account: checked against the database on every request (one statement), so a
-    revocation takes effect on the next one. The token's prefix says which table to look in.
+    deactivated account: checked against the database (one statement), so a revocation takes effect on
+    the next request. Staff and patients may be answered from ``services.principals`` instead, which is live
+    only while the database announces every such change to this process (core/principal_cache.py); a
+    partner's request is always counted in the database. The token's prefix says which table to look in.
     """
     if not authorization:
         return None
@@ -106,7 +109,7 @@ async def authenticate(services: Services, authorization: str | None) -> tuple[P
     if kind == PARTNER:
         found = await partners.principal(digest)
     else:
-        principal = await (staff_of(digest) if kind == STAFF else _patient(digest))
+        principal = await _signed_in(services.principals, digest, kind)
         found = None if principal is None else (principal, 0)
     if found is None:
         raise Unauthenticated("Invalid or expired token.")
@@ -116,14 +119,36 @@ async def authenticate(services: Services, authorization: str | None) -> tuple[P
     return found
 
 
+async def _signed_in(cache: PrincipalCache, digest: str, kind: str) -> Principal | None:
+    """A staff member's or patient's principal: from the cache while it is live, else from the database (and
+    then kept, unless a change was announced while the statement ran)."""
+    principal = cache.get(digest)
+    if principal is not None:
+        return principal
+    epoch = cache.epoch
+    found = await (_staff_session(digest) if kind == STAFF else _patient_session(digest))
+    if found is None:
+        return None
+    principal, expires_at = found
+    cache.put(digest, principal, epoch, expires_at)
+    return principal
+
+
 async def staff_of(digest: str) -> Principal | None:
-    """The staff principal of a live session's token digest (signed download links name the session too)."""
+    """The staff principal of a live session's token digest (signed download links name the session too),
+    from the database."""
+    found = await _staff_session(digest)
+    return None if found is None else found[0]
+
+
+async def _staff_session(digest: str) -> tuple[Principal, datetime] | None:
+    """The staff principal of a live session's token digest, and when the session expires."""
     rows = await Session.filter(token_hash=digest, revoked_at=None, expires_at__gt=datetime.now(UTC)).values_list(
         *_PRINCIPAL_COLUMNS)
     if not rows or not rows[0][5]:
         return None
-    session_id, staff_id, institution_id, email, name, _active, _role, _department = rows[0]
-    return Principal(
+    session_id, staff_id, institution_id, email, name, _active, _role, _department, expires_at = rows[0]
+    principal = Principal(
         institution_id=institution_id,
         user_id=staff_id,
         token_id=session_id,
@@ -132,17 +157,19 @@ async def staff_of(digest: str) -> Principal | None:
         roles=frozenset(str(row[6]) for row in rows if row[6] is not None),
         department_ids=frozenset(row[7] for row in rows if row[7] is not None),
     )
+    return principal, expires_at
 
 
-async def _patient(digest: str) -> Principal | None:
+async def _patient_session(digest: str) -> tuple[Principal, datetime] | None:
     row = await PatientSession.filter(token_hash=digest, revoked_at=None, expires_at__gt=datetime.now(UTC),
                                       account__is_active=True).first().values_list(
-        "id", "account_id", "institution_id", "account__email", "account__patient_id")
+        "id", "account_id", "institution_id", "account__email", "account__patient_id", "expires_at")
     if row is None:
         return None
-    session_id, account_id, institution_id, email, patient_id = row
+    session_id, account_id, institution_id, email, patient_id, expires_at = row
     return Principal(institution_id=institution_id, user_id=account_id, token_id=session_id, email=email, name="",
-                     roles=frozenset({PATIENT}), department_ids=frozenset(), kind=PATIENT, patient_id=patient_id)
+                     roles=frozenset({PATIENT}), department_ids=frozenset(), kind=PATIENT,
+                     patient_id=patient_id), expires_at
 
 
 async def sign_in(ctx: Context) -> None:

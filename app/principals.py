@@ -1,0 +1,80 @@
+"""The listener that keeps the principal cache honest: PostgreSQL tells it, at commit, whose sign-in changed.
+
+One connection of its own per process (never the Tortoise pool, whose connections carry no session state),
+``LISTEN careloop_principals``; migration 0024's triggers ``pg_notify`` on that channel the account whose
+session, activity, name, roles or departments changed (or ``*``). Each notification drops that account's
+entries from ``services.principals``. The cache answers only while this connection is up: until it listens,
+and from the moment it is lost (the server closed it, or a ping went unanswered), the cache is emptied and
+every request asks the database again, until a new connection listens. SQLite has no such channel: no cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import asyncpg
+
+from app.leader import libpq_dsn
+from core.principal_cache import PrincipalCache
+
+log = logging.getLogger("careloop.principals")
+CHANNEL = "careloop_principals"
+APPLICATION_NAME = "careloop principal listener"  # in pg_stat_activity
+RETRY_SECONDS = 2.0  # between attempts to connect
+PING_SECONDS = 5.0  # a silent connection is proved alive this often...
+PING_TIMEOUT_SECONDS = 5.0  # ...and counted lost when the proof takes longer
+CONNECT_TIMEOUT_SECONDS = 10.0
+
+
+def cacheable(database_url: str, cache: PrincipalCache) -> bool:
+    """Whether the cache can be live at all: PostgreSQL, and a TTL."""
+    return database_url.startswith(("postgres://", "postgresql://")) and cache.ttl > 0
+
+
+class PrincipalListener:
+    def __init__(self, cache: PrincipalCache, database_url: str, *, retry_seconds: float = RETRY_SECONDS,
+                 ping_seconds: float = PING_SECONDS) -> None:
+        self.cache = cache
+        self._url = database_url
+        self._retry = retry_seconds
+        self._ping = ping_seconds
+        self.server_pid: int | None = None  # the listening backend, while connected
+
+    async def run(self) -> None:
+        """Listen until cancelled, reconnecting after a loss; returns at once where no cache can be live."""
+        if not cacheable(self._url, self.cache):
+            return
+        while True:
+            try:
+                await self._listen()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+                log.warning("the principal cache's listener is not connected (%s); every request signs in "
+                            "against the database until it is", exc.__class__.__name__)
+            await asyncio.sleep(self._retry)
+
+    async def _listen(self) -> None:
+        connection: asyncpg.Connection | None = None
+        lost = asyncio.Event()
+        try:
+            connection = await asyncpg.connect(libpq_dsn(self._url), timeout=CONNECT_TIMEOUT_SECONDS,
+                                               server_settings={"application_name": APPLICATION_NAME})
+            connection.add_termination_listener(lambda _connection: lost.set())
+            await connection.add_listener(CHANNEL, self._notified)  # returns once LISTEN is in force
+            self.server_pid = connection.get_server_pid()
+            self.cache.go_live()
+            while not lost.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(lost.wait(), self._ping)
+                if not lost.is_set():
+                    await asyncio.wait_for(connection.fetchval("SELECT 1"), PING_TIMEOUT_SECONDS)
+            log.warning("the principal cache's listener lost its connection; the cache is off until it is back")
+        finally:
+            self.cache.go_dark()  # first: from here on nothing is answered from memory
+            self.server_pid = None
+            if connection is not None:
+                connection.terminate()
+
+    def _notified(self, _connection: object, _pid: int, _channel: str, payload: str) -> None:
+        self.cache.forget(payload)
