@@ -6,6 +6,9 @@ session, activity, name, roles or departments changed (or ``*``). Each notificat
 entries from ``services.principals``. The cache answers only while this connection is up: until it listens,
 and from the moment it is lost (the server closed it, or a ping went unanswered), the cache is emptied and
 every request asks the database again, until a new connection listens. SQLite has no such channel: no cache.
+
+The same connection answers the cache's fences (``fence``: one ``SELECT 1`` shared by the requests waiting,
+which doubles as the liveness ping when nobody waits).
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ class PrincipalListener:
         self._retry = retry_seconds
         self._ping = ping_seconds
         self.server_pid: int | None = None  # the listening backend, while connected
+        self._wanted = asyncio.Event()  # a request waits for a fence
+        self._next: asyncio.Future[None] | None = None  # what the next round trip (started after it) completes
 
     async def run(self) -> None:
         """Listen until cancelled, reconnecting after a loss; returns at once where no cache can be live."""
@@ -54,25 +59,54 @@ class PrincipalListener:
                             "against the database until it is", exc.__class__.__name__)
             await asyncio.sleep(self._retry)
 
+    async def fence(self) -> None:
+        """Returns after a round trip on the listening connection that started after this call: every
+        notification committed before the call has then been applied (PostgreSQL delivers them before it
+        answers). Requests arriving together share one round trip."""
+        if self._next is None:
+            self._next = asyncio.get_running_loop().create_future()
+            self._wanted.set()
+        await asyncio.shield(self._next)
+
     async def _listen(self) -> None:
         connection: asyncpg.Connection | None = None
         lost = asyncio.Event()
         try:
             connection = await asyncpg.connect(libpq_dsn(self._url), timeout=CONNECT_TIMEOUT_SECONDS,
                                                server_settings={"application_name": APPLICATION_NAME})
-            connection.add_termination_listener(lambda _connection: lost.set())
+
+            def closed(_connection: object) -> None:
+                lost.set()
+                self._wanted.set()  # wakes the loop below
+
+            connection.add_termination_listener(closed)
             await connection.add_listener(CHANNEL, self._notified)  # returns once LISTEN is in force
             self.server_pid = connection.get_server_pid()
-            self.cache.go_live()
+            self.cache.go_live(self.fence)
             while not lost.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(lost.wait(), self._ping)
-                if not lost.is_set():
+                with contextlib.suppress(TimeoutError):  # a fence wanted, or a ping due
+                    await asyncio.wait_for(self._wanted.wait(), self._ping)
+                if lost.is_set():
+                    break
+                self._wanted.clear()
+                waiting, self._next = self._next, None  # who asks from now on waits for the next round trip
+                try:
                     await asyncio.wait_for(connection.fetchval("SELECT 1"), PING_TIMEOUT_SECONDS)
+                except BaseException:
+                    if waiting is not None:
+                        waiting.set_exception(ConnectionError("the principal listener's connection failed"))
+                        waiting.exception()  # retrieved: its waiters ask the database instead
+                    raise
+                if waiting is not None:
+                    waiting.set_result(None)
             log.warning("the principal cache's listener lost its connection; the cache is off until it is back")
         finally:
             self.cache.go_dark()  # first: from here on nothing is answered from memory
             self.server_pid = None
+            waiting, self._next = self._next, None
+            if waiting is not None and not waiting.done():
+                waiting.set_exception(ConnectionError("the principal listener stopped"))
+                waiting.exception()
             if connection is not None:
                 connection.terminate()
 

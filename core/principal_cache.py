@@ -7,17 +7,21 @@ or renamed, a role or a department membership added or removed (migration 0024's
 names the account (its id) or everyone (``*``), and its entries are dropped. Without a live listener (SQLite,
 start-up, a lost connection) nothing is kept and every request asks the database, as before.
 
-A lookup that started before a notification must not store what it read after the notification went by (its
-snapshot may predate the change): ``put`` takes the epoch read before the lookup and stores only if no
-notification, and no change of liveness, came in between. Each entry lives ``ttl`` seconds at most, and never
-past its session's expiry: the safety net should a notification ever go missing.
+Notifications travel asynchronously, so an entry is answered only after a fence (``current``): a round trip on
+the listening connection, before whose answer PostgreSQL delivers every notification committed earlier. A
+request that arrives after a logout was answered therefore never sees the session; concurrent requests share
+one fence, and a miss needs none. A lookup that started before a notification must not store what it read
+after the notification went by (its snapshot may predate the change): ``put`` takes the epoch read before the
+lookup and stores only if no notification, and no change of liveness, came in between. Each entry lives
+``ttl`` seconds at most, and never past its session's expiry: the safety net should a notification ever go
+missing.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from core.principal import Principal
@@ -36,6 +40,7 @@ class PrincipalCache:
         self._entries: dict[str, tuple[Principal, float]] = {}  # digest -> (principal, valid until)
         self._by_account: dict[uuid.UUID, set[str]] = {}
         self._live = False
+        self._fence: Callable[[], Awaitable[None]] | None = None
         self._epoch = 0
 
     @property
@@ -51,7 +56,24 @@ class PrincipalCache:
     def __len__(self) -> int:
         return len(self._entries)
 
+    async def current(self, digest: str) -> Principal | None:
+        """The entry for this token once every change committed before this call has been applied; None when
+        there is none (or the cache is not live, or the fence failed): then the caller asks the database.
+
+        The fence is a round trip on the listening connection (``go_live``'s ``fence``): PostgreSQL sends a
+        listening session every notification already committed before it answers a statement there, so a
+        request that arrives after a logout's answer can never be served from before the logout. One round
+        trip serves every request that arrived before it started; a miss needs none."""
+        if self._fence is None or digest not in self._entries:
+            return None
+        try:
+            await self._fence()
+        except Exception:  # the connection failed: its listener turns the cache off; this request asks the database
+            return None
+        return self.get(digest)
+
     def get(self, digest: str) -> Principal | None:
+        """The entry as it stands, without a fence (``current`` is what sign-in uses)."""
         if not self._live:
             return None
         entry = self._entries.get(digest)
@@ -86,15 +108,18 @@ class PrincipalCache:
         for digest in self._by_account.pop(account_id, set()):
             self._entries.pop(digest, None)
 
-    def go_live(self) -> None:
-        """The listener is listening: changes committed from now on will be announced."""
+    def go_live(self, fence: Callable[[], Awaitable[None]]) -> None:
+        """The listener is listening: changes committed from now on will be announced, and ``fence`` returns
+        once every change committed before it was called has been (raises if it cannot tell)."""
         self._clear()
         self._epoch += 1
+        self._fence = fence
         self._live = True
 
     def go_dark(self) -> None:
         """The listener is gone (or not yet there): forget everything and answer nothing."""
         self._live = False
+        self._fence = None
         self._epoch += 1
         self._clear()
 

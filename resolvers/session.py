@@ -122,7 +122,7 @@ async def authenticate(services: Services, authorization: str | None) -> tuple[P
 async def _signed_in(cache: PrincipalCache, digest: str, kind: str) -> Principal | None:
     """A staff member's or patient's principal: from the cache while it is live, else from the database (and
     then kept, unless a change was announced while the statement ran)."""
-    principal = cache.get(digest)
+    principal = await cache.current(digest)
     if principal is not None:
         return principal
     epoch = cache.epoch
