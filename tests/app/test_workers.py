@@ -19,7 +19,9 @@ from pathlib import Path
 import httpx
 import pytest
 import pytest_asyncio
+from tortoise import connections
 
+from app.principals import APPLICATION_NAME
 from audit.verify import verify_all
 from core.settings import Settings
 from models import AuditChainHead, AuditEvent
@@ -136,3 +138,50 @@ async def test_changes_through_one_worker_take_effect_in_another(
 
     assert not (await call(http, worker_a, nurse, "mutation { logout }")).errors
     assert (await call(http, worker_b, nurse, READ, id=str(pid))).codes == ["UNAUTHENTICATED"]
+
+
+async def _fresh(url: str, token: str, query: str, **variables: object) -> Response:
+    """A request on a connection of its own, so the server's workers share them out."""
+    async with httpx.AsyncClient(timeout=30) as http:
+        return await call(http, url, token, query, **variables)
+
+
+async def _listening(within: float = 20) -> int:
+    """How many workers' principal listeners are connected to the database (the cache live in each)."""
+    sql = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1"
+    deadline = time.monotonic() + within
+    while True:
+        (count,) = (await connections.get("default").execute_query(sql, [APPLICATION_NAME]))[1][0].values()
+        if count >= 2 or time.monotonic() > deadline:
+            return int(count)
+        await asyncio.sleep(0.1)
+
+
+ME = "{ me { id roles } }"
+
+
+@pytest.mark.parametrize("how", ["logout", "deactivation"])
+async def test_a_revocation_reaches_every_workers_principal_cache_on_the_next_request(
+    tenant: Tenant, two_workers: str, how: str
+) -> None:
+    """Both workers' caches warmed with many requests on fresh connections, then the session revoked (the
+    nurse's logout, or the admin deactivating her): every request after that is refused, whichever worker
+    takes it."""
+    assert await _listening() == 2  # each worker listens, so each answers signed-in requests from memory
+    nurse = tenant.tokens["nurse"]
+    warm = await asyncio.gather(*(_fresh(two_workers, nurse, ME) for _ in range(40)))
+    assert all(reply.errors == [] for reply in warm)
+    for _ in range(20):  # and again one by one, so both workers hold the entry
+        assert (await _fresh(two_workers, nurse, ME)).errors == []
+
+    if how == "logout":
+        revoked = await _fresh(two_workers, nurse, "mutation { logout }")
+    else:
+        revoked = await _fresh(two_workers, tenant.tokens["admin"],
+                               "mutation($id: ID!) { staffUpdate(id: $id, input: {active: false}) { active } }",
+                               id=str(tenant.staff_ids["nurse"]))
+    assert revoked.errors == [], revoked.errors
+
+    after = [await _fresh(two_workers, nurse, ME) for _ in range(20)]
+    assert [reply.codes for reply in after] == [["UNAUTHENTICATED"]] * 20
+    assert (await _fresh(two_workers, tenant.tokens["doctor"], ME)).errors == []  # others sign in as before
