@@ -9,6 +9,7 @@ import pytest
 
 from core.principal import Principal
 from core.principal_cache import PrincipalCache
+from core.settings import load_settings
 
 LATER = datetime.now(UTC) + timedelta(hours=1)
 
@@ -125,3 +126,11 @@ def test_the_oldest_entry_gives_way_at_the_bound() -> None:
         cache.put(digest, principal(), cache.epoch, LATER)
     assert [cache.get(d) is not None for d in ("a", "b", "c")] == [False, True, True]
     assert sum(len(digests) for digests in cache._by_account.values()) == 2
+
+
+def test_the_ttl_is_a_setting() -> None:
+    assert load_settings({}).principal_cache_seconds == 30
+    assert load_settings({"CARELOOP_PRINCIPAL_CACHE_SECONDS": "0"}).principal_cache_seconds == 0  # off
+    for wrong in ("-1", "301", "soon"):
+        with pytest.raises(SystemExit):
+            load_settings({"CARELOOP_PRINCIPAL_CACHE_SECONDS": wrong})
