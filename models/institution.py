@@ -26,6 +26,7 @@ class Institution(Model):
                                              db_default=AUDIT_RETENTION_DEFAULT_MONTHS)
     # Staff whose roles read clinical data must sign in with a second factor (TOTP)
     totp_required = fields.BooleanField(default=False, db_default=False)
+    version = fields.IntField(default=1, db_default=1)  # optimistic concurrency: bumped by every update
 
     class Meta:
         table = "institution"

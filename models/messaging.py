@@ -38,6 +38,7 @@ class MessageGateway(TenantModel):
     secret = EncryptedField()
     timeout_ms = fields.IntField(default=5000)
     active = fields.BooleanField(default=True)
+    version = fields.IntField(default=1, db_default=1)  # optimistic concurrency: bumped by every update
     updated_at = fields.DatetimeField(auto_now=True)
 
     class Meta:

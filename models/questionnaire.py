@@ -36,7 +36,8 @@ class Questionnaire(TenantModel):
     anonymous = fields.BooleanField(default=False)
     items: list[dict[str, Any]] = fields.JSONField()
     scoring: dict[str, Any] = fields.JSONField()
-    # Edits of this version in place (only while it has no response): compare-and-set for questionnaireUpdate.
+    # Every write to this version (edits in place, only while it has no response, and status changes): the
+    # compare-and-set of questionnaireUpdate, questionnaireActivate and questionnaireRetire.
     revision = fields.IntField(default=1)
     template = fields.CharField(max_length=32, null=True)  # the shipped template it was adopted from
     author: fields.ForeignKeyNullableRelation[Staff] = fields.ForeignKeyField(

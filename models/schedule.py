@@ -61,6 +61,7 @@ class ScheduleException(TenantModel):
     capacity = fields.IntField(null=True)
     reason = fields.CharField(max_length=200, default="")
     cancelled_at = fields.DatetimeField(null=True)
+    version = fields.IntField(default=1, db_default=1)  # optimistic concurrency: bumped by every update
 
     if TYPE_CHECKING:
         schedule_id: uuid.UUID

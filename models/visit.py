@@ -106,6 +106,7 @@ class VisitCode(TenantModel):
     code_bidx = fields.CharField(max_length=64)
     text = EncryptedField(null=True)  # free text beside the code
     status = fields.CharField(max_length=10, null=True)  # procedures: pending, done, not_done
+    version = fields.IntField(default=1, db_default=1)  # optimistic concurrency: bumped by every update
 
     if TYPE_CHECKING:
         visit_id: uuid.UUID
