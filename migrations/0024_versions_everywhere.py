@@ -3,9 +3,9 @@ the optimistic-concurrency ``version`` the other updatable records have (existin
 messageGatewaySet, scheduleExceptionCancel and visitCodeSetStatus bump it and take the version the caller read.
 """
 
-from tortoise import migrations
+from tortoise import fields, migrations
 from tortoise.migrations import operations as ops
-from tortoise import fields
+
 
 class Migration(migrations.Migration):
     dependencies = [('careloop', '0023_audit_inbox')]

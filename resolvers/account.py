@@ -39,7 +39,7 @@ from core.tokens import (
 )
 from models import Institution, PasswordReset, PatientAccount, RoleAssignment, Session, Staff
 from policies.guard import Decision
-from resolvers import access
+from resolvers import access, versioning
 from resolvers import session as sessions
 from resolvers.context import Context
 from resolvers.session import PATIENT_ACCOUNTS, STAFF_ACCOUNTS, Accounts
@@ -223,14 +223,17 @@ async def disable_staff_totp(ctx: Context, staff_id: uuid.UUID | None) -> bool:
     return True
 
 
-async def update_security(ctx: Context, totp_required: bool) -> Institution:
-    """Set whether staff whose roles read clinical data must sign in with a second factor (admins). Switched on,
+async def update_security(ctx: Context, totp_required: bool, version: int | None = None) -> Institution:
+    """Set whether staff whose roles read clinical data must sign in with a second factor (admins), over the
+    version of the institution the caller read (stale: CONFLICT, nothing written, no session ended). Switched on,
     the sessions of those who have none end now: they enrol at their next sign-in."""
     decision = await access.authorize(ctx, "institution_security", "update", action=Action.UPDATE,
                                       resource_type="institution", resource_id=ctx.institution_id)
     fields = {"totp_required"}
     async with in_transaction():
-        await Institution.filter(id=ctx.institution_id).update(totp_required=totp_required)
+        # locked: without a version the write goes over the current one, never stale itself
+        institution = await Institution.select_for_update().get(id=ctx.institution_id)
+        await versioning.update_versioned(institution, version, "institution", totp_required=totp_required)
         if totp_required:
             clinical = [role for role in ROLES if sessions.reads_clinical_data(ctx, ctx.institution_id, [role])]
             staff_ids = await RoleAssignment.filter(institution_id=ctx.institution_id, role__in=clinical,

@@ -375,14 +375,17 @@ async def set_template(ctx: Context, cause: str, channel: str, language: str, su
     return _template(found)
 
 
-async def reset(ctx: Context, cause: str, channel: str, language: str) -> Template:
-    """Drop the institution's template: the next in line (its "any" template, or the default) is in force."""
+async def reset(ctx: Context, cause: str, channel: str, language: str, version: int | None = None) -> Template:
+    """Drop the institution's template: the next in line (its "any" template, or the default) is in force.
+    ``version``: the one read (0 for a default); a stale one is a CONFLICT and drops nothing."""
     decision = await access.authorize(ctx, "message_template", "update", action=Action.DELETE,
                                       resource_type="message_template")
     cause, channel, language = _checked_key(cause, channel, language)
     async with in_transaction():
         row = await MessageTemplate.filter(institution_id=ctx.institution_id, cause=cause, channel=channel,
                                            language=language).select_for_update().first()
+        if version is not None and version != (0 if row is None else row.version):
+            raise _stale()
         if row is not None:
             await MessageTemplate.filter(id=row.id).delete()
             await writer.append([access.write_record(ctx, Action.DELETE, "message_template", row.id,

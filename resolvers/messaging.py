@@ -29,7 +29,7 @@ from core.validation import Problems, camel_case, clean_text, normalize_email, o
 from models import MessageGateway, MessagingSettings
 from models.keyring import KeyRing
 from models.messaging import GATEWAY_CHANNELS
-from resolvers import access
+from resolvers import access, versioning
 from resolvers.context import Context
 
 # column: (least, most) for the whole-number settings
@@ -177,9 +177,11 @@ def _phone_as_shown(value: str) -> str:
 # -- the API: gateways ------------------------------------------------------------------------------
 
 
-async def set_gateway(ctx: Context, data: dict[str, Any]) -> MessageGateway:
+async def set_gateway(ctx: Context, data: dict[str, Any], version: int | None = None) -> MessageGateway:
     """Create or change the gateway of a channel. Fields left out stay; a new gateway needs url and secret.
-    The secret is sealed before it reaches the database, and only its field name is recorded."""
+    ``version``: the one read (0 for a channel without a gateway); a stale one is a CONFLICT and writes nothing.
+    Without it, the last write wins. The secret is sealed before it reaches the database, and only its field
+    name is recorded."""
     decision = await access.authorize(ctx, "messaging", "update", action=Action.UPDATE,
                                       resource_type="message_gateway")
     problems = Problems()
@@ -192,6 +194,8 @@ async def set_gateway(ctx: Context, data: dict[str, Any]) -> MessageGateway:
         async with in_transaction():
             row = await MessageGateway.filter(institution_id=ctx.institution_id,
                                               channel=channel).select_for_update().first()
+            if version is not None and version != (0 if row is None else row.version):
+                raise versioning.stale("gateway")
             if row is None:
                 if "url" not in values or secret is None:
                     field = "url" if "url" not in values else "secret"
@@ -204,8 +208,8 @@ async def set_gateway(ctx: Context, data: dict[str, Any]) -> MessageGateway:
             else:
                 if secret is not None:
                     values["secret"] = seal_secret(ctx.require_keys(), ctx.institution_id, row.id, secret)
-                if values:
-                    await MessageGateway.filter(id=row.id).update(**values)
+                if values:  # locked, so over the version read (checked above when the caller gave one)
+                    await versioning.update_versioned(row, None, "gateway", **values)
                 action = Action.UPDATE
             written = frozenset(values) | ({"secret"} if secret is not None else frozenset())
             if written:

@@ -318,12 +318,13 @@ async def _write_over_version(row: Patient, version: int | None, columns: dict[s
     return Patient._init_from_db(**written[0])
 
 
-async def archive(ctx: Context, patient_id: uuid.UUID | None) -> PatientView:
+async def archive(ctx: Context, patient_id: uuid.UUID | None, version: int | None = None) -> PatientView:
+    """Archive a file over the version the caller read (stale: CONFLICT, nothing written or cancelled)."""
     decision = await access.authorize(ctx, "patient", "archive", action=Action.ARCHIVE, resource_type="patient",
                                       resource_id=patient_id, patient_id=patient_id)
     view = await access.find_patient(ctx, patient_id, action=Action.ARCHIVE)
     async with in_transaction():
-        await versioning.update_versioned(view.row, None, "patient", status="archived")
+        await versioning.update_versioned(view.row, version, "patient", status="archived")
         await writer.append([access.write_record(
             ctx, Action.ARCHIVE, "patient", view.row.id, patient_id=view.row.id, fields=frozenset({"status"}),
             decision=decision)])

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
+from tortoise.expressions import F
 from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
@@ -175,13 +176,16 @@ async def update(ctx: Context, questionnaire_id: uuid.UUID | None, data: dict[st
     return await Questionnaire.get(id=row.id, institution_id=ctx.institution_id), False
 
 
-async def activate(ctx: Context, questionnaire_id: uuid.UUID | None) -> Questionnaire:
-    """Make this version the key's active one; the version active until now is retired."""
+async def activate(ctx: Context, questionnaire_id: uuid.UUID | None, revision: int | None = None) -> Questionnaire:
+    """Make this version the key's active one; the version active until now is retired. ``revision``: the one
+    read (stale: CONFLICT, nothing written); every version whose status changes gets the next revision."""
     decision = await access.authorize(ctx, "questionnaire", "update", action=Action.UPDATE,
                                       resource_type="questionnaire", resource_id=questionnaire_id)
     row = await _find(ctx, questionnaire_id, Action.UPDATE)
     if row.status == "active":
         raise Conflict("id: this version is active already.", field="id")
+    if revision is not None and revision != row.revision:
+        raise _stale()
     async with in_transaction():
         # the key's versions, locked: two activations of one key run one after the other
         versions = await Questionnaire.filter(institution_id=ctx.institution_id, key=row.key).select_for_update(
@@ -189,29 +193,39 @@ async def activate(ctx: Context, questionnaire_id: uuid.UUID | None) -> Question
         current = next(v for v in versions if v.id == row.id)
         if current.status == "active":
             raise Conflict("id: this version is active already.", field="id")
+        if revision is not None and revision != current.revision:
+            raise _stale()
         retired = [v.id for v in versions if v.status == "active"]
         now = _now()
         if retired:
             await Questionnaire.filter(institution_id=ctx.institution_id, id__in=retired).update(
-                status="retired", updated_at=now)
-        await Questionnaire.filter(institution_id=ctx.institution_id, id=row.id).update(status="active",
-                                                                                        updated_at=now)
+                status="retired", revision=F("revision") + 1, updated_at=now)
+        await Questionnaire.filter(institution_id=ctx.institution_id, id=row.id).update(
+            status="active", revision=current.revision + 1, updated_at=now)
         await writer.append([access.write_record(ctx, Action.UPDATE, "questionnaire", v, fields=frozenset({"status"}),
                                                  decision=decision) for v in (*retired, row.id)])
     return await Questionnaire.get(id=row.id, institution_id=ctx.institution_id)
 
 
-async def retire(ctx: Context, questionnaire_id: uuid.UUID | None) -> Questionnaire:
-    """No more invitations to this version; its responses and figures stay."""
+async def retire(ctx: Context, questionnaire_id: uuid.UUID | None, revision: int | None = None) -> Questionnaire:
+    """No more invitations to this version; its responses and figures stay. ``revision``: the one read (stale:
+    CONFLICT, nothing written); retiring moves it to the next."""
     decision = await access.authorize(ctx, "questionnaire", "update", action=Action.UPDATE,
                                       resource_type="questionnaire", resource_id=questionnaire_id)
     row = await _find(ctx, questionnaire_id, Action.UPDATE)
     if row.status == "retired":
         raise _retired()
+    if revision is not None and revision != row.revision:
+        raise _stale()
     async with in_transaction():
-        if await Questionnaire.filter(id=row.id, institution_id=ctx.institution_id).exclude(
-                status="retired").update(status="retired", updated_at=_now()) != 1:
+        locked = await Questionnaire.filter(id=row.id, institution_id=ctx.institution_id).select_for_update(
+            no_key=True).first()  # FOR NO KEY UPDATE, as an edit takes it
+        if locked is None or locked.status == "retired":
             raise _retired()
+        if revision is not None and revision != locked.revision:
+            raise _stale()
+        await Questionnaire.filter(id=row.id, institution_id=ctx.institution_id).update(
+            status="retired", revision=locked.revision + 1, updated_at=_now())
         await writer.append([access.write_record(ctx, Action.UPDATE, "questionnaire", row.id,
                                                  fields=frozenset({"status"}), decision=decision)])
     return await Questionnaire.get(id=row.id, institution_id=ctx.institution_id)

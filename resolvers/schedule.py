@@ -27,7 +27,7 @@ from core.slots import EXTRA, Adjustment, Plan, Slot
 from core.validation import Problems, aware_time, camel_case, clean_text, one_of
 from models import Appointment, Department, Schedule, ScheduleException, Staff
 from models.schedule import EXCEPTION_KINDS, SCHEDULE_KINDS
-from resolvers import access, loaders, pagination, sla
+from resolvers import access, loaders, pagination, sla, versioning
 from resolvers.context import Context
 
 SCHEDULE_CURSOR = "schedule"
@@ -300,7 +300,9 @@ async def exception_add(ctx: Context, schedule_id: uuid.UUID | None, data: dict[
     return row
 
 
-async def exception_cancel(ctx: Context, exception_id: uuid.UUID | None) -> ScheduleException:
+async def exception_cancel(ctx: Context, exception_id: uuid.UUID | None,
+                           version: int | None = None) -> ScheduleException:
+    """Cancel an exception over the version the caller read (stale: CONFLICT, nothing written)."""
     decision = await access.authorize(ctx, "schedule", "update", action=Action.UPDATE,
                                       resource_type="schedule_exception", resource_id=exception_id)
     row = None if exception_id is None else await ScheduleException.filter(
@@ -310,14 +312,17 @@ async def exception_cancel(ctx: Context, exception_id: uuid.UUID | None) -> Sche
     await _check_reach(ctx, Action.UPDATE, row.schedule_id, {row.schedule.department_id})
     if row.cancelled_at is not None:
         raise Conflict("id: the exception is cancelled already.", field="id")
-    now = _now()
+    expected = versioning.check_version(row, version, "exception")
+    changes = versioning.next_version(row, expected, {"cancelled_at": _now()})
     async with in_transaction():
-        if await ScheduleException.filter(id=row.id, institution_id=ctx.institution_id,
-                                          cancelled_at=None).update(cancelled_at=now) != 1:
+        # cancelling is an exception's only change: a row that moved since it was read was cancelled meanwhile
+        if await ScheduleException.filter(id=row.id, institution_id=ctx.institution_id, cancelled_at=None,
+                                          version=expected).update(**changes) != 1:
             raise Conflict("id: the exception is cancelled already.", field="id")
         await writer.append([access.write_record(ctx, Action.UPDATE, "schedule_exception", row.id,
                                                  fields=frozenset({"cancelled_at"}), decision=decision)])
-    row.cancelled_at = now
+    for name, value in changes.items():
+        setattr(row, name, value)
     return row
 
 

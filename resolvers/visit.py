@@ -31,7 +31,7 @@ from models import Department, Patient, ServiceItem, Staff, Visit, VisitCode, Vi
 from models.visit import CODE_KINDS, PROCEDURE_STATUSES, VISIT_KINDS
 from policies.fields import CLINICAL, ENCRYPTED_FIELDS, INTERNAL, VISIT_FIELD_CLASS
 from policies.guard import Decision
-from resolvers import access, follow_up, pagination, survey
+from resolvers import access, follow_up, pagination, survey, versioning
 from resolvers.access import PatientView
 from resolvers.context import Context
 from resolvers.loaders import newest_per_parent
@@ -434,8 +434,10 @@ async def add_code(ctx: Context, visit_id: uuid.UUID | None, data: dict[str, Any
     return CodeView(row, view)
 
 
-async def set_code_status(ctx: Context, code_id: uuid.UUID | None, status: str) -> CodeView:
-    """A pending procedure done (or not done)."""
+async def set_code_status(ctx: Context, code_id: uuid.UUID | None, status: str,
+                          version: int | None = None) -> CodeView:
+    """A pending procedure done (or not done), over the version the caller read (stale: CONFLICT, nothing
+    written)."""
     decision = await access.authorize(ctx, "visit", "update", action=Action.UPDATE, resource_type="visit_code",
                                       resource_id=code_id)
     row = None if code_id is None else await VisitCode.get_or_none(id=code_id, institution_id=ctx.institution_id)
@@ -449,10 +451,9 @@ async def set_code_status(ctx: Context, code_id: uuid.UUID | None, status: str) 
         raise BadUserInput("id: only procedures have a status.", field="id")
     status = one_of(status, PROCEDURE_STATUSES, "status")
     async with in_transaction():
-        await VisitCode.filter(id=row.id, institution_id=ctx.institution_id).update(status=status)
+        await versioning.update_versioned(row, version, "procedure", status=status)
         await writer.append([access.write_record(ctx, Action.UPDATE, "visit_code", row.id, patient_id=row.patient_id,
                                                  fields=frozenset({"status"}), decision=decision)])
-    row.status = status
     return CodeView(row, views[0])
 
 

@@ -8,7 +8,7 @@ from typing import Annotated
 import strawberry
 
 from resolvers import account as accounts
-from schema.common import Info, uuid_of
+from schema.common import Info, Version, uuid_of
 from schema.session import Institution
 
 _NEW_PASSWORD = Annotated[str, strawberry.argument(description="The new password, 12 to 256 characters.")]
@@ -104,10 +104,12 @@ class AccountMutation:
         return await accounts.disable(info.context, code)
 
     @strawberry.mutation(description="Set your institution's sign-in rules (admins). Requiring a second factor ends "
-                                     "the sessions of staff who must have one and have none.")
+                                     "the sessions of staff who must have one and have none. Pass the version you "
+                                     "read: a stale one answers CONFLICT.")
     async def institution_security_update(
         self, info: Info,
         totp_required: Annotated[bool, strawberry.argument(
             description="Whether staff whose roles read clinical data must sign in with a second factor (TOTP).")],
+        version: Version = None,
     ) -> Institution | None:
-        return Institution.of(await accounts.update_security(info.context, totp_required))
+        return Institution.of(await accounts.update_security(info.context, totp_required, version))

@@ -17,7 +17,7 @@ import strawberry
 from resolvers import message_template as templates
 from resolvers.message_template import Preview, Template
 from resolvers.pagination import Page
-from schema.common import DEFAULT_PAGE_SIZE, Info, PageInfo
+from schema.common import DEFAULT_PAGE_SIZE, Info, PageInfo, Version
 
 
 @strawberry.enum(description="Why a message is sent to a patient: the cause a template is for.")
@@ -188,11 +188,13 @@ class MessageTemplateMutation:
         return MessageTemplate.of(found)
 
     @strawberry.mutation(description="Drop the institution's template for a cause, channel and language (admins): "
-                                     "answers the one in force from now on (its ANY template, or the default).")
+                                     "answers the one in force from now on (its ANY template, or the default). "
+                                     "Pass the version you read (0 for a default): a stale one is a CONFLICT.")
     async def message_template_reset(
             self, info: Info,
             cause: Annotated[TemplateCause, strawberry.argument(description="What it is sent for.")],
             channel: Annotated[TemplateChannel, strawberry.argument(description="The channel.")],
             language: Annotated[TemplateLanguage, strawberry.argument(description="The language.")],
+            version: Version = None,
     ) -> MessageTemplate | None:
-        return MessageTemplate.of(await templates.reset(info.context, *_key(cause, channel, language)))
+        return MessageTemplate.of(await templates.reset(info.context, *_key(cause, channel, language), version))

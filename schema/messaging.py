@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from resolvers import messaging as messagings
-from schema.common import Info, provided
+from schema.common import Info, Version, provided
 
 if TYPE_CHECKING:
     from models import MessageGateway as GatewayRow
@@ -34,12 +34,14 @@ class MessageGateway:
     timeout_ms: int = strawberry.field(description="How long a send may take, in milliseconds.")
     active: bool = strawberry.field(description="Whether messages go through it (false: the channel is not used).")
     secret_set: bool = strawberry.field(description="Always true: a gateway has a secret, which is write-only.")
+    version: int = strawberry.field(description="1 when first set, one more on each change; pass it back as "
+                                                "`version` to messageGatewaySet (0 for a channel without a gateway).")
     updated_at: datetime = strawberry.field(description="When it was last changed.")
 
     @classmethod
     def of(cls, row: GatewayRow) -> MessageGateway:
         return cls(channel=GatewayChannel(row.channel), url_host=messagings.url_host(row.url),
-                   timeout_ms=row.timeout_ms, active=row.active, secret_set=bool(row.secret),
+                   timeout_ms=row.timeout_ms, active=row.active, secret_set=bool(row.secret), version=row.version,
                    updated_at=row.updated_at)
 
 
@@ -133,9 +135,11 @@ class MessagingMutation:
         return MessagingSettings.of(row, gateways)
 
     @strawberry.mutation(description="Create or change the gateway of a channel (admins). The secret is sealed and "
-                                     "never returned.")
+                                     "never returned. Pass the version you read (0 for a channel without a "
+                                     "gateway): a stale one is a CONFLICT.")
     async def message_gateway_set(
             self, info: Info,
             input: Annotated[MessageGatewayInput, strawberry.argument(description="The gateway.")],
+            version: Version = None,
     ) -> MessageGateway | None:
-        return MessageGateway.of(await messagings.set_gateway(info.context, provided(input)))
+        return MessageGateway.of(await messagings.set_gateway(info.context, provided(input), version))

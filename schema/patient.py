@@ -508,6 +508,7 @@ class PatientMutation:
     ) -> Patient | None:
         return node(info.context, await patients.update(info.context, uuid_of(id), provided(input), version))
 
-    @strawberry.mutation(description="Archive a patient file. Nothing is deleted.")
-    async def patient_archive(self, info: Info, id: _PATIENT_ID) -> Patient | None:
-        return node(info.context, await patients.archive(info.context, uuid_of(id)))
+    @strawberry.mutation(description="Archive a patient file. Nothing is deleted. Pass the version you read: a stale "
+                                     "one answers CONFLICT.")
+    async def patient_archive(self, info: Info, id: _PATIENT_ID, version: Version = None) -> Patient | None:
+        return node(info.context, await patients.archive(info.context, uuid_of(id), version))

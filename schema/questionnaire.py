@@ -213,8 +213,8 @@ class Questionnaire:
     def version(self) -> int:
         return self.row.version
 
-    @strawberry.field(description="Pass back when you edit this version: a stale one answers CONFLICT. Counts the "
-                                  "edits of this version in place.")
+    @strawberry.field(description="Pass back when you edit, activate or retire this version: a stale one answers "
+                                  "CONFLICT. Counts the writes to this version (edits in place, status changes).")
     def revision(self) -> int:
         return self.row.revision
 
@@ -566,6 +566,12 @@ class QuestionnaireQuery:
         return await questionnaires.export_fhir(info.context, uuid_of(id))
 
 
+# The revision an activation or retirement goes over, as questionnaireUpdate states it (optional here).
+_REVISION = Annotated[int | None, strawberry.argument(
+    description="The revision you read: a version changed since answers CONFLICT (read it again). Null: whatever "
+                "revision is current when the change is made.")]
+
+
 @strawberry.type
 class QuestionnaireMutation:
     @strawberry.mutation(description="A new questionnaire: a draft, version 1 (admins and department heads).")
@@ -589,18 +595,22 @@ class QuestionnaireMutation:
         return QuestionnaireUpdatePayload(questionnaire=Questionnaire.of(row), new_version=new_version)
 
     @strawberry.mutation(description="Make this version the active one of its questionnaire; the version active "
-                                     "until now is retired. CONFLICT when it is active already.")
+                                     "until now is retired (each gets its next revision). CONFLICT when it is active "
+                                     "already. Pass the revision you read: a stale one answers CONFLICT.")
     async def questionnaire_activate(
         self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The version's id.")],
+        revision: _REVISION = None,
     ) -> Questionnaire | None:
-        return Questionnaire.of(await questionnaires.activate(info.context, uuid_of(id)))
+        return Questionnaire.of(await questionnaires.activate(info.context, uuid_of(id), revision))
 
     @strawberry.mutation(description="Retire a version: no more invitations ask it; its responses and figures stay. "
-                                     "CONFLICT when it is retired already.")
+                                     "CONFLICT when it is retired already. Pass the revision you read: a stale one "
+                                     "answers CONFLICT.")
     async def questionnaire_retire(
         self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The version's id.")],
+        revision: _REVISION = None,
     ) -> Questionnaire | None:
-        return Questionnaire.of(await questionnaires.retire(info.context, uuid_of(id)))
+        return Questionnaire.of(await questionnaires.retire(info.context, uuid_of(id), revision))
 
     @strawberry.mutation(description="Adopt a shipped template: the institution's own copy, active at once. "
                                      "CONFLICT while a copy of it is in use (draft or active).")

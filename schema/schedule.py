@@ -18,7 +18,7 @@ from core.errors import Forbidden
 from core.principal import STAFF
 from resolvers import schedule as schedules
 from resolvers.schedule import SlotView
-from schema.common import DEFAULT_PAGE_SIZE, Info, PageInfo, provided, uuid_of
+from schema.common import DEFAULT_PAGE_SIZE, Info, PageInfo, Version, provided, uuid_of
 from schema.department import Department
 from schema.staff import StaffSummary
 
@@ -98,6 +98,10 @@ class ScheduleException:
     @strawberry.field(description="When it was cancelled; null while it is in force.")
     def cancelled_at(self) -> datetime | None:
         return self.row.cancelled_at
+
+    @strawberry.field(description="Pass back as `version` to scheduleExceptionCancel.")
+    def version(self) -> int:
+        return int(self.row.version)
 
 
 @strawberry.type(description="A clinician's or a resource's schedule (FHIR Schedule): weekly sessions cut into "
@@ -363,9 +367,11 @@ class ScheduleMutation:
         row = await schedules.exception_add(info.context, uuid_of(schedule_id, "scheduleId"), provided(input))
         return ScheduleException(stored=row, staff_view=True)
 
-    @strawberry.mutation(description="Cancel an exception: the schedule's slots are as without it.")
+    @strawberry.mutation(description="Cancel an exception: the schedule's slots are as without it. Pass the version "
+                                     "you read: a stale one answers CONFLICT.")
     async def schedule_exception_cancel(
         self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The exception's id.")],
+        version: Version = None,
     ) -> ScheduleException | None:
-        return ScheduleException(stored=await schedules.exception_cancel(info.context, uuid_of(id)),
+        return ScheduleException(stored=await schedules.exception_cancel(info.context, uuid_of(id), version),
                                  staff_view=True)

@@ -46,11 +46,12 @@ class Institution:
     totp_required: bool = strawberry.field(description="Whether staff whose roles read clinical data must sign in "
                                                        "with a second factor (TOTP); set by an admin with "
                                                        "`institutionSecurityUpdate`.")
+    version: int = strawberry.field(description="Pass back as `version` to institutionSecurityUpdate.")
 
     @classmethod
     def of(cls, row: InstitutionRow) -> Institution:
         return cls(id=strawberry.ID(str(row.id)), name=row.name, kind=InstitutionKind(row.kind),
-                   time_zone=row.time_zone, totp_required=row.totp_required)
+                   time_zone=row.time_zone, totp_required=row.totp_required, version=row.version)
 
 
 @strawberry.enum(description="Who holds a token: staff, a patient (self-service) or a partner's API client.")

@@ -140,6 +140,10 @@ class VisitCode:
     code: str = strawberry.field(description="The code, e.g. K08.1 or IMPLANT.")
     text: str | None = strawberry.field(description="Free text beside the code.")
 
+    @strawberry.field(description="Pass back as `version` to visitCodeSetStatus.")
+    def version(self) -> int:
+        return int(self.view.row.version)
+
 
 @strawberry.type(description="A visit or service (FHIR Encounter): when, where, who, what was done and what next.")
 class Visit:
@@ -448,13 +452,16 @@ class VisitMutation:
         return code_node(info.context, await visits.add_code(info.context, uuid_of(visit_id, "visitId"),
                                                              provided(input)))
 
-    @strawberry.mutation(description="Mark a procedure done, not done, or pending again.")
+    @strawberry.mutation(description="Mark a procedure done, not done, or pending again. Pass the version you read: "
+                                     "a stale one answers CONFLICT.")
     async def visit_code_set_status(
         self, info: Info,
         id: Annotated[strawberry.ID, strawberry.argument(description="The procedure code's id (VisitCode.id).")],
         status: Annotated[ProcedureStatus, strawberry.argument(description="The new status.")],
+        version: Version = None,
     ) -> VisitCode | None:
-        return code_node(info.context, await visits.set_code_status(info.context, uuid_of(id), str(status.value)))
+        return code_node(info.context, await visits.set_code_status(info.context, uuid_of(id), str(status.value),
+                                                                    version))
 
 
 register_node("visit", visit_node)
