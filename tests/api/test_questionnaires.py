@@ -282,7 +282,7 @@ async def test_an_answered_version_never_changes_the_edit_is_the_next_version(te
     await answered(tenant, created["id"])
     answered_row = await Questionnaire.get(id=created["id"]).values()
 
-    edited = ok(await tenant.call("department_head", UPDATE, id=created["id"], revision=1,
+    edited = ok(await tenant.call("department_head", UPDATE, id=created["id"], revision=2,  # activated: 2
                                   input={"items": ITEMS[:1] + ITEMS[3:]}), "questionnaireUpdate")
     assert edited["newVersion"] is True
     new = edited["questionnaire"]
