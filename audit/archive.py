@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from audit import export, offline, writer
@@ -92,7 +93,7 @@ async def set_retention(institution_id: uuid.UUID, months: int, *, actor: Actor 
         if institution is None:
             raise NotFound("No such institution.")
         previous = institution.audit_retention_months
-        await Institution.filter(id=institution_id).update(audit_retention_months=months)
+        await Institution.filter(id=institution_id).update(audit_retention_months=months, version=F("version") + 1)
         await writer.append([AuditRecord(institution_id, actor, Action.RETENTION, "institution", Outcome.ALLOWED,
                                          request, resource_id=institution_id,
                                          fields_read=frozenset({f"from:{previous}", f"to:{months}"}))])

@@ -8,7 +8,7 @@ from tortoise.migrations import operations as ops
 
 
 class Migration(migrations.Migration):
-    dependencies = [('careloop', '0023_audit_inbox')]
+    dependencies = [('careloop', '0024_principal_notify')]
 
     initial = False
 
