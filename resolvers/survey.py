@@ -422,18 +422,27 @@ class Invited:
     no_contact: int = 0  # a family questionnaire, and no contact of the patient's may be asked (none made)
 
 
+async def _take_turn(institution_id: uuid.UUID) -> None:
+    """Wait for the institution's other invitation decisions to commit: a transaction-scoped advisory lock on
+    PostgreSQL (released at commit or rollback, so no pooled connection keeps it); SQLite has one writer."""
+    db = SurveyInvitation._meta.db  # the caller's transaction's connection
+    if db.capabilities.dialect == "postgres":
+        await db.execute_query("SELECT pg_advisory_xact_lock(hashtext('careloop.survey_invitations'), hashtext($1))",
+                               [str(institution_id)])
+
+
 async def invite_many(ctx: Context, questionnaire: Questionnaire, causes: Sequence[Cause], *,
                       trigger: SurveyTrigger | None, decision: Decision) -> Invited:
     """Invite the causes' patients to answer ``questionnaire``, inside the caller's transaction, in a fixed
     number of statements whatever their number: patients, recent invitations, one insert (a cause that invited
     already is skipped quietly), the messages through the outbox, the audit records.
 
-    The caller's transaction has appended its first audit record already: from then on it holds its
-    institution's audit chain head until it commits, so the institution's invitations are decided one
-    transaction at a time and two causes of one patient cannot both pass the fatigue cap. (Locking the
-    patient's row here instead would deadlock against a concurrent edit of the file, which takes the row
-    first and the chain head second.)"""
+    The institution's invitations are decided one transaction at a time (``_take_turn``), so two causes of one
+    patient cannot both pass the fatigue cap. (Locking the patient's row instead would deadlock against a
+    concurrent edit of the file. The audit chain head used to give the turns; since migration 0023 writers no
+    longer wait for it.)"""
     institution_id = ctx.institution_id
+    await _take_turn(institution_id)
     setup = await settings_of(institution_id)
     delay = timedelta(hours=trigger.delay_hours if trigger is not None else 0)
     send_at = {cause.key: cause.at + delay for cause in causes}
@@ -567,8 +576,7 @@ async def invite_audience(ctx: Context, questionnaire_id: uuid.UUID | None, data
     now = _now()
     causes = [Cause(f"campaign:{campaign}:{pid}", "campaign", uuid.UUID(str(pid)), now, None) for pid in ids]
     async with in_transaction():
-        # The campaign's own record first: the chain head it locks makes the invitations below take their turn
-        # with the causes' (see invite_many).
+        # The campaign's own record, then its invitations, which take their turn with the causes' (invite_many).
         await writer.append([access.write_record(ctx, Action.CREATE, "survey_campaign", campaign,
                                                  fields=frozenset({"questionnaire", "audience"}),
                                                  decision=decision)])
