@@ -19,9 +19,15 @@ class _Touched:
     rules: set[str] = field(default_factory=set)
 
 
+_Key = tuple[str, uuid.UUID | None, uuid.UUID | None, Outcome, str]
+
+
 @dataclass
 class ReadLog:
-    _entries: dict[tuple[str, uuid.UUID | None, uuid.UUID | None, Outcome, str], _Touched] = field(default_factory=dict)
+    _entries: dict[_Key, _Touched] = field(default_factory=dict)
+    # Reads already on the trail: a write that returns its record appends the read of what it returns with
+    # itself (``mark_recorded``), and the fields' own notes then add nothing.
+    _recorded: dict[_Key, _Touched] = field(default_factory=dict)
 
     def note(
         self,
@@ -35,7 +41,10 @@ class ReadLog:
         outcome: Outcome = Outcome.ALLOWED,
         reason: str = "",
     ) -> None:
-        entry = self._entries.setdefault((resource_type, resource_id, patient_id, outcome, reason), _Touched())
+        key = (resource_type, resource_id, patient_id, outcome, reason)
+        if self._recorded and _covers(self._recorded.get(key), field_class, field_name, rule):
+            return
+        entry = self._entries.setdefault(key, _Touched())
         if field_class:
             entry.field_classes.add(field_class)
         if field_name:
@@ -46,10 +55,25 @@ class ReadLog:
     def __bool__(self) -> bool:
         return bool(self._entries)
 
+    def mark_recorded(self, other: ReadLog) -> None:
+        """What ``other`` noted is on the trail now (a write appended its ``records`` with itself): the same
+        notes made here afterwards, as the fields it returned resolve, add nothing."""
+        for key, touched in other._entries.items():
+            kept = self._recorded.setdefault(key, _Touched())
+            kept.field_classes |= touched.field_classes
+            kept.fields_read |= touched.fields_read
+            kept.rules |= touched.rules
+
     def drain(self, institution_id: uuid.UUID, actor: Actor, request: RequestMeta) -> list[AuditRecord]:
         """One record per kind of read: the records read alike (same type, outcome, reason, field classes,
         fields and rules, such as a page of patients) share one, which lists them as its subjects; a record
         read alone keeps its own, named by resource_id and patient_id."""
+        records = self.records(institution_id, actor, request)
+        self._entries.clear()
+        return records
+
+    def records(self, institution_id: uuid.UUID, actor: Actor, request: RequestMeta) -> list[AuditRecord]:
+        """The records ``drain`` writes, leaving the log as it is."""
         alike: dict[tuple[str, Outcome, str, frozenset[str], frozenset[str], str],
                     list[tuple[uuid.UUID | None, uuid.UUID | None]]] = {}
         for (resource_type, resource_id, patient_id, outcome, reason), touched in self._entries.items():
@@ -57,8 +81,12 @@ class ReadLog:
             kind = (resource_type, outcome, reason, frozenset(touched.field_classes),
                     frozenset(touched.fields_read), rule)
             alike.setdefault(kind, []).append((resource_id, patient_id))
-        self._entries.clear()
         return [_record(institution_id, actor, request, kind, subjects) for kind, subjects in alike.items()]
+
+
+def _covers(recorded: _Touched | None, field_class: str | None, field_name: str | None, rule: str) -> bool:
+    return recorded is not None and (not field_class or field_class in recorded.field_classes) and (
+        not field_name or field_name in recorded.fields_read) and (not rule or rule in recorded.rules)
 
 
 def _record(institution_id: uuid.UUID, actor: Actor, request: RequestMeta,

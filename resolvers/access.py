@@ -28,6 +28,7 @@ from tortoise.queryset import QuerySet
 
 from audit import writer
 from audit.events import Action, AuditRecord, Outcome
+from audit.reads import ReadLog
 from core.crypto import field_aad
 from core.errors import Conflict, Forbidden, NotFound
 from core.principal import PARTNER
@@ -320,11 +321,16 @@ def read_contact_field(ctx: Context, view: ContactView, name: str) -> Any:
     encrypted = name in ENCRYPTED_FIELDS["contact"]
     if encrypted and value is not None:
         value = ctx.require_keys().open(value, field_aad(contact.institution_id, "contact", name, contact.id))
-    # Recorded on the patient's read record: one event per operation and patient touched, however
-    # many contacts a page shows (the decrypted columns are named "contact.phone", "contact.notes").
-    ctx.reads.note("patient", pid, pid, field_class="contact", field_name=f"contact.{name}" if encrypted else None,
-                   rule=ctx.decide("contact", "read").rule)
+    note_contact_read(ctx, ctx.reads, pid, name)
     return value
+
+
+def note_contact_read(ctx: Context, log: ReadLog, patient_id: uuid.UUID, name: str) -> None:
+    """Recorded on the patient's read record: one event per operation and patient touched, however many
+    contacts a page shows (the decrypted columns are named "contact.phone", "contact.notes")."""
+    encrypted = name in ENCRYPTED_FIELDS["contact"]
+    log.note("patient", patient_id, patient_id, field_class="contact",
+             field_name=f"contact.{name}" if encrypted else None, rule=ctx.decide("contact", "read").rule)
 
 
 def read_journey_field(ctx: Context, patient: PatientView, table: str, row: Any, name: str, field_class: str) -> Any:

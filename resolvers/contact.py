@@ -11,6 +11,7 @@ from tortoise.transactions import in_transaction
 
 from audit import writer
 from audit.events import Action
+from audit.reads import ReadLog
 from core.errors import BadUserInput, Conflict, Forbidden
 from core.ids import uuid7
 from core.validation import Problems, camel_case, clean_text, normalize_phone, one_of
@@ -21,6 +22,9 @@ from resolvers.access import ContactView, PatientView
 from resolvers.context import Context
 
 _TEXT_LIMITS = {"name": 100, "notes": 500}
+# A contact's fields whose read is audited (``access.read_contact_field``); id, patientId and version are not.
+CONTACT_FIELDS = frozenset({"name", "relationship", "phone", "is_emergency", "may_receive_information", "notes",
+                            "updated_at"})
 REFERENCED = "contact_referenced"  # refused: other records name the contact (extensions.reason, audit reason)
 
 
@@ -29,7 +33,10 @@ async def of_patient(ctx: Context, view: PatientView) -> list[ContactView]:
     return [ContactView(contact, view) for contact in contacts]
 
 
-async def create(ctx: Context, patient_id: uuid.UUID | None, data: dict[str, Any]) -> ContactView:
+async def create(ctx: Context, patient_id: uuid.UUID | None, data: dict[str, Any],
+                 returned: frozenset[str] = frozenset()) -> ContactView:
+    """Add a contact; ``returned`` names the contact's fields the caller's selection reads back, whose read
+    record is appended with the write (one statement) rather than after it."""
     decision = await access.authorize(ctx, "contact", "create", action=Action.CREATE, resource_type="contact",
                                       patient_id=patient_id)
     view = await access.find_patient(ctx, patient_id, action=Action.CREATE, field="patientId")
@@ -41,11 +48,17 @@ async def create(ctx: Context, patient_id: uuid.UUID | None, data: dict[str, Any
     contact_id = uuid7()
     row = Contact(id=contact_id, institution_id=ctx.institution_id, patient_id=view.row.id,
                   **_columns(ctx, contact_id, values))
-    # The row and its record in one statement on PostgreSQL (one round trip, atomic without BEGIN/COMMIT).
+    read_back = ReadLog()
+    for name in sorted(returned & CONTACT_FIELDS):
+        access.note_contact_read(ctx, read_back, view.row.id, name)
+    # The row, its record and the read of what the caller reads back in one statement on PostgreSQL (one round
+    # trip, atomic without BEGIN/COMMIT).
     sql, params = writes.insert_returning_id(row)
-    await writer.append_with(sql, params, [access.write_record(ctx, Action.CREATE, "contact", contact_id,
-                                                               patient_id=view.row.id, fields=frozenset(values),
-                                                               decision=decision)])
+    await writer.append_with(sql, params, [
+        access.write_record(ctx, Action.CREATE, "contact", contact_id, patient_id=view.row.id,
+                            fields=frozenset(values), decision=decision),
+        *read_back.records(ctx.institution_id, ctx.actor, ctx.request)])
+    ctx.reads.mark_recorded(read_back)
     return ContactView(row, view)  # the row as written: no need to look it up again
 
 

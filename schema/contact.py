@@ -13,6 +13,7 @@ from resolvers import contact as contacts
 from resolvers.access import ContactView
 from resolvers.context import Context
 from schema.common import NULL_KEEPS, FieldSource, Info, Version, provided, uuid_of
+from schema.selection import selected_fields
 
 
 @strawberry.enum(description="How a contact is related to the patient.")
@@ -30,8 +31,7 @@ class ContactSource(FieldSource):
     """What a ``Contact`` resolves from (see ``FieldSource``)."""
 
     __slots__ = ()
-    fields = frozenset({"name", "relationship", "phone", "is_emergency", "may_receive_information", "notes",
-                        "updated_at"})
+    fields = contacts.CONTACT_FIELDS
 
     def read(self, name: str) -> Any:
         value = access.read_contact_field(self.ctx, self.view, name)
@@ -115,7 +115,8 @@ class ContactMutation:
         patient_id: Annotated[strawberry.ID, strawberry.argument(description="The patient, in your reach.")],
         input: Annotated[ContactCreateInput, strawberry.argument(description="The contact.")],
     ) -> Contact | None:
-        view = await contacts.create(info.context, uuid_of(patient_id, "patientId"), provided(input))
+        view = await contacts.create(info.context, uuid_of(patient_id, "patientId"), provided(input),
+                                     returned=selected_fields(info))
         return contact_node(info.context, view)
 
     @strawberry.mutation(description="Change a contact. Pass the version you read: a stale one answers CONFLICT.")

@@ -173,3 +173,30 @@ def _columns(raw: Any, fragments: dict[str, FragmentDetails], variables: Variabl
             elif not is_leaf_type(named):
                 return None
     return frozenset(columns)
+
+
+# -- the fields a mutation's caller reads back ---------------------------------------------------------------
+
+
+def selected_fields(info: Any) -> frozenset[str]:
+    """The fields (snake_case) the selection reads directly on the object a root field returns, as graphql-core
+    collects them (fragments, aliases and @skip/@include as in execution), cached per document: a write appends
+    the read of what it returns with itself."""
+    raw = info._raw_info
+    coerced = getattr(raw.variable_values, "coerced", raw.variable_values)
+    return CACHE.get(raw.schema, raw.operation, raw.fragments, coerced, ("fields", raw.path.key),
+                     lambda: _fields_under(raw, VariableValues({}, coerced)))
+
+
+def _fields_under(raw: Any, variables: VariableValues) -> frozenset[str]:
+    named = get_named_type(raw.return_type)
+    if not isinstance(named, GraphQLObjectType) or any(d.variable_definitions for d in raw.fragments.values()):
+        return frozenset()  # (fragment arguments, off in the parser: the fields note their reads as they resolve)
+    fragments = {name: FragmentDetails(definition) for name, definition in raw.fragments.items()}
+    grouped = collect_subfields(raw.schema, fragments, variables, raw.operation, named,
+                                [FieldDetails(node, None) for node in raw.field_nodes]).grouped_field_set
+    return frozenset(_snake(details[0].node.name.value) for details in grouped.values())
+
+
+def _snake(name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)

@@ -97,6 +97,50 @@ async def test_a_contact_is_created_in_three_round_trips(tenant: Tenant, sql_cou
     assert report.ok
 
 
+READ_BACK = """mutation($pid: ID!, $input: ContactCreateInput!, $noPhone: Boolean!) {
+  contactCreate(patientId: $pid, input: $input) { id ...shown phone @skip(if: $noPhone) } }
+fragment shown on Contact { name relationship }"""
+
+
+@pytest.mark.parametrize("no_phone", [False, True])
+async def test_what_a_new_contact_shows_is_recorded_with_the_write(tenant: Tenant, round_trips: RoundTrips | None,
+                                                                 no_phone: bool) -> None:
+    """W3's shape: the read of the fields the caller reads back goes in the write's statement (three round trips,
+    not four) and says what the fields' own notes said before: the patient's contact class, the sealed column
+    named only when asked for (fragments and @skip collected as graphql-core collects them)."""
+    pid = await make_patient(tenant)
+    await tenant.call("front_desk", READ_BACK, pid=str(pid), input=SPOUSE, noPhone=no_phone)  # warms the caches
+    before = await tenant.audit_count()
+    await asyncio.sleep(0)
+    start = len(round_trips.statements) if round_trips else 0
+
+    reply = await tenant.call("front_desk", READ_BACK, pid=str(pid), input=SPOUSE, noPhone=no_phone)
+
+    assert reply.errors == []
+    shown = {"name": "Wang Fang", "relationship": "SPOUSE", **({} if no_phone else {"phone": "+8613900139000"})}
+    assert reply.data["contactCreate"] == {"id": reply.data["contactCreate"]["id"], **shown}
+    if round_trips:
+        assert len(await round_trips.since(start)) == 3
+    created, read = await tenant.audit_events(seq__gt=before)
+    assert (created.action, read.action) == ("create", "read")
+    assert (read.resource_type, read.resource_id, read.patient_id, read.field_classes, read.fields_read) == (
+        "patient", pid, pid, "contact", "" if no_phone else "contact.phone")
+    assert read.policy_rule == "front_desk, *, contact, read, allow"  # the rule the fields' own notes give
+    (report,) = await verify_all(tenant.id)
+    assert report.ok
+
+
+async def test_a_refused_contact_create_records_no_read(tenant: Tenant) -> None:
+    pid = await make_patient(tenant)
+    before = await tenant.audit_count()
+
+    reply = await tenant.call("compliance_officer", READ_BACK, pid=str(pid), input=SPOUSE, noPhone=False)
+
+    assert [e["extensions"]["code"] for e in reply.errors] == ["FORBIDDEN"]
+    assert [(e.action, e.outcome) for e in await tenant.audit_events(seq__gt=before)] == [("create", "denied")]
+    assert not await Contact.filter(institution_id=tenant.id, patient_id=pid).exists()
+
+
 def _new_contact(tenant: Tenant, patient_id: object) -> Contact:
     return Contact(id=uuid7(), institution_id=tenant.id, patient_id=patient_id, name="Li Na", relationship="child")
 
