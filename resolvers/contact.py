@@ -17,7 +17,7 @@ from core.ids import uuid7
 from core.validation import Problems, camel_case, clean_text, normalize_phone, one_of
 from models import Contact
 from models.contact import RELATIONSHIPS
-from resolvers import access, versioning, writes
+from resolvers import access, writes
 from resolvers.access import ContactView, PatientView
 from resolvers.context import Context
 
@@ -48,9 +48,7 @@ async def create(ctx: Context, patient_id: uuid.UUID | None, data: dict[str, Any
     contact_id = uuid7()
     row = Contact(id=contact_id, institution_id=ctx.institution_id, patient_id=view.row.id,
                   **_columns(ctx, contact_id, values))
-    read_back = ReadLog()
-    for name in sorted(returned & CONTACT_FIELDS):
-        access.note_contact_read(ctx, read_back, view.row.id, name)
+    read_back = _read_back(ctx, view, returned)
     # The row, its record and the read of what the caller reads back in one statement on PostgreSQL (one round
     # trip, atomic without BEGIN/COMMIT).
     sql, params = writes.insert_returning_id(row)
@@ -62,9 +60,10 @@ async def create(ctx: Context, patient_id: uuid.UUID | None, data: dict[str, Any
     return ContactView(row, view)  # the row as written: no need to look it up again
 
 
-async def update(ctx: Context, contact_id: uuid.UUID | None, data: dict[str, Any],
-                 version: int | None = None) -> ContactView:
-    """Change a contact over the version the caller read (stale: CONFLICT, nothing written)."""
+async def update(ctx: Context, contact_id: uuid.UUID | None, data: dict[str, Any], version: int | None = None,
+                 returned: frozenset[str] = frozenset()) -> ContactView:
+    """Change a contact over the version the caller read (stale: CONFLICT, nothing written); ``returned`` as for
+    ``create``."""
     if not data:
         raise BadUserInput("input: give at least one field to change.", field="input")
     decision = await access.authorize(ctx, "contact", "update", action=Action.UPDATE, resource_type="contact",
@@ -76,12 +75,21 @@ async def update(ctx: Context, contact_id: uuid.UUID | None, data: dict[str, Any
                                  ("is_emergency", "isEmergency"), ("may_receive_information", "mayReceiveInformation")):
         if required in values and values[required] is None:
             raise BadUserInput(f"{field_name}: must not be null.", field=field_name)
-    async with in_transaction():
-        await versioning.update_versioned(view.row, version, "contact", **_columns(ctx, view.row.id, values))
-        await writer.append([access.write_record(ctx, Action.UPDATE, "contact", view.row.id,
-                                                 patient_id=view.patient.row.id, fields=frozenset(values),
-                                                 decision=decision)])
-    return await _find(ctx, view.row.id, Action.READ)
+    read_back = _read_back(ctx, view.patient, returned)
+    row = await writes.write_over_version(view.row, version, "contact", _columns(ctx, view.row.id, values), [
+        access.write_record(ctx, Action.UPDATE, "contact", view.row.id, patient_id=view.patient.row.id,
+                            fields=frozenset(values), decision=decision),
+        *read_back.records(ctx.institution_id, ctx.actor, ctx.request)])
+    ctx.reads.mark_recorded(read_back)
+    return ContactView(row, view.patient)  # the row as written: no need to look it up again
+
+
+def _read_back(ctx: Context, patient: PatientView, returned: frozenset[str]) -> ReadLog:
+    """The read of the contact's fields the caller's selection reads back, to append with the write."""
+    log = ReadLog()
+    for name in sorted(returned & CONTACT_FIELDS):
+        access.note_contact_read(ctx, log, patient.row.id, name)
+    return log
 
 
 async def delete(ctx: Context, contact_id: uuid.UUID | None) -> uuid.UUID:
@@ -132,7 +140,7 @@ async def _refuse_referenced(ctx: Context, view: ContactView) -> Conflict:
 async def _find(ctx: Context, contact_id: uuid.UUID | None, action: Action) -> ContactView:
     """A contact whose patient is in the caller's scope; otherwise NOT_FOUND."""
     row = None if contact_id is None else await Contact.get_or_none(id=contact_id, institution_id=ctx.institution_id)
-    patients = access.scoped_patients(ctx)
+    patients = access.checked_patients(ctx)  # with the checks views reads: no statement more
     patient = None
     if row is not None and patients is not None:
         patient = await patients.get_or_none(id=row.patient_id)

@@ -301,21 +301,10 @@ async def update(ctx: Context, patient_id: uuid.UUID | None, data: dict[str, Any
             await follow_up.cancel_for_patient(ctx, view.row.id)
             await appointments.cancel_for_patient(ctx, view.row.id)
         return await access.find_patient(ctx, view.row.id, action=Action.READ)
-    row = await _write_over_version(view.row, version, columns, appended)
+    row = await writes.write_over_version(view.row, version, "patient", columns, appended)
     if "department_id" in columns:  # the file may have left the caller's reach, or changed its classes
         return await access.find_patient(ctx, row.id, action=Action.READ)
     return PatientView(row, view.classes, view.grant)  # the row as written: no need to read it again
-
-
-async def _write_over_version(row: Patient, version: int | None, columns: dict[str, Any],
-                              records: list[AuditRecord]) -> Patient:
-    """The compare-and-set UPDATE and its records, in one statement on PostgreSQL; stale: CONFLICT, nothing
-    written or appended."""
-    expected = versioning.check_version(row, version, "patient")
-    written = await writer.append_with(*writes.update_over_version(row, expected, columns), records)
-    if not written:
-        raise versioning.stale("patient")
-    return Patient._init_from_db(**written[0])
 
 
 async def archive(ctx: Context, patient_id: uuid.UUID | None, version: int | None = None) -> PatientView:

@@ -7,11 +7,16 @@ them), as ``Model.save`` would: values are never put into the SQL text.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, TypeVar
 
 from tortoise.models import Model
 
+from audit import writer
+from audit.events import AuditRecord
 from resolvers import versioning
+
+M = TypeVar("M", bound=Model)
 
 _INSERTS: dict[tuple[type[Model], type], tuple[str, tuple[str, ...]]] = {}
 
@@ -39,3 +44,14 @@ def update_over_version(row: Model, expected: int, values: dict[str, Any]) -> tu
     query._make_query()
     sql, params = query.query.get_parameterized_sql()
     return f"{sql} RETURNING *", list(params)
+
+
+async def write_over_version(row: M, version: int | None, noun: str, columns: dict[str, Any],
+                             records: Sequence[AuditRecord]) -> M:
+    """``columns`` over the version the caller read (or the one ``row`` has) and the write's records, in one
+    statement on PostgreSQL; returns the row as written. Stale: CONFLICT, nothing written or appended."""
+    expected = versioning.check_version(row, version, noun)
+    written = await writer.append_with(*update_over_version(row, expected, columns), records)
+    if not written:
+        raise versioning.stale(noun)
+    return type(row)._init_from_db(**written[0])

@@ -125,7 +125,9 @@ class ContactMutation:
         input: Annotated[ContactUpdateInput, strawberry.argument(description="The changes.")],
         version: Version = None,
     ) -> Contact | None:
-        return contact_node(info.context, await contacts.update(info.context, uuid_of(id), provided(input), version))
+        view = await contacts.update(info.context, uuid_of(id), provided(input), version,
+                                     returned=selected_fields(info))
+        return contact_node(info.context, view)
 
     @strawberry.mutation(description="Remove a contact from a patient's file; returns its id. CONFLICT (reason "
                                       "contact_referenced) while messages, survey invitations, tickets or "

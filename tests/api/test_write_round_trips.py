@@ -130,6 +130,43 @@ async def test_what_a_new_contact_shows_is_recorded_with_the_write(tenant: Tenan
     assert report.ok
 
 
+CHANGE = """mutation($id: ID!, $input: ContactUpdateInput!, $version: Int) {
+  contactUpdate(id: $id, input: $input, version: $version) { id name phone version } }"""
+
+
+async def test_a_contact_is_updated_in_four_round_trips(tenant: Tenant, round_trips: RoundTrips | None) -> None:
+    """Sign-in; the contact; its patient in scope with its checks; one statement that writes the row over the
+    version read and appends the write's record and the read of what the caller reads back."""
+    pid = await make_patient(tenant)
+    created = await tenant.call("nurse", CREATE, pid=str(pid), input=SPOUSE)
+    cid = created.data["contactCreate"]["id"]
+    await tenant.call("nurse", CHANGE, id=cid, input={"name": "Wang Fang"}, version=1)  # warms the caches
+    before = await tenant.audit_count()
+    await asyncio.sleep(0)
+    start = len(round_trips.statements) if round_trips else 0
+
+    reply = await tenant.call("nurse", CHANGE, id=cid, input={"phone": "13900139001"}, version=2)
+
+    assert reply.errors == []
+    assert reply.data["contactUpdate"] == {"id": cid, "name": "Wang Fang", "phone": "+8613900139001", "version": 3}
+    if round_trips:
+        trips = await round_trips.since(start)
+        assert len(trips) == 4, trips
+        assert trips[3].startswith('WITH written AS (UPDATE "contact"') and "audit_append(" in trips[3]
+    updated, read = await tenant.audit_events(seq__gt=before)
+    assert (updated.action, updated.resource_type, updated.fields_read) == ("update", "contact", "phone")
+    assert (read.action, read.patient_id, read.field_classes, read.fields_read) == (
+        "read", pid, "contact", "contact.phone")
+
+    stale = await tenant.call("nurse", CHANGE, id=cid, input={"name": "Li Na"}, version=2)
+
+    assert [e["extensions"]["code"] for e in stale.errors] == ["CONFLICT"]
+    assert (await Contact.get(id=cid)).name == "Wang Fang"
+    assert len(await tenant.audit_events(seq__gt=before)) == 2  # nothing written, nothing recorded
+    (report,) = await verify_all(tenant.id)
+    assert report.ok
+
+
 async def test_a_refused_contact_create_records_no_read(tenant: Tenant) -> None:
     pid = await make_patient(tenant)
     before = await tenant.audit_count()
