@@ -288,13 +288,32 @@ async def find_patient(ctx: Context, patient_id: uuid.UUID | None, *, action: Ac
 
 def require_class(ctx: Context, view: PatientView, field_class: str) -> None:
     """Note a read of a field class on a patient, or note the refusal and raise FORBIDDEN."""
+    if not note_class_read(ctx, ctx.reads, view, field_class):
+        raise Forbidden("Not allowed to read this field.")
+
+
+def note_class_read(ctx: Context, log: ReadLog, view: PatientView, field_class: str) -> bool:
+    """Note in ``log`` a read of a field class on a patient, or its refusal; whether it is allowed."""
     pid = view.row.id
     if field_class not in view.classes:
-        ctx.reads.note("patient", pid, pid, field_class=field_class, outcome=Outcome.DENIED, reason="forbidden_field")
-        raise Forbidden("Not allowed to read this field.")
-    ctx.reads.note("patient", pid, pid, field_class=field_class, rule=patient_scope(ctx).rules.get(field_class, ""))
+        log.note("patient", pid, pid, field_class=field_class, outcome=Outcome.DENIED, reason="forbidden_field")
+        return False
+    log.note("patient", pid, pid, field_class=field_class, rule=patient_scope(ctx).rules.get(field_class, ""))
     if view.grant:  # the record says which grant the file was open under (break-glass, a partner's)
-        ctx.reads.note("patient", pid, pid, rule=view.grant)
+        log.note("patient", pid, pid, rule=view.grant)
+    return True
+
+
+def note_patient_reads(ctx: Context, log: ReadLog, view: PatientView, names: Collection[str],
+                       written: dict[str, Any]) -> None:
+    """Note in ``log`` what reading ``names`` of the patient once ``written`` (its new columns) is written would
+    note as they resolve (``read_patient_field``), for the write to append with itself; a refused class is left
+    out, for its field to note as it fails."""
+    for name in sorted(set(names) & PATIENT_FIELD_CLASS.keys()):
+        field_class = PATIENT_FIELD_CLASS[name]
+        if field_class in view.classes and note_class_read(ctx, log, view, field_class) \
+                and name in ENCRYPTED_FIELDS["patient"] and written.get(name, getattr(view.row, name)) is not None:
+            log.note("patient", view.row.id, view.row.id, field_name=name)
 
 
 def read_patient_field(ctx: Context, view: PatientView, name: str) -> Any:

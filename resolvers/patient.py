@@ -16,6 +16,7 @@ from tortoise.transactions import in_transaction
 
 from audit import writer
 from audit.events import Action, Actor, AuditRecord, Outcome
+from audit.reads import ReadLog
 from core.crypto import field_aad
 from core.errors import BadUserInput, Forbidden
 from core.ids import uuid7
@@ -271,8 +272,9 @@ async def create(ctx: Context, data: dict[str, Any], *, register_anyway: bool = 
 
 
 async def update(ctx: Context, patient_id: uuid.UUID | None, data: dict[str, Any],
-                 version: int | None = None) -> PatientView:
-    """Change a file over the version the caller read (stale: CONFLICT, nothing written)."""
+                 version: int | None = None, returned: frozenset[str] = frozenset()) -> PatientView:
+    """Change a file over the version the caller read (stale: CONFLICT, nothing written). ``returned`` names the
+    fields the caller's selection reads back: their read is appended with the write, in its statement."""
     if not data:
         raise BadUserInput("input: give at least one field to change.", field="input")
     if data.get("status") == MERGED:
@@ -301,9 +303,14 @@ async def update(ctx: Context, patient_id: uuid.UUID | None, data: dict[str, Any
             await follow_up.cancel_for_patient(ctx, view.row.id)
             await appointments.cancel_for_patient(ctx, view.row.id)
         return await access.find_patient(ctx, view.row.id, action=Action.READ)
-    row = await writes.write_over_version(view.row, version, "patient", columns, appended)
-    if "department_id" in columns:  # the file may have left the caller's reach, or changed its classes
+    if "department_id" in columns:  # the file may leave the caller's reach, or change its classes
+        row = await writes.write_over_version(view.row, version, "patient", columns, appended)
         return await access.find_patient(ctx, row.id, action=Action.READ)
+    read_back = ReadLog()
+    access.note_patient_reads(ctx, read_back, view, returned, columns)
+    row = await writes.write_over_version(view.row, version, "patient", columns,
+                                          [*appended, *read_back.records(ctx.institution_id, ctx.actor, ctx.request)])
+    ctx.reads.mark_recorded(read_back)
     return PatientView(row, view.classes, view.grant)  # the row as written: no need to read it again
 
 

@@ -51,7 +51,7 @@ from schema.common import (
 from schema.consent import PartnerConsent
 from schema.contact import Contact, contact_node
 from schema.department import Department
-from schema.selection import patient_columns
+from schema.selection import patient_columns, selected_fields
 from schema.staff import StaffSummary
 
 if TYPE_CHECKING:
@@ -506,7 +506,8 @@ class PatientMutation:
         input: Annotated[PatientUpdateInput, strawberry.argument(description="The changes.")],
         version: Version = None,
     ) -> Patient | None:
-        return node(info.context, await patients.update(info.context, uuid_of(id), provided(input), version))
+        return node(info.context, await patients.update(info.context, uuid_of(id), provided(input), version,
+                                                        returned=selected_fields(info)))
 
     @strawberry.mutation(description="Archive a patient file. Nothing is deleted. Pass the version you read: a stale "
                                      "one answers CONFLICT.")
