@@ -148,3 +148,18 @@ def sql_counter() -> Iterator[SqlCounter]:
     yield counter
     logger.removeHandler(counter)
     logger.setLevel(level)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On PostgreSQL, the tests that touch no database (no ``database_url`` among their fixtures, and no look at
+    which database the run is on) are left to the SQLite run: they would only run the same code twice."""
+    if BACKEND == "sqlite":
+        return
+    keep, leave = [], []
+    for item in items:
+        module = getattr(item, "module", None)
+        touches = "database_url" in getattr(item, "fixturenames", ()) or hasattr(module, "BACKEND")
+        (keep if touches else leave).append(item)
+    if leave:
+        config.hook.pytest_deselected(items=leave)
+        items[:] = keep
