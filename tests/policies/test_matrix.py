@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import graphql
 import pytest
+from tortoise import connections
 
 from core.principal import ROLES
 from models import (
@@ -2460,10 +2461,31 @@ def _equal(actual: Any, expected: Any) -> None:
 # -- observing the database ------------------------------------------------------------------
 
 
-async def snapshot(tenant: Tenant) -> dict[str, list[dict[str, Any]]]:
-    """Every row of the institution but the audit trail."""
-    return {model.__name__: await model.filter(institution_id=tenant.id).order_by("id").values()
-            for model in TENANT_TABLES}
+async def snapshot(tenant: Tenant) -> list[tuple[str, str | None]]:
+    """Every row of the institution but the audit trail, each table's rows as one text, in one statement (53
+    statements, twice a case, were a good part of the matrix's time): equal snapshots, equal rows."""
+    db = connections.get("default")
+    rows = await db.execute_query_dict(_snapshot_sql(db.capabilities.dialect), [str(tenant.id)])
+    return [(row["t"], row["rows"]) for row in rows]
+
+
+def _snapshot_sql(dialect: str) -> str:
+    if dialect == "postgres":
+        parts = [f"SELECT '{table}' AS t, (SELECT string_agg(r::text, ',' ORDER BY r.id) FROM \"{table}\" r "
+                 f"WHERE r.institution_id = $1::uuid) AS rows" for table in _tables()]
+    else:
+        parts = [f"SELECT '{table}' AS t, (SELECT group_concat({_sqlite_row(model)}, ',') FROM (SELECT * FROM "
+                 f"\"{table}\" WHERE institution_id = ?1 ORDER BY id)) AS rows"
+                 for model, table in zip(TENANT_TABLES, _tables(), strict=True)]
+    return " UNION ALL ".join(parts)
+
+
+def _tables() -> list[str]:
+    return [model._meta.db_table for model in TENANT_TABLES]
+
+
+def _sqlite_row(model: Any) -> str:
+    return " || '|' || ".join(f'quote("{column}")' for column in sorted(model._meta.fields_db_projection.values()))
 
 
 async def denied_events(tenant: Tenant) -> list[AuditEvent]:
