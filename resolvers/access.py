@@ -323,7 +323,7 @@ def read_patient_field(ctx: Context, view: PatientView, name: str) -> Any:
 
 def open_patient_field(ctx: Context, view: PatientView, name: str) -> Any:
     """A field whose class ``require_class`` allowed on this patient: decrypted if sealed, the column noted.
-    The compiled read path (schema/compiled.py) checks each class once per patient, then calls this per field."""
+    The compiled read path (schema/compiled) checks each class once per patient, then calls this per field."""
     value = getattr(view.row, name)
     if name in TAG_FIELDS:
         return tags_from_db(value)
@@ -357,6 +357,12 @@ def read_journey_field(ctx: Context, patient: PatientView, table: str, row: Any,
     class of the patient's file it belongs to, opened when sealed, the decrypted column noted on the
     patient's read record (``visit.summary``), never its value."""
     require_class(ctx, patient, field_class)
+    return open_journey_field(ctx, patient, table, row, name)
+
+
+def open_journey_field(ctx: Context, patient: PatientView, table: str, row: Any, name: str) -> Any:
+    """A care-journey field whose class ``require_class`` allowed on the patient's file: opened when sealed, the
+    column noted. The compiled read path (schema/compiled) checks each class once per record, then calls this."""
     value = getattr(row, name)
     if name in ENCRYPTED_FIELDS[table] and value is not None:
         value = open_sealed(ctx, table, name, row.id, value)

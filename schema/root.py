@@ -26,7 +26,7 @@ from schema.campaign import CampaignMutation, CampaignQuery
 from schema.care_plan import CarePlanMutation, CarePlanQuery
 from schema.care_team import CareTeamMutation
 from schema.communication import CommunicationMutation, CommunicationQuery
-from schema.compiled import CompiledExecutor
+from schema.compiled.executor import CompiledExecutor
 from schema.consent import ConsentMutation
 from schema.contact import ContactMutation
 from schema.contract import ContractMutation, ContractQuery

@@ -1,4 +1,4 @@
-"""The compiled read path (schema/compiled.py) answers exactly as the generic path: a corpus of queries, each
+"""The compiled read path (schema/compiled/) answers exactly as the generic path: a corpus of queries, each
 run through both (CARELOOP_COMPILED_READS switches the compiled path off), comparing the whole JSON answer
 (data, errors with codes, paths and locations) and the audit records each run appended."""
 
@@ -13,7 +13,7 @@ import pytest
 
 from core.principal import ROLES
 from models import AuditEvent, CareTeamMember, Contact, Patient
-from schema.compiled import SWITCH
+from schema.compiled.executor import SWITCH
 from tests.factories import Response, Tenant, gql, make_patient
 from tests.partners import make_partnership
 from tests.patients import make_contact, open_account
@@ -145,10 +145,11 @@ async def world(tenant: Tenant) -> World:
 
 
 def _audit_row(event: AuditEvent) -> tuple[Any, ...]:
-    """A record without what differs between two runs (position, hash, time, request id)."""
+    """A record without what differs between two runs (position, hash, time, request id); with the patients a
+    page's one event names (``subjects``)."""
     return (event.actor_kind, event.actor_id, event.token_id, event.action, event.resource_type, event.resource_id,
             event.patient_id, event.field_classes, event.fields_read, event.outcome, event.reason, event.policy_rule,
-            event.client_address, event.user_agent)
+            event.client_address, event.user_agent, event.subjects)
 
 
 async def _post(tenant: Tenant, token: str, query: str, variables: dict[str, Any], operation: str | None
@@ -378,7 +379,7 @@ async def test_malformed_variables_fail_as_in_the_generic_path(world: World, mon
         await assert_same(world.tenant, token, listed, variables, True, monkeypatch, caplog)
 
 
-# -- rows with only the columns a query reads (resolvers/patient.py, schema/compiled.py patient_columns) --------
+# -- rows with only the columns a query reads (resolvers/patient.py, schema/selection.py patient_columns) --------
 
 PATIENT_FIELDS = [*ALL_PATIENT_FIELDS.split(), "contacts { id patientId name phone notes version }",
                   "__typename"]

@@ -1,0 +1,61 @@
+"""The executor: graphql-core's, with the one root field of a query completed from a plan when its result is one
+of the compiled roots (``ROOTS``) and its selection is supported; anything else runs graphql-core's own code."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from graphql import FieldNode, GraphQLObjectType, GraphQLOutputType, OperationType, get_named_type
+from graphql.execution.collect_fields import FieldDetailsList
+from graphql.pyutils import Path
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+from schema.compiled import follow_up, patient  # the plan entries of each compiled root
+from schema.compiled.plan import Compiled, Object, plan
+from schema.compiled.run import Run
+from schema.selection import CACHE
+
+log = logging.getLogger("careloop.compiled")
+planned = logging.getLogger("careloop.compiled.plan")  # one debug line per plan made (tests count cache misses)
+
+SWITCH = "CARELOOP_COMPILED_READS"  # "0": every field through graphql-core (the reference path)
+
+TYPES: dict[str, Compiled] = {**patient.TYPES, **follow_up.TYPES}
+ROOTS: dict[type, str] = {**patient.ROOTS, **follow_up.ROOTS}
+
+
+def enabled() -> bool:
+    return os.environ.get(SWITCH, "1") != "0"
+
+
+class CompiledExecutor(StrawberryGraphQLCoreExecutionContext):
+    """graphql-core's executor, with the compiled root fields of a query completed from a plan."""
+
+    def complete_value(self, return_type: GraphQLOutputType, field_details_list: FieldDetailsList, info: Any,
+                       path: Path, result: Any, position_context: Any) -> Any:
+        if path.prev is None and type(result) in ROOTS:
+            compiled = self._compiled(return_type, field_details_list, path, result)
+            if compiled is not None:
+                return compiled
+        return super().complete_value(return_type, field_details_list, info, path, result, position_context)
+
+    def _compiled(self, return_type: GraphQLOutputType, details: FieldDetailsList, path: Path, result: Any) -> Any:
+        if (not enabled() or self.operation.operation != OperationType.QUERY
+                or len(self.operation.selection_set.selections) != 1
+                or not isinstance(self.operation.selection_set.selections[0], FieldNode)):
+            return None  # several root fields interleave their errors and notes: graphql-core's order only
+        object_type = get_named_type(return_type)
+        if not isinstance(object_type, GraphQLObjectType) or object_type.name != ROOTS[type(result)]:
+            return None
+        made = CACHE.get(self.schema, self.operation, self.fragment_definitions, self.variable_values.coerced,
+                         ("plan", object_type.name), lambda: self._planned(object_type, details))
+        if made is None:
+            return None
+        log.debug("compiled %s", path.key)  # the differential tests check that the plan ran
+        return Run(self).object(made, result, path)
+
+    def _planned(self, object_type: GraphQLObjectType, details: FieldDetailsList) -> Object | None:
+        planned.debug("planned %s", object_type.name)
+        return plan(self, TYPES, object_type, details)

@@ -1,0 +1,160 @@
+"""What a plan is made of: each supported field's reader, and the plan itself, graphql-core's collected fields.
+
+A type is compiled from its Strawberry definition (``readers_of``): a field without a resolver reads its attribute
+as Strawberry's default resolver does; a synchronous resolver that takes nothing but ``self`` (and ``info``, of
+which resolvers read the context alone) is called as it is, so that ``id``, ``patient`` or ``visitId`` are
+computed and checked by the schema's own code. Asynchronous resolvers are supported only where a type's module
+says so (``loads``): their coroutines are run where graphql-core runs them (``schema.compiled.run``). Fields read
+under a class of the patient's file (``guarded``) are the point of the plan: the class is checked once per object
+(``access.require_class`` on the file ``Compiled.patient`` names), then each field is opened by the same access
+function the schema type's ``read`` calls after its own check.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from graphql import GraphQLObjectType, GraphQLOutputType, get_named_type, is_leaf_type, is_object_type
+from graphql.execution.collect_fields import FieldDetailsList
+from graphql.execution.executor import Executor
+
+from resolvers.access import PatientView
+from schema.selection import DIRECTIVES, camel
+
+
+@dataclass(frozen=True, slots=True)
+class Reader:
+    read: Callable[[Any], Any] | None = None  # source -> the value a synchronous resolver would return
+    field_class: str | None = None  # a class of the patient's file, checked once per object before ``read``
+    load: Callable[[Any], Awaitable[Any]] | None = None  # source -> an asynchronous resolver's coroutine
+
+
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    """What a plan knows of one object type: its supported fields, and the patient's file the classes of its
+    guarded fields are checked on."""
+
+    readers: Mapping[str, Reader]
+    patient: Callable[[Any], PatientView] | None = None
+
+
+class _Info:
+    """What a resolver reads of its info: the request's context."""
+
+    __slots__ = ("context",)
+
+    def __init__(self, context: Any) -> None:
+        self.context = context
+
+
+def resolver(cls: type, name: str) -> Callable[[Any], Any]:
+    """The schema type's own resolver method, called on the source (with an info holding its context)."""
+    function: Callable[..., Any] = cls.__strawberry_definition__.get_field(  # type: ignore[attr-defined]
+        name).base_resolver.wrapped_func
+    parameters = list(inspect.signature(function).parameters)
+    if parameters == ["self"]:
+        return function
+    assert parameters == ["self", "info"], (cls, name)
+    return lambda source: function(source, _Info(source.ctx))
+
+
+def attribute(name: str) -> Reader:
+    return Reader(lambda source: getattr(source, name))
+
+
+def readers_of(cls: type, readers: Mapping[str, Reader] | None = None, *, loads: Iterable[str] = ()
+               ) -> dict[str, Compiled]:
+    """A type's plan entry from its Strawberry definition: every field without a resolver read as an attribute,
+    every synchronous resolver taking no argument called, the asynchronous ``loads`` awaited, ``readers`` over
+    these. Fields with arguments, permissions or extensions are left out (not supported: the generic path)."""
+    definition = cls.__strawberry_definition__  # type: ignore[attr-defined]
+    found: dict[str, Reader] = {}
+    for f in definition.fields:
+        if f.arguments or f.permission_classes or f.extensions or f.directives:
+            continue
+        key = f.graphql_name or camel(f.python_name)
+        if f.base_resolver is None:
+            found[key] = attribute(f.python_name)
+        elif f.python_name in loads:
+            found[key] = Reader(load=resolver(cls, f.python_name))
+        elif not f.base_resolver.is_async:
+            found[key] = Reader(resolver(cls, f.python_name))
+    return {definition.name: Compiled({**found, **(readers or {})})}
+
+
+def guarded(names: Iterable[str], classes: Mapping[str, str], open_field: Callable[[Any, str], Any],
+            convert: Mapping[str, Callable[[Any], Any]]) -> dict[str, Reader]:
+    """Fields read under a class of the patient's file: ``open_field(source, name)`` once the class is allowed
+    (decrypting and noting as the schema type's own ``read`` does after its check), converted as it converts."""
+
+    def reader(name: str) -> Reader:
+        to = convert.get(name)
+        if to is None:
+            return Reader(lambda source: open_field(source, name), classes[name])
+        return Reader(lambda source: None if (value := open_field(source, name)) is None else to(value),
+                      classes[name])
+
+    return {camel(name): reader(name) for name in names}
+
+
+def with_patient(entries: dict[str, Compiled], patient: Callable[[Any], PatientView]) -> dict[str, Compiled]:
+    """``entries`` (one type) with the file its guarded fields are read under."""
+    return {name: Compiled(entry.readers, patient) for name, entry in entries.items()}
+
+
+# -- the plan: graphql-core's collected fields, each with its reader ----------------------------------------
+
+
+@dataclass(slots=True)
+class Field:
+    key: str  # the response key (alias or name)
+    name: str
+    parent: str  # the parent type's name (error messages and paths)
+    type: GraphQLOutputType
+    details: FieldDetailsList
+    reader: Reader | None  # None: __typename
+    sub: Object | None = None
+
+
+@dataclass(slots=True)
+class Object:
+    type: GraphQLObjectType
+    patient: Callable[[Any], PatientView] | None
+    fields: list[Field] = field(default_factory=list)
+
+
+def plan(executor: Executor[Any], types: Mapping[str, Compiled], object_type: GraphQLObjectType,
+         details: FieldDetailsList) -> Object | None:
+    """The plan of an object's selection; None when any part of it is not supported."""
+    compiled = types.get(object_type.name)
+    if compiled is None or object_type.is_type_of is not None:
+        return None
+    grouped, defer_usages, _forbidden = executor.collect_subfields(object_type, details)
+    if defer_usages:
+        return None
+    made = Object(object_type, compiled.patient)
+    for key, field_details in grouped.items():
+        if any(d.fragment_variable_values is not None or d.node.arguments
+               or any(x.name.value not in DIRECTIVES for x in d.node.directives or ()) for d in field_details):
+            return None
+        name = field_details[0].node.name.value
+        if name == "__typename":
+            made.fields.append(Field(key, name, object_type.name, object_type, field_details, None))
+            continue
+        reader = compiled.readers.get(name)
+        if reader is None:
+            return None
+        return_type = object_type.fields[name].type
+        named = get_named_type(return_type)
+        sub = None
+        if is_object_type(named):
+            sub = plan(executor, types, named, field_details)
+            if sub is None:
+                return None
+        elif not is_leaf_type(named):
+            return None
+        made.fields.append(Field(key, name, object_type.name, return_type, field_details, reader, sub))
+    return made

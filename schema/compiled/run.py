@@ -1,0 +1,156 @@
+"""Running a plan: graphql-core's completion, for the types and fields a plan holds, in one pass."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from graphql import (
+    GraphQLError,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLOutputType,
+    is_leaf_type,
+    is_list_type,
+    is_non_null_type,
+)
+from graphql.execution.collect_fields import FieldDetailsList
+from graphql.execution.executor import Executor
+from graphql.pyutils import Path, gather_with_cancel, is_iterable
+
+from resolvers import access
+from schema.compiled.plan import Field, Object, Reader
+
+
+class Run:
+    """Completes a plan depth first as graphql-core does, and shapes the asynchronous part (contacts) as graphql-core
+    shapes it: an object or list with one pending value awaits it directly, with several gathers them as tasks. The
+    tasks' order decides the order of the contact checks, so of their errors: deferring every contact to one pass in
+    document order answered differently as soon as one branch had two contact fields and another one."""
+
+    def __init__(self, executor: Executor[Any]) -> None:
+        self.executor = executor
+        self.is_awaitable = executor.is_awaitable
+
+    def object(self, plan: Object, source: Any, path: Path) -> Any:
+        """graphql-core's execute_fields: a dict, or an awaitable of it when some field is pending."""
+        out: dict[str, Any] = {}
+        pending: list[str] = []
+        allowed: set[str] = set()  # the patient field classes already checked on this object
+        try:
+            for f in plan.fields:
+                reader = f.reader
+                if reader is None:
+                    value: Any = plan.type.name
+                elif reader.load is not None:
+                    value = self.loaded(f, reader, source, Path(path, f.key, f.parent))
+                else:
+                    value = self.field(plan, f, reader, source, path, allowed)
+                out[f.key] = value
+                if self.is_awaitable(value):
+                    pending.append(f.key)
+        except Exception:
+            if pending:  # as graphql-core: the contacts already started still run (and note) in the background
+                self.executor.settle_in_background([out[key] for key in pending])
+            raise
+        return awaited(out, pending) if pending else out
+
+    def field(self, plan: Object, f: Field, reader: Reader, source: Any, parent: Path, allowed: set[str]) -> Any:
+        """graphql-core's execute_field for a synchronous resolver."""
+        try:
+            if reader.field_class is not None and reader.field_class not in allowed:
+                assert plan.patient is not None
+                # notes the read of the class, or notes the refusal and raises FORBIDDEN (each field of the class)
+                access.require_class(source.ctx, plan.patient(source), reader.field_class)
+                allowed.add(reader.field_class)
+            assert reader.read is not None
+            completed = self.complete(f, f.type, reader.read(source), parent, True)
+        except Exception as raw:
+            # graphql-core's own handling: located at the field, null, or propagated when non-null
+            self.executor.handle_field_error(raw, f.type, f.details, Path(parent, f.key, f.parent))
+            return None
+        if self.is_awaitable(completed):
+            return self.guarded(completed, f.type, f.details, Path(parent, f.key, f.parent))
+        return completed
+
+    async def guarded(self, completed: Any, return_type: GraphQLOutputType, details: FieldDetailsList,
+                      path: Path) -> Any:
+        """An awaited completion, its error handled at ``path`` (graphql-core's await_completed)."""
+        try:
+            return await completed
+        except Exception as raw:
+            self.executor.handle_field_error(raw, return_type, details, path)
+            return None
+
+    def complete(self, f: Field, return_type: GraphQLOutputType, value: Any, path: Path, at_field: bool) -> Any:
+        """graphql-core's complete_value for the types of a plan (``path`` is the parent's when ``at_field``)."""
+        if isinstance(value, Exception):
+            raise value
+        if is_non_null_type(return_type):
+            assert isinstance(return_type, GraphQLNonNull)
+            completed = self.complete(f, return_type.of_type, value, path, at_field)
+            if completed is None:
+                raise TypeError(f"Cannot return null for non-nullable field {f.parent}.{f.name}.")
+            return completed
+        if value is None:
+            return None
+        if is_leaf_type(return_type):
+            return Executor.complete_leaf_value(return_type, value)
+        here = Path(path, f.key, f.parent) if at_field else path
+        if is_list_type(return_type):
+            assert isinstance(return_type, GraphQLList)
+            if not is_iterable(value):
+                raise GraphQLError(f"Expected Iterable, but did not find one for field '{f.parent}.{f.name}'.")
+            return self.items(f, return_type.of_type, value, here)
+        assert f.sub is not None
+        return self.object(f.sub, value, here)
+
+    def items(self, f: Field, item_type: GraphQLOutputType, values: Any, path: Path) -> Any:
+        """graphql-core's complete_iterable_value: a list, or an awaitable of it when some item is pending."""
+        out: list[Any] = []
+        pending: list[int] = []
+        try:
+            for index, value in enumerate(values):
+                completed = self.item(f, item_type, value, path.add_key(index, None))
+                if self.is_awaitable(completed):
+                    pending.append(index)
+                out.append(completed)
+        except Exception:
+            if pending:
+                self.executor.settle_in_background([out[index] for index in pending])
+            raise
+        return awaited(out, pending) if pending else out
+
+    def item(self, f: Field, item_type: GraphQLOutputType, value: Any, path: Path) -> Any:
+        """graphql-core's complete_list_item_value."""
+        try:
+            completed = self.complete(f, item_type, value, path, False)
+        except Exception as raw:
+            self.executor.handle_field_error(raw, item_type, f.details, path)
+            return None
+        if self.is_awaitable(completed):
+            return self.guarded(completed, item_type, f.details, path)
+        return completed
+
+    async def loaded(self, f: Field, reader: Reader, source: Any, path: Path) -> Any:
+        """An asynchronous resolver as graphql-core's complete_awaitable_value runs it (``Patient.contacts``): the
+        coroutine is made in the synchronous pass and started where graphql-core starts the resolver's."""
+        try:
+            assert reader.load is not None
+            completed = self.complete(f, f.type, await reader.load(source), path, False)
+            if self.is_awaitable(completed):
+                completed = await completed
+        except Exception as raw:
+            self.executor.handle_field_error(raw, f.type, f.details, path)
+            return None
+        return completed
+
+
+async def awaited(out: Any, pending: list[Any]) -> Any:
+    """``out`` (a dict or a list) with its pending values awaited in place: one directly, several gathered as
+    tasks, as graphql-core awaits an object's fields and a list's items."""
+    if len(pending) == 1:
+        out[pending[0]] = await out[pending[0]]
+    else:
+        for key, value in zip(pending, await gather_with_cancel(*(out[k] for k in pending)), strict=True):
+            out[key] = value
+    return out
