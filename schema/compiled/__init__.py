@@ -1,5 +1,5 @@
-"""The compiled read path (issue 17, item 1): the root ``patients`` and ``patient`` (with their contacts) and the
-``followUpWorklist`` (its tasks and their patients).
+"""The compiled read path (issue 17, item 1): the root ``patients`` and ``patient`` (with their contacts), the
+``followUpWorklist`` (its tasks and their patients) and a patient's ``visits`` and one ``visit`` (with the patient).
 
 graphql-core completes a page of 50 patients field by field: ~800 resolver calls, each with its resolve info,
 path, awaitable checks and a field-class check. Here the executor (``executor.CompiledExecutor``) recognises a
@@ -7,9 +7,10 @@ compiled root field of a query and completes its whole subtree in one pass from 
 collected by graphql-core itself, so fragments, aliases, variables and @skip/@include mean what they always
 mean), run by ``run.Run``:
 
-- each field class of the patient's file is checked once per object (``access.require_class``), then the fields
-  of that class are opened with ``access.open_patient_field`` (a patient) or ``access.open_journey_field`` (a
-  follow-up task, on its patient's file): the same calls, the same audit notes as the generic path;
+- each field class of the patient's file is checked once per file (``access.require_class``: a task and its
+  patient check the identity class once), then the fields of that class are opened with
+  ``access.open_patient_field`` (a patient) or ``access.open_journey_field`` (a follow-up task or a visit, on its
+  patient's file): the same calls, the same audit notes as the generic path;
 - every other field is read by the schema type's own code: its attribute, or its synchronous resolver (``id``,
   a task's ``patient``), so that what is computed and checked cannot drift from the generic path;
 - errors go through graphql-core's own ``handle_field_error`` (same message, code, path, locations, and null
@@ -18,8 +19,8 @@ mean), run by ``run.Run``:
   directly, several gathered as tasks), so that their checks, errors and audit notes come in the generic path's
   order; their loads are batched across the page by the loader, as in the generic path.
 
-What each type compiles is in its own module (``patient``, ``follow_up``), made from the Strawberry definition
-(``plan.readers_of``) with the guarded fields over it (``plan.guarded``).
+What each root compiles is in its own module (``patient``, ``follow_up``, ``visit``), made from the Strawberry
+definition (``plan.readers_of``) with the guarded fields over it (``plan.guarded``, ``plan.journey``).
 
 A plan is made once per document, like parsing and validation: ``schema.selection.DocumentCache`` keeps it per
 operation node (the parser cache hands back the same one for the same text) and per value of the variables
@@ -28,7 +29,7 @@ document's field nodes, the schema's types and the readers, nothing of a request
 
 Anything the plan does not know (another field, a directive other than @skip/@include, @defer, an operation
 with several root fields, a mutation) falls back to graphql-core for the whole root field: never a different
-answer. The generic path stays the reference; tests/api/test_compiled_reads.py and test_compiled_worklist.py run a
-corpus of queries through both (``CARELOOP_COMPILED_READS=0`` switches this path off) and compare answers and
-audit records.
+answer. The generic path stays the reference; tests/api/test_compiled_reads.py, test_compiled_worklist.py and
+test_compiled_visits.py run a corpus of queries through both (``CARELOOP_COMPILED_READS=0`` switches this path
+off) and compare answers and audit records.
 """

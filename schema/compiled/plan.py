@@ -21,6 +21,7 @@ from graphql import GraphQLObjectType, GraphQLOutputType, get_named_type, is_lea
 from graphql.execution.collect_fields import FieldDetailsList
 from graphql.execution.executor import Executor
 
+from resolvers import access
 from resolvers.access import PatientView
 from schema.selection import DIRECTIVES, camel
 
@@ -103,6 +104,20 @@ def guarded(names: Iterable[str], classes: Mapping[str, str], open_field: Callab
 def with_patient(entries: dict[str, Compiled], patient: Callable[[Any], PatientView]) -> dict[str, Compiled]:
     """``entries`` (one type) with the file its guarded fields are read under."""
     return {name: Compiled(entry.readers, patient) for name, entry in entries.items()}
+
+
+def journey(cls: type, source: Any, table: str, classes: Mapping[str, str],
+            convert: Mapping[str, Callable[[Any], Any]]) -> dict[str, Compiled]:
+    """A record of the patient's care journey (a follow-up task, a visit: its source has ``view.row`` and
+    ``view.patient``): its ``source.fields`` read under the classes of the patient's file, opened as the source's
+    ``read`` opens them (``access.read_journey_field`` is ``require_class`` and ``open_journey_field``)."""
+
+    def open_field(record: Any, name: str) -> Any:
+        view = record.view
+        return access.open_journey_field(record.ctx, view.patient, table, view.row, name)
+
+    return with_patient(readers_of(cls, guarded(source.fields, classes, open_field, convert)),
+                        lambda record: record.view.patient)
 
 
 # -- the plan: graphql-core's collected fields, each with its reader ----------------------------------------

@@ -18,6 +18,7 @@ from graphql.execution.executor import Executor
 from graphql.pyutils import Path, gather_with_cancel, is_iterable
 
 from resolvers import access
+from resolvers.access import PatientView
 from schema.compiled.plan import Field, Object, Reader
 
 
@@ -30,12 +31,17 @@ class Run:
     def __init__(self, executor: Executor[Any]) -> None:
         self.executor = executor
         self.is_awaitable = executor.is_awaitable
+        # the classes already allowed on each patient's file (by the view's identity): a task and its patient, or a
+        # patient under edges and nodes, check a class once. Checking it again would note nothing new; a refused
+        # class is never kept, so each of its fields is refused (and noted) as on the generic path
+        self.allowed: dict[int, tuple[PatientView, set[str]]] = {}  # (the view held, so that its id stays its own)
 
     def object(self, plan: Object, source: Any, path: Path) -> Any:
         """graphql-core's execute_fields: a dict, or an awaitable of it when some field is pending."""
         out: dict[str, Any] = {}
         pending: list[str] = []
-        allowed: set[str] = set()  # the patient field classes already checked on this object
+        view = None if plan.patient is None else plan.patient(source)
+        allowed = set() if view is None else self.allowed.setdefault(id(view), (view, set()))[1]
         try:
             for f in plan.fields:
                 reader = f.reader
@@ -44,7 +50,7 @@ class Run:
                 elif reader.load is not None:
                     value = self.loaded(f, reader, source, Path(path, f.key, f.parent))
                 else:
-                    value = self.field(plan, f, reader, source, path, allowed)
+                    value = self.field(f, reader, source, path, view, allowed)
                 out[f.key] = value
                 if self.is_awaitable(value):
                     pending.append(f.key)
@@ -54,13 +60,14 @@ class Run:
             raise
         return awaited(out, pending) if pending else out
 
-    def field(self, plan: Object, f: Field, reader: Reader, source: Any, parent: Path, allowed: set[str]) -> Any:
+    def field(self, f: Field, reader: Reader, source: Any, parent: Path, view: PatientView | None,
+              allowed: set[str]) -> Any:
         """graphql-core's execute_field for a synchronous resolver."""
         try:
             if reader.field_class is not None and reader.field_class not in allowed:
-                assert plan.patient is not None
+                assert view is not None
                 # notes the read of the class, or notes the refusal and raises FORBIDDEN (each field of the class)
-                access.require_class(source.ctx, plan.patient(source), reader.field_class)
+                access.require_class(source.ctx, view, reader.field_class)
                 allowed.add(reader.field_class)
             assert reader.read is not None
             completed = self.complete(f, f.type, reader.read(source), parent, True)

@@ -112,16 +112,22 @@ async def _task(tenant: Tenant, role: str, pid: uuid.UUID, **fields: Any) -> str
     return str(reply.data["followUpTaskCreate"]["id"])
 
 
-@pytest.fixture
-async def world(tenant: Tenant, client: Any, services: Services) -> World:
-    a, b = str(tenant.departments["A"].id), str(tenant.departments["B"].id)
-    # a nurse of department A who is also a compliance officer: every file's identity (officer), clinical of
-    # none (the officer's clinical deny overrides the nurse's allow)
+async def add_nurse_officer(tenant: Tenant, client: Any, services: Services) -> uuid.UUID:
+    """A nurse of department A who is also a compliance officer (``tenant.call("nurse_officer", ...)``): the
+    identity of every file (officer), the contact class of department A's (nurse), the clinical class of none
+    (the officer's clinical deny overrides the nurse's allow)."""
     email = f"nurse-officer.{uuid.uuid4().hex[:8]}@careloop.test"
     staff = await institutions.create_account(services, tenant.institution, email=email, name="Nurse officer",
                                               password=PASSWORD, roles=["nurse", "compliance_officer"],
                                               departments=[tenant.departments["A"]])
     tenant.staff_ids["nurse_officer"], tenant.tokens["nurse_officer"] = staff.id, await login(client, email)
+    return staff.id
+
+
+@pytest.fixture
+async def world(tenant: Tenant, client: Any, services: Services) -> World:
+    a, b = str(tenant.departments["A"].id), str(tenant.departments["B"].id)
+    officer = str(await add_nurse_officer(tenant, client, services))
     in_a = await make_patient(tenant, "nurse", fullName="Kinsley Moore", sex="FEMALE", phone="13800001111",
                               address="Garden Road 5", allergies="Penicillin", medicalHistory="Asthma",
                               segments=["VIP"], tags=["wheelchair"], email="kinsley@example.com")
@@ -132,7 +138,7 @@ async def world(tenant: Tenant, client: Any, services: Services) -> World:
     await make_contact(tenant, in_a, "Ann Moore")
     await make_contact(tenant, in_a, "Bo Moore", phone="13600005555", notes="Brother")
     await make_contact(tenant, in_a_plain, "Cy Kin")
-    nurse, officer = str(tenant.staff_ids["nurse"]), str(staff.id)
+    nurse = str(tenant.staff_ids["nurse"])
     await _task(tenant, "nurse", in_a, ownerId=nurse)
     await _task(tenant, "nurse", in_a_plain, ownerId=nurse)
     await _task(tenant, "nurse", in_a, ownerId=nurse, dueOn=TOMORROW)
