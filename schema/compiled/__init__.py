@@ -1,5 +1,6 @@
 """The compiled read path (issue 17, item 1): the root ``patients`` and ``patient`` (with their contacts), the
-``followUpWorklist`` (its tasks and their patients) and a patient's ``visits`` and one ``visit`` (with the patient).
+``followUpWorklist`` (its tasks and their patients), a patient's ``visits`` and one ``visit``, and the ``tickets``,
+the ``ticketQueue`` and one ``ticket`` (each with its patient).
 
 graphql-core completes a page of 50 patients field by field: ~800 resolver calls, each with its resolve info,
 path, awaitable checks and a field-class check. Here the executor (``executor.CompiledExecutor``) recognises a
@@ -15,12 +16,13 @@ mean), run by ``run.Run``:
   a task's ``patient``), so that what is computed and checked cannot drift from the generic path;
 - errors go through graphql-core's own ``handle_field_error`` (same message, code, path, locations, and null
   propagation), and leaves through its own ``complete_leaf_value``;
-- asynchronous fields (``contacts``) are coroutines shaped as graphql-core shapes its awaitables (one awaited
-  directly, several gathered as tasks), so that their checks, errors and audit notes come in the generic path's
-  order; their loads are batched across the page by the loader, as in the generic path.
+- asynchronous fields (a patient's ``contacts``, a ticket's ``patient``) are coroutines shaped as graphql-core
+  shapes its awaitables (one awaited directly, several gathered as tasks), so that their checks, errors and audit
+  notes come in the generic path's order; their loads are batched across the page by the loader, as in the
+  generic path.
 
-What each root compiles is in its own module (``patient``, ``follow_up``, ``visit``), made from the Strawberry
-definition (``plan.readers_of``) with the guarded fields over it (``plan.guarded``, ``plan.journey``).
+What each root compiles is in its own module (``patient``, ``follow_up``, ``visit``, ``ticket``), made from the
+Strawberry definition (``plan.readers_of``) with the guarded fields over it (``plan.guarded``, ``plan.journey``).
 
 A plan is made once per document, like parsing and validation: ``schema.selection.DocumentCache`` keeps it per
 operation node (the parser cache hands back the same one for the same text) and per value of the variables
@@ -29,7 +31,7 @@ document's field nodes, the schema's types and the readers, nothing of a request
 
 Anything the plan does not know (another field, a directive other than @skip/@include, @defer, an operation
 with several root fields, a mutation) falls back to graphql-core for the whole root field: never a different
-answer. The generic path stays the reference; tests/api/test_compiled_reads.py, test_compiled_worklist.py and
-test_compiled_visits.py run a corpus of queries through both (``CARELOOP_COMPILED_READS=0`` switches this path
-off) and compare answers and audit records.
+answer. The generic path stays the reference; tests/api/test_compiled_reads.py, test_compiled_worklist.py,
+test_compiled_visits.py and test_compiled_tickets.py run a corpus of queries through both
+(``CARELOOP_COMPILED_READS=0`` switches this path off) and compare answers and audit records.
 """

@@ -19,7 +19,7 @@ from models import CareTeamMember
 from resolvers.context import Services
 from tests.api.test_compiled_plan_cache import PLANNED
 from tests.api.test_compiled_reads import ALL_CONTACT_FIELDS, ALL_PATIENT_FIELDS, assert_same
-from tests.api.test_compiled_worklist import add_nurse_officer
+from tests.api.test_compiled_worklist import add_nurse_officer, created
 from tests.factories import Tenant, gql, make_patient
 from tests.partners import ALL_SCOPES, Partnership, make_partnership
 from tests.patients import make_contact, open_account
@@ -83,9 +83,7 @@ class World:
 
 async def _visit(tenant: Tenant, role: str, pid: uuid.UUID, **fields: Any) -> str:
     data = {"patientId": str(pid), "kind": "OUTPATIENT", "departmentId": str(tenant.departments["A"].id), **fields}
-    reply = await tenant.call(role, CREATE, input=data)
-    assert not reply.errors, reply.errors
-    return str(reply.data["visitCreate"]["id"])
+    return await created(tenant, role, CREATE, data)
 
 
 @pytest.fixture

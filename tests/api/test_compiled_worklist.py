@@ -106,10 +106,16 @@ def frozen_now(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(follow_up, "_now", lambda: NOW)
 
 
-async def _task(tenant: Tenant, role: str, pid: uuid.UUID, **fields: Any) -> str:
-    reply = await tenant.call(role, CREATE, input={"patientId": str(pid), "dueOn": TODAY.isoformat(), **fields})
+async def created(tenant: Tenant, role: str, mutation: str, data: dict[str, Any]) -> str:
+    """The id of what ``mutation`` (one root field, with an ``$input``) created."""
+    reply = await tenant.call(role, mutation, input=data)
     assert not reply.errors, reply.errors
-    return str(reply.data["followUpTaskCreate"]["id"])
+    [made] = reply.data.values()
+    return str(made["id"])
+
+
+async def _task(tenant: Tenant, role: str, pid: uuid.UUID, **fields: Any) -> str:
+    return await created(tenant, role, CREATE, {"patientId": str(pid), "dueOn": TODAY.isoformat(), **fields})
 
 
 async def add_nurse_officer(tenant: Tenant, client: Any, services: Services) -> uuid.UUID:
