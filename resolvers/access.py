@@ -247,25 +247,43 @@ async def views(ctx: Context, rows: list[Patient]) -> list[PatientView]:
                         emergency.get(row.id) or partner.get(row.id, "")) for row in rows]
 
 
-async def visible_patient(ctx: Context, patient_id: uuid.UUID) -> PatientView | None:
+# The columns every patient view needs whatever a query asks: the row's scope and field classes (department),
+# the key of its encrypted fields (institution), its version and status (cheap, and read by checks).
+VIEW_COLUMNS = ("id", "institution_id", "department_id", "version", "status")
+
+
+def view_columns(columns: Collection[str] | None, *more: str) -> tuple[str, ...]:
+    """``columns`` with what every view needs (``VIEW_COLUMNS``) and ``more``: what a pruned row is loaded with."""
+    return tuple(sorted({*VIEW_COLUMNS, *(columns or ()), *more}))
+
+
+async def visible_patient(ctx: Context, patient_id: uuid.UUID,
+                          columns: Collection[str] | None = None) -> PatientView | None:
     """A patient in the caller's scope, batched across a request (a page of tickets shows its
     patients in one statement); None when out of scope. Not a refusal: a ticket's patient the
-    caller may not see is simply not shown."""
-    if ctx.patient_views is None:
+    caller may not see is simply not shown. ``columns``: rows with only those (and ``VIEW_COLUMNS``),
+    batched apart from the whole rows other fields of the request may load; None: whole rows."""
+    key = None if columns is None else view_columns(columns)
+    loaders: dict[tuple[str, ...] | None, DataLoader[uuid.UUID, PatientView | None]]
+    loaders = ctx.patient_views = ctx.patient_views or {}
+    loader = loaders.get(key)
+    if loader is None:
         async def batch(ids: list[uuid.UUID]) -> list[PatientView | None]:
             query = checked_patients(ctx)
+            if query is not None and key is not None:
+                query = query.only(*key)
             rows = [] if query is None else await query.filter(id__in=list(ids))
             found = {view.row.id: view for view in await views(ctx, rows)}
             return [found.get(i) for i in ids]
 
-        ctx.patient_views = DataLoader(batch)
-    return cast(PatientView | None, await ctx.patient_views.load(patient_id))
+        loader = loaders[key] = DataLoader(batch)
+    return await loader.load(patient_id)
 
 
 async def find_patient(ctx: Context, patient_id: uuid.UUID | None, *, action: Action, field: str = "id",
                        columns: Collection[str] | None = None) -> PatientView:
     """A patient in the caller's reach, or NOT_FOUND (the refusal recorded); ``columns``: load only those (they
-    must hold what views and checks read: resolvers.patient.ALWAYS), None: the whole row."""
+    must hold what views and checks read: ``view_columns``), None: the whole row."""
     query = checked_patients(ctx)
     if query is not None and columns is not None:
         query = query.only(*columns)

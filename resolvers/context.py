@@ -55,7 +55,7 @@ class Context:
     decisions: dict[tuple[str, str], Decision] = field(default_factory=dict)
     patient_scope: PatientScope | None = None
     ticket_scope: TicketScope | None = None
-    patient_views: Any = None  # a DataLoader of patients in scope, made on first use (resolvers.access)
+    patient_views: Any = None  # DataLoaders of patients in scope per set of columns, made on first use (access)
     sla: asyncio.Future[SlaSettings] | None = None  # the institution's SLA, loaded once per request
     auth_failed: bool = False  # a token was sent but is invalid, expired or revoked
     rate_limited: bool = False  # a partner client over its request budget

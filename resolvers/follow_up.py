@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -459,9 +459,10 @@ async def open_of(ctx: Context, patient: PatientView) -> list[TaskView]:
     return [TaskView(row, patient) for row in rows]
 
 
-async def _views(ctx: Context, rows: list[FollowUpTask]) -> list[TaskView]:
-    """Each task with its patient as the caller may see the file (one batched query for a page)."""
-    patients = await asyncio.gather(*(access.visible_patient(ctx, row.patient_id) for row in rows))
+async def _views(ctx: Context, rows: list[FollowUpTask], columns: Collection[str] | None = None) -> list[TaskView]:
+    """Each task with its patient as the caller may see the file (one batched query for a page); ``columns``: the
+    patient columns the selection reads (None: whole rows)."""
+    patients = await asyncio.gather(*(access.visible_patient(ctx, row.patient_id, columns) for row in rows))
     return [TaskView(row, patient) for row, patient in zip(rows, patients, strict=True) if patient is not None]
 
 
@@ -507,10 +508,11 @@ async def attempts_of(ctx: Context, view: TaskView) -> list[AttemptView]:
 
 async def worklist(ctx: Context, *, scope: str, department_id: uuid.UUID | None, due_by: date | None,
                    first: int, after: str | None, order: WorklistOrder | None = None,
-                   count: bool = False) -> Worklist:
+                   count: bool = False, columns: Collection[str] | None = None) -> Worklist:
     """Open tasks due by a local date (today by default, so overdue ones too), the earliest first: the
     caller's own (MINE), their departments' pool (POOL), or, for a department head, everything open in
-    their departments (DEPARTMENT). Always only tasks of patients the caller reaches."""
+    their departments (DEPARTMENT). Always only tasks of patients the caller reaches. ``columns``: their
+    patients' rows with only those (None: whole rows)."""
     await access.authorize(ctx, "follow_up_task", "read", action=Action.READ, resource_type="follow_up_task")
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     scope = one_of(scope, WORKLIST_SCOPES, "scope")
@@ -536,7 +538,7 @@ async def worklist(ctx: Context, *, scope: str, department_id: uuid.UUID | None,
         value, task_id = cursor
         query = query.filter(keyset_after(column, value, task_id, bool(sign)))
     rows = list(await query.order_by(f"{sign}{column}", f"{sign}id").limit(first + 1))
-    views = await _views(ctx, rows[:first])
+    views = await _views(ctx, rows[:first], columns)
     page = pagination.page_of(views, len(rows) > first, order.cursor_kind,
                               key=lambda v: f"{getattr(v.row, column).isoformat()}|{v.row.id}")
     return Worklist(page, today, total)

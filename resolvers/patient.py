@@ -62,9 +62,6 @@ MERGED = access.MERGED
 # Sort orders: the column each sorts by (the id breaks ties and is the default order, registration order)
 ORDER_COLUMNS = {"name": "full_name", "updated_at": "updated_at", "created_at": "created_at"}
 _MAX_CURSOR = 1000  # a name order's cursor carries a name of up to 100 characters
-# The columns every patient view needs whatever a query asks: the row's scope and field classes (department),
-# the key of its encrypted fields (institution), its version and status (cheap, and read by checks).
-ALWAYS = ("id", "institution_id", "department_id", "version", "status")
 
 
 @dataclass(frozen=True)
@@ -111,14 +108,10 @@ class CreateResult:
 
 
 async def get(ctx: Context, patient_id: uuid.UUID | None, columns: Collection[str] | None = None) -> PatientView:
-    """A patient in reach; ``columns``: load only those (and ``ALWAYS``), so that the encrypted columns a query
-    does not ask for are not fetched (None: the whole row)."""
+    """A patient in reach; ``columns``: load only those (and ``access.VIEW_COLUMNS``), so that the encrypted columns
+    a query does not ask for are not fetched (None: the whole row)."""
     return await access.find_patient(ctx, patient_id, action=Action.READ,
-                                     columns=None if columns is None else _selected(columns))
-
-
-def _selected(columns: Collection[str] | None, *more: str) -> tuple[str, ...]:
-    return tuple(sorted({*ALWAYS, *(columns or ()), *more}))
+                                     columns=None if columns is None else access.view_columns(columns))
 
 
 async def page(ctx: Context, *, first: int, after: str | None, where: PatientFilter,
@@ -138,7 +131,7 @@ async def page(ctx: Context, *, first: int, after: str | None, where: PatientFil
     if after_key is not None:
         query = query.filter(after_key)
     if columns is not None:
-        query = query.only(*_selected(columns, *([] if order is None else [ORDER_COLUMNS[order.field]])))
+        query = query.only(*access.view_columns(columns, *([] if order is None else [ORDER_COLUMNS[order.field]])))
     rows = await query.order_by(*_order_by(order)).limit(first + 1)
     views = await access.views(ctx, rows[:first])
     if order is None:

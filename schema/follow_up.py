@@ -39,6 +39,7 @@ from schema.common import (
 )
 from schema.department import Department
 from schema.patient import Patient, PatientSource
+from schema.selection import patient_columns
 from schema.staff import StaffSummary
 from schema.visit import VisitKind
 
@@ -485,7 +486,8 @@ class FollowUpQuery:
                                                                        str(order_by.direction.value))
         found = await follow_ups.worklist(info.context, scope=str(scope.value),
                                           department_id=uuid_of(department_id, "departmentId"), due_by=due_by,
-                                          first=first, after=after, order=order, count=selects(info, "totalCount"))
+                                          first=first, after=after, order=order, count=selects(info, "totalCount"),
+                                          columns=patient_columns(info))
         ctx = info.context
         return FollowUpWorklist(
             edges=[FollowUpTaskEdge(cursor=cursor, node=task_node(ctx, view)) for cursor, view in found.page.items],

@@ -121,7 +121,7 @@ CACHE = DocumentCache()
 
 # -- the columns a root field's selection reads --------------------------------------------------------------
 
-# What each Patient field reads off the row besides what every view needs (resolvers.patient.ALWAYS). A field
+# What each Patient field reads off the row besides what every view needs (resolvers.access.VIEW_COLUMNS). A field
 # not here (a section of the patient's page, whose nodes hold the view and may hand it back) loads the whole row.
 PATIENT_COLUMNS: dict[str, tuple[str, ...]] = {
     "__typename": (), "id": (), "version": ("version",), "mergedInto": ("merged_into_id",),

@@ -20,7 +20,13 @@ from resolvers import follow_up
 from resolvers import institution as institutions
 from resolvers.context import Services
 from tests.api.test_compiled_plan_cache import PLANNED
-from tests.api.test_compiled_reads import ALL_CONTACT_FIELDS, ALL_PATIENT_FIELDS, assert_same
+from tests.api.test_compiled_reads import (
+    ALL_CONTACT_FIELDS,
+    ALL_PATIENT_FIELDS,
+    PATIENT_FIELDS,
+    WHOLE_ROW,
+    assert_same,
+)
 from tests.api.test_follow_up import NOW, TODAY
 from tests.factories import PASSWORD, Tenant, gql, login, make_patient
 from tests.partners import make_partnership
@@ -216,3 +222,34 @@ async def test_w5_runs_the_compiled_plan_made_once(world: World, monkeypatch: py
     assert [r.getMessage() for r in caplog.records if r.name == "careloop.compiled"] == [
         "compiled followUpWorklist"] * 3
     assert [r.getMessage() for r in caplog.records if r.name == PLANNED] == ["planned FollowUpWorklist"]
+
+
+# -- the tasks' patients with only the columns the selection reads (resolvers/follow_up.py worklist) -----------
+
+
+async def test_each_patient_field_answers_from_a_pruned_row_as_from_the_whole_row(world: World) -> None:
+    """Each patient field alone (so that it alone decides the columns loaded) answers as when the whole row is
+    loaded (a section of the patient's page needs it): a field reading a column it does not declare fails here."""
+    query = "{ followUpWorklist { nodes { id status patient { id %s } } } }"
+    for role in ("nurse", "nurse_officer", "department_head"):
+        token = world.tenant.tokens[role]
+        for field in PATIENT_FIELDS:
+            pruned = await gql(world.tenant.client, query % field, None, token)
+            whole = await gql(world.tenant.client, query % f"{field} {WHOLE_ROW}", None, token)
+            assert "INTERNAL_SERVER_ERROR" not in pruned.codes, (field, pruned.errors)
+            for node in whole.data["followUpWorklist"]["nodes"]:
+                node["patient"].pop("flags")
+            assert pruned.data == whole.data, field
+            assert pruned.errors == [e for e in whole.errors if "flags" not in e["path"]], field
+
+
+async def test_w5_fetches_only_the_phone_of_the_sealed_columns(world: World, sql_counter: Any) -> None:
+    start = len(sql_counter.statements)
+    reply = await world.tenant.call("nurse", W5, first=50)
+    assert len(reply.data["followUpWorklist"]["nodes"]) == 2 and not reply.errors
+    [select] = [s for s in sql_counter.statements[start:]  # the tasks' query names patients in its scope too
+                if s.lstrip().upper().startswith("SELECT") and ' FROM "patient"' in s and "follow_up_task" not in s]
+    sealed = {"national_id", "address", "phone", "alt_phone", "medical_history", "diagnoses", "allergies",
+              "current_medication", "special_needs"}
+    assert {column for column in sealed if f'"{column}"' in select} == {"phone"}
+    assert '"department_id"' in select and '"full_name"' in select and '"email"' not in select
