@@ -51,15 +51,17 @@ class _Info:
         self.context = context
 
 
-def resolver(cls: type, name: str) -> Callable[[Any], Any]:
-    """The schema type's own resolver method, called on the source (with an info holding its context)."""
+def resolver(cls: type, name: str) -> Callable[[Any], Any] | None:
+    """The schema type's own resolver method, called on the source (with an info holding its context); None for a
+    resolver that takes anything else (a root, a parent: not supported)."""
     function: Callable[..., Any] = cls.__strawberry_definition__.get_field(  # type: ignore[attr-defined]
         name).base_resolver.wrapped_func
     parameters = list(inspect.signature(function).parameters)
     if parameters == ["self"]:
         return function
-    assert parameters == ["self", "info"], (cls, name)
-    return lambda source: function(source, _Info(source.ctx))
+    if parameters == ["self", "info"]:
+        return lambda source: function(source, _Info(source.ctx))
+    return None
 
 
 def attribute(name: str) -> Reader:
@@ -79,10 +81,12 @@ def readers_of(cls: type, readers: Mapping[str, Reader] | None = None, *, loads:
         key = f.graphql_name or camel(f.python_name)
         if f.base_resolver is None:
             found[key] = attribute(f.python_name)
-        elif f.python_name in loads:
-            found[key] = Reader(load=resolver(cls, f.python_name))
-        elif not f.base_resolver.is_async:
-            found[key] = Reader(resolver(cls, f.python_name))
+            continue
+        call = resolver(cls, f.python_name)
+        if call is not None and f.python_name in loads:
+            found[key] = Reader(load=call)
+        elif call is not None and not f.base_resolver.is_async:
+            found[key] = Reader(call)
     return {definition.name: Compiled({**found, **(readers or {})})}
 
 
