@@ -73,10 +73,17 @@ class ReadLog:
         return records
 
     def records(self, institution_id: uuid.UUID, actor: Actor, request: RequestMeta) -> list[AuditRecord]:
-        """The records ``drain`` writes, leaving the log as it is."""
+        """The records ``drain`` writes, leaving the log as it is. A read that adds to one already recorded
+        (``mark_recorded``) is written whole, what was recorded included, so that each record stands alone: the
+        grant a file was open under, noted once, is on every record of it."""
         alike: dict[tuple[str, Outcome, str, frozenset[str], frozenset[str], str],
                     list[tuple[uuid.UUID | None, uuid.UUID | None]]] = {}
-        for (resource_type, resource_id, patient_id, outcome, reason), touched in self._entries.items():
+        for key, touched in self._entries.items():
+            resource_type, resource_id, patient_id, outcome, reason = key
+            recorded = self._recorded.get(key) if self._recorded else None
+            if recorded is not None:
+                touched = _Touched(touched.field_classes | recorded.field_classes,
+                                   touched.fields_read | recorded.fields_read, touched.rules | recorded.rules)
             rule = "; ".join(sorted(touched.rules, key=_grants_first))[:200]
             kind = (resource_type, outcome, reason, frozenset(touched.field_classes),
                     frozenset(touched.fields_read), rule)

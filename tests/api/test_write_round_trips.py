@@ -25,6 +25,7 @@ from audit.verify import verify_all
 from core.ids import uuid7
 from models import AuditChainHead, Contact, Patient
 from resolvers import writes
+from tests.api.test_break_glass import BREAK, REASON, patient_of_b
 from tests.conftest import SqlCounter
 from tests.factories import Tenant, make_patient
 
@@ -276,3 +277,26 @@ async def test_a_stale_version_writes_and_appends_nothing(tenant: Tenant) -> Non
     assert written == []
     assert (await Patient.get(id=pid)).preferred_language == "zh-CN"
     assert (await AuditChainHead.get(institution_id=tenant.id)).last_seq == head.last_seq
+
+
+NESTED = """mutation($id: ID!, $input: PatientUpdateInput!) {
+  patientUpdate(id: $id, input: $input) { fullName contacts { name phone } } }"""
+
+
+async def test_each_read_record_of_a_write_stands_alone(tenant: Tenant) -> None:
+    """Under break-glass, what patientUpdate reads back beyond what it recorded with itself (the contacts) is
+    recorded whole: every read record of the file names the grant, and the last holds every class read."""
+    pid = await patient_of_b(tenant)  # outside the nurse's reach
+    await tenant.call("front_desk", CREATE, pid=str(pid), input=SPOUSE)
+    grant = (await tenant.call("nurse", BREAK, id=str(pid), reason=REASON)).data["breakGlass"]["id"]
+    before = await tenant.audit_count()
+
+    reply = await tenant.call("nurse", NESTED, id=str(pid), input={"occupation": "Teacher"})
+
+    assert reply.errors == []
+    assert reply.data["patientUpdate"]["contacts"] == [{"name": "Wang Fang", "phone": "+8613900139000"}]
+    reads = await tenant.audit_events(seq__gt=before, action="read", outcome="allowed")
+    assert len(reads) == 2  # with the write, then whole after the contacts
+    assert all(f"emergency_access {grant}" in read.policy_rule for read in reads)
+    assert set(reads[-1].field_classes.split(",")) == {"identity", "contact"}
+    assert reads[-1].fields_read == "contact.phone"

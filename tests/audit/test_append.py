@@ -44,7 +44,7 @@ async def test_appended_events_hash_as_row_hash_says(tenant: Tenant, agent: str)
     assert report.ok
 
 
-async def test_the_first_append_starts_the_chain() -> None:
+async def test_the_first_append_starts_the_chain(database: str) -> None:
     chain = uuid.uuid4()  # an institution without a head yet (writer.append starts it, on either database)
     await writer.append([AuditRecord(chain, Actor("system"), Action.READ, "request", Outcome.ALLOWED)])
 

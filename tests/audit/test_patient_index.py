@@ -689,8 +689,9 @@ asyncio.run(main(sys.argv[1]))
 
 
 @pytest_asyncio.fixture
-async def fresh_database(tmp_path: Path) -> AsyncIterator[str]:
-    """An empty database beside the test database: SQLite file, or a new PostgreSQL database on its server."""
+async def fresh_database(tmp_path: Path, database_url: str) -> AsyncIterator[str]:
+    """An empty database beside the test database (``database_url``): SQLite file, or a new PostgreSQL database
+    on its server."""
     backend = os.environ.get("CARELOOP_TEST_DATABASE", "sqlite")
     if backend == "sqlite":
         yield f"sqlite://{tmp_path / 'upgrade.sqlite3'}"
