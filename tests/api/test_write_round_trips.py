@@ -300,3 +300,61 @@ async def test_each_read_record_of_a_write_stands_alone(tenant: Tenant) -> None:
     assert all(f"emergency_access {grant}" in read.policy_rule for read in reads)
     assert set(reads[-1].field_classes.split(",")) == {"identity", "contact"}
     assert reads[-1].fields_read == "contact.phone"
+
+
+READ_BACKS = {
+    "plain": "{ id fullName }",
+    "sealed": "{ fullName phone allergies }",
+    "fragment": "{ ...shown } fragment shown on Patient { fullName phone }",
+    "skipped": "{ fullName phone @skip(if: true) allergies @include(if: false) }",
+    "nested": "{ fullName contacts { name phone } }",
+    "refused": "{ fullName diagnoses }",  # clinical: refused to the front desk, read by the nurse
+    "aliases": "{ a: fullName b: fullName c: phone }",
+}
+
+
+def _read_union(events: list[Any]) -> dict[str, tuple[set[str], set[str], set[str]]]:
+    """What the read records of one patient say altogether, by outcome: classes, columns named, rules."""
+    union: dict[str, tuple[set[str], set[str], set[str]]] = {}
+    for event in events:
+        classes, fields, rules = union.setdefault(event.outcome, (set(), set(), set()))
+        classes.update(filter(None, event.field_classes.split(",")))
+        fields.update(filter(None, event.fields_read.split(",")))
+        rules.update(filter(None, event.policy_rule.split("; ")))
+    return union
+
+
+@pytest.mark.parametrize("shape", READ_BACKS)
+@pytest.mark.parametrize("caller", ["front_desk", "nurse", "break_glass"])
+async def test_a_write_records_what_it_reads_back_as_a_read_would(tenant: Tenant, caller: str, shape: str) -> None:
+    """Differential: the read records of a patientUpdate say, altogether and in its last allowed one, what a
+    patient query of the same selection by the same caller right after says (classes, sealed columns, rules,
+    refusals)."""
+    role = "nurse" if caller == "break_glass" else caller
+    if caller == "break_glass":
+        pid = await patient_of_b(tenant)
+        await tenant.call("nurse", BREAK, id=str(pid), reason=REASON)
+    else:
+        pid = await make_patient(tenant, "nurse", phone="13800138000", allergies="Penicillin", diagnoses="Caries")
+    await tenant.call("front_desk", CREATE, pid=str(pid), input=SPOUSE)
+    selection = READ_BACKS[shape]
+    head, _, fragments = selection.partition(" fragment ")
+    tail = f" fragment {fragments}" if fragments else ""
+    update = (f"mutation($id: ID!) {{ patientUpdate(id: $id, input: {{occupation: \"Teacher\"}}) {head} }}{tail}")
+    query = f"query($id: ID!) {{ patient(id: $id) {head} }}{tail}"
+
+    before = await tenant.audit_count()
+    written = await tenant.call(role, update, id=str(pid))
+    middle = await tenant.audit_count()
+    read = await tenant.call(role, query, id=str(pid))
+    after_write = [e for e in await tenant.audit_events(seq__gt=before, seq__lte=middle, action="read")
+                   if e.patient_id == pid]
+    after_read = [e for e in await tenant.audit_events(seq__gt=middle, action="read") if e.patient_id == pid]
+
+    assert written.data["patientUpdate"] == read.data["patient"]
+    assert [(e["path"][1:], e["extensions"]["code"]) for e in written.errors] == [
+        (e["path"][1:], e["extensions"]["code"]) for e in read.errors]
+    assert _read_union(after_write) == _read_union(after_read)
+    # and each record stands alone: the write's last allowed read says all its allowed reads say
+    allowed = [e for e in after_write if e.outcome == "allowed"]
+    assert _read_union(allowed[-1:]) == _read_union([e for e in after_read if e.outcome == "allowed"])
