@@ -353,21 +353,24 @@ def open_patient_field(ctx: Context, view: PatientView, name: str) -> Any:
 
 
 def read_contact_field(ctx: Context, view: ContactView, name: str) -> Any:
-    contact, pid = view.row, view.patient.row.id
+    contact = view.row
     value = getattr(contact, name)
-    encrypted = name in ENCRYPTED_FIELDS["contact"]
-    if encrypted and value is not None:
+    if name in ENCRYPTED_FIELDS["contact"] and value is not None:
         value = ctx.require_keys().open(value, field_aad(contact.institution_id, "contact", name, contact.id))
-    note_contact_read(ctx, ctx.reads, pid, name)
+    note_contact_read(ctx, ctx.reads, view.patient, name)
     return value
 
 
-def note_contact_read(ctx: Context, log: ReadLog, patient_id: uuid.UUID, name: str) -> None:
+def note_contact_read(ctx: Context, log: ReadLog, patient: PatientView, name: str) -> None:
     """Recorded on the patient's read record: one event per operation and patient touched, however many
-    contacts a page shows (the decrypted columns are named "contact.phone", "contact.notes")."""
+    contacts a page shows (the decrypted columns are named "contact.phone", "contact.notes"), with the grant the
+    file is open under (break-glass, a partner's), as ``note_class_read`` records it."""
+    pid = patient.row.id
     encrypted = name in ENCRYPTED_FIELDS["contact"]
-    log.note("patient", patient_id, patient_id, field_class="contact",
-             field_name=f"contact.{name}" if encrypted else None, rule=ctx.decide("contact", "read").rule)
+    log.note("patient", pid, pid, field_class="contact", field_name=f"contact.{name}" if encrypted else None,
+             rule=ctx.decide("contact", "read").rule)
+    if patient.grant:
+        log.note("patient", pid, pid, rule=patient.grant)
 
 
 def read_journey_field(ctx: Context, patient: PatientView, table: str, row: Any, name: str, field_class: str) -> Any:

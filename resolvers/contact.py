@@ -88,7 +88,7 @@ def _read_back(ctx: Context, patient: PatientView, returned: frozenset[str]) -> 
     """The read of the contact's fields the caller's selection reads back, to append with the write."""
     log = ReadLog()
     for name in sorted(returned & CONTACT_FIELDS):
-        access.note_contact_read(ctx, log, patient.row.id, name)
+        access.note_contact_read(ctx, log, patient, name)
     return log
 
 

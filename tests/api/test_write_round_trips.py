@@ -358,3 +358,61 @@ async def test_a_write_records_what_it_reads_back_as_a_read_would(tenant: Tenant
     # and each record stands alone: the write's last allowed read says all its allowed reads say
     allowed = [e for e in after_write if e.outcome == "allowed"]
     assert _read_union(allowed[-1:]) == _read_union([e for e in after_read if e.outcome == "allowed"])
+
+
+CONTACT_READ_BACKS = {
+    "plain": "{ id name }",
+    "sealed": "{ name phone notes }",
+    "fragment": "{ ...shown } fragment shown on Contact { name phone }",
+    "skipped": "{ name phone @skip(if: true) notes @include(if: false) }",
+    "nothing": "{ id patientId version }",
+}
+
+
+@pytest.mark.parametrize("shape", CONTACT_READ_BACKS)
+@pytest.mark.parametrize("caller", ["front_desk", "break_glass"])
+async def test_a_contact_write_records_what_it_reads_back_as_a_read_would(tenant: Tenant, caller: str,
+                                                                         shape: str) -> None:
+    """Differential, as above, for contactCreate and contactUpdate against the patient's contacts read right
+    after with the same selection (a contact's reads are recorded on its patient's read record, with the grant
+    the file is open under)."""
+    role = "nurse" if caller == "break_glass" else caller
+    if caller == "break_glass":
+        pid = await patient_of_b(tenant)
+        await tenant.call("nurse", BREAK, id=str(pid), reason=REASON)
+    else:
+        pid = await make_patient(tenant)
+    selection = CONTACT_READ_BACKS[shape]
+    head, _, fragments = selection.partition(" fragment ")
+    tail = f" fragment {fragments}" if fragments else ""
+    create = ("mutation($pid: ID!, $input: ContactCreateInput!) { contactCreate(patientId: $pid, input: $input) "
+              f"{head} }}{tail}")
+    change = f"mutation($id: ID!) {{ contactUpdate(id: $id, input: {{notes: \"Calls after six\"}}) {head} }}{tail}"
+    query = f"query($id: ID!) {{ patient(id: $id) {{ contacts {head} }} }}{tail}"
+
+    for write, variables in ((create, {"pid": str(pid), "input": {**SPOUSE, "notes": "Prefers mornings"}}),
+                             (change, None)):
+        if variables is None:
+            [contact] = await Contact.filter(patient_id=pid).values_list("id", flat=True)
+            variables = {"id": str(contact)}
+        before = await tenant.audit_count()
+        written = await tenant.call(role, write, **variables)
+        middle = await tenant.audit_count()
+        read = await tenant.call(role, query, id=str(pid))
+        after_write = [e for e in await tenant.audit_events(seq__gt=before, seq__lte=middle, action="read")
+                       if e.patient_id == pid]
+        after_read = [e for e in await tenant.audit_events(seq__gt=middle, action="read") if e.patient_id == pid]
+
+        assert written.errors == [] and read.errors == []
+        [shown] = read.data["patient"]["contacts"]
+        assert next(iter(written.data.values())) == shown
+        if shape == "nothing":  # no field of the contact read back: no read (the section read is one)
+            assert after_write == []
+            continue
+        wrote, was_read = _read_union(after_write), _read_union(after_read)
+        assert wrote.keys() == was_read.keys()
+        for outcome, (classes, fields, rules) in wrote.items():
+            # the patient's contacts section also notes its class check's rule (patient.contact), the
+            # contact the write returns is read under the contact rule alone, as before
+            assert (classes, fields) == was_read[outcome][:2] and rules <= was_read[outcome][2]
+            assert caller != "break_glass" or any(rule.startswith("emergency_access ") for rule in rules)
