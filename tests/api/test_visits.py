@@ -290,12 +290,13 @@ async def test_the_history_is_newest_first_paged_and_filtered(tenant: Tenant) ->
 async def test_finishing_a_procedure_schedules_calls_on_day_1_7_and_30_local(tenant: Tenant) -> None:
     pid = await make_patient(tenant, role="nurse")  # the registering nurse joins the care team? only outside reach
     visit = await a_visit(tenant, pid, role="nurse", kind="PROCEDURE")
-    await moved(tenant, "nurse", visit["id"], "ARRIVED")
-    await moved(tenant, "nurse", visit["id"], "IN_PROGRESS", at="2026-12-03T23:00:00+08:00")
-    # 23:30 in Shanghai on Thursday 3 December is 15:30 UTC: the local date counts
-    await moved(tenant, "nurse", visit["id"], "FINISHED", at="2026-12-03T23:30:00+08:00")
+    # a fixed evening already past (a time still to come would be refused, and "now" moves past it)
+    await moved(tenant, "nurse", visit["id"], "ARRIVED", at="2026-11-26T22:50:00+08:00")
+    await moved(tenant, "nurse", visit["id"], "IN_PROGRESS", at="2026-11-26T23:00:00+08:00")
+    # 23:30 in Shanghai on Thursday 26 November is 15:30 UTC: the local date counts
+    await moved(tenant, "nurse", visit["id"], "FINISHED", at="2026-11-26T23:30:00+08:00")
     tasks = await FollowUpTask.filter(visit_id=visit["id"]).order_by("due_on")
-    finished_on = datetime(2026, 12, 3, 15, 30, tzinfo=UTC).astimezone(ZONE).date()
+    finished_on = datetime(2026, 11, 26, 15, 30, tzinfo=UTC).astimezone(ZONE).date()
     expected = [finished_on + timedelta(days=d) for d in (1, 7, 30)]
     # due dates on a weekend move to the next working day (the default rules do)
     expected = [d + timedelta(days=(7 - d.weekday()) % 7 if d.weekday() >= 5 else 0) for d in expected]
