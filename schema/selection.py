@@ -29,6 +29,7 @@ from graphql import (
 )
 from graphql.execution.collect_fields import FieldDetails, FieldDetailsList, FragmentDetails, collect_subfields
 from graphql.execution.values import VariableValues
+from strawberry.utils.str_converters import to_snake_case
 
 from policies.fields import PATIENT_FIELD_CLASS
 
@@ -195,8 +196,4 @@ def _fields_under(raw: Any, variables: VariableValues) -> frozenset[str]:
     fragments = {name: FragmentDetails(definition) for name, definition in raw.fragments.items()}
     grouped = collect_subfields(raw.schema, fragments, variables, raw.operation, named,
                                 [FieldDetails(node, None) for node in raw.field_nodes]).grouped_field_set
-    return frozenset(_snake(details[0].node.name.value) for details in grouped.values())
-
-
-def _snake(name: str) -> str:
-    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
+    return frozenset(to_snake_case(details[0].node.name.value) for details in grouped.values())

@@ -101,8 +101,7 @@ async def sign_in(services: Services, email: str, password: str = PASSWORD) -> s
     """A token from the real sign-in (resolvers.session.login: the lockout check, argon2, the session row and
     its audit record, with the test client's address and user agent), without the HTTP and GraphQL layers
     around it, which the tests of the login mutation exercise. For fixtures: a third cheaper than ``login``."""
-    request = RequestMeta(uuid.uuid4().hex, CLIENT_ADDRESS, f"python-httpx/{httpx.__version__}")
-    return (await session.login(Context(services=services, request=request), email, password)).token
+    return (await session.login(Context(services=services, request=_client_request()), email, password)).token
 
 
 async def make_tenant(client: httpx.AsyncClient, services: Services, name: str = "Test Dental Clinic") -> Tenant:
@@ -130,10 +129,14 @@ async def open_session(services: Services, staff: Staff) -> str:
     """A token for a new account, as its sign-in opens it (the session row and its audit record, with the test
     client's address and user agent) without checking the password just set: the fixtures' sign-ins were a
     third of every test's set-up, and the sign-in itself is tested on its own (tests/api/test_auth.py)."""
-    request = RequestMeta(uuid.uuid4().hex, CLIENT_ADDRESS, f"python-httpx/{httpx.__version__}")
     async with in_transaction():
-        return (await session.open_session(Context(services=services, request=request), session.STAFF_ACCOUNTS,
-                                           staff)).token
+        return (await session.open_session(Context(services=services, request=_client_request()),
+                                           session.STAFF_ACCOUNTS, staff)).token
+
+
+def _client_request() -> RequestMeta:
+    """A request as the test client sends it (its address and user agent), for sign-ins made without HTTP."""
+    return RequestMeta(uuid.uuid4().hex, CLIENT_ADDRESS, f"python-httpx/{httpx.__version__}")
 
 
 CREATE_PATIENT = """
