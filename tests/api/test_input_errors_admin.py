@@ -5,8 +5,10 @@ attachments and contract signatures."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
+
+import pytest
 
 from models import (
     Attachment,
@@ -20,14 +22,21 @@ from models import (
     SlaPolicy,
     Staff,
 )
+from resolvers import follow_up
 from tests.api.test_attachments import new_ticket, upload
 from tests.api.test_contract_signatures import drafted, send, sign
-from tests.api.test_follow_up import ATTEMPT, COMPLETE, CREATE, TODAY, owned_task
+from tests.api.test_follow_up import ATTEMPT, COMPLETE, CREATE, NOW, TODAY, owned_task
 from tests.api.test_follow_up_rules import CHANGE, a_rule
 from tests.api.test_input_errors import problems
 from tests.api.test_staff import STAFF_CREATE, STAFF_UPDATE, new_staff
 from tests.factories import Tenant, make_patient
 from tests.partners import CLIENT_CREATE, GRANT_CREATE, consent, later, make_partner
+
+
+@pytest.fixture(autouse=True)
+def frozen_now(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The follow-up cases use test_follow_up's fixed day, so its clock too: a real one passes that day."""
+    monkeypatch.setattr(follow_up, "_now", lambda: NOW)
 
 
 async def staff_rows(tenant: Tenant) -> list[dict[str, Any]]:
@@ -119,7 +128,7 @@ async def test_a_call_attempt_reports_every_problem_and_writes_nothing(tenant: T
     before = await task_rows(tenant)
 
     reply = await tenant.call("nurse", ATTEMPT, id=task["id"], input={
-        "channel": "PHONE", "outcome": "BUSY", "at": (datetime.now(UTC) + timedelta(days=1)).isoformat(),
+        "channel": "PHONE", "outcome": "BUSY", "at": (NOW + timedelta(days=1)).isoformat(),
         "note": "a\x07b"})
 
     assert problems(reply) == [("input.at", "invalid"), ("input.note", "invalid")]
