@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
 from tortoise.expressions import Case, Q, Subquery, When
 from tortoise.queryset import QuerySet
@@ -104,8 +105,29 @@ class PatientScope:
         return PartnerGrant.filter(institution_id=self.institution_id, partner_id=self.partner_id, revoked_at=None,
                                    expires_at__gt=self.now, patient_id__in=Subquery(consenting.values("patient_id")))
 
+    @property
+    def reaches_anyone(self) -> bool:
+        """Whether ``filter`` has a condition (it is None when no reach of the principal can hold a patient)."""
+        reach = self.reach
+        return bool(reach & {Reach.INSTITUTION, Reach.CARE_TEAM, Reach.EMERGENCY}
+                    or (Reach.DEPARTMENT in reach and self.department_ids)
+                    or (Reach.GRANT in reach and self.partner_id is not None)
+                    or (Reach.SELF in reach and self.patient_id is not None))
+
+    def values(self) -> dict[str, Any]:
+        """The values the scope's SQL binds; the rest (its reach) shapes the text (``core.statements``)."""
+        return {"institution_id": self.institution_id, "staff_id": self.staff_id,
+                "department_ids": sorted(self.department_ids), "now": self.now, "partner_id": self.partner_id,
+                "patient_id": self.patient_id}
+
+    def with_values(self, department_ids: list[uuid.UUID], **values: Any) -> PatientScope:
+        """The same scope over other ``values`` (as ``values`` names them)."""
+        return replace(self, department_ids=frozenset(department_ids), **values)
+
     def filter(self) -> Q | None:
         """The SQL condition for reachable patients, or None when the principal reaches none."""
+        if not self.reaches_anyone:
+            return None
         tenant = Q(institution_id=self.institution_id)
         if Reach.INSTITUTION in self.reach:
             return tenant
@@ -120,8 +142,6 @@ class PatientScope:
             parts.append(Q(id__in=Subquery(self.partner_grants().values("patient_id"))))
         if Reach.SELF in self.reach and self.patient_id is not None:
             parts.append(Q(id=self.patient_id))
-        if not parts:
-            return None
         return tenant & Q(*parts, join_type=Q.OR)
 
     def classes_for(self, department_id: uuid.UUID | None, in_care_team: bool, in_emergency: bool = False,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Hashable
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
@@ -29,6 +29,7 @@ from tortoise.queryset import QuerySet
 from audit import writer
 from audit.events import Action, AuditRecord, Outcome
 from audit.reads import ReadLog
+from core import statements
 from core.crypto import field_aad
 from core.errors import Conflict, Forbidden, NotFound
 from core.principal import PARTNER
@@ -202,9 +203,38 @@ def scoped_patients(ctx: Context) -> QuerySet[Patient] | None:
 def checked_patients(ctx: Context) -> QuerySet[Patient] | None:
     """``scoped_patients`` with the row checks ``views`` needs as columns (``PatientScope.check_columns``): the rows
     and what decides their field classes come in one statement."""
-    query = scoped_patients(ctx)
-    checks = patient_scope(ctx).check_columns()
-    return query.annotate(**checks) if query is not None and checks else query
+    return _checked(patient_scope(ctx))
+
+
+def _checked(scope: PatientScope) -> QuerySet[Patient] | None:
+    condition = scope.filter()
+    if condition is None:
+        return None
+    checks = scope.check_columns()
+    return Patient.filter(condition).annotate(**checks) if checks else Patient.filter(condition)
+
+
+async def checked_rows(ctx: Context, ids: Collection[uuid.UUID],
+                       columns: Collection[str] | None = None) -> list[Patient]:
+    """The rows of ``checked_patients`` among ``ids``, with only ``columns`` (None: whole rows). Its SQL, the
+    costliest of a request to build, is built once per shape of scope and columns (``core.statements``)."""
+    scope = patient_scope(ctx)
+    if not scope.reaches_anyone or not ids:
+        return []
+    shape, build = checked_rows_statement(scope, columns)
+    return await statements.select(Patient, shape, build, ids=sorted(set(ids)), **scope.values())
+
+
+def checked_rows_statement(scope: PatientScope, columns: Collection[str] | None,
+                           ) -> tuple[Hashable, Callable[..., QuerySet[Patient]]]:
+    """``checked_rows``' query as a shape and a function of the scope's values and the ids."""
+    only = None if columns is None else tuple(columns)
+
+    def build(ids: list[uuid.UUID], **values: Any) -> QuerySet[Patient]:
+        query = cast(QuerySet[Patient], _checked(scope.with_values(**values)))
+        return (query if only is None else query.only(*only)).filter(id__in=ids)
+
+    return ("checked_rows", scope.reach, only), build
 
 
 def records_in_reach(ctx: Context, model: type[M]) -> QuerySet[M] | None:
@@ -269,10 +299,7 @@ async def visible_patient(ctx: Context, patient_id: uuid.UUID,
     loader = loaders.get(key)
     if loader is None:
         async def batch(ids: list[uuid.UUID]) -> list[PatientView | None]:
-            query = checked_patients(ctx)
-            if query is not None and key is not None:
-                query = query.only(*key)
-            rows = [] if query is None else await query.filter(id__in=list(ids))
+            rows = await checked_rows(ctx, ids, key)
             found = {view.row.id: view for view in await views(ctx, rows)}
             return [found.get(i) for i in ids]
 
@@ -284,10 +311,8 @@ async def find_patient(ctx: Context, patient_id: uuid.UUID | None, *, action: Ac
                        columns: Collection[str] | None = None) -> PatientView:
     """A patient in the caller's reach, or NOT_FOUND (the refusal recorded); ``columns``: load only those (they
     must hold what views and checks read: ``view_columns``), None: the whole row."""
-    query = checked_patients(ctx)
-    if query is not None and columns is not None:
-        query = query.only(*columns)
-    row = None if query is None or patient_id is None else await query.get_or_none(id=patient_id)
+    rows = [] if patient_id is None else await checked_rows(ctx, [patient_id], columns)
+    row = rows[0] if rows else None
     if row is None:
         # The refusal names the file when it exists in the institution, so the attempt shows in the patient's
         # access report; the answer stays that of a missing file. Not a partner's: it reads its own trail.

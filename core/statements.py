@@ -1,0 +1,171 @@
+"""A Tortoise query's SQL built once per shape, then bound again with each call's values.
+
+Tortoise builds a query's SQL (Q objects resolved into a pypika tree, rendered to text) every time it is awaited.
+For the scoped patient query, with its care-team and break-glass subqueries, that building was about a third of a
+one-patient request's CPU. Yet the text is the same for every call of one shape (the same query with other
+values); only the parameters differ. So a query of a shape is built twice, with two sets of stand-in values, by
+Tortoise itself: the text must come out the same, and every parameter that differs between the two builds must be
+one of the stand-ins (as it is, or as its text), which says where each value goes. Later calls bind their values
+there and run the kept text. The query is still written once, with Tortoise; nothing of its meaning is copied by
+hand. A shape whose parameters cannot be placed that way (a value transformed, say into a LIKE pattern) is simply
+built each time, as before.
+
+Values may be None, UUIDs, datetimes, ints or sorted lists of UUIDs (IN lists: bound in sorted order, so a list is
+used as a set). None and a list's length are part of the shape, since they change the text.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from itertools import count
+from typing import Any, TypeVar
+
+from tortoise.models import Model
+from tortoise.queryset import QuerySet
+from tortoise.router import router
+
+M = TypeVar("M", bound=Model)
+
+_SIZE = 512  # shapes kept; a role mix, column sets and list lengths are few
+_serial = count(1)
+
+
+@dataclass(frozen=True)
+class _Slot:
+    position: int  # in the parameters
+    name: str
+    element: int | None  # in a list value
+    as_text: bool  # bound as str(value), as Tortoise bound the stand-in
+
+
+@dataclass(frozen=True)
+class _Template:
+    sql: str
+    constants: tuple[Any, ...]  # the parameters of the first build; slots are overwritten
+    slots: tuple[_Slot, ...]
+    annotations: tuple[str, ...]
+
+
+_templates: OrderedDict[Hashable, _Template | None] = OrderedDict()
+
+
+async def select(model: type[M], shape: Hashable, build: Callable[..., QuerySet[M]], **values: Any) -> list[M]:
+    """The rows of ``build(**values)``, a plain QuerySet of ``model`` (no prefetch, no select_related), the same
+    function for one ``shape`` (what the text depends on beyond the values: a caller's role mix, the columns)."""
+    db = router.db_for_read(model) or model._meta.db  # as the QuerySet would choose it now (a transaction's)
+    template = _template(shape, build, values, db.capabilities.dialect)
+    if template is None:
+        return await build(**values)
+    sql, params = _bind(template, values)
+    executor = db.executor_class(model=model, db=db, select_related_idx=[])
+    return list(await executor.execute_select(sql, params, custom_fields=list(template.annotations)))
+
+
+def bound(shape: Hashable, build: Callable[..., QuerySet[M]], dialect: str, **values: Any) -> tuple[str, list[Any]]:
+    """The text and parameters ``select`` would run (for tests: they must be what Tortoise builds)."""
+    template = _template(shape, build, values, dialect)
+    if template is None:
+        raise ValueError("this shape is built by Tortoise on every call")
+    return _bind(template, values)
+
+
+def _template(shape: Hashable, build: Callable[..., QuerySet[M]], values: dict[str, Any],
+              dialect: str) -> _Template | None:
+    key = (shape, dialect, _signature(values))
+    if key in _templates:
+        _templates.move_to_end(key)
+        return _templates[key]
+    template = _learn(build, values)
+    _templates[key] = template
+    if len(_templates) > _SIZE:
+        _templates.popitem(last=False)
+    return template
+
+
+def _signature(values: dict[str, Any]) -> tuple[tuple[str, str, int], ...]:
+    """What of the values changes the text: which are None, their types, a list's length."""
+    return tuple(sorted((name, type(value).__name__, len(value) if isinstance(value, list) else 0)
+                        for name, value in values.items()))
+
+
+def _learn(build: Callable[..., QuerySet[M]], values: dict[str, Any]) -> _Template | None:
+    if not all(_replaceable(value) for value in values.values()):
+        return None
+    first, second = _stand_ins(values), _stand_ins(values)
+    query = build(**first)
+    if query._prefetch_map or query._prefetch_queries or query._select_related:
+        return None
+    sql, params = _rendered(query)
+    sql_again, params_again = _rendered(build(**second))
+    if sql != sql_again or len(params) != len(params_again):
+        return None
+    slots = []
+    for position, (one, other) in enumerate(zip(params, params_again, strict=True)):
+        if one == other:
+            continue
+        slot = _place(position, one, other, first, second)
+        if slot is None:
+            return None
+        slots.append(slot)
+    return _Template(sql, tuple(params), tuple(slots), tuple(query._annotations))
+
+
+def _rendered(query: QuerySet[M]) -> tuple[str, list[Any]]:
+    query._choose_db_if_not_chosen()
+    query._make_query()
+    sql, params = query.query.get_parameterized_sql()
+    return sql, list(params)
+
+
+def _place(position: int, one: Any, other: Any, first: dict[str, Any], second: dict[str, Any]) -> _Slot | None:
+    """Which stand-in a parameter is, in both builds, as the value itself or as its text; None: none is."""
+    for name, value in first.items():
+        elements = list(enumerate(value)) if isinstance(value, list) else [(None, value)]
+        for element, stand_in in elements:
+            again = second[name] if element is None else second[name][element]
+            for as_text in (False, True):
+                if (one, other) == ((str(stand_in), str(again)) if as_text else (stand_in, again)):
+                    return _Slot(position, name, element, as_text)
+    return None
+
+
+def _replaceable(value: Any) -> bool:
+    if isinstance(value, list):
+        return all(isinstance(v, uuid.UUID) for v in value)
+    return value is None or (isinstance(value, (uuid.UUID, datetime, int)) and not isinstance(value, bool))
+
+
+def _stand_ins(values: dict[str, Any]) -> dict[str, Any]:
+    """Values of the same kinds that occur nowhere else (None stays None: it changes the text)."""
+    return {name: _stand_in(value) for name, value in values.items()}
+
+
+def _stand_in(value: Any) -> Any:
+    serial = next(_serial)
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return sorted(uuid.uuid4() for _ in value)
+    if isinstance(value, uuid.UUID):
+        return uuid.uuid4()
+    if isinstance(value, datetime):
+        return datetime(1901, 1, 1, tzinfo=value.tzinfo or UTC) + timedelta(microseconds=serial)
+    return 1_000_000_007 + serial  # an int
+
+
+def _bind(template: _Template, values: dict[str, Any]) -> tuple[str, list[Any]]:
+    params = list(template.constants)
+    lists = {name: sorted(value) for name, value in values.items() if isinstance(value, list)}
+    for slot in template.slots:
+        value = values[slot.name] if slot.element is None else lists[slot.name][slot.element]
+        params[slot.position] = str(value) if slot.as_text else value
+    return template.sql, params
+
+
+def dialect_of(model: type[Model]) -> str:
+    """The dialect a read of ``model`` runs in now (for ``bound``)."""
+    return str((router.db_for_read(model) or model._meta.db).capabilities.dialect)

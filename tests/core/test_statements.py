@@ -1,0 +1,107 @@
+"""core.statements with the query it was made for: the patients in a caller's scope with their checks. Built once
+per shape, it must bind exactly what Tortoise builds for the same values, for every reach of every role, and read
+the same rows and checks; a value Tortoise transforms leaves the shape to be built every time. On the test
+database (SQLite or PostgreSQL)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from tortoise.expressions import Q
+from tortoise.queryset import QuerySet
+
+from core import statements
+from models import Patient
+from policies.scopes import IN_CARE_TEAM, IN_EMERGENCY, ROLE_REACH, PatientScope, Reach
+from resolvers import access
+from tests.api.test_break_glass import BREAK, REASON, patient_of_b
+from tests.factories import Tenant, make_patient
+
+NOW = datetime.now(UTC)
+
+
+def scope(reach: frozenset[Reach], departments: int = 1, partner: bool = False, patient: bool = False,
+          institution: uuid.UUID | None = None, staff: uuid.UUID | None = None,
+          department_ids: set[uuid.UUID] | None = None) -> PatientScope:
+    return PatientScope(institution or uuid.uuid4(), staff or uuid.uuid4(),
+                        frozenset(department_ids or {uuid.uuid4() for _ in range(departments)}),
+                        {"identity": reach, "contact": reach & {Reach.INSTITUTION, Reach.CARE_TEAM}}, {}, NOW,
+                        uuid.uuid4() if partner else None, uuid.uuid4() if patient else None)
+
+
+def every_shape() -> list[PatientScope]:
+    reaches = {*ROLE_REACH.values(), ROLE_REACH["front_desk"] | ROLE_REACH["nurse"],
+               ROLE_REACH["department_head"] | ROLE_REACH["patient"]}
+    return [scope(reach, departments, partner, patient) for reach in reaches for departments in (0, 1, 3)
+            for partner in (False, True) for patient in (False, True)]
+
+
+def rendered(query: QuerySet[Patient]) -> tuple[str, list[Any]]:
+    query._choose_db_if_not_chosen()
+    query._make_query()
+    sql, params = query.query.get_parameterized_sql()
+    return sql, list(params)
+
+
+@pytest.mark.parametrize("columns", [None, ("birth_date", "department_id", "full_name", "id", "status")])
+async def test_every_shape_binds_what_tortoise_builds(tenant: Tenant, columns: tuple[str, ...] | None) -> None:
+    dialect = statements.dialect_of(Patient)
+    for case in every_shape():
+        assert case.reaches_anyone == (case.filter() is not None)
+        if not case.reaches_anyone:
+            continue
+        shape, build = access.checked_rows_statement(case, columns)
+        for ids in ([uuid.uuid4()], sorted(uuid.uuid4() for _ in range(3))):
+            for values in ({"ids": ids, **case.values()},
+                           {"ids": ids, **scope(case.reach, len(case.department_ids), case.partner_id is not None,
+                                                case.patient_id is not None).values()}):
+                assert statements.bound(shape, build, dialect, **values) == rendered(build(**values)), case.reach
+
+
+async def test_the_rows_and_their_checks_are_the_query_s(tenant: Tenant) -> None:
+    in_department = await make_patient(tenant)  # department A, the nurse's
+    in_team = await make_patient(tenant, "nurse", departmentId=str(tenant.departments["B"].id))
+    opened = await patient_of_b(tenant)
+    assert not (await tenant.call("nurse", BREAK, id=str(opened), reason=REASON)).errors
+    out_of_reach = await patient_of_b(tenant)
+    ids = [in_department, in_team, opened, out_of_reach, uuid.uuid4()]
+    nurse = scope(ROLE_REACH["nurse"], institution=tenant.id, staff=tenant.staff_ids["nurse"],
+                  department_ids={tenant.departments["A"].id})
+
+    for columns in (None, access.view_columns(["full_name"])):
+        shape, build = access.checked_rows_statement(nurse, columns)
+        values = {"ids": sorted(ids), **nurse.values()}
+        expected = await build(**values)
+        for _ in range(2):  # learning the shape, then bound
+            rows = await statements.select(Patient, shape, build, **values)
+            assert summary(rows) == summary(expected)
+        assert {row.id for row in rows} == {in_department, in_team, opened}
+        assert {row.id: (getattr(row, IN_CARE_TEAM), getattr(row, IN_EMERGENCY)) for row in rows}[opened] == ("0", "1")
+        assert all(row._partial == (columns is not None) for row in rows)
+
+    later = nurse.with_values(**{**nurse.values(), "now": NOW + timedelta(days=1)})  # the grant has run out
+    shape, build = access.checked_rows_statement(later, None)
+    rows = await statements.select(Patient, shape, build, ids=sorted(ids), **later.values())
+    assert {row.id for row in rows} == {in_department, in_team}
+
+
+def summary(rows: list[Patient]) -> list[tuple[Any, ...]]:
+    return sorted((row.id, row.full_name, getattr(row, IN_CARE_TEAM), getattr(row, IN_EMERGENCY),
+                   row.department_id) for row in rows)
+
+
+async def test_a_value_tortoise_transforms_is_built_every_time(tenant: Tenant) -> None:
+    named = await make_patient(tenant)
+    row = await Patient.get(id=named)
+
+    def build(fragment: uuid.UUID, institution_id: uuid.UUID) -> QuerySet[Patient]:  # a LIKE '%...%' pattern
+        return Patient.filter(Q(institution_id=institution_id) & ~Q(full_name__contains=str(fragment)))
+
+    with pytest.raises(ValueError, match="built by Tortoise"):
+        statements.bound("transformed", build, statements.dialect_of(Patient), fragment=uuid.uuid4(),
+                         institution_id=tenant.id)
+    found = await statements.select(Patient, "transformed", build, fragment=uuid.uuid4(), institution_id=tenant.id)
+    assert row.id in {r.id for r in found}
