@@ -35,6 +35,8 @@ class Reach(StrEnum):
 # The row checks as columns of the query that loads the rows (PatientScope.check_columns): "1" or "0".
 IN_CARE_TEAM = "scope_in_care_team"
 IN_EMERGENCY = "scope_in_emergency"
+# What PatientScope.values names: the values its SQL binds.
+SCOPE_VALUES = ("institution_id", "staff_id", "department_ids", "now", "partner_id", "patient_id")
 
 
 ROLE_REACH: dict[str, frozenset[Reach]] = {
@@ -115,10 +117,10 @@ class PatientScope:
                     or (Reach.SELF in reach and self.patient_id is not None))
 
     def values(self) -> dict[str, Any]:
-        """The values the scope's SQL binds; the rest (its reach) shapes the text (``core.statements``)."""
-        return {"institution_id": self.institution_id, "staff_id": self.staff_id,
-                "department_ids": sorted(self.department_ids), "now": self.now, "partner_id": self.partner_id,
-                "patient_id": self.patient_id}
+        """The values the scope's SQL binds, by ``SCOPE_VALUES``; the rest (its reach) shapes the text
+        (``core.statements``)."""
+        return dict(zip(SCOPE_VALUES, (self.institution_id, self.staff_id, sorted(self.department_ids), self.now,
+                                       self.partner_id, self.patient_id), strict=True))
 
     def with_values(self, department_ids: list[uuid.UUID], **values: Any) -> PatientScope:
         """The same scope over other ``values`` (as ``values`` names them)."""

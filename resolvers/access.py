@@ -17,6 +17,7 @@ import asyncio
 import uuid
 from collections.abc import Callable, Collection, Hashable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar, cast
 
 from strawberry.dataloader import DataLoader
@@ -37,7 +38,7 @@ from models import Contact, Patient
 from models.fields import tags_from_db
 from policies.fields import ENCRYPTED_FIELDS, PATIENT_FIELD_CLASS
 from policies.guard import Decision
-from policies.scopes import IN_CARE_TEAM, IN_EMERGENCY, PatientScope
+from policies.scopes import IN_CARE_TEAM, IN_EMERGENCY, SCOPE_VALUES, PatientScope
 from policies.scopes import patient_scope as build_patient_scope
 from resolvers.context import Context
 
@@ -216,25 +217,37 @@ def _checked(scope: PatientScope) -> QuerySet[Patient] | None:
 
 async def checked_rows(ctx: Context, ids: Collection[uuid.UUID],
                        columns: Collection[str] | None = None) -> list[Patient]:
-    """The rows of ``checked_patients`` among ``ids``, with only ``columns`` (None: whole rows). Its SQL, the
-    costliest of a request to build, is built once per shape of scope and columns (``core.statements``)."""
-    scope = patient_scope(ctx)
-    if not scope.reaches_anyone or not ids:
+    """The rows of ``checked_patients`` among ``ids``, with only ``columns`` (None: whole rows)."""
+    if not ids:
         return []
-    shape, build = checked_rows_statement(scope, columns)
-    return await statements.select(Patient, shape, build, ids=sorted(set(ids)), **scope.values())
-
-
-def checked_rows_statement(scope: PatientScope, columns: Collection[str] | None,
-                           ) -> tuple[Hashable, Callable[..., QuerySet[Patient]]]:
-    """``checked_rows``' query as a shape and a function of the scope's values and the ids."""
     only = None if columns is None else tuple(columns)
+    return await checked_select(ctx, ("checked_rows", only), partial(_among, only), ids=sorted(set(ids)))
 
-    def build(ids: list[uuid.UUID], **values: Any) -> QuerySet[Patient]:
-        query = cast(QuerySet[Patient], _checked(scope.with_values(**values)))
-        return (query if only is None else query.only(*only)).filter(id__in=ids)
 
-    return ("checked_rows", scope.reach, only), build
+def _among(only: tuple[str, ...] | None, query: QuerySet[Patient], ids: list[uuid.UUID]) -> QuerySet[Patient]:
+    return (query if only is None else query.only(*only)).filter(id__in=ids)
+
+
+async def checked_select(ctx: Context, shape: Hashable, refine: Callable[..., QuerySet[Patient]],
+                         **values: Any) -> list[Patient]:
+    """The rows of ``refine(checked_patients(ctx), **values)``. Its SQL, the costliest of a request to build, is
+    built once per ``shape`` (the same ``refine`` for one) and reach of scope, then bound with the values of the
+    scope and ``values`` (``core.statements``)."""
+    scope = patient_scope(ctx)
+    if not scope.reaches_anyone:
+        return []
+    key, build = checked_statement(scope, shape, refine)
+    return await statements.select(Patient, key, build, **values, **scope.values())
+
+
+def checked_statement(scope: PatientScope, shape: Hashable, refine: Callable[..., QuerySet[Patient]],
+                      ) -> tuple[Hashable, Callable[..., QuerySet[Patient]]]:
+    """``checked_select``'s query as a key and a function of the scope's values and ``refine``'s."""
+    def build(**values: Any) -> QuerySet[Patient]:
+        scoped = {name: values.pop(name) for name in SCOPE_VALUES}
+        return refine(cast(QuerySet[Patient], _checked(scope.with_values(**scoped))), **values)
+
+    return (shape, scope.reach), build
 
 
 def records_in_reach(ctx: Context, model: type[M]) -> QuerySet[M] | None:

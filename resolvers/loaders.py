@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from strawberry.dataloader import DataLoader
 from tortoise.queryset import QuerySet
 
+from core import statements
 from models import (
     Attachment,
     CarePlanActivity,
@@ -70,18 +71,27 @@ class Loaders:
 
     def _by_id(self, model: type[M]) -> Callable[[Sequence[uuid.UUID]], Awaitable[list[M | None]]]:
         """Rows by id, one statement for a batch."""
+        def build(institution_id: uuid.UUID, ids: list[uuid.UUID]) -> QuerySet[M]:
+            return model.filter(institution_id=institution_id, id__in=ids)
+
         async def load(ids: Sequence[uuid.UUID]) -> list[M | None]:
-            found = {row.id: row for row in await model.filter(institution_id=self.institution_id, id__in=list(ids))}
+            rows = await statements.select(model, ("by_id", model), build, institution_id=self.institution_id,
+                                           ids=sorted(set(ids)))
+            found = {row.id: row for row in rows}
             return [found.get(i) for i in ids]
 
         return load
 
     def _grouped(self, model: type[M], key: str) -> Callable[[Sequence[uuid.UUID]], Awaitable[list[list[M]]]]:
         """The rows of each parent (by ``key``) in creation order, one statement for a batch."""
+        def build(institution_id: uuid.UUID, parents: list[uuid.UUID]) -> QuerySet[M]:
+            return model.filter(institution_id=institution_id, **{f"{key}__in": parents}).order_by("id")
+
         async def load(parent_ids: Sequence[uuid.UUID]) -> list[list[M]]:
             found: dict[Any, list[M]] = defaultdict(list)
-            query = model.filter(institution_id=self.institution_id, **{f"{key}__in": list(parent_ids)})
-            for row in await query.order_by("id"):
+            rows = await statements.select(model, ("grouped", model, key), build, institution_id=self.institution_id,
+                                           parents=sorted(set(parent_ids)))
+            for row in rows:
                 found[getattr(row, key)].append(row)
             return [found[parent] for parent in parent_ids]
 

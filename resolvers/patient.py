@@ -9,9 +9,11 @@ import uuid
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from functools import partial
+from typing import Any, cast
 
 from tortoise.expressions import Q, Subquery
+from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from audit import writer
@@ -123,22 +125,40 @@ async def page(ctx: Context, *, first: int, after: str | None, where: PatientFil
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     after_key = _after_condition(order, after) if after else None
     await _check_filter(ctx, where)
-    query = access.checked_patients(ctx)
-    if query is None:
+    if not access.patient_scope(ctx).reaches_anyone:
         return PatientPage(pagination.Page([], False), 0 if count else None)
-    query = query.filter(_conditions(ctx, where))
-    total = await query.count() if count else None
-    if after_key is not None:
-        query = query.filter(after_key)
-    if columns is not None:
-        query = query.only(*access.view_columns(columns, *([] if order is None else [ORDER_COLUMNS[order.field]])))
-    rows = await query.order_by(*_order_by(order)).limit(first + 1)
+    condition = _conditions(ctx, where)
+    total = await _in_reach(ctx).filter(condition).count() if count else None
+    only = None if columns is None else access.view_columns(
+        columns, *([] if order is None else [ORDER_COLUMNS[order.field]]))
+    if order is None and where == PatientFilter():  # the plain list, its SQL built once (access.checked_select)
+        after_id = pagination.decode_uuid(CURSOR_KIND, after) if after else None
+        rows = await access.checked_select(ctx, ("patient_page", only), partial(_plain_page, condition, only),
+                                           after=after_id, limit=first + 1)
+    else:
+        rows = await _rows(_in_reach(ctx), condition, after_key, only, order).limit(first + 1)
     views = await access.views(ctx, rows[:first])
     if order is None:
         return PatientPage(pagination.page_of(views, len(rows) > first, CURSOR_KIND, key=lambda v: v.row.id), total)
     column = ORDER_COLUMNS[order.field]
     return PatientPage(pagination.page_of(views, len(rows) > first, order.cursor_kind,
                                           key=lambda v: _cursor_key(v.row.id, getattr(v.row, column))), total)
+
+
+def _in_reach(ctx: Context) -> QuerySet[Patient]:
+    """``access.checked_patients`` of a caller known to reach some patient."""
+    return cast(QuerySet[Patient], access.checked_patients(ctx))
+
+
+def _rows(query: QuerySet[Patient], condition: Q, after: Q | None, only: Collection[str] | None,
+          order: PatientOrder | None) -> QuerySet[Patient]:
+    query = query.filter(condition) if after is None else query.filter(condition, after)
+    return (query if only is None else query.only(*only)).order_by(*_order_by(order))
+
+
+def _plain_page(condition: Q, only: Collection[str] | None, query: QuerySet[Patient], after: uuid.UUID | None,
+                limit: int) -> QuerySet[Patient]:
+    return _rows(query, condition, None if after is None else Q(id__gt=after), only, None).limit(limit)
 
 
 def _order_by(order: PatientOrder | None) -> tuple[str, ...]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from core import statements
 from models import Patient
 from policies.scopes import IN_CARE_TEAM, IN_EMERGENCY, ROLE_REACH, PatientScope, Reach
 from resolvers import access
+from resolvers import patient as patients
 from tests.api.test_break_glass import BREAK, REASON, patient_of_b
 from tests.factories import Tenant, make_patient
 
@@ -46,19 +48,41 @@ def rendered(query: QuerySet[Patient]) -> tuple[str, list[Any]]:
     return sql, list(params)
 
 
-@pytest.mark.parametrize("columns", [None, ("birth_date", "department_id", "full_name", "id", "status")])
+COLUMNS = [None, ("birth_date", "department_id", "full_name", "id", "status")]
+
+
+@pytest.mark.parametrize("columns", COLUMNS)
 async def test_every_shape_binds_what_tortoise_builds(tenant: Tenant, columns: tuple[str, ...] | None) -> None:
     dialect = statements.dialect_of(Patient)
     for case in every_shape():
         assert case.reaches_anyone == (case.filter() is not None)
         if not case.reaches_anyone:
             continue
-        shape, build = access.checked_rows_statement(case, columns)
+        shape, build = access.checked_statement(case, columns, partial(access._among, columns))
         for ids in ([uuid.uuid4()], sorted(uuid.uuid4() for _ in range(3))):
-            for values in ({"ids": ids, **case.values()},
-                           {"ids": ids, **scope(case.reach, len(case.department_ids), case.partner_id is not None,
-                                                case.patient_id is not None).values()}):
+            for scoped in (case, similar(case)):
+                values = {"ids": ids, **scoped.values()}
                 assert statements.bound(shape, build, dialect, **values) == rendered(build(**values)), case.reach
+
+
+@pytest.mark.parametrize("columns", COLUMNS)
+async def test_the_plain_patient_list_binds_what_tortoise_builds(tenant: Tenant,
+                                                                 columns: tuple[str, ...] | None) -> None:
+    dialect = statements.dialect_of(Patient)
+    plain = partial(patients._plain_page, Q(), columns)
+    for case in every_shape():
+        if not case.reaches_anyone:
+            continue
+        shape, build = access.checked_statement(case, ("page", columns), plain)
+        for after in (None, uuid.uuid4(), uuid.uuid4()):
+            for scoped, limit in ((case, 51), (similar(case), 2)):
+                values = {"after": after, "limit": limit, **scoped.values()}
+                assert statements.bound(shape, build, dialect, **values) == rendered(build(**values)), case.reach
+
+
+def similar(case: PatientScope) -> PatientScope:
+    """Another caller of the same shape: other ids, as many departments."""
+    return scope(case.reach, len(case.department_ids), case.partner_id is not None, case.patient_id is not None)
 
 
 async def test_the_rows_and_their_checks_are_the_query_s(tenant: Tenant) -> None:
@@ -72,7 +96,7 @@ async def test_the_rows_and_their_checks_are_the_query_s(tenant: Tenant) -> None
                   department_ids={tenant.departments["A"].id})
 
     for columns in (None, access.view_columns(["full_name"])):
-        shape, build = access.checked_rows_statement(nurse, columns)
+        shape, build = access.checked_statement(nurse, columns, partial(access._among, columns))
         values = {"ids": sorted(ids), **nurse.values()}
         expected = await build(**values)
         for _ in range(2):  # learning the shape, then bound
@@ -83,7 +107,7 @@ async def test_the_rows_and_their_checks_are_the_query_s(tenant: Tenant) -> None
         assert all(row._partial == (columns is not None) for row in rows)
 
     later = nurse.with_values(**{**nurse.values(), "now": NOW + timedelta(days=1)})  # the grant has run out
-    shape, build = access.checked_rows_statement(later, None)
+    shape, build = access.checked_statement(later, None, partial(access._among, None))
     rows = await statements.select(Patient, shape, build, ids=sorted(ids), **later.values())
     assert {row.id for row in rows} == {in_department, in_team}
 
