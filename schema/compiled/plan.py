@@ -15,9 +15,19 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from graphql import GraphQLObjectType, GraphQLOutputType, get_named_type, is_leaf_type, is_object_type
+from graphql import (
+    GraphQLLeafType,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    get_named_type,
+    get_nullable_type,
+    is_leaf_type,
+    is_list_type,
+    is_non_null_type,
+    is_object_type,
+)
 from graphql.execution.collect_fields import FieldDetailsList
 from graphql.execution.executor import Executor
 
@@ -136,6 +146,8 @@ class Field:
     details: FieldDetailsList
     reader: Reader | None  # None: __typename
     sub: Object | None = None
+    leaf: GraphQLLeafType | None = None  # a scalar or enum field's named type: completed in one step (run.Run.field)
+    non_null: bool = False  # the field's own type is non-null
 
 
 @dataclass(slots=True)
@@ -175,5 +187,7 @@ def plan(executor: Executor[Any], types: Mapping[str, Compiled], object_type: Gr
                 return None
         elif not is_leaf_type(named):
             return None
-        made.fields.append(Field(key, name, object_type.name, return_type, field_details, reader, sub))
+        leaf = named if is_leaf_type(named) and not is_list_type(get_nullable_type(return_type)) else None
+        made.fields.append(Field(key, name, object_type.name, return_type, field_details, reader, sub,
+                                 cast(GraphQLLeafType | None, leaf), is_non_null_type(return_type)))
     return made

@@ -70,7 +70,15 @@ class Run:
                 access.require_class(source.ctx, view, reader.field_class)
                 allowed.add(reader.field_class)
             assert reader.read is not None
-            completed = self.complete(f, f.type, reader.read(source), parent, True)
+            value = reader.read(source)
+            if f.leaf is None or isinstance(value, Exception):
+                completed = self.complete(f, f.type, value, parent, True)
+            elif value is not None:  # complete's steps for a scalar, in one
+                completed = Executor.complete_leaf_value(f.leaf, value)
+            elif f.non_null:
+                raise TypeError(f"Cannot return null for non-nullable field {f.parent}.{f.name}.")
+            else:
+                completed = None
         except Exception as raw:
             # graphql-core's own handling: located at the field, null, or propagated when non-null
             self.executor.handle_field_error(raw, f.type, f.details, Path(parent, f.key, f.parent))
