@@ -21,6 +21,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from itertools import count
 from typing import Any, TypeVar
 
@@ -61,8 +62,11 @@ async def select(model: type[M], shape: Hashable, build: Callable[..., QuerySet[
     if template is None:
         return await build(**values)
     sql, params = _bind(template, values)
-    executor = db.executor_class(model=model, db=db, select_related_idx=[])
-    return list(await executor.execute_select(sql, params, custom_fields=list(template.annotations)))
+    _, rows = await db.execute_query(sql, params)
+    if not rows:
+        return []
+    make = _hydrator(model, tuple(rows[0].keys()), template.annotations)
+    return [make(row) for row in rows]
 
 
 def bound(shape: Hashable, build: Callable[..., QuerySet[M]], dialect: str, **values: Any) -> tuple[str, list[Any]]:
@@ -164,6 +168,45 @@ def _bind(template: _Template, values: dict[str, Any]) -> tuple[str, list[Any]]:
         value = values[slot.name] if slot.element is None else lists[slot.name][slot.element]
         params[slot.position] = str(value) if slot.as_text else value
     return template.sql, params
+
+
+@lru_cache(maxsize=256)
+def _hydrator(model: type[M], keys: tuple[str, ...], annotations: tuple[str, ...]) -> Callable[[Any], M]:
+    """Model instances from rows with these columns, as ``Model._init_from_db`` makes them, the per-column work
+    decided once: Tortoise decides it again for every row of a partial (``only``) query, a fifth of a page's model
+    building. ``annotations`` are set as they are, as Tortoise sets a query's annotations."""
+    meta = model._meta
+    native = {key for key, _, _ in meta.db_native_fields}
+    default = {key: field.field_type for key, _, field in meta.db_default_fields}
+    plan: list[tuple[str, str, Callable[[Any], Any] | None]] = []
+    for key in keys:
+        if key in annotations:
+            plan.append((key, key, None))
+        elif key in meta.fields_map:
+            field = meta.fields_map[key]
+            convert = None if key in native else _or_none(default[key]) if key in default else field.to_python_value
+            plan.append((key, meta.fields_db_projection_reverse.get(key, key), convert))
+    partial = not all(key in keys for key, _, _ in (*meta.db_native_fields, *meta.db_default_fields,
+                                                     *meta.db_complex_fields))
+    custom_pk = meta.db_pk_column not in meta.generated_db_fields
+    new, put = model.__new__, object.__setattr__
+
+    def make(row: Any) -> M:
+        instance = new(model)
+        put(instance, "_partial", partial)
+        put(instance, "_saved_in_db", True)
+        put(instance, "_custom_generated_pk", custom_pk)
+        put(instance, "_await_when_save", {})
+        for key, attribute, convert in plan:
+            value = row[key]
+            put(instance, attribute, value if convert is None else convert(value))
+        return instance
+
+    return make
+
+
+def _or_none(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return lambda value: None if value is None else convert(value)
 
 
 def dialect_of(model: type[Model]) -> str:

@@ -112,9 +112,9 @@ async def test_the_rows_and_their_checks_are_the_query_s(tenant: Tenant) -> None
     assert {row.id for row in rows} == {in_department, in_team}
 
 
-def summary(rows: list[Patient]) -> list[tuple[Any, ...]]:
-    return sorted((row.id, row.full_name, getattr(row, IN_CARE_TEAM), getattr(row, IN_EMERGENCY),
-                   row.department_id) for row in rows)
+def summary(rows: list[Patient]) -> list[dict[str, Any]]:
+    """Each instance's every attribute (its fields, the checks, Tortoise's own state such as ``_partial``)."""
+    return sorted((vars(row) for row in rows), key=lambda attributes: attributes["id"])
 
 
 async def test_a_value_tortoise_transforms_is_built_every_time(tenant: Tenant) -> None:
