@@ -367,9 +367,8 @@ def note_patient_reads(ctx: Context, log: ReadLog, view: PatientView, names: Col
     out, for its field to note as it fails."""
     for name in sorted(set(names) & PATIENT_FIELD_CLASS.keys()):
         field_class = PATIENT_FIELD_CLASS[name]
-        if field_class in view.classes and note_class_read(ctx, log, view, field_class) \
-                and name in ENCRYPTED_FIELDS["patient"] and written.get(name, getattr(view.row, name)) is not None:
-            log.note("patient", view.row.id, view.row.id, field_name=name)
+        if field_class in view.classes and note_class_read(ctx, log, view, field_class):
+            note_sealed_read(log, view, name, written.get(name, getattr(view.row, name)))
 
 
 def read_patient_field(ctx: Context, view: PatientView, name: str) -> Any:
@@ -383,11 +382,18 @@ def open_patient_field(ctx: Context, view: PatientView, name: str) -> Any:
     value = getattr(view.row, name)
     if name in TAG_FIELDS:
         return tags_from_db(value)
-    if name in ENCRYPTED_FIELDS["patient"] and value is not None:
-        pid = view.row.id
-        value = ctx.require_keys().open(value, field_aad(view.row.institution_id, "patient", name, pid))
-        ctx.reads.note("patient", pid, pid, field_name=name)
+    if note_sealed_read(ctx.reads, view, name, value):
+        value = ctx.require_keys().open(value, field_aad(view.row.institution_id, "patient", name, view.row.id))
     return value
+
+
+def note_sealed_read(log: ReadLog, view: PatientView, name: str, value: Any) -> bool:
+    """Note the read of a sealed column of the patient that holds a value (an empty one decrypts nothing, so it is
+    not named); whether it was noted, that is, whether the value is to be decrypted."""
+    if name not in ENCRYPTED_FIELDS["patient"] or value is None:
+        return False
+    log.note("patient", view.row.id, view.row.id, field_name=name)
+    return True
 
 
 def read_contact_field(ctx: Context, view: ContactView, name: str) -> Any:
