@@ -221,7 +221,7 @@ async def checked_rows(ctx: Context, ids: Collection[uuid.UUID],
     if not ids:
         return []
     only = None if columns is None else tuple(columns)
-    return await checked_select(ctx, ("checked_rows", only), partial(_among, only), ids=sorted(set(ids)))
+    return await checked_select(ctx, ("checked_rows", only), partial(_among, only), ids=statements.id_list(ids))
 
 
 def _among(only: tuple[str, ...] | None, query: QuerySet[Patient], ids: list[uuid.UUID]) -> QuerySet[Patient]:

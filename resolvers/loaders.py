@@ -76,7 +76,7 @@ class Loaders:
 
         async def load(ids: Sequence[uuid.UUID]) -> list[M | None]:
             rows = await statements.select(model, ("by_id", model), build, institution_id=self.institution_id,
-                                           ids=sorted(set(ids)))
+                                           ids=statements.id_list(ids))
             found = {row.id: row for row in rows}
             return [found.get(i) for i in ids]
 
@@ -90,7 +90,7 @@ class Loaders:
         async def load(parent_ids: Sequence[uuid.UUID]) -> list[list[M]]:
             found: dict[Any, list[M]] = defaultdict(list)
             rows = await statements.select(model, ("grouped", model, key), build, institution_id=self.institution_id,
-                                           parents=sorted(set(parent_ids)))
+                                           parents=statements.id_list(parent_ids))
             for row in rows:
                 found[getattr(row, key)].append(row)
             return [found[parent] for parent in parent_ids]

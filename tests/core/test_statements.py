@@ -129,3 +129,11 @@ async def test_a_value_tortoise_transforms_is_built_every_time(tenant: Tenant) -
                          institution_id=tenant.id)
     found = await statements.select(Patient, "transformed", build, fragment=uuid.uuid4(), institution_id=tenant.id)
     assert row.id in {r.id for r in found}
+
+
+def test_an_id_list_has_a_few_lengths_and_the_same_ids() -> None:
+    for count in range(0, 70):
+        ids = [uuid.uuid4() for _ in range(count)] * 2
+        listed = statements.id_list(ids)
+        assert set(listed) == set(ids) and listed == sorted(listed)
+        assert len(listed) in {0, 1, 2, 4, 8, 16, 32, 64, 128} and len(listed) >= len(set(ids))
