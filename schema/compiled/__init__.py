@@ -1,6 +1,7 @@
 """The compiled read path (issue 17, item 1): the root ``patients`` and ``patient`` (with their contacts), the
-``followUpWorklist`` (its tasks and their patients), a patient's ``visits`` and one ``visit``, and the ``tickets``,
-the ``ticketQueue`` and one ``ticket`` (each with its patient).
+``followUpWorklist`` (its tasks and their patients), a patient's ``visits`` and one ``visit``, the ``tickets``,
+the ``ticketQueue`` and one ``ticket`` (each with its patient), and the audit trail's pages (``auditEvents``,
+``partnerAccessLog``).
 
 graphql-core completes a page of 50 patients field by field: ~800 resolver calls, each with its resolve info,
 path, awaitable checks and a field-class check. Here the executor (``executor.CompiledExecutor``) recognises a
@@ -21,7 +22,7 @@ mean), run by ``run.Run``:
   notes come in the generic path's order; their loads are batched across the page by the loader, as in the
   generic path.
 
-What each root compiles is in its own module (``patient``, ``follow_up``, ``visit``, ``ticket``), made from the
+What each root compiles is in its own module (``patient``, ``follow_up``, ``visit``, ``ticket``, ``audit_event``), made from the
 Strawberry definition (``plan.readers_of``) with the guarded fields over it (``plan.guarded``, ``plan.journey``).
 
 A plan is made once per document, like parsing and validation: ``schema.selection.DocumentCache`` keeps it per
@@ -32,6 +33,6 @@ document's field nodes, the schema's types and the readers, nothing of a request
 Anything the plan does not know (another field, a directive other than @skip/@include, @defer, an operation
 with several root fields, a mutation) falls back to graphql-core for the whole root field: never a different
 answer. The generic path stays the reference; tests/api/test_compiled_reads.py, test_compiled_worklist.py,
-test_compiled_visits.py and test_compiled_tickets.py run a corpus of queries through both
+test_compiled_visits.py, test_compiled_tickets.py and test_compiled_audit_events.py run a corpus of queries through both
 (``CARELOOP_COMPILED_READS=0`` switches this path off) and compare answers and audit records.
 """

@@ -12,7 +12,7 @@ from graphql.execution.collect_fields import FieldDetailsList
 from graphql.pyutils import Path
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-from schema.compiled import follow_up, patient, ticket, visit  # the plan entries of each compiled root
+from schema.compiled import audit_event, follow_up, patient, ticket, visit  # the plan entries of each root
 from schema.compiled.plan import Compiled, Object, plan
 from schema.compiled.run import Run
 from schema.selection import CACHE
@@ -22,8 +22,8 @@ planned = logging.getLogger("careloop.compiled.plan")  # one debug line per plan
 
 SWITCH = "CARELOOP_COMPILED_READS"  # "0": every field through graphql-core (the reference path)
 
-TYPES: dict[str, Compiled] = {**patient.TYPES, **follow_up.TYPES, **visit.TYPES, **ticket.TYPES}
-ROOTS: dict[type, str] = {**patient.ROOTS, **follow_up.ROOTS, **visit.ROOTS, **ticket.ROOTS}
+TYPES: dict[str, Compiled] = {**patient.TYPES, **follow_up.TYPES, **visit.TYPES, **ticket.TYPES, **audit_event.TYPES}
+ROOTS: dict[type, str] = {**patient.ROOTS, **follow_up.ROOTS, **visit.ROOTS, **ticket.ROOTS, **audit_event.ROOTS}
 
 
 def enabled() -> bool:
