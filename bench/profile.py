@@ -25,6 +25,7 @@ import httpx
 
 from app import db
 from app.main import create_app
+from app.principals import PrincipalListener
 from app.services import build_services
 from bench import campaign, dataset, workloads
 from bench.run import ARGON2, Bench, careloop_env, load
@@ -55,9 +56,17 @@ async def profile(args: argparse.Namespace) -> None:
                                    workloads=",".join(sorted(workloads.DOCUMENTS)))
     bench = Bench(load_args, dsn, settings, careloop_env(dsn, master_key), secrets.token_urlsafe(18))
     await dataset.create_database(args.admin_url, name)
+    listener: asyncio.Task[None] | None = None
     try:
         await load(bench)
-        app = create_app(settings, build_services(settings), manage_database=False)
+        services = build_services(settings)
+        app = create_app(settings, services, manage_database=False)
+        # the principal cache answers only while its listener listens, as under the server's lifespan
+        listener = asyncio.create_task(PrincipalListener(services.principals, dsn).run())
+        for _ in range(100):
+            if services.principals.live:
+                break
+            await asyncio.sleep(0.05)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
             email = dataset.OFFICER_EMAIL if args.workload == "W4" else dataset.NURSE_EMAIL
@@ -88,6 +97,8 @@ async def profile(args: argparse.Namespace) -> None:
         stats.sort_stats("cumulative").print_stats(args.top)
         stats.sort_stats("tottime").print_stats(args.top)
     finally:
+        if listener is not None:
+            listener.cancel()
         await db.close_database()
         await dataset.drop_database(args.admin_url, name)
 
