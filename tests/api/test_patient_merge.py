@@ -5,6 +5,7 @@ role without the right, a file out of reach, a stale version, what cannot be mer
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -38,6 +39,9 @@ LIST = "query($filter: PatientFilter) { patients(first: 50, filter: $filter) { n
 UPDATE = "mutation($id: ID!, $input: PatientUpdateInput!) { patientUpdate(id: $id, input: $input) { id } }"
 CARE_ASSIGN = "mutation($p: ID!, $s: ID!) { careTeamAssign(patientId: $p, staffId: $s) }"
 TICKET_CREATE = "mutation($input: TicketCreateInput!) { ticketCreate(input: $input) { id } }"
+# A follow-up call is due from today (the institution's local date) to a year ahead: two weeks from the real
+# clock is inside that range whatever day the tests run on.
+IN_TWO_WEEKS = (datetime.now(UTC) + timedelta(days=14)).date().isoformat()
 
 
 async def state(tenant: Tenant) -> dict[str, list[dict[str, Any]]]:
@@ -244,9 +248,9 @@ WRITES: dict[str, tuple[str, str, str, dict[str, Any]]] = {
     "flagCreate": ("nurse", "mutation($input: FlagCreateInput!) { flagCreate(input: $input) { id } }", "patientId",
                    {"kind": "FALL_RISK"}),
     "followUpTaskCreate": ("doctor", "mutation($input: FollowUpTaskCreateInput!) { followUpTaskCreate(input: "
-                           "$input) { id } }", "patientId", {"dueOn": "2026-12-20"}),
+                           "$input) { id } }", "patientId", {"dueOn": IN_TWO_WEEKS}),
     "carePlanCreate": ("doctor", "mutation($input: CarePlanCreateInput!) { carePlanCreate(input: $input) { id } }",
-                       "patientId", {"title": "After the implant", "startsOn": "2026-12-20",
+                       "patientId", {"title": "After the implant", "startsOn": IN_TWO_WEEKS,
                                      "activities": [{"kind": "CALL", "afterDays": 1}]}),
 }
 
