@@ -18,10 +18,16 @@ from models import Appointment, AuditEvent
 from resolvers import appointment as appointments
 from resolvers import institution as institutions
 from resolvers.context import Services
-from tests.api.test_appointments import BOOK, RESCHEDULE, TOMORROW_9, at, book, booking, make_schedule
+from tests.api.test_appointments import BOOK, NOW, RESCHEDULE, TOMORROW_9, at, book, booking, make_schedule
 from tests.factories import PASSWORD, Response, Tenant, login, make_patient
 
 ROUNDS = 5
+
+
+@pytest.fixture(autouse=True)
+def frozen_now(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The slots are test_appointments' (2 to 6 March 2027): its clock too, or they would be past on that day."""
+    monkeypatch.setattr(appointments, "_now", lambda: NOW)
 
 
 async def second_desk(tenant: Tenant, client: httpx.AsyncClient, services: Services) -> None:
