@@ -45,6 +45,7 @@ from policies.guard import Decision
 from resolvers import access, follow_up, pagination, versioning, writes
 from resolvers import appointment as appointments
 from resolvers import consent as consents
+from resolvers import institution as institutions
 from resolvers.access import PatientView
 from resolvers.context import Context, Services
 
@@ -127,7 +128,8 @@ async def page(ctx: Context, *, first: int, after: str | None, where: PatientFil
     await _check_filter(ctx, where)
     if not access.patient_scope(ctx).reaches_anyone:
         return PatientPage(pagination.Page([], False), 0 if count else None)
-    condition = _conditions(ctx, where)
+    today = await local_today(ctx) if where.national_id is not None else None
+    condition = _conditions(ctx, where, today)
     total = await _in_reach(ctx).filter(condition).count() if count else None
     only = None if columns is None else access.view_columns(
         columns, *([] if order is None else [ORDER_COLUMNS[order.field]]))
@@ -217,7 +219,13 @@ async def _check_filter(ctx: Context, where: PatientFilter) -> None:
         await access.authorize(ctx, "contact", "read", action=Action.READ, resource_type="patient")
 
 
-def _conditions(ctx: Context, where: PatientFilter) -> Q:
+async def local_today(ctx: Context) -> date:
+    """Today where the institution is: a birth date (an ID's too) is in the future by its calendar, not the
+    server's (a newborn registered in Shanghai before 08:00 was born 'tomorrow' in UTC)."""
+    return datetime.now(UTC).astimezone(await institutions.zone(ctx.institution_id)).date()
+
+
+def _conditions(ctx: Context, where: PatientFilter, today: date | None = None) -> Q:
     q = Q()
     if where.name_prefix is not None:
         prefix = clean_text(where.name_prefix, field="filter.namePrefix", max_length=100, min_length=1)
@@ -238,7 +246,8 @@ def _conditions(ctx: Context, where: PatientFilter) -> Q:
         if where.national_id is None or where.national_id_type is None:
             raise BadUserInput("filter.nationalId: give the document type and number together.",
                                field="filter.nationalId")
-        number = normalize_national_id(where.national_id_type, where.national_id, field="filter.nationalId")
+        number = normalize_national_id(where.national_id_type, where.national_id, today=today,
+                                       field="filter.nationalId")
         q &= Q(national_id_bidx=access.blind_index(ctx, "national_id", f"{where.national_id_type}:{number}"))
     if where.birth_date is not None:
         q &= Q(birth_date=where.birth_date)
@@ -425,15 +434,17 @@ async def _normalize(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     problems = Problems()
     if ("national_id" in data) != ("national_id_type" in data):
         problems.add("nationalId", "required_together", "give nationalIdType and nationalId together.")
+    dated = data.get("birth_date") is not None or data.get("national_id") is not None
+    today = await local_today(ctx) if dated else None
     for name, value in data.items():
         with problems.collect(camel_case(name)):
-            out[name] = None if value is None else _normalize_one(name, value)
+            out[name] = None if value is None else _normalize_one(name, value, today)
     if data.get("national_id") is not None and not problems.has("nationalId"):
         if data.get("national_id_type") is None:
             problems.add("nationalIdType", "required", "is required with nationalId.")
         else:
             with problems.collect("nationalId"):
-                out["national_id"] = normalize_national_id(data["national_id_type"], data["national_id"])
+                out["national_id"] = normalize_national_id(data["national_id_type"], data["national_id"], today=today)
     elif "national_id" in data:
         out["national_id_type"] = None
     if out.get("department_id") is not None:
@@ -447,7 +458,7 @@ async def _normalize(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _normalize_one(name: str, value: Any) -> Any:
+def _normalize_one(name: str, value: Any, today: date | None) -> Any:
     field_name = camel_case(name)
     if name in _TEXT_LIMITS:
         return clean_text(value, field=field_name, max_length=_TEXT_LIMITS[name], min_length=1)
@@ -456,7 +467,8 @@ def _normalize_one(name: str, value: Any) -> Any:
     if name == "email":
         return normalize_email(value, field=field_name)
     if name == "birth_date":
-        return validate_birth_date(value if isinstance(value, date) else date.fromisoformat(value), field=field_name)
+        return validate_birth_date(value if isinstance(value, date) else date.fromisoformat(value), today=today,
+                                   field=field_name)
     if name == "sex":
         return _one_of(value, SEXES, field_name)
     if name == "status":

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from core.validation import resident_id_check_digit
 from models import Patient
+from tests.daytime import ZONE
 from tests.factories import Tenant, make_patient, subjects
 
 VALID_RESIDENT_ID = "11010519491231002X"
@@ -447,7 +449,9 @@ async def test_largest_page_size_is_accepted(tenant: Tenant) -> None:
 
 # -- bad input -------------------------------------------------------------------------------
 
-TOMORROW = (date.today() + timedelta(days=1)).isoformat()
+# After tomorrow in the institution's zone: in the future on whichever day (there or in UTC) the tests run,
+# even if the day turns between collecting this module and running its tests.
+TOMORROW = (datetime.now(UTC).astimezone(ZONE).date() + timedelta(days=2)).isoformat()
 BAD_FIELDS = [
     pytest.param({"nationalIdType": "RESIDENT_ID", "nationalId": BAD_CHECK_DIGIT}, "input.nationalId",
                  "input.nationalId: check digit does not match.", id="check-digit"),
@@ -510,6 +514,19 @@ async def test_bad_update_writes_nothing(tenant: Tenant, fields: dict[str, Any],
 
     assert bad_input(reply) == (field, message)
     assert await row(pid) == before
+
+
+async def test_a_patient_born_today_in_the_institutions_zone_is_registered(tenant: Tenant) -> None:
+    """Born today where the institution is (Shanghai), though it may still be yesterday in UTC, the server's
+    zone: from 16:00 to 24:00 UTC a newborn's birth date was refused as 'in the future'."""
+    today = datetime.now(UTC).astimezone(ZONE).date()
+    first17 = f"110105{today:%Y%m%d}002"
+    resident_id = first17 + resident_id_check_digit(first17)
+
+    pid = await make_patient(tenant, birthDate=today.isoformat(), nationalIdType="RESIDENT_ID", nationalId=resident_id)
+
+    assert (await row(pid))["birth_date"] == today
+    assert await listed(tenant, nationalIdType="RESIDENT_ID", nationalId=resident_id) == [str(pid)]
 
 
 async def test_full_name_of_100_characters_is_accepted(tenant: Tenant) -> None:
