@@ -22,8 +22,9 @@ mean), run by ``run.Run``:
   notes come in the generic path's order; their loads are batched across the page by the loader, as in the
   generic path.
 
-What each root compiles is in its own module (``patient``, ``follow_up``, ``visit``, ``ticket``, ``audit_event``), made from the
-Strawberry definition (``plan.readers_of``) with the guarded fields over it (``plan.guarded``, ``plan.journey``).
+What each root compiles is in its own module (``patient``, ``follow_up``, ``visit``, ``ticket``, ``audit_event``),
+made from the Strawberry definition (``plan.readers_of``) with the guarded fields over it (``plan.guarded``,
+``plan.journey``).
 
 A plan is made once per document, like parsing and validation: ``schema.selection.DocumentCache`` keeps it per
 operation node (the parser cache hands back the same one for the same text) and per value of the variables
