@@ -9,6 +9,13 @@ brace, so rendering is a plain substitution that cannot reach anything but the g
 
 The outbox (``resolvers.communication``) calls ``pick`` and ``render`` at the moment of sending;
 the API sets, resets, lists and previews templates (admins write, department heads read).
+
+Versions: a key (institution, cause, channel, language) counts 1, 2, 3, ... from its first write and never
+goes back. A reset keeps the row as a tombstone (body emptied, version one more), which every reader here
+treats as absent, so the next write continues the count: a version read before a reset (and another
+template written since) can never match again, and a stale write is a CONFLICT instead of a lost update.
+Version 0 states "no template of the institution's own there" (never written, or reset): it is what a
+reader shows for a default and what ``set_template``/``reset`` compare against for a missing or reset key.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from core.ids import uuid7
 from core.validation import Problems, clean_text, one_of
 from models import Institution, MessageTemplate
 from models.communication import CAUSES, PURPOSES
-from models.message_template import TEMPLATE_CHANNELS, TEMPLATE_LANGUAGES, TEMPLATE_VARIABLES
+from models.message_template import TEMPLATE_CHANNELS, TEMPLATE_LANGUAGES, TEMPLATE_VARIABLES, TOMBSTONE_BODY
 from resolvers import access, pagination
 from resolvers import messaging as messagings
 from resolvers.context import Context
@@ -166,7 +173,8 @@ SAMPLES: dict[str, dict[str, str]] = {
 
 @dataclass(frozen=True)
 class Template:
-    """A template in force: the institution's own row, or a built-in default (``row`` None)."""
+    """A template in force: the institution's own row, or a built-in default (``row`` None; also when the
+    institution's row for the key is a reset's tombstone)."""
 
     cause: str
     channel: str
@@ -181,7 +189,7 @@ class Template:
 
     @property
     def version(self) -> int:
-        return 0 if self.row is None else self.row.version  # 0: never written (pass it to replace a default)
+        return 0 if self.row is None else self.row.version  # 0: none of its own (pass it to replace a default)
 
     @property
     def updated_at(self) -> datetime | None:
@@ -264,7 +272,7 @@ async def pick(institution_id: uuid.UUID, cause: str, channel: str, language: st
 
 
 async def _in_force(institution_id: uuid.UUID, cause: str, channel: str, language: str) -> Template:
-    rows = {row.channel: row for row in await MessageTemplate.filter(
+    rows = {row.channel: row for row in await MessageTemplate.live(
         institution_id=institution_id, cause=cause, language=language, channel__in=list({channel, "any"}))}
     row = rows.get(channel) or rows.get("any")
     return _template(row) if row is not None else default(cause, language)
@@ -279,14 +287,15 @@ def _template(row: MessageTemplate) -> Template:
 
 async def templates(ctx: Context, *, cause: str | None, first: int,
                     after: str | None) -> pagination.Page[Template]:
-    """The institution's own templates and the defaults it has not replaced, by cause, language and channel.
-    One statement whatever the page (an institution has at most causes x channels x languages rows)."""
+    """The institution's own templates and the defaults it has not replaced (or has reset), by cause, language
+    and channel. One statement whatever the page (an institution has at most causes x channels x languages
+    rows)."""
     decision = await access.authorize(ctx, "message_template", "read", action=Action.READ,
                                       resource_type="message_template")
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     if cause is not None:
         one_of(cause, TEMPLATE_CAUSES, "cause")
-    query = MessageTemplate.filter(institution_id=ctx.institution_id)
+    query = MessageTemplate.live(institution_id=ctx.institution_id)
     if cause is not None:
         query = query.filter(cause=cause)
     own = {(row.cause, row.channel, row.language): _template(row) for row in await query}
@@ -345,8 +354,9 @@ def _checked_body(cause: str, channel: str, body: str) -> str:
 
 async def set_template(ctx: Context, cause: str, channel: str, language: str, subject: str, body: str,
                        version: int | None) -> Template:
-    """Create or replace the institution's template. ``version``: the one read (0 for a default); a stale
-    one is a CONFLICT and writes nothing. Without it, the last write wins."""
+    """Create or replace the institution's template. ``version``: the one read (0 for a default, also after a
+    reset); a stale one is a CONFLICT and writes nothing. Without it, the last write wins. Writing a key that
+    was reset fills its tombstone again with the next version (on the trail as a create, as the first write)."""
     decision = await access.authorize(ctx, "message_template", "update", action=Action.UPDATE,
                                       resource_type="message_template")
     problems = Problems()  # every problem of the input at once, before anything is read or written
@@ -359,14 +369,14 @@ async def set_template(ctx: Context, cause: str, channel: str, language: str, su
     try:
         async with in_transaction():
             row = await MessageTemplate.filter(**key).select_for_update().first()
-            if version is not None and version != (0 if row is None else row.version):
+            if version is not None and version != _version_of(row):
                 raise _stale()
             if row is None:
                 row = await MessageTemplate.create(id=uuid7(), subject=subject, body=body, version=1, **key)
                 action = Action.CREATE
-            else:
+            else:  # replaced, or written again after a reset: the key's versions only go up
                 await MessageTemplate.filter(id=row.id).update(subject=subject, body=body, version=row.version + 1)
-                action = Action.UPDATE
+                action = Action.CREATE if row.is_tombstone else Action.UPDATE
             await writer.append([access.write_record(ctx, action, "message_template", row.id, fields=written,
                                                      decision=decision)])
     except IntegrityError:  # another request created it a moment ago
@@ -377,17 +387,22 @@ async def set_template(ctx: Context, cause: str, channel: str, language: str, su
 
 async def reset(ctx: Context, cause: str, channel: str, language: str, version: int | None = None) -> Template:
     """Drop the institution's template: the next in line (its "any" template, or the default) is in force.
-    ``version``: the one read (0 for a default); a stale one is a CONFLICT and drops nothing."""
+    ``version``: the one read (0 for a default); a stale one is a CONFLICT and drops nothing.
+
+    The row stays as a tombstone (subject and body emptied, version one more, on the trail as the template's
+    delete), so the key's next write continues its versions instead of starting at 1 again: a client still
+    holding a version from before the reset gets a CONFLICT rather than overwriting the new template. A key
+    with nothing of its own (never written, or reset already) is left as it is."""
     decision = await access.authorize(ctx, "message_template", "update", action=Action.DELETE,
                                       resource_type="message_template")
     cause, channel, language = _checked_key(cause, channel, language)
     async with in_transaction():
         row = await MessageTemplate.filter(institution_id=ctx.institution_id, cause=cause, channel=channel,
                                            language=language).select_for_update().first()
-        if version is not None and version != (0 if row is None else row.version):
+        if version is not None and version != _version_of(row):
             raise _stale()
-        if row is not None:
-            await MessageTemplate.filter(id=row.id).delete()
+        if row is not None and not row.is_tombstone:
+            await MessageTemplate.filter(id=row.id).update(subject="", body=TOMBSTONE_BODY, version=row.version + 1)
             await writer.append([access.write_record(ctx, Action.DELETE, "message_template", row.id,
                                                      fields=frozenset({"subject", "body"}), decision=decision)])
     return await _in_force(ctx.institution_id, cause, channel, language)
@@ -413,6 +428,12 @@ async def preview(ctx: Context, cause: str, channel: str, language: str, subject
         variables["institution_phone"] = phone
     ctx.reads.note("message_template", None if template.row is None else template.row.id, None, rule=decision.rule)
     return Preview(template, render(template.subject, variables), render(template.body, variables))
+
+
+def _version_of(row: MessageTemplate | None) -> int:
+    """The version a reader shows for the key's template, which a write states: 0 when the institution has none
+    of its own there (no row, or a reset's tombstone, whose own version only keeps the count going)."""
+    return 0 if row is None or row.is_tombstone else row.version
 
 
 def _stale() -> Conflict:

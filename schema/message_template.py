@@ -72,8 +72,10 @@ class MessageTemplate:
     subject: str = strawberry.field(description="The subject line (e-mail); may hold slots.")
     body: str = strawberry.field(description="The text with its {variable} slots.")
     is_default: bool = strawberry.field(description="True: the built-in default; false: the institution's own.")
-    version: int = strawberry.field(description="0 for a default, 1 when first written, one more on each change. "
-                                                "Pass it back to messageTemplateSet.")
+    version: int = strawberry.field(description="0 for a default (never written, or reset), 1 when first "
+                                                "written, one more on each change and reset: a key's versions "
+                                                "never repeat, so one read before a reset stays stale. Pass it "
+                                                "back to messageTemplateSet.")
     updated_at: datetime | None = strawberry.field(description="When the institution last wrote it (null: a "
                                                                "default).")
 
@@ -189,7 +191,9 @@ class MessageTemplateMutation:
 
     @strawberry.mutation(description="Drop the institution's template for a cause, channel and language (admins): "
                                      "answers the one in force from now on (its ANY template, or the default). "
-                                     "Pass the version you read (0 for a default): a stale one is a CONFLICT.")
+                                     "Pass the version you read (0 for a default): a stale one is a CONFLICT. "
+                                     "The next messageTemplateSet there states 0 and continues the key's "
+                                     "versions, so a version read before the reset stays a CONFLICT.")
     async def message_template_reset(
             self, info: Info,
             cause: Annotated[TemplateCause, strawberry.argument(description="What it is sent for.")],

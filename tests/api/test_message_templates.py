@@ -134,7 +134,8 @@ async def test_set_override_replace_with_a_version_and_reset(tenant: Tenant) -> 
                                       language="ZH_CN"), "messageTemplateReset")
     assert (back["isDefault"], back["channel"], back["version"]) == (True, "ANY", 0)
     assert back["body"] == templates.DEFAULTS[("appointment_confirmation", "zh-CN")][1]
-    assert await rows(tenant) == []
+    # the text is gone; the row stays as a tombstone that keeps the key's count (3 written, 4 reset)
+    assert [row[1:] for row in await rows(tenant)] == [("appointment_confirmation", "sms", "zh-CN", "", "", 4)]
     assert len(await tenant.audit_events(resource_type="message_template", action="delete")) == 1
     again = await ok(await tenant.call("admin", RESET, cause="APPOINTMENT_CONFIRMATION", channel="SMS",
                                        language="ZH_CN"), "messageTemplateReset")
@@ -298,3 +299,110 @@ async def test_an_institutions_templates_are_its_own(tenant: Tenant, other_tenan
     await ok(await other_tenant.call("admin", RESET, cause="APPOINTMENT_CONFIRMATION", channel="SMS",
                                      language="ZH_CN"), "messageTemplateReset")
     assert (await templates.pick(tenant.id, "appointment_confirmation", "sms", "zh-CN"))[1] == "甲 {patient_name}"
+
+
+# -- versions across a reset: never repeated --------------------------------------------------------------------
+
+
+RESET_AT = """mutation($cause: TemplateCause!, $channel: TemplateChannel!, $language: TemplateLanguage!,
+                       $version: Int) {
+  messageTemplateReset(cause: $cause, channel: $channel, language: $language, version: $version) {
+    cause channel language subject body isDefault version } }"""
+SMS_KEY = {"cause": "APPOINTMENT_CONFIRMATION", "channel": "SMS", "language": "ZH_CN"}
+ANY_KEY = {**SMS_KEY, "channel": "ANY"}
+
+
+async def writes(tenant: Tenant) -> list[str]:
+    """The actions of the template writes on the trail, in order (reads left out)."""
+    return [event.action for event in await tenant.audit_events(resource_type="message_template", outcome="allowed")
+            if event.action != "read"]
+
+
+async def test_a_stale_version_from_before_a_reset_and_a_new_template_is_a_conflict(tenant: Tenant) -> None:
+    """ABA: A reads version 1 of a template; B resets it and writes a new one; A's write stating version 1 must
+    not overwrite B's text."""
+    await ok(await tenant.call("admin", SET, input=a_template(body="甲 {patient_name}"), version=0),
+             "messageTemplateSet")
+    read_by_a = await ok(await tenant.call("admin", PREVIEW, **SMS_KEY), "messageTemplatePreview")
+    assert read_by_a["template"] == {"channel": "SMS", "isDefault": False, "version": 1}
+    # B: reset, read again (the default, version 0) and write a new text with the version read
+    await ok(await tenant.call("admin", RESET_AT, **SMS_KEY, version=1), "messageTemplateReset")
+    read_by_b = await ok(await tenant.call("admin", PREVIEW, **SMS_KEY), "messageTemplatePreview")
+    assert read_by_b["template"] == {"channel": "ANY", "isDefault": True, "version": 0}
+    b_wrote = await ok(await tenant.call("admin", SET, input=a_template(body="乙 {patient_name}"),
+                                         version=read_by_b["template"]["version"]), "messageTemplateSet")
+    assert b_wrote["version"] > 1
+    before, events = await rows(tenant), await tenant.audit_count()
+
+    stale = await tenant.call("admin", SET, input=a_template(body="甲改 {patient_name}"),
+                              version=read_by_a["template"]["version"])
+
+    assert stale.codes == ["CONFLICT"] and stale.errors[0]["extensions"]["field"] == "version"
+    assert await rows(tenant) == before and await tenant.audit_count() == events
+    assert (await templates.pick(tenant.id, "appointment_confirmation", "sms", "zh-CN"))[1] == "乙 {patient_name}"
+    stale = await tenant.call("admin", RESET_AT, **SMS_KEY, version=read_by_a["template"]["version"])
+    assert stale.codes == ["CONFLICT"] and await rows(tenant) == before
+
+
+async def test_versions_keep_increasing_across_resets(tenant: Tenant) -> None:
+    """read -> reset -> read -> set with the version read works, and no version of the key comes back."""
+    seen: list[int] = []
+    for round_ in range(3):
+        listed = {(t["cause"], t["channel"], t["language"]): t for t in await every_template(tenant)}
+        read = listed[("APPOINTMENT_CONFIRMATION", "ANY", "ZH_CN")]
+        assert read["isDefault"] is True and read["version"] == 0 and read["updatedAt"] is None
+        written = await ok(await tenant.call("admin", SET, input=a_template(
+            channel="ANY", body=f"第{round_}版 {{patient_name}}"), version=read["version"]), "messageTemplateSet")
+        changed = await ok(await tenant.call("admin", SET, input=a_template(
+            channel="ANY", body=f"第{round_}版改 {{patient_name}}"), version=written["version"]), "messageTemplateSet")
+        seen += [written["version"], changed["version"]]
+        back = await ok(await tenant.call("admin", RESET_AT, **ANY_KEY, version=changed["version"]),
+                        "messageTemplateReset")
+        assert (back["isDefault"], back["channel"], back["version"]) == (True, "ANY", 0)
+    assert seen == [1, 2, 4, 5, 7, 8]  # each reset took a version too: none comes back
+    assert await writes(tenant) == ["create", "update", "delete"] * 3
+
+
+async def test_after_a_reset_the_listing_preview_and_outbox_show_the_default(tenant: Tenant) -> None:
+    default_zh = templates.DEFAULTS[("appointment_confirmation", "zh-CN")]
+    await ok(await tenant.call("admin", SET, input=a_template(channel="ANY", subject="自", body="自 {date}")),
+             "messageTemplateSet")
+    await ok(await tenant.call("admin", SET, input=a_template(channel="SMS", body="短信 {date}")), "messageTemplateSet")
+    await ok(await tenant.call("admin", RESET_AT, **ANY_KEY, version=1), "messageTemplateReset")
+    # the SMS template stays; every other channel falls back past the dropped ANY template to the default
+    assert (await templates.pick(tenant.id, "appointment_confirmation", "sms", "zh-CN"))[1] == "短信 {date}"
+    assert await templates.pick(tenant.id, "appointment_confirmation", "email", "zh-CN") == default_zh
+    email = await ok(await tenant.call("admin", PREVIEW, cause="APPOINTMENT_CONFIRMATION", channel="EMAIL",
+                                       language="ZH_CN"), "messageTemplatePreview")
+    assert email["template"] == {"channel": "ANY", "isDefault": True, "version": 0}
+    assert email["subject"] == default_zh[0]
+    back = await ok(await tenant.call("admin", RESET_AT, **SMS_KEY, version=1), "messageTemplateReset")
+    assert (back["channel"], back["isDefault"], back["version"], back["subject"], back["body"]) == (
+        "ANY", True, 0, *default_zh)
+    listed = await every_template(tenant)
+    assert len(listed) == 2 * len(CAUSES) and all(t["isDefault"] and t["version"] == 0 for t in listed)
+    only = await ok(await tenant.call("admin", LIST, cause="APPOINTMENT_CONFIRMATION"), "messageTemplates")
+    assert [(e["node"]["channel"], e["node"]["body"]) for e in only["edges"]] == [
+        ("ANY", templates.DEFAULTS[("appointment_confirmation", "en")][1]), ("ANY", default_zh[1])]
+    for key in (SMS_KEY, ANY_KEY):
+        shown = await ok(await tenant.call("department_head", PREVIEW, **key), "messageTemplatePreview")
+        assert shown["template"] == {"channel": "ANY", "isDefault": True, "version": 0}
+        assert shown["body"].startswith("张三，您已预约")
+    # a reset dropped nothing more than the text: a second one (of a key reset already) changes nothing
+    before, written = await rows(tenant), await writes(tenant)
+    again = await ok(await tenant.call("admin", RESET_AT, **SMS_KEY, version=0), "messageTemplateReset")
+    assert (again["isDefault"], again["version"]) == (True, 0)
+    assert await rows(tenant) == before and await writes(tenant) == written
+    assert written == ["create", "create", "delete", "delete"]
+
+
+async def test_a_reset_of_a_key_never_written_changes_nothing(tenant: Tenant) -> None:
+    stale = await tenant.call("admin", RESET_AT, **SMS_KEY, version=1)
+    assert stale.codes == ["CONFLICT"]
+    back = await ok(await tenant.call("admin", RESET_AT, **SMS_KEY, version=0), "messageTemplateReset")
+    assert (back["channel"], back["isDefault"], back["version"]) == ("ANY", True, 0)
+    back = await ok(await tenant.call("admin", RESET_AT, **ANY_KEY), "messageTemplateReset")
+    assert (back["channel"], back["isDefault"], back["version"]) == ("ANY", True, 0)
+    assert await rows(tenant) == [] and await writes(tenant) == []
+    first = await ok(await tenant.call("admin", SET, input=a_template(), version=0), "messageTemplateSet")
+    assert first["version"] == 1
