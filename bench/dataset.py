@@ -6,7 +6,7 @@ with COPY, but sealed exactly as ``resolvers.patient._columns`` / ``resolvers.co
 (``InstitutionKeys.seal`` with ``field_aad``, blind indexes with ``keys.blind_index``) and hashed
 exactly as ``audit.writer`` hashes them (``audit.chain.row_hash``, in seq order). Follow-up tasks have
 no sealed column in use here (their ``notes`` stay null); their due dates count back from today in the
-institution's time zone (``resolvers.institution.zone``), as ``resolvers.follow_up.local_today`` does.
+institution's time zone (``resolvers.institution.local_today``), as the worklist has it.
 The outpatient department of W6 (20 clinicians, their schedules, exceptions and a few hundred appointments
 in next week's slots) is written with the ORM: a few hundred rows, the slots computed by ``core.slots``.
 """
@@ -255,9 +255,7 @@ async def load_patients(dsn: str, tenant: Tenant, start: int, stop: int, contact
     await _copy(dsn, "contact", CONTACT_COLUMNS, contacts)
 
 
-async def local_today(institution_id: uuid.UUID) -> date:
-    """Today in the institution's time zone, as ``resolvers.follow_up.local_today`` has it."""
-    return datetime.now(UTC).astimezone(await institutions.zone(institution_id)).date()
+local_today = institutions.local_today  # today in the institution's time zone, as the worklist has it
 
 
 def expected_worklist(tenant: Tenant, count: int, patients: int, loaded_on: date, today: date) -> list[str]:

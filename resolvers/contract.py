@@ -144,7 +144,7 @@ def _now() -> datetime:
 
 async def local_today(institution_id: uuid.UUID, now: datetime | None = None) -> date:
     """The institution's local date (contract terms are in local dates)."""
-    return (now or _now()).astimezone(await institutions.zone(institution_id)).date()
+    return await institutions.local_today(institution_id, now or _now())
 
 
 # -- input problems, all reported at once ------------------------------------------------------

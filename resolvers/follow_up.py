@@ -240,7 +240,7 @@ def _now() -> datetime:
 
 async def local_today(ctx: Context) -> date:
     """Today in the institution's time zone: "due today" and "overdue" are local dates."""
-    return _now().astimezone(await institutions.zone(ctx.institution_id)).date()
+    return await institutions.local_today(ctx.institution_id, _now())
 
 
 # -- rules ---------------------------------------------------------------------------------

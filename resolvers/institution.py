@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tortoise.exceptions import IntegrityError
@@ -58,6 +59,12 @@ async def rotate_key(services: Services, institution_id: uuid.UUID) -> int:
 async def zone(institution_id: uuid.UUID) -> ZoneInfo:
     """The institution's time zone (days, months and working hours are local to it)."""
     return ZoneInfo((await Institution.get(id=institution_id)).time_zone)
+
+
+async def local_today(institution_id: uuid.UUID, now: datetime | None = None) -> date:
+    """The institution's date at ``now`` (the present by default): "today", "due", "overdue", a birth date in
+    the future are all by its calendar, not the server's."""
+    return (now or datetime.now(UTC)).astimezone(await zone(institution_id)).date()
 
 
 async def create_department(institution: Institution, name: str) -> Department:

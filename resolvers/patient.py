@@ -128,7 +128,7 @@ async def page(ctx: Context, *, first: int, after: str | None, where: PatientFil
     await _check_filter(ctx, where)
     if not access.patient_scope(ctx).reaches_anyone:
         return PatientPage(pagination.Page([], False), 0 if count else None)
-    today = await local_today(ctx) if where.national_id is not None else None
+    today = await institutions.local_today(ctx.institution_id) if where.national_id is not None else None
     condition = _conditions(ctx, where, today)
     total = await _in_reach(ctx).filter(condition).count() if count else None
     only = None if columns is None else access.view_columns(
@@ -217,12 +217,6 @@ async def _check_filter(ctx: Context, where: PatientFilter) -> None:
                                    resource_type="patient")
     if where.contact_phone is not None:  # it reveals a family member's phone: read as contacts are
         await access.authorize(ctx, "contact", "read", action=Action.READ, resource_type="patient")
-
-
-async def local_today(ctx: Context) -> date:
-    """Today where the institution is: a birth date (an ID's too) is in the future by its calendar, not the
-    server's (a newborn registered in Shanghai before 08:00 was born 'tomorrow' in UTC)."""
-    return datetime.now(UTC).astimezone(await institutions.zone(ctx.institution_id)).date()
 
 
 def _conditions(ctx: Context, where: PatientFilter, today: date | None = None) -> Q:
@@ -435,7 +429,7 @@ async def _normalize(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     if ("national_id" in data) != ("national_id_type" in data):
         problems.add("nationalId", "required_together", "give nationalIdType and nationalId together.")
     dated = data.get("birth_date") is not None or data.get("national_id") is not None
-    today = await local_today(ctx) if dated else None
+    today = await institutions.local_today(ctx.institution_id) if dated else None
     for name, value in data.items():
         with problems.collect(camel_case(name)):
             out[name] = None if value is None else _normalize_one(name, value, today)
