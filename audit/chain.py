@@ -77,3 +77,9 @@ def body_around(columns: dict[str, Any]) -> tuple[str, str]:
     head = json.dumps(values[:_SEQ_AT], ensure_ascii=False)[:-1] + ", "
     middle = ", " + json.dumps(values[_SEQ_AT + 1:-1], ensure_ascii=False)[1:-1] + ", "
     return head, middle
+
+
+def hash_of_pieces(head: str, middle: str, seq: int, prev_hash: str) -> str:
+    """``row_hash`` from ``body_around``'s pieces and the two values between them: what verify checks a row's hash
+    with, the pieces then serving its MAC too (one body per row, not two)."""
+    return hashlib.sha256(f'{head}"{canonical(seq)}"{middle}"{prev_hash}"]'.encode()).hexdigest()

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from audit import offline, writer
-from audit.chain import GENESIS_HASH, HASHED_COLUMNS, canonical, patients_of, row_hash
+from audit.chain import GENESIS_HASH, HASHED_COLUMNS, body_around, canonical, hash_of_pieces, patients_of
 from audit.checkpoint import Checkpoint
 from models import AuditArchive, AuditChainHead, AuditCheckpoint, AuditEvent, AuditPatientIndex
 
@@ -103,8 +103,10 @@ async def verify_chain(institution_id: uuid.UUID, head: AuditChainHead | None,
         )
         indexed = await _indexed(institution_id, rows)
         for row in rows:
-            problem = (_problem(row, expected_seq, prev_hash) or _index_problem(row, indexed)
-                       or _mac_problem(row, mac_key, macs_began))
+            before, between = body_around(row)  # the body, once, for its hash and its MAC
+            content_hash = hash_of_pieces(before, between, row["seq"], row["prev_hash"])
+            problem = (_problem(row, expected_seq, prev_hash, content_hash) or _index_problem(row, indexed)
+                       or _mac_problem(row, mac_key, macs_began, before, between))
             macs_began = macs_began or bool(row["mac"])
             if problem:
                 return ChainReport(institution_id, checked, problem, row["seq"], row["id"], archived)
@@ -190,12 +192,13 @@ async def _stray_index_row(institution_id: uuid.UUID, after_seq: int, last_seq: 
     return next((seq for seq in beyond if seq not in present), None)
 
 
-def _mac_problem(row: dict, key: bytes | None, macs_began: bool) -> str:
+def _mac_problem(row: dict, key: bytes | None, macs_began: bool, head: str, middle: str) -> str:
+    """``head`` and ``middle``: the row's body around its sequence number and previous hash (``body_around``)."""
     if key is None:
         return ""
     if not row["mac"]:
         return "the event carries no MAC, though earlier events of the chain do" if macs_began else ""
-    if not hmac.compare_digest(row["mac"], writer.mac(key, row)):
+    if not hmac.compare_digest(row["mac"], writer.mac_of_body(key, head, middle)):
         return "the event's MAC does not match: it was not written with this deployment's key"
     return ""
 
@@ -217,11 +220,12 @@ async def inbox_problem(report: ChainReport, key: bytes) -> ChainReport:
     return report
 
 
-def _problem(row: dict, expected_seq: int, prev_hash: str) -> str:
+def _problem(row: dict, expected_seq: int, prev_hash: str, content_hash: str) -> str:
+    """``content_hash``: the row's ``row_hash``, made from the pieces its MAC is checked against too."""
     if row["seq"] != expected_seq:
         return f"sequence gap: expected {expected_seq}"
     if row["prev_hash"] != prev_hash:
         return "does not link to the previous event"
-    if row_hash(row) != row["hash"]:
+    if content_hash != row["hash"]:
         return "content does not match its hash"
     return ""

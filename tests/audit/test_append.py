@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from audit import writer
-from audit.chain import row_hash
+from audit.chain import body_around, hash_of_pieces, row_hash
 from audit.events import Action, Actor, AuditRecord, Outcome, RequestMeta
 from audit.verify import verify_all
 from models import AuditChainHead, AuditEvent
@@ -37,6 +37,7 @@ async def test_appended_events_hash_as_row_hash_says(tenant: Tenant, agent: str)
     assert rows[0]["prev_hash"] == head.last_hash
     for before, row in zip([head.last_hash, rows[0]["hash"], rows[1]["hash"]], rows, strict=True):
         assert row["prev_hash"] == before and row["hash"] == row_hash(row)
+        assert hash_of_pieces(*body_around(row), row["seq"], row["prev_hash"]) == row["hash"]  # verify's way
         assert row["user_agent"] == agent
     moved = await AuditChainHead.get(institution_id=tenant.id)
     assert (moved.last_seq, moved.last_hash) == (rows[-1]["seq"], rows[-1]["hash"])
