@@ -11,7 +11,15 @@ hand. A shape whose parameters cannot be placed that way (a value transformed, s
 built each time, as before.
 
 Values may be None, UUIDs, datetimes, ints or sorted lists of UUIDs (IN lists: bound in sorted order, so a list is
-used as a set). None and a list's length are part of the shape, since they change the text.
+used as a set). None, a list's length and whether a datetime has a zone are part of the shape, since they change the
+text or what Tortoise binds (a naive datetime is made aware).
+
+A value the query transforms so that both stand-ins give the same parameter (a datetime truncated to the second or
+the day, an int clamped to a maximum) would be taken for a constant and bound as the stand-in's for every later
+call. So a datetime's two stand-ins lie years apart and differ in their hours, seconds and microseconds too, and
+the template is checked once against the first call's own values as Tortoise builds them. That narrows the risk
+without closing it (a clamp that the first call's value also reaches passes both): a build must pass its values on
+as they are.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 from itertools import count
 from typing import Any, TypeVar
@@ -99,9 +107,16 @@ def _template(shape: Hashable, build: Callable[..., QuerySet[M]], values: dict[s
 
 
 def _signature(values: dict[str, Any]) -> tuple[tuple[str, str, int], ...]:
-    """What of the values changes the text: which are None, their types, a list's length."""
-    return tuple(sorted((name, type(value).__name__, len(value) if isinstance(value, list) else 0)
+    """What of the values changes the text or the binding: which are None, their types, a list's length, whether a
+    datetime is naive (Tortoise makes it aware)."""
+    return tuple(sorted((name, _kind(value), len(value) if isinstance(value, list) else 0)
                         for name, value in values.items()))
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return "naive datetime"
+    return type(value).__name__
 
 
 def _learn(build: Callable[..., QuerySet[M]], values: dict[str, Any]) -> _Template | None:
@@ -123,7 +138,9 @@ def _learn(build: Callable[..., QuerySet[M]], values: dict[str, Any]) -> _Templa
         if slot is None:
             return None
         slots.append(slot)
-    return _Template(sql, tuple(params), tuple(slots), tuple(query._annotations))
+    template = _Template(sql, tuple(params), tuple(slots), tuple(query._annotations))
+    # a parameter the stand-ins could not tell from a constant (the value transformed) shows with the real values
+    return template if _bind(template, values) == _rendered(build(**values)) else None
 
 
 def _rendered(query: QuerySet[M]) -> tuple[str, list[Any]]:
@@ -164,8 +181,10 @@ def _stand_in(value: Any) -> Any:
         return sorted(uuid.uuid4() for _ in value)
     if isinstance(value, uuid.UUID):
         return uuid.uuid4()
-    if isinstance(value, datetime):
-        return datetime(1901, 1, 1, tzinfo=value.tzinfo or UTC) + timedelta(microseconds=serial)
+    if isinstance(value, datetime):  # years apart between two builds, and in the hour, second and microsecond:
+        step = serial % 5000  # a truncation does not make them one (1901 to about 7400; naive stays naive)
+        return datetime(1901, 1, 1, tzinfo=value.tzinfo) + timedelta(days=397 * step, seconds=3661 * step + 1,
+                                                                      microseconds=step + 1)
     return 1_000_000_007 + serial  # an int
 
 

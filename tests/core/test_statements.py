@@ -137,3 +137,35 @@ def test_an_id_list_has_a_few_lengths_and_the_same_ids() -> None:
         listed = statements.id_list(ids)
         assert set(listed) == set(ids) and listed == sorted(listed)
         assert len(listed) in {0, 1, 2, 4, 8, 16, 32, 64, 128} and len(listed) >= len(set(ids))
+
+
+def test_a_value_transformed_into_a_constant_is_built_every_time(tenant: Tenant) -> None:
+    """A datetime truncated (to the second, to the day) or an int clamped gives both stand-ins one parameter: it
+    looked constant, and every later call was bound with the stand-in's (created after 1901-01-01)."""
+    dialect = statements.dialect_of(Patient)
+    when = datetime(2026, 12, 3, 10, 30, 15, 250, tzinfo=UTC)
+
+    def truncated(now: datetime) -> QuerySet[Patient]:
+        return Patient.filter(created_at__gt=now.replace(microsecond=0), updated_at__gt=now.replace(hour=0, minute=0,
+                                                                                                      second=0))
+
+    def clamped(institution_id: uuid.UUID, limit: int) -> QuerySet[Patient]:
+        return Patient.filter(institution_id=institution_id).limit(min(limit, 100))
+
+    for shape, build, values in (("truncated", truncated, {"now": when}),
+                                 ("clamped", clamped, {"institution_id": tenant.id, "limit": 5})):
+        with pytest.raises(ValueError, match="built by Tortoise"):
+            statements.bound(shape, build, dialect, **values)
+
+
+def test_a_naive_datetime_is_not_bound_where_an_aware_one_was(tenant: Tenant) -> None:
+    """Tortoise makes a naive datetime aware: it is another shape than an aware one, built every time."""
+    dialect = statements.dialect_of(Patient)
+
+    def build(now: datetime) -> QuerySet[Patient]:
+        return Patient.filter(created_at__gt=now)
+
+    aware = datetime(2026, 12, 3, 10, tzinfo=UTC)
+    assert statements.bound("naive", build, dialect, now=aware) == rendered(build(aware))
+    with pytest.warns(RuntimeWarning, match="naive datetime"), pytest.raises(ValueError, match="built by Tortoise"):
+        statements.bound("naive", build, dialect, now=aware.replace(tzinfo=None))
