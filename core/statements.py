@@ -122,6 +122,13 @@ def _kind(value: Any) -> str:
 def _learn(build: Callable[..., QuerySet[M]], values: dict[str, Any]) -> _Template | None:
     if not all(_replaceable(value) for value in values.values()):
         return None
+    try:
+        return _learned(build, values)
+    except Exception:  # a stand-in a field refuses (a validator, a narrow column): built by Tortoise each time
+        return None
+
+
+def _learned(build: Callable[..., QuerySet[M]], values: dict[str, Any]) -> _Template | None:
     first, second = _stand_ins(values), _stand_ins(values)
     query = build(**first)
     if query._prefetch_map or query._prefetch_queries or query._select_related:

@@ -135,7 +135,7 @@ async def page(ctx: Context, *, first: int, after: str | None, where: PatientFil
         columns, *([] if order is None else [ORDER_COLUMNS[order.field]]))
     if order is None and where == PatientFilter():  # the plain list, its SQL built once (access.checked_select)
         after_id = pagination.decode_uuid(CURSOR_KIND, after) if after else None
-        rows = await access.checked_select(ctx, ("patient_page", only), partial(_plain_page, condition, only),
+        rows = await access.checked_select(ctx, ("patient_page", only), partial(_plain_page, only),
                                            after=after_id, limit=first + 1)
     else:
         rows = await _rows(_in_reach(ctx), condition, after_key, only, order).limit(first + 1)
@@ -158,9 +158,10 @@ def _rows(query: QuerySet[Patient], condition: Q, after: Q | None, only: Collect
     return (query if only is None else query.only(*only)).order_by(*_order_by(order))
 
 
-def _plain_page(condition: Q, only: Collection[str] | None, query: QuerySet[Patient], after: uuid.UUID | None,
+def _plain_page(only: Collection[str] | None, query: QuerySet[Patient], after: uuid.UUID | None,
                 limit: int) -> QuerySet[Patient]:
-    return _rows(query, condition, None if after is None else Q(id__gt=after), only, None).limit(limit)
+    """The list without filter or order (a fixed shape, so its SQL is built once): the files not merged away."""
+    return _rows(query, ~Q(status=MERGED), None if after is None else Q(id__gt=after), only, None).limit(limit)
 
 
 def _order_by(order: PatientOrder | None) -> tuple[str, ...]:

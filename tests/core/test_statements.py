@@ -69,7 +69,7 @@ async def test_every_shape_binds_what_tortoise_builds(tenant: Tenant, columns: t
 async def test_the_plain_patient_list_binds_what_tortoise_builds(tenant: Tenant,
                                                                  columns: tuple[str, ...] | None) -> None:
     dialect = statements.dialect_of(Patient)
-    plain = partial(patients._plain_page, Q(), columns)
+    plain = partial(patients._plain_page, columns)
     for case in every_shape():
         if not case.reaches_anyone:
             continue
@@ -81,8 +81,9 @@ async def test_the_plain_patient_list_binds_what_tortoise_builds(tenant: Tenant,
 
 
 def similar(case: PatientScope) -> PatientScope:
-    """Another caller of the same shape: other ids, as many departments."""
-    return scope(case.reach, len(case.department_ids), case.partner_id is not None, case.patient_id is not None)
+    """Another caller of the same shape, at another time: other ids, as many departments."""
+    other = scope(case.reach, len(case.department_ids), case.partner_id is not None, case.patient_id is not None)
+    return other.with_values(**{**other.values(), "now": NOW - timedelta(hours=5, microseconds=7)})
 
 
 async def test_the_rows_and_their_checks_are_the_query_s(tenant: Tenant) -> None:
