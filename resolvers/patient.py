@@ -124,21 +124,23 @@ async def page(ctx: Context, *, first: int, after: str | None, where: PatientFil
     ``columns``: the rows with only those (and what scope and cursors need), None: whole rows."""
     ctx.require_principal()
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
-    after_key = _after_condition(order, after) if after else None
+    after_id = pagination.decode_uuid(CURSOR_KIND, after) if after and order is None else None
+    after_key = _after_condition(order, after, after_id) if after else None
     await _check_filter(ctx, where)
     if not access.patient_scope(ctx).reaches_anyone:
         return PatientPage(pagination.Page([], False), 0 if count else None)
     today = await institutions.local_today(ctx.institution_id) if where.national_id is not None else None
-    condition = _conditions(ctx, where, today)
-    total = await _in_reach(ctx).filter(condition).count() if count else None
+    plain = order is None and where == PatientFilter()  # the plain list: its SQL built once (checked_select)
+    query = None if plain and not count else _in_reach(ctx).filter(_conditions(ctx, where, today))
+    total = await query.count() if query is not None and count else None
     only = None if columns is None else access.view_columns(
         columns, *([] if order is None else [ORDER_COLUMNS[order.field]]))
-    if order is None and where == PatientFilter():  # the plain list, its SQL built once (access.checked_select)
-        after_id = pagination.decode_uuid(CURSOR_KIND, after) if after else None
+    if plain:
         rows = await access.checked_select(ctx, ("patient_page", only), partial(_plain_page, only),
                                            after=after_id, limit=first + 1)
     else:
-        rows = await _rows(_in_reach(ctx), condition, after_key, only, order).limit(first + 1)
+        assert query is not None  # made above for every list but the plain one
+        rows = await _rows(query, after_key, only, order).limit(first + 1)
     views = await access.views(ctx, rows[:first])
     if order is None:
         return PatientPage(pagination.page_of(views, len(rows) > first, CURSOR_KIND, key=lambda v: v.row.id), total)
@@ -152,16 +154,17 @@ def _in_reach(ctx: Context) -> QuerySet[Patient]:
     return cast(QuerySet[Patient], access.checked_patients(ctx))
 
 
-def _rows(query: QuerySet[Patient], condition: Q, after: Q | None, only: Collection[str] | None,
+def _rows(query: QuerySet[Patient], after: Q | None, only: Collection[str] | None,
           order: PatientOrder | None) -> QuerySet[Patient]:
-    query = query.filter(condition) if after is None else query.filter(condition, after)
+    """A page's rows of ``query`` (the files matching the filter) after the cursor, in the order."""
+    query = query if after is None else query.filter(after)
     return (query if only is None else query.only(*only)).order_by(*_order_by(order))
 
 
 def _plain_page(only: Collection[str] | None, query: QuerySet[Patient], after: uuid.UUID | None,
                 limit: int) -> QuerySet[Patient]:
     """The list without filter or order (a fixed shape, so its SQL is built once): the files not merged away."""
-    return _rows(query, ~Q(status=MERGED), None if after is None else Q(id__gt=after), only, None).limit(limit)
+    return _rows(query.filter(~Q(status=MERGED)), None if after is None else Q(id__gt=after), only, None).limit(limit)
 
 
 def _order_by(order: PatientOrder | None) -> tuple[str, ...]:
@@ -176,10 +179,11 @@ def _cursor_key(row_id: uuid.UUID, value: Any) -> str:
     return f"{row_id}|{value.isoformat() if isinstance(value, datetime) else value}"
 
 
-def _after_condition(order: PatientOrder | None, cursor: str) -> Q:
-    """Rows after the cursor in the order; a cursor of another order (or list) is BAD_USER_INPUT."""
+def _after_condition(order: PatientOrder | None, cursor: str, after_id: uuid.UUID | None) -> Q:
+    """Rows after the cursor in the order (``after_id``: the default order's cursor, decoded); a cursor of another
+    order (or list) is BAD_USER_INPUT."""
     if order is None:
-        return Q(id__gt=pagination.decode_uuid(CURSOR_KIND, cursor))
+        return Q(id__gt=after_id)
     row_id, value = _decode_cursor(order, cursor)
     return pagination.keyset_after(ORDER_COLUMNS[order.field], value, row_id, order.direction == "desc")
 

@@ -76,7 +76,7 @@ class Run:
             elif value is not None:  # complete's steps for a scalar, in one
                 completed = Executor.complete_leaf_value(f.leaf, value)
             elif f.non_null:
-                raise TypeError(f"Cannot return null for non-nullable field {f.parent}.{f.name}.")
+                raise _null_in_non_null(f)
             else:
                 completed = None
         except Exception as raw:
@@ -104,7 +104,7 @@ class Run:
             assert isinstance(return_type, GraphQLNonNull)
             completed = self.complete(f, return_type.of_type, value, path, at_field)
             if completed is None:
-                raise TypeError(f"Cannot return null for non-nullable field {f.parent}.{f.name}.")
+                raise _null_in_non_null(f)
             return completed
         if value is None:
             return None
@@ -158,6 +158,11 @@ class Run:
             self.executor.handle_field_error(raw, f.type, f.details, path)
             return None
         return completed
+
+
+def _null_in_non_null(f: Field) -> TypeError:
+    """graphql-core's error for a null where the schema promises a value."""
+    return TypeError(f"Cannot return null for non-nullable field {f.parent}.{f.name}.")
 
 
 async def awaited(out: Any, pending: list[Any]) -> Any:
