@@ -360,15 +360,14 @@ def note_class_read(ctx: Context, log: ReadLog, view: PatientView, field_class: 
     return True
 
 
-def note_patient_reads(ctx: Context, log: ReadLog, view: PatientView, names: Collection[str],
-                       written: dict[str, Any]) -> None:
-    """Note in ``log`` what reading ``names`` of the patient once ``written`` (its new columns) is written would
-    note as they resolve (``read_patient_field``), for the write to append with itself; a refused class is left
-    out, for its field to note as it fails."""
+def note_patient_reads(ctx: Context, log: ReadLog, view: PatientView, names: Collection[str]) -> None:
+    """Note in ``log`` what reading ``names`` of the patient once written would note as they resolve
+    (``read_patient_field``), for the write to append with itself; a refused class is left out, for its field to
+    note as it fails."""
     for name in sorted(set(names) & PATIENT_FIELD_CLASS.keys()):
         field_class = PATIENT_FIELD_CLASS[name]
         if field_class in view.classes and note_class_read(ctx, log, view, field_class):
-            note_sealed_read(log, view, name, written.get(name, getattr(view.row, name)))
+            note_sealed_read(log, view, name)
 
 
 def read_patient_field(ctx: Context, view: PatientView, name: str) -> Any:
@@ -382,15 +381,16 @@ def open_patient_field(ctx: Context, view: PatientView, name: str) -> Any:
     value = getattr(view.row, name)
     if name in TAG_FIELDS:
         return tags_from_db(value)
-    if note_sealed_read(ctx.reads, view, name, value):
+    if note_sealed_read(ctx.reads, view, name) and value is not None:
         value = ctx.require_keys().open(value, field_aad(view.row.institution_id, "patient", name, view.row.id))
     return value
 
 
-def note_sealed_read(log: ReadLog, view: PatientView, name: str, value: Any) -> bool:
-    """Note the read of a sealed column of the patient that holds a value (an empty one decrypts nothing, so it is
-    not named); whether it was noted, that is, whether the value is to be decrypted."""
-    if name not in ENCRYPTED_FIELDS["patient"] or value is None:
+def note_sealed_read(log: ReadLog, view: PatientView, name: str) -> bool:
+    """Note the read of a sealed column of the patient, empty or not (that a patient has no allergies on file is
+    theirs as much as their allergies are, and a contact's sealed columns are named the same way); whether the
+    column is sealed, that is, whether a value in it is to be decrypted."""
+    if name not in ENCRYPTED_FIELDS["patient"]:
         return False
     log.note("patient", view.row.id, view.row.id, field_name=name)
     return True
@@ -427,11 +427,13 @@ def read_journey_field(ctx: Context, patient: PatientView, table: str, row: Any,
 
 def open_journey_field(ctx: Context, patient: PatientView, table: str, row: Any, name: str) -> Any:
     """A care-journey field whose class ``require_class`` allowed on the patient's file: opened when sealed, the
-    column noted. The compiled read path (schema/compiled) checks each class once per record, then calls this."""
+    sealed column noted, empty or not (as ``note_sealed_read``). The compiled read path (schema/compiled) checks
+    each class once per record, then calls this."""
     value = getattr(row, name)
-    if name in ENCRYPTED_FIELDS[table] and value is not None:
-        value = open_sealed(ctx, table, name, row.id, value)
+    if name in ENCRYPTED_FIELDS[table]:
         ctx.reads.note("patient", patient.row.id, patient.row.id, field_name=f"{table}.{name}")
+        if value is not None:
+            value = open_sealed(ctx, table, name, row.id, value)
     return value
 
 

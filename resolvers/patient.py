@@ -328,7 +328,7 @@ async def update(ctx: Context, patient_id: uuid.UUID | None, data: dict[str, Any
         row = await writes.write_over_version(view.row, version, "patient", columns, appended)
         return await access.find_patient(ctx, row.id, action=Action.READ)
     read_back = ReadLog()
-    access.note_patient_reads(ctx, read_back, view, returned, columns)
+    access.note_patient_reads(ctx, read_back, view, returned)
     row = await writes.write_over_version(view.row, version, "patient", columns,
                                           [*appended, *read_back.records(ctx.institution_id, ctx.actor, ctx.request)])
     ctx.reads.mark_recorded(read_back)

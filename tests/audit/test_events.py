@@ -106,7 +106,9 @@ async def test_reading_one_patient_leaves_one_read_event(tenant: Tenant) -> None
     assert event.user_agent.startswith("python-httpx/")
 
 
-async def test_an_encrypted_field_left_empty_is_not_named_as_decrypted(tenant: Tenant) -> None:
+async def test_an_encrypted_field_left_empty_is_named_as_returned(tenant: Tenant) -> None:
+    """That a patient has no phone (or no allergies) on file is theirs too: the field is on the record as read,
+    as a contact's empty phone is; so a page whose patients fill different fields is still one kind of read."""
     pid = await make_patient(tenant, "nurse", diagnoses="Gingivitis")  # no phone on file
     before = await last_seq(tenant.id)
 
@@ -116,7 +118,7 @@ async def test_an_encrypted_field_left_empty_is_not_named_as_decrypted(tenant: T
     assert reply.data["patient"]["phone"] is None
     [event] = await events_since(tenant.id, before)
     assert event.field_classes == "clinical,contact,identity"
-    assert event.fields_read == "diagnoses"
+    assert event.fields_read == "diagnoses,phone"
 
 
 async def test_a_page_of_patients_leaves_one_read_event_naming_each_patient(tenant: Tenant) -> None:
@@ -139,6 +141,24 @@ async def test_a_page_of_patients_leaves_one_read_event_naming_each_patient(tena
     indexed = await AuditPatientIndex.filter(institution_id=tenant.id, seq=event.seq).values_list("patient_id",
                                                                                                    flat=True)
     assert sorted(indexed) == sorted(pids)
+
+
+async def test_a_page_whose_patients_fill_different_sealed_fields_is_one_read_event(tenant: Tenant) -> None:
+    """Issue 17's one audit event per page: an empty sealed field is named as one with a value is, so patients
+    with and without a phone or allergies on file read alike (it took one event per combination)."""
+    pids = [await make_patient(tenant, "nurse", phone="13912345678", allergies="Penicillin"),
+            await make_patient(tenant, "nurse", phone="13912345679"),
+            await make_patient(tenant, "nurse")]
+    before = await last_seq(tenant.id)
+
+    reply = await tenant.call("nurse", "query($first: Int!) { patients(first: $first) { nodes { id phone allergies "
+                                       "contacts { name phone } } } }", first=10)
+
+    assert reply.errors == []
+    assert [node["phone"] is None for node in reply.data["patients"]["nodes"]] == [False, False, True]
+    [event] = await events_since(tenant.id, before)
+    assert parse_subjects(event.subjects) == sorted((p, p) for p in pids)
+    assert (event.field_classes, event.fields_read) == ("clinical,contact", "allergies,phone")
 
 
 async def test_a_field_refused_to_the_front_desk_leaves_a_denied_read_event(tenant: Tenant) -> None:
