@@ -62,6 +62,8 @@ class PatientScope:
     now: datetime = field(default_factory=lambda: datetime.now(UTC))  # emergency and partner grants in force
     partner_id: uuid.UUID | None = None  # a partner's principal
     patient_id: uuid.UUID | None = None  # a patient's principal: their own file
+    _classes: dict[tuple[bool, ...], frozenset[str]] = field(default_factory=dict, init=False, repr=False,
+                                                             compare=False)
 
     @property
     def reach(self) -> frozenset[Reach]:
@@ -148,17 +150,21 @@ class PatientScope:
 
     def classes_for(self, department_id: uuid.UUID | None, in_care_team: bool, in_emergency: bool = False,
                     in_grant: bool = False, patient_id: uuid.UUID | None = None) -> frozenset[str]:
+        in_department = department_id is not None and department_id in self.department_ids
+        is_self = patient_id is not None and patient_id == self.patient_id
+        key = (in_department, in_care_team, in_emergency, in_grant, is_self)
+        classes = self._classes.get(key)
+        if classes is None:  # a page's patients share a few of these 32 answers: each is worked out once
+            classes = self._classes[key] = self._reached_classes(*key)
+        return classes
+
+    def _reached_classes(self, in_department: bool, in_care_team: bool, in_emergency: bool, in_grant: bool,
+                         is_self: bool) -> frozenset[str]:
         reached = {Reach.INSTITUTION}
-        if department_id is not None and department_id in self.department_ids:
-            reached.add(Reach.DEPARTMENT)
-        if in_care_team:
-            reached.add(Reach.CARE_TEAM)
-        if in_emergency:
-            reached.add(Reach.EMERGENCY)
-        if in_grant:
-            reached.add(Reach.GRANT)
-        if patient_id is not None and patient_id == self.patient_id:
-            reached.add(Reach.SELF)
+        for reach, holds in ((Reach.DEPARTMENT, in_department), (Reach.CARE_TEAM, in_care_team),
+                             (Reach.EMERGENCY, in_emergency), (Reach.GRANT, in_grant), (Reach.SELF, is_self)):
+            if holds:
+                reached.add(reach)
         return frozenset(cls for cls, reach in self.reach_by_class.items() if reach & reached)
 
 

@@ -15,12 +15,18 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, cast
+from enum import Enum
+from operator import attrgetter
+from typing import Any, TypeAlias, cast
 
 from graphql import (
+    GraphQLBoolean,
+    GraphQLEnumType,
+    GraphQLID,
     GraphQLLeafType,
     GraphQLObjectType,
     GraphQLOutputType,
+    GraphQLString,
     get_named_type,
     get_nullable_type,
     is_leaf_type,
@@ -41,6 +47,7 @@ class Reader:
     read: Callable[[Any], Any] | None = None  # source -> the value a synchronous resolver would return
     field_class: str | None = None  # a class of the patient's file, checked once per object before ``read``
     load: Callable[[Any], Awaitable[Any]] | None = None  # source -> an asynchronous resolver's coroutine
+    attribute: bool = False  # ``read`` reads the field's attribute (no resolver): a value, or a source's ``read``
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +82,7 @@ def resolver(cls: type, name: str) -> Callable[[Any], Any] | None:
 
 
 def attribute(name: str) -> Reader:
-    return Reader(lambda source: getattr(source, name))
+    return Reader(attrgetter(name), attribute=True)
 
 
 def readers_of(cls: type, readers: Mapping[str, Reader] | None = None, *, loads: Iterable[str] = ()
@@ -137,6 +144,9 @@ def journey(cls: type, source: Any, table: str, classes: Mapping[str, str],
 # -- the plan: graphql-core's collected fields, each with its reader ----------------------------------------
 
 
+PyType: TypeAlias = type  # ``Field.type`` is the GraphQL one
+
+
 @dataclass(slots=True)
 class Field:
     key: str  # the response key (alias or name)
@@ -148,6 +158,15 @@ class Field:
     sub: Object | None = None
     leaf: GraphQLLeafType | None = None  # a scalar or enum field's named type: completed in one step (run.Run.field)
     non_null: bool = False  # the field's own type is non-null
+    # How a scalar or enum (or a list of them) completes without graphql-core's steps, for the values that allow
+    # it; any other value takes graphql-core's way. ``same``: a value of this type is its own serialization (a str
+    # for String and ID, a bool for Boolean); ``enum`` and ``names``: the members of an enum's Python class and the
+    # names its serialize gives them (asked once, here).
+    same: PyType | None = None
+    enum: PyType | None = None
+    names: Mapping[Any, str] | None = None
+    get: Callable[[Any], Any] | None = None  # an attribute reader's read: completed in place (run.Run.object)
+    items: bool = False  # the field is a list of its leaves
 
 
 @dataclass(slots=True)
@@ -187,7 +206,29 @@ def plan(executor: Executor[Any], types: Mapping[str, Compiled], object_type: Gr
                 return None
         elif not is_leaf_type(named):
             return None
-        leaf = named if is_leaf_type(named) and not is_list_type(get_nullable_type(return_type)) else None
+        items = is_list_type(get_nullable_type(return_type))
+        leaf = named if is_leaf_type(named) and not items else None
         made.fields.append(Field(key, name, object_type.name, return_type, field_details, reader, sub,
-                                 cast(GraphQLLeafType | None, leaf), is_non_null_type(return_type)))
+                                 cast(GraphQLLeafType | None, leaf), is_non_null_type(return_type),
+                                 *_leaf_shortcuts(named, reader, items)))
     return made
+
+
+def _leaf_shortcuts(named: Any, reader: Reader, items: bool
+                    ) -> tuple[type | None, type | None, Mapping[Any, str] | None, Callable[[Any], Any] | None, bool]:
+    """``Field.same``, ``enum``, ``names``, ``get`` and ``items`` for a field of this named type."""
+    if not is_leaf_type(named):
+        return None, None, None, None, False
+    enum = getattr(named, "wrapped_cls", None) if isinstance(named, GraphQLEnumType) else None
+    names: dict[Any, str] = {}
+    if isinstance(enum, type) and issubclass(enum, Enum):
+        for member in enum:
+            try:
+                names[member] = named.serialize(member)
+            except Exception:  # noqa: S112 -- a member the enum cannot serialize keeps graphql-core's way (its error)
+                continue
+    else:
+        enum = None
+    get = reader.read if reader.attribute and reader.field_class is None and reader.load is None else None
+    same = str if named is GraphQLString or named is GraphQLID else bool if named is GraphQLBoolean else None
+    return same, enum, names or None, get, items

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from graphql import (
@@ -20,6 +21,8 @@ from graphql.pyutils import Path, gather_with_cancel, is_iterable
 from resolvers import access
 from resolvers.access import PatientView
 from schema.compiled.plan import Field, Object, Reader
+
+_UNREAD = object()  # an attribute not read yet (or whose read raised)
 
 
 class Run:
@@ -44,13 +47,18 @@ class Run:
         allowed = set() if view is None else self.allowed.setdefault(id(view), (view, set()))[1]
         try:
             for f in plan.fields:
+                read: Any = _UNREAD
+                if f.get is not None:
+                    read = _attribute(f.get, source)
+                    if read is not _UNREAD and _in_place(f, read, out):
+                        continue
                 reader = f.reader
                 if reader is None:
                     value: Any = plan.type.name
                 elif reader.load is not None:
                     value = self.loaded(f, reader, source, Path(path, f.key, f.parent))
                 else:
-                    value = self.field(f, reader, source, path, view, allowed)
+                    value = self.field(f, reader, source, path, view, allowed, read)
                 out[f.key] = value
                 if self.is_awaitable(value):
                     pending.append(f.key)
@@ -61,8 +69,8 @@ class Run:
         return awaited(out, pending) if pending else out
 
     def field(self, f: Field, reader: Reader, source: Any, parent: Path, view: PatientView | None,
-              allowed: set[str]) -> Any:
-        """graphql-core's execute_field for a synchronous resolver."""
+              allowed: set[str], read: Any = _UNREAD) -> Any:
+        """graphql-core's execute_field for a synchronous resolver (``read``: the value, when already read)."""
         try:
             if reader.field_class is not None and reader.field_class not in allowed:
                 assert view is not None
@@ -70,11 +78,11 @@ class Run:
                 access.require_class(source.ctx, view, reader.field_class)
                 allowed.add(reader.field_class)
             assert reader.read is not None
-            value = reader.read(source)
+            value = reader.read(source) if read is _UNREAD else read
             if f.leaf is None or isinstance(value, Exception):
                 completed = self.complete(f, f.type, value, parent, True)
             elif value is not None:  # complete's steps for a scalar, in one
-                completed = Executor.complete_leaf_value(f.leaf, value)
+                completed = _leaf_value(f, value)
             elif f.non_null:
                 raise _null_in_non_null(f)
             else:
@@ -158,6 +166,60 @@ class Run:
             self.executor.handle_field_error(raw, f.type, f.details, path)
             return None
         return completed
+
+
+def _attribute(get: Callable[[Any], Any], source: Any) -> Any:
+    """An attribute's value, or ``_UNREAD`` when reading it raised: the field then takes the general way, which
+    reads it again inside graphql-core's error handling (a source's read notes what it reads, and noting twice
+    adds nothing)."""
+    try:
+        return get(source)
+    except Exception:
+        return _UNREAD
+
+
+def _in_place(f: Field, value: Any, out: dict[str, Any]) -> bool:
+    """Whether an attribute's value was completed into ``out`` without graphql-core's steps (a str where String is
+    due, an enum member, a null where one may be, a list of such leaves); when not, the field takes the general
+    way with the value read."""
+    kind = type(value)
+    if kind is f.same:
+        out[f.key] = value
+    elif kind is f.enum and f.names is not None and value in f.names:
+        out[f.key] = f.names[value]
+    elif value is None:
+        if f.non_null:
+            return False
+        out[f.key] = None
+    elif kind is list and f.items and f.leaf is None:
+        completed = _leaf_items(f, value)
+        if completed is None:
+            return False
+        out[f.key] = completed
+    else:
+        return False
+    return True
+
+
+def _leaf_items(f: Field, values: list[Any]) -> list[Any] | None:
+    """A list of leaves completed without graphql-core's steps, or None when some item needs them."""
+    if f.same is not None and all(type(value) is f.same for value in values):
+        return list(values)
+    names = f.names
+    if names is not None and all(type(value) is f.enum and value in names for value in values):
+        return [names[value] for value in values]
+    return None
+
+
+def _leaf_value(f: Field, value: Any) -> Any:
+    """graphql-core's complete_leaf_value, with its result for a str or an enum member known beforehand."""
+    kind = type(value)
+    if kind is f.same:
+        return value
+    if kind is f.enum and f.names is not None and value in f.names:
+        return f.names[value]
+    assert f.leaf is not None
+    return Executor.complete_leaf_value(f.leaf, value)
 
 
 def _null_in_non_null(f: Field) -> TypeError:
