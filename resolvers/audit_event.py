@@ -7,12 +7,15 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from tortoise.expressions import Q
+from tortoise.queryset import QuerySet
 
 from audit import patient_index, writer
 from audit.events import Action, Outcome
+from core import statements
 from core.errors import BadUserInput
 from core.principal import PARTNER, STAFF
 from core.validation import clean_text
@@ -39,11 +42,13 @@ async def page(ctx: Context, *, first: int, after: str | None, where: AuditFilte
     """Newest first, keyset-paged on the chain's sequence number."""
     decision = await access.authorize(ctx, "audit", "read", action=Action.READ, resource_type="audit_event")
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
+    values = _filter_values(where)
+    before = pagination.decode_int(CURSOR_KIND, after) if after else None
     await writer.seal(ctx.institution_id)
-    query = AuditEvent.filter(Q(institution_id=ctx.institution_id) & _conditions(ctx.institution_id, where))
-    if after:
-        query = query.filter(seq__lt=pagination.decode_int(CURSOR_KIND, after))
-    rows = await query.order_by("-seq").limit(first + 1)
+    # the page's SQL is built once per page size and filter shape (core.statements; W4 read the trail's newest page
+    # with Tortoise building the same text each time)
+    rows = await statements.select(AuditEvent, ("audit_event.page", first), partial(_page_query, first + 1),
+                                   institution_id=ctx.institution_id, before=before, **values)
     ctx.reads.note("audit_event", None, None, rule=decision.rule)  # reading the trail is itself on the trail
     return pagination.page_of(rows[:first], len(rows) > first, CURSOR_KIND, key=lambda row: row.seq)
 
@@ -52,29 +57,49 @@ def _utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def _conditions(institution_id: uuid.UUID, where: AuditFilter) -> Q:
-    q = Q()
-    if where.actor_id is not None:
-        q &= Q(actor_id=where.actor_id)
-    if where.patient_id is not None:
-        q &= patient_index.about_patient(institution_id, where.patient_id)
-    if where.resource_type is not None:
-        # A control character names no resource type, and PostgreSQL cannot compare with a NUL (issue 11).
-        q &= Q(resource_type=clean_text(where.resource_type, field="filter.resourceType", max_length=1000)[:32])
-    if where.resource_id is not None:
-        q &= patient_index.about_record(where.resource_id)
-    if where.action is not None:
-        q &= Q(action=Action(where.action).value)
-    if where.outcome is not None:
-        q &= Q(outcome=Outcome(where.outcome).value)
+def _filter_values(where: AuditFilter) -> dict[str, Any]:
+    """The filter as the page's query binds it: checked, each value as it is compared (``_page_query`` passes them
+    on unchanged, as core.statements requires)."""
     if where.since is not None and where.until is not None and where.since > where.until:
         raise BadUserInput("filter.from: must not be after filter.to.", field="filter.from")
-    # Compared as UTC: SQLite keeps timestamps as text, so an offset would compare as characters.
-    if where.since is not None:
-        q &= Q(occurred_at__gte=_utc(where.since))
-    if where.until is not None:
-        q &= Q(occurred_at__lt=_utc(where.until))
-    return q
+    return {
+        "actor_id": where.actor_id, "patient_id": where.patient_id, "resource_id": where.resource_id,
+        # A control character names no resource type, and PostgreSQL cannot compare with a NUL (issue 11).
+        "resource_type": None if where.resource_type is None else clean_text(
+            where.resource_type, field="filter.resourceType", max_length=1000)[:32],
+        "action": None if where.action is None else Action(where.action).value,
+        "outcome": None if where.outcome is None else Outcome(where.outcome).value,
+        # Compared as UTC: SQLite keeps timestamps as text, so an offset would compare as characters.
+        "since": None if where.since is None else _utc(where.since),
+        "until": None if where.until is None else _utc(where.until),
+    }
+
+
+def _page_query(limit: int, *, institution_id: uuid.UUID, before: int | None, actor_id: uuid.UUID | None,
+                patient_id: uuid.UUID | None, resource_id: uuid.UUID | None, resource_type: str | None,
+                action: str | None, outcome: str | None, since: datetime | None,
+                until: datetime | None) -> QuerySet[AuditEvent]:
+    """The institution's events before sequence number ``before`` that match the filter, newest first."""
+    q = Q(institution_id=institution_id)
+    if before is not None:
+        q &= Q(seq__lt=before)
+    if actor_id is not None:
+        q &= Q(actor_id=actor_id)
+    if patient_id is not None:
+        q &= patient_index.about_patient(institution_id, patient_id)
+    if resource_type is not None:
+        q &= Q(resource_type=resource_type)
+    if resource_id is not None:
+        q &= patient_index.about_record(resource_id)
+    if action is not None:
+        q &= Q(action=action)
+    if outcome is not None:
+        q &= Q(outcome=outcome)
+    if since is not None:
+        q &= Q(occurred_at__gte=since)
+    if until is not None:
+        q &= Q(occurred_at__lt=until)
+    return AuditEvent.filter(q).order_by("-seq").limit(limit)
 
 
 def within(query: Any, since: datetime | None, until: datetime | None, column: str = "occurred_at") -> Any:

@@ -15,9 +15,9 @@ from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 
 from core import statements
-from models import Patient
+from models import AuditEvent, Patient
 from policies.scopes import IN_CARE_TEAM, IN_EMERGENCY, ROLE_REACH, PatientScope, Reach
-from resolvers import access
+from resolvers import access, audit_event
 from resolvers import patient as patients
 from tests.api.test_break_glass import BREAK, REASON, patient_of_b
 from tests.factories import Tenant, make_patient
@@ -41,7 +41,7 @@ def every_shape() -> list[PatientScope]:
             for partner in (False, True) for patient in (False, True)]
 
 
-def rendered(query: QuerySet[Patient]) -> tuple[str, list[Any]]:
+def rendered(query: QuerySet[Any]) -> tuple[str, list[Any]]:
     query._choose_db_if_not_chosen()
     query._make_query()
     sql, params = query.query.get_parameterized_sql()
@@ -170,3 +170,33 @@ def test_a_naive_datetime_is_not_bound_where_an_aware_one_was(tenant: Tenant) ->
     assert statements.bound("naive", build, dialect, now=aware) == rendered(build(aware))
     with pytest.warns(RuntimeWarning, match="naive datetime"), pytest.raises(ValueError, match="built by Tortoise"):
         statements.bound("naive", build, dialect, now=aware.replace(tzinfo=None))
+
+
+AUDIT_FILTERS = {
+    "actor_id": lambda: uuid.uuid4(), "patient_id": lambda: uuid.uuid4(),
+    "since": lambda: NOW - timedelta(days=3, microseconds=11), "until": lambda: NOW + timedelta(minutes=7),
+}
+
+
+async def test_the_audit_page_binds_what_tortoise_builds(tenant: Tenant) -> None:
+    """The trail's page (``auditEvents``, W4): each filter of the shapes it binds (ids, times, a cursor), alone and
+    together, binds what Tortoise builds for two callers; a resource id (a LIKE pattern) or a resource type (text) is
+    left to Tortoise."""
+    dialect = statements.dialect_of(AuditEvent)
+    empty = dict.fromkeys(("actor_id", "patient_id", "resource_id", "resource_type", "action", "outcome", "since",
+                           "until"))
+    combinations = [[], *([name] for name in AUDIT_FILTERS), list(AUDIT_FILTERS)]
+    for first in (1, 50):
+        build = partial(audit_event._page_query, first + 1)
+        for names in combinations:
+            for before in (None, 1234):
+                for caller in range(2):
+                    values: dict[str, Any] = {**empty, "institution_id": uuid.uuid4(),
+                                              "before": None if before is None else before + caller,
+                                              **{name: AUDIT_FILTERS[name]() for name in names}}
+                    assert statements.bound(("audit_event.page", first), build, dialect, **values) == rendered(
+                        build(**values)), names
+    for text in ({"resource_id": uuid.uuid4()}, {"resource_type": "patient"}):
+        with pytest.raises(ValueError, match="built by Tortoise"):
+            statements.bound(("audit_event.page", 50), partial(audit_event._page_query, 51), dialect,
+                             **{**empty, "institution_id": uuid.uuid4(), "before": None, **text})
