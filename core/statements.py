@@ -224,19 +224,30 @@ def _hydrator(model: type[M], keys: tuple[str, ...], annotations: tuple[str, ...
                                                      *meta.db_complex_fields))
     custom_pk = meta.db_pk_column not in meta.generated_db_fields
     new, put = model.__new__, object.__setattr__
+    if any(hasattr(getattr(model, attribute, None), "__set__") for _, attribute, _ in plan):
+        def make(row: Any) -> M:  # an attribute the class sets itself (a descriptor): set as Tortoise sets it
+            instance = new(model)
+            put(instance, "_partial", partial)
+            put(instance, "_saved_in_db", True)
+            put(instance, "_custom_generated_pk", custom_pk)
+            put(instance, "_await_when_save", {})
+            for key, attribute, convert in plan:
+                value = row[key]
+                put(instance, attribute, value if convert is None else convert(value))
+            return instance
 
-    def make(row: Any) -> M:
+        return make
+
+    def make_plain(row: Any) -> M:  # plain attributes: the instance's dict filled directly (half the time)
         instance = new(model)
-        put(instance, "_partial", partial)
-        put(instance, "_saved_in_db", True)
-        put(instance, "_custom_generated_pk", custom_pk)
-        put(instance, "_await_when_save", {})
+        attributes = instance.__dict__
+        attributes.update(_partial=partial, _saved_in_db=True, _custom_generated_pk=custom_pk, _await_when_save={})
         for key, attribute, convert in plan:
             value = row[key]
-            put(instance, attribute, value if convert is None else convert(value))
+            attributes[attribute] = value if convert is None else convert(value)
         return instance
 
-    return make
+    return make_plain
 
 
 def _or_none(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
