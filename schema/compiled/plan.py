@@ -24,6 +24,7 @@ from graphql import (
     GraphQLEnumType,
     GraphQLID,
     GraphQLLeafType,
+    GraphQLList,
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLString,
@@ -166,7 +167,7 @@ class Field:
     enum: PyType | None = None
     names: Mapping[Any, str] | None = None
     get: Callable[[Any], Any] | None = None  # an attribute reader's read: completed in place (run.Run.object)
-    items: bool = False  # the field is a list of its leaves
+    items: bool = False  # the field is a list of its leaves (one level: a list of lists takes graphql-core's way)
 
 
 @dataclass(slots=True)
@@ -206,11 +207,13 @@ def plan(executor: Executor[Any], types: Mapping[str, Compiled], object_type: Gr
                 return None
         elif not is_leaf_type(named):
             return None
-        items = is_list_type(get_nullable_type(return_type))
+        nullable = get_nullable_type(return_type)
+        items = is_list_type(nullable)
         leaf = named if is_leaf_type(named) and not items else None
+        leaves = items and is_leaf_type(get_nullable_type(cast(GraphQLList[Any], nullable).of_type))  # one level
         made.fields.append(Field(key, name, object_type.name, return_type, field_details, reader, sub,
                                  cast(GraphQLLeafType | None, leaf), is_non_null_type(return_type),
-                                 *_leaf_shortcuts(named, reader, items)))
+                                 *_leaf_shortcuts(named, reader, leaves)))
     return made
 
 

@@ -183,15 +183,18 @@ def _in_place(f: Field, value: Any, out: dict[str, Any]) -> bool:
     due, an enum member, a null where one may be, a list of such leaves); when not, the field takes the general
     way with the value read."""
     kind = type(value)
-    if kind is f.same:
-        out[f.key] = value
-    elif kind is f.enum and f.names is not None and value in f.names:
-        out[f.key] = f.names[value]
-    elif value is None:
+    if value is None:
         if f.non_null:
             return False
         out[f.key] = None
-    elif kind is list and f.items and f.leaf is None:
+    elif f.leaf is not None:  # a scalar or an enum (a list field's str is not its list)
+        if kind is f.same:
+            out[f.key] = value
+        elif kind is f.enum and f.names is not None and value in f.names:
+            out[f.key] = f.names[value]
+        else:
+            return False
+    elif kind is list and f.items:
         completed = _leaf_items(f, value)
         if completed is None:
             return False

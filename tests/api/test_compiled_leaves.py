@@ -1,0 +1,85 @@
+"""The compiled path's in-place leaves (``schema.compiled.run._in_place``) against graphql-core itself: for every
+kind of leaf field (String, ID, Boolean, Int, an enum; nullable or not; lists of them) and values a source might
+hold (right, wrong, null, a subclass, a str where a list is due), whatever the shortcut completes must be exactly what
+graphql-core answers, with no error; anything else it must leave to graphql-core. No database."""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+import pytest
+from graphql import (
+    GraphQLBoolean,
+    GraphQLField,
+    GraphQLID,
+    GraphQLInt,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLSchema,
+    GraphQLString,
+    get_named_type,
+    get_nullable_type,
+    graphql_sync,
+    is_leaf_type,
+    is_list_type,
+    is_non_null_type,
+)
+
+from core.settings import Limits
+from schema.compiled.plan import Field, Reader, _leaf_shortcuts
+from schema.compiled.run import _in_place
+from schema.root import build_schema
+
+CARELOOP = build_schema(Limits(), production=False)._schema
+ACTION = CARELOOP.type_map["AuditEvent"].fields["action"].type.of_type  # a Strawberry enum (CustomGraphQLEnumType)
+ACTION_CLASS = ACTION.wrapped_cls
+
+
+class Text(str):
+    pass
+
+
+class Stranger(enum.Enum):
+    READ = "read"
+
+
+TYPES: list[GraphQLOutputType] = [
+    t for leaf in (GraphQLString, GraphQLID, GraphQLBoolean, GraphQLInt, ACTION)
+    for t in (leaf, GraphQLNonNull(leaf), GraphQLList(GraphQLNonNull(leaf)), GraphQLNonNull(GraphQLList(leaf)),
+              GraphQLNonNull(GraphQLList(GraphQLNonNull(leaf))), GraphQLList(GraphQLList(leaf)))]
+VALUES: list[Any] = [None, "text", "", Text("sub"), True, False, 0, 7, 2**40, 1.5, "read", next(iter(ACTION_CLASS)),
+                     Stranger.READ, [], ["a", "b"], ["a", None], [True], [next(iter(ACTION_CLASS))], ("a",), [["a"]],
+                     {"a"}, object()]
+
+
+def graphql_core(field_type: GraphQLOutputType, value: Any) -> dict[str, Any]:
+    query = GraphQLObjectType("Query", {"f": GraphQLField(field_type, resolve=lambda *_: value)})
+    result = graphql_sync(GraphQLSchema(query), "{ f }")
+    return {"data": result.data, "errors": [e.message for e in result.errors or []]}
+
+
+def field_of(field_type: GraphQLOutputType) -> Field:
+    named = get_named_type(field_type)
+    nullable = get_nullable_type(field_type)
+    items = is_list_type(nullable)
+    reader = Reader(lambda source: source, attribute=True)
+    leaf = named if is_leaf_type(named) and not items else None
+    leaves = items and is_leaf_type(get_nullable_type(nullable.of_type))  # as plan.plan decides it
+    return Field("f", "f", "Query", field_type, [], reader, None, leaf, is_non_null_type(field_type),
+                 *_leaf_shortcuts(named, reader, leaves))
+
+
+@pytest.mark.parametrize("field_type", TYPES, ids=str)
+def test_a_leaf_completed_in_place_is_what_graphql_core_answers(field_type: GraphQLOutputType) -> None:
+    field = field_of(field_type)
+    in_place = 0
+    for value in VALUES:
+        out: dict[str, Any] = {}
+        if _in_place(field, value, out):
+            in_place += 1
+            assert graphql_core(field_type, value) == {"data": out, "errors": []}, (field_type, value)
+    # each type has values the shortcut takes (a null where one may be, or the right kind)
+    assert in_place > 0 or (field.same is None and field.enum is None and is_non_null_type(field_type))
