@@ -60,13 +60,15 @@ def _utc(moment: datetime) -> datetime:
 def _filter_values(where: AuditFilter) -> dict[str, Any]:
     """The filter as the page's query binds it: checked, each value as it is compared (``_page_query`` passes them
     on unchanged, as core.statements requires)."""
+    # A control character names no resource type, and PostgreSQL cannot compare with a NUL (issue 11). Checked
+    # before the period, as the filter always checked them (its first error is the one answered).
+    resource_type = None if where.resource_type is None else clean_text(
+        where.resource_type, field="filter.resourceType", max_length=1000)[:32]
     if where.since is not None and where.until is not None and where.since > where.until:
         raise BadUserInput("filter.from: must not be after filter.to.", field="filter.from")
     return {
         "actor_id": where.actor_id, "patient_id": where.patient_id, "resource_id": where.resource_id,
-        # A control character names no resource type, and PostgreSQL cannot compare with a NUL (issue 11).
-        "resource_type": None if where.resource_type is None else clean_text(
-            where.resource_type, field="filter.resourceType", max_length=1000)[:32],
+        "resource_type": resource_type,
         "action": None if where.action is None else Action(where.action).value,
         "outcome": None if where.outcome is None else Outcome(where.outcome).value,
         # Compared as UTC: SQLite keeps timestamps as text, so an offset would compare as characters.

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 # that shows them (a new action without a line below leaves its value undescribed, which
 # tests/test_schema_descriptions.py reports).
 _ACTIONS = {
-    Action.READ: "Data was read (the encrypted fields returned, empty or not, are in fieldsRead).",
+    Action.READ: "Data was read (the encrypted fields returned are in fieldsRead).",
     Action.CREATE: "A record was created.",
     Action.UPDATE: "A record was changed (the fields written are in fieldsRead).",
     Action.DELETE: "A record or link was removed (a contact, a role, a care-team membership...).",
@@ -126,8 +126,9 @@ class AuditEvent:
                     "it stands for. The trail's per-patient index holds one row for each.")
     field_classes: list[AuditFieldClass] = strawberry.field(description="Field classes returned or written.")
     fields_read: list[str] = strawberry.field(
-        description="For reads, the encrypted fields returned, empty or not (that a field is empty is the "
-                    "patient's too); for writes, the fields written. Names, not values.")
+        description="For reads, the encrypted fields returned: a patient's, contact's or care-journey column empty "
+                    "or not (that a field is empty is the patient's too), other records' (tickets, answers) when "
+                    "they held a value; for writes, the fields written. Names, not values.")
     outcome: Outcome = strawberry.field(description="How it ended.")
     reason: str = strawberry.field(description="Why it was denied: forbidden, not_found, forbidden_field...")
     policy_rule: str = strawberry.field(description="The policy rule that allowed it.")

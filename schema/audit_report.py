@@ -47,7 +47,8 @@ class PatientAccess:
     denied: int = strawberry.field(description="Refused attempts.")
     field_classes: list[AuditFieldClass] = strawberry.field(description="Field classes returned or written.")
     fields: list[str] = strawberry.field(
-        description="Encrypted fields decrypted, or fields written, by their column names.",
+        description="Encrypted fields returned (a patient's, contact's or care-journey column empty or not), or "
+                    "fields written, by their column names.",
         deprecation_reason="Column names are for machines: show fieldsInWords to people.")
     policy_rules: list[str] = strawberry.field(
         description="The policy lines that allowed the access, as written in the policy.",
