@@ -207,21 +207,24 @@ def plan(executor: Executor[Any], types: Mapping[str, Compiled], object_type: Gr
                 return None
         elif not is_leaf_type(named):
             return None
-        nullable = get_nullable_type(return_type)
-        items = is_list_type(nullable)
-        leaf = named if is_leaf_type(named) and not items else None
-        leaves = items and is_leaf_type(get_nullable_type(cast(GraphQLList[Any], nullable).of_type))  # one level
         made.fields.append(Field(key, name, object_type.name, return_type, field_details, reader, sub,
-                                 cast(GraphQLLeafType | None, leaf), is_non_null_type(return_type),
-                                 *_leaf_shortcuts(named, reader, leaves)))
+                                 *completion(return_type, reader)))
     return made
 
 
-def _leaf_shortcuts(named: Any, reader: Reader, items: bool
-                    ) -> tuple[type | None, type | None, Mapping[Any, str] | None, Callable[[Any], Any] | None, bool]:
-    """``Field.same``, ``enum``, ``names``, ``get`` and ``items`` for a field of this named type."""
+def completion(return_type: GraphQLOutputType, reader: Reader) -> tuple[
+        GraphQLLeafType | None, bool, PyType | None, PyType | None, Mapping[Any, str] | None,
+        Callable[[Any], Any] | None, bool]:
+    """How a field of this type completes: ``Field.leaf``, ``non_null``, ``same``, ``enum``, ``names``, ``get`` and
+    ``items``, in that order."""
+    named = get_named_type(return_type)
+    nullable = get_nullable_type(return_type)
+    non_null = is_non_null_type(return_type)
     if not is_leaf_type(named):
-        return None, None, None, None, False
+        return None, non_null, None, None, None, None, False
+    items = is_list_type(nullable)
+    leaf = None if items else cast(GraphQLLeafType, named)
+    leaves = items and is_leaf_type(get_nullable_type(cast(GraphQLList[Any], nullable).of_type))  # one level
     enum = getattr(named, "wrapped_cls", None) if isinstance(named, GraphQLEnumType) else None
     names: dict[Any, str] = {}
     if isinstance(enum, type) and issubclass(enum, Enum):
@@ -234,4 +237,4 @@ def _leaf_shortcuts(named: Any, reader: Reader, items: bool
         enum = None
     get = reader.read if reader.attribute and reader.field_class is None and reader.load is None else None
     same = str if named is GraphQLString or named is GraphQLID else bool if named is GraphQLBoolean else None
-    return same, enum, names or None, get, items
+    return leaf, non_null, same, enum, names or None, get, leaves

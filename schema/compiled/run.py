@@ -22,7 +22,7 @@ from resolvers import access
 from resolvers.access import PatientView
 from schema.compiled.plan import Field, Object, Reader
 
-_UNREAD = object()  # an attribute not read yet (or whose read raised)
+_UNREAD = object()  # an attribute not read yet (or whose read raised); a serialization not known beforehand
 
 
 class Run:
@@ -188,12 +188,10 @@ def _in_place(f: Field, value: Any, out: dict[str, Any]) -> bool:
             return False
         out[f.key] = None
     elif f.leaf is not None:  # a scalar or an enum (a list field's str is not its list)
-        if kind is f.same:
-            out[f.key] = value
-        elif kind is f.enum and f.names is not None and value in f.names:
-            out[f.key] = f.names[value]
-        else:
+        known = _known(f, value)
+        if known is _UNREAD:
             return False
+        out[f.key] = known
     elif kind is list and f.items:
         completed = _leaf_items(f, value)
         if completed is None:
@@ -216,13 +214,22 @@ def _leaf_items(f: Field, values: list[Any]) -> list[Any] | None:
 
 def _leaf_value(f: Field, value: Any) -> Any:
     """graphql-core's complete_leaf_value, with its result for a str or an enum member known beforehand."""
+    known = _known(f, value)
+    if known is not _UNREAD:
+        return known
+    assert f.leaf is not None
+    return Executor.complete_leaf_value(f.leaf, value)
+
+
+def _known(f: Field, value: Any) -> Any:
+    """A scalar's serialization known beforehand (a str for String or ID, a bool, an enum member's name), or
+    ``_UNREAD``: graphql-core's to work out."""
     kind = type(value)
     if kind is f.same:
         return value
     if kind is f.enum and f.names is not None and value in f.names:
         return f.names[value]
-    assert f.leaf is not None
-    return Executor.complete_leaf_value(f.leaf, value)
+    return _UNREAD
 
 
 def _null_in_non_null(f: Field) -> TypeError:

@@ -20,16 +20,12 @@ from graphql import (
     GraphQLOutputType,
     GraphQLSchema,
     GraphQLString,
-    get_named_type,
-    get_nullable_type,
     graphql_sync,
-    is_leaf_type,
-    is_list_type,
     is_non_null_type,
 )
 
 from core.settings import Limits
-from schema.compiled.plan import Field, Reader, _leaf_shortcuts
+from schema.compiled.plan import Field, Reader, completion
 from schema.compiled.run import _in_place
 from schema.root import build_schema
 
@@ -62,14 +58,8 @@ def graphql_core(field_type: GraphQLOutputType, value: Any) -> dict[str, Any]:
 
 
 def field_of(field_type: GraphQLOutputType) -> Field:
-    named = get_named_type(field_type)
-    nullable = get_nullable_type(field_type)
-    items = is_list_type(nullable)
     reader = Reader(lambda source: source, attribute=True)
-    leaf = named if is_leaf_type(named) and not items else None
-    leaves = items and is_leaf_type(get_nullable_type(nullable.of_type))  # as plan.plan decides it
-    return Field("f", "f", "Query", field_type, [], reader, None, leaf, is_non_null_type(field_type),
-                 *_leaf_shortcuts(named, reader, leaves))
+    return Field("f", "f", "Query", field_type, [], reader, None, *completion(field_type, reader))
 
 
 @pytest.mark.parametrize("field_type", TYPES, ids=str)
