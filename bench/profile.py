@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import base64
 import cProfile
+import json
 import os
 import pstats
 import secrets
@@ -71,16 +72,17 @@ async def profile(args: argparse.Namespace) -> None:
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
             email = dataset.OFFICER_EMAIL if args.workload == "W4" else dataset.NURSE_EMAIL
             token = await _login(client, email, bench.password)
-            request = bench.requests(args.first)[args.workload]
+            body = (bench.requests(args.first)[args.workload].body if args.query is None
+                    else json.dumps({"query": args.query}).encode())
             headers = {"content-type": "application/json", "authorization": f"Bearer {token}"}
             for _ in range(20):  # warm caches
-                await client.post("/graphql", content=request.body, headers=headers)
+                await client.post("/graphql", content=body, headers=headers)
             profiler = cProfile.Profile()
             started, cpu, machine = time.perf_counter(), time.process_time(), _busy_seconds()
             if not args.plain:
                 profiler.enable()
             for _ in range(args.requests):
-                answer = (await client.post("/graphql", content=request.body, headers=headers)).json()
+                answer = (await client.post("/graphql", content=body, headers=headers)).json()
                 assert "errors" not in answer, answer["errors"]
             profiler.disable()
             elapsed = time.perf_counter() - started
@@ -123,6 +125,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--patients", type=int, default=2000)
     parser.add_argument("--first", type=int, default=50)
+    parser.add_argument("--query", help="send this GraphQL document instead of the workload's, as the workload's "
+                        "account (for instance '{ __typename }' for the fixed cost of a request)")
     parser.add_argument("--plain", action="store_true", help="no cProfile: time only (or run under py-spy)")
     parser.add_argument("--dump", help="also write the raw cProfile stats to this file (for pstats)")
     parser.add_argument("--top", type=int, default=45)

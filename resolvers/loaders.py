@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
+from functools import cached_property
 from typing import Any, TypeVar
 
 from strawberry.dataloader import DataLoader
@@ -37,30 +38,68 @@ M = TypeVar("M", bound=TenantModel)
 
 
 class Loaders:
+    """Each loader is made on first use: a request uses one or two of them, and a DataLoader costs its cache
+    and its loop lookup to make."""
+
     def __init__(self, institution_id: uuid.UUID) -> None:
         self.institution_id = institution_id
         self._made: dict[str, DataLoader[Any, Any]] = {}
-        self.department: DataLoader[uuid.UUID, Department | None] = DataLoader(self._by_id(Department))
-        self.staff: DataLoader[uuid.UUID, Staff | None] = DataLoader(self._by_id(Staff))
-        self.partner: DataLoader[uuid.UUID, Partner | None] = DataLoader(self._by_id(Partner))
-        self.clients_by_partner: DataLoader[uuid.UUID, list[PartnerClient]] = DataLoader(
-            self._grouped(PartnerClient, "partner_id"))
-        self.contacts_by_patient: DataLoader[uuid.UUID, list[Contact]] = DataLoader(
-            self._grouped(Contact, "patient_id"))
-        self.attachments_by_ticket: DataLoader[uuid.UUID, list[Attachment]] = DataLoader(
-            self._grouped(Attachment, "ticket_id"))
-        self.events_by_ticket: DataLoader[uuid.UUID, list[TicketEvent]] = DataLoader(
-            self._grouped(TicketEvent, "ticket_id"))
-        self.care_team_by_patient = DataLoader(self._care_team_by_patient)
-        self.consents_by_patient: DataLoader[uuid.UUID, list[PartnerConsent]] = DataLoader(
-            self._grouped(PartnerConsent, "patient_id"))
-        self.codes_by_visit: DataLoader[uuid.UUID, list[VisitCode]] = DataLoader(self._grouped(VisitCode, "visit_id"))
-        self.staff_by_visit: DataLoader[uuid.UUID, list[VisitStaff]] = DataLoader(self._grouped(VisitStaff, "visit_id"))
-        self.follow_up_rule: DataLoader[uuid.UUID, FollowUpRule | None] = DataLoader(self._by_id(FollowUpRule))
-        self.attempts_by_task: DataLoader[uuid.UUID, list[FollowUpAttempt]] = DataLoader(
-            self._grouped(FollowUpAttempt, "task_id"))
-        self.activities_by_plan: DataLoader[uuid.UUID, list[CarePlanActivity]] = DataLoader(
-            self._grouped(CarePlanActivity, "plan_id"))
+
+    @cached_property
+    def department(self) -> DataLoader[uuid.UUID, Department | None]:
+        return DataLoader(self._by_id(Department))
+
+    @cached_property
+    def staff(self) -> DataLoader[uuid.UUID, Staff | None]:
+        return DataLoader(self._by_id(Staff))
+
+    @cached_property
+    def partner(self) -> DataLoader[uuid.UUID, Partner | None]:
+        return DataLoader(self._by_id(Partner))
+
+    @cached_property
+    def clients_by_partner(self) -> DataLoader[uuid.UUID, list[PartnerClient]]:
+        return DataLoader(self._grouped(PartnerClient, "partner_id"))
+
+    @cached_property
+    def contacts_by_patient(self) -> DataLoader[uuid.UUID, list[Contact]]:
+        return DataLoader(self._grouped(Contact, "patient_id"))
+
+    @cached_property
+    def attachments_by_ticket(self) -> DataLoader[uuid.UUID, list[Attachment]]:
+        return DataLoader(self._grouped(Attachment, "ticket_id"))
+
+    @cached_property
+    def events_by_ticket(self) -> DataLoader[uuid.UUID, list[TicketEvent]]:
+        return DataLoader(self._grouped(TicketEvent, "ticket_id"))
+
+    @cached_property
+    def care_team_by_patient(self) -> DataLoader[uuid.UUID, list[Staff]]:
+        return DataLoader(self._care_team_by_patient)
+
+    @cached_property
+    def consents_by_patient(self) -> DataLoader[uuid.UUID, list[PartnerConsent]]:
+        return DataLoader(self._grouped(PartnerConsent, "patient_id"))
+
+    @cached_property
+    def codes_by_visit(self) -> DataLoader[uuid.UUID, list[VisitCode]]:
+        return DataLoader(self._grouped(VisitCode, "visit_id"))
+
+    @cached_property
+    def staff_by_visit(self) -> DataLoader[uuid.UUID, list[VisitStaff]]:
+        return DataLoader(self._grouped(VisitStaff, "visit_id"))
+
+    @cached_property
+    def follow_up_rule(self) -> DataLoader[uuid.UUID, FollowUpRule | None]:
+        return DataLoader(self._by_id(FollowUpRule))
+
+    @cached_property
+    def attempts_by_task(self) -> DataLoader[uuid.UUID, list[FollowUpAttempt]]:
+        return DataLoader(self._grouped(FollowUpAttempt, "task_id"))
+
+    @cached_property
+    def activities_by_plan(self) -> DataLoader[uuid.UUID, list[CarePlanActivity]]:
+        return DataLoader(self._grouped(CarePlanActivity, "plan_id"))
 
     def made(self, name: str, load: Callable[[Sequence[Any]], Awaitable[list[Any]]]) -> DataLoader[Any, Any]:
         """A loader made on first use in this request, for batches that depend on the caller's reach (the

@@ -1,13 +1,13 @@
-"""Schema extensions that are ours: audit the reads of an operation, code and mask errors."""
+"""Schema extensions that are ours: the document's rules, audit the reads of an operation, code and mask errors."""
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 
-from graphql import GraphQLError, GraphQLObjectType
-from graphql.validation import ValuesOfCorrectTypeRule
+from graphql import ASTValidationRule, GraphQLError, GraphQLObjectType, specified_rules
+from graphql.validation import NoSchemaIntrospectionCustomRule, ValuesOfCorrectTypeRule
 from strawberry.extensions import MaskErrors, SchemaExtension
 
 from core.errors import CareloopError
@@ -81,6 +81,31 @@ def finish_error(error: GraphQLError, *, request_id: str, production: bool) -> G
                         extensions={**(error.extensions or {}), "code": code})
 
 
+class DocumentRules(SchemaExtension):
+    """What a document must pass before it runs, decided once for the schema: graphql-core's rules with
+    input values checked by our coded rule (``schema/input_errors.py``; values hidden in production), the
+    introspection ban in production, our limits (depth, aliases, fields), and the parser's token cap.
+    One extension rather than one per rule: Strawberry wraps every extension's hooks again on every request."""
+
+    def __init__(self, rules: tuple[type[ASTValidationRule], ...], max_tokens: int) -> None:
+        self.rules = rules
+        self.max_tokens = max_tokens
+
+    @classmethod
+    def build(cls, limit_rules: Sequence[type[ASTValidationRule]], *, max_tokens: int, production: bool
+              ) -> Callable[[], DocumentRules]:
+        """The rules in the order their errors are reported, and a factory of the extension with them."""
+        coded = HiddenCodedValuesRule if production else CodedValuesRule
+        rules = (*(coded if rule is ValuesOfCorrectTypeRule else rule for rule in specified_rules),
+                 *((NoSchemaIntrospectionCustomRule,) if production else ()), *limit_rules)
+        return lambda: cls(rules, max_tokens)
+
+    def on_operation(self) -> Iterator[None]:
+        self.execution_context.validation_rules = self.rules
+        self.execution_context.parse_options["max_tokens"] = self.max_tokens
+        yield
+
+
 class CodedErrors(MaskErrors):
     """Every error carries ``extensions.code``; unexpected ones are masked and carry the request id. Input
     errors name their place by one convention (``schema/input_errors.py``) and never echo the value."""
@@ -88,13 +113,6 @@ class CodedErrors(MaskErrors):
     def __init__(self, *, production: bool) -> None:
         super().__init__(should_mask_error=is_unexpected)
         self.production = production
-
-    def on_operation(self) -> Iterator[None]:
-        rules = self.execution_context.validation_rules
-        coded = HiddenCodedValuesRule if self.production else CodedValuesRule
-        self.execution_context.validation_rules = tuple(
-            coded if rule is ValuesOfCorrectTypeRule else rule for rule in rules)
-        yield from super().on_operation()
 
     def _root(self) -> GraphQLObjectType | None:
         schema = self.execution_context.schema._schema

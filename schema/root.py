@@ -7,8 +7,7 @@ from typing import Any
 
 import strawberry
 from graphql import ASTValidationRule, GraphQLError
-from strawberry.extensions import AddValidationRules, MaxTokensLimiter, ParserCache, ValidationCache
-from strawberry.extensions.disable_introspection import DisableIntrospection
+from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES
 from strawberry.tools import merge_types
@@ -35,7 +34,7 @@ from schema.contract_signature import ContractSignatureMutation, ContractSignatu
 from schema.department import DepartmentMutation, DepartmentQuery
 from schema.disclosure import DisclosureQuery
 from schema.emergency_access import EmergencyAccessMutation, EmergencyAccessQuery
-from schema.extensions import AuditReads, CodedErrors, PartnerGate, is_unexpected
+from schema.extensions import AuditReads, CodedErrors, DocumentRules, PartnerGate, is_unexpected
 from schema.flag import FlagMutation, FlagQuery, FlagSubscription
 from schema.follow_up import FollowUpMutation, FollowUpQuery
 from schema.improvement import ImprovementMutation, ImprovementQuery
@@ -128,20 +127,17 @@ class CareloopSchema(strawberry.Schema):
 
 
 def build_schema(limits: Limits, *, production: bool) -> strawberry.Schema:
-    # The limit rule is built once: ValidationCache keys on the rule classes, and a rule made per
-    # request would never hit the cache, so every request would validate again.
+    # The rules are built once: ValidationCache keys on the rule classes, and a rule made per request would
+    # never hit the cache, so every request would validate again.
     limit_rules: list[type[ASTValidationRule]] = [limits_rule(limits)]
     extensions: list[Any] = [
-        lambda: MaxTokensLimiter(max_token_count=limits.max_tokens),
-        lambda: AddValidationRules(limit_rules),
+        DocumentRules.build(limit_rules, max_tokens=limits.max_tokens, production=production),
         ParserCache,
         ValidationCache,
         PartnerGate,
         AuditReads,
         lambda: CodedErrors(production=production),
     ]
-    if production:
-        extensions.insert(0, DisableIntrospection)
     return CareloopSchema(
         query=Query,
         mutation=Mutation,
