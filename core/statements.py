@@ -10,8 +10,8 @@ there and run the kept text. The query is still written once, with Tortoise; not
 hand. A shape whose parameters cannot be placed that way (a value transformed, say into a LIKE pattern) is simply
 built each time, as before.
 
-Values may be None, UUIDs, datetimes, ints or sorted lists of UUIDs (IN lists: bound in sorted order, so a list is
-used as a set). None, a list's length and whether a datetime has a zone are part of the shape, since they change the
+Values may be None, UUIDs, datetimes, dates, ints or sorted lists of UUIDs (IN lists: bound in sorted order, so a list
+is used as a set). None, a list's length and whether a datetime has a zone are part of the shape, since they change the
 text or what Tortoise binds (a naive datetime is made aware).
 
 A value the query transforms so that both stand-ins give the same parameter (a datetime truncated to the second or
@@ -28,7 +28,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from itertools import count
 from typing import Any, TypeVar
@@ -172,7 +172,7 @@ def _place(position: int, one: Any, other: Any, first: dict[str, Any], second: d
 def _replaceable(value: Any) -> bool:
     if isinstance(value, list):
         return all(isinstance(v, uuid.UUID) for v in value)
-    return value is None or (isinstance(value, (uuid.UUID, datetime, int)) and not isinstance(value, bool))
+    return value is None or (isinstance(value, (uuid.UUID, date, int)) and not isinstance(value, bool))
 
 
 def _stand_ins(values: dict[str, Any]) -> dict[str, Any]:
@@ -192,6 +192,8 @@ def _stand_in(value: Any) -> Any:
         step = serial % 5000  # a truncation does not make them one (1901 to about 7400; naive stays naive)
         return datetime(1901, 1, 1, tzinfo=value.tzinfo) + timedelta(days=397 * step, seconds=3661 * step + 1,
                                                                       microseconds=step + 1)
+    if isinstance(value, date):  # a day apart at least, and years apart from most
+        return date(1901, 1, 1) + timedelta(days=397 * (serial % 5000) + 1)
     return 1_000_000_007 + serial  # an int
 
 

@@ -23,7 +23,7 @@ from typing import Any, TypeVar, cast
 from strawberry.dataloader import DataLoader
 from tortoise.backends.base.client import TransactionalDBClient
 from tortoise.connection import connections
-from tortoise.expressions import Subquery
+from tortoise.expressions import Q, Subquery
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
@@ -238,6 +238,29 @@ async def checked_select(ctx: Context, shape: Hashable, refine: Callable[..., Qu
         return []
     key, build = checked_statement(scope, shape, refine)
     return await statements.select(Patient, key, build, **values, **scope.values())
+
+
+async def reached_select(ctx: Context, model: type[M], shape: Hashable, refine: Callable[..., QuerySet[M]],
+                         **values: Any) -> list[M]:
+    """The rows of ``refine(rows of model about patients the caller reaches, **values)`` (a follow-up task's,
+    say), their SQL built once per ``shape`` and reach of scope as ``checked_select``'s."""
+    scope = patient_scope(ctx)
+    if not scope.reaches_anyone:
+        return []
+    key, build = reached_statement(scope, model, shape, refine)
+    return await statements.select(model, key, build, **values, **scope.values())
+
+
+def reached_statement(scope: PatientScope, model: type[M], shape: Hashable, refine: Callable[..., QuerySet[M]],
+                      ) -> tuple[Hashable, Callable[..., QuerySet[M]]]:
+    """``reached_select``'s query as a key and a function of the scope's values and ``refine``'s."""
+    def build(**values: Any) -> QuerySet[M]:
+        reached = scope.with_values(**{name: values.pop(name) for name in SCOPE_VALUES})
+        patients = Patient.filter(cast(Q, reached.filter())).values("id")
+        return refine(model.filter(institution_id=reached.institution_id, patient_id__in=Subquery(patients)),
+                      **values)
+
+    return (shape, model, scope.reach), build
 
 
 def checked_statement(scope: PatientScope, shape: Hashable, refine: Callable[..., QuerySet[Patient]],

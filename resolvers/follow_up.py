@@ -15,7 +15,8 @@ import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from functools import partial
+from typing import Any, cast
 
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F, Q, Subquery
@@ -520,28 +521,53 @@ async def worklist(ctx: Context, *, scope: str, department_id: uuid.UUID | None,
     cursor = _decode_task_cursor(order, after) if after else None
     departments = None if scope == "mine" else await _departments_for(ctx, scope, department_id)
     today = await local_today(ctx)
-    query = _reached(ctx)
-    if query is None or departments == []:
+    if departments == [] or not access.patient_scope(ctx).reaches_anyone:
         return Worklist(pagination.Page([], False), today, 0 if count else None)
-    query = query.filter(status__in=OPEN_TASK_STATUSES, due_on__lte=today if due_by is None else due_by)
+    listed: dict[str, Any] = {"due_by": today if due_by is None else due_by, "departments": departments,
+                              "owner_id": ctx.require_principal().user_id if departments is None else None,
+                              "department_id": department_id if departments is None else None}
+    total = await _listed(scope, cast(QuerySet[FollowUpTask], _reached(ctx)), **listed).count() if count else None
+    column, descending = order.field, order.direction == "desc"
+    after_value, after_id = cursor or (None, None)
+    if isinstance(after_value, datetime):
+        after_value = after_value.astimezone(UTC)  # bound as it is compared (core.statements)
+    rows = await access.reached_select(
+        ctx, FollowUpTask, ("follow_up.worklist", scope, column, descending, first + 1),
+        partial(_worklist_page, scope, column, descending, first + 1), **listed, after_value=after_value,
+        after_id=after_id)
+    views = await _views(ctx, rows[:first], columns)
+    page = pagination.page_of(views, len(rows) > first, order.cursor_kind,
+                              key=lambda v: f"{getattr(v.row, column).isoformat()}|{v.row.id}")
+    return Worklist(page, today, total)
+
+
+def _listed(scope: str, query: QuerySet[FollowUpTask], *, due_by: date, departments: list[uuid.UUID] | None,
+            owner_id: uuid.UUID | None, department_id: uuid.UUID | None) -> QuerySet[FollowUpTask]:
+    """The open tasks of a worklist due by ``due_by``: the owner's (in one department when ``department_id`` is
+    given) when ``departments`` is None, else those of the departments (only the pool's unassigned requests for
+    POOL)."""
+    query = query.filter(status__in=OPEN_TASK_STATUSES, due_on__lte=due_by)
     if departments is None:
-        query = query.filter(owner_id=ctx.require_principal().user_id)
+        query = query.filter(owner_id=owner_id)
         if department_id is not None:
             query = query.filter(department_id=department_id)
     else:
         query = query.filter(department_id__in=departments)
     if scope == "pool":
         query = query.filter(owner_id__isnull=True, status="requested")
-    total = await query.count() if count else None
-    column, sign = order.field, "-" if order.direction == "desc" else ""
-    if cursor is not None:
-        value, task_id = cursor
-        query = query.filter(keyset_after(column, value, task_id, bool(sign)))
-    rows = list(await query.order_by(f"{sign}{column}", f"{sign}id").limit(first + 1))
-    views = await _views(ctx, rows[:first], columns)
-    page = pagination.page_of(views, len(rows) > first, order.cursor_kind,
-                              key=lambda v: f"{getattr(v.row, column).isoformat()}|{v.row.id}")
-    return Worklist(page, today, total)
+    return query
+
+
+def _worklist_page(scope: str, column: str, descending: bool, limit: int, query: QuerySet[FollowUpTask], *,
+                   after_value: date | datetime | None, after_id: uuid.UUID | None, **listed: Any
+                   ) -> QuerySet[FollowUpTask]:
+    """A page of ``_listed`` in the order, after the cursor's (value, id) when there is one; its SQL is built once
+    per shape (``access.reached_select``), so the values pass through unchanged."""
+    query = _listed(scope, query, **listed)
+    if after_id is not None:
+        query = query.filter(keyset_after(column, after_value, after_id, descending))
+    sign = "-" if descending else ""
+    return query.order_by(f"{sign}{column}", f"{sign}id").limit(limit)
 
 
 async def workload(ctx: Context, department_id: uuid.UUID | None) -> tuple[date, list[Workload]]:

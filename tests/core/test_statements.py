@@ -6,7 +6,7 @@ database (SQLite or PostgreSQL)."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -15,9 +15,9 @@ from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 
 from core import statements
-from models import AuditEvent, Patient
+from models import AuditEvent, FollowUpTask, Patient
 from policies.scopes import IN_CARE_TEAM, IN_EMERGENCY, ROLE_REACH, PatientScope, Reach
-from resolvers import access, audit_event
+from resolvers import access, audit_event, follow_up
 from resolvers import patient as patients
 from tests.api.test_break_glass import BREAK, REASON, patient_of_b
 from tests.factories import Tenant, make_patient
@@ -200,3 +200,34 @@ async def test_the_audit_page_binds_what_tortoise_builds(tenant: Tenant) -> None
         with pytest.raises(ValueError, match="built by Tortoise"):
             statements.bound(("audit_event.page", 50), partial(audit_event._page_query, 51), dialect,
                              **{**empty, "institution_id": uuid.uuid4(), "before": None, **text})
+
+
+async def test_the_worklist_binds_what_tortoise_builds(tenant: Tenant) -> None:
+    """The follow-up worklist's page (``followUpWorklist``, W5), for every reach that holds a patient: each list
+    (mine, in one department or not; the pool; a department's), each order, with and without a cursor, binds what
+    Tortoise builds for two callers."""
+    dialect = statements.dialect_of(FollowUpTask)
+    lists: list[tuple[str, dict[str, Any]]] = [
+        ("mine", {"departments": None, "department_id": None}),
+        ("mine", {"departments": None, "department_id": uuid.uuid4()}),
+        ("pool", {"departments": [uuid.uuid4()], "department_id": None}),
+        ("department", {"departments": sorted(uuid.uuid4() for _ in range(3)), "department_id": None}),
+    ]
+    orders = [("due_on", False, lambda: date.today() - timedelta(days=uuid.uuid4().int % 90)),
+              ("updated_at", True, lambda: NOW - timedelta(minutes=uuid.uuid4().int % 10_000, microseconds=3))]
+    for case in every_shape():
+        if not case.reaches_anyone or len(case.department_ids) != 1:
+            continue
+        for kind, listed in lists:
+            for column, descending, value in orders:
+                refine = partial(follow_up._worklist_page, kind, column, descending, 51)
+                shape, build = access.reached_statement(case, FollowUpTask, ("worklist", kind, column, descending),
+                                                        refine)
+                for cursor in (False, True):
+                    for scoped in (case, similar(case)):
+                        values = {**listed, **scoped.values(), "due_by": date.today() + timedelta(days=cursor),
+                                  "owner_id": uuid.uuid4() if listed["departments"] is None else None,
+                                  "after_value": value() if cursor else None,
+                                  "after_id": uuid.uuid4() if cursor else None}
+                        assert statements.bound(shape, build, dialect, **values) == rendered(
+                            build(**values)), (case.reach, kind, column)
