@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Collection, Hashable
+from collections.abc import Callable, Collection, Hashable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar, cast
@@ -329,6 +329,16 @@ async def visible_patient(ctx: Context, patient_id: uuid.UUID,
     patients in one statement); None when out of scope. Not a refusal: a ticket's patient the
     caller may not see is simply not shown. ``columns``: rows with only those (and ``VIEW_COLUMNS``),
     batched apart from the whole rows other fields of the request may load; None: whole rows."""
+    return await _patient_loader(ctx, columns).load(patient_id)
+
+
+async def visible_patients(ctx: Context, patient_ids: Sequence[uuid.UUID],
+                           columns: Collection[str] | None = None) -> list[PatientView | None]:
+    """``visible_patient`` of each id, for a page of records: one batch, without a task per record."""
+    return await _patient_loader(ctx, columns).load_many(patient_ids)
+
+
+def _patient_loader(ctx: Context, columns: Collection[str] | None) -> DataLoader[uuid.UUID, PatientView | None]:
     key = None if columns is None else view_columns(columns)
     loaders: dict[tuple[str, ...] | None, DataLoader[uuid.UUID, PatientView | None]]
     loaders = ctx.patient_views = ctx.patient_views or {}
@@ -340,7 +350,7 @@ async def visible_patient(ctx: Context, patient_id: uuid.UUID,
             return [found.get(i) for i in ids]
 
         loader = loaders[key] = DataLoader(batch)
-    return await loader.load(patient_id)
+    return loader
 
 
 async def find_patient(ctx: Context, patient_id: uuid.UUID | None, *, action: Action, field: str = "id",

@@ -18,7 +18,6 @@ move and cancel within the institution's portal rules (``MessagingSettings``: no
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -98,7 +97,7 @@ def in_reach(ctx: Context) -> QuerySet[Appointment] | None:
 
 
 async def _views(ctx: Context, rows: Sequence[Appointment]) -> list[AppointmentView]:
-    patients = await asyncio.gather(*(access.visible_patient(ctx, row.patient_id) for row in rows))
+    patients = await access.visible_patients(ctx, [row.patient_id for row in rows])
     return [AppointmentView(row, patient) for row, patient in zip(rows, patients, strict=True) if patient is not None]
 
 

@@ -10,7 +10,6 @@ tasks are cancelled at once.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -463,7 +462,7 @@ async def open_of(ctx: Context, patient: PatientView) -> list[TaskView]:
 async def _views(ctx: Context, rows: list[FollowUpTask], columns: Collection[str] | None = None) -> list[TaskView]:
     """Each task with its patient as the caller may see the file (one batched query for a page); ``columns``: the
     patient columns the selection reads (None: whole rows)."""
-    patients = await asyncio.gather(*(access.visible_patient(ctx, row.patient_id, columns) for row in rows))
+    patients = await access.visible_patients(ctx, [row.patient_id for row in rows], columns)
     return [TaskView(row, patient) for row, patient in zip(rows, patients, strict=True) if patient is not None]
 
 

@@ -10,7 +10,6 @@ the patient file's are.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -92,7 +91,7 @@ def in_reach(ctx: Context) -> QuerySet[Visit] | None:
 
 
 async def _views(ctx: Context, rows: list[Visit]) -> list[VisitView]:
-    patients = await asyncio.gather(*(access.visible_patient(ctx, row.patient_id) for row in rows))
+    patients = await access.visible_patients(ctx, [row.patient_id for row in rows])
     return [VisitView(row, patient) for row, patient in zip(rows, patients, strict=True) if patient is not None]
 
 
