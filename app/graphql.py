@@ -183,6 +183,9 @@ class CareloopGraphQL(GraphQL[Context, None]):
             response = await self.run(request)
         finally:  # by operation name only, bounded (app/metrics.py): never variables
             metrics.observe_request(getattr(request.state, "operation_name", None), time.perf_counter() - started)
+            context = getattr(request.state, "context", None)
+            if context is not None:
+                context.release()
         await response(scope, receive, send)
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
@@ -348,7 +351,10 @@ class CareloopGraphQL(GraphQL[Context, None]):
         return UNSET
 
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket | None) -> Context:
-        return await build_context(self.services, request)
+        context = await build_context(self.services, request)
+        if isinstance(request, Request):
+            request.state.context = context  # released once the request has answered (__call__)
+        return context
 
 
 async def build_context(services: Services, request: Request | WebSocket) -> Context:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any, TypeVar
 
 from strawberry.dataloader import DataLoader
@@ -38,8 +38,9 @@ M = TypeVar("M", bound=TenantModel)
 
 
 class Loaders:
-    """Each loader is made on first use: a request uses one or two of them, and a DataLoader costs its cache
-    and its loop lookup to make."""
+    """Each loader is made on first use: a request uses one or two of them. Their batch functions hold the
+    institution's id, not this object: no reference cycle, so a request's loaded rows are freed when it ends
+    rather than left to the garbage collector."""
 
     def __init__(self, institution_id: uuid.UUID) -> None:
         self.institution_id = institution_id
@@ -75,7 +76,7 @@ class Loaders:
 
     @cached_property
     def care_team_by_patient(self) -> DataLoader[uuid.UUID, list[Staff]]:
-        return DataLoader(self._care_team_by_patient)
+        return DataLoader(partial(_care_team_by_patient, self.institution_id))
 
     @cached_property
     def consents_by_patient(self) -> DataLoader[uuid.UUID, list[PartnerConsent]]:
@@ -113,8 +114,10 @@ class Loaders:
         def build(institution_id: uuid.UUID, ids: list[uuid.UUID]) -> QuerySet[M]:
             return model.filter(institution_id=institution_id, id__in=ids)
 
+        institution_id = self.institution_id
+
         async def load(ids: Sequence[uuid.UUID]) -> list[M | None]:
-            rows = await statements.select(model, ("by_id", model), build, institution_id=self.institution_id,
+            rows = await statements.select(model, ("by_id", model), build, institution_id=institution_id,
                                            ids=statements.id_list(ids))
             found = {row.id: row for row in rows}
             return [found.get(i) for i in ids]
@@ -126,9 +129,11 @@ class Loaders:
         def build(institution_id: uuid.UUID, parents: list[uuid.UUID]) -> QuerySet[M]:
             return model.filter(institution_id=institution_id, **{f"{key}__in": parents}).order_by("id")
 
+        institution_id = self.institution_id
+
         async def load(parent_ids: Sequence[uuid.UUID]) -> list[list[M]]:
             found: dict[Any, list[M]] = defaultdict(list)
-            rows = await statements.select(model, ("grouped", model, key), build, institution_id=self.institution_id,
+            rows = await statements.select(model, ("grouped", model, key), build, institution_id=institution_id,
                                            parents=statements.id_list(parent_ids))
             for row in rows:
                 found[getattr(row, key)].append(row)
@@ -136,12 +141,14 @@ class Loaders:
 
         return load
 
-    async def _care_team_by_patient(self, patient_ids: Sequence[uuid.UUID]) -> list[list[Staff]]:
-        found: dict[uuid.UUID, list[Staff]] = defaultdict(list)
-        members = CareTeamMember.filter(institution_id=self.institution_id, patient_id__in=list(patient_ids))
-        for member in await members.select_related("staff").order_by("created_at"):
-            found[member.patient_id].append(member.staff)
-        return [found[pid] for pid in patient_ids]
+
+
+async def _care_team_by_patient(institution_id: uuid.UUID, patient_ids: Sequence[uuid.UUID]) -> list[list[Staff]]:
+    found: dict[uuid.UUID, list[Staff]] = defaultdict(list)
+    members = CareTeamMember.filter(institution_id=institution_id, patient_id__in=list(patient_ids))
+    for member in await members.select_related("staff").order_by("created_at"):
+        found[member.patient_id].append(member.staff)
+    return [found[pid] for pid in patient_ids]
 
 
 async def newest_per_parent(query: QuerySet[M], key: str, parent_ids: Sequence[uuid.UUID], order: tuple[str, ...],
