@@ -21,6 +21,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -112,13 +113,14 @@ def negotiate(accept: str | None) -> str | None:
     return JSON
 
 
-def operations_of(query: str, max_tokens: int) -> list[OperationDefinitionNode] | None:
+@lru_cache(maxsize=128)  # as Strawberry's parser cache: a portal sends the same few documents again and again
+def operations_of(query: str, max_tokens: int) -> tuple[OperationDefinitionNode, ...] | None:
     """The document's operations, or None when it does not parse (GraphQL then reports the syntax error)."""
     try:
         document = parse(query, no_location=True, max_tokens=max_tokens)
     except GraphQLError:
         return None
-    return [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    return tuple(d for d in document.definitions if isinstance(d, OperationDefinitionNode))
 
 
 def _error_body(message: str, code: str, field: str | None = None, **more: str) -> dict[str, Any]:

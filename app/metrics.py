@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 from wsgiref.simple_server import WSGIServer
@@ -73,7 +74,7 @@ def _bounded(value: str, seen: set[str], cap: int) -> str | None:
     return value
 
 
-def operation_name(sent: str | None, operations: list[OperationDefinitionNode] | None) -> str | None:
+def operation_name(sent: str | None, operations: Sequence[OperationDefinitionNode] | None) -> str | None:
     """The name the caller sent, or else the name of the document's only operation."""
     if sent is not None or not operations or len(operations) != 1 or operations[0].name is None:
         return sent
