@@ -90,18 +90,19 @@ class Context:
         return self.decisions[key]
 
     def forget_decisions(self) -> None:
-        """Before re-checking a long-lived operation's rights: decisions and scopes are per sign-in."""
+        """Before re-checking a long-lived operation's rights: decisions, scopes and the patient views made under
+        them are per sign-in (a subscription's next event must not show a file the caller no longer reaches)."""
         self.decisions.clear()
         self.patient_scope = self.ticket_scope = None
+        self.patient_views = None
         self.sla = None
 
     def release(self) -> None:
-        """Once a request has answered: its loaders and their rows go now. Their batch functions hold this context
-        (and the framework's execution objects hold it in cycles too), so without this they would wait for the
-        garbage collector, which then pauses the server for every request's leftovers at once."""
+        """Once a request has answered: its loaders, views and their rows go now. The patient views' batch functions
+        and the loaders ``Loaders.made`` for the caller's reach hold this context, so without this they would wait
+        for the cyclic garbage collector, which then pauses the server for every request's leftovers at once."""
+        self.forget_decisions()
         self.loaders = None
-        self.patient_views = None
-        self.patient_scope = self.ticket_scope = None
 
     def require_keys(self) -> InstitutionKeys:
         if self.keys is None:

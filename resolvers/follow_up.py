@@ -528,8 +528,6 @@ async def worklist(ctx: Context, *, scope: str, department_id: uuid.UUID | None,
     total = await _listed(scope, cast(QuerySet[FollowUpTask], _reached(ctx)), **listed).count() if count else None
     column, descending = order.field, order.direction == "desc"
     after_value, after_id = cursor or (None, None)
-    if isinstance(after_value, datetime):
-        after_value = after_value.astimezone(UTC)  # bound as it is compared (core.statements)
     rows = await access.reached_select(
         ctx, FollowUpTask, ("follow_up.worklist", scope, column, descending, first + 1),
         partial(_worklist_page, scope, column, descending, first + 1), **listed, after_value=after_value,
@@ -606,15 +604,19 @@ async def _departments_for(ctx: Context, scope: str, department_id: uuid.UUID | 
 
 
 def _decode_task_cursor(order: WorklistOrder, cursor: str) -> tuple[date | datetime, uuid.UUID]:
+    """The cursor's (value, id); a time in UTC, as it is bound and compared (``core.statements``). A cursor is the
+    client's to forge: one that is not ours, or whose time leaves the calendar in UTC, is BAD_USER_INPUT."""
     key = pagination.decode_text(order.cursor_kind, cursor)
     try:
         value, task_id = key.split("|", 1)
         parsed: date | datetime = (date.fromisoformat(value) if order.field == "due_on"
                                    else datetime.fromisoformat(value))
-        if isinstance(parsed, datetime) and parsed.tzinfo is None:
-            raise ValueError("a cursor's time has its offset")
+        if isinstance(parsed, datetime):
+            if parsed.tzinfo is None:
+                raise ValueError("a cursor's time has its offset")
+            parsed = parsed.astimezone(UTC)
         return parsed, uuid.UUID(task_id)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise BadUserInput("after: not a valid cursor.", field="after") from None
 
 

@@ -38,9 +38,9 @@ M = TypeVar("M", bound=TenantModel)
 
 
 class Loaders:
-    """Each loader is made on first use: a request uses one or two of them. Their batch functions hold the
-    institution's id, not this object: no reference cycle, so a request's loaded rows are freed when it ends
-    rather than left to the garbage collector."""
+    """Each loader is made on first use: a request uses one or two of them. The named loaders' batch functions hold
+    the institution's id, not this object, so they make no reference cycle; those ``made`` for a caller's reach
+    hold the context, which ``Context.release`` breaks once the request has answered."""
 
     def __init__(self, institution_id: uuid.UUID) -> None:
         self.institution_id = institution_id

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from models import AuditEvent, FollowUpAttempt, FollowUpTask, Ticket
-from resolvers import follow_up
+from resolvers import follow_up, pagination
 from resolvers import institution as institutions
 from resolvers.context import Services
 from tests.conftest import SqlCounter
@@ -440,6 +440,25 @@ async def test_my_worklist_is_due_today_local_and_overdue_earliest_first(tenant:
     assert rest.data["followUpWorklist"]["pageInfo"]["hasNextPage"] is False
     bad = await tenant.call("nurse", WORKLIST, scope="MINE", after="garbage")
     assert bad.codes == ["BAD_USER_INPUT"]
+
+
+FORGED = [("updated_at.asc", "9999-12-31T23:59:59-05:00"),  # past the calendar's end once in UTC
+          ("updated_at.desc", "0001-01-01T00:00:00+05:00"),  # before its start
+          ("updated_at.asc", "2026-12-03T10:00:00"),  # no offset
+          ("updated_at.asc", "yesterday")]
+
+
+@pytest.mark.parametrize(("kind", "value"), FORGED)
+async def test_a_forged_cursor_is_bad_input(tenant: Tenant, kind: str, value: str) -> None:
+    """A cursor is the client's to forge; one whose time cannot be compared in UTC is BAD_USER_INPUT on either
+    database, never an unexpected error."""
+    field, direction = kind.split(".")
+    forged = pagination.encode(f"{follow_up.TASK_CURSOR}.{kind}", f"{value}|{uuid.UUID(int=1)}")
+    reply = await tenant.call("nurse", """query($after: String, $order: FollowUpTaskOrder) {
+      followUpWorklist(scope: MINE, orderBy: $order, after: $after) { edges { node { id } } } }""",
+                              after=forged, order={"field": field.upper(), "direction": direction.upper()})
+    assert reply.codes == ["BAD_USER_INPUT"], reply.errors
+    assert reply.errors[0]["extensions"]["field"] == "after"
 
 
 async def test_the_pool_and_the_department_for_its_head(

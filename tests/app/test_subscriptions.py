@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import websockets
 
+from models import CareTeamMember
 from tests.factories import Tenant, make_patient
 
 SUBSCRIBE = "subscription($dep: ID) { ticketChanges(departmentId: $dep) { id status subject department { name } } }"
@@ -30,14 +31,14 @@ class Live:
             await self.next(QUIET)
 
 
-async def subscribe(url: str, token: str | None, department: str | None = None) -> Live:
+async def subscribe(url: str, token: str | None, department: str | None = None, query: str = SUBSCRIBE) -> Live:
     connection = await websockets.connect(url, subprotocols=["graphql-transport-ws"])
     await connection.send(json.dumps({"type": "connection_init",
                                       "payload": {"authorization": f"Bearer {token}"} if token else {}}))
     live = Live(connection)
     assert (await live.next())["type"] == "connection_ack"
     await connection.send(json.dumps({"id": "1", "type": "subscribe",
-                                      "payload": {"query": SUBSCRIBE, "variables": {"dep": department}}}))
+                                      "payload": {"query": query, "variables": {"dep": department}}}))
     await asyncio.sleep(0.2)  # let the subscription take its starting point
     return live
 
@@ -113,4 +114,24 @@ async def test_a_revoked_token_ends_the_subscription(tenant: Tenant, ws_url: str
     message = await live.next()
     assert message["type"] == "next" and message["payload"].get("data") is None
     assert [e["extensions"]["code"] for e in message["payload"]["errors"]] == ["UNAUTHENTICATED"]
+    await live.connection.close()
+
+
+async def test_each_event_sees_the_patient_as_the_subscriber_reaches_it_then(tenant: Tenant, ws_url: str) -> None:
+    """The patient views a subscription loads are per sign-in like its decisions: a nurse taken off a patient's care
+    team no longer sees the file on the next event (a view cached for the socket's life showed it still)."""
+    query = "subscription { ticketChanges { id status patient { fullName } } }"
+    pid = await make_patient(tenant, "nurse", fullName="Only Team", departmentId=str(tenant.departments["B"].id))
+    live = await subscribe(ws_url, tenant.tokens["nurse"], query=query)
+    reply = await tenant.call("nurse", CREATE, input={"channel": "HOTLINE", "category": "ENQUIRY", "subject": "Team",
+                                                      "patientId": str(pid)})
+    assert reply.errors == [], reply.errors
+    tid = reply.data["ticketCreate"]["id"]
+    first = await live.next()
+    assert first["payload"]["data"]["ticketChanges"] == {"id": tid, "status": "NEW",
+                                                         "patient": {"fullName": "Only Team"}}
+    await CareTeamMember.filter(patient_id=pid).delete()
+    assert (await tenant.call("nurse", MOVE, id=tid)).errors == []
+    moved = await live.next()
+    assert moved["payload"]["data"]["ticketChanges"] == {"id": tid, "status": "ACKNOWLEDGED", "patient": None}
     await live.connection.close()
