@@ -23,7 +23,7 @@ from typing import Any, TypeVar, cast
 from strawberry.dataloader import DataLoader
 from tortoise.backends.base.client import TransactionalDBClient
 from tortoise.connection import connections
-from tortoise.expressions import Q, Subquery
+from tortoise.expressions import Subquery
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
@@ -240,10 +240,21 @@ async def checked_select(ctx: Context, shape: Hashable, refine: Callable[..., Qu
     return await statements.select(Patient, key, build, **values, **scope.values())
 
 
+def about_reached(scope: PatientScope, model: type[M]) -> QuerySet[M] | None:
+    """Rows of ``model`` (by its ``patient_id``) about patients the scope reaches, as a query; None when it reaches
+    none. The one definition of that reach for such records: ``reached_select``'s, and the lists and counts built
+    by Tortoise. It does not narrow a partner to the records it made (``records_in_reach`` does)."""
+    condition = scope.filter()
+    if condition is None:
+        return None
+    patients = Patient.filter(condition).values("id")
+    return model.filter(institution_id=scope.institution_id, patient_id__in=Subquery(patients))
+
+
 async def reached_select(ctx: Context, model: type[M], shape: Hashable, refine: Callable[..., QuerySet[M]],
                          **values: Any) -> list[M]:
-    """The rows of ``refine(rows of model about patients the caller reaches, **values)`` (a follow-up task's,
-    say), their SQL built once per ``shape`` and reach of scope as ``checked_select``'s."""
+    """The rows of ``refine(about_reached(the caller's scope, model), **values)`` (a follow-up task's, say), their
+    SQL built once per ``shape`` and reach of scope as ``checked_select``'s."""
     scope = patient_scope(ctx)
     if not scope.reaches_anyone:
         return []
@@ -256,9 +267,7 @@ def reached_statement(scope: PatientScope, model: type[M], shape: Hashable, refi
     """``reached_select``'s query as a key and a function of the scope's values and ``refine``'s."""
     def build(**values: Any) -> QuerySet[M]:
         reached = scope.with_values(**{name: values.pop(name) for name in SCOPE_VALUES})
-        patients = Patient.filter(cast(Q, reached.filter())).values("id")
-        return refine(model.filter(institution_id=reached.institution_id, patient_id__in=Subquery(patients)),
-                      **values)
+        return refine(cast(QuerySet[M], about_reached(reached, model)), **values)
 
     return (shape, model, scope.reach), build
 
@@ -276,10 +285,9 @@ def checked_statement(scope: PatientScope, shape: Hashable, refine: Callable[...
 def records_in_reach(ctx: Context, model: type[M]) -> QuerySet[M] | None:
     """A journey's records (visits, appointments) of patients the caller reaches, as a query; a partner reaches
     only those it made (``partner_id``). None when the caller reaches no patient."""
-    patients = scoped_patients(ctx)
-    if patients is None:
+    query = about_reached(patient_scope(ctx), model)
+    if query is None:
         return None
-    query = model.filter(institution_id=ctx.institution_id, patient_id__in=Subquery(patients.values("id")))
     principal = ctx.require_principal()
     if principal.kind == PARTNER:
         query = query.filter(partner_id=principal.partner_id)

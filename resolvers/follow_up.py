@@ -439,10 +439,7 @@ def _checked_offsets(values: list[int]) -> list[int]:
 
 def _reached(ctx: Context) -> QuerySet[FollowUpTask] | None:
     """Tasks of patients the caller reaches, as a query; None when it reaches none."""
-    patients = access.scoped_patients(ctx)
-    if patients is None:
-        return None
-    return FollowUpTask.filter(institution_id=ctx.institution_id, patient_id__in=Subquery(patients.values("id")))
+    return access.about_reached(access.patient_scope(ctx), FollowUpTask)
 
 
 async def open_of(ctx: Context, patient: PatientView) -> list[TaskView]:
