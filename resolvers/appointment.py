@@ -301,10 +301,7 @@ def _decode(kind: str, cursor: str) -> tuple[datetime, uuid.UUID]:
     key = pagination.decode_text(kind, cursor)
     try:
         at, row_id = key.split("|", 1)
-        moment = datetime.fromisoformat(at)
-        if moment.tzinfo is None:
-            raise ValueError
-        return moment, uuid.UUID(row_id)
+        return pagination.decode_time(at), uuid.UUID(row_id)
     except ValueError:
         raise BadUserInput("after: not a valid cursor.", field="after") from None
 

@@ -938,7 +938,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     text = pagination.decode_text(CURSOR_KIND, cursor)
     try:
         at, row_id = text.split("|")
-        return aware_time(datetime.fromisoformat(at), "after"), uuid.UUID(row_id)
+        return pagination.decode_time(at), uuid.UUID(row_id)
     except ValueError:
         raise BadUserInput("after: not a valid cursor.", field="after") from None
 

@@ -400,10 +400,8 @@ async def _ordered(query: Any, order: ContractOrder, after: str | None, first: i
 def _order_cursor(order: ContractOrder, cursor: str) -> tuple[date | datetime, uuid.UUID]:
     try:
         value, last_id = pagination.decode_text(order.cursor_kind, cursor).split("|", 1)
-        key: date | datetime = (datetime.fromisoformat(value) if order.field == "updated_at"
+        key: date | datetime = (pagination.decode_time(value) if order.field == "updated_at"
                                 else date.fromisoformat(value))
-        if isinstance(key, datetime) and key.tzinfo is None:
-            raise ValueError("a cursor's time has its offset")
         return key, uuid.UUID(last_id)
     except ValueError:
         raise BadUserInput("after: not a valid cursor.", field="after") from None

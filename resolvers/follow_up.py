@@ -601,19 +601,13 @@ async def _departments_for(ctx: Context, scope: str, department_id: uuid.UUID | 
 
 
 def _decode_task_cursor(order: WorklistOrder, cursor: str) -> tuple[date | datetime, uuid.UUID]:
-    """The cursor's (value, id); a time in UTC, as it is bound and compared (``core.statements``). A cursor is the
-    client's to forge: one that is not ours, or whose time leaves the calendar in UTC, is BAD_USER_INPUT."""
+    """The cursor's (value, id); a time in UTC, as it is bound and compared (``core.statements``)."""
     key = pagination.decode_text(order.cursor_kind, cursor)
     try:
         value, task_id = key.split("|", 1)
-        parsed: date | datetime = (date.fromisoformat(value) if order.field == "due_on"
-                                   else datetime.fromisoformat(value))
-        if isinstance(parsed, datetime):
-            if parsed.tzinfo is None:
-                raise ValueError("a cursor's time has its offset")
-            parsed = parsed.astimezone(UTC)
+        parsed = date.fromisoformat(value) if order.field == "due_on" else pagination.decode_time(value)
         return parsed, uuid.UUID(task_id)
-    except (ValueError, OverflowError):
+    except ValueError:
         raise BadUserInput("after: not a valid cursor.", field="after") from None
 
 

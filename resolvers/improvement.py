@@ -308,13 +308,7 @@ def _decode(order: ImprovementOrder, cursor: str) -> tuple[date | datetime, uuid
     try:
         value, last_id = pagination.decode_text(order.cursor_kind, cursor).split("|", 1)
         key: date | datetime = (date.fromisoformat(value) if order.field == "deadline"
-                                else _aware(datetime.fromisoformat(value)))
+                                else pagination.decode_time(value))
         return key, uuid.UUID(last_id)
     except ValueError:
         raise BadUserInput("after: not a valid cursor.", field="after") from None
-
-
-def _aware(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        raise ValueError("a cursor's time has its offset")
-    return value

@@ -7,6 +7,7 @@ import binascii
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from tortoise.expressions import Q
@@ -59,6 +60,19 @@ def decode_int(kind: str, cursor: str) -> int:
     if not key.isascii() or not key.isdigit() or len(key) > 18:
         raise BadUserInput("after: not a valid cursor.", field="after")
     return int(key)
+
+
+def decode_time(text: str) -> datetime:
+    """A cursor's time, in UTC as the databases bind and compare it. A cursor is the client's to forge: a time
+    without its offset, or one that leaves the calendar once in UTC, is BAD_USER_INPUT (not an OverflowError
+    here, nor the driver's error on PostgreSQL)."""
+    try:
+        moment = datetime.fromisoformat(text)
+        if moment.tzinfo is None:
+            raise ValueError("a cursor's time has its offset")
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise BadUserInput("after: not a valid cursor.", field="after") from None
 
 
 def check_page_size(first: int, maximum: int) -> int:

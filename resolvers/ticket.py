@@ -197,7 +197,7 @@ def _decode_order_cursor(kind: str, cursor: str) -> tuple[datetime | None, uuid.
     key = pagination.decode_text(kind, cursor)
     try:
         value, last_id = key.split("|", 1)
-        return (None if value == "-" else datetime.fromisoformat(value)), uuid.UUID(last_id)
+        return (None if value == "-" else pagination.decode_time(value)), uuid.UUID(last_id)
     except ValueError:
         raise BadUserInput("after: not a valid cursor.", field="after") from None
 
@@ -911,7 +911,7 @@ def _decode_queue_cursor(cursor: str) -> tuple[datetime | None, uuid.UUID]:
     key = pagination.decode_text(QUEUE_CURSOR_KIND, cursor)
     try:
         due, last_id = key.split("|", 1)
-        return (None if due == "paused" else datetime.fromisoformat(due)), uuid.UUID(last_id)
+        return (None if due == "paused" else pagination.decode_time(due)), uuid.UUID(last_id)
     except ValueError:
         raise BadUserInput("after: not a valid cursor.", field="after") from None
 

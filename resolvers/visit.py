@@ -185,10 +185,7 @@ def _decode_cursor(kind: str, cursor: str) -> tuple[datetime, uuid.UUID]:
     key = pagination.decode_text(kind, cursor)
     try:
         at, visit_id = key.split("|", 1)
-        parsed = datetime.fromisoformat(at)
-        if parsed.tzinfo is None:
-            raise ValueError("a cursor's time has its offset")
-        return parsed, uuid.UUID(visit_id)
+        return pagination.decode_time(at), uuid.UUID(visit_id)
     except ValueError:
         raise BadUserInput("after: not a valid cursor.", field="after") from None
 
