@@ -50,6 +50,7 @@ from schema.questionnaire import QuestionnaireMutation, QuestionnaireQuery
 from schema.questionnaire_response import QuestionnaireResponseMutation, QuestionnaireResponseQuery
 from schema.report import ReportQuery
 from schema.role_grant import RoleGrantMutation, RoleGrantQuery
+from schema.scalars import SCALAR_OVERRIDES
 from schema.schedule import ScheduleMutation, ScheduleQuery
 from schema.service_item import ServiceItemMutation, ServiceItemQuery
 from schema.session import SessionMutation, SessionQuery
@@ -144,5 +145,6 @@ def build_schema(limits: Limits, *, production: bool) -> strawberry.Schema:
         subscription=Subscription,
         extensions=extensions,
         config=StrawberryConfig(disable_field_suggestions=production),
+        scalar_overrides=SCALAR_OVERRIDES,  # a DateTime the databases can hold
         execution_context_class=CompiledExecutor,  # the root patient list and patient from a compiled plan
     )

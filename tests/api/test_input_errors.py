@@ -289,6 +289,27 @@ async def test_a_visit_update_reports_every_problem_and_writes_nothing(tenant: T
 APPOINTMENT_BOOK = "mutation($input: AppointmentBookInput!) { appointmentBook(input: $input) { id } }"
 
 
+EDGES_OF_TIME = ["9999-12-31T23:59:59-05:00", "0001-01-01T00:00:00+05:00"]  # outside the calendar once in UTC
+
+
+@pytest.mark.parametrize("at", EDGES_OF_TIME)
+async def test_a_time_the_databases_cannot_hold_is_bad_input(tenant: Tenant, at: str) -> None:
+    """Every moment is compared and stored in UTC: a DateTime that leaves the calendar there is refused with its
+    place, as a variable or a literal, in a filter or a mutation (schema/scalars.py), never an unexpected error."""
+    pid = await make_patient(tenant, "nurse")
+    audit = "query($t: DateTime) { auditEvents(first: 2, filter: {from: $t}) { nodes { id } } }"
+    assert request_errors(await tenant.call("compliance_officer", audit, t=at)) == [
+        ("BAD_USER_INPUT", "filter.from", "invalid_value")]
+    visits = f'query($p: ID!) {{ visits(first: 2, patientId: $p, filter: {{since: "{at}"}}) {{ nodes {{ id }} }} }}'
+    assert request_errors(await tenant.call("nurse", visits, p=str(pid))) == [
+        ("BAD_USER_INPUT", "filter.since", "invalid_value")]
+    reply = await tenant.call("front_desk", VISIT_CREATE, input={"patientId": str(pid), "kind": "OUTPATIENT",
+                                                                 "plannedAt": at})
+    assert request_errors(reply) == [("BAD_USER_INPUT", "input.plannedAt", "invalid_value")]
+    assert at not in json.dumps(reply.body)
+    assert await Visit.filter(patient_id=pid).count() == 0
+
+
 async def test_a_booking_reports_every_problem_and_writes_nothing(tenant: Tenant) -> None:
     pid = await make_patient(tenant)
 
