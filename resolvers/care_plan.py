@@ -260,6 +260,8 @@ def _activity(problems: Problems, data: dict[str, Any], starts_on: date, ends_on
         problems.add(f"{where}.dueOn", "one_of", "give dueOn or afterDays (one of them).")
     elif after_days is not None and not 0 <= after_days <= MAX_DAYS_AHEAD:
         problems.add(f"{where}.afterDays", "out_of_range", f"0 to {MAX_DAYS_AHEAD}.")
+    elif data.get("due_on") is None and starts_on > date.max - timedelta(days=after_days or 0):
+        problems.add(f"{where}.afterDays", "out_of_range", "the due date would fall after the calendar's end.")
     else:
         out["due_on"] = data.get("due_on") or starts_on + timedelta(days=after_days or 0)
         if out["due_on"] < starts_on or (ends_on is not None and out["due_on"] > ends_on):

@@ -33,6 +33,7 @@ from resolvers.context import Context
 from resolvers.ticket import ticket_scope
 
 MAX_PERIOD_DAYS = 366 * 6
+YEARS = (2000, 2199)  # as survey reports: a day outside is a typo
 UNCLASSIFIED = "unclassified"
 
 
@@ -77,6 +78,10 @@ class MonthlyReport:
 async def complaint_pareto(ctx: Context, start: date, end: date, department_id: uuid.UUID | None) -> list[ParetoBar]:
     """Complaints received from ``start`` to ``end`` (inclusive) by root cause, most frequent first."""
     await _authorize(ctx, department_id)
+    for name, day in (("from", start), ("to", end)):
+        if not YEARS[0] <= day.year <= YEARS[1]:  # year 1 or 9999 leaves the calendar in UTC
+            raise BadUserInput(f"{name}: must be between the years {YEARS[0]} and {YEARS[1]}.", field=name,
+                               reason="out_of_range")
     if end < start or (end - start).days > MAX_PERIOD_DAYS:
         raise BadUserInput("to: the period must end after it starts and span at most six years.", field="to")
     since, until = await local_bounds(ctx, start, end + timedelta(days=1))
