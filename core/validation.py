@@ -55,6 +55,18 @@ _DOMAIN_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 _TAG_MAX_LENGTH = 32
 
 
+# Days and times outside these years are typos in schedules and reports (and year 1 or 9999 leaves the calendar
+# once moved to UTC).
+FIRST_YEAR, LAST_YEAR = 2000, 2199
+
+
+def check_year(day: date, field: str) -> None:
+    """A day (or time) within the years schedules and reports deal in, else BAD_USER_INPUT at ``field``."""
+    if not FIRST_YEAR <= day.year <= LAST_YEAR:
+        raise BadUserInput(f"{field}: must be between the years {FIRST_YEAR} and {LAST_YEAR}.", field=field,
+                           reason="out_of_range")
+
+
 def _fail(field: str, problem: str, reason: str = "invalid") -> BadUserInput:
     """An error that names the field, the problem and its reason code, never the value."""
     return BadUserInput(f"{field}: {problem}", field=field, reason=reason)

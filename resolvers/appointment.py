@@ -35,7 +35,7 @@ from audit.events import Action, Actor, AuditRecord, Outcome
 from core.errors import BadUserInput, Conflict, Forbidden
 from core.ids import uuid7
 from core.principal import PARTNER, PATIENT, STAFF
-from core.validation import Problems, aware_time, clean_text, one_of
+from core.validation import Problems, aware_time, check_year, clean_text, one_of
 from models import Appointment, Institution, Schedule, Visit
 from models.appointment import BOOKING_CHANNELS, CANCELLATION_REASONS
 from policies.fields import APPOINTMENT_FIELD_CLASS
@@ -275,9 +275,7 @@ async def clinician_day(ctx: Context, clinician_id: uuid.UUID | None, day: date,
 async def _day(ctx: Context, which: Q, day: date, *, include_cancelled: bool, first: int,
                after: str | None, count: bool) -> AppointmentPage:
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
-    if not schedules.FIRST_YEAR <= day.year <= schedules.LAST_YEAR:  # year 1 or 9999 leaves the calendar in UTC
-        raise BadUserInput(f"date: must be between the years {schedules.FIRST_YEAR} and {schedules.LAST_YEAR}.",
-                           field="date", reason="out_of_range")
+    check_year(day, "date")
     query = in_reach(ctx)
     if query is None:
         return AppointmentPage(pagination.Page([], False), 0 if count else None)

@@ -75,6 +75,7 @@ from resolvers import contract as contracts
 from resolvers import institution as institutions
 from resolvers.context import Context
 from resolvers.contract import ContractView, VersionView
+from resolvers.report import month_start
 
 DELIVERING_KINDS = ("home_care", "procedure")  # home-care service and treatment
 PERIOD_MONTHS = {"monthly": 1, "quarterly": 3, "yearly": 12}
@@ -344,13 +345,7 @@ class ContractReport:
 
 
 def _month(value: str, name: str) -> Month:
-    try:
-        year, month = value.split("-")
-        if len(year) != 4 or len(month) != 2 or not (year.isdigit() and month.isdigit()):
-            raise ValueError
-        first = date(int(year), int(month), 1)
-    except ValueError:
-        raise BadUserInput(f"{name}: give a month as YYYY-MM.", field=name) from None
+    first = month_start(value, name)
     return Month(value, first, add_months(first, 1) - timedelta(days=1))
 
 

@@ -25,6 +25,7 @@ from tortoise.functions import Count
 
 from audit.events import Action
 from core.errors import BadUserInput, Forbidden
+from core.validation import check_year
 from models import Department, Patient, Ticket
 from models.ticket import ROOT_CAUSES
 from resolvers import access
@@ -33,7 +34,6 @@ from resolvers.context import Context
 from resolvers.ticket import ticket_scope
 
 MAX_PERIOD_DAYS = 366 * 6
-YEARS = (2000, 2199)  # as survey reports: a day outside is a typo
 UNCLASSIFIED = "unclassified"
 
 
@@ -78,10 +78,8 @@ class MonthlyReport:
 async def complaint_pareto(ctx: Context, start: date, end: date, department_id: uuid.UUID | None) -> list[ParetoBar]:
     """Complaints received from ``start`` to ``end`` (inclusive) by root cause, most frequent first."""
     await _authorize(ctx, department_id)
-    for name, day in (("from", start), ("to", end)):
-        if not YEARS[0] <= day.year <= YEARS[1]:  # year 1 or 9999 leaves the calendar in UTC
-            raise BadUserInput(f"{name}: must be between the years {YEARS[0]} and {YEARS[1]}.", field=name,
-                               reason="out_of_range")
+    check_year(start, "from")
+    check_year(end, "to")
     if end < start or (end - start).days > MAX_PERIOD_DAYS:
         raise BadUserInput("to: the period must end after it starts and span at most six years.", field="to")
     since, until = await local_bounds(ctx, start, end + timedelta(days=1))
@@ -154,14 +152,17 @@ async def local_bounds(ctx: Context, start: date, end: date) -> tuple[datetime, 
     return midnight(start), midnight(end)
 
 
-def month_start(value: str) -> date:
+def month_start(value: str, field: str = "month") -> date:
+    """The first day of a "YYYY-MM" month within the years reports deal in, else BAD_USER_INPUT at ``field``."""
     try:
         year, month = value.split("-")
-        if len(year) != 4 or len(month) != 2:
+        if len(year) != 4 or len(month) != 2 or not (year.isdigit() and month.isdigit()):
             raise ValueError
-        return date(int(year), int(month), 1)
+        first = date(int(year), int(month), 1)
     except ValueError:
-        raise BadUserInput("month: give it as YYYY-MM.", field="month") from None
+        raise BadUserInput(f"{field}: give it as YYYY-MM.", field=field) from None
+    check_year(first, field)
+    return first
 
 
 def _sla_outcome(now: datetime, responded: datetime | None, resolved: datetime | None,

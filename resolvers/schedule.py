@@ -24,7 +24,7 @@ from core.business_time import Calendar
 from core.errors import BadUserInput, Conflict, Forbidden
 from core.ids import uuid7
 from core.slots import EXTRA, Adjustment, Plan, Slot
-from core.validation import Problems, aware_time, camel_case, clean_text, one_of
+from core.validation import FIRST_YEAR, LAST_YEAR, Problems, aware_time, camel_case, clean_text, one_of
 from models import Appointment, Department, Schedule, ScheduleException, Staff
 from models.schedule import EXCEPTION_KINDS, SCHEDULE_KINDS
 from resolvers import access, loaders, pagination, sla, versioning
@@ -39,8 +39,6 @@ MAX_LISTED_EXCEPTIONS = 100  # a schedule's upcoming exceptions shown with it
 MAX_SLOT_DAYS = 31  # free slots are asked for a month at most
 MAX_SLOTS = 20_000  # and a month of a department fits (e.g. 20 clinicians x 31 days x 30 slots)
 SEAT_HOLDING = ("booked", "arrived")  # appointments that hold a place of their slot
-# Dates and times outside these years are typos (and year 1 or 9999 overflows once moved to UTC).
-FIRST_YEAR, LAST_YEAR = 2000, 2199
 
 def _now() -> datetime:
     return datetime.now(UTC)

@@ -70,7 +70,6 @@ from resolvers.context import Context
 from resolvers.report import month_start
 
 MAX_MONTHS = 36
-YEARS = (2000, 2199)
 NOT_SENT = ("cancelled", "refused")  # invitations that never reached the patient
 ITEM_KINDS = ("likert", "nps", "csat", "yes_no", "choice", "multi_choice")  # reported items (no text)
 ORDINAL_KINDS = ("likert", "nps", "csat", "yes_no")  # comparable by Mann-Whitney U
@@ -374,23 +373,13 @@ def _apart(reach: frozenset[uuid.UUID] | None, a: Group, b: Group, months: list[
 # -- input -------------------------------------------------------------------------------------------
 
 
-def _month(value: str, field: str) -> date:
-    try:
-        day = month_start(value)
-    except BadUserInput:
-        raise BadUserInput(f"{field}: give it as YYYY-MM.", field=field) from None
-    if not YEARS[0] <= day.year <= YEARS[1]:
-        raise BadUserInput(f"{field}: a month of the years {YEARS[0]} to {YEARS[1]}.", field=field)
-    return day
-
-
 def _next(day: date) -> date:
     return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
 
 
 def _months(first: str, last: str, prefix: str = "") -> list[str]:
     """Every month from ``first`` to ``last`` (YYYY-MM), at most MAX_MONTHS."""
-    start, end = _month(first, f"{prefix}from"), _month(last, f"{prefix}to")
+    start, end = month_start(first, f"{prefix}from"), month_start(last, f"{prefix}to")
     if end < start:
         raise BadUserInput(f"{prefix}to: the period ends before it starts.", field=f"{prefix}to")
     months: list[str] = []

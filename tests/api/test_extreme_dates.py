@@ -77,3 +77,38 @@ async def test_a_plan_whose_activity_would_fall_after_the_calendar_is_refused_th
     assert [(p["field"], p["reason"]) for p in reply.errors[0]["extensions"]["invalid"]] == [
         ("input.activities[0].afterDays", "out_of_range")]
     assert await written(tenant) == (0, 0)
+
+
+MONTH_REPORTS = [
+    ("department_head", "query($m: String!, $dep: ID!) { ticketReport(month: $m, departmentId: $dep) "
+                        "{ tickets } }", {"m": "$m", "dep": "$dep"}, "month"),
+    ("department_head", "query($m: String!, $dep: ID!) { visitReport(month: $m, departmentId: $dep) "
+                        "{ noShows } }", {"m": "$m", "dep": "$dep"}, "month"),
+    ("admin", "query($m: String!) { contractReport(from: $m, to: \"2026-01\") { months { month } } }",
+     {"m": "$m"}, "from"),
+    ("admin", "query($m: String!) { contractReport(from: \"2026-01\", to: $m) { months { month } } }",
+     {"m": "$m"}, "to"),
+]
+
+
+@pytest.mark.parametrize("month", ["0001-01", "9999-12", "1999-12", "2200-01"])
+async def test_a_report_month_outside_the_years_reports_deal_in_is_refused_at_its_place(
+        tenant: Tenant, month: str) -> None:
+    ids = {"$m": month, "$dep": str(tenant.departments["A"].id)}
+    for role, query, variables, field in MONTH_REPORTS:
+        reply = await tenant.call(role, query, **filled(variables, ids))
+
+        assert reply.codes == ["BAD_USER_INPUT"], (query, reply.errors)
+        assert reply.errors[0]["extensions"]["field"] == field, (query, reply.errors)
+        assert reply.errors[0]["extensions"]["reason"] == "out_of_range", (query, reply.errors)
+        assert month not in reply.errors[0]["message"]
+
+
+@pytest.mark.parametrize("month", ["2000-01", "2199-12"])
+async def test_a_report_month_at_the_edge_of_those_years_is_answered(tenant: Tenant, month: str) -> None:
+    ids = {"$m": month, "$dep": str(tenant.departments["A"].id)}
+    both_ends = ("admin", "query($m: String!) { contractReport(from: $m, to: $m) { months { month } } }", {"m": "$m"})
+    for role, query, variables, *_ in [*MONTH_REPORTS[:2], both_ends]:
+        reply = await tenant.call(role, query, **filled(variables, ids))
+
+        assert reply.errors == [], (query, reply.errors)
