@@ -334,6 +334,14 @@ def aware_time(value: datetime, field: str) -> datetime:
     return value.astimezone(UTC)
 
 
+def recorded_time(value: datetime, field: str) -> datetime:
+    """A moment the institution records (a visit's times): with its offset, in UTC, within the years care is
+    recorded in, since follow-up and survey timers count days on from it."""
+    moment = aware_time(value, field)
+    check_year(moment, field)
+    return moment
+
+
 
 # -- patient name search (issue 16): one normal form for stored names and the terms searched for ----------
 

@@ -21,6 +21,7 @@ from audit import checkpoint, export, patient_index, writer
 from audit.events import Action, AuditRecord, Outcome
 from core import access_report_document as documents
 from core.errors import BadUserInput
+from core.validation import check_year
 from models import AuditChainHead, AuditEvent, Institution, Patient, Staff
 from resolvers import access, audit_words, compliance_alert
 from resolvers.audit_event import check_period, who, within
@@ -201,10 +202,12 @@ def _moment(text: str | None, name: str) -> datetime | None:
     if text is None:
         return None
     try:
-        return datetime.fromisoformat(text.replace(" ", "+"))  # a "+" left unencoded in a URL reads as a space
+        moment = datetime.fromisoformat(text.replace(" ", "+"))  # a "+" left unencoded in a URL reads as a space
     except ValueError:
         raise BadUserInput(f"{name}: an ISO 8601 time with a zone, e.g. 2026-01-01T00:00:00+08:00.",
                            field=name) from None
+    check_year(moment, name)  # the period is counted back a year from it
+    return moment
 
 
 def local_time(moment: datetime | None, zone: ZoneInfo) -> str:

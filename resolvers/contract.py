@@ -42,7 +42,7 @@ from core.crypto import InstitutionKeys, field_aad
 from core.errors import BadUserInput, Conflict, Forbidden
 from core.ids import uuid7
 from core.principal import PARTNER, STAFF
-from core.validation import Problems, clean_text
+from core.validation import Problems, check_year, clean_text
 from models import Contact, Department, Institution, Partner, Patient, ServiceItem
 from models.contract import BILLING_PERIODS, Contract, ContractItem, ContractVersion
 from models.keyring import KeyRing
@@ -512,11 +512,20 @@ def _deposit(problems: Problems, path: str, value: dict[str, Any] | None, curren
 
 
 def _term(problems: Problems, start_path: str, start: date | None, end_path: str, end: date | None) -> None:
+    _years(problems, start_path, start)
+    _years(problems, end_path, end)
     if start is not None and end is not None:
         if end <= start:
             problems.add(end_path, "end_not_after_start", "must be after the start.")
         elif (end - start).days > MAX_TERM_DAYS:
             problems.add(end_path, "term_too_long", "a term is at most ten years.")
+
+
+def _years(problems: Problems, path: str, day: date | None) -> None:
+    """A term's dates within the years contracts are made for: billing periods and renewals count on from them."""
+    if day is not None:
+        with problems.collect(path):
+            check_year(day, path)
 
 
 def _choice(problems: Problems, path: str, value: str | None, allowed: Sequence[str]) -> str | None:
@@ -809,6 +818,7 @@ def _amendment_dates(problems: Problems, contract: Contract, base: ContractVersi
     if effective_on is None:
         problems.add("input.effectiveOn", "required", "is required.")
         return
+    _years(problems, "input.endOn", end_on)
     if effective_on < today:
         problems.add("input.effectiveOn", "effective_in_past", "not before today (the institution's date).")
     elif effective_on < max(contract.start_on, base.effective_on):

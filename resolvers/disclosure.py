@@ -18,6 +18,7 @@ from audit import writer
 from audit.events import Action
 from core.errors import BadUserInput
 from core.principal import PARTNER
+from core.validation import check_year
 from models import AuditArchive, AuditEvent, AuditPatientIndex, PartnerClient, PartnerGrant
 from resolvers import access, pagination
 from resolvers.audit_event import check_period, within
@@ -104,6 +105,8 @@ def _grant_id(rule: str) -> uuid.UUID | None:
 
 
 def _check_period(since: datetime, until: datetime) -> None:
+    check_year(since, "from")
+    check_year(until, "to")
     check_period(since, until)
     if since < _years_before(until, 6):
         raise BadUserInput("from: a period of at most six years.", field="from")

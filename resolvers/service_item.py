@@ -29,7 +29,7 @@ from core import money
 from core.errors import BadUserInput, Conflict, Forbidden
 from core.ids import uuid7
 from core.principal import STAFF
-from core.validation import Problems, camel_case, clean_text, one_of
+from core.validation import Problems, camel_case, check_year, clean_text, one_of
 from models import ServiceItem, ServiceItemPrice
 from models.service_item import FREQUENCIES, UNITS
 from resolvers import access, pagination
@@ -160,6 +160,8 @@ async def add_price(ctx: Context, item_id: uuid.UUID | None, amount: str, curren
     problems = Problems()  # the price's shape first, then how it follows the item's versions, all at once
     with problems.collect("price"):
         unit_price, code = money.parse_money(amount, currency, field="price")
+    with problems.collect("effectiveFrom"):
+        check_year(effective_from, "effectiveFrom")  # contracts are priced on their dates (2000-2199)
     problems.check()
     item = await _find(ctx, item_id, Action.CREATE, field="itemId")
     latest = await ServiceItemPrice.filter(institution_id=ctx.institution_id, item_id=item.id).order_by(

@@ -25,7 +25,7 @@ from audit.events import Action
 from core.errors import BadUserInput, Conflict, Forbidden
 from core.ids import uuid7
 from core.principal import PARTNER
-from core.validation import Problems, aware_time, camel_case, clean_text, one_of
+from core.validation import Problems, aware_time, camel_case, check_year, clean_text, one_of, recorded_time
 from models import Department, Patient, ServiceItem, Staff, Visit, VisitCode, VisitStaff
 from models.visit import CODE_KINDS, PROCEDURE_STATUSES, VISIT_KINDS
 from policies.fields import CLINICAL, ENCRYPTED_FIELDS, INTERNAL, VISIT_FIELD_CLASS
@@ -355,7 +355,7 @@ async def transition(ctx: Context, visit_id: uuid.UUID | None, to: str, at: date
     row = view.row
     if to not in TRANSITIONS.get(row.status, frozenset()):
         raise BadUserInput(f"to: a {row.status.upper()} visit cannot become {to.upper()}.", field="to")
-    when = aware_time(at, "at") if at is not None else datetime.now(UTC)
+    when = recorded_time(at, "at") if at is not None else datetime.now(UTC)
     columns: dict[str, Any] = {"status": to}
     if to in _STAMP:
         columns[_STAMP[to]] = when
@@ -498,14 +498,16 @@ def _shape_one(name: str, value: Any) -> Any:
     if name == "kind":
         return one_of(value, VISIT_KINDS, field_name)
     if name in ("planned_at", "started_at", "ended_at", "arrived_at"):
-        return aware_time(value, field_name)
+        return recorded_time(value, field_name)
     if name == "staff_ids":  # the other staff who took part, each once
         unique = list(dict.fromkeys(value))
         if len(unique) > MAX_STAFF:
             raise BadUserInput(f"staffIds: at most {MAX_STAFF}.", field="staffIds", reason="too_many")
         return unique
     if name == "revisit_on":
-        return value if isinstance(value, date) else date.fromisoformat(value)
+        day = value if isinstance(value, date) else date.fromisoformat(value)
+        check_year(day, field_name)
+        return day
     return value
 
 

@@ -8,9 +8,11 @@ from typing import Any
 
 import pytest
 
-from models import CarePlan, FollowUpTask
+from models import CarePlan, Contract, FollowUpTask, ServiceItemPrice, SurveyInvitation, Visit
 from tests.api.test_appointments import make_schedule
+from tests.contracts import draft, draft_input, item_input, make_item, signed
 from tests.factories import Tenant, make_patient
+from tests.surveys import questionnaire, reachable, trigger
 
 EXTREMES = ["0001-01-01", "9999-12-31"]
 SCHEDULE_DAY = "query($d: Date!, $s: ID!) { scheduleDay(scheduleId: $s, date: $d) { nodes { id } } }"
@@ -112,3 +114,88 @@ async def test_a_report_month_at_the_edge_of_those_years_is_answered(tenant: Ten
         reply = await tenant.call(role, query, **filled(variables, ids))
 
         assert reply.errors == [], (query, reply.errors)
+
+
+# -- stored dates that later code counts on from -------------------------------------------------------------
+# A finished visit's end starts follow-up and survey timers, a contract's term its billing periods and renewal, a
+# price's date the prices of contracts: each had to stay in the years the product deals in (2000-2199), or the
+# mutation (or a later read) failed with an overflow. Each refusal writes nothing.
+
+VISIT = "mutation($i: VisitCreateInput!) { visitCreate(input: $i) { id } }"
+MOVE = "mutation($id: ID!, $at: DateTime) { visitTransition(id: $id, to: FINISHED, at: $at) { id } }"
+START = "mutation($id: ID!, $to: VisitStatus!) { visitTransition(id: $id, to: $to) { id } }"
+PRICE = ("mutation($item: ID!, $from: Date!) { serviceItemPriceAdd(itemId: $item, price: {amount: \"10.00\", "
+         "currency: \"CNY\"}, effectiveFrom: $from) { id } }")
+CONTRACT = "mutation($i: ContractCreateInput!) { contractCreate(input: $i) { id } }"
+RENEW = "mutation($id: ID!, $i: ContractRenewInput!) { contractRenew(contractId: $id, input: $i) { id } }"
+DISCLOSURES = "query($f: DateTime!, $t: DateTime!) { disclosures(from: $f, to: $t, first: 5) { __typename } }"
+
+
+async def stored(tenant: Tenant) -> tuple[int, ...]:
+    return (await Visit.filter(institution_id=tenant.id).count(),
+            await FollowUpTask.filter(institution_id=tenant.id).count(),
+            await SurveyInvitation.filter(institution_id=tenant.id).count(),
+            await Contract.filter(institution_id=tenant.id).count(),
+            await ServiceItemPrice.filter(institution_id=tenant.id).count())
+
+
+def refused_at(reply: Any, field: str) -> None:
+    assert reply.codes == ["BAD_USER_INPUT"], reply.errors
+    extensions = reply.errors[0]["extensions"]
+    places = [(p["field"], p["reason"]) for p in extensions.get("invalid", [])] or [
+        (extensions["field"], extensions.get("reason"))]
+    assert (field, "out_of_range") in places, reply.errors
+
+
+@pytest.mark.parametrize(("start", "end"), [("9999-12-31T00:00:00Z", "9999-12-31T01:00:00Z"),
+                                            ("0001-01-01T11:00:00Z", "0001-01-01T12:00:00Z")])
+async def test_a_visit_finished_outside_the_years_is_refused(tenant: Tenant, start: str, end: str) -> None:
+    pid = await reachable(tenant)
+    await trigger(tenant, await questionnaire(tenant), visitKind="PROCEDURE")  # a survey counts on from the end
+    before = await stored(tenant)
+    fields = {"patientId": str(pid), "kind": "PROCEDURE", "departmentId": str(tenant.departments["A"].id)}
+
+    finished = await tenant.call("nurse", VISIT, i={**fields, "status": "FINISHED", "startedAt": start, "endedAt": end})
+    revisit = await tenant.call("nurse", VISIT, i={**fields, "revisitOn": end[:10]})
+
+    refused_at(finished, "input.startedAt")
+    refused_at(revisit, "input.revisitOn")
+    assert await stored(tenant) == before
+    started = await tenant.call("nurse", VISIT, i=fields)
+    visit_id = started.data["visitCreate"]["id"]
+    for step in ("ARRIVED", "IN_PROGRESS"):
+        assert (await tenant.call("nurse", START, id=visit_id, to=step)).errors == []
+    moved = await tenant.call("nurse", MOVE, id=visit_id, at=end)
+    refused_at(moved, "at")
+    assert (await Visit.get(id=visit_id)).status == "in_progress"
+    assert await FollowUpTask.filter(institution_id=tenant.id).count() == before[1]
+
+
+async def test_contract_terms_and_prices_outside_the_years_are_refused(tenant: Tenant, services: Any) -> None:
+    pid = await make_patient(tenant)
+    item = await make_item(tenant)
+    running = await draft(tenant, pid, [item_input(item)])
+    await signed(tenant, services, running["id"])
+    before = await stored(tenant)
+
+    far = await tenant.call("front_desk", CONTRACT, i=draft_input(pid, [item_input(item)], startOn="9999-12-01",
+                                                                  endOn="9999-12-31"))
+    renewal = await tenant.call("admin", RENEW, id=running["id"], i={"endOn": "9999-12-31"})
+    price = await tenant.call("finance", PRICE, item=str(item), **{"from": "9999-12-31"})
+
+    refused_at(far, "input.startOn")
+    refused_at(far, "input.endOn")
+    refused_at(renewal, "input.endOn")
+    refused_at(price, "effectiveFrom")
+    assert await stored(tenant) == before
+
+
+async def test_disclosures_and_exports_ending_in_the_first_years_are_refused(tenant: Tenant) -> None:
+    reply = await tenant.call("compliance_officer", DISCLOSURES, f="0001-01-01T00:00:00Z", t="0003-01-01T00:00:00Z")
+    refused_at(reply, "from")
+
+    token = {"authorization": f"Bearer {tenant.tokens['compliance_officer']}"}
+    export = await tenant.client.get("/compliance/exports/audit.ndjson", headers=token,
+                                     params={"to": "0001-01-02T00:00:00+00:00"})
+    assert export.status_code == 400, export.text
+    assert export.json()["errors"][0]["extensions"]["field"] == "to"
