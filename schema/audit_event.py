@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import strawberry
 
-from audit.chain import parse_subjects
 from audit.events import Action, Outcome
 from resolvers import audit_event as audit_events
 from resolvers.audit_event import AuditFilter
@@ -99,6 +98,24 @@ def _ids(text: str) -> list[str]:
     return [part for part in text.split(",") if part]
 
 
+def _resource_ids(self: AuditEvent) -> list[strawberry.ID]:
+    if not self.subjects:
+        return [] if self.resource_id is None else [self.resource_id]
+    return _subject_parts(self.subjects, 0)
+
+
+def _patient_ids(self: AuditEvent) -> list[strawberry.ID]:
+    if not self.subjects:
+        return [] if self.patient_id is None else [self.patient_id]
+    return _subject_parts(self.subjects, 2)
+
+
+def _subject_parts(subjects: str, part: int) -> list[strawberry.ID]:
+    """The records (part 0) or patients (part 2) of ``subjects`` ("record/patient" items as
+    ``audit.chain.subjects_text`` writes them, "-" for none), sorted, each once: read as the text they are."""
+    return sorted({strawberry.ID(found) for item in subjects.split() if (found := item.partition("/")[part]) != "-"})
+
+
 @strawberry.type(description="One event of the append-only, hash-chained audit trail.")
 class AuditEvent:
     id: strawberry.ID = strawberry.field(description="The event's id.")
@@ -119,9 +136,11 @@ class AuditEvent:
                                                                     "none, and when the event stands for several "
                                                                     "alike reads (see patientIds).")
     resource_ids: list[strawberry.ID] = strawberry.field(
+        resolver=_resource_ids,
         description="Every record the event is about: resourceId, or each record of the alike reads one event "
                     "stands for (a page of patients is one event). Covered by the hash.")
     patient_ids: list[strawberry.ID] = strawberry.field(
+        resolver=_patient_ids,
         description="Every patient whose data the event touched: patientId, or each patient of the alike reads "
                     "it stands for. The trail's per-patient index holds one row for each.")
     field_classes: list[AuditFieldClass] = strawberry.field(description="Field classes returned or written.")
@@ -139,22 +158,21 @@ class AuditEvent:
     hash: str = strawberry.field(description="SHA-256 (hex) over this event's content and prevHash: the chain that "
                                              "makes tampering evident.")
     prev_hash: str = strawberry.field(description="The hash of the event before it in the chain.")
+    # The "record/patient" items of an event that stands for several alike reads, parsed only when resourceIds or
+    # patientIds are asked for: a page's subjects can name a hundred records each.
+    subjects: strawberry.Private[str]
 
     @classmethod
     def of(cls, row: AuditEventRow) -> AuditEvent:
         def ident(value: object) -> strawberry.ID | None:
             return None if value is None else strawberry.ID(str(value))
 
-        subjects = parse_subjects(row.subjects) or [(row.resource_id, row.patient_id)]
-        resource_ids = sorted({strawberry.ID(str(record)) for record, _ in subjects if record is not None})
-        patient_ids = sorted({strawberry.ID(str(patient)) for _, patient in subjects if patient is not None})
-
         return cls(
             id=strawberry.ID(str(row.id)), seq=row.seq, occurred_at=row.occurred_at,
             actor_kind=AccessorKind(row.actor_kind),
             actor_id=ident(row.actor_id), token_id=ident(row.token_id), action=Action(row.action),
             resource_type=row.resource_type, resource_id=ident(row.resource_id), patient_id=ident(row.patient_id),
-            resource_ids=resource_ids, patient_ids=patient_ids,
+            subjects=row.subjects or "",
             field_classes=field_classes_of(_ids(row.field_classes)), fields_read=_ids(row.fields_read),
             outcome=Outcome(row.outcome), reason=row.reason, policy_rule=row.policy_rule,
             request_id=row.request_id, client_address=row.client_address, user_agent=row.user_agent,
