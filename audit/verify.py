@@ -68,6 +68,7 @@ async def verify_all(
         chains.setdefault(uuid.UUID(str(chain)), None)
     reports = [await verify_chain(chain, chains[chain], progress, public=public, mac_key=mac_key)
                for chain in sorted(chains)]
+    reports = [report if not report.ok else await rejected_problem(report) for report in reports]
     if mac_key is not None:
         reports = [report if not report.ok else await inbox_problem(report, mac_key) for report in reports]
     return reports
@@ -201,6 +202,22 @@ def _mac_problem(row: dict, key: bytes | None, macs_began: bool, head: str, midd
     if not hmac.compare_digest(row["mac"], writer.mac_of_body(key, head, middle)):
         return "the event's MAC does not match: it was not written with this deployment's key"
     return ""
+
+
+async def rejected_problem(report: ChainReport) -> ChainReport:
+    """A row of PostgreSQL's inbox that could not be linked into the chain (migration 0027 sets it aside so that
+    the chain goes on): the writer never posts one, so it is evidence of a hand-made row, named whatever the key."""
+    db = AuditEvent._meta.db
+    if db.capabilities.dialect != "postgres":
+        return report
+    rows = await db.execute_query_dict(
+        "SELECT id, sqlstate FROM audit_inbox_rejected WHERE institution_id = $1 ORDER BY id LIMIT 1",
+        [report.institution_id])
+    if not rows:
+        return report
+    return ChainReport(report.institution_id, report.events,
+                       f"inbox row {rows[0]['id']} could not be sealed into the chain (SQLSTATE {rows[0]['sqlstate']}):"
+                       " it was not posted by careloop's writer", None, None, report.archived)
 
 
 async def inbox_problem(report: ChainReport, key: bytes) -> ChainReport:

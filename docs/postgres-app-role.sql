@@ -47,6 +47,8 @@ REVOKE UPDATE, DELETE, TRUNCATE ON audit_checkpoint FROM :"role";
 REVOKE UPDATE, DELETE, TRUNCATE ON audit_patient_index FROM :"role";
 -- Events wait in the inbox until audit_seal (SECURITY DEFINER) links them into the chain and removes them.
 REVOKE UPDATE, DELETE, TRUNCATE ON audit_inbox FROM :"role";
+-- Inbox rows that could not be sealed are set aside by audit_seal alone, and kept as evidence.
+REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON audit_inbox_rejected FROM :"role";
 -- Archive anchors are written, and archived events deleted, only by `careloop audit archive`, run as the owner.
 REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON audit_archive FROM :"role";
 REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON tortoise_migrations FROM :"role";

@@ -208,6 +208,83 @@ async def test_an_inbox_row_forged_by_hand_is_found(chain: uuid.UUID, database: 
     assert (await report(chain, services)).problem.startswith("the event's MAC does not match")
 
 
+MALFORMED = [
+    {},  # no body pieces: no hash
+    {"body_head": "[", "body_middle": "]", "row": "not an object"},
+    {"body_head": "[", "body_middle": "]", "row": {"id": "not a uuid"}},
+]
+
+
+async def post_by_hand(institution_id: uuid.UUID, event: object, mac: str = "") -> None:
+    await connection().execute_query("INSERT INTO audit_inbox (institution_id, event, mac) VALUES ($1, $2::jsonb, $3)",
+                                     [institution_id, json.dumps(event), mac])
+
+
+async def rejected(institution_id: uuid.UUID) -> list[str]:
+    rows = await connection().execute_query_dict(
+        "SELECT sqlstate FROM audit_inbox_rejected WHERE institution_id = $1 ORDER BY id", [institution_id])
+    return [row["sqlstate"] for row in rows]
+
+
+@pytest.mark.parametrize("malformed", MALFORMED)
+async def test_a_malformed_inbox_row_is_set_aside_and_the_chain_goes_on(
+        chain: uuid.UUID, database: str, services: Services, malformed: object) -> None:
+    """A row the writer never makes, inserted by hand among waiting events, stopped every later seal of the
+    institution (each write, each reader, the loop) before 0027. Now the events around it are linked in order,
+    it is kept aside as evidence, and verify names it."""
+    require_postgres()
+    async with head_held(database, chain):
+        await writer.append([read(chain, uuid.uuid4())])  # waits in the inbox
+        await post_by_hand(chain, malformed)
+        await writer.append([read(chain, uuid.uuid4())])
+    assert await waiting(chain) == 3
+
+    await asyncio.wait_for(writer.append([read(chain, uuid.uuid4())]), timeout=5)  # a write seals first
+
+    assert await waiting(chain) == 0 and await seqs(chain) == [1, 2, 3, 4, 5, 6]
+    [state] = await rejected(chain)
+    assert state[:2] in ("22", "23")
+    found = await report(chain, services)
+    assert not found.ok and "could not be sealed into the chain" in found.problem, found
+    [without_key] = await verify_all(chain)  # named without the key too: no writer posts such a row
+    assert not without_key.ok and without_key.events == 6  # the chain itself verifies up to its head
+
+
+async def test_a_row_naming_another_institution_is_linked_into_its_own_chain(
+        chain: uuid.UUID, database: str, services: Services, tenant: Tenant) -> None:
+    """A posted row cannot place an event in another institution's table: the chain's institution is taken."""
+    require_postgres()
+    [event] = json.loads(writer.events_json([read(chain, uuid.uuid4())]))
+    event["row"]["institution_id"] = str(tenant.id)
+    other = await tenant.audit_count()
+    await post_by_hand(chain, {k: v for k, v in event.items() if k != "mac"}, event.get("mac", ""))
+    await writer.seal(chain)
+    assert await seqs(chain) == [1, 2, 3, 4] and await tenant.audit_count() == other
+    assert await rejected(chain) == []
+
+
+async def test_a_seal_fails_as_before_for_what_is_not_the_rows_fault(chain: uuid.UUID, database: str) -> None:
+    """Only data errors set a row aside: a seal that cannot take a lock in time fails, and every well-formed event
+    stays waiting for the next seal."""
+    require_postgres()
+    async with head_held(database, chain):
+        await writer.append([read(chain, uuid.uuid4())])
+    blocker, sealer = await asyncpg.connect(database), await asyncpg.connect(database)
+    try:
+        async with blocker.transaction():
+            await blocker.execute("LOCK TABLE audit_event IN SHARE MODE")  # inserts wait
+            async with sealer.transaction():
+                await sealer.execute("SET LOCAL lock_timeout = '200ms'")
+                with pytest.raises(asyncpg.LockNotAvailableError):
+                    await sealer.execute("SELECT audit_seal($1, true)", chain)
+    finally:
+        await blocker.close()
+        await sealer.close()
+    assert await waiting(chain) == 1 and await rejected(chain) == []
+    await writer.seal(chain)
+    assert await waiting(chain) == 0 and await seqs(chain) == [1, 2, 3, 4]
+
+
 # -- both databases: the MAC ---------------------------------------------------------------
 
 

@@ -64,6 +64,8 @@ async def app_connection(database: str, role: str) -> AsyncIterator[asyncpg.Conn
     "UPDATE audit_inbox SET mac = ''",
     "DELETE FROM audit_inbox",
     "TRUNCATE audit_inbox",
+    "INSERT INTO audit_inbox_rejected VALUES (1, gen_random_uuid(), now(), now(), '{}', '', '22000')",
+    "DELETE FROM audit_inbox_rejected",
 ])
 async def test_the_service_role_cannot_touch_the_trail(tenant: Tenant, app_connection: asyncpg.Connection,
                                                        statement: str) -> None:
