@@ -162,6 +162,22 @@ async def test_the_sealing_loop_links_events_left_behind(chain: uuid.UUID, datab
     assert await seqs(chain) == [1, 2, 3, 4]
 
 
+async def test_the_sealing_loop_does_not_wait_for_a_busy_head(chain: uuid.UUID, database: str) -> None:
+    """A chain whose head a long transaction holds is left for a later pass; the other chains are sealed now."""
+    require_postgres()
+    other = await Institution.create(name=f"Other Clinic {uuid.uuid4().hex[:6]}", kind="clinic")
+    await writer.append([read(other.id, uuid.uuid4())])
+    async with head_held(database, other.id):
+        await writer.append([read(other.id, uuid.uuid4())])
+    async with head_held(database, chain):
+        await writer.append([read(chain, uuid.uuid4())])
+        assert await asyncio.wait_for(writer.seal_pending(older_than=0), timeout=5) == 1
+        assert await waiting(other.id) == 0 and await seqs(other.id) == [1, 2]
+        assert await waiting(chain) == 1
+    assert await writer.seal_pending(older_than=0) == 1
+    assert await waiting(chain) == 0 and await seqs(chain) == [1, 2, 3, 4]
+
+
 async def test_inbox_rows_leave_only_by_being_sealed(chain: uuid.UUID, database: str) -> None:
     require_postgres()
     async with head_held(database, chain):
