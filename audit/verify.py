@@ -68,7 +68,7 @@ async def verify_all(
         chains.setdefault(uuid.UUID(str(chain)), None)
     reports = [await verify_chain(chain, chains[chain], progress, public=public, mac_key=mac_key)
                for chain in sorted(chains)]
-    reports = [report if not report.ok else await rejected_problem(report) for report in reports]
+    reports = [report if not report.ok else await rejected_problem(report, mac_key) for report in reports]
     if mac_key is not None:
         reports = [report if not report.ok else await inbox_problem(report, mac_key) for report in reports]
     return reports
@@ -204,17 +204,26 @@ def _mac_problem(row: dict, key: bytes | None, macs_began: bool, head: str, midd
     return ""
 
 
-async def rejected_problem(report: ChainReport) -> ChainReport:
+async def rejected_problem(report: ChainReport, key: bytes | None = None) -> ChainReport:
     """A row of PostgreSQL's inbox that could not be linked into the chain (migration 0027 sets it aside so that
-    the chain goes on): the writer never posts one, so it is evidence of a hand-made row, named whatever the key."""
+    the chain goes on). The writer never posts one that cannot be linked, so it is evidence of a hand-made row,
+    named whatever the key; with the key, one that carries a valid MAC (an event careloop wrote, set aside) is named
+    as the chain missing it."""
     db = AuditEvent._meta.db
     if db.capabilities.dialect != "postgres":
         return report
     rows = await db.execute_query_dict(
-        "SELECT id, sqlstate FROM audit_inbox_rejected WHERE institution_id = $1 ORDER BY id LIMIT 1",
-        [report.institution_id])
+        "SELECT id, sqlstate, event->>'body_head' AS head, event->>'body_middle' AS middle, mac "
+        "FROM audit_inbox_rejected WHERE institution_id = $1 ORDER BY id", [report.institution_id])
     if not rows:
         return report
+    for row in rows if key is not None else []:
+        made = writer.mac_of_body(key, row["head"] or "", row["middle"] or "") if key is not None else ""
+        if row["mac"] and hmac.compare_digest(row["mac"], made):
+            return ChainReport(report.institution_id, report.events,
+                               f"an inbox row with a valid MAC was set aside (inbox row {row['id']}, SQLSTATE "
+                               f"{row['sqlstate']}): an event replayed, or one the chain misses", None, None,
+                               report.archived)
     return ChainReport(report.institution_id, report.events,
                        f"inbox row {rows[0]['id']} could not be sealed into the chain (SQLSTATE {rows[0]['sqlstate']}):"
                        " it was not posted by careloop's writer", None, None, report.archived)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import time
 import uuid
 from collections import defaultdict
@@ -37,6 +38,7 @@ SYSTEM_CHAIN = uuid.UUID(int=0)
 append_observers: list[Callable[[float, int], None]] = []
 # Events wait in PostgreSQL's inbox at most about this long when no writer or reader comes to seal them.
 SEAL_PENDING_AFTER_SECONDS = 0.5
+log = logging.getLogger("careloop.audit")
 _mac_key: bytes | None = None
 
 
@@ -171,8 +173,12 @@ async def seal_pending(older_than: float = SEAL_PENDING_AFTER_SECONDS) -> int:
         "WHERE created_at < clock_timestamp() - make_interval(secs => $1)", [older_than])
     sealed = 0
     for row in rows:
-        [taken] = await db.execute_query_dict("SELECT audit_seal($1, false) IS NOT NULL AS sealed",
-                                              [row["institution_id"]])
+        try:
+            [taken] = await db.execute_query_dict("SELECT audit_seal($1, false) IS NOT NULL AS sealed",
+                                                  [row["institution_id"]])
+        except Exception:  # one chain's fault must not hold up the others': it is tried again next pass
+            log.exception("sealing the waiting audit events of institution %s failed", row["institution_id"])
+            continue
         sealed += bool(taken["sealed"])
     return sealed
 

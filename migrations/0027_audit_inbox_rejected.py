@@ -6,13 +6,16 @@ inside ``audit_seal``, and with it every later seal of the institution: each wri
 reader of the trail, the sealing loop. One INSERT by whoever holds the service's database password stopped an
 institution's writes.
 
-``audit_seal`` now links the waiting events as before; only if that fails with a data error (SQLSTATE class 22 or
-23, what a malformed row raises) does it link them one by one, and a row that cannot be linked is moved to
+``audit_seal`` now links the waiting events as before (500 at a time); only if that fails with a data error
+(SQLSTATE class 22, 23 or 54: what a malformed or oversized row raises) does it link them one by one, and a row
+that cannot be linked is moved to
 ``audit_inbox_rejected`` (append-only, written only by ``audit_seal``) with its SQLSTATE, and leaves the inbox.
 Other errors (a full disk, a cancelled statement) still fail the seal, so no well-formed event is ever set aside
 for a fault of the server. ``careloop audit verify`` names every rejected row: the writer never makes one, so each
 is evidence that someone wrote to the inbox by hand. ``audit_link`` also takes the chain's institution from its
-argument, not from the row, so a posted row cannot place an event in another institution's table.
+argument, not from the row, so a posted row cannot place an event in another institution's table. An inbox row's id
+and time are set by the server (a trigger), so a row posted by hand cannot take a place before an event already
+waiting, or reuse an id.
 """
 
 from typing import Any
@@ -31,13 +34,31 @@ REJECTED = [
          sqlstate varchar(5) NOT NULL
        )""",
     "CREATE INDEX IF NOT EXISTS audit_inbox_rejected_chain ON audit_inbox_rejected (institution_id, id)",
+    # Rows come only from audit_seal (the call stack, which no caller can set, says so), and never leave.
     """CREATE OR REPLACE FUNCTION audit_inbox_rejected_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+       DECLARE
+         stack text;
        BEGIN
-         RAISE EXCEPTION 'audit_inbox_rejected: append-only';
+         IF TG_OP = 'INSERT' THEN
+           GET DIAGNOSTICS stack = PG_CONTEXT;
+           IF stack LIKE '%function audit_seal(uuid,boolean) %' THEN RETURN NEW; END IF;
+         END IF;
+         RAISE EXCEPTION 'audit_inbox_rejected: rows are set aside by audit_seal alone, and kept';
        END $$""",
     "DROP TRIGGER IF EXISTS audit_inbox_rejected_no_update_delete ON audit_inbox_rejected",
-    """CREATE TRIGGER audit_inbox_rejected_no_update_delete BEFORE UPDATE OR DELETE ON audit_inbox_rejected
+    """CREATE TRIGGER audit_inbox_rejected_no_update_delete BEFORE INSERT OR UPDATE OR DELETE ON audit_inbox_rejected
        FOR EACH ROW EXECUTE FUNCTION audit_inbox_rejected_guard()""",
+    # An inbox row's place and time are the server's: a row posted by hand cannot take an earlier place than an
+    # event already waiting (and so be linked before it), nor reuse an id.
+    """CREATE OR REPLACE FUNCTION audit_inbox_place() RETURNS trigger LANGUAGE plpgsql AS $$
+       BEGIN
+         NEW.id := nextval(pg_get_serial_sequence('audit_inbox', 'id'));
+         NEW.created_at := clock_timestamp();
+         RETURN NEW;
+       END $$""",
+    "DROP TRIGGER IF EXISTS audit_inbox_place ON audit_inbox",
+    """CREATE TRIGGER audit_inbox_place BEFORE INSERT ON audit_inbox
+       FOR EACH ROW EXECUTE FUNCTION audit_inbox_place()""",
     "DROP TRIGGER IF EXISTS audit_inbox_rejected_no_truncate ON audit_inbox_rejected",
     """CREATE TRIGGER audit_inbox_rejected_no_truncate BEFORE TRUNCATE ON audit_inbox_rejected
        FOR EACH STATEMENT EXECUTE FUNCTION audit_inbox_rejected_guard()""",
@@ -105,26 +126,27 @@ BEGIN
       ON CONFLICT DO NOTHING;
     PERFORM 1 FROM audit_chain_head WHERE institution_id = chain FOR UPDATE;
   END IF;
-  SELECT jsonb_agg(event || jsonb_build_object('mac', mac) ORDER BY id), array_agg(id)
-    INTO items, taken FROM audit_inbox WHERE institution_id = chain;
-  IF taken IS NULL THEN
-    SELECT last_seq INTO head_seq FROM audit_chain_head WHERE institution_id = chain;
-    RETURN head_seq;
-  END IF;
-  BEGIN
-    head_seq := audit_link(chain, items);
-  EXCEPTION WHEN data_exception OR integrity_constraint_violation THEN
-    FOR waiting IN SELECT * FROM audit_inbox WHERE id = ANY(taken) ORDER BY id LOOP
-      BEGIN
-        PERFORM audit_link(chain, jsonb_build_array(waiting.event || jsonb_build_object('mac', waiting.mac)));
-      EXCEPTION WHEN data_exception OR integrity_constraint_violation THEN
-        INSERT INTO audit_inbox_rejected (id, institution_id, posted_at, event, mac, sqlstate)
-          VALUES (waiting.id, chain, waiting.created_at, waiting.event, waiting.mac, SQLSTATE);
-      END;
-    END LOOP;
-    SELECT last_seq INTO head_seq FROM audit_chain_head WHERE institution_id = chain;
-  END;
-  DELETE FROM audit_inbox WHERE id = ANY(taken);
+  LOOP  -- the oldest posts first, a chunk at a time (a backlog must not exceed one jsonb value's limits)
+    SELECT array_agg(id ORDER BY id) INTO taken
+      FROM (SELECT id FROM audit_inbox WHERE institution_id = chain ORDER BY id LIMIT 500) AS oldest;
+    EXIT WHEN taken IS NULL;
+    BEGIN
+      SELECT jsonb_agg(event || jsonb_build_object('mac', mac) ORDER BY id) INTO items
+        FROM audit_inbox WHERE id = ANY(taken);
+      PERFORM audit_link(chain, items);
+    EXCEPTION WHEN data_exception OR integrity_constraint_violation OR program_limit_exceeded THEN
+      FOR waiting IN SELECT * FROM audit_inbox WHERE id = ANY(taken) ORDER BY id LOOP
+        BEGIN
+          PERFORM audit_link(chain, jsonb_build_array(waiting.event || jsonb_build_object('mac', waiting.mac)));
+        EXCEPTION WHEN data_exception OR integrity_constraint_violation OR program_limit_exceeded THEN
+          INSERT INTO audit_inbox_rejected (id, institution_id, posted_at, event, mac, sqlstate)
+            VALUES (waiting.id, chain, waiting.created_at, waiting.event, waiting.mac, SQLSTATE);
+        END;
+      END LOOP;
+    END;
+    DELETE FROM audit_inbox WHERE id = ANY(taken);
+  END LOOP;
+  SELECT last_seq INTO head_seq FROM audit_chain_head WHERE institution_id = chain;
   RETURN head_seq;
 END $$
 """

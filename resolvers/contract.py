@@ -1127,7 +1127,7 @@ async def renew(ctx: Context, contract_id: uuid.UUID | None, data: dict[str, Any
     end_on = data.get("end_on")
     if end_on is None:
         problems.add("input.endOn", "required", "is required.")
-    _term(problems, "input.startOn", start_on, "input.endOn", end_on)
+    _term(problems, "contractId", start_on, "input.endOn", end_on)  # the next term starts the day after this one
     title = (_text(problems, "input.title", data["title"], TITLE_LIMIT, required=True)
              if data.get("title") is not None else row.title)
     billing = _choice(problems, "input.billingPeriod", data.get("billing_period"), BILLING_PERIODS)

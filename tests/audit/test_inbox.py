@@ -279,6 +279,51 @@ async def test_a_row_naming_another_institution_is_linked_into_its_own_chain(
     assert await rejected(chain) == []
 
 
+async def test_a_row_posted_by_hand_takes_the_servers_place_and_a_copy_is_set_aside(
+        chain: uuid.UUID, database: str, services: Services) -> None:
+    """Ids and times of inbox rows are the server's: a copy of a waiting event posted by hand with an earlier id
+    (another patient) cannot be linked before the event, which is linked; the copy is set aside and named."""
+    require_postgres()
+    async with head_held(database, chain):
+        await writer.append([read(chain, uuid.uuid4())])
+    [genuine] = await connection().execute_query_dict(
+        "SELECT id, event, mac FROM audit_inbox WHERE institution_id = $1", [chain])
+    copy = json.loads(genuine["event"])
+    copy["patients"] = [str(uuid.uuid4())]
+    await connection().execute_query(
+        "INSERT INTO audit_inbox (id, institution_id, created_at, event, mac) "
+        "VALUES (-1, $1, '2000-01-01', $2::jsonb, $3)",
+        [chain, json.dumps(copy), genuine["mac"]])
+    ids = [row["id"] for row in await connection().execute_query_dict(
+        "SELECT id FROM audit_inbox WHERE institution_id = $1 ORDER BY id", [chain])]
+    assert ids[0] == genuine["id"] and ids[1] > genuine["id"]
+
+    await writer.seal(chain)
+
+    event = await AuditEvent.get(institution_id=chain, seq=4)
+    assert str(event.id) == json.loads(genuine["event"])["row"]["id"] and await seqs(chain) == [1, 2, 3, 4]
+    assert await rejected(chain) == ["23505"]
+    found = await report(chain, services)
+    assert not found.ok and "set aside" in found.problem
+
+
+async def test_rows_are_set_aside_by_the_seal_alone(chain: uuid.UUID) -> None:
+    require_postgres()
+    with pytest.raises(REFUSED, match="set aside by audit_seal alone"):
+        await connection().execute_query(
+            "INSERT INTO audit_inbox_rejected VALUES (1, $1, now(), now(), '{}', '', '22000')", [chain])
+
+
+async def test_a_backlog_larger_than_a_chunk_is_sealed_in_order(chain: uuid.UUID, database: str,
+                                                                services: Services) -> None:
+    require_postgres()
+    async with head_held(database, chain):
+        await writer.append([read(chain, uuid.uuid4()) for _ in range(1_100)])
+    await writer.seal(chain)
+    assert await waiting(chain) == 0 and await seqs(chain) == list(range(1, 3 + 1_100 + 1))
+    assert (await report(chain, services)).ok
+
+
 async def test_a_seal_fails_as_before_for_what_is_not_the_rows_fault(chain: uuid.UUID, database: str) -> None:
     """Only data errors set a row aside: a seal that cannot take a lock in time fails, and every well-formed event
     stays waiting for the next seal."""
