@@ -60,10 +60,11 @@ _TAG_MAX_LENGTH = 32
 FIRST_YEAR, LAST_YEAR = 2000, 2199
 
 
-def check_year(day: date, field: str) -> None:
-    """A day (or time) within the years schedules and reports deal in, else BAD_USER_INPUT at ``field``."""
-    if not FIRST_YEAR <= day.year <= LAST_YEAR:
-        raise BadUserInput(f"{field}: must be between the years {FIRST_YEAR} and {LAST_YEAR}.", field=field,
+def check_year(day: date, field: str, first: int = FIRST_YEAR) -> None:
+    """A day (or time) within the years schedules and reports deal in (from ``first``), else BAD_USER_INPUT at
+    ``field``."""
+    if not first <= day.year <= LAST_YEAR:
+        raise BadUserInput(f"{field}: must be between the years {first} and {LAST_YEAR}.", field=field,
                            reason="out_of_range")
 
 
@@ -335,10 +336,10 @@ def aware_time(value: datetime, field: str) -> datetime:
 
 
 def recorded_time(value: datetime, field: str) -> datetime:
-    """A moment the institution records (a visit's times): with its offset, in UTC, within the years care is
-    recorded in, since follow-up and survey timers count days on from it."""
+    """A moment the institution records (a visit's times): with its offset, in UTC, from 1900 (a past visit entered
+    from paper, as birth dates) to 2199, since follow-up and survey timers count days on from it."""
     moment = aware_time(value, field)
-    check_year(moment, field)
+    check_year(moment, field, first=_EARLIEST_BIRTH_DATE.year)
     return moment
 
 

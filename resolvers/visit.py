@@ -506,7 +506,7 @@ def _shape_one(name: str, value: Any) -> Any:
         return unique
     if name == "revisit_on":
         day = value if isinstance(value, date) else date.fromisoformat(value)
-        check_year(day, field_name)
+        check_year(day, field_name)  # a revisit is in the future: the years of schedules
         return day
     return value
 

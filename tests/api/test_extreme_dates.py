@@ -171,6 +171,18 @@ async def test_a_visit_finished_outside_the_years_is_refused(tenant: Tenant, sta
     assert await FollowUpTask.filter(institution_id=tenant.id).count() == before[1]
 
 
+async def test_a_visit_entered_from_paper_is_taken_from_1900(tenant: Tenant) -> None:
+    pid = await reachable(tenant)
+    reply = await tenant.call("nurse", VISIT, i={
+        "patientId": str(pid), "kind": "OUTPATIENT", "departmentId": str(tenant.departments["A"].id),
+        "status": "FINISHED", "startedAt": "1995-03-01T09:00:00+08:00", "endedAt": "1995-03-01T09:30:00+08:00"})
+    assert reply.errors == [], reply.errors
+    before = await tenant.call("nurse", VISIT, i={
+        "patientId": str(pid), "kind": "OUTPATIENT", "departmentId": str(tenant.departments["A"].id),
+        "plannedAt": "1899-12-31T09:00:00+00:00"})
+    refused_at(before, "input.plannedAt")
+
+
 async def test_contract_terms_and_prices_outside_the_years_are_refused(tenant: Tenant, services: Any) -> None:
     pid = await make_patient(tenant)
     item = await make_item(tenant)
