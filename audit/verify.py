@@ -22,10 +22,10 @@ event without one is named too. Events still waiting in PostgreSQL's inbox to be
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -37,7 +37,7 @@ from models import AuditArchive, AuditChainHead, AuditCheckpoint, AuditEvent, Au
 BATCH = 2000
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class ChainReport:
     institution_id: uuid.UUID
     events: int  # checked: those in the database, after the newest archive anchor
@@ -49,6 +49,10 @@ class ChainReport:
     @property
     def ok(self) -> bool:
         return not self.problem
+
+    def failed(self, problem: str) -> ChainReport:
+        """The report of a chain that verified up to its head, with a problem found beside it (the inbox)."""
+        return dataclasses.replace(self, problem=problem, seq=None, event_id=None)
 
 
 async def verify_all(
@@ -209,41 +213,55 @@ async def rejected_problem(report: ChainReport, key: bytes | None = None) -> Cha
     the chain goes on). The writer never posts one that cannot be linked, so it is evidence of a hand-made row,
     named whatever the key; with the key, one that carries a valid MAC (an event careloop wrote, set aside) is named
     as the chain missing it."""
-    db = AuditEvent._meta.db
-    if db.capabilities.dialect != "postgres":
+    first = None
+    async for row in _inbox_rows(SET_ASIDE, report.institution_id):
+        first = first or row
+        if key is None:
+            break
+        if _inbox_mac_holds(key, row):
+            return report.failed(f"an inbox row with a valid MAC was set aside (inbox row {row['id']}, SQLSTATE "
+                                 f"{row['sqlstate']}): an event replayed, or one the chain misses")
+    if first is None:
         return report
-    rows = await db.execute_query_dict(
-        "SELECT id, sqlstate, event->>'body_head' AS head, event->>'body_middle' AS middle, mac "
-        "FROM audit_inbox_rejected WHERE institution_id = $1 ORDER BY id", [report.institution_id])
-    if not rows:
-        return report
-    for row in rows if key is not None else []:
-        made = writer.mac_of_body(key, row["head"] or "", row["middle"] or "") if key is not None else ""
-        if row["mac"] and hmac.compare_digest(row["mac"], made):
-            return ChainReport(report.institution_id, report.events,
-                               f"an inbox row with a valid MAC was set aside (inbox row {row['id']}, SQLSTATE "
-                               f"{row['sqlstate']}): an event replayed, or one the chain misses", None, None,
-                               report.archived)
-    return ChainReport(report.institution_id, report.events,
-                       f"inbox row {rows[0]['id']} could not be sealed into the chain (SQLSTATE {rows[0]['sqlstate']}):"
-                       " it was not posted by careloop's writer", None, None, report.archived)
+    return report.failed(f"inbox row {first['id']} could not be sealed into the chain (SQLSTATE {first['sqlstate']}):"
+                         " it was not posted by careloop's writer")
 
 
 async def inbox_problem(report: ChainReport, key: bytes) -> ChainReport:
     """The chain's events waiting in PostgreSQL's inbox must each carry the MAC of the body it will be hashed from
     (whoever posts without the key is found before and after the event is sealed)."""
+    async for row in _inbox_rows(WAITING, report.institution_id):
+        if not _inbox_mac_holds(key, row):
+            return report.failed(f"an event waiting to be sealed (inbox row {row['id']}) has no valid MAC")
+    return report
+
+
+# A chain's rows waiting in PostgreSQL's inbox, and those set aside from it, after an id, in order.
+WAITING = ("SELECT id, event->>'body_head' AS head, event->>'body_middle' AS middle, mac FROM audit_inbox "
+           "WHERE institution_id = $1 AND id > $2 ORDER BY id LIMIT $3")
+SET_ASIDE = ("SELECT id, event->>'body_head' AS head, event->>'body_middle' AS middle, mac, sqlstate "
+             "FROM audit_inbox_rejected WHERE institution_id = $1 AND id > $2 ORDER BY id LIMIT $3")
+
+
+async def _inbox_rows(query: str, institution_id: uuid.UUID) -> AsyncIterator[dict]:
+    """The rows ``query`` (``WAITING`` or ``SET_ASIDE``) finds, ``BATCH`` at a time; none on SQLite."""
     db = AuditEvent._meta.db
     if db.capabilities.dialect != "postgres":
-        return report
-    rows = await db.execute_query_dict(
-        "SELECT id, event->>'body_head' AS head, event->>'body_middle' AS middle, mac FROM audit_inbox "
-        "WHERE institution_id = $1 ORDER BY id", [report.institution_id])
-    for row in rows:
-        if not hmac.compare_digest(row["mac"], writer.mac_of_body(key, row["head"] or "", row["middle"] or "")):
-            return ChainReport(report.institution_id, report.events,
-                               f"an event waiting to be sealed (inbox row {row['id']}) has no valid MAC", None, None,
-                               report.archived)
-    return report
+        return
+    after = 0
+    while True:
+        rows = await db.execute_query_dict(query, [institution_id, after, BATCH])
+        for row in rows:
+            yield row
+        if len(rows) < BATCH:
+            return
+        after = rows[-1]["id"]
+
+
+def _inbox_mac_holds(key: bytes, row: dict) -> bool:
+    """Whether an inbox row carries the MAC of the body it would be hashed from."""
+    made = writer.mac_of_body(key, row["head"] or "", row["middle"] or "")
+    return bool(row["mac"]) and hmac.compare_digest(row["mac"], made)
 
 
 def _problem(row: dict, expected_seq: int, prev_hash: str, content_hash: str) -> str:
