@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 import httpx
 
 from app import db
-from app.main import create_app
+from app.main import create_app, settle_garbage_collection
 from app.principals import PrincipalListener
 from app.services import build_services
 from bench import campaign, dataset, workloads
@@ -77,6 +77,7 @@ async def profile(args: argparse.Namespace) -> None:
             headers = {"content-type": "application/json", "authorization": f"Bearer {token}"}
             for _ in range(20):  # warm caches
                 await client.post("/graphql", content=body, headers=headers)
+            settle_garbage_collection()  # as the server's lifespan does, which ASGITransport does not run
             profiler = cProfile.Profile()
             started, cpu, machine = time.perf_counter(), time.process_time(), _busy_seconds()
             if not args.plain:
@@ -102,7 +103,10 @@ async def profile(args: argparse.Namespace) -> None:
         if listener is not None:
             listener.cancel()
         await db.close_database()
-        await dataset.drop_database(args.admin_url, name)
+        if args.keep:
+            print(f"kept the database: {dsn}")
+        else:
+            await dataset.drop_database(args.admin_url, name)
 
 
 async def profile_campaign(args: argparse.Namespace) -> None:
@@ -130,6 +134,7 @@ def main() -> None:
     parser.add_argument("--plain", action="store_true", help="no cProfile: time only (or run under py-spy)")
     parser.add_argument("--dump", help="also write the raw cProfile stats to this file (for pstats)")
     parser.add_argument("--top", type=int, default=45)
+    parser.add_argument("--keep", action="store_true", help="keep the loaded database (to EXPLAIN its statements)")
     parser.add_argument("--admin-url", default="postgres://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--database", choices=("postgres", "sqlite"), default="postgres", help="C1 only")
     parser.add_argument("--recipients", type=int, default=10_000, help="C1 only")
