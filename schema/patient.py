@@ -179,6 +179,19 @@ class PatientSource(FieldSource):
         return value if convert is None or value is None else convert(value)
 
 
+def contacts_checked(source: PatientSource) -> None:
+    """What ``Patient.contacts`` checks before it loads: the compiled path checks a page's patients so, in order,
+    then loads their contacts in one batch (``contacts_of_page``)."""
+    access.require_contacts(source.ctx, source.view)
+
+
+async def contacts_of_page(sources: list[PatientSource]) -> list[list[Contact]]:
+    """What ``Patient.contacts`` returns for each of ``sources`` (checked), in one batch."""
+    ctx = sources[0].ctx
+    found = await contacts.of_patients(ctx, [source.view for source in sources])
+    return [[contact_node(ctx, view) for view in views] for views in found]
+
+
 def node(ctx: Context, view: PatientView | None) -> Patient | None:
     return None if view is None else cast(Patient, PatientSource(ctx, view))
 
@@ -260,8 +273,10 @@ class Patient:
 
     @strawberry.field(description="Family members and emergency contacts.")
     async def contacts(self, info: Info) -> list[Contact] | None:
-        access.require_contacts(info.context, self.view)
-        return [contact_node(info.context, view) for view in await contacts.of_patient(info.context, self.view)]
+        source = PatientSource(info.context, self.view)
+        contacts_checked(source)
+        [found] = await contacts_of_page([source])
+        return found
 
     # -- the patient page: each section as its own query filters it, batched across a list of patients
 

@@ -20,7 +20,9 @@ mean), run by ``run.Run``:
 - asynchronous fields (a patient's ``contacts``, a ticket's ``patient``) are coroutines shaped as graphql-core
   shapes its awaitables (one awaited directly, several gathered as tasks), so that their checks, errors and audit
   notes come in the generic path's order; their loads are batched across the page by the loader, as in the
-  generic path.
+  generic path. A page's contacts selected once are completed in batch instead (``run.complete_root``: checked,
+  loaded and completed in document order, graphql-core's order for them), and again the plain way at the first
+  error.
 
 What each root compiles is in its own module (``patient``, ``follow_up``, ``visit``, ``ticket``, ``audit_event``),
 made from the Strawberry definition (``plan.readers_of``) with the guarded fields over it (``plan.guarded``,

@@ -13,8 +13,8 @@ from graphql.pyutils import Path
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from schema.compiled import audit_event, follow_up, patient, ticket, visit  # the plan entries of each root
-from schema.compiled.plan import Compiled, Object, plan
-from schema.compiled.run import Run
+from schema.compiled.plan import Compiled, Object, batchable, plan
+from schema.compiled.run import complete_root
 from schema.selection import CACHE
 
 log = logging.getLogger("careloop.compiled")
@@ -54,8 +54,11 @@ class CompiledExecutor(StrawberryGraphQLCoreExecutionContext):
         if made is None:
             return None
         log.debug("compiled %s", path.key)  # the differential tests check that the plan ran
-        return Run(self).object(made, result, path)
+        return complete_root(self, made, result, path)
 
     def _planned(self, object_type: GraphQLObjectType, details: FieldDetailsList) -> Object | None:
         planned.debug("planned %s", object_type.name)
-        return plan(self, TYPES, object_type, details)
+        made = plan(self, TYPES, object_type, details)
+        if made is not None:
+            made.batched = batchable(made)
+        return made

@@ -1,6 +1,7 @@
 """The plan entries of the patient list and the single patient (with their contacts): the patient's fields read
 under their classes (``access.open_patient_field`` once ``access.require_class`` allowed the class), its
-contacts awaited as their resolver, the connection's and the contacts' fields as the schema types read them."""
+contacts awaited as their resolver or completed in batch (``Batch``: its check, then a page's contacts in one
+load), the connection's and the contacts' fields as the schema types read them."""
 
 from __future__ import annotations
 
@@ -9,9 +10,17 @@ from typing import Any
 from policies.fields import PATIENT_FIELD_CLASS
 from resolvers import access
 from schema.common import PageInfo
-from schema.compiled.plan import Compiled, guarded, readers_of, with_patient
+from schema.compiled.plan import Batch, Compiled, guarded, readers_of, with_patient
 from schema.contact import Contact
-from schema.patient import _CONVERT, Patient, PatientConnection, PatientEdge, PatientSource
+from schema.patient import (
+    _CONVERT,
+    Patient,
+    PatientConnection,
+    PatientEdge,
+    PatientSource,
+    contacts_checked,
+    contacts_of_page,
+)
 
 
 def _open(source: PatientSource, name: str) -> Any:
@@ -20,7 +29,7 @@ def _open(source: PatientSource, name: str) -> Any:
 
 TYPES: dict[str, Compiled] = {
     **with_patient(readers_of(Patient, guarded(PatientSource.fields, PATIENT_FIELD_CLASS, _open, _CONVERT),
-                              loads=("contacts",)),
+                              loads=("contacts",), batches={"contacts": Batch(contacts_checked, contacts_of_page)}),
                    lambda source: source.view),
     **readers_of(Contact),
     **readers_of(PatientConnection),

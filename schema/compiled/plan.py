@@ -44,11 +44,21 @@ from schema.selection import DIRECTIVES, camel
 
 
 @dataclass(frozen=True, slots=True)
+class Batch:
+    """An asynchronous resolver split for a page (``run.Run``'s batched completion): what it checks before it
+    loads, and what it returns for several sources, loaded in one batch."""
+
+    check: Callable[[Any], None]
+    load: Callable[[list[Any]], Awaitable[list[Any]]]
+
+
+@dataclass(frozen=True, slots=True)
 class Reader:
     read: Callable[[Any], Any] | None = None  # source -> the value a synchronous resolver would return
     field_class: str | None = None  # a class of the patient's file, checked once per object before ``read``
     load: Callable[[Any], Awaitable[Any]] | None = None  # source -> an asynchronous resolver's coroutine
     attribute: bool = False  # ``read`` reads the field's attribute (no resolver): a value, or a source's ``read``
+    batch: Batch | None = None  # ``load`` split for a page, when the type's module offers it
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,11 +96,12 @@ def attribute(name: str) -> Reader:
     return Reader(attrgetter(name), attribute=True)
 
 
-def readers_of(cls: type, readers: Mapping[str, Reader] | None = None, *, loads: Iterable[str] = ()
-               ) -> dict[str, Compiled]:
+def readers_of(cls: type, readers: Mapping[str, Reader] | None = None, *, loads: Iterable[str] = (),
+               batches: Mapping[str, Batch] | None = None) -> dict[str, Compiled]:
     """A type's plan entry from its Strawberry definition: every field without a resolver read as an attribute,
-    every synchronous resolver taking no argument called, the asynchronous ``loads`` awaited, ``readers`` over
-    these. Fields with arguments, permissions or extensions are left out (not supported: the generic path)."""
+    every synchronous resolver taking no argument called, the asynchronous ``loads`` awaited (or batched, those of
+    ``batches``), ``readers`` over these. Fields with arguments, permissions or extensions are left out (not
+    supported: the generic path)."""
     definition = cls.__strawberry_definition__  # type: ignore[attr-defined]
     found: dict[str, Reader] = {}
     for f in definition.fields:
@@ -102,7 +113,7 @@ def readers_of(cls: type, readers: Mapping[str, Reader] | None = None, *, loads:
             continue
         call = resolver(cls, f.python_name)
         if call is not None and f.python_name in loads:
-            found[key] = Reader(load=call)
+            found[key] = Reader(load=call, batch=(batches or {}).get(f.python_name))
         elif call is not None and not f.base_resolver.is_async:
             found[key] = Reader(call)
     return {definition.name: Compiled({**found, **(readers or {})})}
@@ -175,6 +186,23 @@ class Object:
     type: GraphQLObjectType
     patient: Callable[[Any], PatientView] | None
     fields: list[Field] = field(default_factory=list)
+    batched: bool = False  # (a root's) its one asynchronous field is batched (``batchable``)
+
+
+def batchable(root: Object) -> bool:
+    """Whether a plan's asynchronous fields are one field, one selection, with a ``Batch``: then graphql-core
+    starts and wakes its coroutines in document order (one task each, all waiting on the same loader), which the
+    batched completion (``run.complete_root``) does without a task. Two (edges and nodes, two aliases) interleave
+    by their depth, in an order only graphql-core's own awaiting gives."""
+    loads = [f for f in _every_field(root) if f.reader is not None and f.reader.load is not None]
+    return len(loads) == 1 and loads[0].reader is not None and loads[0].reader.batch is not None
+
+
+def _every_field(made: Object) -> Iterable[Field]:
+    for f in made.fields:
+        yield f
+        if f.sub is not None:
+            yield from _every_field(f.sub)
 
 
 def plan(executor: Executor[Any], types: Mapping[str, Compiled], object_type: GraphQLObjectType,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -22,7 +23,38 @@ from resolvers import access
 from resolvers.access import PatientView
 from schema.compiled.plan import Field, Object, Reader
 
+log = logging.getLogger("careloop.compiled")
+
 _UNREAD = object()  # an attribute not read yet (or whose read raised); a serialization not known beforehand
+
+
+class _Restart(BaseException):
+    """A batched completion met an error: the root field is completed again the generic way (``complete_root``).
+    Not an ``Exception``, so that no field's handler takes it for the field's own error."""
+
+
+def complete_root(executor: Executor[Any], plan: Object, source: Any, path: Path) -> Any:
+    """A compiled root field's result. When the plan's one asynchronous field is batched (``Object.batched``: a
+    page's contacts), its values are left out of the synchronous pass, then checked, loaded in one batch and
+    completed in document order, as graphql-core's tasks would run them, with no task, coroutine or gather per
+    object. Only errors make the orders of the two differ (an error null-propagating across a pending field
+    settles it in the background), so at the first error the whole root field is completed again by the plain
+    ``Run``, before anything of the batched pass is kept: its notes are a prefix of the plain pass's own (the
+    same reads, in the same order), and no error was recorded yet."""
+    if not plan.batched:
+        return Run(executor).object(plan, source, path)
+
+    def again() -> Any:
+        log.debug("batched pass met an error: completed again")  # (tests check which way ran)
+        return Run(executor).object(plan, source, path)
+
+    log.debug("batched")
+    run = Run(executor, batched=True)
+    try:
+        completed = run.object(plan, source, path)
+    except _Restart:
+        return again()
+    return run.finish(completed, again) if run.deferred else completed
 
 
 class Run:
@@ -31,13 +63,33 @@ class Run:
     tasks' order decides the order of the contact checks, so of their errors: deferring every contact to one pass in
     document order answered differently as soon as one branch had two contact fields and another one."""
 
-    def __init__(self, executor: Executor[Any]) -> None:
+    def __init__(self, executor: Executor[Any], *, batched: bool = False) -> None:
         self.executor = executor
         self.is_awaitable = executor.is_awaitable
         # the classes already allowed on each patient's file (by the view's identity): a task and its patient, or a
         # patient under edges and nodes, check a class once. Checking it again would note nothing new; a refused
         # class is never kept, so each of its fields is refused (and noted) as on the generic path
         self.allowed: dict[int, tuple[PatientView, set[str]]] = {}  # (the view held, so that its id stays its own)
+        # batched (``complete_root``): the batched field's places, in document order: (object, field, source, path)
+        self.deferred: list[tuple[dict[str, Any], Field, Any, Path]] | None = [] if batched else None
+
+    async def finish(self, completed: dict[str, Any], again: Callable[[], Any]) -> Any:
+        """The batched field's values: each source checked, in document order; all loaded in one batch; each
+        completed in place, in document order (graphql-core's tasks: started, and woken by the loader, in order)."""
+        assert self.deferred is not None
+        places = self.deferred
+        batch = places[0][1].reader.batch  # type: ignore[union-attr]
+        assert batch is not None
+        try:
+            for _, _, source, _ in places:
+                batch.check(source)
+            values = await batch.load([source for _, _, source, _ in places])
+            for (out, f, _, path), value in zip(places, values, strict=True):
+                out[f.key] = self.complete(f, f.type, value, path, False)
+        except (_Restart, Exception):
+            result = again()
+            return await result if self.is_awaitable(result) else result
+        return completed
 
     def object(self, plan: Object, source: Any, path: Path) -> Any:
         """graphql-core's execute_fields: a dict, or an awaitable of it when some field is pending."""
@@ -55,6 +107,9 @@ class Run:
                 reader = f.reader
                 if reader is None:
                     value: Any = plan.type.name
+                elif reader.load is not None and self.deferred is not None:
+                    self.deferred.append((out, f, source, Path(path, f.key, f.parent)))
+                    value = None  # until ``finish``
                 elif reader.load is not None:
                     value = self.loaded(f, reader, source, Path(path, f.key, f.parent))
                 else:
@@ -88,6 +143,8 @@ class Run:
             else:
                 completed = None
         except Exception as raw:
+            if self.deferred is not None:
+                raise _Restart from raw
             # graphql-core's own handling: located at the field, null, or propagated when non-null
             self.executor.handle_field_error(raw, f.type, f.details, Path(parent, f.key, f.parent))
             return None
@@ -148,6 +205,8 @@ class Run:
         try:
             completed = self.complete(f, item_type, value, path, False)
         except Exception as raw:
+            if self.deferred is not None:
+                raise _Restart from raw
             self.executor.handle_field_error(raw, item_type, f.details, path)
             return None
         if self.is_awaitable(completed):
