@@ -26,6 +26,9 @@ _TEXT_LIMITS = {"name": 100, "notes": 500}
 # A contact's fields whose read is audited (``access.read_contact_field``); id, patientId and version are not.
 CONTACT_FIELDS = frozenset({"name", "relationship", "phone", "is_emergency", "may_receive_information", "notes",
                             "updated_at"})
+# What a contact row read in part holds besides the columns its fields read: its id, institution and patient (its
+# view's, and what its sealed columns are opened under)
+ROW_COLUMNS = ("id", "institution_id", "patient_id")
 REFERENCED = "contact_referenced"  # refused: other records name the contact (extensions.reason, audit reason)
 
 
@@ -34,9 +37,11 @@ async def of_patient(ctx: Context, view: PatientView) -> list[ContactView]:
     return [ContactView(contact, view) for contact in contacts]
 
 
-async def of_patients(ctx: Context, views: Sequence[PatientView]) -> list[list[ContactView]]:
-    """``of_patient`` of each of ``views``, in one batch of the same loader."""
-    found = await ctx.require_loaders().contacts_by_patient.load_many([view.row.id for view in views])
+async def of_patients(ctx: Context, views: Sequence[PatientView], columns: tuple[str, ...] | None = None
+                      ) -> list[list[ContactView]]:
+    """``of_patient`` of each of ``views``, in one batch; ``columns``: rows with only those (``ROW_COLUMNS``
+    among them), None: whole rows, the loader ``of_patient`` uses."""
+    found = await ctx.require_loaders().contacts_with(columns).load_many([view.row.id for view in views])
     return [[ContactView(contact, view) for contact in rows] for view, rows in zip(views, found, strict=True)]
 
 

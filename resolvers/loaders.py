@@ -66,6 +66,12 @@ class Loaders:
     def contacts_by_patient(self) -> DataLoader[uuid.UUID, list[Contact]]:
         return DataLoader(self._grouped(Contact, "patient_id"))
 
+    def contacts_with(self, columns: tuple[str, ...] | None) -> DataLoader[uuid.UUID, list[Contact]]:
+        """``contacts_by_patient`` with only ``columns`` of each row (None: whole rows, that loader)."""
+        if columns is None:
+            return self.contacts_by_patient
+        return self.made(f"contacts:{','.join(columns)}", self._grouped(Contact, "patient_id", columns))
+
     @cached_property
     def attachments_by_ticket(self) -> DataLoader[uuid.UUID, list[Attachment]]:
         return DataLoader(self._grouped(Attachment, "ticket_id"))
@@ -124,17 +130,20 @@ class Loaders:
 
         return load
 
-    def _grouped(self, model: type[M], key: str) -> Callable[[Sequence[uuid.UUID]], Awaitable[list[list[M]]]]:
-        """The rows of each parent (by ``key``) in creation order, one statement for a batch."""
+    def _grouped(self, model: type[M], key: str, columns: tuple[str, ...] | None = None
+                 ) -> Callable[[Sequence[uuid.UUID]], Awaitable[list[list[M]]]]:
+        """The rows of each parent (by ``key``) in creation order, one statement for a batch; ``columns``: only
+        those of each row (they must include ``key``)."""
         def build(institution_id: uuid.UUID, parents: list[uuid.UUID]) -> QuerySet[M]:
-            return model.filter(institution_id=institution_id, **{f"{key}__in": parents}).order_by("id")
+            query = model.filter(institution_id=institution_id, **{f"{key}__in": parents}).order_by("id")
+            return query if columns is None else query.only(*columns)
 
         institution_id = self.institution_id
 
         async def load(parent_ids: Sequence[uuid.UUID]) -> list[list[M]]:
             found: dict[Any, list[M]] = defaultdict(list)
-            rows = await statements.select(model, ("grouped", model, key), build, institution_id=institution_id,
-                                           parents=statements.id_list(parent_ids))
+            rows = await statements.select(model, ("grouped", model, key, columns), build,
+                                           institution_id=institution_id, parents=statements.id_list(parent_ids))
             for row in rows:
                 found[getattr(row, key)].append(row)
             return [found[parent] for parent in parent_ids]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from enum import Enum
 from typing import Annotated, Any, cast
@@ -13,7 +14,7 @@ from resolvers import contact as contacts
 from resolvers.access import ContactView
 from resolvers.context import Context
 from schema.common import NULL_KEEPS, FieldSource, Info, Version, provided, uuid_of
-from schema.selection import selected_fields
+from schema.selection import camel, selected_fields
 
 
 @strawberry.enum(description="How a contact is related to the patient.")
@@ -36,6 +37,23 @@ class ContactSource(FieldSource):
     def read(self, name: str) -> Any:
         value = access.read_contact_field(self.ctx, self.view, name)
         return Relationship(value) if name == "relationship" else value
+
+
+# The columns each Contact field reads off its row (besides contacts.ROW_COLUMNS)
+_READS: dict[str, tuple[str, ...]] = {"__typename": (), "id": (), "patientId": (), "version": ("version",),
+                                      **{camel(name): (name,) for name in contacts.CONTACT_FIELDS}}
+
+
+def contact_columns(selected: Iterable[str]) -> tuple[str, ...] | None:
+    """The columns reading the Contact fields ``selected`` (GraphQL names) needs; None (whole rows) when one is
+    not known here."""
+    reads: set[str] = set(contacts.ROW_COLUMNS)
+    for name in selected:
+        columns = _READS.get(name)
+        if columns is None:
+            return None
+        reads.update(columns)
+    return tuple(sorted(reads))
 
 
 def contact_node(ctx: Context, view: ContactView) -> Contact:

@@ -49,7 +49,7 @@ from schema.common import (
     uuid_of,
 )
 from schema.consent import PartnerConsent
-from schema.contact import Contact, contact_node
+from schema.contact import Contact, contact_columns, contact_node
 from schema.department import Department
 from schema.selection import patient_columns, selected_fields
 from schema.staff import StaffSummary
@@ -185,10 +185,13 @@ def contacts_checked(source: PatientSource) -> None:
     access.require_contacts(source.ctx, source.view)
 
 
-async def contacts_of_page(sources: list[PatientSource]) -> list[list[Contact]]:
-    """What ``Patient.contacts`` returns for each of ``sources`` (checked), in one batch."""
+async def contacts_of_page(sources: list[PatientSource], selected: frozenset[str] | None = None
+                           ) -> list[list[Contact]]:
+    """What ``Patient.contacts`` returns for each of ``sources`` (checked), in one batch; ``selected``: the Contact
+    fields that will be read (GraphQL names), and so the columns loaded; None: whole rows."""
     ctx = sources[0].ctx
-    found = await contacts.of_patients(ctx, [source.view for source in sources])
+    columns = None if selected is None else contact_columns(selected)
+    found = await contacts.of_patients(ctx, [source.view for source in sources], columns)
     return [[contact_node(ctx, view) for view in views] for views in found]
 
 

@@ -46,10 +46,11 @@ from schema.selection import DIRECTIVES, camel
 @dataclass(frozen=True, slots=True)
 class Batch:
     """An asynchronous resolver split for a page (``run.Run``'s batched completion): what it checks before it
-    loads, and what it returns for several sources, loaded in one batch."""
+    loads, and what it returns for several sources, loaded in one batch (with the fields the plan will read of
+    each object it returns, GraphQL names, when it returns objects)."""
 
     check: Callable[[Any], None]
-    load: Callable[[list[Any]], Awaitable[list[Any]]]
+    load: Callable[[list[Any], frozenset[str] | None], Awaitable[list[Any]]]
 
 
 @dataclass(frozen=True, slots=True)

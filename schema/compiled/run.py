@@ -83,7 +83,9 @@ class Run:
         try:
             for _, _, source, _ in places:
                 batch.check(source)
-            values = await batch.load([source for _, _, source, _ in places])
+            field = places[0][1]
+            selected = None if field.sub is None else frozenset(f.name for f in field.sub.fields)
+            values = await batch.load([source for _, _, source, _ in places], selected)
             for (out, f, _, path), value in zip(places, values, strict=True):
                 out[f.key] = self.complete(f, f.type, value, path, False)
         except (_Restart, Exception):

@@ -14,6 +14,7 @@ import pytest
 from core.principal import ROLES
 from models import AuditEvent, CareTeamMember, Contact, Patient
 from schema.compiled.executor import SWITCH
+from tests.conftest import SqlCounter
 from tests.factories import Response, Tenant, gql, make_patient
 from tests.partners import make_partnership
 from tests.patients import make_contact, open_account
@@ -464,3 +465,20 @@ async def test_a_pages_contacts_are_completed_in_one_batch_and_again_the_plain_w
     assert await _ways(world, "nurse", two, {}, monkeypatch, caplog) == []
     await Contact.filter(patient_id=world.in_a, name="Bo Moore").update(relationship="stepcousin")
     assert await _ways(world, "nurse", W1, {}, monkeypatch, caplog) == ["batched", again]
+
+
+async def test_a_pages_contacts_are_loaded_with_the_columns_the_selection_reads(
+        world: World, sql_counter: SqlCounter) -> None:
+    """The batched contacts load only what the selection reads (with the row's id, institution and patient);
+    a field the columns are not known for loads whole rows (here: none, every Contact field is known)."""
+    reply = await world.tenant.call("nurse", W1)
+    assert not reply.errors, reply.errors
+    [contacts] = [sql for sql in sql_counter.statements if 'FROM "contact"' in sql]
+    selected = contacts[:contacts.index(" FROM ")]
+    for column in ("name", "relationship", "phone", "patient_id", "institution_id"):
+        assert f'"{column}"' in selected
+    for column in ("notes", "phone_bidx", "created_at", "updated_at", "is_emergency"):
+        assert f'"{column}"' not in selected, contacts
+    whole = await world.tenant.call("nurse", f"{{ patients {{ nodes {{ contacts {{ {ALL_CONTACT_FIELDS} }} }} }} }}")
+    assert not whole.errors and any(c["notes"] == "Brother" for p in whole.data["patients"]["nodes"]
+                                    for c in p["contacts"])
