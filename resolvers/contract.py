@@ -818,7 +818,9 @@ def _amendment_dates(problems: Problems, contract: Contract, base: ContractVersi
     if effective_on is None:
         problems.add("input.effectiveOn", "required", "is required.")
         return
-    _years(problems, "input.endOn", end_on)
+    # an end the input does not move is the contract's (stored before the years were bounded), not the input's
+    end_at = "input.endOn" if end_on != base.end_on else "contractId"
+    _years(problems, end_at, end_on)
     if effective_on < today:
         problems.add("input.effectiveOn", "effective_in_past", "not before today (the institution's date).")
     elif effective_on < max(contract.start_on, base.effective_on):
@@ -828,7 +830,7 @@ def _amendment_dates(problems: Problems, contract: Contract, base: ContractVersi
         problems.add("input.endOn" if end_on != base.end_on else "input.effectiveOn", "effective_outside_term",
                      "the term must still run after the amendment takes effect.")
     elif (end_on - contract.start_on).days > MAX_TERM_DAYS:
-        problems.add("input.endOn", "term_too_long", "a term is at most ten years.")
+        problems.add(end_at, "term_too_long", "a term is at most ten years.")
 
 
 async def update_draft(ctx: Context, contract_id: uuid.UUID | None, data: dict[str, Any],

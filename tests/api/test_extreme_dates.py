@@ -4,11 +4,12 @@ and a refused mutation writes nothing."""
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 import pytest
 
-from models import CarePlan, Contract, FollowUpTask, ServiceItemPrice, SurveyInvitation, Visit
+from models import CarePlan, Contract, ContractVersion, FollowUpTask, ServiceItemPrice, SurveyInvitation, Visit
 from tests.api.test_appointments import make_schedule
 from tests.contracts import draft, draft_input, item_input, make_item, signed
 from tests.factories import Tenant, make_patient
@@ -200,6 +201,30 @@ async def test_contract_terms_and_prices_outside_the_years_are_refused(tenant: T
     refused_at(renewal, "input.endOn")
     refused_at(price, "effectiveFrom")
     assert await stored(tenant) == before
+
+
+AMEND = """mutation($id: ID!, $i: ContractAmendInput!, $v: Int!) {
+  contractAmend(contractId: $id, input: $i, expectedVersion: $v) { id } }"""
+
+
+async def test_an_amendment_of_a_term_stored_beyond_the_years_names_the_contract(tenant: Tenant,
+                                                                                 services: Any) -> None:
+    """A term stored before the years were bounded (ending 9999-12-31): amending it without a new end is refused
+    at the contract, not at the ``input.endOn`` the caller did not give; nothing is written."""
+    pid = await make_patient(tenant)
+    running = await draft(tenant, pid, [item_input(await make_item(tenant))])
+    await ContractVersion.filter(contract_id=running["id"]).update(end_on=date(9999, 12, 31))  # (a draft's: not frozen)
+    await Contract.filter(id=running["id"]).update(end_on=date(9999, 12, 31))
+    await signed(tenant, services, running["id"])
+    version = (await Contract.get(id=running["id"])).version
+    versions = await ContractVersion.filter(contract_id=running["id"]).count()
+
+    reply = await tenant.call("admin", AMEND, id=running["id"], v=version, i={
+        "effectiveOn": running["startOn"], "changeSummary": "More visits"})
+
+    refused_at(reply, "contractId")
+    assert all(p["field"] == "contractId" for p in reply.errors[0]["extensions"].get("invalid", [])), reply.errors
+    assert await ContractVersion.filter(contract_id=running["id"]).count() == versions
 
 
 async def test_disclosures_and_exports_ending_in_the_first_years_are_refused(tenant: Tenant) -> None:
