@@ -353,12 +353,19 @@ def _patient_loader(ctx: Context, columns: Collection[str] | None) -> DataLoader
     loader = loaders.get(key)
     if loader is None:
         async def batch(ids: list[uuid.UUID]) -> list[PatientView | None]:
-            rows = await checked_rows(ctx, ids, key)
-            found = {view.row.id: view for view in await views(ctx, rows)}
-            return [found.get(i) for i in ids]
+            return await visible_patients_once(ctx, ids, key)
 
         loader = loaders[key] = DataLoader(batch)
     return loader
+
+
+async def visible_patients_once(ctx: Context, patient_ids: Sequence[uuid.UUID],
+                                columns: Collection[str] | None = None) -> list[PatientView | None]:
+    """``visible_patients`` in one statement outside the request's loaders (a batched completion's, which must
+    leave them as it found them: ``schema.compiled.run``); an id asked twice is the same view twice."""
+    rows = await checked_rows(ctx, patient_ids, columns)
+    found = {view.row.id: view for view in await views(ctx, rows)}
+    return [found.get(i) for i in patient_ids]
 
 
 async def find_patient(ctx: Context, patient_id: uuid.UUID | None, *, action: Action, field: str = "id",

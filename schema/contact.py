@@ -60,6 +60,10 @@ def contact_node(ctx: Context, view: ContactView) -> Contact:
     return cast(Contact, ContactSource(ctx, view))
 
 
+def contact_nodes(ctx: Context, views: list[ContactView]) -> list[Contact]:
+    return [contact_node(ctx, view) for view in views]
+
+
 @strawberry.type(description="A family member or emergency contact of a patient. Reading one is audited.")
 class Contact:
     view: strawberry.Private[ContactView]

@@ -8,6 +8,7 @@ read is audited.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from datetime import date, datetime
 from enum import Enum
@@ -49,7 +50,7 @@ from schema.common import (
     uuid_of,
 )
 from schema.consent import PartnerConsent
-from schema.contact import Contact, contact_columns, contact_node
+from schema.contact import Contact, contact_columns, contact_nodes
 from schema.department import Department
 from schema.selection import patient_columns, selected_fields
 from schema.staff import StaffSummary
@@ -187,12 +188,18 @@ def contacts_checked(source: PatientSource) -> None:
 
 async def contacts_of_page(sources: list[PatientSource], selected: frozenset[str] | None = None
                            ) -> list[list[Contact]]:
-    """What ``Patient.contacts`` returns for each of ``sources`` (checked), in one batch; ``selected``: the Contact
-    fields that will be read (GraphQL names), and so the columns loaded; None: whole rows."""
+    """What ``Patient.contacts`` returns for each of ``sources`` (checked), in one statement outside the request's
+    loaders (the batched completion's, ``schema.compiled.run``); ``selected``: the Contact fields that will be
+    read (GraphQL names), and so the columns loaded; None: whole rows."""
     ctx = sources[0].ctx
     columns = None if selected is None else contact_columns(selected)
     found = await contacts.of_patients(ctx, [source.view for source in sources], columns)
-    return [[contact_node(ctx, view) for view in views] for views in found]
+    return [contact_nodes(ctx, views) for views in found]
+
+
+def contacts_asked(source: PatientSource) -> uuid.UUID:
+    """The patient ``Patient.contacts`` asks its loader for."""
+    return cast(uuid.UUID, source.view.row.id)
 
 
 def node(ctx: Context, view: PatientView | None) -> Patient | None:
@@ -276,10 +283,8 @@ class Patient:
 
     @strawberry.field(description="Family members and emergency contacts.")
     async def contacts(self, info: Info) -> list[Contact] | None:
-        source = PatientSource(info.context, self.view)
-        contacts_checked(source)
-        [found] = await contacts_of_page([source])
-        return found
+        contacts_checked(PatientSource(info.context, self.view))
+        return contact_nodes(info.context, await contacts.of_patient(info.context, self.view))
 
     # -- the patient page: each section as its own query filters it, batched across a list of patients
 

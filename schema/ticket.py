@@ -7,6 +7,7 @@ ticket's record. Internal notes never appear to whoever may not read ``ticket.in
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
 from enum import Enum
@@ -281,15 +282,21 @@ class TicketSource(FieldSource):
 async def patients_of_page(sources: list[TicketSource], selected: frozenset[str] | None = None
                            ) -> list[Patient | None]:
     """What ``Ticket.patient`` returns for each of ``sources`` (the file, or null without one or out of reach),
-    in one batch of the loader of whole files (``selected``, the fields to be read, does not narrow them)."""
+    in one statement outside the request's loaders (the batched completion's, ``schema.compiled.run``); whole
+    files, as the resolver loads them (``selected``, the fields to be read, does not narrow them)."""
     ctx = sources[0].ctx
-    ids = [source.view.row.patient_id for source in sources]
-    views = iter(await access.visible_patients(ctx, [i for i in ids if i is not None]))
+    ids = [patient_asked(source) for source in sources]
+    views = iter(await access.visible_patients_once(ctx, [i for i in ids if i is not None]))
     return [None if i is None else patient_node(ctx, next(views)) for i in ids]
 
 
 def no_check(source: TicketSource) -> None:
     """``Ticket.patient`` checks nothing before it loads: out of reach is null."""
+
+
+def patient_asked(source: TicketSource) -> uuid.UUID | None:
+    """The file ``Ticket.patient`` asks its loader for; None: none, the ticket has no patient."""
+    return cast(uuid.UUID | None, source.view.row.patient_id)
 
 
 def ticket_node(ctx: Context, view: TicketView) -> Ticket:
@@ -311,8 +318,10 @@ class Ticket:
     @strawberry.field(description="The patient's file, with the fields your role may read on it; null when the "
                                   "ticket has no patient or the file is outside your reach.")
     async def patient(self, info: Info) -> Patient | None:
-        [found] = await patients_of_page([TicketSource(info.context, self.view)])
-        return found
+        patient_id = self.view.row.patient_id
+        if patient_id is None:
+            return None
+        return patient_node(info.context, await access.visible_patient(info.context, patient_id))
 
     @strawberry.field(description="The patient's contact who raised it, if any.")
     def contact_id(self) -> strawberry.ID | None:

@@ -18,6 +18,7 @@ from schema.patient import (
     PatientConnection,
     PatientEdge,
     PatientSource,
+    contacts_asked,
     contacts_checked,
     contacts_of_page,
 )
@@ -29,7 +30,8 @@ def _open(source: PatientSource, name: str) -> Any:
 
 TYPES: dict[str, Compiled] = {
     **with_patient(readers_of(Patient, guarded(PatientSource.fields, PATIENT_FIELD_CLASS, _open, _CONVERT),
-                              loads=("contacts",), batches={"contacts": Batch(contacts_checked, contacts_of_page)}),
+                              loads=("contacts",),
+                              batches={"contacts": Batch(contacts_checked, contacts_of_page, contacts_asked)}),
                    lambda source: source.view),
     **readers_of(Contact),
     **readers_of(PatientConnection),

@@ -50,7 +50,9 @@ class Batch:
     each object it returns, GraphQL names, when it returns objects)."""
 
     check: Callable[[Any], None]
+    # the sources' values, in one statement outside the request's loaders (``run.Run.finish`` says why)
     load: Callable[[list[Any], frozenset[str] | None], Awaitable[list[Any]]]
+    key: Callable[[Any], Any]  # what the resolver asks its loader for (None: nothing, its value is null)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,12 +193,13 @@ class Object:
 
 
 def batchable(root: Object) -> bool:
-    """Whether a plan's asynchronous fields are one field, one selection, with a ``Batch``: then graphql-core
-    starts and wakes its coroutines in document order (one task each, all waiting on the same loader), which the
-    batched completion (``run.complete_root``) does without a task. Two (edges and nodes, two aliases) interleave
-    by their depth, in an order only graphql-core's own awaiting gives."""
+    """Whether a plan's asynchronous fields are one nullable field, one selection, with a ``Batch``: then graphql-core
+    starts its coroutines in document order (one task each, all waiting on one loader's batch) and wakes them by
+    key, which the batched completion (``run.complete_root``) does without a task. Two selections (edges and
+    nodes, two aliases) interleave by their depth, in an order only graphql-core's own awaiting gives."""
     loads = [f for f in _every_field(root) if f.reader is not None and f.reader.load is not None]
-    return len(loads) == 1 and loads[0].reader is not None and loads[0].reader.batch is not None
+    return (len(loads) == 1 and loads[0].reader is not None and loads[0].reader.batch is not None
+            and not loads[0].non_null)  # a failed load is null there, never propagated (``run.Run.failed``)
 
 
 def _every_field(made: Object) -> Iterable[Field]:

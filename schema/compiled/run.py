@@ -74,24 +74,50 @@ class Run:
         self.deferred: list[tuple[dict[str, Any], Field, Any, Path]] | None = [] if batched else None
 
     async def finish(self, completed: dict[str, Any], again: Callable[[], Any]) -> Any:
-        """The batched field's values: each source checked, in document order; all loaded in one batch; each
-        completed in place, in document order (graphql-core's tasks: started, and woken by the loader, in order)."""
+        """The batched field's values: each source checked, in document order; all loaded in one batch (outside
+        the request's loaders, so that a plain pass after it finds them as graphql-core would: cold); each
+        completed in place, in document order (graphql-core's tasks: started, and woken by the loader, in order).
+        A load that fails is reported at each place, as graphql-core reports it, and not tried again."""
         assert self.deferred is not None
         places = self.deferred
-        batch = places[0][1].reader.batch  # type: ignore[union-attr]
+        field = places[0][1]
+        batch = field.reader.batch  # type: ignore[union-attr]
         assert batch is not None
         try:
             for _, _, source, _ in places:
                 batch.check(source)
-            field = places[0][1]
-            selected = None if field.sub is None else frozenset(f.name for f in field.sub.fields)
+        except Exception:
+            return await self.again(again)
+        selected = None if field.sub is None else frozenset(f.name for f in field.sub.fields)
+        try:
             values = await batch.load([source for _, _, source, _ in places], selected)
+        except Exception as raw:
+            self.failed(raw, places, batch.key)
+            return completed
+        try:
             for (out, f, _, path), value in zip(places, values, strict=True):
                 out[f.key] = self.complete(f, f.type, value, path, False)
         except (_Restart, Exception):
-            result = again()
-            return await result if self.is_awaitable(result) else result
+            return await self.again(again)
         return completed
+
+    async def again(self, again: Callable[[], Any]) -> Any:
+        result = again()
+        return await result if self.is_awaitable(result) else result
+
+    def failed(self, raw: Exception, places: list[tuple[dict[str, Any], Field, Any, Path]],
+               key: Callable[[Any], Any]) -> None:
+        """A failed batch reported where graphql-core's tasks report it, in the order they wake: by the loader's
+        key, in the order each was first asked for (the tasks waiting on one key's future wake together); a place
+        without a key (``key`` None: nothing to load) answered null before the load, without an error."""
+        order: dict[Any, list[tuple[Field, Path]]] = {}
+        for _, f, source, path in places:
+            wanted = key(source)
+            if wanted is not None:
+                order.setdefault(wanted, []).append((f, path))
+        for waiting in order.values():
+            for f, path in waiting:  # the field is nullable (``plan.batchable``): null, and the error recorded
+                self.executor.handle_field_error(raw, f.type, f.details, path)
 
     def object(self, plan: Object, source: Any, path: Path) -> Any:
         """graphql-core's execute_fields: a dict, or an awaitable of it when some field is pending."""

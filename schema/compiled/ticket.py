@@ -8,10 +8,18 @@ generic path."""
 from __future__ import annotations
 
 from schema.compiled.plan import Batch, Compiled, readers_of
-from schema.ticket import Ticket, TicketConnection, TicketEdge, TicketSource, no_check, patients_of_page
+from schema.ticket import (
+    Ticket,
+    TicketConnection,
+    TicketEdge,
+    TicketSource,
+    no_check,
+    patient_asked,
+    patients_of_page,
+)
 
 TYPES: dict[str, Compiled] = {
-    **readers_of(Ticket, loads=("patient",), batches={"patient": Batch(no_check, patients_of_page)}),
+    **readers_of(Ticket, loads=("patient",), batches={"patient": Batch(no_check, patients_of_page, patient_asked)}),
     **readers_of(TicketEdge),
     **readers_of(TicketConnection),
 }

@@ -162,3 +162,23 @@ async def test_the_list_runs_the_compiled_plan_made_once(world: World, monkeypat
     assert [r.getMessage() for r in caplog.records if r.name == "careloop.compiled"] == [
         "compiled tickets", "batched"] * 2
     assert [r.getMessage() for r in caplog.records if r.name == PLANNED] == ["planned TicketConnection"]
+
+
+async def test_a_page_whose_patients_repeat_answers_as_the_generic_path(
+        tenant: Tenant, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Tickets about A, B, A with a field refused on every file: graphql-core reports the errors as its tasks
+    wake, the two waiting on A together (0, 2, 1). The batched pass meets the error and completes the page again
+    the plain way, which must find the loaders as graphql-core does (cold): when the batch had filled them, every
+    task woke in document order (0, 1, 2). Found in review."""
+    a = await make_patient(tenant, "nurse", fullName="Alice A", allergies="Penicillin")
+    b = await make_patient(tenant, "nurse", fullName="Bob B", allergies="Latex")
+    for pid in (a, b, a):
+        await _ticket(tenant, "nurse", patientId=str(pid), subject=f"about {pid}")
+    for query in ("{ tickets(first: 50) { nodes { id patient { fullName allergies } } } }",
+                  "{ ticketQueue(first: 50) { nodes { id patient { fullName allergies } } } }"):
+        reply = await assert_same(tenant, tenant.tokens["support_agent"], query, {}, True, monkeypatch, caplog)
+        assert len(reply.errors) == 3
+    # and without errors the batched page stands, each file once
+    listed = await assert_same(tenant, tenant.tokens["nurse"], "{ tickets { nodes { patient { fullName } } } }", {},
+                               True, monkeypatch, caplog)
+    assert sorted(n["patient"]["fullName"] for n in listed.data["tickets"]["nodes"]) == ["Alice A", "Alice A", "Bob B"]
