@@ -131,6 +131,18 @@ PATIENT_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 
 
+def patient_columns_of(selected: Iterable[str]) -> frozenset[str] | None:
+    """The patient columns reading the Patient fields ``selected`` (GraphQL names) needs besides what every view
+    needs; None (whole rows) when one is not known here."""
+    columns: set[str] = set()
+    for name in selected:
+        reads = PATIENT_COLUMNS.get(name)
+        if reads is None:
+            return None
+        columns.update(reads)
+    return frozenset(columns)
+
+
 def patient_columns(info: Any) -> frozenset[str] | None:
     """The patient columns the selection under a root field reads (graphql-core's collected fields, so that
     fragments and @skip/@include count as in execution), cached per document; None: the whole row."""

@@ -44,6 +44,7 @@ from schema.common import (
 from schema.department import Department
 from schema.patient import Patient
 from schema.patient import node as patient_node
+from schema.selection import patient_columns_of
 from schema.staff import StaffSummary
 
 
@@ -282,11 +283,13 @@ class TicketSource(FieldSource):
 async def patients_of_page(sources: list[TicketSource], selected: frozenset[str] | None = None
                            ) -> list[Patient | None]:
     """What ``Ticket.patient`` returns for each of ``sources`` (the file, or null without one or out of reach),
-    in one statement outside the request's loaders (the batched completion's, ``schema.compiled.run``); whole
-    files, as the resolver loads them (``selected``, the fields to be read, does not narrow them)."""
+    in one statement outside the request's loaders (the batched completion's, ``schema.compiled.run``);
+    ``selected``: the Patient fields that will be read (GraphQL names), and so the columns loaded; None: whole
+    rows, as the resolver loads them."""
     ctx = sources[0].ctx
     ids = [patient_asked(source) for source in sources]
-    views = iter(await access.visible_patients_once(ctx, [i for i in ids if i is not None]))
+    columns = None if selected is None else patient_columns_of(selected)
+    views = iter(await access.visible_patients_once(ctx, [i for i in ids if i is not None], columns))
     return [None if i is None else patient_node(ctx, next(views)) for i in ids]
 
 

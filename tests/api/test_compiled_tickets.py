@@ -19,6 +19,7 @@ from resolvers.context import Services
 from tests.api.test_compiled_plan_cache import PLANNED
 from tests.api.test_compiled_reads import ALL_CONTACT_FIELDS, ALL_PATIENT_FIELDS, assert_same
 from tests.api.test_compiled_worklist import add_nurse_officer, created
+from tests.conftest import SqlCounter
 from tests.factories import Tenant, gql, make_patient
 from tests.partners import make_partnership
 from tests.patients import make_contact, open_account
@@ -182,3 +183,17 @@ async def test_a_page_whose_patients_repeat_answers_as_the_generic_path(
     listed = await assert_same(tenant, tenant.tokens["nurse"], "{ tickets { nodes { patient { fullName } } } }", {},
                                True, monkeypatch, caplog)
     assert sorted(n["patient"]["fullName"] for n in listed.data["tickets"]["nodes"]) == ["Alice A", "Alice A", "Bob B"]
+
+
+async def test_a_pages_patients_are_loaded_with_the_columns_the_selection_reads(
+        world: World, sql_counter: SqlCounter) -> None:
+    """The batched patients of a ticket page load what the selection reads and what a view needs, not the whole
+    file (its sealed clinical columns among it); the corpus above compares every selection with the generic path."""
+    reply = await gql(world.tenant.client, LIST, None, world.tenant.tokens["support_agent"])
+    assert reply.data["tickets"]["nodes"] and not reply.errors, reply.errors
+    [patients] = [sql for sql in sql_counter.statements if 'FROM "patient"' in sql and "follow_up" not in sql]
+    selected = patients[:patients.index(" FROM ")]
+    for column in ("full_name", "phone", "department_id", "status"):
+        assert f'"{column}"' in selected, patients
+    for column in ("allergies", "medical_history", "address", "national_id"):
+        assert f'"{column}"' not in selected, patients
