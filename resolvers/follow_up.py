@@ -206,6 +206,11 @@ class AttemptView:
     task: TaskView
 
 
+# What a task row read in part holds besides the columns its fields read: its id and institution (what its sealed
+# notes are opened under) and its patient (its view's)
+TASK_ROW_COLUMNS = ("id", "institution_id", "patient_id")
+
+
 @dataclass(frozen=True)
 class Worklist:
     page: pagination.Page[TaskView]
@@ -505,11 +510,13 @@ async def attempts_of(ctx: Context, view: TaskView) -> list[AttemptView]:
 
 async def worklist(ctx: Context, *, scope: str, department_id: uuid.UUID | None, due_by: date | None,
                    first: int, after: str | None, order: WorklistOrder | None = None,
-                   count: bool = False, columns: Collection[str] | None = None) -> Worklist:
+                   count: bool = False, columns: Collection[str] | None = None,
+                   task_columns: Collection[str] | None = None) -> Worklist:
     """Open tasks due by a local date (today by default, so overdue ones too), the earliest first: the
     caller's own (MINE), their departments' pool (POOL), or, for a department head, everything open in
     their departments (DEPARTMENT). Always only tasks of patients the caller reaches. ``columns``: their
-    patients' rows with only those (None: whole rows)."""
+    patients' rows with only those (None: whole rows); ``task_columns``: the tasks' rows with only those and what
+    the page itself needs (``TASK_ROW_COLUMNS``, the order's column), None: whole rows."""
     await access.authorize(ctx, "follow_up_task", "read", action=Action.READ, resource_type="follow_up_task")
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     scope = one_of(scope, WORKLIST_SCOPES, "scope")
@@ -525,9 +532,10 @@ async def worklist(ctx: Context, *, scope: str, department_id: uuid.UUID | None,
     total = await _listed(scope, cast(QuerySet[FollowUpTask], _reached(ctx)), **listed).count() if count else None
     column, descending = order.field, order.direction == "desc"
     after_value, after_id = cursor or (None, None)
+    only = None if task_columns is None else tuple(sorted({*TASK_ROW_COLUMNS, column, *task_columns}))
     rows = await access.reached_select(
-        ctx, FollowUpTask, ("follow_up.worklist", scope, column, descending, first + 1),
-        partial(_worklist_page, scope, column, descending, first + 1), **listed, after_value=after_value,
+        ctx, FollowUpTask, ("follow_up.worklist", scope, column, descending, first + 1, only),
+        partial(_worklist_page, scope, column, descending, first + 1, only), **listed, after_value=after_value,
         after_id=after_id)
     views = await _views(ctx, rows[:first], columns)
     page = pagination.page_of(views, len(rows) > first, order.cursor_kind,
@@ -552,16 +560,17 @@ def _listed(scope: str, query: QuerySet[FollowUpTask], *, due_by: date, departme
     return query
 
 
-def _worklist_page(scope: str, column: str, descending: bool, limit: int, query: QuerySet[FollowUpTask], *,
-                   after_value: date | datetime | None, after_id: uuid.UUID | None, **listed: Any
-                   ) -> QuerySet[FollowUpTask]:
+def _worklist_page(scope: str, column: str, descending: bool, limit: int, only: tuple[str, ...] | None,
+                   query: QuerySet[FollowUpTask], *, after_value: date | datetime | None,
+                   after_id: uuid.UUID | None, **listed: Any) -> QuerySet[FollowUpTask]:
     """A page of ``_listed`` in the order, after the cursor's (value, id) when there is one; its SQL is built once
     per shape (``access.reached_select``), so the values pass through unchanged."""
     query = _listed(scope, query, **listed)
     if after_id is not None:
         query = query.filter(keyset_after(column, after_value, after_id, descending))
     sign = "-" if descending else ""
-    return query.order_by(f"{sign}{column}", f"{sign}id").limit(limit)
+    query = query.order_by(f"{sign}{column}", f"{sign}id").limit(limit)
+    return query if only is None else query.only(*only)
 
 
 async def workload(ctx: Context, department_id: uuid.UUID | None) -> tuple[date, list[Workload]]:

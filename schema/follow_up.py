@@ -39,7 +39,7 @@ from schema.common import (
 )
 from schema.department import Department
 from schema.patient import Patient, PatientSource
-from schema.selection import patient_columns
+from schema.selection import camel, columns_of, patient_columns
 from schema.staff import StaffSummary
 from schema.visit import VisitKind
 
@@ -246,6 +246,14 @@ class TaskSource(FieldSource):
         value = follow_ups.read_field(self.ctx, self.view, name)
         convert = _CONVERT.get(name)
         return value if convert is None or value is None else convert(value)
+
+
+# What each FollowUpTask field reads off the task's row (besides follow_ups.TASK_ROW_COLUMNS)
+TASK_COLUMNS: dict[str, tuple[str, ...]] = {
+    "__typename": (), "id": (), "patient": (), "attempts": (), "owner": ("owner_id",),
+    "department": ("department_id",), "rule": ("rule_id",), "visitId": ("visit_id",), "ticketId": ("ticket_id",),
+    **{camel(name): (name,) for name in TaskSource.fields},
+}
 
 
 def task_node(ctx: Context, view: TaskView) -> FollowUpTask:
@@ -487,7 +495,8 @@ class FollowUpQuery:
         found = await follow_ups.worklist(info.context, scope=str(scope.value),
                                           department_id=uuid_of(department_id, "departmentId"), due_by=due_by,
                                           first=first, after=after, order=order, count=selects(info, "totalCount"),
-                                          columns=patient_columns(info))
+                                          columns=patient_columns(info),
+                                          task_columns=columns_of(info, "FollowUpTask", TASK_COLUMNS))
         ctx = info.context
         return FollowUpWorklist(
             edges=[FollowUpTaskEdge(cursor=cursor, node=task_node(ctx, view)) for cursor, view in found.page.items],

@@ -146,14 +146,21 @@ def patient_columns_of(selected: Iterable[str]) -> frozenset[str] | None:
 def patient_columns(info: Any) -> frozenset[str] | None:
     """The patient columns the selection under a root field reads (graphql-core's collected fields, so that
     fragments and @skip/@include count as in execution), cached per document; None: the whole row."""
+    return columns_of(info, "Patient", PATIENT_COLUMNS)
+
+
+def columns_of(info: Any, type_name: str, reads: dict[str, tuple[str, ...]]) -> frozenset[str] | None:
+    """The columns of ``type_name``'s rows the selection under a root field reads, by ``reads`` (what each of its
+    fields reads off the row), cached per document; None: the whole row (a field ``reads`` does not know)."""
     raw = info._raw_info
     # Strawberry's resolve info carries the coerced values alone (graphql-core's carries them with their sources)
     coerced = getattr(raw.variable_values, "coerced", raw.variable_values)
-    return CACHE.get(raw.schema, raw.operation, raw.fragments, coerced, ("columns", raw.path.key),
-                     lambda: _columns_under(raw, VariableValues({}, coerced)))
+    return CACHE.get(raw.schema, raw.operation, raw.fragments, coerced, ("columns", type_name, raw.path.key),
+                     lambda: _columns_under(raw, VariableValues({}, coerced), type_name, reads))
 
 
-def _columns_under(raw: Any, variables: VariableValues) -> frozenset[str] | None:
+def _columns_under(raw: Any, variables: VariableValues, type_name: str,
+                   reads: dict[str, tuple[str, ...]]) -> frozenset[str] | None:
     if any(definition.variable_definitions for definition in raw.fragments.values()):
         return None  # fragment arguments (off in the parser): the whole row rather than a guess
     fragments = {name: FragmentDetails(definition) for name, definition in raw.fragments.items()}
@@ -161,25 +168,26 @@ def _columns_under(raw: Any, variables: VariableValues) -> frozenset[str] | None
     named = get_named_type(raw.return_type)
     if not isinstance(named, GraphQLObjectType):
         return None
-    return _columns(raw, fragments, variables, named, details)
+    return _columns(raw, fragments, variables, named, details, type_name, reads)
 
 
 def _columns(raw: Any, fragments: dict[str, FragmentDetails], variables: VariableValues,
-             object_type: GraphQLObjectType, details: FieldDetailsList) -> frozenset[str] | None:
+             object_type: GraphQLObjectType, details: FieldDetailsList, type_name: str,
+             reads: dict[str, tuple[str, ...]]) -> frozenset[str] | None:
     grouped = collect_subfields(raw.schema, fragments, variables, raw.operation, object_type,
                                 details).grouped_field_set
     columns: set[str] = set()
     for field_details in grouped.values():
         name = field_details[0].node.name.value
-        if object_type.name == "Patient":
-            reads = PATIENT_COLUMNS.get(name)
-            if reads is None:
+        if object_type.name == type_name:
+            read = reads.get(name)
+            if read is None:
                 return None
-            columns.update(reads)
+            columns.update(read)
         elif name != "__typename":
             named = get_named_type(object_type.fields[name].type)
             if isinstance(named, GraphQLObjectType):
-                below = _columns(raw, fragments, variables, named, field_details)
+                below = _columns(raw, fragments, variables, named, field_details, type_name, reads)
                 if below is None:
                     return None
                 columns.update(below)

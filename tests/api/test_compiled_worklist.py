@@ -253,3 +253,38 @@ async def test_w5_fetches_only_the_phone_of_the_sealed_columns(world: World, sql
               "current_medication", "special_needs"}
     assert {column for column in sealed if f'"{column}"' in select} == {"phone"}
     assert '"department_id"' in select and '"full_name"' in select and '"email"' not in select
+
+
+# -- the tasks with only the columns the selection reads -------------------------------------------------------
+
+TASK_FIELDS = [*ALL_TASK_FIELDS.split(), "owner { id }", "department { id }", "rule { id }", "attempts { at }"]
+
+
+async def test_each_task_field_answers_from_a_pruned_row_as_from_the_whole_row(world: World) -> None:
+    """Each task field alone (so that it alone decides the task columns loaded) answers as among every field: a
+    field reading a column it does not declare (schema.follow_up.TASK_COLUMNS) fails here. The pages' cursors
+    read the order's column, which is loaded whatever the selection (both orders)."""
+    query = "{ followUpWorklist(orderBy: %s) { edges { cursor node { %s } } } }"
+    every = " ".join(TASK_FIELDS)
+    for role in ("nurse", "nurse_officer", "department_head"):
+        token = world.tenant.tokens[role]
+        for order in ("{field: DUE_ON}", "{field: UPDATED_AT, direction: DESC}"):
+            whole = await gql(world.tenant.client, query % (order, every), None, token)
+            for field in TASK_FIELDS:
+                pruned = await gql(world.tenant.client, query % (order, field), None, token)
+                assert "INTERNAL_SERVER_ERROR" not in pruned.codes, (field, pruned.errors)
+                key = field.split()[0]
+                assert [(e["cursor"], e["node"][key]) for e in pruned.data["followUpWorklist"]["edges"]] == [
+                    (e["cursor"], e["node"][key]) for e in whole.data["followUpWorklist"]["edges"]], field
+
+
+async def test_w5_loads_only_the_task_columns_it_reads(world: World, sql_counter: Any) -> None:
+    start = len(sql_counter.statements)
+    reply = await world.tenant.call("nurse", W5, first=50)
+    assert len(reply.data["followUpWorklist"]["nodes"]) == 2 and not reply.errors
+    [select] = [s for s in sql_counter.statements[start:]
+                if s.lstrip().upper().startswith("SELECT") and ' FROM "follow_up_task"' in s and "LIMIT" in s]
+    selected = select[:select.index(" FROM ")]
+    assert {c for c in ("id", "patient_id", "due_on", "status") if f'"{c}"' not in selected} == set(), select
+    assert {c for c in ("notes", "condition", "reached", "satisfaction", "needs_help", "completed_at", "rule_id",
+                        "owner_id", "visit_id") if f'"{c}"' in selected} == set(), select
