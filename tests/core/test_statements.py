@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
+from itertools import product
 from typing import Any
 
 import pytest
@@ -204,8 +205,8 @@ async def test_the_audit_page_binds_what_tortoise_builds(tenant: Tenant) -> None
 
 async def test_the_worklist_binds_what_tortoise_builds(tenant: Tenant) -> None:
     """The follow-up worklist's page (``followUpWorklist``, W5), for every reach that holds a patient: each list
-    (mine, in one department or not; the pool; a department's), each order, with and without a cursor, binds what
-    Tortoise builds for two callers."""
+    (mine, in one department or not; the pool; a department's), each order, with and without a cursor, whole rows
+    or only some columns, binds what Tortoise builds for two callers."""
     dialect = statements.dialect_of(FollowUpTask)
     lists: list[tuple[str, dict[str, Any]]] = [
         ("mine", {"departments": None, "department_id": None}),
@@ -215,14 +216,15 @@ async def test_the_worklist_binds_what_tortoise_builds(tenant: Tenant) -> None:
     ]
     orders = [("due_on", False, lambda: date.today() - timedelta(days=uuid.uuid4().int % 90)),
               ("updated_at", True, lambda: NOW - timedelta(minutes=uuid.uuid4().int % 10_000, microseconds=3))]
+    pruned = tuple(sorted({*follow_up.TASK_ROW_COLUMNS, "due_on", "updated_at", "status"}))
     for case in every_shape():
         if not case.reaches_anyone or len(case.department_ids) != 1:
             continue
-        for kind, listed in lists:
+        for (kind, listed), only in product(lists, (None, pruned)):  # whole rows, and W5's columns
             for column, descending, value in orders:
-                refine = partial(follow_up._worklist_page, kind, column, descending, 51)
-                shape, build = access.reached_statement(case, FollowUpTask, ("worklist", kind, column, descending),
-                                                        refine)
+                refine = partial(follow_up._worklist_page, kind, column, descending, 51, only)
+                shape, build = access.reached_statement(case, FollowUpTask,
+                                                        ("worklist", kind, column, descending, only), refine)
                 for cursor in (False, True):
                     for scoped in (case, similar(case)):
                         values = {**listed, **scoped.values(), "due_by": date.today() + timedelta(days=cursor),
