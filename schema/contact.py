@@ -14,7 +14,7 @@ from resolvers import contact as contacts
 from resolvers.access import ContactView
 from resolvers.context import Context
 from schema.common import NULL_KEEPS, FieldSource, Info, Version, provided, uuid_of
-from schema.selection import camel, selected_fields
+from schema.selection import camel, columns_read, selected_fields
 
 
 @strawberry.enum(description="How a contact is related to the patient.")
@@ -47,13 +47,8 @@ _READS: dict[str, tuple[str, ...]] = {"__typename": (), "id": (), "patientId": (
 def contact_columns(selected: Iterable[str]) -> tuple[str, ...] | None:
     """The columns reading the Contact fields ``selected`` (GraphQL names) needs; None (whole rows) when one is
     not known here."""
-    reads: set[str] = set(contacts.ROW_COLUMNS)
-    for name in selected:
-        columns = _READS.get(name)
-        if columns is None:
-            return None
-        reads.update(columns)
-    return tuple(sorted(reads))
+    columns = columns_read(selected, _READS)
+    return None if columns is None else tuple(sorted({*contacts.ROW_COLUMNS, *columns}))
 
 
 def contact_node(ctx: Context, view: ContactView) -> Contact:

@@ -134,12 +134,18 @@ PATIENT_COLUMNS: dict[str, tuple[str, ...]] = {
 def patient_columns_of(selected: Iterable[str]) -> frozenset[str] | None:
     """The patient columns reading the Patient fields ``selected`` (GraphQL names) needs besides what every view
     needs; None (whole rows) when one is not known here."""
+    return columns_read(selected, PATIENT_COLUMNS)
+
+
+def columns_read(selected: Iterable[str], reads: dict[str, tuple[str, ...]]) -> frozenset[str] | None:
+    """The columns reading the fields ``selected`` (GraphQL names) needs, by ``reads`` (what each field reads off
+    its row); None (whole rows) when ``reads`` does not know one."""
     columns: set[str] = set()
     for name in selected:
-        reads = PATIENT_COLUMNS.get(name)
-        if reads is None:
+        read = reads.get(name)
+        if read is None:
             return None
-        columns.update(reads)
+        columns.update(read)
     return frozenset(columns)
 
 

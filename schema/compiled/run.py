@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from inspect import isawaitable
 from typing import Any
 
 from graphql import (
@@ -57,6 +58,11 @@ def complete_root(executor: Executor[Any], plan: Object, source: Any, path: Path
     return run.finish(completed, again) if run.deferred else completed
 
 
+async def _settled(result: Any) -> Any:
+    """A plain pass's result, awaited when it is pending."""
+    return await result if isawaitable(result) else result
+
+
 class Run:
     """Completes a plan depth first as graphql-core does, and shapes the asynchronous part (contacts) as graphql-core
     shapes it: an object or list with one pending value awaits it directly, with several gathers them as tasks. The
@@ -87,7 +93,7 @@ class Run:
             for _, _, source, _ in places:
                 batch.check(source)
         except Exception:
-            return await self.again(again)
+            return await _settled(again())
         selected = None if field.sub is None else frozenset(f.name for f in field.sub.fields)
         try:
             values = await batch.load([source for _, _, source, _ in places], selected)
@@ -98,12 +104,8 @@ class Run:
             for (out, f, _, path), value in zip(places, values, strict=True):
                 out[f.key] = self.complete(f, f.type, value, path, False)
         except (_Restart, Exception):
-            return await self.again(again)
+            return await _settled(again())
         return completed
-
-    async def again(self, again: Callable[[], Any]) -> Any:
-        result = again()
-        return await result if self.is_awaitable(result) else result
 
     def failed(self, raw: Exception, places: list[tuple[dict[str, Any], Field, Any, Path]],
                key: Callable[[Any], Any]) -> None:
