@@ -110,7 +110,6 @@ def _plain(value: Any) -> Any:
     return value
 
 
-
 class FieldSource:
     """What a type with guarded fields resolves from: its scalar fields are basic Strawberry fields
     (plain attribute reads, no resolver wrapper), and each read goes through ``read``, which checks
@@ -123,13 +122,22 @@ class FieldSource:
     def __init__(self, ctx: Context, view: Any) -> None:
         self.ctx, self.view = ctx, view
 
-    def __getattr__(self, name: str) -> Any:
-        if name not in self.fields:
-            raise AttributeError(name)
-        return self.read(name)
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Each of ``fields`` becomes a property that calls ``read``: a plain attribute lookup then finds it, where a
+        ``__getattr__`` fallback first fails a lookup (an AttributeError made and caught on every field read)."""
+        super().__init_subclass__(**kwargs)
+        for name in cls.fields:
+            setattr(cls, name, property(_reading(name)))
 
     def read(self, name: str) -> Any:
         raise NotImplementedError
+
+
+def _reading(name: str) -> Callable[[FieldSource], Any]:
+    def read(source: FieldSource) -> Any:
+        return source.read(name)
+
+    return read
 
 
 # The patient's page names the care journey's types lazily (strawberry.lazy) and builds their objects
