@@ -24,6 +24,10 @@ mean), run by ``run.Run``:
   loaded and completed in document order, graphql-core's order for them), and again the plain way at the first
   error.
 
+Before ``run.Run`` (which handles each field's errors as graphql-core does), a plan whose asynchronous part is at most
+that one batched field is completed by the fast pass (``fast``): steps made once per plan, which assume nothing errs;
+at the first error the root field is completed again by ``run.Run``.
+
 What each root compiles is in its own module (``patient``, ``follow_up``, ``visit``, ``ticket``, ``audit_event``),
 made from the Strawberry definition (``plan.readers_of``) with the guarded fields over it (``plan.guarded``,
 ``plan.journey``).

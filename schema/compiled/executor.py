@@ -12,7 +12,7 @@ from graphql.execution.collect_fields import FieldDetailsList
 from graphql.pyutils import Path
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-from schema.compiled import audit_event, follow_up, patient, ticket, visit  # the plan entries of each root
+from schema.compiled import audit_event, fast, follow_up, patient, ticket, visit  # the plan entries of each root
 from schema.compiled.plan import Compiled, Object, batchable, plan
 from schema.compiled.run import complete_root
 from schema.selection import CACHE
@@ -61,4 +61,5 @@ class CompiledExecutor(StrawberryGraphQLCoreExecutionContext):
         made = plan(self, TYPES, object_type, details)
         if made is not None:
             made.batched = batchable(made)
+            fast.prepare(made)
         return made

@@ -45,12 +45,13 @@ from schema.selection import DIRECTIVES, camel
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """An asynchronous resolver split for a page (``run.Run``'s batched completion): what it checks before it
-    loads, and what it returns for several sources, loaded in one batch (with the fields the plan will read of
+    """An asynchronous resolver split for a page (the fast pass's batched completion, ``fast.Pass.finish``): what it
+    checks before it loads, and what it returns for several sources, loaded in one batch (with the fields the plan
+    will read of
     each object it returns, GraphQL names, when it returns objects)."""
 
     check: Callable[[Any], None]
-    # the sources' values, in one statement outside the request's loaders (``run.Run.finish`` says why)
+    # the sources' values, in one statement outside the request's loaders (``fast.Pass.finish`` says why)
     load: Callable[[list[Any], frozenset[str] | None], Awaitable[list[Any]]]
     key: Callable[[Any], Any]  # what the resolver asks its loader for (None: nothing, its value is null)
 
@@ -182,6 +183,7 @@ class Field:
     names: Mapping[Any, str] | None = None
     get: Callable[[Any], Any] | None = None  # an attribute reader's read: completed in place (run.Run.object)
     items: bool = False  # the field is a list of its leaves (one level: a list of lists takes graphql-core's way)
+    fast: Callable[..., Any] | None = None  # its value's completion in the fast pass (``fast.prepare``)
 
 
 @dataclass(slots=True)
@@ -190,6 +192,7 @@ class Object:
     patient: Callable[[Any], PatientView] | None
     fields: list[Field] = field(default_factory=list)
     batched: bool = False  # (a root's) its one asynchronous field is batched (``batchable``)
+    steps: list[Callable[..., None]] | None = None  # its fields' steps in the fast pass (``fast.prepare``)
 
 
 def batchable(root: Object) -> bool:
@@ -199,7 +202,7 @@ def batchable(root: Object) -> bool:
     nodes, two aliases) interleave by their depth, in an order only graphql-core's own awaiting gives."""
     loads = [f for f in _every_field(root) if f.reader is not None and f.reader.load is not None]
     return (len(loads) == 1 and loads[0].reader is not None and loads[0].reader.batch is not None
-            and not loads[0].non_null)  # a failed load is null there, never propagated (``run.Run.failed``)
+            and not loads[0].non_null)  # a failed load is null there, never propagated (``fast.Pass.failed``)
 
 
 def _every_field(made: Object) -> Iterable[Field]:

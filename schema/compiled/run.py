@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from inspect import isawaitable
 from typing import Any
 
 from graphql import (
@@ -22,6 +21,7 @@ from graphql.pyutils import Path, gather_with_cancel, is_iterable
 
 from resolvers import access
 from resolvers.access import PatientView
+from schema.compiled.fast import Pass
 from schema.compiled.plan import Field, Object, Reader
 
 log = logging.getLogger("careloop.compiled")
@@ -29,38 +29,28 @@ log = logging.getLogger("careloop.compiled")
 _UNREAD = object()  # an attribute not read yet (or whose read raised); a serialization not known beforehand
 
 
-class _Restart(BaseException):
-    """A batched completion met an error: the root field is completed again the generic way (``complete_root``).
-    Not an ``Exception``, so that no field's handler takes it for the field's own error."""
-
-
 def complete_root(executor: Executor[Any], plan: Object, source: Any, path: Path) -> Any:
-    """A compiled root field's result. When the plan's one asynchronous field is batched (``Object.batched``: a
-    page's contacts), its values are left out of the synchronous pass, then checked, loaded in one batch and
-    completed in document order, as graphql-core's tasks would run them, with no task, coroutine or gather per
-    object. Only errors make the orders of the two differ (an error null-propagating across a pending field
-    settles it in the background), so at the first error the whole root field is completed again by the plain
-    ``Run``, before anything of the batched pass is kept: its notes are a prefix of the plain pass's own (the
-    same reads, in the same order), and no error was recorded yet."""
-    if not plan.batched:
+    """A compiled root field's result: by the fast pass when the plan has its steps (``fast.prepare``), which
+    leaves the plan's one batched field (a page's contacts) to be checked, loaded in one batch and completed in
+    document order, as graphql-core's tasks would run them, with no task, coroutine or gather per object. At the
+    first error the whole root field is completed again by the plain ``Run``, before anything of the fast pass is
+    kept: its notes are a prefix of the plain pass's own (the same reads, in the same order), and no error was
+    recorded yet. Only errors make the orders differ (an error null-propagating across a pending field settles it
+    in the background)."""
+    if plan.steps is None:
         return Run(executor).object(plan, source, path)
 
     def again() -> Any:
-        log.debug("batched pass met an error: completed again")  # (tests check which way ran)
+        log.debug("fast pass met an error: completed again")  # (tests check which way ran)
         return Run(executor).object(plan, source, path)
 
-    log.debug("batched")
-    run = Run(executor, batched=True)
+    log.debug("batched" if plan.batched else "fast")
+    run = Pass(executor)
     try:
         completed = run.object(plan, source, path)
-    except _Restart:
+    except Exception:
         return again()
     return run.finish(completed, again) if run.deferred else completed
-
-
-async def _settled(result: Any) -> Any:
-    """A plain pass's result, awaited when it is pending."""
-    return await result if isawaitable(result) else result
 
 
 class Run:
@@ -69,57 +59,13 @@ class Run:
     tasks' order decides the order of the contact checks, so of their errors: deferring every contact to one pass in
     document order answered differently as soon as one branch had two contact fields and another one."""
 
-    def __init__(self, executor: Executor[Any], *, batched: bool = False) -> None:
+    def __init__(self, executor: Executor[Any]) -> None:
         self.executor = executor
         self.is_awaitable = executor.is_awaitable
         # the classes already allowed on each patient's file (by the view's identity): a task and its patient, or a
         # patient under edges and nodes, check a class once. Checking it again would note nothing new; a refused
         # class is never kept, so each of its fields is refused (and noted) as on the generic path
         self.allowed: dict[int, tuple[PatientView, set[str]]] = {}  # (the view held, so that its id stays its own)
-        # batched (``complete_root``): the batched field's places, in document order: (object, field, source, path)
-        self.deferred: list[tuple[dict[str, Any], Field, Any, Path]] | None = [] if batched else None
-
-    async def finish(self, completed: dict[str, Any], again: Callable[[], Any]) -> Any:
-        """The batched field's values: each source checked, in document order; all loaded in one batch (outside
-        the request's loaders, so that a plain pass after it finds them as graphql-core would: cold); each
-        completed in place, in document order (graphql-core's tasks: started, and woken by the loader, in order).
-        A load that fails is reported at each place, as graphql-core reports it, and not tried again."""
-        assert self.deferred is not None
-        places = self.deferred
-        field = places[0][1]
-        batch = field.reader.batch  # type: ignore[union-attr]
-        assert batch is not None
-        try:
-            for _, _, source, _ in places:
-                batch.check(source)
-        except Exception:
-            return await _settled(again())
-        selected = None if field.sub is None else frozenset(f.name for f in field.sub.fields)
-        try:
-            values = await batch.load([source for _, _, source, _ in places], selected)
-        except Exception as raw:
-            self.failed(raw, places, batch.key)
-            return completed
-        try:
-            for (out, f, _, path), value in zip(places, values, strict=True):
-                out[f.key] = self.complete(f, f.type, value, path, False)
-        except (_Restart, Exception):
-            return await _settled(again())
-        return completed
-
-    def failed(self, raw: Exception, places: list[tuple[dict[str, Any], Field, Any, Path]],
-               key: Callable[[Any], Any]) -> None:
-        """A failed batch reported where graphql-core's tasks report it, in the order they wake: by the loader's
-        key, in the order each was first asked for (the tasks waiting on one key's future wake together); a place
-        without a key (``key`` None: nothing to load) answered null before the load, without an error."""
-        order: dict[Any, list[tuple[Field, Path]]] = {}
-        for _, f, source, path in places:
-            wanted = key(source)
-            if wanted is not None:
-                order.setdefault(wanted, []).append((f, path))
-        for waiting in order.values():
-            for f, path in waiting:  # the field is nullable (``plan.batchable``): null, and the error recorded
-                self.executor.handle_field_error(raw, f.type, f.details, path)
 
     def object(self, plan: Object, source: Any, path: Path) -> Any:
         """graphql-core's execute_fields: a dict, or an awaitable of it when some field is pending."""
@@ -137,9 +83,6 @@ class Run:
                 reader = f.reader
                 if reader is None:
                     value: Any = plan.type.name
-                elif reader.load is not None and self.deferred is not None:
-                    self.deferred.append((out, f, source, Path(path, f.key, f.parent)))
-                    value = None  # until ``finish``
                 elif reader.load is not None:
                     value = self.loaded(f, reader, source, Path(path, f.key, f.parent))
                 else:
@@ -173,8 +116,6 @@ class Run:
             else:
                 completed = None
         except Exception as raw:
-            if self.deferred is not None:
-                raise _Restart from raw
             # graphql-core's own handling: located at the field, null, or propagated when non-null
             self.executor.handle_field_error(raw, f.type, f.details, Path(parent, f.key, f.parent))
             return None
@@ -235,8 +176,6 @@ class Run:
         try:
             completed = self.complete(f, item_type, value, path, False)
         except Exception as raw:
-            if self.deferred is not None:
-                raise _Restart from raw
             self.executor.handle_field_error(raw, item_type, f.details, path)
             return None
         if self.is_awaitable(completed):
