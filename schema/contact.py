@@ -28,6 +28,9 @@ class Relationship(Enum):
     OTHER = strawberry.enum_value("other", description="Another relation (a carer, a neighbour...).")
 
 
+_RELATIONSHIPS = {member.value: member for member in Relationship}  # a dict lookup, not Enum's call, per contact
+
+
 class ContactSource(FieldSource):
     """What a ``Contact`` resolves from (see ``FieldSource``)."""
 
@@ -36,7 +39,9 @@ class ContactSource(FieldSource):
 
     def read(self, name: str) -> Any:
         value = access.read_contact_field(self.ctx, self.view, name)
-        return Relationship(value) if name == "relationship" else value
+        if name != "relationship":
+            return value
+        return _RELATIONSHIPS.get(value) or Relationship(value)  # (a value no member has: Relationship's error)
 
 
 # The columns each Contact field reads off its row (besides contacts.ROW_COLUMNS)

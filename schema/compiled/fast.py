@@ -49,13 +49,19 @@ class Pass:
         # the classes already allowed on each patient's file (by the view's identity), as ``run.Run`` keeps them
         self.allowed: dict[int, tuple[PatientView, set[str]]] = {}
         self.deferred: list[_Place] = []  # the batched field's places, in document order
+        self.no_file: set[str] = set()  # an object read under no patient's file: no guarded field, nothing added
 
     def object(self, plan: Object, source: Any, path: Path) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        view = None if plan.patient is None else plan.patient(source)
-        allowed = set() if view is None else self.allowed.setdefault(id(view), (view, set()))[1]
-        assert plan.steps is not None
-        for step in plan.steps:
+        if plan.patient is None:
+            view, allowed = None, self.no_file
+        else:
+            view = plan.patient(source)
+            held = self.allowed.get(id(view))
+            if held is None:
+                held = self.allowed[id(view)] = (view, set())
+            allowed = held[1]
+        for step in plan.steps:  # type: ignore[union-attr]  # (``prepare`` gave every object of the plan its steps)
             step(self, source, out, view, allowed, path)
         return out
 
