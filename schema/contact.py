@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime
 from enum import Enum
+from functools import lru_cache
 from typing import Annotated, Any, cast
 
 import strawberry
@@ -49,7 +49,8 @@ _READS: dict[str, tuple[str, ...]] = {"__typename": (), "id": (), "patientId": (
                                       **{camel(name): (name,) for name in contacts.CONTACT_FIELDS}}
 
 
-def contact_columns(selected: Iterable[str]) -> tuple[str, ...] | None:
+@lru_cache(maxsize=128)  # a plan's selection: the same few sets, asked on every request
+def contact_columns(selected: frozenset[str]) -> tuple[str, ...] | None:
     """The columns reading the Contact fields ``selected`` (GraphQL names) needs; None (whole rows) when one is
     not known here."""
     columns = columns_read(selected, _READS)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, TypeVar
 from weakref import WeakKeyDictionary
 
@@ -131,7 +132,8 @@ PATIENT_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 
 
-def patient_columns_of(selected: Iterable[str]) -> frozenset[str] | None:
+@lru_cache(maxsize=128)  # a plan's selection: the same few sets, asked on every request
+def patient_columns_of(selected: frozenset[str]) -> frozenset[str] | None:
     """The patient columns reading the Patient fields ``selected`` (GraphQL names) needs besides what every view
     needs; None (whole rows) when one is not known here."""
     return columns_read(selected, PATIENT_COLUMNS)

@@ -297,7 +297,7 @@ def no_check(source: TicketSource) -> None:
     """``Ticket.patient`` checks nothing before it loads: out of reach is null."""
 
 
-def patient_asked(source: TicketSource) -> uuid.UUID | None:
+def patient_asked(source: TicketSource | Ticket) -> uuid.UUID | None:
     """The file ``Ticket.patient`` asks its loader for; None: none, the ticket has no patient."""
     return cast(uuid.UUID | None, source.view.row.patient_id)
 
@@ -321,7 +321,7 @@ class Ticket:
     @strawberry.field(description="The patient's file, with the fields your role may read on it; null when the "
                                   "ticket has no patient or the file is outside your reach.")
     async def patient(self, info: Info) -> Patient | None:
-        patient_id = self.view.row.patient_id
+        patient_id = patient_asked(self)
         if patient_id is None:
             return None
         return patient_node(info.context, await access.visible_patient(info.context, patient_id))

@@ -79,9 +79,8 @@ class Pass:
                 batch.check(source)
         except Exception:
             return await _settled(again())
-        selected = None if field.sub is None else frozenset(f.name for f in field.sub.fields)
         try:
-            values = await batch.load([source for _, _, source, _ in places], selected)
+            values = await batch.load([source for _, _, source, _ in places], field.selected)
         except Exception as raw:
             self.failed(raw, places, batch.key)
             return completed
@@ -132,6 +131,8 @@ def _prepared(made: Object, batched: bool) -> bool:
         if f.reader is not None and completion is None:
             return False
         f.fast = completion
+        if f.reader is not None and f.reader.load is not None and f.sub is not None:
+            f.selected = frozenset(sub.name for sub in f.sub.fields)
         steps.append(_step(f))
     made.steps = steps
     return True
@@ -140,7 +141,7 @@ def _prepared(made: Object, batched: bool) -> bool:
 def _forget(made: Object) -> None:
     made.steps = None
     for f in made.fields:
-        f.fast = None
+        f.fast, f.selected = None, None
         if f.sub is not None:
             _forget(f.sub)
 

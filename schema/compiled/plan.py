@@ -184,6 +184,7 @@ class Field:
     get: Callable[[Any], Any] | None = None  # an attribute reader's read: completed in place (run.Run.object)
     items: bool = False  # the field is a list of its leaves (one level: a list of lists takes graphql-core's way)
     fast: Callable[..., Any] | None = None  # its value's completion in the fast pass (``fast.prepare``)
+    selected: frozenset[str] | None = None  # a batched field's: the fields of its objects to be read (Batch.load)
 
 
 @dataclass(slots=True)
