@@ -38,6 +38,9 @@ class Principal:
     patient_id: uuid.UUID | None = None  # a patient's own file
     documents_only: bool = False  # a partner client restricted to its registered operation documents
     requests_per_minute: int = 0  # a partner client's request budget (0: not rate-limited)
+    # The institution's time zone, read by the sign-in's own statement (None: not read there, a partner's): the
+    # requests that count local days need no statement of their own for it (``resolvers.institution.zone_of``).
+    time_zone: str | None = None
 
     @property
     def subject(self) -> str:

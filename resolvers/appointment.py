@@ -279,7 +279,7 @@ async def _day(ctx: Context, which: Q, day: date, *, include_cancelled: bool, fi
     query = in_reach(ctx)
     if query is None:
         return AppointmentPage(pagination.Page([], False), 0 if count else None)
-    zone = await institutions.zone(ctx.institution_id)
+    zone = await institutions.zone_of(ctx)
     begins = datetime.combine(day, time(0), zone).astimezone(UTC)
     ends = datetime.combine(day + timedelta(days=1), time(0), zone).astimezone(UTC)
     query = query.filter(which, slot_start__gte=begins, slot_start__lt=ends)
@@ -452,7 +452,7 @@ async def check_in(ctx: Context, appointment_id: uuid.UUID | None, version: int 
     expected = versioning.check_version(row, version, "appointment")
     _check_booked(row, "checked in")
     now = _now()
-    zone = await institutions.zone(ctx.institution_id)
+    zone = await institutions.zone_of(ctx)
     if now.astimezone(zone).date() < row.slot_start.astimezone(zone).date():
         raise BadUserInput("id: check-in opens on the day of the appointment.", field="id")
     _check_active(view.patient)

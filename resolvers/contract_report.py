@@ -290,7 +290,7 @@ async def delivery(ctx: Context, contract_id: uuid.UUID | None, since: date | No
                      await asyncio.gather(*(contracts.items_of(ctx, v) for v in used)), strict=True))
     indexes = {code: code_index(ctx, code) for code in sorted({i.row.code for found in items.values()
                                                                for i in found})}
-    zone = await institutions.zone(ctx.institution_id)
+    zone = await institutions.zone_of(ctx)
     delivered = await _delivered(ctx, zone, [row.patient_id], set(indexes.values()), periods[0].start,
                                  periods[-1].end)
     out = []
@@ -383,7 +383,7 @@ async def report(ctx: Context, department_id: uuid.UUID | None, first: str, last
     months = months_between(first, last)
     if department_id is not None and not await Department.exists(id=department_id, institution_id=ctx.institution_id):
         raise await access.not_found(ctx, Action.READ, REPORT, department_id, "departmentId")
-    zone = await institutions.zone(ctx.institution_id)
+    zone = await institutions.zone_of(ctx)
     today = await contracts.local_today(ctx.institution_id)
     signed = Contract.filter(institution_id=ctx.institution_id, activated_at__isnull=False)
     if department_id is not None:

@@ -97,7 +97,7 @@ async def of_patient(ctx: Context, patient_id: uuid.UUID | None, *, in_force_onl
     patient = await access.find_patient(ctx, patient_id, action=Action.READ, field="patientId")
     query = Flag.filter(institution_id=ctx.institution_id, patient_id=patient.row.id)
     if in_force_only:
-        query = query.filter(in_force(await institutions.local_today(ctx.institution_id)))
+        query = query.filter(in_force(await institutions.local_today_of(ctx)))
     rows = await query.order_by("id")
     access.require_class(ctx, patient, IDENTITY)  # the list says which alerts stand: noted even when empty
     return [FlagView(row, patient) for row in rows if shown(patient, row)]
@@ -108,7 +108,7 @@ async def in_force_of(ctx: Context, patient: PatientView) -> list[FlagView]:
     access.require_section(ctx, patient, "flag")
 
     async def batch(patient_ids: Sequence[uuid.UUID]) -> list[list[Flag]]:
-        today = await institutions.local_today(ctx.institution_id)
+        today = await institutions.local_today_of(ctx)
         rows = await Flag.filter(in_force(today), institution_id=ctx.institution_id,
                                  patient_id__in=list(patient_ids)).order_by("id")
         return [[row for row in rows if row.patient_id == i] for i in patient_ids]
@@ -138,7 +138,7 @@ async def create(ctx: Context, data: dict[str, Any]) -> FlagView:
         kind = one_of(data.get("kind"), FLAG_KINDS, "kind")
     values = _normalize(problems, {name: value for name, value in data.items() if name not in ("patient_id", "kind")})
     values.pop("status", None)
-    values.setdefault("starts_on", await institutions.local_today(ctx.institution_id))
+    values.setdefault("starts_on", await institutions.local_today_of(ctx))
     _check_period(problems, values.get("starts_on"), values.get("ends_on"))
     problems.check()
     patient = await access.find_patient(ctx, data.get("patient_id"), action=Action.CREATE, field="patientId")
@@ -276,7 +276,7 @@ async def watch_check_ins(ctx: Context, department_id: uuid.UUID | None,
             if department_id is not None:
                 query = query.filter(department_id=department_id)
             key: tuple[datetime, uuid.UUID] = (max(started, since - LOOKBACK), uuid.UUID(int=0))
-            local_today = await institutions.local_today(ctx.institution_id)
+            local_today = await institutions.local_today_of(ctx)
             while True:
                 rows = await (query.filter(Q(updated_at__gt=key[0]) | Q(updated_at=key[0], id__gt=key[1]))
                               .order_by("updated_at", "id").limit(WATCH_BATCH))

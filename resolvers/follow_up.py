@@ -100,7 +100,7 @@ async def on_visit_finished(ctx: Context, visit: Visit) -> list[FollowUpTask]:
     rules = [rule for rule in await _rules_in_force(ctx, visit) if await _procedure_matches(ctx, rule, visit)]
     if not rules:
         return []
-    zone = await institutions.zone(ctx.institution_id)
+    zone = await institutions.zone_of(ctx)
     business = (await slas.settings(ctx)).business
     finished_on = (visit.ended_at or datetime.now(UTC)).astimezone(zone).date()
     department_id = visit.department_id or patient.department_id
@@ -245,7 +245,7 @@ def _now() -> datetime:
 
 async def local_today(ctx: Context) -> date:
     """Today in the institution's time zone: "due today" and "overdue" are local dates."""
-    return await institutions.local_today(ctx.institution_id, _now())
+    return await institutions.local_today_of(ctx, _now())
 
 
 # -- rules ---------------------------------------------------------------------------------

@@ -91,7 +91,7 @@ async def page(ctx: Context, *, first: int, after: str | None, status: str | Non
     order = order or ImprovementOrder()
     await access.authorize(ctx, "improvement", "read", action=Action.READ, resource_type="improvement")
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
-    today = await institutions.local_today(ctx.institution_id)
+    today = await institutions.local_today_of(ctx)
     query = ImprovementItem.filter(_reach(ctx))
     if status is not None:
         query = query.filter(status=_one_of(status, IMPROVEMENT_STATUSES, "status"))
@@ -133,7 +133,7 @@ async def create(ctx: Context, data: dict[str, Any]) -> ImprovementView:
         await writer.append([access.write_record(ctx, Action.CREATE, "improvement", row.id,
                                                  fields=_written(values, ticket_ids),
                                                  decision=decision)])
-    return (await _views([row], await institutions.local_today(ctx.institution_id)))[0]
+    return (await _views([row], await institutions.local_today_of(ctx)))[0]
 
 
 async def update(ctx: Context, item_id: uuid.UUID | None, data: dict[str, Any],
@@ -164,7 +164,7 @@ async def update(ctx: Context, item_id: uuid.UUID | None, data: dict[str, Any],
                                                  fields=_written(values, ticket_ids),
                                                  decision=decision)])
     fresh = await ImprovementItem.get(id=row.id)
-    return (await _views([fresh], await institutions.local_today(ctx.institution_id)))[0]
+    return (await _views([fresh], await institutions.local_today_of(ctx)))[0]
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -185,7 +185,7 @@ async def _citation_shape(ctx: Context, problems: Problems, source: str,
     if not isinstance(month, str) or not _MONTH.fullmatch(month):
         problems.add("surveyCitation.month", "invalid", "a month as YYYY-MM.")
         return None
-    if month > (await institutions.local_today(ctx.institution_id)).strftime("%Y-%m"):
+    if month > (await institutions.local_today_of(ctx)).strftime("%Y-%m"):
         problems.add("surveyCitation.month", "in_future", "a month that has begun.")
         return None
     return citation

@@ -19,7 +19,7 @@ from core.principal import ROLES
 from core.validation import clean_text, normalize_email
 from models import Department, DepartmentMembership, Institution, RoleAssignment, Staff
 from models.institution import INSTITUTION_KINDS
-from resolvers.context import Services
+from resolvers.context import Context, Services
 from resolvers.staff import check_password
 
 SYSTEM = Actor("system")
@@ -69,6 +69,18 @@ async def zone(institution_id: uuid.UUID) -> ZoneInfo:
 
 def _zone_query(institution_id: uuid.UUID) -> QuerySet[Institution]:
     return Institution.filter(id=institution_id).only("id", "time_zone")
+
+
+async def zone_of(ctx: Context) -> ZoneInfo:
+    """The caller's institution's time zone: as the sign-in read it (``Principal.time_zone``; the principal cache
+    forgets everyone when it changes, migration 0029), else read now."""
+    known = ctx.require_principal().time_zone
+    return ZoneInfo(known) if known is not None else await zone(ctx.institution_id)
+
+
+async def local_today_of(ctx: Context, now: datetime | None = None) -> date:
+    """The caller's institution's date at ``now`` (the present by default): ``local_today`` by ``zone_of``."""
+    return (now or datetime.now(UTC)).astimezone(await zone_of(ctx)).date()
 
 
 async def local_today(institution_id: uuid.UUID, now: datetime | None = None) -> date:

@@ -129,7 +129,7 @@ async def page(ctx: Context, *, first: int, after: str | None, where: PatientFil
     await _check_filter(ctx, where)
     if not access.patient_scope(ctx).reaches_anyone:
         return PatientPage(pagination.Page([], False), 0 if count else None)
-    today = await institutions.local_today(ctx.institution_id) if where.national_id is not None else None
+    today = await institutions.local_today_of(ctx) if where.national_id is not None else None
     plain = order is None and where == PatientFilter()  # the plain list: its SQL built once (checked_select)
     query = None if plain and not count else _in_reach(ctx).filter(_conditions(ctx, where, today))
     total = await query.count() if query is not None and count else None
@@ -434,7 +434,7 @@ async def _normalize(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     if ("national_id" in data) != ("national_id_type" in data):
         problems.add("nationalId", "required_together", "give nationalIdType and nationalId together.")
     dated = data.get("birth_date") is not None or data.get("national_id") is not None
-    today = await institutions.local_today(ctx.institution_id) if dated else None
+    today = await institutions.local_today_of(ctx) if dated else None
     for name, value in data.items():
         with problems.collect(camel_case(name)):
             out[name] = None if value is None else _normalize_one(name, value, today)

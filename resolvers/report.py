@@ -144,7 +144,7 @@ async def _authorize(ctx: Context, department_id: uuid.UUID | None) -> None:
 
 
 async def local_bounds(ctx: Context, start: date, end: date) -> tuple[datetime, datetime]:
-    zone = await institutions.zone(ctx.institution_id)
+    zone = await institutions.zone_of(ctx)
 
     def midnight(day: date) -> datetime:
         return datetime.combine(day, time(0), zone).astimezone(UTC)

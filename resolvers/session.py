@@ -68,7 +68,8 @@ class LoginResult:
 # The session, its account, the account's roles and its departments in one statement: one row per
 # (role, department) pair, a handful at most.
 _PRINCIPAL_COLUMNS = ("id", "staff_id", "staff__institution_id", "staff__email", "staff__name", "staff__is_active",
-                      "staff__role_assignments__role", "staff__memberships__department_id", "expires_at")
+                      "staff__role_assignments__role", "staff__memberships__department_id", "expires_at",
+                      "staff__institution__time_zone")
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,7 @@ async def _staff_session(digest: str) -> tuple[Principal, datetime] | None:
         *_PRINCIPAL_COLUMNS)
     if not rows or not rows[0][5]:
         return None
-    session_id, staff_id, institution_id, email, name, _active, _role, _department, expires_at = rows[0]
+    session_id, staff_id, institution_id, email, name, _active, _role, _department, expires_at, time_zone = rows[0]
     principal = Principal(
         institution_id=institution_id,
         user_id=staff_id,
@@ -156,6 +157,7 @@ async def _staff_session(digest: str) -> tuple[Principal, datetime] | None:
         name=name,
         roles=frozenset(str(row[6]) for row in rows if row[6] is not None),
         department_ids=frozenset(row[7] for row in rows if row[7] is not None),
+        time_zone=time_zone,
     )
     return principal, expires_at
 
@@ -163,13 +165,14 @@ async def _staff_session(digest: str) -> tuple[Principal, datetime] | None:
 async def _patient_session(digest: str) -> tuple[Principal, datetime] | None:
     row = await PatientSession.filter(token_hash=digest, revoked_at=None, expires_at__gt=datetime.now(UTC),
                                       account__is_active=True).first().values_list(
-        "id", "account_id", "institution_id", "account__email", "account__patient_id", "expires_at")
+        "id", "account_id", "institution_id", "account__email", "account__patient_id", "expires_at",
+        "institution__time_zone")
     if row is None:
         return None
-    session_id, account_id, institution_id, email, patient_id, expires_at = row
+    session_id, account_id, institution_id, email, patient_id, expires_at, time_zone = row
     return Principal(institution_id=institution_id, user_id=account_id, token_id=session_id, email=email, name="",
                      roles=frozenset({PATIENT}), department_ids=frozenset(), kind=PATIENT,
-                     patient_id=patient_id), expires_at
+                     patient_id=patient_id, time_zone=time_zone), expires_at
 
 
 async def sign_in(ctx: Context) -> None:

@@ -394,7 +394,7 @@ def _months(first: str, last: str, prefix: str = "") -> list[str]:
 
 async def _month_edges(ctx: Context, months: list[str]) -> list[tuple[str, datetime, datetime]]:
     """Each month with its local start and end as UTC instants."""
-    zone: tzinfo = await institutions.zone(ctx.institution_id)
+    zone: tzinfo = await institutions.zone_of(ctx)
 
     def midnight(day: date) -> datetime:
         return datetime.combine(day, time(0), zone).astimezone(UTC)

@@ -74,7 +74,7 @@ async def monthly(ctx: Context, month: str, department_id: uuid.UUID, retention_
     first_day = month_start(month)
     next_month = _next_month(first_day)
     since, until = await local_bounds(ctx, first_day, next_month)
-    zone: tzinfo = await institutions.zone(ctx.institution_id)
+    zone: tzinfo = await institutions.zone_of(ctx)
     tenant = {"institution_id": ctx.institution_id}
 
     finished = await Visit.filter(**tenant, department_id=department_id, status="finished", ended_at__gte=since,

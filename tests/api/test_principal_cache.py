@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -24,7 +25,15 @@ from app.principals import PrincipalListener
 from core.principal_cache import PrincipalCache
 from core.settings import Settings
 from core.tokens import TOKEN_PREFIX, new_token
-from models import DepartmentMembership, PatientAccount, PatientSession, RoleAssignment, Session, Staff
+from models import (
+    DepartmentMembership,
+    Institution,
+    PatientAccount,
+    PatientSession,
+    RoleAssignment,
+    Session,
+    Staff,
+)
 from resolvers.context import Services
 from tests.conftest import BACKEND, SqlCounter
 from tests.factories import CLIENT_ADDRESS, Response, Tenant, gql
@@ -283,6 +292,51 @@ async def test_a_patient_account_closed_outside_the_api_is_refused_on_the_next_r
     await PatientAccount.filter(id=patient.account_id).update(is_active=False)  # its sessions left as they are
     assert (await gql(client, PATIENT_ME, token=patient.token)).codes == ["UNAUTHENTICATED"]
     assert await PatientSession.filter(account_id=patient.account_id, revoked_at=None).exists()
+
+
+# -- the institution's time zone, read with the sign-in -----------------------------------------------------
+
+TODAY = "{ followUpWorklist(scope: MINE, first: 1) { today } }"
+EAST, WEST = "Pacific/Kiritimati", "Pacific/Pago_Pago"  # UTC+14 and UTC-11: never the same date
+
+
+def zone_statements(sql_counter: SqlCounter) -> list[str]:
+    """The statements that read an institution row on their own (a sign-in only joins it)."""
+    return [s for s in sql_counter.statements if 'FROM "institution"' in s]
+
+
+async def set_zone(tenant: Tenant, zone: str) -> None:
+    await Institution.filter(id=tenant.id).update(time_zone=zone)
+
+
+async def test_a_request_that_counts_local_days_reads_the_zone_with_the_sign_in(
+        client: httpx.AsyncClient, tenant: Tenant, sql_counter: SqlCounter) -> None:
+    """The worklist's "today" is the institution's date, by the zone the sign-in's own statement read (no
+    statement of its own), and a zone changed since shows on the next request (without the cache: read again)."""
+    for zone in (EAST, WEST):
+        await set_zone(tenant, zone)
+        sql_counter.statements.clear()
+        reply = await gql(client, TODAY, token=tenant.tokens["nurse"])
+        assert reply.data == {"followUpWorklist": {"today": datetime.now(ZoneInfo(zone)).date().isoformat()}}
+        assert zone_statements(sql_counter) == []
+
+
+@POSTGRES_ONLY
+async def test_a_time_zone_changed_outside_the_api_shows_on_the_next_request(
+        client: httpx.AsyncClient, tenant: Tenant, listener: PrincipalListener, sql_counter: SqlCounter) -> None:
+    """A principal the cache keeps carries its institution's zone; changing the zone (by hand: no API does)
+    makes every process forget its principals (migration 0029), so the next request reads the new one."""
+    nurse = tenant.tokens["nurse"]
+    await set_zone(tenant, EAST)
+    await cached(client, nurse, sql_counter, TODAY)
+    reply, statements = await sign_ins(client, nurse, sql_counter, TODAY)
+    assert statements == [] and zone_statements(sql_counter) == []  # no statement for who, nor for the zone
+    assert reply.data == {"followUpWorklist": {"today": datetime.now(ZoneInfo(EAST)).date().isoformat()}}
+    await connections.get("default").execute_query("UPDATE institution SET time_zone = $1 WHERE id = $2",
+                                                   [WEST, tenant.id])
+    reply, statements = await sign_ins(client, nurse, sql_counter, TODAY)
+    assert reply.data == {"followUpWorklist": {"today": datetime.now(ZoneInfo(WEST)).date().isoformat()}}
+    assert len(statements) == 1  # signed in again, the new zone with it
 
 
 # -- the safety nets: the TTL, the session's expiry, a lost listener ----------------------------------------
