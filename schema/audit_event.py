@@ -12,7 +12,19 @@ import strawberry
 from audit.events import Action, Outcome
 from resolvers import audit_event as audit_events
 from resolvers.audit_event import AuditFilter
-from schema.common import CURSOR, DEFAULT_PAGE_SIZE, EDGES, NODES, PAGE_INFO, After, First, Info, PageInfo, uuid_of
+from schema.common import (
+    CURSOR,
+    DEFAULT_PAGE_SIZE,
+    EDGES,
+    NODES,
+    PAGE_INFO,
+    After,
+    First,
+    Info,
+    PageInfo,
+    by_value,
+    uuid_of,
+)
 
 if TYPE_CHECKING:
     from models import AuditEvent as AuditEventRow
@@ -91,7 +103,12 @@ _FORMER_FIELD_CLASSES = {"contract.terms": "terms"}
 
 def field_classes_of(values: Iterable[str]) -> list[AuditFieldClass]:
     """The field classes an audit record names, in the order given, as the API shows them."""
-    return [AuditFieldClass(_FORMER_FIELD_CLASSES.get(value, value)) for value in values]
+    return [_FIELD_CLASS(_FORMER_FIELD_CLASSES.get(value, value)) for value in values]
+
+
+# A page's events are made from rows: their enums by a dict, not Enum's call, per row
+_FIELD_CLASS, _ACCESSOR, _ACTION, _OUTCOME = by_value(AuditFieldClass), by_value(AccessorKind), by_value(Action), \
+    by_value(Outcome)
 
 
 def _ids(text: str) -> list[str]:
@@ -169,12 +186,12 @@ class AuditEvent:
 
         return cls(
             id=strawberry.ID(str(row.id)), seq=row.seq, occurred_at=row.occurred_at,
-            actor_kind=AccessorKind(row.actor_kind),
-            actor_id=ident(row.actor_id), token_id=ident(row.token_id), action=Action(row.action),
+            actor_kind=_ACCESSOR(row.actor_kind),
+            actor_id=ident(row.actor_id), token_id=ident(row.token_id), action=_ACTION(row.action),
             resource_type=row.resource_type, resource_id=ident(row.resource_id), patient_id=ident(row.patient_id),
             subjects=row.subjects or "",
             field_classes=field_classes_of(_ids(row.field_classes)), fields_read=_ids(row.fields_read),
-            outcome=Outcome(row.outcome), reason=row.reason, policy_rule=row.policy_rule,
+            outcome=_OUTCOME(row.outcome), reason=row.reason, policy_rule=row.policy_rule,
             request_id=row.request_id, client_address=row.client_address, user_agent=row.user_agent,
             hash=row.hash, prev_hash=row.prev_hash,
         )

@@ -13,7 +13,7 @@ from resolvers import access
 from resolvers import contact as contacts
 from resolvers.access import ContactView
 from resolvers.context import Context
-from schema.common import NULL_KEEPS, FieldSource, Info, Version, provided, uuid_of
+from schema.common import NULL_KEEPS, FieldSource, Info, Version, by_value, provided, uuid_of
 from schema.selection import camel, columns_read, selected_fields
 
 
@@ -28,7 +28,7 @@ class Relationship(Enum):
     OTHER = strawberry.enum_value("other", description="Another relation (a carer, a neighbour...).")
 
 
-_RELATIONSHIPS = {member.value: member for member in Relationship}  # a dict lookup, not Enum's call, per contact
+_RELATIONSHIP = by_value(Relationship)
 
 
 class ContactSource(FieldSource):
@@ -41,7 +41,7 @@ class ContactSource(FieldSource):
         value = access.read_contact_field(self.ctx, self.view, name)
         if name != "relationship":
             return value
-        return _RELATIONSHIPS.get(value) or Relationship(value)  # (a value no member has: Relationship's error)
+        return _RELATIONSHIP(value)
 
 
 # The columns each Contact field reads off its row (besides contacts.ROW_COLUMNS)

@@ -19,7 +19,10 @@ from inspect import isawaitable
 from typing import Any, TypeAlias
 
 from graphql import (
+    GRAPHQL_MAX_INT,
+    GRAPHQL_MIN_INT,
     GraphQLError,
+    GraphQLInt,
     GraphQLLeafType,
     GraphQLOutputType,
     get_named_type,
@@ -224,6 +227,7 @@ def _completion(f: Field, return_type: GraphQLOutputType) -> Completion | None:
 
 def _leaf(f: Field, non_null: bool, leaf: GraphQLLeafType) -> Completion:
     same, enum, names = f.same, f.enum, f.names
+    whole = leaf is GraphQLInt  # an int in Int's 32 bits serializes as itself (graphql-core's serialize_int)
 
     def complete(run: Pass, value: Any, path: Path) -> Any:
         if value is None:
@@ -235,6 +239,8 @@ def _leaf(f: Field, non_null: bool, leaf: GraphQLLeafType) -> Completion:
             return value
         if kind is enum and names is not None and value in names:
             return names[value]
+        if whole and kind is int and GRAPHQL_MIN_INT <= value <= GRAPHQL_MAX_INT:
+            return value
         if isinstance(value, Exception):
             raise value
         return Executor.complete_leaf_value(leaf, value)
