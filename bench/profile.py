@@ -14,12 +14,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import cProfile
 import json
 import os
 import pstats
 import secrets
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import httpx
@@ -46,7 +48,12 @@ async def _login(client: httpx.AsyncClient, email: str, password: str) -> str:
     return str((await client.post("/graphql", json=body)).json()["data"]["login"]["token"])
 
 
-async def profile(args: argparse.Namespace) -> None:
+@contextlib.asynccontextmanager
+async def workload_client(args: argparse.Namespace) -> AsyncIterator[tuple[httpx.AsyncClient, bytes, dict[str, str]]]:
+    """A fresh PostgreSQL database loaded as ``make bench`` loads it (``args.patients``), the app over it in this
+    process (principal listener running, as under the server's lifespan), and the workload's account signed in:
+    the client, the request body (``args.workload``'s, or ``args.query``) and its headers, caches warmed and the
+    garbage collector settled. The database is dropped afterwards unless ``args.keep``."""
     name = f"careloop_profile_{datetime.now(UTC):%Y%m%d%H%M%S}_{os.getpid()}"
     dsn = args.admin_url.rsplit("/", 1)[0] + "/" + name
     master_key = base64.b64encode(os.urandom(32)).decode()
@@ -78,27 +85,7 @@ async def profile(args: argparse.Namespace) -> None:
             for _ in range(20):  # warm caches
                 await client.post("/graphql", content=body, headers=headers)
             settle_garbage_collection()  # as the server's lifespan does, which ASGITransport does not run
-            profiler = cProfile.Profile()
-            started, cpu, machine = time.perf_counter(), time.process_time(), _busy_seconds()
-            if not args.plain:
-                profiler.enable()
-            for _ in range(args.requests):
-                answer = (await client.post("/graphql", content=body, headers=headers)).json()
-                assert "errors" not in answer, answer["errors"]
-            profiler.disable()
-            elapsed = time.perf_counter() - started
-            cpu, machine = time.process_time() - cpu, _busy_seconds() - machine
-        print(f"{args.workload}: {args.requests} requests in {elapsed:.2f}s{'' if args.plain else ' under cProfile'} "
-              f"({elapsed / args.requests * 1000:.2f} ms each, sequential, one connection); CPU per request: "
-              f"{cpu / args.requests * 1000:.2f} ms in this process, {machine / args.requests * 1000:.2f} ms "
-              "on the whole machine (PostgreSQL included)")
-        if args.plain:
-            return
-        if args.dump:
-            profiler.dump_stats(args.dump)
-        stats = pstats.Stats(profiler).strip_dirs()
-        stats.sort_stats("cumulative").print_stats(args.top)
-        stats.sort_stats("tottime").print_stats(args.top)
+            yield client, body, headers
     finally:
         if listener is not None:
             listener.cancel()
@@ -107,6 +94,31 @@ async def profile(args: argparse.Namespace) -> None:
             print(f"kept the database: {dsn}")
         else:
             await dataset.drop_database(args.admin_url, name)
+
+
+async def profile(args: argparse.Namespace) -> None:
+    async with workload_client(args) as (client, body, headers):
+        profiler = cProfile.Profile()
+        started, cpu, machine = time.perf_counter(), time.process_time(), _busy_seconds()
+        if not args.plain:
+            profiler.enable()
+        for _ in range(args.requests):
+            answer = (await client.post("/graphql", content=body, headers=headers)).json()
+            assert "errors" not in answer, answer["errors"]
+        profiler.disable()
+        elapsed = time.perf_counter() - started
+        cpu, machine = time.process_time() - cpu, _busy_seconds() - machine
+    print(f"{args.workload}: {args.requests} requests in {elapsed:.2f}s{'' if args.plain else ' under cProfile'} "
+          f"({elapsed / args.requests * 1000:.2f} ms each, sequential, one connection); CPU per request: "
+          f"{cpu / args.requests * 1000:.2f} ms in this process, {machine / args.requests * 1000:.2f} ms "
+          "on the whole machine (PostgreSQL included)")
+    if args.plain:
+        return
+    if args.dump:
+        profiler.dump_stats(args.dump)
+    stats = pstats.Stats(profiler).strip_dirs()
+    stats.sort_stats("cumulative").print_stats(args.top)
+    stats.sort_stats("tottime").print_stats(args.top)
 
 
 async def profile_campaign(args: argparse.Namespace) -> None:
