@@ -141,6 +141,8 @@ class FieldSource:
         ``__getattr__`` fallback first fails a lookup (an AttributeError made and caught on every field read)."""
         super().__init_subclass__(**kwargs)
         for name in cls.fields:
+            if hasattr(cls, name):  # a method or slot of that name would be replaced without a word
+                raise TypeError(f"{cls.__name__}.{name} is both a field and an attribute")
             setattr(cls, name, property(_reading(name)))
 
     def read(self, name: str) -> Any:

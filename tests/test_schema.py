@@ -2,7 +2,10 @@
 
 from pathlib import Path
 
+import pytest
+
 from core.settings import Limits
+from schema.common import FieldSource
 from schema.root import build_schema
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -17,3 +20,9 @@ def test_committed_sdl_matches_the_schema() -> None:
 
 def test_schema_is_the_same_in_production() -> None:
     assert str(build_schema(Limits(), production=True)) == str(build_schema(Limits(), production=False))
+
+
+def test_a_field_source_refuses_a_field_named_like_one_of_its_attributes() -> None:
+    """Each of a FieldSource's fields becomes a property; one named like a method or slot would replace it."""
+    with pytest.raises(TypeError, match="both a field and an attribute"):
+        type("Clash", (FieldSource,), {"__slots__": (), "fields": frozenset({"read"})})

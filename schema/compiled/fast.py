@@ -166,7 +166,8 @@ def _step(f: Field) -> Step:
 
         return batched
     read = f.get or f.reader.read
-    field_class, same, complete = f.reader.field_class, f.same, f.fast
+    field_class, complete = f.reader.field_class, f.fast
+    same = f.same if f.leaf is not None else None  # a list of strings' str is not its list (graphql-core: an error)
     assert read is not None and complete is not None
     if f.sub is not None:  # an object or a list of them: completed at the field's own path
         if field_class is not None:
