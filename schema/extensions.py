@@ -114,6 +114,13 @@ class CodedErrors(MaskErrors):
         super().__init__(should_mask_error=is_unexpected)
         self.production = production
 
+    def _process_result(self, result: object) -> None:
+        """MaskErrors' own without its check against a runtime Protocol (``isinstance`` there walks the protocol's
+        attributes: about 7 µs on every request): a result with errors has them processed."""
+        errors = getattr(result, "errors", None)
+        if errors:
+            result.errors = self._process_errors(errors)  # type: ignore[attr-defined]
+
     def _root(self) -> GraphQLObjectType | None:
         schema = self.execution_context.schema._schema
         try:
