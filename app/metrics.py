@@ -104,8 +104,15 @@ def code_label(code: object) -> str:
 
 def observe_request(operation_name: object, seconds: float) -> None:
     label = operation_label(operation_name)
-    REQUESTS.labels(label).inc()
-    LATENCY.labels(label).observe(seconds)
+    counted = _by_operation.get(label)
+    if counted is None:  # once per label (they are bounded): ``labels`` checks and locks on every call, ~5 us
+        counted = _by_operation[label] = (REQUESTS.labels(label), LATENCY.labels(label))
+    requests, latency = counted
+    requests.inc()
+    latency.observe(seconds)
+
+
+_by_operation: dict[str, tuple[Any, Any]] = {}  # a label's request counter and latency histogram
 
 
 def count_errors(codes: list[Any]) -> None:
