@@ -227,7 +227,9 @@ def _completion(f: Field, return_type: GraphQLOutputType) -> Completion | None:
 
 
 def _leaf(f: Field, non_null: bool, leaf: GraphQLLeafType) -> Completion:
-    same, enum, names = f.same, f.enum, f.names
+    same, enum = f.same, f.enum
+    # an enum's members by identity: a plain Enum member hashes in Python, twice per value by ``value in names``
+    names = {id(member): name for member, name in (f.names or {}).items()}
     whole = leaf is GraphQLInt  # an int in Int's 32 bits serializes as itself (graphql-core's serialize_int)
 
     def complete(run: Pass, value: Any, path: Path) -> Any:
@@ -238,8 +240,10 @@ def _leaf(f: Field, non_null: bool, leaf: GraphQLLeafType) -> Completion:
         kind = type(value)
         if kind is same:
             return value
-        if kind is enum and names is not None and value in names:
-            return names[value]
+        if kind is enum:
+            name = names.get(id(value))
+            if name is not None:
+                return name
         if whole and kind is int and GRAPHQL_MIN_INT <= value <= GRAPHQL_MAX_INT:
             return value
         if isinstance(value, Exception):
