@@ -102,6 +102,9 @@ def code_label(code: object) -> str:
     return _bounded(code, _codes, MAX_ERROR_CODES) or "OTHER"
 
 
+_by_operation: dict[str, tuple[Any, Any]] = {}  # a label's request counter and latency histogram
+
+
 def observe_request(operation_name: object, seconds: float) -> None:
     label = operation_label(operation_name)
     counted = _by_operation.get(label)
@@ -111,8 +114,6 @@ def observe_request(operation_name: object, seconds: float) -> None:
     requests.inc()
     latency.observe(seconds)
 
-
-_by_operation: dict[str, tuple[Any, Any]] = {}  # a label's request counter and latency histogram
 
 
 def count_errors(codes: list[Any]) -> None:

@@ -362,7 +362,7 @@ def _patient_loader(ctx: Context, columns: Collection[str] | None) -> DataLoader
 async def visible_patients_once(ctx: Context, patient_ids: Sequence[uuid.UUID],
                                 columns: Collection[str] | None = None) -> list[PatientView | None]:
     """``visible_patients`` in one statement outside the request's loaders (a batched completion's, which must
-    leave them as it found them: ``schema.compiled.run``); an id asked twice is the same view twice. ``columns``:
+    leave them as it found them: ``schema.compiled.fast``); an id asked twice is the same view twice. ``columns``:
     rows with only those and what views need (``view_columns``); None: whole rows."""
     rows = await checked_rows(ctx, patient_ids, None if columns is None else view_columns(columns))
     found = {view.row.id: view for view in await views(ctx, rows)}

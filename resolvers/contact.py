@@ -40,7 +40,7 @@ async def of_patient(ctx: Context, view: PatientView) -> list[ContactView]:
 async def of_patients(ctx: Context, views: Sequence[PatientView], columns: tuple[str, ...] | None = None
                       ) -> list[list[ContactView]]:
     """``of_patient`` of each of ``views``, in one statement outside the request's loaders (a batched
-    completion's: see ``schema.compiled.run``); ``columns``: rows with only those (``ROW_COLUMNS`` among them),
+    completion's: see ``schema.compiled.fast``); ``columns``: rows with only those (``ROW_COLUMNS`` among them),
     None: whole rows."""
     found = await ctx.require_loaders().contacts_once([view.row.id for view in views], columns)
     return [[ContactView(contact, view) for contact in rows] for view, rows in zip(views, found, strict=True)]

@@ -142,9 +142,9 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-async def local_today(institution_id: uuid.UUID, now: datetime | None = None) -> date:
-    """The institution's local date (contract terms are in local dates)."""
-    return await institutions.local_today(institution_id, now or _now())
+async def local_today(ctx: Context, now: datetime | None = None) -> date:
+    """The caller's institution's local date (contract terms are in local dates), by the zone its sign-in read."""
+    return await institutions.local_today_of(ctx, now or _now())
 
 
 # -- input problems, all reported at once ------------------------------------------------------
@@ -660,7 +660,7 @@ async def _insert_contract(ctx: Context, values: dict[str, Any], version: dict[s
     """A new contract with its version 1 and its record, in one transaction; a number taken meanwhile by a
     concurrent creation is drawn again."""
     scribe = Scribe.of(ctx)
-    year = (await local_today(ctx.institution_id)).year
+    year = (await local_today(ctx)).year
     for attempt in range(NUMBER_ATTEMPTS):
         try:
             async with in_transaction():
@@ -879,7 +879,7 @@ async def update_draft(ctx: Context, contract_id: uuid.UUID | None, data: dict[s
     else:
         base = next(v for v in reversed(versions) if v.status == "signed")
         effective_on = data.get("effective_on") or version.effective_on
-        _amendment_dates(problems, row, base, await local_today(ctx.institution_id), effective_on, end_on)
+        _amendment_dates(problems, row, base, await local_today(ctx), effective_on, end_on)
     columns.update(effective_on=effective_on, end_on=end_on)
     if "billing_period" in data:
         columns["billing_period"] = _choice(problems, "input.billingPeriod", data["billing_period"], BILLING_PERIODS)
@@ -955,7 +955,7 @@ async def amend(ctx: Context, contract_id: uuid.UUID | None, data: dict[str, Any
     problems = Problems()
     end_on = data.get("end_on") or base.end_on
     effective_on = data.get("effective_on")
-    _amendment_dates(problems, row, base, await local_today(ctx.institution_id), effective_on, end_on)
+    _amendment_dates(problems, row, base, await local_today(ctx), effective_on, end_on)
     summary = _text(problems, "input.changeSummary", data.get("change_summary"), SUMMARY_LIMIT, required=True)
     billing = _choice(problems, "input.billingPeriod", data.get("billing_period"), BILLING_PERIODS)
     deposit = _deposit(problems, "input.deposit", data.get("deposit"), row.currency)
@@ -1086,7 +1086,7 @@ async def transition(ctx: Context, contract_id: uuid.UUID | None, move: str, *, 
     elif move == "resume":
         columns.update(suspended_at=None, status_reason=text)
     else:
-        today = await local_today(ctx.institution_id)
+        today = await local_today(ctx)
         ends = effective_on or today
         if ends < today:
             problems.add("effectiveOn", "effective_in_past", "not before today (the institution's date).")

@@ -278,7 +278,7 @@ async def delivery(ctx: Context, contract_id: uuid.UUID | None, since: date | No
         raise BadUserInput("to: must not be before from.", field="to")
     view = await _reached(ctx, contract_id, decision.rule)
     row = view.row
-    today = await contracts.local_today(ctx.institution_id)
+    today = await contracts.local_today(ctx)
     versions = await contracts.versions_of(ctx, view)
     through = min(today, until) if until is not None else today
     periods = [p for p in billing_periods(row.start_on, row.end_on, versions, through=through)
@@ -384,7 +384,7 @@ async def report(ctx: Context, department_id: uuid.UUID | None, first: str, last
     if department_id is not None and not await Department.exists(id=department_id, institution_id=ctx.institution_id):
         raise await access.not_found(ctx, Action.READ, REPORT, department_id, "departmentId")
     zone = await institutions.zone_of(ctx)
-    today = await contracts.local_today(ctx.institution_id)
+    today = await contracts.local_today(ctx)
     signed = Contract.filter(institution_id=ctx.institution_id, activated_at__isnull=False)
     if department_id is not None:
         signed = signed.filter(department_id=department_id)

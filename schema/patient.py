@@ -189,7 +189,7 @@ def contacts_checked(source: PatientSource) -> None:
 async def contacts_of_page(sources: list[PatientSource], selected: frozenset[str] | None = None
                            ) -> list[list[Contact]]:
     """What ``Patient.contacts`` returns for each of ``sources`` (checked), in one statement outside the request's
-    loaders (the batched completion's, ``schema.compiled.run``); ``selected``: the Contact fields that will be
+    loaders (the batched completion's, ``schema.compiled.fast``); ``selected``: the Contact fields that will be
     read (GraphQL names), and so the columns loaded; None: whole rows."""
     ctx = sources[0].ctx
     columns = None if selected is None else contact_columns(selected)

@@ -283,7 +283,7 @@ class TicketSource(FieldSource):
 async def patients_of_page(sources: list[TicketSource], selected: frozenset[str] | None = None
                            ) -> list[Patient | None]:
     """What ``Ticket.patient`` returns for each of ``sources`` (the file, or null without one or out of reach),
-    in one statement outside the request's loaders (the batched completion's, ``schema.compiled.run``);
+    in one statement outside the request's loaders (the batched completion's, ``schema.compiled.fast``);
     ``selected``: the Patient fields that will be read (GraphQL names), and so the columns loaded; None: whole
     rows, as the resolver loads them."""
     ctx = sources[0].ctx

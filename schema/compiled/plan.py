@@ -47,8 +47,7 @@ from schema.selection import DIRECTIVES, camel
 class Batch:
     """An asynchronous resolver split for a page (the fast pass's batched completion, ``fast.Pass.finish``): what it
     checks before it loads, and what it returns for several sources, loaded in one batch (with the fields the plan
-    will read of
-    each object it returns, GraphQL names, when it returns objects)."""
+    will read of each object it returns, GraphQL names, when it returns objects)."""
 
     check: Callable[[Any], None]
     # the sources' values, in one statement outside the request's loaders (``fast.Pass.finish`` says why)
