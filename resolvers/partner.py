@@ -25,6 +25,7 @@ from tortoise.transactions import in_transaction
 
 from audit import writer
 from audit.events import Action, Actor, AuditRecord, Outcome, RequestMeta
+from core import statements
 from core.errors import BadUserInput, Forbidden
 from core.principal import PARTNER, Principal
 from core.tokens import PARTNER_PREFIX, SECRET_PREFIX, looks_like_secret, new_token, token_digest
@@ -33,7 +34,7 @@ from models import AuditEvent, Partner, PartnerClient, PartnerDocument, PartnerT
 from models.fields import tags_from_db, tags_to_db
 from policies.guard import Guard
 from resolvers import access, pagination, versioning
-from resolvers.audit_event import check_period, within
+from resolvers.audit_event import EventRow, check_period, within
 from resolvers.context import Context, Services
 
 TOKEN_LIFETIME = timedelta(hours=1)  # the longest a partner's access token lives
@@ -360,7 +361,7 @@ async def check_document(ctx: Context, document: str) -> None:
 
 
 async def access_log(ctx: Context, *, first: int, after: str | None, since: datetime | None,
-                     until: datetime | None) -> pagination.Page[AuditEvent]:
+                     until: datetime | None) -> pagination.Page[EventRow]:
     """The partner's own events (every client's), newest first: nothing else of the audit trail."""
     decision = await access.authorize(ctx, "partner_log", "read", action=Action.READ, resource_type="audit_event")
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
@@ -370,9 +371,9 @@ async def access_log(ctx: Context, *, first: int, after: str | None, since: date
     query = within(query, since, until)
     if after:
         query = query.filter(seq__lt=pagination.decode_int(LOG_CURSOR_KIND, after))
-    rows = await query.order_by("-seq").limit(first + 1)
+    rows = await statements.rows_of(query.order_by("-seq").limit(first + 1))
     ctx.reads.note("audit_event", None, None, rule=decision.rule)
-    return pagination.page_of(rows[:first], len(rows) > first, LOG_CURSOR_KIND, key=lambda row: row.seq)
+    return pagination.page_of(rows[:first], len(rows) > first, LOG_CURSOR_KIND, key=lambda row: row["seq"])
 
 
 async def usage(ctx: Context, since: datetime, until: datetime) -> list[ClientUsage]:

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Annotated, Any, cast
+from typing import Annotated, Any, cast
 
 import strawberry
 
 from audit.events import Action, Outcome
 from resolvers import audit_event as audit_events
-from resolvers.audit_event import AuditFilter
+from resolvers.audit_event import AuditFilter, EventRow, occurred_at
 from schema.common import (
     CURSOR,
     DEFAULT_PAGE_SIZE,
@@ -25,10 +25,6 @@ from schema.common import (
     by_value,
     uuid_of,
 )
-
-if TYPE_CHECKING:
-    from models import AuditEvent as AuditEventRow
-
 
 # The audit vocabulary's own enums, exposed as they are; their values are described here, in the layer
 # that shows them (a new action without a line below leaves its value undescribed, which
@@ -180,20 +176,21 @@ class AuditEvent:
     subjects: strawberry.Private[str]
 
     @classmethod
-    def of(cls, row: AuditEventRow) -> AuditEvent:
+    def of(cls, row: EventRow) -> AuditEvent:
+        """An event from its row as the driver gives it (``resolvers.audit_event.EventRow``): ids as their text."""
         def ident(value: object) -> strawberry.ID | None:
             return None if value is None else strawberry.ID(str(value))
 
         return cls(
-            id=strawberry.ID(str(row.id)), seq=row.seq, occurred_at=row.occurred_at,
-            actor_kind=_ACCESSOR(row.actor_kind),
-            actor_id=ident(row.actor_id), token_id=ident(row.token_id), action=_ACTION(row.action),
-            resource_type=row.resource_type, resource_id=ident(row.resource_id), patient_id=ident(row.patient_id),
-            subjects=row.subjects or "",
-            field_classes=field_classes_of(_ids(row.field_classes)), fields_read=_ids(row.fields_read),
-            outcome=_OUTCOME(row.outcome), reason=row.reason, policy_rule=row.policy_rule,
-            request_id=row.request_id, client_address=row.client_address, user_agent=row.user_agent,
-            hash=row.hash, prev_hash=row.prev_hash,
+            id=strawberry.ID(str(row["id"])), seq=row["seq"], occurred_at=occurred_at(row),
+            actor_kind=_ACCESSOR(row["actor_kind"]),
+            actor_id=ident(row["actor_id"]), token_id=ident(row["token_id"]), action=_ACTION(row["action"]),
+            resource_type=row["resource_type"], resource_id=ident(row["resource_id"]),
+            patient_id=ident(row["patient_id"]), subjects=row["subjects"] or "",
+            field_classes=field_classes_of(_ids(row["field_classes"])), fields_read=_ids(row["fields_read"]),
+            outcome=_OUTCOME(row["outcome"]), reason=row["reason"], policy_rule=row["policy_rule"],
+            request_id=row["request_id"], client_address=row["client_address"], user_agent=row["user_agent"],
+            hash=row["hash"], prev_hash=row["prev_hash"],
         )
 
 
