@@ -193,6 +193,7 @@ class Object:
     fields: list[Field] = field(default_factory=list)
     batched: bool = False  # (a root's) its one asynchronous field is batched (``batchable``)
     steps: list[Callable[..., None]] | None = None  # its fields' steps in the fast pass (``fast.prepare``)
+    flat: Callable[..., dict[str, Any]] | None = None  # its whole completion in one function (``fast.prepare``)
 
 
 def batchable(root: Object) -> bool:
