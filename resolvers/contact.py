@@ -52,7 +52,9 @@ async def create(ctx: Context, patient_id: uuid.UUID | None, data: dict[str, Any
     record is appended with the write (one statement) rather than after it."""
     decision = await access.authorize(ctx, "contact", "create", action=Action.CREATE, resource_type="contact",
                                       patient_id=patient_id)
-    view = await access.find_patient(ctx, patient_id, action=Action.CREATE, field="patientId")
+    # the file's row with only what its view needs: a contact is sealed under its own id, not the patient's columns
+    view = await access.find_patient(ctx, patient_id, action=Action.CREATE, field="patientId",
+                                     columns=access.view_columns(()))
     await _require_contact_class(ctx, view, Action.CREATE)
     values = _normalize(data)
     for required in ("name", "relationship"):
