@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -110,6 +111,30 @@ class Cost:
     statements: float  # careloop: Tortoise's statements (no BEGIN/COMMIT); baseline: its own count
     round_trips: float  # client-to-server exchanges on the wire (bench.roundtrips), the same count for both
     audit_rows: float = 0.0
+    database_ms: float | None = None  # PostgreSQL's CPU time (every postgres process of the machine), None: unknown
+
+
+def postgres_cpu_ns() -> int | None:
+    """On-CPU nanoseconds used so far by every PostgreSQL process of this machine (``/proc/<pid>/schedstat``:
+    backends, the WAL writer and the rest, whose work a commit causes too); None where ``/proc`` does not say."""
+    total, found = 0, False
+    for entry in os.scandir("/proc") if os.path.isdir("/proc") else ():
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/comm") as comm:
+                if comm.read().strip() != "postgres":
+                    continue
+            with open(f"/proc/{entry.name}/schedstat") as stat:
+                total += int(stat.read().split()[0])
+                found = True
+        except (OSError, ValueError, IndexError):  # gone meanwhile, or not ours to read
+            continue
+    return total if found else None
+
+
+def _database_ms(before: int | None, after: int | None, repeat: int) -> float | None:
+    return None if before is None or after is None else (after - before) / repeat / 1e6
 
 
 async def careloop_cost(app: ASGIApp, request: Request, token: str, repeat: int, proxy: RoundTripProxy) -> Cost:
@@ -121,13 +146,15 @@ async def careloop_cost(app: ASGIApp, request: Request, token: str, repeat: int,
         audit_rows = await AuditEvent.all().count()
         round_trips = proxy.round_trips
         with tortoise_statements() as counter:
+            cpu = postgres_cpu_ns()
             for _ in range(repeat):
                 answer = (await client.post("/graphql", content=request.body, headers=headers)).json()
                 if "errors" in answer:
                     raise RuntimeError(f"{request.name} in process: {answer['errors']}")
+            database_ms = _database_ms(cpu, postgres_cpu_ns(), repeat)
         round_trips = proxy.round_trips - round_trips
         audit_rows = await AuditEvent.all().count() - audit_rows
-        return Cost(counter.count / repeat, round_trips / repeat, audit_rows / repeat)
+        return Cost(counter.count / repeat, round_trips / repeat, audit_rows / repeat, database_ms)
 
 
 async def baseline_cost(app: ASGIApp, request: Request, repeat: int, proxy: RoundTripProxy) -> Cost:
@@ -140,12 +167,14 @@ async def baseline_cost(app: ASGIApp, request: Request, repeat: int, proxy: Roun
             return int((await client.get("/stats")).json()["statements"])
 
         before, round_trips = await statements(), proxy.round_trips
+        cpu = postgres_cpu_ns()
         for _ in range(repeat):
             answer = (await client.post("/graphql", content=request.body)).json()
             if "errors" in answer:
                 raise RuntimeError(f"{request.name} in the baseline: {answer['errors']}")
+        database_ms = _database_ms(cpu, postgres_cpu_ns(), repeat)
         round_trips = proxy.round_trips - round_trips
-        return Cost((await statements() - before) / repeat, round_trips / repeat)
+        return Cost((await statements() - before) / repeat, round_trips / repeat, database_ms=database_ms)
 
 
 # -- the audit chain -----------------------------------------------------------------------

@@ -65,11 +65,15 @@ def _row(name: str, pair: dict, goals: dict[str, float], with_sql: bool) -> str:
              f"{c.p50_ms:.1f} / {c.p99_ms:.1f}", f"{b.p50_ms:.1f} / {b.p99_ms:.1f}"]
     if with_sql:
         cells += [f"{c.statements:g} / {b.statements:g}", f"{_number(c.round_trips)} / {_number(b.round_trips)}",
-                  f"{c.audit_rows:g}"]
+                  f"{c.audit_rows:g}", f"{_ms(c.database_ms)} / {_ms(b.database_ms)}"]
     cells.append(f"{c.peak_mib:.0f} / {b.peak_mib:.0f}")
     if c.bad or b.bad:
         cells[0] += f" (**errors: {c.bad} / {b.bad}**)"
     return "| " + " | ".join(cells) + " |"
+
+
+def _ms(value: float | None) -> str:
+    return "?" if value is None else f"{value:.2f}"
 
 
 def _number(value: float | None) -> str:
@@ -79,7 +83,8 @@ def _number(value: float | None) -> str:
 def _table(pairs: dict, goals: dict[str, float], *, with_sql: bool) -> list[str]:
     head = ["workload", "careloop req/s", "baseline req/s", "ratio", "goal", "careloop p50 / p99 ms",
             "baseline p50 / p99 ms"]
-    head += ["SQL/req careloop / baseline", "round trips/req careloop / baseline", "audit rows/req"] if with_sql else []
+    head += ["SQL/req careloop / baseline", "round trips/req careloop / baseline", "audit rows/req",
+             "PostgreSQL CPU ms/req careloop / baseline"] if with_sql else []
     head += ["peak MiB careloop / baseline"]
     return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
             *(_row(name, pair, goals, with_sql) for name, pair in pairs.items())]
@@ -112,7 +117,8 @@ def _web(machine: str, a: dict, results: dict, goals: dict[str, float]) -> list[
         "requests per second. SQL/req: statements per request (careloop: Tortoise's statements, without "
         "BEGIN/COMMIT); round trips/req: client-server exchanges with PostgreSQL per request, counted on the wire "
         "the same way for both (BEGIN and COMMIT included; bench/roundtrips.py); audit rows/req: audit events "
-        "careloop appends per request. Peak MiB: VmHWM of the "
+        "careloop appends per request; PostgreSQL CPU ms/req: the CPU time every PostgreSQL process of the machine "
+        "used per request, measured with the round trips (one request at a time). Peak MiB: VmHWM of the "
         "server process tree when the row was measured (it only grows).", "",
         "## Workloads", "", *_table(results["workloads"], goals, with_sql=True),
     ]

@@ -1,7 +1,7 @@
 """``make bench`` (``python -m bench.run``): careloop against a bare baseline on PostgreSQL, driven by wrk.
 
 One run: a fresh database with deterministic data, careloop (``careloop serve``, production settings)
-and the baseline as real servers, the same answers checked, W1-W6 measured in rounds, then growth
+and the baseline as real servers, the same answers checked, W0-W6 measured in rounds, then growth
 (page size, data size, audit verify and append); then C1, a campaign to 10,000 recipients run in this
 process on PostgreSQL and SQLite (``bench.campaign``). Results go to bench/results/<UTC time>.md and .json.
 See bench/README.md.
@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import os
 import secrets
 import signal
@@ -19,6 +20,7 @@ import statistics
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -27,7 +29,8 @@ import httpx
 
 from app import db
 from app.main import create_app
-from app.services import build_services
+from app.principals import PrincipalListener
+from app.services import Services, build_services
 from audit import writer
 from bench import baseline, campaign, dataset, measure, report, roundtrips, servers, survey_report, workloads
 from bench.servers import Server, WrkResult
@@ -53,7 +56,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="follow-up tasks, mostly the nurse's, due today or before (W5)")
     p.add_argument("--clinicians", type=int, default=20,
                    help="clinicians of the outpatient department, one schedule each (W6)")
-    p.add_argument("--workloads", default="W1,W2,W3,W4,W5,W6,C1,R1", help="the workloads to measure (comma-separated)")
+    p.add_argument("--workloads", default="W0,W1,W2,W3,W4,W5,W6,C1,R1",
+                   help="the workloads to measure (comma-separated)")
     p.add_argument("--recipients", type=int, default=10_000, help="C1: patients the campaign is sent to")
     p.add_argument("--campaign-databases", default="postgres,sqlite", help="C1: the databases to run it on")
     p.add_argument("--campaign-probe-ms", type=float, default=200,
@@ -112,6 +116,7 @@ class Summary:
     statements: float | None = None
     round_trips: float | None = None
     audit_rows: float | None = None
+    database_ms: float | None = None
     peak_mib: float | None = None
 
     @classmethod
@@ -151,6 +156,7 @@ class Bench:
         assert self.outpatients is not None
         week = self.outpatients
         every = {
+            "W0": workloads.w0(),
             "W1": workloads.w1(pagination.encode("patient", str(dataset.patient_id(middle - 1))), first),
             "W2": workloads.w2(str(dataset.patient_id(middle // 2))),
             "W3": workloads.w3(str(dataset.patient_id(self.patients - 1))),
@@ -261,14 +267,16 @@ async def check_worklist(bench: Bench) -> None:
 
 
 async def count_costs(bench: Bench, requests: dict[str, Request]) -> dict[str, dict[str, measure.Cost]]:
-    """Statements, round trips and audit rows per request of each workload on each server: both apps run in
-    this process, one request at a time, connected to PostgreSQL through the round-trip counting proxy."""
+    """Statements, round trips, audit rows and PostgreSQL's CPU time per request of each workload on each server:
+    both apps run in this process, one request at a time, connected to PostgreSQL through the round-trip counting
+    proxy. careloop's principal cache is live, as in the server (its listener connects directly): a signed-in
+    request costs no statement while the cache knows its token."""
     assert bench.tenant is not None
     services = build_services(bench.settings)
     app = create_app(bench.settings, services, manage_database=False)
     plain = baseline.create_app  # the same app as `python -m bench.baseline`, without its uvicorn
     repeat, costs = bench.args.statements_repeat, {}
-    async with roundtrips.RoundTripProxy(bench.dsn) as proxy:
+    async with roundtrips.RoundTripProxy(bench.dsn) as proxy, principal_cache(services, bench.dsn):
         await db.close_database()
         await db.open_database(proxy.proxied_dsn + POOL)
         bare = plain(proxy.proxied_dsn, bench.tenant.institution_id, services.master_key, bench.tenant.nurse_id)
@@ -284,6 +292,22 @@ async def count_costs(bench: Bench, requests: dict[str, Request]) -> dict[str, d
             await db.close_database()
             await db.open_database(bench.dsn + POOL)  # the rest of the run connects directly
     return costs
+
+
+@contextlib.asynccontextmanager
+async def principal_cache(services: Services, dsn: str) -> AsyncIterator[None]:
+    """The principal cache live while in the block, as the server's lifespan keeps it (``app.principals``)."""
+    listener = asyncio.create_task(PrincipalListener(services.principals, dsn).run())
+    try:
+        for _ in range(100):
+            if services.principals.live:
+                break
+            await asyncio.sleep(0.05)
+        yield
+    finally:
+        listener.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listener
 
 
 async def run_rounds(bench: Bench, requests: dict[str, Request]) -> dict[str, dict[str, Summary]]:
@@ -376,8 +400,8 @@ async def benchmark(bench: Bench) -> dict[str, Any]:
     for name, summaries in results["workloads"].items():
         for s, summary in summaries.items():
             cost = costs[name][s]
-            summary.statements, summary.round_trips, summary.audit_rows = (cost.statements, cost.round_trips,
-                                                                            cost.audit_rows)
+            summary.statements, summary.round_trips, summary.audit_rows, summary.database_ms = (
+                cost.statements, cost.round_trips, cost.audit_rows, cost.database_ms)
     main_w1 = results["workloads"].get("W1")
     if main_w1 is None:  # the growth runs are W1's
         args.no_page_sizes = args.no_scale = True
@@ -423,7 +447,7 @@ async def main(args: argparse.Namespace) -> int:
 
 
 async def web(args: argparse.Namespace, stamp: datetime) -> tuple[dict[str, Any], int, int]:
-    """W1-W6 and the growth runs against the two servers: the results, and the patients and contacts loaded."""
+    """W0-W6 and the growth runs against the two servers: the results, and the patients and contacts loaded."""
     name = f"careloop_bench_{stamp:%Y%m%d%H%M%S}_{os.getpid()}"
     dsn = args.admin_url.rsplit("/", 1)[0] + "/" + name
     master_key = base64.b64encode(os.urandom(32)).decode()

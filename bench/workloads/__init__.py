@@ -1,4 +1,4 @@
-"""The six workloads: a GraphQL operation each, the account that runs it, and its variables.
+"""The seven workloads: a GraphQL operation each, the account that runs it, and its variables.
 
 The same JSON body goes to careloop and to the baseline (which dispatches on ``operationName``);
 ``post.lua`` makes wrk send it.
@@ -14,6 +14,9 @@ import orjson
 LUA = Path(__file__).with_name("post.lua")
 
 PATIENT_FIELDS = "id fullName sex birthDate phone address allergies contacts { name relationship phone }"
+
+# The floor: what any request of a signed-in caller costs before it reads anything (no statement, no audit row)
+W0 = "query W0 { __typename }"
 
 W1 = f"""query W1($first: Int!, $after: String) {{
   patients(first: $first, after: $after) {{
@@ -45,8 +48,9 @@ W6 = """query W6($department: ID!, $from: Date!, $to: Date!) {
   freeSlots(departmentId: $department, from: $from, to: $to) { scheduleId start end capacity booked free }
 }"""
 
-DOCUMENTS = {"W1": W1, "W2": W2, "W3": W3, "W4": W4, "W5": W5, "W6": W6}
+DOCUMENTS = {"W0": W0, "W1": W1, "W2": W2, "W3": W3, "W4": W4, "W5": W5, "W6": W6}
 TITLES = {
+    "W0": "a signed-in { __typename }: the fixed cost of a request, no data (nurse)",
     "W1": "page of patients with 3 encrypted fields and contacts (nurse)",
     "W2": "one patient with contacts (nurse)",
     "W3": "contactCreate (nurse)",
@@ -54,13 +58,13 @@ TITLES = {
     "W5": "follow-up worklist of 50 tasks with patient names and phones (nurse)",
     "W6": "free slots of a 20-clinician department for a week (nurse)",
 }
-ACCOUNT = {"W1": "nurse", "W2": "nurse", "W3": "nurse", "W4": "officer", "W5": "nurse", "W6": "nurse"}
-COMPARED = ("W1", "W2", "W4", "W5", "W6")  # W3 creates a new row each time: its answers differ by design
+ACCOUNT = {"W0": "nurse", "W1": "nurse", "W2": "nurse", "W3": "nurse", "W4": "officer", "W5": "nurse", "W6": "nurse"}
+COMPARED = ("W0", "W1", "W2", "W4", "W5", "W6")  # W3 creates a new row each time: its answers differ by design
 
 
 @dataclass(frozen=True)
 class Request:
-    name: str  # W1..W6, also the operation name
+    name: str  # W0..W6, also the operation name
     variables: dict
 
     @property
@@ -70,6 +74,10 @@ class Request:
     @property
     def account(self) -> str:
         return ACCOUNT[self.name]
+
+
+def w0() -> Request:
+    return Request("W0", {})
 
 
 def w1(after: str, first: int = 50) -> Request:
