@@ -45,7 +45,8 @@ _OCCURRED_AT = AuditEvent._meta.fields_map["occurred_at"]
 
 
 def occurred_at(row: EventRow) -> datetime:
-    """An event row's time, as its model holds it (SQLite's driver gives the text it keeps)."""
+    """An event row's time, aware: asyncpg gives it in UTC; SQLite's driver gives the text it keeps, parsed as the
+    model parses it, in Tortoise's zone, which ``core.db`` sets to UTC (so both databases answer the same)."""
     value = row["occurred_at"]
     return value if isinstance(value, datetime) else cast(datetime, _OCCURRED_AT.to_python_value(value))
 

@@ -220,8 +220,7 @@ def _completion(f: Field, return_type: GraphQLOutputType) -> Completion | None:
         if is_list_type(get_nullable_type(item_type)):
             return None
         item = _completion(f, item_type)
-        return None if item is None else _list(non_null, item, objects=f.sub is not None,
-                                               same=f.same if f.leaf is not None else None)
+        return None if item is None else _list(non_null, item, objects=f.sub is not None)
     if is_leaf_type(nullable):
         return _leaf(f, non_null, get_named_type(nullable))  # type: ignore[arg-type]
     assert f.sub is not None
@@ -255,10 +254,9 @@ def _leaf(f: Field, non_null: bool, leaf: GraphQLLeafType) -> Completion:
     return complete
 
 
-def _list(non_null: bool, item: Completion, *, objects: bool, same: type | None = None) -> Completion:
-    """A list's items completed in order (each object at its own path; leaves need none; a leaf of its own type,
-    ``same``, is its own serialization, as ``_leaf`` says). A ``list`` is iterable without asking ``is_iterable``,
-    whose ABC checks cost more than the rest of a short list's completion."""
+def _list(non_null: bool, item: Completion, *, objects: bool) -> Completion:
+    """A list's items completed in order (each object at its own path; leaves need none). A ``list`` is iterable
+    without asking ``is_iterable``, whose two ABC checks cost more than the rest of a short list's completion."""
     def complete(run: Pass, value: Any, path: Path) -> Any:
         if value is None:
             if non_null:
@@ -266,11 +264,9 @@ def _list(non_null: bool, item: Completion, *, objects: bool, same: type | None 
             return None
         if type(value) is not list and (isinstance(value, Exception) or not is_iterable(value)):
             raise GraphQLError("not a list")
-        if objects:
-            return [item(run, one, path.add_key(index, None)) for index, one in enumerate(value)]
-        if same is not None:
-            return [one if type(one) is same else item(run, one, path) for one in value]
-        return [item(run, one, path) for one in value]
+        if not objects:
+            return [item(run, one, path) for one in value]
+        return [item(run, one, path.add_key(index, None)) for index, one in enumerate(value)]
 
     return complete
 
