@@ -275,7 +275,8 @@ def main() -> None:
     app = create_app(os.environ["BENCH_DSN"], uuid.UUID(os.environ["BENCH_INSTITUTION"]),
                      MasterKey.from_base64(os.environ["CARELOOP_MASTER_KEY"]),
                      uuid.UUID(os.environ["BENCH_NURSE"]) if os.environ.get("BENCH_NURSE") else None)
-    uvicorn.run(app, host="127.0.0.1", port=args.port, workers=1, log_level="warning", **HTTP_STACK)
+    uvicorn.run(app, host="127.0.0.1", port=args.port, workers=1, log_level="warning",
+                loop=HTTP_STACK["loop"], http=HTTP_STACK["http"])
 
 
 if __name__ == "__main__":
