@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -87,6 +88,26 @@ async def chain(database: str, services: Services) -> uuid.UUID:
 async def report(institution_id: uuid.UUID, services: Services) -> ChainReport:
     [found] = await verify_all(institution_id, mac_key=services.master_key.audit_mac_key)
     return found
+
+
+# -- PostgreSQL: the link names every column ------------------------------------------------
+
+
+async def test_audit_link_inserts_every_column_of_the_trail(database: str) -> None:
+    """Migration 0030's ``audit_link`` names the columns it inserts: a column added to ``audit_event`` (or to the
+    per-patient index) without it would be stored empty. Failing here says which one to add to a new migration's
+    ``audit_link``."""
+    require_postgres()
+    definition = (await connection().execute_query_dict(
+        "SELECT pg_get_functiondef('audit_link(uuid, jsonb)'::regprocedure) AS text"))[0]["text"]
+    for table in ("audit_event", "audit_patient_index"):
+        columns = {row["column_name"] for row in await connection().execute_query_dict(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
+            "AND table_name = $1", [table])}
+        inserted = re.search(rf"INSERT INTO {table} \(([^)]*)\)", definition)
+        assert inserted is not None, f"audit_link inserts no {table}"
+        named = {name.strip() for name in inserted.group(1).split(",")}
+        assert named == columns - ({"id"} if table == "audit_patient_index" else set()), table  # its id: a serial
 
 
 # -- PostgreSQL: writers do not take turns -------------------------------------------------
