@@ -269,14 +269,15 @@ async def check_worklist(bench: Bench) -> None:
 async def count_costs(bench: Bench, requests: dict[str, Request]) -> dict[str, dict[str, measure.Cost]]:
     """Statements, round trips, audit rows and PostgreSQL's CPU time per request of each workload on each server:
     both apps run in this process, one request at a time, connected to PostgreSQL through the round-trip counting
-    proxy. careloop's principal cache is live, as in the server (its listener connects directly): a signed-in
-    request costs no statement while the cache knows its token."""
+    proxy. careloop's principal cache is live, as in the server, its listener connected through the proxy too: a
+    signed-in request costs no statement while the cache knows its token, but one round trip on the listener's
+    connection (the fence that applies every change committed before it; requests arriving together share it)."""
     assert bench.tenant is not None
     services = build_services(bench.settings)
     app = create_app(bench.settings, services, manage_database=False)
     plain = baseline.create_app  # the same app as `python -m bench.baseline`, without its uvicorn
     repeat, costs = bench.args.statements_repeat, {}
-    async with roundtrips.RoundTripProxy(bench.dsn) as proxy, principal_cache(services, bench.dsn):
+    async with roundtrips.RoundTripProxy(bench.dsn) as proxy, principal_cache(services, proxy.proxied_dsn):
         await db.close_database()
         await db.open_database(proxy.proxied_dsn + POOL)
         bare = plain(proxy.proxied_dsn, bench.tenant.institution_id, services.master_key, bench.tenant.nurse_id)
