@@ -63,10 +63,11 @@ async def page(ctx: Context, *, first: int, after: str | None, where: AuditFilte
     rows = await statements.select_rows(AuditEvent, ("audit_event.page", first), partial(_page_query, first + 1),
                                         institution_id=ctx.institution_id, before=before, **values)
     ctx.reads.note("audit_event", None, None, rule=decision.rule)  # reading the trail is itself on the trail
-    return pagination.page_of(rows[:first], len(rows) > first, CURSOR_KIND, key=_seq)
+    return pagination.page_of(rows[:first], len(rows) > first, CURSOR_KIND, key=seq_of)
 
 
-def _seq(row: EventRow) -> int:
+def seq_of(row: EventRow) -> int:
+    """An event row's place in its chain: a page's cursor key."""
     return int(row["seq"])
 
 

@@ -34,7 +34,7 @@ from models import AuditEvent, Partner, PartnerClient, PartnerDocument, PartnerT
 from models.fields import tags_from_db, tags_to_db
 from policies.guard import Guard
 from resolvers import access, pagination, versioning
-from resolvers.audit_event import EventRow, check_period, within
+from resolvers.audit_event import EventRow, check_period, seq_of, within
 from resolvers.context import Context, Services
 
 TOKEN_LIFETIME = timedelta(hours=1)  # the longest a partner's access token lives
@@ -373,7 +373,7 @@ async def access_log(ctx: Context, *, first: int, after: str | None, since: date
         query = query.filter(seq__lt=pagination.decode_int(LOG_CURSOR_KIND, after))
     rows = await statements.rows_of(query.order_by("-seq").limit(first + 1))
     ctx.reads.note("audit_event", None, None, rule=decision.rule)
-    return pagination.page_of(rows[:first], len(rows) > first, LOG_CURSOR_KIND, key=lambda row: row["seq"])
+    return pagination.page_of(rows[:first], len(rows) > first, LOG_CURSOR_KIND, key=seq_of)
 
 
 async def usage(ctx: Context, since: datetime, until: datetime) -> list[ClientUsage]:
