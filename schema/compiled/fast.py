@@ -272,7 +272,7 @@ def _list(non_null: bool, item: Completion, *, objects: bool) -> Completion:
 
 
 def _object(f: Field, non_null: bool, sub: Object) -> Completion:
-    flat = sub.flat
+    finish = sub.flat or Pass.object  # the object's own function when it has one (``_flat``), else its steps
 
     def complete(run: Pass, value: Any, path: Path) -> Any:
         if value is None:
@@ -281,21 +281,12 @@ def _object(f: Field, non_null: bool, sub: Object) -> Completion:
             return None
         if isinstance(value, Exception):
             raise value
-        return run.object(sub, value, path)
+        return finish(run, sub, value, path)
 
-    def complete_flat(run: Pass, value: Any, path: Path) -> Any:
-        if value is None:
-            if non_null:
-                raise TypeError("null where the schema promises a value")
-            return None
-        if isinstance(value, Exception):
-            raise value
-        return flat(run, value, path)  # type: ignore[misc]  # (not None here)
-
-    return complete if flat is None else complete_flat
+    return complete
 
 
-def _flat(made: Object) -> Callable[[Pass, Any, Path], dict[str, Any]] | None:
+def _flat(made: Object) -> Callable[[Pass, Object, Any, Path], dict[str, Any]] | None:
     """An object of leaves only, under no patient's file (an audit event: twenty fields, fifty to a page), completed
     by one function written for it, as ``dataclasses`` writes ``__init__``: each field's read and completion in
     order, without a step's call per field. Its reads, checks and errors are the steps' own; None for any other
@@ -303,7 +294,7 @@ def _flat(made: Object) -> Callable[[Pass, Any, Path], dict[str, Any]] | None:
     if made.patient is not None:
         return None
     bound: dict[str, Any] = {}
-    lines = ["def flat(run, source, path):", "    out = {}"]
+    lines = ["def flat(run, plan, source, path):", "    out = {}"]  # ``Pass.object``'s arguments
     for number, f in enumerate(made.fields):
         if f.reader is None:  # __typename
             lines.append(f"    out[{f.key!r}] = {f.parent!r}")
@@ -320,4 +311,4 @@ def _flat(made: Object) -> Callable[[Pass, Any, Path], dict[str, Any]] | None:
             lines.append(f"    out[{f.key!r}] = complete{number}(run, value, path)")
     lines.append("    return out")
     exec("\n".join(lines), bound)  # noqa: S102 -- our own text: response keys (GraphQL names) as literals
-    return cast(Callable[[Pass, Any, Path], dict[str, Any]], bound["flat"])
+    return cast(Callable[[Pass, Object, Any, Path], dict[str, Any]], bound["flat"])

@@ -89,7 +89,7 @@ def test_a_leaf_the_fast_pass_completes_is_what_graphql_core_answers(field_type:
     # steps complete it wherever it is the root
     assert made.flat is not None
     for way in (lambda value: fast.Pass(None).object(made, value, Path(None, "f", "Query")),  # type: ignore[arg-type]
-                lambda value: made.flat(fast.Pass(None), value, Path(None, "f", "Query"))):  # type: ignore[arg-type]
+                lambda value: made.flat(fast.Pass(None), made, value, Path(None, "f", "Query"))):  # type: ignore[arg-type]
         completed = 0
         for value in VALUES:
             try:
