@@ -115,7 +115,6 @@ def observe_request(operation_name: object, seconds: float) -> None:
     latency.observe(seconds)
 
 
-
 def count_errors(codes: list[Any]) -> None:
     for code in codes:
         ERRORS.labels(code_label(code)).inc()

@@ -28,10 +28,9 @@ import httpx
 
 from app import db
 from app.main import create_app, settle_garbage_collection
-from app.principals import PrincipalListener
 from app.services import build_services
 from bench import campaign, dataset, workloads
-from bench.run import ARGON2, Bench, careloop_env, load
+from bench.run import ARGON2, Bench, careloop_env, load, principal_cache
 from core.settings import Settings
 
 
@@ -64,19 +63,14 @@ async def workload_client(args: argparse.Namespace) -> AsyncIterator[tuple[httpx
                                    workloads=",".join(sorted(workloads.DOCUMENTS)))
     bench = Bench(load_args, dsn, settings, careloop_env(dsn, master_key), secrets.token_urlsafe(18))
     await dataset.create_database(args.admin_url, name)
-    listener: asyncio.Task[None] | None = None
     try:
         await load(bench)
         services = build_services(settings)
         app = create_app(settings, services, manage_database=False)
-        # the principal cache answers only while its listener listens, as under the server's lifespan
-        listener = asyncio.create_task(PrincipalListener(services.principals, dsn).run())
-        for _ in range(100):
-            if services.principals.live:
-                break
-            await asyncio.sleep(0.05)
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        # the principal cache answers only while its listener listens, as under the server's lifespan
+        async with principal_cache(services, dsn), \
+                httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
             email = dataset.OFFICER_EMAIL if args.workload == "W4" else dataset.NURSE_EMAIL
             token = await _login(client, email, bench.password)
             body = (bench.requests(args.first)[args.workload].body if args.query is None
@@ -87,8 +81,6 @@ async def workload_client(args: argparse.Namespace) -> AsyncIterator[tuple[httpx
             settle_garbage_collection()  # as the server's lifespan does, which ASGITransport does not run
             yield client, body, headers
     finally:
-        if listener is not None:
-            listener.cancel()
         await db.close_database()
         if args.keep:
             print(f"kept the database: {dsn}")
