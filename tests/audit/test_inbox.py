@@ -199,6 +199,27 @@ async def test_the_sealing_loop_does_not_wait_for_a_busy_head(chain: uuid.UUID, 
     assert await waiting(chain) == 0 and await seqs(chain) == [1, 2, 3, 4]
 
 
+async def test_a_seal_answers_the_heads_number_with_the_inbox_empty_or_not(chain: uuid.UUID, database: str) -> None:
+    """``audit_seal``'s answer on each of its paths (migration 0031 walks the inbox only when an event waits):
+    the head's number with nothing waiting, the number after linking what waited, NULL when the head is busy
+    and the caller would not wait, and a new chain's head made at 0."""
+    require_postgres()
+
+    async def seal(institution_id: uuid.UUID, wait: bool) -> int | None:
+        [row] = await connection().execute_query_dict("SELECT audit_seal($1, $2) AS seq", [institution_id, wait])
+        return row["seq"]
+
+    assert await seal(chain, False) == 3 and await seal(chain, True) == 3
+    async with head_held(database, chain):
+        await writer.append([read(chain, uuid.uuid4()), read(chain, uuid.uuid4())])
+        assert await seal(chain, False) is None
+    assert await waiting(chain) == 2
+    assert await seal(chain, False) == 5
+    assert await waiting(chain) == 0 and await seqs(chain) == [1, 2, 3, 4, 5]
+    fresh = await Institution.create(name=f"Fresh Clinic {uuid.uuid4().hex[:6]}", kind="clinic")
+    assert await seal(fresh.id, False) == 0 and await seal(fresh.id, True) == 0
+
+
 async def test_inbox_rows_leave_only_by_being_sealed(chain: uuid.UUID, database: str) -> None:
     require_postgres()
     async with head_held(database, chain):
