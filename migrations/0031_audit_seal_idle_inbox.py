@@ -10,12 +10,16 @@ function on copies of one database: 16-18 µs less of PostgreSQL's CPU per call,
 thirteenth session).
 
 Nothing else changes: the same lock (waiting, or only when free), the same answer (the head's sequence number,
-or NULL when ``wait`` is false and another transaction holds the head), the same creation of a missing head, the
-same oldest-first chunks of 500 and the same setting aside of a row that cannot be linked. The function keeps
-its name and arguments, which ``audit_inbox_guard`` reads off the call stack to let only it delete from the
-inbox, and its SECURITY DEFINER. In READ COMMITTED a row locked with ``FOR UPDATE`` is returned as its latest
-committed version, so the sequence number read with the lock is the one the lock holds. SQLite has no such
-function.
+or NULL when ``wait`` is false and another transaction holds the head; as before, ``wait`` false still waits
+while another transaction is creating a missing head), the same creation of a missing head, the same
+oldest-first chunks of 500 and the same setting aside of a row that cannot be linked. The function keeps its
+name and arguments, which ``audit_inbox_guard`` and ``audit_inbox_rejected_guard`` read off the call stack (only
+it may delete from the inbox or add set-aside rows), and its SECURITY DEFINER. In READ COMMITTED a row locked
+with ``FOR UPDATE`` is returned as its latest committed version (or the caller's own, uncommitted), so the
+sequence number read with the lock is the one the lock holds; in REPEATABLE READ a head another transaction moved
+fails with 40001, as it did. A review ran 45 scenarios on 0027's and this function side by side (empty and
+waiting inboxes across chunks, malformed rows, a missing head, a busy head with and without waiting against
+concurrent appends, seals, posts and rollbacks): the same answers, errors and rows. SQLite has no such function.
 """
 
 from typing import Any
