@@ -83,8 +83,13 @@ function editorValue(page, selector) {
 
 async function run(page, query) {
   await page.evaluate((q) => document.querySelector(".graphiql-query-editor .CodeMirror").CodeMirror.setValue(q), query);
-  // With several operations in the editor the button opens a menu to pick one: wait until GraphiQL has
-  // parsed the new single-operation document.
+  // GraphiQL parses the editor's text after a debounce and keeps the result (the document, its operation name) on
+  // the editor: wait until that is the new text, or the click sends the old operation's name with the new
+  // document ("no operation named Login"). Then, with several operations the button opens a menu: wait for one.
+  await page.waitForFunction(
+    (q) => document.querySelector(".graphiql-query-editor .CodeMirror").CodeMirror.documentAST?.loc?.source?.body === q,
+    query, { timeout: 10000 },
+  );
   await page.waitForSelector(".graphiql-execute-button:not([aria-haspopup])", { timeout: 10000 });
   await page.click(".graphiql-execute-button");
 }
