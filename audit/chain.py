@@ -27,17 +27,19 @@ def canonical(value: Any) -> str:
         return ""
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat(timespec="microseconds")
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    return str(value)
+    return str(value)  # ids (``UUID.__str__``), numbers and text
 
 
 def _hashed_values(columns: dict[str, Any]) -> list[str]:
     return [canonical(columns[name]) for name in HASHED_COLUMNS if name not in OPTIONAL_COLUMNS or columns.get(name)]
 
 
+# The body's JSON: the default separators, characters beyond ASCII as they are (one encoder, not one a call).
+_body_json = json.JSONEncoder(ensure_ascii=False).encode
+
+
 def row_hash(columns: dict[str, Any]) -> str:
-    body = json.dumps(_hashed_values(columns), ensure_ascii=False)
+    body = _body_json(_hashed_values(columns))
     return hashlib.sha256(body.encode()).hexdigest()
 
 
@@ -74,8 +76,8 @@ def body_around(columns: dict[str, Any]) -> tuple[str, str]:
     text between it and the quoted previous hash. Both are plain ASCII digits and hex, never escaped, so
     ``head + '"' + seq + '"' + middle + '"' + prev_hash + '"]'`` is exactly the body ``row_hash`` hashes."""
     values = _hashed_values(columns)
-    head = json.dumps(values[:_SEQ_AT], ensure_ascii=False)[:-1] + ", "
-    middle = ", " + json.dumps(values[_SEQ_AT + 1:-1], ensure_ascii=False)[1:-1] + ", "
+    head = _body_json(values[:_SEQ_AT])[:-1] + ", "
+    middle = ", " + _body_json(values[_SEQ_AT + 1:-1])[1:-1] + ", "
     return head, middle
 
 
