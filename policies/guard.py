@@ -52,15 +52,19 @@ class Guard:
         self.digest = hashlib.sha256(model_path.read_bytes() + b"\0" + policy_path.read_bytes()).hexdigest()
         self._decisions: dict[tuple[frozenset[str], uuid.UUID, str, str], Decision] = {}
         self._role_allows: dict[tuple[str, uuid.UUID, str, str], bool] = {}
+        self._linked: dict[tuple[str, str], frozenset[str]] = {}  # each user's role links in the enforcer
 
     def sync_roles(self, subject: str, institution_id: uuid.UUID, roles: Iterable[str]) -> None:
         domain = str(institution_id)
+        wanted = frozenset(roles)
+        if self._linked.get((subject, domain)) == wanted:
+            return  # as this guard, their links' only writer, left them: nothing to ask Casbin (every request)
         held = set(self._enforcer.get_roles_for_user_in_domain(subject, domain))
-        wanted = set(roles)
         for role in held - wanted:
             self._enforcer.delete_roles_for_user_in_domain(subject, role, domain)
         for role in wanted - held:
             self._enforcer.add_role_for_user_in_domain(subject, role, domain)
+        self._linked[subject, domain] = wanted
 
     def decide(self, subject: str, roles: frozenset[str], institution_id: uuid.UUID, obj: str, act: str) -> Decision:
         """The decision for a user holding ``roles`` (already synced with ``sync_roles``)."""

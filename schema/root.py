@@ -17,6 +17,7 @@ from strawberry.types.graphql import OperationType
 
 from core.settings import Limits
 from resolvers.context import Context
+from schema import inputs
 from schema.account import AccountMutation
 from schema.appointment import AppointmentMutation, AppointmentQuery
 from schema.audit_event import AuditEventQuery
@@ -139,7 +140,7 @@ def build_schema(limits: Limits, *, production: bool) -> strawberry.Schema:
         AuditReads,
         lambda: CodedErrors(production=production),
     ]
-    return CareloopSchema(
+    schema = CareloopSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
@@ -148,3 +149,5 @@ def build_schema(limits: Limits, *, production: bool) -> strawberry.Schema:
         scalar_overrides=SCALAR_OVERRIDES,  # a DateTime the databases can hold
         execution_context_class=CompiledExecutor,  # the root patient list and patient from a compiled plan
     )
+    inputs.install(schema)  # input values built from a plan per type, not field by field each time
+    return schema

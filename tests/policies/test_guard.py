@@ -1,0 +1,25 @@
+"""The guard's role links follow each sign-in's roles, also when they change back and forth."""
+
+from __future__ import annotations
+
+import uuid
+
+from policies.guard import Guard
+
+
+def test_a_users_role_links_follow_their_roles_at_each_sign_in() -> None:
+    guard, institution, subject = Guard(), uuid.uuid4(), f"staff:{uuid.uuid4()}"
+
+    def may_create_contracts(roles: frozenset[str]) -> bool:
+        guard.sync_roles(subject, institution, roles)
+        return guard.decide(subject, roles, institution, "contract", "create").allowed
+
+    nurse, finance = frozenset({"nurse"}), frozenset({"finance"})
+    assert not may_create_contracts(nurse)
+    assert not may_create_contracts(nurse)  # the same roles again: the links are left as they are
+    assert may_create_contracts(finance)
+    assert guard._enforcer.get_roles_for_user_in_domain(subject, str(institution)) == ["finance"]
+    guard.sync_roles(subject, institution, nurse)  # back again: the finance link goes
+    assert guard._enforcer.get_roles_for_user_in_domain(subject, str(institution)) == ["nurse"]
+    guard.sync_roles(subject, uuid.uuid4(), finance)  # another institution's links are its own
+    assert guard._enforcer.get_roles_for_user_in_domain(subject, str(institution)) == ["nurse"]
