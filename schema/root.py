@@ -7,7 +7,8 @@ from typing import Any
 
 import strawberry
 from graphql import ASTValidationRule, GraphQLError
-from strawberry.extensions import ParserCache, ValidationCache
+from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
+from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES
 from strawberry.tools import merge_types
@@ -35,7 +36,7 @@ from schema.contract_signature import ContractSignatureMutation, ContractSignatu
 from schema.department import DepartmentMutation, DepartmentQuery
 from schema.disclosure import DisclosureQuery
 from schema.emergency_access import EmergencyAccessMutation, EmergencyAccessQuery
-from schema.extensions import AuditReads, CodedErrors, DocumentRules, PartnerGate, is_unexpected
+from schema.extensions import AuditReads, CodedErrors, DocumentRules, ExtensionsRunner, PartnerGate, is_unexpected
 from schema.flag import FlagMutation, FlagQuery, FlagSubscription
 from schema.follow_up import FollowUpMutation, FollowUpQuery
 from schema.improvement import ImprovementMutation, ImprovementQuery
@@ -110,6 +111,10 @@ class CareloopSchema(strawberry.Schema):
         the body limit, the request budget and the rest of the HTTP path apply."""
         kwargs["allowed_operation_types"] = (OperationType.SUBSCRIPTION,)
         return super().stream(*args, **kwargs)
+
+    def create_extensions_runner(self, execution_context: ExecutionContext,
+                                 extensions: list[SchemaExtension]) -> SchemaExtensionsRunner:
+        return ExtensionsRunner(execution_context=execution_context, extensions=extensions)
 
     def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
         """Log the kind and place of an error, never its message: messages may hold request data."""
