@@ -37,9 +37,13 @@ operation node (the parser cache hands back the same one for the same text) and 
 @skip/@include read, the only request values that change which fields graphql-core collects. A plan holds the
 document's field nodes, the schema's types and the readers, nothing of a request.
 
+A mutation's one root field whose result is a written contact (contactCreate, contactUpdate: ``patient.WRITTEN``)
+has its answer completed from a plan too, after the write: the read-back its fields note was recorded with the
+write, as on the generic path (tests/api/test_compiled_writes.py).
+
 Anything the plan does not know (another field, a directive other than @skip/@include, @defer, an operation
-with several root fields, a mutation) falls back to graphql-core for the whole root field: never a different
-answer. The generic path stays the reference; tests/api/test_compiled_reads.py, test_compiled_worklist.py,
+with several root fields, any other mutation) falls back to graphql-core for the whole root field: never a
+different answer. The generic path stays the reference; tests/api/test_compiled_reads.py, test_compiled_worklist.py,
 test_compiled_visits.py, test_compiled_tickets.py and test_compiled_audit_events.py run a corpus of queries through both
 (``CARELOOP_COMPILED_READS=0`` switches this path off) and compare answers and audit records.
 """

@@ -1,5 +1,7 @@
 """The executor: graphql-core's, with the one root field of a query completed from a plan when its result is one
-of the compiled roots (``ROOTS``) and its selection is supported; anything else runs graphql-core's own code."""
+of the compiled roots (``ROOTS``) and its selection is supported, and likewise the one root field of a mutation
+whose result is one of ``WRITTEN`` (its write done, only its answer is completed here); anything else runs
+graphql-core's own code."""
 
 from __future__ import annotations
 
@@ -24,6 +26,8 @@ SWITCH = "CARELOOP_COMPILED_READS"  # "0": every field through graphql-core (the
 
 TYPES: dict[str, Compiled] = {**patient.TYPES, **follow_up.TYPES, **visit.TYPES, **ticket.TYPES, **audit_event.TYPES}
 ROOTS: dict[type, str] = {**patient.ROOTS, **follow_up.ROOTS, **visit.ROOTS, **ticket.ROOTS, **audit_event.ROOTS}
+WRITTEN: dict[type, str] = patient.WRITTEN  # a mutation's result: the root field has written before it completes
+_ROOTS_OF = {OperationType.QUERY: ROOTS, OperationType.MUTATION: WRITTEN}
 
 
 def enabled() -> bool:
@@ -31,23 +35,23 @@ def enabled() -> bool:
 
 
 class CompiledExecutor(StrawberryGraphQLCoreExecutionContext):
-    """graphql-core's executor, with the compiled root fields of a query completed from a plan."""
+    """graphql-core's executor, with the compiled root fields of a query or a mutation completed from a plan."""
 
     def complete_value(self, return_type: GraphQLOutputType, field_details_list: FieldDetailsList, info: Any,
                        path: Path, result: Any, position_context: Any) -> Any:
-        if path.prev is None and type(result) in ROOTS:
+        if path.prev is None and type(result) in _ROOTS_OF.get(self.operation.operation, {}):
             compiled = self._compiled(return_type, field_details_list, path, result)
             if compiled is not None:
                 return compiled
         return super().complete_value(return_type, field_details_list, info, path, result, position_context)
 
     def _compiled(self, return_type: GraphQLOutputType, details: FieldDetailsList, path: Path, result: Any) -> Any:
-        if (not enabled() or self.operation.operation != OperationType.QUERY
-                or len(self.operation.selection_set.selections) != 1
+        if (not enabled() or len(self.operation.selection_set.selections) != 1
                 or not isinstance(self.operation.selection_set.selections[0], FieldNode)):
             return None  # several root fields interleave their errors and notes: graphql-core's order only
         object_type = get_named_type(return_type)
-        if not isinstance(object_type, GraphQLObjectType) or object_type.name != ROOTS[type(result)]:
+        if (not isinstance(object_type, GraphQLObjectType)
+                or object_type.name != _ROOTS_OF[self.operation.operation][type(result)]):
             return None
         made = CACHE.get(self.schema, self.operation, self.fragment_definitions, self.variable_values.coerced,
                          ("plan", object_type.name), lambda: self._planned(object_type, details))

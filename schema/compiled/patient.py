@@ -11,7 +11,7 @@ from policies.fields import PATIENT_FIELD_CLASS
 from resolvers import access
 from schema.common import PageInfo
 from schema.compiled.plan import Batch, Compiled, guarded, readers_of, with_patient
-from schema.contact import Contact
+from schema.contact import Contact, ContactSource
 from schema.patient import (
     _CONVERT,
     Patient,
@@ -40,3 +40,5 @@ TYPES: dict[str, Compiled] = {
 }
 # The root fields' results completed from a plan, and the type each is completed as
 ROOTS: dict[type, str] = {PatientConnection: "PatientConnection", PatientSource: "Patient"}
+# The same for a mutation's result: the contact contactCreate and contactUpdate wrote
+WRITTEN: dict[type, str] = {ContactSource: "Contact"}
