@@ -67,10 +67,13 @@ class Guard:
         self._linked[subject, domain] = wanted
 
     def decide(self, subject: str, roles: frozenset[str], institution_id: uuid.UUID, obj: str, act: str) -> Decision:
-        """The decision for a user holding ``roles`` (already synced with ``sync_roles``)."""
+        """The decision for a user holding ``roles``. It is kept for everyone holding them, so it is made with the
+        user's links set to ``roles`` first, in the same step: another request of the same user, signed in with
+        other roles (a role granted or revoked meanwhile), may have linked those since this request signed in."""
         key = (roles, institution_id, obj, act)
         decision = self._decisions.get(key)
         if decision is None:
+            self.sync_roles(subject, institution_id, roles)
             allowed, explain = self._enforcer.enforce_ex(subject, str(institution_id), obj, act)
             decision = Decision(True, ", ".join(explain)) if allowed else Decision.denied()
             if len(self._decisions) < MEMO_LIMIT:

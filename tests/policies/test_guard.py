@@ -23,3 +23,17 @@ def test_a_users_role_links_follow_their_roles_at_each_sign_in() -> None:
     assert guard._enforcer.get_roles_for_user_in_domain(subject, str(institution)) == ["nurse"]
     guard.sync_roles(subject, uuid.uuid4(), finance)  # another institution's links are its own
     assert guard._enforcer.get_roles_for_user_in_domain(subject, str(institution)) == ["nurse"]
+
+
+def test_a_decision_is_made_for_the_roles_asked_whatever_the_user_linked_last() -> None:
+    """Two requests of one user, signed in before and after a role change, interleave: the older one's decision
+    is made for its own roles, not for the links the newer one set, and is kept for everyone with those roles."""
+    guard, institution, subject = Guard(), uuid.uuid4(), f"staff:{uuid.uuid4()}"
+    nurse, finance = frozenset({"nurse"}), frozenset({"finance"})
+    guard.sync_roles(subject, institution, nurse)  # the older request signs in as a nurse
+    guard.sync_roles(subject, institution, finance)  # the newer one, after finance was granted instead
+    assert not guard.decide(subject, nurse, institution, "contract", "create").allowed  # the older one decides
+    other_nurse = f"staff:{uuid.uuid4()}"
+    guard.sync_roles(other_nurse, institution, nurse)
+    assert not guard.decide(other_nurse, nurse, institution, "contract", "create").allowed
+    assert guard.decide(subject, finance, institution, "contract", "create").allowed
