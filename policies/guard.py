@@ -73,7 +73,8 @@ class Guard:
         key = (roles, institution_id, obj, act)
         decision = self._decisions.get(key)
         if decision is None:
-            self.sync_roles(subject, institution_id, roles)
+            if subject not in roles:  # (a patient or a partner client is decided as its one role: no link)
+                self.sync_roles(subject, institution_id, roles)
             allowed, explain = self._enforcer.enforce_ex(subject, str(institution_id), obj, act)
             decision = Decision(True, ", ".join(explain)) if allowed else Decision.denied()
             if len(self._decisions) < MEMO_LIMIT:

@@ -37,3 +37,11 @@ def test_a_decision_is_made_for_the_roles_asked_whatever_the_user_linked_last() 
     guard.sync_roles(other_nurse, institution, nurse)
     assert not guard.decide(other_nurse, nurse, institution, "contract", "create").allowed
     assert guard.decide(subject, finance, institution, "contract", "create").allowed
+
+
+def test_a_principal_decided_as_its_one_role_gets_no_link() -> None:
+    """A patient or a partner client is its role's subject ("patient", "partner"): no link piles up for it."""
+    guard, institution = Guard(), uuid.uuid4()
+    assert guard.decide("patient", frozenset({"patient"}), institution, "patient.contact", "read").allowed
+    assert not guard.decide("patient", frozenset({"patient"}), institution, "contract", "create").allowed
+    assert guard._enforcer.get_roles_for_user_in_domain("patient", str(institution)) == []
