@@ -214,7 +214,6 @@ async def _acting_as(services: Services, account: Staff, role: str, department_i
         keys=await services.keyring.get(account.institution_id),
         loaders=Loaders(account.institution_id),
     )
-    services.guard.sync_roles(ctx.require_principal().subject, account.institution_id, [role])
     return ctx
 
 

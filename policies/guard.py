@@ -1,16 +1,15 @@
 """The one place that asks Casbin for a decision.
 
-The database is the source of truth for who holds which role; ``sync_roles`` mirrors a
-principal's roles into the enforcer's role links at authentication, so a role revoked
-through any worker or the CLI takes effect on that user's next request. The policy
-rules themselves come from the reviewed ``policy.csv``.
+The database is the source of truth for who holds which role: every request's principal
+carries the roles read at its sign-in, and ``decide`` links the user to exactly those in the
+enforcer before it asks Casbin, so a role revoked through any worker or the CLI takes effect
+on that user's next request. The policy rules themselves come from the reviewed ``policy.csv``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,17 +53,17 @@ class Guard:
         self._role_allows: dict[tuple[str, uuid.UUID, str, str], bool] = {}
         self._linked: dict[tuple[str, str], frozenset[str]] = {}  # each user's role links in the enforcer
 
-    def sync_roles(self, subject: str, institution_id: uuid.UUID, roles: Iterable[str]) -> None:
+    def _link_roles(self, subject: str, institution_id: uuid.UUID, roles: frozenset[str]) -> None:
+        """The user's role links in the enforcer set to ``roles``."""
         domain = str(institution_id)
-        wanted = frozenset(roles)
-        if self._linked.get((subject, domain)) == wanted:
-            return  # as this guard, their links' only writer, left them: nothing to ask Casbin (every request)
+        if self._linked.get((subject, domain)) == roles:
+            return  # as this guard, their links' only writer, left them: nothing to ask Casbin
         held = set(self._enforcer.get_roles_for_user_in_domain(subject, domain))
-        for role in held - wanted:
+        for role in held - roles:
             self._enforcer.delete_roles_for_user_in_domain(subject, role, domain)
-        for role in wanted - held:
+        for role in roles - held:
             self._enforcer.add_role_for_user_in_domain(subject, role, domain)
-        self._linked[subject, domain] = wanted
+        self._linked[subject, domain] = roles
 
     def decide(self, subject: str, roles: frozenset[str], institution_id: uuid.UUID, obj: str, act: str) -> Decision:
         """The decision for a user holding ``roles``. It is kept for everyone holding them, so it is made with the
@@ -74,7 +73,7 @@ class Guard:
         decision = self._decisions.get(key)
         if decision is None:
             if subject not in roles:  # (a patient or a partner client is decided as its one role: no link)
-                self.sync_roles(subject, institution_id, roles)
+                self._link_roles(subject, institution_id, roles)
             allowed, explain = self._enforcer.enforce_ex(subject, str(institution_id), obj, act)
             decision = Decision(True, ", ".join(explain)) if allowed else Decision.denied()
             if len(self._decisions) < MEMO_LIMIT:

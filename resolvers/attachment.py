@@ -150,7 +150,6 @@ async def sign_in_by_link(ctx: Context, attachment: str, session_id: str | None,
     principal = await session.staff_of(str(digest[0])) if digest else None  # revoked, expired, deactivated: None
     if principal is None:
         raise Forbidden(LINK_REFUSED)
-    ctx.services.guard.sync_roles(principal.subject, principal.institution_id, principal.roles)
     ctx.principal, ctx.auth_failed = principal, False
     ctx.keys = await ctx.services.keyring.get(principal.institution_id)
     ctx.loaders = Loaders(principal.institution_id)

@@ -114,9 +114,6 @@ async def authenticate(services: Services, authorization: str | None) -> tuple[P
         found = None if principal is None else (principal, 0)
     if found is None:
         raise Unauthenticated("Invalid or expired token.")
-    principal = found[0]
-    if principal.kind == STAFF:  # patients and partners are decided as their one role (Principal.subject)
-        services.guard.sync_roles(principal.subject, principal.institution_id, principal.roles)
     return found
 
 

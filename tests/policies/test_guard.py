@@ -11,7 +11,7 @@ def test_a_users_role_links_follow_their_roles_at_each_sign_in() -> None:
     guard, institution, subject = Guard(), uuid.uuid4(), f"staff:{uuid.uuid4()}"
 
     def may_create_contracts(roles: frozenset[str]) -> bool:
-        guard.sync_roles(subject, institution, roles)
+        guard._link_roles(subject, institution, roles)
         return guard.decide(subject, roles, institution, "contract", "create").allowed
 
     nurse, finance = frozenset({"nurse"}), frozenset({"finance"})
@@ -19,9 +19,9 @@ def test_a_users_role_links_follow_their_roles_at_each_sign_in() -> None:
     assert not may_create_contracts(nurse)  # the same roles again: the links are left as they are
     assert may_create_contracts(finance)
     assert guard._enforcer.get_roles_for_user_in_domain(subject, str(institution)) == ["finance"]
-    guard.sync_roles(subject, institution, nurse)  # back again: the finance link goes
+    guard._link_roles(subject, institution, nurse)  # back again: the finance link goes
     assert guard._enforcer.get_roles_for_user_in_domain(subject, str(institution)) == ["nurse"]
-    guard.sync_roles(subject, uuid.uuid4(), finance)  # another institution's links are its own
+    guard._link_roles(subject, uuid.uuid4(), finance)  # another institution's links are its own
     assert guard._enforcer.get_roles_for_user_in_domain(subject, str(institution)) == ["nurse"]
 
 
@@ -30,11 +30,11 @@ def test_a_decision_is_made_for_the_roles_asked_whatever_the_user_linked_last() 
     is made for its own roles, not for the links the newer one set, and is kept for everyone with those roles."""
     guard, institution, subject = Guard(), uuid.uuid4(), f"staff:{uuid.uuid4()}"
     nurse, finance = frozenset({"nurse"}), frozenset({"finance"})
-    guard.sync_roles(subject, institution, nurse)  # the older request signs in as a nurse
-    guard.sync_roles(subject, institution, finance)  # the newer one, after finance was granted instead
+    guard._link_roles(subject, institution, nurse)  # the older request signs in as a nurse
+    guard._link_roles(subject, institution, finance)  # the newer one, after finance was granted instead
     assert not guard.decide(subject, nurse, institution, "contract", "create").allowed  # the older one decides
     other_nurse = f"staff:{uuid.uuid4()}"
-    guard.sync_roles(other_nurse, institution, nurse)
+    guard._link_roles(other_nurse, institution, nurse)
     assert not guard.decide(other_nurse, nurse, institution, "contract", "create").allowed
     assert guard.decide(subject, finance, institution, "contract", "create").allowed
 
