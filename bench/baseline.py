@@ -268,15 +268,20 @@ def create_app(dsn: str, institution_id: uuid.UUID, master: MasterKey, nurse: uu
                              Route("/healthz", healthz)], lifespan=lifespan)
 
 
+def app_from_env() -> Starlette:
+    """The app as uvicorn's factory makes it in each worker process, from the environment the bench sets."""
+    return create_app(os.environ["BENCH_DSN"], uuid.UUID(os.environ["BENCH_INSTITUTION"]),
+                      MasterKey.from_base64(os.environ["CARELOOP_MASTER_KEY"]),
+                      uuid.UUID(os.environ["BENCH_NURSE"]) if os.environ.get("BENCH_NURSE") else None)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="careloop's bare benchmark baseline")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes, as careloop's")
     args = parser.parse_args()
-    app = create_app(os.environ["BENCH_DSN"], uuid.UUID(os.environ["BENCH_INSTITUTION"]),
-                     MasterKey.from_base64(os.environ["CARELOOP_MASTER_KEY"]),
-                     uuid.UUID(os.environ["BENCH_NURSE"]) if os.environ.get("BENCH_NURSE") else None)
-    uvicorn.run(app, host="127.0.0.1", port=args.port, workers=1, log_level="warning",
-                loop=HTTP_STACK["loop"], http=HTTP_STACK["http"])
+    uvicorn.run("bench.baseline:app_from_env", factory=True, host="127.0.0.1", port=args.port,
+                workers=args.workers, log_level="warning", loop=HTTP_STACK["loop"], http=HTTP_STACK["http"])
 
 
 if __name__ == "__main__":

@@ -94,7 +94,8 @@ def markdown(meta: dict, results: dict, goals: dict[str, float]) -> str:
     a = meta["args"]
     http = ", ".join(f"{name} {version}" for name, version in meta.get("http", {}).items())
     machine = (f"Commit {meta['commit']}; {meta['cpus']} CPUs ({meta['cpu']}); Python {meta['python']}; "
-               f"PostgreSQL {meta['postgres']}; SQLite {meta.get('sqlite', '?')}; both servers on {http or '?'}.")
+               f"PostgreSQL {meta['postgres']}; SQLite {meta.get('sqlite', '?')}; both servers on {http or '?'}, "
+               f"{a.get('workers', 1)} worker process(es) each.")
     lines = [f"# careloop benchmark, {meta['time']}", ""]
     if "workloads" in results:
         lines += _web(machine, a, results, goals)

@@ -67,6 +67,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seconds", type=float, default=8, help="wrk -d of each measurement")
     p.add_argument("--warmup", type=float, default=2, help="wrk -d of the warm-up before each measurement")
     p.add_argument("--connections", type=int, default=16)
+    p.add_argument("--workers", type=int, default=1,
+                   help="uvicorn worker processes of each server, the same for both (production runs 2)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--statements-repeat", type=int, default=5, help="requests averaged for SQL per request")
     p.add_argument("--scale-patients", type=int, default=200_000, help="W1 again after growing to this many")
@@ -216,10 +218,11 @@ async def load(bench: Bench) -> None:
 
 def start_servers(bench: Bench) -> None:
     assert bench.tenant is not None
-    bench.careloop = servers.careloop(bench.env)
+    workers = bench.args.workers
+    bench.careloop = servers.careloop(bench.env, workers)
     bench.baseline = servers.baseline(bench.env | {"BENCH_DSN": bench.dsn,
                                                    "BENCH_INSTITUTION": str(bench.tenant.institution_id),
-                                                   "BENCH_NURSE": str(bench.tenant.nurse_id)})
+                                                   "BENCH_NURSE": str(bench.tenant.nurse_id)}, workers)
     for server in bench.pair():
         server.start()
         say(f"{server.name} listening on {server.url}")

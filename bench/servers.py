@@ -110,12 +110,12 @@ def _vm_hwm_kib(pid: int) -> int:
     return 0
 
 
-def careloop(env: dict[str, str]) -> Server:
-    return Server("careloop", [sys.executable, "-m", "app.cli", "serve", "--workers", "1"], env)
+def careloop(env: dict[str, str], workers: int = 1) -> Server:
+    return Server("careloop", [sys.executable, "-m", "app.cli", "serve", "--workers", str(workers)], env)
 
 
-def baseline(env: dict[str, str]) -> Server:
-    return Server("baseline", [sys.executable, "-m", "bench.baseline"], env)
+def baseline(env: dict[str, str], workers: int = 1) -> Server:
+    return Server("baseline", [sys.executable, "-m", "bench.baseline", "--workers", str(workers)], env)
 
 
 @dataclass(frozen=True)
