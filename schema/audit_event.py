@@ -216,7 +216,9 @@ class AuditEventFilter:
     patient: strawberry.ID | None = strawberry.field(default=None, description="Only events touching this patient.")
     resource_type: str | None = strawberry.field(default=None, description="Only this kind of record (patient, "
                                                                            "ticket...).")
-    resource: strawberry.ID | None = strawberry.field(default=None, description="One record, e.g. a ticket's id.")
+    resource: strawberry.ID | None = strawberry.field(
+        default=None, description="One record, e.g. a ticket's id: its own events and the pages that listed it. "
+                                  "Not indexed: add patient (indexed) or from/to on a long trail.")
     action: Action | None = strawberry.field(default=None, description="Only this action.")
     outcome: Outcome | None = strawberry.field(default=None, description="Only this outcome (DENIED: refusals).")
     from_: datetime | None = strawberry.field(default=None, name="from",
