@@ -234,7 +234,28 @@ async def _insert(model: type[AuditEvent] | type[AuditPatientIndex], rows: list[
 _INSERTS: dict[tuple[type, type], tuple[str, tuple[str, ...]]] = {}
 
 
+class RecordTooLong(ValueError):
+    """An audit record with a value longer than its column: refused before anything is written or posted, so the
+    operation fails with it rather than its event being set aside when the inbox is sealed (after the answer)."""
+
+
+def _bounded_columns() -> tuple[tuple[str, int], ...]:
+    return tuple((name, field.max_length) for name, field in AuditEvent._meta.fields_map.items()
+                 if getattr(field, "max_length", None) and name not in ("prev_hash", "hash", "mac"))
+
+
+_BOUNDED = _bounded_columns()
+
+
 def _columns(record: AuditRecord, seq: int, prev_hash: str) -> dict[str, Any]:
+    columns = _row(record, seq, prev_hash)
+    for name, limit in _BOUNDED:
+        if len(columns[name]) > limit:
+            raise RecordTooLong(f"audit column {name} holds {len(columns[name])} characters, at most {limit}")
+    return columns
+
+
+def _row(record: AuditRecord, seq: int, prev_hash: str) -> dict[str, Any]:
     return {
         "id": uuid7(),
         "institution_id": record.institution_id,

@@ -27,10 +27,12 @@ class AuditEvent(Model):
     resource_id = fields.UUIDField(null=True)
     patient_id = fields.UUIDField(null=True)
     field_classes = fields.CharField(max_length=200, default="")
-    fields_read = fields.CharField(max_length=500, default="")
+    # Text, not bounded: a page's record names every field it read (a whole patient page, over 500 characters),
+    # and a write's rule one rule per class it touched (migration 0033).
+    fields_read = fields.TextField(default="")
     outcome = fields.CharField(max_length=16)
     reason = fields.CharField(max_length=64, default="")
-    policy_rule = fields.CharField(max_length=200, default="")
+    policy_rule = fields.TextField(default="")
     request_id = fields.CharField(max_length=64, default="")
     client_address = fields.CharField(max_length=64, default="")
     user_agent = fields.CharField(max_length=200, default="")
