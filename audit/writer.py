@@ -240,8 +240,8 @@ class RecordTooLong(ValueError):
 
 
 def _bounded_columns() -> tuple[tuple[str, int], ...]:
-    return tuple((name, field.max_length) for name, field in AuditEvent._meta.fields_map.items()
-                 if getattr(field, "max_length", None) and name not in ("prev_hash", "hash", "mac"))
+    return tuple((name, limit) for name, field in AuditEvent._meta.fields_map.items()
+                 if (limit := getattr(field, "max_length", None)) and name not in ("prev_hash", "hash", "mac"))
 
 
 _BOUNDED = _bounded_columns()
