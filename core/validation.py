@@ -58,6 +58,8 @@ _TAG_MAX_LENGTH = 32
 # Days and times outside these years are typos in schedules and reports (and year 1 or 9999 leaves the calendar
 # once moved to UTC).
 FIRST_YEAR, LAST_YEAR = 2000, 2199
+# What an institution records afterwards, from paper (a visit, a call, a long-standing flag): from birth dates' year.
+EARLIEST_RECORD_YEAR = 1900
 
 
 def check_year(day: date, field: str, first: int = FIRST_YEAR) -> None:
@@ -339,7 +341,7 @@ def recorded_time(value: datetime, field: str) -> datetime:
     """A moment the institution records (a visit's times): with its offset, in UTC, from 1900 (a past visit entered
     from paper, as birth dates) to 2199, since follow-up and survey timers count days on from it."""
     moment = aware_time(value, field)
-    check_year(moment, field, first=_EARLIEST_BIRTH_DATE.year)
+    check_year(moment, field, first=EARLIEST_RECORD_YEAR)
     return moment
 
 

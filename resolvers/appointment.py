@@ -48,6 +48,7 @@ from resolvers.access import PatientView
 from resolvers.context import Context
 from resolvers.loaders import newest_per_parent
 from resolvers.pagination import keyset_after
+from resolvers.versioning import bumped
 
 REASON_LIMIT = 1000
 HOLDING = ("booked", "arrived")  # statuses that hold a seat of their slot
@@ -664,7 +665,7 @@ async def _insert(ctx: Context, seat: int, values: dict[str, Any]) -> Appointmen
 async def _compare_and_set(ctx: Context, row: Appointment, expected: int, columns: dict[str, Any]) -> None:
     """Write only over the version and status the caller saw: two desks never both move one appointment."""
     changed = await Appointment.filter(id=row.id, institution_id=ctx.institution_id, version=expected,
-                                       status=row.status).update(**columns, version=expected + 1,
+                                       status=row.status).update(**columns, version=bumped(),
                                                                  updated_at=_now())
     if changed != 1:
         raise versioning.stale("appointment")

@@ -22,7 +22,7 @@ from audit import writer
 from audit.events import Action
 from core.errors import BadUserInput, Conflict, Forbidden
 from core.ids import uuid7
-from core.validation import Problems, clean_text
+from core.validation import Problems, check_year, clean_text
 from models import CarePlan, CarePlanActivity, Department, FollowUpTask, Visit
 from models.care_plan import ACTIVITY_KINDS
 from models.follow_up import OPEN_TASK_STATUSES
@@ -30,6 +30,7 @@ from policies.fields import CARE_PLAN_FIELD_CLASS, CLINICAL
 from resolvers import access, follow_up, pagination
 from resolvers.access import PatientView
 from resolvers.context import Context
+from resolvers.versioning import bumped
 
 CURSOR_KIND = "care_plan"
 MAX_ACTIVITIES = 30
@@ -177,7 +178,7 @@ async def transition(ctx: Context, plan_id: uuid.UUID | None, to: str, version: 
     expected = row.version if version is None else version
     async with in_transaction():
         changed = await CarePlan.filter(id=row.id, institution_id=ctx.institution_id, version=expected,
-                                        status=row.status).update(status=to, version=expected + 1,
+                                        status=row.status).update(status=to, version=bumped(),
                                                                   updated_at=datetime.now(UTC))
         if changed != 1:
             raise Conflict("version: the plan changed since you read it; read it again.", field="version")
@@ -219,7 +220,11 @@ def _shape(data: dict[str, Any]) -> dict[str, Any]:
             out["goals"] = clean_text(data["goals"], field="goals", max_length=4000, min_length=1)
     starts_on: date = data.get("starts_on") or datetime.now(UTC).date()
     ends_on: date | None = data.get("ends_on")
-    if ends_on is not None and ends_on < starts_on:
+    for name, day in (("startsOn", starts_on), ("endsOn", ends_on)):
+        if day is not None:
+            with problems.collect(name):
+                check_year(day, name)  # its activities fall due on days counted from it
+    if ends_on is not None and ends_on < starts_on and not problems.has("endsOn"):
         problems.add("endsOn", "invalid", "must not be before startsOn.")
     out.update(starts_on=starts_on, ends_on=ends_on, department_id=data.get("department_id"),
                visit_id=data.get("visit_id"))

@@ -48,7 +48,7 @@ from core.errors import BadUserInput
 from core.ids import uuid7
 from core.messages import Gateway, MessageSender, Outgoing, SendFailed
 from core.principal import PATIENT
-from core.validation import Problems, aware_time, clean_text, one_of
+from core.validation import Problems, clean_text, one_of, recorded_time
 from models import (
     Appointment,
     Campaign,
@@ -986,7 +986,7 @@ def _checked_call(data: dict[str, Any]) -> tuple[str, datetime, str | None]:
     with problems.collect("direction"):
         direction = one_of(data.get("direction") or "outbound", DIRECTIONS, "direction")
     with problems.collect("occurredAt"):
-        occurred_at = aware_time(data.get("occurred_at") or _now(), "occurredAt")
+        occurred_at = recorded_time(data.get("occurred_at") or _now(), "occurredAt")
         if occurred_at > _now() + timedelta(minutes=5):
             raise BadUserInput("occurredAt: must not be in the future.", field="occurredAt", reason="in_future")
     with problems.collect("note"):

@@ -53,6 +53,7 @@ from resolvers import institution as institutions
 from resolvers import service_item as service_items
 from resolvers.context import Context
 from resolvers.pagination import keyset_after
+from resolvers.versioning import bumped
 
 # -- limits and vocabulary -----------------------------------------------------------------
 
@@ -678,7 +679,7 @@ async def _insert_contract(ctx: Context, values: dict[str, Any], version: dict[s
 async def _cas(ctx: Context, row: Contract, expected: int, **columns: Any) -> None:
     """Write the contract row only over the version the caller read."""
     changed = await Contract.filter(id=row.id, institution_id=ctx.institution_id, version=expected).update(
-        **columns, version=expected + 1, updated_at=_now())
+        **columns, version=bumped(), updated_at=_now())
     if changed != 1:
         raise _stale()
 

@@ -54,6 +54,7 @@ from resolvers import access
 from resolvers import contract as contracts
 from resolvers.context import Context
 from resolvers.contract import ContractView, VersionView
+from resolvers.versioning import bumped
 
 log = logging.getLogger("careloop.contracts")
 
@@ -396,7 +397,7 @@ async def withdraw(ctx: Context, contract_id: uuid.UUID | None, number: int, exp
             if newest is not None:
                 columns = {"current_version": newest.number}
         changed = await Contract.filter(id=row.id, institution_id=ctx.institution_id, version=expected_version
-                                        ).update(**columns, version=expected_version + 1, updated_at=_now())
+                                        ).update(**columns, version=bumped(), updated_at=_now())
         if changed != 1:
             raise _stale()
         await writer.append([access.write_record(ctx, Action.UPDATE, "contract", row.id, patient_id=row.patient_id,

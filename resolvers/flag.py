@@ -31,7 +31,7 @@ from audit.events import Action
 from core.errors import BadUserInput, Forbidden
 from core.ids import uuid7
 from core.principal import STAFF
-from core.validation import Problems, camel_case, clean_text, one_of
+from core.validation import EARLIEST_RECORD_YEAR, Problems, camel_case, check_year, clean_text, one_of
 from models import Flag, Visit
 from models.fields import tags_from_db
 from models.flag import FLAG_KINDS, FLAG_STATUSES
@@ -217,6 +217,8 @@ def _value(name: str, value: Any) -> Any:
             raise BadUserInput("status: must not be null.", field="status", reason="required")
         return one_of(value, FLAG_STATUSES, field_name)
     if name in ("starts_on", "ends_on"):
+        if value is not None:  # a flag may record a long-standing condition, as far back as a visit
+            check_year(value, field_name, first=EARLIEST_RECORD_YEAR)
         return value
     raise BadUserInput(f"{field_name}: cannot be changed.", field=field_name)
 

@@ -55,6 +55,7 @@ from resolvers import ticket as tickets
 from resolvers.access import PatientView
 from resolvers.context import Context
 from resolvers.pagination import keyset_after
+from resolvers.versioning import bumped
 
 
 @dataclass(frozen=True)
@@ -416,7 +417,7 @@ def _rule_value(name: str, value: Any) -> Any:
 
 def _code_shape(value: str) -> str:
     code = value.strip().upper()
-    if not code or len(code) > 32:
+    if not code or len(code) > 32 or not code.isprintable():  # no catalogue code holds a control character
         raise BadUserInput("procedureCode: not in the institution's service catalogue.", field="procedureCode",
                            reason="unknown_code")
     return code
@@ -861,7 +862,7 @@ async def _write(ctx: Context, view: TaskView, version: int | None, columns: dic
     expected = view.row.version if version is None else version
     changed = await FollowUpTask.filter(id=view.row.id, institution_id=ctx.institution_id, version=expected,
                                         status__in=OPEN_TASK_STATUSES).update(
-        **columns, version=expected + 1, updated_at=_now())
+        **columns, version=bumped(), updated_at=_now())
     if changed != 1:
         raise Conflict("version: the task changed since you read it; read it again.", field="version")
 

@@ -26,7 +26,7 @@ from audit import writer
 from audit.events import Action
 from core.errors import BadUserInput, Forbidden
 from core.ids import uuid7
-from core.validation import Problems, camel_case, clean_text
+from core.validation import Problems, camel_case, check_year, clean_text
 from models import Department, ImprovementItem, ImprovementTicket, Questionnaire, Ticket
 from models.improvement import IMPROVEMENT_SOURCES, IMPROVEMENT_STATUSES
 from policies.guard import Decision
@@ -115,7 +115,10 @@ async def create(ctx: Context, data: dict[str, Any]) -> ImprovementView:
     decision = await access.authorize(ctx, "improvement", "create", action=Action.CREATE,
                                       resource_type="improvement")
     problems = Problems()  # every problem of the input's shape at once, before the records it names
-    values = _normalize(problems, {k: v for k, v in data.items() if k != "survey_citation"})
+    # An optional field given as null takes its default, as if left out.
+    values = {name: value for name, value in _normalize(problems, {k: v for k, v in data.items()
+                                                                  if k != "survey_citation"}).items()
+              if value is not None}
     for required in ("problem", "department_id", "deadline"):
         if values.get(required) is None and not problems.has(camel_case(required)):
             problems.add(camel_case(required), "required", "is required.")
@@ -293,6 +296,9 @@ def _value(name: str, value: Any) -> Any:
         return _one_of(value, IMPROVEMENT_STATUSES, "status")
     if name == "source":
         return _one_of(value, IMPROVEMENT_SOURCES, "source")
+    if name == "deadline":
+        check_year(value, "deadline")
+        return value
     if name in ("department_id", "deadline"):
         return value
     raise BadUserInput(f"{camel_case(name)}: cannot be set here.", field=camel_case(name))

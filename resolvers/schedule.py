@@ -29,6 +29,7 @@ from models import Appointment, Department, Schedule, ScheduleException, Staff
 from models.schedule import EXCEPTION_KINDS, SCHEDULE_KINDS
 from resolvers import access, loaders, pagination, sla, versioning
 from resolvers.context import Context
+from resolvers.versioning import bumped
 
 SCHEDULE_CURSOR = "schedule"
 COLUMNS = ("name", "kind", "clinician_id", "department_id", "week", "slot_minutes", "capacity")
@@ -356,7 +357,7 @@ def _stale() -> Conflict:
 
 async def _compare_and_set(ctx: Context, row: Schedule, version: int, values: dict[str, Any]) -> None:
     changed = await Schedule.filter(id=row.id, institution_id=ctx.institution_id, version=version,
-                                    active=True).update(**values, version=version + 1, updated_at=_now())
+                                    active=True).update(**values, version=bumped(), updated_at=_now())
     if changed != 1:
         raise _stale()
 

@@ -34,6 +34,7 @@ from models import ServiceItem, ServiceItemPrice
 from models.service_item import FREQUENCIES, UNITS
 from resolvers import access, pagination
 from resolvers.context import Context
+from resolvers.versioning import bumped
 
 MAX_ITEMS = 500
 MAX_PRICE_VERSIONS = 100  # per item: a new price every month for eight years; keeps batched reads bounded
@@ -224,7 +225,7 @@ async def update(ctx: Context, item_id: uuid.UUID | None, data: dict[str, Any], 
     problems.check()
     async with in_transaction():
         changed = await ServiceItem.filter(id=item.id, institution_id=ctx.institution_id,
-                                           version=expected_version).update(**values, version=expected_version + 1)
+                                           version=expected_version).update(**values, version=bumped())
         if changed != 1:
             raise _stale()
         await writer.append([access.write_record(ctx, Action.UPDATE, "service_item", item.id,

@@ -24,7 +24,7 @@ from audit.events import Action
 from core.business_time import STANDARD_DAY, STANDARD_WEEK, Calendar, Interval, calendar_time
 from core.errors import BadUserInput
 from core.sla import Clock, Pause, SlaSettings, SlaState, Target
-from core.validation import Problems
+from core.validation import Problems, check_year
 from models import BusinessCalendar, SlaPolicy, Ticket, TicketEvent
 from models.sla import CLOCKS
 from models.ticket import OPEN_STATUSES, STOPPED_STATUSES
@@ -295,6 +295,10 @@ def _calendar_columns(data: dict[str, Any]) -> dict[str, Any]:
         workday_hours = [[s.isoformat("minutes"), e.isoformat("minutes")] for s, e in STANDARD_DAY]
     holidays = sorted({d.isoformat() for d in data.get("holidays") or []})
     workdays = sorted({d.isoformat() for d in data.get("workdays") or []})
+    for name, days in (("holidays", data.get("holidays") or []), ("workdays", data.get("workdays") or [])):
+        with problems.collect(name):
+            for day in days:
+                check_year(day, name)  # deadlines are counted over these days
     for name, dates in (("holidays", holidays), ("workdays", workdays)):
         if len(dates) > MAX_DATES:
             problems.add(name, "too_many", f"at most {MAX_DATES} dates.")

@@ -88,6 +88,7 @@ from resolvers import campaign as campaigns
 from resolvers import communication as communications
 from resolvers.access import ContactView, PatientView
 from resolvers.context import Context
+from resolvers.versioning import bumped
 
 SYSTEM = Actor("system")
 TRIGGER_DECISION = Decision(True, "survey trigger")
@@ -254,7 +255,7 @@ async def _write_trigger(ctx: Context, row: SurveyTrigger, version: int | None, 
     expected = row.version if version is None else version
     async with in_transaction():
         changed = await SurveyTrigger.filter(id=row.id, institution_id=ctx.institution_id, version=expected,
-                                             active=True).update(version=expected + 1, updated_at=_now(), **values)
+                                             active=True).update(version=bumped(), updated_at=_now(), **values)
         if changed != 1:
             raise Conflict("version: the trigger changed (or was deactivated) since you read it; read it again.",
                            field="version")

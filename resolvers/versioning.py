@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from tortoise.expressions import F
 from tortoise.models import Model
 
 from core.errors import Conflict
@@ -18,6 +19,13 @@ from core.errors import Conflict
 
 def stale(noun: str) -> Conflict:
     return Conflict(f"version: the {noun} changed since you read it; read it again.", field="version")
+
+
+def bumped() -> Any:
+    """The version a compare-and-set writes: the stored one plus one. The caller's version is only compared, so
+    one the database cannot count past (2^31 - 1, GraphQL's largest Int) is a CONFLICT like any other stale
+    version, never an overflow."""
+    return F("version") + 1
 
 
 def check_version(row: Any, version: int | None, noun: str) -> int:

@@ -35,6 +35,7 @@ from resolvers.access import PatientView
 from resolvers.context import Context
 from resolvers.loaders import newest_per_parent
 from resolvers.pagination import keyset_after
+from resolvers.versioning import bumped
 
 CURSOR_KIND = "visit"
 # The states a visit moves through; finished, cancelled and no-show are final.
@@ -384,7 +385,7 @@ async def _write(ctx: Context, view: VisitView, version: int | None, columns: di
     query = Visit.filter(id=view.row.id, institution_id=ctx.institution_id, version=expected)
     if status is not None:
         query = query.filter(status=status)
-    changed = await query.update(**columns, version=expected + 1, updated_at=datetime.now(UTC))
+    changed = await query.update(**columns, version=bumped(), updated_at=datetime.now(UTC))
     if changed != 1:
         raise Conflict("version: the visit changed since you read it; read it again.", field="version")
 
