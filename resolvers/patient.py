@@ -142,6 +142,7 @@ async def page(ctx: Context, *, first: int, after: str | None, where: PatientFil
         assert query is not None  # made above for every list but the plain one
         rows = await _rows(query, after_key, only, order).limit(first + 1)
     views = await access.views(ctx, rows[:first])
+    _note_matches(ctx, views, where)
     if order is None:
         return PatientPage(pagination.page_of(views, len(rows) > first, CURSOR_KIND, key=lambda v: v.row.id), total)
     column = ORDER_COLUMNS[order.field]
@@ -222,6 +223,21 @@ async def _check_filter(ctx: Context, where: PatientFilter) -> None:
                                    resource_type="patient")
     if where.contact_phone is not None:  # it reveals a family member's phone: read as contacts are
         await access.authorize(ctx, "contact", "read", action=Action.READ, resource_type="patient")
+
+
+def _note_matches(ctx: Context, views: list[PatientView], where: PatientFilter) -> None:
+    """Each patient a filter returns is a read of what the filter compared (a phone search that finds a file says
+    the file holds that phone): noted on the patient's read record as reading those fields would note them,
+    whatever the page selects. The plain list notes nothing more."""
+    columns = {column for name, column in _FILTER_FIELD.items() if getattr(where, name) is not None}
+    for view in views:
+        _note_matched(ctx, view, columns)
+        if where.contact_phone is not None:
+            access.note_contact_read(ctx, ctx.reads, view, "phone")
+
+
+def _note_matched(ctx: Context, view: PatientView, columns: Collection[str]) -> None:
+    access.note_patient_reads(ctx, ctx.reads, view, columns)
 
 
 def _conditions(ctx: Context, where: PatientFilter, today: date | None = None) -> Q:
@@ -386,6 +402,10 @@ def _outside_reach(ctx: Context, row: Patient) -> bool:
     return not scope.classes_for(row.department_id, in_care_team=False)
 
 
+_MATCHED_COLUMNS = {"NATIONAL_ID": ("national_id",), "PHONE": ("phone",),
+                    "NAME_AND_BIRTH_DATE": ("full_name", "birth_date")}
+
+
 async def _returning_patient(ctx: Context, columns: dict[str, Any]) -> tuple[PatientView | None, list[str]]:
     """A patient on file (within the caller's reach, not merged) with the same national ID, phone, or name and
     birth date."""
@@ -407,6 +427,8 @@ async def _returning_patient(ctx: Context, columns: dict[str, Any]) -> tuple[Pat
         if found is not None:
             view = (await access.views(ctx, [found]))[0]
             matched = ["NATIONAL_ID", "PHONE"] if kind == "NATIONAL_ID" and _same_phone(found, columns) else [kind]
+            # Answering "this person is on file" reveals what matched: a read of those fields of the file.
+            _note_matched(ctx, view, [column for kind in matched for column in _MATCHED_COLUMNS[kind]])
             return view, matched
     return None, []
 
