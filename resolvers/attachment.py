@@ -21,6 +21,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
+from tortoise.expressions import Subquery
 from tortoise.transactions import in_transaction
 
 from audit import writer
@@ -91,8 +92,9 @@ async def download(ctx: Context, attachment_id: uuid.UUID | None) -> tuple[Attac
     """An attachment of a ticket in the caller's reach, with its name and bytes; recorded as a read."""
     await access.authorize(ctx, "ticket", "read", action=Action.READ, resource_type="attachment",
                            resource_id=attachment_id)
-    row = None if attachment_id is None else await Attachment.get_or_none(id=attachment_id,
-                                                                         institution_id=ctx.institution_id)
+    # The ticket's reach is in the lookup: an attachment out of reach costs what a missing one does.
+    row = None if attachment_id is None else await Attachment.get_or_none(
+        id=attachment_id, institution_id=ctx.institution_id, ticket_id__in=Subquery(tickets.reached_ids(ctx)))
     ticket = None
     if row is not None:
         ticket = await tickets.find_or_none(ctx, row.ticket_id)

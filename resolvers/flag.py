@@ -120,7 +120,9 @@ async def in_force_of(ctx: Context, patient: PatientView) -> list[FlagView]:
 
 async def find(ctx: Context, flag_id: uuid.UUID | None, action: Action) -> FlagView:
     """A flag of a patient in reach; NOT_FOUND (recorded) when missing, out of reach or another institution's."""
-    row = None if flag_id is None else await Flag.get_or_none(id=flag_id, institution_id=ctx.institution_id)
+    # The reach is in the lookup: a flag out of reach costs what a missing one does (no statement more).
+    query = None if flag_id is None else access.about_reached(access.patient_scope(ctx), Flag)
+    row = None if query is None else await query.get_or_none(id=flag_id)
     patient = None if row is None else await access.visible_patient(ctx, row.patient_id)
     if row is None or patient is None or not shown(patient, row):
         raise await access.not_found(ctx, action, "flag", flag_id)

@@ -223,8 +223,9 @@ async def enter(ctx: Context, invitation_id: uuid.UUID | None, answers: Mapping[
     if principal.kind == PATIENT:  # a patient answers their own in the portal (surveyAnswer)
         await access.deny(ctx, Action.CREATE, "questionnaire_response", reason="forbidden")
         raise Forbidden()
-    found = None if invitation_id is None else await SurveyInvitation.get_or_none(
-        id=invitation_id, institution_id=ctx.institution_id)
+    # The patient's reach is in the lookup: an invitation of a patient out of reach costs what a missing one does.
+    reached = None if invitation_id is None else access.about_reached(access.patient_scope(ctx), SurveyInvitation)
+    found = None if reached is None else await reached.get_or_none(id=invitation_id)
     if found is None:
         raise await access.not_found(ctx, Action.CREATE, "survey_invitation", invitation_id, "invitationId")
     await access.find_patient(ctx, found.patient_id, action=Action.CREATE, field="invitationId")

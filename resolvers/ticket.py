@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tortoise.expressions import Q
+from tortoise.queryset import ValuesQuery
 from tortoise.transactions import in_transaction
 
 from audit import writer
@@ -112,6 +113,11 @@ async def find(ctx: Context, ticket_id: uuid.UUID | None, action: Action) -> Tic
     if row is None:
         raise await access.not_found(ctx, action, "ticket", ticket_id)
     return row
+
+
+def reached_ids(ctx: Context) -> ValuesQuery[Any]:
+    """The ids of the tickets in the caller's reach, as a query to look records of them up by."""
+    return Ticket.filter(ticket_scope(ctx).filter()).values("id")
 
 
 async def find_or_none(ctx: Context, ticket_id: uuid.UUID | None) -> Ticket | None:

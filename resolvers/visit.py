@@ -437,8 +437,9 @@ async def set_code_status(ctx: Context, code_id: uuid.UUID | None, status: str,
     written)."""
     decision = await access.authorize(ctx, "visit", "update", action=Action.UPDATE, resource_type="visit_code",
                                       resource_id=code_id)
-    row = None if code_id is None else await VisitCode.get_or_none(id=code_id, institution_id=ctx.institution_id)
-    query = in_reach(ctx)
+    query = in_reach(ctx)  # in the lookup: a code out of reach costs what a missing one does
+    row = None if code_id is None or query is None else await VisitCode.get_or_none(
+        id=code_id, institution_id=ctx.institution_id, visit_id__in=Subquery(query.values("id")))
     visit = None if row is None or query is None else await query.get_or_none(id=row.visit_id)
     views = [] if visit is None else await _views(ctx, [visit])
     if row is None or not views:
