@@ -238,8 +238,9 @@ async def enter(ctx: Context, invitation_id: uuid.UUID | None, answers: Mapping[
 
 async def _invitation_of(ctx: Context, invitation_id: uuid.UUID | None,
                          view: PatientView) -> tuple[SurveyInvitation, Questionnaire]:
+    # The patient's own: a family invitation (``contact_id``) is its contact's to answer, through its link.
     row = None if invitation_id is None else await SurveyInvitation.get_or_none(
-        id=invitation_id, institution_id=ctx.institution_id, patient_id=view.row.id)
+        id=invitation_id, institution_id=ctx.institution_id, patient_id=view.row.id, contact_id=None)
     if row is None:
         raise await access.not_found(ctx, Action.CREATE, "survey_invitation", invitation_id, "invitationId")
     return row, await Questionnaire.get(id=row.questionnaire_id)

@@ -43,6 +43,8 @@ PATIENT_INVITATIONS = """query($pid: ID!, $first: Int! = 20) {
   patientSurveyInvitations(patientId: $pid, first: $first) {
     nodes { id status cause invitedContact { id name relationship } } } }"""
 MY_INVITATIONS = "{ mySurveyInvitations { nodes { id status invitedContact { id } } } }"
+ANSWER = """mutation($id: ID!, $answers: [SurveyAnswerInput!]!) {
+  surveyAnswer(invitationId: $id, answers: $answers) { responseId } }"""
 INVITE = """mutation($qid: ID!, $audience: CampaignAudienceInput) {
   surveyInvite(questionnaireId: $qid, audience: $audience) { invited refused fatigued inactive noContact } }"""
 BY_LINK = "query($t: String!) { surveyByLink(token: $t) { questionnaire { id respondent } } }"
@@ -311,6 +313,17 @@ async def test_the_portal_does_not_offer_a_family_invitation_to_the_patient(tena
     assert mine == [{"id": str(own_row.id), "status": "REQUESTED", "invitedContact": None}]
     staff = ok(await tenant.call("nurse", PATIENT_INVITATIONS, pid=str(pid)), "patientSurveyInvitations")["nodes"]
     assert [n["id"] for n in staff] == [str(own_row.id), str(family_row.id)]
+
+
+async def test_the_patient_cannot_answer_a_family_invitation_in_the_portal(tenant: Tenant) -> None:
+    """Found in review: the portal looked the invitation up by patient only, so a patient who learnt the id of
+    the one addressed to their contact could answer it as the contact. It is answered as a missing one."""
+    pid, _, family_row = await family_invited(tenant)
+    user = await open_account(tenant, pid)
+    reply = await user.call(ANSWER, id=str(family_row.id), answers=GOOD)
+    assert reply.codes == ["NOT_FOUND"], reply.errors
+    assert await QuestionnaireResponse.filter(institution_id=tenant.id).count() == 0
+    assert not (await SurveyInvitation.get(id=family_row.id)).answered
 
 
 @pytest.mark.parametrize("size", [2, 5])
