@@ -39,7 +39,8 @@ class AuditUnavailable(CareloopError):
 
 
 class AuditReads(SchemaExtension):
-    """Write what the operation read once it has run; no audit record, no data."""
+    """Write what the operation read once it has run; no audit record, no data. A subscription's event is
+    written before it is sent, the same way."""
 
     async def on_execute(self) -> AsyncIterator[None]:
         yield
@@ -51,6 +52,19 @@ class AuditReads(SchemaExtension):
         except Exception as exc:
             log.error("audit append failed (%s), request %s", type(exc).__name__, context.request.request_id)
             raise AuditUnavailable() from None
+
+    async def on_stream_result(self, result: Any) -> None:  # type: ignore[override]
+        """Between an event's completion and its sending (found in review: the fields' reads were written only
+        when the subscription's generator went on, after the event had gone out, and lost if the socket closed
+        first). An event whose reads cannot be written is sent without its data."""
+        context = self.execution_context.context
+        if not isinstance(context, Context) or not context.reads:
+            return
+        try:
+            await access.flush_reads(context)
+        except Exception as exc:
+            log.error("audit append failed (%s), request %s", type(exc).__name__, context.request.request_id)
+            result.data, result.errors = None, [AuditUnavailable()]
 
 
 class PartnerGate(SchemaExtension):

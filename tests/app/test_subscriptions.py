@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 import websockets
 
-from models import CareTeamMember
-from tests.factories import Tenant, make_patient
+from models import CareTeamMember, Ticket
+from tests.audit.test_events import audit_refuses_inserts
+from tests.factories import Tenant, make_patient, subjects
 
 SUBSCRIBE = "subscription($dep: ID) { ticketChanges(departmentId: $dep) { id status subject department { name } } }"
 CREATE = "mutation($input: TicketCreateInput!) { ticketCreate(input: $input) { id } }"
@@ -134,4 +136,30 @@ async def test_each_event_sees_the_patient_as_the_subscriber_reaches_it_then(ten
     assert (await tenant.call("nurse", MOVE, id=tid)).errors == []
     moved = await live.next()
     assert moved["payload"]["data"]["ticketChanges"] == {"id": tid, "status": "ACKNOWLEDGED", "patient": None}
+    await live.connection.close()
+
+
+READS_PATIENT = "subscription { ticketChanges { id status patient { fullName } } }"
+
+
+async def test_an_event_is_on_the_trail_before_it_is_sent(tenant: Tenant, ws_url: str) -> None:
+    """Found in review: an event's reads were written only when the subscription went on to its next look, after
+    the event had gone out (lost if the socket closed first). Now the read is on the trail when the event arrives,
+    and an event whose read cannot be written arrives without its data."""
+    pid = await make_patient(tenant, fullName="Watched Patient")
+    live = await subscribe(ws_url, tenant.tokens["nurse"], query=READS_PATIENT)
+    reply = await tenant.call("nurse", CREATE, input={"channel": "HOTLINE", "category": "ENQUIRY", "subject": "Seen",
+                                                      "patientId": str(pid)})
+    tid = reply.data["ticketCreate"]["id"]
+    first = await live.next()
+    assert first["payload"]["data"]["ticketChanges"]["patient"] == {"fullName": "Watched Patient"}
+    reads = await tenant.audit_events(action="read", actor_id=tenant.staff_ids["nurse"])
+    assert any(pid in {p for _, p in subjects(e)} and "identity" in e.field_classes for e in reads)
+
+    async with audit_refuses_inserts():
+        await Ticket.filter(id=tid).update(status="acknowledged", updated_at=datetime.now(UTC))  # a change, unaudited
+        withheld = await live.next()
+    assert withheld["type"] == "next" and withheld["payload"].get("data") is None, withheld
+    assert [e["message"] for e in withheld["payload"]["errors"]] == [
+        "The operation could not be recorded, so its result is withheld."]
     await live.connection.close()
