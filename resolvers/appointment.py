@@ -663,10 +663,11 @@ async def _insert(ctx: Context, seat: int, values: dict[str, Any]) -> Appointmen
 
 
 async def _compare_and_set(ctx: Context, row: Appointment, expected: int, columns: dict[str, Any]) -> None:
-    """Write only over the version and status the caller saw: two desks never both move one appointment."""
+    """Write only over the version and status the caller saw: two desks never both move one appointment. Sets
+    ``columns["updated_at"]`` to the time written, so that ``_updated`` gives the row as written."""
+    columns["updated_at"] = _now()
     changed = await Appointment.filter(id=row.id, institution_id=ctx.institution_id, version=expected,
-                                       status=row.status).update(**columns, version=bumped(),
-                                                                 updated_at=_now())
+                                       status=row.status).update(**columns, version=bumped())
     if changed != 1:
         raise versioning.stale("appointment")
 

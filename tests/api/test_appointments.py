@@ -655,3 +655,15 @@ async def test_a_partner_token_without_the_scope_is_refused(tenant: Tenant) -> N
     await assert_refused(tenant, lambda: partnership.call(BOOK, token=stranger,
                                                           input=booking(schedule, partnership.granted)),
                          "NOT_FOUND", "input.patientId", "not_found")
+
+
+async def test_a_changed_appointment_answers_as_written(tenant: Tenant) -> None:
+    """The answer of a cancel is the row as stored, its updatedAt included (it kept the booking's time before)."""
+    schedule, pid = await make_schedule(tenant), await make_patient(tenant)
+    made = await book(tenant, schedule, pid)
+    cancelled = await ok(await tenant.call("front_desk", """mutation($id: ID!) { appointmentCancel(id: $id) {
+        id version updatedAt cancelledAt } }""", id=made["id"]), "appointmentCancel")
+    stored = await Appointment.get(id=made["id"])
+    assert cancelled["updatedAt"] == stored.updated_at.astimezone(UTC).isoformat()
+    assert cancelled["version"] == stored.version == 2
+    assert cancelled["updatedAt"] >= cancelled["cancelledAt"]
