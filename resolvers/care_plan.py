@@ -175,11 +175,10 @@ async def transition(ctx: Context, plan_id: uuid.UUID | None, to: str, version: 
     row = view.row
     if to not in TRANSITIONS.get(row.status, frozenset()):
         raise BadUserInput(f"to: a {row.status.upper()} plan cannot become {to.upper()}.", field="to")
-    expected = row.version if version is None else version
+    expected, now = row.version if version is None else version, datetime.now(UTC)
     async with in_transaction():
         changed = await CarePlan.filter(id=row.id, institution_id=ctx.institution_id, version=expected,
-                                        status=row.status).update(status=to, version=bumped(),
-                                                                  updated_at=datetime.now(UTC))
+                                        status=row.status).update(status=to, version=bumped(), updated_at=now)
         if changed != 1:
             raise Conflict("version: the plan changed since you read it; read it again.", field="version")
         records = [access.write_record(ctx, Action.UPDATE, "care_plan", row.id, patient_id=row.patient_id,
@@ -195,7 +194,7 @@ async def transition(ctx: Context, plan_id: uuid.UUID | None, to: str, version: 
             records += [access.write_record(ctx, Action.UPDATE, "follow_up_task", task_id, patient_id=row.patient_id,
                                             fields=frozenset({"status"}), decision=decision) for task_id in task_ids]
         await writer.append(records)
-    row.status, row.version = to, expected + 1
+    row.status, row.version, row.updated_at = to, expected + 1, now  # the row as written
     return CarePlanView(row, view.patient)
 
 

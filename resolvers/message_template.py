@@ -24,7 +24,7 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
@@ -375,7 +375,8 @@ async def set_template(ctx: Context, cause: str, channel: str, language: str, su
                 row = await MessageTemplate.create(id=uuid7(), subject=subject, body=body, version=1, **key)
                 action = Action.CREATE
             else:  # replaced, or written again after a reset: the key's versions only go up
-                await MessageTemplate.filter(id=row.id).update(subject=subject, body=body, version=row.version + 1)
+                await MessageTemplate.filter(id=row.id).update(subject=subject, body=body, version=row.version + 1,
+                                                               updated_at=datetime.now(UTC))  # no auto_now here
                 action = Action.CREATE if row.is_tombstone else Action.UPDATE
             await writer.append([access.write_record(ctx, action, "message_template", row.id, fields=written,
                                                      decision=decision)])
@@ -402,7 +403,8 @@ async def reset(ctx: Context, cause: str, channel: str, language: str, version: 
         if version is not None and version != _version_of(row):
             raise _stale()
         if row is not None and not row.is_tombstone:
-            await MessageTemplate.filter(id=row.id).update(subject="", body=TOMBSTONE_BODY, version=row.version + 1)
+            await MessageTemplate.filter(id=row.id).update(subject="", body=TOMBSTONE_BODY, version=row.version + 1,
+                                                           updated_at=datetime.now(UTC))
             await writer.append([access.write_record(ctx, Action.DELETE, "message_template", row.id,
                                                      fields=frozenset({"subject", "body"}), decision=decision)])
     return await _in_force(ctx.institution_id, cause, channel, language)

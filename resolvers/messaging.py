@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import uuid
-from datetime import time
+from datetime import UTC, datetime, time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -110,7 +110,8 @@ async def update(ctx: Context, data: dict[str, Any], version: int | None) -> Mes
                                                      **values)
                 action = Action.CREATE
             else:
-                await MessagingSettings.filter(id=row.id).update(version=row.version + 1, **values)
+                await MessagingSettings.filter(id=row.id).update(version=row.version + 1, updated_at=datetime.now(UTC),
+                                                                 **values)  # a query set's update skips auto_now
                 action = Action.UPDATE
             await writer.append([access.write_record(ctx, action, "messaging_settings", row.id,
                                                      fields=frozenset(values), decision=decision)])

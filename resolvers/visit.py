@@ -362,8 +362,9 @@ async def transition(ctx: Context, visit_id: uuid.UUID | None, to: str, at: date
         columns[_STAMP[to]] = when
     _check_order({**_times(row), **columns})
     async with in_transaction():
-        await _write(ctx, view, version, columns, status=row.status)
-        for name, value in columns.items():
+        written = {**columns, "updated_at": datetime.now(UTC)}
+        await _write(ctx, view, version, written, status=row.status)
+        for name, value in written.items():  # the row as written: the answer is what is stored
             setattr(row, name, value)
         row.version += 1
         await writer.append([access.write_record(ctx, Action.UPDATE, "visit", row.id, patient_id=row.patient_id,
@@ -385,7 +386,7 @@ async def _write(ctx: Context, view: VisitView, version: int | None, columns: di
     query = Visit.filter(id=view.row.id, institution_id=ctx.institution_id, version=expected)
     if status is not None:
         query = query.filter(status=status)
-    changed = await query.update(**columns, version=bumped(), updated_at=datetime.now(UTC))
+    changed = await query.update(**{"updated_at": datetime.now(UTC), **columns}, version=bumped())
     if changed != 1:
         raise Conflict("version: the visit changed since you read it; read it again.", field="version")
 
