@@ -614,10 +614,17 @@ def _reach(ctx: Context) -> Q:
                                         institution_id=institution_id).values("id"))
         parts += [Q(follow_up_ticket_id__in=worked), Q(ticket_id__in=worked)]
     if SELF in reaches and principal.patient_id is not None:
-        parts.append(Q(patient_id=principal.patient_id))
+        parts.append(Q(patient_id=principal.patient_id) & _not_family())
     if not parts:
         return tenant & Q(id__in=[])
     return tenant & Q(*parts, join_type=Q.OR)
+
+
+def _not_family() -> Q:
+    """Responses the patient gave, not their family's: a family invitation's answer is its contact's, filed with
+    the patient for staff, never shown to the patient (found in review)."""
+    family = Subquery(SurveyInvitation.filter(contact_id__isnull=False).values("id"))
+    return Q(invitation_id__isnull=True) | ~Q(invitation_id__in=family)
 
 
 async def _shown_anonymous(ctx: Context, query: Any) -> Q:
@@ -717,8 +724,8 @@ async def export_fhir(ctx: Context, response_id: uuid.UUID | None) -> str:
 async def export_copy(ctx: Context, view: PatientView) -> list[dict[str, Any]]:
     """The patient's identified responses for their data export (an anonymous one is linked to nobody, so
     it is in nobody's copy), three statements."""
-    rows = list(await QuestionnaireResponse.filter(institution_id=ctx.institution_id, patient_id=view.row.id)
-                .order_by("id"))
+    rows = list(await QuestionnaireResponse.filter(_not_family(), institution_id=ctx.institution_id,
+                                                   patient_id=view.row.id).order_by("id"))
     found = {q.id: q for q in await Questionnaire.filter(id__in=list({r.questionnaire_id for r in rows}))}
     answers: dict[uuid.UUID, list[ResponseAnswer]] = {r.id: [] for r in rows}
     for answer in await ResponseAnswer.filter(institution_id=ctx.institution_id,

@@ -345,3 +345,23 @@ async def test_a_page_of_family_invitations_costs_the_same_whatever_its_size(
         return len(sql_counter.statements) - start
 
     assert await cost(size) == await cost(1)
+
+
+async def test_the_portal_does_not_show_a_patient_what_their_family_answered(tenant: Tenant,
+                                                                            services: Services) -> None:
+    """Found in review: the family's answer is filed under the patient, and the patient's reach (their list, one
+    response, their data export) showed it, free text included. Staff still see it."""
+    pid, _contact, row = await family_invited(tenant)
+    reply = await tenant.call(None, BY_LINK_ANSWER, t=link_of(services, row), answers=GOOD)
+    assert reply.errors == [], reply.errors
+    family_response = await QuestionnaireResponse.get(invitation_id=row.id)
+    user = await open_account(tenant, pid)
+    listed = await user.call("{ questionnaireResponses { nodes { id } } }")
+    one = await user.call("query($id: ID!) { questionnaireResponse(id: $id) { id } }", id=str(family_response.id))
+    export = await user.call("{ myDataExport }")
+    assert listed.data["questionnaireResponses"]["nodes"] == []
+    assert one.codes == ["NOT_FOUND"]
+    assert export.data["myDataExport"]["surveyResponses"] == []
+    staff = await tenant.call("department_head", "query($id: ID!) { questionnaireResponse(id: $id) { id } }",
+                              id=str(family_response.id))
+    assert staff.data["questionnaireResponse"] == {"id": str(family_response.id)}, staff.errors
