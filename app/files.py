@@ -35,13 +35,20 @@ from app.graphql import build_context
 from core.errors import BadUserInput, CareloopError
 from resolvers import attachment as attachments
 from resolvers import contract_signature as contract_signatures
+from resolvers import partner as partners
 from resolvers.attachment import PayloadTooLarge
-from resolvers.context import Services
+from resolvers.context import Context, Services
 from schema.common import uuid_of
 
 FORM_OVERHEAD = 16 * 1024  # a multipart body's boundaries, part headers and ticketId field, beyond the file
 STATUS = {"UNAUTHENTICATED": 401, "FORBIDDEN": 403, "NOT_FOUND": 404, "BAD_USER_INPUT": 400,
           "PAYLOAD_TOO_LARGE": 413, "RATE_LIMITED": 429, "DOCUMENT_TAMPERED": 500}
+
+
+async def _signed_in(ctx: Context) -> None:
+    """UNAUTHENTICATED without a principal; a client restricted to registered GraphQL documents is refused here."""
+    ctx.require_principal()
+    await partners.check_file_route(ctx)
 
 
 def routes(services: Services) -> list[Route]:
@@ -50,7 +57,7 @@ def routes(services: Services) -> list[Route]:
     async def upload(request: Request) -> Response:
         ctx = await build_context(services, request)
         try:
-            ctx.require_principal()
+            await _signed_in(ctx)
             ticket_id = uuid_of(request.path_params["ticket_id"], "ticketId")
             data = await _body(request, limit)
             name = request.headers.get("x-filename")
@@ -63,7 +70,7 @@ def routes(services: Services) -> list[Route]:
     async def form_upload(request: Request) -> Response:
         ctx = await build_context(services, request)
         try:
-            ctx.require_principal()
+            await _signed_in(ctx)
             ticket_id, name, content_type, data = await _form(request, limit)
             view = await attachments.upload(ctx, ticket_id, name, content_type, data)
         except CareloopError as error:
@@ -73,7 +80,7 @@ def routes(services: Services) -> list[Route]:
     async def download(request: Request) -> Response:
         ctx = await build_context(services, request)
         try:
-            ctx.require_principal()
+            await _signed_in(ctx)
             view, name, data = await attachments.download(ctx, uuid_of(request.path_params["attachment_id"]))
         except CareloopError as error:
             return _error(error)
@@ -94,7 +101,7 @@ def routes(services: Services) -> list[Route]:
     async def contract_document(request: Request) -> Response:
         ctx = await build_context(services, request)
         try:
-            ctx.require_principal()
+            await _signed_in(ctx)
             document = await contract_signatures.download(
                 ctx, uuid_of(request.path_params["contract_id"], "contractId"), _number(request.path_params["number"]))
         except CareloopError as error:

@@ -357,6 +357,15 @@ async def check_document(ctx: Context, document: str) -> None:
         raise Forbidden("This client may send only its registered operation documents.")
 
 
+async def check_file_route(ctx: Context) -> None:
+    """The file routes carry no operation document: a client restricted to registered documents is refused
+    there, recorded as any document it may not send (found in review: it downloaded contract documents)."""
+    principal = ctx.principal
+    if principal is not None and principal.documents_only:
+        await access.deny(ctx, Action.READ, "document", reason="untrusted_document")
+        raise Forbidden("This client may send only its registered operation documents.")
+
+
 # -- what a partner reads of its own record ---------------------------------------------------
 
 

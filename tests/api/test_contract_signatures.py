@@ -24,7 +24,7 @@ from models import AuditEvent, Contract, ContractItem, ContractSignature, Contra
 from resolvers.context import Services
 from tests.contracts import draft, item_input, make_item
 from tests.factories import Response, Tenant, make_patient
-from tests.partners import make_partnership
+from tests.partners import make_partnership, sha256
 from tests.patients import denials_since, make_contact, make_partner, mark, open_account
 
 VERSION_FIELDS = "number status documentSha256 sentAt signedAt items { code quantity }"
@@ -446,14 +446,38 @@ async def test_who_may_download_the_document(tenant: Tenant, other_tenant: Tenan
     assert [d[:3] for d in await denials_since(other_tenant.id, other_seq)] == [("read", "contract", "not_found")]
 
 
-async def test_a_partner_named_on_the_contract_downloads_it(tenant: Tenant) -> None:
+async def test_a_partner_named_on_the_contract_may_not_download_what_its_view_refuses(tenant: Tenant) -> None:
+    """The document shows the deposit, the prices and the sealed clauses, which the partner's view of the contract
+    refuses (FORBIDDEN at those fields): the download is refused too, and recorded (found in review: it was
+    served whole). A contract not naming it stays a missing one."""
     partnership = await make_partnership(tenant, ["contract:read", "patient.identity:read"])
     named = await send(tenant, await drafted(tenant, patient_id=partnership.granted,
                                              partner_id=partnership.partner_id))
     unnamed = await send(tenant, await drafted(tenant, patient_id=partnership.granted))
+    api = await partnership.call("query($id: ID!) { contract(id: $id) { versions { deposit { amount } clauses } } }",
+                                 id=named["id"])
+    assert sorted(e["extensions"]["code"] for e in api.errors) == ["FORBIDDEN", "FORBIDDEN"]
+    seq = await mark(tenant.id)
     got = await download(tenant, partnership.token, named["id"])
-    assert got.status_code == 200 and hashlib.sha256(got.content).hexdigest() == sha_of(named)
+    assert got.status_code == 403 and got.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert ("read", "contract", "forbidden", uuid.UUID(named["id"])) in [d[:4] for d in await denials_since(
+        tenant.id, seq)]
     assert (await download(tenant, partnership.token, unnamed["id"])).status_code == 404
+
+
+async def test_a_client_restricted_to_registered_documents_downloads_nothing(tenant: Tenant) -> None:
+    """The file routes carry no operation document: such a client is refused there, recorded (found in review: it
+    downloaded contract documents its GraphQL door refused)."""
+    partnership = await make_partnership(tenant, ["contract:read", "patient.identity:read"],
+                                         documents=[sha256("query { me { id } }")])
+    named = await send(tenant, await drafted(tenant, patient_id=partnership.granted,
+                                             partner_id=partnership.partner_id))
+    assert (await partnership.call("query($id: ID!) { contract(id: $id) { id } }", id=named["id"])).codes == [
+        "FORBIDDEN"]
+    seq = await mark(tenant.id)
+    got = await download(tenant, partnership.token, named["id"])
+    assert got.status_code == 403
+    assert [d[:3] for d in await denials_since(tenant.id, seq)] == [("read", "document", "untrusted_document")]
 
 
 # -- denied twins ----------------------------------------------------------------------------------------------
