@@ -230,6 +230,8 @@ def _note_matches(ctx: Context, views: list[PatientView], where: PatientFilter) 
     the file holds that phone): noted on the patient's read record as reading those fields would note them,
     whatever the page selects. The plain list notes nothing more."""
     columns = {column for name, column in _FILTER_FIELD.items() if getattr(where, name) is not None}
+    if not columns:  # the plain list (W1): nothing to walk
+        return
     for view in views:
         _note_matched(ctx, view, columns)
         if where.contact_phone is not None:
