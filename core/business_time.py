@@ -68,9 +68,12 @@ class Calendar:
                     yield begin, end
 
     def add(self, start: datetime, duration: timedelta) -> datetime:
-        """The moment ``duration`` of working time after ``start``."""
+        """The moment ``duration`` of working time after ``start``; ``start`` itself for none (a closing time
+        stays a closing time: a pause with no working time in it moves no due time)."""
         if self.always:
             return start + duration
+        if not duration:
+            return start
         remaining = duration
         for begin, end in self._working(start):
             if end <= start:

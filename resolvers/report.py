@@ -169,7 +169,8 @@ def _sla_outcome(now: datetime, responded: datetime | None, resolved: datetime |
                  response_due: datetime | None, resolution_due: datetime | None) -> bool | None:
     """True: both targets met; False: one missed or already breached; None: not decided yet."""
     for done, due in ((responded, response_due), (resolved, resolution_due)):
-        if due is not None and ((done is not None and done >= due) or (done is None and now >= due)):
+        # met at the due time itself ("within"); an open target is breached from it on (core.sla.Clock.state)
+        if due is not None and ((done is not None and done > due) or (done is None and now >= due)):
             return False
     if responded is not None and resolved is not None:
         return True

@@ -223,7 +223,8 @@ def view(ticket: Ticket, target: str, sla: SlaSettings, now: datetime) -> ClockV
                              (ticket.resolution_due_at, ticket.resolution_at_risk_at, ticket.resolved_at))
     calendar = sla.calendar if target == "response" and ticket.vip else sla.calendar_for(ticket.level)
     if stopped is not None:
-        state = SlaState.MET if due is not None and stopped < due else SlaState.MISSED
+        # "within 30 minutes": a response at the due time meets it (as core.sla.Clock.state has it)
+        state = SlaState.MET if due is not None and stopped <= due else SlaState.MISSED
         return ClockView(state, due, at_risk, None)
     if due is None or waiting_on_patient(ticket):
         return ClockView(SlaState.PAUSED, None, None, None)

@@ -144,3 +144,21 @@ def test_a_pause_after_the_breach_does_not_rescue_it() -> None:
 def test_stopped_clock_is_met_or_missed() -> None:
     assert Clock(local(12, 9), H, CAL, stopped_at=local(12, 9, 59)).state(local(20, 9)) is SlaState.MET
     assert Clock(local(12, 9), H, CAL, stopped_at=local(12, 10, 1)).state(local(20, 9)) is SlaState.MISSED
+
+
+def test_no_working_time_added_at_a_closing_time_stays_there() -> None:
+    """Found in review: adding nothing at 17:00 gave the next morning, so a pause over lunch or in the evening (no
+    working time in it) moved a due time that ends a working day to the next day's opening."""
+    calendar = Calendar(zone=SHANGHAI)
+    five_pm = datetime(2030, 1, 7, 17, 0, tzinfo=SHANGHAI)  # a Monday
+    assert calendar.add(five_pm, timedelta(0)) == five_pm
+    received = datetime(2030, 1, 7, 8, 0, tzinfo=SHANGHAI)
+    lunch = (datetime(2030, 1, 7, 12, 10, tzinfo=SHANGHAI), datetime(2030, 1, 7, 12, 50, tzinfo=SHANGHAI))
+    assert Clock(received, timedelta(hours=8), calendar, [lunch]).due_at == five_pm
+
+
+def test_a_target_stopped_at_its_due_time_is_met() -> None:
+    calendar = Calendar(zone=SHANGHAI)
+    received = datetime(2030, 1, 7, 9, 0, tzinfo=SHANGHAI)
+    clock = Clock(received, timedelta(hours=2), calendar, [], stopped_at=received + timedelta(hours=2))
+    assert clock.state(received + timedelta(hours=3)) == SlaState.MET
