@@ -159,8 +159,10 @@ async def cancel_for_patient(ctx: Context, patient_id: uuid.UUID) -> int:
 
 
 async def _cancel(ctx: Context, which: Q) -> int:
+    # Locked as read: a task a nurse completes meanwhile is waited for and then left out, never overwritten as
+    # cancelled (found in review: an archive turned a completed call into a cancelled one).
     open_tasks = FollowUpTask.filter(which, institution_id=ctx.institution_id, status__in=OPEN_TASK_STATUSES)
-    rows = await open_tasks.values_list("id", "patient_id")
+    rows = [(row.id, row.patient_id) for row in await open_tasks.select_for_update().only("id", "patient_id")]
     if not rows:
         return 0
     await FollowUpTask.filter(id__in=[task_id for task_id, _ in rows]).update(
@@ -820,16 +822,19 @@ async def fail(ctx: Context, task_id: uuid.UUID | None, notes: str | None, versi
     await _check_worker(ctx, view, "id")
     _check_open(view.row)
     text = _notes(notes, "notes")
-    outcomes = await FollowUpAttempt.filter(institution_id=ctx.institution_id, task_id=view.row.id).values_list(
-        "outcome", flat=True)
-    if not outcomes:
-        raise BadUserInput("id: record the call attempts before marking the task failed.", field="id")
-    if "reached" in outcomes:
-        raise BadUserInput("id: an attempt reached the patient; complete the task with the outcome instead.",
-                           field="id")
     columns = {"status": "failed", "reached": False, "completed_at": _now(), "completed_by_id": ctx.actor.id,
                "notes": access.seal(ctx, "follow_up_task", "notes", view.row.id, text)}
     async with in_transaction():
+        # The attempts read under the task's lock, which recording an attempt takes too: one reaching the patient
+        # meanwhile is seen here (found in review: a task failed beside a reached attempt).
+        await FollowUpTask.filter(id=view.row.id).select_for_update().only("id").first()
+        outcomes = await FollowUpAttempt.filter(institution_id=ctx.institution_id,
+                                                task_id=view.row.id).values_list("outcome", flat=True)
+        if not outcomes:
+            raise BadUserInput("id: record the call attempts before marking the task failed.", field="id")
+        if "reached" in outcomes:
+            raise BadUserInput("id: an attempt reached the patient; complete the task with the outcome instead.",
+                               field="id")
         await _write(ctx, view, version, columns)
         await writer.append([access.write_record(
             ctx, Action.UPDATE, "follow_up_task", view.row.id, patient_id=view.patient.row.id,
