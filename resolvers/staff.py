@@ -17,7 +17,7 @@ from core.errors import BadUserInput
 from core.passwords import password_problem
 from core.principal import ROLES
 from core.validation import Problems, clean_text, normalize_email
-from models import Department, DepartmentMembership, RoleAssignment, Session, Staff
+from models import Department, DepartmentMembership, Institution, RoleAssignment, Session, Staff
 from resolvers import access, pagination, role_grant, versioning
 from resolvers.context import Context
 
@@ -91,6 +91,8 @@ async def update(ctx: Context, staff_id: uuid.UUID | None, data: dict[str, Any],
                                                  what="a department")
     revoke = bool(data.get("revoke_sessions")) or changes.get("is_active") is False
     async with in_transaction():
+        if changes.get("is_active") is False and "admin" in view.roles:
+            await _keep_an_admin(ctx, view.row.id, "active")
         await versioning.update_versioned(view.row, version, "staff member", **changes)  # departments too
         if department_ids is not None:
             await DepartmentMembership.filter(staff_id=view.row.id).delete()
@@ -131,9 +133,13 @@ async def assign_role(ctx: Context, staff_id: uuid.UUID | None, role: str) -> St
         raise await role_grant.refuse_self_grant(ctx, Action.CREATE, "role", view.row.id, field="staffId",
                                                  what="a role")
     if role not in view.roles:
-        async with in_transaction():
-            await RoleAssignment.create(institution_id=ctx.institution_id, staff_id=view.row.id, role=role)
-            await role_grant.record_grants(ctx, view.row.id, [role], decision)
+        try:
+            async with in_transaction():
+                await RoleAssignment.create(institution_id=ctx.institution_id, staff_id=view.row.id, role=role)
+                await role_grant.record_grants(ctx, view.row.id, [role], decision)
+        except IntegrityError:  # the same grant sent twice at once: it is held, recorded once (found in review)
+            if not await RoleAssignment.exists(staff_id=view.row.id, role=role):
+                raise
     return await _find(ctx, view.row.id, Action.READ)
 
 
@@ -142,17 +148,26 @@ async def revoke_role(ctx: Context, staff_id: uuid.UUID | None, role: str) -> St
                                       resource_id=staff_id)
     view = await _find(ctx, staff_id, Action.DELETE)
     (role,) = _roles([role])
-    if role == "admin" and role in view.roles:
-        admins = await RoleAssignment.filter(institution_id=ctx.institution_id, role="admin",
-                                             staff__is_active=True).count()
-        if admins <= 1:
-            raise BadUserInput("role: the institution's last active admin keeps the role.", field="role")
     if role in view.roles:
         async with in_transaction():
-            await RoleAssignment.filter(staff_id=view.row.id, role=role).delete()
-            await writer.append([access.write_record(ctx, Action.DELETE, "role", view.row.id,
-                                                     fields=frozenset({role}), decision=decision)])
+            if role == "admin":
+                await _keep_an_admin(ctx, view.row.id, "role")
+            # Recorded only when it removed something: the same revocation sent twice is one (found in review).
+            if await RoleAssignment.filter(staff_id=view.row.id, role=role).delete():
+                await writer.append([access.write_record(ctx, Action.DELETE, "role", view.row.id,
+                                                         fields=frozenset({role}), decision=decision)])
     return await _find(ctx, view.row.id, Action.READ)
+
+
+async def _keep_an_admin(ctx: Context, losing: uuid.UUID, field: str) -> None:
+    """Refuse to leave the institution without an active admin, counted under the institution's lock (inside the
+    caller's transaction): two admins revoking or deactivating each other at once wait in turn, and the second
+    finds itself the last (found in review: both won, leaving none)."""
+    await Institution.filter(id=ctx.institution_id).select_for_update().only("id").first()
+    others = await RoleAssignment.filter(institution_id=ctx.institution_id, role="admin", staff__is_active=True) \
+        .exclude(staff_id=losing).count()
+    if not others:
+        raise BadUserInput(f"{field}: the institution's last active admin keeps the role.", field=field)
 
 
 # -- the directory: colleagues' names, roles and departments -----------------------------------------
