@@ -36,7 +36,7 @@ from core.errors import BadUserInput, Conflict, Forbidden
 from core.ids import uuid7
 from core.principal import PARTNER, PATIENT, STAFF
 from core.validation import Problems, aware_time, check_year, clean_text, one_of
-from models import Appointment, Institution, Schedule, Visit
+from models import Appointment, Institution, Patient, Schedule, Visit
 from models.appointment import BOOKING_CHANNELS, CANCELLATION_REASONS
 from policies.fields import APPOINTMENT_FIELD_CLASS
 from policies.guard import Decision
@@ -324,15 +324,21 @@ async def book(ctx: Context, data: dict[str, Any]) -> AppointmentView:
     now = _now()
     await _check_when(ctx, Action.CREATE, None, patient, slot.start, now)
     _check_active(patient)
-    if await Appointment.exists(institution_id=ctx.institution_id, schedule_id=schedule.id, slot_start=slot.start,
-                                patient_id=patient.row.id, status__in=HOLDING):
-        raise Conflict("slotStart: the patient already has a place in this slot.", field="slotStart")
     values = {"patient_id": patient.row.id, "schedule_id": schedule.id, "slot_start": slot.start,
               "slot_end": slot.end, "channel": channel, "reason": reason,
               "booked_by_id": principal.user_id if principal.kind == STAFF else None,
               "partner_id": principal.partner_id if principal.kind == PARTNER else None}
 
     async def write(seat: int) -> Appointment:
+        # The file locked first: the same patient booked twice at once (a double click, two desks) waits here and
+        # then finds the first place, and a merge of the file meanwhile is seen (found in review: both won).
+        current = await Patient.filter(id=patient.row.id).select_for_update().only("id", "status").first()
+        if current is None or current.status != "active":
+            raise BadUserInput("patientId: the file is no longer active; appointments are for active files.",
+                               field="patientId")
+        if await Appointment.exists(institution_id=ctx.institution_id, schedule_id=schedule.id,
+                                    slot_start=slot.start, patient_id=patient.row.id, status__in=HOLDING):
+            raise Conflict("slotStart: the patient already has a place in this slot.", field="slotStart")
         row = await _insert(ctx, seat, values)
         await communication.on_appointment(ctx, row, "booked")
         await writer.append([access.write_record(ctx, Action.CREATE, "appointment", row.id,

@@ -95,6 +95,10 @@ async def merge(ctx: Context, survivor_id: uuid.UUID | None, duplicate_id: uuid.
     kept: dict[str, int] = {}
     now = datetime.now(UTC)
     async with in_transaction():
+        # Both files locked first, in id order: a booking or another merge of either waits for this one (found in
+        # review: a booking landed on the merged file; crossed merges deadlocked), and crossed merges cannot.
+        for patient_id in sorted((survivor.row.id, duplicate.row.id)):
+            await Patient.filter(id=patient_id).select_for_update().only("id").first()
         for link in links:
             count, left = await _move(ctx, link, survivor.row.id, duplicate.row.id)
             if count:

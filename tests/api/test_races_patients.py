@@ -1,0 +1,69 @@
+"""Races on a patient's file, each 20 rounds of two requests at once (found in review, on PostgreSQL, each failing
+every round): one patient booked twice into one slot (a double click, two desks); a booking while the file is
+merged into another (the appointment stayed on the merged file); crossed merges (a deadlock answered
+INTERNAL_SERVER_ERROR to the loser)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from models import Appointment, Patient
+from resolvers import appointment as appointments
+from resolvers.context import Services
+from tests.api.test_appointment_concurrency import second_desk, utc
+from tests.api.test_appointments import BOOK, NOW, at, booking, make_schedule
+from tests.api.test_patient_merge import MERGE
+from tests.factories import Tenant, make_patient
+
+ROUNDS = 20
+
+
+@pytest.fixture(autouse=True)
+def frozen_now(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(appointments, "_now", lambda: NOW)
+
+
+async def test_one_patient_booked_twice_at_once_holds_one_place(tenant: Tenant, client: httpx.AsyncClient,
+                                                                services: Services) -> None:
+    await second_desk(tenant, client, services)
+    schedule = await make_schedule(tenant, capacity=3)
+    bad = 0
+    for round_ in range(ROUNDS):
+        start = at(2 + round_ % 5, 8 + round_ // 5)
+        patient = await make_patient(tenant)
+        replies = await asyncio.gather(tenant.call("front_desk", BOOK, input=booking(schedule, patient, start)),
+                                       tenant.call("desk2", BOOK, input=booking(schedule, patient, start)))
+        held = await Appointment.filter(institution_id=tenant.id, schedule_id=schedule, slot_start=utc(start),
+                                        patient_id=patient, seat__isnull=False).count()
+        if held != 1 or sorted(c for r in replies for c in r.codes) != ["CONFLICT"]:
+            bad += 1
+    assert bad == 0, f"{bad}/{ROUNDS} rounds"
+
+
+async def test_a_booking_during_a_merge_never_stays_on_the_merged_file(tenant: Tenant) -> None:
+    schedule = await make_schedule(tenant, capacity=40)
+    bad = 0
+    for round_ in range(ROUNDS):
+        survivor, duplicate = await make_patient(tenant), await make_patient(tenant)
+        await asyncio.gather(
+            tenant.call("front_desk", MERGE, s=str(survivor), d=str(duplicate)),
+            tenant.call("front_desk", BOOK, input=booking(schedule, duplicate, at(2 + round_ % 5, 9))))
+        left = await Appointment.filter(patient_id=duplicate, status="booked").count()
+        if (await Patient.get(id=duplicate)).status == "merged" and left:
+            bad += 1
+    assert bad == 0, f"{bad}/{ROUNDS} rounds"
+
+
+async def test_crossed_merges_leave_one_file_and_a_conflict(tenant: Tenant) -> None:
+    bad = 0
+    for _ in range(ROUNDS):
+        a, b = await make_patient(tenant), await make_patient(tenant)
+        replies = await asyncio.gather(tenant.call("front_desk", MERGE, s=str(a), d=str(b)),
+                                       tenant.call("front_desk", MERGE, s=str(b), d=str(a)))
+        statuses = {(await Patient.get(id=p)).status for p in (a, b)}
+        if statuses != {"active", "merged"} or sorted(tuple(r.codes) for r in replies) != [(), ("CONFLICT",)]:
+            bad += 1
+    assert bad == 0, f"{bad}/{ROUNDS} rounds"
