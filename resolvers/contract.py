@@ -665,6 +665,9 @@ async def _insert_contract(ctx: Context, values: dict[str, Any], version: dict[s
     for attempt in range(NUMBER_ATTEMPTS):
         try:
             async with in_transaction():
+                if values.get("renewal_of_id") is not None:  # one renewal at a time, checked under the term's lock
+                    await Contract.filter(id=values["renewal_of_id"]).select_for_update().only("id").first()
+                    await _check_no_renewal(ctx, values["renewal_of_id"])
                 row = await _insert_contract_rows(scribe, year, values, version)
                 await writer.append([access.write_record(ctx, Action.CREATE, "contract", row.id,
                                                          patient_id=row.patient_id, fields=written,
@@ -674,6 +677,15 @@ async def _insert_contract(ctx: Context, values: dict[str, Any], version: dict[s
             if attempt == NUMBER_ATTEMPTS - 1:
                 raise
     raise AssertionError("unreachable")
+
+
+async def _check_no_renewal(ctx: Context, contract_id: uuid.UUID) -> None:
+    """CONFLICT ``renewal_exists`` when the contract has a renewal that is not terminated. Checked again inside the
+    renewal's insert under the renewed contract's lock: two renewals sent at once made two drafts (found in
+    review)."""
+    if await Contract.filter(institution_id=ctx.institution_id, renewal_of_id=contract_id).exclude(
+            status="terminated").exists():
+        raise _conflict("contractId: the contract has a renewal already.", "renewal_exists", "contractId")
 
 
 async def _cas(ctx: Context, row: Contract, expected: int, **columns: Any) -> None:
@@ -1120,9 +1132,7 @@ async def renew(ctx: Context, contract_id: uuid.UUID | None, data: dict[str, Any
     if row.status not in LIVE:
         raise _conflict(f"contractId: a {row.status.upper()} contract cannot be renewed (only ACTIVE or SUSPENDED "
                         "ones).", ILLEGAL, "contractId")
-    if await Contract.filter(institution_id=ctx.institution_id, renewal_of_id=row.id).exclude(
-            status="terminated").exists():
-        raise _conflict("contractId: the contract has a renewal already.", "renewal_exists", "contractId")
+    await _check_no_renewal(ctx, row.id)
     versions = await _versions(ctx.institution_id, row.id)
     base = next(v for v in reversed(versions) if v.status == "signed")
     start_on = row.end_on + timedelta(days=1)
