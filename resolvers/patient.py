@@ -302,6 +302,11 @@ async def create(ctx: Context, data: dict[str, Any], *, register_anyway: bool = 
         if returning is not None:
             return CreateResult(None, returning, matched_on)
     async with in_transaction():
+        if not register_anyway:  # again, under a lock of what identifies the person: a double click registers once
+            await _lock_identities(ctx, columns)
+            returning, matched_on = await _returning_patient(ctx, columns)
+            if returning is not None:
+                return CreateResult(None, returning, matched_on)
         row = await Patient.create(id=patient_id, institution_id=ctx.institution_id, **columns)
         if _outside_reach(ctx, row):  # a nurse registering a patient joins the patient's care team
             await CareTeamMember.create(institution_id=ctx.institution_id, patient_id=row.id, staff_id=ctx.actor.id)
@@ -402,6 +407,21 @@ def _classes(data: dict[str, Any]) -> set[str]:
 def _outside_reach(ctx: Context, row: Patient) -> bool:
     scope = access.patient_scope(ctx)
     return not scope.classes_for(row.department_id, in_care_team=False)
+
+
+async def _lock_identities(ctx: Context, columns: dict[str, Any]) -> None:
+    """Transaction locks on what the returning-patient check matches (ID number, phones, name and birth date), in
+    one order: two registrations of one person at once check in turn (found in review: a double click made two
+    files). PostgreSQL's advisory locks; SQLite runs one write transaction at a time already."""
+    db = Patient._meta.db
+    if db.capabilities.dialect != "postgres":
+        return
+    born = columns.get("birth_date")
+    named = f"{name_key(columns['full_name'])}|{born}" if born is not None else None
+    keys = sorted({f"{ctx.institution_id}:{key}" for key in (columns.get("national_id_bidx"),
+                   columns.get("phone_bidx"), columns.get("alt_phone_bidx"), named) if key})
+    for key in keys:
+        await db.execute_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [key])
 
 
 _MATCHED_COLUMNS = {"NATIONAL_ID": ("national_id",), "PHONE": ("phone",),

@@ -67,3 +67,21 @@ async def test_crossed_merges_leave_one_file_and_a_conflict(tenant: Tenant) -> N
         if statuses != {"active", "merged"} or sorted(tuple(r.codes) for r in replies) != [(), ("CONFLICT",)]:
             bad += 1
     assert bad == 0, f"{bad}/{ROUNDS} rounds"
+
+
+async def test_a_double_click_registers_one_file(tenant: Tenant) -> None:
+    """The second registration of one person at once answers returningPatient (found in review: two files, 20 of
+    20 rounds)."""
+    from tests.factories import CREATE_PATIENT
+    bad = 0
+    for round_ in range(ROUNDS):
+        data = {"fullName": f"Double Click {round_}", "departmentId": str(tenant.departments["A"].id),
+                "phone": f"1381234{round_:04d}", "birthDate": "1980-01-02"}
+        replies = await asyncio.gather(*(tenant.call("front_desk", CREATE_PATIENT, input=data, anyway=False)
+                                         for _ in range(2)))
+        created = [r.data["patientCreate"]["patient"] for r in replies if not r.errors]
+        returning = [r.data["patientCreate"]["returningPatient"] for r in replies if not r.errors]
+        files = await Patient.filter(institution_id=tenant.id, full_name=data["fullName"]).count()
+        if files != 1 or sum(1 for c in created if c) != 1 or sum(1 for r in returning if r) != 1:
+            bad += 1
+    assert bad == 0, f"{bad}/{ROUNDS} rounds"
