@@ -321,14 +321,16 @@ async def test_the_outbox_survives_a_restart(tenant: Tenant, settings: Settings)
 
 async def test_the_loop_sends_at_the_due_time_without_waiting_for_a_poll(tenant: Tenant) -> None:
     await notification.deliver_due(RecordingSender())  # nothing overdue left in the shared outbox
-    ticket = await post_operative(tenant, datetime.now(UTC) - timedelta(minutes=24) + timedelta(seconds=0.8))
+    # Due 3 s from now: time enough to open the ticket on a loaded machine (0.8 s was not, once, under make test's
+    # two suites), far less than the loop's 30-second poll.
+    ticket = await post_operative(tenant, datetime.now(UTC) - timedelta(minutes=24) + timedelta(seconds=3))
     due = times(ticket)[RESPONSE_AT_RISK]
     assert due > datetime.now(UTC)
     sender = RecordingSender()
 
     task = asyncio.create_task(notifier.run(sender, Outbox(), poll_seconds=30))
     try:
-        await sender.wait_for(ticket, 5)
+        await sender.wait_for(ticket, 8)
     finally:
         await stop(task)
 
