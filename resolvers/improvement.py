@@ -299,7 +299,7 @@ def _value(name: str, value: Any) -> Any:
     if name == "deadline":
         check_year(value, "deadline")
         return value
-    if name in ("department_id", "deadline"):
+    if name == "department_id":
         return value
     raise BadUserInput(f"{camel_case(name)}: cannot be set here.", field=camel_case(name))
 

@@ -233,13 +233,9 @@ def _note_matches(ctx: Context, views: list[PatientView], where: PatientFilter) 
     if not columns:  # the plain list (W1): nothing to walk
         return
     for view in views:
-        _note_matched(ctx, view, columns)
+        access.note_patient_reads(ctx, ctx.reads, view, columns)
         if where.contact_phone is not None:
             access.note_contact_read(ctx, ctx.reads, view, "phone")
-
-
-def _note_matched(ctx: Context, view: PatientView, columns: Collection[str]) -> None:
-    access.note_patient_reads(ctx, ctx.reads, view, columns)
 
 
 def _conditions(ctx: Context, where: PatientFilter, today: date | None = None) -> Q:
@@ -450,7 +446,8 @@ async def _returning_patient(ctx: Context, columns: dict[str, Any]) -> tuple[Pat
             view = (await access.views(ctx, [found]))[0]
             matched = ["NATIONAL_ID", "PHONE"] if kind == "NATIONAL_ID" and _same_phone(found, columns) else [kind]
             # Answering "this person is on file" reveals what matched: a read of those fields of the file.
-            _note_matched(ctx, view, [column for kind in matched for column in _MATCHED_COLUMNS[kind]])
+            access.note_patient_reads(ctx, ctx.reads, view,
+                                      [column for kind in matched for column in _MATCHED_COLUMNS[kind]])
             return view, matched
     return None, []
 

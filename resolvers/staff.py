@@ -92,7 +92,7 @@ async def update(ctx: Context, staff_id: uuid.UUID | None, data: dict[str, Any],
     revoke = bool(data.get("revoke_sessions")) or changes.get("is_active") is False
     async with in_transaction():
         if changes.get("is_active") is False and "admin" in view.roles:
-            await _keep_an_admin(ctx, view.row.id, "active")
+            await _keep_an_admin(ctx, view.row.id, "active", "stays active")
         await versioning.update_versioned(view.row, version, "staff member", **changes)  # departments too
         if department_ids is not None:
             await DepartmentMembership.filter(staff_id=view.row.id).delete()
@@ -151,7 +151,7 @@ async def revoke_role(ctx: Context, staff_id: uuid.UUID | None, role: str) -> St
     if role in view.roles:
         async with in_transaction():
             if role == "admin":
-                await _keep_an_admin(ctx, view.row.id, "role")
+                await _keep_an_admin(ctx, view.row.id, "role", "keeps the role")
             # Recorded only when it removed something: the same revocation sent twice is one (found in review).
             if await RoleAssignment.filter(staff_id=view.row.id, role=role).delete():
                 await writer.append([access.write_record(ctx, Action.DELETE, "role", view.row.id,
@@ -159,7 +159,7 @@ async def revoke_role(ctx: Context, staff_id: uuid.UUID | None, role: str) -> St
     return await _find(ctx, view.row.id, Action.READ)
 
 
-async def _keep_an_admin(ctx: Context, losing: uuid.UUID, field: str) -> None:
+async def _keep_an_admin(ctx: Context, losing: uuid.UUID, field: str, what: str) -> None:
     """Refuse to leave the institution without an active admin, counted under the institution's lock (inside the
     caller's transaction): two admins revoking or deactivating each other at once wait in turn, and the second
     finds itself the last (found in review: both won, leaving none)."""
@@ -167,7 +167,7 @@ async def _keep_an_admin(ctx: Context, losing: uuid.UUID, field: str) -> None:
     others = await RoleAssignment.filter(institution_id=ctx.institution_id, role="admin", staff__is_active=True) \
         .exclude(staff_id=losing).count()
     if not others:
-        raise BadUserInput(f"{field}: the institution's last active admin keeps the role.", field=field)
+        raise BadUserInput(f"{field}: the institution's last active admin {what}.", field=field)
 
 
 # -- the directory: colleagues' names, roles and departments -----------------------------------------
