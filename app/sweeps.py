@@ -8,6 +8,8 @@
   (``contract.expire_due``), and reminders of ends, unsigned versions and suspensions (``contract_reminder.sweep``).
 - compliance alerts: yesterday's access anomalies and break-glass accesses unreviewed after 24 hours, to the
   compliance officers through the staff notification outbox (``compliance_alert.sweep``).
+- sign-in throttles: the failure counts of addresses without an account, once idle for 30 days
+  (``session.forget_idle_unknown_addresses``).
 
 Each sweep runs on one node of the fleet: the one that leads it (``app.leader``: an advisory lock per
 sweep on PostgreSQL, a file lock on SQLite); the others look again every ``FOLLOWER_RETRY_SECONDS`` at
@@ -23,7 +25,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from app.leader import Leadership
-from resolvers import appointment, compliance_alert, contract, contract_reminder, reminder, survey
+from resolvers import appointment, compliance_alert, contract, contract_reminder, reminder, session, survey
 from resolvers.context import Services
 
 log = logging.getLogger("careloop.sweeps")
@@ -49,6 +51,7 @@ def of(services: Services) -> tuple[Sweep, ...]:
         Sweep("contract terms", lambda: contract.expire_due(services.keyring), 600.0, leadership),
         Sweep("contract reminders", lambda: contract_reminder.sweep(), 600.0, leadership),
         Sweep("compliance alerts", lambda: compliance_alert.sweep(), 600.0, leadership),
+        Sweep("sign-in throttles", lambda: session.forget_idle_unknown_addresses(), 3600.0, leadership),
     )
 
 

@@ -26,6 +26,7 @@ from models.questionnaire_response import QuestionnaireResponse, ResponseAnswer
 from models.role_grant import RoleGrant
 from models.schedule import Schedule, ScheduleException
 from models.service_item import ServiceItem, ServiceItemPrice
+from models.sign_in_throttle import SignInThrottle
 from models.sla import BusinessCalendar, SlaPolicy
 from models.staff import DepartmentMembership, RoleAssignment, Session, Staff
 from models.survey import SurveyInvitation, SurveySettings, SurveyTrigger
@@ -88,6 +89,7 @@ __all__ = [
     "ServiceItem",
     "ServiceItemPrice",
     "Session",
+    "SignInThrottle",
     "SlaPolicy",
     "Staff",
     "SurveyInvitation",

@@ -69,12 +69,12 @@ async def change_password(ctx: Context, current: str, new: str) -> bool:
     accounts, account = await _own_account(ctx)
     _check_new_password(new)
     now = datetime.now(UTC)
-    if account.locked_until is not None and account.locked_until > now:
-        await _deny(ctx, account, "locked")
-        raise sessions.locked_error(account.locked_until, now)
+    attempts = sessions.attempts_at(ctx, accounts, account)
+    attempt = await sessions.claim_attempt(ctx, attempts, now, _denial(ctx, account, "locked"))
     if len(current) > MAX_PASSWORD or not (await ctx.services.passwords.verify(account.password_hash, current)).ok:
-        await sessions.record_failure(ctx, accounts, account, now, "bad_current_password")
+        await sessions.record_failure(ctx, accounts, account, now, attempt, "bad_current_password")
         raise BadUserInput("currentPassword: does not match your password.", field="currentPassword")
+    await sessions.release_attempt(ctx, attempts, now, _denial(ctx, account, "locked"))
     if new == current:
         raise BadUserInput("newPassword: must differ from the current password.", field="newPassword")
     password_hash = await ctx.services.passwords.hash(new)
@@ -269,7 +269,8 @@ async def enroll(ctx: Context) -> TotpEnrolment:
 async def enroll_for_login(ctx: Context, email: str, password: str) -> TotpEnrolment:
     """A TOTP secret for a staff member who cannot sign in without one, had with e-mail and password (checked,
     counted and locked out as a sign-in is): the first sign-in with its code confirms it."""
-    staff, _ = await sessions.check_credentials(ctx, STAFF_ACCOUNTS, email, password)
+    # the attempt stays counted until a sign-in succeeds: enrolling must not reset the count between guesses
+    staff, _, _ = await sessions.check_credentials(ctx, STAFF_ACCOUNTS, email, password)
     assert isinstance(staff, Staff)
     if staff.totp_enabled_at is not None:
         raise BadUserInput("A second factor is on already: sign in with its code.")
@@ -328,12 +329,17 @@ async def _own_staff(ctx: Context) -> Staff:
 async def _step(ctx: Context, staff: Staff, code: str) -> int:
     """The time step of a valid, unused code of the staff member's secret, claimed; refused and recorded
     otherwise (a wrong code, or one already used: RFC 6238's one-time rule)."""
-    step = totp_step(await sessions.totp_secret(ctx, staff), code, datetime.now(UTC), staff.totp_last_step)
+    now = datetime.now(UTC)
+    # counted toward the lockout like a sign-in's code: a stolen session must not guess its way to turning it off
+    attempts = sessions.attempts_at(ctx, STAFF_ACCOUNTS, staff)
+    attempt = await sessions.claim_attempt(ctx, attempts, now, _denial(ctx, staff, "locked"))
+    step = totp_step(await sessions.totp_secret(ctx, staff), code, now, staff.totp_last_step)
     claimed = step is not None and await Staff.filter(
         Q(totp_last_step=None) | Q(totp_last_step__lt=step), id=staff.id).update(totp_last_step=step)
     if step is None or not claimed:
-        await _deny(ctx, staff, "bad_totp")
+        await sessions.record_failed_attempt(ctx, attempts, now, attempt, _denial(ctx, staff, "bad_totp"))
         raise BadUserInput("code: not a valid code of your authenticator app (each code works once).", field="code")
+    await sessions.release_attempt(ctx, attempts, now, _denial(ctx, staff, "locked"))
     return step
 
 
@@ -367,6 +373,8 @@ def _account_record(actor: Actor, accounts: Accounts, account: Staff | PatientAc
                        fields_read=frozenset(fields), reason=reason)
 
 
-async def _deny(ctx: Context, account: Staff | PatientAccount, reason: str) -> None:
+def _denial(ctx: Context, account: Staff | PatientAccount, reason: str) -> AuditRecord:
+    """The record of a refused change of one's own account (as ``access.deny`` writes it)."""
     accounts = STAFF_ACCOUNTS if isinstance(account, Staff) else PATIENT_ACCOUNTS
-    await access.deny(ctx, Action.UPDATE, _resource(accounts), account.id, _patient_of(account), reason=reason)
+    return AuditRecord(account.institution_id, ctx.actor, Action.UPDATE, _resource(accounts), Outcome.DENIED,
+                       ctx.request, resource_id=account.id, patient_id=_patient_of(account), reason=reason)

@@ -40,6 +40,7 @@ from models import (
     PatientSession,
     RoleAssignment,
     Session,
+    SignInThrottle,
     Staff,
 )
 from policies.fields import CLINICAL
@@ -49,6 +50,7 @@ from resolvers.loaders import Loaders
 
 INVALID_CREDENTIALS = "Invalid email or password."
 LOCKED = "Too many failed sign-in attempts; the account is locked for a while."
+THROTTLE_IDLE_DAYS = 30
 
 
 @dataclass(frozen=True)
@@ -219,9 +221,10 @@ def locked_error(locked_until: datetime, now: datetime) -> RateLimited:
 
 
 async def check_credentials(ctx: Context, accounts: Accounts, email: str, password: str
-                            ) -> tuple[Staff | PatientAccount, bool]:
-    """The account these credentials open, and whether its hash wants upgrading; refused (and counted toward
-    the lockout, and recorded) otherwise. A locked account is refused whatever the password."""
+                            ) -> tuple[Staff | PatientAccount, bool, int]:
+    """The account these credentials open, whether its hash wants upgrading and the attempt's number (see
+    ``claim_attempt``: the caller releases it once the whole sign-in succeeds); refused (and counted toward the
+    lockout, and recorded) otherwise. A locked account is refused whatever the password."""
     if len(email) > 254 or len(password) > 1024:
         raise BadUserInput("email or password is too long.", field="email")
     address = email.strip().lower()
@@ -229,35 +232,39 @@ async def check_credentials(ctx: Context, accounts: Accounts, email: str, passwo
     # even compare with one: such an address is unknown, like any other (issue 11).
     account = None if "\x00" in address else await accounts.account.get_or_none(email=address)
     now = datetime.now(UTC)
-    if account is not None and account.locked_until is not None and account.locked_until > now:
-        await writer.append([_login_record(ctx, accounts, account, Action.LOGIN,
-                                           Outcome.DENIED, "locked")])
-        raise locked_error(account.locked_until, now)
+    attempts = (attempts_at(ctx, accounts, account) if account is not None
+                else await _attempts_at_unknown(ctx, accounts, address))
+    attempt = await claim_attempt(ctx, attempts, now,
+                                  _login_record(ctx, accounts, account, Action.LOGIN, Outcome.DENIED, "locked"))
     stored_hash = account.password_hash if account is not None and account.is_active else None
     verification = await ctx.services.passwords.verify(stored_hash, password)
     if account is None or stored_hash is None or not verification.ok:
-        await record_failure(ctx, accounts, account, now)
+        await record_failed_attempt(ctx, attempts, now, attempt, _login_record(
+            ctx, accounts, account, Action.LOGIN, Outcome.DENIED, "bad_credentials"))
         raise Unauthenticated(INVALID_CREDENTIALS)
-    return account, verification.needs_rehash
+    return account, verification.needs_rehash, attempt
 
 
 async def login(ctx: Context, email: str, password: str, accounts: Accounts = STAFF_ACCOUNTS,
                 totp_code: str | None = None) -> LoginResult:
-    account, needs_rehash = await check_credentials(ctx, accounts, email, password)
+    account, needs_rehash, attempt = await check_credentials(ctx, accounts, email, password)
     now = datetime.now(UTC)
-    updates: dict[str, object] = {"failed_logins": 0, "locked_until": None}
+    updates: dict[str, object] = {}
     enabling = False
     if isinstance(account, Staff):
-        step, enabling = await _second_factor(ctx, account, totp_code, now)
+        step, enabling = await _second_factor(ctx, account, totp_code, now, attempt)
         if step is not None and not await _claim_step(account, step):  # the same code, a moment ago
-            await record_failure(ctx, accounts, account, now, "bad_totp")
+            await record_failure(ctx, accounts, account, now, attempt, "bad_totp")
             raise Unauthenticated(INVALID_CREDENTIALS)
         if enabling:
             updates.update(totp_enabled_at=now, version=F("version") + 1, updated_at=now)
+    await release_attempt(ctx, attempts_at(ctx, accounts, account), now,
+                          _login_record(ctx, accounts, account, Action.LOGIN, Outcome.DENIED, "locked"))
     if needs_rehash:
         updates["password_hash"] = await ctx.services.passwords.hash(password)
     async with in_transaction():
-        await accounts.account.filter(id=account.id).update(**updates)
+        if updates:
+            await accounts.account.filter(id=account.id).update(**updates)
         if enabling:  # an enrolment the institution required, confirmed by its first code
             await writer.append([AuditRecord(account.institution_id, Actor(STAFF, account.id), Action.UPDATE,
                                              "staff", Outcome.ALLOWED, ctx.request, resource_id=account.id,
@@ -268,20 +275,21 @@ async def login(ctx: Context, email: str, password: str, accounts: Accounts = ST
 # -- the second factor ---------------------------------------------------------------------------
 
 
-async def _second_factor(ctx: Context, staff: Staff, code: str | None, now: datetime) -> tuple[int | None, bool]:
+async def _second_factor(ctx: Context, staff: Staff, code: str | None, now: datetime, attempt: int
+                         ) -> tuple[int | None, bool]:
     """The time step of the code a staff member must give, and whether it confirms an enrolment; refused (and
     counted) when a code is due and missing or wrong. (None, False) when no code is asked of the account."""
     if staff.totp_enabled_at is None and not await totp_required_of(ctx, staff):
         return None, False  # a code given anyway is ignored
     if staff.totp_enabled_at is None and (staff.totp_secret is None or not code):
-        await record_failure(ctx, STAFF_ACCOUNTS, staff, now, "totp_enrolment_required")
+        await record_failure(ctx, STAFF_ACCOUNTS, staff, now, attempt, "totp_enrolment_required")
         raise TotpEnrolmentRequired()
     if not code:
-        await record_failure(ctx, STAFF_ACCOUNTS, staff, now, "totp_missing")
+        await record_failure(ctx, STAFF_ACCOUNTS, staff, now, attempt, "totp_missing")
         raise TotpRequired()
     step = totp_step(await totp_secret(ctx, staff), code, now, staff.totp_last_step)
     if step is None:
-        await record_failure(ctx, STAFF_ACCOUNTS, staff, now, "bad_totp")
+        await record_failure(ctx, STAFF_ACCOUNTS, staff, now, attempt, "bad_totp")
         raise Unauthenticated(INVALID_CREDENTIALS)
     return step, staff.totp_enabled_at is None
 
@@ -336,23 +344,99 @@ async def logout(ctx: Context) -> bool:
     return True
 
 
-async def record_failure(ctx: Context, accounts: Accounts, account: Staff | PatientAccount | None, now: datetime,
-                         reason: str = "bad_credentials") -> None:
-    """Count the failure in the database, one by one, and lock the account at the limit."""
-    if account is None:
-        await writer.append([_login_record(ctx, accounts, None, Action.LOGIN, Outcome.DENIED, reason)])
-        return
-    limits = ctx.services.settings.limits
-    model = accounts.account
+# -- the lockout ----------------------------------------------------------------------------------
+#
+# Every attempt at an account's secret (password or second-factor code) is counted before the secret is
+# checked, in one conditional UPDATE, so that attempts sent at once are held to the limit like attempts sent one
+# by one (found in review: twenty wrong passwords at once were all checked, and a right one among them signed
+# in). ``failed_logins`` counts the failures and the attempts still being checked; a success releases the count.
+# An address without an account is counted and locked alike, in ``sign_in_throttle`` under a keyed hash: the
+# lockout must not tell which addresses have an account.
+
+
+@dataclass(frozen=True)
+class Attempts:
+    """Where one address's attempts are counted: its account's row, or the throttle row of an unknown one."""
+
+    model: type[Staff] | type[PatientAccount] | type[SignInThrottle]
+    key: Any
+    lockout: AuditRecord  # recorded when these attempts lock it
+
+    def rows(self, now: datetime | None = None) -> Any:
+        """The row; with ``now``, only while it is not locked."""
+        rows = self.model.filter(id=self.key)
+        return rows if now is None else rows.filter(Q(locked_until=None) | Q(locked_until__lte=now))
+
+
+def attempts_at(ctx: Context, accounts: Accounts, account: Staff | PatientAccount) -> Attempts:
+    return Attempts(accounts.account, account.id,
+                    _login_record(ctx, accounts, account, Action.LOCKOUT, Outcome.DENIED, "too_many_failures"))
+
+
+async def _attempts_at_unknown(ctx: Context, accounts: Accounts, address: str) -> Attempts:
+    key = token_digest(ctx.services.master_key.token_key, f"{accounts.kind}:{address}")
+    if not await SignInThrottle.filter(id=key).update(updated_at=datetime.now(UTC)):  # when it was last tried
+        await SignInThrottle.bulk_create([SignInThrottle(id=key)], ignore_conflicts=True)
+    return Attempts(SignInThrottle, key,
+                    _login_record(ctx, accounts, None, Action.LOCKOUT, Outcome.DENIED, "too_many_failures"))
+
+
+async def forget_idle_unknown_addresses(now: datetime | None = None) -> int:
+    """Delete the counts of unknown addresses nobody tried for ``THROTTLE_IDLE_DAYS`` (a sweep): the table
+    would otherwise keep every address ever tried. An account's count is kept, so the two differ only to someone
+    who waits that long between two tries."""
+    cutoff = (now or datetime.now(UTC)) - timedelta(days=THROTTLE_IDLE_DAYS)
+    return int(await SignInThrottle.filter(updated_at__lt=cutoff).delete())
+
+
+async def claim_attempt(ctx: Context, attempts: Attempts, now: datetime, refusal: AuditRecord) -> int:
+    """Count an attempt at a secret and return its number; refused (RATE_LIMITED, ``refusal`` recorded) when
+    the address is locked or the limit's attempts are counted already, which locks it."""
+    limit = ctx.services.settings.limits.login_max_failures
     async with in_transaction():
-        await model.filter(id=account.id).update(failed_logins=F("failed_logins") + 1)
-        failures = await model.filter(id=account.id).first().values_list("failed_logins", flat=True)
-        records = [_login_record(ctx, accounts, account, Action.LOGIN, Outcome.DENIED, reason)]
-        if isinstance(failures, int) and failures >= limits.login_max_failures:
-            locked_until = now + timedelta(minutes=limits.login_lock_minutes)
-            await model.filter(id=account.id).update(failed_logins=0, locked_until=locked_until)
-            records.append(_login_record(ctx, accounts, account, Action.LOCKOUT, Outcome.DENIED, "too_many_failures"))
-        await writer.append(records)
+        if await attempts.rows(now).filter(failed_logins__lt=limit).update(failed_logins=F("failed_logins") + 1):
+            (count,) = await attempts.rows().values_list("failed_logins", flat=True)
+            return int(count)
+    async with in_transaction():
+        await writer.append([refusal, *await _lock(ctx, attempts, now)])
+    ctx.recorded = True
+    raise await _locked(attempts, now)
+
+
+async def release_attempt(ctx: Context, attempts: Attempts, now: datetime, refusal: AuditRecord) -> None:
+    """The attempt succeeded: the count starts again, unless other attempts locked the address meanwhile
+    (refused then, as any attempt on a locked account)."""
+    if not await attempts.rows(now).update(failed_logins=0):
+        await writer.append([refusal])
+        ctx.recorded = True
+        raise await _locked(attempts, now)
+
+
+async def record_failed_attempt(ctx: Context, attempts: Attempts, now: datetime, attempt: int,
+                                record: AuditRecord) -> None:
+    """``record`` the failure of a counted attempt; the limit's attempt locks the address."""
+    async with in_transaction():
+        locking = attempt >= ctx.services.settings.limits.login_max_failures
+        await writer.append([record, *(await _lock(ctx, attempts, now) if locking else [])])
+    ctx.recorded = True
+
+
+async def record_failure(ctx: Context, accounts: Accounts, account: Staff | PatientAccount, now: datetime,
+                         attempt: int, reason: str) -> None:
+    """A sign-in refused after its credentials were checked (a second factor missing or wrong)."""
+    await record_failed_attempt(ctx, attempts_at(ctx, accounts, account), now, attempt,
+                                _login_record(ctx, accounts, account, Action.LOGIN, Outcome.DENIED, reason))
+
+
+async def _lock(ctx: Context, attempts: Attempts, now: datetime) -> list[AuditRecord]:
+    """Lock the address unless it is locked already; its lockout's record when it was not."""
+    locked_until = now + timedelta(minutes=ctx.services.settings.limits.login_lock_minutes)
+    return [attempts.lockout] if await attempts.rows(now).update(failed_logins=0, locked_until=locked_until) else []
+
+
+async def _locked(attempts: Attempts, now: datetime) -> RateLimited:
+    (locked_until,) = await attempts.rows().values_list("locked_until", flat=True)
+    return locked_error(locked_until if isinstance(locked_until, datetime) else now, now)
 
 
 def _login_record(ctx: Context, accounts: Accounts, account: Staff | PatientAccount | None, action: Action,

@@ -289,7 +289,8 @@ class VisitCreateInput:
         default=strawberry.UNSET, description="After-visit: the treatment plan, at most 2000 characters. Clinical, "
                                               "encrypted.")
     medication_guidance: str | None = strawberry.field(
-        default=strawberry.UNSET, description="After-visit: medication guidance, at most 2000 characters. Clinical.")
+        default=strawberry.UNSET, description="After-visit: medication guidance, at most 2000 characters. Clinical, "
+                                              "encrypted.")
     rehabilitation: str | None = strawberry.field(
         default=strawberry.UNSET, description="After-visit: rehabilitation, at most 2000 characters. Clinical, "
                                               "encrypted.")
@@ -321,7 +322,8 @@ class VisitUpdateInput:
         default=strawberry.UNSET, description="After-visit: the treatment plan, at most 2000 characters. Clinical, "
                                               "encrypted.")
     medication_guidance: str | None = strawberry.field(
-        default=strawberry.UNSET, description="After-visit: medication guidance, at most 2000 characters. Clinical.")
+        default=strawberry.UNSET, description="After-visit: medication guidance, at most 2000 characters. Clinical, "
+                                              "encrypted.")
     rehabilitation: str | None = strawberry.field(
         default=strawberry.UNSET, description="After-visit: rehabilitation, at most 2000 characters. Clinical, "
                                               "encrypted.")
