@@ -239,6 +239,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
                 workers=args.workers, loop="auto", http="auto", proxy_headers=False,
                 log_level=settings.log_level.lower(),
                 log_config=log_config,
+                ws_max_size=settings.limits.max_body_bytes,  # a WebSocket message is held to the body limit
                 timeout_worker_healthcheck=30)  # a worker still importing under load is not a dead one
     return 0
 

@@ -19,9 +19,10 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from datetime import timedelta
 from functools import lru_cache
+from json import JSONDecodeError
 from typing import Any
 
 import orjson
@@ -30,11 +31,11 @@ from graphql import GraphQLError, OperationDefinitionNode, parse
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
-from strawberry.http.exceptions import WebSocketDisconnected
+from strawberry.http.exceptions import NonJsonMessageReceived, NonTextMessageReceived, WebSocketDisconnected
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
@@ -52,7 +53,28 @@ log = logging.getLogger("careloop.graphql")
 
 class TextFrames(ASGIWebSocketAdapter):
     """graphql-transport-ws messages go out as text frames: the ``graphql-ws`` client that Apollo and urql
-    use reads a binary frame as a message without a type."""
+    use reads a binary frame as a message without a type. A message in is held to the HTTP body limit."""
+
+    async def iter_json(self, *, ignore_parsing_errors: bool = False) -> AsyncGenerator[object, None]:
+        """Strawberry's loop, but a message over the HTTP body limit closes the socket (1009, too big) before
+        it is parsed (found in review: a 4 MiB ``connection_init``, anonymous ones too, was parsed and
+        acknowledged; ``careloop serve`` also tells uvicorn the limit, which stops reading it sooner)."""
+        limit = self.view.max_body_bytes
+        try:
+            while self.ws.application_state != WebSocketState.DISCONNECTED:
+                text = await self.ws.receive_text()
+                if len(text) > limit or len(text.encode()) > limit:
+                    await self.ws.close(code=WS_MESSAGE_TOO_BIG)
+                    return
+                try:
+                    yield self.view.decode_json(text)
+                except JSONDecodeError as e:
+                    if not ignore_parsing_errors:
+                        raise NonJsonMessageReceived from e
+        except KeyError as e:
+            raise NonTextMessageReceived from e
+        except WebSocketDisconnect:
+            pass
 
     async def send_json(self, message: Mapping[str, object]) -> None:
         try:
@@ -61,6 +83,7 @@ class TextFrames(ASGIWebSocketAdapter):
             raise WebSocketDisconnected from exc
 
 
+WS_MESSAGE_TOO_BIG = 1009  # RFC 6455
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 JSON = "application/json"
 # A request refused before execution, by its errors' code, when the client reads graphql-response+json;

@@ -25,6 +25,7 @@ SQL_LOGGERS = ("tortoise", "aiosqlite", "asyncpg")
 # library's DEBUG lines whatever its level.
 WEBSOCKET_LOGGERS = ("websockets",)
 UVICORN_WEBSOCKET_LOGGER = "uvicorn.error"
+STRAWBERRY_WEBSOCKET_LOGGERS = ("strawberry.ws", "strawberry.ws.task")  # a filter holds for its own logger only
 
 
 def _package_dir(name: str) -> str | None:
@@ -49,13 +50,34 @@ class NoWebSocketFrames(logging.Filter):
         return self.library is None or not str(Path(record.pathname).resolve()).startswith(self.library)
 
 
+class NoExceptionText(logging.Filter):
+    """Keeps an exception's kind and place and drops its text and traceback's values: Strawberry's WebSocket
+    handlers log what escapes an operation whole, and a GraphQL error's text quotes the document (found in review:
+    a document with a typo was logged with the patient's name and ID number in it)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            error, tb = record.exc_info[1], record.exc_info[2]
+            while tb is not None and tb.tb_next is not None:
+                tb = tb.tb_next
+            where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb else "?"
+            record.msg = f"{record.getMessage()}: {type(error).__name__} at {where}"
+            record.args, record.exc_info, record.exc_text = None, None, None
+        return True
+
+
 def clamp_websocket_logging() -> None:
     """Idempotent: also for processes that do not go through `configure_logging` (uvicorn's workers)."""
     for name in WEBSOCKET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
-    logger = logging.getLogger(UVICORN_WEBSOCKET_LOGGER)
-    if not any(isinstance(f, NoWebSocketFrames) for f in logger.filters):
-        logger.addFilter(NoWebSocketFrames())
+    _add_once(logging.getLogger(UVICORN_WEBSOCKET_LOGGER), NoWebSocketFrames)
+    for name in STRAWBERRY_WEBSOCKET_LOGGERS:
+        _add_once(logging.getLogger(name), NoExceptionText)
+
+
+def _add_once(logger: logging.Logger, kind: type[logging.Filter]) -> None:
+    if not any(isinstance(f, kind) for f in logger.filters):
+        logger.addFilter(kind())
 
 
 class JsonLines(logging.Formatter):

@@ -12,7 +12,7 @@ from typing import Any
 
 from graphql import ASTValidationRule, GraphQLError, GraphQLObjectType, specified_rules
 from graphql.validation import NoSchemaIntrospectionCustomRule, ValuesOfCorrectTypeRule
-from strawberry.extensions import MaskErrors, SchemaExtension
+from strawberry.extensions import MaskErrors, ParserCache, SchemaExtension
 from strawberry.extensions.context import (
     ExecutingContextManager,
     ExtensionContextManagerBase,
@@ -22,6 +22,7 @@ from strawberry.extensions.context import (
     WrappedHook,
 )
 from strawberry.extensions.runner import SchemaExtensionsRunner
+from strawberry.schema.exceptions import InvalidOperationTypeError
 
 from core.errors import CareloopError
 from core.principal import PARTNER
@@ -86,8 +87,10 @@ class PartnerGate(SchemaExtension):
 
 
 def is_unexpected(error: GraphQLError) -> bool:
-    """Python exceptions are unexpected; GraphQL errors (ours, validation, syntax) are not."""
-    return error.original_error is not None and not isinstance(error.original_error, GraphQLError)
+    """Python exceptions are unexpected; GraphQL errors (ours, validation, syntax) are not, nor a query or a
+    mutation sent over the WebSocket (found in review: masked as INTERNAL_SERVER_ERROR and logged at ERROR)."""
+    original = error.original_error
+    return original is not None and not isinstance(original, (GraphQLError, InvalidOperationTypeError))
 
 
 _SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
@@ -100,6 +103,8 @@ def finish_error(error: GraphQLError, *, request_id: str, production: bool) -> G
         return GraphQLError("Unexpected error.", nodes=error.nodes, source=error.source, positions=error.positions,
                             path=error.path, extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id})
     message = _SUGGESTION.sub("", error.message) if production else error.message
+    if isinstance(error.original_error, InvalidOperationTypeError):
+        message = "The WebSocket carries subscriptions only: send queries and mutations by HTTP POST to /graphql."
     code = (error.extensions or {}).get("code") or "BAD_USER_INPUT"  # syntax, validation and limit errors
     if message == error.message and (error.extensions or {}).get("code"):
         return error
@@ -232,3 +237,16 @@ class ExtensionsRunner(SchemaExtensionsRunner):
 
     def executing(self) -> ExecutingContextManager:
         return _Executing(self.extensions)
+
+
+class DocumentCache(ParserCache):
+    """Strawberry's parser cache, but a document that does not parse (or has too many tokens) is left to
+    Strawberry's own parse, inside its error handling, which answers the error: raised from this hook it escaped
+    the WebSocket's handling, so the client got a bare ``complete`` and the log the whole document (found in
+    review). The failing document is parsed twice, within the same token cap."""
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        with contextlib.suppress(GraphQLError):
+            context.graphql_document = self.cached_parse_document(context.query, **context.parse_options)
+        yield

@@ -7,7 +7,7 @@ from typing import Any
 
 import strawberry
 from graphql import ASTValidationRule, GraphQLError
-from strawberry.extensions import ParserCache, SchemaExtension, ValidationCache
+from strawberry.extensions import SchemaExtension, ValidationCache
 from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES
@@ -36,7 +36,15 @@ from schema.contract_signature import ContractSignatureMutation, ContractSignatu
 from schema.department import DepartmentMutation, DepartmentQuery
 from schema.disclosure import DisclosureQuery
 from schema.emergency_access import EmergencyAccessMutation, EmergencyAccessQuery
-from schema.extensions import AuditReads, CodedErrors, DocumentRules, ExtensionsRunner, PartnerGate, is_unexpected
+from schema.extensions import (
+    AuditReads,
+    CodedErrors,
+    DocumentCache,
+    DocumentRules,
+    ExtensionsRunner,
+    PartnerGate,
+    is_unexpected,
+)
 from schema.flag import FlagMutation, FlagQuery, FlagSubscription
 from schema.follow_up import FollowUpMutation, FollowUpQuery
 from schema.improvement import ImprovementMutation, ImprovementQuery
@@ -139,7 +147,7 @@ def build_schema(limits: Limits, *, production: bool) -> strawberry.Schema:
     limit_rules: list[type[ASTValidationRule]] = [limits_rule(limits)]
     extensions: list[Any] = [
         DocumentRules.build(limit_rules, max_tokens=limits.max_tokens, production=production),
-        ParserCache,
+        DocumentCache,
         ValidationCache,
         PartnerGate,
         AuditReads,

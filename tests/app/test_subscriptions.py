@@ -163,3 +163,24 @@ async def test_an_event_is_on_the_trail_before_it_is_sent(tenant: Tenant, ws_url
     assert [e["message"] for e in withheld["payload"]["errors"]] == [
         "The operation could not be recorded, so its result is withheld."]
     await live.connection.close()
+
+
+async def test_a_document_over_the_token_cap_is_answered_with_an_error(tenant: Tenant, ws_url: str) -> None:
+    """Found in review: the client got a bare ``complete``."""
+    live = await subscribe(ws_url, tenant.tokens["nurse"], query="subscription { ticketChanges { " + "id " * 2500 +
+                           "} }")
+    answer = await live.next()
+    await live.connection.close()
+    assert answer["type"] == "error" and "tokens" in answer["payload"][0]["message"]
+
+
+@pytest.mark.parametrize("signed_in", [True, False])
+async def test_a_message_over_the_body_limit_closes_the_socket_unread(tenant: Tenant, ws_url: str,
+                                                                     signed_in: bool) -> None:
+    """Found in review: a 4 MiB ``connection_init`` (HTTP bodies stop at 64 KiB) was parsed and acknowledged."""
+    connection = await websockets.connect(ws_url, subprotocols=["graphql-transport-ws"], max_size=2**24)
+    payload = {"authorization": f"Bearer {tenant.tokens['nurse']}"} if signed_in else {}
+    await connection.send(json.dumps({"type": "connection_init", "payload": {**payload, "pad": "x" * 70_000}}))
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        await asyncio.wait_for(connection.recv(), 5)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009

@@ -92,3 +92,37 @@ async def test_websocket_traffic_at_debug_logs_no_token_name_or_phone(
     assert "WebSocket /graphql" in text, "uvicorn's WebSocket logger was captured"
     for value in (token, token[-12:], NAME, PHONE, PHONE[-8:], CALLER, CALLER_PHONE, CALLER_PHONE[-8:]):
         assert value not in text
+
+
+async def test_a_document_that_does_not_parse_on_the_websocket_leaves_its_values_out_of_the_log(
+        tenant: Tenant, settings: Settings, services: Services, every_record: Everything) -> None:
+    """Found in review: the parse error escaped Strawberry's handling and was logged whole at ERROR, with the
+    document's excerpt; now the client gets an ``error`` message and nothing is logged of the document."""
+    national_id, name, diagnosis = "ZZ123456789", "Zelda Quokkafield", "Diagnosis-Quokka-Syndrome"
+    typo = (f'mutation {{ patientCreate(input: {{fullName: "{name}", nationalIdType: PASSPORT, nationalId: '
+            f'"{national_id}", diagnoses: "{diagnosis}"}}) {{ matchedOn }}')  # the closing brace missing
+    configure_logging("DEBUG")
+    app = create_app(settings, services, manage_database=False)
+    async with serve(app, log_level="debug") as url:
+        every_record.attach_to_uvicorn()
+        live = await subscribe(url, tenant.tokens["nurse"], query=typo)
+        answer = await live.next()
+        await live.connection.close()
+
+    assert answer["type"] == "error" and answer["payload"][0]["message"].startswith("Syntax Error")
+    text = every_record.text()
+    assert [value for value in (national_id, name, diagnosis) if value in text] == []
+
+
+def test_what_escapes_a_websocket_operation_is_logged_by_kind_and_place_only(every_record: Everything) -> None:
+    """Whatever else escapes Strawberry's WebSocket handlers is logged whole by them; only its kind and place
+    are kept."""
+    configure_logging("INFO")
+    try:
+        raise ValueError('Syntax Error: ... 1 | { patient(nationalId: "ZZ123456789") }')
+    except ValueError as error:
+        logging.getLogger("strawberry.ws.task").exception("Exception in worker task", exc_info=error)
+
+    (record,) = [r for r in every_record.records if r.name == "strawberry.ws.task"]
+    assert "ZZ123456789" not in every_record.text() and record.exc_info is None
+    assert record.getMessage().startswith("Exception in worker task: ValueError at ")
