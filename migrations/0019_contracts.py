@@ -214,7 +214,7 @@ class Migration(migrations.Migration):
         ops.AddField(
             model_name='ServiceItem',
             name='frequencies',
-            field=fields.CharField(default='per_visit', max_length=64),
+            field=fields.CharField(default='per_visit', db_default='per_visit', max_length=64),
         ),
         ops.AddField(
             model_name='ServiceItem',
@@ -224,12 +224,12 @@ class Migration(migrations.Migration):
         ops.AddField(
             model_name='ServiceItem',
             name='unit',
-            field=fields.CharField(default='visit', max_length=10),
+            field=fields.CharField(default='visit', db_default='visit', max_length=10),
         ),
         ops.AddField(
             model_name='ServiceItem',
             name='version',
-            field=fields.IntField(default=1),
+            field=fields.IntField(default=1, db_default=1),
         ),
         ops.AddField(
             model_name='Notification',

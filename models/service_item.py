@@ -30,9 +30,10 @@ class ServiceItem(TenantModel):
     active = fields.BooleanField(default=True)
     description = fields.TextField(null=True)
     standard = fields.TextField(null=True)  # the service standard: what is delivered, how, by whom
-    unit = fields.CharField(max_length=10, default="visit")
-    frequencies = fields.CharField(max_length=64, default="per_visit")  # comma-separated FREQUENCIES
-    version = fields.IntField(default=1)
+    # database defaults: the columns were added to a catalogue that could hold items (migration 0019)
+    unit = fields.CharField(max_length=10, default="visit", db_default="visit")
+    frequencies = fields.CharField(max_length=64, default="per_visit", db_default="per_visit")  # FREQUENCIES, comma-separated
+    version = fields.IntField(default=1, db_default=1)
 
     class Meta:
         table = "service_item"

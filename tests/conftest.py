@@ -84,6 +84,23 @@ async def database_url(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterato
         await admin.close()
 
 
+@pytest_asyncio.fixture
+async def fresh_database(tmp_path: Path) -> AsyncIterator[str]:
+    """An empty database beside the test database, for what migrates, restores or upgrades one itself: a new
+    SQLite file, or a new database on the test server, dropped afterwards."""
+    if BACKEND == "sqlite":
+        yield f"sqlite://{tmp_path / 'fresh.sqlite3'}"
+        return
+    name = f"careloop_fresh_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(BACKEND)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        yield f"{BACKEND.rsplit('/', 1)[0]}/{name}"
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
 @pytest.fixture(scope="session")
 def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return Settings(

@@ -13,12 +13,8 @@ import os
 import secrets
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-
-import asyncpg
-import pytest_asyncio
 
 from core.settings import Settings
 from tests.api.test_attachments import PNG, new_ticket, upload
@@ -69,23 +65,6 @@ def careloop(settings: Settings, database_url: str, attachment_dir: Path, *args:
     command = [sys.executable, "-c", script, *args] if script else [sys.executable, "-m", "app.cli", *args]
     return subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=180,
                           stdin=subprocess.DEVNULL, check=False)
-
-
-@pytest_asyncio.fixture
-async def fresh_database(tmp_path: Path) -> AsyncIterator[str]:
-    """An empty database to restore into: a new SQLite file, or a new database on the test server."""
-    if BACKEND == "sqlite":
-        yield f"sqlite://{tmp_path / 'restored.sqlite3'}"
-        return
-    server = BACKEND.rsplit("/", 1)[0]
-    name = f"careloop_restore_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(BACKEND)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield f"{server}/{name}"
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 async def seeded(tenant: Tenant) -> tuple[str, dict[str, Any], str]:

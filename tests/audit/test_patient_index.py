@@ -20,7 +20,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 import pytest_asyncio
 from cryptography.hazmat.primitives import serialization
@@ -686,24 +685,6 @@ async def main(url):
 
 asyncio.run(main(sys.argv[1]))
 """
-
-
-@pytest_asyncio.fixture
-async def fresh_database(tmp_path: Path, database_url: str) -> AsyncIterator[str]:
-    """An empty database beside the test database (``database_url``): SQLite file, or a new PostgreSQL database
-    on its server."""
-    backend = os.environ.get("CARELOOP_TEST_DATABASE", "sqlite")
-    if backend == "sqlite":
-        yield f"sqlite://{tmp_path / 'upgrade.sqlite3'}"
-        return
-    name = f"careloop_upgrade_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(backend)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield f"{backend.rsplit('/', 1)[0]}/{name}"
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 async def test_the_upgrade_backfills_the_index_and_old_chains_verify(fresh_database: str) -> None:
