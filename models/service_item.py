@@ -32,7 +32,7 @@ class ServiceItem(TenantModel):
     standard = fields.TextField(null=True)  # the service standard: what is delivered, how, by whom
     # database defaults: the columns were added to a catalogue that could hold items (migration 0019)
     unit = fields.CharField(max_length=10, default="visit", db_default="visit")
-    frequencies = fields.CharField(max_length=64, default="per_visit", db_default="per_visit")  # FREQUENCIES, comma-separated
+    frequencies = fields.CharField(max_length=64, default="per_visit", db_default="per_visit")  # FREQUENCIES, joined
     version = fields.IntField(default=1, db_default=1)
 
     class Meta:
