@@ -26,9 +26,12 @@
   SELECT current_user AS owner \gset
 \endif
 
+-- Creating the role (and giving it a password) needs CREATEROLE, which the owner of operations.md has; a re-run
+-- without a password changes no role, so it needs none.
 SELECT format('CREATE ROLE %I LOGIN', :'role')
  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'role') \gexec
-ALTER ROLE :"role" LOGIN;
+SELECT format('ALTER ROLE %I LOGIN', :'role')
+ WHERE NOT (SELECT rolcanlogin FROM pg_roles WHERE rolname = :'role') \gexec
 \if :{?password}
   ALTER ROLE :"role" PASSWORD :'password';
 \endif

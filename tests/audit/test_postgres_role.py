@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,7 +19,8 @@ from tests.conftest import BACKEND
 from tests.factories import Tenant
 
 pytestmark = pytest.mark.skipif(BACKEND == "sqlite", reason="PostgreSQL roles")
-ROLE_SQL = Path(__file__).resolve().parents[2] / "docs" / "postgres-app-role.sql"
+ROOT = Path(__file__).resolve().parents[2]
+ROLE_SQL = ROOT / "docs" / "postgres-app-role.sql"
 PASSWORD = secrets.token_urlsafe(12) + "'; DROP TABLE patient; --"  # quoted as a literal, never run
 
 
@@ -132,3 +135,40 @@ async def test_tables_of_later_migrations_are_covered(database: str, role: str,
 async def test_the_service_role_cannot_create_tables(app_connection: asyncpg.Connection) -> None:
     with pytest.raises(asyncpg.InsufficientPrivilegeError):
         await app_connection.execute("CREATE TABLE sneaky (id INT)")
+
+
+async def test_the_documented_owner_creates_the_role_and_reruns_the_script(fresh_database: str) -> None:
+    """As docs/operations.md says, in order: an owner that is no superuser (found in review: without CREATEROLE
+    the script failed at once, and a re-run failed at ALTER ROLE), migrates its database, runs the script,
+    and runs it again after an upgrade, with and without the password."""
+    owner, service = f"careloop_owner_{secrets.token_hex(4)}", f"careloop_app_{secrets.token_hex(4)}"
+    name = fresh_database.rsplit("/", 1)[1]
+    admin = await asyncpg.connect(BACKEND)
+    await admin.execute(f"CREATE ROLE \"{owner}\" LOGIN CREATEROLE PASSWORD 'owner-pw'")
+    await admin.execute(f'ALTER DATABASE "{name}" OWNER TO "{owner}"')
+    as_owner = fresh_database.replace("://postgres@", f"://{owner}:owner-pw@")
+    try:
+        migrate = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "app.cli", "migrate", cwd=ROOT, env={**os.environ, "CARELOOP_DATABASE_URL": as_owner},
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        _, err = await asyncio.wait_for(migrate.communicate(), timeout=300)
+        assert migrate.returncode == 0, err.decode()[-2000:]
+
+        await run_role_script(as_owner, f"role={service}", f"password={PASSWORD}")
+        await admin.execute(f'ALTER ROLE "{owner}" NOCREATEROLE')
+        await run_role_script(as_owner, f"role={service}")  # after an upgrade: it changes no role, needs no right
+        await admin.execute(f'ALTER ROLE "{owner}" CREATEROLE')
+        await run_role_script(as_owner, f"role={service}", f"password={PASSWORD}")
+
+        connection = await asyncpg.connect(fresh_database, user=service, password=PASSWORD)
+        try:
+            assert await connection.fetchval("SELECT count(*) FROM patient") == 0
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await connection.execute("DELETE FROM audit_event")
+        finally:
+            await connection.close()
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        for role_name in (service, owner):
+            await admin.execute(f'DROP ROLE IF EXISTS "{role_name}"')
+        await admin.close()
