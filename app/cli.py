@@ -254,12 +254,16 @@ def _verify(settings: Settings, args: argparse.Namespace) -> int:
     master = load_master_key(settings)
     public = master.checkpoint_key.public_key()
 
+    on_a_terminal = sys.stderr.isatty()  # progress on one line, rewritten; nothing of it in a captured log
+
     def progress(institution_id: uuid.UUID, checked: int) -> None:
-        print(f"\r{institution_id}: {checked} events checked", end="", file=sys.stderr, flush=True)
+        if on_a_terminal:
+            print(f"\r{institution_id}: {checked} events checked", end="", file=sys.stderr, flush=True)
 
     async def work() -> int:
         reports = await verify_all(args.institution, progress, public=public, mac_key=master.audit_mac_key)
-        print(file=sys.stderr)
+        if on_a_terminal:
+            print(file=sys.stderr)
         bad = [r for r in reports if not r.ok]
         for report in reports:
             archived = f" (after {report.archived} archived)" if report.archived else ""

@@ -23,7 +23,7 @@ from collections.abc import AsyncGenerator, Mapping, Sequence
 from datetime import timedelta
 from functools import lru_cache
 from json import JSONDecodeError
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
@@ -59,7 +59,7 @@ class TextFrames(ASGIWebSocketAdapter):
         """Strawberry's loop, but a message over the HTTP body limit closes the socket (1009, too big) before
         it is parsed (found in review: a 4 MiB ``connection_init``, anonymous ones too, was parsed and
         acknowledged; ``careloop serve`` also tells uvicorn the limit, which stops reading it sooner)."""
-        limit = self.view.max_body_bytes
+        limit = cast("CareloopGraphQL", self.view).max_body_bytes
         try:
             while self.ws.application_state != WebSocketState.DISCONNECTED:
                 text = await self.ws.receive_text()

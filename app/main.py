@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.middleware.cors import CORSMiddleware
@@ -28,6 +30,8 @@ from models import Staff
 from resolvers import policy
 from resolvers.context import Services
 from schema.root import build_schema
+
+log = logging.getLogger("careloop.startup")
 
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -161,3 +165,6 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
 async def refuse_unsafe_production(settings: Settings) -> None:
     if settings.is_production and await Staff.exists(is_demo=True):
         raise StartupError("Demo accounts exist in this database; production refuses to start with them.")
+    if settings.is_production and urlsplit(settings.public_url).hostname in ("127.0.0.1", "localhost", "::1"):
+        log.warning("CARELOOP_PUBLIC_URL is %s: the links in messages to patients (unsubscribe, surveys) point at "
+                    "this server's loopback; set it to the address patients reach.", settings.public_url)

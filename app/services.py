@@ -38,7 +38,9 @@ def load_master_key(settings: Settings, *, create: bool = False) -> MasterKey:
                 f"only (0600) and set CARELOOP_KEY_FILE (now {path}); then run careloop init again.")
         if not path.exists():
             raise StartupError(
-                f"No master key: set CARELOOP_MASTER_KEY or create the key file {path} (careloop init does)."
+                f"No master key: set CARELOOP_MASTER_KEY or create the key file {path} ("
+                + ("32 random bytes in base64, mode 0600: docs/operations.md)." if settings.is_production
+                   else "careloop init does).")
             )
         if stat.S_IMODE(os.stat(path).st_mode) & 0o077:
             raise StartupError(f"The key file {path} must be readable by its owner only (chmod 600).")
