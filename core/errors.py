@@ -10,6 +10,10 @@ from typing import ClassVar
 
 from graphql import GraphQLError
 
+# ``extensions.reason`` of every refused move of a lifecycle (a visit, a plan, a ticket, an appointment, a task, a
+# campaign, a questionnaire, a contract...), whatever its code: clients branch on it (docs/architecture.md, Errors)
+ILLEGAL_TRANSITION = "illegal_transition"
+
 
 class CareloopError(GraphQLError):
     code: ClassVar[str] = "INTERNAL_SERVER_ERROR"

@@ -32,7 +32,7 @@ from tortoise.transactions import in_transaction
 
 from audit import writer
 from audit.events import Action, Actor, AuditRecord, Outcome
-from core.errors import BadUserInput, Conflict, Forbidden
+from core.errors import ILLEGAL_TRANSITION, BadUserInput, Conflict, Forbidden
 from core.ids import uuid7
 from core.principal import PARTNER, PATIENT, STAFF
 from core.validation import Problems, aware_time, check_year, clean_text, one_of
@@ -598,7 +598,8 @@ async def _staff_only(ctx: Context, appointment_id: uuid.UUID | None) -> None:
 
 def _check_booked(row: Appointment, done: str) -> None:
     if row.status != "booked":
-        raise BadUserInput(f"id: a {row.status.upper()} appointment cannot be {done}.", field="id")
+        raise BadUserInput(f"id: a {row.status.upper()} appointment cannot be {done}.", field="id",
+                           reason=ILLEGAL_TRANSITION)
 
 
 def _check_active(patient: PatientView) -> None:

@@ -23,7 +23,7 @@ from tortoise.transactions import in_transaction
 
 from audit import writer
 from audit.events import Action
-from core.errors import BadUserInput, Conflict, Forbidden
+from core.errors import ILLEGAL_TRANSITION, BadUserInput, Conflict, Forbidden
 from core.ids import uuid7
 from core.validation import Problems, clean_text, one_of
 from models import Campaign, Communication, Department, Patient, VisitCode
@@ -210,7 +210,8 @@ async def start(ctx: Context, campaign_id: uuid.UUID | None, version: int | None
     row = await _find(ctx, campaign_id, Action.UPDATE)
     await _check_author_reach(ctx, row)
     if row.status != "draft":
-        raise Conflict(f"id: the campaign is {row.status}; only a draft is started.", field="id")
+        raise Conflict(f"id: the campaign is {row.status}; only a draft is started.", field="id",
+                       reason=ILLEGAL_TRANSITION)
     recipients = await audience_query(ctx.institution_id, row.audience).count()
     now = _now()
     async with in_transaction():
@@ -231,7 +232,7 @@ async def cancel(ctx: Context, campaign_id: uuid.UUID | None, version: int | Non
     row = await _find(ctx, campaign_id, Action.UPDATE)
     await _check_author_reach(ctx, row)
     if row.status not in ("draft", "sending"):
-        raise Conflict(f"id: the campaign is {row.status} already.", field="id")
+        raise Conflict(f"id: the campaign is {row.status} already.", field="id", reason=ILLEGAL_TRANSITION)
     now = _now()
     async with in_transaction():
         won = await Campaign.filter(id=row.id, status=row.status, version=_expected(row, version)).update(

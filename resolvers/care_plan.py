@@ -20,7 +20,7 @@ from tortoise.transactions import in_transaction
 
 from audit import writer
 from audit.events import Action
-from core.errors import BadUserInput, Conflict, Forbidden
+from core.errors import ILLEGAL_TRANSITION, BadUserInput, Conflict, Forbidden
 from core.ids import uuid7
 from core.validation import Problems, check_year, clean_text
 from models import CarePlan, CarePlanActivity, Department, FollowUpTask, Visit
@@ -174,7 +174,8 @@ async def transition(ctx: Context, plan_id: uuid.UUID | None, to: str, version: 
     await _require_clinical_write(ctx, view.patient)
     row = view.row
     if to not in TRANSITIONS.get(row.status, frozenset()):
-        raise BadUserInput(f"to: a {row.status.upper()} plan cannot become {to.upper()}.", field="to")
+        raise BadUserInput(f"to: a {row.status.upper()} plan cannot become {to.upper()}.", field="to",
+                           reason=ILLEGAL_TRANSITION)
     expected, now = row.version if version is None else version, datetime.now(UTC)
     async with in_transaction():
         changed = await CarePlan.filter(id=row.id, institution_id=ctx.institution_id, version=expected,

@@ -39,7 +39,7 @@ from audit import writer
 from audit.events import Action, Actor, AuditRecord, Outcome
 from core import money
 from core.crypto import InstitutionKeys, field_aad
-from core.errors import BadUserInput, Conflict, Forbidden
+from core.errors import ILLEGAL_TRANSITION, BadUserInput, Conflict, Forbidden
 from core.ids import uuid7
 from core.principal import PARTNER, STAFF
 from core.validation import Problems, check_year, clean_text
@@ -86,7 +86,7 @@ TRANSITIONS: dict[str, dict[str, tuple[str, ...]]] = {
 
 # Reason codes (``extensions.reason``) of refused input and conflicts.
 STALE = "stale_version"
-ILLEGAL = "illegal_transition"
+ILLEGAL = ILLEGAL_TRANSITION
 NOT_DRAFT = "version_not_draft"
 OPEN = "open_version_exists"
 

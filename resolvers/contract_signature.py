@@ -42,7 +42,7 @@ from audit import writer
 from audit.events import Action, AuditRecord, Outcome
 from core.contract_document import ContractDocument, DocumentItem, render
 from core.crypto import DecryptionError, field_aad
-from core.errors import BadUserInput, CareloopError, Conflict, Forbidden
+from core.errors import ILLEGAL_TRANSITION, BadUserInput, CareloopError, Conflict, Forbidden
 from core.ids import uuid7
 from core.money import format_amount
 from core.principal import PARTNER, PATIENT, STAFF
@@ -66,7 +66,7 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 # Reason codes (``extensions.reason``) of refusals.
 STALE = "stale_version"
 NO_DRAFT = "no_draft_version"
-ILLEGAL = "illegal_transition"
+ILLEGAL = ILLEGAL_TRANSITION
 NOT_SENT = "version_not_sent"
 WITHDRAWN = "version_withdrawn"
 SIGNED = "version_signed"

@@ -25,7 +25,7 @@ from tortoise.transactions import in_transaction
 
 from audit import writer
 from audit.events import Action
-from core.errors import BadUserInput, Conflict, Forbidden
+from core.errors import ILLEGAL_TRANSITION, BadUserInput, Conflict, Forbidden
 from core.ids import uuid7
 from core.validation import Problems, aware_time, camel_case, clean_text, one_of
 from models import (
@@ -895,7 +895,8 @@ async def _check_worker(ctx: Context, view: TaskView, field: str) -> None:
 
 def _check_open(row: FollowUpTask, field: str = "id") -> None:
     if row.status not in OPEN_TASK_STATUSES:
-        raise BadUserInput(f"{field}: the task is {row.status}; only open tasks change.", field=field)
+        raise BadUserInput(f"{field}: the task is {row.status}; only open tasks change.", field=field,
+                           reason=ILLEGAL_TRANSITION)
 
 
 async def _check_nurse(ctx: Context, staff_id: uuid.UUID, department_id: uuid.UUID | None, field: str) -> None:

@@ -26,7 +26,7 @@ from audit import writer
 from audit.events import Action
 from core import questionnaire as definition
 from core import questionnaire_fhir as fhir
-from core.errors import BadUserInput, Conflict, InvalidInput
+from core.errors import ILLEGAL_TRANSITION, BadUserInput, Conflict, InvalidInput
 from core.ids import uuid7
 from core.validation import Problems, one_of
 from models import Questionnaire, QuestionnaireResponse
@@ -183,7 +183,7 @@ async def activate(ctx: Context, questionnaire_id: uuid.UUID | None, revision: i
                                       resource_type="questionnaire", resource_id=questionnaire_id)
     row = await _find(ctx, questionnaire_id, Action.UPDATE)
     if row.status == "active":
-        raise Conflict("id: this version is active already.", field="id")
+        raise Conflict("id: this version is active already.", field="id", reason=ILLEGAL_TRANSITION)
     if revision is not None and revision != row.revision:
         raise _stale()
     async with in_transaction():
@@ -192,7 +192,7 @@ async def activate(ctx: Context, questionnaire_id: uuid.UUID | None, revision: i
             no_key=True)
         current = next(v for v in versions if v.id == row.id)
         if current.status == "active":
-            raise Conflict("id: this version is active already.", field="id")
+            raise Conflict("id: this version is active already.", field="id", reason=ILLEGAL_TRANSITION)
         if revision is not None and revision != current.revision:
             raise _stale()
         retired = [v.id for v in versions if v.status == "active"]

@@ -21,7 +21,7 @@ from audit import writer
 from audit.events import Action
 from core import slots as slot_math
 from core.business_time import Calendar
-from core.errors import BadUserInput, Conflict, Forbidden
+from core.errors import ILLEGAL_TRANSITION, BadUserInput, Conflict, Forbidden
 from core.ids import uuid7
 from core.slots import EXTRA, Adjustment, Plan, Slot
 from core.validation import FIRST_YEAR, LAST_YEAR, Problems, aware_time, camel_case, clean_text, one_of
@@ -310,14 +310,14 @@ async def exception_cancel(ctx: Context, exception_id: uuid.UUID | None,
         raise await access.not_found(ctx, Action.UPDATE, "schedule_exception", exception_id)
     await _check_reach(ctx, Action.UPDATE, row.schedule_id, {row.schedule.department_id})
     if row.cancelled_at is not None:
-        raise Conflict("id: the exception is cancelled already.", field="id")
+        raise Conflict("id: the exception is cancelled already.", field="id", reason=ILLEGAL_TRANSITION)
     expected = versioning.check_version(row, version, "exception")
     changes = versioning.next_version(row, expected, {"cancelled_at": _now()})
     async with in_transaction():
         # cancelling is an exception's only change: a row that moved since it was read was cancelled meanwhile
         if await ScheduleException.filter(id=row.id, institution_id=ctx.institution_id, cancelled_at=None,
                                           version=expected).update(**changes) != 1:
-            raise Conflict("id: the exception is cancelled already.", field="id")
+            raise Conflict("id: the exception is cancelled already.", field="id", reason=ILLEGAL_TRANSITION)
         await writer.append([access.write_record(ctx, Action.UPDATE, "schedule_exception", row.id,
                                                  fields=frozenset({"cancelled_at"}), decision=decision)])
     for name, value in changes.items():

@@ -21,7 +21,7 @@ from tortoise.transactions import in_transaction
 
 from audit import writer
 from audit.events import Action
-from core.errors import BadUserInput, Forbidden, NotFound
+from core.errors import ILLEGAL_TRANSITION, BadUserInput, Forbidden, NotFound
 from core.ids import uuid7
 from core.principal import PARTNER, STAFF
 from core.validation import Problems, camel_case, clean_text, normalize_phone
@@ -536,7 +536,7 @@ async def transition(ctx: Context, ticket_id: uuid.UUID | None, to: str, *, note
         unreachable = await _unreachable_attempts(ctx, [row.id]) if to == "closed" else {}
         refused = transition_refusal(row, to, unreachable.get(row.id, ()))
         if refused is not None:
-            raise BadUserInput(refused, field="to")
+            raise BadUserInput(refused, field="to", reason=ILLEGAL_TRANSITION)
         changes: dict[str, Any] = {"status": to}
         now = datetime.now(UTC)
         if to == "acknowledged" and row.first_responded_at is None:
@@ -695,7 +695,7 @@ async def assign(ctx: Context, ticket_id: uuid.UUID | None, assignee_id: uuid.UU
 def _check_transition(current: str, to: str, allowed_from: tuple[str, ...]) -> None:
     """A move made by another mutation than ticketTransition (feedback_recorded, from resolved only)."""
     if current not in allowed_from:
-        raise BadUserInput(f"to: a ticket cannot go from {current} to {to}.", field="to")
+        raise BadUserInput(f"to: a ticket cannot go from {current} to {to}.", field="to", reason=ILLEGAL_TRANSITION)
 
 
 def transition_refusal(row: Ticket, to: str, unreachable_at: Iterable[datetime] = ()) -> str | None:

@@ -22,7 +22,7 @@ from tortoise.transactions import in_transaction
 
 from audit import writer
 from audit.events import Action
-from core.errors import BadUserInput, Conflict, Forbidden
+from core.errors import ILLEGAL_TRANSITION, BadUserInput, Conflict, Forbidden
 from core.ids import uuid7
 from core.principal import PARTNER
 from core.validation import Problems, aware_time, camel_case, check_year, clean_text, one_of, recorded_time
@@ -355,7 +355,10 @@ async def transition(ctx: Context, visit_id: uuid.UUID | None, to: str, at: date
     view = await find(ctx, visit_id, Action.UPDATE)
     row = view.row
     if to not in TRANSITIONS.get(row.status, frozenset()):
-        raise BadUserInput(f"to: a {row.status.upper()} visit cannot become {to.upper()}.", field="to")
+        raise BadUserInput(f"to: a {row.status.upper()} visit cannot become {to.upper()}.", field="to",
+                           reason=ILLEGAL_TRANSITION)
+    if at is not None and to not in _STAMP:  # found in review: it was checked, then dropped
+        raise BadUserInput(f"at: a {to.upper()} visit keeps no time of its own; leave at out.", field="at")
     when = recorded_time(at, "at") if at is not None else datetime.now(UTC)
     columns: dict[str, Any] = {"status": to}
     if to in _STAMP:

@@ -27,6 +27,7 @@ from schema.common import (
     register_node,
     uuid_of,
 )
+from schema.patient import Patient, PatientSource
 
 
 @strawberry.enum(description="Where a plan stands (FHIR CarePlan.status).")
@@ -106,6 +107,20 @@ class CarePlan:
     @strawberry.field(description="The plan's id.")
     def id(self) -> strawberry.ID:
         return strawberry.ID(str(self.view.row.id))
+
+    @strawberry.field(description="The patient, as you may see the file.")
+    def patient(self, info: Info) -> Patient:
+        return cast(Patient, PatientSource(info.context, self.view.patient))
+
+    @strawberry.field(description="The visit the plan was made after; null when none was named.")
+    def visit_id(self) -> strawberry.ID | None:
+        return None if self.view.row.visit_id is None else strawberry.ID(str(self.view.row.visit_id))
+
+    @strawberry.field(description="The department whose pool gets its tasks (the patient's, unless another was "
+                                  "named).")
+    def department_id(self) -> strawberry.ID | None:
+        department_id = self.view.row.department_id
+        return None if department_id is None else strawberry.ID(str(department_id))
 
     status: CarePlanStatus | None = strawberry.field(description="Draft, active, completed or revoked.")
     starts_on: date | None = strawberry.field(description="First day of the plan.")

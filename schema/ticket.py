@@ -748,10 +748,13 @@ class TicketMutation:
     async def ticket_transition(
         self, info: Info, id: _TICKET_ID,
         to: Annotated[TicketStatus, strawberry.argument(description="The status to move to; a move the lifecycle does "
-                                                                    "not allow is refused.")],
+                                                                    "not allow is BAD_USER_INPUT, reason "
+                                                                    "illegal_transition.")],
         note: _NOTE = None,
         resolution: Annotated[str | None, strawberry.argument(description="What was done: required to move to "
-                                                                          "RESOLVED, at most 4000 characters. "
+                                                                          "RESOLVED (read with that move only: "
+                                                                          "with any other it is not stored), at "
+                                                                          "most 4000 characters. "
                                                                           "Encrypted.")] = None,
         version: Version = None,
     ) -> Ticket | None:

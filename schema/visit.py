@@ -438,9 +438,10 @@ class VisitMutation:
     async def visit_transition(
         self, info: Info, id: _VISIT_ID,
         to: Annotated[VisitStatus, strawberry.argument(description="The next status; a move out of order is "
-                                                                   "BAD_USER_INPUT.")],
+                                                                   "BAD_USER_INPUT, reason illegal_transition.")],
         at: Annotated[datetime | None, strawberry.argument(
-            description="When it happened, with its offset (arrival, start, end or cancellation); null: now.")] = None,
+            description="When it happened, with its offset (arrival, start, end or cancellation; a NO_SHOW keeps "
+                        "no time and refuses one); null: now.")] = None,
         version: Version = None,
     ) -> Visit | None:
         return visit_node(info.context, await visits.transition(info.context, uuid_of(id), str(to.value), at, version))
