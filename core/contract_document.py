@@ -3,6 +3,8 @@
 Input is a plain frozen dataclass (no models here): the caller formats money (exact decimal strings with their
 currency) and passes names as they should read. The same input always renders to the same bytes
 (``invariant=1``: no creation date, no random document id), so a document's SHA-256 identifies what was signed.
+Each version is sent with a ``nonce`` (random, kept nowhere but in the stored PDF's metadata): staff who may read
+the digest but not the fees could otherwise render guesses until one matched it (found in review).
 
 Labels are bilingual (Chinese, English). Text runs that Latin-1 cannot show are set in reportlab's CID font
 ``STSong-Light`` (Adobe's Chinese font pack, not embedded), the rest in Helvetica, so Chinese and English text both
@@ -75,6 +77,7 @@ class ContractDocument:
     partner: str | None = None
     clauses: str | None = None
     change_summary: str | None = None  # an amendment: what changed
+    nonce: str = ""  # random per version sent: the bytes cannot be rebuilt from what the API shows
 
     @property
     def parties(self) -> tuple[str, ...]:
@@ -90,7 +93,7 @@ def render(document: ContractDocument) -> bytes:
     template = SimpleDocTemplate(
         buffer, pagesize=A4, invariant=1, leftMargin=18 * mm, rightMargin=18 * mm, topMargin=18 * mm,
         bottomMargin=20 * mm, title=f"{document.number} v{document.version}", author="careloop",
-        creator="careloop", producer="careloop", subject="", keywords="")
+        creator="careloop", producer="careloop", subject="", keywords=document.nonce)
     footer = f"{_plain(document.number)} · v{document.version}"
 
     def on_page(canvas: Canvas, doc: SimpleDocTemplate) -> None:

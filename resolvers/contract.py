@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
@@ -480,9 +480,24 @@ async def _lines(ctx: Context, problems: Problems, items: list[dict[str, Any]] |
                 continue
             price_id, unit_price = price.id, price.unit_price
         if ok:
-            lines.append(Line(service.id, service.code, service.name, price_id, unit_price, cast(int, quantity),
-                              cast(str, frequency), by_partner))
+            line = Line(service.id, service.code, service.name, price_id, unit_price, cast(int, quantity),
+                        cast(str, frequency), by_partner)
+            if _beyond_bound(money.multiply, line.unit_price, line.quantity):  # found in review: an
+                # INTERNAL_SERVER_ERROR deep in the insert
+                problems.add(f"{at}.quantity", "total_too_large", "the item's total is beyond what an amount holds.")
+                continue
+            lines.append(line)
+    if _beyond_bound(money.total, [line.total for line in lines]):
+        problems.add(path, "total_too_large", "the period's total is beyond what an amount holds.")
     return lines
+
+
+def _beyond_bound(compute: Callable[..., int], *arguments: Any) -> bool:
+    try:
+        compute(*arguments)
+    except OverflowError:
+        return True
+    return False
 
 
 def _currency(problems: Problems, path: str, value: str | None) -> str | None:

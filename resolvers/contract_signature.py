@@ -25,9 +25,11 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
 import re
+import secrets
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
@@ -66,6 +68,7 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 # Reason codes (``extensions.reason``) of refusals.
 STALE = "stale_version"
 NO_DRAFT = "no_draft_version"
+EFFECTIVE_IN_PAST = "effective_in_past"
 ILLEGAL = ILLEGAL_TRANSITION
 NOT_SENT = "version_not_sent"
 WITHDRAWN = "version_withdrawn"
@@ -170,7 +173,8 @@ async def send(ctx: Context, contract_id: uuid.UUID | None, expected_version: in
     if draft is None:
         raise _refusal(Conflict, "contractId: the contract has no draft version to send.", NO_DRAFT, "contractId")
     _check_contract_open(row, "contractId")
-    document = await document_of(ctx, row, draft)
+    await _check_not_retroactive(ctx, row, draft, "contractId")
+    document = dataclasses.replace(await document_of(ctx, row, draft), nonce=secrets.token_hex(16))
     data = await asyncio.to_thread(render, document)  # CPU work off the event loop
     digest, key = hashlib.sha256(data).hexdigest(), uuid.uuid4().hex
     async with in_transaction():
@@ -180,7 +184,7 @@ async def send(ctx: Context, contract_id: uuid.UUID | None, expected_version: in
         if locked is None or version is None or locked.version != expected_version or version.status != "draft":
             raise _stale()
         # The draft as rendered is the draft as it stands now (no edit slipped in between): else read it again.
-        if await document_of(ctx, locked, version) != document:
+        if dataclasses.replace(await document_of(ctx, locked, version), nonce=document.nonce) != document:
             raise _stale()
         sealed = ctx.require_keys().seal_bytes(data, _aad(ctx, version.id))
         # Bytes first: a failure after this leaves an unreferenced file, never a version without its document.
@@ -302,6 +306,7 @@ async def _record(ctx: Context, view: ContractView, data: dict[str, Any], party:
         raise await access.not_found(ctx, Action.CREATE, "contract_version", contract.id, "input.versionNumber")
     digest = _digest(data.get("document_sha256"))
     _check_signable(contract, version)
+    await _check_not_retroactive(ctx, contract, version, "input.versionNumber")
     if digest != version.document_sha256:
         raise _refusal(BadUserInput, "input.documentSha256: not the document sent for signature; download it "
                                      "again.", MISMATCH, "input.documentSha256")
@@ -347,6 +352,15 @@ def _digest(value: Any) -> str:
         raise _refusal(BadUserInput, "input.documentSha256: the document's SHA-256, 64 hexadecimal digits.",
                        "invalid_hash", "input.documentSha256")
     return text
+
+
+async def _check_not_retroactive(ctx: Context, contract: Contract, version: ContractVersion, field: str) -> None:
+    """An amendment (a version of a running contract) takes effect no earlier than the day it is sent and signed:
+    ``contractAmend`` checks its date when drafted, and a draft sent or signed days later would reprice periods
+    already delivered and billed (found in review). It is withdrawn and amended again with a later date."""
+    if contract.status in ("active", "suspended") and version.effective_on < await contracts.local_today(ctx):
+        raise _refusal(Conflict, f"{field}: the amendment would take effect before today; withdraw it and amend "
+                                 "again with a later effectiveOn.", EFFECTIVE_IN_PAST, field)
 
 
 def _check_signable(contract: Contract, version: ContractVersion) -> None:
@@ -442,7 +456,10 @@ async def _copy_as_draft(ctx: Context, contract: Contract, version: ContractVers
 
 async def signatures_of(ctx: Context, version: VersionView) -> list[SignatureView]:
     """A version's signatures in the order they were given (at most one per party: no paging needed), batched
-    across the versions of a request; noted as a read of the contract."""
+    across the versions of a request; noted as a read of the contract. A partner's view has none: they name the
+    client's family and the staff who witnessed (found in review: a partner read the guarantor's name)."""
+    if version.contract.partner_only:
+        return []
     async def batch(ids: Sequence[uuid.UUID]) -> list[list[ContractSignature]]:
         found: dict[uuid.UUID, list[ContractSignature]] = defaultdict(list)
         rows = ContractSignature.filter(institution_id=ctx.institution_id, contract_version_id__in=list(ids))

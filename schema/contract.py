@@ -222,7 +222,8 @@ class ContractVersion:
         return [ContractItem(view=item) for item in await contracts.items_of(info.context, self.view)]
 
     @strawberry.field(description="The parties' signatures of this version, in the order given (at most one per "
-                                  "party); empty for a draft.")
+                                  "party); empty for a draft, and for a care partner (they name the client's family "
+                                  "and the witnesses).")
     async def signatures(self, info: Info) -> list[Annotated["ContractSignature",
                                                               strawberry.lazy("schema.contract_signature")]]:
         return [node_of("contract_signature", info.context, signature)

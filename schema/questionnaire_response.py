@@ -202,9 +202,11 @@ class QuestionnaireResponse:
     def department_id(self) -> strawberry.ID | None:
         return _id(self.row.department_id)
 
-    @strawberry.field(description="The clinician it is about, if the questionnaire is about one.")
+    @strawberry.field(description="The clinician it is about, if the questionnaire is about one; null when "
+                                  "anonymous (a clinician's few answers would pick out their patients: the report "
+                                  "shows clinicians' cells of five or more only).")
     def clinician_id(self) -> strawberry.ID | None:
-        return _id(self.row.clinician_id)
+        return None if self.view.questionnaire.anonymous else _id(self.row.clinician_id)
 
     @strawberry.field(description="The staff member who entered it (phone, paper).")
     def entered_by_id(self) -> strawberry.ID | None:

@@ -164,5 +164,9 @@ def test_samples_from_sums_and_counts_agree() -> None:
     assert by_sums == by_counts
     assert by_sums.variance == pytest.approx(sum((v - 10 / 3) ** 2 for v in values) / 5)
     assert Sample.from_sums(4, 400, 40000).variance == 0  # rounding never makes it negative
+    same = [91.666667] * 12  # a score rounded to 6 decimals: the sums leave a residue of ~1e-11 (found in review)
+    assert sample(same).variance == 0
+    assert statistics.welch(sample(same), sample([100.0] * 12)).statistic is None
+    assert sample([91.666667] * 11 + [92.666667]).variance == pytest.approx(1 / 12)  # one point apart: a variance
     with pytest.raises(ValueError):
         Sample.from_sums(0, 0, 0)

@@ -1,0 +1,112 @@
+"""Surveys under review (found in review, each failing before its fix): an anonymous response names no clinician,
+and groups that do not vary get no t statistic from a rounding residue."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from models import Questionnaire, SurveyInvitation
+from resolvers.context import Services
+from tests import surveys
+from tests.api.test_survey_reports import REPORT, respond
+from tests.factories import Tenant
+
+RESPONSES = """query($q: ID) { questionnaireResponses(questionnaireId: $q) {
+  nodes { id anonymous clinicianId score low answers { linkId number codes } } } }"""
+BY_LINK_ANSWER = """mutation($t: String!, $answers: [SurveyAnswerInput!]!) {
+  surveyAnswerByLink(token: $t, answers: $answers) { anonymous responseId followUp } }"""
+VISIT_CREATE = "mutation($input: VisitCreateInput!) { visitCreate(input: $input) { id } }"
+VISIT = "query($id: ID!) { visit(id: $id) { id clinician { id } } }"
+INVITATIONS = """query($pid: ID!) { patientSurveyInvitations(patientId: $pid) { nodes { id visitId answered } } }"""
+
+
+def ok(reply: Any, root: str) -> Any:
+    assert reply.errors == [], reply.errors
+    return reply.data[root]
+
+
+async def _visit_invited(tenant: Tenant, services: Services, q: Questionnaire,
+                         clinician: uuid.UUID | None) -> tuple[uuid.UUID, str, str]:
+    """A patient of department A, a finished visit (with ``clinician``), the invitation's link."""
+    pid = await surveys.reachable(tenant, "A")
+    ended = datetime.now(UTC) - timedelta(minutes=5)
+    visit = ok(await tenant.call("nurse", VISIT_CREATE, input={
+        "patientId": str(pid), "kind": "OUTPATIENT", "departmentId": str(tenant.departments["A"].id),
+        "status": "FINISHED", "startedAt": (ended - timedelta(minutes=30)).isoformat(), "endedAt": ended.isoformat(),
+        **({"clinicianId": str(clinician)} if clinician else {})}), "visitCreate")["id"]
+    row = await SurveyInvitation.get(institution_id=tenant.id, patient_id=pid)
+    return pid, visit, surveys.link_of(services, row)
+
+
+async def test_an_anonymous_response_is_listed_with_its_clinician_a_cell_of_one(tenant: Tenant,
+                                                                                services: Services) -> None:
+    """The list shows anonymous responses once their (version, department, month) holds minCell, but each one
+    carries its clinicianId: a clinician seen by one invited patient that month singles that patient's answers out,
+    the very cell surveyReport(byClinician) hides as TOO_FEW_RESPONSES."""
+    q = await surveys.questionnaire(tenant, anonymous=True)
+    await surveys.trigger(tenant, q)
+    doctor = tenant.staff_ids["doctor"]
+    for _ in range(4):
+        _, _, token = await _visit_invited(tenant, services, q, None)
+        ok(await tenant.call(None, BY_LINK_ANSWER, t=token, answers=surveys.GOOD), "surveyAnswerByLink")
+    pid, visit_id, token = await _visit_invited(tenant, services, q, doctor)
+    ok(await tenant.call(None, BY_LINK_ANSWER, t=token, answers=surveys.LOW), "surveyAnswerByLink")
+
+    # the department head: the report hides the doctor's cell (one response) ...
+    month = datetime.now(UTC).astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m")
+    report = ok(await tenant.call("department_head", REPORT, key=str(q.key), by=True,
+                                  dep=str(tenant.departments["A"].id), **{"from": month, "to": month}), "surveyReport")
+    doctors_row = next(r for r in report["rows"] if r["clinicianId"] == str(doctor))
+    assert doctors_row["status"] == "TOO_FEW_RESPONSES" and doctors_row["score"]["value"] is None
+    # ... and the invitation list + the visit tell which patient saw the doctor (staff may read both)
+    [invitation] = ok(await tenant.call("department_head", INVITATIONS, pid=str(pid)),
+                      "patientSurveyInvitations")["nodes"]
+    assert invitation["visitId"] == visit_id
+    assert ok(await tenant.call("department_head", VISIT, id=visit_id), "visit")["clinician"]["id"] == str(doctor)
+    # the list must not single out that cell: no anonymous response may carry a clinician finer than the cell
+    nodes = ok(await tenant.call("department_head", RESPONSES, q=str(q.id)), "questionnaireResponses")["nodes"]
+    assert len(nodes) == 5 and all(n["anonymous"] for n in nodes)
+    about_doctor = [n for n in nodes if n["clinicianId"] == str(doctor)]
+    assert about_doctor == [], f"the one patient's anonymous answers, singled out: {about_doctor}"
+
+
+# -- a conditional item's count gives away its (hidden) source item -----------------------------------------
+
+
+def _text(en: str) -> dict[str, str]:
+    return {"zh-CN": en, "en": en}
+
+
+COND_ITEMS: list[dict[str, Any]] = [
+    {"link_id": "q1", "kind": "likert", "text": _text("Overall"), "required": True, "counts": True},
+    # optional: few answer it
+    {"link_id": "pain", "kind": "likert", "text": _text("Pain management"), "required": False, "counts": False},
+    # asked (and required) only when pain <= 2
+    {"link_id": "why", "kind": "yes_no", "text": _text("Were you told why?"), "required": True,
+     "enable_when": {"link_id": "pain", "operator": "<=", "answer": 2}},
+]
+COND_SCORING = {"method": "mean", "satisfied_at": 75, "nps_item": None, "csat_item": None, "low": None}
+
+
+COMPARE = """query($key: ID!, $a: SurveyGroupInput!, $b: SurveyGroupInput!) {
+  surveyComparison(questionnaireKey: $key, groupA: $a, groupB: $b) {
+    status groupA { responses mean standardDeviation } groupB { responses mean standardDeviation }
+    statistic degreesOfFreedom pValue difference cohensD hedgesG conclusion } }"""
+
+
+async def test_welch_on_groups_that_do_not_vary_is_not_a_huge_t(tenant: Tenant) -> None:
+    """Twelve patients before, all scoring 91.666667 (three counted Likert items 5, 5, 4: the stored score is rounded
+    to 6 decimals), twelve after, all 100. Neither group varies: the documented answer is no t, no p, no d (as for
+    two groups of 100s). The sums of squares leave a rounding residue (variance ~1e-12), so the API answers
+    t ~ 1e7, p = 0, Cohen's d ~ 1e7, 'DIFFERENT'."""
+    from tests.api.test_survey_reports import questionnaire as report_questionnaire
+    q = await report_questionnaire(tenant)
+    await respond(tenant, q, "2025-01", [{"score": 91.666667}] * 12)
+    await respond(tenant, q, "2025-06", [{"score": 100.0}] * 12)
+    found = ok(await tenant.call("admin", COMPARE, key=str(q.key), a={"from": "2025-01", "to": "2025-01"},
+                                 b={"from": "2025-06", "to": "2025-06"}), "surveyComparison")
+    assert found["groupA"]["responses"] == 12 and found["groupB"]["responses"] == 12
+    assert (found["statistic"], found["pValue"], found["cohensD"]) == (None, None, None), found
