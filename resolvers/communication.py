@@ -92,6 +92,9 @@ UNSUBSCRIBE_PATH = "/unsubscribe"  # the link is f"{public_url}{UNSUBSCRIBE_PATH
 SURVEY_PATH = "/survey"  # the portal's survey page: f"{public_url}{SURVEY_PATH}#token=clq_..."
 SURVEY_KEY = "survey:"  # a survey invitation's messages: "survey:<invitation id>:invitation" or ":reminder"
 SURVEY_LINK_WITHHELD = "[survey link: sent to the recipient only]"  # what staff see in its place on the log
+# An unsubscribe link withdraws consent as the recipient, with no sign-in: staff reading the log see this instead
+# (found in review: a role that may not change consent did so, anonymously, with the stored link)
+UNSUBSCRIBE_LINK_WITHHELD = "[unsubscribe link: sent to the recipient only]"
 SURVEY_LINE = {"zh-CN": " 问卷：{survey_url}", "en": " Survey: {survey_url}"}
 CURSOR_KIND = "communication"
 # An appointment's notices that only make sense while it is booked and still to come.
@@ -527,7 +530,7 @@ async def _deliver_one(services: Services, senders: Mapping[str, MessageSender],
                        sender_address=facts.settings[row.institution_id].email_from,
                        gateway=await _gateway(services, work, row.institution_id, channel), unsubscribe_url=link)
     row.channel = channel
-    subject, body = withhold_survey_link(subject, survey_url), withhold_survey_link(body, survey_url)
+    subject, body = withhold_links(subject, survey_url, link), withhold_links(body, survey_url, link)
     row.subject = keys.seal(subject, field_aad(row.institution_id, "communication", "subject", row.id))
     row.body = keys.seal(body, field_aad(row.institution_id, "communication", "body", row.id))
     sender = senders.get(channel)
@@ -564,11 +567,14 @@ def _failed(row: Communication, reason: str, moment: datetime, *, permanent: boo
 
 def _disclosure(row: Communication, channel: str) -> AuditRecord:
     """Sending hands the patient's (or contact's) address to a gateway: a disclosure on the trail, with
-    the column's name and never its value."""
+    the column's name and never its value; a portal message goes to no gateway and names no address (found in
+    review: it was recorded as disclosing the phone)."""
     column = "email" if channel == "email" else ("contact.phone" if row.contact_id else "phone")
+    address = frozenset() if channel == "app" else frozenset({column})
     return AuditRecord(row.institution_id, SYSTEM, Action.DISCLOSE, "communication", Outcome.ALLOWED,
-                       resource_id=row.id, patient_id=row.patient_id, field_classes=frozenset({"contact"}),
-                       fields_read=frozenset({column}), reason=f"sent_{channel}", policy_rule=OUTBOX_RULE)
+                       resource_id=row.id, patient_id=row.patient_id,
+                       field_classes=frozenset({"contact"}) if address else frozenset(), fields_read=address,
+                       reason=f"sent_{channel}", policy_rule=OUTBOX_RULE)
 
 
 _SETTLED_COLUMNS = ("status", "refusal", "channel", "due_at", "sent_at", "delivered_at", "settled_at", "attempts",
@@ -576,10 +582,16 @@ _SETTLED_COLUMNS = ("status", "refusal", "channel", "due_at", "sent_at", "delive
 
 
 async def _settle(work: Batch) -> None:
-    """The batch's outcomes and its disclosures, in one short transaction."""
+    """The batch's outcomes and its disclosures, in one short transaction. What went out is recorded whatever
+    happened to the row meanwhile; anything else (a retry, a deferral, a refusal) only over a row still queued,
+    so a message cancelled while its batch was out stays cancelled (found in review: a campaign cancelled during
+    a slow send went back to the queue on a timeout and was sent on the next run)."""
     async with in_transaction():
         for row in work.rows:
-            await Communication.filter(id=row.id).update(**{c: getattr(row, c) for c in _SETTLED_COLUMNS})
+            rows = Communication.filter(id=row.id)
+            if row.status not in ("sent", "delivered"):
+                rows = rows.filter(status="queued")
+            await rows.update(**{c: getattr(row, c) for c in _SETTLED_COLUMNS})
         await writer.append(work.audit)
 
 
@@ -782,16 +794,22 @@ def survey_url_of(services: Services, row: Communication) -> str | None:
     return f"{services.settings.public_url.rstrip('/')}{SURVEY_PATH}#token={token}"
 
 
-def withhold_survey_link(text: str, survey_url: str | None) -> str:
-    """The text as kept on the log: a survey invitation's link answers as the patient, so only the message sent
-    carries it, and the stored copy that staff read has a marker instead (the patient's own view puts it back)."""
+def withhold_links(text: str, survey_url: str | None, unsubscribe: str) -> str:
+    """The text as kept on the log: a survey invitation's link answers as the patient and an unsubscribe link
+    withdraws their consent, so only the message sent carries them, and the stored copy that staff read has
+    markers instead (the patient's own view puts them back)."""
+    text = text.replace(unsubscribe, UNSUBSCRIBE_LINK_WITHHELD)
     return text if survey_url is None else text.replace(survey_url, SURVEY_LINK_WITHHELD)
 
 
-def restore_survey_link(services: Services, row: Communication, text: str | None) -> str | None:
-    """The patient's own copy of a survey invitation, with the link that answers it (see withhold_survey_link)."""
+def restore_links(services: Services, row: Communication, text: str | None) -> str | None:
+    """The patient's own copy of a message, with its links (see withhold_links)."""
+    if text is None:
+        return None
+    link = unsubscribe_url(services, row.institution_id, row.patient_id, row.purpose, row.contact_id)
     survey_url = survey_url_of(services, row)
-    return text if text is None or survey_url is None else text.replace(SURVEY_LINK_WITHHELD, survey_url)
+    text = text.replace(UNSUBSCRIBE_LINK_WITHHELD, link)
+    return text if survey_url is None else text.replace(SURVEY_LINK_WITHHELD, survey_url)
 
 
 def read_link(secret: bytes, token: str) -> Link:
@@ -842,6 +860,9 @@ async def follow_link(services: Services, token: str, request: RequestMeta | Non
     institution_id, patient_id, purpose = link.institution_id, link.subject_id, link.purpose
     async with in_transaction():
         patient = await Patient.filter(id=patient_id, institution_id=institution_id).select_for_update().first()
+        if patient is not None and patient.merged_into_id is not None:  # a link sent before its file was merged
+            patient_id = patient.merged_into_id  # stops what is still sent: the survivor's (found in review)
+            patient = await Patient.filter(id=patient_id, institution_id=institution_id).select_for_update().first()
         if patient is None:
             raise LinkRefused("unknown")
         purposes = tags_from_db(patient.contact_purposes)
@@ -951,7 +972,7 @@ def read_sealed(ctx: Context, view: CommunicationView, name: str) -> str | None:
         return None
     text = access.read_journey_field(ctx, view.patient, "communication", view.row, name, "contact")
     own = patient and view.row.contact_id is None  # a family member's invitation stays theirs
-    return restore_survey_link(ctx.services, view.row, text) if own else text
+    return restore_links(ctx.services, view.row, text) if own else text
 
 
 async def log_call(ctx: Context, patient_id: uuid.UUID | None, data: dict[str, Any]) -> CommunicationView:

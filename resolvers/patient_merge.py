@@ -28,6 +28,7 @@ from audit import writer
 from audit.events import Action
 from core.errors import BadUserInput, Conflict
 from models import PartnerConsent, Patient
+from models.fields import tags_from_db, tags_to_db
 from resolvers import access, versioning
 from resolvers.access import PatientView
 from resolvers.context import Context
@@ -99,6 +100,7 @@ async def merge(ctx: Context, survivor_id: uuid.UUID | None, duplicate_id: uuid.
         # review: a booking landed on the merged file; crossed merges deadlocked), and crossed merges cannot.
         for patient_id in sorted((survivor.row.id, duplicate.row.id)):
             await Patient.filter(id=patient_id).select_for_update().only("id").first()
+        consent = await _stricter_consent(survivor.row.id, duplicate.row.id)
         for link in links:
             count, left = await _move(ctx, link, survivor.row.id, duplicate.row.id)
             if count:
@@ -107,10 +109,29 @@ async def merge(ctx: Context, survivor_id: uuid.UUID | None, duplicate_id: uuid.
                 kept[link.table] = kept.get(link.table, 0) + left
         await versioning.update_versioned(duplicate.row, duplicate.row.version, "patient", status=access.MERGED,
                                           merged_into_id=survivor.row.id, merged_at=now)
-        await versioning.update_versioned(survivor.row, survivor.row.version, "patient")
-        await writer.append(_records(ctx, decision, survivor.row.id, duplicate.row.id, moved, kept))
+        await versioning.update_versioned(survivor.row, survivor.row.version, "patient", **consent)
+        records = _records(ctx, decision, survivor.row.id, duplicate.row.id, moved, kept)
+        if consent:
+            records.append(dataclasses.replace(access.write_record(
+                ctx, Action.UPDATE, "patient", survivor.row.id, patient_id=survivor.row.id,
+                fields=frozenset(consent), decision=decision), reason=REASON))
+        await writer.append(records)
     views = await access.views(ctx, [survivor.row, duplicate.row])
     return MergeResult(views[0], views[1], moved, kept)
+
+
+async def _stricter_consent(survivor_id: uuid.UUID, duplicate_id: uuid.UUID) -> dict[str, Any]:
+    """What the survivor's contact consent becomes: what both files allow (consent, purposes, channels), read
+    under the merge's locks; only the columns that change. A withdrawal made on either file stands (found in
+    review: an unsubscribe on the duplicate was lost, and the survivor's wider consent went on)."""
+    rows = {row["id"]: row for row in await Patient.filter(id__in=[survivor_id, duplicate_id]).values(
+        "id", "contact_consent", "contact_purposes", "contact_channels")}
+    kept, other = rows[survivor_id], rows[duplicate_id]
+    stricter: dict[str, Any] = {"contact_consent": bool(kept["contact_consent"] and other["contact_consent"])}
+    for column in ("contact_purposes", "contact_channels"):
+        both = set(tags_from_db(kept[column])) & set(tags_from_db(other[column]))
+        stricter[column] = tags_to_db(sorted(both))
+    return {column: value for column, value in stricter.items() if value != kept[column]}
 
 
 async def _check_mergeable(ctx: Context, links: list[Link], survivor_id: uuid.UUID,

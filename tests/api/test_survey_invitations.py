@@ -435,6 +435,10 @@ async def test_the_log_keeps_no_link_that_answers_as_the_patient(tenant: Tenant,
               "myCommunications")["edges"]
     [own_copy] = [e["node"]["body"] for e in mine if e["node"]["cause"] == "SURVEY_INVITATION"]
     assert f"#token={token}" in own_copy and communication.SURVEY_LINK_WITHHELD not in own_copy
+    # the unsubscribe link withdraws the patient's consent with no sign-in: the same (found in review)
+    unsubscribe = communication.unsubscribe_url(services, tenant.id, pid, "care")  # a survey is a care message
+    assert unsubscribe not in staff_copy and communication.UNSUBSCRIBE_LINK_WITHHELD in staff_copy
+    assert unsubscribe in own_copy and communication.UNSUBSCRIBE_LINK_WITHHELD not in own_copy
 
 
 async def test_an_institutions_own_template_without_the_link_still_carries_it(tenant: Tenant,

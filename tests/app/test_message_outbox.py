@@ -287,7 +287,9 @@ async def test_a_sent_message_is_sealed_logged_and_disclosed_without_its_content
         "sent", "sms", f"gw-{message.id}", 1)
     assert b"Dentistry" not in bytes(stored.body or b"") and stored.body  # sealed at rest
     (entry,) = await log(tenant, pid)
-    assert (entry["status"], entry["channel"], entry["body"]) == ("SENT", "SMS", outgoing.body)
+    # staff read the log without the link that withdraws the patient's consent (found in review)
+    withheld = outgoing.body.replace(outgoing.unsubscribe_url, "[unsubscribe link: sent to the recipient only]")
+    assert (entry["status"], entry["channel"], entry["body"]) == ("SENT", "SMS", withheld)
     (disclosure,) = await AuditEvent.filter(institution_id=tenant.id, action=Action.DISCLOSE, resource_id=message.id)
     assert (disclosure.actor_kind, disclosure.patient_id, disclosure.fields_read) == ("system", pid, "phone")
     text = repr({k: v for k, v in disclosure.__dict__.items() if not k.startswith("_")})
