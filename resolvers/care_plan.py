@@ -28,6 +28,7 @@ from models.care_plan import ACTIVITY_KINDS
 from models.follow_up import OPEN_TASK_STATUSES
 from policies.fields import CARE_PLAN_FIELD_CLASS, CLINICAL
 from resolvers import access, follow_up, pagination
+from resolvers import communication as communications
 from resolvers.access import PatientView
 from resolvers.context import Context
 from resolvers.versioning import bumped
@@ -190,8 +191,12 @@ async def transition(ctx: Context, plan_id: uuid.UUID | None, to: str, version: 
                                              activity_id__in=Subquery(activity_ids))
             task_ids = cast(list[uuid.UUID], await open_tasks.values_list("id", flat=True))
             await FollowUpTask.filter(id__in=list(task_ids)).update(status="cancelled", updated_at=datetime.now(UTC))
-            await CarePlanActivity.filter(institution_id=ctx.institution_id, plan_id=row.id,
-                                          status="scheduled").update(status="cancelled")
+            await follow_up.cancel_announcements(ctx, list(task_ids))
+            scheduled = CarePlanActivity.filter(institution_id=ctx.institution_id, plan_id=row.id, status="scheduled")
+            reminded = cast(list[uuid.UUID], await scheduled.values_list("id", flat=True))
+            await scheduled.update(status="cancelled")
+            await communications.cancel_queued(ctx.institution_id, *(
+                communications.cause_prefix("care_plan_activity", a) for a in reminded))  # (found in review)
             records += [access.write_record(ctx, Action.UPDATE, "follow_up_task", task_id, patient_id=row.patient_id,
                                             fields=frozenset({"status"}), decision=decision) for task_id in task_ids]
         await writer.append(records)

@@ -380,10 +380,23 @@ async def schedule_many(institution_id: uuid.UUID, requests: list[Request]) -> l
     return [rows[r.key] for r in requests]
 
 
-async def cancel_queued(institution_id: uuid.UUID, key_prefix: str) -> int:
-    """Cancel the queued messages whose key starts with ``key_prefix`` (their cause went away)."""
-    return await Communication.filter(institution_id=institution_id, key__startswith=key_prefix,
-                                      status="queued").update(status="cancelled", settled_at=_now())
+async def cancel_queued(institution_id: uuid.UUID, *key_prefixes: str) -> int:
+    """Cancel the queued messages whose key starts with one of ``key_prefixes`` (their cause went away), in one
+    statement."""
+    if not key_prefixes:
+        return 0
+    which = Q(key__startswith=key_prefixes[0])
+    for prefix in key_prefixes[1:]:
+        which |= Q(key__startswith=prefix)
+    return await Communication.filter(which, institution_id=institution_id, status="queued").update(
+        status="cancelled", settled_at=_now())
+
+
+def cause_prefix(kind: str, cause_id: uuid.UUID) -> str:
+    """The key prefix of every message about one cause (``revisit:<visit>:``, ``follow_up:<task>:``,
+    ``care_plan_activity:<activity>:``): the reminders' keys add the day, and ``cancel_queued`` cancels them all
+    when the cause moves or goes away."""
+    return f"{kind}:{cause_id}:"
 
 
 # -- appointments -----------------------------------------------------------------------------

@@ -48,6 +48,7 @@ from models.visit import VISIT_KINDS
 from policies.fields import CLINICAL, FOLLOW_UP_FIELD_CLASS, IDENTITY
 from policies.guard import Decision
 from resolvers import access, pagination
+from resolvers import communication as communications
 from resolvers import institution as institutions
 from resolvers import sla as slas
 from resolvers import survey as surveys
@@ -167,6 +168,7 @@ async def _cancel(ctx: Context, which: Q) -> int:
         return 0
     await FollowUpTask.filter(id__in=[task_id for task_id, _ in rows]).update(
         status="cancelled", version=F("version") + 1, updated_at=datetime.now(UTC))
+    await cancel_announcements(ctx, [task_id for task_id, _ in rows])
     await writer.append([access.write_record(ctx, Action.UPDATE, "follow_up_task", task_id, patient_id=patient_id,
                                              fields=frozenset({"status"}), decision=SYSTEM_DECISION)
                          for task_id, patient_id in rows])
@@ -870,6 +872,15 @@ async def _write(ctx: Context, view: TaskView, version: int | None, columns: dic
         **columns, version=bumped(), updated_at=_now())
     if changed != 1:
         raise Conflict("version: the task changed since you read it; read it again.", field="version")
+    if "due_on" in columns or columns.get("status", "requested") not in OPEN_TASK_STATUSES:
+        await cancel_announcements(ctx, [view.row.id])  # moved or closed: the queued announcement is not true
+
+
+async def cancel_announcements(ctx: Context, task_ids: list[uuid.UUID]) -> int:
+    """Cancel the queued announcements of these calls (found in review: a call closed or moved was still
+    announced; the sweep queues a moved one again for its new day)."""
+    return await communications.cancel_queued(ctx.institution_id,
+                                               *(communications.cause_prefix("follow_up", i) for i in task_ids))
 
 
 async def _reloaded(ctx: Context, view: TaskView) -> TaskView:

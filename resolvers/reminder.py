@@ -77,7 +77,8 @@ async def _revisits(institution_id: uuid.UUID, window: tuple[date, date]) -> lis
     found = await Visit.filter(institution_id=institution_id, status="finished", revisit_on__gte=window[0],
                                revisit_on__lte=window[1]).values_list("id", "patient_id", "revisit_on",
                                                                       "department_id")
-    return [Due(f"revisit:{vid}:{on}", "revisit_reminder", pid, on, True, dep) for vid, pid, on, dep in found]
+    return [Due(f"{communications.cause_prefix('revisit', vid)}{on}", "revisit_reminder", pid, on, True, dep)
+            for vid, pid, on, dep in found]
 
 
 async def _plan_activities(institution_id: uuid.UUID, window: tuple[date, date]) -> list[Due]:
@@ -87,7 +88,7 @@ async def _plan_activities(institution_id: uuid.UUID, window: tuple[date, date])
                                            due_on__lte=window[1], plan_id__in=Subquery(plans.values("id")))
                    .exclude(kind="call")
                    .values_list("id", "kind", "due_on", "plan__patient_id", "plan__department_id"))
-    return [Due(f"care_plan_activity:{aid}:{on}",
+    return [Due(f"{communications.cause_prefix('care_plan_activity', aid)}{on}",
                 "revisit_reminder" if kind == "revisit" else "pending_treatment_reminder", pid, on, True, dep)
             for aid, kind, on, pid, dep in found]
 
@@ -98,7 +99,8 @@ async def _follow_up_calls(institution_id: uuid.UUID, window: tuple[date, date])
                                        due_on__gte=window[0], due_on__lte=window[1])
                    .filter(Q(activity_id__isnull=True) | ~Q(activity__kind="revisit"))
                    .values_list("id", "patient_id", "due_on", "department_id"))
-    return [Due(f"follow_up:{tid}:{on}", "follow_up_announcement", pid, on, True, dep) for tid, pid, on, dep in found]
+    return [Due(f"{communications.cause_prefix('follow_up', tid)}{on}", "follow_up_announcement", pid, on, True, dep)
+            for tid, pid, on, dep in found]
 
 
 async def _birthdays(institution_id: uuid.UUID, today: date) -> list[Due]:

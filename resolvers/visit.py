@@ -31,6 +31,7 @@ from models.visit import CODE_KINDS, PROCEDURE_STATUSES, VISIT_KINDS
 from policies.fields import CLINICAL, ENCRYPTED_FIELDS, INTERNAL, VISIT_FIELD_CLASS
 from policies.guard import Decision
 from resolvers import access, follow_up, pagination, survey, versioning
+from resolvers import communication as communications
 from resolvers.access import PatientView
 from resolvers.context import Context
 from resolvers.loaders import newest_per_parent
@@ -338,6 +339,9 @@ async def update(ctx: Context, visit_id: uuid.UUID | None, data: dict[str, Any],
     _check_order({**_times(view.row), **values})
     async with in_transaction():
         await _write(ctx, view, version, _columns(ctx, view.row.id, values))
+        if "revisit_on" in values:  # the reminder of the old day is not true (found in review): the sweep queues
+            await communications.cancel_queued(  # the new day's
+                ctx.institution_id, communications.cause_prefix("revisit", view.row.id))
         if "staff_ids" in values:
             await _set_staff(ctx, view.row.id, values["staff_ids"])
         await writer.append([access.write_record(ctx, Action.UPDATE, "visit", view.row.id,

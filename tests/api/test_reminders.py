@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from models import Communication, Institution
+from models import CarePlan, Communication, FollowUpTask, Institution
 from resolvers import reminder
 from tests.factories import Tenant, make_patient
 
@@ -19,6 +19,8 @@ VISIT = """mutation($input: VisitCreateInput!) { visitCreate(input: $input) { id
 VISIT_UPDATE = """mutation($id: ID!, $input: VisitUpdateInput!, $v: Int) { visitUpdate(id: $id, input: $input,
   version: $v) { id version } }"""
 PLAN = """mutation($input: CarePlanCreateInput!) { carePlanCreate(input: $input) { id } }"""
+CANCEL_TASK = """mutation($id: ID!) { followUpTaskCancel(id: $id) { id } }"""
+END_PLAN = """mutation($id: ID!) { carePlanTransition(id: $id, to: REVOKED) { id } }"""
 CALENDAR = """mutation($input: BusinessCalendarInput!) { businessCalendarSet(input: $input) { levels { level } } }"""
 
 
@@ -67,23 +69,39 @@ async def test_a_revisit_is_reminded_the_day_before_at_nine_and_a_moved_date_ane
     later = await sweep(tenant, local(date(2031, 5, 12), time(10)))  # found late: at once
     moved = later[f"revisit:{visit}:2031-05-12"]
     assert moved.due_at == local(date(2031, 5, 12), time(10))
+    # the old day's reminder is not true any more (found in review: it was still sent)
+    assert later[f"revisit:{visit}:2031-05-13"].status == "cancelled" and moved.status == "queued"
 
 
-async def test_a_care_plan_reminds_of_treatment_and_its_calls_are_announced(tenant: Tenant) -> None:
+async def test_a_call_closed_or_a_plan_ended_takes_its_queued_messages_with_it(tenant: Tenant) -> None:
+    """Found in review: a call cancelled, or a plan revoked, after the sweep queued its announcement and reminders,
+    still had them sent the next morning."""
     today = date(2031, 5, 12)
-    pid = await patient(tenant)
     tomorrow = (today + timedelta(days=1)).isoformat()
-    ok(await tenant.call("nurse", PLAN, input={
-        "patientId": str(pid), "title": "Orthodontics", "startsOn": today.isoformat(),
-        "departmentId": str(tenant.departments["A"].id),
-        "activities": [{"kind": "REHABILITATION", "dueOn": tomorrow}, {"kind": "REVISIT", "dueOn": tomorrow},
-                       {"kind": "CALL", "dueOn": tomorrow}]}), "carePlanCreate")
+    plans = []
+    for _ in range(2):
+        pid = await patient(tenant)
+        plans.append(ok(await tenant.call("nurse", PLAN, input={
+            "patientId": str(pid), "title": "Orthodontics", "startsOn": today.isoformat(),
+            "departmentId": str(tenant.departments["A"].id),
+            "activities": [{"kind": "REHABILITATION", "dueOn": tomorrow}, {"kind": "CALL", "dueOn": tomorrow}]}),
+            "carePlanCreate")["id"])
+    queued = await sweep(tenant, local(today, time(8)))
+    assert sorted(row.status for row in queued.values()) == ["queued"] * 4
+    [task] = await FollowUpTask.filter(activity__plan_id=plans[0]).values_list("id", flat=True)
 
-    found = await sweep(tenant, local(today, time(8)))
+    ok(await tenant.call("department_head", CANCEL_TASK, id=str(task)), "followUpTaskCancel")
+    ok(await tenant.call("doctor", END_PLAN, id=plans[1]), "carePlanTransition")
 
-    causes = sorted(row.cause for row in found.values())
-    assert causes == ["follow_up_announcement", "pending_treatment_reminder", "revisit_reminder"]
-    assert {row.due_at for row in found.values()} == {local(today, time(9))}
+    after = {(row.patient_id, row.cause): row.status for row in await Communication.filter(institution_id=tenant.id)}
+    first, second = [await patient_of(plan) for plan in plans]
+    assert after == {(first, "follow_up_announcement"): "cancelled", (first, "pending_treatment_reminder"): "queued",
+                     (second, "follow_up_announcement"): "cancelled",
+                     (second, "pending_treatment_reminder"): "cancelled"}
+
+
+async def patient_of(plan_id: str) -> uuid.UUID:
+    return (await CarePlan.get(id=plan_id)).patient_id
 
 
 async def test_birthdays_and_the_first_day_of_holidays_are_greeted(tenant: Tenant) -> None:
