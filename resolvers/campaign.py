@@ -226,12 +226,17 @@ async def start(ctx: Context, campaign_id: uuid.UUID | None, version: int | None
 
 
 async def cancel(ctx: Context, campaign_id: uuid.UUID | None, version: int | None) -> Campaign:
-    """Stop a campaign: nothing more is queued, and what is queued and not yet sent is cancelled."""
+    """Stop a campaign, also one completed whose messages are not all sent yet: nothing more is queued, and what is
+    queued and not yet sent is cancelled."""
     decision = await access.authorize(ctx, "campaign", "update", action=Action.UPDATE, resource_type="campaign",
                                       resource_id=campaign_id)
     row = await _find(ctx, campaign_id, Action.UPDATE)
     await _check_author_reach(ctx, row)
-    if row.status not in ("draft", "sending"):
+    # Completed means every message is queued, not sent: while some still wait (quiet hours, a slow gateway) it can
+    # be stopped (found in review: a campaign with a typo started at 22:00 could not be stopped before 08:00).
+    waiting = row.status == "completed" and await Communication.filter(
+        institution_id=ctx.institution_id, key__startswith=_key_prefix(row.id), status="queued").exists()
+    if row.status not in ("draft", "sending") and not waiting:
         raise Conflict(f"id: the campaign is {row.status} already.", field="id", reason=ILLEGAL_TRANSITION)
     now = _now()
     async with in_transaction():

@@ -1,6 +1,7 @@
 """Messages to patients under review (found in review, each failing before its fix), driven through the API and
-the outbox as its worker runs it: a withdrawal survives a merge of the files, a cancelled message stays cancelled
-when its batch fails, staff read no working unsubscribe link on the log, a portal message discloses no address."""
+the outbox as its worker runs it: a withdrawal survives a merge of the files, a campaign is stopped while its
+messages wait, a cancelled message stays cancelled when its batch fails, staff read no working unsubscribe link on
+the log, and a portal message discloses no address."""
 
 from __future__ import annotations
 
@@ -156,6 +157,22 @@ class Stalling:
         self.entered.set()
         await self.release.wait()
         raise SendFailed("timeout")
+
+
+async def test_a_campaign_queued_but_not_yet_sent_can_be_cancelled(tenant: Tenant, services: Services) -> None:
+    pid = await campaign_patient(tenant)
+    campaign_id = await run_campaign(tenant)  # the worker queued it at once (fewer than 500 patients)
+    [row] = await Communication.filter(campaign_id=campaign_id, patient_id=pid)
+    assert row.status == "queued"  # nothing sent yet (e.g. started at 22:00: deferred to 08:00)
+
+    reply = await tenant.call("admin", CANCEL, id=campaign_id)
+
+    assert reply.data == {"campaignCancel": {"id": campaign_id, "status": "CANCELLED"}}
+    recorder = Recorder()
+    await communication.deliver_due(services, all_channels(recorder), now=tomorrow_at_ten())
+    assert [m for m in recorder.sent if m.communication_id == row.id] == []
+    again = await tenant.call("admin", CANCEL, id=campaign_id)  # nothing left to stop
+    assert [e["extensions"]["reason"] for e in again.errors] == ["illegal_transition"]
 
 
 async def test_a_cancelled_campaign_is_not_sent_after_a_retry(tenant: Tenant, services: Services) -> None:
