@@ -31,7 +31,6 @@ class Limits:
     max_tokens: int = 2000
     max_body_bytes: int = 64 * 1024
     max_page_size: int = 100
-    default_page_size: int = 20
     login_max_failures: int = 5
     login_lock_minutes: int = 15
     token_ttl_hours: int = 12

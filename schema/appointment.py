@@ -22,6 +22,7 @@ from resolvers.pagination import Page
 from schema.common import (
     DEFAULT_PAGE_SIZE,
     FieldSource,
+    First,
     Info,
     OrderDirection,
     PageInfo,
@@ -190,7 +191,6 @@ class AppointmentBookInput:
 
 _UPCOMING = Annotated[bool, strawberry.argument(description="Only appointments still to come (booked, the slot not "
                                                             "over), soonest first; false: all, latest slot first.")]
-_FIRST = Annotated[int, strawberry.argument(description="Page size, 1 to 100.")]
 _AFTER = Annotated[str | None, strawberry.argument(description="The cursor of the previous page's end.")]
 _CANCELLED = Annotated[bool, strawberry.argument(description="Also the cancelled (and moved) appointments.")]
 _VERSION = Annotated[int | None, strawberry.argument(description="The version you read; a stale one answers "
@@ -209,7 +209,7 @@ class AppointmentQuery:
     @strawberry.field(description="A patient's appointments.")
     async def patient_appointments(self, info: Info, patient_id: Annotated[strawberry.ID, strawberry.argument(
                                        description="The patient, in your reach.")], upcoming_only: _UPCOMING = True,
-                                   first: _FIRST = DEFAULT_PAGE_SIZE, after: _AFTER = None,
+                                   first: First = DEFAULT_PAGE_SIZE, after: _AFTER = None,
                                    order_by: _ORDER = None) -> AppointmentConnection:
         page = await appointments.of_patient(info.context, uuid_of(patient_id, "patientId"),
                                              upcoming_only=upcoming_only, first=first, after=after,
@@ -217,7 +217,7 @@ class AppointmentQuery:
         return connection(info.context, page)
 
     @strawberry.field(description="Your own appointments (patients, in the portal).")
-    async def my_appointments(self, info: Info, upcoming_only: _UPCOMING = True, first: _FIRST = DEFAULT_PAGE_SIZE,
+    async def my_appointments(self, info: Info, upcoming_only: _UPCOMING = True, first: First = DEFAULT_PAGE_SIZE,
                               after: _AFTER = None, order_by: _ORDER = None) -> AppointmentConnection:
         page = await appointments.mine(info.context, upcoming_only=upcoming_only, first=first, after=after,
                                        order=_order(order_by), count=selects(info, "totalCount"))
@@ -229,7 +229,7 @@ class AppointmentQuery:
         self, info: Info,
         schedule_id: Annotated[strawberry.ID, strawberry.argument(description="The schedule.")],
         date: Annotated[date, strawberry.argument(description="The local date.")],
-        include_cancelled: _CANCELLED = False, first: _FIRST = DEFAULT_PAGE_SIZE, after: _AFTER = None,
+        include_cancelled: _CANCELLED = False, first: First = DEFAULT_PAGE_SIZE, after: _AFTER = None,
     ) -> AppointmentConnection:
         page = await appointments.schedule_day(info.context, uuid_of(schedule_id, "scheduleId"), date,
                                                include_cancelled=include_cancelled, first=first, after=after,
@@ -242,7 +242,7 @@ class AppointmentQuery:
         self, info: Info,
         clinician_id: Annotated[strawberry.ID, strawberry.argument(description="The clinician (staff id).")],
         date: Annotated[date, strawberry.argument(description="The local date.")],
-        include_cancelled: _CANCELLED = False, first: _FIRST = DEFAULT_PAGE_SIZE, after: _AFTER = None,
+        include_cancelled: _CANCELLED = False, first: First = DEFAULT_PAGE_SIZE, after: _AFTER = None,
     ) -> AppointmentConnection:
         page = await appointments.clinician_day(info.context, uuid_of(clinician_id, "clinicianId"), date,
                                                 include_cancelled=include_cancelled, first=first, after=after,

@@ -67,7 +67,9 @@ class CommunicationCause(Enum):
 
 
 @strawberry.enum(description="Where a message stands: waiting (FHIR CommunicationRequest), then settled (FHIR "
-                             "Communication).")
+                             "Communication). In FHIR R4 codes: QUEUED is a request active; SENT and DELIVERED a "
+                             "communication completed; FAILED a communication not-done; REFUSED and CANCELLED a "
+                             "request revoked.")
 class CommunicationStatus(Enum):
     QUEUED = strawberry.enum_value("queued", description="Waiting for its due time (dueAt).")
     SENT = strawberry.enum_value("sent", description="Handed to the gateway of its channel (a logged call: it took "

@@ -55,17 +55,19 @@ def _id(value: Any) -> strawberry.ID | None:
                              "signature) -> ACTIVE -> SUSPENDED <-> ACTIVE -> TERMINATED; ACTIVE or SUSPENDED -> "
                              "EXPIRED at the end of the term, or RENEWED when the next term has been signed.")
 class ContractStatus(Enum):
-    DRAFT = strawberry.enum_value("draft", description="Being prepared (FHIR draft).")
+    DRAFT = strawberry.enum_value("draft", description="Being prepared (FHIR R4 has no draft code: negotiable is "
+                                                       "the nearest).")
     SENT = strawberry.enum_value("sent", description="Sent for signature, collecting the parties' signatures "
                                                      "(FHIR offered).")
     ACTIVE = strawberry.enum_value("active", description="Signed by every party: in force (FHIR executed).")
-    SUSPENDED = strawberry.enum_value("suspended", description="Services paused for a while (FHIR suspended).")
+    SUSPENDED = strawberry.enum_value("suspended", description="Services paused for a while (FHIR R4 has no "
+                                                               "suspended code: disputed is the nearest).")
     TERMINATED = strawberry.enum_value("terminated", description="Ended before its term by a party (FHIR "
                                                                  "terminated).")
     EXPIRED = strawberry.enum_value("expired", description="Its term ran out without a renewal (FHIR has no code "
                                                            "of its own: terminated at the term's end).")
     RENEWED = strawberry.enum_value("renewed", description="Its term ended and the next term (a new contract "
-                                                           "naming this one in renewalOf) took over (FHIR renewed).")
+                                                           "naming this one in renewalOfId) took over (FHIR renewed).")
 
 
 @strawberry.enum(description="Where a version of a contract stands. A version is edited only as a DRAFT; from SENT "
@@ -304,7 +306,7 @@ class Contract:
     def ended_at(self) -> datetime | None:
         return self.view.row.ended_at
 
-    @strawberry.field(description="Why it was suspended or terminated.")
+    @strawberry.field(description="Why it was last suspended, resumed or terminated (each move replaces it).")
     def status_reason(self) -> str | None:
         return self.view.row.status_reason
 
@@ -679,7 +681,7 @@ class ContractMutation:
                                                         expected_version=expected_version, effective_on=effective_on))
 
     @strawberry.mutation(description="Open the next term of an ACTIVE or SUSPENDED contract: a new DRAFT contract "
-                                     "with renewalOf this one. When it has been signed, this one ends RENEWED "
+                                     "with renewalOfId this one. When it has been signed, this one ends RENEWED "
                                      "instead of EXPIRED.")
     async def contract_renew(self, info: Info, contract_id: _CONTRACT_ID, input: Annotated[
             ContractRenewInput, strawberry.argument(description="The next term.")]) -> Contract | None:

@@ -17,7 +17,7 @@ import strawberry
 from resolvers import message_template as templates
 from resolvers.message_template import Preview, Template
 from resolvers.pagination import Page
-from schema.common import DEFAULT_PAGE_SIZE, Info, PageInfo, Version
+from schema.common import DEFAULT_PAGE_SIZE, First, Info, PageInfo, Version
 
 
 @strawberry.enum(description="Why a message is sent to a patient: the cause a template is for.")
@@ -151,7 +151,7 @@ class MessageTemplateQuery:
     async def message_templates(
             self, info: Info,
             cause: Annotated[TemplateCause | None, strawberry.argument(description="Only this cause's.")] = None,
-            first: Annotated[int, strawberry.argument(description="How many, 1 to 100.")] = DEFAULT_PAGE_SIZE,
+            first: First = DEFAULT_PAGE_SIZE,
             after: Annotated[str | None, strawberry.argument(description="The cursor to continue after.")] = None,
     ) -> MessageTemplateConnection:
         page = await templates.templates(info.context, cause=None if cause is None else str(cause.value), first=first,

@@ -240,7 +240,7 @@ class Patient:
     occupation: str | None = _field("Occupation.")
     national_id_type: NationalIdType | None = _field("Identity document type.")
     national_id: str | None = _field("Identity document number. Encrypted; decryption is audited.")
-    status: PatientStatus | None = _field("Active, archived or deceased.")
+    status: PatientStatus | None = _field("Active, archived, deceased, or merged into another file (see mergedInto).")
     segments: list[Segment] | None = _field("Segments (VIP, special needs, pending treatment). Staff only.")
     tags: list[str] | None = _field("Free tags. Staff only.")
     created_at: datetime | None = _field("When the file was opened.")

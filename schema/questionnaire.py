@@ -16,7 +16,7 @@ import strawberry
 
 from core.validation import Problems
 from resolvers import questionnaire as questionnaires
-from schema.common import DEFAULT_PAGE_SIZE, Info, PageInfo, provided, uuid_of
+from schema.common import DEFAULT_PAGE_SIZE, First, Info, PageInfo, provided, uuid_of
 from schema.staff import StaffSummary
 
 if TYPE_CHECKING:
@@ -540,7 +540,7 @@ class QuestionnaireQuery:
         status: Annotated[QuestionnaireStatus | None, strawberry.argument(description="Only this status.")] = None,
         key: Annotated[strawberry.ID | None, strawberry.argument(description="Only the versions of this "
                                                                              "questionnaire.")] = None,
-        first: Annotated[int, strawberry.argument(description="Page size.")] = DEFAULT_PAGE_SIZE,
+        first: First = DEFAULT_PAGE_SIZE,
         after: Annotated[str | None, strawberry.argument(description="The endCursor of the previous page.")] = None,
     ) -> QuestionnaireConnection:
         page = await questionnaires.page(info.context, status=None if status is None else str(status.value),

@@ -22,14 +22,13 @@ from core.validation import Problems
 from resolvers import access
 from resolvers import questionnaire_response as responses
 from resolvers.questionnaire_response import AnswerView, Receipt, ResponseView
-from schema.common import DEFAULT_PAGE_SIZE, Info, PageInfo, uuid_of
+from schema.common import DEFAULT_PAGE_SIZE, First, Info, PageInfo, uuid_of
 from schema.patient import Patient
 from schema.patient import node as patient_node
 from schema.questionnaire import Questionnaire
 
 MAX_ANSWERS = 200
 
-_FIRST = Annotated[int, strawberry.argument(description="Page size, 1 to 100.")]
 _AFTER = Annotated[str | None, strawberry.argument(description="The cursor of the previous page's end.")]
 _TOKEN = Annotated[str, strawberry.argument(description="The link's token (clq_...), as the message carried it.")]
 
@@ -289,7 +288,7 @@ class QuestionnaireResponseQuery:
                                   "their own identified ones). An anonymous response is listed only where its "
                                   "questionnaire, department and month hold the minimum number of responses.")
     async def questionnaire_responses(
-        self, info: Info, first: _FIRST = DEFAULT_PAGE_SIZE, after: _AFTER = None,
+        self, info: Info, first: First = DEFAULT_PAGE_SIZE, after: _AFTER = None,
         questionnaire_id: Annotated[strawberry.ID | None, strawberry.argument(
             description="One questionnaire version's.")] = None,
         department_id: Annotated[strawberry.ID | None, strawberry.argument(
@@ -307,7 +306,7 @@ class QuestionnaireResponseQuery:
                                   "wrote (select comments): needs questionnaire_response.text: read as well "
                                   "(department heads, support agents, patients their own).")
     async def questionnaire_response_comments(
-        self, info: Info, first: _FIRST = DEFAULT_PAGE_SIZE, after: _AFTER = None,
+        self, info: Info, first: First = DEFAULT_PAGE_SIZE, after: _AFTER = None,
         questionnaire_id: Annotated[strawberry.ID | None, strawberry.argument(
             description="One questionnaire version's.")] = None,
         department_id: Annotated[strawberry.ID | None, strawberry.argument(

@@ -18,7 +18,7 @@ from core.errors import Forbidden
 from core.principal import STAFF
 from resolvers import schedule as schedules
 from resolvers.schedule import SlotView
-from schema.common import DEFAULT_PAGE_SIZE, Info, PageInfo, Version, provided, uuid_of
+from schema.common import DEFAULT_PAGE_SIZE, First, Info, PageInfo, Version, provided, uuid_of
 from schema.department import Department
 from schema.staff import StaffSummary
 
@@ -294,7 +294,7 @@ class ScheduleQuery:
         self, info: Info,
         department_id: Annotated[strawberry.ID | None, strawberry.argument(
             description="Only this department's.")] = None,
-        first: Annotated[int, strawberry.argument(description="Page size.")] = DEFAULT_PAGE_SIZE,
+        first: First = DEFAULT_PAGE_SIZE,
         after: Annotated[str | None, strawberry.argument(description="The endCursor of the previous page.")] = None,
         include_inactive: Annotated[bool, strawberry.argument(description="Also deactivated ones.")] = False,
     ) -> ScheduleConnection:

@@ -14,7 +14,7 @@ from resolvers import survey as surveys
 from resolvers.access import ContactView
 from resolvers.survey import InvitationView, Invited
 from schema.campaign import CampaignAudienceInput
-from schema.common import DEFAULT_PAGE_SIZE, Info, PageInfo, provided, uuid_of
+from schema.common import DEFAULT_PAGE_SIZE, First, Info, PageInfo, provided, uuid_of
 from schema.contact import Relationship
 from schema.department import Department
 from schema.questionnaire import Questionnaire
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from models import SurveyTrigger as SurveyTriggerRow
 
 
-_FIRST = Annotated[int, strawberry.argument(description="Page size, 1 to 100.")]
 _AFTER = Annotated[str | None, strawberry.argument(description="The cursor of the previous page's end.")]
 _VERSION = Annotated[int | None, strawberry.argument(description="The version you read; a stale one is a CONFLICT "
                                                                  "and writes nothing.")]
@@ -340,7 +339,7 @@ class SurveyQuery:
     @strawberry.field(description="The institution's survey triggers, oldest first (department heads and admins).")
     async def survey_triggers(
         self, info: Info,
-        first: _FIRST = DEFAULT_PAGE_SIZE, after: _AFTER = None,
+        first: First = DEFAULT_PAGE_SIZE, after: _AFTER = None,
         include_inactive: Annotated[bool, strawberry.argument(description="Deactivated triggers too.")] = False,
     ) -> SurveyTriggerConnection:
         page = await surveys.triggers(info.context, first=first, after=after, include_inactive=include_inactive)
@@ -352,7 +351,7 @@ class SurveyQuery:
                                   "heads, within their reach). NOT_FOUND outside it.")
     async def patient_survey_invitations(
         self, info: Info, patient_id: Annotated[strawberry.ID, strawberry.argument(description="The patient.")],
-        first: _FIRST = DEFAULT_PAGE_SIZE, after: _AFTER = None,
+        first: First = DEFAULT_PAGE_SIZE, after: _AFTER = None,
     ) -> SurveyInvitationConnection:
         return _invitations(await surveys.patient_invitations(info.context, uuid_of(patient_id, "patientId"),
                                                               first=first, after=after))
@@ -361,7 +360,7 @@ class SurveyQuery:
                                   "addressed to you; a family questionnaire's invitation is your contact's to answer "
                                   "and is not listed.")
     async def my_survey_invitations(
-        self, info: Info, first: _FIRST = DEFAULT_PAGE_SIZE, after: _AFTER = None,
+        self, info: Info, first: First = DEFAULT_PAGE_SIZE, after: _AFTER = None,
     ) -> SurveyInvitationConnection:
         return _invitations(await surveys.my_invitations(info.context, first=first, after=after))
 
