@@ -73,22 +73,7 @@ async def test_an_anonymous_response_is_listed_with_its_clinician_a_cell_of_one(
     assert about_doctor == [], f"the one patient's anonymous answers, singled out: {about_doctor}"
 
 
-# -- a conditional item's count gives away its (hidden) source item -----------------------------------------
-
-
-def _text(en: str) -> dict[str, str]:
-    return {"zh-CN": en, "en": en}
-
-
-COND_ITEMS: list[dict[str, Any]] = [
-    {"link_id": "q1", "kind": "likert", "text": _text("Overall"), "required": True, "counts": True},
-    # optional: few answer it
-    {"link_id": "pain", "kind": "likert", "text": _text("Pain management"), "required": False, "counts": False},
-    # asked (and required) only when pain <= 2
-    {"link_id": "why", "kind": "yes_no", "text": _text("Were you told why?"), "required": True,
-     "enable_when": {"link_id": "pain", "operator": "<=", "answer": 2}},
-]
-COND_SCORING = {"method": "mean", "satisfied_at": 75, "nps_item": None, "csat_item": None, "low": None}
+# -- statistics on groups that do not vary ---------------------------------------------------------------
 
 
 COMPARE = """query($key: ID!, $a: SurveyGroupInput!, $b: SurveyGroupInput!) {
