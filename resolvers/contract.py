@@ -49,6 +49,7 @@ from models.keyring import KeyRing
 from models.service_item import FREQUENCIES
 from policies.guard import Decision
 from resolvers import access, pagination
+from resolvers import communication as communications
 from resolvers import institution as institutions
 from resolvers import service_item as service_items
 from resolvers.context import Context
@@ -1127,9 +1128,16 @@ async def transition(ctx: Context, contract_id: uuid.UUID | None, move: str, *, 
         if move == "terminate":
             await ContractVersion.filter(institution_id=ctx.institution_id, contract_id=row.id,
                                          status__in=OPEN_VERSION).update(status="withdrawn", updated_at=now)
+            await _cancel_reminders(ctx.institution_id, row.id)
         await writer.append([access.write_record(ctx, Action.UPDATE, "contract", row.id, patient_id=row.patient_id,
                                                  fields=frozenset(columns), decision=decision)])
     return _view(ctx, await _refetch(row))
+
+
+async def _cancel_reminders(institution_id: uuid.UUID, contract_id: uuid.UUID) -> None:
+    """An ended contract's queued reminders to the client (its end, an unsigned version) are not true any more
+    (found in review: they were still sent)."""
+    await communications.cancel_queued(institution_id, communications.cause_prefix("contract", contract_id))
 
 
 # -- renewal -------------------------------------------------------------------------------------------
@@ -1255,6 +1263,7 @@ async def _end_term(keyring: KeyRing, institution_id: uuid.UUID, contract_id: uu
                                                 updated_at=now)
         await ContractVersion.filter(institution_id=institution_id, contract_id=row.id,
                                      status__in=OPEN_VERSION).update(status="withdrawn", updated_at=now)
+        await _cancel_reminders(institution_id, row.id)
         records.append(AuditRecord(institution_id, SYSTEM, Action.UPDATE, "contract", Outcome.ALLOWED,
                                    resource_id=row.id, patient_id=row.patient_id,
                                    fields_read=frozenset({"status", "ended_at"}), policy_rule=SWEEP_RULE))

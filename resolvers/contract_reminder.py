@@ -114,7 +114,7 @@ async def _expiring(now: datetime, zones: dict[uuid.UUID, ZoneInfo]) -> list[Rem
     renewing = {uuid.UUID(str(i)) for i in await Contract.filter(renewal_of_id__in=ids).exclude(
         status="terminated").values_list("renewal_of_id", flat=True)}
     renews_itself = await _renewing_itself([row for row, _ in due])
-    return [Reminder(row, f"contract.expiry.{days}", f"contract:{row.id}:expiry:{row.end_on.isoformat()}:{days}",
+    return [Reminder(row, f"contract.expiry.{days}", _key(row.id, f"expiry:{row.end_on.isoformat()}:{days}"),
                      None if row.id in renews_itself else "contract_expiry",
                      {"contract_number": row.number, "date": row.end_on.isoformat()})
             for row, days in due if row.id not in renewing]
@@ -143,7 +143,7 @@ async def _unsigned(now: datetime) -> list[Reminder]:
     client_signed = {uuid.UUID(str(v)) for v in await ContractSignature.filter(
         contract_version_id__in=[v.id for v in versions], party="client").values_list("contract_version_id",
                                                                                       flat=True)}
-    return [Reminder(rows[v.contract_id], "contract.unsigned", f"contract:{v.contract_id}:unsigned:{v.number}",
+    return [Reminder(rows[v.contract_id], "contract.unsigned", _key(v.contract_id, f"unsigned:{v.number}"),
                      None if v.id in client_signed else "contract_signature",
                      {"contract_number": rows[v.contract_id].number, "date": v.effective_on.isoformat()})
             for v in versions if v.contract_id in rows]
@@ -151,7 +151,7 @@ async def _unsigned(now: datetime) -> list[Reminder]:
 
 async def _suspended(now: datetime) -> list[Reminder]:
     rows = await Contract.filter(status="suspended", suspended_at__lte=now - SUSPENDED_AFTER)
-    return [Reminder(row, "contract.suspended", f"contract:{row.id}:suspended:{_stamp(row.suspended_at)}", None, {})
+    return [Reminder(row, "contract.suspended", _key(row.id, f"suspended:{_stamp(row.suspended_at)}"), None, {})
             for row in rows]
 
 
@@ -164,3 +164,7 @@ def _chunks(items: list[T], size: int) -> Iterable[list[T]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
 
+
+def _key(contract_id: uuid.UUID, what: str) -> str:
+    """A reminder's key (notification and message): under the contract's prefix, which its end cancels."""
+    return f"{communications.cause_prefix('contract', contract_id)}{what}"

@@ -224,6 +224,21 @@ async def test_no_end_reminder_for_a_terminated_contract(tenant: Tenant) -> None
     assert await staff_side(contract) == [] and await client_side(tenant, contract) == []
 
 
+async def test_a_contract_ended_before_its_reminder_went_out_takes_it_with_it(tenant: Tenant) -> None:
+    """Found in review: a contract terminated (or expired) after its reminder to the client was queued still had
+    the reminder of its end sent."""
+    end = today() + timedelta(days=90)
+    contract = await active(tenant, await client(tenant), end=end)
+    await sweep(local(end - timedelta(days=60), time(0, 1)))
+    [queued] = await client_side(tenant, contract)
+    assert queued.status == "queued"
+    current = ok(await tenant.call("admin", GET, id=contract["id"]), "contract")
+
+    ok(await tenant.call("admin", TERMINATE, id=contract["id"], v=current["version"]), "contractTerminate")
+
+    assert [m.status for m in await client_side(tenant, contract)] == ["cancelled"]
+
+
 async def test_a_contract_that_renews_itself_is_reminded_to_staff_only(tenant: Tenant) -> None:
     end = today() + timedelta(days=90)
     contract = await active(tenant, await client(tenant), end=end, autoRenew=True)
