@@ -144,7 +144,7 @@ class CareloopSchema(strawberry.Schema):
 def build_schema(limits: Limits, *, production: bool) -> strawberry.Schema:
     # The rules are built once: ValidationCache keys on the rule classes, and a rule made per request would
     # never hit the cache, so every request would validate again.
-    limit_rules: list[type[ASTValidationRule]] = [limits_rule(limits)]
+    limit_rules: list[type[ASTValidationRule]] = [limits_rule(limits, production=production)]
     extensions: list[Any] = [
         DocumentRules.build(limit_rules, max_tokens=limits.max_tokens, production=production),
         DocumentCache,

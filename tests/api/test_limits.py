@@ -16,6 +16,7 @@ from app.main import create_app
 from core.settings import Settings
 from models import Patient
 from resolvers.context import Services
+from schema import limits
 from tests.factories import Response, Tenant, gql, make_patient
 
 DEPTH_ERROR = "'anonymous' exceeds maximum operation depth of 10"
@@ -411,3 +412,33 @@ async def test_repeated_queries_are_validated_once(tenant: Tenant) -> None:
     for _ in range(3):
         assert not (await tenant.call("front_desk", query)).errors
     assert cache.cache_info().hits == hits + 3
+
+
+def deep_introspection(innermost: str) -> str:
+    """A document deeper than the limit under ``__schema``, ``innermost`` at the bottom of a fragment."""
+    return ("query { __schema { types { ...T } } } fragment T on __Type { name fields { type { " + "ofType { " * 8 +
+            innermost + " }" * 11)
+
+
+CYCLIC_INTROSPECTION = deep_introspection("...T")
+
+
+async def test_a_fragment_cycle_under_introspection_is_refused_as_a_cycle(client: httpx.AsyncClient) -> None:
+    """Found in review: shaping the document to compare it with the standard introspection query recursed to
+    Python's limit, and the answer was a bare "Validation aborted."."""
+    reply = await gql(client, CYCLIC_INTROSPECTION)
+
+    assert reply.data is None and set(reply.codes) == {"BAD_USER_INPUT"}
+    assert "Cannot spread fragment 'T' within itself." in messages(reply)
+
+
+async def test_production_spends_nothing_on_shaping_introspection(prod_client: httpx.AsyncClient) -> None:
+    """Production refuses introspection, so a deep introspection document is not compared with the standard one,
+    whose shapes cost a worker about 1.8 s to build the first time (found in review)."""
+    limits._standard_introspection.cache_clear()
+
+    reply = await gql(prod_client, deep_introspection("name"))
+
+    assert reply.data is None and set(reply.codes) == {"BAD_USER_INPUT"}
+    assert any("exceeds maximum operation depth" in m for m in messages(reply))
+    assert limits._standard_introspection.cache_info().currsize == 0
