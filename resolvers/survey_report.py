@@ -34,7 +34,8 @@ Definitions:
     minus the shown cells, or one period minus an overlapping one, gives nothing that is hidden;
   * counts: a row's invited, answered and responses are shown always (that someone answered, not what);
     a figure's own count (responses scored, answering an item) only where the row is shown, since the
-    count of answers to a conditional item tells what was answered to the item it depends on;
+    count of answers to a conditional item tells what was answered to the item it depends on (which is why a
+    conditional item is hidden with the item it depends on);
 - comparisons: the two groups must not share a response (months, departments and clinicians all
   overlapping): the tests assume independent samples;
 - target: ``SurveySettings.satisfaction_target`` (percent satisfied); a row meets it when its satisfied
@@ -683,9 +684,20 @@ def _row(cell: Cell, version: Version, invited: tuple[int, int], sums: Mapping[s
     nps = _estimate(n("nps_n"), status("nps"), seen, lambda: statistics.nps(n("promoters"), n("detractors"),
                                                                             n("nps_n")))
     meets = None if satisfied.value is None else satisfied.value >= settings.satisfaction_target
-    items = [_item(item, values.get((cell, item["link_id"]), {}), answering.get((cell, item["link_id"]), 0),
-                   status(f"item:{item['link_id']}"), seen)
-             for item in definitions.questions(version.items) if item.get("kind") in ITEM_KINDS]
+    questions = {item["link_id"]: item for item in definitions.questions(version.items)}
+
+    def item_status(link_id: str) -> tuple[str, bool]:
+        """An item's status, and whether its count may show. A conditional item is hidden with the (earlier) item
+        it depends on: its count tells what was answered there (found in review: one respondent's pain <= 2)."""
+        source = (questions[link_id].get("enable_when") or {}).get("link_id")
+        if isinstance(source, str) and source in questions:
+            source_status, source_seen = item_status(source)
+            if source_status != SHOWN or not source_seen:
+                return source_status, False
+        return status(f"item:{link_id}"), seen
+
+    items = [_item(item, values.get((cell, link), {}), answering.get((cell, link), 0), *item_status(link))
+             for link, item in questions.items() if item.get("kind") in ITEM_KINDS]
     return ReportRow(cell[0], version.version, cell[1], cell[3], cell[2], invited[0], invited[1], n("responses"),
                      row, score, satisfied, nps, csat, meets, items)
 

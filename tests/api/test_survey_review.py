@@ -1,5 +1,6 @@
 """Surveys under review (found in review, each failing before its fix): an anonymous response names no clinician,
-and groups that do not vary get no t statistic from a rounding residue."""
+a conditional item is hidden with the item it depends on, and groups that do not vary get no t statistic from a
+rounding residue."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from core import questionnaire as definitions
 from models import Questionnaire, SurveyInvitation
 from resolvers.context import Services
 from tests import surveys
@@ -71,6 +73,45 @@ async def test_an_anonymous_response_is_listed_with_its_clinician_a_cell_of_one(
     assert len(nodes) == 5 and all(n["anonymous"] for n in nodes)
     about_doctor = [n for n in nodes if n["clinicianId"] == str(doctor)]
     assert about_doctor == [], f"the one patient's anonymous answers, singled out: {about_doctor}"
+
+
+# -- a conditional item's count gives away its (hidden) source item -----------------------------------------
+
+
+def _text(en: str) -> dict[str, str]:
+    return {"zh-CN": en, "en": en}
+
+
+COND_ITEMS: list[dict[str, Any]] = [
+    {"link_id": "q1", "kind": "likert", "text": _text("Overall"), "required": True, "counts": True},
+    # optional: few answer it
+    {"link_id": "pain", "kind": "likert", "text": _text("Pain management"), "required": False, "counts": False},
+    # asked (and required) only when pain <= 2
+    {"link_id": "why", "kind": "yes_no", "text": _text("Were you told why?"), "required": True,
+     "enable_when": {"link_id": "pain", "operator": "<=", "answer": 2}},
+]
+COND_SCORING = {"method": "mean", "satisfied_at": 75, "nps_item": None, "csat_item": None, "low": None}
+
+
+async def test_a_conditional_items_count_gives_away_a_hidden_items_answers(tenant: Tenant) -> None:
+    """Six responses (the row is shown). One respondent answered the optional 'pain' item: its figure is hidden
+    (TOO_FEW_RESPONSES, one answer) but its count (1) is shown, and so is the count of the item shown only when
+    pain <= 2 and then required (1): together they tell what that one respondent answered (pain 1 or 2)."""
+    definitions.check_definition(COND_ITEMS, COND_SCORING)
+    q = await Questionnaire.create(institution_id=tenant.id, key=uuid.uuid4(), version=1, status="active",
+                                   title=_text("Ward"), items=COND_ITEMS, scoring=COND_SCORING)
+    given = [{"q1": 5, "score": 100.0}] * 5 + [{"q1": 4, "pain": 1, "why": False, "score": 75.0}]
+    await respond(tenant, q, "2025-11", given)
+    report = ok(await tenant.call("admin", REPORT, key=str(q.key), **{"from": "2025-11", "to": "2025-11"}),
+                "surveyReport")
+    [row] = report["rows"]
+    assert row["status"] == "SHOWN"
+    items = {i["linkId"]: i for i in row["items"]}
+    assert items["pain"]["status"] == "TOO_FEW_RESPONSES" and items["pain"]["distribution"] is None
+    # what a reader learns: pain answered once, and 'why' (asked only when pain <= 2, required then) answered once
+    assert (items["pain"]["responses"], items["why"]["responses"]) == (1, None)  # why's count would tell pain <= 2
+    assert items["why"]["status"] == "TOO_FEW_RESPONSES" and items["why"]["distribution"] is None
+    assert items["q1"]["status"] == "SHOWN" and items["q1"]["responses"] == 6
 
 
 # -- statistics on groups that do not vary ---------------------------------------------------------------
