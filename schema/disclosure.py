@@ -9,6 +9,7 @@ import strawberry
 
 from resolvers import disclosure as disclosures
 from resolvers.disclosure import Disclosure as DisclosureView
+from schema.audit_event import AuditFieldClass, field_classes_of
 from schema.common import (
     CURSOR,
     DEFAULT_PAGE_SIZE,
@@ -37,7 +38,11 @@ class Disclosure:
     partner_name: str = strawberry.field(description="The recipient.")
     client_id: strawberry.ID | None = strawberry.field(description="The partner's API client that read it.")
     patient_id: strawberry.ID = strawberry.field(description="The patient whose data was disclosed.")
-    data_categories: list[str] = strawberry.field(description="Field classes disclosed (identity, contact...).")
+    field_classes: list[AuditFieldClass] = strawberry.field(description="Field classes disclosed, as the audit "
+                                                                        "trail's events name them.")
+    data_categories: list[str] = strawberry.field(
+        description="Field classes disclosed, in the trail's stored spelling (identity, contact...).",
+        deprecation_reason="Use fieldClasses: the same classes as the enum the audit trail's events use.")
     purpose: str = strawberry.field(description="The purpose of the grant it was made under.")
     grant_id: strawberry.ID | None = strawberry.field(description="The grant it was made under; null when the "
                                                                   "policy rule names none.")
@@ -46,7 +51,8 @@ class Disclosure:
     def of(cls, d: DisclosureView) -> Disclosure:
         return cls(occurred_at=d.occurred_at, partner_id=_id(d.partner_id), partner_name=d.partner_name,
                    client_id=_id(d.client_id), patient_id=strawberry.ID(str(d.patient_id)),
-                   data_categories=d.data_categories, purpose=d.purpose, grant_id=_id(d.grant_id))
+                   field_classes=field_classes_of(d.data_categories), data_categories=d.data_categories,
+                   purpose=d.purpose, grant_id=_id(d.grant_id))
 
 
 @strawberry.type(description="One disclosure of a page, with its cursor.")

@@ -29,7 +29,8 @@ from tests.partners import (
 DISCLOSURES = """query($from: DateTime!, $to: DateTime!, $patientId: ID, $partnerId: ID, $first: Int! = 100,
   $after: String) {
   disclosures(from: $from, to: $to, patientId: $patientId, partnerId: $partnerId, first: $first, after: $after) {
-    edges { cursor node { occurredAt partnerId partnerName clientId patientId dataCategories purpose grantId } }
+    edges { cursor node { occurredAt partnerId partnerName clientId patientId fieldClasses dataCategories purpose
+      grantId } }
     pageInfo { hasNextPage endCursor } } }"""
 WIDE = {"from": (datetime.now(UTC) - timedelta(days=3 * 365)).isoformat(),  # five years around now
         "to": (datetime.now(UTC) + timedelta(days=2 * 365)).isoformat()}
@@ -119,6 +120,9 @@ async def story(client: httpx.AsyncClient, tenant: Tenant) -> Story:
 
 def rows(reply: Any) -> list[tuple[Any, ...]]:
     assert reply.errors == [], reply.errors
+    nodes = [e["node"] for e in reply.data["disclosures"]["edges"]]
+    # the classes as the audit trail's events spell them (dataCategories, deprecated, keeps the stored spelling)
+    assert [n["fieldClasses"] for n in nodes] == [[c.upper() for c in n["dataCategories"]] for n in nodes]
     return [(n["partnerId"], n["partnerName"], n["clientId"], n["patientId"], n["dataCategories"], n["purpose"],
              n["grantId"]) for n in (e["node"] for e in reply.data["disclosures"]["edges"])]
 
