@@ -23,6 +23,7 @@ from schema.common import (
     Info,
     PageInfo,
     Version,
+    optional_id,
     provided,
     register_node,
     uuid_of,
@@ -114,13 +115,12 @@ class CarePlan:
 
     @strawberry.field(description="The visit the plan was made after; null when none was named.")
     def visit_id(self) -> strawberry.ID | None:
-        return None if self.view.row.visit_id is None else strawberry.ID(str(self.view.row.visit_id))
+        return optional_id(self.view.row.visit_id)
 
     @strawberry.field(description="The department whose pool gets its tasks (the patient's, unless another was "
                                   "named).")
     def department_id(self) -> strawberry.ID | None:
-        department_id = self.view.row.department_id
-        return None if department_id is None else strawberry.ID(str(department_id))
+        return optional_id(self.view.row.department_id)
 
     status: CarePlanStatus | None = strawberry.field(description="Draft, active, completed or revoked.")
     starts_on: date | None = strawberry.field(description="First day of the plan.")

@@ -27,6 +27,11 @@ else:
 
 DEFAULT_PAGE_SIZE = 20
 
+
+def optional_id(value: object) -> strawberry.ID | None:
+    """A nullable id column as the API shows it."""
+    return None if value is None else strawberry.ID(str(value))
+
 # What every paged list and every connection says about its paging, written once.
 First = Annotated[int, strawberry.argument(
     description="How many items the page holds: 1 to the server's page limit (100 unless configured); "

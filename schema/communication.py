@@ -27,6 +27,7 @@ from schema.common import (
     First,
     Info,
     PageInfo,
+    optional_id,
     provided,
     register_node,
     uuid_of,
@@ -122,9 +123,6 @@ class CommunicationRefusal(Enum):
                                                                    "could render it.")
 
 
-def _id(value: object) -> strawberry.ID | None:
-    return None if value is None else strawberry.ID(str(value))
-
 
 def communication_node(ctx: Context, view: CommunicationView) -> Communication:
     return Communication(view=view, ctx=ctx)
@@ -145,19 +143,19 @@ class Communication:
 
     @strawberry.field(description="The family or emergency contact it went to; null: the patient.")
     def contact_id(self) -> strawberry.ID | None:
-        return _id(self.view.row.contact_id)
+        return optional_id(self.view.row.contact_id)
 
     @strawberry.field(description="The appointment it is about, if any.")
     def appointment_id(self) -> strawberry.ID | None:
-        return _id(self.view.row.appointment_id)
+        return optional_id(self.view.row.appointment_id)
 
     @strawberry.field(description="The campaign it belongs to, if any.")
     def campaign_id(self) -> strawberry.ID | None:
-        return _id(self.view.row.campaign_id)
+        return optional_id(self.view.row.campaign_id)
 
     @strawberry.field(description="The staff member who logged the call; null for messages.")
     def staff_id(self) -> strawberry.ID | None:
-        return _id(self.view.row.staff_id)
+        return optional_id(self.view.row.staff_id)
 
     @strawberry.field(description="Why it exists.")
     def cause(self) -> CommunicationCause:

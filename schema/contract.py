@@ -31,6 +31,7 @@ from schema.common import (
     OrderDirection,
     PageInfo,
     node_of,
+    optional_id,
     provided,
     selects,
     uuid_of,
@@ -46,9 +47,6 @@ if TYPE_CHECKING:
     ContractSignature: TypeAlias = Any
 
 
-
-def _id(value: Any) -> strawberry.ID | None:
-    return None if value is None else strawberry.ID(str(value))
 
 
 @strawberry.enum(description="Where a contract stands (FHIR Contract.status in brackets). DRAFT -> SENT (for "
@@ -264,19 +262,19 @@ class Contract:
 
     @strawberry.field(description="The department the contract belongs to.")
     def department_id(self) -> strawberry.ID | None:
-        return _id(self.view.row.department_id)
+        return optional_id(self.view.row.department_id)
 
     @strawberry.field(description="The guarantor or payer: one of the client's contacts.")
     def guarantor_contact_id(self) -> strawberry.ID | None:
-        return _id(self.view.row.guarantor_id)
+        return optional_id(self.view.row.guarantor_id)
 
     @strawberry.field(description="The care partner delivering part of the service.")
     def partner_id(self) -> strawberry.ID | None:
-        return _id(self.view.row.partner_id)
+        return optional_id(self.view.row.partner_id)
 
     @strawberry.field(description="The contract whose next term this one is.")
     def renewal_of_id(self) -> strawberry.ID | None:
-        return _id(self.view.row.renewal_of_id)
+        return optional_id(self.view.row.renewal_of_id)
 
     @strawberry.field(description="The currency of every amount (ISO 4217).")
     def currency(self) -> str:

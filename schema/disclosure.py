@@ -22,12 +22,9 @@ from schema.common import (
     PageInfo,
     PeriodFrom,
     PeriodTo,
+    optional_id,
     uuid_of,
 )
-
-
-def _id(value: object) -> strawberry.ID | None:
-    return None if value is None else strawberry.ID(str(value))
 
 
 @strawberry.type(description="One disclosure: what a partner was given of a patient's file, when and why.")
@@ -49,10 +46,10 @@ class Disclosure:
 
     @classmethod
     def of(cls, d: DisclosureView) -> Disclosure:
-        return cls(occurred_at=d.occurred_at, partner_id=_id(d.partner_id), partner_name=d.partner_name,
-                   client_id=_id(d.client_id), patient_id=strawberry.ID(str(d.patient_id)),
+        return cls(occurred_at=d.occurred_at, partner_id=optional_id(d.partner_id), partner_name=d.partner_name,
+                   client_id=optional_id(d.client_id), patient_id=strawberry.ID(str(d.patient_id)),
                    field_classes=field_classes_of(d.data_categories), data_categories=d.data_categories,
-                   purpose=d.purpose, grant_id=_id(d.grant_id))
+                   purpose=d.purpose, grant_id=optional_id(d.grant_id))
 
 
 @strawberry.type(description="One disclosure of a page, with its cursor.")

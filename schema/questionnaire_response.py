@@ -22,7 +22,7 @@ from core.validation import Problems
 from resolvers import access
 from resolvers import questionnaire_response as responses
 from resolvers.questionnaire_response import AnswerView, Receipt, ResponseView
-from schema.common import DEFAULT_PAGE_SIZE, First, Info, PageInfo, uuid_of
+from schema.common import DEFAULT_PAGE_SIZE, First, Info, PageInfo, optional_id, uuid_of
 from schema.patient import Patient
 from schema.patient import node as patient_node
 from schema.questionnaire import Questionnaire
@@ -32,9 +32,6 @@ MAX_ANSWERS = 200
 _AFTER = Annotated[str | None, strawberry.argument(description="The cursor of the previous page's end.")]
 _TOKEN = Annotated[str, strawberry.argument(description="The link's token (clq_...), as the message carried it.")]
 
-
-def _id(value: object) -> strawberry.ID | None:
-    return None if value is None else strawberry.ID(str(value))
 
 
 @strawberry.enum(description="How a response arrived.")
@@ -105,7 +102,7 @@ class SurveyAnswerReceipt:
 
     @strawberry.field(description="The response's id; null for an anonymous questionnaire (nothing traces it).")
     def response_id(self) -> strawberry.ID | None:
-        return _id(self.receipt.response_id)
+        return optional_id(self.receipt.response_id)
 
     @strawberry.field(description="Whether someone will get back to the patient about their answers.")
     def follow_up(self) -> bool:
@@ -199,29 +196,29 @@ class QuestionnaireResponse:
 
     @strawberry.field(description="The department it is about.")
     def department_id(self) -> strawberry.ID | None:
-        return _id(self.row.department_id)
+        return optional_id(self.row.department_id)
 
     @strawberry.field(description="The clinician it is about, if the questionnaire is about one; null when "
                                   "anonymous (a clinician's few answers would pick out their patients: the report "
                                   "shows clinicians' cells of five or more only).")
     def clinician_id(self) -> strawberry.ID | None:
-        return None if self.view.questionnaire.anonymous else _id(self.row.clinician_id)
+        return None if self.view.questionnaire.anonymous else optional_id(self.row.clinician_id)
 
     @strawberry.field(description="The staff member who entered it (phone, paper).")
     def entered_by_id(self) -> strawberry.ID | None:
-        return _id(self.row.entered_by_id)
+        return optional_id(self.row.entered_by_id)
 
     @strawberry.field(description="The visit it is about; null when anonymous.")
     def visit_id(self) -> strawberry.ID | None:
-        return _id(self.row.visit_id)
+        return optional_id(self.row.visit_id)
 
     @strawberry.field(description="The ticket it is about; null when anonymous.")
     def ticket_id(self) -> strawberry.ID | None:
-        return _id(self.row.ticket_id)
+        return optional_id(self.row.ticket_id)
 
     @strawberry.field(description="The complaint ticket its low score opened, if any.")
     def follow_up_ticket_id(self) -> strawberry.ID | None:
-        return _id(self.row.follow_up_ticket_id)
+        return optional_id(self.row.follow_up_ticket_id)
 
     @strawberry.field(description="The patient, with the fields your role may read; null when anonymous or outside "
                                   "your reach.")

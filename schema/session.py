@@ -11,7 +11,7 @@ import strawberry
 from core.principal import ROLES
 from resolvers import session as sessions
 from schema import permission as permissions
-from schema.common import Info
+from schema.common import Info, optional_id
 from schema.department import Department
 from schema.permission import Permissions
 from schema.staff import Role
@@ -83,9 +83,6 @@ class Me:
         return permissions.of(info.context)
 
 
-def _id(value: object) -> strawberry.ID | None:
-    return None if value is None else strawberry.ID(str(value))
-
 
 @strawberry.type
 class SessionQuery:
@@ -101,7 +98,7 @@ class SessionQuery:
             name=principal.name, roles=sorted((Role(r) for r in staff_roles), key=lambda r: str(r.value)),
             institution=Institution.of(institution),
             departments=[Department.of(d) for d in found.departments],
-            patient_id=_id(principal.patient_id), partner_id=_id(principal.partner_id),
+            patient_id=optional_id(principal.patient_id), partner_id=optional_id(principal.partner_id),
             scopes=sorted(principal.scopes) if principal.scopes is not None else None,
             totp_enabled=found.totp_enabled,
         )

@@ -14,7 +14,7 @@ from resolvers import survey as surveys
 from resolvers.access import ContactView
 from resolvers.survey import InvitationView, Invited
 from schema.campaign import CampaignAudienceInput
-from schema.common import DEFAULT_PAGE_SIZE, First, Info, PageInfo, provided, uuid_of
+from schema.common import DEFAULT_PAGE_SIZE, First, Info, PageInfo, optional_id, provided, uuid_of
 from schema.contact import Relationship
 from schema.department import Department
 from schema.questionnaire import Questionnaire
@@ -29,9 +29,6 @@ _AFTER = Annotated[str | None, strawberry.argument(description="The cursor of th
 _VERSION = Annotated[int | None, strawberry.argument(description="The version you read; a stale one is a CONFLICT "
                                                                  "and writes nothing.")]
 
-
-def _id(value: object) -> strawberry.ID | None:
-    return None if value is None else strawberry.ID(str(value))
 
 
 # -- settings -----------------------------------------------------------------------------------------
@@ -248,15 +245,15 @@ class SurveyInvitation:
 
     @strawberry.field(description="The visit it follows, if any.")
     def visit_id(self) -> strawberry.ID | None:
-        return _id(self.view.row.visit_id)
+        return optional_id(self.view.row.visit_id)
 
     @strawberry.field(description="The ticket it follows, if any.")
     def ticket_id(self) -> strawberry.ID | None:
-        return _id(self.view.row.ticket_id)
+        return optional_id(self.view.row.ticket_id)
 
     @strawberry.field(description="The department it is about, if any.")
     def department_id(self) -> strawberry.ID | None:
-        return _id(self.view.row.department_id)
+        return optional_id(self.view.row.department_id)
 
     @strawberry.field(description="The family member it was addressed to (a family questionnaire: a contact who may "
                                   "receive information and has a phone, one marked for emergencies first, then the "

@@ -13,7 +13,7 @@ from core import questionnaire as definitions
 from models import Questionnaire, SurveyInvitation
 from resolvers.context import Services
 from tests import surveys
-from tests.api.test_survey_reports import REPORT, respond
+from tests.api.test_survey_reports import REPORT, respond, text
 from tests.factories import Tenant
 
 RESPONSES = """query($q: ID) { questionnaireResponses(questionnaireId: $q) {
@@ -78,16 +78,12 @@ async def test_an_anonymous_response_is_listed_with_its_clinician_a_cell_of_one(
 # -- a conditional item's count gives away its (hidden) source item -----------------------------------------
 
 
-def _text(en: str) -> dict[str, str]:
-    return {"zh-CN": en, "en": en}
-
-
 COND_ITEMS: list[dict[str, Any]] = [
-    {"link_id": "q1", "kind": "likert", "text": _text("Overall"), "required": True, "counts": True},
+    {"link_id": "q1", "kind": "likert", "text": text("Overall"), "required": True, "counts": True},
     # optional: few answer it
-    {"link_id": "pain", "kind": "likert", "text": _text("Pain management"), "required": False, "counts": False},
+    {"link_id": "pain", "kind": "likert", "text": text("Pain management"), "required": False, "counts": False},
     # asked (and required) only when pain <= 2
-    {"link_id": "why", "kind": "yes_no", "text": _text("Were you told why?"), "required": True,
+    {"link_id": "why", "kind": "yes_no", "text": text("Were you told why?"), "required": True,
      "enable_when": {"link_id": "pain", "operator": "<=", "answer": 2}},
 ]
 COND_SCORING = {"method": "mean", "satisfied_at": 75, "nps_item": None, "csat_item": None, "low": None}
@@ -99,7 +95,7 @@ async def test_a_conditional_items_count_gives_away_a_hidden_items_answers(tenan
     pain <= 2 and then required (1): together they tell what that one respondent answered (pain 1 or 2)."""
     definitions.check_definition(COND_ITEMS, COND_SCORING)
     q = await Questionnaire.create(institution_id=tenant.id, key=uuid.uuid4(), version=1, status="active",
-                                   title=_text("Ward"), items=COND_ITEMS, scoring=COND_SCORING)
+                                   title=text("Ward"), items=COND_ITEMS, scoring=COND_SCORING)
     given = [{"q1": 5, "score": 100.0}] * 5 + [{"q1": 4, "pain": 1, "why": False, "score": 75.0}]
     await respond(tenant, q, "2025-11", given)
     report = ok(await tenant.call("admin", REPORT, key=str(q.key), **{"from": "2025-11", "to": "2025-11"}),
