@@ -226,8 +226,15 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     from app import metrics
     from app.logs import uvicorn_log_config
+    from app.main import refuse_demo_accounts
+
+    async def refuse_demo_data() -> int:
+        await refuse_demo_accounts(settings)
+        return 0
 
     build_services(settings)  # refuse a bad configuration before binding the port
+    if settings.is_production:
+        _with_database(settings, refuse_demo_data)
     log_config = uvicorn_log_config(settings.log_level, settings.log_format)
     logging.config.dictConfig(log_config)  # this process's lines too, before uvicorn's own
     if settings.metrics_port:  # before the workers start: they count into what this process serves

@@ -162,9 +162,15 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     return app
 
 
-async def refuse_unsafe_production(settings: Settings) -> None:
+async def refuse_demo_accounts(settings: Settings) -> None:
+    """``careloop serve`` asks this before it binds the port, so the refusal is one line, not the traceback an
+    ASGI server logs for a failed lifespan; the lifespan asks again for servers started otherwise."""
     if settings.is_production and await Staff.exists(is_demo=True):
         raise StartupError("Demo accounts exist in this database; production refuses to start with them.")
+
+
+async def refuse_unsafe_production(settings: Settings) -> None:
+    await refuse_demo_accounts(settings)
     if settings.is_production and urlsplit(settings.public_url).hostname in ("127.0.0.1", "localhost", "::1"):
         log.warning("CARELOOP_PUBLIC_URL is %s: the links in messages to patients (unsubscribe, surveys) point at "
                     "this server's loopback; set it to the address patients reach.", settings.public_url)
