@@ -27,6 +27,14 @@ STANDARD_WEEK: Mapping[int, tuple[Interval, ...]] = {day: STANDARD_DAY for day i
 _HORIZON_DAYS = 3660
 
 
+def _length(interval: Interval) -> timedelta:
+    """An interval's length on a day without a clock change; a close at 00:00 is the day's end."""
+    opens, closes = interval
+    day = date(2000, 1, 1)
+    end = datetime.combine(day, closes) if closes != time(0) else datetime.combine(day + timedelta(days=1), closes)
+    return end - datetime.combine(day, opens)
+
+
 class NoWorkingTime(ValueError):
     """The calendar has no working time within its horizon."""
 
@@ -46,6 +54,16 @@ class Calendar:
         if day in self.workdays:
             return self.workday_hours
         return self.week.get(day.weekday(), ())
+
+    def business_day(self) -> timedelta:
+        """The working time of one business day: the length most of the week's working days have, the longer on a
+        tie (8 hours on the standard week, 24 on a round-the-clock one, 4 on a mornings-only one). SLA targets
+        in business days count this much working time each."""
+        lengths = [sum((_length(interval) for interval in intervals), timedelta())
+                   for intervals in self.week.values() if intervals]
+        if not lengths:
+            return sum((_length(interval) for interval in STANDARD_DAY), timedelta())
+        return max(lengths, key=lambda length: (lengths.count(length), length))
 
     def working_day_from(self, day: date) -> date:
         """``day`` if it has working hours, else the next day that has (holidays and weekends skipped)."""

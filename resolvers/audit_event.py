@@ -18,7 +18,7 @@ from audit.events import Action, Outcome
 from core import statements
 from core.errors import BadUserInput
 from core.principal import PARTNER, STAFF
-from core.validation import clean_text
+from core.validation import aware_time, clean_text
 from models import AuditEvent, PartnerClient, RoleAssignment, Staff
 from resolvers import access, pagination
 from resolvers.context import Context
@@ -71,10 +71,6 @@ def seq_of(row: EventRow) -> int:
     return int(row["seq"])
 
 
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def _filter_values(where: AuditFilter) -> dict[str, Any]:
     """The filter as the page's query binds it: checked, each value as it is compared (``_page_query`` passes them
     on unchanged, as core.statements requires)."""
@@ -82,16 +78,19 @@ def _filter_values(where: AuditFilter) -> dict[str, Any]:
     # before the period, as the filter always checked them (its first error is the one answered).
     resource_type = None if where.resource_type is None else clean_text(
         where.resource_type, field="filter.resourceType", max_length=1000)[:32]
-    if where.since is not None and where.until is not None and where.since > where.until:
+    # Compared as UTC (SQLite keeps timestamps as text, so an offset would compare as characters); a time without
+    # its offset is refused, as the reports refuse it, rather than read as UTC: a Shanghai officer's wall time
+    # taken as UTC was a window eight hours off, answered without a word.
+    since = None if where.since is None else aware_time(where.since, "filter.from")
+    until = None if where.until is None else aware_time(where.until, "filter.to")
+    if since is not None and until is not None and since > until:
         raise BadUserInput("filter.from: must not be after filter.to.", field="filter.from")
     return {
         "actor_id": where.actor_id, "patient_id": where.patient_id, "resource_id": where.resource_id,
         "resource_type": resource_type,
         "action": None if where.action is None else Action(where.action).value,
         "outcome": None if where.outcome is None else Outcome(where.outcome).value,
-        # Compared as UTC: SQLite keeps timestamps as text, so an offset would compare as characters.
-        "since": None if where.since is None else _utc(where.since),
-        "until": None if where.until is None else _utc(where.until),
+        "since": since, "until": until,
     }
 
 

@@ -29,6 +29,7 @@ from models.follow_up import OPEN_TASK_STATUSES
 from policies.fields import CARE_PLAN_FIELD_CLASS, CLINICAL
 from resolvers import access, follow_up, pagination
 from resolvers import communication as communications
+from resolvers import institution as institutions
 from resolvers.access import PatientView
 from resolvers.context import Context
 from resolvers.versioning import bumped
@@ -128,7 +129,8 @@ async def get(ctx: Context, plan_id: uuid.UUID | None) -> CarePlanView:
 async def create(ctx: Context, data: dict[str, Any]) -> CarePlanView:
     decision = await access.authorize(ctx, "care_plan", "create", action=Action.CREATE, resource_type="care_plan",
                                       patient_id=data.get("patient_id"))
-    values = _shape(data)  # every problem of the input's shape at once, before the records it names
+    # every problem of the input's shape at once, before the records it names; "today" is the institution's
+    values = _shape(data, today=await institutions.local_today_of(ctx))
     patient = await access.find_patient(ctx, data.get("patient_id"), action=Action.CREATE, field="patientId")
     await _require_clinical_write(ctx, patient)
     if patient.row.status != "active":
@@ -214,8 +216,8 @@ async def _require_clinical_write(ctx: Context, patient: PatientView) -> None:
         raise Forbidden()
 
 
-def _shape(data: dict[str, Any]) -> dict[str, Any]:
-    """A plan's values from the input, every problem of their shape reported at once."""
+def _shape(data: dict[str, Any], *, today: date) -> dict[str, Any]:
+    """A plan's values from the input, every problem of their shape reported at once; no start is ``today``."""
     problems = Problems()
     out: dict[str, Any] = {"status": "active"}
     with problems.collect("title"):
@@ -223,7 +225,7 @@ def _shape(data: dict[str, Any]) -> dict[str, Any]:
     if data.get("goals") is not None:
         with problems.collect("goals"):
             out["goals"] = clean_text(data["goals"], field="goals", max_length=4000, min_length=1)
-    starts_on: date = data.get("starts_on") or datetime.now(UTC).date()
+    starts_on: date = data.get("starts_on") or today
     ends_on: date | None = data.get("ends_on")
     for name, day in (("startsOn", starts_on), ("endsOn", ends_on)):
         if day is not None:

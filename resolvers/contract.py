@@ -1204,7 +1204,14 @@ def next_term_end(start_on: date, end_on: date, new_start: date) -> date:
     months (2026-01-01..2026-12-31 -> 2027-01-01..2027-12-31), else as many days."""
     after = end_on + timedelta(days=1)
     months = (after.year - start_on.year) * 12 + after.month - start_on.month
-    if after.day == start_on.day and months > 0:
+    if after.day == 1 and start_on.day > end_on.day:
+        # A start on a day the end's month lacks (29 February, the 31st) and an end on that month's last day:
+        # whole months too (2024-02-29..2025-02-28 is a year), counted to the end's month. Counted as days, each
+        # renewal drifted a day (2025-03-01..2026-03-01).
+        months = (end_on.year - start_on.year) * 12 + end_on.month - start_on.month
+    elif after.day != start_on.day:
+        months = 0
+    if months > 0:
         total = new_start.month - 1 + months
         year, month = new_start.year + total // 12, total % 12 + 1
         try:

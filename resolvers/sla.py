@@ -2,10 +2,10 @@
 
 Defaults come from the institutions' documents (shared/domain.md): level 1 answers within 30
 minutes and resolves within 24 hours, calendar time; level 2 within 2 working hours and 1
-business day; level 3 within 1 and 5 business days. A business day is 8 working hours, the
-length of the standard working day (08:00-12:00 and 13:00-17:00, Monday to Friday). VIP
-patients get their adviser's first response within 30 minutes of calendar time whatever the
-level.
+business day; level 3 within 1 and 5 business days. A business day is the working time of the
+calendar's usual working day (``Calendar.business_day``): 8 hours on the standard week
+(08:00-12:00 and 13:00-17:00, Monday to Friday), 24 on a round-the-clock one. VIP patients get
+their adviser's first response within 30 minutes of calendar time whatever the level.
 """
 
 from __future__ import annotations
@@ -34,25 +34,27 @@ from resolvers.context import Context
 
 LEVELS = (1, 2, 3)
 VIP_FIRST_RESPONSE = timedelta(minutes=30)
-# level: (first response minutes, resolution minutes, clock)
-DEFAULT_TARGETS: dict[int, tuple[int, int, str]] = {
-    1: (30, 24 * 60, "calendar"),
-    2: (2 * 60, 8 * 60, "business"),
-    3: (8 * 60, 5 * 8 * 60, "business"),
-}
 MAX_TARGET_MINUTES = 60 * 24 * 366
 MAX_DATES = 400
+
+
+def default_targets(business_day: timedelta) -> dict[int, Target]:
+    """The domain's targets (above), a business day being the calendar's: a fixed 8 hours made one business day
+    three on a round-the-clock calendar and two on a mornings-only one (found in review)."""
+    return {1: Target(1, timedelta(minutes=30), timedelta(hours=24), "calendar"),
+            2: Target(2, timedelta(hours=2), business_day, "business"),
+            3: Target(3, business_day, 5 * business_day, "business")}
 
 
 async def load(institution_id: uuid.UUID) -> SlaSettings:
     zone = await institutions.zone(institution_id)
     rows = {p.level: p for p in await SlaPolicy.filter(institution_id=institution_id)}
-    targets = {}
-    for level in LEVELS:
-        first, resolution, clock = ((rows[level].first_response_minutes, rows[level].resolution_minutes,
-                                     rows[level].clock) if level in rows else DEFAULT_TARGETS[level])
-        targets[level] = Target(level, timedelta(minutes=first), timedelta(minutes=resolution), clock)
-    return SlaSettings(targets, await calendar(institution_id, zone), calendar_time(zone))
+    business = await calendar(institution_id, zone)
+    defaults = default_targets(business.business_day())
+    targets = {level: Target(level, timedelta(minutes=rows[level].first_response_minutes),
+                             timedelta(minutes=rows[level].resolution_minutes), rows[level].clock)
+               if level in rows else defaults[level] for level in LEVELS}
+    return SlaSettings(targets, business, calendar_time(zone))
 
 
 async def calendar(institution_id: uuid.UUID, zone: ZoneInfo | None = None) -> Calendar:

@@ -25,7 +25,9 @@ class SlaLevel:
     first_response_minutes: int = strawberry.field(description="Minutes from receipt to the first response, counted "
                                                                "on the clock.")
     resolution_minutes: int = strawberry.field(description="Minutes from receipt to resolution, counted on the "
-                                                           "clock (a business day is 8 working hours by default).")
+                                                           "clock (by default a business day is the working time "
+                                                           "of the calendar's usual working day: 8 hours on the "
+                                                           "standard week, 24 on a round-the-clock one).")
     clock: SlaClockKind = strawberry.field(description="How the minutes count.")
     version: int = strawberry.field(description="Pass back as `version` to slaLevelSet (0: the defaults, never "
                                                 "saved).")

@@ -9,6 +9,8 @@ import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from models import Contract, Institution
 from resolvers import contract as contracts
 from resolvers.context import Services
@@ -199,3 +201,16 @@ async def test_a_term_with_an_unsigned_renewal_expires_and_is_renewed_when_it_is
     assert (await status_of(renewal["id"]), await status_of(made["id"])) == ("active", "renewed")
     after = await tenant.call("admin", GET, id=made["id"])
     assert after.data["contract"]["status"] == "RENEWED"
+
+
+@pytest.mark.parametrize(("term", "next_start", "next_end"), [
+    ((date(2026, 1, 1), date(2026, 12, 31)), date(2027, 1, 1), date(2027, 12, 31)),  # a calendar year
+    ((date(2024, 2, 29), date(2025, 2, 28)), date(2025, 3, 1), date(2026, 2, 28)),  # a year from 29 February
+    ((date(2026, 1, 31), date(2026, 2, 28)), date(2026, 3, 1), date(2026, 3, 31)),  # a month from the 31st
+    ((date(2026, 3, 31), date(2026, 4, 30)), date(2026, 5, 1), date(2026, 5, 31)),
+    ((date(2026, 1, 31), date(2026, 3, 30)), date(2026, 3, 31), date(2026, 5, 30)),  # two months, day kept
+    ((date(2026, 1, 10), date(2026, 2, 5)), date(2026, 2, 6), date(2026, 3, 4)),  # not whole months: as many days
+    ((date(2026, 1, 31), date(2026, 1, 31)), date(2026, 2, 1), date(2026, 2, 1)),  # one day
+])
+def test_a_renewed_term_is_as_long_as_the_last(term: tuple[date, date], next_start: date, next_end: date) -> None:
+    assert contracts.next_term_end(*term, next_start) == next_end

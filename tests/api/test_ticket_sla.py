@@ -443,9 +443,10 @@ async def test_waiting_on_the_patient_pauses_the_clock(tenant: Tenant) -> None:
     # Every minute a working minute, so the pause is working time whenever the test runs.
     await set_calendar(tenant, week=[{"weekday": d, "intervals": [{"start": "00:00", "end": "00:00"}]}
                                      for d in range(1, 8)])
+    day = timedelta(hours=24)  # a level-2 resolution: one business day, of this calendar's 24 working hours
     received = datetime.now(UTC) - timedelta(hours=1)
     ticket = await open_ticket(tenant, received)
-    assert at(ticket["resolutionSla"]["dueAt"]) == received + timedelta(hours=8)
+    assert at(ticket["resolutionSla"]["dueAt"]) == received + day
 
     paused, resumed, span, _, _ = await pause_and_resume(tenant, ticket["id"])
 
@@ -453,10 +454,10 @@ async def test_waiting_on_the_patient_pauses_the_clock(tenant: Tenant) -> None:
     assert paused["resolutionSla"] == {"state": "PAUSED", "dueAt": None, "atRiskAt": None, "timeLeftSeconds": None}
     assert span >= timedelta(seconds=0.3)
     assert resumed["resolutionSla"]["state"] == "ON_TRACK"
-    assert at(resumed["resolutionSla"]["dueAt"]) == received + timedelta(hours=8) + span
-    assert at(resumed["resolutionSla"]["atRiskAt"]) == received + timedelta(hours=8) * 0.8 + span
+    assert at(resumed["resolutionSla"]["dueAt"]) == received + day + span
+    assert at(resumed["resolutionSla"]["atRiskAt"]) == received + day * 0.8 + span
     row = await due_columns(ticket["id"])
-    assert (row["next_due_at"], row["resolution_due_at"]) == (received + timedelta(hours=8) + span,) * 2
+    assert (row["next_due_at"], row["resolution_due_at"]) == (received + day + span,) * 2
 
 
 async def test_a_pause_adds_the_working_time_it_lasted(tenant: Tenant) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -162,3 +162,17 @@ def test_a_target_stopped_at_its_due_time_is_met() -> None:
     received = datetime(2030, 1, 7, 9, 0, tzinfo=SHANGHAI)
     clock = Clock(received, timedelta(hours=2), calendar, [], stopped_at=received + timedelta(hours=2))
     assert clock.state(received + timedelta(hours=3)) == SlaState.MET
+
+
+@pytest.mark.parametrize(("week", "day"), [
+    (None, timedelta(hours=8)),  # the standard week
+    ({d: ((time(0), time(0)),) for d in range(7)}, timedelta(hours=24)),  # round the clock
+    ({d: ((time(8), time(12)),) for d in range(5)}, timedelta(hours=4)),  # mornings only
+    ({**{d: ((time(8), time(17)),) for d in range(5)}, 5: ((time(8), time(12)),)}, timedelta(hours=9)),  # + Sat
+    ({0: ((time(8), time(12)),), 1: ((time(8), time(16)),)}, timedelta(hours=8)),  # a tie: the longer
+    ({}, timedelta(hours=8)),  # no working day: the standard one
+])
+def test_a_business_day_is_the_calendars_usual_working_day(week: dict[int, tuple[tuple[time, time], ...]] | None,
+                                                           day: timedelta) -> None:
+    calendar = Calendar(zone=SHANGHAI) if week is None else Calendar(zone=SHANGHAI, week=week)
+    assert calendar.business_day() == day
