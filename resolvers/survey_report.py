@@ -32,10 +32,18 @@ Definitions:
     version, months added up, a department or all, a clinician or all) count only the cells the report
     shows for that figure: a hidden cell's responses are left out (``withheld`` says how many), so a sum
     minus the shown cells, or one period minus an overlapping one, gives nothing that is hidden;
-  * counts: a row's invited, answered and responses are shown always (that someone answered, not what);
-    a figure's own count (responses scored, answering an item) only where the row is shown, since the
-    count of answers to a conditional item tells what was answered to the item it depends on (which is why a
-    conditional item is hidden with the item it depends on);
+  * counts: a row's responses are shown always (that someone answered, not what), and so are its invited
+    and answered but for an anonymous questionnaire (below); a figure's own count (responses scored,
+    answering an item) only where the row is shown, since the count of answers to a conditional item tells
+    what was answered to the item it depends on (which is why a conditional item is hidden with the item it
+    depends on);
+- an anonymous questionnaire (found in review: read twice, a report told when an answer came). Its current
+  month is left out of every figure, counts and ``withheld`` included, until it closes: read twice, a live
+  month gave its newest response away by subtraction, and its counts the moment it came. A month's invited
+  and answered are shown only where its invitations are a figure of their own (at least min_cell, and
+  suppressed among clinicians like the others, in a shown row) and none of its links can still be answered
+  (an answer to last month's invitation moves last month's answered count): otherwise they would tell, with
+  the invitation list, which patient answered, and when;
 - comparisons: the two groups must not share a response (months, departments and clinicians all
   overlapping): the tests assume independent samples;
 - target: ``SurveySettings.satisfaction_target`` (percent satisfied); a row meets it when its satisfied
@@ -54,10 +62,12 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
 from tortoise.expressions import Case, F, Q, When
 from tortoise.functions import Count, Sum
+from tortoise.models import Model
+from tortoise.queryset import QuerySet
 
 from audit.events import Action
 from core import questionnaire as definitions
@@ -78,8 +88,10 @@ SCALES = {**definitions.RANGES, "yes_no": (0, 1)}
 ALPHAS = (0.0001, 0.5)
 
 Cell = tuple[uuid.UUID, uuid.UUID | None, str, uuid.UUID | None]  # version, department, month, clinician
+_M = TypeVar("_M", bound=Model)
 SHOWN, TOO_FEW, PROTECTS = statistics.SHOWN, statistics.TOO_FEW, statistics.PROTECTS
 ROW = "row"  # the measure of a row itself: its responses
+INVITED = "invited"  # the measure of a row's invitation counts: its invitations
 
 
 # -- what the API answers ----------------------------------------------------------------------------
@@ -119,8 +131,8 @@ class ReportRow:
     department_id: uuid.UUID | None
     clinician_id: uuid.UUID | None
     month: str
-    invited: int
-    answered: int
+    invited: int | None  # None where withheld (an anonymous questionnaire's)
+    answered: int | None
     responses: int
     status: str
     score: Estimate
@@ -132,7 +144,7 @@ class ReportRow:
 
     @property
     def response_rate(self) -> float | None:
-        return 100 * self.answered / self.invited if self.invited else None
+        return 100 * self.answered / self.invited if self.invited and self.answered is not None else None
 
     @property
     def shown(self) -> bool:
@@ -146,6 +158,7 @@ class Version:
     method: str
     satisfied_at: float
     items: list[dict[str, Any]]
+    anonymous: bool
 
 
 @dataclass(frozen=True)
@@ -241,23 +254,21 @@ async def report(ctx: Context, key: uuid.UUID, department_id: uuid.UUID | None, 
     await _check_subjects(ctx, department_id, clinician_id)
     settings = await _settings(ctx)
     per_clinician = by_clinician or clinician_id is not None
-    scope = _Scope(ctx.institution_id, [v.questionnaire_id for v in versions], _departments(reach, department_id),
-                   clinician_id)
     # a clinician's cells are hidden or not by their colleagues' too: read them all, show the one asked for
-    everyone = replace(scope, clinician_id=None)
-    invited = await _invitations(scope, await _month_edges(ctx, months), per_clinician)
+    everyone = await _scope(ctx, versions, _departments(reach, department_id))
+    invited = await _invitations(everyone, await _month_edges(ctx, months), per_clinician)
     responses = await _responses(everyone, months, per_clinician)
     several = sorted({item["link_id"] for v in versions for item in definitions.questions(v.items)
                       if item.get("kind") == "multi_choice"})
     values, answering = await _answers(everyone, months, per_clinician, several)
     by_id = {v.questionnaire_id: v for v in versions}
-    statuses = _statuses({cell: _measures(sums, by_id[cell[0]], cell, answering) for cell, sums in responses.items()},
-                         per_clinician, settings.min_cell)
-    asked = {cell for cell in responses if clinician_id is None or cell[3] == clinician_id}
-    cells = sorted(set(invited) | asked, key=lambda c: (c[2], by_id[c[0]].version, str(c[1] or ""),
-                                                         str(c[3] or "")))
-    rows = [_row(cell, by_id[cell[0]], invited.get(cell, (0, 0)), responses.get(cell), values, answering,
-                 statuses.get(cell, {}), settings) for cell in cells]
+    measures = {cell: _measures(responses.get(cell, {}), by_id[cell[0]], cell, answering,
+                                invited.get(cell, NOT_INVITED)) for cell in set(responses) | set(invited)}
+    statuses = _statuses(measures, per_clinician, settings.min_cell)
+    asked = {cell for cell in measures if clinician_id is None or cell[3] == clinician_id}
+    cells = sorted(asked, key=lambda c: (c[2], by_id[c[0]].version, str(c[1] or ""), str(c[3] or "")))
+    rows = [_row(cell, by_id[cell[0]], invited.get(cell, NOT_INVITED), responses.get(cell), values, answering,
+                 statuses[cell], settings) for cell in cells]
     _note(ctx, department_id)
     return Report(key, months[0], months[-1], settings.min_cell, settings.satisfaction_target, versions, rows)
 
@@ -276,8 +287,7 @@ async def compare(ctx: Context, key: uuid.UUID, item_link_id: str | None, a: Gro
         await _check_subjects(ctx, group.department_id, group.clinician_id, prefix)
     _apart(reach, a, b, months)
     settings = await _settings(ctx)
-    ids = [v.questionnaire_id for v in versions]
-    scopes = [_Scope(ctx.institution_id, ids, _departments(reach, g.department_id), g.clinician_id) for g in (a, b)]
+    scopes = [await _scope(ctx, versions, _departments(reach, g.department_id), g.clinician_id) for g in (a, b)]
     if item_link_id is None:
         samples = [await _score_sums(scope, m, settings.min_cell) for scope, m in zip(scopes, months, strict=True)]
         found = _welch(samples, alpha)
@@ -296,8 +306,7 @@ async def control_chart(ctx: Context, key: uuid.UUID, department_id: uuid.UUID |
     versions = await _versions(ctx, key)
     await _check_subjects(ctx, department_id, None)
     settings = await _settings(ctx)
-    scope = _Scope(ctx.institution_id, [v.questionnaire_id for v in versions], _departments(reach, department_id),
-                   None)
+    scope = await _scope(ctx, versions, _departments(reach, department_id))
     verdicts = await _verdicts(scope, months, settings.min_cell)
     shown = [m for m in months if verdicts.get(m, (0, 0, 0))[0] > 0]
     chart = statistics.p_chart([verdicts[m][:2] for m in shown]) if shown else None
@@ -405,11 +414,11 @@ async def _month_edges(ctx: Context, months: list[str]) -> list[tuple[str, datet
 
 async def _versions(ctx: Context, key: uuid.UUID) -> list[Version]:
     rows = await Questionnaire.filter(institution_id=ctx.institution_id, key=key).order_by("version").values(
-        "id", "version", "scoring", "items")
+        "id", "version", "scoring", "items", "anonymous")
     if not rows:
         raise await access.not_found(ctx, Action.READ, "survey_report", key, "questionnaireKey")
     return [Version(r["id"], r["version"], r["scoring"].get("method", "mean"),
-                    float(r["scoring"].get("satisfied_at", 0)), r["items"]) for r in rows]
+                    float(r["scoring"].get("satisfied_at", 0)), r["items"], r["anonymous"]) for r in rows]
 
 
 def _ordinal_item(versions: list[Version], link_id: str) -> None:
@@ -442,6 +451,18 @@ class _Scope:
     versions: list[uuid.UUID]
     departments: list[uuid.UUID] | None  # None: every department, and responses of none
     clinician_id: uuid.UUID | None
+    anonymous: list[uuid.UUID]  # the anonymous versions, whose current month is left out until it closes
+    current: str  # the institution's current month, YYYY-MM
+    opened: datetime  # its first instant
+
+    def closed(self, query: QuerySet[_M], sent: bool = False) -> QuerySet[_M]:
+        """``query`` without the anonymous versions' current month: responses (and answers) by their month,
+        invitations (``sent``) by their send time."""
+        if not self.anonymous:
+            return query
+        current: dict[str, Any] = {"send_at__gte": self.opened} if sent else {"month__gte": self.current}
+        # NOT (a AND b): exclude(a=..., b=...) would be NOT a AND NOT b
+        return query.filter(~Q(questionnaire_id__in=self.anonymous, **current))
 
     def where(self, clinician: str = "clinician_id") -> dict[str, Any]:
         found: dict[str, Any] = {"institution_id": self.institution_id, "questionnaire_id__in": self.versions}
@@ -450,6 +471,15 @@ class _Scope:
         if self.clinician_id is not None:
             found[clinician] = self.clinician_id
         return found
+
+
+async def _scope(ctx: Context, versions: list[Version], departments: list[uuid.UUID] | None,
+                 clinician_id: uuid.UUID | None = None) -> _Scope:
+    zone: tzinfo = await institutions.zone_of(ctx)
+    current = f"{datetime.now(zone):%Y-%m}"
+    opened = datetime.combine(month_start(current), time(0), zone).astimezone(UTC)
+    return _Scope(ctx.institution_id, [v.questionnaire_id for v in versions], departments, clinician_id,
+                  [v.questionnaire_id for v in versions if v.anonymous], current, opened)
 
 
 def _uuid(value: Any) -> uuid.UUID | None:
@@ -462,21 +492,32 @@ def _cell(row: Mapping[str, Any], clinician: str | None) -> Cell:
     return version, _uuid(row["department_id"]), row["month"], _uuid(row[clinician]) if clinician else None
 
 
+class _Invited(NamedTuple):
+    invited: int
+    answered: int
+    open: int  # whose link can still be answered
+
+
+NOT_INVITED = _Invited(0, 0, 0)
+
+
 async def _invitations(scope: _Scope, edges: list[tuple[str, datetime, datetime]],
-                       per_clinician: bool) -> dict[Cell, tuple[int, int]]:
-    """(invited, answered) per cell: invitations due in the month, not cancelled or refused."""
+                       per_clinician: bool) -> dict[Cell, _Invited]:
+    """Per cell: invitations due in the month, not cancelled or refused; answered; not expired yet."""
     if scope.departments == []:
         return {}
+    now = datetime.now(UTC)
     month = Case(*(When(Q(send_at__gte=start, send_at__lt=end), then=label) for label, start, end in edges),
                  default=None)
     keys = ["questionnaire_id", "department_id", "month", *(["clinician_id"] if per_clinician else [])]
-    rows = await SurveyInvitation.filter(
-        **scope.where(), send_at__gte=edges[0][1], send_at__lt=min(edges[-1][2], datetime.now(UTC))).exclude(
+    rows = await scope.closed(SurveyInvitation.filter(
+        **scope.where(), send_at__gte=edges[0][1], send_at__lt=min(edges[-1][2], now)), sent=True).exclude(
         status__in=NOT_SENT).annotate(month=month, invited=Count("id"), answered_n=Count("id", _filter=Q(
-            answered=True))).group_by(*keys).values(*keys, "invited", "answered_n")
+            answered=True)), open_n=Count("id", _filter=Q(expires_at__gt=now))).group_by(*keys).values(
+        *keys, "invited", "answered_n", "open_n")
     # (an annotation named like the column its filter reads would resolve to itself: "answered_n")
-    return {_cell(r, "clinician_id" if per_clinician else None): (int(r["invited"]), int(r["answered_n"] or 0))
-            for r in rows}
+    return {_cell(r, "clinician_id" if per_clinician else None): _Invited(
+        int(r["invited"]), int(r["answered_n"] or 0), int(r["open_n"] or 0)) for r in rows}
 
 
 async def _responses(scope: _Scope, months: list[str], per_clinician: bool) -> dict[Cell, dict[str, Any]]:
@@ -485,7 +526,8 @@ async def _responses(scope: _Scope, months: list[str], per_clinician: bool) -> d
     if scope.departments == []:
         return {}
     keys = ["questionnaire_id", "department_id", "month", *(["clinician_id"] if per_clinician else [])]
-    rows = await QuestionnaireResponse.filter(**scope.where(), month__gte=months[0], month__lte=months[-1]).annotate(
+    rows = await scope.closed(QuestionnaireResponse.filter(**scope.where(), month__gte=months[0],
+                                                           month__lte=months[-1])).annotate(
         responses=Count("id"), scored=Count("score"), score_sum=Sum("score"),
         score_squares=Sum(F("score") * F("score")), judged=Count("satisfied"),
         satisfied_n=Count("id", _filter=Q(satisfied=True)), nps_n=Count("nps"),
@@ -505,7 +547,8 @@ async def _answers(scope: _Scope, months: list[str], per_clinician: bool, severa
         return {}, {}
     clinician = "response__clinician_id"
     keys = ["questionnaire_id", "department_id", "month", *([clinician] if per_clinician else []), "link_id"]
-    answers = ResponseAnswer.filter(**scope.where(clinician), month__gte=months[0], month__lte=months[-1]).filter(
+    answers = scope.closed(ResponseAnswer.filter(**scope.where(clinician), month__gte=months[0],
+                                                 month__lte=months[-1])).filter(
         Q(number__isnull=False) | Q(choice__isnull=False))
     # COUNT(link_id), not COUNT(id): a column of the covering index, so the rows themselves are never read
     counted = await answers.annotate(n=Count("link_id")).group_by(*keys, "number", "choice").values(
@@ -537,8 +580,8 @@ async def _score_sums(scope: _Scope, months: list[str], least: int) -> tuple[int
         return 0, 0.0, 0.0, 0
     per_clinician = scope.clinician_id is not None
     keys = _keys(per_clinician)
-    rows = await QuestionnaireResponse.filter(**replace(scope, clinician_id=None).where(), month__gte=months[0],
-                                              month__lte=months[-1]).annotate(
+    rows = await scope.closed(QuestionnaireResponse.filter(**replace(scope, clinician_id=None).where(),
+                                                           month__gte=months[0], month__lte=months[-1])).annotate(
         responses=Count("id"), scored=Count("score"), total=Sum("score"),
         squares=Sum(F("score") * F("score"))).group_by(*keys).values(*keys, "responses", "scored", "total",
                                                                         "squares")
@@ -565,12 +608,14 @@ async def _item_counts(scope: _Scope, months: list[str], link_id: str, least: in
     per_clinician = scope.clinician_id is not None
     everyone = replace(scope, clinician_id=None)
     keys = _keys(per_clinician)
-    rows = await QuestionnaireResponse.filter(**everyone.where(), month__gte=months[0], month__lte=months[-1]).annotate(
+    rows = await scope.closed(QuestionnaireResponse.filter(**everyone.where(), month__gte=months[0],
+                                                           month__lte=months[-1])).annotate(
         responses=Count("id")).group_by(*keys).values(*keys, "responses")
     who = "response__clinician_id" if per_clinician else None
     answer_keys = _keys(per_clinician, "response__clinician_id")
-    answers = await ResponseAnswer.filter(**everyone.where("response__clinician_id"), month__gte=months[0],
-                                          month__lte=months[-1], link_id=link_id, number__isnull=False).annotate(
+    answers = await scope.closed(ResponseAnswer.filter(
+        **everyone.where("response__clinician_id"), month__gte=months[0], month__lte=months[-1], link_id=link_id,
+        number__isnull=False)).annotate(
         n=Count("link_id")).group_by(*answer_keys, "number").values(*answer_keys, "number", "n")
     values: dict[Cell, dict[float, int]] = defaultdict(dict)
     for r in answers:
@@ -598,7 +643,8 @@ async def _verdicts(scope: _Scope, months: list[str], least: int) -> dict[str, t
     if scope.departments == []:
         return {}
     keys = _keys(False)
-    rows = await QuestionnaireResponse.filter(**scope.where(), month__gte=months[0], month__lte=months[-1]).annotate(
+    rows = await scope.closed(QuestionnaireResponse.filter(**scope.where(), month__gte=months[0],
+                                                           month__lte=months[-1])).annotate(
         responses=Count("id"), judged=Count("satisfied"), satisfied_n=Count("id", _filter=Q(satisfied=True))
     ).group_by(*keys).values(*keys, "responses", "judged", "satisfied_n")
     cells = {_cell(r, None): r for r in rows}
@@ -624,9 +670,10 @@ def _label(number: float) -> str:
 
 
 def _measures(sums: Mapping[str, Any], version: Version, cell: Cell,
-              answering: Mapping[tuple[Cell, str], int]) -> dict[str, int]:
-    """The responses behind each figure of a cell: the row's, the score's, ..., each reported item's."""
-    found = {ROW: int(sums.get("responses") or 0), "score": int(sums.get("scored") or 0),
+              answering: Mapping[tuple[Cell, str], int], invited: _Invited) -> dict[str, int]:
+    """The responses behind each figure of a cell: the row's, the score's, ..., each reported item's; and its
+    invitations (the invitation counts of an anonymous questionnaire are suppressed as a figure)."""
+    found = {ROW: int(sums.get("responses") or 0), INVITED: invited.invited, "score": int(sums.get("scored") or 0),
              "satisfied": int(sums.get("judged") or 0), "nps": int(sums.get("nps_n") or 0),
              "csat": int(sums.get("csat_n") or 0)}
     for item in definitions.questions(version.items):
@@ -663,7 +710,7 @@ def _statuses(counts: Mapping[Cell, Mapping[str, int]], per_clinician: bool,
 # -- figures -----------------------------------------------------------------------------------------
 
 
-def _row(cell: Cell, version: Version, invited: tuple[int, int], sums: Mapping[str, Any] | None,
+def _row(cell: Cell, version: Version, invited: _Invited, sums: Mapping[str, Any] | None,
          values: Mapping[tuple[Cell, str], dict[str, int]], answering: Mapping[tuple[Cell, str], int],
          statuses: Mapping[str, str], settings: _Settings) -> ReportRow:
     s: Mapping[str, Any] = sums or {}
@@ -698,8 +745,11 @@ def _row(cell: Cell, version: Version, invited: tuple[int, int], sums: Mapping[s
 
     items = [_item(item, values.get((cell, link), {}), answering.get((cell, link), 0), *item_status(link))
              for link, item in questions.items() if item.get("kind") in ITEM_KINDS]
-    return ReportRow(cell[0], version.version, cell[1], cell[3], cell[2], invited[0], invited[1], n("responses"),
-                     row, score, satisfied, nps, csat, meets, items)
+    # an anonymous questionnaire's invitation counts would tell who answered (a small cell), or when (an open link)
+    withheld = version.anonymous and (status(INVITED) != SHOWN or invited.open > 0)
+    return ReportRow(cell[0], version.version, cell[1], cell[3], cell[2], None if withheld else invited.invited,
+                     None if withheld else invited.answered, n("responses"), row, score, satisfied, nps, csat, meets,
+                     items)
 
 
 def _estimate(responses: int, status: str, seen: bool, compute: Any) -> Estimate:

@@ -110,13 +110,25 @@ class SurveyReportRow:
     clinician_id: strawberry.ID | None = strawberry.field(
         description="The clinician (with byClinician or clinicianId); null otherwise or for responses about none.")
     month: str = strawberry.field(description="YYYY-MM, the institution's local month.")
-    invited: int = strawberry.field(description="Invitations of the month (by send time) that went out: already due, "
-                                                "not cancelled or refused by the consent gate.")
-    answered: int = strawberry.field(description="Of those invitations, the ones answered (so far).")
+    invited_count: int | None = strawberry.field(
+        description="Invitations of the month (by send time) that went out: already due, not cancelled or refused by "
+                    "the consent gate. Null where withheld, for an anonymous questionnaire only: in a hidden row, "
+                    "with fewer invitations than minCell (or hidden to protect a clinician's few), or while a link "
+                    "of the month can still be answered; the counts would tell which patient answered, and when.")
+    answered_count: int | None = strawberry.field(
+        description="Of those invitations, the ones answered (so far); null where invitedCount is.")
+    invited: int = strawberry.field(
+        description="invitedCount, but 0 where that is withheld.",
+        deprecation_reason="Use invitedCount: this answers 0 where an anonymous questionnaire's count is withheld.")
+    answered: int = strawberry.field(
+        description="answeredCount, but 0 where that is withheld.",
+        deprecation_reason="Use answeredCount: this answers 0 where an anonymous questionnaire's count is withheld.")
     response_rate: float | None = strawberry.field(description="Answered / invited, in percent; null without "
-                                                               "invitations.")
+                                                               "invitations, or where the counts are withheld.")
     responses: int = strawberry.field(description="Responses of the month (invited or entered by staff); shown "
-                                                  "always, as are invited and answered.")
+                                                  "always. An anonymous questionnaire's month is reported once it "
+                                                  "has closed: read twice, a live month would give its newest "
+                                                  "response away.")
     status: FigureStatus = strawberry.field(
         description="TOO_FEW_RESPONSES when the row has fewer responses than the minimum; PROTECTS_SMALL_CELL for a "
                     "clinician's row hidden with a colleague's small one (the department's row minus the shown "
@@ -141,7 +153,8 @@ class SurveyReportRow:
             questionnaire_id=strawberry.ID(str(row.questionnaire_id)), version=row.version,
             department_id=strawberry.ID(str(row.department_id)) if row.department_id else None,
             clinician_id=strawberry.ID(str(row.clinician_id)) if row.clinician_id else None,
-            month=row.month, invited=row.invited, answered=row.answered, response_rate=row.response_rate,
+            month=row.month, invited_count=row.invited, answered_count=row.answered, invited=row.invited or 0,
+            answered=row.answered or 0, response_rate=row.response_rate,
             responses=row.responses, status=_of(row.status), score=SurveyEstimate.of(row.score),
             satisfied=SurveyEstimate.of(row.satisfied), nps=SurveyEstimate.of(row.nps),
             csat=SurveyEstimate.of(row.csat), meets_target=row.meets_target,
@@ -165,7 +178,8 @@ class SurveyReport:
     satisfaction_target: int = strawberry.field(description="The institution's target, percent satisfied.")
     versions: list[SurveyReportVersion] = strawberry.field(description="Every version of the questionnaire.")
     rows: list[SurveyReportRow] = strawberry.field(
-        description="Cells with invitations or responses, by month, version, department and clinician.")
+        description="Cells with invitations or responses, by month, version, department and clinician. An "
+                    "anonymous questionnaire's current month is left out until it closes.")
 
     @classmethod
     def of(cls, r: reports.Report) -> SurveyReport:
@@ -204,7 +218,8 @@ class SurveyGroupFigures:
     withheld: int = strawberry.field(
         description="Responses of the group left out: in cells whose figure the report hides (too few there, or "
                     "protecting a small cell), so that no difference of groups can give a hidden cell away. A "
-                    "hidden row counts all its responses.")
+                    "hidden row counts all its responses; an anonymous questionnaire's current month counts nowhere "
+                    "until it closes.")
     mean: float | None = strawberry.field(description="Mean score (or mean answer).")
     standard_deviation: float | None = strawberry.field(description="Sample standard deviation (n - 1).")
 
@@ -261,7 +276,7 @@ class SurveyControlPoint:
     withheld: int = strawberry.field(
         description="Responses of the month left out: in cells whose share satisfied the report hides, so that the "
                     "chart minus the report's shown cells gives nothing away. A hidden row counts all its "
-                    "responses.")
+                    "responses; an anonymous questionnaire's current month counts nowhere until it closes.")
     percent_satisfied: float | None = strawberry.field(description="Percent satisfied that month.")
     lower_limit: float | None = strawberry.field(description="Lower control limit (3 sigma for this month's n).")
     upper_limit: float | None = strawberry.field(description="Upper control limit.")

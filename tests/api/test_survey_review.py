@@ -10,11 +10,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from core import questionnaire as definitions
-from models import Questionnaire, SurveyInvitation
+from models import Questionnaire, QuestionnaireResponse, SurveyInvitation
 from resolvers.context import Services
 from tests import surveys
-from tests.api.test_survey_reports import REPORT, respond, text
-from tests.factories import Tenant
+from tests.api.test_survey_reports import CHART, REPORT, invite, respond, text
+from tests.api.test_survey_reports import COMPARE as COMPARISON
+from tests.factories import Tenant, make_patient
 
 RESPONSES = """query($q: ID) { questionnaireResponses(questionnaireId: $q) {
   nodes { id anonymous clinicianId score low answers { linkId number codes } } } }"""
@@ -57,12 +58,13 @@ async def test_an_anonymous_response_is_listed_with_its_clinician_a_cell_of_one(
     pid, visit_id, token = await _visit_invited(tenant, services, q, doctor)
     ok(await tenant.call(None, BY_LINK_ANSWER, t=token, answers=surveys.LOW), "surveyAnswerByLink")
 
-    # the department head: the report hides the doctor's cell (one response) ...
+    # the department head: the report hides the doctor's cell (one response; this month of an anonymous
+    # questionnaire is not even reported until it closes) ...
     month = datetime.now(UTC).astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m")
     report = ok(await tenant.call("department_head", REPORT, key=str(q.key), by=True,
                                   dep=str(tenant.departments["A"].id), **{"from": month, "to": month}), "surveyReport")
-    doctors_row = next(r for r in report["rows"] if r["clinicianId"] == str(doctor))
-    assert doctors_row["status"] == "TOO_FEW_RESPONSES" and doctors_row["score"]["value"] is None
+    assert all(r["status"] == "TOO_FEW_RESPONSES" and r["score"]["value"] is None for r in report["rows"]
+               if r["clinicianId"] == str(doctor))
     # ... and the invitation list + the visit tell which patient saw the doctor (staff may read both)
     [invitation] = ok(await tenant.call("department_head", INVITATIONS, pid=str(pid)),
                       "patientSurveyInvitations")["nodes"]
@@ -132,3 +134,137 @@ async def test_welch_on_groups_that_do_not_vary_is_not_a_huge_t(tenant: Tenant) 
                                  b={"from": "2025-06", "to": "2025-06"}), "surveyComparison")
     assert found["groupA"]["responses"] == 12 and found["groupB"]["responses"] == 12
     assert (found["statistic"], found["pValue"], found["cohensD"]) == (None, None, None), found
+
+
+# -- an anonymous questionnaire's report, polled: when was an invitation answered? ----------------------------
+
+POLL = """query($key: ID!, $from: String!, $to: String!, $dep: ID) {
+  surveyReport(questionnaireKey: $key, from: $from, to: $to, departmentId: $dep) {
+    rows { departmentId month invited answered responseRate responses status } } }"""
+
+
+def local_months() -> tuple[str, str, datetime]:
+    """The institution's (Asia/Shanghai) current month, the month before, and an instant of the month before."""
+    today = datetime.now(ZoneInfo("Asia/Shanghai"))
+    before = today.replace(day=1, hour=12, minute=0, second=0, microsecond=0) - timedelta(days=10)
+    return today.strftime("%Y-%m"), before.strftime("%Y-%m"), before
+
+
+async def poll(tenant: Tenant, key: str, first: str, last: str) -> list[Any]:
+    """What a department head and an admin read of the report, the control chart and a comparison."""
+    dep = str(tenant.departments["A"].id)
+    found: list[Any] = []
+    for role in ("department_head", "admin"):
+        found.append(ok(await tenant.call(role, POLL, key=key, dep=dep, **{"from": first, "to": last}),
+                        "surveyReport"))
+        found.append(ok(await tenant.call(role, CHART, key=key, dep=dep, **{"from": first, "to": last}),
+                        "surveyControlChart"))
+        found.append(ok(await tenant.call(role, COMPARISON, key=key, a={"from": "2025-01", "to": "2025-01"},
+                                          b={"from": first, "to": last, "departmentId": dep}), "surveyComparison"))
+    return found
+
+
+async def test_polling_an_anonymous_report_does_not_tell_when_an_invitation_was_answered(tenant: Tenant,
+                                                                                         services: Services) -> None:
+    """Two patients of department A invited this month to an anonymous questionnaire, one answered. The head reads
+    the report (and the chart, and a comparison), the second patient answers, the head reads again: the cell of
+    the month, too small to show what anyone answered, went from 1 answered to 2 (and 1 response to 2, 1 withheld
+    to 2) at that moment, and the invitation list tells who was invited then. A live month of an anonymous
+    questionnaire is not reported until it closes."""
+    q = await surveys.questionnaire(tenant, anonymous=True)
+    await surveys.trigger(tenant, q, delayHours=0)
+    _, _, first = await surveys.invited(tenant, services, q)
+    _, _, second = await surveys.invited(tenant, services, q)
+    ok(await tenant.call(None, BY_LINK_ANSWER, t=first, answers=surveys.GOOD), "surveyAnswerByLink")
+    month, _, _ = local_months()
+    before = await poll(tenant, str(q.key), month, month)
+    ok(await tenant.call(None, BY_LINK_ANSWER, t=second, answers=surveys.GOOD), "surveyAnswerByLink")
+    after = await poll(tenant, str(q.key), month, month)
+    assert after == before
+    assert await QuestionnaireResponse.filter(questionnaire_id=q.id).count() == 2  # both answers were taken
+
+
+async def test_a_late_answer_to_last_months_anonymous_invitation_does_not_show(tenant: Tenant,
+                                                                               services: Services) -> None:
+    """Last month, department A: five invitations answered, five responses (a cell large enough to show), and one
+    invitation whose link is still open. Its answer lands in this month, but it moves last month's answered count
+    from 5 to 6 when it comes: with the invitation list (who was invited late last month, whose link is still
+    open) that tells who answered, and when. An anonymous month's invitation counts show once none of its links
+    can still be answered; then the large cell shows them."""
+    q = await surveys.questionnaire(tenant, anonymous=True)
+    await surveys.trigger(tenant, q, delayHours=0)
+    month, last, instant = local_months()
+    patient = await make_patient(tenant)
+    for day in range(5):
+        await invite(tenant, q, patient, (instant.replace(day=1) + timedelta(days=day)).isoformat(), answered=True,
+                     status="answered")
+    await respond(tenant, q, last, [{"score": 100.0}] * 5)
+    _, late, token = await surveys.invited(tenant, services, q)
+    await SurveyInvitation.filter(id=late.id).update(send_at=instant)  # sent last month, its link still open
+    before = await poll(tenant, str(q.key), last, month)
+    ok(await tenant.call(None, BY_LINK_ANSWER, t=token, answers=surveys.GOOD), "surveyAnswerByLink")
+    after = await poll(tenant, str(q.key), last, month)
+    assert after == before
+    # once the last link of the month expired, the month's counts show (a large cell)
+    await SurveyInvitation.filter(id=late.id).update(expires_at=datetime.now(UTC) - timedelta(minutes=1))
+    [row] = ok(await tenant.call("department_head", POLL, key=str(q.key), dep=str(tenant.departments["A"].id),
+                                 **{"from": last, "to": month}), "surveyReport")["rows"]
+    assert (row["month"], row["invited"], row["answered"], row["responseRate"], row["responses"], row["status"]) == (
+        last, 6, 6, 100.0, 5, "SHOWN")
+
+
+COUNTS = """query($key: ID!, $from: String!, $to: String!, $dep: ID, $by: Boolean! = false) {
+  surveyReport(questionnaireKey: $key, from: $from, to: $to, departmentId: $dep, byClinician: $by) {
+    rows { departmentId clinicianId month invitedCount answeredCount invited answered responseRate responses
+           status } } }"""
+
+
+async def test_an_anonymous_months_invitation_counts_show_only_where_they_are_a_figure(tenant: Tenant) -> None:
+    """An anonymous questionnaire, months long closed, every link expired. November, department A: six invitations
+    (five about the doctor, answered; one about the nurse, not), five responses about the doctor: the department's
+    counts show. By clinician, the nurse's row (no response) is hidden, counts and all, and the doctor's counts
+    too: the department's minus the doctor's would tell whether the nurse's one patient answered. Department B:
+    three invitations, two answered, two responses: a hidden row, its counts withheld. October, department A:
+    five responses (shown) but four invitations, all answered: fewer than minCell, withheld. Where withheld,
+    invitedCount, answeredCount and responseRate are null, and the deprecated invited and answered 0."""
+    q = await surveys.questionnaire(tenant, anonymous=True)
+    doctor, nurse = tenant.staff_ids["doctor"], tenant.staff_ids["nurse"]
+    patient = await make_patient(tenant)
+    for day in range(1, 6):
+        await invite(tenant, q, patient, f"2025-11-{day:02d}T10:00:00+08:00", answered=True, status="answered",
+                     clinician=doctor)
+        if day < 5:
+            await invite(tenant, q, patient, f"2025-10-{day:02d}T10:00:00+08:00", answered=True, status="answered")
+    await invite(tenant, q, patient, "2025-11-06T10:00:00+08:00", status="expired", clinician=nurse)
+    for day in range(1, 4):
+        await invite(tenant, q, patient, f"2025-11-{day:02d}T10:00:00+08:00", department="B", answered=day < 3,
+                     status="answered" if day < 3 else "expired")
+    await respond(tenant, q, "2025-11", [{"score": 100.0}] * 5, clinician=doctor)
+    await respond(tenant, q, "2025-10", [{"score": 100.0}] * 5)
+    await respond(tenant, q, "2025-11", [{"score": 100.0}] * 2, department="B")
+    a, b = str(tenant.departments["A"].id), str(tenant.departments["B"].id)
+
+    def counts(row: dict[str, Any]) -> tuple[Any, ...]:
+        return (row["departmentId"], row["clinicianId"], row["month"], row["invitedCount"], row["answeredCount"],
+                row["invited"], row["answered"], row["responseRate"], row["responses"], row["status"])
+
+    period = {"from": "2025-10", "to": "2025-11"}
+    withheld = (None, None, 0, 0, None)
+    for role in ("department_head", "admin"):
+        rows = ok(await tenant.call(role, COUNTS, key=str(q.key), dep=a, **period), "surveyReport")["rows"]
+        assert [counts(r) for r in rows] == [(a, None, "2025-10", *withheld, 5, "SHOWN"),
+                                             (a, None, "2025-11", 6, 5, 6, 5, 500 / 6, 5, "SHOWN")]
+        rows = ok(await tenant.call(role, COUNTS, key=str(q.key), dep=a, by=True, **period), "surveyReport")["rows"]
+        assert [counts(r) for r in rows if r["month"] == "2025-11"] == sorted([
+            (a, str(doctor), "2025-11", *withheld, 5, "SHOWN"),
+            (a, str(nurse), "2025-11", *withheld, 0, "TOO_FEW_RESPONSES")], key=lambda r: str(r[1]))
+    rows = ok(await tenant.call("admin", COUNTS, key=str(q.key), dep=b, **period), "surveyReport")["rows"]
+    assert [counts(r) for r in rows] == [(b, None, "2025-11", *withheld, 2, "TOO_FEW_RESPONSES")]
+    # the denied twin: a nurse reads nothing (and is on record), a head nothing of another department
+    events = await tenant.audit_count()
+    nurse_reply = await tenant.call("nurse", COUNTS, key=str(q.key), dep=a, **period)
+    assert (nurse_reply.codes, nurse_reply.data) == (["FORBIDDEN"], None)
+    head_reply = await tenant.call("department_head", COUNTS, key=str(q.key), dep=b, **period)
+    assert (head_reply.codes, head_reply.data) == (["FORBIDDEN"], None)
+    assert [(e.outcome, e.reason, e.resource_type) for e in (await tenant.audit_events())[events:]] == [
+        ("denied", "forbidden", "survey_report"), ("denied", "other_department", "survey_report")]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import datetime, timedelta
 from typing import Any
 
 from models import AuditEvent, Questionnaire, QuestionnaireResponse, ResponseAnswer
@@ -67,6 +68,16 @@ async def as_doctor(tenant: Tenant, token: str, q: Questionnaire, department: st
                                                    "answers": RATING}, token)
 
 
+async def month_closed(tenant: Tenant) -> str:
+    """The ratings of this month as the report reads them once it has closed (an anonymous questionnaire's current
+    month is not reported): moved back to the month before, which is returned."""
+    today = datetime.now(await institutions.zone(tenant.id))
+    before = f"{today.replace(day=1) - timedelta(days=1):%Y-%m}"
+    for model in (QuestionnaireResponse, ResponseAnswer):
+        await model.filter(institution_id=tenant.id, month=f"{today:%Y-%m}").update(month=before)
+    return before
+
+
 async def written(tenant: Tenant) -> tuple[int, int, int]:
     return (await QuestionnaireResponse.filter(institution_id=tenant.id).count(),
             await ResponseAnswer.filter(institution_id=tenant.id).count(),
@@ -88,16 +99,18 @@ async def test_doctors_rating_a_department_show_in_its_report_from_min_cell(tena
     local = response.created_at.astimezone(zone)  # set back to the month's first instant
     assert (local.strftime("%Y-%m"), local.day, local.hour, local.minute) == (response.month, 1, 0, 0)
     assert await ResponseAnswer.filter(response_id=response.id).count() == 5
-    month, key, dep = response.month, str(q.key), str(tenant.departments["A"].id)
-    report = ok(await tenant.call("department_head", REPORT, key=key, month=month, dep=dep), "surveyReport")
-    assert report["minCell"] == 5
-    [row] = report["rows"]
+    key, dep = str(q.key), str(tenant.departments["A"].id)
+    report = ok(await tenant.call("department_head", REPORT, key=key, month=response.month, dep=dep), "surveyReport")
+    assert (report["minCell"], report["rows"]) == (5, [])  # an anonymous questionnaire's month shows once closed
+    month = await month_closed(tenant)
+    [row] = ok(await tenant.call("department_head", REPORT, key=key, month=month, dep=dep), "surveyReport")["rows"]
     assert (row["invited"], row["answered"], row["responseRate"], row["responses"], row["status"]) == (
         0, 0, None, 1, "TOO_FEW_RESPONSES")
     # the department head and four more doctors: five raters fill the cell
     ok(await tenant.call("department_head", STAFF_ANSWER, q=str(q.id), d=dep, answers=RATING), "surveyStaffAnswer")
     for token in await more_doctors(tenant, services, 3):
         ok(await as_doctor(tenant, token, q), "surveyStaffAnswer")
+    await month_closed(tenant)
     [row] = ok(await tenant.call("department_head", REPORT, key=key, month=month, dep=dep), "surveyReport")["rows"]
     assert (row["responses"], row["status"], row["responseRate"]) == (5, "SHOWN", None)
     assert row["score"] == {"status": "SHOWN", "responses": 5, "value": 75.0}
