@@ -9,7 +9,8 @@
 - compliance alerts: yesterday's access anomalies and break-glass accesses unreviewed after 24 hours, to the
   compliance officers through the staff notification outbox (``compliance_alert.sweep``).
 - sign-in throttles: the failure counts of addresses without an account, once idle for 30 days
-  (``session.forget_idle_unknown_addresses``).
+  (``session.forget_idle_unknown_addresses``), and the per-address sign-in counts of minutes gone by
+  (``sign_in_limit.forget_past_windows``).
 
 Each sweep runs on one node of the fleet: the one that leads it (``app.leader``: an advisory lock per
 sweep on PostgreSQL, a file lock on SQLite); the others look again every ``FOLLOWER_RETRY_SECONDS`` at
@@ -25,7 +26,16 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from app.leader import Leadership
-from resolvers import appointment, compliance_alert, contract, contract_reminder, reminder, session, survey
+from resolvers import (
+    appointment,
+    compliance_alert,
+    contract,
+    contract_reminder,
+    reminder,
+    session,
+    sign_in_limit,
+    survey,
+)
 from resolvers.context import Services
 
 log = logging.getLogger("careloop.sweeps")
@@ -52,6 +62,7 @@ def of(services: Services) -> tuple[Sweep, ...]:
         Sweep("contract reminders", lambda: contract_reminder.sweep(), 600.0, leadership),
         Sweep("compliance alerts", lambda: compliance_alert.sweep(), 600.0, leadership),
         Sweep("sign-in throttles", lambda: session.forget_idle_unknown_addresses(), 3600.0, leadership),
+        Sweep("sign-in windows", lambda: sign_in_limit.forget_past_windows(), 600.0, leadership),
     )
 
 

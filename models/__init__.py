@@ -27,6 +27,7 @@ from models.role_grant import RoleGrant
 from models.schedule import Schedule, ScheduleException
 from models.service_item import ServiceItem, ServiceItemPrice
 from models.sign_in_throttle import SignInThrottle
+from models.sign_in_window import SignInWindow
 from models.sla import BusinessCalendar, SlaPolicy
 from models.staff import DepartmentMembership, RoleAssignment, Session, Staff
 from models.survey import SurveyInvitation, SurveySettings, SurveyTrigger
@@ -90,6 +91,7 @@ __all__ = [
     "ServiceItemPrice",
     "Session",
     "SignInThrottle",
+    "SignInWindow",
     "SlaPolicy",
     "Staff",
     "SurveyInvitation",

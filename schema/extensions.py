@@ -10,7 +10,20 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from functools import partial
 from typing import Any
 
-from graphql import ASTValidationRule, GraphQLError, GraphQLObjectType, specified_rules
+from graphql import (
+    ASTValidationRule,
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    GraphQLObjectType,
+    InlineFragmentNode,
+    OperationType,
+    SelectionSetNode,
+    get_operation_ast,
+    specified_rules,
+)
 from graphql.validation import NoSchemaIntrospectionCustomRule, ValuesOfCorrectTypeRule
 from strawberry.extensions import MaskErrors, ParserCache, SchemaExtension
 from strawberry.extensions.context import (
@@ -26,7 +39,7 @@ from strawberry.schema.exceptions import InvalidOperationTypeError
 
 from core.errors import CareloopError
 from core.principal import PARTNER
-from resolvers import access
+from resolvers import access, sign_in_limit
 from resolvers import partner as partners
 from resolvers.context import Context
 from schema.input_errors import CodedValuesRule, HiddenCodedValuesRule, place_in_arguments, variable_errors
@@ -84,6 +97,50 @@ class PartnerGate(SchemaExtension):
         finally:  # a syntax error is thrown in here
             if partner:
                 await access.record_request(context)
+
+
+# The mutations that check a password (``resolvers.session.check_credentials``): one added there is named here too,
+# or the per-address limit does not count it.
+SIGN_IN_FIELDS = frozenset({"login", "patientLogin", "totpEnrollForLogin"})
+
+
+class SignInGate(SchemaExtension):
+    """The sign-ins a mutation asks for are counted against the client's address before it runs, so before any
+    password is checked; an address over its limit is refused whole (RATE_LIMITED, HTTP 429 under
+    graphql-response+json; ``resolvers/sign_in_limit.py``). Each alias counts, as each runs a sign-in."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        execution = self.execution_context
+        attempts = sign_ins_asked(execution.graphql_document, execution.operation_name)
+        if attempts and isinstance(execution.context, Context):
+            await sign_in_limit.admit(execution.context, attempts, self.per_minute)
+        yield
+
+
+def sign_ins_asked(document: DocumentNode | None, operation_name: str | None) -> int:
+    """The sign-in fields of the operation to run, aliases and fragments expanded (the document is valid: no
+    fragment cycles, at most ``max_fields`` fields expanded). A field a directive skips, or one asked twice alike
+    and run once, counts all the same: an honest client asks for one."""
+    operation = None if document is None else get_operation_ast(document, operation_name)
+    if document is None or operation is None or operation.operation != OperationType.MUTATION:
+        return 0
+    fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+
+    def count(selection_set: SelectionSetNode) -> int:
+        found = 0
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                found += selection.name.value in SIGN_IN_FIELDS
+            elif isinstance(selection, InlineFragmentNode):
+                found += count(selection.selection_set)
+            elif isinstance(selection, FragmentSpreadNode) and selection.name.value in fragments:
+                found += count(fragments[selection.name.value].selection_set)
+        return found
+
+    return count(operation.selection_set)
 
 
 def is_unexpected(error: GraphQLError) -> bool:

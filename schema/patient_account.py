@@ -226,7 +226,8 @@ class PatientAccountMutation:
         return LoginPayload(token=result.token, expires_at=result.expires_at)
 
     @strawberry.mutation(description="Sign in to the self-service portal. Repeated failures lock the account "
-                                     "(RATE_LIMITED, with `extensions.retryAfter` in seconds).")
+                                     "(RATE_LIMITED, with `extensions.retryAfter` in seconds), as too many sign-ins "
+                                     "from one address in a minute are refused.")
     async def patient_login(
         self, info: Info, email: _EMAIL,
         password: Annotated[str, strawberry.argument(description="The account's password.")],

@@ -43,6 +43,7 @@ from schema.extensions import (
     DocumentRules,
     ExtensionsRunner,
     PartnerGate,
+    SignInGate,
     is_unexpected,
 )
 from schema.flag import FlagMutation, FlagQuery, FlagSubscription
@@ -150,6 +151,7 @@ def build_schema(limits: Limits, *, production: bool) -> strawberry.Schema:
         DocumentCache,
         ValidationCache,
         PartnerGate,
+        lambda: SignInGate(limits.login_per_address_per_minute),
         AuditReads,
         lambda: CodedErrors(production=production),
     ]

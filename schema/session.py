@@ -111,7 +111,8 @@ class SessionMutation:
                                      "with `extensions.retryAfter` in seconds). A right password without a code an "
                                      "account needs answers TOTP_REQUIRED; without the enrolment the institution "
                                      "requires, TOTP_ENROLMENT_REQUIRED (see `totpEnrollForLogin`); both count as "
-                                     "failures.")
+                                     "failures. Too many sign-ins from one address in a minute are refused before "
+                                     "they run (RATE_LIMITED, `extensions.retryAfter`).")
     async def login(
         self, info: Info,
         email: Annotated[str, strawberry.argument(description="The staff member's sign-in e-mail.")],

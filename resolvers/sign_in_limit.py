@@ -1,0 +1,87 @@
+"""Sign-in attempts per client address and minute, counted before any password is checked.
+
+A password is checked with argon2id, two at a time per process (core/passwords.py). Forty anonymous sign-ins sent
+at once from one address held both slots, and every honest sign-in queued behind them for seconds (found in
+review); the lockout could not help, since the attempts may name forty accounts or addresses nobody has. So the
+sign-ins a request asks for are counted against its client's address (``RequestMeta.client_address``: the peer,
+or behind a trusted proxy its X-Forwarded-For, app/main.py) before it runs (``schema.extensions.SignInGate``),
+and an address over ``login_per_address_per_minute`` is refused whole: RATE_LIMITED, recorded once a minute.
+
+The count is kept in the database, one statement per sign-in request, not in each process: every worker and node
+shares it, so the limit holds for the fleet as the lockout and partners' budgets do, and the refusal is recorded
+once a minute, not once per worker. A counter in memory would cost nothing, but would let an address through once
+per worker and node and forget it at every restart; the statement is small next to the argon2 work it spares
+(about 130 ms). The window is a calendar minute, as a partner's budget: up to twice the limit across its edge.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tortoise import connections
+
+from audit import writer
+from audit.events import Action, Actor, AuditRecord, Outcome
+from core.errors import RateLimited
+from core.tokens import token_digest
+from models import SignInWindow
+from resolvers.context import Context, Services
+
+TOO_MANY = "Too many sign-in attempts from your address; try again in a minute."
+WINDOW = timedelta(minutes=1)
+
+# One statement: the address's minute, created or counted up, and its new count.
+_COUNT = """INSERT INTO sign_in_window (address, window_start, attempts) VALUES ({0}, {1}, {2})
+ON CONFLICT (address, window_start) DO UPDATE SET attempts = sign_in_window.attempts + excluded.attempts
+RETURNING attempts"""
+
+
+def address_key(services: Services, client_address: str) -> str:
+    """Where an address's attempts are counted: a keyed hash of it, never the address (as the lockout keeps unknown
+    e-mail addresses). An IPv6 address counts with its /64, which one subscriber holds whole."""
+    try:
+        ip = ipaddress.ip_address(client_address)
+    except ValueError:
+        counted = client_address  # not an IP address (none known): counted as it is
+    else:
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is None:
+            counted = str(ipaddress.ip_network(f"{ip}/64", strict=False))
+        else:
+            counted = str(ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else ip)
+    return token_digest(services.master_key.token_key, f"client:{counted}")
+
+
+async def admit(ctx: Context, attempts: int, per_minute: int) -> None:
+    """Count a request's ``attempts`` against its client's address; refused (RATE_LIMITED, with
+    ``extensions.retryAfter``) when they take this minute's count over ``per_minute``."""
+    now = datetime.now(UTC)
+    window = now.replace(second=0, microsecond=0)
+    count = await _count(address_key(ctx.services, ctx.request.client_address), window, attempts)
+    if count <= per_minute:
+        return
+    if count - attempts <= per_minute:  # the request that went over: recorded once a minute, however hard it floods
+        await writer.append([AuditRecord(writer.SYSTEM_CHAIN, Actor("anonymous"), Action.LOGIN, "session",
+                                         Outcome.DENIED, ctx.request, reason="rate_limited")])
+        ctx.recorded = True
+    error = RateLimited(TOO_MANY)
+    error.extensions = {**(error.extensions or {}),
+                        "retryAfter": max(1, math.ceil((window + WINDOW - now).total_seconds()))}
+    raise error
+
+
+async def _count(address: str, window: datetime, attempts: int) -> int:
+    db = connections.get("default")
+    sql = _COUNT.format(*(("$1", "$2", "$3") if db.capabilities.dialect == "postgres" else ("?", "?", "?")))
+    start = SignInWindow._meta.fields_map["window_start"].to_db_value(window, SignInWindow)
+    values: list[Any] = [address, start, attempts]
+    rows = await db.execute_query_dict(sql, values)  # a fetch: an INSERT's RETURNING rows come back
+    return int(rows[0]["attempts"])
+
+
+async def forget_past_windows(now: datetime | None = None) -> int:
+    """Delete the counts of minutes gone by (a sweep); the last one is kept for a node whose clock lags a little."""
+    cutoff = (now or datetime.now(UTC)).replace(second=0, microsecond=0) - WINDOW
+    return int(await SignInWindow.filter(window_start__lt=cutoff).delete())
