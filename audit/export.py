@@ -21,6 +21,7 @@ from typing import Any, TextIO
 
 from audit import writer
 from audit.chain import HASHED_COLUMNS, canonical, parse_subjects, patients_of
+from core.spreadsheet import safe_cell
 from models import AuditEvent
 
 FORMATS = ("ndjson", "csv", "fhir")
@@ -97,7 +98,9 @@ def end_line(end: Any) -> str:
 
 def line(fmt: str, row: dict[str, Any]) -> str:
     if fmt == "csv":
-        return _csv_line([canonical(row[c]) for c in COLUMNS])
+        # For reading only, not the evidence: a cell that would run as a formula starts with a quote (a user agent
+        # is any request's header, a sign-in refused included).
+        return _csv_line([safe_cell(canonical(row[c])) for c in COLUMNS])
     document = fhir_audit_event(row) if fmt == "fhir" else {c: canonical(row[c]) for c in COLUMNS}
     return json.dumps(document, ensure_ascii=False, separators=(",", ":")) + "\n"
 

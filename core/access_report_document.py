@@ -21,6 +21,7 @@ from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import Flowable, Paragraph, SimpleDocTemplate, Table, TableStyle
 
 from core.contract_document import LATIN_FONT, _para, _register_fonts
+from core.spreadsheet import safe_cell
 
 LABELS = {
     "title": ("Access report", "访问报告"), "patient": ("Patient file", "患者档案"),
@@ -80,7 +81,7 @@ def render_csv(document: AccessReportDocument) -> str:
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow([document.label(column) for column in CSV_COLUMNS])
     for event in document.events:
-        writer.writerow([_cell(getattr(event, column)) for column in CSV_COLUMNS])
+        writer.writerow([safe_cell(getattr(event, column)) for column in CSV_COLUMNS])
     return "\ufeff" + buffer.getvalue()
 
 
@@ -151,6 +152,3 @@ def _table(rows: list[list[Flowable]], widths: list[float | None], header: bool 
     return table
 
 
-def _cell(text: str) -> str:
-    """A spreadsheet never runs a cell as a formula (CSV injection): such a cell starts with a quote."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
