@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Collection, Hashable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Hashable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar, cast
@@ -26,6 +27,7 @@ from tortoise.connection import connections
 from tortoise.expressions import Subquery
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
+from tortoise.transactions import in_transaction
 
 from audit import writer
 from audit.events import Action, AuditRecord, Outcome
@@ -49,6 +51,14 @@ MERGED = "merged"  # a duplicate file kept as it was merged (models.patient.PATI
 _WRITES = frozenset({Action.CREATE, Action.UPDATE, Action.ARCHIVE, Action.DELETE, Action.CONSENT, Action.GRANT})
 
 TAG_FIELDS = frozenset({"segments", "tags", "contact_channels", "contact_purposes"})
+
+
+class MergedFile(Conflict):
+    """A write to a file merged into another: CONFLICT, reason ``merged``, at the field naming the file."""
+
+    def __init__(self, field: str) -> None:
+        super().__init__(f"{field}: the file was merged into another; use that one (mergedInto).", field=field,
+                         reason=MERGED)
 
 
 @dataclass(frozen=True)
@@ -383,9 +393,53 @@ async def find_patient(ctx: Context, patient_id: uuid.UUID | None, *, action: Ac
         await deny(ctx, action, "patient", patient_id, patient_id if on_file else None, reason="not_found")
         raise NotFound(field=field)
     if action in _WRITES and row.status == MERGED:
-        raise Conflict(f"{field}: the file was merged into another; use that one (mergedInto).", field=field,
-                       reason="merged")
+        raise await refuse_merged(ctx, action, row.id, field)
     return (await views(ctx, [row]))[0]
+
+
+async def refuse_merged(ctx: Context, action: Action, patient_id: uuid.UUID, field: str = "patientId") -> MergedFile:
+    """A write to a merged file refused, on the trail as every refusal is (its record names the file)."""
+    await deny(ctx, action, "patient", patient_id, patient_id, reason=MERGED)
+    return MergedFile(field)
+
+
+# -- writing to a patient's file -----------------------------------------------------------
+
+
+async def lock_file(patient_id: uuid.UUID, field: str = "patientId") -> str:
+    """Inside a write's transaction, before it adds to the file: the patient's row locked until it commits, as
+    ``patient_merge`` locks both files first. A merge under way finishes first and the write then finds the file
+    merged (MergedFile); one that begins later waits and moves what the write added. Without it a row written
+    during a merge could stay on the merged file, out of every list (found in review). Returns the file's status
+    as locked (a booking wants an active file)."""
+    row = await Patient.filter(id=patient_id).select_for_update().only("id", "status").first()
+    if row is not None and row.status == MERGED:
+        raise MergedFile(field)
+    return "" if row is None else str(row.status)
+
+
+@asynccontextmanager
+async def merge_refusal_recorded(ctx: Context, action: Action, patient_id: uuid.UUID | None) -> AsyncIterator[None]:
+    """Around a write's transaction that calls ``lock_file``: a file found merged there is refused on the trail as
+    ``find_patient`` refuses one, once the transaction has rolled back (a refusal recorded inside it would roll
+    back with it)."""
+    try:
+        yield
+    except MergedFile:
+        if patient_id is not None:
+            await deny(ctx, action, "patient", patient_id, patient_id, reason=MERGED)
+        raise
+
+
+@asynccontextmanager
+async def file_transaction(ctx: Context, patient_id: uuid.UUID | None, *, action: Action,
+                           field: str = "patientId") -> AsyncIterator[None]:
+    """The transaction of a write that adds to a patient's file (``lock_file`` first; a merged file refused and
+    recorded); None, a write about no file: a plain transaction. Not to be opened inside another transaction."""
+    async with merge_refusal_recorded(ctx, action, patient_id), in_transaction():
+        if patient_id is not None:
+            await lock_file(patient_id, field)
+        yield
 
 
 # -- reading fields ----------------------------------------------------------------------

@@ -36,7 +36,7 @@ from core.errors import ILLEGAL_TRANSITION, BadUserInput, Conflict, Forbidden
 from core.ids import uuid7
 from core.principal import PARTNER, PATIENT, STAFF
 from core.validation import Problems, aware_time, check_year, clean_text, one_of
-from models import Appointment, Institution, Patient, Schedule, Visit
+from models import Appointment, Institution, Schedule, Visit
 from models.appointment import BOOKING_CHANNELS, CANCELLATION_REASONS
 from policies.fields import APPOINTMENT_FIELD_CLASS
 from policies.guard import Decision
@@ -332,8 +332,7 @@ async def book(ctx: Context, data: dict[str, Any]) -> AppointmentView:
     async def write(seat: int) -> Appointment:
         # The file locked first: the same patient booked twice at once (a double click, two desks) waits here and
         # then finds the first place, and a merge of the file meanwhile is seen (found in review: both won).
-        current = await Patient.filter(id=patient.row.id).select_for_update().only("id", "status").first()
-        if current is None or current.status != "active":
+        if await access.lock_file(patient.row.id) != "active":
             raise BadUserInput("patientId: the file is no longer active; appointments are for active files.",
                                field="patientId")
         if await Appointment.exists(institution_id=ctx.institution_id, schedule_id=schedule.id,
@@ -346,7 +345,8 @@ async def book(ctx: Context, data: dict[str, Any]) -> AppointmentView:
                                                  decision=decision)])
         return row
 
-    booked = await _seated(schedule.id, slot.start, slot.capacity, write)
+    async with access.merge_refusal_recorded(ctx, Action.CREATE, patient.row.id):
+        booked = await _seated(schedule.id, slot.start, slot.capacity, write)
     ctx.services.messages.scheduled.set()  # its confirmation is due now
     return AppointmentView(booked, patient)
 
@@ -402,6 +402,7 @@ async def reschedule(ctx: Context, appointment_id: uuid.UUID | None, slot_start:
     cancelled = {"status": "cancelled", "seat": None, "cancelled_at": now, "cancellation_reason": "rescheduled"}
 
     async def write(seat: int) -> Appointment:
+        await access.lock_file(old.patient_id, "id")  # a merge moving the appointment meanwhile is seen
         await _compare_and_set(ctx, old, expected, cancelled)
         row = await _insert(ctx, seat, values)
         await communication.on_appointment(ctx, row, "rescheduled", previous=_updated(old, expected, cancelled))
@@ -412,7 +413,8 @@ async def reschedule(ctx: Context, appointment_id: uuid.UUID | None, slot_start:
                                 fields=_written(values), decision=decision)])
         return row
 
-    moved = await _seated(schedule.id, slot.start, slot.capacity, write)
+    async with access.merge_refusal_recorded(ctx, Action.UPDATE, old.patient_id):
+        moved = await _seated(schedule.id, slot.start, slot.capacity, write)
     ctx.services.messages.scheduled.set()  # the change message is due now
     return AppointmentView(moved, view.patient)
 
@@ -472,8 +474,9 @@ async def check_in(ctx: Context, appointment_id: uuid.UUID | None, version: int 
     if reason is not None:
         arrival["reason"] = reason
     columns: dict[str, Any] = {"status": "arrived", "arrived_at": now}
-    async with in_transaction():
-        # the appointment's row first, the audit chain's head last, as every write here takes them
+    # the file first (a merge moving the appointment meanwhile is seen), then the appointment's row, the audit
+    # chain's head last, as every write here takes them
+    async with access.file_transaction(ctx, row.patient_id, action=Action.UPDATE, field="id"):
         await _compare_and_set(ctx, row, expected, columns)
         visit = await visits.insert(ctx, view.patient, "arrived", arrival, visit_decision)
         await Appointment.filter(id=row.id, institution_id=ctx.institution_id).update(visit_id=visit.id)

@@ -999,7 +999,7 @@ async def log_call(ctx: Context, patient_id: uuid.UUID | None, data: dict[str, A
                                                            institution_id=ctx.institution_id):
         raise BadUserInput("contactId: no such contact of this patient.", field="contactId")
     row_id = uuid7()
-    async with in_transaction():
+    async with access.file_transaction(ctx, view.row.id, action=Action.CREATE):
         row = await Communication.create(
             id=row_id, institution_id=ctx.institution_id, key=f"{LOGGED_CALL}:{row_id}", cause=LOGGED_CALL,
             purpose="care", direction=direction, patient_id=view.row.id, contact_id=contact_id,

@@ -12,8 +12,6 @@ import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from tortoise.transactions import in_transaction
-
 from audit import writer
 from audit.events import Action, AuditRecord, Outcome
 from models import Partner, PartnerConsent, PartnerGrant
@@ -33,7 +31,7 @@ async def set_sharing(ctx: Context, patient_id: uuid.UUID | None, partner_id: uu
                                                                         institution_id=ctx.institution_id)
     if partner is None:
         raise await access.not_found(ctx, Action.CONSENT, "partner", partner_id, "partnerId")
-    async with in_transaction():
+    async with access.file_transaction(ctx, view.row.id, action=Action.CONSENT):
         row, created = await PartnerConsent.get_or_create(
             institution_id=ctx.institution_id, patient_id=view.row.id, partner_id=partner.id,
             defaults={"granted": granted})

@@ -65,12 +65,14 @@ async def create(ctx: Context, patient_id: uuid.UUID | None, data: dict[str, Any
                   **_columns(ctx, contact_id, values))
     read_back = _read_back(ctx, view, returned)
     # The row, its record and the read of what the caller reads back in one statement on PostgreSQL (one round
-    # trip, atomic without BEGIN/COMMIT).
-    sql, params = writes.insert_returning_id(row)
-    await writer.append_with(sql, params, [
+    # trip, atomic without BEGIN/COMMIT), which also locks the file: nothing written if it was merged meanwhile.
+    sql, params = writes.insert_on_open_file(row)
+    written = await writer.append_with(sql, params, [
         access.write_record(ctx, Action.CREATE, "contact", contact_id, patient_id=view.row.id,
                             fields=frozenset(values), decision=decision),
         *read_back.records(ctx.institution_id, ctx.actor, ctx.request)])
+    if not written:
+        raise await access.refuse_merged(ctx, Action.CREATE, view.row.id)
     ctx.reads.mark_recorded(read_back)
     return ContactView(row, view)  # the row as written: no need to look it up again
 

@@ -87,7 +87,7 @@ async def invite(ctx: Context, patient_id: uuid.UUID | None) -> Invitation:
         raise BadUserInput("patientId: this patient has an account already.", field="patientId")
     code = new_token(INVITATION_PREFIX)
     expires_at = datetime.now(UTC) + INVITATION_LIFETIME
-    async with in_transaction():
+    async with access.file_transaction(ctx, view.row.id, action=Action.CREATE):
         row = await PatientInvitation.create(institution_id=ctx.institution_id, patient_id=view.row.id,
                                              code_hash=token_digest(ctx.services.master_key.token_key, code),
                                              expires_at=expires_at, created_by_id=ctx.actor.id)

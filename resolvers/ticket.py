@@ -423,7 +423,7 @@ async def create(ctx: Context, data: dict[str, Any], *, by_partner: bool = False
     level = _level(values.pop("level", None), values["category"], data.get("post_operative"), data.get("dispute"))
     vip = values["channel"] == "vip_adviser" or (patient is not None and "|vip|" in (patient.row.segments or ""))
     ticket_id = uuid7()
-    async with in_transaction():
+    async with access.file_transaction(ctx, patient.row.id if patient else None, action=Action.CREATE):
         row = await Ticket.create(
             id=ticket_id, institution_id=ctx.institution_id, patient_id=patient.row.id if patient else None,
             # A partner owns nothing here: its ticket waits in the department's queue for staff to take.
@@ -472,7 +472,7 @@ async def create_mine(ctx: Context, data: dict[str, Any]) -> TicketView:
     patient = await access.find_patient(ctx, ctx.require_principal().patient_id, action=Action.CREATE)
     level = _level(None, values["category"], None, None)
     ticket_id, now = uuid7(), datetime.now(UTC)
-    async with in_transaction():
+    async with access.file_transaction(ctx, patient.row.id, action=Action.CREATE, field="id"):
         row = await Ticket.create(
             id=ticket_id, institution_id=ctx.institution_id, patient_id=patient.row.id, level=level,
             vip="|vip|" in (patient.row.segments or ""), status="new", department_id=patient.row.department_id,

@@ -14,7 +14,7 @@ from tortoise.models import Model
 
 from audit import writer
 from audit.events import AuditRecord
-from resolvers import versioning
+from resolvers import access, versioning
 
 M = TypeVar("M", bound=Model)
 
@@ -33,6 +33,28 @@ def insert_returning_id(row: Model) -> tuple[str, list[Any]]:
     sql, columns = _INSERTS[key]
     fields_map = model._meta.fields_map
     return sql, [fields_map[name].to_db_value(getattr(row, name), row) for name in columns]
+
+
+_ON_OPEN_FILE: dict[tuple[type[Model], type], str] = {}
+
+
+def insert_on_open_file(row: Model) -> tuple[str, list[Any]]:
+    """``insert_returning_id``'s INSERT of a row of a patient's file (its ``patient_id``), written only while the
+    file is not merged, with the file's row locked as ``access.lock_file`` locks it (FOR UPDATE on PostgreSQL;
+    SQLite runs one write at a time): in the same statement, so no round trip is added. A merge under way is
+    waited for; nothing is written, and nothing returned, when the file is merged (``access.refuse_merged``)."""
+    sql, params = insert_returning_id(row)
+    model, db = type(row), row._meta.db
+    key = (model, db.executor_class)
+    if key not in _ON_OPEN_FILE:  # once per model and dialect
+        insert, _, rest = sql.rpartition(" VALUES (")
+        values, _, returning = rest.partition(") RETURNING ")
+        postgres = db.capabilities.dialect == "postgres"
+        file, status = (f"${len(params) + 1}", f"${len(params) + 2}") if postgres else ("?", "?")
+        _ON_OPEN_FILE[key] = (f'{insert} SELECT {values} FROM "patient" WHERE "id" = {file} '  # noqa: S608
+                              f'AND "status" <> {status}{" FOR UPDATE" if postgres else ""} RETURNING {returning}')
+    patient = params[_INSERTS[key][1].index("patient_id")]  # as the INSERT binds it
+    return _ON_OPEN_FILE[key], [*params, patient, access.MERGED]
 
 
 def update_over_version(row: Model, expected: int, values: dict[str, Any]) -> tuple[str, list[Any]]:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from audit.events import Action
 from models import (
     CarePlan,
     CareTeamMember,
@@ -22,6 +23,7 @@ from models import (
     Ticket,
     Visit,
 )
+from resolvers import access
 from resolvers.patient_merge import patient_links
 from tests.factories import Tenant, make_patient
 from tests.partners import consent, make_partner
@@ -281,5 +283,41 @@ async def test_a_merged_file_takes_no_new_records(tenant: Tenant, name: str) -> 
     assert refused.errors[0]["extensions"] | {"field": path, "reason": "merged"} == refused.errors[0]["extensions"]
     assert refused.data == {name: None}
     assert await records(tenant) == before
+    assert await merged_refusals(tenant, duplicate) == 1
     allowed = await write(tenant, name, survivor)  # the twin: the same write on the file it was merged into
     assert allowed.errors == [], allowed.errors
+
+
+async def merged_refusals(tenant: Tenant, patient: uuid.UUID) -> int:
+    """How many writes to the merged file the trail holds as refused (on the file, as every refusal is)."""
+    denials = await tenant.audit_events(outcome="denied", reason="merged")
+    assert all((e.resource_type, e.resource_id, e.patient_id) == ("patient", patient, patient) for e in denials)
+    return len(denials)
+
+
+@pytest.mark.parametrize("name", sorted(WRITES))
+async def test_a_file_merged_after_the_write_found_it_takes_nothing(tenant: Tenant, name: str,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The race made sequential (found in review): the file is merged after the write found it open and before
+    it writes; the write, locking the file as a merge does, finds it merged and is refused as above, not left on
+    the merged file (test_races_patients runs the two at once)."""
+    survivor, duplicate = await make_patient(tenant), await make_patient(tenant)
+    found = access.find_patient
+
+    async def merged_once_found(ctx: Any, patient_id: Any, *, action: Action, **kwargs: Any) -> Any:
+        view = await found(ctx, patient_id, action=action, **kwargs)
+        if patient_id == duplicate and action is not Action.UPDATE:  # the write's, not the merge's own
+            monkeypatch.setattr(access, "find_patient", found)
+            assert (await merge(tenant, survivor, duplicate)).errors == []
+        return view
+
+    monkeypatch.setattr(access, "find_patient", merged_once_found)
+    before = await records(tenant)
+
+    refused = await write(tenant, name, duplicate)
+
+    assert refused.codes == ["CONFLICT"], refused.errors
+    assert refused.errors[0]["extensions"]["reason"] == "merged"
+    assert await records(tenant) == before
+    assert (await Patient.get(id=duplicate)).status == "merged"
+    assert await merged_refusals(tenant, duplicate) == 1

@@ -1,21 +1,24 @@
 """Races on a patient's file, each 20 rounds of two requests at once (found in review, on PostgreSQL, each failing
 every round): one patient booked twice into one slot (a double click, two desks); a booking while the file is
 merged into another (the appointment stayed on the merged file); crossed merges (a deadlock answered
-INTERNAL_SERVER_ERROR to the loser)."""
+INTERNAL_SERVER_ERROR to the loser). And a record written while a merge holds the file, in one round: the merge
+is held once it has locked both files."""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import httpx
 import pytest
 
 from models import Appointment, Patient
 from resolvers import appointment as appointments
+from resolvers import patient_merge
 from resolvers.context import Services
 from tests.api.test_appointment_concurrency import second_desk, utc
 from tests.api.test_appointments import BOOK, NOW, at, booking, make_schedule
-from tests.api.test_patient_merge import MERGE
+from tests.api.test_patient_merge import MERGE, WRITES, merged_refusals, records, write
 from tests.factories import Tenant, make_patient
 
 ROUNDS = 20
@@ -85,3 +88,35 @@ async def test_a_double_click_registers_one_file(tenant: Tenant) -> None:
         if files != 1 or sum(1 for c in created if c) != 1 or sum(1 for r in returning if r) != 1:
             bad += 1
     assert bad == 0, f"{bad}/{ROUNDS} rounds"
+
+
+@pytest.mark.parametrize("name", sorted(WRITES))
+async def test_a_record_written_during_a_merge_waits_and_is_refused(tenant: Tenant, name: str,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A contact, visit, ticket, flag, task or plan for the duplicate while the merge holds both files: the write
+    waits for the merge, then finds the file merged (CONFLICT, reason merged, the refusal on the trail) and leaves
+    nothing on it (found in review: it waited, then landed on the merged file, out of every list)."""
+    survivor, duplicate = await make_patient(tenant), await make_patient(tenant)
+    locked, release = asyncio.Event(), asyncio.Event()
+    consent = patient_merge._stricter_consent
+
+    async def held(*args: Any) -> Any:  # runs once the merge has locked both files
+        locked.set()
+        await release.wait()
+        return await consent(*args)
+
+    monkeypatch.setattr(patient_merge, "_stricter_consent", held)
+    before = await records(tenant)
+    merging = asyncio.create_task(tenant.call("front_desk", MERGE, s=str(survivor), d=str(duplicate)))
+    await asyncio.wait_for(locked.wait(), 10)
+    writing = asyncio.create_task(write(tenant, name, duplicate))
+
+    done, _ = await asyncio.wait([writing], timeout=0.5)
+    assert not done, "the write did not wait for the merge"
+    release.set()
+    merged, refused = await asyncio.wait_for(asyncio.gather(merging, writing), 10)
+
+    assert merged.errors == [], merged.errors
+    assert refused.codes == ["CONFLICT"] and refused.errors[0]["extensions"]["reason"] == "merged", refused.errors
+    assert await records(tenant) == before  # nothing written, on either file
+    assert await merged_refusals(tenant, duplicate) == 1
