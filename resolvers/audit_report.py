@@ -7,15 +7,20 @@ and the institution's trail (NDJSON with its signed end) go out over HTTP (``app
 
 from __future__ import annotations
 
+import operator
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import reduce
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import anyio
+from tortoise.expressions import Q
+from tortoise.functions import Max
+from tortoise.queryset import QuerySet
 
 from audit import checkpoint, export, patient_index, writer
 from audit.events import Action, AuditRecord, Outcome
@@ -23,11 +28,13 @@ from core import access_report_document as documents
 from core.errors import BadUserInput
 from core.validation import check_year
 from models import AuditChainHead, AuditEvent, Institution, Patient, Staff
-from resolvers import access, audit_words, compliance_alert
+from resolvers import access, audit_words, compliance_alert, pagination
 from resolvers.audit_event import check_period, who, within
 from resolvers.context import Context
 
 MAX_FACTOR = 100.0
+LEGACY_LIMIT = 500  # the unpaged ``patientAccessReport`` list (deprecated) stops here
+REPORT_CURSOR = "audit_report"
 MAX_EXPORT_DAYS = 366  # the longest period one export covers: a year, leap day included
 REPORT_FORMATS = ("pdf", "csv")
 
@@ -50,6 +57,7 @@ class Accessor:
     clients: set[str] = field(default_factory=set)
     first_at: datetime | None = None
     last_at: datetime | None = None
+    last_seq: int = 0  # their last event's place on the trail: the order of the report's pages
     person: str = ""  # a staff member's or partner's own name, without the client
     partner: str = ""  # a partner client's partner
     client: str = ""  # a partner's API client
@@ -114,15 +122,57 @@ class Anomaly:
 async def patient_access(ctx: Context, patient_id: uuid.UUID | None, since: datetime | None,
                          until: datetime | None) -> list[Accessor]:
     """Who read or changed which field classes of a patient's file, when, under which rule, through
-    which token and client; most recent first."""
+    which token and client; most recent first, at most LEGACY_LIMIT people (the deprecated unpaged list)."""
+    found = await _check_report(ctx, patient_id)
+    page = await _accessors(ctx, found, since, until, limit=LEGACY_LIMIT, after=None)
+    return [person for _, person in page.items]
+
+
+async def patient_access_page(ctx: Context, patient_id: uuid.UUID | None, since: datetime | None,
+                              until: datetime | None, *, first: int, after: str | None) -> pagination.Page[Accessor]:
+    """``patient_access`` a page of people at a time, whose last dealing with the file is the most recent
+    first. The first page fixes the trail's events the report counts (up to the latest one it shows): later
+    pages count no newer event (reading the report is one), so nobody moves between pages while they are
+    read. A page costs the same statements whatever its size: its people, their events, their names."""
+    found = await _check_report(ctx, patient_id)
+    first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
+    return await _accessors(ctx, found, since, until, limit=first, after=after)
+
+
+async def _check_report(ctx: Context, patient_id: uuid.UUID | None) -> uuid.UUID:
+    """The patient whose report a compliance officer asks for: any of the institution's."""
     await access.authorize(ctx, "audit", "read", action=Action.READ, resource_type="audit_report",
                            resource_id=patient_id)
     if patient_id is None or not await Patient.exists(id=patient_id, institution_id=ctx.institution_id):
         raise await access.not_found(ctx, Action.READ, "patient", patient_id, "patientId")
-    rows = await _events(ctx, patient_id, since, until)
-    people = await _people(ctx, rows)
+    return patient_id
+
+
+async def _accessors(ctx: Context, patient_id: uuid.UUID, since: datetime | None, until: datetime | None, *,
+                     limit: int, after: str | None) -> pagination.Page[Accessor]:
+    """A page of the people who dealt with the file, in the order of their last event on the trail, newest
+    first; a cursor holds the last event the report counts and the last event of the page's last person."""
+    counted, before = (None, None) if after is None else pagination.decode_int_pair(REPORT_CURSOR, after)
+    await writer.seal(ctx.institution_id)
+    events = within(AuditEvent.filter(patient_index.about_patient(ctx.institution_id, patient_id)), since, until)
+    actors = events.annotate(last_seq=Max("seq")).group_by("actor_kind", "actor_id")
+    if counted is not None:
+        actors = actors.filter(seq__lte=counted, last_seq__lt=before)
+    keys = await actors.order_by("-last_seq").limit(limit + 1).values("actor_kind", "actor_id", "last_seq")
+    shown = keys[:limit]
+    if counted is None:  # the first page: its newest event bounds every page, events written since not counted
+        counted = int(shown[0]["last_seq"]) if shown else 0
+    rows = await _rows(events.filter(_any_of(shown), seq__lte=counted)) if shown else []
+    people = await _people(ctx, rows) if rows else []
+    people.sort(key=lambda person: person.last_seq, reverse=True)
     ctx.reads.note("audit_report", patient_id, patient_id, field_class="audit", rule=ctx.decide("audit", "read").rule)
-    return people
+    return pagination.page_of(people, len(keys) > limit, REPORT_CURSOR, lambda p: f"{counted}.{p.last_seq}")
+
+
+def _any_of(actors: list[dict[str, Any]]) -> Q:
+    """The events of these actors (an anonymous or system actor has no id)."""
+    return reduce(operator.or_, (Q(actor_kind=a["actor_kind"], actor_id=a["actor_id"]) if a["actor_id"] is not None
+                                 else Q(actor_kind=a["actor_kind"], actor_id__isnull=True) for a in actors))
 
 
 async def patient_access_export(ctx: Context, patient_id: uuid.UUID | None, since_text: str | None,
@@ -233,10 +283,15 @@ async def _record_export(ctx: Context, resource_type: str, patient_id: uuid.UUID
 async def _events(ctx: Context, patient_id: uuid.UUID, since: datetime | None,
                   until: datetime | None) -> list[dict[str, Any]]:
     await writer.seal(ctx.institution_id)
-    query = within(AuditEvent.filter(patient_index.about_patient(ctx.institution_id, patient_id)), since, until)
-    return list(await query.order_by("seq").values("actor_kind", "actor_id", "token_id", "action", "outcome",
-                                                   "field_classes", "fields_read", "policy_rule", "user_agent",
-                                                   "occurred_at"))
+    return await _rows(within(AuditEvent.filter(patient_index.about_patient(ctx.institution_id, patient_id)),
+                              since, until))
+
+
+async def _rows(events: QuerySet[AuditEvent]) -> list[dict[str, Any]]:
+    """What the report says of each event, in the trail's order."""
+    return list(await events.order_by("seq").values("seq", "actor_kind", "actor_id", "token_id", "action",
+                                                    "outcome", "field_classes", "fields_read", "policy_rule",
+                                                    "user_agent", "occurred_at"))
 
 
 async def _people(ctx: Context, rows: list[dict[str, Any]]) -> list[Accessor]:
@@ -317,6 +372,7 @@ def _count(person: Accessor, row: dict[str, Any]) -> None:
         person.clients.add(str(row["user_agent"]))
     person.first_at = person.first_at or row["occurred_at"]
     person.last_at = row["occurred_at"]
+    person.last_seq = row["seq"]
 
 
 async def _name(people: list[Accessor]) -> None:

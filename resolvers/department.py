@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from audit import writer
@@ -11,14 +12,38 @@ from audit.events import Action
 from core.errors import BadUserInput
 from core.validation import clean_text
 from models import Department
-from resolvers import access, versioning
+from resolvers import access, pagination, versioning
 from resolvers.context import Context
+
+LEGACY_LIMIT = 500  # the unpaged ``departments`` list (deprecated) stops here
+CURSOR = "department.name"
 
 
 async def all_(ctx: Context) -> list[Department]:
-    """Every department of the caller's institution (a short list: not paged)."""
+    """The caller's institution's departments by name, at most LEGACY_LIMIT (the deprecated unpaged list)."""
     await access.authorize(ctx, "department", "read", action=Action.READ, resource_type="department")
-    return await Department.filter(institution_id=ctx.institution_id).order_by("name").limit(500)
+    return await Department.filter(institution_id=ctx.institution_id).order_by("name").limit(LEGACY_LIMIT)
+
+
+async def page(ctx: Context, *, first: int, after: str | None) -> pagination.Page[Department]:
+    """The caller's institution's departments by name, a page at a time: one statement, and the cursor's row
+    after a cursor, whatever the page's size. A cursor holds the department's id (a name may be longer than a
+    cursor may be) and resumes after its current name, as the staff directory's does."""
+    await access.authorize(ctx, "department", "read", action=Action.READ, resource_type="department")
+    first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
+    query = Department.filter(institution_id=ctx.institution_id)
+    if after is not None:
+        query = query.filter(await _after_name(ctx, pagination.decode_uuid(CURSOR, after)))
+    rows = await query.order_by("name", "id").limit(first + 1)
+    return pagination.page_of(rows[:first], len(rows) > first, CURSOR, lambda row: row.id)
+
+
+async def _after_name(ctx: Context, department_id: uuid.UUID) -> Q:
+    name = await Department.filter(id=department_id, institution_id=ctx.institution_id).values_list("name",
+                                                                                                   flat=True)
+    if not name:
+        raise BadUserInput("after: not a valid cursor.", field="after")
+    return Q(name__gt=name[0]) | (Q(name=name[0]) & Q(id__gt=department_id))
 
 
 async def update(ctx: Context, department_id: uuid.UUID | None, name: str, version: int | None = None) -> Department:

@@ -24,6 +24,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from tortoise.expressions import Q
+from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from audit import writer
@@ -36,7 +37,7 @@ from models import Flag, Visit
 from models.fields import tags_from_db
 from models.flag import FLAG_KINDS, FLAG_STATUSES
 from policies.fields import ENCRYPTED_FIELDS, FLAG_DETAIL_CLASS, IDENTITY, INTERNAL
-from resolvers import access, session, versioning
+from resolvers import access, pagination, session, versioning
 from resolvers import institution as institutions
 from resolvers import visit as visits
 from resolvers.access import PatientView
@@ -44,6 +45,8 @@ from resolvers.context import Context
 from resolvers.visit import VisitView
 
 DETAIL_LIMIT = 500
+LEGACY_LIMIT = 500  # the unpaged ``patientFlags`` list (deprecated) stops here
+CURSOR = "flag"
 # The kinds that alert the desk when their patient checks in (a difficult payer does not, but is shown
 # with the others when a check-in alerts).
 ALERT_KINDS = frozenset({"vip", "special_needs", "fall_risk", "allergy", "clinical_alert"})
@@ -80,6 +83,9 @@ def read_field(ctx: Context, view: FlagView, name: str) -> Any:
     return getattr(view.row, name)
 
 
+INTERNAL_KINDS = tuple(sorted(kind for kind, field_class in FLAG_DETAIL_CLASS.items() if field_class == INTERNAL))
+
+
 def shown(view: PatientView, row: Flag) -> bool:
     """Internal flags are listed only to those who read the internal class on the file."""
     return detail_class(row) != INTERNAL or INTERNAL in view.classes
@@ -92,15 +98,42 @@ def in_force(today: date) -> Q:
 
 
 async def of_patient(ctx: Context, patient_id: uuid.UUID | None, *, in_force_only: bool = True) -> list[FlagView]:
-    """A patient's flags (in force today, by default), oldest first."""
+    """A patient's flags (in force today, by default), oldest first, at most LEGACY_LIMIT (the deprecated
+    unpaged list)."""
+    patient = await _patient(ctx, patient_id)
+    rows = await (await _of(ctx, patient, in_force_only)).limit(LEGACY_LIMIT)
+    access.require_class(ctx, patient, IDENTITY)  # the list says which alerts stand: noted even when empty
+    return [FlagView(row, patient) for row in rows]
+
+
+async def page_of_patient(ctx: Context, patient_id: uuid.UUID | None, *, in_force_only: bool = True, first: int,
+                          after: str | None) -> pagination.Page[FlagView]:
+    """A patient's flags (in force today, by default), oldest first, a page at a time: the flags hidden from the
+    caller are left out in SQL, so a page is never short of them."""
+    patient = await _patient(ctx, patient_id)
+    first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
+    query = await _of(ctx, patient, in_force_only)
+    if after is not None:
+        query = query.filter(id__gt=pagination.decode_uuid(CURSOR, after))
+    rows = await query.limit(first + 1)
+    access.require_class(ctx, patient, IDENTITY)  # the list says which alerts stand: noted even when empty
+    views = [FlagView(row, patient) for row in rows[:first]]
+    return pagination.page_of(views, len(rows) > first, CURSOR, lambda view: view.row.id)
+
+
+async def _patient(ctx: Context, patient_id: uuid.UUID | None) -> PatientView:
     await access.authorize(ctx, "flag", "read", action=Action.READ, resource_type="flag", patient_id=patient_id)
-    patient = await access.find_patient(ctx, patient_id, action=Action.READ, field="patientId")
+    return await access.find_patient(ctx, patient_id, action=Action.READ, field="patientId")
+
+
+async def _of(ctx: Context, patient: PatientView, in_force_only: bool) -> QuerySet[Flag]:
+    """The patient's flags the caller is shown (``shown``, in SQL), oldest first."""
     query = Flag.filter(institution_id=ctx.institution_id, patient_id=patient.row.id)
+    if INTERNAL not in patient.classes:
+        query = query.exclude(kind__in=INTERNAL_KINDS)
     if in_force_only:
         query = query.filter(in_force(await institutions.local_today_of(ctx)))
-    rows = await query.order_by("id")
-    access.require_class(ctx, patient, IDENTITY)  # the list says which alerts stand: noted even when empty
-    return [FlagView(row, patient) for row in rows if shown(patient, row)]
+    return query.order_by("id")
 
 
 async def in_force_of(ctx: Context, patient: PatientView) -> list[FlagView]:

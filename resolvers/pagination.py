@@ -62,6 +62,14 @@ def decode_int(kind: str, cursor: str) -> int:
     return int(key)
 
 
+def decode_int_pair(kind: str, cursor: str) -> tuple[int, int]:
+    """A cursor whose key is two whole numbers, ``a.b``."""
+    first, _, second = _decode(kind, cursor).partition(".")
+    if not all(part.isascii() and part.isdigit() and len(part) <= 18 for part in (first, second)):
+        raise BadUserInput("after: not a valid cursor.", field="after")
+    return int(first), int(second)
+
+
 def decode_time(text: str) -> datetime:
     """A cursor's time, in UTC as the databases bind and compare it. A cursor is the client's to forge: a time
     without its offset, or one that leaves the calendar once in UTC, is BAD_USER_INPUT (not an OverflowError

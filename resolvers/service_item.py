@@ -21,6 +21,7 @@ from datetime import date
 from typing import Any, cast
 
 from tortoise.exceptions import IntegrityError
+from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from audit import writer
@@ -36,7 +37,8 @@ from resolvers import access, pagination
 from resolvers.context import Context
 from resolvers.versioning import bumped
 
-MAX_ITEMS = 500
+MAX_ITEMS = 500  # the unpaged ``serviceItems`` list (deprecated) stops here
+ITEM_CURSOR = "service_item.code"
 MAX_PRICE_VERSIONS = 100  # per item: a new price every month for eight years; keeps batched reads bounded
 NAME_LIMIT = 100
 DESCRIPTION_LIMIT = 2_000
@@ -51,11 +53,27 @@ _UPDATABLE = ("name", "description", "standard", "unit", "frequencies")
 
 
 async def catalogue(ctx: Context, *, include_retired: bool = False) -> list[ServiceItem]:
+    """The catalogue by code, at most MAX_ITEMS (the deprecated unpaged list)."""
     await access.authorize(ctx, "service_item", "read", action=Action.READ, resource_type="service_item")
+    return list(await _items(ctx, include_retired).order_by("code").limit(MAX_ITEMS))
+
+
+async def catalogue_page(ctx: Context, *, include_retired: bool = False, first: int,
+                         after: str | None) -> pagination.Page[ServiceItem]:
+    """The catalogue by code, a page at a time, in one statement: a code is unique in the institution and never
+    changes, so the cursor holds it."""
+    await access.authorize(ctx, "service_item", "read", action=Action.READ, resource_type="service_item")
+    first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
+    query = _items(ctx, include_retired)
+    if after is not None:
+        query = query.filter(code__gt=pagination.decode_text(ITEM_CURSOR, after))
+    rows = await query.order_by("code").limit(first + 1)
+    return pagination.page_of(rows[:first], len(rows) > first, ITEM_CURSOR, lambda row: row.code)
+
+
+def _items(ctx: Context, include_retired: bool) -> QuerySet[ServiceItem]:
     query = ServiceItem.filter(institution_id=ctx.institution_id)
-    if not include_retired:
-        query = query.filter(active=True)
-    return list(await query.order_by("code").limit(MAX_ITEMS))
+    return query if include_retired else query.filter(active=True)
 
 
 async def get(ctx: Context, item_id: uuid.UUID | None) -> ServiceItem:

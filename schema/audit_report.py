@@ -12,7 +12,22 @@ import strawberry
 from resolvers import audit_report as reports
 from resolvers import audit_words
 from schema.audit_event import AccessorKind, AuditFieldClass, field_classes_of
-from schema.common import Info, OpenFrom, OpenTo, PeriodFrom, PeriodTo, uuid_of
+from schema.common import (
+    CURSOR,
+    DEFAULT_PAGE_SIZE,
+    EDGES,
+    NODES,
+    PAGE_INFO,
+    After,
+    First,
+    Info,
+    OpenFrom,
+    OpenTo,
+    PageInfo,
+    PeriodFrom,
+    PeriodTo,
+    uuid_of,
+)
 from schema.staff import Role, roles_of
 
 
@@ -86,6 +101,28 @@ class PatientAccess:
                    first_at=a.first_at, last_at=a.last_at)
 
 
+@strawberry.type(description="One person of an access report's page, with its cursor.")
+class PatientAccessEdge:
+    cursor: str = strawberry.field(description=CURSOR)
+    node: PatientAccess = strawberry.field(description="One person's dealings with the file.")
+
+
+@strawberry.type(description="A page of a patient's access report: the people whose last dealing with the file is "
+                             "the most recent first.")
+class PatientAccessConnection:
+    edges: list[PatientAccessEdge] = strawberry.field(description=EDGES)
+    page_info: PageInfo = strawberry.field(description=PAGE_INFO)
+
+    @strawberry.field(description=NODES)
+    def nodes(self) -> list[PatientAccess]:
+        return [edge.node for edge in self.edges]
+
+
+_REPORT_PATIENT = Annotated[strawberry.ID, strawberry.argument(description="The patient (any of the institution's).")]
+_REPORT_LANGUAGE = Annotated[ReportLanguage, strawberry.argument(
+    description="The language of the words (who, what, allowedBy, fieldsInWords).")]
+
+
 @strawberry.type(description="A staff member who read far more patient files than colleagues in the same role.")
 class AccessAnomaly:
     staff_id: strawberry.ID = strawberry.field(description="The staff member.")
@@ -102,20 +139,35 @@ class AccessAnomaly:
 class AuditReportQuery:
     @strawberry.field(description="Who read or changed which field classes of a patient's file, when, under which "
                                   "policy rule, through which token and client (compliance officers). One entry "
-                                  "per person, also in words and local time (who, what, allowedBy, "
-                                  "fieldsInWords, firstAtLocal); the full events are in auditEvents(filter: "
-                                  "{patient}); a PDF or CSV for people at GET /compliance/exports/patient-access/"
-                                  "{patientId}.pdf|.csv.")
+                                  "per person, the most recent first, at most 500; also in words and local time "
+                                  "(who, what, allowedBy, fieldsInWords, firstAtLocal); the full events are in "
+                                  "auditEvents(filter: {patient}); a PDF or CSV for people at GET "
+                                  "/compliance/exports/patient-access/{patientId}.pdf|.csv.",
+                      deprecation_reason="Stops at 500 people: page through patientAccessReportConnection.")
     async def patient_access_report(
-        self, info: Info,
-        patient_id: Annotated[strawberry.ID, strawberry.argument(
-            description="The patient (any of the institution's).")],
-        from_: OpenFrom = None, to: OpenTo = None,
-        language: Annotated[ReportLanguage, strawberry.argument(
-            description="The language of the words (who, what, allowedBy, fieldsInWords).")] = ReportLanguage.EN,
+        self, info: Info, patient_id: _REPORT_PATIENT, from_: OpenFrom = None, to: OpenTo = None,
+        language: _REPORT_LANGUAGE = ReportLanguage.EN,
     ) -> list[PatientAccess]:
         found = await reports.patient_access(info.context, uuid_of(patient_id, "patientId"), from_, to)
         return [PatientAccess.of(a, str(language.value)) for a in found]
+
+    @strawberry.field(description="Who read or changed which field classes of a patient's file, when, under which "
+                                  "policy rule, through which token and client (compliance officers), a page of "
+                                  "people at a time: whoever dealt with the file last comes first, and the pages "
+                                  "after the first count the events up to the first page's, so nobody moves "
+                                  "between pages. One entry per person, also in words and local time (who, what, "
+                                  "allowedBy, fieldsInWords, firstAtLocal); the full events are in "
+                                  "auditEvents(filter: {patient}); the whole report for people, a PDF or CSV, at "
+                                  "GET /compliance/exports/patient-access/{patientId}.pdf|.csv.")
+    async def patient_access_report_connection(
+        self, info: Info, patient_id: _REPORT_PATIENT, from_: OpenFrom = None, to: OpenTo = None,
+        language: _REPORT_LANGUAGE = ReportLanguage.EN, first: First = DEFAULT_PAGE_SIZE, after: After = None,
+    ) -> PatientAccessConnection:
+        page = await reports.patient_access_page(info.context, uuid_of(patient_id, "patientId"), from_, to,
+                                                 first=first, after=after)
+        return PatientAccessConnection(
+            edges=[PatientAccessEdge(cursor=cursor, node=PatientAccess.of(a, str(language.value)))
+                   for cursor, a in page.items], page_info=PageInfo.of(page))
 
     @strawberry.field(description="Staff who read more distinct patient files in the period than `factor` times "
                                   "the median of colleagues in the same role, and at least `minimum` (compliance "

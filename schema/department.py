@@ -7,7 +7,19 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 
 from resolvers import department as departments
-from schema.common import Info, Version, uuid_of
+from schema.common import (
+    CURSOR,
+    DEFAULT_PAGE_SIZE,
+    EDGES,
+    NODES,
+    PAGE_INFO,
+    After,
+    First,
+    Info,
+    PageInfo,
+    Version,
+    uuid_of,
+)
 
 if TYPE_CHECKING:
     from models import Department as DepartmentRow
@@ -24,11 +36,36 @@ class Department:
         return cls(id=strawberry.ID(str(row.id)), name=row.name, version=row.version)
 
 
+@strawberry.type(description="One department of a page, with its cursor.")
+class DepartmentEdge:
+    cursor: str = strawberry.field(description=CURSOR)
+    node: Department = strawberry.field(description="The department.")
+
+
+@strawberry.type(description="A page of departments, by name.")
+class DepartmentConnection:
+    edges: list[DepartmentEdge] = strawberry.field(description=EDGES)
+    page_info: PageInfo = strawberry.field(description=PAGE_INFO)
+
+    @strawberry.field(description=NODES)
+    def nodes(self) -> list[Department]:
+        return [edge.node for edge in self.edges]
+
+
 @strawberry.type
 class DepartmentQuery:
-    @strawberry.field(description="Every department of your institution, by name.")
+    @strawberry.field(description="Your institution's departments, by name (at most 500).",
+                      deprecation_reason="Stops at 500 departments: page through departmentsConnection.")
     async def departments(self, info: Info) -> list[Department]:
         return [Department.of(row) for row in await departments.all_(info.context)]
+
+    @strawberry.field(description="Your institution's departments, by name, a page at a time.")
+    async def departments_connection(self, info: Info, first: First = DEFAULT_PAGE_SIZE,
+                                     after: After = None) -> DepartmentConnection:
+        page = await departments.page(info.context, first=first, after=after)
+        return DepartmentConnection(
+            edges=[DepartmentEdge(cursor=cursor, node=Department.of(row)) for cursor, row in page.items],
+            page_info=PageInfo.of(page))
 
 
 @strawberry.type

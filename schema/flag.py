@@ -19,7 +19,22 @@ from resolvers import flag as flags
 from resolvers.context import Context
 from resolvers.flag import CheckInAlert as AlertView
 from resolvers.flag import FlagView
-from schema.common import FieldSource, Info, Version, provided, register_node, uuid_of
+from schema.common import (
+    CURSOR,
+    DEFAULT_PAGE_SIZE,
+    EDGES,
+    NODES,
+    PAGE_INFO,
+    After,
+    FieldSource,
+    First,
+    Info,
+    PageInfo,
+    Version,
+    provided,
+    register_node,
+    uuid_of,
+)
 from schema.patient import Patient, PatientSource
 from schema.visit import Visit, visit_node
 
@@ -93,6 +108,22 @@ class Flag:
         return int(self.view.row.version)
 
 
+@strawberry.type(description="One alert of a page, with its cursor.")
+class FlagEdge:
+    cursor: str = strawberry.field(description=CURSOR)
+    node: Flag = strawberry.field(description="The alert.")
+
+
+@strawberry.type(description="A page of the alerts on a patient's file, oldest first.")
+class FlagConnection:
+    edges: list[FlagEdge] = strawberry.field(description=EDGES)
+    page_info: PageInfo = strawberry.field(description=PAGE_INFO)
+
+    @strawberry.field(description=NODES)
+    def nodes(self) -> list[Flag]:
+        return [edge.node for edge in self.edges]
+
+
 @strawberry.input(description="A new alert on a patient's file. The detail needs the right to write its class on "
                               "that file (an allergy's: clinical).")
 class FlagCreateInput:
@@ -138,18 +169,32 @@ class CheckInAlert:
         return flags.read_vip_segment(info.context, self.view)
 
 
+_FLAGS_PATIENT = Annotated[strawberry.ID, strawberry.argument(description="The patient, in your reach.")]
+_IN_FORCE_ONLY = Annotated[bool, strawberry.argument(
+    description="Only alerts in force today; false: every alert, inactive and past ones too.")]
+
+
 @strawberry.type
 class FlagQuery:
-    @strawberry.field(description="The alerts on a patient's file in force today (the institution's local date); "
-                                  "inForceOnly: false lists every alert, inactive and past ones too.")
-    async def patient_flags(
-        self, info: Info,
-        patient_id: Annotated[strawberry.ID, strawberry.argument(description="The patient, in your reach.")],
-        in_force_only: Annotated[bool, strawberry.argument(
-            description="Only alerts in force today; false: every alert, inactive and past ones too.")] = True,
-    ) -> list[Flag]:
+    @strawberry.field(description="The alerts on a patient's file in force today (the institution's local date), "
+                                  "oldest first; inForceOnly: false lists every alert, inactive and past ones too "
+                                  "(at most 500).",
+                      deprecation_reason="Stops at 500 alerts: page through patientFlagsConnection.")
+    async def patient_flags(self, info: Info, patient_id: _FLAGS_PATIENT,
+                            in_force_only: _IN_FORCE_ONLY = True) -> list[Flag]:
         views = await flags.of_patient(info.context, uuid_of(patient_id, "patientId"), in_force_only=in_force_only)
         return [flag_node(info.context, view) for view in views]
+
+    @strawberry.field(description="The alerts on a patient's file in force today (the institution's local date), "
+                                  "oldest first, a page at a time; inForceOnly: false lists every alert, inactive "
+                                  "and past ones too.")
+    async def patient_flags_connection(self, info: Info, patient_id: _FLAGS_PATIENT,
+                                       in_force_only: _IN_FORCE_ONLY = True, first: First = DEFAULT_PAGE_SIZE,
+                                       after: After = None) -> FlagConnection:
+        page = await flags.page_of_patient(info.context, uuid_of(patient_id, "patientId"),
+                                           in_force_only=in_force_only, first=first, after=after)
+        return FlagConnection(edges=[FlagEdge(cursor=cursor, node=flag_node(info.context, view))
+                                     for cursor, view in page.items], page_info=PageInfo.of(page))
 
 
 @strawberry.type

@@ -14,7 +14,19 @@ import strawberry
 
 from core import money
 from resolvers import service_item as service_items
-from schema.common import CURSOR, EDGES, NODES, PAGE_INFO, After, Info, PageInfo, provided, uuid_of
+from schema.common import (
+    CURSOR,
+    DEFAULT_PAGE_SIZE,
+    EDGES,
+    NODES,
+    PAGE_INFO,
+    After,
+    First,
+    Info,
+    PageInfo,
+    provided,
+    uuid_of,
+)
 
 if TYPE_CHECKING:
     from models import ServiceItem as ServiceItemRow
@@ -161,6 +173,22 @@ class ServiceItem:
                    version=row.version)
 
 
+@strawberry.type(description="One catalogue item of a page, with its cursor.")
+class ServiceItemEdge:
+    cursor: str = strawberry.field(description=CURSOR)
+    node: ServiceItem = strawberry.field(description="The item.")
+
+
+@strawberry.type(description="A page of the service catalogue, by code.")
+class ServiceItemConnection:
+    edges: list[ServiceItemEdge] = strawberry.field(description=EDGES)
+    page_info: PageInfo = strawberry.field(description=PAGE_INFO)
+
+    @strawberry.field(description=NODES)
+    def nodes(self) -> list[ServiceItem]:
+        return [edge.node for edge in self.edges]
+
+
 @strawberry.input(description="Changes to a catalogue item: only the fields you send change (the code never does).")
 class ServiceItemUpdateInput:
     name: str | None = strawberry.field(default=strawberry.UNSET, description="A new name, 1-100 characters; not "
@@ -177,19 +205,28 @@ class ServiceItemUpdateInput:
         default=strawberry.UNSET, description="How often it can be scheduled: at least one; not null.")
 
 
+_INCLUDE_RETIRED = Annotated[bool, strawberry.argument(description="Also the retired items.")]
 _ITEM_ID = Annotated[strawberry.ID, strawberry.argument(description="The item's id (NOT_FOUND when missing or "
                                                                   "another institution's).")]
 
 
 @strawberry.type
 class ServiceItemQuery:
-    @strawberry.field(description="The service catalogue, by code (at most 500 items).")
-    async def service_items(
-        self, info: Info,
-        include_retired: Annotated[bool, strawberry.argument(description="Also the retired items.")] = False,
-    ) -> list[ServiceItem]:
+    @strawberry.field(description="The service catalogue, by code (at most 500 items).",
+                      deprecation_reason="Stops at 500 items: page through serviceItemsConnection.")
+    async def service_items(self, info: Info, include_retired: _INCLUDE_RETIRED = False) -> list[ServiceItem]:
         rows = await service_items.catalogue(info.context, include_retired=include_retired)
         return [ServiceItem.of(row) for row in rows]
+
+    @strawberry.field(description="The service catalogue, by code, a page at a time.")
+    async def service_items_connection(self, info: Info, include_retired: _INCLUDE_RETIRED = False,
+                                       first: First = DEFAULT_PAGE_SIZE,
+                                       after: After = None) -> ServiceItemConnection:
+        page = await service_items.catalogue_page(info.context, include_retired=include_retired, first=first,
+                                                  after=after)
+        return ServiceItemConnection(
+            edges=[ServiceItemEdge(cursor=cursor, node=ServiceItem.of(row)) for cursor, row in page.items],
+            page_info=PageInfo.of(page))
 
     @strawberry.field(description="One item of the catalogue, retired or not.")
     async def service_item(self, info: Info, id: _ITEM_ID) -> ServiceItem | None:

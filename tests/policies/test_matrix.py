@@ -315,6 +315,10 @@ def expect_departments(data: Any) -> None:
     assert [d["name"] for d in data["departments"]] == ["Department A", "Department B"]
 
 
+def expect_department_page(data: Any) -> None:
+    expect_departments({"departments": data["departmentsConnection"]["nodes"]})
+
+
 async def new_contact(tenant: Tenant) -> dict[str, Any]:
     return {"pid": str(await matrix_patient(tenant)), "input": {"name": "Li Na", "relationship": "CHILD"}}
 
@@ -1000,6 +1004,9 @@ CARE_JOURNEY_OPS: tuple[Op, ...] = (
     Op("serviceItems", "serviceItems", "{ serviceItems { code } }", with_catalogue_item,
        (("service_item", "read"),), writes=False,
        expect=lambda data: _equal(data["serviceItems"], [{"code": PROCEDURE}])),
+    Op("serviceItemsConnection", "serviceItemsConnection", "{ serviceItemsConnection { nodes { code } } }",
+       with_catalogue_item, (("service_item", "read"),), writes=False,
+       expect=lambda data: _equal(data["serviceItemsConnection"]["nodes"], [{"code": PROCEDURE}])),
     Op("serviceItemCreate", "serviceItemCreate", SERVICE_ITEM_CREATE, lambda tenant: _value(code=PROCEDURE),
        (("service_item", "create"),)),
     Op("serviceItemSetActive", "serviceItemSetActive",
@@ -1106,8 +1113,18 @@ async def flag_list_of_b(tenant: Tenant) -> dict[str, Any]:
     return {"pid": str(pid)}
 
 
+async def flag_page(tenant: Tenant) -> dict[str, Any]:
+    pid, flag_id = await matrix_flag(tenant, IDENTITY)
+    return {"pid": str(pid), "id": flag_id}
+
+
 FLAG_OPS: tuple[Op, ...] = (
     *(op for cls in (IDENTITY, *FLAG_KIND) for op in flag_ops(cls)),
+    Op("patientFlagsConnection.identity", "patientFlagsConnection",
+       "query($pid: ID!) { patientFlagsConnection(patientId: $pid) { nodes { id kind } } }", flag_page,
+       (("flag", "read"),), writes=False, lookup=ThroughPatient(Flag),
+       expect=lambda data: _equal([f["kind"] for f in data["patientFlagsConnection"]["nodes"]],
+                                  [flag_kind(IDENTITY)])),
     Op("patientFlags.identity.of_b", "patientFlags", "query($pid: ID!) { patientFlags(patientId: $pid) { kind } }",
        flag_list_of_b, (("flag", "read"),), writes=False, lookup=PatientLookup(reaches_department_b),
        expect=lambda data: _equal(data["patientFlags"], [{"kind": flag_kind(IDENTITY)}])),
@@ -2404,6 +2421,8 @@ OPS: tuple[Op, ...] = (
        expect=lambda data: _equal(data["staffDirectory"]["totalCount"], len(ROLES))),
     Op("departments", "departments", "{ departments { name } }", nothing, (("department", "read"),),
        writes=False, expect=expect_departments),
+    Op("departmentsConnection", "departmentsConnection", "{ departmentsConnection { nodes { name } } }", nothing,
+       (("department", "read"),), writes=False, expect=expect_department_page),
     Op("auditEvents", "auditEvents", "{ auditEvents(first: 3) { edges { node { seq } } } }", nothing,
        (("audit", "read"),), writes=False, expect=lambda data: _equal(len(data["auditEvents"]["edges"]), 3)),
     Op("patientAccessReport", "patientAccessReport",
@@ -2411,6 +2430,11 @@ OPS: tuple[Op, ...] = (
        (("audit", "read"),), writes=False,
        expect=lambda data: _equal(data["patientAccessReport"][0]["fieldClasses"], ["CLINICAL", "CONTACT", "IDENTITY",
                                                                                   "INTERNAL", "NEEDS"])),
+    Op("patientAccessReportConnection", "patientAccessReportConnection",
+       "query($id: ID!) { patientAccessReportConnection(patientId: $id) { nodes { actorId reads fieldClasses } } }",
+       with_patient, (("audit", "read"),), writes=False,
+       expect=lambda data: _equal(data["patientAccessReportConnection"]["nodes"][0]["fieldClasses"],
+                                  ["CLINICAL", "CONTACT", "IDENTITY", "INTERNAL", "NEEDS"])),
     Op("accessAnomalies", "accessAnomalies",
        "{ accessAnomalies(from: \"2020-01-01T00:00:00Z\", to: \"2100-01-01T00:00:00Z\") { staffId } }", nothing,
        (("audit", "read"),), writes=False, expect=lambda data: _equal(data["accessAnomalies"], [])),
