@@ -162,7 +162,7 @@ class AuditReportQuery:
     async def patient_access_report_connection(
         self, info: Info, patient_id: _REPORT_PATIENT, from_: OpenFrom = None, to: OpenTo = None,
         language: _REPORT_LANGUAGE = ReportLanguage.EN, first: First = DEFAULT_PAGE_SIZE, after: After = None,
-    ) -> PatientAccessConnection:
+    ) -> PatientAccessConnection | None:
         page = await reports.patient_access_page(info.context, uuid_of(patient_id, "patientId"), from_, to,
                                                  first=first, after=after)
         return PatientAccessConnection(

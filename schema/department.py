@@ -61,7 +61,7 @@ class DepartmentQuery:
 
     @strawberry.field(description="Your institution's departments, by name, a page at a time.")
     async def departments_connection(self, info: Info, first: First = DEFAULT_PAGE_SIZE,
-                                     after: After = None) -> DepartmentConnection:
+                                     after: After = None) -> DepartmentConnection | None:
         page = await departments.page(info.context, first=first, after=after)
         return DepartmentConnection(
             edges=[DepartmentEdge(cursor=cursor, node=Department.of(row)) for cursor, row in page.items],

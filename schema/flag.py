@@ -190,7 +190,7 @@ class FlagQuery:
                                   "and past ones too.")
     async def patient_flags_connection(self, info: Info, patient_id: _FLAGS_PATIENT,
                                        in_force_only: _IN_FORCE_ONLY = True, first: First = DEFAULT_PAGE_SIZE,
-                                       after: After = None) -> FlagConnection:
+                                       after: After = None) -> FlagConnection | None:
         page = await flags.page_of_patient(info.context, uuid_of(patient_id, "patientId"),
                                            in_force_only=in_force_only, first=first, after=after)
         return FlagConnection(edges=[FlagEdge(cursor=cursor, node=flag_node(info.context, view))

@@ -221,7 +221,7 @@ class ServiceItemQuery:
     @strawberry.field(description="The service catalogue, by code, a page at a time.")
     async def service_items_connection(self, info: Info, include_retired: _INCLUDE_RETIRED = False,
                                        first: First = DEFAULT_PAGE_SIZE,
-                                       after: After = None) -> ServiceItemConnection:
+                                       after: After = None) -> ServiceItemConnection | None:
         page = await service_items.catalogue_page(info.context, include_retired=include_retired, first=first,
                                                   after=after)
         return ServiceItemConnection(
