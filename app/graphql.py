@@ -257,6 +257,8 @@ class CareloopGraphQL(GraphQL[Context, None]):
             response.headers["vary"] = "Accept"
             if media == GRAPHQL_RESPONSE_JSON:
                 response.status_code = request.state.graphql_status
+                if response.status_code == 429 and getattr(request.state, "retry_after", None):
+                    response.headers["retry-after"] = str(request.state.retry_after)
         return response
 
     def check_content_type(self, request: Request) -> None:
@@ -361,6 +363,8 @@ class CareloopGraphQL(GraphQL[Context, None]):
             response.pop("data", None)
             statuses = [REQUEST_FAILURE_STATUS.get((e.extensions or {}).get("code", ""), 400) for e in result.errors]
             request.state.graphql_status = next((s for s in statuses if s < 500), statuses[0])
+            waits = [e.extensions["retryAfter"] for e in result.errors if (e.extensions or {}).get("retryAfter")]
+            request.state.retry_after = max(waits, default=None)  # a 429's Retry-After (RFC 9110), in seconds
         return response
 
     async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:

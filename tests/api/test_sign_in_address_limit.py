@@ -181,3 +181,19 @@ async def test_the_count_starts_again_the_next_minute(proxy: httpx.AsyncClient, 
 def test_the_limit_is_thirty_a_minute_unless_set() -> None:
     assert load_settings({}).limits.login_per_address_per_minute == 30
     assert load_settings({"CARELOOP_LIMIT_LOGIN_PER_ADDRESS_PER_MINUTE": "5"}).limits.login_per_address_per_minute == 5
+
+
+async def test_a_refusal_under_graphql_response_json_says_when_to_retry(proxy: httpx.AsyncClient,
+                                                                        tenant: Tenant) -> None:
+    """A 429 carries Retry-After (RFC 9110), the seconds ``extensions.retryAfter`` gives, for HTTP clients and
+    proxies that back off by the header alone."""
+    await fresh_minute()
+    address = new_address()
+    for _ in range(LIMIT):
+        await attempt(proxy, address, tenant.emails["nurse"])
+    reply = await proxy.post("/graphql", json={"query": LOGIN, "variables": {"e": tenant.emails["nurse"],
+                                                                              "p": WRONG}},
+                             headers={"x-forwarded-for": address, "accept": "application/graphql-response+json"})
+    assert reply.status_code == 429
+    assert reply.headers["retry-after"] == str(reply.json()["errors"][0]["extensions"]["retryAfter"])
+    assert "retry-after" not in (await proxy.post("/graphql", json={"query": "{ __typename }"})).headers
