@@ -363,7 +363,7 @@ class CareloopGraphQL(GraphQL[Context, None]):
             response.pop("data", None)
             statuses = [REQUEST_FAILURE_STATUS.get((e.extensions or {}).get("code", ""), 400) for e in result.errors]
             request.state.graphql_status = next((s for s in statuses if s < 500), statuses[0])
-            waits = [e.extensions["retryAfter"] for e in result.errors if (e.extensions or {}).get("retryAfter")]
+            waits = [wait for e in result.errors if (wait := (e.extensions or {}).get("retryAfter"))]
             request.state.retry_after = max(waits, default=None)  # a 429's Retry-After (RFC 9110), in seconds
         return response
 

@@ -143,7 +143,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             *([] if settings.is_production else graphiql.routes()),  # GraphiQL's own files, served offline
             *files.routes(services),
             *compliance.routes(services),  # compliance officers' exports (PDF, CSV, the NDJSON evidence)
-            *oauth.routes(services),  # partners' access tokens
+            *oauth.routes(services, settings.limits.login_per_address_per_minute),  # partners' access tokens
             *message_hooks.routes(services),  # gateways' delivery callbacks, patients' unsubscribe links
             Route("/healthz", healthz),
             Route("/readyz", readyz),

@@ -17,15 +17,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from audit.events import RequestMeta
+from audit.events import Action, RequestMeta
 from resolvers import partner as partners
+from resolvers import sign_in_limit
 from resolvers.context import Services
 
 MAX_FORM_BYTES = 4096
 _STATUS = {"invalid_client": 401, "slow_down": 429}
 
 
-def routes(services: Services) -> list[Route]:
+def routes(services: Services, sign_ins_per_minute: int) -> list[Route]:
+    """The token route; its requests count as sign-ins of their address (``sign_ins_per_minute``)."""
+
     async def token(request: Request) -> JSONResponse:
         if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
             return _refuse("invalid_request", "Send an application/x-www-form-urlencoded form.")
@@ -39,10 +42,14 @@ def routes(services: Services) -> list[Route]:
                                          str(form.get("client_secret") or ""))
         meta = RequestMeta(getattr(request.state, "request_id", ""), request.client.host if request.client else "",
                            request.headers.get("user-agent", "")[:200])
-        try:
+        try:  # counted as a sign-in of the address, before the client is looked up
+            await sign_in_limit.admit_request(services, meta, 1, sign_ins_per_minute, action=Action.TOKEN,
+                                              resource_type="partner_token")
             issued = await partners.issue_token(services, meta, client_id, secret, str(form.get("scope") or ""))
         except partners.TokenRefused as refused:
             return _refuse(refused.error, refused.description)
+        except sign_in_limit.TooManySignIns as refused:
+            return _refuse("slow_down", refused.message, {"retry-after": str(refused.retry_after)})
         return JSONResponse({"access_token": issued.token, "token_type": "Bearer", "expires_in": issued.expires_in,
                              "scope": " ".join(issued.scopes)}, headers={"pragma": "no-cache"})
 
@@ -61,7 +68,7 @@ def _credentials(request: Request, client_id: str, secret: str) -> tuple[str, st
     return unquote_plus(user), unquote_plus(password)
 
 
-def _refuse(error: str, description: str) -> JSONResponse:
-    headers = {"www-authenticate": "Basic"} if error == "invalid_client" else {}
+def _refuse(error: str, description: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    headers = {**(headers or {}), **({"www-authenticate": "Basic"} if error == "invalid_client" else {})}
     return JSONResponse({"error": error, "error_description": description}, status_code=_STATUS.get(error, 400),
                         headers=headers)

@@ -24,7 +24,7 @@ from typing import Any
 from tortoise import connections
 
 from audit import writer
-from audit.events import Action, Actor, AuditRecord, Outcome
+from audit.events import Action, Actor, AuditRecord, Outcome, RequestMeta
 from core.errors import RateLimited
 from core.tokens import token_digest
 from models import SignInWindow
@@ -54,22 +54,40 @@ def address_key(services: Services, client_address: str) -> str:
     return token_digest(services.master_key.token_key, f"client:{counted}")
 
 
+class TooManySignIns(RateLimited):
+    """An address over its limit: RATE_LIMITED with the seconds left in its minute (``extensions.retryAfter``);
+    ``recorded`` when this refusal is the minute's one on the trail."""
+
+    def __init__(self, retry_after: int, *, recorded: bool) -> None:
+        super().__init__(TOO_MANY)
+        self.extensions = {**(self.extensions or {}), "retryAfter": retry_after}
+        self.retry_after, self.recorded = retry_after, recorded
+
+
 async def admit(ctx: Context, attempts: int, per_minute: int) -> None:
-    """Count a request's ``attempts`` against its client's address; refused (RATE_LIMITED, with
-    ``extensions.retryAfter``) when they take this minute's count over ``per_minute``."""
+    """Count a request's ``attempts`` against its client's address; refused (``TooManySignIns``) when they take
+    this minute's count over ``per_minute``."""
+    try:
+        await admit_request(ctx.services, ctx.request, attempts, per_minute)
+    except TooManySignIns as refused:
+        ctx.recorded = ctx.recorded or refused.recorded
+        raise
+
+
+async def admit_request(services: Services, request: RequestMeta, attempts: int, per_minute: int, *,
+                        action: Action = Action.LOGIN, resource_type: str = "session") -> None:
+    """``admit`` for any request, a partner's ``/oauth/token`` too (each refusal of an unknown client is on the
+    trail, so without a limit an anonymous flood wrote audit rows without end)."""
     now = datetime.now(UTC)
     window = now.replace(second=0, microsecond=0)
-    count = await _count(address_key(ctx.services, ctx.request.client_address), window, attempts)
+    count = await _count(address_key(services, request.client_address), window, attempts)
     if count <= per_minute:
         return
-    if count - attempts <= per_minute:  # the request that went over: recorded once a minute, however hard it floods
-        await writer.append([AuditRecord(writer.SYSTEM_CHAIN, Actor("anonymous"), Action.LOGIN, "session",
-                                         Outcome.DENIED, ctx.request, reason="rate_limited")])
-        ctx.recorded = True
-    error = RateLimited(TOO_MANY)
-    error.extensions = {**(error.extensions or {}),
-                        "retryAfter": max(1, math.ceil((window + WINDOW - now).total_seconds()))}
-    raise error
+    recorded = count - attempts <= per_minute  # the request that went over: recorded once a minute, however hard
+    if recorded:
+        await writer.append([AuditRecord(writer.SYSTEM_CHAIN, Actor("anonymous"), action, resource_type,
+                                         Outcome.DENIED, request, reason="rate_limited")])
+    raise TooManySignIns(max(1, math.ceil((window + WINDOW - now).total_seconds())), recorded=recorded)
 
 
 async def _count(address: str, window: datetime, attempts: int) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -197,3 +198,25 @@ async def test_a_refusal_under_graphql_response_json_says_when_to_retry(proxy: h
     assert reply.status_code == 429
     assert reply.headers["retry-after"] == str(reply.json()["errors"][0]["extensions"]["retryAfter"])
     assert "retry-after" not in (await proxy.post("/graphql", json={"query": "{ __typename }"})).headers
+
+
+async def test_token_requests_count_as_sign_ins_of_their_address(proxy: httpx.AsyncClient) -> None:
+    """``/oauth/token`` refuses an unknown client on the trail, anonymously: without the address's limit a flood of
+    made-up client ids wrote an audit row each, without end. Now its requests count as sign-ins of the address:
+    over the limit, slow_down (429, Retry-After) before any client is looked up, recorded once a minute."""
+    await fresh_minute()
+    address = new_address()
+    form = {"grant_type": "client_credentials", "client_id": str(uuid.uuid4()), "client_secret": "clcs_" + "x" * 43}
+
+    async def ask() -> httpx.Response:
+        return await proxy.post("/oauth/token", data=form, headers={"x-forwarded-for": address})
+
+    assert [(await ask()).status_code for _ in range(LIMIT)] == [401] * LIMIT  # invalid_client, each recorded
+    over = [await ask() for _ in range(3)]
+    assert [(r.status_code, r.json()["error"]) for r in over] == [(429, "slow_down")] * 3
+    assert 1 <= int(over[0].headers["retry-after"]) <= 60
+    await writer.seal(SYSTEM_CHAIN)
+    recorded = [(e.action, e.resource_type, e.reason) for e in await AuditEvent.filter(
+        institution_id=SYSTEM_CHAIN, client_address=address).order_by("seq")]
+    assert recorded == [("token", "partner_token", "bad_credentials")] * LIMIT + [
+        ("token", "partner_token", "rate_limited")]
