@@ -22,7 +22,10 @@ time-ordered like other ids), the invitation records only that it was answered (
 trail gets one record for the whole answer naming no patient, no invitation and no response, without the
 request's details, made by "anonymous" (or the staff member who entered it: they know whose it is, the
 trail does not say). No ticket is opened (there is no file to open it on). The list shows an anonymous
-response only where its questionnaire, department and month hold at least ``min_cell`` responses.
+response only once its month has closed (``survey_report.live_month``, the reports' rule: read twice, a live
+month's list showed its newest response, answers and free text, the moment it came) and where its questionnaire,
+department and month hold at least ``min_cell`` responses; read by its id, one not listed is NOT_FOUND, recorded
+as a missing one is.
 
 When an anonymous invitation was answered is recorded nowhere, so that it cannot be lined up with the
 response (issue 14): the response and its answer rows are dated the first instant of their month (as a staff
@@ -80,6 +83,7 @@ from resolvers import access, pagination
 from resolvers import communication as communications
 from resolvers import institution as institutions
 from resolvers import survey as surveys
+from resolvers import survey_report as reports
 from resolvers import ticket as tickets
 from resolvers.access import PatientView
 from resolvers.context import Context
@@ -586,11 +590,8 @@ async def one(ctx: Context, response_id: uuid.UUID | None) -> ResponseView:
     decision = await access.authorize(ctx, "questionnaire_response", "read", action=Action.READ,
                                       resource_type="questionnaire_response", resource_id=response_id)
     row = None if response_id is None else await QuestionnaireResponse.filter(_reach(ctx), id=response_id).first()
-    if row is not None and row.patient_id is None and row.invitation_id is None:  # anonymous: its cell's size
-        cell = QuestionnaireResponse.filter(institution_id=row.institution_id, questionnaire_id=row.questionnaire_id,
-                                            department_id=row.department_id, month=row.month)
-        if await cell.count() < (await surveys.settings_of(ctx.institution_id)).min_cell:
-            row = None
+    if row is not None and row.patient_id is None and row.invitation_id is None and not await _listed(ctx, row):
+        row = None  # an anonymous response not listed yet answers as a missing one
     if row is None:
         raise await access.not_found(ctx, Action.READ, "questionnaire_response", response_id)
     ctx.reads.note("questionnaire_response", row.id, row.patient_id, rule=decision.rule)
@@ -627,11 +628,22 @@ def _not_family() -> Q:
     return Q(invitation_id__isnull=True) | ~Q(invitation_id__in=family)
 
 
+async def _listed(ctx: Context, row: QuestionnaireResponse) -> bool:
+    """Whether the list shows this anonymous response: its month closed and its cell of at least ``min_cell``."""
+    if row.month >= await reports.live_month(ctx):
+        return False
+    cell = QuestionnaireResponse.filter(institution_id=row.institution_id, questionnaire_id=row.questionnaire_id,
+                                        department_id=row.department_id, month=row.month)
+    return await cell.count() >= (await surveys.settings_of(ctx.institution_id)).min_cell
+
+
 async def _shown_anonymous(ctx: Context, query: Any) -> Q:
-    """Identified responses, and anonymous ones whose questionnaire, department and month hold at least
-    ``min_cell`` responses (one grouped statement): a small cell would single the answer out."""
+    """Identified responses, and anonymous ones of a closed month whose questionnaire, department and month hold at
+    least ``min_cell`` responses (one grouped statement): a small cell would single the answer out, and a live
+    month, read twice, its newest answer and when it came."""
     least = (await surveys.settings_of(ctx.institution_id)).min_cell
-    cells = await (query.filter(patient_id__isnull=True, invitation_id__isnull=True)
+    cells = await (query.filter(patient_id__isnull=True, invitation_id__isnull=True,
+                                month__lt=await reports.live_month(ctx))
                    .annotate(n=Count("id")).group_by("questionnaire_id", "department_id", "month")
                    .values_list("questionnaire_id", "department_id", "month", "n"))
     shown = [Q(questionnaire_id=q, department_id=d, month=m) if d is not None

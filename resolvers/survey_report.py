@@ -473,10 +473,18 @@ class _Scope:
         return found
 
 
+async def live_month(ctx: Context) -> str:
+    """The institution's current local month (YYYY-MM), the month an answer given now is filed under: an anonymous
+    questionnaire's responses of it are neither reported here nor listed (``resolvers.questionnaire_response``)
+    until it closes, since read twice it would tell when an answer came."""
+    zone: tzinfo = await institutions.zone_of(ctx)
+    return f"{datetime.now(zone):%Y-%m}"
+
+
 async def _scope(ctx: Context, versions: list[Version], departments: list[uuid.UUID] | None,
                  clinician_id: uuid.UUID | None = None) -> _Scope:
     zone: tzinfo = await institutions.zone_of(ctx)
-    current = f"{datetime.now(zone):%Y-%m}"
+    current = await live_month(ctx)
     opened = datetime.combine(month_start(current), time(0), zone).astimezone(UTC)
     return _Scope(ctx.institution_id, [v.questionnaire_id for v in versions], departments, clinician_id,
                   [v.questionnaire_id for v in versions if v.anonymous], current, opened)

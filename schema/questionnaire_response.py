@@ -282,8 +282,9 @@ class QuestionnaireResponseQuery:
 
     @strawberry.field(description="Responses in your reach (admins: the institution's; department heads: their "
                                   "departments'; support agents: those linked to tickets they work; patients: "
-                                  "their own identified ones). An anonymous response is listed only where its "
-                                  "questionnaire, department and month hold the minimum number of responses.")
+                                  "their own identified ones). An anonymous response is listed only once its month "
+                                  "has closed, and where its questionnaire, department and month hold the minimum "
+                                  "number of responses.")
     async def questionnaire_responses(
         self, info: Info, first: First = DEFAULT_PAGE_SIZE, after: _AFTER = None,
         questionnaire_id: Annotated[strawberry.ID | None, strawberry.argument(

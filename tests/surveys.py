@@ -8,7 +8,8 @@ from typing import Any
 
 from core import questionnaire as instruments
 from core import tokens
-from models import Questionnaire, SurveyInvitation
+from models import Questionnaire, QuestionnaireResponse, ResponseAnswer, SurveyInvitation
+from resolvers import institution as institutions
 from resolvers.context import Services
 from tests.factories import Tenant, make_patient
 
@@ -93,6 +94,16 @@ async def finished_visit(tenant: Tenant, patient_id: uuid.UUID, *, kind: str = "
         "endedAt": ended.isoformat()})
     assert reply.errors == [], reply.errors
     return str(reply.data["visitCreate"]["id"])
+
+
+async def month_closed(tenant: Tenant) -> str:
+    """This month's responses as they read once it has closed (an anonymous questionnaire's current month is neither
+    reported nor listed): moved back to the month before, which is returned."""
+    today = datetime.now(await institutions.zone(tenant.id))
+    before = f"{today.replace(day=1) - timedelta(days=1):%Y-%m}"
+    for model in (QuestionnaireResponse, ResponseAnswer):
+        await model.filter(institution_id=tenant.id, month=f"{today:%Y-%m}").update(month=before)
+    return before
 
 
 def link_of(services: Services, invitation: SurveyInvitation) -> str:

@@ -29,7 +29,7 @@ from resolvers.context import Services
 from tests.conftest import SqlCounter
 from tests.factories import Tenant
 from tests.patients import PatientUser, open_account
-from tests.surveys import GOOD, LOW, invited, questionnaire, trigger
+from tests.surveys import GOOD, LOW, invited, month_closed, questionnaire, trigger
 
 BY_LINK = """query($t: String!) { surveyByLink(token: $t) { expiresAt
   questionnaire { id version anonymous title { zhCN en } items { linkId kind required } } } }"""
@@ -329,11 +329,12 @@ async def test_an_anonymous_response_has_no_path_back_to_its_patient(tenant: Ten
     new = await AuditEvent.filter(seq__gt=mark.seq if mark else 0, institution_id=tenant.id).order_by("seq")
     assert [(e.actor_kind, e.action, e.resource_type, e.resource_id, e.patient_id, e.request_id, e.client_address)
             for e in new] == [("anonymous", "create", "questionnaire_response", None, None, "", "")]
-    # two more answers fill the cell (min 3): the list shows it to whoever reads the department's responses,
-    # with nothing that leads to a patient
+    # two more answers fill the cell (min 3): once its month has closed, the list shows it to whoever reads the
+    # department's responses, with nothing that leads to a patient
     for _ in range(2):
         _, _, other = await invited(tenant, services, q)
         ok(await tenant.call(None, BY_LINK_ANSWER, t=other, answers=GOOD), "surveyAnswerByLink")
+    await month_closed(tenant)
     for role in ("admin", "department_head"):
         nodes = ok(await tenant.call(role, RESPONSES, q=str(q.id)), "questionnaireResponses")["nodes"]
         assert len(nodes) == 3 and all(n["anonymous"] and n["patient"] is None and n["visitId"] is None
@@ -354,9 +355,12 @@ async def test_a_small_anonymous_cell_is_not_listed(tenant: Tenant, services: Se
     for _ in range(4):
         _, _, token = await invited(tenant, services, q)
         ok(await tenant.call(None, BY_LINK_ANSWER, t=token, answers=GOOD), "surveyAnswerByLink")
-    assert ok(await tenant.call("admin", RESPONSES, q=str(q.id)), "questionnaireResponses")["nodes"] == []
+    await month_closed(tenant)
+    assert ok(await tenant.call("admin", RESPONSES, q=str(q.id)), "questionnaireResponses")["nodes"] == []  # four
     _, _, token = await invited(tenant, services, q)
     ok(await tenant.call(None, BY_LINK_ANSWER, t=token, answers=GOOD), "surveyAnswerByLink")
+    assert ok(await tenant.call("admin", RESPONSES, q=str(q.id)), "questionnaireResponses")["nodes"] == []  # live
+    await month_closed(tenant)
     assert len(ok(await tenant.call("admin", RESPONSES, q=str(q.id)), "questionnaireResponses")["nodes"]) == 5
 
 
@@ -524,11 +528,13 @@ async def test_one_response_in_reach_and_its_comments(tenant: Tenant, services: 
     _, token = (await invited(tenant, services, anonymous))[1:]
     ok(await tenant.call(None, BY_LINK_ANSWER, t=token, answers=GOOD), "surveyAnswerByLink")
     lone = await QuestionnaireResponse.get(questionnaire_id=anonymous.id)
+    await month_closed(tenant)
     assert (await tenant.call("admin", ONE, id=str(lone.id))).codes == ["NOT_FOUND"]  # a cell of one
     await SurveySettings.create(institution_id=tenant.id, min_cell=3)
     for _ in range(2):
         _, token = (await invited(tenant, services, anonymous))[1:]
         ok(await tenant.call(None, BY_LINK_ANSWER, t=token, answers=GOOD), "surveyAnswerByLink")
+    await month_closed(tenant)
     shown = await tenant.call("admin", "query($id: ID!) { questionnaireResponse(id: $id) { id patient { id } } }",
                               id=str(lone.id))
     assert ok(shown, "questionnaireResponse") == {"id": str(lone.id), "patient": None}

@@ -10,7 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from core import questionnaire as definitions
-from models import Questionnaire, QuestionnaireResponse, SurveyInvitation
+from models import Questionnaire, QuestionnaireResponse, SurveyInvitation, SurveyTrigger
 from resolvers.context import Services
 from tests import surveys
 from tests.api.test_survey_reports import CHART, REPORT, invite, respond, text
@@ -70,7 +70,9 @@ async def test_an_anonymous_response_is_listed_with_its_clinician_a_cell_of_one(
                       "patientSurveyInvitations")["nodes"]
     assert invitation["visitId"] == visit_id
     assert ok(await tenant.call("department_head", VISIT, id=visit_id), "visit")["clinician"]["id"] == str(doctor)
-    # the list must not single out that cell: no anonymous response may carry a clinician finer than the cell
+    # the list (once the month has closed) must not single out that cell: no anonymous response may carry a
+    # clinician finer than the cell
+    await surveys.month_closed(tenant)
     nodes = ok(await tenant.call("department_head", RESPONSES, q=str(q.id)), "questionnaireResponses")["nodes"]
     assert len(nodes) == 5 and all(n["anonymous"] for n in nodes)
     about_doctor = [n for n in nodes if n["clinicianId"] == str(doctor)]
@@ -268,3 +270,78 @@ async def test_an_anonymous_months_invitation_counts_show_only_where_they_are_a_
     assert (head_reply.codes, head_reply.data) == (["FORBIDDEN"], None)
     assert [(e.outcome, e.reason, e.resource_type) for e in (await tenant.audit_events())[events:]] == [
         ("denied", "forbidden", "survey_report"), ("denied", "other_department", "survey_report")]
+
+
+# -- an anonymous questionnaire's response list, polled: when did an answer come? -----------------------------
+
+LISTED = """query($q: ID) {
+  questionnaireResponses(questionnaireId: $q) { pageInfo { hasNextPage endCursor startCursor }
+    edges { cursor node { id month score answers { linkId number codes text } } } }
+  questionnaireResponseComments(questionnaireId: $q) { edges { cursor node { id comments { linkId text } } } } }"""
+ONE = "query($id: ID!) { questionnaireResponse(id: $id) { id month answers { linkId text } } }"
+EXPORT_ONE = "query($id: ID!) { questionnaireResponseExportFhir(id: $id) }"
+
+
+async def listed(tenant: Tenant, q: Questionnaire | None) -> list[Any]:
+    """What a department head and an admin read of the response list (and its comments), for ``q`` and in all."""
+    found = []
+    for role in ("department_head", "admin"):
+        for of in (q, None):
+            reply = await tenant.call(role, LISTED, q=str(of.id) if of else None)
+            found.append((reply.data, reply.codes))  # the admin reads no free text: FORBIDDEN, the rest shown
+    return found
+
+
+async def test_polling_the_response_list_does_not_tell_when_an_anonymous_answer_came(tenant: Tenant,
+                                                                                     services: Services) -> None:
+    """An anonymous questionnaire, minCell 3, three answers this month: the list showed the cell, and read before
+    and after a fourth patient answered, the fourth response appeared at that moment, answers and free text
+    included (one patient invited around then). An anonymous response is listed, and read by its id, once its month
+    has closed; until then it answers as a missing one does. An identified response is listed at once."""
+    ok(await tenant.call("admin", "mutation { surveySettingsUpdate(input: {minCell: 3}) { minCell } }"),
+       "surveySettingsUpdate")
+    q = await surveys.questionnaire(tenant, anonymous=True)
+    await surveys.trigger(tenant, q, delayHours=0)
+    for _ in range(3):
+        _, _, token = await surveys.invited(tenant, services, q)
+        ok(await tenant.call(None, BY_LINK_ANSWER, t=token, answers=surveys.GOOD), "surveyAnswerByLink")
+    _, _, last_one = await surveys.invited(tenant, services, q)
+    before = await listed(tenant, q)
+    ok(await tenant.call(None, BY_LINK_ANSWER, t=last_one, answers=surveys.LOW), "surveyAnswerByLink")
+    after = await listed(tenant, q)
+    assert after == before
+    assert await QuestionnaireResponse.filter(questionnaire_id=q.id).count() == 4  # every answer was taken
+
+    # by its id, a live month's anonymous response is as missing as an unknown id, and recorded alike
+    live = await QuestionnaireResponse.filter(questionnaire_id=q.id, low=True).first()
+    assert live is not None
+    answered, denied = [], []
+    for asked in (live.id, uuid.uuid4()):
+        events = await tenant.audit_count()
+        replies = [await tenant.call(role, query, id=str(asked)) for role in ("department_head", "admin")
+                   for query in (ONE, EXPORT_ONE)]
+        answered.append([(r.codes, r.data) for r in replies])
+        denied.append([(e.actor_id, e.action, e.outcome, e.reason, e.resource_type, e.patient_id,
+                        str(e.resource_id) == str(asked)) for e in (await tenant.audit_events())[events:]])
+    assert answered[0] == answered[1] == [
+        (["NOT_FOUND"], {"questionnaireResponse": None}), (["NOT_FOUND"], {"questionnaireResponseExportFhir": None})
+    ] * 2
+    assert denied[0] == denied[1] == [(tenant.staff_ids[role], "read", "denied", "not_found", "questionnaire_response",
+                                       None, True) for role in ("department_head", "admin") for _ in range(2)]
+
+    # an identified questionnaire's response is listed, and read, at once
+    await SurveyTrigger.filter(institution_id=tenant.id, questionnaire_key=q.key).update(active=False)
+    identified = await surveys.questionnaire(tenant)
+    _, _, token = await surveys.invited(tenant, services, identified)
+    ok(await tenant.call(None, BY_LINK_ANSWER, t=token, answers=surveys.GOOD), "surveyAnswerByLink")
+    [now] = ok(await tenant.call("department_head", RESPONSES, q=str(identified.id)), "questionnaireResponses")["nodes"]
+    assert ok(await tenant.call("department_head", ONE, id=now["id"]), "questionnaireResponse")["id"] == now["id"]
+
+    # the month closes (the answers moved back into last month, as if given then): all four are listed
+    last = await surveys.month_closed(tenant)
+    for role in ("department_head", "admin"):
+        nodes = ok(await tenant.call(role, RESPONSES, q=str(q.id)), "questionnaireResponses")["nodes"]
+        assert len(nodes) == 4 and all(n["anonymous"] and n["clinicianId"] is None for n in nodes)
+    shown = ok(await tenant.call("department_head", ONE, id=str(live.id)), "questionnaireResponse")
+    assert (shown["id"], shown["month"]) == (str(live.id), last)
+    assert {"linkId": "q2", "text": "Waited an hour with a toothache"} in shown["answers"]
