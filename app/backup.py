@@ -35,6 +35,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import asyncpg
 from cryptography.hazmat.primitives import serialization
 from tortoise.connection import get_connection
+from tortoise.exceptions import BaseORMException
 
 from app import db
 from app.leader import LIBPQ_OPTIONS, libpq_dsn
@@ -198,12 +199,35 @@ def _stored_files(root: Path) -> Iterator[str]:
 
 async def restore(database_url: str, attachment_dir: Path, master: MasterKey, source: Path,
                   progress: Callable[[str], None] = lambda _: None) -> Restored:
-    """Restore the backup in ``source`` into an empty database and an empty attachment directory."""
-    manifest = read_manifest(source)
-    _check_compatible(manifest, database_url, master)
-    await asyncio.to_thread(_check_files, source, manifest)
-    await _check_target_empty(database_url, attachment_dir)
+    """Restore the backup in ``source`` into an empty database and an empty attachment directory. Everything
+    that can be checked is checked before anything is written; a step that fails after the database was written
+    empties the target again, so that the restore can simply be run again."""
+    try:
+        manifest = read_manifest(source)
+        _check_compatible(manifest, database_url, master)
+        _check_names(manifest)
+        await asyncio.to_thread(_check_files, source, manifest)
+        await _check_target(database_url, attachment_dir, manifest)
+        written = await _Written.before(database_url)
+    except OSError as exc:
+        raise BackupRefused(_why(exc)) from None
     progress("backup checked: files intact, key matches, target empty")
+    try:
+        return await _restore_into(database_url, attachment_dir, master, source, manifest, written, progress)
+    except BaseException as exc:
+        leftovers = await written.undo()
+        if leftovers:
+            raise BackupRefused(f"the restore failed ({_why(exc)}) and could not empty its target again: remove "
+                                f"{', '.join(leftovers)} by hand before restoring again") from None
+        if isinstance(exc, BackupRefused | OSError | sqlite3.Error | asyncpg.PostgresError | BaseORMException):
+            raise BackupRefused(f"the restore failed after the database was written ({_why(exc)}); the database "
+                                "and the attachment directory are empty again: restore again once that is put "
+                                "right") from None
+        raise
+
+
+async def _restore_into(database_url: str, attachment_dir: Path, master: MasterKey, source: Path,
+                        manifest: Manifest, written: _Written, progress: Callable[[str], None]) -> Restored:
     if manifest.backend == "sqlite":
         db.create_private_sqlite_file(database_url)
         await asyncio.to_thread(_copy_sqlite, source / manifest.database.path, _sqlite_path(database_url),
@@ -213,7 +237,7 @@ async def restore(database_url: str, attachment_dir: Path, master: MasterKey, so
                                 ["--no-owner", "--no-acl", "--single-transaction", "--exit-on-error",
                                  str(source / manifest.database.path)])
     progress("database restored")
-    await asyncio.to_thread(_restore_attachments, source, manifest, attachment_dir)
+    await asyncio.to_thread(_restore_attachments, source, manifest, attachment_dir, written.paths)
     progress(f"{len(manifest.attachments)} attachment files restored")
     await db.migrate(database_url, progress=progress)  # a backup of an older version comes up to this one
     await db.open_database(database_url)
@@ -228,6 +252,12 @@ async def restore(database_url: str, attachment_dir: Path, master: MasterKey, so
     finally:
         await db.close_database()
     return Restored(manifest, institutions, missing)
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+    return str(exc) or type(exc).__name__
 
 
 def _absent(attachment_dir: Path, keys: set[str]) -> set[str]:
@@ -261,19 +291,40 @@ def _check_compatible(manifest: Manifest, database_url: str, master: MasterKey) 
                             f"{len(newer)} migrations this one does not know): restore with that version")
 
 
+def _check_names(manifest: Manifest) -> None:
+    """Every path the manifest names is one a backup writes: nothing is read from, or written to, elsewhere."""
+    expected = SQLITE_FILE if manifest.backend == "sqlite" else POSTGRES_FILE
+    if manifest.database.path != expected:
+        raise BackupRefused(f"{manifest.database.path[:100]!r} is not the database's name in a backup ({expected})")
+    seen = set()
+    for item in manifest.attachments:
+        relative = _attachment_name(item)
+        if not _STORED.fullmatch(relative) or relative == item.path:
+            raise BackupRefused(f"{item.path[:100]!r} is not an attachment file's name")
+        if relative in seen:
+            raise BackupRefused(f"{item.path!r} is listed twice in the manifest")
+        seen.add(relative)
+
+
+def _attachment_name(item: StoredFile) -> str:
+    return item.path.removeprefix(f"{ATTACHMENTS}/")
+
+
 def _check_files(source: Path, manifest: Manifest) -> None:
     for item in (manifest.database, *manifest.attachments):
         path = source / item.path
-        if ".." in Path(item.path).parts or not path.is_file():
+        if not path.is_file():
             raise BackupRefused(f"{item.path} is missing from the backup")
         if (path.stat().st_size, _sha256(path)) != (item.size, item.sha256):
             raise BackupRefused(f"{item.path} differs from the manifest (size or SHA-256): the backup is damaged")
 
 
-async def _check_target_empty(database_url: str, attachment_dir: Path) -> None:
-    await asyncio.to_thread(_check_directory_empty, attachment_dir)
+async def _check_target(database_url: str, attachment_dir: Path, manifest: Manifest) -> None:
+    """The target is empty and can be written: a database without tables, an attachment directory that is one
+    (or can be created) and holds none of the backup's files."""
+    await asyncio.to_thread(_check_attachment_directory, attachment_dir, manifest)
     if backend_of(database_url) == "sqlite":
-        await asyncio.to_thread(_check_sqlite_empty, _sqlite_path(database_url))
+        await asyncio.to_thread(_check_sqlite_target, _sqlite_path(database_url))
         return
     connection = await asyncpg.connect(libpq_dsn(database_url))
     try:
@@ -286,26 +337,139 @@ async def _check_target_empty(database_url: str, attachment_dir: Path) -> None:
                             "CARELOOP_DATABASE_URL at it")
 
 
-def _check_directory_empty(attachment_dir: Path) -> None:
-    if attachment_dir.exists() and any(_stored_files(attachment_dir)):
+def _check_attachment_directory(attachment_dir: Path, manifest: Manifest) -> None:
+    if not attachment_dir.exists():
+        _check_writable(next(parent for parent in attachment_dir.absolute().parents if parent.exists()),
+                        f"the attachment directory {attachment_dir} cannot be created")
+        return
+    if not attachment_dir.is_dir():
+        raise BackupRefused(f"the attachment directory {attachment_dir} is not a directory (CARELOOP_ATTACHMENT_DIR)")
+    _check_writable(attachment_dir, f"the attachment directory {attachment_dir} cannot be written")
+    if any(_stored_files(attachment_dir)):
         raise BackupRefused(f"the attachment directory {attachment_dir} holds files already; restore into an empty "
                             "one")
+    for item in manifest.attachments:
+        target = attachment_dir / _attachment_name(item)
+        if os.path.lexists(target) or (target.parent.exists() and not target.parent.is_dir()):
+            raise BackupRefused(f"{target} is in the way of the backup's file of that name")
 
 
-def _check_sqlite_empty(path: Path) -> None:
+def _check_sqlite_target(path: Path) -> None:
+    if path.exists() and not path.is_file():
+        raise BackupRefused(f"the database {path} is not a file")
     if path.exists() and path.stat().st_size and _sqlite_tables(path):
         raise BackupRefused(f"the database {path} holds tables already; restore into a new file")
+    # SQLite writes its journal beside the file.
+    _check_writable(path.absolute().parent, f"the database {path} cannot be written")
 
 
-def _restore_attachments(source: Path, manifest: Manifest, attachment_dir: Path) -> None:
+def _check_writable(directory: Path, what: str) -> None:
+    if not directory.is_dir():
+        raise BackupRefused(f"{what}: {directory} is not a directory")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise BackupRefused(f"{what}: {directory} is not writable by this user")
+
+
+# (keyword of DROP, name) of what the current schema holds; relations' own types, indexes and triggers go with them
+_POSTGRES_OBJECTS = """
+SELECT CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'S' THEN 'SEQUENCE'
+                      WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END, c.oid::regclass::text
+FROM pg_class c WHERE c.relnamespace = to_regnamespace(current_schema()) AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+UNION ALL
+SELECT CASE p.prokind WHEN 'p' THEN 'PROCEDURE' WHEN 'a' THEN 'AGGREGATE' ELSE 'FUNCTION' END,
+       p.oid::regprocedure::text
+FROM pg_proc p WHERE p.pronamespace = to_regnamespace(current_schema())
+UNION ALL
+SELECT CASE t.typtype WHEN 'd' THEN 'DOMAIN' ELSE 'TYPE' END, t.oid::regtype::text
+FROM pg_type t LEFT JOIN pg_class c ON c.oid = t.typrelid
+WHERE t.typnamespace = to_regnamespace(current_schema()) AND (t.typtype IN ('e', 'd', 'r', 'm') OR c.relkind = 'c')
+"""
+
+
+@dataclass
+class _Written:
+    """What a restore writes, so that one failing half-way leaves its target as empty as it found it: the
+    SQLite file (or, on PostgreSQL, every object of the schema that was not there before), and the attachment
+    directories and files it created."""
+    database_url: str
+    sqlite_existed: bool = False
+    postgres_objects: set[tuple[str, str]] = field(default_factory=set)
+    paths: list[Path] = field(default_factory=list)  # created, in order
+
+    @classmethod
+    async def before(cls, database_url: str) -> _Written:
+        if backend_of(database_url) == "sqlite":
+            return cls(database_url, sqlite_existed=_sqlite_path(database_url).exists())
+        return cls(database_url, postgres_objects=await _postgres_objects(database_url))
+
+    async def undo(self) -> list[str]:
+        """Remove what was written; answer what could not be."""
+        leftovers = await asyncio.to_thread(self._remove_paths)
+        try:
+            if backend_of(self.database_url) == "sqlite":
+                await asyncio.to_thread(self._empty_sqlite)
+            else:
+                await self._empty_postgres()
+        except (OSError, asyncpg.PostgresError) as exc:
+            leftovers.append(f"what the restore wrote to the database ({_why(exc)})")
+        return leftovers
+
+    def _remove_paths(self) -> list[str]:
+        leftovers = []
+        for path in reversed(self.paths):
+            try:
+                if path.is_dir() and not path.is_symlink():
+                    path.rmdir()
+                else:
+                    path.unlink(missing_ok=True)
+            except OSError:
+                leftovers.append(str(path))
+        return leftovers
+
+    def _empty_sqlite(self) -> None:
+        path = _sqlite_path(self.database_url)
+        for journal in ("-wal", "-shm", "-journal"):
+            Path(f"{path}{journal}").unlink(missing_ok=True)
+        if self.sqlite_existed:  # the operator's empty file: empty again, its owner and mode kept
+            os.truncate(path, 0)
+        else:
+            path.unlink(missing_ok=True)
+
+    async def _empty_postgres(self) -> None:
+        await db.close_database()
+        connection = await asyncpg.connect(libpq_dsn(self.database_url))
+        try:
+            async with connection.transaction():
+                for keyword, name in await _postgres_object_rows(connection):
+                    if (keyword, name) not in self.postgres_objects:
+                        await connection.execute(f"DROP {keyword} IF EXISTS {name} CASCADE")
+        finally:
+            await connection.close()
+
+
+async def _postgres_objects(database_url: str) -> set[tuple[str, str]]:
+    connection = await asyncpg.connect(libpq_dsn(database_url))
+    try:
+        return set(await _postgres_object_rows(connection))
+    finally:
+        await connection.close()
+
+
+async def _postgres_object_rows(connection: asyncpg.Connection) -> list[tuple[str, str]]:
+    return [(str(row[0]), str(row[1])) for row in await connection.fetch(_POSTGRES_OBJECTS)]
+
+
+def _restore_attachments(source: Path, manifest: Manifest, attachment_dir: Path, created: list[Path]) -> None:
+    """Copy the backup's files (their names checked by ``_check_names``), noting each directory and file created."""
+    missing = [path for path in (attachment_dir.absolute(), *attachment_dir.absolute().parents) if not path.exists()]
     attachment_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    created.extend(reversed(missing))
     for item in manifest.attachments:
-        relative = item.path.removeprefix(f"{ATTACHMENTS}/")
-        if not _STORED.fullmatch(relative):
-            raise BackupRefused(f"{item.path} is not an attachment file's name")
-        target = attachment_dir / relative
-        target.parent.mkdir(mode=0o700, exist_ok=True)
-        _copy_hashing(source / item.path, target)
+        target = attachment_dir / _attachment_name(item)
+        if not target.parent.exists():
+            target.parent.mkdir(mode=0o700)
+            created.append(target.parent)
+        _copy_hashing(source / item.path, target, created)
 
 
 # -- the pieces -------------------------------------------------------------------------------------
@@ -363,10 +527,13 @@ def _run_pg(tool: str, database_url: str, arguments: list[str]) -> None:
         raise BackupRefused(f"{tool} failed: {result.stderr.strip()[-2000:]}")
 
 
-def _copy_hashing(source: Path, target: Path) -> tuple[int, str]:
-    """Copy a file (mode 0600, fsynced) and answer its size and SHA-256 as written."""
+def _copy_hashing(source: Path, target: Path, created: list[Path] | None = None) -> tuple[int, str]:
+    """Copy a file (mode 0600, fsynced) and answer its size and SHA-256 as written; ``created`` notes the new
+    file once it exists."""
     digest, size = hashlib.sha256(), 0
     descriptor = os.open(target, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600)
+    if created is not None:
+        created.append(target)
     with source.open("rb") as reading, os.fdopen(descriptor, "wb") as writing:
         while chunk := reading.read(_CHUNK):
             digest.update(chunk)

@@ -11,10 +11,14 @@ import hashlib
 import json
 import os
 import secrets
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+import asyncpg
+import pytest
 
 from core.settings import Settings
 from tests.api.test_attachments import PNG, new_ticket, upload
@@ -159,3 +163,126 @@ async def test_backup_refuses_a_directory_with_files_and_a_wrong_key(
                        key=other_key)
     assert refused.returncode == 1 and "does not open" in refused.stderr
     assert not (tmp_path / "b" / "manifest.json").exists()
+
+
+# -- a restore that fails writes nothing (found in review) ------------------------------------------------------
+
+# The restore run as `careloop restore` does, with one step made to fail after the database is written: the
+# attachment copy running out of space once it wrote a file, or the key check after the migrations.
+FAILING_RESTORE = """
+import errno, sys
+from app import backup, cli
+
+copy = backup._copy_hashing
+
+def copy_then_fail(source, target, created):
+    copy(source, target, created)
+    raise OSError(errno.ENOSPC, "No space left on device", str(target))
+
+async def key_refused(master):
+    raise backup.BackupRefused("the master key in use does not open this database's institution keys")
+
+if sys.argv[1] == "attachment-copy":
+    backup._copy_hashing = copy_then_fail
+else:
+    backup._check_key_opens_database = key_refused
+sys.exit(cli.main(sys.argv[2:]))
+"""
+
+
+async def _target_objects(database_url: str) -> int:
+    """What the restore target holds: SQLite's tables, or PostgreSQL's relations and functions in its schema."""
+    if database_url.startswith("sqlite://"):
+        path = Path(database_url.removeprefix("sqlite://"))
+        if not path.exists() or not path.stat().st_size:
+            return 0
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as connection:
+            return int(connection.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0])
+    connection = await asyncpg.connect(database_url)
+    try:
+        return int(await connection.fetchval(
+            "SELECT (SELECT count(*) FROM pg_class WHERE relnamespace = current_schema()::regnamespace)"
+            " + (SELECT count(*) FROM pg_proc WHERE pronamespace = current_schema()::regnamespace)"))
+    finally:
+        await connection.close()
+
+
+def _one_line_refusal(refused: subprocess.CompletedProcess[str], words: str) -> None:
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "Traceback" not in refused.stderr, refused.stderr[-1500:]
+    assert refused.stderr.strip().splitlines() == [refused.stderr.strip()], refused.stderr
+    assert refused.stderr.startswith("careloop: restore refused: ") and words in refused.stderr, refused.stderr
+
+
+async def test_a_restore_into_an_attachment_directory_that_is_a_file_is_refused_before_anything_is_written(
+        tenant: Tenant, settings: Settings, database: str, fresh_database: str, tmp_path: Path) -> None:
+    """docs/operations.md: restore refuses a bad target "before touching anything". CARELOOP_ATTACHMENT_DIR
+    naming a file (a typo) passed the checks: the database was restored, the file copy failed with a traceback,
+    and the retry with the right directory was refused, the database holding tables already."""
+    await seeded(tenant)
+    backup = tmp_path / "backup"
+    assert careloop(settings, database, settings.attachment_dir, "backup", "--output", str(backup)).returncode == 0
+    not_a_directory = tmp_path / "attachments-typo"
+    not_a_directory.write_text("")
+
+    refused = careloop(settings, fresh_database, not_a_directory, "restore", "--input", str(backup))
+    _one_line_refusal(refused, "is not a directory")
+    assert "database restored" not in refused.stdout and await _target_objects(fresh_database) == 0
+    assert not_a_directory.read_text() == ""
+    retried = careloop(settings, fresh_database, tmp_path / "attachments", "restore", "--input", str(backup))
+    assert retried.returncode == 0, retried.stdout + retried.stderr
+
+
+@pytest.mark.parametrize("failing", ["attachment-copy", "key-check"])
+async def test_a_restore_that_fails_after_the_database_is_written_empties_the_target_again(
+        tenant: Tenant, settings: Settings, database: str, fresh_database: str, tmp_path: Path, failing: str) -> None:
+    """A step after the database copy fails (the disk fills while the files are copied; the institution keys do
+    not open after the migrations): the restored database and the files already copied are removed, one line
+    says why, and the restore runs again into the same target."""
+    await seeded(tenant)
+    backup = tmp_path / "backup"
+    assert careloop(settings, database, settings.attachment_dir, "backup", "--output", str(backup)).returncode == 0
+    files = tmp_path / "files"
+
+    refused = careloop(settings, fresh_database, files, failing, "restore", "--input", str(backup),
+                       script=FAILING_RESTORE)
+    _one_line_refusal(refused, "No space left on device" if failing == "attachment-copy" else "does not open")
+    assert "database restored" in refused.stdout  # it failed after the database copy, and undid it
+    assert await _target_objects(fresh_database) == 0
+    assert not files.exists() or not any(files.rglob("*")), sorted(files.rglob("*"))
+    retried = careloop(settings, fresh_database, files, "restore", "--input", str(backup))
+    assert retried.returncode == 0, retried.stdout + retried.stderr
+
+
+def _rewrite_manifest(backup: Path, manifest: dict[str, Any]) -> None:
+    path = backup / "manifest.json"
+    path.chmod(0o600)
+    path.write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize("entry", ["not an attachment's name", "absolute path", "database renamed"])
+async def test_a_restore_refuses_a_manifest_entry_with_a_wrong_name_before_writing_the_database(
+        tenant: Tenant, settings: Settings, database: str, fresh_database: str, tmp_path: Path, entry: str) -> None:
+    """Only '..' was refused up front: a manifest entry that is not an attachment's name was refused after the
+    database was restored, and an absolute path or a database under another name went through."""
+    await seeded(tenant)
+    backup = tmp_path / "backup"
+    assert careloop(settings, database, settings.attachment_dir, "backup", "--output", str(backup)).returncode == 0
+    manifest = json.loads((backup / "manifest.json").read_text())
+    extra = backup / "attachments" / "notes.txt"
+    extra.write_bytes(b"x")
+    listed = {"size": 1, "sha256": hashlib.sha256(b"x").hexdigest()}
+    if entry == "not an attachment's name":
+        manifest["attachments"].append({"path": "attachments/notes.txt", **listed})
+    elif entry == "absolute path":
+        manifest["attachments"].append({"path": str(extra), **listed})
+    else:
+        renamed = backup / f"other-{manifest['database']['path']}"
+        (backup / manifest["database"]["path"]).rename(renamed)
+        manifest["database"]["path"] = renamed.name
+    _rewrite_manifest(backup, manifest)
+
+    refused = careloop(settings, fresh_database, tmp_path / "files", "restore", "--input", str(backup))
+    _one_line_refusal(refused, "is not the database's name" if entry == "database renamed"
+                      else "is not an attachment file's name")
+    assert "database restored" not in refused.stdout and await _target_objects(fresh_database) == 0
