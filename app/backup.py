@@ -2,7 +2,9 @@
 
 A backup is a directory:
 - ``manifest.json``, written last (a directory without one is an unfinished backup): the format, the careloop
-  version and migration level, the key's fingerprint, and the size and SHA-256 of every file;
+  version and migration level, the key's fingerprint, and the size and SHA-256 of every file; and ``mac``, an
+  HMAC of all that under a key derived from the master key, so that whoever holds the backup but not the key
+  cannot alter a file and its sum unseen (checked first on restore);
 - ``database.sqlite3`` (SQLite's online backup API: a consistent copy while the service runs) or
   ``database.pgdump`` (``pg_dump -Fc``: one snapshot, consistent while the service runs);
 - ``attachments/``: the sealed attachment and contract files, copied after the database snapshot. Files are
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import hmac
 import importlib.metadata
 import json
 import os
@@ -49,12 +52,18 @@ MANIFEST = "manifest.json"
 SQLITE_FILE = "database.sqlite3"
 POSTGRES_FILE = "database.pgdump"
 ATTACHMENTS = "attachments"
+MAC_SCHEME = "hmac-sha256:"
 _STORED = re.compile(r"[0-9a-f]{2}/[0-9a-f]{32}")  # core.storage.LocalDirectory's layout
 _CHUNK = 1 << 20
 
 
 class BackupRefused(Exception):
     """A backup or restore that must not go on; the message says why (no patient data in it)."""
+
+
+# What the file system and the databases raise when a step cannot be done (no space, no permission, no server):
+# a restore answers them as a refusal in one line, never a traceback.
+_OPERATIONAL = (OSError, sqlite3.Error, asyncpg.PostgresError, BaseORMException)
 
 
 @dataclass(frozen=True)
@@ -91,6 +100,15 @@ class Restored:
     manifest: Manifest
     institutions: int
     missing_files: int  # files the restored database names that the attachment directory lacks
+    authenticated: bool  # False: a manifest without a MAC, restored because the operator accepted it
+
+
+def manifest_mac(master: MasterKey, content: dict[str, Any]) -> str:
+    """The MAC of a manifest: HMAC-SHA256, under the master key's backup key, of its canonical JSON (every field
+    but ``mac`` itself: the format, the key's fingerprint, every file's path, size and SHA-256, ...)."""
+    canonical = json.dumps({name: value for name, value in content.items() if name != "mac"}, sort_keys=True,
+                           separators=(",", ":"), ensure_ascii=True).encode()
+    return MAC_SCHEME + hmac.new(master.backup_mac_key, canonical, hashlib.sha256).hexdigest()
 
 
 def key_fingerprint(master: MasterKey) -> str:
@@ -131,7 +149,9 @@ async def backup(database_url: str, attachment_dir: Path, master: MasterKey, out
         raise BackupRefused(f"the attachment directory {attachment_dir} lacks {len(missing)} files the database "
                             "names: this backup is incomplete (is CARELOOP_ATTACHMENT_DIR the service's?)")
     manifest = Manifest(created_at, _version(), backend, migrations, key_fingerprint(master), database, attachments)
-    _write_private(output / MANIFEST, (json.dumps(manifest.to_json(), indent=1) + "\n").encode())
+    content = manifest.to_json()
+    content["mac"] = manifest_mac(master, content)
+    _write_private(output / MANIFEST, (json.dumps(content, indent=1) + "\n").encode())
     return manifest
 
 
@@ -164,7 +184,7 @@ async def _named_files() -> set[str]:
 
 def _dump_sqlite(database_url: str, output: Path) -> StoredFile:
     target = output / SQLITE_FILE
-    _copy_sqlite(_sqlite_path(database_url), target, read_only=True)
+    _copy_sqlite(_sqlite_path(database_url), target, backup_copy=False)
     return _stored(output, target)
 
 
@@ -198,28 +218,32 @@ def _stored_files(root: Path) -> Iterator[str]:
 
 
 async def restore(database_url: str, attachment_dir: Path, master: MasterKey, source: Path,
-                  progress: Callable[[str], None] = lambda _: None) -> Restored:
-    """Restore the backup in ``source`` into an empty database and an empty attachment directory. Everything
-    that can be checked is checked before anything is written; a step that fails after the database was written
-    empties the target again, so that the restore can simply be run again."""
+                  progress: Callable[[str], None] = lambda _: None, *,
+                  accept_unauthenticated: bool = False) -> Restored:
+    """Restore the backup in ``source`` into an empty database and an empty attachment directory. Its manifest's
+    MAC is checked first (a manifest without one, from a careloop before MACs, only if ``accept_unauthenticated``);
+    everything that can be checked is checked before anything is written; a step that fails after the database
+    was written empties the target again, so that the restore can simply be run again."""
     try:
-        manifest = read_manifest(source)
+        manifest, authenticated = read_manifest(source, master, accept_unauthenticated=accept_unauthenticated)
         _check_compatible(manifest, database_url, master)
         _check_names(manifest)
         await asyncio.to_thread(_check_files, source, manifest)
         await _check_target(database_url, attachment_dir, manifest)
         written = await _Written.before(database_url)
-    except OSError as exc:
-        raise BackupRefused(_why(exc)) from None
-    progress("backup checked: files intact, key matches, target empty")
+    except _OPERATIONAL as exc:
+        raise BackupRefused(f"the backup or the target could not be checked: {_why(exc)}") from None
+    progress(f"backup checked: {'manifest authenticated' if authenticated else 'manifest NOT authenticated (accepted)'}"
+             ", files intact, key matches, target empty")
     try:
-        return await _restore_into(database_url, attachment_dir, master, source, manifest, written, progress)
+        return await _restore_into(database_url, attachment_dir, master, source, manifest, written, progress,
+                                   authenticated=authenticated)
     except BaseException as exc:
         leftovers = await written.undo()
         if leftovers:
             raise BackupRefused(f"the restore failed ({_why(exc)}) and could not empty its target again: remove "
                                 f"{', '.join(leftovers)} by hand before restoring again") from None
-        if isinstance(exc, BackupRefused | OSError | sqlite3.Error | asyncpg.PostgresError | BaseORMException):
+        if isinstance(exc, (BackupRefused, *_OPERATIONAL)):
             raise BackupRefused(f"the restore failed after the database was written ({_why(exc)}); the database "
                                 "and the attachment directory are empty again: restore again once that is put "
                                 "right") from None
@@ -227,11 +251,12 @@ async def restore(database_url: str, attachment_dir: Path, master: MasterKey, so
 
 
 async def _restore_into(database_url: str, attachment_dir: Path, master: MasterKey, source: Path,
-                        manifest: Manifest, written: _Written, progress: Callable[[str], None]) -> Restored:
+                        manifest: Manifest, written: _Written, progress: Callable[[str], None], *,
+                        authenticated: bool) -> Restored:
     if manifest.backend == "sqlite":
         db.create_private_sqlite_file(database_url)
         await asyncio.to_thread(_copy_sqlite, source / manifest.database.path, _sqlite_path(database_url),
-                                read_only=False)
+                                backup_copy=True)
     else:
         await asyncio.to_thread(_run_pg, "pg_restore", database_url,
                                 ["--no-owner", "--no-acl", "--single-transaction", "--exit-on-error",
@@ -248,10 +273,10 @@ async def _restore_into(database_url: str, attachment_dir: Path, master: MasterK
         await writer.append([AuditRecord(writer.SYSTEM_CHAIN, Actor("system"), Action.CREATE, "backup",
                                          Outcome.ALLOWED, RequestMeta("cli-restore", "", "careloop restore"),
                                          fields_read=frozenset({f"created_at:{manifest.created_at}"}),
-                                         reason="restored")])
+                                         reason="restored" if authenticated else "restored_unauthenticated")])
     finally:
         await db.close_database()
-    return Restored(manifest, institutions, missing)
+    return Restored(manifest, institutions, missing, authenticated)
 
 
 def _why(exc: BaseException) -> str:
@@ -264,17 +289,37 @@ def _absent(attachment_dir: Path, keys: set[str]) -> set[str]:
     return {key for key in keys if not (attachment_dir / key[:2] / key).is_file()}
 
 
-def read_manifest(source: Path) -> Manifest:
+def read_manifest(source: Path, master: MasterKey, *, accept_unauthenticated: bool = False) -> tuple[Manifest, bool]:
+    """The backup's manifest, its MAC checked before anything in it is used; and whether it carried one."""
     path = source / MANIFEST
     if not path.is_file():
         raise BackupRefused(f"{source} holds no {MANIFEST}: not a careloop backup, or an unfinished one")
     try:
-        manifest = Manifest.from_json(json.loads(path.read_text()))
-    except (ValueError, KeyError, TypeError):
+        content = json.loads(path.read_text())
+        authenticated = _check_mac(path, content, master, accept_unauthenticated=accept_unauthenticated)
+        manifest = Manifest.from_json(content)
+    except (ValueError, KeyError, TypeError, AttributeError):
         raise BackupRefused(f"{path} is not a careloop backup manifest") from None
     if manifest.format != FORMAT:
         raise BackupRefused(f"{path}: format {manifest.format!r}, this careloop reads {FORMAT!r}")
-    return manifest
+    return manifest, authenticated
+
+
+def _check_mac(path: Path, content: dict[str, Any], master: MasterKey, *, accept_unauthenticated: bool) -> bool:
+    if "mac" not in content:
+        if accept_unauthenticated:
+            return False
+        raise BackupRefused(f"{path} carries no MAC: the backup was taken by a careloop before manifests were "
+                            "authenticated, or its MAC was removed. If it was kept where no one could alter it, "
+                            "restore it with --accept-unauthenticated")
+    if hmac.compare_digest(str(content["mac"]).encode(), manifest_mac(master, content).encode()):
+        return True
+    if content.get("key_fingerprint") != key_fingerprint(master):
+        raise BackupRefused(f"the master key in use is not the one this backup was taken with (the backup's key "
+                            f"has fingerprint {str(content.get('key_fingerprint'))[:100]}); set CARELOOP_MASTER_KEY "
+                            "or CARELOOP_KEY_FILE to that key")
+    raise BackupRefused(f"{path} does not match its MAC under this master key: the backup was altered after it was "
+                        "written; restore another one")
 
 
 def _check_compatible(manifest: Manifest, database_url: str, master: MasterKey) -> None:
@@ -482,11 +527,13 @@ def _sqlite_path(database_url: str) -> Path:
     return Path(path)
 
 
-def _copy_sqlite(source: Path, target: Path, *, read_only: bool) -> None:
-    """SQLite's online backup: pages copied under a read transaction, restarted if a writer changes them."""
+def _copy_sqlite(source: Path, target: Path, *, backup_copy: bool) -> None:
+    """SQLite's online backup: pages copied under a read transaction, restarted if a writer changes them. A
+    backup's copy is read as immutable: its file alone, the bytes the manifest hashed, never a write-ahead log
+    someone left beside it (and nothing written to the backup)."""
     if not target.exists():
         os.close(os.open(target, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600))
-    origin = sqlite3.connect(f"file:{source}?mode=ro" if read_only else f"file:{source}", uri=True)
+    origin = sqlite3.connect(f"file:{source}?mode=ro{'&immutable=1' if backup_copy else ''}", uri=True)
     try:
         copy = sqlite3.connect(target)
         try:

@@ -120,6 +120,9 @@ def _parser() -> argparse.ArgumentParser:
     restore = commands.add_parser("restore", help="restore a backup into an empty database and attachment "
                                   "directory; refused with another master key than the backup's")
     restore.add_argument("--input", type=Path, required=True, help="a directory written by careloop backup")
+    restore.add_argument("--accept-unauthenticated", action="store_true",
+                         help="restore a backup whose manifest carries no MAC (taken by a careloop before manifests "
+                         "were authenticated): only one kept where no one could alter it")
     restore.set_defaults(run=_restore)
 
     schema = commands.add_parser("schema", help="the GraphQL schema").add_subparsers(required=True, metavar="action")
@@ -500,10 +503,13 @@ def _restore(settings: Settings, args: argparse.Namespace) -> int:
     master = build_services(settings).master_key
     try:
         restored = asyncio.run(backup.restore(settings.database_url, settings.attachment_dir, master, args.input,
-                                              progress=print))
+                                              progress=print, accept_unauthenticated=args.accept_unauthenticated))
     except backup.BackupRefused as exc:
         print(f"careloop: restore refused: {exc}", file=sys.stderr)
         return 1
+    if not restored.authenticated:
+        print("careloop: the backup's manifest is not authenticated (no MAC): restored as you accepted, and "
+              "recorded so on the system chain", file=sys.stderr)
     print(f"restored the backup of {restored.manifest.created_at}: {restored.institutions} institutions, their keys "
           "open with this master key. Check the audit trail next: careloop audit verify")
     if restored.missing_files:

@@ -54,6 +54,8 @@ class MasterKey:
         self.checkpoint_key = Ed25519PrivateKey.from_private_bytes(derive_key(raw, "audit-checkpoint-ed25519:v1"))
         # MACs every audit event, so rows posted to the trail by someone without the key are found (audit.verify).
         self.audit_mac_key = derive_key(raw, "audit-event-mac:v1")
+        # MACs a backup's manifest, so a backup altered by whoever holds it without the key is refused (app.backup).
+        self.backup_mac_key = derive_key(raw, "backup-manifest-mac:v1")
         self.is_placeholder = raw in PLACEHOLDER_KEYS
 
     @classmethod

@@ -14,12 +14,16 @@ import secrets
 import sqlite3
 import subprocess
 import sys
+import uuid
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 
+from app.backup import manifest_mac
+from core.crypto import MasterKey
 from core.settings import Settings
 from tests.api.test_attachments import PNG, new_ticket, upload
 from tests.conftest import BACKEND
@@ -190,14 +194,18 @@ sys.exit(cli.main(sys.argv[2:]))
 """
 
 
+def _sqlite_tables(database_url: str) -> int:
+    path = Path(database_url.removeprefix("sqlite://"))
+    if not path.exists() or not path.stat().st_size:
+        return 0
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as connection:
+        return int(connection.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0])
+
+
 async def _target_objects(database_url: str) -> int:
     """What the restore target holds: SQLite's tables, or PostgreSQL's relations and functions in its schema."""
     if database_url.startswith("sqlite://"):
-        path = Path(database_url.removeprefix("sqlite://"))
-        if not path.exists() or not path.stat().st_size:
-            return 0
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as connection:
-            return int(connection.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0])
+        return _sqlite_tables(database_url)
     connection = await asyncpg.connect(database_url)
     try:
         return int(await connection.fetchval(
@@ -254,7 +262,10 @@ async def test_a_restore_that_fails_after_the_database_is_written_empties_the_ta
     assert retried.returncode == 0, retried.stdout + retried.stderr
 
 
-def _rewrite_manifest(backup: Path, manifest: dict[str, Any]) -> None:
+def _rewrite_manifest(backup: Path, manifest: dict[str, Any], sealed_with: Settings | None = None) -> None:
+    """Write an edited manifest back; ``sealed_with`` the master key, its MAC made anew (as the key's holder can)."""
+    if sealed_with:
+        manifest["mac"] = manifest_mac(MasterKey.from_base64(sealed_with.master_key or ""), manifest)
     path = backup / "manifest.json"
     path.chmod(0o600)
     path.write_text(json.dumps(manifest))
@@ -280,9 +291,123 @@ async def test_a_restore_refuses_a_manifest_entry_with_a_wrong_name_before_writi
         renamed = backup / f"other-{manifest['database']['path']}"
         (backup / manifest["database"]["path"]).rename(renamed)
         manifest["database"]["path"] = renamed.name
-    _rewrite_manifest(backup, manifest)
+    _rewrite_manifest(backup, manifest, sealed_with=settings)  # the names are checked, not only the MAC
 
     refused = careloop(settings, fresh_database, tmp_path / "files", "restore", "--input", str(backup))
     _one_line_refusal(refused, "is not the database's name" if entry == "database renamed"
                       else "is not an attachment file's name")
     assert "database restored" not in refused.stdout and await _target_objects(fresh_database) == 0
+
+
+# -- the manifest is authenticated with the master key (found in review) -----------------------------------------
+
+
+@pytest.mark.skipif(BACKEND != "sqlite", reason="edits the SQLite file in the backup")
+async def test_a_backup_whose_database_was_altered_and_its_sums_recomputed_is_refused(
+        tenant: Tenant, settings: Settings, database: str, fresh_database: str, tmp_path: Path) -> None:
+    """The manifest held plain SHA-256 sums: whoever could write the backup made the support agent an admin,
+    renamed a patient, recomputed the sums, and the restore took it (`careloop audit verify` passing too)."""
+    patient_id, _, _ = await seeded(tenant)
+    backup = tmp_path / "backup"
+    assert careloop(settings, database, settings.attachment_dir, "backup", "--output", str(backup)).returncode == 0
+    copy = backup / "database.sqlite3"
+    copy.chmod(0o600)
+    with closing(sqlite3.connect(copy)) as connection, connection:  # closed: the change is in the file itself
+        assert _make_support_agent_admin(connection, tenant, patient_id) == 2
+    manifest = json.loads((backup / "manifest.json").read_text())
+    manifest["database"].update(size=copy.stat().st_size, sha256=hashlib.sha256(copy.read_bytes()).hexdigest())
+    _rewrite_manifest(backup, manifest)
+
+    refused = careloop(settings, fresh_database, tmp_path / "files", "restore", "--input", str(backup))
+    _one_line_refusal(refused, "was altered after it was written")
+    assert refused.stdout == "" and await _target_objects(fresh_database) == 0
+
+
+def _make_support_agent_admin(connection: sqlite3.Connection, tenant: Tenant, patient_id: str) -> int:
+    staff = str(tenant.staff_ids["support_agent"])
+    changed = connection.execute("UPDATE role_assignment SET role = 'admin' WHERE staff_id = ?", (staff,)).rowcount
+    return changed + connection.execute("UPDATE patient SET full_name = 'Tampered Name' WHERE id = ?",
+                                        (patient_id,)).rowcount
+
+
+@pytest.mark.skipif(BACKEND != "sqlite", reason="a SQLite write-ahead log beside the backup's database")
+async def test_a_write_ahead_log_left_beside_the_backup_database_is_not_restored(
+        tenant: Tenant, settings: Settings, database: str, fresh_database: str, tmp_path: Path) -> None:
+    """The copy is in WAL mode: a change written to it by a connection still open lands in database.sqlite3-wal,
+    which the manifest neither lists nor hashes, and the restore opened the copy through it, so the change was
+    restored with a manifest and a MAC that match. The restore reads only the file the manifest hashed."""
+    patient_id, _, _ = await seeded(tenant)
+    backup = tmp_path / "backup"
+    assert careloop(settings, database, settings.attachment_dir, "backup", "--output", str(backup)).returncode == 0
+    copy = backup / "database.sqlite3"
+    copy.chmod(0o600)
+    with closing(sqlite3.connect(copy)) as connection:  # open while the restore runs: its log stays beside the copy
+        with connection:
+            assert _make_support_agent_admin(connection, tenant, patient_id) == 2
+        assert (backup / "database.sqlite3-wal").stat().st_size > 0
+        restored = careloop(settings, fresh_database, tmp_path / "files", "restore", "--input", str(backup))
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    with closing(sqlite3.connect(fresh_database.removeprefix("sqlite://"))) as connection:
+        roles = connection.execute("SELECT role FROM role_assignment WHERE staff_id = ?",
+                                   (str(tenant.staff_ids["support_agent"]),)).fetchall()
+    assert roles == [("support_agent",)]
+
+
+async def test_a_backup_whose_attachment_was_replaced_and_its_sum_recomputed_is_refused(
+        tenant: Tenant, settings: Settings, database: str, fresh_database: str, tmp_path: Path) -> None:
+    await seeded(tenant)
+    backup = tmp_path / "backup"
+    assert careloop(settings, database, settings.attachment_dir, "backup", "--output", str(backup)).returncode == 0
+    manifest = json.loads((backup / "manifest.json").read_text())
+    replaced = backup / manifest["attachments"][0]["path"]
+    replaced.chmod(0o600)
+    replaced.write_bytes(b"another file")
+    manifest["attachments"][0].update(size=12, sha256=hashlib.sha256(b"another file").hexdigest())
+    _rewrite_manifest(backup, manifest)
+
+    refused = careloop(settings, fresh_database, tmp_path / "files", "restore", "--input", str(backup))
+    _one_line_refusal(refused, "was altered after it was written")
+    assert refused.stdout == "" and await _target_objects(fresh_database) == 0
+    assert not (tmp_path / "files").exists()
+
+
+async def test_a_backup_without_a_mac_is_restored_only_when_the_operator_accepts_it(
+        tenant: Tenant, settings: Settings, database: str, fresh_database: str, tmp_path: Path) -> None:
+    """A backup taken before manifests carried a MAC (or one whose MAC was removed) is refused, naming the flag;
+    with --accept-unauthenticated it is restored, said so on stderr and on the system chain. A MAC that does not
+    match is refused whatever the flag."""
+    await seeded(tenant)
+    backup = tmp_path / "backup"
+    assert careloop(settings, database, settings.attachment_dir, "backup", "--output", str(backup)).returncode == 0
+    manifest = json.loads((backup / "manifest.json").read_text())
+    assert manifest["mac"].startswith("hmac-sha256:")
+    files = tmp_path / "files"
+
+    _rewrite_manifest(backup, {**manifest, "created_at": "2020-01-01T00:00:00+00:00"})
+    refused = careloop(settings, fresh_database, files, "restore", "--input", str(backup),
+                       "--accept-unauthenticated")
+    _one_line_refusal(refused, "was altered after it was written")
+
+    del manifest["mac"]
+    _rewrite_manifest(backup, manifest)
+    refused = careloop(settings, fresh_database, files, "restore", "--input", str(backup))
+    _one_line_refusal(refused, "--accept-unauthenticated")
+    assert refused.stdout == "" and await _target_objects(fresh_database) == 0
+
+    accepted = careloop(settings, fresh_database, files, "restore", "--input", str(backup),
+                        "--accept-unauthenticated")
+    assert accepted.returncode == 0, accepted.stdout + accepted.stderr
+    assert "not authenticated" in accepted.stderr and "Traceback" not in accepted.stderr
+    assert await _last_system_event_reason(fresh_database) == "restored_unauthenticated"
+
+
+async def _last_system_event_reason(database_url: str) -> str:
+    query = "SELECT reason FROM audit_event WHERE institution_id = {} ORDER BY seq DESC LIMIT 1"
+    if database_url.startswith("sqlite://"):
+        with closing(sqlite3.connect(database_url.removeprefix("sqlite://"))) as connection:
+            return str(connection.execute(query.format("?"), (str(uuid.UUID(int=0)),)).fetchone()[0])
+    connection = await asyncpg.connect(database_url)
+    try:
+        return str(await connection.fetchval(query.format("$1"), uuid.UUID(int=0)))
+    finally:
+        await connection.close()
