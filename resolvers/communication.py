@@ -5,8 +5,9 @@ Scheduling (``schedule``) writes a queued row in the caller's transaction, idemp
 key, and runs the gate once; the gate runs again at the moment of sending (consent may have been
 withdrawn in between). Every refusal is kept with its reason (``models.communication.REFUSALS``).
 Delivery (``deliver_due``) leases a batch of due rows, renders and hands each to its channel's
-sender with no transaction open, then settles the batch: sent (with the gateway's id, for delivery
-callbacks), retried with backoff, failed, refused or deferred past the quiet hours.
+sender with no transaction open, renewing each row's lease just before its hand-over and recording it
+sent (with the gateway's id, for delivery callbacks) as soon as its sender answers; then it settles the
+rest of the batch: retried with backoff, failed, refused or deferred past the quiet hours.
 
 Decided where the issue is silent:
 - quiet hours are the institution's local time (a patient has no zone of their own); a message falling
@@ -30,7 +31,7 @@ import logging
 import re
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
@@ -77,7 +78,7 @@ from resolvers.loaders import newest_per_parent
 log = logging.getLogger("careloop.messages")
 
 BATCH = 500  # rows leased and settled together
-LEASE = timedelta(minutes=5)  # a leased row comes back if its worker died before settling it
+LEASE = timedelta(minutes=5)  # a leased row comes back if its worker died before settling it; renewed at hand-over
 SEND_AT_ONCE = 20  # messages handed to the senders concurrently
 RETRY_FIRST, RETRY_FACTOR, RETRY_AT_MOST = timedelta(minutes=1), 2.0, timedelta(hours=2)
 MAX_ATTEMPTS = 8
@@ -471,14 +472,29 @@ async def next_due() -> datetime | None:
 
 @dataclass
 class Batch:
-    """A leased batch, with what it needs to render, send and settle."""
+    """A leased batch, with what it needs to render, send and settle: ``clock`` is the worker's time and
+    ``leased_until`` the end of the claim's lease on it, ``claims`` each row's attempts as claimed (what renewing
+    and settling a row compare with), ``recorded`` the rows the batch's settle leaves alone (recorded at their
+    hand-over, or taken over by another worker)."""
 
     rows: list[Communication]
     facts: Facts
     keys: dict[uuid.UUID, InstitutionKeys]
+    clock: Callable[[], datetime]
+    leased_until: datetime
+    claims: dict[uuid.UUID, int] = field(init=False)
+    recorded: set[uuid.UUID] = field(default_factory=set)
+    answered: list[tuple[Communication, AuditRecord]] = field(default_factory=list)  # to be recorded sent
+    recording: bool = False  # one of the batch's messages is recording what was answered
     gateways: dict[tuple[uuid.UUID, str], Gateway | None] = field(default_factory=dict)
     templates: dict[tuple[uuid.UUID, str, str, str], tuple[str, str] | None] = field(default_factory=dict)
-    audit: list[AuditRecord] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.claims = {row.id: row.attempts for row in self.rows}
+
+    def claimed(self, row: Communication) -> QuerySet[Communication]:
+        """The row, while it is still as this worker claimed it (no other worker claimed it since)."""
+        return Communication.filter(id=row.id, attempts=self.claims[row.id])
 
 
 async def deliver_due(services: Services, senders: Mapping[str, MessageSender], now: datetime | None = None, *,
@@ -492,7 +508,8 @@ async def deliver_due(services: Services, senders: Mapping[str, MessageSender], 
         if not rows:
             return sent
         facts = await load_facts(rows)
-        work = Batch(rows, facts, {i: await services.keyring.get(i) for i in {r.institution_id for r in rows}})
+        work = Batch(rows, facts, {i: await services.keyring.get(i) for i in {r.institution_id for r in rows}},
+                     clock=lambda: now or _now(), leased_until=moment + LEASE)
         sent += await _send_batch(services, senders, work, moment)
         await _settle(work)
 
@@ -546,6 +563,9 @@ async def _deliver_one(services: Services, senders: Mapping[str, MessageSender],
     subject, body = withhold_links(subject, survey_url, link), withhold_links(body, survey_url, link)
     row.subject = keys.seal(subject, field_aad(row.institution_id, "communication", "subject", row.id))
     row.body = keys.seal(body, field_aad(row.institution_id, "communication", "body", row.id))
+    if not await _still_ours(work, row):
+        work.recorded.add(row.id)  # another worker has it now, or it was cancelled: not sent twice
+        return False
     sender = senders.get(channel)
     try:
         if sender is None:
@@ -560,7 +580,7 @@ async def _deliver_one(services: Services, senders: Mapping[str, MessageSender],
     row.status, row.sent_at, row.gateway_message_id, row.last_error = "sent", moment, gateway_id, ""
     if channel == "app":  # the portal's inbox is the row itself: there once it is sent
         row.status, row.delivered_at = "delivered", moment
-    work.audit.append(_disclosure(row, channel))
+    await _record_sent(work, row, channel)
     return True
 
 
@@ -594,18 +614,57 @@ _SETTLED_COLUMNS = ("status", "refusal", "channel", "due_at", "sent_at", "delive
                     "last_error", "gateway_message_id", "subject", "body")
 
 
+async def _still_ours(work: Batch, row: Communication) -> bool:
+    """Whether the worker may still hand ``row`` over. While the batch is within the first half of its lease, no
+    other worker can have claimed the row, and nothing is asked. Later (a large batch, a slow gateway) each row's
+    lease is renewed just before its hand-over, compare-and-set on its claim (``outbox.hold``), so the hand-over
+    has a whole lease to finish; a row whose lease ran out while it waited and that another worker claimed is left
+    to that worker (found in review: both sent it, and both settled it)."""
+    now = work.clock()
+    if now < work.leased_until - LEASE / 2:
+        return True
+    return await outbox.hold(_pending(), row, work.claims[row.id], now + LEASE)
+
+
+async def _record_sent(work: Batch, row: Communication, channel: str) -> None:
+    """A message handed over, and its disclosure, recorded as soon as its sender answers rather than when the
+    batch settles (found in review: the gateway's delivery report, coming before the batch settled, found no
+    message with its id and was lost). One write at a time, each of every answer that came meanwhile: as few
+    transactions as the senders' pace allows, and the batch is done only once all are written."""
+    work.answered.append((row, _disclosure(row, channel)))
+    if work.recording:
+        return  # taken along by the write under way
+    work.recording = True
+    try:
+        while work.answered:
+            answered, work.answered = work.answered, []
+            await _write_sent(work, answered)
+    finally:
+        work.recording = False
+
+
+async def _write_sent(work: Batch, answered: list[tuple[Communication, AuditRecord]]) -> None:
+    """Each message recorded sent whatever happened to its row meanwhile (cancelled while it went out), unless
+    another worker claimed it since (a send that outlasted the lease): then nothing is written over the newer
+    outcome, and only the disclosure, which happened all the same, is kept."""
+    async with in_transaction():
+        for row, _ in answered:
+            await work.claimed(row).update(**{c: getattr(row, c) for c in _SETTLED_COLUMNS})
+            work.recorded.add(row.id)
+        await writer.append([disclosure for _, disclosure in answered])
+
+
 async def _settle(work: Batch) -> None:
-    """The batch's outcomes and its disclosures, in one short transaction. What went out is recorded whatever
-    happened to the row meanwhile; anything else (a retry, a deferral, a refusal) only over a row still queued,
-    so a message cancelled while its batch was out stays cancelled (found in review: a campaign cancelled during
-    a slow send went back to the queue on a timeout and was sent on the next run)."""
+    """The rest of the batch's outcomes (a retry, a deferral, a refusal), in one short transaction, each only over
+    a row still queued and as claimed, so a message cancelled while its batch was out stays cancelled (found in
+    review: a campaign cancelled during a slow send went back to the queue on a timeout and was sent on the next
+    run), and a worker whose lease ran out writes nothing over the outcome of the worker that took the row over
+    (found in review)."""
     async with in_transaction():
         for row in work.rows:
-            rows = Communication.filter(id=row.id)
-            if row.status not in ("sent", "delivered"):
-                rows = rows.filter(status="queued")
-            await rows.update(**{c: getattr(row, c) for c in _SETTLED_COLUMNS})
-        await writer.append(work.audit)
+            if row.id not in work.recorded:
+                await work.claimed(row).filter(status="queued").update(
+                    **{c: getattr(row, c) for c in _SETTLED_COLUMNS})
 
 
 def _address(row: Communication, facts: Facts, keys: InstitutionKeys, channel: str) -> str:

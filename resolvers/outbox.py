@@ -6,9 +6,12 @@ its unique key per cause means scheduling the same cause twice never sends twice
 - ``claim_one``: one row locked in the caller's transaction, marked sent in that same transaction (the
   escalation outbox: few rows, each sent once the transaction commits);
 - ``claim_batch``: a batch of rows leased in one short transaction (their ``due_at`` moved past the
-  lease), handed over with no transaction open, and settled in another short one (the message outbox:
-  thousands of rows, no lock held while the gateways answer). A crash between the two leaves the rows
-  queued; they come back when the lease runs out and are sent again (at least once).
+  lease, their attempts one more), handed over with no transaction open, and settled afterwards (the
+  message outbox: thousands of rows, no lock held while the gateways answer). A crash between the two
+  leaves the rows queued; they come back when the lease runs out and are sent again (at least once).
+  A claim is (row, attempts as claimed): another worker's claim after the lease ran out counts one more,
+  so ``hold`` (just before a row is handed over) and every settle compare-and-set on it, and a worker
+  whose batch outlasted the lease neither sends a row taken over nor writes over its newer outcome.
 ``SKIP LOCKED`` on PostgreSQL lets several workers share the work; SQLite has one writer anyway.
 """
 
@@ -53,6 +56,13 @@ async def claim_batch(model: type[M], pending: QuerySet[M], moment: datetime, *,
         claimed: Any = row
         claimed.attempts += 1
     return rows
+
+
+async def hold(pending: QuerySet[M], row: M, attempts: int, until: datetime) -> bool:
+    """Renew the lease of one claimed row up to ``until``, just before it is handed over; False when it is no
+    longer this worker's: another worker claimed it since (its attempts moved on) or it is no longer pending
+    (cancelled meanwhile). The lease then covers the hand-over itself, however long the batch has been out."""
+    return await pending.filter(pk=row.pk, attempts=attempts).update(due_at=until) == 1
 
 
 def backoff(attempts: int, *, first: timedelta, factor: float = 1.0, at_most: timedelta | None = None) -> timedelta:

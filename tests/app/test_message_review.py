@@ -1,19 +1,22 @@
 """Messages to patients under review (found in review, each failing before its fix), driven through the API and
 the outbox as its worker runs it: a withdrawal survives a merge of the files, a campaign is stopped while its
 messages wait, a cancelled message stays cancelled when its batch fails, staff read no working unsubscribe link on
-the log, and a portal message discloses no address."""
+the log, a portal message discloses no address, a batch slower than its lease sends no message twice nor settles
+over another worker's outcome, and a delivery report that comes before its batch settles is applied."""
 
 from __future__ import annotations
 
 import asyncio
 import re
 import uuid
+from collections import Counter
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import httpx
+import pytest
 from tortoise.transactions import in_transaction
 
 from core.messages import Outgoing, SendFailed
@@ -22,6 +25,8 @@ from models.fields import tags_from_db
 from resolvers import campaign as campaigns
 from resolvers import communication
 from resolvers.context import Services
+from tests.app.test_message_hooks import callback, set_gateway, signed
+from tests.app.test_message_outbox import queue, reachable
 from tests.factories import Tenant, make_patient
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -241,3 +246,150 @@ async def test_a_portal_message_is_not_recorded_as_disclosing_the_phone(tenant: 
     assert (await Communication.get(id=message.id)).status == "delivered"
     [event] = await AuditEvent.filter(resource_id=message.id, action="disclose")
     assert "phone" not in event.fields_read, (event.reason, event.fields_read)
+
+
+# -- 8. a batch slower than its lease: sent twice, and the stale worker's settle over the newer one ------------
+
+
+class Held:
+    """A gateway that takes each message and answers its own id for it only when told to (``answer``); the
+    messages in ``answered_at_once`` are answered straight away."""
+
+    def __init__(self, answered_at_once: frozenset[uuid.UUID] = frozenset()) -> None:
+        self.handed: list[uuid.UUID] = []
+        self.answered_at_once, self.arrived, self.release = answered_at_once, asyncio.Event(), asyncio.Event()
+
+    async def send(self, message: Outgoing) -> str | None:
+        self.handed.append(message.communication_id)
+        self.arrived.set()
+        if message.communication_id not in self.answered_at_once:
+            await self.release.wait()
+        return f"gw-held-{message.communication_id}"
+
+    def answer(self, *, later_ones_too: bool = False) -> None:
+        """Answer every message handed over so far; those handed over later wait for the next call, unless
+        ``later_ones_too``."""
+        self.release.set()
+        if not later_ones_too:
+            self.release = asyncio.Event()
+
+    async def handed_over(self, count: int) -> None:
+        async with asyncio.timeout(10):
+            while len(self.handed) < count:
+                self.arrived.clear()
+                await self.arrived.wait()
+
+
+class Clock:
+    """The workers' time (``communication._now``), moved by the test."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def answers_kept(ids: list[uuid.UUID]) -> None:
+    """Until the gateway's answer for each message is on its row (polled: the worker has no event to wait on)."""
+    for _ in range(500):
+        if await Communication.filter(id__in=ids, gateway_message_id__not_isnull=True).count() == len(ids):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the gateway's answers are not kept until their batch settles")
+
+
+async def test_a_batch_slower_than_its_lease_sends_each_message_once(
+        tenant: Tenant, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch of ``2 * SEND_AT_ONCE + 1`` messages and a gateway that takes three minutes over the first ones: the
+    next ones go out with their lease renewed, and the last, still waiting when the lease runs out, is claimed by
+    another worker, which sends it; the first worker sends it no more and leaves the other's outcome."""
+    clock = Clock(local(date(1990, 3, 13), time(10)))  # before anything else in the shared outbox
+    started, at_once = clock.now, communication.SEND_AT_ONCE
+    monkeypatch.setattr(communication, "_now", clock)
+    pid = await reachable(tenant)
+    messages = [await queue(tenant, pid, due_at=started) for _ in range(2 * at_once + 1)]
+    gateway = Held()
+    first = asyncio.create_task(communication.deliver_due(services, all_channels(gateway)))  # a worker
+    await gateway.handed_over(at_once)
+    clock.now = started + timedelta(minutes=3)
+    gateway.answer()
+    await answers_kept(gateway.handed[:at_once])
+    await gateway.handed_over(2 * at_once)  # past half the lease: each renewed as it goes out
+    [last] = [m for m in messages if m.id not in gateway.handed]  # waiting for a free slot
+
+    clock.now = started + communication.LEASE + timedelta(minutes=1)  # the batch has been out for six minutes
+    recorder = Recorder()
+    claimed = await communication.deliver_due(services, all_channels(recorder))  # another worker
+    gateway.answer(later_ones_too=True)
+    await asyncio.wait_for(first, 10)
+
+    handed = Counter(gateway.handed + [m.communication_id for m in recorder.sent])
+    assert (claimed, [m.id for m in messages if handed[m.id] != 1]) == (1, []), "sent twice"
+    [taken_over] = recorder.sent
+    stored = await Communication.get(id=last.id)
+    assert (taken_over.communication_id, stored.status, stored.attempts) == (last.id, "sent", 2)
+    assert stored.gateway_message_id not in (None, f"gw-held-{last.id}")  # the second worker's gateway's id
+    assert await Communication.filter(id__in=gateway.handed, status="sent", attempts=1).count() == 2 * at_once
+    assert await AuditEvent.filter(resource_id=last.id, action="disclose").count() == 1
+
+
+def lease_runs_out(message: Communication, moment: datetime) -> Any:
+    """The first worker's lease on ``message`` ended (its gateway has been at it for longer than the lease): the
+    message is due again."""
+    return Communication.filter(id=message.id).update(due_at=moment)
+
+
+async def test_a_worker_whose_lease_was_taken_over_does_not_settle_over_the_newer_outcome(
+        tenant: Tenant, services: Services) -> None:
+    """The gateway takes longer than the lease over one message: another worker claims it, sends it and the gateway
+    reports it delivered; when the first worker's gateway answers at last, what the row says stays the second's."""
+    moment = local(date(1990, 3, 14), time(10))
+    pid = await reachable(tenant)
+    message = await queue(tenant, pid, due_at=moment)
+    slow = Held()
+    first = asyncio.create_task(communication.deliver_due(services, all_channels(slow), now=moment))
+    await slow.handed_over(1)
+
+    await lease_runs_out(message, moment)
+    await communication.deliver_due(services, all_channels(Recorder()), now=moment)
+    gateway_id = (await Communication.get(id=message.id)).gateway_message_id
+    assert await communication.record_delivery(tenant.id, "sms", str(gateway_id), "delivered")
+    newer = await Communication.get(id=message.id)
+    slow.answer(later_ones_too=True)
+    await asyncio.wait_for(first, 10)
+
+    stored = await Communication.get(id=message.id)
+    assert (stored.status, stored.gateway_message_id, stored.attempts, stored.delivered_at) == (
+        "delivered", gateway_id, 2, newer.delivered_at), "the stale worker settled over the newer outcome"
+    # Both hand-overs happened, so both are on the trail.
+    assert await AuditEvent.filter(resource_id=message.id, action="disclose").count() == 2
+
+
+# -- 9. a delivery report that comes before its batch settles is lost -----------------------------------------
+
+
+async def test_a_delivery_report_that_comes_before_its_batch_settles_is_applied(
+        client: httpx.AsyncClient, tenant: Tenant, services: Services) -> None:
+    """The gateway answers for one message of a batch and reports it delivered while the batch is still out (its
+    other message held up): the report finds the message and is applied, and the batch's settle keeps it."""
+    await set_gateway(tenant)
+    moment = local(date(1990, 3, 15), time(10))
+    pid = await reachable(tenant)
+    quick, slow_one = await queue(tenant, pid, due_at=moment), await queue(tenant, pid, due_at=moment)
+    gateway = Held(answered_at_once=frozenset({quick.id}))
+    worker = asyncio.create_task(communication.deliver_due(services, all_channels(gateway), now=moment))
+    await gateway.handed_over(2)
+    await answers_kept([quick.id])
+    assert not worker.done()  # the batch is still out
+
+    # The gateway answered for the first and reports it delivered while it still holds the second.
+    body, headers = signed({"id": f"gw-held-{quick.id}", "status": "delivered"})
+    reply = await callback(client, tenant.id, "sms", body, headers)
+    gateway.answer(later_ones_too=True)
+    await asyncio.wait_for(worker, 10)
+
+    stored = await Communication.get(id=quick.id)
+    assert (reply.status_code, stored.status) == (204, "delivered"), "the gateway's report was lost"
+    assert stored.delivered_at is not None and stored.gateway_message_id == f"gw-held-{quick.id}"
+    assert (await Communication.get(id=slow_one.id)).status == "sent"
