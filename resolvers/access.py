@@ -411,8 +411,11 @@ async def lock_file(patient_id: uuid.UUID, field: str = "patientId") -> str:
     ``patient_merge`` locks both files first. A merge under way finishes first and the write then finds the file
     merged (MergedFile); one that begins later waits and moves what the write added. Without it a row written
     during a merge could stay on the merged file, out of every list (found in review). Returns the file's status
-    as locked (a booking wants an active file)."""
-    row = await Patient.filter(id=patient_id).select_for_update().only("id", "status").first()
+    as locked (a booking wants an active file). FOR NO KEY UPDATE, which the merge's FOR UPDATE waits for but a
+    row being inserted meanwhile that references the patient (its foreign key's FOR KEY SHARE) does not: with FOR
+    UPDATE a check-in (file, then appointment) and a cancel (appointment, then its message to the patient)
+    deadlocked (found in review)."""
+    row = await Patient.filter(id=patient_id).select_for_update(no_key=True).only("id", "status").first()
     if row is not None and row.status == MERGED:
         raise MergedFile(field)
     return "" if row is None else str(row.status)

@@ -1122,8 +1122,10 @@ async def set_my_preferences(ctx: Context, data: dict[str, Any]) -> Preferences:
     columns = _preference_columns(data)
     view = await access.find_patient(ctx, ctx.require_principal().patient_id, action=Action.UPDATE)
     written = frozenset(columns)
-    async with in_transaction():
-        row = await Patient.filter(id=view.row.id, institution_id=ctx.institution_id).select_for_update().get()
+    # The file locked first, and refused when merged meanwhile: a withdrawal written on the merged file, after the
+    # merge had given the survivor both files' consent, was lost (found in review).
+    async with access.file_transaction(ctx, view.row.id, action=Action.UPDATE, field="input"):
+        row = await Patient.get(id=view.row.id, institution_id=ctx.institution_id)
         # a new version: a clerk's edit of the file read before this one is a CONFLICT, not an overwrite
         await versioning.update_versioned(row, None, "patient", **columns)
         await writer.append([

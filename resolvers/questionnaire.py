@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
-from tortoise.expressions import F
+from tortoise.expressions import F, Q
 from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
@@ -33,6 +33,7 @@ from models import Questionnaire, QuestionnaireResponse
 from models.questionnaire import QUESTIONNAIRE_STATUSES, RESPONDENTS, SUBJECTS
 from policies.guard import Decision
 from resolvers import access, pagination
+from resolvers import survey_report as reports
 from resolvers.context import Context
 from resolvers.questionnaire_templates import TEMPLATES, Template
 
@@ -85,9 +86,13 @@ async def templates(ctx: Context) -> list[Template]:
 
 
 async def response_count(ctx: Context, row: Questionnaire) -> int:
-    """Responses to this version; one grouped statement for a page of questionnaires."""
+    """Responses to this version, an anonymous response once its month has closed (as the report and the list
+    show them: counted live, it told when an anonymous answer came, found in review); one grouped statement for a
+    page of questionnaires."""
     async def batch(ids: Sequence[uuid.UUID]) -> list[int]:
+        live = await reports.live_month(ctx)
         found = await QuestionnaireResponse.filter(
+            ~Q(month=live, patient_id=None, invitation_id=None),  # ~Q: not (all three), unlike exclude()
             institution_id=ctx.institution_id, questionnaire_id__in=list(ids),
         ).annotate(n=Count("id")).group_by("questionnaire_id").values_list("questionnaire_id", "n")
         counts = {_uuid(qid): int(n) for qid, n in found}

@@ -431,7 +431,10 @@ async def _record(ctx: Context, keys: InstitutionKeys, invitation: SurveyInvitat
     local = now.astimezone(await institutions.zone(institution_id))
     month, month_start = local.strftime("%Y-%m"), datetime(local.year, local.month, 1, tzinfo=local.tzinfo)
     ready = _prepare(keys, invitation, questionnaire, answers, month)  # refused before anything is written
-    async with in_transaction():
+    # An identified response joins the patient's file: the file locked first, as every write to it (a merge
+    # meanwhile left it on the merged file, found in review); an anonymous one names nobody.
+    file = None if questionnaire.anonymous else invitation.patient_id
+    async with access.file_transaction(ctx, file, action=Action.CREATE, field="invitationId"):
         # The version's row locked first, as its in-place edit does: an edit waits for this answer (and then
         # makes the next version), and an answer checked against a revision edited meanwhile is checked again.
         # FOR NO KEY UPDATE: invitations being made meanwhile (which hold the audit chain) reference the row.

@@ -40,7 +40,7 @@ _ON_OPEN_FILE: dict[tuple[type[Model], type], str] = {}
 
 def insert_on_open_file(row: Model) -> tuple[str, list[Any]]:
     """``insert_returning_id``'s INSERT of a row of a patient's file (its ``patient_id``), written only while the
-    file is not merged, with the file's row locked as ``access.lock_file`` locks it (FOR UPDATE on PostgreSQL;
+    file is not merged, with the file's row locked as ``access.lock_file`` locks it (FOR NO KEY UPDATE on PostgreSQL;
     SQLite runs one write at a time): in the same statement, so no round trip is added. A merge under way is
     waited for; nothing is written, and nothing returned, when the file is merged (``access.refuse_merged``)."""
     sql, params = insert_returning_id(row)
@@ -51,8 +51,9 @@ def insert_on_open_file(row: Model) -> tuple[str, list[Any]]:
         values, _, returning = rest.partition(") RETURNING ")
         postgres = db.capabilities.dialect == "postgres"
         file, status = (f"${len(params) + 1}", f"${len(params) + 2}") if postgres else ("?", "?")
+        lock = " FOR NO KEY UPDATE" if postgres else ""
         _ON_OPEN_FILE[key] = (f'{insert} SELECT {values} FROM "patient" WHERE "id" = {file} '  # noqa: S608
-                              f'AND "status" <> {status}{" FOR UPDATE" if postgres else ""} RETURNING {returning}')
+                              f'AND "status" <> {status}{lock} RETURNING {returning}')
     patient = params[_INSERTS[key][1].index("patient_id")]  # as the INSERT binds it
     return _ON_OPEN_FILE[key], [*params, patient, access.MERGED]
 

@@ -260,7 +260,9 @@ class Questionnaire:
         row = None if staff_id is None else await info.context.require_loaders().staff.load(staff_id)
         return None if row is None else StaffSummary.of(row)
 
-    @strawberry.field(description="Responses to this version (once there is one, editing makes a new version).")
+    @strawberry.field(description="Responses to this version; an anonymous response counts once its month has "
+                                  "closed, as the report shows it (once there is any response, editing makes a new "
+                                  "version).")
     async def response_count(self, info: Info) -> int:
         return await questionnaires.response_count(info.context, self.row)
 

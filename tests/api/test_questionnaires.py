@@ -103,9 +103,10 @@ async def denials(tenant: Tenant) -> int:
 
 
 async def answered(tenant: Tenant, questionnaire_id: str) -> None:
-    """A response straight into the table, as if someone had answered (answering has its own API and tests)."""
+    """A response straight into the table, as if someone had answered (answering has its own API and tests): with
+    neither patient nor invitation, so filed under a closed month, where responseCount counts an anonymous one."""
     await QuestionnaireResponse.create(institution_id=tenant.id, questionnaire_id=uuid.UUID(questionnaire_id),
-                                       source="paper", month="2026-12", score=75.0, satisfied=True)
+                                       source="paper", month="2020-01", score=75.0, satisfied=True)
 
 
 # -- writing and reading -----------------------------------------------------------------------------
