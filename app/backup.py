@@ -533,7 +533,7 @@ def _copy_sqlite(source: Path, target: Path, *, backup_copy: bool) -> None:
     someone left beside it (and nothing written to the backup)."""
     if not target.exists():
         os.close(os.open(target, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600))
-    origin = sqlite3.connect(f"file:{source}?mode=ro{'&immutable=1' if backup_copy else ''}", uri=True)
+    origin = sqlite3.connect(_read_only(source, immutable=backup_copy), uri=True)
     try:
         copy = sqlite3.connect(target)
         try:
@@ -544,8 +544,14 @@ def _copy_sqlite(source: Path, target: Path, *, backup_copy: bool) -> None:
         origin.close()
 
 
+def _read_only(path: Path, *, immutable: bool = False) -> str:
+    """A SQLite URI opening ``path`` read-only; the path percent-encoded, so a ``?``, ``#`` or ``%`` in a directory's
+    name is part of it, not the URI's query (a backup under "backup #2" opened another file)."""
+    return f"{path.resolve().as_uri()}?mode=ro{'&immutable=1' if immutable else ''}"
+
+
 def _sqlite_tables(path: Path) -> int:
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as connection:
+    with sqlite3.connect(_read_only(path), uri=True) as connection:
         return int(connection.execute("SELECT count(*) FROM sqlite_master WHERE type = 'table'").fetchone()[0])
 
 

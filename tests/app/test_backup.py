@@ -90,7 +90,7 @@ async def seeded(tenant: Tenant) -> tuple[str, dict[str, Any], str]:
 async def test_backup_restores_into_a_fresh_database_that_verifies_and_reads_back(
         tenant: Tenant, settings: Settings, database: str, fresh_database: str, tmp_path: Path) -> None:
     patient_id, values, attachment_id = await seeded(tenant)
-    backup = tmp_path / "backup"
+    backup = tmp_path / "backup #2?"  # characters a SQLite URI would read as its query or fragment, not the path
 
     taken = careloop(settings, database, settings.attachment_dir, "backup", "--output", str(backup))
     assert taken.returncode == 0, taken.stderr
