@@ -25,7 +25,9 @@ async def assign(ctx: Context, patient_id: uuid.UUID | None, staff_id: uuid.UUID
         raise await role_grant.refuse_self_grant(ctx, Action.CREATE, "care_team", staff_id, field="staffId",
                                                  what="a place on a patient's care team")
     if not await CareTeamMember.exists(patient_id=patient_id, staff_id=staff_id):
-        async with in_transaction():
+        # the file locked and refused when merged, as every write adding to it: a place on a merged file's team
+        # reaches nothing (its records moved to the survivor), and a merge meanwhile would not move it
+        async with access.file_transaction(ctx, patient_id, action=Action.CREATE):
             member = await CareTeamMember.create(institution_id=ctx.institution_id, patient_id=patient_id,
                                                  staff_id=staff_id)
             await writer.append([access.write_record(ctx, Action.CREATE, "care_team", member.id,

@@ -321,3 +321,21 @@ async def test_a_file_merged_after_the_write_found_it_takes_nothing(tenant: Tena
     assert await records(tenant) == before
     assert (await Patient.get(id=duplicate)).status == "merged"
     assert await merged_refusals(tenant, duplicate) == 1
+
+
+async def test_a_merged_files_care_team_takes_no_one(tenant: Tenant) -> None:
+    """careTeamAssign looked the file up without its status: a place on a merged file's team was written and
+    reached nothing. It is refused as every write adding to a merged file (found in review); leaving a merged
+    file's team stays allowed, and the twin on the survivor is written."""
+    survivor, duplicate = await make_patient(tenant), await make_patient(tenant)
+    await assign(tenant, duplicate, "nurse")
+    assert (await merge(tenant, survivor, duplicate)).errors == []
+    members = await CareTeamMember.filter(institution_id=tenant.id).count()
+
+    refused = await tenant.call("admin", CARE_ASSIGN, p=str(duplicate), s=str(tenant.staff_ids["doctor"]))
+
+    assert refused.codes == ["CONFLICT"] and refused.errors[0]["extensions"]["reason"] == "merged", refused.errors
+    assert await CareTeamMember.filter(institution_id=tenant.id).count() == members
+    assert await merged_refusals(tenant, duplicate) == 1
+    allowed = await tenant.call("admin", CARE_ASSIGN, p=str(survivor), s=str(tenant.staff_ids["doctor"]))
+    assert allowed.errors == [] and allowed.data == {"careTeamAssign": True}
