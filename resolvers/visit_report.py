@@ -101,7 +101,7 @@ async def monthly(ctx: Context, month: str, department_id: uuid.UUID, retention_
     for _kind, patient_id, ended_at in finished:
         if patient_id not in first_visit or ended_at < first_visit[patient_id]:
             first_visit[patient_id] = ended_at
-    returned = await _returned(ctx, first_visit, retention_months)
+    returned = await _returned(ctx, first_visit, retention_months, zone)
     numbers = [int(str(s)) for s in scores]
     return VisitReport(
         department_id=department_id, month=month,
@@ -115,8 +115,9 @@ async def monthly(ctx: Context, month: str, department_id: uuid.UUID, retention_
         waiting_time=durations([start - arrival for arrival, start in started if start >= arrival]))
 
 
-async def _returned(ctx: Context, first_visit: dict[uuid.UUID, datetime], months: int) -> int:
-    """How many of these patients finished another visit (any department) within ``months`` of their first."""
+async def _returned(ctx: Context, first_visit: dict[uuid.UUID, datetime], months: int, zone: tzinfo) -> int:
+    """How many of these patients finished another visit (any department) within ``months`` of their first
+    (months counted on the institution's calendar: a UTC date can be the local day before)."""
     if not first_visit:
         return 0
     earliest = min(first_visit.values())
@@ -125,7 +126,7 @@ async def _returned(ctx: Context, first_visit: dict[uuid.UUID, datetime], months
     back = set()
     for patient_id, ended_at in later:
         first = first_visit[patient_id]
-        if first < ended_at <= _add_months_at(first, months):
+        if first < ended_at <= _add_months_at(first.astimezone(zone), months):
             back.add(patient_id)
     return len(back)
 

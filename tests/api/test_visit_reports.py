@@ -143,3 +143,14 @@ async def test_bad_periods_are_refused(tenant: Tenant, variables: dict[str, Any]
     reply = await tenant.call("department_head", REPORT, **{"month": "2026-11", "dep": str(tenant.departments["A"].id),
                                                              **variables})
     assert reply.codes == ["BAD_USER_INPUT"] and reply.errors[0]["extensions"]["field"] == field
+
+
+async def test_the_retention_window_ends_on_the_local_day(tenant: Tenant) -> None:
+    """1 October 00:30 local is 30 September in UTC: a month later is 1 November 00:30 local, so a return on
+    31 October is within the window (a month added to the UTC time would end it at 31 October 00:30 local)."""
+    pid = await make_patient(tenant)
+    await recorded(tenant, pid, "OUTPATIENT", "10-01T00:10:00", "10-01T00:30:00")
+    await recorded(tenant, pid, "OUTPATIENT", "10-31T11:00:00", "10-31T12:00:00")
+    reply = await tenant.call("department_head", REPORT, month="2026-10", dep=str(tenant.departments["A"].id), n=1)
+    assert reply.errors == [], reply.errors
+    assert (reply.data["visitReport"]["patientsSeen"], reply.data["visitReport"]["patientsReturned"]) == (1, 1)
