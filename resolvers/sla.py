@@ -223,7 +223,7 @@ def view(ticket: Ticket, target: str, sla: SlaSettings, now: datetime) -> ClockV
     due, at_risk, stopped = ((ticket.response_due_at, ticket.response_at_risk_at, ticket.first_responded_at)
                              if target == "response" else
                              (ticket.resolution_due_at, ticket.resolution_at_risk_at, ticket.resolved_at))
-    calendar = sla.calendar if target == "response" and ticket.vip else sla.calendar_for(ticket.level)
+    calendar = _response_calendar(ticket, due, sla) if target == "response" else sla.calendar_for(ticket.level)
     if stopped is not None:
         # "within 30 minutes": a response at the due time meets it (as core.sla.Clock.state has it)
         state = SlaState.MET if due is not None and stopped <= due else SlaState.MISSED
@@ -236,6 +236,18 @@ def view(ticket: Ticket, target: str, sla: SlaSettings, now: datetime) -> ClockV
     else:
         state = SlaState.AT_RISK if at_risk is not None and now >= at_risk else SlaState.ON_TRACK
     return ClockView(state, due, at_risk, int(left.total_seconds()))
+
+
+def _response_calendar(ticket: Ticket, due: datetime | None, sla: SlaSettings) -> Calendar:
+    """The calendar of the clock that set the first-response due time (see ``clocks``): a VIP's is the adviser's
+    calendar time unless the level's own clock came sooner, which only a target under 30 minutes can, and did when
+    the target's whole working time lies before the due time (the adviser's clock ends with less: it is the
+    sooner). Told from the stored due time alone; a wait on the patient before the first response can mislead it."""
+    level = sla.calendar_for(ticket.level)
+    target = sla.targets[ticket.level].first_response
+    if not ticket.vip or due is None or target >= VIP_FIRST_RESPONSE:
+        return sla.calendar if ticket.vip else level
+    return level if level.between(ticket.received_at, due) >= target else sla.calendar
 
 
 async def recompute(ctx: Context, ticket: Ticket) -> dict[str, datetime | None]:

@@ -11,7 +11,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 import resolvers.ticket as ticket_module
-from tests.api.test_ticket_sla import MOVE, open_ticket
+import schema.ticket as ticket_schema
+from tests.api.test_ticket_sla import LEVEL_SET, MOVE, open_ticket
 from tests.factories import Tenant
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -100,3 +101,19 @@ async def test_a_pause_in_the_evening_does_not_move_the_next_day_due_time(tenant
     back = await transition(tenant, frozen, ticket["id"], "INVESTIGATING", local(monday, 21, 0))
 
     assert datetime.fromisoformat(back["resolutionSla"]["dueAt"]) == local(tuesday, 17)
+
+
+async def test_a_vip_first_response_due_on_business_time_counts_its_time_left_on_business_time(
+        tenant: Tenant, frozen, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Level 2 answered within 20 business minutes: a VIP ticket received Monday 07:55 is due 08:20, sooner than the
+    adviser's 30 calendar minutes (08:25), so the business clock sets the due time; at 07:56 its time left is the 20
+    working minutes to 08:20, not the 24 minutes of calendar time."""
+    monkeypatch.setattr(ticket_schema, "datetime", FrozenDatetime)  # the time left is read at the schema's now
+    assert (await tenant.call("admin", LEVEL_SET, level=2, first=20, resolution=480, clock="BUSINESS")).errors == []
+    monday = last_monday()
+    frozen.moment = local(monday, 7, 56).astimezone(UTC)
+    ticket = await open_ticket(tenant, local(monday, 7, 55), channel="VIP_ADVISER", level=2)
+
+    assert (ticket["vip"], ticket["level"]) == (True, 2)
+    assert datetime.fromisoformat(ticket["responseSla"]["dueAt"]) == local(monday, 8, 20)
+    assert ticket["responseSla"]["timeLeftSeconds"] == 20 * 60
