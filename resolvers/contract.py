@@ -678,10 +678,14 @@ async def _insert_contract(ctx: Context, values: dict[str, Any], version: dict[s
     concurrent creation is drawn again."""
     scribe = Scribe.of(ctx)
     year = (await local_today(ctx)).year
+    renewal = values.get("renewal_of_id") is not None
     for attempt in range(NUMBER_ATTEMPTS):
         try:
-            async with in_transaction():
-                if values.get("renewal_of_id") is not None:  # one renewal at a time, checked under the term's lock
+            # The file the patient was read on (a renewal's: the renewed contract's), locked first as a merge locks
+            # it: a merge since refused, not a draft left on the merged file.
+            async with access.file_transaction(ctx, values["patient_id"], action=Action.CREATE,
+                                               field="contractId" if renewal else "input.patientId"):
+                if renewal:  # one renewal at a time, checked under the term's lock
                     await Contract.filter(id=values["renewal_of_id"]).select_for_update().only("id").first()
                     await _check_no_renewal(ctx, values["renewal_of_id"])
                 row = await _insert_contract_rows(scribe, year, values, version)

@@ -368,7 +368,10 @@ async def transition(ctx: Context, visit_id: uuid.UUID | None, to: str, at: date
     if to in _STAMP:
         columns[_STAMP[to]] = when
     _check_order({**_times(row), **columns})
-    async with in_transaction():
+    # Finishing adds the follow-up tasks and the survey invitation to the file the visit was read on: locked first,
+    # a merge since refused (the visit moved to the survivor, they would have been made for the merged file).
+    async with access.file_transaction(ctx, row.patient_id if to == "finished" else None, action=Action.UPDATE,
+                                       field="id"):
         written = {**columns, "updated_at": datetime.now(UTC)}
         await _write(ctx, view, version, written, status=row.status)
         for name, value in written.items():  # the row as written: the answer is what is stored
