@@ -738,6 +738,8 @@ async def create(ctx: Context, data: dict[str, Any]) -> ContractView:
     patient = None if patients is None or patient_id is None else await patients.get_or_none(id=patient_id)
     if patient is None:
         raise await access.not_found(ctx, Action.CREATE, "patient", patient_id, "input.patientId")
+    if patient.status == access.MERGED:  # as every write to a merged file is refused
+        raise await access.refuse_merged(ctx, Action.CREATE, patient.id, "input.patientId")
     problems = Problems()
     if patient.status != "active":
         problems.add("input.patientId", "patient_not_active", "contracts are for active files.")

@@ -428,7 +428,8 @@ async def add_code(ctx: Context, visit_id: uuid.UUID | None, data: dict[str, Any
                                                             active=True):
         raise BadUserInput("code: not in the institution's service catalogue.", field="code")
     code_id = uuid7()
-    async with in_transaction():
+    # the file as the visit named it when read: locked, and refused when a merge moved the visit meanwhile
+    async with access.file_transaction(ctx, view.patient.row.id, action=Action.CREATE, field="visitId"):
         row = await VisitCode.create(
             id=code_id, institution_id=ctx.institution_id, visit_id=view.row.id, patient_id=view.patient.row.id,
             kind=kind, system=system, code=access.seal(ctx, "visit_code", "code", code_id, code),

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from audit.events import Action
-from models import Contract, FollowUpTask, Patient, SurveyInvitation, Visit
+from models import Contract, FollowUpTask, Patient, SurveyInvitation, Visit, VisitCode
 from resolvers import contract as contracts
 from resolvers import visit as visits
 from resolvers.context import Services
@@ -20,6 +20,7 @@ from tests import surveys
 from tests.api.test_contract_renewal import RENEW
 from tests.api.test_patient_merge import merge, merged_refusals
 from tests.api.test_survey_invitations import VISIT_CREATE_PLANNED, VISIT_MOVE
+from tests.api.test_visits import ADD_CODE
 from tests.contracts import active_contract, create, draft_input, item_input, make_item, today
 from tests.factories import Tenant, make_patient
 
@@ -99,3 +100,38 @@ async def test_a_visit_finished_while_the_file_is_merged_does_not_lose_its_invit
     finished = await tenant.call("nurse", VISIT_MOVE, id=visit_id, to="FINISHED")  # again: on the survivor
     assert finished.errors == [], finished.errors
     assert await SurveyInvitation.filter(patient_id=survivor, visit_id=visit_id).count() == 1
+
+
+async def test_a_code_added_while_the_file_is_merged_is_not_left_on_the_merged_file(
+        tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    """visitCodeAdd names the file of the visit it read: a merge in between (the visit moved to the survivor)
+    left the code on the merged file, out of the survivor's conditions and procedures."""
+    survivor, duplicate = await make_patient(tenant), await make_patient(tenant)
+    reply = await tenant.call("nurse", VISIT_CREATE_PLANNED, input={
+        "patientId": str(duplicate), "kind": "OUTPATIENT", "departmentId": str(tenant.departments["A"].id),
+        "status": "ARRIVED"})
+    visit_id = reply.data["visitCreate"]["id"]
+    merged_around(monkeypatch, visits, "find", tenant, survivor, duplicate, after=True, action=Action.UPDATE)
+
+    reply = await tenant.call("doctor", ADD_CODE, id=visit_id, input={"kind": "CONDITION", "code": "K05.3"})
+
+    assert (await Patient.get(id=duplicate)).status == "merged"
+    assert await VisitCode.filter(patient_id=duplicate).count() == 0, reply.errors or "answered as done"
+    refused_as_merged(reply, "visitId")
+    assert await merged_refusals(tenant, duplicate) == 1
+    again = await tenant.call("doctor", ADD_CODE, id=visit_id, input={"kind": "CONDITION", "code": "K05.3"})
+    assert again.errors == [] and await VisitCode.filter(patient_id=survivor).count() == 1
+
+
+async def test_a_contract_for_a_file_merged_before_is_refused_as_merged(tenant: Tenant) -> None:
+    """contractCreate on a file merged before the request answered BAD_USER_INPUT patient_not_active, unlike every
+    other write to a merged file (CONFLICT merged, recorded, which tells the desk to use the survivor)."""
+    item = await make_item(tenant)
+    survivor, duplicate = await make_patient(tenant), await make_patient(tenant)
+    assert (await merge(tenant, survivor, duplicate)).errors == []
+
+    reply = await create(tenant, "front_desk", draft_input(duplicate, [item_input(item)]))
+
+    refused_as_merged(reply, "input.patientId")
+    assert await Contract.filter(patient_id=duplicate).count() == 0
+    assert await merged_refusals(tenant, duplicate) == 1
