@@ -25,6 +25,7 @@ from resolvers import access, pagination
 from resolvers.context import Context
 
 MAX_HOURS = 4
+MAX_MERGE_HOPS = 8
 CURSOR_KIND = "emergency-access"
 
 
@@ -47,10 +48,9 @@ async def open_file(ctx: Context, patient_id: uuid.UUID | None, reason: str, hou
     if not 1 <= hours <= MAX_HOURS:
         problems.add("hours", "out_of_range", f"between 1 and {MAX_HOURS}.")
     problems.check()
-    if patient_id is None or not await Patient.exists(id=patient_id, institution_id=ctx.institution_id):
-        raise await access.not_found(ctx, Action.BREAK_GLASS, "patient", patient_id, "patientId")
+    patient_id = await _file_in_use(ctx, patient_id)
     grant_id = uuid7()
-    async with in_transaction():
+    async with access.file_transaction(ctx, patient_id, action=Action.BREAK_GLASS):
         row = await EmergencyAccess.create(
             id=grant_id, institution_id=ctx.institution_id, staff_id=ctx.actor.id, patient_id=patient_id,
             reason=access.seal(ctx, "emergency_access", "reason", grant_id, text),
@@ -60,6 +60,21 @@ async def open_file(ctx: Context, patient_id: uuid.UUID | None, reason: str, hou
                                                  decision=decision)])
     ctx.patient_scope = None  # the grant widens this request's reach too
     return EmergencyView(row)
+
+
+async def _file_in_use(ctx: Context, patient_id: uuid.UUID | None) -> uuid.UUID:
+    """The file to open: a merged one's survivor, as a link sent before a merge follows it (found in review: a grant
+    on a merged file reached nothing, its records moved, and in an emergency the clinician may not read where)."""
+    current = patient_id
+    for _ in range(MAX_MERGE_HOPS):  # a survivor merged later into another: followed on, a few times at most
+        row = None if current is None else await Patient.filter(
+            id=current, institution_id=ctx.institution_id).only("id", "merged_into_id").first()
+        if row is None:
+            break
+        if row.merged_into_id is None:
+            return row.id
+        current = row.merged_into_id
+    raise await access.not_found(ctx, Action.BREAK_GLASS, "patient", patient_id, "patientId")
 
 
 async def page(ctx: Context, *, first: int, after: str | None, unreviewed_only: bool) -> pagination.Page[EmergencyView]:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from models import CareTeamMember, EmergencyAccess
+from tests.api.test_patient_merge import MERGE
 from tests.factories import Tenant, make_patient
 
 BREAK = """mutation($id: ID!, $reason: String!, $hours: Int! = 4) {
@@ -105,3 +106,22 @@ async def test_the_review_queue_is_for_compliance_officers(tenant: Tenant) -> No
         assert (await tenant.call(role, QUEUE)).codes[0] == "FORBIDDEN"
         assert (await tenant.call(role, REVIEW, id=grant["id"], outcome="JUSTIFIED")).codes == ["FORBIDDEN"]
     assert (await EmergencyAccess.get(id=grant["id"])).reviewed_at is None
+
+
+async def test_break_glass_on_a_merged_file_opens_the_file_it_was_merged_into(tenant: Tenant) -> None:
+    """A grant on a merged file reached nothing (its records moved to the survivor), and the clinician, outside
+    its care team, could not read where it went (found in review). The grant is made on the survivor, as an
+    unsubscribe link sent before a merge follows it; the answer's patientId says which file it opened."""
+    survivor, duplicate = await patient_of_b(tenant), await patient_of_b(tenant)
+    merged = await tenant.call("front_desk", MERGE, s=str(survivor), d=str(duplicate))
+    assert merged.errors == [], merged.errors
+
+    opened = await tenant.call("nurse", BREAK, id=str(duplicate), reason=REASON)
+
+    assert opened.errors == [], opened.errors
+    assert opened.data["breakGlass"]["patientId"] == str(survivor)
+    assert await EmergencyAccess.filter(patient_id=duplicate).count() == 0
+    read = await tenant.call("nurse", READ, id=str(survivor))
+    assert read.errors == [] and read.data["patient"]["allergies"] == "Penicillin"
+    [opening] = await tenant.audit_events(action="break_glass")
+    assert opening.patient_id == survivor
