@@ -33,8 +33,8 @@ class Limits:
     max_page_size: int = 100
     login_max_failures: int = 5
     login_lock_minutes: int = 15
-    # Sign-in attempts (login, patientLogin, totpEnrollForLogin) per client address and calendar minute, counted
-    # before any password is checked: an address over it is refused (RATE_LIMITED) without argon2 work.
+    # Sign-in attempts (login, patientLogin, totpEnrollForLogin, POST /oauth/token) per client address and minute,
+    # counted before any password is checked: an address over it is refused (RATE_LIMITED) without argon2 work.
     login_per_address_per_minute: int = 30
     token_ttl_hours: int = 12
     max_attachment_bytes: int = 10 * 1024 * 1024

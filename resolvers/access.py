@@ -425,12 +425,13 @@ async def lock_file(patient_id: uuid.UUID, field: str = "patientId") -> str:
 async def merge_refusal_recorded(ctx: Context, action: Action, patient_id: uuid.UUID | None) -> AsyncIterator[None]:
     """Around a write's transaction that calls ``lock_file``: a file found merged there is refused on the trail as
     ``find_patient`` refuses one, once the transaction has rolled back (a refusal recorded inside it would roll
-    back with it)."""
+    back with it). A caller without a principal (a survey link) has no institution to record it in: it handles
+    the refusal itself."""
     try:
         yield
-    except MergedFile:
-        if patient_id is not None:
-            await deny(ctx, action, "patient", patient_id, patient_id, reason=MERGED)
+    except MergedFile as refused:
+        if patient_id is not None and ctx.principal is not None:
+            raise await refuse_merged(ctx, action, patient_id, refused.field or "patientId") from None
         raise
 
 

@@ -159,7 +159,11 @@ async def answer_by_link(ctx: Context, token: str, answers: Mapping[str, Any]) -
     keys = await ctx.services.keyring.get(invitation.institution_id)
     door = Door("link", ANONYMOUS, LINK_RULE, ctx.request)
     try:
-        return await _record(ctx, keys, invitation, questionnaire, answers, door)
+        try:
+            return await _record(ctx, keys, invitation, questionnaire, answers, door)
+        except access.MergedFile:  # merged since the link was read: the invitation is the survivor's now
+            invitation, questionnaire = await _linked(ctx, token, Action.CREATE)
+            return await _record(ctx, keys, invitation, questionnaire, answers, door)
     except _Taken:
         raise await _refuse_link(ctx, invitation, questionnaire, Action.CREATE, _why_taken(invitation)) from None
 

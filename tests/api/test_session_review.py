@@ -156,3 +156,30 @@ async def test_a_check_in_and_a_cancel_at_once_do_not_deadlock(tenant: Tenant,
     assert "INTERNAL_SERVER_ERROR" not in codes, (arrived.errors, cancelled.errors)
     assert codes == ["CONFLICT"], (arrived.errors, cancelled.errors, messages,
                                    (await Appointment.get(id=made["id"])).status)
+
+
+async def test_a_link_answer_while_the_file_is_merged_lands_on_the_survivor(
+        tenant: Tenant, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """surveyAnswerByLink (no sign-in) of an identified questionnaire locks the file it read; a merge between that
+    read and the write refused it, and recording the refusal asked the anonymous caller's institution: an
+    UNAUTHENTICATED error instead. The answer now reads its invitation again (the survivor's now) and is kept."""
+    from resolvers import questionnaire_response as responses
+
+    q = await surveys.questionnaire(tenant)
+    duplicate, _, token = await surveys.invited(tenant, services, q)
+    survivor = await make_patient(tenant)
+    linked = responses._linked
+
+    async def merged_once_read(*args: Any) -> Any:
+        found = await linked(*args)
+        monkeypatch.setattr(responses, "_linked", linked)
+        assert (await merge(tenant, survivor, duplicate)).errors == []
+        return found
+
+    monkeypatch.setattr(responses, "_linked", merged_once_read)
+
+    reply = await tenant.call(None, BY_LINK_ANSWER, t=token, answers=surveys.GOOD)
+
+    assert reply.errors == [], reply.errors
+    assert await QuestionnaireResponse.filter(patient_id=duplicate).count() == 0
+    assert await QuestionnaireResponse.filter(patient_id=survivor).count() == 1
