@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.backends.base.config_generator import expand_db_url
 
 APP_LABEL = "careloop"
@@ -18,6 +19,14 @@ async def keep_session(connection: object) -> None:
     sets no session state on pooled connections (no SET, LISTEN, cursors or advisory locks), and
     asyncpg still rolls back a transaction left open before it calls this.
     """
+
+
+def placeholders(db: BaseDBAsyncClient, count: int, first: int = 1) -> tuple[str, ...]:
+    """The parameter markers of a hand-written statement in ``db``'s dialect: ``$first``... on PostgreSQL
+    (numbered), ``?`` on SQLite (by position), for ``count`` parameters."""
+    if db.capabilities.dialect == "postgres":
+        return tuple(f"${number}" for number in range(first, first + count))
+    return ("?",) * count
 
 
 def tortoise_config(database_url: str) -> dict[str, Any]:

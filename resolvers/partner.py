@@ -26,6 +26,7 @@ from tortoise.transactions import in_transaction
 from audit import writer
 from audit.events import Action, Actor, AuditRecord, Outcome, RequestMeta
 from core import statements
+from core.db import placeholders
 from core.errors import BadUserInput, Forbidden
 from core.principal import PARTNER, Principal
 from core.tokens import PARTNER_PREFIX, SECRET_PREFIX, looks_like_secret, new_token, token_digest
@@ -285,7 +286,7 @@ async def principal(digest: str) -> tuple[Principal, int] | None:
     minute (the request is counted against the budget by the same statement)."""
     now = datetime.now(UTC)
     db = connections.get("default")
-    sql = _SIGN_IN.format(*(("$1", "$2", "$3") if db.capabilities.dialect == "postgres" else ("?", "?", "?")))
+    sql = _SIGN_IN.format(*placeholders(db, 3))
     values = [digest, PartnerToken._meta.fields_map["expires_at"].to_db_value(now, PartnerToken),
               PartnerUsage._meta.fields_map["window_start"].to_db_value(now.replace(second=0, microsecond=0),
                                                                          PartnerUsage)]
@@ -319,8 +320,7 @@ async def spend(institution_id: uuid.UUID, client_id: uuid.UUID, limit: int) -> 
     worker shares it (over ``limit``, it is also counted as throttled)."""
     window = datetime.now(UTC).replace(second=0, microsecond=0)
     db = connections.get("default")
-    postgres = db.capabilities.dialect == "postgres"
-    sql = _COUNT.format(*(("$1", "$2", "$3", "$4") if postgres else ("?", "?", "?", "?")))
+    sql = _COUNT.format(*placeholders(db, 4))
     fields_map = PartnerUsage._meta.fields_map
     values: list[Any] = [fields_map[name].to_db_value(value, PartnerUsage) for name, value in
                          (("institution_id", institution_id), ("client_id", client_id), ("window_start", window))]

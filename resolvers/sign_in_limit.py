@@ -25,6 +25,7 @@ from tortoise import connections
 
 from audit import writer
 from audit.events import Action, Actor, AuditRecord, Outcome, RequestMeta
+from core.db import placeholders
 from core.errors import RateLimited
 from core.tokens import token_digest
 from models import SignInWindow
@@ -92,7 +93,7 @@ async def admit_request(services: Services, request: RequestMeta, attempts: int,
 
 async def _count(address: str, window: datetime, attempts: int) -> int:
     db = connections.get("default")
-    sql = _COUNT.format(*(("$1", "$2", "$3") if db.capabilities.dialect == "postgres" else ("?", "?", "?")))
+    sql = _COUNT.format(*placeholders(db, 3))
     start = SignInWindow._meta.fields_map["window_start"].to_db_value(window, SignInWindow)
     values: list[Any] = [address, start, attempts]
     rows = await db.execute_query_dict(sql, values)  # a fetch: an INSERT's RETURNING rows come back

@@ -14,6 +14,7 @@ from tortoise.models import Model
 
 from audit import writer
 from audit.events import AuditRecord
+from core.db import placeholders
 from resolvers import access, versioning
 
 M = TypeVar("M", bound=Model)
@@ -50,7 +51,7 @@ def insert_on_open_file(row: Model) -> tuple[str, list[Any]]:
         insert, _, rest = sql.rpartition(" VALUES (")
         values, _, returning = rest.partition(") RETURNING ")
         postgres = db.capabilities.dialect == "postgres"
-        file, status = (f"${len(params) + 1}", f"${len(params) + 2}") if postgres else ("?", "?")
+        file, status = placeholders(db, 2, first=len(params) + 1)
         lock = " FOR NO KEY UPDATE" if postgres else ""
         _ON_OPEN_FILE[key] = (f'{insert} SELECT {values} FROM "patient" WHERE "id" = {file} '  # noqa: S608
                               f'AND "status" <> {status}{lock} RETURNING {returning}')
