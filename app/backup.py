@@ -28,6 +28,7 @@ import re
 import shutil
 import sqlite3
 import subprocess
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -224,20 +225,32 @@ async def restore(database_url: str, attachment_dir: Path, master: MasterKey, so
     MAC is checked first (a manifest without one, from a careloop before MACs, only if ``accept_unauthenticated``);
     everything that can be checked is checked before anything is written; a step that fails after the database
     was written empties the target again, so that the restore can simply be run again."""
+    with tempfile.TemporaryDirectory(prefix="careloop-restore-") as staging:
+        try:
+            manifest, authenticated = read_manifest(source, master, accept_unauthenticated=accept_unauthenticated)
+            _check_compatible(manifest, database_url, master)
+            _check_names(manifest)
+            await asyncio.to_thread(_check_files, source, manifest)
+            # The database is restored from a private copy whose sum was checked as it was copied: a file swapped
+            # in the backup directory after the check above is never read (attachments: see _restore_attachments).
+            database = await asyncio.to_thread(_staged, source, manifest.database, Path(staging))
+            await _check_target(database_url, attachment_dir, manifest)
+            written = await _Written.before(database_url)
+        except _OPERATIONAL as exc:
+            raise BackupRefused(f"the backup or the target could not be checked: {_why(exc)}") from None
+        manifest_state = "manifest authenticated" if authenticated else "manifest NOT authenticated (accepted)"
+        progress(f"backup checked: {manifest_state}, files intact, key matches, target empty")
+        return await _restore_undoing(database_url, attachment_dir, master, source, database, manifest, written,
+                                      progress, authenticated=authenticated)
+
+
+async def _restore_undoing(database_url: str, attachment_dir: Path, master: MasterKey, source: Path, database: Path,
+                           manifest: Manifest, written: _Written, progress: Callable[[str], None], *,
+                           authenticated: bool) -> Restored:
+    """``_restore_into``, emptying the target again if it fails."""
     try:
-        manifest, authenticated = read_manifest(source, master, accept_unauthenticated=accept_unauthenticated)
-        _check_compatible(manifest, database_url, master)
-        _check_names(manifest)
-        await asyncio.to_thread(_check_files, source, manifest)
-        await _check_target(database_url, attachment_dir, manifest)
-        written = await _Written.before(database_url)
-    except _OPERATIONAL as exc:
-        raise BackupRefused(f"the backup or the target could not be checked: {_why(exc)}") from None
-    progress(f"backup checked: {'manifest authenticated' if authenticated else 'manifest NOT authenticated (accepted)'}"
-             ", files intact, key matches, target empty")
-    try:
-        return await _restore_into(database_url, attachment_dir, master, source, manifest, written, progress,
-                                   authenticated=authenticated)
+        return await _restore_into(database_url, attachment_dir, master, source, database, manifest, written,
+                                   progress, authenticated=authenticated)
     except BaseException as exc:
         leftovers = await written.undo()
         if leftovers:
@@ -250,17 +263,15 @@ async def restore(database_url: str, attachment_dir: Path, master: MasterKey, so
         raise
 
 
-async def _restore_into(database_url: str, attachment_dir: Path, master: MasterKey, source: Path,
+async def _restore_into(database_url: str, attachment_dir: Path, master: MasterKey, source: Path, database: Path,
                         manifest: Manifest, written: _Written, progress: Callable[[str], None], *,
                         authenticated: bool) -> Restored:
     if manifest.backend == "sqlite":
         db.create_private_sqlite_file(database_url)
-        await asyncio.to_thread(_copy_sqlite, source / manifest.database.path, _sqlite_path(database_url),
-                                backup_copy=True)
+        await asyncio.to_thread(_copy_sqlite, database, _sqlite_path(database_url), backup_copy=True)
     else:
         await asyncio.to_thread(_run_pg, "pg_restore", database_url,
-                                ["--no-owner", "--no-acl", "--single-transaction", "--exit-on-error",
-                                 str(source / manifest.database.path)])
+                                ["--no-owner", "--no-acl", "--single-transaction", "--exit-on-error", str(database)])
     progress("database restored")
     await asyncio.to_thread(_restore_attachments, source, manifest, attachment_dir, written.paths)
     progress(f"{len(manifest.attachments)} attachment files restored")
@@ -356,12 +367,28 @@ def _attachment_name(item: StoredFile) -> str:
 
 
 def _check_files(source: Path, manifest: Manifest) -> None:
+    """Every file present; the attachments' sums (the database's is checked as it is staged: ``_staged``)."""
     for item in (manifest.database, *manifest.attachments):
         path = source / item.path
         if not path.is_file():
             raise BackupRefused(f"{item.path} is missing from the backup")
-        if (path.stat().st_size, _sha256(path)) != (item.size, item.sha256):
+        if item is not manifest.database and (path.stat().st_size, _sha256(path)) != (item.size, item.sha256):
             raise BackupRefused(f"{item.path} differs from the manifest (size or SHA-256): the backup is damaged")
+
+
+def _staged(source: Path, item: StoredFile, staging: Path) -> Path:
+    """A private copy of one of the backup's files, refused unless the bytes copied are the manifest's."""
+    copy = staging / Path(item.path).name
+    if _copy_hashing(source / item.path, copy) != (item.size, item.sha256):
+        raise BackupRefused(f"{item.path} differs from the manifest (size or SHA-256): the backup is damaged")
+    return copy
+
+
+def _check_copied(item: StoredFile, copied: tuple[int, str]) -> None:
+    """The bytes copied are those the manifest hashed: a file changed after ``_check_files`` read it is refused."""
+    if copied != (item.size, item.sha256):
+        raise BackupRefused(f"{item.path} changed while it was restored (size or SHA-256 no longer the manifest's): "
+                            "restore from storage only you can write to")
 
 
 async def _check_target(database_url: str, attachment_dir: Path, manifest: Manifest) -> None:
@@ -514,7 +541,7 @@ def _restore_attachments(source: Path, manifest: Manifest, attachment_dir: Path,
         if not target.parent.exists():
             target.parent.mkdir(mode=0o700)
             created.append(target.parent)
-        _copy_hashing(source / item.path, target, created)
+        _check_copied(item, _copy_hashing(source / item.path, target, created))
 
 
 # -- the pieces -------------------------------------------------------------------------------------
@@ -577,7 +604,9 @@ def _run_pg(tool: str, database_url: str, arguments: list[str]) -> None:
                *([f"--username={target['user']}"] if target["user"] else []), "--no-password", *arguments]
     result = subprocess.run(command, env=environment, capture_output=True, text=True, check=False)  # noqa: S603
     if result.returncode != 0:
-        raise BackupRefused(f"{tool} failed: {result.stderr.strip()[-2000:]}")
+        # One line, as every refusal: the tools' own messages span several ("error: ...", "Command was: ...").
+        said = " | ".join(line.strip() for line in result.stderr.splitlines() if line.strip())
+        raise BackupRefused(f"{tool} failed: {said[-2000:]}")
 
 
 def _copy_hashing(source: Path, target: Path, created: list[Path] | None = None) -> tuple[int, str]:

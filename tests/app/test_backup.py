@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import secrets
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -179,8 +180,10 @@ from app import backup, cli
 
 copy = backup._copy_hashing
 
-def copy_then_fail(source, target, created):
-    copy(source, target, created)
+def copy_then_fail(source, target, created=None):
+    copied = copy(source, target, created)
+    if created is None:  # the database's private copy, before anything is written
+        return copied
     raise OSError(errno.ENOSPC, "No space left on device", str(target))
 
 async def key_refused(master):
@@ -191,6 +194,26 @@ if sys.argv[1] == "attachment-copy":
 else:
     backup._check_key_opens_database = key_refused
 sys.exit(cli.main(sys.argv[2:]))
+"""
+
+
+# `careloop restore` with the backup directory written to after the restore checked it (whoever can write the
+# backup store swaps a file between the check and the copy): argv[1] names the file to swap, argv[2] its new bytes.
+SWAPPING_RESTORE = """
+import sys
+from pathlib import Path
+from app import backup, cli
+
+check_target = backup._check_target
+
+async def check_then_swap(*args):
+    await check_target(*args)  # runs after the files were checked, before anything is copied into the target
+    swapped = Path(sys.argv[1])
+    swapped.chmod(0o600)
+    swapped.write_bytes(Path(sys.argv[2]).read_bytes())
+
+backup._check_target = check_then_swap
+sys.exit(cli.main(sys.argv[3:]))
 """
 
 
@@ -411,3 +434,60 @@ async def _last_system_event_reason(database_url: str) -> str:
         return str(await connection.fetchval(query.format("$1"), uuid.UUID(int=0)))
     finally:
         await connection.close()
+
+
+async def test_a_database_swapped_in_the_backup_after_its_check_is_not_restored(
+        tenant: Tenant, settings: Settings, database: str, fresh_database: str, tmp_path: Path) -> None:
+    """The restore checked the database file's sum, then read the file again to restore it: one swapped in between
+    (an altered copy: the support agent an admin) was restored under an intact manifest and MAC. The database is now
+    restored from a private copy whose sum is checked as it is made."""
+    patient_id, _, _ = await seeded(tenant)
+    backup = tmp_path / "backup"
+    assert careloop(settings, database, settings.attachment_dir, "backup", "--output", str(backup)).returncode == 0
+    manifest = json.loads((backup / "manifest.json").read_text())
+    swapped = backup / manifest["database"]["path"]
+    altered = tmp_path / "altered"
+    if BACKEND == "sqlite":
+        altered.write_bytes(swapped.read_bytes())
+        with closing(sqlite3.connect(altered)) as connection, connection:
+            assert _make_support_agent_admin(connection, tenant, patient_id) == 2
+    else:  # a dump that is not the one hashed: any other bytes are another database to pg_restore
+        altered.write_bytes(swapped.read_bytes()[: swapped.stat().st_size // 2])
+
+    restored = careloop(settings, fresh_database, tmp_path / "files", str(swapped), str(altered), "restore",
+                        "--input", str(backup), script=SWAPPING_RESTORE)
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert swapped.read_bytes() == altered.read_bytes()  # the swap happened, during the restore
+    if BACKEND == "sqlite":
+        with closing(sqlite3.connect(fresh_database.removeprefix("sqlite://"))) as connection:
+            roles = connection.execute("SELECT role FROM role_assignment WHERE staff_id = ?",
+                                       (str(tenant.staff_ids["support_agent"]),)).fetchall()
+        assert roles == [("support_agent",)]
+
+
+async def test_an_attachment_swapped_in_the_backup_after_its_check_is_refused_and_undone(
+        tenant: Tenant, settings: Settings, database: str, fresh_database: str, tmp_path: Path) -> None:
+    await seeded(tenant)
+    backup = tmp_path / "backup"
+    assert careloop(settings, database, settings.attachment_dir, "backup", "--output", str(backup)).returncode == 0
+    manifest = json.loads((backup / "manifest.json").read_text())
+    other = tmp_path / "other"
+    other.write_bytes(b"another file")
+    files = tmp_path / "files"
+
+    refused = careloop(settings, fresh_database, files, str(backup / manifest["attachments"][0]["path"]), str(other),
+                       "restore", "--input", str(backup), script=SWAPPING_RESTORE)
+    _one_line_refusal(refused, "changed while it was restored")
+    assert await _target_objects(fresh_database) == 0
+    assert not files.exists() or not any(files.rglob("*")), sorted(files.rglob("*"))
+
+
+@pytest.mark.skipif(shutil.which("pg_dump") is None, reason="the PostgreSQL client tools")
+def test_a_tool_failure_is_one_line() -> None:
+    """The PostgreSQL tools' own messages span several lines (a refused connection: two); the refusal is one line,
+    as every other."""
+    from app.backup import BackupRefused, _run_pg
+    with pytest.raises(BackupRefused) as refused:
+        _run_pg("pg_dump", "postgres://nobody@127.0.0.1:1/none", [])
+    assert str(refused.value).startswith("pg_dump failed: pg_dump: error: connection"), refused.value
+    assert "\n" not in str(refused.value) and "Is the server running" in str(refused.value)
