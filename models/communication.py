@@ -77,6 +77,9 @@ class Communication(TenantModel):
     delivered_at = fields.DatetimeField(null=True)
     settled_at = fields.DatetimeField(null=True)  # failed, refused or cancelled
     attempts = fields.IntField(default=0)
+    # While a worker holds the row (claimed, not yet settled), the end of its lease: ``due_at`` is then the lease's end
+    # too, and scheduling the cause again moves it no earlier (resolvers.outbox, resolvers.communication).
+    leased_until = fields.DatetimeField(null=True)
     last_error = fields.CharField(max_length=200, default="")
     gateway_message_id = fields.CharField(max_length=100, null=True)
     variables: dict[str, str] = fields.JSONField(default=dict)  # names, dates, times, places only

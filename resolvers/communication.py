@@ -341,7 +341,13 @@ async def schedule_many(institution_id: uuid.UUID, requests: list[Request]) -> l
     """Queue messages, inside the caller's transaction, idempotent on their keys: a queued row with the
     same key is moved (due time, variables), a sent or settled one is left as it is. The gate runs
     once now: a refused message is recorded as refused with its reason; a message due in the quiet
-    hours is moved to their end. Answers the rows in the order asked."""
+    hours is moved to their end. Answers the rows in the order asked.
+
+    A queued row a worker holds (claimed and being sent) keeps its lease: its due time moves no earlier than
+    the lease's end (found in review: moved back to now, the row was claimed and sent by another worker while
+    the first was sending it). Its new variables are kept for a retry; what is out goes as it was claimed.
+    The rows are locked as they are read, so a claim either came first (its lease is seen here) or skips
+    them until the caller's transaction ends."""
     for request in requests:
         if request.cause not in CAUSES:
             raise ValueError(f"unknown cause {request.cause!r}")
@@ -353,7 +359,8 @@ async def schedule_many(institution_id: uuid.UUID, requests: list[Request]) -> l
              for r in requests if r.key not in existing]
     if fresh:  # a concurrent scheduler of the same key wins quietly: its row is the row
         await Communication.bulk_create(fresh, ignore_conflicts=True)
-    rows = {row.key: row for row in await Communication.filter(institution_id=institution_id, key__in=keys)}
+    rows = {row.key: row for row in await Communication.filter(institution_id=institution_id, key__in=keys)
+            .order_by("id").select_for_update()}
     queued = [rows[r.key] for r in requests if rows[r.key].status == "queued"]
     by_key = {r.key: r for r in requests}
     for row in queued:  # the cause's latest word
@@ -375,6 +382,8 @@ async def schedule_many(institution_id: uuid.UUID, requests: list[Request]) -> l
             row.status, row.refusal, row.settled_at = "refused", "quiet_hours", now
         elif verdict.defer_to is not None:
             row.due_at = verdict.defer_to
+        if row.leased_until is not None:  # out with a worker: not before its lease ends (a settled one has none)
+            row.due_at = max(row.due_at, row.leased_until)
         await Communication.filter(id=row.id, status="queued").update(
             due_at=row.due_at, variables=row.variables, status=row.status, refusal=row.refusal,
             settled_at=row.settled_at)
@@ -649,7 +658,7 @@ async def _write_sent(work: Batch, answered: list[tuple[Communication, AuditReco
     outcome, and only the disclosure, which happened all the same, is kept."""
     async with in_transaction():
         for row, _ in answered:
-            await work.claimed(row).update(**{c: getattr(row, c) for c in _SETTLED_COLUMNS})
+            await work.claimed(row).update(**{c: getattr(row, c) for c in _SETTLED_COLUMNS}, leased_until=None)
             work.recorded.add(row.id)
         await writer.append([disclosure for _, disclosure in answered])
 
@@ -664,7 +673,7 @@ async def _settle(work: Batch) -> None:
         for row in work.rows:
             if row.id not in work.recorded:
                 await work.claimed(row).filter(status="queued").update(
-                    **{c: getattr(row, c) for c in _SETTLED_COLUMNS})
+                    **{c: getattr(row, c) for c in _SETTLED_COLUMNS}, leased_until=None)
 
 
 def _address(row: Communication, facts: Facts, keys: InstitutionKeys, channel: str) -> str:

@@ -12,6 +12,9 @@ its unique key per cause means scheduling the same cause twice never sends twice
   A claim is (row, attempts as claimed): another worker's claim after the lease ran out counts one more,
   so ``hold`` (just before a row is handed over) and every settle compare-and-set on it, and a worker
   whose batch outlasted the lease neither sends a row taken over nor writes over its newer outcome.
+  Such a model keeps the lease's end in ``leased_until`` as well (cleared when the row is settled), so that
+  whoever moves a claimed row's ``due_at`` (its cause scheduled again) can leave the lease whole: a lease ended
+  early is a row another worker claims and sends while the first is still sending it.
 ``SKIP LOCKED`` on PostgreSQL lets several workers share the work; SQLite has one writer anyway.
 """
 
@@ -44,14 +47,14 @@ async def claim_one(pending: QuerySet[M], moment: datetime) -> M | None:
 
 async def claim_batch(model: type[M], pending: QuerySet[M], moment: datetime, *, size: int,
                       lease: timedelta) -> list[M]:
-    """Up to ``size`` due rows, leased: their ``due_at`` moves to ``moment + lease`` and their attempts
-    count one more, in a transaction of their own that commits before anything is sent. The rows are
-    answered as claimed (``due_at`` unchanged), the caller settles each with its own outcome."""
+    """Up to ``size`` due rows, leased: their ``due_at`` and ``leased_until`` move to ``moment + lease`` and
+    their attempts count one more, in a transaction of their own that commits before anything is sent. The
+    rows are answered as claimed (``due_at`` unchanged), the caller settles each with its own outcome."""
     async with in_transaction():
         rows = list(await due(pending, moment).select_for_update(skip_locked=True).limit(size))
         if rows:
-            await model.filter(id__in=[row.pk for row in rows]).update(due_at=moment + lease,
-                                                                       attempts=F("attempts") + 1)
+            await model.filter(id__in=[row.pk for row in rows]).update(
+                due_at=moment + lease, leased_until=moment + lease, attempts=F("attempts") + 1)
     for row in rows:  # as they were when claimed (their due time kept for the log), one attempt more
         claimed: Any = row
         claimed.attempts += 1
@@ -62,7 +65,7 @@ async def hold(pending: QuerySet[M], row: M, attempts: int, until: datetime) -> 
     """Renew the lease of one claimed row up to ``until``, just before it is handed over; False when it is no
     longer this worker's: another worker claimed it since (its attempts moved on) or it is no longer pending
     (cancelled meanwhile). The lease then covers the hand-over itself, however long the batch has been out."""
-    return await pending.filter(pk=row.pk, attempts=attempts).update(due_at=until) == 1
+    return await pending.filter(pk=row.pk, attempts=attempts).update(due_at=until, leased_until=until) == 1
 
 
 def backoff(attempts: int, *, first: timedelta, factor: float = 1.0, at_most: timedelta | None = None) -> timedelta:

@@ -393,3 +393,61 @@ async def test_a_delivery_report_that_comes_before_its_batch_settles_is_applied(
     assert (reply.status_code, stored.status) == (204, "delivered"), "the gateway's report was lost"
     assert stored.delivered_at is not None and stored.gateway_message_id == f"gw-held-{quick.id}"
     assert (await Communication.get(id=slow_one.id)).status == "sent"
+
+
+# -- 10. scheduling a cause again while a worker sends its message ends the lease early ----------------------
+
+
+async def test_scheduling_a_cause_again_while_its_message_is_out_does_not_send_it_twice(
+        tenant: Tenant, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker has claimed a reminder and its gateway is at it when the cause schedules it again (a second sweep,
+    due now, as the first): the lease is kept, so another worker a minute later claims nothing and the message goes
+    out once; what the cause said last (its variables) is kept for a retry."""
+    clock = Clock(local(date(1990, 3, 16), time(10)))  # before anything else in the shared outbox
+    monkeypatch.setattr(communication, "_now", clock)
+    pid = await reachable(tenant)
+    message = await queue(tenant, pid, due_at=clock.now)
+    gateway = Held()
+    first = asyncio.create_task(communication.deliver_due(services, all_channels(gateway)))  # a worker
+    await gateway.handed_over(1)
+
+    async with in_transaction():  # the same cause, scheduled again while the message is out
+        again = await communication.schedule(tenant.id, key=message.key, cause=message.cause, patient_id=pid,
+                                             due_at=clock.now, variables={"patient_name": "Li Na", "time": "10:30"})
+    assert again.id == message.id
+    clock.now += timedelta(minutes=1)
+    recorder = Recorder()
+    claimed = await communication.deliver_due(services, all_channels(recorder))  # another worker
+    gateway.answer(later_ones_too=True)
+    await asyncio.wait_for(first, 10)
+
+    assert (claimed, [m.communication_id for m in recorder.sent]) == (0, []), "sent twice"
+    stored = await Communication.get(id=message.id)
+    assert (stored.status, stored.attempts, stored.gateway_message_id) == ("sent", 1, f"gw-held-{message.id}")
+    assert stored.variables["time"] == "10:30"
+
+
+class Unavailable:
+    """A gateway that is down for the moment (a transient failure)."""
+
+    async def send(self, message: Outgoing) -> str | None:
+        raise SendFailed("http_503")
+
+
+async def test_scheduling_a_cause_again_moves_a_message_no_worker_holds(
+        tenant: Tenant, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The allowed twin: a queued message that no worker holds (never claimed, or waiting for its retry after a failed
+    hand-over) is moved by its cause, earlier as well as later."""
+    clock = Clock(local(date(1990, 3, 17), time(10)))
+    monkeypatch.setattr(communication, "_now", clock)
+    pid = await reachable(tenant)
+    waiting = await queue(tenant, pid, due_at=clock.now + timedelta(hours=5))
+    await queue(tenant, pid, key=waiting.key, due_at=clock.now + timedelta(hours=1))
+    assert (await Communication.get(id=waiting.id)).due_at == clock.now + timedelta(hours=1)
+
+    retried = await queue(tenant, pid, due_at=clock.now)
+    await communication.deliver_due(services, all_channels(Unavailable()))
+    row = await Communication.get(id=retried.id)
+    assert (row.status, row.attempts, row.due_at) == ("queued", 1, clock.now + communication.RETRY_FIRST)
+    await queue(tenant, pid, key=retried.key, due_at=clock.now)  # its cause: now after all
+    assert (await Communication.get(id=retried.id)).due_at == clock.now
