@@ -457,10 +457,23 @@ async def appointment_variables(appointment: Appointment) -> dict[str, str]:
     clinician = await Staff.get_or_none(id=schedule_row.clinician_id) if schedule_row.clinician_id else None
     settings = await messaging_settings(appointment.institution_id)
     local = appointment.slot_start.astimezone(ZoneInfo(institution.time_zone))
-    return {"patient_name": patient.full_name, "date": local.date().isoformat(), "time": local.strftime("%H:%M"),
+    return {"patient_name": patient.full_name, "date": local.date().isoformat(), "time": time_of_day(local),
             "clinician_name": clinician.name if clinician else "", "department_name": department.name,
             "place": schedule_row.name, "institution_name": institution.name,
             "institution_phone": settings.institution_phone}
+
+
+def time_of_day(local: datetime) -> str:
+    """``HH:MM`` of a local time (an aware datetime in the institution's zone). A time the clocks show twice (the
+    hour repeated when daylight saving ends) carries its UTC offset, "02:30 (UTC+02:00)" then "02:30 (UTC+01:00)",
+    so the two are told apart (found in review: both read "02:30"); every other time reads as it always did."""
+    text = local.strftime("%H:%M")
+    offset = local.utcoffset()
+    if offset is None or local.replace(fold=1 - local.fold).utcoffset() == offset:
+        return text
+    minutes = int(offset.total_seconds()) // 60
+    hours, minutes = divmod(abs(minutes), 60)
+    return f"{text} (UTC{'-' if offset < timedelta(0) else '+'}{hours:02d}:{minutes:02d})"
 
 
 async def messaging_settings(institution_id: uuid.UUID) -> MessagingSettings:
