@@ -79,6 +79,12 @@ log = logging.getLogger("careloop.messages")
 
 BATCH = 500  # rows leased and settled together
 LEASE = timedelta(minutes=5)  # a leased row comes back if its worker died before settling it; renewed at hand-over
+# A sender's answer for one message, every try included, comes within HAND_OVER or the hand-over is a timeout (retried
+# later): the senders' own timeouts count per read or per SMTP step, so they bound nothing (found in review). A
+# hand-over starts with at least half a lease left (``_still_ours``), and RECORD_WITHIN is left to record its answer.
+HAND_OVER, RECORD_WITHIN = timedelta(minutes=2), timedelta(seconds=30)
+if HAND_OVER + RECORD_WITHIN > LEASE / 2:
+    raise RuntimeError("a message's hand-over must end within half its lease")
 SEND_AT_ONCE = 20  # messages handed to the senders concurrently
 RETRY_FIRST, RETRY_FACTOR, RETRY_AT_MOST = timedelta(minutes=1), 2.0, timedelta(hours=2)
 MAX_ATTEMPTS = 8
@@ -592,7 +598,7 @@ async def _deliver_one(services: Services, senders: Mapping[str, MessageSender],
     try:
         if sender is None:
             raise SendFailed("no_sender")
-        gateway_id = await sender.send(message)
+        gateway_id = await _hand_over(sender, message)
     except SendFailed as exc:
         _failed(row, exc.reason, moment, permanent=exc.permanent)
         return False
@@ -604,6 +610,18 @@ async def _deliver_one(services: Services, senders: Mapping[str, MessageSender],
         row.status, row.delivered_at = "delivered", moment
     await _record_sent(work, row, channel)
     return True
+
+
+async def _hand_over(sender: MessageSender, message: Outgoing) -> str | None:
+    """The sender's answer within ``HAND_OVER``, else ``SendFailed("timeout")``: a gateway that answers a byte at a
+    time never trips httpx's read timeout, and a hand-over that outlasted its lease was sent by another worker too.
+    Cut short, a sender sends nothing more (aiosmtplib may still say QUIT). The gateway may have taken the message
+    all the same; a retry carries the same ``Idempotency-Key`` (at least once)."""
+    try:
+        async with asyncio.timeout(HAND_OVER.total_seconds()):
+            return await sender.send(message)
+    except TimeoutError:
+        raise SendFailed("timeout") from None
 
 
 def _refuse(row: Communication, reason: str, moment: datetime) -> None:

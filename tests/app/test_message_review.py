@@ -2,7 +2,9 @@
 the outbox as its worker runs it: a withdrawal survives a merge of the files, a campaign is stopped while its
 messages wait, a cancelled message stays cancelled when its batch fails, staff read no working unsubscribe link on
 the log, a portal message discloses no address, a batch slower than its lease sends no message twice nor settles
-over another worker's outcome, and a delivery report that comes before its batch settles is applied."""
+over another worker's outcome, a delivery report that comes before its batch settles is applied, a cause scheduled
+again while its message is out leaves the lease whole, and a hand-over ends within its deadline whatever the gateway
+does."""
 
 from __future__ import annotations
 
@@ -17,15 +19,21 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
 from tortoise.transactions import in_transaction
 
+from app.senders import WebhookSender
 from core.messages import Outgoing, SendFailed
 from models import AuditEvent, Communication, Patient
 from models.fields import tags_from_db
 from resolvers import campaign as campaigns
 from resolvers import communication
 from resolvers.context import Services
-from tests.app.test_message_hooks import callback, set_gateway, signed
+from tests.app.conftest import serve
+from tests.app.test_message_hooks import GATEWAY_SET, callback, set_gateway, signed
 from tests.app.test_message_outbox import queue, reachable
 from tests.factories import Tenant, make_patient
 
@@ -451,3 +459,65 @@ async def test_scheduling_a_cause_again_moves_a_message_no_worker_holds(
     assert (row.status, row.attempts, row.due_at) == ("queued", 1, clock.now + communication.RETRY_FIRST)
     await queue(tenant, pid, key=retried.key, due_at=clock.now)  # its cause: now after all
     assert (await Communication.get(id=retried.id)).due_at == clock.now
+
+
+# -- 11. a hand-over longer than the lease: the gateway's timeouts do not bound it -----------------------------
+
+
+class Trickling:
+    """An SMS gateway that answers a byte at a time, each well within the gateway's timeout, for ``seconds``: every
+    read is quick, so no try times out, and one try lasts as long as the gateway likes."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds, self.tries, self.stop = seconds, 0, asyncio.Event()
+
+    async def endpoint(self, request: Request) -> Response:
+        self.tries += 1
+
+        async def drip() -> Any:
+            for _ in range(int(self.seconds / 0.05)):
+                if self.stop.is_set():
+                    return
+                yield b" "
+                await asyncio.sleep(0.05)
+            yield b'{"id": "gw-at-last"}'
+        return StreamingResponse(drip(), media_type="application/json")
+
+
+async def test_a_hand_over_ends_within_its_deadline_whatever_the_gateway_does(
+        tenant: Tenant, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gateway's timeout (200 ms a try, 3 tries) reads as a bound well under the lease, but it counts per read:
+    a gateway that trickles its answer keeps a try going for as long as it likes, past the lease, when another worker
+    claims the message and sends it too. The outbox now gives each hand-over a deadline of its own (here shortened to
+    one second, the lease being five minutes): past it the hand-over is a timeout, retried later like any."""
+    monkeypatch.setattr(communication, "HAND_OVER", timedelta(seconds=1))
+    clock = Clock(local(date(1990, 3, 18), time(10)))
+    monkeypatch.setattr(communication, "_now", clock)
+    gateway = Trickling(seconds=4)
+    async with serve(Starlette(routes=[Route("/send", gateway.endpoint, methods=["POST"])])) as ws_url:
+        url = ws_url.replace("ws://", "http://").removesuffix("/graphql") + "/send"
+        reply = await tenant.call("admin", GATEWAY_SET, input={"channel": "SMS", "url": url, "secret": "s" * 32,
+                                                               "timeoutMs": 200})
+        assert not reply.errors, reply.errors
+        message = await queue(tenant, await reachable(tenant), due_at=clock.now)
+        sender = WebhookSender()
+        try:
+            async with asyncio.timeout(4):  # the three tries would take twelve seconds
+                await communication.deliver_due(services, dict.fromkeys(("sms", "email", "wechat", "app"), sender))
+        finally:
+            gateway.stop.set()
+            await sender.aclose()
+
+    stored = await Communication.get(id=message.id)
+    assert (stored.status, stored.last_error, stored.attempts, stored.leased_until) == ("queued", "timeout", 1, None)
+    assert stored.due_at == clock.now + communication.RETRY_FIRST and gateway.tries == 1
+
+
+def test_a_hand_over_ends_well_within_its_lease() -> None:
+    """A hand-over starts with at least half a lease left (renewed past half, ``_still_ours``) and its deadline
+    leaves time to record it; the gateway's own tries (the longest timeout institutions may set) end first."""
+    from resolvers.messaging import TIMEOUT_MS
+    assert communication.HAND_OVER + communication.RECORD_WITHIN <= communication.LEASE / 2
+    webhook = WebhookSender()
+    longest = webhook.tries * TIMEOUT_MS[1] / 1000 + sum(webhook.backoff * 2 ** n for n in range(webhook.tries - 1))
+    assert timedelta(seconds=longest) < communication.HAND_OVER
