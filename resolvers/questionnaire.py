@@ -92,7 +92,8 @@ async def response_count(ctx: Context, row: Questionnaire) -> int:
     async def batch(ids: Sequence[uuid.UUID]) -> list[int]:
         live = await reports.live_month(ctx)
         found = await QuestionnaireResponse.filter(
-            ~Q(month=live, patient_id=None, invitation_id=None),  # ~Q: not (all three), unlike exclude()
+            # ~Q: not (both), unlike exclude(); anonymous by the reports' rule (survey_report.names_nobody)
+            ~Q(month__gte=live, questionnaire_id__in=reports.nameless_versions(ctx.institution_id)),
             institution_id=ctx.institution_id, questionnaire_id__in=list(ids),
         ).annotate(n=Count("id")).group_by("questionnaire_id").values_list("questionnaire_id", "n")
         counts = {_uuid(qid): int(n) for qid, n in found}

@@ -114,7 +114,12 @@ class LinkRefused(BadUserInput):
 
 
 class _Taken(Exception):
-    """The invitation was answered (or expired) under the caller's feet: the transaction rolls back."""
+    """The invitation was answered (or expired) under the caller's feet: the transaction rolls back. ``reason``: why,
+    when it is not what the invitation's expiry says (``_why_taken``)."""
+
+    def __init__(self, reason: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def _now() -> datetime:
@@ -164,8 +169,9 @@ async def answer_by_link(ctx: Context, token: str, answers: Mapping[str, Any]) -
         except access.MergedFile:  # merged since the link was read: the invitation is the survivor's now
             invitation, questionnaire = await _linked(ctx, token, Action.CREATE)
             return await _record(ctx, keys, invitation, questionnaire, answers, door)
-    except _Taken:
-        raise await _refuse_link(ctx, invitation, questionnaire, Action.CREATE, _why_taken(invitation)) from None
+    except _Taken as taken:
+        raise await _refuse_link(ctx, invitation, questionnaire, Action.CREATE,
+                                 taken.reason or _why_taken(invitation)) from None
 
 
 async def _linked(ctx: Context, token: str, action: Action) -> tuple[SurveyInvitation, Questionnaire]:
@@ -179,9 +185,17 @@ async def _linked(ctx: Context, token: str, action: Action) -> tuple[SurveyInvit
     questionnaire = await Questionnaire.get(id=invitation.questionnaire_id)
     if invitation.answered and not questionnaire.anonymous:
         raise await _refuse_link(ctx, invitation, questionnaire, action, "answered")
-    if invitation.expires_at <= _now() or invitation.status == "cancelled":
+    if _closed_to_patients(invitation, questionnaire):
         raise await _refuse_link(ctx, invitation, questionnaire, action, "expired")
     return invitation, questionnaire
+
+
+def _closed_to_patients(invitation: SurveyInvitation, questionnaire: Questionnaire) -> bool:
+    """Expired, cancelled, or of a version answered by staff since (edited in place while its invitations were out):
+    a staff questionnaire's responses name nobody (``survey_report.names_nobody``), so none may come from an
+    invitation, which would name its patient."""
+    return (invitation.expires_at <= _now() or invitation.status == "cancelled"
+            or questionnaire.respondent == reports.STAFF_RESPONDENT)
 
 
 def _why_taken(invitation: SurveyInvitation) -> str:
@@ -259,7 +273,7 @@ def _check_open(invitation: SurveyInvitation, questionnaire: Questionnaire) -> N
     complete, valid answer (see "when an anonymous invitation was answered")."""
     if invitation.answered and not questionnaire.anonymous:
         raise _closed("answered")
-    if invitation.expires_at <= _now() or invitation.status == "cancelled":
+    if _closed_to_patients(invitation, questionnaire):
         raise _closed("expired")
 
 
@@ -267,8 +281,8 @@ async def _answer(ctx: Context, invitation: SurveyInvitation, questionnaire: Que
                   answers: Mapping[str, Any], door: Door) -> Receipt:
     try:
         return await _record(ctx, ctx.require_keys(), invitation, questionnaire, answers, door)
-    except _Taken:
-        raise _closed(_why_taken(invitation)) from None
+    except _Taken as taken:
+        raise _closed(taken.reason or _why_taken(invitation)) from None
 
 
 def _closed(reason: str) -> BadUserInput:
@@ -414,7 +428,7 @@ class _Prepared:
 
 def _prepare(keys: InstitutionKeys, invitation: SurveyInvitation, questionnaire: Questionnaire,
              answers: Mapping[str, Any], month: str) -> _Prepared:
-    response_id = uuid.uuid4() if questionnaire.anonymous else uuid7()  # a random id says nothing of when
+    response_id = uuid.uuid4() if nameless(questionnaire) else uuid7()  # a random id says nothing of when
     return _prepare_in(keys, invitation.institution_id, invitation.department_id, questionnaire, answers, month,
                        response_id)
 
@@ -445,6 +459,8 @@ async def _record(ctx: Context, keys: InstitutionKeys, invitation: SurveyInvitat
         locked = await Questionnaire.filter(id=questionnaire.id).select_for_update(no_key=True).first()
         if locked is not None and locked.revision != questionnaire.revision:
             ready = _prepare(keys, invitation, locked, answers, month)
+            if locked.respondent == reports.STAFF_RESPONDENT:  # made a staff questionnaire meanwhile
+                raise _Taken("expired")
         questionnaire, response_id, scored, rows, ticket_data = (ready.questionnaire, ready.response_id, ready.scored,
                                                                  ready.rows, ready.ticket_data)
         anonymous = questionnaire.anonymous
@@ -491,7 +507,7 @@ def _answer_rows(keys: InstitutionKeys, institution_id: uuid.UUID, questionnaire
     rows: list[ResponseAnswer] = []
 
     def row(link_id: str, **values: Any) -> None:
-        answer_id = uuid.uuid4() if questionnaire.anonymous else uuid7()
+        answer_id = uuid.uuid4() if nameless(questionnaire) else uuid7()  # uuid7 would date a staff rating
         if values.get("text") is not None:
             values["text"] = keys.seal(values["text"], field_aad(institution_id, "response_answer", "text", answer_id))
         rows.append(ResponseAnswer(id=answer_id, institution_id=institution_id, response_id=response_id,
@@ -543,10 +559,19 @@ def _answer_records(institution_id: uuid.UUID, invitation: SurveyInvitation, res
 # -- reading responses ---------------------------------------------------------------------------------
 
 
+def nameless(questionnaire: Questionnaire) -> bool:
+    """Whether the version's responses name nobody: the reports' one rule (``survey_report.names_nobody``)."""
+    return reports.names_nobody(questionnaire.anonymous, questionnaire.respondent)
+
+
 @dataclass(frozen=True)
 class ResponseView:
     row: QuestionnaireResponse
     questionnaire: Questionnaire
+
+    @property
+    def anonymous(self) -> bool:
+        return nameless(self.questionnaire)
 
 
 @dataclass(frozen=True)
@@ -597,12 +622,12 @@ async def one(ctx: Context, response_id: uuid.UUID | None) -> ResponseView:
     decision = await access.authorize(ctx, "questionnaire_response", "read", action=Action.READ,
                                       resource_type="questionnaire_response", resource_id=response_id)
     row = None if response_id is None else await QuestionnaireResponse.filter(_reach(ctx), id=response_id).first()
-    if row is not None and row.patient_id is None and row.invitation_id is None and not await _listed(ctx, row):
-        row = None  # an anonymous response not listed yet answers as a missing one
-    if row is None:
+    questionnaire = None if row is None else await Questionnaire.get(id=row.questionnaire_id)
+    if row is None or questionnaire is None or (nameless(questionnaire) and not await _listed(ctx, row)):
+        # an anonymous response not listed yet answers as a missing one
         raise await access.not_found(ctx, Action.READ, "questionnaire_response", response_id)
     ctx.reads.note("questionnaire_response", row.id, row.patient_id, rule=decision.rule)
-    return ResponseView(row, await Questionnaire.get(id=row.questionnaire_id))
+    return ResponseView(row, questionnaire)
 
 
 def _reach(ctx: Context) -> Q:
@@ -637,27 +662,27 @@ def _not_family() -> Q:
 
 async def _listed(ctx: Context, row: QuestionnaireResponse) -> bool:
     """Whether the list shows this anonymous response: its month closed and its cell of at least ``min_cell``."""
-    if row.month >= await reports.live_month(ctx):
+    live = await reports.live_month(ctx)
+    if row.month >= live:
         return False
     cell = QuestionnaireResponse.filter(institution_id=row.institution_id, questionnaire_id=row.questionnaire_id,
                                         department_id=row.department_id, month=row.month)
-    return await cell.count() >= (await surveys.settings_of(ctx.institution_id)).min_cell
+    return reports.released_cell(row.month, await cell.count(), live, await reports.min_cell(ctx))
 
 
 async def _shown_anonymous(ctx: Context, query: Any) -> Q:
-    """Identified responses, and anonymous ones of a closed month whose questionnaire, department and month hold at
-    least ``min_cell`` responses (one grouped statement): a small cell would single the answer out, and a live
-    month, read twice, its newest answer and when it came."""
-    least = (await surveys.settings_of(ctx.institution_id)).min_cell
-    cells = await (query.filter(patient_id__isnull=True, invitation_id__isnull=True,
-                                month__lt=await reports.live_month(ctx))
+    """Identified responses, and anonymous ones (``survey_report.names_nobody``) of a closed month whose
+    questionnaire, department and month hold at least ``min_cell`` responses (one grouped statement): a small cell
+    would single the answer out, and a live month, read twice, its newest answer and when it came."""
+    least, live = await reports.min_cell(ctx), await reports.live_month(ctx)
+    cells = await (query.filter(questionnaire_id__in=reports.nameless_versions(ctx.institution_id), month__lt=live)
                    .annotate(n=Count("id")).group_by("questionnaire_id", "department_id", "month")
                    .values_list("questionnaire_id", "department_id", "month", "n"))
     shown = [Q(questionnaire_id=q, department_id=d, month=m) if d is not None
              else Q(questionnaire_id=q, department_id__isnull=True, month=m)
-             for q, d, m, n in cells if int(n) >= least]
-    return Q(patient_id__isnull=False) | Q(invitation_id__isnull=False) | Q(*shown, join_type=Q.OR) if shown \
-        else Q(patient_id__isnull=False) | Q(invitation_id__isnull=False)
+             for q, d, m, n in cells if reports.released_cell(m, int(n), live, least)]
+    identified = ~Q(questionnaire_id__in=reports.nameless_versions(ctx.institution_id))
+    return identified | Q(*shown, join_type=Q.OR) if shown else identified
 
 
 async def answers_of(ctx: Context, view: ResponseView) -> list[AnswerView]:

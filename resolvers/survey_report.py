@@ -37,7 +37,9 @@ Definitions:
     answering an item) only where the row is shown, since the count of answers to a conditional item tells
     what was answered to the item it depends on (which is why a conditional item is hidden with the item it
     depends on);
-- an anonymous questionnaire (found in review: read twice, a report told when an answer came). Its current
+- an anonymous questionnaire (found in review: read twice, a report told when an answer came): a version whose
+  responses name nobody (``names_nobody``: flagged anonymous, or answered by staff), the one rule the response
+  list, a response read by id and a version's responseCount follow too. Its current
   month is left out of every figure, counts and ``withheld`` included, until it closes: read twice, a live
   month gave its newest response away by subtraction, and its counts the moment it came. A month's invited
   and answered are shown only where its invitations are a figure of their own (at least min_cell, and
@@ -64,7 +66,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any, NamedTuple, TypeVar
 
-from tortoise.expressions import Case, F, Q, When
+from tortoise.expressions import Case, F, Q, Subquery, When
 from tortoise.functions import Count, Sum
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
@@ -158,7 +160,7 @@ class Version:
     method: str
     satisfied_at: float
     items: list[dict[str, Any]]
-    anonymous: bool
+    anonymous: bool  # its responses name nobody (``names_nobody``)
 
 
 @dataclass(frozen=True)
@@ -414,11 +416,12 @@ async def _month_edges(ctx: Context, months: list[str]) -> list[tuple[str, datet
 
 async def _versions(ctx: Context, key: uuid.UUID) -> list[Version]:
     rows = await Questionnaire.filter(institution_id=ctx.institution_id, key=key).order_by("version").values(
-        "id", "version", "scoring", "items", "anonymous")
+        "id", "version", "scoring", "items", "anonymous", "respondent")
     if not rows:
         raise await access.not_found(ctx, Action.READ, "survey_report", key, "questionnaireKey")
     return [Version(r["id"], r["version"], r["scoring"].get("method", "mean"),
-                    float(r["scoring"].get("satisfied_at", 0)), r["items"], r["anonymous"]) for r in rows]
+                    float(r["scoring"].get("satisfied_at", 0)), r["items"],
+                    names_nobody(r["anonymous"], r["respondent"])) for r in rows]
 
 
 def _ordinal_item(versions: list[Version], link_id: str) -> None:
@@ -471,6 +474,39 @@ class _Scope:
         if self.clinician_id is not None:
             found[clinician] = self.clinician_id
         return found
+
+
+STAFF_RESPONDENT = "staff"
+
+
+def names_nobody(anonymous: bool, respondent: str) -> bool:
+    """THE rule for which questionnaire versions' responses are anonymous, for every view of them: the report, the
+    chart and the comparisons here, the response list, a response read by its id and a version's responseCount
+    (``resolvers.questionnaire_response``, ``resolvers.questionnaire``). A version flagged anonymous, or one answered
+    by staff (a staff rating names no rater, whatever the flag). Their responses name no patient and no invitation
+    (answering an invitation of a version answered by staff is refused), so what a live month or a small cell would
+    tell is when, and by whom, they came. Found in review: the report held back the live month of flagged versions
+    only, the list of every response without patient and invitation, so a staff rating on a version not flagged
+    was reported live and listed a month later. ``nameless_versions`` is the same rule in SQL."""
+    return anonymous or respondent == STAFF_RESPONDENT
+
+
+def nameless_versions(institution_id: uuid.UUID) -> Subquery:
+    """The institution's versions whose responses name nobody (``names_nobody``), as a subquery of their ids."""
+    return Subquery(Questionnaire.filter(Q(anonymous=True) | Q(respondent=STAFF_RESPONDENT),
+                                         institution_id=institution_id).values("id"))
+
+
+async def min_cell(ctx: Context) -> int:
+    """The fewest responses a figure, or an anonymous response listed, comes from (``SurveySettings.min_cell``)."""
+    return (await _settings(ctx)).min_cell
+
+
+def released_cell(month: str, responses: int, live: str, least: int) -> bool:
+    """Whether the responses of an anonymous cell (version, department, month) are shown one by one (listed, read by
+    id, counted in a version's responseCount): its month has closed and it holds at least ``least``, as the report
+    shows the cell (the department's row)."""
+    return month < live and responses >= least
 
 
 async def live_month(ctx: Context) -> str:

@@ -160,9 +160,10 @@ class QuestionnaireResponse:
     def questionnaire(self) -> Questionnaire:
         return Questionnaire.of(self.view.questionnaire)
 
-    @strawberry.field(description="Whether it is kept without any link to the patient.")
+    @strawberry.field(description="Whether it is kept without any link to the patient: a questionnaire flagged "
+                                  "anonymous, or one answered by staff (a staff rating names no rater).")
     def anonymous(self) -> bool:
-        return bool(self.view.questionnaire.anonymous)
+        return self.view.anonymous
 
     @strawberry.field(description="How it arrived.")
     def source(self) -> ResponseSource:
@@ -202,7 +203,7 @@ class QuestionnaireResponse:
                                   "anonymous (a clinician's few answers would pick out their patients: the report "
                                   "shows clinicians' cells of five or more only).")
     def clinician_id(self) -> strawberry.ID | None:
-        return None if self.view.questionnaire.anonymous else optional_id(self.row.clinician_id)
+        return None if self.view.anonymous else optional_id(self.row.clinician_id)
 
     @strawberry.field(description="The staff member who entered it (phone, paper).")
     def entered_by_id(self) -> strawberry.ID | None:

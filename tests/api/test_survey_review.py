@@ -16,6 +16,7 @@ from tests import surveys
 from tests.api.test_survey_reports import CHART, REPORT, invite, respond, text
 from tests.api.test_survey_reports import COMPARE as COMPARISON
 from tests.factories import Tenant, make_patient
+from tests.patients import open_account
 
 RESPONSES = """query($q: ID) { questionnaireResponses(questionnaireId: $q) {
   nodes { id anonymous clinicianId score low answers { linkId number codes } } } }"""
@@ -345,3 +346,94 @@ async def test_polling_the_response_list_does_not_tell_when_an_anonymous_answer_
     shown = ok(await tenant.call("department_head", ONE, id=str(live.id)), "questionnaireResponse")
     assert (shown["id"], shown["month"]) == (str(live.id), last)
     assert {"linkId": "q2", "text": "Waited an hour with a toothache"} in shown["answers"]
+
+
+# -- which responses are anonymous: one rule for the report and the list ---------------------------------------
+
+STAFF_VIEWS = """query($key: ID!, $q: ID!, $from: String!, $to: String!, $dep: ID) {
+  surveyReport(questionnaireKey: $key, from: $from, to: $to, departmentId: $dep) { rows { month responses status } }
+  surveyControlChart(questionnaireKey: $key, from: $from, to: $to, departmentId: $dep) {
+    points { month responses withheld } }
+  questionnaireResponses(questionnaireId: $q) { nodes { id anonymous source month } }
+  questionnaire(id: $q) { responseCount } }"""
+UPDATE = """mutation($id: ID!, $input: QuestionnaireUpdateInput!, $revision: Int!) {
+  questionnaireUpdate(id: $id, input: $input, revision: $revision) { newVersion questionnaire { anonymous } } }"""
+
+
+async def test_a_staff_rating_not_flagged_anonymous_is_held_back_alike_by_the_report_and_the_list(
+        tenant: Tenant, services: Services) -> None:
+    """The doctors' rating of the nursing, its anonymous flag taken off (in place, before any answer): five raters
+    answer this month. Their responses name nobody (no rater is stored, whatever the flag), and the list held them
+    back as anonymous (until the month closes), but the report held back the live month of flagged versions only:
+    it showed this month's five at once, read before and after each rating told when it came (and by subtraction
+    what), while the list and responseCount said none. One rule now: both hold the month back, then show it."""
+    from tests.api.test_survey_staff_answers import RATING, STAFF_ANSWER, as_doctor, more_doctors, nursing_form
+
+    q = await nursing_form(tenant)
+    edited = ok(await tenant.call("department_head", UPDATE, id=str(q.id), revision=q.revision,
+                                  input={"anonymous": False}), "questionnaireUpdate")
+    assert edited == {"newVersion": False, "questionnaire": {"anonymous": False}}
+    dep = str(tenant.departments["A"].id)
+    month, _, _ = local_months()
+
+    async def views(role: str, first: str) -> tuple[list[Any], list[Any], list[Any], int]:
+        reply = await tenant.call(role, STAFF_VIEWS, key=str(q.key), q=str(q.id), dep=dep, **{
+            "from": first, "to": first})
+        assert reply.errors == [], reply.errors
+        return (reply.data["surveyReport"]["rows"], reply.data["surveyControlChart"]["points"],
+                reply.data["questionnaireResponses"]["nodes"], reply.data["questionnaire"]["responseCount"])
+
+    empty = {role: await views(role, month) for role in ("department_head", "admin")}
+    ok(await tenant.call("doctor", STAFF_ANSWER, q=str(q.id), d=dep, answers=RATING), "surveyStaffAnswer")
+    ok(await tenant.call("department_head", STAFF_ANSWER, q=str(q.id), d=dep, answers=RATING), "surveyStaffAnswer")
+    for token in await more_doctors(tenant, services, 3):
+        ok(await as_doctor(tenant, token, q), "surveyStaffAnswer")
+    assert await QuestionnaireResponse.filter(questionnaire_id=q.id).count() == 5
+    for role in ("department_head", "admin"):
+        rows, points, nodes, count = await views(role, month)
+        # this month: nowhere, as before the ratings came
+        assert (rows, points, nodes, count) == empty[role] and (rows, nodes, count) == ([], [], 0)
+        assert points == [{"month": month, "responses": 0, "withheld": 0}]
+    rated = await QuestionnaireResponse.filter(questionnaire_id=q.id).first()
+    assert rated is not None
+    missing = await tenant.call("department_head", "query($id: ID!) { questionnaireResponse(id: $id) { id } }",
+                                id=str(rated.id))
+    assert missing.codes == ["NOT_FOUND"]
+
+    closed = await surveys.month_closed(tenant)
+    for role in ("department_head", "admin"):
+        rows, points, nodes, count = await views(role, closed)
+        assert rows == [{"month": closed, "responses": 5, "status": "SHOWN"}]
+        assert points == [{"month": closed, "responses": 5, "withheld": 0}]
+        assert len(nodes) == count == 5 and all(
+            (n["anonymous"], n["source"], n["month"]) == (True, "STAFF", closed) for n in nodes)
+
+
+async def test_an_invitation_of_a_questionnaire_made_a_staff_one_is_not_answered(tenant: Tenant,
+                                                                               services: Services) -> None:
+    """A patient questionnaire's invitation is out; the version, still without an answer, is edited in place to be
+    answered by staff. A staff questionnaire's responses name nobody (the one rule above): an answer through the
+    invitation, which would name its patient, is refused through every door, as an expired invitation is, and
+    nothing is written."""
+    q = await surveys.questionnaire(tenant)
+    pid, row, token = await surveys.invited(tenant, services, q)
+    ok(await tenant.call("department_head", UPDATE, id=str(q.id), revision=q.revision,
+                         input={"respondent": "STAFF"}), "questionnaireUpdate")
+    user = await open_account(tenant, pid)
+    by_link = await tenant.call(None, BY_LINK_ANSWER, t=token, answers=surveys.GOOD)
+    assert by_link.errors[0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "token", "reason": "expired"}
+    portal = await user.call("""mutation($id: ID!, $answers: [SurveyAnswerInput!]!) {
+      surveyAnswer(invitationId: $id, answers: $answers) { anonymous } }""", id=str(row.id), answers=surveys.GOOD)
+    entered = await tenant.call("nurse", """mutation($id: ID!, $answers: [SurveyAnswerInput!]!) {
+      surveyResponseEnter(invitationId: $id, answers: $answers, source: PHONE) { anonymous } }""", id=str(row.id),
+                                answers=surveys.GOOD)
+    for reply in (portal, entered):
+        assert reply.errors[0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "invitationId"}, reply.errors
+        assert "expired" in reply.errors[0]["message"]
+    assert await QuestionnaireResponse.filter(institution_id=tenant.id).count() == 0
+    assert not (await SurveyInvitation.get(id=row.id)).answered
+    # the denied twin: a patient questionnaire's invitation is answered
+    other = await surveys.questionnaire(tenant)
+    await SurveyTrigger.filter(institution_id=tenant.id).update(active=False)
+    _, _, open_token = await surveys.invited(tenant, services, other)
+    ok(await tenant.call(None, BY_LINK_ANSWER, t=open_token, answers=surveys.GOOD), "surveyAnswerByLink")
