@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
-from tortoise.expressions import F, Q
+from tortoise.expressions import F
 from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
@@ -86,17 +86,22 @@ async def templates(ctx: Context) -> list[Template]:
 
 
 async def response_count(ctx: Context, row: Questionnaire) -> int:
-    """Responses to this version, an anonymous response once its month has closed (as the report and the list
-    show them: counted live, it told when an anonymous answer came, found in review); one grouped statement for a
-    page of questionnaires."""
+    """Responses to this version; of a version whose responses are anonymous (``survey_report.names_nobody``), those
+    the list shows: of a closed month (counted live, it told when an answer came) and of a cell (department and
+    month) of at least min_cell (the total minus the report's shown cells gave the small ones' count, found in
+    review). Three grouped statements for a page of questionnaires."""
     async def batch(ids: Sequence[uuid.UUID]) -> list[int]:
-        live = await reports.live_month(ctx)
-        found = await QuestionnaireResponse.filter(
-            # ~Q: not (both), unlike exclude(); anonymous by the reports' rule (survey_report.names_nobody)
-            ~Q(month__gte=live, questionnaire_id__in=reports.nameless_versions(ctx.institution_id)),
-            institution_id=ctx.institution_id, questionnaire_id__in=list(ids),
-        ).annotate(n=Count("id")).group_by("questionnaire_id").values_list("questionnaire_id", "n")
-        counts = {_uuid(qid): int(n) for qid, n in found}
+        live, least = await reports.live_month(ctx), await reports.min_cell(ctx)
+        nameless = {_uuid(i) for i in await Questionnaire.filter(id__in=list(ids)).filter(
+            id__in=reports.nameless_versions(ctx.institution_id)).values_list("id", flat=True)}
+        cells = await QuestionnaireResponse.filter(institution_id=ctx.institution_id, questionnaire_id__in=list(ids)) \
+            .annotate(n=Count("id")).group_by("questionnaire_id", "department_id", "month") \
+            .values_list("questionnaire_id", "department_id", "month", "n")
+        counts: dict[uuid.UUID, int] = {}
+        for qid, _, month, n in cells:
+            version = _uuid(qid)
+            if version not in nameless or reports.released_cell(month, int(n), live, least):
+                counts[version] = counts.get(version, 0) + int(n)
         return [counts.get(i, 0) for i in ids]
 
     return int(await ctx.require_loaders().made("questionnaire_responses", batch).load(row.id))

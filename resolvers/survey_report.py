@@ -33,7 +33,8 @@ Definitions:
     shows for that figure: a hidden cell's responses are left out (``withheld`` says how many), so a sum
     minus the shown cells, or one period minus an overlapping one, gives nothing that is hidden;
   * counts: a row's responses are shown always (that someone answered, not what), and so are its invited
-    and answered but for an anonymous questionnaire (below); a figure's own count (responses scored,
+    and answered, but for an anonymous questionnaire (below: its hidden row's responses are not told either, nor
+    how many a chart's month or a comparison's group left out); a figure's own count (responses scored,
     answering an item) only where the row is shown, since the count of answers to a conditional item tells
     what was answered to the item it depends on (which is why a conditional item is hidden with the item it
     depends on);
@@ -45,7 +46,9 @@ Definitions:
   and answered are shown only where its invitations are a figure of their own (at least min_cell, and
   suppressed among clinicians like the others, in a shown row) and none of its links can still be answered
   (an answer to last month's invitation moves last month's answered count): otherwise they would tell, with
-  the invitation list, which patient answered, and when;
+  the invitation list, which patient answered, and when. For the same reason a hidden row's responses are not
+  told (found in review: a department's one response, from its one invited patient), nor ``withheld`` by a chart
+  or a comparison of a key with an anonymous version (it is a hidden cell's count where one cell is hidden);
 - comparisons: the two groups must not share a response (months, departments and clinicians all
   overlapping): the tests assume independent samples;
 - target: ``SurveySettings.satisfaction_target`` (percent satisfied); a row meets it when its satisfied
@@ -135,7 +138,7 @@ class ReportRow:
     month: str
     invited: int | None  # None where withheld (an anonymous questionnaire's)
     answered: int | None
-    responses: int
+    responses: int | None  # None in an anonymous questionnaire's hidden row
     status: str
     score: Estimate
     satisfied: Estimate
@@ -187,7 +190,7 @@ class Group:
 @dataclass(frozen=True)
 class GroupFigures:
     responses: int  # behind the figures: those of the cells the report shows
-    withheld: int  # of the group, left out: in cells the report hides
+    withheld: int | None  # of the group, left out: in cells the report hides; None for an anonymous questionnaire
     mean: float | None
     sd: float | None
 
@@ -226,7 +229,7 @@ class Comparison:
 class ChartPoint:
     month: str
     responses: int  # with a satisfied / not satisfied verdict, in the cells the report shows
-    withheld: int  # left out: in cells the report hides
+    withheld: int | None  # left out: in cells the report hides; None for an anonymous questionnaire
     shown: bool
     percent: float | None = None
     low: float | None = None
@@ -298,6 +301,8 @@ async def compare(ctx: Context, key: uuid.UUID, item_link_id: str | None, a: Gro
                   for scope, m in zip(scopes, months, strict=True)]
         found = _mann_whitney(item_link_id, counts, alpha)
     _note(ctx, a.department_id, b.department_id)
+    if _any_anonymous(versions):
+        found = replace(found, a=replace(found.a, withheld=None), b=replace(found.b, withheld=None))
     return found
 
 
@@ -315,7 +320,8 @@ async def control_chart(ctx: Context, key: uuid.UUID, department_id: uuid.UUID |
     limits = dict(zip(shown, chart.points, strict=True)) if chart else {}
     points = []
     for month in months:
-        judged, _, withheld = verdicts.get(month, (0, 0, 0))
+        judged, _, left_out = verdicts.get(month, (0, 0, 0))
+        withheld = None if _any_anonymous(versions) else left_out
         point = limits.get(month)
         points.append(ChartPoint(month, judged, withheld, False) if point is None else ChartPoint(
             month, judged, withheld, True, 100 * point.proportion, 100 * point.low, 100 * point.high,
@@ -323,6 +329,14 @@ async def control_chart(ctx: Context, key: uuid.UUID, department_id: uuid.UUID |
     _note(ctx, department_id)
     return ControlChart(key, department_id, months[0], months[-1], settings.min_cell,
                         100 * chart.centre if chart else None, points)
+
+
+def _any_anonymous(versions: list[Version]) -> bool:
+    """Whether a sum over the key's versions may hold an anonymous questionnaire's hidden cells: then how many it left
+    out (``withheld``) is not told, whatever the data, since it would give a hidden cell's count (found in review:
+    department B's chart, or a clinician's group, withheld its one small cell's responses, and with the invitation
+    list told whether that cell's few invited patients answered)."""
+    return any(v.anonymous for v in versions)
 
 
 # -- access ------------------------------------------------------------------------------------------
@@ -791,9 +805,10 @@ def _row(cell: Cell, version: Version, invited: _Invited, sums: Mapping[str, Any
              for link, item in questions.items() if item.get("kind") in ITEM_KINDS]
     # an anonymous questionnaire's invitation counts would tell who answered (a small cell), or when (an open link)
     withheld = version.anonymous and (status(INVITED) != SHOWN or invited.open > 0)
+    # and so would a hidden row's responses: with the invitation list, which of its few invited patients answered
+    responses = None if version.anonymous and not seen else n("responses")
     return ReportRow(cell[0], version.version, cell[1], cell[3], cell[2], None if withheld else invited.invited,
-                     None if withheld else invited.answered, n("responses"), row, score, satisfied, nps, csat, meets,
-                     items)
+                     None if withheld else invited.answered, responses, row, score, satisfied, nps, csat, meets, items)
 
 
 def _estimate(responses: int, status: str, seen: bool, compute: Any) -> Estimate:
@@ -825,7 +840,7 @@ def _item(item: Mapping[str, Any], counts: dict[str, int], responses: int, statu
     return ItemFigures(item["link_id"], kind, responses if seen else None, status, mean, distribution)
 
 
-def _group(n: int, withheld: int, sample: statistics.Sample | None) -> GroupFigures:
+def _group(n: int, withheld: int | None, sample: statistics.Sample | None) -> GroupFigures:
     if n == 0 or sample is None:
         return GroupFigures(n, withheld, None, None)
     return GroupFigures(n, withheld, sample.mean, sample.sd)

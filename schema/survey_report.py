@@ -125,10 +125,15 @@ class SurveyReportRow:
         deprecation_reason="Use answeredCount: this answers 0 where an anonymous questionnaire's count is withheld.")
     response_rate: float | None = strawberry.field(description="Answered / invited, in percent; null without "
                                                                "invitations, or where the counts are withheld.")
-    responses: int = strawberry.field(description="Responses of the month (invited or entered by staff); shown "
-                                                  "always. An anonymous questionnaire's month is reported once it "
-                                                  "has closed: read twice, a live month would give its newest "
-                                                  "response away.")
+    response_count: int | None = strawberry.field(
+        description="Responses of the month (invited or entered by staff). Shown always for an identified "
+                    "questionnaire; for an anonymous one only in a shown row (status SHOWN), null in a hidden one: "
+                    "with the invitation list, a small cell's count would tell which of its few invited patients "
+                    "answered. An anonymous questionnaire's month is reported once it has closed: read twice, a live "
+                    "month would give its newest response away.")
+    responses: int = strawberry.field(
+        description="responseCount, but 0 where that is withheld.",
+        deprecation_reason="Use responseCount: this answers 0 in an anonymous questionnaire's hidden row.")
     status: FigureStatus = strawberry.field(
         description="TOO_FEW_RESPONSES when the row has fewer responses than the minimum; PROTECTS_SMALL_CELL for a "
                     "clinician's row hidden with a colleague's small one (the department's row minus the shown "
@@ -154,8 +159,8 @@ class SurveyReportRow:
             department_id=strawberry.ID(str(row.department_id)) if row.department_id else None,
             clinician_id=strawberry.ID(str(row.clinician_id)) if row.clinician_id else None,
             month=row.month, invited_count=row.invited, answered_count=row.answered, invited=row.invited or 0,
-            answered=row.answered or 0, response_rate=row.response_rate,
-            responses=row.responses, status=_of(row.status), score=SurveyEstimate.of(row.score),
+            answered=row.answered or 0, response_rate=row.response_rate, response_count=row.responses,
+            responses=row.responses or 0, status=_of(row.status), score=SurveyEstimate.of(row.score),
             satisfied=SurveyEstimate.of(row.satisfied), nps=SurveyEstimate.of(row.nps),
             csat=SurveyEstimate.of(row.csat), meets_target=row.meets_target,
             items=[SurveyItemFigures.of(i) for i in row.items])
@@ -215,17 +220,22 @@ class SurveyGroupFigures:
         description="Responses with a score (or answers to the item) the figures are computed from: those of the "
                     "cells (version, department, month, and clinician when one is asked) whose figure the report "
                     "shows.")
-    withheld: int = strawberry.field(
+    withheld_count: int | None = strawberry.field(
         description="Responses of the group left out: in cells whose figure the report hides (too few there, or "
                     "protecting a small cell), so that no difference of groups can give a hidden cell away. A "
                     "hidden row counts all its responses; an anonymous questionnaire's current month counts nowhere "
-                    "until it closes.")
+                    "until it closes. Null for a questionnaire with an anonymous version, whatever the data: it "
+                    "would give a hidden cell's count (see SurveyReportRow.responseCount).")
+    withheld: int = strawberry.field(
+        description="withheldCount, but 0 where that is null.",
+        deprecation_reason="Use withheldCount: this answers 0 for a questionnaire with an anonymous version.")
     mean: float | None = strawberry.field(description="Mean score (or mean answer).")
     standard_deviation: float | None = strawberry.field(description="Sample standard deviation (n - 1).")
 
     @classmethod
     def of(cls, g: reports.GroupFigures) -> SurveyGroupFigures:
-        return cls(status=_status(g.shown), responses=g.responses, withheld=g.withheld, mean=g.mean,
+        return cls(status=_status(g.shown), responses=g.responses, withheld_count=g.withheld,
+                   withheld=g.withheld or 0, mean=g.mean,
                    standard_deviation=g.sd)
 
 
@@ -273,10 +283,15 @@ class SurveyControlPoint:
     responses: int = strawberry.field(
         description="Responses with a satisfied / not satisfied verdict the percent is computed from: those of the "
                     "cells (version and department) whose share satisfied the report shows.")
-    withheld: int = strawberry.field(
+    withheld_count: int | None = strawberry.field(
         description="Responses of the month left out: in cells whose share satisfied the report hides, so that the "
                     "chart minus the report's shown cells gives nothing away. A hidden row counts all its "
-                    "responses; an anonymous questionnaire's current month counts nowhere until it closes.")
+                    "responses; an anonymous questionnaire's current month counts nowhere until it closes. Null for "
+                    "a questionnaire with an anonymous version, whatever the data: it would give a hidden cell's "
+                    "count (see SurveyReportRow.responseCount).")
+    withheld: int = strawberry.field(
+        description="withheldCount, but 0 where that is null.",
+        deprecation_reason="Use withheldCount: this answers 0 for a questionnaire with an anonymous version.")
     percent_satisfied: float | None = strawberry.field(description="Percent satisfied that month.")
     lower_limit: float | None = strawberry.field(description="Lower control limit (3 sigma for this month's n).")
     upper_limit: float | None = strawberry.field(description="Upper control limit.")
@@ -301,7 +316,7 @@ class SurveyControlChart:
                    department_id=strawberry.ID(str(c.department_id)) if c.department_id else None,
                    from_=c.first, to=c.last, min_cell=c.min_cell, centre_line=c.centre,
                    points=[SurveyControlPoint(month=p.month, status=_status(p.shown), responses=p.responses,
-                                              withheld=p.withheld,
+                                              withheld_count=p.withheld, withheld=p.withheld or 0,
                                               percent_satisfied=p.percent, lower_limit=p.low, upper_limit=p.high,
                                               out_of_control=p.out_of_control) for p in c.points])
 

@@ -218,7 +218,7 @@ async def test_a_late_answer_to_last_months_anonymous_invitation_does_not_show(t
 
 COUNTS = """query($key: ID!, $from: String!, $to: String!, $dep: ID, $by: Boolean! = false) {
   surveyReport(questionnaireKey: $key, from: $from, to: $to, departmentId: $dep, byClinician: $by) {
-    rows { departmentId clinicianId month invitedCount answeredCount invited answered responseRate responses
+    rows { departmentId clinicianId month invitedCount answeredCount invited answered responseRate responseCount
            status } } }"""
 
 
@@ -249,7 +249,7 @@ async def test_an_anonymous_months_invitation_counts_show_only_where_they_are_a_
 
     def counts(row: dict[str, Any]) -> tuple[Any, ...]:
         return (row["departmentId"], row["clinicianId"], row["month"], row["invitedCount"], row["answeredCount"],
-                row["invited"], row["answered"], row["responseRate"], row["responses"], row["status"])
+                row["invited"], row["answered"], row["responseRate"], row["responseCount"], row["status"])
 
     period = {"from": "2025-10", "to": "2025-11"}
     withheld = (None, None, 0, 0, None)
@@ -260,9 +260,9 @@ async def test_an_anonymous_months_invitation_counts_show_only_where_they_are_a_
         rows = ok(await tenant.call(role, COUNTS, key=str(q.key), dep=a, by=True, **period), "surveyReport")["rows"]
         assert [counts(r) for r in rows if r["month"] == "2025-11"] == sorted([
             (a, str(doctor), "2025-11", *withheld, 5, "SHOWN"),
-            (a, str(nurse), "2025-11", *withheld, 0, "TOO_FEW_RESPONSES")], key=lambda r: str(r[1]))
+            (a, str(nurse), "2025-11", *withheld, None, "TOO_FEW_RESPONSES")], key=lambda r: str(r[1]))
     rows = ok(await tenant.call("admin", COUNTS, key=str(q.key), dep=b, **period), "surveyReport")["rows"]
-    assert [counts(r) for r in rows] == [(b, None, "2025-11", *withheld, 2, "TOO_FEW_RESPONSES")]
+    assert [counts(r) for r in rows] == [(b, None, "2025-11", *withheld, None, "TOO_FEW_RESPONSES")]
     # the denied twin: a nurse reads nothing (and is on record), a head nothing of another department
     events = await tenant.audit_count()
     nurse_reply = await tenant.call("nurse", COUNTS, key=str(q.key), dep=a, **period)
@@ -351,9 +351,10 @@ async def test_polling_the_response_list_does_not_tell_when_an_anonymous_answer_
 # -- which responses are anonymous: one rule for the report and the list ---------------------------------------
 
 STAFF_VIEWS = """query($key: ID!, $q: ID!, $from: String!, $to: String!, $dep: ID) {
-  surveyReport(questionnaireKey: $key, from: $from, to: $to, departmentId: $dep) { rows { month responses status } }
+  surveyReport(questionnaireKey: $key, from: $from, to: $to, departmentId: $dep) {
+    rows { month responseCount status } }
   surveyControlChart(questionnaireKey: $key, from: $from, to: $to, departmentId: $dep) {
-    points { month responses withheld } }
+    points { month responses withheldCount } }
   questionnaireResponses(questionnaireId: $q) { nodes { id anonymous source month } }
   questionnaire(id: $q) { responseCount } }"""
 UPDATE = """mutation($id: ID!, $input: QuestionnaireUpdateInput!, $revision: Int!) {
@@ -393,7 +394,7 @@ async def test_a_staff_rating_not_flagged_anonymous_is_held_back_alike_by_the_re
         rows, points, nodes, count = await views(role, month)
         # this month: nowhere, as before the ratings came
         assert (rows, points, nodes, count) == empty[role] and (rows, nodes, count) == ([], [], 0)
-        assert points == [{"month": month, "responses": 0, "withheld": 0}]
+        assert points == [{"month": month, "responses": 0, "withheldCount": None}]
     rated = await QuestionnaireResponse.filter(questionnaire_id=q.id).first()
     assert rated is not None
     missing = await tenant.call("department_head", "query($id: ID!) { questionnaireResponse(id: $id) { id } }",
@@ -403,8 +404,8 @@ async def test_a_staff_rating_not_flagged_anonymous_is_held_back_alike_by_the_re
     closed = await surveys.month_closed(tenant)
     for role in ("department_head", "admin"):
         rows, points, nodes, count = await views(role, closed)
-        assert rows == [{"month": closed, "responses": 5, "status": "SHOWN"}]
-        assert points == [{"month": closed, "responses": 5, "withheld": 0}]
+        assert rows == [{"month": closed, "responseCount": 5, "status": "SHOWN"}]
+        assert points == [{"month": closed, "responses": 5, "withheldCount": None}]
         assert len(nodes) == count == 5 and all(
             (n["anonymous"], n["source"], n["month"]) == (True, "STAFF", closed) for n in nodes)
 
@@ -437,3 +438,71 @@ async def test_an_invitation_of_a_questionnaire_made_a_staff_one_is_not_answered
     await SurveyTrigger.filter(institution_id=tenant.id).update(active=False)
     _, _, open_token = await surveys.invited(tenant, services, other)
     ok(await tenant.call(None, BY_LINK_ANSWER, t=open_token, answers=surveys.GOOD), "surveyAnswerByLink")
+
+
+# -- a hidden anonymous cell's count ---------------------------------------------------------------------------
+
+HIDDEN_OLD = """query($key: ID!, $q: ID!, $b: ID!) {
+  surveyReport(questionnaireKey: $key, from: "2025-10", to: "2025-11") { rows { departmentId month responses status } }
+  surveyControlChart(questionnaireKey: $key, from: "2025-11", to: "2025-11", departmentId: $b) { points { withheld } }
+  surveyComparison(questionnaireKey: $key, groupA: {from: "2025-11", to: "2025-11", departmentId: $b},
+                   groupB: {from: "2025-10", to: "2025-10"}) { groupA { responses withheld } }
+  questionnaire(id: $q) { responseCount }
+  questionnaireResponses(questionnaireId: $q, first: 50) { nodes { id } } }"""
+HIDDEN = """query($key: ID!, $b: ID!) {
+  surveyReport(questionnaireKey: $key, from: "2025-10", to: "2025-11") {
+    rows { departmentId month responseCount status } }
+  surveyControlChart(questionnaireKey: $key, from: "2025-11", to: "2025-11") { points { responses withheldCount } }
+  surveyComparison(questionnaireKey: $key, groupA: {from: "2025-11", to: "2025-11", departmentId: $b},
+                   groupB: {from: "2025-10", to: "2025-10"}) { groupA { responses withheldCount } } }"""
+
+
+async def test_a_hidden_anonymous_cells_count_is_told_nowhere(tenant: Tenant) -> None:
+    """An anonymous questionnaire, November closed: department A six responses (shown), department B one, from the
+    one patient B invited that month (staff read who was invited: the invitation list). The report hid B's figures
+    but still showed its row's responses (1), the chart of B and a comparison group of B withheld 1, and the
+    version's responseCount (7) minus the report's shown cells (6) gave 1 too: with the invitation list, that B's one
+    patient answered, the very thing the invitation counts are withheld for. A hidden anonymous row's count, what a
+    sum left out, and a responseCount beyond the shown cells are told nowhere now; an identified questionnaire's
+    are (whoever reads its report may read its responses). A live month adds to no total either."""
+    from tests.api.test_survey_reports import ALL_SATISFIED
+    from tests.api.test_survey_reports import questionnaire as report_questionnaire
+
+    anonymous, identified = await report_questionnaire(tenant), await report_questionnaire(tenant)
+    await Questionnaire.filter(id=anonymous.id).update(anonymous=True)
+    patient = await make_patient(tenant)
+    live, _, _ = local_months()
+    for q in (anonymous, identified):
+        await respond(tenant, q, "2025-11", [ALL_SATISFIED] * 6)
+        await invite(tenant, q, patient, "2025-11-03T10:00:00+08:00", department="B", answered=True,
+                     status="answered")
+        await respond(tenant, q, "2025-11", [ALL_SATISFIED], department="B")
+    await respond(tenant, anonymous, live, [ALL_SATISFIED] * 5)  # this month: counted nowhere until it closes
+    a, b = str(tenant.departments["A"].id), str(tenant.departments["B"].id)
+
+    def told(q: Questionnaire, reply: Any) -> tuple[Any, ...]:
+        assert reply.errors == [], reply.errors
+        data = reply.data
+        return ([(r["departmentId"], r["month"], r["responses"], r["status"]) for r in data["surveyReport"]["rows"]],
+                data["surveyControlChart"]["points"][0]["withheld"], data["surveyComparison"]["groupA"],
+                data["questionnaire"]["responseCount"], len(data["questionnaireResponses"]["nodes"]))
+
+    shown, hidden = (a, "2025-11", 6, "SHOWN"), (b, "2025-11", 1, "TOO_FEW_RESPONSES")
+    # the deprecated counts answer 0 where the count is not told (as invited and answered do)
+    assert told(anonymous, await tenant.call("admin", HIDDEN_OLD, key=str(anonymous.key), q=str(anonymous.id),
+                                             b=b)) == (
+        [shown, (b, "2025-11", 0, "TOO_FEW_RESPONSES")], 0, {"responses": 0, "withheld": 0}, 6, 6)
+    assert told(identified, await tenant.call("admin", HIDDEN_OLD, key=str(identified.key), q=str(identified.id),
+                                              b=b)) == ([shown, hidden], 1, {"responses": 0, "withheld": 1}, 7, 7)
+    for q, count, withheld in ((anonymous, None, None), (identified, 1, 1)):
+        data = ok(await tenant.call("admin", HIDDEN, key=str(q.key), b=b), "surveyReport")
+        assert [(r["departmentId"], r["responseCount"], r["status"]) for r in data["rows"]] == [
+            (a, 6, "SHOWN"), (b, count, "TOO_FEW_RESPONSES")]
+        reply = await tenant.call("admin", HIDDEN, key=str(q.key), b=b)
+        assert reply.data["surveyControlChart"]["points"] == [{"responses": 6, "withheldCount": withheld}]
+        assert reply.data["surveyComparison"]["groupA"] == {"responses": 0, "withheldCount": withheld}
+    # the denied twin: a department head reads nothing of department B, and is on record
+    events = await tenant.audit_count()
+    refused = await tenant.call("department_head", HIDDEN, key=str(anonymous.key), b=b)
+    assert refused.codes == ["FORBIDDEN"] and refused.data is None
+    assert [(e.outcome, e.reason) for e in (await tenant.audit_events())[events:]] == [("denied", "other_department")]
