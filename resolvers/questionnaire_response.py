@@ -19,13 +19,13 @@ the patient.
 
 Anonymous questionnaires: the response has no patient, visit, ticket or invitation, its id is random (not
 time-ordered like other ids), the invitation records only that it was answered (not when), and the audit
-trail gets one record for the whole answer naming no patient, no invitation and no response, without the
-request's details, made by "anonymous" (or the staff member who entered it: they know whose it is, the
-trail does not say). No ticket is opened (there is no file to open it on). The list shows an anonymous
-response only once its month has closed (``survey_report.live_month``, the reports' rule: read twice, a live
-month's list showed its newest response, answers and free text, the moment it came) and where its questionnaire,
-department and month hold at least ``min_cell`` responses; read by its id, one not listed is NOT_FOUND, recorded
-as a missing one is.
+trail gets one record for the whole answer naming no patient, contact, invitation or response, without the
+request's details or the door (link or portal), made by "anonymous" (or the staff member who entered it: they know
+whose it is, the trail does not say, nor whether by phone or on paper). No ticket is opened (there is no file to
+open it on). The list shows an anonymous response only once its month has closed (``survey_report.live_month``,
+the reports' rule: read twice, a live month's list showed its newest response, answers and free text, the moment
+it came) and where its questionnaire, department and month hold at least ``min_cell`` responses; read by its id,
+one not listed is NOT_FOUND, recorded as a missing one is.
 
 When an anonymous invitation was answered is recorded nowhere, so that it cannot be lined up with the
 response (issue 14): the response and its answer rows are dated the first instant of their month (as a staff
@@ -91,6 +91,10 @@ from resolvers.context import Context
 ANONYMOUS = Actor("anonymous")
 SYSTEM = Actor("system")
 LINK_RULE = "survey link"
+# The rule an anonymous answer through the link or the portal is recorded under: which of the two is not told (see
+# "_answer_records")
+ANONYMOUS_ANSWER_RULE = "survey answer, anonymous"
+PATIENT_DOORS = ("link", "portal")
 LOW_SCORE_RULE = "survey low score"
 STAFF_SOURCES = ("phone", "paper")
 CURSOR_KIND = "questionnaire-response"
@@ -542,11 +546,17 @@ def _ticket_data(questionnaire: Questionnaire, scored: instruments.Score) -> dic
 
 def _answer_records(institution_id: uuid.UUID, invitation: SurveyInvitation, response_id: uuid.UUID,
                     anonymous: bool, door: Door, ticket: Ticket | None) -> list[AuditRecord]:
-    if anonymous:  # one record naming no patient, invitation or response, nor the request's details
-        actor = ANONYMOUS if door.source in ("link", "portal") else door.actor
-        return [AuditRecord(institution_id, actor, Action.CREATE, "questionnaire_response", Outcome.ALLOWED,
-                            RequestMeta(), fields_read=frozenset({"answers", "invitation.answered"}),
-                            reason=f"anonymous {door.source}", policy_rule=door.rule)]
+    if anonymous:
+        # One record naming no patient, contact, invitation or response, nor the request's details, nor the door (found
+        # in review: "anonymous portal" under the patients' rule told a compliance officer that a signed-in patient
+        # answered, and the trail's own record of a portal read a moment before, with its patient, address and user
+        # agent, which one). The trail's time stays: the chain cannot lose it. Staff entering it are named (they
+        # are accountable for it), not whether by phone or on paper (the response's source would single it out).
+        patient = door.source in PATIENT_DOORS
+        return [AuditRecord(institution_id, ANONYMOUS if patient else door.actor, Action.CREATE,
+                            "questionnaire_response", Outcome.ALLOWED, RequestMeta(),
+                            fields_read=frozenset({"answers", "invitation.answered"}), reason="anonymous",
+                            policy_rule=ANONYMOUS_ANSWER_RULE if patient else door.rule)]
     written = frozenset({"answers", "source", *(("follow_up_ticket",) if ticket else ())})
     return [AuditRecord(institution_id, door.actor, Action.CREATE, "questionnaire_response", Outcome.ALLOWED,
                         door.request, resource_id=response_id, patient_id=invitation.patient_id,

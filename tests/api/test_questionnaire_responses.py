@@ -374,7 +374,7 @@ async def test_staff_entering_an_anonymous_answer_are_named_the_patient_is_not(t
     assert receipt["responseId"] is None
     new = await AuditEvent.filter(seq__gt=mark.seq if mark else 0, institution_id=tenant.id).order_by("seq")
     assert [(e.actor_kind, e.actor_id, e.resource_id, e.patient_id, e.reason) for e in new] == [
-        ("staff", tenant.staff_ids["nurse"], None, None, "anonymous phone")]
+        ("staff", tenant.staff_ids["nurse"], None, None, "anonymous")]
     response = await QuestionnaireResponse.get(institution_id=tenant.id)
     assert (response.source, response.entered_by_id, response.patient_id) == ("phone", None, None)
 

@@ -6,6 +6,7 @@ door tells whether an anonymous invitation was answered without being given a co
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,12 +22,23 @@ from models import (
     ResponseAnswer,
     SurveyInvitation,
     SurveySettings,
+    SurveyTrigger,
 )
 from resolvers import communication, survey
 from resolvers.context import Services
 from tests.factories import Tenant
 from tests.patients import PatientUser, open_account
-from tests.surveys import GOOD, invited, month_closed, questionnaire, trigger
+from tests.surveys import (
+    GOOD,
+    family_member,
+    finished_visit,
+    invited,
+    link_of,
+    month_closed,
+    questionnaire,
+    texted,
+    trigger,
+)
 
 BY_LINK = "query($t: String!) { surveyByLink(token: $t) { expiresAt questionnaire { id } } }"
 BY_LINK_ANSWER = """mutation($t: String!, $answers: [SurveyAnswerInput!]!) {
@@ -275,4 +287,102 @@ async def test_staff_entering_an_anonymous_answer_are_not_stored_on_it(tenant: T
     records = await AuditEvent.filter(institution_id=tenant.id, resource_type="questionnaire_response",
                                       action="create")
     assert [(e.actor_id, e.patient_id, e.reason) for e in records] == [
-        (tenant.staff_ids["nurse"], None, f"anonymous {s}") for s in ("phone", "paper", "phone")]
+        (tenant.staff_ids["nurse"], None, "anonymous")] * 3  # not phone or paper: the source would single it out
+
+
+# -- the trail, as a compliance officer reads it -----------------------------------------------------------
+
+TRAIL = """query($patient: ID) { auditEvents(first: 100, filter: {patient: $patient}) { nodes {
+  id seq actorKind actorId action resourceType resourceId patientId resourceIds patientIds fieldClasses fieldsRead
+  outcome reason policyRule requestId clientAddress userAgent } } }"""
+FAMILY_LINK = """mutation($t: String!, $answers: [SurveyAnswerInput!]!) {
+  surveyAnswerByLink(token: $t, answers: $answers) { anonymous } }"""
+
+
+async def answer_records(tenant: Tenant, mark: int) -> list[dict[str, Any]]:
+    """The answer's records since ``mark``, through auditEvents as a compliance officer reads them."""
+    nodes = ok(await tenant.call("compliance_officer", TRAIL), "auditEvents")["nodes"]
+    return [n for n in nodes if n["seq"] > mark and (n["action"], n["resourceType"]) == (
+        "CREATE", "questionnaire_response")]
+
+
+async def test_the_trails_record_of_an_anonymous_answer_names_no_one_and_no_door(tenant: Tenant,
+                                                                                 services: Services) -> None:
+    """Each door as its client uses it: the link (read, then answered), the portal (signed in, the invitations
+    listed, then answered), a nurse (the patient's invitations read, then the answer entered from a call), and a
+    family member's link. The trail keeps each answer's exact time, and next to it what the portal's patient or the
+    nurse read a moment before, with the patient's id, address and user agent. The answer's record said "anonymous
+    portal" under the patients' policy rule, which pointed at that portal read: the patient who answered, and when.
+    Now the record is the same through the link, the portal and a family member's link (made by "anonymous", reason
+    "anonymous", one rule), a nurse's names the nurse, not phone or paper; none names a patient, contact, invitation
+    or response, an address, a user agent or a request, in auditEvents, filtered by the patient, or in the export."""
+    q = await questionnaire(tenant, anonymous=True)
+    await trigger(tenant, q)
+    records: dict[str, dict[str, Any]] = {}
+    about: dict[str, set[str]] = {}
+    patients: dict[str, uuid.UUID] = {}
+    for door in ("link", "portal", "phone"):
+        pid, row, token = await invited(tenant, services, q)
+        mark = await last_seq(tenant)
+        user = await open_account(tenant, pid)  # signed in: on the trail, with its address and user agent
+        if door == "link":
+            ok(await tenant.call(None, BY_LINK, t=token), "surveyByLink")
+        elif door == "portal":
+            ok(await user.call(MY_INVITATIONS), "mySurveyInvitations")
+        else:
+            ok(await tenant.call("nurse", INVITATIONS, pid=str(pid)), "patientSurveyInvitations")
+        ok(await answer(door, tenant, token, row, user, GOOD), ROOTS[door])
+        [records[door]] = await answer_records(tenant, mark)
+        about[door], patients[door] = {str(pid), str(row.id)}, pid
+    # a family member answers through their link
+    await SurveyTrigger.filter(institution_id=tenant.id).update(active=False)
+    family = await questionnaire(tenant, anonymous=True, respondent="family")
+    await trigger(tenant, family, delayHours=0)
+    pid = await texted(tenant)
+    contact = await family_member(tenant, pid, "Zhao Family")
+    await finished_visit(tenant, pid)
+    row = await SurveyInvitation.get(institution_id=tenant.id, patient_id=pid)
+    mark = await last_seq(tenant)
+    ok(await tenant.call(None, BY_LINK, t=link_of(services, row)), "surveyByLink")
+    ok(await tenant.call(None, FAMILY_LINK, t=link_of(services, row), answers=GOOD), "surveyAnswerByLink")
+    [records["family"]] = await answer_records(tenant, mark)
+    about["family"], patients["family"] = {str(pid), str(row.id), str(contact)}, pid
+
+    def named(record: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in record.items() if k not in ("id", "seq")}
+
+    nobody = {"actorKind": "ANONYMOUS", "actorId": None, "action": "CREATE", "resourceType": "questionnaire_response",
+              "resourceId": None, "patientId": None, "resourceIds": [], "patientIds": [], "fieldClasses": [],
+              "fieldsRead": ["answers", "invitation.answered"], "outcome": "ALLOWED", "reason": "anonymous",
+              "policyRule": "survey answer, anonymous", "requestId": "", "clientAddress": "", "userAgent": ""}
+    for door in ("link", "portal", "family"):
+        assert named(records[door]) == nobody, door
+    assert named(records["phone"]) == {**nobody, "actorKind": "STAFF", "actorId": str(tenant.staff_ids["nurse"]),
+                                       "policyRule": named(records["phone"])["policyRule"]}
+    assert named(records["phone"])["policyRule"].startswith("nurse, ")
+    responses = {str(r.id) for r in await QuestionnaireResponse.filter(institution_id=tenant.id)}
+    for door, record in records.items():
+        assert not (about[door] | responses) & set(str(record).replace("'", " ").split()), door
+    # each patient's trail (what their access report is made of) holds their sign-in and reads, not their answer
+    for door, pid in patients.items():
+        mine = ok(await tenant.call("compliance_officer", TRAIL, patient=str(pid)), "auditEvents")["nodes"]
+        assert mine and not [n for n in mine if n["resourceType"] == "questionnaire_response"], door
+    # the export (the evidence, every column): the same, no address, user agent or request
+    reply = await tenant.client.get("/compliance/exports/audit.ndjson", headers={
+        "authorization": f"Bearer {tenant.tokens['compliance_officer']}"})
+    assert reply.status_code == 200
+    exported = {line["id"]: line for line in map(json.loads, reply.text.splitlines()) if "id" in line}
+    for door, record in records.items():
+        line = exported[record["id"]]
+        assert (line["patient_id"], line["resource_id"], line["client_address"], line["user_agent"],
+                line["request_id"], line["subjects"], line["reason"]) == ("", "", "", "", "", "", "anonymous")
+        assert not about[door] & set(str(line).replace("'", " ").split()), door
+    # the denied twin: an identified answer's record names its patient, invitation and request
+    identified = await questionnaire(tenant)
+    await SurveyTrigger.filter(institution_id=tenant.id).update(active=False)
+    await trigger(tenant, identified)
+    pid, row, token = await invited(tenant, services, identified)
+    mark = await last_seq(tenant)
+    ok(await tenant.call(None, BY_LINK_ANSWER, t=token, answers=GOOD), "surveyAnswerByLink")
+    [named_one] = await answer_records(tenant, mark)
+    assert (named_one["patientId"], named_one["reason"], named_one["clientAddress"] != "") == (str(pid), "link", True)
