@@ -230,11 +230,11 @@ async def _history(ctx: Context, patient: PatientView, *, upcoming_only: bool, f
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     query = in_reach(ctx)
     if query is None:
-        return AppointmentPage(pagination.Page([], False), 0 if count else None)
+        return AppointmentPage(pagination.Page([], False), await pagination.count_of(None, count))
     query = query.filter(patient_id=patient.row.id)
     if upcoming_only:
         query = query.filter(status="booked", slot_end__gt=_now())
-    total = await query.count() if count else None
+    total = await pagination.count_of(query, count)
     # the default order of each list: upcoming ones soonest first, the whole history latest first
     order = order or AppointmentOrder(direction="asc" if upcoming_only else "desc")
     cursor = order.cursor_kind if order != AppointmentOrder(direction=order.direction) else CURSOR[
@@ -279,14 +279,14 @@ async def _day(ctx: Context, which: Q, day: date, *, include_cancelled: bool, fi
     check_year(day, "date")
     query = in_reach(ctx)
     if query is None:
-        return AppointmentPage(pagination.Page([], False), 0 if count else None)
+        return AppointmentPage(pagination.Page([], False), await pagination.count_of(None, count))
     zone = await institutions.zone_of(ctx)
     begins = datetime.combine(day, time(0), zone).astimezone(UTC)
     ends = datetime.combine(day + timedelta(days=1), time(0), zone).astimezone(UTC)
     query = query.filter(which, slot_start__gte=begins, slot_start__lt=ends)
     if not include_cancelled:
         query = query.exclude(status="cancelled")
-    total = await query.count() if count else None
+    total = await pagination.count_of(query, count)
     if after:
         at, row_id = _decode(DAY_CURSOR, after)
         query = query.filter(Q(slot_start__gt=at) | (Q(slot_start=at) & Q(id__gt=row_id)))

@@ -51,8 +51,10 @@ def occurred_at(row: EventRow) -> datetime:
     return value if isinstance(value, datetime) else cast(datetime, _OCCURRED_AT.to_python_value(value))
 
 
-async def page(ctx: Context, *, first: int, after: str | None, where: AuditFilter) -> pagination.Page[EventRow]:
-    """Newest first, keyset-paged on the chain's sequence number."""
+async def page(ctx: Context, *, first: int, after: str | None, where: AuditFilter,
+               count: bool = False) -> pagination.Page[EventRow]:
+    """Newest first, keyset-paged on the chain's sequence number; ``count``: also every event that matches the filter
+    now (a later page counts those written since, which come before its first page: reading the trail is one)."""
     decision = await access.authorize(ctx, "audit", "read", action=Action.READ, resource_type="audit_event")
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     values = _filter_values(where)
@@ -62,8 +64,10 @@ async def page(ctx: Context, *, first: int, after: str | None, where: AuditFilte
     # with Tortoise building the same text each time)
     rows = await statements.select_rows(AuditEvent, ("audit_event.page", first), partial(_page_query, first + 1),
                                         institution_id=ctx.institution_id, before=before, **values)
+    total = await pagination.count_of(AuditEvent.filter(_matching(institution_id=ctx.institution_id, **values)),
+                                      count)
     ctx.reads.note("audit_event", None, None, rule=decision.rule)  # reading the trail is itself on the trail
-    return pagination.page_of(rows[:first], len(rows) > first, CURSOR_KIND, key=seq_of)
+    return pagination.page_of(rows[:first], len(rows) > first, CURSOR_KIND, key=seq_of, total=total)
 
 
 def seq_of(row: EventRow) -> int:
@@ -94,14 +98,19 @@ def _filter_values(where: AuditFilter) -> dict[str, Any]:
     }
 
 
-def _page_query(limit: int, *, institution_id: uuid.UUID, before: int | None, actor_id: uuid.UUID | None,
-                patient_id: uuid.UUID | None, resource_id: uuid.UUID | None, resource_type: str | None,
-                action: str | None, outcome: str | None, since: datetime | None,
-                until: datetime | None) -> QuerySet[AuditEvent]:
+def _page_query(limit: int, *, institution_id: uuid.UUID, before: int | None, **values: Any) -> QuerySet[AuditEvent]:
     """The institution's events before sequence number ``before`` that match the filter, newest first."""
-    q = Q(institution_id=institution_id)
+    q = _matching(institution_id=institution_id, **values)
     if before is not None:
         q &= Q(seq__lt=before)
+    return AuditEvent.filter(q).order_by("-seq").limit(limit)
+
+
+def _matching(*, institution_id: uuid.UUID, actor_id: uuid.UUID | None, patient_id: uuid.UUID | None,
+              resource_id: uuid.UUID | None, resource_type: str | None, action: str | None, outcome: str | None,
+              since: datetime | None, until: datetime | None) -> Q:
+    """The institution's events that match the filter (``_filter_values``): the page's condition and the count's."""
+    q = Q(institution_id=institution_id)
     if actor_id is not None:
         q &= Q(actor_id=actor_id)
     if patient_id is not None:
@@ -118,7 +127,7 @@ def _page_query(limit: int, *, institution_id: uuid.UUID, before: int | None, ac
         q &= Q(occurred_at__gte=since)
     if until is not None:
         q &= Q(occurred_at__lt=until)
-    return AuditEvent.filter(q).order_by("-seq").limit(limit)
+    return q
 
 
 def within(query: Any, since: datetime | None, until: datetime | None, column: str = "occurred_at") -> Any:

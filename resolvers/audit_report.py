@@ -129,14 +129,16 @@ async def patient_access(ctx: Context, patient_id: uuid.UUID | None, since: date
 
 
 async def patient_access_page(ctx: Context, patient_id: uuid.UUID | None, since: datetime | None,
-                              until: datetime | None, *, first: int, after: str | None) -> pagination.Page[Accessor]:
+                              until: datetime | None, *, first: int, after: str | None,
+                              count: bool = False) -> pagination.Page[Accessor]:
     """``patient_access`` a page of people at a time, whose last dealing with the file is the most recent
     first. The first page fixes the trail's events the report counts (up to the latest one it shows): later
     pages count no newer event (reading the report is one), so nobody moves between pages while they are
-    read. A page costs the same statements whatever its size: its people, their events, their names."""
+    read. A page costs the same statements whatever its size: its people, their events, their names (and with
+    ``count``, the people the report counts, up to the same event)."""
     found = await _check_report(ctx, patient_id)
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
-    return await _accessors(ctx, found, since, until, limit=first, after=after)
+    return await _accessors(ctx, found, since, until, limit=first, after=after, count=count)
 
 
 async def _check_report(ctx: Context, patient_id: uuid.UUID | None) -> uuid.UUID:
@@ -149,7 +151,7 @@ async def _check_report(ctx: Context, patient_id: uuid.UUID | None) -> uuid.UUID
 
 
 async def _accessors(ctx: Context, patient_id: uuid.UUID, since: datetime | None, until: datetime | None, *,
-                     limit: int, after: str | None) -> pagination.Page[Accessor]:
+                     limit: int, after: str | None, count: bool = False) -> pagination.Page[Accessor]:
     """A page of the people who dealt with the file, in the order of their last event on the trail, newest
     first; a cursor holds the last event the report counts and the last event of the page's last person."""
     counted, before = (None, None) if after is None else pagination.decode_int_pair(REPORT_CURSOR, after)
@@ -162,11 +164,14 @@ async def _accessors(ctx: Context, patient_id: uuid.UUID, since: datetime | None
     shown = keys[:limit]
     if counted is None:  # the first page: its newest event bounds every page, events written since not counted
         counted = int(shown[0]["last_seq"]) if shown else 0
+    # the people of every page: those with an event up to the same one (grouped, counted as groups)
+    total = await pagination.count_of(events.filter(seq__lte=counted).annotate(last_seq=Max("seq")).group_by(
+        "actor_kind", "actor_id"), count)
     rows = await _rows(events.filter(_any_of(shown), seq__lte=counted)) if shown else []
     people = await _people(ctx, rows) if rows else []
     people.sort(key=lambda person: person.last_seq, reverse=True)
     ctx.reads.note("audit_report", patient_id, patient_id, field_class="audit", rule=ctx.decide("audit", "read").rule)
-    return pagination.page_of(people, len(keys) > limit, REPORT_CURSOR, lambda p: f"{counted}.{p.last_seq}")
+    return pagination.page_of(people, len(keys) > limit, REPORT_CURSOR, lambda p: f"{counted}.{p.last_seq}", total)
 
 
 def _any_of(actors: list[dict[str, Any]]) -> Q:

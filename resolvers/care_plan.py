@@ -72,16 +72,17 @@ async def activities_of(ctx: Context, view: CarePlanView) -> list[ActivityView]:
 # -- reading -------------------------------------------------------------------------------
 
 
-async def of_patient(ctx: Context, patient: PatientView, *, first: int, after: str | None
+async def of_patient(ctx: Context, patient: PatientView, *, first: int, after: str | None, count: bool = False
                      ) -> pagination.Page[CarePlanView]:
     """A patient's plans, newest first."""
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     query = CarePlan.filter(institution_id=ctx.institution_id, patient_id=patient.row.id)
+    total = await pagination.count_of(query, count)
     if after:
         query = query.filter(id__lt=pagination.decode_uuid(CURSOR_KIND, after))
     rows = await query.order_by("-id").limit(first + 1)
     return pagination.page_of([CarePlanView(row, patient) for row in rows[:first]], len(rows) > first, CURSOR_KIND,
-                              key=lambda v: v.row.id)
+                              key=lambda v: v.row.id, total=total)
 
 
 async def current_of(ctx: Context, patient: PatientView) -> list[CarePlanView]:
@@ -97,12 +98,12 @@ async def current_of(ctx: Context, patient: PatientView) -> list[CarePlanView]:
     return [CarePlanView(row, patient) for row in rows]
 
 
-async def patient_plans(ctx: Context, patient_id: uuid.UUID | None, *, first: int, after: str | None
-                        ) -> pagination.Page[CarePlanView]:
+async def patient_plans(ctx: Context, patient_id: uuid.UUID | None, *, first: int, after: str | None,
+                        count: bool = False) -> pagination.Page[CarePlanView]:
     await access.authorize(ctx, "care_plan", "read", action=Action.READ, resource_type="care_plan",
                            patient_id=patient_id)
     patient = await access.find_patient(ctx, patient_id, action=Action.READ, field="patientId")
-    return await of_patient(ctx, patient, first=first, after=after)
+    return await of_patient(ctx, patient, first=first, after=after, count=count)
 
 
 async def find(ctx: Context, plan_id: uuid.UUID | None, action: Action) -> CarePlanView:

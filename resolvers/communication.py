@@ -1016,23 +1016,24 @@ class CommunicationView:
 
 
 async def patient_log(ctx: Context, patient_id: uuid.UUID | None, *, first: int,
-                      after: str | None) -> pagination.Page[CommunicationView]:
+                      after: str | None, count: bool = False) -> pagination.Page[CommunicationView]:
     """A patient's messages and logged calls, newest first (staff with ``communication: read``, through
     the patient's reach)."""
     decision = await access.authorize(ctx, "communication", "read", action=Action.READ,
                                       resource_type="communication", patient_id=patient_id)
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     view = await access.find_patient(ctx, patient_id, action=Action.READ, field="patientId")
-    return await _page(ctx, view, first, after, decision.rule)
+    return await _page(ctx, view, first, after, decision.rule, count)
 
 
-async def own_log(ctx: Context, *, first: int, after: str | None) -> pagination.Page[CommunicationView]:
+async def own_log(ctx: Context, *, first: int, after: str | None,
+                  count: bool = False) -> pagination.Page[CommunicationView]:
     """The signed-in patient's own messages, newest first."""
     decision = await access.authorize(ctx, "communication", "read", action=Action.READ,
                                       resource_type="communication")
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     view = await access.find_patient(ctx, ctx.require_principal().patient_id, action=Action.READ)
-    return await _page(ctx, view, first, after, decision.rule)
+    return await _page(ctx, view, first, after, decision.rule, count)
 
 
 RECENT_MAX = 20
@@ -1056,15 +1057,16 @@ async def recent_of(ctx: Context, patient: PatientView, count: int) -> list[Comm
 
 
 async def _page(ctx: Context, view: PatientView, first: int, after: str | None,
-                rule: str) -> pagination.Page[CommunicationView]:
+                rule: str, count: bool) -> pagination.Page[CommunicationView]:
     query = Communication.filter(institution_id=ctx.institution_id, patient_id=view.row.id)
+    total = await pagination.count_of(query, count)
     if after:
         at, row_id = _decode_cursor(after)
         query = query.filter(Q(due_at__lt=at) | Q(due_at=at, id__lt=row_id))
     rows = await query.order_by("-due_at", "-id").limit(first + 1)
     ctx.reads.note("communication", None, view.row.id, rule=rule)
     return pagination.page_of([CommunicationView(row, view) for row in rows[:first]], len(rows) > first,
-                              CURSOR_KIND, key=lambda v: f"{v.row.due_at.isoformat()}|{v.row.id}")
+                              CURSOR_KIND, key=lambda v: f"{v.row.due_at.isoformat()}|{v.row.id}", total=total)
 
 
 def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:

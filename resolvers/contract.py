@@ -364,7 +364,7 @@ async def page(ctx: Context, *, patient_id: uuid.UUID | None = None, status: str
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     query = in_reach(ctx)
     if query is None:
-        return ContractPage(pagination.Page([], False), 0 if count else None)
+        return ContractPage(pagination.Page([], False), await pagination.count_of(None, count))
     if patient_id is not None:
         query = query.filter(patient_id=patient_id)
     if status is not None:
@@ -373,7 +373,7 @@ async def page(ctx: Context, *, patient_id: uuid.UUID | None = None, status: str
         query = query.filter(department_id=department_id)
     if ending_before is not None:
         query = query.filter(end_on__lt=ending_before)
-    total = await query.count() if count else None
+    total = await pagination.count_of(query, count)
     if order is not None:
         rows = await _ordered(query, order, after, first)
     else:

@@ -25,17 +25,18 @@ async def all_(ctx: Context) -> list[Department]:
     return await Department.filter(institution_id=ctx.institution_id).order_by("name").limit(LEGACY_LIMIT)
 
 
-async def page(ctx: Context, *, first: int, after: str | None) -> pagination.Page[Department]:
+async def page(ctx: Context, *, first: int, after: str | None, count: bool = False) -> pagination.Page[Department]:
     """The caller's institution's departments by name, a page at a time: one statement, and the cursor's row
     after a cursor, whatever the page's size. A cursor holds the department's id (a name may be longer than a
     cursor may be) and resumes after its current name, as the staff directory's does."""
     await access.authorize(ctx, "department", "read", action=Action.READ, resource_type="department")
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     query = Department.filter(institution_id=ctx.institution_id)
+    total = await pagination.count_of(query, count)
     if after is not None:
         query = query.filter(await _after_name(ctx, pagination.decode_uuid(CURSOR, after)))
     rows = await query.order_by("name", "id").limit(first + 1)
-    return pagination.page_of(rows[:first], len(rows) > first, CURSOR, lambda row: row.id)
+    return pagination.page_of(rows[:first], len(rows) > first, CURSOR, lambda row: row.id, total)
 
 
 async def _after_name(ctx: Context, department_id: uuid.UUID) -> Q:

@@ -41,8 +41,10 @@ class Disclosure:
 
 
 async def page(ctx: Context, *, first: int, after: str | None, since: datetime, until: datetime,
-               patient_id: uuid.UUID | None = None, partner_id: uuid.UUID | None = None) -> pagination.Page[Disclosure]:
-    """Newest first; a fixed number of statements per page (the page, its clients, its grants)."""
+               patient_id: uuid.UUID | None = None, partner_id: uuid.UUID | None = None,
+               count: bool = False) -> pagination.Page[Disclosure]:
+    """Newest first; a fixed number of statements per page (the page, its clients, its grants; the count when
+    asked)."""
     decision = await access.authorize(ctx, "audit", "read", action=Action.READ, resource_type="disclosure")
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     _check_period(since, until)
@@ -56,13 +58,14 @@ async def page(ctx: Context, *, first: int, after: str | None, since: datetime, 
     if partner_id is not None:
         query = query.filter(actor_id__in=list(await PartnerClient.filter(
             institution_id=ctx.institution_id, partner_id=partner_id).values_list("id", flat=True)))
+    total = await pagination.count_of(query, count)
     if after:
         query = query.filter(id__lt=pagination.decode_int(CURSOR_KIND, after))
     rows = await query.order_by("-id").limit(first + 1)
     disclosures = await _describe(ctx, rows[:first])
     ctx.reads.note("disclosure", None, None, field_class="audit", rule=decision.rule)
     return pagination.Page([(pagination.encode(CURSOR_KIND, str(row.id)), d)
-                            for row, d in zip(rows[:first], disclosures, strict=True)], len(rows) > first)
+                            for row, d in zip(rows[:first], disclosures, strict=True)], len(rows) > first, total)
 
 
 async def _describe(ctx: Context, rows: list[AuditPatientIndex]) -> list[Disclosure]:

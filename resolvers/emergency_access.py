@@ -77,18 +77,20 @@ async def _file_in_use(ctx: Context, patient_id: uuid.UUID | None) -> uuid.UUID:
     raise await access.not_found(ctx, Action.BREAK_GLASS, "patient", patient_id, "patientId")
 
 
-async def page(ctx: Context, *, first: int, after: str | None, unreviewed_only: bool) -> pagination.Page[EmergencyView]:
+async def page(ctx: Context, *, first: int, after: str | None, unreviewed_only: bool,
+               count: bool = False) -> pagination.Page[EmergencyView]:
     """The review queue (compliance officers), oldest first."""
     await access.authorize(ctx, "emergency_access", "read", action=Action.READ, resource_type="emergency_access")
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     query = EmergencyAccess.filter(institution_id=ctx.institution_id)
     if unreviewed_only:
         query = query.filter(reviewed_at__isnull=True)
+    total = await pagination.count_of(query, count)
     if after:
         query = query.filter(id__gt=pagination.decode_uuid(CURSOR_KIND, after))
     rows = await query.order_by("id").limit(first + 1)
     return pagination.page_of([EmergencyView(r) for r in rows[:first]], len(rows) > first, CURSOR_KIND,
-                              key=lambda view: view.row.id)
+                              key=lambda view: view.row.id, total=total)
 
 
 async def unreviewed(ctx: Context) -> int:

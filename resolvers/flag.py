@@ -107,18 +107,19 @@ async def of_patient(ctx: Context, patient_id: uuid.UUID | None, *, in_force_onl
 
 
 async def page_of_patient(ctx: Context, patient_id: uuid.UUID | None, *, in_force_only: bool = True, first: int,
-                          after: str | None) -> pagination.Page[FlagView]:
+                          after: str | None, count: bool = False) -> pagination.Page[FlagView]:
     """A patient's flags (in force today, by default), oldest first, a page at a time: the flags hidden from the
     caller are left out in SQL, so a page is never short of them."""
     patient = await _patient(ctx, patient_id)
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     query = await _of(ctx, patient, in_force_only)
+    total = await pagination.count_of(query, count)  # the flags hidden from the caller left out, as from its pages
     if after is not None:
         query = query.filter(id__gt=pagination.decode_uuid(CURSOR, after))
     rows = await query.limit(first + 1)
     access.require_class(ctx, patient, IDENTITY)  # the list says which alerts stand: noted even when empty
     views = [FlagView(row, patient) for row in rows[:first]]
-    return pagination.page_of(views, len(rows) > first, CURSOR, lambda view: view.row.id)
+    return pagination.page_of(views, len(rows) > first, CURSOR, lambda view: view.row.id, total)
 
 
 async def _patient(ctx: Context, patient_id: uuid.UUID | None) -> PatientView:

@@ -257,7 +257,7 @@ async def local_today(ctx: Context) -> date:
 
 
 async def rules(ctx: Context, *, first: int, after: str | None, include_retired: bool = False,
-                rule_key: uuid.UUID | None = None) -> pagination.Page[FollowUpRule]:
+                rule_key: uuid.UUID | None = None, count: bool = False) -> pagination.Page[FollowUpRule]:
     """The rules in force (or every version of one rule, oldest first), in creation order."""
     await access.authorize(ctx, "follow_up_rule", "read", action=Action.READ, resource_type="follow_up_rule")
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
@@ -269,10 +269,11 @@ async def rules(ctx: Context, *, first: int, after: str | None, include_retired:
         query = query.filter(rule_key=rule_key)
     elif not include_retired:
         query = query.filter(active=True)
+    total = await pagination.count_of(query, count)
     if after:
         query = query.filter(id__gt=pagination.decode_uuid(RULE_CURSOR, after))
     rows = list(await query.order_by("id").limit(first + 1))
-    return pagination.page_of(rows[:first], len(rows) > first, RULE_CURSOR, key=lambda row: row.id)
+    return pagination.page_of(rows[:first], len(rows) > first, RULE_CURSOR, key=lambda row: row.id, total=total)
 
 
 async def rule_create(ctx: Context, data: dict[str, Any]) -> FollowUpRule:
@@ -530,11 +531,11 @@ async def worklist(ctx: Context, *, scope: str, department_id: uuid.UUID | None,
     departments = None if scope == "mine" else await _departments_for(ctx, scope, department_id)
     today = await local_today(ctx)
     if departments == [] or not access.patient_scope(ctx).reaches_anyone:
-        return Worklist(pagination.Page([], False), today, 0 if count else None)
+        return Worklist(pagination.Page([], False), today, await pagination.count_of(None, count))
     listed: dict[str, Any] = {"due_by": today if due_by is None else due_by, "departments": departments,
                               "owner_id": ctx.require_principal().user_id if departments is None else None,
                               "department_id": department_id if departments is None else None}
-    total = await _listed(scope, cast(QuerySet[FollowUpTask], _reached(ctx)), **listed).count() if count else None
+    total = await pagination.count_of(_listed(scope, cast(QuerySet[FollowUpTask], _reached(ctx)), **listed), count)
     column, descending = order.field, order.direction == "desc"
     after_value, after_id = cursor or (None, None)
     only = None if task_columns is None else tuple(sorted({*TASK_ROW_COLUMNS, column, *task_columns}))

@@ -99,7 +99,7 @@ async def page(ctx: Context, *, first: int, after: str | None, status: str | Non
         query = query.filter(deadline__lt=today).exclude(status__in=DONE)
     if department_id is not None:
         query = query.filter(department_id=department_id)
-    total = await query.count() if count else None
+    total = await pagination.count_of(query, count)
     column, sign = order.field, "-" if order.direction == "desc" else ""
     if after:
         value, last_id = _decode(order, after)

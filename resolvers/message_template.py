@@ -286,10 +286,10 @@ def _template(row: MessageTemplate) -> Template:
 
 
 async def templates(ctx: Context, *, cause: str | None, first: int,
-                    after: str | None) -> pagination.Page[Template]:
+                    after: str | None, count: bool = False) -> pagination.Page[Template]:
     """The institution's own templates and the defaults it has not replaced (or has reset), by cause, language
     and channel. One statement whatever the page (an institution has at most causes x channels x languages
-    rows)."""
+    rows), the count (``count``) included."""
     decision = await access.authorize(ctx, "message_template", "read", action=Action.READ,
                                       resource_type="message_template")
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
@@ -302,11 +302,12 @@ async def templates(ctx: Context, *, cause: str | None, first: int,
     defaults = {(c, "any", lang): default(c, lang) for c in TEMPLATE_CAUSES for lang in TEMPLATE_LANGUAGES
                 if cause is None or c == cause}
     every = sorted({**defaults, **own}.values(), key=lambda t: t.key)
+    total = len(every) if count else None
     if after:
         start = pagination.decode_text(CURSOR, after)
         every = [t for t in every if t.key > start]
     ctx.reads.note("message_template", None, None, rule=decision.rule)
-    return pagination.page_of(every[:first], len(every) > first, CURSOR, key=lambda t: t.key)
+    return pagination.page_of(every[:first], len(every) > first, CURSOR, key=lambda t: t.key, total=total)
 
 
 def _checked_key(cause: str, channel: str, language: str, problems: Problems | None = None) -> tuple[str, str, str]:

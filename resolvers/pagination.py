@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from tortoise.expressions import Q
+from tortoise.queryset import QuerySet
 
 from core.errors import BadUserInput
 
@@ -21,6 +22,7 @@ T = TypeVar("T")
 class Page(Generic[T]):
     items: list[tuple[str, T]]  # (cursor, item)
     has_next_page: bool
+    total: int | None = None  # the whole list's size (``count_of``), when the query asked for totalCount
 
     @property
     def end_cursor(self) -> str | None:
@@ -89,9 +91,20 @@ def check_page_size(first: int, maximum: int) -> int:
     return first
 
 
-def page_of(items: list[T], has_next_page: bool, kind: str, key: Callable[[T], object]) -> Page[T]:
-    """A page of items; ``key`` gives an item's cursor key."""
-    return Page([(encode(kind, str(key(item))), item) for item in items], has_next_page)
+def page_of(items: list[T], has_next_page: bool, kind: str, key: Callable[[T], object],
+            total: int | None = None) -> Page[T]:
+    """A page of items; ``key`` gives an item's cursor key; ``total`` the whole list's size (``count_of``)."""
+    return Page([(encode(kind, str(key(item))), item) for item in items], has_next_page, total)
+
+
+async def count_of(query: QuerySet[Any] | None, asked: bool) -> int | None:
+    """A list's totalCount: one COUNT of the page's own query, taken before the cursor, the order and the limit
+    narrow it, so it counts exactly the rows the pages show (the caller's scope and the list's filter, nothing
+    out of reach). Run only when the query asks for it (None otherwise), so a page's statements stay fixed; 0
+    when nothing is in reach (``query`` None)."""
+    if not asked:
+        return None
+    return 0 if query is None else int(await query.count())
 
 
 def keyset_after(column: str, value: Any, row_id: uuid.UUID, descending: bool, *, nulls_last: bool = False) -> Q:

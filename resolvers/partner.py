@@ -114,15 +114,16 @@ async def set_active(ctx: Context, partner_id: uuid.UUID | None, active: bool, v
     return row
 
 
-async def page(ctx: Context, *, first: int, after: str | None) -> pagination.Page[Partner]:
+async def page(ctx: Context, *, first: int, after: str | None, count: bool = False) -> pagination.Page[Partner]:
     await access.authorize(ctx, "partner", "read", action=Action.READ, resource_type="partner")
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     query = Partner.filter(institution_id=ctx.institution_id)
+    total = await pagination.count_of(query, count)
     if after:
         query = query.filter(id__gt=pagination.decode_uuid(CURSOR_KIND, after))
     rows = await query.order_by("id").limit(first + 1)
     ctx.reads.note("partner", None, None, rule=ctx.decide("partner", "read").rule)
-    return pagination.page_of(rows[:first], len(rows) > first, CURSOR_KIND, key=lambda row: row.id)
+    return pagination.page_of(rows[:first], len(rows) > first, CURSOR_KIND, key=lambda row: row.id, total=total)
 
 
 async def clients_of(ctx: Context, partner_id: uuid.UUID) -> list[PartnerClient]:
@@ -370,7 +371,7 @@ async def check_file_route(ctx: Context) -> None:
 
 
 async def access_log(ctx: Context, *, first: int, after: str | None, since: datetime | None,
-                     until: datetime | None) -> pagination.Page[EventRow]:
+                     until: datetime | None, count: bool = False) -> pagination.Page[EventRow]:
     """The partner's own events (every client's), newest first: nothing else of the audit trail."""
     decision = await access.authorize(ctx, "partner_log", "read", action=Action.READ, resource_type="audit_event")
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
@@ -378,11 +379,12 @@ async def access_log(ctx: Context, *, first: int, after: str | None, since: date
     await writer.seal(ctx.institution_id)
     query = AuditEvent.filter(institution_id=ctx.institution_id, actor_kind=PARTNER, actor_id__in=clients)
     query = within(query, since, until)
+    total = await pagination.count_of(query, count)
     if after:
         query = query.filter(seq__lt=pagination.decode_int(LOG_CURSOR_KIND, after))
     rows = await statements.rows_of(query.order_by("-seq").limit(first + 1))
     ctx.reads.note("audit_event", None, None, rule=decision.rule)
-    return pagination.page_of(rows[:first], len(rows) > first, LOG_CURSOR_KIND, key=seq_of)
+    return pagination.page_of(rows[:first], len(rows) > first, LOG_CURSOR_KIND, key=seq_of, total=total)
 
 
 async def usage(ctx: Context, since: datetime, until: datetime) -> list[ClientUsage]:

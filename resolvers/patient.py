@@ -128,11 +128,11 @@ async def page(ctx: Context, *, first: int, after: str | None, where: PatientFil
     after_key = _after_condition(order, after, after_id) if after else None
     await _check_filter(ctx, where)
     if not access.patient_scope(ctx).reaches_anyone:
-        return PatientPage(pagination.Page([], False), 0 if count else None)
+        return PatientPage(pagination.Page([], False), await pagination.count_of(None, count))
     today = await institutions.local_today_of(ctx) if where.national_id is not None else None
     plain = order is None and where == PatientFilter()  # the plain list: its SQL built once (checked_select)
     query = None if plain and not count else _in_reach(ctx).filter(_conditions(ctx, where, today))
-    total = await query.count() if query is not None and count else None
+    total = await pagination.count_of(query, count)
     only = None if columns is None else access.view_columns(
         columns, *([] if order is None else [ORDER_COLUMNS[order.field]]))
     if plain:

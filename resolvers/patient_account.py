@@ -206,7 +206,8 @@ def own_patient_id(ctx: Context) -> uuid.UUID | None:
     return ctx.require_principal().patient_id
 
 
-async def access_log(ctx: Context, *, first: int, after: str | None) -> pagination.Page[AccessEntry]:
+async def access_log(ctx: Context, *, first: int, after: str | None,
+                     count: bool = False) -> pagination.Page[AccessEntry]:
     """Who viewed or changed my file and when, and who tried and was refused, newest first: names and roles, never
     staff contact details."""
     decision = await access.authorize(ctx, "access_log", "read", action=Action.READ, resource_type="access_log")
@@ -214,6 +215,7 @@ async def access_log(ctx: Context, *, first: int, after: str | None) -> paginati
     view = await access.find_patient(ctx, own_patient_id(ctx), action=Action.READ)
     await writer.seal(ctx.institution_id)
     query = AuditEvent.filter(patient_index.about_patient(ctx.institution_id, view.row.id))
+    total = await pagination.count_of(query, count)
     if after:
         query = query.filter(seq__lt=pagination.decode_int(LOG_CURSOR_KIND, after))
     rows = await query.order_by("-seq").limit(first + 1).values(
@@ -227,7 +229,7 @@ async def access_log(ctx: Context, *, first: int, after: str | None) -> paginati
                                         refused=row["outcome"] != "allowed"))
                for row in rows[:first]]
     return pagination.Page([(pagination.encode(LOG_CURSOR_KIND, str(seq)), entry) for seq, entry in entries],
-                           len(rows) > first)
+                           len(rows) > first, total)
 
 
 async def _accessors(rows: list[dict[str, Any]]) -> dict[tuple[str, Any], Accessor]:
@@ -236,16 +238,17 @@ async def _accessors(rows: list[dict[str, Any]]) -> dict[tuple[str, Any], Access
     return {(kind, actor): Accessor(kind, known.name, known.roles) for (kind, actor), known in found.items()}
 
 
-async def tickets(ctx: Context, *, first: int, after: str | None) -> pagination.Page[TicketView]:
+async def tickets(ctx: Context, *, first: int, after: str | None, count: bool = False) -> pagination.Page[TicketView]:
     """My tickets, newest first: a patient's own, never another's (the staff queue is staff's)."""
     await access.authorize(ctx, "my_ticket", "read", action=Action.READ, resource_type="ticket")
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     query = Ticket.filter(institution_id=ctx.institution_id, patient_id=own_patient_id(ctx))
+    total = await pagination.count_of(query, count)
     if after:
         query = query.filter(id__lt=pagination.decode_uuid(TICKET_CURSOR_KIND, after))
     rows = await query.order_by("-id").limit(first + 1)
     return pagination.page_of([TicketView(row) for row in rows[:first]], len(rows) > first, TICKET_CURSOR_KIND,
-                              key=lambda view: view.row.id)
+                              key=lambda view: view.row.id, total=total)
 
 
 async def replies(ctx: Context, view: TicketView) -> list[TicketEvent]:

@@ -53,7 +53,7 @@ def _now() -> datetime:
 
 
 async def page(ctx: Context, *, status: str | None, key: uuid.UUID | None, first: int,
-               after: str | None) -> pagination.Page[Questionnaire]:
+               after: str | None, count: bool = False) -> pagination.Page[Questionnaire]:
     """The institution's questionnaires (of one status, the versions of one key), in creation order."""
     decision = await access.authorize(ctx, "questionnaire", "read", action=Action.READ, resource_type="questionnaire")
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
@@ -62,11 +62,12 @@ async def page(ctx: Context, *, status: str | None, key: uuid.UUID | None, first
         query = query.filter(status=one_of(status, QUESTIONNAIRE_STATUSES, "status"))
     if key is not None:
         query = query.filter(key=key)
+    total = await pagination.count_of(query, count)
     if after:
         query = query.filter(id__gt=pagination.decode_uuid(CURSOR, after))
     rows = list(await query.order_by("id").limit(first + 1))
     ctx.reads.note("questionnaire", None, None, rule=decision.rule)
-    return pagination.page_of(rows[:first], len(rows) > first, CURSOR, key=lambda row: row.id)
+    return pagination.page_of(rows[:first], len(rows) > first, CURSOR, key=lambda row: row.id, total=total)
 
 
 async def one(ctx: Context, questionnaire_id: uuid.UUID | None) -> Questionnaire:

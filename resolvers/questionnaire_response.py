@@ -594,11 +594,12 @@ class AnswerView:
 
 async def responses(ctx: Context, *, questionnaire_id: uuid.UUID | None, department_id: uuid.UUID | None,
                     ticket_id: uuid.UUID | None, first: int, after: str | None,
-                    commented: bool = False) -> pagination.Page[ResponseView]:
+                    commented: bool = False, count: bool = False) -> pagination.Page[ResponseView]:
     """Responses in the caller's reach, newest first for identified ones (anonymous ones have random ids),
     narrowed to a questionnaire version, a department or a ticket (the one it was about or the one it
     opened), or (``commented``, with ``questionnaire_response.text: read``) to those with a free-text answer;
-    a fixed number of statements whatever the page size."""
+    a fixed number of statements whatever the page size. ``count``: also how many the pages hold, under the same
+    rule for anonymous ones (a live month's, or a small cell's, counted would tell when an answer came)."""
     decision = await access.authorize(ctx, "questionnaire_response", "read", action=Action.READ,
                                       resource_type="questionnaire_response")
     if commented:
@@ -616,6 +617,7 @@ async def responses(ctx: Context, *, questionnaire_id: uuid.UUID | None, departm
     if ticket_id is not None:
         query = query.filter(Q(ticket_id=ticket_id) | Q(follow_up_ticket_id=ticket_id))
     query = query.filter(await _shown_anonymous(ctx, query))
+    total = await pagination.count_of(query, count)
     if after:
         query = query.filter(id__lt=pagination.decode_uuid(CURSOR_KIND, after))
     rows = list(await query.order_by("-id").limit(first + 1))
@@ -624,7 +626,7 @@ async def responses(ctx: Context, *, questionnaire_id: uuid.UUID | None, departm
     for row in rows[:first]:
         ctx.reads.note("questionnaire_response", row.id, row.patient_id, rule=decision.rule)
     return pagination.page_of([ResponseView(r, found[r.questionnaire_id]) for r in rows[:first]], len(rows) > first,
-                              CURSOR_KIND, key=lambda v: v.row.id)
+                              CURSOR_KIND, key=lambda v: v.row.id, total=total)
 
 
 async def one(ctx: Context, response_id: uuid.UUID | None) -> ResponseView:

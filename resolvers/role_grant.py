@@ -72,18 +72,20 @@ async def record_grants(ctx: Context, staff_id: uuid.UUID, roles: list[str], dec
         await writer.append(records)
 
 
-async def page(ctx: Context, *, first: int, after: str | None, unreviewed_only: bool) -> pagination.Page[RoleGrantView]:
+async def page(ctx: Context, *, first: int, after: str | None, unreviewed_only: bool,
+               count: bool = False) -> pagination.Page[RoleGrantView]:
     """The review queue (compliance officers), oldest first."""
     await access.authorize(ctx, "role_grant", "read", action=Action.READ, resource_type="role_grant")
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     query = RoleGrant.filter(institution_id=ctx.institution_id)
     if unreviewed_only:
         query = query.filter(reviewed_at__isnull=True)
+    total = await pagination.count_of(query, count)
     if after:
         query = query.filter(id__gt=pagination.decode_uuid(CURSOR_KIND, after))
     rows = await query.order_by("id").limit(first + 1)
     return pagination.page_of([RoleGrantView(r) for r in rows[:first]], len(rows) > first, CURSOR_KIND,
-                              key=lambda view: view.row.id)
+                              key=lambda view: view.row.id, total=total)
 
 
 async def unreviewed(ctx: Context) -> int:

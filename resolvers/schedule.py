@@ -95,7 +95,7 @@ async def slot_at(ctx: Context, schedule_id: uuid.UUID | None, slot_start: datet
 
 
 async def page(ctx: Context, *, department_id: uuid.UUID | None, first: int, after: str | None,
-               include_inactive: bool = False) -> pagination.Page[Schedule]:
+               include_inactive: bool = False, count: bool = False) -> pagination.Page[Schedule]:
     """The institution's schedules (of one department), in creation order."""
     decision = await access.authorize(ctx, "schedule", "read", action=Action.READ, resource_type="schedule")
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
@@ -104,11 +104,12 @@ async def page(ctx: Context, *, department_id: uuid.UUID | None, first: int, aft
         query = query.filter(department_id=department_id)
     if not include_inactive:
         query = query.filter(active=True)
+    total = await pagination.count_of(query, count)
     if after:
         query = query.filter(id__gt=pagination.decode_uuid(SCHEDULE_CURSOR, after))
     rows = list(await query.order_by("id").limit(first + 1))
     ctx.reads.note("schedule", None, None, rule=decision.rule)
-    return pagination.page_of(rows[:first], len(rows) > first, SCHEDULE_CURSOR, key=lambda row: row.id)
+    return pagination.page_of(rows[:first], len(rows) > first, SCHEDULE_CURSOR, key=lambda row: row.id, total=total)
 
 
 async def one(ctx: Context, schedule_id: uuid.UUID | None) -> Schedule:

@@ -59,16 +59,17 @@ async def catalogue(ctx: Context, *, include_retired: bool = False) -> list[Serv
 
 
 async def catalogue_page(ctx: Context, *, include_retired: bool = False, first: int,
-                         after: str | None) -> pagination.Page[ServiceItem]:
+                         after: str | None, count: bool = False) -> pagination.Page[ServiceItem]:
     """The catalogue by code, a page at a time, in one statement: a code is unique in the institution and never
     changes, so the cursor holds it."""
     await access.authorize(ctx, "service_item", "read", action=Action.READ, resource_type="service_item")
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     query = _items(ctx, include_retired)
+    total = await pagination.count_of(query, count)
     if after is not None:
         query = query.filter(code__gt=pagination.decode_text(ITEM_CURSOR, after))
     rows = await query.order_by("code").limit(first + 1)
-    return pagination.page_of(rows[:first], len(rows) > first, ITEM_CURSOR, lambda row: row.code)
+    return pagination.page_of(rows[:first], len(rows) > first, ITEM_CURSOR, lambda row: row.code, total)
 
 
 def _items(ctx: Context, include_retired: bool) -> QuerySet[ServiceItem]:
@@ -140,34 +141,27 @@ async def price_of_item_on(ctx: Context, item: ServiceItem, on: date) -> Service
     return cast(ServiceItemPrice | None, await loader.load((item.id, on)))
 
 
-async def price_history(ctx: Context, item: ServiceItem, *, first: int,
-                        after: str | None) -> pagination.Page[ServiceItemPrice]:
-    """An item's price versions, newest first, batched across a request: a list of items costs one statement
-    per distinct page asked (an item holds at most MAX_PRICE_VERSIONS versions)."""
+async def price_history(ctx: Context, item: ServiceItem, *, first: int, after: str | None,
+                        count: bool = False) -> pagination.Page[ServiceItemPrice]:
+    """An item's price versions, newest first. An item holds at most MAX_PRICE_VERSIONS versions, so the versions
+    of a list of items load in one statement whatever the pages asked, and any page (and the count of the
+    versions, ``count``) is cut from them, as a ticket's timeline is."""
     require_terms(ctx)
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     before = None if after is None else pagination.decode_int(PRICE_CURSOR, after)
 
-    async def load(keys: Sequence[tuple[uuid.UUID, int, int | None]]) -> list[pagination.Page[ServiceItemPrice]]:
-        groups: dict[tuple[int, int | None], list[uuid.UUID]] = defaultdict(list)
-        for item_id, size, below in keys:
-            groups[(size, below)].append(item_id)
-        pages: dict[tuple[uuid.UUID, int, int | None], pagination.Page[ServiceItemPrice]] = {}
-        for (size, below), ids in groups.items():
-            query = ServiceItemPrice.filter(institution_id=ctx.institution_id, item_id__in=list(set(ids)))
-            if below is not None:
-                query = query.filter(number__lt=below)
-            rows: dict[uuid.UUID, list[ServiceItemPrice]] = defaultdict(list)
-            for row in await query.order_by("item_id", "-number"):
-                rows[row.item_id].append(row)
-            for item_id in ids:
-                versions = rows[item_id]
-                pages[(item_id, size, below)] = pagination.page_of(versions[:size], len(versions) > size,
-                                                                   PRICE_CURSOR, key=lambda row: row.number)
-        return [pages[key] for key in keys]
+    async def load(item_ids: Sequence[uuid.UUID]) -> list[list[ServiceItemPrice]]:
+        rows: dict[uuid.UUID, list[ServiceItemPrice]] = defaultdict(list)
+        query = ServiceItemPrice.filter(institution_id=ctx.institution_id, item_id__in=list(set(item_ids)))
+        for row in await query.order_by("item_id", "-number"):
+            rows[row.item_id].append(row)
+        return [rows[item_id] for item_id in item_ids]
 
-    loader = ctx.require_loaders().made("service_item.price_history", load)
-    return cast(pagination.Page[ServiceItemPrice], await loader.load((item.id, first, before)))
+    versions = cast(list[ServiceItemPrice],
+                    await ctx.require_loaders().made("service_item.price_history", load).load(item.id))
+    rows = [row for row in versions if before is None or row.number < before][:first + 1]
+    return pagination.page_of(rows[:first], len(rows) > first, PRICE_CURSOR, key=lambda row: row.number,
+                              total=len(versions) if count else None)
 
 
 async def add_price(ctx: Context, item_id: uuid.UUID | None, amount: str, currency: str,

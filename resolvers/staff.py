@@ -226,7 +226,7 @@ async def directory(ctx: Context, found: DirectoryFilter, *, descending: bool = 
     if found.department_id is not None:
         query = query.filter(id__in=Subquery(DepartmentMembership.filter(
             institution_id=ctx.institution_id, department_id=found.department_id).values("staff_id")))
-    total = await query.count() if count else None
+    total = await pagination.count_of(query, count)
     kind = f"staff.name.{'desc' if descending else 'asc'}"
     if after:
         query = query.filter(await _after_name(ctx, pagination.decode_uuid(kind, after), descending))

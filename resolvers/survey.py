@@ -182,18 +182,19 @@ def _stale(what: str) -> Conflict:
 
 
 async def triggers(ctx: Context, *, first: int, after: str | None,
-                   include_inactive: bool = False) -> pagination.Page[SurveyTrigger]:
+                   include_inactive: bool = False, count: bool = False) -> pagination.Page[SurveyTrigger]:
     """The institution's triggers, oldest first (active ones unless asked)."""
     decision = await access.authorize(ctx, "survey", "read", action=Action.READ, resource_type="survey_trigger")
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     query = SurveyTrigger.filter(institution_id=ctx.institution_id)
     if not include_inactive:
         query = query.filter(active=True)
+    total = await pagination.count_of(query, count)
     if after:
         query = query.filter(id__gt=pagination.decode_uuid(TRIGGER_CURSOR, after))
     rows = list(await query.order_by("id").limit(first + 1))
     ctx.reads.note("survey_trigger", None, None, rule=decision.rule)
-    return pagination.page_of(rows[:first], len(rows) > first, TRIGGER_CURSOR, key=lambda row: row.id)
+    return pagination.page_of(rows[:first], len(rows) > first, TRIGGER_CURSOR, key=lambda row: row.id, total=total)
 
 
 async def trigger_create(ctx: Context, data: dict[str, Any]) -> SurveyTrigger:
@@ -597,31 +598,33 @@ class InvitationView:
 
 
 async def patient_invitations(ctx: Context, patient_id: uuid.UUID | None, *, first: int,
-                              after: str | None) -> pagination.Page[InvitationView]:
+                              after: str | None, count: bool = False) -> pagination.Page[InvitationView]:
     """A patient's invitations, newest first (nurses, front desk and department heads, within their reach):
     what to ask on the phone or enter from paper."""
     decision = await access.authorize(ctx, "survey_invitation", "read", action=Action.READ,
                                       resource_type="survey_invitation", patient_id=patient_id)
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     view = await access.find_patient(ctx, patient_id, action=Action.READ, field="patientId")
-    return await _invitation_page(ctx, view, first, after, decision.rule, own=False)
+    return await _invitation_page(ctx, view, first, after, decision.rule, own=False, count=count)
 
 
-async def my_invitations(ctx: Context, *, first: int, after: str | None) -> pagination.Page[InvitationView]:
+async def my_invitations(ctx: Context, *, first: int, after: str | None,
+                         count: bool = False) -> pagination.Page[InvitationView]:
     """The signed-in patient's own invitations, newest first: those addressed to them (a family invitation is
     their family's to answer, not theirs)."""
     decision = await access.authorize(ctx, "survey_invitation", "read", action=Action.READ,
                                       resource_type="survey_invitation")
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     view = await access.find_patient(ctx, ctx.require_principal().patient_id, action=Action.READ)
-    return await _invitation_page(ctx, view, first, after, decision.rule, own=True)
+    return await _invitation_page(ctx, view, first, after, decision.rule, own=True, count=count)
 
 
 async def _invitation_page(ctx: Context, view: PatientView, first: int, after: str | None, rule: str, *,
-                           own: bool) -> pagination.Page[InvitationView]:
+                           own: bool, count: bool) -> pagination.Page[InvitationView]:
     query = SurveyInvitation.filter(institution_id=ctx.institution_id, patient_id=view.row.id)
     if own:
         query = query.filter(contact_id__isnull=True)
+    total = await pagination.count_of(query, count)
     if after:
         query = query.filter(id__lt=pagination.decode_uuid(INVITATION_CURSOR, after))
     rows = list(await query.order_by("-id").limit(first + 1))
@@ -633,7 +636,8 @@ async def _invitation_page(ctx: Context, view: PatientView, first: int, after: s
     ctx.reads.note("survey_invitation", None, view.row.id, rule=rule)
     return pagination.page_of([InvitationView(r, questionnaires[r.questionnaire_id], view, own,
                                               contacts.get(r.contact_id) if r.contact_id else None)
-                               for r in rows[:first]], len(rows) > first, INVITATION_CURSOR, key=lambda v: v.row.id)
+                               for r in rows[:first]], len(rows) > first, INVITATION_CURSOR, key=lambda v: v.row.id,
+                              total=total)
 
 
 def invited_contact(ctx: Context, view: InvitationView) -> ContactView | None:

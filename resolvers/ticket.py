@@ -279,16 +279,18 @@ def _queue_key(row: Ticket) -> str:
 
 
 async def timeline(ctx: Context, view: TicketView, *, first: int, after: str | None,
-                   include_internal: bool) -> pagination.Page[TicketEvent]:
+                   include_internal: bool, count: bool = False) -> pagination.Page[TicketEvent]:
     """A page of the timeline. A ticket's timeline is short, so the timelines of a list of tickets load in one
     statement and any page, after a cursor too, is cut from them (found in review: a later page was one
-    statement per ticket of the list, and any cursor fits every ticket)."""
+    statement per ticket of the list, and any cursor fits every ticket); so is ``count``, the entries the
+    caller is shown (internal notes only for whoever reads them)."""
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     internal = include_internal and ctx.decide("ticket.internal", "read").allowed
     since = None if after is None else pagination.decode_uuid(TIMELINE_CURSOR_KIND, after)
-    events = await ctx.require_loaders().events_by_ticket.load(view.row.id)
-    rows = [e for e in events if (internal or not e.internal) and (since is None or e.id > since)][:first + 1]
-    return pagination.page_of(rows[:first], len(rows) > first, TIMELINE_CURSOR_KIND, key=lambda event: event.id)
+    shown = [e for e in await ctx.require_loaders().events_by_ticket.load(view.row.id) if internal or not e.internal]
+    rows = [e for e in shown if since is None or e.id > since][:first + 1]
+    return pagination.page_of(rows[:first], len(rows) > first, TIMELINE_CURSOR_KIND, key=lambda event: event.id,
+                              total=len(shown) if count else None)
 
 
 def read_field(ctx: Context, view: TicketView, name: str) -> Any:
@@ -321,7 +323,7 @@ def _read_rule(ctx: Context) -> str:
 
 
 async def opened_page(ctx: Context, *, first: int, after: str | None,
-                      patient_id: uuid.UUID | None) -> pagination.Page[TicketView]:
+                      patient_id: uuid.UUID | None, count: bool = False) -> pagination.Page[TicketView]:
     """Tickets the caller opened, newest first, wherever they went since (a handover takes a ticket out of
     the opener's reach, not out of the opener's sight): the desk can tell a caller where their ticket
     stands. The schema shows only the status, level, SLA times and department of these (``OpenedTicket``),
@@ -331,11 +333,12 @@ async def opened_page(ctx: Context, *, first: int, after: str | None,
     query = Ticket.filter(institution_id=ctx.institution_id, opened_by_id=ctx.require_principal().user_id)
     if patient_id is not None:
         query = query.filter(patient_id=patient_id)
+    total = await pagination.count_of(query, count)
     if after:
         query = query.filter(id__lt=pagination.decode_uuid(OPENED_CURSOR_KIND, after))
     rows = await query.order_by("-id").limit(first + 1)
     return pagination.page_of([TicketView(r) for r in rows[:first]], len(rows) > first, OPENED_CURSOR_KIND,
-                              key=lambda view: view.row.id)
+                              key=lambda view: view.row.id, total=total)
 
 
 def due_for_patient(view: TicketView, target: str) -> datetime | None:
@@ -352,20 +355,22 @@ def note_status_read(ctx: Context, view: TicketView) -> None:
     ctx.reads.note("ticket", view.row.id, view.row.patient_id, field_class="ticket", rule=_read_rule(ctx))
 
 
-async def partner_page(ctx: Context, *, first: int, after: str | None) -> pagination.Page[TicketView]:
+async def partner_page(ctx: Context, *, first: int, after: str | None,
+                       count: bool = False) -> pagination.Page[TicketView]:
     """The tickets the caller's partner opened (partnerTicketCreate), newest first: a partner follows its own
     reports (their status and its own text) even once its grant to the patient has ended."""
     await access.authorize(ctx, "partner_ticket", "read", action=Action.READ, resource_type="ticket")
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     partner_id = ctx.require_principal().partner_id
     if partner_id is None:
-        return pagination.Page([], False)
+        return pagination.Page([], False, await pagination.count_of(None, count))
     query = Ticket.filter(institution_id=ctx.institution_id, opened_by_partner_id=partner_id)
+    total = await pagination.count_of(query, count)
     if after:
         query = query.filter(id__lt=pagination.decode_uuid(PARTNER_CURSOR_KIND, after))
     rows = await query.order_by("-id").limit(first + 1)
     return pagination.page_of([TicketView(r) for r in rows[:first]], len(rows) > first, PARTNER_CURSOR_KIND,
-                              key=lambda view: view.row.id)
+                              key=lambda view: view.row.id, total=total)
 
 
 # -- live queue ----------------------------------------------------------------------------

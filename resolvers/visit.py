@@ -144,9 +144,9 @@ async def history(ctx: Context, patient: PatientView, *, first: int, after: str 
     order = order or VisitOrder()
     query = in_reach(ctx)
     if query is None:
-        return History(pagination.Page([], False), 0 if count else None)
+        return History(pagination.Page([], False), await pagination.count_of(None, count))
     query = query.filter(patient_id=patient.row.id).filter(await _conditions(ctx, where))
-    total = await query.count() if count else None
+    total = await pagination.count_of(query, count)
     column, sign = order.field, "-" if order.direction == "desc" else ""
     if after:
         at, visit_id = _decode_cursor(order.cursor_kind, after)
@@ -232,13 +232,13 @@ async def cohort(ctx: Context, *, system: str, code: str, status: str | None, fi
     clinical = replace(scope, reach_by_class={CLINICAL: scope.reach_by_class.get(CLINICAL, frozenset())}).filter()
     query, visits_reached = None if clinical is None else Patient.filter(clinical), in_reach(ctx)
     if query is None or visits_reached is None:
-        return Cohort(pagination.Page([], False), 0 if count else None)
+        return Cohort(pagination.Page([], False), await pagination.count_of(None, count))
     codes = VisitCode.filter(institution_id=ctx.institution_id, code_bidx=_code_index(ctx, system, code),
                              visit_id__in=Subquery(visits_reached.values("id")))
     if status is not None:
         codes = codes.filter(status=one_of(status, PROCEDURE_STATUSES, "status"))
     query = query.filter(id__in=Subquery(codes.values("patient_id")))
-    total = await query.count() if count else None
+    total = await pagination.count_of(query, count)
     if after:
         query = query.filter(id__gt=pagination.decode_uuid("cohort", after))
     rows = await query.order_by("id").limit(first + 1)

@@ -26,9 +26,9 @@ from schema.common import (
     Info,
     OrderDirection,
     PageInfo,
+    asks_total,
     provided,
     register_node,
-    selects,
     uuid_of,
 )
 from schema.patient import Patient, PatientSource
@@ -213,14 +213,14 @@ class AppointmentQuery:
                                    order_by: _ORDER = None) -> AppointmentConnection:
         page = await appointments.of_patient(info.context, uuid_of(patient_id, "patientId"),
                                              upcoming_only=upcoming_only, first=first, after=after,
-                                             order=_order(order_by), count=selects(info, "totalCount"))
+                                             order=_order(order_by), count=asks_total(info))
         return connection(info.context, page)
 
     @strawberry.field(description="Your own appointments (patients, in the portal).")
     async def my_appointments(self, info: Info, upcoming_only: _UPCOMING = True, first: First = DEFAULT_PAGE_SIZE,
                               after: _AFTER = None, order_by: _ORDER = None) -> AppointmentConnection:
         page = await appointments.mine(info.context, upcoming_only=upcoming_only, first=first, after=after,
-                                       order=_order(order_by), count=selects(info, "totalCount"))
+                                       order=_order(order_by), count=asks_total(info))
         return connection(info.context, page)
 
     @strawberry.field(description="A schedule's appointments on a day (the institution's local date), in slot "
@@ -233,7 +233,7 @@ class AppointmentQuery:
     ) -> AppointmentConnection:
         page = await appointments.schedule_day(info.context, uuid_of(schedule_id, "scheduleId"), date,
                                                include_cancelled=include_cancelled, first=first, after=after,
-                                               count=selects(info, "totalCount"))
+                                               count=asks_total(info))
         return connection(info.context, page)
 
     @strawberry.field(description="A clinician's day: their appointments across their schedules on a local date, "
@@ -246,7 +246,7 @@ class AppointmentQuery:
     ) -> AppointmentConnection:
         page = await appointments.clinician_day(info.context, uuid_of(clinician_id, "clinicianId"), date,
                                                 include_cancelled=include_cancelled, first=first, after=after,
-                                                count=selects(info, "totalCount"))
+                                                count=asks_total(info))
         return connection(info.context, page)
 
 

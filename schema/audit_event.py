@@ -18,10 +18,12 @@ from schema.common import (
     EDGES,
     NODES,
     PAGE_INFO,
+    TOTAL_COUNT,
     After,
     First,
     Info,
     PageInfo,
+    asks_total,
     by_value,
     uuid_of,
 )
@@ -204,6 +206,9 @@ class AuditEventEdge:
 class AuditEventConnection:
     edges: list[AuditEventEdge] = strawberry.field(description=EDGES)
     page_info: PageInfo = strawberry.field(description=PAGE_INFO)
+    total_count: int | None = strawberry.field(
+        default=None, description=TOTAL_COUNT + " Here: the events recorded when the page was read (the trail grows "
+                                                "at the top, reading it is recorded too).")
 
     @strawberry.field(description=NODES)
     def nodes(self) -> list[AuditEvent]:
@@ -242,8 +247,8 @@ class AuditEventQuery:
             action=f.action.value if f.action else None,
             outcome=f.outcome.value if f.outcome else None, since=f.from_, until=f.to,
         )
-        page = await audit_events.page(info.context, first=first, after=after, where=where)
+        page = await audit_events.page(info.context, first=first, after=after, where=where, count=asks_total(info))
         return AuditEventConnection(
             edges=[AuditEventEdge(cursor=cursor, node=AuditEvent.of(row)) for cursor, row in page.items],
-            page_info=PageInfo.of(page),
+            page_info=PageInfo.of(page), total_count=page.total,
         )

@@ -18,6 +18,7 @@ from schema.common import (
     EDGES,
     NODES,
     PAGE_INFO,
+    TOTAL_COUNT,
     After,
     First,
     Info,
@@ -26,6 +27,7 @@ from schema.common import (
     PageInfo,
     PeriodFrom,
     PeriodTo,
+    asks_total,
     uuid_of,
 )
 from schema.staff import Role, roles_of
@@ -112,6 +114,9 @@ class PatientAccessEdge:
 class PatientAccessConnection:
     edges: list[PatientAccessEdge] = strawberry.field(description=EDGES)
     page_info: PageInfo = strawberry.field(description=PAGE_INFO)
+    total_count: int | None = strawberry.field(
+        default=None, description=TOTAL_COUNT + " Here: the people, counted up to the first page's latest event, as "
+                                                "the pages are.")
 
     @strawberry.field(description=NODES)
     def nodes(self) -> list[PatientAccess]:
@@ -164,10 +169,10 @@ class AuditReportQuery:
         language: _REPORT_LANGUAGE = ReportLanguage.EN, first: First = DEFAULT_PAGE_SIZE, after: After = None,
     ) -> PatientAccessConnection | None:
         page = await reports.patient_access_page(info.context, uuid_of(patient_id, "patientId"), from_, to,
-                                                 first=first, after=after)
+                                                 first=first, after=after, count=asks_total(info))
         return PatientAccessConnection(
             edges=[PatientAccessEdge(cursor=cursor, node=PatientAccess.of(a, str(language.value)))
-                   for cursor, a in page.items], page_info=PageInfo.of(page))
+                   for cursor, a in page.items], page_info=PageInfo.of(page), total_count=page.total)
 
     @strawberry.field(description="Staff who read more distinct patient files in the period than `factor` times "
                                   "the median of colleagues in the same role, and at least `minimum` (compliance "

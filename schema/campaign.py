@@ -9,7 +9,18 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 
 from resolvers import campaign as campaigns
-from schema.common import DEFAULT_PAGE_SIZE, After, First, Info, PageInfo, Version, provided, uuid_of
+from schema.common import (
+    DEFAULT_PAGE_SIZE,
+    TOTAL_COUNT,
+    After,
+    First,
+    Info,
+    PageInfo,
+    Version,
+    asks_total,
+    provided,
+    uuid_of,
+)
 from schema.communication import CommunicationRefusal
 from schema.patient import Segment
 from schema.visit import CodeSystem
@@ -177,6 +188,7 @@ class CampaignEdge:
 class CampaignConnection:
     edges: list[CampaignEdge] = strawberry.field(description="The campaigns with their cursors.")
     page_info: PageInfo = strawberry.field(description="Where the page ends.")
+    total_count: int | None = strawberry.field(default=None, description=TOTAL_COUNT)
 
     @strawberry.field(description="The campaigns of the page.")
     def nodes(self) -> list[Campaign]:
@@ -195,10 +207,10 @@ class CampaignQuery:
     @strawberry.field(description="The institution's campaigns, newest first (department heads and admins).")
     async def campaigns(self, info: Info, first: First = DEFAULT_PAGE_SIZE, after: After = None
                         ) -> CampaignConnection:
-        page = await campaigns.campaigns(info.context, first=first, after=after)
+        page = await campaigns.campaigns(info.context, first=first, after=after, count=asks_total(info))
         return CampaignConnection(
             edges=[CampaignEdge(cursor=cursor, node=Campaign.of(row)) for cursor, row in page.items],
-            page_info=PageInfo.of(page))
+            page_info=PageInfo.of(page), total_count=page.total)
 
     @strawberry.field(description="One campaign. NOT_FOUND when it is missing.")
     async def campaign(self, info: Info, id: _CAMPAIGN_ID) -> Campaign | None:

@@ -17,12 +17,14 @@ from schema.common import (
     DEFAULT_PAGE_SIZE,
     EDGES,
     PAGE_INFO,
+    TOTAL_COUNT,
     After,
     FieldSource,
     First,
     Info,
     PageInfo,
     Version,
+    asks_total,
     optional_id,
     provided,
     register_node,
@@ -148,6 +150,7 @@ class CarePlanEdge:
 class CarePlanConnection:
     edges: list[CarePlanEdge] = strawberry.field(description=EDGES)
     page_info: PageInfo = strawberry.field(description=PAGE_INFO)
+    total_count: int | None = strawberry.field(default=None, description=TOTAL_COUNT)
 
     @strawberry.field(description="The plans of this page.")
     def nodes(self) -> list[CarePlan]:
@@ -157,7 +160,7 @@ class CarePlanConnection:
 def care_plan_connection(ctx: Context, page: care_plans.pagination.Page[CarePlanView]) -> CarePlanConnection:
     return CarePlanConnection(
         edges=[CarePlanEdge(cursor=cursor, node=care_plan_node(ctx, view)) for cursor, view in page.items],
-        page_info=PageInfo.of(page))
+        page_info=PageInfo.of(page), total_count=page.total)
 
 
 @strawberry.input(description="A planned activity: give its date (dueOn) or its distance from the plan's start "
@@ -208,7 +211,8 @@ class CarePlanQuery:
         patient_id: Annotated[strawberry.ID, strawberry.argument(description="The patient, in your reach.")],
         first: First = DEFAULT_PAGE_SIZE, after: After = None,
     ) -> CarePlanConnection:
-        page = await care_plans.patient_plans(info.context, uuid_of(patient_id, "patientId"), first=first, after=after)
+        page = await care_plans.patient_plans(info.context, uuid_of(patient_id, "patientId"), first=first, after=after,
+                                              count=asks_total(info))
         return care_plan_connection(info.context, page)
 
 

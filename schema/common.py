@@ -55,6 +55,9 @@ CURSOR = "This item's place in the list: pass it as `after` to fetch the items t
 EDGES = "The items of this page, each with its cursor."
 PAGE_INFO = "Whether another page follows, and the cursor to fetch it with."
 NODES = "The items of this page without their cursors (the nodes of `edges`)."
+TOTAL_COUNT = ("How many items the whole list holds, all its pages together: the items in your reach that match the "
+               "list's arguments, exactly as its pages show them (never one you may not see). Counted only when you "
+               "select it, at a fixed cost whatever the page size.")
 
 
 @strawberry.enum(description="The direction of a list's order.")
@@ -70,6 +73,11 @@ def selects(info: Info, name: str) -> bool:
         return any(within(selection.selections) if isinstance(selection, FragmentSpread | InlineFragment)
                    else selection.name == name for selection in selections)
     return any(within(field.selections) for field in info.selected_fields)
+
+
+def asks_total(info: Info) -> bool:
+    """Whether the query asks for the list's ``totalCount`` (its resolver then counts: ``pagination.count_of``)."""
+    return selects(info, "totalCount")
 
 
 def uuid_of(value: strawberry.ID | str | None, field: str = "id") -> uuid.UUID | None:

@@ -23,10 +23,12 @@ from schema.common import (
     EDGES,
     NODES,
     PAGE_INFO,
+    TOTAL_COUNT,
     After,
     First,
     Info,
     PageInfo,
+    asks_total,
     optional_id,
     provided,
     register_node,
@@ -228,6 +230,7 @@ class CommunicationEdge:
 class CommunicationConnection:
     edges: list[CommunicationEdge] = strawberry.field(description=EDGES)
     page_info: PageInfo = strawberry.field(description=PAGE_INFO)
+    total_count: int | None = strawberry.field(default=None, description=TOTAL_COUNT)
 
     @strawberry.field(description=NODES)
     def nodes(self) -> list[Communication]:
@@ -237,7 +240,7 @@ class CommunicationConnection:
 def _connection(ctx: Context, page: communications.pagination.Page[CommunicationView]) -> CommunicationConnection:
     return CommunicationConnection(
         edges=[CommunicationEdge(cursor=cursor, node=communication_node(ctx, view)) for cursor, view in page.items],
-        page_info=PageInfo.of(page))
+        page_info=PageInfo.of(page), total_count=page.total)
 
 
 @strawberry.input(description="A call a staff member made or took, for the patient's communication log.")
@@ -291,13 +294,14 @@ class CommunicationQuery:
         first: First = DEFAULT_PAGE_SIZE, after: After = None,
     ) -> CommunicationConnection:
         page = await communications.patient_log(info.context, uuid_of(patient_id, "patientId"), first=first,
-                                                after=after)
+                                                after=after, count=asks_total(info))
         return _connection(info.context, page)
 
     @strawberry.field(description="Portal: the messages sent to me, newest first.")
     async def my_communications(self, info: Info, first: First = DEFAULT_PAGE_SIZE,
                                 after: After = None) -> CommunicationConnection:
-        return _connection(info.context, await communications.own_log(info.context, first=first, after=after))
+        return _connection(info.context, await communications.own_log(info.context, first=first, after=after,
+                                                                       count=asks_total(info)))
 
     @strawberry.field(description="Portal: how I want to be contacted.")
     async def my_contact_preferences(self, info: Info) -> ContactPreferences:

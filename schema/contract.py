@@ -30,10 +30,10 @@ from schema.common import (
     Info,
     OrderDirection,
     PageInfo,
+    asks_total,
     node_of,
     optional_id,
     provided,
-    selects,
     uuid_of,
 )
 from schema.patient import Patient, PatientSource
@@ -608,7 +608,7 @@ class ContractQuery:
             info.context, patient_id=uuid_of(given.patient_id, "filter.patientId"),
             status=None if given.status is None else str(given.status.value),
             department_id=uuid_of(given.department_id, "filter.departmentId"), ending_before=given.ending_before,
-            first=first, after=after, order=order, count=selects(info, "totalCount"))
+            first=first, after=after, order=order, count=asks_total(info))
         return connection(found.page, found.total)
 
     @strawberry.field(description="What changed from one version of a contract to another.")

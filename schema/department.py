@@ -13,11 +13,13 @@ from schema.common import (
     EDGES,
     NODES,
     PAGE_INFO,
+    TOTAL_COUNT,
     After,
     First,
     Info,
     PageInfo,
     Version,
+    asks_total,
     uuid_of,
 )
 
@@ -46,6 +48,7 @@ class DepartmentEdge:
 class DepartmentConnection:
     edges: list[DepartmentEdge] = strawberry.field(description=EDGES)
     page_info: PageInfo = strawberry.field(description=PAGE_INFO)
+    total_count: int | None = strawberry.field(default=None, description=TOTAL_COUNT)
 
     @strawberry.field(description=NODES)
     def nodes(self) -> list[Department]:
@@ -62,10 +65,10 @@ class DepartmentQuery:
     @strawberry.field(description="Your institution's departments, by name, a page at a time.")
     async def departments_connection(self, info: Info, first: First = DEFAULT_PAGE_SIZE,
                                      after: After = None) -> DepartmentConnection | None:
-        page = await departments.page(info.context, first=first, after=after)
+        page = await departments.page(info.context, first=first, after=after, count=asks_total(info))
         return DepartmentConnection(
             edges=[DepartmentEdge(cursor=cursor, node=Department.of(row)) for cursor, row in page.items],
-            page_info=PageInfo.of(page))
+            page_info=PageInfo.of(page), total_count=page.total)
 
 
 @strawberry.type

@@ -16,12 +16,14 @@ from schema.common import (
     EDGES,
     NODES,
     PAGE_INFO,
+    TOTAL_COUNT,
     After,
     First,
     Info,
     PageInfo,
     PeriodFrom,
     PeriodTo,
+    asks_total,
     optional_id,
     uuid_of,
 )
@@ -62,6 +64,7 @@ class DisclosureEdge:
 class DisclosureConnection:
     edges: list[DisclosureEdge] = strawberry.field(description=EDGES)
     page_info: PageInfo = strawberry.field(description=PAGE_INFO)
+    total_count: int | None = strawberry.field(default=None, description=TOTAL_COUNT)
 
     @strawberry.field(description=NODES)
     def nodes(self) -> list[Disclosure]:
@@ -82,6 +85,6 @@ class DisclosureQuery:
     ) -> DisclosureConnection:
         page = await disclosures.page(info.context, first=first, after=after, since=from_, until=to,
                                       patient_id=uuid_of(patient_id, "patientId"),
-                                      partner_id=uuid_of(partner_id, "partnerId"))
+                                      partner_id=uuid_of(partner_id, "partnerId"), count=asks_total(info))
         return DisclosureConnection(edges=[DisclosureEdge(cursor=c, node=Disclosure.of(d)) for c, d in page.items],
-                                    page_info=PageInfo.of(page))
+                                    page_info=PageInfo.of(page), total_count=page.total)

@@ -10,7 +10,20 @@ import strawberry
 
 from resolvers import emergency_access as emergencies
 from resolvers.emergency_access import EmergencyView
-from schema.common import CURSOR, DEFAULT_PAGE_SIZE, EDGES, NODES, PAGE_INFO, After, First, Info, PageInfo, uuid_of
+from schema.common import (
+    CURSOR,
+    DEFAULT_PAGE_SIZE,
+    EDGES,
+    NODES,
+    PAGE_INFO,
+    TOTAL_COUNT,
+    After,
+    First,
+    Info,
+    PageInfo,
+    asks_total,
+    uuid_of,
+)
 from schema.staff import StaffSummary
 
 
@@ -78,6 +91,7 @@ class EmergencyAccessEdge:
 class EmergencyAccessConnection:
     edges: list[EmergencyAccessEdge] = strawberry.field(description=EDGES)
     page_info: PageInfo = strawberry.field(description=PAGE_INFO)
+    total_count: int | None = strawberry.field(default=None, description=TOTAL_COUNT)
 
     @strawberry.field(description=NODES)
     def nodes(self) -> list[EmergencyAccess]:
@@ -92,10 +106,11 @@ class EmergencyAccessQuery:
         unreviewed_only: Annotated[bool, strawberry.argument(
             description="Only those still waiting for review; false: every one.")] = True,
     ) -> EmergencyAccessConnection:
-        page = await emergencies.page(info.context, first=first, after=after, unreviewed_only=unreviewed_only)
+        page = await emergencies.page(info.context, first=first, after=after, unreviewed_only=unreviewed_only,
+                                      count=asks_total(info))
         return EmergencyAccessConnection(
             edges=[EmergencyAccessEdge(cursor=c, node=EmergencyAccess(view=v)) for c, v in page.items],
-            page_info=PageInfo.of(page))
+            page_info=PageInfo.of(page), total_count=page.total)
 
     @strawberry.field(description="How many break-glass accesses wait for review (compliance officers).")
     async def emergency_access_unreviewed_count(self, info: Info) -> int:

@@ -25,12 +25,14 @@ from schema.common import (
     EDGES,
     NODES,
     PAGE_INFO,
+    TOTAL_COUNT,
     After,
     FieldSource,
     First,
     Info,
     PageInfo,
     Version,
+    asks_total,
     provided,
     register_node,
     uuid_of,
@@ -118,6 +120,7 @@ class FlagEdge:
 class FlagConnection:
     edges: list[FlagEdge] = strawberry.field(description=EDGES)
     page_info: PageInfo = strawberry.field(description=PAGE_INFO)
+    total_count: int | None = strawberry.field(default=None, description=TOTAL_COUNT)
 
     @strawberry.field(description=NODES)
     def nodes(self) -> list[Flag]:
@@ -192,9 +195,11 @@ class FlagQuery:
                                        in_force_only: _IN_FORCE_ONLY = True, first: First = DEFAULT_PAGE_SIZE,
                                        after: After = None) -> FlagConnection | None:
         page = await flags.page_of_patient(info.context, uuid_of(patient_id, "patientId"),
-                                           in_force_only=in_force_only, first=first, after=after)
+                                           in_force_only=in_force_only, first=first, after=after,
+                                           count=asks_total(info))
         return FlagConnection(edges=[FlagEdge(cursor=cursor, node=flag_node(info.context, view))
-                                     for cursor, view in page.items], page_info=PageInfo.of(page))
+                                     for cursor, view in page.items], page_info=PageInfo.of(page),
+                              total_count=page.total)
 
 
 @strawberry.type

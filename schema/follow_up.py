@@ -25,6 +25,7 @@ from schema.common import (
     EDGES,
     NODES,
     PAGE_INFO,
+    TOTAL_COUNT,
     After,
     FieldSource,
     First,
@@ -32,9 +33,9 @@ from schema.common import (
     OrderDirection,
     PageInfo,
     Version,
+    asks_total,
     provided,
     register_node,
-    selects,
     uuid_of,
 )
 from schema.department import Department
@@ -187,6 +188,7 @@ class FollowUpRuleEdge:
 class FollowUpRuleConnection:
     edges: list[FollowUpRuleEdge] = strawberry.field(description=EDGES)
     page_info: PageInfo = strawberry.field(description=PAGE_INFO)
+    total_count: int | None = strawberry.field(default=None, description=TOTAL_COUNT)
 
     @strawberry.field(description=NODES)
     def nodes(self) -> list[FollowUpRule]:
@@ -458,7 +460,7 @@ class FollowUpOutcomeInput:
 def rule_connection(page: follow_ups.pagination.Page[FollowUpRuleRow]) -> FollowUpRuleConnection:
     return FollowUpRuleConnection(
         edges=[FollowUpRuleEdge(cursor=cursor, node=FollowUpRule.of(row)) for cursor, row in page.items],
-        page_info=PageInfo.of(page))
+        page_info=PageInfo.of(page), total_count=page.total)
 
 
 _TASK_ID = Annotated[strawberry.ID, strawberry.argument(description="The task's id (NOT_FOUND when missing or its "
@@ -494,7 +496,7 @@ class FollowUpQuery:
                                                                        str(order_by.direction.value))
         found = await follow_ups.worklist(info.context, scope=str(scope.value),
                                           department_id=uuid_of(department_id, "departmentId"), due_by=due_by,
-                                          first=first, after=after, order=order, count=selects(info, "totalCount"),
+                                          first=first, after=after, order=order, count=asks_total(info),
                                           columns=patient_columns(info),
                                           task_columns=columns_of(info, "FollowUpTask", TASK_COLUMNS))
         ctx = info.context
@@ -521,7 +523,7 @@ class FollowUpQuery:
             description="Every version of this rule (its ruleKey), retired ones included.")] = None,
     ) -> FollowUpRuleConnection:
         page = await follow_ups.rules(info.context, first=first, after=after, include_retired=include_retired,
-                                      rule_key=uuid_of(rule_key, "ruleKey"))
+                                      rule_key=uuid_of(rule_key, "ruleKey"), count=asks_total(info))
         return rule_connection(page)
 
 

@@ -23,8 +23,8 @@ from schema.common import (
     OrderDirection,
     PageInfo,
     Version,
+    asks_total,
     provided,
-    selects,
     uuid_of,
 )
 from schema.questionnaire import LocalizedText
@@ -175,7 +175,7 @@ class ImprovementQuery:
         found = await improvements.page(info.context, first=first, after=after,
                                         status=str(status.value) if status else None, overdue=overdue,
                                         department_id=uuid_of(department_id, "departmentId"), order=order,
-                                        count=selects(info, "totalCount"))
+                                        count=asks_total(info))
         edges = [ImprovementEdge(cursor=c, node=ImprovementItem.of(v)) for c, v in found.page.items]
         return ImprovementConnection(edges=edges, nodes=[e.node for e in edges], page_info=PageInfo.of(found.page),
                                      total_count=found.total or 0)

@@ -17,7 +17,7 @@ import strawberry
 from resolvers import message_template as templates
 from resolvers.message_template import Preview, Template
 from resolvers.pagination import Page
-from schema.common import DEFAULT_PAGE_SIZE, First, Info, PageInfo, Version
+from schema.common import DEFAULT_PAGE_SIZE, TOTAL_COUNT, First, Info, PageInfo, Version, asks_total
 
 
 @strawberry.enum(description="Why a message is sent to a patient: the cause a template is for.")
@@ -96,6 +96,7 @@ class MessageTemplateEdge:
 class MessageTemplateConnection:
     edges: list[MessageTemplateEdge] = strawberry.field(description="The templates of this page.")
     page_info: PageInfo = strawberry.field(description="Whether more follow.")
+    total_count: int | None = strawberry.field(default=None, description=TOTAL_COUNT)
 
     @strawberry.field(description="The templates of this page.")
     def nodes(self) -> list[MessageTemplate]:
@@ -141,7 +142,7 @@ def _key(cause: TemplateCause, channel: TemplateChannel, language: TemplateLangu
 def connection(page: Page[Template]) -> MessageTemplateConnection:
     return MessageTemplateConnection(
         edges=[MessageTemplateEdge(cursor=cursor, node=MessageTemplate.of(found)) for cursor, found in page.items],
-        page_info=PageInfo.of(page))
+        page_info=PageInfo.of(page), total_count=page.total)
 
 
 @strawberry.type
@@ -155,7 +156,7 @@ class MessageTemplateQuery:
             after: Annotated[str | None, strawberry.argument(description="The cursor to continue after.")] = None,
     ) -> MessageTemplateConnection:
         page = await templates.templates(info.context, cause=None if cause is None else str(cause.value), first=first,
-                                         after=after)
+                                         after=after, count=asks_total(info))
         return connection(page)
 
     @strawberry.field(description="The template in force for a cause, channel and language (or a draft of it) "

@@ -18,6 +18,7 @@ from schema.common import (
     EDGES,
     NODES,
     PAGE_INFO,
+    TOTAL_COUNT,
     After,
     First,
     Info,
@@ -27,6 +28,7 @@ from schema.common import (
     PeriodFrom,
     PeriodTo,
     Version,
+    asks_total,
     uuid_of,
 )
 
@@ -91,6 +93,7 @@ class PartnerEdge:
 class PartnerConnection:
     edges: list[PartnerEdge] = strawberry.field(description=EDGES)
     page_info: PageInfo = strawberry.field(description=PAGE_INFO)
+    total_count: int | None = strawberry.field(default=None, description=TOTAL_COUNT)
 
     @strawberry.field(description=NODES)
     def nodes(self) -> list[Partner]:
@@ -128,19 +131,20 @@ class PartnerQuery:
                                   "access).")
     async def partners(self, info: Info, first: First = DEFAULT_PAGE_SIZE, after: After = None
                        ) -> PartnerConnection:
-        page = await partners.page(info.context, first=first, after=after)
+        page = await partners.page(info.context, first=first, after=after, count=asks_total(info))
         return PartnerConnection(edges=[PartnerEdge(cursor=c, node=Partner.of(r)) for c, r in page.items],
-                                 page_info=PageInfo.of(page))
+                                 page_info=PageInfo.of(page), total_count=page.total)
 
     @strawberry.field(description="A partner's own access log: its clients' requests, newest first (partners).")
     async def partner_access_log(
         self, info: Info, first: First = DEFAULT_PAGE_SIZE, after: After = None, from_: OpenFrom = None,
         to: OpenTo = None,
     ) -> AuditEventConnection:
-        page = await partners.access_log(info.context, first=first, after=after, since=from_, until=to)
+        page = await partners.access_log(info.context, first=first, after=after, since=from_, until=to,
+                                         count=asks_total(info))
         return AuditEventConnection(
             edges=[AuditEventEdge(cursor=c, node=AuditEventNode.of(row)) for c, row in page.items],
-            page_info=PageInfo.of(page))
+            page_info=PageInfo.of(page), total_count=page.total)
 
     @strawberry.field(description="A partner's usage in a period, per client (partners).")
     async def partner_usage(self, info: Info, from_: PeriodFrom, to: PeriodTo) -> list[PartnerClientUsage]:

@@ -9,7 +9,20 @@ import strawberry
 
 from resolvers import partner_grant as grants
 from schema import partner as partners
-from schema.common import CURSOR, DEFAULT_PAGE_SIZE, EDGES, NODES, PAGE_INFO, After, First, Info, PageInfo, uuid_of
+from schema.common import (
+    CURSOR,
+    DEFAULT_PAGE_SIZE,
+    EDGES,
+    NODES,
+    PAGE_INFO,
+    TOTAL_COUNT,
+    After,
+    First,
+    Info,
+    PageInfo,
+    asks_total,
+    uuid_of,
+)
 from schema.partner import Partner
 
 if TYPE_CHECKING:
@@ -49,6 +62,7 @@ class PartnerGrantEdge:
 class PartnerGrantConnection:
     edges: list[PartnerGrantEdge] = strawberry.field(description=EDGES)
     page_info: PageInfo = strawberry.field(description=PAGE_INFO)
+    total_count: int | None = strawberry.field(default=None, description=TOTAL_COUNT)
 
     @strawberry.field(description=NODES)
     def nodes(self) -> list[PartnerGrant]:
@@ -71,10 +85,11 @@ class PartnerGrantQuery:
         patient_id: Annotated[strawberry.ID, strawberry.argument(description="The patient, in your reach.")],
         first: First = DEFAULT_PAGE_SIZE, after: After = None,
     ) -> PartnerGrantConnection:
-        page = await grants.page(info.context, uuid_of(patient_id, "patientId"), first=first, after=after)
+        page = await grants.page(info.context, uuid_of(patient_id, "patientId"), first=first, after=after,
+                                 count=asks_total(info))
         return PartnerGrantConnection(
             edges=[PartnerGrantEdge(cursor=c, node=PartnerGrant.of(r)) for c, r in page.items],
-            page_info=PageInfo.of(page))
+            page_info=PageInfo.of(page), total_count=page.total)
 
 
 @strawberry.type

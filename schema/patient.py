@@ -44,9 +44,9 @@ from schema.common import (
     OrderDirection,
     PageInfo,
     Version,
+    asks_total,
     node_of,
     provided,
-    selects,
     uuid_of,
 )
 from schema.consent import PartnerConsent
@@ -495,7 +495,7 @@ class PatientQuery:
         order = None if order_by is None else patients.PatientOrder(str(order_by.field.value),
                                                                     str(order_by.direction.value))
         found = await patients.page(info.context, first=first, after=after, where=where, order=order,
-                                    count=selects(info, "totalCount"), columns=patient_columns(info))
+                                    count=asks_total(info), columns=patient_columns(info))
         edges = [PatientEdge(cursor=cursor, node=cast(Patient, PatientSource(info.context, view)))
                  for cursor, view in found.page.items]
         return PatientConnection(edges=edges, page_info=PageInfo.of(found.page), total_count=found.total_count or 0)

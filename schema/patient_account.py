@@ -22,10 +22,12 @@ from schema.common import (
     EDGES,
     NODES,
     PAGE_INFO,
+    TOTAL_COUNT,
     After,
     First,
     Info,
     PageInfo,
+    asks_total,
     provided,
     uuid_of,
 )
@@ -94,6 +96,9 @@ class AccessEntryEdge:
 class AccessEntryConnection:
     edges: list[AccessEntryEdge] = strawberry.field(description=EDGES)
     page_info: PageInfo = strawberry.field(description=PAGE_INFO)
+    total_count: int | None = strawberry.field(
+        default=None, description=TOTAL_COUNT + " Here: the accesses recorded when the page was read (reading your "
+                                                "log is one).")
 
     @strawberry.field(description=NODES)
     def nodes(self) -> list[AccessEntry]:
@@ -169,6 +174,7 @@ class MyTicketEdge:
 class MyTicketConnection:
     edges: list[MyTicketEdge] = strawberry.field(description=EDGES)
     page_info: PageInfo = strawberry.field(description=PAGE_INFO)
+    total_count: int | None = strawberry.field(default=None, description=TOTAL_COUNT)
 
     @strawberry.field(description=NODES)
     def nodes(self) -> list[MyTicket]:
@@ -184,17 +190,17 @@ class PatientAccountQuery:
     @strawberry.field(description="Who viewed or changed your file, and when (patients).")
     async def my_access_log(self, info: Info, first: First = DEFAULT_PAGE_SIZE, after: After = None
                             ) -> AccessEntryConnection:
-        page = await accounts.access_log(info.context, first=first, after=after)
+        page = await accounts.access_log(info.context, first=first, after=after, count=asks_total(info))
         return AccessEntryConnection(edges=[AccessEntryEdge(cursor=c, node=AccessEntry.of(e)) for c, e in page.items],
-                                     page_info=PageInfo.of(page))
+                                     page_info=PageInfo.of(page), total_count=page.total)
 
     @strawberry.field(description="Your tickets, newest first: what you asked and the replies you were sent "
                                   "(patients).")
     async def my_tickets(self, info: Info, first: First = DEFAULT_PAGE_SIZE, after: After = None
                          ) -> MyTicketConnection:
-        page = await accounts.tickets(info.context, first=first, after=after)
+        page = await accounts.tickets(info.context, first=first, after=after, count=asks_total(info))
         return MyTicketConnection(edges=[MyTicketEdge(cursor=c, node=MyTicket(view=v)) for c, v in page.items],
-                                  page_info=PageInfo.of(page))
+                                  page_info=PageInfo.of(page), total_count=page.total)
 
     @strawberry.field(description="A copy of your data as JSON: your file, contacts, consents, tickets, messages "
                                   "and identified survey answers (patients). Keys are camelCase and codes UPPER_CASE, "

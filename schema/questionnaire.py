@@ -16,7 +16,7 @@ import strawberry
 
 from core.validation import Problems
 from resolvers import questionnaire as questionnaires
-from schema.common import DEFAULT_PAGE_SIZE, First, Info, PageInfo, provided, uuid_of
+from schema.common import DEFAULT_PAGE_SIZE, TOTAL_COUNT, First, Info, PageInfo, asks_total, provided, uuid_of
 from schema.staff import StaffSummary
 
 if TYPE_CHECKING:
@@ -326,6 +326,7 @@ class QuestionnaireEdge:
 class QuestionnaireConnection:
     edges: list[QuestionnaireEdge] = strawberry.field(description="The versions with their cursors.")
     page_info: PageInfo = strawberry.field(description="Whether another page follows.")
+    total_count: int | None = strawberry.field(default=None, description=TOTAL_COUNT)
 
     @strawberry.field(description="The versions of this page.")
     def nodes(self) -> list[Questionnaire]:
@@ -530,7 +531,7 @@ def _input(data: QuestionnaireCreateInput | QuestionnaireUpdateInput) -> dict[st
 def _connection(page: Page[QuestionnaireRow]) -> QuestionnaireConnection:
     return QuestionnaireConnection(
         edges=[QuestionnaireEdge(cursor=cursor, node=Questionnaire.of(row)) for cursor, row in page.items],
-        page_info=PageInfo.of(page))
+        page_info=PageInfo.of(page), total_count=page.total)
 
 
 @strawberry.type
@@ -546,7 +547,7 @@ class QuestionnaireQuery:
         after: Annotated[str | None, strawberry.argument(description="The endCursor of the previous page.")] = None,
     ) -> QuestionnaireConnection:
         page = await questionnaires.page(info.context, status=None if status is None else str(status.value),
-                                         key=uuid_of(key, "key"), first=first, after=after)
+                                         key=uuid_of(key, "key"), first=first, after=after, count=asks_total(info))
         return _connection(page)
 
     @strawberry.field(description="One questionnaire version. NOT_FOUND when it is not your institution's.")

@@ -22,7 +22,7 @@ from core.validation import Problems
 from resolvers import access
 from resolvers import questionnaire_response as responses
 from resolvers.questionnaire_response import AnswerView, Receipt, ResponseView
-from schema.common import DEFAULT_PAGE_SIZE, First, Info, PageInfo, optional_id, uuid_of
+from schema.common import DEFAULT_PAGE_SIZE, TOTAL_COUNT, First, Info, PageInfo, asks_total, optional_id, uuid_of
 from schema.patient import Patient
 from schema.patient import node as patient_node
 from schema.questionnaire import Questionnaire
@@ -250,6 +250,9 @@ class QuestionnaireResponseEdge:
 class QuestionnaireResponseConnection:
     edges: list[QuestionnaireResponseEdge] = strawberry.field(description="The responses with their cursors.")
     page_info: PageInfo = strawberry.field(description="Where the page ends.")
+    total_count: int | None = strawberry.field(
+        default=None, description=TOTAL_COUNT + " Here: an anonymous response counts only once it is listed (its "
+                                                "month closed, its cell large enough), as the pages show it.")
 
     @strawberry.field(description="The responses of the page.")
     def nodes(self) -> list[QuestionnaireResponse]:
@@ -298,7 +301,7 @@ class QuestionnaireResponseQuery:
         page = await responses.responses(
             info.context, questionnaire_id=uuid_of(questionnaire_id, "questionnaireId"),
             department_id=uuid_of(department_id, "departmentId"), ticket_id=uuid_of(ticket_id, "ticketId"),
-            first=first, after=after)
+            first=first, after=after, count=asks_total(info))
         return _connection(page)
 
     @strawberry.field(description="The responses in your reach with a free-text answer, to read what patients "
@@ -314,7 +317,7 @@ class QuestionnaireResponseQuery:
         page = await responses.responses(
             info.context, questionnaire_id=uuid_of(questionnaire_id, "questionnaireId"),
             department_id=uuid_of(department_id, "departmentId"), ticket_id=None, first=first, after=after,
-            commented=True)
+            commented=True, count=asks_total(info))
         return _connection(page)
 
 
@@ -322,7 +325,7 @@ def _connection(page: Any) -> QuestionnaireResponseConnection:
     return QuestionnaireResponseConnection(
         edges=[QuestionnaireResponseEdge(cursor=cursor, node=QuestionnaireResponse(view=view))
                for cursor, view in page.items],
-        page_info=PageInfo.of(page))
+        page_info=PageInfo.of(page), total_count=page.total)
 
 
 @strawberry.type

@@ -9,7 +9,20 @@ import strawberry
 
 from resolvers import role_grant as role_grants
 from resolvers.role_grant import RoleGrantView
-from schema.common import CURSOR, DEFAULT_PAGE_SIZE, EDGES, NODES, PAGE_INFO, After, First, Info, PageInfo, uuid_of
+from schema.common import (
+    CURSOR,
+    DEFAULT_PAGE_SIZE,
+    EDGES,
+    NODES,
+    PAGE_INFO,
+    TOTAL_COUNT,
+    After,
+    First,
+    Info,
+    PageInfo,
+    asks_total,
+    uuid_of,
+)
 from schema.emergency_access import ReviewOutcome
 from schema.staff import Role, StaffSummary
 
@@ -74,6 +87,7 @@ class RoleGrantEdge:
 class RoleGrantConnection:
     edges: list[RoleGrantEdge] = strawberry.field(description=EDGES)
     page_info: PageInfo = strawberry.field(description=PAGE_INFO)
+    total_count: int | None = strawberry.field(default=None, description=TOTAL_COUNT)
 
     @strawberry.field(description=NODES)
     def nodes(self) -> list[RoleGrant]:
@@ -88,10 +102,11 @@ class RoleGrantQuery:
         unreviewed_only: Annotated[bool, strawberry.argument(
             description="Only grants still waiting for review; false: every one.")] = True,
     ) -> RoleGrantConnection:
-        page = await role_grants.page(info.context, first=first, after=after, unreviewed_only=unreviewed_only)
+        page = await role_grants.page(info.context, first=first, after=after, unreviewed_only=unreviewed_only,
+                                      count=asks_total(info))
         return RoleGrantConnection(
             edges=[RoleGrantEdge(cursor=c, node=RoleGrant(view=v)) for c, v in page.items],
-            page_info=PageInfo.of(page))
+            page_info=PageInfo.of(page), total_count=page.total)
 
     @strawberry.field(description="How many role grants that give patient data wait for review (compliance "
                                   "officers).")

@@ -18,7 +18,7 @@ from core.errors import Forbidden
 from core.principal import STAFF
 from resolvers import schedule as schedules
 from resolvers.schedule import SlotView
-from schema.common import DEFAULT_PAGE_SIZE, First, Info, PageInfo, Version, provided, uuid_of
+from schema.common import DEFAULT_PAGE_SIZE, TOTAL_COUNT, First, Info, PageInfo, Version, asks_total, provided, uuid_of
 from schema.department import Department
 from schema.staff import StaffSummary
 
@@ -203,6 +203,7 @@ class ScheduleEdge:
 class ScheduleConnection:
     edges: list[ScheduleEdge] = strawberry.field(description="The schedules with their cursors.")
     page_info: PageInfo = strawberry.field(description="Whether another page follows.")
+    total_count: int | None = strawberry.field(default=None, description=TOTAL_COUNT)
 
     @strawberry.field(description="The schedules of this page.")
     def nodes(self) -> list[Schedule]:
@@ -283,7 +284,7 @@ def _input(data: Any) -> dict[str, Any]:
 def _connection(page: Page[ScheduleRow]) -> ScheduleConnection:
     return ScheduleConnection(
         edges=[ScheduleEdge(cursor=cursor, node=Schedule.of(row)) for cursor, row in page.items],
-        page_info=PageInfo.of(page))
+        page_info=PageInfo.of(page), total_count=page.total)
 
 
 @strawberry.type
@@ -299,7 +300,7 @@ class ScheduleQuery:
         include_inactive: Annotated[bool, strawberry.argument(description="Also deactivated ones.")] = False,
     ) -> ScheduleConnection:
         page = await schedules.page(info.context, department_id=uuid_of(department_id, "departmentId"), first=first,
-                                    after=after, include_inactive=include_inactive)
+                                    after=after, include_inactive=include_inactive, count=asks_total(info))
         return _connection(page)
 
     @strawberry.field(description="One schedule, active or not. NOT_FOUND when it is not your institution's.")

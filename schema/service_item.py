@@ -20,10 +20,12 @@ from schema.common import (
     EDGES,
     NODES,
     PAGE_INFO,
+    TOTAL_COUNT,
     After,
     First,
     Info,
     PageInfo,
+    asks_total,
     provided,
     uuid_of,
 )
@@ -114,6 +116,7 @@ class ServiceItemPriceEdge:
 class ServiceItemPriceConnection:
     edges: list[ServiceItemPriceEdge] = strawberry.field(description=EDGES)
     page_info: PageInfo = strawberry.field(description=PAGE_INFO)
+    total_count: int | None = strawberry.field(default=None, description=TOTAL_COUNT)
 
     @strawberry.field(description=NODES)
     def nodes(self) -> list[ServiceItemPrice]:
@@ -123,7 +126,7 @@ class ServiceItemPriceConnection:
     def of(cls, page: Page[ServiceItemPriceRow]) -> ServiceItemPriceConnection:
         return cls(edges=[ServiceItemPriceEdge(cursor=cursor, node=ServiceItemPrice.of(row))
                           for cursor, row in page.items],
-                   page_info=PageInfo.of(page))
+                   page_info=PageInfo.of(page), total_count=page.total)
 
 
 @strawberry.type(description="A procedure or service of the institution's catalogue (FHIR ChargeItemDefinition): "
@@ -163,7 +166,8 @@ class ServiceItem:
         after: After = None,
     ) -> ServiceItemPriceConnection | None:
         return ServiceItemPriceConnection.of(
-            await service_items.price_history(info.context, self.row, first=first, after=after))
+            await service_items.price_history(info.context, self.row, first=first, after=after,
+                                              count=asks_total(info)))
 
     @classmethod
     def of(cls, row: ServiceItemRow) -> ServiceItem:
@@ -183,6 +187,7 @@ class ServiceItemEdge:
 class ServiceItemConnection:
     edges: list[ServiceItemEdge] = strawberry.field(description=EDGES)
     page_info: PageInfo = strawberry.field(description=PAGE_INFO)
+    total_count: int | None = strawberry.field(default=None, description=TOTAL_COUNT)
 
     @strawberry.field(description=NODES)
     def nodes(self) -> list[ServiceItem]:
@@ -223,10 +228,10 @@ class ServiceItemQuery:
                                        first: First = DEFAULT_PAGE_SIZE,
                                        after: After = None) -> ServiceItemConnection | None:
         page = await service_items.catalogue_page(info.context, include_retired=include_retired, first=first,
-                                                  after=after)
+                                                  after=after, count=asks_total(info))
         return ServiceItemConnection(
             edges=[ServiceItemEdge(cursor=cursor, node=ServiceItem.of(row)) for cursor, row in page.items],
-            page_info=PageInfo.of(page))
+            page_info=PageInfo.of(page), total_count=page.total)
 
     @strawberry.field(description="One item of the catalogue, retired or not.")
     async def service_item(self, info: Info, id: _ITEM_ID) -> ServiceItem | None:

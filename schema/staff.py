@@ -23,8 +23,8 @@ from schema.common import (
     OrderDirection,
     PageInfo,
     Version,
+    asks_total,
     provided,
-    selects,
     uuid_of,
 )
 from schema.department import Department
@@ -227,7 +227,7 @@ class StaffQuery:
                                 role=None if f.role is None else str(f.role.value), name=f.name, active=f.active)
         result = await staff_accounts.directory(
             info.context, found, descending=order_by is not None and order_by.direction is OrderDirection.DESC,
-            first=first, after=after, accounts=_asks_node_field(info, "account"), count=selects(info, "totalCount"))
+            first=first, after=after, accounts=_asks_node_field(info, "account"), count=asks_total(info))
         edges = [StaffMemberEdge(cursor=c, node=StaffMember(entry=e)) for c, e in result.page.items]
         return StaffMemberConnection(edges=edges, nodes=[e.node for e in edges], page_info=PageInfo.of(result.page),
                                      total_count=result.total or 0)

@@ -14,7 +14,17 @@ from resolvers import survey as surveys
 from resolvers.access import ContactView
 from resolvers.survey import InvitationView, Invited
 from schema.campaign import CampaignAudienceInput
-from schema.common import DEFAULT_PAGE_SIZE, First, Info, PageInfo, optional_id, provided, uuid_of
+from schema.common import (
+    DEFAULT_PAGE_SIZE,
+    TOTAL_COUNT,
+    First,
+    Info,
+    PageInfo,
+    asks_total,
+    optional_id,
+    provided,
+    uuid_of,
+)
 from schema.contact import Relationship
 from schema.department import Department
 from schema.questionnaire import Questionnaire
@@ -146,6 +156,7 @@ class SurveyTriggerEdge:
 class SurveyTriggerConnection:
     edges: list[SurveyTriggerEdge] = strawberry.field(description="The triggers with their cursors.")
     page_info: PageInfo = strawberry.field(description="Where the page ends.")
+    total_count: int | None = strawberry.field(default=None, description=TOTAL_COUNT)
 
     @strawberry.field(description="The triggers of the page.")
     def nodes(self) -> list[SurveyTrigger]:
@@ -299,6 +310,7 @@ class SurveyInvitationEdge:
 class SurveyInvitationConnection:
     edges: list[SurveyInvitationEdge] = strawberry.field(description="The invitations with their cursors.")
     page_info: PageInfo = strawberry.field(description="Where the page ends.")
+    total_count: int | None = strawberry.field(default=None, description=TOTAL_COUNT)
 
     @strawberry.field(description="The invitations of the page.")
     def nodes(self) -> list[SurveyInvitation]:
@@ -324,7 +336,7 @@ class SurveyInviteResult:
 def _invitations(page: Any) -> SurveyInvitationConnection:
     return SurveyInvitationConnection(
         edges=[SurveyInvitationEdge(cursor=cursor, node=SurveyInvitation(view=view)) for cursor, view in page.items],
-        page_info=PageInfo.of(page))
+        page_info=PageInfo.of(page), total_count=page.total)
 
 
 @strawberry.type
@@ -339,10 +351,11 @@ class SurveyQuery:
         first: First = DEFAULT_PAGE_SIZE, after: _AFTER = None,
         include_inactive: Annotated[bool, strawberry.argument(description="Deactivated triggers too.")] = False,
     ) -> SurveyTriggerConnection:
-        page = await surveys.triggers(info.context, first=first, after=after, include_inactive=include_inactive)
+        page = await surveys.triggers(info.context, first=first, after=after, include_inactive=include_inactive,
+                                      count=asks_total(info))
         return SurveyTriggerConnection(
             edges=[SurveyTriggerEdge(cursor=cursor, node=SurveyTrigger.of(row)) for cursor, row in page.items],
-            page_info=PageInfo.of(page))
+            page_info=PageInfo.of(page), total_count=page.total)
 
     @strawberry.field(description="A patient's survey invitations, newest first (nurses, front desk, department "
                                   "heads, within their reach). NOT_FOUND outside it.")
@@ -351,7 +364,7 @@ class SurveyQuery:
         first: First = DEFAULT_PAGE_SIZE, after: _AFTER = None,
     ) -> SurveyInvitationConnection:
         return _invitations(await surveys.patient_invitations(info.context, uuid_of(patient_id, "patientId"),
-                                                              first=first, after=after))
+                                                              first=first, after=after, count=asks_total(info)))
 
     @strawberry.field(description="Your own survey invitations, newest first (patients in the portal): those "
                                   "addressed to you; a family questionnaire's invitation is your contact's to answer "
@@ -359,7 +372,8 @@ class SurveyQuery:
     async def my_survey_invitations(
         self, info: Info, first: First = DEFAULT_PAGE_SIZE, after: _AFTER = None,
     ) -> SurveyInvitationConnection:
-        return _invitations(await surveys.my_invitations(info.context, first=first, after=after))
+        return _invitations(await surveys.my_invitations(info.context, first=first, after=after,
+                                                         count=asks_total(info)))
 
 
 @strawberry.type

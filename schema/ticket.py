@@ -29,6 +29,7 @@ from schema.common import (
     EDGES,
     NODES,
     PAGE_INFO,
+    TOTAL_COUNT,
     After,
     FieldSource,
     First,
@@ -36,9 +37,9 @@ from schema.common import (
     OrderDirection,
     PageInfo,
     Version,
+    asks_total,
     provided,
     register_node,
-    selects,
     uuid_of,
 )
 from schema.department import Department
@@ -260,6 +261,9 @@ class TicketEventEdge:
 class TicketEventConnection:
     edges: list[TicketEventEdge] = strawberry.field(description=EDGES)
     page_info: PageInfo = strawberry.field(description=PAGE_INFO)
+    total_count: int | None = strawberry.field(
+        default=None, description=TOTAL_COUNT + " Here: the entries you are shown (with includeInternal false or "
+                                                "without the right to read them, no internal notes).")
 
     @strawberry.field(description=NODES)
     def nodes(self) -> list[TicketEvent]:
@@ -402,10 +406,10 @@ class Ticket:
                            description="False: only what the patient may see (no internal notes).")] = True,
                        ) -> TicketEventConnection:
         page = await tickets.timeline(info.context, self.view, first=first, after=after,
-                                      include_internal=include_internal)
+                                      include_internal=include_internal, count=asks_total(info))
         return TicketEventConnection(
             edges=[TicketEventEdge(cursor=c, node=TicketEvent(view=self.view, row=row)) for c, row in page.items],
-            page_info=PageInfo.of(page))
+            page_info=PageInfo.of(page), total_count=page.total)
 
 
 @strawberry.type(description="One ticket of a page, with its cursor.")
@@ -523,7 +527,7 @@ class TicketQuery:
         order = None if order_by is None else tickets.TicketOrder(str(order_by.field.value),
                                                                   str(order_by.direction.value))
         connection = _connection(ctx, await tickets.page(ctx, first=first, after=after, where=where, order=order))
-        if selects(info, "totalCount"):
+        if asks_total(info):
             connection.total_count = await tickets.count(ctx, where)
         return connection
 
@@ -536,19 +540,20 @@ class TicketQuery:
             description="Only the tickets you opened about this patient; null: all.")] = None,
     ) -> OpenedTicketConnection:
         ctx = info.context
-        page = await tickets.opened_page(ctx, first=first, after=after, patient_id=uuid_of(patient_id, "patientId"))
+        page = await tickets.opened_page(ctx, first=first, after=after, patient_id=uuid_of(patient_id, "patientId"),
+                                         count=asks_total(info))
         return OpenedTicketConnection(
             edges=[OpenedTicketEdge(cursor=c, node=OpenedTicket(view=v)) for c, v in page.items],
-            page_info=PageInfo.of(page))
+            page_info=PageInfo.of(page), total_count=page.total)
 
     @strawberry.field(description="The tickets your partner opened (partnerTicketCreate), newest first: where "
                                   "each stands and what you wrote (care partners, scope partner_ticket:read).")
     async def partner_tickets(self, info: Info, first: First = DEFAULT_PAGE_SIZE,
                               after: After = None) -> PartnerTicketConnection:
-        page = await tickets.partner_page(info.context, first=first, after=after)
+        page = await tickets.partner_page(info.context, first=first, after=after, count=asks_total(info))
         return PartnerTicketConnection(
             edges=[PartnerTicketEdge(cursor=c, node=PartnerTicket(view=v)) for c, v in page.items],
-            page_info=PageInfo.of(page))
+            page_info=PageInfo.of(page), total_count=page.total)
 
     @strawberry.field(description="The work queue: open tickets whose clock runs, soonest due first, then the "
                                   "tickets waiting on the patient (paused), oldest first. slaState "
@@ -563,7 +568,7 @@ class TicketQuery:
         department, state = uuid_of(department_id, "departmentId"), str(sla_state.value) if sla_state else None
         page = await tickets.queue(info.context, first=first, after=after, department_id=department, sla_state=state)
         connection = _connection(info.context, page)
-        if selects(info, "totalCount"):
+        if asks_total(info):
             connection.total_count = await tickets.queue_count(info.context, department, state)
         return connection
 
@@ -636,6 +641,7 @@ class PartnerTicketEdge:
 class PartnerTicketConnection:
     edges: list[PartnerTicketEdge] = strawberry.field(description=EDGES)
     page_info: PageInfo = strawberry.field(description=PAGE_INFO)
+    total_count: int | None = strawberry.field(default=None, description=TOTAL_COUNT)
 
     @strawberry.field(description=NODES)
     def nodes(self) -> list[PartnerTicket]:
@@ -705,6 +711,7 @@ class OpenedTicketEdge:
 class OpenedTicketConnection:
     edges: list[OpenedTicketEdge] = strawberry.field(description=EDGES)
     page_info: PageInfo = strawberry.field(description=PAGE_INFO)
+    total_count: int | None = strawberry.field(default=None, description=TOTAL_COUNT)
 
     @strawberry.field(description=NODES)
     def nodes(self) -> list[OpenedTicket]:

@@ -30,9 +30,9 @@ from schema.common import (
     OrderDirection,
     PageInfo,
     Version,
+    asks_total,
     provided,
     register_node,
-    selects,
     uuid_of,
 )
 from schema.department import Department
@@ -391,7 +391,7 @@ class VisitQuery:
         order = None if order_by is None else visits.VisitOrder(str(order_by.field.value),
                                                                 str(order_by.direction.value))
         found = await visits.patient_history(info.context, uuid_of(patient_id, "patientId"), first=first, after=after,
-                                             where=_where(filter), order=order, count=selects(info, "totalCount"))
+                                             where=_where(filter), order=order, count=asks_total(info))
         return visit_connection(info.context, found.page, found.total)
 
     @strawberry.field(description="Patients in your reach with a condition or procedure code (and, for procedures, "
@@ -405,7 +405,7 @@ class VisitQuery:
     ) -> PatientConnection:
         found = await visits.cohort(info.context, system=str(code_system.value), code=code,
                                     status=None if status is None else str(status.value), first=first, after=after,
-                                    count=selects(info, "totalCount"))
+                                    count=asks_total(info))
         return patient_connection(info.context, found.page, found.total)
 
     @strawberry.field(description="How many patients in your reach carry each code (aggregates, for report readers).")
