@@ -17,7 +17,7 @@ noted on the audit trail like any read.
 from __future__ import annotations
 
 import uuid
-from collections import OrderedDict
+from collections import OrderedDict, defaultdict
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -46,6 +46,10 @@ from resolvers.visit import VisitView
 
 DETAIL_LIMIT = 500
 LEGACY_LIMIT = 500  # the unpaged ``patientFlags`` list (deprecated) stops here
+# A file's alerts in force as the patient page (``Patient.flags``) and a check-in alert list them stop here, oldest
+# first (found in review: neither was bounded, on a page of up to 100 files); every one pages through
+# ``patientFlagsConnection``.
+IN_FORCE_LIMIT = 50
 CURSOR = "flag"
 # The kinds that alert the desk when their patient checks in (a difficult payer does not, but is shown
 # with the others when a check-in alerts).
@@ -138,18 +142,50 @@ async def _of(ctx: Context, patient: PatientView, in_force_only: bool) -> QueryS
 
 
 async def in_force_of(ctx: Context, patient: PatientView) -> list[FlagView]:
-    """A patient page's alerts in force (batched across patients), oldest first."""
+    """A patient page's alerts in force (batched across patients), oldest first, at most IN_FORCE_LIMIT."""
     access.require_section(ctx, patient, "flag")
 
-    async def batch(patient_ids: Sequence[uuid.UUID]) -> list[list[Flag]]:
-        today = await institutions.local_today_of(ctx)
-        rows = await Flag.filter(in_force(today), institution_id=ctx.institution_id,
-                                 patient_id__in=list(patient_ids)).order_by("id")
-        return [[row for row in rows if row.patient_id == i] for i in patient_ids]
+    async def batch(files: Sequence[tuple[uuid.UUID, bool]]) -> list[Standing]:
+        found = await _standing(ctx, files, await institutions.local_today_of(ctx))
+        return [found[patient_id] for patient_id, _ in files]
 
-    rows = await ctx.require_loaders().made("flags_in_force", batch).load(patient.row.id)
+    standing = await ctx.require_loaders().made("flags_in_force", batch).load(
+        (patient.row.id, INTERNAL in patient.classes))
     access.require_class(ctx, patient, IDENTITY)
-    return [FlagView(row, patient) for row in rows if shown(patient, row)]
+    return [FlagView(row, patient) for row in standing.flags]
+
+
+@dataclass(frozen=True)
+class Standing:
+    """A file's alerts in force that its reader is shown."""
+
+    flags: list[Flag]  # the first IN_FORCE_LIMIT, oldest first
+    kinds: frozenset[str]  # of all of them, the bound aside
+
+
+async def _standing(ctx: Context, files: Sequence[tuple[uuid.UUID, bool]], today: date) -> dict[uuid.UUID, Standing]:
+    """The alerts in force on each file (its id, and whether its reader reads the internal class: ``shown``, in
+    SQL), two statements whatever the number of files and alerts: the ids and kinds of them all, then the rows of
+    the first IN_FORCE_LIMIT of each file."""
+    if not files:
+        return {}
+    shown_internal = sorted({patient_id for patient_id, internal in files if internal})
+    no_internal = sorted({patient_id for patient_id, internal in files if not internal})
+    reach = [Q(patient_id__in=shown_internal)] if shown_internal else []
+    if no_internal:
+        reach.append(Q(patient_id__in=no_internal) & ~Q(kind__in=INTERNAL_KINDS))
+    query = Flag.filter(in_force(today), Q(*reach, join_type=Q.OR), institution_id=ctx.institution_id)
+    kinds: dict[uuid.UUID, set[str]] = defaultdict(set)
+    first: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
+    for flag_id, patient_id, kind in await query.order_by("id").values_list("id", "patient_id", "kind"):
+        kinds[patient_id].add(kind)
+        if len(first[patient_id]) < IN_FORCE_LIMIT:
+            first[patient_id].append(flag_id)
+    wanted = [flag_id for ids in first.values() for flag_id in ids]
+    rows = {row.id: row for row in await Flag.filter(id__in=wanted, institution_id=ctx.institution_id)} \
+        if wanted else {}
+    return {patient_id: Standing([rows[i] for i in first[patient_id]], frozenset(kinds[patient_id]))
+            for patient_id, _ in files}
 
 
 async def find(ctx: Context, flag_id: uuid.UUID | None, action: Action) -> FlagView:
@@ -336,29 +372,26 @@ async def watch_check_ins(ctx: Context, department_id: uuid.UUID | None,
 
 async def _alerts(ctx: Context, rows: list[Visit], local_today: date) -> list[CheckInAlert]:
     """The check-ins among ``rows`` that alert the caller: one statement for their patients in reach and
-    one for the flags of all of them."""
+    two for the flags of all of them (at most IN_FORCE_LIMIT each; whether one alerts counts them all)."""
     patients = access.scoped_patients(ctx)
     if not rows or patients is None:
         return []
     patient_ids = sorted({row.patient_id for row in rows})
     found = {view.row.id: view for view in await access.views(ctx, await patients.filter(id__in=patient_ids))}
-    flags: dict[uuid.UUID, list[Flag]] = {}
-    query = Flag.filter(institution_id=ctx.institution_id, patient_id__in=patient_ids).filter(in_force(local_today))
-    for flag in await query.order_by("id"):
-        flags.setdefault(flag.patient_id, []).append(flag)
+    flags = await _standing(ctx, [(view.row.id, INTERNAL in view.classes) for view in found.values()], local_today)
     alerts = []
     for row in rows:
         patient = found.get(row.patient_id)
         if patient is None or IDENTITY not in patient.classes:
             continue
-        standing = [flag for flag in flags.get(row.patient_id, []) if shown(patient, flag)]
+        standing = flags[row.patient_id]
         vip = "vip" in tags_from_db(patient.row.segments)
-        if not (any(flag.kind in ALERT_KINDS for flag in standing) or (vip and INTERNAL in patient.classes)):
+        if not (standing.kinds & ALERT_KINDS or (vip and INTERNAL in patient.classes)):
             continue
         # The event itself says that this patient has just checked in: an identity read of the file.
         access.require_class(ctx, patient, IDENTITY)
-        alerts.append(CheckInAlert(VisitView(row, patient), patient, [FlagView(flag, patient) for flag in standing],
-                                   vip))
+        alerts.append(CheckInAlert(VisitView(row, patient), patient,
+                                   [FlagView(flag, patient) for flag in standing.flags], vip))
     return alerts
 
 

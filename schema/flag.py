@@ -163,7 +163,8 @@ class CheckInAlert:
     def patient(self, info: Info) -> Patient:
         return cast(Patient, PatientSource(info.context, self.view.patient))
 
-    @strawberry.field(description="The alerts in force on the file; each detail only under its class.")
+    @strawberry.field(description=f"The alerts in force on the file, oldest first, at most {flags.IN_FORCE_LIMIT} "
+                                  "(every one: patientFlagsConnection); each detail only under its class.")
     def flags(self, info: Info) -> list[Flag]:
         return [flag_node(info.context, view) for view in self.view.flags]
 

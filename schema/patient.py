@@ -294,7 +294,9 @@ class Patient:
                             ) -> list[Annotated["Visit", strawberry.lazy("schema.visit")]] | None:
         return [node_of("visit", info.context, v) for v in await visits.recent_of(info.context, self.view, count)]
 
-    @strawberry.field(description="The alerts on the file in force today (VIP, special needs, allergy...).")
+    @strawberry.field(description="The alerts on the file in force today (VIP, special needs, allergy...), oldest "
+                                  f"first, at most {flags.IN_FORCE_LIMIT}: page through all of them with "
+                                  "patientFlagsConnection (its totalCount says how many).")
     async def flags(self, info: Info) -> list[Annotated["Flag", strawberry.lazy("schema.flag")]] | None:
         return [node_of("flag", info.context, v) for v in await flags.in_force_of(info.context, self.view)]
 

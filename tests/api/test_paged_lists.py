@@ -274,3 +274,36 @@ async def test_the_old_lists_stay_bounded(tenant: Tenant, services: Services,
     await readers(tenant, services, pid, 2)
     people = ok(await tenant.call("compliance_officer", OLD_REPORT.replace("actorId", "name"), p=str(pid)))
     assert [p["name"] for p in people["patientAccessReport"]] == ["Reader 1", "Reader 0"]  # the most recent
+
+
+async def test_a_files_alerts_on_the_patient_page_stop_at_their_bound(tenant: Tenant, sql_counter: SqlCounter,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Patient.flags was not paged and had no bound (found in review), on a page of up to 100 files: it lists the
+    alerts in force oldest first, at most IN_FORCE_LIMIT (50, here 2), the rest paged by patientFlagsConnection
+    (whose totalCount says how many). An alert the caller may not see takes no place; a page of files costs the
+    same statements whatever its size with every file over the bound."""
+    monkeypatch.setattr(flags, "IN_FORCE_LIMIT", 2, raising=False)
+    pship = await make_partnership(tenant, ["patient.identity:read", "patient.needs:read", "flag:read"])
+    raised = [(await raise_flag(tenant, pship.granted, kind))["id"]
+              for kind in ("VIP", "SPECIAL_NEEDS", "DIFFICULT_PAYER", "FALL_RISK")]
+    page = "query($id: ID!) { patient(id: $id) { flags { id } } }"
+    assert [f["id"] for f in ok(await tenant.call("nurse", page, id=str(pship.granted)))["patient"]["flags"]] \
+        == raised[:2]
+    shown = ok(await pship.call(page, id=str(pship.granted)))["patient"]["flags"]  # no staff-only labels
+    assert [f["id"] for f in shown] == [raised[1], raised[3]]
+    counted = ok(await tenant.call("nurse", FLAGS.replace("pageInfo", "totalCount pageInfo"), p=str(pship.granted),
+                                   n=1))
+    assert counted["patientFlagsConnection"]["totalCount"] == 4
+
+    for _ in range(5):
+        pid = await make_patient(tenant)
+        for kind in ("ALLERGY", "FALL_RISK", "SPECIAL_NEEDS"):
+            await raise_flag(tenant, pid, kind)
+    files = "query($n: Int!) { patients(first: $n) { nodes { id flags { kind detail } } } }"
+
+    async def statements(n: int) -> int:
+        start = len(sql_counter.statements)
+        nodes = ok(await tenant.call("nurse", files, n=n))["patients"]["nodes"]
+        assert len(nodes) == n and all(len(node["flags"]) == (node["id"] != str(pship.other)) * 2 for node in nodes)
+        return len(sql_counter.statements) - start
+    assert await statements(1) == await statements(5)

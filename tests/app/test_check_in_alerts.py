@@ -13,6 +13,7 @@ import pytest
 import websockets
 
 from models import Visit
+from resolvers import flag as flags_module
 from resolvers import institution as institutions
 from resolvers.context import Services
 from tests.factories import PASSWORD, Tenant, login, make_patient
@@ -227,3 +228,21 @@ async def test_a_revoked_token_ends_the_alerts(tenant: Tenant, ws_url: str) -> N
     assert message["type"] == "next" and message["payload"].get("data") is None
     assert [e["extensions"]["code"] for e in message["payload"]["errors"]] == ["UNAUTHENTICATED"]
     await live.close()
+
+
+async def test_a_check_in_alert_lists_the_alerts_in_force_up_to_their_bound(tenant: Tenant, ws_url: str,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A check-in alert's flags were not bounded (found in review): at most IN_FORCE_LIMIT (50, here 2), oldest
+    first, the rest paged by patientFlagsConnection; an alerting kind past the bound still alerts."""
+    monkeypatch.setattr(flags_module, "IN_FORCE_LIMIT", 2, raising=False)
+    desk = await subscribe(ws_url, tenant.tokens["front_desk"])
+    pid = await make_patient(tenant)
+    for detail in ("Ask for a deposit", "Two unpaid invoices"):
+        await flag(tenant, pid, "DIFFICULT_PAYER", detail, role="front_desk")  # shown, but alerts nobody
+    await flag(tenant, pid, "FALL_RISK", "Walks with a frame", role="front_desk")
+    visit_id = await check_in(tenant, pid)
+    seen, _ = await desk.alert()
+    assert seen["visit"]["id"] == visit_id
+    assert seen["flags"] == [{"kind": "DIFFICULT_PAYER", "detail": "Ask for a deposit"},
+                             {"kind": "DIFFICULT_PAYER", "detail": "Two unpaid invoices"}]
+    await desk.close()
