@@ -39,7 +39,7 @@ from core.tokens import (
 )
 from models import Institution, PasswordReset, PatientAccount, RoleAssignment, Session, Staff
 from policies.guard import Decision
-from resolvers import access, versioning
+from resolvers import access, sign_in_limit, versioning
 from resolvers import session as sessions
 from resolvers.context import Context
 from resolvers.session import PATIENT_ACCOUNTS, STAFF_ACCOUNTS, Accounts
@@ -178,7 +178,9 @@ async def _use_reset(ctx: Context, reset: PasswordReset, accounts: Accounts, acc
 
 async def _refuse_reset(ctx: Context, reset: PasswordReset | None, account: Staff | PatientAccount | None
                         ) -> BadUserInput:
-    """Record a refused code (on its institution's trail when it is a real one) and the one answer for all."""
+    """Record a refused code (on its institution's trail when it is a real one) and the one answer for all; the
+    refusal counts against the caller's address first (over its limit: RATE_LIMITED, and no row)."""
+    await sign_in_limit.admit_refusal(ctx, Action.UPDATE, "password_reset")
     await writer.append([AuditRecord(reset.institution_id if reset else writer.SYSTEM_CHAIN, ctx.actor,
                                      Action.UPDATE, "password_reset", Outcome.DENIED, ctx.request,
                                      resource_id=account.id if account else None,

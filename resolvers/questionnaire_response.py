@@ -79,7 +79,7 @@ from core.ids import uuid7
 from core.principal import PATIENT
 from core.validation import one_of
 from models import Department, Patient, Questionnaire, QuestionnaireResponse, ResponseAnswer, SurveyInvitation, Ticket
-from resolvers import access, pagination
+from resolvers import access, pagination, sign_in_limit
 from resolvers import communication as communications
 from resolvers import institution as institutions
 from resolvers import survey as surveys
@@ -208,7 +208,9 @@ def _why_taken(invitation: SurveyInvitation) -> str:
 
 async def _refuse_link(ctx: Context, invitation: SurveyInvitation | None, questionnaire: Questionnaire | None,
                        action: Action, reason: str) -> LinkRefused:
-    """The refusal on the trail (an unknown link on the system chain), then the error: nothing else written."""
+    """The refusal on the trail (an unknown link on the system chain), then the error: nothing else written. It
+    counts against the caller's address first (over its limit: RATE_LIMITED, and no row)."""
+    await sign_in_limit.admit_refusal(ctx, action, "survey_invitation")
     await asyncio.shield(writer.append([_link_record(ctx, invitation, questionnaire, action, Outcome.DENIED,
                                                      reason)]))
     return LinkRefused(reason)

@@ -12,6 +12,11 @@ shares it, so the limit holds for the fleet as the lockout and partners' budgets
 once a minute, not once per worker. A counter in memory would cost nothing, but would let an address through once
 per worker and node and forget it at every restart; the statement is small next to the argon2 work it spares
 (about 130 ms). The window is a calendar minute, as a partner's budget: up to twice the limit across its edge.
+
+A link or code refused without a sign-in (a survey link, a patient's invitation code, a reset code) is written on
+the trail too, an unknown one on the system chain: each such refusal counts against the address the same way
+before it is written (``admit_refusal``; found in review: made-up tokens wrote a row each, fifteen a request with
+aliases, without end). A link or code that holds never counts, so patients sharing an address are not held back.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from models import SignInWindow
 from resolvers.context import Context, Services
 
 TOO_MANY = "Too many sign-in attempts from your address; try again in a minute."
+TOO_MANY_REFUSED = "Too many invalid links or codes from your address; try again in a minute."
 WINDOW = timedelta(minutes=1)
 
 # One statement: the address's minute, created or counted up, and its new count.
@@ -59,24 +65,34 @@ class TooManySignIns(RateLimited):
     """An address over its limit: RATE_LIMITED with the seconds left in its minute (``extensions.retryAfter``);
     ``recorded`` when this refusal is the minute's one on the trail."""
 
-    def __init__(self, retry_after: int, *, recorded: bool) -> None:
-        super().__init__(TOO_MANY)
+    def __init__(self, retry_after: int, *, recorded: bool, message: str = TOO_MANY) -> None:
+        super().__init__(message)
         self.extensions = {**(self.extensions or {}), "retryAfter": retry_after}
         self.retry_after, self.recorded = retry_after, recorded
 
 
-async def admit(ctx: Context, attempts: int, per_minute: int) -> None:
+async def admit(ctx: Context, attempts: int, per_minute: int, *, action: Action = Action.LOGIN,
+                resource_type: str = "session", message: str = TOO_MANY) -> None:
     """Count a request's ``attempts`` against its client's address; refused (``TooManySignIns``) when they take
     this minute's count over ``per_minute``."""
     try:
-        await admit_request(ctx.services, ctx.request, attempts, per_minute)
+        await admit_request(ctx.services, ctx.request, attempts, per_minute, action=action,
+                            resource_type=resource_type, message=message)
     except TooManySignIns as refused:
         ctx.recorded = ctx.recorded or refused.recorded
         raise
 
 
+async def admit_refusal(ctx: Context, action: Action, resource_type: str) -> None:
+    """Before a refused link or code is written on the trail: counted as one sign-in of the address; over the limit
+    refused instead (RATE_LIMITED, recorded once a minute as ``action`` on ``resource_type``), nothing written."""
+    await admit(ctx, 1, ctx.services.settings.limits.login_per_address_per_minute, action=action,
+                resource_type=resource_type, message=TOO_MANY_REFUSED)
+
+
 async def admit_request(services: Services, request: RequestMeta, attempts: int, per_minute: int, *,
-                        action: Action = Action.LOGIN, resource_type: str = "session") -> None:
+                        action: Action = Action.LOGIN, resource_type: str = "session", message: str = TOO_MANY
+                        ) -> None:
     """``admit`` for any request, a partner's ``/oauth/token`` too (each refusal of an unknown client is on the
     trail, so without a limit an anonymous flood wrote audit rows without end)."""
     now = datetime.now(UTC)
@@ -88,7 +104,8 @@ async def admit_request(services: Services, request: RequestMeta, attempts: int,
     if recorded:
         await writer.append([AuditRecord(writer.SYSTEM_CHAIN, Actor("anonymous"), action, resource_type,
                                          Outcome.DENIED, request, reason="rate_limited")])
-    raise TooManySignIns(max(1, math.ceil((window + WINDOW - now).total_seconds())), recorded=recorded)
+    raise TooManySignIns(max(1, math.ceil((window + WINDOW - now).total_seconds())), recorded=recorded,
+                         message=message)
 
 
 async def _count(address: str, window: datetime, attempts: int) -> int:

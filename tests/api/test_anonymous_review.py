@@ -1,0 +1,118 @@
+"""What careloop answers without a signed-in principal, probed as a hostile client would (a review; each test failed
+before its fix).
+
+Refused links and codes: a survey link, an invitation code or a reset code that does not hold is refused on the
+audit trail, anonymously (an unknown one on the system chain). Without a bound, a client sending made-up tokens
+wrote one row per attempt, fifteen per request with aliases, forever: a disk-filling attack on the trail nobody may
+prune. Each such refusal now counts against the client's address as a sign-in does (``resolvers/sign_in_limit.py``):
+over the limit it is RATE_LIMITED, recorded once a minute, and writes nothing else."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import secrets
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from app.main import create_app
+from audit import writer
+from audit.writer import SYSTEM_CHAIN
+from core.settings import Settings
+from models import AuditEvent
+from resolvers.context import Services
+from tests.api.test_partner import fresh_minute
+from tests.api.test_sign_in_address_limit import LIMIT, new_address
+from tests.factories import Response, gql
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+NEW_PASSWORD = "a new password, long enough"
+REFUSED_LINKS = {  # an anonymous operation whose refusal is written on the trail, its variables, and its record
+    "surveyByLink": ("query($t: String!) { surveyByLink(token: $t) { expiresAt } }",
+                     lambda token: {"t": "clq_" + token}, ("read", "survey_invitation", "invalid")),
+    "surveyAnswerByLink": ("mutation($t: String!) { surveyAnswerByLink(token: $t, answers: []) { __typename } }",
+                           lambda token: {"t": "clq_" + token}, ("create", "survey_invitation", "invalid")),
+    "patientAccountActivate": (
+        "mutation($c: String!, $e: String!, $p: String!) { patientAccountActivate(code: $c, email: $e, password: $p) "
+        "{ token } }", lambda token: {"c": "cli_" + token, "e": "someone@example.org", "p": NEW_PASSWORD},
+        ("create", "patient_account", "bad_invitation")),
+    "passwordResetComplete": (
+        "mutation($c: String!, $p: String!) { passwordResetComplete(code: $c, newPassword: $p) }",
+        lambda token: {"c": "clr_" + token, "p": NEW_PASSWORD}, ("update", "password_reset", "bad_reset_code")),
+}
+
+
+@pytest_asyncio.fixture
+async def proxy(database: str, settings: Settings, services: Services) -> AsyncIterator[httpx.AsyncClient]:
+    """The app, and its services, with a limit of ``LIMIT`` sign-ins per address and minute, reached through a
+    trusted proxy (the client's address is the X-Forwarded-For it sends)."""
+    limits = dataclasses.replace(settings.limits, login_per_address_per_minute=LIMIT)
+    limited = dataclasses.replace(settings, limits=limits, trusted_proxies=("10.0.0.0/8",))
+    own = copy.copy(services)
+    own.settings = limited
+    transport = httpx.ASGITransport(app=create_app(limited, own, manage_database=False), client=("10.1.2.3", 41000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://careloop.test") as http:
+        yield http
+
+
+def made_up() -> str:
+    """The random part of a token of the right shape that nobody was ever given."""
+    return secrets.token_urlsafe(32)
+
+
+async def send(client: httpx.AsyncClient, address: str, query: str, variables: dict[str, Any]) -> Response:
+    return await gql(client, query, variables, headers={"x-forwarded-for": address})
+
+
+async def recorded_from(address: str) -> list[tuple[str, str, str]]:
+    await writer.seal(SYSTEM_CHAIN)
+    return [(e.action, e.resource_type, e.reason) for e in await AuditEvent.filter(
+        institution_id=SYSTEM_CHAIN, client_address=address).order_by("seq")]
+
+
+@pytest.mark.parametrize("operation", REFUSED_LINKS)
+async def test_made_up_links_and_codes_write_the_trail_only_up_to_the_address_limit(
+        proxy: httpx.AsyncClient, operation: str) -> None:
+    await fresh_minute()
+    address = new_address()
+    query, variables, record = REFUSED_LINKS[operation]
+    within = [await send(proxy, address, query, variables(made_up())) for _ in range(LIMIT)]
+    assert [reply.codes for reply in within] == [["BAD_USER_INPUT"]] * LIMIT
+
+    over = [await send(proxy, address, query, variables(made_up())) for _ in range(5)]
+
+    assert [reply.codes for reply in over] == [["RATE_LIMITED"]] * 5
+    assert all(1 <= reply.errors[0]["extensions"]["retryAfter"] <= 60 for reply in over)
+    action, resource_type, _ = record
+    assert await recorded_from(address) == [record] * LIMIT + [(action, resource_type, "rate_limited")]
+
+
+async def test_aliases_count_each_refusal(proxy: httpx.AsyncClient) -> None:
+    """Fifteen aliased links in one request were fifteen rows."""
+    await fresh_minute()
+    address = new_address()
+    query = "query { " + " ".join(f'l{i}: surveyByLink(token: "clq_{made_up()}") {{ expiresAt }}'
+                                  for i in range(15)) + " }"
+
+    reply = await send(proxy, address, query, {})
+
+    assert sorted(set(reply.codes)) == ["BAD_USER_INPUT", "RATE_LIMITED"]
+    assert len(await recorded_from(address)) == LIMIT + 1
+
+
+async def test_another_address_still_has_its_refusals_answered_as_such(proxy: httpx.AsyncClient) -> None:
+    await fresh_minute()
+    flooding = new_address()
+    query, variables, _ = REFUSED_LINKS["surveyByLink"]
+    for _ in range(LIMIT + 1):
+        await send(proxy, flooding, query, variables(made_up()))
+
+    reply = await send(proxy, new_address(), query, variables(made_up()))
+
+    assert reply.codes == ["BAD_USER_INPUT"] and reply.errors[0]["extensions"]["reason"] == "invalid"
+
