@@ -25,9 +25,10 @@ from audit.writer import SYSTEM_CHAIN
 from core.settings import Settings
 from models import AuditEvent
 from resolvers.context import Services
-from tests.api.test_partner import fresh_minute
+from tests.api.test_partner import READ, fresh_minute
 from tests.api.test_sign_in_address_limit import LIMIT, new_address
-from tests.factories import Response, gql
+from tests.factories import Response, Tenant, gql
+from tests.partners import make_client, make_partnership, request_token, token_for
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -116,3 +117,27 @@ async def test_another_address_still_has_its_refusals_answered_as_such(proxy: ht
 
     assert reply.codes == ["BAD_USER_INPUT"] and reply.errors[0]["extensions"]["reason"] == "invalid"
 
+
+
+# -- a partner's budget ------------------------------------------------------------------------------------------
+#
+# A client id is no secret (OAuth sends it in the clear, Basic or form; it is in the partner's configuration and
+# logs). ``/oauth/token`` spent the client's request budget before it checked the secret, and the budget is the one
+# the partner's API requests spend: anyone knowing the id could, without its secret, keep the partner locked out of
+# the API (RATE_LIMITED) and out of new tokens (slow_down). A wrong secret is bounded by its address's limit instead.
+
+
+async def test_wrong_secrets_do_not_spend_the_partners_budget(client: httpx.AsyncClient, tenant: Tenant) -> None:
+    p = await make_partnership(tenant)
+    await fresh_minute()
+    limited = await make_client(tenant, p.partner_id, rate=3)
+    token = await token_for(client, limited)  # the partner's own request: one of its three this minute
+    wrong = "cls_" + made_up()
+
+    refused = [await request_token(client, limited.id, wrong) for _ in range(5)]  # someone else, without the secret
+
+    assert [(r.status_code, r.json()["error"]) for r in refused] == [(401, "invalid_client")] * 5
+    assert (await gql(client, READ, {"id": str(p.granted)}, token=token)).errors == []  # the partner still works
+    assert (await request_token(client, limited.id, limited.secret)).status_code == 200
+    assert [e.reason for e in await tenant.audit_events(actor_id=limited.id, outcome="denied")] == [
+        "bad_credentials"] * 5
