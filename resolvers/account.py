@@ -180,7 +180,7 @@ async def _refuse_reset(ctx: Context, reset: PasswordReset | None, account: Staf
                         ) -> BadUserInput:
     """Record a refused code (on its institution's trail when it is a real one) and the one answer for all; the
     refusal counts against the caller's address first (over its limit: RATE_LIMITED, and no row)."""
-    await sign_in_limit.admit_refusal(ctx, Action.UPDATE, "password_reset")
+    await sign_in_limit.admit_link(ctx, Action.UPDATE, "password_reset")
     await writer.append([AuditRecord(reset.institution_id if reset else writer.SYSTEM_CHAIN, ctx.actor,
                                      Action.UPDATE, "password_reset", Outcome.DENIED, ctx.request,
                                      resource_id=account.id if account else None,

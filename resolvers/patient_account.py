@@ -150,7 +150,7 @@ async def _open(invitation: PatientInvitation, closed: PatientAccount | None, ad
 
 async def _refuse(ctx: Context, invitation: PatientInvitation | None, reason: str) -> None:
     """The refusal on the trail, once it has counted against the caller's address (``sign_in_limit``)."""
-    await sign_in_limit.admit_refusal(ctx, Action.CREATE, "patient_account")
+    await sign_in_limit.admit_link(ctx, Action.CREATE, "patient_account")
     await writer.append([AuditRecord(invitation.institution_id if invitation else writer.SYSTEM_CHAIN,
                                      Actor("anonymous"), Action.CREATE, "patient_account", Outcome.DENIED,
                                      ctx.request, patient_id=invitation.patient_id if invitation else None,

@@ -158,7 +158,10 @@ class LinkedSurvey:
 
 
 async def by_link(ctx: Context, token: str) -> LinkedSurvey:
+    """The read is recorded, and the link opens again until it expires: each read counts against the caller's
+    address as a refusal does (over its limit: RATE_LIMITED, and no row)."""
     invitation, questionnaire = await _linked(ctx, token, Action.READ)
+    await sign_in_limit.admit_link(ctx, Action.READ, "survey_invitation")
     await asyncio.shield(writer.append([_link_record(ctx, invitation, questionnaire, Action.READ, Outcome.ALLOWED)]))
     return LinkedSurvey(questionnaire, invitation.expires_at)
 
@@ -210,7 +213,7 @@ async def _refuse_link(ctx: Context, invitation: SurveyInvitation | None, questi
                        action: Action, reason: str) -> LinkRefused:
     """The refusal on the trail (an unknown link on the system chain), then the error: nothing else written. It
     counts against the caller's address first (over its limit: RATE_LIMITED, and no row)."""
-    await sign_in_limit.admit_refusal(ctx, action, "survey_invitation")
+    await sign_in_limit.admit_link(ctx, action, "survey_invitation")
     await asyncio.shield(writer.append([_link_record(ctx, invitation, questionnaire, action, Outcome.DENIED,
                                                      reason)]))
     return LinkRefused(reason)

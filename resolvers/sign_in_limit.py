@@ -15,8 +15,9 @@ per worker and node and forget it at every restart; the statement is small next 
 
 A link or code refused without a sign-in (a survey link, a patient's invitation code, a reset code) is written on
 the trail too, an unknown one on the system chain: each such refusal counts against the address the same way
-before it is written (``admit_refusal``; found in review: made-up tokens wrote a row each, fifteen a request with
-aliases, without end). A link or code that holds never counts, so patients sharing an address are not held back.
+before it is written (``admit_link``; found in review: made-up tokens wrote a row each, fifteen a request with
+aliases, without end). So does each read of a survey link that holds, which is recorded and opens again until the
+link expires; answering it, activating an account or resetting a password with a code that holds does not count.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from models import SignInWindow
 from resolvers.context import Context, Services
 
 TOO_MANY = "Too many sign-in attempts from your address; try again in a minute."
-TOO_MANY_REFUSED = "Too many invalid links or codes from your address; try again in a minute."
+TOO_MANY_LINKS = "Too many links or codes tried from your address; try again in a minute."
 WINDOW = timedelta(minutes=1)
 
 # One statement: the address's minute, created or counted up, and its new count.
@@ -83,11 +84,12 @@ async def admit(ctx: Context, attempts: int, per_minute: int, *, action: Action 
         raise
 
 
-async def admit_refusal(ctx: Context, action: Action, resource_type: str) -> None:
-    """Before a refused link or code is written on the trail: counted as one sign-in of the address; over the limit
-    refused instead (RATE_LIMITED, recorded once a minute as ``action`` on ``resource_type``), nothing written."""
+async def admit_link(ctx: Context, action: Action, resource_type: str) -> None:
+    """Before a use of a link or code without a sign-in is written on the trail (a refusal, or a survey link read):
+    counted as one sign-in of the address; over the limit refused instead (RATE_LIMITED, recorded once a minute as
+    ``action`` on ``resource_type``), nothing written."""
     await admit(ctx, 1, ctx.services.settings.limits.login_per_address_per_minute, action=action,
-                resource_type=resource_type, message=TOO_MANY_REFUSED)
+                resource_type=resource_type, message=TOO_MANY_LINKS)
 
 
 async def admit_request(services: Services, request: RequestMeta, attempts: int, per_minute: int, *,

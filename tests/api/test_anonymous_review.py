@@ -29,6 +29,7 @@ from tests.api.test_partner import READ, fresh_minute
 from tests.api.test_sign_in_address_limit import LIMIT, new_address
 from tests.factories import Response, Tenant, gql
 from tests.partners import make_client, make_partnership, request_token, token_for
+from tests.surveys import invited, questionnaire
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -141,3 +142,26 @@ async def test_wrong_secrets_do_not_spend_the_partners_budget(client: httpx.Asyn
     assert (await request_token(client, limited.id, limited.secret)).status_code == 200
     assert [e.reason for e in await tenant.audit_events(actor_id=limited.id, outcome="denied")] == [
         "bad_credentials"] * 5
+
+
+# -- a link that holds -------------------------------------------------------------------------------------------
+
+
+async def test_reading_a_link_again_and_again_writes_the_trail_only_up_to_the_address_limit(
+        proxy: httpx.AsyncClient, tenant: Tenant, services: Services) -> None:
+    """Each read of a survey link is on its institution's trail; the link opens again until it expires (weeks),
+    so whoever holds one (it travels by SMS and e-mail, and is forwarded) wrote a row per request without end."""
+    q = await questionnaire(tenant)
+    _, invitation, token = await invited(tenant, services, q)
+    await fresh_minute()
+    address = new_address()
+    query = REFUSED_LINKS["surveyByLink"][0]
+    opened = [await send(proxy, address, query, {"t": token}) for _ in range(LIMIT)]
+    assert [reply.errors for reply in opened] == [[]] * LIMIT
+
+    over = [await send(proxy, address, query, {"t": token}) for _ in range(5)]
+
+    assert [reply.codes for reply in over] == [["RATE_LIMITED"]] * 5
+    assert len(await tenant.audit_events(resource_id=invitation.id, action="read")) == LIMIT
+    assert await recorded_from(address) == [("read", "survey_invitation", "rate_limited")]
+    assert (await send(proxy, new_address(), query, {"t": token})).errors == []  # the patient, elsewhere
