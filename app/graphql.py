@@ -207,8 +207,9 @@ class CareloopGraphQL(GraphQL[Context, None]):
         try:
             response = await self.run(request)
         finally:  # by operation name only, bounded (app/metrics.py): never variables
-            metrics.observe_request(getattr(request.state, "operation_name", None), time.perf_counter() - started)
             context = getattr(request.state, "context", None)
+            metrics.observe_request(getattr(request.state, "operation_name", None), time.perf_counter() - started,
+                                    signed_in=context is not None and context.principal is not None)
             if context is not None:
                 context.release()
         await response(scope, receive, send)

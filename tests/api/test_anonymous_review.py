@@ -18,7 +18,9 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from prometheus_client.parser import text_string_to_metric_families
 
+from app import metrics
 from app.main import create_app
 from audit import writer
 from audit.writer import SYSTEM_CHAIN
@@ -165,3 +167,35 @@ async def test_reading_a_link_again_and_again_writes_the_trail_only_up_to_the_ad
     assert len(await tenant.audit_events(resource_id=invitation.id, action="read")) == LIMIT
     assert await recorded_from(address) == [("read", "survey_invitation", "rate_limited")]
     assert (await send(proxy, new_address(), query, {"t": token})).errors == []  # the patient, elsewhere
+
+
+# -- metrics -----------------------------------------------------------------------------------------------------
+
+
+def letters(number: int) -> str:
+    """A name part without digits (a run of digits is never a label)."""
+    return "".join(chr(65 + number // 26 ** power % 26) for power in range(3))
+
+
+async def test_names_sent_without_a_sign_in_cannot_take_the_operation_labels(
+        client: httpx.AsyncClient, tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Requests are counted by operation name, the first ``MAX_OPERATION_NAMES`` names a process sees and ``other``
+    beyond: an anonymous client sending that many made-up names (a hundred ``{ __typename }`` requests) took every
+    label, and the portals' operations were all counted as ``other`` until the next restart."""
+    for name in ("_operations", "_signed_out_operations"):
+        monkeypatch.setattr(metrics, name, set(), raising=False)
+    monkeypatch.setattr(metrics, "_by_operation", {})
+    for number in range(metrics.MAX_OPERATION_NAMES):
+        await gql(client, f"query Junk{letters(number)} {{ __typename }}")
+    before = metric_value("PatientsPage")
+
+    reply = await tenant.call("nurse", "query PatientsPage { patients(first: 1) { nodes { id } } }")
+
+    assert reply.errors == []
+    assert metric_value("PatientsPage") == before + 1
+
+
+def metric_value(operation: str) -> float:
+    return sum(sample.value for family in text_string_to_metric_families(metrics.exposition().decode())
+               for sample in family.samples
+               if sample.name == "careloop_graphql_requests_total" and sample.labels.get("operation") == operation)

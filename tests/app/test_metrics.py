@@ -27,6 +27,7 @@ LABELS = {"operation", "code", "le"}
 def fresh_label_sets(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test starts below the caps, whatever names earlier tests in this process sent (the fuzz tests)."""
     monkeypatch.setattr(metrics, "_operations", set())
+    monkeypatch.setattr(metrics, "_signed_out_operations", set())
     monkeypatch.setattr(metrics, "_codes", set())
 
 
