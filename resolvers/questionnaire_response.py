@@ -158,10 +158,10 @@ class LinkedSurvey:
 
 
 async def by_link(ctx: Context, token: str) -> LinkedSurvey:
-    """The read is recorded, and the link opens again until it expires: each read counts against the caller's
-    address as a refusal does (over its limit: RATE_LIMITED, and no row)."""
+    """The read is recorded, and the link opens again until it expires: its reads are bounded per link and minute
+    (``sign_in_limit.admit_link_read``: over it RATE_LIMITED, and no row)."""
     invitation, questionnaire = await _linked(ctx, token, Action.READ)
-    await sign_in_limit.admit_link(ctx, Action.READ, "survey_invitation")
+    await sign_in_limit.admit_link_read(ctx, invitation.id, "survey_invitation")
     await asyncio.shield(writer.append([_link_record(ctx, invitation, questionnaire, Action.READ, Outcome.ALLOWED)]))
     return LinkedSurvey(questionnaire, invitation.expires_at)
 

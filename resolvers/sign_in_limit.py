@@ -16,14 +16,17 @@ per worker and node and forget it at every restart; the statement is small next 
 A link or code refused without a sign-in (a survey link, a patient's invitation code, a reset code) is written on
 the trail too, an unknown one on the system chain: each such refusal counts against the address the same way
 before it is written (``admit_link``; found in review: made-up tokens wrote a row each, fifteen a request with
-aliases, without end). So does each read of a survey link that holds, which is recorded and opens again until the
-link expires; answering it, activating an account or resetting a password with a code that holds does not count.
+aliases, without end). Each read of a survey link that holds is recorded too and the link opens again until it
+expires: its reads count against the link itself (``admit_link_read``), not the address, so that patients sharing
+one address are not held back; answering it, activating an account or resetting a password with a code that holds
+does not count.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import math
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -38,8 +41,11 @@ from models import SignInWindow
 from resolvers.context import Context, Services
 
 TOO_MANY = "Too many sign-in attempts from your address; try again in a minute."
-TOO_MANY_LINKS = "Too many links or codes tried from your address; try again in a minute."
+TOO_MANY_LINKS = "Too many invalid links or codes from your address; try again in a minute."
+TOO_MANY_READS = "This link was opened too often in the last minute; try again in a minute."
 WINDOW = timedelta(minutes=1)
+# A link that holds is opened a few times by its patient; each read is on the trail, so its reads are bounded
+LINK_READS_PER_MINUTE = 10
 
 # One statement: the address's minute, created or counted up, and its new count.
 _COUNT = """INSERT INTO sign_in_window (address, window_start, attempts) VALUES ({0}, {1}, {2})
@@ -85,7 +91,7 @@ async def admit(ctx: Context, attempts: int, per_minute: int, *, action: Action 
 
 
 async def admit_link(ctx: Context, action: Action, resource_type: str) -> None:
-    """Before a use of a link or code without a sign-in is written on the trail (a refusal, or a survey link read):
+    """Before a refused link or code (used without a sign-in) is written on the trail:
     counted as one sign-in of the address; over the limit refused instead (RATE_LIMITED, recorded once a minute as
     ``action`` on ``resource_type``), nothing written."""
     await admit(ctx, 1, ctx.services.settings.limits.login_per_address_per_minute, action=action,
@@ -97,9 +103,28 @@ async def admit_request(services: Services, request: RequestMeta, attempts: int,
                         ) -> None:
     """``admit`` for any request, a partner's ``/oauth/token`` too (each refusal of an unknown client is on the
     trail, so without a limit an anonymous flood wrote audit rows without end)."""
+    await _admit_key(address_key(services, request.client_address), request, attempts, per_minute, action=action,
+                     resource_type=resource_type, message=message)
+
+
+async def admit_link_read(ctx: Context, link_id: uuid.UUID, resource_type: str) -> None:
+    """Before a read of a link that holds is written on the trail: counted against the link, not the address (the
+    patients of one carrier's NAT open their own links at once, after a campaign), ``LINK_READS_PER_MINUTE`` a
+    minute; over it refused (RATE_LIMITED, recorded once a minute), nothing written."""
+    key = token_digest(ctx.services.master_key.token_key, f"link:{link_id}")
+    try:
+        await _admit_key(key, ctx.request, 1, LINK_READS_PER_MINUTE, action=Action.READ, resource_type=resource_type,
+                         message=TOO_MANY_READS)
+    except TooManySignIns as refused:
+        ctx.recorded = ctx.recorded or refused.recorded
+        raise
+
+
+async def _admit_key(key: str, request: RequestMeta, attempts: int, per_minute: int, *, action: Action,
+                     resource_type: str, message: str) -> None:
     now = datetime.now(UTC)
     window = now.replace(second=0, microsecond=0)
-    count = await _count(address_key(services, request.client_address), window, attempts)
+    count = await _count(key, window, attempts)
     if count <= per_minute:
         return
     recorded = count - attempts <= per_minute  # the request that went over: recorded once a minute, however hard

@@ -27,6 +27,7 @@ from audit.writer import SYSTEM_CHAIN
 from core.settings import Settings
 from models import AuditEvent
 from resolvers.context import Services
+from resolvers.sign_in_limit import LINK_READS_PER_MINUTE
 from tests.api.test_partner import READ, fresh_minute
 from tests.api.test_sign_in_address_limit import LIMIT, new_address
 from tests.factories import Response, Tenant, gql
@@ -149,24 +150,40 @@ async def test_wrong_secrets_do_not_spend_the_partners_budget(client: httpx.Asyn
 # -- a link that holds -------------------------------------------------------------------------------------------
 
 
-async def test_reading_a_link_again_and_again_writes_the_trail_only_up_to_the_address_limit(
+async def test_reading_a_link_again_and_again_writes_the_trail_only_up_to_the_links_limit(
         proxy: httpx.AsyncClient, tenant: Tenant, services: Services) -> None:
     """Each read of a survey link is on its institution's trail; the link opens again until it expires (weeks),
-    so whoever holds one (it travels by SMS and e-mail, and is forwarded) wrote a row per request without end."""
+    so whoever holds one (it travels by SMS and e-mail, and is forwarded) wrote a row per request without end. Its
+    reads are bounded per link, from whatever address."""
     q = await questionnaire(tenant)
     _, invitation, token = await invited(tenant, services, q)
     await fresh_minute()
     address = new_address()
     query = REFUSED_LINKS["surveyByLink"][0]
-    opened = [await send(proxy, address, query, {"t": token}) for _ in range(LIMIT)]
-    assert [reply.errors for reply in opened] == [[]] * LIMIT
+    opened = [await send(proxy, address, query, {"t": token}) for _ in range(LINK_READS_PER_MINUTE)]
+    assert [reply.errors for reply in opened] == [[]] * LINK_READS_PER_MINUTE
 
-    over = [await send(proxy, address, query, {"t": token}) for _ in range(5)]
+    elsewhere = [new_address() for _ in range(5)]
+    over = [await send(proxy, other, query, {"t": token}) for other in elsewhere]
 
     assert [reply.codes for reply in over] == [["RATE_LIMITED"]] * 5
-    assert len(await tenant.audit_events(resource_id=invitation.id, action="read")) == LIMIT
-    assert await recorded_from(address) == [("read", "survey_invitation", "rate_limited")]
-    assert (await send(proxy, new_address(), query, {"t": token})).errors == []  # the patient, elsewhere
+    assert len(await tenant.audit_events(resource_id=invitation.id, action="read")) == LINK_READS_PER_MINUTE
+    refusals = [record for other in (address, *elsewhere) for record in await recorded_from(other)]
+    assert refusals == [("read", "survey_invitation", "rate_limited")]  # once a minute
+
+
+async def test_patients_behind_one_address_open_their_own_links(
+        proxy: httpx.AsyncClient, tenant: Tenant, services: Services) -> None:
+    """The allowed twin: a campaign's patients behind one carrier's NAT open their own links in the same minute,
+    more of them than the address's sign-in limit, and a sign-in from that address still goes through."""
+    q = await questionnaire(tenant)
+    tokens = [(await invited(tenant, services, q))[2] for _ in range(LIMIT + 2)]
+    await fresh_minute()
+    address = new_address()
+    query = REFUSED_LINKS["surveyByLink"][0]
+    opened = [await send(proxy, address, query, {"t": token}) for token in tokens for _ in range(2)]
+    assert [reply.errors for reply in opened] == [[]] * len(opened)
+    assert await recorded_from(address) == []
 
 
 # -- metrics -----------------------------------------------------------------------------------------------------
