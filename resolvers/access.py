@@ -50,6 +50,8 @@ MERGED = "merged"  # a duplicate file kept as it was merged (models.patient.PATI
 # Actions that add to or change a patient's file: a merged file takes none, its survivor does.
 _WRITES = frozenset({Action.CREATE, Action.UPDATE, Action.ARCHIVE, Action.DELETE, Action.CONSENT, Action.GRANT})
 
+MAX_MERGE_HOPS = 8  # a survivor merged on into another, and so on: followed this many times at most
+
 TAG_FIELDS = frozenset({"segments", "tags", "contact_channels", "contact_purposes"})
 
 
@@ -444,6 +446,50 @@ async def file_transaction(ctx: Context, patient_id: uuid.UUID | None, *, action
         if patient_id is not None:
             await lock_file(patient_id, field)
         yield
+
+
+# FOR KEY SHARE, which Tortoise does not write: what a row's foreign key takes on the row it references.
+_HOLD_FILES = 'SELECT "id", "merged_into_id" FROM "patient" WHERE "id" = ANY($1::uuid[]) ORDER BY "id" FOR KEY SHARE'
+
+
+async def current_files(patient_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:
+    """Inside a transaction that queues messages for files read earlier: each file as it is now, a merged one's
+    survivor in its place (the merge moved the message's cause there, and what was queued before it), followed on
+    as a survivor may be merged on; each held until the transaction ends, so a merge under way is waited for and
+    one beginning later waits and moves what was queued. The hold is FOR KEY SHARE on PostgreSQL, what the rows'
+    foreign keys take anyway: only a merge (FOR UPDATE) waits for it, so a batch of messages holds up no other
+    write to those files (FOR NO KEY UPDATE would, and deadlocked a cancel holding its appointment against a
+    check-in holding the file). SQLite runs one write at a time."""
+    survivors: dict[uuid.UUID, uuid.UUID | None] = {}
+    wanted = set(patient_ids)
+    for _ in range(MAX_MERGE_HOPS):
+        missing = sorted(wanted - survivors.keys())
+        if not missing:
+            break
+        survivors |= await _held_files(missing)
+        wanted |= {survivor for survivor in survivors.values() if survivor is not None}
+    return {patient_id: _followed(patient_id, survivors) for patient_id in patient_ids}
+
+
+async def _held_files(patient_ids: list[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID | None]:
+    """Each file's ``merged_into`` (None: not merged), the files held as ``current_files`` says."""
+    db = Patient._meta.db  # the caller's transaction's connection
+    if db.capabilities.dialect == "postgres":
+        rows = await db.execute_query_dict(_HOLD_FILES, [patient_ids])
+    else:
+        rows = await Patient.filter(id__in=patient_ids).values("id", "merged_into_id")
+    return {uuid.UUID(str(row["id"])): None if row["merged_into_id"] is None else uuid.UUID(str(row["merged_into_id"]))
+            for row in rows}
+
+
+def _followed(patient_id: uuid.UUID, survivors: dict[uuid.UUID, uuid.UUID | None]) -> uuid.UUID:
+    current = patient_id
+    for _ in range(MAX_MERGE_HOPS):
+        survivor = survivors.get(current)
+        if survivor is None:
+            break
+        current = survivor
+    return current
 
 
 # -- reading fields ----------------------------------------------------------------------

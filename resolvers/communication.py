@@ -347,7 +347,9 @@ async def schedule_many(institution_id: uuid.UUID, requests: list[Request]) -> l
     """Queue messages, inside the caller's transaction, idempotent on their keys: a queued row with the
     same key is moved (due time, variables), a sent or settled one is left as it is. The gate runs
     once now: a refused message is recorded as refused with its reason; a message due in the quiet
-    hours is moved to their end. Answers the rows in the order asked.
+    hours is moved to their end. A file merged since the caller read it: the message goes to the survivor, as
+    the merge moved the messages queued a moment before it (found in review: it was queued on the merged file,
+    refused there, its key taken, and the survivor never told). Answers the rows in the order asked.
 
     A queued row a worker holds (claimed and being sent) keeps its lease: its due time moves no earlier than
     the lease's end (found in review: moved back to now, the row was claimed and sent by another worker while
@@ -359,8 +361,9 @@ async def schedule_many(institution_id: uuid.UUID, requests: list[Request]) -> l
             raise ValueError(f"unknown cause {request.cause!r}")
     keys = [r.key for r in requests]
     existing = {row.key: row for row in await Communication.filter(institution_id=institution_id, key__in=keys)}
+    files = await access.current_files({r.patient_id for r in requests if r.key not in existing})
     fresh = [Communication(institution_id=institution_id, key=r.key, cause=r.cause, purpose=CAUSES[r.cause],
-                           patient_id=r.patient_id, contact_id=r.contact_id, appointment_id=r.appointment_id,
+                           patient_id=files[r.patient_id], contact_id=r.contact_id, appointment_id=r.appointment_id,
                            campaign_id=r.campaign_id, due_at=r.due_at, variables=r.variables)
              for r in requests if r.key not in existing]
     if fresh:  # a concurrent scheduler of the same key wins quietly: its row is the row

@@ -1,0 +1,82 @@
+"""Writers that take a file from a row read earlier, at the moment a merge of that file runs (PostgreSQL; found in
+review). Each is started while the merge holds both files and has moved nothing yet, given a second to reach what it
+waits for, then the merge goes on. Before: a message was queued on the merged file (the sweep had read the file as
+active, its insert waited for the merge and then went in), or the writer, holding its own row (the appointment, the
+contract, the ticket, the task, the invitations) and waiting for the file, deadlocked with the merge waiting to move
+that row: one of the two answered INTERNAL_SERVER_ERROR, or a sweep's batch failed. Now each waits for the merge
+first and writes on the survivor."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import date, time
+from typing import Any
+
+import pytest
+
+from models import Institution, Patient
+from resolvers import campaign as campaigns
+from resolvers import patient_merge, reminder
+from tests.api import test_campaigns as campaign_tests
+from tests.api import test_reminders as reminder_tests
+from tests.api.test_patient_merge import merge
+from tests.api.test_patient_merge_messages import messages, on_the_survivor, started_campaign
+from tests.conftest import BACKEND
+from tests.factories import Tenant
+
+pytestmark = pytest.mark.skipif(BACKEND == "sqlite", reason="row locks and concurrent transactions: PostgreSQL")
+
+
+async def during_a_held_merge(tenant: Tenant, monkeypatch: pytest.MonkeyPatch, survivor: uuid.UUID,
+                              duplicate: uuid.UUID, write: Callable[[], Awaitable[Any]]) -> Any:
+    """``write`` run while a merge of the two files holds both, then the merge let go: both must end, the merge
+    done and the write neither failed nor deadlocked; answers what ``write`` answered."""
+    locked, release = asyncio.Event(), asyncio.Event()
+    consent = patient_merge._stricter_consent
+
+    async def held(*args: Any) -> Any:  # runs once the merge has locked both files
+        locked.set()
+        await release.wait()
+        return await consent(*args)
+
+    monkeypatch.setattr(patient_merge, "_stricter_consent", held)
+    merging = asyncio.create_task(merge(tenant, survivor, duplicate))
+    await asyncio.wait_for(locked.wait(), 10)
+    writing = asyncio.ensure_future(write())
+    await asyncio.sleep(1.0)  # the write reaches the file the merge holds, and waits
+    release.set()
+    merged, written = await asyncio.wait_for(asyncio.gather(merging, writing, return_exceptions=True), 30)
+    assert not isinstance(merged, BaseException) and merged.errors == [], merged
+    assert not isinstance(written, BaseException), repr(written)
+    assert getattr(written, "errors", []) == [], written.errors
+    assert (await Patient.get(id=duplicate)).status == "merged"
+    return written
+
+
+# -- messages ---------------------------------------------------------------------------------------------------
+
+
+async def test_a_reminder_swept_during_a_merge_goes_to_the_survivor(tenant: Tenant,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    now = reminder_tests.local(date(2031, 5, 12), time(7))
+    survivor, duplicate = await reminder_tests.patient(tenant), await reminder_tests.patient(tenant)
+    visit = await reminder_tests.finished_visit(tenant, duplicate, date(2031, 5, 13))
+    institution = await Institution.get(id=tenant.id)
+
+    await during_a_held_merge(tenant, monkeypatch, survivor, duplicate,
+                              lambda: reminder.sweep_institution(institution, now))
+
+    on_the_survivor(await messages(tenant, f"revisit:{visit}:"), survivor, duplicate)
+
+
+async def test_a_campaign_batch_queued_during_a_merge_goes_to_the_survivor(tenant: Tenant,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    duplicate, survivor = await campaign_tests.patient(tenant), await campaign_tests.patient(tenant)
+    campaign = await started_campaign(tenant)
+
+    await during_a_held_merge(tenant, monkeypatch, survivor, duplicate, lambda: campaigns.advance(batch=1))
+
+    on_the_survivor(await messages(tenant, f"campaign:{campaign}:{duplicate}"), survivor, duplicate)
+    await campaigns.advance()
