@@ -435,8 +435,13 @@ async def cancel(ctx: Context, appointment_id: uuid.UUID | None, reason: str, ve
     await _check_when(ctx, Action.UPDATE, view.row, view.patient, None, now)
     columns = {"status": "cancelled", "seat": None, "cancelled_at": now, "cancellation_reason": reason}
     async with in_transaction():
+        # The file held first, as a merge locks it before it moves the appointment: the appointment held first, the
+        # message's wait for the file deadlocked with a merge at that moment (found in review). A file merged since:
+        # the appointment is the survivor's now, and so is the message.
+        file = (await access.current_files([view.row.patient_id]))[view.row.patient_id]
         await _compare_and_set(ctx, view.row, expected, columns)
         row = _updated(view.row, expected, columns)
+        row.patient_id = file
         await communication.on_appointment(ctx, row, "cancelled")
         await writer.append([access.write_record(ctx, Action.UPDATE, "appointment", row.id,
                                                  patient_id=row.patient_id, fields=frozenset(columns),

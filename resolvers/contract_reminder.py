@@ -31,6 +31,7 @@ from zoneinfo import ZoneInfo
 from tortoise.transactions import in_transaction
 
 from models import Contract, ContractSignature, ContractVersion, Institution, Notification, Patient
+from resolvers import access
 from resolvers import communication as communications
 from resolvers import contract as contracts
 
@@ -79,6 +80,10 @@ async def sweep(now: datetime | None = None) -> int:
     for reminder in fresh:
         contract = reminder.contract
         async with in_transaction():  # one reminder a transaction, under the contract's lock
+            # The client's file held before the contract, as a merge locks it before it moves the contract: the
+            # other way round, the message's wait for the file deadlocked with a merge at that moment (found in
+            # review). A file merged since: the contract, read again under its lock, names the survivor.
+            await access.current_files([contract.patient_id])
             locked = await Contract.filter(id=contract.id, institution_id=contract.institution_id
                                            ).select_for_update().first()
             if locked is None or locked.version != contract.version:
@@ -91,7 +96,7 @@ async def sweep(now: datetime | None = None) -> int:
                 zone = zones[contract.institution_id]
                 send_at = max(datetime.combine(moment.astimezone(zone).date(), SEND_AT, tzinfo=zone), moment)
                 await communications.schedule(
-                    contract.institution_id, key=reminder.key, cause=reminder.cause, patient_id=contract.patient_id,
+                    contract.institution_id, key=reminder.key, cause=reminder.cause, patient_id=locked.patient_id,
                     due_at=send_at.astimezone(UTC),
                     variables={"patient_name": names.get(contract.patient_id, ""), **reminder.variables})
         scheduled += 1

@@ -11,19 +11,25 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import date, time
+from datetime import date, time, timedelta
 from typing import Any
 
 import pytest
 
 from models import Institution, Patient
+from resolvers import appointment as appointments
 from resolvers import campaign as campaigns
-from resolvers import patient_merge, reminder
+from resolvers import patient_merge, reminder, survey
+from resolvers.context import Services
+from tests import surveys
 from tests.api import test_campaigns as campaign_tests
+from tests.api import test_contract_reminders as contract_tests
 from tests.api import test_reminders as reminder_tests
+from tests.api.test_appointments import CANCEL, NOW, book, make_schedule
 from tests.api.test_patient_merge import merge
 from tests.api.test_patient_merge_messages import messages, on_the_survivor, started_campaign
 from tests.conftest import BACKEND
+from tests.contracts import today
 from tests.factories import Tenant
 
 pytestmark = pytest.mark.skipif(BACKEND == "sqlite", reason="row locks and concurrent transactions: PostgreSQL")
@@ -80,3 +86,45 @@ async def test_a_campaign_batch_queued_during_a_merge_goes_to_the_survivor(tenan
 
     on_the_survivor(await messages(tenant, f"campaign:{campaign}:{duplicate}"), survivor, duplicate)
     await campaigns.advance()
+
+
+async def test_an_appointment_cancelled_during_a_merge_tells_the_survivor(tenant: Tenant,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cancel held the appointment, then its message waited for the file: the merge, waiting to move the
+    appointment, deadlocked with it."""
+    monkeypatch.setattr(appointments, "_now", lambda: NOW)
+    schedule = await make_schedule(tenant)
+    survivor, duplicate = await reminder_tests.patient(tenant), await reminder_tests.patient(tenant)
+    made = await book(tenant, schedule, duplicate)
+
+    await during_a_held_merge(tenant, monkeypatch, survivor, duplicate, lambda: tenant.call(
+        "front_desk", CANCEL, id=made["id"], reason="INSTITUTION"))
+
+    on_the_survivor(await messages(tenant, f"appointment:{made['id']}:cancellation"), survivor, duplicate)
+
+
+async def test_a_contract_reminder_swept_during_a_merge_goes_to_the_survivor(tenant: Tenant,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sweep held the contract, then its message waited for the file: a deadlock with the merge."""
+    end = today() + timedelta(days=90)
+    survivor, duplicate = await contract_tests.client(tenant), await contract_tests.client(tenant)
+    contract = await contract_tests.active(tenant, duplicate, end=end)
+
+    await during_a_held_merge(tenant, monkeypatch, survivor, duplicate,
+                              lambda: contract_tests.sweep(contract_tests.local(end - timedelta(days=60))))
+
+    on_the_survivor(await messages(tenant, f"contract:{contract['id']}:"), survivor, duplicate)
+
+
+async def test_a_survey_reminder_swept_during_a_merge_goes_to_the_survivor(tenant: Tenant, services: Services,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sweep held the invitations, then their reminders waited for the file: a deadlock with the merge."""
+    q = await surveys.questionnaire(tenant)
+    await surveys.trigger(tenant, q, reminderAfterDays=3)
+    duplicate, invitation, _ = await surveys.invited(tenant, services, q)
+    survivor = await surveys.reachable(tenant)
+
+    await during_a_held_merge(tenant, monkeypatch, survivor, duplicate,
+                              lambda: survey.remind_unanswered(invitation.send_at + timedelta(days=3, minutes=1)))
+
+    on_the_survivor(await messages(tenant, f"survey:{invitation.id}:reminder"), survivor, duplicate)
