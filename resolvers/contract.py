@@ -1240,16 +1240,20 @@ async def expire_due(keyring: KeyRing, now: datetime | None = None) -> int:
     for institution_id, zone in await Institution.all().order_by("id").values_list("id", "time_zone"):
         today = now.astimezone(ZoneInfo(str(zone))).date()
         due = await Contract.filter(institution_id=institution_id, status__in=LIVE, end_on__lt=today).order_by(
-            "end_on", "id").values_list("id", flat=True)
-        for contract_id in due:
-            done += await _end_term(keyring, cast(uuid.UUID, institution_id), cast(uuid.UUID, contract_id), today,
-                                    now)
+            "end_on", "id").values_list("id", "patient_id")
+        for contract_id, patient_id in due:
+            done += await _end_term(keyring, cast(uuid.UUID, institution_id), cast(uuid.UUID, contract_id),
+                                    cast(uuid.UUID, patient_id), today, now)
     return done
 
 
-async def _end_term(keyring: KeyRing, institution_id: uuid.UUID, contract_id: uuid.UUID, today: date,
-                    now: datetime) -> int:
+async def _end_term(keyring: KeyRing, institution_id: uuid.UUID, contract_id: uuid.UUID, patient_id: uuid.UUID,
+                    today: date, now: datetime) -> int:
     async with in_transaction():
+        # The client's file held before the contract, as a merge locks it before it moves the contract: the other way
+        # round, the next term's wait for the file deadlocked with a merge at that moment (found in review). A file
+        # merged since: the contract, read again under its lock, is the survivor's, and so is its next term.
+        await access.current_files([patient_id])
         row = await Contract.filter(id=contract_id, institution_id=institution_id, status__in=LIVE,
                                     end_on__lt=today).select_for_update(skip_locked=True).first()
         if row is None:

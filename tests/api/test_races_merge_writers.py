@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 
-from models import Institution, Patient
+from models import Contract, Institution, Patient
 from resolvers import appointment as appointments
 from resolvers import campaign as campaigns
+from resolvers import contract as contracts
 from resolvers import patient_merge, reminder, survey
 from resolvers.context import Services
 from tests import surveys
@@ -26,10 +27,11 @@ from tests.api import test_campaigns as campaign_tests
 from tests.api import test_contract_reminders as contract_tests
 from tests.api import test_reminders as reminder_tests
 from tests.api.test_appointments import CANCEL, NOW, book, make_schedule
+from tests.api.test_contract_renewal import at_local
 from tests.api.test_patient_merge import merge
 from tests.api.test_patient_merge_messages import messages, on_the_survivor, started_campaign
 from tests.conftest import BACKEND
-from tests.contracts import today
+from tests.contracts import draft, item_input, make_item, signed, today
 from tests.factories import Tenant
 
 pytestmark = pytest.mark.skipif(BACKEND == "sqlite", reason="row locks and concurrent transactions: PostgreSQL")
@@ -128,3 +130,25 @@ async def test_a_survey_reminder_swept_during_a_merge_goes_to_the_survivor(tenan
                               lambda: survey.remind_unanswered(invitation.send_at + timedelta(days=3, minutes=1)))
 
     on_the_survivor(await messages(tenant, f"survey:{invitation.id}:reminder"), survivor, duplicate)
+
+
+# -- the contract sweep's automatic renewal -----------------------------------------------------------------------
+
+
+async def test_a_contract_renewed_by_the_sweep_during_a_merge_is_the_survivors(tenant: Tenant, services: Services,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The expiry sweep held the ended contract, then its next term waited for the file: a deadlock with the merge
+    waiting to move the contract (the sweep's whole run failed, or the merge)."""
+    survivor, duplicate = await reminder_tests.patient(tenant), await reminder_tests.patient(tenant)
+    end = date(2025, 6, 30)
+    made = await draft(tenant, duplicate, [item_input(await make_item(tenant))], startOn="2024-07-01",
+                       endOn=end.isoformat(), autoRenew=True)
+    await signed(tenant, services, made["id"])
+    now = at_local(end + timedelta(days=1), time(0, 5), "Asia/Shanghai")
+
+    await during_a_held_merge(tenant, monkeypatch, survivor, duplicate,
+                              lambda: contracts.expire_due(services.keyring, now))
+
+    assert (await Contract.get(id=made["id"])).status == "renewed"
+    renewals = await Contract.filter(renewal_of_id=made["id"]).values_list("patient_id", "status")
+    assert renewals == [(survivor, "active")], renewals
