@@ -799,6 +799,12 @@ async def complete(ctx: Context, task_id: uuid.UUID | None, data: dict[str, Any]
     written = {"status", "reached", "completed_at", "completed_by",
                *(name for name in ("condition", "needs_help", "satisfaction", "notes") if form[name] is not None)}
     async with in_transaction():
+        if form["reached"] or ticket_data is not None:
+            # A survey invitation, a ticket: rows of the patient's file. The file held before the task, as a merge locks
+            # it before it moves the task; the other way round, their wait for the file deadlocked with a merge at that
+            # moment (found in review). Merged since: the task, read again below, is the survivor's, and so is the
+            # invitation (the ticket, opened on the file read before, is refused as every write to a merged file).
+            await access.current_files([view.row.patient_id])
         await _write(ctx, view, version, columns)
         if ticket_data is not None:
             ticket = await tickets.create(ctx, ticket_data)  # a savepoint of this transaction

@@ -535,6 +535,12 @@ async def transition(ctx: Context, ticket_id: uuid.UUID | None, to: str, *, note
     problems.check()
     found = await find(ctx, ticket_id, Action.UPDATE)
     async with in_transaction():
+        if to == "closed" and found.patient_id is not None:
+            # Closing invites the patient to a survey, a row of their file: the file held before the ticket, as a merge
+            # locks it before it moves the ticket; the other way round, the invitation's wait for the file deadlocked
+            # with a merge at that moment (found in review). Merged since: the ticket, read again under its lock, is
+            # the survivor's, and so is the invitation.
+            await access.current_files([found.patient_id])
         row = await lock(ctx, found)
         check_version(row, version, "ticket")
         previous = row.status

@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import date, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 import pytest
 
-from models import Contract, Institution, Patient
+from models import Contract, Institution, Patient, SurveyInvitation
 from resolvers import appointment as appointments
 from resolvers import campaign as campaigns
 from resolvers import contract as contracts
@@ -30,8 +30,10 @@ from tests.api.test_appointments import CANCEL, NOW, book, make_schedule
 from tests.api.test_contract_renewal import at_local
 from tests.api.test_patient_merge import merge
 from tests.api.test_patient_merge_messages import messages, on_the_survivor, started_campaign
+from tests.api.test_survey_invitations import TASK_COMPLETE, TASK_CREATE, TICKET_CREATE, TICKET_MOVE
 from tests.conftest import BACKEND
 from tests.contracts import draft, item_input, make_item, signed, today
+from tests.daytime import ZONE
 from tests.factories import Tenant
 
 pytestmark = pytest.mark.skipif(BACKEND == "sqlite", reason="row locks and concurrent transactions: PostgreSQL")
@@ -152,3 +154,42 @@ async def test_a_contract_renewed_by_the_sweep_during_a_merge_is_the_survivors(t
     assert (await Contract.get(id=made["id"])).status == "renewed"
     renewals = await Contract.filter(renewal_of_id=made["id"]).values_list("patient_id", "status")
     assert renewals == [(survivor, "active")], renewals
+
+
+# -- survey invitations ------------------------------------------------------------------------------------------
+
+
+async def test_a_ticket_closed_during_a_merge_invites_the_survivor(tenant: Tenant,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """ticketTransition to CLOSED held the ticket, then its survey invitation waited for the file: a deadlock with
+    the merge waiting to move the ticket."""
+    await surveys.trigger(tenant, await surveys.questionnaire(tenant), event="TICKET_CLOSED", delayHours=0)
+    survivor, duplicate = await surveys.reachable(tenant), await surveys.reachable(tenant)
+    ticket = (await tenant.call("front_desk", TICKET_CREATE, input={
+        "channel": "HOTLINE", "category": "REQUEST", "subject": "Change my bill", "patientId": str(duplicate)}
+    )).data["ticketCreate"]
+    for to, more in (("ACKNOWLEDGED", {}), ("INVESTIGATING", {}), ("RESOLVED", {"resolution": "Done"})):
+        assert (await tenant.call("front_desk", TICKET_MOVE, id=ticket["id"], to=to, **more)).errors == []
+
+    await during_a_held_merge(tenant, monkeypatch, survivor, duplicate,
+                              lambda: tenant.call("front_desk", TICKET_MOVE, id=ticket["id"], to="CLOSED"))
+
+    invited = await SurveyInvitation.filter(ticket_id=ticket["id"]).values_list("patient_id", flat=True)
+    assert invited == [survivor], invited
+
+
+async def test_a_call_completed_during_a_merge_invites_the_survivor(tenant: Tenant,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """followUpTaskComplete wrote the task, then its survey invitation waited for the file: a deadlock with the merge
+    waiting to move the task."""
+    await surveys.trigger(tenant, await surveys.questionnaire(tenant), event="FOLLOW_UP_COMPLETED", delayHours=0)
+    survivor, duplicate = await surveys.reachable(tenant), await surveys.reachable(tenant)
+    task = (await tenant.call("doctor", TASK_CREATE, input={
+        "patientId": str(duplicate), "dueOn": datetime.now(ZONE).date().isoformat(),  # today there, not in UTC
+        "ownerId": str(tenant.staff_ids["nurse"])})).data["followUpTaskCreate"]
+
+    await during_a_held_merge(tenant, monkeypatch, survivor, duplicate, lambda: tenant.call(
+        "nurse", TASK_COMPLETE, id=task["id"], input={"reached": True, "condition": "BETTER", "satisfaction": 5}))
+
+    invited = await SurveyInvitation.filter(follow_up_task_id=task["id"]).values_list("patient_id", flat=True)
+    assert invited == [survivor], invited
