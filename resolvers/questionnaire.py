@@ -86,11 +86,28 @@ async def templates(ctx: Context) -> list[Template]:
     return list(TEMPLATES.values())
 
 
+async def author_id(ctx: Context, row: Questionnaire) -> uuid.UUID | None:
+    """Who wrote this version: for those who manage questionnaires (``_require_manager``)."""
+    await _require_manager(ctx, row)
+    return row.author_id
+
+
+async def _require_manager(ctx: Context, row: Questionnaire) -> None:
+    """A version's author and response count need ``questionnaire: read``: a patient or a rating doctor reaches the
+    version through an invitation to answer it, which opens its items, not how it is run (found in review: both
+    read them). FORBIDDEN on the field, the refusal on the trail."""
+    if not ctx.decide("questionnaire", "read").allowed:
+        await access.authorize(ctx, "questionnaire", "read", action=Action.READ, resource_type="questionnaire",
+                               resource_id=row.id)
+
+
 async def response_count(ctx: Context, row: Questionnaire) -> int:
     """Responses to this version; of a version whose responses are anonymous (``survey_report.names_nobody``), those
     the list shows: of a closed month (counted live, it told when an answer came) and of a cell (department and
     month) of at least min_cell (the total minus the report's shown cells gave the small ones' count, found in
-    review). Three grouped statements for a page of questionnaires."""
+    review). Three grouped statements for a page of questionnaires. For managers only (``_require_manager``)."""
+    await _require_manager(ctx, row)
+
     async def batch(ids: Sequence[uuid.UUID]) -> list[int]:
         live, least = await reports.live_month(ctx), await reports.min_cell(ctx)
         nameless = {_uuid(i) for i in await Questionnaire.filter(id__in=list(ids)).filter(

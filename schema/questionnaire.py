@@ -254,15 +254,18 @@ class Questionnaire:
     def template(self) -> QuestionnaireTemplateCode | None:
         return None if self.row.template is None else QuestionnaireTemplateCode(self.row.template)
 
-    @strawberry.field(description="Who wrote this version; null for none (or a departed account).")
+    @strawberry.field(description="Who wrote this version; null for none (or a departed account). Needs the right to "
+                                  "read questionnaires (FORBIDDEN on the field otherwise: a respondent reads the "
+                                  "version's items, not who wrote it).")
     async def author(self, info: Info) -> StaffSummary | None:
-        staff_id = self.row.author_id
+        staff_id = await questionnaires.author_id(info.context, self.row)
         row = None if staff_id is None else await info.context.require_loaders().staff.load(staff_id)
         return None if row is None else StaffSummary.of(row)
 
     @strawberry.field(description="Responses to this version; an anonymous response counts once its month has "
                                   "closed, as the report shows it (once there is any response, editing makes a new "
-                                  "version).")
+                                  "version). Needs the right to read questionnaires (FORBIDDEN on the field "
+                                  "otherwise).")
     async def response_count(self, info: Info) -> int:
         return await questionnaires.response_count(info.context, self.row)
 

@@ -506,3 +506,35 @@ async def test_a_hidden_anonymous_cells_count_is_told_nowhere(tenant: Tenant) ->
     refused = await tenant.call("department_head", HIDDEN, key=str(anonymous.key), b=b)
     assert refused.codes == ["FORBIDDEN"] and refused.data is None
     assert [(e.outcome, e.reason) for e in (await tenant.audit_events())[events:]] == [("denied", "other_department")]
+
+
+# -- a version's author and response count are for those who run surveys (found in the anonymous-surface review) ----
+
+MANAGED = "author { id } responseCount"
+
+
+async def test_a_respondent_reads_the_version_to_answer_but_not_who_wrote_it_nor_its_count(
+        tenant: Tenant, services: Services) -> None:
+    """A patient reached a version's author and response count through their invitation, with no right to read
+    questionnaires; the items stay theirs to read. FORBIDDEN on both fields, each refusal on the trail, and the
+    nurse, who may read questionnaires, still reads both."""
+    q = await surveys.questionnaire(tenant)
+    pid, row, _ = await surveys.invited(tenant, services, q)
+    user = await open_account(tenant, pid)
+    refused_before = len(await tenant.audit_events(outcome="denied", resource_type="questionnaire"))
+
+    mine = await user.call("{ mySurveyInvitations { nodes { questionnaire { id items { linkId } "
+                           f"{MANAGED} }} }} }} }}")
+
+    assert sorted((e["path"][-1], e["extensions"]["code"]) for e in mine.errors) == [
+        ("author", "FORBIDDEN"), ("responseCount", "FORBIDDEN")]
+    assert mine.data is None or mine.data["mySurveyInvitations"] is None
+    denied = (await tenant.audit_events(outcome="denied", resource_type="questionnaire"))[refused_before:]
+    assert [(e.actor_kind, e.resource_id) for e in denied] == [("patient", q.id)] * 2
+    plain = await user.call("{ mySurveyInvitations { nodes { questionnaire { id items { linkId } } } } }")
+    assert plain.errors == [] and plain.data["mySurveyInvitations"]["nodes"][0]["questionnaire"]["id"] == str(q.id)
+
+    allowed = ok(await tenant.call("nurse", f"query($id: ID!) {{ questionnaire(id: $id) {{ id {MANAGED} }} }}",
+                                   id=str(q.id)), "questionnaire")
+    assert allowed["responseCount"] == 0 and "author" in allowed
+    assert row.questionnaire_id == q.id
