@@ -349,10 +349,13 @@ def lease_runs_out(message: Communication, moment: datetime) -> Any:
 
 
 async def test_a_worker_whose_lease_was_taken_over_does_not_settle_over_the_newer_outcome(
-        tenant: Tenant, services: Services) -> None:
+        tenant: Tenant, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
     """The gateway takes longer than the lease over one message: another worker claims it, sends it and the gateway
     reports it delivered; when the first worker's gateway answers at last, what the row says stays the second's."""
     moment = local(date(1990, 3, 14), time(10))
+    # The outbox's "now" too: a message due in the past is scheduled at it, and in the real evening (Shanghai's quiet
+    # hours, from 13:00 UTC) it was deferred to the next morning, past ``moment``: nothing was handed over.
+    monkeypatch.setattr(communication, "_now", lambda: moment)
     pid = await reachable(tenant)
     message = await queue(tenant, pid, due_at=moment)
     slow = Held()
@@ -378,11 +381,14 @@ async def test_a_worker_whose_lease_was_taken_over_does_not_settle_over_the_newe
 
 
 async def test_a_delivery_report_that_comes_before_its_batch_settles_is_applied(
-        client: httpx.AsyncClient, tenant: Tenant, services: Services) -> None:
+        client: httpx.AsyncClient, tenant: Tenant, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
     """The gateway answers for one message of a batch and reports it delivered while the batch is still out (its
     other message held up): the report finds the message and is applied, and the batch's settle keeps it."""
     await set_gateway(tenant)
     moment = local(date(1990, 3, 15), time(10))
+    # The outbox's "now" too: a message due in the past is scheduled at it, and in the real evening (Shanghai's quiet
+    # hours, from 13:00 UTC) it was deferred to the next morning, past ``moment``: nothing was handed over.
+    monkeypatch.setattr(communication, "_now", lambda: moment)
     pid = await reachable(tenant)
     quick, slow_one = await queue(tenant, pid, due_at=moment), await queue(tenant, pid, due_at=moment)
     gateway = Held(answered_at_once=frozenset({quick.id}))
