@@ -80,6 +80,9 @@ class Communication(TenantModel):
     # While a worker holds the row (claimed, not yet settled), the end of its lease: ``due_at`` is then the lease's end
     # too, and scheduling the cause again moves it no earlier (resolvers.outbox, resolvers.communication).
     leased_until = fields.DatetimeField(null=True)
+    # The due time the cause set while a worker held the row (scheduled again meanwhile): what that worker writes, a
+    # retry, a deferral or a renewed lease, goes no earlier; cleared with ``leased_until``.
+    rescheduled_to = fields.DatetimeField(null=True)
     last_error = fields.CharField(max_length=200, default="")
     gateway_message_id = fields.CharField(max_length=100, null=True)
     variables: dict[str, str] = fields.JSONField(default=dict)  # names, dates, times, places only

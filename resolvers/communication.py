@@ -353,9 +353,11 @@ async def schedule_many(institution_id: uuid.UUID, requests: list[Request]) -> l
 
     A queued row a worker holds (claimed and being sent) keeps its lease: its due time moves no earlier than
     the lease's end (found in review: moved back to now, the row was claimed and sent by another worker while
-    the first was sending it). Its new variables are kept for a retry; what is out goes as it was claimed.
-    The rows are locked as they are read, so a claim either came first (its lease is seen here) or skips
-    them until the caller's transaction ends."""
+    the first was sending it). Its new variables are kept for a retry, and its new due time in ``rescheduled_to``:
+    a retry or a deferral that worker settles goes no earlier (found in review: the worker's retry time replaced
+    it, and the message went out hours early). What is out goes as it was claimed. The rows are locked as they
+    are read, so a claim either came first (its lease is seen here) or skips them until the caller's transaction
+    ends."""
     for request in requests:
         if request.cause not in CAUSES:
             raise ValueError(f"unknown cause {request.cause!r}")
@@ -392,10 +394,11 @@ async def schedule_many(institution_id: uuid.UUID, requests: list[Request]) -> l
         elif verdict.defer_to is not None:
             row.due_at = verdict.defer_to
         if row.leased_until is not None:  # out with a worker: not before its lease ends (a settled one has none)
+            row.rescheduled_to = row.due_at  # ...and a retry of that worker's not before the cause's time
             row.due_at = max(row.due_at, row.leased_until)
         await Communication.filter(id=row.id, status="queued").update(
             due_at=row.due_at, variables=row.variables, status=row.status, refusal=row.refusal,
-            settled_at=row.settled_at)
+            settled_at=row.settled_at, rescheduled_to=row.rescheduled_to)
     return [rows[r.key] for r in requests]
 
 
@@ -692,7 +695,8 @@ async def _write_sent(work: Batch, answered: list[tuple[Communication, AuditReco
     outcome, and only the disclosure, which happened all the same, is kept."""
     async with in_transaction():
         for row, _ in answered:
-            await work.claimed(row).update(**{c: getattr(row, c) for c in _SETTLED_COLUMNS}, leased_until=None)
+            await work.claimed(row).update(**{c: getattr(row, c) for c in _SETTLED_COLUMNS}, leased_until=None,
+                                           rescheduled_to=None)
             work.recorded.add(row.id)
         await writer.append([disclosure for _, disclosure in answered])
 
@@ -702,12 +706,28 @@ async def _settle(work: Batch) -> None:
     a row still queued and as claimed, so a message cancelled while its batch was out stays cancelled (found in
     review: a campaign cancelled during a slow send went back to the queue on a timeout and was sent on the next
     run), and a worker whose lease ran out writes nothing over the outcome of the worker that took the row over
-    (found in review)."""
+    (found in review). A retry or a deferral goes no earlier than the due time its cause set while the row was out
+    (found in review: the backoff's minute replaced the cause's later time)."""
     async with in_transaction():
-        for row in work.rows:
-            if row.id not in work.recorded:
-                await work.claimed(row).filter(status="queued").update(
-                    **{c: getattr(row, c) for c in _SETTLED_COLUMNS}, leased_until=None)
+        rescheduled = await _rescheduled([row for row in work.rows if row.id not in work.recorded])
+        for row in sorted(work.rows, key=lambda r: r.id):  # in the order _rescheduled locked them
+            if row.id in work.recorded:
+                continue
+            if row.status == "queued" and row.id in rescheduled:  # a retry, or deferred past the quiet hours
+                row.due_at = max(row.due_at, rescheduled[row.id])
+            await work.claimed(row).filter(status="queued").update(
+                **{c: getattr(row, c) for c in _SETTLED_COLUMNS}, leased_until=None, rescheduled_to=None)
+
+
+async def _rescheduled(rows: list[Communication]) -> dict[uuid.UUID, datetime]:
+    """The due times the rows' causes set while they were out (``rescheduled_to``), read with the rows locked in the
+    order of their ids, as ``schedule_many`` locks them: a cause scheduled again waits for the settle or comes wholly
+    before it (one statement)."""
+    if not rows:
+        return {}
+    found = await Communication.filter(id__in=[row.id for row in rows]).order_by("id").select_for_update() \
+        .values_list("id", "rescheduled_to")
+    return {uuid.UUID(str(row_id)): at for row_id, at in found if at is not None}
 
 
 def _address(row: Communication, facts: Facts, keys: InstitutionKeys, channel: str) -> str:

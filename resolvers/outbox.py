@@ -14,7 +14,9 @@ its unique key per cause means scheduling the same cause twice never sends twice
   whose batch outlasted the lease neither sends a row taken over nor writes over its newer outcome.
   Such a model keeps the lease's end in ``leased_until`` as well (cleared when the row is settled), so that
   whoever moves a claimed row's ``due_at`` (its cause scheduled again) can leave the lease whole: a lease ended
-  early is a row another worker claims and sends while the first is still sending it.
+  early is a row another worker claims and sends while the first is still sending it. Nothing the worker writes
+  meanwhile brings such a move forward: ``hold`` keeps a later ``due_at``, and the settle a later due time its
+  cause set (the message outbox keeps it in ``rescheduled_to``).
 ``SKIP LOCKED`` on PostgreSQL lets several workers share the work; SQLite has one writer anyway.
 """
 
@@ -64,8 +66,16 @@ async def claim_batch(model: type[M], pending: QuerySet[M], moment: datetime, *,
 async def hold(pending: QuerySet[M], row: M, attempts: int, until: datetime) -> bool:
     """Renew the lease of one claimed row up to ``until``, just before it is handed over; False when it is no
     longer this worker's: another worker claimed it since (its attempts moved on) or it is no longer pending
-    (cancelled meanwhile). The lease then covers the hand-over itself, however long the batch has been out."""
-    return await pending.filter(pk=row.pk, attempts=attempts).update(due_at=until, leased_until=until) == 1
+    (cancelled meanwhile). The lease then covers the hand-over itself, however long the batch has been out. Its
+    ``due_at`` moves to ``until`` only if that is later: its cause may have set a later one meanwhile (found in
+    review: the renewal brought it forward, and a worker dying during the hand-over left it to go when the lease
+    ended)."""
+    async with in_transaction():
+        ours = pending.filter(pk=row.pk, attempts=attempts)
+        if await ours.update(leased_until=until) != 1:
+            return False
+        await ours.filter(due_at__lt=until).update(due_at=until)
+    return True
 
 
 def backoff(attempts: int, *, first: timedelta, factor: float = 1.0, at_most: timedelta | None = None) -> timedelta:

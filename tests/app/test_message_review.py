@@ -3,12 +3,14 @@ the outbox as its worker runs it: a withdrawal survives a merge of the files, a 
 messages wait, a cancelled message stays cancelled when its batch fails, staff read no working unsubscribe link on
 the log, a portal message discloses no address, a batch slower than its lease sends no message twice nor settles
 over another worker's outcome, a delivery report that comes before its batch settles is applied, a cause scheduled
-again while its message is out leaves the lease whole, and a hand-over ends within its deadline whatever the gateway
-does."""
+again while its message is out leaves the lease whole, a hand-over ends within its deadline whatever the gateway
+does, and a failed hand-over's retry goes no earlier than its cause said meanwhile (nor brings back a message cancelled
+meanwhile)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import uuid
 from collections import Counter
@@ -29,9 +31,13 @@ from app.senders import WebhookSender
 from core.messages import Outgoing, SendFailed
 from models import AuditEvent, Communication, Patient
 from models.fields import tags_from_db
+from resolvers import appointment as appointments
 from resolvers import campaign as campaigns
 from resolvers import communication
+from resolvers import schedule as schedules
 from resolvers.context import Services
+from tests.api.test_appointments import BOOK, RESCHEDULE, booking, make_schedule
+from tests.api.test_appointments import CANCEL as APPOINTMENT_CANCEL
 from tests.app.conftest import serve
 from tests.app.test_message_hooks import GATEWAY_SET, callback, set_gateway, signed
 from tests.app.test_message_outbox import queue, reachable
@@ -527,3 +533,211 @@ def test_a_hand_over_ends_well_within_its_lease() -> None:
     webhook = WebhookSender()
     longest = webhook.tries * TIMEOUT_MS[1] / 1000 + sum(webhook.backoff * 2 ** n for n in range(webhook.tries - 1))
     assert timedelta(seconds=longest) < communication.HAND_OVER
+
+
+# -- 12. a failed hand-over's retry brings forward the due time its cause set while the message was out ------------
+
+
+class Failing:
+    """An SMS gateway on a real port that is down: it holds each request until ``release`` is set and then answers
+    503 (a transient failure: the sender tries again, then the outbox retries later)."""
+
+    def __init__(self) -> None:
+        self.tries, self.arrived, self.release = 0, asyncio.Event(), asyncio.Event()
+
+    async def endpoint(self, request: Request) -> Response:
+        self.tries += 1
+        self.arrived.set()
+        await self.release.wait()
+        return Response(status_code=503)
+
+
+@contextlib.asynccontextmanager
+async def failing_gateway(tenant: Tenant) -> Any:
+    """The tenant's SMS gateway is ``Failing``, reached by the real sender; yields (gateway, senders): the real sender
+    for SMS, a ``Recorder`` (``senders["email"]``) for the other channels."""
+    gateway = Failing()
+    async with serve(Starlette(routes=[Route("/send", gateway.endpoint, methods=["POST"])])) as ws_url:
+        url = ws_url.replace("ws://", "http://").removesuffix("/graphql") + "/send"
+        ok(await tenant.call("admin", GATEWAY_SET, input={"channel": "SMS", "url": url, "secret": "s" * 32,
+                                                          "timeoutMs": 10_000}), "messageGatewaySet")
+        sender = WebhookSender(backoff=0.01)
+        try:
+            yield gateway, {**all_channels(Recorder()), "sms": sender}
+        finally:
+            gateway.release.set()
+            await sender.aclose()
+
+
+def sent_ids(recorder: Recorder) -> list[uuid.UUID]:
+    return [m.communication_id for m in recorder.sent]
+
+
+async def flush(services: Services) -> None:
+    """What the shared outbox holds due by now (other tests' retries) is sent, so that a batch below is this test's."""
+    await communication.deliver_due(services, all_channels(Recorder()))
+
+
+async def test_a_failed_hand_over_is_retried_no_earlier_than_its_cause_moved_it_meanwhile(
+        tenant: Tenant, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker hands a reminder to the gateway, which is down; while it is out the cause moves it three hours later
+    (scheduled again, new variables). The retry goes then, not at the backoff's minute: the worker's retry time used
+    to replace the cause's, and the reminder went out a minute later, hours early, with what the cause had said."""
+    clock = Clock(local(date(1990, 3, 19), time(10)))  # before anything else in the shared outbox
+    monkeypatch.setattr(communication, "_now", clock)
+    pid = await reachable(tenant)
+    await flush(services)
+    async with failing_gateway(tenant) as (gateway, senders):
+        message = await queue(tenant, pid, due_at=clock.now)
+        worker = asyncio.create_task(communication.deliver_due(services, senders))
+        await asyncio.wait_for(gateway.arrived.wait(), 10)
+
+        later = clock.now + timedelta(hours=3)
+        async with in_transaction():  # the cause, scheduled again while its message is out: three hours later
+            await communication.schedule(tenant.id, key=message.key, cause=message.cause, patient_id=pid,
+                                         due_at=later, variables={"patient_name": "Li Na", "time": "13:00"})
+        gateway.release.set()
+        await asyncio.wait_for(worker, 10)
+
+    stored = await Communication.get(id=message.id)
+    assert (stored.status, stored.last_error, stored.attempts) == ("queued", "http_503", 1)
+    assert stored.due_at == later, f"retried at {stored.due_at - clock.now} instead of in 3:00:00, as its cause said"
+    assert (stored.leased_until, stored.rescheduled_to) == (None, None)
+    recorder = Recorder()
+    clock.now += communication.RETRY_FIRST * 2
+    await communication.deliver_due(services, all_channels(recorder))
+    assert message.id not in sent_ids(recorder), "the retry went out before the time its cause set"
+    clock.now = later
+    await communication.deliver_due(services, all_channels(recorder))
+    [retried] = [m for m in recorder.sent if m.communication_id == message.id]
+    assert "13:00" in retried.body  # what the cause said last
+
+
+async def test_a_failed_hand_over_keeps_its_backoff_when_its_cause_said_sooner(
+        tenant: Tenant, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The twin: the cause scheduled again while the message was out, for now (sooner than the backoff): the retry
+    waits for the backoff as any failed hand-over (the gateway was just down), not earlier."""
+    clock = Clock(local(date(1990, 3, 20), time(10)))
+    monkeypatch.setattr(communication, "_now", clock)
+    pid = await reachable(tenant)
+    await flush(services)
+    async with failing_gateway(tenant) as (gateway, senders):
+        message = await queue(tenant, pid, due_at=clock.now)
+        worker = asyncio.create_task(communication.deliver_due(services, senders))
+        await asyncio.wait_for(gateway.arrived.wait(), 10)
+        async with in_transaction():
+            await communication.schedule(tenant.id, key=message.key, cause=message.cause, patient_id=pid,
+                                         due_at=clock.now + timedelta(seconds=20), variables={"patient_name": "Li"})
+        gateway.release.set()
+        await asyncio.wait_for(worker, 10)
+
+    stored = await Communication.get(id=message.id)
+    assert (stored.status, stored.due_at) == ("queued", clock.now + communication.RETRY_FIRST)
+    clock.now = stored.due_at
+    await flush(services)  # sent: nothing of it is left for the next test
+
+
+async def test_a_renewed_lease_keeps_the_later_due_time_its_cause_set(
+        tenant: Tenant, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lease renewed just before a hand-over (the batch out for more than half its lease) set the due time to the
+    new lease's end, over the later one the cause had set meanwhile: a worker that died during that hand-over left the
+    message to go again when the lease ended, hours before its time. The renewed lease moves the due time no earlier."""
+    monkeypatch.setattr(communication, "SEND_AT_ONCE", 1)  # the second message waits for the first's hand-over
+    clock = Clock(local(date(1990, 3, 21), time(10)))
+    started = clock.now
+    monkeypatch.setattr(communication, "_now", clock)
+    pid = await reachable(tenant)
+    await flush(services)
+    first, second = await queue(tenant, pid, due_at=started), await queue(tenant, pid, due_at=started)
+    gateway = Held()
+    worker = asyncio.create_task(communication.deliver_due(services, all_channels(gateway)))
+    await gateway.handed_over(1)
+    [waiting] = [m for m in (first, second) if m.id not in gateway.handed]
+    later = started + timedelta(hours=3)
+    await queue(tenant, pid, key=waiting.key, due_at=later)  # its cause: three hours later
+    clock.now = started + timedelta(minutes=3)  # past half the lease: the next hand-over renews it
+    gateway.answer()
+    await gateway.handed_over(2)  # the waiting one is out, on a renewed lease...
+    worker.cancel()  # ...and its worker dies
+    with contextlib.suppress(asyncio.CancelledError):
+        await worker
+
+    stored = await Communication.get(id=waiting.id)
+    assert (stored.status, stored.leased_until) == ("queued", clock.now + communication.LEASE)
+    assert stored.due_at == later, "the renewed lease brought the message forward"
+    clock.now += communication.LEASE + timedelta(minutes=1)  # the renewed lease is over
+    recorder = Recorder()
+    await communication.deliver_due(services, all_channels(recorder))
+    assert waiting.id not in sent_ids(recorder), "sent again before the time its cause set"
+    clock.now = later
+    await communication.deliver_due(services, all_channels(recorder))
+    assert sent_ids(recorder).count(waiting.id) == 1
+
+
+# -- the opposite: a message cancelled while out stays cancelled when its hand-over fails -------------------------
+
+
+@pytest.fixture
+def clinic_clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """One clock for the appointments, the schedules and the outbox (the bookings below are in March 2000)."""
+    clock = Clock(local(date(2000, 3, 22), time(9)))
+    for module in (appointments, schedules, communication):
+        monkeypatch.setattr(module, "_now", clock)
+    return clock
+
+
+async def test_an_appointment_cancelled_while_its_reminder_is_out_stays_cancelled_when_the_send_fails(
+        tenant: Tenant, services: Services, clinic_clock: Clock) -> None:
+    clock = clinic_clock
+    await flush(services)
+    async with failing_gateway(tenant) as (gateway, senders):
+        pid = await reachable(tenant)
+        schedule = await make_schedule(tenant)
+        start = clock.now + timedelta(days=1, hours=1)  # tomorrow 10:00
+        booked = ok(await tenant.call("front_desk", BOOK, input=booking(schedule, pid, start.isoformat())),
+                    "appointmentBook")
+        await communication.deliver_due(services, all_channels(Recorder()))  # its confirmation
+        clock.now = start - timedelta(hours=24)  # its reminder is due
+        worker = asyncio.create_task(communication.deliver_due(services, senders))
+        await asyncio.wait_for(gateway.arrived.wait(), 10)
+        ok(await tenant.call("front_desk", APPOINTMENT_CANCEL, id=booked["id"], reason="PATIENT"), "appointmentCancel")
+        gateway.release.set()  # the gateway was down: the reminder's hand-over failed
+        await asyncio.wait_for(worker, 10)
+
+    reminder = await Communication.get(institution_id=tenant.id, key=f"appointment:{booked['id']}:reminder")
+    assert (reminder.status, reminder.attempts) == ("cancelled", 1)
+    recorder = Recorder()
+    clock.now += timedelta(hours=3)
+    await communication.deliver_due(services, all_channels(recorder))
+    assert reminder.id not in sent_ids(recorder) and (await Communication.get(id=reminder.id)).status == "cancelled"
+
+
+async def test_an_appointment_moved_while_its_reminder_is_out_reminds_of_the_new_slot_only(
+        tenant: Tenant, services: Services, clinic_clock: Clock) -> None:
+    """Moving an appointment cancels the old one and its reminder, and books a new one with its own: the old reminder,
+    out when the appointment moved and failed, stays cancelled; the new one goes at its time, once."""
+    clock = clinic_clock
+    clock.now += timedelta(days=2)
+    await flush(services)
+    async with failing_gateway(tenant) as (gateway, senders):
+        pid = await reachable(tenant)
+        schedule = await make_schedule(tenant)
+        start = clock.now + timedelta(days=1, hours=1)
+        booked = ok(await tenant.call("front_desk", BOOK, input=booking(schedule, pid, start.isoformat())),
+                    "appointmentBook")
+        await communication.deliver_due(services, all_channels(Recorder()))
+        clock.now = start - timedelta(hours=24)
+        worker = asyncio.create_task(communication.deliver_due(services, senders))
+        await asyncio.wait_for(gateway.arrived.wait(), 10)
+        moved = ok(await tenant.call("front_desk", RESCHEDULE, id=booked["id"], version=booked["version"],
+                                     slotStart=(start + timedelta(days=1)).isoformat()), "appointmentReschedule")
+        gateway.release.set()
+        await asyncio.wait_for(worker, 10)
+
+    old = await Communication.get(institution_id=tenant.id, key=f"appointment:{booked['id']}:reminder")
+    new = await Communication.get(institution_id=tenant.id, key=f"appointment:{moved['id']}:reminder")
+    assert (old.status, new.status, new.due_at) == ("cancelled", "queued", start)
+    recorder = Recorder()
+    clock.now = start
+    await communication.deliver_due(services, all_channels(recorder))
+    assert (sent_ids(recorder).count(old.id), sent_ids(recorder).count(new.id)) == (0, 1)
