@@ -11,7 +11,9 @@ rest of the batch: retried with backoff, failed, refused or deferred past the qu
 
 Decided where the issue is silent:
 - quiet hours are the institution's local time (a patient has no zone of their own); a message falling
-  into them is never refused but deferred to their end, care messages and greetings alike;
+  into them is never refused but deferred to their end, care messages and greetings alike; on the days the clocks
+  change they run from the first time the clocks show their start to the first time after that they show their
+  end (``Quiet``);
 - the frequency cap counts a patient's non-care messages queued or sent within ``non_care_cap_days``
   either side of the new one when scheduling, and those actually sent in the last ``non_care_cap_days``
   when sending;
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import hmac
 import logging
@@ -33,7 +36,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -130,27 +133,59 @@ class Recipient:
 
 @dataclass(frozen=True)
 class Quiet:
-    """No messages between ``start`` and ``end``, local time in the institution's zone."""
+    """No messages between ``start`` and ``end``, local time in the institution's zone.
+
+    The quiet hours begin the first time the clocks show ``start`` and end the first time after that they show
+    ``end``, as an alarm set for those times rings: a time the clocks show twice (the hour repeated when daylight
+    saving ends) counts at its first showing, and one they skip (the hour lost when it begins) when they jump past
+    it. So a night's quiet hours are one span of time (found in review: read as clock times, quiet hours starting
+    at 02:30 let messages go in the repeated 02:00-02:30 after they had begun, and those ending at 02:30 deferred a
+    message of the repeated half hour to the first 02:30, already past, and the outbox claimed it again without end;
+    ending at a skipped 02:30 they held messages until 03:30, half an hour after the clocks had passed it)."""
 
     start: time
     end: time
     zone: ZoneInfo
 
     def covers(self, moment: datetime) -> bool:
-        local = moment.astimezone(self.zone).time()
-        if self.start == self.end:
-            return False
-        if self.start < self.end:
-            return self.start <= local < self.end
-        return local >= self.start or local < self.end
+        return self.ending(moment) is not None
 
     def end_after(self, moment: datetime) -> datetime:
-        """The first end of the quiet hours after ``moment``."""
-        local = moment.astimezone(self.zone)
-        end = datetime.combine(local.date(), self.end, tzinfo=self.zone)
-        if end <= local:
-            end = datetime.combine(local.date() + timedelta(days=1), self.end, tzinfo=self.zone)
-        return end.astimezone(UTC)
+        """The end of the quiet hours under way at ``moment`` (``moment`` itself when none are)."""
+        return self.ending(moment) or moment
+
+    def ending(self, moment: datetime) -> datetime | None:
+        """When the quiet hours under way at ``moment`` end (UTC), or None when none are: those that began the day
+        before (over midnight) or that day."""
+        if self.start == self.end:
+            return None
+        day = moment.astimezone(self.zone).date()
+        for began in (day - timedelta(days=1), day):
+            ends_on = began + timedelta(days=1) if self.end < self.start else began
+            begins, ends = reached(began, self.start, self.zone), reached(ends_on, self.end, self.zone)
+            if begins <= moment < ends:
+                return ends
+        return None
+
+
+@functools.lru_cache(maxsize=4096)  # a batch asks the same few days of the same zones, thousands of times
+def reached(day: date, at: time, zone: ZoneInfo) -> datetime:
+    """The moment (UTC) the clocks in ``zone`` first show ``at`` on ``day``, or a later time if they skip it: a time
+    shown twice, at its first showing (fold 0); a time skipped, when the clocks jump past it."""
+    first = datetime.combine(day, at, tzinfo=zone)
+    if first.astimezone(UTC).astimezone(zone).replace(tzinfo=None) == first.replace(tzinfo=None):
+        return first.astimezone(UTC)
+    # Skipped: read with the offset after the jump (fold 1) it names a moment before the jump, with the offset before
+    # it (fold 0) one after (PEP 495); the jump is the first second between them that has the later offset.
+    before, after = int(first.replace(fold=1).timestamp()), int(first.timestamp())
+    offset = datetime.fromtimestamp(after, zone).utcoffset()
+    while after - before > 1:
+        middle = (before + after) // 2
+        if datetime.fromtimestamp(middle, zone).utcoffset() == offset:
+            after = middle
+        else:
+            before = middle
+    return datetime.fromtimestamp(after, UTC)
 
 
 @dataclass(frozen=True)
