@@ -20,7 +20,8 @@ nothing is written by hand but the arithmetic around them:
 - small cells (``suppress``): primary and complementary (secondary) cell suppression among the parts of one
   total, as statistical agencies do it: a part with fewer than the minimum is hidden, and while the hidden
   parts of a shown total hold some but fewer than the minimum between them (what the total minus the shown
-  parts would give away), the smallest shown part is hidden too.
+  parts would give away), the smallest shown part is hidden too. Where the parts' counts are not all told
+  (``untold``: an anonymous questionnaire's), no hidden part stands alone either.
 
 Effects and differences are B minus A: positive when group B is higher.
 """
@@ -197,7 +198,7 @@ def p_chart(samples: Sequence[tuple[int, int]]) -> PChart:
 
 
 def suppress(counts: Mapping[K, int], least: int, hidden: Set[K] = frozenset(),
-             order: Callable[[K], Any] = str) -> dict[K, str]:
+             order: Callable[[K], Any] = str, untold: Set[K] | None = None) -> dict[K, str]:
     """Primary and complementary suppression among the parts of one total: what each part is (SHOWN, TOO_FEW,
     PROTECTS), given the responses behind each part (``counts``), the minimum (``least``), and the parts
     hidden already for another reason (``hidden``: TOO_FEW when below the minimum, PROTECTS otherwise).
@@ -208,17 +209,34 @@ def suppress(counts: Mapping[K, int], least: int, hidden: Set[K] = frozenset(),
     them away), the smallest shown part holding any (ties in ``order``) is hidden as well. So what can be
     worked back by subtraction, the hidden parts together, holds none or at least ``least``; a part holding
     none adds nothing and is never hidden to protect another.
+
+    ``untold`` (None: the rule above alone) names the parts whose count is not told where they are hidden (an
+    anonymous questionnaire's hidden rows): such a part may hold answers even at 0. Then, too, while one hidden
+    part alone may hold answers (the total minus the shown parts is that part's figure, a count of 0 included),
+    or the hidden parts that may hold answers hold fewer than ``least`` (0 included: "none of them"), the next
+    smallest shown part is hidden, one holding more than ``least`` first: PROTECTS says "at least ``least``", so
+    beside small parts holding none, protectors holding exactly that would tell that they hold none.
     """
     small = {key for key, n in counts.items() if n < least}
     if sum(counts.values()) < least:
         return dict.fromkeys(counts, TOO_FEW)
     concealed = small | {key for key in hidden if key in counts}
-    residual = sum(counts[key] for key in concealed)
-    if 0 < residual < least:
-        for key in sorted((k for k in counts if k not in concealed and counts[k] > 0),
-                          key=lambda k: (counts[k], order(k))):
-            concealed.add(key)
-            residual += counts[key]
-            if residual >= least:
-                break
+    # untold, a part of exactly the minimum protects last: PROTECTS says "at least the minimum", so beside small parts
+    # holding none it would tell that they hold none (the hidden total minus the minimum would be 0)
+    spare = iter(sorted((k for k in counts if k not in concealed and counts[k] > 0),
+                        key=lambda k: (untold is not None and counts[k] <= least, counts[k], order(k))))
+    while _worked_back(counts, concealed, least, untold):
+        key = next(spare, None)
+        if key is None:  # every part hidden: the total is the only figure left
+            break
+        concealed.add(key)
     return {key: TOO_FEW if key in small else PROTECTS if key in concealed else SHOWN for key in counts}
+
+
+def _worked_back(counts: Mapping[K, int], concealed: Set[K], least: int, untold: Set[K] | None) -> bool:
+    """Whether the total minus the shown parts gives a hidden part's figure, or fewer than ``least`` answers."""
+    residual = sum(counts[key] for key in concealed)
+    if untold is None:
+        return 0 < residual < least
+    holding = [key for key in concealed if counts[key] > 0 or key in untold]
+    return len(holding) == 1 or (len(holding) > 1 and residual < least)

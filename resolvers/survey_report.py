@@ -25,9 +25,15 @@ Definitions:
     responses between them (what the department minus the shown clinicians would give away), the next
     smallest clinician is hidden too (status PROTECTS_SMALL_CELL), until the hidden ones hold at least
     min_cell. The same for every figure on its own, with its own count (the score's scored responses, an
-    item's answers): the hidden parts of a shown figure hold none or at least min_cell. Which cells are
+    item's answers): the hidden parts of a shown figure hold none or at least min_cell. For an anonymous
+    version, whose hidden rows' counts are told nowhere, no hidden clinician stands alone either, and the
+    hidden ones hold at least min_cell even where they might hold none (found in review: the department
+    minus the shown clinicians was the one hidden clinician's 0, none of their invited patients answered);
+    a clinician of more than min_cell protects first (PROTECTS says "at least min_cell": beside cells of
+    none, one of exactly min_cell would tell they hold none). Which cells are
     hidden depends on the data only, never on who asks or how (a clinician asked for alone is hidden
-    exactly as in the breakdown: their colleagues are read to decide);
+    exactly as in the breakdown: their colleagues are read to decide, and for an anonymous version those
+    with invitations only);
   * the control chart (every version, one or all departments) and the comparisons' groups (every
     version, months added up, a department or all, a clinician or all) count only the cells the report
     shows for that figure: a hidden cell's responses are left out (``withheld`` says how many), so a sum
@@ -64,7 +70,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any, NamedTuple, TypeVar
@@ -269,7 +275,7 @@ async def report(ctx: Context, key: uuid.UUID, department_id: uuid.UUID | None, 
     by_id = {v.questionnaire_id: v for v in versions}
     measures = {cell: _measures(responses.get(cell, {}), by_id[cell[0]], cell, answering,
                                 invited.get(cell, NOT_INVITED)) for cell in set(responses) | set(invited)}
-    statuses = _statuses(measures, per_clinician, settings.min_cell)
+    statuses = _statuses(measures, per_clinician, settings.min_cell, set(everyone.anonymous))
     asked = {cell for cell in measures if clinician_id is None or cell[3] == clinician_id}
     cells = sorted(asked, key=lambda c: (c[2], by_id[c[0]].version, str(c[1] or ""), str(c[3] or "")))
     rows = [_row(cell, by_id[cell[0]], invited.get(cell, NOT_INVITED), responses.get(cell), values, answering,
@@ -293,12 +299,16 @@ async def compare(ctx: Context, key: uuid.UUID, item_link_id: str | None, a: Gro
     _apart(reach, a, b, months)
     settings = await _settings(ctx)
     scopes = [await _scope(ctx, versions, _departments(reach, g.department_id), g.clinician_id) for g in (a, b)]
+    # a clinician's cells are decided among their colleagues' as the report decides them, invited ones included
+    edges = [await _month_edges(ctx, m) if g.clinician_id is not None and _any_anonymous(versions) else []
+             for g, m in zip((a, b), months, strict=True)]
     if item_link_id is None:
-        samples = [await _score_sums(scope, m, settings.min_cell) for scope, m in zip(scopes, months, strict=True)]
+        samples = [await _score_sums(scope, m, e, settings.min_cell)
+                   for scope, m, e in zip(scopes, months, edges, strict=True)]
         found = _welch(samples, alpha)
     else:
-        counts = [await _item_counts(scope, m, item_link_id, settings.min_cell)
-                  for scope, m in zip(scopes, months, strict=True)]
+        counts = [await _item_counts(scope, m, e, item_link_id, settings.min_cell)
+                  for scope, m, e in zip(scopes, months, edges, strict=True)]
         found = _mann_whitney(item_link_id, counts, alpha)
     _note(ctx, a.department_id, b.department_id)
     if _any_anonymous(versions):
@@ -630,10 +640,11 @@ def _keys(per_clinician: bool, clinician: str = "clinician_id") -> list[str]:
     return ["questionnaire_id", "department_id", "month", *([clinician] if per_clinician else [])]
 
 
-async def _score_sums(scope: _Scope, months: list[str], least: int) -> tuple[int, float, float, int]:
+async def _score_sums(scope: _Scope, months: list[str], edges: list[tuple[str, datetime, datetime]],
+                      least: int) -> tuple[int, float, float, int]:
     """(n, sum, sum of squares) of the scores of one comparison group over the cells the report shows for the
     score, and the responses left out (in cells it hides). A clinician's cells are decided with their
-    colleagues', read here too."""
+    colleagues', read here too (and, for an anonymous version, their cells with invitations only: ``_invited``)."""
     if scope.departments == []:
         return 0, 0.0, 0.0, 0
     per_clinician = scope.clinician_id is not None
@@ -644,8 +655,10 @@ async def _score_sums(scope: _Scope, months: list[str], least: int) -> tuple[int
         squares=Sum(F("score") * F("score"))).group_by(*keys).values(*keys, "responses", "scored", "total",
                                                                         "squares")
     cells = {_cell(r, "clinician_id" if per_clinician else None): r for r in rows}
-    statuses = _statuses({c: {ROW: int(r["responses"]), "score": int(r["scored"])} for c, r in cells.items()},
-                         per_clinician, least)
+    parts = {c: {ROW: int(r["responses"]), "score": int(r["scored"])} for c, r in cells.items()}
+    for cell in await _invited(scope, edges):
+        parts.setdefault(cell, {ROW: 0, "score": 0})
+    statuses = _statuses(parts, per_clinician, least, set(scope.anonymous))
     n, total, squares, withheld = 0, 0.0, 0.0, 0
     for cell, r in cells.items():
         if per_clinician and cell[3] != scope.clinician_id:
@@ -658,7 +671,8 @@ async def _score_sums(scope: _Scope, months: list[str], least: int) -> tuple[int
     return n, total, squares, withheld
 
 
-async def _item_counts(scope: _Scope, months: list[str], link_id: str, least: int) -> tuple[dict[float, int], int]:
+async def _item_counts(scope: _Scope, months: list[str], edges: list[tuple[str, datetime, datetime]], link_id: str,
+                       least: int) -> tuple[dict[float, int], int]:
     """Answers per value of one numeric item in one comparison group over the cells the report shows for the
     item, and the responses left out (in cells it hides)."""
     if scope.departments == []:
@@ -679,8 +693,10 @@ async def _item_counts(scope: _Scope, months: list[str], link_id: str, least: in
     for r in answers:
         values[_cell(r, who)][float(r["number"])] = int(r["n"])
     responses = {_cell(r, "clinician_id" if per_clinician else None): int(r["responses"]) for r in rows}
-    statuses = _statuses({c: {ROW: n, "item": sum(values.get(c, {}).values())} for c, n in responses.items()},
-                         per_clinician, least)
+    parts = {c: {ROW: n, "item": sum(values.get(c, {}).values())} for c, n in responses.items()}
+    for cell in await _invited(scope, edges):
+        parts.setdefault(cell, {ROW: 0, "item": 0})
+    statuses = _statuses(parts, per_clinician, least, set(scope.anonymous))
     counts: dict[float, int] = defaultdict(int)
     withheld = 0
     for cell, n in responses.items():
@@ -695,6 +711,15 @@ async def _item_counts(scope: _Scope, months: list[str], link_id: str, least: in
     return dict(counts), withheld
 
 
+async def _invited(scope: _Scope, edges: list[tuple[str, datetime, datetime]]) -> set[Cell]:
+    """The clinician cells of a comparison group's department-months that had invitations (``edges``: the group's
+    months, given only for a clinician's group of a key with an anonymous version): parts the report decides
+    among too, a hidden one of no response included."""
+    if not edges or scope.clinician_id is None or not scope.anonymous:
+        return set()
+    return set(await _invitations(replace(scope, clinician_id=None), edges, True))
+
+
 async def _verdicts(scope: _Scope, months: list[str], least: int) -> dict[str, tuple[int, int, int]]:
     """(judged, satisfied, withheld) per month, every version together, over the cells (version and department)
     the report shows the share satisfied of; withheld: the responses of the cells it hides."""
@@ -707,7 +732,7 @@ async def _verdicts(scope: _Scope, months: list[str], least: int) -> dict[str, t
     ).group_by(*keys).values(*keys, "responses", "judged", "satisfied_n")
     cells = {_cell(r, None): r for r in rows}
     statuses = _statuses({c: {ROW: int(r["responses"]), "satisfied": int(r["judged"])} for c, r in cells.items()},
-                         False, least)
+                         False, least, set(scope.anonymous))  # cells alone: nothing to decide among
     found: dict[str, tuple[int, int, int]] = {}
     for cell, r in cells.items():
         judged, satisfied, withheld = found.get(cell[2], (0, 0, 0))
@@ -740,26 +765,32 @@ def _measures(sums: Mapping[str, Any], version: Version, cell: Cell,
     return found
 
 
-def _statuses(counts: Mapping[Cell, Mapping[str, int]], per_clinician: bool,
-              least: int) -> dict[Cell, dict[str, str]]:
+def _statuses(counts: Mapping[Cell, Mapping[str, int]], per_clinician: bool, least: int,
+              anonymous: Set[uuid.UUID] = frozenset()) -> dict[Cell, dict[str, str]]:
     """What each figure of each cell is (SHOWN, TOO_FEW, PROTECTS), from the responses behind it alone.
 
     Without clinicians a cell stands alone: its figures are shown from ``least`` responses (and the row's).
     With clinicians the cells of one version, department and month are the parts of the department's cell,
     which the report also shows: first the rows (by their responses), then each figure (by its own count,
     a hidden row hiding its figures) are suppressed among them (``statistics.suppress``), so that the
-    department's figure minus the shown clinicians' never gives fewer than ``least`` hidden answers."""
+    department's figure minus the shown clinicians' never gives fewer than ``least`` hidden answers. For an
+    ``anonymous`` version, whose hidden rows' counts are told nowhere, no hidden clinician stands alone either
+    (found in review: the department's count minus the shown clinicians' was the one hidden clinician's, 0: none
+    of their invited patients answered): the untold counts are a hidden row's responses and its figures' counts;
+    invitation counts are not secret (staff read the invitations), only what was answered."""
     parents: dict[tuple[Any, ...], list[Cell]] = defaultdict(list)
     for cell in counts:
         parents[cell[:3] if per_clinician else cell].append(cell)
     found: dict[Cell, dict[str, str]] = {cell: {} for cell in counts}
     for parts in parents.values():
-        rows = statistics.suppress({c: counts[c][ROW] for c in parts}, least)
+        strict = parts[0][0] in anonymous
+        rows = statistics.suppress({c: counts[c][ROW] for c in parts}, least, untold=set(parts) if strict else None)
         hidden = {c for c in parts if rows[c] != SHOWN}
         for c in parts:
             found[c][ROW] = rows[c]
         for measure in dict.fromkeys(m for c in parts for m in counts[c] if m != ROW):
-            figures = statistics.suppress({c: counts[c].get(measure, 0) for c in parts}, least, hidden)
+            untold = (set() if measure == INVITED else hidden) if strict else None
+            figures = statistics.suppress({c: counts[c].get(measure, 0) for c in parts}, least, hidden, untold=untold)
             for c in parts:
                 found[c][measure] = figures[c]
     return found

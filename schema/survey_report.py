@@ -25,7 +25,8 @@ class FigureStatus(Enum):
     PROTECTS_SMALL_CELL = strawberry.enum_value(
         "protects_small_cell", description="Enough responses, but hidden with a cell beside it that has too few: "
                                            "otherwise the total (the department's figure) minus the shown cells "
-                                           "would give that cell away. The values are null.")
+                                           "would give that cell away (for an anonymous questionnaire, also its "
+                                           "count of none). The values are null.")
 
 
 @strawberry.enum(description="The test of a comparison.")

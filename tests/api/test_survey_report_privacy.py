@@ -33,9 +33,18 @@ import pytest
 
 from core import statistics
 from models import Questionnaire
-from tests.api.test_survey_reports import ALL_SATISFIED, CHART, COMPARE, NOVEMBER, REPORT, questionnaire, respond
+from tests.api.test_survey_reports import (
+    ALL_SATISFIED,
+    CHART,
+    COMPARE,
+    NOVEMBER,
+    REPORT,
+    invite,
+    questionnaire,
+    respond,
+)
 from tests.conftest import SqlCounter
-from tests.factories import Tenant
+from tests.factories import Tenant, make_patient
 
 T_975_6 = 2.4469118511449692  # Student's t, 97.5 % quantile, 6 degrees of freedom (tables: 2.447)
 LOW = [{"q1": 1, "q2": 1, "q3": "a", "q5": 2, "q6": 1, "q7": False},  # score 0
@@ -341,7 +350,163 @@ def test_suppression_among_the_parts_of_a_total(counts: dict[str, int], hidden: 
     assert statistics.suppress(dict(reversed(list(counts.items()))), 5, hidden) == expected
 
 
+EVERY = object()  # untold: every part (a row's responses)
+FEW, GUARD, SHOW = "too_few_responses", "protects_small_cell", "shown"
+
+
+@pytest.mark.parametrize(("counts", "hidden", "untold", "expected"), [
+    # a row of no response hidden alone: the total minus the shown parts is its 0; one holding more than 5 protects
+    ({"x": 0, "n": 6, "h": 7}, set(), EVERY, {"x": FEW, "n": GUARD, "h": SHOW}),
+    ({"x": 0, "n": 6, "h": 7}, set(), None, {"x": FEW, "n": SHOW, "h": SHOW}),  # identified: unchanged
+    # a part of exactly the minimum last: hidden with x, its "at least 5" would pin x's at 0
+    ({"x": 0, "n": 5, "h": 7}, set(), EVERY, {"x": FEW, "n": SHOW, "h": GUARD}),
+    ({"x": 1, "n": 5, "h": 7}, set(), EVERY, {"x": FEW, "n": SHOW, "h": GUARD}),
+    ({"x": 0, "n": 5}, set(), EVERY, {"x": FEW, "n": GUARD}),  # nothing else: the department is the doctor's
+    # two small parts holding the minimum between them: nothing more
+    ({"x": 2, "y": 3, "h": 7}, set(), EVERY, {"x": FEW, "y": FEW, "h": SHOW}),
+    # a figure: the hidden rows' counts are untold, two of them are enough ...
+    ({"x": 0, "n": 6, "h": 6}, {"x", "n"}, {"x", "n"}, {"x": FEW, "n": GUARD, "h": SHOW}),
+    # ... unless they hold none of it between them ("none of them answered it")
+    ({"x": 0, "n": 0, "h": 6, "f": 9}, {"x", "n"}, {"x", "n"}, {"x": FEW, "n": FEW, "h": GUARD, "f": SHOW}),
+    # a figure's count of 0 told in a shown row adds nothing to protect
+    ({"x": 0, "h": 6, "f": 9}, set(), set(), {"x": FEW, "h": SHOW, "f": SHOW}),
+    # invitations (told to staff by the invitation list): x invited none, so n's answered would come out alone
+    ({"x": 0, "n": 7, "h": 6, "f": 9}, {"x", "n"}, set(), {"x": FEW, "n": GUARD, "h": GUARD, "f": SHOW}),
+])
+def test_no_hidden_part_stands_alone_where_counts_are_untold(counts: dict[str, int], hidden: set[str], untold: Any,
+                                                            expected: dict[str, str]) -> None:
+    told = set(counts) if untold is EVERY else untold
+    assert statistics.suppress(counts, 5, hidden, untold=told) == expected
+    assert statistics.suppress(dict(reversed(list(counts.items()))), 5, hidden, untold=told) == expected
+
+
 def test_ties_are_broken_by_order() -> None:
     ids = sorted(uuid.uuid4() for _ in range(2))
     found = statistics.suppress({ids[1]: 5, ids[0]: 5, "x": 1}, 5, order=str)
     assert (found[ids[0]], found[ids[1]], found["x"]) == ("protects_small_cell", "shown", "too_few_responses")
+
+
+# -- an anonymous questionnaire: no hidden clinician stands alone ------------------------------------------------
+
+BREAKDOWN = """query($key: ID!, $dep: ID!, $clinician: ID, $by: Boolean! = false) {
+  surveyReport(questionnaireKey: $key, from: "2025-10", to: "2025-11", departmentId: $dep, clinicianId: $clinician,
+               byClinician: $by) {
+    minCell rows { clinicianId month invitedCount responseCount status score { status responses value } } }
+  surveyControlChart(questionnaireKey: $key, from: "2025-10", to: "2025-11", departmentId: $dep) {
+    centreLine points { month status responses withheldCount percentSatisfied } } }"""
+GROUP = """query($key: ID!, $a: SurveyGroupInput!) {
+  surveyComparison(questionnaireKey: $key, groupA: $a, groupB: {from: "2025-01", to: "2025-01"}) {
+    groupA { status responses withheldCount mean } } }"""
+NOVEMBER_ONLY = {"from": "2025-11", "to": "2025-11"}
+
+
+async def anonymous_questionnaire(tenant: Tenant, anonymous: bool = True) -> Questionnaire:
+    q = await questionnaire(tenant)
+    await Questionnaire.filter(id=q.id).update(anonymous=anonymous)
+    return q
+
+
+async def breakdown(tenant: Tenant, role: str, q: Questionnaire, month: str = "2025-11",
+                    **asked: Any) -> tuple[dict[str, Any], dict[str, dict[str, Any]], dict[str, Any]]:
+    """The department's row of ``month``, its clinicians' rows (by clinician id) and the chart, as ``role`` reads
+    them."""
+    dep = str(tenant.departments["A"].id)
+    alone = ok(await tenant.call(role, BREAKDOWN, key=str(q.key), dep=dep), "surveyReport")
+    [department] = [r for r in alone["rows"] if r["month"] == month]
+    reply = await tenant.call(role, BREAKDOWN, key=str(q.key), dep=dep, by=True, **asked)
+    report = ok(reply, "surveyReport")
+    rows = {r["clinicianId"]: r for r in report["rows"] if r["month"] == month}
+    return department, rows, reply.data["surveyControlChart"]
+
+
+def left_over(department: dict[str, Any], rows: dict[str, dict[str, Any]]) -> tuple[int, list[str]]:
+    """The attack: the department's responses minus its shown clinicians' (what the hidden ones hold together), and
+    the hidden clinicians it is shared by."""
+    shown = [r for r in rows.values() if r["status"] == "SHOWN"]
+    return (department["responseCount"] - sum(r["responseCount"] for r in shown),
+            sorted(c for c, r in rows.items() if r["status"] != "SHOWN"))
+
+
+async def test_an_anonymous_clinician_hidden_alone_is_worked_back_by_subtraction(tenant: Tenant) -> None:
+    """An anonymous questionnaire, November closed, department A: the doctor invited two patients, neither answered;
+    the nurse has five responses, the head seven, the front desk eight. By clinician the doctor's row was the only
+    one hidden (no response: too few), so the department's 20 minus the shown 5 + 7 + 8 gave the doctor's count, 0:
+    neither of the two patients the invitation list names answered, which is what the anonymous invitation's
+    'answered' is withheld for. (A hidden clinician holding 1 to 4 was already hidden with the next smallest: only
+    a count of 0 came out so, never a mean.) Now a hidden clinician never stands alone: another is hidden with the
+    doctor (PROTECTS_SMALL_CELL), and not the nurse, the next smallest: PROTECTS says "at least 5", so the 5 left
+    over would still pin the doctor at 0. The head is (7 left over: the doctor's 0, 1 or 2). The chart (the
+    department's cells) and a comparison group of the head count only what the report shows."""
+    q = await anonymous_questionnaire(tenant)
+    staff = tenant.staff_ids
+    patient = await make_patient(tenant)
+    for day in (3, 4):
+        await invite(tenant, q, patient, f"2025-11-{day:02d}T10:00:00+08:00", status="expired",
+                     clinician=staff["doctor"])
+    await respond(tenant, q, "2025-11", [ALL_SATISFIED] * 3 + [FAIR] * 2, clinician=staff["nurse"])
+    await respond(tenant, q, "2025-11", NOVEMBER[:5] + [ALL_SATISFIED] * 2, clinician=staff["department_head"])
+    await respond(tenant, q, "2025-11", [FAIR] * 6 + [ALL_SATISFIED] * 2, clinician=staff["front_desk"])
+    doctor, nurse, head, desk = (str(staff[r]) for r in ("doctor", "nurse", "department_head", "front_desk"))
+    for role in ("department_head", "admin"):
+        department, rows, chart = await breakdown(tenant, role, q)
+        assert (department["responseCount"], department["status"]) == (20, "SHOWN")
+        left, hidden = left_over(department, rows)
+        assert len(hidden) >= 2, f"the department minus the shown clinicians is {hidden}'s count: {left}"
+        assert {c: (r["status"], r["responseCount"]) for c, r in rows.items()} == {
+            doctor: ("TOO_FEW_RESPONSES", None), nurse: ("SHOWN", 5), head: ("PROTECTS_SMALL_CELL", None),
+            desk: ("SHOWN", 8)}
+        protecting = sum(r["status"] == "PROTECTS_SMALL_CELL" for r in rows.values())
+        assert left == 7 and left - 5 * protecting == 2  # the doctor's at most 2, and maybe 0: not told
+        assert rows[head]["score"] == {"status": "PROTECTS_SMALL_CELL", "responses": None, "value": None}
+        # the head asked about alone: hidden exactly as in the breakdown
+        _, asked, _ = await breakdown(tenant, role, q, clinician=head)
+        assert [(c, r["status"]) for c, r in asked.items()] == [(head, "PROTECTS_SMALL_CELL")]
+        # the chart is the department's cells: November's 20, with nothing withheld to tell
+        november = [p for p in chart["points"] if p["month"] == "2025-11"]
+        assert [(p["status"], p["responses"], p["withheldCount"]) for p in november] == [("SHOWN", 20, None)]
+        # a comparison group of the head counts what the report shows of the head: nothing; the nurse's, five
+        group = ok(await tenant.call(role, GROUP, key=str(q.key), a={**NOVEMBER_ONLY, "clinicianId": head}),
+                   "surveyComparison")["groupA"]
+        assert group == {"status": "TOO_FEW_RESPONSES", "responses": 0, "withheldCount": None, "mean": None}
+        shown = ok(await tenant.call(role, GROUP, key=str(q.key), a={**NOVEMBER_ONLY, "clinicianId": nurse}),
+                   "surveyComparison")["groupA"]
+        assert (shown["responses"], shown["mean"]) == (5, rows[nurse]["score"]["value"])
+
+
+async def test_a_breakdown_where_nothing_can_be_worked_back_keeps_its_cells(tenant: Tenant) -> None:
+    """The allowed twins. An anonymous questionnaire whose two hidden clinicians (two and three responses, and
+    invitations: their rows are listed) hold five between them: nothing stands alone, nothing more is hidden. And
+    the doctor's two unanswered invitations beside the nurse's five responses and the head's seven on an identified
+    questionnaire: unchanged, the doctor's 0 told and nobody else hidden (whoever reads its report may read its
+    responses one by one)."""
+    staff = tenant.staff_ids
+    doctor, nurse, head, desk = (str(staff[r]) for r in ("doctor", "nurse", "department_head", "front_desk"))
+    q = await anonymous_questionnaire(tenant)
+    patient = await make_patient(tenant)
+    for day, clinician in enumerate(["doctor"] * 2 + ["front_desk"] * 3, start=3):
+        await invite(tenant, q, patient, f"2025-11-{day:02d}T10:00:00+08:00", status="expired",
+                     clinician=staff[clinician])
+    await respond(tenant, q, "2025-11", LOW, clinician=staff["doctor"])
+    await respond(tenant, q, "2025-11", [FAIR] * 3, clinician=staff["front_desk"])
+    await respond(tenant, q, "2025-11", [ALL_SATISFIED] * 6, clinician=staff["nurse"])
+    await respond(tenant, q, "2025-11", NOVEMBER[:5] + [ALL_SATISFIED] * 2, clinician=staff["department_head"])
+    identified = await anonymous_questionnaire(tenant, anonymous=False)
+    for day in (3, 4):
+        await invite(tenant, identified, patient, f"2025-11-{day:02d}T10:00:00+08:00", status="expired",
+                     clinician=staff["doctor"])
+    await respond(tenant, identified, "2025-11", [ALL_SATISFIED] * 5, clinician=staff["nurse"])
+    await respond(tenant, identified, "2025-11", NOVEMBER[:5] + [ALL_SATISFIED] * 2,
+                  clinician=staff["department_head"])
+    for role in ("department_head", "admin"):
+        department, rows, _ = await breakdown(tenant, role, q)
+        assert {c: (r["status"], r["responseCount"]) for c, r in rows.items()} == {
+            doctor: ("TOO_FEW_RESPONSES", None), desk: ("TOO_FEW_RESPONSES", None), nurse: ("SHOWN", 6),
+            head: ("SHOWN", 7)}
+        assert left_over(department, rows) == (5, sorted([doctor, desk]))
+        assert rows[nurse]["score"] == {"status": "SHOWN", "responses": 6, "value": 100.0}
+        group = ok(await tenant.call(role, GROUP, key=str(q.key), a={**NOVEMBER_ONLY, "clinicianId": nurse}),
+                   "surveyComparison")["groupA"]
+        assert (group["status"], group["responses"], group["mean"]) == ("SHOWN", 6, 100.0)
+        _, rows, _ = await breakdown(tenant, role, identified)
+        assert {c: (r["status"], r["responseCount"]) for c, r in rows.items()} == {
+            doctor: ("TOO_FEW_RESPONSES", 0), nurse: ("SHOWN", 5), head: ("SHOWN", 7)}
