@@ -54,7 +54,9 @@ Definitions:
   (an answer to last month's invitation moves last month's answered count): otherwise they would tell, with
   the invitation list, which patient answered, and when. For the same reason a hidden row's responses are not
   told (found in review: a department's one response, from its one invited patient), nor ``withheld`` by a chart
-  or a comparison of a key with an anonymous version (it is a hidden cell's count where one cell is hidden);
+  or a comparison of a key with an anonymous version (it is a hidden cell's count where one cell is hidden).
+  A too-small row of one answered on invitations is listed only where its cell had invitations that month
+  (``_listed``: in a month without, the row said an earlier invitation was answered then);
 - comparisons: the two groups must not share a response (months, departments and clinicians all
   overlapping): the tests assume independent samples;
 - target: ``SurveySettings.satisfaction_target`` (percent satisfied); a row meets it when its satisfied
@@ -170,6 +172,7 @@ class Version:
     satisfied_at: float
     items: list[dict[str, Any]]
     anonymous: bool  # its responses name nobody (``names_nobody``)
+    invited: bool  # answered on invitations (by patients or their family), not by staff
 
 
 @dataclass(frozen=True)
@@ -277,7 +280,8 @@ async def report(ctx: Context, key: uuid.UUID, department_id: uuid.UUID | None, 
                                 invited.get(cell, NOT_INVITED)) for cell in set(responses) | set(invited)}
     statuses = _statuses(measures, per_clinician, settings.min_cell, set(everyone.anonymous))
     asked = {cell for cell in measures if clinician_id is None or cell[3] == clinician_id}
-    cells = sorted(asked, key=lambda c: (c[2], by_id[c[0]].version, str(c[1] or ""), str(c[3] or "")))
+    cells = sorted((c for c in asked if _listed(c, by_id[c[0]], invited, statuses[c])),
+                   key=lambda c: (c[2], by_id[c[0]].version, str(c[1] or ""), str(c[3] or "")))
     rows = [_row(cell, by_id[cell[0]], invited.get(cell, NOT_INVITED), responses.get(cell), values, answering,
                  statuses[cell], settings) for cell in cells]
     _note(ctx, department_id)
@@ -339,6 +343,15 @@ async def control_chart(ctx: Context, key: uuid.UUID, department_id: uuid.UUID |
     _note(ctx, department_id)
     return ControlChart(key, department_id, months[0], months[-1], settings.min_cell,
                         100 * chart.centre if chart else None, points)
+
+
+def _listed(cell: Cell, version: Version, invited: Mapping[Cell, _Invited], statuses: Mapping[str, str]) -> bool:
+    """Whether the report lists a cell's row: any cell with invitations or responses, but an anonymous version's
+    too small one, where it is answered on invitations, only where it had invitations that month. Found in review:
+    listed without, the row said that responses came that month (a late answer to an earlier invitation), and the
+    invitation list whose. Its responses are still among the hidden ones its colleagues are suppressed with. (Staff
+    rate without invitations: a row of their ratings names nobody's invitation.)"""
+    return not (version.anonymous and version.invited and statuses[ROW] == TOO_FEW and cell not in invited)
 
 
 def _any_anonymous(versions: list[Version]) -> bool:
@@ -445,7 +458,7 @@ async def _versions(ctx: Context, key: uuid.UUID) -> list[Version]:
         raise await access.not_found(ctx, Action.READ, "survey_report", key, "questionnaireKey")
     return [Version(r["id"], r["version"], r["scoring"].get("method", "mean"),
                     float(r["scoring"].get("satisfied_at", 0)), r["items"],
-                    names_nobody(r["anonymous"], r["respondent"])) for r in rows]
+                    names_nobody(r["anonymous"], r["respondent"]), r["respondent"] != STAFF_RESPONDENT) for r in rows]
 
 
 def _ordinal_item(versions: list[Version], link_id: str) -> None:

@@ -185,7 +185,9 @@ class SurveyReport:
     versions: list[SurveyReportVersion] = strawberry.field(description="Every version of the questionnaire.")
     rows: list[SurveyReportRow] = strawberry.field(
         description="Cells with invitations or responses, by month, version, department and clinician. An "
-                    "anonymous questionnaire's current month is left out until it closes.")
+                    "anonymous questionnaire's current month is left out until it closes, and its TOO_FEW_RESPONSES "
+                    "rows where the cell had no invitation that month (answered on invitations: the row would say "
+                    "an earlier invitation was answered then).")
 
     @classmethod
     def of(cls, r: reports.Report) -> SurveyReport:

@@ -510,3 +510,39 @@ async def test_a_breakdown_where_nothing_can_be_worked_back_keeps_its_cells(tena
         _, rows, _ = await breakdown(tenant, role, identified)
         assert {c: (r["status"], r["responseCount"]) for c, r in rows.items()} == {
             doctor: ("TOO_FEW_RESPONSES", 0), nurse: ("SHOWN", 5), head: ("SHOWN", 7)}
+
+
+async def test_an_anonymous_hidden_row_in_a_month_without_invitations_is_not_listed(tenant: Tenant) -> None:
+    """October: the doctor invited two patients (department A) and department B one; November: one of the doctor's
+    answered late (a response about the doctor, filed in November), and so did B's patient, and nobody was invited.
+    The report listed a hidden row wherever a cell had an invitation or a response, so the doctor's November row
+    (and B's), too small to show anything, said that an October invitation was answered in November: with the
+    invitation list, one of those two patients (B's one). A hidden (too few) row of an anonymous questionnaire is
+    listed now only where its cell had invitations that month; its responses still count among the hidden ones
+    (the nurse is hidden with them). An identified questionnaire lists it as before."""
+    staff = tenant.staff_ids
+    doctor, nurse, head = (str(staff[r]) for r in ("doctor", "nurse", "department_head"))
+    b = str(tenant.departments["B"].id)
+    patient = await make_patient(tenant)
+    found: dict[Any, Any] = {}
+    for anonymous in (True, False):
+        q = await anonymous_questionnaire(tenant, anonymous=anonymous)
+        for day in (3, 4):
+            await invite(tenant, q, patient, f"2025-10-{day:02d}T10:00:00+08:00", status="expired", answered=day == 3,
+                         clinician=staff["doctor"])
+        await invite(tenant, q, patient, "2025-10-05T10:00:00+08:00", department="B", status="expired",
+                     answered=True)
+        await respond(tenant, q, "2025-11", [ALL_SATISFIED], clinician=staff["doctor"])  # the late answer
+        await respond(tenant, q, "2025-11", [ALL_SATISFIED], department="B")  # and B's
+        await respond(tenant, q, "2025-11", [ALL_SATISFIED] * 6, clinician=staff["nurse"])
+        await respond(tenant, q, "2025-11", NOVEMBER[:5] + [ALL_SATISFIED] * 2, clinician=staff["department_head"])
+        for role in ("department_head", "admin"):
+            _, rows, _ = await breakdown(tenant, role, q)
+            found[anonymous, role] = {c: r["status"] for c, r in rows.items()}
+        rows = ok(await tenant.call("admin", BREAKDOWN, key=str(q.key), dep=b), "surveyReport")["rows"]
+        found[anonymous, "B"] = [(r["month"], r["status"]) for r in rows]
+    for role in ("department_head", "admin"):
+        assert found[True, role] == {nurse: "PROTECTS_SMALL_CELL", head: "SHOWN"}
+        assert found[False, role] == {doctor: "TOO_FEW_RESPONSES", nurse: "PROTECTS_SMALL_CELL", head: "SHOWN"}
+    assert found[True, "B"] == [("2025-10", "TOO_FEW_RESPONSES")]
+    assert found[False, "B"] == [("2025-10", "TOO_FEW_RESPONSES"), ("2025-11", "TOO_FEW_RESPONSES")]
