@@ -32,11 +32,16 @@ from resolvers import communication as communications
 from resolvers import institution as institutions
 from resolvers.access import PatientView
 from resolvers.context import Context
+from resolvers.loaders import newest_per_parent
 from resolvers.versioning import bumped
 
 CURSOR_KIND = "care_plan"
 MAX_ACTIVITIES = 30
 MAX_DAYS_AHEAD = 3 * 366
+# A file's plans in force as the patient page (``Patient.carePlans``) lists them stop here, newest first (found in
+# review: not bounded, on a page of up to 100 files); every plan pages through the ``carePlans`` query.
+IN_FORCE_LIMIT = 50
+IN_FORCE = ("draft", "active")
 TASK_KINDS = frozenset({"call", "revisit"})  # the activities someone must act on at a date
 # A plan ends one way or the other; a draft becomes active.
 TRANSITIONS = {"draft": frozenset({"active", "revoked"}), "active": frozenset({"completed", "revoked"})}
@@ -86,13 +91,14 @@ async def of_patient(ctx: Context, patient: PatientView, *, first: int, after: s
 
 
 async def current_of(ctx: Context, patient: PatientView) -> list[CarePlanView]:
-    """A patient page's plans in force (draft or active), newest first (batched across patients)."""
+    """A patient page's plans in force (draft or active), newest first, at most IN_FORCE_LIMIT (batched across
+    patients: two statements whatever the number of files and plans)."""
     access.require_section(ctx, patient, "care_plan")
 
     async def batch(patient_ids: Sequence[uuid.UUID]) -> list[list[CarePlan]]:
-        rows = await CarePlan.filter(institution_id=ctx.institution_id, patient_id__in=list(patient_ids),
-                                     status__in=("draft", "active")).order_by("-id")
-        return [[row for row in rows if row.patient_id == i] for i in patient_ids]
+        query = CarePlan.filter(institution_id=ctx.institution_id, status__in=IN_FORCE)
+        found = await newest_per_parent(query, "patient_id", patient_ids, ("-id",), IN_FORCE_LIMIT)
+        return [found.get(i, []) for i in patient_ids]
 
     rows = await ctx.require_loaders().made("current_care_plans", batch).load(patient.row.id)
     return [CarePlanView(row, patient) for row in rows]

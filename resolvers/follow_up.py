@@ -55,6 +55,7 @@ from resolvers import survey as surveys
 from resolvers import ticket as tickets
 from resolvers.access import PatientView
 from resolvers.context import Context
+from resolvers.loaders import newest_per_parent
 from resolvers.pagination import keyset_after
 from resolvers.versioning import bumped
 
@@ -182,6 +183,10 @@ async def _cancel(ctx: Context, which: Q) -> int:
 
 RULE_CURSOR = "follow-up-rule"
 TASK_CURSOR = "follow-up-task"
+# A file's open tasks as the patient page (``Patient.openFollowUpTasks``) lists them stop here, soonest due first
+# (found in review: not bounded, on a page of up to 100 files); every one pages through ``patientFollowUpTasks``.
+OPEN_LIMIT = 50
+PATIENT_TASK_CURSOR = "follow-up-task.patient"  # a patient's tasks, soonest due first
 MAX_OFFSETS = 10
 MAX_OFFSET_DAYS = 366
 MAX_DUE_AHEAD = timedelta(days=366)
@@ -454,17 +459,39 @@ def _reached(ctx: Context) -> QuerySet[FollowUpTask] | None:
 
 
 async def open_of(ctx: Context, patient: PatientView) -> list[TaskView]:
-    """A patient page's open follow-up tasks, soonest due first (batched across patients)."""
+    """A patient page's open follow-up tasks, soonest due first, at most OPEN_LIMIT (batched across patients: two
+    statements whatever the number of files and tasks)."""
     access.require_section(ctx, patient, "follow_up_task")
 
     async def batch(patient_ids: Sequence[uuid.UUID]) -> list[list[FollowUpTask]]:
         query = _reached(ctx)
-        rows = [] if query is None else await query.filter(patient_id__in=list(patient_ids),
-                                                           status__in=OPEN_TASK_STATUSES).order_by("due_on", "id")
-        return [[row for row in rows if row.patient_id == i] for i in patient_ids]
+        found = {} if query is None else await newest_per_parent(
+            query.filter(status__in=OPEN_TASK_STATUSES), "patient_id", patient_ids, ("due_on", "id"), OPEN_LIMIT)
+        return [found.get(i, []) for i in patient_ids]
 
     rows = await ctx.require_loaders().made("open_follow_up_tasks", batch).load(patient.row.id)
     return [TaskView(row, patient) for row in rows]
+
+
+async def patient_page(ctx: Context, patient_id: uuid.UUID | None, *, open_only: bool, first: int,
+                       after: str | None, count: bool = False) -> pagination.Page[TaskView]:
+    """A patient's follow-up tasks (the open ones, by default), soonest due first, a page at a time: every one the
+    patient page's ``openFollowUpTasks`` lists, and those past its bound."""
+    await access.authorize(ctx, "follow_up_task", "read", action=Action.READ, resource_type="follow_up_task",
+                           patient_id=patient_id)
+    patient = await access.find_patient(ctx, patient_id, action=Action.READ, field="patientId")
+    first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
+    query = FollowUpTask.filter(institution_id=ctx.institution_id, patient_id=patient.row.id)
+    if open_only:
+        query = query.filter(status__in=OPEN_TASK_STATUSES)
+    total = await pagination.count_of(query, count)
+    if after is not None:
+        due_on, task_id = _decode_task_cursor(WorklistOrder(), after, PATIENT_TASK_CURSOR)
+        query = query.filter(keyset_after("due_on", due_on, task_id, False))
+    rows = await query.order_by("due_on", "id").limit(first + 1)
+    return pagination.page_of([TaskView(row, patient) for row in rows[:first]], len(rows) > first,
+                              PATIENT_TASK_CURSOR, key=lambda v: f"{v.row.due_on.isoformat()}|{v.row.id}",
+                              total=total)
 
 
 async def _views(ctx: Context, rows: list[FollowUpTask], columns: Collection[str] | None = None) -> list[TaskView]:
@@ -615,9 +642,11 @@ async def _departments_for(ctx: Context, scope: str, department_id: uuid.UUID | 
     return [department_id]
 
 
-def _decode_task_cursor(order: WorklistOrder, cursor: str) -> tuple[date | datetime, uuid.UUID]:
-    """The cursor's (value, id); a time in UTC, as it is bound and compared (``core.statements``)."""
-    key = pagination.decode_text(order.cursor_kind, cursor)
+def _decode_task_cursor(order: WorklistOrder, cursor: str, kind: str | None = None
+                        ) -> tuple[date | datetime, uuid.UUID]:
+    """The cursor's (value, id); a time in UTC, as it is bound and compared (``core.statements``). ``kind``: the
+    cursor's own, when not the order's (a patient's tasks)."""
+    key = pagination.decode_text(kind or order.cursor_kind, cursor)
     try:
         value, task_id = key.split("|", 1)
         parsed = date.fromisoformat(value) if order.field == "due_on" else pagination.decode_time(value)

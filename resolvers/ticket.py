@@ -33,6 +33,7 @@ from policies.scopes import ticket_scope as build_ticket_scope
 from resolvers import access, pagination, session, sla, survey
 from resolvers.access import PatientView
 from resolvers.context import Context
+from resolvers.loaders import newest_per_parent
 from resolvers.versioning import check_version, update_versioned
 
 CURSOR_KIND = "ticket"
@@ -42,6 +43,9 @@ PARTNER_CURSOR_KIND = "partner-ticket"
 PORTAL_CHANNELS = ("app", "web_form")  # where a patient opens a ticket themselves
 WAITING = "waiting_on_patient"
 TIMELINE_CURSOR_KIND = "ticket-event"
+# A file's open tickets as the patient page (``Patient.openTickets``) lists them stop here, newest first (found in
+# review: not bounded, on a page of up to 100 files); every one pages through ``tickets(filter: {patientId})``.
+OPEN_LIMIT = 50
 MAX_BACKDATE = timedelta(days=7)
 ENCRYPTED = ("caller_name", "caller_phone", "subject", "description", "root_cause", "resolution", "feedback")
 _TEXT_LIMITS = {"subject": 200, "description": 4000, "root_cause": 2000, "resolution": 4000, "feedback": 2000,
@@ -209,13 +213,14 @@ def _decode_order_cursor(kind: str, cursor: str) -> tuple[datetime | None, uuid.
 
 
 async def open_of(ctx: Context, patient: PatientView) -> list[TicketView]:
-    """A patient page's open tickets within the caller's ticket reach, newest first (batched across patients)."""
+    """A patient page's open tickets within the caller's ticket reach, newest first, at most OPEN_LIMIT (batched
+    across patients: two statements whatever the number of files and tickets)."""
     access.require_section(ctx, patient, "ticket")
 
     async def batch(patient_ids: Sequence[uuid.UUID]) -> list[list[Ticket]]:
-        rows = await Ticket.filter(ticket_scope(ctx).filter(), patient_id__in=list(patient_ids),
-                                   status__in=OPEN_STATUSES).order_by("-id")
-        return [[row for row in rows if row.patient_id == i] for i in patient_ids]
+        query = Ticket.filter(ticket_scope(ctx).filter(), status__in=OPEN_STATUSES)  # out of reach: no place
+        found = await newest_per_parent(query, "patient_id", patient_ids, ("-id",), OPEN_LIMIT)
+        return [found.get(i, []) for i in patient_ids]
 
     rows = await ctx.require_loaders().made("open_tickets", batch).load(patient.row.id)
     return [TicketView(row) for row in rows]

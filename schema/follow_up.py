@@ -362,7 +362,7 @@ class FollowUpTask:
         return [attempt_node(info.context, view) for view in await follow_ups.attempts_of(info.context, self.view)]
 
 
-@strawberry.type(description="One task of a worklist page, with its cursor.")
+@strawberry.type(description="One task of a page (a worklist, a patient's tasks), with its cursor.")
 class FollowUpTaskEdge:
     cursor: str = strawberry.field(description=CURSOR)
     node: FollowUpTask = strawberry.field(description="The task.")
@@ -377,6 +377,17 @@ class FollowUpWorklist:
                                                "overdue.")
     total_count: int = strawberry.field(description="The number of items that match the filter in your reach, "
                                                     "counted when asked for.")
+
+    @strawberry.field(description=NODES)
+    def nodes(self) -> list[FollowUpTask]:
+        return [edge.node for edge in self.edges]
+
+
+@strawberry.type(description="A page of a patient's follow-up tasks, soonest due first.")
+class FollowUpTaskConnection:
+    edges: list[FollowUpTaskEdge] = strawberry.field(description=EDGES)
+    page_info: PageInfo = strawberry.field(description=PAGE_INFO)
+    total_count: int | None = strawberry.field(default=None, description=TOTAL_COUNT)
 
     @strawberry.field(description=NODES)
     def nodes(self) -> list[FollowUpTask]:
@@ -504,6 +515,22 @@ class FollowUpQuery:
             edges=[FollowUpTaskEdge(cursor=cursor, node=task_node(ctx, view)) for cursor, view in found.page.items],
             page_info=PageInfo.of(found.page),
             today=found.today, total_count=found.total or 0)
+
+    @strawberry.field(description="A patient's follow-up tasks, soonest due first, a page at a time; openOnly: "
+                                  "false lists every task, done and cancelled ones too. The patient page's "
+                                  "openFollowUpTasks lists the first open ones.")
+    async def patient_follow_up_tasks(
+        self, info: Info,
+        patient_id: Annotated[strawberry.ID, strawberry.argument(description="The patient, in your reach.")],
+        open_only: Annotated[bool, strawberry.argument(
+            description="Only the tasks still open (requested or accepted).")] = True,
+        first: First = DEFAULT_PAGE_SIZE, after: After = None,
+    ) -> FollowUpTaskConnection | None:
+        page = await follow_ups.patient_page(info.context, uuid_of(patient_id, "patientId"), open_only=open_only,
+                                             first=first, after=after, count=asks_total(info))
+        return FollowUpTaskConnection(
+            edges=[FollowUpTaskEdge(cursor=cursor, node=task_node(info.context, view)) for cursor, view in page.items],
+            page_info=PageInfo.of(page), total_count=page.total)
 
     @strawberry.field(description="Department heads: open tasks overdue and due today per nurse and pool in your "
                                   "departments (or one of them).")

@@ -300,11 +300,15 @@ class Patient:
     async def flags(self, info: Info) -> list[Annotated["Flag", strawberry.lazy("schema.flag")]] | None:
         return [node_of("flag", info.context, v) for v in await flags.in_force_of(info.context, self.view)]
 
-    @strawberry.field(description="Care plans in force (draft or active), newest first.")
+    @strawberry.field(description="Care plans in force (draft or active), newest first, at most "
+                                  f"{care_plans.IN_FORCE_LIMIT}: every plan of the file, ended ones too, pages "
+                                  "through the carePlans query.")
     async def care_plans(self, info: Info) -> list[Annotated["CarePlan", strawberry.lazy("schema.care_plan")]] | None:
         return [node_of("care_plan", info.context, v) for v in await care_plans.current_of(info.context, self.view)]
 
-    @strawberry.field(description="Open follow-up tasks, soonest due first.")
+    @strawberry.field(description="Open follow-up tasks, soonest due first, at most "
+                                  f"{follow_ups.OPEN_LIMIT}: page through all of them with patientFollowUpTasks (its "
+                                  "totalCount says how many).")
     async def open_follow_up_tasks(self, info: Info
                                    ) -> list[Annotated["FollowUpTask", strawberry.lazy("schema.follow_up")]] | None:
         return [node_of("follow_up_task", info.context, v)
@@ -325,7 +329,9 @@ class Patient:
         return [node_of("communication", info.context, v)
                 for v in await communications.recent_of(info.context, self.view, count)]
 
-    @strawberry.field(description="Open tickets about the patient within your ticket reach, newest first.")
+    @strawberry.field(description="Open tickets about the patient within your ticket reach, newest first, at most "
+                                  f"{tickets.OPEN_LIMIT}: every ticket about the patient pages through "
+                                  "tickets(filter: {patientId}).")
     async def open_tickets(self, info: Info) -> list[Annotated["Ticket", strawberry.lazy("schema.ticket")]] | None:
         return [node_of("ticket", info.context, v) for v in await tickets.open_of(info.context, self.view)]
 

@@ -1257,6 +1257,12 @@ async def with_tried_task(tenant: Tenant) -> dict[str, Any]:
     return {"id": await matrix_task(tenant, attempted=True)}
 
 
+async def with_patients_task(tenant: Tenant) -> dict[str, Any]:
+    """The matrix patient, with one open task (the nurse's)."""
+    task = await FollowUpTask.get(id=await matrix_task(tenant))
+    return {"pid": str(task.patient_id)}
+
+
 async def with_rules_in_force(tenant: Tenant) -> list[dict[str, Any]]:
     """The institution's rules (its defaults are written on the first look, by the admin here)."""
     reply = await tenant.call(RULE_KEEPER, RULES)
@@ -1339,6 +1345,10 @@ FOLLOW_UP_OPS: tuple[Op, ...] = (
     Op("followUpWorkload", "followUpWorkload", "{ followUpWorkload { today lines { overdue dueToday } } }",
        lambda tenant: _nothing_after(with_task(tenant)), (("follow_up_task", "read"),), writes=False,
        lookup=HeadsOnly()),
+    Op("patientFollowUpTasks", "patientFollowUpTasks",
+       "query($pid: ID!) { patientFollowUpTasks(patientId: $pid) { nodes { status } } }", with_patients_task,
+       (("follow_up_task", "read"),), writes=False, lookup=PatientLookup(reaches_department_a),
+       expect=lambda data: _equal(data["patientFollowUpTasks"]["nodes"], [{"status": "REQUESTED"}])),
     Op("followUpTaskClaim", "followUpTaskClaim", "mutation($id: ID!) { followUpTaskClaim(id: $id) { status } }",
        with_pool_task, update_task, lookup=TaskLookup(Work.CLAIM),
        expect=lambda data: _equal(data["followUpTaskClaim"]["status"], "ACCEPTED")),

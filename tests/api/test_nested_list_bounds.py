@@ -1,0 +1,181 @@
+"""The nested lists that had no bound (found in review after the alerts): a file's plans in force, open follow-up
+tasks and open tickets on the patient page (a page of up to 100 files). Each section stops at its documented bound
+(50; here 2), what the caller may not see or what the section leaves out takes no place, a paged list goes past the
+bound, and a page costs the same SQL statements whatever its size with every item over the bound."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+
+from resolvers import care_plan as care_plans
+from resolvers import follow_up as follow_ups
+from resolvers import pagination
+from resolvers import ticket as tickets
+from tests.api.test_nested_list_costs import TICKET, costs, ok
+from tests.api.test_paged_lists import once_each, walk
+from tests.api.test_total_counts import counts, listing, out_of_reach, staff
+from tests.conftest import SqlCounter
+from tests.factories import Response, Tenant, make_patient
+from tests.patients import denials_since, events_since
+
+PLAN = "mutation($input: CarePlanCreateInput!) { carePlanCreate(input: $input) { id version } }"
+PLAN_STATUS = """mutation($id: ID!, $s: CarePlanStatus!, $v: Int) { carePlanTransition(id: $id, to: $s,
+  version: $v) { status } }"""
+TASK = "mutation($input: FollowUpTaskCreateInput!) { followUpTaskCreate(input: $input) { id version } }"
+CANCEL = "mutation($id: ID!, $v: Int) { followUpTaskCancel(id: $id, version: $v) { status } }"
+TASKS = """query($p: ID!, $n: Int! = 20, $after: String, $open: Boolean! = true) {
+  patientFollowUpTasks(patientId: $p, openOnly: $open, first: $n, after: $after) {
+  pageInfo { hasNextPage endCursor } nodes { id dueOn status } } }"""
+SECTIONS = "query($id: ID!) { patient(id: $id) { carePlans { id } openFollowUpTasks { id } openTickets { id } } }"
+
+
+def ids(items: list[dict[str, Any]]) -> list[str]:
+    return [item["id"] for item in items]
+
+
+async def page_cost(sql_counter: SqlCounter, tenant: Tenant, role: str, section: str, size: int) -> list[int]:
+    """What a page of files with ``section`` costs, for pages of 1 and ``size`` files: each holds the bound."""
+    query = f"query($n: Int!) {{ patients(first: $n) {{ nodes {{ id {section} {{ id }} }} }} }}"
+    return await costs(sql_counter, lambda n: tenant.call(role, query, n=n), "patients", (1, size),
+                       check=lambda nodes: all(len(node[section]) == 2 for node in nodes))
+
+
+# -- care plans in force -----------------------------------------------------------------------------------------
+
+
+async def plans(tenant: Tenant, pid: uuid.UUID, count: int) -> list[dict[str, Any]]:
+    made = []
+    for n in range(count):
+        made.append(ok(await tenant.call("doctor", PLAN, input={
+            "patientId": str(pid), "title": f"Plan {n}", "activities": [{"kind": "CALL", "afterDays": 1}]}))[
+            "carePlanCreate"])
+    return made
+
+
+async def test_a_files_plans_in_force_on_the_patient_page_stop_at_their_bound(
+        tenant: Tenant, sql_counter: SqlCounter, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Patient.carePlans listed every plan in force: at most IN_FORCE_LIMIT (50, here 2), newest first; an ended
+    plan takes no place; the carePlans query pages through every plan of the file."""
+    monkeypatch.setattr(care_plans, "IN_FORCE_LIMIT", 2, raising=False)
+    pid = await make_patient(tenant)
+    made = await plans(tenant, pid, 4)
+    ok(await tenant.call("doctor", PLAN_STATUS, id=made[-1]["id"], s="REVOKED", v=made[-1]["version"]))
+    shown = ok(await tenant.call("nurse", SECTIONS, id=str(pid)))["patient"]["carePlans"]
+    assert ids(shown) == ids([made[2], made[1]])  # the newest in force; the revoked one takes no place
+    every = listing("carePlans", ", patientId: $p", ", $p: ID!", "id")
+    assert await counts(sql_counter, every, ("carePlans",), [staff(tenant, "nurse", p=str(pid))]) == [4]
+
+    for _ in range(4):
+        await plans(tenant, await make_patient(tenant), 3)
+    found = await page_cost(sql_counter, tenant, "nurse", "carePlans", 5)
+    assert found[0] == found[1], found
+
+
+# -- open follow-up tasks ----------------------------------------------------------------------------------------
+
+
+async def tasks(tenant: Tenant, pid: uuid.UUID, count: int) -> list[dict[str, Any]]:
+    """``count`` open tasks owned by the nurse, due on the next days, the latest created first."""
+    made = []
+    for n in reversed(range(count)):
+        made.append(ok(await tenant.call("doctor", TASK, input={
+            "patientId": str(pid), "dueOn": (date.today() + timedelta(days=n + 1)).isoformat(),
+            "ownerId": str(tenant.staff_ids["nurse"])}))["followUpTaskCreate"])
+    return list(reversed(made))  # soonest due first
+
+
+async def test_a_files_open_tasks_on_the_patient_page_stop_at_their_bound(
+        tenant: Tenant, sql_counter: SqlCounter, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Patient.openFollowUpTasks listed every open task: at most OPEN_LIMIT (50, here 2), soonest due first; a
+    cancelled task takes no place; patientFollowUpTasks pages through all of them (openOnly: false, every task)."""
+    monkeypatch.setattr(follow_ups, "OPEN_LIMIT", 2, raising=False)
+    pid = await make_patient(tenant)
+    made = await tasks(tenant, pid, 5)
+    ok(await tenant.call("nurse", CANCEL, id=made[0]["id"], v=made[0]["version"]))  # the soonest: no longer open
+    shown = ok(await tenant.call("nurse", SECTIONS, id=str(pid)))["patient"]["openFollowUpTasks"]
+    assert ids(shown) == ids(made[1:3])
+
+    def call(**page: Any) -> Awaitable[Response]:
+        return tenant.call("nurse", TASKS, p=str(pid), **page)
+    for size in (1, 3):
+        assert ids(once_each(await walk(call, "patientFollowUpTasks", size))) == ids(made[1:])
+    everything = await walk(lambda **page: call(open=False, **page), "patientFollowUpTasks", 2)
+    assert ids(everything) == ids(made) and everything[0]["status"] == "CANCELLED"
+    found = await costs(sql_counter, lambda n: call(n=n), "patientFollowUpTasks", (1, 4))
+    assert found[0] == found[1], found
+
+    for _ in range(4):
+        await tasks(tenant, await make_patient(tenant), 3)
+    found = await page_cost(sql_counter, tenant, "nurse", "openFollowUpTasks", 5)
+    assert found[0] == found[1], found
+
+    every = listing("patientFollowUpTasks", ", patientId: $p", ", $p: ID!", "id")
+    few = await make_patient(tenant)
+    await tasks(tenant, few, 1)
+    assert await counts(sql_counter, every, ("patientFollowUpTasks",),
+                        [staff(tenant, "nurse", p=str(pid)), staff(tenant, "doctor", p=str(few))]) == [4, 1]
+
+
+async def test_a_patients_tasks_refuse_what_any_list_refuses(tenant: Tenant) -> None:
+    """patientFollowUpTasks: a file out of reach is NOT_FOUND; a role without follow_up_task: read is refused and
+    recorded (the twin that may read sees the tasks); a page over the limit, a forged cursor or one of the worklist
+    is BAD_USER_INPUT."""
+    pid = await make_patient(tenant)
+    await tasks(tenant, pid, 2)
+    elsewhere = await make_patient(tenant, departmentId=str(tenant.departments["B"].id))
+    await out_of_reach(staff(tenant, "department_head", p=str(elsewhere)), listing(
+        "patientFollowUpTasks", ", patientId: $p", ", $p: ID!", "id"), "patientFollowUpTasks")
+    assert len(ok(await tenant.call("nurse", TASKS, p=str(pid)))["patientFollowUpTasks"]["nodes"]) == 2
+    last = await events_since(tenant.id, 0)
+    refused = await tenant.call("front_desk", TASKS, p=str(pid))
+    assert refused.codes == ["FORBIDDEN"] and refused.data == {"patientFollowUpTasks": None}
+    denials = await denials_since(tenant.id, last[-1].seq)
+    assert [(action, kind, reason) for action, kind, reason, _, _ in denials] == [
+        ("read", "follow_up_task", "forbidden")]
+    worklist = ok(await tenant.call("nurse", "{ followUpWorklist(scope: MINE, first: 1, dueBy: \"2099-01-01\") { "
+                                             "pageInfo { endCursor } } }"))
+    for page, field in (({"n": 101}, "first"), ({"after": pagination.encode(follow_ups.PATIENT_TASK_CURSOR,
+                                                                             "yesterday|x")}, "after"),
+                        ({"after": worklist["followUpWorklist"]["pageInfo"]["endCursor"]}, "after")):
+        reply = await tenant.call("nurse", TASKS, p=str(pid), **page)
+        assert reply.codes == ["BAD_USER_INPUT"] and reply.errors[0]["extensions"]["field"] == field, reply.errors
+
+
+# -- open tickets ------------------------------------------------------------------------------------------------
+
+
+async def opened(tenant: Tenant, pid: uuid.UUID, role: str, count: int) -> list[str]:
+    made = []
+    for n in range(count):
+        made.append(ok(await tenant.call(role, TICKET, input={
+            "channel": "NURSE_STATION", "category": "ENQUIRY", "subject": f"Question {n}",
+            "patientId": str(pid)}))["ticketCreate"]["id"])
+    return made
+
+
+async def test_a_files_open_tickets_on_the_patient_page_stop_at_their_bound(
+        tenant: Tenant, sql_counter: SqlCounter, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Patient.openTickets listed every open ticket in reach: at most OPEN_LIMIT (50, here 2), newest first; a
+    ticket outside the caller's ticket reach takes no place; tickets(filter: {patientId}) pages through them."""
+    monkeypatch.setattr(tickets, "OPEN_LIMIT", 2, raising=False)
+    pid = await make_patient(tenant)
+    hers = await opened(tenant, pid, "nurse", 3)  # hers: first-contact ownership
+    agents = await opened(tenant, pid, "support_agent", 1)  # newer, outside the nurse's ticket reach
+    section = "query($id: ID!) { patient(id: $id) { openTickets { id } } }"
+    shown = ok(await tenant.call("nurse", section, id=str(pid)))["patient"]["openTickets"]
+    assert ids(shown) == [hers[2], hers[1]]
+    queue = ok(await tenant.call("support_agent", section, id=str(pid)))["patient"]["openTickets"]
+    assert ids(queue) == [agents[0], hers[2]]
+    every = listing("tickets", ", filter: {patientId: $p}", ", $p: ID!", "id")
+    assert await counts(sql_counter, every, ("tickets",), [staff(tenant, "nurse", p=str(pid)),
+                                                           staff(tenant, "support_agent", p=str(pid))]) == [3, 4]
+
+    for _ in range(4):
+        await opened(tenant, await make_patient(tenant), "nurse", 3)
+    found = await page_cost(sql_counter, tenant, "nurse", "openTickets", 5)
+    assert found[0] == found[1], found
