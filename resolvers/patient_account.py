@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
+from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
 from audit import patient_index, writer
@@ -42,12 +45,17 @@ from resolvers import ticket as ticket_reads
 from resolvers.access import PatientView
 from resolvers.audit_event import who
 from resolvers.context import Context
+from resolvers.loaders import newest_per_parent
 from resolvers.staff import check_password
 from resolvers.ticket import TicketView
 
 INVITATION_LIFETIME = timedelta(days=7)
 LOG_CURSOR_KIND = "access-log"
 TICKET_CURSOR_KIND = "my-ticket"
+REPLY_CURSOR_KIND = "my-ticket-reply"
+# The deprecated unpaged ``MyTicket.replies`` stops here, oldest first (found in review: not bounded, on a page of up
+# to 100 tickets); every reply pages through ``MyTicket.repliesConnection``.
+REPLIES_LIMIT = 50
 
 
 @dataclass(frozen=True)
@@ -254,9 +262,46 @@ async def tickets(ctx: Context, *, first: int, after: str | None, count: bool = 
 
 
 async def replies(ctx: Context, view: TicketView) -> list[TicketEvent]:
-    """What the patient was told: the replies on the timeline, never an internal note (batched)."""
-    events = await ctx.require_loaders().events_by_ticket.load(view.row.id)
-    return [event for event in events if not event.internal]
+    """What the patient was told (the deprecated unpaged list): the replies on the timeline, oldest first, at most
+    REPLIES_LIMIT; never an internal note."""
+    return await _replies(ctx, view, None, REPLIES_LIMIT)
+
+
+async def replies_page(ctx: Context, view: TicketView, *, first: int, after: str | None,
+                       count: bool = False) -> pagination.Page[TicketEvent]:
+    """What the patient was told, oldest first, a page at a time. A cursor fits any ticket of the list (a reply's
+    id), so the pages of a list of tickets load together: two statements (three with ``count``) whatever the number
+    of tickets and replies."""
+    first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
+    since = None if after is None else pagination.decode_uuid(REPLY_CURSOR_KIND, after)
+    rows = await _replies(ctx, view, since, first + 1)
+    total = None
+    if count:
+        total = await ctx.require_loaders().made("ticket_reply_counts", partial(_reply_counts, ctx)).load(view.row.id)
+    return pagination.page_of(rows[:first], len(rows) > first, REPLY_CURSOR_KIND, key=lambda event: event.id,
+                              total=total)
+
+
+async def _replies(ctx: Context, view: TicketView, since: uuid.UUID | None, limit: int) -> list[TicketEvent]:
+    """The first ``limit`` replies of the ticket after ``since``, batched across the tickets of a request: the
+    internal notes are left out in SQL, before the bound, so they take no place."""
+    async def batch(ticket_ids: Sequence[uuid.UUID]) -> list[list[TicketEvent]]:
+        query = TicketEvent.filter(institution_id=ctx.institution_id, internal=False)
+        if since is not None:
+            query = query.filter(id__gt=since)
+        found = await newest_per_parent(query, "ticket_id", ticket_ids, ("id",), limit)
+        return [found.get(i, []) for i in ticket_ids]
+
+    loader = ctx.require_loaders().made(f"ticket_replies.{since}.{limit}", batch)
+    return list(await loader.load(view.row.id))
+
+
+async def _reply_counts(ctx: Context, ticket_ids: Sequence[uuid.UUID]) -> list[int]:
+    """How many replies each ticket holds (one statement for a batch)."""
+    grouped = (TicketEvent.filter(institution_id=ctx.institution_id, internal=False, ticket_id__in=list(ticket_ids))
+               .annotate(n=Count("id")).group_by("ticket_id").values_list("ticket_id", "n"))
+    counts = {uuid.UUID(str(ticket_id)): int(n) for ticket_id, n in await grouped}
+    return [counts.get(i, 0) for i in ticket_ids]
 
 
 async def export(ctx: Context) -> dict[str, Any]:

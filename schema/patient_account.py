@@ -111,6 +111,23 @@ class MyTicketReply:
     message: str | None = strawberry.field(description="What you were told.")
 
 
+@strawberry.type(description="One reply of a page, with its cursor.")
+class MyTicketReplyEdge:
+    cursor: str = strawberry.field(description=CURSOR)
+    node: MyTicketReply = strawberry.field(description="The reply.")
+
+
+@strawberry.type(description="A page of the replies on one of your tickets, oldest first.")
+class MyTicketReplyConnection:
+    edges: list[MyTicketReplyEdge] = strawberry.field(description=EDGES)
+    page_info: PageInfo = strawberry.field(description=PAGE_INFO)
+    total_count: int | None = strawberry.field(default=None, description=TOTAL_COUNT)
+
+    @strawberry.field(description=NODES)
+    def nodes(self) -> list[MyTicketReply]:
+        return [edge.node for edge in self.edges]
+
+
 @strawberry.type(description="One of your tickets, as you see it: what you asked and what you were told.")
 class MyTicket:
     view: strawberry.Private[TicketView]
@@ -157,11 +174,25 @@ class MyTicket:
     def resolution(self, info: Info) -> str | None:
         return ticket_reads.read_field(info.context, self.view, "resolution")
 
-    @strawberry.field(description="The replies you were sent, oldest first (never the staff's internal notes).")
+    @strawberry.field(description="The replies you were sent, oldest first, at most "
+                                  f"{accounts.REPLIES_LIMIT} (never the staff's internal notes).",
+                      deprecation_reason=f"Stops at {accounts.REPLIES_LIMIT} replies: page through "
+                                         "repliesConnection.")
     async def replies(self, info: Info) -> list[MyTicketReply]:
-        return [MyTicketReply(occurred_at=event.occurred_at,
-                              message=ticket_reads.read_event_note(info.context, self.view, event))
-                for event in await accounts.replies(info.context, self.view)]
+        return [reply_of(info, self.view, event) for event in await accounts.replies(info.context, self.view)]
+
+    @strawberry.field(description="The replies you were sent, oldest first, a page at a time (never the staff's "
+                                  "internal notes).")
+    async def replies_connection(self, info: Info, first: First = DEFAULT_PAGE_SIZE, after: After = None
+                                 ) -> MyTicketReplyConnection | None:
+        page = await accounts.replies_page(info.context, self.view, first=first, after=after, count=asks_total(info))
+        return MyTicketReplyConnection(
+            edges=[MyTicketReplyEdge(cursor=cursor, node=reply_of(info, self.view, event))
+                   for cursor, event in page.items], page_info=PageInfo.of(page), total_count=page.total)
+
+
+def reply_of(info: Info, view: TicketView, event: Any) -> MyTicketReply:
+    return MyTicketReply(occurred_at=event.occurred_at, message=ticket_reads.read_event_note(info.context, view, event))
 
 
 @strawberry.type(description="One of your tickets in a page, with its cursor.")

@@ -1,7 +1,8 @@
 """The nested lists that had no bound (found in review after the alerts): a file's plans in force, open follow-up
-tasks and open tickets on the patient page (a page of up to 100 files). Each section stops at its documented bound
-(50; here 2), what the caller may not see or what the section leaves out takes no place, a paged list goes past the
-bound, and a page costs the same SQL statements whatever its size with every item over the bound."""
+tasks and open tickets on the patient page (a page of up to 100 files), and the replies on a patient's own tickets
+in the portal (a page of up to 100 tickets). The page's sections stop at their documented bound (50; here 2), what
+the caller may not see or what the section leaves out takes no place, a paged list goes past the bound, and a page
+costs the same SQL statements whatever its size with every item over the bound."""
 
 from __future__ import annotations
 
@@ -15,13 +16,14 @@ import pytest
 from resolvers import care_plan as care_plans
 from resolvers import follow_up as follow_ups
 from resolvers import pagination
+from resolvers import patient_account as accounts
 from resolvers import ticket as tickets
-from tests.api.test_nested_list_costs import TICKET, costs, ok
+from tests.api.test_nested_list_costs import REPLY, TICKET, costs, ok
 from tests.api.test_paged_lists import once_each, walk
 from tests.api.test_total_counts import counts, listing, out_of_reach, staff
 from tests.conftest import SqlCounter
 from tests.factories import Response, Tenant, make_patient
-from tests.patients import denials_since, events_since
+from tests.patients import denials_since, events_since, open_account
 
 PLAN = "mutation($input: CarePlanCreateInput!) { carePlanCreate(input: $input) { id version } }"
 PLAN_STATUS = """mutation($id: ID!, $s: CarePlanStatus!, $v: Int) { carePlanTransition(id: $id, to: $s,
@@ -179,3 +181,76 @@ async def test_a_files_open_tickets_on_the_patient_page_stop_at_their_bound(
         await opened(tenant, await make_patient(tenant), "nurse", 3)
     found = await page_cost(sql_counter, tenant, "nurse", "openTickets", 5)
     assert found[0] == found[1], found
+
+
+# -- the replies on a patient's own tickets ---------------------------------------------------------------------
+
+REPLIES = """query($n: Int! = 20, $after: String) { myTickets(first: 1) { nodes { id
+  repliesConnection(first: $n, after: $after) { pageInfo { hasNextPage endCursor } nodes { message } } } } }"""
+OLD_REPLIES = "{ myTickets(first: 1) { nodes { replies { message } } } }"
+
+
+async def replied(tenant: Tenant, pid: uuid.UUID, public: int) -> str:
+    """A ticket about the patient with ``public`` replies, an internal note before each."""
+    ticket = (await opened(tenant, pid, "support_agent", 1))[0]
+    for n in range(public):
+        ok(await tenant.call("support_agent", REPLY, id=ticket, body=f"Note {n}", internal=True))
+        ok(await tenant.call("support_agent", REPLY, id=ticket, body=f"Reply {n}", internal=False))
+    return ticket
+
+
+async def test_the_replies_on_my_ticket_page_past_the_old_lists_bound(
+        tenant: Tenant, sql_counter: SqlCounter, monkeypatch: pytest.MonkeyPatch) -> None:
+    """MyTicket.replies listed every reply: deprecated, it stops at REPLIES_LIMIT (50, here 2), oldest first, and
+    repliesConnection pages through them all; an internal note takes no place in either, nor in the count."""
+    monkeypatch.setattr(accounts, "REPLIES_LIMIT", 2, raising=False)
+    pid = await make_patient(tenant)
+    await replied(tenant, pid, 3)
+    user = await open_account(tenant, pid)
+    old = ok(await user.call(OLD_REPLIES))["myTickets"]["nodes"][0]["replies"]
+    assert old == [{"message": "Reply 0"}, {"message": "Reply 1"}]
+
+    async def call(**page: Any) -> Response:
+        reply = await user.call(REPLIES, **page)
+        return reply if reply.errors else Response(reply.status, {"data": {
+            "replies": reply.data["myTickets"]["nodes"][0]["repliesConnection"]}})
+    for size in (1, 2):
+        walked = once_each(await walk(call, "replies", size))
+        assert [r["message"] for r in walked] == ["Reply 0", "Reply 1", "Reply 2"]
+    counted = ok(await user.call(REPLIES.replace("pageInfo", "totalCount pageInfo"), n=1))
+    assert counted["myTickets"]["nodes"][0]["repliesConnection"]["totalCount"] == 3
+
+    for page, field in (({"n": 101}, "first"), ({"after": "bm9wZQ"}, "after"),
+                        ({"after": pagination.encode(accounts.REPLY_CURSOR_KIND, "12")}, "after"),
+                        ({"after": pagination.encode(tickets.TIMELINE_CURSOR_KIND, str(uuid.UUID(int=1)))}, "after")):
+        reply = await user.call(REPLIES, **page)
+        assert reply.codes == ["BAD_USER_INPUT"] and reply.errors[0]["extensions"]["field"] == field, reply.errors
+        assert reply.data["myTickets"]["nodes"][0]["repliesConnection"] is None  # the ticket itself still answers
+
+
+async def test_a_page_of_my_tickets_with_their_replies_costs_the_same_for_1_5_and_20(
+        tenant: Tenant, sql_counter: SqlCounter, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every ticket over the bound, a later page of replies after one cursor for every ticket, counted or not."""
+    monkeypatch.setattr(accounts, "REPLIES_LIMIT", 2, raising=False)
+    pid = await make_patient(tenant)
+    first = await replied(tenant, pid, 1)
+    for _ in range(20):
+        await replied(tenant, pid, 4)
+    user = await open_account(tenant, pid)
+    # The oldest ticket's reply: reply ids are UUIDv7, so every reply of the 20 newer tickets comes after it.
+    oldest = "{ myTickets(first: 21) { nodes { id repliesConnection { pageInfo { endCursor } } } } }"
+    found = {node["id"]: node for node in ok(await user.call(oldest))["myTickets"]["nodes"]}
+    cursor = found[first]["repliesConnection"]["pageInfo"]["endCursor"]
+    shapes = {
+        "old": "query($n: Int!) { myTickets(first: $n) { nodes { id replies { message occurredAt } } } }",
+        "page": """query($n: Int!, $c: String) { myTickets(first: $n) { nodes { id repliesConnection(first: 3,
+          after: $c) { totalCount pageInfo { hasNextPage } nodes { message } } } } }""",
+    }
+    def later_page(node: dict[str, Any]) -> bool:  # three of the four replies, all after the cursor
+        page = node["repliesConnection"]
+        return page["totalCount"] == 4 and len(page["nodes"]) == 3 and page["pageInfo"]["hasNextPage"]
+    expected = {"old": lambda node: len(node["replies"]) == 2, "page": later_page}
+    for name, query in shapes.items():
+        spent = await costs(sql_counter, lambda n, q=query: user.call(q, n=n, c=cursor),  # type: ignore[misc]
+                            "myTickets", check=lambda nodes, e=expected[name]: all(map(e, nodes)))  # type: ignore[misc]
+        assert spent[0] == spent[1] == spent[2], (name, spent)
