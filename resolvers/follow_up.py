@@ -187,6 +187,10 @@ TASK_CURSOR = "follow-up-task"
 # (found in review: not bounded, on a page of up to 100 files); every one pages through ``patientFollowUpTasks``.
 OPEN_LIMIT = 50
 PATIENT_TASK_CURSOR = "follow-up-task.patient"  # a patient's tasks, soonest due first
+# A task's attempts as ``FollowUpTask.attempts`` lists them stop here, oldest first (found in review: not bounded, on
+# a worklist page of up to 100 tasks); every one pages through ``followUpAttempts``.
+ATTEMPTS_LIMIT = 50
+ATTEMPT_CURSOR = "follow-up-attempt"
 MAX_OFFSETS = 10
 MAX_OFFSET_DAYS = 366
 MAX_DUE_AHEAD = timedelta(days=366)
@@ -533,9 +537,38 @@ def require_identity(ctx: Context, view: TaskView) -> None:
 
 
 async def attempts_of(ctx: Context, view: TaskView) -> list[AttemptView]:
+    """A task's call attempts, oldest first, at most ATTEMPTS_LIMIT (batched across tasks: two statements whatever
+    the number of tasks and attempts)."""
     access.require_class(ctx, view.patient, FOLLOW_UP_FIELD_CLASS["attempts"])
-    rows = await ctx.require_loaders().attempts_by_task.load(view.row.id)
+
+    async def batch(task_ids: Sequence[uuid.UUID]) -> list[list[FollowUpAttempt]]:
+        query = FollowUpAttempt.filter(institution_id=ctx.institution_id)
+        found = await newest_per_parent(query, "task_id", task_ids, ("id",), ATTEMPTS_LIMIT)
+        return [found.get(i, []) for i in task_ids]
+
+    rows = await ctx.require_loaders().made("follow_up_attempts", batch).load(view.row.id)
     return [AttemptView(row, view) for row in rows]
+
+
+async def attempts_page(ctx: Context, task_id: uuid.UUID | None, *, first: int, after: str | None,
+                        count: bool = False) -> pagination.Page[AttemptView]:
+    """A task's call attempts, oldest first, a page at a time: every one ``FollowUpTask.attempts`` lists, and those
+    past its bound. Clinical, as they are there: the permission before the task is looked up, the class on its
+    patient's file."""
+    await access.authorize(ctx, "follow_up_task", "read", action=Action.READ, resource_type="follow_up_task",
+                           resource_id=task_id)
+    await access.authorize(ctx, f"patient.{FOLLOW_UP_FIELD_CLASS['attempts']}", "read", action=Action.READ,
+                           resource_type="follow_up_task", resource_id=task_id)
+    view = await find(ctx, task_id, Action.READ, field="taskId")
+    first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
+    access.require_class(ctx, view.patient, FOLLOW_UP_FIELD_CLASS["attempts"])
+    query = FollowUpAttempt.filter(institution_id=ctx.institution_id, task_id=view.row.id)
+    total = await pagination.count_of(query, count)
+    if after is not None:
+        query = query.filter(id__gt=pagination.decode_uuid(ATTEMPT_CURSOR, after))
+    rows = await query.order_by("id").limit(first + 1)
+    return pagination.page_of([AttemptView(row, view) for row in rows[:first]], len(rows) > first, ATTEMPT_CURSOR,
+                              key=lambda attempt: attempt.row.id, total=total)
 
 
 # -- the worklist ---------------------------------------------------------------------------

@@ -22,14 +22,12 @@ from models import (
     CareTeamMember,
     Contact,
     Department,
-    FollowUpAttempt,
     FollowUpRule,
     Partner,
     PartnerClient,
     PartnerConsent,
     Staff,
     TicketEvent,
-    VisitCode,
     VisitStaff,
 )
 from models.base import TenantModel
@@ -89,20 +87,12 @@ class Loaders:
         return DataLoader(self._grouped(PartnerConsent, "patient_id"))
 
     @cached_property
-    def codes_by_visit(self) -> DataLoader[uuid.UUID, list[VisitCode]]:
-        return DataLoader(self._grouped(VisitCode, "visit_id"))
-
-    @cached_property
     def staff_by_visit(self) -> DataLoader[uuid.UUID, list[VisitStaff]]:
         return DataLoader(self._grouped(VisitStaff, "visit_id"))
 
     @cached_property
     def follow_up_rule(self) -> DataLoader[uuid.UUID, FollowUpRule | None]:
         return DataLoader(self._by_id(FollowUpRule))
-
-    @cached_property
-    def attempts_by_task(self) -> DataLoader[uuid.UUID, list[FollowUpAttempt]]:
-        return DataLoader(self._grouped(FollowUpAttempt, "task_id"))
 
     @cached_property
     def activities_by_plan(self) -> DataLoader[uuid.UUID, list[CarePlanActivity]]:

@@ -51,6 +51,10 @@ TEXT_LIMITS = {"reason": 1000, "summary": 4000, "outcome": 2000, "treatment_plan
                "rehabilitation": 2000, "precautions": 2000, "feedback": 2000, "internal_note": 2000}
 CODE_TEXT_LIMIT = 500
 MAX_COHORT_CODES = 50
+# A visit's codes as ``Visit.codes`` lists them stop here, in the order recorded (found in review: not bounded, on
+# a page of up to 100 visits, or 20 recent visits of each of 100 files); every one pages through ``visitCodes``.
+CODES_LIMIT = 50
+CODE_CURSOR_KIND = "visit-code"
 
 
 @dataclass(frozen=True)
@@ -468,9 +472,36 @@ async def set_code_status(ctx: Context, code_id: uuid.UUID | None, status: str,
 
 
 async def codes_of(ctx: Context, view: VisitView) -> list[CodeView]:
+    """A visit's codes in the order recorded, at most CODES_LIMIT (batched across visits: two statements whatever
+    the number of visits and codes)."""
     access.require_class(ctx, view.patient, CLINICAL)
-    rows = await ctx.require_loaders().codes_by_visit.load(view.row.id)
+
+    async def batch(visit_ids: Sequence[uuid.UUID]) -> list[list[VisitCode]]:
+        query = VisitCode.filter(institution_id=ctx.institution_id)
+        found = await newest_per_parent(query, "visit_id", visit_ids, ("id",), CODES_LIMIT)
+        return [found.get(i, []) for i in visit_ids]
+
+    rows = await ctx.require_loaders().made("visit_codes", batch).load(view.row.id)
     return [CodeView(row, view) for row in rows]
+
+
+async def codes_page(ctx: Context, visit_id: uuid.UUID | None, *, first: int, after: str | None,
+                     count: bool = False) -> pagination.Page[CodeView]:
+    """A visit's codes in the order recorded, a page at a time: every one ``Visit.codes`` lists, and those past its
+    bound. Clinical, as they are there: the permission before the visit is looked up, the class on its file."""
+    await access.authorize(ctx, "visit", "read", action=Action.READ, resource_type="visit", resource_id=visit_id)
+    await access.authorize(ctx, "patient.clinical", "read", action=Action.READ, resource_type="visit",
+                           resource_id=visit_id)
+    view = await find(ctx, visit_id, Action.READ, field="visitId")
+    first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
+    access.require_class(ctx, view.patient, CLINICAL)
+    query = VisitCode.filter(institution_id=ctx.institution_id, visit_id=view.row.id)
+    total = await pagination.count_of(query, count)
+    if after is not None:
+        query = query.filter(id__gt=pagination.decode_uuid(CODE_CURSOR_KIND, after))
+    rows = await query.order_by("id").limit(first + 1)
+    return pagination.page_of([CodeView(row, view) for row in rows[:first]], len(rows) > first, CODE_CURSOR_KIND,
+                              key=lambda code: code.row.id, total=total)
 
 
 # -- validation --------------------------------------------------------------------------

@@ -357,7 +357,9 @@ class FollowUpTask:
         ticket_id = self.view.row.ticket_id
         return None if ticket_id is None else strawberry.ID(str(ticket_id))
 
-    @strawberry.field(description="The call attempts, oldest first. Clinical.")
+    @strawberry.field(description=f"The call attempts, oldest first, at most {follow_ups.ATTEMPTS_LIMIT}: page "
+                                  "through all of them with followUpAttempts (its totalCount says how many). "
+                                  "Clinical.")
     async def attempts(self, info: Info) -> list[FollowUpAttempt] | None:
         return [attempt_node(info.context, view) for view in await follow_ups.attempts_of(info.context, self.view)]
 
@@ -380,6 +382,23 @@ class FollowUpWorklist:
 
     @strawberry.field(description=NODES)
     def nodes(self) -> list[FollowUpTask]:
+        return [edge.node for edge in self.edges]
+
+
+@strawberry.type(description="One call attempt of a page, with its cursor.")
+class FollowUpAttemptEdge:
+    cursor: str = strawberry.field(description=CURSOR)
+    node: FollowUpAttempt = strawberry.field(description="The attempt.")
+
+
+@strawberry.type(description="A page of a follow-up task's call attempts, oldest first.")
+class FollowUpAttemptConnection:
+    edges: list[FollowUpAttemptEdge] = strawberry.field(description=EDGES)
+    page_info: PageInfo = strawberry.field(description=PAGE_INFO)
+    total_count: int | None = strawberry.field(default=None, description=TOTAL_COUNT)
+
+    @strawberry.field(description=NODES)
+    def nodes(self) -> list[FollowUpAttempt]:
         return [edge.node for edge in self.edges]
 
 
@@ -531,6 +550,16 @@ class FollowUpQuery:
         return FollowUpTaskConnection(
             edges=[FollowUpTaskEdge(cursor=cursor, node=task_node(info.context, view)) for cursor, view in page.items],
             page_info=PageInfo.of(page), total_count=page.total)
+
+    @strawberry.field(description="A follow-up task's call attempts, oldest first, a page at a time (clinical). "
+                                  "FollowUpTask.attempts lists the first ones.")
+    async def follow_up_attempts(self, info: Info, task_id: _TASK_ID, first: First = DEFAULT_PAGE_SIZE,
+                                 after: After = None) -> FollowUpAttemptConnection | None:
+        page = await follow_ups.attempts_page(info.context, uuid_of(task_id, "taskId"), first=first, after=after,
+                                              count=asks_total(info))
+        return FollowUpAttemptConnection(
+            edges=[FollowUpAttemptEdge(cursor=cursor, node=attempt_node(info.context, view))
+                   for cursor, view in page.items], page_info=PageInfo.of(page), total_count=page.total)
 
     @strawberry.field(description="Department heads: open tasks overdue and due today per nurse and pool in your "
                                   "departments (or one of them).")

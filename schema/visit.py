@@ -22,7 +22,9 @@ from schema.common import (
     CURSOR,
     DEFAULT_PAGE_SIZE,
     EDGES,
+    NODES,
     PAGE_INFO,
+    TOTAL_COUNT,
     After,
     FieldSource,
     First,
@@ -203,9 +205,28 @@ class Visit:
         rows = await info.context.require_loaders().staff.load_many(staff_ids)
         return [StaffSummary.of(row) for row in rows if row is not None]
 
-    @strawberry.field(description="Conditions and procedures recorded on the visit (clinical).")
+    @strawberry.field(description="Conditions and procedures recorded on the visit (clinical), in the order "
+                                  f"recorded, at most {visits.CODES_LIMIT}: page through all of them with visitCodes "
+                                  "(its totalCount says how many).")
     async def codes(self, info: Info) -> list[VisitCode] | None:
         return [code_node(info.context, view) for view in await visits.codes_of(info.context, self.view)]
+
+
+@strawberry.type(description="One code of a page, with its cursor.")
+class VisitCodeEdge:
+    cursor: str = strawberry.field(description=CURSOR)
+    node: VisitCode = strawberry.field(description="The condition or procedure.")
+
+
+@strawberry.type(description="A page of the conditions and procedures recorded on a visit, in the order recorded.")
+class VisitCodeConnection:
+    edges: list[VisitCodeEdge] = strawberry.field(description=EDGES)
+    page_info: PageInfo = strawberry.field(description=PAGE_INFO)
+    total_count: int | None = strawberry.field(default=None, description=TOTAL_COUNT)
+
+    @strawberry.field(description=NODES)
+    def nodes(self) -> list[VisitCode]:
+        return [edge.node for edge in self.edges]
 
 
 @strawberry.type(description="One visit of a page, with its cursor.")
@@ -377,6 +398,19 @@ class VisitQuery:
     @strawberry.field(description="One visit. NOT_FOUND when it is missing or its patient is outside your reach.")
     async def visit(self, info: Info, id: _VISIT_ID) -> Visit | None:
         return visit_node(info.context, await visits.get(info.context, uuid_of(id)))
+
+    @strawberry.field(description="The conditions and procedures recorded on a visit (clinical), in the order "
+                                  "recorded, a page at a time. Visit.codes lists the first ones.")
+    async def visit_codes(
+        self, info: Info,
+        visit_id: Annotated[strawberry.ID, strawberry.argument(description="The visit, its patient in your reach.")],
+        first: First = DEFAULT_PAGE_SIZE, after: After = None,
+    ) -> VisitCodeConnection | None:
+        page = await visits.codes_page(info.context, uuid_of(visit_id, "visitId"), first=first, after=after,
+                                       count=asks_total(info))
+        return VisitCodeConnection(edges=[VisitCodeEdge(cursor=cursor, node=code_node(info.context, view))
+                                          for cursor, view in page.items], page_info=PageInfo.of(page),
+                                   total_count=page.total)
 
     @strawberry.field(description="A patient's service history, newest first, 1 to 100 a page.")
     async def visits(

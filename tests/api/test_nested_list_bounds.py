@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -18,7 +18,8 @@ from resolvers import follow_up as follow_ups
 from resolvers import pagination
 from resolvers import patient_account as accounts
 from resolvers import ticket as tickets
-from tests.api.test_nested_list_costs import REPLY, TICKET, costs, ok
+from resolvers import visit as visits
+from tests.api.test_nested_list_costs import ATTEMPT, CODE, REPLY, TICKET, costs, finished_visit, ok
 from tests.api.test_paged_lists import once_each, walk
 from tests.api.test_total_counts import counts, listing, out_of_reach, staff
 from tests.conftest import SqlCounter
@@ -254,3 +255,101 @@ async def test_a_page_of_my_tickets_with_their_replies_costs_the_same_for_1_5_an
         spent = await costs(sql_counter, lambda n, q=query: user.call(q, n=n, c=cursor),  # type: ignore[misc]
                             "myTickets", check=lambda nodes, e=expected[name]: all(map(e, nodes)))  # type: ignore[misc]
         assert spent[0] == spent[1] == spent[2], (name, spent)
+
+
+# -- a visit's codes and a task's call attempts ------------------------------------------------------------------
+
+CODES = """query($v: ID!, $n: Int! = 20, $after: String) { visitCodes(visitId: $v, first: $n, after: $after) {
+  pageInfo { hasNextPage endCursor } nodes { id code } } }"""
+ATTEMPTS = """query($t: ID!, $n: Int! = 20, $after: String) { followUpAttempts(taskId: $t, first: $n, after: $after) {
+  pageInfo { hasNextPage endCursor } nodes { id note } } }"""
+
+
+async def coded(tenant: Tenant, pid: uuid.UUID, day: int, more: tuple[str, ...] = ("K02.1", "K05.3")) -> str:
+    """A finished visit with K08.1, then ``more`` codes."""
+    visit = await finished_visit(tenant, pid, day)
+    for code in more:
+        ok(await tenant.call("doctor", CODE, id=visit, input={"kind": "CONDITION", "code": code}))
+    return visit
+
+
+async def refusals(tenant: Tenant, query: str, root: str, variables: dict[str, Any], kind: str) -> None:
+    """A page over the limit, a forged cursor and one of another list are BAD_USER_INPUT (field first, after)."""
+    for page, field in (({"n": 101}, "first"), ({"after": "bm9wZQ"}, "after"),
+                        ({"after": pagination.encode(kind, "12")}, "after"),
+                        ({"after": pagination.encode(tickets.TIMELINE_CURSOR_KIND, str(uuid.UUID(int=1)))}, "after")):
+        reply = await tenant.call("nurse", query, **variables, **page)
+        assert reply.codes == ["BAD_USER_INPUT"] and reply.errors[0]["extensions"]["field"] == field, reply.errors
+        assert reply.data == {root: None}
+
+
+async def test_a_visits_codes_stop_at_their_bound_and_page_through_visit_codes(
+        tenant: Tenant, sql_counter: SqlCounter, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Visit.codes listed every code (a page of up to 100 visits, or 20 recent visits of each of 100 files): at most
+    CODES_LIMIT (50, here 2), in the order recorded; visitCodes pages through them all, clinical as they are."""
+    monkeypatch.setattr(visits, "CODES_LIMIT", 2, raising=False)
+    pid = await make_patient(tenant)
+    visit = await coded(tenant, pid, 0)
+    listed = ok(await tenant.call("nurse", "query($v: ID!) { visit(id: $v) { codes { code } } }", v=visit))
+    assert [c["code"] for c in listed["visit"]["codes"]] == ["K08.1", "K02.1"]
+
+    def call(**page: Any) -> Awaitable[Response]:
+        return tenant.call("nurse", CODES, v=visit, **page)
+    for size in (1, 2):
+        assert [c["code"] for c in once_each(await walk(call, "visitCodes", size))] == ["K08.1", "K02.1", "K05.3"]
+    one = await coded(tenant, pid, 1, ())
+    every = listing("visitCodes", ", visitId: $v", ", $v: ID!", "id")
+    assert await counts(sql_counter, every, ("visitCodes",), [staff(tenant, "nurse", v=visit),
+                                                              staff(tenant, "doctor", v=one)]) == [3, 1]
+    await refusals(tenant, CODES, "visitCodes", {"v": visit}, visits.CODE_CURSOR_KIND)
+    desk = await tenant.call("front_desk", CODES, v=visit)  # reads the visit, not its clinical part
+    assert desk.codes == ["FORBIDDEN"] and desk.data == {"visitCodes": None}
+    assert (await tenant.call("nurse", CODES, v=str(uuid.UUID(int=7)))).codes == ["NOT_FOUND"]
+
+    for day in range(2, 21):
+        await coded(tenant, pid, day)
+    history = """query($p: ID!, $n: Int!) { visits(patientId: $p, first: $n, filter: {codeSystem: ICD10,
+      code: "K02.1"}) { nodes { id codes { code } } } }"""
+    found = await costs(sql_counter, lambda n: tenant.call("nurse", history, p=str(pid), n=n), "visits",
+                        check=lambda nodes: all(len(node["codes"]) == 2 for node in nodes))
+    assert found[0] == found[1] == found[2], found
+
+
+async def test_a_tasks_attempts_stop_at_their_bound_and_page_through_follow_up_attempts(
+        tenant: Tenant, sql_counter: SqlCounter, monkeypatch: pytest.MonkeyPatch) -> None:
+    """FollowUpTask.attempts listed every attempt (a worklist page of up to 100 tasks): at most ATTEMPTS_LIMIT (50,
+    here 2), oldest first; followUpAttempts pages through them all, clinical as they are."""
+    monkeypatch.setattr(follow_ups, "ATTEMPTS_LIMIT", 2, raising=False)
+
+    async def attempted(count: int) -> str:
+        task = (await tasks(tenant, await make_patient(tenant), 1))[0]["id"]
+        for n in range(count):
+            at = (datetime.now(UTC) - timedelta(hours=count - n)).isoformat()
+            ok(await tenant.call("nurse", ATTEMPT, id=task, input={"channel": "PHONE", "outcome": "NO_ANSWER",
+                                                                   "note": f"Rang {n}", "at": at}))
+        return str(task)
+    task = await attempted(3)
+    listed = ok(await tenant.call("nurse", "query($t: ID!) { followUpTask(id: $t) { attempts { note } } }", t=task))
+    assert listed["followUpTask"]["attempts"] == [{"note": "Rang 0"}, {"note": "Rang 1"}]
+
+    def call(**page: Any) -> Awaitable[Response]:
+        return tenant.call("nurse", ATTEMPTS, t=task, **page)
+    for size in (1, 2):
+        assert [a["note"] for a in once_each(await walk(call, "followUpAttempts", size))] == [
+            "Rang 0", "Rang 1", "Rang 2"]
+    one = await attempted(1)
+    every = listing("followUpAttempts", ", taskId: $t", ", $t: ID!", "id")
+    assert await counts(sql_counter, every, ("followUpAttempts",), [staff(tenant, "nurse", t=task),
+                                                                    staff(tenant, "doctor", t=one)]) == [3, 1]
+    await refusals(tenant, ATTEMPTS, "followUpAttempts", {"t": task}, follow_ups.ATTEMPT_CURSOR)
+    desk = await tenant.call("front_desk", ATTEMPTS, t=task)  # no right to read follow-up tasks
+    assert desk.codes == ["FORBIDDEN"] and desk.data == {"followUpAttempts": None}
+    assert (await tenant.call("nurse", ATTEMPTS, t=str(uuid.UUID(int=7)))).codes == ["NOT_FOUND"]
+
+    for _ in range(19):
+        await attempted(3)
+    worklist = """query($n: Int!) { followUpWorklist(scope: MINE, dueBy: "2099-01-01", first: $n) { nodes { id
+      attempts { note } } } }"""
+    found = await costs(sql_counter, lambda n: tenant.call("nurse", worklist, n=n), "followUpWorklist",
+                        check=lambda nodes: all(len(node["attempts"]) == 2 for node in nodes if node["id"] != one))
+    assert found[0] == found[1] == found[2], found
