@@ -161,8 +161,10 @@ async def update(ctx: Context, item_id: uuid.UUID | None, data: dict[str, Any],
         await _require_department(ctx, values["department_id"], decision, Action.UPDATE)
     async with in_transaction():
         row = await ImprovementItem.filter(id=found.id).select_for_update().get()
+        linked = await _linked_ids(row)
+        _check_linked_count(linked, ticket_ids)  # with the row locked: two updates count one after the other
         await versioning.update_versioned(row, version, "improvement item", **values)  # linking tickets too
-        await _link(ctx, row, ticket_ids)
+        await _link(ctx, row, ticket_ids, linked)
         await writer.append([access.write_record(ctx, Action.UPDATE, "improvement", row.id,
                                                  fields=_written(values, ticket_ids),
                                                  decision=decision)])
@@ -241,8 +243,24 @@ def _check_ticket_count(problems: Problems, ticket_ids: list[uuid.UUID] | None) 
         problems.add("ticketIds", "item_count", f"at most {MAX_LINKED}.")
 
 
-async def _link(ctx: Context, row: ImprovementItem, ticket_ids: list[uuid.UUID]) -> None:
-    linked = set(await ImprovementTicket.filter(item_id=row.id).values_list("ticket_id", flat=True))
+def _check_linked_count(linked: set[uuid.UUID], ticket_ids: list[uuid.UUID]) -> None:
+    """An item links at most MAX_LINKED tickets in all (found in review: each update added up to MAX_LINKED more,
+    so the item's ticketIds, listed whole on a page of up to 100 items, had no bound)."""
+    if len(linked | set(ticket_ids)) > MAX_LINKED:
+        raise BadUserInput(f"ticketIds: an item links at most {MAX_LINKED} tickets in all, those linked included.",
+                           field="ticketIds", reason="item_count")
+
+
+async def _linked_ids(row: ImprovementItem) -> set[uuid.UUID]:
+    return {uuid.UUID(str(ticket_id)) for ticket_id in
+            await ImprovementTicket.filter(item_id=row.id).values_list("ticket_id", flat=True)}
+
+
+async def _link(ctx: Context, row: ImprovementItem, ticket_ids: list[uuid.UUID],
+                linked: set[uuid.UUID] | None = None) -> None:
+    """Link the tickets not linked yet (``linked``: those already linked, when read)."""
+    if linked is None:
+        linked = await _linked_ids(row)
     fresh = [ImprovementTicket(institution_id=ctx.institution_id, item_id=row.id, ticket_id=t)
              for t in ticket_ids if t not in linked]
     if fresh:

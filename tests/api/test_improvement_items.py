@@ -5,7 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import date, timedelta
 
+import pytest
+
 from models import ImprovementItem, ImprovementTicket
+from resolvers import improvement as improvements
 from tests.factories import Tenant, make_patient
 
 FIELDS = "id problem measure departmentId deadline status source overdue ticketIds"
@@ -89,3 +92,28 @@ async def test_bad_input_writes_nothing(tenant: Tenant, other_tenant: Tenant) ->
         assert reply.codes == [code], (data, reply.errors)
     assert await rows(tenant) == []
     assert await ImprovementTicket.filter(institution_id=tenant.id).count() == 0
+
+
+async def test_an_item_links_at_most_its_bound_of_tickets_in_all(tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+                                                                 ) -> None:
+    """ticketIds said "at most 200 in all" but each update added up to 200 more (found in review: an item's
+    ticketIds, listed whole on a page of up to 100 items, had no bound). Past the bound (here 2) an update is
+    BAD_USER_INPUT and writes nothing; linking a ticket already linked is no more, and passes."""
+    monkeypatch.setattr(improvements, "MAX_LINKED", 2)
+    pid = await make_patient(tenant)
+    made = []
+    for n in range(3):
+        reply = await tenant.call("support_agent", TICKET, input={
+            "channel": "HOTLINE", "category": "COMPLAINT", "subject": f"Waited {n}", "patientId": str(pid)})
+        made.append(reply.data["ticketCreate"]["id"])
+    node = (await tenant.call("department_head", CREATE, input=item(tenant, ticketIds=made[:2])))
+    assert node.errors == [], node.errors
+    item_id = node.data["improvementCreate"]["id"]
+    again = await tenant.call("department_head", UPDATE, id=item_id, input={"ticketIds": made[1:2],
+                                                                            "status": "IN_PROGRESS"})
+    assert again.errors == [] and sorted(again.data["improvementUpdate"]["ticketIds"]) == sorted(made[:2])
+    before = await rows(tenant)
+    reply = await tenant.call("department_head", UPDATE, id=item_id, input={"ticketIds": made[2:], "status": "DONE"})
+    assert reply.codes == ["BAD_USER_INPUT"] and reply.errors[0]["extensions"]["field"] == "input.ticketIds"
+    assert reply.errors[0]["extensions"]["reason"] == "item_count"
+    assert await rows(tenant) == before and await ImprovementTicket.filter(item_id=item_id).count() == 2
