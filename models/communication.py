@@ -50,7 +50,7 @@ MESSAGE_CHANNELS = ("sms", "email", "wechat", "app")
 STATUSES = ("queued", "sent", "delivered", "failed", "refused", "cancelled")
 # Why the gate refused a message (counted per reason in a campaign's result).
 REFUSALS = ("no_consent", "purpose_not_consented", "no_channel", "no_address", "quiet_hours",
-            "frequency_cap", "patient_inactive", "contact_not_informed", "no_template")
+            "frequency_cap", "patient_inactive", "contact_not_informed", "no_template", "duplicate")
 DIRECTIONS = ("outbound", "inbound")
 
 

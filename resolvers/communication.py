@@ -20,7 +20,9 @@ Decided where the issue is silent:
 - a contact is written to on the patient's consent (purposes, channels) when they may receive
   information, by SMS or WeChat on the contact's phone; their message carries their own unsubscribe link,
   which stops messages to them (``may_receive_information``) and never touches the patient's consent;
-- the ``app`` channel has an address when the patient has an active portal account.
+- the ``app`` channel has an address when the patient has an active portal account;
+- a person gets one message of a campaign, or of a greeting on a day, on one file (two files of theirs merged, each
+  with one): the others are refused ``duplicate`` (``refuse_twins``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import functools
 import hashlib
 import hmac
 import logging
+import operator
 import re
 import uuid
 from collections import defaultdict
@@ -407,7 +410,8 @@ async def schedule_many(institution_id: uuid.UUID, requests: list[Request]) -> l
         await Communication.bulk_create(fresh, ignore_conflicts=True)
     rows = {row.key: row for row in await Communication.filter(institution_id=institution_id, key__in=keys)
             .order_by("id").select_for_update()}
-    queued = [rows[r.key] for r in requests if rows[r.key].status == "queued"]
+    twins = await refuse_twins(institution_id, [rows[r.key] for r in requests if rows[r.key].status == "queued"])
+    queued = [rows[r.key] for r in requests if rows[r.key].status == "queued" and rows[r.key].id not in twins]
     by_key = {r.key: r for r in requests}
     for row in queued:  # the cause's latest word
         row.due_at, row.variables = by_key[row.key].due_at, by_key[row.key].variables
@@ -435,6 +439,63 @@ async def schedule_many(institution_id: uuid.UUID, requests: list[Request]) -> l
             due_at=row.due_at, variables=row.variables, status=row.status, refusal=row.refusal,
             settled_at=row.settled_at, rescheduled_to=row.rescheduled_to)
     return [rows[r.key] for r in requests]
+
+
+# -- one message of an occasion per person ------------------------------------------------------
+
+
+def occasion(row: Communication) -> str | None:
+    """What a greeting or a campaign's message is about, whichever of a person's files it was queued for: its
+    campaign, or its cause and day (a greeting's key ends with its day: ``resolvers.reminder``). None for a care
+    message: each is about its own appointment, visit, call, contract or invitation, which moves with the file."""
+    if row.purpose not in NON_CARE:
+        return None
+    if row.campaign_id is not None:
+        return f"campaign:{row.campaign_id}"
+    return f"{row.cause}:{row.key.rsplit(':', 1)[-1]}"
+
+
+def _out(row: Communication) -> bool:
+    """Sent, or with a worker that may be handing it over now: it goes (or went) whatever is decided here."""
+    return row.status in ("sent", "delivered") or row.leased_until is not None
+
+
+async def refuse_twins(institution_id: uuid.UUID, queued: Sequence[Communication]) -> set[uuid.UUID]:
+    """Of ``queued`` (queued messages, the caller holding their files), refuse (``duplicate``) each greeting or
+    campaign message whose file has another of its occasion that goes instead, and answer the ids refused. Two
+    files of one person, merged, each had one (found in review: the person got the campaign twice; the frequency
+    cap, 2 a week, let the second through). Of an occasion's messages on a file the one that goes is one already
+    out (sent, or with a worker); else the one queued for that file itself (its key names it: its name, its text)
+    rather than one moved from the merged file; else the first queued. Refused, not cancelled: nothing about it
+    went away, and a campaign counts it with its refusals."""
+    mine = [row for row in queued if row.status == "queued" and occasion(row) is not None]
+    if not mine:
+        return set()
+    campaigns = sorted({row.campaign_id for row in mine if row.campaign_id is not None})
+    greetings = sorted({(row.cause, row.key.rsplit(":", 1)[-1]) for row in mine if row.campaign_id is None})
+    which = [Q(campaign_id__in=campaigns)] if campaigns else []
+    which += [Q(campaign_id__isnull=True, cause=cause, key__endswith=f":{day}") for cause, day in greetings]
+    # Locked as read (a worker claiming one meanwhile is waited for, and its lease seen): none goes out unseen.
+    found = await Communication.filter(functools.reduce(operator.or_, which), institution_id=institution_id,
+                                       purpose__in=list(NON_CARE), status__in=list(COUNTED),
+                                       patient_id__in=sorted({row.patient_id for row in mine})
+                                       ).order_by("id").select_for_update()
+    together: dict[tuple[uuid.UUID, str | None], list[Communication]] = defaultdict(list)
+    for row in ({row.id: row for row in mine} | {row.id: row for row in found}).values():
+        together[(row.patient_id, occasion(row))].append(row)
+    refused = {row.id for rows in together.values() for row in sorted(rows, key=_going_first)[1:] if not _out(row)}
+    now = _now()
+    if refused:
+        await Communication.filter(id__in=sorted(refused)).update(status="refused", refusal="duplicate",
+                                                                 settled_at=now)
+    for row in mine:
+        if row.id in refused:
+            row.status, row.refusal, row.settled_at = "refused", "duplicate", now
+    return refused
+
+
+def _going_first(row: Communication) -> tuple[bool, bool, uuid.UUID]:
+    return not _out(row), str(row.patient_id) not in row.key, row.id
 
 
 async def cancel_queued(institution_id: uuid.UUID, *key_prefixes: str) -> int:

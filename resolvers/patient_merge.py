@@ -27,9 +27,10 @@ from tortoise.transactions import in_transaction
 from audit import writer
 from audit.events import Action
 from core.errors import BadUserInput, Conflict
-from models import PartnerConsent, Patient
+from models import Communication, PartnerConsent, Patient
 from models.fields import tags_from_db, tags_to_db
 from resolvers import access, versioning
+from resolvers import communication as communications
 from resolvers.access import PatientView
 from resolvers.context import Context
 
@@ -107,6 +108,7 @@ async def merge(ctx: Context, survivor_id: uuid.UUID | None, duplicate_id: uuid.
                 moved[link.table] = moved.get(link.table, 0) + count
             if left:
                 kept[link.table] = kept.get(link.table, 0) + left
+        await _one_greeting_or_campaign_message_each(ctx, survivor.row.id)
         await versioning.update_versioned(duplicate.row, duplicate.row.version, "patient", status=access.MERGED,
                                           merged_into_id=survivor.row.id, merged_at=now)
         await versioning.update_versioned(survivor.row, survivor.row.version, "patient", **consent)
@@ -118,6 +120,16 @@ async def merge(ctx: Context, survivor_id: uuid.UUID | None, duplicate_id: uuid.
         await writer.append(records)
     views = await access.views(ctx, [survivor.row, duplicate.row])
     return MergeResult(views[0], views[1], moved, kept)
+
+
+async def _one_greeting_or_campaign_message_each(ctx: Context, survivor_id: uuid.UUID) -> None:
+    """Both files queued for one campaign, or greeted for one day: the person gets one of them
+    (``communication.refuse_twins``; found in review: the moved message went as well, the frequency cap letting a
+    second one through). Care messages all stay: each is about its own appointment, visit, call, contract or
+    invitation, which moved with it."""
+    queued = await Communication.filter(institution_id=ctx.institution_id, patient_id=survivor_id, status="queued",
+                                        purpose__in=sorted(communications.NON_CARE))
+    await communications.refuse_twins(ctx.institution_id, queued)
 
 
 async def _stricter_consent(survivor_id: uuid.UUID, duplicate_id: uuid.UUID) -> dict[str, Any]:

@@ -123,6 +123,10 @@ class CommunicationRefusal(Enum):
         "contact_not_informed", description="For a contact who may not receive information about the patient.")
     NO_TEMPLATE = strawberry.enum_value("no_template", description="No template for its cause, channel and language "
                                                                    "could render it.")
+    DUPLICATE = strawberry.enum_value("duplicate", description="A greeting or campaign message the person has "
+                                                               "another of (the same campaign, or the same greeting "
+                                                               "that day): two files of theirs were merged and each "
+                                                               "had one. One goes.")
 
 
 

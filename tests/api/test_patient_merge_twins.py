@@ -1,0 +1,150 @@
+"""Two files of one person each with a greeting or a campaign's message, merged (found in review): both messages
+went to the survivor and the person got them twice; the frequency cap (2 non-care messages a week) let the second
+through. The person gets one message of an occasion (a campaign, a day's greeting), whether the merge moved the
+queued messages or a writer that read the file before the merge queued one on the survivor after it; the others are
+refused DUPLICATE. Distinct campaigns, and care messages (each about its own appointment, which moved), all go.
+Through the API, delivered by the outbox as the campaign tests do; SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from datetime import date, time, timedelta
+from typing import Any
+
+import pytest
+
+from core.messages import Outgoing
+from models import Communication
+from resolvers import appointment as appointments
+from resolvers import campaign as campaigns
+from resolvers import communication
+from resolvers.context import Services
+from tests.api import test_campaigns as campaign_tests
+from tests.api import test_reminders as reminder_tests
+from tests.api.test_appointments import NOW, TOMORROW_9, book, make_schedule
+from tests.api.test_patient_merge import merge
+from tests.api.test_patient_merge_messages import merged_before_transaction
+from tests.factories import Tenant, make_patient
+
+PHONE = "13800138000"  # the person's, on both files
+LOG = """query($id: ID!) { patientCommunications(patientId: $id, first: 50) {
+  nodes { cause status refusal campaignId } } }"""
+# Past every message of these tests: the campaigns' (queued now, or at the end of the quiet hours), the appointments'
+# (confirmed at NOW, reminded 24 hours before their slot tomorrow).
+DELIVERED_BY = NOW + timedelta(hours=2)
+
+
+class Phone:
+    """The SMS gateway: what it was handed, by message."""
+
+    def __init__(self) -> None:
+        self.sent: list[Outgoing] = []
+
+    async def send(self, message: Outgoing) -> str | None:
+        self.sent.append(message)
+        return None
+
+
+async def person_file(tenant: Tenant, name: str, **more: Any) -> uuid.UUID:
+    """One of the person's files: their phone, consent to every purpose by SMS, department A."""
+    return await make_patient(tenant, fullName=name, phone=PHONE, contactConsent=True, contactChannels=["SMS"],
+                              contactPurposes=["CARE", "CAMPAIGN", "GREETING"], **more)
+
+
+async def campaign_to_both(tenant: Tenant) -> str:
+    """A campaign to department A, started and queued in full."""
+    await campaigns.advance()  # another test's campaign, still sending, queued out of the way
+    made = campaign_tests.ok(await tenant.call("admin", campaign_tests.CREATE, input=campaign_tests.draft(
+        departmentId=str(tenant.departments["A"].id))), "campaignCreate")
+    campaign_tests.ok(await tenant.call("admin", campaign_tests.START, id=made["id"], v=made["version"]),
+                      "campaignStart")
+    return str(made["id"])
+
+
+async def received(tenant: Tenant, services: Services, by: Any = DELIVERED_BY) -> Counter[str]:
+    """What the person's phone receives from the outbox, by cause."""
+    phone = Phone()
+    await communication.deliver_due(services, {"sms": phone}, now=by)
+    mine = [m for m in phone.sent if m.institution_id == tenant.id]
+    assert {m.address[-11:] for m in mine} <= {PHONE}
+    causes = dict(await Communication.filter(id__in=[m.communication_id for m in mine]).values_list("id", "cause"))
+    return Counter(str(causes[m.communication_id]) for m in mine)
+
+
+async def log_of(tenant: Tenant, pid: uuid.UUID) -> Counter[tuple[str, str, str | None]]:
+    reply = await tenant.call("front_desk", LOG, id=str(pid))
+    assert reply.errors == [], reply.errors
+    return Counter((n["cause"], n["status"], n["refusal"]) for n in reply.data["patientCommunications"]["nodes"])
+
+
+async def test_a_campaign_queued_for_both_files_reaches_the_person_once(tenant: Tenant, services: Services) -> None:
+    survivor, duplicate = await person_file(tenant, "Zhang Wei"), await person_file(tenant, "张伟")
+    await campaign_to_both(tenant)
+    await campaigns.advance()
+
+    assert (await merge(tenant, survivor, duplicate)).errors == []
+
+    assert await received(tenant, services) == {"campaign": 1}
+    assert await log_of(tenant, survivor) == {("CAMPAIGN", "SENT", None): 1, ("CAMPAIGN", "REFUSED", "DUPLICATE"): 1}
+    kept = await Communication.get(institution_id=tenant.id, cause="campaign", status="sent")
+    assert kept.key.endswith(str(survivor))  # the survivor's own: its name in it
+
+
+async def test_distinct_campaigns_and_care_messages_all_reach_the_person(tenant: Tenant, services: Services,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The allowed twin: one message of each campaign, and every appointment's confirmation and reminder (each about
+    its own appointment: the merged file's moved to the survivor)."""
+    monkeypatch.setattr(appointments, "_now", lambda: NOW)
+    survivor, duplicate = await person_file(tenant, "Zhang Wei"), await person_file(tenant, "张伟")
+    schedule = await make_schedule(tenant)
+    await book(tenant, schedule, survivor)
+    await book(tenant, schedule, duplicate, start=(TOMORROW_9 + timedelta(minutes=30)).isoformat())
+    for _ in range(2):
+        await campaign_to_both(tenant)
+        await campaigns.advance()
+
+    assert (await merge(tenant, survivor, duplicate)).errors == []
+
+    assert await received(tenant, services) == {"campaign": 2, "appointment_confirmation": 2,
+                                                "appointment_reminder": 2}
+
+
+async def test_a_campaign_batch_that_read_the_merged_file_reaches_the_person_once(
+        tenant: Tenant, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch read the merged file before the merge and queued its message on the survivor after it; the survivor's
+    own came in the next batch."""
+    duplicate, survivor = await person_file(tenant, "张伟"), await person_file(tenant, "Zhang Wei")
+    await campaign_to_both(tenant)
+    merged_before_transaction(monkeypatch, campaigns, tenant, survivor, duplicate)
+
+    await campaigns.advance(batch=1)  # the duplicate's: registered first, it is first in the audience
+    await campaigns.advance()
+
+    assert await received(tenant, services) == {"campaign": 1}
+    assert await log_of(tenant, survivor) == {("CAMPAIGN", "SENT", None): 1, ("CAMPAIGN", "REFUSED", "DUPLICATE"): 1}
+
+
+async def test_a_campaign_sent_to_the_merged_file_is_not_sent_again(tenant: Tenant, services: Services) -> None:
+    """The merged file's message went before the merge; the survivor's, queued after it, is the twin."""
+    duplicate, survivor = await person_file(tenant, "张伟"), await person_file(tenant, "Zhang Wei")
+    await campaign_to_both(tenant)
+    await campaigns.advance(batch=1)  # the duplicate's
+    assert await received(tenant, services) == {"campaign": 1}
+
+    assert (await merge(tenant, survivor, duplicate)).errors == []
+    await campaigns.advance()  # the survivor's
+
+    assert await received(tenant, services) == {}
+    assert await log_of(tenant, survivor) == {("CAMPAIGN", "SENT", None): 1, ("CAMPAIGN", "REFUSED", "DUPLICATE"): 1}
+
+
+async def test_a_birthday_greeted_on_both_files_is_greeted_once(tenant: Tenant, services: Services) -> None:
+    birthday = date(2031, 10, 1)
+    survivor = await person_file(tenant, "Zhang Wei", birthDate="1960-10-01")
+    duplicate = await person_file(tenant, "张伟", birthDate="1960-10-01")
+    await reminder_tests.sweep(tenant, reminder_tests.local(birthday, time(8)))  # greetings at 09:00
+
+    assert (await merge(tenant, survivor, duplicate)).errors == []
+
+    assert await received(tenant, services, reminder_tests.local(birthday, time(9))) == {"birthday_greeting": 1}
