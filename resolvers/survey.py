@@ -4,7 +4,7 @@ fatigue cap, the invitation messages through the outbox, and reminders.
 An invitation is made for a cause ("visit:<id>", "ticket:<id>", "follow_up:<id>", "campaign:<id>:<patient>")
 inside the transaction of whatever caused it (a visit finishing, a ticket closing, a follow-up call completed,
 a one-off campaign): the cause key is unique per institution, so a cause never invites twice however often or
-concurrently it is reported. It is not made when the patient is archived or deceased, or was invited within
+concurrently it is reported. It is not made when the patient is archived, deceased or merged, or was invited within
 the institution's ``fatigue_days`` (the cap; decided one transaction at a time, see ``invite_many``, so two
 causes at once cannot both pass). Its message is scheduled through the outbox (cause ``survey_invitation``, due at
 the cause's time plus the trigger's delay): the consent gate and channel preferences decide, as for every
@@ -418,7 +418,7 @@ class Invited:
 
     invitations: list[SurveyInvitation]  # made now
     fatigued: int  # asked within the fatigue period: not asked again
-    inactive: int  # archived or deceased (or no such patient)
+    inactive: int  # archived, deceased or merged (or no such patient)
     duplicate: int  # their cause had invited already
     refused: int  # made, but the consent gate refused the message (they may still answer in the portal)
     no_contact: int = 0  # a family questionnaire, and no contact of the patient's may be asked (none made)
@@ -442,13 +442,20 @@ async def invite_many(ctx: Context, questionnaire: Questionnaire, causes: Sequen
     The institution's invitations are decided one transaction at a time (``_take_turn``), so two causes of one
     patient cannot both pass the fatigue cap. (Locking the patient's row instead would deadlock against a
     concurrent edit of the file. The audit chain head used to give the turns; since migration 0023 writers no
-    longer wait for it.)"""
+    longer wait for it.) The patients' files are held (``access.current_files``) before their status is read: a file
+    merged meanwhile is not asked (counted ``inactive``); its survivor is asked on a cause of its own."""
     institution_id = ctx.institution_id
+    patient_ids = sorted({cause.patient_id for cause in causes})
+    # The files held before their status is read, as a merge locks them before it moves their invitations: one merged
+    # meanwhile is read as merged (not active: not asked) rather than active from before the merge (found in review:
+    # a survey campaign invited a file being merged, the invitation stayed on it and its message went to the
+    # survivor). In one statement in id order, as the merge locks its two; FOR KEY SHARE, so only a merge waits. And
+    # before the turn, as the other causes' writers hold their file first: no one waits for a file holding the turn.
+    await access.current_files(patient_ids)
     await _take_turn(institution_id)
     setup = await settings_of(institution_id)
     delay = timedelta(hours=trigger.delay_hours if trigger is not None else 0)
     send_at = {cause.key: cause.at + delay for cause in causes}
-    patient_ids = sorted({cause.patient_id for cause in causes})
     patients = {p.id: p for p in await Patient.filter(id__in=patient_ids, institution_id=institution_id)}
     family = questionnaire.respondent == "family"
     contacts = await family_contacts(institution_id, patient_ids) if family and causes else {}

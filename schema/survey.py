@@ -322,7 +322,8 @@ class SurveyInviteResult:
     invited: int = strawberry.field(description="Invitations made (their messages queued, or refused by the gate).")
     refused: int = strawberry.field(description="Of those, how many messages the consent gate refused.")
     fatigued: int = strawberry.field(description="Patients not asked: invited within the fatigue period.")
-    inactive: int = strawberry.field(description="Patients not asked: archived or deceased.")
+    inactive: int = strawberry.field(description="Patients not asked: archived or deceased (or their file merged into "
+                                                 "another meanwhile).")
     no_contact: int = strawberry.field(description="Patients not asked: the questionnaire is answered by family, and "
                                                    "none of their contacts may receive information and has a phone. "
                                                    "Nothing is sent to the patient instead.")

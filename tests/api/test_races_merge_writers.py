@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from models import Contract, Institution, Patient, SurveyInvitation
+from models import Communication, Contract, Institution, Patient, SurveyInvitation
 from resolvers import appointment as appointments
 from resolvers import campaign as campaigns
 from resolvers import contract as contracts
@@ -30,7 +30,7 @@ from tests.api.test_appointments import CANCEL, NOW, book, make_schedule
 from tests.api.test_contract_renewal import at_local
 from tests.api.test_patient_merge import merge
 from tests.api.test_patient_merge_messages import messages, on_the_survivor, started_campaign
-from tests.api.test_survey_invitations import TASK_COMPLETE, TASK_CREATE, TICKET_CREATE, TICKET_MOVE
+from tests.api.test_survey_invitations import INVITE, TASK_COMPLETE, TASK_CREATE, TICKET_CREATE, TICKET_MOVE
 from tests.conftest import BACKEND
 from tests.contracts import draft, item_input, make_item, signed, today
 from tests.daytime import ZONE
@@ -193,3 +193,22 @@ async def test_a_call_completed_during_a_merge_invites_the_survivor(tenant: Tena
 
     invited = await SurveyInvitation.filter(follow_up_task_id=task["id"]).values_list("patient_id", flat=True)
     assert invited == [survivor], invited
+
+
+async def test_a_survey_campaign_during_a_merge_invites_no_merged_file(tenant: Tenant,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """surveyInvite read its audience's files without a lock: the merged file, read as active, was invited (the
+    invitation's foreign key waited for the merge, then went in on the merged file) while its message, queued on the
+    file as it then was, went to the survivor, which had its own as well."""
+    q = await surveys.questionnaire(tenant)
+    duplicate, survivor = await surveys.reachable(tenant), await surveys.reachable(tenant)
+
+    reply = await during_a_held_merge(tenant, monkeypatch, survivor, duplicate,
+                                      lambda: tenant.call("admin", INVITE, qid=str(q.id)))
+
+    invited = await SurveyInvitation.filter(institution_id=tenant.id).values_list("patient_id", flat=True)
+    assert invited == [survivor], invited
+    told = await Communication.filter(institution_id=tenant.id, cause="survey_invitation").values_list(
+        "patient_id", flat=True)
+    assert told == [survivor], told
+    assert (reply.data["surveyInvite"]["invited"], reply.data["surveyInvite"]["inactive"]) == (1, 1)
