@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from models import Communication, Contract, Institution, Patient, SurveyInvitation
+from models import Communication, Contract, Institution, Patient, SurveyInvitation, Ticket
 from resolvers import appointment as appointments
 from resolvers import campaign as campaigns
 from resolvers import contract as contracts
@@ -193,6 +193,22 @@ async def test_a_call_completed_during_a_merge_invites_the_survivor(tenant: Tena
 
     invited = await SurveyInvitation.filter(follow_up_task_id=task["id"]).values_list("patient_id", flat=True)
     assert invited == [survivor], invited
+
+
+async def test_a_call_completed_during_a_merge_opens_its_ticket_on_the_survivor(
+        tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    """followUpTaskComplete with openTicket waited for the file, then opened the ticket on the file it had read,
+    merged by then: refused inside its transaction, INTERNAL_SERVER_ERROR."""
+    survivor, duplicate = await surveys.reachable(tenant), await surveys.reachable(tenant)
+    task = (await tenant.call("doctor", TASK_CREATE, input={
+        "patientId": str(duplicate), "dueOn": datetime.now(ZONE).date().isoformat(),
+        "ownerId": str(tenant.staff_ids["nurse"])})).data["followUpTaskCreate"]
+
+    await during_a_held_merge(tenant, monkeypatch, survivor, duplicate, lambda: tenant.call(
+        "nurse", TASK_COMPLETE, id=task["id"], input={"reached": True, "condition": "WORSE", "openTicket": True}))
+
+    tickets = await Ticket.filter(institution_id=tenant.id).values_list("patient_id", flat=True)
+    assert tickets == [survivor], tickets
 
 
 async def test_a_survey_campaign_during_a_merge_invites_no_merged_file(tenant: Tenant,
