@@ -604,9 +604,15 @@ def _run_pg(tool: str, database_url: str, arguments: list[str]) -> None:
                *([f"--username={target['user']}"] if target["user"] else []), "--no-password", *arguments]
     result = subprocess.run(command, env=environment, capture_output=True, text=True, check=False)  # noqa: S603
     if result.returncode != 0:
-        # One line, as every refusal: the tools' own messages span several ("error: ...", "Command was: ...").
-        said = " | ".join(line.strip() for line in result.stderr.splitlines() if line.strip())
+        # One line, as every refusal: the tools' own messages span several. The lines that quote the data or the SQL
+        # (a COPY's CONTEXT with a row's values, DETAIL with a key's, "Command was:") are left out: they can hold a
+        # patient's fields in clear (found in review).
+        said = " | ".join(line.strip() for line in result.stderr.splitlines()
+                          if line.strip() and not line.strip().startswith(_QUOTING))
         raise BackupRefused(f"{tool} failed: {said[-2000:]}")
+
+
+_QUOTING = ("Command was:", "CONTEXT:", "DETAIL:", "LINE ", "QUERY:", "^")
 
 
 def _copy_hashing(source: Path, target: Path, created: list[Path] | None = None) -> tuple[int, str]:

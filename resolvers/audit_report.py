@@ -18,7 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import anyio
-from tortoise.expressions import Q
+from tortoise.expressions import Q, Subquery
 from tortoise.functions import Max
 from tortoise.queryset import QuerySet
 
@@ -164,9 +164,11 @@ async def _accessors(ctx: Context, patient_id: uuid.UUID, since: datetime | None
     shown = keys[:limit]
     if counted is None:  # the first page: its newest event bounds every page, events written since not counted
         counted = int(shown[0]["last_seq"]) if shown else 0
-    # the people of every page: those with an event up to the same one (grouped, counted as groups)
-    total = await pagination.count_of(events.filter(seq__lte=counted).annotate(last_seq=Max("seq")).group_by(
-        "actor_kind", "actor_id"), count)
+    # the people of every page: those with an event up to the same one, each counted once by its last event (a
+    # grouped query's count() counts its rows, not its groups: found in review)
+    upto = events.filter(seq__lte=counted)
+    last_events = upto.annotate(last_seq=Max("seq")).group_by("actor_kind", "actor_id").values("last_seq")
+    total = await pagination.count_of(upto.filter(seq__in=Subquery(last_events)), count)
     rows = await _rows(events.filter(_any_of(shown), seq__lte=counted)) if shown else []
     people = await _people(ctx, rows) if rows else []
     people.sort(key=lambda person: person.last_seq, reverse=True)

@@ -456,8 +456,9 @@ def occasion(row: Communication) -> str | None:
 
 
 def _out(row: Communication) -> bool:
-    """Sent, or with a worker that may be handing it over now: it goes (or went) whatever is decided here."""
-    return row.status in ("sent", "delivered") or row.leased_until is not None
+    """Sent, or with a worker that may be handing it over now (its lease still running: a worker that died leaves
+    ``leased_until`` behind, found in review): it goes (or went) whatever is decided here."""
+    return row.status in ("sent", "delivered") or (row.leased_until is not None and row.leased_until > _now())
 
 
 async def refuse_twins(institution_id: uuid.UUID, queued: Sequence[Communication]) -> set[uuid.UUID]:

@@ -262,10 +262,11 @@ class Questionnaire:
         row = None if staff_id is None else await info.context.require_loaders().staff.load(staff_id)
         return None if row is None else StaffSummary.of(row)
 
-    @strawberry.field(description="Responses to this version; an anonymous response counts once its month has "
-                                  "closed, as the report shows it (once there is any response, editing makes a new "
-                                  "version). Needs the right to read questionnaires (FORBIDDEN on the field "
-                                  "otherwise).")
+    @strawberry.field(description="Responses to this version. Of a version whose responses name nobody (flagged "
+                                  "anonymous, or answered by staff), only those the response list shows: of a closed "
+                                  "month, in a department's month of at least minCell responses (once there is any "
+                                  "response, editing makes a new version). Needs the right to read "
+                                  "questionnaires (FORBIDDEN on the field otherwise).")
     async def response_count(self, info: Info) -> int:
         return await questionnaires.response_count(info.context, self.row)
 

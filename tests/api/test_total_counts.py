@@ -235,7 +235,8 @@ async def test_the_trail_and_what_is_read_from_it(tenant: Tenant, services: Serv
     # a file's access report: one entry per person, counted up to the first page's latest event, as it pages
     busy, quiet = await make_patient(tenant), await make_patient(tenant)
     await readers(tenant, services, busy, 4)
-    await read_file(tenant, tenant.tokens["nurse"], quiet)
+    for _ in range(3):  # one person, several events: counted once
+        await read_file(tenant, tenant.tokens["nurse"], quiet)
     report = listing("patientAccessReportConnection", ", patientId: $p", ", $p: ID!", "actorId")
     assert await counts(sql_counter, report, ("patientAccessReportConnection",),
                         [staff(tenant, "compliance_officer", p=str(busy)),
