@@ -29,7 +29,7 @@ async def account(tenant: Tenant, client: httpx.AsyncClient, services: Services,
 
 async def test_two_admins_revoke_each_other(client: httpx.AsyncClient, services: Services) -> None:
     from tests.factories import make_tenant
-    bad = 0
+    bad = []
     for _ in range(ROUNDS):
         tenant = await make_tenant(client, services)  # its own admin ...
         other = await account(tenant, client, services, "admin2", ["admin"])  # ... and a second one: two in all
@@ -37,9 +37,12 @@ async def test_two_admins_revoke_each_other(client: httpx.AsyncClient, services:
             tenant.call("admin", REVOKE, id=str(other), to="ADMIN"),
             tenant.call("admin2", REVOKE, id=str(tenant.staff_ids["admin"]), to="ADMIN"))
         left = await RoleAssignment.filter(institution_id=tenant.id, role="admin").count()
-        if left != 1 or sorted(c for r in replies for c in r.codes) != ["BAD_USER_INPUT"]:
-            bad += 1
-    assert bad == 0, f"{bad}/{ROUNDS} rounds"
+        codes = sorted(c for r in replies for c in r.codes)
+        # One revocation wins. The other either passed its check before the winner committed and is refused as the
+        # last admin's (BAD_USER_INPUT), or signed in after it and is no longer an admin (FORBIDDEN).
+        if left != 1 or codes not in (["BAD_USER_INPUT"], ["FORBIDDEN"]):
+            bad.append((left, codes))
+    assert not bad, f"{len(bad)}/{ROUNDS} rounds: {bad}"
 
 
 async def test_one_revocation_sent_twice(tenant: Tenant, client: httpx.AsyncClient, services: Services) -> None:
