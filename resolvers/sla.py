@@ -242,7 +242,8 @@ def _response_calendar(ticket: Ticket, due: datetime | None, sla: SlaSettings) -
     """The calendar of the clock that set the first-response due time (see ``clocks``): a VIP's is the adviser's
     calendar time unless the level's own clock came sooner, which only a target under 30 minutes can, and did when
     the target's whole working time lies before the due time (the adviser's clock ends with less: it is the
-    sooner). Told from the stored due time alone; a wait on the patient before the first response can mislead it."""
+    sooner). Told from the stored due time alone, which holds because no pause comes before the first response:
+    a new ticket's only way on is ``acknowledged``, which records the response (``ticket.TRANSITIONS``)."""
     level = sla.calendar_for(ticket.level)
     target = sla.targets[ticket.level].first_response
     if not ticket.vip or due is None or target >= VIP_FIRST_RESPONSE:
