@@ -4,6 +4,7 @@ data, identifiers or secrets: the format changes the shape of a line, never what
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from datetime import UTC, datetime
@@ -78,6 +79,40 @@ def clamp_websocket_logging() -> None:
 def _add_once(logger: logging.Logger, kind: type[logging.Filter]) -> None:
     if not any(isinstance(f, kind) for f in logger.filters):
         logger.addFilter(kind())
+
+
+class RefusalLines:
+    """At most one line a minute per reason, for refusals a stranger can cause at will (found in review: each bad
+    delivery callback wrote a line, so anyone could fill the logs). The first refusal of a reason is logged at once,
+    with its detail; those that follow within the minute are only counted, and told in one line when the minute
+    ends, which opens the next one: a steady flood writes a line a minute, and after a quiet minute a reason starts
+    over with a detailed line. Kept per process (each worker has its own minute)."""
+
+    def __init__(self, logger: logging.Logger, what: str, *, seconds: float = 60.0) -> None:
+        self.logger, self.what, self.seconds = logger, what, seconds
+        self._more: dict[str, int] = {}  # reason -> refusals since its last line, while its minute is open
+
+    def refused(self, reason: str, message: str, *args: object) -> None:
+        """``message % args`` is the first line's detail: never an identifier, a secret or patient data."""
+        if reason in self._more:
+            self._more[reason] += 1
+            return
+        self.logger.info(message, *args)
+        self._open(reason)
+
+    def _open(self, reason: str) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no event loop to end the minute: nothing is held back
+            return
+        self._more[reason] = 0
+        loop.call_later(self.seconds, self._close, reason)
+
+    def _close(self, reason: str) -> None:
+        more = self._more.pop(reason, 0)
+        if more:
+            self.logger.info("%s refused (%s): %d more in the last %g s", self.what, reason, more, self.seconds)
+            self._open(reason)
 
 
 class JsonLines(logging.Formatter):

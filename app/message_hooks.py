@@ -6,7 +6,9 @@
   ``timestamp + "." + body`` under the institution's gateway secret). Answers 204; 401 for a missing,
   stale (more than 5 minutes either way) or wrong signature, and for an institution without that gateway
   (nothing to check it against); 404 for a message the institution never sent there; 400 for a body
-  that is not such an object. No answer says more.
+  that is not such an object. No answer says more. Each refusal is counted by reason
+  (``careloop_delivery_callbacks_refused_total``) and logged at most once a minute per reason, with a count of
+  the rest (``app.logs.RefusalLines``): a stranger posting junk cannot fill the logs.
 - ``/unsubscribe?token=...``: the signed, single-purpose link every message carries (a message to a patient's
   contact carries the contact's own link, which stops messages to that contact only and never touches the
   patient's consent). ``GET`` shows which messages the link stops and a button; ``POST`` (that button, or a
@@ -30,6 +32,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
+from app import metrics
+from app.logs import RefusalLines
 from app.senders import GATEWAY_ID_MAX, SIGNATURE_HEADER, TIMESTAMP_HEADER, signature_matches
 from audit.events import RequestMeta
 from models.messaging import GATEWAY_CHANNELS
@@ -44,6 +48,15 @@ UNSUBSCRIBE_MAX_BYTES = 1024  # the one-click form is "List-Unsubscribe=One-Clic
 FRESH_SECONDS = 300  # a callback's timestamp may be this far from our clock either way (replays, skew)
 REASON_MAX = 200
 DELIVERY_STATUSES = ("delivered", "failed")
+# A refused callback's reason (the metric's label, the log's key) -> its answer and what the log line says.
+REFUSALS = {
+    "unknown_path": (404, "no such institution or channel"),
+    "unsigned": (401, "stale or unsigned"),
+    "bad_signature": (401, "bad signature"),
+    "bad_report": (400, "not a delivery report"),
+    "unknown_message": (404, "no such message"),
+}
+REFUSAL_LOG_SECONDS = 60.0
 # The pages hold no script, no image, nothing from elsewhere; the button posts back here only.
 PAGE_POLICY = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'"
 
@@ -56,8 +69,18 @@ CONTACT_NAMES = ("发给您（患者的家属或联系人）的消息", "message
 
 
 def routes(services: Services) -> list[Route]:
+    refusals = RefusalLines(log, "delivery callback", seconds=REFUSAL_LOG_SECONDS)
+
     async def delivery_callback(request: Request) -> Response:
-        return Response(status_code=await _record_callback(services, request))
+        refusal = await _record_callback(services, request)
+        if refusal is None:
+            return Response(status_code=204)
+        status, why = REFUSALS[refusal]
+        metrics.count_refused_callback(refusal)
+        channel = request.path_params["channel"]
+        refusals.refused(refusal, "delivery callback on %s refused: %s",
+                         channel if channel in GATEWAY_CHANNELS else "an unknown channel", why)
+        return Response(status_code=status)
 
     async def unsubscribe_page(request: Request) -> Response:
         token = request.query_params.get("token", "")
@@ -87,39 +110,35 @@ def routes(services: Services) -> list[Route]:
 # -- delivery callbacks -------------------------------------------------------------------------------
 
 
-async def _record_callback(services: Services, request: Request) -> int:
-    """The status to answer. The cheap checks first: junk never reaches the database."""
+async def _record_callback(services: Services, request: Request) -> str | None:
+    """The report recorded (None), or why it was refused (a key of ``REFUSALS``). The cheap checks first: junk
+    never reaches the database."""
     channel = request.path_params["channel"]
     try:
         institution_id = uuid.UUID(request.path_params["institution_id"])
     except ValueError:
-        return 404
+        return "unknown_path"
     if channel not in GATEWAY_CHANNELS:
-        return 404
+        return "unknown_path"
     timestamp = request.headers.get(TIMESTAMP_HEADER, "")
     signature = request.headers.get(SIGNATURE_HEADER, "")
     if not _fresh(timestamp) or not signature:
-        return _refuse(channel, "stale or unsigned")
+        return "unsigned"
     body = await request.body()
     gateway = await messaging.gateway(institution_id, channel, services.keyring)
     if gateway is None or not signature_matches(gateway.secret, timestamp, body, signature):
-        return _refuse(channel, "bad signature")
+        return "bad_signature"
     report = _report(body)
     if report is None:
-        return 400
+        return "bad_report"
     message_id, status, reason = report
     known = await communication.record_delivery(institution_id, channel, message_id, status, reason)
-    return 204 if known else 404
+    return None if known else "unknown_message"
 
 
 def _fresh(timestamp: str) -> bool:
     return timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12 and \
         abs(time.time() - int(timestamp)) <= FRESH_SECONDS
-
-
-def _refuse(channel: str, why: str) -> int:
-    log.info("delivery callback on %s refused: %s", channel, why)
-    return 401
 
 
 def _report(body: bytes) -> tuple[str, str, str] | None:

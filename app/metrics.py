@@ -52,6 +52,8 @@ LATENCY = Histogram("careloop_graphql_request_duration_seconds", "Time to answer
                     "by operation name", ["operation"], buckets=LATENCY_BUCKETS, registry=REGISTRY)
 ERRORS = Counter("careloop_graphql_errors", "Errors in GraphQL answers, by code (refusals before execution "
                  "included)", ["code"], registry=REGISTRY)
+CALLBACKS_REFUSED = Counter("careloop_delivery_callbacks_refused", "Gateways' delivery callbacks refused, by "
+                            "reason (app/message_hooks.py)", ["reason"], registry=REGISTRY)
 AUDIT_APPEND = Histogram("careloop_audit_append_duration_seconds", "Time to append a batch of audit events to "
                          "their chains, lock wait included", buckets=APPEND_BUCKETS, registry=REGISTRY)
 AUDIT_EVENTS = Counter("careloop_audit_events_appended", "Audit events appended", registry=REGISTRY)
@@ -127,6 +129,11 @@ def observe_request(operation_name: object, seconds: float, *, signed_in: bool =
 def count_errors(codes: list[Any]) -> None:
     for code in codes:
         ERRORS.labels(code_label(code)).inc()
+
+
+def count_refused_callback(reason: str) -> None:
+    """``reason`` is one of ours (``message_hooks.REFUSALS``), never the caller's."""
+    CALLBACKS_REFUSED.labels(reason).inc()
 
 
 def _observe_append(seconds: float, events: int) -> None:

@@ -4,11 +4,14 @@ unsubscribe links (signed for one purpose; a GET changes nothing, a POST stops t
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
+import logging
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,18 +20,22 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+import pytest_asyncio
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from tortoise.transactions import in_transaction
 
+from app import message_hooks, metrics
+from app.main import create_app
 from app.senders import senders_from_settings
+from core.settings import Settings
 from models import AuditEvent, Communication
 from resolvers import communication
 from resolvers.context import Services
 from tests.app.conftest import serve
-from tests.factories import Tenant, make_patient
+from tests.factories import CLIENT_ADDRESS, Tenant, make_patient
 from tests.patients import PatientUser, mark, open_account
 
 SECRET = "sms-gateway-secret-0123456789"
@@ -183,6 +190,79 @@ async def test_a_large_body_is_refused(client: httpx.AsyncClient, tenant: Tenant
     await set_gateway(tenant)
     body, headers = signed({"id": "gw-1", "status": "failed", "reason": "x" * 5000})
     assert (await callback(client, tenant.id, "sms", body, headers)).status_code == 413
+
+
+# Seconds: the minute of the refusal lines, made short (message_hooks.REFUSAL_LOG_SECONDS), yet long enough for
+# the test's 30 callbacks of one minute to fit in it on a loaded machine.
+WINDOW = 1.5
+
+
+@pytest_asyncio.fixture
+async def quick_minutes(database: str, settings: Settings, services: Services,
+                        monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[httpx.AsyncClient]:
+    """An app of its own (its refusal lines start empty, whatever other tests refused), whose "minute" is WINDOW."""
+    monkeypatch.setattr(message_hooks, "REFUSAL_LOG_SECONDS", WINDOW)
+    transport = httpx.ASGITransport(app=create_app(settings, services, manage_database=False),
+                                    client=(CLIENT_ADDRESS, 50002))
+    async with httpx.AsyncClient(transport=transport, base_url="http://careloop.test") as http:
+        yield http
+
+
+def refused_count(reason: str) -> float:
+    return metrics.REGISTRY.get_sample_value("careloop_delivery_callbacks_refused_total", {"reason": reason}) or 0.0
+
+
+async def test_refusals_are_counted_and_logged_once_a_minute_per_reason(
+        quick_minutes: httpx.AsyncClient, tenant: Tenant, caplog: pytest.LogCaptureFixture) -> None:
+    """Found in review: each refused callback wrote an INFO line, so a stranger posting junk filled the logs. Each
+    is counted by reason; the first of a reason is logged with its detail, the rest of its minute told as a count;
+    nothing the caller sent (ids, the report's text, the signature) reaches a line."""
+    await set_gateway(tenant)
+    row = await sent_message(tenant)
+    report = {"id": row.gateway_message_id, "status": "failed", "reason": "patient 13900000000 declined"}
+    body, headers = signed(report)
+    forged, unsigned = signed(report, SECRET + "x"), (body, {"X-Careloop-Timestamp": headers["X-Careloop-Timestamp"]})
+    unknown = signed({"id": "gw-never-sent", "status": "delivered"})
+    attempts = {"bad_signature": (forged, 401, 20), "unsigned": (unsigned, 401, 5),
+                "bad_report": (signed(b"[]"), 400, 3), "unknown_message": (unknown, 404, 2)}
+    before = {reason: refused_count(reason) for reason in attempts}
+    caplog.set_level(logging.INFO, logger="careloop.messages")
+
+    for attempt, status, times in attempts.values():
+        for _ in range(times):
+            assert (await callback(quick_minutes, tenant.id, "sms", *attempt)).status_code == status
+    assert {reason: refused_count(reason) - before[reason] for reason in attempts} == {
+        reason: times for reason, (_, _, times) in attempts.items()}
+    assert lines(caplog) == ["delivery callback on sms refused: bad signature",
+                             "delivery callback on sms refused: stale or unsigned",
+                             "delivery callback on sms refused: not a delivery report",
+                             "delivery callback on sms refused: no such message"]
+
+    caplog.clear()
+    await asyncio.sleep(WINDOW + 0.2)  # the minute ends (timers of one loop fire in order): the rest, counted
+    assert sorted(lines(caplog)) == sorted(f"delivery callback refused ({reason}): {more} more in the last {WINDOW:g} s"
+                                           for reason, more in [("bad_signature", 19), ("unsigned", 4),
+                                                                ("bad_report", 2), ("unknown_message", 1)])
+
+    caplog.clear()  # that line opened the next minute: a refusal in it is counted, told when it ends
+    assert (await callback(quick_minutes, tenant.id, "wechat", *forged)).status_code == 401
+    assert lines(caplog) == []
+    await asyncio.sleep(WINDOW + 0.2)
+    assert f"delivery callback refused (bad_signature): 1 more in the last {WINDOW:g} s" in lines(caplog)
+
+    caplog.clear()
+    await asyncio.sleep(WINDOW + 0.2)  # a quiet minute: the next refusal is told in full again
+    assert lines(caplog) == []
+    assert (await callback(quick_minutes, tenant.id, "wechat", *forged)).status_code == 401
+    assert lines(caplog) == ["delivery callback on wechat refused: bad signature"]
+
+    assert await state(row) == ("sent", None, "")
+
+
+def lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    for record in caplog.records:
+        assert str(record.getMessage()).isascii() and "13900000000" not in record.getMessage()
+    return [r.getMessage() for r in caplog.records if r.name == "careloop.messages"]
 
 
 # -- unsubscribe links --------------------------------------------------------------------------------

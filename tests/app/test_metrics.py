@@ -20,7 +20,7 @@ PATIENTS = "query PatientsPage($first: Int!) { patients(first: $first) { edges {
 CREATE = ("mutation($input: PatientCreateInput!) { patientCreate(input: $input, registerAnyway: true) "
           "{ patient { id } } }")
 UUID = re.compile(r"[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}", re.IGNORECASE)
-LABELS = {"operation", "code", "le"}
+LABELS = {"operation", "code", "le", "reason"}
 
 
 @pytest.fixture(autouse=True)
