@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
@@ -43,6 +44,8 @@ from strawberry.types.execution import PreExecutionError
 from strawberry.types.unset import UNSET, UnsetType
 
 from app import graphiql, metrics
+from app.logs import RefusalLines
+from app.websocket_limit import TRY_AGAIN_LATER, Refused, WebSocketLimit
 from audit.events import RequestMeta
 from resolvers import session
 from resolvers.context import Context, Services
@@ -155,7 +158,8 @@ class CareloopGraphQL(GraphQL[Context, None]):
     websocket_adapter_class = TextFrames
 
     def __init__(self, schema: Any, services: Services, *, ide: bool, budget_seconds: float,
-                 max_body_bytes: int | None = None, allowed_origins: Sequence[str] = ()) -> None:
+                 max_body_bytes: int | None = None, allowed_origins: Sequence[str] = (),
+                 websockets: WebSocketLimit | None = None) -> None:
         self.budget_seconds = budget_seconds
         super().__init__(
             schema,
@@ -174,6 +178,9 @@ class CareloopGraphQL(GraphQL[Context, None]):
         limits = services.settings.limits
         self.max_body_bytes = limits.max_body_bytes if max_body_bytes is None else max_body_bytes
         self.max_tokens = limits.max_tokens
+        self.websockets = websockets or WebSocketLimit(limits.websockets_pending_per_address,
+                                                       limits.websockets_per_address)
+        self.refused_websockets = RefusalLines(log, "WebSocket")
 
     async def render_graphql_ide(self, request: Request) -> Response:
         """GraphiQL from this server's own files (app/graphiql.py), never from a CDN."""
@@ -220,7 +227,7 @@ class CareloopGraphQL(GraphQL[Context, None]):
         (transactions roll back, see core/backends) and answered TIMEOUT. A WebSocket lives longer than any
         request; its subscriptions are re-authorised at each event instead."""
         if isinstance(request, WebSocket):
-            return await super().run(request, context, root_value)
+            return await self.run_websocket(request, context, root_value)
         media = negotiate(request.headers.get("accept"))
         try:
             if request.method != "POST":
@@ -261,6 +268,25 @@ class CareloopGraphQL(GraphQL[Context, None]):
                 if response.status_code == 429 and getattr(request.state, "retry_after", None):
                     response.headers["retry-after"] = str(request.state.retry_after)
         return response
+
+    async def run_websocket(self, websocket: WebSocket, context: Any, root_value: Any) -> WebSocket:
+        """Within its address's caps (app/websocket_limit.py), held until it ends; over them closed at once,
+        before Strawberry builds its context or waits for its connection_init."""
+        try:
+            socket = self.websockets.admit(websocket.client.host if websocket.client else "")
+        except Refused as refused:
+            metrics.count_errors(["RATE_LIMITED"])
+            self.refused_websockets.refused(refused.cap, "WebSocket refused: its address holds %d already (%s)",
+                                            refused.limit, refused.cap)
+            with contextlib.suppress(WebSocketDisconnect, OSError):  # gone already: no traceback per socket
+                await websocket.accept(subprotocol=await self.pick_websocket_subprotocol(websocket))
+                await websocket.close(code=TRY_AGAIN_LATER, reason=refused.close_reason)
+            return websocket
+        websocket.state.socket = socket  # get_context gives it the context: signed in, it no longer waits
+        try:
+            return cast(WebSocket, await super().run(websocket, context, root_value))
+        finally:
+            self.websockets.release(socket)
 
     def check_content_type(self, request: Request) -> None:
         """POST bodies are application/json in UTF-8 (the charset may be left out); the declared length is
@@ -384,6 +410,8 @@ class CareloopGraphQL(GraphQL[Context, None]):
         context = await build_context(self.services, request)
         if isinstance(request, Request):
             request.state.context = context  # released once the request has answered (__call__)
+        else:
+            request.state.socket.context = context  # counted as waiting until it has a principal
         return context
 
 

@@ -25,6 +25,7 @@ from app.graphql import CareloopGraphQL
 from app.logs import clamp_websocket_logging
 from app.principals import PrincipalListener
 from app.services import StartupError, build_services
+from app.websocket_limit import WebSocketLimit
 from core.settings import Settings, load_settings
 from models import Staff
 from resolvers import policy
@@ -95,7 +96,9 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     graphql = CareloopGraphQL(schema, services, ide=not settings.is_production,
                               budget_seconds=settings.limits.request_timeout_ms / 1000,
                               max_body_bytes=settings.limits.max_body_bytes,
-                              allowed_origins=settings.cors_allowed_origins)
+                              allowed_origins=settings.cors_allowed_origins,
+                              websockets=WebSocketLimit(settings.limits.websockets_pending_per_address,
+                                                        settings.limits.websockets_per_address))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -36,6 +36,10 @@ class Limits:
     # Sign-in attempts (login, patientLogin, totpEnrollForLogin, POST /oauth/token) per client address and minute,
     # counted before any password is checked: an address over it is refused (RATE_LIMITED) without argon2 work.
     login_per_address_per_minute: int = 30
+    # WebSockets of one client address open at once in one worker process (app/websocket_limit.py; 0: no cap):
+    # those not yet signed in (held up to 10 s waiting for connection_init), and all of them.
+    websockets_pending_per_address: int = 10
+    websockets_per_address: int = 200
     token_ttl_hours: int = 12
     max_attachment_bytes: int = 10 * 1024 * 1024
     max_attachments_per_ticket: int = 20

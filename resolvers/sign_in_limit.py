@@ -55,17 +55,20 @@ RETURNING attempts"""
 
 def address_key(services: Services, client_address: str) -> str:
     """Where an address's attempts are counted: a keyed hash of it, never the address (as the lockout keeps unknown
-    e-mail addresses). An IPv6 address counts with its /64, which one subscriber holds whole."""
+    e-mail addresses)."""
+    return token_digest(services.master_key.token_key, f"client:{counted_address(client_address)}")
+
+
+def counted_address(client_address: str) -> str:
+    """The address a limit counts: an IPv6 address with its /64, which one subscriber holds whole; an IPv4 address
+    mapped into IPv6 as itself."""
     try:
         ip = ipaddress.ip_address(client_address)
     except ValueError:
-        counted = client_address  # not an IP address (none known): counted as it is
-    else:
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is None:
-            counted = str(ipaddress.ip_network(f"{ip}/64", strict=False))
-        else:
-            counted = str(ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else ip)
-    return token_digest(services.master_key.token_key, f"client:{counted}")
+        return client_address  # not an IP address (none known): counted as it is
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is None:
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else ip)
 
 
 class TooManySignIns(RateLimited):

@@ -27,7 +27,9 @@ async def serve(app: Starlette, *, ws: str = "websockets-sansio", log_level: str
     """
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level=log_level, ws=ws))
+    # proxy_headers off as `careloop serve` has it: uvicorn's default trusts X-Forwarded-For from 127.0.0.1, which
+    # would let every test client name its own address.
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level=log_level, ws=ws, proxy_headers=False))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:  # uvicorn exposes a flag, not an event
         if task.done():

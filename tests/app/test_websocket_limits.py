@@ -1,0 +1,229 @@
+"""WebSockets per client address (app/websocket_limit.py), against the real app served by uvicorn: an address holds
+at most so many sockets not yet signed in, and so many in all, per worker process; over either a socket is closed
+at once with 1013 "Try Again Later" and counted, and the refusals are logged at most once a minute.
+
+Found in review: a socket waits up to 10 s for its connection_init, and one address could open thousands of them
+and hold a worker's sockets and memory."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import pytest
+import pytest_asyncio
+import websockets
+from websockets.asyncio.client import ClientConnection
+from websockets.typing import Subprotocol
+
+from app import metrics
+from app.main import create_app
+from app.websocket_limit import TOO_MANY, TOO_MANY_PENDING
+from core.settings import Settings, load_settings
+from resolvers.context import Services
+from tests.app.conftest import serve
+from tests.factories import Tenant
+
+PROTOCOL = Subprotocol("graphql-transport-ws")
+PENDING, ALL = 3, 5
+BAD_TOKEN = "cl_" + "A" * 43
+
+Server = Callable[..., AbstractAsyncContextManager[str]]
+
+
+@pytest.fixture(autouse=True)
+def fresh_error_codes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """RATE_LIMITED keeps its label whatever codes earlier tests in this process counted (they are bounded)."""
+    monkeypatch.setattr(metrics, "_codes", set())
+
+
+@pytest.fixture
+def limited(database: str, settings: Settings, services: Services) -> Server:
+    """The app with small caps (PENDING waiting to sign in, ALL in all), served by uvicorn."""
+
+    def server(**changes: Any) -> AbstractAsyncContextManager[str]:
+        limits = dataclasses.replace(settings.limits, websockets_pending_per_address=PENDING,
+                                     websockets_per_address=ALL)
+        return serve(create_app(dataclasses.replace(settings, limits=limits, **changes), services,
+                                manage_database=False))
+
+    return server
+
+
+@pytest_asyncio.fixture
+async def url(limited: Server) -> AsyncIterator[str]:
+    async with limited() as served:
+        yield served
+
+
+async def connect(url: str, *, token: str | None = None, forwarded_for: str | None = None) -> ClientConnection:
+    """A socket, its token in the Authorization header when given (as a client outside a browser may send it)."""
+    headers = {**({"authorization": f"Bearer {token}"} if token else {}),
+               **({"x-forwarded-for": forwarded_for} if forwarded_for else {})}
+    return await websockets.connect(url, subprotocols=[PROTOCOL], additional_headers=headers)
+
+
+async def served(connection: ClientConnection) -> bool:
+    """Whether the server holds the socket: it answers a ping (graphql-transport-ws allows one before
+    connection_init, and it signs nothing in), or it closed the socket as over its address's cap."""
+    try:
+        await connection.send(json.dumps({"type": "ping"}))
+        async with asyncio.timeout(5):
+            return bool(json.loads(await connection.recv())["type"] == "pong")
+    except websockets.ConnectionClosed as closed:
+        assert closed.rcvd is not None and closed.rcvd.code == 1013, closed
+        return False
+
+
+async def refused_with(connection: ClientConnection) -> tuple[int, str]:
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        async with asyncio.timeout(2):  # at once, not after the 10 s connection_init wait
+            await connection.recv()
+    assert closed.value.rcvd is not None
+    return closed.value.rcvd.code, closed.value.rcvd.reason
+
+
+async def sign_in(connection: ClientConnection, token: str) -> None:
+    await connection.send(json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}))
+    async with asyncio.timeout(5):
+        assert json.loads(await connection.recv())["type"] == "connection_ack"
+
+
+async def close_all(connections: list[ClientConnection]) -> None:
+    for connection in connections:
+        await connection.close()
+
+
+async def pending(url: str, count: int, **how: str) -> list[ClientConnection]:
+    """``count`` sockets the server holds, not signed in; the slots of sockets closed just before may take the
+    server a moment to free (an aborted socket's end is noticed when its connection drops)."""
+    held: list[ClientConnection] = []
+    async with asyncio.timeout(5):
+        while len(held) < count:
+            connection = await connect(url, **how)
+            if await served(connection):
+                held.append(connection)
+            else:
+                await asyncio.sleep(0.05)
+    return held
+
+
+def rate_limited() -> float:
+    return metrics.REGISTRY.get_sample_value("careloop_graphql_errors_total", {"code": "RATE_LIMITED"}) or 0.0
+
+
+async def test_over_the_cap_a_socket_waiting_to_sign_in_is_closed_at_once(
+        tenant: Tenant, url: str, caplog: pytest.LogCaptureFixture) -> None:
+    waiting = await pending(url, PENDING)
+    before = rate_limited()
+    caplog.set_level(logging.INFO, logger="careloop.graphql")
+
+    for _ in range(3):
+        over = await connect(url)
+        assert await refused_with(over) == (1013, TOO_MANY_PENDING)
+    assert rate_limited() == before + 3
+    lines = [r.getMessage() for r in caplog.records if r.name == "careloop.graphql"]
+    assert lines == [f"WebSocket refused: its address holds {PENDING} already (websockets_pending_per_address)"
+                     ], lines  # one line, not three
+
+    for connection in waiting:  # the sockets under the cap are served: they sign in and subscribe
+        await sign_in(connection, tenant.tokens["support_agent"])
+    await close_all(waiting)
+
+
+async def test_a_socket_that_signs_in_frees_its_waiting_slot(tenant: Tenant, url: str) -> None:
+    waiting = await pending(url, PENDING)
+    assert not await served(await connect(url))
+    await sign_in(waiting[0], tenant.tokens["support_agent"])
+    assert await served(waiting[0])
+
+    another = await connect(url)
+    assert await served(another), "the socket that signed in still held a waiting slot"
+    assert not await served(await connect(url)), "the new socket took the freed slot: the cap is full again"
+    await sign_in(another, tenant.tokens["nurse"])
+    await close_all([*waiting, another])
+
+
+async def test_a_socket_signed_in_by_its_header_holds_no_waiting_slot(tenant: Tenant, url: str) -> None:
+    """A token in the Authorization header (a client outside a browser may send one) signs the socket in as it
+    opens; a bad one leaves it waiting like the others."""
+    by_header = await connect(url, token=tenant.tokens["support_agent"])
+    assert await served(by_header)
+    waiting = await pending(url, PENDING)
+    assert not await served(await connect(url))
+    await waiting.pop().close()
+    bad_header = (await pending(url, 1, token=BAD_TOKEN))[0]
+    assert not await served(await connect(url))
+    await close_all([*waiting, by_header, bad_header])
+
+
+async def test_an_address_holds_so_many_sockets_in_all(tenant: Tenant, url: str) -> None:
+    signed_in = []
+    for _ in range(ALL):
+        connection = await connect(url)
+        await sign_in(connection, tenant.tokens["support_agent"])
+        signed_in.append(connection)
+    over = await connect(url, token=tenant.tokens["support_agent"])
+    assert await refused_with(over) == (1013, TOO_MANY)
+
+    await signed_in.pop().close()
+    again = (await pending(url, 1, token=tenant.tokens["support_agent"]))[0]  # the closed one's slot
+    await close_all([*signed_in, again])
+
+
+async def test_closed_sockets_free_their_slots(tenant: Tenant, url: str) -> None:
+    """Opened and closed again and again, every way a socket ends (closed, dropped without a closing handshake,
+    signed in, refused a bad token, refused over the cap): the address is still served after."""
+    for round_ in range(12):
+        waiting = await pending(url, PENDING)
+        over = await connect(url)
+        assert not await served(over)
+        if round_ % 4 == 1:
+            await sign_in(waiting[0], tenant.tokens["support_agent"])
+        if round_ % 4 == 2:
+            await waiting[0].send(json.dumps({"type": "connection_init",
+                                              "payload": {"authorization": f"Bearer {BAD_TOKEN}"}}))
+            assert (await refused_with(waiting[0]))[0] == 4403
+        for connection in waiting:
+            if round_ % 4 == 3:
+                connection.transport.abort()
+            else:
+                await connection.close()
+    last = await pending(url, PENDING)
+    for connection in last:
+        await sign_in(connection, tenant.tokens["nurse"])
+    await close_all(last)
+
+
+async def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_cap(tenant: Tenant, limited: Server) -> None:
+    """The cap counts the client the proxy names, not the proxy (every socket would share one cap), and an IPv6
+    client with its /64."""
+    async with limited(trusted_proxies=("127.0.0.1",)) as url:
+        first = await pending(url, PENDING, forwarded_for="198.51.100.7")
+        assert not await served(await connect(url, forwarded_for="198.51.100.7"))
+        second = await pending(url, PENDING, forwarded_for="198.51.100.8")
+
+        same_64 = await pending(url, PENDING, forwarded_for="2001:db8:1:2::1")
+        assert not await served(await connect(url, forwarded_for="2001:db8:1:2::ffff"))
+        other_64 = await pending(url, 1, forwarded_for="2001:db8:1:3::1")
+        await close_all([*first, *second, *same_64, *other_64])
+
+
+async def test_without_a_trusted_proxy_a_forwarded_address_changes_nothing(tenant: Tenant, url: str) -> None:
+    """Else a client could name a new address on each socket and never meet its cap."""
+    waiting = await pending(url, PENDING, forwarded_for="198.51.100.7")
+    assert not await served(await connect(url, forwarded_for="198.51.100.99"))
+    await close_all(waiting)
+
+
+def test_the_caps_are_settings() -> None:
+    defaults = load_settings({}).limits
+    assert (defaults.websockets_pending_per_address, defaults.websockets_per_address) == (10, 200)
+    chosen = load_settings({"CARELOOP_LIMIT_WEBSOCKETS_PENDING_PER_ADDRESS": "4",
+                            "CARELOOP_LIMIT_WEBSOCKETS_PER_ADDRESS": "0"}).limits
+    assert (chosen.websockets_pending_per_address, chosen.websockets_per_address) == (4, 0)
