@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable, Collection, Hashable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Hashable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -480,6 +480,41 @@ async def _held_files(patient_ids: list[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID
         rows = await Patient.filter(id__in=patient_ids).values("id", "merged_into_id")
     return {uuid.UUID(str(row["id"])): None if row["merged_into_id"] is None else uuid.UUID(str(row["merged_into_id"]))
             for row in rows}
+
+
+class _SurvivorOutOfReach(Exception):
+    """A record's file was merged, since the caller read the record, into one the caller does not reach."""
+
+
+FileHold = Callable[[uuid.UUID], Awaitable[PatientView | None]]
+
+
+@asynccontextmanager
+async def following_survivor(ctx: Context, action: Action, resource_type: str, resource_id: uuid.UUID, *,
+                             field: str = "id", needs: str | None = None) -> AsyncIterator[FileHold]:
+    """Around the transaction of a caller's write that names a record a merge moves (an appointment, a task), not
+    its file, and writes on that file (a message, an invitation, a ticket). Inside the transaction ``hold(file)``
+    holds the file the record was read on (``current_files``, before the record, as the merge locks them) and
+    answers None while it is not merged; merged since, the record is the survivor's and so is the write: answers the
+    survivor as the caller may see it, checked as a read of the record after the merge would check it: in the
+    caller's reach and, with ``needs``, that field class of it. A survivor beyond that rolls the transaction back
+    and answers NOT_FOUND for the record the caller named, recorded once the transaction has rolled back (a refusal
+    recorded inside it would roll back with it), as the record then answers: found in review, the writes followed
+    the survivor without asking, and a caller could write on a file out of their reach."""
+
+    async def hold(patient_id: uuid.UUID) -> PatientView | None:
+        now_on = (await current_files([patient_id]))[patient_id]
+        if now_on == patient_id:
+            return None
+        survivor = (await visible_patients_once(ctx, [now_on]))[0]
+        if survivor is None or (needs is not None and needs not in survivor.classes):
+            raise _SurvivorOutOfReach()
+        return survivor
+
+    try:
+        yield hold
+    except _SurvivorOutOfReach:
+        raise await not_found(ctx, action, resource_type, resource_id, field) from None
 
 
 def _followed(patient_id: uuid.UUID, survivors: dict[uuid.UUID, uuid.UUID | None]) -> uuid.UUID:

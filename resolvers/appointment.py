@@ -434,20 +434,22 @@ async def cancel(ctx: Context, appointment_id: uuid.UUID | None, reason: str, ve
     now = _now()
     await _check_when(ctx, Action.UPDATE, view.row, view.patient, None, now)
     columns = {"status": "cancelled", "seat": None, "cancelled_at": now, "cancellation_reason": reason}
-    async with in_transaction():
+    # A file merged since the appointment was read: the appointment is the survivor's now, and so is the message, as
+    # when it is cancelled after the merge, in the caller's reach as find would ask then.
+    following = access.following_survivor(ctx, Action.UPDATE, "appointment", view.row.id)
+    async with following as hold, in_transaction():
         # The file held first, as a merge locks it before it moves the appointment: the appointment held first, the
-        # message's wait for the file deadlocked with a merge at that moment (found in review). A file merged since:
-        # the appointment is the survivor's now, and so is the message.
-        file = (await access.current_files([view.row.patient_id]))[view.row.patient_id]
+        # message's wait for the file deadlocked with a merge at that moment (found in review).
+        patient = await hold(view.row.patient_id) or view.patient
         await _compare_and_set(ctx, view.row, expected, columns)
         row = _updated(view.row, expected, columns)
-        row.patient_id = file
+        row.patient_id = patient.row.id
         await communication.on_appointment(ctx, row, "cancelled")
         await writer.append([access.write_record(ctx, Action.UPDATE, "appointment", row.id,
                                                  patient_id=row.patient_id, fields=frozenset(columns),
                                                  decision=decision)])
     ctx.services.messages.scheduled.set()  # the cancellation message is due now
-    return AppointmentView(row, view.patient)
+    return AppointmentView(row, patient)
 
 
 # -- at the desk -------------------------------------------------------------------------

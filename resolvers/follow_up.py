@@ -860,52 +860,34 @@ async def complete(ctx: Context, task_id: uuid.UUID | None, data: dict[str, Any]
                "notes": access.seal(ctx, "follow_up_task", "notes", view.row.id, form["notes"])}
     written = {"status", "reached", "completed_at", "completed_by",
                *(name for name in ("condition", "needs_help", "satisfaction", "notes") if form[name] is not None)}
-    try:
-        async with in_transaction():
-            patient = view.patient
-            if form["reached"] or ticket_data is not None:
-                # A survey invitation, a ticket: rows of the patient's file. The file held before the task, as a merge
-                # locks it before it moves the task; the other way round, their wait for the file deadlocked with a
-                # merge at that moment (found in review). Merged since: the task, read again below, is the survivor's,
-                # and so are the invitation and the ticket, as when the call is recorded after the merge.
-                now_on = (await access.current_files([patient.row.id]))[patient.row.id]
-                if now_on != patient.row.id:
-                    patient = await _survivor(ctx, now_on)
-            await _write(ctx, view, version, columns)
-            if ticket_data is not None:
-                # A savepoint of this transaction, on the file the task is on now: the caller named the task, not
-                # the file (found in review: opened on the file read before the merge, it was refused there, inside
-                # this transaction, and answered INTERNAL_SERVER_ERROR).
-                ticket = await tickets.create(ctx, {**ticket_data, "patient_id": patient.row.id})
-                await FollowUpTask.filter(id=view.row.id, institution_id=ctx.institution_id).update(
-                    ticket_id=ticket.row.id)
-                written.add("ticket")
-            await writer.append([access.write_record(ctx, Action.UPDATE, "follow_up_task", view.row.id,
-                                                     patient_id=patient.row.id, fields=frozenset(written),
-                                                     decision=decision)])
-            if form["reached"]:  # a call that reached the patient may ask them for a survey
-                await surveys.on_follow_up_completed(ctx, await FollowUpTask.get(id=view.row.id))
-    except _SurvivorOutOfReach:  # as the task answers once its file is merged into one the caller does not reach
-        raise await access.not_found(ctx, Action.UPDATE, "follow_up_task", view.row.id) from None
+    # A file merged since the task was read: the task is the survivor's, and so are the invitation and the ticket,
+    # as when the call is recorded after the merge, checked as find and _check_worker would check it then.
+    following = access.following_survivor(ctx, Action.UPDATE, "follow_up_task", view.row.id, needs=CLINICAL)
+    async with following as hold, in_transaction():
+        patient = view.patient
+        if form["reached"] or ticket_data is not None:
+            # A survey invitation, a ticket: rows of the patient's file. The file held before the task, as a merge
+            # locks it before it moves the task; the other way round, their wait for the file deadlocked with a
+            # merge at that moment (found in review).
+            patient = await hold(patient.row.id) or patient
+        await _write(ctx, view, version, columns)
+        if ticket_data is not None:
+            # A savepoint of this transaction, on the file the task is on now: the caller named the task, not
+            # the file (found in review: opened on the file read before the merge, it was refused there, inside
+            # this transaction, and answered INTERNAL_SERVER_ERROR).
+            ticket = await tickets.create(ctx, {**ticket_data, "patient_id": patient.row.id})
+            await FollowUpTask.filter(id=view.row.id, institution_id=ctx.institution_id).update(
+                ticket_id=ticket.row.id)
+            written.add("ticket")
+        await writer.append([access.write_record(ctx, Action.UPDATE, "follow_up_task", view.row.id,
+                                                 patient_id=patient.row.id, fields=frozenset(written),
+                                                 decision=decision)])
+        if form["reached"]:  # a call that reached the patient may ask them for a survey
+            await surveys.on_follow_up_completed(ctx, await FollowUpTask.get(id=view.row.id))
     if ticket_data is not None:  # wake the live queues again now that the ticket is committed
         ctx.services.ticket_changes.notify()
         ctx.services.outbox.scheduled.set()
     return await _reloaded(ctx, TaskView(view.row, patient))
-
-
-class _SurvivorOutOfReach(Exception):
-    """The task's file was merged, since the caller read it, into one they do not reach (or whose clinical class they
-    may not write): the write is rolled back, then refused as the task would be after the merge."""
-
-
-async def _survivor(ctx: Context, patient_id: uuid.UUID) -> PatientView:
-    """Inside the transaction, the file a task's file was merged into, checked as ``find`` and ``_check_worker`` would
-    have checked it had the call been recorded after the merge; a refusal is recorded once the transaction has rolled
-    back (``access.deny`` refuses to be called inside one)."""
-    survivor = (await access.visible_patients_once(ctx, [patient_id]))[0]
-    if survivor is None or CLINICAL not in survivor.classes:
-        raise _SurvivorOutOfReach()
-    return survivor
 
 
 async def fail(ctx: Context, task_id: uuid.UUID | None, notes: str | None, version: int | None) -> TaskView:

@@ -544,7 +544,10 @@ async def transition(ctx: Context, ticket_id: uuid.UUID | None, to: str, *, note
             # Closing invites the patient to a survey, a row of their file: the file held before the ticket, as a merge
             # locks it before it moves the ticket; the other way round, the invitation's wait for the file deadlocked
             # with a merge at that moment (found in review). Merged since: the ticket, read again under its lock, is
-            # the survivor's, and so is the invitation.
+            # the survivor's, and so is the invitation. Not access.following_survivor: a ticket is reached through its
+            # own scope (its department, owner, assignee), which the merge leaves as it was and ``lock`` checks again,
+            # never through its patient's file, and the invitation is the trigger's, not the caller's: the same close
+            # after the merge is allowed whoever's reach the survivor is in.
             await access.current_files([found.patient_id])
         row = await lock(ctx, found)
         check_version(row, version, "ticket")

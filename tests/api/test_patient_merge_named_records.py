@@ -2,9 +2,12 @@
 followUpTaskComplete with openTicket on a task read just before its file was merged opened the ticket on the file it
 had read, refused there inside the completion's transaction: INTERNAL_SERVER_ERROR. The task, its ticket and its survey
 invitation are now the survivor's, as when the call is recorded after the merge, and as closing a ticket or completing a
-call already did; a survivor out of the caller's reach answers as the task then does (NOT_FOUND, nothing written). The
-merge made sequential (right before the completion's transaction opens), on SQLite and PostgreSQL; the concurrent case
-is in test_races_merge_writers."""
+call already did; a survivor out of the caller's reach answers as the task then does (NOT_FOUND, nothing written).
+appointmentCancel follows the survivor the same way (access.following_survivor) and, found in review, did so without
+asking whether the caller reaches it: a nurse cancelled an appointment, and told the patient, on a file of a department
+she does not reach. Closing a ticket follows the survivor without that question, as a ticket is reached through its own
+scope, never its file's. The merge made sequential (right before the writer's transaction opens), on SQLite and
+PostgreSQL; the concurrent case is in test_races_merge_writers."""
 
 from __future__ import annotations
 
@@ -12,10 +15,16 @@ import uuid
 
 import pytest
 
-from models import FollowUpTask, Ticket
+from models import Appointment, FollowUpTask, SurveyInvitation, Ticket
+from resolvers import appointment as appointments
 from resolvers import follow_up
+from resolvers import ticket as tickets
+from tests import surveys
+from tests.api import test_appointments as appointment_tests
+from tests.api import test_reminders as reminder_tests
 from tests.api.test_follow_up import COMPLETE, NOW, owned_task
-from tests.api.test_patient_merge_messages import merged_before_transaction
+from tests.api.test_patient_merge_messages import merged_before_transaction, messages
+from tests.api.test_survey_invitations import TICKET_CREATE, TICKET_MOVE
 from tests.factories import Tenant, make_patient
 from tests.patients import denials_since, mark
 
@@ -66,3 +75,80 @@ async def test_a_call_completed_as_its_file_is_merged_out_of_reach_is_missing(
     assert (stored.patient_id, stored.status, stored.ticket_id) == (survivor, "requested", None)
     assert await Ticket.filter(institution_id=tenant.id).count() == 0
     assert [d[:3] for d in await denials_since(tenant.id, before)] == [("update", "follow_up_task", "not_found")]
+
+
+# -- appointmentCancel ----------------------------------------------------------------------------------------------
+
+
+async def booked_on_a_file_merged_at_the_cancel(tenant: Tenant, monkeypatch: pytest.MonkeyPatch,
+                                                survivor_department: str) -> tuple[uuid.UUID, str]:
+    """An appointment booked on a file of department A that is merged, right before the cancel's transaction, into
+    a survivor of ``survivor_department``; the survivor and the appointment's id."""
+    monkeypatch.setattr(appointments, "_now", lambda: appointment_tests.NOW)
+    schedule = await appointment_tests.make_schedule(tenant)
+    survivor = await reminder_tests.patient(tenant, departmentId=str(tenant.departments[survivor_department].id))
+    duplicate = await reminder_tests.patient(tenant)
+    made = await appointment_tests.book(tenant, schedule, duplicate)
+    merged_before_transaction(monkeypatch, appointments, tenant, survivor, duplicate)
+    return survivor, made["id"]
+
+
+async def test_an_appointment_cancelled_as_its_file_is_merged_is_cancelled_on_the_survivor(
+        tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The allowed twin: the survivor is in the nurse's department."""
+    survivor, appointment = await booked_on_a_file_merged_at_the_cancel(tenant, monkeypatch, "A")
+
+    reply = await tenant.call("nurse", appointment_tests.CANCEL, id=appointment, reason="INSTITUTION")
+
+    assert reply.errors == [], reply.errors
+    cancelled = reply.data["appointmentCancel"]
+    assert (cancelled["status"], cancelled["patient"]["id"]) == ("CANCELLED", str(survivor))
+    assert await messages(tenant, f"appointment:{appointment}:cancellation") == {survivor: ["queued"]}
+    written = await tenant.audit_events(action="update", resource_type="appointment", resource_id=appointment)
+    assert str(written[-1].patient_id) == str(survivor)  # on the trail of the file it is on
+
+
+async def test_an_appointment_cancelled_as_its_file_is_merged_out_of_reach_is_missing(
+        tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The denied twin: the survivor is in department B, which the nurse does not reach: the appointment answers as
+    it does after the merge (NOT_FOUND), nothing is cancelled or told, and the refusal is on the trail."""
+    survivor, appointment = await booked_on_a_file_merged_at_the_cancel(tenant, monkeypatch, "B")
+    before = await mark(tenant.id)
+
+    reply = await tenant.call("nurse", appointment_tests.CANCEL, id=appointment, reason="INSTITUTION")
+
+    assert reply.codes == ["NOT_FOUND"], reply.errors
+    stored = await Appointment.get(id=appointment)
+    assert (stored.patient_id, stored.status, stored.cancelled_at) == (survivor, "booked", None)
+    assert await messages(tenant, f"appointment:{appointment}:cancellation") == {}
+    assert await messages(tenant, f"appointment:{appointment}:reminder") == {survivor: ["queued"]}  # not cancelled
+    assert [d[:4] for d in await denials_since(tenant.id, before)] == [
+        ("update", "appointment", "not_found", uuid.UUID(appointment))]
+
+
+# -- a ticket closed: reached through its own scope -----------------------------------------------------------------
+
+
+async def test_a_ticket_closed_as_its_file_is_merged_out_of_the_closers_patient_reach_invites_the_survivor(
+        tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ticket is reached through its own scope (the nurse opened it: she owns it), never through its patient's
+    file, and the merge leaves that scope as it was: her close after the merge is allowed though the survivor is in a
+    department she does not reach, and so is her close as the merge happens; the survey invitation, the trigger's,
+    goes to the survivor. No survivor check to add here (access.following_survivor is for records reached through
+    their file)."""
+    await surveys.trigger(tenant, await surveys.questionnaire(tenant), event="TICKET_CLOSED", delayHours=0)
+    survivor = await surveys.reachable(tenant, "B")
+    duplicate = await surveys.reachable(tenant)
+    ticket = (await tenant.call("nurse", TICKET_CREATE, input={
+        "channel": "HOTLINE", "category": "REQUEST", "subject": "Change my bill", "patientId": str(duplicate)}
+    )).data["ticketCreate"]
+    for to, more in (("ACKNOWLEDGED", {}), ("INVESTIGATING", {}), ("RESOLVED", {"resolution": "Done"})):
+        assert (await tenant.call("nurse", TICKET_MOVE, id=ticket["id"], to=to, **more)).errors == []
+    merged_before_transaction(monkeypatch, tickets, tenant, survivor, duplicate)
+
+    reply = await tenant.call("nurse", TICKET_MOVE, id=ticket["id"], to="CLOSED")
+
+    assert reply.errors == [], reply.errors
+    assert (await Ticket.get(id=ticket["id"])).patient_id == survivor
+    invited = await SurveyInvitation.filter(ticket_id=ticket["id"]).values_list("patient_id", flat=True)
+    assert invited == [survivor], invited
