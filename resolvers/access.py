@@ -448,8 +448,14 @@ async def file_transaction(ctx: Context, patient_id: uuid.UUID | None, *, action
         yield
 
 
-# FOR KEY SHARE, which Tortoise does not write: what a row's foreign key takes on the row it references.
-_HOLD_FILES = 'SELECT "id", "merged_into_id" FROM "patient" WHERE "id" = ANY($1::uuid[]) ORDER BY "id" FOR KEY SHARE'
+# FOR KEY SHARE, which Tortoise does not write: what a row's foreign key takes on the row it references. The files
+# asked for and every file their merges lead to (the chains as the statement begins), locked in one statement in id
+# order, as the merge locks its two.
+_HOLD_FILES = """WITH RECURSIVE "chain"("id") AS (
+    SELECT unnest($1::uuid[])
+    UNION SELECT "patient"."merged_into_id" FROM "patient" JOIN "chain" ON "patient"."id" = "chain"."id"
+    WHERE "patient"."merged_into_id" IS NOT NULL)
+SELECT "id", "merged_into_id" FROM "patient" WHERE "id" IN (SELECT "id" FROM "chain") ORDER BY "id" FOR KEY SHARE"""
 
 
 async def current_files(patient_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:
@@ -459,27 +465,73 @@ async def current_files(patient_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, u
     one beginning later waits and moves what was queued. The hold is FOR KEY SHARE on PostgreSQL, what the rows'
     foreign keys take anyway: only a merge (FOR UPDATE) waits for it, so a batch of messages holds up no other
     write to those files (FOR NO KEY UPDATE would, and deadlocked a cancel holding its appointment against a
-    check-in holding the file). SQLite runs one write at a time."""
-    survivors: dict[uuid.UUID, uuid.UUID | None] = {}
-    wanted = set(patient_ids)
-    for _ in range(MAX_MERGE_HOPS):
-        missing = sorted(wanted - survivors.keys())
-        if not missing:
-            break
-        survivors |= await _held_files(missing)
-        wanted |= {survivor for survivor in survivors.values() if survivor is not None}
+    check-in holding the file). SQLite runs one write at a time.
+
+    The files and their survivors are locked in one statement in id order, as a merge locks its two (found in
+    review: the files were held first and a survivor after them, out of id order, so a writer holding a merged file
+    and waiting for its survivor deadlocked with a second merge of the two holding the survivor). A merge that
+    commits while the statement waits for it can lead a chain past what it locked: that try is rolled back to its
+    savepoint, letting go of what it locked, and the files are locked again, in order, with the new survivor."""
+    if not patient_ids:
+        return {}
+    wanted = sorted(set(patient_ids))
+    db = Patient._meta.db  # the caller's transaction's connection
+    if db.capabilities.dialect == "postgres":
+        survivors = await _held_in_order(wanted)
+    else:
+        survivors = await _read_chains(wanted)
     return {patient_id: _followed(patient_id, survivors) for patient_id in patient_ids}
 
 
-async def _held_files(patient_ids: list[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID | None]:
-    """Each file's ``merged_into`` (None: not merged), the files held as ``current_files`` says."""
-    db = Patient._meta.db  # the caller's transaction's connection
-    if db.capabilities.dialect == "postgres":
-        rows = await db.execute_query_dict(_HOLD_FILES, [patient_ids])
-    else:
-        rows = await Patient.filter(id__in=patient_ids).values("id", "merged_into_id")
+class _ChainMoved(Exception):
+    """A merge committed while the hold waited for it led a chain to a file it had not locked."""
+
+
+async def _held_in_order(patient_ids: list[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID | None]:
+    """Each file's ``merged_into`` (None: not merged) for the files and their chains, all held, locked in id order
+    (PostgreSQL). Each try in a savepoint of the caller's transaction: one whose chains moved meanwhile lets go of
+    its locks before the next locks them again with the new survivors."""
+    for _ in range(MAX_MERGE_HOPS):
+        try:
+            async with in_transaction() as savepoint:
+                rows = await savepoint.execute_query_dict(_HOLD_FILES, [patient_ids])
+                survivors = _survivors_of(rows)
+                if _beyond(survivors):
+                    raise _ChainMoved()
+                return survivors
+        except _ChainMoved:
+            continue  # read again from the start: the chains as they are now
+    # Chains moving on every try (a merge after a merge, MAX_MERGE_HOPS times): the last held as found and what it
+    # leads to after it, so the files are still held, if out of order.
+    survivors = _survivors_of(await Patient._meta.db.execute_query_dict(_HOLD_FILES, [patient_ids]))
+    for _ in range(MAX_MERGE_HOPS):
+        missing = sorted(_beyond(survivors))
+        if not missing:
+            break
+        survivors |= _survivors_of(await Patient._meta.db.execute_query_dict(_HOLD_FILES, [missing]))
+    return survivors
+
+
+def _survivors_of(rows: list[dict[str, Any]]) -> dict[uuid.UUID, uuid.UUID | None]:
     return {uuid.UUID(str(row["id"])): None if row["merged_into_id"] is None else uuid.UUID(str(row["merged_into_id"]))
             for row in rows}
+
+
+def _beyond(survivors: dict[uuid.UUID, uuid.UUID | None]) -> set[uuid.UUID]:
+    """The survivors named by the files held that are not held themselves."""
+    return {survivor for survivor in survivors.values() if survivor is not None and survivor not in survivors}
+
+
+async def _read_chains(patient_ids: list[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID | None]:
+    """SQLite: each file's ``merged_into`` for the files and their chains (one write at a time: nothing to order)."""
+    survivors: dict[uuid.UUID, uuid.UUID | None] = {}
+    missing = patient_ids
+    for _ in range(MAX_MERGE_HOPS):
+        if not missing:
+            break
+        survivors |= _survivors_of(await Patient.filter(id__in=missing).values("id", "merged_into_id"))
+        missing = sorted(_beyond(survivors))
+    return survivors
 
 
 class _SurvivorOutOfReach(Exception):

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from models import Communication, Contract, Institution, Patient, SurveyInvitation, Ticket
+from models import Appointment, Communication, Contract, Institution, Patient, SurveyInvitation, Ticket
 from resolvers import appointment as appointments
 from resolvers import campaign as campaigns
 from resolvers import contract as contracts
@@ -228,3 +228,49 @@ async def test_a_survey_campaign_during_a_merge_invites_no_merged_file(tenant: T
         "patient_id", flat=True)
     assert told == [survivor], told
     assert (reply.data["surveyInvite"]["invited"], reply.data["surveyInvite"]["inactive"]) == (1, 1)
+
+
+# -- the order the files are held in --------------------------------------------------------------------------------
+
+
+async def test_a_cancel_as_a_merge_is_sent_twice_holds_the_files_in_id_order(tenant: Tenant,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """access.current_files held the files it was given, then, in a statement of its own, the survivor a merge had
+    led one of them to: out of id order. A merge sent twice (a second click at the desk) and a cancel of an
+    appointment on the duplicate: the first merge held both files; the second waited for the survivor (first in id
+    order), the cancel for the duplicate. The first merge done, the cancel held the duplicate, merged now, and waited
+    for the survivor, which the second merge held while it waited for the duplicate: a deadlock, one of the two
+    INTERNAL_SERVER_ERROR. Now the cancel lets go of the duplicate (its savepoint) and holds both in id order: the
+    second merge goes first and is refused (the duplicate changed since it was read: CONFLICT), then the cancel
+    follows the appointment to the survivor."""
+    monkeypatch.setattr(appointments, "_now", lambda: NOW)
+    schedule = await make_schedule(tenant)
+    survivor, duplicate = sorted([await reminder_tests.patient(tenant), await reminder_tests.patient(tenant)])
+    made = await book(tenant, schedule, duplicate)
+    locked, release = asyncio.Event(), asyncio.Event()
+    consent = patient_merge._stricter_consent
+
+    async def held(*args: Any) -> Any:  # the first merge holds both files until released; the second goes on
+        locked.set()
+        await release.wait()
+        return await consent(*args)
+
+    monkeypatch.setattr(patient_merge, "_stricter_consent", held)
+    merging = asyncio.create_task(merge(tenant, survivor, duplicate))
+    await asyncio.wait_for(locked.wait(), 10)
+    merging_again = asyncio.ensure_future(merge(tenant, survivor, duplicate))
+    await asyncio.sleep(0.5)  # the second merge waits for the survivor
+    cancelling = asyncio.ensure_future(tenant.call("front_desk", CANCEL, id=made["id"], reason="INSTITUTION"))
+    await asyncio.sleep(1.0)  # the cancel waits for the duplicate
+    release.set()
+    merged, merged_again, cancelled = await asyncio.wait_for(
+        asyncio.gather(merging, merging_again, cancelling, return_exceptions=True), 30)
+
+    for reply in (merged, merged_again, cancelled):
+        assert not isinstance(reply, BaseException), repr(reply)
+    assert merged.errors == [], merged.errors
+    assert cancelled.errors == [], cancelled.errors
+    assert merged_again.codes == ["CONFLICT"], merged_again.errors
+    stored = await Appointment.get(id=made["id"])
+    assert (stored.patient_id, stored.status) == (survivor, "cancelled")
+    on_the_survivor(await messages(tenant, f"appointment:{made['id']}:cancellation"), survivor, duplicate)
