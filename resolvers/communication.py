@@ -96,6 +96,7 @@ RETRY_FIRST, RETRY_FACTOR, RETRY_AT_MOST = timedelta(minutes=1), 2.0, timedelta(
 MAX_ATTEMPTS = 8
 NON_CARE = frozenset(p for p in PURPOSES if p != "care")
 COUNTED = ("queued", "sent", "delivered")  # what the frequency cap counts when scheduling
+LOCK_TRIES = 4  # schedule_many's tries at locking its rows and their twins' candidates in one statement
 SETTLED = ("sent", "delivered", "failed", "refused", "cancelled")
 SYSTEM = Actor("system")
 OUTBOX_RULE = "message outbox"
@@ -395,11 +396,13 @@ async def schedule_many(institution_id: uuid.UUID, requests: list[Request]) -> l
     a retry or a deferral that worker settles goes no earlier (found in review: the worker's retry time replaced
     it, and the message went out hours early). What is out goes as it was claimed. The rows are locked as they
     are read, so a claim either came first (its lease is seen here) or skips them until the caller's transaction
-    ends."""
+    ends; with them, in the same statement and in id order, the greeting and campaign messages that may be their
+    twins (``_locked_with_twins``)."""
     for request in requests:
         if request.cause not in CAUSES:
             raise ValueError(f"unknown cause {request.cause!r}")
     keys = [r.key for r in requests]
+    asked = set(keys)
     existing = {row.key: row for row in await Communication.filter(institution_id=institution_id, key__in=keys)}
     files = await access.current_files({r.patient_id for r in requests if r.key not in existing})
     fresh = [Communication(institution_id=institution_id, key=r.key, cause=r.cause, purpose=CAUSES[r.cause],
@@ -408,9 +411,10 @@ async def schedule_many(institution_id: uuid.UUID, requests: list[Request]) -> l
              for r in requests if r.key not in existing]
     if fresh:  # a concurrent scheduler of the same key wins quietly: its row is the row
         await Communication.bulk_create(fresh, ignore_conflicts=True)
-    rows = {row.key: row for row in await Communication.filter(institution_id=institution_id, key__in=keys)
-            .order_by("id").select_for_update()}
-    twins = await refuse_twins(institution_id, [rows[r.key] for r in requests if rows[r.key].status == "queued"])
+    held = await _locked_with_twins(institution_id, keys, [*existing.values(), *fresh])
+    rows = {row.key: row for row in held.rows if row.key in asked}
+    twins = await refuse_twins(institution_id, [rows[r.key] for r in requests if rows[r.key].status == "queued"],
+                               held=held)
     queued = [rows[r.key] for r in requests if rows[r.key].status == "queued" and rows[r.key].id not in twins]
     by_key = {r.key: r for r in requests}
     for row in queued:  # the cause's latest word
@@ -461,26 +465,25 @@ def _out(row: Communication) -> bool:
     return row.status in ("sent", "delivered") or (row.leased_until is not None and row.leased_until > _now())
 
 
-async def refuse_twins(institution_id: uuid.UUID, queued: Sequence[Communication]) -> set[uuid.UUID]:
+async def refuse_twins(institution_id: uuid.UUID, queued: Sequence[Communication],
+                       held: LockedRows | None = None) -> set[uuid.UUID]:
     """Of ``queued`` (queued messages, the caller holding their files), refuse (``duplicate``) each greeting or
     campaign message whose file has another of its occasion that goes instead, and answer the ids refused. Two
     files of one person, merged, each had one (found in review: the person got the campaign twice; the frequency
     cap, 2 a week, let the second through). Of an occasion's messages on a file the one that goes is one already
     out (sent, or with a worker); else the one queued for that file itself (its key names it: its name, its text)
     rather than one moved from the merged file; else the first queued. Refused, not cancelled: nothing about it
-    went away, and a campaign counts it with its refusals."""
+    went away, and a campaign counts it with its refusals. ``held``: the candidates the caller locked already with
+    its own rows (``schedule_many``); else they are locked here, in id order."""
     mine = [row for row in queued if row.status == "queued" and occasion(row) is not None]
-    if not mine:
+    wanted = Occasions.of(mine)
+    if wanted is None:
         return set()
-    campaigns = sorted({row.campaign_id for row in mine if row.campaign_id is not None})
-    greetings = sorted({(row.cause, row.key.rsplit(":", 1)[-1]) for row in mine if row.campaign_id is None})
-    which = [Q(campaign_id__in=campaigns)] if campaigns else []
-    which += [Q(campaign_id__isnull=True, cause=cause, key__endswith=f":{day}") for cause, day in greetings]
-    # Locked as read (a worker claiming one meanwhile is waited for, and its lease seen): none goes out unseen.
-    found = await Communication.filter(functools.reduce(operator.or_, which), institution_id=institution_id,
-                                       purpose__in=list(NON_CARE), status__in=list(COUNTED),
-                                       patient_id__in=sorted({row.patient_id for row in mine})
-                                       ).order_by("id").select_for_update()
+    if held is not None and held.occasions is not None and held.occasions.covers(wanted):
+        found = [row for row in held.rows if wanted.holds(row)]
+    else:  # locked as read (a worker claiming one meanwhile is waited for, and its lease seen): none goes out unseen
+        found = await Communication.filter(wanted.query(), institution_id=institution_id).order_by(
+            "id").select_for_update()
     together: dict[tuple[uuid.UUID, str | None], list[Communication]] = defaultdict(list)
     for row in ({row.id: row for row in mine} | {row.id: row for row in found}).values():
         together[(row.patient_id, occasion(row))].append(row)
@@ -493,6 +496,97 @@ async def refuse_twins(institution_id: uuid.UUID, queued: Sequence[Communication
         if row.id in refused:
             row.status, row.refusal, row.settled_at = "refused", "duplicate", now
     return refused
+
+
+@dataclass(frozen=True)
+class Occasions:
+    """The occasions of some queued greeting or campaign messages (campaigns; greetings' causes and days) and their
+    files: the messages that may be their twins are those of these occasions on these files (``refuse_twins``)."""
+
+    campaigns: frozenset[uuid.UUID]
+    greetings: frozenset[tuple[str, str]]
+    patients: frozenset[uuid.UUID]
+
+    @classmethod
+    def of(cls, rows: Iterable[Communication]) -> Occasions | None:
+        """Of the queued rows with an occasion; None when there is none."""
+        mine = [row for row in rows if row.status == "queued" and occasion(row) is not None]
+        if not mine:
+            return None
+        return cls(frozenset(row.campaign_id for row in mine if row.campaign_id is not None),
+                   frozenset((row.cause, _day(row)) for row in mine if row.campaign_id is None),
+                   frozenset(row.patient_id for row in mine))
+
+    def query(self) -> Q:
+        which = [Q(campaign_id__in=sorted(self.campaigns))] if self.campaigns else []
+        which += [Q(campaign_id__isnull=True, cause=cause, key__endswith=f":{day}")
+                  for cause, day in sorted(self.greetings)]
+        return functools.reduce(operator.or_, which) & Q(purpose__in=sorted(NON_CARE), status__in=list(COUNTED),
+                                                         patient_id__in=sorted(self.patients))
+
+    def holds(self, row: Communication) -> bool:
+        """Whether ``query`` finds the row (evaluated on a loaded row: the two must agree)."""
+        of_one = (row.campaign_id in self.campaigns if row.campaign_id is not None
+                  else (row.cause, _day(row)) in self.greetings)
+        return of_one and row.purpose in NON_CARE and row.status in COUNTED and row.patient_id in self.patients
+
+    def covers(self, other: Occasions) -> bool:
+        return (other.campaigns <= self.campaigns and other.greetings <= self.greetings
+                and other.patients <= self.patients)
+
+    def __or__(self, other: Occasions) -> Occasions:
+        return Occasions(self.campaigns | other.campaigns, self.greetings | other.greetings,
+                         self.patients | other.patients)
+
+
+def _day(row: Communication) -> str:
+    """A greeting's day, the last part of its key (``resolvers.reminder``)."""
+    return row.key.rsplit(":", 1)[-1]
+
+
+@dataclass(frozen=True)
+class LockedRows:
+    """What ``schedule_many`` locked: its own rows and the candidates for twins of ``occasions`` (None: none)."""
+
+    rows: list[Communication]
+    occasions: Occasions | None
+
+
+class _TwinsMoved(Exception):
+    """A row locked was not as read before the lock (a merge moved it to another file meanwhile)."""
+
+
+async def _locked_with_twins(institution_id: uuid.UUID, keys: list[str],
+                             expected: Sequence[Communication]) -> LockedRows:
+    """The rows of ``keys`` and the candidates for their twins, locked in one statement in id order (found in review:
+    the candidates were locked in a statement of their own after the rows, out of id order, and the outbox's settle,
+    which locks its batch in id order, could hold a candidate and wait for one of the rows: a deadlock). The
+    candidates are found by the occasions of the rows as read before the lock (``expected``: those there already and
+    those just written). A row a merge moved to another file meanwhile has candidates there too: that try is rolled
+    back to its savepoint, letting go of what it locked, and the next one locks them all, in order. Care messages
+    have no twins: only the rows are locked, as they always were."""
+    occasions = Occasions.of(expected)
+    if occasions is None:
+        return LockedRows(await _locked(Q(key__in=keys), institution_id), None)
+    asked = set(keys)
+    for _ in range(LOCK_TRIES):
+        locked: list[Communication] = []
+        try:
+            async with in_transaction():  # a savepoint of the caller's transaction
+                locked = await _locked(Q(key__in=keys) | occasions.query(), institution_id)
+                as_locked = Occasions.of(row for row in locked if row.key in asked)
+                if as_locked is not None and not occasions.covers(as_locked):
+                    raise _TwinsMoved()
+                return LockedRows(locked, occasions)
+        except _TwinsMoved:  # locked again with the files the rows are on now
+            found = Occasions.of(row for row in locked if row.key in asked)
+            occasions = occasions if found is None else occasions | found
+    # The rows moving on every try: the rows alone, their candidates locked after them (refuse_twins).
+    return LockedRows(await _locked(Q(key__in=keys), institution_id), None)
+
+
+async def _locked(which: Q, institution_id: uuid.UUID) -> list[Communication]:
+    return list(await Communication.filter(which, institution_id=institution_id).order_by("id").select_for_update())
 
 
 def _going_first(row: Communication) -> tuple[bool, bool, uuid.UUID]:

@@ -9,18 +9,21 @@ first and writes on the survivor."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
 import pytest
+from tortoise.transactions import in_transaction
 
+from core.messages import Outgoing, SendFailed
 from models import Appointment, Communication, Contract, Institution, Patient, SurveyInvitation, Ticket
 from resolvers import appointment as appointments
 from resolvers import campaign as campaigns
+from resolvers import communication, patient_merge, reminder, survey
 from resolvers import contract as contracts
-from resolvers import patient_merge, reminder, survey
 from resolvers.context import Services
 from tests import surveys
 from tests.api import test_campaigns as campaign_tests
@@ -274,3 +277,125 @@ async def test_a_cancel_as_a_merge_is_sent_twice_holds_the_files_in_id_order(ten
     stored = await Appointment.get(id=made["id"])
     assert (stored.patient_id, stored.status) == (survivor, "cancelled")
     on_the_survivor(await messages(tenant, f"appointment:{made['id']}:cancellation"), survivor, duplicate)
+
+
+# -- the order the messages are locked in ---------------------------------------------------------------------------
+
+
+class FailingWhenTold:
+    """A gateway that takes each message, then, once told, fails them all (a transient failure: each is retried);
+    ``all_handed`` is set once ``count`` messages are with it."""
+
+    def __init__(self, count: int) -> None:
+        self.handed: list[uuid.UUID] = []
+        self.count, self.all_handed, self.release = count, asyncio.Event(), asyncio.Event()
+
+    async def send(self, message: Outgoing) -> str | None:
+        self.handed.append(message.communication_id)
+        if len(self.handed) >= self.count:
+            self.all_handed.set()
+        await self.release.wait()
+        raise SendFailed("http_503")
+
+
+async def test_greetings_scheduled_again_as_the_outbox_settles_them_are_locked_in_id_order(
+        tenant: Tenant, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """communication.schedule_many locked its own rows (in id order), then, in a statement of its own, the greeting
+    and campaign messages that may be their twins (refuse_twins, added for merged files): out of id order. The
+    outbox's settle locks its batch in id order. A holiday greeting of one patient (the first row) and her birthday
+    greeting (the second) out with a worker; her birthday greeting and another patient's holiday greeting (the
+    third, held a moment by another writer) scheduled again: the scheduler held the second and waited for the third;
+    the worker's gateway failed, and its settle held the first and waited for the second; the third let go, the
+    scheduler asked for the first, a candidate twin of the two greetings of that day: a deadlock, one of the two
+    failed. Now the scheduler locks its rows and their candidates in one statement in id order: the settle waits for
+    it, and both end."""
+    now = datetime.combine(date(1990, 3, 2), time(10), tzinfo=ZONE)  # before anything else in the shared outbox
+    monkeypatch.setattr(communication, "_now", lambda: now)
+    her, other = await reminder_tests.patient(tenant), await reminder_tests.patient(tenant)
+    day = now.date().isoformat()
+
+    async def greeting(cause: str, pid: uuid.UUID, due_at: datetime) -> communication.Request:
+        request = communication.Request(f"{cause.split('_')[0]}:{pid}:{day}", cause, pid, due_at,
+                                        {"patient_name": "Li Na"})
+        async with in_transaction():
+            await communication.schedule_many(tenant.id, [request])
+        return request
+
+    first = await greeting("holiday_greeting", her, now)
+    second = await greeting("birthday_greeting", her, now)
+    third = await greeting("holiday_greeting", other, now + timedelta(hours=1))  # not due: not the worker's
+    rows = {r.key: r for r in await Communication.filter(institution_id=tenant.id)}
+    assert sorted(rows, key=lambda k: rows[k].id) == [first.key, second.key, third.key]
+    assert {r.status for r in rows.values()} == {"queued"}
+
+    gateway = FailingWhenTold(2)
+    worker = asyncio.create_task(communication.deliver_due(services, dict.fromkeys(("email", "sms"), gateway),
+                                                           now=now))
+    await asyncio.wait_for(gateway.all_handed.wait(), 10)
+    held, let_go = asyncio.Event(), asyncio.Event()
+
+    async def another_writer() -> None:  # holds the third row a moment, as any writer of it does
+        async with in_transaction():
+            await Communication.filter(id=rows[third.key].id).select_for_update().first()
+            held.set()
+            await let_go.wait()
+
+    holding = asyncio.create_task(another_writer())
+    await asyncio.wait_for(held.wait(), 10)
+
+    async def schedule_again() -> None:
+        async with in_transaction():
+            await communication.schedule_many(tenant.id, [second, third])
+
+    scheduling = asyncio.create_task(schedule_again())
+    await asyncio.sleep(0.5)  # the scheduler waits for the third row
+    gateway.release.set()
+    await asyncio.sleep(1.0)  # the worker's settle waits too
+    let_go.set()
+    done = await asyncio.wait_for(asyncio.gather(scheduling, worker, holding, return_exceptions=True), 30)
+
+    assert not any(isinstance(outcome, BaseException) for outcome in done), done
+    after = {r.key: r for r in await Communication.filter(institution_id=tenant.id)}
+    assert [(after[k].status, after[k].attempts) for k in (first.key, second.key, third.key)] == [
+        ("queued", 1), ("queued", 1), ("queued", 0)]  # the two out retried, none refused
+
+
+async def test_a_greeting_scheduled_again_as_a_merge_moves_it_is_locked_again_with_the_survivors(
+        tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    """schedule_many reads its rows, then locks them with the candidates for their twins on their files: a merge that
+    moves one of the rows meanwhile (the scheduler waits for it) puts it on a file whose candidates were not locked.
+    That try is let go (its savepoint) and the rows are locked again with the survivor's candidates, in id order; the
+    greeting, moved, is scheduled on the survivor. Runs the two to completion (the order is the point: no outcome
+    tells it from locking the survivor's candidates after)."""
+    now = datetime.combine(date(1990, 3, 3), time(10), tzinfo=ZONE)
+    monkeypatch.setattr(communication, "_now", lambda: now)
+    survivor, duplicate = await reminder_tests.patient(tenant), await reminder_tests.patient(tenant)
+    birthday = communication.Request(f"birthday:{duplicate}:{now.date()}", "birthday_greeting", duplicate,
+                                     now + timedelta(hours=1), {"patient_name": "Li Na"})
+    async with in_transaction():
+        await communication.schedule_many(tenant.id, [birthday])
+    moved, release = asyncio.Event(), asyncio.Event()
+    twins = patient_merge._one_greeting_or_campaign_message_each
+
+    async def held(*args: Any) -> None:  # runs once the merge has moved the rows, before it commits
+        moved.set()
+        await release.wait()
+        await twins(*args)
+
+    monkeypatch.setattr(patient_merge, "_one_greeting_or_campaign_message_each", held)
+    merging = asyncio.create_task(merge(tenant, survivor, duplicate))
+    await asyncio.wait_for(moved.wait(), 10)
+
+    async def schedule_again() -> None:
+        async with in_transaction():
+            await communication.schedule_many(tenant.id, [dataclasses.replace(birthday, due_at=now)])
+
+    scheduling = asyncio.create_task(schedule_again())
+    await asyncio.sleep(1.0)  # the scheduler waits for the row the merge moved
+    release.set()
+    merged, scheduled = await asyncio.wait_for(asyncio.gather(merging, scheduling, return_exceptions=True), 30)
+
+    assert not isinstance(merged, BaseException) and merged.errors == [], merged
+    assert not isinstance(scheduled, BaseException), repr(scheduled)
+    row = await Communication.get(key=birthday.key)
+    assert (row.patient_id, row.status, row.due_at) == (survivor, "queued", now)
