@@ -3,13 +3,16 @@ went to the survivor and the person got them twice; the frequency cap (2 non-car
 through. The person gets one message of an occasion (a campaign, a day's greeting), whether the merge moved the
 queued messages or a writer that read the file before the merge queued one on the survivor after it; the others are
 refused DUPLICATE. Distinct campaigns, and care messages (each about its own appointment, which moved), all go.
+A message out with a worker goes whatever the merge decides, but one whose worker died (its lease over) is not out.
 Through the API, delivered by the outbox as the campaign tests do; SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from collections import Counter
-from datetime import date, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 import pytest
@@ -25,6 +28,8 @@ from tests.api import test_reminders as reminder_tests
 from tests.api.test_appointments import NOW, TOMORROW_9, book, make_schedule
 from tests.api.test_patient_merge import merge
 from tests.api.test_patient_merge_messages import merged_before_transaction
+from tests.app.test_message_review import Clock, Held
+from tests.daytime import ZONE
 from tests.factories import Tenant, make_patient
 
 PHONE = "13800138000"  # the person's, on both files
@@ -148,3 +153,79 @@ async def test_a_birthday_greeted_on_both_files_is_greeted_once(tenant: Tenant, 
     assert (await merge(tenant, survivor, duplicate)).errors == []
 
     assert await received(tenant, services, reminder_tests.local(birthday, time(9))) == {"birthday_greeting": 1}
+
+
+# -- a worker that claimed a message and died ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def outbox_clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """The outbox's time (a worker's, and the lease's the merge compares with), before anything else in the shared
+    outbox; the campaigns below queue their messages at it."""
+    clock = Clock(datetime(1990, 5, 2, 10, 0, tzinfo=ZONE))
+    monkeypatch.setattr(communication, "_now", clock)
+    return clock
+
+
+async def a_worker_holds(services: Services, count: int) -> tuple[Held, asyncio.Task[int]]:
+    """A worker that claimed what is due (``count`` messages) and is handing it to a gateway that has not answered."""
+    gateway = Held()
+    worker = asyncio.create_task(communication.deliver_due(services, {"sms": gateway}))
+    await gateway.handed_over(count)
+    return gateway, worker
+
+
+async def dies(worker: asyncio.Task[int], clock: Clock) -> None:
+    """The worker dies mid-batch (its rows keep ``leased_until``), and its lease runs out."""
+    worker.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await worker
+    clock.now += communication.LEASE + timedelta(minutes=1)
+
+
+async def test_a_campaign_whose_worker_died_with_both_messages_reaches_the_person_once(
+        tenant: Tenant, services: Services, outbox_clock: Clock) -> None:
+    """A worker claimed both files' messages and died; the files are merged once its lease is over. Both messages
+    counted as out (``leased_until`` set): neither was refused, and both went when they came back."""
+    clock = outbox_clock
+    survivor, duplicate = await person_file(tenant, "Zhang Wei"), await person_file(tenant, "张伟")
+    await received(tenant, services, clock.now)  # what the shared outbox holds due by now
+    await campaign_to_both(tenant)
+    await campaigns.advance(clock.now)
+    _, worker = await a_worker_holds(services, 2)
+    await dies(worker, clock)
+
+    assert (await merge(tenant, survivor, duplicate)).errors == []
+
+    assert await received(tenant, services, clock.now) == {"campaign": 1}
+    assert await log_of(tenant, survivor) == {("CAMPAIGN", "SENT", None): 1, ("CAMPAIGN", "REFUSED", "DUPLICATE"): 1}
+    kept = await Communication.get(institution_id=tenant.id, cause="campaign", status="sent")
+    assert kept.key.endswith(str(survivor))  # neither was out: the survivor's own goes
+
+
+@pytest.mark.parametrize("worker_alive", [True, False], ids=["worker-sending", "worker-died"])
+async def test_a_message_with_a_worker_goes_only_while_its_lease_runs(
+        tenant: Tenant, services: Services, outbox_clock: Clock, worker_alive: bool) -> None:
+    """The merged file's message is with a worker when the files are merged; the survivor's own is queued. While the
+    worker's lease runs the message it is handing over goes, and the survivor's own is the twin; once the worker died
+    and its lease is over, the survivor's own goes and the moved one is the twin (it was counted as out, and went
+    when it came back)."""
+    clock = outbox_clock
+    duplicate, survivor = await person_file(tenant, "张伟"), await person_file(tenant, "Zhang Wei")
+    await received(tenant, services, clock.now)
+    await campaign_to_both(tenant)
+    await campaigns.advance(clock.now, batch=1)  # the duplicate's: registered first, it is first in the audience
+    gateway, worker = await a_worker_holds(services, 1)
+    if not worker_alive:
+        await dies(worker, clock)
+    await campaigns.advance(clock.now)  # the survivor's
+
+    assert (await merge(tenant, survivor, duplicate)).errors == []
+
+    if worker_alive:
+        gateway.answer(later_ones_too=True)
+        assert await asyncio.wait_for(worker, 10) == 1
+    assert await received(tenant, services, clock.now) == ({} if worker_alive else {"campaign": 1})
+    assert await log_of(tenant, survivor) == {("CAMPAIGN", "SENT", None): 1, ("CAMPAIGN", "REFUSED", "DUPLICATE"): 1}
+    kept = await Communication.get(institution_id=tenant.id, cause="campaign", status="sent")
+    assert kept.key.endswith(str(duplicate if worker_alive else survivor))
