@@ -604,15 +604,28 @@ def _run_pg(tool: str, database_url: str, arguments: list[str]) -> None:
                *([f"--username={target['user']}"] if target["user"] else []), "--no-password", *arguments]
     result = subprocess.run(command, env=environment, capture_output=True, text=True, check=False)  # noqa: S603
     if result.returncode != 0:
-        # One line, as every refusal: the tools' own messages span several. The lines that quote the data or the SQL
-        # (a COPY's CONTEXT with a row's values, DETAIL with a key's, "Command was:") are left out: they can hold a
-        # patient's fields in clear (found in review).
-        said = " | ".join(line.strip() for line in result.stderr.splitlines()
-                          if line.strip() and not line.strip().startswith(_QUOTING))
-        raise BackupRefused(f"{tool} failed: {said[-2000:]}")
+        raise BackupRefused(f"{tool} failed: {_unquoted(tool, result.stderr)[-2000:]}")
 
 
 _QUOTING = ("Command was:", "CONTEXT:", "DETAIL:", "LINE ", "QUERY:", "^")
+_SAYING = ("ERROR:", "FATAL:", "PANIC:", "WARNING:", "NOTICE:", "HINT:")  # the server's own words
+
+
+def _unquoted(tool: str, said: str) -> str:
+    """The tool's messages on one line, as every refusal, without what quotes the data or the SQL (a COPY's CONTEXT
+    with a row's values, DETAIL with a row's or a key's, "Command was:"): they can hold a patient's fields in clear
+    (found in review). A quote runs on to the next line that begins a message (the tool's, or the server's own
+    words): a value or a statement of several lines goes on over them (found in review: the second line of a failing
+    row's field was kept)."""
+    kept, quoting = [], False
+    for line in (line.strip() for line in said.splitlines()):
+        if line.startswith(_QUOTING):
+            quoting = True
+        elif line.startswith((f"{tool}:", *_SAYING)):
+            quoting = False
+        if line and not quoting:
+            kept.append(line)
+    return " | ".join(kept)
 
 
 def _copy_hashing(source: Path, target: Path, created: list[Path] | None = None) -> tuple[int, str]:

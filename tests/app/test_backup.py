@@ -491,3 +491,35 @@ def test_a_tool_failure_is_one_line() -> None:
         _run_pg("pg_dump", "postgres://nobody@127.0.0.1:1/none", [])
     assert str(refused.value).startswith("pg_dump failed: pg_dump: error: connection"), refused.value
     assert "\n" not in str(refused.value) and "Is the server running" in str(refused.value)
+
+
+@pytest.mark.skipif(BACKEND == "sqlite" or shutil.which("pg_restore") is None,
+                    reason="a PostgreSQL server and its client tools")
+async def test_a_tool_failure_leaves_out_the_lines_that_quote_data_or_sql(fresh_database: str, tmp_path: Path) -> None:
+    """pg_restore quotes the row a COPY failed on (DETAIL's failing row, CONTEXT's line of the COPY) and the statement
+    that failed ("Command was:" and the statement's further lines): a patient's fields in clear on the operator's
+    terminal and in their logs (found in review). The refusal keeps what failed and where, and leaves those out, the
+    whole of a quoted value or statement that spans several lines too."""
+    from app.backup import BackupRefused, _run_pg
+    name, phone = "Zhang Wei\nBed 12", "13800138000"  # a field of two lines
+    connection = await asyncpg.connect(fresh_database)
+    try:
+        await connection.execute("CREATE TABLE note (id int PRIMARY KEY, name text, phone text)")
+        await connection.execute("INSERT INTO note VALUES (1, $1, $2)", name, phone)
+        dump = tmp_path / "note.pgdump"
+        _run_pg("pg_dump", fresh_database, ["--format=custom", f"--file={dump}"])
+        await connection.execute("TRUNCATE note")
+        await connection.execute("ALTER TABLE note ADD CONSTRAINT short_phone CHECK (length(phone) < 5)")
+    finally:
+        await connection.close()
+    restore = ["--no-owner", "--no-acl", "--single-transaction", "--exit-on-error"]
+
+    with pytest.raises(BackupRefused) as copy_failed:  # the row breaks the target's constraint
+        _run_pg("pg_restore", fresh_database, [*restore, "--data-only", str(dump)])
+    with pytest.raises(BackupRefused) as statement_failed:  # the table is there already
+        _run_pg("pg_restore", fresh_database, [*restore, str(dump)])
+
+    assert str(copy_failed.value) == ('pg_restore failed: pg_restore: error: COPY failed for table "note": ERROR:  new '
+                                      'row for relation "note" violates check constraint "short_phone"')
+    assert str(statement_failed.value) == ('pg_restore failed: pg_restore: error: could not execute query: ERROR:  '
+                                           'relation "note" already exists')
