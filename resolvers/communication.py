@@ -812,8 +812,8 @@ async def _deliver_one(services: Services, senders: Mapping[str, MessageSender],
 async def _hand_over(sender: MessageSender, message: Outgoing) -> str | None:
     """The sender's answer within ``HAND_OVER``, else ``SendFailed("timeout")``: a gateway that answers a byte at a
     time never trips httpx's read timeout, and a hand-over that outlasted its lease was sent by another worker too.
-    Cut short, a sender sends nothing more (aiosmtplib may still say QUIT). The gateway may have taken the message
-    all the same; a retry carries the same ``Idempotency-Key`` (at least once)."""
+    Cut short, a sender sends nothing more (the SMTP sender hangs up without QUIT). The gateway may have taken the
+    message all the same; a retry carries the same ``Idempotency-Key`` (at least once)."""
     try:
         async with asyncio.timeout(HAND_OVER.total_seconds()):
             return await sender.send(message)

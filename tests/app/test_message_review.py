@@ -4,8 +4,8 @@ messages wait, a cancelled message stays cancelled when its batch fails, staff r
 the log, a portal message discloses no address, a batch slower than its lease sends no message twice nor settles
 over another worker's outcome, a delivery report that comes before its batch settles is applied, a cause scheduled
 again while its message is out leaves the lease whole, a hand-over ends within its deadline whatever the gateway
-does, and a failed hand-over's retry goes no earlier than its cause said meanwhile (nor brings back a message cancelled
-meanwhile)."""
+(or an SMTP relay) does, and a failed hand-over's retry goes no earlier than its cause said meanwhile (nor brings
+back a message cancelled meanwhile)."""
 
 from __future__ import annotations
 
@@ -27,8 +27,9 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from tortoise.transactions import in_transaction
 
-from app.senders import WebhookSender
+from app.senders import SmtpSender, WebhookSender
 from core.messages import Outgoing, SendFailed
+from core.settings import SmtpSettings
 from models import AuditEvent, Communication, Patient
 from models.fields import tags_from_db
 from resolvers import appointment as appointments
@@ -41,6 +42,7 @@ from tests.api.test_appointments import CANCEL as APPOINTMENT_CANCEL
 from tests.app.conftest import serve
 from tests.app.test_message_hooks import GATEWAY_SET, callback, set_gateway, signed
 from tests.app.test_message_outbox import queue, reachable
+from tests.app.test_senders import Relay, hand_made_relay
 from tests.factories import Tenant, make_patient
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -523,6 +525,34 @@ async def test_a_hand_over_ends_within_its_deadline_whatever_the_gateway_does(
     stored = await Communication.get(id=message.id)
     assert (stored.status, stored.last_error, stored.attempts, stored.leased_until) == ("queued", "timeout", 1, None)
     assert stored.due_at == clock.now + communication.RETRY_FIRST and gateway.tries == 1
+
+
+async def test_a_send_cut_at_its_deadline_hangs_up_without_saying_quit(
+        tenant: Tenant, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An SMTP relay takes an e-mail and never answers its end. Cut at the hand-over's deadline (here one second),
+    aiosmtplib still said QUIT and waited for its answer, up to one SMTP timeout more (here five seconds): the
+    hand-over outlasted its deadline by that much. The sender now hangs up at once without a word, and the message
+    is a timeout, retried later like any."""
+    monkeypatch.setattr(communication, "HAND_OVER", timedelta(seconds=1))
+    clock = Clock(local(date(1990, 3, 23), time(10)))
+    monkeypatch.setattr(communication, "_now", clock)
+    pid = await reachable(tenant, preferredChannel="EMAIL")
+    await flush(services)
+    relay = Relay(stalls=True)
+    async with hand_made_relay(relay) as port:
+        sender = SmtpSender(SmtpSettings(host="127.0.0.1", port=port, security="off", timeout_seconds=5,
+                                         sender_address="no-reply@clinic.example"))
+        message = await queue(tenant, pid, due_at=clock.now)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await communication.deliver_due(services, {**all_channels(Recorder()), "email": sender})
+        took = loop.time() - started
+        await asyncio.wait_for(relay.hung_up.wait(), 1)
+
+    assert relay.data_ended.is_set() and relay.after_data == [], relay.after_data  # no QUIT, nothing
+    assert took < 2.5, f"the hand-over took {took:.1f} s, its deadline being 1 s"
+    stored = await Communication.get(id=message.id)
+    assert (stored.status, stored.last_error, stored.attempts) == ("queued", "timeout", 1)
 
 
 def test_a_hand_over_ends_well_within_its_lease() -> None:

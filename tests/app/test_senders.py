@@ -298,6 +298,67 @@ async def test_a_silent_relay_is_a_timeout() -> None:
     assert failed.value.reason == "timeout" and not failed.value.permanent
 
 
+RELAY_REPLIES = {b"EHLO": b"250 relay.test\r\n", b"DATA": b"354 end with <CRLF>.<CRLF>\r\n", b"QUIT": b"221 bye\r\n"}
+
+
+class Relay:
+    """An SMTP relay by hand on a real port, that keeps every line it hears: it takes the message and, unless
+    ``stalls``, accepts it and answers QUIT; a relay that stalls never answers the message's end (busy scanning it)
+    nor anything after. ``hung_up`` once the client closed the connection."""
+
+    def __init__(self, *, stalls: bool) -> None:
+        self.stalls = stalls
+        self.heard: list[bytes] = []  # up to the message's end
+        self.after_data: list[bytes] = []
+        self.data_ended, self.hung_up = asyncio.Event(), asyncio.Event()
+
+    async def session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 relay.test ESMTP\r\n")
+        in_data = False
+        try:
+            while line := await reader.readline():
+                if in_data:  # the message, up to its end
+                    in_data = line != b".\r\n"
+                    if not in_data:
+                        self.data_ended.set()
+                        writer.write(b"" if self.stalls else b"250 2.0.0 accepted\r\n")
+                    continue
+                (self.after_data if self.data_ended.is_set() else self.heard).append(line)
+                if self.stalls and self.data_ended.is_set():
+                    continue  # no answer any more
+                verb = line[:4].upper()
+                in_data = verb == b"DATA"
+                writer.write(RELAY_REPLIES.get(verb, b"250 OK\r\n"))
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            self.hung_up.set()
+            writer.close()
+
+
+@asynccontextmanager
+async def hand_made_relay(relay: Relay) -> AsyncIterator[int]:
+    server = await asyncio.start_server(relay.session, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_a_sent_message_says_quit() -> None:
+    """The twin of a send cut at its deadline (tests/app/test_message_review.py), which hangs up without a word: a
+    message the relay accepted ends with QUIT, as aiosmtplib's own send ends."""
+    accepting = Relay(stalls=False)
+    async with hand_made_relay(accepting) as port:
+        message = reminder()
+        assert await SmtpSender(relay(port)).send(message) == f"<{message.communication_id}@clinic.example>"
+        await asyncio.wait_for(accepting.hung_up.wait(), 5)
+    assert [line[:4] for line in accepting.heard] == [b"EHLO", b"MAIL", b"RCPT", b"DATA"]
+    assert accepting.after_data == [b"QUIT\r\n"]
+
+
 @pytest.mark.parametrize("address", ["not an address", "a@", "x@y>\r\nBcc: z@example.com", "a@b@c", "<a@b.c>", ""])
 async def test_a_malformed_address_fails_for_good_without_a_connection(address: str) -> None:
     message = reminder(address=address)
