@@ -151,28 +151,28 @@ class Quiet:
     end: time
     zone: ZoneInfo
 
-    def covers(self, moment: datetime) -> bool:
-        return self.ending(moment) is not None
-
-    def end_after(self, moment: datetime) -> datetime:
-        """The end of the quiet hours under way at ``moment`` (``moment`` itself when none are)."""
-        return self.ending(moment) or moment
-
     def ending(self, moment: datetime) -> datetime | None:
         """When the quiet hours under way at ``moment`` end (UTC), or None when none are: those that began the day
         before (over midnight) or that day."""
         if self.start == self.end:
             return None
-        day = moment.astimezone(self.zone).date()
-        for began in (day - timedelta(days=1), day):
-            ends_on = began + timedelta(days=1) if self.end < self.start else began
-            begins, ends = reached(began, self.start, self.zone), reached(ends_on, self.end, self.zone)
+        for begins, ends in _spans(self.start, self.end, self.zone, moment.astimezone(self.zone).date()):
             if begins <= moment < ends:
                 return ends
         return None
 
 
 @functools.lru_cache(maxsize=4096)  # a batch asks the same few days of the same zones, thousands of times
+def _spans(start: time, end: time, zone: ZoneInfo, day: date) -> tuple[tuple[datetime, datetime], ...]:
+    """The quiet hours from ``start`` to ``end`` that began the day before ``day`` (over midnight) and on ``day``, as
+    moments (UTC): when each begins and when it ends."""
+    spans = []
+    for began in (day - timedelta(days=1), day):
+        ends_on = began + timedelta(days=1) if end < start else began
+        spans.append((reached(began, start, zone), reached(ends_on, end, zone)))
+    return tuple(spans)
+
+
 def reached(day: date, at: time, zone: ZoneInfo) -> datetime:
     """The moment (UTC) the clocks in ``zone`` first show ``at`` on ``day``, or a later time if they skip it: a time
     shown twice, at its first showing (fold 0); a time skipped, when the clocks jump past it."""
@@ -217,9 +217,7 @@ def gate(recipient: Recipient | None, purpose: str, moment: datetime, quiet: Qui
         return Verdict("no_address")
     if purpose in NON_CARE and non_care_nearby >= cap:
         return Verdict("frequency_cap")
-    if quiet.covers(moment):
-        return Verdict(channel=channel, defer_to=quiet.end_after(moment))
-    return Verdict(channel=channel)
+    return Verdict(channel=channel, defer_to=quiet.ending(moment))  # asked once a message (it was twice)
 
 
 def consented_channels(patient: Patient) -> tuple[str, ...]:
