@@ -533,9 +533,12 @@ async def _mark_no_shows_of(institution_id: uuid.UUID, cutoff: datetime) -> int:
     marked = 0
     while True:
         async with in_transaction():
-            due = await (Appointment.filter(institution_id=institution_id, status="booked", slot_end__lte=cutoff)
-                         .order_by("slot_end", "id").limit(SWEEP_BATCH).select_for_update(skip_locked=True)
-                         .values_list("id", "patient_id"))
+            # .only, not .values_list: Tortoise leaves FOR UPDATE out of a values query (found in review: two
+            # workers both took a batch and each recorded its no-shows)
+            due = [(row.id, row.patient_id) for row in await (
+                Appointment.filter(institution_id=institution_id, status="booked", slot_end__lte=cutoff)
+                .order_by("slot_end", "id").limit(SWEEP_BATCH).select_for_update(skip_locked=True)
+                .only("id", "patient_id"))]
             if not due:
                 return marked
             await Appointment.filter(id__in=[row_id for row_id, _ in due], status="booked").update(

@@ -14,12 +14,13 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from tortoise.transactions import in_transaction
 
 from app import sweeps
 from models import Appointment, AuditEvent, Communication, Institution, MessagingSettings, Visit
 from resolvers import appointment as appointments
 from resolvers.context import Services
-from tests.conftest import SqlCounter
+from tests.conftest import BACKEND, SqlCounter
 from tests.factories import Tenant, make_patient, make_tenant
 from tests.partners import make_client, make_partner, make_partnership, token_for
 from tests.patients import open_account
@@ -394,6 +395,35 @@ async def test_the_sweep_marks_the_booked_appointments_whose_slot_passed(tenant:
     assert len(await tenant.audit_events(resource_type="appointment", resource_id=missed["id"], action="update")) == 1
     read = await ok(await tenant.call("front_desk", READ, id=missed["id"]), "appointment")
     assert (read["status"], read["version"]) == ("NO_SHOW", 2)
+
+
+@pytest.mark.skipif(BACKEND == "sqlite", reason="row locks held by a concurrent transaction: PostgreSQL")
+async def test_the_sweep_skips_the_appointments_another_worker_holds(tenant: Tenant) -> None:
+    """Workers share the no-show sweep: a batch another worker holds is skipped, not waited for and marked twice
+    (found in review: the batch was read with values_list, from which Tortoise drops FOR UPDATE SKIP LOCKED, so
+    the sweep waited for the held row and then recorded it a second time)."""
+    schedule = await make_schedule(tenant, capacity=2)
+    held, free = [await book(tenant, schedule, await make_patient(tenant)) for _ in range(2)]
+    slot_end = (TOMORROW_9 + timedelta(minutes=30)).astimezone(UTC)
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    async def other_worker() -> None:
+        async with in_transaction():
+            await Appointment.filter(id=held["id"]).select_for_update().only("id").first()
+            holding.set()
+            await release.wait()
+
+    other = asyncio.create_task(other_worker())
+    await holding.wait()
+    try:
+        marked = await asyncio.wait_for(appointments.mark_no_shows(slot_end + timedelta(minutes=30)), timeout=10)
+    finally:
+        release.set()
+        await other
+    assert marked == 1
+    assert {(await Appointment.get(id=a["id"])).status for a in (held, free)} == {"booked", "noshow"}
+    assert (await Appointment.get(id=free["id"])).status == "noshow"
+    assert await tenant.audit_events(resource_type="appointment", resource_id=held["id"], action="update") == []
 
 
 async def _check_in_at(tenant: Tenant, appointment_id: str, moment: datetime) -> Any:
