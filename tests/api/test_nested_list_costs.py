@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from tests.conftest import BACKEND, SqlCounter
 from tests.factories import Response, Tenant, make_patient
+
+# The test institutions' zone: from 16:00 UTC their day is the next one, and a task due on the UTC date is past due
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 SIZES = (1, 5, 20)
 VISIT = "mutation($input: VisitCreateInput!) { visitCreate(input: $input) { id } }"
@@ -95,7 +99,7 @@ async def test_a_patients_care_plans_with_their_activities(tenant: Tenant, sql_c
 
 
 async def test_the_worklist_with_attempts_owner_and_rule(tenant: Tenant, sql_counter: SqlCounter) -> None:
-    today = date.today()
+    today = datetime.now(SHANGHAI).date()
     for n in range(20):
         pid = await make_patient(tenant, phone=f"+86138001380{n:02d}")
         task = ok(await tenant.call("doctor", TASK, input={"patientId": str(pid), "dueOn": today.isoformat(),
@@ -330,7 +334,7 @@ async def test_survey_lists_with_answers_comments_patients_and_departments(
 
 
 async def test_compiled_lists_with_contacts_in_several_shapes(tenant: Tenant, sql_counter: SqlCounter) -> None:
-    today = date.today()
+    today = datetime.now(SHANGHAI).date()
     pids = []
     for n in range(20):
         pid = await make_patient(tenant, phone=f"+86138001382{n:02d}")
