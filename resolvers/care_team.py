@@ -12,9 +12,20 @@ from tortoise.transactions import in_transaction
 
 from audit import writer
 from audit.events import Action
+from core.errors import BadUserInput
 from models import CareTeamMember, Patient, Staff
 from resolvers import access, role_grant
 from resolvers.context import Context
+
+# A care team holds at most this many staff (found in review: Patient.careTeam, on a page of up to 100 files, had no
+# bound). A bound on writes, as a file's contacts are bounded: careTeamAssign refuses one more (BAD_USER_INPUT, reason
+# ``item_count``); a merge keeps both teams, so a survivor's may hold more, and takes no one new until it holds fewer.
+MAX_MEMBERS = 50
+ITEM_COUNT = "item_count"  # refused: the team is full (extensions.reason, audit reason)
+
+
+class _TeamFull(Exception):
+    """Raised inside the assignment's transaction, so that it rolls back before the refusal is recorded."""
 
 
 async def assign(ctx: Context, patient_id: uuid.UUID | None, staff_id: uuid.UUID | None) -> bool:
@@ -25,13 +36,22 @@ async def assign(ctx: Context, patient_id: uuid.UUID | None, staff_id: uuid.UUID
         raise await role_grant.refuse_self_grant(ctx, Action.CREATE, "care_team", staff_id, field="staffId",
                                                  what="a place on a patient's care team")
     if not await CareTeamMember.exists(patient_id=patient_id, staff_id=staff_id):
-        # the file locked and refused when merged, as every write adding to it: a place on a merged file's team
-        # reaches nothing (its records moved to the survivor), and a merge meanwhile would not move it
-        async with access.file_transaction(ctx, patient_id, action=Action.CREATE):
-            member = await CareTeamMember.create(institution_id=ctx.institution_id, patient_id=patient_id,
-                                                 staff_id=staff_id)
-            await writer.append([access.write_record(ctx, Action.CREATE, "care_team", member.id,
-                                                     patient_id=patient_id, decision=decision)])
+        try:
+            # the file locked and refused when merged, as every write adding to it: a place on a merged file's team
+            # reaches nothing (its records moved to the survivor), and a merge meanwhile would not move it. Counted
+            # with the file locked: two assignments count one after the other.
+            async with access.file_transaction(ctx, patient_id, action=Action.CREATE):
+                if await CareTeamMember.filter(institution_id=ctx.institution_id,
+                                               patient_id=patient_id).count() >= MAX_MEMBERS:
+                    raise _TeamFull
+                member = await CareTeamMember.create(institution_id=ctx.institution_id, patient_id=patient_id,
+                                                     staff_id=staff_id)
+                await writer.append([access.write_record(ctx, Action.CREATE, "care_team", member.id,
+                                                         patient_id=patient_id, decision=decision)])
+        except _TeamFull:
+            await access.deny(ctx, Action.CREATE, "care_team", staff_id, patient_id, reason=ITEM_COUNT)
+            raise BadUserInput(f"patientId: a care team has at most {MAX_MEMBERS} members; take one off before "
+                               "adding another.", field="patientId", reason=ITEM_COUNT) from None
     return True
 
 

@@ -13,10 +13,10 @@ from tortoise.transactions import in_transaction
 from audit import writer
 from audit.events import Action
 from audit.reads import ReadLog
-from core.errors import BadUserInput, Conflict, Forbidden
+from core.errors import BadUserInput, CareloopError, Conflict, Forbidden
 from core.ids import uuid7
 from core.validation import Problems, camel_case, clean_text, normalize_phone, one_of
-from models import Contact
+from models import Contact, Patient
 from models.contact import RELATIONSHIPS
 from resolvers import access, writes
 from resolvers.access import ContactView, PatientView
@@ -30,6 +30,12 @@ CONTACT_FIELDS = frozenset({"name", "relationship", "phone", "is_emergency", "ma
 # view's, and what its sealed columns are opened under)
 ROW_COLUMNS = ("id", "institution_id", "patient_id")
 REFERENCED = "contact_referenced"  # refused: other records name the contact (extensions.reason, audit reason)
+# A file holds at most this many contacts (found in review: Patient.contacts, on a page of up to 100 files, had no
+# bound). A bound on writes, not on the list: read whole, it costs the hottest page no statement. contactCreate
+# refuses one more (BAD_USER_INPUT, reason ``item_count``); a merge keeps both files' contacts, so a survivor may
+# hold more, and takes no new one until it holds fewer.
+MAX_CONTACTS = 50
+ITEM_COUNT = "item_count"  # refused: the file holds MAX_CONTACTS (extensions.reason, audit reason)
 
 
 async def of_patient(ctx: Context, view: PatientView) -> list[ContactView]:
@@ -65,14 +71,15 @@ async def create(ctx: Context, patient_id: uuid.UUID | None, data: dict[str, Any
                   **_columns(ctx, contact_id, values))
     read_back = _read_back(ctx, view, returned)
     # The row, its record and the read of what the caller reads back in one statement on PostgreSQL (one round
-    # trip, atomic without BEGIN/COMMIT), which also locks the file: nothing written if it was merged meanwhile.
-    sql, params = writes.insert_on_open_file(row)
+    # trip, atomic without BEGIN/COMMIT), which also locks the file: nothing written if it was merged meanwhile, or
+    # if it holds MAX_CONTACTS contacts, counted once locked.
+    sql, params = writes.insert_on_open_file(row, fewer_than=MAX_CONTACTS)
     written = await writer.append_with(sql, params, [
         access.write_record(ctx, Action.CREATE, "contact", contact_id, patient_id=view.row.id,
                             fields=frozenset(values), decision=decision),
         *read_back.records(ctx.institution_id, ctx.actor, ctx.request)])
     if not written:
-        raise await access.refuse_merged(ctx, Action.CREATE, view.row.id)
+        raise await _refuse_unwritten(ctx, view.row.id)
     ctx.reads.mark_recorded(read_back)
     return ContactView(row, view)  # the row as written: no need to look it up again
 
@@ -99,6 +106,16 @@ async def update(ctx: Context, contact_id: uuid.UUID | None, data: dict[str, Any
         *read_back.records(ctx.institution_id, ctx.actor, ctx.request)])
     ctx.reads.mark_recorded(read_back)
     return ContactView(row, view.patient)  # the row as written: no need to look it up again
+
+
+async def _refuse_unwritten(ctx: Context, patient_id: uuid.UUID) -> CareloopError:
+    """Nothing was written: the file was merged meanwhile, or it holds MAX_CONTACTS contacts. The statement tells
+    neither apart; this read, on a refusal only, does. The refusal on the trail, naming the file."""
+    if await Patient.filter(id=patient_id, status=access.MERGED).exists():
+        return await access.refuse_merged(ctx, Action.CREATE, patient_id)
+    await access.deny(ctx, Action.CREATE, "contact", None, patient_id, reason=ITEM_COUNT)
+    return BadUserInput(f"patientId: a patient has at most {MAX_CONTACTS} contacts; remove one before adding "
+                        "another.", field="patientId", reason=ITEM_COUNT)
 
 
 def _read_back(ctx: Context, patient: PatientView, returned: frozenset[str]) -> ReadLog:

@@ -36,27 +36,51 @@ def insert_returning_id(row: Model) -> tuple[str, list[Any]]:
     return sql, [fields_map[name].to_db_value(getattr(row, name), row) for name in columns]
 
 
-_ON_OPEN_FILE: dict[tuple[type[Model], type], str] = {}
+_ON_OPEN_FILE: dict[tuple[type[Model], type, bool], str] = {}
+# A table's rows on one file counted as of now, for a write bounded per file (migration 0038's function on
+# PostgreSQL): a VOLATILE function takes its own snapshot after the file's lock, so it counts what a writer that held
+# the lock first committed; a count written into the statement read the statement's first snapshot, and two writers
+# at the bound both went in (found while testing).
+_COUNT_ON_FILE = {"contact": "contacts_on_file"}
 
 
-def insert_on_open_file(row: Model) -> tuple[str, list[Any]]:
+def insert_on_open_file(row: Model, fewer_than: int | None = None) -> tuple[str, list[Any]]:
     """``insert_returning_id``'s INSERT of a row of a patient's file (its ``patient_id``), written only while the
     file is not merged, with the file's row locked as ``access.lock_file`` locks it (FOR NO KEY UPDATE on PostgreSQL;
     SQLite runs one write at a time): in the same statement, so no round trip is added. A merge under way is
-    waited for; nothing is written, and nothing returned, when the file is merged (``access.refuse_merged``)."""
+    waited for; nothing is written, and nothing returned, when the file is merged (``access.refuse_merged``).
+    ``fewer_than``: nor when the file holds that many rows of the table already, counted once the file is locked
+    (a table of ``_COUNT_ON_FILE``)."""
     sql, params = insert_returning_id(row)
     model, db = type(row), row._meta.db
-    key = (model, db.executor_class)
-    if key not in _ON_OPEN_FILE:  # once per model and dialect
-        insert, _, rest = sql.rpartition(" VALUES (")
-        values, _, returning = rest.partition(") RETURNING ")
-        postgres = db.capabilities.dialect == "postgres"
-        file, status = placeholders(db, 2, first=len(params) + 1)
+    key = (model, db.executor_class, fewer_than is not None)
+    if key not in _ON_OPEN_FILE:  # once per model, dialect and whether bounded
+        _ON_OPEN_FILE[key] = _on_open_file(sql, len(params), row, bounded=fewer_than is not None)
+    columns = _INSERTS[key[:2]][1]
+    patient = params[columns.index("patient_id")]  # as the INSERT binds it
+    bound = [] if fewer_than is None else [params[columns.index("institution_id")], fewer_than, fewer_than]
+    return _ON_OPEN_FILE[key], [*params, patient, access.MERGED, *bound]
+
+
+def _on_open_file(sql: str, count: int, row: Model, *, bounded: bool) -> str:
+    """The text of ``insert_on_open_file``'s statement; its parameters follow the INSERT's: the file, the merged
+    status, then, when ``bounded``, the institution and the bound twice (what is counted at most, and compared)."""
+    insert, _, rest = sql.rpartition(" VALUES (")
+    values, _, returning = rest.partition(") RETURNING ")
+    db, table = row._meta.db, row._meta.db_table
+    postgres = db.capabilities.dialect == "postgres"
+    file, status, institution, up_to, most = placeholders(db, 5, first=count + 1)
+    if not bounded:
         lock = " FOR NO KEY UPDATE" if postgres else ""
-        _ON_OPEN_FILE[key] = (f'{insert} SELECT {values} FROM "patient" WHERE "id" = {file} '  # noqa: S608
-                              f'AND "status" <> {status}{lock} RETURNING {returning}')
-    patient = params[_INSERTS[key][1].index("patient_id")]  # as the INSERT binds it
-    return _ON_OPEN_FILE[key], [*params, patient, access.MERGED]
+        return (f'{insert} SELECT {values} FROM "patient" WHERE "id" = {file} '  # noqa: S608
+                f'AND "status" <> {status}{lock} RETURNING {returning}')
+    if postgres:  # counted above the lock: OFFSET 0 keeps the condition from being pushed below it, into the scan
+        return (f'{insert} SELECT {values} FROM (SELECT "id" FROM "patient" WHERE "id" = {file} '  # noqa: S608
+                f'AND "status" <> {status} OFFSET 0 FOR NO KEY UPDATE) AS "file" '
+                f'WHERE {_COUNT_ON_FILE[table]}({institution}, "file"."id", {up_to}) < {most} RETURNING {returning}')
+    return (f'{insert} SELECT {values} FROM "patient" WHERE "id" = {file} AND "status" <> {status} '  # noqa: S608
+            f'AND (SELECT count(*) FROM (SELECT 1 FROM "{table}" WHERE "institution_id" = {institution} '
+            f'AND "patient_id" = "patient"."id" LIMIT {up_to})) < {most} RETURNING {returning}')
 
 
 def update_over_version(row: Model, expected: int, values: dict[str, Any]) -> tuple[str, list[Any]]:

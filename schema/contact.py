@@ -132,7 +132,9 @@ _CONTACT_ID = Annotated[strawberry.ID, strawberry.argument(description="The cont
 
 @strawberry.type
 class ContactMutation:
-    @strawberry.mutation(description="Add a family member or emergency contact to a patient's file.")
+    @strawberry.mutation(description="Add a family member or emergency contact to a patient's file. A file holds at "
+                                      f"most {contacts.MAX_CONTACTS}: one more is BAD_USER_INPUT (reason item_count), "
+                                      "nothing written; remove one first.")
     async def contact_create(
         self, info: Info,
         patient_id: Annotated[strawberry.ID, strawberry.argument(description="The patient, in your reach.")],

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 import strawberry
 
 from policies.fields import PATIENT_FIELD_CLASS
-from resolvers import access
+from resolvers import access, care_team
 from resolvers import appointment as appointments
 from resolvers import care_plan as care_plans
 from resolvers import communication as communications
@@ -275,13 +275,15 @@ class Patient:
         row = await info.context.require_loaders().department.load(department_id)
         return None if row is None else Department.of(row)
 
-    @strawberry.field(description="Staff looking after the patient.")
+    @strawberry.field(description=f"Staff looking after the patient: at most {care_team.MAX_MEMBERS} are put on a "
+                                  "team (a merge keeps both files' teams).")
     async def care_team(self, info: Info) -> list[StaffSummary] | None:
         access.require_class(info.context, self.view, "identity")
         members = await info.context.require_loaders().care_team_by_patient.load(self.view.row.id)
         return [StaffSummary.of(staff) for staff in members]
 
-    @strawberry.field(description="Family members and emergency contacts.")
+    @strawberry.field(description=f"Family members and emergency contacts: at most {contacts.MAX_CONTACTS} are added "
+                                  "to a file (a merge keeps both files' contacts).")
     async def contacts(self, info: Info) -> list[Contact] | None:
         contacts_checked(PatientSource(info.context, self.view))
         return contact_nodes(info.context, await contacts.of_patient(info.context, self.view))
