@@ -39,11 +39,11 @@ def _variants(path: Path) -> dict[str, Callable[[], None]]:
 
 async def measure(args: argparse.Namespace) -> dict[str, list[float]]:
     variants = _variants(args.variants)
-    async with workload_client(args) as (client, body, headers):
+    async with workload_client(args) as (client, bodies, headers):
         answers = []
         for switch in variants.values():
             switch()
-            answers.append((await client.post("/graphql", content=body, headers=headers)).json())
+            answers.append((await client.post("/graphql", content=next(bodies), headers=headers)).json())
         assert all("errors" not in answer for answer in answers), answers
         assert args.workload in CHANGING or all(answer == answers[0] for answer in answers), "the answers differ"
         times: dict[str, list[float]] = {name: [] for name in variants}
@@ -55,7 +55,7 @@ async def measure(args: argparse.Namespace) -> dict[str, list[float]]:
                 switch()
                 started = time.process_time()
                 for _ in range(args.requests):
-                    await client.post("/graphql", content=body, headers=headers)
+                    await client.post("/graphql", content=next(bodies), headers=headers)
                 times[name].append((time.process_time() - started) / args.requests * 1000)
     return times
 

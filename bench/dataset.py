@@ -286,11 +286,12 @@ async def index_contacts(dsn: str) -> None:
         await conn.close()
 
 
-async def remove_created_contacts(dsn: str, patient: uuid.UUID, name: str) -> None:
-    """Undo W3: the contacts it created, so every measurement reads a table of the same size."""
+async def remove_created_contacts(dsn: str, patients: list[uuid.UUID], name: str) -> None:
+    """Undo W3: the contacts it created, so every measurement reads a table of the same size (and W3's files stay
+    under their bound of 50 contacts)."""
     conn = await asyncpg.connect(dsn)
     try:
-        await conn.execute("DELETE FROM contact WHERE patient_id = $1 AND name = $2", patient, name)
+        await conn.execute("DELETE FROM contact WHERE patient_id = ANY($1::uuid[]) AND name = $2", patients, name)
         await conn.execute("VACUUM contact")
     finally:
         await conn.close()

@@ -16,12 +16,13 @@ import asyncio
 import base64
 import contextlib
 import cProfile
+import itertools
 import json
 import os
 import pstats
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 
 import httpx
@@ -48,10 +49,12 @@ async def _login(client: httpx.AsyncClient, email: str, password: str) -> str:
 
 
 @contextlib.asynccontextmanager
-async def workload_client(args: argparse.Namespace) -> AsyncIterator[tuple[httpx.AsyncClient, bytes, dict[str, str]]]:
+async def workload_client(args: argparse.Namespace
+                          ) -> AsyncIterator[tuple[httpx.AsyncClient, Iterator[bytes], dict[str, str]]]:
     """A fresh PostgreSQL database loaded as ``make bench`` loads it (``args.patients``), the app over it in this
     process (principal listener running, as under the server's lifespan), and the workload's account signed in:
-    the client, the request body (``args.workload``'s, or ``args.query``) and its headers, caches warmed and the
+    the client, the request bodies, taken in turn (``args.workload``'s, W3's a patient each, or ``args.query``),
+    and their headers, caches warmed and the
     garbage collector settled. The database is dropped afterwards unless ``args.keep``."""
     name = f"careloop_profile_{datetime.now(UTC):%Y%m%d%H%M%S}_{os.getpid()}"
     dsn = args.admin_url.rsplit("/", 1)[0] + "/" + name
@@ -73,13 +76,13 @@ async def workload_client(args: argparse.Namespace) -> AsyncIterator[tuple[httpx
                 httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
             email = dataset.OFFICER_EMAIL if args.workload == "W4" else dataset.NURSE_EMAIL
             token = await _login(client, email, bench.password)
-            body = (bench.requests(args.first)[args.workload].body if args.query is None
-                    else json.dumps({"query": args.query}).encode())
+            bodies = itertools.cycle(bench.requests(args.first)[args.workload].bodies if args.query is None
+                                     else [json.dumps({"query": args.query}).encode()])
             headers = {"content-type": "application/json", "authorization": f"Bearer {token}"}
             for _ in range(20):  # warm caches
-                await client.post("/graphql", content=body, headers=headers)
+                await client.post("/graphql", content=next(bodies), headers=headers)
             settle_garbage_collection()  # as the server's lifespan does, which ASGITransport does not run
-            yield client, body, headers
+            yield client, bodies, headers
     finally:
         await db.close_database()
         if args.keep:
@@ -89,13 +92,13 @@ async def workload_client(args: argparse.Namespace) -> AsyncIterator[tuple[httpx
 
 
 async def profile(args: argparse.Namespace) -> None:
-    async with workload_client(args) as (client, body, headers):
+    async with workload_client(args) as (client, bodies, headers):
         profiler = cProfile.Profile()
         started, cpu, machine = time.perf_counter(), time.process_time(), _busy_seconds()
         if not args.plain:
             profiler.enable()
         for _ in range(args.requests):
-            answer = (await client.post("/graphql", content=body, headers=headers)).json()
+            answer = (await client.post("/graphql", content=next(bodies), headers=headers)).json()
             assert "errors" not in answer, answer["errors"]
         profiler.disable()
         elapsed = time.perf_counter() - started

@@ -129,10 +129,15 @@ class WrkResult:
 
 def wrk(server: Server, request: Request, token: str | None, *, seconds: float, connections: int,
         threads: int) -> WrkResult:
-    with tempfile.NamedTemporaryFile(suffix=".json") as body:
+    with tempfile.NamedTemporaryFile(suffix=".json") as body, tempfile.NamedTemporaryFile(suffix=".jsonl") as turns:
         body.write(request.body)
         body.flush()
-        env = {**os.environ, "BENCH_BODY": body.name, "BENCH_TOKEN": token or ""}
+        bodies = request.bodies
+        if len(bodies) > 1:  # sent in turn (post.lua): one JSON body a line
+            turns.write(b"\n".join(bodies) + b"\n")
+            turns.flush()
+        env = {**os.environ, "BENCH_BODY": body.name, "BENCH_TOKEN": token or "",
+               "BENCH_BODIES": turns.name if len(bodies) > 1 else ""}
         command = [WRK, f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s", "-s", str(LUA),
                    server.url + "/graphql"]
         done = subprocess.run(  # noqa: S603 -- fixed arguments, 127.0.0.1 only

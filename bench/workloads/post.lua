@@ -10,11 +10,37 @@ if token ~= "" then
   wrk.headers["Authorization"] = "Bearer " .. token
 end
 
+-- $BENCH_BODIES (a file, one JSON body a line), when set: the bodies are sent in turn, each thread from its own
+-- place in the list (W3 spreads its new contacts over many patients)
+local bodies = nil
+local listed = os.getenv("BENCH_BODIES") or ""
+if listed ~= "" then
+  bodies = {}
+  for line in io.lines(listed) do
+    table.insert(bodies, line)
+  end
+end
+
 bad = 0
 local threads = {}
+local turn = 0
 
 function setup(thread)
   table.insert(threads, thread)
+  thread:set("place", #threads - 1)
+end
+
+function init(args)
+  if bodies then
+    turn = (place or 0) * math.floor(#bodies / 16)
+  end
+end
+
+if bodies then
+  function request()
+    turn = turn % #bodies + 1
+    return wrk.format(nil, nil, nil, bodies[turn])
+  end
 end
 
 function response(status, headers, body)
