@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -97,6 +97,15 @@ async def rows_of(query: QuerySet[M]) -> list[Any]:
     sql, params = _rendered(query)
     _, rows = await query._db.execute_query(sql, params)
     return list(rows)
+
+
+def models_of(model: type[M], rows: Sequence[Any]) -> list[M]:
+    """Model instances from the driver's rows of a hand-written statement (each a whole row of ``model``'s table,
+    as ``SELECT "t".*`` gives it), made as ``select`` makes them."""
+    if not rows:
+        return []
+    make = _hydrator(model, tuple(rows[0].keys()), ())
+    return [make(row) for row in rows]
 
 
 def id_list(ids: Iterable[uuid.UUID]) -> list[uuid.UUID]:

@@ -37,8 +37,9 @@ from tortoise.transactions import in_transaction
 
 from audit import writer
 from audit.events import Action, Actor, AuditRecord, Outcome
-from core import money
+from core import money, statements
 from core.crypto import InstitutionKeys, field_aad
+from core.db import placeholders
 from core.errors import ILLEGAL_TRANSITION, BadUserInput, Conflict, Forbidden
 from core.ids import uuid7
 from core.principal import PARTNER, STAFF
@@ -53,6 +54,7 @@ from resolvers import communication as communications
 from resolvers import institution as institutions
 from resolvers import service_item as service_items
 from resolvers.context import Context
+from resolvers.loaders import newest_per_parent
 from resolvers.pagination import keyset_after
 from resolvers.versioning import bumped
 
@@ -67,6 +69,11 @@ MAX_NOTICE_DAYS = 365
 MAX_QUANTITY = 10000
 MAX_TERM_DAYS = 366 * 10
 OPEN_VERSION = ("draft", "sent")
+# A contract's versions as ``Contract.versions`` lists them stop here, oldest first (found in review: every version,
+# each with its rights and duties and clauses, was loaded whole, on a page of up to 100 contracts, and an amendment
+# adds one); every one pages through ``contractVersions``.
+VERSIONS_LIMIT = 50
+VERSION_CURSOR = "contract-version"  # by number
 LIVE = ("active", "suspended")  # a contract in its term
 INSTITUTION_WIDE = frozenset({"admin", "finance", "front_desk"})  # roles that reach every contract
 TERMS, CLAUSES = "contract.terms", "contract.clauses"
@@ -264,20 +271,44 @@ def read_clauses(ctx: Context, version: VersionView) -> str | None:
 
 
 async def versions_of(ctx: Context, view: ContractView) -> list[VersionView]:
-    """Every version of the contract, oldest first (batched across a page of contracts)."""
+    """The contract's versions as ``Contract.versions`` lists them: oldest first, at most VERSIONS_LIMIT (batched
+    across a page of contracts: two statements whatever the number of contracts and versions)."""
     async def batch(ids: Sequence[uuid.UUID]) -> list[list[ContractVersion]]:
-        found: dict[uuid.UUID, list[ContractVersion]] = defaultdict(list)
-        rows = ContractVersion.filter(institution_id=ctx.institution_id, contract_id__in=list(ids))
-        for row in await rows.order_by("contract_id", "number"):
-            found[row.contract_id].append(row)
-        return [found[i] for i in ids]
+        query = ContractVersion.filter(institution_id=ctx.institution_id)
+        found = await newest_per_parent(query, "contract_id", ids, ("number",), VERSIONS_LIMIT)
+        return [found.get(i, []) for i in ids]
 
     rows: list[ContractVersion] = await ctx.require_loaders().made("contract_versions", batch).load(view.row.id)
     return [VersionView(row, view) for row in rows]
 
 
+async def every_version(ctx: Context, view: ContractView) -> list[VersionView]:
+    """Every version of the contract, oldest first, whatever their number (what a delivery report reckons with)."""
+    rows = await ContractVersion.filter(institution_id=ctx.institution_id, contract_id=view.row.id).order_by("number")
+    return [VersionView(row, view) for row in rows]
+
+
+async def versions_page(ctx: Context, contract_id: uuid.UUID | None, *, first: int, after: str | None,
+                        count: bool = False) -> pagination.Page[VersionView]:
+    """A contract's versions, oldest first, a page at a time: every one ``Contract.versions`` lists, and those past
+    its bound. Read as the contract is."""
+    await access.authorize(ctx, "contract", "read", action=Action.READ, resource_type="contract",
+                           resource_id=contract_id)
+    view = await find(ctx, contract_id, Action.READ, "contractId")
+    first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
+    query = ContractVersion.filter(institution_id=ctx.institution_id, contract_id=view.row.id)
+    total = await pagination.count_of(query, count)
+    if after is not None:
+        query = query.filter(number__gt=pagination.decode_int(VERSION_CURSOR, after))
+    rows = await query.order_by("number").limit(first + 1)
+    return pagination.page_of([VersionView(row, view) for row in rows[:first]], len(rows) > first, VERSION_CURSOR,
+                              key=lambda version: version.row.number, total=total)
+
+
 async def version_of(ctx: Context, view: ContractView, number: int) -> VersionView | None:
-    return next((v for v in await versions_of(ctx, view) if v.row.number == number), None)
+    row = await ContractVersion.get_or_none(institution_id=ctx.institution_id, contract_id=view.row.id,
+                                            number=number)
+    return None if row is None else VersionView(row, view)
 
 
 def newest_signed(versions: Sequence[VersionView]) -> VersionView | None:
@@ -304,12 +335,57 @@ async def today_of(ctx: Context) -> date:
 
 
 async def in_force(ctx: Context, view: ContractView) -> VersionView | None:
-    return in_force_on(await versions_of(ctx, view), await today_of(ctx))
+    """``in_force_on`` today, chosen in SQL: the version in force and no other is loaded, one row a contract in one
+    statement for a page of contracts (found in review: every version, long texts and all, was loaded to find it)."""
+    today = await today_of(ctx)
+
+    async def batch(ids: Sequence[uuid.UUID]) -> list[ContractVersion | None]:
+        found = {row.contract_id: row for row in await _in_force_rows(ctx.institution_id, ids, today)}
+        return [found.get(i) for i in ids]
+
+    row = await ctx.require_loaders().made("contract_in_force", batch).load(view.row.id)
+    return None if row is None else VersionView(row, view)
+
+
+# The signed version in force on a day, as ``in_force_on`` chooses it: the newest signed one effective by then, else
+# the first signed. Once per contract (the subquery's index: the contract's versions by number).
+_IN_FORCE = ('SELECT "v".* FROM "contract" AS "c" JOIN "contract_version" AS "v" ON "v"."id" = ('
+             'SELECT "s"."id" FROM "contract_version" AS "s" WHERE "s"."contract_id" = "c"."id" '
+             'AND "s"."status" = {signed} ORDER BY CASE WHEN "s"."effective_on" <= {day} THEN 0 ELSE 1 END, '
+             'CASE WHEN "s"."effective_on" <= {same_day} THEN -"s"."number" ELSE "s"."number" END LIMIT 1) '
+             'WHERE "c"."institution_id" = {institution} AND "c"."id" {contracts}')
+
+
+async def _in_force_rows(institution_id: uuid.UUID, contract_ids: Sequence[uuid.UUID], day: date
+                         ) -> list[ContractVersion]:
+    """The version in force on ``day`` of each contract that has one (a row each)."""
+    db = ContractVersion._meta.db
+    ids = sorted(set(contract_ids))
+    values: list[Any]
+    if db.capabilities.dialect == "postgres":
+        signed, day_mark, same_day, institution, listed = placeholders(db, 5)
+        contracts, values = f"= ANY({listed}::uuid[])", [ids]
+    else:
+        signed, day_mark, same_day, institution, *marks = placeholders(db, 4 + len(ids))
+        contracts, values = f"IN ({', '.join(marks)})", [str(i) for i in ids]
+    sql = _IN_FORCE.format(signed=signed, day=day_mark, same_day=same_day, institution=institution,
+                           contracts=contracts)
+    institution_value = institution_id if db.capabilities.dialect == "postgres" else str(institution_id)
+    _, rows = await db.execute_query(sql, ["signed", day, day, institution_value, *values])
+    return statements.models_of(ContractVersion, rows)
 
 
 async def open_version(ctx: Context, view: ContractView) -> VersionView | None:
-    """The version being prepared (draft) or collecting signatures (sent), if any."""
-    return next((v for v in await versions_of(ctx, view) if v.row.status in OPEN_VERSION), None)
+    """The version being prepared (draft) or collecting signatures (sent), if any (batched across a page of
+    contracts; that version alone is loaded)."""
+    async def batch(ids: Sequence[uuid.UUID]) -> list[ContractVersion | None]:
+        rows = ContractVersion.filter(institution_id=ctx.institution_id, contract_id__in=list(ids),
+                                      status__in=OPEN_VERSION)
+        found = {row.contract_id: row for row in await rows.order_by("-number")}  # one at most; else the first
+        return [found.get(i) for i in ids]
+
+    row = await ctx.require_loaders().made("contract_open_version", batch).load(view.row.id)
+    return None if row is None else VersionView(row, view)
 
 
 async def items_of(ctx: Context, version: VersionView) -> list[ItemView]:
@@ -1038,9 +1114,9 @@ async def diff(ctx: Context, contract_id: uuid.UUID | None, from_number: int, to
     await access.authorize(ctx, "contract", "read", action=Action.READ, resource_type="contract",
                            resource_id=contract_id)
     view = await find(ctx, contract_id, Action.READ, "contractId")
-    versions = await versions_of(ctx, view)
-    before = next((v for v in versions if v.row.number == from_number), None)
-    after = next((v for v in versions if v.row.number == to_number), None)
+    versions = {row.number: VersionView(row, view) for row in await ContractVersion.filter(
+        institution_id=ctx.institution_id, contract_id=view.row.id, number__in=[from_number, to_number])}
+    before, after = versions.get(from_number), versions.get(to_number)
     problems = Problems()
     if before is None:
         problems.add("fromVersion", "unknown_version", "the contract has no such version.")

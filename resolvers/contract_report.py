@@ -279,7 +279,7 @@ async def delivery(ctx: Context, contract_id: uuid.UUID | None, since: date | No
     view = await _reached(ctx, contract_id, decision.rule)
     row = view.row
     today = await contracts.local_today(ctx)
-    versions = await contracts.versions_of(ctx, view)
+    versions = await contracts.every_version(ctx, view)
     through = min(today, until) if until is not None else today
     periods = [p for p in billing_periods(row.start_on, row.end_on, versions, through=through)
                if since is None or p.end >= since]

@@ -25,6 +25,7 @@ from schema.common import (
     EDGES,
     NODES,
     PAGE_INFO,
+    TOTAL_COUNT,
     After,
     First,
     Info,
@@ -321,7 +322,8 @@ class Contract:
     def version(self) -> int:
         return self.view.row.version
 
-    @strawberry.field(description="Every version, oldest first.")
+    @strawberry.field(description=f"The versions, oldest first, at most {contracts.VERSIONS_LIMIT}: page through all "
+                                  "of them with contractVersions (its totalCount says how many).")
     async def versions(self, info: Info) -> list[ContractVersion]:
         return [ContractVersion(view=v) for v in await contracts.versions_of(info.context, self.view)]
 
@@ -334,6 +336,23 @@ class Contract:
     async def open_version(self, info: Info) -> ContractVersion | None:
         found = await contracts.open_version(info.context, self.view)
         return None if found is None else ContractVersion(view=found)
+
+
+@strawberry.type(description="One version of a page, with its cursor.")
+class ContractVersionEdge:
+    cursor: str = strawberry.field(description=CURSOR)
+    node: ContractVersion = strawberry.field(description="The version.")
+
+
+@strawberry.type(description="A page of a contract's versions, oldest first.")
+class ContractVersionConnection:
+    edges: list[ContractVersionEdge] = strawberry.field(description=EDGES)
+    page_info: PageInfo = strawberry.field(description=PAGE_INFO)
+    total_count: int | None = strawberry.field(default=None, description=TOTAL_COUNT)
+
+    @strawberry.field(description=NODES)
+    def nodes(self) -> list[ContractVersion]:
+        return [edge.node for edge in self.edges]
 
 
 def contract_node(ctx: Context, view: ContractView) -> Contract:
@@ -610,6 +629,16 @@ class ContractQuery:
             department_id=uuid_of(given.department_id, "filter.departmentId"), ending_before=given.ending_before,
             first=first, after=after, order=order, count=asks_total(info))
         return connection(found.page, found.total)
+
+    @strawberry.field(description="A contract's versions, oldest first, a page at a time. Contract.versions lists "
+                                  "the first ones.")
+    async def contract_versions(self, info: Info, contract_id: _CONTRACT_ID, first: First = DEFAULT_PAGE_SIZE,
+                                after: After = None) -> ContractVersionConnection | None:
+        page = await contracts.versions_page(info.context, uuid_of(contract_id, "contractId"), first=first,
+                                             after=after, count=asks_total(info))
+        return ContractVersionConnection(
+            edges=[ContractVersionEdge(cursor=cursor, node=ContractVersion(view=view)) for cursor, view in page.items],
+            page_info=PageInfo.of(page), total_count=page.total)
 
     @strawberry.field(description="What changed from one version of a contract to another.")
     async def contract_version_diff(

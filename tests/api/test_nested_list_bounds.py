@@ -1,30 +1,35 @@
 """The nested lists that had no bound (found in review after the alerts): a file's plans in force, open follow-up
-tasks and open tickets on the patient page (a page of up to 100 files), and the replies on a patient's own tickets
-in the portal (a page of up to 100 tickets). The page's sections stop at their documented bound (50; here 2), what
-the caller may not see or what the section leaves out takes no place, a paged list goes past the bound, and a page
-costs the same SQL statements whatever its size with every item over the bound."""
+tasks and open tickets on the patient page (a page of up to 100 files), the replies on a patient's own tickets
+in the portal (a page of up to 100 tickets), a visit's codes, a task's call attempts and a contract's versions. The
+page's sections stop at their documented bound (50; here 2), what the caller may not see or what the section leaves
+out takes no place, a paged list goes past the bound, and a page costs the same SQL statements whatever its size
+with every item over the bound. A contract's version in force is the one row loaded."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
+from tortoise import connections
 
 from resolvers import care_plan as care_plans
+from resolvers import contract as contracts
 from resolvers import follow_up as follow_ups
 from resolvers import pagination
 from resolvers import patient_account as accounts
 from resolvers import ticket as tickets
 from resolvers import visit as visits
+from resolvers.context import Services
 from tests.api.test_nested_list_costs import ATTEMPT, CODE, REPLY, TICKET, costs, finished_visit, ok
 from tests.api.test_paged_lists import once_each, walk
 from tests.api.test_total_counts import counts, listing, out_of_reach, staff
 from tests.conftest import SqlCounter
+from tests.contracts import active_contract, draft, item_input, make_item, signed, today
 from tests.factories import Response, Tenant, make_patient
-from tests.patients import denials_since, events_since, open_account
+from tests.patients import denials_since, events_since, mark, open_account
 
 PLAN = "mutation($input: CarePlanCreateInput!) { carePlanCreate(input: $input) { id version } }"
 PLAN_STATUS = """mutation($id: ID!, $s: CarePlanStatus!, $v: Int) { carePlanTransition(id: $id, to: $s,
@@ -353,3 +358,134 @@ async def test_a_tasks_attempts_stop_at_their_bound_and_page_through_follow_up_a
     found = await costs(sql_counter, lambda n: tenant.call("nurse", worklist, n=n), "followUpWorklist",
                         check=lambda nodes: all(len(node["attempts"]) == 2 for node in nodes if node["id"] != one))
     assert found[0] == found[1] == found[2], found
+
+
+# -- a contract's versions, and the version in force -------------------------------------------------------------
+
+AMEND = """mutation($id: ID!, $input: ContractAmendInput!, $v: Int!) {
+  contractAmend(contractId: $id, input: $input, expectedVersion: $v) { version } }"""
+VERSIONS = """query($c: ID!, $n: Int! = 20, $after: String) { contractVersions(contractId: $c, first: $n,
+  after: $after) { pageInfo { hasNextPage endCursor } nodes { number status } } }"""
+
+
+class RowsRead:
+    """The rows each SELECT of a table returned, seen on the database client as the driver hands them over."""
+
+    def __init__(self, table: str) -> None:
+        self.table = table
+        self.rows: list[int] = []
+
+
+@pytest.fixture
+def rows_read(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], RowsRead]:
+    """``rows_read("table")``: from now on, the rows of each SELECT that reads ``table`` (a spy on Tortoise's client:
+    what it runs and returns is unchanged)."""
+    client = type(connections.get("default"))
+    run = client.execute_query
+    watched: list[RowsRead] = []
+
+    async def counted(self: Any, query: str, values: list[Any] | None = None) -> Any:
+        found = await run(self, query, values)
+        for watch in watched:
+            if query.lstrip().upper().startswith("SELECT") and f'"{watch.table}"' in query:
+                watch.rows.append(len(found[1]))
+        return found
+
+    monkeypatch.setattr(client, "execute_query", counted)
+
+    def watch(table: str) -> RowsRead:
+        watched.append(RowsRead(table))
+        return watched[-1]
+    return watch
+
+
+async def amended(tenant: Tenant, services: Services, amendments: int, **fields: Any) -> str:
+    """An active contract (version 1 takes effect tomorrow) with ``amendments`` signed amendments, the n-th taking
+    effect in 5 * n days."""
+    made = await active_contract(tenant, services, **fields)
+    for n in range(1, amendments + 1):
+        version = ok(await tenant.call("admin", "query($id: ID!) { contract(id: $id) { version } }",
+                                       id=made["id"]))["contract"]["version"]
+        ok(await tenant.call("admin", AMEND, id=made["id"], v=version, input={
+            "effectiveOn": (today() + timedelta(days=5 * n)).isoformat(), "changeSummary": f"Amendment {n}"}))
+        await signed(tenant, services, made["id"])
+    return str(made["id"])
+
+
+async def test_a_contracts_versions_stop_at_their_bound_and_page_through_contract_versions(
+        tenant: Tenant, services: Services, sql_counter: SqlCounter, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Contract.versions listed every version, each with its long texts, on a page of up to 100 contracts, and each
+    amendment adds one: at most VERSIONS_LIMIT (50, here 2), oldest first; contractVersions pages through them all,
+    read as the contract is."""
+    monkeypatch.setattr(contracts, "VERSIONS_LIMIT", 2, raising=False)
+    contract = await amended(tenant, services, 2)
+    listed = ok(await tenant.call("nurse", "query($c: ID!) { contract(id: $c) { versions { number } } }", c=contract))
+    assert [v["number"] for v in listed["contract"]["versions"]] == [1, 2]
+
+    def call(**page: Any) -> Awaitable[Response]:
+        return tenant.call("nurse", VERSIONS, c=contract, **page)
+    for size in (1, 2):
+        assert [v["number"] for v in once_each(await walk(call, "contractVersions", size))] == [1, 2, 3]
+    one = str((await active_contract(tenant, services))["id"])
+    every = listing("contractVersions", ", contractId: $c", ", $c: ID!", "number")
+    assert await counts(sql_counter, every, ("contractVersions",), [staff(tenant, "nurse", c=contract),
+                                                                    staff(tenant, "finance", c=one)]) == [3, 1]
+    for page, where in (({"n": 101}, "first"), ({"after": "bm9wZQ"}, "after"),
+                        ({"after": pagination.encode(contracts.VERSION_CURSOR, "x")}, "after"),
+                        ({"after": pagination.encode(tickets.TIMELINE_CURSOR_KIND, str(uuid.UUID(int=1)))}, "after")):
+        reply = await tenant.call("nurse", VERSIONS, c=contract, **page)
+        assert reply.codes == ["BAD_USER_INPUT"] and reply.errors[0]["extensions"]["field"] == where, reply.errors
+        assert reply.data == {"contractVersions": None}
+
+    # the denied twins: no right to read contracts; a contract out of reach, or none
+    seq = await mark(tenant.id)
+    officer = await tenant.call("compliance_officer", VERSIONS, c=contract)
+    assert officer.codes == ["FORBIDDEN"] and officer.data == {"contractVersions": None}
+    elsewhere = str((await active_contract(tenant, services, patient_id=await make_patient(
+        tenant, departmentId=str(tenant.departments["B"].id))))["id"])
+    await out_of_reach(staff(tenant, "nurse", c=elsewhere), every, "contractVersions")
+    assert (await tenant.call("nurse", VERSIONS, c=str(uuid.UUID(int=7)))).codes == ["NOT_FOUND"]
+    assert [(action, kind, reason) for action, kind, reason, _, _ in await denials_since(tenant.id, seq)] == [
+        ("read", "contract", "forbidden"), ("read", "contract", "not_found"), ("read", "contract", "not_found")]
+
+    # a page of contracts, each over the bound, costs the same statements whatever its size
+    for _ in range(4):
+        await amended(tenant, services, 2)
+    page = "query($n: Int!) { contracts(first: $n) { nodes { id versions { number } } } }"
+    found = await costs(sql_counter, lambda n: tenant.call("admin", page, n=n), "contracts", (1, 5),
+                        check=lambda nodes: all(len(node["versions"]) <= 2 for node in nodes))
+    assert found[0] == found[1], found
+
+
+IN_FORCE = "query($c: ID!) { contract(id: $c) { inForce { number effectiveOn rightsDuties } } }"
+
+
+async def test_the_version_in_force_is_the_one_row_loaded(
+        tenant: Tenant, services: Services, sql_counter: SqlCounter, monkeypatch: pytest.MonkeyPatch,
+        rows_read: Callable[[str], RowsRead]) -> None:
+    """Contract.inForce loaded every version of the contract (long texts and all) to choose one: the choice is made
+    in SQL, and the version in force is the one row loaded, one a contract on a page of contracts. The choice is
+    in_force_on's: the newest signed version already effective, else the first signed."""
+    draft_only = str((await draft(tenant, await make_patient(tenant), [item_input(await make_item(tenant))]))["id"])
+    assert ok(await tenant.call("nurse", IN_FORCE, c=draft_only)) == {"contract": {"inForce": None}}
+    contract = await amended(tenant, services, 2)  # effective tomorrow, in 5 days, in 10 days
+    now = contracts._now
+    for days, number in ((0, 1), (6, 2), (11, 3), (400, 3)):
+        monkeypatch.setattr(contracts, "_now", lambda days=days: datetime.now(UTC) + timedelta(days=days))
+        read = rows_read("contract_version")
+        found = ok(await tenant.call("nurse", IN_FORCE, c=contract))["contract"]["inForce"]
+        assert found["number"] == number, (days, found)
+        assert read.rows == [1], (days, read.rows)
+    monkeypatch.setattr(contracts, "_now", now)
+
+    for _ in range(4):
+        await amended(tenant, services, 2)
+    page = "query($n: Int!) { contracts(first: $n) { nodes { id inForce { number } openVersion { number } } } }"
+    spent, read = [], rows_read("contract_version")
+    for n in (1, 5):
+        start = len(sql_counter.statements)
+        nodes = ok(await tenant.call("admin", page, n=n))["contracts"]["nodes"]
+        spent.append(len(sql_counter.statements) - start)
+        assert len(nodes) == n and all(node["inForce"] == {"number": 1} for node in nodes)
+    assert spent[0] == spent[1], spent
+    assert sorted(read.rows) == [0, 0, 1, 5], read.rows  # in force: a row a contract; open versions: none
