@@ -27,7 +27,6 @@ from models import (
     PartnerClient,
     PartnerConsent,
     Staff,
-    TicketEvent,
     VisitStaff,
 )
 from models.base import TenantModel
@@ -73,10 +72,6 @@ class Loaders:
     @cached_property
     def attachments_by_ticket(self) -> DataLoader[uuid.UUID, list[Attachment]]:
         return DataLoader(self._grouped(Attachment, "ticket_id"))
-
-    @cached_property
-    def events_by_ticket(self) -> DataLoader[uuid.UUID, list[TicketEvent]]:
-        return DataLoader(self._grouped(TicketEvent, "ticket_id"))
 
     @cached_property
     def care_team_by_patient(self) -> DataLoader[uuid.UUID, list[Staff]]:

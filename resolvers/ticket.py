@@ -21,6 +21,8 @@ from tortoise.transactions import in_transaction
 
 from audit import writer
 from audit.events import Action
+from core import statements
+from core.db import placeholders
 from core.errors import ILLEGAL_TRANSITION, BadUserInput, Forbidden, NotFound
 from core.ids import uuid7
 from core.principal import PARTNER, STAFF
@@ -285,17 +287,62 @@ def _queue_key(row: Ticket) -> str:
 
 async def timeline(ctx: Context, view: TicketView, *, first: int, after: str | None,
                    include_internal: bool, count: bool = False) -> pagination.Page[TicketEvent]:
-    """A page of the timeline. A ticket's timeline is short, so the timelines of a list of tickets load in one
-    statement and any page, after a cursor too, is cut from them (found in review: a later page was one
-    statement per ticket of the list, and any cursor fits every ticket); so is ``count``, the entries the
-    caller is shown (internal notes only for whoever reads them)."""
+    """A page of the timeline, oldest first. The pages of a list of tickets are cut in SQL, in one statement
+    whatever the number of tickets and the page size (``_timeline_pages``: found in review, every entry of every
+    ticket was loaded and each page cut from them here; before that, a later page was one statement per ticket);
+    so is ``count``, the entries the caller is shown (internal notes only for whoever reads them)."""
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     internal = include_internal and ctx.decide("ticket.internal", "read").allowed
     since = None if after is None else pagination.decode_uuid(TIMELINE_CURSOR_KIND, after)
-    shown = [e for e in await ctx.require_loaders().events_by_ticket.load(view.row.id) if internal or not e.internal]
-    rows = [e for e in shown if since is None or e.id > since][:first + 1]
+
+    async def batch(ticket_ids: Sequence[uuid.UUID]) -> list[tuple[list[TicketEvent], int]]:
+        return await _timeline_pages(ctx.institution_id, ticket_ids, internal=internal, since=since, size=first + 1,
+                                     marked=count and since is not None)
+
+    pages = ctx.require_loaders().made(f"ticket_timeline:{internal}:{since}:{first}:{count}", batch)
+    rows, shown = await pages.load(view.row.id)
     return pagination.page_of(rows[:first], len(rows) > first, TIMELINE_CURSOR_KIND, key=lambda event: event.id,
-                              total=len(shown) if count else None)
+                              total=shown if count else None)
+
+
+async def _timeline_pages(institution_id: uuid.UUID, ticket_ids: Sequence[uuid.UUID], *, internal: bool,
+                          since: uuid.UUID | None, size: int, marked: bool) -> list[tuple[list[TicketEvent], int]]:
+    """Each ticket's first ``size`` entries after ``since`` (from the start when None), oldest first, and how many
+    entries it shows in all, in one statement: windows number each ticket's entries past the cursor and count those
+    shown, and only the pages' rows come back. ``internal``: internal notes shown. ``marked``: each ticket's first
+    entry comes back too, so that one with nothing past the cursor still tells its count (left off its page here)."""
+    db = TicketEvent._meta.db
+    postgres = db.capabilities.dialect == "postgres"
+    params: list[Any] = []
+
+    def bound(value: Any) -> str:  # the next parameter's marker: called in the order the markers occur in the text
+        params.append(str(value) if isinstance(value, uuid.UUID) and not postgres else value)
+        return placeholders(db, 1, first=len(params))[0]
+
+    within = 'PARTITION BY "e"."ticket_id" ORDER BY "e"."id"'
+    place = (f'SUM(CASE WHEN "e"."id" > {bound(since)} THEN 1 ELSE 0 END) OVER ({within})' if since
+             else f"ROW_NUMBER() OVER ({within})")
+    shown = f'"e"."institution_id" = {bound(institution_id)}'
+    ids = sorted(set(ticket_ids))
+    shown += f' AND "e"."ticket_id" = ANY({bound(ids)}::uuid[])' if postgres else \
+        f' AND "e"."ticket_id" IN ({", ".join(bound(i) for i in ids)})'
+    if not internal:
+        shown += f' AND "e"."internal" = {bound(False)}'
+    wanted = f'"w"."id" > {bound(since)} AND ' if since else ""
+    wanted += f'"w"."place" <= {bound(size)}'
+    if marked:
+        wanted = f'({wanted}) OR "w"."first_one" = 1'
+    sql = (f'SELECT * FROM (SELECT "e".*, {place} AS "place", ROW_NUMBER() OVER ({within}) AS "first_one", '  # noqa: S608
+           f'COUNT(*) OVER (PARTITION BY "e"."ticket_id") AS "shown" FROM "ticket_event" AS "e" WHERE {shown}) '
+           f'AS "w" WHERE {wanted} ORDER BY "w"."ticket_id", "w"."id"')
+    _, rows = await db.execute_query(sql, params)
+    pages: dict[uuid.UUID, list[TicketEvent]] = {}
+    totals: dict[uuid.UUID, int] = {}
+    for row, event in zip(rows, statements.models_of(TicketEvent, rows), strict=True):
+        totals[event.ticket_id] = int(row["shown"])
+        if since is None or event.id > since:
+            pages.setdefault(event.ticket_id, []).append(event)
+    return [(pages.get(i, []), totals.get(i, 0)) for i in ticket_ids]
 
 
 def read_field(ctx: Context, view: TicketView, name: str) -> Any:

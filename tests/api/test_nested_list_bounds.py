@@ -3,7 +3,8 @@ tasks and open tickets on the patient page (a page of up to 100 files), the repl
 in the portal (a page of up to 100 tickets), a visit's codes, a task's call attempts and a contract's versions. The
 page's sections stop at their documented bound (50; here 2), what the caller may not see or what the section leaves
 out takes no place, a paged list goes past the bound, and a page costs the same SQL statements whatever its size
-with every item over the bound. A contract's version in force is the one row loaded."""
+with every item over the bound. A contract's version in force is the one row loaded; a ticket's timeline page
+reads its own rows."""
 
 from __future__ import annotations
 
@@ -489,3 +490,72 @@ async def test_the_version_in_force_is_the_one_row_loaded(
         assert len(nodes) == n and all(node["inForce"] == {"number": 1} for node in nodes)
     assert spent[0] == spent[1], spent
     assert sorted(read.rows) == [0, 0, 1, 5], read.rows  # in force: a row a contract; open versions: none
+
+
+# -- a ticket's timeline, a page at a time ------------------------------------------------------------------------
+
+TIMELINE = """query($id: ID!, $n: Int!, $after: String, $internal: Boolean!) { ticket(id: $id) {
+  timeline(first: $n, after: $after, includeInternal: $internal) { totalCount pageInfo { hasNextPage endCursor }
+  nodes { id kind internal } } } }"""
+
+
+async def with_entries(tenant: Tenant, replies: int, **fields: Any) -> str:
+    """A ticket of a new patient (department A unless ``fields`` say) with ``replies`` replies, every other one an
+    internal note."""
+    pid = await make_patient(tenant, **fields)
+    made = ok(await tenant.call("support_agent", TICKET, input={
+        "channel": "HOTLINE", "category": "COMPLAINT", "subject": "Waited", "patientId": str(pid)}))["ticketCreate"]
+    for n in range(replies):
+        ok(await tenant.call("support_agent", REPLY, id=made["id"], body=f"Reply {n}", internal=n % 2 == 1))
+    return str(made["id"])
+
+
+async def test_a_timeline_page_reads_its_own_rows_and_no_more(
+        tenant: Tenant, sql_counter: SqlCounter, rows_read: Callable[[str], RowsRead]) -> None:
+    """A page of a ticket's timeline was cut here from every entry of the page's tickets (its statements fixed, its
+    rows not): it is cut in SQL, each SELECT of the entries returning a page's rows (the page and one to tell
+    whether more follow; after a cursor with totalCount, one more for a ticket with nothing past it). The pages and
+    their totalCount are the whole timeline's, with and without the internal notes."""
+    ticket = await with_entries(tenant, 10)
+    for internal in (True, False):
+        whole = ok(await tenant.call("support_agent", TIMELINE, id=ticket, n=100, internal=internal))["ticket"]
+        everything = whole["timeline"]["nodes"]
+        assert len(everything) >= 5 and (internal or not any(entry["internal"] for entry in everything))
+        for size in (1, 2, 3):
+            read, walked, after = rows_read("ticket_event"), [], None
+            while True:
+                page = ok(await tenant.call("support_agent", TIMELINE, id=ticket, n=size, after=after,
+                                            internal=internal))["ticket"]["timeline"]
+                assert page["totalCount"] == len(everything), page
+                walked += page["nodes"]
+                if not page["pageInfo"]["hasNextPage"]:
+                    break
+                after = page["pageInfo"]["endCursor"]
+            assert walked == everything, (internal, size)
+            assert read.rows and max(read.rows) <= size + 2, (internal, size, read.rows)
+        # past the last entry: nothing, counted all the same, from one row
+        read = rows_read("ticket_event")
+        last = ok(await tenant.call("support_agent", TIMELINE, id=ticket, n=2, after=whole["timeline"]["pageInfo"][
+            "endCursor"], internal=internal))["ticket"]["timeline"]
+        assert (last["nodes"], last["totalCount"], last["pageInfo"]["hasNextPage"]) == ([], len(everything), False)
+        assert read.rows == [1], read.rows
+
+    # the denied twins: a forged cursor, a ticket out of reach (nothing read)
+    forged = await tenant.call("support_agent", TIMELINE, id=ticket, n=2, after="bm9wZQ", internal=True)
+    assert forged.codes == ["BAD_USER_INPUT"] and forged.errors[0]["extensions"]["field"] == "after"
+    elsewhere = await with_entries(tenant, 2, departmentId=str(tenant.departments["B"].id))
+    read = rows_read("ticket_event")
+    refused = await tenant.call("nurse", TIMELINE, id=elsewhere, n=2, internal=True)
+    assert refused.codes == ["NOT_FOUND"] and read.rows == []
+
+    # a page of tickets, each with more entries than its page: the same statements, a page's rows a ticket
+    for _ in range(4):
+        await with_entries(tenant, 4)
+    page = "query($n: Int!) { tickets(first: $n) { nodes { id timeline(first: 2) { nodes { kind } } } } }"
+    spent, read = [], rows_read("ticket_event")
+    for n in (1, 5):
+        start = len(sql_counter.statements)
+        nodes = ok(await tenant.call("support_agent", page, n=n))["tickets"]["nodes"]
+        spent.append(len(sql_counter.statements) - start)
+        assert len(nodes) == n and all(len(node["timeline"]["nodes"]) == 2 for node in nodes)
+    assert spent[0] == spent[1] and read.rows == [3, 15], (spent, read.rows)
