@@ -17,7 +17,7 @@ noted on the audit trail like any read.
 from __future__ import annotations
 
 import uuid
-from collections import OrderedDict, defaultdict
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -37,7 +37,7 @@ from models import Flag, Visit
 from models.fields import tags_from_db
 from models.flag import FLAG_KINDS, FLAG_STATUSES
 from policies.fields import ENCRYPTED_FIELDS, FLAG_DETAIL_CLASS, IDENTITY, INTERNAL
-from resolvers import access, pagination, session, versioning
+from resolvers import access, loaders, pagination, session, versioning
 from resolvers import institution as institutions
 from resolvers import visit as visits
 from resolvers.access import PatientView
@@ -165,8 +165,8 @@ class Standing:
 
 async def _standing(ctx: Context, files: Sequence[tuple[uuid.UUID, bool]], today: date) -> dict[uuid.UUID, Standing]:
     """The alerts in force on each file (its id, and whether its reader reads the internal class: ``shown``, in
-    SQL), two statements whatever the number of files and alerts: the ids and kinds of them all, then the rows of
-    the first IN_FORCE_LIMIT of each file."""
+    SQL), two statements whatever the number of files and alerts (``loaders.newest_per_parent_noting``): the ids
+    and kinds of them all, then the rows of the first IN_FORCE_LIMIT of each file."""
     if not files:
         return {}
     shown_internal = sorted({patient_id for patient_id, internal in files if internal})
@@ -175,16 +175,9 @@ async def _standing(ctx: Context, files: Sequence[tuple[uuid.UUID, bool]], today
     if no_internal:
         reach.append(Q(patient_id__in=no_internal) & ~Q(kind__in=INTERNAL_KINDS))
     query = Flag.filter(in_force(today), Q(*reach, join_type=Q.OR), institution_id=ctx.institution_id)
-    kinds: dict[uuid.UUID, set[str]] = defaultdict(set)
-    first: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
-    for flag_id, patient_id, kind in await query.order_by("id").values_list("id", "patient_id", "kind"):
-        kinds[patient_id].add(kind)
-        if len(first[patient_id]) < IN_FORCE_LIMIT:
-            first[patient_id].append(flag_id)
-    wanted = [flag_id for ids in first.values() for flag_id in ids]
-    rows = {row.id: row for row in await Flag.filter(id__in=wanted, institution_id=ctx.institution_id)} \
-        if wanted else {}
-    return {patient_id: Standing([rows[i] for i in first[patient_id]], frozenset(kinds[patient_id]))
+    found = await loaders.newest_per_parent_noting(query, "patient_id", sorted({pid for pid, _ in files}), ("id",),
+                                                   IN_FORCE_LIMIT, "kind")
+    return {patient_id: Standing(found.rows.get(patient_id, []), frozenset(found.noted.get(patient_id, ())))
             for patient_id, _ in files}
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from functools import cached_property, partial
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from strawberry.dataloader import DataLoader
 from tortoise.queryset import QuerySet
@@ -149,12 +150,32 @@ async def newest_per_parent(query: QuerySet[M], key: str, parent_ids: Sequence[u
                             count: int) -> dict[uuid.UUID, list[M]]:
     """The first ``count`` rows of each parent in ``order``, in two statements whatever the number of parents
     and rows: the keys of every candidate (two narrow columns), then the chosen rows."""
-    pairs = await query.filter(**{f"{key}__in": list(parent_ids)}).order_by(*order).values_list("id", key)
+    return (await newest_per_parent_noting(query, key, parent_ids, order, count, None)).rows
+
+
+@dataclass(frozen=True)
+class Newest(Generic[M]):
+    """``newest_per_parent_noting``'s answer: the rows chosen, and the values ``noted`` of every candidate (the
+    bound aside), each by parent; a parent with no candidate is in neither."""
+
+    rows: dict[uuid.UUID, list[M]]
+    noted: dict[uuid.UUID, set[Any]]
+
+
+async def newest_per_parent_noting(query: QuerySet[M], key: str, parent_ids: Sequence[uuid.UUID],
+                                   order: tuple[str, ...], count: int, noted: str | None) -> Newest[M]:
+    """``newest_per_parent``, which also gathers the values of column ``noted`` (None: none) of every candidate,
+    beyond the bound too (what a file's alerts are, of all of them), at no statement more: the column rides along
+    with the candidates' keys."""
+    columns = ("id", key) if noted is None else ("id", key, noted)
+    candidates = await query.filter(**{f"{key}__in": list(parent_ids)}).order_by(*order).values_list(*columns)
     chosen: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
-    for row_id, parent in pairs:
+    values: dict[uuid.UUID, set[Any]] = defaultdict(set)
+    for row_id, parent, *value in candidates:
+        if value:
+            values[parent].add(value[0])
         if len(chosen[parent]) < count:
             chosen[parent].append(row_id)
     wanted = [row_id for ids in chosen.values() for row_id in ids]
     rows = {row.id: row for row in await query.filter(id__in=wanted)} if wanted else {}
-    return {parent: [rows[i] for i in ids] for parent, ids in chosen.items()}
-
+    return Newest({parent: [rows[i] for i in ids] for parent, ids in chosen.items()}, dict(values))
