@@ -132,7 +132,7 @@ async def create(ctx: Context, data: dict[str, Any]) -> ImprovementView:
     async with in_transaction():
         row = await ImprovementItem.create(id=item_id, institution_id=ctx.institution_id,
                                            created_by_id=ctx.actor.id, **values)
-        await _link(ctx, row, ticket_ids)
+        await _link(ctx, row, ticket_ids, linked=set())  # a new item links nothing yet: no read for that
         await writer.append([access.write_record(ctx, Action.CREATE, "improvement", row.id,
                                                  fields=_written(values, ticket_ids),
                                                  decision=decision)])
@@ -256,11 +256,8 @@ async def _linked_ids(row: ImprovementItem) -> set[uuid.UUID]:
             await ImprovementTicket.filter(item_id=row.id).values_list("ticket_id", flat=True)}
 
 
-async def _link(ctx: Context, row: ImprovementItem, ticket_ids: list[uuid.UUID],
-                linked: set[uuid.UUID] | None = None) -> None:
-    """Link the tickets not linked yet (``linked``: those already linked, when read)."""
-    if linked is None:
-        linked = await _linked_ids(row)
+async def _link(ctx: Context, row: ImprovementItem, ticket_ids: list[uuid.UUID], linked: set[uuid.UUID]) -> None:
+    """Link the tickets not linked yet (``linked``: those already linked)."""
     fresh = [ImprovementTicket(institution_id=ctx.institution_id, item_id=row.id, ticket_id=t)
              for t in ticket_ids if t not in linked]
     if fresh:

@@ -9,6 +9,7 @@ import pytest
 
 from models import ImprovementItem, ImprovementTicket
 from resolvers import improvement as improvements
+from tests.conftest import SqlCounter
 from tests.factories import Tenant, make_patient
 
 FIELDS = "id problem measure departmentId deadline status source overdue ticketIds"
@@ -117,3 +118,29 @@ async def test_an_item_links_at_most_its_bound_of_tickets_in_all(tenant: Tenant,
     assert reply.codes == ["BAD_USER_INPUT"] and reply.errors[0]["extensions"]["field"] == "input.ticketIds"
     assert reply.errors[0]["extensions"]["reason"] == "item_count"
     assert await rows(tenant) == before and await ImprovementTicket.filter(item_id=item_id).count() == 2
+
+
+async def test_a_new_item_links_its_tickets_without_reading_its_links_first(tenant: Tenant, sql_counter: SqlCounter
+                                                                            ) -> None:
+    """improvementCreate read the links of the item it had just created (found in review: there are none) before
+    linking its tickets; it now reads them once, for its answer. Its denied twin reads and writes no link."""
+    pid = await make_patient(tenant)
+    reply = await tenant.call("support_agent", TICKET, input={
+        "channel": "HOTLINE", "category": "COMPLAINT", "subject": "Waited", "patientId": str(pid)})
+    tid = reply.data["ticketCreate"]["id"]
+    sql_counter.statements.clear()
+    created = await tenant.call("department_head", CREATE, input=item(tenant, ticketIds=[tid]))
+    assert created.errors == [] and created.data["improvementCreate"]["ticketIds"] == [tid]
+    assert len(link_reads(sql_counter)) == 1, link_reads(sql_counter)
+    before = await rows(tenant)
+    sql_counter.statements.clear()
+    denied = await tenant.call("nurse", CREATE, input=item(tenant, ticketIds=[tid]))
+    assert denied.codes == ["FORBIDDEN"] and link_reads(sql_counter) == []
+    assert await rows(tenant) == before and await ImprovementTicket.filter(institution_id=tenant.id).count() == 1
+    denials = [(e.actor_id, e.reason) for e in await tenant.audit_events(outcome="denied")]
+    assert (tenant.staff_ids["nurse"], "forbidden") in denials
+
+
+def link_reads(counter: SqlCounter) -> list[str]:
+    return [s for s in counter.statements if "improvement_ticket" in s and "SELECT" in s.upper()
+            and "INSERT" not in s.upper()]
