@@ -104,14 +104,16 @@ async def response_count(ctx: Context, row: Questionnaire) -> int:
     """Responses to this version; of a version whose responses are anonymous (``survey_report.names_nobody``), those
     the list shows: of a closed month (counted live, it told when an answer came) and of a cell (department and
     month) of at least min_cell (the total minus the report's shown cells gave the small ones' count, found in
-    review). Three grouped statements for a page of questionnaires. For managers only (``_require_manager``)."""
+    review). One grouped statement for a page of questionnaires, and the survey settings when an anonymous version
+    is among them. For managers only (``_require_manager``)."""
     await _require_manager(ctx, row)
 
-    async def batch(ids: Sequence[uuid.UUID]) -> list[int]:
-        live, least = await reports.live_month(ctx), await reports.min_cell(ctx)
-        nameless = {_uuid(i) for i in await Questionnaire.filter(id__in=list(ids)).filter(
-            id__in=reports.nameless_versions(ctx.institution_id)).values_list("id", flat=True)}
-        cells = await QuestionnaireResponse.filter(institution_id=ctx.institution_id, questionnaire_id__in=list(ids)) \
+    async def batch(versions: Sequence[tuple[uuid.UUID, bool]]) -> list[int]:
+        # Whether a version names nobody is read off its row, as loaded: a version with a response is never changed
+        # again, and one without counts 0 whatever its flag.
+        ids, nameless = [i for i, _ in versions], {i for i, anonymous in versions if anonymous}
+        live, least = (await reports.live_month(ctx), await reports.min_cell(ctx)) if nameless else ("", 0)
+        cells = await QuestionnaireResponse.filter(institution_id=ctx.institution_id, questionnaire_id__in=ids) \
             .annotate(n=Count("id")).group_by("questionnaire_id", "department_id", "month") \
             .values_list("questionnaire_id", "department_id", "month", "n")
         counts: dict[uuid.UUID, int] = {}
@@ -121,7 +123,8 @@ async def response_count(ctx: Context, row: Questionnaire) -> int:
                 counts[version] = counts.get(version, 0) + int(n)
         return [counts.get(i, 0) for i in ids]
 
-    return int(await ctx.require_loaders().made("questionnaire_responses", batch).load(row.id))
+    return int(await ctx.require_loaders().made("questionnaire_responses", batch).load(
+        (row.id, reports.names_nobody(row.anonymous, row.respondent))))
 
 
 async def export_fhir(ctx: Context, questionnaire_id: uuid.UUID | None) -> str:

@@ -709,3 +709,36 @@ async def test_a_page_costs_the_same_sql_whatever_its_size(tenant: Tenant, sql_c
     assert counts[0] == counts[1]
     assert [n["responseCount"] for n in page["nodes"]] == [1, 1, 1, 0, 0, 0]
     assert len({n["author"]["name"] for n in page["nodes"]}) == 2
+
+
+COUNTED = "{ questionnaires(first: 10) { nodes { id responseCount } } }"
+UNCOUNTED = "{ questionnaires(first: 10) { nodes { id } } }"
+
+
+async def test_response_count_reads_the_settings_only_for_an_anonymous_version(tenant: Tenant,
+                                                                               sql_counter: SqlCounter) -> None:
+    """responseCount read which versions of the page name nobody, though each row says it, and the survey settings
+    for every page (found in review): it costs its grouped count alone now, and the settings when an anonymous
+    version is on the page; the counts are the same. Its denied twin (a doctor may not read questionnaires) counts
+    nothing and is on record."""
+    made = [await create(tenant) for _ in range(3)]
+    for row in made:
+        await answered(tenant, row["id"])
+
+    async def cost(query: str) -> tuple[int, dict[str, int]]:
+        start = len(sql_counter.statements)
+        nodes = ok(await tenant.call("nurse", query), "questionnaires")["nodes"]
+        return len(sql_counter.statements) - start, {n["id"]: n.get("responseCount") for n in nodes}
+
+    await cost(UNCOUNTED)  # the nurse signed in
+    (counted, counts), (uncounted, _) = await cost(COUNTED), await cost(UNCOUNTED)
+    assert counted - uncounted == 1 and counts == {row["id"]: 1 for row in made}
+    await Questionnaire.filter(id=made[0]["id"]).update(anonymous=True)
+    (counted, counts), (uncounted, _) = await cost(COUNTED), await cost(UNCOUNTED)
+    assert counted - uncounted == 2  # the settings: one response is a cell smaller than min_cell (5)
+    assert counts == {made[0]["id"]: 0, made[1]["id"]: 1, made[2]["id"]: 1}
+
+    refused_before, start = await denials(tenant), len(sql_counter.statements)
+    refused = await tenant.call("doctor", COUNTED)
+    assert refused.codes == ["FORBIDDEN"] and await denials(tenant) == refused_before + 1
+    assert [s for s in sql_counter.statements[start:] if "questionnaire_response" in s or "survey_settings" in s] == []
