@@ -47,7 +47,6 @@ from resolvers import visit as visits
 from resolvers.access import PatientView
 from resolvers.context import Context
 from resolvers.loaders import newest_per_parent
-from resolvers.pagination import keyset_after
 from resolvers.versioning import bumped
 
 REASON_LIMIT = 1000
@@ -239,11 +238,9 @@ async def _history(ctx: Context, patient: PatientView, *, upcoming_only: bool, f
     order = order or AppointmentOrder(direction="asc" if upcoming_only else "desc")
     cursor = order.cursor_kind if order != AppointmentOrder(direction=order.direction) else CURSOR[
         order.direction == "asc"]
-    column, sign = order.field, "-" if order.direction == "desc" else ""
-    if after:
-        at, row_id = _decode(cursor, after)
-        query = query.filter(keyset_after(column, at, row_id, bool(sign)))
-    rows = await query.order_by(f"{sign}{column}", f"{sign}id").limit(first + 1)
+    column = order.field
+    rows = await pagination.keyset_rows(query, column, order.direction == "desc", first=first, after=after,
+                                        kind=cursor, parse=pagination.decode_time)
     views = [AppointmentView(row, patient) for row in rows[:first]]
     return AppointmentPage(pagination.page_of(
         views, len(rows) > first, cursor,
@@ -288,7 +285,7 @@ async def _day(ctx: Context, which: Q, day: date, *, include_cancelled: bool, fi
         query = query.exclude(status="cancelled")
     total = await pagination.count_of(query, count)
     if after:
-        at, row_id = _decode(DAY_CURSOR, after)
+        at, row_id = pagination.decode_keyset(DAY_CURSOR, after, pagination.decode_time)
         query = query.filter(Q(slot_start__gt=at) | (Q(slot_start=at) & Q(id__gt=row_id)))
     rows = await query.order_by("slot_start", "id").limit(first + 1)
     views = await _views(ctx, rows[:first])
@@ -297,15 +294,6 @@ async def _day(ctx: Context, which: Q, day: date, *, include_cancelled: bool, fi
 
 def _cursor_key(view: AppointmentView) -> str:
     return f"{view.row.slot_start.astimezone(UTC).isoformat()}|{view.row.id}"
-
-
-def _decode(kind: str, cursor: str) -> tuple[datetime, uuid.UUID]:
-    key = pagination.decode_text(kind, cursor)
-    try:
-        at, row_id = key.split("|", 1)
-        return pagination.decode_time(at), uuid.UUID(row_id)
-    except ValueError:
-        raise BadUserInput("after: not a valid cursor.", field="after") from None
 
 
 # -- booking -----------------------------------------------------------------------------

@@ -1277,7 +1277,7 @@ async def _page(ctx: Context, view: PatientView, first: int, after: str | None,
     query = Communication.filter(institution_id=ctx.institution_id, patient_id=view.row.id)
     total = await pagination.count_of(query, count)
     if after:
-        at, row_id = _decode_cursor(after)
+        at, row_id = pagination.decode_keyset(CURSOR_KIND, after, pagination.decode_time)
         query = query.filter(Q(due_at__lt=at) | Q(due_at=at, id__lt=row_id))
     rows = await query.order_by("-due_at", "-id").limit(first + 1)
     ctx.reads.note("communication", None, view.row.id, rule=rule)
@@ -1285,13 +1285,6 @@ async def _page(ctx: Context, view: PatientView, first: int, after: str | None,
                               CURSOR_KIND, key=lambda v: f"{v.row.due_at.isoformat()}|{v.row.id}", total=total)
 
 
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    text = pagination.decode_text(CURSOR_KIND, cursor)
-    try:
-        at, row_id = text.split("|")
-        return pagination.decode_time(at), uuid.UUID(row_id)
-    except ValueError:
-        raise BadUserInput("after: not a valid cursor.", field="after") from None
 
 
 def read_sealed(ctx: Context, view: CommunicationView, name: str) -> str | None:

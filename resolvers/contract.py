@@ -55,7 +55,6 @@ from resolvers import institution as institutions
 from resolvers import service_item as service_items
 from resolvers.context import Context
 from resolvers.loaders import newest_per_parent
-from resolvers.pagination import keyset_after
 from resolvers.versioning import bumped
 
 # -- limits and vocabulary -----------------------------------------------------------------
@@ -468,21 +467,9 @@ async def page(ctx: Context, *, patient_id: uuid.UUID | None = None, status: str
 
 async def _ordered(query: Any, order: ContractOrder, after: str | None, first: int) -> list[Contract]:
     """A page by keyset: the sort key, then the id."""
-    column, sign = order.field, "-" if order.direction == "desc" else ""
-    if after:
-        value, last_id = _order_cursor(order, after)
-        query = query.filter(keyset_after(column, value, last_id, bool(sign)))
-    return list(await query.order_by(f"{sign}{column}", f"{sign}id").limit(first + 1))
-
-
-def _order_cursor(order: ContractOrder, cursor: str) -> tuple[date | datetime, uuid.UUID]:
-    try:
-        value, last_id = pagination.decode_text(order.cursor_kind, cursor).split("|", 1)
-        key: date | datetime = (pagination.decode_time(value) if order.field == "updated_at"
-                                else date.fromisoformat(value))
-        return key, uuid.UUID(last_id)
-    except ValueError:
-        raise BadUserInput("after: not a valid cursor.", field="after") from None
+    parse = pagination.decode_time if order.field == "updated_at" else date.fromisoformat
+    return await pagination.keyset_rows(query, order.field, order.direction == "desc", first=first, after=after,
+                                        kind=order.cursor_kind, parse=parse)
 
 
 # -- validating terms and items ------------------------------------------------------------------

@@ -679,13 +679,8 @@ def _decode_task_cursor(order: WorklistOrder, cursor: str, kind: str | None = No
                         ) -> tuple[date | datetime, uuid.UUID]:
     """The cursor's (value, id); a time in UTC, as it is bound and compared (``core.statements``). ``kind``: the
     cursor's own, when not the order's (a patient's tasks)."""
-    key = pagination.decode_text(kind or order.cursor_kind, cursor)
-    try:
-        value, task_id = key.split("|", 1)
-        parsed = date.fromisoformat(value) if order.field == "due_on" else pagination.decode_time(value)
-        return parsed, uuid.UUID(task_id)
-    except ValueError:
-        raise BadUserInput("after: not a valid cursor.", field="after") from None
+    return pagination.decode_keyset(kind or order.cursor_kind, cursor,
+                                    date.fromisoformat if order.field == "due_on" else pagination.decode_time)
 
 
 def _as_uuid(value: Any) -> uuid.UUID:

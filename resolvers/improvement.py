@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 from tortoise.expressions import Q
@@ -33,7 +33,6 @@ from policies.guard import Decision
 from resolvers import access, pagination, versioning
 from resolvers import institution as institutions
 from resolvers.context import Context
-from resolvers.pagination import keyset_after
 from resolvers.ticket import ticket_scope
 
 CURSOR_KIND = "improvement"
@@ -100,11 +99,10 @@ async def page(ctx: Context, *, first: int, after: str | None, status: str | Non
     if department_id is not None:
         query = query.filter(department_id=department_id)
     total = await pagination.count_of(query, count)
-    column, sign = order.field, "-" if order.direction == "desc" else ""
-    if after:
-        value, last_id = _decode(order, after)
-        query = query.filter(keyset_after(column, value, last_id, bool(sign)))
-    rows = await query.order_by(f"{sign}{column}", f"{sign}id").limit(first + 1)
+    column = order.field
+    rows = await pagination.keyset_rows(query, column, order.direction == "desc", first=first, after=after,
+                                        kind=order.cursor_kind,
+                                        parse=date.fromisoformat if column == "deadline" else pagination.decode_time)
     views = await _views(rows[:first], today)
     return ImprovementPage(pagination.page_of(
         views, len(rows) > first, order.cursor_kind,
@@ -325,11 +323,3 @@ def _one_of(value: str, allowed: tuple[str, ...], field: str) -> str:
     return value
 
 
-def _decode(order: ImprovementOrder, cursor: str) -> tuple[date | datetime, uuid.UUID]:
-    try:
-        value, last_id = pagination.decode_text(order.cursor_kind, cursor).split("|", 1)
-        key: date | datetime = (date.fromisoformat(value) if order.field == "deadline"
-                                else pagination.decode_time(value))
-        return key, uuid.UUID(last_id)
-    except ValueError:
-        raise BadUserInput("after: not a valid cursor.", field="after") from None

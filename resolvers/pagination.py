@@ -11,11 +11,13 @@ from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from tortoise.expressions import Q
+from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
 from core.errors import BadUserInput
 
 T = TypeVar("T")
+M = TypeVar("M", bound=Model)
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,17 @@ def decode_text(kind: str, cursor: str) -> str:
 def decode_uuid(kind: str, cursor: str) -> uuid.UUID:
     try:
         return uuid.UUID(_decode(kind, cursor))
+    except ValueError:
+        raise BadUserInput("after: not a valid cursor.", field="after") from None
+
+
+def decode_keyset(kind: str, cursor: str, parse: Callable[[str], T]) -> tuple[T, uuid.UUID]:
+    """A keyset cursor's (value, id), its key written ``value|id``; ``parse`` reads the value. A key that does not
+    read (``parse``'s ValueError too) is not a valid cursor."""
+    key = _decode(kind, cursor)
+    try:
+        value, row_id = key.split("|", 1)
+        return parse(value), uuid.UUID(row_id)
     except ValueError:
         raise BadUserInput("after: not a valid cursor.", field="after") from None
 
@@ -95,6 +108,17 @@ def page_of(items: list[T], has_next_page: bool, kind: str, key: Callable[[T], o
             total: int | None = None) -> Page[T]:
     """A page of items; ``key`` gives an item's cursor key; ``total`` the whole list's size (``count_of``)."""
     return Page([(encode(kind, str(key(item))), item) for item in items], has_next_page, total)
+
+
+async def keyset_rows(query: QuerySet[M], column: str, descending: bool, *, first: int, after: str | None, kind: str,
+                      parse: Callable[[str], Any]) -> list[M]:
+    """The ``first`` rows (and one more, which tells whether a next page follows) in ``column``'s order then the
+    id's, after the cursor (``decode_keyset``, its value read by ``parse``)."""
+    sign = "-" if descending else ""
+    if after:
+        value, last_id = decode_keyset(kind, after, parse)
+        query = query.filter(keyset_after(column, value, last_id, descending))
+    return list(await query.order_by(f"{sign}{column}", f"{sign}id").limit(first + 1))
 
 
 async def count_of(query: QuerySet[Any] | None, asked: bool) -> int | None:

@@ -10,7 +10,7 @@ recorded or a failed attempt to reach them is logged (the closed loop of shared/
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -188,7 +188,7 @@ async def _ordered(query: Any, order: TicketOrder, after: str | None, first: int
     only) follow the others, by id: a second statement, run only when the first did not fill the page."""
     column, desc = ORDER_COLUMNS[order.field], order.direction == "desc"
     sign = "-" if desc else ""
-    value, last_id = _decode_order_cursor(order.cursor_kind, after) if after else (None, None)
+    value, last_id = pagination.decode_keyset(order.cursor_kind, after, _time_or_none("-")) if after else (None, None)
     if last_id is not None:
         query = query.filter(pagination.keyset_after(column, value, last_id, desc, nulls_last=True))
     rows: list[Ticket] = []
@@ -205,13 +205,9 @@ def _order_key(value: datetime | None, row_id: uuid.UUID) -> str:
     return f"{value.isoformat() if value is not None else '-'}|{row_id}"
 
 
-def _decode_order_cursor(kind: str, cursor: str) -> tuple[datetime | None, uuid.UUID]:
-    key = pagination.decode_text(kind, cursor)
-    try:
-        value, last_id = key.split("|", 1)
-        return (None if value == "-" else pagination.decode_time(value)), uuid.UUID(last_id)
-    except ValueError:
-        raise BadUserInput("after: not a valid cursor.", field="after") from None
+def _time_or_none(none: str) -> Callable[[str], datetime | None]:
+    """A cursor's time, or None where its key says ``none`` (a row without one)."""
+    return lambda value: None if value == none else pagination.decode_time(value)
 
 
 async def open_of(ctx: Context, patient: PatientView) -> list[TicketView]:
@@ -237,7 +233,9 @@ async def queue(ctx: Context, *, first: int, after: str | None, department_id: u
     await access.authorize(ctx, "ticket", "read", action=Action.READ, resource_type="ticket")
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     running, paused = _queue_parts(ctx, department_id, sla_state)
-    due, last_id = _decode_queue_cursor(after) if after else (None, None)
+    # (due time, id) of a running ticket's cursor; (None, id) of a paused one's
+    due, last_id = (pagination.decode_keyset(QUEUE_CURSOR_KIND, after, _time_or_none("paused")) if after
+                    else (None, None))
     rows: list[Ticket] = []
     if running is not None and (after is None or due is not None):
         if due is not None and last_id is not None:
@@ -975,14 +973,6 @@ def _text(value: str | None, field: str) -> str | None:
 
 
 
-def _decode_queue_cursor(cursor: str) -> tuple[datetime | None, uuid.UUID]:
-    """(due time, id) of a running ticket's cursor; (None, id) of a paused one's."""
-    key = pagination.decode_text(QUEUE_CURSOR_KIND, cursor)
-    try:
-        due, last_id = key.split("|", 1)
-        return (None if due == "paused" else pagination.decode_time(due)), uuid.UUID(last_id)
-    except ValueError:
-        raise BadUserInput("after: not a valid cursor.", field="after") from None
 
 
 def _conditions(ctx: Context, where: TicketFilter) -> Q:

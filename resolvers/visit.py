@@ -35,7 +35,6 @@ from resolvers import communication as communications
 from resolvers.access import PatientView
 from resolvers.context import Context
 from resolvers.loaders import newest_per_parent
-from resolvers.pagination import keyset_after
 from resolvers.versioning import bumped
 
 CURSOR_KIND = "visit"
@@ -151,11 +150,9 @@ async def history(ctx: Context, patient: PatientView, *, first: int, after: str 
         return History(pagination.Page([], False), await pagination.count_of(None, count))
     query = query.filter(patient_id=patient.row.id).filter(await _conditions(ctx, where))
     total = await pagination.count_of(query, count)
-    column, sign = order.field, "-" if order.direction == "desc" else ""
-    if after:
-        at, visit_id = _decode_cursor(order.cursor_kind, after)
-        query = query.filter(keyset_after(column, at, visit_id, bool(sign)))
-    rows = await query.order_by(f"{sign}{column}", f"{sign}id").limit(first + 1)
+    column = order.field
+    rows = await pagination.keyset_rows(query, column, order.direction == "desc", first=first, after=after,
+                                        kind=order.cursor_kind, parse=pagination.decode_time)
     views = [VisitView(row, patient) for row in rows[:first]]
     return History(pagination.page_of(views, len(rows) > first, order.cursor_kind,
                                       key=lambda v: f"{getattr(v.row, column).isoformat()}|{v.row.id}"), total)
@@ -185,15 +182,6 @@ async def patient_history(ctx: Context, patient_id: uuid.UUID | None, *, first: 
     await access.authorize(ctx, "visit", "read", action=Action.READ, resource_type="visit", patient_id=patient_id)
     patient = await access.find_patient(ctx, patient_id, action=Action.READ, field="patientId")
     return await history(ctx, patient, first=first, after=after, where=where, order=order, count=count)
-
-
-def _decode_cursor(kind: str, cursor: str) -> tuple[datetime, uuid.UUID]:
-    key = pagination.decode_text(kind, cursor)
-    try:
-        at, visit_id = key.split("|", 1)
-        return pagination.decode_time(at), uuid.UUID(visit_id)
-    except ValueError:
-        raise BadUserInput("after: not a valid cursor.", field="after") from None
 
 
 async def _conditions(ctx: Context, where: VisitFilter) -> Q:
