@@ -145,11 +145,7 @@ async def campaigns(ctx: Context, *, first: int, after: str | None, count: bool 
     await access.authorize(ctx, "campaign", "read", action=Action.READ, resource_type="campaign")
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     query = Campaign.filter(institution_id=ctx.institution_id)
-    total = await pagination.count_of(query, count)
-    if after:
-        query = query.filter(id__lt=pagination.decode_uuid(CURSOR_KIND, after))
-    rows = list(await query.order_by("-id").limit(first + 1))
-    return pagination.page_of(rows[:first], len(rows) > first, CURSOR_KIND, key=lambda row: row.id, total=total)
+    return await pagination.by_id(query, first=first, after=after, kind=CURSOR_KIND, count=count, newest_first=True)
 
 
 async def get(ctx: Context, campaign_id: uuid.UUID | None) -> Campaign:

@@ -82,12 +82,8 @@ async def of_patient(ctx: Context, patient: PatientView, *, first: int, after: s
     """A patient's plans, newest first."""
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     query = CarePlan.filter(institution_id=ctx.institution_id, patient_id=patient.row.id)
-    total = await pagination.count_of(query, count)
-    if after:
-        query = query.filter(id__lt=pagination.decode_uuid(CURSOR_KIND, after))
-    rows = await query.order_by("-id").limit(first + 1)
-    return pagination.page_of([CarePlanView(row, patient) for row in rows[:first]], len(rows) > first, CURSOR_KIND,
-                              key=lambda v: v.row.id, total=total)
+    page = await pagination.by_id(query, first=first, after=after, kind=CURSOR_KIND, count=count, newest_first=True)
+    return page.map(lambda row: CarePlanView(row, patient))
 
 
 async def current_of(ctx: Context, patient: PatientView) -> list[CarePlanView]:

@@ -85,12 +85,8 @@ async def page(ctx: Context, *, first: int, after: str | None, unreviewed_only: 
     query = EmergencyAccess.filter(institution_id=ctx.institution_id)
     if unreviewed_only:
         query = query.filter(reviewed_at__isnull=True)
-    total = await pagination.count_of(query, count)
-    if after:
-        query = query.filter(id__gt=pagination.decode_uuid(CURSOR_KIND, after))
-    rows = await query.order_by("id").limit(first + 1)
-    return pagination.page_of([EmergencyView(r) for r in rows[:first]], len(rows) > first, CURSOR_KIND,
-                              key=lambda view: view.row.id, total=total)
+    page = await pagination.by_id(query, first=first, after=after, kind=CURSOR_KIND, count=count)
+    return page.map(EmergencyView)
 
 
 async def unreviewed(ctx: Context) -> int:

@@ -278,11 +278,7 @@ async def rules(ctx: Context, *, first: int, after: str | None, include_retired:
         query = query.filter(rule_key=rule_key)
     elif not include_retired:
         query = query.filter(active=True)
-    total = await pagination.count_of(query, count)
-    if after:
-        query = query.filter(id__gt=pagination.decode_uuid(RULE_CURSOR, after))
-    rows = list(await query.order_by("id").limit(first + 1))
-    return pagination.page_of(rows[:first], len(rows) > first, RULE_CURSOR, key=lambda row: row.id, total=total)
+    return await pagination.by_id(query, first=first, after=after, kind=RULE_CURSOR, count=count)
 
 
 async def rule_create(ctx: Context, data: dict[str, Any]) -> FollowUpRule:

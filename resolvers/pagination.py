@@ -17,6 +17,7 @@ from tortoise.queryset import QuerySet
 from core.errors import BadUserInput
 
 T = TypeVar("T")
+U = TypeVar("U")
 M = TypeVar("M", bound=Model)
 
 
@@ -29,6 +30,10 @@ class Page(Generic[T]):
     @property
     def end_cursor(self) -> str | None:
         return self.items[-1][0] if self.items else None
+
+    def map(self, view: Callable[[T], U]) -> Page[U]:
+        """The same page, each item made into ``view(item)`` under its cursor."""
+        return Page([(cursor, view(item)) for cursor, item in self.items], self.has_next_page, self.total)
 
 
 def encode(kind: str, key: str) -> str:
@@ -108,6 +113,18 @@ def page_of(items: list[T], has_next_page: bool, kind: str, key: Callable[[T], o
             total: int | None = None) -> Page[T]:
     """A page of items; ``key`` gives an item's cursor key; ``total`` the whole list's size (``count_of``)."""
     return Page([(encode(kind, str(key(item))), item) for item in items], has_next_page, total)
+
+
+async def by_id(query: QuerySet[M], *, first: int, after: str | None, kind: str, count: bool,
+                newest_first: bool = False) -> Page[M]:
+    """A page of ``query`` in id order (``newest_first``: descending), the id its cursor: its totalCount when asked
+    (``count_of``), then the ``first`` rows after the cursor (one more read tells whether a next page follows)."""
+    total = await count_of(query, count)
+    if after:
+        last_id = decode_uuid(kind, after)
+        query = query.filter(id__lt=last_id) if newest_first else query.filter(id__gt=last_id)
+    rows = list(await query.order_by("-id" if newest_first else "id").limit(first + 1))
+    return page_of(rows[:first], len(rows) > first, kind, key=lambda row: row.pk, total=total)
 
 
 async def keyset_rows(query: QuerySet[M], column: str, descending: bool, *, first: int, after: str | None, kind: str,

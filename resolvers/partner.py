@@ -118,12 +118,9 @@ async def page(ctx: Context, *, first: int, after: str | None, count: bool = Fal
     await access.authorize(ctx, "partner", "read", action=Action.READ, resource_type="partner")
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     query = Partner.filter(institution_id=ctx.institution_id)
-    total = await pagination.count_of(query, count)
-    if after:
-        query = query.filter(id__gt=pagination.decode_uuid(CURSOR_KIND, after))
-    rows = await query.order_by("id").limit(first + 1)
+    page = await pagination.by_id(query, first=first, after=after, kind=CURSOR_KIND, count=count)
     ctx.reads.note("partner", None, None, rule=ctx.decide("partner", "read").rule)
-    return pagination.page_of(rows[:first], len(rows) > first, CURSOR_KIND, key=lambda row: row.id, total=total)
+    return page
 
 
 async def clients_of(ctx: Context, partner_id: uuid.UUID) -> list[PartnerClient]:

@@ -81,12 +81,9 @@ async def page(ctx: Context, patient_id: uuid.UUID | None, *, first: int,
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     view = await access.find_patient(ctx, patient_id, action=Action.READ, field="patientId")
     query = PartnerGrant.filter(institution_id=ctx.institution_id, patient_id=view.row.id)
-    total = await pagination.count_of(query, count)
-    if after:
-        query = query.filter(id__gt=pagination.decode_uuid(CURSOR_KIND, after))
-    rows = await query.order_by("id").limit(first + 1)
+    page = await pagination.by_id(query, first=first, after=after, kind=CURSOR_KIND, count=count)
     ctx.reads.note("partner_grant", None, view.row.id, rule=ctx.decide("partner_grant", "read").rule)
-    return pagination.page_of(rows[:first], len(rows) > first, CURSOR_KIND, key=lambda row: row.id, total=total)
+    return page
 
 
 def standing(row: PartnerGrant) -> bool:

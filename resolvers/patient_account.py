@@ -253,12 +253,9 @@ async def tickets(ctx: Context, *, first: int, after: str | None, count: bool = 
     await access.authorize(ctx, "my_ticket", "read", action=Action.READ, resource_type="ticket")
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     query = Ticket.filter(institution_id=ctx.institution_id, patient_id=own_patient_id(ctx))
-    total = await pagination.count_of(query, count)
-    if after:
-        query = query.filter(id__lt=pagination.decode_uuid(TICKET_CURSOR_KIND, after))
-    rows = await query.order_by("-id").limit(first + 1)
-    return pagination.page_of([TicketView(row) for row in rows[:first]], len(rows) > first, TICKET_CURSOR_KIND,
-                              key=lambda view: view.row.id, total=total)
+    page = await pagination.by_id(query, first=first, after=after, kind=TICKET_CURSOR_KIND, count=count,
+                                  newest_first=True)
+    return page.map(TicketView)
 
 
 async def replies(ctx: Context, view: TicketView) -> list[TicketEvent]:

@@ -62,12 +62,9 @@ async def page(ctx: Context, *, status: str | None, key: uuid.UUID | None, first
         query = query.filter(status=one_of(status, QUESTIONNAIRE_STATUSES, "status"))
     if key is not None:
         query = query.filter(key=key)
-    total = await pagination.count_of(query, count)
-    if after:
-        query = query.filter(id__gt=pagination.decode_uuid(CURSOR, after))
-    rows = list(await query.order_by("id").limit(first + 1))
+    page = await pagination.by_id(query, first=first, after=after, kind=CURSOR, count=count)
     ctx.reads.note("questionnaire", None, None, rule=decision.rule)
-    return pagination.page_of(rows[:first], len(rows) > first, CURSOR, key=lambda row: row.id, total=total)
+    return page
 
 
 async def one(ctx: Context, questionnaire_id: uuid.UUID | None) -> Questionnaire:

@@ -104,12 +104,9 @@ async def page(ctx: Context, *, department_id: uuid.UUID | None, first: int, aft
         query = query.filter(department_id=department_id)
     if not include_inactive:
         query = query.filter(active=True)
-    total = await pagination.count_of(query, count)
-    if after:
-        query = query.filter(id__gt=pagination.decode_uuid(SCHEDULE_CURSOR, after))
-    rows = list(await query.order_by("id").limit(first + 1))
+    page = await pagination.by_id(query, first=first, after=after, kind=SCHEDULE_CURSOR, count=count)
     ctx.reads.note("schedule", None, None, rule=decision.rule)
-    return pagination.page_of(rows[:first], len(rows) > first, SCHEDULE_CURSOR, key=lambda row: row.id, total=total)
+    return page
 
 
 async def one(ctx: Context, schedule_id: uuid.UUID | None) -> Schedule:

@@ -189,12 +189,9 @@ async def triggers(ctx: Context, *, first: int, after: str | None,
     query = SurveyTrigger.filter(institution_id=ctx.institution_id)
     if not include_inactive:
         query = query.filter(active=True)
-    total = await pagination.count_of(query, count)
-    if after:
-        query = query.filter(id__gt=pagination.decode_uuid(TRIGGER_CURSOR, after))
-    rows = list(await query.order_by("id").limit(first + 1))
+    page = await pagination.by_id(query, first=first, after=after, kind=TRIGGER_CURSOR, count=count)
     ctx.reads.note("survey_trigger", None, None, rule=decision.rule)
-    return pagination.page_of(rows[:first], len(rows) > first, TRIGGER_CURSOR, key=lambda row: row.id, total=total)
+    return page
 
 
 async def trigger_create(ctx: Context, data: dict[str, Any]) -> SurveyTrigger:

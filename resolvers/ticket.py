@@ -164,11 +164,8 @@ async def page(ctx: Context, *, first: int, after: str | None, where: TicketFilt
         column = ORDER_COLUMNS[order.field]
         return pagination.page_of([TicketView(r) for r in rows[:first]], len(rows) > first, order.cursor_kind,
                                   key=lambda view: _order_key(getattr(view.row, column), view.row.id))
-    if after:
-        query = query.filter(id__lt=pagination.decode_uuid(CURSOR_KIND, after))
-    rows = await query.order_by("-id").limit(first + 1)
-    return pagination.page_of([TicketView(r) for r in rows[:first]], len(rows) > first, CURSOR_KIND,
-                              key=lambda view: view.row.id)
+    newest = await pagination.by_id(query, first=first, after=after, kind=CURSOR_KIND, count=False, newest_first=True)
+    return newest.map(TicketView)
 
 
 async def count(ctx: Context, where: TicketFilter) -> int:
@@ -383,12 +380,9 @@ async def opened_page(ctx: Context, *, first: int, after: str | None,
     query = Ticket.filter(institution_id=ctx.institution_id, opened_by_id=ctx.require_principal().user_id)
     if patient_id is not None:
         query = query.filter(patient_id=patient_id)
-    total = await pagination.count_of(query, count)
-    if after:
-        query = query.filter(id__lt=pagination.decode_uuid(OPENED_CURSOR_KIND, after))
-    rows = await query.order_by("-id").limit(first + 1)
-    return pagination.page_of([TicketView(r) for r in rows[:first]], len(rows) > first, OPENED_CURSOR_KIND,
-                              key=lambda view: view.row.id, total=total)
+    page = await pagination.by_id(query, first=first, after=after, kind=OPENED_CURSOR_KIND, count=count,
+                                  newest_first=True)
+    return page.map(TicketView)
 
 
 def due_for_patient(view: TicketView, target: str) -> datetime | None:
@@ -415,12 +409,9 @@ async def partner_page(ctx: Context, *, first: int, after: str | None,
     if partner_id is None:
         return pagination.Page([], False, await pagination.count_of(None, count))
     query = Ticket.filter(institution_id=ctx.institution_id, opened_by_partner_id=partner_id)
-    total = await pagination.count_of(query, count)
-    if after:
-        query = query.filter(id__lt=pagination.decode_uuid(PARTNER_CURSOR_KIND, after))
-    rows = await query.order_by("-id").limit(first + 1)
-    return pagination.page_of([TicketView(r) for r in rows[:first]], len(rows) > first, PARTNER_CURSOR_KIND,
-                              key=lambda view: view.row.id, total=total)
+    page = await pagination.by_id(query, first=first, after=after, kind=PARTNER_CURSOR_KIND, count=count,
+                                  newest_first=True)
+    return page.map(TicketView)
 
 
 # -- live queue ----------------------------------------------------------------------------
