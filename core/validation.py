@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
@@ -100,6 +100,15 @@ class Problems:
         except BadUserInput as error:
             at = error.field or path
             self.add(at, error.reason or "invalid", error.message.removeprefix(f"{at}: "))
+
+    def each(self, fields: Mapping[str, Any], check: Callable[[str, Any], Any]) -> dict[str, Any]:
+        """Each field checked on its own, ``check(name, value)``: the values it gives, by name; each one it refuses,
+        one more problem at the field's API name (the caller checks)."""
+        values: dict[str, Any] = {}
+        for name, value in fields.items():
+            with self.collect(camel_case(name)):
+                values[name] = check(name, value)
+        return values
 
     def check(self) -> None:
         """Raise the problems found, if any (nothing has been written yet)."""

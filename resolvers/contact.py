@@ -15,7 +15,7 @@ from audit.events import Action
 from audit.reads import ReadLog
 from core.errors import BadUserInput, CareloopError, Conflict, Forbidden
 from core.ids import uuid7
-from core.validation import Problems, camel_case, clean_text, normalize_phone, one_of
+from core.validation import Problems, clean_text, normalize_phone, one_of
 from models import Contact, Patient
 from models.contact import RELATIONSHIPS
 from resolvers import access, writes
@@ -191,11 +191,8 @@ async def _require_contact_class(ctx: Context, view: PatientView, action: Action
 
 def _normalize(data: dict[str, Any]) -> dict[str, Any]:
     """Validated values; every invalid field reported at once (``core.validation.Problems``)."""
-    out: dict[str, Any] = {}
     problems = Problems()
-    for name, value in data.items():
-        with problems.collect(camel_case(name)):
-            out[name] = None if value is None else _normalize_one(name, value)
+    out = problems.each(data, lambda name, value: None if value is None else _normalize_one(name, value))
     problems.check()
     return out
 

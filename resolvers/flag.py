@@ -201,7 +201,7 @@ async def create(ctx: Context, data: dict[str, Any]) -> FlagView:
     problems = Problems()  # every problem of the input at once, before the patient is looked up
     with problems.collect("kind"):
         kind = one_of(data.get("kind"), FLAG_KINDS, "kind")
-    values = _normalize(problems, {name: value for name, value in data.items() if name not in ("patient_id", "kind")})
+    values = problems.each({name: value for name, value in data.items() if name not in ("patient_id", "kind")}, _value)
     values.pop("status", None)
     values.setdefault("starts_on", await institutions.local_today_of(ctx))
     _check_period(problems, values.get("starts_on"), values.get("ends_on"))
@@ -235,7 +235,7 @@ async def update(ctx: Context, flag_id: uuid.UUID | None, data: dict[str, Any],
     view = await find(ctx, flag_id, Action.UPDATE)
     row = view.row
     problems = Problems()
-    values = _normalize(problems, data)
+    values = problems.each(data, _value)
     if values.get("status") is not None and values["status"] not in STATUS_MOVES[row.status]:
         problems.add("status", "invalid", f"a flag {row.status.upper()} cannot become {values['status'].upper()}.")
     _check_period(problems, values.get("starts_on", row.starts_on), values.get("ends_on", row.ends_on))
@@ -262,15 +262,6 @@ async def _check_detail_rights(ctx: Context, patient: PatientView, kind: str, ac
         await access.deny(ctx, action, "flag", None, patient.row.id, reason="forbidden",
                           field_classes=frozenset({field_class}))
         raise Forbidden()
-
-
-def _normalize(problems: Problems, data: dict[str, Any]) -> dict[str, Any]:
-    """The fields' values, each checked on its own; its problems gathered in ``problems``."""
-    out: dict[str, Any] = {}
-    for name, value in data.items():
-        with problems.collect(camel_case(name)):
-            out[name] = _value(name, value)
-    return out
 
 
 def _value(name: str, value: Any) -> Any:

@@ -384,10 +384,7 @@ async def _check_rule_reach(ctx: Context, action: Action, rule_id: uuid.UUID | N
 def _rule_shape(data: dict[str, Any], problems: Problems | None = None) -> dict[str, Any]:
     """A rule's values: every problem of their shape reported at once (with those already in ``problems``)."""
     problems = problems or Problems()
-    out: dict[str, Any] = {}
-    for name, value in data.items():
-        with problems.collect(camel_case(name)):
-            out[name] = _rule_value(name, value)
+    out = problems.each(data, _rule_value)
     problems.check()
     return out
 

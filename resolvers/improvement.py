@@ -291,12 +291,7 @@ async def _cited(rows: list[ImprovementItem]) -> dict[uuid.UUID, SurveyCitation]
 
 def _normalize(problems: Problems, data: dict[str, Any]) -> dict[str, Any]:
     """The fields' values, each checked on its own; its problems gathered in ``problems``."""
-    out: dict[str, Any] = {}
-    for name, value in data.items():
-        if name != "ticket_ids":
-            with problems.collect(camel_case(name)):
-                out[name] = _value(name, value)
-    return out
+    return problems.each({name: value for name, value in data.items() if name != "ticket_ids"}, _value)
 
 
 def _value(name: str, value: Any) -> Any:

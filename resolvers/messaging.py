@@ -124,10 +124,7 @@ def _settings_values(data: dict[str, Any]) -> dict[str, Any]:
     """The settings given, checked: every problem reported at once (quiet hours against each other when both
     are given; against the stored ones when one is, in the transaction)."""
     problems = Problems()
-    values: dict[str, Any] = {}
-    for name, value in data.items():
-        with problems.collect(camel_case(name)):
-            values[name] = _setting(name, value)
+    values = problems.each(data, _setting)
     if "quiet_start" in values and "quiet_end" in values:
         with problems.collect("quietEnd"):
             _check_quiet_hours(values["quiet_start"], values["quiet_end"])
@@ -224,11 +221,8 @@ async def set_gateway(ctx: Context, data: dict[str, Any], version: int | None = 
 
 def _gateway_values(ctx: Context, data: dict[str, Any], problems: Problems) -> dict[str, Any]:
     """The gateway's fields given, checked: every problem reported at once (with those already in ``problems``)."""
-    values: dict[str, Any] = {}
-    for name in ("url", "secret", "timeout_ms", "active"):
-        if name in data:
-            with problems.collect(camel_case(name)):
-                values[name] = _gateway_value(ctx, name, data[name])
+    given: dict[str, Any] = {name: data[name] for name in ("url", "secret", "timeout_ms", "active") if name in data}
+    values = problems.each(given, lambda name, value: _gateway_value(ctx, name, value))
     problems.check()
     return values
 

@@ -470,15 +470,12 @@ def _one_of(value: str, allowed: tuple[str, ...], field_name: str) -> str:
 async def _normalize(ctx: Context, data: dict[str, Any]) -> dict[str, Any]:
     """Validated, canonical values; every invalid field is reported at once (``core.validation.Problems``),
     before anything is written."""
-    out: dict[str, Any] = {}
     problems = Problems()
     if ("national_id" in data) != ("national_id_type" in data):
         problems.add("nationalId", "required_together", "give nationalIdType and nationalId together.")
     dated = data.get("birth_date") is not None or data.get("national_id") is not None
     today = await institutions.local_today_of(ctx) if dated else None
-    for name, value in data.items():
-        with problems.collect(camel_case(name)):
-            out[name] = None if value is None else _normalize_one(name, value, today)
+    out = problems.each(data, lambda name, value: None if value is None else _normalize_one(name, value, today))
     if data.get("national_id") is not None and not problems.has("nationalId"):
         if data.get("national_id_type") is None:
             problems.add("nationalIdType", "required", "is required with nationalId.")

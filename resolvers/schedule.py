@@ -226,7 +226,8 @@ async def create(ctx: Context, data: dict[str, Any]) -> Schedule:
     for required in ("name", "kind", "department_id", "week", "slot_minutes"):
         if data.get(required) is None:
             problems.add(camel_case(required), "required", "is required.")
-    values = _values(problems, {"capacity": 1, **{k: v for k, v in data.items() if not problems.has(camel_case(k))}})
+    values = problems.each({"capacity": 1, **{k: v for k, v in data.items() if not problems.has(camel_case(k))}},
+                           _value)
     _check_whole(problems, values)
     problems.check()  # every problem of the input's shape, before the records it names are looked up
     await _check_references(ctx, values)
@@ -246,7 +247,7 @@ async def update(ctx: Context, schedule_id: uuid.UUID | None, data: dict[str, An
                                       resource_id=schedule_id)
     row = await _find(ctx, schedule_id, Action.UPDATE)
     problems = Problems()
-    values = _values(problems, data)
+    values = problems.each(data, _value)
     merged = {name: getattr(row, name) for name in COLUMNS} | values
     _check_whole(problems, merged)  # the fields sent with those kept: one answer for every problem
     problems.check()
@@ -360,17 +361,9 @@ async def _compare_and_set(ctx: Context, row: Schedule, version: int, values: di
         raise _stale()
 
 
-def _values(problems: Problems, data: dict[str, Any]) -> dict[str, Any]:
-    """Columns from the API's fields, each checked on its own, every problem gathered in ``problems``
-    (``_check_whole`` checks them together, ``_check_references`` looks up the records they name)."""
-    out: dict[str, Any] = {}
-    for name, value in data.items():
-        with problems.collect(camel_case(name)):
-            out[name] = _value(name, value)
-    return out
-
-
 def _value(name: str, value: Any) -> Any:
+    """A column from one of the API's fields, checked on its own (``_check_whole`` checks them together,
+    ``_check_references`` looks up the records they name)."""
     field_name = camel_case(name)
     if value is None and name != "clinician_id":
         raise BadUserInput(f"{field_name}: must not be null.", field=field_name, reason="required")

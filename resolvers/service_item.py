@@ -210,7 +210,7 @@ async def create(ctx: Context, code: str, name: str, data: dict[str, Any] | None
     problems = Problems()  # every problem of the arguments at once
     with problems.collect("code"):
         code = _code(code)
-    values = _values(problems, {"name": name, **(data or {})})
+    values = problems.each({"name": name, **(data or {})}, _value)
     problems.check()
     if await ServiceItem.filter(institution_id=ctx.institution_id).count() >= MAX_ITEMS:
         raise BadUserInput(f"code: a catalogue holds at most {MAX_ITEMS} items.", field="code")
@@ -233,7 +233,7 @@ async def update(ctx: Context, item_id: uuid.UUID | None, data: dict[str, Any], 
     if not data:
         raise BadUserInput("input: give at least one field to change.", field="input")
     problems = Problems()
-    values = _values(problems, data)
+    values = problems.each(data, _value)
     problems.check()
     async with in_transaction():
         changed = await ServiceItem.filter(id=item.id, institution_id=ctx.institution_id,
@@ -304,16 +304,6 @@ def _check_follows(problems: Problems, latest: ServiceItemPrice, currency: str, 
     if latest.number >= MAX_PRICE_VERSIONS:
         problems.add("itemId", "invalid", f"an item holds at most {MAX_PRICE_VERSIONS} price versions; retire it "
                                           f"and add a new code.")
-
-
-def _values(problems: Problems, data: dict[str, Any]) -> dict[str, Any]:
-    """Checked column values of an item's fields, named as the API spells them; problems gathered in
-    ``problems`` (the schema places them in their argument: ``input.name``)."""
-    out: dict[str, Any] = {}
-    for name, value in data.items():
-        with problems.collect(camel_case(name)):
-            out[name] = _value(name, value)
-    return out
 
 
 def _value(name: str, value: Any) -> Any:

@@ -283,12 +283,7 @@ async def _check_trigger_reach(ctx: Context, action: Action, trigger_id: uuid.UU
 
 def _trigger_shape(problems: Problems, data: dict[str, Any]) -> dict[str, Any]:
     """The trigger's columns given, each checked alone; each invalid one becomes a problem (the caller checks)."""
-    values: dict[str, Any] = {}
-    for name, value in data.items():
-        if name in TRIGGER_COLUMNS:
-            with problems.collect(camel_case(name)):
-                values[name] = _trigger_value(name, value)
-    return values
+    return problems.each({name: value for name, value in data.items() if name in TRIGGER_COLUMNS}, _trigger_value)
 
 
 def _trigger_value(name: str, value: Any) -> Any:

@@ -921,13 +921,8 @@ def _normalize(data: dict[str, Any]) -> dict[str, Any]:
 
 def _collect(problems: Problems, data: dict[str, Any]) -> dict[str, Any]:
     """The valid values of a ticket's own fields; each invalid one becomes a problem (the caller checks)."""
-    out: dict[str, Any] = {}
-    for name, value in data.items():
-        if name in ("patient_id", "contact_id", "department_id", "received_at", "post_operative", "dispute", "note"):
-            continue
-        with problems.collect(camel_case(name)):
-            out[name] = _normalize_one(name, value)
-    return out
+    elsewhere = ("patient_id", "contact_id", "department_id", "received_at", "post_operative", "dispute", "note")
+    return problems.each({name: value for name, value in data.items() if name not in elsewhere}, _normalize_one)
 
 
 def _normalize_one(name: str, value: Any) -> Any:

@@ -508,13 +508,7 @@ async def _check_text_rights(ctx: Context, patient: PatientView, values: dict[st
 
 def _shape(problems: Problems, data: dict[str, Any]) -> dict[str, Any]:
     """The valid values of a visit's fields; each invalid one becomes a problem (the caller checks)."""
-    out: dict[str, Any] = {}
-    for name, value in data.items():
-        if name == "patient_id":
-            continue
-        with problems.collect(camel_case(name)):
-            out[name] = _shape_one(name, value)
-    return out
+    return problems.each({name: value for name, value in data.items() if name != "patient_id"}, _shape_one)
 
 
 MAX_STAFF = 10
