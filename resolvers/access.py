@@ -136,6 +136,20 @@ async def deny(
     await asyncio.shield(writer.append([record]))
 
 
+async def require_class_write(ctx: Context, view: PatientView, field_class: str, *, action: Action,
+                              resource_type: str, resource_id: uuid.UUID | None = None) -> Decision:
+    """The right to write a field class of this patient's file: by role (``patient.<class>: update``), and on this
+    file, where the caller must read the class (allowed by role, but not their care team: FORBIDDEN, recorded with
+    the class)."""
+    decision = await authorize(ctx, f"patient.{field_class}", "update", action=action, resource_type=resource_type,
+                               resource_id=resource_id, patient_id=view.row.id)
+    if field_class not in view.classes:
+        await deny(ctx, action, resource_type, resource_id, view.row.id, reason="forbidden",
+                   field_classes=frozenset({field_class}))
+        raise Forbidden()
+    return decision
+
+
 async def not_found(
     ctx: Context, action: Action, resource_type: str, resource_id: uuid.UUID | None, field: str = "id"
 ) -> NotFound:

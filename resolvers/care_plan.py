@@ -20,7 +20,7 @@ from tortoise.transactions import in_transaction
 
 from audit import writer
 from audit.events import Action
-from core.errors import ILLEGAL_TRANSITION, BadUserInput, Conflict, Forbidden
+from core.errors import ILLEGAL_TRANSITION, BadUserInput, Conflict
 from core.ids import uuid7
 from core.validation import Problems, check_year, clean_text
 from models import CarePlan, CarePlanActivity, Department, FollowUpTask, Visit
@@ -211,12 +211,7 @@ async def transition(ctx: Context, plan_id: uuid.UUID | None, to: str, version: 
 
 async def _require_clinical_write(ctx: Context, patient: PatientView) -> None:
     """A plan is clinical: writing one needs the right to write this patient's clinical class."""
-    await access.authorize(ctx, "patient.clinical", "update", action=Action.UPDATE, resource_type="care_plan",
-                           patient_id=patient.row.id)
-    if CLINICAL not in patient.classes:
-        await access.deny(ctx, Action.UPDATE, "care_plan", None, patient.row.id, reason="forbidden",
-                          field_classes=frozenset({CLINICAL}))
-        raise Forbidden()
+    await access.require_class_write(ctx, patient, CLINICAL, action=Action.UPDATE, resource_type="care_plan")
 
 
 def _shape(data: dict[str, Any], *, today: date) -> dict[str, Any]:

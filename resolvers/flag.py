@@ -29,7 +29,7 @@ from tortoise.transactions import in_transaction
 
 from audit import writer
 from audit.events import Action
-from core.errors import BadUserInput, Forbidden
+from core.errors import BadUserInput
 from core.ids import uuid7
 from core.principal import STAFF
 from core.validation import EARLIEST_RECORD_YEAR, Problems, camel_case, check_year, clean_text, one_of
@@ -255,13 +255,7 @@ async def update(ctx: Context, flag_id: uuid.UUID | None, data: dict[str, Any],
 
 async def _check_detail_rights(ctx: Context, patient: PatientView, kind: str, action: Action) -> None:
     """Writing a flag's detail needs the right to write its class on this patient's file (and to read it there)."""
-    field_class = FLAG_DETAIL_CLASS[kind]
-    await access.authorize(ctx, f"patient.{field_class}", "update", action=action, resource_type="flag",
-                           patient_id=patient.row.id)
-    if field_class not in patient.classes:
-        await access.deny(ctx, action, "flag", None, patient.row.id, reason="forbidden",
-                          field_classes=frozenset({field_class}))
-        raise Forbidden()
+    await access.require_class_write(ctx, patient, FLAG_DETAIL_CLASS[kind], action=action, resource_type="flag")
 
 
 def _value(name: str, value: Any) -> Any:

@@ -20,7 +20,7 @@ from audit import writer
 from audit.events import Action, Actor, AuditRecord, Outcome
 from audit.reads import ReadLog
 from core.crypto import field_aad
-from core.errors import BadUserInput, Forbidden
+from core.errors import BadUserInput
 from core.ids import uuid7
 from core.validation import (
     Problems,
@@ -320,15 +320,9 @@ async def update(ctx: Context, patient_id: uuid.UUID | None, data: dict[str, Any
     if data.get("status") == MERGED:
         raise BadUserInput("input.status: a file is merged by patientMerge.", field="input.status")
     view = await access.find_patient(ctx, patient_id, action=Action.UPDATE)
-    decisions = []
-    for field_class in sorted(_classes(data)):
-        decisions.append(await access.authorize(
-            ctx, f"patient.{field_class}", "update", action=Action.UPDATE, resource_type="patient",
-            resource_id=view.row.id, patient_id=view.row.id))
-        if field_class not in view.classes:  # allowed by role, but not on this row (not their care team)
-            await access.deny(ctx, Action.UPDATE, "patient", view.row.id, view.row.id, reason="forbidden",
-                              field_classes=frozenset({field_class}))
-            raise Forbidden()
+    decisions = [await access.require_class_write(ctx, view, field_class, action=Action.UPDATE,
+                                                  resource_type="patient", resource_id=view.row.id)
+                 for field_class in sorted(_classes(data))]
     values = await _normalize(ctx, data)
     columns = _columns(ctx, view.row.id, values)
     decision = Decision(True, "; ".join(d.rule for d in decisions))

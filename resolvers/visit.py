@@ -22,7 +22,7 @@ from tortoise.transactions import in_transaction
 
 from audit import writer
 from audit.events import Action
-from core.errors import ILLEGAL_TRANSITION, BadUserInput, Conflict, Forbidden
+from core.errors import ILLEGAL_TRANSITION, BadUserInput, Conflict
 from core.ids import uuid7
 from core.principal import PARTNER
 from core.validation import Problems, aware_time, camel_case, check_year, clean_text, one_of, recorded_time
@@ -498,12 +498,7 @@ async def codes_page(ctx: Context, visit_id: uuid.UUID | None, *, first: int, af
 async def _check_text_rights(ctx: Context, patient: PatientView, values: dict[str, Any], action: Action) -> None:
     """Writing a clinical or internal field needs the right to write that class of this patient's file."""
     for field_class in sorted({VISIT_FIELD_CLASS.get(name, "identity") for name in values} & {CLINICAL, INTERNAL}):
-        await access.authorize(ctx, f"patient.{field_class}", "update", action=action, resource_type="visit",
-                               patient_id=patient.row.id)
-        if field_class not in patient.classes:
-            await access.deny(ctx, action, "visit", None, patient.row.id, reason="forbidden",
-                              field_classes=frozenset({field_class}))
-            raise Forbidden()
+        await access.require_class_write(ctx, patient, field_class, action=action, resource_type="visit")
 
 
 def _shape(problems: Problems, data: dict[str, Any]) -> dict[str, Any]:
