@@ -389,14 +389,7 @@ async def open_version(ctx: Context, view: ContractView) -> VersionView | None:
 
 async def items_of(ctx: Context, version: VersionView) -> list[ItemView]:
     """A version's items in order (batched across versions); a partner sees only those it delivers."""
-    async def batch(ids: Sequence[uuid.UUID]) -> list[list[ContractItem]]:
-        found: dict[uuid.UUID, list[ContractItem]] = defaultdict(list)
-        rows = ContractItem.filter(institution_id=ctx.institution_id, contract_version_id__in=list(ids))
-        for row in await rows.order_by("contract_version_id", "position"):
-            found[row.contract_version_id].append(row)
-        return [found[i] for i in ids]
-
-    rows: list[ContractItem] = await ctx.require_loaders().made("contract_items", batch).load(version.row.id)
+    rows = await ctx.require_loaders().items_by_version.load(version.row.id)
     if version.contract.partner_only:
         rows = [row for row in rows if row.delivered_by_partner]
     return [ItemView(row, version) for row in rows]

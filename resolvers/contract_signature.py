@@ -31,8 +31,6 @@ import logging
 import re
 import secrets
 import uuid
-from collections import defaultdict
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -460,15 +458,8 @@ async def signatures_of(ctx: Context, version: VersionView) -> list[SignatureVie
     client's family and the staff who witnessed (found in review: a partner read the guarantor's name)."""
     if version.contract.partner_only:
         return []
-    async def batch(ids: Sequence[uuid.UUID]) -> list[list[ContractSignature]]:
-        found: dict[uuid.UUID, list[ContractSignature]] = defaultdict(list)
-        rows = ContractSignature.filter(institution_id=ctx.institution_id, contract_version_id__in=list(ids))
-        for row in await rows.order_by("signed_at", "id"):
-            found[row.contract_version_id].append(row)
-        return [found[i] for i in ids]
-
     loaders = ctx.require_loaders()
-    rows: list[ContractSignature] = await loaders.made("contract_signatures", batch).load(version.row.id)
+    rows = await loaders.signatures_by_version.load(version.row.id)
     witnesses = [row.witness_id for row in rows if row.witness_id is not None]
     names = {staff.id: staff.name for staff in await loaders.staff.load_many(witnesses) if staff is not None}
     contracts.note_read(ctx, version.contract)

@@ -22,11 +22,14 @@ from models import (
     CarePlanActivity,
     CareTeamMember,
     Contact,
+    ContractItem,
+    ContractSignature,
     Department,
     FollowUpRule,
     Partner,
     PartnerClient,
     PartnerConsent,
+    ResponseAnswer,
     Staff,
     VisitStaff,
 )
@@ -94,6 +97,18 @@ class Loaders:
     def activities_by_plan(self) -> DataLoader[uuid.UUID, list[CarePlanActivity]]:
         return DataLoader(self._grouped(CarePlanActivity, "plan_id"))
 
+    @cached_property
+    def items_by_version(self) -> DataLoader[uuid.UUID, list[ContractItem]]:
+        return DataLoader(self._grouped(ContractItem, "contract_version_id", order=("position",)))
+
+    @cached_property
+    def signatures_by_version(self) -> DataLoader[uuid.UUID, list[ContractSignature]]:
+        return DataLoader(self._grouped(ContractSignature, "contract_version_id", order=("signed_at", "id")))
+
+    @cached_property
+    def answers_by_response(self) -> DataLoader[uuid.UUID, list[ResponseAnswer]]:
+        return DataLoader(self._grouped(ResponseAnswer, "response_id"))
+
     def made(self, name: str, load: Callable[[Sequence[Any]], Awaitable[list[Any]]]) -> DataLoader[Any, Any]:
         """A loader made on first use in this request, for batches that depend on the caller's reach (the
         sections of a patient's page): the first caller's batch function serves the whole request."""
@@ -116,19 +131,19 @@ class Loaders:
 
         return load
 
-    def _grouped(self, model: type[M], key: str, columns: tuple[str, ...] | None = None
-                 ) -> Callable[[Sequence[uuid.UUID]], Awaitable[list[list[M]]]]:
-        """The rows of each parent (by ``key``) in creation order, one statement for a batch; ``columns``: only
-        those of each row (they must include ``key``)."""
+    def _grouped(self, model: type[M], key: str, columns: tuple[str, ...] | None = None, *,
+                 order: tuple[str, ...] = ("id",)) -> Callable[[Sequence[uuid.UUID]], Awaitable[list[list[M]]]]:
+        """The rows of each parent (by ``key``) in ``order`` (by default, creation order), one statement for a batch;
+        ``columns``: only those of each row (they must include ``key``)."""
         def build(institution_id: uuid.UUID, parents: list[uuid.UUID]) -> QuerySet[M]:
-            query = model.filter(institution_id=institution_id, **{f"{key}__in": parents}).order_by("id")
+            query = model.filter(institution_id=institution_id, **{f"{key}__in": parents}).order_by(*order)
             return query if columns is None else query.only(*columns)
 
         institution_id = self.institution_id
 
         async def load(parent_ids: Sequence[uuid.UUID]) -> list[list[M]]:
             found: dict[Any, list[M]] = defaultdict(list)
-            rows = await statements.select(model, ("grouped", model, key, columns), build,
+            rows = await statements.select(model, ("grouped", model, key, columns, order), build,
                                            institution_id=institution_id, parents=statements.id_list(parent_ids))
             for row in rows:
                 found[getattr(row, key)].append(row)

@@ -58,10 +58,10 @@ import hashlib
 import hmac
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q, Subquery
@@ -704,16 +704,7 @@ async def _shown_anonymous(ctx: Context, query: Any) -> Q:
 
 async def answers_of(ctx: Context, view: ResponseView) -> list[AnswerView]:
     """A response's answers in the questionnaire's order (one statement for a page of responses)."""
-    async def batch(ids: Sequence[uuid.UUID]) -> list[list[ResponseAnswer]]:
-        rows = await ResponseAnswer.filter(institution_id=ctx.institution_id, response_id__in=list(ids)).order_by(
-            "id")
-        grouped: dict[uuid.UUID, list[ResponseAnswer]] = {i: [] for i in ids}
-        for row in rows:
-            grouped[row.response_id].append(row)
-        return [grouped[i] for i in ids]
-
-    rows = cast(list[ResponseAnswer], await ctx.require_loaders().made("response_answers", batch).load(view.row.id))
-    return answer_views(view, rows)
+    return answer_views(view, await ctx.require_loaders().answers_by_response.load(view.row.id))
 
 
 def answer_views(view: ResponseView, rows: list[ResponseAnswer]) -> list[AnswerView]:
