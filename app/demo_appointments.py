@@ -15,12 +15,13 @@ import contextlib
 import itertools
 import logging
 import uuid
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from app.demo_clock import clocked
 from app.senders import Senders, logging_senders
 from audit.events import RequestMeta
 from core.principal import PATIENT, Principal
@@ -39,7 +40,6 @@ from resolvers.loaders import Loaders
 
 # The resolvers whose clock the replay sets (each reads the present through its module's ``_now``).
 CLOCKED = (appointments, campaigns, communications, schedules)
-CLOCK = "_now"
 MAX_DELIVERIES = 200  # rounds of the outbox in one catch-up, far more than the story needs
 INSTITUTION_PHONE = "400-820-6688"
 REMINDER_HOURS = 24
@@ -91,19 +91,6 @@ EXTRA_HOURS = 6  # today's extra session: from two hours before the current hour
 FEWEST_OWN_PATIENTS = 30  # the story takes patients of its own when the demo has this many to spare
 
 
-@contextlib.contextmanager
-def _clock(moment: datetime) -> Iterator[None]:
-    """The clocked resolvers read ``moment`` as the present (the seed runs alone in its process)."""
-    saved = [(module, getattr(module, CLOCK)) for module in CLOCKED]
-    for module in CLOCKED:
-        setattr(module, CLOCK, lambda: moment)
-    try:
-        yield
-    finally:
-        for module, now in saved:
-            setattr(module, CLOCK, now)
-
-
 class Replay:
     """Runs the story's steps at their moments, the message outbox catching up before each."""
 
@@ -117,7 +104,7 @@ class Replay:
             raise ValueError("the story runs forward, and never past now")
         await self.deliver_until(moment)
         self.moment = moment
-        with _clock(moment):
+        with clocked(CLOCKED, moment):
             yield
 
     async def deliver_until(self, moment: datetime) -> None:
@@ -126,7 +113,7 @@ class Replay:
             due = await communications.next_due()
             if due is None or due > moment:
                 return
-            with _clock(due):
+            with clocked(CLOCKED, due):
                 await communications.deliver_due(self.services, self.senders, due)
 
     async def finish(self) -> None:

@@ -24,14 +24,14 @@ patients than contracts: the patients are taken in turn.
 
 from __future__ import annotations
 
-import contextlib
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from app.demo_clock import clocked
 from models import Contact, ContractVersion, Patient, Staff
 from resolvers import contract as contracts
 from resolvers import contract_report as reports
@@ -43,7 +43,6 @@ from resolvers.context import Context, Services
 
 # The resolvers whose clock the story sets (each reads the present through its module's ``_now``).
 CLOCKED = (contracts, signatures)
-CLOCK = "_now"
 CURRENCY = "CNY"
 PRICE_CHANGE_DAYS = 120  # the catalogue's prices rose this many days ago
 RIGHTS_DUTIES = (
@@ -70,19 +69,6 @@ CATALOGUE = (
      "A nurse's review at home: weight, blood pressure, fall risk and the care plan; 90 minutes.", "visit",
      ("monthly",), "300.00", None),
 )
-
-
-@contextlib.contextmanager
-def _clock(moment: datetime) -> Iterator[None]:
-    """The contract resolvers read ``moment`` as the present (the seed runs alone in its process)."""
-    saved = [(module, getattr(module, CLOCK)) for module in CLOCKED]
-    for module in CLOCKED:
-        setattr(module, CLOCK, lambda: moment)
-    try:
-        yield
-    finally:
-        for module, now in saved:
-            setattr(module, CLOCK, now)
 
 
 @dataclass
@@ -188,29 +174,29 @@ async def _sign(story: Story, contract_id: uuid.UUID, version: ContractVersion, 
 async def _signed(story: Story, patient_id: uuid.UUID, start: date, end: date, items: list[dict[str, Any]], *,
                   signed_on: date, **more: Any) -> uuid.UUID:
     """Drafted, sent and signed by both parties (and the partner when named) on ``signed_on``: ACTIVE."""
-    with _clock(story.at(signed_on, 9)):
+    with clocked(CLOCKED, story.at(signed_on, 9)):
         contract_id = await _create(story, story.finance, patient_id, start, end, items, **more)
-    with _clock(story.at(signed_on, 10)):
+    with clocked(CLOCKED, story.at(signed_on, 10)):
         version = await _send(story, contract_id)
-    with _clock(story.at(signed_on, 11)):
+    with clocked(CLOCKED, story.at(signed_on, 11)):
         parties = ("institution", "client") + (("partner",) if more.get("partner_id") else ())
         await _sign(story, contract_id, version, *parties)
     return contract_id
 
 
 async def _draft(story: Story, patient_id: uuid.UUID) -> None:
-    with _clock(story.at(story.day(-2), 15)):
+    with clocked(CLOCKED, story.at(story.day(-2), 15)):
         await _create(story, story.desk, patient_id, story.day(14), story.day(14 + 364),
                       story.lines(("HC-NURSE", 4, "weekly"), ("HC-MEAL", 30, "daily")))
 
 
 async def _sent(story: Story, patient_id: uuid.UUID) -> None:
     start = story.day(5)
-    with _clock(story.at(story.day(-10), 14)):
+    with clocked(CLOCKED, story.at(story.day(-10), 14)):
         contract_id = await _create(story, story.finance, patient_id, start, start + timedelta(days=364),
                                     story.lines(("HC-NURSE", 4, "weekly"), ("HC-CHECK", 1, "monthly")),
                                     clauses="Keys with the neighbour in flat 302; call before each visit.")
-    with _clock(story.at(story.day(-9), 10)):
+    with clocked(CLOCKED, story.at(story.day(-9), 10)):
         version = await _send(story, contract_id)
         await _sign(story, contract_id, version, "institution")
 
@@ -223,12 +209,12 @@ async def _active_with_deliveries(story: Story, patient_id: uuid.UUID, partner_i
     contact = await Contact.filter(institution_id=story.finance.institution_id, patient_id=patient_id
                                    ).order_by("id").first()
     more: dict[str, Any] = {"guarantor_contact_id": contact.id if contact else None, "partner_id": partner_id}
-    with _clock(story.at(start - timedelta(days=6), 9)):
+    with clocked(CLOCKED, story.at(start - timedelta(days=6), 9)):
         contract_id = await _create(story, story.finance, patient_id, start, start + timedelta(days=364), items,
                                     **more)
-    with _clock(story.at(start - timedelta(days=6), 10)):
+    with clocked(CLOCKED, story.at(start - timedelta(days=6), 10)):
         version = await _send(story, contract_id)
-    with _clock(story.at(start - timedelta(days=5), 10)):
+    with clocked(CLOCKED, story.at(start - timedelta(days=5), 10)):
         parties = ["institution", "client"] + (["guarantor"] if contact else []) + (["partner"] if partner_id else [])
         await _sign(story, contract_id, version, *parties, guarantor=contact.id if contact else None)
     delivered = {"HC-NURSE": (4, 3, 4, 4), "HC-BATH": (4, 4, 2, 4)}  # months back 3, 2, 1, this month so far
@@ -260,14 +246,14 @@ async def _amended(story: Story, patient_id: uuid.UUID) -> None:
                                 story.lines(("HC-NURSE", 4, "weekly")), signed_on=start - timedelta(days=3))
     effective = story.month_start(1)
     asked = effective - timedelta(days=10)
-    with _clock(story.at(asked, 15)):
+    with clocked(CLOCKED, story.at(asked, 15)):
         view = await contracts.get(story.finance, contract_id)
         await contracts.amend(story.finance, contract_id, {
             "effective_on": effective, "change_summary": "Two nursing visits a week and weekly rehabilitation "
                                                          "sessions, at the family's request.",
             "items": story.lines(("HC-NURSE", 8, "weekly"), ("HC-REHAB", 4, "weekly"))}, view.row.version)
         version = await _send(story, contract_id)
-    with _clock(story.at(asked + timedelta(days=3), 11)):
+    with clocked(CLOCKED, story.at(asked + timedelta(days=3), 11)):
         await _sign(story, contract_id, version, "institution", "client")
     for week in range(4):
         await _visit(story, patient_id, "HC-REHAB", effective + timedelta(days=1 + 7 * week))
@@ -286,7 +272,7 @@ async def _suspended(story: Story, patient_id: uuid.UUID) -> None:
     contract_id = await _signed(story, patient_id, start, start + timedelta(days=364),
                                 story.lines(("HC-NURSE", 4, "weekly"), ("HC-CHECK", 1, "monthly")),
                                 signed_on=start - timedelta(days=2))
-    with _clock(story.at(story.day(-40), 16)):
+    with clocked(CLOCKED, story.at(story.day(-40), 16)):
         view = await contracts.get(story.finance, contract_id)
         await contracts.transition(story.finance, contract_id, "suspend", reason="Client staying with family in "
                                    "another city for two months", expected_version=view.row.version)
@@ -296,7 +282,7 @@ async def _terminated(story: Story, patient_id: uuid.UUID) -> None:
     start = story.month_start(6)
     contract_id = await _signed(story, patient_id, start, start + timedelta(days=364),
                                 story.lines(("HC-BATH", 4, "weekly")), signed_on=start - timedelta(days=4))
-    with _clock(story.at(story.day(-20), 11)):
+    with clocked(CLOCKED, story.at(story.day(-20), 11)):
         view = await contracts.get(story.finance, contract_id)
         await contracts.transition(story.finance, contract_id, "terminate", reason="Client moved to another city",
                                    expected_version=view.row.version)
@@ -321,10 +307,10 @@ async def _first_term(story: Story, patient_id: uuid.UUID) -> uuid.UUID:
 async def _renewed(services: Services, story: Story, first: uuid.UUID) -> None:
     """The next term opened (contractRenew) 45 days ago at the catalogue's prices of its start, signed 40 days ago:
     ACTIVE; the first term became RENEWED when the expiry sweep ran the night after its end."""
-    with _clock(story.at(story.day(-45), 10)):
+    with clocked(CLOCKED, story.at(story.day(-45), 10)):
         first_end = (await contracts.get(story.finance, first)).row.end_on
         renewal = await contracts.renew(story.finance, first, {"end_on": first_end + timedelta(days=365)})
         version = await _send(story, renewal.row.id)
-    with _clock(story.at(story.day(-40), 10)):
+    with clocked(CLOCKED, story.at(story.day(-40), 10)):
         await _sign(story, renewal.row.id, version, "institution", "client")
     await contracts.expire_due(services.keyring, story.at(first_end + timedelta(days=1), 0, 30))

@@ -24,17 +24,17 @@ Fewer patients than the story wants: it asks those it may (the fatigue cap is ke
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import random
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from app.demo_appointments import Replay
+from app.demo_clock import clocked
 from app.senders import logging_senders
 from audit.events import RequestMeta
 from core import tokens
@@ -51,7 +51,6 @@ from resolvers.context import Context, Services
 # The resolvers whose clock the story sets (each reads the present through its module's ``_now``); the outbox
 # catches up through ``Replay.deliver_until``, which sets the message resolvers' clock itself.
 CLOCKED = (surveys, responses, communications)
-CLOCK = "_now"
 MONTHS = 3  # complete months of answers before the current one
 PER_CELL = 7  # outpatients asked a month in each of the two departments (6 answer: figures shown)
 NPS_PER_MONTH = 6  # dental patients asked the NPS question a month (5 answer, the minimum cell)
@@ -80,18 +79,6 @@ LOW = {"reception": 3, "nurse_attitude": 2, "nursing_skill": 4, "health_guidance
        "waiting_time": 1, "overall": 2, "comment": "候诊超过一个小时，也没有人解释原因，很失望。"}
 CAUSE = "survey_invitation"
 REQUEST = RequestMeta(request_id="demo-seed", user_agent="careloop demo")
-
-
-@contextlib.contextmanager
-def _clock(moment: datetime) -> Iterator[None]:
-    saved = [(module, getattr(module, CLOCK)) for module in CLOCKED]
-    for module in CLOCKED:
-        setattr(module, CLOCK, lambda: moment)
-    try:
-        yield
-    finally:
-        for module, now in saved:
-            setattr(module, CLOCK, now)
 
 
 @dataclass(frozen=True)
@@ -176,7 +163,7 @@ async def seed(services: Services, *, admin: Context, nurse: Context, staff: dic
         for moment, deliver, step in sorted(events, key=lambda e: e[0]):
             if deliver:  # each message sent at its due time before the step (visits and ratings need none)
                 await replay.deliver_until(moment)
-            with _clock(moment):
+            with clocked(CLOCKED, moment):
                 await step()
         await replay.finish()
     finally:
