@@ -642,6 +642,23 @@ async def _parties(ctx: Context, problems: Problems, patient: Patient, data: dic
     return out
 
 
+def _terms_after(problems: Problems, data: dict[str, Any], currency: str, base: ContractVersion,
+                 scribe: Scribe) -> dict[str, Any]:
+    """The terms of a version that follows ``base`` (an amendment, or a renewal's first): each one given, checked
+    (its problems added), else the base's. A deposit left as the base's needs no right to change it."""
+    billing = _choice(problems, "input.billingPeriod", data.get("billing_period"), BILLING_PERIODS)
+    deposit = _deposit(problems, "input.deposit", data.get("deposit"), currency)
+    notice = _notice(problems, "input.noticeDays", data.get("notice_days"))
+    rights = (_text(problems, "input.rightsDuties", data["rights_duties"], TEXT_LIMIT, required=True)
+              if data.get("rights_duties") is not None else base.rights_duties)
+    clauses = (_text(problems, "input.clauses", data["clauses"], TEXT_LIMIT, required=False)
+               if "clauses" in data else scribe.open(base))
+    return {"billing_period": billing or base.billing_period, "deposit": base.deposit if deposit is None else deposit,
+            "notice_days": base.notice_days if notice is None else notice,
+            "auto_renew": base.auto_renew if data.get("auto_renew") is None else bool(data["auto_renew"]),
+            "rights_duties": rights, "clauses": clauses}
+
+
 async def _check_deposit_right(ctx: Context, deposit: int | None, current: int, resource_id: uuid.UUID | None,
                                patient_id: uuid.UUID | None) -> None:
     """Money is finance's: setting or changing a deposit needs ``contract.terms: update`` (the front desk drafts
@@ -1048,14 +1065,8 @@ async def amend(ctx: Context, contract_id: uuid.UUID | None, data: dict[str, Any
     effective_on = data.get("effective_on")
     _amendment_dates(problems, row, base, await local_today(ctx), effective_on, end_on)
     summary = _text(problems, "input.changeSummary", data.get("change_summary"), SUMMARY_LIMIT, required=True)
-    billing = _choice(problems, "input.billingPeriod", data.get("billing_period"), BILLING_PERIODS)
-    deposit = _deposit(problems, "input.deposit", data.get("deposit"), row.currency)
-    notice = _notice(problems, "input.noticeDays", data.get("notice_days"))
-    rights = (_text(problems, "input.rightsDuties", data["rights_duties"], TEXT_LIMIT, required=True)
-              if data.get("rights_duties") is not None else base.rights_duties)
     scribe = Scribe.of(ctx)
-    clauses = (_text(problems, "input.clauses", data["clauses"], TEXT_LIMIT, required=False)
-               if "clauses" in data else scribe.open(base))
+    terms = _terms_after(problems, data, row.currency, base, scribe)
     base_items = await _items_of_version(ctx.institution_id, base.id)
     given = data.get("items")
     lines = await _lines(ctx, problems, given if given is not None else _item_dicts(base_items), path="input.items",
@@ -1063,7 +1074,7 @@ async def amend(ctx: Context, contract_id: uuid.UUID | None, data: dict[str, Any
                          kept=None if data.get("reprice") else _kept_prices(base_items),
                          partner=row.partner_id is not None)
     problems.check()
-    await _check_deposit_right(ctx, deposit, base.deposit, row.id, row.patient_id)
+    await _check_deposit_right(ctx, terms["deposit"], base.deposit, row.id, row.patient_id)
     if data.get("reprice"):
         await access.authorize(ctx, TERMS, "update", action=Action.UPDATE, resource_type="contract",
                                resource_id=row.id, patient_id=row.patient_id)
@@ -1073,12 +1084,8 @@ async def amend(ctx: Context, contract_id: uuid.UUID | None, data: dict[str, Any
                                              "rights_duties", "clauses", "items", "reprice") if name in data)})
     async with in_transaction():
         await _cas(ctx, row, expected, current_version=number)
-        await _insert_version(
-            scribe, row.id, number, status="draft", effective_on=cast(date, effective_on), end_on=end_on,
-            billing_period=billing or base.billing_period, deposit=base.deposit if deposit is None else deposit,
-            notice_days=base.notice_days if notice is None else notice,
-            auto_renew=base.auto_renew if data.get("auto_renew") is None else bool(data["auto_renew"]),
-            rights_duties=cast(str, rights), clauses=clauses, change_summary=summary, lines=lines)
+        await _insert_version(scribe, row.id, number, status="draft", effective_on=cast(date, effective_on),
+                              end_on=end_on, change_summary=summary, lines=lines, **terms)
         await writer.append([access.write_record(ctx, Action.UPDATE, "contract", row.id, patient_id=row.patient_id,
                                                  fields=written, decision=decision)])
     return _view(ctx, await _refetch(row))
@@ -1228,30 +1235,20 @@ async def renew(ctx: Context, contract_id: uuid.UUID | None, data: dict[str, Any
     _term(problems, "contractId", start_on, "input.endOn", end_on)  # the next term starts the day after this one
     title = (_text(problems, "input.title", data["title"], TITLE_LIMIT, required=True)
              if data.get("title") is not None else row.title)
-    billing = _choice(problems, "input.billingPeriod", data.get("billing_period"), BILLING_PERIODS)
-    deposit = _deposit(problems, "input.deposit", data.get("deposit"), row.currency)
-    notice = _notice(problems, "input.noticeDays", data.get("notice_days"))
-    rights = (_text(problems, "input.rightsDuties", data["rights_duties"], TEXT_LIMIT, required=True)
-              if data.get("rights_duties") is not None else base.rights_duties)
     scribe = Scribe.of(ctx)
-    clauses = (_text(problems, "input.clauses", data["clauses"], TEXT_LIMIT, required=False)
-               if "clauses" in data else scribe.open(base))
+    terms = _terms_after(problems, data, row.currency, base, scribe)
     given = data.get("items")
     lines = await _lines(ctx, problems, given if given is not None else _item_dicts(
         await _items_of_version(ctx.institution_id, base.id)), path="input.items", currency=row.currency,
         day=start_on, partner=row.partner_id is not None)
     problems.check()
-    await _check_deposit_right(ctx, deposit, base.deposit, row.id, row.patient_id)
+    await _check_deposit_right(ctx, terms["deposit"], base.deposit, row.id, row.patient_id)
     values = {"patient_id": row.patient_id, "title": title, "currency": row.currency, "status": "draft",
               "start_on": start_on, "end_on": end_on, "current_version": 1, "department_id": row.department_id,
               "guarantor_id": row.guarantor_id, "partner_id": row.partner_id, "renewal_of_id": row.id,
               "created_by_id": scribe.staff_id}
-    version = {"status": "draft", "effective_on": start_on, "end_on": end_on,
-               "billing_period": billing or base.billing_period,
-               "deposit": base.deposit if deposit is None else deposit,
-               "notice_days": base.notice_days if notice is None else notice,
-               "auto_renew": base.auto_renew if data.get("auto_renew") is None else bool(data["auto_renew"]),
-               "rights_duties": rights, "clauses": clauses, "change_summary": None, "lines": lines}
+    version = {"status": "draft", "effective_on": start_on, "end_on": end_on, **terms, "change_summary": None,
+               "lines": lines}
     written = frozenset({"number", "title", "currency", "status", "start_on", "end_on", "renewal_of", "version.1",
                          "items"})
     created = await _insert_contract(ctx, values, version, decision=decision, written=written)
