@@ -297,7 +297,7 @@ async def versions_page(ctx: Context, contract_id: uuid.UUID | None, *, first: i
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     query = ContractVersion.filter(institution_id=ctx.institution_id, contract_id=view.row.id)
     total = await pagination.count_of(query, count)
-    if after is not None:
+    if after:  # "" is no cursor: the first page, as null (every list alike)
         query = query.filter(number__gt=pagination.decode_int(VERSION_CURSOR, after))
     rows = await query.order_by("number").limit(first + 1)
     return pagination.page_of([VersionView(row, view) for row in rows[:first]], len(rows) > first, VERSION_CURSOR,

@@ -33,7 +33,7 @@ async def page(ctx: Context, *, first: int, after: str | None, count: bool = Fal
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     query = Department.filter(institution_id=ctx.institution_id)
     total = await pagination.count_of(query, count)
-    if after is not None:
+    if after:  # "" is no cursor: the first page, as null (every list alike)
         query = query.filter(await _after_name(ctx, pagination.decode_uuid(CURSOR, after)))
     rows = await query.order_by("name", "id").limit(first + 1)
     return pagination.page_of(rows[:first], len(rows) > first, CURSOR, lambda row: row.id, total)

@@ -118,7 +118,7 @@ async def page_of_patient(ctx: Context, patient_id: uuid.UUID | None, *, in_forc
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     query = await _of(ctx, patient, in_force_only)
     total = await pagination.count_of(query, count)  # the flags hidden from the caller left out, as from its pages
-    if after is not None:
+    if after:  # "" is no cursor: the first page, as null (every list alike)
         query = query.filter(id__gt=pagination.decode_uuid(CURSOR, after))
     rows = await query.limit(first + 1)
     access.require_class(ctx, patient, IDENTITY)  # the list says which alerts stand: noted even when empty

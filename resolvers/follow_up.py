@@ -482,7 +482,7 @@ async def patient_page(ctx: Context, patient_id: uuid.UUID | None, *, open_only:
     if open_only:
         query = query.filter(status__in=OPEN_TASK_STATUSES)
     total = await pagination.count_of(query, count)
-    if after is not None:
+    if after:  # "" is no cursor: the first page, as null (every list alike)
         due_on, task_id = _decode_task_cursor(WorklistOrder(), after, PATIENT_TASK_CURSOR)
         query = query.filter(keyset_after("due_on", due_on, task_id, False))
     rows = await query.order_by("due_on", "id").limit(first + 1)
@@ -557,7 +557,7 @@ async def attempts_page(ctx: Context, task_id: uuid.UUID | None, *, first: int, 
     access.require_class(ctx, view.patient, FOLLOW_UP_FIELD_CLASS["attempts"])
     query = FollowUpAttempt.filter(institution_id=ctx.institution_id, task_id=view.row.id)
     total = await pagination.count_of(query, count)
-    if after is not None:
+    if after:  # "" is no cursor: the first page, as null (every list alike)
         query = query.filter(id__gt=pagination.decode_uuid(ATTEMPT_CURSOR, after))
     rows = await query.order_by("id").limit(first + 1)
     return pagination.page_of([AttemptView(row, view) for row in rows[:first]], len(rows) > first, ATTEMPT_CURSOR,

@@ -66,7 +66,7 @@ async def catalogue_page(ctx: Context, *, include_retired: bool = False, first: 
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     query = _items(ctx, include_retired)
     total = await pagination.count_of(query, count)
-    if after is not None:
+    if after:  # "" is no cursor: the first page, as null (every list alike)
         query = query.filter(code__gt=pagination.decode_text(ITEM_CURSOR, after))
     rows = await query.order_by("code").limit(first + 1)
     return pagination.page_of(rows[:first], len(rows) > first, ITEM_CURSOR, lambda row: row.code, total)

@@ -559,3 +559,36 @@ async def test_a_timeline_page_reads_its_own_rows_and_no_more(
         spent.append(len(sql_counter.statements) - start)
         assert len(nodes) == n and all(len(node["timeline"]["nodes"]) == 2 for node in nodes)
     assert spent[0] == spent[1] and read.rows == [3, 15], (spent, read.rows)
+
+
+# -- an empty cursor ---------------------------------------------------------------------------------------------
+
+
+async def test_an_empty_cursor_reads_the_first_page_on_every_list_that_refused_it(
+        tenant: Tenant, services: Services) -> None:
+    """One rule for ``after: ""``: the first page, as null (found in review: most lists read it so, seven answered
+    BAD_USER_INPUT)."""
+    pid = await make_patient(tenant)
+    await tasks(tenant, pid, 2)
+    task = (await tasks(tenant, await make_patient(tenant), 1))[0]["id"]
+    ok(await tenant.call("nurse", ATTEMPT, id=task, input={
+        "channel": "PHONE", "outcome": "NO_ANSWER", "note": "Rang", "at": datetime.now(UTC).isoformat()}))
+    lists = {
+        "departmentsConnection": ("admin", "", ""),
+        "serviceItemsConnection": ("admin", "", ""),
+        "patientFlagsConnection": ("nurse", ", patientId: $x", ", $x: ID!"),
+        "patientFollowUpTasks": ("nurse", ", patientId: $x", ", $x: ID!"),
+        "visitCodes": ("nurse", ", visitId: $x", ", $x: ID!"),
+        "followUpAttempts": ("nurse", ", taskId: $x", ", $x: ID!"),
+        "contractVersions": ("admin", ", contractId: $x", ", $x: ID!"),
+    }
+    subjects = {"patientFlagsConnection": str(pid), "patientFollowUpTasks": str(pid),
+                "visitCodes": await coded(tenant, pid, 1), "followUpAttempts": task,
+                "contractVersions": await amended(tenant, services, 1)}
+    for root, (role, arguments, declared) in lists.items():
+        query = (f"query($after: String{declared}) {{ {root}(first: 5, after: $after{arguments}) {{ "
+                 "totalCount pageInfo { hasNextPage endCursor } } }")
+        subject = {"x": subjects[root]} if root in subjects else {}
+        first = ok(await tenant.call(role, query, after=None, **subject))
+        assert ok(await tenant.call(role, query, after="", **subject)) == first, root
+        assert first[root]["totalCount"] > 0 or root == "patientFlagsConnection", (root, first)
