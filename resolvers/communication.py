@@ -587,6 +587,16 @@ async def _locked(which: Q, institution_id: uuid.UUID) -> list[Communication]:
     return list(await Communication.filter(which, institution_id=institution_id).order_by("id").select_for_update())
 
 
+async def hold_messages_of(institution_id: uuid.UUID, patient_ids: Sequence[uuid.UUID]) -> None:
+    """Every message of these files locked, in one statement in id order, as the outbox's settle and
+    ``schedule_many`` lock theirs: a merge, which then moves the duplicate's messages (an UPDATE locks rows in the
+    order it finds them) and refuses twins among the survivor's, takes no message's lock out of that order (found in
+    review: the merge held a moved greeting and asked for the survivor's, while a settle of both held the survivor's
+    and waited for the moved one: a deadlock)."""
+    await Communication.filter(institution_id=institution_id, patient_id__in=sorted(patient_ids)).order_by(
+        "id").select_for_update().only("id")
+
+
 def _going_first(row: Communication) -> tuple[bool, bool, uuid.UUID]:
     return not _out(row), str(row.patient_id) not in row.key, row.id
 

@@ -101,6 +101,7 @@ async def merge(ctx: Context, survivor_id: uuid.UUID | None, duplicate_id: uuid.
         # review: a booking landed on the merged file; crossed merges deadlocked), and crossed merges cannot.
         for patient_id in sorted((survivor.row.id, duplicate.row.id)):
             await Patient.filter(id=patient_id).select_for_update().only("id").first()
+        await communications.hold_messages_of(ctx.institution_id, [survivor.row.id, duplicate.row.id])
         consent = await _stricter_consent(survivor.row.id, duplicate.row.id)
         for link in links:
             count, left = await _move(ctx, link, survivor.row.id, duplicate.row.id)

@@ -399,3 +399,50 @@ async def test_a_greeting_scheduled_again_as_a_merge_moves_it_is_locked_again_wi
     assert not isinstance(scheduled, BaseException), repr(scheduled)
     row = await Communication.get(key=birthday.key)
     assert (row.patient_id, row.status, row.due_at) == (survivor, "queued", now)
+
+
+async def test_a_merge_as_the_outbox_settles_the_files_greetings_locks_them_in_id_order(
+        tenant: Tenant, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A merge moved the duplicate's messages in one UPDATE, which locks them in the order it finds them, then
+    (refuse_twins) locked the survivor's greetings and campaign messages: out of id order, while the outbox's settle
+    locks its batch in id order. The survivor's holiday greeting (the first row) and the duplicate's (the second) out
+    with a worker: the merge moved the second; the worker's gateway failed and its settle held the first and waited
+    for the second; the merge then asked for the first, a candidate twin: a deadlock, one of the two failed. Now the
+    merge locks both files' messages in one statement in id order before it moves any: the settle waits for the
+    merge, and both end (both greetings were out at the merge: neither is refused, both retried)."""
+    now = datetime.combine(date(1990, 2, 26), time(10), tzinfo=ZONE)  # before anything else in the shared outbox
+    monkeypatch.setattr(communication, "_now", lambda: now)
+    survivor, duplicate = await reminder_tests.patient(tenant), await reminder_tests.patient(tenant)
+    for pid in (survivor, duplicate):
+        async with in_transaction():
+            await communication.schedule_many(tenant.id, [communication.Request(
+                f"holiday:{pid}:{now.date()}", "holiday_greeting", pid, now, {"patient_name": "Li Na"})])
+    rows = list(await Communication.filter(institution_id=tenant.id).order_by("id"))
+    assert [(r.patient_id, r.status) for r in rows] == [(survivor, "queued"), (duplicate, "queued")]
+
+    gateway = FailingWhenTold(2)
+    worker = asyncio.create_task(communication.deliver_due(services, {"email": gateway}, now=now))
+    await asyncio.wait_for(gateway.all_handed.wait(), 10)
+    moved, release = asyncio.Event(), asyncio.Event()
+    twins = patient_merge._one_greeting_or_campaign_message_each
+
+    async def held(*args: Any) -> None:  # runs once the merge has moved the rows, before refuse_twins
+        moved.set()
+        await release.wait()
+        await twins(*args)
+
+    monkeypatch.setattr(patient_merge, "_one_greeting_or_campaign_message_each", held)
+    merging = asyncio.create_task(merge(tenant, survivor, duplicate))
+    await asyncio.wait_for(moved.wait(), 10)
+    gateway.release.set()
+    await asyncio.sleep(1.0)  # the worker's settle holds the first row and waits for the second (before the fix)
+    release.set()
+    merged, delivered = await asyncio.wait_for(asyncio.gather(merging, worker, return_exceptions=True), 30)
+
+    assert not isinstance(merged, BaseException) and merged.errors == [], merged
+    assert not isinstance(delivered, BaseException), repr(delivered)
+    after = list(await Communication.filter(institution_id=tenant.id).order_by("id"))
+    assert [(r.patient_id, r.status, r.attempts) for r in after] == [(survivor, "queued", 1), (survivor, "queued", 1)]
+    # Out of the way of the other tests' workers (their clocks are later than the retries).
+    await Communication.filter(institution_id=tenant.id, status="queued").update(status="cancelled")
+
