@@ -891,11 +891,13 @@ async def _record_sent(work: Batch, row: Communication, channel: str) -> None:
 async def _write_sent(work: Batch, answered: list[tuple[Communication, AuditRecord]]) -> None:
     """Each message recorded sent whatever happened to its row meanwhile (cancelled while it went out), unless
     another worker claimed it since (a send that outlasted the lease): then nothing is written over the newer
-    outcome, and only the disclosure, which happened all the same, is kept. The rows are written in the order of their
-    ids, as ``schedule_many`` and the settle lock them (found in review: written in the order their answers came, a
-    cause scheduling them again at that moment deadlocked with the worker, and one of the two failed)."""
+    outcome, and only the disclosure, which happened all the same, is kept. The rows are locked first, in one
+    statement in id order, as every other writer of messages locks them (found in review: updated one at a time in
+    the order the answers came, a write holding one message and asking for another of a lower id deadlocked with a
+    writer holding that one and asking for the first)."""
     async with in_transaction():
-        for row, _ in sorted(answered, key=lambda pair: pair[0].id):  # locked in id order, as schedule_many does
+        await _held_in_id_order([row.id for row, _ in answered])
+        for row, _ in sorted(answered, key=lambda pair: pair[0].id):
             await work.claimed(row).update(**{c: getattr(row, c) for c in _SETTLED_COLUMNS}, leased_until=None,
                                            rescheduled_to=None)
             work.recorded.add(row.id)
@@ -926,11 +928,15 @@ async def _rescheduled(rows: list[Communication]) -> dict[uuid.UUID, datetime]:
     before it (one statement)."""
     if not rows:
         return {}
-    # Rows, not values_list: Tortoise leaves FOR UPDATE out of a values_list (found in review: the settle read
-    # rescheduled_to unlocked, a cause committed its later time before the settle wrote, and the backoff replaced it).
-    found = await Communication.filter(id__in=[row.id for row in rows]).order_by("id").select_for_update() \
-        .only("id", "rescheduled_to")
+    found = await _held_in_id_order([row.id for row in rows])
     return {row.id: row.rescheduled_to for row in found if row.rescheduled_to is not None}
+
+
+async def _held_in_id_order(ids: Sequence[uuid.UUID]) -> list[Communication]:
+    """The rows locked in one statement in id order: their id and ``rescheduled_to`` (``only``: Tortoise drops
+    FOR UPDATE from a ``values_list`` query, found in review: the settle's lock was no lock)."""
+    return list(await Communication.filter(id__in=sorted(ids)).order_by("id").select_for_update()
+                .only("id", "rescheduled_to"))
 
 
 def _address(row: Communication, facts: Facts, keys: InstitutionKeys, channel: str) -> str:

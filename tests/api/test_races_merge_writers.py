@@ -446,3 +446,74 @@ async def test_a_merge_as_the_outbox_settles_the_files_greetings_locks_them_in_i
     # Out of the way of the other tests' workers (their clocks are later than the retries).
     await Communication.filter(institution_id=tenant.id, status="queued").update(status="cancelled")
 
+
+class AnsweringWhenTold:
+    """A gateway that answers each message (taken) once told to; ``all_handed`` is set once ``count`` are with it."""
+
+    def __init__(self, count: int) -> None:
+        self.count, self.all_handed = count, asyncio.Event()
+        self.answer: dict[uuid.UUID, asyncio.Event] = {}
+
+    async def send(self, message: Outgoing) -> str | None:
+        told = self.answer.setdefault(message.communication_id, asyncio.Event())
+        if len(self.answer) >= self.count:
+            self.all_handed.set()
+        await told.wait()
+        return f"gw-{message.communication_id}"
+
+    def tell(self, communication_id: uuid.UUID) -> None:
+        self.answer.setdefault(communication_id, asyncio.Event()).set()
+
+
+async def test_messages_recorded_sent_together_are_locked_in_id_order(
+        tenant: Tenant, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The outbox records what its senders answered in one transaction of every answer that came meanwhile
+    (_write_sent), and it updated them one at a time in the order the answers came, not in id order, as every other
+    writer of messages locks them (schedule_many, the settle, a merge). Three greetings out with a worker (A, B, C in
+    id order): C answered first and its write waited for another writer holding C; meanwhile B, then A answered;
+    a writer locking in id order held A. C let go, the worker wrote B then asked for A; the writer, holding A, asked
+    for B: a deadlock, the worker's batch failed. Now the worker locks what it records in one statement in id order:
+    it waits for the writer, and both end."""
+    now = datetime.combine(date(1990, 2, 27), time(10), tzinfo=ZONE)  # before anything else in the shared outbox
+    monkeypatch.setattr(communication, "_now", lambda: now)
+    for _ in range(3):
+        pid = await reminder_tests.patient(tenant)
+        async with in_transaction():
+            await communication.schedule_many(tenant.id, [communication.Request(
+                f"holiday:{pid}:{now.date()}", "holiday_greeting", pid, now, {"patient_name": "Li Na"})])
+    a, b, c = [row.id for row in await Communication.filter(institution_id=tenant.id).order_by("id")]
+
+    gateway = AnsweringWhenTold(3)
+    worker = asyncio.create_task(communication.deliver_due(services, {"email": gateway}, now=now))
+    await asyncio.wait_for(gateway.all_handed.wait(), 10)
+
+    async def holding(first: uuid.UUID, then: uuid.UUID | None, held: asyncio.Event, go: asyncio.Event) -> None:
+        async with in_transaction():
+            await Communication.filter(id=first).select_for_update().only("id").first()
+            held.set()
+            await go.wait()
+            if then is not None:
+                await Communication.filter(id=then).select_for_update().only("id").first()
+
+    held_c, let_c_go = asyncio.Event(), asyncio.Event()
+    holding_c = asyncio.create_task(holding(c, None, held_c, let_c_go))
+    await asyncio.wait_for(held_c.wait(), 10)
+    gateway.tell(c)
+    await asyncio.sleep(0.5)  # the worker's write of C waits for C
+    gateway.tell(b)
+    await asyncio.sleep(0.2)
+    gateway.tell(a)  # B, then A: recorded together, once C is
+    await asyncio.sleep(0.3)
+    held_a, on_to_b = asyncio.Event(), asyncio.Event()
+    in_id_order = asyncio.create_task(holding(a, b, held_a, on_to_b))
+    await asyncio.wait_for(held_a.wait(), 10)
+    let_c_go.set()
+    await asyncio.sleep(1.0)  # the worker writes B and waits for A (before the fix), or waits for A first
+    on_to_b.set()
+    done = await asyncio.wait_for(asyncio.gather(worker, holding_c, in_id_order, return_exceptions=True), 30)
+
+    assert not any(isinstance(outcome, BaseException) for outcome in done), done
+    assert done[0] == 3
+    after = {row.id: row for row in await Communication.filter(institution_id=tenant.id)}
+    assert [(after[i].status, after[i].gateway_message_id) for i in (a, b, c)] == [
+        ("sent", f"gw-{i}") for i in (a, b, c)]
