@@ -246,14 +246,24 @@ class Facts:
     appointments: dict[uuid.UUID, tuple[str, datetime]] = field(default_factory=dict)  # status, slot start
     surveys_closed: set[uuid.UUID] = field(default_factory=set)  # invitations answered or cancelled
 
+    def born_on(self, patient_id: uuid.UUID, day: date) -> bool:
+        born = self.patients[patient_id].birth_date
+        return born is not None and birthday_of(born, day.year) == day
+
     def outdated(self, row: Communication, moment: datetime) -> bool:
         """A confirmation, reminder or change of an appointment no longer booked, or already begun (the
         service was down when it fell due): nothing to tell any more. Cancellations always go. A survey
         invitation's message or reminder once the invitation was answered (or cancelled): dropped when it falls
-        due, so that an anonymous invitation's answer leaves no mark dated by it (resolvers.questionnaire_response)."""
+        due, so that an anonymous invitation's answer leaves no mark dated by it (resolvers.questionnaire_response).
+        A birthday greeting for a day that is not the file's birthday: the merged file's, moved to a survivor born
+        another day, or queued there by a sweep that read the merged file (found in review: it went out on the
+        merged file's day); the survivor's birth date stands."""
         invitation_id = survey_invitation_of(row)
         if invitation_id is not None:
             return invitation_id in self.surveys_closed
+        if row.cause == "birthday_greeting":
+            day = _greeting_day(row)
+            return day is not None and not self.born_on(row.patient_id, day)
         if row.appointment_id is None or row.cause not in APPOINTMENT_NOTICES:
             return False
         status, start = self.appointments.get(row.appointment_id, ("", moment))
@@ -443,6 +453,14 @@ async def schedule_many(institution_id: uuid.UUID, requests: list[Request]) -> l
     return [rows[r.key] for r in requests]
 
 
+def birthday_of(born: date, year: int) -> date:
+    """A 29 February birthday is kept on 28 February in other years."""
+    try:
+        return born.replace(year=year)
+    except ValueError:
+        return date(year, 2, 28)
+
+
 # -- one message of an occasion per person ------------------------------------------------------
 
 
@@ -540,6 +558,14 @@ class Occasions:
 def _day(row: Communication) -> str:
     """A greeting's day, the last part of its key (``resolvers.reminder``)."""
     return row.key.rsplit(":", 1)[-1]
+
+
+def _greeting_day(row: Communication) -> date | None:
+    """The day a greeting's key names (``resolvers.reminder``); None for a key that names none."""
+    try:
+        return date.fromisoformat(_day(row))
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)

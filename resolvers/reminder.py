@@ -108,15 +108,7 @@ async def _birthdays(institution_id: uuid.UUID, today: date) -> list[Due]:
                                  contact_purposes__contains="|greeting|", birth_date__isnull=False
                                  ).values_list("id", "birth_date")
     return [Due(f"birthday:{pid}:{today}", "birthday_greeting", pid, today, False)
-            for pid, born in found if _birthday_of(born, today.year) == today]
-
-
-def _birthday_of(born: date, year: int) -> date:
-    """A 29 February birthday is kept on 28 February in other years."""
-    try:
-        return born.replace(year=year)
-    except ValueError:
-        return date(year, 2, 28)
+            for pid, born in found if communications.birthday_of(born, today.year) == today]
 
 
 async def _holidays(institution_id: uuid.UUID, today: date, zone: ZoneInfo) -> list[Due]:

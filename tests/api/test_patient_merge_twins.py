@@ -21,7 +21,7 @@ from core.messages import Outgoing
 from models import Communication
 from resolvers import appointment as appointments
 from resolvers import campaign as campaigns
-from resolvers import communication
+from resolvers import communication, reminder
 from resolvers.context import Services
 from tests.api import test_campaigns as campaign_tests
 from tests.api import test_reminders as reminder_tests
@@ -229,3 +229,36 @@ async def test_a_message_with_a_worker_goes_only_while_its_lease_runs(
     assert await log_of(tenant, survivor) == {("CAMPAIGN", "SENT", None): 1, ("CAMPAIGN", "REFUSED", "DUPLICATE"): 1}
     kept = await Communication.get(institution_id=tenant.id, cause="campaign", status="sent")
     assert kept.key.endswith(str(duplicate if worker_alive else survivor))
+
+
+async def test_a_birthday_greeting_moved_to_a_file_born_another_day_is_not_sent(tenant: Tenant,
+                                                                                 services: Services) -> None:
+    """The merged file's birthday greeting, moved to a survivor born another day, went out on the merged file's day
+    (found in review). The survivor's birth date stands: the greeting's cause went away, and it is cancelled when it
+    falls due. The survivor's own birthday is greeted, on its day."""
+    their_day, survivors_day = date(2031, 10, 1), date(2031, 10, 5)
+    survivor = await person_file(tenant, "Zhang Wei", birthDate="1960-10-05")
+    duplicate = await person_file(tenant, "张伟", birthDate="1960-10-01")
+    await reminder_tests.sweep(tenant, reminder_tests.local(their_day, time(8)))
+
+    assert (await merge(tenant, survivor, duplicate)).errors == []
+
+    assert await received(tenant, services, reminder_tests.local(their_day, time(9))) == {}
+    assert await log_of(tenant, survivor) == {("BIRTHDAY_GREETING", "CANCELLED", None): 1}
+    await reminder_tests.sweep(tenant, reminder_tests.local(survivors_day, time(8)))
+    assert await received(tenant, services, reminder_tests.local(survivors_day, time(9))) == {"birthday_greeting": 1}
+
+
+async def test_a_birthday_greeting_queued_on_the_survivor_from_the_merged_files_birth_date_is_not_sent(
+        tenant: Tenant, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sweep read the merged file's birth date before the merge and queued its greeting after it, on the
+    survivor (born another day): cancelled as it is queued."""
+    their_day = date(2031, 10, 1)
+    duplicate = await person_file(tenant, "张伟", birthDate="1960-10-01")
+    survivor = await person_file(tenant, "Zhang Wei", birthDate="1960-10-05")
+    merged_before_transaction(monkeypatch, reminder, tenant, survivor, duplicate)
+    await reminder_tests.sweep(tenant, reminder_tests.local(their_day, time(8)))
+
+    assert await log_of(tenant, survivor) == {("BIRTHDAY_GREETING", "CANCELLED", None): 1}
+    assert await received(tenant, services, reminder_tests.local(their_day, time(9))) == {}
+

@@ -311,7 +311,8 @@ async def test_greetings_scheduled_again_as_the_outbox_settles_them_are_locked_i
     it, and both end."""
     now = datetime.combine(date(1990, 3, 2), time(10), tzinfo=ZONE)  # before anything else in the shared outbox
     monkeypatch.setattr(communication, "_now", lambda: now)
-    her, other = await reminder_tests.patient(tenant), await reminder_tests.patient(tenant)
+    her = await reminder_tests.patient(tenant, birthDate="1960-03-02")  # her birthday greeting goes on her day
+    other = await reminder_tests.patient(tenant)
     day = now.date().isoformat()
 
     async def greeting(cause: str, pid: uuid.UUID, due_at: datetime) -> communication.Request:
@@ -369,7 +370,9 @@ async def test_a_greeting_scheduled_again_as_a_merge_moves_it_is_locked_again_wi
     tells it from locking the survivor's candidates after)."""
     now = datetime.combine(date(1990, 3, 3), time(10), tzinfo=ZONE)
     monkeypatch.setattr(communication, "_now", lambda: now)
-    survivor, duplicate = await reminder_tests.patient(tenant), await reminder_tests.patient(tenant)
+    born = "1960-03-03"  # the greeting, moved, is for the survivor's birthday too
+    survivor, duplicate = (await reminder_tests.patient(tenant, birthDate=born),
+                           await reminder_tests.patient(tenant, birthDate=born))
     birthday = communication.Request(f"birthday:{duplicate}:{now.date()}", "birthday_greeting", duplicate,
                                      now + timedelta(hours=1), {"patient_name": "Li Na"})
     async with in_transaction():
