@@ -487,7 +487,7 @@ async def refuse_twins(institution_id: uuid.UUID, queued: Sequence[Communication
     campaign message whose file has another of its occasion that goes instead, and answer the ids refused. Two
     files of one person, merged, each had one (found in review: the person got the campaign twice; the frequency
     cap, 2 a week, let the second through). Of an occasion's messages on a file the one that goes is one already
-    out (sent, or with a worker); else the one queued for that file itself (its key names it: its name, its text)
+    out (sent, or with a worker); else the one queued for that file itself (its key names it)
     rather than one moved from the merged file; else the first queued. Refused, not cancelled: nothing about it
     went away, and a campaign counts it with its refusals. ``held``: the candidates the caller locked already with
     its own rows (``schedule_many``); else they are locked here, in id order."""
@@ -995,7 +995,10 @@ async def render(work: Batch, row: Communication, channel: str, link: str,
     """Subject and body of a message: the institution's template for its cause, channel and the patient's
     language, its variables filled in (the unsubscribe link always among them, a survey invitation's link in
     its own); None without a template. ``link`` is the recipient's own way out: a message to a contact carries
-    the contact's link (``unsubscribe_url`` with the contact), which never touches the patient's consent."""
+    the contact's link (``unsubscribe_url`` with the contact), which never touches the patient's consent. A
+    message to the patient names them as their file does when it is sent, not as the cause read it: a message moved
+    by a merge names the survivor, one queued before a correction of the name the corrected name (found in review:
+    the merged file's name went out)."""
     patient = work.facts.patients[row.patient_id]
     key = (row.institution_id, row.cause, channel, templates.language_of(patient.preferred_language))
     if row.campaign_id is not None:  # a campaign's own text, whatever the channel and language
@@ -1009,7 +1012,9 @@ async def render(work: Batch, row: Communication, channel: str, link: str,
     variables = {"institution_name": institution.name,
                  "institution_phone": work.facts.settings[row.institution_id].institution_phone,
                  **row.variables, "unsubscribe_url": link}
-    if row.contact_id is not None:
+    if row.contact_id is None:
+        variables["patient_name"] = patient.full_name  # the file's name as it is sent (a merge, a correction)
+    else:  # a contact's message has the contact's name in ``patient_name`` (``resolvers.survey``)
         variables.setdefault("contact_name", work.facts.contacts[row.contact_id].name)
     body = template[1]
     if survey_url is not None:

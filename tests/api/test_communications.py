@@ -37,7 +37,8 @@ async def ok(reply: Any, root: str) -> Any:
 
 
 async def messages(tenant: Tenant, pid: uuid.UUID, count: int, start: datetime = NOON) -> list[Communication]:
-    """``count`` reminders queued for the patient, an hour apart."""
+    """``count`` reminders queued for the patient, an hour apart (the patient's name is the file's when sent: the
+    files of these tests are Li Na's)."""
     async with in_transaction():
         return [await communication.schedule(tenant.id, key=f"test:{uuid.uuid4()}", cause="appointment_reminder",
                                              patient_id=pid, due_at=start + timedelta(hours=n),
@@ -46,8 +47,8 @@ async def messages(tenant: Tenant, pid: uuid.UUID, count: int, start: datetime =
 
 
 async def reachable(tenant: Tenant, department: str = "A") -> uuid.UUID:
-    return await make_patient(tenant, contactConsent=True, contactChannels=["SMS"], phone="13800138000",
-                              departmentId=str(tenant.departments[department].id))
+    return await make_patient(tenant, fullName="Li Na", contactConsent=True, contactChannels=["SMS"],
+                              phone="13800138000", departmentId=str(tenant.departments[department].id))
 
 
 # -- the staff's log ----------------------------------------------------------------------------------------
@@ -171,7 +172,8 @@ async def test_a_logged_call_checks_its_input(tenant: Tenant, other_tenant: Tena
 
 
 async def test_a_patient_reads_their_own_messages_never_the_staffs_note(tenant: Tenant, services: Services) -> None:
-    me = await open_account(tenant, contactConsent=True, contactChannels=["SMS"], phone="13800138000")
+    me = await open_account(tenant, fullName="Li Na", contactConsent=True, contactChannels=["SMS"],
+                            phone="13800138000")
     someone = await reachable(tenant)
     await messages(tenant, me.patient_id, 1)
     await messages(tenant, someone, 1)
@@ -254,7 +256,8 @@ async def test_staff_cannot_use_the_portals_preferences(tenant: Tenant) -> None:
 
 
 async def test_the_data_export_holds_my_communications(tenant: Tenant, services: Services) -> None:
-    me = await open_account(tenant, contactConsent=True, contactChannels=["SMS"], phone="13800138000")
+    me = await open_account(tenant, fullName="Li Na", contactConsent=True, contactChannels=["SMS"],
+                            phone="13800138000")
     await messages(tenant, me.patient_id, 1)
     await communication.deliver_due(services, {"sms": _Sender()}, now=NOON)
 

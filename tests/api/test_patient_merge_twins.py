@@ -93,7 +93,7 @@ async def test_a_campaign_queued_for_both_files_reaches_the_person_once(tenant: 
     assert await received(tenant, services) == {"campaign": 1}
     assert await log_of(tenant, survivor) == {("CAMPAIGN", "SENT", None): 1, ("CAMPAIGN", "REFUSED", "DUPLICATE"): 1}
     kept = await Communication.get(institution_id=tenant.id, cause="campaign", status="sent")
-    assert kept.key.endswith(str(survivor))  # the survivor's own: its name in it
+    assert kept.key.endswith(str(survivor))  # the survivor's own
 
 
 async def test_distinct_campaigns_and_care_messages_all_reach_the_person(tenant: Tenant, services: Services,
@@ -262,3 +262,19 @@ async def test_a_birthday_greeting_queued_on_the_survivor_from_the_merged_files_
     assert await log_of(tenant, survivor) == {("BIRTHDAY_GREETING", "CANCELLED", None): 1}
     assert await received(tenant, services, reminder_tests.local(their_day, time(9))) == {}
 
+
+async def test_a_moved_message_names_the_survivor_when_it_is_sent(tenant: Tenant, services: Services,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A message queued on the merged file kept the name read then (its variables) and greeted the person by the
+    merged file's name after the merge (found in review). The name is the file's as it is sent: the survivor's."""
+    monkeypatch.setattr(appointments, "_now", lambda: NOW)
+    survivor, duplicate = await person_file(tenant, "Zhang Wei"), await person_file(tenant, "Zhang Wie")
+    await book(tenant, await make_schedule(tenant), duplicate)
+
+    assert (await merge(tenant, survivor, duplicate)).errors == []
+
+    phone = Phone()
+    await communication.deliver_due(services, {"sms": phone}, now=DELIVERED_BY)
+    mine = [m for m in phone.sent if m.institution_id == tenant.id]
+    assert len(mine) == 2  # the confirmation and the reminder
+    assert all("Zhang Wei" in m.body and "Zhang Wie" not in m.body for m in mine), [m.body for m in mine]
