@@ -137,7 +137,9 @@ class Campaign:
     def recipients(self) -> int:
         return int(self.row.recipients)
 
-    @strawberry.field(description="Messages queued so far.")
+    @strawberry.field(description="Messages queued so far, counted as they were queued (with refused, every "
+                                  "recipient queueing reached, once): what became of them since, sent, cancelled "
+                                  "or refused (a merged file's twin among them), is in progress.")
     def queued(self) -> int:
         return int(self.row.queued)
 

@@ -278,3 +278,19 @@ async def test_a_moved_message_names_the_survivor_when_it_is_sent(tenant: Tenant
     mine = [m for m in phone.sent if m.institution_id == tenant.id]
     assert len(mine) == 2  # the confirmation and the reminder
     assert all("Zhang Wei" in m.body and "Zhang Wie" not in m.body for m in mine), [m.body for m in mine]
+
+
+async def test_a_campaigns_queued_count_stays_as_queued_and_its_progress_counts_the_twin(tenant: Tenant) -> None:
+    """The campaign's queued and refused count the queueing (every recipient once), as they were when it queued
+    them; what became of a message later is its progress: the merged file's twin refused DUPLICATE, one waiting
+    (decided in review: queued is not lowered, as a message sent, cancelled or refused at sending does not lower
+    it)."""
+    survivor, duplicate = await person_file(tenant, "Zhang Wei"), await person_file(tenant, "张伟")
+    made = await campaign_to_both(tenant)
+    await campaigns.advance()
+
+    assert (await merge(tenant, survivor, duplicate)).errors == []
+
+    found = campaign_tests.ok(await tenant.call("admin", campaign_tests.ONE, id=made), "campaign")
+    assert (found["queued"], found["refused"]) == (2, [])
+    assert (found["progress"]["waiting"], found["progress"]["refused"]) == (1, [{"reason": "DUPLICATE", "count": 1}])
