@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 import resolvers.care_plan as care_plan_module
+import resolvers.institution as institution_module
 import resolvers.ticket as ticket_module
 from models import Contract
 from resolvers import contract as contracts
@@ -58,6 +59,9 @@ async def test_a_care_plan_without_starts_on_starts_on_the_institutions_today(
     yesterday (overdue the moment it is created)."""
     Frozen.moment = local(date(2026, 12, 5), 7, 30).astimezone(UTC)
     monkeypatch.setattr(care_plan_module, "datetime", FrozenDatetime)
+    # "today" is the institution's (institutions.local_today_of): frozen there too, or the test passed only on the
+    # days when Shanghai's date was 5 December (it failed from 16:00 UTC on 5 December)
+    monkeypatch.setattr(institution_module, "datetime", FrozenDatetime)
     pid = await make_patient(tenant)
     reply = await tenant.call("doctor", PLAN, input={
         "patientId": str(pid), "title": "Wound care", "activities": [{"kind": "EDUCATION", "afterDays": 0},
