@@ -556,12 +556,8 @@ async def attempts_page(ctx: Context, task_id: uuid.UUID | None, *, first: int, 
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     access.require_class(ctx, view.patient, FOLLOW_UP_FIELD_CLASS["attempts"])
     query = FollowUpAttempt.filter(institution_id=ctx.institution_id, task_id=view.row.id)
-    total = await pagination.count_of(query, count)
-    if after:  # "" is no cursor: the first page, as null (every list alike)
-        query = query.filter(id__gt=pagination.decode_uuid(ATTEMPT_CURSOR, after))
-    rows = await query.order_by("id").limit(first + 1)
-    return pagination.page_of([AttemptView(row, view) for row in rows[:first]], len(rows) > first, ATTEMPT_CURSOR,
-                              key=lambda attempt: attempt.row.id, total=total)
+    page = await pagination.by_id(query, first=first, after=after, kind=ATTEMPT_CURSOR, count=count)
+    return page.map(lambda row: AttemptView(row, view))
 
 
 # -- the worklist ---------------------------------------------------------------------------

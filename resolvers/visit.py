@@ -484,12 +484,8 @@ async def codes_page(ctx: Context, visit_id: uuid.UUID | None, *, first: int, af
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     access.require_class(ctx, view.patient, CLINICAL)
     query = VisitCode.filter(institution_id=ctx.institution_id, visit_id=view.row.id)
-    total = await pagination.count_of(query, count)
-    if after:  # "" is no cursor: the first page, as null (every list alike)
-        query = query.filter(id__gt=pagination.decode_uuid(CODE_CURSOR_KIND, after))
-    rows = await query.order_by("id").limit(first + 1)
-    return pagination.page_of([CodeView(row, view) for row in rows[:first]], len(rows) > first, CODE_CURSOR_KIND,
-                              key=lambda code: code.row.id, total=total)
+    page = await pagination.by_id(query, first=first, after=after, kind=CODE_CURSOR_KIND, count=count)
+    return page.map(lambda row: CodeView(row, view))
 
 
 # -- validation --------------------------------------------------------------------------
