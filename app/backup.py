@@ -609,6 +609,12 @@ def _run_pg(tool: str, database_url: str, arguments: list[str]) -> None:
 
 _QUOTING = ("Command was:", "CONTEXT:", "DETAIL:", "LINE ", "QUERY:", "^")
 _SAYING = ("ERROR:", "FATAL:", "PANIC:", "WARNING:", "NOTICE:", "HINT:")  # the server's own words
+# A quote the server's message puts after one of these words names an object of the schema; any other quotes a
+# value ('invalid input syntax for type integer: "..."', 'value "..." is out of range'). The tool's own messages
+# quote a server, a user or a file the operator gave.
+_OBJECT = (r"(?:relation|table|column|constraint|index|schema|sequence|view|function|type|trigger|extension|role"
+           r"|database|user|file|directory|server at)")
+_QUOTE = re.compile(rf'(?P<object>\b{_OBJECT}\s+"[^"\n]*")|"')
 
 
 def _unquoted(tool: str, said: str) -> str:
@@ -616,16 +622,29 @@ def _unquoted(tool: str, said: str) -> str:
     with a row's values, DETAIL with a row's or a key's, "Command was:"): they can hold a patient's fields in clear
     (found in review). A quote runs on to the next line that begins a message (the tool's, or the server's own
     words): a value or a statement of several lines goes on over them (found in review: the second line of a failing
-    row's field was kept)."""
+    row's field was kept). A message's own line may quote a value too (a field that does not read as its column's
+    type): that value is left out, and the lines after it up to the next message with it."""
     kept, quoting = [], False
     for line in (line.strip() for line in said.splitlines()):
         if line.startswith(_QUOTING):
             quoting = True
         elif line.startswith((f"{tool}:", *_SAYING)):
-            quoting = False
+            line, quoting = _without_values(line)  # a message's own line is kept, a value it quotes is not
+            kept.append(line)
+            continue
         if line and not quoting:
             kept.append(line)
     return " | ".join(kept)
+
+
+def _without_values(line: str) -> tuple[str, bool]:
+    """The line with its first quoted value and everything after it cut to "…" (a value may hold quotes and go on
+    over lines, so where it ends cannot be told), and whether it was cut; the schema's names it quotes before that
+    are kept (what failed, and where)."""
+    for match in _QUOTE.finditer(line):
+        if match.group("object") is None:
+            return line[:match.start()] + '"…"', True
+    return line, False
 
 
 def _copy_hashing(source: Path, target: Path, created: list[Path] | None = None) -> tuple[int, str]:

@@ -523,3 +523,33 @@ async def test_a_tool_failure_leaves_out_the_lines_that_quote_data_or_sql(fresh_
                                       'row for relation "note" violates check constraint "short_phone"')
     assert str(statement_failed.value) == ('pg_restore failed: pg_restore: error: could not execute query: ERROR:  '
                                            'relation "note" already exists')
+
+
+@pytest.mark.skipif(BACKEND == "sqlite" or shutil.which("pg_restore") is None,
+                    reason="a PostgreSQL server and its client tools")
+async def test_a_tool_failure_leaves_out_a_value_the_server_message_quotes(fresh_database: str,
+                                                                           tmp_path: Path) -> None:
+    """The server's own message may quote the value that failed (a field that does not read as its column's type:
+    'invalid input syntax for type integer: "<the field>"'), over several lines when the value has them (found in
+    review). The refusal keeps the message and the names of what failed, and leaves the value out."""
+    from app.backup import BackupRefused, _run_pg
+    phone = 'Zhang "Wei"\nBed 12 13800138000'
+    connection = await asyncpg.connect(fresh_database)
+    try:
+        await connection.execute("CREATE TABLE note (id int PRIMARY KEY, phone text)")
+        await connection.execute("INSERT INTO note VALUES (1, $1)", phone)
+        dump = tmp_path / "note.pgdump"
+        _run_pg("pg_dump", fresh_database, ["--format=custom", f"--file={dump}"])
+        await connection.execute("TRUNCATE note")
+        await connection.execute("ALTER TABLE note ALTER phone TYPE integer USING NULL")
+    finally:
+        await connection.close()
+
+    with pytest.raises(BackupRefused) as refused:
+        _run_pg("pg_restore", fresh_database, ["--no-owner", "--no-acl", "--single-transaction", "--exit-on-error",
+                                               "--data-only", str(dump)])
+
+    assert str(refused.value) == ('pg_restore failed: pg_restore: error: COPY failed for table "note": ERROR:  invalid '
+                                  'input syntax for type integer: "…"'), refused.value
+    for part in ("Zhang", "Wei", "Bed", "13800138000"):
+        assert part not in str(refused.value)
