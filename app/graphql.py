@@ -270,8 +270,12 @@ class CareloopGraphQL(GraphQL[Context, None]):
         return response
 
     async def run_websocket(self, websocket: WebSocket, context: Any, root_value: Any) -> WebSocket:
-        """Within its address's caps (app/websocket_limit.py), held until it ends; over them closed at once,
-        before Strawberry builds its context or waits for its connection_init."""
+        """Its origin first: a page on a disallowed one is refused (403) and never told to try again later, nor
+        counted as rate limited (found in review). Then its address's caps (app/websocket_limit.py): within them
+        held until it ends; over them closed at once, before Strawberry builds its context or waits for its
+        connection_init."""
+        if not self._check_websocket_origin(websocket):  # Strawberry's own check, which its run repeats (and passes)
+            return cast(WebSocket, await self.reject_websocket(websocket))
         try:
             socket = self.websockets.admit(websocket.client.host if websocket.client else "")
         except Refused as refused:

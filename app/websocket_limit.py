@@ -5,7 +5,8 @@ and the memory of its connection until then: without a cap one address could ope
 sockets (found in review). So each address (the peer, or behind a trusted proxy its ``X-Forwarded-For``, as
 uvicorn's ProxyHeadersMiddleware sets it, app/main.py; an IPv6 address with its /64) may hold
 ``websockets_pending_per_address`` sockets not yet signed in, and ``websockets_per_address`` in all. Over either, the
-socket is closed as soon as it is accepted, before anything is read or looked up, with 1013 "Try Again Later"
+socket is closed as soon as it is accepted, before anything is read or looked up (but for its Origin, checked first:
+a page on a disallowed origin is refused as such, never told to retry), with 1013 "Try Again Later"
 (RFC 6455): the ``graphql-ws`` client (Apollo, urql) retries that code with its backoff, where graphql-ws's own
 4429 (meant for a second ``connection_init`` on one socket) would end it for good.
 

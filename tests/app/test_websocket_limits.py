@@ -19,7 +19,7 @@ import pytest
 import pytest_asyncio
 import websockets
 from websockets.asyncio.client import ClientConnection
-from websockets.typing import Subprotocol
+from websockets.typing import Origin, Subprotocol
 
 from app import metrics
 from app.main import create_app
@@ -32,6 +32,7 @@ from tests.factories import Tenant
 PROTOCOL = Subprotocol("graphql-transport-ws")
 PENDING, ALL = 3, 5
 BAD_TOKEN = "cl_" + "A" * 43
+PORTAL, ELSEWHERE = "https://portal.example.org", "https://elsewhere.example.org"
 
 Server = Callable[..., AbstractAsyncContextManager[str]]
 
@@ -61,11 +62,14 @@ async def url(limited: Server) -> AsyncIterator[str]:
         yield served
 
 
-async def connect(url: str, *, token: str | None = None, forwarded_for: str | None = None) -> ClientConnection:
-    """A socket, its token in the Authorization header when given (as a client outside a browser may send it)."""
+async def connect(url: str, *, token: str | None = None, forwarded_for: str | None = None,
+                  origin: str | None = None) -> ClientConnection:
+    """A socket, its token in the Authorization header when given (as a client outside a browser may send it), and
+    the Origin a browser page would send when given."""
     headers = {**({"authorization": f"Bearer {token}"} if token else {}),
                **({"x-forwarded-for": forwarded_for} if forwarded_for else {})}
-    return await websockets.connect(url, subprotocols=[PROTOCOL], additional_headers=headers)
+    return await websockets.connect(url, subprotocols=[PROTOCOL], additional_headers=headers,
+                                    origin=Origin(origin) if origin else None)
 
 
 async def served(connection: ClientConnection) -> bool:
@@ -160,6 +164,34 @@ async def test_a_socket_signed_in_by_its_header_holds_no_waiting_slot(tenant: Te
     bad_header = (await pending(url, 1, token=BAD_TOKEN))[0]
     assert not await served(await connect(url))
     await close_all([*waiting, by_header, bad_header])
+
+
+async def refused_handshake(url: str, **how: str) -> int:
+    """The HTTP status that refused the handshake."""
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        await connect(url, **how)
+    return refused.value.response.status_code
+
+
+async def test_a_disallowed_origin_is_refused_as_such_even_over_the_caps(tenant: Tenant, limited: Server) -> None:
+    """The origin is checked before the caps (found in review: over a cap, a page on a disallowed origin was told to
+    try again later, 1013, and counted as rate limited): it gets the handshake's 403 whatever its address holds,
+    and only the refusals over a cap are counted."""
+    token = tenant.tokens["support_agent"]
+    async with limited(cors_origins=(PORTAL,)) as url:
+        waiting = await pending(url, PENDING)
+        before = rate_limited()
+        assert await refused_handshake(url, origin=ELSEWHERE) == 403
+        assert await refused_with(await connect(url, origin=PORTAL)) == (1013, TOO_MANY_PENDING)
+        assert rate_limited() == before + 1
+
+        for connection in waiting:
+            await sign_in(connection, token)
+        held = [*waiting, *await pending(url, ALL - PENDING, token=token)]
+        assert await refused_handshake(url, origin=ELSEWHERE, token=token) == 403
+        assert await refused_with(await connect(url, origin=PORTAL, token=token)) == (1013, TOO_MANY)
+        assert rate_limited() == before + 2
+        await close_all(held)
 
 
 async def test_an_address_holds_so_many_sockets_in_all(tenant: Tenant, url: str) -> None:
