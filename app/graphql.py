@@ -272,12 +272,15 @@ class CareloopGraphQL(GraphQL[Context, None]):
     async def run_websocket(self, websocket: WebSocket, context: Any, root_value: Any) -> WebSocket:
         """Its origin first: a page on a disallowed one is refused (403) and never told to try again later, nor
         counted as rate limited (found in review). Then its address's caps (app/websocket_limit.py): within them
-        held until it ends; over them closed at once, before Strawberry builds its context or waits for its
-        connection_init."""
+        held until it ends; over them closed at once, before Strawberry waits for its connection_init. A token in
+        its Authorization header is checked before the socket is counted, so one signed in as it opens never takes
+        a waiting slot (found in review: it did while its token was checked, and a burst of such sockets from one
+        address was refused)."""
         if not self._check_websocket_origin(websocket):  # Strawberry's own check, which its run repeats (and passes)
             return cast(WebSocket, await self.reject_websocket(websocket))
+        context = await self.get_context(websocket, websocket) if context is UNSET else context
         try:
-            socket = self.websockets.admit(websocket.client.host if websocket.client else "")
+            socket = self.websockets.admit(websocket.client.host if websocket.client else "", context)
         except Refused as refused:
             metrics.count_errors(["RATE_LIMITED"])
             self.refused_websockets.refused(refused.cap, "WebSocket refused: its address holds %d already (%s)",
@@ -286,7 +289,6 @@ class CareloopGraphQL(GraphQL[Context, None]):
                 await websocket.accept(subprotocol=await self.pick_websocket_subprotocol(websocket))
                 await websocket.close(code=TRY_AGAIN_LATER, reason=refused.close_reason)
             return websocket
-        websocket.state.socket = socket  # get_context gives it the context: signed in, it no longer waits
         try:
             return cast(WebSocket, await super().run(websocket, context, root_value))
         finally:
@@ -414,8 +416,6 @@ class CareloopGraphQL(GraphQL[Context, None]):
         context = await build_context(self.services, request)
         if isinstance(request, Request):
             request.state.context = context  # released once the request has answered (__call__)
-        else:
-            request.state.socket.context = context  # counted as waiting until it has a principal
         return context
 
 

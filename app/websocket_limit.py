@@ -5,10 +5,14 @@ and the memory of its connection until then: without a cap one address could ope
 sockets (found in review). So each address (the peer, or behind a trusted proxy its ``X-Forwarded-For``, as
 uvicorn's ProxyHeadersMiddleware sets it, app/main.py; an IPv6 address with its /64) may hold
 ``websockets_pending_per_address`` sockets not yet signed in, and ``websockets_per_address`` in all. Over either, the
-socket is closed as soon as it is accepted, before anything is read or looked up (but for its Origin, checked first:
-a page on a disallowed origin is refused as such, never told to retry), with 1013 "Try Again Later"
+socket is closed as soon as it is accepted, before anything is read from it, with 1013 "Try Again Later"
 (RFC 6455): the ``graphql-ws`` client (Apollo, urql) retries that code with its backoff, where graphql-ws's own
 4429 (meant for a second ``connection_init`` on one socket) would end it for good.
+
+Only two things come before the count (``CareloopGraphQL.run_websocket``): the Origin check, so that a page on a
+disallowed origin is refused as such and never told to retry; and the check of a token in the Authorization
+header, so that a socket signed in as it opens is counted as signed in from the start (it costs one lookup, as
+an HTTP request carrying that header does; a socket without one is looked up for nothing).
 
 The count lives in memory, per process: it costs nothing, and what it protects (a worker's sockets and memory) is
 per process too. So the caps are per worker: a node with four workers lets four times as many through.
@@ -30,12 +34,12 @@ TOO_MANY = "Too many connections from your address; try again later."
 @dataclass(eq=False)  # by identity: two sockets are never the same one
 class Socket:
     address: str
-    context: Context | None = None  # set once the socket's context is built (Strawberry builds it after accepting)
+    context: Context  # built before the socket is counted; connection_init's sign-in fills in its principal
 
     @property
     def signed_in(self) -> bool:
         """Signed in by an Authorization header, or by connection_init's payload (``on_ws_connect``)."""
-        return self.context is not None and self.context.principal is not None
+        return self.context.principal is not None
 
 
 class Refused(Exception):
@@ -53,15 +57,17 @@ class WebSocketLimit:
         self.pending_per_address, self.per_address = pending_per_address, per_address
         self._open: dict[str, set[Socket]] = {}
 
-    def admit(self, client_address: str) -> Socket:
-        """The socket's slot, to ``release`` when it ends; ``Refused`` when its address holds its caps already."""
+    def admit(self, client_address: str, context: Context) -> Socket:
+        """The socket's slot, to ``release`` when it ends; ``Refused`` when its address holds its caps already (a
+        socket that is not signed in by the time it is counted meets the waiting cap too)."""
         address = counted_address(client_address)
         held = self._open.get(address, set())
         if self.per_address and len(held) >= self.per_address:
             raise Refused("websockets_per_address", self.per_address, TOO_MANY)
-        if self.pending_per_address and sum(not s.signed_in for s in held) >= self.pending_per_address:
+        socket = Socket(address, context)
+        if (self.pending_per_address and not socket.signed_in
+                and sum(not s.signed_in for s in held) >= self.pending_per_address):
             raise Refused("websockets_pending_per_address", self.pending_per_address, TOO_MANY_PENDING)
-        socket = Socket(address)
         self._open.setdefault(address, set()).add(socket)
         return socket
 
