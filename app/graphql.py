@@ -54,6 +54,26 @@ from schema.extensions import finish_error
 log = logging.getLogger("careloop.graphql")
 
 
+class OriginRefusals(logging.Filter):
+    """Strawberry warns, with the origin and the host, for every handshake from a disallowed origin: anyone could
+    fill the logs with made-up origins (found in review). Its line gives way to the refusal lines' (at most one a
+    minute, then a count), which name neither."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines = RefusalLines(log, "WebSocket")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if str(record.msg).startswith("Rejected WebSocket connection from origin"):
+            self.lines.refused("origin", "WebSocket refused: its origin is not allowed")
+            return False
+        return True
+
+
+ORIGIN_REFUSALS = OriginRefusals()
+logging.getLogger("strawberry.ws").addFilter(ORIGIN_REFUSALS)  # once per process, whatever apps it serves
+
+
 class TextFrames(ASGIWebSocketAdapter):
     """graphql-transport-ws messages go out as text frames: the ``graphql-ws`` client that Apollo and urql
     use reads a binary frame as a message without a type. A message in is held to the HTTP body limit."""

@@ -229,6 +229,19 @@ async def test_a_disallowed_origin_is_refused_as_such_even_over_the_caps(tenant:
         await close_all(held)
 
 
+async def test_disallowed_origins_are_logged_at_most_once_a_minute(
+        limited: Server, caplog: pytest.LogCaptureFixture) -> None:
+    """Strawberry warned with each handshake's origin and host: a stranger making up origins wrote a line each
+    (found in review). One line names the refusal and neither; the rest of the minute is counted."""
+    caplog.set_level(logging.INFO)
+    async with limited(cors_origins=(PORTAL,)) as url:
+        for attempt in range(3):
+            assert await refused_handshake(url, origin=f"https://made-up-{attempt}.example.org") == 403
+    lines = [r.getMessage() for r in caplog.records if r.name in ("careloop.graphql", "strawberry.ws")]
+    assert lines == ["WebSocket refused: its origin is not allowed"], lines
+    assert not any("made-up" in r.getMessage() for r in caplog.records)
+
+
 async def test_an_address_holds_so_many_sockets_in_all(tenant: Tenant, url: str) -> None:
     signed_in = []
     for _ in range(ALL):
