@@ -36,8 +36,9 @@ from tortoise.transactions import in_transaction
 from audit import export, offline, writer
 from audit.checkpoint import Checkpoint
 from audit.events import Action, Actor, AuditRecord, Outcome, RequestMeta
+from core.db import placeholders
 from core.errors import BadUserInput, NotFound
-from models import AuditArchive, AuditCheckpoint, AuditEvent, AuditPatientIndex, Institution
+from models import AuditArchive, AuditChainHead, AuditCheckpoint, AuditEvent, AuditPatientIndex, Institution
 from models.institution import AUDIT_RETENTION_DEFAULT_MONTHS, AUDIT_RETENTION_MIN_MONTHS
 
 MAX_MONTHS = 1200  # a century: beyond it the cut-off date leaves the calendar
@@ -125,6 +126,30 @@ async def archived_up_to(institution_id: uuid.UUID) -> int:
     """The last sequence number archived so far (0 when nothing was)."""
     newest = await AuditArchive.filter(institution_id=institution_id).order_by("-up_to_seq").first()
     return newest.up_to_seq if newest else 0
+
+
+# The head by its primary key, the newest anchor by the anchors' unique (institution_id, up_to_seq): two index
+# lookups whatever the trail's length. Both values are the chain's id.
+_HELD = ('SELECT "last_seq" - coalesce((SELECT max("up_to_seq") FROM "audit_archive" WHERE "institution_id" = {0}), 0)'
+         ' AS "held" FROM "audit_chain_head" WHERE "institution_id" = {1}')
+
+
+async def events_held(institution_id: uuid.UUID) -> int:
+    """How many of the chain's events the database holds, as ``count(*)`` would say, without reading them: the
+    head's sequence number less the newest anchor's.
+
+    The rows held are always seq newest anchor + 1 to head, each once. The writer links events at head + 1, + 2, ...
+    and moves the head to the last in the same transaction (``_append_to_chain``, PostgreSQL's ``audit_link``; a link
+    that fails leaves neither), and seq is unique per chain. A row may go only once an anchor covers it (0011), and
+    an archive run deletes all of (newest anchor, its own] in the transaction that adds its anchor, or rolls back
+    (``_anchor_and_delete``); the head never moves back (0014), and the service role adds no anchor. One statement
+    reads the head and the anchor in one snapshot, so no commit falls between them. Events waiting in PostgreSQL's
+    inbox are no rows yet, and counted by neither. ``careloop audit verify`` checks this very equation (head =
+    archived + events): a trail edited by hand may break it, and fails verification."""
+    db = AuditChainHead._meta.db
+    chain = str(institution_id)  # as both drivers bind a UUID column
+    rows = await db.execute_query_dict(_HELD.format(*placeholders(db, 2)), [chain, chain])
+    return int(rows[0]["held"]) if rows else 0  # no head yet: no events either
 
 
 async def archive(institution_id: uuid.UUID, output: Path, public: Ed25519PublicKey,
