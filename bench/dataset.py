@@ -301,10 +301,10 @@ async def remove_created_contacts(dsn: str, patients: list[uuid.UUID], name: str
 
 
 def _audit_columns(institution_id: uuid.UUID, actor_id: uuid.UUID, seq: int, prev_hash: str,
-                   when: datetime) -> dict:
+                   when: datetime, actor_kind: str = "staff") -> dict:
     patient = patient_id(seq % 1000)
     return {
-        "id": uuid7(), "institution_id": institution_id, "seq": seq, "occurred_at": when, "actor_kind": "staff",
+        "id": uuid7(), "institution_id": institution_id, "seq": seq, "occurred_at": when, "actor_kind": actor_kind,
         "actor_id": actor_id, "token_id": None, "action": "read", "resource_type": "patient",
         "resource_id": patient, "patient_id": patient, "field_classes": "clinical,contact,identity",
         "fields_read": "address,allergies,phone", "outcome": "allowed", "reason": "",
@@ -313,8 +313,9 @@ def _audit_columns(institution_id: uuid.UUID, actor_id: uuid.UUID, seq: int, pre
     }
 
 
-async def append_audit_events(dsn: str, institution_id: uuid.UUID, actor_id: uuid.UUID, count: int) -> None:
-    """``count`` read events at the end of the institution's chain, hashed as the writer hashes them."""
+async def append_audit_events(dsn: str, institution_id: uuid.UUID, actor_id: uuid.UUID, count: int,
+                              actor_kind: str = "staff") -> None:
+    """``count`` read events by one actor at the end of the institution's chain, hashed as the writer hashes them."""
     head = await AuditChainHead.get(institution_id=institution_id)
     seq, prev_hash = head.last_seq, head.last_hash
     start = datetime.now(UTC) - timedelta(microseconds=count)
@@ -323,7 +324,8 @@ async def append_audit_events(dsn: str, institution_id: uuid.UUID, actor_id: uui
         nonlocal seq, prev_hash
         for n in range(count):
             seq += 1
-            columns = _audit_columns(institution_id, actor_id, seq, prev_hash, start + timedelta(microseconds=n))
+            columns = _audit_columns(institution_id, actor_id, seq, prev_hash, start + timedelta(microseconds=n),
+                                     actor_kind)
             prev_hash = columns["hash"] = row_hash(columns)
             yield tuple(columns[c] for c in AUDIT_COLUMNS)
 
