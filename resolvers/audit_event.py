@@ -20,7 +20,7 @@ from core.errors import BadUserInput
 from core.principal import PARTNER, STAFF
 from core.validation import aware_time, clean_text
 from models import AuditEvent, PartnerClient, RoleAssignment, Staff
-from resolvers import access, pagination
+from resolvers import access, audit_spelling, pagination
 from resolvers.context import Context
 
 CURSOR_KIND = "audit"
@@ -36,6 +36,7 @@ class AuditFilter:
     outcome: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    resource_type_name: str | None = None  # resource_type in the API's spelling (``FollowUpTask``)
 
 
 # A page's events are the driver's rows (``statements.select_rows``), mappings of column name to value: a model
@@ -89,8 +90,7 @@ def _filter_values(where: AuditFilter) -> dict[str, Any]:
     on unchanged, as core.statements requires)."""
     # A control character names no resource type, and PostgreSQL cannot compare with a NUL (issue 11). Checked
     # before the period, as the filter always checked them (its first error is the one answered).
-    resource_type = None if where.resource_type is None else clean_text(
-        where.resource_type, field="filter.resourceType", max_length=1000)[:32]
+    resource_type = _resource_type(where)
     # Compared as UTC (SQLite keeps timestamps as text, so an offset would compare as characters); a time without
     # its offset is refused, as the reports refuse it, rather than read as UTC: a Shanghai officer's wall time
     # taken as UTC was a window eight hours off, answered without a word.
@@ -105,6 +105,20 @@ def _filter_values(where: AuditFilter) -> dict[str, Any]:
         "outcome": None if where.outcome is None else Outcome(where.outcome).value,
         "since": since, "until": until,
     }
+
+
+def _resource_type(where: AuditFilter) -> str | None:
+    """The stored resource type the filter names, in either spelling; both must name the same."""
+    stored = None if where.resource_type is None else clean_text(
+        where.resource_type, field="filter.resourceType", max_length=1000)[:32]
+    if where.resource_type_name is None:
+        return stored
+    named = audit_spelling.resource_type_of(clean_text(where.resource_type_name, field="filter.resourceTypeName",
+                                                       max_length=1000))[:32]
+    if stored is not None and stored != named:
+        raise BadUserInput("filter.resourceTypeName: names another kind of record than filter.resourceType.",
+                           field="filter.resourceTypeName")
+    return named
 
 
 def _page_query(limit: int, *, institution_id: uuid.UUID, before: int | None, **values: Any) -> QuerySet[AuditEvent]:

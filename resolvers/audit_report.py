@@ -28,7 +28,7 @@ from core import access_report_document as documents
 from core.errors import BadUserInput
 from core.validation import check_year
 from models import AuditChainHead, AuditEvent, Institution, Patient, Staff
-from resolvers import access, audit_words, compliance_alert, pagination
+from resolvers import access, audit_spelling, audit_words, compliance_alert, pagination
 from resolvers.audit_event import check_period, who, within
 from resolvers.context import Context
 
@@ -52,6 +52,7 @@ class Accessor:
     denied: int = 0
     field_classes: set[str] = field(default_factory=set)
     fields: set[str] = field(default_factory=set)
+    field_names: set[str] = field(default_factory=set)  # ``fields`` in the API's spelling (``audit_spelling``)
     rules: set[str] = field(default_factory=set)
     tokens: set[uuid.UUID] = field(default_factory=set)
     clients: set[str] = field(default_factory=set)
@@ -298,7 +299,7 @@ async def _rows(events: QuerySet[AuditEvent]) -> list[dict[str, Any]]:
     """What the report says of each event, in the trail's order."""
     return list(await events.order_by("seq").values("seq", "actor_kind", "actor_id", "token_id", "action",
                                                     "outcome", "field_classes", "fields_read", "policy_rule",
-                                                    "user_agent", "occurred_at"))
+                                                    "resource_type", "user_agent", "occurred_at"))
 
 
 async def _people(ctx: Context, rows: list[dict[str, Any]]) -> list[Accessor]:
@@ -371,7 +372,10 @@ def _count(person: Accessor, row: dict[str, Any]) -> None:
         person.writes += 1
         person.actions[str(row["action"])] += 1
     person.field_classes.update(c for c in str(row["field_classes"]).split(",") if c)
-    person.fields.update(f for f in str(row["fields_read"]).split(",") if f)
+    fields = [f for f in str(row["fields_read"]).split(",") if f]
+    person.fields.update(fields)
+    person.field_names.update(audit_spelling.field_name(str(row["resource_type"]), str(row["action"]), f)
+                              for f in fields)
     person.rules.update(r for r in str(row["policy_rule"]).split("; ") if r)
     if row["token_id"]:
         person.tokens.add(row["token_id"])

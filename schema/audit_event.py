@@ -11,6 +11,7 @@ import strawberry
 
 from audit.events import Action, Outcome
 from resolvers import audit_event as audit_events
+from resolvers import audit_spelling
 from resolvers.audit_event import AuditFilter, EventRow, occurred_at
 from schema.common import (
     CURSOR,
@@ -32,9 +33,9 @@ from schema.common import (
 # that shows them (a new action without a line below leaves its value undescribed, which
 # tests/test_schema_descriptions.py reports).
 _ACTIONS = {
-    Action.READ: "Data was read (the encrypted fields returned are in fieldsRead).",
+    Action.READ: "Data was read (the encrypted fields returned are in fieldNames).",
     Action.CREATE: "A record was created.",
-    Action.UPDATE: "A record was changed (the fields written are in fieldsRead).",
+    Action.UPDATE: "A record was changed (the fields written are in fieldNames).",
     Action.DELETE: "A record or link was removed (a contact, a role, a care-team membership...).",
     Action.ARCHIVE: "A record was archived (a patient file; nothing deleted).",
     Action.LOGIN: "A sign-in (allowed, or denied with its reason).",
@@ -48,7 +49,7 @@ _ACTIONS = {
     Action.GRANT: "A partner's access to a patient was granted or revoked (reason: revoked).",
     Action.KEY_ROTATION: "A new version of the institution's data key was made.",
     Action.DISCLOSE: "Patient data was handed outside by the system: a message's address given to its gateway "
-                     "(fieldsRead names the column, never its value).",
+                     "(fieldNames names the field, never its value).",
     Action.TOKEN: "A partner client's access token was issued, or refused (e.g. rate limited).",
 }
 _OUTCOMES = {
@@ -131,6 +132,25 @@ def _subject_parts(subjects: str, part: int) -> list[strawberry.ID]:
     return sorted({strawberry.ID(found) for item in subjects.split() if (found := item.partition("/")[part]) != "-"})
 
 
+# The API's spelling of the stored codes (resolvers.audit_spelling), spelled only when asked for: computed from the
+# row already read, on the compiled path (schema/compiled/audit_event.py) as on the generic one.
+def _resource_type_name(self: AuditEvent) -> str:
+    return audit_spelling.type_name(self.resource_type)
+
+
+def _field_names(self: AuditEvent) -> list[str]:
+    return [audit_spelling.field_name(self.resource_type, self.action, stored) for stored in self.fields_read]
+
+
+def _reason_code(self: AuditEvent) -> str:
+    return audit_spelling.reason_code(self.reason)
+
+
+FIELD_NAMES = ("Each as the API names the field: `Type.field` (`Patient.specialNeeds`, `Contact.phone`, "
+               "`Visit.summary`); a system event's detail, which names no field, as `key:value` (`format:csv`, "
+               "`upToSeq:120`). Names, never values.")
+
+
 @strawberry.type(description="One event of the append-only, hash-chained audit trail.")
 class AuditEvent:
     id: strawberry.ID = strawberry.field(description="The event's id.")
@@ -142,8 +162,13 @@ class AuditEvent:
     token_id: strawberry.ID | None = strawberry.field(description="The session or access token used; null when "
                                                                   "there was none.")
     action: Action = strawberry.field(description="What was done.")
-    resource_type: str = strawberry.field(description="The kind of record acted on: patient, ticket, visit, "
-                                                      "session...")
+    resource_type: str = strawberry.field(
+        description="The kind of record acted on, as the trail stores it: patient, follow_up_task, session...",
+        deprecation_reason="The trail's stored code: use resourceTypeName, the API's spelling.")
+    resource_type_name: str = strawberry.field(
+        resolver=_resource_type_name,
+        description="The kind of record acted on, by the name of its GraphQL type: Patient, FollowUpTask, "
+                    "AuditEvent...; a kind the API has no type for is spelled the same way (Request, Session).")
     resource_id: strawberry.ID | None = strawberry.field(description="The record acted on; null for lists and "
                                                                      "reports, and when the event stands for "
                                                                      "several alike reads (see resourceIds).")
@@ -162,9 +187,24 @@ class AuditEvent:
     fields_read: list[str] = strawberry.field(
         description="For reads, the encrypted fields returned: a patient's, contact's or care-journey column empty "
                     "or not (that a field is empty is the patient's too), other records' (tickets, answers) when "
-                    "they held a value; for writes, the fields written. Names, not values.")
+                    "they held a value; for writes, the fields written. Names, not values, as the trail stores "
+                    "them (columns: special_needs, contact.phone).",
+        deprecation_reason="Storage column names: use fieldNames, the same fields as the API names them.")
+    field_names: list[str] = strawberry.field(
+        resolver=_field_names,
+        description="For reads, the encrypted fields returned: a patient's, contact's or care-journey field empty or "
+                    "not (that a field is empty is the patient's too), other records' (tickets, answers) when they "
+                    "held a value; for writes, the fields written. One for each of fieldsRead, in its order. "
+                    + FIELD_NAMES)
     outcome: Outcome = strawberry.field(description="How it ended.")
-    reason: str = strawberry.field(description="Why it was denied: forbidden, not_found, forbidden_field...")
+    reason: str = strawberry.field(
+        description="Why it was denied (forbidden, not_found, forbidden_field...), or what an allowed event was "
+                    "(given, withdrawn...), as the trail stores it; empty when none.",
+        deprecation_reason="The trail's stored code: use reasonCode, the API's spelling.")
+    reason_code: str = strawberry.field(
+        resolver=_reason_code,
+        description="Why it was denied (FORBIDDEN, NOT_FOUND, FORBIDDEN_FIELD...), or what an allowed event was "
+                    "(GIVEN, WITHDRAWN...), spelled as the API's codes are; empty when none.")
     policy_rule: str = strawberry.field(description="The policy rule that allowed it.")
     request_id: str = strawberry.field(description="The HTTP request's id (the X-Request-ID header, and the "
                                                    "requestId of an unexpected error); empty for background work.")
@@ -219,8 +259,11 @@ class AuditEventConnection:
 class AuditEventFilter:
     actor: strawberry.ID | None = strawberry.field(default=None, description="Only this actor's events (actorId).")
     patient: strawberry.ID | None = strawberry.field(default=None, description="Only events touching this patient.")
-    resource_type: str | None = strawberry.field(default=None, description="Only this kind of record (patient, "
-                                                                           "ticket...).")
+    resource_type: str | None = strawberry.field(default=None, description="Only this kind of record, as the trail "
+                                                                           "stores it (patient, follow_up_task...).")
+    resource_type_name: str | None = strawberry.field(
+        default=None, description="Only this kind of record, by its GraphQL type's name, as resourceTypeName spells "
+                                  "it (Patient, FollowUpTask...). With resourceType, both must name the same kind.")
     resource: strawberry.ID | None = strawberry.field(
         default=None, description="One record, e.g. a ticket's id: its own events and the pages that listed it. "
                                   "Not indexed: add patient (indexed) or from/to on a long trail.")
@@ -246,6 +289,7 @@ class AuditEventQuery:
             resource_type=f.resource_type, resource_id=uuid_of(f.resource, "filter.resource"),
             action=f.action.value if f.action else None,
             outcome=f.outcome.value if f.outcome else None, since=f.from_, until=f.to,
+            resource_type_name=f.resource_type_name,
         )
         page = await audit_events.page(info.context, first=first, after=after, where=where, count=asks_total(info))
         return AuditEventConnection(

@@ -11,7 +11,7 @@ import strawberry
 
 from resolvers import audit_report as reports
 from resolvers import audit_words
-from schema.audit_event import AccessorKind, AuditFieldClass, field_classes_of
+from schema.audit_event import FIELD_NAMES, AccessorKind, AuditFieldClass, field_classes_of
 from schema.common import (
     CURSOR,
     DEFAULT_PAGE_SIZE,
@@ -66,7 +66,11 @@ class PatientAccess:
     fields: list[str] = strawberry.field(
         description="Encrypted fields returned (a patient's, contact's or care-journey column empty or not), or "
                     "fields written, by their column names.",
-        deprecation_reason="Column names are for machines: show fieldsInWords to people.")
+        deprecation_reason="Storage column names: use fieldNames (the API's names), and show fieldsInWords to "
+                           "people.")
+    field_names: list[str] = strawberry.field(
+        description="Encrypted fields returned (a patient's, contact's or care-journey field empty or not), or fields "
+                    "written, sorted. " + FIELD_NAMES)
     policy_rules: list[str] = strawberry.field(
         description="The policy lines that allowed the access, as written in the policy.",
         deprecation_reason="Raw policy lines are for machines: show allowedBy to people.")
@@ -98,6 +102,7 @@ class PatientAccess:
                    actor_kind=AccessorKind(a.actor_kind), actor_id=strawberry.ID(str(a.actor_id)) if a.actor_id
                    else None, name=a.name, roles=roles_of(a.roles), reads=a.reads, writes=a.writes, denied=a.denied,
                    field_classes=field_classes_of(sorted(a.field_classes)), fields=sorted(a.fields),
+                   field_names=sorted(a.field_names),
                    policy_rules=sorted(a.rules),
                    token_ids=[strawberry.ID(str(t)) for t in sorted(a.tokens)], clients=sorted(a.clients),
                    first_at=a.first_at, last_at=a.last_at)

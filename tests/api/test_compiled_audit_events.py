@@ -20,9 +20,9 @@ from tests.factories import Tenant, gql, make_patient
 from tests.partners import make_partnership
 from tests.patients import make_contact, open_account
 
-ALL_EVENT_FIELDS = """id seq occurredAt actorKind actorId tokenId action resourceType resourceId patientId
-  resourceIds patientIds fieldClasses fieldsRead outcome reason policyRule requestId clientAddress userAgent hash
-  prevHash __typename"""
+ALL_EVENT_FIELDS = """id seq occurredAt actorKind actorId tokenId action resourceType resourceTypeName resourceId
+  patientId resourceIds patientIds fieldClasses fieldsRead fieldNames outcome reason reasonCode policyRule requestId
+  clientAddress userAgent hash prevHash __typename"""
 W4 = f"""query($to: DateTime, $first: Int) {{ auditEvents(first: $first, filter: {{to: $to}}) {{
   edges {{ node {{ {ALL_EVENT_FIELDS} }} }} pageInfo {{ hasNextPage endCursor }} }} }}"""
 
@@ -47,6 +47,9 @@ CORPUS: list[tuple[str, dict[str, Any], bool]] = [
      {"who": False, "outcome": None}, True),
     ("""query($to: DateTime) { auditEvents(filter: {to: $to, action: CREATE, resourceType: "patient"}) {
        edges { node { resourceId patientId fieldClasses } } } }""", {}, True),
+    # the API's spellings (resolvers/audit_spelling.py), in the filter too
+    ("""query($to: DateTime) { auditEvents(filter: {to: $to, resourceTypeName: "Patient"}) {
+       nodes { kind: resourceTypeName resourceTypeName names: fieldNames fieldNames reasonCode } } }""", {}, True),
     # refused at the root (bad input): no plan runs
     ('query($to: DateTime) { auditEvents(after: "nope", filter: {to: $to}) { nodes { id } } }', {}, True),
     ('query($to: DateTime) { auditEvents(first: 0, filter: {to: $to}) { nodes { id } } }', {}, True),
@@ -89,6 +92,7 @@ async def test_every_role_reads_the_trail_as_the_generic_path(tenant: Tenant, tr
         assert not page.errors and len(events) > 10
         assert {"ALLOWED", "DENIED"} <= {e["outcome"] for e in events}
         assert any(len(e["patientIds"]) > 1 for e in events) and any(e["fieldsRead"] for e in events)
+        assert any("Contact.phone" in e["fieldNames"] for e in events) and any(e["reasonCode"] for e in events)
         assert short.data["auditEvents"]["pageInfo"]["hasNextPage"] is True
     elif role != "admin":
         assert page.data is None and page.codes == ["FORBIDDEN"]

@@ -420,7 +420,7 @@ async def test_campaigns_break_glass_and_the_trail(tenant: Tenant, sql_counter: 
       }"""
     by_glass = await costs(sql_counter, lambda n: tenant.call("compliance_officer", glass, n=n), "emergencyAccesses")
     trail = """query($n: Int!) { auditEvents(first: $n) { nodes { seq action resourceIds patientIds fieldClasses
-      fieldsRead } } }"""
+      fieldsRead resourceTypeName fieldNames reasonCode } } }"""
     by_event = await costs(sql_counter, lambda n: tenant.call("compliance_officer", trail, n=n), "auditEvents")
     everything = [by_campaign, by_glass, by_event]
     assert all(c[0] == c[1] == c[2] for c in everything), everything
