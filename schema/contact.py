@@ -9,12 +9,13 @@ from typing import Annotated, Any, cast
 
 import strawberry
 
+from core.validation import camel_case
 from resolvers import access
 from resolvers import contact as contacts
 from resolvers.access import ContactView
 from resolvers.context import Context
 from schema.common import NULL_KEEPS, FieldSource, Info, Version, by_value, provided, uuid_of
-from schema.selection import camel, columns_read, selected_fields
+from schema.selection import columns_read, selected_fields
 
 
 @strawberry.enum(description="How a contact is related to the patient.")
@@ -46,7 +47,7 @@ class ContactSource(FieldSource):
 
 # The columns each Contact field reads off its row (besides contacts.ROW_COLUMNS)
 _READS: dict[str, tuple[str, ...]] = {"__typename": (), "id": (), "patientId": (), "version": ("version",),
-                                      **{camel(name): (name,) for name in contacts.CONTACT_FIELDS}}
+                                      **{camel_case(name): (name,) for name in contacts.CONTACT_FIELDS}}
 
 
 @lru_cache(maxsize=128)  # a plan's selection: the same few sets, asked on every request

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import strawberry
 
+from core.validation import camel_case
 from policies.fields import FOLLOW_UP_FIELD_CLASS
 from resolvers import follow_up as follow_ups
 from resolvers.context import Context
@@ -40,7 +41,7 @@ from schema.common import (
 )
 from schema.department import Department
 from schema.patient import Patient, PatientSource
-from schema.selection import camel, columns_of, patient_columns
+from schema.selection import columns_of, patient_columns
 from schema.staff import StaffSummary
 from schema.visit import VisitKind
 
@@ -254,7 +255,7 @@ class TaskSource(FieldSource):
 TASK_COLUMNS: dict[str, tuple[str, ...]] = {
     "__typename": (), "id": (), "patient": (), "attempts": (), "owner": ("owner_id",),
     "department": ("department_id",), "rule": ("rule_id",), "visitId": ("visit_id",), "ticketId": ("ticket_id",),
-    **{camel(name): (name,) for name in TaskSource.fields},
+    **{camel_case(name): (name,) for name in TaskSource.fields},
 }
 
 

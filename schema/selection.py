@@ -32,15 +32,11 @@ from graphql.execution.collect_fields import FieldDetails, FieldDetailsList, Fra
 from graphql.execution.values import VariableValues
 from strawberry.utils.str_converters import to_snake_case
 
+from core.validation import camel_case
 from policies.fields import PATIENT_FIELD_CLASS
 
 T = TypeVar("T")
 DIRECTIVES = frozenset({"skip", "include"})  # applied by graphql-core's field collection
-
-
-def camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
 
 
 # -- caching by document -------------------------------------------------------------------------------------
@@ -128,7 +124,7 @@ CACHE = DocumentCache()
 PATIENT_COLUMNS: dict[str, tuple[str, ...]] = {
     "__typename": (), "id": (), "version": ("version",), "mergedInto": ("merged_into_id",),
     "mergedAt": ("merged_at",), "contacts": (), "careTeam": (), "department": ("department_id",),
-    **{camel(name): (name,) for name in PATIENT_FIELD_CLASS},
+    **{camel_case(name): (name,) for name in PATIENT_FIELD_CLASS},
 }
 
 

@@ -38,9 +38,10 @@ from graphql import (
 from graphql.execution.collect_fields import FieldDetailsList
 from graphql.execution.executor import Executor
 
+from core.validation import camel_case
 from resolvers import access
 from resolvers.access import PatientView
-from schema.selection import DIRECTIVES, camel
+from schema.selection import DIRECTIVES
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +111,7 @@ def readers_of(cls: type, readers: Mapping[str, Reader] | None = None, *, loads:
     for f in definition.fields:
         if f.arguments or f.permission_classes or f.extensions or f.directives:
             continue
-        key = f.graphql_name or camel(f.python_name)
+        key = f.graphql_name or camel_case(f.python_name)
         if f.base_resolver is None:
             found[key] = attribute(f.python_name)
             continue
@@ -134,7 +135,7 @@ def guarded(names: Iterable[str], classes: Mapping[str, str], open_field: Callab
         return Reader(lambda source: None if (value := open_field(source, name)) is None else to(value),
                       classes[name])
 
-    return {camel(name): reader(name) for name in names}
+    return {camel_case(name): reader(name) for name in names}
 
 
 def with_patient(entries: dict[str, Compiled], patient: Callable[[Any], PatientView]) -> dict[str, Compiled]:
