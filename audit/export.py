@@ -32,12 +32,22 @@ BATCH = 2000
 
 # FHIR R4 codes (http://hl7.org/fhir/R4/auditevent.html)
 _FHIR_ACTION = {"read": "R", "create": "C", "update": "U", "delete": "D", "archive": "U", "export": "R",
-                "break_glass": "E", "consent": "U", "grant": "U", "key_rotation": "E", "retention": "U",
-                "archive_trail": "D", "login": "E", "logout": "E", "lockout": "E", "token": "E"}
+                "disclose": "R", "break_glass": "E", "consent": "U", "grant": "U", "key_rotation": "E",
+                "retention": "U", "archive_trail": "D", "login": "E", "logout": "E", "lockout": "E", "token": "E"}
 _FHIR_OUTCOME = {"allowed": "0", "denied": "4", "error": "8"}
 _REST = "http://hl7.org/fhir/restful-interaction"
 _AUDIT_TYPE = "http://terminology.hl7.org/CodeSystem/audit-event-type"
 _DICOM = "http://dicom.nema.org/resources/ontology/DCM"
+# An event's type (FHIR's audit-event-type, DICOM's codes), by action: a RESTful operation on a record, with its
+# interaction as subtype, unless named here.
+_AUTHENTICATION = {"system": _DICOM, "code": "110114", "display": "User Authentication"}
+_EXPORT = {"system": _DICOM, "code": "110106", "display": "Export"}  # data leaving: a file, a gateway
+_SECURITY_ALERT = {"system": _DICOM, "code": "110113", "display": "Security Alert"}  # emergency and security set-up
+_FHIR_TYPE = {"login": _AUTHENTICATION, "logout": _AUTHENTICATION, "lockout": _AUTHENTICATION,
+              "token": _AUTHENTICATION, "export": _EXPORT, "disclose": _EXPORT, "archive_trail": _EXPORT,
+              "break_glass": _SECURITY_ALERT, "key_rotation": _SECURITY_ALERT, "retention": _SECURITY_ALERT}
+_REST_TYPE = {"system": _AUDIT_TYPE, "code": "rest", "display": "RESTful Operation"}
+_INTERACTION = {"read": "read", "create": "create", "delete": "delete"}  # else "update": a record's state changed
 
 
 async def rows(institution_id: uuid.UUID, since: datetime | None = None, until: datetime | None = None, *,
@@ -108,13 +118,11 @@ def line(fmt: str, row: dict[str, Any]) -> str:
 def fhir_audit_event(row: dict[str, Any]) -> dict[str, Any]:
     """One event as a FHIR R4 AuditEvent resource."""
     action, outcome = str(row["action"]), str(row["outcome"])
-    authentication = action in ("login", "logout", "lockout", "token")
     event: dict[str, Any] = {
         "resourceType": "AuditEvent",
         "id": str(row["id"]),
-        "type": ({"system": _DICOM, "code": "110114", "display": "User Authentication"} if authentication
-                 else {"system": _AUDIT_TYPE, "code": "rest", "display": "RESTful Operation"}),
-        "action": _FHIR_ACTION.get(action, "E"),
+        "type": _FHIR_TYPE.get(action, _REST_TYPE),
+        "action": _FHIR_ACTION.get(action, "E"),  # a kind a later version dropped: still exported
         "recorded": canonical(row["occurred_at"]),
         "outcome": _FHIR_OUTCOME.get(outcome, "8"),
         "agent": [_agent(row)],
@@ -123,9 +131,8 @@ def fhir_audit_event(row: dict[str, Any]) -> dict[str, Any]:
                              "code": "4", "display": "Application Server"}]},
         "entity": _entities(row),
     }
-    if not authentication:
-        event["subtype"] = [{"system": _REST, "code": "read" if action in ("read", "export") else
-                             "create" if action == "create" else "delete" if action == "delete" else "update"}]
+    if action not in _FHIR_TYPE:
+        event["subtype"] = [{"system": _REST, "code": _INTERACTION.get(action, "update")}]
     if row["reason"]:
         event["outcomeDesc"] = str(row["reason"])
     return event

@@ -15,6 +15,7 @@ from tortoise.transactions import in_transaction
 from audit import checkpoint, export, offline
 from audit.chain import row_hash
 from audit.checkpoint import Checkpoint
+from audit.events import Action
 from models import AuditCheckpoint
 from resolvers.context import Services
 from tests.factories import Tenant, make_patient
@@ -148,6 +149,36 @@ async def test_the_fhir_export_is_valid_r4(tenant: Tenant) -> None:
     outcomes = {r["outcome"] for r in resources}
     assert {"0", "4"} <= outcomes
     assert any(e.get("role", {}).get("code") == "1" for r in resources for e in r["entity"])  # the patient
+
+
+# What a FHIR reader sees of each kind of event: (type's code, action, the RESTful interaction or None)
+FHIR_CODES = {
+    Action.READ: ("rest", "R", "read"), Action.CREATE: ("rest", "C", "create"),
+    Action.UPDATE: ("rest", "U", "update"), Action.DELETE: ("rest", "D", "delete"),
+    Action.ARCHIVE: ("rest", "U", "update"), Action.CONSENT: ("rest", "U", "update"),
+    Action.GRANT: ("rest", "U", "update"),
+    Action.LOGIN: ("110114", "E", None), Action.LOGOUT: ("110114", "E", None), Action.LOCKOUT: ("110114", "E", None),
+    Action.TOKEN: ("110114", "E", None),
+    Action.EXPORT: ("110106", "R", None), Action.DISCLOSE: ("110106", "R", None),
+    Action.ARCHIVE_TRAIL: ("110106", "D", None),
+    Action.BREAK_GLASS: ("110113", "E", None), Action.KEY_ROTATION: ("110113", "E", None),
+    Action.RETENTION: ("110113", "U", None),
+}
+
+
+async def test_each_kind_of_event_has_its_own_fhir_codes(tenant: Tenant) -> None:
+    """Found in review: a disclosure (patient data handed to a gateway) was exported as a RESTful update executed
+    ("E"), and break-glass, consent, key rotation and retention as RESTful updates. Each kind of event has its codes,
+    and the resource is valid R4 whatever the kind."""
+    assert set(FHIR_CODES) == set(Action), "a new kind of event needs its FHIR codes"
+    await busy(tenant, 1)
+    row = await anext(export.rows(tenant.id))
+    for action, (kind, fhir_action, interaction) in FHIR_CODES.items():
+        resource = export.fhir_audit_event({**row, "action": action.value})
+        FhirAuditEvent.model_validate(resource)
+        subtype = [coding["code"] for coding in resource.get("subtype", [])]
+        assert (resource["type"]["code"], resource["action"], subtype) == (
+            kind, fhir_action, [interaction] if interaction else []), action
 
 
 async def test_the_csv_export_has_every_hashed_column(tenant: Tenant) -> None:
