@@ -23,10 +23,12 @@ from models import EmergencyAccess, Patient
 from models.emergency_access import REVIEW_OUTCOMES
 from resolvers import access, pagination
 from resolvers.context import Context
+from resolvers.review_queue import ReviewQueue
 
 MAX_HOURS = 4
 MAX_MERGE_HOPS = 8
 CURSOR_KIND = "emergency-access"
+QUEUE = ReviewQueue(EmergencyAccess, "emergency_access", CURSOR_KIND)
 
 
 @dataclass(frozen=True)
@@ -80,18 +82,12 @@ async def _file_in_use(ctx: Context, patient_id: uuid.UUID | None) -> uuid.UUID:
 async def page(ctx: Context, *, first: int, after: str | None, unreviewed_only: bool,
                count: bool = False) -> pagination.Page[EmergencyView]:
     """The review queue (compliance officers), oldest first."""
-    await access.authorize(ctx, "emergency_access", "read", action=Action.READ, resource_type="emergency_access")
-    first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
-    query = EmergencyAccess.filter(institution_id=ctx.institution_id)
-    if unreviewed_only:
-        query = query.filter(reviewed_at__isnull=True)
-    page = await pagination.by_id(query, first=first, after=after, kind=CURSOR_KIND, count=count)
+    page = await QUEUE.page(ctx, first=first, after=after, unreviewed_only=unreviewed_only, count=count)
     return page.map(EmergencyView)
 
 
 async def unreviewed(ctx: Context) -> int:
-    await access.authorize(ctx, "emergency_access", "read", action=Action.READ, resource_type="emergency_access")
-    return await EmergencyAccess.filter(institution_id=ctx.institution_id, reviewed_at__isnull=True).count()
+    return await QUEUE.unreviewed(ctx)
 
 
 async def review(ctx: Context, grant_id: uuid.UUID | None, outcome: str, note: str | None) -> EmergencyView:

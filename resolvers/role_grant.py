@@ -26,8 +26,10 @@ from policies.fields import PATIENT_CLASSES
 from policies.guard import Decision
 from resolvers import access, pagination
 from resolvers.context import Context
+from resolvers.review_queue import ReviewQueue
 
 CURSOR_KIND = "role-grant"
+QUEUE = ReviewQueue(RoleGrant, "role_grant", CURSOR_KIND)
 
 
 @dataclass(frozen=True)
@@ -75,18 +77,12 @@ async def record_grants(ctx: Context, staff_id: uuid.UUID, roles: list[str], dec
 async def page(ctx: Context, *, first: int, after: str | None, unreviewed_only: bool,
                count: bool = False) -> pagination.Page[RoleGrantView]:
     """The review queue (compliance officers), oldest first."""
-    await access.authorize(ctx, "role_grant", "read", action=Action.READ, resource_type="role_grant")
-    first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
-    query = RoleGrant.filter(institution_id=ctx.institution_id)
-    if unreviewed_only:
-        query = query.filter(reviewed_at__isnull=True)
-    page = await pagination.by_id(query, first=first, after=after, kind=CURSOR_KIND, count=count)
+    page = await QUEUE.page(ctx, first=first, after=after, unreviewed_only=unreviewed_only, count=count)
     return page.map(RoleGrantView)
 
 
 async def unreviewed(ctx: Context) -> int:
-    await access.authorize(ctx, "role_grant", "read", action=Action.READ, resource_type="role_grant")
-    return await RoleGrant.filter(institution_id=ctx.institution_id, reviewed_at__isnull=True).count()
+    return await QUEUE.unreviewed(ctx)
 
 
 async def review(ctx: Context, grant_id: uuid.UUID | None, outcome: str, note: str | None) -> RoleGrantView:
