@@ -124,7 +124,8 @@ async def create(ctx: Context, data: dict[str, Any]) -> ImprovementView:
     _check_ticket_count(problems, data.get("ticket_ids"))
     problems.check()
     await _require_department(ctx, values["department_id"], decision, Action.CREATE)
-    values |= await _citation(ctx, citation)
+    cited = await _citation(ctx, citation)
+    values |= _citation_columns(cited)
     ticket_ids = await _tickets(ctx, data.get("ticket_ids") or [])
     item_id = uuid7()
     async with in_transaction():
@@ -134,7 +135,9 @@ async def create(ctx: Context, data: dict[str, Any]) -> ImprovementView:
         await writer.append([access.write_record(ctx, Action.CREATE, "improvement", row.id,
                                                  fields=_written(values, ticket_ids),
                                                  decision=decision)])
-    return (await _views([row], await institutions.local_today_of(ctx)))[0]
+    # Answered from what was written (found in review: it read back the links it had just made): the links are
+    # the tickets given, in the order a read lists them (by id), and the citation was read as it was checked.
+    return ImprovementView(row, ticket_ids, await institutions.local_today_of(ctx), cited)
 
 
 async def update(ctx: Context, item_id: uuid.UUID | None, data: dict[str, Any],
@@ -194,14 +197,23 @@ async def _citation_shape(ctx: Context, problems: Problems, source: str,
     return citation
 
 
-async def _citation(ctx: Context, citation: dict[str, Any] | None) -> dict[str, Any]:
-    """The citation's columns, its questionnaire being the institution's."""
+async def _citation(ctx: Context, citation: dict[str, Any] | None) -> SurveyCitation | None:
+    """The citation with its questionnaire's newest version, the questionnaire being the institution's."""
+    if citation is None:
+        return None
+    key = citation.get("questionnaire_key")
+    newest = [] if key is None else await Questionnaire.filter(
+        institution_id=ctx.institution_id, key=key).order_by("-version").limit(1).values_list("version", "title")
+    if key is None or not newest:
+        raise await access.not_found(ctx, Action.CREATE, "questionnaire", None, "surveyCitation.questionnaireKey")
+    [(version, title)] = newest
+    return SurveyCitation(key, citation["month"], title, version)
+
+
+def _citation_columns(citation: SurveyCitation | None) -> dict[str, Any]:
     if citation is None:
         return {}
-    key = citation.get("questionnaire_key")
-    if key is None or not await Questionnaire.exists(institution_id=ctx.institution_id, key=key):
-        raise await access.not_found(ctx, Action.CREATE, "questionnaire", None, "surveyCitation.questionnaireKey")
-    return {"survey_questionnaire_key": key, "survey_month": citation["month"]}
+    return {"survey_questionnaire_key": citation.questionnaire_key, "survey_month": citation.month}
 
 
 def _written(values: dict[str, Any], ticket_ids: list[uuid.UUID]) -> frozenset[str]:

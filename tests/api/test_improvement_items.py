@@ -123,20 +123,28 @@ async def test_an_item_links_at_most_its_bound_of_tickets_in_all(tenant: Tenant,
 async def test_a_new_item_links_its_tickets_without_reading_its_links_first(tenant: Tenant, sql_counter: SqlCounter
                                                                             ) -> None:
     """improvementCreate read the links of the item it had just created (found in review: there are none) before
-    linking its tickets; it now reads them once, for its answer. Its denied twin reads and writes no link."""
+    linking its tickets, and then once more for its answer (found in review: it had just written them). It now
+    reads none and answers from what it wrote, as a read lists them (by id, whatever order they were given in).
+    Its denied twin reads and writes no link."""
     pid = await make_patient(tenant)
-    reply = await tenant.call("support_agent", TICKET, input={
-        "channel": "HOTLINE", "category": "COMPLAINT", "subject": "Waited", "patientId": str(pid)})
-    tid = reply.data["ticketCreate"]["id"]
+    tids = []
+    for n in range(3):
+        reply = await tenant.call("support_agent", TICKET, input={
+            "channel": "HOTLINE", "category": "COMPLAINT", "subject": f"Waited {n}", "patientId": str(pid)})
+        tids.append(reply.data["ticketCreate"]["id"])
     sql_counter.statements.clear()
-    created = await tenant.call("department_head", CREATE, input=item(tenant, ticketIds=[tid]))
-    assert created.errors == [] and created.data["improvementCreate"]["ticketIds"] == [tid]
-    assert len(link_reads(sql_counter)) == 1, link_reads(sql_counter)
+    created = await tenant.call("department_head", CREATE, input=item(tenant, ticketIds=tids[::-1] + tids[:1]))
+    assert created.errors == [], created.errors
+    assert link_reads(sql_counter) == []
+    node = created.data["improvementCreate"]
+    read = await tenant.call("department_head", "query { improvementItems { edges { node { "
+                                                f"{FIELDS} }} }} }} }}")
+    assert read.data["improvementItems"]["edges"] == [{"node": node}] and node["ticketIds"] == sorted(tids)
     before = await rows(tenant)
     sql_counter.statements.clear()
-    denied = await tenant.call("nurse", CREATE, input=item(tenant, ticketIds=[tid]))
+    denied = await tenant.call("nurse", CREATE, input=item(tenant, ticketIds=tids))
     assert denied.codes == ["FORBIDDEN"] and link_reads(sql_counter) == []
-    assert await rows(tenant) == before and await ImprovementTicket.filter(institution_id=tenant.id).count() == 1
+    assert await rows(tenant) == before and await ImprovementTicket.filter(institution_id=tenant.id).count() == 3
     denials = [(e.actor_id, e.reason) for e in await tenant.audit_events(outcome="denied")]
     assert (tenant.staff_ids["nurse"], "forbidden") in denials
 

@@ -9,7 +9,7 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from models import AuditEvent, ImprovementItem
+from models import AuditEvent, ImprovementItem, Questionnaire
 from tests.conftest import SqlCounter
 from tests.factories import Tenant
 from tests.surveys import questionnaire
@@ -123,3 +123,22 @@ async def test_a_page_of_cited_items_costs_the_same_whatever_its_size(tenant: Te
         assert len(edges) == first and all(e["node"]["surveyCitation"]["version"] == 1 for e in edges)
         counts.append(len(sql_counter.statements))
     assert counts[0] == counts[1]
+
+
+async def test_a_new_cited_item_reads_its_questionnaire_once(tenant: Tenant, sql_counter: SqlCounter) -> None:
+    """improvementCreate checked the cited questionnaire, then read it again for its answer (found in review): it
+    now answers with the newest version it read as it checked, the one a read of the item shows."""
+    first = await questionnaire(tenant)
+    await Questionnaire.create(institution_id=tenant.id, key=first.key, version=2, status="active",
+                               title={**first.title, "en": "Outpatient satisfaction, revised"},
+                               anonymous=False, respondent="patient", items=first.items, scoring=first.scoring)
+    sql_counter.statements.clear()
+    reply = await tenant.call("support_agent", CREATE, input=item(tenant, source="SURVEY",
+                                                                   surveyCitation=cites(first.key)))
+    assert reply.errors == [], reply.errors
+    reads = [s for s in sql_counter.statements if 'FROM "questionnaire"' in s]
+    assert len(reads) == 1, reads
+    created = reply.data["improvementCreate"]["surveyCitation"]
+    assert (created["version"], created["title"]["en"]) == (2, "Outpatient satisfaction, revised")
+    listed = (await tenant.call("support_agent", LIST)).data["improvementItems"]["edges"]
+    assert [e["node"]["surveyCitation"] for e in listed] == [created]
