@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Hash
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 from strawberry.dataloader import DataLoader
 from tortoise.backends.base.client import TransactionalDBClient
@@ -45,6 +45,16 @@ from policies.scopes import patient_scope as build_patient_scope
 from resolvers.context import Context
 
 M = TypeVar("M", bound=Model)
+V = TypeVar("V")
+
+
+class OnFile(Protocol):
+    """A record on a patient's file: a visit, an appointment, a follow-up task."""
+
+    patient_id: uuid.UUID
+
+
+R = TypeVar("R", bound=OnFile)
 
 MERGED = "merged"  # a duplicate file kept as it was merged (models.patient.PATIENT_STATUSES)
 # Actions that add to or change a patient's file: a merged file takes none, its survivor does.
@@ -318,6 +328,26 @@ def records_in_reach(ctx: Context, model: type[M]) -> QuerySet[M] | None:
     if principal.kind == PARTNER:
         query = query.filter(partner_id=principal.partner_id)
     return query
+
+
+async def with_files(ctx: Context, rows: Sequence[R], view: Callable[[R, PatientView], V],
+                     columns: Collection[str] | None = None) -> list[V]:
+    """Each record made ``view(row, patient)`` with its patient as the caller may see the file (one batched read
+    for a page); a record whose file is out of sight is left out. ``columns``: as ``visible_patients``."""
+    patients = await visible_patients(ctx, [row.patient_id for row in rows], columns)
+    return [view(row, patient) for row, patient in zip(rows, patients, strict=True) if patient is not None]
+
+
+async def find_on_file(ctx: Context, query: QuerySet[Any] | None, record_id: uuid.UUID | None,
+                       view: Callable[[R, PatientView], V], *, action: Action, resource_type: str,
+                       field: str = "id") -> V:
+    """One record of ``query`` (the records in reach, None: none) with its file as ``with_files`` makes it, or
+    NOT_FOUND (the refusal recorded) when it is missing, out of reach, or its file out of sight."""
+    row = None if query is None or record_id is None else await query.get_or_none(id=record_id)
+    views = [] if row is None else await with_files(ctx, [row], view)
+    if not views:
+        raise await not_found(ctx, action, resource_type, record_id, field)
+    return views[0]
 
 
 async def views(ctx: Context, rows: list[Patient]) -> list[PatientView]:

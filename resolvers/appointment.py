@@ -97,17 +97,12 @@ def in_reach(ctx: Context) -> QuerySet[Appointment] | None:
 
 
 async def _views(ctx: Context, rows: Sequence[Appointment]) -> list[AppointmentView]:
-    patients = await access.visible_patients(ctx, [row.patient_id for row in rows])
-    return [AppointmentView(row, patient) for row, patient in zip(rows, patients, strict=True) if patient is not None]
+    return await access.with_files(ctx, rows, AppointmentView)
 
 
 async def find(ctx: Context, appointment_id: uuid.UUID | None, action: Action, field: str = "id") -> AppointmentView:
-    query = in_reach(ctx)
-    row = None if query is None or appointment_id is None else await query.get_or_none(id=appointment_id)
-    views = [] if row is None else await _views(ctx, [row])
-    if not views:
-        raise await access.not_found(ctx, action, "appointment", appointment_id, field)
-    return views[0]
+    return await access.find_on_file(ctx, in_reach(ctx), appointment_id, AppointmentView, action=action,
+                                     resource_type="appointment", field=field)
 
 
 async def get(ctx: Context, appointment_id: uuid.UUID | None) -> AppointmentView:

@@ -494,17 +494,12 @@ async def patient_page(ctx: Context, patient_id: uuid.UUID | None, *, open_only:
 async def _views(ctx: Context, rows: list[FollowUpTask], columns: Collection[str] | None = None) -> list[TaskView]:
     """Each task with its patient as the caller may see the file (one batched query for a page); ``columns``: the
     patient columns the selection reads (None: whole rows)."""
-    patients = await access.visible_patients(ctx, [row.patient_id for row in rows], columns)
-    return [TaskView(row, patient) for row, patient in zip(rows, patients, strict=True) if patient is not None]
+    return await access.with_files(ctx, rows, TaskView, columns)
 
 
 async def find(ctx: Context, task_id: uuid.UUID | None, action: Action, field: str = "id") -> TaskView:
-    query = _reached(ctx)
-    row = None if query is None or task_id is None else await query.get_or_none(id=task_id)
-    views = [] if row is None else await _views(ctx, [row])
-    if not views:
-        raise await access.not_found(ctx, action, "follow_up_task", task_id, field)
-    return views[0]
+    return await access.find_on_file(ctx, _reached(ctx), task_id, TaskView, action=action,
+                                     resource_type="follow_up_task", field=field)
 
 
 async def get(ctx: Context, task_id: uuid.UUID | None) -> TaskView:

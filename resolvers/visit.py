@@ -96,17 +96,12 @@ def in_reach(ctx: Context) -> QuerySet[Visit] | None:
 
 
 async def _views(ctx: Context, rows: list[Visit]) -> list[VisitView]:
-    patients = await access.visible_patients(ctx, [row.patient_id for row in rows])
-    return [VisitView(row, patient) for row, patient in zip(rows, patients, strict=True) if patient is not None]
+    return await access.with_files(ctx, rows, VisitView)
 
 
 async def find(ctx: Context, visit_id: uuid.UUID | None, action: Action, field: str = "id") -> VisitView:
-    query = in_reach(ctx)
-    row = None if query is None or visit_id is None else await query.get_or_none(id=visit_id)
-    views = [] if row is None else await _views(ctx, [row])
-    if not views:
-        raise await access.not_found(ctx, action, "visit", visit_id, field)
-    return views[0]
+    return await access.find_on_file(ctx, in_reach(ctx), visit_id, VisitView, action=action, resource_type="visit",
+                                     field=field)
 
 
 async def get(ctx: Context, visit_id: uuid.UUID | None) -> VisitView:
