@@ -18,18 +18,17 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from typing import Any
-from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from app.files import _error
+from app.files import _error, attachment
 from app.graphql import build_context
 from core.errors import CareloopError, RateLimited
 from resolvers import audit_report as reports
-from resolvers.context import Services
+from resolvers.context import Context, Services
 from schema.common import uuid_of
 
 MAX_RUNNING = 2  # exports at once per institution, per process
@@ -48,6 +47,12 @@ class Running:
         if self._running[institution_id] >= self.limit:
             raise RateLimited("Exports of this institution are already under way; try again shortly.")
         self._running[institution_id] += 1
+
+    def take_for(self, ctx: Context) -> uuid.UUID:
+        """A slot of the caller's institution (RATE_LIMITED past the limit; the caller must be signed in): its id."""
+        institution_id = ctx.require_principal().institution_id
+        self.take(institution_id)
+        return institution_id
 
     def give_back(self, institution_id: uuid.UUID) -> None:
         self._running[institution_id] -= 1
@@ -75,8 +80,7 @@ def routes(services: Services, running: Running | None = None) -> list[Route]:
     async def patient_access(request: Request) -> Response:
         ctx = await build_context(services, request)
         try:
-            institution_id = ctx.require_principal().institution_id
-            slots.take(institution_id)
+            institution_id = slots.take_for(ctx)
             try:
                 query = request.query_params
                 document = await reports.patient_access_export(
@@ -87,13 +91,12 @@ def routes(services: Services, running: Running | None = None) -> list[Route]:
         except CareloopError as error:
             return _refused(error)
         return Response(document.body, media_type=document.media_type,
-                        headers={"content-disposition": f"attachment; filename*=UTF-8''{quote(document.filename)}"})
+                        headers=attachment(document.filename))
 
     async def trail(request: Request) -> Response:
         ctx = await build_context(services, request)
         try:
-            institution_id = ctx.require_principal().institution_id
-            slots.take(institution_id)
+            institution_id = slots.take_for(ctx)
             try:
                 query = request.query_params
                 lines = await reports.trail_export(ctx, query.get("from"), query.get("to"))
@@ -109,7 +112,7 @@ def routes(services: Services, running: Running | None = None) -> list[Route]:
 
         name = f"audit-{institution_id}.ndjson"
         return Streamed(body(), lambda: slots.give_back(institution_id), media_type="application/x-ndjson",
-                        headers={"content-disposition": f"attachment; filename*=UTF-8''{quote(name)}"})
+                        headers=attachment(name))
 
     return [
         Route("/compliance/exports/audit.ndjson", trail, methods=["GET"]),

@@ -108,8 +108,7 @@ def routes(services: Services) -> list[Route]:
             return _error(error)
         digest = base64.b64encode(bytes.fromhex(document.version.row.document_sha256 or "")).decode()
         return Response(document.data, media_type="application/pdf",
-                        headers={"content-disposition": f"attachment; filename*=UTF-8''{quote(document.filename)}",
-                                 "repr-digest": f"sha-256=:{digest}:"})
+                        headers={**attachment(document.filename), "repr-digest": f"sha-256=:{digest}:"})
 
     return [
         Route("/tickets/{ticket_id}/attachments", upload, methods=["POST"]),
@@ -126,11 +125,15 @@ def _created(view: attachments.AttachmentView) -> JSONResponse:
                          "size": row.size, "sha256": row.sha256}, status_code=201)
 
 
+def attachment(filename: str) -> dict[str, str]:
+    """The header that makes an answer a download named ``filename`` (any characters: RFC 6266's UTF-8 form)."""
+    return {"content-disposition": f"attachment; filename*=UTF-8''{quote(filename)}"}
+
+
 def _file(view: attachments.AttachmentView, name: str, data: bytes) -> Response:
     """Always a download, never rendered inline; no-store and nosniff come with every response
     (app.main.SECURITY_HEADERS)."""
-    return Response(data, media_type=view.row.content_type,
-                    headers={"content-disposition": f"attachment; filename*=UTF-8''{quote(name)}"})
+    return Response(data, media_type=view.row.content_type, headers=attachment(name))
 
 
 async def _form(request: Request, limit: int) -> tuple[uuid.UUID | None, str | None, str | None, bytes]:
