@@ -11,9 +11,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from tortoise.expressions import Q
-from tortoise.transactions import in_transaction
-
 from audit import writer
 from audit.events import Action
 from core.errors import BadUserInput
@@ -28,7 +25,7 @@ from resolvers.review_queue import ReviewQueue
 MAX_HOURS = 4
 MAX_MERGE_HOPS = 8
 CURSOR_KIND = "emergency-access"
-QUEUE = ReviewQueue(EmergencyAccess, "emergency_access", CURSOR_KIND)
+QUEUE = ReviewQueue(EmergencyAccess, "emergency_access", CURSOR_KIND, "access")
 
 
 @dataclass(frozen=True)
@@ -100,17 +97,9 @@ async def review(ctx: Context, grant_id: uuid.UUID | None, outcome: str, note: s
     if found is None:
         raise await access.not_found(ctx, Action.UPDATE, "emergency_access", grant_id)
     if found.reviewed_at is not None:
-        raise BadUserInput("id: this access was reviewed already.", field="id")
-    async with in_transaction():
-        changes = {"reviewed_at": datetime.now(UTC), "reviewed_by_id": ctx.actor.id, "review_outcome": outcome,
-                   "review_note": access.seal(ctx, "emergency_access", "review_note", found.id, text)}
-        updated = await EmergencyAccess.filter(Q(reviewed_at__isnull=True), id=found.id).update(**changes)
-        if not updated:
-            raise BadUserInput("id: this access was reviewed already.", field="id")
-        await writer.append([access.write_record(ctx, Action.UPDATE, "emergency_access", found.id,
-                                                 patient_id=found.patient_id, fields=frozenset(changes),
-                                                 decision=decision)])
-    return EmergencyView(await EmergencyAccess.get(id=found.id))
+        raise QUEUE.reviewed_already()
+    sealed = access.seal(ctx, "emergency_access", "review_note", found.id, text)
+    return EmergencyView(await QUEUE.record_review(ctx, found, outcome, sealed, decision, patient_id=found.patient_id))
 
 
 def reason(ctx: Context, view: EmergencyView) -> str:

@@ -1,17 +1,26 @@
 """A compliance officers' review queue: the rows of one table that wait for a review (``reviewed_at`` unset).
 
 Break-glass accesses (``resolvers.emergency_access``) and role grants (``resolvers.role_grant``) each keep one;
-both are read the same way, which lives here once. Each module keeps its own names and wraps the rows in its view.
+both are read, and a review recorded, the same way, which lives here once. Each module keeps its own names, its
+checks before a review (the note's shape, who may not review) and wraps the rows in its view.
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
+from tortoise.expressions import Q
+from tortoise.transactions import in_transaction
+
+from audit import writer
 from audit.events import Action
+from core.errors import BadUserInput
 from models.emergency_access import EmergencyAccess
 from models.role_grant import RoleGrant
+from policies.guard import Decision
 from resolvers import access, pagination
 from resolvers.context import Context
 
@@ -23,6 +32,7 @@ class ReviewQueue(Generic[Row]):
     model: type[Row]
     resource: str  # the policy's object, also the audit records' resource type
     cursor_kind: str
+    noun: str  # what a reviewer reviews, in messages: "access", "grant"
 
     async def page(self, ctx: Context, *, first: int, after: str | None, unreviewed_only: bool,
                    count: bool) -> pagination.Page[Row]:
@@ -38,6 +48,24 @@ class ReviewQueue(Generic[Row]):
         """How many rows wait for a review."""
         await self._authorize(ctx)
         return await self.model.filter(institution_id=ctx.institution_id, reviewed_at__isnull=True).count()
+
+    def reviewed_already(self) -> BadUserInput:
+        return BadUserInput(f"id: this {self.noun} was reviewed already.", field="id")
+
+    async def record_review(self, ctx: Context, row: Row, outcome: str, note: str | bytes | None,
+                            decision: Decision, *, patient_id: uuid.UUID | None = None) -> Row:
+        """Record the caller's review of a row they found unreviewed (``note`` as stored: sealed where the table
+        seals it), with its audit record, in one transaction; a review recorded since the row was read wins and
+        this one is BAD_USER_INPUT. The row as reviewed."""
+        async with in_transaction():
+            changes = {"reviewed_at": datetime.now(UTC), "reviewed_by_id": ctx.actor.id, "review_outcome": outcome,
+                       "review_note": note}
+            updated = await self.model.filter(Q(reviewed_at__isnull=True), id=row.id).update(**changes)
+            if not updated:
+                raise self.reviewed_already()
+            await writer.append([access.write_record(ctx, Action.UPDATE, self.resource, row.id, patient_id=patient_id,
+                                                     fields=frozenset(changes), decision=decision)])
+        return await self.model.get(id=row.id)
 
     async def _authorize(self, ctx: Context) -> None:
         await access.authorize(ctx, self.resource, "read", action=Action.READ, resource_type=self.resource)

@@ -11,14 +11,10 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
-
-from tortoise.expressions import Q
-from tortoise.transactions import in_transaction
 
 from audit import writer
 from audit.events import GRANTS_PATIENT_DATA, SELF_GRANT, SELF_REVIEW, Action, AuditRecord
-from core.errors import BadUserInput, Forbidden
+from core.errors import Forbidden
 from core.validation import Problems, clean_text
 from models import RoleGrant
 from models.emergency_access import REVIEW_OUTCOMES
@@ -29,7 +25,7 @@ from resolvers.context import Context
 from resolvers.review_queue import ReviewQueue
 
 CURSOR_KIND = "role-grant"
-QUEUE = ReviewQueue(RoleGrant, "role_grant", CURSOR_KIND)
+QUEUE = ReviewQueue(RoleGrant, "role_grant", CURSOR_KIND, "grant")
 
 
 @dataclass(frozen=True)
@@ -102,13 +98,5 @@ async def review(ctx: Context, grant_id: uuid.UUID | None, outcome: str, note: s
         await access.deny(ctx, Action.UPDATE, "role_grant", found.id, reason=SELF_REVIEW)
         raise forbidden("id: nobody reviews a role grant they made or received.", field="id", reason=SELF_REVIEW)
     if found.reviewed_at is not None:
-        raise BadUserInput("id: this grant was reviewed already.", field="id")
-    async with in_transaction():
-        changes = {"reviewed_at": datetime.now(UTC), "reviewed_by_id": ctx.actor.id, "review_outcome": outcome,
-                   "review_note": text}
-        updated = await RoleGrant.filter(Q(reviewed_at__isnull=True), id=found.id).update(**changes)
-        if not updated:
-            raise BadUserInput("id: this grant was reviewed already.", field="id")
-        await writer.append([access.write_record(ctx, Action.UPDATE, "role_grant", found.id,
-                                                 fields=frozenset(changes), decision=decision)])
-    return RoleGrantView(await RoleGrant.get(id=found.id))
+        raise QUEUE.reviewed_already()
+    return RoleGrantView(await QUEUE.record_review(ctx, found, outcome, text, decision))
