@@ -22,6 +22,8 @@ from websockets.asyncio.client import ClientConnection
 from websockets.typing import Origin, Subprotocol
 
 from app import metrics
+from app.graphql import ORIGIN_REFUSALS
+from app.logs import RefusalLines
 from app.main import create_app
 from app.websocket_limit import TOO_MANY, TOO_MANY_PENDING
 from core.settings import Settings, load_settings
@@ -230,10 +232,11 @@ async def test_a_disallowed_origin_is_refused_as_such_even_over_the_caps(tenant:
 
 
 async def test_disallowed_origins_are_logged_at_most_once_a_minute(
-        limited: Server, caplog: pytest.LogCaptureFixture) -> None:
+        limited: Server, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     """Strawberry warned with each handshake's origin and host: a stranger making up origins wrote a line each
     (found in review). One line names the refusal and neither; the rest of the minute is counted."""
-    caplog.set_level(logging.INFO)
+    monkeypatch.setattr(ORIGIN_REFUSALS, "lines", RefusalLines(ORIGIN_REFUSALS.lines.logger, "WebSocket"))  # its
+    caplog.set_level(logging.INFO)  # minute starts here, whatever refusals earlier tests in this process logged
     async with limited(cors_origins=(PORTAL,)) as url:
         for attempt in range(3):
             assert await refused_handshake(url, origin=f"https://made-up-{attempt}.example.org") == 403
