@@ -607,8 +607,39 @@ async def following_survivor(ctx: Context, action: Action, resource_type: str, r
             raise _SurvivorOutOfReach()
         return survivor
 
-    try:
+    async with _missing_beyond_survivor(ctx, action, resource_type, resource_id, field):
         yield hold
+
+
+FileNow = Callable[[uuid.UUID], Awaitable[uuid.UUID]]
+
+
+@asynccontextmanager
+async def following_record(ctx: Context, action: Action, resource_type: str, resource_id: uuid.UUID, *,
+                           reached: Callable[[], Awaitable[bool]], field: str = "id") -> AsyncIterator[FileNow]:
+    """``following_survivor`` for a record reached through its own rule rather than its file's visibility (a
+    contract: admin and finance reach every one and read no file). Inside the transaction ``hold(file)`` holds the
+    file the record was read on and answers the file it is on now, its survivor when merged since; then
+    ``reached()``, asked after the hold (the record moved already), must say the caller reaches the record there, as
+    a read of it after the merge would, else NOT_FOUND for the record as ``following_survivor`` answers."""
+
+    async def hold(patient_id: uuid.UUID) -> uuid.UUID:
+        now_on = (await current_files([patient_id]))[patient_id]
+        if now_on != patient_id and not await reached():
+            raise _SurvivorOutOfReach()
+        return now_on
+
+    async with _missing_beyond_survivor(ctx, action, resource_type, resource_id, field):
+        yield hold
+
+
+@asynccontextmanager
+async def _missing_beyond_survivor(ctx: Context, action: Action, resource_type: str, resource_id: uuid.UUID,
+                                   field: str) -> AsyncIterator[None]:
+    """A survivor beyond the caller's reach, found inside the transaction this wraps: NOT_FOUND for the record,
+    recorded once the transaction has rolled back."""
+    try:
+        yield
     except _SurvivorOutOfReach:
         raise await not_found(ctx, action, resource_type, resource_id, field) from None
 

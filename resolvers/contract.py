@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
@@ -789,6 +790,28 @@ async def _cas(ctx: Context, row: Contract, expected: int, **columns: Any) -> No
         raise _stale()
 
 
+@asynccontextmanager
+async def writing(ctx: Context, view: ContractView, action: Action, field: str = "contractId"
+                  ) -> AsyncIterator[uuid.UUID]:
+    """The transaction of a caller's write to a contract it found; yields the client's file as it is now, which the
+    write's records name. The file is held first (``access.following_record``), as a merge locks it before it moves
+    the contract. A file merged since the contract was found moved the contract to the survivor: the caller named the
+    contract, not the file, so the write goes on and is recorded on the survivor's trail, if the caller reaches the
+    contract there (``in_reach``, as ``find`` would ask after the merge); beyond it NOT_FOUND for the contract,
+    nothing written, the refusal recorded once rolled back (found in review: the records named the merged file). As
+    ``appointmentCancel`` and ``followUpTaskComplete`` do; a write that adds a contract to a file (create, renew)
+    refuses a merged file instead, as every write naming a file does."""
+    following = access.following_record(ctx, action, "contract", view.row.id, field=field,
+                                        reached=lambda: _reached(ctx, view.row.id))
+    async with following as hold, in_transaction():
+        yield await hold(view.row.patient_id)
+
+
+async def _reached(ctx: Context, contract_id: uuid.UUID) -> bool:
+    query = in_reach(ctx)
+    return query is not None and await query.filter(id=contract_id).exists()
+
+
 def _expect(row: Contract, expected: int | None) -> int:
     if expected is not None and expected != row.version:
         raise _stale()
@@ -1025,14 +1048,14 @@ async def update_draft(ctx: Context, contract_id: uuid.UUID | None, data: dict[s
     columns["period_total"] = money.total(line.total for line in lines)
     written = frozenset({*(f"version.{version.number}.{name}" for name in columns), *contract_columns,
                          *(["items"] if given is not None else [])})
-    async with in_transaction():
+    async with writing(ctx, view, Action.UPDATE) as patient_id:
         await _cas(ctx, row, expected, **contract_columns)
         changed = await ContractVersion.filter(id=version.id, status="draft").update(**columns, updated_at=_now())
         if changed != 1:
             raise _stale()
         await ContractItem.filter(contract_version_id=version.id).delete()
         await _insert_items(ctx.institution_id, version.id, lines)
-        await writer.append([access.write_record(ctx, Action.UPDATE, "contract", row.id, patient_id=row.patient_id,
+        await writer.append([access.write_record(ctx, Action.UPDATE, "contract", row.id, patient_id=patient_id,
                                                  fields=written, decision=decision)])
     return _view(ctx, await _refetch(row))
 
@@ -1082,11 +1105,11 @@ async def amend(ctx: Context, contract_id: uuid.UUID | None, data: dict[str, Any
     written = frozenset({"current_version", f"version.{number}", "change_summary", "effective_on",
                          *(name for name in ("end_on", "billing_period", "deposit", "notice_days", "auto_renew",
                                              "rights_duties", "clauses", "items", "reprice") if name in data)})
-    async with in_transaction():
+    async with writing(ctx, view, Action.UPDATE) as patient_id:
         await _cas(ctx, row, expected, current_version=number)
         await _insert_version(scribe, row.id, number, status="draft", effective_on=cast(date, effective_on),
                               end_on=end_on, change_summary=summary, lines=lines, **terms)
-        await writer.append([access.write_record(ctx, Action.UPDATE, "contract", row.id, patient_id=row.patient_id,
+        await writer.append([access.write_record(ctx, Action.UPDATE, "contract", row.id, patient_id=patient_id,
                                                  fields=written, decision=decision)])
     return _view(ctx, await _refetch(row))
 
@@ -1192,13 +1215,13 @@ async def transition(ctx: Context, contract_id: uuid.UUID | None, move: str, *, 
             problems.add("effectiveOn", "effective_outside_term", "not after the end of the term.")
         columns.update(ended_at=now, status_reason=text, end_on=ends)
     problems.check()
-    async with in_transaction():
+    async with writing(ctx, view, Action.UPDATE) as patient_id:
         await _cas(ctx, row, expected, **columns)
         if move == "terminate":
             await ContractVersion.filter(institution_id=ctx.institution_id, contract_id=row.id,
                                          status__in=OPEN_VERSION).update(status="withdrawn", updated_at=now)
             await _cancel_reminders(ctx.institution_id, row.id)
-        await writer.append([access.write_record(ctx, Action.UPDATE, "contract", row.id, patient_id=row.patient_id,
+        await writer.append([access.write_record(ctx, Action.UPDATE, "contract", row.id, patient_id=patient_id,
                                                  fields=frozenset(columns), decision=decision)])
     return _view(ctx, await _refetch(row))
 

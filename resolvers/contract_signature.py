@@ -36,7 +36,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
-from tortoise.transactions import in_transaction
 
 from audit import writer
 from audit.events import Action, AuditRecord, Outcome
@@ -175,7 +174,7 @@ async def send(ctx: Context, contract_id: uuid.UUID | None, expected_version: in
     document = dataclasses.replace(await document_of(ctx, row, draft), nonce=secrets.token_hex(16))
     data = await asyncio.to_thread(render, document)  # CPU work off the event loop
     digest, key = hashlib.sha256(data).hexdigest(), uuid.uuid4().hex
-    async with in_transaction():
+    async with contracts.writing(ctx, view, Action.UPDATE) as patient_id:
         locked = await Contract.filter(id=row.id, institution_id=ctx.institution_id).select_for_update().first()
         version = await ContractVersion.filter(id=draft.id, institution_id=ctx.institution_id
                                                ).select_for_update().first()
@@ -192,7 +191,7 @@ async def send(ctx: Context, contract_id: uuid.UUID | None, expected_version: in
         await contracts.on_version_sent(ctx, locked, version)
         await _settle(ctx, row.id, "draft", {"status": "sent"})
         await writer.append([access.write_record(
-            ctx, Action.UPDATE, "contract", row.id, patient_id=row.patient_id,
+            ctx, Action.UPDATE, "contract", row.id, patient_id=patient_id,
             fields=frozenset({"status", f"version.{version.number}.sent", "document"}), decision=decision)])
     return ContractView(await Contract.get(id=row.id, institution_id=ctx.institution_id), view.partner_only)
 
@@ -310,7 +309,7 @@ async def _record(ctx: Context, view: ContractView, data: dict[str, Any], party:
                                      "again.", MISMATCH, "input.documentSha256")
     signature_id = uuid7()
     try:
-        async with in_transaction():
+        async with contracts.writing(ctx, view, Action.CREATE, "input.contractId") as patient_id:
             locked = await Contract.filter(id=contract.id, institution_id=ctx.institution_id
                                            ).select_for_update().first()
             current = await ContractVersion.filter(id=version.id, institution_id=ctx.institution_id
@@ -326,7 +325,7 @@ async def _record(ctx: Context, view: ContractView, data: dict[str, Any], party:
                 id=signature_id, institution_id=ctx.institution_id, contract_version_id=current.id, party=party,
                 method=method, signed_at=_now(), document_sha256=digest, **columns)
             await writer.append([access.write_record(
-                ctx, Action.CREATE, "contract_signature", signature_id, patient_id=contract.patient_id,
+                ctx, Action.CREATE, "contract_signature", signature_id, patient_id=patient_id,
                 fields=frozenset({"party", "method", "signer", "document_sha256"}), decision=decision)])
             if set(required_parties(locked)) <= signed | {party}:
                 await ContractVersion.filter(id=current.id, status="sent").update(status="signed", signed_at=_now())
@@ -334,7 +333,7 @@ async def _record(ctx: Context, view: ContractView, data: dict[str, Any], party:
                 await contracts.on_version_signed(ctx, locked, current, decision=decision)
                 if await _settle(ctx, contract.id, ("draft", "sent"), {"status": "active", "activated_at": _now()}):
                     await writer.append([access.write_record(
-                        ctx, Action.UPDATE, "contract", contract.id, patient_id=contract.patient_id,
+                        ctx, Action.UPDATE, "contract", contract.id, patient_id=patient_id,
                         fields=frozenset({"status", "activated_at"}), decision=decision)])
             # As this signature left them (read under the lock, before anyone else signs).
             fresh = await Contract.get(id=contract.id, institution_id=ctx.institution_id)
@@ -389,7 +388,7 @@ async def withdraw(ctx: Context, contract_id: uuid.UUID | None, number: int, exp
     if version is None:
         raise await access.not_found(ctx, Action.UPDATE, "contract_version", row.id, "versionNumber")
     _check_withdrawable(version)
-    async with in_transaction():
+    async with contracts.writing(ctx, view, Action.UPDATE) as patient_id:
         locked = await Contract.filter(id=row.id, institution_id=ctx.institution_id).select_for_update().first()
         current = await ContractVersion.filter(id=version.id, institution_id=ctx.institution_id
                                                ).select_for_update().first()
@@ -412,7 +411,7 @@ async def withdraw(ctx: Context, contract_id: uuid.UUID | None, number: int, exp
                                         ).update(**columns, version=bumped(), updated_at=_now())
         if changed != 1:
             raise _stale()
-        await writer.append([access.write_record(ctx, Action.UPDATE, "contract", row.id, patient_id=row.patient_id,
+        await writer.append([access.write_record(ctx, Action.UPDATE, "contract", row.id, patient_id=patient_id,
                                                  fields=frozenset(written), decision=decision)])
     return ContractView(await Contract.get(id=row.id, institution_id=ctx.institution_id), view.partner_only)
 
