@@ -282,12 +282,6 @@ async def versions_of(ctx: Context, view: ContractView) -> list[VersionView]:
     return [VersionView(row, view) for row in rows]
 
 
-async def every_version(ctx: Context, view: ContractView) -> list[VersionView]:
-    """Every version of the contract, oldest first, whatever their number (what a delivery report reckons with)."""
-    rows = await ContractVersion.filter(institution_id=ctx.institution_id, contract_id=view.row.id).order_by("number")
-    return [VersionView(row, view) for row in rows]
-
-
 async def versions_page(ctx: Context, contract_id: uuid.UUID | None, *, first: int, after: str | None,
                         count: bool = False) -> pagination.Page[VersionView]:
     """A contract's versions, oldest first, a page at a time: every one ``Contract.versions`` lists, and those past
@@ -348,31 +342,51 @@ async def in_force(ctx: Context, view: ContractView) -> VersionView | None:
 
 
 # The signed version in force on a day, as ``in_force_on`` chooses it: the newest signed one effective by then, else
-# the first signed. Once per contract (the subquery's index: the contract's versions by number).
+# the first signed. Once per contract (the subquery's index: the contract's versions by number). The day is a value,
+# or each contract's own last day of service (its row joined in the subquery: SQLite does not see the outer "c" in
+# the subquery's ORDER BY).
 _IN_FORCE = ('SELECT "v".* FROM "contract" AS "c" JOIN "contract_version" AS "v" ON "v"."id" = ('
-             'SELECT "s"."id" FROM "contract_version" AS "s" WHERE "s"."contract_id" = "c"."id" '
+             'SELECT "s"."id" FROM "contract_version" AS "s"{term} WHERE "s"."contract_id" = "c"."id" '
              'AND "s"."status" = {signed} ORDER BY CASE WHEN "s"."effective_on" <= {day} THEN 0 ELSE 1 END, '
              'CASE WHEN "s"."effective_on" <= {same_day} THEN -"s"."number" ELSE "s"."number" END LIMIT 1) '
-             'WHERE "c"."institution_id" = {institution} AND "c"."id" {contracts}')
+             'WHERE {institution} "c"."id" {contracts}')
+TERM = ' JOIN "contract" AS "t" ON "t"."id" = "s"."contract_id"'
+TERM_END = '"t"."end_on"'
 
 
-async def _in_force_rows(institution_id: uuid.UUID, contract_ids: Sequence[uuid.UUID], day: date
+async def _in_force_rows(institution_id: uuid.UUID | None, contract_ids: Sequence[uuid.UUID], day: date | None
                          ) -> list[ContractVersion]:
-    """The version in force on ``day`` of each contract that has one (a row each)."""
-    db = ContractVersion._meta.db
+    """The version in force on ``day`` (None: on the last day of each contract's own term) of each contract that has
+    one, a row each, in one statement; ``institution_id`` None: of any institution (a sweep's)."""
+    db = ContractVersion._meta.db  # the caller's transaction's connection, when in one
+    postgres = db.capabilities.dialect == "postgres"
     ids = sorted(set(contract_ids))
-    values: list[Any]
-    if db.capabilities.dialect == "postgres":
-        signed, day_mark, same_day, institution, listed = placeholders(db, 5)
-        contracts, values = f"= ANY({listed}::uuid[])", [ids]
-    else:
-        signed, day_mark, same_day, institution, *marks = placeholders(db, 4 + len(ids))
-        contracts, values = f"IN ({', '.join(marks)})", [str(i) for i in ids]
-    sql = _IN_FORCE.format(signed=signed, day=day_mark, same_day=same_day, institution=institution,
-                           contracts=contracts)
-    institution_value = institution_id if db.capabilities.dialect == "postgres" else str(institution_id)
-    _, rows = await db.execute_query(sql, ["signed", day, day, institution_value, *values])
+    marks = iter(placeholders(db, 4 + (1 if postgres else len(ids))))  # numbered in the order they are bound
+    values: list[Any] = []
+
+    def bind(value: Any) -> str:
+        values.append(value if postgres or not isinstance(value, uuid.UUID) else str(value))
+        return next(marks)
+
+    signed = bind("signed")
+    day_at, same_day = (TERM_END, TERM_END) if day is None else (bind(day), bind(day))
+    institution = "" if institution_id is None else f'"c"."institution_id" = {bind(institution_id)} AND'
+    contracts = f"= ANY({bind(ids)}::uuid[])" if postgres else f"IN ({', '.join(bind(i) for i in ids)})"
+    sql = _IN_FORCE.format(term=TERM if day is None else "", signed=signed, day=day_at, same_day=same_day,
+                           institution=institution, contracts=contracts)
+    _, rows = await db.execute_query(sql, values)
     return statements.models_of(ContractVersion, rows)
+
+
+async def in_force_at_end(contract_ids: Sequence[uuid.UUID], institution_id: uuid.UUID | None = None
+                          ) -> dict[uuid.UUID, ContractVersion]:
+    """Each contract's version in force on the last day of its term (``in_force_on`` its ``end_on``): what the
+    expiry sweep renews from, and what tells the reminders whether the contract renews itself. Chosen in SQL, the one
+    version loaded a contract, in one statement whatever the number of contracts and versions (found in review: every
+    version of each, long texts and all, was loaded to choose it)."""
+    if not contract_ids:
+        return {}
+    return {row.contract_id: row for row in await _in_force_rows(institution_id, contract_ids, None)}
 
 
 async def open_version(ctx: Context, view: ContractView) -> VersionView | None:
@@ -1337,14 +1351,13 @@ async def _end_term(keyring: KeyRing, institution_id: uuid.UUID, contract_id: uu
         renewals = await Contract.filter(institution_id=institution_id, renewal_of_id=row.id).exclude(
             status="terminated").values_list("status", "activated_at")
         signed = any(activated is not None for _, activated in renewals)
-        versions = await _versions(institution_id, row.id)
-        base = in_force_on([VersionView(v, ContractView(row)) for v in versions], row.end_on)
+        base = (await in_force_at_end([row.id], institution_id)).get(row.id)
         records: list[AuditRecord] = []
         if signed:
             status = "renewed"
-        elif not renewals and base is not None and base.row.auto_renew:
+        elif not renewals and base is not None and base.auto_renew:
             status = "renewed"
-            renewal = await _auto_renew(Scribe(institution_id, await keyring.get(institution_id)), row, base.row,
+            renewal = await _auto_renew(Scribe(institution_id, await keyring.get(institution_id)), row, base,
                                         now, today.year)
             records.append(AuditRecord(institution_id, SYSTEM, Action.CREATE, "contract", Outcome.ALLOWED,
                                        resource_id=renewal.id, patient_id=row.patient_id,

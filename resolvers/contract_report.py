@@ -45,10 +45,13 @@ report needs ``contract_report: read``: department heads for their departments o
 another is FORBIDDEN and the refusal recorded), admins and finance the institution or any department; aggregates
 only, no patient named, one audited read of the report (revenue adds the ``terms`` class, or its refusal).
 
-Cost: a fixed number of SQL statements whatever the number of periods, items, contracts or visits: the contract,
-its versions, their items, and one statement for the visits of the whole range; the report adds one statement
-counting every month's figures in SQL, and one each for the contracts, versions, items and visits the revenue and
-delivery figures need (their billing calendars are computed here).
+Cost: a fixed number of SQL statements whatever the number of periods, versions, items, contracts or visits: the
+contract, its signed versions' calendar columns (``CALENDAR_COLUMNS``: never a draft or withdrawn version, never the
+texts), the items of the versions in force in the periods shown, and one statement for the visits of the whole
+range; the report adds one statement counting every month's figures in SQL, and one each for the contracts, their
+signed versions' calendar columns, the items of the versions in force in the periods it counts, and the visits
+(their billing calendars are computed here). Every signed version is read, however old: where a period begins
+depends on the billing periods of the versions in force before it.
 """
 
 from __future__ import annotations
@@ -201,6 +204,35 @@ def _allocate(lines: Sequence[Line], counted: dict[str, int]) -> list[int]:
     return out
 
 
+# What a billing calendar reads of a version: which one is in force on a period's first day (signed, its effective
+# date and number), how long the period lasts (billing period) and what it makes due (period total). A version that
+# is not signed is never in force, and the texts (rights and duties, clauses) are never read: found in review, the
+# delivery report loaded every version of the contract whole. Every signed version is needed, however old: where each
+# period begins depends on the billing periods of those in force before it.
+CALENDAR_COLUMNS = ("id", "contract_id", "number", "status", "effective_on", "end_on", "billing_period",
+                    "period_total")
+
+
+async def _calendars(ctx: Context, contract_ids: Collection[uuid.UUID] | Subquery) -> list[ContractVersion]:
+    """The signed versions of these contracts, their calendar columns only, by contract and number (one
+    statement)."""
+    ids: Any = contract_ids if isinstance(contract_ids, Subquery) else list(contract_ids)
+    return list(await ContractVersion.filter(institution_id=ctx.institution_id, status="signed", contract_id__in=ids)
+                .only(*CALENDAR_COLUMNS).order_by("contract_id", "number"))
+
+
+async def _lines_of(version_ids: Collection[uuid.UUID], institution_id: uuid.UUID) -> dict[uuid.UUID, list[Line]]:
+    """The items of the versions in force in the periods counted, and of no other version (found in review: the
+    items of every signed version of every contract were loaded), in one statement."""
+    lines: dict[uuid.UUID, list[Line]] = defaultdict(list)
+    for version_id, position, code, quantity in await ContractItem.filter(
+            institution_id=institution_id, contract_version_id__in=sorted(version_ids)
+    ).order_by("contract_version_id", "position").values_list("contract_version_id", "position", "code",
+                                                               "quantity"):
+        lines[_uuid(version_id)].append(Line(position, code, quantity))
+    return lines
+
+
 # -- delivery of one contract ---------------------------------------------------------------------
 
 
@@ -279,7 +311,7 @@ async def delivery(ctx: Context, contract_id: uuid.UUID | None, since: date | No
     view = await _reached(ctx, contract_id, decision.rule)
     row = view.row
     today = await contracts.local_today(ctx)
-    versions = await contracts.every_version(ctx, view)
+    versions = [VersionView(v, view) for v in await _calendars(ctx, [row.id])]
     through = min(today, until) if until is not None else today
     periods = [p for p in billing_periods(row.start_on, row.end_on, versions, through=through)
                if since is None or p.end >= since]
@@ -442,16 +474,7 @@ async def _money_and_delivery(ctx: Context, signed: QuerySet[Contract], figures:
     rows = await overlapping.only("id", "patient_id", "currency", "start_on", "end_on")
     if not rows:
         return
-    signed_versions = ContractVersion.filter(institution_id=ctx.institution_id, status="signed",
-                                             contract_id__in=Subquery(overlapping.values("id")))
-    versions = await signed_versions.only("id", "contract_id", "number", "status", "effective_on", "end_on",
-                                          "billing_period", "period_total").order_by("contract_id", "number")
-    lines: dict[uuid.UUID, list[Line]] = defaultdict(list)
-    for version_id, position, code, quantity in await ContractItem.filter(
-            institution_id=ctx.institution_id, contract_version_id__in=Subquery(signed_versions.values("id"))
-    ).order_by("contract_version_id", "position").values_list("contract_version_id", "position", "code",
-                                                               "quantity"):
-        lines[_uuid(version_id)].append(Line(position, code, quantity))
+    versions = await _calendars(ctx, Subquery(overlapping.values("id")))
     by_contract: dict[uuid.UUID, list[VersionView]] = defaultdict(list)
     views = {row.id: ContractView(row) for row in rows}
     for version in versions:
@@ -469,6 +492,7 @@ async def _money_and_delivery(ctx: Context, signed: QuerySet[Contract], figures:
                 due.append((row, period))
     if not due:
         return
+    lines = await _lines_of({period.version.row.id for _, period in due}, ctx.institution_id)
     indexes = {code: code_index(ctx, code) for code in sorted({line.code for _, period in due
                                                                for line in lines[period.version.row.id]})}
     delivered = await _delivered(ctx, zone, overlapping, set(indexes.values()), min(p.start for _, p in due),

@@ -12,13 +12,15 @@ import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 import pytest_asyncio
+from tortoise import connections
 
 from app import db
 from app.main import create_app
@@ -167,6 +169,40 @@ def sql_counter() -> Iterator[SqlCounter]:
     yield counter
     logger.removeHandler(counter)
     logger.setLevel(level)
+
+
+class RowsRead:
+    """The rows each SELECT of a table returned, seen on the database client as the driver hands them over."""
+
+    def __init__(self, table: str) -> None:
+        self.table = table
+        self.rows: list[int] = []
+        self.queries: list[str] = []  # each SELECT's text, in the same order
+
+
+@pytest.fixture
+def rows_read(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], RowsRead]:
+    """``rows_read("table")``: from now on, the rows of each SELECT that reads ``table`` (a spy on Tortoise's client:
+    what it runs and returns is unchanged), inside transactions too."""
+    # the class that defines it, which the transactions' client classes inherit it from as well
+    client = next(klass for klass in type(connections.get("default")).__mro__ if "execute_query" in vars(klass))
+    run = client.execute_query
+    watched: list[RowsRead] = []
+
+    async def counted(self: Any, query: str, values: list[Any] | None = None) -> Any:
+        found = await run(self, query, values)
+        for watch in watched:
+            if query.lstrip().upper().startswith("SELECT") and f'"{watch.table}"' in query:
+                watch.rows.append(len(found[1]))
+                watch.queries.append(query)
+        return found
+
+    monkeypatch.setattr(client, "execute_query", counted)
+
+    def watch(table: str) -> RowsRead:
+        watched.append(RowsRead(table))
+        return watched[-1]
+    return watch
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -14,7 +14,6 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
-from tortoise import connections
 
 from resolvers import care_plan as care_plans
 from resolvers import contract as contracts
@@ -27,7 +26,7 @@ from resolvers.context import Services
 from tests.api.test_nested_list_costs import ATTEMPT, CODE, REPLY, TICKET, costs, finished_visit, ok
 from tests.api.test_paged_lists import once_each, walk
 from tests.api.test_total_counts import counts, listing, out_of_reach, staff
-from tests.conftest import SqlCounter
+from tests.conftest import RowsRead, SqlCounter
 from tests.contracts import active_contract, draft, item_input, make_item, signed, today
 from tests.factories import Response, Tenant, make_patient
 from tests.patients import denials_since, events_since, mark, open_account
@@ -367,37 +366,6 @@ AMEND = """mutation($id: ID!, $input: ContractAmendInput!, $v: Int!) {
   contractAmend(contractId: $id, input: $input, expectedVersion: $v) { version } }"""
 VERSIONS = """query($c: ID!, $n: Int! = 20, $after: String) { contractVersions(contractId: $c, first: $n,
   after: $after) { pageInfo { hasNextPage endCursor } nodes { number status } } }"""
-
-
-class RowsRead:
-    """The rows each SELECT of a table returned, seen on the database client as the driver hands them over."""
-
-    def __init__(self, table: str) -> None:
-        self.table = table
-        self.rows: list[int] = []
-
-
-@pytest.fixture
-def rows_read(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], RowsRead]:
-    """``rows_read("table")``: from now on, the rows of each SELECT that reads ``table`` (a spy on Tortoise's client:
-    what it runs and returns is unchanged)."""
-    client = type(connections.get("default"))
-    run = client.execute_query
-    watched: list[RowsRead] = []
-
-    async def counted(self: Any, query: str, values: list[Any] | None = None) -> Any:
-        found = await run(self, query, values)
-        for watch in watched:
-            if query.lstrip().upper().startswith("SELECT") and f'"{watch.table}"' in query:
-                watch.rows.append(len(found[1]))
-        return found
-
-    monkeypatch.setattr(client, "execute_query", counted)
-
-    def watch(table: str) -> RowsRead:
-        watched.append(RowsRead(table))
-        return watched[-1]
-    return watch
 
 
 async def amended(tenant: Tenant, services: Services, amendments: int, **fields: Any) -> str:
