@@ -28,6 +28,7 @@ from resolvers.context import Services
 from tests import surveys
 from tests.api import test_campaigns as campaign_tests
 from tests.api import test_contract_reminders as contract_tests
+from tests.api import test_contract_signatures as signature_tests
 from tests.api import test_reminders as reminder_tests
 from tests.api.test_appointments import CANCEL, NOW, book, make_schedule
 from tests.api.test_contract_renewal import at_local
@@ -38,6 +39,7 @@ from tests.conftest import BACKEND
 from tests.contracts import draft, item_input, make_item, signed, today
 from tests.daytime import ZONE
 from tests.factories import Tenant
+from tests.patients import events_since, mark
 
 pytestmark = pytest.mark.skipif(BACKEND == "sqlite", reason="row locks and concurrent transactions: PostgreSQL")
 
@@ -157,6 +159,27 @@ async def test_a_contract_renewed_by_the_sweep_during_a_merge_is_the_survivors(t
     assert (await Contract.get(id=made["id"])).status == "renewed"
     renewals = await Contract.filter(renewal_of_id=made["id"]).values_list("patient_id", "status")
     assert renewals == [(survivor, "active")], renewals
+
+
+async def test_a_contract_signed_during_a_merge_is_recorded_on_the_survivor(tenant: Tenant,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """contractSign (contract.writing) holds the client's file before the contract and its version, as the merge
+    locks the file before it moves the contract: it waits for the merge, neither deadlocks, and the signature and
+    the activation are recorded on the file the contract is on then (test_patient_merge_contract_writes makes the
+    merge sequential)."""
+    survivor, duplicate = await reminder_tests.patient(tenant), await reminder_tests.patient(tenant)
+    sent = await signature_tests.send(tenant, await signature_tests.drafted(tenant, patient_id=duplicate))
+    assert (await signature_tests.sign(tenant, "front_desk", sent, "CLIENT")).errors == []
+    seq = await mark(tenant.id)
+
+    await during_a_held_merge(tenant, monkeypatch, survivor, duplicate,
+                              lambda: signature_tests.sign(tenant, "admin", sent, "INSTITUTION"))
+
+    stored = await Contract.get(id=sent["id"])
+    assert (stored.patient_id, stored.status) == (survivor, "active")
+    recorded = [(e.resource_type, e.patient_id) for e in await events_since(tenant.id, seq, outcome="allowed")
+                if e.resource_type in ("contract", "contract_signature") and e.action != "read"]
+    assert recorded and {patient for _, patient in recorded} == {survivor}, recorded
 
 
 # -- survey invitations ------------------------------------------------------------------------------------------
