@@ -87,6 +87,7 @@ MAX_MONTHS = 36
 INSTITUTION_WIDE = frozenset({"admin", "finance"})  # report roles that see every department
 LIVE = ("active", "suspended")
 REPORT = "contract_report"
+IDS_PER_STATEMENT = 10_000  # ids a statement names: well under both databases' 32,767 parameters
 TERMS = "contract.terms"
 
 
@@ -223,13 +224,17 @@ async def _calendars(ctx: Context, contract_ids: Collection[uuid.UUID] | Subquer
 
 async def _lines_of(version_ids: Collection[uuid.UUID], institution_id: uuid.UUID) -> dict[uuid.UUID, list[Line]]:
     """The items of the versions in force in the periods counted, and of no other version (found in review: the
-    items of every signed version of every contract were loaded), in one statement."""
+    items of every signed version of every contract were loaded): one statement per ``IDS_PER_STATEMENT`` versions
+    (a statement takes at most 32,767 parameters on either database: an institution-wide report over more
+    versions failed)."""
     lines: dict[uuid.UUID, list[Line]] = defaultdict(list)
-    for version_id, position, code, quantity in await ContractItem.filter(
-            institution_id=institution_id, contract_version_id__in=sorted(version_ids)
-    ).order_by("contract_version_id", "position").values_list("contract_version_id", "position", "code",
-                                                               "quantity"):
-        lines[_uuid(version_id)].append(Line(position, code, quantity))
+    ordered = sorted(version_ids)
+    for start in range(0, len(ordered), IDS_PER_STATEMENT):
+        for version_id, position, code, quantity in await ContractItem.filter(
+                institution_id=institution_id, contract_version_id__in=ordered[start:start + IDS_PER_STATEMENT]
+        ).order_by("contract_version_id", "position").values_list("contract_version_id", "position", "code",
+                                                                   "quantity"):
+            lines[_uuid(version_id)].append(Line(position, code, quantity))
     return lines
 
 

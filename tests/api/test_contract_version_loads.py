@@ -179,3 +179,26 @@ async def test_the_report_reads_the_items_of_the_versions_in_force_only(
     for alone, both in zip(*answers, strict=True):
         assert both["contractedUnits"] == 2 * alone["contractedUnits"], (alone, both)
         assert [float(m["amount"]) for m in both["revenue"]] == [2 * float(m["amount"]) for m in alone["revenue"]]
+
+
+async def test_the_report_reads_the_items_of_many_versions_in_several_statements(
+        tenant: Tenant, services: Services, sql_counter: SqlCounter, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A statement takes at most 32,767 parameters on either database, one a version id: an institution-wide report
+    over more versions in force failed. The items are read IDS_PER_STATEMENT versions at a time, with the same
+    answer (here one a statement: three versions in force, three statements where one did)."""
+    from resolvers import contract_report
+    end = today() + timedelta(days=200)
+    await with_versions(tenant, services, 0, end=end)
+    monkeypatch.setattr(contracts, "_now", lambda: datetime.now(UTC))  # amendments are made today
+    await with_versions(tenant, services, 4, end=end)
+    months = {"from": today().strftime("%Y-%m"), "to": end.strftime("%Y-%m")}
+    later(monkeypatch, 400)
+    spent, answers = [], []
+    for per_statement in (contract_report.IDS_PER_STATEMENT, 1):
+        monkeypatch.setattr(contract_report, "IDS_PER_STATEMENT", per_statement)
+        start = len(sql_counter.statements)
+        answers.append(ok(await tenant.call("finance", REPORT, **months))["contractReport"]["months"])
+        spent.append(len(sql_counter.statements) - start)
+    assert answers[0] == answers[1]
+    assert any(month["contractedUnits"] for month in answers[0]), answers[0]
+    assert spent[1] - spent[0] == 2, spent  # versions 1, 1 and 5 of the two contracts
