@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from models import FollowUpTask
+from tests.conftest import SqlCounter
 from tests.factories import Tenant, make_patient
 
 CREATE = "mutation($input: VisitCreateInput!) { visitCreate(input: $input) { id } }"
@@ -154,3 +155,14 @@ async def test_the_retention_window_ends_on_the_local_day(tenant: Tenant) -> Non
     reply = await tenant.call("department_head", REPORT, month="2026-10", dep=str(tenant.departments["A"].id), n=1)
     assert reply.errors == [], reply.errors
     assert (reply.data["visitReport"]["patientsSeen"], reply.data["visitReport"]["patientsReturned"]) == (1, 1)
+
+
+async def test_the_returning_patients_are_named_by_a_subquery_not_one_parameter_each(
+        november: Tenant, sql_counter: SqlCounter) -> None:
+    """A statement takes at most 32,767 parameters on either database: a large hospital's department sees more
+    patients in a month, and the statement that looked for their return named each one (found in review)."""
+    reply = await november.call("department_head", REPORT, month="2026-11",
+                                dep=str(november.departments["A"].id), n=12)
+    assert reply.data["visitReport"]["patientsSeen"] == 4 and reply.data["visitReport"]["patientsReturned"] == 2
+    [returning] = [s for s in sql_counter.statements if '"patient_id" IN (' in s and '"visit"' in s]
+    assert "IN (SELECT" in returning, returning
