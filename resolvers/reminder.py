@@ -133,12 +133,14 @@ async def _schedule(institution_id: uuid.UUID, zone: ZoneInfo, today: date, now:
     fresh = [d for d in due if d.key not in known]
     if not fresh:
         return 0
-    patients = {pid: (name, language) for pid, name, language in await Patient.filter(
-        institution_id=institution_id, id__in=list({d.patient_id for d in fresh})).values_list(
-        "id", "full_name", "preferred_language")}
     departments = dict(await Department.filter(institution_id=institution_id).values_list("id", "name"))
     scheduled = 0
     for chunk in _chunks(fresh, BATCH):
+        # the chunk's patients alone (found in review: every patient of the day in one statement, one parameter
+        # each, and a statement takes at most 32,767: a holiday greeting of a larger institution failed)
+        patients = {pid: (name, language) for pid, name, language in await Patient.filter(
+            institution_id=institution_id, id__in=list({d.patient_id for d in chunk})).values_list(
+            "id", "full_name", "preferred_language")}
         requests = [_request(d, zone, today, now, patients, departments) for d in chunk if d.patient_id in patients]
         async with in_transaction():
             await communications.schedule_many(institution_id, requests)

@@ -10,8 +10,11 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from models import CarePlan, Communication, FollowUpTask, Institution
 from resolvers import reminder
+from tests.conftest import SqlCounter
 from tests.factories import Tenant, make_patient
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -142,3 +145,23 @@ async def test_the_gate_decides_a_reminder_for_a_patient_without_consent(tenant:
 
     row = found[f"revisit:{visit}:2031-05-13"]
     assert (row.status, row.refusal) == ("refused", "no_consent")
+
+
+async def test_a_holiday_greets_every_patient_a_batch_at_a_time(
+        tenant: Tenant, sql_counter: SqlCounter, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A holiday greets every patient who wants greetings, and a statement takes at most 32,767 parameters on either
+    database: the sweep read every greeted patient in one statement, one parameter each, and failed on a holiday in a
+    larger institution (found in review). No statement names more patients than a batch holds."""
+    monkeypatch.setattr(reminder, "BATCH", 2)
+    today = date(2031, 10, 1)
+    greeted = {await patient(tenant) for _ in range(5)}
+    ok(await tenant.call("admin", CALENDAR, input={
+        "week": [{"weekday": d, "intervals": [{"start": "08:00", "end": "17:00"}]} for d in range(1, 6)],
+        "holidays": ["2031-10-01"]}), "businessCalendarSet")
+
+    found = await sweep(tenant, local(today, time(8)))
+
+    assert {k for k in found if k.startswith("holiday:")} >= {f"holiday:{pid}:2031-10-01" for pid in greeted}
+    named = [sum(str(pid) in statement for pid in greeted) for statement in sql_counter.statements
+             if statement.startswith("SELECT") and '"patient"' in statement]
+    assert named and max(named) <= 2, named
