@@ -3,7 +3,9 @@
 Every resolver that touches patient data goes through here:
 - ``authorize`` decides with the guard and records a denial before refusing;
 - ``patient_scope`` and ``scoped_patients`` put the row scope inside the SQL, so a row
-  out of scope is never fetched and looks exactly like a missing one (``not_found``);
+  out of scope is never fetched and looks exactly like a missing one (``not_found``); a record of the
+  institution on no file (a department, a schedule, a partner) is found by id with ``find_in_institution``,
+  another institution's answering as a missing one;
 - rows load with their encrypted columns sealed; ``read_patient_field`` and
   ``read_contact_field`` check the field class, decrypt at the point of use and note the
   read, so only fields a client asked for are decrypted and audited;
@@ -166,6 +168,17 @@ async def not_found(
     """Missing and out of scope answer alike; the attempt is on record either way."""
     await deny(ctx, action, resource_type, resource_id, reason="not_found")
     return NotFound(field=field)
+
+
+async def find_in_institution(ctx: Context, rows: type[M] | QuerySet[M], record_id: uuid.UUID | None, *,
+                              action: Action, resource_type: str, field: str = "id") -> M:
+    """The row of ``rows`` (a model, or a query narrowing it: active ones only, with a related row) with this id in
+    the caller's institution, or NOT_FOUND at ``field`` with the refusal recorded (``not_found``): another
+    institution's row, or no id at all, answers as a missing one."""
+    row = None if record_id is None else await rows.get_or_none(id=record_id, institution_id=ctx.institution_id)
+    if row is None:
+        raise await not_found(ctx, action, resource_type, record_id, field)
+    return row
 
 
 def write_record(

@@ -251,10 +251,8 @@ async def update_security(ctx: Context, totp_required: bool, version: int | None
 
 async def _staff(ctx: Context, staff_id: uuid.UUID | None, action: Action, resource_type: str) -> Staff:
     """A staff member of the caller's institution; another's or none answers NOT_FOUND, on the trail."""
-    staff = None if staff_id is None else await Staff.get_or_none(id=staff_id, institution_id=ctx.institution_id)
-    if staff is None:
-        raise await access.not_found(ctx, action, resource_type, staff_id, "staffId")
-    return staff
+    return await access.find_in_institution(ctx, Staff, staff_id, action=action, resource_type=resource_type,
+                                            field="staffId")
 
 
 # -- my second factor (staff) ---------------------------------------------------------------------

@@ -246,10 +246,8 @@ async def schedule_day(ctx: Context, schedule_id: uuid.UUID | None, day: date, *
                        first: int, after: str | None, count: bool = False) -> AppointmentPage:
     """A schedule's appointments on a local day, in slot order: those of patients the caller reaches."""
     await access.authorize(ctx, "appointment", "read", action=Action.READ, resource_type="appointment")
-    schedule = None if schedule_id is None else await Schedule.get_or_none(id=schedule_id,
-                                                                          institution_id=ctx.institution_id)
-    if schedule is None:
-        raise await access.not_found(ctx, Action.READ, "schedule", schedule_id, "scheduleId")
+    schedule = await access.find_in_institution(ctx, Schedule, schedule_id, action=Action.READ,
+                                                resource_type="schedule", field="scheduleId")
     return await _day(ctx, Q(schedule_id=schedule.id), day, include_cancelled=include_cancelled, first=first,
                       after=after, count=count)
 

@@ -169,11 +169,7 @@ async def progress_of(campaign_ids: list[uuid.UUID]) -> dict[uuid.UUID, Progress
 
 
 async def _find(ctx: Context, campaign_id: uuid.UUID | None, action: Action) -> Campaign:
-    row = None if campaign_id is None else await Campaign.get_or_none(id=campaign_id,
-                                                                      institution_id=ctx.institution_id)
-    if row is None:
-        raise await access.not_found(ctx, action, "campaign", campaign_id)
-    return row
+    return await access.find_in_institution(ctx, Campaign, campaign_id, action=action, resource_type="campaign")
 
 
 # -- writing ----------------------------------------------------------------------------------

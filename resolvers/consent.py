@@ -27,10 +27,8 @@ async def set_sharing(ctx: Context, patient_id: uuid.UUID | None, partner_id: uu
     decision = await access.authorize(ctx, "consent", "update", action=Action.CONSENT,
                                       resource_type="partner_consent", patient_id=patient_id)
     view = await access.find_patient(ctx, patient_id, action=Action.CONSENT, field="patientId")
-    partner = None if partner_id is None else await Partner.get_or_none(id=partner_id,
-                                                                        institution_id=ctx.institution_id)
-    if partner is None:
-        raise await access.not_found(ctx, Action.CONSENT, "partner", partner_id, "partnerId")
+    partner = await access.find_in_institution(ctx, Partner, partner_id, action=Action.CONSENT,
+                                               resource_type="partner", field="partnerId")
     async with access.file_transaction(ctx, view.row.id, action=Action.CONSENT):
         row, created = await PartnerConsent.get_or_create(
             institution_id=ctx.institution_id, patient_id=view.row.id, partner_id=partner.id,

@@ -51,10 +51,8 @@ async def update(ctx: Context, department_id: uuid.UUID | None, name: str, versi
     """Rename a department over the version the caller read (stale: CONFLICT, nothing written)."""
     decision = await access.authorize(ctx, "department", "update", action=Action.UPDATE, resource_type="department",
                                       resource_id=department_id)
-    row = None if department_id is None else await Department.get_or_none(id=department_id,
-                                                                           institution_id=ctx.institution_id)
-    if row is None:
-        raise await access.not_found(ctx, Action.UPDATE, "department", department_id)
+    row = await access.find_in_institution(ctx, Department, department_id, action=Action.UPDATE,
+                                           resource_type="department")
     name = clean_text(name, field="name", max_length=100, min_length=1)
     if await Department.filter(institution_id=ctx.institution_id, name=name).exclude(id=row.id).exists():
         raise BadUserInput("name: a department with this name exists.", field="name")

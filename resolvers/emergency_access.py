@@ -93,9 +93,8 @@ async def review(ctx: Context, grant_id: uuid.UUID | None, outcome: str, note: s
     if outcome not in REVIEW_OUTCOMES:
         raise BadUserInput("outcome: justified or unjustified.", field="outcome")
     text = clean_text(note, field="note", max_length=1000, min_length=1) if note is not None else None
-    found = await EmergencyAccess.get_or_none(id=grant_id, institution_id=ctx.institution_id) if grant_id else None
-    if found is None:
-        raise await access.not_found(ctx, Action.UPDATE, "emergency_access", grant_id)
+    found = await access.find_in_institution(ctx, EmergencyAccess, grant_id, action=Action.UPDATE,
+                                             resource_type="emergency_access")
     if found.reviewed_at is not None:
         raise QUEUE.reviewed_already()
     sealed = access.seal(ctx, "emergency_access", "review_note", found.id, text)

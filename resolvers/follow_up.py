@@ -352,10 +352,8 @@ async def rule_retire(ctx: Context, rule_id: uuid.UUID | None, version: int | No
 
 
 async def _find_rule(ctx: Context, rule_id: uuid.UUID | None) -> FollowUpRule:
-    row = None if rule_id is None else await FollowUpRule.get_or_none(id=rule_id, institution_id=ctx.institution_id)
-    if row is None:
-        raise await access.not_found(ctx, Action.UPDATE, "follow_up_rule", rule_id)
-    return row
+    return await access.find_in_institution(ctx, FollowUpRule, rule_id, action=Action.UPDATE,
+                                            resource_type="follow_up_rule")
 
 
 def _stale_rule() -> Conflict:

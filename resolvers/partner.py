@@ -162,10 +162,8 @@ async def revoke_client(ctx: Context, client_id: uuid.UUID | None) -> PartnerCli
     """The client and every token it holds stop working on their next request."""
     decision = await access.authorize(ctx, "partner", "update", action=Action.UPDATE, resource_type="partner_client",
                                       resource_id=client_id)
-    client = None if client_id is None else await PartnerClient.get_or_none(id=client_id,
-                                                                           institution_id=ctx.institution_id)
-    if client is None:
-        raise await access.not_found(ctx, Action.UPDATE, "partner_client", client_id)
+    client = await access.find_in_institution(ctx, PartnerClient, client_id, action=Action.UPDATE,
+                                              resource_type="partner_client")
     now = datetime.now(UTC)
     async with in_transaction():
         await PartnerClient.filter(id=client.id, revoked_at=None).update(revoked_at=now)
@@ -180,10 +178,8 @@ def client_scopes(client: PartnerClient) -> list[str]:
 
 
 async def _find(ctx: Context, partner_id: uuid.UUID | None, action: Action, field: str = "id") -> Partner:
-    row = None if partner_id is None else await Partner.get_or_none(id=partner_id, institution_id=ctx.institution_id)
-    if row is None:
-        raise await access.not_found(ctx, action, "partner", partner_id, field)
-    return row
+    return await access.find_in_institution(ctx, Partner, partner_id, action=action, resource_type="partner",
+                                            field=field)
 
 
 def _scopes(guard: Guard, requested: list[str], *, field: str) -> list[str]:

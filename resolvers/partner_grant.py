@@ -38,11 +38,8 @@ async def create(ctx: Context, partner_id: uuid.UUID | None, patient_id: uuid.UU
         until = _expiry(expires_at)
     problems.check()
     view = await access.find_patient(ctx, patient_id, action=Action.GRANT, field="patientId")
-    partner = None
-    if partner_id is not None:
-        partner = await Partner.get_or_none(id=partner_id, institution_id=ctx.institution_id, is_active=True)
-    if partner is None:
-        raise await access.not_found(ctx, Action.GRANT, "partner", partner_id, "partnerId")
+    partner = await access.find_in_institution(ctx, Partner.filter(is_active=True), partner_id, action=Action.GRANT,
+                                               resource_type="partner", field="partnerId")
     if not await PartnerConsent.exists(patient_id=view.row.id, partner_id=partner.id, granted=True):
         await access.deny(ctx, Action.GRANT, "partner_grant", None, view.row.id, reason="no_consent")
         raise ConsentRequired(field="patientId")

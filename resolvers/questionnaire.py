@@ -277,11 +277,8 @@ async def _create_row(ctx: Context, decision: Decision, values: dict[str, Any], 
 
 
 async def _find(ctx: Context, questionnaire_id: uuid.UUID | None, action: Action) -> Questionnaire:
-    row = None if questionnaire_id is None else await Questionnaire.get_or_none(
-        id=questionnaire_id, institution_id=ctx.institution_id)
-    if row is None:
-        raise await access.not_found(ctx, action, "questionnaire", questionnaire_id)
-    return row
+    return await access.find_in_institution(ctx, Questionnaire, questionnaire_id, action=action,
+                                            resource_type="questionnaire")
 
 
 async def _check_editable(ctx: Context, row: Questionnaire, revision: int) -> None:

@@ -270,10 +270,9 @@ async def enter(ctx: Context, invitation_id: uuid.UUID | None, answers: Mapping[
 async def _invitation_of(ctx: Context, invitation_id: uuid.UUID | None,
                          view: PatientView) -> tuple[SurveyInvitation, Questionnaire]:
     # The patient's own: a family invitation (``contact_id``) is its contact's to answer, through its link.
-    row = None if invitation_id is None else await SurveyInvitation.get_or_none(
-        id=invitation_id, institution_id=ctx.institution_id, patient_id=view.row.id, contact_id=None)
-    if row is None:
-        raise await access.not_found(ctx, Action.CREATE, "survey_invitation", invitation_id, "invitationId")
+    own = SurveyInvitation.filter(patient_id=view.row.id, contact_id=None)
+    row = await access.find_in_institution(ctx, own, invitation_id, action=Action.CREATE,
+                                           resource_type="survey_invitation", field="invitationId")
     return row, await Questionnaire.get(id=row.questionnaire_id)
 
 
@@ -326,15 +325,11 @@ async def answer_as_staff(ctx: Context, questionnaire_id: uuid.UUID | None, depa
     decision = await access.authorize(ctx, "questionnaire_response.staff", "create", action=Action.CREATE,
                                       resource_type="questionnaire_response")
     principal = ctx.require_principal()
-    questionnaire = None if questionnaire_id is None else await Questionnaire.get_or_none(
-        id=questionnaire_id, institution_id=ctx.institution_id)
-    if questionnaire is None:
-        raise await access.not_found(ctx, Action.CREATE, "questionnaire", questionnaire_id, "questionnaireId")
+    questionnaire = await access.find_in_institution(ctx, Questionnaire, questionnaire_id, action=Action.CREATE,
+                                                     resource_type="questionnaire", field="questionnaireId")
     _check_staff_questionnaire(questionnaire)
-    department = None if department_id is None else await Department.get_or_none(
-        id=department_id, institution_id=ctx.institution_id)
-    if department is None:
-        raise await access.not_found(ctx, Action.CREATE, "department", department_id, "departmentId")
+    department = await access.find_in_institution(ctx, Department, department_id, action=Action.CREATE,
+                                                  resource_type="department", field="departmentId")
     door = Door(STAFF_SOURCE, ctx.actor, decision.rule, ctx.request)
     # a staff member's id: patients and partners hold no questionnaire_response.staff rule
     return await _record_staff(ctx, questionnaire, department.id, principal.user_id, answers, door)

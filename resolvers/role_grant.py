@@ -91,9 +91,8 @@ async def review(ctx: Context, grant_id: uuid.UUID | None, outcome: str, note: s
     with problems.collect("note"):
         text = clean_text(note, field="note", max_length=1000, min_length=1) if note is not None else None
     problems.check()
-    found = await RoleGrant.get_or_none(id=grant_id, institution_id=ctx.institution_id) if grant_id else None
-    if found is None:
-        raise await access.not_found(ctx, Action.UPDATE, "role_grant", grant_id)
+    found = await access.find_in_institution(ctx, RoleGrant, grant_id, action=Action.UPDATE,
+                                             resource_type="role_grant")
     if ctx.actor.id in (found.granted_by_id, found.staff_id):
         await access.deny(ctx, Action.UPDATE, "role_grant", found.id, reason=SELF_REVIEW)
         raise forbidden("id: nobody reviews a role grant they made or received.", field="id", reason=SELF_REVIEW)

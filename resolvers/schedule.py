@@ -75,10 +75,8 @@ async def slot_at(ctx: Context, schedule_id: uuid.UUID | None, slot_start: datet
     no slot starts is BAD_USER_INPUT on ``slotStart``. No policy decision here: the caller made its own.
     """
     start = _moment(slot_start, "slotStart")
-    schedule = None if schedule_id is None else await Schedule.get_or_none(
-        id=schedule_id, institution_id=ctx.institution_id, active=True)
-    if schedule is None:
-        raise await access.not_found(ctx, action, "schedule", schedule_id, field="scheduleId")
+    schedule = await access.find_in_institution(ctx, Schedule.filter(active=True), schedule_id, action=action,
+                                                resource_type="schedule", field="scheduleId")
     calendar = await sla.calendar(ctx.institution_id)
     day = start.astimezone(calendar.zone).date()
     begin, end = day_window(calendar, day, day)
@@ -303,10 +301,8 @@ async def exception_cancel(ctx: Context, exception_id: uuid.UUID | None,
     """Cancel an exception over the version the caller read (stale: CONFLICT, nothing written)."""
     decision = await access.authorize(ctx, "schedule", "update", action=Action.UPDATE,
                                       resource_type="schedule_exception", resource_id=exception_id)
-    row = None if exception_id is None else await ScheduleException.filter(
-        id=exception_id, institution_id=ctx.institution_id).select_related("schedule").first()
-    if row is None:
-        raise await access.not_found(ctx, Action.UPDATE, "schedule_exception", exception_id)
+    row = await access.find_in_institution(ctx, ScheduleException.all().select_related("schedule"), exception_id,
+                                           action=Action.UPDATE, resource_type="schedule_exception")
     await _check_reach(ctx, Action.UPDATE, row.schedule_id, {row.schedule.department_id})
     if row.cancelled_at is not None:
         raise Conflict("id: the exception is cancelled already.", field="id", reason=ILLEGAL_TRANSITION)
@@ -325,11 +321,8 @@ async def exception_cancel(ctx: Context, exception_id: uuid.UUID | None,
 
 
 async def _find(ctx: Context, schedule_id: uuid.UUID | None, action: Action, field: str = "id") -> Schedule:
-    row = None if schedule_id is None else await Schedule.get_or_none(id=schedule_id,
-                                                                      institution_id=ctx.institution_id)
-    if row is None:
-        raise await access.not_found(ctx, action, "schedule", schedule_id, field=field)
-    return row
+    return await access.find_in_institution(ctx, Schedule, schedule_id, action=action, resource_type="schedule",
+                                            field=field)
 
 
 async def _check_reach(ctx: Context, action: Action, schedule_id: uuid.UUID | None,

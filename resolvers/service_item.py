@@ -268,10 +268,8 @@ async def set_active(ctx: Context, item_id: uuid.UUID | None, active: bool) -> S
 
 
 async def _find(ctx: Context, item_id: uuid.UUID | None, action: Action, field: str = "id") -> ServiceItem:
-    item = None if item_id is None else await ServiceItem.get_or_none(id=item_id, institution_id=ctx.institution_id)
-    if item is None:
-        raise await access.not_found(ctx, action, "service_item", item_id, field)
-    return item
+    return await access.find_in_institution(ctx, ServiceItem, item_id, action=action, resource_type="service_item",
+                                            field=field)
 
 
 def _stale() -> Conflict:

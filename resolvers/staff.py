@@ -272,9 +272,7 @@ def check_password(password: str) -> str:
 
 
 async def _find(ctx: Context, staff_id: uuid.UUID | None, action: Action) -> StaffView:
-    row = None if staff_id is None else await Staff.get_or_none(id=staff_id, institution_id=ctx.institution_id)
-    if row is None:
-        raise await access.not_found(ctx, action, "staff", staff_id)
+    row = await access.find_in_institution(ctx, Staff, staff_id, action=action, resource_type="staff")
     roles = await RoleAssignment.filter(staff_id=row.id).order_by("role").values_list("role", flat=True)
     departments = await DepartmentMembership.filter(staff_id=row.id).values_list("department_id", flat=True)
     return StaffView(row, [str(r) for r in roles], cast(list[uuid.UUID], departments))

@@ -262,11 +262,8 @@ async def _write_trigger(ctx: Context, row: SurveyTrigger, version: int | None, 
 
 
 async def _find_trigger(ctx: Context, trigger_id: uuid.UUID | None) -> SurveyTrigger:
-    row = None if trigger_id is None else await SurveyTrigger.get_or_none(id=trigger_id,
-                                                                          institution_id=ctx.institution_id)
-    if row is None:
-        raise await access.not_found(ctx, Action.UPDATE, "survey_trigger", trigger_id)
-    return row
+    return await access.find_in_institution(ctx, SurveyTrigger, trigger_id, action=Action.UPDATE,
+                                            resource_type="survey_trigger")
 
 
 async def _check_trigger_reach(ctx: Context, action: Action, trigger_id: uuid.UUID | None,
@@ -553,10 +550,8 @@ async def invite_audience(ctx: Context, questionnaire_id: uuid.UUID | None, data
     audience filter being the campaigns' own; the fatigue cap and the consent gate apply to each patient."""
     decision = await access.authorize(ctx, "survey_invitation", "create", action=Action.CREATE,
                                       resource_type="survey_invitation")
-    questionnaire = await Questionnaire.get_or_none(id=questionnaire_id, institution_id=ctx.institution_id) \
-        if questionnaire_id is not None else None
-    if questionnaire is None:
-        raise await access.not_found(ctx, Action.CREATE, "questionnaire", questionnaire_id, "questionnaireId")
+    questionnaire = await access.find_in_institution(ctx, Questionnaire, questionnaire_id, action=Action.CREATE,
+                                                     resource_type="questionnaire", field="questionnaireId")
     if questionnaire.status != "active":
         raise BadUserInput("questionnaireId: only an active questionnaire is sent.", field="questionnaireId")
     if questionnaire.respondent == "staff":
