@@ -20,6 +20,10 @@ _API_FIELDS = {("patient", "department_id"): "department"}
 # Events whose bare field names are the patient file's although they name another kind of record: a consent to be
 # contacted (its record is the file), a message's address handed to its gateway (the patient's phone or e-mail).
 _OF_THE_FILE = {"contact_consent"}
+# Kinds whose GraphQL type is not the stored kind in CamelCase (found in review: named Improvement, Attachment and
+# SlaPolicy, no type of the schema, a filter by the type's name found none of their events).
+_API_TYPES = {"improvement": "ImprovementItem", "attachment": "TicketAttachment", "sla_policy": "SlaLevel"}
+_STORED_TYPES = {name: kind for kind, name in _API_TYPES.items()}
 _WORD = re.compile(r"[^0-9A-Za-z]+")
 _CAPITAL = re.compile(r"(?<=[0-9a-z])(?=[A-Z])")
 
@@ -27,13 +31,13 @@ _CAPITAL = re.compile(r"(?<=[0-9a-z])(?=[A-Z])")
 def type_name(resource_type: str) -> str:
     """``follow_up_task`` -> ``FollowUpTask``: the name of the record's GraphQL type where the API has one (a kind
     it has no type for, ``request``, ``session``, is spelled the same way: ``Request``, ``Session``)."""
-    return "".join(part[:1].upper() + part[1:] for part in resource_type.split("_"))
+    return _API_TYPES.get(resource_type) or "".join(part[:1].upper() + part[1:] for part in resource_type.split("_"))
 
 
 def resource_type_of(name: str) -> str:
     """The stored resource type of a type's name (``FollowUpTask`` -> ``follow_up_task``): ``type_name``'s inverse,
     for a filter given in the API's spelling."""
-    return _CAPITAL.sub("_", name).lower()
+    return _STORED_TYPES.get(name) or _CAPITAL.sub("_", name).lower()
 
 
 @lru_cache(maxsize=4096)  # a trail names a few hundred fields; a detail's value (a period) varies, hence the bound
