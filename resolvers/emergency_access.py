@@ -95,6 +95,8 @@ async def review(ctx: Context, grant_id: uuid.UUID | None, outcome: str, note: s
     text = clean_text(note, field="note", max_length=1000, min_length=1) if note is not None else None
     found = await access.find_in_institution(ctx, EmergencyAccess, grant_id, action=Action.UPDATE,
                                              resource_type="emergency_access")
+    await QUEUE.refuse_a_party(ctx, found.id, (found.staff_id,),
+                               "id: nobody reviews a break-glass access of their own.", patient_id=found.patient_id)
     if found.reviewed_at is not None:
         raise QUEUE.reviewed_already()
     sealed = access.seal(ctx, "emergency_access", "review_note", found.id, text)

@@ -1,13 +1,15 @@
 """A compliance officers' review queue: the rows of one table that wait for a review (``reviewed_at`` unset).
 
 Break-glass accesses (``resolvers.emergency_access``) and role grants (``resolvers.role_grant``) each keep one;
-both are read, and a review recorded, the same way, which lives here once. Each module keeps its own names, its
-checks before a review (the note's shape, who may not review) and wraps the rows in its view.
+both are read, and a review recorded, the same way, which lives here once, as does the rule that nobody reviews what
+they took part in (separation of duties). Each module keeps its own names, its checks before a review (the note's
+shape, who took part) and wraps the rows in its view.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Generic, TypeVar
@@ -16,8 +18,8 @@ from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from audit import writer
-from audit.events import Action
-from core.errors import BadUserInput
+from audit.events import SELF_REVIEW, Action
+from core.errors import BadUserInput, Forbidden
 from models.emergency_access import EmergencyAccess
 from models.role_grant import RoleGrant
 from policies.guard import Decision
@@ -48,6 +50,14 @@ class ReviewQueue(Generic[Row]):
         """How many rows wait for a review."""
         await self._authorize(ctx)
         return await self.model.filter(institution_id=ctx.institution_id, reviewed_at__isnull=True).count()
+
+    async def refuse_a_party(self, ctx: Context, row_id: uuid.UUID, parties: Collection[uuid.UUID | None],
+                             message: str, *, patient_id: uuid.UUID | None = None) -> None:
+        """Separation of duties: nobody reviews what they took part in (``parties``: who made or used the row).
+        FORBIDDEN, reason ``self_review``, the refusal recorded; ``patient_id``: the file it is about."""
+        if ctx.actor.id in parties:
+            await access.deny(ctx, Action.UPDATE, self.resource, row_id, patient_id, reason=SELF_REVIEW)
+            raise Forbidden(message, field="id", reason=SELF_REVIEW)
 
     def reviewed_already(self) -> BadUserInput:
         return BadUserInput(f"id: this {self.noun} was reviewed already.", field="id")

@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 
 from audit import writer
-from audit.events import GRANTS_PATIENT_DATA, SELF_GRANT, SELF_REVIEW, Action, AuditRecord
+from audit.events import GRANTS_PATIENT_DATA, SELF_GRANT, Action, AuditRecord
 from core.errors import Forbidden
 from core.validation import Problems, clean_text
 from models import RoleGrant
@@ -93,9 +93,8 @@ async def review(ctx: Context, grant_id: uuid.UUID | None, outcome: str, note: s
     problems.check()
     found = await access.find_in_institution(ctx, RoleGrant, grant_id, action=Action.UPDATE,
                                              resource_type="role_grant")
-    if ctx.actor.id in (found.granted_by_id, found.staff_id):
-        await access.deny(ctx, Action.UPDATE, "role_grant", found.id, reason=SELF_REVIEW)
-        raise forbidden("id: nobody reviews a role grant they made or received.", field="id", reason=SELF_REVIEW)
+    await QUEUE.refuse_a_party(ctx, found.id, (found.granted_by_id, found.staff_id),
+                               "id: nobody reviews a role grant they made or received.")
     if found.reviewed_at is not None:
         raise QUEUE.reviewed_already()
     return RoleGrantView(await QUEUE.record_review(ctx, found, outcome, text, decision))

@@ -10,6 +10,7 @@ import pytest
 
 from models import CareTeamMember, EmergencyAccess
 from tests.api.test_patient_merge import MERGE
+from tests.api.test_separation_of_duties import refusal, signed_in
 from tests.factories import Tenant, make_patient
 
 BREAK = """mutation($id: ID!, $reason: String!, $hours: Int! = 4) {
@@ -125,3 +126,26 @@ async def test_break_glass_on_a_merged_file_opens_the_file_it_was_merged_into(te
     assert read.errors == [] and read.data["patient"]["allergies"] == "Penicillin"
     [opening] = await tenant.audit_events(action="break_glass")
     assert opening.patient_id == survivor
+
+
+async def test_nobody_reviews_a_break_glass_access_of_their_own(tenant: Tenant) -> None:
+    """A doctor who is also a compliance officer opens a file by break-glass; a colleague reviews it, not they
+    (found in review: they could record their own access as justified, which role grants already refused)."""
+    me = uuid.UUID(await signed_in(tenant, "doctor_officer", roles=["DOCTOR", "COMPLIANCE_OFFICER"]))
+    pid = await patient_of_b(tenant)
+    opened = await tenant.call("doctor_officer", BREAK, id=str(pid), reason=REASON)
+    assert opened.errors == [], opened.errors
+    grant_id = uuid.UUID(opened.data["breakGlass"]["id"])
+    before = await EmergencyAccess.filter(id=grant_id).values()
+    last = (await tenant.audit_events())[-1].seq
+
+    reply = await tenant.call("doctor_officer", REVIEW, id=str(grant_id), outcome="JUSTIFIED", note="Fine by me")
+
+    assert refusal(reply) == ("FORBIDDEN", "id", "self_review")
+    assert await EmergencyAccess.filter(id=grant_id).values() == before
+    refused = [e for e in await tenant.audit_events() if e.seq > last]
+    assert [(e.actor_id, e.action, e.outcome, e.resource_type, e.resource_id, e.patient_id, e.reason, e.fields_read)
+            for e in refused] == [(me, "update", "denied", "emergency_access", grant_id, pid, "self_review", "")]
+    assert "Fine by me" not in str([e.__dict__ for e in refused])
+    colleague = await tenant.call("compliance_officer", REVIEW, id=str(grant_id), outcome="UNJUSTIFIED")
+    assert colleague.errors == [] and colleague.data["emergencyAccessReview"]["outcome"] == "UNJUSTIFIED"
