@@ -464,7 +464,7 @@ async def create(ctx: Context, data: dict[str, Any], *, by_partner: bool = False
     if data.get("patient_id") is not None:
         patient = await access.find_patient(ctx, data["patient_id"], action=Action.CREATE, field="patientId")
     contact_id = await _contact_of(ctx, data.get("contact_id"), patient.row.id if patient else None)
-    department_id = await _department(ctx, data.get("department_id")) if data.get("department_id") else (
+    department_id = await _department(ctx, data.get("department_id"), Action.CREATE) if data.get("department_id") else (
         patient.row.department_id if patient else None)
     level = _level(values.pop("level", None), values["category"], data.get("post_operative"), data.get("dispute"))
     vip = values["channel"] == "vip_adviser" or (patient is not None and "|vip|" in (patient.row.segments or ""))
@@ -710,10 +710,11 @@ async def handover(ctx: Context, ticket_id: uuid.UUID | None, *, to_staff_id: uu
         await access.deny(ctx, Action.UPDATE, "ticket", found.id, found.patient_id, reason="not_owner")
         raise Forbidden("Only the ticket's owner or its department's supervisors may hand it over.")
     if to_staff_id is not None:
-        await _staff(ctx, to_staff_id, "toStaffId")
+        await _staff(ctx, to_staff_id, Action.UPDATE, "toStaffId")
         changes: dict[str, Any] = {"owner_id": to_staff_id}
     else:
-        changes = {"owner_id": None, "department_id": await _department(ctx, to_department_id, "toDepartmentId")}
+        changes = {"owner_id": None, "department_id": await _department(ctx, to_department_id, Action.UPDATE,
+                                                                                 "toDepartmentId")}
     async with in_transaction():
         row = await lock(ctx, found)
         await _apply(ctx, row, changes, version)
@@ -733,7 +734,7 @@ async def assign(ctx: Context, ticket_id: uuid.UUID | None, assignee_id: uuid.UU
         await access.deny(ctx, Action.UPDATE, "ticket", found.id, found.patient_id, reason="outside_department")
         raise Forbidden("Only the ticket's department's supervisors or support agents may assign it.")
     if assignee_id is not None:
-        staff = await _staff(ctx, assignee_id, "assigneeId")
+        staff = await _staff(ctx, assignee_id, Action.UPDATE, "assigneeId")
         if not scope.reaches_department(None) and found.department_id not in await _departments_of(staff):
             raise BadUserInput("assigneeId: assign within the ticket's department.", field="assigneeId")
     async with in_transaction():
@@ -858,27 +859,31 @@ async def _audit(ctx: Context, action: Action, row: Ticket, fields: frozenset[st
 
 
 async def _contact_of(ctx: Context, contact_id: uuid.UUID | None, patient_id: uuid.UUID | None) -> uuid.UUID | None:
+    """The contact who reported, one of the patient's: another's, or none, is NOT_FOUND with the refusal on the
+    trail (found in review: it was not recorded)."""
     if contact_id is None:
         return None
     found = patient_id is not None and await Contact.exists(id=contact_id, patient_id=patient_id,
                                                             institution_id=ctx.institution_id)
     if not found:
+        await access.deny(ctx, Action.CREATE, "contact", contact_id, patient_id, reason="not_found")
         raise NotFound("The contact is not one of this patient's.", field="contactId")
     return contact_id
 
 
-async def _department(ctx: Context, department_id: uuid.UUID | None, field: str = "departmentId") -> uuid.UUID:
-    if department_id is None or not await Department.exists(id=department_id, institution_id=ctx.institution_id):
-        raise NotFound(field=field)
-    return department_id
+async def _department(ctx: Context, department_id: uuid.UUID | None, action: Action,
+                      field: str = "departmentId") -> uuid.UUID:
+    """A department of the institution, or NOT_FOUND with the refusal on the trail."""
+    department = await access.find_in_institution(ctx, Department, department_id, action=action,
+                                                  resource_type="department", field=field)
+    return department.id
 
 
-async def _staff(ctx: Context, staff_id: uuid.UUID, field: str) -> Staff:
+async def _staff(ctx: Context, staff_id: uuid.UUID, action: Action, field: str) -> Staff:
     """An active colleague who works tickets (a ticket handed to someone who may not read tickets
-    would drop out of sight)."""
-    staff = await Staff.get_or_none(id=staff_id, institution_id=ctx.institution_id, is_active=True)
-    if staff is None:
-        raise NotFound(field=field)
+    would drop out of sight); another institution's, or none, is NOT_FOUND with the refusal on the trail."""
+    staff = await access.find_in_institution(ctx, Staff.filter(is_active=True), staff_id, action=action,
+                                             resource_type="staff", field=field)
     roles = await RoleAssignment.filter(staff_id=staff.id).values_list("role", flat=True)
     if not any(ctx.services.guard.role_allows(str(role), ctx.institution_id, "ticket", "read") for role in roles):
         raise BadUserInput(f"{field}: this person does not work on tickets.", field=field)
