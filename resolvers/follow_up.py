@@ -837,16 +837,15 @@ async def complete(ctx: Context, task_id: uuid.UUID | None, data: dict[str, Any]
                "notes": access.seal(ctx, "follow_up_task", "notes", view.row.id, form["notes"])}
     written = {"status", "reached", "completed_at", "completed_by",
                *(name for name in ("condition", "needs_help", "satisfaction", "notes") if form[name] is not None)}
-    # A file merged since the task was read: the task is the survivor's, and so are the invitation and the ticket,
-    # as when the call is recorded after the merge, checked as find and _check_worker would check it then.
+    # A file merged since the task was read: the task is the survivor's, and so are its record, the invitation and
+    # the ticket, as when the call is recorded after the merge, checked as find and _check_worker would check it
+    # then; a call that did not reach the patient too (found in review: recorded on the merged file).
     following = access.following_survivor(ctx, Action.UPDATE, "follow_up_task", view.row.id, needs=CLINICAL)
     async with following as hold, in_transaction():
-        patient = view.patient
-        if form["reached"] or ticket_data is not None:
-            # A survey invitation, a ticket: rows of the patient's file. The file held before the task, as a merge
-            # locks it before it moves the task; the other way round, their wait for the file deadlocked with a
-            # merge at that moment (found in review).
-            patient = await hold(patient.row.id) or patient
+        # The file held before the task, as a merge locks it before it moves the task; the other way round, the
+        # wait of a survey invitation or a ticket for the file deadlocked with a merge at that moment (found in
+        # review).
+        patient = await hold(view.patient.row.id) or view.patient
         await _write(ctx, view, version, columns)
         if ticket_data is not None:
             # A savepoint of this transaction, on the file the task is on now: the caller named the task, not

@@ -29,6 +29,7 @@ from tests.factories import Tenant, make_patient
 from tests.patients import denials_since, mark
 
 WORSE = {"reached": True, "condition": "WORSE", "needsHelp": True, "openTicket": True}
+NOT_REACHED = {"reached": False}
 
 
 @pytest.fixture(autouse=True)
@@ -60,21 +61,45 @@ async def test_a_call_completed_as_its_file_is_merged_opens_its_ticket_on_the_su
     assert str(written[-1].patient_id) == str(survivor)  # on the trail of the file it is on
 
 
-async def test_a_call_completed_as_its_file_is_merged_out_of_reach_is_missing(
+async def test_a_call_that_did_not_reach_the_patient_completed_as_its_file_is_merged_is_recorded_on_the_survivor(
         tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The denied twin: the survivor is in department B, which the nurse does not reach (nor its care team)."""
+    """No ticket, no invitation: the completion alone, recorded on the file the task is on, as a call that reached
+    the patient is (found in review: this path recorded it on the merged file, out of the survivor's trail)."""
+    survivor, duplicate = await two_files(tenant)
+    task = await owned_task(tenant, pid=duplicate)
+    merged_before_transaction(monkeypatch, follow_up, tenant, survivor, duplicate)
+    before = await mark(tenant.id)
+
+    reply = await tenant.call("nurse", COMPLETE, id=task["id"], input=NOT_REACHED)
+
+    assert reply.errors == [], reply.errors
+    assert reply.data["followUpTaskComplete"]["status"] == "COMPLETED"
+    stored = await FollowUpTask.get(id=task["id"])
+    assert (stored.patient_id, stored.status, stored.reached) == (survivor, "completed", False)
+    written = [event for event in await tenant.audit_events(action="update", resource_type="follow_up_task",
+                                                            resource_id=task["id"]) if event.seq > before]
+    assert [str(event.patient_id) for event in written] == [str(survivor)]
+
+
+@pytest.mark.parametrize("form", [WORSE, NOT_REACHED], ids=["ticket", "not_reached"])
+async def test_a_call_completed_as_its_file_is_merged_out_of_reach_is_missing(
+        tenant: Tenant, monkeypatch: pytest.MonkeyPatch, form: dict[str, object]) -> None:
+    """The denied twin: the survivor is in department B, which the nurse does not reach (nor its care team). A call
+    that did not reach the patient asks the same (found in review: it was completed on a file beyond reach)."""
     survivor, duplicate = await two_files(tenant, survivor_department="B")
     task = await owned_task(tenant, pid=duplicate)
     merged_before_transaction(monkeypatch, follow_up, tenant, survivor, duplicate)
     before = await mark(tenant.id)
 
-    reply = await tenant.call("nurse", COMPLETE, id=task["id"], input=WORSE)
+    reply = await tenant.call("nurse", COMPLETE, id=task["id"], input=form)
 
     assert reply.codes == ["NOT_FOUND"], reply.errors
     stored = await FollowUpTask.get(id=task["id"])
     assert (stored.patient_id, stored.status, stored.ticket_id) == (survivor, "requested", None)
     assert await Ticket.filter(institution_id=tenant.id).count() == 0
     assert [d[:3] for d in await denials_since(tenant.id, before)] == [("update", "follow_up_task", "not_found")]
+    assert [event for event in await tenant.audit_events(resource_type="follow_up_task", outcome="allowed")
+            if event.seq > before and event.action != "read"] == []
 
 
 # -- appointmentCancel ----------------------------------------------------------------------------------------------
