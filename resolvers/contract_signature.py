@@ -238,9 +238,8 @@ async def sign(ctx: Context, data: dict[str, Any]) -> SignatureView:
     columns: dict[str, Any]
     if party == "institution":
         columns = {"signer_kind": "staff", "staff_id": me.id, "signer_name": me.name}
-    elif party == "client":
-        patient = await Patient.get(id=contract.patient_id, institution_id=ctx.institution_id)
-        columns = {"signer_kind": "patient", "witness_id": principal.user_id, "signer_name": patient.full_name}
+    elif party == "client":  # the client's name: _record reads it from the file the contract is on when signed
+        columns = {"signer_kind": "patient", "witness_id": principal.user_id}
     elif party == "guarantor":
         if contract.guarantor_id is None:
             raise _refusal(BadUserInput, "input.party: the contract names no guarantor.", "no_guarantor",
@@ -288,9 +287,7 @@ async def sign_mine(ctx: Context, data: dict[str, Any]) -> SignatureView:
     view = await contracts.find(ctx, contract_id, Action.CREATE, "input.contractId")
     if view.row.patient_id != principal.patient_id:  # reach says so already; a second lock on the door
         raise await access.not_found(ctx, Action.CREATE, "contract", contract_id, "input.contractId")
-    patient = await Patient.get(id=view.row.patient_id, institution_id=ctx.institution_id)
-    return await _record(ctx, view, data, "client", "portal",
-                         {"signer_kind": "patient", "signer_name": patient.full_name}, decision)
+    return await _record(ctx, view, data, "client", "portal", {"signer_kind": "patient"}, decision)
 
 
 async def _record(ctx: Context, view: ContractView, data: dict[str, Any], party: str, method: str,
@@ -321,6 +318,8 @@ async def _record(ctx: Context, view: ContractView, data: dict[str, Any], party:
                                                         contract_version_id=current.id).values_list("party", flat=True))
             if party in signed:
                 raise _already(party)
+            if party == "client":
+                columns = {**columns, "signer_name": await _client_name(ctx, patient_id)}
             row = await ContractSignature.create(
                 id=signature_id, institution_id=ctx.institution_id, contract_version_id=current.id, party=party,
                 method=method, signed_at=_now(), document_sha256=digest, **columns)
@@ -341,6 +340,13 @@ async def _record(ctx: Context, view: ContractView, data: dict[str, Any], party:
     except IntegrityError:  # the same party signing at the same moment elsewhere
         raise _already(party) from None
     return SignatureView(row, VersionView(version_row, ContractView(fresh, view.partner_only)), witness)
+
+
+async def _client_name(ctx: Context, patient_id: uuid.UUID) -> str:
+    """The client's name as it is on the file the contract is on when signed (held by ``contracts.writing``): a
+    merge since the contract was found moved it to the survivor, whose client signs (found in review: the signature
+    carried the merged file's name, read before)."""
+    return str((await Patient.get(id=patient_id, institution_id=ctx.institution_id)).full_name)
 
 
 def _digest(value: Any) -> str:

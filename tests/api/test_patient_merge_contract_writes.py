@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from audit.events import Action
-from models import AuditEvent, Contract
+from models import AuditEvent, Contract, ContractSignature, Patient
 from resolvers import contract as contracts
 from resolvers.context import Services
 from tests.api.test_contract_lifecycle import AMEND, RESUME, SUSPEND, TERMINATE, UPDATE
@@ -152,3 +152,21 @@ async def test_a_contract_sent_as_its_file_is_merged_is_sent_again_on_the_surviv
     again = await tenant.call("front_desk", SEND, contractId=made["id"], expectedVersion=made["version"])
     assert again.errors == [], again.errors
     assert [e.patient_id for e in await records_of(tenant, "contract", "update", before)] == [survivor]
+
+
+async def test_a_client_signature_recorded_as_the_file_is_merged_carries_the_survivors_name(
+        tenant: Tenant, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The client who signs is the client of the file the contract is on when signed: merged since the contract was
+    found, the survivor's, whose name the signature carries (found in review: the merged file's, read before)."""
+    survivor, duplicate = await make_patient(tenant), await make_patient(tenant)
+    made = await sent_on(tenant, services, duplicate)
+    merged_after_the_write_finds_it(monkeypatch, tenant, survivor, duplicate, Action.CREATE)
+
+    reply = await sign(tenant, "front_desk", made, "CLIENT")
+
+    assert reply.errors == [], reply.errors
+    name = (await Patient.get(id=survivor)).full_name
+    assert name != (await Patient.get(id=duplicate)).full_name
+    assert reply.data["contractSign"]["signerName"] == name
+    stored = await ContractSignature.get(id=reply.data["contractSign"]["id"])
+    assert (stored.party, stored.signer_name) == ("client", name)
