@@ -632,9 +632,9 @@ def _notice(problems: Problems, path: str, value: int | None) -> int | None:
     return value
 
 
-async def _parties(ctx: Context, problems: Problems, patient: Patient, data: dict[str, Any], *,
+async def _parties(ctx: Context, problems: Problems, contacts: QuerySet[Contact], data: dict[str, Any], *,
                    path: str) -> dict[str, Any]:
-    """Department, guarantor (one of the patient's contacts) and care partner (of the institution), as given."""
+    """Department, guarantor (one of ``contacts``, the client's) and care partner (of the institution), as given."""
     out: dict[str, Any] = {}
     if "department_id" in data:
         department_id = data["department_id"]
@@ -644,8 +644,7 @@ async def _parties(ctx: Context, problems: Problems, patient: Patient, data: dic
         out["department_id"] = department_id
     if "guarantor_contact_id" in data:
         contact_id = data["guarantor_contact_id"]
-        if contact_id is not None and not await Contact.exists(id=contact_id, institution_id=ctx.institution_id,
-                                                               patient_id=patient.id):
+        if contact_id is not None and not await contacts.filter(id=contact_id).exists():
             problems.add(f"{path}.guarantorContactId", "not_patient_contact", "not a contact of this patient.")
         out["guarantor_id"] = contact_id
     if "partner_id" in data:
@@ -674,13 +673,32 @@ def _terms_after(problems: Problems, data: dict[str, Any], currency: str, base: 
             "rights_duties": rights, "clauses": clauses}
 
 
-async def _check_deposit_right(ctx: Context, deposit: int | None, current: int, resource_id: uuid.UUID | None,
-                               patient_id: uuid.UUID | None) -> None:
-    """Money is finance's: setting or changing a deposit needs ``contract.terms: update`` (the front desk drafts
-    with none and leaves it as it is)."""
-    if deposit is not None and deposit != current:
-        await access.authorize(ctx, TERMS, "update", action=Action.UPDATE, resource_type="contract",
-                               resource_id=resource_id, patient_id=patient_id)
+def _contacts_of_client(ctx: Context, contract_id: uuid.UUID) -> QuerySet[Contact]:
+    """The contacts of the file a contract found earlier is on, as one statement finds it: a merge since it was found
+    moved the contract and the merged file's contacts to the survivor together (found in review: checked on the
+    merged file, which had none left, a guarantor was refused). A merge after the check moves both again."""
+    return Contact.filter(institution_id=ctx.institution_id, patient_id__in=Subquery(
+        Contract.filter(id=contract_id, institution_id=ctx.institution_id).values("patient_id")))
+
+
+def _changes_deposit(deposit: int | None, current: int) -> bool:
+    return deposit is not None and deposit != current
+
+
+async def _require_terms_right(ctx: Context, contract_id: uuid.UUID | None, patient_id: uuid.UUID) -> None:
+    """Money is finance's: setting or changing a deposit, or repricing an amendment, needs ``contract.terms:
+    update`` (the front desk drafts with none and leaves it as it is). A refusal names ``patient_id``: for a
+    contract found earlier, the file it is on now (``_file_now``)."""
+    await access.authorize(ctx, TERMS, "update", action=Action.UPDATE, resource_type="contract",
+                           resource_id=contract_id, patient_id=patient_id)
+
+
+async def _file_now(ctx: Context, contract_id: uuid.UUID) -> uuid.UUID:
+    """The file a contract found earlier is on now, for a refusal's record: a merge since it was found moved it to
+    the survivor, whose trail the refusal belongs on (found in review: the deposit and reprice refusals named the
+    merged file). Nothing is written after a refusal, so no file is held for it."""
+    row = await Contract.filter(id=contract_id, institution_id=ctx.institution_id).only("id", "patient_id").get()
+    return row.patient_id
 
 
 # -- writing -----------------------------------------------------------------------------------
@@ -866,13 +884,14 @@ async def create(ctx: Context, data: dict[str, Any]) -> ContractView:
     notice = _notice(problems, "input.noticeDays", data.get("notice_days", 30))
     rights = _text(problems, "input.rightsDuties", data.get("rights_duties"), TEXT_LIMIT, required=True)
     clauses = _text(problems, "input.clauses", data.get("clauses"), TEXT_LIMIT, required=False)
-    parties = await _parties(ctx, problems, patient, {k: data.get(k) for k in
-                                                      ("department_id", "guarantor_contact_id", "partner_id")},
+    parties = await _parties(ctx, problems, Contact.filter(institution_id=ctx.institution_id, patient_id=patient.id),
+                             {k: data.get(k) for k in ("department_id", "guarantor_contact_id", "partner_id")},
                              path="input")
     lines = await _lines(ctx, problems, data.get("items"), path="input.items", currency=currency, day=start_on,
                          partner=parties.get("partner_id") is not None)
     problems.check()
-    await _check_deposit_right(ctx, deposit, 0, None, patient.id)
+    if _changes_deposit(deposit, 0):
+        await _require_terms_right(ctx, None, patient.id)
     if parties.get("department_id") is None:
         parties["department_id"] = patient.department_id
     principal = ctx.require_principal()
@@ -1019,8 +1038,7 @@ async def update_draft(ctx: Context, contract_id: uuid.UUID | None, data: dict[s
         contract_columns.update(start_on=start_on, end_on=end_on)
         if "title" in data:
             contract_columns["title"] = _text(problems, "input.title", data["title"], TITLE_LIMIT, required=True)
-        patient = await Patient.get(id=row.patient_id, institution_id=ctx.institution_id)
-        contract_columns.update(await _parties(ctx, problems, patient, data, path="input"))
+        contract_columns.update(await _parties(ctx, problems, _contacts_of_client(ctx, row.id), data, path="input"))
     else:
         base = next(v for v in reversed(versions) if v.status == "signed")
         effective_on = data.get("effective_on") or version.effective_on
@@ -1055,10 +1073,8 @@ async def update_draft(ctx: Context, contract_id: uuid.UUID | None, data: dict[s
                          path="input.items", currency=row.currency, day=effective_on, kept=kept,
                          partner=partner_id is not None)
     problems.check()
-    await _check_deposit_right(ctx, deposit, version.deposit, row.id, row.patient_id)
-    if data.get("reprice"):
-        await access.authorize(ctx, TERMS, "update", action=Action.UPDATE, resource_type="contract",
-                               resource_id=row.id, patient_id=row.patient_id)
+    if _changes_deposit(deposit, version.deposit) or data.get("reprice"):
+        await _require_terms_right(ctx, row.id, await _file_now(ctx, row.id))
     columns["period_total"] = money.total(line.total for line in lines)
     written = frozenset({*(f"version.{version.number}.{name}" for name in columns), *contract_columns,
                          *(["items"] if given is not None else [])})
@@ -1111,10 +1127,8 @@ async def amend(ctx: Context, contract_id: uuid.UUID | None, data: dict[str, Any
                          kept=None if data.get("reprice") else _kept_prices(base_items),
                          partner=row.partner_id is not None)
     problems.check()
-    await _check_deposit_right(ctx, terms["deposit"], base.deposit, row.id, row.patient_id)
-    if data.get("reprice"):
-        await access.authorize(ctx, TERMS, "update", action=Action.UPDATE, resource_type="contract",
-                               resource_id=row.id, patient_id=row.patient_id)
+    if _changes_deposit(terms["deposit"], base.deposit) or data.get("reprice"):
+        await _require_terms_right(ctx, row.id, await _file_now(ctx, row.id))
     number = versions[-1].number + 1
     written = frozenset({"current_version", f"version.{number}", "change_summary", "effective_on",
                          *(name for name in ("end_on", "billing_period", "deposit", "notice_days", "auto_renew",
@@ -1279,7 +1293,8 @@ async def renew(ctx: Context, contract_id: uuid.UUID | None, data: dict[str, Any
         await _items_of_version(ctx.institution_id, base.id)), path="input.items", currency=row.currency,
         day=start_on, partner=row.partner_id is not None)
     problems.check()
-    await _check_deposit_right(ctx, terms["deposit"], base.deposit, row.id, row.patient_id)
+    if _changes_deposit(terms["deposit"], base.deposit):
+        await _require_terms_right(ctx, row.id, await _file_now(ctx, row.id))
     values = {"patient_id": row.patient_id, "title": title, "currency": row.currency, "status": "draft",
               "start_on": start_on, "end_on": end_on, "current_version": 1, "department_id": row.department_id,
               "guarantor_id": row.guarantor_id, "partner_id": row.partner_id, "renewal_of_id": row.id,

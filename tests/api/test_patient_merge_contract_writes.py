@@ -5,7 +5,9 @@ the write goes on, as appointmentCancel and followUpTaskComplete do, and is reco
 when written, if the caller still reaches the contract there (contract.writing); beyond it NOT_FOUND, nothing
 written, the refusal on the trail. The merge made sequential (right after the write found the contract), on SQLite
 and PostgreSQL; contractCreate and contractRenew, which add a contract to a file, refuse a merged one instead
-(test_patient_merge_copied_file)."""
+(test_patient_merge_copied_file). What the write takes from the client's file is the survivor's too: the client's
+signature carries its name, a draft's guarantor is one of its contacts, and a refusal of the commercial terms (a
+deposit, a reprice) is on its trail."""
 
 from __future__ import annotations
 
@@ -21,11 +23,12 @@ from models import AuditEvent, Contract, ContractSignature, Patient
 from resolvers import contract as contracts
 from resolvers.context import Services
 from tests.api.test_contract_lifecycle import AMEND, RESUME, SUSPEND, TERMINATE, UPDATE
+from tests.api.test_contract_renewal import RENEW
 from tests.api.test_contract_signatures import MY_SIGN, SEND, WITHDRAW, drafted, send, sha_of, sign, written
 from tests.api.test_patient_merge_copied_file import merged_around
 from tests.contracts import active_contract, draft, item_input, make_item, today
 from tests.factories import Response, Tenant, make_patient
-from tests.patients import denials_since, mark, open_account
+from tests.patients import denials_since, make_contact, mark, open_account
 
 
 async def version_of(contract_id: str) -> int:
@@ -83,6 +86,12 @@ def merged_after_the_write_finds_it(monkeypatch: pytest.MonkeyPatch, tenant: Ten
     merged_around(monkeypatch, contracts, "find", tenant, survivor, duplicate, after=True, action=action)
 
 
+async def as_before_the_merge(tenant: Tenant, duplicate: uuid.UUID) -> dict[str, Any]:
+    """The contract rows as stored, but for the merge's own move of the contracts: what a refused write left."""
+    after = await written(tenant)
+    return {**after, "contracts": [{**row, "patient_id": duplicate} for row in after["contracts"]]}
+
+
 async def records_of(tenant: Tenant, resource_type: str, action: str, since: int) -> list[AuditEvent]:
     return [event for event in await tenant.audit_events(resource_type=resource_type, action=action,
                                                          outcome="allowed") if event.seq > since]
@@ -126,9 +135,7 @@ async def test_a_contract_signed_in_the_portal_as_its_file_is_merged_away_is_mis
 
     assert reply.codes == ["NOT_FOUND"], reply.errors
     assert reply.errors[0]["extensions"]["field"] == "input.contractId"
-    after = await written(tenant)
-    moved = [{**row, "patient_id": user.patient_id} for row in after["contracts"]]  # the merge's own move
-    assert {**after, "contracts": moved} == stored
+    assert await as_before_the_merge(tenant, user.patient_id) == stored
     assert [d[:4] for d in await denials_since(tenant.id, before)] == [
         ("create", "contract", "not_found", uuid.UUID(sent["id"]))]
     assert await records_of(tenant, "contract_signature", "create", before) == []
@@ -170,3 +177,88 @@ async def test_a_client_signature_recorded_as_the_file_is_merged_carries_the_sur
     assert reply.data["contractSign"]["signerName"] == name
     stored = await ContractSignature.get(id=reply.data["contractSign"]["id"])
     assert (stored.party, stored.signer_name) == ("client", name)
+
+
+@pytest.mark.parametrize("whose", ["survivor", "duplicate"])
+async def test_a_guarantor_named_as_the_file_is_merged_is_a_contact_of_the_survivor(
+        tenant: Tenant, services: Services, monkeypatch: pytest.MonkeyPatch, whose: str) -> None:
+    """A draft's guarantor must be a contact of its client: of the file the contract is on. Merged right after the
+    update found the contract, the contract and the merged file's contacts are the survivor's, so a contact of
+    either file is named (found in review: checked on the merged file, which has no contacts left, it was refused)."""
+    survivor, duplicate = await make_patient(tenant), await make_patient(tenant)
+    contact = await make_contact(tenant, survivor if whose == "survivor" else duplicate, "Guarantor")
+    made = await drafted_on(tenant, services, duplicate)
+    merged_after_the_write_finds_it(monkeypatch, tenant, survivor, duplicate, Action.UPDATE)
+    before = await mark(tenant.id)
+
+    reply = await tenant.call("front_desk", UPDATE, id=made["id"], v=made["version"],
+                              input={"guarantorContactId": str(contact)})
+
+    assert reply.errors == [], reply.errors
+    stored = await Contract.get(id=made["id"])
+    assert (stored.patient_id, stored.guarantor_id) == (survivor, contact)
+    assert [event.patient_id for event in await records_of(tenant, "contract", "update", before)] == [survivor]
+
+
+async def test_a_guarantor_of_another_file_is_refused_as_the_file_is_merged(
+        tenant: Tenant, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The refused twin: a contact of neither file is no contact of the survivor; nothing written."""
+    survivor, duplicate, other = await make_patient(tenant), await make_patient(tenant), await make_patient(tenant)
+    contact = await make_contact(tenant, other, "Stranger")
+    made = await drafted_on(tenant, services, duplicate)
+    merged_after_the_write_finds_it(monkeypatch, tenant, survivor, duplicate, Action.UPDATE)
+    stored = await written(tenant)
+
+    reply = await tenant.call("front_desk", UPDATE, id=made["id"], v=made["version"],
+                              input={"guarantorContactId": str(contact)})
+
+    assert reply.codes == ["BAD_USER_INPUT"], reply.errors
+    assert [(e["field"], e["reason"]) for e in reply.errors[0]["extensions"]["invalid"]] == [
+        ("input.guarantorContactId", "not_patient_contact")]
+    assert await as_before_the_merge(tenant, duplicate) == stored
+
+
+DEPOSIT = {"deposit": {"amount": "500.00", "currency": "CNY"}}
+
+
+async def amendment_on(tenant: Tenant, services: Services, patient: uuid.UUID) -> dict[str, Any]:
+    made = await active_on(tenant, services, patient)
+    assert (await amending(tenant, made, made["version"])).errors == []
+    return made
+
+
+# the front desk edits and renews contracts but leaves their money to finance: (the contract, the refused write)
+TERMS_REFUSALS: dict[str, tuple[Callable[..., Awaitable[dict[str, Any]]], Write, Action]] = {
+    "contractDraftUpdate deposit": (drafted_on, lambda t, m, v: t.call("front_desk", UPDATE, id=m["id"], v=v,
+                                                                       input=DEPOSIT), Action.UPDATE),
+    "contractDraftUpdate reprice": (amendment_on, lambda t, m, v: t.call("front_desk", UPDATE, id=m["id"], v=v,
+                                                                         input={"reprice": True}), Action.UPDATE),
+    "contractAmend deposit": (active_on, lambda t, m, v: t.call("front_desk", AMEND, id=m["id"], v=v, input={
+        "effectiveOn": (today() + timedelta(days=5)).isoformat(), "changeSummary": "Deposit", **DEPOSIT}),
+        Action.UPDATE),
+    "contractAmend reprice": (active_on, lambda t, m, v: t.call("front_desk", AMEND, id=m["id"], v=v, input={
+        "effectiveOn": (today() + timedelta(days=5)).isoformat(), "changeSummary": "Prices", "reprice": True}),
+        Action.UPDATE),
+    "contractRenew deposit": (active_on, lambda t, m, v: t.call("front_desk", RENEW, id=m["id"], input={
+        "endOn": (today() + timedelta(days=366 + 180)).isoformat(), **DEPOSIT}), Action.CREATE),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TERMS_REFUSALS))
+async def test_a_terms_refusal_as_the_file_is_merged_names_the_survivor(
+        tenant: Tenant, services: Services, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """A deposit set or changed, or prices taken again from the catalogue, need contract.terms: update. Refused
+    after a merge moved the contract to the survivor, the refusal is on the trail of the file the contract is on
+    (found in review: it named the merged file); nothing written."""
+    make, write, action = TERMS_REFUSALS[name]
+    survivor, duplicate = await make_patient(tenant), await make_patient(tenant)
+    made = await make(tenant, services, duplicate)
+    merged_after_the_write_finds_it(monkeypatch, tenant, survivor, duplicate, action)
+    stored, before = await written(tenant), await mark(tenant.id)
+
+    reply = await write(tenant, made, await version_of(made["id"]))
+
+    assert reply.codes == ["FORBIDDEN"], reply.errors
+    assert await as_before_the_merge(tenant, duplicate) == stored
+    assert [d[:2] + d[3:] for d in await denials_since(tenant.id, before)] == [
+        ("update", "contract", uuid.UUID(made["id"]), survivor)]
