@@ -292,27 +292,34 @@ class CareloopGraphQL(GraphQL[Context, None]):
     async def run_websocket(self, websocket: WebSocket, context: Any, root_value: Any) -> WebSocket:
         """Its origin first: a page on a disallowed one is refused (403) and never told to try again later, nor
         counted as rate limited (found in review). Then its address's caps (app/websocket_limit.py): within them
-        held until it ends; over them closed at once, before Strawberry waits for its connection_init. A token in
-        its Authorization header is checked before the socket is counted, so one signed in as it opens never takes
-        a waiting slot (found in review: it did while its token was checked, and a burst of such sockets from one
-        address was refused)."""
+        held until it ends; over them closed at once, before Strawberry waits for its connection_init. The cap in
+        all is met before a token in its Authorization header is looked up (found in review: a partner's lookup
+        counts against its budget, which a client retrying the refusal spent), the waiting cap after it (so a
+        socket signed in as it opens never takes a waiting slot, found in review too)."""
         if not self._check_websocket_origin(websocket):  # Strawberry's own check, which its run repeats (and passes)
             return cast(WebSocket, await self.reject_websocket(websocket))
-        context = await self.get_context(websocket, websocket) if context is UNSET else context
         try:
-            socket = self.websockets.admit(websocket.client.host if websocket.client else "", context)
+            socket = self.websockets.admit(websocket.client.host if websocket.client else "")
         except Refused as refused:
-            metrics.count_errors(["RATE_LIMITED"])
-            self.refused_websockets.refused(refused.cap, "WebSocket refused: its address holds %d already (%s)",
-                                            refused.limit, refused.cap)
-            with contextlib.suppress(WebSocketDisconnect, OSError):  # gone already: no traceback per socket
-                await websocket.accept(subprotocol=await self.pick_websocket_subprotocol(websocket))
-                await websocket.close(code=TRY_AGAIN_LATER, reason=refused.close_reason)
-            return websocket
+            return await self.close_over_cap(websocket, refused)
         try:
+            context = await self.get_context(websocket, websocket) if context is UNSET else context
+            self.websockets.set_context(socket, context)
             return cast(WebSocket, await super().run(websocket, context, root_value))
+        except Refused as refused:  # over the waiting cap (set_context)
+            return await self.close_over_cap(websocket, refused)
         finally:
             self.websockets.release(socket)
+
+    async def close_over_cap(self, websocket: WebSocket, refused: Refused) -> WebSocket:
+        """Closed as soon as accepted, with 1013 and the cap's reason: the graphql-ws client retries that code."""
+        metrics.count_errors(["RATE_LIMITED"])
+        self.refused_websockets.refused(refused.cap, "WebSocket refused: its address holds %d already (%s)",
+                                        refused.limit, refused.cap)
+        with contextlib.suppress(WebSocketDisconnect, OSError):  # gone already: no traceback per socket
+            await websocket.accept(subprotocol=await self.pick_websocket_subprotocol(websocket))
+            await websocket.close(code=TRY_AGAIN_LATER, reason=refused.close_reason)
+        return websocket
 
     def check_content_type(self, request: Request) -> None:
         """POST bodies are application/json in UTF-8 (the charset may be left out); the declared length is

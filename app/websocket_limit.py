@@ -9,10 +9,14 @@ socket is closed as soon as it is accepted, before anything is read from it, wit
 (RFC 6455): the ``graphql-ws`` client (Apollo, urql) retries that code with its backoff, where graphql-ws's own
 4429 (meant for a second ``connection_init`` on one socket) would end it for good.
 
-Only two things come before the count (``CareloopGraphQL.run_websocket``): the Origin check, so that a page on a
-disallowed origin is refused as such and never told to retry; and the check of a token in the Authorization
-header, so that a socket signed in as it opens is counted as signed in from the start (it costs one lookup, as
-an HTTP request carrying that header does; a socket without one is looked up for nothing).
+Only the Origin is checked before the count (``CareloopGraphQL.run_websocket``), so that a page on a disallowed
+origin is refused as such and never told to retry. Then the socket takes its place among its address's sockets in
+all (``admit``): over that cap it is refused before anything is looked up, so a client retrying its 1013 costs no
+token lookup, which for a partner's token would count against its requests a minute (found in review). Only then
+is a token in its Authorization header checked, and the socket's context given to its place (``set_context``):
+signed in, it never takes a waiting slot (found in review: it did while its token was checked, and a burst of such
+sockets from one address was refused); not signed in, it meets the waiting cap. While its token is checked a
+socket counts in all but not as waiting.
 
 The count lives in memory, per process: it costs nothing, and what it protects (a worker's sockets and memory) is
 per process too. So the caps are per worker: a node with four workers lets four times as many through.
@@ -34,12 +38,12 @@ TOO_MANY = "Too many connections from your address; try again later."
 @dataclass(eq=False)  # by identity: two sockets are never the same one
 class Socket:
     address: str
-    context: Context  # built before the socket is counted; connection_init's sign-in fills in its principal
+    context: Context | None = None  # None while the token in its header is checked: counted in all, not as waiting
 
     @property
-    def signed_in(self) -> bool:
-        """Signed in by an Authorization header, or by connection_init's payload (``on_ws_connect``)."""
-        return self.context.principal is not None
+    def waiting(self) -> bool:
+        """Not signed in by an Authorization header, nor yet by connection_init's payload (``on_ws_connect``)."""
+        return self.context is not None and self.context.principal is None
 
 
 class Refused(Exception):
@@ -57,19 +61,26 @@ class WebSocketLimit:
         self.pending_per_address, self.per_address = pending_per_address, per_address
         self._open: dict[str, set[Socket]] = {}
 
-    def admit(self, client_address: str, context: Context) -> Socket:
-        """The socket's slot, to ``release`` when it ends; ``Refused`` when its address holds its caps already (a
-        socket that is not signed in by the time it is counted meets the waiting cap too)."""
+    def admit(self, client_address: str) -> Socket:
+        """The socket's place among its address's sockets in all, to ``release`` when it ends; ``Refused`` when the
+        address holds that cap already. Taken before its context is built: a socket refused here is looked up for
+        nothing, and a burst opened at once cannot all get past the cap while their tokens are checked."""
         address = counted_address(client_address)
-        held = self._open.get(address, set())
-        if self.per_address and len(held) >= self.per_address:
+        held = self._open.setdefault(address, set())
+        if self.per_address and len(held) >= self.per_address:  # so held is not empty: the map keeps no empty set
             raise Refused("websockets_per_address", self.per_address, TOO_MANY)
-        socket = Socket(address, context)
-        if (self.pending_per_address and not socket.signed_in
-                and sum(not s.signed_in for s in held) >= self.pending_per_address):
-            raise Refused("websockets_pending_per_address", self.pending_per_address, TOO_MANY_PENDING)
-        self._open.setdefault(address, set()).add(socket)
+        socket = Socket(address)
+        held.add(socket)
         return socket
+
+    def set_context(self, socket: Socket, context: Context) -> None:
+        """The admitted socket's context, built once it had its place: one not signed in by then waits for its
+        connection_init, and is ``Refused`` when its address holds the waiting cap already (still to ``release``)."""
+        held = self._open.get(socket.address, set())
+        if (self.pending_per_address and context.principal is None
+                and sum(s.waiting for s in held) >= self.pending_per_address):
+            raise Refused("websockets_pending_per_address", self.pending_per_address, TOO_MANY_PENDING)
+        socket.context = context
 
     def release(self, socket: Socket) -> None:
         held = self._open.get(socket.address)

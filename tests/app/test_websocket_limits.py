@@ -13,6 +13,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -30,7 +31,8 @@ from core.settings import Settings, load_settings
 from resolvers import session
 from resolvers.context import Services
 from tests.app.conftest import serve
-from tests.factories import Tenant
+from tests.factories import Tenant, gql
+from tests.partners import make_client, make_partner, token_for
 
 PROTOCOL = Subprotocol("graphql-transport-ws")
 PENDING, ALL = 3, 5
@@ -169,37 +171,112 @@ async def test_a_socket_signed_in_by_its_header_holds_no_waiting_slot(tenant: Te
     await close_all([*waiting, by_header, bad_header])
 
 
+class Lookups:
+    """The Authorization values whose tokens are looked up from now on (``session.authenticate``), in order; when
+    ``held``, each lookup waits until ``go_on`` is set."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, *, held: bool = False) -> None:
+        self.values: list[str | None] = []
+        self.go_on, self.one_more = asyncio.Event(), asyncio.Event()
+        if not held:
+            self.go_on.set()
+        check = session.authenticate
+
+        async def watched(services: Services, authorization: str | None) -> Any:
+            self.values.append(authorization)
+            self.one_more.set()
+            await self.go_on.wait()
+            return await check(services, authorization)
+
+        monkeypatch.setattr(session, "authenticate", watched)
+
+    async def reach(self, count: int) -> None:
+        """Until ``count`` lookups have begun."""
+        async with asyncio.timeout(5):
+            while len(self.values) < count:
+                self.one_more.clear()
+                await self.one_more.wait()
+
+
 async def test_sockets_opened_at_once_with_a_good_header_token_are_all_served(
         tenant: Tenant, url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """A socket is counted as waiting only once its header's token has been checked (found in review: counted while
     the check ran, more than PENDING clients with good tokens opening at once from one address, a service behind one
     proxy, were closed with 1013: eleven at once under the default cap of ten, on SQLite and PostgreSQL). Each check
     is held here until the one socket too many has arrived (or, counted before its check, been refused)."""
-    check, checking = session.authenticate, 0
-    first_arrived, all_arrived = asyncio.Event(), asyncio.Event()
-
-    async def held(services: Services, authorization: str | None) -> Any:
-        nonlocal checking
-        checking += 1
-        if checking == PENDING:
-            first_arrived.set()
-        if checking == PENDING + 1:
-            all_arrived.set()
-        await all_arrived.wait()
-        return await check(services, authorization)
-
-    monkeypatch.setattr(session, "authenticate", held)
+    lookups = Lookups(monkeypatch, held=True)
     token = tenant.tokens["support_agent"]
     opening = [asyncio.create_task(connect(url, token=token)) for _ in range(PENDING)]
-    async with asyncio.timeout(5):
-        await first_arrived.wait()
+    await lookups.reach(PENDING)
     one_more = asyncio.create_task(connect(url, token=token))
-    await asyncio.wait([one_more, asyncio.create_task(all_arrived.wait())], timeout=5,
-                       return_when=asyncio.FIRST_COMPLETED)
-    all_arrived.set()
+    reached = asyncio.create_task(lookups.reach(PENDING + 1))
+    await asyncio.wait([one_more, reached], return_when=asyncio.FIRST_COMPLETED)
+    reached.cancel()
+    lookups.go_on.set()
     connections = await asyncio.gather(*opening, one_more)
     assert [await served(connection) for connection in connections] == [True] * (PENDING + 1)
     assert await served(await connect(url)), "signed in, they hold no waiting slot"
+    await close_all(connections)
+
+
+USAGE = """query($from: DateTime!, $to: DateTime!) { partnerUsage(from: $from, to: $to) {
+  client { id } requests } }"""
+
+
+async def requests_counted(tenant: Tenant, token: str) -> int:
+    """The partner client's requests counted this hour and the next, this question included (it is one)."""
+    now = datetime.now(UTC)
+    reply = await gql(tenant.client, USAGE, {"from": (now - timedelta(hours=1)).isoformat(),
+                                              "to": (now + timedelta(hours=1)).isoformat()}, token)
+    assert reply.errors == [], reply.errors
+    return sum(int(row["requests"]) for row in reply.data["partnerUsage"])
+
+
+async def signed_in_sockets(url: str, token: str, count: int) -> list[ClientConnection]:
+    """``count`` sockets signed in by connection_init, each before the next opens (PENDING may be fewer)."""
+    connections = []
+    for _ in range(count):
+        connections.append(await connect(url))
+        await sign_in(connections[-1], token)
+    return connections
+
+
+async def test_over_the_cap_in_all_a_partner_socket_costs_no_lookup_and_none_of_its_budget(
+        tenant: Tenant, url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over its address's cap in all a socket is refused before the token in its header is looked up (found in
+    review: it was looked up first, and a partner's lookup counts against its client's requests a minute, so a
+    graphql-ws client retrying the 1013 with its backoff spent its partner's budget on refusals)."""
+    partner_client = await make_client(tenant, await make_partner(tenant))
+    token = await token_for(tenant.client, partner_client)
+    held = await signed_in_sockets(url, tenant.tokens["support_agent"], ALL)
+    before, refusals = await requests_counted(tenant, token), rate_limited()
+    lookups = Lookups(monkeypatch)
+
+    for _ in range(3):
+        assert await refused_with(await connect(url, token=token)) == (1013, TOO_MANY)
+    assert lookups.values == [], "a socket refused over the cap in all had its token looked up"
+    assert rate_limited() == refusals + 3
+    assert await requests_counted(tenant, token) == before + 1, "the refused sockets spent the partner's budget"
+    await close_all(held)
+
+
+async def test_sockets_opened_at_once_past_the_cap_in_all_are_refused_before_any_lookup(
+        tenant: Tenant, url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A socket takes its place in all before the token in its header is looked up, so that a burst opened at
+    once past the cap (a client's retries, or many behind one proxy) costs no lookup either: of ALL + 2 sockets,
+    with every lookup held until released, the two over the cap are refused while the others' still run."""
+    lookups = Lookups(monkeypatch, held=True)
+    token = tenant.tokens["support_agent"]
+    opening = [asyncio.create_task(connect(url, token=token)) for _ in range(ALL + 2)]
+    try:
+        first_done = asyncio.as_completed(opening, timeout=5)  # the others wait for their lookups
+        refused = [await next(first_done) for _ in range(2)]
+        assert [await refused_with(connection) for connection in refused] == [(1013, TOO_MANY)] * 2
+        assert len(lookups.values) == ALL, "the sockets over the cap had their tokens looked up"
+    finally:
+        lookups.go_on.set()
+    connections = [connection for connection in await asyncio.gather(*opening) if connection not in refused]
+    assert [await served(connection) for connection in connections] == [True] * ALL
     await close_all(connections)
 
 
