@@ -688,17 +688,9 @@ def _changes_deposit(deposit: int | None, current: int) -> bool:
 async def _require_terms_right(ctx: Context, contract_id: uuid.UUID | None, patient_id: uuid.UUID) -> None:
     """Money is finance's: setting or changing a deposit, or repricing an amendment, needs ``contract.terms:
     update`` (the front desk drafts with none and leaves it as it is). A refusal names ``patient_id``: for a
-    contract found earlier, the file it is on now (``_file_now``)."""
+    contract found earlier, the file it is on now (``access.file_now``)."""
     await access.authorize(ctx, TERMS, "update", action=Action.UPDATE, resource_type="contract",
                            resource_id=contract_id, patient_id=patient_id)
-
-
-async def _file_now(ctx: Context, contract_id: uuid.UUID) -> uuid.UUID:
-    """The file a contract found earlier is on now, for a refusal's record: a merge since it was found moved it to
-    the survivor, whose trail the refusal belongs on (found in review: the deposit and reprice refusals named the
-    merged file). Nothing is written after a refusal, so no file is held for it."""
-    row = await Contract.filter(id=contract_id, institution_id=ctx.institution_id).only("id", "patient_id").get()
-    return row.patient_id
 
 
 # -- writing -----------------------------------------------------------------------------------
@@ -1074,7 +1066,7 @@ async def update_draft(ctx: Context, contract_id: uuid.UUID | None, data: dict[s
                          partner=partner_id is not None)
     problems.check()
     if _changes_deposit(deposit, version.deposit) or data.get("reprice"):
-        await _require_terms_right(ctx, row.id, await _file_now(ctx, row.id))
+        await _require_terms_right(ctx, row.id, await access.file_now(ctx, Contract, row.id))
     columns["period_total"] = money.total(line.total for line in lines)
     written = frozenset({*(f"version.{version.number}.{name}" for name in columns), *contract_columns,
                          *(["items"] if given is not None else [])})
@@ -1128,7 +1120,7 @@ async def amend(ctx: Context, contract_id: uuid.UUID | None, data: dict[str, Any
                          partner=row.partner_id is not None)
     problems.check()
     if _changes_deposit(terms["deposit"], base.deposit) or data.get("reprice"):
-        await _require_terms_right(ctx, row.id, await _file_now(ctx, row.id))
+        await _require_terms_right(ctx, row.id, await access.file_now(ctx, Contract, row.id))
     number = versions[-1].number + 1
     written = frozenset({"current_version", f"version.{number}", "change_summary", "effective_on",
                          *(name for name in ("end_on", "billing_period", "deposit", "notice_days", "auto_renew",
@@ -1294,7 +1286,7 @@ async def renew(ctx: Context, contract_id: uuid.UUID | None, data: dict[str, Any
         day=start_on, partner=row.partner_id is not None)
     problems.check()
     if _changes_deposit(terms["deposit"], base.deposit):
-        await _require_terms_right(ctx, row.id, await _file_now(ctx, row.id))
+        await _require_terms_right(ctx, row.id, await access.file_now(ctx, Contract, row.id))
     values = {"patient_id": row.patient_id, "title": title, "currency": row.currency, "status": "draft",
               "start_on": start_on, "end_on": end_on, "current_version": 1, "department_id": row.department_id,
               "guarantor_id": row.guarantor_id, "partner_id": row.partner_id, "renewal_of_id": row.id,
