@@ -593,8 +593,8 @@ async def _read_chains(patient_ids: list[uuid.UUID]) -> dict[uuid.UUID, uuid.UUI
 
 async def file_now(ctx: Context, model: type[Model], record_id: uuid.UUID) -> uuid.UUID:
     """The file a record found earlier is on now, for a refusal's record: a merge since it was found moved the record
-    to the survivor, whose trail the refusal belongs on (found in review: refusals of a contract's terms named the
-    merged file). Nothing is written after a refusal, so no file is held for it."""
+    to the survivor, whose trail the refusal belongs on (found in review: refusals of a contract's terms and of a
+    follow-up task's writes named the merged file). Nothing is written after a refusal, so no file is held for it."""
     patient_id = await model.filter(id=record_id, institution_id=ctx.institution_id).get().values_list(
         "patient_id", flat=True)
     return uuid.UUID(str(patient_id))

@@ -11,7 +11,8 @@ tasks are cancelled at once.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
@@ -730,21 +731,20 @@ async def claim(ctx: Context, task_id: uuid.UUID | None) -> TaskView:
     view = await find(ctx, task_id, Action.UPDATE)
     principal = ctx.require_principal()
     if "nurse" not in principal.roles or view.row.department_id not in principal.department_ids:
-        await access.deny(ctx, Action.UPDATE, "follow_up_task", view.row.id, view.patient.row.id,
-                          reason="other_department")
+        await _deny(ctx, view, "other_department")
         raise Forbidden("id: a nurse of the task's department claims it from the pool.", field="id")
     if view.row.status != "requested" or view.row.owner_id is not None:
         raise _taken()
-    async with in_transaction():
+    async with _writing(ctx, view) as task:
         won = await FollowUpTask.filter(id=view.row.id, institution_id=ctx.institution_id, status="requested",
                                         owner_id__isnull=True).update(
             owner_id=principal.user_id, status="accepted", version=F("version") + 1, updated_at=_now())
         if won != 1:
             raise _taken()
         await writer.append([access.write_record(ctx, Action.UPDATE, "follow_up_task", view.row.id,
-                                                 patient_id=view.patient.row.id,
+                                                 patient_id=task.patient.row.id,
                                                  fields=frozenset({"owner", "status"}), decision=decision)])
-    return await _reloaded(ctx, view)
+    return await _reloaded(ctx, task)
 
 
 def _taken() -> Conflict:
@@ -761,17 +761,17 @@ async def assign(ctx: Context, task_id: uuid.UUID | None, staff_id: uuid.UUID | 
     view = await find(ctx, task_id, Action.UPDATE)
     principal = ctx.require_principal()
     if "department_head" not in principal.roles or view.row.department_id not in principal.department_ids:
-        await access.deny(ctx, Action.UPDATE, "follow_up_task", view.row.id, view.patient.row.id, reason="forbidden")
+        await _deny(ctx, view, "forbidden")
         raise Forbidden("id: the department head of the task's department assigns it.", field="id")
     _check_open(view.row)
     if staff_id is not None:
         await _check_nurse(ctx, staff_id, view.row.department_id, "staffId")
-    async with in_transaction():
+    async with _writing(ctx, view) as task:
         await _write(ctx, view, version, {"owner_id": staff_id, "status": "requested"})
         await writer.append([access.write_record(ctx, Action.UPDATE, "follow_up_task", view.row.id,
-                                                 patient_id=view.patient.row.id,
+                                                 patient_id=task.patient.row.id,
                                                  fields=frozenset({"owner", "status"}), decision=decision)])
-    return await _reloaded(ctx, view)
+    return await _reloaded(ctx, task)
 
 
 async def record_attempt(ctx: Context, task_id: uuid.UUID | None, data: dict[str, Any]) -> AttemptView:
@@ -784,7 +784,7 @@ async def record_attempt(ctx: Context, task_id: uuid.UUID | None, data: dict[str
     _check_open(view.row, "taskId")
     attempt_id = uuid7()
     me = ctx.require_principal().user_id
-    async with in_transaction():
+    async with _writing(ctx, view, field="taskId", needs=CLINICAL) as task:
         # Still open and still the caller's (not completed or reassigned meanwhile).
         if await FollowUpTask.filter(id=view.row.id, institution_id=ctx.institution_id, owner_id=me,
                                      status__in=OPEN_TASK_STATUSES).update(updated_at=_now()) != 1:
@@ -793,11 +793,11 @@ async def record_attempt(ctx: Context, task_id: uuid.UUID | None, data: dict[str
             id=attempt_id, institution_id=ctx.institution_id, task_id=view.row.id, staff_id=me, at=at,
             channel=channel, outcome=outcome, note=access.seal(ctx, "follow_up_attempt", "note", attempt_id, note))
         await writer.append([access.write_record(ctx, Action.CREATE, "follow_up_attempt", attempt_id,
-                                                 patient_id=view.patient.row.id,
+                                                 patient_id=task.patient.row.id,
                                                  fields=frozenset({"at", "channel", "outcome",
                                                                    *(["note"] if note else [])}),
                                                  decision=decision)])
-    return AttemptView(row, view)
+    return AttemptView(row, task)
 
 
 def _attempt_shape(data: dict[str, Any]) -> tuple[datetime, str, str, str | None]:
@@ -830,40 +830,33 @@ async def complete(ctx: Context, task_id: uuid.UUID | None, data: dict[str, Any]
     _check_open(view.row)
     ticket_data = None
     if open_ticket:  # decided (and a refusal recorded) before the transaction opens
-        await access.authorize(ctx, "ticket", "create", action=Action.CREATE, resource_type="ticket",
-                               patient_id=view.patient.row.id)
+        await _require(ctx, view, "ticket", "create", action=Action.CREATE, resource_type="ticket")
         ticket_data = await _ticket_data(ctx, view, form)
     columns = {**form, "status": "completed", "completed_at": _now(), "completed_by_id": ctx.actor.id,
                "notes": access.seal(ctx, "follow_up_task", "notes", view.row.id, form["notes"])}
     written = {"status", "reached", "completed_at", "completed_by",
                *(name for name in ("condition", "needs_help", "satisfaction", "notes") if form[name] is not None)}
     # A file merged since the task was read: the task is the survivor's, and so are its record, the invitation and
-    # the ticket, as when the call is recorded after the merge, checked as find and _check_worker would check it
-    # then; a call that did not reach the patient too (found in review: recorded on the merged file).
-    following = access.following_survivor(ctx, Action.UPDATE, "follow_up_task", view.row.id, needs=CLINICAL)
-    async with following as hold, in_transaction():
-        # The file held before the task, as a merge locks it before it moves the task; the other way round, the
-        # wait of a survey invitation or a ticket for the file deadlocked with a merge at that moment (found in
-        # review).
-        patient = await hold(view.patient.row.id) or view.patient
+    # the ticket (_writing); a call that did not reach the patient too (found in review: recorded on the merged file).
+    async with _writing(ctx, view, needs=CLINICAL) as task:
         await _write(ctx, view, version, columns)
         if ticket_data is not None:
             # A savepoint of this transaction, on the file the task is on now: the caller named the task, not
             # the file (found in review: opened on the file read before the merge, it was refused there, inside
             # this transaction, and answered INTERNAL_SERVER_ERROR).
-            ticket = await tickets.create(ctx, {**ticket_data, "patient_id": patient.row.id})
+            ticket = await tickets.create(ctx, {**ticket_data, "patient_id": task.patient.row.id})
             await FollowUpTask.filter(id=view.row.id, institution_id=ctx.institution_id).update(
                 ticket_id=ticket.row.id)
             written.add("ticket")
         await writer.append([access.write_record(ctx, Action.UPDATE, "follow_up_task", view.row.id,
-                                                 patient_id=patient.row.id, fields=frozenset(written),
+                                                 patient_id=task.patient.row.id, fields=frozenset(written),
                                                  decision=decision)])
         if form["reached"]:  # a call that reached the patient may ask them for a survey
             await surveys.on_follow_up_completed(ctx, await FollowUpTask.get(id=view.row.id))
     if ticket_data is not None:  # wake the live queues again now that the ticket is committed
         ctx.services.ticket_changes.notify()
         ctx.services.outbox.scheduled.set()
-    return await _reloaded(ctx, TaskView(view.row, patient))
+    return await _reloaded(ctx, task)
 
 
 async def fail(ctx: Context, task_id: uuid.UUID | None, notes: str | None, version: int | None) -> TaskView:
@@ -877,7 +870,7 @@ async def fail(ctx: Context, task_id: uuid.UUID | None, notes: str | None, versi
     text = _notes(notes, "notes")
     columns = {"status": "failed", "reached": False, "completed_at": _now(), "completed_by_id": ctx.actor.id,
                "notes": access.seal(ctx, "follow_up_task", "notes", view.row.id, text)}
-    async with in_transaction():
+    async with _writing(ctx, view, needs=CLINICAL) as task:
         # The attempts read under the task's lock, which recording an attempt takes too: one reaching the patient
         # meanwhile is seen here (found in review: a task failed beside a reached attempt).
         await FollowUpTask.filter(id=view.row.id).select_for_update().only("id").first()
@@ -890,10 +883,10 @@ async def fail(ctx: Context, task_id: uuid.UUID | None, notes: str | None, versi
                                field="id")
         await _write(ctx, view, version, columns)
         await writer.append([access.write_record(
-            ctx, Action.UPDATE, "follow_up_task", view.row.id, patient_id=view.patient.row.id,
+            ctx, Action.UPDATE, "follow_up_task", view.row.id, patient_id=task.patient.row.id,
             fields=frozenset({"status", "reached", "completed_at", "completed_by", *(["notes"] if text else [])}),
             decision=decision)])
-    return await _reloaded(ctx, view)
+    return await _reloaded(ctx, task)
 
 
 async def cancel(ctx: Context, task_id: uuid.UUID | None, version: int | None) -> TaskView:
@@ -904,15 +897,15 @@ async def cancel(ctx: Context, task_id: uuid.UUID | None, version: int | None) -
     principal = ctx.require_principal()
     head = "department_head" in principal.roles and view.row.department_id in principal.department_ids
     if not head and view.row.owner_id != principal.user_id:
-        await access.deny(ctx, Action.UPDATE, "follow_up_task", view.row.id, view.patient.row.id, reason="not_owner")
+        await _deny(ctx, view, "not_owner")
         raise Forbidden("id: the task's owner or its department head cancels it.", field="id")
     _check_open(view.row)
-    async with in_transaction():
+    async with _writing(ctx, view) as task:
         await _write(ctx, view, version, {"status": "cancelled"})
         await writer.append([access.write_record(ctx, Action.UPDATE, "follow_up_task", view.row.id,
-                                                 patient_id=view.patient.row.id, fields=frozenset({"status"}),
+                                                 patient_id=task.patient.row.id, fields=frozenset({"status"}),
                                                  decision=decision)])
-    return await _reloaded(ctx, view)
+    return await _reloaded(ctx, task)
 
 
 async def _write(ctx: Context, view: TaskView, version: int | None, columns: dict[str, Any]) -> None:
@@ -925,6 +918,39 @@ async def _write(ctx: Context, view: TaskView, version: int | None, columns: dic
         raise Conflict("version: the task changed since you read it; read it again.", field="version")
     if "due_on" in columns or columns.get("status", "requested") not in OPEN_TASK_STATUSES:
         await cancel_announcements(ctx, [view.row.id])  # moved or closed: the queued announcement is not true
+
+
+@asynccontextmanager
+async def _writing(ctx: Context, view: TaskView, *, field: str = "id", needs: str | None = None
+                   ) -> AsyncIterator[TaskView]:
+    """The transaction of a caller's write to a task it found; yields the task on the file it is on now, which the
+    write's records (and a ticket or invitation it opens) name. The file is held first (``access.following_survivor``),
+    as a merge locks it before it moves the task: the other way round, a ticket's or invitation's wait for the file
+    deadlocked with a merge at that moment (found in review). A file merged since the task was found moved the task
+    to the survivor: the caller named the task, not the file, so the write goes on there, if the caller still reaches
+    the task (``needs``: and writes that class of it, as ``_check_worker`` asks), as ``find`` would ask after the
+    merge; beyond it NOT_FOUND at ``field``, nothing written, the refusal recorded once rolled back (found in review:
+    claim, assign, an attempt, fail and cancel recorded on the merged file, without asking)."""
+    following = access.following_survivor(ctx, Action.UPDATE, "follow_up_task", view.row.id, field=field,
+                                          needs=needs)
+    async with following as hold, in_transaction():
+        yield TaskView(view.row, await hold(view.patient.row.id) or view.patient)
+
+
+async def _deny(ctx: Context, view: TaskView, reason: str, field_classes: frozenset[str] = frozenset()) -> None:
+    """A write to a task refused, on the trail of the file the task is on now (``access.file_now``: found in review,
+    a merge since the task was found left the refusal on the merged file)."""
+    await access.deny(ctx, Action.UPDATE, "follow_up_task", view.row.id,
+                      await access.file_now(ctx, FollowUpTask, view.row.id), reason=reason, field_classes=field_classes)
+
+
+async def _require(ctx: Context, view: TaskView, obj: str, act: str, *, action: Action = Action.UPDATE,
+                   resource_type: str = "follow_up_task") -> None:
+    """A right a write to a task needs on its patient, decided by role; refused, recorded naming the file the task is
+    on now, as ``_deny``. Decided first, so the file is read again only for a refusal."""
+    if not ctx.decide(obj, act).allowed:
+        await access.authorize(ctx, obj, act, action=action, resource_type=resource_type,
+                               patient_id=await access.file_now(ctx, FollowUpTask, view.row.id))
 
 
 async def cancel_announcements(ctx: Context, task_ids: list[uuid.UUID]) -> int:
@@ -945,13 +971,11 @@ async def _check_worker(ctx: Context, view: TaskView, field: str) -> None:
     if view.row.owner_id is None and view.row.status == "requested":
         raise BadUserInput(f"{field}: the task is in the department's pool; claim it first.", field=field)
     if view.row.owner_id is not None and view.row.owner_id != principal.user_id:
-        await access.deny(ctx, Action.UPDATE, "follow_up_task", view.row.id, view.patient.row.id, reason="not_owner")
+        await _deny(ctx, view, "not_owner")
         raise Forbidden(f"{field}: the task is a colleague's; the department head reassigns it.", field=field)
-    await access.authorize(ctx, f"patient.{CLINICAL}", "update", action=Action.UPDATE,
-                           resource_type="follow_up_task", patient_id=view.patient.row.id)
+    await _require(ctx, view, f"patient.{CLINICAL}", "update")
     if CLINICAL not in view.patient.classes:
-        await access.deny(ctx, Action.UPDATE, "follow_up_task", view.row.id, view.patient.row.id, reason="forbidden",
-                          field_classes=frozenset({CLINICAL}))
+        await _deny(ctx, view, "forbidden", frozenset({CLINICAL}))
         raise Forbidden()
 
 

@@ -54,11 +54,11 @@ def frozen_now(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def colleague(tenant: Tenant, client: httpx.AsyncClient, services: Services, key: str, role: str = "nurse",
-                    department: str = "A") -> uuid.UUID:
-    """One more account, signed in as ``tenant.call(key, ...)``."""
+                    department: str = "A", also: tuple[str, ...] = ()) -> uuid.UUID:
+    """One more account (with the roles ``also`` besides ``role``), signed in as ``tenant.call(key, ...)``."""
     email = f"{key}.{uuid.uuid4().hex[:8]}@careloop.test"
     staff = await institutions.create_account(services, tenant.institution, email=email, name=f"{key} colleague",
-                                              password=PASSWORD, roles=[role],
+                                              password=PASSWORD, roles=[role, *also],
                                               departments=[tenant.departments[department]])
     tenant.staff_ids[key], tenant.tokens[key] = staff.id, await login(client, email)
     return staff.id
