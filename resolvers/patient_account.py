@@ -270,7 +270,8 @@ async def replies_page(ctx: Context, view: TicketView, *, first: int, after: str
     id), so the pages of a list of tickets load together: two statements (three with ``count``) whatever the number
     of tickets and replies."""
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
-    since = None if after is None else pagination.decode_uuid(REPLY_CURSOR_KIND, after)
+    # "" is no cursor: the first page, as null (every list alike)
+    since = pagination.decode_uuid(REPLY_CURSOR_KIND, after) if after else None
     rows = await _replies(ctx, view, since, first + 1)
     total = None
     if count:

@@ -14,6 +14,7 @@ from typing import Any
 
 from models import AuditEvent, Contract, ContractVersion, FollowUpAttempt, FollowUpTask, Visit, VisitCode
 from resolvers.context import Services
+from tests.api.test_nested_list_bounds import REPLIES, replied
 from tests.api.test_nested_list_costs import ok
 from tests.conftest import SqlCounter
 from tests.contracts import active_contract, item_input, make_item
@@ -215,3 +216,14 @@ async def test_a_patient_pages_their_own_versions_and_codes_and_nobody_elses(
     assert refusals == [("read", "contract", "not_found")] * 3 + [("read", "visit", "not_found")] * 3, refusals
     assert await AuditEvent.filter(institution_id=tenant.id, seq__gt=seq, outcome="allowed",
                                    patient_id=someone).count() == 0
+
+
+async def test_an_empty_cursor_reads_my_tickets_first_replies(tenant: Tenant) -> None:
+    """``after: ""`` is the first page on every list, as null (found probing the portal: repliesConnection, added
+    after that rule, answered BAD_USER_INPUT)."""
+    pid = await make_patient(tenant)
+    await replied(tenant, pid, 2)
+    me = await open_account(tenant, pid)
+    first = ok(await me.call(REPLIES, n=1, after=None))
+    assert ok(await me.call(REPLIES, n=1, after="")) == first
+    assert first["myTickets"]["nodes"][0]["repliesConnection"]["nodes"] == [{"message": "Reply 0"}]
