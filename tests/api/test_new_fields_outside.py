@@ -8,8 +8,8 @@ the id, recorded, and nothing is written."""
 from __future__ import annotations
 
 import uuid
-from datetime import date, timedelta
 from collections.abc import Awaitable, Callable
+from datetime import date, timedelta
 from typing import Any
 
 from models import AuditEvent, Contract, ContractVersion, FollowUpAttempt, FollowUpTask, Visit, VisitCode
@@ -227,3 +227,38 @@ async def test_an_empty_cursor_reads_my_tickets_first_replies(tenant: Tenant) ->
     first = ok(await me.call(REPLIES, n=1, after=None))
     assert ok(await me.call(REPLIES, n=1, after="")) == first
     assert first["myTickets"]["nodes"][0]["repliesConnection"]["nodes"] == [{"message": "Reply 0"}]
+
+
+STAFF_LISTS = {
+    "departmentsConnection": "{ departmentsConnection { totalCount nodes { id } } }",
+    "serviceItemsConnection": "{ serviceItemsConnection(includeRetired: true) { totalCount nodes { id } } }",
+    "patientAccessReportConnection": """query($p: ID!) { patientAccessReportConnection(patientId: $p) { totalCount
+      nodes { actorId } } }""",
+}
+
+
+async def test_the_institutions_new_lists_are_refused_to_partners_and_patients(tenant: Tenant) -> None:
+    """Departments, the catalogue and a file's access report are staff's: FORBIDDEN with every scope, and for the
+    patient on their own file too (their own log is myAccessLog), each refusal recorded."""
+    pship = await make_partnership(tenant, [*ALL_SCOPES, "visit:read", "flag:read", "contract:read", OWN_LOG])
+    me = await open_account(tenant)
+    for token, own in ((pship.token, pship.granted), (me.token, me.patient_id)):
+        seq = await mark(tenant.id)
+        for root, query in STAFF_LISTS.items():
+            reply = await gql(tenant.client, query, {"p": str(own)} if "$p" in query else {}, token)
+            assert reply.codes == ["FORBIDDEN"] and reply.data == {root: None}, (root, reply.body)
+        assert [reason for _, _, reason, _, _ in await denials_since(tenant.id, seq)] == ["forbidden"] * 3
+
+
+async def test_a_partner_pages_the_alerts_of_granted_files_only(tenant: Tenant, sql_counter: SqlCounter) -> None:
+    pship = await make_partnership(tenant, [*ALL_SCOPES, "flag:read"])
+    query = "query($p: ID!) { patientFlagsConnection(patientId: $p) { totalCount nodes { id } } }"
+
+    def call(query: str, variables: dict[str, Any]) -> Awaitable[Response]:
+        return pship.call(query, **variables)
+
+    assert ok(await call(query, {"p": str(pship.granted)}))["patientFlagsConnection"]["totalCount"] == 0
+    seq = await mark(tenant.id)
+    await alike_to_random(sql_counter, call, query, "p", [str(pship.other)])
+    assert [(kind, reason) for _, kind, reason, _, _ in await denials_since(tenant.id, seq)] == [
+        ("patient", "not_found")] * 3
