@@ -73,6 +73,14 @@ async def alike_to_random(sql_counter: SqlCounter, call: Call, query: str, name:
         assert hidden_cost == random_cost, (record, hidden_cost, random_cost)
 
 
+async def probes_refused(tenant: Tenant, seq: int) -> list[tuple[str, str, str]]:
+    """(action, resource type, reason) of each refusal since the mark; none names a patient (the probe of a hidden
+    record is recorded as a random id's is)."""
+    found = await denials_since(tenant.id, seq)
+    assert [patient for _, _, _, _, patient in found] == [None] * len(found), found
+    return [(action, kind, reason) for action, kind, reason, _, _ in found]
+
+
 def as_page(reply: Response, root: str) -> tuple[list[Any], list[tuple[str, str]]]:
     page = reply.data[root]
     return page["nodes"], errors_of(reply)
@@ -108,7 +116,7 @@ async def test_a_partner_pages_the_versions_it_reads_and_nothing_else(tenant: Te
     before, seq = await rows_written(), await mark(tenant.id)
     await alike_to_random(sql_counter, call, VERSIONS, "c", [not_granted, not_named])
     assert await rows_written() == before
-    refusals = [(action, kind, reason) for action, kind, reason, _, _ in await denials_since(tenant.id, seq)]
+    refusals = await probes_refused(tenant, seq)
     assert refusals == [("read", "contract", "not_found")] * 4, refusals
 
     # the partner's own log: the probes of a hidden contract and of a random id read alike, but for the id probed
@@ -145,7 +153,7 @@ async def test_a_partner_pages_the_codes_of_its_own_visits_only(tenant: Tenant, 
     before, seq = await rows_written(), await mark(tenant.id)
     await alike_to_random(sql_counter, call, CODES, "v", [staff_visit, other_visit])
     assert await rows_written() == before
-    refusals = [(action, kind, reason) for action, kind, reason, _, _ in await denials_since(tenant.id, seq)]
+    refusals = await probes_refused(tenant, seq)
     assert refusals == [("read", "visit", "not_found")] * 4, refusals
 
     # without the clinical scope the codes are refused before any visit is looked up: whoever's the visit
@@ -212,7 +220,7 @@ async def test_a_patient_pages_their_own_versions_and_codes_and_nobody_elses(
     await alike_to_random(sql_counter, call, VERSIONS, "c", [theirs])
     await alike_to_random(sql_counter, call, CODES, "v", [visits[someone]])
     assert await rows_written() == before
-    refusals = [(action, kind, reason) for action, kind, reason, _, _ in await denials_since(tenant.id, seq)]
+    refusals = await probes_refused(tenant, seq)
     assert refusals == [("read", "contract", "not_found")] * 3 + [("read", "visit", "not_found")] * 3, refusals
     assert await AuditEvent.filter(institution_id=tenant.id, seq__gt=seq, outcome="allowed",
                                    patient_id=someone).count() == 0
@@ -260,5 +268,4 @@ async def test_a_partner_pages_the_alerts_of_granted_files_only(tenant: Tenant, 
     assert ok(await call(query, {"p": str(pship.granted)}))["patientFlagsConnection"]["totalCount"] == 0
     seq = await mark(tenant.id)
     await alike_to_random(sql_counter, call, query, "p", [str(pship.other)])
-    assert [(kind, reason) for _, kind, reason, _, _ in await denials_since(tenant.id, seq)] == [
-        ("patient", "not_found")] * 3
+    assert await probes_refused(tenant, seq) == [("read", "patient", "not_found")] * 3
