@@ -47,7 +47,16 @@ pytestmark = pytest.mark.skipif(BACKEND == "sqlite", reason="row locks and concu
 async def during_a_held_merge(tenant: Tenant, monkeypatch: pytest.MonkeyPatch, survivor: uuid.UUID,
                               duplicate: uuid.UUID, write: Callable[[], Awaitable[Any]]) -> Any:
     """``write`` run while a merge of the two files holds both, then the merge let go: both must end, the merge
-    done and the write neither failed nor deadlocked; answers what ``write`` answered."""
+    done and the write neither failed nor deadlocked nor refused; answers what ``write`` answered."""
+    written = await meeting_a_held_merge(tenant, monkeypatch, survivor, duplicate, write)
+    assert getattr(written, "errors", []) == [], written.errors
+    return written
+
+
+async def meeting_a_held_merge(tenant: Tenant, monkeypatch: pytest.MonkeyPatch, survivor: uuid.UUID,
+                               duplicate: uuid.UUID, write: Callable[[], Awaitable[Any]]) -> Any:
+    """``during_a_held_merge`` for a write that may be refused: both must end, the merge done and the write
+    neither failed (an exception, not an answer) nor deadlocked; answers what ``write`` answered."""
     locked, release = asyncio.Event(), asyncio.Event()
     consent = patient_merge._stricter_consent
 
@@ -65,7 +74,6 @@ async def during_a_held_merge(tenant: Tenant, monkeypatch: pytest.MonkeyPatch, s
     merged, written = await asyncio.wait_for(asyncio.gather(merging, writing, return_exceptions=True), 30)
     assert not isinstance(merged, BaseException) and merged.errors == [], merged
     assert not isinstance(written, BaseException), repr(written)
-    assert getattr(written, "errors", []) == [], written.errors
     assert (await Patient.get(id=duplicate)).status == "merged"
     return written
 
