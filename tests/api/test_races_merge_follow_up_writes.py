@@ -5,17 +5,22 @@ duplicate and is started while the merge holds both files and has moved nothing 
 meeting point); it holds the file before the task (follow_up._writing), as the merge does, so it waits for the
 merge: neither deadlocks, and the write is recorded on the survivor the task moved to, or, the survivor beyond the
 caller's reach, refused as the task then answers (NOT_FOUND), nothing written. test_patient_merge_follow_up_writes
-makes the merge sequential."""
+makes the merge sequential. The other way round, a merge started while the write holds the file waits for the
+write, then moves the task it wrote."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 
 from models import FollowUpTask
-from resolvers import follow_up
+from resolvers import access, follow_up
 from tests.api.test_follow_up import NOW
+from tests.api.test_patient_merge import merge
 from tests.api.test_patient_merge_follow_up_writes import WRITES, stored, two_files, written_since
 from tests.api.test_races_merge_writers import during_a_held_merge, meeting_a_held_merge
 from tests.conftest import BACKEND
@@ -64,3 +69,49 @@ async def test_a_task_written_during_a_merge_out_of_reach_is_missing(
     assert [d[:4] for d in await denials_since(tenant.id, before)] == [
         ("update", "follow_up_task", "not_found", uuid.UUID(task["id"]))]
     assert await written_since(tenant, before) == []
+
+
+async def merged_during_a_held_write(tenant: Tenant, monkeypatch: pytest.MonkeyPatch, survivor: uuid.UUID,
+                                     duplicate: uuid.UUID, write: Callable[[], Awaitable[Any]]) -> Any:
+    """A merge of the two files started while ``write`` holds the file it read (its transaction open, nothing
+    written yet), then the write let go: both must end, neither failed nor deadlocked nor refused; answers what
+    ``write`` answered."""
+    holding, release = asyncio.Event(), asyncio.Event()
+    files_now = access.current_files
+
+    async def held(patient_ids: Any) -> dict[uuid.UUID, uuid.UUID]:  # the write's hold; only the first waits
+        now_on = await files_now(patient_ids)
+        if not holding.is_set():
+            holding.set()
+            await release.wait()
+        return now_on
+
+    monkeypatch.setattr(access, "current_files", held)
+    writing = asyncio.ensure_future(write())
+    await asyncio.wait_for(holding.wait(), 10)
+    merging = asyncio.ensure_future(merge(tenant, survivor, duplicate))
+    await asyncio.sleep(1.0)  # the merge reaches the file the write holds, and waits
+    assert not merging.done(), "the merge did not wait for the write holding the file"
+    release.set()
+    written, merged = await asyncio.wait_for(asyncio.gather(writing, merging, return_exceptions=True), 30)
+    assert not isinstance(merged, BaseException) and merged.errors == [], merged
+    assert not isinstance(written, BaseException) and written.errors == [], written
+    return written
+
+
+@pytest.mark.parametrize("name", sorted(WRITES))
+async def test_a_merge_during_a_task_write_moves_what_was_written(
+        tenant: Tenant, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """The write goes on the file it holds, the duplicate, merged once it commits: its record stays on the
+    duplicate's trail, where the task was when written, and the merge moves the task as written."""
+    made, call, (resource_type, action), status = WRITES[name]
+    survivor, duplicate = await two_files(tenant)
+    task = await made(tenant, duplicate)
+    before = await mark(tenant.id)
+
+    await merged_during_a_held_write(tenant, monkeypatch, survivor, duplicate, lambda: call(tenant, task))
+
+    row = await FollowUpTask.get(id=task["id"])
+    assert (row.patient_id, row.status) == (survivor, status)
+    found = [(e.resource_type, e.action, e.patient_id) for e in await written_since(tenant, before)]
+    assert found == [(resource_type, action, duplicate)], found
