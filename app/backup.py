@@ -620,15 +620,16 @@ _QUOTE = re.compile(rf'(?P<object>\b{_OBJECT}\s+"[^"\n]*")|"')
 def _unquoted(tool: str, said: str) -> str:
     """The tool's messages on one line, as every refusal, without what quotes the data or the SQL (a COPY's CONTEXT
     with a row's values, DETAIL with a row's or a key's, "Command was:"): they can hold a patient's fields in clear
-    (found in review). A quote runs on to the next line that begins a message (the tool's, or the server's own
-    words): a value or a statement of several lines goes on over them (found in review: the second line of a failing
-    row's field was kept). A message's own line may quote a value too (a field that does not read as its column's
-    type): that value is left out, and the lines after it up to the next message with it."""
+    (found in review). A quote runs on to the tool's next message: a value or a statement of several lines goes on
+    over them (found in review: the second line of a failing row's field was kept), and a line of it may begin as
+    the server's words do (a field's second line "ERROR: ...": found in review), so only the tool's own prefix ends
+    it. A message's own line may quote a value too (a field that does not read as its column's type): that value is
+    left out, and the lines after it up to the tool's next message with it."""
     kept, quoting = [], False
     for line in (line.strip() for line in said.splitlines()):
         if line.startswith(_QUOTING):
             quoting = True
-        elif line.startswith((f"{tool}:", *_SAYING)):
+        elif line.startswith(f"{tool}:") or (not quoting and line.startswith(_SAYING)):
             line, quoting = _without_values(line)  # a message's own line is kept, a value it quotes is not
             kept.append(line)
             continue

@@ -499,9 +499,10 @@ async def test_a_tool_failure_leaves_out_the_lines_that_quote_data_or_sql(fresh_
     """pg_restore quotes the row a COPY failed on (DETAIL's failing row, CONTEXT's line of the COPY) and the statement
     that failed ("Command was:" and the statement's further lines): a patient's fields in clear on the operator's
     terminal and in their logs (found in review). The refusal keeps what failed and where, and leaves those out, the
-    whole of a quoted value or statement that spans several lines too."""
+    whole of a quoted value or statement that spans several lines too, a line of it that begins as the server's words
+    do included (found in review)."""
     from app.backup import BackupRefused, _run_pg
-    name, phone = "Zhang Wei\nBed 12", "13800138000"  # a field of two lines
+    name, phone = "Zhang Wei\nERROR: Bed 12", "13800138000"  # a field of two lines, the second as the server speaks
     connection = await asyncpg.connect(fresh_database)
     try:
         await connection.execute("CREATE TABLE note (id int PRIMARY KEY, name text, phone text)")
