@@ -600,6 +600,17 @@ async def file_now(ctx: Context, model: type[Model], record_id: uuid.UUID) -> uu
     return uuid.UUID(str(patient_id))
 
 
+async def authorize_on_record(ctx: Context, obj: str, act: str, *, action: Action, resource_type: str,
+                              resource_id: uuid.UUID | None, model: type[Model], record_id: uuid.UUID) -> Decision:
+    """``authorize`` for a right a write needs on a record found earlier: a refusal names the file the record is on
+    now (``file_now``), read only for a refusal, so an allowed write costs no statement more."""
+    decision = ctx.decide(obj, act)
+    if not decision.allowed:
+        await deny(ctx, action, resource_type, resource_id, await file_now(ctx, model, record_id), reason="forbidden")
+        raise Forbidden()
+    return decision
+
+
 class _SurvivorOutOfReach(Exception):
     """A record's file was merged, since the caller read the record, into one the caller does not reach."""
 

@@ -685,12 +685,12 @@ def _changes_deposit(deposit: int | None, current: int) -> bool:
     return deposit is not None and deposit != current
 
 
-async def _require_terms_right(ctx: Context, contract_id: uuid.UUID | None, patient_id: uuid.UUID) -> None:
+async def _require_terms_right(ctx: Context, row: Contract) -> None:
     """Money is finance's: setting or changing a deposit, or repricing an amendment, needs ``contract.terms:
-    update`` (the front desk drafts with none and leaves it as it is). A refusal names ``patient_id``: for a
-    contract found earlier, the file it is on now (``access.file_now``)."""
-    await access.authorize(ctx, TERMS, "update", action=Action.UPDATE, resource_type="contract",
-                           resource_id=contract_id, patient_id=patient_id)
+    update`` (the front desk drafts with none and leaves it as it is). A refusal names the file the contract is on
+    now (``access.authorize_on_record``)."""
+    await access.authorize_on_record(ctx, TERMS, "update", action=Action.UPDATE, resource_type="contract",
+                                     resource_id=row.id, model=Contract, record_id=row.id)
 
 
 # -- writing -----------------------------------------------------------------------------------
@@ -883,7 +883,8 @@ async def create(ctx: Context, data: dict[str, Any]) -> ContractView:
                          partner=parties.get("partner_id") is not None)
     problems.check()
     if _changes_deposit(deposit, 0):
-        await _require_terms_right(ctx, None, patient.id)
+        await access.authorize(ctx, TERMS, "update", action=Action.UPDATE, resource_type="contract",
+                               patient_id=patient.id)
     if parties.get("department_id") is None:
         parties["department_id"] = patient.department_id
     principal = ctx.require_principal()
@@ -1066,7 +1067,7 @@ async def update_draft(ctx: Context, contract_id: uuid.UUID | None, data: dict[s
                          partner=partner_id is not None)
     problems.check()
     if _changes_deposit(deposit, version.deposit) or data.get("reprice"):
-        await _require_terms_right(ctx, row.id, await access.file_now(ctx, Contract, row.id))
+        await _require_terms_right(ctx, row)
     columns["period_total"] = money.total(line.total for line in lines)
     written = frozenset({*(f"version.{version.number}.{name}" for name in columns), *contract_columns,
                          *(["items"] if given is not None else [])})
@@ -1120,7 +1121,7 @@ async def amend(ctx: Context, contract_id: uuid.UUID | None, data: dict[str, Any
                          partner=row.partner_id is not None)
     problems.check()
     if _changes_deposit(terms["deposit"], base.deposit) or data.get("reprice"):
-        await _require_terms_right(ctx, row.id, await access.file_now(ctx, Contract, row.id))
+        await _require_terms_right(ctx, row)
     number = versions[-1].number + 1
     written = frozenset({"current_version", f"version.{number}", "change_summary", "effective_on",
                          *(name for name in ("end_on", "billing_period", "deposit", "notice_days", "auto_renew",
@@ -1286,7 +1287,7 @@ async def renew(ctx: Context, contract_id: uuid.UUID | None, data: dict[str, Any
         day=start_on, partner=row.partner_id is not None)
     problems.check()
     if _changes_deposit(terms["deposit"], base.deposit):
-        await _require_terms_right(ctx, row.id, await access.file_now(ctx, Contract, row.id))
+        await _require_terms_right(ctx, row)
     values = {"patient_id": row.patient_id, "title": title, "currency": row.currency, "status": "draft",
               "start_on": start_on, "end_on": end_on, "current_version": 1, "department_id": row.department_id,
               "guarantor_id": row.guarantor_id, "partner_id": row.partner_id, "renewal_of_id": row.id,

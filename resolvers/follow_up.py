@@ -946,11 +946,10 @@ async def _deny(ctx: Context, view: TaskView, reason: str, field_classes: frozen
 
 async def _require(ctx: Context, view: TaskView, obj: str, act: str, *, action: Action = Action.UPDATE,
                    resource_type: str = "follow_up_task") -> None:
-    """A right a write to a task needs on its patient, decided by role; refused, recorded naming the file the task is
-    on now, as ``_deny``. Decided first, so the file is read again only for a refusal."""
-    if not ctx.decide(obj, act).allowed:
-        await access.authorize(ctx, obj, act, action=action, resource_type=resource_type,
-                               patient_id=await access.file_now(ctx, FollowUpTask, view.row.id))
+    """A right a write to a task needs on its patient; refused, recorded naming the file the task is on now, as
+    ``_deny``."""
+    await access.authorize_on_record(ctx, obj, act, action=action, resource_type=resource_type, resource_id=None,
+                                     model=FollowUpTask, record_id=view.row.id)
 
 
 async def cancel_announcements(ctx: Context, task_ids: list[uuid.UUID]) -> int:
