@@ -14,6 +14,7 @@ event. Every event carries a MAC under a key derived from the master key (``use_
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
@@ -87,6 +88,23 @@ async def append(records: Sequence[AuditRecord]) -> None:
                 await _append_to_chain(institution_id, by_chain[institution_id])
     for observe in append_observers:
         observe(time.perf_counter() - started, len(records))
+
+
+async def append_before_giving_way(records: Sequence[AuditRecord]) -> None:
+    """``append``, finished even when the caller is cancelled meanwhile, and only then the cancellation let through.
+
+    graphql-core cancels a failing field's siblings and waits for them to end before the response leaves: a sibling
+    recording a refusal ends only once the record is durable, so no response leaves ahead of its trail (a bare
+    ``asyncio.shield`` ended at once and left the append running behind the response). The append runs as its own
+    task, so a cancellation never cuts it halfway (on SQLite that would leave the connection's lock held)."""
+    task = asyncio.ensure_future(append(records))
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await asyncio.wait([task])
+        if not task.cancelled() and task.exception() is not None:
+            log.error("an audit append under a cancelled request failed", exc_info=task.exception())
+        raise
 
 
 async def append_with(statement: str, values: Sequence[Any], records: Sequence[AuditRecord]) -> list[dict[str, Any]]:

@@ -15,7 +15,6 @@ Every resolver that touches patient data goes through here:
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Hashable, Sequence
 from contextlib import asynccontextmanager
@@ -143,9 +142,9 @@ async def deny(
         field_classes=field_classes,
         reason=reason,
     )
-    # Shielded: when one root field fails, graphql-core cancels its siblings, and a sibling cancelled
-    # while opening its transaction would leave SQLite's connection lock held for good (and lose the record).
-    await asyncio.shield(writer.append([record]))
+    # When a field fails, graphql-core cancels its siblings: a sibling refused meanwhile still records its refusal
+    # before the response leaves.
+    await writer.append_before_giving_way([record])
 
 
 async def require_class_write(ctx: Context, view: PatientView, field_class: str, *, action: Action,

@@ -53,7 +53,6 @@ Decided where the issue is silent:
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
@@ -162,7 +161,8 @@ async def by_link(ctx: Context, token: str) -> LinkedSurvey:
     (``sign_in_limit.admit_link_read``: over it RATE_LIMITED, and no row)."""
     invitation, questionnaire = await _linked(ctx, token, Action.READ)
     await sign_in_limit.admit_link_read(ctx, invitation.id, "survey_invitation")
-    await asyncio.shield(writer.append([_link_record(ctx, invitation, questionnaire, Action.READ, Outcome.ALLOWED)]))
+    await writer.append_before_giving_way(
+        [_link_record(ctx, invitation, questionnaire, Action.READ, Outcome.ALLOWED)])
     return LinkedSurvey(questionnaire, invitation.expires_at)
 
 
@@ -214,8 +214,8 @@ async def _refuse_link(ctx: Context, invitation: SurveyInvitation | None, questi
     """The refusal on the trail (an unknown link on the system chain), then the error: nothing else written. It
     counts against the caller's address first (over its limit: RATE_LIMITED, and no row)."""
     await sign_in_limit.admit_link(ctx, action, "survey_invitation")
-    await asyncio.shield(writer.append([_link_record(ctx, invitation, questionnaire, action, Outcome.DENIED,
-                                                     reason)]))
+    await writer.append_before_giving_way(
+        [_link_record(ctx, invitation, questionnaire, action, Outcome.DENIED, reason)])
     return LinkRefused(reason)
 
 

@@ -529,8 +529,10 @@ async def test_a_respondent_reads_the_version_to_answer_but_not_who_wrote_it_nor
     mine = await user.call("{ mySurveyInvitations { nodes { questionnaire { id items { linkId } "
                            f"{MANAGED} }} }} }} }}")
 
-    assert sorted((e["path"][-1], e["extensions"]["code"]) for e in mine.errors) == [
-        ("author", "FORBIDDEN"), ("responseCount", "FORBIDDEN")]
+    # responseCount is non-null: its refusal nulls the questionnaire, and graphql-core cancels the sibling; the
+    # author's refusal is told only when it came first (the order of two appends), but it is on the trail either way.
+    told = sorted((e["path"][-1], e["extensions"]["code"]) for e in mine.errors)
+    assert told in ([("author", "FORBIDDEN"), ("responseCount", "FORBIDDEN")], [("responseCount", "FORBIDDEN")])
     assert mine.data is None or mine.data["mySurveyInvitations"] is None
     denied = (await tenant.audit_events(outcome="denied", resource_type="questionnaire"))[refused_before:]
     assert [(e.actor_kind, e.resource_id) for e in denied] == [("patient", q.id)] * 2

@@ -4,6 +4,7 @@ every character a request may bring (quotes, backslashes, control characters, ot
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 
@@ -51,3 +52,25 @@ async def test_the_first_append_starts_the_chain(database: str) -> None:
 
     (row,) = await AuditEvent.filter(institution_id=chain).values()
     assert (row["seq"], row["prev_hash"], row["hash"]) == (1, "0" * 64, row_hash(row))
+
+
+async def test_a_cancelled_caller_gives_way_only_once_its_record_is_durable(tenant: Tenant) -> None:
+    """graphql-core cancels a failing field's siblings and sends the response once they end: a sibling recording a
+    refusal must end only after the record is written (a bare ``asyncio.shield`` ended at once, the append still
+    running behind the response; found when a CI run missed a sibling's refusal)."""
+    finished: list[int] = []
+    observer = lambda _seconds, count: finished.append(count)  # noqa: E731
+    writer.append_observers.append(observer)
+    try:
+        record = AuditRecord(tenant.id, Actor("system"), Action.READ, "patient", Outcome.DENIED, reason="forbidden")
+        task = asyncio.ensure_future(writer.append_before_giving_way([record]))
+        await asyncio.sleep(0)  # the append is under way
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert finished == [1]  # written before the caller gave way, not after
+    finally:
+        writer.append_observers.remove(observer)
+    assert (await tenant.audit_events())[-1].reason == "forbidden"
+    (report,) = await verify_all(tenant.id)
+    assert report.ok
