@@ -101,7 +101,8 @@ async def rows_of(query: QuerySet[M]) -> list[Any]:
 
 def models_of(model: type[M], rows: Sequence[Any]) -> list[M]:
     """Model instances from the driver's rows of a hand-written statement (each a whole row of ``model``'s table,
-    as ``SELECT "t".*`` gives it), made as ``select`` makes them."""
+    as ``SELECT "t".*`` gives it, or some of its columns: a partial instance, as ``only`` makes one), made as
+    ``select`` makes them."""
     if not rows:
         return []
     make = _hydrator(model, tuple(rows[0].keys()), ())

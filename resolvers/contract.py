@@ -32,7 +32,7 @@ from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from tortoise.exceptions import IntegrityError
-from tortoise.expressions import F, Subquery
+from tortoise.expressions import F, Q, Subquery
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
@@ -345,7 +345,7 @@ async def in_force(ctx: Context, view: ContractView) -> VersionView | None:
 # the first signed. Once per contract (the subquery's index: the contract's versions by number). The day is a value,
 # or each contract's own last day of service (its row joined in the subquery: SQLite does not see the outer "c" in
 # the subquery's ORDER BY).
-_IN_FORCE = ('SELECT "v".* FROM "contract" AS "c" JOIN "contract_version" AS "v" ON "v"."id" = ('
+_IN_FORCE = ('SELECT {columns} FROM "contract" AS "c" JOIN "contract_version" AS "v" ON "v"."id" = ('
              'SELECT "s"."id" FROM "contract_version" AS "s"{term} WHERE "s"."contract_id" = "c"."id" '
              'AND "s"."status" = {signed} ORDER BY CASE WHEN "s"."effective_on" <= {day} THEN 0 ELSE 1 END, '
              'CASE WHEN "s"."effective_on" <= {same_day} THEN -"s"."number" ELSE "s"."number" END LIMIT 1) '
@@ -354,10 +354,11 @@ TERM = ' JOIN "contract" AS "t" ON "t"."id" = "s"."contract_id"'
 TERM_END = '"t"."end_on"'
 
 
-async def _in_force_rows(institution_id: uuid.UUID | None, contract_ids: Sequence[uuid.UUID], day: date | None
-                         ) -> list[ContractVersion]:
+async def _in_force_rows(institution_id: uuid.UUID | None, contract_ids: Sequence[uuid.UUID], day: date | None,
+                         columns: Sequence[str] | None = None) -> list[ContractVersion]:
     """The version in force on ``day`` (None: on the last day of each contract's own term) of each contract that has
-    one, a row each, in one statement; ``institution_id`` None: of any institution (a sweep's)."""
+    one, a row each, in one statement; ``institution_id`` None: of any institution (a sweep's); ``columns`` None: the
+    whole row, else those columns and the contract's id."""
     db = ContractVersion._meta.db  # the caller's transaction's connection, when in one
     postgres = db.capabilities.dialect == "postgres"
     ids = sorted(set(contract_ids))
@@ -372,21 +373,24 @@ async def _in_force_rows(institution_id: uuid.UUID | None, contract_ids: Sequenc
     day_at, same_day = (TERM_END, TERM_END) if day is None else (bind(day), bind(day))
     institution = "" if institution_id is None else f'"c"."institution_id" = {bind(institution_id)} AND'
     contracts = f"= ANY({bind(ids)}::uuid[])" if postgres else f"IN ({', '.join(bind(i) for i in ids)})"
-    sql = _IN_FORCE.format(term=TERM if day is None else "", signed=signed, day=day_at, same_day=same_day,
-                           institution=institution, contracts=contracts)
+    projection = ContractVersion._meta.fields_db_projection
+    chosen = '"v".*' if columns is None else ", ".join(
+        f'"v"."{projection[name]}"' for name in dict.fromkeys(("contract_id", *columns)))
+    sql = _IN_FORCE.format(columns=chosen, term=TERM if day is None else "", signed=signed, day=day_at,
+                           same_day=same_day, institution=institution, contracts=contracts)
     _, rows = await db.execute_query(sql, values)
     return statements.models_of(ContractVersion, rows)
 
 
-async def in_force_at_end(contract_ids: Sequence[uuid.UUID], institution_id: uuid.UUID | None = None
-                          ) -> dict[uuid.UUID, ContractVersion]:
+async def in_force_at_end(contract_ids: Sequence[uuid.UUID], institution_id: uuid.UUID | None = None, *,
+                          columns: Sequence[str] | None = None) -> dict[uuid.UUID, ContractVersion]:
     """Each contract's version in force on the last day of its term (``in_force_on`` its ``end_on``): what the
     expiry sweep renews from, and what tells the reminders whether the contract renews itself. Chosen in SQL, the one
     version loaded a contract, in one statement whatever the number of contracts and versions (found in review: every
-    version of each, long texts and all, was loaded to choose it)."""
+    version of each, long texts and all, was loaded to choose it); whole, or only ``columns`` (and ``contract_id``)."""
     if not contract_ids:
         return {}
-    return {row.contract_id: row for row in await _in_force_rows(institution_id, contract_ids, None)}
+    return {row.contract_id: row for row in await _in_force_rows(institution_id, contract_ids, None, columns)}
 
 
 async def open_version(ctx: Context, view: ContractView) -> VersionView | None:
@@ -963,9 +967,43 @@ async def _items_of_version(institution_id: uuid.UUID, version_id: uuid.UUID) ->
                 .order_by("position"))
 
 
-async def _versions(institution_id: uuid.UUID, contract_id: uuid.UUID) -> list[ContractVersion]:
-    return list(await ContractVersion.filter(institution_id=institution_id, contract_id=contract_id)
-                .order_by("number"))
+# What the writes read of a contract's versions, chosen in SQL: the few versions and columns each uses, in one
+# statement whatever the number of versions (found in review: ``contractDraftUpdate``, ``contractAmend`` and
+# ``contractRenew`` each loaded every version of the contract whole, long texts and all, and an amendment adds one).
+# The draft being edited and the version it amends: which is which, the dates an amendment is held to, the deposit
+# (whether it changes), the ids (the items, the clauses' seal).
+DRAFT_COLUMNS = ("id", "number", "status", "effective_on", "end_on", "deposit")
+# What a following version (an amendment, a renewal's first) takes from the version it follows (``_terms_after``): the
+# texts only when the input does not replace them.
+FOLLOWED_COLUMNS = ("id", "billing_period", "deposit", "notice_days", "auto_renew")
+NEWEST_NUMBER, OPEN_NUMBER = "newest_number", "open_number"  # an amendment's: its contract's newest, open version
+
+
+def _followed_columns(data: dict[str, Any], *extra: str) -> tuple[str, ...]:
+    return (*FOLLOWED_COLUMNS, *extra, *(("rights_duties",) if data.get("rights_duties") is None else ()),
+            *(() if "clauses" in data else ("clauses",)))
+
+
+def _versions_of(institution_id: uuid.UUID, contract_id: uuid.UUID) -> QuerySet[ContractVersion]:
+    return ContractVersion.filter(institution_id=institution_id, contract_id=contract_id)
+
+
+def _newest_signed(institution_id: uuid.UUID, contract_id: uuid.UUID) -> QuerySet[ContractVersion]:
+    """The newest signed version (by number): the one an amendment amends and a renewal renews, whether or not it
+    is in force yet."""
+    return _versions_of(institution_id, contract_id).filter(status="signed").order_by("-number").limit(1)
+
+
+async def _draft_and_base(institution_id: uuid.UUID, contract_id: uuid.UUID, current: int
+                          ) -> tuple[ContractVersion, ContractVersion | None]:
+    """The contract's current version (``current_version``: the one a draft update edits) and its newest signed
+    version (None: none signed, the original terms), ``DRAFT_COLUMNS`` only: two rows at most, in one statement."""
+    rows = await _versions_of(institution_id, contract_id).filter(
+        Q(number=current) | Q(id=Subquery(_newest_signed(institution_id, contract_id).values("id")))
+    ).only(*DRAFT_COLUMNS)
+    version = next(v for v in rows if v.number == current)
+    signed = sorted((v for v in rows if v.status == "signed"), key=lambda v: v.number)
+    return version, signed[-1] if signed else None
 
 
 def _amendment_dates(problems: Problems, contract: Contract, base: ContractVersion, today: date,
@@ -1002,12 +1040,11 @@ async def update_draft(ctx: Context, contract_id: uuid.UUID | None, data: dict[s
     view = await find(ctx, contract_id, Action.UPDATE, "contractId")
     row = view.row
     expected = _expect(row, expected_version)
-    versions = await _versions(ctx.institution_id, row.id)
-    version = next(v for v in versions if v.number == row.current_version)
+    version, base = await _draft_and_base(ctx.institution_id, row.id, row.current_version)  # base: what it amends
     if version.status != "draft":
         raise _conflict(f"contractId: version {version.number} is {version.status.upper()}, no longer a draft; "
                         "amend the contract instead.", NOT_DRAFT, "contractId")
-    first = not any(v.status == "signed" for v in versions)  # the original terms (maybe re-issued), not an amendment
+    first = base is None  # the original terms (maybe re-issued), not an amendment
     problems = Problems()
     for name, path in (("start_on", "input.startOn"), ("title", "input.title"), ("department_id", "input.departmentId"),
                        ("guarantor_contact_id", "input.guarantorContactId"), ("partner_id", "input.partnerId")):
@@ -1023,8 +1060,7 @@ async def update_draft(ctx: Context, contract_id: uuid.UUID | None, data: dict[s
     end_on = data.get("end_on") or version.end_on
     columns: dict[str, Any] = {}  # of the version
     contract_columns: dict[str, Any] = {}
-    base: ContractVersion | None = None
-    if first:
+    if base is None:
         start_on = data.get("start_on") or row.start_on
         _term(problems, "input.startOn", start_on, "input.endOn", end_on)
         effective_on = start_on
@@ -1033,7 +1069,6 @@ async def update_draft(ctx: Context, contract_id: uuid.UUID | None, data: dict[s
             contract_columns["title"] = _text(problems, "input.title", data["title"], TITLE_LIMIT, required=True)
         contract_columns.update(await _parties(ctx, problems, _contacts_of_client(ctx, row.id), data, path="input"))
     else:
-        base = next(v for v in reversed(versions) if v.status == "signed")
         effective_on = data.get("effective_on") or version.effective_on
         _amendment_dates(problems, row, base, await local_today(ctx), effective_on, end_on)
     columns.update(effective_on=effective_on, end_on=end_on)
@@ -1101,11 +1136,17 @@ async def amend(ctx: Context, contract_id: uuid.UUID | None, data: dict[str, Any
     if row.status not in LIVE:
         raise _conflict(f"contractId: a {row.status.upper()} contract cannot be amended (only ACTIVE or SUSPENDED "
                         "ones).", ILLEGAL, "contractId")
-    versions = await _versions(ctx.institution_id, row.id)
-    if any(v.status in OPEN_VERSION for v in versions):
+    # The version amended (the newest signed one, the columns the amendment takes from it) with, in the same
+    # statement, the newest version's number (the amendment's is the next) and an open version's, if any.
+    versions = _versions_of(ctx.institution_id, row.id)
+    base = await _newest_signed(ctx.institution_id, row.id).only(
+        *_followed_columns(data, "effective_on", "end_on")).annotate(**{
+            NEWEST_NUMBER: Subquery(versions.order_by("-number").limit(1).values("number")),
+            OPEN_NUMBER: Subquery(versions.filter(status__in=OPEN_VERSION).limit(1).values("number"))}).first()
+    assert base is not None  # a running contract has a signed version (signed versions stay so: migration 0019)
+    if getattr(base, OPEN_NUMBER) is not None:
         raise _conflict("contractId: an amendment is already being prepared or signed; edit or finish it first.",
                         OPEN, "contractId")
-    base = next(v for v in reversed(versions) if v.status == "signed")
     problems = Problems()
     end_on = data.get("end_on") or base.end_on
     effective_on = data.get("effective_on")
@@ -1122,7 +1163,7 @@ async def amend(ctx: Context, contract_id: uuid.UUID | None, data: dict[str, Any
     problems.check()
     if _changes_deposit(terms["deposit"], base.deposit) or data.get("reprice"):
         await _require_terms_right(ctx, row)
-    number = versions[-1].number + 1
+    number = int(getattr(base, NEWEST_NUMBER)) + 1
     written = frozenset({"current_version", f"version.{number}", "change_summary", "effective_on",
                          *(name for name in ("end_on", "billing_period", "deposit", "notice_days", "auto_renew",
                                              "rights_duties", "clauses", "items", "reprice") if name in data)})
@@ -1269,8 +1310,8 @@ async def renew(ctx: Context, contract_id: uuid.UUID | None, data: dict[str, Any
         raise _conflict(f"contractId: a {row.status.upper()} contract cannot be renewed (only ACTIVE or SUSPENDED "
                         "ones).", ILLEGAL, "contractId")
     await _check_no_renewal(ctx, row.id)
-    versions = await _versions(ctx.institution_id, row.id)
-    base = next(v for v in reversed(versions) if v.status == "signed")
+    base = await _newest_signed(ctx.institution_id, row.id).only(*_followed_columns(data)).first()
+    assert base is not None  # a running contract has a signed version (signed versions stay so: migration 0019)
     start_on = row.end_on + timedelta(days=1)
     problems = Problems()
     end_on = data.get("end_on")

@@ -127,13 +127,19 @@ async def _expiring(now: datetime, zones: dict[uuid.UUID, ZoneInfo]) -> list[Rem
 
 async def _renewing_itself(rows: list[Contract]) -> set[uuid.UUID]:
     """The contracts whose version in force at the end of the term renews itself automatically (that version alone
-    loaded, a row each, in one statement)."""
-    in_force = await contracts.in_force_at_end([row.id for row in rows])
+    loaded, a row each, in one statement, and of it whether it renews itself: found in review, the whole row, long
+    texts and all)."""
+    in_force = await contracts.in_force_at_end([row.id for row in rows], columns=("auto_renew",))
     return {contract_id for contract_id, version in in_force.items() if version.auto_renew}
 
 
+# What the unsigned reminder reads of a sent version: which contract and version, and the date its message names (found
+# in review: the whole row, long texts and all).
+UNSIGNED_COLUMNS = ("id", "contract_id", "number", "effective_on")
+
+
 async def _unsigned(now: datetime) -> list[Reminder]:
-    versions = await ContractVersion.filter(status="sent", sent_at__lte=now - UNSIGNED_AFTER)
+    versions = await ContractVersion.filter(status="sent", sent_at__lte=now - UNSIGNED_AFTER).only(*UNSIGNED_COLUMNS)
     if not versions:
         return []
     rows = {c.id: c for c in await Contract.filter(id__in=list({v.contract_id for v in versions}),
