@@ -41,7 +41,7 @@ SUSPENDED_AFTER = timedelta(days=30)
 SEND_AT = time(9)  # local time of the client's message, as the calendar's other reminders
 RUNNING = ("active", "suspended")
 SIGNING = ("draft", "sent", "active", "suspended")  # a contract whose sent version may still be signed
-BATCH = 500  # keys looked up per statement
+BATCH = 500  # keys, contracts, versions or patients a statement names
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 T = TypeVar("T")
 
@@ -74,8 +74,10 @@ async def sweep(now: datetime | None = None) -> int:
     fresh = [r for r in found if r.key not in known]
     if not fresh:
         return 0
-    names = {uuid.UUID(str(i)): str(n) for i, n in await Patient.filter(
-        id__in=list({r.contract.patient_id for r in fresh})).values_list("id", "full_name")}
+    names: dict[uuid.UUID, str] = {}
+    for patient_ids in _chunks(list({r.contract.patient_id for r in fresh}), BATCH):
+        names |= {uuid.UUID(str(i)): str(n) for i, n in await Patient.filter(id__in=patient_ids)
+                  .values_list("id", "full_name")}
     scheduled = 0
     for reminder in fresh:
         contract = reminder.contract
@@ -113,12 +115,13 @@ async def _expiring(now: datetime, zones: dict[uuid.UUID, ZoneInfo]) -> list[Rem
         within = [days for days in EXPIRY_DAYS if 0 <= left <= days]
         if within:
             due.append((row, min(within)))  # the nearest threshold: one found late skips the farther one
-    if not due:
-        return []
-    ids = [row.id for row, _ in due]
-    renewing = {uuid.UUID(str(i)) for i in await Contract.filter(renewal_of_id__in=ids).exclude(
-        status="terminated").values_list("renewal_of_id", flat=True)}
-    renews_itself = await _renewing_itself([row for row, _ in due])
+    renewing: set[uuid.UUID] = set()
+    renews_itself: set[uuid.UUID] = set()
+    for batch in _chunks(due, BATCH):  # a statement names at most a batch of contracts (32,767 parameters at most)
+        ids = [row.id for row, _ in batch]
+        renewing |= {uuid.UUID(str(i)) for i in await Contract.filter(renewal_of_id__in=ids).exclude(
+            status="terminated").values_list("renewal_of_id", flat=True)}
+        renews_itself |= await _renewing_itself([row for row, _ in batch])
     return [Reminder(row, f"contract.expiry.{days}", _key(row.id, f"expiry:{row.end_on.isoformat()}:{days}"),
                      None if row.id in renews_itself else "contract_expiry",
                      {"contract_number": row.number, "date": row.end_on.isoformat()})
@@ -140,13 +143,14 @@ UNSIGNED_COLUMNS = ("id", "contract_id", "number", "effective_on")
 
 async def _unsigned(now: datetime) -> list[Reminder]:
     versions = await ContractVersion.filter(status="sent", sent_at__lte=now - UNSIGNED_AFTER).only(*UNSIGNED_COLUMNS)
-    if not versions:
-        return []
-    rows = {c.id: c for c in await Contract.filter(id__in=list({v.contract_id for v in versions}),
-                                                   status__in=SIGNING)}
-    client_signed = {uuid.UUID(str(v)) for v in await ContractSignature.filter(
-        contract_version_id__in=[v.id for v in versions], party="client").values_list("contract_version_id",
-                                                                                      flat=True)}
+    rows: dict[uuid.UUID, Contract] = {}
+    client_signed: set[uuid.UUID] = set()
+    for batch in _chunks(versions, BATCH):  # a statement names at most a batch of ids (32,767 parameters at most)
+        rows |= {c.id: c for c in await Contract.filter(id__in=list({v.contract_id for v in batch}),
+                                                        status__in=SIGNING)}
+        client_signed |= {uuid.UUID(str(v)) for v in await ContractSignature.filter(
+            contract_version_id__in=[v.id for v in batch], party="client").values_list("contract_version_id",
+                                                                                       flat=True)}
     return [Reminder(rows[v.contract_id], "contract.unsigned", _key(v.contract_id, f"unsigned:{v.number}"),
                      None if v.id in client_signed else "contract_signature",
                      {"contract_number": rows[v.contract_id].number, "date": v.effective_on.isoformat()})

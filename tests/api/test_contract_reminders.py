@@ -18,11 +18,14 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from core.messages import Outgoing
-from models import Communication, Notification
+from models import Communication, ContractVersion, Notification
 from resolvers import communication, contract_reminder, notification
 from resolvers.context import Services
 from resolvers.notification import Message
+from tests.conftest import SqlCounter
 from tests.contracts import draft, item_input, make_item, today
 from tests.factories import Tenant, make_patient
 
@@ -328,6 +331,40 @@ async def test_an_unsigned_amendment_is_reminded_and_a_version_the_client_signed
     assert await client_side(tenant, waiting) == []
     assert [n.key for n in await staff_side(contract)] == [f"contract:{contract['id']}:unsigned:2"]
     assert [m.cause for m in await client_side(tenant, contract)] == ["contract_signature"]
+
+
+async def test_no_statement_of_the_sweep_names_more_than_a_batch(
+        tenant: Tenant, sql_counter: SqlCounter, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A statement takes at most 32,767 parameters on either database, and the sweep runs over every institution:
+    it named every contract ending within 60 days (their renewals, the versions in force), every version sent a week
+    ago unsigned (their contracts, the client's signatures) and every reminded client in one statement each, and a
+    larger deployment's sweep would fail (found reviewing the contract loads). Each is read a batch at a time, and
+    what is reminded is unchanged."""
+    monkeypatch.setattr(contract_reminder, "BATCH", 1)
+    end = today() + timedelta(days=90)
+    plain = [await active(tenant, await client(tenant), end=end) for _ in range(2)]
+    renews = await active(tenant, await client(tenant), end=end, autoRenew=True)
+    unsigned = [await sent(tenant, await client(tenant)) for _ in range(2)]
+    for contract in unsigned:
+        await sign(tenant, contract, "INSTITUTION")
+    contracts = [*plain, renews, *unsigned]
+    versions = [str(v) for v in await ContractVersion.filter(contract_id__in=[c["id"] for c in contracts])
+                .values_list("id", flat=True)]
+    patients = [c["patientId"] for c in contracts]
+    sql_counter.statements.clear()
+
+    await sweep(local(end - timedelta(days=60)))
+    await sweep(datetime.fromisoformat(unsigned[-1]["versions"][0]["sentAt"]) + timedelta(days=7, minutes=1))
+
+    for ids in ([c["id"] for c in contracts], versions, patients):
+        named = [sum(i in statement for i in ids) for statement in sql_counter.statements
+                 if statement.startswith("SELECT")]
+        assert named and max(named) <= 1, named
+    assert [[n.kind for n in await staff_side(c)] for c in contracts] == [
+        ["contract.expiry.60"], ["contract.expiry.60"], ["contract.expiry.60"], ["contract.unsigned"],
+        ["contract.unsigned"]]
+    assert [[m.cause for m in await client_side(tenant, c)] for c in contracts] == [
+        ["contract_expiry"], ["contract_expiry"], [], ["contract_signature"], ["contract_signature"]]
 
 
 # -- suspended contracts ---------------------------------------------------------------------------------------
