@@ -145,12 +145,10 @@ def _add_months_at(moment: datetime, months: int) -> datetime:
     """The same day and time ``months`` later (the month's last day when it is shorter)."""
     month = moment.month - 1 + months
     year, month = moment.year + month // 12, month % 12 + 1
-    for day in range(moment.day, 27, -1):
-        try:
-            return moment.replace(year=year, month=month, day=day)
-        except ValueError:
-            continue
-    return moment.replace(year=year, month=month, day=28)
+    # found in review: the day was looked for from ``moment.day`` down to 28, so from the 1st to the 27th of a month
+    # the window ended on the 28th (up to 26 days late) and later returns counted as retained
+    last = (_next_month(date(year, month, 1)) - timedelta(days=1)).day
+    return moment.replace(year=year, month=month, day=min(moment.day, last))
 
 
 async def _authorize(ctx: Context, department_id: uuid.UUID) -> None:

@@ -166,3 +166,20 @@ async def test_the_returning_patients_are_named_by_a_subquery_not_one_parameter_
     assert reply.data["visitReport"]["patientsSeen"] == 4 and reply.data["visitReport"]["patientsReturned"] == 2
     [returning] = [s for s in sql_counter.statements if '"patient_id" IN (' in s and '"visit"' in s]
     assert "IN (SELECT" in returning, returning
+
+
+async def test_the_retention_window_ends_n_months_after_the_first_visit_not_on_the_28th(tenant: Tenant) -> None:
+    """Seen on 2 October, a return on 20 November is more than a month later: with retentionMonths 1 it does not
+    count (found in review: for a first visit on the 1st to the 27th the window ended on the 28th of the month N
+    months on, up to 26 days late, so returns after the window counted as retained)."""
+    pid = await make_patient(tenant)
+    await recorded(tenant, pid, "OUTPATIENT", "10-02T09:00:00", "10-02T09:30:00")
+    await recorded(tenant, pid, "OUTPATIENT", "11-20T09:00:00", "11-20T09:30:00")
+    back = await make_patient(tenant)
+    await recorded(tenant, back, "OUTPATIENT", "10-02T10:00:00", "10-02T10:30:00")
+    await recorded(tenant, back, "OUTPATIENT", "11-02T10:00:00", "11-02T10:30:00")  # the same day a month on: in
+    reply = await tenant.call("department_head", REPORT, month="2026-10", dep=str(tenant.departments["A"].id), n=1)
+    assert reply.errors == [], reply.errors
+    assert (reply.data["visitReport"]["patientsSeen"], reply.data["visitReport"]["patientsReturned"]) == (2, 1)
+    reply = await tenant.call("department_head", REPORT, month="2026-10", dep=str(tenant.departments["A"].id), n=2)
+    assert (reply.data["visitReport"]["patientsSeen"], reply.data["visitReport"]["patientsReturned"]) == (2, 2)
