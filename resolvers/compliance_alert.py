@@ -67,7 +67,8 @@ async def sweep(now: datetime | None = None) -> int:
 async def anomalies(since: datetime, until: datetime, *, factor: float = ANOMALY_FACTOR,
                     minimum: int = ANOMALY_MINIMUM, institution_id: uuid.UUID | None = None) -> list[Anomaly]:
     """Staff who read more distinct patient files in [since, until) than ``factor`` times the median of the
-    active colleagues holding the same role, and at least ``minimum``: of one institution, or of every one.
+    colleagues holding the same role (the active ones, and those deactivated since who read files in the period,
+    themselves included), and at least ``minimum``: of one institution, or of every one.
     Three statements whatever the number of institutions and staff (after sealing what waits in the inbox)."""
     await (writer.seal(institution_id) if institution_id is not None else writer.seal_pending(older_than=0))
     reads = AuditPatientIndex.filter(actor_kind="staff", action="read", outcome="allowed",
@@ -81,9 +82,12 @@ async def anomalies(since: datetime, until: datetime, *, factor: float = ANOMALY
         return []
     institutions = sorted({inst for inst, _ in patients_read})
     holders: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for inst, staff_id, role in await RoleAssignment.filter(
-            institution_id__in=institutions, staff__is_active=True).values_list("institution_id", "staff_id", "role"):
-        holders[(str(inst), str(role))].append(str(staff_id))
+    # The active holders of each role, and those deactivated since who read files in the period (found in review:
+    # an account that read far more than its peers and was deactivated afterwards dropped out of the report).
+    for inst, staff_id, role, active in await RoleAssignment.filter(institution_id__in=institutions).values_list(
+            "institution_id", "staff_id", "role", "staff__is_active"):
+        if active or (str(inst), str(staff_id)) in patients_read:
+            holders[(str(inst), str(role))].append(str(staff_id))
     found = []
     for (inst, role), staff_ids in sorted(holders.items()):
         median = statistics.median(patients_read.get((inst, s), 0) for s in staff_ids)

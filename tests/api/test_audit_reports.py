@@ -89,3 +89,33 @@ async def test_anomalies_for_a_period_without_a_time_zone_is_bad_input(tenant: T
     query = "query($f: DateTime!, $t: DateTime!) { accessAnomalies(from: $f, to: $t) { staffId } }"
     reply = await tenant.call("compliance_officer", query, f="2026-01-01T00:00:00", t="2026-02-01T00:00:00+00:00")
     assert reply.codes == ["BAD_USER_INPUT"] and reply.errors[0]["extensions"]["field"] == "from"
+
+
+async def test_a_nurse_deactivated_after_reading_far_more_files_still_stands_out(tenant: Tenant,
+                                                                                 services: Services) -> None:
+    """Found in review: the anomaly's subject had to be active now, so an account that read far more files than its
+    peers and was deactivated afterwards (someone leaving, or stopped for it) dropped out of accessAnomalies and of
+    the next day's alert; it is the one a compliance officer most needs to see."""
+    patients = [await make_patient(tenant, "front_desk") for _ in range(21)]
+    for n in range(2):  # colleagues who read nothing in the period
+        await institutions.create_account(
+            services, tenant.institution, email=f"quiet{n}.{uuid.uuid4().hex[:6]}@careloop.test", name=f"Quiet {n}",
+            password=PASSWORD, roles=["nurse"], departments=[tenant.departments["A"]])
+    curious = await institutions.create_account(
+        services, tenant.institution, email=f"leaving.{uuid.uuid4().hex[:6]}@careloop.test", name="Leaving Nurse",
+        password=PASSWORD, roles=["nurse"], departments=[tenant.departments["A"]])
+    token = await login(tenant.client, curious.email)
+    for pid in patients:
+        reply = await tenant.client.post("/graphql", json={"query": READ, "variables": {"id": str(pid)}},
+                                         headers={"authorization": f"Bearer {token}"})
+        assert "errors" not in reply.json(), reply.json()
+    window = {"from": (datetime.now(UTC) - timedelta(hours=1)).isoformat(),
+              "to": (datetime.now(UTC) + timedelta(minutes=1)).isoformat()}
+    before = await tenant.call("compliance_officer", ANOMALIES, **window)
+    assert [a["staffId"] for a in before.data["accessAnomalies"]] == [str(curious.id)], before.data
+    off = await tenant.call("admin", "mutation($id: ID!) { staffUpdate(id: $id, input: {active: false}) { active } }",
+                            id=str(curious.id))
+    assert off.errors == [] and off.data["staffUpdate"]["active"] is False, off.errors
+    after = await tenant.call("compliance_officer", ANOMALIES, **window)
+    assert after.errors == [], after.errors
+    assert after.data["accessAnomalies"] == before.data["accessAnomalies"]
