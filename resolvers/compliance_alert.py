@@ -28,6 +28,7 @@ from models import AuditPatientIndex, EmergencyAccess, Notification, RoleAssignm
 ANOMALY_FACTOR = 3.0  # as accessAnomalies' default
 ANOMALY_MINIMUM = 20
 UNREVIEWED_AFTER = timedelta(hours=24)
+KEYS_PER_STATEMENT = 10_000  # alert keys a statement names: well under both databases' 32,767 parameters
 ANOMALY = "compliance.anomaly"
 BREAK_GLASS = "compliance.break_glass"
 KINDS = (ANOMALY, BREAK_GLASS)
@@ -119,7 +120,15 @@ async def _schedule(alerts: Iterable[tuple[uuid.UUID, str, str]], moment: dateti
     wanted = {key: (institution, kind) for institution, key, kind in alerts}
     if not wanted:
         return 0
-    known = set(await Notification.filter(key__in=list(wanted)).values_list("key", flat=True))
+    # A statement takes at most 32,767 parameters on either database, and every break-glass access left unreviewed
+    # in any institution is wanted on every sweep (found in review: past that many, the sweep failed every time and
+    # no institution heard of anything any more): the keys already scheduled are looked up KEYS_PER_STATEMENT at a
+    # time.
+    ordered = sorted(wanted)
+    known: set[str] = set()
+    for start in range(0, len(ordered), KEYS_PER_STATEMENT):
+        known.update(str(key) for key in await Notification.filter(
+            key__in=ordered[start:start + KEYS_PER_STATEMENT]).values_list("key", flat=True))
     fresh = [Notification(institution_id=institution, key=key, kind=kind, due_at=moment)
              for key, (institution, kind) in sorted(wanted.items()) if key not in known]
     if fresh:  # another node may have been first: the unique key keeps one

@@ -8,11 +8,14 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from models import Notification
 from resolvers import compliance_alert, notification
 from resolvers import institution as institutions
 from resolvers.context import Services
 from resolvers.notification import Message
+from tests.conftest import SqlCounter
 from tests.factories import PASSWORD, Tenant, make_patient
 
 BREAK = """mutation($id: ID!, $reason: String!) { breakGlass(patientId: $id, reason: $reason) { id } }"""
@@ -110,3 +113,22 @@ async def test_the_alert_is_delivered_to_the_officers_only(tenant: Tenant, other
     assert list(message.recipients) == [tenant.staff_ids["compliance_officer"]]
     assert grant in message.text and str(pid) not in message.text and "Delivered" not in message.text
     assert not [m for m in sender.messages if m.institution_id == other_tenant.id and m.kind.startswith("compliance.")]
+
+
+async def test_the_keys_already_scheduled_are_looked_up_a_bounded_number_at_a_time(
+        tenant: Tenant, sql_counter: SqlCounter, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every break-glass access left unreviewed in any institution is wanted on every sweep, and the keys already in
+    the outbox were looked up in one statement, one parameter each: past 32,767 (either database's limit) the sweep
+    failed every time and no institution heard of anything any more (found in review). They are looked up
+    KEYS_PER_STATEMENT at a time (2 here, with three accesses waiting), with the same alerts, once each."""
+    monkeypatch.setattr(compliance_alert, "KEYS_PER_STATEMENT", 2, raising=False)
+    grants = sorted([(await _break_glass(tenant, f"Waiting Patient {n}"))[1] for n in range(3)])
+    later = datetime.now(UTC) + timedelta(hours=25)
+    sql_counter.statements.clear()
+    await compliance_alert.sweep(later)
+    await compliance_alert.sweep(later + timedelta(minutes=10))
+    lookups = [s for s in sql_counter.statements if '"notification"' in s and '"key" IN (' in s and "SELECT" in s]
+    assert lookups
+    assert all(s.split('"key" IN (', 1)[1].split(")", 1)[0].count(",") <= 1 for s in lookups), lookups
+    assert [(a.kind, a.key) for a in await _alerts(tenant)] == [
+        (compliance_alert.BREAK_GLASS, f"compliance.break_glass:{grant}") for grant in grants]
