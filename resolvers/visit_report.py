@@ -122,13 +122,16 @@ async def _returned(ctx: Context, first_visit: dict[uuid.UUID, datetime], seen: 
                     zone: tzinfo) -> int:
     """How many of these patients (``seen``: the statement that found them) finished another visit (any
     department) within ``months`` of their first (months counted on the institution's calendar: a UTC date can be
-    the local day before). Named by a subquery, not one parameter each: a department sees more patients in a month
-    than a statement takes parameters (32,767) in a large hospital."""
+    the local day before); only the visits ending within the latest window are read. Named by a subquery, not one
+    parameter each: a department sees more patients in a month than a statement takes parameters (32,767) in a large
+    hospital."""
     if not first_visit:
         return 0
     earliest = min(first_visit.values())
+    # found in review: read to today, however short the window (a month two years back read two years of visits)
+    latest = max(_add_months_at(first.astimezone(zone), months) for first in first_visit.values())
     later = await Visit.filter(institution_id=ctx.institution_id, patient_id__in=seen, status="finished",
-                               ended_at__gt=earliest).values_list("patient_id", "ended_at")
+                               ended_at__gt=earliest, ended_at__lte=latest).values_list("patient_id", "ended_at")
     back = set()
     for patient_id, ended_at in later:
         first = first_visit[patient_id]

@@ -4,13 +4,14 @@ time-zone boundaries, and who may read it."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import pytest
 
 from models import FollowUpTask
-from tests.conftest import SqlCounter
+from tests.conftest import RowsRead, SqlCounter
 from tests.factories import Tenant, make_patient
 
 CREATE = "mutation($input: VisitCreateInput!) { visitCreate(input: $input) { id } }"
@@ -183,3 +184,20 @@ async def test_the_retention_window_ends_n_months_after_the_first_visit_not_on_t
     assert (reply.data["visitReport"]["patientsSeen"], reply.data["visitReport"]["patientsReturned"]) == (2, 1)
     reply = await tenant.call("department_head", REPORT, month="2026-10", dep=str(tenant.departments["A"].id), n=2)
     assert (reply.data["visitReport"]["patientsSeen"], reply.data["visitReport"]["patientsReturned"]) == (2, 2)
+
+
+async def test_the_returns_are_read_within_the_window_only(tenant: Tenant,
+                                                           rows_read: Callable[[str], RowsRead]) -> None:
+    """The statement that looks for the patients' returns read every later finished visit of theirs, to today,
+    however short the window (found in review: a report of a month two years back read two years of those patients'
+    visits to keep the ones within a month). It reads those ending within the latest first visit's window."""
+    pid = await make_patient(tenant)
+    await recorded(tenant, pid, "OUTPATIENT", "06-10T09:00:00", "06-10T09:30:00")
+    for day in ("07-05", "08-20", "09-20", "10-20", "11-20"):  # back within a month on 5 July; the rest after it
+        await recorded(tenant, pid, "OUTPATIENT", f"{day}T09:00:00", f"{day}T09:30:00")
+    visits = rows_read("visit")
+    reply = await tenant.call("department_head", REPORT, month="2026-06", dep=str(tenant.departments["A"].id), n=1)
+    assert reply.errors == [], reply.errors
+    assert (reply.data["visitReport"]["patientsSeen"], reply.data["visitReport"]["patientsReturned"]) == (1, 1)
+    [returns] = [n for n, q in zip(visits.rows, visits.queries, strict=True) if "IN (SELECT" in q]
+    assert returns == 1
