@@ -8,9 +8,9 @@ Definitions (the documents name the figures, not their arithmetic):
   the nearest-rank method (the smallest value with at least that share of values at or below it);
 - SLA compliance: of the tickets whose outcome is decided (both targets met or missed, or a
   target already breached), the share that met both;
-- complaint rate per 1,000 patients served: complaints received in the month per 1,000 active
-  patient files of the department (careloop does not record visits yet; when it does, the
-  denominator becomes the patients seen that month).
+- complaint rate per 1,000 patients served: complaints received in the month per 1,000 patients
+  seen by the department in the month (a finished visit of the department ending in the month, by
+  its local date; a patient seen twice counts once).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from tortoise.functions import Count
 from audit.events import Action
 from core.errors import BadUserInput, Forbidden
 from core.validation import check_year
-from models import Department, Patient, Ticket
+from models import Department, Ticket, Visit
 from models.ticket import ROOT_CAUSES
 from resolvers import access
 from resolvers import institution as institutions
@@ -115,15 +115,18 @@ async def monthly(ctx: Context, month: str, department_id: uuid.UUID) -> Monthly
         outcome = _sla_outcome(now, responded, resolved, response_due, resolution_due)
         decided += outcome is not None
         met += outcome is True
-    served = await Patient.filter(institution_id=ctx.institution_id, department_id=department_id,
-                                  status="active").count()
+    # found in review: today's active files of the department, whatever the month (a past month's rate moved with
+    # every file registered or archived since); the patients seen in the month, as the documents planned
+    seen = await Visit.filter(institution_id=ctx.institution_id, department_id=department_id, status="finished",
+                              ended_at__gte=since, ended_at__lt=until).annotate(
+        n=Count("patient_id", distinct=True)).values_list("n", flat=True)
     return MonthlyReport(
         department_id=department_id, month=month, tickets=len(rows),
         by_channel=dict(Counter(r[0] for r in rows)), by_category=dict(Counter(r[1] for r in rows)),
         first_response=durations([r[3] - r[2] for r in rows if r[3] is not None]),
         resolution=durations([r[4] - r[2] for r in rows if r[4] is not None]),
         sla_decided=decided, sla_met=met, complaints=sum(1 for r in rows if r[1] == "complaint"),
-        patients_served=served)
+        patients_served=int(str(seen[0] or 0)) if seen else 0)
 
 
 # -- helpers -------------------------------------------------------------------------------

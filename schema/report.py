@@ -54,7 +54,8 @@ class TicketReport:
     sla_compliance_rate: float | None = strawberry.field(
         description="Of the tickets whose SLA outcome is decided, the share that met both targets; null if none.")
     complaints: int = strawberry.field(description="Complaints received in the month.")
-    patients_served: int = strawberry.field(description="Active patient files of the department.")
+    patients_served: int = strawberry.field(description="Patients seen by the department in the month (a finished "
+                                                        "visit ending in it, by its local date), each once.")
     complaint_rate_per_1000: float | None = strawberry.field(description="Complaints per 1,000 patients served; "
                                                                          "null when it serves none.")
 

@@ -12,6 +12,7 @@ from models import Ticket
 from tests.factories import Tenant, make_patient
 
 CREATE = "mutation($input: TicketCreateInput!) { ticketCreate(input: $input) { id } }"
+VISIT = "mutation($input: VisitCreateInput!) { visitCreate(input: $input) { id } }"
 PARETO = """query($from: Date!, $to: Date!, $dep: ID) {
   complaintPareto(from: $from, to: $to, departmentId: $dep) { cause complaints share cumulativeShare } }"""
 REPORT = """query($month: String!, $dep: ID!) { ticketReport(month: $month, departmentId: $dep) {
@@ -30,6 +31,15 @@ async def ticket(tenant: Tenant, pid: uuid.UUID, category: str, cause: str | Non
     if cause:
         await Ticket.filter(id=tid).update(root_cause_category=cause)
     return tid
+
+
+async def seen(tenant: Tenant, pid: uuid.UUID, ended: datetime, department: str = "A") -> None:
+    """A finished visit of the department, recorded afterwards, ending at ``ended``."""
+    reply = await tenant.call("nurse", VISIT, input={
+        "patientId": str(pid), "kind": "OUTPATIENT", "status": "FINISHED",
+        "departmentId": str(tenant.departments[department].id),
+        "startedAt": (ended - timedelta(minutes=20)).isoformat(), "endedAt": ended.isoformat()})
+    assert reply.errors == [], reply.errors
 
 
 async def test_pareto_sorts_causes_with_cumulative_shares(tenant: Tenant) -> None:
@@ -53,8 +63,10 @@ async def test_pareto_sorts_causes_with_cumulative_shares(tenant: Tenant) -> Non
 
 
 async def test_monthly_report_numbers(tenant: Tenant) -> None:
-    pids = [await make_patient(tenant) for _ in range(4)]  # 4 active files in department A
+    pids = [await make_patient(tenant) for _ in range(4)]  # 4 patients seen in department A this month
     now = datetime.now(UTC)
+    for pid in pids:
+        await seen(tenant, pid, now - timedelta(minutes=140))
     # Five tickets: response after 10, 20, 30, 40 minutes (one never answered), resolution after 60 and 120.
     plan = [("COMPLAINT", "HOTLINE", 10, 60), ("COMPLAINT", "APP", 20, 120), ("ENQUIRY", "HOTLINE", 30, None),
             ("REQUEST", "HOTLINE", 40, None), ("SUGGESTION", "WECHAT", None, None)]
@@ -97,3 +109,28 @@ async def test_reports_follow_the_policy_and_department_reach(tenant: Tenant) ->
     assert bad.codes == ["BAD_USER_INPUT"] and bad.errors[0]["extensions"]["field"] == "month"
     unknown = await tenant.call("support_agent", REPORT, month=month, dep=str(uuid.uuid4()))
     assert unknown.codes == ["NOT_FOUND"]
+
+
+async def test_patients_served_are_the_patients_seen_in_the_month(tenant: Tenant) -> None:
+    """The complaint rate's denominator was the department's active files as of today, for any month (found in
+    review: a past month's rate moved with every file registered or archived since, and the documents said it would
+    become the patients seen in the month once visits were recorded, which they are). It is the patients with a
+    finished visit of the department in the month, by its local dates: 31 October 23:30 in Shanghai is October,
+    1 November 00:10 is not; a patient seen twice counts once; another department's visit and a file never seen do
+    not count."""
+    once, twice, late, elsewhere, _never = [await make_patient(tenant) for _ in range(5)]
+    await seen(tenant, once, datetime(2026, 10, 12, 10, tzinfo=SHANGHAI))
+    await seen(tenant, twice, datetime(2026, 10, 3, 10, tzinfo=SHANGHAI))
+    await seen(tenant, twice, datetime(2026, 10, 31, 23, 30, tzinfo=SHANGHAI))
+    await seen(tenant, late, datetime(2026, 11, 1, 0, 10, tzinfo=SHANGHAI))
+    await seen(tenant, elsewhere, datetime(2026, 10, 20, 10, tzinfo=SHANGHAI), department="B")
+    tid = await ticket(tenant, once, "COMPLAINT")
+    await Ticket.filter(id=tid).update(received_at=datetime(2026, 10, 15, 9, tzinfo=SHANGHAI))
+    for role in ("department_head", "support_agent"):
+        reply = await tenant.call(role, REPORT, month="2026-10", dep=str(tenant.departments["A"].id))
+        assert reply.errors == [], reply.errors
+        report = reply.data["ticketReport"]
+        assert (report["complaints"], report["patientsServed"], report["complaintRatePer1000"]) == (1, 2, 500.0)
+    empty = await tenant.call("department_head", REPORT, month="2026-09", dep=str(tenant.departments["A"].id))
+    assert (empty.data["ticketReport"]["patientsServed"], empty.data["ticketReport"]["complaintRatePer1000"]) == (0,
+                                                                                                                None)
