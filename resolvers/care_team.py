@@ -1,13 +1,17 @@
 """Care teams: which staff look after which patient (the row scope of nurses and doctors).
 
-Care-team changes find the patient and the staff member within the institution, not
-within the caller's read scope: an admin assigns care teams without reading files.
+Care-team changes find the staff member within the institution and the patient within the caller's reach for
+teams, not their read scope: an admin assigns care teams across the institution without reading files; a department
+head the teams of their own departments' patients only (found in review: a head put a nurse on the team of any file
+of the institution, which opened it to her, and learnt which ids were files there). A patient out of that reach
+answers NOT_FOUND as a missing one, recorded alike.
 """
 
 from __future__ import annotations
 
 import uuid
 
+from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from audit import writer
@@ -71,7 +75,18 @@ async def unassign(ctx: Context, patient_id: uuid.UUID | None, staff_id: uuid.UU
 
 async def _check(ctx: Context, patient_id: uuid.UUID | None, staff_id: uuid.UUID | None, action: Action) -> None:
     tenant = ctx.institution_id
-    if patient_id is None or not await Patient.exists(id=patient_id, institution_id=tenant):
+    if patient_id is None or not await _teams_in_reach(ctx).filter(id=patient_id).exists():
         raise await access.not_found(ctx, action, "patient", patient_id, "patientId")
     if staff_id is None or not await Staff.exists(id=staff_id, institution_id=tenant):
         raise await access.not_found(ctx, action, "staff", staff_id, "staffId")
+
+
+def _teams_in_reach(ctx: Context) -> QuerySet[Patient]:
+    """The files whose care team the caller sets: the institution's for an admin, else (a department head) those of
+    the caller's departments, as the department head's row reach (``policies.scopes``) and the schedules they keep
+    (``resolvers.schedule``)."""
+    principal = ctx.require_principal()
+    files = Patient.filter(institution_id=ctx.institution_id)
+    if "admin" in principal.roles:
+        return files
+    return files.filter(department_id__in=sorted(principal.department_ids) or [uuid.UUID(int=0)])

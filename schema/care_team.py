@@ -15,12 +15,14 @@ _STAFF_ID = Annotated[strawberry.ID, strawberry.argument(description="The staff 
 
 @strawberry.type
 class CareTeamMutation:
-    @strawberry.mutation(description="Put a staff member on a patient's care team (admins, department heads). A team "
-                                      f"holds at most {care_team.MAX_MEMBERS}: one more is BAD_USER_INPUT (reason "
-                                      "item_count), nothing written; take one off first.")
+    @strawberry.mutation(description="Put a staff member on a patient's care team (admins; department heads on files "
+                                      "of their own departments, another's answering NOT_FOUND as a missing one). "
+                                      f"A team holds at most {care_team.MAX_MEMBERS}: one more is BAD_USER_INPUT "
+                                      "(reason item_count), nothing written; take one off first.")
     async def care_team_assign(self, info: Info, patient_id: _PATIENT_ID, staff_id: _STAFF_ID) -> bool | None:
         return await care_team.assign(info.context, uuid_of(patient_id, "patientId"), uuid_of(staff_id, "staffId"))
 
-    @strawberry.mutation(description="Take a staff member off a patient's care team.")
+    @strawberry.mutation(description="Take a staff member off a patient's care team (admins; department heads "
+                                      "on files of their own departments).")
     async def care_team_unassign(self, info: Info, patient_id: _PATIENT_ID, staff_id: _STAFF_ID) -> bool | None:
         return await care_team.unassign(info.context, uuid_of(patient_id, "patientId"), uuid_of(staff_id, "staffId"))

@@ -292,7 +292,7 @@ async def test_care_team_opens_and_closes_a_patient_of_another_department(tenant
     assert shown.data["patient"]["id"] == str(in_b)
     assert await listed(tenant, role) == [str(in_b), str(in_a)]
 
-    assert (await tenant.call("department_head", CARE_UNASSIGN, **team)).data == {"careTeamUnassign": True}
+    assert (await tenant.call("admin", CARE_UNASSIGN, **team)).data == {"careTeamUnassign": True}
     assert (await tenant.call(role, READ_NAME, id=str(in_b))).codes == ["NOT_FOUND"]
     assert await listed(tenant, role) == [str(in_a)]
 

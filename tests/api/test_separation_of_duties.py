@@ -431,7 +431,7 @@ async def test_nobody_puts_themselves_on_a_care_team(tenant: Tenant) -> None:
     from models import AuditEvent, CareTeamMember
     from tests.factories import make_patient
 
-    pid = await make_patient(tenant, departmentId=str(tenant.departments["B"].id))
+    pid = await make_patient(tenant, "front_desk")  # of the head's own department: the head sets its care team
     head = tenant.staff_ids["department_head"]
     reply = await tenant.call("department_head", CARE_ASSIGN, pid=str(pid), sid=str(head))
     assert reply.codes == ["FORBIDDEN"] and reply.errors[0]["extensions"]["reason"] == "self_grant"

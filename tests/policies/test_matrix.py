@@ -187,6 +187,11 @@ async def matrix_patient(tenant: Tenant) -> uuid.UUID:
     return await make_patient(tenant, "nurse", **PATIENT_VALUES)
 
 
+async def patient_of_a(tenant: Tenant) -> uuid.UUID:
+    """A file of department A registered by the front desk: on no one's care team."""
+    return await make_patient(tenant, "front_desk")
+
+
 async def patient_of_b(tenant: Tenant) -> uuid.UUID:
     """Registered by the front desk: a nurse registering it would join its care team."""
     return await make_patient(tenant, "front_desk", departmentId=str(tenant.departments["B"].id))
@@ -224,15 +229,17 @@ async def with_contact(tenant: Tenant) -> dict[str, Any]:
 
 
 async def with_care_team_member(tenant: Tenant) -> dict[str, Any]:
-    pid = await patient_of_b(tenant)
+    pid = await patient_of_a(tenant)
     variables = {"pid": str(pid), "sid": str(tenant.staff_ids["nurse"])}
     reply = await tenant.call("admin", CARE_ASSIGN, **variables)
     assert reply.data == {"careTeamAssign": True}, reply.body
     return variables
 
 
-async def with_patient_b_and_nurse(tenant: Tenant) -> dict[str, Any]:
-    return {"pid": str(await patient_of_b(tenant)), "sid": str(tenant.staff_ids["nurse"])}
+async def with_patient_a_and_nurse(tenant: Tenant) -> dict[str, Any]:
+    """A file of department A, whose care team the department head sets (no one's file: a nurse registering it would
+    join its team)."""
+    return {"pid": str(await patient_of_a(tenant)), "sid": str(tenant.staff_ids["nurse"])}
 
 
 async def with_patient_of_b(tenant: Tenant) -> dict[str, Any]:
@@ -2431,7 +2438,7 @@ OPS: tuple[Op, ...] = (
        with_nurse, (("role", "create"),)),
     Op("roleRevoke", "roleRevoke", "mutation($id: ID!) { roleRevoke(staffId: $id, role: NURSE) { roles } }",
        with_nurse, (("role", "delete"),)),
-    Op("careTeamAssign", "careTeamAssign", CARE_ASSIGN, with_patient_b_and_nurse, (("care_team", "create"),)),
+    Op("careTeamAssign", "careTeamAssign", CARE_ASSIGN, with_patient_a_and_nurse, (("care_team", "create"),)),
     Op("careTeamUnassign", "careTeamUnassign", CARE_UNASSIGN, with_care_team_member, (("care_team", "delete"),)),
     Op("departmentCreate", "departmentCreate", "mutation { departmentCreate(name: \"Department C\") { id } }",
        nothing, (("department", "create"),)),
