@@ -45,6 +45,10 @@ async def assign(ctx: Context, patient_id: uuid.UUID | None, staff_id: uuid.UUID
             # reaches nothing (its records moved to the survivor), and a merge meanwhile would not move it. Counted
             # with the file locked: two assignments count one after the other.
             async with access.file_transaction(ctx, patient_id, action=Action.CREATE):
+                # looked for again with the file locked: the same place asked twice at once (a double tap) found
+                # none before, and the second would hit the unique (patient, staff) key (INTERNAL_SERVER_ERROR)
+                if await CareTeamMember.exists(patient_id=patient_id, staff_id=staff_id):
+                    return True
                 if await CareTeamMember.filter(institution_id=ctx.institution_id,
                                                patient_id=patient_id).count() >= MAX_MEMBERS:
                     raise _TeamFull

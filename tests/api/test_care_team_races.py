@@ -1,0 +1,54 @@
+"""careTeamAssign sent twice at once for the same member (found in review: a double tap, or two colleagues): both
+found no place and wrote one, the second hit the unique (patient, staff) key and answered INTERNAL_SERVER_ERROR.
+The place is looked for again once the file is locked: both answer true, one place written and recorded once."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import pytest
+
+from models import CareTeamMember
+from tests.conftest import BACKEND
+from tests.factories import Tenant, make_patient
+from tests.patients import events_since, mark
+
+ASSIGN = "mutation($pid: ID!, $sid: ID!) { careTeamAssign(patientId: $pid, staffId: $sid) }"
+
+
+async def test_the_same_place_asked_twice_at_once_is_written_once(tenant: Tenant) -> None:
+    pid = await make_patient(tenant, "front_desk")
+    doctor, seq = tenant.staff_ids["doctor"], await mark(tenant.id)
+
+    replies = await asyncio.gather(*(tenant.call(role, ASSIGN, pid=str(pid), sid=str(doctor))
+                                     for role in ("admin", "department_head", "admin")))
+
+    assert [(reply.data, reply.errors) for reply in replies] == [({"careTeamAssign": True}, [])] * 3
+    assert await CareTeamMember.filter(patient_id=pid).values_list("staff_id", flat=True) == [doctor]
+    assert [(e.action, e.resource_type, e.outcome) for e in await events_since(tenant.id, seq)] == [
+        ("create", "care_team", "allowed")]
+
+
+@pytest.mark.skipif(BACKEND == "sqlite", reason="row locks and concurrent transactions: PostgreSQL")
+async def test_two_assignments_waiting_for_the_file_write_the_place_once(tenant: Tenant, database_url: str) -> None:
+    """Both past the first look while another writer holds the file, so both wait for its lock: the second finds
+    the first's place there and writes nothing (before: INTERNAL_SERVER_ERROR on the unique key)."""
+    pid = await make_patient(tenant, "front_desk")
+    doctor, seq = tenant.staff_ids["doctor"], await mark(tenant.id)
+    other = await asyncpg.connect(database_url)
+    try:
+        async with other.transaction():
+            await other.execute("SELECT 1 FROM patient WHERE id = $1 FOR NO KEY UPDATE", pid)
+            writing = [asyncio.create_task(tenant.call(role, ASSIGN, pid=str(pid), sid=str(doctor)))
+                       for role in ("admin", "department_head")]
+            done, _ = await asyncio.wait(writing, timeout=1)
+            assert not done, "the assignments did not wait for the file"
+        replies = await asyncio.wait_for(asyncio.gather(*writing), 10)
+    finally:
+        await other.close()
+
+    assert [(reply.data, reply.errors) for reply in replies] == [({"careTeamAssign": True}, [])] * 2
+    assert await CareTeamMember.filter(patient_id=pid).values_list("staff_id", flat=True) == [doctor]
+    assert [(e.action, e.resource_type, e.outcome) for e in await events_since(tenant.id, seq)] == [
+        ("create", "care_team", "allowed")]
