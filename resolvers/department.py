@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
@@ -55,11 +56,14 @@ async def update(ctx: Context, department_id: uuid.UUID | None, name: str, versi
                                            resource_type="department")
     name = clean_text(name, field="name", max_length=100, min_length=1)
     if await Department.filter(institution_id=ctx.institution_id, name=name).exclude(id=row.id).exists():
-        raise BadUserInput("name: a department with this name exists.", field="name")
-    async with in_transaction():
-        await versioning.update_versioned(row, version, "department", name=name)
-        await writer.append([access.write_record(ctx, Action.UPDATE, "department", row.id,
-                                                 fields=frozenset({"name"}), decision=decision)])
+        raise _taken()
+    try:
+        async with in_transaction():
+            await versioning.update_versioned(row, version, "department", name=name)
+            await writer.append([access.write_record(ctx, Action.UPDATE, "department", row.id,
+                                                     fields=frozenset({"name"}), decision=decision)])
+    except IntegrityError:  # another department took the name a moment ago
+        raise _taken() from None
     return row
 
 
@@ -67,9 +71,17 @@ async def create(ctx: Context, name: str) -> Department:
     decision = await access.authorize(ctx, "department", "create", action=Action.CREATE, resource_type="department")
     name = clean_text(name, field="name", max_length=100, min_length=1)
     if await Department.exists(institution_id=ctx.institution_id, name=name):
-        raise BadUserInput("name: a department with this name exists.", field="name")
-    async with in_transaction():
-        department = await Department.create(institution_id=ctx.institution_id, name=name)
-        await writer.append([access.write_record(ctx, Action.CREATE, "department", department.id,
-                                                 fields=frozenset({"name"}), decision=decision)])
+        raise _taken()
+    try:
+        async with in_transaction():
+            department = await Department.create(institution_id=ctx.institution_id, name=name)
+            await writer.append([access.write_record(ctx, Action.CREATE, "department", department.id,
+                                                     fields=frozenset({"name"}), decision=decision)])
+    except IntegrityError:  # created concurrently under the same name (found in review: INTERNAL_SERVER_ERROR)
+        raise _taken() from None
     return department
+
+
+def _taken() -> BadUserInput:
+    """The name is another department's: as the check before the write answers, and the unique key after it."""
+    return BadUserInput("name: a department with this name exists.", field="name")
