@@ -148,7 +148,7 @@ async def price_history(ctx: Context, item: ServiceItem, *, first: int, after: s
     versions, ``count``) is cut from them, as a ticket's timeline is."""
     require_terms(ctx)
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
-    before = None if after is None else pagination.decode_int(PRICE_CURSOR, after)
+    before = pagination.decode_int(PRICE_CURSOR, after) if after else None  # "": the first page, as null
 
     async def load(item_ids: Sequence[uuid.UUID]) -> list[list[ServiceItemPrice]]:
         rows: dict[uuid.UUID, list[ServiceItemPrice]] = defaultdict(list)

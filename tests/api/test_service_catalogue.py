@@ -277,6 +277,8 @@ async def test_future_versions_queue_in_date_order(tenant: Tenant) -> None:
     assert ([p["number"] for p in rest["nodes"]], rest["pageInfo"]["hasNextPage"]) == ([1], False)
     refused(await tenant.call("admin", HISTORY, id=item["id"], first=0), "BAD_USER_INPUT", "first")
     refused(await tenant.call("admin", HISTORY, id=item["id"], first=2, after="bogus"), "BAD_USER_INPUT", "after")
+    # after: "" is no cursor, the first page, as on every list (found in review: BAD_USER_INPUT "not a valid cursor")
+    assert ok(await tenant.call("admin", HISTORY, id=item["id"], first=2, after=""), "serviceItem")["prices"] == history
 
 
 async def test_currencies_keep_their_own_decimals(tenant: Tenant) -> None:
