@@ -18,7 +18,7 @@ from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
 from audit import writer
-from audit.events import Action
+from audit.events import Action, Outcome
 from core import slots as slot_math
 from core.business_time import Calendar
 from core.errors import ILLEGAL_TRANSITION, BadUserInput, Conflict, Forbidden
@@ -318,6 +318,15 @@ async def exception_cancel(ctx: Context, exception_id: uuid.UUID | None,
     for name, value in changes.items():
         setattr(row, name, value)
     return row
+
+
+def refuse_exception_reason(ctx: Context) -> Forbidden:
+    """An exception's reason is for staff (a colleague's leave, a training day): a patient's or a partner's read of
+    it is FORBIDDEN at the field, the refusal noted, once per operation however many exceptions it shows (found in
+    review: it was refused off the trail)."""
+    ctx.reads.note("schedule_exception", None, None, field_name="reason", outcome=Outcome.DENIED,
+                   reason="forbidden_field")
+    return Forbidden(field="reason")
 
 
 async def _find(ctx: Context, schedule_id: uuid.UUID | None, action: Action, field: str = "id") -> Schedule:

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 
-from core.errors import Forbidden
 from core.principal import STAFF
 from resolvers import schedule as schedules
 from resolvers.schedule import SlotView
@@ -90,9 +89,9 @@ class ScheduleException:
 
     @strawberry.field(description="Why (organisational, e.g. a training day). Staff only: null with FORBIDDEN for "
                                   "patients and partners.")
-    def reason(self) -> str | None:
+    def reason(self, info: Info) -> str | None:
         if not self.staff_view:
-            raise Forbidden(field="reason")
+            raise schedules.refuse_exception_reason(info.context)
         return self.row.reason
 
     @strawberry.field(description="When it was cancelled; null while it is in force.")

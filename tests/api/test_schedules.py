@@ -463,9 +463,17 @@ async def test_patients_and_partners_read_free_slots(tenant: Tenant) -> None:
     partnership = await make_partnership(tenant, ["patient.identity:read", "schedule:read"])
     assert ok(await partnership.call(FREE, **week), "freeSlots") == staff_view
     # the schedule itself, with its exceptions but not their reasons
+    refused_before = await denials(tenant)
     seen = await patient.call(ONE, id=created["id"])
     assert [(e["kind"], e["reason"]) for e in seen.data["schedule"]["exceptions"]] == [("LEAVE", None)]
     assert seen.codes == ["FORBIDDEN"] and seen.errors[0]["path"][-1] == "reason"
+    # the refusal is on the trail, the patient's, as every refusal (found in review: it was not)
+    [refusal] = await AuditEvent.filter(institution_id=tenant.id, outcome="denied").order_by("-seq").limit(1)
+    assert await denials(tenant) == refused_before + 1
+    assert (refusal.actor_kind, refusal.resource_type, refusal.reason, refusal.fields_read) == (
+        "patient", "schedule_exception", "forbidden_field", "reason")
+    partner_seen = await partnership.call(ONE, id=created["id"])
+    assert partner_seen.codes == ["FORBIDDEN"] and await denials(tenant) == refused_before + 2
     assert ok(await tenant.call("front_desk", ONE, id=created["id"]), "schedule")["exceptions"][0]["reason"] == \
         "Personal"
     assert seen.data["schedule"]["clinician"]["id"] == str(tenant.staff_ids["doctor"])
