@@ -71,9 +71,11 @@ async def unassign(ctx: Context, patient_id: uuid.UUID | None, staff_id: uuid.UU
                                               institution_id=ctx.institution_id)
     if member is not None:
         async with in_transaction():
-            await CareTeamMember.filter(id=member.id).delete()
-            await writer.append([access.write_record(ctx, Action.DELETE, "care_team", member.id,
-                                                     patient_id=patient_id, decision=decision)])
+            # only the request that took the place off records it: the same place taken off twice at once (a double
+            # tap) was two deletions on the trail (found in review)
+            if await CareTeamMember.filter(id=member.id).delete():
+                await writer.append([access.write_record(ctx, Action.DELETE, "care_team", member.id,
+                                                         patient_id=patient_id, decision=decision)])
     return True
 
 
