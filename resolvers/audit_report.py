@@ -155,7 +155,7 @@ async def _accessors(ctx: Context, patient_id: uuid.UUID, since: datetime | None
                      limit: int, after: str | None, count: bool = False) -> pagination.Page[Accessor]:
     """A page of the people who dealt with the file, in the order of their last event on the trail, newest
     first; a cursor holds the last event the report counts and the last event of the page's last person."""
-    counted, before = (None, None) if after is None else pagination.decode_int_pair(REPORT_CURSOR, after)
+    counted, before = pagination.decode_int_pair(REPORT_CURSOR, after) if after else (None, None)  # "": first
     await writer.seal(ctx.institution_id)
     events = within(AuditEvent.filter(patient_index.about_patient(ctx.institution_id, patient_id)), since, until)
     actors = events.annotate(last_seq=Max("seq")).group_by("actor_kind", "actor_id")

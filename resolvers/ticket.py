@@ -288,7 +288,7 @@ async def timeline(ctx: Context, view: TicketView, *, first: int, after: str | N
     so is ``count``, the entries the caller is shown (internal notes only for whoever reads them)."""
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     internal = include_internal and ctx.decide("ticket.internal", "read").allowed
-    since = None if after is None else pagination.decode_uuid(TIMELINE_CURSOR_KIND, after)
+    since = pagination.decode_uuid(TIMELINE_CURSOR_KIND, after) if after else None  # "": the first page
 
     async def batch(ticket_ids: Sequence[uuid.UUID]) -> list[tuple[list[TicketEvent], int]]:
         return await _timeline_pages(ctx.institution_id, ticket_ids, internal=internal, since=since, size=first + 1,

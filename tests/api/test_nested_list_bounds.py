@@ -478,6 +478,14 @@ async def with_entries(tenant: Tenant, replies: int, **fields: Any) -> str:
     return str(made["id"])
 
 
+async def test_an_empty_cursor_reads_the_timelines_first_page(tenant: Tenant) -> None:
+    """after: "" is no cursor, the first page as null is, on every list (found in review: the timeline answered
+    BAD_USER_INPUT "after: not a valid cursor")."""
+    ticket = await with_entries(tenant, 3)
+    first = ok(await tenant.call("support_agent", TIMELINE, id=ticket, n=2, internal=True))["ticket"]
+    assert ok(await tenant.call("support_agent", TIMELINE, id=ticket, n=2, after="", internal=True))["ticket"] == first
+
+
 async def test_a_timeline_page_reads_its_own_rows_and_no_more(
         tenant: Tenant, sql_counter: SqlCounter, rows_read: Callable[[str], RowsRead]) -> None:
     """A page of a ticket's timeline was cut here from every entry of the page's tickets (its statements fixed, its
