@@ -15,7 +15,7 @@ from resolvers.context import Services
 from tests import surveys
 from tests.api.test_survey_reports import CHART, REPORT, invite, respond, text
 from tests.api.test_survey_reports import COMPARE as COMPARISON
-from tests.factories import Tenant, make_patient
+from tests.factories import Tenant, make_patient, subjects
 from tests.patients import open_account
 
 RESPONSES = """query($q: ID) { questionnaireResponses(questionnaireId: $q) {
@@ -508,7 +508,13 @@ async def test_a_hidden_anonymous_cells_count_is_told_nowhere(tenant: Tenant) ->
     events = await tenant.audit_count()
     refused = await tenant.call("department_head", HIDDEN, key=str(anonymous.key), b=b)
     assert refused.codes == ["FORBIDDEN"] and refused.data is None
-    assert [(e.outcome, e.reason) for e in (await tenant.audit_events())[events:]] == [("denied", "other_department")]
+    trail = (await tenant.audit_events())[events:]
+    assert [(e.outcome, e.reason, e.resource_type, str(e.resource_id)) for e in trail if e.outcome == "denied"] == [
+        ("denied", "other_department", "survey_report", b)]
+    # surveyComparison's refusal nulls the whole answer, and graphql-core cancels the two sibling reports; one that
+    # had already ended (seen on PostgreSQL under load) noted its read of the head's own reach, never of B.
+    assert all((e.outcome, e.resource_type) == ("allowed", "survey_report") and subjects(e) == [(None, None)]
+               for e in trail if e.outcome != "denied"), [(e.outcome, e.resource_type, subjects(e)) for e in trail]
 
 
 # -- a version's author and response count are for those who run surveys (found in the anonymous-surface review) ----
