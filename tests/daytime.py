@@ -8,7 +8,8 @@ of the quiet hours whatever that hour is.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+import asyncio
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 ZONE = ZoneInfo("Asia/Shanghai")  # the test institution's zone (models.Institution's default)
@@ -22,3 +23,20 @@ def daytime_from(moment: datetime) -> datetime:
         return moment
     day = local.date() if local.time() < DAY_STARTS else local.date() + timedelta(days=1)
     return datetime.combine(day, DAY_STARTS, tzinfo=ZONE).astimezone(UTC)
+
+
+def local_today() -> date:
+    """The institution's date now (it turns at 16:00 UTC)."""
+    return datetime.now(UTC).astimezone(ZONE).date()
+
+
+async def a_whole_local_day(margin: float = 30) -> date:
+    """The institution's date, with at least ``margin`` seconds of it left: waits for its midnight when that is
+    nearer. A test that takes "today" and then asks the API what holds today must not straddle midnight there (the
+    API would answer for the next day); assert ``local_today()`` unchanged at its end to tell a margin too small."""
+    now = datetime.now(UTC)
+    midnight = datetime.combine(now.astimezone(ZONE).date() + timedelta(days=1), time(0), tzinfo=ZONE)
+    left = (midnight - now).total_seconds()
+    if left < margin:
+        await asyncio.sleep(left + 0.05)
+    return local_today()

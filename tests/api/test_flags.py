@@ -5,13 +5,13 @@ leaving nothing written but its record."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from models import AuditEvent, Flag
+from tests.daytime import a_whole_local_day, local_today
 from tests.factories import Tenant, make_patient
 from tests.partners import make_partnership
 
@@ -51,11 +51,6 @@ READS = {
     "department_head": {"clinical", "needs", "internal"},
     "support_agent": {"internal"},
 }
-ZONE = ZoneInfo("Asia/Shanghai")  # the factory's institutions
-
-
-def local_today() -> date:
-    return datetime.now(UTC).astimezone(ZONE).date()
 
 
 async def raise_flag(tenant: Tenant, pid: uuid.UUID, kind: str, role: str = "nurse", **fields: Any) -> dict[str, Any]:
@@ -94,12 +89,14 @@ async def test_a_detail_is_written_only_with_the_right_to_write_its_class(tenant
                                                                           kind: str) -> None:
     pid = await make_patient(tenant)
     before, events = await snapshot(tenant), await tenant.audit_count()
+    asked_on = local_today()
     reply = await tenant.call(role, CREATE, input={"patientId": str(pid), "kind": kind, "detail": DETAILS[kind]})
     if KIND_CLASS[kind] in WRITES[role]:
         assert reply.errors == [], reply.errors
         created = reply.data["flagCreate"]
-        assert (created["kind"], created["status"], created["startsOn"], created["patientId"]) == (
-            kind, "ACTIVE", local_today().isoformat(), str(pid))
+        assert (created["kind"], created["status"], created["patientId"]) == (kind, "ACTIVE", str(pid))
+        # from the institution's date when it was raised (the call may straddle its midnight, 16:00 UTC)
+        assert created["startsOn"] in {asked_on.isoformat(), local_today().isoformat()}
         row = await Flag.get(id=created["id"])
         assert DETAILS[kind].encode() not in bytes(row.detail)  # sealed at rest
         assert row.author_id == tenant.staff_ids[role]
@@ -240,7 +237,7 @@ async def test_a_partner_reads_under_its_scopes_and_never_the_internal_flags(ten
 
 async def test_only_flags_in_force_on_the_local_date_are_listed(tenant: Tenant) -> None:
     pid = await make_patient(tenant)
-    today = local_today()
+    today = await a_whole_local_day()  # the API's "in force" is by its date: the whole test on one
     standing = await raise_flag(tenant, pid, "FALL_RISK", startsOn=(today - timedelta(days=3)).isoformat(),
                                 endsOn=today.isoformat())
     open_ended = await raise_flag(tenant, pid, "VIP")
@@ -255,6 +252,7 @@ async def test_only_flags_in_force_on_the_local_date_are_listed(tenant: Tenant) 
     assert [f["id"] for f in every.data["patientFlags"]] == [standing["id"], open_ended["id"], ended["id"],
                                                              future["id"], inactive["id"]]
     assert every.data["patientFlags"][-1]["status"] == "INACTIVE"
+    assert local_today() == today, "the test crossed the institution's midnight: a_whole_local_day's margin is short"
 
 
 # -- changing a flag -----------------------------------------------------------------------------------
