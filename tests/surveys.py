@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from core import questionnaire as instruments
@@ -11,6 +11,7 @@ from core import tokens
 from models import Questionnaire, QuestionnaireResponse, ResponseAnswer, SurveyInvitation
 from resolvers import institution as institutions
 from resolvers.context import Services
+from tests.daytime import ZONE
 from tests.factories import Tenant, make_patient
 
 T = {"zh-CN": "题目", "en": "Question"}
@@ -86,7 +87,11 @@ async def trigger(tenant: Tenant, q: Questionnaire, role: str = "admin", **field
 
 async def finished_visit(tenant: Tenant, patient_id: uuid.UUID, *, kind: str = "OUTPATIENT", department: str = "A",
                          ended_at: datetime | None = None) -> str:
-    ended = ended_at or datetime.now(UTC) - timedelta(minutes=5)
+    # Five minutes ago, but not before the institution's day began: an invitation counts in the month its visit
+    # ended, an answer in the month it came, and a test invites and answers for one month (found running the
+    # survey reports in the first minutes of a Shanghai month, 16:00-16:05 UTC: invited in the month before).
+    now = datetime.now(UTC)
+    ended = ended_at or max(now - timedelta(minutes=5), datetime.combine(now.astimezone(ZONE).date(), time(0), ZONE))
     recorder = "nurse" if department == "A" else "front_desk"  # the nurse reaches department A's patients only
     reply = await tenant.call(recorder, VISIT_CREATE, input={
         "patientId": str(patient_id), "kind": kind, "departmentId": str(tenant.departments[department].id),

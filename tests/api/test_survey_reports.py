@@ -22,6 +22,7 @@ from resolvers.context import Services
 from tests import surveys
 from tests.conftest import SqlCounter
 from tests.core.test_statistics import DRP_CONTROL, DRP_TREATMENT, tied_mann_whitney_by_hand
+from tests.daytime import a_whole_local_day
 from tests.factories import Tenant, make_patient
 from tests.patients import open_account
 
@@ -612,6 +613,7 @@ async def test_answers_given_through_the_api_are_reported(tenant: Tenant, servic
     """Five satisfied answers and a low one by link (tests/surveys.py's GOOD and LOW), and one invitation not
     answered: the month's report, worked by hand. GOOD scores 91.67 (q1 5, q3 4, q4 yes), NPS 9, CSAT 4; LOW
     scores 25 (q1 2, q3 3, q4 no), NPS 3, CSAT 3."""
+    await a_whole_local_day(90)  # the answers' month and the month reported: one month of the institution's
     q = await surveys.questionnaire(tenant)
     await surveys.trigger(tenant, q, delayHours=0)
     for answers in [surveys.GOOD] * 5 + [surveys.LOW, None]:

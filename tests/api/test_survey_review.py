@@ -15,6 +15,7 @@ from resolvers.context import Services
 from tests import surveys
 from tests.api.test_survey_reports import CHART, REPORT, invite, respond, text
 from tests.api.test_survey_reports import COMPARE as COMPARISON
+from tests.daytime import a_whole_local_day
 from tests.factories import Tenant, make_patient, subjects
 from tests.patients import open_account
 
@@ -174,6 +175,7 @@ async def test_polling_an_anonymous_report_does_not_tell_when_an_invitation_was_
     the month, too small to show what anyone answered, went from 1 answered to 2 (and 1 response to 2, 1 withheld
     to 2) at that moment, and the invitation list tells who was invited then. A live month of an anonymous
     questionnaire is not reported until it closes."""
+    await a_whole_local_day(90)  # "this month" is the institution's: the whole test in one of its days
     q = await surveys.questionnaire(tenant, anonymous=True)
     await surveys.trigger(tenant, q, delayHours=0)
     _, _, first = await surveys.invited(tenant, services, q)
@@ -194,6 +196,7 @@ async def test_a_late_answer_to_last_months_anonymous_invitation_does_not_show(t
     from 5 to 6 when it comes: with the invitation list (who was invited late last month, whose link is still
     open) that tells who answered, and when. An anonymous month's invitation counts show once none of its links
     can still be answered; then the large cell shows them."""
+    await a_whole_local_day(90)  # "this month" is the institution's: the whole test in one of its days
     q = await surveys.questionnaire(tenant, anonymous=True)
     await surveys.trigger(tenant, q, delayHours=0)
     month, last, instant = local_months()
@@ -373,6 +376,7 @@ async def test_a_staff_rating_not_flagged_anonymous_is_held_back_alike_by_the_re
     what), while the list and responseCount said none. One rule now: both hold the month back, then show it."""
     from tests.api.test_survey_staff_answers import RATING, STAFF_ANSWER, as_doctor, more_doctors, nursing_form
 
+    await a_whole_local_day(90)  # "this month" is the institution's: the whole test in one of its days
     q = await nursing_form(tenant)
     edited = ok(await tenant.call("department_head", UPDATE, id=str(q.id), revision=q.revision,
                                   input={"anonymous": False}), "questionnaireUpdate")
@@ -471,6 +475,7 @@ async def test_a_hidden_anonymous_cells_count_is_told_nowhere(tenant: Tenant) ->
     from tests.api.test_survey_reports import ALL_SATISFIED
     from tests.api.test_survey_reports import questionnaire as report_questionnaire
 
+    await a_whole_local_day(90)  # "this month" is the institution's: the whole test in one of its days
     anonymous, identified = await report_questionnaire(tenant), await report_questionnaire(tenant)
     await Questionnaire.filter(id=anonymous.id).update(anonymous=True)
     patient = await make_patient(tenant)
