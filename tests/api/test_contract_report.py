@@ -21,6 +21,7 @@ from resolvers.context import Services
 from resolvers.contract_report import add_months
 from tests.conftest import SqlCounter
 from tests.contracts import draft, item_input, make_item, today
+from tests.daytime import a_whole_local_day
 from tests.factories import PASSWORD, Response, Tenant, gql, login, make_patient
 from tests.partners import ALL_SCOPES, make_partnership
 from tests.patients import denials_since, mark, open_account
@@ -211,7 +212,7 @@ async def test_delivered_against_contracted_exact_on_a_known_data_set(tenant: Te
 
 async def test_the_version_in_force_at_a_periods_start_decides_its_items(tenant: Tenant) -> None:
     """An amendment taking effect today (a period's first day) lists its items from that period on."""
-    now = today()
+    now = await a_whole_local_day()  # the API refuses an amendment effective before its today
     months = next(k for k in range(1, 13) if add_months(add_months(now, -k), k) == now)
     start = add_months(now, -months)
     patient = await make_patient(tenant)
@@ -235,6 +236,7 @@ async def test_the_version_in_force_at_a_periods_start_decides_its_items(tenant:
     assert items_of(periods[-2]) == [(x, 4, 1, 3)]
     assert items_of(periods[-1]) == [(x, 1, 1, 0), (w, 2, 1, 1)]
     assert periods[-1]["shortfall"] == [{"code": w, "missed": 1}]
+    assert today() == now, "the test crossed the institution's midnight: a_whole_local_day's margin is short"
 
 
 async def test_a_patient_reads_their_own_contracts_delivery_and_no_one_elses(tenant: Tenant) -> None:
