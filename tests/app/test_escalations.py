@@ -190,6 +190,27 @@ async def test_each_escalation_is_sent_once_at_its_moment_to_the_departments_hea
     assert {kind: (row.sent_at, row.attempts) for kind, row in rows.items()} == {kind: (due[kind], 1) for kind in KINDS}
 
 
+async def test_a_department_without_an_active_head_escalates_to_the_admins(tenant: Tenant) -> None:
+    """An urgent ticket's escalation went to nobody, and was marked sent, when its department's one head had left
+    (found in review): the admins, who appoint a head, are told instead; a head appointed again is told as before."""
+    head = tenant.staff_ids["department_head"]
+    left = await tenant.call("admin", "mutation($id: ID!) { staffUpdate(id: $id, input: {active: false}) { id } }",
+                             id=str(head))
+    assert left.errors == [], left.errors
+    ticket = await post_operative(tenant)
+    sender = RecordingSender()
+
+    await notification.deliver_due(sender, now=times(ticket)[RESPONSE_AT_RISK])
+
+    [message] = sender.of(ticket)
+    assert message.recipients == [tenant.staff_ids["admin"]]
+    back = await tenant.call("admin", "mutation($id: ID!) { staffUpdate(id: $id, input: {active: true}) { id } }",
+                             id=str(head))
+    assert back.errors == [], back.errors
+    await notification.deliver_due(sender, now=times(ticket)[RESPONSE_BREACHED])
+    assert [m.recipients for m in sender.of(ticket)] == [[tenant.staff_ids["admin"]], [head]]
+
+
 # -- 7. cancelled, moved, retried ------------------------------------------------------------
 
 
