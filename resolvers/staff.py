@@ -18,7 +18,9 @@ from core.passwords import password_problem
 from core.principal import ROLES
 from core.validation import Problems, clean_text, normalize_email
 from models import Department, DepartmentMembership, Institution, RoleAssignment, Session, Staff
+from policies.guard import Decision
 from resolvers import access, pagination, role_grant, versioning
+from resolvers import session as sessions
 from resolvers.context import Context
 
 
@@ -137,10 +139,27 @@ async def assign_role(ctx: Context, staff_id: uuid.UUID | None, role: str) -> St
             async with in_transaction():
                 await RoleAssignment.create(institution_id=ctx.institution_id, staff_id=view.row.id, role=role)
                 await role_grant.record_grants(ctx, view.row.id, [role], decision)
+                await _end_sessions_without_a_factor(ctx, view.row.id, role, decision)
         except IntegrityError:  # the same grant sent twice at once: it is held, recorded once (found in review)
             if not await RoleAssignment.exists(staff_id=view.row.id, role=role):
                 raise
     return await _find(ctx, view.row.id, Action.READ)
+
+
+async def _end_sessions_without_a_factor(ctx: Context, staff_id: uuid.UUID, role: str, decision: Decision) -> None:
+    """Where the institution requires a second factor of roles that read clinical data, a grant of such a role to
+    an account that has none ends its sessions (inside the grant's transaction), as switching the rule on does:
+    they were opened without a code, and would read clinical data without one (found in review: the desk, given
+    NURSE, read clinical data on its codeless session). The next sign-in asks for enrolment."""
+    if not sessions.reads_clinical_data(ctx, ctx.institution_id, [role]):
+        return
+    if not await Institution.exists(id=ctx.institution_id, totp_required=True):
+        return
+    if not await Staff.exists(id=staff_id, totp_enabled_at__isnull=True):
+        return
+    if await Session.filter(staff_id=staff_id, revoked_at=None).update(revoked_at=datetime.now(UTC)):
+        await writer.append([access.write_record(ctx, Action.UPDATE, "staff", staff_id, fields=frozenset({"sessions"}),
+                                                 decision=decision)])
 
 
 async def revoke_role(ctx: Context, staff_id: uuid.UUID | None, role: str) -> StaffView:

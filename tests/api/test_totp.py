@@ -305,3 +305,26 @@ async def test_a_nurse_cannot_change_the_institutions_rule(tenant: Tenant) -> No
     assert (await tenant.call("doctor", ME)).errors == []
     assert [(e.actor_id, e.outcome, e.reason) for e in await since(tenant.id, start)] == [
         (tenant.staff_ids["nurse"], "denied", "forbidden")]
+
+
+async def test_a_role_that_reads_clinical_data_ends_the_sessions_of_an_account_without_a_factor(
+        tenant: Tenant) -> None:
+    """Found in review of resolvers/staff.py: the desk signs in without a code where one is required of clinical
+    roles only; given NURSE, that session read clinical data with no second factor. The grant ends the sessions
+    of an account that has none, as switching the rule on does, and the next sign-in asks for enrolment."""
+    await tenant.call("admin", SECURITY, required=True)
+    assert (await tenant.call("front_desk", ME)).errors == []
+    start = await mark(tenant.id)
+
+    granted = await tenant.call("admin", "mutation($id: ID!) { roleAssign(staffId: $id, role: NURSE) { roles } }",
+                                id=str(tenant.staff_ids["front_desk"]))
+
+    assert granted.errors == [] and "NURSE" in granted.data["roleAssign"]["roles"]
+    assert (await tenant.call("front_desk", ME)).codes == ["UNAUTHENTICATED"]
+    assert (await sign_in(tenant, "front_desk")).codes == ["TOTP_ENROLMENT_REQUIRED"]
+    ended = [e for e in await since(tenant.id, start, action="update", resource_id=tenant.staff_ids["front_desk"])]
+    assert [(e.resource_type, e.fields_read) for e in ended] == [("staff", "sessions")]
+    # a role that reads no clinical data leaves the sessions alone (the desk's colleague in finance, say)
+    assert (await tenant.call("admin", "mutation($id: ID!) { roleAssign(staffId: $id, role: FINANCE) { id } }",
+                              id=str(tenant.staff_ids["support_agent"]))).errors == []
+    assert (await tenant.call("support_agent", ME)).errors == []
