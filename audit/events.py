@@ -76,3 +76,5 @@ SELF_GRANT = "self_grant"  # refused: a role, or a department widening one's rea
 SELF_REVIEW = "self_review"  # refused: a review of a role grant one made or received
 GRANTS_PATIENT_DATA = "grants_patient_data"  # allowed: a role whose rules read patient data was granted
 EMAIL_UNAVAILABLE = "email_unavailable"  # refused: a new staff account's e-mail is taken, here or elsewhere
+SELF_DEACTIVATION = "self_deactivation"  # refused: an admin deactivating their own account
+LAST_ADMIN = "last_admin"  # refused: a change that would leave the institution without an active admin

@@ -12,7 +12,7 @@ from tortoise.expressions import Q, Subquery
 from tortoise.transactions import in_transaction
 
 from audit import writer
-from audit.events import EMAIL_UNAVAILABLE, Action
+from audit.events import EMAIL_UNAVAILABLE, LAST_ADMIN, SELF_DEACTIVATION, Action
 from core.errors import BadUserInput
 from core.passwords import password_problem
 from core.principal import ROLES
@@ -84,6 +84,8 @@ async def update(ctx: Context, staff_id: uuid.UUID | None, data: dict[str, Any],
                                       resource_id=staff_id)
     if not data:
         raise BadUserInput("input: give at least one field to change.", field="input")
+    if staff_id is not None and staff_id == ctx.actor.id and data.get("is_active") is False:
+        await access.deny(ctx, Action.UPDATE, "staff", staff_id, reason=SELF_DEACTIVATION)  # _update_shape refuses it
     changes = _update_shape(ctx, staff_id, data)
     view = await _find(ctx, staff_id, Action.UPDATE)
     department_ids = await _departments(ctx, data["department_ids"] or []) if "department_ids" in data else None
@@ -92,19 +94,23 @@ async def update(ctx: Context, staff_id: uuid.UUID | None, data: dict[str, Any],
         raise await role_grant.refuse_self_grant(ctx, Action.UPDATE, "staff", view.row.id, field="departmentIds",
                                                  what="a department")
     revoke = bool(data.get("revoke_sessions")) or changes.get("is_active") is False
-    async with in_transaction():
-        if changes.get("is_active") is False and "admin" in view.roles:
-            await _keep_an_admin(ctx, view.row.id, "active", "stays active")
-        await versioning.update_versioned(view.row, version, "staff member", **changes)  # departments too
-        if department_ids is not None:
-            await DepartmentMembership.filter(staff_id=view.row.id).delete()
-            await _set_departments(ctx, view.row.id, department_ids)
-        if revoke:
-            await Session.filter(staff_id=view.row.id, revoked_at=None).update(revoked_at=datetime.now(UTC))
-        fields = set(changes) | ({"departments"} if department_ids is not None else set()) | (
-            {"sessions"} if revoke else set())
-        await writer.append([access.write_record(ctx, Action.UPDATE, "staff", view.row.id,
-                                                 fields=frozenset(fields), decision=decision)])
+    try:
+        async with in_transaction():
+            if changes.get("is_active") is False and "admin" in view.roles:
+                await _keep_an_admin(ctx, view.row.id, "active", "stays active")
+            await versioning.update_versioned(view.row, version, "staff member", **changes)  # departments too
+            if department_ids is not None:
+                await DepartmentMembership.filter(staff_id=view.row.id).delete()
+                await _set_departments(ctx, view.row.id, department_ids)
+            if revoke:
+                await Session.filter(staff_id=view.row.id, revoked_at=None).update(revoked_at=datetime.now(UTC))
+            fields = set(changes) | ({"departments"} if department_ids is not None else set()) | (
+                {"sessions"} if revoke else set())
+            await writer.append([access.write_record(ctx, Action.UPDATE, "staff", view.row.id,
+                                                     fields=frozenset(fields), decision=decision)])
+    except _LastAdmin:
+        await access.deny(ctx, Action.UPDATE, "staff", view.row.id, reason=LAST_ADMIN)
+        raise
     return await _find(ctx, view.row.id, Action.READ)
 
 
@@ -168,14 +174,23 @@ async def revoke_role(ctx: Context, staff_id: uuid.UUID | None, role: str) -> St
     view = await _find(ctx, staff_id, Action.DELETE)
     (role,) = _roles([role])
     if role in view.roles:
-        async with in_transaction():
-            if role == "admin":
-                await _keep_an_admin(ctx, view.row.id, "role", "keeps the role")
-            # Recorded only when it removed something: the same revocation sent twice is one (found in review).
-            if await RoleAssignment.filter(staff_id=view.row.id, role=role).delete():
-                await writer.append([access.write_record(ctx, Action.DELETE, "role", view.row.id,
-                                                         fields=frozenset({role}), decision=decision)])
+        try:
+            async with in_transaction():
+                if role == "admin":
+                    await _keep_an_admin(ctx, view.row.id, "role", "keeps the role")
+                # Recorded only when it removed something: the same revocation sent twice is one (found in review).
+                if await RoleAssignment.filter(staff_id=view.row.id, role=role).delete():
+                    await writer.append([access.write_record(ctx, Action.DELETE, "role", view.row.id,
+                                                             fields=frozenset({role}), decision=decision)])
+        except _LastAdmin:
+            await access.deny(ctx, Action.DELETE, "role", view.row.id, reason=LAST_ADMIN)
+            raise
     return await _find(ctx, view.row.id, Action.READ)
+
+
+class _LastAdmin(BadUserInput):
+    """The refusal of ``_keep_an_admin``: raised inside the transaction, recorded by the caller once it is rolled
+    back (a refusal recorded inside it would be rolled back with it)."""
 
 
 async def _keep_an_admin(ctx: Context, losing: uuid.UUID, field: str, what: str) -> None:
@@ -186,7 +201,7 @@ async def _keep_an_admin(ctx: Context, losing: uuid.UUID, field: str, what: str)
     others = await RoleAssignment.filter(institution_id=ctx.institution_id, role="admin", staff__is_active=True) \
         .exclude(staff_id=losing).count()
     if not others:
-        raise BadUserInput(f"{field}: the institution's last active admin {what}.", field=field)
+        raise _LastAdmin(f"{field}: the institution's last active admin {what}.", field=field)
 
 
 # -- the directory: colleagues' names, roles and departments -----------------------------------------

@@ -309,6 +309,10 @@ async def test_admin_cannot_deactivate_itself(tenant: Tenant) -> None:
     assert reply.errors[0]["extensions"]["field"] == "input.active"
     assert await staff_rows(tenant) == before
     assert (await tenant.call("admin", ME)).errors == []
+    # the refusal is on the trail (found in review: it left no row, unlike every other refusal of account work)
+    (event,) = await tenant.audit_events(outcome="denied", actor_id=tenant.staff_ids["admin"])
+    assert (event.action, event.resource_type, event.resource_id, event.reason) == (
+        "update", "staff", tenant.staff_ids["admin"], "self_deactivation")
 
 
 # -- the last admin --------------------------------------------------------------------------
@@ -323,6 +327,10 @@ async def test_last_admin_keeps_the_admin_role(tenant: Tenant) -> None:
     assert reply.errors[0]["extensions"]["field"] == "role"
     assert await roles_of(admin) == ["admin"]
     assert (await tenant.call("admin", STAFF, id=admin)).errors == []
+    # the refusal is on the trail (found in review: it left no row, unlike every other refusal of account work)
+    (event,) = await tenant.audit_events(outcome="denied", actor_id=tenant.staff_ids["admin"])
+    assert (event.action, event.resource_type, event.resource_id, event.reason) == (
+        "delete", "role", tenant.staff_ids["admin"], "last_admin")
 
 
 async def test_admin_role_may_go_while_another_admin_remains(tenant: Tenant) -> None:
