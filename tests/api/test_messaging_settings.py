@@ -10,18 +10,22 @@ import logging
 import uuid
 from typing import Any
 
+import httpx
 import pytest
 from tortoise.connection import connections
 
 from app.logs import SQL_LOGGERS, configure_logging
+from app.main import create_app
 from core.crypto import DecryptionError
+from core.settings import Settings
 from models import AuditEvent, MessageGateway, MessageTemplate, MessagingSettings
 from resolvers import messaging as messagings
 from resolvers.context import Services
+from tests.api.test_limits import production
 from tests.api.test_message_templates import LIST as TEMPLATES
 from tests.api.test_message_templates import SET as TEMPLATE_SET
 from tests.api.test_message_templates import a_template
-from tests.factories import Tenant
+from tests.factories import Tenant, gql
 from tests.partners import make_partnership
 from tests.patients import open_account
 
@@ -306,3 +310,26 @@ async def test_settings_and_gateways_are_the_institutions_own(tenant: Tenant, ot
     await MessageGateway.filter(institution_id=other_tenant.id, channel="sms").update(secret=bytes(mine.secret))
     with pytest.raises(DecryptionError):
         await messagings.gateway(other_tenant.id, "sms", services.keyring)
+
+
+# Found in review of resolvers/messaging.py: the production check knew loopback and private addresses only in their
+# dotted-quad spelling, but the sender's resolver (getaddrinfo, as inet_aton) reads "127.1", "2130706433",
+# "0x7f000001" and "0177.0.0.1" as 127.0.0.1 too, and "localhost." and "*.localhost" name this machine.
+OTHER_SPELLINGS = ("https://127.1/x", "https://2130706433/x", "https://0x7f000001/x", "https://0177.0.0.1/x",
+                   "https://10.1/x", "https://192.168.257/x", "https://2852039166/latest", "https://0/x",
+                   "https://localhost./x", "https://LOCALHOST/x", "https://sms.localhost/x")
+
+
+async def test_production_refuses_this_machine_and_private_networks_in_any_spelling(
+        tenant: Tenant, settings: Settings, services: Services) -> None:
+    app = create_app(*production(settings, services), manage_database=False)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://careloop.test") as http:
+        for url in OTHER_SPELLINGS:
+            reply = await gql(http, GATEWAY, {"input": {"channel": "SMS", "url": url, "secret": SECRET}},
+                              tenant.tokens["admin"])
+            assert reply.codes == ["BAD_USER_INPUT"], url
+            assert reply.errors[0]["extensions"]["field"] == "input.url"
+        assert await stored(tenant) == ([], [])
+        public = await gql(http, GATEWAY, {"input": {"channel": "SMS", "url": "https://sms.example.com/x",
+                                                     "secret": SECRET}}, tenant.tokens["admin"])
+        assert public.errors == [] and public.data["messageGatewaySet"]["urlHost"] == "sms.example.com"
