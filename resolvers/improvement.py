@@ -142,10 +142,10 @@ async def create(ctx: Context, data: dict[str, Any]) -> ImprovementView:
 
 async def update(ctx: Context, item_id: uuid.UUID | None, data: dict[str, Any],
                  version: int | None = None) -> ImprovementView:
-    if not data:
-        raise BadUserInput("input: give at least one field to change.", field="input")
     decision = await access.authorize(ctx, "improvement", "update", action=Action.UPDATE,
                                       resource_type="improvement", resource_id=item_id)
+    if not data:  # after the rights (found in review: before them, one without any got no FORBIDDEN, no audit row)
+        raise BadUserInput("input: give at least one field to change.", field="input")
     problems = Problems()
     values = _normalize(problems, data)
     for name, value in values.items():

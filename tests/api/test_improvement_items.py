@@ -152,3 +152,19 @@ async def test_a_new_item_links_its_tickets_without_reading_its_links_first(tena
 def link_reads(counter: SqlCounter) -> list[str]:
     return [s for s in counter.statements if "improvement_ticket" in s and "SELECT" in s.upper()
             and "INSERT" not in s.upper()]
+
+
+async def test_an_empty_change_by_one_who_may_not_change_items_is_refused_and_audited(tenant: Tenant) -> None:
+    """Found in review: an empty input was answered BAD_USER_INPUT before the caller's rights were checked, so a
+    role without the right (or a patient's or partner's token) got an answer other than FORBIDDEN and no denial
+    reached the audit trail."""
+    of_a = (await tenant.call("support_agent", CREATE, input=item(tenant))).data["improvementCreate"]
+    for role in ("front_desk", "nurse", "admin"):
+        before = await tenant.audit_count()
+        reply = await tenant.call(role, UPDATE, id=of_a["id"], input={})
+        assert reply.codes == ["FORBIDDEN"], role
+        events = (await tenant.audit_events())[before:]
+        assert [(e.outcome, e.actor_id, e.reason) for e in events] == [
+            ("denied", tenant.staff_ids[role], "forbidden")], role
+    kept = await tenant.call("support_agent", UPDATE, id=of_a["id"], input={})
+    assert kept.codes == ["BAD_USER_INPUT"] and kept.errors[0]["extensions"]["field"] == "input"
