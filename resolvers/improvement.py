@@ -7,8 +7,8 @@ and it is neither done nor cancelled.
 An item found in surveys (source ``survey``) cites its finding: a questionnaire of the institution (its key,
 any version) and a month, in the item's department. Only aggregates are citable, never one response: an
 anonymous answer must not be singled out. A survey item needs its citation and only a survey item has one;
-the month is ``YYYY-MM`` and not one to come. The item shows the cited questionnaire's newest title and version
-to whoever reads the item (a questionnaire's name, no answer).
+the month is ``YYYY-MM``, from the year 2000 on (as reports take them), and not one to come. The item shows the
+cited questionnaire's newest title and version to whoever reads the item (a questionnaire's name, no answer).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from audit import writer
 from audit.events import Action
 from core.errors import BadUserInput, Forbidden
 from core.ids import uuid7
-from core.validation import Problems, camel_case, check_year, clean_text
+from core.validation import FIRST_YEAR, Problems, camel_case, check_year, clean_text
 from models import Department, ImprovementItem, ImprovementTicket, Questionnaire, Ticket
 from models.improvement import IMPROVEMENT_SOURCES, IMPROVEMENT_STATUSES
 from policies.guard import Decision
@@ -190,6 +190,9 @@ async def _citation_shape(ctx: Context, problems: Problems, source: str,
     month = citation.get("month")
     if not isinstance(month, str) or not _MONTH.fullmatch(month):
         problems.add("surveyCitation.month", "invalid", "a month as YYYY-MM.")
+        return None
+    if int(month[:4]) < FIRST_YEAR:  # found in review: "0001-01" was cited, a month no report shows
+        problems.add("surveyCitation.month", "out_of_range", f"a month from the year {FIRST_YEAR} on.")
         return None
     if month > (await institutions.local_today_of(ctx)).strftime("%Y-%m"):
         problems.add("surveyCitation.month", "in_future", "a month that has begun.")

@@ -66,7 +66,8 @@ class SurveyCitation:
 @strawberry.input(description="The survey finding a new item cites (its source must be SURVEY).")
 class SurveyCitationInput:
     questionnaire_key: strawberry.ID = strawberry.field(description="A questionnaire of the institution (its key).")
-    month: str = strawberry.field(description="The month of the results, YYYY-MM, not one to come.")
+    month: str = strawberry.field(description="The month of the results, YYYY-MM, from the year 2000 on, not one "
+                                              "to come.")
 
 
 @strawberry.type(description="A service problem on the improvement list.")

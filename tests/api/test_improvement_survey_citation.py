@@ -142,3 +142,20 @@ async def test_a_new_cited_item_reads_its_questionnaire_once(tenant: Tenant, sql
     assert (created["version"], created["title"]["en"]) == (2, "Outpatient satisfaction, revised")
     listed = (await tenant.call("support_agent", LIST)).data["improvementItems"]["edges"]
     assert [e["node"]["surveyCitation"] for e in listed] == [created]
+
+
+async def test_a_month_before_the_years_reports_deal_in_is_refused(tenant: Tenant) -> None:
+    """Found in review: the month was checked for its shape and for having begun, not for its year, so "0001-01" or
+    "1999-12" was cited, a month no survey report can show (surveyReport and ticketReport take the years from
+    2000 on)."""
+    q = await questionnaire(tenant)
+    for month in ("0000-01", "0001-01", "1999-12"):
+        reply = await tenant.call("support_agent", CREATE, input=item(tenant, source="SURVEY",
+                                                                       surveyCitation=cites(q.key, month)))
+        assert reply.codes == ["BAD_USER_INPUT"], month
+        assert reply.errors[0]["extensions"]["field"] == "input.surveyCitation.month"
+        assert reply.errors[0]["extensions"]["reason"] == "out_of_range"
+    assert await rows(tenant) == []
+    first = await tenant.call("support_agent", CREATE, input=item(tenant, source="SURVEY",
+                                                                   surveyCitation=cites(q.key, "2000-01")))
+    assert first.errors == [], first.errors
