@@ -126,7 +126,7 @@ async def create(ctx: Context, data: dict[str, Any]) -> ImprovementView:
     await _require_department(ctx, values["department_id"], decision, Action.CREATE)
     cited = await _citation(ctx, citation)
     values |= _citation_columns(cited)
-    ticket_ids = await _tickets(ctx, data.get("ticket_ids") or [])
+    ticket_ids = await _tickets(ctx, data.get("ticket_ids") or [], Action.CREATE)
     item_id = uuid7()
     async with in_transaction():
         row = await ImprovementItem.create(id=item_id, institution_id=ctx.institution_id,
@@ -153,7 +153,7 @@ async def update(ctx: Context, item_id: uuid.UUID | None, data: dict[str, Any],
             problems.add(camel_case(name), "required", "must not be null.")
     _check_ticket_count(problems, data.get("ticket_ids"))
     problems.check()
-    ticket_ids = await _tickets(ctx, data.get("ticket_ids") or [])
+    ticket_ids = await _tickets(ctx, data.get("ticket_ids") or [], Action.UPDATE)
     # Refusals first, outside the write's transaction: a rollback would take their audit records along.
     found = await ImprovementItem.filter(_reach(ctx), id=item_id).first() if item_id else None
     if found is None:
@@ -239,15 +239,16 @@ async def _require_department(ctx: Context, department_id: uuid.UUID, decision: 
         raise Forbidden("Improvement items of other departments are not yours to keep.")
 
 
-async def _tickets(ctx: Context, ticket_ids: list[uuid.UUID]) -> list[uuid.UUID]:
-    """Tickets to link must be in the caller's ticket reach; others look missing."""
+async def _tickets(ctx: Context, ticket_ids: list[uuid.UUID], action: Action) -> list[uuid.UUID]:
+    """Tickets to link must be in the caller's ticket reach; others look missing, their refusal recorded as the
+    ``action`` asked for (found in review: a create's was recorded as an update)."""
     wanted = sorted(set(ticket_ids))
     if not wanted:
         return []
     found = set(await Ticket.filter(ticket_scope(ctx).filter(), id__in=wanted).values_list("id", flat=True))
     missing = [t for t in wanted if t not in found]
     if missing:
-        raise await access.not_found(ctx, Action.UPDATE, "ticket", missing[0], "ticketIds")
+        raise await access.not_found(ctx, action, "ticket", missing[0], "ticketIds")
     return wanted
 
 

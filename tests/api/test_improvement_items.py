@@ -168,3 +168,20 @@ async def test_an_empty_change_by_one_who_may_not_change_items_is_refused_and_au
             ("denied", tenant.staff_ids[role], "forbidden")], role
     kept = await tenant.call("support_agent", UPDATE, id=of_a["id"], input={})
     assert kept.codes == ["BAD_USER_INPUT"] and kept.errors[0]["extensions"]["field"] == "input"
+
+
+async def test_an_unknown_ticket_on_a_new_item_is_recorded_as_the_create_it_was(tenant: Tenant,
+                                                                                  other_tenant: Tenant) -> None:
+    """Found in review: a ticket out of reach given to improvementCreate was put on the audit trail as an attempted
+    update (the linking helper named its own action), so the trail told of an update nobody asked for."""
+    pid = await make_patient(other_tenant)
+    foreign = await other_tenant.call("support_agent", TICKET, input={
+        "channel": "HOTLINE", "category": "COMPLAINT", "subject": "Waited", "patientId": str(pid)})
+    for tid in (str(uuid.uuid4()), foreign.data["ticketCreate"]["id"]):
+        before = await tenant.audit_count()
+        reply = await tenant.call("support_agent", CREATE, input=item(tenant, ticketIds=[tid]))
+        assert reply.codes == ["NOT_FOUND"] and reply.errors[0]["extensions"]["field"] == "input.ticketIds"
+        events = (await tenant.audit_events())[before:]
+        assert [(e.outcome, e.action, e.resource_type, e.reason) for e in events] == [
+            ("denied", "create", "ticket", "not_found")]
+    assert await rows(tenant) == []
