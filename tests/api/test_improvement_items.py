@@ -185,3 +185,19 @@ async def test_an_unknown_ticket_on_a_new_item_is_recorded_as_the_create_it_was(
         assert [(e.outcome, e.action, e.resource_type, e.reason) for e in events] == [
             ("denied", "create", "ticket", "not_found")]
     assert await rows(tenant) == []
+
+
+async def test_a_change_of_no_tickets_and_nothing_else_is_an_empty_change(tenant: Tenant) -> None:
+    """Found in review: ``ticketIds: null`` or ``[]`` alone passed the check for an empty change, so it wrote nothing
+    but still bumped the version (the next writer with the version it read got CONFLICT) and put an update of no
+    field on the audit trail."""
+    node = (await tenant.call("support_agent", CREATE, input=item(tenant))).data["improvementCreate"]
+    for empty in (None, []):
+        before = await tenant.audit_count()
+        reply = await tenant.call("support_agent", UPDATE, id=node["id"], input={"ticketIds": empty})
+        assert reply.codes == ["BAD_USER_INPUT"] and reply.errors[0]["extensions"]["field"] == "input", empty
+        assert await tenant.audit_count() == before
+    [row] = await rows(tenant)
+    assert row["version"] == 1
+    both = await tenant.call("support_agent", UPDATE, id=node["id"], input={"ticketIds": [], "status": "DONE"})
+    assert both.errors == [] and both.data["improvementUpdate"]["status"] == "DONE"
