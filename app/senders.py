@@ -19,20 +19,23 @@ import email.errors
 import email.utils
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
 import random
+import socket
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 
 import aiosmtplib
+import httpcore
 import httpx
 
-from core.messages import Gateway, MessageSender, Outgoing, SendFailed
+from core.messages import Gateway, MessageSender, Outgoing, SendFailed, is_internal_address
 from core.settings import Settings, SmtpSettings
 
 log = logging.getLogger("careloop.messages")
@@ -181,10 +184,11 @@ class WebhookSender:
 
     def __init__(self, client: httpx.AsyncClient | None = None, *, tries: int = 3, backoff: float = 0.2,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                 jitter: Callable[[], float] = random.random) -> None:
+                 jitter: Callable[[], float] = random.random, public_only: bool = False) -> None:
         for name in HTTP_LOGGERS:
             logging.getLogger(name).setLevel(logging.WARNING)
-        self.client = client or httpx.AsyncClient(follow_redirects=False)
+        transport = PublicOnlyTransport() if public_only else None
+        self.client = client or httpx.AsyncClient(follow_redirects=False, transport=transport)
         self.tries, self.backoff, self.sleep, self.jitter = max(1, tries), backoff, sleep, jitter
 
     async def send(self, message: Outgoing) -> str | None:
@@ -233,6 +237,54 @@ class WebhookSender:
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+class PublicOnlyTransport(httpx.AsyncHTTPTransport):
+    """Production's gateway connections: only to public addresses. The URL was checked when it was saved, but a
+    name may resolve to this machine or a private network (or be pointed there later: DNS rebinding), which
+    would have careloop POST signed messages to an internal service. A proxy configured in the environment is
+    the operator's control point instead: httpx routes through it, and this check does not apply."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        # httpx takes no network backend of its own; its pool does (the same pool httpx would build).
+        limits = httpx.Limits()  # httpx's defaults, as its own pool would have them
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(), max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections, keepalive_expiry=limits.keepalive_expiry,
+            network_backend=_PublicAddresses())
+
+
+class _PublicAddresses(httpcore.AsyncNetworkBackend):
+    """Resolves the name itself and connects to the address it checked, so a second lookup cannot answer
+    differently; a name with any internal address is refused for good (``private_address``)."""
+
+    def __init__(self) -> None:
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(self, host: str, port: int, timeout: float | None = None,  # noqa: ASYNC109 (httpcore's)
+                          local_address: str | None = None,
+                          socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+                          ) -> httpcore.AsyncNetworkStream:
+        try:
+            found = await asyncio.wait_for(asyncio.get_running_loop().getaddrinfo(
+                host, port, type=socket.SOCK_STREAM), timeout)
+        except TimeoutError:
+            raise httpcore.ConnectTimeout() from None
+        except OSError:
+            raise httpcore.ConnectError() from None
+        addresses = [ipaddress.ip_address(entry[4][0]) for entry in found]
+        if not addresses or any(is_internal_address(address) for address in addresses):
+            raise SendFailed("private_address", permanent=True)
+        return await self._inner.connect_tcp(str(addresses[0]), port, timeout, local_address, socket_options)
+
+    async def connect_unix_socket(self, path: str, timeout: float | None = None,  # noqa: ASYNC109
+                                  socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+                                  ) -> httpcore.AsyncNetworkStream:
+        raise SendFailed("private_address", permanent=True)
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
 
 
 def _gateway_id(response: httpx.Response) -> str | None:
@@ -295,7 +347,7 @@ def senders_from_settings(settings: Settings) -> Senders:
     """E-mail through the SMTP relay when one is configured (else logged); SMS and WeChat through each
     institution's gateway: in production a message without one fails for good (``no_gateway``), in
     development it is logged, as e-mail without a relay is; app to the portal."""
-    webhook: MessageSender = WebhookSender()
+    webhook: MessageSender = WebhookSender(public_only=settings.is_production)
     if not settings.is_production:
         webhook = GatewayOrLog(webhook, LoggingSender())
     return Senders({"email": SmtpSender(settings.smtp) if settings.smtp.configured else LoggingSender(),

@@ -8,6 +8,7 @@ development. A sender answers the gateway's message id (for delivery callbacks) 
 
 from __future__ import annotations
 
+import ipaddress
 import uuid
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -51,3 +52,10 @@ class MessageSender(Protocol):
     async def send(self, message: Outgoing) -> str | None:
         """Hand the message over; answer the gateway's id for it when it gives one."""
         ...
+
+
+def is_internal_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Not an address of the public internet: this machine, a private, shared (100.64.0.0/10, carrier NAT),
+    link-local, reserved or multicast network. A gateway in production must be none of them, by the URL it
+    is saved with and by the address its name resolves to when a message is sent."""
+    return not address.is_global or address.is_multicast

@@ -25,7 +25,7 @@ from audit.events import Action
 from core.crypto import InstitutionKeys, field_aad
 from core.errors import BadUserInput, Conflict
 from core.ids import uuid7
-from core.messages import Gateway
+from core.messages import Gateway, is_internal_address
 from core.validation import Problems, camel_case, clean_text, normalize_email, one_of
 from models import MessageGateway, MessagingSettings
 from models.keyring import KeyRing
@@ -299,8 +299,7 @@ def _is_loopback(host: str) -> bool:
 
 def _is_private(host: str) -> bool:
     address = _address(host)
-    return address is not None and (address.is_private or address.is_link_local or address.is_reserved
-                                    or address.is_unspecified or address.is_multicast)
+    return address is not None and is_internal_address(address)
 
 
 def url_host(url: str) -> str:

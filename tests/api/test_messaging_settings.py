@@ -317,7 +317,9 @@ async def test_settings_and_gateways_are_the_institutions_own(tenant: Tenant, ot
 # "0x7f000001" and "0177.0.0.1" as 127.0.0.1 too, and "localhost." and "*.localhost" name this machine.
 OTHER_SPELLINGS = ("https://127.1/x", "https://2130706433/x", "https://0x7f000001/x", "https://0177.0.0.1/x",
                    "https://10.1/x", "https://192.168.257/x", "https://2852039166/latest", "https://0/x",
-                   "https://localhost./x", "https://LOCALHOST/x", "https://sms.localhost/x")
+                   "https://localhost./x", "https://LOCALHOST/x", "https://sms.localhost/x",
+                   # shared address space (carrier NAT, often a cloud's internal network): not private, not public
+                   "https://100.64.0.1/x", "https://100.127.255.254/x", "https://[::ffff:10.0.0.1]/x")
 
 
 async def test_production_refuses_this_machine_and_private_networks_in_any_spelling(

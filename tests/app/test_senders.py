@@ -25,6 +25,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from cryptography import x509
@@ -595,3 +596,35 @@ async def test_an_unreachable_gateway_is_refused() -> None:
     assert (failed.value.reason, failed.value.permanent) == ("refused", False)
     assert len(sleeps.delays) == 1
 
+
+
+# Found in review (left by an earlier one): the production check refused a gateway URL naming this machine or a
+# private network, but not a name that resolves there, or is pointed there after the URL was saved (DNS
+# rebinding): careloop would POST signed messages to an internal service. Production's sender resolves the name
+# itself and connects only to a public address, the one it checked.
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1", "[::1]"])
+async def test_production_never_connects_to_a_gateway_that_resolves_to_this_machine(host: str) -> None:
+    fake = FakeGateway([{"id": "reached"}])
+    production = senders_from_settings(Settings(environment="production"))
+    try:
+        async with gateway_at(fake) as gateway:
+            port = httpx.URL(gateway.url).port
+            aimed = Gateway(url=f"http://{host}:{port}/send", secret=SECRET, timeout_seconds=0.5)
+            with pytest.raises(SendFailed) as failed:
+                await production["sms"].send(sms(aimed))
+            # the same gateway is reached in development (the check is production's)
+            async with webhook() as development:
+                assert await development.send(sms(Gateway(url=f"http://localhost:{port}/send", secret=SECRET,
+                                                          timeout_seconds=0.5))) == "reached"
+    finally:
+        await production.aclose()
+    assert (failed.value.reason, failed.value.permanent) == ("private_address", True)
+    assert len(fake.calls) == 1  # development's call only
+
+
+async def test_production_connects_to_a_public_address() -> None:
+    # No network here: a public address is tried (and times out or is refused), not refused as internal.
+    async with webhook(public_only=True, tries=1) as sender:
+        with pytest.raises(SendFailed) as failed:
+            await sender.send(sms(Gateway(url="https://93.184.215.14/send", secret=SECRET, timeout_seconds=0.3)))
+    assert failed.value.reason in ("timeout", "refused", "network")
