@@ -170,9 +170,9 @@ async def _recipients(row: Notification) -> list[uuid.UUID]:
     """A ticket's: the active heads of its department at the time of sending (of every department without one), else
     the active admins.
     A contract's: the institution's active finance staff, else its active admins. A compliance alert's: the
-    institution's active compliance officers."""
+    institution's active compliance officers, else its active admins (but the staff member it is about)."""
     if compliance_alert.is_compliance(row.kind):
-        return await compliance_alert.recipients(row.institution_id)
+        return await compliance_alert.recipients(row.institution_id, row.key)
     if row.contract_id is not None:
         for role in CONTRACT_STAFF:
             staff = await RoleAssignment.filter(institution_id=row.institution_id, role=role,

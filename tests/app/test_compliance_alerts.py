@@ -94,6 +94,34 @@ async def test_only_the_institutions_active_compliance_officers_hear_of_it(tenan
     assert await _alerts(other_tenant) == []  # another institution's officers get nothing of this one
 
 
+DEACTIVATE = "mutation($id: ID!) { staffUpdate(id: $id, input: {active: false}) { id } }"
+
+
+async def test_without_an_active_officer_the_admins_hear_of_it_but_not_about_themselves(
+        tenant: Tenant, services: Services) -> None:
+    """Found in review: the institution's one officer left and none appointed yet, and break-glass accesses and
+    anomalies were told to nobody (tickets and contracts fall back to the admins already). The admins appoint an
+    officer; an anomaly about an admin is not told to that admin."""
+    officer, admin = tenant.staff_ids["compliance_officer"], tenant.staff_ids["admin"]
+    assert (await tenant.call("admin", DEACTIVATE, id=str(officer))).errors == []
+    second = await institutions.create_account(services, tenant.institution, email=f"admin2.{tenant.id}@careloop.test",
+                                               name="Second admin", password=PASSWORD, roles=["admin"])
+    assert await compliance_alert.recipients(tenant.id, f"compliance.break_glass:{uuid.uuid4()}") == sorted(
+        [admin, second.id])
+    assert await compliance_alert.recipients(tenant.id, f"compliance.anomaly:{admin}:2026-12-01") == [second.id]
+    _, grant = await _break_glass(tenant, "Unwatched Patient")
+    later = datetime.now(UTC) + timedelta(hours=25)
+    await compliance_alert.sweep(later)
+    sender = RecordingSender()
+    await notification.deliver_due(sender, now=later)
+    [message] = [m for m in sender.messages if m.institution_id == tenant.id and m.kind.startswith("compliance.")]
+    assert grant in message.text and sorted(message.recipients) == sorted([admin, second.id])
+    # an officer appointed again hears of the next one, and the admins no more
+    assert (await tenant.call("admin", "mutation($id: ID!) { staffUpdate(id: $id, input: {active: true}) { id } }",
+                              id=str(officer))).errors == []
+    assert await compliance_alert.recipients(tenant.id, f"compliance.anomaly:{admin}:2026-12-01") == [officer]
+
+
 class RecordingSender:
     def __init__(self) -> None:
         self.messages: list[Message] = []
