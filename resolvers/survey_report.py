@@ -834,15 +834,17 @@ def _row(cell: Cell, version: Version, invited: _Invited, sums: Mapping[str, Any
                                                                             n("nps_n")))
     meets = None if satisfied.value is None else satisfied.value >= settings.satisfaction_target
     questions = {item["link_id"]: item for item in definitions.questions(version.items)}
+    sources = _condition_sources(version.items)
 
     def item_status(link_id: str) -> tuple[str, bool]:
         """An item's status, and whether its count may show. A conditional item is hidden with the (earlier) item
-        it depends on: its count tells what was answered there (found in review: one respondent's pain <= 2)."""
-        source = (questions[link_id].get("enable_when") or {}).get("link_id")
-        if isinstance(source, str) and source in questions:
-            source_status, source_seen = item_status(source)
-            if source_status != SHOWN or not source_seen:
-                return source_status, False
+        it depends on: its count tells what was answered there (found in review: one respondent's pain <= 2), and
+        so is an item of a conditional section (found in review: only an item's own condition was followed)."""
+        for source in sources.get(link_id, ()):
+            if source in questions:
+                source_status, source_seen = item_status(source)
+                if source_status != SHOWN or not source_seen:
+                    return source_status, False
         return status(f"item:{link_id}"), seen
 
     items = [_item(item, values.get((cell, link), {}), answering.get((cell, link), 0), *item_status(link))
@@ -853,6 +855,23 @@ def _row(cell: Cell, version: Version, invited: _Invited, sums: Mapping[str, Any
     responses = None if version.anonymous and not seen else n("responses")
     return ReportRow(cell[0], version.version, cell[1], cell[3], cell[2], None if withheld else invited.invited,
                      None if withheld else invited.answered, responses, row, score, satisfied, nps, csat, meets, items)
+
+
+def _condition_sources(items: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """The (earlier) items whose answers show each question: its own condition's, and its section's."""
+    found: dict[str, list[str]] = {}
+
+    def source(item: Mapping[str, Any]) -> list[str]:
+        link_id = (item.get("enable_when") or {}).get("link_id")
+        return [link_id] if isinstance(link_id, str) else []
+
+    for item in items:
+        if item.get("kind") == "section":
+            for child in item.get("items") or ():
+                found[child["link_id"]] = source(item) + source(child)
+        else:
+            found[item["link_id"]] = source(item)
+    return found
 
 
 def _estimate(responses: int, status: str, seen: bool, compute: Any) -> Estimate:

@@ -116,6 +116,40 @@ async def test_a_conditional_items_count_gives_away_a_hidden_items_answers(tenan
     assert items["q1"]["status"] == "SHOWN" and items["q1"]["responses"] == 6
 
 
+# A section shown only when pain <= 2 hides its items as a condition of their own does: their counts tell the same.
+SECTION_ITEMS: list[dict[str, Any]] = [
+    *COND_ITEMS[:2],
+    {"link_id": "after", "kind": "section", "text": text("About your pain"),
+     "enable_when": {"link_id": "pain", "operator": "<=", "answer": 2}, "items": [
+         {"link_id": "told", "kind": "yes_no", "text": text("Were you told why?"), "required": True}]},
+]
+
+
+async def test_an_item_of_a_conditional_section_is_hidden_with_the_item_the_section_depends_on(
+        tenant: Tenant) -> None:
+    """As above, the condition on the section holding the item: the item's count (1) told that the one respondent to
+    the optional 'pain' item answered 1 or 2 (found in review: only an item's own condition was followed)."""
+    items, scoring = definitions.clean_definition(SECTION_ITEMS, COND_SCORING)  # as the instruments' API stores it
+    q = await Questionnaire.create(institution_id=tenant.id, key=uuid.uuid4(), version=1, status="active",
+                                   title=text("Ward"), items=items, scoring=scoring)
+    given = [{"q1": 5, "score": 100.0}] * 5 + [{"q1": 4, "pain": 1, "told": False, "score": 75.0}]
+    await respond(tenant, q, "2025-11", given)
+    report = ok(await tenant.call("admin", REPORT, key=str(q.key), **{"from": "2025-11", "to": "2025-11"}),
+                "surveyReport")
+    [row] = report["rows"]
+    assert row["status"] == "SHOWN"
+    found = {i["linkId"]: i for i in row["items"]}
+    assert found["pain"]["status"] == "TOO_FEW_RESPONSES" and found["pain"]["responses"] == 1
+    assert (found["told"]["status"], found["told"]["responses"], found["told"]["distribution"]) == (
+        "TOO_FEW_RESPONSES", None, None)
+    assert found["q1"]["status"] == "SHOWN" and found["q1"]["responses"] == 6
+    # the denied twin: a nurse reads no report, and the refusal is on the trail
+    refused = await tenant.audit_count()
+    reply = await tenant.call("nurse", REPORT, key=str(q.key), **{"from": "2025-11", "to": "2025-11"})
+    assert reply.codes == ["FORBIDDEN"] and reply.data is None
+    assert await tenant.audit_count() == refused + 1
+
+
 # -- statistics on groups that do not vary ---------------------------------------------------------------
 
 
