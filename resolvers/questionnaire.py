@@ -173,10 +173,10 @@ async def update(ctx: Context, questionnaire_id: uuid.UUID | None, data: dict[st
                  revision: int) -> tuple[Questionnaire, bool]:
     """Edit the key's newest version: in place while it has no response (compare-and-set on ``revision``),
     else as the next version, a draft. Answers the version written and whether it is a new one."""
-    if not data:
-        raise BadUserInput("input: give at least one field to change.", field="input")
     decision = await access.authorize(ctx, "questionnaire", "update", action=Action.UPDATE,
                                       resource_type="questionnaire", resource_id=questionnaire_id)
+    if not data:  # after the rights (found in review: before them, one without any got no FORBIDDEN, no audit row)
+        raise BadUserInput("input: give at least one field to change.", field="input")
     changes = _values(data, whole=False)  # the input's shape first; with the version's own fields below
     row = await _find(ctx, questionnaire_id, Action.UPDATE)
     merged = _values(_columns(row) | changes, whole=True)  # items and scoring are checked together

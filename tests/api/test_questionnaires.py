@@ -662,6 +662,23 @@ async def test_who_may_not_write_questionnaires(tenant: Tenant, role: str, opera
     assert await denials(tenant) == refused + 1
 
 
+@pytest.mark.parametrize("role", ["front_desk", "nurse", "doctor", "patient", "partner"])
+async def test_an_empty_edit_by_one_who_may_not_edit_is_forbidden_and_audited(tenant: Tenant, role: str) -> None:
+    """Found in review: an empty input was answered BAD_USER_INPUT before the caller's rights were checked, so one
+    without the right (a patient's or partner's token too) got an answer other than FORBIDDEN and no denial reached
+    the trail. Its allowed twin: an admin's empty edit is BAD_USER_INPUT on input, nothing written."""
+    draft = await create(tenant)
+    call = await _caller(tenant, role)
+    before, refused = await written(tenant), await denials(tenant)
+    reply = await call(UPDATE, id=draft["id"], revision=1, input={})
+    assert reply.codes == ["FORBIDDEN"] and reply.data == {"questionnaireUpdate": None}, reply.errors
+    assert await written(tenant) == before
+    assert await denials(tenant) == refused + 1
+    kept = await tenant.call("admin", UPDATE, id=draft["id"], revision=1, input={})
+    assert kept.codes == ["BAD_USER_INPUT"] and kept.errors[0]["extensions"]["field"] == "input"
+    assert await written(tenant) == before and await denials(tenant) == refused + 1
+
+
 @pytest.mark.parametrize("role", ["doctor", "support_agent", "compliance_officer", "patient", "partner"])
 @pytest.mark.parametrize("operation", sorted(READS))
 async def test_who_may_not_read_questionnaires(tenant: Tenant, role: str, operation: str) -> None:
