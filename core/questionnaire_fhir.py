@@ -18,7 +18,8 @@ by the withheld extension.
 
 Import takes what we can represent and refuses the rest with BAD_USER_INPUT naming the place
 (``json.item[2].type``): display, open-choice, date and other item types, value sets, several conditions,
-the ``exists`` operator, initial values, read-only items, modifier extensions. Translations into
+the ``exists`` operator, initial values, read-only items, modifier extensions, a flag (``required``,
+``repeats``, ``readOnly``) that is no boolean. Translations into
 languages other than zh-CN and en are left out; without our extensions a questionnaire gets the default
 scoring (the mean, satisfied at 75) which the draft's author can change.
 """
@@ -311,14 +312,14 @@ def _item_from_fhir(node: Any, path: str, base: str, *, nested: bool = False) ->
                          ("answerValueSet", "answers from a value set cannot be represented: list answerOption.")):
         if node.get(key):
             raise _fail(f"{path}.{key}", problem)
-    if node.get("readOnly"):
+    if _flag(node, "readOnly", path):
         raise _fail(f"{path}.readOnly", "read-only items cannot be represented.")
     kind = _kind_of(node, path)
     if kind == "section" and nested:
         raise _fail(f"{path}.type", "groups nest one level only.")
     item: dict[str, Any] = {"link_id": node.get("linkId"), "kind": kind, "text": _texts(node, "text", base)}
     if kind != "section":
-        item["required"] = bool(node.get("required"))
+        item["required"] = _flag(node, "required", path)
         counts = _extension_value(node, COUNTS, "valueBoolean")
         if counts is not None:
             item["counts"] = counts
@@ -343,22 +344,32 @@ def _item_from_fhir(node: Any, path: str, base: str, *, nested: bool = False) ->
     return item
 
 
+def _flag(node: Mapping[str, Any], key: str, path: str) -> bool:
+    """A boolean element (false when absent); anything else is refused, not read by its truthiness (found in
+    review: "false" made an item required, a multiple choice)."""
+    value = node.get(key)
+    if value is not None and not isinstance(value, bool):
+        raise _fail(f"{path}.{key}", "must be true or false.")
+    return bool(value)
+
+
 def _kind_of(node: Mapping[str, Any], path: str) -> str:
     fhir_type = node.get("type")
     if not isinstance(fhir_type, str):
         raise _fail(f"{path}.type", "is required.")
     if fhir_type in _REFUSED_TYPES:
         raise _fail(f"{path}.type", _REFUSED_TYPES[fhir_type])
+    repeats = _flag(node, "repeats", path)
     declared = _extension_value(node, KIND, "valueCode")
     if declared is not None:
         if not isinstance(declared, str):
             raise _fail(f"{path}.extension", "the item kind extension names a kind.")
         if _TYPES.get(declared) != fhir_type and not (declared == "text" and fhir_type == "string"):
             raise _fail(f"{path}.type", "does not match the item kind extension.")
-        if (declared == "multi_choice") != bool(node.get("repeats")):
+        if (declared == "multi_choice") != repeats:
             raise _fail(f"{path}.repeats", "only multiple choice items repeat.")
         return str(declared)
-    if node.get("repeats") and fhir_type != "choice":
+    if repeats and fhir_type != "choice":
         raise _fail(f"{path}.repeats", "only choice items may repeat.")
     if fhir_type == "integer":
         bounds = (_extension_value(node, MIN_VALUE, "valueInteger"), _extension_value(node, MAX_VALUE, "valueInteger"))
@@ -371,7 +382,7 @@ def _kind_of(node: Mapping[str, Any], path: str) -> str:
     if fhir_type in simple:
         return simple[fhir_type]
     if fhir_type == "choice":
-        return "multi_choice" if node.get("repeats") else "choice"
+        return "multi_choice" if repeats else "choice"
     raise _fail(f"{path}.type", "this item type cannot be represented (integer, boolean, choice, text, string and "
                                 "group can).")
 

@@ -604,6 +604,13 @@ REFUSED_IMPORTS = [
     (json.dumps(_second({"type": "text", "enableWhen": [{"question": "rate", "operator": "<",
                                                          "answerInteger": 7}]})), "json.items[1].enableWhen.answer"),
     ("[" * 20_000 + "]" * 20_000, "json"),  # deeper than the JSON parser goes
+    # a flag that is no boolean is refused, not read by its truthiness (found in review: "false" made the item
+    # required, a multiple choice)
+    (json.dumps(_with_item(required="false")), "json.item[0].required"),
+    (json.dumps(_second({"type": "choice", "repeats": "false", "answerOption": [
+        {"valueCoding": {"code": code, "display": code, "_display": _plain_fhir()["item"][0]["_text"]}}
+        for code in ("a", "b")]})), "json.item[1].repeats"),
+    (json.dumps(_second({"type": "text", "readOnly": "false"})), "json.item[1].readOnly"),
 ]
 
 
