@@ -19,7 +19,8 @@ by the withheld extension.
 Import takes what we can represent and refuses the rest with BAD_USER_INPUT naming the place
 (``json.item[2].type``): display, open-choice, date and other item types, value sets, several conditions,
 the ``exists`` operator, initial values, read-only items, modifier extensions, a flag (``required``,
-``repeats``, ``readOnly``) that is no boolean. Translations into
+``repeats``, ``readOnly``) that is no boolean, a range or maxLength other than the one the item's kind has.
+Translations into
 languages other than zh-CN and en are left out; without our extensions a questionnaire gets the default
 scoring (the mean, satisfied at 75) which the draft's author can change.
 """
@@ -31,6 +32,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from core.errors import BadUserInput
+from core.questionnaire import MAX_TEXT_ANSWER
 
 EXTENSION = "https://careloop.dev/fhir/StructureDefinition/"  # a name for our extensions, not a location
 TRANSLATION = "http://hl7.org/fhir/StructureDefinition/translation"
@@ -105,7 +107,7 @@ def _item_to_fhir(item: Mapping[str, Any]) -> dict[str, Any]:
     if kind == "multi_choice":
         node["repeats"] = True
     if kind == "text":
-        node["maxLength"] = 2000
+        node["maxLength"] = MAX_TEXT_ANSWER
     if kind in ("choice", "multi_choice"):
         options = []
         for option in item["options"]:
@@ -325,6 +327,10 @@ def _item_from_fhir(node: Any, path: str, base: str, *, nested: bool = False) ->
             item["counts"] = counts
     if node.get("enableWhen"):
         item["enable_when"] = _condition_from_fhir(node, path)
+    max_length = node.get("maxLength")
+    if max_length is not None and (kind != "text" or isinstance(max_length, bool) or max_length != MAX_TEXT_ANSWER):
+        raise _fail(f"{path}.maxLength", f"free text is at most {MAX_TEXT_ANSWER} characters: maxLength can only be "
+                                         f"{MAX_TEXT_ANSWER}, on a text item.")
     if kind in _RANGES:
         anchors = _anchors_from_fhir(node, path)
         if anchors:
@@ -368,6 +374,11 @@ def _kind_of(node: Mapping[str, Any], path: str) -> str:
             raise _fail(f"{path}.type", "does not match the item kind extension.")
         if (declared == "multi_choice") != repeats:
             raise _fail(f"{path}.repeats", "only multiple choice items repeat.")
+        for url, bound in zip((MIN_VALUE, MAX_VALUE), _RANGES.get(declared, ()), strict=False):
+            given = _extension_value(node, url, "valueInteger")
+            if given is not None and (isinstance(given, bool) or given != bound):
+                raise _fail(f"{path}.extension", "minValue and maxValue must be the range of the item kind "
+                                                 "extension's scale (1 to 5, or 0 to 10).")
         return str(declared)
     if repeats and fhir_type != "choice":
         raise _fail(f"{path}.repeats", "only choice items may repeat.")

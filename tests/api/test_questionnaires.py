@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from fhir.resources.R4B.questionnaire import Questionnaire as FhirQuestionnaire
 
+from core.questionnaire_fhir import EXTENSION
 from models import AuditEvent, Questionnaire, QuestionnaireResponse
 from resolvers import questionnaire as questionnaire_resolver
 from resolvers.questionnaire_templates import TEMPLATES
@@ -611,6 +612,14 @@ REFUSED_IMPORTS = [
         {"valueCoding": {"code": code, "display": code, "_display": _plain_fhir()["item"][0]["_text"]}}
         for code in ("a", "b")]})), "json.item[1].repeats"),
     (json.dumps(_second({"type": "text", "readOnly": "false"})), "json.item[1].readOnly"),
+    # a constraint on answers we do not hold is refused, not replaced by ours (found in review: a 0-10 item declared
+    # Likert imported as 1-5, and free text of at most 100 characters took 2,000; both exported so)
+    (json.dumps(_with_item(extension=[{"url": f"{EXTENSION}questionnaire-item-kind", "valueCode": "likert"},
+                                      {"url": "http://hl7.org/fhir/StructureDefinition/minValue", "valueInteger": 0},
+                                      {"url": "http://hl7.org/fhir/StructureDefinition/maxValue",
+                                       "valueInteger": 10}])), "json.item[0].extension"),
+    (json.dumps(_second({"type": "text", "maxLength": 100})), "json.item[1].maxLength"),
+    (json.dumps(_with_item(maxLength=1)), "json.item[0].maxLength"),
 ]
 
 
