@@ -134,12 +134,20 @@ async def issue_code(ctx: Context, decision: Decision, accounts: Accounts, accou
     expires_at = now + RESET_LIFETIME
     owner: dict[str, Any] = {"staff_id" if accounts is STAFF_ACCOUNTS else "patient_account_id": account.id}
     async with in_transaction():
-        await PasswordReset.filter(**owner, used_at=None, expires_at__gt=now).update(expires_at=now)
+        await void_reset_codes(accounts, account.id, now)
         await PasswordReset.create(institution_id=ctx.institution_id, code_hash=token_digest(
             ctx.services.master_key.token_key, code), expires_at=expires_at, created_by_id=ctx.actor.id, **owner)
         await writer.append([access.write_record(ctx, Action.CREATE, "password_reset", account.id,
                                                  patient_id=_patient_of(account), decision=decision)])
     return ResetCode(code, expires_at)
+
+
+async def void_reset_codes(accounts: Accounts, account_id: uuid.UUID, now: datetime) -> int:
+    """End the account's open reset codes now (they expire at ``now``), how many: a newer code replaces them, and a
+    deactivation voids them (found in review: a code issued before a deactivation worked again once the account was
+    reactivated within its day)."""
+    owner = "staff_id" if accounts is STAFF_ACCOUNTS else "patient_account_id"
+    return await PasswordReset.filter(**{owner: account_id}, used_at=None, expires_at__gt=now).update(expires_at=now)
 
 
 async def complete_reset(ctx: Context, code: str, new: str) -> bool:

@@ -189,8 +189,12 @@ async def deactivate(ctx: Context, patient_id: uuid.UUID | None) -> bool:
         await PatientAccount.filter(id=account.id).update(is_active=False)
         # revoked, not just suspended: a reopened account must not bring old tokens back
         await PatientSession.filter(account_id=account.id, revoked_at=None).update(revoked_at=datetime.now(UTC))
+        # and its open reset codes void: reopened by an invitation, it must not bring one back
+        voided = await accounts.void_reset_codes(sessions.PATIENT_ACCOUNTS, account.id, datetime.now(UTC))
         await writer.append([access.write_record(ctx, Action.UPDATE, "patient_account", account.id,
-                                                 patient_id=view.row.id, fields=frozenset({"is_active"}),
+                                                 patient_id=view.row.id,
+                                                 fields=frozenset({"is_active"} | ({"password_resets"} if voided
+                                                                                   else set())),
                                                  decision=decision)])
     return True
 

@@ -20,6 +20,7 @@ from core.validation import Problems, clean_text, normalize_email
 from models import Department, DepartmentMembership, Institution, RoleAssignment, Session, Staff
 from policies.guard import Decision
 from resolvers import access, pagination, role_grant, versioning
+from resolvers import account as accounts
 from resolvers import session as sessions
 from resolvers.context import Context
 
@@ -104,8 +105,11 @@ async def update(ctx: Context, staff_id: uuid.UUID | None, data: dict[str, Any],
                 await _set_departments(ctx, view.row.id, department_ids)
             if revoke:
                 await Session.filter(staff_id=view.row.id, revoked_at=None).update(revoked_at=datetime.now(UTC))
+            # a deactivation voids the account's open reset codes: reactivated, it must not bring one back
+            voided = changes.get("is_active") is False and await accounts.void_reset_codes(
+                sessions.STAFF_ACCOUNTS, view.row.id, datetime.now(UTC))
             fields = set(changes) | ({"departments"} if department_ids is not None else set()) | (
-                {"sessions"} if revoke else set())
+                {"sessions"} if revoke else set()) | ({"password_resets"} if voided else set())
             await writer.append([access.write_record(ctx, Action.UPDATE, "staff", view.row.id,
                                                      fields=frozenset(fields), decision=decision)])
     except _LastAdmin:

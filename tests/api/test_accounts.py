@@ -15,7 +15,15 @@ from models import AuditEvent, PasswordReset, PatientAccount, PatientSession, Se
 from resolvers.context import Services
 from tests.factories import PASSWORD, Response, Tenant, gql, login
 from tests.partners import make_client, make_partner, token_for
-from tests.patients import PATIENT_PASSWORD, PatientUser, open_account, patient_login
+from tests.patients import (
+    DEACTIVATE,
+    PATIENT_PASSWORD,
+    PatientUser,
+    activate,
+    invite,
+    open_account,
+    patient_login,
+)
 
 NEW_PASSWORD = "a brand new long passphrase"
 WRONG = "not the password at all"
@@ -30,6 +38,7 @@ LOGIN = """mutation($email: String!, $password: String!) {
   login(email: $email, password: $password) { token }
 }"""
 ME = "{ me { id } }"
+STAFF_UPDATE = "mutation($id: ID!, $input: StaffUpdateInput!) { staffUpdate(id: $id, input: $input) { active } }"
 CODE_SHAPE = r"clr_[A-Za-z0-9_-]{43}"
 BAD_CODE = {"message": "code: not a valid reset code (unknown, used or expired).",
             "extensions": {"code": "BAD_USER_INPUT", "field": "code"}}
@@ -297,6 +306,50 @@ async def test_an_admin_does_not_reset_their_own_password(tenant: Tenant) -> Non
     assert (event.resource_type, event.reason) == ("password_reset", "self_service")
 
 
+
+async def test_a_deactivation_voids_an_open_code_the_reactivated_account_cannot_use(tenant: Tenant) -> None:
+    """Found in review: a code issued before a deactivation worked again once the account was reactivated within
+    its day (the code was refused only while the account was inactive)."""
+    code = await issue(tenant)
+    start = await mark(tenant.id)
+    nurse = str(tenant.staff_ids["nurse"])
+
+    assert (await tenant.call("admin", STAFF_UPDATE, id=nurse, input={"active": False})).errors == []
+    assert (await tenant.call("admin", STAFF_UPDATE, id=nurse, input={"active": True})).errors == []
+    before = await staff_row(tenant, "nurse")
+    reply = await tenant.call(None, COMPLETE, code=code, new=NEW_PASSWORD)
+
+    assert errors(reply) == [BAD_CODE]
+    assert await staff_row(tenant, "nurse") == before
+    assert (await sign_in(tenant, "nurse", NEW_PASSWORD)).codes == ["UNAUTHENTICATED"]
+    assert (await sign_in(tenant, "nurse", PASSWORD)).errors == []
+    events = await since(tenant.id, start, resource_type__in=["staff", "password_reset"])
+    assert [(e.action, e.outcome, e.fields_read, e.reason) for e in events] == [
+        ("update", "allowed", "is_active,password_resets,sessions", ""),
+        ("update", "allowed", "is_active", ""),
+        ("update", "denied", "", "bad_reset_code")]
+    assert (await tenant.call(None, COMPLETE, code=await issue(tenant), new=NEW_PASSWORD)).errors == []
+
+
+async def test_a_code_outlives_changes_that_are_no_deactivation(tenant: Tenant) -> None:
+    """The twin: a renaming, an ended session and a deactivation refused to a nurse leave the code open."""
+    code = await issue(tenant)
+    nurse = str(tenant.staff_ids["nurse"])
+    start = await mark(tenant.id)
+
+    renamed = await tenant.call("admin", STAFF_UPDATE, id=nurse, input={"name": "Nurse Renamed",
+                                                                          "revokeSessions": True})
+    refused = await tenant.call("doctor", STAFF_UPDATE, id=nurse, input={"active": False})
+
+    assert renamed.errors == [] and refused.codes == ["FORBIDDEN"]
+    assert (await staff_row(tenant, "nurse"))["is_active"] is True
+    events = await since(tenant.id, start)
+    assert [(e.actor_id, e.outcome, e.fields_read, e.reason) for e in events] == [
+        (tenant.staff_ids["admin"], "allowed", "name,sessions", ""),
+        (tenant.staff_ids["doctor"], "denied", "", "forbidden")]
+    assert (await tenant.call(None, COMPLETE, code=code, new=NEW_PASSWORD)).errors == []
+
+
 # -- lockout and unlocking -------------------------------------------------------------------------
 
 
@@ -406,3 +459,25 @@ async def test_a_reset_ends_every_staff_session(tenant: Tenant) -> None:
     await login(tenant.client, tenant.emails["nurse"])
     assert (await tenant.call(None, COMPLETE, code=code, new=NEW_PASSWORD)).errors == []
     assert await Session.filter(staff_id=tenant.staff_ids["nurse"], revoked_at=None).count() == 0
+
+
+async def test_a_closed_patient_account_reopened_cannot_use_its_old_code(tenant: Tenant) -> None:
+    """A patient's account closed by the desk voids its open reset code as a staff deactivation does: reopened by a
+    new invitation, the old code must not set the password."""
+    me = await open_account(tenant)
+    code = (await tenant.call("front_desk", PATIENT_ISSUE, pid=str(me.patient_id))).data[
+        "patientPasswordResetIssue"]["code"]
+    start = await mark(tenant.id)
+
+    assert (await tenant.call("front_desk", DEACTIVATE, patientId=str(me.patient_id))).errors == []
+    assert (await activate(tenant, await invite(tenant, me.patient_id), me.email, "the reopened passphrase")).errors \
+        == []
+    reply = await tenant.call(None, COMPLETE, code=code, new=NEW_PASSWORD)
+
+    assert errors(reply) == [BAD_CODE]
+    assert (await patient_login(tenant, me.email, NEW_PASSWORD)).codes == ["UNAUTHENTICATED"]
+    assert (await patient_login(tenant, me.email, "the reopened passphrase")).errors == []
+    closed = await since(tenant.id, start, resource_type="patient_account", actor_kind="staff")
+    assert [(e.outcome, e.fields_read) for e in closed] == [("allowed", "is_active,password_resets")]
+    denied = await since(tenant.id, start, reason="bad_reset_code")
+    assert [(e.resource_id, e.patient_id) for e in denied] == [(me.account_id, me.patient_id)]
