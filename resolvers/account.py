@@ -218,7 +218,9 @@ async def unlock_staff(ctx: Context, staff_id: uuid.UUID | None) -> bool:
 
 
 async def disable_staff_totp(ctx: Context, staff_id: uuid.UUID | None) -> bool:
-    """Turn a staff member's second factor off (admins), for a lost or replaced phone: they enrol again."""
+    """Turn a staff member's second factor off (admins), for a lost or replaced phone: they enrol again. Every
+    session of the account ends with it (found in review: the sessions opened with a code of the lost phone went
+    on, a stolen phone's among them); recorded with ``sessions`` when any was open."""
     decision = await access.authorize(ctx, "staff_credential", "update", action=Action.UPDATE,
                                       resource_type="staff", resource_id=staff_id)
     staff = await _staff(ctx, staff_id, Action.UPDATE, "staff")
@@ -227,8 +229,9 @@ async def disable_staff_totp(ctx: Context, staff_id: uuid.UUID | None) -> bool:
         raise BadUserInput("staffId: turn your own second factor off with totpDisable.", field="staffId")
     async with in_transaction():
         await _clear_totp(staff)
+        fields = {"totp_secret", "totp_enabled_at"} | await _end_sessions(staff.id, keep=None)
         await writer.append([replace(access.write_record(ctx, Action.UPDATE, "staff", staff.id, decision=decision,
-                                                         fields=frozenset({"totp_secret", "totp_enabled_at"})),
+                                                         fields=frozenset(fields)),
                                      reason="totp_disabled")])
     return True
 
@@ -313,15 +316,18 @@ async def confirm(ctx: Context, code: str) -> bool:
 
 
 async def disable(ctx: Context, code: str) -> bool:
-    """Turn my second factor (on or pending) off, with a code of it: a stolen session alone cannot."""
+    """Turn my second factor (on or pending) off, with a code of it: a stolen session alone cannot. My other
+    sessions end, as a changed password ends them (sessions elsewhere were opened with a factor that is gone, and
+    whoever turns it off may be putting a lost phone's sessions out of use); the one that proved a code goes on."""
     staff = await _own_staff(ctx)
     if staff.totp_secret is None:
         raise BadUserInput("code: you have no second factor to turn off.", field="code")
     await _step(ctx, staff, code)
     async with in_transaction():
         await _clear_totp(staff)
+        ended = await _end_sessions(staff.id, keep=ctx.require_principal().token_id)
         await writer.append([_account_record(ctx.actor, STAFF_ACCOUNTS, staff, ctx,
-                                             {"totp_secret", "totp_enabled_at"}, "totp_disabled")])
+                                             {"totp_secret", "totp_enabled_at"} | ended, "totp_disabled")])
     ctx.recorded = True
     return True
 
@@ -355,6 +361,14 @@ def _bumped() -> dict[str, Any]:
     """What every change of a staff row also sets: its version (optimistic concurrency) and ``updated_at``, which a
     query-set update leaves alone."""
     return {"version": F("version") + 1, "updated_at": datetime.now(UTC)}
+
+
+async def _end_sessions(staff_id: uuid.UUID, keep: uuid.UUID | None) -> set[str]:
+    """End the staff member's open sessions but ``keep``: ``{"sessions"}`` when any ended, for the record."""
+    query = Session.filter(staff_id=staff_id, revoked_at=None)
+    if keep is not None:
+        query = query.exclude(id=keep)
+    return {"sessions"} if await query.update(revoked_at=datetime.now(UTC)) else set()
 
 
 async def _clear_totp(staff: Staff) -> None:

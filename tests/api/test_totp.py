@@ -248,6 +248,54 @@ async def test_a_doctor_cannot_turn_a_nurses_second_factor_off(tenant: Tenant, o
     assert (theirs.actor_id, theirs.reason) == (other_tenant.staff_ids["admin"], "not_found")
 
 
+
+async def test_an_admin_turning_a_factor_off_ends_the_accounts_sessions(tenant: Tenant) -> None:
+    """Found in review: ``staffTotpDisable`` is the recovery for a lost or stolen phone, yet the sessions opened
+    with its codes went on. Every session of the account ends with the factor, recorded as ``sessions``."""
+    await fresh_step()
+    secret = await enrolled(tenant)
+    with_code = (await sign_in(tenant, "nurse", code(secret))).data["login"]["token"]
+    refused = await tenant.call("doctor", ADMIN_DISABLE, id=str(tenant.staff_ids["nurse"]))
+    assert refused.codes == ["FORBIDDEN"]  # the twin: refused, the factor and every session stay
+    assert (await gql(tenant.client, ME, token=with_code)).errors == []
+    assert (await tenant.call("nurse", ME)).errors == []
+    start = await mark(tenant.id)
+
+    reply = await tenant.call("admin", ADMIN_DISABLE, id=str(tenant.staff_ids["nurse"]))
+
+    assert reply.body == {"data": {"staffTotpDisable": True}}
+    assert (await gql(tenant.client, ME, token=with_code)).codes == ["UNAUTHENTICATED"]
+    assert (await tenant.call("nurse", ME)).codes == ["UNAUTHENTICATED"]
+    assert (await tenant.call("admin", ME)).errors == []
+    (event,) = await since(tenant.id, start)
+    assert (event.actor_id, event.resource_id, event.outcome, event.fields_read, event.reason) == (
+        tenant.staff_ids["admin"], tenant.staff_ids["nurse"], "allowed", "sessions,totp_enabled_at,totp_secret",
+        "totp_disabled")
+    assert (await sign_in(tenant, "nurse")).errors == []
+
+
+async def test_turning_my_own_factor_off_ends_my_other_sessions(tenant: Tenant) -> None:
+    """Turning one's own factor off (with a code of it) ends the account's other sessions, as a changed password
+    does; the session that proved the code goes on. A wrong code ends nothing."""
+    await fresh_step()
+    secret = await enrolled(tenant)
+    elsewhere = (await sign_in(tenant, "nurse", code(secret))).data["login"]["token"]
+    wrong = "000000" if code(secret, 1) != "000000" else "111111"
+    assert (await tenant.call("nurse", DISABLE, code=wrong)).codes == ["BAD_USER_INPUT"]
+    assert (await gql(tenant.client, ME, token=elsewhere)).errors == []
+    start = await mark(tenant.id)
+
+    reply = await tenant.call("nurse", DISABLE, code=code(secret, 1))
+
+    assert reply.body == {"data": {"totpDisable": True}}
+    assert (await tenant.call("nurse", ME)).data["me"]["totpEnabled"] is False
+    assert (await gql(tenant.client, ME, token=elsewhere)).codes == ["UNAUTHENTICATED"]
+    (event,) = await since(tenant.id, start, outcome="allowed")
+    assert (event.actor_id, event.resource_id, event.fields_read, event.reason) == (
+        tenant.staff_ids["nurse"], tenant.staff_ids["nurse"], "sessions,totp_enabled_at,totp_secret",
+        "totp_disabled")
+
+
 # -- the institution's rule -----------------------------------------------------------------------
 
 
