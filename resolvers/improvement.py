@@ -163,20 +163,31 @@ async def update(ctx: Context, item_id: uuid.UUID | None, data: dict[str, Any],
         raise await access.not_found(ctx, Action.UPDATE, "improvement", item_id)
     if "department_id" in values:
         await _require_department(ctx, values["department_id"], decision, Action.UPDATE)
-    async with in_transaction():
-        row = await ImprovementItem.filter(id=found.id).select_for_update().get()
-        linked = await _linked_ids(row)
-        _check_linked_count(linked, ticket_ids)  # with the row locked: two updates count one after the other
-        await versioning.update_versioned(row, version, "improvement item", **values)  # linking tickets too
-        await _link(ctx, row, ticket_ids, linked)
-        await writer.append([access.write_record(ctx, Action.UPDATE, "improvement", row.id,
-                                                 fields=_written(values, ticket_ids),
-                                                 decision=decision)])
+    try:
+        async with in_transaction():
+            # The reach again, on the row as the lock leaves it (found in review: an item moved to another
+            # department while the update waited for its lock was written all the same).
+            row = await ImprovementItem.filter(_reach(ctx), id=found.id).select_for_update().first()
+            if row is None:
+                raise _OutOfReach()
+            linked = await _linked_ids(row)
+            _check_linked_count(linked, ticket_ids)  # with the row locked: two updates count one after the other
+            await versioning.update_versioned(row, version, "improvement item", **values)  # linking tickets too
+            await _link(ctx, row, ticket_ids, linked)
+            await writer.append([access.write_record(ctx, Action.UPDATE, "improvement", row.id,
+                                                     fields=_written(values, ticket_ids),
+                                                     decision=decision)])
+    except _OutOfReach:  # recorded once the transaction has rolled back, as a missing item is
+        raise await access.not_found(ctx, Action.UPDATE, "improvement", item_id) from None
     fresh = await ImprovementItem.get(id=row.id)
     return (await _views([fresh], await institutions.local_today_of(ctx)))[0]
 
 
 # -- helpers -------------------------------------------------------------------------------
+
+
+class _OutOfReach(Exception):
+    """The item left the caller's reach while its update waited for the lock: NOT_FOUND, once rolled back."""
 
 
 async def _citation_shape(ctx: Context, problems: Problems, source: str,
