@@ -224,6 +224,25 @@ async def record_request(ctx: Context) -> None:
         ctx.recorded = True
 
 
+# -- departments kept ---------------------------------------------------------------------
+
+
+def departments_kept(ctx: Context) -> frozenset[uuid.UUID] | None:
+    """The departments whose records the caller keeps, where the policy lets admins and department heads keep them
+    (care teams, schedules, follow-up rules, survey triggers and invitations, campaigns, survey reports): None for
+    every department of the institution (an admin), a department head's own otherwise. The one place that says so:
+    the policy says who may act at all, this how far."""
+    principal = ctx.require_principal()
+    return None if "admin" in principal.roles else principal.department_ids
+
+
+def keeps_departments(ctx: Context, departments: Collection[uuid.UUID | None]) -> bool:
+    """Whether the caller keeps records of every one of ``departments`` (``departments_kept``); None, no department
+    (the institution's own record), is kept only by whoever keeps them all."""
+    kept = departments_kept(ctx)
+    return kept is None or all(department is not None and department in kept for department in departments)
+
+
 # -- patients in scope -------------------------------------------------------------------
 
 

@@ -65,15 +65,15 @@ async def audience_of(ctx: Context, data: dict[str, Any], problems: Problems | N
     problems = problems or Problems()
     audience = _audience_shape(problems, data)
     problems.check()
-    principal = ctx.require_principal()
     department = data.get("department_id")
     if department is not None and not await Department.exists(id=department, institution_id=ctx.institution_id):
         raise BadUserInput("audience.departmentId: no such department.", field="audience.departmentId")
-    if "admin" in principal.roles:
+    kept = access.departments_kept(ctx)
+    if kept is None:
         if department is not None:
             audience["department_ids"] = [str(department)]
     else:  # a department head: their own departments only
-        own = sorted(str(d) for d in principal.department_ids)
+        own = sorted(str(d) for d in kept)
         if department is not None and str(department) not in own:
             await access.deny(ctx, Action.CREATE, "campaign", reason="other_department")
             raise Forbidden("audience.departmentId: a department head addresses their own departments.",
@@ -245,10 +245,10 @@ async def cancel(ctx: Context, campaign_id: uuid.UUID | None, version: int | Non
 
 async def _check_author_reach(ctx: Context, row: Campaign) -> None:
     """A department head changes only campaigns addressed within their departments."""
-    principal = ctx.require_principal()
-    if "admin" in principal.roles:
+    kept = access.departments_kept(ctx)
+    if kept is None:
         return
-    own = {str(d) for d in principal.department_ids}
+    own = {str(d) for d in kept}
     if not row.audience.get("department_ids") or not set(row.audience["department_ids"]) <= own:
         await access.deny(ctx, Action.UPDATE, "campaign", row.id, reason="other_department")
         raise Forbidden("id: the campaign addresses patients outside your departments.", field="id")

@@ -91,8 +91,8 @@ def _teams_in_reach(ctx: Context) -> QuerySet[Patient]:
     """The files whose care team the caller sets: the institution's for an admin, else (a department head) those of
     the caller's departments, as the department head's row reach (``policies.scopes``) and the schedules they keep
     (``resolvers.schedule``)."""
-    principal = ctx.require_principal()
     files = Patient.filter(institution_id=ctx.institution_id)
-    if "admin" in principal.roles:
+    kept = access.departments_kept(ctx)
+    if kept is None:
         return files
-    return files.filter(department_id__in=sorted(principal.department_ids) or [uuid.UUID(int=0)])
+    return files.filter(department_id__in=sorted(kept) or [uuid.UUID(int=0)])

@@ -370,10 +370,7 @@ async def _check_rule_reach(ctx: Context, action: Action, rule_id: uuid.UUID | N
                             departments: set[uuid.UUID | None]) -> None:
     """Admins set the institution's rules; a department head those of their own departments only (an
     institution-wide rule, with no department, is the admins')."""
-    principal = ctx.require_principal()
-    if "admin" in principal.roles:
-        return
-    if all(d is not None and d in principal.department_ids for d in departments):
+    if access.keeps_departments(ctx, departments):
         return
     await access.deny(ctx, action, "follow_up_rule", rule_id, reason="other_department")
     raise Forbidden("departmentId: a department head sets the rules of their own departments; institution-wide "

@@ -337,8 +337,7 @@ async def _find(ctx: Context, schedule_id: uuid.UUID | None, action: Action, fie
 async def _check_reach(ctx: Context, action: Action, schedule_id: uuid.UUID | None,
                        departments: set[uuid.UUID]) -> None:
     """Admins keep every department's schedules; a department head their own departments' only."""
-    principal = ctx.require_principal()
-    if "admin" in principal.roles or departments <= principal.department_ids:
+    if access.keeps_departments(ctx, departments):
         return
     await access.deny(ctx, action, "schedule", schedule_id, reason="other_department")
     raise Forbidden("departmentId: a department head keeps the schedules of their own departments.",

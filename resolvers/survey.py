@@ -269,10 +269,7 @@ async def _find_trigger(ctx: Context, trigger_id: uuid.UUID | None) -> SurveyTri
 async def _check_trigger_reach(ctx: Context, action: Action, trigger_id: uuid.UUID | None,
                                department_id: uuid.UUID | None) -> None:
     """Admins write any trigger; a department head only those of their own departments."""
-    principal = ctx.require_principal()
-    if "admin" in principal.roles:
-        return
-    if department_id is None or department_id not in principal.department_ids:
+    if not access.keeps_departments(ctx, [department_id]):
         await access.deny(ctx, action, "survey_trigger", trigger_id, reason="other_department")
         raise Forbidden("departmentId: a department head writes the triggers of their own departments.",
                         field="departmentId")
@@ -557,9 +554,8 @@ async def invite_audience(ctx: Context, questionnaire_id: uuid.UUID | None, data
     if questionnaire.respondent == "staff":
         raise BadUserInput("questionnaireId: this questionnaire is answered by staff, not sent to patients.",
                            field="questionnaireId")
-    principal = ctx.require_principal()
     department = data.get("department_id")
-    if "admin" not in principal.roles and department is not None and department not in principal.department_ids:
+    if department is not None and not access.keeps_departments(ctx, [department]):
         await access.deny(ctx, Action.CREATE, "survey_invitation", reason="other_department")
         raise Forbidden("audience.departmentId: a department head addresses their own departments.",
                         field="audience.departmentId")

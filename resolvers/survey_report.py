@@ -372,8 +372,7 @@ async def _authorize(ctx: Context, asked: list[tuple[uuid.UUID | None, str]]) ->
     named = [(d, field) for d, field in asked if d is not None]
     await access.authorize(ctx, "survey_report", "read", action=Action.READ, resource_type="survey_report",
                            resource_id=named[0][0] if named else None)
-    principal = ctx.require_principal()
-    reach = None if "admin" in principal.roles else principal.department_ids
+    reach = access.departments_kept(ctx)
     for department, field in named:
         if reach is not None and department not in reach:
             await access.deny(ctx, Action.READ, "survey_report", department, reason="other_department")
