@@ -27,7 +27,7 @@ from audit.events import Action, Actor, AuditRecord, Outcome
 from core.crypto import field_aad
 from core.errors import BadUserInput, Forbidden
 from core.passwords import MAX_PASSWORD, password_problem
-from core.principal import PATIENT, ROLES, STAFF
+from core.principal import PATIENT, STAFF
 from core.tokens import (
     RESET_PREFIX,
     looks_like_reset_code,
@@ -37,7 +37,7 @@ from core.tokens import (
     totp_step,
     totp_uri,
 )
-from models import Institution, PasswordReset, PatientAccount, RoleAssignment, Session, Staff
+from models import Institution, PasswordReset, PatientAccount, Session, Staff
 from policies.guard import Decision
 from resolvers import access, sign_in_limit, versioning
 from resolvers import session as sessions
@@ -247,14 +247,8 @@ async def update_security(ctx: Context, totp_required: bool, version: int | None
         # locked: without a version the write goes over the current one, never stale itself
         institution = await Institution.select_for_update().get(id=ctx.institution_id)
         await versioning.update_versioned(institution, version, "institution", totp_required=totp_required)
-        if totp_required:
-            clinical = [role for role in ROLES if sessions.reads_clinical_data(ctx, ctx.institution_id, [role])]
-            staff_ids = await RoleAssignment.filter(institution_id=ctx.institution_id, role__in=clinical,
-                                                    staff__totp_enabled_at__isnull=True).values_list("staff_id",
-                                                                                                     flat=True)
-            if await Session.filter(staff_id__in=list(staff_ids), revoked_at=None).update(
-                    revoked_at=datetime.now(UTC)):
-                fields.add("sessions")
+        if totp_required and await sessions.end_sessions_without_a_factor(ctx.services.guard, ctx.institution_id):
+            fields.add("sessions")
         await writer.append([access.write_record(ctx, Action.UPDATE, "institution", ctx.institution_id,
                                                  fields=frozenset(fields), decision=decision)])
     return await Institution.get(id=ctx.institution_id)

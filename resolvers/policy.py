@@ -3,31 +3,50 @@
 At start-up the service compares the SHA-256 of the policy it loaded with the last one recorded on
 each institution's chain, and appends a ``policy`` event where it differs (the first start too).
 Workers starting together may each record the same change once; the trail stays correct.
+
+Where the institution requires a second factor of the roles that read clinical data, a changed policy may have
+made a role read them: its holders' sessions opened without a code end with the change, as a grant of such a role
+ends them (``resolvers.staff``), each on the trail as an update of the account's ``sessions``.
 """
 
 from __future__ import annotations
 
+import uuid
+
+from tortoise.transactions import in_transaction
+
 from audit import writer
 from audit.events import Action, Actor, AuditRecord, Outcome, RequestMeta
 from models import AuditEvent, Institution
+from resolvers import session as sessions
 from resolvers.context import Services
 
 RESOURCE = "policy"
+LOADED = "policy_loaded"
+STARTUP = RequestMeta(request_id="startup", user_agent="careloop")
 
 
 async def record_change(services: Services) -> int:
-    """Append a policy event to every institution whose last recorded policy differs; returns how many."""
+    """Append a policy event to every institution whose last recorded policy differs, ending the codeless sessions
+    the new policy lets read clinical data where a second factor is required; returns how many institutions."""
     digest = f"sha256:{services.guard.digest}"
     recorded = 0
-    for institution in await Institution.all().only("id"):
+    for institution in await Institution.all().only("id", "totp_required"):
         institution_id = institution.id
         await writer.seal(institution_id)
         last = await AuditEvent.filter(institution_id=institution_id, resource_type=RESOURCE).order_by(
             "-seq").first().values_list("fields_read", flat=True)
         if last == digest:
             continue
-        await writer.append([AuditRecord(institution_id, Actor("system"), Action.UPDATE, RESOURCE, Outcome.ALLOWED,
-                                         RequestMeta(request_id="startup", user_agent="careloop"),
-                                         fields_read=frozenset({digest}), reason="policy_loaded")])
+        async with in_transaction():
+            ended: list[uuid.UUID] = []
+            if institution.totp_required:  # found in review: a policy change left those sessions running
+                ended = await sessions.end_sessions_without_a_factor(services.guard, institution_id)
+            await writer.append([AuditRecord(institution_id, Actor("system"), Action.UPDATE, RESOURCE,
+                                             Outcome.ALLOWED, STARTUP, fields_read=frozenset({digest}), reason=LOADED),
+                                 *(AuditRecord(institution_id, Actor("system"), Action.UPDATE, "staff",
+                                               Outcome.ALLOWED, STARTUP, resource_id=staff_id,
+                                               fields_read=frozenset({"sessions"}), reason=LOADED)
+                                   for staff_id in ended)])
         recorded += 1
     return recorded

@@ -12,7 +12,7 @@ import math
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
@@ -21,7 +21,7 @@ from audit import writer
 from audit.events import Action, Actor, AuditRecord, Outcome
 from core.crypto import field_aad
 from core.errors import BadUserInput, RateLimited, TotpEnrolmentRequired, TotpRequired, Unauthenticated
-from core.principal import PARTNER, PATIENT, STAFF, Principal
+from core.principal import PARTNER, PATIENT, ROLES, STAFF, Principal
 from core.principal_cache import PrincipalCache
 from core.tokens import (
     PATIENT_PREFIX,
@@ -44,6 +44,7 @@ from models import (
     Staff,
 )
 from policies.fields import CLINICAL
+from policies.guard import Guard
 from resolvers import partner as partners
 from resolvers.context import Context, Services
 from resolvers.loaders import Loaders
@@ -311,6 +312,22 @@ async def _claim_step(staff: Staff, step: int) -> bool:
 def reads_clinical_data(ctx: Context, institution_id: uuid.UUID, roles: list[str]) -> bool:
     """Whether any of these roles may read a patient's clinical class: the policy's own answer."""
     return any(ctx.services.guard.role_allows(role, institution_id, f"patient.{CLINICAL}", "read") for role in roles)
+
+
+async def end_sessions_without_a_factor(guard: Guard, institution_id: uuid.UUID) -> list[uuid.UUID]:
+    """End the open sessions of the institution's staff who hold a role the policy (``guard``) lets read clinical
+    data and have no second factor, for an institution that requires one (inside the caller's transaction): they
+    were opened without a code. The accounts whose sessions ended, for the record."""
+    clinical = [role for role in ROLES if guard.role_allows(role, institution_id, f"patient.{CLINICAL}", "read")]
+    if not clinical:
+        return []
+    holders = RoleAssignment.filter(institution_id=institution_id, role__in=clinical,
+                                    staff__totp_enabled_at__isnull=True).values_list("staff_id", flat=True)
+    sessions = Session.filter(staff_id__in=list(await holders), revoked_at=None)
+    ended = sorted(set(cast(list[uuid.UUID], await sessions.values_list("staff_id", flat=True))))
+    if ended:
+        await Session.filter(staff_id__in=ended, revoked_at=None).update(revoked_at=datetime.now(UTC))
+    return ended
 
 
 async def totp_required_of(ctx: Context, staff: Staff) -> bool:

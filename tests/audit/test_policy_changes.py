@@ -7,7 +7,7 @@ from pathlib import Path
 from policies.guard import MODEL_PATH, POLICY_PATH, Guard
 from resolvers import policy
 from resolvers.context import Services
-from tests.factories import Tenant
+from tests.factories import Tenant, gql, login
 
 
 async def policy_events(tenant: Tenant) -> list[str]:
@@ -30,3 +30,46 @@ async def test_policy_changes_are_recorded_once(tenant: Tenant, services: Servic
     events = await tenant.audit_events(resource_type="policy")
     assert [e.fields_read for e in events] == [*first, f"sha256:{other.guard.digest}"]
     assert events[-1].actor_kind == "system" and events[-1].reason == "policy_loaded"
+
+
+SECURITY = "mutation { institutionSecurityUpdate(totpRequired: true) { totpRequired } }"
+ME = "{ me { id } }"
+
+
+def loaded(services: Services, policy_file: Path) -> Services:
+    """The services of a process started with this policy file."""
+    return Services(settings=services.settings, master_key=services.master_key, keyring=services.keyring,
+                    guard=Guard(MODEL_PATH, policy_file), passwords=services.passwords, storage=services.storage)
+
+
+async def test_a_policy_that_lets_a_role_read_clinical_data_ends_its_codeless_sessions(
+        tenant: Tenant, other_tenant: Tenant, services: Services, tmp_path: Path) -> None:
+    """Found in review: a grant of a role that reads clinical data ends the grantee's sessions opened without a code
+    where the institution requires one, but a policy change that made a role read clinical data left its holders'
+    codeless sessions running. At start-up with a changed policy they end, each on the trail; an institution that
+    requires no factor, a role that still reads no clinical data and an unchanged policy end nothing."""
+    await policy.record_change(services)
+    assert (await tenant.call("admin", SECURITY)).errors == []
+    assert (await tenant.call("support_agent", ME)).errors == []  # reads no clinical data: no code asked for
+    changed = tmp_path / "policy.csv"
+    changed.write_text(POLICY_PATH.read_text() + "p, support_agent, *, patient.clinical, read, allow\n")
+    started = loaded(services, changed)
+    seq = (await tenant.audit_events())[-1].seq
+
+    assert await policy.record_change(started) > 0
+
+    assert (await tenant.call("support_agent", ME)).codes == ["UNAUTHENTICATED"]
+    assert (await tenant.call("front_desk", ME)).errors == []
+    assert (await tenant.call("admin", ME)).errors == []
+    assert (await other_tenant.call("support_agent", ME)).errors == []  # requires no second factor
+    events = [e for e in await tenant.audit_events() if e.seq > seq]
+    assert [(e.actor_kind, e.action, e.resource_type, e.resource_id, e.fields_read, e.reason) for e in events] == [
+        ("system", "update", "policy", None, f"sha256:{started.guard.digest}", "policy_loaded"),
+        ("system", "update", "staff", tenant.staff_ids["support_agent"], "sessions", "policy_loaded")]
+    assert [e.resource_type for e in await other_tenant.audit_events() if e.actor_kind == "system"][-1] == "policy"
+
+    again = await login(tenant.client, tenant.emails["support_agent"])  # a process still on the old policy
+    seq = (await tenant.audit_events())[-1].seq
+    assert await policy.record_change(started) == 0  # the same policy started again: nothing ends
+    assert (await gql(tenant.client, ME, token=again)).errors == []
+    assert [e for e in await tenant.audit_events() if e.seq > seq] == []
