@@ -376,3 +376,24 @@ async def test_a_role_that_reads_clinical_data_ends_the_sessions_of_an_account_w
     assert (await tenant.call("admin", "mutation($id: ID!) { roleAssign(staffId: $id, role: FINANCE) { id } }",
                               id=str(tenant.staff_ids["support_agent"]))).errors == []
     assert (await tenant.call("support_agent", ME)).errors == []
+
+
+async def test_a_clinical_role_leaves_the_sessions_of_an_account_with_a_factor_or_without_the_rule(
+        tenant: Tenant, other_tenant: Tenant) -> None:
+    """The grant's other twins: the sessions go on where the account has a factor, or where the institution does not
+    require one (the two conditions the grant's one statement asks of the account and its institution)."""
+    await fresh_step()
+    secret = await enrolled(tenant, "front_desk")
+    await tenant.call("admin", SECURITY, required=True)
+    grant = "mutation($id: ID!) { roleAssign(staffId: $id, role: NURSE) { roles } }"
+    start, theirs = await mark(tenant.id), await mark(other_tenant.id)
+
+    with_factor = await tenant.call("admin", grant, id=str(tenant.staff_ids["front_desk"]))
+    without_rule = await other_tenant.call("admin", grant, id=str(other_tenant.staff_ids["front_desk"]))
+
+    assert with_factor.errors == [] and without_rule.errors == []
+    assert (await tenant.call("front_desk", ME)).errors == []
+    assert (await other_tenant.call("front_desk", ME)).errors == []
+    assert (await sign_in(tenant, "front_desk", code(secret))).errors == []
+    assert [e.fields_read for e in await since(tenant.id, start, action="update")] == []
+    assert [e.fields_read for e in await since(other_tenant.id, theirs, action="update")] == []
