@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -125,6 +126,46 @@ async def test_repeated_field_bomb_is_aborted_in_validation(client: httpx.AsyncC
                                "Validation aborted."]
     assert set(reply.codes) == {"BAD_USER_INPUT"}
     assert sql_counter.statements == []
+
+
+def same_field(times: int) -> str:
+    """One field with an argument, asked ``times`` times under one response name: within every limit of the
+    document (one level, no alias, ``times`` fields), and graphql-core compares each pair of them."""
+    return "{" + f' patient(id: "{uuid.UUID(int=7)}") {{ id }}' * times + " }"
+
+
+async def test_fields_asked_again_and_again_are_refused_before_their_pairs_are_compared(
+        client: httpx.AsyncClient, sql_counter: Any) -> None:
+    """Found in review: 220 copies of one field (12 KiB; 48 KiB with a longer argument) passed every limit, and
+    graphql-core's check that they can be merged compared all 24,090 pairs: about half a second of a worker's
+    event loop per anonymous request, nothing served meanwhile. The comparison now has a budget of its own (144,540
+steps asked here, 50,000 allowed)."""
+    reply = await gql(client, same_field(220))
+
+    assert reply.data is None
+    assert messages(reply) == ["Validation aborted."]
+    assert set(reply.codes) == {"BAD_USER_INPUT"}
+    assert sql_counter.statements == []
+
+
+async def test_a_field_asked_a_few_times_still_runs(client: httpx.AsyncClient) -> None:
+    """The twin: twenty copies (190 pairs) are within the budget, merged and run once, as GraphQL has it."""
+    reply = await gql(client, same_field(20))
+
+    assert messages(reply) == ["Authentication required."]
+    assert reply.codes == ["UNAUTHENTICATED"]
+
+
+async def test_forty_fragments_side_by_side_still_run(client: httpx.AsyncClient, tenant: Tenant) -> None:
+    """What a client's colocated fragments look like (Apollo Client adds __typename to each): 40 of them spread on one
+    object, each asking __typename and id, compare about 6,600 pairs' steps, within the budget."""
+    fragments = " ".join(f"fragment F{i} on Me {{ __typename id }}" for i in range(40))
+    document = "query { me { __typename id " + " ".join(f"...F{i}" for i in range(40)) + " } } " + fragments
+
+    reply = await gql(client, document, token=tenant.tokens["nurse"])
+
+    assert not reply.errors
+    assert reply.data == {"me": {"__typename": "Me", "id": str(tenant.staff_ids["nurse"])}}
 
 
 # -- the body and the transport ----------------------------------------------------------
