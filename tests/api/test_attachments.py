@@ -136,3 +136,39 @@ async def test_attachments_per_ticket_are_capped(tenant: Tenant) -> None:
     refused = await upload(tenant, "support_agent", tid, b"note", "text/plain", "n.txt")
     assert refused.status_code == 400 and code(refused) == "BAD_USER_INPUT"
     assert await Attachment.filter(ticket_id=tid).count() == 20
+
+
+OTHER_PNG = b"\x89PNG\r\n\x1a\n" + b"careloop-other-scan-image" * 10
+
+
+@pytest.mark.parametrize("harm", ["another attachment's bytes", "bytes gone"])
+async def test_stored_bytes_that_do_not_open_are_refused_with_a_code(tenant: Tenant, settings: Settings,
+                                                                     harm: str) -> None:
+    """Found in review: the bytes are sealed to their attachment (AES-GCM, its id in the associated data), so another
+    attachment's bytes copied over them by someone with the storage's write access do not open; but that failure,
+    like a file gone from the storage, escaped the route uncaught: a bare text 500 without a code, and the server's
+    traceback (for a missing file, with its path in the storage). Now it is refused as a checksum mismatch is,
+    coded and in JSON, and nothing is served or recorded as read. The copied attachment still downloads."""
+    tid = await new_ticket(tenant)
+    first = (await upload(tenant, "support_agent", tid)).json()
+    second = (await upload(tenant, "support_agent", tid, OTHER_PNG)).json()
+    rows = {row.id: row for row in await Attachment.filter(ticket_id=tid)}
+    root = Path(settings.attachment_dir)
+    target = root / rows[uuid.UUID(first["id"])].storage_key[:2] / rows[uuid.UUID(first["id"])].storage_key
+    source = root / rows[uuid.UUID(second["id"])].storage_key[:2] / rows[uuid.UUID(second["id"])].storage_key
+    if harm == "bytes gone":
+        target.unlink()
+    else:
+        target.write_bytes(source.read_bytes())
+    headers = {"authorization": f"Bearer {tenant.tokens['support_agent']}"}
+
+    got = await tenant.client.get(f"/attachments/{first['id']}", headers=headers)
+
+    assert got.status_code == 500 and got.headers["content-type"] == "application/json"
+    assert got.json() == {"errors": [{"message": "The stored file does not open or does not match its checksum.",
+                                      "extensions": {"code": "INTERNAL_SERVER_ERROR"}}]}
+    assert b"scan-image" not in got.content and str(root) not in got.text
+    assert await tenant.audit_events(resource_type="attachment", action="read") == []
+
+    intact = await tenant.client.get(f"/attachments/{second['id']}", headers=headers)
+    assert intact.status_code == 200 and intact.content == OTHER_PNG
