@@ -120,10 +120,18 @@ async def verify_chain(institution_id: uuid.UUID, head: AuditChainHead | None,
             prev_hash, expected_seq, checked = row["hash"], expected_seq + 1, checked + 1
         if progress:
             progress(institution_id, checked)
-        if len(rows) < BATCH:
+        if len(rows) == BATCH:
+            continue
+        if head.last_seq == archived + checked and head.last_hash == prev_hash:
             break
-    if head.last_seq != archived + checked or head.last_hash != prev_hash:
-        return ChainReport(institution_id, checked, "rows missing after the last event", expected_seq, None, archived)
+        # The head was read before the walk (``verify_all`` reads every chain's first): events appended since
+        # moved it on, walked past it or landing after the last batch. Read again, a head that moved says where
+        # the chain ends now (walk on to it); one that did not means rows are missing (or were added past it).
+        moved = await AuditChainHead.get_or_none(institution_id=institution_id)
+        if moved is None or moved.last_seq <= head.last_seq:
+            return ChainReport(institution_id, checked, "rows missing after the last event", expected_seq, None,
+                               archived)
+        head = moved
     if newest is not None:
         end = archived + checked
         signed_hash, signed_id = at_signed or (None, None)

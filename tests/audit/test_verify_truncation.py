@@ -20,7 +20,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from audit import checkpoint, writer
-from audit.verify import ChainReport, verify_all
+from audit.verify import ChainReport, verify_all, verify_chain
 from models import AuditArchive, AuditChainHead, AuditCheckpoint, AuditEvent
 from resolvers.context import Services
 from tests.audit import test_chain, test_retention
@@ -244,6 +244,27 @@ async def test_an_intact_chain_with_checkpoints_verifies(tenant: Tenant, service
     stranger = Ed25519PrivateKey.generate().public_key()
     assert await verify_all(tenant.id, public=stranger) == [ChainReport(
         tenant.id, 0, f"checkpoint at seq {count}: the signature does not verify with this public key", count)]
+
+
+# -- a live trail ------------------------------------------------------------------------------
+
+
+async def test_events_appended_after_the_head_was_read_are_walked_not_missing(chain: Chain) -> None:
+    """``verify_all`` reads every chain's head, then walks the chains one after the other: on a live trail events
+    are appended meanwhile, their rows walked past the head read (found in review: "rows missing after the last
+    event" on an intact chain)."""
+    await chain.add(3)
+    read_before = await AuditChainHead.get(institution_id=chain.id)
+    await chain.add(2)  # appended while another chain was walked
+
+    assert await verify_chain(chain.id, read_before) == ChainReport(chain.id, 5)
+
+    # A tail cut is still named when the head moved on meanwhile: the head read again does not hold the rows.
+    last = await AuditEvent.get(institution_id=chain.id, seq=5)
+    async with append_only_lifted():
+        await AuditEvent.filter(id=last.id).delete()
+    assert await verify_chain(chain.id, read_before) == ChainReport(
+        chain.id, 4, "rows missing after the last event", 5, None)
 
 
 # -- after archiving ------------------------------------------------------------------------
