@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from tortoise.functions import Max, Min
+
 from audit import writer
 from audit.chain import HASHED_COLUMNS, canonical, parse_subjects, patients_of
 from core.spreadsheet import safe_cell
@@ -52,16 +54,26 @@ _INTERACTION = {"read": "read", "create": "create", "delete": "delete"}  # else 
 
 async def rows(institution_id: uuid.UUID, since: datetime | None = None, until: datetime | None = None, *,
                after_seq: int = 0, up_to_seq: int | None = None) -> AsyncIterator[dict[str, Any]]:
-    """The institution's events in sequence order, in batches, ``since`` <= time < ``until`` and
-    ``after_seq`` < seq <= ``up_to_seq`` (an archive takes a stretch of the chain by sequence)."""
+    """The institution's events in sequence order, in batches, ``after_seq`` < seq <= ``up_to_seq`` (an archive
+    takes a stretch of the chain by sequence) and, given a period, from the first event with ``since`` <= time <
+    ``until`` to the last: a stretch of the chain without holes. An event takes its time when it happens and its
+    place in the chain when it is linked, so a neighbour at the period's edge may lie just outside it; leaving it
+    out would leave a gap the offline check rightly takes for a deleted event."""
     await writer.seal(institution_id)
-    query = AuditEvent.filter(institution_id=institution_id)
-    if since is not None:
-        query = query.filter(occurred_at__gte=since)
-    if until is not None:
-        query = query.filter(occurred_at__lt=until)
+    query = AuditEvent.filter(institution_id=institution_id, seq__gt=after_seq)
     if up_to_seq is not None:
         query = query.filter(seq__lte=up_to_seq)
+    if since is not None or until is not None:
+        period = query
+        if since is not None:
+            period = period.filter(occurred_at__gte=since)
+        if until is not None:
+            period = period.filter(occurred_at__lt=until)
+        [(first, last)] = await period.annotate(first_seq=Min("seq"), last_seq=Max("seq")).values_list(
+            "first_seq", "last_seq")
+        if first is None:
+            return
+        query = query.filter(seq__gte=first, seq__lte=last)
     next_seq = after_seq
     while True:
         batch = await query.filter(seq__gt=next_seq).order_by("seq").limit(BATCH).values(*COLUMNS)
