@@ -191,7 +191,9 @@ def _csv_line(values: Any) -> str:
 
 
 def parse_time(text: str | None) -> datetime | None:
+    """A time the operator typed (UTC when it names no zone), in UTC: SQLite keeps times as text and compares them
+    as text, so a moment in another zone must be spelled as the stored ones are."""
     if text is None:
         return None
     moment = datetime.fromisoformat(text)
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

@@ -8,7 +8,7 @@ import importlib
 import io
 import json
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -23,10 +23,12 @@ from audit.verify import ChainReport, verify_all
 from core.errors import BadUserInput, NotFound
 from models import AuditArchive, AuditEvent, Institution
 from resolvers.context import Services
-from tests.audit.test_chain import REFUSED, append_only_lifted, connection, is_postgres
+from tests.audit import test_chain
+from tests.audit.test_chain import REFUSED, append_only_lifted, careloop, connection, is_postgres
 
 retention = importlib.import_module("migrations.0011_audit_retention")
 LONG_AGO = timedelta(days=7 * 365)  # past the default 72 months
+cli_environment = test_chain.cli_environment  # the CLI's environment, as an operator runs it
 
 
 @pytest.fixture
@@ -307,6 +309,27 @@ async def test_an_archive_file_is_never_overwritten(chain: Chain, public: Ed2551
     with pytest.raises(FileExistsError):
         await archive.archive(chain.id, earlier, public)
     assert earlier.read_text() == "an earlier archive\n" and await chain.seqs() == [1, 2, 3]
+
+
+@pytest.mark.usefixtures("cli_environment")
+async def test_a_cli_time_in_another_zone_is_the_same_moment(chain: Chain, tmp_path: Path) -> None:
+    """``--before`` with an offset, as an operator in Shanghai types it: the moment it names, whatever the zone
+    (found in review: SQLite compares times as text, so ``18:00+08:00`` fell after ``14:00+00:00`` and the run took
+    events recorded after the time given)."""
+    await chain.add(3)  # seq 1-3, long ago
+    await chain.sign()
+    await chain.add(3, LONG_AGO - timedelta(hours=4))  # seq 4-6, four hours later
+    await chain.sign()
+    await chain.add(1, timedelta(0))
+    first = (await AuditEvent.get(institution_id=chain.id, seq=1)).occurred_at
+    before = (first + timedelta(hours=2)).astimezone(timezone(timedelta(hours=8))).isoformat()
+
+    code, stdout, stderr = await careloop("audit", "archive", "--institution", str(chain.id), "--output",
+                                          str(tmp_path / "archive.ndjson"), "--before", before)
+
+    assert code == 0, stdout + stderr
+    assert [a.up_to_seq for a in await AuditArchive.filter(institution_id=chain.id)] == [3]
+    assert await chain.seqs() == [4, 5, 6, 7, 8]  # 8: the run's own record
 
 
 # -- verification after archiving ---------------------------------------------------------
