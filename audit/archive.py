@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
@@ -203,9 +204,12 @@ async def _anchor_and_delete(stretch: Stretch, sha256: str) -> AuditArchive:
     """Anchor, delete and record the run in one transaction. The record is appended at the head,
     after the stretch, so a run never archives its own record."""
     async with in_transaction():
-        anchor = await AuditArchive.create(
-            institution_id=stretch.institution_id, up_to_seq=stretch.up_to_seq, up_to_hash=stretch.up_to_hash,
-            archived_at=datetime.now(UTC), events=stretch.events, sha256=sha256)
+        try:
+            anchor = await AuditArchive.create(
+                institution_id=stretch.institution_id, up_to_seq=stretch.up_to_seq, up_to_hash=stretch.up_to_hash,
+                archived_at=datetime.now(UTC), events=stretch.events, sha256=sha256)
+        except IntegrityError:  # another run anchored at the same event meanwhile (or the trigger refused)
+            raise ArchiveRefused("another run archived these events meanwhile; nothing was deleted") from None
         deleted = await AuditEvent.filter(institution_id=stretch.institution_id, seq__gt=stretch.after_seq,
                                           seq__lte=stretch.up_to_seq).delete()
         if deleted != stretch.events:  # another run took some of them meanwhile

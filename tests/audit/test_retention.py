@@ -290,6 +290,26 @@ async def test_a_second_run_continues_from_the_first_anchor(chain: Chain, public
     assert actions == ["read", "archive_trail", "archive_trail"]
 
 
+async def test_a_run_beaten_to_the_same_stretch_is_refused_and_deletes_nothing(chain: Chain, public: Ed25519PublicKey,
+                                                                              tmp_path: Path) -> None:
+    """Two runs over the same events, both past their file check: the second's anchor clashes with the first's. It
+    is refused as the command reports a refusal (found in review: an IntegrityError and a traceback)."""
+    await chain.add(3)
+    await chain.sign()
+    await chain.add(1, timedelta(0))
+    second = await archive.plan(chain.id)
+    assert second is not None
+    sha256 = await archive._write_and_check(second, tmp_path / "second.ndjson", public)
+    first = await archive.archive(chain.id, tmp_path / "first.ndjson", public)  # it commits in between
+    assert first is not None and first.up_to_seq == second.up_to_seq == 3
+
+    with pytest.raises(archive.ArchiveRefused, match="nothing was deleted"):
+        await archive._anchor_and_delete(second, sha256)
+    assert [a.id for a in await AuditArchive.filter(institution_id=chain.id)] == [first.id]
+    assert await chain.seqs() == [4, 5]  # the recent event and the first run's record only
+    assert (await chain.report()).ok
+
+
 async def test_an_archive_that_does_not_verify_deletes_nothing(chain: Chain, tmp_path: Path) -> None:
     await chain.add(3)
     await chain.sign()
