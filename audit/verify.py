@@ -99,6 +99,7 @@ async def verify_chain(institution_id: uuid.UUID, head: AuditChainHead | None,
     # The hash (and row id) at the checkpoint's sequence number: the anchor's when it was cut there.
     at_signed: tuple[str, uuid.UUID | None] | None = (prev_hash, None) if signed_seq == archived else None
     expected_seq, checked, macs_began = archived + 1, 0, False
+    recorded = anchor is None  # the run that cut the anchor appended its archive_trail event after it
     while True:
         rows = (
             await AuditEvent.filter(institution_id=institution_id, seq__gte=expected_seq)
@@ -117,6 +118,7 @@ async def verify_chain(institution_id: uuid.UUID, head: AuditChainHead | None,
                 return ChainReport(institution_id, checked, problem, row["seq"], row["id"], archived)
             if row["seq"] == signed_seq:
                 at_signed = (row["hash"], row["id"])
+            recorded = recorded or _records(row, anchor)
             prev_hash, expected_seq, checked = row["hash"], expected_seq + 1, checked + 1
         if progress:
             progress(institution_id, checked)
@@ -140,6 +142,10 @@ async def verify_chain(institution_id: uuid.UUID, head: AuditChainHead | None,
             cut = newest.last_seq > end
             return ChainReport(institution_id, checked, problem, end + 1 if cut else newest.last_seq,
                                None if cut else signed_id, archived)
+    if anchor is not None and not recorded and not await _recorded_in_inbox(anchor):
+        return ChainReport(institution_id, checked, f"no archive_trail event records the archive anchor at seq "
+                                                    f"{archived}: events were deleted under an anchor written by hand",
+                           archived, None, archived)
     # after the cut checks: a cut tail leaves its index rows behind, and the cut is what to name
     stray = await _stray_index_row(institution_id, archived, archived + checked)
     if stray is not None:
@@ -163,6 +169,24 @@ async def _anchor_problem(anchor: AuditArchive, public: Ed25519PublicKey | None)
         return ChainReport(institution_id, 0, f"an event at or below the archive anchor (seq {seq})", below.seq,
                            below.id, seq)
     return None
+
+
+def _records(row: dict, anchor: AuditArchive | None) -> bool:
+    """Whether ``row`` is the archive run's own event naming ``anchor`` (``audit.archive._anchor_and_delete``)."""
+    return (anchor is not None and row["action"] == "archive_trail" and row["resource_type"] == "audit_archive"
+            and str(row["resource_id"]) == str(anchor.id))
+
+
+async def _recorded_in_inbox(anchor: AuditArchive) -> bool:
+    """The archive run's event still waiting in PostgreSQL's inbox (its run found the head busy): its MAC is checked
+    there with the others' (``inbox_problem``)."""
+    db = AuditEvent._meta.db
+    if db.capabilities.dialect != "postgres":
+        return False
+    rows = await db.execute_query_dict(
+        "SELECT 1 FROM audit_inbox WHERE institution_id = $1 AND event->'row'->>'action' = 'archive_trail' "
+        "AND event->'row'->>'resource_id' = $2 LIMIT 1", [anchor.institution_id, str(anchor.id)])
+    return bool(rows)
 
 
 # The event columns an index row repeats: its readers filter on them (disclosures, the snooping alert).

@@ -25,6 +25,7 @@ from models import AuditArchive, AuditEvent, Institution
 from resolvers.context import Services
 from tests.audit import test_chain
 from tests.audit.test_chain import REFUSED, append_only_lifted, careloop, connection, is_postgres
+from tests.audit.test_inbox import head_held
 
 retention = importlib.import_module("migrations.0011_audit_retention")
 LONG_AGO = timedelta(days=7 * 365)  # past the default 72 months
@@ -390,6 +391,41 @@ async def test_events_slipped_in_below_the_anchor_are_found(chain: Chain, public
     report = await chain.report()
     assert (report.problem, report.seq, report.event_id) == ("an event at or below the archive anchor (seq 7)", 3,
                                                              forged.id)
+
+
+async def test_events_deleted_under_an_anchor_written_by_hand_are_found(chain: Chain) -> None:
+    """The database lets events past their retention go once an anchor covers them, and its owner may add anchors:
+    one written by hand at a signed checkpoint, then a DELETE, left a chain that verified as archived, its events in
+    no file (found in review). An archive run records its anchor on the chain (``archive_trail``, with its MAC):
+    an anchor no event records is named."""
+    await chain.add(3)
+    await chain.sign()
+    await chain.add(2)
+    hashes = {int(row["seq"]): row["hash"] for row in rows(await chain.export())}
+    await AuditArchive.create(institution_id=chain.id, up_to_seq=3, up_to_hash=hashes[3],
+                              archived_at=datetime.now(UTC), events=3, sha256="0" * 64)
+    for table in ("audit_event", "audit_patient_index"):  # no trigger dropped: the anchor lets them go
+        await connection().execute_query(f"DELETE FROM {table} WHERE institution_id = '{chain.id}' AND seq <= 3")
+
+    assert await chain.seqs() == [4, 5]
+    assert await chain.report() == ChainReport(
+        chain.id, 2, "no archive_trail event records the archive anchor at seq 3: events were deleted under an "
+                     "anchor written by hand", 3, None, 3)
+
+
+async def test_an_archive_whose_record_waits_in_the_inbox_verifies(chain: Chain, public: Ed25519PublicKey,
+                                                                    tmp_path: Path, database: str) -> None:
+    """On PostgreSQL a run that finds the chain head busy posts its record to the inbox, to be sealed later: until
+    then the anchor is recorded there."""
+    if not is_postgres():
+        pytest.skip("the inbox is PostgreSQL's: SQLite has one writer")
+    await chain.add(3)
+    await chain.sign()
+    async with head_held(database, chain.id):
+        anchor = await archive.archive(chain.id, tmp_path / "a.ndjson", public)
+        assert anchor is not None and await chain.seqs() == []  # the run's record waits in the inbox
+        assert await chain.report() == ChainReport(chain.id, 0, archived=3)
+    assert await chain.report() == ChainReport(chain.id, 0, archived=3)
 
 
 async def test_a_forged_anchor_is_found(chain: Chain) -> None:
