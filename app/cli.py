@@ -299,9 +299,11 @@ def _verify_offline(args: argparse.Namespace) -> int:
     if not (args.export and args.checkpoint and args.public_key):
         raise StartupError("offline verification needs --export, --checkpoint and --public-key")
     public = load_public_key(args.public_key.read_bytes())
-    with args.checkpoint.open() as lines:
+    # UTF-8, as they are written, whatever the machine's locale (an auditor's may be cp1252): an export keeps other
+    # scripts as they are, and one character read otherwise no longer matches its hash.
+    with args.checkpoint.open(encoding="utf-8") as lines:
         checkpoints = [Checkpoint.from_json(json.loads(line)) for line in lines if line.strip()]
-    with args.export.open() as lines:
+    with args.export.open(encoding="utf-8") as lines:
         report = offline.verify(lines, checkpoints, public)
     if not report.ok:
         print(f"NOT VERIFIED: {report.problem}")

@@ -10,6 +10,7 @@ head's triggers too, the signed checkpoint still names the cut.
 from __future__ import annotations
 
 import importlib
+import json
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,8 +20,10 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from audit import checkpoint, writer
+from audit import checkpoint, export, writer
+from audit.events import Action, Actor, AuditRecord, Outcome, RequestMeta
 from audit.verify import ChainReport, verify_all, verify_chain
+from core.crypto import public_key_pem
 from models import AuditArchive, AuditChainHead, AuditCheckpoint, AuditEvent
 from resolvers.context import Services
 from tests.audit import test_chain, test_retention
@@ -358,3 +361,29 @@ async def test_cli_verify_finds_a_chain_whose_head_was_deleted(tenant: Tenant, s
     assert code == 1, stdout + stderr
     assert stdout == (f"{tenant.id}: FIRST BAD ROW seq - (id -): the chain head is missing: a signed checkpoint "
                       f"covers seq {signed}\n"), stderr
+
+
+@pytest.mark.usefixtures("cli_environment")
+async def test_cli_checks_an_export_offline_whatever_the_locale(tenant: Tenant, services: Services, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """An export is UTF-8 and keeps other scripts as they are (a user agent is any request's header). The offline
+    check read it in the machine's locale encoding, so on an auditor's machine that is not UTF-8 (Windows' cp1252,
+    a bare C locale) an intact export did not verify (found in review)."""
+    await writer.append([AuditRecord(tenant.id, Actor("anonymous"), Action.LOGIN, "session", Outcome.DENIED,
+                                     RequestMeta(user_agent="Mozilla/5.0 MicroMessenger 微信 café"))])
+    key = services.master_key.checkpoint_key
+    signed = await checkpoint.take(key, tenant.id)
+    assert signed is not None
+    trail, signatures, pem = tmp_path / "trail.ndjson", tmp_path / "checkpoints.ndjson", tmp_path / "careloop.pub"
+    with trail.open("w", encoding="utf-8") as out:
+        await export.write(tenant.id, "ndjson", out)
+    signatures.write_text(json.dumps(signed.to_json()) + "\n", encoding="utf-8")
+    pem.write_bytes(public_key_pem(key))
+    for name, value in (("LC_ALL", "C"), ("PYTHONUTF8", "0"), ("PYTHONCOERCECLOCALE", "0")):  # not UTF-8
+        monkeypatch.setenv(name, value)
+
+    code, stdout, stderr = await careloop("audit", "verify", "--export", str(trail), "--checkpoint", str(signatures),
+                                          "--public-key", str(pem))
+
+    assert code == 0, stdout + stderr
+    assert stdout.startswith(f"{signed.last_seq} events, chain intact"), stdout
