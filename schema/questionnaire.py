@@ -634,6 +634,9 @@ class QuestionnaireMutation:
     async def questionnaire_import_fhir(
         self, info: Info,
         json: Annotated[str, strawberry.argument(description="The Questionnaire resource, at most 200,000 "
-                                                             "characters.")],
+                                                             "characters, and within the request body's limit "
+                                                             "(64 KiB unless the operator raises "
+                                                             "CARELOOP_LIMIT_MAX_BODY_BYTES; over it, "
+                                                             "413 PAYLOAD_TOO_LARGE).")],
     ) -> Questionnaire | None:
         return Questionnaire.of(await questionnaires.import_fhir(info.context, json))
