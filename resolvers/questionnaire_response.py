@@ -363,11 +363,14 @@ async def _record_staff(ctx: Context, questionnaire: Questionnaire, department_i
     try:
         async with in_transaction():
             # Locked first, as ``_record`` does: an in-place edit waits, an answer checked against an edited
-            # revision is checked again, and a version retired meanwhile is no longer answered.
+            # revision is checked again, and a version retired meanwhile, or edited to be answered by patients or
+            # family (found in review: the rating, stored without a rater, landed on an identified questionnaire
+            # and was listed at once), is no longer answered this way.
             locked = await Questionnaire.filter(id=questionnaire.id).select_for_update(no_key=True).first()
-            if locked is None or locked.status != "active":
+            if locked is None:
                 raise BadUserInput("questionnaireId: only a questionnaire's active version is answered.",
                                    field="questionnaireId")
+            _check_staff_questionnaire(locked)
             if locked.revision != questionnaire.revision:
                 ready = _prepare_in(keys, institution_id, department_id, locked, answers, month, response_id)
             if await QuestionnaireResponse.exists(id=response_id):

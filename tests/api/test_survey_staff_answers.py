@@ -11,9 +11,14 @@ import asyncio
 import uuid
 from typing import Any
 
+import asyncpg
+import pytest
+
 from models import AuditEvent, Questionnaire, QuestionnaireResponse, ResponseAnswer
 from resolvers import institution as institutions
+from resolvers import questionnaire_response as answering
 from resolvers.context import Services
+from tests.conftest import BACKEND
 from tests.factories import PASSWORD, Tenant, gql, login
 from tests.patients import open_account
 from tests.surveys import month_closed, questionnaire, reachable
@@ -157,6 +162,70 @@ async def test_only_a_staff_questionnaires_active_version_is_answered_this_way(t
     refused(await tenant.call("doctor", STAFF_ANSWER, q=str(uuid.uuid4()), d=dep, answers=RATING),
             "NOT_FOUND", "questionnaireId")
     assert await written(tenant) == (0, 0, 0)
+
+
+EDIT = """mutation($id: ID!, $input: QuestionnaireUpdateInput!, $revision: Int!) {
+  questionnaireUpdate(id: $id, input: $input, revision: $revision) { newVersion questionnaire { respondent } } }"""
+
+
+async def test_a_rating_checked_before_its_form_was_made_a_patients_one_is_refused(
+        tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The doctors' form, not yet answered, is edited in place to be answered by patients (identified) after a
+    doctor's rating was checked against it and before the rating locked the version. Under the lock only the status
+    was checked again (found in review): the rating, stored without a rater, landed on the identified questionnaire
+    and was listed at once. Now the version is checked again under the lock as at first: BAD_USER_INPUT, nothing
+    written."""
+    q = await nursing_form(tenant)
+    dep = str(tenant.departments["A"].id)
+    record = answering._record_staff
+
+    async def edited_meanwhile(ctx: Any, questionnaire: Questionnaire, *args: Any) -> Any:  # checked, not locked
+        edited = await tenant.call("department_head", EDIT, id=str(q.id), revision=q.revision,
+                                   input={"respondent": "PATIENT", "subject": "VISIT", "anonymous": False})
+        assert ok(edited, "questionnaireUpdate") == {"newVersion": False, "questionnaire": {"respondent": "PATIENT"}}
+        return await record(ctx, questionnaire, *args)
+
+    monkeypatch.setattr(answering, "_record_staff", edited_meanwhile)
+    refused(await tenant.call("doctor", STAFF_ANSWER, q=str(q.id), d=dep, answers=RATING),
+            "BAD_USER_INPUT", "questionnaireId")
+    monkeypatch.undo()
+    assert await written(tenant) == (0, 0, 0)
+    nodes = ok(await tenant.call("department_head", RESPONSES, q=str(q.id)), "questionnaireResponses")["nodes"]
+    assert nodes == []
+    # the twin: a rating of a form that stays the doctors' is written
+    other = await nursing_form_anew(tenant, q)
+    ok(await tenant.call("doctor", STAFF_ANSWER, q=str(other.id), d=dep, answers=RATING), "surveyStaffAnswer")
+    assert await written(tenant) == (1, 5, 1)
+
+
+@pytest.mark.skipif(BACKEND == "sqlite", reason="row locks and concurrent transactions: PostgreSQL")
+async def test_a_rating_waiting_while_its_form_is_made_a_patients_one_is_refused(tenant: Tenant,
+                                                                                database_url: str) -> None:
+    """The same, by the database alone: another transaction holds the version (as an in-place edit does) while a
+    rating comes, and makes it a patients' identified questionnaire; the rating, waiting for the version, is
+    refused once it has it (before: written, every run)."""
+    q = await nursing_form(tenant)
+    dep = str(tenant.departments["A"].id)
+    other = await asyncpg.connect(database_url)
+    try:
+        async with other.transaction():
+            await other.execute("SELECT 1 FROM questionnaire WHERE id = $1 FOR NO KEY UPDATE", q.id)
+            rating = asyncio.create_task(tenant.call("doctor", STAFF_ANSWER, q=str(q.id), d=dep, answers=RATING))
+            done, _ = await asyncio.wait([rating], timeout=1)
+            assert not done, "the rating did not wait for the version"
+            await other.execute("UPDATE questionnaire SET respondent = 'patient', subject = 'visit', "
+                                "anonymous = false, revision = revision + 1 WHERE id = $1", q.id)
+        reply = await asyncio.wait_for(rating, 10)
+    finally:
+        await other.close()
+    refused(reply, "BAD_USER_INPUT", "questionnaireId")
+    assert await written(tenant) == (0, 0, 0)
+
+
+async def nursing_form_anew(tenant: Tenant, retired: Questionnaire) -> Questionnaire:
+    ok(await tenant.call("admin", "mutation($id: ID!) { questionnaireRetire(id: $id) { id } }", id=str(retired.id)),
+       "questionnaireRetire")
+    return await nursing_form(tenant)
 
 
 async def test_other_tenants_questionnaires_and_departments_are_not_found(tenant: Tenant,
