@@ -4,7 +4,10 @@ Export: the primary language is zh-CN (``language``), English rides on the stand
 extension (``_title``, ``_text``, ``_display``). Likert, CSAT and NPS items are ``integer`` items with the
 standard minValue / maxValue extensions and our item-kind extension (Likert and CSAT share a range);
 yes/no is ``boolean``; single and multiple choice are ``choice`` (``repeats`` for multiple) with coded
-``answerOption``; free text is ``text``; a section is a ``group``. A condition is one ``enableWhen``.
+``answerOption``; free text is ``text``; a section is a ``group``. A condition is one ``enableWhen``, but ``!=``:
+R4's holds when no answer equals the value, so an unanswered (or disabled) question shows the item, where ours hides
+it; ours is exported as ``exists true`` and ``!=`` on the question with ``enableBehavior`` ``all``, the pair imported
+back as ``!=``.
 What FHIR has no element for travels in extensions under ``EXTENSION``: the scoring, the respondent,
 the subject, anonymity, whether an item counts, and a scale's anchors.
 
@@ -17,12 +20,11 @@ than its month and no patient. Free text the caller may not read leaves its item
 by the withheld extension.
 
 Import takes what we can represent and refuses the rest with BAD_USER_INPUT naming the place
-(``json.item[2].type``): display, open-choice, date and other item types, value sets, several conditions,
-the ``exists`` operator, initial values, read-only items, modifier extensions, a flag (``required``,
-``repeats``, ``readOnly``) that is no boolean, a range or maxLength other than the one the item's kind has.
-Translations into
-languages other than zh-CN and en are left out; without our extensions a questionnaire gets the default
-scoring (the mean, satisfied at 75) which the draft's author can change.
+(``json.item[2].type``): display, open-choice, date and other item types, value sets, several conditions
+(but the pair above), the ``exists`` operator alone, a bare ``!=``, initial values, read-only items, modifier
+extensions, a flag (``required``, ``repeats``, ``readOnly``) that is no boolean, a range or maxLength other than the
+one the item's kind has. Translations into languages other than zh-CN and en are left out; without our
+extensions a questionnaire gets the default scoring (the mean, satisfied at 75) which the draft's author can change.
 """
 
 from __future__ import annotations
@@ -100,8 +102,9 @@ def _item_to_fhir(item: Mapping[str, Any]) -> dict[str, Any]:
     node["type"] = _TYPES[kind]
     condition = item.get("enable_when")
     if condition is not None:
-        node["enableWhen"] = [{"question": condition["link_id"], "operator": condition["operator"],
-                               **_answer_to_fhir(condition["answer"])}]
+        node["enableWhen"] = _condition_to_fhir(condition)
+        if len(node["enableWhen"]) > 1:
+            node["enableBehavior"] = "all"
     if kind != "section":
         node["required"] = bool(item.get("required"))
     if kind == "multi_choice":
@@ -118,6 +121,16 @@ def _item_to_fhir(item: Mapping[str, Any]) -> dict[str, Any]:
     if kind == "section":
         node["item"] = [_item_to_fhir(child) for child in item["items"]]
     return node
+
+
+def _condition_to_fhir(condition: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Our condition as R4 enableWhen. ``!=`` is two: in R4 a bare ``!=`` holds when no answer equals the value, so
+    an unanswered (or disabled) source shows the item; ours hides it, which is ``exists true`` and ``!=``, both."""
+    compared = {"question": condition["link_id"], "operator": condition["operator"],
+                **_answer_to_fhir(condition["answer"])}
+    if condition["operator"] == "!=":
+        return [{"question": condition["link_id"], "operator": "exists", "answerBoolean": True}, compared]
+    return [compared]
 
 
 def _answer_to_fhir(answer: Any) -> dict[str, Any]:
@@ -399,20 +412,43 @@ def _kind_of(node: Mapping[str, Any], path: str) -> str:
 
 
 def _condition_from_fhir(node: Mapping[str, Any], path: str) -> dict[str, Any]:
+    """One enableWhen, or the pair our ``!=`` exports as (``exists true`` and ``!=`` on one question, enableBehavior
+    ``all``). A bare ``!=`` is refused: R4 shows its item while the question is unanswered, we hide it."""
     conditions = node["enableWhen"]
     where = f"{path}.enableWhen"
-    if not isinstance(conditions, list) or len(conditions) != 1 or not isinstance(conditions[0], dict):
+    if not isinstance(conditions, list) or not all(isinstance(c, dict) for c in conditions):
         raise _fail(where, "one condition per item can be represented.")
+    if len(conditions) == 2 and _is_answered_check(conditions[0]) and conditions[1].get("operator") == "!=":
+        if node.get("enableBehavior") != "all":
+            raise _fail(f"{path}.enableBehavior", "must be all: exists and != on one question are both required.")
+        if conditions[1].get("question") != conditions[0].get("question"):
+            raise _fail(f"{where}[1].question", "exists and != must name the same question.")
+        return _compared_from_fhir(conditions[1], f"{where}[1]")
+    if len(conditions) != 1:
+        raise _fail(where, "one condition per item can be represented (or exists true then != on one question).")
     condition = conditions[0]
     if condition.get("operator") == "exists":
         raise _fail(f"{where}[0].operator", "the exists operator cannot be represented.")
+    if condition.get("operator") == "!=":
+        raise _fail(f"{where}[0].operator", "a bare != shows the item while the question is unanswered, which "
+                                            "cannot be represented: give exists true then != on the question, "
+                                            "enableBehavior all.")
+    return _compared_from_fhir(condition, f"{where}[0]")
+
+
+def _is_answered_check(condition: Mapping[str, Any]) -> bool:
+    return condition.get("operator") == "exists" and condition.get("answerBoolean") is True and \
+        [key for key in condition if key.startswith("answer")] == ["answerBoolean"]
+
+
+def _compared_from_fhir(condition: Mapping[str, Any], where: str) -> dict[str, Any]:
     answers = [key for key in condition if key.startswith("answer")]
     if answers == ["answerInteger"] or answers == ["answerBoolean"]:
         answer = condition[answers[0]]
     elif answers == ["answerCoding"] and isinstance(condition["answerCoding"], dict):
         answer = condition["answerCoding"].get("code")
     else:
-        raise _fail(f"{where}[0]", "the answer must be an integer, a boolean or a coding.")
+        raise _fail(where, "the answer must be an integer, a boolean or a coding.")
     return {"link_id": condition.get("question"), "operator": condition.get("operator"), "answer": answer}
 
 

@@ -566,7 +566,9 @@ class QuestionnaireQuery:
 
     @strawberry.field(description="One questionnaire version as a FHIR R4 Questionnaire resource (JSON text): "
                                   "English as translations, our scoring, respondent, subject, anonymity, anchors "
-                                  "and counted items in extensions.")
+                                  "and counted items in extensions. A != condition (which hides its item while the "
+                                  "question is unanswered) is two enableWhen, exists true and !=, enableBehavior "
+                                  "all.")
     async def questionnaire_export_fhir(
         self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The version's id.")],
     ) -> str | None:
@@ -629,8 +631,9 @@ class QuestionnaireMutation:
 
     @strawberry.mutation(description="Import a FHIR R4 Questionnaire (JSON text) as a new draft. What careloop "
                                      "cannot represent (display or open-choice items, value sets, several conditions "
-                                     "on one item, initial values...) is refused, BAD_USER_INPUT naming the place "
-                                     "in the JSON (field json.item[2].type).")
+                                     "on one item but exists true and != on one question, a bare != (it shows its "
+                                     "item while the question is unanswered), initial values...) is refused, "
+                                     "BAD_USER_INPUT naming the place in the JSON (field json.item[2].type).")
     async def questionnaire_import_fhir(
         self, info: Info,
         json: Annotated[str, strawberry.argument(description="The Questionnaire resource, at most 200,000 "

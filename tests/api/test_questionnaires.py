@@ -534,6 +534,30 @@ async def test_import_then_export_gives_the_same_resource(tenant: Tenant) -> Non
         assert _comparable(again) == _comparable(resource)
 
 
+async def test_not_equal_exports_as_fhir_means_it_and_imports_back(tenant: Tenant) -> None:
+    """Ours hides an item whose question is unanswered (or hidden); R4's bare != shows it, since no answer equals
+    the value (found in review: the export said something else to other FHIR tools, and an imported != behaved
+    otherwise here). Ours goes out as exists true and != on the question, enableBehavior all, and comes back as !=;
+    every other operator is one enableWhen, as before."""
+    items = [*ITEMS[:2], {"linkId": "better", "kind": "TEXT", "text": t("还能做得更好吗？"),
+                          "enableWhen": {"linkId": "reception", "operator": "NOT_EQUAL", "answerNumber": 5}},
+             *ITEMS[2:]]
+    created = await create(tenant, items=items)
+    resource = await export(tenant, created["id"])
+    check_r4(resource)
+    why, better = resource["item"][1], resource["item"][2]
+    assert (why["enableWhen"], "enableBehavior" in why) == (
+        [{"question": "reception", "operator": "<=", "answerInteger": 2}], False)
+    assert (better["enableWhen"], better["enableBehavior"]) == ([
+        {"question": "reception", "operator": "exists", "answerBoolean": True},
+        {"question": "reception", "operator": "!=", "answerInteger": 5}], "all")
+    imported = ok(await tenant.call("admin", IMPORT, json=json.dumps(resource)), "questionnaireImportFhir")
+    assert imported["items"] == created["items"]
+    assert imported["items"][2]["enableWhen"] == {"linkId": "reception", "operator": "NOT_EQUAL", "answerNumber": 5,
+                                                  "answerBoolean": None, "answerCode": None}
+    assert _comparable(await export(tenant, imported["id"])) == _comparable(resource)
+
+
 def _plain_fhir(**changes: Any) -> dict[str, Any]:
     """A FHIR questionnaire from elsewhere: no careloop extensions, English as the primary language."""
     return {"resourceType": "Questionnaire", "status": "active", "language": "en", "title": "Stay",
@@ -596,6 +620,25 @@ REFUSED_IMPORTS = [
      "json.item[1].enableWhen[0].operator"),
     (json.dumps(_second({"type": "text", "enableWhen": [{"question": "rate", "operator": "<",
                                                          "answerDecimal": 2.5}]})), "json.item[1].enableWhen[0]"),
+    # R4's bare != shows its item while the question is unanswered, ours hides it: only the pair ours exports as
+    # (found in review)
+    (json.dumps(_second({"type": "text", "enableWhen": [{"question": "rate", "operator": "!=", "answerInteger": 3}]})),
+     "json.item[1].enableWhen[0].operator"),
+    (json.dumps(_second({"type": "text", "enableBehavior": "any", "enableWhen": [
+        {"question": "rate", "operator": "exists", "answerBoolean": True},
+        {"question": "rate", "operator": "!=", "answerInteger": 3}]})), "json.item[1].enableBehavior"),
+    (json.dumps(_second({"type": "text", "enableWhen": [
+        {"question": "rate", "operator": "exists", "answerBoolean": True},
+        {"question": "rate", "operator": "!=", "answerInteger": 3}]})), "json.item[1].enableBehavior"),
+    (json.dumps(_second({"type": "text", "enableBehavior": "all", "enableWhen": [
+        {"question": "rate", "operator": "exists", "answerBoolean": True},
+        {"question": "other", "operator": "!=", "answerInteger": 3}]})), "json.item[1].enableWhen[1].question"),
+    (json.dumps(_second({"type": "text", "enableBehavior": "all", "enableWhen": [
+        {"question": "rate", "operator": "exists", "answerBoolean": False},
+        {"question": "rate", "operator": "!=", "answerInteger": 3}]})), "json.item[1].enableWhen"),
+    (json.dumps(_second({"type": "text", "enableBehavior": "all", "enableWhen": [
+        {"question": "rate", "operator": "exists", "answerBoolean": True},
+        {"question": "rate", "operator": "!=", "answerDecimal": 3.5}]})), "json.item[1].enableWhen[1]"),
     (json.dumps(_second({"type": "group", "item": [{"linkId": "g", "type": "group", "text": "G", "item": [
         {"linkId": "h", "type": "text", "text": "H"}]}]})), "json.item[1].item[0].type"),
     (json.dumps(_with_item(modifierExtension=[{"url": "x", "valueBoolean": True}])), "json.item[0].modifierExtension"),

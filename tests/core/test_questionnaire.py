@@ -334,13 +334,15 @@ def test_fhir_round_trip_of_the_definition() -> None:
 
 _JSON = st.recursive(
     st.none() | st.booleans() | st.integers(-20, 20) | st.floats(allow_nan=True) | st.sampled_from(
-        ["q1", "why", "ch", "a", "b", "likert", "integer", "choice", "group", "boolean", "=", "<=", "zh-CN", "en",
-         "mean", "http://hl7.org/fhir/StructureDefinition/translation", fhir.KIND, fhir.ANCHOR, fhir.SCORING]),
+        ["q1", "why", "ch", "a", "b", "likert", "integer", "choice", "group", "boolean", "=", "<=", "!=", "exists",
+         "all", "zh-CN", "en", "mean", "http://hl7.org/fhir/StructureDefinition/translation", fhir.KIND, fhir.ANCHOR,
+         fhir.SCORING]),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.sampled_from(
         ["linkId", "link_id", "type", "kind", "text", "_text", "item", "items", "extension", "url", "valueCode",
          "valueInteger", "valueString", "answerOption", "valueCoding", "code", "display", "enableWhen", "question",
-         "operator", "answerInteger", "answerCoding", "answer", "options", "anchors", "repeats", "required",
-         "enable_when", "method", "satisfied_at", "low", "title", "resourceType"]), children, max_size=5),
+         "operator", "answerInteger", "answerBoolean", "answerCoding", "enableBehavior", "answer", "options",
+         "anchors", "repeats", "required", "enable_when", "method", "satisfied_at", "low", "title",
+         "resourceType"]), children, max_size=5),
     max_leaves=30)
 
 
