@@ -29,7 +29,7 @@ from core import questionnaire_fhir as fhir
 from core.errors import ILLEGAL_TRANSITION, BadUserInput, Conflict, InvalidInput
 from core.ids import uuid7
 from core.validation import Problems, one_of
-from models import Questionnaire, QuestionnaireResponse
+from models import Institution, Questionnaire, QuestionnaireResponse
 from models.questionnaire import QUESTIONNAIRE_STATUSES, RESPONDENTS, SUBJECTS
 from policies.guard import Decision
 from resolvers import access, pagination
@@ -155,18 +155,23 @@ async def import_fhir(ctx: Context, text: str) -> Questionnaire:
 
 
 async def adopt(ctx: Context, code: str) -> Questionnaire:
-    """The institution's active copy of a shipped template; one live copy (draft or active) per template."""
+    """The institution's active copy of a shipped template; one live copy (draft or active) per template, looked
+    for under ``_lock_templates`` (as activating a copy does)."""
     decision = await access.authorize(ctx, "questionnaire", "create", action=Action.CREATE,
                                       resource_type="questionnaire")
     template = TEMPLATES[one_of(code, TEMPLATES, "template")]
-    if await Questionnaire.exists(institution_id=ctx.institution_id, template=template.code,
-                                  status__in=("draft", "active")):
-        raise Conflict("template: the institution already has this template in use; edit that one.",
-                       field="template")
     values = _values({"title": template.title, "purpose": template.purpose, "respondent": template.respondent,
                       "subject": template.subject, "anonymous": template.anonymous, "items": template.items,
                       "scoring": template.scoring}, whole=True)
-    return await _insert(ctx, decision, values, status="active", template=template.code)
+    async with in_transaction():
+        # Looked for under the templates' lock (found in review: looked for before, two adopts at once both found
+        # none and made two live copies)
+        await _lock_templates(ctx)
+        if await _live_copy(ctx, template.code):
+            raise Conflict("template: the institution already has this template in use; edit that one.",
+                           field="template")
+        return await _create_row(ctx, decision, values, status="active", template=template.code, key=uuid7(),
+                                 version=1)
 
 
 async def update(ctx: Context, questionnaire_id: uuid.UUID | None, data: dict[str, Any],
@@ -206,7 +211,8 @@ async def update(ctx: Context, questionnaire_id: uuid.UUID | None, data: dict[st
 
 async def activate(ctx: Context, questionnaire_id: uuid.UUID | None, revision: int | None = None) -> Questionnaire:
     """Make this version the key's active one; the version active until now is retired. ``revision``: the one
-    read (stale: CONFLICT, nothing written); every version whose status changes gets the next revision."""
+    read (stale: CONFLICT, nothing written); every version whose status changes gets the next revision. A template's
+    copy is not put back in use while another copy of the template is (CONFLICT)."""
     decision = await access.authorize(ctx, "questionnaire", "update", action=Action.UPDATE,
                                       resource_type="questionnaire", resource_id=questionnaire_id)
     row = await _find(ctx, questionnaire_id, Action.UPDATE)
@@ -215,6 +221,8 @@ async def activate(ctx: Context, questionnaire_id: uuid.UUID | None, revision: i
     if revision is not None and revision != row.revision:
         raise _stale()
     async with in_transaction():
+        if row.template is not None:  # a template's copy: one live copy per template, as adopting keeps it
+            await _lock_templates(ctx)
         # the key's versions, locked: two activations of one key run one after the other
         versions = await Questionnaire.filter(institution_id=ctx.institution_id, key=row.key).select_for_update(
             no_key=True)
@@ -223,6 +231,10 @@ async def activate(ctx: Context, questionnaire_id: uuid.UUID | None, revision: i
             raise Conflict("id: this version is active already.", field="id", reason=ILLEGAL_TRANSITION)
         if revision is not None and revision != current.revision:
             raise _stale()
+        if current.template is not None and await _live_copy(ctx, current.template, besides=current.key):
+            # found in review: a retired copy was put back in use beside the copy adopted since
+            raise Conflict("id: another copy of this template is in use; retire it first.", field="id",
+                           reason=ILLEGAL_TRANSITION)
         retired = [v.id for v in versions if v.status == "active"]
         now = _now()
         if retired:
@@ -274,6 +286,20 @@ async def _create_row(ctx: Context, decision: Decision, values: dict[str, Any], 
     await writer.append([access.write_record(ctx, Action.CREATE, "questionnaire", row.id,
                                              fields=frozenset(values) | {"version", "status"}, decision=decision)])
     return row
+
+
+async def _lock_templates(ctx: Context) -> None:
+    """Inside the caller's transaction, what adopting a template and activating a template's copy both take before
+    looking for a live copy: the institution's row, FOR NO KEY UPDATE (rows referencing it are still written
+    meanwhile), so the two look and write one after the other. No unique index can say "one live copy": a copy's
+    next version, a draft, is live beside its active one."""
+    await Institution.filter(id=ctx.institution_id).select_for_update(no_key=True).only("id").first()
+
+
+async def _live_copy(ctx: Context, template: str, *, besides: uuid.UUID | None = None) -> bool:
+    """Whether a copy of the template (of another key than ``besides``) is in use, a draft or active."""
+    live = Questionnaire.filter(institution_id=ctx.institution_id, template=template, status__in=("draft", "active"))
+    return await (live.exclude(key=besides) if besides is not None else live).exists()
 
 
 async def _find(ctx: Context, questionnaire_id: uuid.UUID | None, action: Action) -> Questionnaire:

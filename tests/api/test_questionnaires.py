@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import asyncpg
 import pytest
 from fhir.resources.R4B.questionnaire import Questionnaire as FhirQuestionnaire
 
@@ -21,7 +22,7 @@ from core.questionnaire_fhir import EXTENSION
 from models import AuditEvent, Questionnaire, QuestionnaireResponse
 from resolvers import questionnaire as questionnaire_resolver
 from resolvers.questionnaire_templates import TEMPLATES
-from tests.conftest import SqlCounter
+from tests.conftest import BACKEND, SqlCounter
 from tests.factories import Response, Tenant, gql
 from tests.partners import make_partnership
 from tests.patients import open_account
@@ -465,6 +466,81 @@ async def test_each_template_is_adopted_in_one_call(tenant: Tenant, code: str) -
     ok(await tenant.call("admin", RETIRE, id=adopted["id"]), "questionnaireRetire")
     anew = ok(await tenant.call("admin", ADOPT, t=code.upper()), "questionnaireAdopt")
     assert anew["key"] != adopted["key"] and anew["status"] == "ACTIVE"
+
+
+async def _one_copy_adopted(tenant: Tenant, replies: list[Response], seq: int) -> None:
+    """One adopt answered, every other a CONFLICT on the template (never INTERNAL_SERVER_ERROR), one copy and one
+    record written."""
+    assert sorted(tuple(r.codes) for r in replies) == [()] + [("CONFLICT",)] * (len(replies) - 1), [
+        r.body for r in replies]
+    assert all(r.errors[0]["extensions"]["field"] == "template" for r in replies if r.errors)
+    rows = await Questionnaire.filter(institution_id=tenant.id, template="nps")
+    assert [(r.status, r.version) for r in rows] == [("active", 1)]
+    created = await AuditEvent.filter(institution_id=tenant.id, seq__gt=seq, resource_type="questionnaire")
+    assert [(e.action, e.outcome, str(e.resource_id)) for e in created] == [("create", "allowed", str(rows[0].id))]
+
+
+async def _seq(tenant: Tenant) -> int:
+    last = await AuditEvent.filter(institution_id=tenant.id).order_by("-seq").first()
+    return last.seq if last else 0
+
+
+async def test_a_template_adopted_three_times_at_once_is_one_copy(tenant: Tenant) -> None:
+    """Found in review: each adopt looked for a live copy before writing, outside any lock, so adopts at once
+    each found none and wrote one: several live copies of one template."""
+    seq = await _seq(tenant)
+    replies = await asyncio.gather(*(tenant.call(role, ADOPT, t="NPS")
+                                     for role in ("admin", "department_head", "admin")))
+    await _one_copy_adopted(tenant, list(replies), seq)
+
+
+@pytest.mark.skipif(BACKEND == "sqlite", reason="row locks and concurrent transactions: PostgreSQL")
+async def test_two_adopts_waiting_for_the_templates_lock_make_one_copy(tenant: Tenant, database_url: str) -> None:
+    """Both adopts start while another transaction holds what adopting locks (the institution's row, FOR NO KEY
+    UPDATE), so both wait, then look for a live copy one after the other: the second finds the first's (before:
+    neither waited, and both wrote a copy, every run)."""
+    seq = await _seq(tenant)
+    other = await asyncpg.connect(database_url)
+    try:
+        async with other.transaction():
+            await other.execute("SELECT 1 FROM institution WHERE id = $1 FOR NO KEY UPDATE", tenant.id)
+            adopting = [asyncio.create_task(tenant.call(role, ADOPT, t="NPS")) for role in ("admin", "department_head")]
+            done, _ = await asyncio.wait(adopting, timeout=1)
+            assert not done, "the adopts did not wait for the lock"
+        replies = await asyncio.wait_for(asyncio.gather(*adopting), 10)
+    finally:
+        await other.close()
+    await _one_copy_adopted(tenant, list(replies), seq)
+
+
+async def test_a_retired_copy_is_not_put_back_beside_the_copy_adopted_since(tenant: Tenant) -> None:
+    """Found in review: questionnaireActivate put a retired copy of a template back in use while the copy adopted
+    since was live, two live copies of one template. It is a CONFLICT now, nothing written; once the newer copy is
+    retired, the old one is put back."""
+    first = ok(await tenant.call("admin", ADOPT, t="NPS"), "questionnaireAdopt")
+    ok(await tenant.call("admin", RETIRE, id=first["id"]), "questionnaireRetire")
+    second = ok(await tenant.call("admin", ADOPT, t="NPS"), "questionnaireAdopt")
+    for live in ("ACTIVE", "DRAFT"):
+        if live == "DRAFT":  # the newer copy answered, then edited: its next version, a draft, is live too
+            await answered(tenant, second["id"])
+            edited = ok(await tenant.call("admin", UPDATE, id=second["id"], revision=second["revision"],
+                                          input={"anonymous": True}), "questionnaireUpdate")
+            ok(await tenant.call("admin", RETIRE, id=second["id"]), "questionnaireRetire")
+            assert edited["questionnaire"]["status"] == "DRAFT"
+        before, events = await written(tenant), await tenant.audit_count()
+        refused = await tenant.call("department_head", ACTIVATE, id=first["id"])
+        assert refused.codes == ["CONFLICT"] and refused.errors[0]["extensions"]["field"] == "id", refused.errors
+        assert await written(tenant) == before and await tenant.audit_count() == events
+    # the twin: the newer copy's live version retired, the old copy is put back in use
+    ok(await tenant.call("admin", RETIRE, id=edited["questionnaire"]["id"]), "questionnaireRetire")
+    assert ok(await tenant.call("department_head", ACTIVATE, id=first["id"]), "questionnaireActivate")["status"] == \
+        "ACTIVE"
+    # the copy in use's own next version is activated (it retires the active one)
+    await answered(tenant, first["id"])
+    following = ok(await tenant.call("admin", UPDATE, id=first["id"], revision=first["revision"] + 2,
+                                     input={"anonymous": True}), "questionnaireUpdate")["questionnaire"]
+    assert ok(await tenant.call("admin", ACTIVATE, id=following["id"]), "questionnaireActivate")["status"] == "ACTIVE"
+    assert ok(await tenant.call("admin", ONE, id=first["id"]), "questionnaire")["status"] == "RETIRED"
 
 
 # -- FHIR ---------------------------------------------------------------------------------------------
