@@ -3,10 +3,11 @@
 A questionnaire's versions share a ``key``. A version with a response is never changed again: editing it
 makes the next version, a draft, which replaces the old one when it is activated (the old one is retired
 then), so every figure can say which version it comes from. A version without responses is edited in
-place, compare-and-set on its ``revision``. One version per key is active: activating one retires the
-one that was. Only the key's newest version is edited. Questionnaires are the institution's, in no
-department: admins and department heads keep them (questionnaire: create, update), staff who take answers
-read them (questionnaire: read). Organisational text, in clear; every read and write on the audit trail.
+place, compare-and-set on its ``revision``, but for its anonymity once it has invitations (see ``_sent``). One
+version per key is active: activating one retires the one that was, and one copy per template is in use. Only the
+key's newest version is edited. Questionnaires are the institution's, in no department: admins and department heads
+keep them (questionnaire: create, update), staff who take answers read them (questionnaire: read). Organisational
+text, in clear; every read and write on the audit trail.
 """
 
 from __future__ import annotations
@@ -29,10 +30,11 @@ from core import questionnaire_fhir as fhir
 from core.errors import ILLEGAL_TRANSITION, BadUserInput, Conflict, InvalidInput
 from core.ids import uuid7
 from core.validation import Problems, one_of
-from models import Institution, Questionnaire, QuestionnaireResponse
+from models import Institution, Questionnaire, QuestionnaireResponse, SurveyInvitation
 from models.questionnaire import QUESTIONNAIRE_STATUSES, RESPONDENTS, SUBJECTS
 from policies.guard import Decision
 from resolvers import access, pagination
+from resolvers import survey as surveys
 from resolvers import survey_report as reports
 from resolvers.context import Context
 from resolvers.questionnaire_templates import TEMPLATES, Template
@@ -176,8 +178,9 @@ async def adopt(ctx: Context, code: str) -> Questionnaire:
 
 async def update(ctx: Context, questionnaire_id: uuid.UUID | None, data: dict[str, Any],
                  revision: int) -> tuple[Questionnaire, bool]:
-    """Edit the key's newest version: in place while it has no response (compare-and-set on ``revision``),
-    else as the next version, a draft. Answers the version written and whether it is a new one."""
+    """Edit the key's newest version: in place while it has no response (compare-and-set on ``revision``) and, for a
+    change of its anonymity, no invitation either (``_sent``); else as the next version, a draft. Answers the version
+    written and whether it is a new one."""
     decision = await access.authorize(ctx, "questionnaire", "update", action=Action.UPDATE,
                                       resource_type="questionnaire", resource_id=questionnaire_id)
     if not data:  # after the rights (found in review: before them, one without any got no FORBIDDEN, no audit row)
@@ -197,7 +200,8 @@ async def update(ctx: Context, questionnaire_id: uuid.UUID | None, data: dict[st
                 no_key=True).first()
             if locked is None or locked.revision != revision or locked.status == "retired":
                 raise _stale()
-            if await QuestionnaireResponse.exists(institution_id=ctx.institution_id, questionnaire_id=row.id):
+            if await QuestionnaireResponse.exists(institution_id=ctx.institution_id, questionnaire_id=row.id) or (
+                    changes.get("anonymous", locked.anonymous) != locked.anonymous and await _sent(ctx, row.id)):
                 return await _create_row(ctx, decision, merged, status="draft", template=row.template,
                                          key=row.key, version=row.version + 1), True
             await Questionnaire.filter(id=row.id, institution_id=ctx.institution_id).update(
@@ -207,6 +211,15 @@ async def update(ctx: Context, questionnaire_id: uuid.UUID | None, data: dict[st
     except IntegrityError:  # another edit made the next version a moment ago
         raise _stale() from None
     return await Questionnaire.get(id=row.id, institution_id=ctx.institution_id), False
+
+
+async def _sent(ctx: Context, questionnaire_id: uuid.UUID) -> bool:
+    """Whether the version has invitations, looked for in the invitations' turn (``survey.take_turn``), so one being
+    made meanwhile is either seen or made after this edit. Its anonymity is then fixed: the patients were shown it
+    so, and their answers keep what they were shown (found in review: edited in place from anonymous to identified,
+    a patient who had opened the anonymous form gave an answer that named them); the edit is the next version."""
+    await surveys.take_turn(ctx.institution_id)
+    return await SurveyInvitation.exists(institution_id=ctx.institution_id, questionnaire_id=questionnaire_id)
 
 
 async def activate(ctx: Context, questionnaire_id: uuid.UUID | None, revision: int | None = None) -> Questionnaire:

@@ -410,9 +410,10 @@ class Invited:
     no_contact: int = 0  # a family questionnaire, and no contact of the patient's may be asked (none made)
 
 
-async def _take_turn(institution_id: uuid.UUID) -> None:
+async def take_turn(institution_id: uuid.UUID) -> None:
     """Wait for the institution's other invitation decisions to commit: a transaction-scoped advisory lock on
-    PostgreSQL (released at commit or rollback, so no pooled connection keeps it); SQLite has one writer."""
+    PostgreSQL (released at commit or rollback, so no pooled connection keeps it); SQLite has one writer. Also taken
+    by an edit of a version's anonymity (``resolvers.questionnaire.update``) before it looks for invitations."""
     db = SurveyInvitation._meta.db  # the caller's transaction's connection
     if db.capabilities.dialect == "postgres":
         await db.execute_query("SELECT pg_advisory_xact_lock(hashtext('careloop.survey_invitations'), hashtext($1))",
@@ -425,7 +426,7 @@ async def invite_many(ctx: Context, questionnaire: Questionnaire, causes: Sequen
     number of statements whatever their number: patients, recent invitations, one insert (a cause that invited
     already is skipped quietly), the messages through the outbox, the audit records.
 
-    The institution's invitations are decided one transaction at a time (``_take_turn``), so two causes of one
+    The institution's invitations are decided one transaction at a time (``take_turn``), so two causes of one
     patient cannot both pass the fatigue cap. (Locking the patient's row instead would deadlock against a
     concurrent edit of the file. The audit chain head used to give the turns; since migration 0023 writers no
     longer wait for it.) The patients' files are held (``access.current_files``) before their status is read: a file
@@ -438,7 +439,7 @@ async def invite_many(ctx: Context, questionnaire: Questionnaire, causes: Sequen
     # survivor). In one statement in id order, as the merge locks its two; FOR KEY SHARE, so only a merge waits. And
     # before the turn, as the other causes' writers hold their file first: no one waits for a file holding the turn.
     await access.current_files(patient_ids)
-    await _take_turn(institution_id)
+    await take_turn(institution_id)
     setup = await settings_of(institution_id)
     delay = timedelta(hours=trigger.delay_hours if trigger is not None else 0)
     send_at = {cause.key: cause.at + delay for cause in causes}

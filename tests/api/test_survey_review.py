@@ -4,10 +4,14 @@ rounding residue."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
+
+import asyncpg
+import pytest
 
 from core import questionnaire as definitions
 from models import Questionnaire, QuestionnaireResponse, SurveyInvitation, SurveyTrigger
@@ -15,6 +19,7 @@ from resolvers.context import Services
 from tests import surveys
 from tests.api.test_survey_reports import CHART, REPORT, invite, respond, text
 from tests.api.test_survey_reports import COMPARE as COMPARISON
+from tests.conftest import BACKEND
 from tests.daytime import a_whole_local_day
 from tests.factories import Tenant, make_patient, subjects
 from tests.patients import open_account
@@ -479,6 +484,80 @@ async def test_an_invitation_of_a_questionnaire_made_a_staff_one_is_not_answered
     await SurveyTrigger.filter(institution_id=tenant.id).update(active=False)
     _, _, open_token = await surveys.invited(tenant, services, other)
     ok(await tenant.call(None, BY_LINK_ANSWER, t=open_token, answers=surveys.GOOD), "surveyAnswerByLink")
+
+
+BY_LINK = "query($t: String!) { surveyByLink(token: $t) { questionnaire { id anonymous } } }"
+
+
+async def test_a_sent_versions_anonymity_is_changed_only_as_its_next_version(tenant: Tenant,
+                                                                           services: Services) -> None:
+    """An anonymous version's invitation is out and its patient has opened the form, anonymous. The version, still
+    unanswered, was edited in place to be identified, and the patient's answer through the link named them (found
+    in review). A version's anonymity is fixed once it has invitations: the edit is the next version, a draft; the
+    invitation's answer stays anonymous, as the form said. The twin: a version nobody was invited to changes in
+    place."""
+    q = await surveys.questionnaire(tenant, anonymous=True)
+    _, _, token = await surveys.invited(tenant, services, q)
+    shown = ok(await tenant.call(None, BY_LINK, t=token), "surveyByLink")["questionnaire"]
+    assert shown == {"id": str(q.id), "anonymous": True}
+    edited = ok(await tenant.call("department_head", UPDATE, id=str(q.id), revision=q.revision,
+                                  input={"anonymous": False}), "questionnaireUpdate")
+    assert edited == {"newVersion": True, "questionnaire": {"anonymous": False}}
+    assert (await Questionnaire.get(id=q.id)).anonymous is True
+    receipt = ok(await tenant.call(None, BY_LINK_ANSWER, t=token, answers=surveys.GOOD), "surveyAnswerByLink")
+    assert (receipt["anonymous"], receipt["responseId"]) == (True, None)
+    [response] = await QuestionnaireResponse.filter(institution_id=tenant.id)
+    assert (response.questionnaire_id, response.patient_id, response.invitation_id) == (q.id, None, None)
+    # and the other way: an identified version with an invitation out stays identified
+    await SurveyTrigger.filter(institution_id=tenant.id).update(active=False)
+    named = await surveys.questionnaire(tenant)
+    await surveys.invited(tenant, services, named)
+    # (its other fields still change in place)
+    assert ok(await tenant.call("admin", UPDATE, id=str(named.id), revision=named.revision,
+                                input={"title": {"zhCN": "门诊满意度"}}), "questionnaireUpdate") == {
+        "newVersion": False, "questionnaire": {"anonymous": False}}
+    assert ok(await tenant.call("admin", UPDATE, id=str(named.id), revision=named.revision + 1,
+                                input={"anonymous": True}), "questionnaireUpdate")["newVersion"] is True
+    assert (await Questionnaire.get(id=named.id)).anonymous is False
+    # the twin: nobody invited, the version changes in place
+    unsent = await surveys.questionnaire(tenant, anonymous=True)
+    assert ok(await tenant.call("department_head", UPDATE, id=str(unsent.id), revision=unsent.revision,
+                                input={"anonymous": False}), "questionnaireUpdate") == {
+        "newVersion": False, "questionnaire": {"anonymous": False}}
+
+
+@pytest.mark.skipif(BACKEND == "sqlite", reason="row locks and concurrent transactions: PostgreSQL")
+async def test_an_invitation_being_made_while_anonymity_is_edited_makes_the_edit_a_new_version(
+        tenant: Tenant, services: Services, database_url: str) -> None:
+    """Another transaction is making an invitation to the anonymous version (it holds the invitations' turn and has
+    written the invitation, not committed): the edit of its anonymity waits for the turn, then finds the invitation
+    and is the next version (without waiting, it would not see the invitation and would change the version under
+    it)."""
+    sent = await surveys.questionnaire(tenant)
+    _, source, _ = await surveys.invited(tenant, services, sent)
+    q = await surveys.questionnaire(tenant, anonymous=True)
+    other = await asyncpg.connect(database_url)
+    try:
+        columns = [r["column_name"] for r in await other.fetch(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'survey_invitation' "
+            "AND table_schema = current_schema()")]
+        copied = {"id": "$2", "questionnaire_id": "$3", "cause_key": "$4", "token_hash": "NULL"}
+        async with other.transaction():
+            await other.execute("SELECT pg_advisory_xact_lock(hashtext('careloop.survey_invitations'), hashtext($1))",
+                                str(tenant.id))
+            await other.execute(
+                f"INSERT INTO survey_invitation ({', '.join(columns)}) SELECT "
+                f"{', '.join(copied.get(c, c) for c in columns)} FROM survey_invitation WHERE id = $1",
+                source.id, uuid.uuid4(), q.id, f"campaign:{uuid.uuid4()}")
+            editing = asyncio.create_task(tenant.call("admin", UPDATE, id=str(q.id), revision=q.revision,
+                                                      input={"anonymous": False}))
+            done, _ = await asyncio.wait([editing], timeout=1)
+            assert not done, "the edit did not wait for the invitations' turn"
+        edited = await asyncio.wait_for(editing, 10)
+    finally:
+        await other.close()
+    assert ok(edited, "questionnaireUpdate") == {"newVersion": True, "questionnaire": {"anonymous": False}}
+    assert (await Questionnaire.get(id=q.id)).anonymous is True
 
 
 # -- a hidden anonymous cell's count ---------------------------------------------------------------------------
