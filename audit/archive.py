@@ -34,7 +34,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
-from audit import export, offline, writer
+from audit import export, offline, verify, writer
 from audit.checkpoint import Checkpoint
 from audit.events import Action, Actor, AuditRecord, Outcome, RequestMeta
 from core.db import placeholders
@@ -159,8 +159,37 @@ async def archive(institution_id: uuid.UUID, output: Path, public: Ed25519Public
     stretch = await plan(institution_id, before)
     if stretch is None:
         return None
+    macs_from = await _macs_from(stretch)
+    await _check_macs(stretch, macs_from)
     sha256 = await _write_and_check(stretch, output, public)
-    return await _anchor_and_delete(stretch, sha256)
+    return await _anchor_and_delete(stretch, sha256, macs_from)
+
+
+async def _macs_from(stretch: Stretch) -> int | None:
+    """Where the chain's MACs began: as the previous run recorded it, else the first event still held that carries
+    one; None if none does yet. The run records it on the chain, so that verify asks a MAC of every event after the
+    anchor from there, the events that carried them being in a file without their MACs."""
+    previous = await AuditArchive.filter(institution_id=stretch.institution_id, up_to_seq=stretch.after_seq).first()
+    recorded = verify.macs_from_record(await verify.record_of(previous)) if previous else None
+    if recorded is not None:
+        return recorded
+    first = await (AuditEvent.filter(institution_id=stretch.institution_id, seq__gt=stretch.after_seq)
+                   .exclude(mac="").order_by("seq").first())
+    return first.seq if first else None
+
+
+async def _check_macs(stretch: Stretch, macs_from: int | None) -> None:
+    """Each event of the stretch must carry a valid MAC once MACs began, as verify asks (checked with the key this
+    process appends with, the master key's): the file holds no MACs, so a stretch holding an event posted without
+    the key is not archived, and verify keeps naming it. Checked before the file is written: nothing is left."""
+    key = writer.current_mac_key()
+    if key is None:
+        return
+    found = await verify.stretch_mac_problem(stretch.institution_id, stretch.after_seq, stretch.up_to_seq, key,
+                                             macs_from)
+    if found is not None:
+        seq, problem = found
+        raise ArchiveRefused(f"seq {seq}: {problem}; nothing was written or deleted")
 
 
 async def _write_and_check(stretch: Stretch, output: Path, public: Ed25519PublicKey) -> str:
@@ -200,7 +229,7 @@ def _fsync_directory(path: Path) -> None:
         os.close(descriptor)
 
 
-async def _anchor_and_delete(stretch: Stretch, sha256: str) -> AuditArchive:
+async def _anchor_and_delete(stretch: Stretch, sha256: str, macs_from: int | None) -> AuditArchive:
     """Anchor, delete and record the run in one transaction. The record is appended at the head,
     after the stretch, so a run never archives its own record."""
     async with in_transaction():
@@ -221,5 +250,6 @@ async def _anchor_and_delete(stretch: Stretch, sha256: str) -> AuditArchive:
             stretch.institution_id, OPERATOR, Action.ARCHIVE_TRAIL, "audit_archive", Outcome.ALLOWED,
             ARCHIVE_BY_CLI, resource_id=anchor.id,
             fields_read=frozenset({f"up_to_seq:{stretch.up_to_seq}", f"events:{stretch.events}",
-                                   f"before:{stretch.cutoff.isoformat()}", f"sha256:{sha256}"}))])
+                                   f"before:{stretch.cutoff.isoformat()}", f"sha256:{sha256}",
+                                   *([f"{verify.MACS_FROM}{macs_from}"] if macs_from is not None else [])}))])
     return anchor

@@ -16,8 +16,9 @@ is named whichever of the two went wrong.
 
 Each event's MAC (``audit.writer.mac``, under a key derived from the master key) is checked when the key is given:
 a row posted by someone who could insert but holds no key is named, and once a chain's events carry MACs a later
-event without one is named too. Events still waiting in PostgreSQL's inbox to be sealed are checked the same way
-(``inbox_problem``): their hash does not exist yet, their MAC does.
+event without one is named too, also after an archive anchor: the run records where the MACs began (``macs_from``
+in its own event), so the first events after the anchor cannot go without one. Events still waiting in PostgreSQL's
+inbox to be sealed are checked the same way (``inbox_problem``): their hash does not exist yet, their MAC does.
 """
 
 from __future__ import annotations
@@ -99,7 +100,10 @@ async def verify_chain(institution_id: uuid.UUID, head: AuditChainHead | None,
     # The hash (and row id) at the checkpoint's sequence number: the anchor's when it was cut there.
     at_signed: tuple[str, uuid.UUID | None] | None = (prev_hash, None) if signed_seq == archived else None
     expected_seq, checked, macs_began = archived + 1, 0, False
-    recorded = anchor is None  # the run that cut the anchor appended its archive_trail event after it
+    # The run that cut the anchor appended its archive_trail event after it, saying from which event on the chain
+    # carries MACs: every event after the anchor from there must carry one, though the stretch went to a file.
+    record = await record_of(anchor) if anchor else None
+    macs_from = macs_from_record(record)
     while True:
         rows = (
             await AuditEvent.filter(institution_id=institution_id, seq__gte=expected_seq)
@@ -111,6 +115,7 @@ async def verify_chain(institution_id: uuid.UUID, head: AuditChainHead | None,
         for row in rows:
             before, between = body_around(row)  # the body, once, for its hash and its MAC
             content_hash = hash_of_pieces(before, between, row["seq"], row["prev_hash"])
+            macs_began = macs_began or (macs_from is not None and row["seq"] >= macs_from)
             problem = (_problem(row, expected_seq, prev_hash, content_hash) or _index_problem(row, indexed)
                        or _mac_problem(row, mac_key, macs_began, before, between))
             macs_began = macs_began or bool(row["mac"])
@@ -118,7 +123,6 @@ async def verify_chain(institution_id: uuid.UUID, head: AuditChainHead | None,
                 return ChainReport(institution_id, checked, problem, row["seq"], row["id"], archived)
             if row["seq"] == signed_seq:
                 at_signed = (row["hash"], row["id"])
-            recorded = recorded or _records(row, anchor)
             prev_hash, expected_seq, checked = row["hash"], expected_seq + 1, checked + 1
         if progress:
             progress(institution_id, checked)
@@ -142,7 +146,7 @@ async def verify_chain(institution_id: uuid.UUID, head: AuditChainHead | None,
             cut = newest.last_seq > end
             return ChainReport(institution_id, checked, problem, end + 1 if cut else newest.last_seq,
                                None if cut else signed_id, archived)
-    if anchor is not None and not recorded and not await _recorded_in_inbox(anchor):
+    if anchor is not None and record is None:
         return ChainReport(institution_id, checked, f"no archive_trail event records the archive anchor at seq "
                                                     f"{archived}: events were deleted under an anchor written by hand",
                            archived, None, archived)
@@ -171,22 +175,38 @@ async def _anchor_problem(anchor: AuditArchive, public: Ed25519PublicKey | None)
     return None
 
 
-def _records(row: dict, anchor: AuditArchive | None) -> bool:
-    """Whether ``row`` is the archive run's own event naming ``anchor`` (``audit.archive._anchor_and_delete``)."""
-    return (anchor is not None and row["action"] == "archive_trail" and row["resource_type"] == "audit_archive"
-            and str(row["resource_id"]) == str(anchor.id))
+MACS_FROM = "macs_from:"  # in an archive run's fields: the first event of the chain to carry a MAC
 
 
-async def _recorded_in_inbox(anchor: AuditArchive) -> bool:
-    """The archive run's event still waiting in PostgreSQL's inbox (its run found the head busy): its MAC is checked
-    there with the others' (``inbox_problem``)."""
+async def record_of(anchor: AuditArchive) -> str | None:
+    """The fields (``fields_read``) of the archive run's own event naming ``anchor``
+    (``audit.archive._anchor_and_delete``), after the anchor on the chain or still waiting in PostgreSQL's inbox
+    (its run found the head busy: its MAC is checked there with the others', ``inbox_problem``); None if there is
+    none. On the chain the walk checks it (its hash, its MAC) like every event after the anchor."""
+    found = await AuditEvent.filter(
+        institution_id=anchor.institution_id, actor_kind="system", seq__gt=anchor.up_to_seq, action="archive_trail",
+        resource_type="audit_archive", resource_id=anchor.id).limit(1).values_list("fields_read", flat=True)
+    if found:
+        return str(found[0] or "")
     db = AuditEvent._meta.db
     if db.capabilities.dialect != "postgres":
-        return False
+        return None
     rows = await db.execute_query_dict(
-        "SELECT 1 FROM audit_inbox WHERE institution_id = $1 AND event->'row'->>'action' = 'archive_trail' "
-        "AND event->'row'->>'resource_id' = $2 LIMIT 1", [anchor.institution_id, str(anchor.id)])
-    return bool(rows)
+        "SELECT coalesce(event->'row'->>'fields_read', '') AS fields FROM audit_inbox WHERE institution_id = $1 "
+        "AND event->'row'->>'action' = 'archive_trail' AND event->'row'->>'resource_id' = $2 LIMIT 1",
+        [anchor.institution_id, str(anchor.id)])
+    return str(rows[0]["fields"]) if rows else None
+
+
+def macs_from_record(fields: str | None) -> int | None:
+    """The sequence number an archive run's fields name as the first event to carry a MAC; None when they name
+    none (no event carried one yet, or a run from before runs recorded it). The fields are hashed and MACed with
+    the run's event: whoever lacks the key can take the claim out only by rewriting the event, which leaves it
+    without a valid MAC, and once a signed checkpoint covers the event not at all."""
+    for item in (fields or "").split(","):
+        if item.startswith(MACS_FROM) and item[len(MACS_FROM):].isdigit():
+            return int(item[len(MACS_FROM):])
+    return None
 
 
 # The event columns an index row repeats: its readers filter on them (disclosures, the snooping alert).
@@ -227,6 +247,27 @@ async def _stray_index_row(institution_id: uuid.UUID, after_seq: int, last_seq: 
     beyond = sorted({row.seq for row in rows})
     present = {event.seq for event in await AuditEvent.filter(institution_id=institution_id, seq__in=beyond)}
     return next((seq for seq in beyond if seq not in present), None)
+
+
+async def stretch_mac_problem(institution_id: uuid.UUID, after_seq: int, up_to_seq: int, key: bytes,
+                              macs_from: int | None) -> tuple[int, str] | None:
+    """The first event of ``after_seq`` < seq <= ``up_to_seq`` whose MAC does not hold, as the walk would name it
+    (seq, problem), given where MACs began (``macs_from``: earlier events, or an earlier archive run's record);
+    None if every one holds. An archive run checks the stretch it is about to delete: its file holds no MACs."""
+    began, after = False, after_seq
+    while after < up_to_seq:
+        rows = await (AuditEvent.filter(institution_id=institution_id, seq__gt=after, seq__lte=up_to_seq)
+                      .order_by("seq").limit(BATCH).values(*HASHED_COLUMNS, "mac"))
+        if not rows:
+            return None
+        for row in rows:
+            began = began or (macs_from is not None and row["seq"] >= macs_from)
+            problem = _mac_problem(row, key, began, *body_around(row))
+            if problem:
+                return row["seq"], problem
+            began = began or bool(row["mac"])
+        after = rows[-1]["seq"]
+    return None
 
 
 def _mac_problem(row: dict, key: bytes | None, macs_began: bool, head: str, middle: str) -> str:

@@ -25,7 +25,7 @@ from models import AuditArchive, AuditEvent, Institution
 from resolvers.context import Services
 from tests.audit import test_chain
 from tests.audit.test_chain import REFUSED, append_only_lifted, careloop, connection, is_postgres
-from tests.audit.test_inbox import head_held
+from tests.audit.test_inbox import head_held, mac_key
 
 retention = importlib.import_module("migrations.0011_audit_retention")
 LONG_AGO = timedelta(days=7 * 365)  # past the default 72 months
@@ -305,7 +305,7 @@ async def test_a_run_beaten_to_the_same_stretch_is_refused_and_deletes_nothing(c
     assert first is not None and first.up_to_seq == second.up_to_seq == 3
 
     with pytest.raises(archive.ArchiveRefused, match="nothing was deleted"):
-        await archive._anchor_and_delete(second, sha256)
+        await archive._anchor_and_delete(second, sha256, None)
     assert [a.id for a in await AuditArchive.filter(institution_id=chain.id)] == [first.id]
     assert await chain.seqs() == [4, 5]  # the recent event and the first run's record only
     assert (await chain.report()).ok
@@ -426,6 +426,92 @@ async def test_an_archive_whose_record_waits_in_the_inbox_verifies(chain: Chain,
         assert anchor is not None and await chain.seqs() == []  # the run's record waits in the inbox
         assert await chain.report() == ChainReport(chain.id, 0, archived=3)
     assert await chain.report() == ChainReport(chain.id, 0, archived=3)
+
+
+async def keyed_report(chain: Chain, services: Services) -> ChainReport:
+    [report] = await verify_all(chain.id, mac_key=services.master_key.audit_mac_key)
+    return report
+
+
+async def test_an_event_without_a_mac_right_after_the_anchor_is_named(chain: Chain, public: Ed25519PublicKey,
+                                                                       tmp_path: Path, services: Services) -> None:
+    """Verify asked a MAC of an event only once an earlier one of the walk carried one, and the walk starts after
+    the anchor: an event without a MAC right after it passed, though the archived events carried MACs (found in
+    review). The run records on the chain where MACs began (``macs_from``, in its own hashed, MACed event), and
+    verify asks a MAC of every event after the anchor from there."""
+    await archived_chain(chain, public, tmp_path)
+    record = await AuditEvent.get(institution_id=chain.id, seq=12)
+    assert "macs_from:1" in record.fields_read.split(",")
+    assert await keyed_report(chain, services) == ChainReport(chain.id, 5, archived=7)
+    first = await AuditEvent.get(institution_id=chain.id, seq=8)
+
+    async with append_only_lifted():  # the database's owner strips its MAC (not hashed: the chain still holds)
+        await AuditEvent.filter(id=first.id).update(mac="")
+
+    assert await keyed_report(chain, services) == ChainReport(
+        chain.id, 0, "the event carries no MAC, though earlier events of the chain do", 8, first.id, 7)
+    assert (await chain.report()).ok  # without the key only the hashes are checked
+
+
+async def test_an_event_posted_without_the_key_is_not_laundered_by_an_archive(
+        chain: Chain, public: Ed25519PublicKey, tmp_path: Path, services: Services) -> None:
+    """An event posted without the key just after a signed stretch is named before the run, and still after it,
+    when it is the first event after the anchor; one inside the stretch stops the run, which writes and deletes
+    nothing (the file holds no MACs)."""
+    await chain.add(3)
+    await chain.sign()
+    with mac_key(None):  # someone who can post events but holds no key
+        await chain.add(1, LONG_AGO - timedelta(days=1))
+    await chain.add(1)
+    await chain.sign()
+    problem = "the event carries no MAC, though earlier events of the chain do"
+    forged = await AuditEvent.get(institution_id=chain.id, seq=4)
+    assert await keyed_report(chain, services) == ChainReport(chain.id, 3, problem, 4, forged.id)
+
+    output = tmp_path / "a.ndjson"
+    with pytest.raises(archive.ArchiveRefused, match=f"seq 4: {problem}; nothing was written or deleted"):
+        await archive.archive(chain.id, output, public)  # 1-5, the forged event inside
+    assert not output.exists() and await chain.seqs() == [1, 2, 3, 4, 5]
+    assert await AuditArchive.filter(institution_id=chain.id).count() == 0
+
+    before = datetime.now(UTC) - LONG_AGO + timedelta(hours=12)  # the forged event is younger: 1-3 go
+    anchor = await archive.archive(chain.id, output, public, before)
+    assert anchor is not None and anchor.up_to_seq == 3
+    assert await keyed_report(chain, services) == ChainReport(chain.id, 0, problem, 4, forged.id, 3)
+
+
+async def test_macs_begun_after_the_stretch_are_asked_from_where_they_began(
+        chain: Chain, public: Ed25519PublicKey, tmp_path: Path, services: Services) -> None:
+    """A stretch from before 0023 (no MACs) archives, the events after it that carry none still verify, and the
+    run records where the MACs began: from there each event must carry one."""
+    with mac_key(None):
+        await chain.add(3)
+        await chain.sign()
+        await chain.add(1)
+    await chain.add(2)
+    assert await archive.archive(chain.id, tmp_path / "a.ndjson", public) is not None
+    record = await AuditEvent.get(institution_id=chain.id, seq=7)
+    assert "macs_from:5" in record.fields_read.split(",")
+    assert await keyed_report(chain, services) == ChainReport(chain.id, 4, archived=3)
+    first = await AuditEvent.get(institution_id=chain.id, seq=5)
+
+    async with append_only_lifted():
+        await AuditEvent.filter(id=first.id).update(mac="")
+    assert await keyed_report(chain, services) == ChainReport(
+        chain.id, 1, "the event carries no MAC, though earlier events of the chain do", 5, first.id, 3)
+
+
+async def test_a_run_before_any_mac_records_no_start(chain: Chain, public: Ed25519PublicKey, tmp_path: Path,
+                                                     services: Services) -> None:
+    with mac_key(None):  # a deployment from before 0023
+        await chain.add(3)
+        await chain.sign()
+        await chain.add(1)
+        assert await archive.archive(chain.id, tmp_path / "a.ndjson", public) is not None
+    record = await AuditEvent.get(institution_id=chain.id, seq=5)
+    assert not any(item.startswith("macs_from:") for item in record.fields_read.split(","))
+    await chain.add(2)  # the MACs begin after it
+    assert await keyed_report(chain, services) == ChainReport(chain.id, 4, archived=3)
 
 
 async def test_a_forged_anchor_is_found(chain: Chain) -> None:
