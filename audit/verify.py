@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
+import inspect
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -36,6 +37,8 @@ from audit.checkpoint import Checkpoint
 from models import AuditArchive, AuditChainHead, AuditCheckpoint, AuditEvent, AuditPatientIndex
 
 BATCH = 2000
+# Told each chain's events checked so far, after every batch; it may return an awaitable, awaited before the next.
+Progress = Callable[[uuid.UUID, int], Awaitable[None] | None]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,7 +60,7 @@ class ChainReport:
 
 
 async def verify_all(
-    institution_id: uuid.UUID | None = None, progress: Callable[[uuid.UUID, int], None] | None = None, *,
+    institution_id: uuid.UUID | None = None, progress: Progress | None = None, *,
     public: Ed25519PublicKey | None = None, mac_key: bytes | None = None,
 ) -> list[ChainReport]:
     """Every chain with a head, and every chain a signed checkpoint names (a deleted head must not
@@ -80,7 +83,7 @@ async def verify_all(
 
 
 async def verify_chain(institution_id: uuid.UUID, head: AuditChainHead | None,
-                       progress: Callable[[uuid.UUID, int], None] | None = None, *,
+                       progress: Progress | None = None, *,
                        public: Ed25519PublicKey | None = None, mac_key: bytes | None = None) -> ChainReport:
     """Walk the chain from the newest archive anchor (from the genesis hash at seq 1 if none) to the
     head, then hold it against its newest signed checkpoint."""
@@ -113,6 +116,19 @@ async def verify_chain(institution_id: uuid.UUID, head: AuditChainHead | None,
         )
         indexed = await _indexed(institution_id, rows)
         for row in rows:
+            newer = await _newer_anchor(institution_id, archived, expected_seq) if row["seq"] > expected_seq else None
+            if newer is not None:
+                # An archive run committed during the walk and deleted the events ahead of it: walk on from its
+                # anchor, held to its signed checkpoint and its record as the first one was.
+                bad_anchor = await _anchor_problem(newer, public)
+                if bad_anchor:
+                    return bad_anchor
+                anchor, archived, prev_hash = newer, newer.up_to_seq, newer.up_to_hash
+                expected_seq, checked = archived + 1, 0
+                record = await record_of(anchor)
+                macs_from = macs_from_record(record)
+                if signed_seq == archived:
+                    at_signed = (prev_hash, None)
             before, between = body_around(row)  # the body, once, for its hash and its MAC
             content_hash = hash_of_pieces(before, between, row["seq"], row["prev_hash"])
             macs_began = macs_began or (macs_from is not None and row["seq"] >= macs_from)
@@ -125,7 +141,9 @@ async def verify_chain(institution_id: uuid.UUID, head: AuditChainHead | None,
                 at_signed = (row["hash"], row["id"])
             prev_hash, expected_seq, checked = row["hash"], expected_seq + 1, checked + 1
         if progress:
-            progress(institution_id, checked)
+            told = progress(institution_id, checked)
+            if inspect.isawaitable(told):
+                await told
         if len(rows) == BATCH:
             continue
         if head.last_seq == archived + checked and head.last_hash == prev_hash:
@@ -156,6 +174,17 @@ async def verify_chain(institution_id: uuid.UUID, head: AuditChainHead | None,
         return ChainReport(institution_id, checked, "a patient index row names no event of the chain", stray, None,
                            archived)
     return ChainReport(institution_id, checked, archived=archived)
+
+
+async def _newer_anchor(institution_id: uuid.UUID, archived: int, expected_seq: int) -> AuditArchive | None:
+    """The newest anchor, when one newer than the walk's covers every event the walk has yet to check before a gap
+    (up to ``expected_seq`` - 1 at least): an archive run committed during the walk. The walk reads it once at its
+    start and then a batch at a time, so a run committing between two batches (or between the anchor and the first)
+    deleted events the walk had not reached; a gap no newer anchor covers is a gap."""
+    newest = await AuditArchive.filter(institution_id=institution_id).order_by("-up_to_seq").first()
+    if newest is None or newest.up_to_seq <= archived or newest.up_to_seq < expected_seq - 1:
+        return None
+    return newest
 
 
 async def _anchor_problem(anchor: AuditArchive, public: Ed25519PublicKey | None) -> ChainReport | None:

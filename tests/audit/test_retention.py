@@ -15,7 +15,7 @@ import pytest
 import pytest_asyncio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from audit import archive, checkpoint, export, offline, writer
+from audit import archive, checkpoint, export, offline, verify, writer
 from audit.chain import row_hash
 from audit.checkpoint import Checkpoint
 from audit.events import Action, Actor, AuditRecord, Outcome
@@ -512,6 +512,37 @@ async def test_a_run_before_any_mac_records_no_start(chain: Chain, public: Ed255
     assert not any(item.startswith("macs_from:") for item in record.fields_read.split(","))
     await chain.add(2)  # the MACs begin after it
     assert await keyed_report(chain, services) == ChainReport(chain.id, 4, archived=3)
+
+
+async def test_an_archive_committing_during_the_walk_is_no_gap(chain: Chain, public: Ed25519PublicKey,
+                                                                tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                                ) -> None:
+    """Verify read the newest anchor once, at its start, then the events a batch at a time: an archive run
+    committing between two batches deleted events ahead of the walk, which named a sequence gap in an intact chain
+    (found in review). The run here commits after the walk's first batch of three (its progress call), every time."""
+    await chain.add(4)
+    await chain.sign()
+    await chain.add(3)
+    await chain.sign()
+    await chain.add(2)
+    await chain.add(2, timedelta(days=1))
+    await chain.sign()
+    monkeypatch.setattr(verify, "BATCH", 3)
+    runs: list[AuditArchive | None] = []
+
+    async def archive_once(institution_id: uuid.UUID, checked: int) -> None:
+        if not runs:
+            runs.append(await archive.archive(chain.id, tmp_path / "archive.ndjson", public))
+
+    [report] = await verify_all(chain.id, archive_once)
+
+    assert runs and runs[0] is not None and runs[0].up_to_seq == 7 and await chain.seqs() == [8, 9, 10, 11, 12]
+    assert report == ChainReport(chain.id, 5, archived=7)
+
+    first = await AuditEvent.get(institution_id=chain.id, seq=8)  # a real gap after the new anchor is still one
+    async with append_only_lifted():
+        await AuditEvent.filter(id=first.id).delete()
+    assert (await chain.report()).problem == "sequence gap: expected 8"
 
 
 async def test_a_forged_anchor_is_found(chain: Chain) -> None:
