@@ -102,8 +102,9 @@ async def append_before_giving_way(records: Sequence[AuditRecord]) -> None:
         await asyncio.shield(task)
     except asyncio.CancelledError:
         await asyncio.wait([task])
-        if not task.cancelled() and task.exception() is not None:
-            log.error("an audit append under a cancelled request failed", exc_info=task.exception())
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            log.error("an audit append under a cancelled request failed (%s)", failure(error))
         raise
 
 
@@ -193,11 +194,21 @@ async def seal_pending(older_than: float = SEAL_PENDING_AFTER_SECONDS) -> int:
         try:
             [taken] = await db.execute_query_dict("SELECT audit_seal($1, false) IS NOT NULL AS sealed",
                                                   [row["institution_id"]])
-        except Exception:  # one chain's fault must not hold up the others': it is tried again next pass
-            log.exception("sealing the waiting audit events of institution %s failed", row["institution_id"])
+        except Exception as exc:  # one chain's fault must not hold up the others': it is tried again next pass
+            log.error("sealing the waiting audit events of institution %s failed (%s)", row["institution_id"],
+                      failure(exc))
             continue
         sealed += bool(taken["sealed"])
     return sealed
+
+
+def failure(error: BaseException) -> str:
+    """An error as the log may tell it: its kind and, for a database error, its SQLSTATE. Never its text nor a
+    traceback: a database error's message and detail quote the values at fault (a key, a column's content), and an
+    audit event holds identifiers."""
+    sqlstate = next((code for cause in (error, error.__cause__, *error.args)
+                     if isinstance(code := getattr(cause, "sqlstate", None), str)), None)
+    return type(error).__name__ + (f", SQLSTATE {sqlstate}" if sqlstate else "")
 
 
 def events_json(records: list[AuditRecord]) -> str:

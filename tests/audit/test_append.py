@@ -5,6 +5,7 @@ every character a request may bring (quotes, backslashes, control characters, ot
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from datetime import UTC, datetime
 
@@ -15,6 +16,7 @@ from audit.chain import body_around, hash_of_pieces, row_hash
 from audit.events import Action, Actor, AuditRecord, Outcome, RequestMeta
 from audit.verify import verify_all
 from models import AuditChainHead, AuditEvent
+from tests.audit.test_chain import connection, is_postgres
 from tests.factories import Tenant
 
 AGENTS = ['plain', 'quote " and backslash \\ and slash /', "tab\tnewline\nreturn\r bell\x07 nul-free \x1f",
@@ -74,3 +76,39 @@ async def test_a_cancelled_caller_gives_way_only_once_its_record_is_durable(tena
     assert (await tenant.audit_events())[-1].reason == "forbidden"
     (report,) = await verify_all(tenant.id)
     assert report.ok
+
+
+async def test_a_failed_append_under_a_cancelled_caller_is_logged_by_its_kind_never_its_text(
+        tenant: Tenant, caplog: pytest.LogCaptureFixture) -> None:
+    """The append a cancelled caller waited for was logged with its exception whole (text and traceback), and a
+    database error's text quotes the values at fault (found in review, with ``seal_pending``'s). Its kind (and a
+    database error's SQLSTATE) is logged instead. The fault: a trigger refusing the chain's inserts with a message
+    that names a patient."""
+    secret = "patient Wang Fang, ID 110101199003077777"
+    if is_postgres():
+        create = [f"""CREATE FUNCTION test_refuse_append() RETURNS trigger LANGUAGE plpgsql AS $$
+                      BEGIN RAISE EXCEPTION '{secret}' USING DETAIL = '{secret}'; END $$;
+                      CREATE TRIGGER test_refuse_append BEFORE INSERT ON audit_event FOR EACH ROW
+                        WHEN (NEW.institution_id = '{tenant.id}') EXECUTE FUNCTION test_refuse_append();"""]
+        drop = "DROP TRIGGER test_refuse_append ON audit_event; DROP FUNCTION test_refuse_append()"
+    else:
+        create = [f"""CREATE TRIGGER test_refuse_append BEFORE INSERT ON audit_event
+                      WHEN NEW.institution_id = '{tenant.id}' BEGIN SELECT RAISE(ABORT, '{secret}'); END"""]
+        drop = "DROP TRIGGER test_refuse_append"
+    for statement in create:
+        await connection().execute_script(statement)
+    caplog.set_level(logging.INFO, logger="careloop.audit")
+    try:
+        record = AuditRecord(tenant.id, Actor("system"), Action.READ, "patient", Outcome.DENIED, reason="forbidden")
+        task = asyncio.ensure_future(writer.append_before_giving_way([record]))
+        await asyncio.sleep(0)  # the append is under way
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    finally:
+        await connection().execute_script(drop)
+    [line] = [record for record in caplog.records if record.name == "careloop.audit"]
+    assert line.exc_info is None and line.exc_text is None and "Wang" not in caplog.text
+    assert line.getMessage() == ("an audit append under a cancelled request failed (RaiseError, SQLSTATE P0001)"
+                                 if is_postgres() else "an audit append under a cancelled request failed "
+                                                       "(IntegrityError)")

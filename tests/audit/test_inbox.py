@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -181,6 +182,34 @@ async def test_the_sealing_loop_links_events_left_behind(chain: uuid.UUID, datab
     finally:
         loop.cancel()
     assert await seqs(chain) == [1, 2, 3, 4]
+
+
+async def test_a_failed_seal_is_logged_by_its_kind_never_its_text(chain: uuid.UUID, database: str,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """The sealing loop logged a chain's failed seal with ``log.exception``: the error's text and traceback, and a
+    database error's text quotes the values at fault (found in review). Its kind and SQLSTATE are logged instead.
+    The fault here: a trigger refusing the chain's inserts with a message that names a patient."""
+    require_postgres()
+    secret = "patient Wang Fang, ID 110101199003077777"
+    async with head_held(database, chain):
+        await writer.append([read(chain, uuid.uuid4())])
+    await connection().execute_script(f"""
+        CREATE FUNCTION test_refuse_seal() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION '{secret}' USING DETAIL = '{secret}'; END $$;
+        CREATE TRIGGER test_refuse_seal BEFORE INSERT ON audit_event FOR EACH ROW
+          WHEN (NEW.institution_id = '{chain}') EXECUTE FUNCTION test_refuse_seal();""")
+    caplog.set_level(logging.INFO, logger="careloop.audit")
+    try:
+        assert await writer.seal_pending(older_than=0) == 0
+    finally:
+        await connection().execute_script("DROP TRIGGER test_refuse_seal ON audit_event; "
+                                          "DROP FUNCTION test_refuse_seal()")
+    [line] = [record for record in caplog.records if record.name == "careloop.audit"]
+    assert line.exc_info is None and line.exc_text is None and "Wang" not in caplog.text
+    assert line.getMessage() == (f"sealing the waiting audit events of institution {chain} failed "
+                                 "(RaiseError, SQLSTATE P0001)")
+    assert await waiting(chain) == 1  # left for the next pass
+    assert await writer.seal_pending(older_than=0) == 1
 
 
 async def test_the_sealing_loop_does_not_wait_for_a_busy_head(chain: uuid.UUID, database: str) -> None:
