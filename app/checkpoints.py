@@ -13,6 +13,7 @@ import logging
 
 from app.leader import Leadership
 from audit import checkpoint, writer
+from core.errors import kind_and_place
 from core.settings import Settings
 from resolvers.context import Services
 
@@ -40,8 +41,8 @@ async def run(settings: Settings, services: Services, look_every: float = LOOK_E
                 await sign_if_leader(settings, services, leadership)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # the database may be briefly away: look again later
-                log.exception("signing audit checkpoints failed; retrying")
+            except Exception as error:  # the database may be briefly away: look again later
+                log.error("signing audit checkpoints failed (%s); retrying", kind_and_place(error))
             await asyncio.sleep(min(look_every, settings.checkpoint_every_seconds))
     finally:
         await leadership.close()
@@ -56,6 +57,6 @@ async def seal_waiting(look_every: float = SEAL_EVERY_SECONDS) -> None:
             await writer.seal_pending()
         except asyncio.CancelledError:
             raise
-        except Exception:  # the database may be briefly away: look again later
-            log.exception("sealing waiting audit events failed; retrying")
+        except Exception as error:  # the database may be briefly away: look again later
+            log.error("sealing waiting audit events failed (%s); retrying", kind_and_place(error))
         await asyncio.sleep(look_every)

@@ -12,6 +12,8 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
+from core.errors import kind_and_place
+
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 # These log every SQL statement with its parameters at DEBUG (ciphertexts, blind indexes, names):
@@ -58,11 +60,7 @@ class NoExceptionText(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.exc_info and record.exc_info[1] is not None:
-            error, tb = record.exc_info[1], record.exc_info[2]
-            while tb is not None and tb.tb_next is not None:
-                tb = tb.tb_next
-            where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb else "?"
-            record.msg = f"{record.getMessage()}: {type(error).__name__} at {where}"
+            record.msg = f"{record.getMessage()}: {kind_and_place(record.exc_info[1])}"
             record.args, record.exc_info, record.exc_text = None, None, None
         return True
 

@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from app.leader import Leadership
+from core.errors import kind_and_place
 from resolvers import (
     appointment,
     compliance_alert,
@@ -89,6 +90,6 @@ async def _every(sweep: Sweep) -> None:
                     log.info("%s: %s", sweep.name, done)
         except asyncio.CancelledError:
             raise
-        except Exception:  # the database may be briefly away: look again later
-            log.exception("%s sweep failed; retrying", sweep.name)
+        except Exception as error:  # the database may be briefly away: look again later
+            log.error("%s sweep failed (%s); retrying", sweep.name, kind_and_place(error))
         await asyncio.sleep(sweep.every_seconds if leading else min(sweep.every_seconds, FOLLOWER_RETRY_SECONDS))

@@ -15,6 +15,17 @@ from graphql import GraphQLError
 ILLEGAL_TRANSITION = "illegal_transition"
 
 
+def kind_and_place(error: BaseException) -> str:
+    """An error as a log line may tell it: its kind and the file and line that raised it. Never its text nor a
+    traceback's: a database error quotes the values at fault (a key, a column's content), a GraphQL error the
+    document."""
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb else "?"
+    return f"{type(error).__name__} at {where}"
+
+
 class CareloopError(GraphQLError):
     code: ClassVar[str] = "INTERNAL_SERVER_ERROR"
     default_message: ClassVar[str] = "Unexpected error."

@@ -34,6 +34,8 @@ from tortoise.models import Model
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
+from core.errors import kind_and_place
+
 M = TypeVar("M", bound=Model)
 
 
@@ -103,8 +105,8 @@ async def run(deliver: Callable[[], Awaitable[Any]], soonest: Callable[[], Await
             soon = await soonest()
         except asyncio.CancelledError:
             raise
-        except Exception:  # the database may be briefly away: try again at the next poll
-            log.exception("outbox delivery failed; retrying")
+        except Exception as error:  # the database may be briefly away: try again at the next poll
+            log.error("outbox delivery failed (%s); retrying", kind_and_place(error))
             soon = None
         wait = poll_seconds
         if soon is not None:

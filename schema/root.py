@@ -16,6 +16,7 @@ from strawberry.types import ExecutionContext
 from strawberry.types.base import get_object_definition
 from strawberry.types.graphql import OperationType
 
+from core.errors import kind_and_place
 from core.settings import Limits
 from resolvers.context import Context
 from schema import inputs
@@ -132,11 +133,8 @@ class CareloopSchema(strawberry.Schema):
         for error in errors:
             if is_unexpected(error):
                 original = error.original_error
-                tb = original.__traceback__ if original else None
-                while tb is not None and tb.tb_next is not None:
-                    tb = tb.tb_next
-                where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb else "?"
-                log.error("unexpected %s at %s, request %s", type(original).__name__, where, request_id)
+                told = kind_and_place(original) if original else "NoneType at ?"
+                log.error("unexpected %s, request %s", told, request_id)
             else:
                 code = (error.extensions or {}).get("code", "BAD_USER_INPUT")
                 log.info("%s at %s, request %s", code, ".".join(map(str, error.path or [])), request_id)
