@@ -72,6 +72,7 @@ WITHDRAWN = "version_withdrawn"
 SIGNED = "version_signed"
 ALREADY = "already_signed"
 MISMATCH = "document_mismatch"
+RENEWAL_EXISTS = "renewal_exists"
 
 
 class DocumentTampered(CareloopError):
@@ -314,6 +315,7 @@ async def _record(ctx: Context, view: ContractView, data: dict[str, Any], party:
             if locked is None or current is None:
                 raise _stale()
             _check_signable(locked, current)
+            await _check_renewal_kept(ctx, locked, current)
             signed = set(await ContractSignature.filter(institution_id=ctx.institution_id,
                                                         contract_version_id=current.id).values_list("party", flat=True))
             if party in signed:
@@ -373,6 +375,19 @@ def _check_signable(contract: Contract, version: ContractVersion) -> None:
         reason, what = reasons[version.status]
         raise _refusal(Conflict, f"input.versionNumber: the version {what}.", reason, "input.versionNumber")
     _check_contract_open(contract, "input.contractId")
+
+
+async def _check_renewal_kept(ctx: Context, contract: Contract, version: ContractVersion) -> None:
+    """An amendment moving the end of a term whose next term is prepared (a renewal not terminated) is never signed:
+    the next term starts the day after this one ends as it stood when renewed. Found in review: extended, both terms
+    ran at once (the client active twice in the report, their fees twice as revenue, visits delivered against
+    both); shortened, the service stopped between them. Checked under the contract's lock, which a renewal takes
+    too; the amendment is withdrawn, or the renewal terminated first."""
+    if contract.status in ("active", "suspended") and version.end_on != contract.end_on and await Contract.filter(
+            institution_id=ctx.institution_id, renewal_of_id=contract.id).exclude(status="terminated").exists():
+        raise _refusal(Conflict, "input.versionNumber: the amendment moves the end of a term whose next term is "
+                                 "prepared; withdraw it, or terminate the renewal first.", RENEWAL_EXISTS,
+                       "input.versionNumber")
 
 
 def _already(party: str) -> CareloopError:

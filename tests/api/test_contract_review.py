@@ -1,6 +1,7 @@
 """Contracts under review (found in review, each failing before its fix): a total beyond what an amount holds is
 BAD_USER_INPUT, an amendment takes effect no earlier than it is sent and signed, the document's SHA-256 confirms
-no guessed fee, a partner reads no signatures, and a text of many short lines renders in time."""
+no guessed fee, a partner reads no signatures, a text of many short lines renders in time, and an amendment does
+not move the end of a term renewed already."""
 
 from __future__ import annotations
 
@@ -197,3 +198,58 @@ async def test_a_text_of_many_short_lines_is_sent_in_seconds_not_minutes(tenant:
     assert got.status_code == 200, got.text
     text = text_of(got.content)
     assert "END-OF-DUTIES" in text and "签署 Signatures" in text
+
+
+# -- an amendment moving the end of a term whose next term is prepared --------------------------------------------
+
+async def test_an_amendment_does_not_move_the_end_of_a_term_renewed_already(tenant: Tenant) -> None:
+    """Found in review of the report's figures: the next term starts the day after this one ends (contractRenew);
+    an amendment moving this term's end, signed after the renewal was drafted, moved it anyway. Extended, both terms
+    ran at once: the client counted twice as active and their fees twice as revenue in the months between (and the
+    visits delivered against both); shortened, the service stopped between the two terms. Each signature refused
+    (under the contract's lock, which a renewal takes too): CONFLICT ``renewal_exists``, the version still SENT, the
+    term's end as it was, no signature written. Its allowed twin: the same amendment, the renewal terminated, is
+    signed."""
+    patient = await make_patient(tenant)
+    item = await make_item(tenant, unit_price="100.00")
+    start = today() + timedelta(days=1)
+    made = await draft(tenant, patient, [item_input(item)], role="finance", startOn=start.isoformat(),
+                       endOn=(start + timedelta(days=89)).isoformat())
+    sent = await send(tenant, made)
+    for role, party in (("finance", "INSTITUTION"), ("front_desk", "CLIENT")):
+        assert not (await sign(tenant, role, sent, party)).errors
+    renewal = ok(await tenant.call("finance", """mutation($id: ID!, $input: ContractRenewInput!) {
+        contractRenew(contractId: $id, input: $input) { id version startOn } }""", id=made["id"],
+                                   input={"endOn": (start + timedelta(days=400)).isoformat()}), "contractRenew")
+    renewal_sent = await send(tenant, {**renewal, "id": renewal["id"]})
+    for role, party in (("finance", "INSTITUTION"), ("front_desk", "CLIENT")):
+        assert not (await sign(tenant, role, renewal_sent, party)).errors
+    contract = ok(await tenant.call("admin", "query($id: ID!) { contract(id: $id) { version endOn } }",
+                                    id=made["id"]), "contract")
+    later_end = (start + timedelta(days=180)).isoformat()
+    amended = ok(await tenant.call("finance", AMEND, contractId=made["id"], expectedVersion=contract["version"],
+                                   input={"effectiveOn": start.isoformat(), "endOn": later_end,
+                                          "changeSummary": "three months more"}), "contractAmend")
+    amendment = await send(tenant, {**sent, **amended})
+
+    before, seq = await written(tenant), await mark(tenant.id)
+    for role, party in (("finance", "INSTITUTION"), ("front_desk", "CLIENT")):
+        refused = await sign(tenant, role, amendment, party, number=2)
+        assert [(e["extensions"]["code"], e["extensions"].get("reason")) for e in refused.errors] == [
+            ("CONFLICT", "renewal_exists")]
+    assert await written(tenant) == before
+    assert await denials_since(tenant.id, seq) == []  # a conflict of state, not a refusal of access
+    now = ok(await tenant.call("admin", "query($id: ID!) { contract(id: $id) { endOn openVersion { status } } }",
+                               id=made["id"]), "contract")
+    assert now == {"endOn": contract["endOn"], "openVersion": {"status": "SENT"}}
+
+    # The renewal terminated, the term may run longer: the same signature goes through.
+    renewal_now = ok(await tenant.call("admin", "query($id: ID!) { contract(id: $id) { version } }",
+                                       id=renewal["id"]), "contract")
+    assert not (await tenant.call("admin", """mutation($id: ID!, $v: Int!) { contractTerminate(contractId: $id,
+        reason: "term extended instead", expectedVersion: $v) { status } }""", id=renewal["id"],
+                                  v=renewal_now["version"])).errors
+    for role, party in (("finance", "INSTITUTION"), ("front_desk", "CLIENT")):
+        assert not (await sign(tenant, role, amendment, party, number=2)).errors
+    assert ok(await tenant.call("admin", "query($id: ID!) { contract(id: $id) { endOn } }", id=made["id"]),
+              "contract") == {"endOn": later_end}
