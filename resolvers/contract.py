@@ -788,8 +788,15 @@ async def _insert_contract(ctx: Context, values: dict[str, Any], version: dict[s
             async with access.file_transaction(ctx, values["patient_id"], action=Action.CREATE,
                                                field="contractId" if renewal else "input.patientId"):
                 if renewal:  # one renewal at a time, checked under the term's lock
-                    await Contract.filter(id=values["renewal_of_id"]).select_for_update().only("id").first()
+                    term = await Contract.filter(id=values["renewal_of_id"]).select_for_update().only(
+                        "id", "status", "end_on").first()
                     await _check_no_renewal(ctx, values["renewal_of_id"])
+                    # The term as it is now: an amendment signed since it was read may have moved its end (found
+                    # in review: the next term then overlapped it or left a gap) or ended it.
+                    if term is None or term.status not in LIVE or term.end_on + timedelta(days=1) != values[
+                            "start_on"]:
+                        raise _conflict("contractId: the contract's term changed since you read it; read it again.",
+                                        STALE, "contractId")
                 row = await _insert_contract_rows(scribe, year, values, version)
                 await writer.append([access.write_record(ctx, Action.CREATE, "contract", row.id,
                                                          patient_id=row.patient_id, fields=written,
