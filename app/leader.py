@@ -3,7 +3,9 @@
 - PostgreSQL: a session advisory lock per job (``pg_try_advisory_lock``), held on a connection of its own for as
   long as the node lives. When the node stops, dies or loses that connection, the server releases the lock and
   another node takes the job at its next round. Before each round the leader proves its session alive
-  (``SELECT 1``); if it is not, it stops leading until it takes the lock again.
+  (``SELECT 1``, answered within ``STATEMENT_TIMEOUT_SECONDS``); if it is not, it stops leading until it takes
+  the lock again. A server that stops answering (a network path gone silent) fails the proof by that timeout,
+  not by the kernel's give-up a quarter of an hour later, during which every sweep of the node would wait.
 - SQLite: one machine. An exclusive ``flock`` on a file beside the database, per job, elects one of the processes
   of ``careloop serve --workers N``; an in-memory database has one process, which always leads.
 
@@ -28,6 +30,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import asyncpg
 
 log = logging.getLogger("careloop.leader")
+CONNECT_TIMEOUT_SECONDS = 10.0
+STATEMENT_TIMEOUT_SECONDS = 5.0  # a lock statement not answered by then counts the session lost
 LIBPQ_OPTIONS = ("sslmode", "sslrootcert", "sslcert", "sslkey")  # kept from the URL; Tortoise's pool options are not
 
 
@@ -71,11 +75,13 @@ class Leadership:
     async def _leads_by_advisory_lock(self, job: str) -> bool:
         if self._connection is None or self._connection.is_closed():
             self._held.clear()  # a new session holds nothing yet
-            self._connection = await asyncpg.connect(libpq_dsn(self._url), timeout=10)
+            self._connection = await asyncpg.connect(libpq_dsn(self._url), timeout=CONNECT_TIMEOUT_SECONDS)
         if job in self._held:
-            await self._connection.fetchval("SELECT 1")  # the session, and so the lock, is alive
+            # the session, and so the lock, is alive
+            await self._connection.fetchval("SELECT 1", timeout=STATEMENT_TIMEOUT_SECONDS)
             return True
-        if await self._connection.fetchval("SELECT pg_try_advisory_lock($1)", lock_key(job)):
+        if await self._connection.fetchval("SELECT pg_try_advisory_lock($1)", lock_key(job),
+                                              timeout=STATEMENT_TIMEOUT_SECONDS):
             self._held.add(job)
             log.info("this node now leads %s", job)
             return True

@@ -9,6 +9,7 @@ Leadership itself (who leads, and the take-over when the leader stops) is checke
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -17,11 +18,12 @@ import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
 from app import sweeps
-from app.leader import Leadership
+from app.leader import STATEMENT_TIMEOUT_SECONDS, Leadership
 from core.settings import Settings
 from models import AuditChainHead, AuditCheckpoint, Communication
 from resolvers.context import Services
@@ -145,3 +147,58 @@ async def test_each_sweep_runs_on_one_node(services: Services, database: str) ->
             lead = node[0].leadership
             assert lead is not None and all(sweep.leadership is lead for sweep in node)
             await lead.close()
+
+
+class SilentPath:
+    """A TCP relay to the database that can go silent: bytes stop flowing both ways, the sockets stay open (a
+    network path dropping packets, as a partition does; neither end hears a reset)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.flowing = asyncio.Event()
+        self.flowing.set()
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def _relay(self, client_in: asyncio.StreamReader, client_out: asyncio.StreamWriter) -> None:
+        server_in, server_out = await asyncio.open_connection(*self.target)
+
+        async def pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            while data := await source.read(65536):
+                await self.flowing.wait()
+                sink.write(data)
+                await sink.drain()
+
+        with contextlib.suppress(Exception):
+            await asyncio.gather(pump(client_in, server_out), pump(server_in, client_out))
+
+    def close(self) -> None:
+        assert self.server is not None
+        self.server.close()
+
+
+@pytest.mark.skipif(BACKEND == "sqlite", reason="the advisory lock's connection is PostgreSQL's")
+async def test_a_leader_whose_server_falls_silent_stops_leading_within_seconds(database: str) -> None:
+    url = urlsplit(database)
+    path = SilentPath(url.hostname or "127.0.0.1", url.port or 5432)
+    port = await path.start()
+    through_path = url._replace(netloc=f"{url.username}@127.0.0.1:{port}").geturl()
+    leader, other = Leadership(through_path), Leadership(database)
+    job = f"test-job-{uuid.uuid4().hex[:8]}"
+    try:
+        assert await leader.leads(job)
+        path.flowing.clear()
+        started = asyncio.get_running_loop().time()
+        # the proof of its session goes unanswered: no longer the leader, after seconds (not the kernel's
+        # quarter of an hour, during which every sweep of the node waited for the lock's connection)
+        assert not await asyncio.wait_for(leader.leads(job), 30)
+        assert asyncio.get_running_loop().time() - started < STATEMENT_TIMEOUT_SECONDS + 5
+        assert not await other.leads(job)  # the server has not seen the session go: its lock holds yet
+    finally:
+        path.flowing.set()
+        await leader.close()
+        await other.close()
+        path.close()
