@@ -6,6 +6,9 @@
   (``SELECT 1``, answered within ``STATEMENT_TIMEOUT_SECONDS``); if it is not, it stops leading until it takes
   the lock again. A server that stops answering (a network path gone silent) fails the proof by that timeout,
   not by the kernel's give-up a quarter of an hour later, during which every sweep of the node would wait.
+  The server, in turn, probes the lock's session (``SERVER_KEEPALIVES``): a node whose machine died or whose
+  network went away loses its locks within about a minute, where the server's default probes start after two
+  hours, and no node would take the jobs meanwhile.
 - SQLite: one machine. An exclusive ``flock`` on a file beside the database, per job, elects one of the processes
   of ``careloop serve --workers N``; an in-memory database has one process, which always leads.
 
@@ -32,6 +35,9 @@ import asyncpg
 log = logging.getLogger("careloop.leader")
 CONNECT_TIMEOUT_SECONDS = 10.0
 STATEMENT_TIMEOUT_SECONDS = 5.0  # a lock statement not answered by then counts the session lost
+# the server's TCP keepalives on the lock's session: first probe after 30 s idle, then every 10 s, 3 unanswered
+# probes end the session (and release its locks)
+SERVER_KEEPALIVES = "SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10; SET tcp_keepalives_count = 3"
 LIBPQ_OPTIONS = ("sslmode", "sslrootcert", "sslcert", "sslkey")  # kept from the URL; Tortoise's pool options are not
 
 
@@ -76,6 +82,8 @@ class Leadership:
         if self._connection is None or self._connection.is_closed():
             self._held.clear()  # a new session holds nothing yet
             self._connection = await asyncpg.connect(libpq_dsn(self._url), timeout=CONNECT_TIMEOUT_SECONDS)
+            # set once connected, not in the start-up packet, which a pgbouncer refuses such settings in
+            await self._connection.execute(SERVER_KEEPALIVES, timeout=STATEMENT_TIMEOUT_SECONDS)
         if job in self._held:
             # the session, and so the lock, is alive
             await self._connection.fetchval("SELECT 1", timeout=STATEMENT_TIMEOUT_SECONDS)

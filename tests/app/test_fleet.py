@@ -202,3 +202,22 @@ async def test_a_leader_whose_server_falls_silent_stops_leading_within_seconds(d
         await leader.close()
         await other.close()
         path.close()
+
+
+@pytest.mark.skipif(BACKEND == "sqlite", reason="the advisory lock's session is PostgreSQL's")
+async def test_the_server_probes_a_leaders_session_so_a_vanished_node_loses_its_locks_within_a_minute(
+        database: str) -> None:
+    leader = Leadership(database)
+    try:
+        assert await leader.leads(f"test-job-{uuid.uuid4().hex[:8]}")
+        session = leader._connection  # the lock's own session: how the server watches it is what matters here
+        assert session is not None
+        probes = dict(await session.fetch("SELECT name, setting FROM pg_settings WHERE name = ANY($1::text[])",
+                                          ["tcp_keepalives_idle", "tcp_keepalives_interval", "tcp_keepalives_count"]))
+        # a first probe after 30 s idle, then every 10 s, 3 unanswered end the session: about a minute, where the
+        # server's defaults (the kernel's: 2 hours idle, then 9 probes 75 s apart) left a dead node's locks held
+        assert int(probes["tcp_keepalives_idle"]) + int(probes["tcp_keepalives_interval"]) * int(
+            probes["tcp_keepalives_count"]) <= 60
+        assert all(int(value) > 0 for value in probes.values())
+    finally:
+        await leader.close()
