@@ -126,7 +126,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         key_file=Path(env.get("CARELOOP_KEY_FILE") or DEFAULT_KEY_FILE),
         attachment_dir=Path(env.get("CARELOOP_ATTACHMENT_DIR") or DEFAULT_ATTACHMENT_DIR),
         checkpoint_every_events=_int(env, "CHECKPOINT_EVERY_EVENTS", 10_000),
-        checkpoint_every_seconds=_int(env, "CHECKPOINT_EVERY_SECONDS", 60),
+        checkpoint_every_seconds=_checkpoint_every_seconds(env),
         host=env.get("CARELOOP_HOST", "127.0.0.1"),
         port=_int(env, "PORT", 8000),
         limits=limits,
@@ -145,6 +145,14 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         metrics_host=env.get("CARELOOP_METRICS_HOST") or "127.0.0.1",
         principal_cache_seconds=_principal_cache_seconds(env),
     )
+
+
+def _checkpoint_every_seconds(env: dict[str, str]) -> int:
+    """At least 1: the signer looks again after this long at most, and 0 had it loop without a pause."""
+    seconds = _int(env, "CHECKPOINT_EVERY_SECONDS", 60)
+    if seconds < 1:
+        raise SystemExit("CARELOOP_CHECKPOINT_EVERY_SECONDS must be at least 1")
+    return seconds
 
 
 def _principal_cache_seconds(env: dict[str, str]) -> int:

@@ -16,6 +16,7 @@ from audit import checkpoint, export, offline
 from audit.chain import row_hash
 from audit.checkpoint import Checkpoint
 from audit.events import Action
+from core.settings import load_settings
 from models import AuditCheckpoint
 from resolvers.context import Services
 from tests.factories import Tenant, make_patient
@@ -126,6 +127,14 @@ async def test_checkpoints_every_n_events_or_t_seconds(tenant: Tenant, services:
     stored = await checkpoint.of_institution(tenant.id)
     assert [c.last_seq for c in stored] == sorted(c.last_seq for c in stored)
     assert all(c.signed_by(key.public_key()) for c in stored)
+
+
+def test_the_signers_period_is_a_second_at_least() -> None:
+    # the signer sleeps min(5 s, this) between rounds: 0 (or less) had it query the database without a pause
+    assert load_settings({"CARELOOP_CHECKPOINT_EVERY_SECONDS": "1"}).checkpoint_every_seconds == 1
+    for wrong in ("0", "-5"):
+        with pytest.raises(SystemExit):
+            load_settings({"CARELOOP_CHECKPOINT_EVERY_SECONDS": wrong})
 
 
 async def test_checkpoints_are_append_only(tenant: Tenant, services: Services) -> None:
