@@ -632,10 +632,13 @@ def _written(values: dict[str, Any]) -> frozenset[str]:
 
 
 async def _free_seat(schedule_id: uuid.UUID, start: datetime, capacity: int) -> int | None:
-    """The smallest seat of the slot nobody holds, or None when the slot is full."""
+    """The smallest seat of the slot nobody holds, or None when the slot is full. Holders of seats beyond the
+    capacity (it was lowered after they booked) count against it too: the seats offered are fewer by as many,
+    so the unique seat still refuses a place over the capacity to bookings racing for it."""
     taken = set(await Appointment.filter(schedule_id=schedule_id, slot_start=start, seat__isnull=False)
                 .values_list("seat", flat=True))
-    return next((seat for seat in range(1, capacity + 1) if seat not in taken), None)
+    seats = capacity - len(taken - set(range(1, capacity + 1)))
+    return next((seat for seat in range(1, seats + 1) if seat not in taken), None)
 
 
 async def _seated(schedule_id: uuid.UUID, start: datetime, capacity: int,

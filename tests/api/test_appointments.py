@@ -168,6 +168,25 @@ async def test_the_slot_holds_its_capacity_and_a_cancellation_frees_a_place(tena
     assert (await Appointment.get(id=taken["id"])).seat == 1  # the smallest free seat
 
 
+async def test_a_slot_whose_capacity_was_lowered_counts_every_place_held(tenant: Tenant) -> None:
+    schedule = await make_schedule(tenant, capacity=2)
+    first, second, third = [await make_patient(tenant) for _ in range(3)]
+    freed = await book(tenant, schedule, first)
+    kept = await book(tenant, schedule, second)
+    await ok(await tenant.call("front_desk", CANCEL, id=freed["id"], reason="INSTITUTION", version=1),
+             "appointmentCancel")
+    # one place now, held by the second patient's seat 2: seat 1 is no free place (it booked a second holder)
+    await ok(await tenant.call("admin", """mutation($id: ID!, $input: ScheduleUpdateInput!, $version: Int!) {
+      scheduleUpdate(id: $id, input: $input, version: $version) { id } }""", id=schedule, version=1,
+                               input={"capacity": 1}), "scheduleUpdate")
+    await assert_refused(tenant, lambda: tenant.call("front_desk", BOOK, input=booking(schedule, third)), "CONFLICT",
+                         "input.slotStart", root="appointmentBook")
+    await ok(await tenant.call("front_desk", CANCEL, id=kept["id"], reason="INSTITUTION", version=1),
+             "appointmentCancel")
+    taken = await book(tenant, schedule, third)  # the place freed: booked, on the one seat there is
+    assert (await Appointment.get(id=taken["id"])).seat == 1
+
+
 async def test_a_patient_holds_one_place_per_slot(tenant: Tenant) -> None:
     schedule, pid = await make_schedule(tenant, capacity=3), await make_patient(tenant)
     await book(tenant, schedule, pid)
