@@ -8,8 +8,8 @@ outbox, of what needs their eyes without their asking.
 
 One notification per alert, keyed by what it is about (the outbox's unique key), so a sweep run twice, or on two
 nodes at once, schedules it once. The outbox delivers it to the institution's active compliance officers at the
-time of sending, or its admins when it has none (``recipients``); its text names ids only (a staff member's,
-an access's), never patient data.
+time of sending, or its admins when it has none (``resolvers.notification.recipients``); its text names ids only
+(a staff member's, an access's), never patient data.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ ANOMALY = "compliance.anomaly"
 BREAK_GLASS = "compliance.break_glass"
 KINDS = (ANOMALY, BREAK_GLASS)
 OFFICER = "compliance_officer"
-ADMIN = "admin"
 TEXT = {  # ids only: the officer opens accessAnomalies or the review queue for the rest
     ANOMALY: "Access anomaly: staff member {subject} read unusually many patient files on {day} (UTC); "
              "see accessAnomalies.",
@@ -101,22 +100,9 @@ async def anomalies(since: datetime, until: datetime, *, factor: float = ANOMALY
     return found
 
 
-async def recipients(institution_id: uuid.UUID, key: str = "") -> list[uuid.UUID]:
-    """Who hears of a compliance alert: the institution's active compliance officers, at the time of sending;
-    with none (the one officer left, none appointed yet), its active admins, who appoint one, except the staff
-    member the alert is about (found in review: a break-glass access or an anomaly was then told to nobody)."""
-    for role in (OFFICER, ADMIN):
-        staff = {uuid.UUID(str(s)) for s in await RoleAssignment.filter(
-            institution_id=institution_id, role=role, staff__is_active=True).values_list("staff_id", flat=True)}
-        if role == ADMIN:
-            staff.discard(_subject(key))
-        if staff:
-            return sorted(staff)
-    return []
-
-
-def _subject(key: str) -> uuid.UUID | None:
-    """The staff member an anomaly alert's key names (``compliance.anomaly:<staff>:<day>``)."""
+def subject(key: str) -> uuid.UUID | None:
+    """The staff member an anomaly alert's key names (``compliance.anomaly:<staff>:<day>``): not told of it when the
+    alert goes to the admins (``resolvers.notification.recipients``)."""
     kind, _, rest = key.partition(":")
     return uuid.UUID(rest.split(":")[0]) if kind == ANOMALY else None
 

@@ -38,6 +38,7 @@ CONTRACT_TEXT = {  # ids and the case only: never terms or the client's data
     "contract.suspended": "Contract {id} has been suspended for 30 days or more.",
 }
 CONTRACT_STAFF = ("finance", "admin")  # who hears of contracts: the finance staff, else the admins
+COMPLIANCE_STAFF = (compliance_alert.OFFICER, "admin")  # of compliance alerts: the officers, else the admins
 RETRY_AFTER = timedelta(minutes=1)
 MAX_ATTEMPTS = 10
 
@@ -153,7 +154,7 @@ async def deliver_due(sender: Sender, now: datetime | None = None) -> int:
             row = await outbox.claim_one(_pending(), moment)
             if row is None:
                 return sent
-            message = Message(row.id, row.institution_id, row.kind, row.ticket_id, await _recipients(row), row.due_at,
+            message = Message(row.id, row.institution_id, row.kind, row.ticket_id, await recipients(row), row.due_at,
                               row.contract_id, row.key)
             try:
                 await sender.send(message)
@@ -166,20 +167,15 @@ async def deliver_due(sender: Sender, now: datetime | None = None) -> int:
             sent += 1
 
 
-async def _recipients(row: Notification) -> list[uuid.UUID]:
+async def recipients(row: Notification) -> list[uuid.UUID]:
     """A ticket's: the active heads of its department at the time of sending (of every department without one), else
     the active admins.
     A contract's: the institution's active finance staff, else its active admins. A compliance alert's: the
     institution's active compliance officers, else its active admins (but the staff member it is about)."""
     if compliance_alert.is_compliance(row.kind):
-        return await compliance_alert.recipients(row.institution_id, row.key)
+        return await _first_holders(row.institution_id, COMPLIANCE_STAFF, but=compliance_alert.subject(row.key))
     if row.contract_id is not None:
-        for role in CONTRACT_STAFF:
-            staff = await RoleAssignment.filter(institution_id=row.institution_id, role=role,
-                                                staff__is_active=True).values_list("staff_id", flat=True)
-            if staff:
-                return sorted({uuid.UUID(str(s)) for s in staff})
-        return []
+        return await _first_holders(row.institution_id, CONTRACT_STAFF)
     ticket = await Ticket.get_or_none(id=row.ticket_id)
     heads = RoleAssignment.filter(institution_id=row.institution_id, role="department_head", staff__is_active=True)
     if ticket is not None and ticket.department_id is not None:  # else every department head
@@ -187,6 +183,18 @@ async def _recipients(row: Notification) -> list[uuid.UUID]:
         heads = heads.filter(staff_id__in=await members.values_list("staff_id", flat=True))
     told = set(await heads.values_list("staff_id", flat=True))
     if not told:  # no active head (one left, none appointed yet): the admins, who appoint one (found in review: nobody)
-        told = set(await RoleAssignment.filter(institution_id=row.institution_id, role="admin", staff__is_active=True)
-                   .values_list("staff_id", flat=True))
+        return await _first_holders(row.institution_id, ("admin",))
     return sorted(uuid.UUID(str(s)) for s in told)
+
+
+async def _first_holders(institution_id: uuid.UUID, roles: tuple[str, ...], *,
+                         but: uuid.UUID | None = None) -> list[uuid.UUID]:
+    """The active holders of the first of ``roles`` that has any (``but`` left out): who is told when the role a
+    notice is meant for has nobody (no finance staff, no compliance officer, a department without a head)."""
+    for role in roles:
+        holders = {uuid.UUID(str(s)) for s in await RoleAssignment.filter(
+            institution_id=institution_id, role=role, staff__is_active=True).values_list("staff_id", flat=True)}
+        holders.discard(but)
+        if holders:
+            return sorted(holders)
+    return []

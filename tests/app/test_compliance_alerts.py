@@ -24,6 +24,12 @@ LIST = "query { patients(first: 50) { nodes { id fullName } } }"
 REASON = "Unconscious in the emergency room, allergies needed"
 
 
+async def recipients(institution_id: uuid.UUID, key: str = f"{compliance_alert.BREAK_GLASS}:-") -> list[uuid.UUID]:
+    """Who the outbox tells of a compliance alert with this key, were it sent now."""
+    return await notification.recipients(Notification(institution_id=institution_id, key=key,
+                                                      kind=key.partition(":")[0]))
+
+
 async def _alerts(tenant: Tenant) -> list[Notification]:
     return await Notification.filter(institution_id=tenant.id, kind__in=compliance_alert.KINDS).order_by("key")
 
@@ -86,8 +92,8 @@ async def test_only_the_institutions_active_compliance_officers_hear_of_it(tenan
     second = await institutions.create_account(services, tenant.institution, email=f"co2.{tenant.id}@careloop.test",
                                                name="Second officer", password=PASSWORD,
                                                roles=["compliance_officer"])
-    assert await compliance_alert.recipients(tenant.id) == sorted([tenant.staff_ids["compliance_officer"], second.id])
-    assert await compliance_alert.recipients(other_tenant.id) == [other_tenant.staff_ids["compliance_officer"]]
+    assert await recipients(tenant.id) == sorted([tenant.staff_ids["compliance_officer"], second.id])
+    assert await recipients(other_tenant.id) == [other_tenant.staff_ids["compliance_officer"]]
     _, grant = await _break_glass(tenant, "Some Patient")
     await compliance_alert.sweep(datetime.now(UTC) + timedelta(hours=25))
     assert [a.key for a in await _alerts(tenant)] == [f"compliance.break_glass:{grant}"]
@@ -106,9 +112,9 @@ async def test_without_an_active_officer_the_admins_hear_of_it_but_not_about_the
     assert (await tenant.call("admin", DEACTIVATE, id=str(officer))).errors == []
     second = await institutions.create_account(services, tenant.institution, email=f"admin2.{tenant.id}@careloop.test",
                                                name="Second admin", password=PASSWORD, roles=["admin"])
-    assert await compliance_alert.recipients(tenant.id, f"compliance.break_glass:{uuid.uuid4()}") == sorted(
+    assert await recipients(tenant.id, f"compliance.break_glass:{uuid.uuid4()}") == sorted(
         [admin, second.id])
-    assert await compliance_alert.recipients(tenant.id, f"compliance.anomaly:{admin}:2026-12-01") == [second.id]
+    assert await recipients(tenant.id, f"compliance.anomaly:{admin}:2026-12-01") == [second.id]
     _, grant = await _break_glass(tenant, "Unwatched Patient")
     later = datetime.now(UTC) + timedelta(hours=25)
     await compliance_alert.sweep(later)
@@ -119,7 +125,7 @@ async def test_without_an_active_officer_the_admins_hear_of_it_but_not_about_the
     # an officer appointed again hears of the next one, and the admins no more
     assert (await tenant.call("admin", "mutation($id: ID!) { staffUpdate(id: $id, input: {active: true}) { id } }",
                               id=str(officer))).errors == []
-    assert await compliance_alert.recipients(tenant.id, f"compliance.anomaly:{admin}:2026-12-01") == [officer]
+    assert await recipients(tenant.id, f"compliance.anomaly:{admin}:2026-12-01") == [officer]
 
 
 class RecordingSender:
