@@ -13,6 +13,7 @@ import pytest
 from models import CareTeamMember
 from tests.conftest import BACKEND
 from tests.factories import Tenant, make_patient
+from tests.locks import until_waiting
 from tests.patients import events_since, mark
 
 ASSIGN = "mutation($pid: ID!, $sid: ID!) { careTeamAssign(patientId: $pid, staffId: $sid) }"
@@ -43,8 +44,7 @@ async def test_two_assignments_waiting_for_the_file_write_the_place_once(tenant:
             await other.execute("SELECT 1 FROM patient WHERE id = $1 FOR NO KEY UPDATE", pid)
             writing = [asyncio.create_task(tenant.call(role, ASSIGN, pid=str(pid), sid=str(doctor)))
                        for role in ("admin", "department_head")]
-            done, _ = await asyncio.wait(writing, timeout=1)
-            assert not done, "the assignments did not wait for the file"
+            await until_waiting(writing, sessions=len(writing))
         replies = await asyncio.wait_for(asyncio.gather(*writing), 10)
     finally:
         await other.close()
@@ -89,8 +89,7 @@ async def test_two_removals_waiting_for_the_place_record_one(tenant: Tenant, dat
             await other.execute("SELECT 1 FROM care_team_member WHERE patient_id = $1 FOR UPDATE", pid)
             removing = [asyncio.create_task(tenant.call(role, UNASSIGN, pid=str(pid), sid=str(doctor)))
                         for role in ("admin", "department_head")]
-            done, _ = await asyncio.wait(removing, timeout=1)
-            assert not done, "the removals did not wait for the place"
+            await until_waiting(removing, sessions=len(removing))
         replies = await asyncio.wait_for(asyncio.gather(*removing), 10)
     finally:
         await other.close()

@@ -15,6 +15,7 @@ from tests.api.test_contract_renewal import RENEW
 from tests.conftest import BACKEND
 from tests.contracts import active_contract, item_input, make_item, today
 from tests.factories import Tenant, make_patient
+from tests.locks import until_waiting
 
 ROUNDS = 10
 
@@ -49,8 +50,7 @@ async def test_a_renewal_waiting_while_the_term_is_moved_is_refused(tenant: Tena
         async with other.transaction():
             await other.execute("SELECT 1 FROM contract WHERE id = $1 FOR UPDATE", uuid.UUID(made["id"]))
             renewing = asyncio.create_task(tenant.call("admin", RENEW, id=made["id"], input={"endOn": end}))
-            done, _ = await asyncio.wait([renewing], timeout=1)
-            assert not done, "the renewal did not wait for the term"
+            await until_waiting([renewing])
             if moved:
                 await other.execute("UPDATE contract SET end_on = end_on + 30 WHERE id = $1", uuid.UUID(made["id"]))
         reply = await asyncio.wait_for(renewing, 10)

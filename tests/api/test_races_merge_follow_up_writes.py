@@ -25,6 +25,7 @@ from tests.api.test_patient_merge_follow_up_writes import WRITES, stored, two_fi
 from tests.api.test_races_merge_writers import during_a_held_merge, meeting_a_held_merge
 from tests.conftest import BACKEND
 from tests.factories import Tenant
+from tests.locks import until_waiting
 from tests.patients import denials_since, mark
 
 pytestmark = pytest.mark.skipif(BACKEND == "sqlite", reason="row locks and concurrent transactions: PostgreSQL")
@@ -90,8 +91,7 @@ async def merged_during_a_held_write(tenant: Tenant, monkeypatch: pytest.MonkeyP
     writing = asyncio.ensure_future(write())
     await asyncio.wait_for(holding.wait(), 10)
     merging = asyncio.ensure_future(merge(tenant, survivor, duplicate))
-    await asyncio.sleep(1.0)  # the merge reaches the file the write holds, and waits
-    assert not merging.done(), "the merge did not wait for the write holding the file"
+    await until_waiting([merging])  # the merge reaches the file the write holds, and waits
     release.set()
     written, merged = await asyncio.wait_for(asyncio.gather(writing, merging, return_exceptions=True), 30)
     assert not isinstance(merged, BaseException) and merged.errors == [], merged

@@ -39,6 +39,7 @@ from tests.conftest import BACKEND
 from tests.contracts import draft, item_input, make_item, signed, today
 from tests.daytime import ZONE
 from tests.factories import Tenant
+from tests.locks import until_waiting
 from tests.patients import events_since, mark
 
 pytestmark = pytest.mark.skipif(BACKEND == "sqlite", reason="row locks and concurrent transactions: PostgreSQL")
@@ -69,7 +70,7 @@ async def meeting_a_held_merge(tenant: Tenant, monkeypatch: pytest.MonkeyPatch, 
     merging = asyncio.create_task(merge(tenant, survivor, duplicate))
     await asyncio.wait_for(locked.wait(), 10)
     writing = asyncio.ensure_future(write())
-    await asyncio.sleep(1.0)  # the write reaches the file the merge holds, and waits
+    await until_waiting([writing])  # the write reaches the file the merge holds, and waits
     release.set()
     merged, written = await asyncio.wait_for(asyncio.gather(merging, writing, return_exceptions=True), 30)
     assert not isinstance(merged, BaseException) and merged.errors == [], merged
@@ -293,9 +294,9 @@ async def test_a_cancel_as_a_merge_is_sent_twice_holds_the_files_in_id_order(ten
     merging = asyncio.create_task(merge(tenant, survivor, duplicate))
     await asyncio.wait_for(locked.wait(), 10)
     merging_again = asyncio.ensure_future(merge(tenant, survivor, duplicate))
-    await asyncio.sleep(0.5)  # the second merge waits for the survivor
+    await until_waiting([merging_again])  # the second merge waits for the survivor
     cancelling = asyncio.ensure_future(tenant.call("front_desk", CANCEL, id=made["id"], reason="INSTITUTION"))
-    await asyncio.sleep(1.0)  # the cancel waits for the duplicate
+    await until_waiting([merging_again, cancelling], sessions=2)  # the cancel waits for the duplicate
     release.set()
     merged, merged_again, cancelled = await asyncio.wait_for(
         asyncio.gather(merging, merging_again, cancelling, return_exceptions=True), 30)
@@ -380,9 +381,9 @@ async def test_greetings_scheduled_again_as_the_outbox_settles_them_are_locked_i
             await communication.schedule_many(tenant.id, [second, third])
 
     scheduling = asyncio.create_task(schedule_again())
-    await asyncio.sleep(0.5)  # the scheduler waits for the third row
+    await until_waiting([scheduling])  # the scheduler waits for the third row
     gateway.release.set()
-    await asyncio.sleep(1.0)  # the worker's settle waits too
+    await until_waiting([scheduling, worker], sessions=2)  # the worker's settle waits too
     let_go.set()
     done = await asyncio.wait_for(asyncio.gather(scheduling, worker, holding, return_exceptions=True), 30)
 
@@ -425,7 +426,7 @@ async def test_a_greeting_scheduled_again_as_a_merge_moves_it_is_locked_again_wi
             await communication.schedule_many(tenant.id, [dataclasses.replace(birthday, due_at=now)])
 
     scheduling = asyncio.create_task(schedule_again())
-    await asyncio.sleep(1.0)  # the scheduler waits for the row the merge moved
+    await until_waiting([scheduling])  # the scheduler waits for the row the merge moved
     release.set()
     merged, scheduled = await asyncio.wait_for(asyncio.gather(merging, scheduling, return_exceptions=True), 30)
 
@@ -469,7 +470,7 @@ async def test_a_merge_as_the_outbox_settles_the_files_greetings_locks_them_in_i
     merging = asyncio.create_task(merge(tenant, survivor, duplicate))
     await asyncio.wait_for(moved.wait(), 10)
     gateway.release.set()
-    await asyncio.sleep(1.0)  # the worker's settle holds the first row and waits for the second (before the fix)
+    await until_waiting([worker])  # the settle waits: for the second row (before the fix), or for the merge
     release.set()
     merged, delivered = await asyncio.wait_for(asyncio.gather(merging, worker, return_exceptions=True), 30)
 
@@ -533,7 +534,7 @@ async def test_messages_recorded_sent_together_are_locked_in_id_order(
     holding_c = asyncio.create_task(holding(c, None, held_c, let_c_go))
     await asyncio.wait_for(held_c.wait(), 10)
     gateway.tell(c)
-    await asyncio.sleep(0.5)  # the worker's write of C waits for C
+    await until_waiting([worker])  # the worker's write of C waits for C
     gateway.tell(b)
     await asyncio.sleep(0.2)
     gateway.tell(a)  # B, then A: recorded together, once C is

@@ -148,7 +148,7 @@ async def test_a_check_in_and_a_cancel_at_once_do_not_deadlock(tenant: Tenant,
     checking_in = asyncio.create_task(tenant.call("front_desk", CHECK_IN, id=made["id"]))
     await asyncio.wait_for(locked.wait(), 10)
     cancelling = asyncio.create_task(tenant.call("nurse", CANCEL, id=made["id"]))
-    await asyncio.sleep(1.0)  # the cancel has its appointment row and waits for the patient's
+    await asyncio.wait_for(asyncio.wait([cancelling]), 10)  # the cancel goes through while the file is held
     release.set()
     arrived, cancelled = await asyncio.wait_for(asyncio.gather(checking_in, cancelling), 30)
 

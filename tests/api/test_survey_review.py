@@ -22,6 +22,7 @@ from tests.api.test_survey_reports import COMPARE as COMPARISON
 from tests.conftest import BACKEND
 from tests.daytime import a_whole_local_day
 from tests.factories import Tenant, make_patient, subjects
+from tests.locks import until_waiting
 from tests.patients import open_account
 
 RESPONSES = """query($q: ID) { questionnaireResponses(questionnaireId: $q) {
@@ -551,8 +552,7 @@ async def test_an_invitation_being_made_while_anonymity_is_edited_makes_the_edit
                 source.id, uuid.uuid4(), q.id, f"campaign:{uuid.uuid4()}")
             editing = asyncio.create_task(tenant.call("admin", UPDATE, id=str(q.id), revision=q.revision,
                                                       input={"anonymous": False}))
-            done, _ = await asyncio.wait([editing], timeout=1)
-            assert not done, "the edit did not wait for the invitations' turn"
+            await until_waiting([editing])
         edited = await asyncio.wait_for(editing, 10)
     finally:
         await other.close()
