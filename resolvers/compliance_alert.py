@@ -24,7 +24,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from tortoise.functions import Count
 
 from audit import writer
-from models import AuditPatientIndex, EmergencyAccess, Notification, RoleAssignment
+from models import AuditEvent, AuditPatientIndex, EmergencyAccess, Notification, RoleAssignment
 
 ANOMALY_FACTOR = 3.0  # as accessAnomalies' default
 ANOMALY_MINIMUM = 20
@@ -70,8 +70,9 @@ async def anomalies(since: datetime, until: datetime, *, factor: float = ANOMALY
                     minimum: int = ANOMALY_MINIMUM, institution_id: uuid.UUID | None = None) -> list[Anomaly]:
     """Staff who read more distinct patient files in [since, until) than ``factor`` times the median of the
     colleagues holding the same role (the active ones, and those deactivated since who read files in the period,
-    themselves included), and at least ``minimum``: of one institution, or of every one.
-    Three statements whatever the number of institutions and staff (after sealing what waits in the inbox)."""
+    themselves included, and those whose role was revoked since), and at least ``minimum``: of one institution, or
+    of every one. Four statements whatever the number of institutions and staff (after sealing what waits in the
+    inbox)."""
     await (writer.seal(institution_id) if institution_id is not None else writer.seal_pending(older_than=0))
     reads = AuditPatientIndex.filter(actor_kind="staff", action="read", outcome="allowed",
                                      occurred_at__gte=since, occurred_at__lt=until)
@@ -90,6 +91,9 @@ async def anomalies(since: datetime, until: datetime, *, factor: float = ANOMALY
             "institution_id", "staff_id", "role", "staff__is_active"):
         if active or (str(inst), str(staff_id)) in patients_read:
             holders[(str(inst), str(role))].append(str(staff_id))
+    for inst, staff_id, role in await _revoked_since(since, patients_read, minimum):
+        if staff_id not in holders[(inst, role)]:
+            holders[(inst, role)].append(staff_id)
     found = []
     for (inst, role), staff_ids in sorted(holders.items()):
         median = statistics.median(patients_read.get((inst, s), 0) for s in staff_ids)
@@ -98,6 +102,24 @@ async def anomalies(since: datetime, until: datetime, *, factor: float = ANOMALY
             if n >= minimum and n > factor * max(median, 1.0):
                 found.append(Anomaly(uuid.UUID(inst), uuid.UUID(staff_id), role, n, float(median), len(staff_ids)))
     return found
+
+
+async def _revoked_since(since: datetime, patients_read: dict[tuple[str, str], int],
+                         minimum: int) -> list[tuple[str, str, str]]:
+    """(institution, staff, role) of each role revoked since ``since`` from someone who read at least ``minimum``
+    files: a role held in the period, though no longer (found re-reading the notes: a nurse taken off the ward, or
+    stopped for it, after reading far more files than her peers dropped out of the report). Each revocation is on
+    the trail, its role the record's one field (``resolvers.staff.revoke_role``). No statement when nobody read
+    that many."""
+    readers = [uuid.UUID(staff) for (_, staff), n in patients_read.items() if n >= minimum]
+    if not readers:
+        return []
+    revoked = await AuditEvent.filter(
+        institution_id__in=sorted({uuid.UUID(inst) for inst, _ in patients_read}), resource_type="role",
+        action="delete", outcome="allowed", resource_id__in=readers, occurred_at__gte=since,
+    ).values_list("institution_id", "resource_id", "fields_read")
+    return [(str(inst), str(staff), str(role)) for inst, staff, role in revoked
+            if (str(inst), str(staff)) in patients_read]
 
 
 def subject(key: str) -> uuid.UUID | None:

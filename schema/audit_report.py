@@ -139,8 +139,10 @@ class AccessAnomaly:
     name: str = strawberry.field(description="Their name.")
     role: Role = strawberry.field(description="The role compared (a member with several roles is compared in each).")
     patients_read: int = strawberry.field(description="Distinct patient files read in the period.")
-    role_median: float = strawberry.field(description="The median among active staff holding the role.")
-    peers: int = strawberry.field(description="Active staff holding the role, this member included.")
+    role_median: float = strawberry.field(description="The median among the role's holders (`peers`).")
+    peers: int = strawberry.field(description="Staff holding the role, this member included: the active ones, and "
+                                              "those who read files in the period and were deactivated or lost the "
+                                              "role since.")
     ratio: float = strawberry.field(description="patientsRead over the role median (a median under 1 counts as "
                                                 "1), to 2 decimals; the list is sorted by it, highest first.")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from models import RoleAssignment
 from resolvers import institution as institutions
 from resolvers.context import Services
 from tests.factories import PASSWORD, Tenant, login, make_patient
@@ -119,3 +120,46 @@ async def test_a_nurse_deactivated_after_reading_far_more_files_still_stands_out
     after = await tenant.call("compliance_officer", ANOMALIES, **window)
     assert after.errors == [], after.errors
     assert after.data["accessAnomalies"] == before.data["accessAnomalies"]
+
+
+REVOKE = "mutation($id: ID!, $r: Role!) { roleRevoke(staffId: $id, role: $r) { roles } }"
+
+
+async def test_a_nurse_whose_role_was_revoked_after_reading_far_more_files_still_stands_out(
+        tenant: Tenant, services: Services) -> None:
+    """Found re-reading the last session's notes: a holder was a holder of the role now, so a nurse who read far
+    more files than her peers and lost the role afterwards (taken off the ward, or stopped for it) dropped out of
+    accessAnomalies and of the next day's alert, as a deactivated account did before. The roles revoked since the
+    period began (each revocation is on the trail) count as held in it."""
+    patients = [await make_patient(tenant, "front_desk") for _ in range(21)]
+    for n in range(2):  # colleagues who read nothing in the period
+        await institutions.create_account(
+            services, tenant.institution, email=f"quiet{n}.{uuid.uuid4().hex[:6]}@careloop.test", name=f"Quiet {n}",
+            password=PASSWORD, roles=["nurse"], departments=[tenant.departments["A"]])
+    curious = await institutions.create_account(
+        services, tenant.institution, email=f"moved.{uuid.uuid4().hex[:6]}@careloop.test", name="Moved Nurse",
+        password=PASSWORD, roles=["nurse", "support_agent"], departments=[tenant.departments["A"]])
+    token = await login(tenant.client, curious.email)
+    for pid in patients:
+        reply = await tenant.client.post("/graphql", json={"query": READ, "variables": {"id": str(pid)}},
+                                         headers={"authorization": f"Bearer {token}"})
+        assert "errors" not in reply.json(), reply.json()
+    window = {"from": (datetime.now(UTC) - timedelta(hours=1)).isoformat(),
+              "to": (datetime.now(UTC) + timedelta(minutes=1)).isoformat()}
+    before = await tenant.call("compliance_officer", ANOMALIES, **window)
+    nurse = [a for a in before.data["accessAnomalies"] if a["role"] == "NURSE"]
+    assert [a["staffId"] for a in nurse] == [str(curious.id)], before.data
+
+    denied = await tenant.call("nurse", REVOKE, id=str(curious.id), r="NURSE")  # its denied twin: not an admin's
+    assert denied.codes == ["FORBIDDEN"]
+    assert await RoleAssignment.filter(staff_id=curious.id, role="nurse").exists()
+    assert [(e.action, e.resource_type) for e in await tenant.audit_events(outcome="denied")][-1] == ("delete", "role")
+    revoked = await tenant.call("admin", REVOKE, id=str(curious.id), r="NURSE")
+    assert revoked.errors == [] and revoked.data["roleRevoke"]["roles"] == ["SUPPORT_AGENT"], revoked.errors
+    after = await tenant.call("compliance_officer", ANOMALIES, **window)
+    assert after.errors == [], after.errors
+    assert [a for a in after.data["accessAnomalies"] if a["role"] == "NURSE"] == nurse
+
+    later = {"from": (datetime.now(UTC) + timedelta(seconds=1)).isoformat(),
+             "to": (datetime.now(UTC) + timedelta(minutes=2)).isoformat()}
+    assert (await tenant.call("compliance_officer", ANOMALIES, **later)).data["accessAnomalies"] == []
