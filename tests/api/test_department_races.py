@@ -7,13 +7,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-import asyncpg
 import pytest
 
 from models import Department
 from tests.conftest import BACKEND
 from tests.factories import Response, Tenant
-from tests.locks import until_waiting
+from tests.locks import another_transaction, until_waiting
 from tests.patients import events_since, mark
 
 CREATE = "mutation($n: String!) { departmentCreate(name: $n) { id name } }"
@@ -59,23 +58,19 @@ async def test_two_departments_renamed_to_one_name_at_once_take_it_once(tenant: 
 
 @pytest.mark.skipif(BACKEND == "sqlite", reason="concurrent transactions: PostgreSQL")
 @pytest.mark.parametrize("root", ["departmentCreate", "departmentUpdate"])
-async def test_a_name_taken_by_a_writer_not_yet_committed_is_refused_as_taken(tenant: Tenant, database_url: str,
+async def test_a_name_taken_by_a_writer_not_yet_committed_is_refused_as_taken(tenant: Tenant,
                                                                               root: str) -> None:
     """Another admin's department of that name written but not committed: the check does not see it, the write
     waits on the unique key and is refused once the other commits (every run; the gathers above only some)."""
-    other = await asyncpg.connect(database_url)
-    try:
-        async with other.transaction():
-            await other.execute("INSERT INTO department (id, institution_id, name, version, created_at) "
-                                "VALUES ($1, $2, 'Geriatrics', 1, now())", uuid.uuid4(), tenant.id)
-            seq = await mark(tenant.id)
-            writing = asyncio.create_task(
-                tenant.call("admin", CREATE, n="Geriatrics") if root == "departmentCreate"
-                else tenant.call("admin", RENAME, id=str(tenant.departments["B"].id), n="Geriatrics"))
-            await until_waiting([writing])
-        reply = await asyncio.wait_for(writing, 10)
-    finally:
-        await other.close()
+    async with another_transaction() as other:
+        await other.execute("INSERT INTO department (id, institution_id, name, version, created_at) "
+                            "VALUES ($1, $2, 'Geriatrics', 1, now())", uuid.uuid4(), tenant.id)
+        seq = await mark(tenant.id)
+        writing = asyncio.create_task(
+            tenant.call("admin", CREATE, n="Geriatrics") if root == "departmentCreate"
+            else tenant.call("admin", RENAME, id=str(tenant.departments["B"].id), n="Geriatrics"))
+        await until_waiting([writing])
+    reply = await asyncio.wait_for(writing, 10)
 
     assert outcome(reply, root) == TAKEN
     assert await named(tenant, "Geriatrics") == 1

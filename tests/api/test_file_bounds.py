@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-import asyncpg
 import pytest
 
 from models import CareTeamMember, Contact
@@ -18,7 +17,7 @@ from tests.api.test_contact import CARE_ASSIGN, CREATE, DELETE, SPOUSE, add_cont
 from tests.api.test_patient_merge import merge
 from tests.conftest import BACKEND
 from tests.factories import Response, Tenant, make_patient
-from tests.locks import until_waiting
+from tests.locks import another_transaction, until_waiting
 from tests.patients import denials_since, events_since, mark
 
 UNASSIGN = "mutation($pid: ID!, $sid: ID!) { careTeamUnassign(patientId: $pid, staffId: $sid) }"
@@ -87,25 +86,21 @@ async def test_a_merge_keeps_both_files_contacts_past_the_bound(tenant: Tenant) 
 
 
 @pytest.mark.skipif(BACKEND == "sqlite", reason="row locks and concurrent transactions: PostgreSQL")
-async def test_a_contact_written_while_another_holds_the_file_is_counted(tenant: Tenant, database_url: str) -> None:
+async def test_a_contact_written_while_another_holds_the_file_is_counted(tenant: Tenant) -> None:
     """A contactCreate waiting for the file's lock counts what the writer holding it committed (found while testing:
     a count in the statement read the snapshot it began with, and both writers went in, 3 of a bound of 2)."""
     pid = await make_patient(tenant)
     kept = await add_contact(tenant, pid)
-    other = await asyncpg.connect(database_url)
-    try:
-        async with other.transaction():  # another writer: the file locked, a second contact written, not committed
-            await other.execute('SELECT 1 FROM patient WHERE id = $1 FOR NO KEY UPDATE', pid)
-            await other.execute(
-                "INSERT INTO contact (id, institution_id, patient_id, created_at, updated_at, name, relationship, "
-                "is_emergency, may_receive_information, version) SELECT $2, institution_id, patient_id, created_at, "
-                "updated_at, name, relationship, is_emergency, may_receive_information, 1 FROM contact WHERE id = $1",
-                kept, uuid.uuid4())
-            writing = asyncio.create_task(tenant.call("front_desk", CREATE, pid=str(pid), input=SPOUSE))
-            await until_waiting([writing])
-        refused = await asyncio.wait_for(writing, 10)
-    finally:
-        await other.close()
+    async with another_transaction() as other:  # the file locked, a second contact written, not committed
+        await other.execute('SELECT 1 FROM patient WHERE id = $1 FOR NO KEY UPDATE', pid)
+        await other.execute(
+            "INSERT INTO contact (id, institution_id, patient_id, created_at, updated_at, name, relationship, "
+            "is_emergency, may_receive_information, version) SELECT $2, institution_id, patient_id, created_at, "
+            "updated_at, name, relationship, is_emergency, may_receive_information, 1 FROM contact WHERE id = $1",
+            kept, uuid.uuid4())
+        writing = asyncio.create_task(tenant.call("front_desk", CREATE, pid=str(pid), input=SPOUSE))
+        await until_waiting([writing])
+    refused = await asyncio.wait_for(writing, 10)
     assert full(refused, "contactCreate"), refused.errors
     assert len(await contacts_of(pid)) == 2
 

@@ -6,14 +6,13 @@ import asyncio
 import uuid
 from datetime import date, timedelta
 
-import asyncpg
 import pytest
 
 from models import ImprovementItem, ImprovementTicket
 from resolvers import improvement as improvements
 from tests.conftest import BACKEND, SqlCounter
 from tests.factories import Tenant, make_patient
-from tests.locks import until_waiting
+from tests.locks import another_transaction, until_waiting
 
 FIELDS = "id problem measure departmentId deadline status source overdue ticketIds"
 CREATE = f"mutation($input: ImprovementCreateInput!) {{ improvementCreate(input: $input) {{ {FIELDS} }} }}"
@@ -206,24 +205,20 @@ async def test_a_change_of_no_tickets_and_nothing_else_is_an_empty_change(tenant
     assert both.errors == [] and both.data["improvementUpdate"]["status"] == "DONE"
 
 
-async def _update_while_held(tenant: Tenant, database_url: str, item_id: str, held: str) -> dict[str, object]:
+async def _update_while_held(tenant: Tenant, item_id: str, held: str) -> dict[str, object]:
     """The department head's update sent while another transaction holds the item's row and changes it (``held``,
     SQL on the row ``$1``), so that the update waits for the lock and finds the row as that change leaves it."""
-    other = await asyncpg.connect(database_url)
-    try:
-        async with other.transaction():
-            await other.execute(held, uuid.UUID(item_id), tenant.departments["B"].id)
-            writing = asyncio.create_task(tenant.call("department_head", UPDATE, id=item_id,
-                                                      input={"status": "DONE"}))
-            await until_waiting([writing])
-        reply = await asyncio.wait_for(writing, 10)
-    finally:
-        await other.close()
+    async with another_transaction() as other:
+        await other.execute(held, uuid.UUID(item_id), tenant.departments["B"].id)
+        writing = asyncio.create_task(tenant.call("department_head", UPDATE, id=item_id,
+                                                  input={"status": "DONE"}))
+        await until_waiting([writing])
+    reply = await asyncio.wait_for(writing, 10)
     return {"codes": reply.codes, "data": reply.data}
 
 
 @pytest.mark.skipif(BACKEND == "sqlite", reason="row locks and concurrent transactions: PostgreSQL")
-async def test_an_item_moved_away_while_its_update_waits_is_not_written(tenant: Tenant, database_url: str) -> None:
+async def test_an_item_moved_away_while_its_update_waits_is_not_written(tenant: Tenant) -> None:
     """Found in review: improvementUpdate checked a department head's reach before taking the row's lock, so an item
     moved to another department meanwhile was written all the same. The reach is checked again on the locked row:
     NOT_FOUND, as for any item out of reach, nothing written, the refusal recorded."""
@@ -231,7 +226,7 @@ async def test_an_item_moved_away_while_its_update_waits_is_not_written(tenant: 
     item_id = created.data["improvementCreate"]["id"]
     seq = (await tenant.audit_events())[-1].seq
 
-    reply = await _update_while_held(tenant, database_url, item_id,
+    reply = await _update_while_held(tenant, item_id,
                                      "UPDATE improvement_item SET department_id = $2 WHERE id = $1")
 
     assert reply == {"codes": ["NOT_FOUND"], "data": {"improvementUpdate": None}}
@@ -243,14 +238,14 @@ async def test_an_item_moved_away_while_its_update_waits_is_not_written(tenant: 
 
 
 @pytest.mark.skipif(BACKEND == "sqlite", reason="row locks and concurrent transactions: PostgreSQL")
-async def test_an_item_changed_but_kept_while_its_update_waits_is_written(tenant: Tenant, database_url: str) -> None:
+async def test_an_item_changed_but_kept_while_its_update_waits_is_written(tenant: Tenant) -> None:
     """The twin: the held row changes but stays in the head's department; the update goes through once let go."""
     created = await tenant.call("support_agent", CREATE, input=item(tenant))
     item_id = created.data["improvementCreate"]["id"]
     seq = (await tenant.audit_events())[-1].seq
 
     kept = "UPDATE improvement_item SET measure = 'Two desks' WHERE id = $1 AND department_id <> $2"
-    reply = await _update_while_held(tenant, database_url, item_id, kept)
+    reply = await _update_while_held(tenant, item_id, kept)
 
     assert reply["codes"] == [] and reply["data"]["improvementUpdate"]["status"] == "DONE"  # type: ignore[index]
     (row,) = await rows(tenant)

@@ -14,7 +14,6 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-import asyncpg
 import pytest
 from fhir.resources.R4B.questionnaire import Questionnaire as FhirQuestionnaire
 
@@ -24,7 +23,7 @@ from resolvers import questionnaire as questionnaire_resolver
 from resolvers.questionnaire_templates import TEMPLATES
 from tests.conftest import BACKEND, SqlCounter
 from tests.factories import Response, Tenant, gql
-from tests.locks import until_waiting
+from tests.locks import another_transaction, until_waiting
 from tests.partners import make_partnership
 from tests.patients import open_account
 
@@ -496,20 +495,16 @@ async def test_a_template_adopted_three_times_at_once_is_one_copy(tenant: Tenant
 
 
 @pytest.mark.skipif(BACKEND == "sqlite", reason="row locks and concurrent transactions: PostgreSQL")
-async def test_two_adopts_waiting_for_the_templates_lock_make_one_copy(tenant: Tenant, database_url: str) -> None:
+async def test_two_adopts_waiting_for_the_templates_lock_make_one_copy(tenant: Tenant) -> None:
     """Both adopts start while another transaction holds what adopting locks (the institution's row, FOR NO KEY
     UPDATE), so both wait, then look for a live copy one after the other: the second finds the first's (before:
     neither waited, and both wrote a copy, every run)."""
     seq = await _seq(tenant)
-    other = await asyncpg.connect(database_url)
-    try:
-        async with other.transaction():
-            await other.execute("SELECT 1 FROM institution WHERE id = $1 FOR NO KEY UPDATE", tenant.id)
-            adopting = [asyncio.create_task(tenant.call(role, ADOPT, t="NPS")) for role in ("admin", "department_head")]
-            await until_waiting(adopting, sessions=len(adopting))
-        replies = await asyncio.wait_for(asyncio.gather(*adopting), 10)
-    finally:
-        await other.close()
+    async with another_transaction() as other:
+        await other.execute("SELECT 1 FROM institution WHERE id = $1 FOR NO KEY UPDATE", tenant.id)
+        adopting = [asyncio.create_task(tenant.call(role, ADOPT, t="NPS")) for role in ("admin", "department_head")]
+        await until_waiting(adopting, sessions=len(adopting))
+    replies = await asyncio.wait_for(asyncio.gather(*adopting), 10)
     await _one_copy_adopted(tenant, list(replies), seq)
 
 

@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import asyncpg
 import pytest
 
 from core import questionnaire as definitions
@@ -22,7 +21,7 @@ from tests.api.test_survey_reports import COMPARE as COMPARISON
 from tests.conftest import BACKEND
 from tests.daytime import a_whole_local_day
 from tests.factories import Tenant, make_patient, subjects
-from tests.locks import until_waiting
+from tests.locks import another_transaction, until_waiting
 from tests.patients import open_account
 
 RESPONSES = """query($q: ID) { questionnaireResponses(questionnaireId: $q) {
@@ -529,7 +528,7 @@ async def test_a_sent_versions_anonymity_is_changed_only_as_its_next_version(ten
 
 @pytest.mark.skipif(BACKEND == "sqlite", reason="row locks and concurrent transactions: PostgreSQL")
 async def test_an_invitation_being_made_while_anonymity_is_edited_makes_the_edit_a_new_version(
-        tenant: Tenant, services: Services, database_url: str) -> None:
+        tenant: Tenant, services: Services) -> None:
     """Another transaction is making an invitation to the anonymous version (it holds the invitations' turn and has
     written the invitation, not committed): the edit of its anonymity waits for the turn, then finds the invitation
     and is the next version (without waiting, it would not see the invitation and would change the version under
@@ -537,25 +536,21 @@ async def test_an_invitation_being_made_while_anonymity_is_edited_makes_the_edit
     sent = await surveys.questionnaire(tenant)
     _, source, _ = await surveys.invited(tenant, services, sent)
     q = await surveys.questionnaire(tenant, anonymous=True)
-    other = await asyncpg.connect(database_url)
-    try:
+    copied = {"id": "$2", "questionnaire_id": "$3", "cause_key": "$4", "token_hash": "NULL"}
+    async with another_transaction() as other:
         columns = [r["column_name"] for r in await other.fetch(
             "SELECT column_name FROM information_schema.columns WHERE table_name = 'survey_invitation' "
             "AND table_schema = current_schema()")]
-        copied = {"id": "$2", "questionnaire_id": "$3", "cause_key": "$4", "token_hash": "NULL"}
-        async with other.transaction():
-            await other.execute("SELECT pg_advisory_xact_lock(hashtext('careloop.survey_invitations'), hashtext($1))",
-                                str(tenant.id))
-            await other.execute(
-                f"INSERT INTO survey_invitation ({', '.join(columns)}) SELECT "
-                f"{', '.join(copied.get(c, c) for c in columns)} FROM survey_invitation WHERE id = $1",
-                source.id, uuid.uuid4(), q.id, f"campaign:{uuid.uuid4()}")
-            editing = asyncio.create_task(tenant.call("admin", UPDATE, id=str(q.id), revision=q.revision,
-                                                      input={"anonymous": False}))
-            await until_waiting([editing])
-        edited = await asyncio.wait_for(editing, 10)
-    finally:
-        await other.close()
+        await other.execute("SELECT pg_advisory_xact_lock(hashtext('careloop.survey_invitations'), hashtext($1))",
+                            str(tenant.id))
+        await other.execute(
+            f"INSERT INTO survey_invitation ({', '.join(columns)}) SELECT "
+            f"{', '.join(copied.get(c, c) for c in columns)} FROM survey_invitation WHERE id = $1",
+            source.id, uuid.uuid4(), q.id, f"campaign:{uuid.uuid4()}")
+        editing = asyncio.create_task(tenant.call("admin", UPDATE, id=str(q.id), revision=q.revision,
+                                                  input={"anonymous": False}))
+        await until_waiting([editing])
+    edited = await asyncio.wait_for(editing, 10)
     assert ok(edited, "questionnaireUpdate") == {"newVersion": True, "questionnaire": {"anonymous": False}}
     assert (await Questionnaire.get(id=q.id)).anonymous is True
 

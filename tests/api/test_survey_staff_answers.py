@@ -11,7 +11,6 @@ import asyncio
 import uuid
 from typing import Any
 
-import asyncpg
 import pytest
 
 from models import AuditEvent, Questionnaire, QuestionnaireResponse, ResponseAnswer
@@ -20,7 +19,7 @@ from resolvers import questionnaire_response as answering
 from resolvers.context import Services
 from tests.conftest import BACKEND
 from tests.factories import PASSWORD, Tenant, gql, login
-from tests.locks import until_waiting
+from tests.locks import another_transaction, until_waiting
 from tests.patients import open_account
 from tests.surveys import month_closed, questionnaire, reachable
 
@@ -200,24 +199,19 @@ async def test_a_rating_checked_before_its_form_was_made_a_patients_one_is_refus
 
 
 @pytest.mark.skipif(BACKEND == "sqlite", reason="row locks and concurrent transactions: PostgreSQL")
-async def test_a_rating_waiting_while_its_form_is_made_a_patients_one_is_refused(tenant: Tenant,
-                                                                                database_url: str) -> None:
+async def test_a_rating_waiting_while_its_form_is_made_a_patients_one_is_refused(tenant: Tenant) -> None:
     """The same, by the database alone: another transaction holds the version (as an in-place edit does) while a
     rating comes, and makes it a patients' identified questionnaire; the rating, waiting for the version, is
     refused once it has it (before: written, every run)."""
     q = await nursing_form(tenant)
     dep = str(tenant.departments["A"].id)
-    other = await asyncpg.connect(database_url)
-    try:
-        async with other.transaction():
-            await other.execute("SELECT 1 FROM questionnaire WHERE id = $1 FOR NO KEY UPDATE", q.id)
-            rating = asyncio.create_task(tenant.call("doctor", STAFF_ANSWER, q=str(q.id), d=dep, answers=RATING))
-            await until_waiting([rating])
-            await other.execute("UPDATE questionnaire SET respondent = 'patient', subject = 'visit', "
-                                "anonymous = false, revision = revision + 1 WHERE id = $1", q.id)
-        reply = await asyncio.wait_for(rating, 10)
-    finally:
-        await other.close()
+    async with another_transaction() as other:
+        await other.execute("SELECT 1 FROM questionnaire WHERE id = $1 FOR NO KEY UPDATE", q.id)
+        rating = asyncio.create_task(tenant.call("doctor", STAFF_ANSWER, q=str(q.id), d=dep, answers=RATING))
+        await until_waiting([rating])
+        await other.execute("UPDATE questionnaire SET respondent = 'patient', subject = 'visit', "
+                            "anonymous = false, revision = revision + 1 WHERE id = $1", q.id)
+    reply = await asyncio.wait_for(rating, 10)
     refused(reply, "BAD_USER_INPUT", "questionnaireId")
     assert await written(tenant) == (0, 0, 0)
 
