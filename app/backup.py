@@ -46,6 +46,7 @@ from app.leader import LIBPQ_OPTIONS, libpq_dsn
 from audit import writer
 from audit.events import Action, Actor, AuditRecord, Outcome, RequestMeta
 from core.crypto import MasterKey
+from core.db import backend_of as backend_named
 from models import Attachment, ContractVersion, InstitutionKey
 
 FORMAT = "careloop-backup/1"
@@ -118,11 +119,10 @@ def key_fingerprint(master: MasterKey) -> str:
 
 
 def backend_of(database_url: str) -> str:
-    if database_url.startswith("sqlite://"):
-        return "sqlite"
-    if database_url.startswith(("postgres://", "postgresql://")):
-        return "postgres"
-    raise BackupRefused("the database URL is neither sqlite:// nor postgres://")
+    try:
+        return backend_named(database_url)
+    except ValueError:
+        raise BackupRefused("the database URL is neither sqlite:// nor postgres://") from None
 
 
 # -- backup -----------------------------------------------------------------------------------------

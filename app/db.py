@@ -13,13 +13,13 @@ from tortoise.migrations.api.migrate import migrate as tortoise_migrate
 from tortoise.migrations.recorder import MigrationRecorder
 
 import migrations
-from core.db import APP_LABEL, tortoise_config
+from core.db import APP_LABEL, backend_of, tortoise_config
 
 
 def create_private_sqlite_file(database_url: str) -> None:
     """A new SQLite database file readable by its owner only (0600, like the key file): it holds the sealed
     data and, in clear, names and the audit trail. SQLite gives its -wal and -shm files the same mode."""
-    if not database_url.startswith("sqlite://"):
+    if backend_of(database_url) != "sqlite":
         return
     path = database_url.removeprefix("sqlite://").split("?", 1)[0]
     if path in ("", ":memory:") or os.path.exists(path):

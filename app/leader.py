@@ -32,6 +32,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import asyncpg
 
+from core.db import backend_of
+
 log = logging.getLogger("careloop.leader")
 CONNECT_TIMEOUT_SECONDS = 10.0
 STATEMENT_TIMEOUT_SECONDS = 5.0  # a lock statement not answered by then counts the session lost
@@ -59,7 +61,7 @@ class Leadership:
 
     def __init__(self, database_url: str) -> None:
         self._url = database_url
-        self._postgres = database_url.startswith(("postgres://", "postgresql://"))
+        self._postgres = backend_of(database_url) == "postgres"
         self._connection: asyncpg.Connection | None = None
         self._held: set[str] = set()
         self._files: dict[str, int] = {}

@@ -20,6 +20,7 @@ import logging
 import asyncpg
 
 from app.leader import libpq_dsn
+from core.db import backend_of
 from core.principal_cache import PrincipalCache
 
 log = logging.getLogger("careloop.principals")
@@ -33,7 +34,7 @@ CONNECT_TIMEOUT_SECONDS = 10.0
 
 def cacheable(database_url: str, cache: PrincipalCache) -> bool:
     """Whether the cache can be live at all: PostgreSQL, and a TTL."""
-    return database_url.startswith(("postgres://", "postgresql://")) and cache.ttl > 0
+    return backend_of(database_url) == "postgres" and cache.ttl > 0
 
 
 class PrincipalListener:

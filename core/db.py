@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.backends.base.config_generator import expand_db_url
 
 APP_LABEL = "careloop"
+Backend = Literal["sqlite", "postgres"]
 
 
 async def keep_session(connection: object) -> None:
@@ -29,16 +30,28 @@ def placeholders(db: BaseDBAsyncClient, count: int, first: int = 1) -> tuple[str
     return ("?",) * count
 
 
-def tortoise_config(database_url: str) -> dict[str, Any]:
-    connection: dict[str, Any] = expand_db_url(database_url)
+def backend_of(database_url: str) -> Backend:
+    """The database a URL names. careloop speaks SQLite (``sqlite://``) and PostgreSQL (``postgres://``,
+    ``postgresql://``) and decides by this alone (found in review: Tortoise also opens ``asyncpg://``, which the
+    leader election took for SQLite, so every node led every job through a lock file of its own)."""
     if database_url.startswith("sqlite://"):
+        return "sqlite"
+    if database_url.startswith(("postgres://", "postgresql://")):
+        return "postgres"
+    raise ValueError("the database URL must start with sqlite:// or postgres://")
+
+
+def tortoise_config(database_url: str) -> dict[str, Any]:
+    backend = backend_of(database_url)
+    connection: dict[str, Any] = expand_db_url(database_url)
+    if backend == "sqlite":
         path = database_url.removeprefix("sqlite://")
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-    elif database_url.startswith(("postgres://", "postgresql://")):
+    else:
         connection["credentials"]["reset"] = keep_session
     # Tortoise's clients, with transactions that cancellation cannot leave half open (core/backends).
-    connection["engine"] = "core.backends.sqlite" if database_url.startswith("sqlite://") else "core.backends.asyncpg"
+    connection["engine"] = "core.backends.sqlite" if backend == "sqlite" else "core.backends.asyncpg"
     return {
         "connections": {"default": connection},
         "apps": {APP_LABEL: {"models": ["models"], "default_connection": "default", "migrations": "migrations"}},

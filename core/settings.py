@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, cast
 
+from core.db import backend_of
 from core.passwords import HashParameters
 
 Environment = Literal["development", "production"]
@@ -120,7 +121,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     limits = Limits(**{name: _int(env, f"LIMIT_{name.upper()}", getattr(defaults, name))
                        for name in defaults.__dataclass_fields__})
     return Settings(
-        database_url=env.get("CARELOOP_DATABASE_URL") or DEFAULT_DATABASE_URL,
+        database_url=_database_url(env.get("CARELOOP_DATABASE_URL") or DEFAULT_DATABASE_URL),
         environment=cast(Environment, environment),
         master_key=env.get("CARELOOP_MASTER_KEY") or None,
         key_file=Path(env.get("CARELOOP_KEY_FILE") or DEFAULT_KEY_FILE),
@@ -145,6 +146,14 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         metrics_host=env.get("CARELOOP_METRICS_HOST") or "127.0.0.1",
         principal_cache_seconds=_principal_cache_seconds(env),
     )
+
+
+def _database_url(url: str) -> str:
+    try:
+        backend_of(url)
+    except ValueError:
+        raise SystemExit("CARELOOP_DATABASE_URL must be sqlite://PATH or postgres://USER@HOST:PORT/DATABASE") from None
+    return url
 
 
 def _checkpoint_every_seconds(env: dict[str, str]) -> int:
