@@ -6,7 +6,9 @@ A schedule has sessions per ISO weekday in the institution's local time (``"1"``
 calendar decides which days open: a holiday has no slots, a make-up working day (a weekend day
 worked in place of a holiday) uses the schedule's Monday sessions. The schedule's own exceptions
 come last: a leave removes every slot it overlaps, an extra session puts its own slots in its
-span (replacing the regular slots it overlaps, so an extra session inside a leave works).
+span (replacing the regular slots it overlaps). Between a leave and an extra session the one recorded
+later holds: a session added inside a leave keeps its slots (a clinician on leave who comes in for one
+session), a leave recorded over a session takes them (a clinician who falls ill on the Saturday agreed).
 
 Sessions are cut in elapsed time between their UTC bounds, as core.business_time counts working
 time: a session across a daylight-saving change has the slots its real length holds. Everything
@@ -48,7 +50,8 @@ class Adjustment:
 
 @dataclass(frozen=True)
 class Plan:
-    """What a schedule says about its slots. ``week`` maps ISO weekdays 1..7 to sessions."""
+    """What a schedule says about its slots. ``week`` maps ISO weekdays 1..7 to sessions; ``adjustments``
+    are in the order they were recorded."""
 
     week: Mapping[int, tuple[Session, ...]]
     slot_minutes: int
@@ -122,21 +125,28 @@ def _cut(begin: datetime, end: datetime, length: timedelta, capacity: int) -> li
 
 def _extra_slots(plan: Plan, adjustments: list[Adjustment], window: tuple[datetime, datetime],
                  length: timedelta) -> list[Slot]:
-    """Slots of the extra sessions that start inside ``window``, on each session's own grid; where
-    two extra sessions overlap (the API refuses that), the earlier one's slots win."""
+    """Slots of the extra sessions that start inside ``window``, on each session's own grid, but for
+    those a leave recorded after the session overlaps; where two extra sessions overlap (the API
+    refuses that), the earlier one's slots win."""
     earlier: list[tuple[datetime, datetime]] = []
     extras: list[Slot] = []
-    for extra in sorted((a for a in adjustments if a.kind == EXTRA), key=lambda a: a.starts_at):
+    sessions = sorted(((a, _leaves_recorded_after(adjustments, n)) for n, a in enumerate(adjustments)
+                       if a.kind == EXTRA), key=lambda pair: pair[0].starts_at)
+    for extra, leaves in sessions:
         begin, end = extra.starts_at.astimezone(UTC), extra.ends_at.astimezone(UTC)
         skipped = max(0, -((begin - window[0]) // length))  # whole slots before the window
         start = begin + skipped * length
         capacity = extra.capacity or plan.capacity
         while start + length <= end and start < window[1]:
-            if not _overlaps_any(start, start + length, earlier):
+            if not _overlaps_any(start, start + length, earlier) and not _overlaps_any(start, start + length, leaves):
                 extras.append(Slot(start, start + length, capacity))
             start += length
         earlier.append((begin, end))
     return extras
+
+
+def _leaves_recorded_after(adjustments: list[Adjustment], position: int) -> list[tuple[datetime, datetime]]:
+    return [(a.starts_at, a.ends_at) for a in adjustments[position + 1:] if a.kind == LEAVE]
 
 
 def _midnight(calendar: Calendar, day: date) -> datetime:

@@ -53,11 +53,12 @@ def _moment(value: datetime, field: str) -> datetime:
 
 
 def plan_of(schedule: Schedule, exceptions: list[ScheduleException]) -> Plan:
-    """What the schedule's row and its exceptions in force say about its slots."""
+    """What the schedule's row and its exceptions in force say about its slots (in the order they were recorded:
+    between a leave and an extra session, the later holds)."""
+    in_force = sorted((e for e in exceptions if e.cancelled_at is None), key=lambda e: (e.created_at, e.id))
     return Plan(week=slot_math.parse_week(schedule.week), slot_minutes=schedule.slot_minutes,
                 capacity=schedule.capacity,
-                adjustments=tuple(Adjustment(e.kind, e.starts_at, e.ends_at, e.capacity)
-                                  for e in exceptions if e.cancelled_at is None))
+                adjustments=tuple(Adjustment(e.kind, e.starts_at, e.ends_at, e.capacity) for e in in_force))
 
 
 def day_window(calendar: Calendar, first_day: date, last_day: date) -> tuple[datetime, datetime]:

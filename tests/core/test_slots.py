@@ -97,6 +97,15 @@ def test_an_extra_session_inside_leave_and_over_regular_slots() -> None:
     assert len({s.start for s in found}) == len(found)
 
 
+def test_a_leave_recorded_after_an_extra_session_takes_its_slots() -> None:
+    extra = Adjustment("extra", local(12, 10, 15), local(12, 11, 15), 1)
+    leave = Adjustment("leave", local(12, 0), local(13, 0))
+    assert slots(plan(None, 30, 2, extra, leave), CAL, date(2026, 10, 12), date(2026, 10, 12)) == []
+    partly = Adjustment("leave", local(12, 10, 20), local(12, 10, 40))  # the session's first slot only
+    assert starts(slots(plan(None, 30, 2, extra, partly), CAL, date(2026, 10, 12), date(2026, 10, 12)))[3:6] == [
+        "12 09:30", "12 10:45", "12 11:30"]
+
+
 def test_only_the_days_asked_for_of_a_long_extra_session() -> None:
     extra = Adjustment("extra", local(1, 0, 0, month=1), local(31, 0, 0, month=12), 3)  # most of the year
     found = slots(plan({}, 20, 2, extra), CAL, date(2026, 10, 12), date(2026, 10, 12))
