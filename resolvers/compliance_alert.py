@@ -85,13 +85,16 @@ async def anomalies(since: datetime, until: datetime, *, factor: float = ANOMALY
         return []
     institutions = sorted({inst for inst, _ in patients_read})
     holders: dict[tuple[str, str], list[str]] = defaultdict(list)
+    admins: list[uuid.UUID] = []
     # The active holders of each role, and those deactivated since who read files in the period (found in review:
     # an account that read far more than its peers and was deactivated afterwards dropped out of the report).
     for inst, staff_id, role, active in await RoleAssignment.filter(institution_id__in=institutions).values_list(
             "institution_id", "staff_id", "role", "staff__is_active"):
         if active or (str(inst), str(staff_id)) in patients_read:
             holders[(str(inst), str(role))].append(str(staff_id))
-    for inst, staff_id, role in await _revoked_since(since, patients_read, minimum):
+        if role == "admin":
+            admins.append(uuid.UUID(str(staff_id)))
+    for inst, staff_id, role in await _revoked_since(since, patients_read, minimum, admins):
         if staff_id not in holders[(inst, role)]:
             holders[(inst, role)].append(staff_id)
     found = []
@@ -104,22 +107,22 @@ async def anomalies(since: datetime, until: datetime, *, factor: float = ANOMALY
     return found
 
 
-async def _revoked_since(since: datetime, patients_read: dict[tuple[str, str], int],
-                         minimum: int) -> list[tuple[str, str, str]]:
+async def _revoked_since(since: datetime, patients_read: dict[tuple[str, str], int], minimum: int,
+                         admins: list[uuid.UUID]) -> list[tuple[str, str, str]]:
     """(institution, staff, role) of each role revoked since ``since`` from someone who read at least ``minimum``
     files: a role held in the period, though no longer (found re-reading the notes: a nurse taken off the ward, or
     stopped for it, after reading far more files than her peers dropped out of the report). Each revocation is on
-    the trail, its role the record's one field (``resolvers.staff.revoke_role``). No statement when nobody read
+    the trail, its role the record's one field (``resolvers.staff.revoke_role``), its actor an admin: the admins'
+    events are what is read (the trail's index by actor), not the whole period's. No statement when nobody read
     that many."""
-    readers = [uuid.UUID(staff) for (_, staff), n in patients_read.items() if n >= minimum]
-    if not readers:
+    if not admins or not any(n >= minimum for n in patients_read.values()):
         return []
     revoked = await AuditEvent.filter(
-        institution_id__in=sorted({uuid.UUID(inst) for inst, _ in patients_read}), resource_type="role",
-        action="delete", outcome="allowed", resource_id__in=readers, occurred_at__gte=since,
+        institution_id__in=sorted({uuid.UUID(inst) for inst, _ in patients_read}), actor_id__in=sorted(set(admins)),
+        resource_type="role", action="delete", outcome="allowed", occurred_at__gte=since,
     ).values_list("institution_id", "resource_id", "fields_read")
     return [(str(inst), str(staff), str(role)) for inst, staff, role in revoked
-            if (str(inst), str(staff)) in patients_read]
+            if patients_read.get((str(inst), str(staff)), 0) >= minimum]
 
 
 def subject(key: str) -> uuid.UUID | None:
