@@ -145,7 +145,7 @@ def _report(body: bytes) -> tuple[str, str, str] | None:
     """(gateway message id, status, reason) from a well-formed report, else None."""
     try:
         report: Any = json.loads(body)
-    except ValueError:  # also a body that is not UTF-8
+    except (ValueError, RecursionError):  # also a body that is not UTF-8, or one nested past the parser's limit
         return None
     if not isinstance(report, dict):
         return None
