@@ -788,6 +788,9 @@ async def _send_batch(services: Services, senders: Mapping[str, MessageSender], 
 async def _deliver_one(services: Services, senders: Mapping[str, MessageSender], work: Batch, row: Communication,
                        moment: datetime) -> bool:
     facts = work.facts
+    if _out_long(work, work.clock()):  # what the gate read at the claim may have changed since: read it again
+        moment = work.clock()
+        facts = await _facts_now(work, row)
     if facts.outdated(row, moment):
         row.status, row.settled_at, row.sent_at = "cancelled", moment, None
         return False
@@ -885,6 +888,22 @@ _SETTLED_COLUMNS = ("status", "refusal", "channel", "due_at", "sent_at", "delive
                     "last_error", "gateway_message_id", "subject", "body")
 
 
+def _out_long(work: Batch, now: datetime) -> bool:
+    """Whether the batch has been out for half its lease or more (a large batch, a slow gateway)."""
+    return now >= work.leased_until - LEASE / 2
+
+
+async def _facts_now(work: Batch, row: Communication) -> Facts:
+    """The facts of a message whose turn comes late in its batch, read again as it goes: the gate then sees a consent,
+    a purpose or a contact withdrawn, an address changed, an appointment cancelled or the quiet hours begun while the
+    batch was out (found in review: the batch's facts, read when it was claimed, held for its whole hand-over, which a
+    slow gateway, 20 messages at a time, can make last many minutes). The patient's non-care messages are counted as
+    the batch holds them: those it sent meanwhile count against the cap."""
+    fresh = await load_facts([row])
+    fresh.non_care = work.facts.non_care
+    return fresh
+
+
 async def _still_ours(work: Batch, row: Communication) -> bool:
     """Whether the worker may still hand ``row`` over. While the batch is within the first half of its lease, no
     other worker can have claimed the row, and nothing is asked. Later (a large batch, a slow gateway) each row's
@@ -892,7 +911,7 @@ async def _still_ours(work: Batch, row: Communication) -> bool:
     has a whole lease to finish; a row whose lease ran out while it waited and that another worker claimed is left
     to that worker (found in review: both sent it, and both settled it)."""
     now = work.clock()
-    if now < work.leased_until - LEASE / 2:
+    if not _out_long(work, now):
         return True
     return await outbox.hold(_pending(), row, work.claims[row.id], now + LEASE)
 

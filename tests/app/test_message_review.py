@@ -771,3 +771,41 @@ async def test_an_appointment_moved_while_its_reminder_is_out_reminds_of_the_new
     clock.now = start
     await communication.deliver_due(services, all_channels(recorder))
     assert (sent_ids(recorder).count(old.id), sent_ids(recorder).count(new.id)) == (0, 1)
+
+
+# -- 13. a message whose turn comes late in its batch goes on what the gate read when the batch was claimed -------
+
+
+async def test_a_message_whose_turn_comes_late_in_its_batch_is_gated_as_it_goes(
+        tenant: Tenant, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch's facts were read when it was claimed and held for its whole hand-over, which a slow gateway (20 at a
+    time, each up to two minutes) makes last many minutes: a patient who withdrew consent meanwhile got the message,
+    and so did one whose turn came after the quiet hours (21:00) began. A message whose turn comes once the batch has
+    been out for half its lease is gated again, with its facts read again and the time as it goes."""
+    monkeypatch.setattr(communication, "SEND_AT_ONCE", 1)  # each message waits for the one before it
+    clock = Clock(local(date(1990, 3, 23), time(20, 58)))
+    started = clock.now
+    monkeypatch.setattr(communication, "_now", clock)
+    await flush(services)
+    first, withdrawn, late = [await reachable(tenant) for _ in range(3)]
+    messages = [await queue(tenant, pid, due_at=started - timedelta(seconds=3 - i))  # handed over in this order
+                for i, pid in enumerate((first, withdrawn, late))]
+    gateway = Held()
+    worker = asyncio.create_task(communication.deliver_due(services, all_channels(gateway)))
+    await gateway.handed_over(1)
+    ok(await tenant.call("front_desk", UPDATE, id=str(withdrawn), input={"contactConsent": False}), "patientUpdate")
+    clock.now = started + timedelta(minutes=4)  # 21:02: the batch out for more than half its lease, quiet hours begun
+    gateway.answer(later_ones_too=True)
+    await asyncio.wait_for(worker, 10)
+
+    assert gateway.handed == [messages[0].id], "sent on what the gate read when the batch was claimed"
+    stored = {m.id: await Communication.get(id=m.id) for m in messages}
+    assert (stored[messages[0].id].status, stored[messages[1].id].status, stored[messages[1].id].refusal) == (
+        "sent", "refused", "no_consent")
+    deferred = stored[messages[2].id]
+    assert (deferred.status, deferred.due_at, deferred.attempts) == ("queued", local(date(1990, 3, 24), time(8)), 0)
+    assert await AuditEvent.filter(resource_id__in=[m.id for m in messages[1:]], action="disclose").count() == 0
+    clock.now = deferred.due_at
+    recorder = Recorder()
+    await communication.deliver_due(services, all_channels(recorder))
+    assert sent_ids(recorder) == [deferred.id]  # it goes when the quiet hours end, once
