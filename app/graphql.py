@@ -47,6 +47,7 @@ from app import graphiql, metrics
 from app.logs import RefusalLines
 from app.websocket_limit import TRY_AGAIN_LATER, Refused, WebSocketLimit
 from audit.events import RequestMeta
+from core.principal import STAFF
 from resolvers import session
 from resolvers.context import Context, Services
 from schema.extensions import finish_error
@@ -235,8 +236,10 @@ class CareloopGraphQL(GraphQL[Context, None]):
             response = await self.run(request)
         finally:  # by operation name only, bounded (app/metrics.py): never variables
             context = getattr(request.state, "context", None)
+            principal = context.principal if context is not None else None
             metrics.observe_request(getattr(request.state, "operation_name", None), time.perf_counter() - started,
-                                    signed_in=context is not None and context.principal is not None)
+                                    signed_in=principal is not None,
+                                    staff=principal is not None and principal.kind == STAFF)
             if context is not None:
                 context.release()
         await response(scope, receive, send)

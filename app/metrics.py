@@ -6,7 +6,9 @@ operation is labelled by its name only when that is a plain GraphQL name with no
 id) and one of the first ``MAX_OPERATION_NAMES`` this process has seen; every other is ``other``, and an
 unnamed one is ``anonymous``. Requests without a signed-in caller name their operations from a set of their own
 (``MAX_SIGNED_OUT_NAMES``: sign-ins, links): made-up names sent without a token took every label otherwise, and
-the portals' operations were counted as ``other`` until a restart (found in review). Error codes are ours
+the portals' operations were counted as ``other`` until a restart (found in review). Patients and partners' clients,
+signed in but not staff, name theirs from a set of their own too (``MAX_OUTSIDE_NAMES``): a patient's account
+sending a hundred made-up names took the staff's labels the same way (found in review). Error codes are ours
 (``core.errors``), bounded the same way.
 """
 
@@ -36,6 +38,7 @@ log = logging.getLogger("careloop.metrics")
 
 MAX_OPERATION_NAMES = 100
 MAX_SIGNED_OUT_NAMES = 20  # names of operations sent without a signed-in caller (its own set)
+MAX_OUTSIDE_NAMES = 40  # names of operations sent by patients and partners' clients (their own set)
 MAX_ERROR_CODES = 40
 REFRESH_EVERY_SECONDS = 15.0
 OPERATION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
@@ -69,6 +72,7 @@ OUTBOX_DUE = Gauge("careloop_outbox_due_messages", "Queued messages whose time h
 
 _operations: set[str] = set()
 _signed_out_operations: set[str] = set()
+_outside_operations: set[str] = set()
 _codes: set[str] = set()
 
 
@@ -95,15 +99,18 @@ def _holds_an_id(name: str) -> bool:
         sum(char.isdigit() for char in run.group()) >= 2 for run in HEX_RUN.finditer(name))
 
 
-def operation_label(name: object, *, signed_in: bool = True) -> str:
+def operation_label(name: object, *, signed_in: bool = True, staff: bool = True) -> str:
+    """``signed_in``: the caller holds a token; ``staff``: and is a staff member (not a patient or a partner)."""
     if name is None or name == "":
         return "anonymous"
     if not isinstance(name, str) or not OPERATION_NAME.fullmatch(name) or _holds_an_id(name):
         return "other"
-    if name in _operations:  # a name signed-in callers use keeps its label for everyone
+    if name in _operations:  # a name staff use keeps its label for everyone
         return name
     if not signed_in:
         return _bounded(name, _signed_out_operations, MAX_SIGNED_OUT_NAMES) or "other"
+    if not staff:
+        return _bounded(name, _outside_operations, MAX_OUTSIDE_NAMES) or "other"
     return _bounded(name, _operations, MAX_OPERATION_NAMES) or "other"
 
 
@@ -116,8 +123,8 @@ def code_label(code: object) -> str:
 _by_operation: dict[str, tuple[Any, Any]] = {}  # a label's request counter and latency histogram
 
 
-def observe_request(operation_name: object, seconds: float, *, signed_in: bool = True) -> None:
-    label = operation_label(operation_name, signed_in=signed_in)
+def observe_request(operation_name: object, seconds: float, *, signed_in: bool = True, staff: bool = True) -> None:
+    label = operation_label(operation_name, signed_in=signed_in, staff=staff)
     counted = _by_operation.get(label)
     if counted is None:  # once per label (they are bounded): ``labels`` checks and locks on every call, ~5 us
         counted = _by_operation[label] = (REQUESTS.labels(label), LATENCY.labels(label))

@@ -14,6 +14,7 @@ from app import metrics
 from core.settings import load_settings
 from models import AuditChainHead, AuditCheckpoint, Communication
 from tests.factories import Tenant, gql, make_patient
+from tests.patients import open_account
 
 NAME, PHONE = "Qiao Metricname", "13912345678"
 PATIENTS = "query PatientsPage($first: Int!) { patients(first: $first) { edges { node { id } } } }"
@@ -28,6 +29,7 @@ def fresh_label_sets(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test starts below the caps, whatever names earlier tests in this process sent (the fuzz tests)."""
     monkeypatch.setattr(metrics, "_operations", set())
     monkeypatch.setattr(metrics, "_signed_out_operations", set())
+    monkeypatch.setattr(metrics, "_outside_operations", set())
     monkeypatch.setattr(metrics, "_codes", set())
 
 
@@ -127,6 +129,29 @@ def test_operation_names_are_bounded() -> None:
     assert set(labels[metrics.MAX_OPERATION_NAMES:]) == {"other"}
     assert metrics.operation_label(names[0]) == names[0]  # one already seen keeps its label
     assert metrics.code_label("not a code") == "OTHER"
+
+
+async def test_names_a_patient_sends_cannot_take_the_staffs_operation_labels(tenant: Tenant) -> None:
+    """Staff's operations are labelled from the first ``MAX_OPERATION_NAMES`` names: a patient's account (or a
+    partner's client) sending that many made-up names took every label, as anonymous requests did before them, and
+    the staff portals' operations were all counted as ``other`` until the next restart. Patients and partners name
+    theirs from a set of their own; past it theirs are ``other``."""
+    patient = await open_account(tenant)
+    names = [f"Junk{''.join(chr(65 + n // 26 ** p % 26) for p in range(3))}"  # no digits: a digit run is never a label
+             for n in range(metrics.MAX_OPERATION_NAMES)]
+    for name in names:
+        reply = await patient.call(f"query {name} {{ __typename }}")
+        assert reply.errors == [], reply.errors
+    before = value("careloop_graphql_requests_total", operation="PatientsPage")
+
+    reply = await tenant.call("nurse", PATIENTS, first=1)
+
+    assert reply.errors == [], reply.errors
+    assert value("careloop_graphql_requests_total", operation="PatientsPage") == before + 1
+    labelled = {labels["operation"] for n, labels, _ in samples() if n == "careloop_graphql_requests_total"}
+    assert set(names[:metrics.MAX_OUTSIDE_NAMES]) <= labelled  # the patients' own set
+    assert not set(names[metrics.MAX_OUTSIDE_NAMES:]) & labelled  # past it: other
+    assert value("careloop_graphql_requests_total", operation="other") >= len(names) - metrics.MAX_OUTSIDE_NAMES
 
 
 def test_an_ids_hex_form_is_never_an_operation_label() -> None:
