@@ -170,6 +170,7 @@ def smtp_failure(error: BaseException) -> SendFailed:
 # --- SMS and WeChat ---------------------------------------------------------------------------------
 
 RETRIED_STATUSES = frozenset({408, 425, 429})  # besides every 5xx: the gateway may take it a moment later
+ANSWER_MAX_BYTES = 16 * 1024  # a gateway's answer is read this far: its id fits in far less
 
 
 class WebhookSender:
@@ -220,20 +221,21 @@ class WebhookSender:
                    SIGNATURE_HEADER: sign(gateway.secret, timestamp, body),
                    "idempotency-key": str(message.communication_id)}
         try:
-            response = await self.client.post(gateway.url, content=body, headers=headers,
-                                              timeout=gateway.timeout_seconds)
+            async with self.client.stream("POST", gateway.url, content=body, headers=headers,
+                                          timeout=gateway.timeout_seconds) as response:
+                status = response.status_code
+                if status >= 500 or status in RETRIED_STATUSES:
+                    raise SendFailed(f"http_{status}")
+                if status >= 300:
+                    raise SendFailed(f"http_{status}", permanent=True)
+                answer = await _answer(response)
         except httpx.TimeoutException:
             raise SendFailed("timeout") from None
         except httpx.ConnectError:
             raise SendFailed("refused") from None
         except httpx.HTTPError:  # the request's own errors may quote the URL
             raise SendFailed("network") from None
-        status = response.status_code
-        if status >= 500 or status in RETRIED_STATUSES:
-            raise SendFailed(f"http_{status}")
-        if status >= 300:
-            raise SendFailed(f"http_{status}", permanent=True)
-        return _gateway_id(response)
+        return _gateway_id(answer)
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -287,11 +289,29 @@ class _PublicAddresses(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
-def _gateway_id(response: httpx.Response) -> str | None:
-    """``{"id": ...}`` from the gateway's answer, when it gives one that fits the log."""
+async def _answer(response: httpx.Response) -> bytes | None:
+    """The body of an accepted message's answer, None past ``ANSWER_MAX_BYTES`` (not read further: found in review,
+    the whole answer was read into memory, however large a gateway made it, in a worker every institution shares)."""
+    read = bytearray()
     try:
-        answer = response.json()
-    except ValueError:
+        async for chunk in response.aiter_bytes():
+            read += chunk
+            if len(read) > ANSWER_MAX_BYTES:
+                return None
+    except httpx.HTTPError:  # the status said taken: an answer cut short (a timeout, a reset) does not undo that
+        return None
+    return bytes(read)
+
+
+def _gateway_id(body: bytes | None) -> str | None:
+    """``{"id": ...}`` from the gateway's answer, when it gives one that fits the log. Nothing in an answer makes the
+    send fail: the gateway took the message (found in review: an answer nested past the JSON parser's recursion limit
+    raised RecursionError, and the outbox retried, so sent again, a message the gateway had accepted)."""
+    if body is None:
+        return None
+    try:
+        answer = json.loads(body)
+    except (ValueError, RecursionError):
         return None
     value = answer.get("id") if isinstance(answer, dict) else None
     if isinstance(value, bool) or not isinstance(value, str | int):
