@@ -79,9 +79,20 @@ SYSTEM_DECISION = Decision(True, "follow-up rule")
 
 
 async def ensure_default_rules(ctx: Context) -> None:
-    """An institution without any rule gets the defaults once (inside the caller's transaction)."""
+    """An institution without any rule gets the defaults once (inside the caller's transaction).
+
+    Two requests that both find no rule (two visits finished at once in a new institution, two first looks at the
+    rules) look again one after the other, under a transaction-scoped advisory lock on PostgreSQL (SQLite has one
+    writer): the second finds the first's defaults. The defaults' rule keys are random, so no unique key could refuse
+    the second set (found in review: both wrote them, and every finished visit after had each call twice)."""
     if await FollowUpRule.exists(institution_id=ctx.institution_id):
         return
+    db = FollowUpRule._meta.db  # the caller's transaction's connection
+    if db.capabilities.dialect == "postgres":
+        await db.execute_query("SELECT pg_advisory_xact_lock(hashtext('careloop.follow_up_rules'), hashtext($1))",
+                               [str(ctx.institution_id)])
+        if await FollowUpRule.exists(institution_id=ctx.institution_id):
+            return
     for default in DEFAULT_RULES:
         rule = await FollowUpRule.create(
             id=uuid7(), institution_id=ctx.institution_id, rule_key=uuid.uuid4(), name=default.name,
