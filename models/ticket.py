@@ -92,10 +92,18 @@ class Ticket(TenantModel):
 
     class Meta:
         table = "ticket"
+        # Each list's page read in its order from an index, not sorted from every ticket of the institution (migration
+        # 0039): ``tickets`` newest first (by id) or by creation or last change (``updated_at`` also the ticket
+        # subscription's poll), ``myOpenedTickets`` and ``partnerTickets`` (tests/api/test_list_indexes.py).
         indexes = (
             Index(fields=("institution_id", "next_due_at")),
             Index(fields=("institution_id", "department_id", "status")),
             Index(fields=("institution_id", "patient_id")),
+            Index(fields=("institution_id", "id")),
+            Index(fields=("institution_id", "created_at", "id")),
+            Index(fields=("institution_id", "updated_at", "id")),
+            Index(fields=("institution_id", "opened_by_id", "id")),
+            Index(fields=("institution_id", "opened_by_partner_id", "id")),
         )
 
 
