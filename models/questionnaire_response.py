@@ -70,8 +70,11 @@ class QuestionnaireResponse(TenantModel):
 
     class Meta:
         table = "questionnaire_response"
+        # the last: ``questionnaireResponses``' page, newest first, read in its order (migration 0039;
+        # tests/api/test_list_indexes.py)
         indexes = (Index(fields=("institution_id", "questionnaire_id", "department_id", "month")),
-                   Index(fields=("institution_id", "patient_id")))
+                   Index(fields=("institution_id", "patient_id")),
+                   Index(fields=("institution_id", "id")))
 
 
 class ResponseAnswer(TenantModel):

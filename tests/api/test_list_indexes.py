@@ -1,8 +1,9 @@
-"""Each ticket list's page is read from an index in its order, on SQLite and PostgreSQL: the database's plan for the
-statement the API sent finds the institution's rows by the index and needs no sort (found in review, with EXPLAIN
-on PostgreSQL over 500,000 tickets of two institutions: ``tickets`` ordered by creation or last change read and sorted
-every ticket of the institution; the default newest-first page of the institution whose tickets were older, and
-``myOpenedTickets``, walked the primary key through the other institution's 400,000 rows, 1.1 s for 21 rows).
+"""Each ticket list's page, and the survey responses', is read from an index in its order, on SQLite and PostgreSQL:
+the database's plan for the statement the API sent finds the institution's rows by the index and needs no sort (found
+in review, with EXPLAIN ANALYZE on PostgreSQL over 500,000 tickets of two institutions: ``tickets`` ordered by creation
+or last change read and sorted every ticket of the institution; the default newest-first page of the institution
+whose tickets were older, ``myOpenedTickets`` and ``questionnaireResponses`` walked the primary key through the other
+institution's rows, 1.1 s for 21 tickets).
 
 The test's tables are small, so a planner would rightly read them whole: on PostgreSQL the plan is asked for with
 sequential scans and sorts priced out (``enable_seqscan``/``enable_sort`` off), which leaves a sort only where no index
@@ -18,11 +19,14 @@ import pytest
 from tortoise import connections
 from tortoise.transactions import in_transaction
 
+from resolvers.context import Services
+from tests.api.test_questionnaire_responses import BY_LINK_ANSWER
 from tests.api.test_ticket_lifecycle import open_ticket
 from tests.api.test_ticket_portal import REPORT
 from tests.conftest import BACKEND
 from tests.factories import Tenant
 from tests.partners import ALL_SCOPES, make_partnership
+from tests.surveys import GOOD, invited, questionnaire
 
 POSTGRES = BACKEND != "sqlite"
 Sent = list[tuple[str, list[Any]]]
@@ -30,13 +34,13 @@ Sent = list[tuple[str, list[Any]]]
 
 @pytest.fixture
 def sent(monkeypatch: pytest.MonkeyPatch) -> Iterator[Sent]:
-    """The SELECTs of the ticket table the API sends from now on, each with its values (a spy on Tortoise's client:
-    what it runs and returns is unchanged)."""
+    """The ordered, limited SELECTs (a page) the API sends from now on, each with its values (a spy on Tortoise's
+    client: what it runs and returns is unchanged)."""
     client = next(klass for klass in type(connections.get("default")).__mro__ if "execute_query" in vars(klass))
     run, seen = client.execute_query, []
 
     async def spied(self: Any, query: str, values: list[Any] | None = None) -> Any:
-        if query.lstrip().upper().startswith("SELECT") and 'FROM "ticket"' in query and "ORDER BY" in query:
+        if query.lstrip().upper().startswith("SELECT") and "ORDER BY" in query and "LIMIT" in query:
             seen.append((query, list(values or [])))
         return await run(self, query, values)
 
@@ -56,13 +60,14 @@ async def plan(query: str, values: list[Any]) -> str:
         return "\n".join(str(dict(row)["detail"]) for row in rows)
 
 
-async def assert_served_by_an_index(sent: Sent, *columns: str) -> None:
-    """The list's one page statement finds the rows through an index on ``columns`` (equalities) and is not sorted."""
-    [(query, values)] = sent
+async def assert_served_by_an_index(sent: Sent, table: str, *columns: str) -> None:
+    """The list's one page statement of ``table`` finds the rows through an index on ``columns`` (equalities) and is
+    not sorted."""
+    [(query, values)] = [(q, v) for q, v in sent if f'FROM "{table}"' in q]
     text = await plan(query, values)
     if POSTGRES:
         assert '"Sort"' not in text and "Incremental Sort" not in text, text
-        conds = [node["Index Cond"] for node in _nodes(json.loads(text)) if node.get("Relation Name") == "ticket"
+        conds = [node["Index Cond"] for node in _nodes(json.loads(text)) if node.get("Relation Name") == table
                  and "Index Cond" in node]
         assert conds and all(f"{c} =" in conds[0] for c in columns), text
     else:
@@ -95,7 +100,7 @@ async def test_the_institutions_tickets_page_in_each_order(tenant: Tenant, sent:
     sent.clear()
     reply = await tenant.call("support_agent", TICKETS, order=order)
     assert reply.errors == [] and len(reply.data["tickets"]["nodes"]) == 2, reply.errors
-    await assert_served_by_an_index(sent, "institution_id")
+    await assert_served_by_an_index(sent, "ticket", "institution_id")
 
 
 async def test_the_tickets_i_opened(tenant: Tenant, sent: Sent) -> None:
@@ -103,7 +108,7 @@ async def test_the_tickets_i_opened(tenant: Tenant, sent: Sent) -> None:
     sent.clear()
     reply = await tenant.call("front_desk", "{ myOpenedTickets(first: 5) { nodes { id } } }")
     assert reply.errors == [] and len(reply.data["myOpenedTickets"]["nodes"]) == 1, reply.errors
-    await assert_served_by_an_index(sent, "institution_id", "opened_by_id")
+    await assert_served_by_an_index(sent, "ticket", "institution_id", "opened_by_id")
 
 
 async def test_the_tickets_a_partner_opened(tenant: Tenant, sent: Sent) -> None:
@@ -114,4 +119,14 @@ async def test_the_tickets_a_partner_opened(tenant: Tenant, sent: Sent) -> None:
     sent.clear()
     reply = await reporter.call("{ partnerTickets(first: 5) { nodes { id } } }")
     assert reply.errors == [] and len(reply.data["partnerTickets"]["nodes"]) == 1, reply.errors
-    await assert_served_by_an_index(sent, "institution_id", "opened_by_partner_id")
+    await assert_served_by_an_index(sent, "ticket", "institution_id", "opened_by_partner_id")
+
+
+async def test_the_institutions_survey_responses(tenant: Tenant, services: Services, sent: Sent) -> None:
+    _, _, token = await invited(tenant, services, await questionnaire(tenant))
+    answered = await tenant.call(None, BY_LINK_ANSWER, t=token, answers=GOOD)
+    assert answered.errors == [], answered.errors
+    sent.clear()
+    reply = await tenant.call("admin", "{ questionnaireResponses(first: 5) { nodes { id } } }")
+    assert reply.errors == [] and len(reply.data["questionnaireResponses"]["nodes"]) == 1, reply.errors
+    await assert_served_by_an_index(sent, "questionnaire_response", "institution_id")
