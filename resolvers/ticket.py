@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 from tortoise.queryset import ValuesQuery
 from tortoise.transactions import in_transaction
@@ -469,16 +470,26 @@ async def create(ctx: Context, data: dict[str, Any], *, by_partner: bool = False
     level = _level(values.pop("level", None), values["category"], data.get("post_operative"), data.get("dispute"))
     vip = values["channel"] == "vip_adviser" or (patient is not None and "|vip|" in (patient.row.segments or ""))
     ticket_id = uuid7()
-    async with access.file_transaction(ctx, patient.row.id if patient else None, action=Action.CREATE):
-        row = await Ticket.create(
-            id=ticket_id, institution_id=ctx.institution_id, patient_id=patient.row.id if patient else None,
-            # A partner owns nothing here: its ticket waits in the department's queue for staff to take.
-            contact_id=contact_id, level=level, vip=vip, status="new", owner_id=ctx.actor.id if staff else None,
-            department_id=department_id, received_at=received_at, **_opener(ctx),
-            **_sealed(ctx, ticket_id, values))
-        await add_event(ctx, row, "created", to_status="new", occurred_at=received_at)
-        await sla.recompute(ctx, row)
-        await _audit(ctx, Action.CREATE, row, frozenset(values) | {"level", "owner_id"}, decision)
+    try:
+        async with access.file_transaction(ctx, patient.row.id if patient else None, action=Action.CREATE):
+            row = await Ticket.create(
+                id=ticket_id, institution_id=ctx.institution_id, patient_id=patient.row.id if patient else None,
+                # A partner owns nothing here: its ticket waits in the department's queue for staff to take.
+                contact_id=contact_id, level=level, vip=vip, status="new", owner_id=ctx.actor.id if staff else None,
+                department_id=department_id, received_at=received_at, **_opener(ctx),
+                **_sealed(ctx, ticket_id, values))
+            await add_event(ctx, row, "created", to_status="new", occurred_at=received_at)
+            await sla.recompute(ctx, row)
+            await _audit(ctx, Action.CREATE, row, frozenset(values) | {"level", "owner_id"}, decision)
+    except IntegrityError:
+        # The contact was deleted after ``_contact_of`` found it (found in review, on PostgreSQL: the ticket's foreign
+        # key refused it and the desk was answered INTERNAL_SERVER_ERROR): NOT_FOUND as if it had been missing, the
+        # refusal recorded now that the transaction has rolled back.
+        if contact_id is None or await Contact.exists(id=contact_id, institution_id=ctx.institution_id):
+            raise
+        await access.deny(ctx, Action.CREATE, "contact", contact_id, patient.row.id if patient else None,
+                          reason="not_found")
+        raise NotFound("The contact is not one of this patient's.", field="contactId") from None
     return _changed(ctx, row)
 
 
