@@ -27,9 +27,10 @@ if TYPE_CHECKING:
     from models.staff import Staff
 
 # draft -> sent (for signature) -> active -> suspended -> active ... -> terminated; active or suspended ->
-# expired at the end date; renewed when the next term has been signed. FHIR: draft, offered, executed,
-# (disputed), terminated, (expired), renewed.
-CONTRACT_STATUSES = ("draft", "sent", "active", "suspended", "terminated", "expired", "renewed")
+# expired at the end date; renewed when the next term has been signed; revoked: terminated before its first day,
+# never in force (its term stays as agreed: a term never ends before it starts). FHIR: draft, offered, executed,
+# (disputed), terminated, (expired), renewed, revoked.
+CONTRACT_STATUSES = ("draft", "sent", "active", "suspended", "terminated", "expired", "renewed", "revoked")
 # A version: draft (editable), sent (frozen, collecting signatures), signed (every party signed), withdrawn
 # (a sent version given up before all signed), superseded is not a state: versions stay as signed.
 VERSION_STATUSES = ("draft", "sent", "signed", "withdrawn")

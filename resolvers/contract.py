@@ -89,8 +89,15 @@ NUMBER_ATTEMPTS = 5
 TRANSITIONS: dict[str, dict[str, tuple[str, ...]]] = {
     "suspend": {"to": ("suspended",), "from": ("active",)},
     "resume": {"to": ("active",), "from": ("suspended",)},
-    "terminate": {"to": ("terminated",), "from": ("active", "suspended")},
+    "terminate": {"to": ("terminated", "revoked"), "from": ("active", "suspended")},
 }
+# Terminated before its first day: never in force (FHIR revoked). Its term stays as agreed (a term never ends before
+# it starts: found as a renewal signed ahead and terminated, which ended on the day before its start); no report
+# month counts it, and it is no term's next term.
+REVOKED = "revoked"
+# A renewal in one of these is not the next term of the term it renews: that term may be renewed again, is not
+# RENEWED by it, may have its end moved.
+NOT_NEXT_TERM = ("terminated", REVOKED)
 
 # Reason codes (``extensions.reason``) of refused input and conflicts.
 STALE = "stale_version"
@@ -813,7 +820,7 @@ async def _check_no_renewal(ctx: Context, contract_id: uuid.UUID) -> None:
     renewal's insert under the renewed contract's lock: two renewals sent at once made two drafts (found in
     review)."""
     if await Contract.filter(institution_id=ctx.institution_id, renewal_of_id=contract_id).exclude(
-            status="terminated").exists():
+            status__in=NOT_NEXT_TERM).exists():
         raise _conflict("contractId: the contract has a renewal already.", "renewal_exists", "contractId")
 
 
@@ -1256,8 +1263,10 @@ async def transition(ctx: Context, contract_id: uuid.UUID | None, move: str, *, 
                      expected_version: int | None, effective_on: date | None = None) -> ContractView:
     """Suspend an ACTIVE contract, resume a SUSPENDED one, terminate either (``contract.status: update``). A move
     the state machine does not allow is CONFLICT (``illegal_transition``), nothing written. Termination ends the
-    term on ``effective_on`` (today by default, not before today, not after the end), records when it was
-    decided (``ended_at``) and withdraws a version still being prepared or signed."""
+    term on ``effective_on`` (today by default, not before today nor the term's start, not after the end), records
+    when it was decided (``ended_at``) and withdraws a version still being prepared or signed. A term not started
+    yet (a renewal or a term signed ahead) terminated without a date is REVOKED: never in force, its term left as
+    agreed (found by the last session: it ended today, before its start)."""
     decision = await access.authorize(ctx, "contract.status", "update", action=Action.UPDATE,
                                       resource_type="contract", resource_id=contract_id)
     view = await find(ctx, contract_id, Action.UPDATE, "contractId")
@@ -1282,7 +1291,14 @@ async def transition(ctx: Context, contract_id: uuid.UUID | None, move: str, *, 
             problems.add("effectiveOn", "effective_in_past", "not before today (the institution's date).")
         elif ends > row.end_on:
             problems.add("effectiveOn", "effective_outside_term", "not after the end of the term.")
-        columns.update(ended_at=now, status_reason=text, end_on=ends)
+        elif effective_on is not None and ends < row.start_on:
+            problems.add("effectiveOn", "effective_outside_term", "not before the start of the term; leave it out to "
+                                                                  "revoke a term that has not started.")
+        columns.update(ended_at=now, status_reason=text)
+        if ends < row.start_on:  # not started: never in force, the term as agreed
+            columns["status"] = REVOKED
+        else:
+            columns["end_on"] = ends
     problems.check()
     async with writing(ctx, view, Action.UPDATE) as patient_id:
         await _cas(ctx, row, expected, **columns)
@@ -1405,7 +1421,7 @@ async def _end_term(keyring: KeyRing, institution_id: uuid.UUID, contract_id: uu
         if row is None:
             return 0
         renewals = await Contract.filter(institution_id=institution_id, renewal_of_id=row.id).exclude(
-            status="terminated").values_list("status", "activated_at")
+            status__in=NOT_NEXT_TERM).values_list("status", "activated_at")
         signed = any(activated is not None for _, activated in renewals)
         base = (await in_force_at_end([row.id], institution_id)).get(row.id)
         records: list[AuditRecord] = []

@@ -26,7 +26,8 @@ Definitions (dates are the institution's local dates throughout):
 
 The report, per month of a range, over the contracts of one department (or the institution); a contract counts
 from the moment it was signed (``activated_at`` set: draft or sent contracts never count) over its term, whatever
-its status now (a suspension is not historized, so a suspended contract counts as active):
+its status now (a suspension is not historized, so a suspended contract counts as active), except a REVOKED one
+(terminated before it started: never in force, in no figure):
 - active: in its term on the month's last day; expiring: of those, ending within 60 days after that day;
 - new: first terms (no ``renewal_of``) signed in the month; renewed: terms ending in the month that were renewed
   (RENEWED, or still running with their next term signed); terminated: TERMINATED terms whose (moved) end falls in
@@ -316,6 +317,8 @@ async def delivery(ctx: Context, contract_id: uuid.UUID | None, since: date | No
     view = await _reached(ctx, contract_id, decision.rule)
     row = view.row
     today = await contracts.local_today(ctx)
+    if row.status == contracts.REVOKED:  # never in force: no period was ever due
+        return ContractDelivery(view, today, [])
     versions = [VersionView(v, view) for v in await _calendars(ctx, [row.id])]
     through = min(today, until) if until is not None else today
     periods = [p for p in billing_periods(row.start_on, row.end_on, versions, through=through)
@@ -422,7 +425,9 @@ async def report(ctx: Context, department_id: uuid.UUID | None, first: str, last
         raise await access.not_found(ctx, Action.READ, REPORT, department_id, "departmentId")
     zone = await institutions.zone_of(ctx)
     today = await contracts.local_today(ctx)
-    signed = Contract.filter(institution_id=ctx.institution_id, activated_at__isnull=False)
+    # signed, and in force at some time: a REVOKED term never was
+    signed = Contract.filter(institution_id=ctx.institution_id, activated_at__isnull=False).exclude(
+        status=contracts.REVOKED)
     if department_id is not None:
         signed = signed.filter(department_id=department_id)
     figures = [MonthFigures(m) for m in months]
@@ -447,7 +452,8 @@ async def _count_contracts(ctx: Context, signed: QuerySet[Contract], figures: li
                            zone: tzinfo) -> None:
     """Every month's counts in one statement (a filtered COUNT per month and figure)."""
     successors = Contract.filter(institution_id=ctx.institution_id, renewal_of_id__isnull=False,
-                                 activated_at__isnull=False).exclude(status="terminated").values("renewal_of_id")
+                                 activated_at__isnull=False).exclude(status__in=contracts.NOT_NEXT_TERM
+                                                                      ).values("renewal_of_id")
     counts: dict[str, Count] = {}
     for n, f in enumerate(figures):
         m = f.month

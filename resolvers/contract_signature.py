@@ -378,13 +378,15 @@ def _check_signable(contract: Contract, version: ContractVersion) -> None:
 
 
 async def _check_renewal_kept(ctx: Context, contract: Contract, version: ContractVersion) -> None:
-    """An amendment moving the end of a term whose next term is prepared (a renewal not terminated) is never signed:
+    """An amendment moving the end of a term whose next term is prepared (a renewal not terminated nor revoked) is
+    never signed:
     the next term starts the day after this one ends as it stood when renewed. Found in review: extended, both terms
     ran at once (the client active twice in the report, their fees twice as revenue, visits delivered against
     both); shortened, the service stopped between them. Checked under the contract's lock, which a renewal takes
     too; the amendment is withdrawn, or the renewal terminated first."""
     if contract.status in ("active", "suspended") and version.end_on != contract.end_on and await Contract.filter(
-            institution_id=ctx.institution_id, renewal_of_id=contract.id).exclude(status="terminated").exists():
+            institution_id=ctx.institution_id, renewal_of_id=contract.id).exclude(
+            status__in=contracts.NOT_NEXT_TERM).exists():
         raise _refusal(Conflict, "input.versionNumber: the amendment moves the end of a term whose next term is "
                                  "prepared; withdraw it, or terminate the renewal first.", RENEWAL_EXISTS,
                        "input.versionNumber")

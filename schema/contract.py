@@ -52,7 +52,8 @@ if TYPE_CHECKING:
 
 @strawberry.enum(description="Where a contract stands (FHIR Contract.status in brackets). DRAFT -> SENT (for "
                              "signature) -> ACTIVE -> SUSPENDED <-> ACTIVE -> TERMINATED; ACTIVE or SUSPENDED -> "
-                             "EXPIRED at the end of the term, or RENEWED when the next term has been signed.")
+                             "EXPIRED at the end of the term, or RENEWED when the next term has been signed; "
+                             "ACTIVE or SUSPENDED -> REVOKED when terminated before the term started.")
 class ContractStatus(Enum):
     DRAFT = strawberry.enum_value("draft", description="Being prepared (FHIR R4 has no draft code: negotiable is "
                                                        "the nearest).")
@@ -67,6 +68,9 @@ class ContractStatus(Enum):
                                                            "of its own: terminated at the term's end).")
     RENEWED = strawberry.enum_value("renewed", description="Its term ended and the next term (a new contract "
                                                            "naming this one in renewalOfId) took over (FHIR renewed).")
+    REVOKED = strawberry.enum_value("revoked", description="Terminated before its term started: never in force, "
+                                                           "its term (startOn to endOn) as it was agreed, counted in "
+                                                           "no month of the report (FHIR revoked).")
 
 
 @strawberry.enum(description="Where a version of a contract stands. A version is edited only as a DRAFT; from SENT "
@@ -695,13 +699,15 @@ class ContractMutation:
                                                         reason=reason, expected_version=expected_version))
 
     @strawberry.mutation(description="Terminate an ACTIVE or SUSPENDED contract (admins, finance): the term ends on "
-                                     "effectiveOn; a version still being prepared or signed is withdrawn. The notice "
+                                     "effectiveOn; a version still being prepared or signed is withdrawn. A term "
+                                     "that has not started (a renewal or a term signed ahead) terminated without "
+                                     "effectiveOn is REVOKED: never in force, its term left as agreed. The notice "
                                      "period is the parties' business: nothing is enforced automatically.")
     async def contract_terminate(
         self, info: Info, contract_id: _CONTRACT_ID, reason: _REASON, expected_version: _EXPECTED,
         effective_on: Annotated[date | None, strawberry.argument(
-            description="The term's last day: today (the institution's date) by default, not before today, not "
-                        "after the end.")] = None,
+            description="The term's last day: today (the institution's date) by default, not before today nor "
+                        "the term's start, not after the end.")] = None,
     ) -> Contract | None:
         return Contract(view=await contracts.transition(info.context, uuid_of(contract_id, "contractId"),
                                                         "terminate", reason=reason,

@@ -5,8 +5,9 @@ too), and the diff of two versions."""
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import pytest
@@ -14,7 +15,9 @@ from tortoise import connections
 from tortoise.exceptions import BaseORMException
 
 from models import Contract, ContractItem, ContractVersion
+from resolvers import contract as contracts
 from resolvers.context import Services
+from resolvers.contract_report import add_months
 from tests.api.test_contracts import stored
 from tests.contracts import GET, active_contract, draft, item_input, make_item, signed, today
 from tests.factories import Tenant, make_patient
@@ -61,7 +64,7 @@ def reason_of(reply: Any) -> tuple[str, str | None]:
 
 
 async def test_suspend_resume_terminate_by_admin_and_finance(tenant: Tenant, services: Services) -> None:
-    made = await active_contract(tenant, services)
+    made = await active_contract(tenant, services, startOn=today().isoformat())  # started: terminated, not revoked
     seq = await mark(tenant.id)
     suspended = await tenant.call("finance", SUSPEND, id=made["id"], v=made["version"])
     assert not suspended.errors, suspended.errors
@@ -359,3 +362,111 @@ async def test_the_diff_of_two_versions(tenant: Tenant, services: Services) -> N
     assert (await tenant.call("compliance_officer", DIFF, id=made["id"], **{"from": 1, "to": 2})).codes == [
         "FORBIDDEN"]
     assert len(await denials_since(tenant.id, seq)) == 1
+
+
+# -- a term that has not started: revoked, never ended before its start --------------------------------------------
+
+RENEW = """mutation($id: ID!, $input: ContractRenewInput!) {
+  contractRenew(contractId: $id, input: $input) { id status version startOn endOn } }"""
+STATE = "query($id: ID!) { contract(id: $id) { id status version startOn endOn endedAt statusReason } }"
+REPORT = """query($from: String!, $to: String!) { contractReport(from: $from, to: $to) {
+  months { month active expiring new renewed terminated expired revenue { amount } } } }"""
+
+
+def ok(reply: Any, root: str) -> Any:
+    assert not reply.errors, reply.errors
+    return reply.data[root]
+
+
+async def no_end_before_start(tenant: Tenant) -> None:
+    """The invariant, on every contract of the institution: a term ends on or after its start."""
+    terms = await Contract.filter(institution_id=tenant.id).values_list("number", "start_on", "end_on")
+    assert terms and [t for t in terms if t[2] < t[1]] == []
+
+
+async def test_terminating_a_term_not_started_revokes_it_and_never_ends_it_before_its_start(
+        tenant: Tenant, services: Services) -> None:
+    """Found by the last session: a renewal signed ahead and terminated before its first day took today as its
+    end, before its start (endOn < startOn in the portal), and counted as TERMINATED in the report; an effective
+    date between today and its start was accepted too. Decided (FHIR Contract.status revoked: rescinded, never in
+    force): terminating a term before its first day revokes it; its term stays as agreed (endOn >= startOn), no
+    month counts it, and it is nobody's next term. The denied twins: the front desk may not (FORBIDDEN, recorded),
+    an effective date before the start is BAD_USER_INPUT; nothing written by either."""
+    from tests.api.test_contract_report import signed as signed_through_api
+
+    patient = await make_patient(tenant)
+    item = await make_item(tenant, unit_price="100.00")
+    start, end = today() - timedelta(days=30), today() + timedelta(days=29)
+    made = await draft(tenant, patient, [item_input(item)], role="finance", startOn=start.isoformat(),
+                       endOn=end.isoformat())
+    await signed_through_api(tenant, made["id"])
+    next_end = end + timedelta(days=120)
+    renewal = ok(await tenant.call("finance", RENEW, id=made["id"], input={"endOn": next_end.isoformat()}),
+                 "contractRenew")
+    await signed_through_api(tenant, renewal["id"])
+    renewal = ok(await tenant.call("admin", STATE, id=renewal["id"]), "contract")
+    assert (renewal["status"], renewal["startOn"]) == ("ACTIVE", (end + timedelta(days=1)).isoformat())
+
+    before, seq = await stored(tenant), await mark(tenant.id)
+    refused = await tenant.call("front_desk", TERMINATE, id=renewal["id"], v=renewal["version"])
+    assert refused.codes == ["FORBIDDEN"], refused.body
+    early = await tenant.call("admin", TERMINATE, id=renewal["id"], v=renewal["version"], on=end.isoformat())
+    assert reason_of(early) == ("BAD_USER_INPUT", "effective_outside_term"), early.body
+    assert await stored(tenant) == before
+    assert await denials_since(tenant.id, seq) == [("update", "contract", "forbidden", uuid.UUID(renewal["id"]),
+                                                    None)]
+
+    seq = await mark(tenant.id)
+    revoked = ok(await tenant.call("admin", TERMINATE, id=renewal["id"], v=renewal["version"]), "contractTerminate")
+    assert (revoked["status"], revoked["endOn"], revoked["statusReason"]) == ("REVOKED", next_end.isoformat(),
+                                                                              "Moved away")
+    assert revoked["endedAt"] and revoked["openVersion"] is None
+    writes = await events_since(tenant.id, seq, action="update", resource_type="contract")
+    assert [(e.resource_id, e.fields_read) for e in writes] == [(uuid.UUID(renewal["id"]),
+                                                                 "ended_at,status,status_reason")]
+    await no_end_before_start(tenant)
+
+    # Revoked is final: nothing moves it, and it is nobody's term to amend or renew.
+    for mutation in (SUSPEND, RESUME, TERMINATE):
+        assert reason_of(await tenant.call("admin", mutation, id=renewal["id"], v=revoked["version"])) == (
+            "CONFLICT", "illegal_transition")
+    assert reason_of(await tenant.call("admin", AMEND, id=renewal["id"], v=revoked["version"], input={
+        "effectiveOn": renewal["startOn"], "changeSummary": "More"})) == ("CONFLICT", "illegal_transition")
+    assert reason_of(await tenant.call("finance", RENEW, id=renewal["id"], input={
+        "endOn": (next_end + timedelta(days=90)).isoformat()})) == ("CONFLICT", "illegal_transition")
+
+    # The term it would have followed has no next term: it may be renewed again, and expires at its end.
+    again = ok(await tenant.call("finance", RENEW, id=made["id"], input={"endOn": next_end.isoformat()}),
+               "contractRenew")
+    assert again["status"] == "DRAFT"
+    await contracts.expire_due(services.keyring, datetime.combine(end + timedelta(days=1), time(0, 1),
+                                                                  ZoneInfo("Asia/Shanghai")))
+    assert ok(await tenant.call("admin", STATE, id=made["id"]), "contract")["status"] == "EXPIRED"
+    await no_end_before_start(tenant)
+
+    # No month counts the revoked term: only the first term is active, revenue stops with it, nothing terminated.
+    months = ok(await tenant.call("finance", REPORT, **{"from": today().strftime("%Y-%m"),
+                                                        "to": next_end.strftime("%Y-%m")}), "contractReport")["months"]
+    assert len(months) >= 4
+    for month in months:
+        first = date.fromisoformat(month["month"] + "-01")
+        last = add_months(first, 1) - timedelta(days=1)
+        assert (month["active"], month["renewed"], month["terminated"], month["expired"]) == (
+            int(start <= last <= end), 0, 0, int(first <= end <= last)), month
+        if first > end:
+            assert (month["new"], month["expiring"], month["revenue"]) == (0, 0, []), month
+
+
+async def test_a_term_signed_ahead_ends_on_its_first_day_at_the_earliest(tenant: Tenant, services: Services) -> None:
+    """A term not started yet (from tomorrow) terminated to end on its first day is TERMINATED then (its end on its
+    start); the day before, today, is BAD_USER_INPUT and nothing is written."""
+    made = await active_contract(tenant, services)
+    assert made["startOn"] == (today() + timedelta(days=1)).isoformat()
+    before = await stored(tenant)
+    early = await tenant.call("admin", TERMINATE, id=made["id"], v=made["version"], on=today().isoformat())
+    assert reason_of(early) == ("BAD_USER_INPUT", "effective_outside_term"), early.body
+    assert await stored(tenant) == before
+    ended = ok(await tenant.call("admin", TERMINATE, id=made["id"], v=made["version"], on=made["startOn"]),
+               "contractTerminate")
+    assert (ended["status"], ended["endOn"]) == ("TERMINATED", made["startOn"])
+    await no_end_before_start(tenant)
