@@ -95,15 +95,18 @@ TRANSITIONS: dict[str, dict[str, tuple[str, ...]]] = {
 # it starts: found as a renewal signed ahead and terminated, which ended on the day before its start); no report
 # month counts it, and it is no term's next term.
 REVOKED = "revoked"
-# A renewal in one of these is not the next term of the term it renews: that term may be renewed again, is not
-# RENEWED by it, may have its end moved.
-NOT_NEXT_TERM = ("terminated", REVOKED)
+# Ended by a party (terminated, or revoked before it started). A renewal so ended is not the next term of the term it
+# renews: that term may be renewed again, is not RENEWED by it, may have its end moved. A term so ended has no next
+# term: its renewal is neither sent nor signed (``check_renewed_term_running``).
+ENDED_EARLY = ("terminated", REVOKED)
 
 # Reason codes (``extensions.reason``) of refused input and conflicts.
 STALE = "stale_version"
 ILLEGAL = ILLEGAL_TRANSITION
 NOT_DRAFT = "version_not_draft"
 OPEN = "open_version_exists"
+RENEWAL_EXISTS = "renewal_exists"
+RENEWED_TERM_ENDED = "renewed_term_ended"
 
 
 # -- views ---------------------------------------------------------------------------------
@@ -820,8 +823,22 @@ async def _check_no_renewal(ctx: Context, contract_id: uuid.UUID) -> None:
     renewal's insert under the renewed contract's lock: two renewals sent at once made two drafts (found in
     review)."""
     if await Contract.filter(institution_id=ctx.institution_id, renewal_of_id=contract_id).exclude(
-            status__in=NOT_NEXT_TERM).exists():
-        raise _conflict("contractId: the contract has a renewal already.", "renewal_exists", "contractId")
+            status__in=ENDED_EARLY).exists():
+        raise _conflict("contractId: the contract has a renewal already.", RENEWAL_EXISTS, "contractId")
+
+
+async def check_renewed_term_running(ctx: Context, contract: Contract, field: str) -> None:
+    """The original terms of a renewal are sent and signed only while the term it renews has not been ended by a
+    party: CONFLICT ``renewed_term_ended`` otherwise (found in review: a renewal signed after the term it renews was
+    terminated became ACTIVE, the next term of a term that had ended months before it started). Inside a write's
+    transaction the renewed term's row is locked, as ``transition`` writes it before it looks for a renewal signed."""
+    if contract.renewal_of_id is None or contract.status not in ("draft", "sent"):
+        return
+    term = await Contract.filter(id=contract.renewal_of_id, institution_id=ctx.institution_id
+                                 ).select_for_update().only("id", "status").first()
+    if term is not None and term.status in ENDED_EARLY:
+        raise _conflict(f"{field}: the term this contract renews was ended ({term.status.upper()}); it has no next "
+                        "term. Draft a new contract instead.", RENEWED_TERM_ENDED, field)
 
 
 async def _cas(ctx: Context, row: Contract, expected: int, **columns: Any) -> None:
@@ -1266,7 +1283,8 @@ async def transition(ctx: Context, contract_id: uuid.UUID | None, move: str, *, 
     term on ``effective_on`` (today by default, not before today nor the term's start, not after the end), records
     when it was decided (``ended_at``) and withdraws a version still being prepared or signed. A term not started
     yet (a renewal or a term signed ahead) terminated without a date is REVOKED: never in force, its term left as
-    agreed (found by the last session: it ended today, before its start)."""
+    agreed (found by the last session: it ended today, before its start). A term whose next term is signed is not
+    ended early nor revoked (CONFLICT ``renewal_exists``): the renewal is revoked first."""
     decision = await access.authorize(ctx, "contract.status", "update", action=Action.UPDATE,
                                       resource_type="contract", resource_id=contract_id)
     view = await find(ctx, contract_id, Action.UPDATE, "contractId")
@@ -1303,6 +1321,14 @@ async def transition(ctx: Context, contract_id: uuid.UUID | None, move: str, *, 
     async with writing(ctx, view, Action.UPDATE) as patient_id:
         await _cas(ctx, row, expected, **columns)
         if move == "terminate":
+            # A next term signed ahead starts the day after this term's end as agreed: ending this one earlier (or
+            # revoking it) would leave it running after a gap, or after a term never in force (found in review).
+            # Checked after this row is written (locked), as a renewal's signature locks it before it activates.
+            if (columns.get("status") == REVOKED or columns.get("end_on", row.end_on) != row.end_on) and \
+                    await Contract.filter(institution_id=ctx.institution_id, renewal_of_id=row.id,
+                                          status__in=LIVE).exists():
+                raise _conflict("contractId: the contract's next term is signed; revoke it first (contractTerminate "
+                                "on the renewal), then end this one.", RENEWAL_EXISTS, "contractId")
             await ContractVersion.filter(institution_id=ctx.institution_id, contract_id=row.id,
                                          status__in=OPEN_VERSION).update(status="withdrawn", updated_at=now)
             await _cancel_reminders(ctx.institution_id, row.id)
@@ -1421,7 +1447,7 @@ async def _end_term(keyring: KeyRing, institution_id: uuid.UUID, contract_id: uu
         if row is None:
             return 0
         renewals = await Contract.filter(institution_id=institution_id, renewal_of_id=row.id).exclude(
-            status__in=NOT_NEXT_TERM).values_list("status", "activated_at")
+            status__in=ENDED_EARLY).values_list("status", "activated_at")
         signed = any(activated is not None for _, activated in renewals)
         base = (await in_force_at_end([row.id], institution_id)).get(row.id)
         records: list[AuditRecord] = []

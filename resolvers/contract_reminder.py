@@ -120,7 +120,7 @@ async def _expiring(now: datetime, zones: dict[uuid.UUID, ZoneInfo]) -> list[Rem
     for batch in _chunks(due, BATCH):  # a statement names at most a batch of contracts (32,767 parameters at most)
         ids = [row.id for row, _ in batch]
         renewing |= {uuid.UUID(str(i)) for i in await Contract.filter(renewal_of_id__in=ids).exclude(
-            status__in=contracts.NOT_NEXT_TERM).values_list("renewal_of_id", flat=True)}
+            status__in=contracts.ENDED_EARLY).values_list("renewal_of_id", flat=True)}
         renews_itself |= await _renewing_itself([row for row, _ in batch])
     return [Reminder(row, f"contract.expiry.{days}", _key(row.id, f"expiry:{row.end_on.isoformat()}:{days}"),
                      None if row.id in renews_itself else "contract_expiry",

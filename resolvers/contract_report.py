@@ -452,7 +452,7 @@ async def _count_contracts(ctx: Context, signed: QuerySet[Contract], figures: li
                            zone: tzinfo) -> None:
     """Every month's counts in one statement (a filtered COUNT per month and figure)."""
     successors = Contract.filter(institution_id=ctx.institution_id, renewal_of_id__isnull=False,
-                                 activated_at__isnull=False).exclude(status__in=contracts.NOT_NEXT_TERM
+                                 activated_at__isnull=False).exclude(status__in=contracts.ENDED_EARLY
                                                                       ).values("renewal_of_id")
     counts: dict[str, Count] = {}
     for n, f in enumerate(figures):

@@ -171,6 +171,7 @@ async def send(ctx: Context, contract_id: uuid.UUID | None, expected_version: in
     if draft is None:
         raise _refusal(Conflict, "contractId: the contract has no draft version to send.", NO_DRAFT, "contractId")
     _check_contract_open(row, "contractId")
+    await contracts.check_renewed_term_running(ctx, row, "contractId")
     await _check_not_retroactive(ctx, row, draft, "contractId")
     document = dataclasses.replace(await document_of(ctx, row, draft), nonce=secrets.token_hex(16))
     data = await asyncio.to_thread(render, document)  # CPU work off the event loop
@@ -181,6 +182,7 @@ async def send(ctx: Context, contract_id: uuid.UUID | None, expected_version: in
                                                ).select_for_update().first()
         if locked is None or version is None or locked.version != expected_version or version.status != "draft":
             raise _stale()
+        await contracts.check_renewed_term_running(ctx, locked, "contractId")
         # The draft as rendered is the draft as it stands now (no edit slipped in between): else read it again.
         if dataclasses.replace(await document_of(ctx, locked, version), nonce=document.nonce) != document:
             raise _stale()
@@ -301,6 +303,7 @@ async def _record(ctx: Context, view: ContractView, data: dict[str, Any], party:
         raise await access.not_found(ctx, Action.CREATE, "contract_version", contract.id, "input.versionNumber")
     digest = _digest(data.get("document_sha256"))
     _check_signable(contract, version)
+    await contracts.check_renewed_term_running(ctx, contract, "input.contractId")
     await _check_not_retroactive(ctx, contract, version, "input.versionNumber")
     if digest != version.document_sha256:
         raise _refusal(BadUserInput, "input.documentSha256: not the document sent for signature; download it "
@@ -316,6 +319,7 @@ async def _record(ctx: Context, view: ContractView, data: dict[str, Any], party:
                 raise _stale()
             _check_signable(locked, current)
             await _check_renewal_kept(ctx, locked, current)
+            await contracts.check_renewed_term_running(ctx, locked, "input.contractId")
             signed = set(await ContractSignature.filter(institution_id=ctx.institution_id,
                                                         contract_version_id=current.id).values_list("party", flat=True))
             if party in signed:
@@ -386,7 +390,7 @@ async def _check_renewal_kept(ctx: Context, contract: Contract, version: Contrac
     too; the amendment is withdrawn, or the renewal terminated first."""
     if contract.status in ("active", "suspended") and version.end_on != contract.end_on and await Contract.filter(
             institution_id=ctx.institution_id, renewal_of_id=contract.id).exclude(
-            status__in=contracts.NOT_NEXT_TERM).exists():
+            status__in=contracts.ENDED_EARLY).exists():
         raise _refusal(Conflict, "input.versionNumber: the amendment moves the end of a term whose next term is "
                                  "prepared; withdraw it, or terminate the renewal first.", RENEWAL_EXISTS,
                        "input.versionNumber")

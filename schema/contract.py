@@ -701,7 +701,9 @@ class ContractMutation:
     @strawberry.mutation(description="Terminate an ACTIVE or SUSPENDED contract (admins, finance): the term ends on "
                                      "effectiveOn; a version still being prepared or signed is withdrawn. A term "
                                      "that has not started (a renewal or a term signed ahead) terminated without "
-                                     "effectiveOn is REVOKED: never in force, its term left as agreed. The notice "
+                                     "effectiveOn is REVOKED: never in force, its term left as agreed. A term whose "
+                                     "next term is signed is not ended early: revoke the renewal first (else "
+                                     "CONFLICT renewal_exists). The notice "
                                      "period is the parties' business: nothing is enforced automatically.")
     async def contract_terminate(
         self, info: Info, contract_id: _CONTRACT_ID, reason: _REASON, expected_version: _EXPECTED,

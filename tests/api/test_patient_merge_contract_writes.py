@@ -44,7 +44,8 @@ async def sent_on(tenant: Tenant, services: Services, patient: uuid.UUID) -> dic
 
 
 async def active_on(tenant: Tenant, services: Services, patient: uuid.UUID) -> dict[str, Any]:
-    return await active_contract(tenant, services, patient_id=patient)
+    # started today: a term terminated before its first day is REVOKED, not TERMINATED
+    return await active_contract(tenant, services, patient_id=patient, startOn=today().isoformat())
 
 
 async def suspended_on(tenant: Tenant, services: Services, patient: uuid.UUID) -> dict[str, Any]:

@@ -84,7 +84,7 @@ from policies.guard import Guard
 from policies.scopes import ROLE_REACH, TICKET_REACH, Reach
 from resolvers import institution as institutions
 from tests.conftest import BACKEND
-from tests.contracts import draft, draft_input, item_input, make_item
+from tests.contracts import draft, draft_input, item_input, make_item, today
 from tests.factories import PASSWORD, Tenant, make_patient
 
 GUARD = Guard()
@@ -2174,14 +2174,14 @@ async def _contract_state(tenant: Tenant, contract_id: str) -> dict[str, Any]:
     return dict(reply.data["contract"])
 
 
-async def with_drafted_contract(tenant: Tenant) -> dict[str, Any]:
+async def with_drafted_contract(tenant: Tenant, **fields: Any) -> dict[str, Any]:
     """A draft contract of the matrix patient (department A): nothing signed, no billing period yet."""
-    made = await draft(tenant, await matrix_patient(tenant), [item_input(await make_item(tenant))])
+    made = await draft(tenant, await matrix_patient(tenant), [item_input(await make_item(tenant))], **fields)
     return {"id": made["id"], "v": made["version"]}
 
 
-async def with_sent_contract(tenant: Tenant) -> dict[str, Any]:
-    made = await with_drafted_contract(tenant)
+async def with_sent_contract(tenant: Tenant, **fields: Any) -> dict[str, Any]:
+    made = await with_drafted_contract(tenant, **fields)
     reply = await tenant.call("admin", CONTRACT_SEND, id=made["id"], v=made["v"])
     assert not reply.errors, reply.errors
     state = await _contract_state(tenant, made["id"])
@@ -2193,12 +2193,17 @@ def _sign_input(made: dict[str, Any], party: str) -> dict[str, Any]:
             "documentSha256": made["sha"]}
 
 
-async def with_active_contract(tenant: Tenant) -> dict[str, Any]:
-    made = await with_sent_contract(tenant)
+async def with_active_contract(tenant: Tenant, **fields: Any) -> dict[str, Any]:
+    made = await with_sent_contract(tenant, **fields)
     for role, party in (("admin", "INSTITUTION"), ("front_desk", "CLIENT")):
         reply = await tenant.call(role, CONTRACT_SIGN, input=_sign_input(made, party))
         assert not reply.errors, reply.errors
     return {"id": made["id"], "v": (await _contract_state(tenant, made["id"]))["version"]}
+
+
+async def with_started_contract(tenant: Tenant) -> dict[str, Any]:
+    """An ACTIVE contract whose term started today: terminated, not revoked (a term not started is REVOKED)."""
+    return await with_active_contract(tenant, startOn=today().isoformat())
 
 
 async def with_suspended_contract(tenant: Tenant) -> dict[str, Any]:
@@ -2271,7 +2276,7 @@ CONTRACT_OPS = (
     Op("contractResume", "contractResume", CONTRACT_STATUS.format(op="contractResume", reason=""),
        with_suspended_contract, (("contract.status", "update"),), expect=_status_is("contractResume", "ACTIVE")),
     Op("contractTerminate", "contractTerminate",
-       CONTRACT_STATUS.format(op="contractTerminate", reason=', reason: "Moved away"'), with_active_contract,
+       CONTRACT_STATUS.format(op="contractTerminate", reason=', reason: "Moved away"'), with_started_contract,
        (("contract.status", "update"),), expect=_status_is("contractTerminate", "TERMINATED")),
     Op("contractAmend", "contractAmend", CONTRACT_AMEND, with_active_contract, (("contract", "update"),)),
     Op("contractRenew", "contractRenew",
