@@ -148,6 +148,12 @@ class PatientScope:
             parts.append(Q(id=self.patient_id))
         return tenant & Q(*parts, join_type=Q.OR)
 
+    def filter_for(self, field_class: str) -> Q | None:
+        """``filter`` narrowed to the patients whose ``field_class`` the principal reads (that class's reach alone),
+        or None when there are none: a query that compares or counts a class's values (a phone search, a diagnosis
+        code) answers for those files only, not for every file some other class reaches."""
+        return replace(self, reach_by_class={field_class: self.reach_by_class.get(field_class, frozenset())}).filter()
+
     def classes_for(self, department_id: uuid.UUID | None, in_care_team: bool, in_emergency: bool = False,
                     in_grant: bool = False, patient_id: uuid.UUID | None = None) -> frozenset[str]:
         in_department = department_id is not None and department_id in self.department_ids

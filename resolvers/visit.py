@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -143,7 +143,7 @@ async def history(ctx: Context, patient: PatientView, *, first: int, after: str 
     query = in_reach(ctx)
     if query is None:
         return History(pagination.Page([], False), await pagination.count_of(None, count))
-    query = query.filter(patient_id=patient.row.id).filter(await _conditions(ctx, where))
+    query = query.filter(patient_id=patient.row.id).filter(await _conditions(ctx, where, patient))
     total = await pagination.count_of(query, count)
     column = order.field
     rows = await pagination.keyset_rows(query, column, order.direction == "desc", first=first, after=after,
@@ -179,7 +179,7 @@ async def patient_history(ctx: Context, patient_id: uuid.UUID | None, *, first: 
     return await history(ctx, patient, first=first, after=after, where=where, order=order, count=count)
 
 
-async def _conditions(ctx: Context, where: VisitFilter) -> Q:
+async def _conditions(ctx: Context, where: VisitFilter, patient: PatientView) -> Q:
     q = Q()
     if where.kind is not None:
         q &= Q(kind=one_of(where.kind, VISIT_KINDS, "filter.kind"))
@@ -194,8 +194,10 @@ async def _conditions(ctx: Context, where: VisitFilter) -> Q:
     if (where.code is None) != (where.code_system is None):
         raise BadUserInput("filter.code: give codeSystem and code together.", field="filter.code")
     if where.code is not None and where.code_system is not None:
-        # A code filter reveals clinical facts: it needs the right to read them.
+        # A code filter reveals clinical facts: it needs the right to read them, on this file (found in review: a
+        # nurse who also works the front desk filtered the history of a file whose clinical class they do not read)
         await access.authorize(ctx, "patient.clinical", "read", action=Action.READ, resource_type="visit")
+        access.require_class(ctx, patient, CLINICAL)
         system, code = _checked_code(where.code_system, where.code, "filter.code")
         q &= Q(id__in=Subquery(VisitCode.filter(institution_id=ctx.institution_id,
                                                 code_bidx=_code_index(ctx, system, code)).values("visit_id")))
@@ -203,6 +205,12 @@ async def _conditions(ctx: Context, where: VisitFilter) -> Q:
 
 
 # -- cohorts -------------------------------------------------------------------------------
+
+
+def _clinical_reach(ctx: Context) -> Q | None:
+    """The patients whose clinical class the caller reads (not every class's reach: a code is a clinical fact), as
+    a condition on patients; None when there are none."""
+    return access.patient_scope(ctx).filter_for(CLINICAL)
 
 
 async def cohort(ctx: Context, *, system: str, code: str, status: str | None, first: int,
@@ -214,9 +222,7 @@ async def cohort(ctx: Context, *, system: str, code: str, status: str | None, fi
     await access.authorize(ctx, "patient.clinical", "read", action=Action.READ, resource_type="patient")
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     system, code = _checked_code(system, code, "code")
-    # the patients whose clinical class the caller reads (not every class's reach): pages and count are exact
-    scope = access.patient_scope(ctx)
-    clinical = replace(scope, reach_by_class={CLINICAL: scope.reach_by_class.get(CLINICAL, frozenset())}).filter()
+    clinical = _clinical_reach(ctx)  # pages and count are exact
     query, visits_reached = None if clinical is None else Patient.filter(clinical), in_reach(ctx)
     if query is None or visits_reached is None:
         return Cohort(pagination.Page([], False), await pagination.count_of(None, count))
@@ -238,13 +244,17 @@ async def cohort_counts(ctx: Context, *, system: str, codes: list[str]) -> list[
     await access.authorize(ctx, "visit_report", "read", action=Action.READ, resource_type="visit_report")
     if not codes or len(codes) > MAX_COHORT_CODES:
         raise BadUserInput(f"codes: give 1 to {MAX_COHORT_CODES} codes.", field="codes")
-    visits_reached = in_reach(ctx)
+    visits_reached, clinical = in_reach(ctx), _clinical_reach(ctx)
     checked = [_checked_code(system, code, "codes")[1] for code in codes]
-    if visits_reached is None:
+    if visits_reached is None or clinical is None:
         return [(code, 0) for code in checked]
     index = {_code_index(ctx, system, code): code for code in checked}
+    # counted on the files whose clinical class the caller reads, as patientsWithCode lists them (found in review:
+    # every file reached by any class was counted, so a department head who also works the front desk counted the
+    # diagnoses of the whole institution)
     found = await (VisitCode.filter(institution_id=ctx.institution_id, code_bidx__in=list(index),
-                                    visit_id__in=Subquery(visits_reached.values("id")))
+                                    visit_id__in=Subquery(visits_reached.values("id")),
+                                    patient_id__in=Subquery(Patient.filter(clinical).values("id")))
                    .distinct().values_list("code_bidx", "patient_id"))
     counts = dict.fromkeys(checked, 0)
     for digest, _patient in found:

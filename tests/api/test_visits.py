@@ -10,8 +10,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from models import AuditEvent, FollowUpTask, Visit, VisitCode
+from models import AuditEvent, CareTeamMember, FollowUpTask, Visit, VisitCode
 from tests.factories import Tenant, make_patient
+from tests.patients import denials_since, mark
 
 CREATE = """mutation($input: VisitCreateInput!) { visitCreate(input: $input) { id status version kind } }"""
 MOVE = """mutation($id: ID!, $to: VisitStatus!, $at: DateTime, $version: Int) {
@@ -243,6 +244,78 @@ async def test_codes_are_checked_sealed_and_found_without_decrypting(tenant: Ten
     assert done.data["patientsWithCode"]["nodes"] == []
     refused = await tenant.call("front_desk", COHORT, system="ICD10", code="K08.1")
     assert refused.codes == ["FORBIDDEN"]
+
+
+COUNTS = """query($codes: [String!]!) { codeCounts(codeSystem: ICD10, codes: $codes) { code patients } }"""
+COHORT_TOTAL = """query($code: String!) {
+  patientsWithCode(codeSystem: ICD10, code: $code) { totalCount nodes { id } } }"""
+ROLE_ASSIGN = "mutation($id: ID!, $to: Role!) { roleAssign(staffId: $id, role: $to) { roles } }"
+
+
+async def coded_files(tenant: Tenant, role: str) -> tuple[tuple[uuid.UUID, str], tuple[uuid.UUID, str]]:
+    """Two files with a visit coded F32.1, as (patient, visit): one of department A, in the clinical reach of
+    department A's staff, and one of department B, outside it; ``role`` (of department A) also works the front desk,
+    and so reaches the identity of every file."""
+    files = []
+    in_a = await make_patient(tenant)
+    in_b = await make_patient(tenant, "nurse", departmentId=str(tenant.departments["B"].id))
+    for pid, department in ((in_a, "A"), (in_b, "B")):
+        vid = (await a_visit(tenant, pid, role="nurse", departmentId=str(tenant.departments[department].id)))["id"]
+        added = await tenant.call("nurse", ADD_CODE, id=vid, input={"kind": "CONDITION", "code": "F32.1"})
+        assert added.errors == [], added.errors
+        files.append((pid, vid))
+    await CareTeamMember.filter(patient_id=in_b).delete()  # no one of department A reaches it now
+    assigned = await tenant.call("admin", ROLE_ASSIGN, id=str(tenant.staff_ids[role]), to="FRONT_DESK")
+    assert assigned.data == {"roleAssign": {"roles": sorted([role.upper(), "FRONT_DESK"])}}
+    found = await tenant.call(role, "query($id: ID!) { patient(id: $id) { fullName allergies } }", id=str(in_b))
+    assert found.data["patient"]["fullName"] and found.codes == ["FORBIDDEN"]  # its identity, not its clinical class
+    return files[0], files[1]
+
+
+async def test_code_counts_count_only_the_files_whose_clinical_class_the_caller_reads(tenant: Tenant) -> None:
+    """Found in review of the field classes: codeCounts counted the codes of every file the caller reached by any
+    class, so a department head who also works the front desk (identity across the institution) learnt how many
+    patients of other departments carry a diagnosis; patientsWithCode, over the same codes, counts the clinical
+    reach only. Both now agree."""
+    head = "department_head"
+    (in_a, _), _ = await coded_files(tenant, head)
+
+    counts = await tenant.call(head, COUNTS, codes=["F32.1", "K08.1"])
+    cohort = await tenant.call(head, COHORT_TOTAL, code="F32.1")
+
+    assert counts.errors == [] and counts.data["codeCounts"] == [{"code": "F32.1", "patients": 1},
+                                                                  {"code": "K08.1", "patients": 0}]
+    assert cohort.data["patientsWithCode"] == {"totalCount": 1, "nodes": [{"id": str(in_a)}]}
+    # the department's own head, with no other role, counts the same
+    revoked = await tenant.call("admin", "mutation($id: ID!) { roleRevoke(staffId: $id, role: FRONT_DESK) { roles } }",
+                                id=str(tenant.staff_ids[head]))
+    assert revoked.errors == []
+    alone = await tenant.call(head, COUNTS, codes=["F32.1"])
+    assert alone.data["codeCounts"] == [{"code": "F32.1", "patients": 1}]
+
+
+CODED_HISTORY = """query($pid: ID!) { visits(patientId: $pid, filter: {codeSystem: ICD10, code: "F32.1"}) {
+  totalCount nodes { id } } }"""
+
+
+async def test_a_code_filter_on_a_history_needs_the_clinical_class_of_that_file(tenant: Tenant) -> None:
+    """Found in review of the field classes: the history's code filter asked for the clinical read permission, not
+    for the clinical class of the file, so a nurse who also works the front desk (the identity of every file, the
+    clinical class of their own department's and care team's) learnt which visits of any patient carried a
+    diagnosis, and how many (totalCount). Refused now on a file whose clinical class the caller does not read,
+    like the codes themselves, and the refusal is recorded."""
+    (in_a, visit_a), (in_b, visit_b) = await coded_files(tenant, "nurse")
+    plain = await tenant.call("nurse", "query($pid: ID!) { visits(patientId: $pid) { totalCount nodes { id } } }",
+                              pid=str(in_b))
+    assert plain.data == {"visits": {"totalCount": 1, "nodes": [{"id": visit_b}]}}  # identity: the front desk's
+    seq = await mark(tenant.id)
+
+    refused = await tenant.call("nurse", CODED_HISTORY, pid=str(in_b))
+
+    assert refused.codes == ["FORBIDDEN"] and refused.data is None
+    assert await denials_since(tenant.id, seq) == [("read", "patient", "forbidden_field", in_b, in_b)]
+    allowed = await tenant.call("nurse", CODED_HISTORY, pid=str(in_a))
+    assert allowed.data == {"visits": {"totalCount": 1, "nodes": [{"id": visit_a}]}}
 
 
 @pytest.mark.parametrize(("input_", "field"), [
