@@ -131,7 +131,10 @@ async def page(ctx: Context, *, first: int, after: str | None, where: PatientFil
         return PatientPage(pagination.Page([], False), await pagination.count_of(None, count))
     today = await institutions.local_today_of(ctx) if where.national_id is not None else None
     plain = order is None and where == PatientFilter()  # the plain list: its SQL built once (checked_select)
-    query = None if plain and not count else _in_reach(ctx).filter(_conditions(ctx, where, today))
+    compared = _compared(ctx, where)
+    if compared is None:
+        return PatientPage(pagination.Page([], False), await pagination.count_of(None, count))
+    query = None if plain and not count else _in_reach(ctx).filter(_conditions(ctx, where, today), *compared)
     total = await pagination.count_of(query, count)
     only = None if columns is None else access.view_columns(
         columns, *([] if order is None else [ORDER_COLUMNS[order.field]]))
@@ -223,6 +226,20 @@ async def _check_filter(ctx: Context, where: PatientFilter) -> None:
                                    resource_type="patient")
     if where.contact_phone is not None:  # it reveals a family member's phone: read as contacts are
         await access.authorize(ctx, "contact", "read", action=Action.READ, resource_type="patient")
+
+
+def _compared(ctx: Context, where: PatientFilter) -> list[Q] | None:
+    """The files a filter may compare: for each class whose values it compares, those whose class the caller reads
+    (found in review: a nurse who also works in finance, who reads the identity of every file but the contact class
+    of their care team's and department's only, found any file by its phone, and counted them); None when a class
+    compared is read on no file."""
+    scope = access.patient_scope(ctx)
+    classes = {PATIENT_FIELD_CLASS[column] for name, column in _FILTER_FIELD.items()
+               if getattr(where, name) is not None}
+    # a class read on every file the caller reaches adds nothing (one role's classes, most often)
+    narrower = sorted(c for c in classes if scope.reach_by_class.get(c, frozenset()) != scope.reach)
+    conditions = [scope.filter_for(field_class) for field_class in narrower]
+    return None if None in conditions else [condition for condition in conditions if condition is not None]
 
 
 def _note_matches(ctx: Context, views: list[PatientView], where: PatientFilter) -> None:

@@ -175,6 +175,45 @@ async def test_a_role_that_may_not_read_contacts_may_not_search_by_their_phone(t
     assert await denied_reasons(tenant) == [("forbidden", "denied")]
 
 
+# -- a search compares a class on the files whose class the caller reads -----------------------------
+
+ROLE_ASSIGN = "mutation($id: ID!, $to: Role!) { roleAssign(staffId: $id, role: $to) { roles } }"
+
+
+async def test_a_search_finds_only_files_whose_searched_class_the_caller_reads(tenant: Tenant) -> None:
+    """Found in review of the field classes: a filter was checked against the role's permission only, so a nurse
+    who also works in finance (finance reaches the identity of every file; the nurse reads phones, contacts and
+    internal tags of their department's files only) found a file of department B by its phone, its family's
+    phone or its tag, and counted it: the match told what the file holds. Now each file a filter compares is one
+    whose compared class the caller reads there; the same search by the same person still finds their own."""
+    in_a = await make_patient(tenant, phone="13800138001", tags=["oxygen"])
+    in_b = await make_patient(tenant, phone="13800138002", tags=["oxygen"],
+                              departmentId=str(tenant.departments["B"].id))
+    for pid, phone in ((in_a, "13900139001"), (in_b, "13900139002")):
+        added = await tenant.call("front_desk", CONTACT_CREATE, p=str(pid), input={
+            "name": "Li Lei", "relationship": "CHILD", "phone": phone})
+        assert added.errors == [], added.errors
+    assigned = await tenant.call("admin", ROLE_ASSIGN, id=str(tenant.staff_ids["nurse"]), to="FINANCE")
+    assert assigned.data == {"roleAssign": {"roles": ["FINANCE", "NURSE"]}}
+    listed = await tenant.call("nurse", "{ patients(first: 50) { nodes { id } } }")
+    assert {str(in_a), str(in_b)} <= {n["id"] for n in listed.data["patients"]["nodes"]}  # both reached: identity
+    seq_reads = len(await tenant.audit_events(patient_id=in_b))
+
+    for filter_ in ({"phone": "13800138002"}, {"phoneLast4": "8002"}, {"contactPhone": "13900139002"},
+                    {"tag": "oxygen"}):
+        reply = await tenant.call("nurse", COUNTED, filter=filter_, first=50)
+        assert reply.errors == [], (filter_, reply.errors)
+        assert str(in_b) not in {n["id"] for n in reply.data["patients"]["nodes"]}, filter_
+        expected = 1 if filter_ == {"tag": "oxygen"} else 0  # the tag: department A's file only
+        assert reply.data["patients"]["totalCount"] == expected, filter_
+    assert len(await tenant.audit_events(patient_id=in_b)) == seq_reads  # nothing read of it, nothing recorded
+
+    for filter_ in ({"phone": "13800138001"}, {"phoneLast4": "8001"}, {"contactPhone": "13900139001"}):
+        reply = await tenant.call("nurse", COUNTED, filter=filter_, first=50)
+        assert reply.errors == [] and reply.data["patients"]["totalCount"] == 1, filter_
+        assert [(n["id"], n["phone"]) for n in reply.data["patients"]["nodes"]] == [(str(in_a), "+8613800138001")]
+
+
 # -- a possible duplicate at registration -----------------------------------------------------------
 
 
