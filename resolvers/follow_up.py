@@ -527,8 +527,15 @@ def read_attempt_field(ctx: Context, view: AttemptView, name: str) -> Any:
 
 
 def require_identity(ctx: Context, view: TaskView) -> None:
-    """Who owns a task, its department and rule are read like its status (identity of the file)."""
+    """Who owns a task and its department are read like its status (identity of the file)."""
     access.require_class(ctx, view.patient, IDENTITY)
+
+
+def require_rule(ctx: Context, view: TaskView) -> None:
+    """The rule that made a task names the procedure it follows (a code: clinical), so it is read under the
+    clinical class of the file (found in review: it was read under identity, and told a nurse who also works the
+    front desk which procedure a patient outside their clinical reach had)."""
+    access.require_class(ctx, view.patient, CLINICAL)
 
 
 async def attempts_of(ctx: Context, view: TaskView) -> list[AttemptView]:

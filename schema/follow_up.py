@@ -339,9 +339,10 @@ class FollowUpTask:
         row = None if department_id is None else await info.context.require_loaders().department.load(department_id)
         return None if row is None else Department.of(row)
 
-    @strawberry.field(description="The rule version that created it (null: planned by hand).")
+    @strawberry.field(description="The rule version that created it (null: planned by hand). Clinical: a rule "
+                                  "names the procedure it follows.")
     async def rule(self, info: Info) -> FollowUpRule | None:
-        follow_ups.require_identity(info.context, self.view)
+        follow_ups.require_rule(info.context, self.view)
         rule_id = self.view.row.rule_id
         row = None if rule_id is None else await info.context.require_loaders().follow_up_rule.load(rule_id)
         return None if row is None else FollowUpRule.of(row)

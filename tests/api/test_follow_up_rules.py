@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from models import AuditEvent, FollowUpRule, FollowUpTask
+from models import AuditEvent, CareTeamMember, FollowUpRule, FollowUpTask
 from tests.conftest import SqlCounter
 from tests.factories import Tenant, make_patient
+from tests.patients import denials_since, mark
 
 RULES = """query($first: Int, $after: String, $retired: Boolean, $key: ID) {
   followUpRules(first: $first, after: $after, includeRetired: $retired, ruleKey: $key) {
@@ -242,3 +243,54 @@ async def test_the_rules_are_paged_at_a_fixed_cost(tenant: Tenant, sql_counter: 
             break
         after = page["pageInfo"]["endCursor"]
     assert len(seen) == len(set(seen)) == 9  # 3 defaults and 6 of ours
+
+
+# -- a task's rule is read under the clinical class ---------------------------------------------------------
+
+ROLE_ASSIGN = "mutation($id: ID!, $to: Role!) { roleAssign(staffId: $id, role: $to) { roles } }"
+TASKS = """query($pid: ID!) { patientFollowUpTasks(patientId: $pid, openOnly: false, first: 10) {
+  nodes { dueOn status rule { name procedureCode } } } }"""
+
+
+async def implant_tasks_of(tenant: Tenant, department: str) -> uuid.UUID:
+    """A file of ``department`` (registered by the nurse, on their care team) whose implant visit finished: the
+    implant rule scheduled its calls."""
+    pid = await make_patient(tenant, "nurse", departmentId=str(tenant.departments[department].id))
+    visit = await tenant.call("nurse", VISIT, input={
+        "patientId": str(pid), "kind": "DENTAL", "departmentId": str(tenant.departments[department].id)})
+    vid = visit.data["visitCreate"]["id"]
+    added = await tenant.call("nurse", """mutation($id: ID!) { visitCodeAdd(visitId: $id, input:
+      {kind: PROCEDURE, code: "IMPLANT"}) { id } }""", id=vid)
+    assert added.errors == [], added.errors
+    for to, at in (("ARRIVED", "2026-11-02T08:50:00+08:00"), ("IN_PROGRESS", "2026-11-02T09:00:00+08:00"),
+                   ("FINISHED", "2026-11-02T10:00:00+08:00")):
+        moved = await tenant.call("nurse", """mutation($id: ID!, $to: VisitStatus!, $at: DateTime) {
+          visitTransition(id: $id, to: $to, at: $at) { id } }""", id=vid, to=to, at=at)
+        assert moved.errors == [], moved.errors
+    assert await FollowUpTask.filter(visit_id=vid).count() == 3
+    return pid
+
+
+async def test_a_tasks_rule_needs_the_clinical_class_of_the_file(tenant: Tenant) -> None:
+    """Found in review of the field classes: a task's rule was read under the identity class, and a rule names the
+    procedure it follows (procedureCode: a code is clinical), so a nurse who also works the front desk (the identity
+    of every file, the clinical class of their department's and care team's) read which procedure a department-B
+    patient had by their follow-up calls' rule, though the visit's codes answered FORBIDDEN. Read under the clinical
+    class now, the refusal recorded; on a file whose clinical class the nurse reads it is there as before."""
+    await ok(await tenant.call("admin", CATALOGUE, code="IMPLANT"), "serviceItemCreate")
+    await a_rule(tenant, name="After an implant", procedureCode="implant", assignee="DEPARTMENT_POOL")
+    in_a, in_b = await implant_tasks_of(tenant, "A"), await implant_tasks_of(tenant, "B")
+    await CareTeamMember.filter(patient_id=in_b).delete()  # outside the nurse's clinical reach now
+    assigned = await tenant.call("admin", ROLE_ASSIGN, id=str(tenant.staff_ids["nurse"]), to="FRONT_DESK")
+    assert assigned.data == {"roleAssign": {"roles": ["FRONT_DESK", "NURSE"]}}
+    seq = await mark(tenant.id)
+
+    theirs = await tenant.call("nurse", TASKS, pid=str(in_b))
+
+    assert [node["rule"] for node in theirs.data["patientFollowUpTasks"]["nodes"]] == [None, None, None]
+    assert [node["status"] for node in theirs.data["patientFollowUpTasks"]["nodes"]] == ["REQUESTED"] * 3
+    assert theirs.codes == ["FORBIDDEN"] * 3
+    assert await denials_since(tenant.id, seq) == [("read", "patient", "forbidden_field", in_b, in_b)]
+    own = await tenant.call("nurse", TASKS, pid=str(in_a))
+    assert own.errors == [] and [node["rule"] for node in own.data["patientFollowUpTasks"]["nodes"]] == [
+        {"name": "After an implant", "procedureCode": "IMPLANT"}] * 3
