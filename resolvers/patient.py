@@ -40,7 +40,7 @@ from models import CareTeamMember, Contact, Department, Patient
 from models.communication import PURPOSES
 from models.fields import tags_to_db
 from models.patient import CHANNELS, PATIENT_STATUSES, SEGMENTS, SEXES
-from policies.fields import ENCRYPTED_FIELDS, PATIENT_FIELD_CLASS
+from policies.fields import CONTACT, ENCRYPTED_FIELDS, PATIENT_FIELD_CLASS
 from policies.guard import Decision
 from resolvers import access, follow_up, pagination, versioning, writes
 from resolvers import appointment as appointments
@@ -433,6 +433,7 @@ async def _lock_identities(ctx: Context, columns: dict[str, Any]) -> None:
 
 _MATCHED_COLUMNS = {"NATIONAL_ID": ("national_id",), "PHONE": ("phone",),
                     "NAME_AND_BIRTH_DATE": ("full_name", "birth_date")}
+_MATCHED_CLASS = {kind: PATIENT_FIELD_CLASS[names[0]] for kind, names in _MATCHED_COLUMNS.items()}
 
 
 async def _returning_patient(ctx: Context, columns: dict[str, Any]) -> tuple[PatientView | None, list[str]]:
@@ -442,6 +443,7 @@ async def _returning_patient(ctx: Context, columns: dict[str, Any]) -> tuple[Pat
     if query is None:
         return None, []
     query = query.exclude(status=MERGED)
+    scope = access.patient_scope(ctx)
     checks = [("NATIONAL_ID", Q(national_id_bidx=columns.get("national_id_bidx")), columns.get("national_id_bidx"))]
     for column in ("phone_bidx", "alt_phone_bidx"):
         digest = columns.get(column)
@@ -450,12 +452,16 @@ async def _returning_patient(ctx: Context, columns: dict[str, Any]) -> tuple[Pat
     same_name = Q(name_search__startswith=f"{name_key(columns['full_name'])}|", birth_date=born)
     checks.append(("NAME_AND_BIRTH_DATE", same_name, born))
     for kind, condition, digest in checks:
-        if digest is None:
+        # compared only on the files whose class of what matches the caller reads, as a search is (found in
+        # review: a nurse who also works in finance registered a phone and was told which department-B file holds it)
+        reach = scope.filter_for(_MATCHED_CLASS[kind])
+        if digest is None or reach is None:
             continue
-        found = await query.filter(condition).order_by("id").first()
+        found = await query.filter(condition, reach).order_by("id").first()
         if found is not None:
             view = (await access.views(ctx, [found]))[0]
-            matched = ["NATIONAL_ID", "PHONE"] if kind == "NATIONAL_ID" and _same_phone(found, columns) else [kind]
+            same_phone = kind == "NATIONAL_ID" and CONTACT in view.classes and _same_phone(found, columns)
+            matched = ["NATIONAL_ID", "PHONE"] if same_phone else [kind]
             # Answering "this person is on file" reveals what matched: a read of those fields of the file.
             access.note_patient_reads(ctx, ctx.reads, view,
                                       [column for kind in matched for column in _MATCHED_COLUMNS[kind]])

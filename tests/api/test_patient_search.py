@@ -345,3 +345,22 @@ async def test_a_sorted_counted_page_costs_the_same_whatever_its_size(tenant: Te
     assert (await tenant.call("nurse", without_count, first=2)).errors == []
     assert len(sql_counter.statements) - start == small - 1  # the COUNT runs only when asked for
 
+
+
+async def test_a_registration_is_told_of_a_file_only_where_the_caller_reads_what_matched(tenant: Tenant) -> None:
+    """Found in review of the field classes, with the search above: the duplicate check at registration compared a
+    phone on every file the caller reached by any class, so a nurse who also works in finance, registering a phone,
+    was told which department-B file holds it (returningPatient, matchedOn PHONE). Now it compares the phone on
+    the files whose contact class the caller reads; a file of their own department is still found."""
+    in_b = await make_patient(tenant, phone="13800138012", departmentId=str(tenant.departments["B"].id))
+    in_a = await make_patient(tenant, phone="13800138011")
+    assigned = await tenant.call("admin", ROLE_ASSIGN, id=str(tenant.staff_ids["nurse"]), to="FINANCE")
+    assert assigned.data == {"roleAssign": {"roles": ["FINANCE", "NURSE"]}}
+    recorded = len(await tenant.audit_events(patient_id=in_b))
+
+    theirs = await register(tenant, "nurse", fullName="Someone Else", phone="13800138012")
+
+    assert theirs["returningPatient"] is None and theirs["matchedOn"] == [] and theirs["patient"] is not None
+    assert len(await tenant.audit_events(patient_id=in_b)) == recorded  # nothing of it read, nothing recorded
+    own = await register(tenant, "nurse", fullName="Someone Else", phone="13800138011")
+    assert own == {"patient": None, "returningPatient": {"id": str(in_a)}, "matchedOn": ["PHONE"]}
