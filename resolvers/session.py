@@ -260,18 +260,29 @@ async def login(ctx: Context, email: str, password: str, accounts: Accounts = ST
             raise Unauthenticated(INVALID_CREDENTIALS)
         if enabling:
             updates.update(totp_enabled_at=now, version=F("version") + 1, updated_at=now)
-    await release_attempt(ctx, attempts_at(ctx, accounts, account), now,
-                          _login_record(ctx, accounts, account, Action.LOGIN, Outcome.DENIED, "locked"))
     if needs_rehash:
         updates["password_hash"] = await ctx.services.passwords.hash(password)
+    attempts = attempts_at(ctx, accounts, account)
     async with in_transaction():
-        if updates:
-            await accounts.account.filter(id=account.id).update(**updates)
-        if enabling:  # an enrolment the institution required, confirmed by its first code
-            await writer.append([AuditRecord(account.institution_id, Actor(STAFF, account.id), Action.UPDATE,
-                                             "staff", Outcome.ALLOWED, ctx.request, resource_id=account.id,
-                                             fields_read=frozenset({"totp_enabled_at"}), reason="totp_enabled")])
-        return await open_session(ctx, accounts, account)
+        # The attempt is released (and the rehash or enrolment written) in one conditional UPDATE, only while the
+        # account still holds the hash just verified; it locks the row until the session commits. A concurrent
+        # password change or reset updates that row before it ends the sessions, so either it waits and then ends
+        # this session too, or this UPDATE finds the new hash and the sign-in is refused (found in review: a sign-in
+        # checked before a change committed opened its session after the change had ended the others).
+        if await attempts.rows(now).filter(password_hash=account.password_hash).update(failed_logins=0, **updates):
+            if enabling:  # an enrolment the institution required, confirmed by its first code
+                await writer.append([AuditRecord(account.institution_id, Actor(STAFF, account.id), Action.UPDATE,
+                                                 "staff", Outcome.ALLOWED, ctx.request, resource_id=account.id,
+                                                 fields_read=frozenset({"totp_enabled_at"}), reason="totp_enabled")])
+            return await open_session(ctx, accounts, account)
+    if account.password_hash not in await accounts.account.filter(id=account.id).values_list("password_hash",
+                                                                                           flat=True):
+        # changed or reset since it was checked: the password given is no longer the account's
+        await record_failed_attempt(ctx, attempts, now, attempt, _login_record(
+            ctx, accounts, account, Action.LOGIN, Outcome.DENIED, "bad_credentials"))
+        raise Unauthenticated(INVALID_CREDENTIALS)
+    raise await _refuse_locked(ctx, attempts, now,  # other attempts locked the account meanwhile
+                               _login_record(ctx, accounts, account, Action.LOGIN, Outcome.DENIED, "locked"))
 
 
 # -- the second factor ---------------------------------------------------------------------------
@@ -425,9 +436,14 @@ async def release_attempt(ctx: Context, attempts: Attempts, now: datetime, refus
     """The attempt succeeded: the count starts again, unless other attempts locked the address meanwhile
     (refused then, as any attempt on a locked account)."""
     if not await attempts.rows(now).update(failed_logins=0):
-        await writer.append([refusal])
-        ctx.recorded = True
-        raise await _locked(attempts, now)
+        raise await _refuse_locked(ctx, attempts, now, refusal)
+
+
+async def _refuse_locked(ctx: Context, attempts: Attempts, now: datetime, refusal: AuditRecord) -> RateLimited:
+    """Record ``refusal`` of an attempt at an address locked while it was checked; the error to raise."""
+    await writer.append([refusal])
+    ctx.recorded = True
+    return await _locked(attempts, now)
 
 
 async def record_failed_attempt(ctx: Context, attempts: Attempts, now: datetime, attempt: int,

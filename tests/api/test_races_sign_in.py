@@ -1,0 +1,211 @@
+"""A sign-in racing a password change or reset (PostgreSQL; found in review). A sign-in whose password check began
+before a concurrent ``passwordChange`` or ``passwordResetComplete`` committed opened its session after the change had
+ended the account's other sessions: the old password still opened a fresh session, the window one argon2 check wide.
+
+Now the sign-in opens its session only while the account still holds the hash it verified, in the statement that
+releases its attempt (which locks the account's row until the session commits, as the change's own UPDATE does): either
+the change finds the new session and ends it, or the sign-in finds the change and is refused as a wrong password,
+recorded as one. Each test holds one side at the point of the race and lets the other run; its twin signs in with the
+new password afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from core.tokens import token_digest
+from models import PatientSession, Session
+from resolvers import session as sessions
+from resolvers.context import Services
+from tests.api.test_accounts import CHANGE, COMPLETE, ISSUE, ME, NEW_PASSWORD, PATIENT_ISSUE, mark, sign_in, since
+from tests.conftest import BACKEND
+from tests.factories import PASSWORD, Response, Tenant, gql
+from tests.locks import another_transaction, until_waiting
+from tests.patients import INVALID_CREDENTIALS, PATIENT_PASSWORD, open_account, patient_login
+
+pytestmark = pytest.mark.skipif(BACKEND == "sqlite", reason="row locks and concurrent transactions: PostgreSQL")
+
+
+def refused(reply: Response) -> bool:
+    return reply.data == {"login": None} or reply.data == {"patientLogin": None}
+
+
+async def checked_then_held(services: Services, monkeypatch: pytest.MonkeyPatch, sign_in: Callable[[], Awaitable[Any]],
+                            meanwhile: Callable[[], Awaitable[None]], rehash: bool = False) -> Response:
+    """``sign_in`` held right after its password check (the argon2 verification answered; with ``rehash``, as if the
+    hash wanted new parameters), ``meanwhile`` run to its end, then the sign-in let go; answers the sign-in's reply."""
+    checked, release = asyncio.Event(), asyncio.Event()
+    verify = services.passwords.verify
+
+    async def held(stored_hash: str | None, password: str) -> Any:
+        verification = await verify(stored_hash, password)
+        if not checked.is_set():  # the sign-in's check; the change's own check of the current password goes on
+            checked.set()
+            await release.wait()
+            verification = dataclasses.replace(verification, needs_rehash=rehash)
+        return verification
+
+    monkeypatch.setattr(services.passwords, "verify", held)
+    signing = asyncio.ensure_future(sign_in())
+    await asyncio.wait_for(checked.wait(), 10)
+    await meanwhile()
+    release.set()
+    reply: Response = await asyncio.wait_for(signing, 30)
+    return reply
+
+
+async def live_sessions(staff_id: uuid.UUID) -> int:
+    return await Session.filter(staff_id=staff_id, revoked_at=None).count()
+
+
+async def refusal_recorded(tenant: Tenant, start: int, account_id: uuid.UUID) -> None:
+    denied = await since(tenant.id, start, outcome="denied")
+    assert [(e.action, e.resource_type, e.resource_id, e.reason) for e in denied] == [
+        ("login", "session", account_id, "bad_credentials")]
+
+
+async def test_a_sign_in_checked_before_a_password_change_opens_no_session(
+        tenant: Tenant, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    nurse = tenant.staff_ids["nurse"]
+    sessions_before = await Session.filter(staff_id=nurse).count()
+    start = await mark(tenant.id)
+
+    async def change() -> None:
+        assert (await tenant.call("nurse", CHANGE, current=PASSWORD, new=NEW_PASSWORD)).errors == []
+
+    reply = await checked_then_held(services, monkeypatch, lambda: sign_in(tenant, "nurse", PASSWORD), change)
+
+    assert refused(reply) and reply.errors == [{**INVALID_CREDENTIALS, "path": ["login"],
+                                                "locations": reply.errors[0]["locations"]}], reply.body
+    assert await Session.filter(staff_id=nurse).count() == sessions_before  # no session row written
+    assert await live_sessions(nurse) == 1  # the changer's own
+    await refusal_recorded(tenant, start, nurse)
+    # the twin: the new password signs in, the old one does not
+    assert (await sign_in(tenant, "nurse", NEW_PASSWORD)).errors == []
+    assert (await sign_in(tenant, "nurse", PASSWORD)).codes == ["UNAUTHENTICATED"]
+    assert await live_sessions(nurse) == 2
+
+
+async def test_a_sign_in_rehashing_the_old_password_does_not_undo_a_password_change(
+        tenant: Tenant, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sign-in whose hash wants new parameters writes a new hash of the password it was given: after a change that
+    wrote the old password back over the new one (found with the race above)."""
+    nurse = tenant.staff_ids["nurse"]
+
+    async def change() -> None:
+        assert (await tenant.call("nurse", CHANGE, current=PASSWORD, new=NEW_PASSWORD)).errors == []
+
+    reply = await checked_then_held(services, monkeypatch, lambda: sign_in(tenant, "nurse", PASSWORD), change,
+                                    rehash=True)
+
+    assert (await sign_in(tenant, "nurse", PASSWORD)).codes == ["UNAUTHENTICATED"]
+    assert (await sign_in(tenant, "nurse", NEW_PASSWORD)).errors == []
+    assert refused(reply) and reply.codes == ["UNAUTHENTICATED"], reply.body
+    assert await live_sessions(nurse) == 2  # the changer's and the new password's
+
+
+async def test_a_sign_in_checked_before_a_reset_opens_no_session(
+        tenant: Tenant, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    nurse = tenant.staff_ids["nurse"]
+    code = (await tenant.call("admin", ISSUE, id=str(nurse))).data["staffPasswordResetIssue"]["code"]
+    start = await mark(tenant.id)
+
+    async def reset() -> None:
+        assert (await tenant.call(None, COMPLETE, code=code, new=NEW_PASSWORD)).errors == []
+
+    reply = await checked_then_held(services, monkeypatch, lambda: sign_in(tenant, "nurse", PASSWORD), reset)
+
+    assert refused(reply) and reply.codes == ["UNAUTHENTICATED"], reply.body
+    assert await live_sessions(nurse) == 0  # the reset ended every session, and none opened after it
+    await refusal_recorded(tenant, start, nurse)
+    assert (await sign_in(tenant, "nurse", NEW_PASSWORD)).errors == []
+    assert await live_sessions(nurse) == 1
+
+
+async def test_a_patient_sign_in_checked_before_a_password_change_opens_no_session(
+        tenant: Tenant, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    me = await open_account(tenant)
+    start = await mark(tenant.id)
+
+    async def change() -> None:
+        assert (await me.call(CHANGE, current=PATIENT_PASSWORD, new=NEW_PASSWORD)).errors == []
+
+    reply = await checked_then_held(services, monkeypatch, lambda: patient_login(tenant, me.email), change)
+
+    assert refused(reply) and reply.codes == ["UNAUTHENTICATED"], reply.body
+    assert await PatientSession.filter(account_id=me.account_id, revoked_at=None).count() == 1  # the changer's
+    await refusal_recorded(tenant, start, me.account_id)
+    assert (await patient_login(tenant, me.email, NEW_PASSWORD)).errors == []
+
+
+async def test_a_patient_sign_in_checked_before_a_reset_opens_no_session(
+        tenant: Tenant, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    me = await open_account(tenant)
+    issued = await tenant.call("front_desk", PATIENT_ISSUE, pid=str(me.patient_id))
+    code = issued.data["patientPasswordResetIssue"]["code"]
+
+    async def reset() -> None:
+        assert (await tenant.call(None, COMPLETE, code=code, new=NEW_PASSWORD)).errors == []
+
+    reply = await checked_then_held(services, monkeypatch, lambda: patient_login(tenant, me.email), reset)
+
+    assert refused(reply) and reply.codes == ["UNAUTHENTICATED"], reply.body
+    assert await PatientSession.filter(account_id=me.account_id, revoked_at=None).count() == 0
+    assert (await patient_login(tenant, me.email, NEW_PASSWORD)).errors == []
+
+
+async def test_a_sign_in_meeting_a_change_in_flight_waits_for_it_and_is_refused(
+        tenant: Tenant, services: Services) -> None:
+    """The change has written the new hash and ended the sessions, uncommitted: the sign-in waits for it (at its
+    count of the attempt), then must not open a session on the old password it goes on to verify."""
+    nurse = tenant.staff_ids["nurse"]
+    new_hash = await services.passwords.hash(NEW_PASSWORD)
+    start = await mark(tenant.id)
+
+    async with another_transaction() as change:
+        await change.execute("UPDATE staff SET password_hash = $1 WHERE id = $2", new_hash, nurse)
+        await change.execute("UPDATE session SET revoked_at = now() WHERE staff_id = $1 AND revoked_at IS NULL",
+                             nurse)
+        signing = asyncio.ensure_future(sign_in(tenant, "nurse", PASSWORD))
+        await until_waiting([signing])
+    reply = await asyncio.wait_for(signing, 30)
+
+    assert refused(reply) and reply.codes == ["UNAUTHENTICATED"], reply.body
+    assert await live_sessions(nurse) == 0
+    await refusal_recorded(tenant, start, nurse)
+    assert (await sign_in(tenant, "nurse", NEW_PASSWORD)).errors == []
+
+
+async def test_a_password_change_waits_for_a_sign_in_opening_its_session_and_ends_it(
+        tenant: Tenant, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sign-in found the hash it verified and is writing its session: the change waits for it, then ends that
+    session with the others."""
+    nurse = tenant.staff_ids["nurse"]
+    opening, release = asyncio.Event(), asyncio.Event()
+    open_session = sessions.open_session
+
+    async def held(*args: Any) -> Any:
+        opening.set()
+        await release.wait()
+        return await open_session(*args)
+
+    monkeypatch.setattr(sessions, "open_session", held)
+    signing = asyncio.ensure_future(sign_in(tenant, "nurse", PASSWORD))
+    await asyncio.wait_for(opening.wait(), 10)
+    changing = asyncio.ensure_future(tenant.call("nurse", CHANGE, current=PASSWORD, new=NEW_PASSWORD))
+    await until_waiting([changing])  # the change reaches the account the sign-in holds, and waits
+    release.set()
+    signed, changed = await asyncio.wait_for(asyncio.gather(signing, changing), 30)
+
+    assert signed.errors == [] and changed.errors == [], (signed.body, changed.body)
+    token = signed.data["login"]["token"]
+    ended = await Session.get(token_hash=token_digest(services.master_key.token_key, token))
+    assert ended.revoked_at is not None
+    assert (await gql(tenant.client, ME, token=token)).codes == ["UNAUTHENTICATED"]
+    assert await live_sessions(nurse) == 1  # the changer's own
+    assert (await sign_in(tenant, "nurse", NEW_PASSWORD)).errors == []
