@@ -47,7 +47,10 @@ patient's contacts (``SurveyInvitation.contact``), chosen when it is made (``fam
   family invitations (they are not the patient's to answer); staff see which contact was invited (identity
   only, under the contact read rules);
 - the fatigue cap counts per patient, family invitations included: a patient's family is not asked within the
-  period of the patient's last invitation, nor the patient within their family's.
+  period of the patient's last invitation, nor the patient within their family's;
+- a contact deleted after it was chosen and before its invitation is written is not asked (as if the patient had no
+  such contact; the cause itself, a visit's finish, goes through): the chosen contacts are held first
+  (``hold_contacts``), so a delete under way is waited for and one coming later is refused (contact referenced).
 """
 
 from __future__ import annotations
@@ -479,6 +482,13 @@ async def invite_many(ctx: Context, questionnaire: Questionnaire, causes: Sequen
             clinician_id=cause.clinician_id, trigger_id=trigger.id if trigger is not None else None,
             token_hash=link_digest(ctx.services.master_key.token_key, institution_id, invitation_id),
             send_at=at, expires_at=at + timedelta(days=setup.link_valid_days)))
+    if family and fresh:
+        # The contacts chosen, held until the transaction ends (found in review, on PostgreSQL: one deleted by another
+        # desk after ``family_contacts`` read it made the invitation's foreign key refuse it, and the visit's finish
+        # answered INTERNAL_SERVER_ERROR with nothing written). One deleted meanwhile is simply not asked.
+        held = await hold_contacts([row.contact_id for row in fresh if row.contact_id is not None])
+        no_contact += sum(row.contact_id not in held for row in fresh)
+        fresh = [row for row in fresh if row.contact_id in held]
     if not fresh:
         return Invited([], fatigued, inactive, 0, 0, no_contact)
     await SurveyInvitation.bulk_create(fresh, ignore_conflicts=True)
@@ -504,6 +514,28 @@ async def family_contacts(institution_id: uuid.UUID, patient_ids: Sequence[uuid.
             "-is_emergency", "created_at", "id"):
         found.setdefault(contact.patient_id, contact)
     return found
+
+
+# FOR KEY SHARE, which Tortoise does not write: what the invitation's foreign key takes on the contact anyway.
+_HOLD_CONTACTS = 'SELECT "id" FROM "contact" WHERE "id" = ANY($1::uuid[]) ORDER BY "id" FOR KEY SHARE'
+
+
+async def hold_contacts(contact_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+    """Inside the transaction that will name ``contact_ids`` (family invitations and their messages): those still
+    there, each held until it ends, in one statement. On PostgreSQL FOR KEY SHARE, in id order: a delete under way
+    is waited for (a contact it deleted is absent from the answer once it commits; one it rolled back is held), and
+    one that comes later waits for the transaction and then finds the contact named (``contact.delete`` refuses it,
+    CONFLICT contact_referenced). Only a delete (or a change of the contact's id) waits: KEY SHARE is what a foreign
+    key takes, so an edit of the contact does not. No deadlock with ``contact.delete``: it locks the one contact row
+    and waits for nothing this transaction holds (it takes no file lock; on PostgreSQL its audit append waits for no
+    one). SQLite runs one write at a time: the contacts read in this transaction are still there."""
+    if not contact_ids:
+        return set()
+    db = Contact._meta.db  # the caller's transaction's connection
+    if db.capabilities.dialect != "postgres":
+        return set(contact_ids)
+    _, rows = await db.execute_query(_HOLD_CONTACTS, [sorted(set(contact_ids))])
+    return {row["id"] for row in rows}
 
 
 def _variables(row: SurveyInvitation, patient_names: dict[uuid.UUID, str], contact_names: dict[uuid.UUID, str],
