@@ -89,15 +89,20 @@ NUMBER_ATTEMPTS = 5
 TRANSITIONS: dict[str, dict[str, tuple[str, ...]]] = {
     "suspend": {"to": ("suspended",), "from": ("active",)},
     "resume": {"to": ("active",), "from": ("suspended",)},
-    "terminate": {"to": ("terminated", "revoked"), "from": ("active", "suspended")},
+    "terminate": {"to": ("terminated", "revoked"), "from": ("draft", "sent", "active", "suspended")},
 }
-# Terminated before its first day: never in force (FHIR revoked). Its term stays as agreed (a term never ends before
-# it starts: found as a renewal signed ahead and terminated, which ended on the day before its start); no report
-# month counts it, and it is no term's next term.
+# Never in force: no version signed yet. Terminated, such a contract is revoked as it stands (decided by the lead: a
+# draft or sent contract, a prepared renewal most of all, could not be given up, and a draft renewal blocked the
+# term's second renewal, the amendments moving its end, its expiry reminders and its automatic renewal for ever).
+NEVER_IN_FORCE = ("draft", "sent")
+# Terminated before its first day, or before any version was signed (DRAFT or SENT): never in force (FHIR revoked).
+# Its term stays as agreed or drafted (a term never ends before it starts: found as a renewal signed ahead and
+# terminated, which ended on the day before its start); no report month counts it, and it is no term's next term.
 REVOKED = "revoked"
-# Ended by a party (terminated, or revoked before it started). A renewal so ended is not the next term of the term it
-# renews: that term may be renewed again, is not RENEWED by it, may have its end moved. A term so ended has no next
-# term: its renewal is neither sent nor signed (``check_renewed_term_running``).
+# Ended by a party (terminated, or revoked before it started or was signed). A renewal so ended is not the next term
+# of the term it renews: that term may be renewed again, is not RENEWED by it, may have its end moved, is reminded of
+# its end and renews itself at it. A term so ended has no next term: its renewal is neither sent nor signed
+# (``check_renewed_term_running``).
 ENDED_EARLY = ("terminated", REVOKED)
 
 # Reason codes (``extensions.reason``) of refused input and conflicts.
@@ -1284,7 +1289,11 @@ async def transition(ctx: Context, contract_id: uuid.UUID | None, move: str, *, 
     when it was decided (``ended_at``) and withdraws a version still being prepared or signed. A term not started
     yet (a renewal or a term signed ahead) terminated without a date is REVOKED: never in force, its term left as
     agreed (found by the last session: it ended today, before its start). A term whose next term is signed is not
-    ended early nor revoked (CONFLICT ``renewal_exists``): the renewal is revoked first."""
+    ended early nor revoked (CONFLICT ``renewal_exists``): the renewal is revoked first. A DRAFT or SENT contract
+    (no version signed: a prepared renewal, say) terminated is REVOKED as it stands, its open versions withdrawn
+    (``effective_on`` given: BAD_USER_INPUT, there is no term to end); found in review: nothing could give it up,
+    and a draft renewal blocked the term it renews for ever. The write is on the row as read (``expectedVersion``):
+    a send or a last signature landing first bumps it, so the revocation is then CONFLICT ``stale_version``."""
     decision = await access.authorize(ctx, "contract.status", "update", action=Action.UPDATE,
                                       resource_type="contract", resource_id=contract_id)
     view = await find(ctx, contract_id, Action.UPDATE, "contractId")
@@ -1302,6 +1311,11 @@ async def transition(ctx: Context, contract_id: uuid.UUID | None, move: str, *, 
         columns.update(suspended_at=now, status_reason=text)
     elif move == "resume":
         columns.update(suspended_at=None, status_reason=text)
+    elif row.status in NEVER_IN_FORCE:  # revoked as it stands: its term as drafted, nothing else moves
+        if effective_on is not None:
+            problems.add("effectiveOn", "effective_not_allowed", "leave it out: a contract never signed has no term "
+                                                                 "to end; it is revoked as it stands.")
+        columns.update(status=REVOKED, ended_at=now, status_reason=text)
     else:
         today = await local_today(ctx)
         ends = effective_on or today

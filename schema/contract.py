@@ -53,7 +53,8 @@ if TYPE_CHECKING:
 @strawberry.enum(description="Where a contract stands (FHIR Contract.status in brackets). DRAFT -> SENT (for "
                              "signature) -> ACTIVE -> SUSPENDED <-> ACTIVE -> TERMINATED; ACTIVE or SUSPENDED -> "
                              "EXPIRED at the end of the term, or RENEWED when the next term has been signed; "
-                             "ACTIVE or SUSPENDED -> REVOKED when terminated before the term started.")
+                             "ACTIVE or SUSPENDED -> REVOKED when terminated before the term started; DRAFT or "
+                             "SENT -> REVOKED when terminated before any version was signed.")
 class ContractStatus(Enum):
     DRAFT = strawberry.enum_value("draft", description="Being prepared (FHIR R4 has no draft code: negotiable is "
                                                        "the nearest).")
@@ -68,9 +69,11 @@ class ContractStatus(Enum):
                                                            "of its own: terminated at the term's end).")
     RENEWED = strawberry.enum_value("renewed", description="Its term ended and the next term (a new contract "
                                                            "naming this one in renewalOfId) took over (FHIR renewed).")
-    REVOKED = strawberry.enum_value("revoked", description="Terminated before its term started: never in force, "
-                                                           "its term (startOn to endOn) as it was agreed, counted in "
-                                                           "no month of the report (FHIR revoked).")
+    REVOKED = strawberry.enum_value("revoked", description="Terminated before its term started, or before any "
+                                                           "version was signed (a DRAFT or SENT contract): never in "
+                                                           "force, its term (startOn to endOn) as it was agreed or "
+                                                           "drafted, nobody's next term, counted in no month of the "
+                                                           "report (FHIR revoked).")
 
 
 @strawberry.enum(description="Where a version of a contract stands. A version is edited only as a DRAFT; from SENT "
@@ -305,11 +308,12 @@ class Contract:
     def suspended_at(self) -> datetime | None:
         return self.view.row.suspended_at
 
-    @strawberry.field(description="When it was terminated or expired.")
+    @strawberry.field(description="When it was terminated, revoked or expired.")
     def ended_at(self) -> datetime | None:
         return self.view.row.ended_at
 
-    @strawberry.field(description="Why it was last suspended, resumed or terminated (each move replaces it).")
+    @strawberry.field(description="Why it was last suspended, resumed, terminated or revoked (each move replaces "
+                                  "it).")
     def status_reason(self) -> str | None:
         return self.view.row.status_reason
 
@@ -701,7 +705,10 @@ class ContractMutation:
     @strawberry.mutation(description="Terminate an ACTIVE or SUSPENDED contract (admins, finance): the term ends on "
                                      "effectiveOn; a version still being prepared or signed is withdrawn. A term "
                                      "that has not started (a renewal or a term signed ahead) terminated without "
-                                     "effectiveOn is REVOKED: never in force, its term left as agreed. A term whose "
+                                     "effectiveOn is REVOKED: never in force, its term left as agreed. A DRAFT or "
+                                     "SENT contract (no version signed yet, a prepared renewal say) is REVOKED as "
+                                     "it stands: its open versions withdrawn, its term as drafted (effectiveOn: "
+                                     "BAD_USER_INPUT); a revoked renewal is not the term's next term. A term whose "
                                      "next term is signed is not ended early: revoke the renewal first (else "
                                      "CONFLICT renewal_exists). The notice "
                                      "period is the parties' business: nothing is enforced automatically.")
@@ -709,7 +716,8 @@ class ContractMutation:
         self, info: Info, contract_id: _CONTRACT_ID, reason: _REASON, expected_version: _EXPECTED,
         effective_on: Annotated[date | None, strawberry.argument(
             description="The term's last day: today (the institution's date) by default, not before today nor "
-                        "the term's start, not after the end.")] = None,
+                        "the term's start, not after the end. Left out for a DRAFT or SENT contract, which is "
+                        "revoked as it stands (given: BAD_USER_INPUT effective_not_allowed).")] = None,
     ) -> Contract | None:
         return Contract(view=await contracts.transition(info.context, uuid_of(contract_id, "contractId"),
                                                         "terminate", reason=reason,

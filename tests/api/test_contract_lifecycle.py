@@ -90,7 +90,7 @@ async def test_the_state_machine_refuses_illegal_moves_with_a_code(tenant: Tenan
     active = await active_contract(tenant, services)
     before = await stored(tenant)
     refusals = [
-        (RESUME, drafted), (SUSPEND, drafted), (TERMINATE, drafted),  # not yet signed
+        (RESUME, drafted), (SUSPEND, drafted),  # not yet signed
         (RESUME, active),  # not suspended
     ]
     for mutation, made in refusals:
@@ -102,6 +102,12 @@ async def test_the_state_machine_refuses_illegal_moves_with_a_code(tenant: Tenan
     version = ended.data["contractTerminate"]["version"]
     for mutation in (SUSPEND, RESUME, TERMINATE):  # terminated is final
         reply = await tenant.call("admin", mutation, id=active["id"], v=version)
+        assert reason_of(reply) == ("CONFLICT", "illegal_transition")
+    # A draft (never signed) was refused here once; it is revoked as it stands now (test_contract_state_machine).
+    revoked = await tenant.call("admin", TERMINATE, id=drafted["id"], v=drafted["version"])
+    assert revoked.data["contractTerminate"]["status"] == "REVOKED", revoked.body
+    for mutation in (SUSPEND, RESUME, TERMINATE):  # revoked is final
+        reply = await tenant.call("admin", mutation, id=drafted["id"], v=revoked.data["contractTerminate"]["version"])
         assert reason_of(reply) == ("CONFLICT", "illegal_transition")
 
 
