@@ -242,6 +242,25 @@ async def test_a_contract_ended_before_its_reminder_went_out_takes_it_with_it(te
     assert [m.status for m in await client_side(tenant, contract)] == ["cancelled"]
 
 
+async def test_a_revoked_draft_renewal_lets_the_end_reminders_go_out(tenant: Tenant) -> None:
+    """Found in review: a draft renewal could not be given up, and the term it renews was never reminded of its end
+    again. Revoked (contractTerminate of a contract never signed), it is not the next term being prepared: the term's
+    end is reminded as with no renewal, to staff and client; the revoked renewal is reminded of nothing."""
+    end = today() + timedelta(days=90)
+    contract = await active(tenant, await client(tenant), end=end)
+    renewal = ok(await tenant.call("front_desk", RENEW, id=contract["id"],
+                                   input={"endOn": (end + timedelta(days=365)).isoformat()}), "contractRenew")
+    prepared = ok(await tenant.call("admin", GET, id=renewal["id"]), "contract")
+    revoked = ok(await tenant.call("finance", TERMINATE, id=renewal["id"], v=prepared["version"]), "contractTerminate")
+    assert revoked == {"status": "REVOKED", "endOn": prepared["endOn"]}
+
+    await sweep(local(end - timedelta(days=60)))
+
+    assert [n.kind for n in await staff_side(contract)] == ["contract.expiry.60"]
+    assert [m.cause for m in await client_side(tenant, contract)] == ["contract_expiry"]
+    assert await staff_side(renewal) == [] and await client_side(tenant, renewal) == []
+
+
 async def test_a_contract_that_renews_itself_is_reminded_to_staff_only(tenant: Tenant) -> None:
     end = today() + timedelta(days=90)
     contract = await active(tenant, await client(tenant), end=end, autoRenew=True)
@@ -309,6 +328,30 @@ async def test_a_version_unsigned_after_seven_days_is_reminded_once(tenant: Tena
     [message] = await delivered_messages(services, [row], max(row.due_at, moment))
     assert contract["number"] in message.body
     assert "3456.00" not in message.body and "120.00" not in message.body and "夜间" not in message.body
+
+
+async def test_a_sent_contract_revoked_takes_its_signature_reminder_with_it(tenant: Tenant) -> None:
+    """A contract sent, its client reminded to sign, then given up before anyone signed everything (revoked: never
+    in force): the queued reminder is cancelled, and the withdrawn version is reminded of no more. The denied twin:
+    the front desk may not revoke it (FORBIDDEN), and the reminder stays queued."""
+    contract = await sent(tenant, await client(tenant))
+    await sign(tenant, contract, "INSTITUTION")
+    sent_at = datetime.fromisoformat(contract["versions"][0]["sentAt"])
+    await sweep(sent_at + timedelta(days=7))
+    [queued] = await client_side(tenant, contract)
+    assert (queued.cause, queued.status) == ("contract_signature", "queued")
+    current = ok(await tenant.call("admin", GET, id=contract["id"]), "contract")
+
+    refused = await tenant.call("front_desk", TERMINATE, id=contract["id"], v=current["version"])
+    assert refused.codes == ["FORBIDDEN"], refused.body
+    assert [m.status for m in await client_side(tenant, contract)] == ["queued"]
+
+    revoked = ok(await tenant.call("admin", TERMINATE, id=contract["id"], v=current["version"]), "contractTerminate")
+    assert revoked == {"status": "REVOKED", "endOn": current["endOn"]}
+    assert [m.status for m in await client_side(tenant, contract)] == ["cancelled"]
+    await sweep(sent_at + timedelta(days=20))
+    assert len(await staff_side(contract)) == 1 and [m.status for m in await client_side(tenant, contract)] == [
+        "cancelled"]
 
 
 async def test_an_unsigned_amendment_is_reminded_and_a_version_the_client_signed_only_to_staff(

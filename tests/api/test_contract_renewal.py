@@ -23,6 +23,8 @@ RENEW = """mutation($id: ID!, $input: ContractRenewInput!) { contractRenew(contr
   id status renewalOfId startOn endOn patientId partnerId guarantorContactId departmentId currency title
   versions { number status effectiveOn endOn autoRenew noticeDays deposit { amount }
     items { code quantity frequency unitPrice { amount } } } } }"""
+TERMINATE = """mutation($id: ID!, $v: Int!) {
+  contractTerminate(contractId: $id, reason: "Client prefers a shorter term", expectedVersion: $v) { status } }"""
 READ = """query($id: ID!) { contract(id: $id) { id status startOn endOn endedAt renewalOfId
   versions { number status changeSummary autoRenew signedAt clauses
     items { code quantity unitPrice { amount } } } } }"""
@@ -214,3 +216,26 @@ async def test_a_term_with_an_unsigned_renewal_expires_and_is_renewed_when_it_is
 ])
 def test_a_renewed_term_is_as_long_as_the_last(term: tuple[date, date], next_start: date, next_end: date) -> None:
     assert contracts.next_term_end(*term, next_start) == next_end
+
+
+async def test_a_revoked_draft_renewal_leaves_the_term_to_renew_itself(tenant: Tenant, services: Services) -> None:
+    """Found in review: a draft renewal could not be given up, and a term renewing itself then expired at its end
+    instead, for ever. Revoked (contractTerminate of a contract never signed: admins, finance), it is no next term:
+    the sweep renews the term itself at its end. The denied twin: the front desk may not revoke it (FORBIDDEN,
+    recorded, nothing written)."""
+    end = date(2025, 10, 31)
+    made = await past_contract(tenant, services, date(2024, 11, 1), end, autoRenew=True)
+    renewal = (await tenant.call("admin", RENEW, id=made["id"], input={"endOn": "2026-10-31"})).data["contractRenew"]
+    version = (await tenant.call("admin", GET, id=renewal["id"])).data["contract"]["version"]
+    before, seq = await stored(tenant), await mark(tenant.id)
+    assert (await tenant.call("front_desk", TERMINATE, id=renewal["id"], v=version)).codes == ["FORBIDDEN"]
+    assert await stored(tenant) == before
+    assert await denials_since(tenant.id, seq) == [("update", "contract", "forbidden", uuid.UUID(renewal["id"]), None)]
+    revoked = await tenant.call("finance", TERMINATE, id=renewal["id"], v=version)
+    assert revoked.data == {"contractTerminate": {"status": "REVOKED"}}, revoked.body
+
+    await contracts.expire_due(services.keyring, at_local(end + timedelta(days=1), time(0, 1), "Asia/Shanghai"))
+    assert await status_of(made["id"]) == "renewed"
+    terms = await Contract.filter(renewal_of_id=made["id"]).values_list("status", "start_on", "end_on")
+    assert sorted(terms) == [("active", date(2025, 11, 1), date(2026, 10, 31)),  # the automatic renewal
+                             ("revoked", date(2025, 11, 1), date(2026, 10, 31))]
