@@ -252,12 +252,15 @@ async def login(ctx: Context, email: str, password: str, accounts: Accounts = ST
     account, needs_rehash, attempt = await check_credentials(ctx, accounts, email, password)
     now = datetime.now(UTC)
     updates: dict[str, object] = {}
+    checked: dict[str, object] = {"password_hash": account.password_hash}  # what its secrets were checked against
     enabling = False
     if isinstance(account, Staff):
         step, enabling = await _second_factor(ctx, account, totp_code, now, attempt)
         if step is not None and not await _claim_step(account, step):  # the same code, a moment ago
             await record_failure(ctx, accounts, account, now, attempt, "bad_totp")
             raise Unauthenticated(INVALID_CREDENTIALS)
+        if step is not None:  # the code was checked against this secret (sealed afresh at each enrolment)
+            checked["totp_secret"] = account.totp_secret
         if enabling:
             updates.update(totp_enabled_at=now, version=F("version") + 1, updated_at=now)
     if needs_rehash:
@@ -265,21 +268,27 @@ async def login(ctx: Context, email: str, password: str, accounts: Accounts = ST
     attempts = attempts_at(ctx, accounts, account)
     async with in_transaction():
         # The attempt is released (and the rehash or enrolment written) in one conditional UPDATE, only while the
-        # account still holds the hash just verified; it locks the row until the session commits. A concurrent
-        # password change or reset updates that row before it ends the sessions, so either it waits and then ends
-        # this session too, or this UPDATE finds the new hash and the sign-in is refused (found in review: a sign-in
+        # account still holds the hash just verified and the secret the code was checked against; it locks the row
+        # until the session commits. A concurrent password change or reset, and turning the second factor off or
+        # enrolling again, update that row before they end the sessions, so either they wait and then end this
+        # session too, or this UPDATE finds the change and the sign-in is refused (found in review: a sign-in
         # checked before a change committed opened its session after the change had ended the others).
-        if await attempts.rows(now).filter(password_hash=account.password_hash).update(failed_logins=0, **updates):
+        if await attempts.rows(now).filter(**checked).update(failed_logins=0, **updates):
             if enabling:  # an enrolment the institution required, confirmed by its first code
                 await writer.append([AuditRecord(account.institution_id, Actor(STAFF, account.id), Action.UPDATE,
                                                  "staff", Outcome.ALLOWED, ctx.request, resource_id=account.id,
                                                  fields_read=frozenset({"totp_enabled_at"}), reason="totp_enabled")])
             return await open_session(ctx, accounts, account)
-    if account.password_hash not in await accounts.account.filter(id=account.id).values_list("password_hash",
-                                                                                           flat=True):
+    current = await accounts.account.filter(id=account.id).values_list(*checked)
+    held = tuple(current[0]) if current else ()
+    if held[:1] != (account.password_hash,):
         # changed or reset since it was checked: the password given is no longer the account's
         await record_failed_attempt(ctx, attempts, now, attempt, _login_record(
             ctx, accounts, account, Action.LOGIN, Outcome.DENIED, "bad_credentials"))
+        raise Unauthenticated(INVALID_CREDENTIALS)
+    if held != tuple(checked.values()):
+        # the second factor turned off or enrolled again since the code was checked: the code is not of it
+        await record_failure(ctx, accounts, account, now, attempt, "bad_totp")
         raise Unauthenticated(INVALID_CREDENTIALS)
     raise await _refuse_locked(ctx, attempts, now,  # other attempts locked the account meanwhile
                                _login_record(ctx, accounts, account, Action.LOGIN, Outcome.DENIED, "locked"))

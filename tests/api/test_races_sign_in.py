@@ -19,10 +19,12 @@ from typing import Any
 import pytest
 
 from core.tokens import token_digest
-from models import PatientSession, Session
+from models import PatientSession, Session, Staff
 from resolvers import session as sessions
 from resolvers.context import Services
 from tests.api.test_accounts import CHANGE, COMPLETE, ISSUE, ME, NEW_PASSWORD, PATIENT_ISSUE, mark, sign_in, since
+from tests.api.test_totp import ADMIN_DISABLE, DISABLE, ENROLL_FOR_LOGIN, SECURITY, code, enrolled, fresh_step
+from tests.api.test_totp import sign_in as totp_sign_in
 from tests.conftest import BACKEND
 from tests.factories import PASSWORD, Response, Tenant, gql
 from tests.locks import another_transaction, until_waiting
@@ -209,3 +211,150 @@ async def test_a_password_change_waits_for_a_sign_in_opening_its_session_and_end
     assert (await gql(tenant.client, ME, token=token)).codes == ["UNAUTHENTICATED"]
     assert await live_sessions(nurse) == 1  # the changer's own
     assert (await sign_in(tenant, "nurse", NEW_PASSWORD)).errors == []
+
+
+# -- the second factor ----------------------------------------------------------------------------
+#
+# The same race with the code: a sign-in whose TOTP code was checked against the secret the account held opened its
+# session after the factor was turned off (by an admin, for a lost or stolen phone, which ends every session; or by the
+# staff member) or its secret replaced. The sign-in's UPDATE now also compares the secret it checked the code against;
+# turning the factor off or enrolling again writes that row first, so one waits for the other.
+
+
+async def code_checked_then_held(monkeypatch: pytest.MonkeyPatch, sign_in: Callable[[], Awaitable[Any]],
+                                 meanwhile: Callable[[], Awaitable[None]]) -> Response:
+    """``sign_in`` held right after its TOTP code was checked (and its time step claimed), ``meanwhile`` run to its
+    end, then the sign-in let go; answers the sign-in's reply."""
+    checked, release = asyncio.Event(), asyncio.Event()
+    claim_step = sessions._claim_step
+
+    async def held(*args: Any) -> bool:
+        claimed = await claim_step(*args)
+        checked.set()
+        await release.wait()
+        return claimed
+
+    monkeypatch.setattr(sessions, "_claim_step", held)
+    signing = asyncio.ensure_future(sign_in())
+    await asyncio.wait_for(checked.wait(), 10)
+    monkeypatch.setattr(sessions, "_claim_step", claim_step)  # the twins' sign-ins afterwards go through
+    await meanwhile()
+    release.set()
+    reply: Response = await asyncio.wait_for(signing, 30)
+    return reply
+
+
+async def code_refusal_recorded(tenant: Tenant, start: int, staff_id: uuid.UUID) -> None:
+    denied = await since(tenant.id, start, outcome="denied")
+    assert [(e.action, e.resource_type, e.resource_id, e.reason) for e in denied] == [
+        ("login", "session", staff_id, "bad_totp")]
+
+
+async def test_a_sign_in_whose_code_was_checked_before_an_admin_turned_the_factor_off_opens_no_session(
+        tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The recovery for a stolen phone: the thief's sign-in, its code checked, must not open a session after the
+    admin turned the factor off and ended every session."""
+    await fresh_step()
+    secret = await enrolled(tenant)
+    nurse = tenant.staff_ids["nurse"]
+    sessions_before = await Session.filter(staff_id=nurse).count()
+    start = await mark(tenant.id)
+
+    async def turn_off() -> None:
+        assert (await tenant.call("admin", ADMIN_DISABLE, id=str(nurse))).errors == []
+
+    reply = await code_checked_then_held(monkeypatch, lambda: totp_sign_in(tenant, "nurse", code(secret)),
+                                         turn_off)
+
+    assert refused(reply) and reply.errors == [{**INVALID_CREDENTIALS, "path": ["login"],
+                                                "locations": reply.errors[0]["locations"]}], reply.body
+    assert await Session.filter(staff_id=nurse).count() == sessions_before  # no session row written
+    assert await live_sessions(nurse) == 0  # the admin ended every one, and none opened after it
+    await code_refusal_recorded(tenant, start, nurse)
+    # the twin: without the factor, the password alone signs in now
+    assert (await totp_sign_in(tenant, "nurse")).errors == []
+    assert await live_sessions(nurse) == 1
+
+
+async def test_a_sign_in_whose_code_was_checked_before_the_staff_member_turned_the_factor_off_opens_no_session(
+        tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    await fresh_step()
+    secret = await enrolled(tenant)
+    nurse = tenant.staff_ids["nurse"]
+    sessions_before = await Session.filter(staff_id=nurse).count()
+    start = await mark(tenant.id)
+
+    async def turn_off() -> None:
+        assert (await tenant.call("nurse", DISABLE, code=code(secret, 1))).errors == []
+
+    reply = await code_checked_then_held(monkeypatch, lambda: totp_sign_in(tenant, "nurse", code(secret)), turn_off)
+
+    assert refused(reply) and reply.codes == ["UNAUTHENTICATED"], reply.body
+    assert await Session.filter(staff_id=nurse).count() == sessions_before
+    assert await live_sessions(nurse) == 1  # the one that turned it off
+    await code_refusal_recorded(tenant, start, nurse)
+    assert (await totp_sign_in(tenant, "nurse")).errors == []
+
+
+async def test_a_sign_in_with_a_code_of_a_replaced_pending_secret_turns_on_no_factor_and_opens_no_session(
+        tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The institution requires a factor; the nurse's first sign-in with a code of the pending secret turns it on.
+    If the secret was replaced (enrolled again) meanwhile, that sign-in turned on the new secret, which no code had
+    confirmed, and opened a session with a code of a secret the account no longer held."""
+    await fresh_step()
+    assert (await tenant.call("admin", SECURITY, required=True)).errors == []
+    nurse = tenant.staff_ids["nurse"]
+    first = await gql(tenant.client, ENROLL_FOR_LOGIN, {"email": tenant.emails["nurse"], "password": PASSWORD})
+    old_secret = first.data["totpEnrollForLogin"]["secret"]
+    new_secret: list[str] = []
+    start = await mark(tenant.id)
+
+    async def enrol_again() -> None:
+        again = await gql(tenant.client, ENROLL_FOR_LOGIN, {"email": tenant.emails["nurse"], "password": PASSWORD})
+        assert again.errors == [], again.body
+        new_secret.append(again.data["totpEnrollForLogin"]["secret"])
+
+    reply = await code_checked_then_held(monkeypatch, lambda: totp_sign_in(tenant, "nurse", code(old_secret)),
+                                         enrol_again)
+
+    assert refused(reply) and reply.codes == ["UNAUTHENTICATED"], reply.body
+    assert await live_sessions(nurse) == 0
+    row = await Staff.get(id=nurse)
+    assert row.totp_enabled_at is None  # the new secret is still pending: no code of it was given
+    await code_refusal_recorded(tenant, start, nurse)
+    # the twin: a code of the new secret signs in and turns it on; the old secret's does not
+    assert (await totp_sign_in(tenant, "nurse", code(old_secret, 1))).codes == ["UNAUTHENTICATED"]
+    assert (await totp_sign_in(tenant, "nurse", code(new_secret[0]))).errors == []
+    assert (await Staff.get(id=nurse)).totp_enabled_at is not None
+    assert await live_sessions(nurse) == 1
+
+
+async def test_turning_a_factor_off_waits_for_a_sign_in_opening_its_session_and_ends_it(
+        tenant: Tenant, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sign-in found the secret it checked the code against and is writing its session: the admin's turning the
+    factor off waits for it, then ends that session with the others."""
+    await fresh_step()
+    secret = await enrolled(tenant)
+    nurse = tenant.staff_ids["nurse"]
+    opening, release = asyncio.Event(), asyncio.Event()
+    open_session = sessions.open_session
+
+    async def held(*args: Any) -> Any:
+        opening.set()
+        await release.wait()
+        return await open_session(*args)
+
+    monkeypatch.setattr(sessions, "open_session", held)
+    signing = asyncio.ensure_future(totp_sign_in(tenant, "nurse", code(secret)))
+    await asyncio.wait_for(opening.wait(), 10)
+    turning_off = asyncio.ensure_future(tenant.call("admin", ADMIN_DISABLE, id=str(nurse)))
+    await until_waiting([turning_off])  # it reaches the account the sign-in holds, and waits
+    release.set()
+    signed, turned_off = await asyncio.wait_for(asyncio.gather(signing, turning_off), 30)
+
+    assert signed.errors == [] and turned_off.errors == [], (signed.body, turned_off.body)
+    token = signed.data["login"]["token"]
+    ended = await Session.get(token_hash=token_digest(services.master_key.token_key, token))
+    assert ended.revoked_at is not None
+    assert (await gql(tenant.client, ME, token=token)).codes == ["UNAUTHENTICATED"]
+    assert await live_sessions(nurse) == 0
