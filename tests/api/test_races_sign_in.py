@@ -6,7 +6,8 @@ Now the sign-in opens its session only while the account still holds the hash it
 releases its attempt (which locks the account's row until the session commits, as the change's own UPDATE does): either
 the change finds the new session and ends it, or the sign-in finds the change and is refused as a wrong password,
 recorded as one. Each test holds one side at the point of the race and lets the other run; its twin signs in with the
-new password afterwards."""
+new password afterwards. The same holds for a sign-in whose TOTP code was checked before the second factor was turned
+off or its secret replaced (see "the second factor" below)."""
 
 from __future__ import annotations
 
