@@ -25,7 +25,7 @@ from tortoise.transactions import in_transaction
 from audit import writer
 from audit.events import Action, Actor, AuditRecord, Outcome
 from core.crypto import field_aad
-from core.errors import BadUserInput, Forbidden
+from core.errors import BadUserInput, Conflict, Forbidden
 from core.passwords import MAX_PASSWORD, password_problem
 from core.principal import PATIENT, STAFF
 from core.tokens import (
@@ -301,8 +301,12 @@ async def confirm(ctx: Context, code: str) -> bool:
         raise BadUserInput("code: there is no pending second factor to confirm (totpEnroll first).", field="code")
     step = await _step(ctx, staff, code)
     async with in_transaction():
-        await Staff.filter(id=staff.id).update(totp_enabled_at=datetime.now(UTC), totp_last_step=step,
-                                               **_bumped())
+        # the secret the code was checked against, still pending (found in review: enrolled again meanwhile, in
+        # another tab or device, the new secret was turned on, confirmed by no code)
+        if not await Staff.filter(id=staff.id, totp_secret=staff.totp_secret, totp_enabled_at=None).update(
+                totp_enabled_at=datetime.now(UTC), totp_last_step=step, **_bumped()):
+            raise Conflict("code: your pending second factor changed since; confirm the new one with its code.",
+                           field="code")
         await writer.append([_account_record(ctx.actor, STAFF_ACCOUNTS, staff, ctx, {"totp_enabled_at"},
                                              "totp_enabled")])
     ctx.recorded = True

@@ -21,10 +21,21 @@ import pytest
 
 from core.tokens import token_digest
 from models import PatientSession, Session, Staff
+from resolvers import account
 from resolvers import session as sessions
 from resolvers.context import Services
 from tests.api.test_accounts import CHANGE, COMPLETE, ISSUE, ME, NEW_PASSWORD, PATIENT_ISSUE, mark, sign_in, since
-from tests.api.test_totp import ADMIN_DISABLE, DISABLE, ENROLL_FOR_LOGIN, SECURITY, code, enrolled, fresh_step
+from tests.api.test_totp import (
+    ADMIN_DISABLE,
+    CONFIRM,
+    DISABLE,
+    ENROLL,
+    ENROLL_FOR_LOGIN,
+    SECURITY,
+    code,
+    enrolled,
+    fresh_step,
+)
 from tests.api.test_totp import sign_in as totp_sign_in
 from tests.conftest import BACKEND
 from tests.factories import PASSWORD, Response, Tenant, gql
@@ -223,22 +234,24 @@ async def test_a_password_change_waits_for_a_sign_in_opening_its_session_and_end
 
 
 async def code_checked_then_held(monkeypatch: pytest.MonkeyPatch, sign_in: Callable[[], Awaitable[Any]],
-                                 meanwhile: Callable[[], Awaitable[None]]) -> Response:
-    """``sign_in`` held right after its TOTP code was checked (and its time step claimed), ``meanwhile`` run to its
-    end, then the sign-in let go; answers the sign-in's reply."""
+                                 meanwhile: Callable[[], Awaitable[None]], hold: Any = sessions,
+                                 step: str = "_claim_step") -> Response:
+    """``sign_in`` held right after its TOTP code was checked (and its time step claimed: the sign-in's, or with
+    ``hold=account, step="_step"`` totpConfirm's), ``meanwhile`` run to its end, then the sign-in let go; answers the
+    sign-in's reply."""
     checked, release = asyncio.Event(), asyncio.Event()
-    claim_step = sessions._claim_step
+    claim_step = getattr(hold, step)
 
-    async def held(*args: Any) -> bool:
+    async def held(*args: Any) -> Any:
         claimed = await claim_step(*args)
         checked.set()
         await release.wait()
         return claimed
 
-    monkeypatch.setattr(sessions, "_claim_step", held)
+    monkeypatch.setattr(hold, step, held)
     signing = asyncio.ensure_future(sign_in())
     await asyncio.wait_for(checked.wait(), 10)
-    monkeypatch.setattr(sessions, "_claim_step", claim_step)  # the twins' sign-ins afterwards go through
+    monkeypatch.setattr(hold, step, claim_step)  # the twins' sign-ins afterwards go through
     await meanwhile()
     release.set()
     reply: Response = await asyncio.wait_for(signing, 30)
@@ -359,3 +372,29 @@ async def test_turning_a_factor_off_waits_for_a_sign_in_opening_its_session_and_
     assert ended.revoked_at is not None
     assert (await gql(tenant.client, ME, token=token)).codes == ["UNAUTHENTICATED"]
     assert await live_sessions(nurse) == 0
+
+
+async def test_a_confirmation_of_a_secret_replaced_meanwhile_turns_on_no_factor(
+        tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Left by the sign-in fix: totpConfirm checked its code against the pending secret, then turned on whatever secret
+    the account held; enrolled again meanwhile (another tab, another device), it turned on the new secret, which no
+    code had confirmed, and whoever holds the old one holds a factor that is gone. It turns on the secret it checked,
+    else CONFLICT at code, nothing turned on; the twin confirms the new secret with its code."""
+    await fresh_step()
+    first = await tenant.call("nurse", ENROLL)
+    old_secret = first.data["totpEnroll"]["secret"]
+    new_secret: list[str] = []
+
+    async def enrol_again() -> None:
+        again = await tenant.call("nurse", ENROLL)
+        assert again.errors == [], again.body
+        new_secret.append(again.data["totpEnroll"]["secret"])
+
+    reply = await code_checked_then_held(
+        monkeypatch, lambda: tenant.call("nurse", CONFIRM, code=code(old_secret)), enrol_again, hold=account,
+        step="_step")
+
+    assert reply.codes == ["CONFLICT"] and reply.errors[0]["extensions"]["field"] == "code", reply.body
+    assert (await Staff.get(id=tenant.staff_ids["nurse"])).totp_enabled_at is None
+    assert (await tenant.call("nurse", CONFIRM, code=code(new_secret[0]))).data == {"totpConfirm": True}
+    assert (await Staff.get(id=tenant.staff_ids["nurse"])).totp_enabled_at is not None
