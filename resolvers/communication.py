@@ -43,6 +43,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
@@ -1375,16 +1376,25 @@ async def log_call(ctx: Context, patient_id: uuid.UUID | None, data: dict[str, A
                                                            institution_id=ctx.institution_id):
         raise BadUserInput("contactId: no such contact of this patient.", field="contactId")
     row_id = uuid7()
-    async with access.file_transaction(ctx, view.row.id, action=Action.CREATE):
-        row = await Communication.create(
-            id=row_id, institution_id=ctx.institution_id, key=f"{LOGGED_CALL}:{row_id}", cause=LOGGED_CALL,
-            purpose="care", direction=direction, patient_id=view.row.id, contact_id=contact_id,
-            staff_id=ctx.actor.id, channel="phone", status="sent", due_at=occurred_at, sent_at=occurred_at,
-            note=access.seal(ctx, "communication", "note", row_id, note))
-        await writer.append([access.write_record(
-            ctx, Action.CREATE, "communication", row.id, patient_id=view.row.id,
-            fields=frozenset({"direction", "occurred_at", "contact", *(("note",) if note else ())}),
-            decision=decision)])
+    try:
+        async with access.file_transaction(ctx, view.row.id, action=Action.CREATE):
+            row = await Communication.create(
+                id=row_id, institution_id=ctx.institution_id, key=f"{LOGGED_CALL}:{row_id}", cause=LOGGED_CALL,
+                purpose="care", direction=direction, patient_id=view.row.id, contact_id=contact_id,
+                staff_id=ctx.actor.id, channel="phone", status="sent", due_at=occurred_at, sent_at=occurred_at,
+                note=access.seal(ctx, "communication", "note", row_id, note))
+            await writer.append([access.write_record(
+                ctx, Action.CREATE, "communication", row.id, patient_id=view.row.id,
+                fields=frozenset({"direction", "occurred_at", "contact", *(("note",) if note else ())}),
+                decision=decision)])
+    except IntegrityError:
+        # The contact was deleted after the check found it (found in review, on PostgreSQL: the call's foreign key
+        # refused it and the desk was answered INTERNAL_SERVER_ERROR): answered as a contact not the patient's, the
+        # refusal recorded now that the transaction has rolled back (as ``ticketCreate`` does).
+        if contact_id is None or await Contact.exists(id=contact_id, institution_id=ctx.institution_id):
+            raise
+        await access.deny(ctx, Action.CREATE, "contact", contact_id, view.row.id, reason="not_found")
+        raise BadUserInput("contactId: no such contact of this patient.", field="contactId") from None
     return CommunicationView(row, view)
 
 

@@ -41,7 +41,7 @@ from audit.events import Action, Actor, AuditRecord, Outcome
 from core import money, statements
 from core.crypto import InstitutionKeys, field_aad
 from core.db import placeholders
-from core.errors import ILLEGAL_TRANSITION, BadUserInput, Conflict, Forbidden
+from core.errors import ILLEGAL_TRANSITION, BadUserInput, Conflict, Forbidden, InvalidInput
 from core.ids import uuid7
 from core.principal import PARTNER, STAFF
 from core.validation import Problems, check_year, clean_text
@@ -818,9 +818,22 @@ async def _insert_contract(ctx: Context, values: dict[str, Any], version: dict[s
                                                          decision=decision)])
             return row
         except IntegrityError:
+            await _check_guarantor_kept(ctx, values)
             if attempt == NUMBER_ATTEMPTS - 1:
                 raise
     raise AssertionError("unreachable")
+
+
+async def _check_guarantor_kept(ctx: Context, values: dict[str, Any]) -> None:
+    """After an insert refused by the database: a guarantor deleted since ``_parties`` found it (found in review, on
+    PostgreSQL: the contract's foreign key refused it, every attempt again, and the desk was answered
+    INTERNAL_SERVER_ERROR) is answered as a guarantor not the client's, the refusal recorded now that the
+    transaction has rolled back (as ``ticketCreate`` does for its contact)."""
+    guarantor_id = values.get("guarantor_id")
+    if guarantor_id is None or await Contact.exists(id=guarantor_id, institution_id=ctx.institution_id):
+        return
+    await access.deny(ctx, Action.CREATE, "contact", guarantor_id, values["patient_id"], reason="not_found")
+    raise InvalidInput([("input.guarantorContactId", "not_patient_contact", "not a contact of this patient.")])
 
 
 async def _check_no_renewal(ctx: Context, contract_id: uuid.UUID) -> None:

@@ -1,0 +1,205 @@
+"""A write naming a patient's contact while another desk deletes that contact (PostgreSQL; found in review, after
+``ticketCreate``'s same race). ``communicationLogCall`` (``contactId``) and ``contractCreate``
+(``guarantorContactId``) checked the contact, then inserted the row naming it in a later transaction: a delete
+committed between the two (or under way when the insert ran, and committed) made the row's foreign key refuse the
+contact, and the desk was answered INTERNAL_SERVER_ERROR. Now the write answers as for a contact that is not the
+patient's (the same code and field as the check's), writes nothing, and records the refusal (``contact``,
+``not_found``); with no delete, or the delete rolled back, the row is written naming the contact.
+
+Each test pauses the write right after the check on an event (as ``test_races_survey_family`` does), so the order is
+fixed rather than left to chance. SQLite runs one writer at a time: the race cannot happen there."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+
+from models import Communication, Contact, Contract
+from resolvers import access
+from resolvers import contract as contracts
+from tests.conftest import BACKEND
+from tests.contracts import CREATE, draft_input, item_input, make_item
+from tests.factories import Response, Tenant, make_patient
+from tests.locks import another_transaction, until_waiting
+from tests.patients import denials_since, make_contact, mark
+
+pytestmark = pytest.mark.skipif(BACKEND == "sqlite", reason="row locks and concurrent transactions: PostgreSQL")
+
+LOG_CALL = "mutation($input: CommunicationLogCallInput!) { communicationLogCall(input: $input) { id contactId } }"
+CONTACT_DELETE = "mutation($id: ID!) { contactDelete(id: $id) }"
+
+
+@asynccontextmanager
+async def held(request: Awaitable[Response], reached: asyncio.Event, release: asyncio.Event
+               ) -> AsyncIterator[tuple[asyncio.Future[Response], asyncio.Event]]:
+    """``request`` started and held where its patched step set ``reached``; the block runs meanwhile and sets
+    ``release`` to let it go on (leaving the block lets go too). Yields the answer to come."""
+    answer: asyncio.Future[Response] = asyncio.ensure_future(request)
+    try:
+        await asyncio.wait_for(reached.wait(), 10)
+        yield answer, release
+    finally:
+        release.set()
+
+
+@asynccontextmanager
+async def call_paused(monkeypatch: pytest.MonkeyPatch, tenant: Tenant, pid: uuid.UUID, contact: uuid.UUID
+                      ) -> AsyncIterator[tuple[asyncio.Future[Response], asyncio.Event]]:
+    """A call logged naming the contact, held after the contact was checked and before its transaction opens (the
+    first ``access.file_transaction``, the one the call's insert runs in)."""
+    reached, release = asyncio.Event(), asyncio.Event()
+    original = access.file_transaction
+
+    @asynccontextmanager
+    async def paused(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        if not reached.is_set():
+            reached.set()
+            await release.wait()
+        async with original(*args, **kwargs) as opened:
+            yield opened
+
+    monkeypatch.setattr(access, "file_transaction", paused)
+    request = tenant.call("front_desk", LOG_CALL, input={"patientId": str(pid), "contactId": str(contact),
+                                                         "note": "Asked about the next visit"})
+    async with held(request, reached, release) as pause:
+        yield pause
+
+
+async def a_contact(tenant: Tenant) -> tuple[uuid.UUID, uuid.UUID]:
+    pid = await make_patient(tenant)
+    return pid, await make_contact(tenant, pid, "Zhao Family")
+
+
+async def call_refused(tenant: Tenant, answer: asyncio.Future[Response], pid: uuid.UUID, contact: uuid.UUID,
+                       before: int) -> None:
+    """The call answered as for a contact not the patient's, nothing written, the refusal recorded."""
+    reply = await asyncio.wait_for(answer, 30)
+    assert reply.codes == ["BAD_USER_INPUT"] and reply.data is None, reply.errors
+    assert reply.errors[0]["extensions"]["field"] == "input.contactId"  # as for a contact that is not the patient's
+    assert not await Contact.exists(id=contact)
+    assert await Communication.filter(institution_id=tenant.id, patient_id=pid).count() == 0
+    assert await denials_since(tenant.id, before) == [("create", "contact", "not_found", contact, pid)]
+
+
+async def call_logged(tenant: Tenant, answer: asyncio.Future[Response], pid: uuid.UUID, contact: uuid.UUID,
+                      before: int) -> None:
+    reply = await asyncio.wait_for(answer, 30)
+    assert reply.errors == [], reply.errors
+    assert reply.data["communicationLogCall"]["contactId"] == str(contact)
+    [row] = await Communication.filter(institution_id=tenant.id, patient_id=pid)
+    assert (row.contact_id, row.cause) == (contact, "logged_call")
+    assert await denials_since(tenant.id, before) == []
+
+
+async def test_a_call_naming_a_contact_deleted_meanwhile_is_refused(
+        tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The delete first: another desk deletes the contact (and commits) after the call checked it."""
+    pid, contact = await a_contact(tenant)
+    before = await mark(tenant.id)
+    async with call_paused(monkeypatch, tenant, pid, contact) as (answer, release):
+        deleted = await tenant.call("nurse", CONTACT_DELETE, id=str(contact))
+        assert deleted.errors == [] and deleted.data == {"contactDelete": str(contact)}, deleted.errors
+        release.set()
+        await call_refused(tenant, answer, pid, contact, before)
+
+
+async def test_a_call_naming_a_contact_being_deleted_waits_and_is_refused(
+        tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The delete under way (not committed) when the call's insert runs: the insert waits, the delete commits."""
+    pid, contact = await a_contact(tenant)
+    before = await mark(tenant.id)
+    async with call_paused(monkeypatch, tenant, pid, contact) as (answer, release):
+        async with another_transaction() as other:
+            assert await other.execute('DELETE FROM "contact" WHERE "id" = $1', contact) == "DELETE 1"
+            release.set()
+            await until_waiting([answer])  # the insert reaches the contact the delete holds, and waits
+        await call_refused(tenant, answer, pid, contact, before)
+
+
+async def test_a_call_naming_a_contact_whose_delete_is_rolled_back_is_logged(
+        tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The twin: the delete under way is rolled back; the call, having waited, is logged naming the contact."""
+    pid, contact = await a_contact(tenant)
+    before = await mark(tenant.id)
+    async with call_paused(monkeypatch, tenant, pid, contact) as (answer, release):
+        with pytest.raises(RuntimeError, match="rolled back"):
+            async with another_transaction() as other:
+                assert await other.execute('DELETE FROM "contact" WHERE "id" = $1', contact) == "DELETE 1"
+                release.set()
+                await until_waiting([answer])
+                raise RuntimeError("rolled back")
+        await call_logged(tenant, answer, pid, contact, before)
+
+
+async def test_a_call_naming_a_contact_with_no_delete_is_logged(
+        tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The allowed twin, paused as the others: nothing deleted, the call is logged naming the contact."""
+    pid, contact = await a_contact(tenant)
+    before = await mark(tenant.id)
+    async with call_paused(monkeypatch, tenant, pid, contact) as (answer, release):
+        release.set()
+        await call_logged(tenant, answer, pid, contact, before)
+
+
+# -- a contract's guarantor ----------------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def contract_paused(monkeypatch: pytest.MonkeyPatch, tenant: Tenant, pid: uuid.UUID, guarantor: uuid.UUID
+                          ) -> AsyncIterator[tuple[asyncio.Future[Response], asyncio.Event]]:
+    """A draft contract naming the guarantor, held once its parties (the guarantor among them) and items were
+    checked (``contract._lines``), before its insert."""
+    item = await make_item(tenant)
+    reached, release = asyncio.Event(), asyncio.Event()
+    original = contracts._lines
+
+    async def paused(*args: Any, **kwargs: Any) -> Any:
+        lines = await original(*args, **kwargs)
+        reached.set()
+        await release.wait()
+        return lines
+
+    monkeypatch.setattr(contracts, "_lines", paused)
+    request = tenant.call("front_desk", CREATE, input=draft_input(pid, [item_input(item)],
+                                                                  guarantorContactId=str(guarantor)))
+    async with held(request, reached, release) as pause:
+        yield pause
+
+
+async def test_a_contract_naming_a_guarantor_deleted_meanwhile_is_refused(
+        tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The delete first: the guarantor is deleted (and committed) after the draft checked it. The draft is refused
+    as for a contact not the client's, nothing written, the refusal recorded."""
+    pid, guarantor = await a_contact(tenant)
+    before = await mark(tenant.id)
+    async with contract_paused(monkeypatch, tenant, pid, guarantor) as (answer, release):
+        deleted = await tenant.call("nurse", CONTACT_DELETE, id=str(guarantor))
+        assert deleted.errors == [] and deleted.data == {"contactDelete": str(guarantor)}, deleted.errors
+        release.set()
+        reply = await asyncio.wait_for(answer, 30)
+    assert reply.codes == ["BAD_USER_INPUT"] and reply.data == {"contractCreate": None}, reply.errors
+    assert (reply.errors[0]["extensions"]["field"], reply.errors[0]["extensions"]["reason"]) == (
+        "input.guarantorContactId", "not_patient_contact")
+    assert not await Contact.exists(id=guarantor)
+    assert await Contract.filter(institution_id=tenant.id, patient_id=pid).count() == 0
+    assert await denials_since(tenant.id, before) == [("create", "contact", "not_found", guarantor, pid)]
+
+
+async def test_a_contract_naming_a_guarantor_with_no_delete_is_drafted(
+        tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The allowed twin, paused as the other: nothing deleted, the draft names the guarantor."""
+    pid, guarantor = await a_contact(tenant)
+    before = await mark(tenant.id)
+    async with contract_paused(monkeypatch, tenant, pid, guarantor) as (answer, release):
+        release.set()
+        reply = await asyncio.wait_for(answer, 30)
+    assert reply.errors == [], reply.errors
+    assert reply.data["contractCreate"]["guarantorContactId"] == str(guarantor)
+    [row] = await Contract.filter(institution_id=tenant.id, patient_id=pid)
+    assert row.guarantor_id == guarantor
+    assert await denials_since(tenant.id, before) == []
