@@ -818,21 +818,21 @@ async def _insert_contract(ctx: Context, values: dict[str, Any], version: dict[s
                                                          decision=decision)])
             return row
         except IntegrityError:
-            await _check_guarantor_kept(ctx, values)
+            await _check_guarantor_kept(ctx, values.get("guarantor_id"), values["patient_id"], Action.CREATE)
             if attempt == NUMBER_ATTEMPTS - 1:
                 raise
     raise AssertionError("unreachable")
 
 
-async def _check_guarantor_kept(ctx: Context, values: dict[str, Any]) -> None:
-    """After an insert refused by the database: a guarantor deleted since ``_parties`` found it (found in review, on
-    PostgreSQL: the contract's foreign key refused it, every attempt again, and the desk was answered
-    INTERNAL_SERVER_ERROR) is answered as a guarantor not the client's, the refusal recorded now that the
-    transaction has rolled back (as ``ticketCreate`` does for its contact)."""
-    guarantor_id = values.get("guarantor_id")
+async def _check_guarantor_kept(ctx: Context, guarantor_id: uuid.UUID | None, patient_id: uuid.UUID,
+                                action: Action) -> None:
+    """After a write refused by the database (a draft's insert, or its edit): a guarantor deleted since ``_parties``
+    found it (found in review, on PostgreSQL: the contract's foreign key refused it, on every attempt of the number
+    draw, and the desk was answered INTERNAL_SERVER_ERROR) is answered as a guarantor not the client's, the refusal
+    recorded now that the transaction has rolled back (as ``ticketCreate`` does for its contact)."""
     if guarantor_id is None or await Contact.exists(id=guarantor_id, institution_id=ctx.institution_id):
         return
-    await access.deny(ctx, Action.CREATE, "contact", guarantor_id, values["patient_id"], reason="not_found")
+    await access.deny(ctx, action, "contact", guarantor_id, patient_id, reason="not_found")
     raise InvalidInput([("input.guarantorContactId", "not_patient_contact", "not a contact of this patient.")])
 
 
@@ -1155,15 +1155,20 @@ async def update_draft(ctx: Context, contract_id: uuid.UUID | None, data: dict[s
     columns["period_total"] = money.total(line.total for line in lines)
     written = frozenset({*(f"version.{version.number}.{name}" for name in columns), *contract_columns,
                          *(["items"] if given is not None else [])})
-    async with writing(ctx, view, Action.UPDATE) as patient_id:
-        await _cas(ctx, row, expected, **contract_columns)
-        changed = await ContractVersion.filter(id=version.id, status="draft").update(**columns, updated_at=_now())
-        if changed != 1:
-            raise _stale()
-        await ContractItem.filter(contract_version_id=version.id).delete()
-        await _insert_items(ctx.institution_id, version.id, lines)
-        await writer.append([access.write_record(ctx, Action.UPDATE, "contract", row.id, patient_id=patient_id,
-                                                 fields=written, decision=decision)])
+    try:
+        async with writing(ctx, view, Action.UPDATE) as patient_id:
+            await _cas(ctx, row, expected, **contract_columns)
+            changed = await ContractVersion.filter(id=version.id, status="draft").update(**columns,
+                                                                                        updated_at=_now())
+            if changed != 1:
+                raise _stale()
+            await ContractItem.filter(contract_version_id=version.id).delete()
+            await _insert_items(ctx.institution_id, version.id, lines)
+            await writer.append([access.write_record(ctx, Action.UPDATE, "contract", row.id, patient_id=patient_id,
+                                                     fields=written, decision=decision)])
+    except IntegrityError:
+        await _check_guarantor_kept(ctx, contract_columns.get("guarantor_id"), row.patient_id, Action.UPDATE)
+        raise
     return _view(ctx, await _refetch(row))
 
 

@@ -203,3 +203,63 @@ async def test_a_contract_naming_a_guarantor_with_no_delete_is_drafted(
     [row] = await Contract.filter(institution_id=tenant.id, patient_id=pid)
     assert row.guarantor_id == guarantor
     assert await denials_since(tenant.id, before) == []
+
+
+DRAFT_UPDATE = """mutation($id: ID!, $input: ContractDraftInput!, $v: Int!) {
+  contractDraftUpdate(contractId: $id, input: $input, expectedVersion: $v) { id guarantorContactId } }"""
+
+
+@asynccontextmanager
+async def draft_update_paused(monkeypatch: pytest.MonkeyPatch, tenant: Tenant, pid: uuid.UUID, guarantor: uuid.UUID
+                              ) -> AsyncIterator[tuple[asyncio.Future[Response], asyncio.Event, uuid.UUID]]:
+    """A draft with no guarantor, then its edit naming one, held as ``contract_paused`` holds the draft."""
+    item = await make_item(tenant)
+    made = await tenant.call("front_desk", CREATE, input=draft_input(pid, [item_input(item)]))
+    assert made.errors == [], made.errors
+    contract_id = uuid.UUID(made.data["contractCreate"]["id"])
+    reached, release = asyncio.Event(), asyncio.Event()
+    original = contracts._lines
+
+    async def paused(*args: Any, **kwargs: Any) -> Any:
+        lines = await original(*args, **kwargs)
+        reached.set()
+        await release.wait()
+        return lines
+
+    monkeypatch.setattr(contracts, "_lines", paused)
+    request = tenant.call("front_desk", DRAFT_UPDATE, id=str(contract_id), v=made.data["contractCreate"]["version"],
+                          input={"guarantorContactId": str(guarantor)})
+    async with held(request, reached, release) as (answer, go):
+        yield answer, go, contract_id
+
+
+async def test_a_draft_edited_to_name_a_guarantor_deleted_meanwhile_is_refused(
+        tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The delete first, on ``contractDraftUpdate``: refused as for a contact not the client's, the draft as it
+    was, the refusal recorded."""
+    pid, guarantor = await a_contact(tenant)
+    before = await mark(tenant.id)
+    async with draft_update_paused(monkeypatch, tenant, pid, guarantor) as (answer, release, contract_id):
+        deleted = await tenant.call("nurse", CONTACT_DELETE, id=str(guarantor))
+        assert deleted.errors == [] and deleted.data == {"contactDelete": str(guarantor)}, deleted.errors
+        release.set()
+        reply = await asyncio.wait_for(answer, 30)
+    assert reply.codes == ["BAD_USER_INPUT"] and reply.data == {"contractDraftUpdate": None}, reply.errors
+    assert (reply.errors[0]["extensions"]["field"], reply.errors[0]["extensions"]["reason"]) == (
+        "input.guarantorContactId", "not_patient_contact")
+    row = await Contract.get(id=contract_id)
+    assert (row.guarantor_id, row.version) == (None, 1)
+    assert await denials_since(tenant.id, before) == [("update", "contact", "not_found", guarantor, pid)]
+
+
+async def test_a_draft_edited_to_name_a_guarantor_with_no_delete_names_them(
+        tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    pid, guarantor = await a_contact(tenant)
+    before = await mark(tenant.id)
+    async with draft_update_paused(monkeypatch, tenant, pid, guarantor) as (answer, release, contract_id):
+        release.set()
+        reply = await asyncio.wait_for(answer, 30)
+    assert reply.errors == [], reply.errors
+    assert reply.data["contractDraftUpdate"]["guarantorContactId"] == str(guarantor)
+    assert (await Contract.get(id=contract_id)).guarantor_id == guarantor
+    assert await denials_since(tenant.id, before) == []
