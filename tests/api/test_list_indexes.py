@@ -67,9 +67,15 @@ async def assert_served_by_an_index(sent: Sent, table: str, *columns: str) -> No
     text = await plan(query, values)
     if POSTGRES:
         assert '"Sort"' not in text and "Incremental Sort" not in text, text
-        conds = [node["Index Cond"] for node in _nodes(json.loads(text)) if node.get("Relation Name") == table
+        scans = [node for node in _nodes(json.loads(text)) if node.get("Relation Name") == table
                  and "Index Cond" in node]
-        assert conds and all(f"{c} =" in conds[0] for c in columns), text
+        # The institution is found by the index; a further equality (the opener) by the index or as a filter on it:
+        # which of two indexes that both give the order is the cheaper depends on the table's statistics, which
+        # the suite's shared database moves (found in make test: (institution_id, id) backward with the opener as
+        # a filter, over a handful of rows, where the test alone took (institution_id, opened_by_id, id)).
+        assert scans and f"{columns[0]} =" in scans[0]["Index Cond"], text
+        found = scans[0]["Index Cond"] + " " + scans[0].get("Filter", "")
+        assert all(f"{c} =" in found for c in columns), text
     else:
         assert "TEMP B-TREE" not in text, text
         assert all(f"{c}=?" in text for c in columns), text
