@@ -43,15 +43,22 @@ class PolicyRule:
 class Guard:
     """Decisions are memoized per (roles, institution, object, action): the policy is fixed for the
     life of the process and a user's decision depends only on the roles they hold, which every
-    request loads afresh. A Casbin evaluation walks every rule (~1 ms); a memoized one is a lookup."""
+    request loads afresh. A Casbin evaluation walks every rule (~1 ms); a memoized one is a lookup.
+    Institutions no rule names (all of them, while every rule reads ``*``) share their decisions: the
+    matcher tells them apart only by a rule's domain, so a decision made in one holds in every other."""
 
     def __init__(self, model_path: Path = MODEL_PATH, policy_path: Path = POLICY_PATH) -> None:
         self._enforcer = casbin.Enforcer(str(model_path), str(policy_path))
         # What this process enforces, for the audit trail's record of policy changes.
         self.digest = hashlib.sha256(model_path.read_bytes() + b"\0" + policy_path.read_bytes()).hexdigest()
-        self._decisions: dict[tuple[frozenset[str], uuid.UUID, str, str], Decision] = {}
-        self._role_allows: dict[tuple[str, uuid.UUID, str, str], bool] = {}
+        self._decisions: dict[tuple[frozenset[str], uuid.UUID | None, str, str], Decision] = {}
+        self._role_allows: dict[tuple[str, uuid.UUID | None, str, str], bool] = {}
         self._linked: dict[tuple[str, str], frozenset[str]] = {}  # each user's role links in the enforcer
+        self._named = {rule[1] for rule in self._enforcer.get_policy() if rule[1] != "*"}  # institutions named
+
+    def _domain_key(self, institution_id: uuid.UUID) -> uuid.UUID | None:
+        """The institution as far as the rules tell it apart: itself if a rule names it, else None (any other)."""
+        return institution_id if self._named and str(institution_id) in self._named else None
 
     def _link_roles(self, subject: str, institution_id: uuid.UUID, roles: frozenset[str]) -> None:
         """The user's role links in the enforcer set to ``roles``."""
@@ -69,7 +76,7 @@ class Guard:
         """The decision for a user holding ``roles``. It is kept for everyone holding them, so it is made with the
         user's links set to ``roles`` first, in the same step: another request of the same user, signed in with
         other roles (a role granted or revoked meanwhile), may have linked those since this request signed in."""
-        key = (roles, institution_id, obj, act)
+        key = (roles, self._domain_key(institution_id), obj, act)
         decision = self._decisions.get(key)
         if decision is None:
             if subject not in roles:  # (a patient or a partner client is decided as its one role: no link)
@@ -82,7 +89,7 @@ class Guard:
 
     def role_allows(self, role: str, institution_id: uuid.UUID, obj: str, act: str) -> bool:
         """Whether the role alone is allowed: row scopes depend on which role grants a read."""
-        key = (role, institution_id, obj, act)
+        key = (role, self._domain_key(institution_id), obj, act)
         allowed = self._role_allows.get(key)
         if allowed is None:
             allowed = bool(self._enforcer.enforce(role, str(institution_id), obj, act))

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
-from policies.guard import Guard
+from policies.guard import POLICY_PATH, Guard
 
 
 def test_a_users_role_links_follow_their_roles_at_each_sign_in() -> None:
@@ -45,3 +46,22 @@ def test_a_principal_decided_as_its_one_role_gets_no_link() -> None:
     assert guard.decide("patient", frozenset({"patient"}), institution, "patient.contact", "read").allowed
     assert not guard.decide("patient", frozenset({"patient"}), institution, "contract", "create").allowed
     assert guard._enforcer.get_roles_for_user_in_domain("patient", str(institution)) == []
+
+
+def test_institutions_no_rule_names_share_decisions_and_a_named_one_keeps_its_own(tmp_path: Path) -> None:
+    """Every institution reads the same ``*`` rules, so a decision made in one is kept for all (each new
+    institution no longer walks the rules again); one a rule names is decided, and kept, on its own."""
+    named, other, third = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    policy = tmp_path / "policy.csv"
+    policy.write_text(POLICY_PATH.read_text() + f"p, nurse, {named}, contract, create, allow\n")
+    for first in (named, other):  # the order the two are first asked in changes nothing
+        guard = Guard(policy_path=policy)
+        for institution in (first, other if first == named else named, third):
+            subject = f"staff:{uuid.uuid4()}"
+            allowed = institution == named
+            assert guard.decide(subject, NURSE, institution, "contract", "create").allowed is allowed
+            assert guard.role_allows("nurse", institution, "contract", "create") is allowed
+        assert len(guard._decisions) == 2  # the named institution's, and one for every other
+
+
+NURSE = frozenset({"nurse"})
