@@ -252,7 +252,8 @@ async def login(ctx: Context, email: str, password: str, accounts: Accounts = ST
     account, needs_rehash, attempt = await check_credentials(ctx, accounts, email, password)
     now = datetime.now(UTC)
     updates: dict[str, object] = {}
-    checked: dict[str, object] = {"password_hash": account.password_hash}  # what its secrets were checked against
+    # what its secrets were checked against, on an account then active
+    checked: dict[str, object] = {"password_hash": account.password_hash, "is_active": True}
     enabling = False
     if isinstance(account, Staff):
         step, enabling = await _second_factor(ctx, account, totp_code, now, attempt)
@@ -268,11 +269,12 @@ async def login(ctx: Context, email: str, password: str, accounts: Accounts = ST
     attempts = attempts_at(ctx, accounts, account)
     async with in_transaction():
         # The attempt is released (and the rehash or enrolment written) in one conditional UPDATE, only while the
-        # account still holds the hash just verified and the secret the code was checked against; it locks the row
-        # until the session commits. A concurrent password change or reset, and turning the second factor off or
-        # enrolling again, update that row before they end the sessions, so either they wait and then end this
-        # session too, or this UPDATE finds the change and the sign-in is refused (found in review: a sign-in
-        # checked before a change committed opened its session after the change had ended the others).
+        # account is still active and holds the hash just verified and the secret the code was checked against; it
+        # locks the row until the session commits. A concurrent password change or reset, a deactivation, and turning
+        # the second factor off or enrolling again, update that row before they end the sessions, so either they wait
+        # and then end this session too, or this UPDATE finds the change and the sign-in is refused (found in review:
+        # a sign-in checked before a change committed opened its session after the change had ended the others; one
+        # checked before a deactivation left a session that came back to life when the account was reopened).
         if await attempts.rows(now).filter(**checked).update(failed_logins=0, **updates):
             if enabling:  # an enrolment the institution required, confirmed by its first code
                 await writer.append([AuditRecord(account.institution_id, Actor(STAFF, account.id), Action.UPDATE,
@@ -281,8 +283,8 @@ async def login(ctx: Context, email: str, password: str, accounts: Accounts = ST
             return await open_session(ctx, accounts, account)
     current = await accounts.account.filter(id=account.id).values_list(*checked)
     held = tuple(current[0]) if current else ()
-    if held[:1] != (account.password_hash,):
-        # changed or reset since it was checked: the password given is no longer the account's
+    if held[:2] != (account.password_hash, True):
+        # changed, reset or deactivated since it was checked: the password given no longer opens the account
         await record_failed_attempt(ctx, attempts, now, attempt, _login_record(
             ctx, accounts, account, Action.LOGIN, Outcome.DENIED, "bad_credentials"))
         raise Unauthenticated(INVALID_CREDENTIALS)

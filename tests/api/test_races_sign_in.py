@@ -25,6 +25,7 @@ from resolvers import account
 from resolvers import session as sessions
 from resolvers.context import Services
 from tests.api.test_accounts import CHANGE, COMPLETE, ISSUE, ME, NEW_PASSWORD, PATIENT_ISSUE, mark, sign_in, since
+from tests.api.test_staff import STAFF_UPDATE
 from tests.api.test_totp import (
     ADMIN_DISABLE,
     CONFIRM,
@@ -40,7 +41,15 @@ from tests.api.test_totp import sign_in as totp_sign_in
 from tests.conftest import BACKEND
 from tests.factories import PASSWORD, Response, Tenant, gql
 from tests.locks import another_transaction, until_waiting
-from tests.patients import INVALID_CREDENTIALS, PATIENT_PASSWORD, open_account, patient_login
+from tests.patients import (
+    DEACTIVATE,
+    INVALID_CREDENTIALS,
+    PATIENT_PASSWORD,
+    activate,
+    invite,
+    open_account,
+    patient_login,
+)
 
 pytestmark = pytest.mark.skipif(BACKEND == "sqlite", reason="row locks and concurrent transactions: PostgreSQL")
 
@@ -171,6 +180,47 @@ async def test_a_patient_sign_in_checked_before_a_reset_opens_no_session(
     assert refused(reply) and reply.codes == ["UNAUTHENTICATED"], reply.body
     assert await PatientSession.filter(account_id=me.account_id, revoked_at=None).count() == 0
     assert (await patient_login(tenant, me.email, NEW_PASSWORD)).errors == []
+
+
+async def test_a_sign_in_checked_before_a_deactivation_leaves_no_session_for_a_reactivation(
+        tenant: Tenant, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deactivated while the sign-in was between its check and its session: the session opened anyway, after the
+    deactivation had ended the others, and came back to life when the account was made active again."""
+    nurse = tenant.staff_ids["nurse"]
+    sessions_before = await Session.filter(staff_id=nurse).count()
+    start = await mark(tenant.id)
+
+    async def deactivate() -> None:
+        reply = await tenant.call("admin", STAFF_UPDATE, id=str(nurse), input={"active": False})
+        assert reply.errors == [], reply.errors
+
+    reply = await checked_then_held(services, monkeypatch, lambda: sign_in(tenant, "nurse", PASSWORD), deactivate)
+
+    assert refused(reply) and reply.codes == ["UNAUTHENTICATED"], reply.body
+    assert await Session.filter(staff_id=nurse).count() == sessions_before  # no session row written
+    await refusal_recorded(tenant, start, nurse)
+    assert (await tenant.call("admin", STAFF_UPDATE, id=str(nurse), input={"active": True})).errors == []
+    assert await live_sessions(nurse) == 0  # nothing came back with the account
+    assert (await sign_in(tenant, "nurse", PASSWORD)).errors == []  # the twin: active again, it signs in
+
+
+async def test_a_patient_sign_in_checked_before_the_account_was_closed_leaves_no_session_for_its_reopening(
+        tenant: Tenant, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The desk closes the account during the sign-in, then reopens it with an invitation: only the reopening's
+    session lives (the racing one would have, revoked by nobody)."""
+    me = await open_account(tenant)
+
+    async def close() -> None:
+        assert (await tenant.call("front_desk", DEACTIVATE, patientId=str(me.patient_id))).errors == []
+
+    reply = await checked_then_held(services, monkeypatch, lambda: patient_login(tenant, me.email), close)
+
+    assert refused(reply) and reply.codes == ["UNAUTHENTICATED"], reply.body
+    assert await PatientSession.filter(account_id=me.account_id, revoked_at=None).count() == 0
+    reopened = await activate(tenant, await invite(tenant, me.patient_id), me.email)
+    assert reopened.errors == [], reopened.errors
+    assert await PatientSession.filter(account_id=me.account_id, revoked_at=None).count() == 1  # the reopening's
+    assert (await patient_login(tenant, me.email)).errors == []
 
 
 async def test_a_sign_in_meeting_a_change_in_flight_waits_for_it_and_is_refused(
