@@ -6,16 +6,15 @@ contact, and the desk was answered INTERNAL_SERVER_ERROR. Now the write answers 
 patient's (the same code and field as the check's), writes nothing, and records the refusal (``contact``,
 ``not_found``); with no delete, or the delete rolled back, the row is written naming the contact.
 
-Each test pauses the write right after the check on an event (as ``test_races_survey_family`` does), so the order is
-fixed rather than left to chance. SQLite runs one writer at a time: the race cannot happen there."""
+Each test holds the write right after the check (``tests.locks.held``, as ``test_races_survey_family`` does), so the
+order is fixed rather than left to chance. SQLite runs one writer at a time: the race cannot happen there."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import pytest
 
@@ -25,7 +24,7 @@ from resolvers import contract as contracts
 from tests.conftest import BACKEND
 from tests.contracts import CREATE, draft_input, item_input, make_item
 from tests.factories import Response, Tenant, make_patient
-from tests.locks import another_transaction, until_waiting
+from tests.locks import Pause, another_transaction, held, pause_after, pause_before_entering, until_waiting
 from tests.patients import denials_since, make_contact, mark
 
 pytestmark = pytest.mark.skipif(BACKEND == "sqlite", reason="row locks and concurrent transactions: PostgreSQL")
@@ -35,39 +34,16 @@ CONTACT_DELETE = "mutation($id: ID!) { contactDelete(id: $id) }"
 
 
 @asynccontextmanager
-async def held(request: Awaitable[Response], reached: asyncio.Event, release: asyncio.Event
-               ) -> AsyncIterator[tuple[asyncio.Future[Response], asyncio.Event]]:
-    """``request`` started and held where its patched step set ``reached``; the block runs meanwhile and sets
-    ``release`` to let it go on (leaving the block lets go too). Yields the answer to come."""
-    answer: asyncio.Future[Response] = asyncio.ensure_future(request)
-    try:
-        await asyncio.wait_for(reached.wait(), 10)
-        yield answer, release
-    finally:
-        release.set()
-
-
-@asynccontextmanager
 async def call_paused(monkeypatch: pytest.MonkeyPatch, tenant: Tenant, pid: uuid.UUID, contact: uuid.UUID
-                      ) -> AsyncIterator[tuple[asyncio.Future[Response], asyncio.Event]]:
+                      ) -> AsyncIterator[tuple[asyncio.Future[Response], Pause]]:
     """A call logged naming the contact, held after the contact was checked and before its transaction opens (the
-    first ``access.file_transaction``, the one the call's insert runs in)."""
-    reached, release = asyncio.Event(), asyncio.Event()
-    original = access.file_transaction
-
-    @asynccontextmanager
-    async def paused(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
-        if not reached.is_set():
-            reached.set()
-            await release.wait()
-        async with original(*args, **kwargs) as opened:
-            yield opened
-
-    monkeypatch.setattr(access, "file_transaction", paused)
+    first ``access.file_transaction``, the one the call's insert runs in). Yields the answer to come and the pause
+    to release."""
+    pause = pause_before_entering(monkeypatch, access, "file_transaction")
     request = tenant.call("front_desk", LOG_CALL, input={"patientId": str(pid), "contactId": str(contact),
                                                          "note": "Asked about the next visit"})
-    async with held(request, reached, release) as pause:
-        yield pause
+    async with held(request, pause) as answer:
+        yield answer, pause
 
 
 async def a_contact(tenant: Tenant) -> tuple[uuid.UUID, uuid.UUID]:
@@ -101,10 +77,10 @@ async def test_a_call_naming_a_contact_deleted_meanwhile_is_refused(
     """The delete first: another desk deletes the contact (and commits) after the call checked it."""
     pid, contact = await a_contact(tenant)
     before = await mark(tenant.id)
-    async with call_paused(monkeypatch, tenant, pid, contact) as (answer, release):
+    async with call_paused(monkeypatch, tenant, pid, contact) as (answer, pause):
         deleted = await tenant.call("nurse", CONTACT_DELETE, id=str(contact))
         assert deleted.errors == [] and deleted.data == {"contactDelete": str(contact)}, deleted.errors
-        release.set()
+        pause.release()
         await call_refused(tenant, answer, pid, contact, before)
 
 
@@ -113,10 +89,10 @@ async def test_a_call_naming_a_contact_being_deleted_waits_and_is_refused(
     """The delete under way (not committed) when the call's insert runs: the insert waits, the delete commits."""
     pid, contact = await a_contact(tenant)
     before = await mark(tenant.id)
-    async with call_paused(monkeypatch, tenant, pid, contact) as (answer, release):
+    async with call_paused(monkeypatch, tenant, pid, contact) as (answer, pause):
         async with another_transaction() as other:
             assert await other.execute('DELETE FROM "contact" WHERE "id" = $1', contact) == "DELETE 1"
-            release.set()
+            pause.release()
             await until_waiting([answer])  # the insert reaches the contact the delete holds, and waits
         await call_refused(tenant, answer, pid, contact, before)
 
@@ -126,11 +102,11 @@ async def test_a_call_naming_a_contact_whose_delete_is_rolled_back_is_logged(
     """The twin: the delete under way is rolled back; the call, having waited, is logged naming the contact."""
     pid, contact = await a_contact(tenant)
     before = await mark(tenant.id)
-    async with call_paused(monkeypatch, tenant, pid, contact) as (answer, release):
+    async with call_paused(monkeypatch, tenant, pid, contact) as (answer, pause):
         with pytest.raises(RuntimeError, match="rolled back"):
             async with another_transaction() as other:
                 assert await other.execute('DELETE FROM "contact" WHERE "id" = $1', contact) == "DELETE 1"
-                release.set()
+                pause.release()
                 await until_waiting([answer])
                 raise RuntimeError("rolled back")
         await call_logged(tenant, answer, pid, contact, before)
@@ -141,8 +117,8 @@ async def test_a_call_naming_a_contact_with_no_delete_is_logged(
     """The allowed twin, paused as the others: nothing deleted, the call is logged naming the contact."""
     pid, contact = await a_contact(tenant)
     before = await mark(tenant.id)
-    async with call_paused(monkeypatch, tenant, pid, contact) as (answer, release):
-        release.set()
+    async with call_paused(monkeypatch, tenant, pid, contact) as (answer, pause):
+        pause.release()
         await call_logged(tenant, answer, pid, contact, before)
 
 
@@ -151,24 +127,15 @@ async def test_a_call_naming_a_contact_with_no_delete_is_logged(
 
 @asynccontextmanager
 async def contract_paused(monkeypatch: pytest.MonkeyPatch, tenant: Tenant, pid: uuid.UUID, guarantor: uuid.UUID
-                          ) -> AsyncIterator[tuple[asyncio.Future[Response], asyncio.Event]]:
+                          ) -> AsyncIterator[tuple[asyncio.Future[Response], Pause]]:
     """A draft contract naming the guarantor, held once its parties (the guarantor among them) and items were
-    checked (``contract._lines``), before its insert."""
+    checked (``contract._lines``), before its insert; as ``call_paused``."""
     item = await make_item(tenant)
-    reached, release = asyncio.Event(), asyncio.Event()
-    original = contracts._lines
-
-    async def paused(*args: Any, **kwargs: Any) -> Any:
-        lines = await original(*args, **kwargs)
-        reached.set()
-        await release.wait()
-        return lines
-
-    monkeypatch.setattr(contracts, "_lines", paused)
+    pause = pause_after(monkeypatch, contracts, "_lines")
     request = tenant.call("front_desk", CREATE, input=draft_input(pid, [item_input(item)],
                                                                   guarantorContactId=str(guarantor)))
-    async with held(request, reached, release) as pause:
-        yield pause
+    async with held(request, pause) as answer:
+        yield answer, pause
 
 
 async def test_a_contract_naming_a_guarantor_deleted_meanwhile_is_refused(
@@ -177,10 +144,10 @@ async def test_a_contract_naming_a_guarantor_deleted_meanwhile_is_refused(
     as for a contact not the client's, nothing written, the refusal recorded."""
     pid, guarantor = await a_contact(tenant)
     before = await mark(tenant.id)
-    async with contract_paused(monkeypatch, tenant, pid, guarantor) as (answer, release):
+    async with contract_paused(monkeypatch, tenant, pid, guarantor) as (answer, pause):
         deleted = await tenant.call("nurse", CONTACT_DELETE, id=str(guarantor))
         assert deleted.errors == [] and deleted.data == {"contactDelete": str(guarantor)}, deleted.errors
-        release.set()
+        pause.release()
         reply = await asyncio.wait_for(answer, 30)
     assert reply.codes == ["BAD_USER_INPUT"] and reply.data == {"contractCreate": None}, reply.errors
     assert (reply.errors[0]["extensions"]["field"], reply.errors[0]["extensions"]["reason"]) == (
@@ -195,8 +162,8 @@ async def test_a_contract_naming_a_guarantor_with_no_delete_is_drafted(
     """The allowed twin, paused as the other: nothing deleted, the draft names the guarantor."""
     pid, guarantor = await a_contact(tenant)
     before = await mark(tenant.id)
-    async with contract_paused(monkeypatch, tenant, pid, guarantor) as (answer, release):
-        release.set()
+    async with contract_paused(monkeypatch, tenant, pid, guarantor) as (answer, pause):
+        pause.release()
         reply = await asyncio.wait_for(answer, 30)
     assert reply.errors == [], reply.errors
     assert reply.data["contractCreate"]["guarantorContactId"] == str(guarantor)
@@ -211,26 +178,17 @@ DRAFT_UPDATE = """mutation($id: ID!, $input: ContractDraftInput!, $v: Int!) {
 
 @asynccontextmanager
 async def draft_update_paused(monkeypatch: pytest.MonkeyPatch, tenant: Tenant, pid: uuid.UUID, guarantor: uuid.UUID
-                              ) -> AsyncIterator[tuple[asyncio.Future[Response], asyncio.Event, uuid.UUID]]:
+                              ) -> AsyncIterator[tuple[asyncio.Future[Response], Pause, uuid.UUID]]:
     """A draft with no guarantor, then its edit naming one, held as ``contract_paused`` holds the draft."""
     item = await make_item(tenant)
     made = await tenant.call("front_desk", CREATE, input=draft_input(pid, [item_input(item)]))
     assert made.errors == [], made.errors
     contract_id = uuid.UUID(made.data["contractCreate"]["id"])
-    reached, release = asyncio.Event(), asyncio.Event()
-    original = contracts._lines
-
-    async def paused(*args: Any, **kwargs: Any) -> Any:
-        lines = await original(*args, **kwargs)
-        reached.set()
-        await release.wait()
-        return lines
-
-    monkeypatch.setattr(contracts, "_lines", paused)
+    pause = pause_after(monkeypatch, contracts, "_lines")
     request = tenant.call("front_desk", DRAFT_UPDATE, id=str(contract_id), v=made.data["contractCreate"]["version"],
                           input={"guarantorContactId": str(guarantor)})
-    async with held(request, reached, release) as (answer, go):
-        yield answer, go, contract_id
+    async with held(request, pause) as answer:
+        yield answer, pause, contract_id
 
 
 async def test_a_draft_edited_to_name_a_guarantor_deleted_meanwhile_is_refused(
@@ -239,10 +197,10 @@ async def test_a_draft_edited_to_name_a_guarantor_deleted_meanwhile_is_refused(
     was, the refusal recorded."""
     pid, guarantor = await a_contact(tenant)
     before = await mark(tenant.id)
-    async with draft_update_paused(monkeypatch, tenant, pid, guarantor) as (answer, release, contract_id):
+    async with draft_update_paused(monkeypatch, tenant, pid, guarantor) as (answer, pause, contract_id):
         deleted = await tenant.call("nurse", CONTACT_DELETE, id=str(guarantor))
         assert deleted.errors == [] and deleted.data == {"contactDelete": str(guarantor)}, deleted.errors
-        release.set()
+        pause.release()
         reply = await asyncio.wait_for(answer, 30)
     assert reply.codes == ["BAD_USER_INPUT"] and reply.data == {"contractDraftUpdate": None}, reply.errors
     assert (reply.errors[0]["extensions"]["field"], reply.errors[0]["extensions"]["reason"]) == (
@@ -256,8 +214,8 @@ async def test_a_draft_edited_to_name_a_guarantor_with_no_delete_names_them(
         tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
     pid, guarantor = await a_contact(tenant)
     before = await mark(tenant.id)
-    async with draft_update_paused(monkeypatch, tenant, pid, guarantor) as (answer, release, contract_id):
-        release.set()
+    async with draft_update_paused(monkeypatch, tenant, pid, guarantor) as (answer, pause, contract_id):
+        pause.release()
         reply = await asyncio.wait_for(answer, 30)
     assert reply.errors == [], reply.errors
     assert reply.data["contractDraftUpdate"]["guarantorContactId"] == str(guarantor)

@@ -25,7 +25,7 @@ from tests.api.test_patient_merge_follow_up_writes import WRITES, stored, two_fi
 from tests.api.test_races_merge_writers import during_a_held_merge, meeting_a_held_merge
 from tests.conftest import BACKEND
 from tests.factories import Tenant
-from tests.locks import until_waiting
+from tests.locks import held, pause_after, until_waiting
 from tests.patients import denials_since, mark
 
 pytestmark = pytest.mark.skipif(BACKEND == "sqlite", reason="row locks and concurrent transactions: PostgreSQL")
@@ -77,23 +77,12 @@ async def merged_during_a_held_write(tenant: Tenant, monkeypatch: pytest.MonkeyP
     """A merge of the two files started while ``write`` holds the file it read (its transaction open, nothing
     written yet), then the write let go: both must end, neither failed nor deadlocked nor refused; answers what
     ``write`` answered."""
-    holding, release = asyncio.Event(), asyncio.Event()
-    files_now = access.current_files
-
-    async def held(patient_ids: Any) -> dict[uuid.UUID, uuid.UUID]:  # the write's hold; only the first waits
-        now_on = await files_now(patient_ids)
-        if not holding.is_set():
-            holding.set()
-            await release.wait()
-        return now_on
-
-    monkeypatch.setattr(access, "current_files", held)
-    writing = asyncio.ensure_future(write())
-    await asyncio.wait_for(holding.wait(), 10)
-    merging = asyncio.ensure_future(merge(tenant, survivor, duplicate))
-    await until_waiting([merging])  # the merge reaches the file the write holds, and waits
-    release.set()
-    written, merged = await asyncio.wait_for(asyncio.gather(writing, merging, return_exceptions=True), 30)
+    holding = pause_after(monkeypatch, access, "current_files")  # the write's hold; the merge's goes on
+    async with held(write(), holding) as writing:
+        merging = asyncio.ensure_future(merge(tenant, survivor, duplicate))
+        await until_waiting([merging])  # the merge reaches the file the write holds, and waits
+        holding.release()
+        written, merged = await asyncio.wait_for(asyncio.gather(writing, merging, return_exceptions=True), 30)
     assert not isinstance(merged, BaseException) and merged.errors == [], merged
     assert not isinstance(written, BaseException) and written.errors == [], written
     return written

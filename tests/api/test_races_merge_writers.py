@@ -1,10 +1,10 @@
 """Writers that take a file from a row read earlier, at the moment a merge of that file runs (PostgreSQL; found in
-review). Each is started while the merge holds both files and has moved nothing yet, given a second to reach what it
-waits for, then the merge goes on. Before: a message was queued on the merged file (the sweep had read the file as
-active, its insert waited for the merge and then went in), or the writer, holding its own row (the appointment, the
-contract, the ticket, the task, the invitations) and waiting for the file, deadlocked with the merge waiting to move
-that row: one of the two answered INTERNAL_SERVER_ERROR, or a sweep's batch failed. Now each waits for the merge
-first and writes on the survivor."""
+review). Each is started while the merge is held with both files locked and nothing moved yet (``tests.locks.held``);
+once it waits for what the merge holds, the merge goes on. Before: a message was queued on the merged file (the sweep
+had read the file as active, its insert waited for the merge and then went in), or the writer, holding its own row (the
+appointment, the contract, the ticket, the task, the invitations) and waiting for the file, deadlocked with the merge
+waiting to move that row: one of the two answered INTERNAL_SERVER_ERROR, or a sweep's batch failed. Now each waits for
+the merge first and writes on the survivor."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ from tests.conftest import BACKEND
 from tests.contracts import draft, item_input, make_item, signed, today
 from tests.daytime import ZONE
 from tests.factories import Tenant
-from tests.locks import until_waiting
+from tests.locks import held, pause_before, until_waiting
 from tests.patients import events_since, mark
 
 pytestmark = pytest.mark.skipif(BACKEND == "sqlite", reason="row locks and concurrent transactions: PostgreSQL")
@@ -58,21 +58,12 @@ async def meeting_a_held_merge(tenant: Tenant, monkeypatch: pytest.MonkeyPatch, 
                                duplicate: uuid.UUID, write: Callable[[], Awaitable[Any]]) -> Any:
     """``during_a_held_merge`` for a write that may be refused: both must end, the merge done and the write
     neither failed (an exception, not an answer) nor deadlocked; answers what ``write`` answered."""
-    locked, release = asyncio.Event(), asyncio.Event()
-    consent = patient_merge._stricter_consent
-
-    async def held(*args: Any) -> Any:  # runs once the merge has locked both files
-        locked.set()
-        await release.wait()
-        return await consent(*args)
-
-    monkeypatch.setattr(patient_merge, "_stricter_consent", held)
-    merging = asyncio.create_task(merge(tenant, survivor, duplicate))
-    await asyncio.wait_for(locked.wait(), 10)
-    writing = asyncio.ensure_future(write())
-    await until_waiting([writing])  # the write reaches the file the merge holds, and waits
-    release.set()
-    merged, written = await asyncio.wait_for(asyncio.gather(merging, writing, return_exceptions=True), 30)
+    locked = pause_before(monkeypatch, patient_merge, "_stricter_consent")  # run once the merge has locked both files
+    async with held(merge(tenant, survivor, duplicate), locked) as merging:
+        writing = asyncio.ensure_future(write())
+        await until_waiting([writing])  # the write reaches the file the merge holds, and waits
+        locked.release()
+        merged, written = await asyncio.wait_for(asyncio.gather(merging, writing, return_exceptions=True), 30)
     assert not isinstance(merged, BaseException) and merged.errors == [], merged
     assert not isinstance(written, BaseException), repr(written)
     assert (await Patient.get(id=duplicate)).status == "merged"
@@ -282,24 +273,15 @@ async def test_a_cancel_as_a_merge_is_sent_twice_holds_the_files_in_id_order(ten
     schedule = await make_schedule(tenant)
     survivor, duplicate = sorted([await reminder_tests.patient(tenant), await reminder_tests.patient(tenant)])
     made = await book(tenant, schedule, duplicate)
-    locked, release = asyncio.Event(), asyncio.Event()
-    consent = patient_merge._stricter_consent
-
-    async def held(*args: Any) -> Any:  # the first merge holds both files until released; the second goes on
-        locked.set()
-        await release.wait()
-        return await consent(*args)
-
-    monkeypatch.setattr(patient_merge, "_stricter_consent", held)
-    merging = asyncio.create_task(merge(tenant, survivor, duplicate))
-    await asyncio.wait_for(locked.wait(), 10)
-    merging_again = asyncio.ensure_future(merge(tenant, survivor, duplicate))
-    await until_waiting([merging_again])  # the second merge waits for the survivor
-    cancelling = asyncio.ensure_future(tenant.call("front_desk", CANCEL, id=made["id"], reason="INSTITUTION"))
-    await until_waiting([merging_again, cancelling], sessions=2)  # the cancel waits for the duplicate
-    release.set()
-    merged, merged_again, cancelled = await asyncio.wait_for(
-        asyncio.gather(merging, merging_again, cancelling, return_exceptions=True), 30)
+    locked = pause_before(monkeypatch, patient_merge, "_stricter_consent")  # the first merge's; the second goes on
+    async with held(merge(tenant, survivor, duplicate), locked) as merging:
+        merging_again = asyncio.ensure_future(merge(tenant, survivor, duplicate))
+        await until_waiting([merging_again])  # the second merge waits for the survivor
+        cancelling = asyncio.ensure_future(tenant.call("front_desk", CANCEL, id=made["id"], reason="INSTITUTION"))
+        await until_waiting([merging_again, cancelling], sessions=2)  # the cancel waits for the duplicate
+        locked.release()
+        merged, merged_again, cancelled = await asyncio.wait_for(
+            asyncio.gather(merging, merging_again, cancelling, return_exceptions=True), 30)
 
     for reply in (merged, merged_again, cancelled):
         assert not isinstance(reply, BaseException), repr(reply)
@@ -409,26 +391,18 @@ async def test_a_greeting_scheduled_again_as_a_merge_moves_it_is_locked_again_wi
                                      now + timedelta(hours=1), {"patient_name": "Li Na"})
     async with in_transaction():
         await communication.schedule_many(tenant.id, [birthday])
-    moved, release = asyncio.Event(), asyncio.Event()
-    twins = patient_merge._one_greeting_or_campaign_message_each
-
-    async def held(*args: Any) -> None:  # runs once the merge has moved the rows, before it commits
-        moved.set()
-        await release.wait()
-        await twins(*args)
-
-    monkeypatch.setattr(patient_merge, "_one_greeting_or_campaign_message_each", held)
-    merging = asyncio.create_task(merge(tenant, survivor, duplicate))
-    await asyncio.wait_for(moved.wait(), 10)
 
     async def schedule_again() -> None:
         async with in_transaction():
             await communication.schedule_many(tenant.id, [dataclasses.replace(birthday, due_at=now)])
 
-    scheduling = asyncio.create_task(schedule_again())
-    await until_waiting([scheduling])  # the scheduler waits for the row the merge moved
-    release.set()
-    merged, scheduled = await asyncio.wait_for(asyncio.gather(merging, scheduling, return_exceptions=True), 30)
+    # run once the merge has moved the rows, before it commits
+    moved = pause_before(monkeypatch, patient_merge, "_one_greeting_or_campaign_message_each")
+    async with held(merge(tenant, survivor, duplicate), moved) as merging:
+        scheduling = asyncio.create_task(schedule_again())
+        await until_waiting([scheduling])  # the scheduler waits for the row the merge moved
+        moved.release()
+        merged, scheduled = await asyncio.wait_for(asyncio.gather(merging, scheduling, return_exceptions=True), 30)
 
     assert not isinstance(merged, BaseException) and merged.errors == [], merged
     assert not isinstance(scheduled, BaseException), repr(scheduled)
@@ -458,21 +432,13 @@ async def test_a_merge_as_the_outbox_settles_the_files_greetings_locks_them_in_i
     gateway = FailingWhenTold(2)
     worker = asyncio.create_task(communication.deliver_due(services, {"email": gateway}, now=now))
     await asyncio.wait_for(gateway.all_handed.wait(), 10)
-    moved, release = asyncio.Event(), asyncio.Event()
-    twins = patient_merge._one_greeting_or_campaign_message_each
-
-    async def held(*args: Any) -> None:  # runs once the merge has moved the rows, before refuse_twins
-        moved.set()
-        await release.wait()
-        await twins(*args)
-
-    monkeypatch.setattr(patient_merge, "_one_greeting_or_campaign_message_each", held)
-    merging = asyncio.create_task(merge(tenant, survivor, duplicate))
-    await asyncio.wait_for(moved.wait(), 10)
-    gateway.release.set()
-    await until_waiting([worker])  # the settle waits: for the second row (before the fix), or for the merge
-    release.set()
-    merged, delivered = await asyncio.wait_for(asyncio.gather(merging, worker, return_exceptions=True), 30)
+    # run once the merge has moved the rows, before refuse_twins
+    moved = pause_before(monkeypatch, patient_merge, "_one_greeting_or_campaign_message_each")
+    async with held(merge(tenant, survivor, duplicate), moved) as merging:
+        gateway.release.set()
+        await until_waiting([worker])  # the settle waits: for the second row (before the fix), or for the merge
+        moved.release()
+        merged, delivered = await asyncio.wait_for(asyncio.gather(merging, worker, return_exceptions=True), 30)
 
     assert not isinstance(merged, BaseException) and merged.errors == [], merged
     assert not isinstance(delivered, BaseException), repr(delivered)

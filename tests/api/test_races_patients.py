@@ -7,7 +7,6 @@ is held once it has locked both files."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import httpx
 import pytest
@@ -20,6 +19,7 @@ from tests.api.test_appointment_concurrency import second_desk, utc
 from tests.api.test_appointments import BOOK, NOW, at, booking, make_schedule
 from tests.api.test_patient_merge import MERGE, WRITES, merged_refusals, records, write
 from tests.factories import Tenant, make_patient
+from tests.locks import held, pause_before
 
 ROUNDS = 20
 
@@ -97,24 +97,15 @@ async def test_a_record_written_during_a_merge_waits_and_is_refused(tenant: Tena
     waits for the merge, then finds the file merged (CONFLICT, reason merged, the refusal on the trail) and leaves
     nothing on it (found in review: it waited, then landed on the merged file, out of every list)."""
     survivor, duplicate = await make_patient(tenant), await make_patient(tenant)
-    locked, release = asyncio.Event(), asyncio.Event()
-    consent = patient_merge._stricter_consent
-
-    async def held(*args: Any) -> Any:  # runs once the merge has locked both files
-        locked.set()
-        await release.wait()
-        return await consent(*args)
-
-    monkeypatch.setattr(patient_merge, "_stricter_consent", held)
+    locked = pause_before(monkeypatch, patient_merge, "_stricter_consent")  # run once the merge has locked both files
     before = await records(tenant)
-    merging = asyncio.create_task(tenant.call("front_desk", MERGE, s=str(survivor), d=str(duplicate)))
-    await asyncio.wait_for(locked.wait(), 10)
-    writing = asyncio.create_task(write(tenant, name, duplicate))
+    async with held(tenant.call("front_desk", MERGE, s=str(survivor), d=str(duplicate)), locked) as merging:
+        writing = asyncio.create_task(write(tenant, name, duplicate))
 
-    done, _ = await asyncio.wait([writing], timeout=0.5)
-    assert not done, "the write did not wait for the merge"
-    release.set()
-    merged, refused = await asyncio.wait_for(asyncio.gather(merging, writing), 10)
+        done, _ = await asyncio.wait([writing], timeout=0.5)
+        assert not done, "the write did not wait for the merge"
+        locked.release()
+        merged, refused = await asyncio.wait_for(asyncio.gather(merging, writing), 10)
 
     assert merged.errors == [], merged.errors
     assert refused.codes == ["CONFLICT"] and refused.errors[0]["extensions"]["reason"] == "merged", refused.errors

@@ -40,7 +40,7 @@ from tests.api.test_totp import (
 from tests.api.test_totp import sign_in as totp_sign_in
 from tests.conftest import BACKEND
 from tests.factories import PASSWORD, Response, Tenant, gql
-from tests.locks import another_transaction, until_waiting
+from tests.locks import another_transaction, held, pause_after, pause_before, until_waiting
 from tests.patients import (
     DEACTIVATE,
     INVALID_CREDENTIALS,
@@ -62,23 +62,13 @@ async def checked_then_held(services: Services, monkeypatch: pytest.MonkeyPatch,
                             meanwhile: Callable[[], Awaitable[None]], rehash: bool = False) -> Response:
     """``sign_in`` held right after its password check (the argon2 verification answered; with ``rehash``, as if the
     hash wanted new parameters), ``meanwhile`` run to its end, then the sign-in let go; answers the sign-in's reply."""
-    checked, release = asyncio.Event(), asyncio.Event()
-    verify = services.passwords.verify
-
-    async def held(stored_hash: str | None, password: str) -> Any:
-        verification = await verify(stored_hash, password)
-        if not checked.is_set():  # the sign-in's check; the change's own check of the current password goes on
-            checked.set()
-            await release.wait()
-            verification = dataclasses.replace(verification, needs_rehash=rehash)
-        return verification
-
-    monkeypatch.setattr(services.passwords, "verify", held)
-    signing = asyncio.ensure_future(sign_in())
-    await asyncio.wait_for(checked.wait(), 10)
-    await meanwhile()
-    release.set()
-    reply: Response = await asyncio.wait_for(signing, 30)
+    # The sign-in's check is held; the change's own check of the current password, after it, goes on.
+    checked = pause_after(monkeypatch, services.passwords, "verify",
+                          then=lambda verification: dataclasses.replace(verification, needs_rehash=rehash))
+    async with held(sign_in(), checked) as signing:
+        await meanwhile()
+        checked.release()
+        reply: Response = await asyncio.wait_for(signing, 30)
     return reply
 
 
@@ -250,21 +240,12 @@ async def test_a_password_change_waits_for_a_sign_in_opening_its_session_and_end
     """The sign-in found the hash it verified and is writing its session: the change waits for it, then ends that
     session with the others."""
     nurse = tenant.staff_ids["nurse"]
-    opening, release = asyncio.Event(), asyncio.Event()
-    open_session = sessions.open_session
-
-    async def held(*args: Any) -> Any:
-        opening.set()
-        await release.wait()
-        return await open_session(*args)
-
-    monkeypatch.setattr(sessions, "open_session", held)
-    signing = asyncio.ensure_future(sign_in(tenant, "nurse", PASSWORD))
-    await asyncio.wait_for(opening.wait(), 10)
-    changing = asyncio.ensure_future(tenant.call("nurse", CHANGE, current=PASSWORD, new=NEW_PASSWORD))
-    await until_waiting([changing])  # the change reaches the account the sign-in holds, and waits
-    release.set()
-    signed, changed = await asyncio.wait_for(asyncio.gather(signing, changing), 30)
+    opening = pause_before(monkeypatch, sessions, "open_session")
+    async with held(sign_in(tenant, "nurse", PASSWORD), opening) as signing:
+        changing = asyncio.ensure_future(tenant.call("nurse", CHANGE, current=PASSWORD, new=NEW_PASSWORD))
+        await until_waiting([changing])  # the change reaches the account the sign-in holds, and waits
+        opening.release()
+        signed, changed = await asyncio.wait_for(asyncio.gather(signing, changing), 30)
 
     assert signed.errors == [] and changed.errors == [], (signed.body, changed.body)
     token = signed.data["login"]["token"]
@@ -289,22 +270,11 @@ async def code_checked_then_held(monkeypatch: pytest.MonkeyPatch, sign_in: Calla
     """``sign_in`` held right after its TOTP code was checked (and its time step claimed: the sign-in's, or with
     ``hold=account, step="_step"`` totpConfirm's), ``meanwhile`` run to its end, then the sign-in let go; answers the
     sign-in's reply."""
-    checked, release = asyncio.Event(), asyncio.Event()
-    claim_step = getattr(hold, step)
-
-    async def held(*args: Any) -> Any:
-        claimed = await claim_step(*args)
-        checked.set()
-        await release.wait()
-        return claimed
-
-    monkeypatch.setattr(hold, step, held)
-    signing = asyncio.ensure_future(sign_in())
-    await asyncio.wait_for(checked.wait(), 10)
-    monkeypatch.setattr(hold, step, claim_step)  # the twins' sign-ins afterwards go through
-    await meanwhile()
-    release.set()
-    reply: Response = await asyncio.wait_for(signing, 30)
+    checked = pause_after(monkeypatch, hold, step)  # only the first claim is held: the twins' afterwards go through
+    async with held(sign_in(), checked) as signing:
+        await meanwhile()
+        checked.release()
+        reply: Response = await asyncio.wait_for(signing, 30)
     return reply
 
 
@@ -400,21 +370,12 @@ async def test_turning_a_factor_off_waits_for_a_sign_in_opening_its_session_and_
     await fresh_step()
     secret = await enrolled(tenant)
     nurse = tenant.staff_ids["nurse"]
-    opening, release = asyncio.Event(), asyncio.Event()
-    open_session = sessions.open_session
-
-    async def held(*args: Any) -> Any:
-        opening.set()
-        await release.wait()
-        return await open_session(*args)
-
-    monkeypatch.setattr(sessions, "open_session", held)
-    signing = asyncio.ensure_future(totp_sign_in(tenant, "nurse", code(secret)))
-    await asyncio.wait_for(opening.wait(), 10)
-    turning_off = asyncio.ensure_future(tenant.call("admin", ADMIN_DISABLE, id=str(nurse)))
-    await until_waiting([turning_off])  # it reaches the account the sign-in holds, and waits
-    release.set()
-    signed, turned_off = await asyncio.wait_for(asyncio.gather(signing, turning_off), 30)
+    opening = pause_before(monkeypatch, sessions, "open_session")
+    async with held(totp_sign_in(tenant, "nurse", code(secret)), opening) as signing:
+        turning_off = asyncio.ensure_future(tenant.call("admin", ADMIN_DISABLE, id=str(nurse)))
+        await until_waiting([turning_off])  # it reaches the account the sign-in holds, and waits
+        opening.release()
+        signed, turned_off = await asyncio.wait_for(asyncio.gather(signing, turning_off), 30)
 
     assert signed.errors == [] and turned_off.errors == [], (signed.body, turned_off.body)
     token = signed.data["login"]["token"]

@@ -6,8 +6,8 @@ held (FOR KEY SHARE) before the invitations are inserted: one deleted meanwhile 
 finishes, no invitation and no message), and a delete that comes once they are held waits and is refused as for
 any contact an invitation names (CONFLICT contact_referenced).
 
-Each test pauses the finish right after the read (or after the insert) on an event, as
-``test_races_merge_writers`` pauses a merge, so the order is fixed rather than left to chance. SQLite runs one
+Each test holds the finish right after the read, or after the insert (``tests.locks.held``, as
+``test_races_merge_writers`` holds a merge), so the order is fixed rather than left to chance. SQLite runs one
 writer at a time: the race cannot happen there."""
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 
@@ -26,7 +25,7 @@ from resolvers import survey
 from tests.api.test_survey_family import INVITE, family_questionnaire
 from tests.conftest import BACKEND
 from tests.factories import Response, Tenant
-from tests.locks import another_transaction, until_waiting
+from tests.locks import Pause, another_transaction, held, pause_after, until_waiting
 from tests.patients import denials_since, events_since, mark
 from tests.surveys import family_member, texted
 
@@ -56,34 +55,21 @@ async def a_visit_under_way(tenant: Tenant) -> tuple[uuid.UUID, uuid.UUID, uuid.
 
 @asynccontextmanager
 async def paused(monkeypatch: pytest.MonkeyPatch, name: str, tenant: Tenant,
-                 visit: uuid.UUID) -> AsyncIterator[tuple[asyncio.Future[Response], asyncio.Event]]:
+                 visit: uuid.UUID) -> AsyncIterator[tuple[asyncio.Future[Response], Pause]]:
     """The visit's finish started and held once it has run ``survey.<name>`` (its transaction open, the file held);
-    the block runs meanwhile and sets the event it is given to let the finish go on (leaving the block lets go too).
-    Yields the finish's answer to come."""
-    async with held_after(monkeypatch, name, tenant.call("nurse", MOVE, id=str(visit), to="FINISHED")) as pause:
-        yield pause
+    the block runs meanwhile and releases the pause it is given to let the finish go on (leaving the block lets go
+    too). Yields the finish's answer to come."""
+    async with held_after(monkeypatch, name, tenant.call("nurse", MOVE, id=str(visit), to="FINISHED")) as finish:
+        yield finish
 
 
 @asynccontextmanager
 async def held_after(monkeypatch: pytest.MonkeyPatch, name: str, request: Awaitable[Response]
-                     ) -> AsyncIterator[tuple[asyncio.Future[Response], asyncio.Event]]:
+                     ) -> AsyncIterator[tuple[asyncio.Future[Response], Pause]]:
     """``request`` started and held once it has run ``survey.<name>``; as ``paused``."""
-    reached, release = asyncio.Event(), asyncio.Event()
-    original = getattr(survey, name)
-
-    async def held(*args: Any, **kwargs: Any) -> Any:
-        found = await original(*args, **kwargs)
-        reached.set()
-        await release.wait()
-        return found
-
-    monkeypatch.setattr(survey, name, held)
-    finishing: asyncio.Future[Response] = asyncio.ensure_future(request)
-    try:
-        await asyncio.wait_for(reached.wait(), 10)
-        yield finishing, release
-    finally:
-        release.set()
+    pause = pause_after(monkeypatch, survey, name)
+    async with held(request, pause) as answer:
+        yield answer, pause
 
 
 async def finished(finishing: asyncio.Future[Response], visit: uuid.UUID) -> None:
@@ -107,10 +93,10 @@ async def test_a_contact_deleted_between_the_read_and_the_invitation_is_not_invi
     made the invitation. The visit finishes, with no family invitation; the delete went through."""
     pid, contact, visit = await a_visit_under_way(tenant)
     before = await mark(tenant.id)
-    async with paused(monkeypatch, "family_contacts", tenant, visit) as (finishing, release):
+    async with paused(monkeypatch, "family_contacts", tenant, visit) as (finishing, pause):
         deleted = await tenant.call("front_desk", CONTACT_DELETE, id=str(contact))
         assert deleted.errors == [] and deleted.data == {"contactDelete": str(contact)}, deleted.errors
-        release.set()
+        pause.release()
         await finished(finishing, visit)
     await not_invited(tenant, pid, contact)
     assert await denials_since(tenant.id, before) == []
@@ -125,10 +111,10 @@ async def test_a_contact_being_deleted_as_the_invitation_is_made_is_not_invited(
     """The delete under way: another session has deleted the contact and not committed yet when the finish makes
     the invitation. The finish waits for it, and once it commits, finishes with no family invitation."""
     pid, contact, visit = await a_visit_under_way(tenant)
-    async with paused(monkeypatch, "family_contacts", tenant, visit) as (finishing, release):
+    async with paused(monkeypatch, "family_contacts", tenant, visit) as (finishing, pause):
         async with another_transaction() as other:
             assert await other.execute('DELETE FROM "contact" WHERE "id" = $1', contact) == "DELETE 1"
-            release.set()
+            pause.release()
             await until_waiting([finishing])  # the finish reaches the contact the delete holds, and waits
         await finished(finishing, visit)
     await not_invited(tenant, pid, contact)
@@ -138,11 +124,11 @@ async def test_a_contact_whose_delete_is_rolled_back_is_invited(
         tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
     """The twin: the delete under way is rolled back; the finish, having waited, invites the contact."""
     pid, contact, visit = await a_visit_under_way(tenant)
-    async with paused(monkeypatch, "family_contacts", tenant, visit) as (finishing, release):
+    async with paused(monkeypatch, "family_contacts", tenant, visit) as (finishing, pause):
         with pytest.raises(RuntimeError, match="rolled back"):
             async with another_transaction() as other:
                 assert await other.execute('DELETE FROM "contact" WHERE "id" = $1', contact) == "DELETE 1"
-                release.set()
+                pause.release()
                 await until_waiting([finishing])
                 raise RuntimeError("rolled back")
         await finished(finishing, visit)
@@ -156,10 +142,10 @@ async def test_a_contact_deleted_once_the_invitation_is_made_is_kept(
     kept with the invitation and its message."""
     pid, contact, visit = await a_visit_under_way(tenant)
     before = await mark(tenant.id)
-    async with paused(monkeypatch, "_send", tenant, visit) as (finishing, release):
+    async with paused(monkeypatch, "_send", tenant, visit) as (finishing, pause):
         deleting = asyncio.ensure_future(tenant.call("front_desk", CONTACT_DELETE, id=str(contact)))
         await until_waiting([deleting])  # the delete reaches the contact the invitation holds, and waits
-        release.set()
+        pause.release()
         await finished(finishing, visit)
         deleted = await asyncio.wait_for(deleting, 30)
     assert deleted.codes == ["CONFLICT"] and deleted.data == {"contactDelete": None}, deleted.errors
@@ -172,8 +158,8 @@ async def test_a_contact_deleted_once_the_invitation_is_made_is_kept(
 async def test_with_no_delete_the_family_is_invited(tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
     """The allowed twin, paused as the others: nothing deleted, the contact is invited."""
     pid, contact, visit = await a_visit_under_way(tenant)
-    async with paused(monkeypatch, "family_contacts", tenant, visit) as (finishing, release):
-        release.set()
+    async with paused(monkeypatch, "family_contacts", tenant, visit) as (finishing, pause):
+        pause.release()
         await finished(finishing, visit)
     await invited(tenant, pid, contact, visit)
 
@@ -187,10 +173,10 @@ async def test_a_campaign_does_not_ask_a_contact_deleted_meanwhile(
     contact = await family_member(tenant, asked, "Asked")
     deleted_contact = await family_member(tenant, left, "Deleted")
     async with held_after(monkeypatch, "family_contacts",
-                          tenant.call("department_head", INVITE, qid=str(q.id))) as (inviting, release):
+                          tenant.call("department_head", INVITE, qid=str(q.id))) as (inviting, pause):
         deleted = await tenant.call("front_desk", CONTACT_DELETE, id=str(deleted_contact))
         assert deleted.errors == [], deleted.errors
-        release.set()
+        pause.release()
         reply = await asyncio.wait_for(inviting, 30)
     assert reply.errors == [], reply.errors
     assert reply.data["surveyInvite"] == {"invited": 1, "refused": 0, "fatigued": 0, "inactive": 0, "noContact": 1}

@@ -19,6 +19,7 @@ from tests.api.test_appointments import CANCEL, CHECK_IN, TOMORROW_9, book, make
 from tests.api.test_patient_merge import merge, merged_refusals
 from tests.conftest import BACKEND
 from tests.factories import Tenant, make_patient
+from tests.locks import held, pause_after
 from tests.patients import open_account
 
 BY_LINK_ANSWER = """mutation($t: String!, $answers: [SurveyAnswerInput!]!) {
@@ -133,24 +134,13 @@ async def test_a_check_in_and_a_cancel_at_once_do_not_deadlock(tenant: Tenant,
     await Patient.filter(id=pid).update(contact_consent=True)
     made = await book(tenant, schedule, pid)
     monkeypatch.setattr(appointments, "_now", lambda: TOMORROW_9.astimezone(UTC))
-    locked, release = asyncio.Event(), asyncio.Event()
-    lock = access.lock_file
-
-    async def held(patient_id: Any, field: str = "patientId") -> str:
-        status = await lock(patient_id, field)
-        if not locked.is_set():
-            locked.set()
-            await release.wait()
-        return status
-
-    monkeypatch.setattr(access, "lock_file", held)
+    locked = pause_after(monkeypatch, access, "lock_file")  # the check-in's; the cancel's goes on
     messages = await Communication.filter(patient_id=pid).count()
-    checking_in = asyncio.create_task(tenant.call("front_desk", CHECK_IN, id=made["id"]))
-    await asyncio.wait_for(locked.wait(), 10)
-    cancelling = asyncio.create_task(tenant.call("nurse", CANCEL, id=made["id"]))
-    await asyncio.wait_for(asyncio.wait([cancelling]), 10)  # the cancel goes through while the file is held
-    release.set()
-    arrived, cancelled = await asyncio.wait_for(asyncio.gather(checking_in, cancelling), 30)
+    async with held(tenant.call("front_desk", CHECK_IN, id=made["id"]), locked) as checking_in:
+        cancelling = asyncio.create_task(tenant.call("nurse", CANCEL, id=made["id"]))
+        await asyncio.wait_for(asyncio.wait([cancelling]), 10)  # the cancel goes through while the file is held
+        locked.release()
+        arrived, cancelled = await asyncio.wait_for(asyncio.gather(checking_in, cancelling), 30)
 
     codes = sorted(arrived.codes + cancelled.codes)
     assert "INTERNAL_SERVER_ERROR" not in codes, (arrived.errors, cancelled.errors)
