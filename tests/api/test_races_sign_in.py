@@ -40,7 +40,7 @@ from tests.api.test_totp import (
 from tests.api.test_totp import sign_in as totp_sign_in
 from tests.conftest import BACKEND
 from tests.factories import PASSWORD, Response, Tenant, gql
-from tests.locks import another_transaction, held, pause_after, pause_before, until_waiting
+from tests.locks import Pause, another_transaction, held, pause_after, pause_before, until_waiting
 from tests.patients import (
     DEACTIVATE,
     INVALID_CREDENTIALS,
@@ -65,9 +65,15 @@ async def checked_then_held(services: Services, monkeypatch: pytest.MonkeyPatch,
     # The sign-in's check is held; the change's own check of the current password, after it, goes on.
     checked = pause_after(monkeypatch, services.passwords, "verify",
                           then=lambda verification: dataclasses.replace(verification, needs_rehash=rehash))
-    async with held(sign_in(), checked) as signing:
+    return await held_through(sign_in, checked, meanwhile)
+
+
+async def held_through(sign_in: Callable[[], Awaitable[Any]], pause: Pause,
+                       meanwhile: Callable[[], Awaitable[None]]) -> Response:
+    """``sign_in`` held at ``pause``, ``meanwhile`` run to its end, then the sign-in let go; answers its reply."""
+    async with held(sign_in(), pause) as signing:
         await meanwhile()
-        checked.release()
+        pause.release()
         reply: Response = await asyncio.wait_for(signing, 30)
     return reply
 
@@ -271,11 +277,7 @@ async def code_checked_then_held(monkeypatch: pytest.MonkeyPatch, sign_in: Calla
     ``hold=account, step="_step"`` totpConfirm's), ``meanwhile`` run to its end, then the sign-in let go; answers the
     sign-in's reply."""
     checked = pause_after(monkeypatch, hold, step)  # only the first claim is held: the twins' afterwards go through
-    async with held(sign_in(), checked) as signing:
-        await meanwhile()
-        checked.release()
-        reply: Response = await asyncio.wait_for(signing, 30)
-    return reply
+    return await held_through(sign_in, checked, meanwhile)
 
 
 async def code_refusal_recorded(tenant: Tenant, start: int, staff_id: uuid.UUID) -> None:
