@@ -146,11 +146,13 @@ async def _append_to_chain(institution_id: uuid.UUID, records: list[AuditRecord]
     if db.capabilities.dialect == "postgres":
         await _append_in_database(db, institution_id, records)
         return
-    head = await AuditChainHead.select_for_update().get_or_none(institution_id=institution_id)
-    if head is None:
+    # SQLite: one writer at a time, so the transaction holds the head without a row lock
+    chain = [str(institution_id)]
+    _, heads = await db.execute_query(_HEAD, chain)
+    if not heads:
         await start_chain(institution_id)
-        head = await AuditChainHead.select_for_update().get(institution_id=institution_id)
-    seq, prev_hash = head.last_seq, head.last_hash
+        _, heads = await db.execute_query(_HEAD, chain)
+    seq, prev_hash = heads[0]["last_seq"], heads[0]["last_hash"]
     rows = []
     for record in records:
         seq += 1
@@ -160,7 +162,13 @@ async def _append_to_chain(institution_id: uuid.UUID, records: list[AuditRecord]
         rows.append(columns)
     await _insert(AuditEvent, rows)
     await _insert(AuditPatientIndex, [entry for row in rows for entry in index_rows(row)])
-    await AuditChainHead.filter(institution_id=institution_id).update(last_seq=seq, last_hash=prev_hash)
+    await db.execute_query(_MOVE_HEAD, [seq, prev_hash, *chain])
+
+
+# The chain head's read and move on SQLite, written once: Tortoise building these two statements anew was most of
+# an append's cost, and every write appends.
+_HEAD = 'SELECT "last_seq", "last_hash" FROM "audit_chain_head" WHERE "institution_id" = ?'
+_MOVE_HEAD = 'UPDATE "audit_chain_head" SET "last_seq" = ?, "last_hash" = ? WHERE "institution_id" = ?'
 
 
 async def _append_in_database(db: Any, institution_id: uuid.UUID, records: list[AuditRecord]) -> None:
