@@ -111,17 +111,18 @@ async def make_tenant(client: httpx.AsyncClient, services: Services, name: str =
     institution, the two departments, then each account's creation followed by its sign-in (tests count on it).
     """
     n = next(_counter)
-    institution = await institutions.create(services, f"{name} {n}", "dental")
-    departments = {key: await institutions.create_department(institution, f"Department {key}") for key in "AB"}
-    tenant = Tenant(client, institution, departments)
-    for role in ROLES:
-        email = f"{role}.{n}.{uuid.uuid4().hex[:6]}@careloop.test"
-        in_a = [departments["A"]] if role in ("nurse", "doctor", "department_head") else []
-        staff = await institutions.create_account(services, institution, email=email, name=f"{role} {n}",
-                                                  password=PASSWORD, roles=[role], departments=in_a)
-        tenant.staff_ids[role] = staff.id
-        tenant.emails[role] = email
-        tenant.tokens[role] = await open_session(services, staff)
+    async with in_transaction():  # one commit for the whole set-up, which every test pays for
+        institution = await institutions.create(services, f"{name} {n}", "dental")
+        departments = {key: await institutions.create_department(institution, f"Department {key}") for key in "AB"}
+        tenant = Tenant(client, institution, departments)
+        for role in ROLES:
+            email = f"{role}.{n}.{uuid.uuid4().hex[:6]}@careloop.test"
+            in_a = [departments["A"]] if role in ("nurse", "doctor", "department_head") else []
+            staff = await institutions.create_account(services, institution, email=email, name=f"{role} {n}",
+                                                      password=PASSWORD, roles=[role], departments=in_a)
+            tenant.staff_ids[role] = staff.id
+            tenant.emails[role] = email
+            tenant.tokens[role] = await open_session(services, staff)
     return tenant
 
 
