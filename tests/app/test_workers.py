@@ -62,8 +62,9 @@ def _serve(database: str, settings: Settings, workers: int) -> Iterator[str]:
         process.wait(timeout=20)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def two_workers(database: str, settings: Settings) -> Iterator[str]:
+    """One server for the module's tests (starting one costs seconds; each test has an institution of its own)."""
     yield from _serve(database, settings, workers=2)
 
 
