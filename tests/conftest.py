@@ -206,8 +206,14 @@ def rows_read(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], RowsRead]:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """On PostgreSQL, the tests that touch no database (no ``database_url`` among their fixtures, and no look at
-    which database the run is on) are left to the SQLite run: they would only run the same code twice."""
+    """The modules marked ``whole_database`` run first (in their order, each whole): they back up, verify or write
+    to every institution of the shared database, which holds a few then and thousands at the end of a suite (they
+    took about two minutes more there, each suite). On PostgreSQL, the tests that touch no database (no
+    ``database_url`` among their fixtures, and no look at which database the run is on) are left to the SQLite run:
+    they would only run the same code twice."""
+    # a stable sort: collection order within, so test_policy_changes still writes to every chain before
+    # test_verify_truncation leaves some deliberately broken
+    items.sort(key=lambda item: item.get_closest_marker("whole_database") is None)
     if BACKEND == "sqlite":
         return
     keep, leave = [], []

@@ -30,6 +30,7 @@ from tests.api.test_attachments import PNG, new_ticket, upload
 from tests.conftest import BACKEND
 from tests.factories import Tenant, make_patient
 
+pytestmark = pytest.mark.whole_database  # it backs up, restores and verifies the whole shared database
 ROOT = Path(__file__).resolve().parents[2]
 FAST_HASHING = {"CARELOOP_ARGON2_TIME_COST": "1", "CARELOOP_ARGON2_MEMORY_KIB": "1024",
                 "CARELOOP_ARGON2_PARALLELISM": "1"}

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from policies.guard import MODEL_PATH, POLICY_PATH, Guard
 from resolvers import policy
 from resolvers.context import Services
 from tests.factories import Tenant, gql, login
+
+pytestmark = pytest.mark.whole_database  # a change is recorded on every institution's trail
 
 
 async def policy_events(tenant: Tenant) -> list[str]:

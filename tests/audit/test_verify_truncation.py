@@ -31,6 +31,7 @@ from tests.audit.test_chain import REFUSED, append_only_lifted, careloop, connec
 from tests.audit.test_retention import Chain, archived_chain
 from tests.factories import Tenant, make_patient
 
+pytestmark = pytest.mark.whole_database  # verify walks every institution's chain
 head_forward = importlib.import_module("migrations.0014_audit_head_forward")
 # Fixtures shared with those modules: the CLI's environment, an institution built event by event, the key.
 cli_environment = test_chain.cli_environment
