@@ -11,8 +11,10 @@ ends them (``resolvers.staff``), each on the trail as an update of the account's
 
 from __future__ import annotations
 
+import logging
 import uuid
 
+from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from audit import writer
@@ -24,29 +26,44 @@ from resolvers.context import Services
 RESOURCE = "policy"
 LOADED = "policy_loaded"
 STARTUP = RequestMeta(request_id="startup", user_agent="careloop")
+log = logging.getLogger(__name__)
 
 
 async def record_change(services: Services) -> int:
     """Append a policy event to every institution whose last recorded policy differs, ending the codeless sessions
-    the new policy lets read clinical data where a second factor is required; returns how many institutions."""
+    the new policy lets read clinical data where a second factor is required; returns how many institutions.
+
+    An institution whose chain refuses the event (damaged by someone with the database owner's rights: its head
+    deleted or moved back) is logged and passed over: found in review, one such chain kept the service from starting
+    for every institution. ``careloop audit verify`` names that chain; its writes fail until it is repaired, and the
+    next start records the policy there."""
     digest = f"sha256:{services.guard.digest}"
     recorded = 0
     for institution in await Institution.all().only("id", "totp_required"):
-        institution_id = institution.id
-        await writer.seal(institution_id)
-        last = await AuditEvent.filter(institution_id=institution_id, resource_type=RESOURCE).order_by(
-            "-seq").first().values_list("fields_read", flat=True)
-        if last == digest:
-            continue
-        async with in_transaction():
-            ended: list[uuid.UUID] = []
-            if institution.totp_required:  # found in review: a policy change left those sessions running
-                ended = await sessions.end_sessions_without_a_factor(services.guard, institution_id)
-            await writer.append([AuditRecord(institution_id, Actor("system"), Action.UPDATE, RESOURCE,
-                                             Outcome.ALLOWED, STARTUP, fields_read=frozenset({digest}), reason=LOADED),
-                                 *(AuditRecord(institution_id, Actor("system"), Action.UPDATE, "staff",
-                                               Outcome.ALLOWED, STARTUP, resource_id=staff_id,
-                                               fields_read=frozenset({"sessions"}), reason=LOADED)
-                                   for staff_id in ended)])
-        recorded += 1
+        try:
+            recorded += await _record_in(services, institution, digest)
+        except IntegrityError as error:
+            log.error("the policy in force was not recorded on the trail of institution %s: its chain refused the "
+                      "event (%s); run careloop audit verify", institution.id, writer.failure(error))
     return recorded
+
+
+async def _record_in(services: Services, institution: Institution, digest: str) -> int:
+    """1 if the policy event was appended to the institution's trail, 0 if its last one names this policy."""
+    institution_id = institution.id
+    await writer.seal(institution_id)
+    last = await AuditEvent.filter(institution_id=institution_id, resource_type=RESOURCE).order_by(
+        "-seq").first().values_list("fields_read", flat=True)
+    if last == digest:
+        return 0
+    async with in_transaction():
+        ended: list[uuid.UUID] = []
+        if institution.totp_required:  # found in review: a policy change left those sessions running
+            ended = await sessions.end_sessions_without_a_factor(services.guard, institution_id)
+        await writer.append([AuditRecord(institution_id, Actor("system"), Action.UPDATE, RESOURCE,
+                                         Outcome.ALLOWED, STARTUP, fields_read=frozenset({digest}), reason=LOADED),
+                             *(AuditRecord(institution_id, Actor("system"), Action.UPDATE, "staff",
+                                           Outcome.ALLOWED, STARTUP, resource_id=staff_id,
+                                           fields_read=frozenset({"sessions"}), reason=LOADED)
+                               for staff_id in ended)])
+    return 1

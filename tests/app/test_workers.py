@@ -12,6 +12,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -43,23 +44,28 @@ def _serve(database: str, settings: Settings, workers: int) -> Iterator[str]:
     env = {"PATH": os.environ.get("PATH", ""), "CARELOOP_DATABASE_URL": database,
            "CARELOOP_MASTER_KEY": settings.master_key or "", "CARELOOP_ARGON2_TIME_COST": "1",
            "CARELOOP_ARGON2_MEMORY_KIB": "1024", "CARELOOP_ARGON2_PARALLELISM": "1", "CARELOOP_LOG_LEVEL": "WARNING"}
+    # its log to a file, not a pipe nobody reads (a server that logs enough would block on a full pipe), and told
+    # when it does not start (its start-up error was invisible)
+    log = tempfile.TemporaryFile()
     process = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers",
-                                str(workers)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                str(workers)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60  # two workers importing on a machine busy with the rest of the suite
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and process.poll() is None:
             try:
                 if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
                     break
             except httpx.TransportError:
                 time.sleep(0.2)
         else:
-            raise RuntimeError("careloop serve did not become ready")
+            log.seek(0)
+            raise RuntimeError("careloop serve did not become ready:\n" + log.read()[-3000:].decode(errors="replace"))
         yield url
     finally:
         process.terminate()
         process.wait(timeout=20)
+        log.close()
 
 
 @pytest.fixture(scope="module")

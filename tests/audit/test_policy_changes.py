@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,8 @@ import pytest
 from policies.guard import MODEL_PATH, POLICY_PATH, Guard
 from resolvers import policy
 from resolvers.context import Services
+from tests.audit.test_chain import connection
+from tests.audit.test_verify_truncation import head_rewind_allowed
 from tests.factories import Tenant, gql, login
 
 pytestmark = pytest.mark.whole_database  # a change is recorded on every institution's trail
@@ -77,3 +80,27 @@ async def test_a_policy_that_lets_a_role_read_clinical_data_ends_its_codeless_se
     assert await policy.record_change(started) == 0  # the same policy started again: nothing ends
     assert (await gql(tenant.client, ME, token=again)).errors == []
     assert [e for e in await tenant.audit_events() if e.seq > seq] == []
+
+
+async def test_a_damaged_chain_does_not_keep_the_policy_from_the_other_institutions(
+        tenant: Tenant, other_tenant: Tenant, services: Services, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Found in review: an institution whose chain head was deleted (by someone with the owner's rights) refused the
+    start-up's policy event, and the service did not start for anyone. The event goes to the others, the damaged
+    chain is named in the log by its institution and the error's kind, and its trail takes nothing."""
+    await policy.record_change(services)
+    async with head_rewind_allowed():
+        await connection().execute_query(f"DELETE FROM audit_chain_head WHERE institution_id = '{tenant.id}'")
+    damaged = await tenant.audit_count()
+    changed = tmp_path / "policy.csv"
+    changed.write_text(POLICY_PATH.read_text() + "p, front_desk, *, ticket_report, read, allow\n")
+    started = loaded(services, changed)
+
+    with caplog.at_level(logging.ERROR, logger="resolvers.policy"):
+        assert await policy.record_change(started) > 0
+
+    assert (await policy_events(other_tenant))[-1] == f"sha256:{started.guard.digest}"
+    assert await tenant.audit_count() == damaged
+    # (the shared database may hold other tests' damaged chains: each is a line of its own)
+    [logged] = [m for r in caplog.records if r.name == "resolvers.policy" and str(tenant.id) in (m := r.getMessage())]
+    assert "IntegrityError" in logged and "Traceback" not in logged and not caplog.records[0].exc_info
