@@ -111,6 +111,18 @@ async def authorize(
     return decision
 
 
+async def contact_deleted_meanwhile(ctx: Context, action: Action, contact_id: uuid.UUID | None,
+                                    patient_id: uuid.UUID | None) -> bool:
+    """After a write the database refused (an IntegrityError, its transaction rolled back): whether the contact it
+    named was deleted since the write checked it (its foreign key refused it), the refusal then recorded as for a
+    missing contact. The caller answers as it answers a contact that is not the patient's (found in review, on
+    PostgreSQL: tickets, logged calls and contract guarantors answered INTERNAL_SERVER_ERROR)."""
+    if contact_id is None or await Contact.exists(id=contact_id, institution_id=ctx.institution_id):
+        return False
+    await deny(ctx, action, "contact", contact_id, patient_id, reason="not_found")
+    return True
+
+
 async def deny(
     ctx: Context,
     action: Action,

@@ -1388,12 +1388,9 @@ async def log_call(ctx: Context, patient_id: uuid.UUID | None, data: dict[str, A
                 fields=frozenset({"direction", "occurred_at", "contact", *(("note",) if note else ())}),
                 decision=decision)])
     except IntegrityError:
-        # The contact was deleted after the check found it (found in review, on PostgreSQL: the call's foreign key
-        # refused it and the desk was answered INTERNAL_SERVER_ERROR): answered as a contact not the patient's, the
-        # refusal recorded now that the transaction has rolled back (as ``ticketCreate`` does).
-        if contact_id is None or await Contact.exists(id=contact_id, institution_id=ctx.institution_id):
+        # the contact deleted after the check found it: answered as a contact not the patient's
+        if not await access.contact_deleted_meanwhile(ctx, Action.CREATE, contact_id, view.row.id):
             raise
-        await access.deny(ctx, Action.CREATE, "contact", contact_id, view.row.id, reason="not_found")
         raise BadUserInput("contactId: no such contact of this patient.", field="contactId") from None
     return CommunicationView(row, view)
 

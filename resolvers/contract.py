@@ -827,12 +827,10 @@ async def _insert_contract(ctx: Context, values: dict[str, Any], version: dict[s
 async def _check_guarantor_kept(ctx: Context, guarantor_id: uuid.UUID | None, patient_id: uuid.UUID,
                                 action: Action) -> None:
     """After a write refused by the database (a draft's insert, or its edit): a guarantor deleted since ``_parties``
-    found it (found in review, on PostgreSQL: the contract's foreign key refused it, on every attempt of the number
-    draw, and the desk was answered INTERNAL_SERVER_ERROR) is answered as a guarantor not the client's, the refusal
-    recorded now that the transaction has rolled back (as ``ticketCreate`` does for its contact)."""
-    if guarantor_id is None or await Contact.exists(id=guarantor_id, institution_id=ctx.institution_id):
+    found it is answered as a guarantor not the client's (the foreign key refused it on every attempt of the number
+    draw)."""
+    if not await access.contact_deleted_meanwhile(ctx, action, guarantor_id, patient_id):
         return
-    await access.deny(ctx, action, "contact", guarantor_id, patient_id, reason="not_found")
     raise InvalidInput([("input.guarantorContactId", "not_patient_contact", "not a contact of this patient.")])
 
 

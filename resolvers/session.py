@@ -281,14 +281,14 @@ async def login(ctx: Context, email: str, password: str, accounts: Accounts = ST
                                                  "staff", Outcome.ALLOWED, ctx.request, resource_id=account.id,
                                                  fields_read=frozenset({"totp_enabled_at"}), reason="totp_enabled")])
             return await open_session(ctx, accounts, account)
-    current = await accounts.account.filter(id=account.id).values_list(*checked)
-    held = tuple(current[0]) if current else ()
-    if held[:2] != (account.password_hash, True):
+    current = await accounts.account.filter(id=account.id).values(*checked)
+    held = current[0] if current else {}
+    if held.get("password_hash") != account.password_hash or not held.get("is_active"):
         # changed, reset or deactivated since it was checked: the password given no longer opens the account
         await record_failed_attempt(ctx, attempts, now, attempt, _login_record(
             ctx, accounts, account, Action.LOGIN, Outcome.DENIED, "bad_credentials"))
         raise Unauthenticated(INVALID_CREDENTIALS)
-    if held != tuple(checked.values()):
+    if held != checked:
         # the second factor turned off or enrolled again since the code was checked: the code is not of it
         await record_failure(ctx, accounts, account, now, attempt, "bad_totp")
         raise Unauthenticated(INVALID_CREDENTIALS)

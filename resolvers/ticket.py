@@ -482,13 +482,10 @@ async def create(ctx: Context, data: dict[str, Any], *, by_partner: bool = False
             await sla.recompute(ctx, row)
             await _audit(ctx, Action.CREATE, row, frozenset(values) | {"level", "owner_id"}, decision)
     except IntegrityError:
-        # The contact was deleted after ``_contact_of`` found it (found in review, on PostgreSQL: the ticket's foreign
-        # key refused it and the desk was answered INTERNAL_SERVER_ERROR): NOT_FOUND as if it had been missing, the
-        # refusal recorded now that the transaction has rolled back.
-        if contact_id is None or await Contact.exists(id=contact_id, institution_id=ctx.institution_id):
+        # the contact deleted after ``_contact_of`` found it: NOT_FOUND, as if it had been missing
+        if not await access.contact_deleted_meanwhile(ctx, Action.CREATE, contact_id,
+                                                      patient.row.id if patient else None):
             raise
-        await access.deny(ctx, Action.CREATE, "contact", contact_id, patient.row.id if patient else None,
-                          reason="not_found")
         raise NotFound("The contact is not one of this patient's.", field="contactId") from None
     return _changed(ctx, row)
 

@@ -241,14 +241,13 @@ async def test_a_sign_in_meeting_a_change_in_flight_waits_for_it_and_is_refused(
     assert (await sign_in(tenant, "nurse", NEW_PASSWORD)).errors == []
 
 
-async def test_a_password_change_waits_for_a_sign_in_opening_its_session_and_ends_it(
-        tenant: Tenant, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The sign-in found the hash it verified and is writing its session: the change waits for it, then ends that
-    session with the others."""
-    nurse = tenant.staff_ids["nurse"]
+async def ended_while_opening(tenant: Tenant, services: Services, monkeypatch: pytest.MonkeyPatch,
+                              signing_in: Awaitable[Response], change: Callable[[], Awaitable[Response]]) -> None:
+    """``signing_in`` held as it opens its session (the account's row locked), ``change`` started meanwhile: the change
+    waits for it (``until_waiting``), both succeed, and the session the sign-in opened is ended."""
     opening = pause_before(monkeypatch, sessions, "open_session")
-    async with held(sign_in(tenant, "nurse", PASSWORD), opening) as signing:
-        changing = asyncio.ensure_future(tenant.call("nurse", CHANGE, current=PASSWORD, new=NEW_PASSWORD))
+    async with held(signing_in, opening) as signing:
+        changing = asyncio.ensure_future(change())
         await until_waiting([changing])  # the change reaches the account the sign-in holds, and waits
         opening.release()
         signed, changed = await asyncio.wait_for(asyncio.gather(signing, changing), 30)
@@ -258,6 +257,15 @@ async def test_a_password_change_waits_for_a_sign_in_opening_its_session_and_end
     ended = await Session.get(token_hash=token_digest(services.master_key.token_key, token))
     assert ended.revoked_at is not None
     assert (await gql(tenant.client, ME, token=token)).codes == ["UNAUTHENTICATED"]
+
+
+async def test_a_password_change_waits_for_a_sign_in_opening_its_session_and_ends_it(
+        tenant: Tenant, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sign-in found the hash it verified and is writing its session: the change waits for it, then ends that
+    session with the others."""
+    nurse = tenant.staff_ids["nurse"]
+    await ended_while_opening(tenant, services, monkeypatch, sign_in(tenant, "nurse", PASSWORD),
+                              lambda: tenant.call("nurse", CHANGE, current=PASSWORD, new=NEW_PASSWORD))
     assert await live_sessions(nurse) == 1  # the changer's own
     assert (await sign_in(tenant, "nurse", NEW_PASSWORD)).errors == []
 
@@ -372,18 +380,8 @@ async def test_turning_a_factor_off_waits_for_a_sign_in_opening_its_session_and_
     await fresh_step()
     secret = await enrolled(tenant)
     nurse = tenant.staff_ids["nurse"]
-    opening = pause_before(monkeypatch, sessions, "open_session")
-    async with held(totp_sign_in(tenant, "nurse", code(secret)), opening) as signing:
-        turning_off = asyncio.ensure_future(tenant.call("admin", ADMIN_DISABLE, id=str(nurse)))
-        await until_waiting([turning_off])  # it reaches the account the sign-in holds, and waits
-        opening.release()
-        signed, turned_off = await asyncio.wait_for(asyncio.gather(signing, turning_off), 30)
-
-    assert signed.errors == [] and turned_off.errors == [], (signed.body, turned_off.body)
-    token = signed.data["login"]["token"]
-    ended = await Session.get(token_hash=token_digest(services.master_key.token_key, token))
-    assert ended.revoked_at is not None
-    assert (await gql(tenant.client, ME, token=token)).codes == ["UNAUTHENTICATED"]
+    await ended_while_opening(tenant, services, monkeypatch, totp_sign_in(tenant, "nurse", code(secret)),
+                              lambda: tenant.call("admin", ADMIN_DISABLE, id=str(nurse)))
     assert await live_sessions(nurse) == 0
 
 
