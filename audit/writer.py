@@ -186,6 +186,15 @@ async def seal(institution_id: uuid.UUID) -> None:
                                "(SELECT 1 FROM audit_inbox WHERE institution_id = $1)", [institution_id])
 
 
+async def seal_all() -> None:
+    """``seal`` every chain whose inbox holds events, in one statement when none does (the service's start-up, which
+    reads every institution's trail)."""
+    db = AuditEvent._meta.db
+    if db.capabilities.dialect == "postgres":
+        for row in await db.execute_query_dict("SELECT DISTINCT institution_id FROM audit_inbox"):
+            await seal(row["institution_id"])
+
+
 async def seal_pending(older_than: float = SEAL_PENDING_AFTER_SECONDS) -> int:
     """Seal the chains whose inbox holds events posted more than ``older_than`` seconds ago (their writers found
     the head busy and no one came after them); returns how many chains were sealed. The service calls it every

@@ -56,6 +56,10 @@ class AuditEvent(Model):
             Index(fields=("institution_id", "actor_id")),
             Index(fields=("institution_id", "occurred_at")),
             Index(fields=("institution_id", "actor_kind", "seq")),  # disclosures: partner reads, newest first
+            # each institution's last policy event, read at every start (resolvers.policy): the policy events only,
+            # so no other append pays for it
+            PartialIndex(fields=("institution_id", "seq"), name="audit_event_policy",
+                         condition={"resource_type": "policy"}),
         )
 
 

@@ -5,14 +5,17 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import httpx
 import pytest
 
 from policies.guard import MODEL_PATH, POLICY_PATH, Guard
 from resolvers import policy
 from resolvers.context import Services
+from tests.api.test_list_indexes import plan
 from tests.audit.test_chain import connection
 from tests.audit.test_verify_truncation import head_rewind_allowed
-from tests.factories import Tenant, gql, login
+from tests.conftest import SqlCounter
+from tests.factories import Tenant, gql, login, make_tenant
 
 pytestmark = pytest.mark.whole_database  # a change is recorded on every institution's trail
 
@@ -104,3 +107,42 @@ async def test_a_damaged_chain_does_not_keep_the_policy_from_the_other_instituti
     # (the shared database may hold other tests' damaged chains: each is a line of its own)
     [logged] = [m for r in caplog.records if r.name == "resolvers.policy" and str(tenant.id) in (m := r.getMessage())]
     assert "IntegrityError" in logged and "Traceback" not in logged and not caplog.records[0].exc_info
+
+
+async def test_a_start_with_the_same_policy_reads_the_trails_in_a_fixed_number_of_statements(
+        tenant: Tenant, client: httpx.AsyncClient, services: Services, sql_counter: SqlCounter) -> None:
+    """Found in review: each worker's start read every institution's last policy event with two statements of its
+    own (seconds with thousands of institutions). The statements of a start with the policy already recorded do not
+    grow with the institutions, and none walks a trail."""
+    await policy.record_change(services)
+    sql_counter.statements.clear()
+    assert await policy.record_change(services) == 0
+    before = list(sql_counter.statements)
+
+    await make_tenant(client, services, name="Third Clinic")
+    await make_tenant(client, services, name="Fourth Clinic")
+    await policy.record_change(services)  # the two new trails take the policy event
+    sql_counter.statements.clear()
+    assert await policy.record_change(services) == 0
+
+    assert len(sql_counter.statements) == len(before) <= 3
+
+
+async def test_the_last_recorded_policy_is_each_institutions_newest(
+        tenant: Tenant, other_tenant: Tenant, services: Services, tmp_path: Path) -> None:
+    """One statement reads every institution's newest policy event, not an older one nor another institution's."""
+    await policy.record_change(services)
+    changed = tmp_path / "policy.csv"
+    changed.write_text(POLICY_PATH.read_text() + "p, front_desk, *, ticket_report, read, allow\n")
+    started = loaded(services, changed)
+    await policy.record_change(started)
+    await tenant.call("admin", ME)  # later events that are not policy events
+    last = await policy.last_recorded()
+    assert last[tenant.id] == last[other_tenant.id] == f"sha256:{started.guard.digest}"
+    assert (await policy_events(tenant))[-1] == last[tenant.id]
+
+
+async def test_the_last_recorded_policies_are_read_from_the_policy_index(tenant: Tenant, services: Services) -> None:
+    """The statement reads the policy events from their partial index, not every institution's trail."""
+    await policy.record_change(services)
+    assert "audit_event_policy" in await plan(policy.LAST_RECORDED, [])
