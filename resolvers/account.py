@@ -245,7 +245,7 @@ async def update_security(ctx: Context, totp_required: bool, version: int | None
     fields = {"totp_required"}
     async with in_transaction():
         # locked: without a version the write goes over the current one, never stale itself
-        institution = await Institution.select_for_update().get(id=ctx.institution_id)
+        institution = await Institution.select_for_update(no_key=True).get(id=ctx.institution_id)
         await versioning.update_versioned(institution, version, "institution", totp_required=totp_required)
         if totp_required and await sessions.end_sessions_without_a_factor(ctx.services.guard, ctx.institution_id):
             fields.add("sessions")

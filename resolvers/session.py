@@ -254,7 +254,7 @@ async def login(ctx: Context, email: str, password: str, accounts: Accounts = ST
     updates: dict[str, object] = {}
     # what its secrets were checked against, on an account then active
     checked: dict[str, object] = {"password_hash": account.password_hash, "is_active": True}
-    enabling = False
+    enabling, step = False, None
     if isinstance(account, Staff):
         step, enabling = await _second_factor(ctx, account, totp_code, now, attempt)
         if step is not None and not await _claim_step(account, step):  # the same code, a moment ago
@@ -267,6 +267,33 @@ async def login(ctx: Context, email: str, password: str, accounts: Accounts = ST
     if needs_rehash:
         updates["password_hash"] = await ctx.services.passwords.hash(password)
     attempts = attempts_at(ctx, accounts, account)
+    try:
+        return await _open_if_unchanged(ctx, accounts, account, Checked(attempts, checked, now, attempt), updates,
+                                        enabling=enabling, codeless=isinstance(account, Staff) and step is None)
+    except _FactorRequiredMeanwhile:
+        await record_failure(ctx, accounts, account, now, attempt, "totp_enrolment_required")
+        # as the sign-in would answer now: a pending secret's code was not checked, so send it again
+        raise (TotpRequired() if isinstance(account, Staff) and account.totp_secret and totp_code
+               else TotpEnrolmentRequired()) from None
+
+
+class _FactorRequiredMeanwhile(Exception):
+    """The institution began requiring a second factor of an account signing in without one (rolls it back)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """What a sign-in checked: its attempt, the account's columns its secrets were checked against, and when."""
+
+    attempts: Attempts
+    columns: dict[str, object]
+    now: datetime
+    attempt: int
+
+
+async def _open_if_unchanged(ctx: Context, accounts: Accounts, account: Staff | PatientAccount, checked: Checked,
+                             updates: dict[str, object], *, enabling: bool, codeless: bool) -> LoginResult:
+    """Open the session of a sign-in whose secrets were checked, if the account has not changed since."""
     async with in_transaction():
         # The attempt is released (and the rehash or enrolment written) in one conditional UPDATE, only while the
         # account is still active and holds the hash just verified and the secret the code was checked against; it
@@ -275,25 +302,40 @@ async def login(ctx: Context, email: str, password: str, accounts: Accounts = ST
         # and then end this session too, or this UPDATE finds the change and the sign-in is refused (found in review:
         # a sign-in checked before a change committed opened its session after the change had ended the others; one
         # checked before a deactivation left a session that came back to life when the account was reopened).
-        if await attempts.rows(now).filter(**checked).update(failed_logins=0, **updates):
+        if await checked.attempts.rows(checked.now).filter(**checked.columns).update(failed_logins=0, **updates):
+            # Asked for no code: the institution may have begun requiring one of this account since (the rule
+            # switched on, a role that reads clinical data granted). Those changes lock the account's row before
+            # they end its codeless sessions, so read now, under this row's lock, either they committed and show
+            # here, or they wait and end this session too (found in review: a session opened without a code after
+            # the change had ended the others, the window one argon2 check wide).
+            if codeless and await totp_required_of(ctx, cast(Staff, account)):
+                raise _FactorRequiredMeanwhile
             if enabling:  # an enrolment the institution required, confirmed by its first code
                 await writer.append([AuditRecord(account.institution_id, Actor(STAFF, account.id), Action.UPDATE,
                                                  "staff", Outcome.ALLOWED, ctx.request, resource_id=account.id,
                                                  fields_read=frozenset({"totp_enabled_at"}), reason="totp_enabled")])
             return await open_session(ctx, accounts, account)
-    current = await accounts.account.filter(id=account.id).values(*checked)
+    raise await _refusal(ctx, accounts, account, checked)
+
+
+async def _refusal(ctx: Context, accounts: Accounts, account: Staff | PatientAccount, checked: Checked
+                   ) -> Unauthenticated | RateLimited:
+    """The refusal (recorded) of a sign-in whose account changed since its secrets were checked, as the change makes
+    it: a password changed, reset or deactivated; a factor turned off or enrolled again; locked by other attempts."""
+    attempts, now, attempt = checked.attempts, checked.now, checked.attempt
+    current = await accounts.account.filter(id=account.id).values(*checked.columns)
     held = current[0] if current else {}
     if held.get("password_hash") != account.password_hash or not held.get("is_active"):
         # changed, reset or deactivated since it was checked: the password given no longer opens the account
         await record_failed_attempt(ctx, attempts, now, attempt, _login_record(
             ctx, accounts, account, Action.LOGIN, Outcome.DENIED, "bad_credentials"))
-        raise Unauthenticated(INVALID_CREDENTIALS)
-    if held != checked:
+        return Unauthenticated(INVALID_CREDENTIALS)
+    if held != checked.columns:
         # the second factor turned off or enrolled again since the code was checked: the code is not of it
         await record_failure(ctx, accounts, account, now, attempt, "bad_totp")
-        raise Unauthenticated(INVALID_CREDENTIALS)
-    raise await _refuse_locked(ctx, attempts, now,  # other attempts locked the account meanwhile
-                               _login_record(ctx, accounts, account, Action.LOGIN, Outcome.DENIED, "locked"))
+        return Unauthenticated(INVALID_CREDENTIALS)
+    return await _refuse_locked(ctx, attempts, now,  # other attempts locked the account meanwhile
+                                _login_record(ctx, accounts, account, Action.LOGIN, Outcome.DENIED, "locked"))
 
 
 # -- the second factor ---------------------------------------------------------------------------
@@ -345,11 +387,21 @@ async def end_sessions_without_a_factor(guard: Guard, institution_id: uuid.UUID)
         return []
     holders = RoleAssignment.filter(institution_id=institution_id, role__in=clinical,
                                     staff__totp_enabled_at__isnull=True).values_list("staff_id", flat=True)
-    sessions = Session.filter(staff_id__in=list(await holders), revoked_at=None)
+    staff_ids = cast(list[uuid.UUID], list(await holders))
+    await lock_accounts(staff_ids)
+    sessions = Session.filter(staff_id__in=staff_ids, revoked_at=None)
     ended = sorted(set(cast(list[uuid.UUID], await sessions.values_list("staff_id", flat=True))))
     if ended:
         await Session.filter(staff_id__in=ended, revoked_at=None).update(revoked_at=datetime.now(UTC))
     return ended
+
+
+async def lock_accounts(staff_ids: list[uuid.UUID]) -> None:
+    """Lock these accounts' rows, in id order (inside the caller's transaction), before ending their codeless
+    sessions: a sign-in asked for no code holds its account's row while it opens its session, and reads the rule
+    again under that lock (``_open_if_unchanged``), so one of the two waits for the other."""
+    if staff_ids:  # .only, not values_list: Tortoise leaves FOR UPDATE out of a values query
+        await Staff.filter(id__in=staff_ids).order_by("id").select_for_update(no_key=True).only("id")
 
 
 async def totp_required_of(ctx: Context, staff: Staff) -> bool:

@@ -163,6 +163,7 @@ async def _end_sessions_without_a_factor(ctx: Context, staff_id: uuid.UUID, role
     NURSE, read clinical data on its codeless session). The next sign-in asks for enrolment."""
     if not sessions.reads_clinical_data(ctx, ctx.institution_id, [role]):
         return
+    await sessions.lock_accounts([staff_id])  # a sign-in opening a codeless session now: one waits for the other
     # one statement: the account's open sessions, where it has no factor and its institution requires one
     codeless = Staff.filter(id=staff_id, totp_enabled_at__isnull=True, institution__totp_required=True).values("id")
     if await Session.filter(staff_id__in=Subquery(codeless), revoked_at=None).update(revoked_at=datetime.now(UTC)):

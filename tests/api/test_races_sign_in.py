@@ -409,3 +409,83 @@ async def test_a_confirmation_of_a_secret_replaced_meanwhile_turns_on_no_factor(
     assert (await Staff.get(id=tenant.staff_ids["nurse"])).totp_enabled_at is None
     assert (await tenant.call("nurse", CONFIRM, code=code(new_secret[0]))).data == {"totpConfirm": True}
     assert (await Staff.get(id=tenant.staff_ids["nurse"])).totp_enabled_at is not None
+
+
+# -- the rule changing under a codeless sign-in -----------------------------------------------------------------
+#
+# Found in review: a sign-in asked for no code (the institution required none of the account) went on to open its
+# session after the institution switched the rule on, or granted the account a role that reads clinical data, and the
+# change had ended the account's codeless sessions. The changes now lock the accounts whose sessions they end, and the
+# sign-in reads the rule again under its account's lock: either it finds the change (refused, enrolment asked), or the
+# change waits for it and ends its session too.
+
+GRANT_NURSE = "mutation($id: ID!) { roleAssign(staffId: $id, role: NURSE) { roles } }"
+
+
+async def asked_no_code_then_held(monkeypatch: pytest.MonkeyPatch, role: str, tenant: Tenant,
+                                  meanwhile: Callable[[], Awaitable[None]]) -> Response:
+    """``role``'s sign-in held once it was decided that no code is asked of it, ``meanwhile`` run, then let go."""
+    decided = pause_after(monkeypatch, sessions, "_second_factor")
+    return await held_through(lambda: sign_in(tenant, role, PASSWORD), decided, meanwhile)
+
+
+async def enrolment_refusal_recorded(tenant: Tenant, start: int, staff_id: uuid.UUID) -> None:
+    denied = await since(tenant.id, start, outcome="denied")
+    assert [(e.action, e.resource_type, e.resource_id, e.reason) for e in denied] == [
+        ("login", "session", staff_id, "totp_enrolment_required")]
+
+
+async def test_a_codeless_sign_in_checked_before_the_rule_was_switched_on_opens_no_session(
+        tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    nurse = tenant.staff_ids["nurse"]
+    rows = await Session.filter(staff_id=nurse).count()
+    start = await mark(tenant.id)
+
+    async def switch_on() -> None:
+        assert (await tenant.call("admin", SECURITY, required=True)).errors == []
+
+    reply = await asked_no_code_then_held(monkeypatch, "nurse", tenant, switch_on)
+
+    assert refused(reply) and reply.codes == ["TOTP_ENROLMENT_REQUIRED"], reply.body
+    assert await Session.filter(staff_id=nurse).count() == rows  # no session row written
+    assert await live_sessions(nurse) == 0
+    await enrolment_refusal_recorded(tenant, start, nurse)
+    # the twin: a role that reads no clinical data still signs in without a code
+    assert (await sign_in(tenant, "front_desk", PASSWORD)).errors == []
+
+
+async def test_a_codeless_sign_in_checked_before_a_clinical_role_was_granted_opens_no_session(
+        tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    desk = tenant.staff_ids["front_desk"]
+    assert (await tenant.call("admin", SECURITY, required=True)).errors == []
+    rows = await Session.filter(staff_id=desk).count()
+    start = await mark(tenant.id)
+
+    async def grant() -> None:
+        assert (await tenant.call("admin", GRANT_NURSE, id=str(desk))).errors == []
+
+    reply = await asked_no_code_then_held(monkeypatch, "front_desk", tenant, grant)
+
+    assert refused(reply) and reply.codes == ["TOTP_ENROLMENT_REQUIRED"], reply.body
+    assert await Session.filter(staff_id=desk).count() == rows
+    assert await live_sessions(desk) == 0
+    await enrolment_refusal_recorded(tenant, start, desk)
+    assert (await sign_in(tenant, "support_agent", PASSWORD)).errors == []  # no clinical role: no code
+
+
+async def test_switching_the_rule_on_waits_for_a_codeless_sign_in_opening_its_session_and_ends_it(
+        tenant: Tenant, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    await ended_while_opening(tenant, services, monkeypatch, sign_in(tenant, "nurse", PASSWORD),
+                              lambda: tenant.call("admin", SECURITY, required=True))
+    assert await live_sessions(tenant.staff_ids["nurse"]) == 0
+    assert (await sign_in(tenant, "nurse", PASSWORD)).codes == ["TOTP_ENROLMENT_REQUIRED"]
+
+
+async def test_a_clinical_grant_waits_for_a_codeless_sign_in_opening_its_session_and_ends_it(
+        tenant: Tenant, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    desk = tenant.staff_ids["front_desk"]
+    assert (await tenant.call("admin", SECURITY, required=True)).errors == []
+    await ended_while_opening(tenant, services, monkeypatch, sign_in(tenant, "front_desk", PASSWORD),
+                              lambda: tenant.call("admin", GRANT_NURSE, id=str(desk)))
+    assert await live_sessions(desk) == 0
+    assert (await sign_in(tenant, "front_desk", PASSWORD)).codes == ["TOTP_ENROLMENT_REQUIRED"]
