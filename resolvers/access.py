@@ -111,6 +111,19 @@ async def authorize(
     return decision
 
 
+async def is_patient_contact(ctx: Context, action: Action, contact_id: uuid.UUID, patient_id: uuid.UUID | None,
+                             contacts: QuerySet[Contact] | None = None) -> bool:
+    """Whether a contact a write names is one of the patient's (one of ``contacts`` if given); when not (another
+    patient's, another institution's, none: alike), the refusal is recorded. The caller answers as it answers a
+    missing contact (found in review: a ticket recorded it, a logged call and a contract's guarantor did not)."""
+    if contacts is None:
+        contacts = Contact.filter(institution_id=ctx.institution_id, patient_id=patient_id)
+    if patient_id is not None and await contacts.filter(id=contact_id).exists():
+        return True
+    await deny(ctx, action, "contact", contact_id, patient_id, reason="not_found")
+    return False
+
+
 async def contact_deleted_meanwhile(ctx: Context, action: Action, contact_id: uuid.UUID | None,
                                     patient_id: uuid.UUID | None) -> bool:
     """After a write the database refused (an IntegrityError, its transaction rolled back): whether the contact it

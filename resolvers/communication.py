@@ -1372,8 +1372,7 @@ async def log_call(ctx: Context, patient_id: uuid.UUID | None, data: dict[str, A
     direction, occurred_at, note = _checked_call(data)
     view = await access.find_patient(ctx, patient_id, action=Action.CREATE, field="patientId")
     contact_id = data.get("contact_id")
-    if contact_id is not None and not await Contact.exists(id=contact_id, patient_id=view.row.id,
-                                                           institution_id=ctx.institution_id):
+    if contact_id is not None and not await access.is_patient_contact(ctx, Action.CREATE, contact_id, view.row.id):
         raise BadUserInput("contactId: no such contact of this patient.", field="contactId")
     row_id = uuid7()
     try:

@@ -652,8 +652,9 @@ def _notice(problems: Problems, path: str, value: int | None) -> int | None:
 
 
 async def _parties(ctx: Context, problems: Problems, contacts: QuerySet[Contact], data: dict[str, Any], *,
-                   path: str) -> dict[str, Any]:
-    """Department, guarantor (one of ``contacts``, the client's) and care partner (of the institution), as given."""
+                   path: str, action: Action, patient_id: uuid.UUID) -> dict[str, Any]:
+    """Department, guarantor (one of ``contacts``, the client's: another is a refusal on the trail) and care partner
+    (of the institution), as given."""
     out: dict[str, Any] = {}
     if "department_id" in data:
         department_id = data["department_id"]
@@ -663,7 +664,8 @@ async def _parties(ctx: Context, problems: Problems, contacts: QuerySet[Contact]
         out["department_id"] = department_id
     if "guarantor_contact_id" in data:
         contact_id = data["guarantor_contact_id"]
-        if contact_id is not None and not await contacts.filter(id=contact_id).exists():
+        if contact_id is not None and not await access.is_patient_contact(ctx, action, contact_id, patient_id,
+                                                                          contacts):
             problems.add(f"{path}.guarantorContactId", "not_patient_contact", "not a contact of this patient.")
         out["guarantor_id"] = contact_id
     if "partner_id" in data:
@@ -929,7 +931,7 @@ async def create(ctx: Context, data: dict[str, Any]) -> ContractView:
     clauses = _text(problems, "input.clauses", data.get("clauses"), TEXT_LIMIT, required=False)
     parties = await _parties(ctx, problems, Contact.filter(institution_id=ctx.institution_id, patient_id=patient.id),
                              {k: data.get(k) for k in ("department_id", "guarantor_contact_id", "partner_id")},
-                             path="input")
+                             path="input", action=Action.CREATE, patient_id=patient.id)
     lines = await _lines(ctx, problems, data.get("items"), path="input.items", currency=currency, day=start_on,
                          partner=parties.get("partner_id") is not None)
     problems.check()
@@ -1114,7 +1116,8 @@ async def update_draft(ctx: Context, contract_id: uuid.UUID | None, data: dict[s
         contract_columns.update(start_on=start_on, end_on=end_on)
         if "title" in data:
             contract_columns["title"] = _text(problems, "input.title", data["title"], TITLE_LIMIT, required=True)
-        contract_columns.update(await _parties(ctx, problems, _contacts_of_client(ctx, row.id), data, path="input"))
+        contract_columns.update(await _parties(ctx, problems, _contacts_of_client(ctx, row.id), data, path="input",
+                                               action=Action.UPDATE, patient_id=row.patient_id))
     else:
         effective_on = data.get("effective_on") or version.effective_on
         _amendment_dates(problems, row, base, await local_today(ctx), effective_on, end_on)

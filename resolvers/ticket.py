@@ -28,7 +28,7 @@ from core.errors import ILLEGAL_TRANSITION, BadUserInput, Forbidden, NotFound
 from core.ids import uuid7
 from core.principal import PARTNER, STAFF
 from core.validation import Problems, camel_case, clean_text, normalize_phone
-from models import Contact, Department, DepartmentMembership, RoleAssignment, Staff, Ticket, TicketEvent
+from models import Department, DepartmentMembership, RoleAssignment, Staff, Ticket, TicketEvent
 from models.ticket import CATEGORIES, CHANNELS, OPEN_STATUSES, ROOT_CAUSES, STATUSES, STOPPED_STATUSES
 from policies.guard import Decision
 from policies.scopes import TicketScope
@@ -871,10 +871,7 @@ async def _contact_of(ctx: Context, contact_id: uuid.UUID | None, patient_id: uu
     trail (found in review: it was not recorded)."""
     if contact_id is None:
         return None
-    found = patient_id is not None and await Contact.exists(id=contact_id, patient_id=patient_id,
-                                                            institution_id=ctx.institution_id)
-    if not found:
-        await access.deny(ctx, Action.CREATE, "contact", contact_id, patient_id, reason="not_found")
+    if not await access.is_patient_contact(ctx, Action.CREATE, contact_id, patient_id):
         raise NotFound("The contact is not one of this patient's.", field="contactId")
     return contact_id
 

@@ -168,6 +168,25 @@ async def test_a_logged_call_checks_its_input(tenant: Tenant, other_tenant: Tena
     assert await Communication.filter(institution_id=tenant.id, patient_id=pid).count() == 0
 
 
+async def test_a_logged_call_naming_another_patients_contact_is_a_recorded_refusal(
+        tenant: Tenant, other_tenant: Tenant) -> None:
+    """Found in review: the refusal was answered but not on the trail (a ticket naming one recorded it). Another
+    patient's contact, another institution's and none at all are refused alike, each recorded; the patient's own is
+    logged."""
+    pid = await reachable(tenant)
+    neighbours = await _contact(tenant, await reachable(tenant))
+    theirs = await _contact(other_tenant, await reachable(other_tenant))
+    for contact in (neighbours, theirs, str(uuid.uuid4())):
+        before = await mark(tenant.id)
+        reply = await tenant.call("front_desk", CALL, input={"patientId": str(pid), "contactId": contact})
+        assert reply.codes == ["BAD_USER_INPUT"] and reply.errors[0]["extensions"]["field"] == "input.contactId"
+        assert await denials_since(tenant.id, before) == [("create", "contact", "not_found", uuid.UUID(contact), pid)]
+    assert await Communication.filter(institution_id=tenant.id, patient_id=pid).count() == 0
+    own = await _contact(tenant, pid)
+    await ok(await tenant.call("front_desk", CALL, input={"patientId": str(pid), "contactId": own}),
+             "communicationLogCall")
+
+
 # -- the portal -----------------------------------------------------------------------------------------------
 
 

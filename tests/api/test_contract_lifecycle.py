@@ -19,10 +19,10 @@ from resolvers import contract as contracts
 from resolvers.context import Services
 from resolvers.contract_report import add_months
 from tests.api.test_contracts import stored
-from tests.contracts import GET, active_contract, draft, item_input, make_item, signed, today
+from tests.contracts import GET, active_contract, create, draft, draft_input, item_input, make_item, signed, today
 from tests.factories import Tenant, make_patient
 from tests.partners import ALL_SCOPES, make_partnership
-from tests.patients import denials_since, events_since, mark
+from tests.patients import denials_since, events_since, make_contact, mark
 
 SUSPEND = """mutation($id: ID!, $v: Int!, $reason: String! = "Hospital stay") {
   contractSuspend(contractId: $id, reason: $reason, expectedVersion: $v) {
@@ -155,6 +155,30 @@ async def test_termination_takes_effect_on_a_date_within_the_term_and_withdraws_
 
 
 # -- drafts ------------------------------------------------------------------------------------------------
+
+
+async def test_a_guarantor_not_the_clients_is_a_recorded_refusal(tenant: Tenant) -> None:
+    """Found in review: refused as not the client's contact, but not on the trail (a ticket naming one recorded it),
+    in contractCreate and contractDraftUpdate alike; the client's own contact is taken."""
+    weekly, client, neighbour = await make_item(tenant), await make_patient(tenant), await make_patient(tenant)
+    not_theirs = await make_contact(tenant, neighbour, "Li Lei")
+    before = await mark(tenant.id)
+    reply = await create(tenant, "front_desk", draft_input(client, [item_input(weekly)],
+                                                            guarantorContactId=str(not_theirs)))
+    assert reply.codes == ["BAD_USER_INPUT"] and reply.data == {"contractCreate": None}
+    assert await denials_since(tenant.id, before) == [("create", "contact", "not_found", not_theirs, client)]
+    assert not await Contract.exists(institution_id=tenant.id, patient_id=client)
+
+    made = await draft(tenant, client, [item_input(weekly)])
+    before = await mark(tenant.id)
+    reply = await tenant.call("front_desk", UPDATE, id=made["id"], v=made["version"],
+                              input={"guarantorContactId": str(not_theirs)})
+    assert reply.codes == ["BAD_USER_INPUT"], reply.body
+    assert await denials_since(tenant.id, before) == [("update", "contact", "not_found", not_theirs, client)]
+    own = await make_contact(tenant, client, "Wang Fang")
+    reply = await tenant.call("front_desk", UPDATE, id=made["id"], v=made["version"],
+                              input={"guarantorContactId": str(own)})
+    assert reply.errors == [], reply.body
 
 
 async def test_a_draft_is_edited_until_it_is_sent(tenant: Tenant, services: Services) -> None:
