@@ -54,7 +54,9 @@ class Guard:
         self._decisions: dict[tuple[frozenset[str], uuid.UUID | None, str, str], Decision] = {}
         self._role_allows: dict[tuple[str, uuid.UUID | None, str, str], bool] = {}
         self._linked: dict[tuple[str, str], frozenset[str]] = {}  # each user's role links in the enforcer
-        self._named = {rule[1] for rule in self._enforcer.get_policy() if rule[1] != "*"}  # institutions named
+        # the institutions the policy file names: in a rule's domain, or in a role link's (``g, role, role, dom``)
+        self._named = ({rule[1] for rule in self._enforcer.get_policy()}
+                       | {link[2] for link in self._enforcer.get_grouping_policy() if len(link) > 2}) - {"*"}
 
     def _domain_key(self, institution_id: uuid.UUID) -> uuid.UUID | None:
         """The institution as far as the rules tell it apart: itself if a rule names it, else None (any other)."""

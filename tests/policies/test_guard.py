@@ -65,3 +65,19 @@ def test_institutions_no_rule_names_share_decisions_and_a_named_one_keeps_its_ow
 
 
 NURSE = frozenset({"nurse"})
+
+
+def test_an_institution_a_role_link_of_the_policy_names_keeps_its_own_decisions(tmp_path: Path) -> None:
+    """Found in review: only the ``p`` rules were read for the institutions they name; a ``g`` line of the policy
+    file (a role made to hold another in one institution) was not, so a decision made there was kept for every
+    other institution, and the role's holders elsewhere were allowed what only that institution grants."""
+    named, other = uuid.uuid4(), uuid.uuid4()
+    policy = tmp_path / "policy.csv"
+    policy.write_text(POLICY_PATH.read_text() + f"g, nurse, finance, {named}\n")  # its nurses also do finance
+    for first in (named, other):
+        guard = Guard(policy_path=policy)
+        for institution in (first, other if first == named else named):
+            subject = f"staff:{uuid.uuid4()}"
+            allowed = institution == named
+            assert guard.decide(subject, NURSE, institution, "contract", "create").allowed is allowed
+            assert guard.role_allows("nurse", institution, "contract", "create") is allowed
