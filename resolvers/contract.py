@@ -1089,6 +1089,8 @@ async def update_draft(ctx: Context, contract_id: uuid.UUID | None, data: dict[s
     view = await find(ctx, contract_id, Action.UPDATE, "contractId")
     row = view.row
     expected = _expect(row, expected_version)
+    if row.status not in ("draft", "sent", *LIVE):  # ended: nothing of it is edited (found in review: told to amend)
+        raise _conflict(f"contractId: a {row.status.upper()} contract cannot be edited.", ILLEGAL, "contractId")
     version, base = await _draft_and_base(ctx.institution_id, row.id, row.current_version)  # base: what it amends
     if version.status != "draft":
         raise _conflict(f"contractId: version {version.number} is {version.status.upper()}, no longer a draft; "

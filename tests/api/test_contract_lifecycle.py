@@ -109,6 +109,14 @@ async def test_the_state_machine_refuses_illegal_moves_with_a_code(tenant: Tenan
     for mutation in (SUSPEND, RESUME, TERMINATE):  # revoked is final
         reply = await tenant.call("admin", mutation, id=drafted["id"], v=revoked.data["contractTerminate"]["version"])
         assert reason_of(reply) == ("CONFLICT", "illegal_transition")
+    # nor can an ended contract's terms be edited (found in review: "no longer a draft; amend the contract instead",
+    # and the amendment was refused too)
+    ended_rows = await stored(tenant)
+    for made, at in ((drafted, revoked.data["contractTerminate"]["version"]), (active, version)):
+        reply = await tenant.call("admin", UPDATE, id=made["id"], v=at, input={"noticeDays": 7})
+        assert reason_of(reply) == ("CONFLICT", "illegal_transition"), reply.body
+        assert "cannot be edited" in reply.errors[0]["message"]
+    assert await stored(tenant) == ended_rows
 
 
 async def test_a_stale_expected_version_is_a_conflict_and_writes_nothing(tenant: Tenant, services: Services) -> None:
