@@ -145,8 +145,10 @@ async def sign_in_by_link(ctx: Context, attachment: str, session_id: str | None,
     with, expired, for another file, or whose session has ended. The signature is checked before the
     database is asked anything."""
     attachment_id, parsed_session = _uuid(attachment), _uuid(session_id)
-    if (attachment_id is None or parsed_session is None or not (expires or "").isdigit() or len(expires or "") > 12
-            or not signature):
+    # ASCII only (found in review): "²" is a digit to isdigit but not to int, and compare_digest raises on non-ASCII
+    # text; both escaped as an unexpected error
+    if (attachment_id is None or parsed_session is None or not (expires or "").isascii()
+            or not (expires or "").isdigit() or len(expires or "") > 12 or not signature or not signature.isascii()):
         raise Forbidden(LINK_REFUSED)
     expected = _link_signature(ctx.services.master_key.token_key, attachment_id, STAFF, parsed_session,
                                int(expires or 0))
