@@ -308,7 +308,7 @@ async def versions_page(ctx: Context, contract_id: uuid.UUID | None, *, first: i
     query = ContractVersion.filter(institution_id=ctx.institution_id, contract_id=view.row.id)
     total = await pagination.count_of(query, count)
     if after:  # "" is no cursor: the first page, as null (every list alike)
-        query = query.filter(number__gt=pagination.decode_int(VERSION_CURSOR, after))
+        query = query.filter(number__gt=pagination.decode_int(VERSION_CURSOR, after, pagination.INT_MAX))
     rows = await query.order_by("number").limit(first + 1)
     return pagination.page_of([VersionView(row, view) for row in rows[:first]], len(rows) > first, VERSION_CURSOR,
                               key=lambda version: version.row.number, total=total)

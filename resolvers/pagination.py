@@ -16,6 +16,8 @@ from tortoise.queryset import QuerySet
 
 from core.errors import BadUserInput
 
+INT_MAX = 2**31 - 1  # an integer column's largest value (PostgreSQL's integer; a bigint's is past 18 digits)
+
 T = TypeVar("T")
 U = TypeVar("U")
 M = TypeVar("M", bound=Model)
@@ -48,7 +50,7 @@ def _decode(kind: str, cursor: str) -> str:
         found, key = text.split(":", 1)
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise BadUserInput("after: not a valid cursor.", field="after") from None
-    if found != kind:
+    if found != kind or "\x00" in key:  # no list writes a NUL, and PostgreSQL cannot compare text holding one
         raise BadUserInput("after: not a valid cursor.", field="after")
     return key
 
@@ -75,9 +77,11 @@ def decode_keyset(kind: str, cursor: str, parse: Callable[[str], T]) -> tuple[T,
         raise BadUserInput("after: not a valid cursor.", field="after") from None
 
 
-def decode_int(kind: str, cursor: str) -> int:
+def decode_int(kind: str, cursor: str, maximum: int = 10**18 - 1) -> int:
+    """A cursor whose key is a whole number up to ``maximum`` (``INT_MAX`` for an integer column: PostgreSQL refuses
+    to bind a larger one to it)."""
     key = _decode(kind, cursor)
-    if not key.isascii() or not key.isdigit() or len(key) > 18:
+    if not key.isascii() or not key.isdigit() or len(key) > 18 or int(key) > maximum:
         raise BadUserInput("after: not a valid cursor.", field="after")
     return int(key)
 
