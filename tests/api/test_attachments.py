@@ -175,3 +175,29 @@ async def test_stored_bytes_that_do_not_open_are_refused_with_a_code(tenant: Ten
 
     intact = await tenant.client.get(f"/attachments/{second['id']}", headers=headers)
     assert intact.status_code == 200 and intact.content == OTHER_PNG
+
+
+@pytest.mark.parametrize(("header", "stored"), [
+    ("%FF%FE.png", None),  # percent-encoded bytes that are not UTF-8
+    ("caf%E9.png", None),  # Latin-1, percent-encoded
+    ("%E5%BC%A0%E4%BC%9F.png", "张伟.png"),  # UTF-8, percent-encoded, as documented
+    ("张伟.png", "张伟.png"),  # UTF-8 sent raw: read as the bytes sent
+])
+async def test_a_file_name_is_read_as_utf_8_or_refused(tenant: Tenant, settings: Settings, header: str,
+                                                       stored: str | None) -> None:
+    """Found in review: X-Filename was percent-decoded with U+FFFD for bytes that are not UTF-8, so "%FF%FE.png" was
+    stored as "��.png" without a word (and a raw UTF-8 name as the Latin-1 reading of its bytes)."""
+    tid = await new_ticket(tenant)
+    files_before = stored_files(settings)
+    reply = await tenant.client.post(f"/tickets/{tid}/attachments", content=PNG, headers={
+        "authorization": f"Bearer {tenant.tokens['support_agent']}", "content-type": "image/png",
+        "x-filename": header.encode()})
+
+    if stored is None:
+        assert reply.status_code == 400 and code(reply) == "BAD_USER_INPUT", reply.text
+        assert reply.json()["errors"][0]["extensions"]["field"] == "filename"
+        assert await Attachment.filter(ticket_id=tid).count() == 0 and stored_files(settings) == files_before
+    else:
+        assert reply.status_code == 201, reply.text
+        listed = await tenant.call("support_agent", LIST, id=tid)
+        assert [a["filename"] for a in listed.data["ticket"]["attachments"]] == [stored]
