@@ -12,8 +12,9 @@ import httpx
 import pytest
 
 from core.settings import Settings
-from models import Attachment, TicketEvent
+from models import Attachment, Ticket, TicketEvent
 from tests.factories import Tenant, make_patient
+from tests.patients import denials_since, events_since, mark
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + b"careloop-secret-scan-image" * 10
 CREATE = "mutation($input: TicketCreateInput!) { ticketCreate(input: $input) { id } }"
@@ -129,13 +130,20 @@ async def test_who_may_attach_and_download(tenant: Tenant, other_tenant: Tenant)
     assert random.json() == hidden.json()  # out of reach looks exactly like missing
 
 
-async def test_attachments_per_ticket_are_capped(tenant: Tenant) -> None:
+async def test_attachments_per_ticket_are_capped(tenant: Tenant, settings: Settings) -> None:
+    """The refusal past the cap is on the trail, as a full file's contact or care team is (found in review: it was
+    not recorded)."""
     tid = await new_ticket(tenant)
     for _ in range(20):
         assert (await upload(tenant, "support_agent", tid, b"note", "text/plain", "n.txt")).status_code == 201
+    files_before, seq = stored_files(settings), await mark(tenant.id)
     refused = await upload(tenant, "support_agent", tid, b"note", "text/plain", "n.txt")
     assert refused.status_code == 400 and code(refused) == "BAD_USER_INPUT"
-    assert await Attachment.filter(ticket_id=tid).count() == 20
+    assert refused.json()["errors"][0]["extensions"]["reason"] == "item_count"
+    assert await Attachment.filter(ticket_id=tid).count() == 20 and stored_files(settings) == files_before
+    ticket = await Ticket.get(id=tid)
+    assert await denials_since(tenant.id, seq) == [("update", "ticket", "item_count", ticket.id, ticket.patient_id)]
+    assert [e.outcome for e in await events_since(tenant.id, seq)] == ["denied"]  # nothing else written
 
 
 OTHER_PNG = b"\x89PNG\r\n\x1a\n" + b"careloop-other-scan-image" * 10
