@@ -16,7 +16,7 @@ from tortoise.transactions import in_transaction
 
 from audit import writer
 from audit.events import Action
-from core.errors import BadUserInput, ConsentRequired
+from core.errors import ILLEGAL_TRANSITION, BadUserInput, Conflict, ConsentRequired
 from core.validation import Problems, clean_text
 from models import Partner, PartnerConsent, PartnerGrant
 from resolvers import access, pagination
@@ -43,18 +43,23 @@ async def create(ctx: Context, partner_id: uuid.UUID | None, patient_id: uuid.UU
     if not await PartnerConsent.exists(patient_id=view.row.id, partner_id=partner.id, granted=True):
         await access.deny(ctx, Action.GRANT, "partner_grant", None, view.row.id, reason="no_consent")
         raise ConsentRequired(field="patientId")
-    async with access.file_transaction(ctx, view.row.id, action=Action.GRANT):
-        # Locked: a withdrawal committing meanwhile would leave a grant it never revoked.
-        consent = await PartnerConsent.filter(patient_id=view.row.id, partner_id=partner.id,
-                                              granted=True).select_for_update().first()
-        if consent is None:
-            raise ConsentRequired(field="patientId")
-        row = await PartnerGrant.create(institution_id=ctx.institution_id, partner_id=partner.id,
-                                        patient_id=view.row.id, purpose=text, expires_at=until,
-                                        created_by_id=ctx.actor.id)
-        await writer.append([access.write_record(ctx, Action.GRANT, "partner_grant", row.id, patient_id=view.row.id,
-                                                 fields=frozenset({"partner_id", "purpose", "expires_at"}),
-                                                 decision=decision)])
+    try:
+        async with access.file_transaction(ctx, view.row.id, action=Action.GRANT):
+            # Locked: a withdrawal committing meanwhile would leave a grant it never revoked.
+            consent = await PartnerConsent.filter(patient_id=view.row.id, partner_id=partner.id,
+                                                  granted=True).select_for_update().first()
+            if consent is None:
+                raise ConsentRequired(field="patientId")
+            row = await PartnerGrant.create(institution_id=ctx.institution_id, partner_id=partner.id,
+                                            patient_id=view.row.id, purpose=text, expires_at=until,
+                                            created_by_id=ctx.actor.id)
+            await writer.append([access.write_record(ctx, Action.GRANT, "partner_grant", row.id,
+                                                     patient_id=view.row.id,
+                                                     fields=frozenset({"partner_id", "purpose", "expires_at"}),
+                                                     decision=decision)])
+    except ConsentRequired:  # withdrawn since the check above: recorded as it records it, once rolled back
+        await access.deny(ctx, Action.GRANT, "partner_grant", None, view.row.id, reason="no_consent")
+        raise
     return row
 
 
@@ -63,7 +68,9 @@ async def revoke(ctx: Context, grant_id: uuid.UUID | None) -> PartnerGrant:
                                       resource_type="partner_grant", resource_id=grant_id)
     row = await _find(ctx, grant_id, Action.GRANT)
     async with in_transaction():
-        await PartnerGrant.filter(id=row.id, revoked_at=None).update(revoked_at=datetime.now(UTC))
+        # revoked already (before, or by a revocation racing this one): nothing changes, so nothing is recorded
+        if await PartnerGrant.filter(id=row.id, revoked_at=None).update(revoked_at=datetime.now(UTC)) != 1:
+            raise Conflict("id: the grant is revoked already.", field="id", reason=ILLEGAL_TRANSITION)
         record = access.write_record(ctx, Action.GRANT, "partner_grant", row.id, patient_id=row.patient_id,
                                      fields=frozenset({"revoked_at"}), decision=decision)
         await writer.append([replace(record, reason="revoked")])

@@ -102,7 +102,8 @@ class PartnerGrantMutation:
                                   uuid_of(input.patient_id, "patientId"), input.purpose, input.expires_at)
         return PartnerGrant.of(row)
 
-    @strawberry.mutation(description="Revoke a grant: the partner loses the file on its next request.")
+    @strawberry.mutation(description="Revoke a grant: the partner loses the file on its next request. A grant revoked "
+                                     "already answers CONFLICT (reason ILLEGAL_TRANSITION).")
     async def partner_grant_revoke(self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(
             description="The grant's id.")]) -> PartnerGrant | None:
         return PartnerGrant.of(await grants.revoke(info.context, uuid_of(id)))

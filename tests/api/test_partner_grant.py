@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 
 from models import CareTeamMember, PartnerConsent, PartnerGrant
+from resolvers import access
 from tests.factories import PASSWORD, Response, Tenant, gql, make_patient
+from tests.locks import held, pause_before_entering
 from tests.partners import (
     CONSENT_SET,
     GRANT_CREATE,
@@ -290,6 +292,20 @@ async def test_a_grant_on_a_patient_out_of_reach_cannot_be_revoked(tenant: Tenan
     assert await denials(tenant, tenant.staff_ids["doctor"]) == [("grant", "partner_grant", grant_id, "not_found")]
 
 
+async def test_a_grant_revoked_already_is_not_revoked_again(tenant: Tenant) -> None:
+    """Found in review: a second revocation changed nothing yet recorded a second write of the grant; it is refused
+    as an exception cancelled already is, nothing written or recorded."""
+    p = await make_partnership(tenant)
+    assert (await tenant.call("nurse", GRANT_REVOKE, id=str(p.grant_id))).errors == []
+    revoked_at = (await PartnerGrant.get(id=p.grant_id)).revoked_at
+    again = await tenant.call("front_desk", GRANT_REVOKE, id=str(p.grant_id))
+    assert again.codes == ["CONFLICT"] and again.data == {"partnerGrantRevoke": None}
+    assert again.errors[0]["extensions"] == {"code": "CONFLICT", "field": "id", "reason": "illegal_transition"}
+    assert (await PartnerGrant.get(id=p.grant_id)).revoked_at == revoked_at
+    written = await tenant.audit_events(action="grant", resource_id=p.grant_id, fields_read="revoked_at")
+    assert [e.actor_id for e in written] == [tenant.staff_ids["nurse"]]
+
+
 # -- expiry ----------------------------------------------------------------------------------
 
 
@@ -347,6 +363,21 @@ async def test_withdrawing_consent_revokes_the_grants_and_closes_the_file(tenant
     assert (await PartnerGrant.get(id=p.grant_id)).revoked_at is not None
     assert (await grant(tenant, p.partner_id, p.granted)).errors == []
     assert (await p.call(READ, id=str(p.granted))).errors == []
+
+
+async def test_consent_withdrawn_while_a_grant_is_made_is_a_recorded_refusal(
+        tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found in review: the grant checks the consent (a refusal recorded), then again under the file's lock; a
+    withdrawal committed between the two was refused there off the trail."""
+    partner, pid = await make_partner(tenant), await make_patient(tenant)
+    assert (await consent(tenant, pid, partner)).errors == []
+    locking = pause_before_entering(monkeypatch, access, "file_transaction")
+    async with held(grant(tenant, partner, pid), locking) as granting:
+        assert (await consent(tenant, pid, partner, granted=False)).errors == []
+    refused = await granting
+    assert refused.codes == ["CONSENT_REQUIRED"] and refused.errors[0]["extensions"]["field"] == "input.patientId"
+    assert await grants_of(tenant) == []
+    assert await denials(tenant, tenant.staff_ids["nurse"]) == [("grant", "partner_grant", None, "no_consent")]
 
 
 async def test_a_grant_stands_only_while_the_stored_consent_stands(tenant: Tenant) -> None:
