@@ -38,6 +38,7 @@ from core.validation import Problems, clean_text, one_of
 from models import Institution, MessageTemplate
 from models.communication import CAUSES, PURPOSES
 from models.message_template import TEMPLATE_CHANNELS, TEMPLATE_LANGUAGES, TEMPLATE_VARIABLES, TOMBSTONE_BODY
+from policies.guard import Decision
 from resolvers import access, pagination
 from resolvers import messaging as messagings
 from resolvers.context import Context
@@ -366,25 +367,35 @@ async def set_template(ctx: Context, cause: str, channel: str, language: str, su
     problems.check()
     key: dict[str, Any] = {"institution_id": ctx.institution_id, "cause": cause, "channel": channel,
                            "language": language}
-    written = frozenset({"subject", "body"})
     try:
-        async with in_transaction():
-            row = await MessageTemplate.filter(**key).select_for_update().first()
-            if version is not None and version != _version_of(row):
-                raise _stale()
-            if row is None:
-                row = await MessageTemplate.create(id=uuid7(), subject=subject, body=body, version=1, **key)
-                action = Action.CREATE
-            else:  # replaced, or written again after a reset: the key's versions only go up
-                await MessageTemplate.filter(id=row.id).update(subject=subject, body=body, version=row.version + 1,
-                                                               updated_at=datetime.now(UTC))  # no auto_now here
-                action = Action.CREATE if row.is_tombstone else Action.UPDATE
-            await writer.append([access.write_record(ctx, action, "message_template", row.id, fields=written,
-                                                     decision=decision)])
+        row_id = await _write(ctx, key, subject, body, version, decision)
     except IntegrityError:  # another request created it a moment ago
-        raise _stale() from None
-    found = await MessageTemplate.get(id=row.id)
+        if version is not None:
+            raise _stale() from None
+        # without a version the last write wins (found in review: it was a CONFLICT): that row is there to replace
+        row_id = await _write(ctx, key, subject, body, version, decision)
+    found = await MessageTemplate.get(id=row_id)
     return _template(found)
+
+
+async def _write(ctx: Context, key: dict[str, Any], subject: str, body: str, version: int | None,
+                 decision: Decision) -> uuid.UUID:
+    """``set_template``'s transaction: the key's row created or replaced over ``version`` (None: whatever it is),
+    recorded; the row's id."""
+    async with in_transaction():
+        row = await MessageTemplate.filter(**key).select_for_update().first()
+        if version is not None and version != _version_of(row):
+            raise _stale()
+        if row is None:
+            row = await MessageTemplate.create(id=uuid7(), subject=subject, body=body, version=1, **key)
+            action = Action.CREATE
+        else:  # replaced, or written again after a reset: the key's versions only go up
+            await MessageTemplate.filter(id=row.id).update(subject=subject, body=body, version=row.version + 1,
+                                                           updated_at=datetime.now(UTC))  # no auto_now here
+            action = Action.CREATE if row.is_tombstone else Action.UPDATE
+        await writer.append([access.write_record(ctx, action, "message_template", row.id,
+                                                 fields=frozenset({"subject", "body"}), decision=decision)])
+    return row.id
 
 
 async def reset(ctx: Context, cause: str, channel: str, language: str, version: int | None = None) -> Template:

@@ -5,6 +5,8 @@ kept apart. ``pick`` and ``render``, which the outbox uses, are checked against 
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from typing import Any
 
 import pytest
@@ -12,8 +14,9 @@ import pytest
 from models import AuditEvent, MessageTemplate
 from models.communication import CAUSES
 from resolvers import message_template as templates
-from tests.conftest import SqlCounter
+from tests.conftest import BACKEND, SqlCounter
 from tests.factories import Tenant
+from tests.locks import another_transaction, until_waiting
 from tests.patients import open_account
 
 LIST = """query($cause: TemplateCause, $first: Int, $after: String) {
@@ -406,3 +409,42 @@ async def test_a_reset_of_a_key_never_written_changes_nothing(tenant: Tenant) ->
     assert await rows(tenant) == [] and await writes(tenant) == []
     first = await ok(await tenant.call("admin", SET, input=a_template(), version=0), "messageTemplateSet")
     assert first["version"] == 1
+
+
+# -- two first writes of one key at once (PostgreSQL) ----------------------------------------------------------------
+
+
+async def _first_write_racing(tenant: Tenant, version: int | None) -> Any:
+    """Another admin's first write of the key under way (inserted, not committed) when this one, finding no row to
+    lock, inserts too and waits on the key; the other then commits."""
+    async with another_transaction() as other:
+        await other.execute(
+            'INSERT INTO "message_template" ("id", "institution_id", "created_at", "cause", "channel", "language", '
+            '"subject", "body", "version", "updated_at") VALUES ($1, $2, now(), $3, $4, $5, $6, $7, 1, now())',
+            uuid.uuid4(), tenant.id, "appointment_confirmation", "sms", "zh-CN", "Theirs", "Theirs {patient_name}")
+        answer = asyncio.ensure_future(tenant.call("admin", SET, input=a_template(body="Mine {patient_name}"),
+                                                   version=version))
+        await until_waiting([answer])
+    return await asyncio.wait_for(answer, 30)
+
+
+@pytest.mark.skipif(BACKEND == "sqlite", reason="concurrent transactions: PostgreSQL")
+async def test_a_write_without_a_version_replaces_a_first_write_racing_it(tenant: Tenant) -> None:
+    """Found in review: "leave it out to write regardless", yet a first write racing another one of the same key was
+    answered CONFLICT (the unique key refused its insert). The last write wins, on the trail as an update."""
+    written = await ok(await _first_write_racing(tenant, None), "messageTemplateSet")
+    assert (written["body"], written["version"], written["isDefault"]) == ("Mine {patient_name}", 2, False)
+    [row] = await MessageTemplate.filter(institution_id=tenant.id)
+    assert (row.body, row.version) == ("Mine {patient_name}", 2)
+    events = await tenant.audit_events(resource_type="message_template", outcome="allowed")
+    assert [(e.action, e.resource_id) for e in events] == [("update", row.id)]
+
+
+@pytest.mark.skipif(BACKEND == "sqlite", reason="concurrent transactions: PostgreSQL")
+async def test_a_write_stating_version_0_loses_to_a_first_write_racing_it(tenant: Tenant) -> None:
+    """The twin: the writer stated it read no template of the institution's own; one was written meanwhile."""
+    stale = await _first_write_racing(tenant, 0)
+    assert stale.codes == ["CONFLICT"] and stale.errors[0]["extensions"]["field"] == "version"
+    [row] = await MessageTemplate.filter(institution_id=tenant.id)
+    assert (row.body, row.version) == ("Theirs {patient_name}", 1)
+    assert await tenant.audit_events(resource_type="message_template", outcome="allowed") == []
