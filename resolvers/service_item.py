@@ -249,19 +249,18 @@ async def update(ctx: Context, item_id: uuid.UUID | None, data: dict[str, Any], 
 
 
 async def set_active(ctx: Context, item_id: uuid.UUID | None, active: bool) -> ServiceItem:
-    """Retire an item (visits keep their codes) or bring it back; a new version of the item."""
+    """Retire an item (visits keep their codes) or bring it back; a new version of the item. It takes no version:
+    an edit committed since the item was read is kept, not a CONFLICT (found in review), and the item answered as
+    it now is."""
     decision = await access.authorize(ctx, "service_item", "update", action=Action.UPDATE,
                                       resource_type="service_item", resource_id=item_id)
     item = await _find(ctx, item_id, Action.UPDATE)
     async with in_transaction():
-        if await ServiceItem.filter(id=item.id, institution_id=ctx.institution_id, version=item.version).update(
-                active=active, version=item.version + 1) != 1:
-            raise _stale()
+        await ServiceItem.filter(id=item.id, institution_id=ctx.institution_id).update(active=active,
+                                                                                       version=bumped())
         await writer.append([access.write_record(ctx, Action.UPDATE, "service_item", item.id,
                                                  fields=frozenset({"active"}), decision=decision)])
-    item.active = active
-    item.version += 1
-    return item
+    return await ServiceItem.get(id=item.id, institution_id=ctx.institution_id)
 
 
 # -- helpers ------------------------------------------------------------------------------

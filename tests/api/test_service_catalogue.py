@@ -15,6 +15,7 @@ from models import AuditEvent, ServiceItem, ServiceItemPrice
 from resolvers import service_item as service_items
 from tests.conftest import SqlCounter
 from tests.factories import Response, Tenant
+from tests.locks import held, pause_after
 from tests.patients import denials_since, events_since
 
 ITEM = "id code name active description standard unit frequencies version"
@@ -155,6 +156,22 @@ async def test_a_stale_version_changes_nothing(tenant: Tenant) -> None:
                 "CONFLICT", "expectedVersion")
     assert await items_of(tenant) == before
     assert await events_since(tenant.id, seq, resource_type="service_item") == []
+
+
+async def test_retiring_an_item_changed_meanwhile_retires_the_item_as_changed(
+        tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    """serviceItemSetActive takes no version: found in review, an edit committed between its read and its write
+    answered it CONFLICT on expectedVersion, an argument it has not. It retires the item as it now is."""
+    item = await an_item(tenant)
+    reading = pause_after(monkeypatch, service_items, "_find")
+    async with held(tenant.call("admin", SET_ACTIVE, id=item["id"], on=False), reading) as retiring:
+        ok(await tenant.call("finance", UPDATE, id=item["id"], input={"name": "Night nursing"}, v=1),
+           "serviceItemUpdate")
+    assert ok(await retiring, "serviceItemSetActive") == {"active": False, "version": 3}
+    [row] = await items_of(tenant)
+    assert (row[2], row[7], row[8]) == ("Night nursing", False, 3)
+    written = await AuditEvent.filter(institution_id=tenant.id, resource_type="service_item", action="update")
+    assert sorted(e.fields_read for e in written) == ["active", "name"]
 
 
 CREATE_REFUSALS: list[tuple[dict[str, Any], str]] = [
