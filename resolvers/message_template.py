@@ -49,6 +49,8 @@ TEMPLATE_CAUSES = tuple(CAUSES)  # logged calls are not sent, so they have no te
 SUBJECT_LIMIT = 200
 BODY_LIMIT = 1000
 SMS_BODY_LIMIT = 500  # a few SMS parts at most, whatever the gateway would accept
+# The channels whose text may go out by SMS: an ANY template is the SMS text wherever there is no SMS one.
+SMS_SENT = ("sms", "any")
 CURSOR = "message-template"
 # A cause of these purposes may be refused by the patient at any time: its message carries the link.
 UNSUBSCRIBE_PURPOSES = frozenset(p for p in PURPOSES if p != "care")
@@ -345,7 +347,7 @@ def checked_text(cause: str, channel: str, subject: str, body: str,
 
 
 def _checked_body(cause: str, channel: str, body: str) -> str:
-    limit = SMS_BODY_LIMIT if channel == "sms" else BODY_LIMIT
+    limit = SMS_BODY_LIMIT if channel in SMS_SENT else BODY_LIMIT
     text = clean_text(body, field="body", max_length=limit, min_length=1)
     check(text, "body")
     if CAUSES.get(cause) in UNSUBSCRIBE_PURPOSES and "{unsubscribe_url}" not in text:

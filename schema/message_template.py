@@ -130,8 +130,9 @@ class MessageTemplateInput:
     channel: TemplateChannel = strawberry.field(description="ANY, or one channel that gets its own text.")
     language: TemplateLanguage = strawberry.field(description="Its language.")
     subject: str = strawberry.field(default="", description="The subject line (e-mail), at most 200 characters.")
-    body: str = strawberry.field(description="The text: at most 1,000 characters (500 for SMS), only the listed "
-                                             "{variable} slots; greetings and campaigns must carry "
+    body: str = strawberry.field(description="The text: at most 1,000 characters (500 for SMS, and for ANY, which "
+                                             "is the text message wherever there is no SMS template), only the "
+                                             "listed {variable} slots; greetings and campaigns must carry "
                                              "{unsubscribe_url}.")
 
 

@@ -199,6 +199,21 @@ async def test_an_email_template_may_be_longer_than_an_sms(tenant: Tenant) -> No
         "BAD_USER_INPUT"]
 
 
+async def test_an_any_template_is_held_to_the_sms_limit_since_it_goes_out_by_sms(tenant: Tenant) -> None:
+    """Found in review: an ANY template, sent by text message wherever there is no SMS one, took 1,000 characters,
+    so a text message went out twice as long as an SMS template may be (15 parts in Chinese)."""
+    body = "{patient_name}" + "。" * 600
+    before = await rows(tenant)
+    refused = await tenant.call("admin", SET, input=a_template(channel="ANY", body=body))
+    assert refused.codes == ["BAD_USER_INPUT"] and refused.errors[0]["extensions"]["field"] == "input.body"
+    assert await rows(tenant) == before
+    fits = "{patient_name}" + "。" * (500 - len("{patient_name}"))
+    written = await ok(await tenant.call("admin", SET, input=a_template(channel="ANY", body=fits)),
+                       "messageTemplateSet")
+    assert written["body"] == fits
+    assert await templates.pick(tenant.id, "appointment_confirmation", "sms", "zh-CN") == ("预约", fits)
+
+
 # -- the preview ----------------------------------------------------------------------------------------------
 
 
