@@ -60,7 +60,8 @@ class CampaignAudienceInput:
 class CampaignCreateInput:
     name: str = strawberry.field(description="What the institution calls it (not sent).")
     purpose: CampaignPurpose = strawberry.field(description="The consent it needs.")
-    body: str = strawberry.field(description="The message, with {variable} slots.")
+    body: str = strawberry.field(description="The message, with {variable} slots: at most 500 characters, since it "
+                                             "goes out by SMS where that is the channel.")
     subject: str | None = strawberry.field(default=None, description="The e-mail subject.")
     audience: CampaignAudienceInput | None = strawberry.field(default=None, description="Who it is for.")
 
