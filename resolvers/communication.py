@@ -15,8 +15,8 @@ Decided where the issue is silent:
   change they run from the first time the clocks show their start to the first time after that they show their
   end (``Quiet``);
 - the frequency cap counts a patient's non-care messages queued or sent within ``non_care_cap_days``
-  either side of the new one when scheduling, and those actually sent in the last ``non_care_cap_days``
-  when sending;
+  either side of the new one when scheduling, and those actually sent (or going out with a worker) in the last
+  ``non_care_cap_days`` when sending, in the database just before the hand-over (``_take_place``);
 - a contact is written to on the patient's consent (purposes, channels) when they may receive
   information, by SMS or WeChat on the contact's phone; their message carries their own unsubscribe link,
   which stops messages to them (``may_receive_information``) and never touches the patient's consent;
@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import enum
 import functools
 import hashlib
 import hmac
@@ -822,13 +823,22 @@ async def _deliver_one(services: Services, senders: Mapping[str, MessageSender],
     message = Outgoing(row.id, row.institution_id, channel, _address(row, facts, keys, channel), subject, body,
                        sender_address=facts.settings[row.institution_id].email_from,
                        gateway=await _gateway(services, work, row.institution_id, channel), unsubscribe_url=link)
-    row.channel = channel
     subject, body = withhold_links(subject, survey_url, link), withhold_links(body, survey_url, link)
-    row.subject = keys.seal(subject, field_aad(row.institution_id, "communication", "subject", row.id))
-    row.body = keys.seal(body, field_aad(row.institution_id, "communication", "body", row.id))
+    sealed = (keys.seal(subject, field_aad(row.institution_id, "communication", "subject", row.id)),
+              keys.seal(body, field_aad(row.institution_id, "communication", "body", row.id)))
     if not await _still_ours(work, row):
         work.recorded.add(row.id)  # another worker has it now, or it was cancelled: not sent twice
         return False
+    if row.purpose in NON_CARE:
+        place = await _take_place(work, row, facts.settings[row.institution_id], moment)
+        if place is _Place.NOT_OURS:
+            work.recorded.add(row.id)
+            return False
+        if place is _Place.CAPPED:
+            _refuse(row, "frequency_cap", moment)
+            return False
+    row.channel = channel  # set once it goes: a message refused here keeps none, nor a body
+    row.subject, row.body = sealed
     sender = senders.get(channel)
     try:
         if sender is None:
@@ -836,9 +846,11 @@ async def _deliver_one(services: Services, senders: Mapping[str, MessageSender],
         gateway_id = await _hand_over(sender, message)
     except SendFailed as exc:
         _failed(row, exc.reason, moment, permanent=exc.permanent)
+        await _give_place_back(work, row)
         return False
     except Exception as exc:  # a broken sender must not stop the others: retry later
         _failed(row, type(exc).__name__, moment, permanent=False)
+        await _give_place_back(work, row)
         return False
     row.status, row.sent_at, row.gateway_message_id, row.last_error = "sent", moment, gateway_id, ""
     if channel == "app":  # the portal's inbox is the row itself: there once it is sent
@@ -857,6 +869,47 @@ async def _hand_over(sender: MessageSender, message: Outgoing) -> str | None:
             return await sender.send(message)
     except TimeoutError:
         raise SendFailed("timeout") from None
+
+
+class _Place(enum.Enum):
+    TAKEN = "taken"
+    CAPPED = "capped"  # the patient's greetings and campaign messages sent or going out fill the cap
+    NOT_OURS = "not_ours"  # another worker claimed the row since, or it is no longer queued
+
+
+async def _take_place(work: Batch, row: Communication, settings: MessagingSettings, moment: datetime) -> _Place:
+    """A greeting's or campaign message's place under the frequency cap, taken just before its hand-over in one short
+    transaction: the patient's other non-care messages sent, or going out (a place taken while its lease runs), within
+    the cap's days are counted in the database, and the row marked going out (``reserved_at``) only under the cap.
+    Found in review: each worker counted what was sent as it read it at the claim and what its own batch sent since,
+    so two workers, each with one greeting for a patient one short of the cap, both sent theirs. The transaction
+    serialises on the patient (a PostgreSQL advisory lock; SQLite runs one write transaction at a time already), so
+    of two such workers the second counts the first's place. The place goes with the settle (a failed hand-over's
+    retry takes it again, as the same row, which is never counted against itself), and with the lease: a worker that
+    died holds it no longer once another could claim the row."""
+    since = moment - timedelta(days=settings.non_care_cap_days)
+    async with in_transaction() as connection:
+        if connection.capabilities.dialect == "postgres":
+            await connection.execute_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                                           [f"frequency_cap:{row.patient_id}"])
+        counted = await Communication.filter(
+            Q(status__in=["sent", "delivered"], sent_at__gt=since)
+            | Q(status="queued", reserved_at__gt=since, leased_until__gt=moment),
+            institution_id=row.institution_id, patient_id=row.patient_id,
+            purpose__in=sorted(NON_CARE)).exclude(id=row.id).count()
+        if counted >= settings.non_care_cap:
+            return _Place.CAPPED
+        if await work.claimed(row).filter(status="queued", patient_id=row.patient_id).update(reserved_at=moment) != 1:
+            return _Place.NOT_OURS  # its settle leaves it be; moved to another file by a merge, it comes back
+    return _Place.TAKEN
+
+
+async def _give_place_back(work: Batch, row: Communication) -> None:
+    """A non-care message whose hand-over failed gives its place under the cap back at once rather than when its batch
+    settles, which a slow gateway can keep minutes away: meanwhile another worker's message to the patient would be
+    refused for it. Its retry takes a place again."""
+    if row.purpose in NON_CARE:
+        await work.claimed(row).filter(status="queued").update(reserved_at=None)
 
 
 def _refuse(row: Communication, reason: str, moment: datetime) -> None:
@@ -945,7 +998,7 @@ async def _write_sent(work: Batch, answered: list[tuple[Communication, AuditReco
         await _held_in_id_order([row.id for row, _ in answered])
         for row, _ in sorted(answered, key=lambda pair: pair[0].id):
             await work.claimed(row).update(**{c: getattr(row, c) for c in _SETTLED_COLUMNS}, leased_until=None,
-                                           rescheduled_to=None)
+                                           rescheduled_to=None, reserved_at=None)
             work.recorded.add(row.id)
         await writer.append([disclosure for _, disclosure in answered])
 
@@ -965,7 +1018,8 @@ async def _settle(work: Batch) -> None:
             if row.status == "queued" and row.id in rescheduled:  # a retry, or deferred past the quiet hours
                 row.due_at = max(row.due_at, rescheduled[row.id])
             await work.claimed(row).filter(status="queued").update(
-                **{c: getattr(row, c) for c in _SETTLED_COLUMNS}, leased_until=None, rescheduled_to=None)
+                **{c: getattr(row, c) for c in _SETTLED_COLUMNS}, leased_until=None, rescheduled_to=None,
+                reserved_at=None)
 
 
 async def _rescheduled(rows: list[Communication]) -> dict[uuid.UUID, datetime]:
