@@ -83,8 +83,8 @@ class Communication(TenantModel):
     # The due time the cause set while a worker held the row (scheduled again meanwhile): what that worker writes, a
     # retry, a deferral or a renewed lease, goes no earlier; cleared with ``leased_until``.
     rescheduled_to = fields.DatetimeField(null=True)
-    # A greeting's or campaign message's place under the frequency cap, taken just before its hand-over: counted by
-    # other workers while the lease runs (resolvers.communication._take_place); cleared with ``leased_until``.
+    # A greeting's or campaign message's place under the frequency cap, taken before its batch's hand-overs: counted
+    # by other workers while the lease runs (resolvers.communication._take_places); cleared with ``leased_until``.
     reserved_at = fields.DatetimeField(null=True)
     last_error = fields.CharField(max_length=200, default="")
     gateway_message_id = fields.CharField(max_length=100, null=True)

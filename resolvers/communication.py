@@ -16,7 +16,7 @@ Decided where the issue is silent:
   end (``Quiet``);
 - the frequency cap counts a patient's non-care messages queued or sent within ``non_care_cap_days``
   either side of the new one when scheduling, and those actually sent (or going out with a worker) in the last
-  ``non_care_cap_days`` when sending, in the database just before the hand-over (``_take_place``);
+  ``non_care_cap_days`` when sending, in the database before the batch's hand-overs (``_take_places``);
 - a contact is written to on the patient's consent (purposes, channels) when they may receive
   information, by SMS or WeChat on the contact's phone; their message carries their own unsubscribe link,
   which stops messages to them (``may_receive_information``) and never touches the patient's consent;
@@ -745,6 +745,8 @@ class Batch:
     leased_until: datetime
     claims: dict[uuid.UUID, int] = field(init=False)
     recorded: set[uuid.UUID] = field(default_factory=set)
+    placed: set[uuid.UUID] = field(default_factory=set)  # greetings and campaign messages holding a place under the cap
+    capped: set[uuid.UUID] = field(default_factory=set)  # ... for which the batch found the cap full
     answered: list[tuple[Communication, AuditRecord]] = field(default_factory=list)  # to be recorded sent
     recording: bool = False  # one of the batch's messages is recording what was answered
     gateways: dict[tuple[uuid.UUID, str], Gateway | None] = field(default_factory=dict)
@@ -771,6 +773,7 @@ async def deliver_due(services: Services, senders: Mapping[str, MessageSender], 
         facts = await load_facts(rows)
         work = Batch(rows, facts, {i: await services.keyring.get(i) for i in {r.institution_id for r in rows}},
                      clock=lambda: now or _now(), leased_until=moment + LEASE)
+        await _take_places(work, moment)
         sent += await _send_batch(services, senders, work, moment)
         await _settle(work)
 
@@ -782,15 +785,24 @@ async def _send_batch(services: Services, senders: Mapping[str, MessageSender], 
 
     async def one(row: Communication) -> bool:
         async with limit:
-            return await _deliver_one(services, senders, work, row, moment)
+            went = await _deliver_one(services, senders, work, row, moment)
+            if not went and row.id in work.placed and row.id not in work.recorded:
+                await _give_place_back(work, row)
+            return went
 
-    return sum(await asyncio.gather(*(one(row) for row in sorted(work.rows, key=lambda r: (r.due_at, r.id)))))
+    return sum(await asyncio.gather(*(one(row) for row in sorted(work.rows, key=_turn))))
+
+
+def _turn(row: Communication) -> tuple[datetime, uuid.UUID]:
+    """The order a batch's messages go in, and take their places under the frequency cap in."""
+    return row.due_at, row.id
 
 
 async def _deliver_one(services: Services, senders: Mapping[str, MessageSender], work: Batch, row: Communication,
                        moment: datetime) -> bool:
     facts = work.facts
-    if _out_long(work, work.clock()):  # what the gate read at the claim may have changed since: read it again
+    late = _out_long(work, work.clock())
+    if late:  # what the gate read at the claim may have changed since: read it again
         moment = work.clock()
         facts = await _facts_now(work, row)
     if facts.outdated(row, moment):
@@ -809,6 +821,9 @@ async def _deliver_one(services: Services, senders: Mapping[str, MessageSender],
         row.due_at, row.attempts = verdict.defer_to, row.attempts - 1  # not an attempt: not its time
         return False
     channel = str(verdict.channel)
+    if row.id in work.capped and not late:  # the batch found no place for it under the cap (``_take_places``)
+        _refuse(row, "frequency_cap", moment)
+        return False
     if row.purpose in NON_CARE:  # counted at once: the batch's next message to this patient sees it
         row.sent_at = moment
         row.status = "sent"
@@ -829,11 +844,12 @@ async def _deliver_one(services: Services, senders: Mapping[str, MessageSender],
     if not await _still_ours(work, row):
         work.recorded.add(row.id)  # another worker has it now, or it was cancelled: not sent twice
         return False
-    if row.purpose in NON_CARE:
+    if row.purpose in NON_CARE and (late or row.id not in work.placed):  # taken again, or one at a time
         place = await _take_place(work, row, facts.settings[row.institution_id], moment)
         if place is _Place.NOT_OURS:
             work.recorded.add(row.id)
             return False
+        work.placed.add(row.id)
         if place is _Place.CAPPED:
             _refuse(row, "frequency_cap", moment)
             return False
@@ -846,11 +862,9 @@ async def _deliver_one(services: Services, senders: Mapping[str, MessageSender],
         gateway_id = await _hand_over(sender, message)
     except SendFailed as exc:
         _failed(row, exc.reason, moment, permanent=exc.permanent)
-        await _give_place_back(work, row)
         return False
     except Exception as exc:  # a broken sender must not stop the others: retry later
         _failed(row, type(exc).__name__, moment, permanent=False)
-        await _give_place_back(work, row)
         return False
     row.status, row.sent_at, row.gateway_message_id, row.last_error = "sent", moment, gateway_id, ""
     if channel == "app":  # the portal's inbox is the row itself: there once it is sent
@@ -877,26 +891,98 @@ class _Place(enum.Enum):
     NOT_OURS = "not_ours"  # another worker claimed the row since, or it is no longer queued
 
 
+# One transaction-level advisory lock per patient, taken in one statement in one order (a batch takes several).
+_LOCK_PATIENTS = ("SELECT pg_advisory_xact_lock(key) FROM (SELECT DISTINCT hashtextextended(name, 0) AS key "
+                  "FROM unnest($1::text[]) AS name ORDER BY key) AS keys")
+
+
+def _cap_lock_name(patient_id: uuid.UUID) -> str:
+    return f"frequency_cap:{patient_id}"
+
+
+async def _take_places(work: Batch, moment: datetime) -> None:
+    """The batch's greetings and campaign messages take their places under the frequency cap, before any is handed
+    over, in one short transaction of a bounded number of statements whatever their number (none without them): the
+    patients' other greetings and campaign messages sent, or going out (a place taken, while its lease runs), within
+    the cap's days are read from the database, and the batch's messages that the gate lets go but for the cap take
+    the places left, in the order they go (``placed``, their rows marked with ``reserved_at``); the others are
+    refused ``frequency_cap`` as they come (``capped``). Found in review: each worker counted what was sent as it read
+    it at the claim and what its own batch sent since, so two workers, each with one greeting for a patient one short
+    of the cap, both sent theirs. The transaction serialises on the patients (PostgreSQL advisory locks, in one order;
+    SQLite runs one write transaction at a time already), so of two such workers the second counts the first's places.
+    A place goes with the settle, or at once when its message does not go (``_give_place_back``), and with the lease:
+    a worker that died holds it no longer once another could claim the row. A message whose turn comes late in its
+    batch (its lease may have run out meanwhile) takes its place again as it goes (``_take_place``)."""
+    going = [row for row in sorted(work.rows, key=_turn)
+             if row.purpose in NON_CARE and _goes_but_for_the_cap(work.facts, row, moment)]
+    if not going:
+        return
+    patients = sorted({row.patient_id for row in going})
+    longest = max(work.facts.settings[row.institution_id].non_care_cap_days for row in going)
+    async with in_transaction() as connection:
+        if connection.capabilities.dialect == "postgres":
+            await connection.execute_query(_LOCK_PATIENTS, [[_cap_lock_name(p) for p in patients]])
+        found = await _counted(moment - timedelta(days=longest), moment).filter(
+            institution_id__in=sorted({row.institution_id for row in going}), patient_id__in=patients).exclude(
+            id__in=[row.id for row in work.rows]).values_list("patient_id", "sent_at", "reserved_at")
+        counted: dict[uuid.UUID, list[datetime]] = defaultdict(list)
+        for patient_id, sent_at, reserved_at in found:
+            counted[uuid.UUID(str(patient_id))].append(sent_at or reserved_at)
+        for row in going:
+            settings = work.facts.settings[row.institution_id]
+            since = moment - timedelta(days=settings.non_care_cap_days)
+            taken = sum(when > since for when in counted[row.patient_id])
+            if taken >= settings.non_care_cap:
+                work.capped.add(row.id)
+            else:
+                work.placed.add(row.id)
+                counted[row.patient_id].append(moment)
+        await _mark_placed(work, patients, moment)
+
+
+async def _mark_placed(work: Batch, patients: list[uuid.UUID], moment: datetime) -> None:
+    """The rows that took a place marked going out: locked first in one statement in id order, as every writer of
+    messages locks them (an UPDATE locks rows in the order it finds them), then marked in one. One cancelled (or moved
+    to another file by a merge) since the claim is left as ``_still_ours`` leaves a row no longer this worker's."""
+    if not work.placed:
+        return
+    held = {row.id for row in await Communication.filter(
+        id__in=sorted(work.placed), status="queued", patient_id__in=patients).order_by("id").select_for_update()
+        .only("id")}
+    for row_id in sorted(work.placed - held):
+        work.placed.discard(row_id)
+        work.recorded.add(row_id)
+    if held:
+        await Communication.filter(id__in=sorted(held)).update(reserved_at=moment)
+
+
+def _counted(since: datetime, moment: datetime) -> QuerySet[Communication]:
+    """Greetings and campaign messages that count against the cap at ``moment``: sent since ``since``, or going out
+    (a place taken since then, its worker's lease still running)."""
+    return Communication.filter(Q(status__in=["sent", "delivered"], sent_at__gt=since)
+                                | Q(status="queued", reserved_at__gt=since, leased_until__gt=moment),
+                                purpose__in=sorted(NON_CARE))
+
+
+def _goes_but_for_the_cap(facts: Facts, row: Communication, moment: datetime) -> bool:
+    """Whether the gate lets the message go at ``moment`` but for the frequency cap (as ``_deliver_one`` asks it)."""
+    if facts.outdated(row, moment):
+        return False
+    verdict = gate(facts.recipient(row), row.purpose, moment, facts.quiet(row.institution_id), non_care_nearby=0,
+                   cap=1)
+    return verdict.refusal is None and verdict.defer_to is None
+
+
 async def _take_place(work: Batch, row: Communication, settings: MessagingSettings, moment: datetime) -> _Place:
-    """A greeting's or campaign message's place under the frequency cap, taken just before its hand-over in one short
-    transaction: the patient's other non-care messages sent, or going out (a place taken while its lease runs), within
-    the cap's days are counted in the database, and the row marked going out (``reserved_at``) only under the cap.
-    Found in review: each worker counted what was sent as it read it at the claim and what its own batch sent since,
-    so two workers, each with one greeting for a patient one short of the cap, both sent theirs. The transaction
-    serialises on the patient (a PostgreSQL advisory lock; SQLite runs one write transaction at a time already), so
-    of two such workers the second counts the first's place. The place goes with the settle (a failed hand-over's
-    retry takes it again, as the same row, which is never counted against itself), and with the lease: a worker that
-    died holds it no longer once another could claim the row."""
+    """One message's place under the frequency cap (``_take_places``), taken as it goes: one whose turn comes late in
+    its batch, or that the batch's facts did not let go. Counted as the batch counts, the row itself left out (its
+    own place, taken before, is not counted against it), in one short transaction."""
     since = moment - timedelta(days=settings.non_care_cap_days)
     async with in_transaction() as connection:
         if connection.capabilities.dialect == "postgres":
-            await connection.execute_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-                                           [f"frequency_cap:{row.patient_id}"])
-        counted = await Communication.filter(
-            Q(status__in=["sent", "delivered"], sent_at__gt=since)
-            | Q(status="queued", reserved_at__gt=since, leased_until__gt=moment),
-            institution_id=row.institution_id, patient_id=row.patient_id,
-            purpose__in=sorted(NON_CARE)).exclude(id=row.id).count()
+            await connection.execute_query(_LOCK_PATIENTS, [[_cap_lock_name(row.patient_id)]])
+        counted = await _counted(since, moment).filter(
+            institution_id=row.institution_id, patient_id=row.patient_id).exclude(id=row.id).count()
         if counted >= settings.non_care_cap:
             return _Place.CAPPED
         if await work.claimed(row).filter(status="queued", patient_id=row.patient_id).update(reserved_at=moment) != 1:
@@ -905,11 +991,11 @@ async def _take_place(work: Batch, row: Communication, settings: MessagingSettin
 
 
 async def _give_place_back(work: Batch, row: Communication) -> None:
-    """A non-care message whose hand-over failed gives its place under the cap back at once rather than when its batch
-    settles, which a slow gateway can keep minutes away: meanwhile another worker's message to the patient would be
-    refused for it. Its retry takes a place again."""
-    if row.purpose in NON_CARE:
-        await work.claimed(row).filter(status="queued").update(reserved_at=None)
+    """A message that took a place under the cap and did not go (its hand-over failed, or it was refused or deferred
+    as it went) gives it back at once rather than when its batch settles, which a slow gateway can keep minutes away:
+    meanwhile another worker's message to the patient would be refused for it. A retry takes a place again."""
+    work.placed.discard(row.id)
+    await work.claimed(row).filter(status="queued").update(reserved_at=None)
 
 
 def _refuse(row: Communication, reason: str, moment: datetime) -> None:

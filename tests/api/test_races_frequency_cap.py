@@ -5,8 +5,8 @@ each is gated with the facts its worker read at its claim, where neither sees th
 
 Found in review: each worker counted what had been sent as it read it at its claim, plus what its own batch sent
 since, so both greetings went out and the patient got three in a week. Now a greeting takes its place under the cap
-just before its hand-over, in a short transaction that serialises on the patient and counts in the database what is
-sent or going out (``communication._take_place``): of the two, one goes and the other is refused ``frequency_cap``,
+before its batch's hand-overs, in a short transaction that serialises on the patient and counts in the database what
+is sent or going out (``communication._take_places``): of the two, one goes and the other is refused ``frequency_cap``,
 recorded as any refusal at sending is."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from tests.app.test_message_outbox import Recorder, log, queue, senders
 from tests.app.test_message_review import Clock, local
 from tests.conftest import BACKEND
 from tests.factories import Tenant
-from tests.locks import another_transaction, held, pause_before, until_waiting
+from tests.locks import another_transaction, held, pause_after, pause_before, until_waiting
 
 pytestmark = pytest.mark.skipif(BACKEND == "sqlite", reason="row locks and concurrent transactions: PostgreSQL")
 
@@ -79,7 +79,7 @@ async def test_two_workers_taking_a_place_under_the_cap_at_once_take_turns(
     waited for the other and both greetings went out."""
     pid, overdue = await one_short_of_the_cap(tenant, services, outbox_clock)
     first, second = Recorder(), Recorder()
-    claimed = pause_before(monkeypatch, communication, "_still_ours")  # the first worker, its greeting claimed
+    claimed = pause_after(monkeypatch, communication, "load_facts")  # the first worker, its greeting claimed
     async with held(worker(first, services), claimed) as first_worker:
         async with another_transaction() as writer:
             await writer.execute("SELECT 1 FROM communication WHERE id = $1 FOR UPDATE", overdue[0])

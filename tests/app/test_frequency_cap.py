@@ -1,6 +1,6 @@
 """The frequency cap at sending, one worker at a time (SQLite and PostgreSQL): greetings and campaign messages, at
 most ``non_care_cap`` a patient within ``non_care_cap_days``. A greeting takes its place under the cap in the database
-just before its hand-over (``communication._take_place``, for workers running at once: tests/api/
+before its batch's hand-overs (``communication._take_places``, for workers running at once: tests/api/
 test_races_frequency_cap.py); one worker decides as it did before, whether the greetings come in one batch or in
 several, a failed hand-over's retry is capped by what went out meanwhile, and a worker that died before its hand-over
 holds no place once its lease has run out.
@@ -115,22 +115,25 @@ async def test_a_worker_that_died_before_its_hand_over_holds_no_place_once_its_l
     assert [m.communication_id for m in recorder.sent] == [overdue[1]]
 
 
-async def test_only_greetings_and_campaign_messages_pay_for_their_place(
+async def test_a_batch_takes_its_greetings_places_in_a_few_statements_whatever_their_number(
         tenant: Tenant, services: Services, outbox_clock: Clock, sql_counter: SqlCounter) -> None:
-    """A greeting takes its place in a transaction of its own (the lock on PostgreSQL, the count, the mark); a care
-    message takes none, so a batch's statements grow with its care messages as they did before."""
+    """A batch's greetings and campaign messages take their places together, in one transaction of a few statements
+    (the locks on PostgreSQL, the count, the mark), as many for three greetings as for one; a batch of care messages
+    takes none. A campaign's messages do not each pay a transaction of their own."""
     pids = [await reachable(tenant) for _ in range(3)]
     for pid in pids:
         await purposes(pid, "care", "greeting")
     await flush(services)
     due = outbox_clock.now - timedelta(hours=1)
-    care = [await queue(tenant, pid, due_at=due) for pid in pids]
-    greetings = [await queue(tenant, pid, cause="birthday_greeting", due_at=due) for pid in pids[:2]]
-    start = len(sql_counter.statements)
-
-    await communication.deliver_due(services, senders(Recorder()))
-
-    assert [await status(m.id) for m in (*care, *greetings)] == [("sent", None)] * 5
-    taking = [s for s in sql_counter.statements[start:] if "pg_advisory_xact_lock" in s
-              or s.startswith(('SELECT COUNT(*) FROM "communication"', 'UPDATE "communication" SET "reserved_at"='))]
-    assert len(taking) == len(greetings) * (2 if BACKEND == "sqlite" else 3)
+    taking = {1: [], 3: [], 0: []}
+    for greetings in (1, 3, 0):
+        care = [await queue(tenant, pid, due_at=due) for pid in pids]
+        greeted = [await queue(tenant, pid, cause="birthday_greeting", due_at=due) for pid in pids[:greetings]]
+        start = len(sql_counter.statements)
+        await communication.deliver_due(services, senders(Recorder()))
+        assert [await status(m.id) for m in (*care, *greeted)] == [("sent", None)] * (3 + greetings)
+        taking[greetings] = [s for s in sql_counter.statements[start:] if "pg_advisory_xact_lock" in s
+                             or '"reserved_at">' in s or 'SET "reserved_at"=' in s]
+        outbox_clock.now += timedelta(days=8)  # the cap's week over: the next greetings count none of these
+        due = outbox_clock.now - timedelta(hours=1)
+    assert [len(taking[n]) for n in (1, 3, 0)] == [2 if BACKEND == "sqlite" else 3] * 2 + [0], taking
