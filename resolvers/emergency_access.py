@@ -105,12 +105,19 @@ async def review(ctx: Context, grant_id: uuid.UUID | None, outcome: str, note: s
 
 def reason(ctx: Context, view: EmergencyView) -> str:
     """The stated reason: the clinician's justification, which the reviewer must read (audited)."""
-    ctx.reads.note("emergency_access", view.row.id, view.row.patient_id, field_name="reason",
-                   rule=ctx.decide("emergency_access", "read").rule or ctx.decide("patient.emergency", "create").rule)
+    _note_read(ctx, view, "reason")
     return access.open_sealed(ctx, "emergency_access", "reason", view.row.id, view.row.reason)
 
 
 def review_note(ctx: Context, view: EmergencyView) -> str | None:
+    """The reviewer's note, sealed like the reason and read on the record the same way (found in review: it was
+    not recorded, though the schema said it was)."""
     if view.row.review_note is None:
         return None
+    _note_read(ctx, view, "review_note")
     return access.open_sealed(ctx, "emergency_access", "review_note", view.row.id, view.row.review_note)
+
+
+def _note_read(ctx: Context, view: EmergencyView, field_name: str) -> None:
+    ctx.reads.note("emergency_access", view.row.id, view.row.patient_id, field_name=field_name,
+                   rule=ctx.decide("emergency_access", "read").rule or ctx.decide("patient.emergency", "create").rule)

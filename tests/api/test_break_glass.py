@@ -149,3 +149,24 @@ async def test_nobody_reviews_a_break_glass_access_of_their_own(tenant: Tenant) 
     assert "Fine by me" not in str([e.__dict__ for e in refused])
     colleague = await tenant.call("compliance_officer", REVIEW, id=str(grant_id), outcome="UNJUSTIFIED")
     assert colleague.errors == [] and colleague.data["emergencyAccessReview"]["outcome"] == "UNJUSTIFIED"
+
+
+async def test_reading_a_review_note_is_recorded_on_the_file(tenant: Tenant) -> None:
+    """The reviewer's note is sealed like the reason, and the schema says reading it is audited (found in review: the
+    reason's read was recorded on the file, the note's was not)."""
+    pid = await patient_of_b(tenant)
+    grant = (await tenant.call("nurse", BREAK, id=str(pid), reason=REASON)).data["breakGlass"]
+    reviewed = await tenant.call("compliance_officer", REVIEW, id=grant["id"], outcome="JUSTIFIED",
+                                 note="Confirmed with the ER log")
+    assert reviewed.errors == [], reviewed.errors
+    last = (await tenant.audit_events())[-1].seq
+
+    listed = await tenant.call("compliance_officer", "query { emergencyAccesses(unreviewedOnly: false) { edges { node "
+                                                     "{ reviewNote } } } }")
+
+    assert listed.errors == [] and [e["node"]["reviewNote"] for e in listed.data["emergencyAccesses"]["edges"]] == [
+        "Confirmed with the ER log"]
+    reads = [e for e in await tenant.audit_events(patient_id=pid, action="read", outcome="allowed") if e.seq > last]
+    assert [(e.actor_id, e.resource_type, e.resource_id, e.fields_read) for e in reads] == [
+        (tenant.staff_ids["compliance_officer"], "emergency_access", uuid.UUID(grant["id"]), "review_note")]
+    assert "Confirmed" not in str([e.__dict__ for e in reads])
