@@ -8,6 +8,7 @@ grant), and waits in a review queue until a compliance officer records a review.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -18,6 +19,7 @@ from core.ids import uuid7
 from core.validation import Problems, clean_text
 from models import EmergencyAccess, Patient
 from models.emergency_access import REVIEW_OUTCOMES
+from policies.guard import Decision
 from resolvers import access, pagination
 from resolvers.context import Context
 from resolvers.review_queue import ReviewQueue
@@ -74,6 +76,27 @@ async def _file_in_use(ctx: Context, patient_id: uuid.UUID | None) -> uuid.UUID:
             return row.id
         current = row.merged_into_id
     raise await access.not_found(ctx, Action.BREAK_GLASS, "patient", patient_id, "patientId")
+
+
+async def end_open(ctx: Context, staff_id: uuid.UUID, decision: Decision) -> None:
+    """Inside the transaction that deactivates an account or takes away its last role that may break the glass: its
+    accesses still open end now, each ending recorded on its file (found in review: they outlived it, and the
+    account reactivated or the role given back within their hours read the files again on the old reasons)."""
+    now = datetime.now(UTC)
+    open_ = await EmergencyAccess.filter(institution_id=ctx.institution_id, staff_id=staff_id,
+                                         expires_at__gt=now).values_list("id", "patient_id")
+    if not open_:
+        return
+    await EmergencyAccess.filter(id__in=[grant_id for grant_id, _ in open_]).update(expires_at=now)
+    await writer.append([access.write_record(ctx, Action.UPDATE, "emergency_access", grant_id, patient_id=patient_id,
+                                             fields=frozenset({"expires_at"}), decision=decision)
+                         for grant_id, patient_id in open_])
+
+
+def may_break_glass(ctx: Context, roles: Iterable[str]) -> bool:
+    """Whether one of the roles may open a file by break-glass (``patient.emergency: create``)."""
+    return any(ctx.services.guard.role_allows(role, ctx.institution_id, "patient.emergency", "create")
+               for role in roles)
 
 
 async def page(ctx: Context, *, first: int, after: str | None, unreviewed_only: bool,

@@ -19,7 +19,7 @@ from core.principal import ROLES
 from core.validation import Problems, clean_text, normalize_email
 from models import Department, DepartmentMembership, Institution, RoleAssignment, Session, Staff
 from policies.guard import Decision
-from resolvers import access, pagination, role_grant, versioning
+from resolvers import access, emergency_access, pagination, role_grant, versioning
 from resolvers import account as accounts
 from resolvers import session as sessions
 from resolvers.context import Context
@@ -105,6 +105,8 @@ async def update(ctx: Context, staff_id: uuid.UUID | None, data: dict[str, Any],
                 await _set_departments(ctx, view.row.id, department_ids)
             if revoke:
                 await Session.filter(staff_id=view.row.id, revoked_at=None).update(revoked_at=datetime.now(UTC))
+            if changes.get("is_active") is False:
+                await emergency_access.end_open(ctx, view.row.id, decision)
             # a deactivation voids the account's open reset codes: reactivated, it must not bring one back
             voided = changes.get("is_active") is False and await accounts.void_reset_codes(
                 sessions.STAFF_ACCOUNTS, view.row.id, datetime.now(UTC))
@@ -185,6 +187,9 @@ async def revoke_role(ctx: Context, staff_id: uuid.UUID | None, role: str) -> St
                 if await RoleAssignment.filter(staff_id=view.row.id, role=role).delete():
                     await writer.append([access.write_record(ctx, Action.DELETE, "role", view.row.id,
                                                              fields=frozenset({role}), decision=decision)])
+                    held = await RoleAssignment.filter(staff_id=view.row.id).values_list("role", flat=True)
+                    if not emergency_access.may_break_glass(ctx, cast(list[str], held)):
+                        await emergency_access.end_open(ctx, view.row.id, decision)
         except _LastAdmin:
             await access.deny(ctx, Action.DELETE, "role", view.row.id, reason=LAST_ADMIN)
             raise

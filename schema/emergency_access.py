@@ -60,7 +60,8 @@ class EmergencyAccess:
     def opened_at(self) -> datetime:
         return self.view.row.created_at
 
-    @strawberry.field(description="When the access ends (1 to 4 hours after it opened).")
+    @strawberry.field(description="When the access ends (1 to 4 hours after it opened; at once when the account "
+                                  "is deactivated or loses its last role that may break the glass).")
     def expires_at(self) -> datetime:
         return self.view.row.expires_at
 

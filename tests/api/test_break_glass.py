@@ -10,8 +10,8 @@ import pytest
 
 from models import CareTeamMember, EmergencyAccess
 from tests.api.test_patient_merge import MERGE
-from tests.api.test_separation_of_duties import refusal, signed_in
-from tests.factories import Tenant, make_patient
+from tests.api.test_separation_of_duties import ROLE_ASSIGN, ROLE_REVOKE, STAFF_UPDATE, refusal, signed_in
+from tests.factories import Tenant, login, make_patient
 
 BREAK = """mutation($id: ID!, $reason: String!, $hours: Int! = 4) {
   breakGlass(patientId: $id, reason: $reason, hours: $hours) { id patientId active expiresAt staff { id } } }"""
@@ -170,3 +170,44 @@ async def test_reading_a_review_note_is_recorded_on_the_file(tenant: Tenant) -> 
     assert [(e.actor_id, e.resource_type, e.resource_id, e.fields_read) for e in reads] == [
         (tenant.staff_ids["compliance_officer"], "emergency_access", uuid.UUID(grant["id"]), "review_note")]
     assert "Confirmed" not in str([e.__dict__ for e in reads])
+
+
+async def test_deactivating_the_account_ends_its_break_glass_accesses(tenant: Tenant) -> None:
+    """Found in review: an access outlived the account's deactivation; reactivated within its hours, the account
+    read the file again on the old reason. Deactivation ends it now, each ending recorded on its file."""
+    pid = await patient_of_b(tenant)
+    grant = (await tenant.call("nurse", BREAK, id=str(pid), reason=REASON)).data["breakGlass"]
+    nurse = str(tenant.staff_ids["nurse"])
+    last = (await tenant.audit_events())[-1].seq
+
+    for active in (False, True):
+        reply = await tenant.call("admin", STAFF_UPDATE, id=nurse, input={"active": active})
+        assert reply.errors == [], reply.errors
+    tenant.tokens["nurse"] = await login(tenant.client, tenant.emails["nurse"])
+
+    assert (await tenant.call("nurse", READ, id=str(pid))).codes == ["NOT_FOUND"]
+    assert (await EmergencyAccess.get(id=grant["id"])).expires_at <= datetime.now(UTC)
+    ended = [e for e in await tenant.audit_events(resource_type="emergency_access", action="update") if e.seq > last]
+    assert [(e.actor_id, e.resource_id, e.patient_id, e.fields_read) for e in ended] == [
+        (tenant.staff_ids["admin"], uuid.UUID(grant["id"]), pid, "expires_at")]
+
+
+@pytest.mark.parametrize(("revoked", "ends"), [("NURSE", True), ("FRONT_DESK", False)])
+async def test_revoking_the_role_that_broke_the_glass_ends_the_access(tenant: Tenant, revoked: str,
+                                                                      ends: bool) -> None:
+    """Found in review: an access outlived the revocation of the role it was opened under; the role given back
+    within its hours, the file opened again on the old reason. Revoking the last role that may break the glass
+    ends it; revoking another role leaves it."""
+    pid = await patient_of_b(tenant)
+    grant = (await tenant.call("nurse", BREAK, id=str(pid), reason=REASON)).data["breakGlass"]
+    nurse = str(tenant.staff_ids["nurse"])
+    assert (await tenant.call("admin", ROLE_ASSIGN, id=nurse, to="FRONT_DESK")).errors == []
+
+    assert (await tenant.call("admin", ROLE_REVOKE, id=nurse, to=revoked)).errors == []
+    assert (await tenant.call("admin", ROLE_ASSIGN, id=nurse, to="NURSE")).errors == []
+
+    read = await tenant.call("nurse", READ, id=str(pid))
+    assert (read.data["patient"]["allergies"] is None) is ends
+    assert ((await EmergencyAccess.get(id=grant["id"])).expires_at <= datetime.now(UTC)) is ends
+    ended = await tenant.audit_events(resource_type="emergency_access", action="update")
+    assert [(e.resource_id, e.patient_id) for e in ended] == ([(uuid.UUID(grant["id"]), pid)] if ends else [])
