@@ -14,10 +14,10 @@ from datetime import UTC, datetime, timedelta
 
 from audit import writer
 from audit.events import Action
-from core.errors import BadUserInput
+from core.errors import BadUserInput, Forbidden
 from core.ids import uuid7
 from core.validation import Problems, clean_text
-from models import EmergencyAccess, Patient
+from models import EmergencyAccess, Patient, RoleAssignment, Staff
 from models.emergency_access import REVIEW_OUTCOMES
 from policies.guard import Decision
 from resolvers import access, pagination
@@ -51,16 +51,38 @@ async def open_file(ctx: Context, patient_id: uuid.UUID | None, reason: str, hou
     problems.check()
     patient_id = await _file_in_use(ctx, patient_id)
     grant_id = uuid7()
-    async with access.file_transaction(ctx, patient_id, action=Action.BREAK_GLASS):
-        row = await EmergencyAccess.create(
-            id=grant_id, institution_id=ctx.institution_id, staff_id=ctx.actor.id, patient_id=patient_id,
-            reason=access.seal(ctx, "emergency_access", "reason", grant_id, text),
-            expires_at=datetime.now(UTC) + timedelta(hours=hours))
-        await writer.append([access.write_record(ctx, Action.BREAK_GLASS, "emergency_access", grant_id,
-                                                 patient_id=patient_id, fields=frozenset({"reason"}),
-                                                 decision=decision)])
+    try:
+        async with access.file_transaction(ctx, patient_id, action=Action.BREAK_GLASS):
+            if not await _still_allowed(ctx):
+                raise _NoLongerAllowed
+            row = await EmergencyAccess.create(
+                id=grant_id, institution_id=ctx.institution_id, staff_id=ctx.actor.id, patient_id=patient_id,
+                reason=access.seal(ctx, "emergency_access", "reason", grant_id, text),
+                expires_at=datetime.now(UTC) + timedelta(hours=hours))
+            await writer.append([access.write_record(ctx, Action.BREAK_GLASS, "emergency_access", grant_id,
+                                                     patient_id=patient_id, fields=frozenset({"reason"}),
+                                                     decision=decision)])
+    except _NoLongerAllowed:  # recorded once the transaction has rolled back
+        await access.deny(ctx, Action.BREAK_GLASS, "emergency_access", patient_id=patient_id, reason="forbidden")
+        raise Forbidden() from None
     ctx.patient_scope = None  # the grant widens this request's reach too
     return EmergencyView(row)
+
+
+class _NoLongerAllowed(Exception):
+    """The account was deactivated, or lost its last role that may break the glass, since the request began."""
+
+
+async def _still_allowed(ctx: Context) -> bool:
+    """Inside the opening's transaction: whether the account is still active and holds a role that may break the
+    glass, under its row's lock, which a deactivation (its update) and a revocation (``end_open``'s caller) take too:
+    one waits for the other, so either this sees the change or the change sees the access and ends it (found in
+    review: an opening checked before a deactivation wrote after it, and the access outlived it)."""
+    # .only, not .exists or values_list: Tortoise leaves FOR UPDATE out of those
+    if not await Staff.filter(id=ctx.actor.id, is_active=True).select_for_update(no_key=True).only("id"):
+        return False
+    roles = await RoleAssignment.filter(staff_id=ctx.actor.id).values_list("role", flat=True)
+    return may_break_glass(ctx, [str(role) for role in roles])
 
 
 async def _file_in_use(ctx: Context, patient_id: uuid.UUID | None) -> uuid.UUID:

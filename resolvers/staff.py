@@ -183,12 +183,13 @@ async def revoke_role(ctx: Context, staff_id: uuid.UUID | None, role: str) -> St
             async with in_transaction():
                 if role == "admin":
                     await _keep_an_admin(ctx, view.row.id, "role", "keeps the role")
+                await sessions.lock_accounts([view.row.id])  # a break-glass opening now: one waits for the other
                 # Recorded only when it removed something: the same revocation sent twice is one (found in review).
                 if await RoleAssignment.filter(staff_id=view.row.id, role=role).delete():
                     await writer.append([access.write_record(ctx, Action.DELETE, "role", view.row.id,
                                                              fields=frozenset({role}), decision=decision)])
                     held = await RoleAssignment.filter(staff_id=view.row.id).values_list("role", flat=True)
-                    if not emergency_access.may_break_glass(ctx, cast(list[str], held)):
+                    if not emergency_access.may_break_glass(ctx, [str(held_role) for held_role in held]):
                         await emergency_access.end_open(ctx, view.row.id, decision)
         except _LastAdmin:
             await access.deny(ctx, Action.DELETE, "role", view.row.id, reason=LAST_ADMIN)

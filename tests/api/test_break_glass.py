@@ -3,15 +3,19 @@ under a time-boxed grant recorded as emergency access, and a compliance officer 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from models import CareTeamMember, EmergencyAccess
+from resolvers import access
 from tests.api.test_patient_merge import MERGE
 from tests.api.test_separation_of_duties import ROLE_ASSIGN, ROLE_REVOKE, STAFF_UPDATE, refusal, signed_in
+from tests.conftest import BACKEND
 from tests.factories import Tenant, login, make_patient
+from tests.locks import held, pause_before, pause_before_entering, until_waiting
 
 BREAK = """mutation($id: ID!, $reason: String!, $hours: Int! = 4) {
   breakGlass(patientId: $id, reason: $reason, hours: $hours) { id patientId active expiresAt staff { id } } }"""
@@ -211,3 +215,49 @@ async def test_revoking_the_role_that_broke_the_glass_ends_the_access(tenant: Te
     assert ((await EmergencyAccess.get(id=grant["id"])).expires_at <= datetime.now(UTC)) is ends
     ended = await tenant.audit_events(resource_type="emergency_access", action="update")
     assert [(e.resource_id, e.patient_id) for e in ended] == ([(uuid.UUID(grant["id"]), pid)] if ends else [])
+
+
+@pytest.mark.parametrize("change", ["deactivated", "role_revoked"])
+async def test_an_access_opened_as_the_account_loses_the_right_is_refused(
+        tenant: Tenant, monkeypatch: pytest.MonkeyPatch, change: str) -> None:
+    """A break-glass request checked before the account was deactivated (or lost its role), writing after: found in
+    review, it opened an access the change never saw, and the account reactivated (or given the role back) read the
+    file on it. The opening checks the account again under its row's lock: FORBIDDEN, recorded, nothing opened."""
+    pid = await patient_of_b(tenant)
+    nurse = str(tenant.staff_ids["nurse"])
+    pause = pause_before_entering(monkeypatch, access, "file_transaction")
+    async with held(tenant.call("nurse", BREAK, id=str(pid), reason=REASON), pause) as opening:
+        if change == "deactivated":
+            reply = await tenant.call("admin", STAFF_UPDATE, id=nurse, input={"active": False})
+        else:
+            reply = await tenant.call("admin", ROLE_REVOKE, id=nurse, to="NURSE")
+        assert reply.errors == [], reply.errors
+    opened = await opening
+
+    assert opened.codes == ["FORBIDDEN"]
+    assert await EmergencyAccess.filter(institution_id=tenant.id).count() == 0
+    denied = await tenant.audit_events(outcome="denied", actor_id=tenant.staff_ids["nurse"])
+    assert [(e.action, e.patient_id, e.reason) for e in denied] == [("break_glass", pid, "forbidden")]
+
+
+@pytest.mark.skipif(BACKEND == "sqlite", reason="concurrent transactions: PostgreSQL")
+@pytest.mark.parametrize("change", ["deactivated", "role_revoked"])
+async def test_an_access_being_opened_as_the_account_loses_the_right_ends_with_it(
+        tenant: Tenant, monkeypatch: pytest.MonkeyPatch, change: str) -> None:
+    """The other order: the opening holds the account's row as the change comes; the change waits for it, then
+    sees the access and ends it (without the lock it saw none, and the access outlived the change)."""
+    pid = await patient_of_b(tenant)
+    nurse = str(tenant.staff_ids["nurse"])
+    pause = pause_before(monkeypatch, EmergencyAccess, "create")
+    async with held(tenant.call("nurse", BREAK, id=str(pid), reason=REASON), pause) as opening:
+        changing = asyncio.ensure_future(
+            tenant.call("admin", STAFF_UPDATE, id=nurse, input={"active": False}) if change == "deactivated"
+            else tenant.call("admin", ROLE_REVOKE, id=nurse, to="NURSE"))
+        await until_waiting([changing])
+    opened, changed = await opening, await asyncio.wait_for(changing, 10)
+
+    assert opened.errors == [] and changed.errors == [], (opened.errors, changed.errors)
+    grant_id = uuid.UUID(opened.data["breakGlass"]["id"])
+    assert (await EmergencyAccess.get(id=grant_id)).expires_at <= datetime.now(UTC)
+    ended = await tenant.audit_events(resource_type="emergency_access", action="update")
+    assert [(e.resource_id, e.patient_id) for e in ended] == [(grant_id, pid)]
