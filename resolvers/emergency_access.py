@@ -1,6 +1,7 @@
 """Break-glass: a clinician opens a file outside their reach by stating a reason.
 
-The access lasts a few hours (default and maximum 4), opens the file as the clinician's care team
+The access lasts a few hours (default and maximum 4; it ends at once when the account is deactivated or loses
+its last role that may break the glass), opens the file as the clinician's care team
 would see it, is recorded as emergency access (the grant, and every read under it, name the
 grant), and waits in a review queue until a compliance officer records a review.
 """
