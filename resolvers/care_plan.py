@@ -194,8 +194,11 @@ async def transition(ctx: Context, plan_id: uuid.UUID | None, to: str, version: 
             activity_ids = CarePlanActivity.filter(institution_id=ctx.institution_id, plan_id=row.id).values("id")
             open_tasks = FollowUpTask.filter(institution_id=ctx.institution_id, status__in=OPEN_TASK_STATUSES,
                                              activity_id__in=Subquery(activity_ids))
-            task_ids = cast(list[uuid.UUID], await open_tasks.values_list("id", flat=True))
-            await FollowUpTask.filter(id__in=list(task_ids)).update(status="cancelled", updated_at=datetime.now(UTC))
+            # Locked as read, as ``follow_up.cancel_for_patient`` does: a call the nurse completes meanwhile is waited
+            # for and then left out, never overwritten as cancelled (found in review); the version moves like any write.
+            task_ids = [task.id for task in await open_tasks.select_for_update().only("id")]
+            await FollowUpTask.filter(id__in=task_ids).update(status="cancelled", version=bumped(),
+                                                              updated_at=datetime.now(UTC))
             await follow_up.cancel_announcements(ctx, list(task_ids))
             scheduled = CarePlanActivity.filter(institution_id=ctx.institution_id, plan_id=row.id, status="scheduled")
             reminded = cast(list[uuid.UUID], await scheduled.values_list("id", flat=True))

@@ -3,6 +3,7 @@ becoming follow-up tasks, ending a plan cancelling what is still open, and every
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import date, timedelta
 from typing import Any
@@ -10,8 +11,10 @@ from typing import Any
 import pytest
 
 from models import CarePlan, CarePlanActivity, FollowUpTask
+from tests.conftest import BACKEND
 from tests.factories import Tenant, gql, make_patient
-from tests.patients import open_account
+from tests.locks import another_transaction, until_waiting
+from tests.patients import events_since, mark, open_account
 
 CREATE = """mutation($input: CarePlanCreateInput!) { carePlanCreate(input: $input) {
   id status version startsOn title activities { kind dueOn status description } } }"""
@@ -132,3 +135,40 @@ async def test_bad_plans_are_refused_with_the_field_named(tenant: Tenant, change
     assert reply.codes == ["BAD_USER_INPUT"], reply.errors
     assert reply.errors[0]["extensions"]["field"] == field
     assert await snapshot(tenant) == before
+
+
+# -- ending a plan beside the nurse's own writes to its tasks ------------------------------------------------------
+
+
+async def test_ending_a_plan_moves_the_version_of_each_task_it_cancels(tenant: Tenant) -> None:
+    """A task the plan's end cancels is changed like any other write to it: its version moves on (found in review:
+    it stayed, so a worklist read before the end could not tell the task had changed)."""
+    pid = await make_patient(tenant)
+    plan = await a_plan(tenant, pid)
+    reply = await tenant.call("doctor", MOVE, id=plan["id"], to="REVOKED", version=1)
+    assert reply.errors == [], reply.errors
+    tasks = await FollowUpTask.filter(patient_id=pid)
+    assert len(tasks) == 4 and {(t.status, t.version) for t in tasks} == {("cancelled", 2)}
+
+
+@pytest.mark.skipif(BACKEND == "sqlite", reason="row locks and concurrent transactions: PostgreSQL")
+async def test_ending_a_plan_leaves_a_task_completed_meanwhile_completed(tenant: Tenant) -> None:
+    """The nurse completes a call while the plan is revoked: the plan's end waits for the task and leaves it as the
+    nurse wrote it (found in review: the open tasks were read without a lock and cancelled by id, so a call
+    completed meanwhile was overwritten as cancelled, and recorded so)."""
+    pid = await make_patient(tenant)
+    plan = await a_plan(tenant, pid)
+    first = await FollowUpTask.filter(patient_id=pid).order_by("due_on").first()
+    assert first is not None
+    seq = await mark(tenant.id)
+    async with another_transaction() as other:  # the nurse's completion, its row locked until it commits
+        await other.execute("UPDATE follow_up_task SET status = 'completed', version = version + 1 WHERE id = $1",
+                            first.id)
+        ending = asyncio.ensure_future(tenant.call("doctor", MOVE, id=plan["id"], to="REVOKED", version=1))
+        await until_waiting([ending])
+    reply = await asyncio.wait_for(ending, 10)
+    assert reply.errors == [], reply.errors
+    tasks = {t.id: t.status for t in await FollowUpTask.filter(patient_id=pid)}
+    assert tasks.pop(first.id) == "completed" and set(tasks.values()) == {"cancelled"}
+    cancelled = {e.resource_id for e in await events_since(tenant.id, seq) if e.resource_type == "follow_up_task"}
+    assert cancelled == set(tasks)
