@@ -240,7 +240,7 @@ async def update(ctx: Context, flag_id: uuid.UUID | None, data: dict[str, Any],
         problems.add("status", "invalid", f"a flag {row.status.upper()} cannot become {values['status'].upper()}.")
     _check_period(problems, values.get("starts_on", row.starts_on), values.get("ends_on", row.ends_on))
     problems.check()
-    if "status" not in data and row.status == "entered_in_error":
+    if row.status == "entered_in_error" and data.keys() - {"status"}:  # its status named again changes nothing else
         raise BadUserInput("id: a flag entered in error is not changed any more.", field="id")
     if "detail" in values:
         await _check_detail_rights(ctx, view.patient, row.kind, Action.UPDATE)

@@ -375,3 +375,18 @@ async def test_another_institutions_flag_looks_missing(tenant: Tenant, other_ten
     assert await Flag.filter(institution_id=other_tenant.id).count() == 0
     denials = await other_tenant.audit_events(outcome="denied", reason="not_found")
     assert len(denials) == 10 and not await AuditEvent.filter(institution_id=tenant.id, outcome="denied").exists()
+
+
+async def test_a_flag_entered_in_error_is_not_changed_beside_its_own_status(tenant: Tenant) -> None:
+    """ENTERED_IN_ERROR is final: a change that names that status again with a detail or a period is refused like the
+    change alone (found in review: passing the status along let the detail and period of a retracted flag be
+    rewritten)."""
+    pid = await make_patient(tenant)
+    flag = await raise_flag(tenant, pid, "SPECIAL_NEEDS", role="front_desk", detail="Large print")
+    wrong = await tenant.call("nurse", SET_STATUS, id=flag["id"], status="ENTERED_IN_ERROR")
+    assert wrong.errors == [], wrong.errors
+    before = await snapshot(tenant)
+    for change in ({"detail": "Rewritten"}, {"endsOn": "2099-12-31"}):
+        refused = await tenant.call("nurse", UPDATE, id=flag["id"], input={"status": "ENTERED_IN_ERROR", **change})
+        assert refused.codes == ["BAD_USER_INPUT"], refused.errors
+    assert await snapshot(tenant) == before
