@@ -26,7 +26,7 @@ from core.validation import Problems, check_year, clean_text
 from models import CarePlan, CarePlanActivity, Department, FollowUpTask, Visit
 from models.care_plan import ACTIVITY_KINDS
 from models.follow_up import OPEN_TASK_STATUSES
-from policies.fields import CARE_PLAN_FIELD_CLASS, CLINICAL
+from policies.fields import CARE_PLAN_FIELD_CLASS, CLINICAL, IDENTITY
 from resolvers import access, follow_up, pagination
 from resolvers import communication as communications
 from resolvers import institution as institutions
@@ -61,6 +61,12 @@ class ActivityView:
 
 def read_field(ctx: Context, view: CarePlanView, name: str) -> Any:
     return access.read_journey_field(ctx, view.patient, "care_plan", view.row, name, CARE_PLAN_FIELD_CLASS[name])
+
+
+def require_identity(ctx: Context, view: CarePlanView) -> None:
+    """The department a plan's tasks go to and the visit it follows are read like its status (identity of the file),
+    as a follow-up task's are."""
+    access.require_class(ctx, view.patient, IDENTITY)
 
 
 def read_activity_description(ctx: Context, view: ActivityView) -> str | None:

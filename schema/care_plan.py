@@ -116,12 +116,14 @@ class CarePlan:
         return cast(Patient, PatientSource(info.context, self.view.patient))
 
     @strawberry.field(description="The visit the plan was made after; null when none was named.")
-    def visit_id(self) -> strawberry.ID | None:
+    def visit_id(self, info: Info) -> strawberry.ID | None:
+        care_plans.require_identity(info.context, self.view)
         return optional_id(self.view.row.visit_id)
 
     @strawberry.field(description="The department whose pool gets its tasks (the patient's, unless another was "
                                   "named).")
-    def department_id(self) -> strawberry.ID | None:
+    def department_id(self, info: Info) -> strawberry.ID | None:
+        care_plans.require_identity(info.context, self.view)
         return optional_id(self.view.row.department_id)
 
     status: CarePlanStatus | None = strawberry.field(description="Draft, active, completed or revoked.")

@@ -172,3 +172,16 @@ async def test_ending_a_plan_leaves_a_task_completed_meanwhile_completed(tenant:
     assert tasks.pop(first.id) == "completed" and set(tasks.values()) == {"cancelled"}
     cancelled = {e.resource_id for e in await events_since(tenant.id, seq) if e.resource_type == "follow_up_task"}
     assert cancelled == set(tasks)
+
+
+async def test_a_plans_department_and_visit_are_read_as_identity_of_the_file_and_noted(tenant: Tenant) -> None:
+    """Where a plan's tasks go and the visit it follows are read like a follow-up task's (identity of the file),
+    and the read is on the trail (found in review: carePlan { departmentId visitId } recorded nothing)."""
+    pid = await make_patient(tenant)
+    plan = await a_plan(tenant, pid)
+    seq = await mark(tenant.id)
+    reply = await tenant.call("nurse", "query($id: ID!) { carePlan(id: $id) { id departmentId visitId } }",
+                              id=plan["id"])
+    assert reply.errors == [] and reply.data["carePlan"]["departmentId"] == str(tenant.departments["A"].id)
+    reads = await events_since(tenant.id, seq, action="read", resource_type="patient")
+    assert [(e.patient_id, e.outcome, e.field_classes) for e in reads] == [(pid, "allowed", "identity")]
