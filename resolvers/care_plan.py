@@ -189,12 +189,17 @@ async def transition(ctx: Context, plan_id: uuid.UUID | None, to: str, version: 
         raise BadUserInput(f"to: a {row.status.upper()} plan cannot become {to.upper()}.", field="to",
                            reason=ILLEGAL_TRANSITION)
     expected, now = row.version if version is None else version, datetime.now(UTC)
-    async with in_transaction():
+    # The file held first, as a merge locks it before it moves the plan and its tasks: merged since the plan was
+    # found, the write goes on the survivor's trail if the caller reaches the plan there (found in review: recorded
+    # on the merged file, without asking), as a follow-up task's writes do.
+    following = access.following_survivor(ctx, Action.UPDATE, "care_plan", row.id, needs=CLINICAL)
+    async with following as hold, in_transaction():
+        patient = await hold(view.patient.row.id) or view.patient
         changed = await CarePlan.filter(id=row.id, institution_id=ctx.institution_id, version=expected,
                                         status=row.status).update(status=to, version=bumped(), updated_at=now)
         if changed != 1:
             raise Conflict("version: the plan changed since you read it; read it again.", field="version")
-        records = [access.write_record(ctx, Action.UPDATE, "care_plan", row.id, patient_id=row.patient_id,
+        records = [access.write_record(ctx, Action.UPDATE, "care_plan", row.id, patient_id=patient.row.id,
                                        fields=frozenset({"status"}), decision=decision)]
         if to in ("completed", "revoked"):
             activity_ids = CarePlanActivity.filter(institution_id=ctx.institution_id, plan_id=row.id).values("id")
@@ -211,11 +216,12 @@ async def transition(ctx: Context, plan_id: uuid.UUID | None, to: str, version: 
             await scheduled.update(status="cancelled")
             await communications.cancel_queued(ctx.institution_id, *(
                 communications.cause_prefix("care_plan_activity", a) for a in reminded))  # (found in review)
-            records += [access.write_record(ctx, Action.UPDATE, "follow_up_task", task_id, patient_id=row.patient_id,
-                                            fields=frozenset({"status"}), decision=decision) for task_id in task_ids]
+            records += [access.write_record(ctx, Action.UPDATE, "follow_up_task", task_id,
+                                            patient_id=patient.row.id, fields=frozenset({"status"}),
+                                            decision=decision) for task_id in task_ids]
         await writer.append(records)
-    row.status, row.version, row.updated_at = to, expected + 1, now  # the row as written
-    return CarePlanView(row, view.patient)
+    row.status, row.version, row.updated_at, row.patient_id = to, expected + 1, now, patient.row.id  # as written
+    return CarePlanView(row, patient)
 
 
 async def _require_clinical_write(ctx: Context, patient: PatientView) -> None:
