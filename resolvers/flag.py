@@ -245,12 +245,18 @@ async def update(ctx: Context, flag_id: uuid.UUID | None, data: dict[str, Any],
     if "detail" in values:
         await _check_detail_rights(ctx, view.patient, row.kind, Action.UPDATE)
     columns = _columns(ctx, row.id, values)
-    async with in_transaction():
+    # The file held first, as a merge locks it before it moves the flag: merged since the flag was found, the change
+    # goes on the survivor's trail if the caller still reaches the flag there, as ``find`` would ask after the merge
+    # (found in review: recorded on the merged file, without asking), as a follow-up task's writes do.
+    needs = detail_class(row) if "detail" in values or detail_class(row) == INTERNAL else IDENTITY
+    following = access.following_survivor(ctx, Action.UPDATE, "flag", row.id, needs=needs)
+    async with following as hold, in_transaction():
+        patient = await hold(view.patient.row.id) or view.patient
         await versioning.update_versioned(row, version, "flag", **columns)
-        await writer.append([access.write_record(ctx, Action.UPDATE, "flag", row.id, patient_id=row.patient_id,
+        await writer.append([access.write_record(ctx, Action.UPDATE, "flag", row.id, patient_id=patient.row.id,
                                                  fields=frozenset(_written(values)), decision=decision)])
     fresh = await Flag.get(id=row.id, institution_id=ctx.institution_id)
-    return FlagView(fresh, view.patient)
+    return FlagView(fresh, patient)
 
 
 async def _check_detail_rights(ctx: Context, patient: PatientView, kind: str, action: Action) -> None:
