@@ -291,9 +291,10 @@ def _activity(problems: Problems, data: dict[str, Any], starts_on: date, ends_on
         out["due_on"] = data.get("due_on") or starts_on + timedelta(days=after_days or 0)
         if out["due_on"] < starts_on or (ends_on is not None and out["due_on"] > ends_on):
             problems.add(f"{where}.dueOn", "out_of_range", "within the plan's period.")
-        elif data.get("due_on") is not None:  # an open-ended plan's period bounds it no further than its start's years
-            with problems.collect(f"{where}.dueOn"):
-                check_year(out["due_on"], f"{where}.dueOn")
+        else:  # an open-ended plan's period bounds it no further than its start's years
+            name = f"{where}.dueOn" if data.get("due_on") is not None else f"{where}.afterDays"
+            with problems.collect(name):
+                check_year(out["due_on"], name)
     if data.get("description") is not None:
         with problems.collect(f"{where}.description"):
             out["description"] = clean_text(data["description"], field=f"{where}.description", max_length=1000,

@@ -127,6 +127,7 @@ async def test_the_patient_reads_their_own_plans_and_no_one_elses(tenant: Tenant
     # an open-ended plan bounds a date by the years as its start (found in review: a call due in 9999 was a task)
     ({"activities": [{"kind": "CALL", "dueOn": "9999-12-31"}]}, "input.activities[0].dueOn"),
     ({"activities": [{"kind": "CALL", "dueOn": "2200-01-01"}]}, "input.activities[0].dueOn"),
+    ({"startsOn": "2199-12-31", "activities": [{"kind": "CALL", "afterDays": 1}]}, "input.activities[0].afterDays"),
     ({"endsOn": "2026-11-01"}, "input.endsOn"),
     ({"visitId": str(uuid.uuid4())}, "input.visitId"),
     ({"activities": [{"kind": "CALL", "afterDays": 1}] * 31}, "input.activities"),
