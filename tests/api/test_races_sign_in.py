@@ -82,10 +82,12 @@ async def live_sessions(staff_id: uuid.UUID) -> int:
     return await Session.filter(staff_id=staff_id, revoked_at=None).count()
 
 
-async def refusal_recorded(tenant: Tenant, start: int, account_id: uuid.UUID) -> None:
+async def refusal_recorded(tenant: Tenant, start: int, account_id: uuid.UUID, reason: str = "bad_credentials"
+                           ) -> None:
+    """The sign-in's refusal, alone on the trail since ``start``, for ``reason``."""
     denied = await since(tenant.id, start, outcome="denied")
     assert [(e.action, e.resource_type, e.resource_id, e.reason) for e in denied] == [
-        ("login", "session", account_id, "bad_credentials")]
+        ("login", "session", account_id, reason)]
 
 
 async def test_a_sign_in_checked_before_a_password_change_opens_no_session(
@@ -288,11 +290,6 @@ async def code_checked_then_held(monkeypatch: pytest.MonkeyPatch, sign_in: Calla
     return await held_through(sign_in, checked, meanwhile)
 
 
-async def code_refusal_recorded(tenant: Tenant, start: int, staff_id: uuid.UUID) -> None:
-    denied = await since(tenant.id, start, outcome="denied")
-    assert [(e.action, e.resource_type, e.resource_id, e.reason) for e in denied] == [
-        ("login", "session", staff_id, "bad_totp")]
-
 
 async def test_a_sign_in_whose_code_was_checked_before_an_admin_turned_the_factor_off_opens_no_session(
         tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -314,7 +311,7 @@ async def test_a_sign_in_whose_code_was_checked_before_an_admin_turned_the_facto
                                                 "locations": reply.errors[0]["locations"]}], reply.body
     assert await Session.filter(staff_id=nurse).count() == sessions_before  # no session row written
     assert await live_sessions(nurse) == 0  # the admin ended every one, and none opened after it
-    await code_refusal_recorded(tenant, start, nurse)
+    await refusal_recorded(tenant, start, nurse, "bad_totp")
     # the twin: without the factor, the password alone signs in now
     assert (await totp_sign_in(tenant, "nurse")).errors == []
     assert await live_sessions(nurse) == 1
@@ -336,7 +333,7 @@ async def test_a_sign_in_whose_code_was_checked_before_the_staff_member_turned_t
     assert refused(reply) and reply.codes == ["UNAUTHENTICATED"], reply.body
     assert await Session.filter(staff_id=nurse).count() == sessions_before
     assert await live_sessions(nurse) == 1  # the one that turned it off
-    await code_refusal_recorded(tenant, start, nurse)
+    await refusal_recorded(tenant, start, nurse, "bad_totp")
     assert (await totp_sign_in(tenant, "nurse")).errors == []
 
 
@@ -365,7 +362,7 @@ async def test_a_sign_in_with_a_code_of_a_replaced_pending_secret_turns_on_no_fa
     assert await live_sessions(nurse) == 0
     row = await Staff.get(id=nurse)
     assert row.totp_enabled_at is None  # the new secret is still pending: no code of it was given
-    await code_refusal_recorded(tenant, start, nurse)
+    await refusal_recorded(tenant, start, nurse, "bad_totp")
     # the twin: a code of the new secret signs in and turns it on; the old secret's does not
     assert (await totp_sign_in(tenant, "nurse", code(old_secret, 1))).codes == ["UNAUTHENTICATED"]
     assert (await totp_sign_in(tenant, "nurse", code(new_secret[0]))).errors == []
@@ -429,11 +426,6 @@ async def asked_no_code_then_held(monkeypatch: pytest.MonkeyPatch, role: str, te
     return await held_through(lambda: sign_in(tenant, role, PASSWORD), decided, meanwhile)
 
 
-async def enrolment_refusal_recorded(tenant: Tenant, start: int, staff_id: uuid.UUID) -> None:
-    denied = await since(tenant.id, start, outcome="denied")
-    assert [(e.action, e.resource_type, e.resource_id, e.reason) for e in denied] == [
-        ("login", "session", staff_id, "totp_enrolment_required")]
-
 
 async def test_a_codeless_sign_in_checked_before_the_rule_was_switched_on_opens_no_session(
         tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -449,7 +441,7 @@ async def test_a_codeless_sign_in_checked_before_the_rule_was_switched_on_opens_
     assert refused(reply) and reply.codes == ["TOTP_ENROLMENT_REQUIRED"], reply.body
     assert await Session.filter(staff_id=nurse).count() == rows  # no session row written
     assert await live_sessions(nurse) == 0
-    await enrolment_refusal_recorded(tenant, start, nurse)
+    await refusal_recorded(tenant, start, nurse, "totp_enrolment_required")
     # the twin: a role that reads no clinical data still signs in without a code
     assert (await sign_in(tenant, "front_desk", PASSWORD)).errors == []
 
@@ -469,7 +461,7 @@ async def test_a_codeless_sign_in_checked_before_a_clinical_role_was_granted_ope
     assert refused(reply) and reply.codes == ["TOTP_ENROLMENT_REQUIRED"], reply.body
     assert await Session.filter(staff_id=desk).count() == rows
     assert await live_sessions(desk) == 0
-    await enrolment_refusal_recorded(tenant, start, desk)
+    await refusal_recorded(tenant, start, desk, "totp_enrolment_required")
     assert (await sign_in(tenant, "support_agent", PASSWORD)).errors == []  # no clinical role: no code
 
 
