@@ -17,6 +17,7 @@ here is pure and cheap (a department's week is a few thousand slots); the caller
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -93,8 +94,8 @@ def slots(plan: Plan, calendar: Calendar, first_day: date, last_day: date) -> li
     # only the exceptions touching the days asked for: a year-long leave costs one comparison
     near = [a for a in plan.adjustments
             if a.starts_at < window[1] + length and window[0] - length < a.ends_at]
-    covered = [(a.starts_at, a.ends_at) for a in near]  # leaves and extra sessions alike
-    kept = [s for s in regular if not _overlaps_any(s.start, s.end, covered)] if covered else regular
+    covered = _Spans((a.starts_at, a.ends_at) for a in near)  # leaves and extra sessions alike
+    kept = [s for s in regular if not covered.overlaps(s.start, s.end)] if near else regular
     extras = _extra_slots(plan, near, window, length)
     return sorted(kept + extras, key=lambda s: s.start) if extras else kept
 
@@ -130,15 +131,16 @@ def _extra_slots(plan: Plan, adjustments: list[Adjustment], window: tuple[dateti
     refuses that), the earlier one's slots win."""
     earlier: list[tuple[datetime, datetime]] = []
     extras: list[Slot] = []
-    sessions = sorted(((a, _leaves_recorded_after(adjustments, n)) for n, a in enumerate(adjustments)
-                       if a.kind == EXTRA), key=lambda pair: pair[0].starts_at)
-    for extra, leaves in sessions:
+    sessions = sorted(((a, n) for n, a in enumerate(adjustments) if a.kind == EXTRA),
+                      key=lambda pair: pair[0].starts_at)
+    for extra, position in sessions:
         begin, end = extra.starts_at.astimezone(UTC), extra.ends_at.astimezone(UTC)
+        taken = _Spans(earlier + _leaves_recorded_after(adjustments, position))
         skipped = max(0, -((begin - window[0]) // length))  # whole slots before the window
         start = begin + skipped * length
         capacity = extra.capacity or plan.capacity
         while start + length <= end and start < window[1]:
-            if not _overlaps_any(start, start + length, earlier) and not _overlaps_any(start, start + length, leaves):
+            if not taken.overlaps(start, start + length):
                 extras.append(Slot(start, start + length, capacity))
             start += length
         earlier.append((begin, end))
@@ -149,9 +151,27 @@ def _leaves_recorded_after(adjustments: list[Adjustment], position: int) -> list
     return [(a.starts_at, a.ends_at) for a in adjustments[position + 1:] if a.kind == LEAVE]
 
 
+class _Spans:
+    """Time spans merged into disjoint ones in order, so that whether a slot overlaps any of them is one binary
+    search, not a comparison with each (found in review: a month of a department's slots was compared with every
+    exception near it, slots x exceptions)."""
+
+    def __init__(self, spans: Iterable[tuple[datetime, datetime]]) -> None:
+        merged: list[list[datetime]] = []
+        for begin, end in sorted(spans):
+            if merged and begin <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], end)
+            else:
+                merged.append([begin, end])
+        self._begins = [begin for begin, _ in merged]
+        self._ends = [end for _, end in merged]
+
+    def overlaps(self, start: datetime, end: datetime) -> bool:
+        # the last span beginning before ``end`` is the only one that can overlap: those before it end before it
+        # begins (disjoint and in order), and it overlaps when it ends after ``start``
+        last = bisect_left(self._begins, end) - 1
+        return last >= 0 and self._ends[last] > start
+
+
 def _midnight(calendar: Calendar, day: date) -> datetime:
     return datetime.combine(day, time(0), calendar.zone).astimezone(UTC)
-
-
-def _overlaps_any(start: datetime, end: datetime, spans: list[tuple[datetime, datetime]]) -> bool:
-    return any(start < span_end and span_start < end for span_start, span_end in spans)

@@ -36,6 +36,11 @@ COLUMNS = ("name", "kind", "clinician_id", "department_id", "week", "slot_minute
 LIMITS = {"slot_minutes": (5, 240), "capacity": (1, 50)}
 MAX_SESSIONS = 6  # a day's sessions
 MAX_EXCEPTION_DAYS = 366
+# A schedule holds at most this many exceptions not yet over (found in review: they had no bound, and every slot
+# question reads those near its days). scheduleExceptionAdd refuses one more (BAD_USER_INPUT, reason ``item_count``,
+# recorded); one cancelled or over frees its place.
+MAX_OPEN_EXCEPTIONS = 200
+ITEM_COUNT = "item_count"
 MAX_LISTED_EXCEPTIONS = 100  # a schedule's upcoming exceptions shown with it
 MAX_SLOT_DAYS = 31  # free slots are asked for a month at most
 MAX_SLOTS = 20_000  # and a month of a department fits (e.g. 20 clinicians x 31 days x 30 slots)
@@ -283,18 +288,31 @@ async def exception_add(ctx: Context, schedule_id: uuid.UUID | None, data: dict[
     if not schedule.active:
         raise Conflict("scheduleId: the schedule is deactivated.", field="scheduleId")
     values = _exception_values(schedule, data)
-    async with in_transaction():
-        # one exception at a time per schedule, so two extra sessions added together cannot overlap
-        await Schedule.filter(id=schedule.id, institution_id=ctx.institution_id).select_for_update().first()
-        if values["kind"] == EXTRA and await ScheduleException.exists(
-                institution_id=ctx.institution_id, schedule_id=schedule.id, kind=EXTRA, cancelled_at=None,
-                starts_at__lt=values["ends_at"], ends_at__gt=values["starts_at"]):
-            raise BadUserInput("startsAt: overlaps another extra session of this schedule.", field="startsAt")
-        row = await ScheduleException.create(id=uuid7(), institution_id=ctx.institution_id,
-                                             schedule_id=schedule.id, **values)
-        await writer.append([access.write_record(ctx, Action.CREATE, "schedule_exception", row.id,
-                                                 fields=frozenset(values), decision=decision)])
+    try:
+        async with in_transaction():
+            # one exception at a time per schedule, so two extra sessions added together cannot overlap, and two
+            # additions count one after the other
+            await Schedule.filter(id=schedule.id, institution_id=ctx.institution_id).select_for_update().first()
+            if values["kind"] == EXTRA and await ScheduleException.exists(
+                    institution_id=ctx.institution_id, schedule_id=schedule.id, kind=EXTRA, cancelled_at=None,
+                    starts_at__lt=values["ends_at"], ends_at__gt=values["starts_at"]):
+                raise BadUserInput("startsAt: overlaps another extra session of this schedule.", field="startsAt")
+            if await ScheduleException.filter(institution_id=ctx.institution_id, schedule_id=schedule.id,
+                                              cancelled_at=None, ends_at__gt=_now()).count() >= MAX_OPEN_EXCEPTIONS:
+                raise _ScheduleFull
+            row = await ScheduleException.create(id=uuid7(), institution_id=ctx.institution_id,
+                                                 schedule_id=schedule.id, **values)
+            await writer.append([access.write_record(ctx, Action.CREATE, "schedule_exception", row.id,
+                                                     fields=frozenset(values), decision=decision)])
+    except _ScheduleFull:
+        await access.deny(ctx, Action.CREATE, "schedule_exception", schedule.id, reason=ITEM_COUNT)
+        raise BadUserInput(f"scheduleId: a schedule holds at most {MAX_OPEN_EXCEPTIONS} exceptions not yet over; "
+                           "cancel one before adding another.", field="scheduleId", reason=ITEM_COUNT) from None
     return row
+
+
+class _ScheduleFull(Exception):
+    """Raised inside the addition's transaction, so that it rolls back before the refusal is recorded."""
 
 
 async def exception_cancel(ctx: Context, exception_id: uuid.UUID | None,

@@ -358,7 +358,9 @@ class ScheduleMutation:
         return Schedule.of(await schedules.deactivate(info.context, uuid_of(id), version))
 
     @strawberry.mutation(description="Add a leave or an extra session to an active schedule. Extra sessions of one "
-                                     "schedule may not overlap. Appointments already booked stay.")
+                                     "schedule may not overlap. Appointments already booked stay. A schedule holds "
+                                     "at most 200 exceptions not yet over: one more is BAD_USER_INPUT, reason "
+                                     "item_count.")
     async def schedule_exception_add(
         self, info: Info,
         schedule_id: Annotated[strawberry.ID, strawberry.argument(description="The schedule's id.")],

@@ -364,6 +364,34 @@ async def test_bad_exceptions_are_refused_and_nothing_written(tenant: Tenant, da
     assert await written(tenant) == before
 
 
+async def test_a_schedule_holds_a_bounded_number_of_exceptions_not_yet_over(tenant: Tenant) -> None:
+    """Past and cancelled exceptions do not count; the one past the bound is refused, recorded, nothing written;
+    cancelling one frees its place."""
+    created = await a_schedule(tenant)
+    schedule_id, cap = uuid.UUID(created["id"]), schedule_resolver.MAX_OPEN_EXCEPTIONS
+    start = local(MONDAY, 13)
+    rows = [ScheduleException(institution_id=tenant.id, schedule_id=schedule_id, kind="leave",
+                              starts_at=start + timedelta(hours=n), ends_at=start + timedelta(hours=n, minutes=30))
+            for n in range(cap - 1)]
+    rows.append(ScheduleException(institution_id=tenant.id, schedule_id=schedule_id, kind="leave",
+                                  starts_at=NOW - timedelta(days=2), ends_at=NOW - timedelta(days=1)))  # over
+    rows.append(ScheduleException(institution_id=tenant.id, schedule_id=schedule_id, kind="leave", starts_at=start,
+                                  ends_at=start + timedelta(hours=1), cancelled_at=NOW))
+    await ScheduleException.bulk_create(rows)
+    last = ok(await tenant.call("admin", EXCEPTION_ADD, id=created["id"], input=_exception()), "scheduleExceptionAdd")
+    before, refused = await written(tenant), await denials(tenant)
+    reply = await tenant.call("admin", EXCEPTION_ADD, id=created["id"], input=_exception(kind="EXTRA",
+                              startsAt=local(SUNDAY, 9).isoformat(), endsAt=local(SUNDAY, 10).isoformat()))
+    assert reply.codes == ["BAD_USER_INPUT"] and reply.data == {"scheduleExceptionAdd": None}
+    assert reply.errors[0]["extensions"]["field"] == "scheduleId"
+    assert reply.errors[0]["extensions"]["reason"] == "item_count"
+    assert await written(tenant) == before and await denials(tenant) == refused + 1
+    denial = await AuditEvent.filter(institution_id=tenant.id, outcome="denied").order_by("-seq").first()
+    assert denial is not None and (denial.resource_type, denial.reason) == ("schedule_exception", "item_count")
+    ok(await tenant.call("admin", EXCEPTION_CANCEL, id=last["id"]), "scheduleExceptionCancel")
+    ok(await tenant.call("admin", EXCEPTION_ADD, id=created["id"], input=_exception()), "scheduleExceptionAdd")
+
+
 async def test_bad_free_slot_questions(tenant: Tenant) -> None:
     await a_schedule(tenant)
     dept = str(tenant.departments["A"].id)
