@@ -31,7 +31,7 @@ from core.errors import BadUserInput, Conflict, Forbidden
 from core.ids import uuid7
 from core.principal import STAFF
 from core.validation import Problems, camel_case, check_year, clean_text, one_of
-from models import ServiceItem, ServiceItemPrice
+from models import Institution, ServiceItem, ServiceItemPrice
 from models.service_item import FREQUENCIES, UNITS
 from resolvers import access, pagination
 from resolvers.context import Context
@@ -212,10 +212,15 @@ async def create(ctx: Context, code: str, name: str, data: dict[str, Any] | None
         code = _code(code)
     values = problems.each({"name": name, **(data or {})}, _value)
     problems.check()
-    if await ServiceItem.filter(institution_id=ctx.institution_id).count() >= MAX_ITEMS:
-        raise BadUserInput(f"code: a catalogue holds at most {MAX_ITEMS} items.", field="code")
     try:
         async with in_transaction():
+            # counted with the institution's row locked, so two creates count one after the other (found in review:
+            # counted before the transaction, concurrent creates passed the bound together). FOR NO KEY UPDATE: rows
+            # referencing the institution are still written meanwhile.
+            await Institution.filter(id=ctx.institution_id).select_for_update(no_key=True).only("id").first()
+            if await ServiceItem.filter(institution_id=ctx.institution_id).count() >= MAX_ITEMS:
+                raise BadUserInput(f"code: a catalogue holds at most {MAX_ITEMS} items.", field="code",
+                                   reason="item_count")
             item = await ServiceItem.create(id=uuid7(), institution_id=ctx.institution_id, code=code, **values)
             await writer.append([access.write_record(ctx, Action.CREATE, "service_item", item.id,
                                                      fields=frozenset({"code", *values}), decision=decision)])

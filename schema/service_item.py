@@ -240,7 +240,9 @@ class ServiceItemQuery:
 
 @strawberry.type
 class ServiceItemMutation:
-    @strawberry.mutation(description="Add a procedure or service to the catalogue (admins, finance).")
+    @strawberry.mutation(description="Add a procedure or service to the catalogue (admins, finance). A catalogue "
+                                     "holds at most 500 items, retired ones included: one more is BAD_USER_INPUT, "
+                                     "reason item_count.")
     async def service_item_create(
         self, info: Info,
         code: Annotated[str, strawberry.argument(description="Letters, digits, dots and hyphens, at most 32; stored "

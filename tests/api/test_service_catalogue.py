@@ -5,17 +5,19 @@ may do what, with every refusal audited and nothing written; and lists at a fixe
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import date
 from typing import Any
 
 import pytest
 
+from audit import writer
 from models import AuditEvent, ServiceItem, ServiceItemPrice
 from resolvers import service_item as service_items
-from tests.conftest import SqlCounter
+from tests.conftest import BACKEND, SqlCounter
 from tests.factories import Response, Tenant
-from tests.locks import held, pause_after
+from tests.locks import held, pause_after, pause_before, until_waiting
 from tests.patients import denials_since, events_since
 
 ITEM = "id code name active description standard unit frequencies version"
@@ -172,6 +174,37 @@ async def test_retiring_an_item_changed_meanwhile_retires_the_item_as_changed(
     assert (row[2], row[7], row[8]) == ("Night nursing", False, 3)
     written = await AuditEvent.filter(institution_id=tenant.id, resource_type="service_item", action="update")
     assert sorted(e.fields_read for e in written) == ["active", "name"]
+
+
+async def a_nearly_full_catalogue(tenant: Tenant) -> None:
+    """MAX_ITEMS - 1 items, straight into the table (creating them one by one is what the other tests do)."""
+    await ServiceItem.bulk_create([ServiceItem(id=uuid.uuid4(), institution_id=tenant.id, code=f"FILL-{n}",
+                                               name=f"Item {n}")
+                                   for n in range(service_items.MAX_ITEMS - 1)])
+
+
+async def test_a_catalogue_holds_a_bounded_number_of_items(tenant: Tenant) -> None:
+    await a_nearly_full_catalogue(tenant)
+    await an_item(tenant)
+    before = await items_of(tenant)
+    error = refused(await tenant.call("admin", CREATE, **{**NURSING, "code": "ONE-MORE"}), "BAD_USER_INPUT", "code")
+    assert error["extensions"]["reason"] == "item_count"
+    assert await items_of(tenant) == before
+
+
+@pytest.mark.skipif(BACKEND == "sqlite", reason="concurrent transactions: PostgreSQL")
+async def test_two_creates_at_once_do_not_pass_the_catalogues_bound_together(
+        tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found in review: the items were counted before the create's transaction, so two creates one place short of
+    the bound both counted one place left. The second now counts once the first has committed."""
+    await a_nearly_full_catalogue(tenant)
+    writing = pause_before(monkeypatch, writer, "append")  # the first create, its item inserted, not committed
+    async with held(tenant.call("admin", CREATE, **NURSING), writing) as first:
+        second = asyncio.ensure_future(tenant.call("admin", CREATE, **{**NURSING, "code": "ONE-MORE"}))
+        await until_waiting([second])
+    ok(await first, "serviceItemCreate")
+    refused(await second, "BAD_USER_INPUT", "code")
+    assert await ServiceItem.filter(institution_id=tenant.id).count() == service_items.MAX_ITEMS
 
 
 CREATE_REFUSALS: list[tuple[dict[str, Any], str]] = [
