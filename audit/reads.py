@@ -7,6 +7,7 @@ returned or refused. One record per resource touched and outcome comes out of it
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from audit.events import Action, Actor, AuditRecord, Outcome, RequestMeta
@@ -86,7 +87,7 @@ class ReadLog:
             if recorded is not None:
                 touched = _Touched(touched.field_classes | recorded.field_classes,
                                    touched.fields_read | recorded.fields_read, touched.rules | recorded.rules)
-            rule = "; ".join(sorted(touched.rules, key=_grants_first))[:200]
+            rule = rule_text(touched.rules)
             kind = (resource_type, outcome, reason, frozenset(touched.field_classes),
                     frozenset(touched.fields_read), rule)
             alike.setdefault(kind, []).append((resource_id, patient_id))
@@ -109,6 +110,11 @@ def _record(institution_id: uuid.UUID, actor: Actor, request: RequestMeta,
         patient_id=None if many else patient_id, field_classes=field_classes, fields_read=fields_read,
         reason=reason, policy_rule=rule, subjects=frozenset(subjects) if many else frozenset(),
     )
+
+
+def rule_text(rules: Iterable[str]) -> str:
+    """The rules a record names, as its ``policy_rule`` holds them: a grant first, 200 characters at most."""
+    return "; ".join(sorted((r for r in rules if r), key=_grants_first))[:200]
 
 
 def _grants_first(rule: str) -> tuple[bool, str]:

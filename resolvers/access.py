@@ -32,7 +32,7 @@ from tortoise.transactions import in_transaction
 
 from audit import writer
 from audit.events import Action, AuditRecord, Outcome
-from audit.reads import ReadLog
+from audit.reads import ReadLog, rule_text
 from core import statements
 from core.crypto import field_aad
 from core.errors import Conflict, Forbidden, NotFound
@@ -230,8 +230,15 @@ def write_record(
         if resource_type == "patient"
         else frozenset(),
         fields_read=fields,  # for writes: the names of the fields written, never their values
-        policy_rule=decision.rule,
+        policy_rule=_write_rule(ctx, patient_id, decision),
     )
+
+
+def _write_rule(ctx: Context, patient_id: uuid.UUID | None, decision: Decision) -> str:
+    """The rule a write's record names, and the grant its file was open under, as the file's reads name it (found
+    in review: a write under break-glass named the role's rule alone, not the access it was made under)."""
+    grant = ctx.file_grants.get(patient_id) if patient_id is not None else None
+    return rule_text((decision.rule, grant)) if grant else decision.rule
 
 
 async def flush_reads(ctx: Context) -> None:
@@ -428,6 +435,9 @@ async def views(ctx: Context, rows: list[Patient]) -> list[PatientView]:
     if scope.uses_grants and rows:
         found = await scope.partner_grants().filter(patient_id__in=ids).order_by("id").values_list("patient_id", "id")
         partner = {cast(uuid.UUID, patient): f"partner_grant {grant}" for patient, grant in found}
+    if emergency or partner:
+        ctx.file_grants.update(partner)
+        ctx.file_grants.update(emergency)  # a file open under both: break-glass, as its views name it
     return [PatientView(row, scope.classes_for(row.department_id, row.id in in_team, row.id in emergency,
                                                row.id in partner, row.id),
                         emergency.get(row.id) or partner.get(row.id, "")) for row in rows]

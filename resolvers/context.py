@@ -56,6 +56,9 @@ class Context:
     patient_scope: PatientScope | None = None
     ticket_scope: TicketScope | None = None
     patient_views: Any = None  # DataLoaders of patients in scope per set of columns, made on first use (access)
+    # the grant each file this request reached was open under (break-glass, a partner's), by patient: the records
+    # of its writes name it, as its reads' do (access.views fills it, access.write_record reads it)
+    file_grants: dict[uuid.UUID, str] = field(default_factory=dict)
     sla: asyncio.Future[SlaSettings] | None = None  # the institution's SLA, loaded once per request
     auth_failed: bool = False  # a token was sent but is invalid, expired or revoked
     rate_limited: bool = False  # a partner client over its request budget

@@ -73,6 +73,42 @@ async def test_break_glass_end_to_end(tenant: Tenant) -> None:
         "Confirmed with the ER log"]
 
 
+WRITES = {
+    "contactCreate": """mutation($id: ID!) { contactCreate(patientId: $id, input: {name: "Li Na", relationship: SPOUSE})
+                        { id } }""",
+    "patientUpdate": """mutation($id: ID!) { patientUpdate(id: $id, input: {allergies: "Penicillin, latex"})
+                        { id } }""",
+}
+
+
+async def rules_of_writes(tenant: Tenant, pid: uuid.UUID) -> dict[str, str]:
+    return {e.resource_type: e.policy_rule for e in await tenant.audit_events(patient_id=pid, outcome="allowed")
+            if e.action in ("create", "update") and e.actor_id == tenant.staff_ids["nurse"]}
+
+
+async def test_writes_under_break_glass_name_the_access(tenant: Tenant) -> None:
+    """Found in review: a write made under break-glass named the role's rule alone, where the file's reads name the
+    access; the trail did not say under which access the file was changed."""
+    pid = await patient_of_b(tenant)
+    grant = (await tenant.call("nurse", BREAK, id=str(pid), reason=REASON)).data["breakGlass"]
+    for mutation in WRITES.values():
+        reply = await tenant.call("nurse", mutation, id=str(pid))
+        assert reply.errors == [], reply.errors
+    rules = await rules_of_writes(tenant, pid)
+    assert set(rules) == {"contact", "patient"}
+    for rule in rules.values():
+        assert rule.startswith(f"emergency_access {grant['id']}; "), rule
+
+
+async def test_writes_in_reach_name_no_access(tenant: Tenant) -> None:
+    pid = await make_patient(tenant, "nurse", departmentId=str(tenant.departments["A"].id))
+    for mutation in WRITES.values():
+        reply = await tenant.call("nurse", mutation, id=str(pid))
+        assert reply.errors == [], reply.errors
+    rules = await rules_of_writes(tenant, pid)
+    assert set(rules) == {"contact", "patient"} and not any("emergency_access" in r for r in rules.values())
+
+
 async def test_the_access_ends_when_its_time_is_up(tenant: Tenant) -> None:
     pid = await patient_of_b(tenant)
     grant = (await tenant.call("doctor", BREAK, id=str(pid), reason=REASON, hours=1)).data["breakGlass"]
