@@ -15,7 +15,8 @@ if TYPE_CHECKING:
     from models.patient import Patient
     from models.staff import Staff
 
-REVIEW_OUTCOMES = ("justified", "unjustified")
+JUSTIFIED, UNJUSTIFIED = "justified", "unjustified"
+REVIEW_OUTCOMES = (JUSTIFIED, UNJUSTIFIED)
 
 
 class EmergencyAccess(TenantModel):

@@ -9,7 +9,7 @@ grant), and waits in a review queue until a compliance officer records a review.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -19,7 +19,7 @@ from core.errors import BadUserInput, Forbidden
 from core.ids import uuid7
 from core.validation import Problems, clean_text
 from models import EmergencyAccess, Patient, RoleAssignment, Staff
-from models.emergency_access import REVIEW_OUTCOMES
+from models.emergency_access import REVIEW_OUTCOMES, UNJUSTIFIED
 from policies.guard import Decision
 from resolvers import access, pagination
 from resolvers.context import Context
@@ -146,7 +146,18 @@ async def review(ctx: Context, grant_id: uuid.UUID | None, outcome: str, note: s
     if found.reviewed_at is not None:
         raise QUEUE.reviewed_already()
     sealed = access.seal(ctx, "emergency_access", "review_note", found.id, text)
-    return EmergencyView(await QUEUE.record_review(ctx, found, outcome, sealed, decision, patient_id=found.patient_id))
+    return EmergencyView(await QUEUE.record_review(ctx, found, outcome, sealed, decision, patient_id=found.patient_id,
+                                                   consequence=_ending(found) if outcome == UNJUSTIFIED else None))
+
+
+def _ending(found: EmergencyAccess) -> Callable[[], Awaitable[frozenset[str]]]:
+    """An access found unjustified while still open ends with the finding (found in review: it went on reading the
+    file for the rest of its hours)."""
+    async def end() -> frozenset[str]:
+        now = datetime.now(UTC)
+        ended = await EmergencyAccess.filter(id=found.id, expires_at__gt=now).update(expires_at=now)
+        return frozenset({"expires_at"}) if ended else frozenset()
+    return end
 
 
 def reason(ctx: Context, view: EmergencyView) -> str:

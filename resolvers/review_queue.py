@@ -9,7 +9,7 @@ shape, who took part) and wraps the rows in its view.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Generic, TypeVar
@@ -63,18 +63,21 @@ class ReviewQueue(Generic[Row]):
         return BadUserInput(f"id: this {self.noun} was reviewed already.", field="id")
 
     async def record_review(self, ctx: Context, row: Row, outcome: str, note: str | bytes | None,
-                            decision: Decision, *, patient_id: uuid.UUID | None = None) -> Row:
+                            decision: Decision, *, patient_id: uuid.UUID | None = None,
+                            consequence: Callable[[], Awaitable[frozenset[str]]] | None = None) -> Row:
         """Record the caller's review of a row they found unreviewed (``note`` as stored: sealed where the table
         seals it), with its audit record, in one transaction; a review recorded since the row was read wins and
-        this one is BAD_USER_INPUT. The row as reviewed."""
+        this one is BAD_USER_INPUT. ``consequence``: what the review changes besides, in the same transaction,
+        answering the fields it wrote (recorded with the review's). The row as reviewed."""
         async with in_transaction():
             changes = {"reviewed_at": datetime.now(UTC), "reviewed_by_id": ctx.actor.id, "review_outcome": outcome,
                        "review_note": note}
             updated = await self.model.filter(Q(reviewed_at__isnull=True), id=row.id).update(**changes)
             if not updated:
                 raise self.reviewed_already()
+            written = frozenset(changes) | (await consequence() if consequence is not None else frozenset())
             await writer.append([access.write_record(ctx, Action.UPDATE, self.resource, row.id, patient_id=patient_id,
-                                                     fields=frozenset(changes), decision=decision)])
+                                                     fields=written, decision=decision)])
         return await self.model.get(id=row.id)
 
     async def _authorize(self, ctx: Context) -> None:

@@ -134,7 +134,9 @@ class EmergencyAccessMutation:
         view = await emergencies.open_file(info.context, uuid_of(patient_id, "patientId"), reason, hours)
         return EmergencyAccess(view=view)
 
-    @strawberry.mutation(description="Record the review of a break-glass access (compliance officers).")
+    @strawberry.mutation(description="Record the review of a break-glass access (compliance officers). An access "
+                                     "found UNJUSTIFIED while still open ends with the finding (its expiresAt "
+                                     "becomes the review's time).")
     async def emergency_access_review(
         self, info: Info,
         id: Annotated[strawberry.ID, strawberry.argument(description="The emergency access's id.")],

@@ -168,6 +168,36 @@ async def test_break_glass_on_a_merged_file_opens_the_file_it_was_merged_into(te
     assert opening.patient_id == survivor
 
 
+@pytest.mark.parametrize(("outcome", "still_open"), [("UNJUSTIFIED", False), ("JUSTIFIED", True)])
+async def test_an_access_found_unjustified_while_open_ends_with_the_finding(tenant: Tenant, outcome: str,
+                                                                           still_open: bool) -> None:
+    """Found in review: an access reviewed as unjustified within its hours went on opening the file until they ran
+    out. It ends with the finding, the ending recorded with the review; a justified one runs its course."""
+    pid = await patient_of_b(tenant)
+    grant = (await tenant.call("doctor", BREAK, id=str(pid), reason=REASON)).data["breakGlass"]
+    assert (await tenant.call("doctor", READ, id=str(pid))).errors == []
+    reviewed = await tenant.call("compliance_officer", REVIEW, id=grant["id"], outcome=outcome)
+    assert reviewed.errors == [], reviewed.errors
+    read = await tenant.call("doctor", READ, id=str(pid))
+    assert (read.errors == []) is still_open and (still_open or read.codes == ["NOT_FOUND"])
+    row = await EmergencyAccess.get(id=grant["id"])
+    assert (row.expires_at > datetime.now(UTC)) is still_open
+    [review] = await tenant.audit_events(resource_id=uuid.UUID(grant["id"]), action="update")
+    assert ("expires_at" in review.fields_read.split(",")) is not still_open
+
+
+async def test_an_access_over_already_keeps_its_end_when_found_unjustified(tenant: Tenant) -> None:
+    pid = await patient_of_b(tenant)
+    grant = (await tenant.call("doctor", BREAK, id=str(pid), reason=REASON, hours=1)).data["breakGlass"]
+    ended = datetime.now(UTC) - timedelta(minutes=5)
+    await EmergencyAccess.filter(id=grant["id"]).update(expires_at=ended)
+    reviewed = await tenant.call("compliance_officer", REVIEW, id=grant["id"], outcome="UNJUSTIFIED")
+    assert reviewed.errors == [], reviewed.errors
+    assert (await EmergencyAccess.get(id=grant["id"])).expires_at == ended
+    [review] = await tenant.audit_events(resource_id=uuid.UUID(grant["id"]), action="update")
+    assert "expires_at" not in review.fields_read.split(",")
+
+
 async def test_nobody_reviews_a_break_glass_access_of_their_own(tenant: Tenant) -> None:
     """A doctor who is also a compliance officer opens a file by break-glass; a colleague reviews it, not they
     (found in review: they could record their own access as justified, which role grants already refused)."""
