@@ -5,7 +5,9 @@
   signed as our webhooks are (``X-Careloop-Timestamp``, ``X-Careloop-Signature`` = hex HMAC-SHA256 of
   ``timestamp + "." + body`` under the institution's gateway secret). Answers 204; 401 for a missing,
   stale (more than 5 minutes either way) or wrong signature, and for an institution without that gateway
-  (nothing to check it against); 404 for a message the institution never sent there; 400 for a body
+  (nothing to check it against); a report on a message with no sent record yet (the gateway reported before the
+  worker's write committed) is kept a day for that record and applied once it is written (204 too); 404 only when
+  the institution keeps 10,000 such reports of the channel already (``communication.EARLY_REPORTS_MAX``); 400 for a body
   that is not such an object. No answer says more. Each refusal is counted by reason
   (``careloop_delivery_callbacks_refused_total``) and logged at most once a minute per reason, with a count of
   the rest (``app.logs.RefusalLines``): a stranger posting junk cannot fill the logs.
@@ -54,7 +56,7 @@ REFUSALS = {
     "unsigned": (401, "stale or unsigned"),
     "bad_signature": (401, "bad signature"),
     "bad_report": (400, "not a delivery report"),
-    "unknown_message": (404, "no such message"),
+    "unknown_message": (404, "no such message, and too many reports kept for messages to come"),
 }
 REFUSAL_LOG_SECONDS = 60.0
 # The pages hold no script, no image, nothing from elsewhere; the button posts back here only.
@@ -132,8 +134,8 @@ async def _record_callback(services: Services, request: Request) -> str | None:
     if report is None:
         return "bad_report"
     message_id, status, reason = report
-    known = await communication.record_delivery(institution_id, channel, message_id, status, reason)
-    return None if known else "unknown_message"
+    outcome = await communication.record_delivery(institution_id, channel, message_id, status, reason)
+    return "unknown_message" if outcome is communication.Delivery.UNKNOWN else None
 
 
 def _fresh(timestamp: str) -> bool:

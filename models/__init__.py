@@ -5,7 +5,7 @@ from models.attachment import Attachment
 from models.audit import AuditArchive, AuditChainHead, AuditCheckpoint, AuditEvent, AuditPatientIndex
 from models.campaign import Campaign
 from models.care_plan import CarePlan, CarePlanActivity
-from models.communication import Communication
+from models.communication import Communication, DeliveryReport
 from models.consent import PartnerConsent
 from models.contact import Contact
 from models.contract import Contract, ContractItem, ContractSignature, ContractVersion
@@ -53,6 +53,7 @@ __all__ = [
     "ContractItem",
     "ContractSignature",
     "ContractVersion",
+    "DeliveryReport",
     "Department",
     "DepartmentMembership",
     "EmergencyAccess",

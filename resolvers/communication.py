@@ -63,6 +63,7 @@ from models import (
     Campaign,
     Communication,
     Contact,
+    DeliveryReport,
     Department,
     Institution,
     MessagingSettings,
@@ -1069,6 +1070,7 @@ async def _record_sent(work: Batch, row: Communication, channel: str) -> None:
         while work.answered:
             answered, work.answered = work.answered, []
             await _write_sent(work, answered)
+            await _apply_early_reports(answered)
     finally:
         work.recording = False
 
@@ -1199,12 +1201,40 @@ async def _template(row: Communication, key: tuple[uuid.UUID, str, str, str]) ->
 # -- delivery callbacks -----------------------------------------------------------------------
 
 
+class Delivery(enum.Enum):
+    """What became of a gateway's report."""
+
+    APPLIED = "applied"  # its message found (a repeated report changes nothing)
+    KEPT = "kept"  # no message has its id yet: kept for the sent record being written (``DeliveryReport``)
+    UNKNOWN = "unknown"  # neither: the institution keeps ``EARLY_REPORTS_MAX`` early reports of a channel at most
+
+
+EARLY_REPORTS_KEPT = timedelta(days=1)
+EARLY_REPORTS_MAX = 10_000
+
+
 async def record_delivery(institution_id: uuid.UUID, channel: str, gateway_message_id: str, status: str,
-                          reason: str = "") -> bool:
-    """A gateway's word on a message it was handed: delivered, or failed with a short reason code. False
-    when no message of that institution and channel has the id."""
+                          reason: str = "") -> Delivery:
+    """A gateway's word on a message it was handed: delivered, or failed with a short reason code. A report whose
+    message has no sent record yet (the gateway reported before the worker's write committed) is kept until that
+    write applies it (``_apply_early_reports``); looked for again once kept, as the write may have committed
+    between the two, and whichever side comes second applies it."""
     if status not in ("delivered", "failed"):
         raise ValueError("status must be delivered or failed")
+    if await _apply_delivery(institution_id, channel, gateway_message_id, status, reason):
+        return Delivery.APPLIED
+    if not await _keep_early(institution_id, channel, gateway_message_id, status, reason):
+        return Delivery.UNKNOWN
+    if await _apply_delivery(institution_id, channel, gateway_message_id, status, reason):
+        await DeliveryReport.filter(institution_id=institution_id, channel=channel,
+                                    gateway_message_id=gateway_message_id).delete()
+        return Delivery.APPLIED
+    return Delivery.KEPT
+
+
+async def _apply_delivery(institution_id: uuid.UUID, channel: str, gateway_message_id: str, status: str,
+                          reason: str) -> bool:
+    """The report applied to its message, if a message of that institution and channel has the id."""
     query = Communication.filter(institution_id=institution_id, channel=channel,
                                  gateway_message_id=gateway_message_id)
     row = await query.first()
@@ -1223,6 +1253,40 @@ async def record_delivery(institution_id: uuid.UUID, channel: str, gateway_messa
                                                  Outcome.ALLOWED, resource_id=row.id, patient_id=row.patient_id,
                                                  reason=f"{channel}_{status}", policy_rule=OUTBOX_RULE)])
     return True
+
+
+async def _keep_early(institution_id: uuid.UUID, channel: str, gateway_message_id: str, status: str,
+                      reason: str) -> bool:
+    """A report kept for its message's sent record, reports older than a day dropped first; False when the channel
+    holds ``EARLY_REPORTS_MAX`` already (a gateway reporting another system's messages fills nothing for ever)."""
+    kept = DeliveryReport.filter(institution_id=institution_id, channel=channel)
+    await kept.filter(created_at__lt=datetime.now(UTC) - EARLY_REPORTS_KEPT).delete()
+    if await kept.count() >= EARLY_REPORTS_MAX:
+        return False
+    try:
+        await DeliveryReport.create(institution_id=institution_id, channel=channel,
+                                    gateway_message_id=gateway_message_id, status=status,
+                                    reason=clean_reason(reason) if status == "failed" else "")
+    except IntegrityError:
+        pass  # reported twice before its record: the first report is kept
+    return True
+
+
+async def _apply_early_reports(answered: list[tuple[Communication, AuditRecord]]) -> None:
+    """Reports that came before these messages' sent records, applied now that the records are written: one
+    statement when there are none."""
+    handed = {(row.institution_id, row.channel, row.gateway_message_id) for row, _ in answered
+              if row.gateway_message_id and row.channel in GATEWAY_CHANNELS}
+    if not handed:
+        return
+    early = [r for r in await DeliveryReport.filter(institution_id__in=sorted({i for i, _, _ in handed}),
+                                                    gateway_message_id__in=sorted({g for _, _, g in handed}))
+             if (r.institution_id, r.channel, r.gateway_message_id) in handed]
+    for report in early:
+        await _apply_delivery(report.institution_id, report.channel, report.gateway_message_id, report.status,
+                              report.reason)
+    if early:
+        await DeliveryReport.filter(id__in=[r.id for r in early]).delete()
 
 
 def clean_reason(reason: str) -> str:

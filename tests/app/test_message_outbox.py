@@ -375,8 +375,10 @@ async def test_delivery_callbacks_mark_delivered_or_failed(tenant: Tenant, servi
     assert await communication.record_delivery(tenant.id, "sms", f"gw-{good.id}", "delivered", "")
     assert await communication.record_delivery(tenant.id, "sms", f"gw-{bad.id}", "failed", "absent subscriber!")
     assert await communication.record_delivery(tenant.id, "sms", f"gw-{good.id}", "failed", "late")  # no change
-    assert not await communication.record_delivery(tenant.id, "sms", "gw-unknown", "delivered", "")
-    assert not await communication.record_delivery(uuid.uuid4(), "sms", f"gw-{good.id}", "delivered", "")
+    applied, kept = communication.Delivery.APPLIED, communication.Delivery.KEPT
+    assert await communication.record_delivery(tenant.id, "sms", "gw-unknown", "delivered", "") is kept
+    assert await communication.record_delivery(tenant.id, "email", f"gw-{good.id}", "delivered", "") is kept
+    assert await communication.record_delivery(tenant.id, "sms", f"gw-{good.id}", "failed", "late") is applied
 
     assert ((await row(good)).status, (await row(good)).delivered_at is not None) == ("delivered", True)
     assert ((await row(bad)).status, (await row(bad)).last_error) == ("failed", "absentsubscriber")
