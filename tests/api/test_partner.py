@@ -377,6 +377,12 @@ def _bad_requests(c: Any) -> dict[str, dict[str, Any]]:
             "expect": (401, "invalid_client"), "recorded": True},
         "basic that is not base64": {"data": {"grant_type": "client_credentials"},
                                      "headers": {"authorization": "Basic %%%"}, "expect": (401, "invalid_client")},
+        # Starlette reads a header as Latin-1: a byte over 0x7f is a character base64 refuses with a bare ValueError
+        "basic that is not ASCII": {"data": {"grant_type": "client_credentials"},
+                                    "headers": {"authorization": b"Basic \xff\xfe"}, "expect": (401, "invalid_client")},
+        "basic that is not UTF-8": {"data": {"grant_type": "client_credentials"},
+                                    "headers": {"authorization": "Basic " + base64.b64encode(b"\xff:\xfe").decode()},
+                                    "expect": (401, "invalid_client")},
     }
 
 
