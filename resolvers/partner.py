@@ -231,12 +231,14 @@ async def issue_token(services: Services, request: RequestMeta, client_id: str, 
     spent before, anyone knowing the id kept the partner out of the API (found in review). Guesses at the secret
     are bounded by their address's limit (``sign_in_limit``, counted by the route first)."""
     parsed = _uuid(client_id)
-    client = None
-    if parsed is not None:
-        client = await PartnerClient.filter(id=parsed, revoked_at=None, partner__is_active=True).first()
+    client = None if parsed is None else await PartnerClient.filter(id=parsed).select_related("partner").first()
     digest = token_digest(services.master_key.token_key, secret)
     if client is None or not looks_like_secret(secret) or not hmac.compare_digest(client.secret_hash, digest):
         await _record_token(request, client, Outcome.DENIED, reason="bad_credentials")
+        raise TokenRefused("invalid_client", "Unknown client or wrong secret.")
+    stopped = _stopped(client)
+    if stopped is not None:  # answered as an unknown client, on its institution's trail (see _stopped)
+        await _record_token(request, client, Outcome.DENIED, reason=stopped)
         raise TokenRefused("invalid_client", "Unknown client or wrong secret.")
     used = await spend(client.institution_id, client.id, client.rate_limit_per_minute)
     if used > client.rate_limit_per_minute:
@@ -322,6 +324,16 @@ async def spend(institution_id: uuid.UUID, client_id: uuid.UUID, limit: int) -> 
                          (("institution_id", institution_id), ("client_id", client_id), ("window_start", window))]
     rows = await db.execute_query_dict(sql, [*values, limit])  # a fetch: an INSERT's RETURNING rows come back
     return int(rows[0]["requests"])
+
+
+def _stopped(client: PartnerClient) -> str | None:
+    """Why a client whose secret was right gets no token: ``client_revoked`` or ``partner_suspended``; None when it
+    may have one. Its institution's trail names the client (found in review: a revoked client or a suspended
+    partner was looked up as no client at all, so its attempts went on the system chain as anonymous, and the
+    institution never saw that the secret it had revoked, perhaps because it leaked, was still in use)."""
+    if client.revoked_at is not None:
+        return "client_revoked"
+    return None if client.partner.is_active else "partner_suspended"
 
 
 async def _record_token(request: RequestMeta, client: PartnerClient | None, outcome: Outcome, *, reason: str = "",

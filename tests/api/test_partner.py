@@ -414,10 +414,16 @@ async def test_a_revoked_client_or_suspended_partner_gets_no_token(client: httpx
     revoked, suspended = await make_client(tenant, partner_id), await make_client(tenant, await make_partner(tenant))
     assert (await tenant.call("admin", CLIENT_REVOKE, id=str(revoked.id))).errors == []
     assert (await tenant.call("admin", PARTNER_SET_ACTIVE, id=str(suspended.partner_id), active=False)).errors == []
-    for c in (revoked, suspended):
-        reply = await request_token(client, c.id, c.secret)
-        assert (reply.status_code, reply.json()["error"]) == (401, "invalid_client")
+    wrong = "cls_" + "A" * 43
+    for c, why in ((revoked, "client_revoked"), (suspended, "partner_suspended")):
+        for secret in (c.secret, wrong):
+            reply = await request_token(client, c.id, secret)
+            assert (reply.status_code, reply.json()) == (401, {"error": "invalid_client",
+                                                               "error_description": "Unknown client or wrong secret."})
         assert await PartnerToken.filter(client_id=c.id).count() == 0
+        # on the institution's trail, naming the client (found in review: anonymous, on the system chain)
+        assert await denials(tenant, c.id) == [("token", "partner_token", None, why),
+                                               ("token", "partner_token", None, "bad_credentials")]
 
 
 # -- what a partner token reads --------------------------------------------------------------
