@@ -456,6 +456,13 @@ async def build_context(services: Services, request: Request | WebSocket) -> Con
         client_address=request.client.host if request.client else "",
         user_agent=request.headers.get("user-agent", "")[:200],
     )
-    context = Context(services=services, request=meta, authorization=request.headers.get("authorization"))
+    context = Context(services=services, request=meta, authorization=presented_credentials(request))
     await session.sign_in(context)
     return context
+
+
+def presented_credentials(request: Request | WebSocket) -> str | None:
+    """The Authorization header; several are joined as a list would be (RFC 9110 §5.3), which no token matches:
+    ambiguous credentials are refused (found in review: the first was used, whatever a proxy in front or the
+    audit's reader took the request to carry)."""
+    return ", ".join(request.headers.getlist("authorization")) or None

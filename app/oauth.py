@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from app.graphql import presented_credentials
 from audit.events import Action, RequestMeta
 from resolvers import partner as partners
 from resolvers import sign_in_limit
@@ -57,7 +58,7 @@ def routes(services: Services, sign_ins_per_minute: int) -> list[Route]:
 
 def _credentials(request: Request, client_id: str, secret: str) -> tuple[str, str]:
     """HTTP Basic (client_secret_basic) when given, else the form's (client_secret_post)."""
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    scheme, _, value = (presented_credentials(request) or "").partition(" ")
     if scheme.lower() != "basic":
         return client_id, secret
     try:  # ValueError covers bad base64 (binascii.Error), bytes that are not UTF-8, and a header that is not

@@ -196,6 +196,19 @@ async def test_bad_bearer_token_is_unauthenticated(client: httpx.AsyncClient, au
     assert without_place(reply) == [BAD_TOKEN]
 
 
+@pytest.mark.parametrize("order", ["right first", "right last"])
+async def test_two_authorization_headers_are_unauthenticated(client: httpx.AsyncClient, tenant: Tenant,
+                                                             order: str) -> None:
+    """Ambiguous credentials are none (found in review: the first header was used, whichever a proxy in front
+    took the request to carry), even when one of them is a live token of the institution."""
+    right, bogus = f"Bearer {tenant.tokens['nurse']}", "Bearer cl_" + "A" * 43
+    pair = [right, bogus] if order == "right first" else [bogus, right]
+    reply = await client.post("/graphql", json={"query": ME}, headers=[
+        ("content-type", "application/json"), *(("authorization", value) for value in pair)])
+    assert without_place(Response(reply.status_code, reply.json())) == [BAD_TOKEN]
+    assert (await tenant.call("nurse", "{ me { id } }")).errors == []  # the token itself still works alone
+
+
 async def test_expired_token_is_unauthenticated(client: httpx.AsyncClient, tenant: Tenant, services: Services) -> None:
     token = await login(client, tenant.emails["nurse"])
     digest = token_digest(services.master_key.token_key, token)

@@ -380,6 +380,11 @@ def _bad_requests(c: Any) -> dict[str, dict[str, Any]]:
         # Starlette reads a header as Latin-1: a byte over 0x7f is a character base64 refuses with a bare ValueError
         "basic that is not ASCII": {"data": {"grant_type": "client_credentials"},
                                     "headers": {"authorization": b"Basic \xff\xfe"}, "expect": (401, "invalid_client")},
+        # a right Basic header beside another: ambiguous credentials are none
+        "two basic headers": {"data": {"grant_type": "client_credentials"}, "headers": [
+            ("authorization", "Basic " + base64.b64encode(f"{c.id}:{c.secret}".encode()).decode()),
+            ("authorization", "Basic " + base64.b64encode(f"{c.id}:{wrong}".encode()).decode())],
+            "expect": (401, "invalid_client")},
         "basic that is not UTF-8": {"data": {"grant_type": "client_credentials"},
                                     "headers": {"authorization": "Basic " + base64.b64encode(b"\xff:\xfe").decode()},
                                     "expect": (401, "invalid_client")},
