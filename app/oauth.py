@@ -33,9 +33,13 @@ def routes(services: Services, sign_ins_per_minute: int) -> list[Route]:
         if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
             return _refuse("invalid_request", "Send an application/x-www-form-urlencoded form.")
         try:  # a small urlencoded form: parsed here, no multipart parser needed
-            form = dict(parse_qsl((await request.body()).decode(), max_num_fields=10))
+            pairs = parse_qsl((await request.body()).decode(), max_num_fields=10)
         except (UnicodeDecodeError, ValueError):
             return _refuse("invalid_request", "Not a valid form.")
+        form = dict(pairs)
+        ambiguity = _ambiguity(request, form, len(pairs))
+        if ambiguity is not None:
+            return _refuse("invalid_request", ambiguity)
         if form.get("grant_type") != "client_credentials":
             return _refuse("unsupported_grant_type", "Only client_credentials is supported.")
         client_id, secret = _credentials(request, str(form.get("client_id") or ""),
@@ -56,10 +60,27 @@ def routes(services: Services, sign_ins_per_minute: int) -> list[Route]:
     return [Route("/oauth/token", token, methods=["POST"], max_body_size=MAX_FORM_BYTES)]
 
 
+def _ambiguity(request: Request, form: dict[str, str], sent: int) -> str | None:
+    """What makes a form ambiguous, in words; None when it says one thing. RFC 6749 sends each parameter once
+    (§3.2) and the client's credentials by one method (§2.3); found in review: the last of two scopes, or the Basic
+    header over a secret in the form, was taken silently, where a proxy or the client's own log may take the other."""
+    if len(form) < sent:
+        return "A parameter is sent more than once."
+    if form.get("client_secret") and _basic(request) is not None:
+        return "Send the client's secret once: HTTP Basic or the form, not both."
+    return None
+
+
+def _basic(request: Request) -> str | None:
+    """The value of an HTTP Basic Authorization header; None without one."""
+    scheme, _, value = (presented_credentials(request) or "").partition(" ")
+    return value if scheme.lower() == "basic" else None
+
+
 def _credentials(request: Request, client_id: str, secret: str) -> tuple[str, str]:
     """HTTP Basic (client_secret_basic) when given, else the form's (client_secret_post)."""
-    scheme, _, value = (presented_credentials(request) or "").partition(" ")
-    if scheme.lower() != "basic":
+    value = _basic(request)
+    if value is None:
         return client_id, secret
     try:  # ValueError covers bad base64 (binascii.Error), bytes that are not UTF-8, and a header that is not
         # ASCII, which b64decode refuses with a bare ValueError (found in review: answered as a server error)

@@ -385,6 +385,14 @@ def _bad_requests(c: Any) -> dict[str, dict[str, Any]]:
             ("authorization", "Basic " + base64.b64encode(f"{c.id}:{c.secret}".encode()).decode()),
             ("authorization", "Basic " + base64.b64encode(f"{c.id}:{wrong}".encode()).decode())],
             "expect": (401, "invalid_client")},
+        # RFC 6749: each parameter once (§3.2), the credentials by one method (§2.3)
+        "a scope sent twice": {"data": {**form, "scope": ["patient.identity:read", "patient.clinical:read"]},
+                               "expect": (400, "invalid_request")},
+        "a client id sent twice": {"data": {**form, "client_id": [str(c.id), str(c.id)]},
+                                   "expect": (400, "invalid_request")},
+        "basic and a secret in the form": {"data": form, "headers": {
+            "authorization": "Basic " + base64.b64encode(f"{c.id}:{c.secret}".encode()).decode()},
+            "expect": (400, "invalid_request")},
         "basic that is not UTF-8": {"data": {"grant_type": "client_credentials"},
                                     "headers": {"authorization": "Basic " + base64.b64encode(b"\xff:\xfe").decode()},
                                     "expect": (401, "invalid_client")},
