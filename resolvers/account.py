@@ -275,9 +275,12 @@ async def enroll_for_login(ctx: Context, email: str, password: str) -> TotpEnrol
     """A TOTP secret for a staff member who cannot sign in without one, had with e-mail and password (checked,
     counted and locked out as a sign-in is): the first sign-in with its code confirms it."""
     # the attempt stays counted until a sign-in succeeds: enrolling must not reset the count between guesses
-    staff, _, _ = await sessions.check_credentials(ctx, STAFF_ACCOUNTS, email, password)
+    staff, _, attempt = await sessions.check_credentials(ctx, STAFF_ACCOUNTS, email, password)
     assert isinstance(staff, Staff)
     if staff.totp_enabled_at is not None:
+        # a refusal after the password, as a sign-in's missing code is: recorded, and the limit's attempt locks
+        # (found in review: neither, so whoever held a stolen password tried to replace the factor unseen)
+        await sessions.record_failure(ctx, STAFF_ACCOUNTS, staff, datetime.now(UTC), attempt, "totp_enabled_already")
         raise BadUserInput("A second factor is on already: sign in with its code.")
     return await _enrol(ctx, staff, Actor(STAFF, staff.id))
 

@@ -345,6 +345,29 @@ async def test_enrolling_for_login_takes_the_right_password(tenant: Tenant) -> N
     assert after["totp_secret"] is None and after["failed_logins"] == before["failed_logins"] + 1
 
 
+async def test_enrolling_for_login_over_a_factor_is_refused_recorded_and_locks(tenant: Tenant) -> None:
+    """Found in review: with the right password, totpEnrollForLogin on an account whose factor is on answered
+    BAD_USER_INPUT and recorded nothing, and its attempts counted without the limit's one locking the account:
+    whoever held a stolen password tried to replace the factor unseen. Each is now a refused sign-in."""
+    await fresh_step()
+    await enrolled(tenant)
+    before = await staff_row(tenant, "nurse")
+    start = await mark(tenant.id)
+    for _ in range(5):
+        reply = await gql(tenant.client, ENROLL_FOR_LOGIN, {"email": tenant.emails["nurse"], "password": PASSWORD})
+        assert errors(reply) == [{"message": "A second factor is on already: sign in with its code.",
+                                  "extensions": {"code": "BAD_USER_INPUT"}}]
+    locked = await gql(tenant.client, ENROLL_FOR_LOGIN, {"email": tenant.emails["nurse"], "password": PASSWORD})
+    assert locked.codes == ["RATE_LIMITED"]
+    after = await staff_row(tenant, "nurse")
+    assert after["totp_secret"] == before["totp_secret"] and after["totp_enabled_at"] == before["totp_enabled_at"]
+    assert after["locked_until"] is not None
+    events = await since(tenant.id, start, resource_id=tenant.staff_ids["nurse"])
+    assert [(e.action, e.outcome, e.reason) for e in events] == [
+        *[("login", "denied", "totp_enabled_already")] * 5, ("lockout", "denied", "too_many_failures"),
+        ("login", "denied", "locked")]
+
+
 async def test_a_nurse_cannot_change_the_institutions_rule(tenant: Tenant) -> None:
     start = await mark(tenant.id)
     reply = await tenant.call("nurse", SECURITY, required=True)
