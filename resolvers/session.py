@@ -234,8 +234,8 @@ async def check_credentials(ctx: Context, accounts: Accounts, email: str, passwo
     # even compare with one: such an address is unknown, like any other (issue 11).
     account = None if "\x00" in address else await accounts.account.get_or_none(email=address)
     now = datetime.now(UTC)
-    attempts = (attempts_at(ctx, accounts, account) if account is not None
-                else await _attempts_at_unknown(ctx, accounts, address))
+    key = await _address_tried(ctx, accounts, address)
+    attempts = attempts_at(ctx, accounts, account) if account is not None else _attempts_at_unknown(ctx, accounts, key)
     attempt = await claim_attempt(ctx, attempts, now,
                                   _login_record(ctx, accounts, account, Action.LOGIN, Outcome.DENIED, "locked"))
     stored_hash = account.password_hash if account is not None and account.is_active else None
@@ -465,18 +465,27 @@ def attempts_at(ctx: Context, accounts: Accounts, account: Staff | PatientAccoun
                     _login_record(ctx, accounts, account, Action.LOCKOUT, Outcome.DENIED, "too_many_failures"))
 
 
-async def _attempts_at_unknown(ctx: Context, accounts: Accounts, address: str) -> Attempts:
+async def _address_tried(ctx: Context, accounts: Accounts, address: str) -> str:
+    """Note when the address was last tried, in its throttle row (made at its first try), and return the row's key:
+    for every address, with an account or without, so that both cost the same statements. Found in review: only an
+    address without an account was written here, one committed write more per attempt, which a refusal of a locked
+    address (answered without an argon2 check to hide it) made a timing oracle of who has an account."""
     key = token_digest(ctx.services.master_key.token_key, f"{accounts.kind}:{address}")
-    if not await SignInThrottle.filter(id=key).update(updated_at=datetime.now(UTC)):  # when it was last tried
+    if not await SignInThrottle.filter(id=key).update(updated_at=datetime.now(UTC)):
         await SignInThrottle.bulk_create([SignInThrottle(id=key)], ignore_conflicts=True)
+    return key
+
+
+def _attempts_at_unknown(ctx: Context, accounts: Accounts, key: str) -> Attempts:
+    """The attempts at an address without an account: counted in its throttle row (``_address_tried``'s key)."""
     return Attempts(SignInThrottle, key,
                     _login_record(ctx, accounts, None, Action.LOCKOUT, Outcome.DENIED, "too_many_failures"))
 
 
 async def forget_idle_unknown_addresses(now: datetime | None = None) -> int:
-    """Delete the counts of unknown addresses nobody tried for ``THROTTLE_IDLE_DAYS`` (a sweep): the table
-    would otherwise keep every address ever tried. An account's count is kept, so the two differ only to someone
-    who waits that long between two tries."""
+    """Delete the throttle rows of addresses nobody tried for ``THROTTLE_IDLE_DAYS`` (a sweep): the table would
+    otherwise keep every address ever tried. An account's count is on its own row and kept, so the two differ only
+    to someone who waits that long between two tries."""
     cutoff = (now or datetime.now(UTC)) - timedelta(days=THROTTLE_IDLE_DAYS)
     return int(await SignInThrottle.filter(updated_at__lt=cutoff).delete())
 
