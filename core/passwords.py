@@ -8,6 +8,7 @@ memory: a semaphore admits two at a time (one per core on our machines).
 from __future__ import annotations
 
 import asyncio
+import secrets
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
@@ -51,8 +52,10 @@ class Passwords:
             parallelism=parameters.parallelism,
         )
         self._slots = asyncio.Semaphore(concurrency)
-        # Verified against when the e-mail is unknown, so both paths take the same time.
-        self._decoy = self._hasher.hash("careloop-decoy-password")
+        # Verified against when the e-mail is unknown (or its account holds no hash), so both paths take the same
+        # time. Of a random password no one knows: found in review, it was a fixed one, written here, and a blank
+        # stored hash (an account shut by hand) let that password through the check.
+        self._decoy = self._hasher.hash(secrets.token_urlsafe(32))
 
     async def hash(self, password: str) -> str:
         async with self._slots:
@@ -67,6 +70,6 @@ class Passwords:
             self._hasher.verify(stored_hash or self._decoy, password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return Verification(ok=False)
-        if stored_hash is None:
+        if not stored_hash:  # only the decoy was checked: no hash, no sign-in
             return Verification(ok=False)
         return Verification(ok=True, needs_rehash=self._hasher.check_needs_rehash(stored_hash))

@@ -78,6 +78,20 @@ async def test_wrong_password_is_unauthenticated_and_audited_once(client: httpx.
     assert await Session.filter(staff_id=tenant.staff_ids["nurse"]).count() == sessions
 
 
+@pytest.mark.parametrize("password", ["careloop-decoy-password", WRONG])
+async def test_an_account_whose_hash_was_blanked_opens_to_no_password(client: httpx.AsyncClient, tenant: Tenant,
+                                                                       password: str) -> None:
+    """Found in review of core/passwords.py: a blank stored hash (an operator shutting an account by hand) was
+    verified against the decoy hash kept for unknown addresses, whose password is in the source; that password
+    then passed the check (the answer an INTERNAL_SERVER_ERROR, as the blank hash cannot be read for a re-hash).
+    Every password is now refused as a wrong one, counted and recorded."""
+    await Staff.filter(id=tenant.staff_ids["nurse"]).update(password_hash="")
+    reply = await sign_in(client, tenant.emails["nurse"], password)
+    assert without_place(reply) == [INVALID]
+    assert await refusals(tenant, "nurse") == [("login", "bad_credentials")]
+    assert (await Staff.get(id=tenant.staff_ids["nurse"])).failed_logins == 1
+
+
 async def test_unknown_email_answers_like_a_wrong_password(client: httpx.AsyncClient, tenant: Tenant) -> None:
     before = await AuditEvent.filter(institution_id=SYSTEM_CHAIN, action="login", outcome="denied").count()
     wrong_password = await sign_in(client, tenant.emails["nurse"], WRONG)
