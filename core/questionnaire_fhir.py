@@ -23,8 +23,9 @@ Import takes what we can represent and refuses the rest with BAD_USER_INPUT nami
 (``json.item[2].type``): display, open-choice, date and other item types, value sets, several conditions
 (but the pair above), the ``exists`` operator alone, a bare ``!=``, initial values, read-only items, modifier
 extensions, a flag (``required``, ``repeats``, ``readOnly``) that is no boolean, a range or maxLength other than the
-one the item's kind has. Translations into languages other than zh-CN and en are left out; without our
-extensions a questionnaire gets the default scoring (the mean, satisfied at 75) which the draft's author can change.
+one the item's kind has, a group that is required or counts toward the score (it takes no answer here).
+Translations into languages other than zh-CN and en are left out; without our extensions a questionnaire gets the
+default scoring (the mean, satisfied at 75) which the draft's author can change.
 """
 
 from __future__ import annotations
@@ -333,7 +334,9 @@ def _item_from_fhir(node: Any, path: str, base: str, *, nested: bool = False) ->
     if kind == "section" and nested:
         raise _fail(f"{path}.type", "groups nest one level only.")
     item: dict[str, Any] = {"link_id": node.get("linkId"), "kind": kind, "text": _texts(node, "text", base)}
-    if kind != "section":
+    if kind == "section":
+        _refuse_group_answer(node, path)
+    else:
         item["required"] = _flag(node, "required", path)
         counts = _extension_value(node, COUNTS, "valueBoolean")
         if counts is not None:
@@ -361,6 +364,15 @@ def _item_from_fhir(node: Any, path: str, base: str, *, nested: bool = False) ->
     elif node.get("item"):
         raise _fail(f"{path}.item", "only groups hold items.")
     return item
+
+
+def _refuse_group_answer(node: Mapping[str, Any], path: str) -> None:
+    """A group takes no answer here: one required (in R4, one of its items must be answered) or counted toward the
+    score is refused, as a section typed in is, rather than imported without it (found in review)."""
+    if _flag(node, "required", path):
+        raise _fail(f"{path}.required", "a required group cannot be represented: mark its items required instead.")
+    if _extension_value(node, COUNTS, "valueBoolean"):
+        raise _fail(f"{path}.extension", "a group does not count toward the score: mark its items instead.")
 
 
 def _flag(node: Mapping[str, Any], key: str, path: str) -> bool:
