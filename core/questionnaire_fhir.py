@@ -23,7 +23,8 @@ Import takes what we can represent and refuses the rest with BAD_USER_INPUT nami
 (``json.item[2].type``): display, open-choice, date and other item types, value sets, several conditions
 (but the pair above), the ``exists`` operator alone, a bare ``!=``, initial values, read-only items, modifier
 extensions, a flag (``required``, ``repeats``, ``readOnly``) that is no boolean, a range or maxLength other than the
-one the item's kind has, a group that is required or counts toward the score (it takes no answer here).
+one the item's kind has, a group that is required or counts toward the score (it takes no answer here), a scale
+point labelled twice.
 Translations into languages other than zh-CN and en are left out; without our extensions a questionnaire gets the
 default scoring (the mean, satisfied at 75) which the draft's author can change.
 """
@@ -471,6 +472,8 @@ def _anchors_from_fhir(node: Mapping[str, Any], path: str) -> dict[str, dict[str
         values = [p.get("valueInteger") for p in parts if p.get("url") == "value"]
         if len(values) != 1 or not isinstance(values[0], int):
             raise _fail(f"{path}.extension", "an anchor names one scale point.")
+        if str(values[0]) in anchors:  # as questionnaireCreate refuses it, rather than keep one of the labels
+            raise _fail(f"{path}.extension", "label each scale point once.")
         anchors[str(values[0])] = {lang: p["valueString"] for p in parts
                                    if (lang := p.get("url")) in ("zh-CN", "en") and isinstance(p.get("valueString"),
                                                                                               str)}

@@ -669,6 +669,11 @@ def _a_question(link_id: str) -> dict[str, Any]:
     return {"linkId": link_id, "type": "boolean", "text": "Again?", "_text": _plain_fhir()["item"][0]["_text"]}
 
 
+def _anchor(point: int, label: str) -> dict[str, Any]:
+    return {"url": f"{EXTENSION}questionnaire-item-anchor", "extension": [{"url": "value", "valueInteger": point},
+                                                                          {"url": "zh-CN", "valueString": label}]}
+
+
 REFUSED_IMPORTS = [
     ("not json", "json"),
     (json.dumps([1]), "json.resourceType"),
@@ -745,6 +750,9 @@ REFUSED_IMPORTS = [
     (json.dumps(_second({"type": "group", "extension": [{"url": f"{EXTENSION}questionnaire-item-counts",
                                                          "valueBoolean": True}], "item": [_a_question("h")]})),
      "json.item[1].extension"),
+    # a scale point labelled twice is refused, as questionnaireCreate refuses it, not one label kept (found in review)
+    (json.dumps(_with_item(extension=[*_plain_fhir()["item"][0]["extension"], _anchor(1, "很差"), _anchor(1, "差")])),
+     "json.item[0].extension"),
 ]
 
 
