@@ -24,7 +24,7 @@ Import takes what we can represent and refuses the rest with BAD_USER_INPUT nami
 (but the pair above), the ``exists`` operator alone, a bare ``!=``, initial values, read-only items, modifier
 extensions, a flag (``required``, ``repeats``, ``readOnly``) that is no boolean, a range or maxLength other than the
 one the item's kind has, a group that is required or counts toward the score (it takes no answer here), a scale
-point labelled twice.
+point labelled twice, anchors on an item that is no Likert or CSAT scale.
 Translations into languages other than zh-CN and en are left out; without our extensions a questionnaire gets the
 default scoring (the mean, satisfied at 75) which the draft's author can change.
 """
@@ -348,10 +348,9 @@ def _item_from_fhir(node: Any, path: str, base: str, *, nested: bool = False) ->
     if max_length is not None and (kind != "text" or isinstance(max_length, bool) or max_length != MAX_TEXT_ANSWER):
         raise _fail(f"{path}.maxLength", f"free text is at most {MAX_TEXT_ANSWER} characters: maxLength can only be "
                                          f"{MAX_TEXT_ANSWER}, on a text item.")
-    if kind in _RANGES:
-        anchors = _anchors_from_fhir(node, path)
-        if anchors:
-            item["anchors"] = anchors
+    anchors = _anchors_from_fhir(node, path)  # on any kind: where there is no scale to label, refused with the others
+    if anchors:
+        item["anchors"] = anchors
     if kind in ("choice", "multi_choice"):
         item["options"] = _options_from_fhir(node, path, base)
     elif node.get("answerOption"):

@@ -753,6 +753,10 @@ REFUSED_IMPORTS = [
     # a scale point labelled twice is refused, as questionnaireCreate refuses it, not one label kept (found in review)
     (json.dumps(_with_item(extension=[*_plain_fhir()["item"][0]["extension"], _anchor(1, "很差"), _anchor(1, "差")])),
      "json.item[0].extension"),
+    # so are anchors on an item without a scale to label (found in review: dropped without a word)
+    (json.dumps(_second({"type": "choice", "extension": [_anchor(1, "差")], "answerOption": [
+        {"valueCoding": {"code": code, "display": code, "_display": _plain_fhir()["item"][0]["_text"]}}
+        for code in ("a", "b")]})), "json.items[1].anchors"),
 ]
 
 
