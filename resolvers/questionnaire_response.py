@@ -57,6 +57,7 @@ import hashlib
 import hmac
 import json
 import uuid
+from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -693,11 +694,25 @@ async def _shown_anonymous(ctx: Context, query: Any) -> Q:
     cells = await (query.filter(questionnaire_id__in=reports.nameless_versions(ctx.institution_id), month__lt=live)
                    .annotate(n=Count("id")).group_by("questionnaire_id", "department_id", "month")
                    .values_list("questionnaire_id", "department_id", "month", "n"))
-    shown = [Q(questionnaire_id=q, department_id=d, month=m) if d is not None
-             else Q(questionnaire_id=q, department_id__isnull=True, month=m)
-             for q, d, m, n in cells if reports.released_cell(m, int(n), live, least)]
+    # the released months of each version and department: one term per pair, not per cell (they grow by the month)
+    released: dict[tuple[Any, Any], list[str]] = defaultdict(list)
+    for q, d, m, n in cells:
+        if reports.released_cell(m, int(n), live, least):
+            released[(q, d)].append(m)
+    shown = [Q(questionnaire_id=q, month__in=months, **({"department_id": d} if d is not None else
+                                                         {"department_id__isnull": True}))
+             for (q, d), months in released.items()]
     identified = ~Q(questionnaire_id__in=reports.nameless_versions(ctx.institution_id))
-    return identified | Q(*shown, join_type=Q.OR) if shown else identified
+    return identified | _any_of(shown) if shown else identified
+
+
+def _any_of(terms: list[Q]) -> Q:
+    """The terms ORed as a balanced tree: a flat Q(*terms) is a chain as deep as its terms, and from about 950 the SQL
+    could not be built (RecursionError; SQLite's own limit on an expression's depth is 1000), found in review."""
+    if len(terms) == 1:
+        return terms[0]
+    middle = len(terms) // 2
+    return Q(_any_of(terms[:middle]), _any_of(terms[middle:]), join_type=Q.OR)
 
 
 async def answers_of(ctx: Context, view: ResponseView) -> list[AnswerView]:
