@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any, cast
 
-from tortoise.expressions import Q
+from tortoise.expressions import Q, Subquery
 from tortoise.queryset import QuerySet
 
 from audit import archive, patient_index, writer
@@ -19,7 +19,7 @@ from core import statements
 from core.errors import BadUserInput
 from core.principal import PARTNER, STAFF
 from core.validation import aware_time, clean_text
-from models import AuditEvent, PartnerClient, RoleAssignment, Staff
+from models import AuditEvent, AuditPatientIndex, PartnerClient, Patient, RoleAssignment, Staff
 from resolvers import access, audit_spelling, pagination
 from resolvers.context import Context
 
@@ -151,6 +151,22 @@ def _matching(*, institution_id: uuid.UUID, actor_id: uuid.UUID | None, patient_
     if until is not None:
         q &= Q(occurred_at__lt=until)
     return q
+
+
+def files_of_person(institution_id: uuid.UUID, patient_id: uuid.UUID) -> Subquery:
+    """The ids of a patient's file and of the files merged into it (a merge points every file merged before at the
+    survivor): one person's files, whose trail a report about that person reads whole."""
+    return Subquery(Patient.filter(Q(id=patient_id) | Q(merged_into_id=patient_id),
+                                   institution_id=institution_id).values("id"))
+
+
+def about_person(institution_id: uuid.UUID, patient_id: uuid.UUID) -> Q:
+    """The condition on ``AuditEvent`` rows about a patient's file or a file merged into it (found in review: after a
+    merge, the survivor's access report, its disclosures and the patient's own "who viewed my record" left out
+    every read of the merged file, a partner's included)."""
+    sequence_numbers = AuditPatientIndex.filter(institution_id=institution_id,
+                                                patient_id__in=files_of_person(institution_id, patient_id))
+    return Q(institution_id=institution_id) & Q(seq__in=Subquery(sequence_numbers.values("seq")))
 
 
 def within(query: Any, since: datetime | None, until: datetime | None, column: str = "occurred_at") -> Any:

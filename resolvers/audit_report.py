@@ -22,14 +22,14 @@ from tortoise.expressions import Q, Subquery
 from tortoise.functions import Max
 from tortoise.queryset import QuerySet
 
-from audit import checkpoint, export, patient_index, writer
+from audit import checkpoint, export, writer
 from audit.events import Action, AuditRecord, Outcome
 from core import access_report_document as documents
 from core.errors import BadUserInput
 from core.validation import check_year
 from models import AuditChainHead, AuditEvent, Institution, Patient, Staff
 from resolvers import access, audit_spelling, audit_words, compliance_alert, pagination
-from resolvers.audit_event import check_period, who, within
+from resolvers.audit_event import about_person, check_period, who, within
 from resolvers.context import Context
 
 MAX_FACTOR = 100.0
@@ -157,7 +157,7 @@ async def _accessors(ctx: Context, patient_id: uuid.UUID, since: datetime | None
     first; a cursor holds the last event the report counts and the last event of the page's last person."""
     counted, before = pagination.decode_int_pair(REPORT_CURSOR, after) if after else (None, None)  # "": first
     await writer.seal(ctx.institution_id)
-    events = within(AuditEvent.filter(patient_index.about_patient(ctx.institution_id, patient_id)), since, until)
+    events = within(AuditEvent.filter(about_person(ctx.institution_id, patient_id)), since, until)
     actors = events.annotate(last_seq=Max("seq")).group_by("actor_kind", "actor_id")
     if counted is not None:
         actors = actors.filter(seq__lte=counted, last_seq__lt=before)
@@ -291,8 +291,7 @@ async def _record_export(ctx: Context, resource_type: str, patient_id: uuid.UUID
 async def _events(ctx: Context, patient_id: uuid.UUID, since: datetime | None,
                   until: datetime | None) -> list[dict[str, Any]]:
     await writer.seal(ctx.institution_id)
-    return await _rows(within(AuditEvent.filter(patient_index.about_patient(ctx.institution_id, patient_id)),
-                              since, until))
+    return await _rows(within(AuditEvent.filter(about_person(ctx.institution_id, patient_id)), since, until))
 
 
 async def _rows(events: QuerySet[AuditEvent]) -> list[dict[str, Any]]:

@@ -21,7 +21,7 @@ from core.principal import PARTNER
 from core.validation import check_year
 from models import AuditArchive, AuditEvent, AuditPatientIndex, PartnerClient, PartnerGrant
 from resolvers import access, pagination
-from resolvers.audit_event import check_period, within
+from resolvers.audit_event import check_period, files_of_person, within
 from resolvers.context import Context
 
 CURSOR_KIND = "disclosure_index"  # a position in the per-patient index; cursors of event positions are refused
@@ -54,7 +54,7 @@ async def page(ctx: Context, *, first: int, after: str | None, since: datetime, 
     query = within(AuditPatientIndex.filter(institution_id=ctx.institution_id, actor_kind=PARTNER, action="read",
                                             outcome="allowed"), since, until)
     if patient_id is not None:
-        query = query.filter(patient_id=patient_id)
+        query = query.filter(patient_id__in=files_of_person(ctx.institution_id, patient_id))  # merged files too
     if partner_id is not None:
         query = query.filter(actor_id__in=list(await PartnerClient.filter(
             institution_id=ctx.institution_id, partner_id=partner_id).values_list("id", flat=True)))

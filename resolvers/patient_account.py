@@ -19,7 +19,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
-from audit import patient_index, writer
+from audit import writer
 from audit.events import Action, Actor, AuditRecord, Outcome
 from core.errors import BadUserInput
 from core.principal import PATIENT
@@ -43,7 +43,7 @@ from resolvers import questionnaire_response as questionnaire_responses
 from resolvers import session as sessions
 from resolvers import ticket as ticket_reads
 from resolvers.access import PatientView
-from resolvers.audit_event import who
+from resolvers.audit_event import about_person, who
 from resolvers.context import Context
 from resolvers.loaders import newest_per_parent
 from resolvers.staff import check_password
@@ -228,7 +228,7 @@ async def access_log(ctx: Context, *, first: int, after: str | None,
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     view = await access.find_patient(ctx, own_patient_id(ctx), action=Action.READ)
     await writer.seal(ctx.institution_id)
-    query = AuditEvent.filter(patient_index.about_patient(ctx.institution_id, view.row.id))
+    query = AuditEvent.filter(about_person(ctx.institution_id, view.row.id))
     total = await pagination.count_of(query, count)
     if after:
         query = query.filter(seq__lt=pagination.decode_int(LOG_CURSOR_KIND, after))
