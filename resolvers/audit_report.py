@@ -125,6 +125,7 @@ async def patient_access(ctx: Context, patient_id: uuid.UUID | None, since: date
     """Who read or changed which field classes of a patient's file, when, under which rule, through
     which token and client; most recent first, at most LEGACY_LIMIT people (the deprecated unpaged list)."""
     found = await _check_report(ctx, patient_id)
+    _check_open_period(since, until)
     page = await _accessors(ctx, found, since, until, limit=LEGACY_LIMIT, after=None)
     return [person for _, person in page.items]
 
@@ -138,6 +139,7 @@ async def patient_access_page(ctx: Context, patient_id: uuid.UUID | None, since:
     read. A page costs the same statements whatever its size: its people, their events, their names (and with
     ``count``, the people the report counts, up to the same event)."""
     found = await _check_report(ctx, patient_id)
+    _check_open_period(since, until)
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     return await _accessors(ctx, found, since, until, limit=first, after=after, count=count)
 
@@ -149,6 +151,14 @@ async def _check_report(ctx: Context, patient_id: uuid.UUID | None) -> uuid.UUID
     if patient_id is None or not await Patient.exists(id=patient_id, institution_id=ctx.institution_id):
         raise await access.not_found(ctx, Action.READ, "patient", patient_id, "patientId")
     return patient_id
+
+
+def _check_open_period(since: datetime | None, until: datetime | None) -> None:
+    """A report's period, either end open: given both, it must end after it starts (found in review: a period the
+    wrong way round answered an empty report, "nobody dealt with the file", where every other reading of the trail
+    refuses it)."""
+    if since is not None and until is not None:
+        check_period(since, until)
 
 
 async def _accessors(ctx: Context, patient_id: uuid.UUID, since: datetime | None, until: datetime | None, *,

@@ -16,6 +16,10 @@ ANOMALIES = """query($from: DateTime!, $to: DateTime!, $factor: Float! = 3.0, $m
   accessAnomalies(from: $from, to: $to, factor: $factor, minimum: $minimum) {
     staffId name role patientsRead roleMedian peers ratio } }"""
 READ = "query($id: ID!) { patient(id: $id) { id fullName allergies } }"
+PERIOD_REPORTS = ["""query($id: ID!, $from: DateTime, $to: DateTime) {
+  patientAccessReport(patientId: $id, from: $from, to: $to) { name } }""",
+                  """query($id: ID!, $from: DateTime, $to: DateTime) {
+  patientAccessReportConnection(patientId: $id, from: $from, to: $to) { nodes { who { name } } } }"""]
 
 
 async def test_who_accessed_a_patients_file(tenant: Tenant) -> None:
@@ -39,6 +43,22 @@ async def test_who_accessed_a_patients_file(tenant: Tenant) -> None:
     officer = later.pop(f"compliance_officer {tenant.institution.name.split()[-1]}")
     assert officer["reads"] == 1 and officer["fieldClasses"] == ["AUDIT"]  # viewing the report is on record too
     assert set(later) == set(people) and [p["writes"] for p in later.values()] == [0, 0]
+
+
+async def test_a_report_for_a_period_the_wrong_way_round_is_bad_input(tenant: Tenant) -> None:
+    """Not an empty report, which would say nobody dealt with the file; the right way round lists the reader."""
+    pid = await make_patient(tenant, "nurse")
+    start, end = datetime.now(UTC) - timedelta(hours=1), datetime.now(UTC) + timedelta(hours=1)
+    nurse = f"nurse {tenant.institution.name.split()[-1]}"
+    for query in PERIOD_REPORTS:
+        for since, until in ((end, start), (start, start)):
+            reply = await tenant.call("compliance_officer", query, id=str(pid), **{
+                "from": since.isoformat(), "to": until.isoformat()})
+            assert reply.codes == ["BAD_USER_INPUT"] and reply.errors[0]["extensions"]["field"] == "to", reply.body
+        reply = await tenant.call("compliance_officer", query, id=str(pid), **{
+            "from": start.isoformat(), "to": end.isoformat()})
+        assert reply.errors == [], reply.errors
+        assert nurse in str(reply.data)
 
 
 async def test_the_report_is_for_compliance_officers_and_this_institution(tenant: Tenant,
