@@ -28,6 +28,7 @@ from core import access_report_document as documents
 from core.errors import BadUserInput
 from core.validation import check_year
 from models import AuditChainHead, AuditEvent, Institution, Patient, Staff
+from policies.guard import Decision
 from resolvers import access, audit_spelling, audit_words, compliance_alert, pagination
 from resolvers.audit_event import about_person, check_period, who, within
 from resolvers.context import Context
@@ -193,13 +194,19 @@ def _any_of(actors: list[dict[str, Any]]) -> Q:
                                  else Q(actor_kind=a["actor_kind"], actor_id__isnull=True) for a in actors))
 
 
+async def authorize_export(ctx: Context, resource_type: str, patient_id: uuid.UUID | None = None) -> Decision:
+    """The right to export the trail (``audit_event``) or a patient's report (``audit_report``): a refusal is
+    recorded and FORBIDDEN."""
+    return await access.authorize(ctx, "audit", "read", action=Action.EXPORT, resource_type=resource_type,
+                                  resource_id=patient_id)
+
+
 async def patient_access_export(ctx: Context, patient_id: uuid.UUID | None, since_text: str | None,
                                 until_text: str | None, fmt: str, language: str) -> Export:
     """A patient's access report as a PDF or a CSV for people: names, roles, partners, local times and plain
     actions. The period comes as the URL's text, checked once the caller is known to be allowed. The export is
     on the trail (action export, on the patient's report) before a byte leaves."""
-    decision = await access.authorize(ctx, "audit", "read", action=Action.EXPORT, resource_type="audit_report",
-                                      resource_id=patient_id)
+    decision = await authorize_export(ctx, "audit_report", patient_id)
     if patient_id is None or not await Patient.exists(id=patient_id, institution_id=ctx.institution_id):
         raise await access.not_found(ctx, Action.EXPORT, "patient", patient_id, "patientId")
     if fmt not in REPORT_FORMATS:
@@ -233,7 +240,7 @@ async def trail_export(ctx: Context, since_text: str | None, until_text: str | N
     the events up to the chain's head when the export began, then a checkpoint signed at its last event (so it
     verifies on its own however many checkpoints are signed after it). Authorized, checked and on the trail
     before the first line; the lines are read in batches as they are sent."""
-    decision = await access.authorize(ctx, "audit", "read", action=Action.EXPORT, resource_type="audit_event")
+    decision = await authorize_export(ctx, "audit_event")
     since, until = export_period(_moment(since_text, "from"), _moment(until_text, "to"))
     institution_id = ctx.institution_id
     await writer.seal(institution_id)

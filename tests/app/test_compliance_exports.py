@@ -210,6 +210,22 @@ async def test_a_period_cut_between_events_linked_out_of_order_verifies_offline(
     assert before_the_period in exported and after_the_period in exported
 
 
+async def test_while_exports_run_anyone_else_is_still_refused_and_on_record(tenant: Tenant,
+                                                                          services: Services) -> None:
+    """The bound is the officers': a caller without the right is FORBIDDEN and recorded, never RATE_LIMITED."""
+    pid = await seen_file(tenant)
+    full = Starlette(routes=compliance.routes(services, compliance.Running(limit=0)))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=full), base_url="http://test") as http:
+        for url in (report_url(pid, "pdf"), "/compliance/exports/audit.ndjson"):
+            reply = await http.get(url, headers=bearer(tenant.tokens["nurse"]))
+            assert reply.status_code == 403 and reply.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+            officer = await http.get(url, headers=bearer(tenant.tokens["compliance_officer"]))
+            assert officer.status_code == 429  # the officer waits for a slot
+    refused = await tenant.audit_events(actor_id=tenant.staff_ids["nurse"], action="export", outcome="denied")
+    assert [(e.resource_type, e.resource_id) for e in refused] == [("audit_report", pid), ("audit_event", None)]
+    assert await tenant.audit_events(action="export", outcome="allowed") == []
+
+
 async def test_at_most_a_few_exports_run_at_once(tenant: Tenant, services: Services) -> None:
     full = Starlette(routes=compliance.routes(services, compliance.Running(limit=0)))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=full), base_url="http://test") as http:
