@@ -59,7 +59,10 @@ FIELDS = {
     "current_medication": ("current medication", "当前用药"), "diet_preferences": ("diet preferences", "饮食偏好"),
     "activity_preferences": ("activity preferences", "活动偏好"), "special_needs": ("special needs", "特殊需求"),
     "owner_id": ("owner", "负责人"), "paused_at": ("time paused", "暂停时间"), "notes": ("notes", "备注"),
+    "summary": ("summary", "摘要"),
 }
+# The records a ``table.column`` name is read on, beside the patient's own file (``contact.phone``, ``visit.summary``).
+TABLES = {"contact": ("contact", "联系人"), "visit": ("visit", "就诊")}
 _SUFFIXES = ((re.compile(r"_at$"), (" time", "时间")), (re.compile(r"_on$"), (" date", "日期")),
              (re.compile(r"_id$"), ("", "")))
 
@@ -91,17 +94,30 @@ def outcome(name: str, language: str = EN) -> str:
 def field(column: str, language: str = EN) -> str:
     """A column in words, with its class: "allergies (health information)"; an export's ``format:csv``
     detail as "format csv"."""
-    if column in FIELDS:
-        words = _pick(FIELDS[column], language)
+    table, dot, own = column.partition(".")
+    if dot and ":" not in column:  # found in review: "contact.phone" reached the report as the column it is
+        record, words = _pick(TABLES.get(table, (_plain(table), _plain(table))), language), _words(own, language)
+        words = record + ("" if _is_chinese(record[-1:]) and _is_chinese(words[:1]) else " ") + words
     else:
-        words = column
-        for suffix, replacement in _SUFFIXES:
-            words = suffix.sub(_pick(replacement, language), words)
-        words = _plain(words)
+        words = _words(column, language)
     klass = PATIENT_FIELD_CLASS.get(column)
     if klass is None:
         return words
     return f"{words}（{field_class(klass, ZH_CN)}）" if language == ZH_CN else f"{words} ({field_class(klass)})"
+
+
+def _is_chinese(text: str) -> bool:
+    return bool(text) and not text.isascii()
+
+
+def _words(column: str, language: str) -> str:
+    """One column's own words: known ones said, any other by its name with its suffix turned into words."""
+    if column in FIELDS:
+        return _pick(FIELDS[column], language)
+    words = column
+    for suffix, replacement in _SUFFIXES:
+        words = suffix.sub(_pick(replacement, language), words)
+    return _plain(words.replace(".", " "))
 
 
 def rule(line: str, language: str = EN) -> str:

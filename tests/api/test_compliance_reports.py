@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 from models import Partner
 from tests.factories import Tenant, gql, make_patient
 from tests.partners import ALL_SCOPES, make_partnership
+from tests.patients import make_contact
 
 REPORT = """query($id: ID!, $language: ReportLanguage! = EN) {
   patientAccessReport(patientId: $id, language: $language) {
@@ -54,6 +55,22 @@ async def test_the_report_names_people_and_roles_in_words_and_local_time(tenant:
     for entry in reply.data["patientAccessReport"]:
         assert_no_machine_words(words_of(entry))
     assert "Penicillin" not in str(reply.body) and "13800001111" not in str(reply.body)
+
+
+async def test_a_contacts_fields_are_said_in_words_not_as_columns(tenant: Tenant) -> None:
+    """A family member's phone is read as ``contact.phone`` on the trail: the report says whose phone it is."""
+    pid = await make_patient(tenant, "nurse")
+    await make_contact(tenant, pid, "Wang Fang", phone="13600007777")
+    read = await tenant.call("front_desk", "query($id: ID!) { patient(id: $id) { contacts { name phone } } }",
+                             id=str(pid))
+    assert read.errors == [], read.errors
+    for language, said in (("EN", "contact phone"), ("ZH_CN", "联系人电话")):
+        reply = await tenant.call("compliance_officer", REPORT, id=str(pid), language=language)
+        assert reply.errors == [], reply.errors
+        desk = {p["actorId"]: p for p in reply.data["patientAccessReport"]}[str(tenant.staff_ids["front_desk"])]
+        assert said in desk["fieldsInWords"], desk["fieldsInWords"]
+        assert not [words for words in desk["fieldsInWords"] if "." in words or "_" in words]
+        assert "13600007777" not in str(reply.body)
 
 
 async def test_the_report_in_chinese(tenant: Tenant) -> None:
