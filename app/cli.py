@@ -313,8 +313,11 @@ def _verify_offline(args: argparse.Namespace) -> int:
              else f"it starts at seq {report.first_seq}: no checkpoint vouches for what came before")
     print(f"{report.events} events, chain intact, {report.checkpoints} signed checkpoints match; {start}")
     tail = report.unverified_tail
-    if report.signed_end:
-        print(f"its end, seq {report.last_seq}, is signed: nothing was cut from it")
+    if report.signed_start:
+        print(f"its end, seq {report.last_seq}, is signed, and its start, seq {report.first_seq}: nothing was cut "
+              "from it")
+    elif report.signed_end:  # an export made before the signed end named its start
+        print(f"its end, seq {report.last_seq}, is signed: nothing was cut from its end")
     elif tail is None:
         print(f"its end, seq {report.last_seq}, is covered by a signed checkpoint")
     else:
@@ -343,7 +346,8 @@ def _audit_export(settings: Settings, args: argparse.Namespace) -> int:
                                          up_to_seq=up_to_seq, progress=progress)
             if written.count:
                 out.write(export.end_line(checkpoint.sign(key, args.institution, written.last_seq,
-                                                          written.last_hash, datetime.now(UTC))))
+                                                          written.last_hash, datetime.now(UTC),
+                                                          first_seq=written.first_seq)))
         return written
 
     async def work() -> int:

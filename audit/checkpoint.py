@@ -36,12 +36,17 @@ class Checkpoint:
     created_at: str  # ISO 8601, UTC, microseconds
     key_id: str
     signature: str  # hex
+    # An export's signed end only: the export's first event, so that events cut from its start are found too (a
+    # period's export may start anywhere). Signed when set; the chain's checkpoints have none.
+    first_seq: int | None = None
 
     def statement(self) -> bytes:
-        """What is signed: the four facts, in a fixed canonical form."""
-        return json.dumps({"institution_id": self.institution_id, "last_seq": self.last_seq,
-                           "head_hash": self.head_hash, "created_at": self.created_at},
-                          sort_keys=True, separators=(",", ":")).encode()
+        """What is signed: the four facts (and an export's first event), in a fixed canonical form."""
+        facts: dict[str, Any] = {"institution_id": self.institution_id, "last_seq": self.last_seq,
+                                 "head_hash": self.head_hash, "created_at": self.created_at}
+        if self.first_seq is not None:
+            facts["first_seq"] = self.first_seq
+        return json.dumps(facts, sort_keys=True, separators=(",", ":")).encode()
 
     def signed_by(self, public: Ed25519PublicKey) -> bool:
         try:
@@ -51,13 +56,17 @@ class Checkpoint:
         return self.key_id == key_id(public)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if self.first_seq is None:  # a checkpoint of the chain: as it always was written
+            del data["first_seq"]
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Checkpoint:
         return cls(institution_id=str(data["institution_id"]), last_seq=int(data["last_seq"]),
                    head_hash=str(data["head_hash"]), created_at=str(data["created_at"]), key_id=str(data["key_id"]),
-                   signature=str(data["signature"]))
+                   signature=str(data["signature"]),
+                   first_seq=None if data.get("first_seq") is None else int(data["first_seq"]))
 
     @classmethod
     def of(cls, row: AuditCheckpoint) -> Checkpoint:
@@ -66,8 +75,10 @@ class Checkpoint:
 
 
 def sign(key: Ed25519PrivateKey, institution_id: uuid.UUID, last_seq: int, head_hash: str,
-         created_at: datetime) -> Checkpoint:
-    unsigned = Checkpoint(str(institution_id), last_seq, head_hash, _iso(created_at), key_id(key.public_key()), "")
+         created_at: datetime, *, first_seq: int | None = None) -> Checkpoint:
+    """``first_seq``: for an export's signed end, the export's first event."""
+    unsigned = Checkpoint(str(institution_id), last_seq, head_hash, _iso(created_at), key_id(key.public_key()), "",
+                          first_seq)
     return Checkpoint(**{**unsigned.to_json(), "signature": key.sign(unsigned.statement()).hex()})
 
 

@@ -86,11 +86,13 @@ async def rows(institution_id: uuid.UUID, since: datetime | None = None, until: 
 
 @dataclass(frozen=True)
 class Written:
-    """What an export holds: how many events, and the last one's sequence number and hash (0 and "" if none)."""
+    """What an export holds: how many events, the first one's sequence number, and the last one's sequence number
+    and hash (0 and "" if none)."""
 
     count: int
     last_seq: int = 0
     last_hash: str = ""
+    first_seq: int = 0
 
 
 async def write(institution_id: uuid.UUID, fmt: str, out: TextIO, *, since: datetime | None = None,
@@ -99,22 +101,24 @@ async def write(institution_id: uuid.UUID, fmt: str, out: TextIO, *, since: date
     """Write the export to ``out``."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}")
-    count, last_seq, last_hash = 0, 0, ""
+    count, first_seq, last_seq, last_hash = 0, 0, 0, ""
     if fmt == "csv":
         out.write(_csv_line(COLUMNS))
     async for row in rows(institution_id, since, until, after_seq=after_seq, up_to_seq=up_to_seq):
         out.write(line(fmt, row))
         count, last_seq, last_hash = count + 1, int(row["seq"]), str(row["hash"])
+        first_seq = first_seq or last_seq
         if progress and count % BATCH == 0:
             progress(count)
     if progress:
         progress(count)
-    return Written(count, last_seq, last_hash)
+    return Written(count, last_seq, last_hash, first_seq)
 
 
 def end_line(end: Any) -> str:
-    """An NDJSON export's last line: the checkpoint signed at its last event (``audit.checkpoint.sign``), so that
-    the export verifies on its own however many checkpoints the trail signs after it, and a cut is found."""
+    """An NDJSON export's last line: the checkpoint signed at its last event, naming its first (``audit.checkpoint.
+    sign`` with ``first_seq``), so that the export verifies on its own however many checkpoints the trail signs after
+    it, and a cut at either end is found."""
     return json.dumps({EXPORT_END: end.to_json()}, separators=(",", ":")) + "\n"
 
 

@@ -15,8 +15,10 @@ What an outside auditor runs (``careloop audit verify --export --checkpoint --pu
    the events after the last checkpoint inside the export are an *unverified tail*, named as such;
 5. an export's own signed end (``careloop audit export`` ends an NDJSON export with a
    ``{"checkpoint": …}`` line signed at exactly its last event) must match its last event: an
-   export cut short under its signed end is truncated. With or without it, the events after the
-   last signed point are named as an unverified tail;
+   export cut short under its signed end is truncated. It also names the export's first event
+   (``first_seq``, signed with the rest), which must be the first one there: events cut from its
+   start are found too. With or without it, the events after the last signed point are named as an
+   unverified tail;
 6. an export that starts after seq 1 (a period, an archive, or what is left after archiving: an
    archived stretch always ends at a checkpoint) must link to the checkpoint just before its
    first event, when there is one; the report says whether its start was vouched for that way.
@@ -49,6 +51,7 @@ class OfflineReport:
     vouched_to: int = 0  # the last event a signed checkpoint (or the export's signed end) covers
     later_checkpoints: int = 0  # checkpoints beyond the export's end: the trail went on after it
     signed_end: bool = False  # the export ends with its own signed checkpoint, matching its last event
+    signed_start: bool = False  # that signed end names the export's first event, and it is the first one there
 
     @property
     def unverified_tail(self) -> tuple[int, int] | None:
@@ -156,8 +159,9 @@ def _against_checkpoints(span: _Span, checkpoints: list[Checkpoint]) -> OfflineR
     later = sum(1 for c in mine if c.last_seq > span.last)
 
     def report(problem: str = "", start_vouched: bool = False, vouched_to: int = 0) -> OfflineReport:
+        signed_end = span.end is not None and not problem
         return OfflineReport(span.count, len(mine), problem, span.first, start_vouched, span.last, vouched_to,
-                             later, span.end is not None and not problem)
+                             later, signed_end, signed_end and span.end is not None and span.end.first_seq is not None)
 
     # Without its own signed end an export must reach every checkpoint given: one beyond it may mark a cut tail.
     for checkpoint in inside if span.end is not None else [c for c in mine if c.last_seq >= span.first]:
@@ -187,4 +191,7 @@ def _end_problem(span: _Span) -> str:
         return f"truncated: the export's signed end is seq {end.last_seq}, its events end at {span.last}"
     if end.head_hash != span.last_hash:
         return f"rewritten: seq {span.last} does not have the export's signed end hash"
+    if end.first_seq is not None and end.first_seq != span.first:
+        return f"truncated: the export's signed end says it starts at seq {end.first_seq}, its events start at " \
+               f"{span.first}"
     return ""

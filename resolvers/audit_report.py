@@ -254,13 +254,15 @@ async def trail_export(ctx: Context, since_text: str | None, until_text: str | N
 
 async def _trail_lines(institution_id: uuid.UUID, since: datetime, until: datetime, up_to_seq: int,
                        key: Any) -> AsyncIterator[str]:
-    last_seq, last_hash = 0, ""
+    first_seq, last_seq, last_hash = 0, 0, ""
     async for row in export.rows(institution_id, since.astimezone(UTC), until.astimezone(UTC),
                                  up_to_seq=up_to_seq):
         last_seq, last_hash = int(row["seq"]), str(row["hash"])
+        first_seq = first_seq or last_seq
         yield export.line(export.EVIDENCE, row)
     if last_seq:
-        yield export.end_line(checkpoint.sign(key, institution_id, last_seq, last_hash, datetime.now(UTC)))
+        yield export.end_line(checkpoint.sign(key, institution_id, last_seq, last_hash, datetime.now(UTC),
+                                              first_seq=first_seq))
 
 
 def export_period(since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:

@@ -239,3 +239,25 @@ async def test_at_most_a_few_exports_run_at_once(tenant: Tenant, services: Servi
             reply = await http.get("/compliance/exports/audit.ndjson",
                                    headers=bearer(tenant.tokens["compliance_officer"]))
             assert reply.status_code == 200 and '"checkpoint"' in reply.text.splitlines()[-1]
+
+
+async def test_events_cut_from_the_start_of_an_export_are_found(tenant: Tenant, services: Services) -> None:
+    """The export's signed end names its first event too: an export whose leading events were cut verified, since
+    a period's export may start anywhere and nothing linked its start to what the export held (found in review)."""
+    await seen_file(tenant)
+    key = services.master_key.checkpoint_key
+    await checkpoint.take(key, tenant.id)
+    since = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    reply = await tenant.client.get("/compliance/exports/audit.ndjson", params={"from": since},
+                                    headers=bearer(tenant.tokens["compliance_officer"]))
+    assert reply.status_code == 200
+    lines = reply.text.splitlines()
+    checkpoints = await checkpoint.of_institution(tenant.id)
+    first = int(json.loads(lines[0])["seq"])
+
+    cut = offline.verify(lines[2:], checkpoints, key.public_key())
+
+    assert cut.problem == (f"truncated: the export's signed end says it starts at seq {first}, its events start "
+                           f"at {first + 2}")
+    whole = offline.verify(lines, checkpoints, key.public_key())
+    assert whole.ok and whole.signed_end and whole.signed_start and whole.first_seq == first, whole.problem
