@@ -168,6 +168,8 @@ async def verify_chain(institution_id: uuid.UUID, head: AuditChainHead | None,
         return ChainReport(institution_id, checked, f"no archive_trail event records the archive anchor at seq "
                                                     f"{archived}: events were deleted under an anchor written by hand",
                            archived, None, archived)
+    if anchor is not None and record is not None and (unlike := _unlike_its_record(anchor, record)):
+        return ChainReport(institution_id, checked, unlike, archived, None, archived)
     # after the cut checks: a cut tail leaves its index rows behind, and the cut is what to name
     stray = await _stray_index_row(institution_id, archived, archived + checked)
     if stray is not None:
@@ -225,6 +227,20 @@ async def record_of(anchor: AuditArchive) -> str | None:
         "AND event->'row'->>'action' = 'archive_trail' AND event->'row'->>'resource_id' = $2 LIMIT 1",
         [anchor.institution_id, str(anchor.id)])
     return str(rows[0]["fields"]) if rows else None
+
+
+_RECORDED = ("up_to_seq", "events", "sha256")  # what an archive run's event says of its anchor (and its file)
+
+
+def _unlike_its_record(anchor: AuditArchive, fields: str) -> str:
+    """An anchor must be the one its run recorded (``fields``: the run's event's fields): the anchor is a row its
+    owner could move on to a later signed checkpoint, keeping its id so that the run's event still names it, and
+    then delete the events in between, which are in no file; the event is hashed and MACed."""
+    recorded = dict(item.partition(":")[::2] for item in fields.split(",") if item.partition(":")[0] in _RECORDED)
+    if recorded == {"up_to_seq": str(anchor.up_to_seq), "events": str(anchor.events), "sha256": anchor.sha256}:
+        return ""
+    said = ", ".join(f"{name}:{recorded[name]}" for name in _RECORDED[:2] if name in recorded)
+    return f"the archive anchor at seq {anchor.up_to_seq} is not what its archive_trail event records ({said})"
 
 
 def macs_from_record(fields: str | None) -> int | None:

@@ -413,6 +413,29 @@ async def test_events_deleted_under_an_anchor_written_by_hand_are_found(chain: C
                      "anchor written by hand", 3, None, 3)
 
 
+async def test_an_anchor_moved_past_what_its_run_recorded_is_found(chain: Chain, public: Ed25519PublicKey,
+                                                                    tmp_path: Path) -> None:
+    """An anchor is held to its run's record: the owner who moved a real anchor on to a later signed checkpoint
+    (its id kept, so the run's archive_trail event still named it) and deleted the events in between, young ones
+    included and in no file, left a chain that verified as archived (found in review). The record, hashed and
+    MACed, says up to which seq, how many events and which file's hash the run archived."""
+    anchor, _ = await archived_chain(chain, public, tmp_path)  # 1-7 archived, 8-9 old, 10-11 recent, the run at 12
+    hashes = {int(row["seq"]): row["hash"] for row in rows(await chain.export())}
+    archive_update = "audit_archive_no_update_delete ON audit_archive" if is_postgres() else "audit_archive_no_update"
+    async with append_only_lifted():  # put back with 0011's triggers, the anchors' among them
+        await connection().execute_script(f"DROP TRIGGER {archive_update}")
+        await connection().execute_query(f"UPDATE audit_archive SET up_to_seq = 11, up_to_hash = '{hashes[11]}' "
+                                         f"WHERE id = '{anchor.id}'")
+        for table in ("audit_event", "audit_patient_index"):
+            await connection().execute_query(f"DELETE FROM {table} WHERE institution_id = '{chain.id}' "
+                                              f"AND seq BETWEEN 8 AND 11")
+
+    assert await chain.seqs() == [12]
+    assert await chain.report() == ChainReport(
+        chain.id, 1, "the archive anchor at seq 11 is not what its archive_trail event records (up_to_seq:7, "
+                     "events:7)", 11, None, 11)
+
+
 async def test_an_archive_whose_record_waits_in_the_inbox_verifies(chain: Chain, public: Ed25519PublicKey,
                                                                     tmp_path: Path, database: str) -> None:
     """On PostgreSQL a run that finds the chain head busy posts its record to the inbox, to be sealed later: until
