@@ -28,8 +28,10 @@ import hmac
 import inspect
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from tortoise.queryset import QuerySet
 
 from audit import offline, writer
 from audit.chain import GENESIS_HASH, HASHED_COLUMNS, body_around, canonical, hash_of_pieces, patients_of
@@ -170,6 +172,11 @@ async def verify_chain(institution_id: uuid.UUID, head: AuditChainHead | None,
                            archived, None, archived)
     if anchor is not None and record is not None and (unlike := _unlike_its_record(anchor, record)):
         return ChainReport(institution_id, checked, unlike, archived, None, archived)
+    replayed = await _replayed_after(anchor, record) if anchor is not None and record is not None else None
+    if replayed is not None:
+        return ChainReport(institution_id, checked, "an event stamped before the archive run's cutoff was linked "
+                                                    "after the run: an archived event replayed", replayed.seq,
+                           replayed.id, archived)
     # after the cut checks: a cut tail leaves its index rows behind, and the cut is what to name
     stray = await _stray_index_row(institution_id, archived, archived + checked)
     if stray is not None:
@@ -206,6 +213,12 @@ async def _anchor_problem(anchor: AuditArchive, public: Ed25519PublicKey | None)
     return None
 
 
+def _run_event(anchor: AuditArchive) -> QuerySet[AuditEvent]:
+    """The archive run's own event naming ``anchor``, on the chain after it."""
+    return AuditEvent.filter(institution_id=anchor.institution_id, actor_kind="system", seq__gt=anchor.up_to_seq,
+                             action="archive_trail", resource_type="audit_archive", resource_id=anchor.id)
+
+
 MACS_FROM = "macs_from:"  # in an archive run's fields: the first event of the chain to carry a MAC
 
 
@@ -214,9 +227,7 @@ async def record_of(anchor: AuditArchive) -> str | None:
     (``audit.archive._anchor_and_delete``), after the anchor on the chain or still waiting in PostgreSQL's inbox
     (its run found the head busy: its MAC is checked there with the others', ``inbox_problem``); None if there is
     none. On the chain the walk checks it (its hash, its MAC) like every event after the anchor."""
-    found = await AuditEvent.filter(
-        institution_id=anchor.institution_id, actor_kind="system", seq__gt=anchor.up_to_seq, action="archive_trail",
-        resource_type="audit_archive", resource_id=anchor.id).limit(1).values_list("fields_read", flat=True)
+    found = await _run_event(anchor).limit(1).values_list("fields_read", flat=True)
     if found:
         return str(found[0] or "")
     db = AuditEvent._meta.db
@@ -241,6 +252,42 @@ def _unlike_its_record(anchor: AuditArchive, fields: str) -> str:
         return ""
     said = ", ".join(f"{name}:{recorded[name]}" for name in _RECORDED[:2] if name in recorded)
     return f"the archive anchor at seq {anchor.up_to_seq} is not what its archive_trail event records ({said})"
+
+
+# How far the clocks of the nodes that stamp events and sign checkpoints may differ.
+CLOCK_SKEW = timedelta(hours=1)
+
+
+async def _replayed_after(anchor: AuditArchive, fields: str) -> AuditEvent | None:
+    """The first event linked after the archive run's own (its ``fields``) but stamped before what the run archived.
+
+    An event's MAC leaves out its sequence number and previous hash, and its id is unique only among the rows held:
+    an archived event, read earlier with its MAC, can be linked again at the head without the key. Events are stamped
+    when they happen (never back-dated) and linked within moments, so every event linked after the run is younger
+    than its cutoff (``before:``, every archived event older) and than the signed checkpoint the anchor is cut at (an
+    earlier run's events, under a longer retention period then, too)."""
+    institution_id = anchor.institution_id
+    ran = await _run_event(anchor).limit(1).values_list("seq", flat=True)
+    signed = await AuditCheckpoint.filter(institution_id=institution_id, last_seq=anchor.up_to_seq).first()
+    if not ran or signed is None:  # the run's event waits in the inbox: nothing is linked after it yet
+        return None
+    cutoff = _recorded_cutoff(fields)
+    stamped_before = max(signed.created_at - CLOCK_SKEW, *([cutoff] if cutoff is not None else []))
+    return await AuditEvent.filter(institution_id=institution_id, seq__gt=ran[0],
+                                   occurred_at__lt=stamped_before.astimezone(UTC)).order_by("seq").first()
+
+
+def _recorded_cutoff(fields: str) -> datetime | None:
+    """The cutoff an archive run's fields name (``before:``): every event it archived is older."""
+    for item in fields.split(","):
+        name, _, value = item.partition(":")
+        if name == "before":
+            try:
+                moment = datetime.fromisoformat(value)
+            except ValueError:
+                return None
+            return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return None
 
 
 def macs_from_record(fields: str | None) -> int | None:

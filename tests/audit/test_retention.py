@@ -16,12 +16,12 @@ import pytest_asyncio
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from audit import archive, checkpoint, export, offline, verify, writer
-from audit.chain import row_hash
+from audit.chain import HASHED_COLUMNS, row_hash
 from audit.checkpoint import Checkpoint
 from audit.events import Action, Actor, AuditRecord, Outcome
 from audit.verify import ChainReport, verify_all
 from core.errors import BadUserInput, NotFound
-from models import AuditArchive, AuditEvent, Institution
+from models import AuditArchive, AuditChainHead, AuditEvent, AuditPatientIndex, Institution
 from resolvers.context import Services
 from tests.audit import test_chain
 from tests.audit.test_chain import REFUSED, append_only_lifted, careloop, connection, is_postgres
@@ -436,6 +436,33 @@ async def test_an_anchor_moved_past_what_its_run_recorded_is_found(chain: Chain,
                      "events:7)", 11, None, 11)
 
 
+async def test_an_archived_event_replayed_at_the_head_is_named(chain: Chain, public: Ed25519PublicKey,
+                                                               tmp_path: Path, services: Services) -> None:
+    """An event's MAC leaves out its place in the chain, and its id is unique only among the rows held: once archived,
+    an event read earlier with its MAC (the service role reads the trail; a backup holds it) could be linked again
+    at the head by whoever may insert rows, without the key, and verify took it for a new event, counted in the
+    database and in the archive file both (found in review). Every event linked after an archive run is stamped after
+    its cutoff: one stamped before it is named."""
+    await chain.add(3)
+    await chain.sign()
+    await chain.add(1, timedelta(days=1))
+    [copied] = await AuditEvent.filter(institution_id=chain.id, seq=2).values(*HASHED_COLUMNS, "mac")
+    assert await archive.archive(chain.id, tmp_path / "a.ndjson", public) is not None  # 1-3 archived, the run at 5
+    assert await keyed_report(chain, services) == ChainReport(chain.id, 2, archived=3)
+
+    head = await AuditChainHead.get(institution_id=chain.id)  # the INSERTs and the head's move the service role has
+    replayed = {**copied, "seq": head.last_seq + 1, "prev_hash": head.last_hash}
+    replayed["hash"] = row_hash(replayed)
+    await AuditEvent.create(**replayed)
+    for entry in writer.index_rows(replayed):
+        await AuditPatientIndex.create(**entry)
+    await AuditChainHead.filter(institution_id=chain.id).update(last_seq=replayed["seq"], last_hash=replayed["hash"])
+
+    assert await keyed_report(chain, services) == ChainReport(
+        chain.id, 3, "an event stamped before the archive run's cutoff was linked after the run: an archived event "
+                     "replayed", 6, replayed["id"], 3)
+
+
 async def test_an_archive_whose_record_waits_in_the_inbox_verifies(chain: Chain, public: Ed25519PublicKey,
                                                                     tmp_path: Path, database: str) -> None:
     """On PostgreSQL a run that finds the chain head busy posts its record to the inbox, to be sealed later: until
@@ -533,7 +560,7 @@ async def test_a_run_before_any_mac_records_no_start(chain: Chain, public: Ed255
         assert await archive.archive(chain.id, tmp_path / "a.ndjson", public) is not None
     record = await AuditEvent.get(institution_id=chain.id, seq=5)
     assert not any(item.startswith("macs_from:") for item in record.fields_read.split(","))
-    await chain.add(2)  # the MACs begin after it
+    await chain.add(2, timedelta(0))  # the MACs begin after it (events are stamped when linked, not back-dated)
     assert await keyed_report(chain, services) == ChainReport(chain.id, 4, archived=3)
 
 
