@@ -12,12 +12,16 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app import db
 from app.logs import configure_logging
 from app.services import StartupError, build_services
-from core.errors import CareloopError
+from core.errors import BadUserInput, CareloopError
 from core.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from audit.checkpoint import Checkpoint
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -293,18 +297,24 @@ def _verify(settings: Settings, args: argparse.Namespace) -> int:
 def _verify_offline(args: argparse.Namespace) -> int:
     """An export against signed checkpoints, with nothing but the three files."""
     from audit import offline
-    from audit.checkpoint import Checkpoint
     from core.crypto import load_public_key
 
     if not (args.export and args.checkpoint and args.public_key):
         raise StartupError("offline verification needs --export, --checkpoint and --public-key")
-    public = load_public_key(args.public_key.read_bytes())
-    # UTF-8, as they are written, whatever the machine's locale (an auditor's may be cp1252): an export keeps other
-    # scripts as they are, and one character read otherwise no longer matches its hash.
-    with args.checkpoint.open(encoding="utf-8") as lines:
-        checkpoints = [Checkpoint.from_json(json.loads(line)) for line in lines if line.strip()]
-    with args.export.open(encoding="utf-8") as lines:
-        report = offline.verify(lines, checkpoints, public)
+    try:
+        public = load_public_key(_read(args.public_key, "--public-key"))
+    except ValueError:  # not PEM, or not an Ed25519 key
+        raise BadUserInput(f"--public-key: {args.public_key} is not the checkpoint key's public half "
+                           "(careloop audit public-key writes it).", field="--public-key") from None
+    checkpoints = _checkpoints_of(args.checkpoint)
+    # As bytes, each line decoded as UTF-8 by the check, as they are written, whatever the machine's locale (an
+    # auditor's may be cp1252): an export keeps other scripts as they are, and one character read otherwise no longer
+    # matches its hash; a line that is not UTF-8 is named, not a traceback.
+    try:
+        with args.export.open("rb") as lines:
+            report = offline.verify(lines, checkpoints, public)
+    except OSError:
+        raise BadUserInput(f"--export: {args.export} cannot be read.", field="--export") from None
     if not report.ok:
         print(f"NOT VERIFIED: {report.problem}")
         return 1
@@ -328,11 +338,34 @@ def _verify_offline(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read(path: Path, option: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:
+        raise BadUserInput(f"{option}: {path} cannot be read.", field=option) from None
+
+
+def _checkpoints_of(path: Path) -> list[Checkpoint]:
+    """The signed checkpoints of a file ``careloop audit checkpoints`` wrote; a line that is none is named."""
+    from audit.checkpoint import Checkpoint
+
+    checkpoints = []
+    for number, line in enumerate(_read(path, "--checkpoint").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            checkpoints.append(Checkpoint.from_json(json.loads(line.decode("utf-8"))))
+        except (ValueError, KeyError, TypeError, RecursionError):  # UnicodeDecodeError and JSON's are ValueErrors
+            raise BadUserInput(f"--checkpoint: line {number} of {path} is not a signed checkpoint (careloop audit "
+                               "checkpoints writes them).", field="--checkpoint") from None
+    return checkpoints
+
+
 def _audit_export(settings: Settings, args: argparse.Namespace) -> int:
     from audit import checkpoint, export, writer
     from audit.events import Action, Actor, AuditRecord, Outcome, RequestMeta
 
-    since, until = export.parse_time(args.since), export.parse_time(args.until)
+    since, until = export.parse_time(args.since, "--from"), export.parse_time(args.until, "--to")
     key = build_services(settings).master_key.checkpoint_key
     evidence = args.output if args.format == export.EVIDENCE else Path(f"{args.output}.evidence.ndjson")
 
@@ -423,8 +456,8 @@ def _audit_retention(settings: Settings, args: argparse.Namespace) -> int:
 def _audit_archive(settings: Settings, args: argparse.Namespace) -> int:
     from audit import archive, export
 
+    before = export.parse_time(args.before, "--before")  # before the key and the database: a typo is told at once
     public = build_services(settings).master_key.checkpoint_key.public_key()
-    before = export.parse_time(args.before)
 
     async def work() -> int:
         try:
@@ -451,8 +484,10 @@ def _audit_archive(settings: Settings, args: argparse.Namespace) -> int:
 def _audit_checkpoints(settings: Settings, args: argparse.Namespace) -> int:
     from audit import checkpoint, export
 
+    until = export.parse_time(args.until, "--to")
+
     async def work() -> int:
-        found = [c for c in await checkpoint.of_institution(args.institution, export.parse_time(args.until))
+        found = [c for c in await checkpoint.of_institution(args.institution, until)
                  if args.to_seq is None or c.last_seq <= args.to_seq]
         with args.output.open("w", encoding="utf-8") as out:
             for item in found:

@@ -23,6 +23,7 @@ from tortoise.functions import Max, Min
 
 from audit import writer
 from audit.chain import HASHED_COLUMNS, canonical, parse_subjects, patients_of
+from core.errors import BadUserInput
 from core.spreadsheet import safe_cell
 from models import AuditEvent
 
@@ -194,10 +195,15 @@ def _csv_line(values: Any) -> str:
     return buffer.getvalue()
 
 
-def parse_time(text: str | None) -> datetime | None:
-    """A time the operator typed (UTC when it names no zone), in UTC: SQLite keeps times as text and compares them
-    as text, so a moment in another zone must be spelled as the stored ones are."""
+def parse_time(text: str | None, option: str) -> datetime | None:
+    """A time the operator typed as ``option`` (UTC when it names no zone), in UTC: SQLite keeps times as text and
+    compares them as text, so a moment in another zone must be spelled as the stored ones are. Not a time, or one
+    whose UTC falls outside the calendar (year 1 at +05:00): BAD_USER_INPUT naming the option, not a traceback."""
     if text is None:
         return None
-    moment = datetime.fromisoformat(text)
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    try:
+        moment = datetime.fromisoformat(text)
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise BadUserInput(f"{option}: an ISO 8601 time between the years 1 and 9999 in UTC, e.g. "
+                           "2026-01-01T00:00:00+08:00 (UTC when no offset).", field=option) from None

@@ -99,7 +99,9 @@ def coverage_problem(checkpoint: Checkpoint, last_seq: int, hash_at_checkpoint: 
     return ""
 
 
-def verify(export_lines: Iterable[str], checkpoints: list[Checkpoint], public: Ed25519PublicKey) -> OfflineReport:
+def verify(export_lines: Iterable[str | bytes], checkpoints: list[Checkpoint],
+           public: Ed25519PublicKey) -> OfflineReport:
+    """``export_lines``: text, or bytes (a file read as it is), each line UTF-8 as an export writes it."""
     forged = first_forged(checkpoints, public)
     if forged is not None:
         return OfflineReport(0, len(checkpoints), forged_problem(forged))
@@ -112,13 +114,13 @@ def verify(export_lines: Iterable[str], checkpoints: list[Checkpoint], public: E
         if span is not None and span.end is not None:
             return OfflineReport(count, len(checkpoints), f"line {number}: follows the export's signed end")
         try:
-            row = json.loads(text)
+            row = json.loads(text.decode("utf-8") if isinstance(text, bytes) else text)
             if span is not None and set(row) == {EXPORT_END}:
                 span.end = Checkpoint.from_json(row[EXPORT_END])
                 continue
             seq = int(row["seq"])
             missing = [c for c in COLUMNS if c not in row and c not in OPTIONAL_COLUMNS]  # old exports lack them
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):  # not UTF-8, not JSON, nested without end
             return OfflineReport(count, len(checkpoints), f"line {number}: not an exported audit event")
         if missing:
             return OfflineReport(count, len(checkpoints), f"line {number}: missing {', '.join(missing)}")

@@ -21,6 +21,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from audit import checkpoint, export, writer
+from audit.checkpoint import Checkpoint
 from audit.events import Action, Actor, AuditRecord, Outcome, RequestMeta
 from audit.verify import ChainReport, verify_all, verify_chain
 from core.crypto import public_key_pem
@@ -364,14 +365,10 @@ async def test_cli_verify_finds_a_chain_whose_head_was_deleted(tenant: Tenant, s
                       f"covers seq {signed}\n"), stderr
 
 
-@pytest.mark.usefixtures("cli_environment")
-async def test_cli_checks_an_export_offline_whatever_the_locale(tenant: Tenant, services: Services, tmp_path: Path,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    """An export is UTF-8 and keeps other scripts as they are (a user agent is any request's header). The offline
-    check read it in the machine's locale encoding, so on an auditor's machine that is not UTF-8 (Windows' cp1252,
-    a bare C locale) an intact export did not verify (found in review)."""
-    await writer.append([AuditRecord(tenant.id, Actor("anonymous"), Action.LOGIN, "session", Outcome.DENIED,
-                                     RequestMeta(user_agent="Mozilla/5.0 MicroMessenger 微信 café"))])
+async def offline_files(tenant: Tenant, services: Services,
+                        tmp_path: Path) -> tuple[Checkpoint, tuple[Path, Path, Path]]:
+    """The three files of the offline check, as an auditor is given them: the trail exported as NDJSON, a checkpoint
+    signed at its head, the public key."""
     key = services.master_key.checkpoint_key
     signed = await checkpoint.take(key, tenant.id)
     assert signed is not None
@@ -380,6 +377,18 @@ async def test_cli_checks_an_export_offline_whatever_the_locale(tenant: Tenant, 
         await export.write(tenant.id, "ndjson", out)
     signatures.write_text(json.dumps(signed.to_json()) + "\n", encoding="utf-8")
     pem.write_bytes(public_key_pem(key))
+    return signed, (trail, signatures, pem)
+
+
+@pytest.mark.usefixtures("cli_environment")
+async def test_cli_checks_an_export_offline_whatever_the_locale(tenant: Tenant, services: Services, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """An export is UTF-8 and keeps other scripts as they are (a user agent is any request's header). The offline
+    check read it in the machine's locale encoding, so on an auditor's machine that is not UTF-8 (Windows' cp1252,
+    a bare C locale) an intact export did not verify (found in review)."""
+    await writer.append([AuditRecord(tenant.id, Actor("anonymous"), Action.LOGIN, "session", Outcome.DENIED,
+                                     RequestMeta(user_agent="Mozilla/5.0 MicroMessenger 微信 café"))])
+    signed, (trail, signatures, pem) = await offline_files(tenant, services, tmp_path)
     for name, value in (("LC_ALL", "C"), ("PYTHONUTF8", "0"), ("PYTHONCOERCECLOCALE", "0")):  # not UTF-8
         monkeypatch.setenv(name, value)
 
@@ -388,3 +397,44 @@ async def test_cli_checks_an_export_offline_whatever_the_locale(tenant: Tenant, 
 
     assert code == 0, stdout + stderr
     assert stdout.startswith(f"{signed.last_seq} events, chain intact"), stdout
+
+
+@pytest.mark.usefixtures("cli_environment")
+async def test_bad_input_to_the_audit_commands_is_told_in_a_line(tenant: Tenant, services: Services,
+                                                                 tmp_path: Path) -> None:
+    """A damaged file given to the offline check, or a time the operator mistyped, ended in a Python traceback
+    (found in review): a byte that is not UTF-8 in an export (UnicodeDecodeError), a checkpoint file with a line that
+    is none (KeyError, JSONDecodeError), a file that is not a public key, `--from yesterday` or a time whose UTC
+    falls before year 1. Now a damaged export is NOT VERIFIED at its line (exit 1), and bad input is one line
+    naming the option (exit 2)."""
+    _, (trail, signatures, pem) = await offline_files(tenant, services, tmp_path)
+    lines = trail.read_bytes().splitlines(keepends=True)
+    trail.write_bytes(b"".join([*lines[:1], lines[1].replace(b'"seq"', b'"s\xe9q"', 1), *lines[2:]]))
+    offline = ("audit", "verify", "--export", str(trail), "--checkpoint", str(signatures), "--public-key", str(pem))
+
+    damaged = await careloop(*offline)
+
+    assert damaged[:2] == (1, "NOT VERIFIED: line 2: not an exported audit event\n"), damaged
+    refusals: dict[tuple[str, object], tuple[int, str, str]] = {}
+    for option, wrong in (("--checkpoint", b'{"seq": 1}\n'), ("--checkpoint", b"\xff\n"), ("--checkpoint", b"[" * 9999),
+                          ("--public-key", b"-----BEGIN PUBLIC KEY-----\n"), ("--export", None)):
+        place = tmp_path / "wrong"
+        place.unlink(missing_ok=True)
+        if wrong is not None:  # else a file that is not there
+            place.write_bytes(wrong)
+        args = list(offline)
+        args[args.index(option) + 1] = str(place)
+        refusals[option, wrong] = await careloop(*args)
+    institution = ("--institution", str(tenant.id))
+    for when in ("yesterday", "0001-01-01T00:00:00+05:00"):
+        refusals["--from", when] = await careloop("audit", "export", *institution, "--from", when, "--output",
+                                                   str(tmp_path / "out.ndjson"))
+        refusals["--before", when] = await careloop("audit", "archive", *institution, "--before", when, "--output",
+                                                     str(tmp_path / "archive.ndjson"))
+        refusals["--to", when] = await careloop("audit", "checkpoints", *institution, "--to", when, "--output",
+                                                 str(tmp_path / "signed.ndjson"))
+
+    for (option, _), (code, stdout, stderr) in refusals.items():
+        assert code == 2 and stderr.startswith(f"careloop: {option}: ") and stderr.count("\n") == 1, (
+            option, stdout + stderr)
+    assert not any((tmp_path / name).exists() for name in ("out.ndjson", "archive.ndjson", "signed.ndjson"))
