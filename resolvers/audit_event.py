@@ -56,7 +56,10 @@ async def page(ctx: Context, *, first: int, after: str | None, where: AuditFilte
                count: bool = False) -> pagination.Page[EventRow]:
     """Newest first, keyset-paged on the chain's sequence number; ``count``: also every event that matches the filter
     now (a later page counts those written since, which come before its first page: reading the trail is one)."""
-    decision = await access.authorize(ctx, "audit", "read", action=Action.READ, resource_type="audit_event")
+    # A look at one patient's trail (who dealt with the file) is about that patient, as their access report is: on
+    # their record, refused or not.
+    decision = await access.authorize(ctx, "audit", "read", action=Action.READ, resource_type="audit_event",
+                                      patient_id=where.patient_id)
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     values = _filter_values(where)
     before = pagination.decode_int(CURSOR_KIND, after) if after else None
@@ -66,7 +69,8 @@ async def page(ctx: Context, *, first: int, after: str | None, where: AuditFilte
     rows = await statements.select_rows(AuditEvent, ("audit_event.page", first), partial(_page_query, first + 1),
                                         institution_id=ctx.institution_id, before=before, **values)
     total = await _total(ctx.institution_id, values) if count else None
-    ctx.reads.note("audit_event", None, None, rule=decision.rule)  # reading the trail is itself on the trail
+    ctx.reads.note("audit_event", None, where.patient_id, field_class="audit" if where.patient_id else None,
+                   rule=decision.rule)  # reading the trail is itself on the trail
     return pagination.page_of(rows[:first], len(rows) > first, CURSOR_KIND, key=seq_of, total=total)
 
 

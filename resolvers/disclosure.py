@@ -45,7 +45,9 @@ async def page(ctx: Context, *, first: int, after: str | None, since: datetime, 
                count: bool = False) -> pagination.Page[Disclosure]:
     """Newest first; a fixed number of statements per page (the page, its clients, its grants; the count when
     asked)."""
-    decision = await access.authorize(ctx, "audit", "read", action=Action.READ, resource_type="disclosure")
+    # One patient's disclosures are about that patient (on their record, refused or not), as their access report is.
+    decision = await access.authorize(ctx, "audit", "read", action=Action.READ, resource_type="disclosure",
+                                      patient_id=patient_id)
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     _check_period(since, until)
     await _refuse_archived(ctx, since)
@@ -63,7 +65,7 @@ async def page(ctx: Context, *, first: int, after: str | None, since: datetime, 
         query = query.filter(id__lt=pagination.decode_int(CURSOR_KIND, after))
     rows = await query.order_by("-id").limit(first + 1)
     disclosures = await _describe(ctx, rows[:first])
-    ctx.reads.note("disclosure", None, None, field_class="audit", rule=decision.rule)
+    ctx.reads.note("disclosure", None, patient_id, field_class="audit", rule=decision.rule)
     return pagination.Page([(pagination.encode(CURSOR_KIND, str(row.id)), d)
                             for row, d in zip(rows[:first], disclosures, strict=True)], len(rows) > first, total)
 

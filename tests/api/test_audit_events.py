@@ -6,7 +6,7 @@ import base64
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -344,3 +344,29 @@ async def test_the_trail_never_carries_patient_data(tenant: Tenant) -> None:
     text = json.dumps(reply.body).lower()
     for value in values:
         assert value.lower() not in text
+
+
+async def test_a_look_at_one_patients_trail_is_on_that_patients_record(tenant: Tenant) -> None:
+    """Who dealt with a file, read from the trail filtered to the patient (or the disclosures of that patient), is
+    about that patient, as their access report is; found in review: both were recorded as a read of the whole trail,
+    so the look at a file's history was on no file's record (not in its index, its trail filtered to it, or the
+    patient's own access log). Refused, the look names the patient too."""
+    pid = await make_patient(tenant)
+    co = tenant.staff_ids["compliance_officer"]
+    around = {"from": (datetime.now(UTC) - timedelta(days=1)).isoformat(),
+              "to": (datetime.now(UTC) + timedelta(days=1)).isoformat()}
+    looks = {"audit_event": (AUDIT, {"filter": {"patient": str(pid)}}),
+             "disclosure": ("query($p: ID, $from: DateTime!, $to: DateTime!) { disclosures(from: $from, to: $to, "
+                            "patientId: $p) { edges { cursor } } }", {"p": str(pid), **around})}
+    for query, variables in looks.values():
+        assert (await tenant.call("nurse", query, **variables)).codes == ["FORBIDDEN"]
+        assert (await tenant.call("compliance_officer", query, **variables)).errors == []
+
+    reads = await tenant.audit_events(action="read", resource_type__in=list(looks))
+    assert {(e.actor_id, e.resource_type, e.outcome, e.patient_id) for e in reads} == {
+        (tenant.staff_ids["nurse"], kind, "denied", pid) for kind in looks} | {
+        (co, kind, "allowed", pid) for kind in looks}
+    assert all(e.field_classes == "audit" for e in reads if e.outcome == "allowed")
+    again = nodes(await trail(tenant, filter={"patient": str(pid)}))
+    assert {(n["actorId"], n["resourceType"]) for n in again if n["action"] == "READ"} >= {
+        (str(co), kind) for kind in looks}  # through the per-patient index
