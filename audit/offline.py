@@ -4,7 +4,8 @@ What an outside auditor runs (``careloop audit verify --export --checkpoint --pu
 1. every checkpoint's Ed25519 signature verifies with the public key;
 2. the export is one institution's events in consecutive sequence numbers, each linking to the
    previous one's hash (the first to the genesis hash when it starts at 1), each hash matching
-   its content;
+   its content; each line holds an export's columns, each once (a key twice is read two ways by
+   two readers, and a key no export writes is covered by no hash);
 3. every checkpoint that falls inside the export has the hash of that event as its head hash (a
    different hash means the chain was rewritten). Checkpoints beyond the export's last event: for
    an export with its own signed end (step 5) they vouch for events recorded after it and are
@@ -32,6 +33,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -114,16 +116,22 @@ def verify(export_lines: Iterable[str | bytes], checkpoints: list[Checkpoint],
         if span is not None and span.end is not None:
             return OfflineReport(count, len(checkpoints), f"line {number}: follows the export's signed end")
         try:
-            row = json.loads(text.decode("utf-8") if isinstance(text, bytes) else text)
+            row = json.loads(text.decode("utf-8") if isinstance(text, bytes) else text, object_pairs_hook=_each_once)
             if span is not None and set(row) == {EXPORT_END}:
                 span.end = Checkpoint.from_json(row[EXPORT_END])
                 continue
             seq = int(row["seq"])
             missing = [c for c in COLUMNS if c not in row and c not in OPTIONAL_COLUMNS]  # old exports lack them
+        except _Twice as twice:
+            return OfflineReport(count, len(checkpoints), f"line {number}: holds {_shown(twice.key)} twice")
         except (ValueError, KeyError, TypeError, RecursionError):  # not UTF-8, not JSON, nested without end
             return OfflineReport(count, len(checkpoints), f"line {number}: not an exported audit event")
         if missing:
             return OfflineReport(count, len(checkpoints), f"line {number}: missing {', '.join(missing)}")
+        unknown = next((name for name in row if name not in COLUMNS), None)
+        if unknown is not None:
+            return OfflineReport(count, len(checkpoints), f"line {number}: holds {_shown(unknown)}, which no export "
+                                                          "writes")
         if span is None:
             span = _Span(row["institution_id"], seq, row["prev_hash"],
                          {c.last_seq for c in checkpoints if c.institution_id == row["institution_id"]})
@@ -139,6 +147,29 @@ def verify(export_lines: Iterable[str | bytes], checkpoints: list[Checkpoint],
         return OfflineReport(span.count, len(checkpoints), "the export's signed end does not verify with this "
                                                            "public key")
     return _against_checkpoints(span, checkpoints)
+
+
+class _Twice(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _each_once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are each there once. Two of one key read two ways: Python's json keeps the last, which
+    the hash is checked on, other readers the first, which it does not cover."""
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise _Twice(key)
+        found[key] = value
+    return found
+
+
+def _shown(key: str) -> str:
+    """A key the file holds, as the report may name it: quoted, escaped (no control character reaches a terminal),
+    and short."""
+    return json.dumps(key[:40])
 
 
 def _link_problem(row: dict[str, str], seq: int, institution: str, previous_seq: int | None,

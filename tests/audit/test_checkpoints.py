@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -202,3 +203,23 @@ async def test_exports_carry_no_patient_data(tenant: Tenant) -> None:
     for fmt in export.FORMATS:
         text = await trail(tenant, fmt)
         assert "Exportcheck" not in text and "13811112222" not in text
+
+
+async def test_a_line_read_two_ways_does_not_verify(tenant: Tenant, services: Services) -> None:
+    """The offline check read a line as Python's json does, the last of two same keys winning, and passed over keys
+    no export writes: a line holding a second patient_id (hashed: the genuine one) or a note beside the columns
+    verified, and whoever read the evidence with another reader (one that keeps the first key) or trusted the note
+    read something the hash never covered (found in review). A line is an event's columns, each once."""
+    key = services.master_key.checkpoint_key
+    await busy(tenant, 1)
+    signed = await checkpoint.take(key, tenant.id)
+    assert signed is not None
+    lines = (await trail(tenant)).splitlines()[:signed.last_seq]
+    assert offline.verify(lines, [signed], key.public_key()).ok
+    first = lines[0]
+    twice = first[:1] + f'"patient_id":"{uuid.uuid4()}",' + first[1:]
+    noted = first[:-1] + ',"note":"not what happened"}'
+
+    for changed, problem in ((twice, 'line 1: holds "patient_id" twice'),
+                             (noted, 'line 1: holds "note", which no export writes')):
+        assert offline.verify([changed, *lines[1:]], [signed], key.public_key()).problem == problem
