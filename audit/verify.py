@@ -166,6 +166,9 @@ async def verify_chain(institution_id: uuid.UUID, head: AuditChainHead | None,
             cut = newest.last_seq > end
             return ChainReport(institution_id, checked, problem, end + 1 if cut else newest.last_seq,
                                None if cut else signed_id, archived)
+        found = await _checkpoint_problem(institution_id, archived, end, public)
+        if found is not None:
+            return ChainReport(institution_id, checked, found[1], found[0], found[2], archived)
     if anchor is not None and record is None:
         return ChainReport(institution_id, checked, f"no archive_trail event records the archive anchor at seq "
                                                     f"{archived}: events were deleted under an anchor written by hand",
@@ -183,6 +186,32 @@ async def verify_chain(institution_id: uuid.UUID, head: AuditChainHead | None,
         return ChainReport(institution_id, checked, "a patient index row names no event of the chain", stray, None,
                            archived)
     return ChainReport(institution_id, checked, archived=archived)
+
+
+async def _checkpoint_problem(institution_id: uuid.UUID, archived: int, end: int,
+                              public: Ed25519PublicKey | None) -> tuple[int, str, uuid.UUID | None] | None:
+    """The first of the chain's checkpoints (seq, problem, event id) that does not hold, as the offline check would
+    find it given them all: its signature (with ``public``), and, within the events held (``archived`` < seq <=
+    ``end``), its head hash against its event's. The newest is held by the walk; those below it were not, so one
+    inserted or altered by hand failed the auditor's check only. ``BATCH`` checkpoints and their events at a time."""
+    after = -1
+    while True:
+        batch = [Checkpoint.of(row) for row in await AuditCheckpoint.filter(
+            institution_id=institution_id, last_seq__gt=after).order_by("last_seq").limit(BATCH)]
+        if not batch:
+            return None
+        held = {int(seq): (str(hash_), event_id) for seq, hash_, event_id in await AuditEvent.filter(
+            institution_id=institution_id, seq__in=[c.last_seq for c in batch if archived < c.last_seq <= end]
+        ).values_list("seq", "hash", "id")}
+        for signed in batch:
+            if public is not None and not signed.signed_by(public):
+                return signed.last_seq, offline.forged_problem(signed), None
+            if archived < signed.last_seq <= end:
+                hash_at, event_id = held.get(signed.last_seq, (None, None))
+                problem = offline.coverage_problem(signed, end, hash_at, "the chain")
+                if problem:
+                    return signed.last_seq, problem, event_id
+        after = batch[-1].last_seq
 
 
 async def _newer_anchor(institution_id: uuid.UUID, archived: int, expected_seq: int) -> AuditArchive | None:

@@ -221,6 +221,30 @@ async def test_a_forged_checkpoint_fails(tenant: Tenant, services: Services, pub
                                                "this public key", last_seq)
 
 
+async def test_every_checkpoint_is_held_not_only_the_newest(tenant: Tenant, services: Services,
+                                                             public: Ed25519PublicKey) -> None:
+    """Verify checked the newest checkpoint alone: one inserted below it (the service role may insert checkpoints),
+    or one altered by the owner, passed verify, while the auditor's offline check, given every checkpoint, failed
+    on it, and the operator had nothing naming the row (found in review). Each is held now: its signature, and
+    the hash of its event while the event is held."""
+    signed = await signed_then_busy(tenant, services)
+    assert signed > 3 and await checkpoint.take(services.master_key.checkpoint_key, tenant.id) is not None
+    third = await event(tenant, 3)
+    [intact] = await verify_all(tenant.id, public=public)
+    assert intact.ok, intact.problem
+
+    await forge(tenant.id, 3, third.hash, Ed25519PrivateKey.generate())
+    [forged] = await verify_all(tenant.id, public=public)
+
+    assert forged == ChainReport(tenant.id, intact.events, "checkpoint at seq 3: the signature does not verify with "
+                                                           "this public key", 3)
+    # careloop's key, another hash: as if the chain were rewritten under it (named first: seq 2 comes before 3)
+    await forge(tenant.id, 2, "f" * 64, services.master_key.checkpoint_key)
+    [rewritten] = await verify_all(tenant.id, public=public)
+    assert rewritten == ChainReport(tenant.id, intact.events, "rewritten: seq 2 does not have the signed head hash",
+                                    2, (await event(tenant, 2)).id)
+
+
 async def test_a_forged_checkpoint_under_an_archive_anchor_fails(chain: Chain, public: Ed25519PublicKey) -> None:
     """An anchor written by hand at a forged checkpoint: the signature is checked before anything else."""
     await chain.add(5)
