@@ -148,7 +148,7 @@ async def patient_access_page(ctx: Context, patient_id: uuid.UUID | None, since:
 async def _check_report(ctx: Context, patient_id: uuid.UUID | None) -> uuid.UUID:
     """The patient whose report a compliance officer asks for: any of the institution's."""
     await access.authorize(ctx, "audit", "read", action=Action.READ, resource_type="audit_report",
-                           resource_id=patient_id)
+                           resource_id=patient_id, patient_id=patient_id)  # a refusal is on the file's record too
     if patient_id is None or not await Patient.exists(id=patient_id, institution_id=ctx.institution_id):
         raise await access.not_found(ctx, Action.READ, "patient", patient_id, "patientId")
     return patient_id

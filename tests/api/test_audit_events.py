@@ -357,7 +357,9 @@ async def test_a_look_at_one_patients_trail_is_on_that_patients_record(tenant: T
               "to": (datetime.now(UTC) + timedelta(days=1)).isoformat()}
     looks = {"audit_event": (AUDIT, {"filter": {"patient": str(pid)}}),
              "disclosure": ("query($p: ID, $from: DateTime!, $to: DateTime!) { disclosures(from: $from, to: $to, "
-                            "patientId: $p) { edges { cursor } } }", {"p": str(pid), **around})}
+                            "patientId: $p) { edges { cursor } } }", {"p": str(pid), **around}),
+             "audit_report": ("query($p: ID!) { patientAccessReport(patientId: $p) { name } }",
+                              {"p": str(pid)})}
     for query, variables in looks.values():
         assert (await tenant.call("nurse", query, **variables)).codes == ["FORBIDDEN"]
         assert (await tenant.call("compliance_officer", query, **variables)).errors == []
