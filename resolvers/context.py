@@ -100,6 +100,14 @@ class Context:
         self.patient_views = None
         self.sla = None
 
+    def forget_loaded(self) -> None:
+        """Before a mutation's next root field: the rows its loaders kept and the views and reach made so far were
+        read before the earlier fields wrote (found in review: a patient's contacts read back after a contactCreate
+        of the same request answered the list as it was before it), so the next field reads afresh."""
+        self.forget_decisions()
+        if self.loaders is not None:
+            self.loaders = Loaders(self.loaders.institution_id)
+
     def release(self) -> None:
         """Once a request has answered: its loaders, views and their rows go now. The patient views' batch functions
         and the loaders ``Loaders.made`` for the caller's reach hold this context, so without this they would wait

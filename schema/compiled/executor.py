@@ -37,6 +37,17 @@ def enabled() -> bool:
 class CompiledExecutor(StrawberryGraphQLCoreExecutionContext):
     """graphql-core's executor, with the compiled root fields of a query or a mutation completed from a plan."""
 
+    _a_write_ran = False  # a mutation's first root field has run (the next ones read afresh)
+
+    def execute_field(self, parent_type: GraphQLObjectType, source: Any, field_details_list: FieldDetailsList,
+                      path: Path, position_context: Any) -> Any:
+        if path.prev is None and self.operation.operation is OperationType.MUTATION:
+            # a mutation's root fields run one after the other: each after the first reads what the others wrote
+            if self._a_write_ran:
+                self.context_value.forget_loaded()
+            self._a_write_ran = True
+        return super().execute_field(parent_type, source, field_details_list, path, position_context)
+
     def complete_value(self, return_type: GraphQLOutputType, field_details_list: FieldDetailsList, info: Any,
                        path: Path, result: Any, position_context: Any) -> Any:
         if path.prev is None and type(result) in _ROOTS_OF.get(self.operation.operation, {}):
