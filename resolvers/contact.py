@@ -100,10 +100,18 @@ async def update(ctx: Context, contact_id: uuid.UUID | None, data: dict[str, Any
         if required in values and values[required] is None:
             raise BadUserInput(f"{field_name}: must not be null.", field=field_name)
     read_back = _read_back(ctx, view.patient, returned)
-    row = await writes.write_over_version(view.row, version, "contact", _columns(ctx, view.row.id, values), [
-        access.write_record(ctx, Action.UPDATE, "contact", view.row.id, patient_id=view.patient.row.id,
-                            fields=frozenset(values), decision=decision),
-        *read_back.records(ctx.institution_id, ctx.actor, ctx.request)])
+    file = view.patient.row.id
+    try:
+        row = await writes.write_over_version(view.row, version, "contact", _columns(ctx, view.row.id, values), [
+            access.write_record(ctx, Action.UPDATE, "contact", view.row.id, patient_id=file,
+                                fields=frozenset(values), decision=decision),
+            *read_back.records(ctx.institution_id, ctx.actor, ctx.request)], on_file=file)
+    except Conflict:
+        if await Contact.filter(id=view.row.id, patient_id=file).exists():
+            raise  # a stale version
+        # the file merged since the contact was found, which moved it with its version to the survivor: the change
+        # goes there if the caller reaches it there, as it would once found again (``access.following_survivor``)
+        return await update(ctx, contact_id, data, version, returned)
     ctx.reads.mark_recorded(read_back)
     return ContactView(row, view.patient)  # the row as written: no need to look it up again
 

@@ -7,6 +7,7 @@ them), as ``Model.save`` would: values are never put into the SQL text.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
@@ -83,11 +84,14 @@ def _on_open_file(sql: str, count: int, row: Model, *, bounded: bool) -> str:
             f'AND "patient_id" = "patient"."id" LIMIT {up_to})) < {most} RETURNING {returning}')
 
 
-def update_over_version(row: Model, expected: int, values: dict[str, Any]) -> tuple[str, list[Any]]:
+def update_over_version(row: Model, expected: int, values: dict[str, Any],
+                        on_file: uuid.UUID | None = None) -> tuple[str, list[Any]]:
     """``versioning.update_versioned``'s compare-and-set UPDATE (``values`` over the version ``expected``, the
     version bumped, ``updated_at`` set), returning the row as written; it returns nothing when the version is
-    stale."""
-    query = type(row).filter(id=row.pk, version=expected).update(**versioning.next_version(row, expected, values))
+    stale, or (``on_file``) when the row is no longer on that patient's file."""
+    still = {} if on_file is None else {"patient_id": on_file}
+    query = type(row).filter(id=row.pk, version=expected, **still).update(
+        **versioning.next_version(row, expected, values))
     query._choose_db_if_not_chosen(True)  # what awaiting the query does before it sends it
     query._make_query()
     sql, params = query.query.get_parameterized_sql()
@@ -95,11 +99,14 @@ def update_over_version(row: Model, expected: int, values: dict[str, Any]) -> tu
 
 
 async def write_over_version(row: M, version: int | None, noun: str, columns: dict[str, Any],
-                             records: Sequence[AuditRecord]) -> M:
+                             records: Sequence[AuditRecord], *, on_file: uuid.UUID | None = None) -> M:
     """``columns`` over the version the caller read (or the one ``row`` has) and the write's records, in one
-    statement on PostgreSQL; returns the row as written. Stale: CONFLICT, nothing written or appended."""
+    statement on PostgreSQL; returns the row as written. Stale: CONFLICT, nothing written or appended. ``on_file``:
+    the patient's file the caller found the row on, which the records name: nothing is written either once the row
+    is no longer on it (a merge moves a file's rows to the survivor with their versions as they were, found in
+    review), and the caller finds the row again (on the survivor)."""
     expected = versioning.check_version(row, version, noun)
-    written = await writer.append_with(*update_over_version(row, expected, columns), records)
+    written = await writer.append_with(*update_over_version(row, expected, columns, on_file), records)
     if not written:
         raise versioning.stale(noun)
     return type(row)._init_from_db(**written[0])

@@ -23,7 +23,7 @@ from models import (
     Ticket,
     Visit,
 )
-from resolvers import access
+from resolvers import access, writes
 from resolvers.patient_merge import patient_links
 from tests.factories import Tenant, make_patient
 from tests.partners import consent, make_partner
@@ -321,6 +321,66 @@ async def test_a_file_merged_after_the_write_found_it_takes_nothing(tenant: Tena
     assert await records(tenant) == before
     assert (await Patient.get(id=duplicate)).status == "merged"
     assert await merged_refusals(tenant, duplicate) == 1
+
+
+CONTACT_UPDATE = "mutation($id: ID!, $input: ContactUpdateInput!) { contactUpdate(id: $id, input: $input) { name } }"
+
+
+async def contact_changed_across_a_merge(tenant: Tenant, monkeypatch: pytest.MonkeyPatch, role: str,
+                                        survivor: uuid.UUID) -> tuple[Any, uuid.UUID, uuid.UUID]:
+    """``role``'s contactUpdate of a contact of a file merged into ``survivor`` after the update found the contact
+    and before it writes (the race made sequential); the reply, the contact and the merged file."""
+    duplicate = await make_patient(tenant)
+    contact = await make_contact(tenant, duplicate, "Li Lei")
+    write = writes.write_over_version
+
+    async def merged_first(*args: Any, **kwargs: Any) -> Any:
+        monkeypatch.setattr(writes, "write_over_version", write)
+        assert (await merge(tenant, survivor, duplicate)).errors == []
+        return await write(*args, **kwargs)
+
+    monkeypatch.setattr(writes, "write_over_version", merged_first)
+    reply = await tenant.call(role, CONTACT_UPDATE, id=str(contact), input={"name": "Li Lei Jr"})
+    return reply, contact, duplicate
+
+
+async def test_a_contact_changed_across_a_merge_is_changed_on_the_survivor(
+        tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found in review: contactUpdate found the contact on the duplicate, the merge moved it to the survivor (its
+    version as it was), and the update then wrote it without asking, recorded on the merged file. The write now
+    holds only while the contact is on the file found; moved, it is found again, and written and recorded on the
+    survivor, as a flag's or a task's update follows the survivor."""
+    survivor = await make_patient(tenant)
+
+    reply, contact, _ = await contact_changed_across_a_merge(tenant, monkeypatch, "front_desk", survivor)
+
+    assert reply.errors == [] and reply.data == {"contactUpdate": {"name": "Li Lei Jr"}}, reply.errors
+    row = await Contact.get(id=contact)
+    assert (row.name, row.patient_id, row.version) == ("Li Lei Jr", survivor, 2)
+    assert await contact_updates(tenant) == [survivor]
+
+
+async def test_a_contact_moved_out_of_reach_by_a_merge_is_not_changed(
+        tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The denied twin: the survivor is a file of department B, which the nurse (department A) does not reach:
+    NOT_FOUND, as the contact now is for them, recorded; nothing written."""
+    survivor = await make_patient(tenant, departmentId=str(tenant.departments["B"].id))
+
+    reply, contact, _ = await contact_changed_across_a_merge(tenant, monkeypatch, "nurse", survivor)
+
+    assert reply.codes == ["NOT_FOUND"], reply.errors
+    row = await Contact.get(id=contact)
+    assert (row.name, row.patient_id, row.version) == ("Li Lei", survivor, 1)
+    assert await contact_updates(tenant) == []
+    denied = await tenant.audit_events(outcome="denied", resource_type="contact")
+    assert [(e.actor_id, e.reason, e.resource_id) for e in denied] == [(tenant.staff_ids["nurse"], "not_found",
+                                                                         contact)]
+
+
+async def contact_updates(tenant: Tenant) -> list[uuid.UUID | None]:
+    """The files the trail's allowed contact updates are recorded on."""
+    return [e.patient_id for e in await tenant.audit_events(resource_type="contact", action=Action.UPDATE,
+                                                            outcome="allowed")]
 
 
 async def test_a_merged_files_care_team_takes_no_one(tenant: Tenant) -> None:
