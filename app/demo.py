@@ -34,6 +34,7 @@ from resolvers import ticket as tickets
 from resolvers import visit as visits
 from resolvers.context import Context, Services
 from resolvers.loaders import Loaders
+from resolvers.staff import check_password
 
 DEMO_NAME = "Demo Dental Clinic"
 DEMO_DOMAIN = "demo.careloop.test"
@@ -63,7 +64,8 @@ async def seed(services: Services, *, password: str | None, patients_count: int 
     if await Institution.exists(name=DEMO_NAME):
         return DemoResult(created=False, password=None)
     generated = password is None
-    password = password or secrets.token_urlsafe(12)
+    # Refused before anything is written: a demo made halfway would be found "existing" by the next run.
+    password = check_password(password or secrets.token_urlsafe(12))
     institution = await institutions.create(services, DEMO_NAME, "dental")
     departments = {name: await institutions.create_department(institution, name) for name in DEPARTMENTS}
     accounts = {}

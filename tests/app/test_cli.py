@@ -124,6 +124,21 @@ def test_demo_seeds_once_and_verifies(demo: Ran, tmp_path: Path) -> None:
     patients_reindex_fills_the_search_columns_of_older_files(tmp_path)
 
 
+def test_a_demo_password_refused_leaves_nothing_and_the_next_run_makes_it(migrated: Ran, tmp_path: Path) -> None:
+    """A password too short was refused once the institution existed: the next run found the half-made demo
+    "exists already", with no account anybody could sign in to. It is refused before anything is written."""
+    assert migrated[1].returncode == 0, migrated[1].stderr
+    copy_of(migrated[0], tmp_path)
+    refused = careloop(tmp_path, "demo", "--password", "too short", "--patients", "2")
+    assert refused.returncode != 0 and "12 to 256 characters" in refused.stderr
+    with sqlite3.connect(tmp_path / "careloop.sqlite3") as db:
+        assert db.execute("select count(*) from institution").fetchone() == (0,)
+        assert db.execute("select count(*) from staff").fetchone() == (0,)
+    again = careloop(tmp_path, "demo", "--patients", "2", timeout=SETUP_TIMEOUT)
+    assert again.returncode == 0, again.stderr
+    assert "Their password, shown only now" in again.stdout
+
+
 def test_demo_is_refused_in_production(tmp_path: Path) -> None:
     key = base64.b64encode(os.urandom(32)).decode()
     result = careloop(tmp_path, "demo", CARELOOP_ENV="production", CARELOOP_MASTER_KEY=key)
