@@ -21,8 +21,12 @@ install: $(STAMP)
 
 # Migrates the SQLite database, creates var/master.key (0600) if absent, seeds the demo institution
 # (once; set DEMO_PASSWORD to choose the demo accounts' password) and serves http://127.0.0.1:8000/graphql.
+# The password goes by the environment: on the command line make would echo it, and ps would show it.
+ifdef DEMO_PASSWORD
+run: export CARELOOP_DEMO_PASSWORD = $(DEMO_PASSWORD)
+endif
 run: install
-	$(BIN)/careloop demo $(if $(DEMO_PASSWORD),--password "$(DEMO_PASSWORD)")
+	$(BIN)/careloop demo
 	$(BIN)/careloop serve
 
 test: install lint typecheck imports pytest

@@ -52,7 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     init.set_defaults(run=_init)
 
     demo = commands.add_parser("demo", help="create the demo institution (refused in production)")
-    demo.add_argument("--password", help="password of every demo account (default: generated, shown once)")
+    demo.add_argument("--password", help="password of every demo account (default: CARELOOP_DEMO_PASSWORD, else "
+                                         "generated and shown once)")
     demo.add_argument("--patients", type=int, default=200)
     demo.set_defaults(run=_demo)
 
@@ -205,7 +206,8 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
             print(f"\rdemo patients: {done}/{total}", end="\n" if done == total else "", flush=True)
 
     async def work() -> int:
-        result = await seed(services, password=args.password, patients_count=args.patients, progress=progress)
+        password = args.password or os.environ.get("CARELOOP_DEMO_PASSWORD") or None
+        result = await seed(services, password=password, patients_count=args.patients, progress=progress)
         if not result.created:
             print(f"{DEMO_NAME} exists already; its accounts are unchanged")
             return 0

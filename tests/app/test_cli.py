@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import argon2
 import pytest
 
 from core.principal import ROLES
@@ -137,6 +138,27 @@ def test_a_demo_password_refused_leaves_nothing_and_the_next_run_makes_it(migrat
     again = careloop(tmp_path, "demo", "--patients", "2", timeout=SETUP_TIMEOUT)
     assert again.returncode == 0, again.stderr
     assert "Their password, shown only now" in again.stdout
+
+
+def test_make_run_hands_the_chosen_demo_password_over_unechoed(migrated: Ran, tmp_path: Path) -> None:
+    """`make run DEMO_PASSWORD=...` echoed `careloop demo --password "..."` (the terminal, CI logs, ps): the
+    password now goes by CARELOOP_DEMO_PASSWORD, which `careloop demo` takes and never prints."""
+    chosen = "the chosen demo password"
+    make = shutil.which("make")
+    assert make is not None, "README's two commands need make"
+    dry_run = subprocess.run([make, "-n", "run", f"DEMO_PASSWORD={chosen}"], cwd=ROOT, capture_output=True,
+                             text=True, timeout=60, check=False)
+    assert dry_run.returncode == 0, dry_run.stderr
+    assert "careloop demo" in dry_run.stdout and chosen not in dry_run.stdout
+    assert migrated[1].returncode == 0, migrated[1].stderr
+    copy_of(migrated[0], tmp_path)
+    seeded = careloop(tmp_path, "demo", "--patients", "2", timeout=SETUP_TIMEOUT, CARELOOP_DEMO_PASSWORD=chosen)
+    assert seeded.returncode == 0, seeded.stderr
+    assert chosen not in seeded.stdout + seeded.stderr and "Their password" not in seeded.stdout
+    with sqlite3.connect(tmp_path / "careloop.sqlite3") as db:
+        (password_hash,) = db.execute("select password_hash from staff where email = 'nurse@demo.careloop.test'"
+                                      ).fetchone()
+    assert argon2.PasswordHasher().verify(password_hash, chosen)
 
 
 def test_demo_is_refused_in_production(tmp_path: Path) -> None:
