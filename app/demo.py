@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from app import demo_appointments, demo_compliance, demo_contracts, demo_surveys
+from app.demo_clock import clocked
 from app.demo_data import DemoPatient, demo_patients
 from audit.events import RequestMeta
 from core.principal import ROLES, Principal
@@ -231,22 +232,27 @@ DEMO_TICKETS = (
     ("EMAIL", "complaint", "Charged twice for the same filling", "waiting_on_patient", 70),
 )
 _STEPS = ("acknowledged", "investigating", "waiting_on_patient", "resolved", "closed")
+STEP_MINUTES = 12  # the tickets' steps follow each other this far apart: all within the hour of the latest one
 
 
 async def _tickets(ctx: Context, patient_ids: list[uuid.UUID]) -> None:
-    """Tickets at every stage of the closed loop, through careloop's own code path."""
+    """Tickets at every stage of the closed loop, through careloop's own code path; each step taken
+    ``STEP_MINUTES`` after the one before it, from when the ticket was received (not at the seed's now, which
+    would have answered every ticket days late: each one past its SLA)."""
     for n, patient_id in enumerate(patient_ids[::5]):
         channel, category, subject, stage, hours = DEMO_TICKETS[n % len(DEMO_TICKETS)]
+        received = datetime.now(UTC) - timedelta(hours=hours)
         view = await tickets.create(ctx, {
             "patient_id": patient_id, "channel": channel.lower(), "category": category, "subject": subject,
-            "post_operative": "extraction" in subject, "received_at": datetime.now(UTC) - timedelta(hours=hours)})
-        for step in _STEPS[:_STEPS.index(stage) + 1] if stage != "new" else ():
-            if step == "closed" and category == "complaint":
-                await tickets.record_feedback(ctx, view.row.id, "Thanked the team for the call back.")
-            elif step == "waiting_on_patient" and stage != step:
-                continue  # only the tickets that stop there wait on the patient
-            await tickets.transition(ctx, view.row.id, step, note=None,
-                                     resolution="Explained and resolved on the phone." if step == "resolved" else None)
+            "post_operative": "extraction" in subject, "received_at": received})
+        steps = [step for step in (_STEPS[:_STEPS.index(stage) + 1] if stage != "new" else ())
+                 if step != "waiting_on_patient" or stage == step]  # only the tickets that stop there wait
+        for k, step in enumerate(steps, start=1):
+            with clocked((tickets,), received + k * timedelta(minutes=STEP_MINUTES)):
+                if step == "closed" and category == "complaint":
+                    await tickets.record_feedback(ctx, view.row.id, "Thanked the team for the call back.")
+                await tickets.transition(ctx, view.row.id, step, note=None, resolution=(
+                    "Explained and resolved on the phone." if step == "resolved" else None))
 
 
 async def _register(ctx: Context, demo: DemoPatient, department: Department) -> uuid.UUID:

@@ -601,7 +601,7 @@ async def transition(ctx: Context, ticket_id: uuid.UUID | None, to: str, *, note
         if refused is not None:
             raise BadUserInput(refused, field="to", reason=ILLEGAL_TRANSITION)
         changes: dict[str, Any] = {"status": to}
-        now = datetime.now(UTC)
+        now = _now()
         if to == "acknowledged" and row.first_responded_at is None:
             changes["first_responded_at"] = now
         elif to == "resolved" and resolution:  # checked above: a move to resolved has its resolution
@@ -630,7 +630,7 @@ async def reply(ctx: Context, ticket_id: uuid.UUID | None, body: str, *, interna
         row = await lock(ctx, found)
         changes: dict[str, Any] = {}
         if not internal and row.status == "new":
-            changes = {"status": "acknowledged", "first_responded_at": datetime.now(UTC)}
+            changes = {"status": "acknowledged", "first_responded_at": _now()}
             await _apply(ctx, row, changes)
             await add_event(ctx, row, "transition", from_status="new", to_status="acknowledged")
         await add_event(ctx, row, "internal_note" if internal else "reply", note=text, internal=internal)
@@ -855,7 +855,7 @@ async def add_event(ctx: Context, row: Ticket, kind: str, *, from_status: str | 
     return await TicketEvent.create(
         id=event_id, institution_id=ctx.institution_id, ticket_id=row.id, kind=kind,
         actor_id=ctx.actor.id if ctx.actor.kind == STAFF else None,  # the audit trail names a partner
-        occurred_at=occurred_at or datetime.now(UTC), from_status=from_status, to_status=to_status,
+        occurred_at=occurred_at or _now(), from_status=from_status, to_status=to_status,
         internal=internal, note=access.seal(ctx, "ticket_event", "note", event_id, note) if note else None,
         to_staff_id=to_staff_id, to_department_id=to_department_id)
 
@@ -893,6 +893,11 @@ async def _staff(ctx: Context, staff_id: uuid.UUID, action: Action, field: str) 
     if not any(ctx.services.guard.role_allows(str(role), ctx.institution_id, "ticket", "read") for role in roles):
         raise BadUserInput(f"{field}: this person does not work on tickets.", field=field)
     return staff
+
+
+def _now() -> datetime:
+    """The present of a ticket's steps: the demo seed replays its tickets' stories through it (app.demo_clock)."""
+    return datetime.now(UTC)
 
 
 async def _departments_of(staff: Staff) -> set[uuid.UUID]:
