@@ -198,8 +198,9 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
 
     if settings.is_production:
         raise StartupError("demo data is refused in production")
-    services = build_services(settings, create_key=True)
     _migrate(settings, args)
+    _refuse_a_new_key_for_sealed_data(settings)
+    services = build_services(settings, create_key=True)
 
     def progress(done: int, total: int) -> None:
         if done == total or done % 20 == 0:
@@ -220,6 +221,21 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
         return 0
 
     return _with_database(settings, work)
+
+
+def _refuse_a_new_key_for_sealed_data(settings: Settings) -> None:
+    """A key file made afresh for a database whose institutions are sealed under the one that went missing would
+    open none of their data: `make run` would say the demo exists, then answer every read with an error."""
+    from models import Institution
+
+    async def holds_institutions() -> int:
+        return int(await Institution.exists())
+
+    if settings.master_key or settings.key_file.exists() or not _with_database(settings, holds_institutions):
+        return
+    raise StartupError(f"No master key: {settings.key_file} is missing, and this database holds institutions sealed "
+                       "under the key that was there. Restore it (or set CARELOOP_MASTER_KEY to it): a new key would "
+                       "open none of their data.")
 
 
 def _roles() -> tuple[str, ...]:

@@ -161,6 +161,17 @@ def test_make_run_hands_the_chosen_demo_password_over_unechoed(migrated: Ran, tm
     assert argon2.PasswordHasher().verify(password_hash, chosen)
 
 
+def test_demo_makes_no_new_key_for_a_database_sealed_under_a_lost_one(demo: Ran, tmp_path: Path) -> None:
+    """`make run` again after var/master.key went missing made a new key, said the demo exists and served a
+    database none of whose sealed fields the new key opens (every read of a file: an internal error)."""
+    demo_copy(demo, tmp_path)
+    (tmp_path / "master.key").unlink()
+    again = careloop(tmp_path, "demo", "--patients", "12")
+    assert again.returncode == 2, again.stdout + again.stderr
+    assert "master.key is missing" in again.stderr and "exists already" not in again.stdout
+    assert not (tmp_path / "master.key").exists()
+
+
 def test_demo_is_refused_in_production(tmp_path: Path) -> None:
     key = base64.b64encode(os.urandom(32)).decode()
     result = careloop(tmp_path, "demo", CARELOOP_ENV="production", CARELOOP_MASTER_KEY=key)
