@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
+from models import Staff
 from tests.factories import Tenant, gql, make_patient
 from tests.partners import consent_and_grant, make_client, make_partner, token_for
 from tests.patients import open_account
@@ -38,16 +39,17 @@ async def test_a_persons_trail_holds_the_reads_of_the_file_merged_into_theirs(cl
     me = await open_account(tenant, survivor)
     assert (await tenant.call("front_desk", MERGE, s=str(survivor), d=str(duplicate))).errors == []
 
+    doctor, agent = [(await Staff.get(id=tenant.staff_ids[role])).name for role in ("doctor", "support_agent")]
     report = await tenant.call("compliance_officer", REPORT, id=str(survivor))
     assert report.errors == [], report.errors
     people = report.data["patientAccessReportConnection"]["nodes"]
     names = {person["who"]["partner"] or person["who"]["name"] for person in people}
-    assert {"doctor 1", "Alpha Home Care"} <= names and "support_agent 1" not in names
+    assert {doctor, "Alpha Home Care"} <= names and agent not in names
     assert report.data["patientAccessReportConnection"]["totalCount"] == len(people)
     assert len(report.data["patientAccessReport"]) == len(people)
     csv = await client.get(f"/compliance/exports/patient-access/{survivor}.csv",
                            headers={"authorization": f"Bearer {tenant.tokens['compliance_officer']}"})
-    assert csv.status_code == 200 and "doctor 1" in csv.text and "support_agent 1" not in csv.text
+    assert csv.status_code == 200 and doctor in csv.text and agent not in csv.text
 
     period = {"from": (datetime.now(UTC) - timedelta(days=1)).isoformat(),
               "to": (datetime.now(UTC) + timedelta(days=1)).isoformat()}
@@ -59,6 +61,6 @@ async def test_a_persons_trail_holds_the_reads_of_the_file_merged_into_theirs(cl
     log = await me.call(LOG)
     assert log.errors == [], log.errors
     seen = {(node["action"], node["accessor"]["name"]) for node in log.data["myAccessLog"]["nodes"]}
-    assert {("READ", "doctor 1"), ("READ", "Alpha Home Care")} <= seen
-    assert ("READ", "support_agent 1") not in seen
+    assert {("READ", doctor), ("READ", "Alpha Home Care")} <= seen
+    assert ("READ", agent) not in seen
     assert log.data["myAccessLog"]["totalCount"] == len(log.data["myAccessLog"]["nodes"])
