@@ -183,3 +183,39 @@ async def test_a_nurse_whose_role_was_revoked_after_reading_far_more_files_still
     later = {"from": (datetime.now(UTC) + timedelta(seconds=1)).isoformat(),
              "to": (datetime.now(UTC) + timedelta(minutes=2)).isoformat()}
     assert (await tenant.call("compliance_officer", ANOMALIES, **later)).data["accessAnomalies"] == []
+
+
+TRAIL_LOOKS = [  # a compliance officer's looks at one file's trail: each is on that file's record
+    "query($id: ID!) { auditEvents(first: 1, filter: {patient: $id}) { nodes { seq } } }",
+    """query($id: ID!) { disclosures(from: "2026-01-01T00:00:00Z", to: "2030-01-01T00:00:00Z", patientId: $id,
+      first: 1) { nodes { partnerName } } }""",
+    "query($id: ID!) { patientAccessReport(patientId: $id) { name } }"]
+
+
+async def test_an_officer_looking_at_many_files_trails_does_not_stand_out(tenant: Tenant,
+                                                                         services: Services) -> None:
+    """Found in the last session's notes: a look at a file's trail is on that file's record (the patient's
+    ``myAccessLog`` shows it), and the anomaly counted it as a file read, so a compliance officer investigating 21
+    files in a day stood out against colleagues and alerted them. An anomaly counts the files whose data was read:
+    the officer's looks no longer count; a nurse reading as many files in the same period still stands out."""
+    patients = [await make_patient(tenant, "front_desk") for _ in range(21)]
+    for n in range(2):  # colleagues of each role who read nothing in the period
+        for role in ("compliance_officer", "nurse"):
+            await institutions.create_account(
+                services, tenant.institution, email=f"{role}{n}.{uuid.uuid4().hex[:6]}@careloop.test",
+                name=f"Quiet {role} {n}", password=PASSWORD, roles=[role], departments=[tenant.departments["A"]])
+    window = {"from": (datetime.now(UTC) - timedelta(minutes=1)).isoformat()}
+    for pid in patients:
+        for query in TRAIL_LOOKS:
+            look = await tenant.call("compliance_officer", query, id=str(pid))
+            assert look.errors == [], look.errors
+        read = await tenant.call("nurse", READ, id=str(pid))
+        assert read.errors == [], read.errors
+    window["to"] = (datetime.now(UTC) + timedelta(minutes=1)).isoformat()
+    reply = await tenant.call("compliance_officer", ANOMALIES, **window)
+    assert reply.errors == [], reply.errors
+    assert [(a["staffId"], a["patientsRead"]) for a in reply.data["accessAnomalies"]] == [
+        (str(tenant.staff_ids["nurse"]), 21)], reply.data
+    looked = await tenant.audit_events(actor_id=tenant.staff_ids["compliance_officer"], action="read",
+                                       patient_id=patients[0])
+    assert {e.resource_type for e in looked} == {"audit_event", "disclosure", "audit_report"}  # still on record
