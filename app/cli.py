@@ -171,8 +171,9 @@ def _init(settings: Settings, args: argparse.Namespace) -> int:
     from resolvers import institution as institutions
 
     password = os.environ.get("CARELOOP_ADMIN_PASSWORD") or _prompt_password()
-    services = build_services(settings, create_key=True)
     _migrate(settings, args)
+    _refuse_a_new_key_for_sealed_data(settings)
+    services = build_services(settings, create_key=True)
 
     async def work() -> int:
         institution = await institutions.create(services, args.name, args.kind, args.time_zone)

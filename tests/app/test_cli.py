@@ -101,6 +101,21 @@ def test_init_without_a_password_refuses(tmp_path: Path) -> None:
     assert not (tmp_path / "careloop.sqlite3").exists()
 
 
+def test_init_makes_no_new_key_for_a_database_sealed_under_a_lost_one(initialised: Ran, tmp_path: Path) -> None:
+    """As `careloop demo` (found in the last session's notes): init with the key file gone made a new key and a
+    second institution under it, beside one sealed under the lost key; restoring that key would then lose the new
+    one's data."""
+    initialised_copy(initialised, tmp_path)
+    (tmp_path / "master.key").unlink()
+    again = careloop(tmp_path, "init", "--name", "Hillside Clinic", "--admin-email", "boss@hillside.test",
+                     CARELOOP_ADMIN_PASSWORD="a long admin password")
+    assert again.returncode == 2, again.stdout + again.stderr
+    assert "master.key is missing" in again.stderr
+    assert not (tmp_path / "master.key").exists()
+    with sqlite3.connect(tmp_path / "careloop.sqlite3") as db:
+        assert db.execute("select name from institution").fetchall() == [("Riverside Clinic",)]
+
+
 def test_demo_seeds_once_and_verifies(demo: Ran, tmp_path: Path) -> None:
     first = demo[1]
     assert first.returncode == 0, first.stderr
