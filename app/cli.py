@@ -207,16 +207,21 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
         if done == total or done % 20 == 0:
             print(f"\rdemo patients: {done}/{total}", end="\n" if done == total else "", flush=True)
 
+    def accounts_ready(password: str | None) -> None:
+        print(f"{DEMO_NAME}: accounts " + ", ".join(demo_email(r) for r in _roles()))
+        print(f"The patient portal's demo account: {demo_email('patient')} (same password)")
+        if password:
+            print(f"Their password, shown only now: {password}")
+        print("Building its patients and records...", flush=True)
+
     async def work() -> int:
         password = args.password or os.environ.get("CARELOOP_DEMO_PASSWORD") or None
-        result = await seed(services, password=password, patients_count=args.patients, progress=progress)
+        result = await seed(services, password=password, patients_count=args.patients, progress=progress,
+                            accounts_ready=accounts_ready)
         if not result.created:
             print(f"{DEMO_NAME} exists already; its accounts are unchanged")
             return 0
-        print(f"{DEMO_NAME} created. Accounts: " + ", ".join(demo_email(r) for r in _roles()))
-        print(f"The patient portal's demo account: {demo_email('patient')} (same password)")
-        if result.password:
-            print(f"Their password, shown only now: {result.password}")
+        print(f"{DEMO_NAME} created.")
         print(f"Demo partner API client (POST /oauth/token, client credentials): id {result.partner_client_id}, "
               f"secret, shown only now: {result.partner_secret}")
         return 0

@@ -61,7 +61,11 @@ def demo_email(role: str) -> str:
 
 
 async def seed(services: Services, *, password: str | None, patients_count: int = 200,
-               progress: Callable[[int, int], None] | None = None) -> DemoResult:
+               progress: Callable[[int, int], None] | None = None,
+               accounts_ready: Callable[[str | None], None] | None = None) -> DemoResult:
+    """Build the demo institution; ``accounts_ready`` is told as soon as its accounts exist, with the password if
+    generated here: a build cut short after that (Ctrl-C, an error) is found existing by the next run, whose accounts
+    are unchanged, so the password must be out before the minutes of patients and records that follow."""
     if await Institution.exists(name=DEMO_NAME):
         return DemoResult(created=False, password=None)
     generated = password is None
@@ -75,6 +79,8 @@ async def seed(services: Services, *, password: str | None, patients_count: int 
         accounts[role] = await institutions.create_account(
             services, institution, email=demo_email(role), name=f"Demo {role.replace('_', ' ')}",
             password=password, roles=[role], departments=member_of, is_demo=True)
+    if accounts_ready:
+        accounts_ready(password if generated else None)
     department_ids = frozenset(d.id for d in departments.values())
     ctx = await _acting_as(services, accounts["nurse"], "nurse", department_ids)
     department_list = list(departments.values())
