@@ -57,6 +57,7 @@ class PatientSession(TenantModel):
     token_hash = fields.CharField(max_length=64, unique=True)
     expires_at = fields.DatetimeField()
     revoked_at = fields.DatetimeField(null=True)
+    used_after_end_at = fields.DatetimeField(null=True)  # the token's first use once ended: recorded then
 
     if TYPE_CHECKING:
         account_id: uuid.UUID

@@ -90,6 +90,7 @@ class Accounts:
 STAFF_ACCOUNTS = Accounts(STAFF, Staff, Session, "staff_id", TOKEN_PREFIX)
 PATIENT_ACCOUNTS = Accounts(PATIENT, PatientAccount, PatientSession, "account_id", PATIENT_PREFIX)
 _SESSIONS = {STAFF: Session, PATIENT: PatientSession, PARTNER: PartnerToken}
+USED_AFTER_END = "used_after_end"  # refused: a token used after its session ended (audit reason)
 
 
 async def authenticate(services: Services, authorization: str | None) -> tuple[Principal, int] | None:
@@ -120,6 +121,44 @@ async def authenticate(services: Services, authorization: str | None) -> tuple[P
     return found
 
 
+@dataclass(frozen=True)
+class _Ended:
+    """A session ended (a logout, a revocation, a deactivation, a second factor required) whose token came again."""
+
+    kind: str
+    session_id: uuid.UUID
+    institution_id: uuid.UUID
+    owner_id: uuid.UUID
+    recorded: bool  # its first use after the end is on the trail already
+
+
+class _EndedSession(Unauthenticated):
+    """Refused as any bad token is (the same words: nobody learns the token was once good); ``sign_in`` records it."""
+
+    def __init__(self, ended: _Ended) -> None:
+        super().__init__("Invalid or expired token.")
+        self.ended = ended
+
+
+async def _record_use_after_end(ctx: Context, ended: _Ended) -> None:
+    """Put on the institution's trail the first use of a staff or patient token after its session ended: refused
+    like any bad token, it was recorded nowhere, so a stolen token tried after its owner signed out left no trace.
+    Once per session (``used_after_end_at``, set in the same transaction): a client retrying it cannot fill the
+    trail. The sign-in's own statement tells an ended session apart; an expired token is not recorded (a device
+    left signed in overnight), nor a token nobody issued (no institution to record it in)."""
+    if ended.recorded:
+        return
+    model = _SESSIONS[ended.kind]
+    async with in_transaction():
+        if not await model.filter(id=ended.session_id, used_after_end_at=None).update(
+                used_after_end_at=datetime.now(UTC)):
+            return  # another request recorded it first
+        await writer.append([AuditRecord(ended.institution_id, Actor(ended.kind, ended.owner_id,
+                                                                     token_id=ended.session_id),
+                                         Action.LOGIN, "session", Outcome.DENIED, ctx.request,
+                                         resource_id=ended.session_id, reason=USED_AFTER_END)])
+
+
 async def _signed_in(cache: PrincipalCache, digest: str, kind: str) -> Principal | None:
     """A staff member's or patient's principal: from the cache while it is live, else from the database (and
     then kept, unless a change was announced while the statement ran)."""
@@ -128,6 +167,8 @@ async def _signed_in(cache: PrincipalCache, digest: str, kind: str) -> Principal
         return principal
     epoch = cache.epoch
     found = await (_staff_session(digest) if kind == STAFF else _patient_session(digest))
+    if isinstance(found, _Ended):
+        raise _EndedSession(found)
     if found is None:
         return None
     principal, expires_at = found
@@ -139,16 +180,22 @@ async def staff_of(digest: str) -> Principal | None:
     """The staff principal of a live session's token digest (signed download links name the session too),
     from the database."""
     found = await _staff_session(digest)
-    return None if found is None else found[0]
+    return found[0] if isinstance(found, tuple) else None
 
 
-async def _staff_session(digest: str) -> tuple[Principal, datetime] | None:
-    """The staff principal of a live session's token digest, and when the session expires."""
-    rows = await Session.filter(token_hash=digest, revoked_at=None, expires_at__gt=datetime.now(UTC)).values_list(
-        *_PRINCIPAL_COLUMNS)
-    if not rows or not rows[0][5]:
+async def _staff_session(digest: str) -> tuple[Principal, datetime] | _Ended | None:
+    """The staff principal of a live session's token digest, and when the session expires; or the session, ended
+    before it expired (its token refused, its use recorded)."""
+    rows = await Session.filter(token_hash=digest, expires_at__gt=datetime.now(UTC)).values_list(
+        *_PRINCIPAL_COLUMNS, "revoked_at", "used_after_end_at")
+    if not rows:
         return None
-    session_id, staff_id, institution_id, email, name, _active, _role, _department, expires_at, time_zone = rows[0]
+    session_id, staff_id, institution_id, email, name, active, _role, _department, expires_at, time_zone, \
+        revoked_at, used_after_end_at = rows[0]
+    if revoked_at is not None:
+        return _Ended(STAFF, session_id, institution_id, staff_id, used_after_end_at is not None)
+    if not active:
+        return None
     principal = Principal(
         institution_id=institution_id,
         user_id=staff_id,
@@ -162,14 +209,18 @@ async def _staff_session(digest: str) -> tuple[Principal, datetime] | None:
     return principal, expires_at
 
 
-async def _patient_session(digest: str) -> tuple[Principal, datetime] | None:
-    row = await PatientSession.filter(token_hash=digest, revoked_at=None, expires_at__gt=datetime.now(UTC),
-                                      account__is_active=True).first().values_list(
+async def _patient_session(digest: str) -> tuple[Principal, datetime] | _Ended | None:
+    """As ``_staff_session``, for a patient's portal session."""
+    row = await PatientSession.filter(token_hash=digest, expires_at__gt=datetime.now(UTC)).first().values_list(
         "id", "account_id", "institution_id", "account__email", "account__patient_id", "expires_at",
-        "institution__time_zone")
+        "institution__time_zone", "account__is_active", "revoked_at", "used_after_end_at")
     if row is None:
         return None
-    session_id, account_id, institution_id, email, patient_id, expires_at, time_zone = row
+    session_id, account_id, institution_id, email, patient_id, expires_at, time_zone, active, revoked_at, used = row
+    if revoked_at is not None:
+        return _Ended(PATIENT, session_id, institution_id, account_id, used is not None)
+    if not active:
+        return None
     return Principal(institution_id=institution_id, user_id=account_id, token_id=session_id, email=email, name="",
                      roles=frozenset({PATIENT}), department_ids=frozenset(), kind=PATIENT,
                      patient_id=patient_id, time_zone=time_zone), expires_at
@@ -184,8 +235,10 @@ async def sign_in(ctx: Context) -> None:
     """
     try:
         found = await authenticate(ctx.services, ctx.authorization)
-    except Unauthenticated:
+    except Unauthenticated as refused:
         ctx.principal, ctx.auth_failed = None, True
+        if isinstance(refused, _EndedSession):
+            await _record_use_after_end(ctx, refused.ended)
         return
     principal, used = found or (None, 0)
     ctx.principal, ctx.auth_failed, ctx.rate_limited = principal, False, False

@@ -186,6 +186,34 @@ async def test_logout_revokes_the_token(client: httpx.AsyncClient, tenant: Tenan
     assert [(e.actor_id, e.outcome) for e in events] == [(tenant.staff_ids["nurse"], "allowed")]
 
 
+async def test_a_token_used_after_its_session_ended_is_recorded_once(client: httpx.AsyncClient, tenant: Tenant,
+                                                                     services: Services) -> None:
+    """Found in the notes: a token tried after its owner signed out (or was signed out) was refused and recorded
+    nowhere, so a stolen token's use left no trace. Its first use after the end is on the institution's trail
+    (refused, naming the session and its owner), once however often it is tried; the answer is the same as for a
+    token nobody issued, which is recorded nowhere (no institution), and an expired one is not recorded."""
+    token = await login(client, tenant.emails["nurse"])
+    session = await Session.get(token_hash=token_digest(services.master_key.token_key, token))
+    assert (await gql(client, "{ me { id } }", token=token)).errors == []  # its allowed twin: nothing recorded
+    assert await tenant.audit_events(reason="used_after_end") == []
+    assert (await gql(client, "mutation { logout }", token=token)).errors == []
+    for query in (ME, PATIENTS, "mutation { logout }"):
+        assert without_place(await gql(client, query, token=token)) == [BAD_TOKEN]
+    used = await tenant.audit_events(reason="used_after_end")
+    assert [(e.actor_kind, e.actor_id, e.token_id, e.action, e.resource_type, e.resource_id, e.outcome)
+            for e in used] == [("staff", tenant.staff_ids["nurse"], session.id, "login", "session", session.id,
+                                "denied")]
+    assert (await Session.get(id=session.id)).used_after_end_at is not None
+
+    expired = await login(client, tenant.emails["doctor"])
+    await Session.filter(token_hash=token_digest(services.master_key.token_key, expired)).update(
+        expires_at=datetime.now(UTC) - timedelta(seconds=1))
+    unknown = "cl_" + "A" * 43
+    for bad in (expired, unknown):
+        assert without_place(await gql(client, ME, token=bad)) == [BAD_TOKEN]
+    assert len(await tenant.audit_events(reason="used_after_end")) == 1
+
+
 async def test_logout_without_a_token_is_unauthenticated(client: httpx.AsyncClient) -> None:
     reply = await gql(client, "mutation { logout }")
     assert reply.data == {"logout": None}

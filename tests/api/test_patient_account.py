@@ -642,6 +642,20 @@ async def test_logout_revokes_the_patient_token_only(tenant: Tenant, services: S
         ("patient", me.account_id, session.id, "logout", "allowed")]
 
 
+async def test_a_patient_token_used_after_logout_is_recorded_once(tenant: Tenant, services: Services) -> None:
+    """As a staff token's (tests/api/test_auth.py): the first use after the session ended is on the trail, once."""
+    me = await open_account(tenant)
+    session = await PatientSession.get(token_hash=token_digest(services.master_key.token_key, me.token))
+    before = await mark(tenant.id)
+    assert (await me.call(MY_FILE_ID)).errors == []  # while it lives: nothing of the kind
+    assert (await me.call("mutation { logout }")).errors == []
+    for _ in range(3):
+        assert errors(await me.call(MY_FILE_ID)) == [BAD_TOKEN]
+    assert [(e.actor_kind, e.actor_id, e.token_id, e.action, e.resource_id, e.outcome)
+            for e in await events_since(tenant.id, before, reason="used_after_end")] == [
+        ("patient", me.account_id, session.id, "login", session.id, "denied")]
+
+
 async def test_an_expired_patient_token_is_unauthenticated(tenant: Tenant, services: Services) -> None:
     me = await open_account(tenant)
     await PatientSession.filter(token_hash=token_digest(services.master_key.token_key, me.token)).update(
