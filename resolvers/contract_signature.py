@@ -248,6 +248,8 @@ async def sign(ctx: Context, data: dict[str, Any]) -> SignatureView:
             raise _refusal(BadUserInput, "input.party: the contract names no guarantor.", "no_guarantor",
                            "input.party")
         if contact_id is None or contact_id != contract.guarantor_id:
+            if contact_id is not None:  # another contact named (anyone's, or none): recorded as a draft records it
+                await access.deny(ctx, Action.CREATE, "contact", contact_id, contract.patient_id, reason="not_found")
             raise _refusal(BadUserInput, "input.contactId: the contract's guarantor signs for the guarantor.",
                            "not_the_guarantor", "input.contactId")
         contact = await Contact.get(id=contract.guarantor_id, institution_id=ctx.institution_id)

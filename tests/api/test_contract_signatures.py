@@ -310,6 +310,38 @@ async def test_only_the_named_guarantor_signs_as_guarantor(tenant: Tenant) -> No
     assert await written(tenant) == before
 
 
+async def test_a_contact_named_as_guarantor_who_is_not_is_recorded_as_a_refusal(tenant: Tenant,
+                                                                              other_tenant: Tenant) -> None:
+    """A contact named to sign as guarantor that is not the contract's (the client's other contact, another
+    patient's, another institution's, none) is answered alike and recorded, as a guarantor that is not the client's
+    contact is on a draft (``not_found`` on the ``contact``); a signature with no contact named is missing input."""
+    sent = await send(tenant, await drafted(tenant, guarantor=True))
+    patient_id = sent["patient_id"]
+    named = [await make_contact(tenant, patient_id, "张三"),
+             await make_contact(tenant, await make_patient(tenant), "赵六"),
+             await make_contact(other_tenant, await make_patient(other_tenant), "钱七"), uuid.uuid4()]
+    before = await written(tenant)
+    for contact_id in named:
+        seq = await mark(tenant.id)
+        reply = await sign(tenant, "front_desk", sent, "GUARANTOR", contactId=str(contact_id))
+        assert code_of(reply) == ("BAD_USER_INPUT", "input.contactId", "not_the_guarantor")
+        assert await denials_since(tenant.id, seq) == [("create", "contact", "not_found", contact_id, patient_id)]
+    seq = await mark(tenant.id)
+    reply = await sign(tenant, "front_desk", sent, "GUARANTOR")
+    assert code_of(reply) == ("BAD_USER_INPUT", "input.contactId", "not_the_guarantor")
+    assert await denials_since(tenant.id, seq) == []
+    assert await written(tenant) == before
+    # The guarantor named signs; the denied twin, a nurse, is refused before any contact is looked at.
+    guarantor_id = (await Contract.get(id=sent["id"])).guarantor_id
+    seq = await mark(tenant.id)
+    refused = await sign(tenant, "nurse", sent, "GUARANTOR", contactId=str(guarantor_id))
+    assert refused.codes == ["FORBIDDEN"]
+    assert [d[:3] for d in await denials_since(tenant.id, seq)] == [("create", "contract_signature", "forbidden")]
+    assert await written(tenant) == before
+    signed = await sign(tenant, "front_desk", sent, "GUARANTOR", contactId=str(guarantor_id))
+    assert not signed.errors, signed.errors
+
+
 # -- the portal ------------------------------------------------------------------------------------------------
 
 
