@@ -148,7 +148,7 @@ async def update(ctx: Context, item_id: uuid.UUID | None, data: dict[str, Any],
     # link (null or []) is no change either (found in review: alone, it bumped the version and wrote an empty update).
     data = {name: value for name, value in data.items() if name != "ticket_ids" or value}
     if not data:
-        raise BadUserInput("input: give at least one field to change.", field="input")
+        raise _empty_change()
     problems = Problems()
     values = _normalize(problems, data)
     for name, value in values.items():
@@ -172,10 +172,15 @@ async def update(ctx: Context, item_id: uuid.UUID | None, data: dict[str, Any],
                 raise _OutOfReach()
             linked = await _linked_ids(row)
             _check_linked_count(linked, ticket_ids)  # with the row locked: two updates count one after the other
+            # Tickets linked already are no change (found in review: alone, they bumped the version and recorded
+            # an update of the item's tickets; with another field, the record named tickets no link was made for).
+            added = [t for t in ticket_ids if t not in linked]
+            if not values and not added:
+                raise _empty_change()
             await versioning.update_versioned(row, version, "improvement item", **values)  # linking tickets too
-            await _link(ctx, row, ticket_ids, linked)
+            await _link(ctx, row, added, linked)
             await writer.append([access.write_record(ctx, Action.UPDATE, "improvement", row.id,
-                                                     fields=_written(values, ticket_ids),
+                                                     fields=_written(values, added),
                                                      decision=decision)])
     except _OutOfReach:  # recorded once the transaction has rolled back, as a missing item is
         raise await access.not_found(ctx, Action.UPDATE, "improvement", item_id) from None
@@ -184,6 +189,10 @@ async def update(ctx: Context, item_id: uuid.UUID | None, data: dict[str, Any],
 
 
 # -- helpers -------------------------------------------------------------------------------
+
+
+def _empty_change() -> BadUserInput:
+    return BadUserInput("input: give at least one field to change.", field="input")
 
 
 class _OutOfReach(Exception):

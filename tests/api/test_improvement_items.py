@@ -205,6 +205,44 @@ async def test_a_change_of_no_tickets_and_nothing_else_is_an_empty_change(tenant
     assert both.errors == [] and both.data["improvementUpdate"]["status"] == "DONE"
 
 
+async def test_tickets_linked_already_and_nothing_else_are_an_empty_change(tenant: Tenant) -> None:
+    """Found in review: the rule above stopped at ``null`` and ``[]``. Tickets all linked already, and nothing else,
+    linked nothing but bumped the version (the next writer with the version it read got CONFLICT) and put an update
+    of the item's tickets on the audit trail; with another field, the trail named tickets no link was made for. Now
+    the same empty change, nothing written, and only what changed is recorded."""
+    pid = await make_patient(tenant)
+    tickets = [(await tenant.call("support_agent", TICKET, input={
+        "channel": "HOTLINE", "category": "COMPLAINT", "subject": f"Waited {n}", "patientId": str(pid)}
+    )).data["ticketCreate"]["id"] for n in range(2)]
+    node = (await tenant.call("support_agent", CREATE, input=item(tenant, ticketIds=tickets[:1]))
+            ).data["improvementCreate"]
+    item_id = uuid.UUID(node["id"])
+    before = await tenant.audit_count()
+    reply = await tenant.call("support_agent", UPDATE, id=node["id"], input={"ticketIds": tickets[:1]})
+    assert reply.codes == ["BAD_USER_INPUT"] and reply.errors[0]["extensions"]["field"] == "input"
+    assert await tenant.audit_count() == before
+    [row] = await rows(tenant)
+    assert row["version"] == 1
+    # The denied twin: one who may not change items is refused (and recorded) before anything is looked at.
+    refused = await tenant.call("nurse", UPDATE, id=node["id"], input={"ticketIds": tickets[:1]})
+    assert refused.codes == ["FORBIDDEN"] and await tenant.audit_count() == before + 1
+    # With another field the change is written, and the trail names what changed: not the tickets.
+    seq_before = {e.id for e in await tenant.audit_events(resource_id=item_id)}
+    done = await tenant.call("support_agent", UPDATE, id=node["id"], input={"ticketIds": tickets[:1],
+                                                                            "status": "DONE"})
+    assert done.errors == [] and done.data["improvementUpdate"]["ticketIds"] == tickets[:1]
+    [event] = [e for e in await tenant.audit_events(resource_id=item_id) if e.id not in seq_before]
+    assert event.action == "update" and event.fields_read.split(",") == ["status"]
+    # A ticket not linked yet, with one linked already, is linked and recorded.
+    seq_before |= {event.id}
+    more = await tenant.call("support_agent", UPDATE, id=node["id"], input={"ticketIds": tickets})
+    assert more.errors == [] and sorted(more.data["improvementUpdate"]["ticketIds"]) == sorted(tickets)
+    [event] = [e for e in await tenant.audit_events(resource_id=item_id) if e.id not in seq_before]
+    assert event.fields_read.split(",") == ["tickets"]
+    [row] = await rows(tenant)
+    assert row["version"] == 3
+
+
 async def _update_while_held(tenant: Tenant, item_id: str, held: str) -> dict[str, object]:
     """The department head's update sent while another transaction holds the item's row and changes it (``held``,
     SQL on the row ``$1``), so that the update waits for the lock and finds the row as that change leaves it."""
