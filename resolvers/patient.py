@@ -62,6 +62,7 @@ _BLIND_INDEXED = {"phone": "phone_bidx", "alt_phone": "alt_phone_bidx", "nationa
 _LAST4_INDEXED = {"phone": "phone_last4_bidx", "alt_phone": "alt_phone_last4_bidx"}
 LAST4_KIND = "phone_last4"
 MERGED = access.MERGED
+ARCHIVED = "archived"
 # Sort orders: the column each sorts by (the id breaks ties and is the default order, registration order)
 ORDER_COLUMNS = {"name": "full_name", "updated_at": "updated_at", "created_at": "created_at"}
 _MAX_CURSOR = 1000  # a name order's cursor carries a name of up to 100 characters
@@ -336,6 +337,8 @@ async def update(ctx: Context, patient_id: uuid.UUID | None, data: dict[str, Any
         raise BadUserInput("input: give at least one field to change.", field="input")
     if data.get("status") == MERGED:
         raise BadUserInput("input.status: a file is merged by patientMerge.", field="input.status")
+    if data.get("status") == ARCHIVED:  # under ``patient: archive``, which cancels what the file has booked
+        raise BadUserInput("input.status: a file is archived by patientArchive.", field="input.status")
     view = await access.find_patient(ctx, patient_id, action=Action.UPDATE)
     decisions = [await access.require_class_write(ctx, view, field_class, action=Action.UPDATE,
                                                   resource_type="patient", resource_id=view.row.id)
@@ -371,7 +374,7 @@ async def archive(ctx: Context, patient_id: uuid.UUID | None, version: int | Non
                                       resource_id=patient_id, patient_id=patient_id)
     view = await access.find_patient(ctx, patient_id, action=Action.ARCHIVE)
     async with in_transaction():
-        await versioning.update_versioned(view.row, version, "patient", status="archived")
+        await versioning.update_versioned(view.row, version, "patient", status=ARCHIVED)
         await writer.append([access.write_record(
             ctx, Action.ARCHIVE, "patient", view.row.id, patient_id=view.row.id, fields=frozenset({"status"}),
             decision=decision)])

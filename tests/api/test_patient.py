@@ -175,6 +175,36 @@ async def test_archive_keeps_the_file_and_marks_it_archived(tenant: Tenant) -> N
     assert (event.actor_id, event.patient_id, event.fields_read) == (tenant.staff_ids["front_desk"], pid, "status")
 
 
+@pytest.mark.parametrize("role", ["nurse", "front_desk"])
+async def test_patient_update_does_not_archive_a_file(tenant: Tenant, role: str) -> None:
+    """patientArchive archives (``patient: archive``, which a nurse lacks, and it cancels the file's tasks and
+    appointments); patientUpdate sets DECEASED or ACTIVE only. Found in review: ``status: ARCHIVED`` went through
+    patientUpdate under the identity class, so a nurse archived files, and nobody's archive so made cancelled
+    anything."""
+    pid = await make_patient(tenant)
+    before, writes = await row(pid), len(await tenant.audit_events(action="update", resource_type="patient"))
+
+    reply = await tenant.call(role, "mutation($id: ID!, $input: PatientUpdateInput!) { patientUpdate(id: $id, "
+                                    "input: $input) { id status } }", id=str(pid), input={"status": "ARCHIVED"})
+
+    assert reply.codes == ["BAD_USER_INPUT"], reply.errors
+    assert reply.errors[0]["extensions"]["field"] == "input.status"
+    assert await row(pid) == before
+    assert len(await tenant.audit_events(action="update", resource_type="patient")) == writes
+
+
+async def test_a_nurse_may_not_archive_a_file(tenant: Tenant) -> None:
+    pid = await make_patient(tenant)
+    before = await row(pid)
+
+    reply = await tenant.call("nurse", ARCHIVE, id=str(pid))
+
+    assert reply.codes == ["FORBIDDEN"]
+    assert await row(pid) == before
+    (event,) = await tenant.audit_events(outcome="denied", action="archive")
+    assert (event.actor_id, event.reason) == (tenant.staff_ids["nurse"], "forbidden")
+
+
 async def test_missing_patient_is_not_found_and_audited(tenant: Tenant) -> None:
     missing = uuid.uuid4()
 
