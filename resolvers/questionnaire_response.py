@@ -47,6 +47,8 @@ Decided where the issue is silent:
   description say which questionnaire and score, never an answer;
 - free text is read with ``questionnaire_response.text: read`` (department heads, support agents, the
   patient their own): admins see scores and choices, not what patients wrote, as they read no clinical text;
+  and only on the responses a role that reads text reaches (``ResponseView.text_reached``): an admin who also
+  heads a department reads the text of that department's responses, the scores of every one;
 - who reads which responses: admins the institution's, department heads their departments', support agents
   those linked to tickets they own or are assigned, a patient their own identified ones.
 """
@@ -58,7 +60,7 @@ import hmac
 import json
 import uuid
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -103,9 +105,11 @@ REFUSALS = {
     "expired": "token: this survey link has expired.",
     "answered": "token: this survey has already been answered.",
 }
-# roles -> which responses they read (with questionnaire_response: read)
+# roles -> which responses they read (with questionnaire_response: read), and whose free text (with
+# questionnaire_response.text: read)
 INSTITUTION, DEPARTMENT, TICKETS, SELF = "institution", "department", "tickets", "self"
 RESPONSE_REACH = {"admin": INSTITUTION, "department_head": DEPARTMENT, "support_agent": TICKETS, "patient": SELF}
+READ, TEXT = "questionnaire_response", "questionnaire_response.text"
 
 
 class LinkRefused(BadUserInput):
@@ -582,6 +586,8 @@ def nameless(questionnaire: Questionnaire) -> bool:
 class ResponseView:
     row: QuestionnaireResponse
     questionnaire: Questionnaire
+    # whether a role of the caller that may read free text reaches this response (``text_reached``)
+    text_reached: bool = False
 
     @property
     def anonymous(self) -> bool:
@@ -611,8 +617,8 @@ async def responses(ctx: Context, *, questionnaire_id: uuid.UUID | None, departm
                                resource_type="questionnaire_response")
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     query = QuestionnaireResponse.filter(_reach(ctx))
-    if commented:
-        query = query.filter(id__in=Subquery(ResponseAnswer.filter(
+    if commented:  # those whose text the caller reads
+        query = query.filter(_reach(ctx, TEXT), id__in=Subquery(ResponseAnswer.filter(
             institution_id=ctx.institution_id, text__isnull=False).values("response_id")))
     if questionnaire_id is not None:
         query = query.filter(questionnaire_id=questionnaire_id)
@@ -629,7 +635,9 @@ async def responses(ctx: Context, *, questionnaire_id: uuid.UUID | None, departm
                                                          id__in=list({r.questionnaire_id for r in rows}))}
     for row in rows[:first]:
         ctx.reads.note("questionnaire_response", row.id, row.patient_id, rule=decision.rule)
-    return pagination.page_of([ResponseView(r, found[r.questionnaire_id]) for r in rows[:first]], len(rows) > first,
+    texts = await text_reached(ctx, rows[:first])
+    return pagination.page_of([ResponseView(r, found[r.questionnaire_id], r.id in texts) for r in rows[:first]],
+                              len(rows) > first,
                               CURSOR_KIND, key=lambda v: v.row.id, total=total)
 
 
@@ -643,15 +651,37 @@ async def one(ctx: Context, response_id: uuid.UUID | None) -> ResponseView:
         # an anonymous response not listed yet answers as a missing one
         raise await access.not_found(ctx, Action.READ, "questionnaire_response", response_id)
     ctx.reads.note("questionnaire_response", row.id, row.patient_id, rule=decision.rule)
-    return ResponseView(row, questionnaire)
+    return ResponseView(row, questionnaire, row.id in await text_reached(ctx, [row]))
 
 
-def _reach(ctx: Context) -> Q:
-    """The responses the caller's roles reach (the union of each reading role's), as a SQL condition."""
+def _reaches(ctx: Context, obj: str) -> frozenset[str]:
+    """The reaches of the caller's roles that may read ``obj``."""
     principal = ctx.require_principal()
     guard, institution_id = ctx.services.guard, principal.institution_id
-    reaches = {RESPONSE_REACH[role] for role in principal.roles if role in RESPONSE_REACH
-               and guard.role_allows(role, institution_id, "questionnaire_response", "read")}
+    return frozenset(RESPONSE_REACH[role] for role in principal.roles if role in RESPONSE_REACH
+                     and guard.role_allows(role, institution_id, obj, "read"))
+
+
+async def text_reached(ctx: Context, rows: Sequence[QuestionnaireResponse]) -> set[uuid.UUID]:
+    """The ids among ``rows`` (responses in the caller's reach) whose free text the caller may read: with
+    ``questionnaire_response.text: read``, on the responses that a role allowed to read text reaches, not every
+    role's (found in review: an admin who also heads a department read the text of every department's). One
+    statement only when the roles reading text reach less than those reading responses."""
+    if not rows or not ctx.decide(TEXT, "read").allowed:
+        return set()
+    if _reaches(ctx, READ) <= _reaches(ctx, TEXT):
+        return {row.id for row in rows}
+    found = QuestionnaireResponse.filter(_reach(ctx, TEXT), id__in=[row.id for row in rows]).values_list("id",
+                                                                                                         flat=True)
+    return {uuid.UUID(str(found_id)) for found_id in await found}
+
+
+def _reach(ctx: Context, obj: str = READ) -> Q:
+    """The responses the caller's roles that may read ``obj`` reach (the union of each such role's), as a SQL
+    condition."""
+    principal = ctx.require_principal()
+    institution_id = principal.institution_id
+    reaches = _reaches(ctx, obj)
     tenant = Q(institution_id=institution_id)
     if INSTITUTION in reaches:
         return tenant
@@ -735,9 +765,10 @@ def answer_views(view: ResponseView, rows: list[ResponseAnswer]) -> list[AnswerV
 
 
 def require_text(ctx: Context, view: ResponseView) -> None:
-    """Free text needs ``questionnaire_response.text: read``: the refusal noted, then FORBIDDEN."""
+    """Free text needs ``questionnaire_response.text: read`` on this response (``text_reached``): the refusal
+    noted, then FORBIDDEN."""
     row = view.row
-    if not ctx.decide("questionnaire_response.text", "read").allowed:
+    if not ctx.decide(TEXT, "read").allowed or not view.text_reached:
         ctx.reads.note("questionnaire_response", row.id, row.patient_id, outcome=Outcome.DENIED,
                        reason="forbidden_field")
         raise Forbidden("Not allowed to read this field.")
@@ -763,10 +794,10 @@ async def export_fhir(ctx: Context, response_id: uuid.UUID | None) -> str:
     view = await one(ctx, response_id)
     row, questionnaire = view.row, view.questionnaire
     rows = await ResponseAnswer.filter(institution_id=ctx.institution_id, response_id=row.id).order_by("id")
-    text_allowed = ctx.decide("questionnaire_response.text", "read")
+    text_allowed = ctx.decide(TEXT, "read")
     answers: dict[str, dict[str, Any]] = {}
     for answer in answer_views(view, list(rows)):
-        if answer.row.text is not None and not text_allowed.allowed:
+        if answer.row.text is not None and not (text_allowed.allowed and view.text_reached):
             answers[answer.row.link_id] = {"withheld": True}
             continue
         text = None

@@ -12,6 +12,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 
 from core import questionnaire as instruments
@@ -25,10 +26,11 @@ from models import (
     SurveySettings,
     Ticket,
 )
+from resolvers import institution as institutions
 from resolvers.context import Services
 from tests.conftest import SqlCounter
-from tests.factories import Tenant
-from tests.patients import PatientUser, open_account
+from tests.factories import PASSWORD, Tenant, login, subjects
+from tests.patients import PatientUser, events_since, mark, open_account
 from tests.surveys import GOOD, LOW, invited, month_closed, questionnaire, trigger
 
 BY_LINK = """query($t: String!) { surveyByLink(token: $t) { expiresAt
@@ -474,6 +476,44 @@ async def test_free_text_is_read_under_its_own_permission(tenant: Tenant, servic
     user = await open_account(tenant, pid)
     own = ok(await user.call(TEXTS), "questionnaireResponses")["nodes"]
     assert "Friendly nurses, my gums bled a little" in str(own)
+
+
+async def test_free_text_is_read_only_where_a_role_that_reads_it_reaches(
+        tenant: Tenant, services: Services, client: httpx.AsyncClient) -> None:
+    """The right to read free text is a department head's for their departments (a support agent's for the tickets
+    they work), not every role's reach: an admin who also heads department A reads the scores and choices of the
+    whole institution, and the text of department A's responses only. Found in review: the text was decided for
+    the user and read on every response of the union of the roles' reaches, so such an account read the free text
+    (health information) of every department."""
+    q = await questionnaire(tenant)
+    _, in_a = await answered(tenant, services, q)
+    _, in_b = await answered(tenant, services, q, "B")
+    email = f"head-admin.{uuid.uuid4().hex[:8]}@careloop.test"
+    staff = await institutions.create_account(services, tenant.institution, email=email, name="head and admin",
+                                              password=PASSWORD, roles=["department_head", "admin"],
+                                              departments=[tenant.departments["A"]])
+    tenant.staff_ids["head_admin"], tenant.tokens["head_admin"] = staff.id, await login(client, email)
+    seq = await mark(tenant.id)
+
+    listed = await tenant.call("head_admin", TEXTS, q=str(q.id))
+    one_b = await tenant.call("head_admin", ONE, id=in_b)
+    comments = ok(await tenant.call("head_admin", COMMENTS, q=str(q.id)), "questionnaireResponseComments")["nodes"]
+    exported = await tenant.call("head_admin", "query($id: ID!) { questionnaireResponseExportFhir(id: $id) }",
+                                 id=in_b)
+
+    texts = {n["id"]: [a["text"] for a in n["answers"] if a["linkId"] == "q8"]
+             for n in listed.data["questionnaireResponses"]["nodes"]}
+    assert texts == {in_a: ["Friendly nurses, my gums bled a little"], in_b: [None]}  # B's scores still listed
+    assert listed.codes == ["FORBIDDEN"]
+    assert one_b.codes == ["FORBIDDEN"] and one_b.data["questionnaireResponse"]["comments"] is None
+    assert [n["id"] for n in comments] == [in_a]
+    assert exported.errors == [], exported.errors
+    assert "gums bled" not in exported.data["questionnaireResponseExportFhir"]
+    refused = [e for e in await events_since(tenant.id, seq, outcome="denied")]
+    assert {(e.resource_id, e.reason) for e in refused} == {(uuid.UUID(in_b), "forbidden_field")}
+    opened = [e for e in await events_since(tenant.id, seq, action="read", outcome="allowed")
+              if "response_answer.text" in (e.fields_read or "")]
+    assert opened and all(uuid.UUID(in_b) not in {r for r, _ in subjects(e)} for e in opened)
 
 
 async def test_the_list_pages_at_a_fixed_cost(tenant: Tenant, services: Services, sql_counter: SqlCounter) -> None:
