@@ -26,7 +26,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 from zoneinfo import ZoneInfo
@@ -50,6 +50,7 @@ from models.contract import BILLING_PERIODS, Contract, ContractItem, ContractVer
 from models.keyring import KeyRing
 from models.service_item import FREQUENCIES
 from policies.guard import Decision
+from policies.scopes import ROLE_REACH, Reach
 from resolvers import access, pagination
 from resolvers import communication as communications
 from resolvers import institution as institutions
@@ -269,11 +270,12 @@ def require_terms(ctx: Context, view: ContractView) -> None:
     ctx.reads.note("contract", row.id, row.patient_id, field_class="terms", rule=ctx.decide(TERMS, "read").rule)
 
 
-def read_clauses(ctx: Context, version: VersionView) -> str | None:
-    """A version's special clauses, opened only for a caller with ``contract.clauses: read``."""
+async def read_clauses(ctx: Context, version: VersionView) -> str | None:
+    """A version's special clauses, opened only for a caller with ``contract.clauses: read`` on this contract
+    (``clauses_reached``)."""
     row = version.contract.row
     decision = ctx.decide(CLAUSES, "read")
-    if not decision.allowed:
+    if not decision.allowed or not await clauses_reached(ctx, version.contract):
         ctx.reads.note("contract", row.id, row.patient_id, field_class="clauses", outcome=Outcome.DENIED,
                        reason="forbidden_field")
         raise Forbidden("Not allowed to read this field.")
@@ -283,6 +285,40 @@ def read_clauses(ctx: Context, version: VersionView) -> str | None:
         return None
     ctx.reads.note("contract", row.id, row.patient_id, field_name="contract_version.clauses")
     return access.open_sealed(ctx, "contract_version", "clauses", version.row.id, sealed)
+
+
+async def clauses_reached(ctx: Context, view: ContractView) -> bool:
+    """Whether a role of the caller that may read clauses (which often speak of the client's health) reaches this
+    contract: admins and finance every one, a clinician those of the patients that role reaches, a patient their
+    own; never through the reach of another role of the account (found in review: a nurse who also works the front
+    desk, which reaches every contract and reads no clauses, read the clauses of every client). Batched across a
+    request; a statement only for an account whose roles reading clauses reach fewer files than its others."""
+
+    async def batch(patient_ids: Sequence[uuid.UUID]) -> list[bool]:
+        reached = _clauses_patients(ctx)
+        if isinstance(reached, bool):
+            return [reached] * len(patient_ids)
+        found = set(await Patient.filter(reached, id__in=sorted(set(patient_ids))).values_list("id", flat=True))
+        return [patient_id in found for patient_id in patient_ids]
+
+    loaded: bool = await ctx.require_loaders().made("contract_clauses_reached", batch).load(view.row.patient_id)
+    return loaded
+
+
+def _clauses_patients(ctx: Context) -> Q | bool:
+    """The patients whose contracts' clauses the caller reads, as a condition; True: every contract the caller
+    reaches, False: none."""
+    principal = ctx.require_principal()
+    readers = {role for role in principal.roles
+               if ctx.services.guard.role_allows(role, principal.institution_id, CLAUSES, "read")}
+    if principal.kind == STAFF and readers & INSTITUTION_WIDE:
+        return True
+    scope = access.patient_scope(ctx)
+    reach = frozenset[Reach]().union(*(ROLE_REACH.get(role, frozenset()) for role in readers))
+    if not _wide(ctx) and reach >= scope.reach:  # the contracts in reach are those of these roles' patients
+        return True
+    condition = replace(scope, reach_by_class={CLAUSES: reach}).filter()
+    return False if condition is None else condition
 
 
 async def versions_of(ctx: Context, view: ContractView) -> list[VersionView]:
@@ -1274,8 +1310,8 @@ async def diff(ctx: Context, contract_id: uuid.UUID | None, from_number: int, to
                 money.format_amount(after.row.deposit, currency))
         compare("periodTotal", money.format_amount(before.row.period_total, currency),
                 money.format_amount(after.row.period_total, currency))
-    if ctx.decide(CLAUSES, "read").allowed:
-        compare("clauses", read_clauses(ctx, before), read_clauses(ctx, after))
+    if ctx.decide(CLAUSES, "read").allowed and await clauses_reached(ctx, view):
+        compare("clauses", await read_clauses(ctx, before), await read_clauses(ctx, after))
     remaining: dict[uuid.UUID, list[ItemView]] = defaultdict(list)
     for item in old_items:
         remaining[item.row.service_item_id].append(item)

@@ -202,8 +202,8 @@ class ContractVersion:
         return self.view.row.rights_duties
 
     @strawberry.field(description="Special clauses. Encrypted; needs the right to read contract clauses.")
-    def clauses(self, info: Info) -> str | None:
-        return contracts.read_clauses(info.context, self.view)
+    async def clauses(self, info: Info) -> str | None:
+        return await contracts.read_clauses(info.context, self.view)
 
     @strawberry.field(description="An amendment: what changed and why.")
     def change_summary(self) -> str | None:

@@ -18,6 +18,7 @@ ROOTS = ("Query", "Mutation", "Subscription")
 BATCHED_LEAVES = frozenset({
     "Ticket.allowedTransitions",  # a complaint's logged attempts, for the tickets of a page at once
     "Questionnaire.responseCount",  # one grouped count for a page of questionnaires
+    "ContractVersion.clauses",  # whether a role reading clauses reaches the client, for the contracts of a request
 })
 
 

@@ -8,7 +8,10 @@ import uuid
 from datetime import date, timedelta
 from typing import Any
 
+import httpx
+
 from models import AuditEvent, Contract, ContractItem, ContractVersion
+from resolvers import institution as institutions
 from resolvers.context import Services
 from tests.contracts import (
     CREATE,
@@ -20,7 +23,7 @@ from tests.contracts import (
     make_item,
     today,
 )
-from tests.factories import Tenant, make_patient
+from tests.factories import PASSWORD, Tenant, login, make_patient
 from tests.partners import ALL_SCOPES, make_partnership
 from tests.patients import denials_since, events_since, make_contact, mark, open_account
 
@@ -260,6 +263,50 @@ async def test_commercial_terms_and_clauses_follow_their_field_classes(tenant: T
     reads = await events_since(tenant.id, seq, resource_type="contract")
     assert [e.field_classes for e in reads] == ["clauses,terms"] * 2
     assert all("contract_version.clauses" in e.fields_read for e in reads)
+
+
+CLAUSES_ONLY = """query($id: ID!) { contract(id: $id) { id versions { number clauses } } }"""
+CLAUSES_DIFF = """query($id: ID!) { contractVersionDiff(contractId: $id, fromVersion: 1, toVersion: 2) {
+  terms { field before after } } }"""
+
+
+async def test_clauses_are_read_only_where_a_role_that_reads_them_reaches(
+        tenant: Tenant, services: Services, client: httpx.AsyncClient) -> None:
+    """A nurse of department A who also works the front desk reaches every contract (the desk's reach) but reads the
+    clauses, which speak of the client's health, of her own patients' only, as the nurse she is: the desk reads
+    none. Found in review: the right to read clauses was decided for the account and used on every contract its
+    roles reached, so she read the clauses of department B's clients."""
+    in_a = await active_contract(tenant, services, clauses="Diabetic diet")
+    in_b = await active_contract(tenant, services, clauses="Dementia: accompany always", patient_id=await make_patient(
+        tenant, departmentId=str(tenant.departments["B"].id)))
+    amended = await tenant.call("finance", """mutation($id: ID!, $v: Int!, $input: ContractAmendInput!) {
+      contractAmend(contractId: $id, expectedVersion: $v, input: $input) { id } }""", id=in_b["id"], v=in_b["version"],
+                                input={"effectiveOn": (today() + timedelta(days=7)).isoformat(),
+                                       "changeSummary": "Night visits", "clauses": "Dementia: night visits too"})
+    assert not amended.errors, amended.errors
+    email = f"desk-nurse.{uuid.uuid4().hex[:8]}@careloop.test"
+    staff = await institutions.create_account(services, tenant.institution, email=email, name="desk and nurse",
+                                              password=PASSWORD, roles=["front_desk", "nurse"],
+                                              departments=[tenant.departments["A"]])
+    tenant.staff_ids["desk_nurse"], tenant.tokens["desk_nurse"] = staff.id, await login(client, email)
+    seq = await mark(tenant.id)
+
+    own = await tenant.call("desk_nurse", CLAUSES_ONLY, id=in_a["id"])
+    other = await tenant.call("desk_nurse", CLAUSES_ONLY, id=in_b["id"])
+    diff = await tenant.call("desk_nurse", CLAUSES_DIFF, id=in_b["id"])
+
+    assert own.errors == [] and own.data["contract"]["versions"] == [{"number": 1, "clauses": "Diabetic diet"}]
+    assert other.codes == ["FORBIDDEN", "FORBIDDEN"]  # the contract is in reach, its clauses are not
+    assert [v["clauses"] for v in other.data["contract"]["versions"]] == [None, None]
+    assert diff.errors == [], diff.errors
+    assert "Dementia" not in str(diff.data)
+    refused = await events_since(tenant.id, seq, outcome="denied")
+    assert {(str(e.resource_id), e.field_classes, e.reason) for e in refused} == {
+        (in_b["id"], "clauses", "forbidden_field")}
+    # finance, whose contracts are the institution's, reads them all
+    finance = await tenant.call("finance", CLAUSES_ONLY, id=in_b["id"])
+    assert [v["clauses"] for v in finance.data["contract"]["versions"]] == [
+        "Dementia: accompany always", "Dementia: night visits too"]
 
 
 async def test_reach_by_role(tenant: Tenant, services: Services) -> None:
