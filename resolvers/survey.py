@@ -70,6 +70,7 @@ from audit.events import Action, Actor, AuditRecord, Outcome
 from core import tokens
 from core.errors import BadUserInput, Conflict, Forbidden
 from core.ids import uuid7
+from core.principal import PATIENT
 from core.validation import Problems, camel_case, one_of
 from models import (
     Contact,
@@ -628,7 +629,10 @@ async def patient_invitations(ctx: Context, patient_id: uuid.UUID | None, *, fir
                                       resource_type="survey_invitation", patient_id=patient_id)
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     view = await access.find_patient(ctx, patient_id, action=Action.READ, field="patientId")
-    return await _invitation_page(ctx, view, first, after, decision.rule, own=False, count=count)
+    # a patient reaches their own file only, and reads it as the portal lists it (found in review: this door showed
+    # them the invitation addressed to their family, its contact and whether it was answered)
+    own = ctx.require_principal().kind == PATIENT
+    return await _invitation_page(ctx, view, first, after, decision.rule, own=own, count=count)
 
 
 async def my_invitations(ctx: Context, *, first: int, after: str | None,

@@ -315,6 +315,22 @@ async def test_the_portal_does_not_offer_a_family_invitation_to_the_patient(tena
     assert [n["id"] for n in staff] == [str(own_row.id), str(family_row.id)]
 
 
+async def test_the_staff_list_shows_a_patient_their_own_invitations_only(tenant: Tenant, services: Services) -> None:
+    """A patient may read their invitations through patientSurveyInvitations too (survey_invitation: read, their own
+    file): it answers as the portal's list, without the one addressed to their family. Found in review: it listed
+    the family's invitation, its contact and whether the family had answered."""
+    await SurveySettings.create(institution_id=tenant.id, fatigue_days=0)
+    pid, _, _family_row = await family_invited(tenant)
+    own_q = await questionnaire(tenant)
+    ok(await tenant.call("admin", INVITE, qid=str(own_q.id)), "surveyInvite")
+    own_row = await SurveyInvitation.get(institution_id=tenant.id, patient_id=pid, contact_id__isnull=True)
+    user = await open_account(tenant, pid)
+
+    listed = ok(await user.call(PATIENT_INVITATIONS, pid=str(pid)), "patientSurveyInvitations")["nodes"]
+
+    assert listed == [{"id": str(own_row.id), "status": "REQUESTED", "cause": "CAMPAIGN", "invitedContact": None}]
+
+
 async def test_the_patient_cannot_answer_a_family_invitation_in_the_portal(tenant: Tenant) -> None:
     """Found in review: the portal looked the invitation up by patient only, so a patient who learnt the id of
     the one addressed to their contact could answer it as the contact. It is answered as a missing one."""
