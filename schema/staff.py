@@ -48,7 +48,9 @@ class Role(Enum):
                                                                        "list; no clinical data.")
     COMPLIANCE_OFFICER = strawberry.enum_value("compliance_officer", description="Reads the audit trail, reviews "
                                                                                  "emergency accesses and role grants; "
-                                                                                 "no patient data.")
+                                                                                 "finds a patient by identity only "
+                                                                                 "(name, birth date, ID number), no "
+                                                                                 "other patient data.")
     FINANCE = strawberry.enum_value("finance", description="Contract and finance staff: prepares, prices and "
                                     "manages service contracts and reads their commercial terms; no clinical data.")
     ADMIN = strawberry.enum_value("admin", description="Institution admin: staff accounts, roles, departments, "
