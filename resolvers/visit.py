@@ -30,12 +30,11 @@ from models import Department, Patient, ServiceItem, Staff, Visit, VisitCode, Vi
 from models.visit import CODE_KINDS, PROCEDURE_STATUSES, VISIT_KINDS
 from policies.fields import CLINICAL, ENCRYPTED_FIELDS, INTERNAL, VISIT_FIELD_CLASS
 from policies.guard import Decision
-from resolvers import access, follow_up, pagination, survey, versioning
+from resolvers import access, follow_up, pagination, survey, writes
 from resolvers import communication as communications
 from resolvers.access import PatientView
 from resolvers.context import Context
 from resolvers.loaders import newest_per_parent
-from resolvers.versioning import bumped
 
 CURSOR_KIND = "visit"
 # The states a visit moves through; finished, cancelled and no-show are final.
@@ -334,16 +333,21 @@ async def update(ctx: Context, visit_id: uuid.UUID | None, data: dict[str, Any],
     values.pop("status", None)
     await _check_text_rights(ctx, view.patient, values, Action.UPDATE)
     _check_order({**_times(view.row), **values})
-    async with in_transaction():
-        await _write(ctx, view, version, _columns(ctx, view.row.id, values))
-        if "revisit_on" in values:  # the reminder of the old day is not true (found in review): the sweep queues
-            await communications.cancel_queued(  # the new day's
-                ctx.institution_id, communications.cause_prefix("revisit", view.row.id))
-        if "staff_ids" in values:
-            await _set_staff(ctx, view.row.id, values["staff_ids"])
-        await writer.append([access.write_record(ctx, Action.UPDATE, "visit", view.row.id,
-                                                 patient_id=view.patient.row.id, fields=frozenset(values),
-                                                 decision=decision)])
+    file = view.patient.row.id
+    try:
+        async with in_transaction():
+            await writes.write_over_version(view.row, version, "visit", _columns(ctx, view.row.id, values), [
+                access.write_record(ctx, Action.UPDATE, "visit", view.row.id, patient_id=file,
+                                    fields=frozenset(values), decision=decision)], on_file=file)
+            if "revisit_on" in values:  # the reminder of the old day is not true (found in review): the sweep
+                await communications.cancel_queued(  # queues the new day's
+                    ctx.institution_id, communications.cause_prefix("revisit", view.row.id))
+            if "staff_ids" in values:
+                await _set_staff(ctx, view.row.id, values["staff_ids"])
+    except Conflict:
+        if not await _moved(view.row.id, file):
+            raise  # a stale version
+        return await update(ctx, visit_id, data, version)  # found again on the survivor (``_moved``)
     return await find(ctx, view.row.id, Action.READ)
 
 
@@ -367,35 +371,35 @@ async def transition(ctx: Context, visit_id: uuid.UUID | None, to: str, at: date
     _check_order({**_times(row), **columns})
     # Finishing adds the follow-up tasks and the survey invitation to the file the visit was read on: locked first,
     # a merge since refused (the visit moved to the survivor, they would have been made for the merged file).
-    async with access.file_transaction(ctx, row.patient_id if to == "finished" else None, action=Action.UPDATE,
-                                       field="id"):
-        written = {**columns, "updated_at": datetime.now(UTC)}
-        await _write(ctx, view, version, written, status=row.status)
-        for name, value in written.items():  # the row as written: the answer is what is stored
-            setattr(row, name, value)
-        row.version += 1
-        await writer.append([access.write_record(ctx, Action.UPDATE, "visit", row.id, patient_id=row.patient_id,
-                                                 fields=frozenset(columns), decision=decision)])
-        if to == "finished":
-            await follow_up.on_visit_finished(ctx, row)
-            await survey.on_visit_finished(ctx, row)
-        elif to in ("cancelled", "no_show"):
-            await follow_up.cancel_for_visit(ctx, row.id)
+    file = view.patient.row.id
+    try:
+        async with access.file_transaction(ctx, file if to == "finished" else None, action=Action.UPDATE,
+                                           field="id"):
+            row = await writes.write_over_version(row, version, "visit", columns, [  # the row as written
+                access.write_record(ctx, Action.UPDATE, "visit", row.id, patient_id=file, fields=frozenset(columns),
+                                    decision=decision)], on_file=file)
+            if to == "finished":
+                await follow_up.on_visit_finished(ctx, row)
+                await survey.on_visit_finished(ctx, row)
+            elif to in ("cancelled", "no_show"):
+                await follow_up.cancel_for_visit(ctx, row.id)
+    except access.MergedFile:
+        raise  # finishing a visit of a file merged since: refused, recorded (docs/patients.md)
+    except Conflict:
+        if not await _moved(view.row.id, file):
+            raise  # a stale version
+        return await transition(ctx, visit_id, to, at, version)  # found again on the survivor (``_moved``)
     if to == "arrived":
         ctx.services.visit_changes.notify()  # check-in alerts
     return VisitView(row, view.patient)
 
 
-async def _write(ctx: Context, view: VisitView, version: int | None, columns: dict[str, Any],
-                 status: str | None = None) -> None:
-    """Write only over the version (and status) the caller saw: two desks never overwrite each other."""
-    expected = view.row.version if version is None else version
-    query = Visit.filter(id=view.row.id, institution_id=ctx.institution_id, version=expected)
-    if status is not None:
-        query = query.filter(status=status)
-    changed = await query.update(**{"updated_at": datetime.now(UTC), **columns}, version=bumped())
-    if changed != 1:
-        raise Conflict("version: the visit changed since you read it; read it again.", field="version")
+async def _moved(record_id: uuid.UUID, file: uuid.UUID, model: type[Visit] | type[VisitCode] = Visit) -> bool:
+    """Whether a visit (or code) written over its version, and not written, left the file it was found on: a merge
+    since moved it to the survivor with its version as it was (``writes.write_over_version(on_file=)``), and the
+    write, which the caller named by the record, finds it again there, in the caller's reach or NOT_FOUND, as the
+    contact's does (found in review: it wrote the survivor's record without asking, recorded on the merged file)."""
+    return not await model.filter(id=record_id, patient_id=file).exists()
 
 
 async def add_code(ctx: Context, visit_id: uuid.UUID | None, data: dict[str, Any]) -> CodeView:
@@ -457,10 +461,15 @@ async def set_code_status(ctx: Context, code_id: uuid.UUID | None, status: str,
     if row.kind != "procedure":
         raise BadUserInput("id: only procedures have a status.", field="id")
     status = one_of(status, PROCEDURE_STATUSES, "status")
-    async with in_transaction():
-        await versioning.update_versioned(row, version, "procedure", status=status)
-        await writer.append([access.write_record(ctx, Action.UPDATE, "visit_code", row.id, patient_id=row.patient_id,
-                                                 fields=frozenset({"status"}), decision=decision)])
+    file = views[0].patient.row.id
+    try:
+        row = await writes.write_over_version(row, version, "procedure", {"status": status}, [
+            access.write_record(ctx, Action.UPDATE, "visit_code", row.id, patient_id=file, fields=frozenset({"status"}),
+                                decision=decision)], on_file=file)
+    except Conflict:
+        if not await _moved(row.id, file, VisitCode):
+            raise  # a stale version
+        return await set_code_status(ctx, code_id, status, version)  # found again on the survivor (``_moved``)
     return CodeView(row, views[0])
 
 

@@ -1,0 +1,240 @@
+"""Writes over a version (or a status) of a record a merge moves, found before the merge and written after it
+(found in review, as contactUpdate was: tests/api/test_patient_merge.py). The merge moves a file's records to the
+survivor with their versions as they were, so a compare-and-set on the version alone wrote the record on the
+survivor, a file the caller never looked up (maybe out of their reach), and recorded it on the merged file. Each
+write now compares the file too (``writes.write_over_version(on_file=)``) and, the record moved, finds it again:
+written and recorded on the survivor in the caller's reach, else NOT_FOUND, recorded, nothing written.
+
+Each race twice: made sequential (the merge run once the write has found its record; SQLite and PostgreSQL), and on
+PostgreSQL as it happens, the write sent while the merge holds the records it moved, uncommitted."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from audit.events import Action
+from models import Patient, Visit, VisitCode
+from resolvers import patient_merge
+from resolvers import visit as visits
+from tests.api.test_patient_merge import merge
+from tests.api.test_visits import ADD_CODE, CATALOGUE, MOVE, UPDATE, a_visit
+from tests.conftest import BACKEND
+from tests.factories import Tenant, make_patient
+from tests.locks import held, pause_before, until_waiting
+
+SET_CODE_STATUS = """mutation($id: ID!, $status: ProcedureStatus!) {
+  visitCodeSetStatus(id: $id, status: $status) { id status } }"""
+
+postgres_only = pytest.mark.skipif(BACKEND == "sqlite", reason="row locks and concurrent transactions: PostgreSQL")
+
+
+def merged_once_found(tenant: Tenant, monkeypatch: pytest.MonkeyPatch, owner: object, name: str,
+                      survivor: uuid.UUID, duplicate: uuid.UUID) -> None:
+    """The race made sequential: the files merged once the async ``owner.<name>`` (a step of the write after its
+    lookup, before its write) has first answered."""
+    original = getattr(owner, name)
+
+    async def then_merged(*args: Any, **kwargs: Any) -> Any:
+        answer = await original(*args, **kwargs)
+        monkeypatch.setattr(owner, name, original)
+        assert (await merge(tenant, survivor, duplicate)).errors == []
+        return answer
+
+    monkeypatch.setattr(owner, name, then_merged)
+
+
+async def during_a_moving_merge(tenant: Tenant, monkeypatch: pytest.MonkeyPatch, survivor: uuid.UUID,
+                                duplicate: uuid.UUID, write: Callable[[], Awaitable[Any]]) -> Any:
+    """``write`` sent while a merge of the two files holds what it moved, uncommitted (PostgreSQL): the write finds
+    its record on the duplicate, as committed, and its UPDATE waits for the record's row; the merge then commits.
+    Both must end; answers what ``write`` answered."""
+    moved = pause_before(monkeypatch, patient_merge, "_one_greeting_or_campaign_message_each")
+    async with held(merge(tenant, survivor, duplicate), moved) as merging:
+        writing = asyncio.ensure_future(write())
+        await until_waiting([writing])  # the write's UPDATE waits for the row the merge moved
+        moved.release()
+        merged, written = await asyncio.wait_for(asyncio.gather(merging, writing, return_exceptions=True), 30)
+    assert not isinstance(merged, BaseException) and merged.errors == [], merged
+    assert not isinstance(written, BaseException), repr(written)
+    assert (await Patient.get(id=duplicate)).status == "merged"
+    return written
+
+
+async def files_pair(tenant: Tenant, reached: bool) -> tuple[uuid.UUID, uuid.UUID]:
+    """A survivor (in department A, which the nurse reaches, or B, which she does not) and a duplicate in A."""
+    department = tenant.departments["A" if reached else "B"]
+    return await make_patient(tenant, departmentId=str(department.id)), await make_patient(tenant)
+
+
+async def allowed(tenant: Tenant, resource_type: str) -> list[uuid.UUID | None]:
+    """The files the trail's allowed updates of that kind of record are recorded on."""
+    return [e.patient_id for e in await tenant.audit_events(resource_type=resource_type, action=Action.UPDATE,
+                                                            outcome="allowed")]
+
+
+async def refused_as_missing(tenant: Tenant, resource_type: str) -> list[tuple[uuid.UUID | None, str | None,
+                                                                              uuid.UUID | None]]:
+    denied = await tenant.audit_events(outcome="denied", resource_type=resource_type)
+    return [(e.actor_id, e.reason, e.resource_id) for e in denied]
+
+
+# -- visitUpdate --------------------------------------------------------------------------------------------------
+
+
+async def update_visit(tenant: Tenant, visit: str) -> Any:
+    return await tenant.call("nurse", UPDATE, id=visit, input={"summary": "Scaling done"})
+
+
+async def check_visit_updated(tenant: Tenant, reply: Any, visit: str, survivor: uuid.UUID, reached: bool) -> None:
+    row = await Visit.get(id=visit)
+    if reached:
+        assert reply.errors == [] and reply.data["visitUpdate"]["version"] == 2, reply.errors
+        assert (row.patient_id, row.version, row.summary is not None) == (survivor, 2, True)
+        assert await allowed(tenant, "visit") == [survivor]
+        return
+    assert reply.codes == ["NOT_FOUND"], reply.errors
+    assert (row.patient_id, row.version, row.summary) == (survivor, 1, None)
+    assert await allowed(tenant, "visit") == []
+    assert await refused_as_missing(tenant, "visit") == [(tenant.staff_ids["nurse"], "not_found", uuid.UUID(visit))]
+
+
+@pytest.mark.parametrize("reached", [True, False], ids=["survivor_reached", "survivor_out_of_reach"])
+async def test_a_visit_updated_across_a_merge_follows_the_survivor(tenant: Tenant, monkeypatch: pytest.MonkeyPatch,
+                                                                   reached: bool) -> None:
+    """visitUpdate found the visit on the duplicate and wrote it once the merge had moved it: on the survivor,
+    recorded on the merged file, and (survivor out of reach) answered NOT_FOUND by its read-back with the change
+    written. Now written and recorded on the survivor when the nurse reaches it there, else NOT_FOUND, nothing
+    written, the refusal recorded."""
+    survivor, duplicate = await files_pair(tenant, reached)
+    visit = (await a_visit(tenant, duplicate, role="nurse"))["id"]
+    merged_once_found(tenant, monkeypatch, visits, "find", survivor, duplicate)
+
+    reply = await update_visit(tenant, visit)
+
+    await check_visit_updated(tenant, reply, visit, survivor, reached)
+
+
+@postgres_only
+@pytest.mark.parametrize("reached", [True, False], ids=["survivor_reached", "survivor_out_of_reach"])
+async def test_a_visit_updated_while_a_merge_moves_it_follows_the_survivor(
+        tenant: Tenant, monkeypatch: pytest.MonkeyPatch, reached: bool) -> None:
+    survivor, duplicate = await files_pair(tenant, reached)
+    visit = (await a_visit(tenant, duplicate, role="nurse"))["id"]
+
+    reply = await during_a_moving_merge(tenant, monkeypatch, survivor, duplicate, lambda: update_visit(tenant, visit))
+
+    await check_visit_updated(tenant, reply, visit, survivor, reached)
+
+
+async def test_a_stale_visit_version_is_still_a_conflict(tenant: Tenant) -> None:
+    """The other reason a write over a version writes nothing: the visit did not move, so it is not looked for
+    again; CONFLICT, nothing written."""
+    visit = (await a_visit(tenant, await make_patient(tenant), role="nurse"))["id"]
+    assert (await update_visit(tenant, visit)).errors == []
+
+    reply = await tenant.call("nurse", UPDATE, id=visit, input={"summary": "Again"}, version=1)
+
+    assert reply.codes == ["CONFLICT"], reply.errors
+    assert (await Visit.get(id=visit)).version == 2
+
+
+# -- visitTransition ----------------------------------------------------------------------------------------------
+
+
+async def check_visit_arrived(tenant: Tenant, reply: Any, visit: str, survivor: uuid.UUID, reached: bool) -> None:
+    row = await Visit.get(id=visit)
+    if reached:
+        assert reply.errors == [] and reply.data["visitTransition"]["status"] == "ARRIVED", reply.errors
+        assert (row.patient_id, row.status, row.version) == (survivor, "arrived", 2)
+        assert await allowed(tenant, "visit") == [survivor]
+        return
+    assert reply.codes == ["NOT_FOUND"], reply.errors
+    assert (row.patient_id, row.status, row.version) == (survivor, "planned", 1)
+    assert await allowed(tenant, "visit") == []
+    assert await refused_as_missing(tenant, "visit") == [(tenant.staff_ids["nurse"], "not_found", uuid.UUID(visit))]
+
+
+@pytest.mark.parametrize("reached", [True, False], ids=["survivor_reached", "survivor_out_of_reach"])
+async def test_a_visit_moved_on_across_a_merge_follows_the_survivor(tenant: Tenant, monkeypatch: pytest.MonkeyPatch,
+                                                                    reached: bool) -> None:
+    """visitTransition to ARRIVED (any move but FINISHED, which locks the file and is refused once it is merged):
+    found on the duplicate, written on the survivor after the merge and recorded on the merged file, also when the
+    nurse does not reach the survivor. Now as visitUpdate."""
+    survivor, duplicate = await files_pair(tenant, reached)
+    visit = (await a_visit(tenant, duplicate, role="nurse"))["id"]
+    merged_once_found(tenant, monkeypatch, visits, "find", survivor, duplicate)
+
+    reply = await tenant.call("nurse", MOVE, id=visit, to="ARRIVED")
+
+    await check_visit_arrived(tenant, reply, visit, survivor, reached)
+
+
+@postgres_only
+@pytest.mark.parametrize("reached", [True, False], ids=["survivor_reached", "survivor_out_of_reach"])
+async def test_a_visit_moved_on_while_a_merge_moves_it_follows_the_survivor(
+        tenant: Tenant, monkeypatch: pytest.MonkeyPatch, reached: bool) -> None:
+    survivor, duplicate = await files_pair(tenant, reached)
+    visit = (await a_visit(tenant, duplicate, role="nurse"))["id"]
+
+    reply = await during_a_moving_merge(tenant, monkeypatch, survivor, duplicate,
+                                        lambda: tenant.call("nurse", MOVE, id=visit, to="ARRIVED"))
+
+    await check_visit_arrived(tenant, reply, visit, survivor, reached)
+
+
+# -- visitCodeSetStatus -------------------------------------------------------------------------------------------
+
+
+async def pending_procedure(tenant: Tenant, patient: uuid.UUID) -> str:
+    assert (await tenant.call("admin", CATALOGUE, code="IMPLANT")).errors == []
+    visit = (await a_visit(tenant, patient, role="nurse"))["id"]
+    reply = await tenant.call("nurse", ADD_CODE, id=visit, input={"kind": "PROCEDURE", "code": "IMPLANT",
+                                                                  "status": "PENDING"})
+    assert reply.errors == [], reply.errors
+    return str(reply.data["visitCodeAdd"]["id"])
+
+
+async def check_procedure_done(tenant: Tenant, reply: Any, code: str, survivor: uuid.UUID, reached: bool) -> None:
+    row = await VisitCode.get(id=code)
+    if reached:
+        assert reply.errors == [] and reply.data["visitCodeSetStatus"]["status"] == "DONE", reply.errors
+        assert (row.patient_id, row.status, row.version) == (survivor, "done", 2)
+        assert await allowed(tenant, "visit_code") == [survivor]
+        return
+    assert reply.codes == ["NOT_FOUND"], reply.errors
+    assert (row.patient_id, row.status, row.version) == (survivor, "pending", 1)
+    assert await allowed(tenant, "visit_code") == []
+    assert await refused_as_missing(tenant, "visit_code") == [(tenant.staff_ids["nurse"], "not_found",
+                                                               uuid.UUID(code))]
+
+
+@pytest.mark.parametrize("reached", [True, False], ids=["survivor_reached", "survivor_out_of_reach"])
+async def test_a_procedure_done_across_a_merge_follows_the_survivor(tenant: Tenant, monkeypatch: pytest.MonkeyPatch,
+                                                                    reached: bool) -> None:
+    """visitCodeSetStatus found the code on the duplicate and wrote it once the merge had moved it (the code and its
+    visit): recorded on the merged file, also when the nurse does not reach the survivor. Now as visitUpdate."""
+    survivor, duplicate = await files_pair(tenant, reached)
+    code = await pending_procedure(tenant, duplicate)
+    merged_once_found(tenant, monkeypatch, visits, "_check_text_rights", survivor, duplicate)
+
+    reply = await tenant.call("nurse", SET_CODE_STATUS, id=code, status="DONE")
+
+    await check_procedure_done(tenant, reply, code, survivor, reached)
+
+
+@postgres_only
+@pytest.mark.parametrize("reached", [True, False], ids=["survivor_reached", "survivor_out_of_reach"])
+async def test_a_procedure_done_while_a_merge_moves_it_follows_the_survivor(
+        tenant: Tenant, monkeypatch: pytest.MonkeyPatch, reached: bool) -> None:
+    survivor, duplicate = await files_pair(tenant, reached)
+    code = await pending_procedure(tenant, duplicate)
+
+    reply = await during_a_moving_merge(tenant, monkeypatch, survivor, duplicate,
+                                        lambda: tenant.call("nurse", SET_CODE_STATUS, id=code, status="DONE"))
+
+    await check_procedure_done(tenant, reply, code, survivor, reached)
