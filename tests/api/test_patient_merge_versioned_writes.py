@@ -13,14 +13,17 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, timedelta
 from typing import Any
 
 import pytest
 
 from audit.events import Action
-from models import Patient, Visit, VisitCode
+from models import Appointment, Patient, Visit, VisitCode
+from resolvers import appointment as appointments
 from resolvers import patient_merge
 from resolvers import visit as visits
+from tests.api.test_appointments import NO_SHOW, TOMORROW_9, book, make_schedule
 from tests.api.test_patient_merge import merge
 from tests.api.test_visits import ADD_CODE, CATALOGUE, MOVE, UPDATE, a_visit
 from tests.conftest import BACKEND
@@ -238,3 +241,56 @@ async def test_a_procedure_done_while_a_merge_moves_it_follows_the_survivor(
                                         lambda: tenant.call("nurse", SET_CODE_STATUS, id=code, status="DONE"))
 
     await check_procedure_done(tenant, reply, code, survivor, reached)
+
+
+# -- appointmentNoShow --------------------------------------------------------------------------------------------
+
+
+async def booked_and_missed(tenant: Tenant, monkeypatch: pytest.MonkeyPatch, patient: uuid.UUID) -> str:
+    """An appointment of ``patient`` booked for tomorrow 09:00, now ten minutes into its slot."""
+    made = await book(tenant, await make_schedule(tenant), patient)
+    monkeypatch.setattr(appointments, "_now", lambda: TOMORROW_9.astimezone(UTC) + timedelta(minutes=10))
+    return str(made["id"])
+
+
+async def check_no_show(tenant: Tenant, reply: Any, appointment: str, survivor: uuid.UUID, reached: bool) -> None:
+    row = await Appointment.get(id=appointment)
+    if reached:
+        assert reply.errors == [] and reply.data["appointmentNoShow"]["status"] == "NO_SHOW", reply.errors
+        assert (row.patient_id, row.status, row.version) == (survivor, "noshow", 2)
+        assert await allowed(tenant, "appointment") == [survivor]
+        return
+    assert reply.codes == ["NOT_FOUND"], reply.errors
+    assert (row.patient_id, row.status, row.version) == (survivor, "booked", 1)
+    assert await allowed(tenant, "appointment") == []
+    assert await refused_as_missing(tenant, "appointment") == [(tenant.staff_ids["nurse"], "not_found",
+                                                                uuid.UUID(appointment))]
+
+
+@pytest.mark.parametrize("reached", [True, False], ids=["survivor_reached", "survivor_out_of_reach"])
+async def test_a_no_show_recorded_across_a_merge_follows_the_survivor(tenant: Tenant,
+                                                                      monkeypatch: pytest.MonkeyPatch,
+                                                                      reached: bool) -> None:
+    """appointmentNoShow found the appointment on the duplicate and wrote it once the merge had moved it: recorded
+    on the merged file, also when the nurse does not reach the survivor (appointmentCancel asked already). Now as
+    visitUpdate."""
+    survivor, duplicate = await files_pair(tenant, reached)
+    appointment = await booked_and_missed(tenant, monkeypatch, duplicate)
+    merged_once_found(tenant, monkeypatch, appointments, "find", survivor, duplicate)
+
+    reply = await tenant.call("nurse", NO_SHOW, id=appointment)
+
+    await check_no_show(tenant, reply, appointment, survivor, reached)
+
+
+@postgres_only
+@pytest.mark.parametrize("reached", [True, False], ids=["survivor_reached", "survivor_out_of_reach"])
+async def test_a_no_show_recorded_while_a_merge_moves_it_follows_the_survivor(
+        tenant: Tenant, monkeypatch: pytest.MonkeyPatch, reached: bool) -> None:
+    survivor, duplicate = await files_pair(tenant, reached)
+    appointment = await booked_and_missed(tenant, monkeypatch, duplicate)
+
+    reply = await during_a_moving_merge(tenant, monkeypatch, survivor, duplicate,
+                                        lambda: tenant.call("nurse", NO_SHOW, id=appointment))
+
+    await check_no_show(tenant, reply, appointment, survivor, reached)
