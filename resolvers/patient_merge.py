@@ -92,7 +92,6 @@ async def merge(ctx: Context, survivor_id: uuid.UUID | None, duplicate_id: uuid.
         if version is not None and version != view.row.version:
             raise Conflict(f"{name}: the file changed since you read it; read it again.", field=name)
     links = patient_links()
-    await _check_mergeable(ctx, links, survivor.row.id, duplicate.row.id)
     moved: dict[str, int] = {}
     kept: dict[str, int] = {}
     now = datetime.now(UTC)
@@ -101,6 +100,10 @@ async def merge(ctx: Context, survivor_id: uuid.UUID | None, duplicate_id: uuid.
         # review: a booking landed on the merged file; crossed merges deadlocked), and crossed merges cannot.
         for patient_id in sorted((survivor.row.id, duplicate.row.id)):
             await Patient.filter(id=patient_id).select_for_update().only("id").first()
+        # What cannot be merged, read under the files' locks, which a consent's change and an account's opening wait
+        # for (found in review: read before them, a withdrawal of consent on the duplicate committed in between was
+        # kept on the merged file while the survivor's consent stood; an account opened in between broke the move)
+        await _check_mergeable(ctx, links, survivor.row.id, duplicate.row.id)
         await communications.hold_messages_of(ctx.institution_id, [survivor.row.id, duplicate.row.id])
         consent = await _stricter_consent(survivor.row.id, duplicate.row.id)
         for link in links:

@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, timedelta
 from typing import Any
 
 import pytest
 
 from audit.events import Action
-from models import Appointment, Patient, Visit, VisitCode
+from models import Appointment, PartnerConsent, Patient, Visit, VisitCode
 from resolvers import appointment as appointments
 from resolvers import patient_merge
 from resolvers import visit as visits
@@ -29,6 +30,7 @@ from tests.api.test_visits import ADD_CODE, CATALOGUE, MOVE, UPDATE, a_visit
 from tests.conftest import BACKEND
 from tests.factories import Tenant, make_patient
 from tests.locks import held, pause_before, until_waiting
+from tests.partners import consent, make_partner
 
 SET_CODE_STATUS = """mutation($id: ID!, $status: ProcedureStatus!) {
   visitCodeSetStatus(id: $id, status: $status) { id status } }"""
@@ -294,3 +296,66 @@ async def test_a_no_show_recorded_while_a_merge_moves_it_follows_the_survivor(
                                         lambda: tenant.call("nurse", NO_SHOW, id=appointment))
 
     await check_no_show(tenant, reply, appointment, survivor, reached)
+
+
+# -- what the merge refuses, read under its locks -----------------------------------------------------------------
+
+
+async def consenting_pair(tenant: Tenant) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID]:
+    """Two files, each consenting to share with one partner: mergeable, until the duplicate's consent is withdrawn."""
+    survivor, duplicate, partner = await make_patient(tenant), await make_patient(tenant), await make_partner(tenant)
+    for patient in (survivor, duplicate):
+        assert (await consent(tenant, patient, partner, granted=True)).errors == []
+    return survivor, duplicate, partner
+
+
+async def check_refused_for_the_withdrawal(tenant: Tenant, reply: Any, survivor: uuid.UUID, duplicate: uuid.UUID,
+                                           partner: uuid.UUID) -> None:
+    """The files disagree now: the merge is refused, nothing moved, the withdrawal stands on its file."""
+    assert reply.codes == ["CONFLICT"] and reply.errors[0]["extensions"]["field"] == "duplicateId", reply.errors
+    assert (await Patient.get(id=duplicate)).status == "active"
+    consents = await PartnerConsent.filter(institution_id=tenant.id, partner_id=partner).values_list("patient_id",
+                                                                                                    "granted")
+    assert sorted(consents, key=lambda c: c[0] != survivor) == [(survivor, True), (duplicate, False)]
+
+
+async def test_a_consent_withdrawn_as_the_merge_begins_refuses_it(tenant: Tenant,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """patientMerge read what refuses a merge (a portal account on both files, consents to one partner that
+    disagree) before it locked the files: the duplicate's consent withdrawn in between (the race made sequential,
+    the withdrawal committed as the merge's transaction opens), the merge went on, the withdrawal stayed on the merged
+    file (kept: its partner's consent on the survivor took its place) and the survivor's consent stood, so the
+    partner kept reaching the person's file. Now read once both files are locked: refused, as disagreeing consents
+    are, until someone settles it."""
+    survivor, duplicate, partner = await consenting_pair(tenant)
+    original = patient_merge.in_transaction
+
+    @asynccontextmanager
+    async def withdrawn_first(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        monkeypatch.setattr(patient_merge, "in_transaction", original)
+        assert (await consent(tenant, duplicate, partner, granted=False)).errors == []
+        async with original(*args, **kwargs) as connection:
+            yield connection
+
+    monkeypatch.setattr(patient_merge, "in_transaction", withdrawn_first)
+    reply = await merge(tenant, survivor, duplicate)
+
+    await check_refused_for_the_withdrawal(tenant, reply, survivor, duplicate, partner)
+
+
+@postgres_only
+async def test_a_consent_withdrawn_while_the_merge_waits_for_the_file_refuses_it(
+        tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The race as it happens: the withdrawal holds the duplicate's file (its transaction open), the merge is sent
+    and waits for the file, then the withdrawal commits."""
+    survivor, duplicate, partner = await consenting_pair(tenant)
+    locked = pause_before(monkeypatch, PartnerConsent, "get_or_create")  # inside the withdrawal, the file locked
+    async with held(consent(tenant, duplicate, partner, granted=False), locked) as withdrawing:
+        merging = asyncio.ensure_future(merge(tenant, survivor, duplicate))
+        await until_waiting([merging])  # the merge waits for the file the withdrawal holds
+        locked.release()
+        withdrawn, reply = await asyncio.wait_for(asyncio.gather(withdrawing, merging, return_exceptions=True), 30)
+    assert not isinstance(withdrawn, BaseException) and withdrawn.errors == [], withdrawn
+    assert not isinstance(reply, BaseException), repr(reply)
+
+    await check_refused_for_the_withdrawal(tenant, reply, survivor, duplicate, partner)
