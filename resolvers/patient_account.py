@@ -127,9 +127,16 @@ async def activate(ctx: Context, code: str, email: str, password: str) -> sessio
         await _refuse(ctx, invitation, "email_in_use")  # probing e-mails takes a real code, and is on record
         raise _email_taken()
     password_hash = await ctx.services.passwords.hash(secret)
+    file = invitation.patient_id
     try:
         async with in_transaction():
-            if not await PatientInvitation.filter(id=invitation.id, used_at=None).update(used_at=datetime.now(UTC)):
+            # The invited file held first, as a merge locks it before it moves the invitation (and the account to
+            # be): merged since the invitation was read, both are the survivor's, and the code is read again there
+            # (found in review: the account was opened on the merged file, the invitation, moved, used anyway).
+            if (await access.current_files([file]))[file] != file:
+                raise _Moved()
+            if not await PatientInvitation.filter(id=invitation.id, used_at=None, patient_id=file).update(
+                    used_at=datetime.now(UTC)):
                 raise _bad_code()  # used by a concurrent activation a moment ago
             account = await _open(invitation, closed, address, password_hash)
             await writer.append([AuditRecord(account.institution_id, Actor(PATIENT, account.id),
@@ -141,6 +148,12 @@ async def activate(ctx: Context, code: str, email: str, password: str) -> sessio
             return await sessions.open_session(ctx, sessions.PATIENT_ACCOUNTS, account)
     except IntegrityError:  # a concurrent activation took the e-mail or opened the file's account first
         raise (_email_taken() if await PatientAccount.exists(email=address) else _bad_code()) from None
+    except _Moved:
+        return await activate(ctx, code, email, password)
+
+
+class _Moved(Exception):
+    """The invited file was merged since the invitation was read: the invitation is the survivor's now."""
 
 
 async def _open(invitation: PatientInvitation, closed: PatientAccount | None, address: str,

@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 
 from audit.events import Action
-from models import Appointment, PartnerConsent, Patient, Visit, VisitCode
+from models import Appointment, PartnerConsent, Patient, PatientAccount, Visit, VisitCode
 from resolvers import appointment as appointments
-from resolvers import patient_merge
+from resolvers import patient_account, patient_merge
 from resolvers import visit as visits
 from tests.api.test_appointments import NO_SHOW, TOMORROW_9, book, make_schedule
 from tests.api.test_patient_merge import merge
@@ -31,6 +31,7 @@ from tests.conftest import BACKEND
 from tests.factories import Tenant, make_patient
 from tests.locks import held, pause_before, until_waiting
 from tests.partners import consent, make_partner
+from tests.patients import activate, invite, new_email, open_account
 
 SET_CODE_STATUS = """mutation($id: ID!, $status: ProcedureStatus!) {
   visitCodeSetStatus(id: $id, status: $status) { id status } }"""
@@ -359,3 +360,67 @@ async def test_a_consent_withdrawn_while_the_merge_waits_for_the_file_refuses_it
     assert not isinstance(reply, BaseException), repr(reply)
 
     await check_refused_for_the_withdrawal(tenant, reply, survivor, duplicate, partner)
+
+
+# -- patientAccountActivate ---------------------------------------------------------------------------------------
+
+
+async def check_activated(tenant: Tenant, reply: Any, email: str, survivor: uuid.UUID, duplicate: uuid.UUID,
+                          survivor_had_one: bool) -> None:
+    """The code opens the account on the survivor, where the invitation moved, recorded there; or, the survivor
+    holding an account already, the code is refused and nothing is opened (least of all on the merged file)."""
+    opened = await tenant.audit_events(resource_type="patient_account", action=Action.CREATE, outcome="allowed")
+    if not survivor_had_one:
+        assert reply.errors == [] and reply.data["patientAccountActivate"]["token"], reply.errors
+        account = await PatientAccount.get(email=email)
+        assert account.patient_id == survivor
+        assert [e.patient_id for e in opened if e.resource_id == account.id] == [survivor]
+        return
+    assert reply.codes == ["BAD_USER_INPUT"] and reply.errors[0]["extensions"]["field"] == "code", reply.errors
+    assert not await PatientAccount.exists(email=email)
+    assert not await PatientAccount.exists(patient_id=duplicate)
+    assert [e.patient_id for e in opened] == [survivor]  # the survivor's own, opened before
+
+
+async def invited_pair(tenant: Tenant, survivor_had_one: bool) -> tuple[uuid.UUID, uuid.UUID, str]:
+    """A survivor (with an open account, or none) and a duplicate with an invitation code, not used yet."""
+    survivor, duplicate = await make_patient(tenant), await make_patient(tenant)
+    if survivor_had_one:
+        await open_account(tenant, survivor)
+    return survivor, duplicate, await invite(tenant, duplicate)
+
+
+@pytest.mark.parametrize("survivor_had_one", [False, True], ids=["survivor_without_account", "survivor_with_one"])
+async def test_an_account_opened_across_a_merge_is_the_survivors(tenant: Tenant, monkeypatch: pytest.MonkeyPatch,
+                                                                 survivor_had_one: bool) -> None:
+    """patientAccountActivate read the invitation (on the duplicate), the files were merged (the race made
+    sequential: as its transaction opens), and it used the moved invitation anyway and opened the account on the
+    invitation's file as read: the merged file, recorded there, beside the survivor's own account if it had one.
+    Now the invited file is held first; merged, the code is read again on the survivor."""
+    survivor, duplicate, code = await invited_pair(tenant, survivor_had_one)
+    original = patient_account.in_transaction
+
+    @asynccontextmanager
+    async def merged_first(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        monkeypatch.setattr(patient_account, "in_transaction", original)
+        assert (await merge(tenant, survivor, duplicate)).errors == []
+        async with original(*args, **kwargs) as connection:
+            yield connection
+
+    monkeypatch.setattr(patient_account, "in_transaction", merged_first)
+    email = new_email()
+    reply = await activate(tenant, code, email)
+
+    await check_activated(tenant, reply, email, survivor, duplicate, survivor_had_one)
+
+
+@postgres_only
+@pytest.mark.parametrize("survivor_had_one", [False, True], ids=["survivor_without_account", "survivor_with_one"])
+async def test_an_account_opened_while_a_merge_moves_the_invitation_is_the_survivors(
+        tenant: Tenant, monkeypatch: pytest.MonkeyPatch, survivor_had_one: bool) -> None:
+    survivor, duplicate, code = await invited_pair(tenant, survivor_had_one)
+    email = new_email()
+
+    reply = await during_a_moving_merge(tenant, monkeypatch, survivor, duplicate, lambda: activate(tenant, code, email))
+
+    await check_activated(tenant, reply, email, survivor, duplicate, survivor_had_one)
