@@ -144,14 +144,19 @@ async def delete(ctx: Context, contact_id: uuid.UUID | None) -> uuid.UUID:
     await _require_contact_class(ctx, view.patient, Action.DELETE)
     if await _referenced(ctx, view.row.id):
         raise await _refuse_referenced(ctx, view)
+    file = view.patient.row.id
     try:
         async with in_transaction():
-            await Contact.filter(id=view.row.id, institution_id=ctx.institution_id).delete()
-            await writer.append([access.write_record(ctx, Action.DELETE, "contact", view.row.id,
-                                                     patient_id=view.patient.row.id, decision=decision)])
+            # only while the contact is on the file found, as update writes it (``write_over_version(on_file=)``)
+            if await Contact.filter(id=view.row.id, institution_id=ctx.institution_id, patient_id=file).delete():
+                await writer.append([access.write_record(ctx, Action.DELETE, "contact", view.row.id,
+                                                         patient_id=file, decision=decision)])
+                return view.row.id
     except IntegrityError:  # a record came to name the contact after the check (a message queued meanwhile)
         raise await _refuse_referenced(ctx, view) from None
-    return view.row.id
+    # Not deleted: a merge since moved the contact to the survivor (found in review: deleted there without asking,
+    # recorded on the merged file), or it was deleted meanwhile: found again, or NOT_FOUND, as update does.
+    return await delete(ctx, contact_id)
 
 
 async def _referenced(ctx: Context, contact_id: uuid.UUID) -> bool:

@@ -20,8 +20,9 @@ from typing import Any
 import pytest
 
 from audit.events import Action
-from models import Appointment, PartnerConsent, Patient, PatientAccount, Visit, VisitCode
+from models import Appointment, Contact, PartnerConsent, Patient, PatientAccount, Visit, VisitCode
 from resolvers import appointment as appointments
+from resolvers import contact as contacts
 from resolvers import patient_account, patient_merge
 from resolvers import visit as visits
 from tests.api.test_appointments import NO_SHOW, TOMORROW_9, book, make_schedule
@@ -31,7 +32,7 @@ from tests.conftest import BACKEND
 from tests.factories import Tenant, make_patient
 from tests.locks import held, pause_before, until_waiting
 from tests.partners import consent, make_partner
-from tests.patients import activate, invite, new_email, open_account
+from tests.patients import activate, invite, make_contact, new_email, open_account
 
 SET_CODE_STATUS = """mutation($id: ID!, $status: ProcedureStatus!) {
   visitCodeSetStatus(id: $id, status: $status) { id status } }"""
@@ -424,3 +425,52 @@ async def test_an_account_opened_while_a_merge_moves_the_invitation_is_the_survi
     reply = await during_a_moving_merge(tenant, monkeypatch, survivor, duplicate, lambda: activate(tenant, code, email))
 
     await check_activated(tenant, reply, email, survivor, duplicate, survivor_had_one)
+
+
+# -- contactDelete ------------------------------------------------------------------------------------------------
+
+CONTACT_DELETE = "mutation($id: ID!) { contactDelete(id: $id) }"
+
+
+async def check_contact_deleted(tenant: Tenant, reply: Any, contact: uuid.UUID, survivor: uuid.UUID,
+                                reached: bool) -> None:
+    deleted = [e.patient_id for e in await tenant.audit_events(resource_type="contact", action=Action.DELETE,
+                                                                outcome="allowed")]
+    if reached:
+        assert reply.errors == [] and reply.data == {"contactDelete": str(contact)}, reply.errors
+        assert not await Contact.exists(id=contact)
+        assert deleted == [survivor]
+        return
+    assert reply.codes == ["NOT_FOUND"], reply.errors
+    assert (await Contact.get(id=contact)).patient_id == survivor
+    assert deleted == []
+    assert await refused_as_missing(tenant, "contact") == [(tenant.staff_ids["nurse"], "not_found", contact)]
+
+
+@pytest.mark.parametrize("reached", [True, False], ids=["survivor_reached", "survivor_out_of_reach"])
+async def test_a_contact_deleted_across_a_merge_follows_the_survivor(tenant: Tenant, monkeypatch: pytest.MonkeyPatch,
+                                                                     reached: bool) -> None:
+    """contactDelete found the contact on the duplicate and deleted it by its id once the merge had moved it: the
+    survivor's contact, also one out of the nurse's reach, deleted and recorded on the merged file. Now deleted only
+    while on the file found; moved, found again, as contactUpdate does."""
+    survivor, duplicate = await files_pair(tenant, reached)
+    contact = await make_contact(tenant, duplicate, "Li Lei")
+    merged_once_found(tenant, monkeypatch, contacts, "_referenced", survivor, duplicate)
+
+    reply = await tenant.call("nurse", CONTACT_DELETE, id=str(contact))
+
+    await check_contact_deleted(tenant, reply, contact, survivor, reached)
+
+
+@postgres_only
+@pytest.mark.parametrize("reached", [True, False], ids=["survivor_reached", "survivor_out_of_reach"])
+async def test_a_contact_deleted_while_a_merge_moves_it_follows_the_survivor(
+        tenant: Tenant, monkeypatch: pytest.MonkeyPatch, reached: bool) -> None:
+    survivor, duplicate = await files_pair(tenant, reached)
+    contact = await make_contact(tenant, duplicate, "Li Lei")
+
+    reply = await during_a_moving_merge(tenant, monkeypatch, survivor, duplicate,
+                                        lambda: tenant.call("nurse", CONTACT_DELETE, id=str(contact)))
+
+    await check_contact_deleted(tenant, reply, contact, survivor, reached)
+
