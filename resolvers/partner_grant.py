@@ -67,13 +67,21 @@ async def revoke(ctx: Context, grant_id: uuid.UUID | None) -> PartnerGrant:
     decision = await access.authorize(ctx, "partner_grant", "delete", action=Action.GRANT,
                                       resource_type="partner_grant", resource_id=grant_id)
     row = await _find(ctx, grant_id, Action.GRANT)
+    # Only while the grant is on the file it was found on, as contactUpdate writes (``write_over_version(on_file=)``):
+    # a merge since moved it to the survivor, where it is found again, in the caller's reach or NOT_FOUND (found in
+    # review: revoked there without asking, recorded on the merged file).
     async with in_transaction():
+        revoked = await PartnerGrant.filter(id=row.id, revoked_at=None, patient_id=row.patient_id).update(
+            revoked_at=datetime.now(UTC))
+        if revoked:
+            record = access.write_record(ctx, Action.GRANT, "partner_grant", row.id, patient_id=row.patient_id,
+                                         fields=frozenset({"revoked_at"}), decision=decision)
+            await writer.append([replace(record, reason="revoked")])
+    if not revoked:
+        if not await PartnerGrant.filter(id=row.id, patient_id=row.patient_id).exists():
+            return await revoke(ctx, grant_id)  # moved by a merge
         # revoked already (before, or by a revocation racing this one): nothing changes, so nothing is recorded
-        if await PartnerGrant.filter(id=row.id, revoked_at=None).update(revoked_at=datetime.now(UTC)) != 1:
-            raise Conflict("id: the grant is revoked already.", field="id", reason=ILLEGAL_TRANSITION)
-        record = access.write_record(ctx, Action.GRANT, "partner_grant", row.id, patient_id=row.patient_id,
-                                     fields=frozenset({"revoked_at"}), decision=decision)
-        await writer.append([replace(record, reason="revoked")])
+        raise Conflict("id: the grant is revoked already.", field="id", reason=ILLEGAL_TRANSITION)
     return await PartnerGrant.get(id=row.id)
 
 

@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 
 from audit.events import Action
-from models import Appointment, Contact, PartnerConsent, Patient, PatientAccount, Visit, VisitCode
+from models import Appointment, Contact, PartnerConsent, PartnerGrant, Patient, PatientAccount, Visit, VisitCode
 from resolvers import appointment as appointments
 from resolvers import contact as contacts
-from resolvers import patient_account, patient_merge
+from resolvers import partner_grant, patient_account, patient_merge
 from resolvers import visit as visits
 from tests.api.test_appointments import NO_SHOW, TOMORROW_9, book, make_schedule
 from tests.api.test_patient_merge import merge
@@ -31,7 +31,7 @@ from tests.api.test_visits import ADD_CODE, CATALOGUE, MOVE, UPDATE, a_visit
 from tests.conftest import BACKEND
 from tests.factories import Tenant, make_patient
 from tests.locks import held, pause_before, until_waiting
-from tests.partners import consent, make_partner
+from tests.partners import GRANT_REVOKE, consent, consent_and_grant, make_partner
 from tests.patients import activate, invite, make_contact, new_email, open_account
 
 SET_CODE_STATUS = """mutation($id: ID!, $status: ProcedureStatus!) {
@@ -474,3 +474,53 @@ async def test_a_contact_deleted_while_a_merge_moves_it_follows_the_survivor(
 
     await check_contact_deleted(tenant, reply, contact, survivor, reached)
 
+
+# -- partnerGrantRevoke -------------------------------------------------------------------------------------------
+
+
+async def granted(tenant: Tenant, duplicate: uuid.UUID) -> uuid.UUID:
+    return await consent_and_grant(tenant, await make_partner(tenant), duplicate)
+
+
+async def check_grant_revoked(tenant: Tenant, reply: Any, grant: uuid.UUID, survivor: uuid.UUID,
+                              reached: bool) -> None:
+    row = await PartnerGrant.get(id=grant)
+    revocations = [e.patient_id for e in await tenant.audit_events(resource_type="partner_grant", reason="revoked",
+                                                                   outcome="allowed")]
+    if reached:
+        assert reply.errors == [] and reply.data["partnerGrantRevoke"]["revokedAt"] is not None, reply.errors
+        assert (row.patient_id, row.revoked_at is not None) == (survivor, True)
+        assert revocations == [survivor]
+        return
+    assert reply.codes == ["NOT_FOUND"], reply.errors
+    assert (row.patient_id, row.revoked_at) == (survivor, None)
+    assert revocations == []
+    assert await refused_as_missing(tenant, "partner_grant") == [(tenant.staff_ids["nurse"], "not_found", grant)]
+
+
+@pytest.mark.parametrize("reached", [True, False], ids=["survivor_reached", "survivor_out_of_reach"])
+async def test_a_grant_revoked_across_a_merge_follows_the_survivor(tenant: Tenant, monkeypatch: pytest.MonkeyPatch,
+                                                                   reached: bool) -> None:
+    """partnerGrantRevoke found the grant on the duplicate and revoked it by its id once the merge had moved it: a
+    grant on the survivor, also one out of the nurse's reach, revoked and recorded on the merged file. Now revoked
+    only while on the file found; moved, found again, as contactUpdate does."""
+    survivor, duplicate = await files_pair(tenant, reached)
+    grant = await granted(tenant, duplicate)
+    merged_once_found(tenant, monkeypatch, partner_grant, "_find", survivor, duplicate)
+
+    reply = await tenant.call("nurse", GRANT_REVOKE, id=str(grant))
+
+    await check_grant_revoked(tenant, reply, grant, survivor, reached)
+
+
+@postgres_only
+@pytest.mark.parametrize("reached", [True, False], ids=["survivor_reached", "survivor_out_of_reach"])
+async def test_a_grant_revoked_while_a_merge_moves_it_follows_the_survivor(
+        tenant: Tenant, monkeypatch: pytest.MonkeyPatch, reached: bool) -> None:
+    survivor, duplicate = await files_pair(tenant, reached)
+    grant = await granted(tenant, duplicate)
+
+    reply = await during_a_moving_merge(tenant, monkeypatch, survivor, duplicate,
+                                        lambda: tenant.call("nurse", GRANT_REVOKE, id=str(grant)))
+
+    await check_grant_revoked(tenant, reply, grant, survivor, reached)
