@@ -153,7 +153,7 @@ async def activate(ctx: Context, code: str, email: str, password: str) -> sessio
 
 
 class _Moved(Exception):
-    """The invited file was merged since the invitation was read: the invitation is the survivor's now."""
+    """The file was merged since the invitation (or account) was read on it: that row is the survivor's now."""
 
 
 async def _open(invitation: PatientInvitation, closed: PatientAccount | None, address: str,
@@ -198,17 +198,24 @@ async def deactivate(ctx: Context, patient_id: uuid.UUID | None) -> bool:
     account = await PatientAccount.get_or_none(patient_id=view.row.id, institution_id=ctx.institution_id)
     if account is None:
         raise await access.not_found(ctx, Action.UPDATE, "patient_account", None, "patientId")
-    async with in_transaction():
-        await PatientAccount.filter(id=account.id).update(is_active=False)
-        # revoked, not just suspended: a reopened account must not bring old tokens back
-        await PatientSession.filter(account_id=account.id, revoked_at=None).update(revoked_at=datetime.now(UTC))
-        # and its open reset codes void: reopened by an invitation, it must not bring one back
-        voided = await accounts.void_reset_codes(sessions.PATIENT_ACCOUNTS, account.id, datetime.now(UTC))
-        await writer.append([access.write_record(ctx, Action.UPDATE, "patient_account", account.id,
-                                                 patient_id=view.row.id,
-                                                 fields=frozenset({"is_active"} | ({"password_resets"} if voided
-                                                                                   else set())),
-                                                 decision=decision)])
+    try:
+        async with in_transaction():
+            # only while the account is on the file named (the on_file pattern of writes.write_over_version): a merge
+            # since moved it to the survivor, and the file named is then refused as merged (found in review: the
+            # survivor's account was closed, recorded on the merged file)
+            if not await PatientAccount.filter(id=account.id, patient_id=view.row.id).update(is_active=False):
+                raise _Moved()
+            # revoked, not just suspended: a reopened account must not bring old tokens back
+            await PatientSession.filter(account_id=account.id, revoked_at=None).update(revoked_at=datetime.now(UTC))
+            # and its open reset codes void: reopened by an invitation, it must not bring one back
+            voided = await accounts.void_reset_codes(sessions.PATIENT_ACCOUNTS, account.id, datetime.now(UTC))
+            await writer.append([access.write_record(ctx, Action.UPDATE, "patient_account", account.id,
+                                                     patient_id=view.row.id,
+                                                     fields=frozenset({"is_active"} | ({"password_resets"} if voided
+                                                                                       else set())),
+                                                     decision=decision)])
+    except _Moved:
+        return await deactivate(ctx, patient_id)  # the file named, merged: refused there
     return True
 
 

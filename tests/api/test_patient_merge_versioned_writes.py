@@ -32,7 +32,7 @@ from tests.conftest import BACKEND
 from tests.factories import Tenant, make_patient
 from tests.locks import held, pause_before, until_waiting
 from tests.partners import GRANT_REVOKE, consent, consent_and_grant, make_partner
-from tests.patients import activate, invite, make_contact, new_email, open_account
+from tests.patients import DEACTIVATE, activate, invite, make_contact, new_email, open_account
 
 SET_CODE_STATUS = """mutation($id: ID!, $status: ProcedureStatus!) {
   visitCodeSetStatus(id: $id, status: $status) { id status } }"""
@@ -524,3 +524,53 @@ async def test_a_grant_revoked_while_a_merge_moves_it_follows_the_survivor(
                                         lambda: tenant.call("nurse", GRANT_REVOKE, id=str(grant)))
 
     await check_grant_revoked(tenant, reply, grant, survivor, reached)
+
+
+# -- patientAccountDeactivate -------------------------------------------------------------------------------------
+
+
+async def check_not_closed(tenant: Tenant, reply: Any, account: uuid.UUID, survivor: uuid.UUID,
+                           duplicate: uuid.UUID) -> None:
+    """The file named is merged: refused as every write to a merged file (CONFLICT, reason merged, recorded on it);
+    the account, the survivor's now, stays open."""
+    assert reply.codes == ["CONFLICT"] and reply.errors[0]["extensions"]["reason"] == "merged", reply.errors
+    row = await PatientAccount.get(id=account)
+    assert (row.patient_id, row.is_active) == (survivor, True)
+    assert await allowed(tenant, "patient_account") == []
+    denied = await tenant.audit_events(outcome="denied", reason="merged")
+    assert [(e.actor_id, e.patient_id) for e in denied] == [(tenant.staff_ids["nurse"], duplicate)]
+
+
+async def test_an_account_closed_across_a_merge_is_refused_as_the_merged_files(
+        tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    """patientAccountDeactivate found the account on the file named, the files were merged (sequential: as its
+    transaction opens), and it closed the account by its id: the survivor's account now, closed and recorded on the
+    merged file, also when the survivor is out of the caller's reach. It names a file, so it is now refused as a
+    write to a merged file is."""
+    survivor, duplicate = await make_patient(tenant), await make_patient(tenant)
+    account = (await open_account(tenant, duplicate)).account_id
+    original = patient_account.in_transaction
+
+    @asynccontextmanager
+    async def merged_first(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        monkeypatch.setattr(patient_account, "in_transaction", original)
+        assert (await merge(tenant, survivor, duplicate)).errors == []
+        async with original(*args, **kwargs) as connection:
+            yield connection
+
+    monkeypatch.setattr(patient_account, "in_transaction", merged_first)
+    reply = await tenant.call("nurse", DEACTIVATE, patientId=str(duplicate))
+
+    await check_not_closed(tenant, reply, account, survivor, duplicate)
+
+
+@postgres_only
+async def test_an_account_closed_while_a_merge_moves_it_is_refused_as_the_merged_files(
+        tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    survivor, duplicate = await make_patient(tenant), await make_patient(tenant)
+    account = (await open_account(tenant, duplicate)).account_id
+
+    reply = await during_a_moving_merge(tenant, monkeypatch, survivor, duplicate,
+                                        lambda: tenant.call("nurse", DEACTIVATE, patientId=str(duplicate)))
+
+    await check_not_closed(tenant, reply, account, survivor, duplicate)
