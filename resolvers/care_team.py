@@ -72,8 +72,10 @@ async def unassign(ctx: Context, patient_id: uuid.UUID | None, staff_id: uuid.UU
     if member is not None:
         async with in_transaction():
             # only the request that took the place off records it: the same place taken off twice at once (a double
-            # tap) was two deletions on the trail (found in review)
-            if await CareTeamMember.filter(id=member.id).delete():
+            # tap) was two deletions on the trail (found in review); and only while it is on the file named, as
+            # contactUpdate writes (``write_over_version(on_file=)``): a merge since moved it to the survivor's team,
+            # which the caller did not name (found in review: taken off there, recorded on the merged file)
+            if await CareTeamMember.filter(id=member.id, patient_id=patient_id).delete():
                 await writer.append([access.write_record(ctx, Action.DELETE, "care_team", member.id,
                                                          patient_id=patient_id, decision=decision)])
     return True

@@ -20,10 +20,20 @@ from typing import Any
 import pytest
 
 from audit.events import Action
-from models import Appointment, Contact, PartnerConsent, PartnerGrant, Patient, PatientAccount, Visit, VisitCode
+from models import (
+    Appointment,
+    CareTeamMember,
+    Contact,
+    PartnerConsent,
+    PartnerGrant,
+    Patient,
+    PatientAccount,
+    Visit,
+    VisitCode,
+)
 from resolvers import appointment as appointments
+from resolvers import care_team, partner_grant, patient_account, patient_merge
 from resolvers import contact as contacts
-from resolvers import partner_grant, patient_account, patient_merge
 from resolvers import visit as visits
 from tests.api.test_appointments import NO_SHOW, TOMORROW_9, book, make_schedule
 from tests.api.test_patient_merge import merge
@@ -53,6 +63,22 @@ def merged_once_found(tenant: Tenant, monkeypatch: pytest.MonkeyPatch, owner: ob
         return answer
 
     monkeypatch.setattr(owner, name, then_merged)
+
+
+def merged_as_a_transaction_opens(tenant: Tenant, monkeypatch: pytest.MonkeyPatch, module: object,
+                                  survivor: uuid.UUID, duplicate: uuid.UUID) -> None:
+    """The race made sequential for a write that reads its row, then writes it in a transaction: the files merged
+    as the first transaction ``module`` opens (its ``in_transaction``) begins."""
+    original = module.in_transaction
+
+    @asynccontextmanager
+    async def merged_first(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        monkeypatch.setattr(module, "in_transaction", original)
+        assert (await merge(tenant, survivor, duplicate)).errors == []
+        async with original(*args, **kwargs) as connection:
+            yield connection
+
+    monkeypatch.setattr(module, "in_transaction", merged_first)
 
 
 async def during_a_moving_merge(tenant: Tenant, monkeypatch: pytest.MonkeyPatch, survivor: uuid.UUID,
@@ -399,16 +425,7 @@ async def test_an_account_opened_across_a_merge_is_the_survivors(tenant: Tenant,
     invitation's file as read: the merged file, recorded there, beside the survivor's own account if it had one.
     Now the invited file is held first; merged, the code is read again on the survivor."""
     survivor, duplicate, code = await invited_pair(tenant, survivor_had_one)
-    original = patient_account.in_transaction
-
-    @asynccontextmanager
-    async def merged_first(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
-        monkeypatch.setattr(patient_account, "in_transaction", original)
-        assert (await merge(tenant, survivor, duplicate)).errors == []
-        async with original(*args, **kwargs) as connection:
-            yield connection
-
-    monkeypatch.setattr(patient_account, "in_transaction", merged_first)
+    merged_as_a_transaction_opens(tenant, monkeypatch, patient_account, survivor, duplicate)
     email = new_email()
     reply = await activate(tenant, code, email)
 
@@ -549,16 +566,7 @@ async def test_an_account_closed_across_a_merge_is_refused_as_the_merged_files(
     write to a merged file is."""
     survivor, duplicate = await make_patient(tenant), await make_patient(tenant)
     account = (await open_account(tenant, duplicate)).account_id
-    original = patient_account.in_transaction
-
-    @asynccontextmanager
-    async def merged_first(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
-        monkeypatch.setattr(patient_account, "in_transaction", original)
-        assert (await merge(tenant, survivor, duplicate)).errors == []
-        async with original(*args, **kwargs) as connection:
-            yield connection
-
-    monkeypatch.setattr(patient_account, "in_transaction", merged_first)
+    merged_as_a_transaction_opens(tenant, monkeypatch, patient_account, survivor, duplicate)
     reply = await tenant.call("nurse", DEACTIVATE, patientId=str(duplicate))
 
     await check_not_closed(tenant, reply, account, survivor, duplicate)
@@ -574,3 +582,47 @@ async def test_an_account_closed_while_a_merge_moves_it_is_refused_as_the_merged
                                         lambda: tenant.call("nurse", DEACTIVATE, patientId=str(duplicate)))
 
     await check_not_closed(tenant, reply, account, survivor, duplicate)
+
+
+# -- careTeamUnassign ---------------------------------------------------------------------------------------------
+
+UNASSIGN = "mutation($pid: ID!, $sid: ID!) { careTeamUnassign(patientId: $pid, staffId: $sid) }"
+ASSIGN = "mutation($pid: ID!, $sid: ID!) { careTeamAssign(patientId: $pid, staffId: $sid) }"
+
+
+async def on_the_duplicates_team(tenant: Tenant) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID]:
+    survivor, duplicate, doctor = await make_patient(tenant), await make_patient(tenant), tenant.staff_ids["doctor"]
+    assert (await tenant.call("admin", ASSIGN, pid=str(duplicate), sid=str(doctor))).errors == []
+    return survivor, duplicate, doctor
+
+
+async def check_kept_on_the_survivor(tenant: Tenant, reply: Any, survivor: uuid.UUID, doctor: uuid.UUID) -> None:
+    """The place named is no longer on the file named: nothing taken off, nothing recorded, as once the merge is
+    over; the doctor stays on the survivor's team."""
+    assert reply.errors == [] and reply.data == {"careTeamUnassign": True}, reply.errors
+    assert await CareTeamMember.exists(patient_id=survivor, staff_id=doctor)
+    assert await tenant.audit_events(resource_type="care_team", action=Action.DELETE) == []
+
+
+async def test_a_place_taken_off_across_a_merge_stays_on_the_survivors_team(
+        tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    """careTeamUnassign found the place on the file named, the files were merged (sequential: as its transaction
+    opens), and it deleted the place by its id: taken off the survivor's team, which the caller did not name,
+    recorded on the merged file. Now deleted only while on the file named."""
+    survivor, duplicate, doctor = await on_the_duplicates_team(tenant)
+    merged_as_a_transaction_opens(tenant, monkeypatch, care_team, survivor, duplicate)
+
+    reply = await tenant.call("admin", UNASSIGN, pid=str(duplicate), sid=str(doctor))
+
+    await check_kept_on_the_survivor(tenant, reply, survivor, doctor)
+
+
+@postgres_only
+async def test_a_place_taken_off_while_a_merge_moves_it_stays_on_the_survivors_team(
+        tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    survivor, duplicate, doctor = await on_the_duplicates_team(tenant)
+
+    reply = await during_a_moving_merge(tenant, monkeypatch, survivor, duplicate, lambda: tenant.call(
+        "admin", UNASSIGN, pid=str(duplicate), sid=str(doctor)))
+
+    await check_kept_on_the_survivor(tenant, reply, survivor, doctor)
