@@ -23,7 +23,7 @@ from models.emergency_access import REVIEW_OUTCOMES, UNJUSTIFIED
 from policies.guard import Decision
 from resolvers import access, pagination
 from resolvers.context import Context
-from resolvers.review_queue import ReviewQueue
+from resolvers.review_queue import MovedByMerge, ReviewQueue
 
 MAX_HOURS = 4
 MAX_MERGE_HOPS = 8
@@ -146,8 +146,12 @@ async def review(ctx: Context, grant_id: uuid.UUID | None, outcome: str, note: s
     if found.reviewed_at is not None:
         raise QUEUE.reviewed_already()
     sealed = access.seal(ctx, "emergency_access", "review_note", found.id, text)
-    return EmergencyView(await QUEUE.record_review(ctx, found, outcome, sealed, decision, patient_id=found.patient_id,
-                                                   consequence=_ending(found) if outcome == UNJUSTIFIED else None))
+    try:
+        reviewed = await QUEUE.record_review(ctx, found, outcome, sealed, decision, patient_id=found.patient_id,
+                                             consequence=_ending(found) if outcome == UNJUSTIFIED else None)
+    except MovedByMerge:
+        return await review(ctx, grant_id, outcome, note)  # found again, on the file it is on now
+    return EmergencyView(reviewed)
 
 
 def _ending(found: EmergencyAccess) -> Callable[[], Awaitable[frozenset[str]]]:

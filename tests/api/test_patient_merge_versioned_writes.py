@@ -32,10 +32,11 @@ from models import (
     VisitCode,
 )
 from resolvers import appointment as appointments
-from resolvers import care_team, partner_grant, patient_account, patient_merge
+from resolvers import care_team, partner_grant, patient_account, patient_merge, review_queue
 from resolvers import contact as contacts
 from resolvers import visit as visits
 from tests.api.test_appointments import NO_SHOW, TOMORROW_9, book, make_schedule
+from tests.api.test_break_glass import BREAK, REASON, REVIEW, patient_of_b
 from tests.api.test_patient_merge import merge
 from tests.api.test_visits import ADD_CODE, CATALOGUE, MOVE, UPDATE, a_visit
 from tests.conftest import BACKEND
@@ -626,3 +627,44 @@ async def test_a_place_taken_off_while_a_merge_moves_it_stays_on_the_survivors_t
         "admin", UNASSIGN, pid=str(duplicate), sid=str(doctor)))
 
     await check_kept_on_the_survivor(tenant, reply, survivor, doctor)
+
+
+# -- emergencyAccessReview ----------------------------------------------------------------------------------------
+
+
+async def broken_into(tenant: Tenant) -> tuple[uuid.UUID, uuid.UUID, str]:
+    """Two files of department B, and a break-glass access of the nurse (department A) to the duplicate."""
+    survivor, duplicate = await patient_of_b(tenant), await patient_of_b(tenant)
+    opened = await tenant.call("nurse", BREAK, id=str(duplicate), reason=REASON)
+    assert opened.errors == [], opened.errors
+    return survivor, duplicate, str(opened.data["breakGlass"]["id"])
+
+
+async def check_reviewed_on_the_survivor(tenant: Tenant, reply: Any, survivor: uuid.UUID) -> None:
+    assert reply.errors == [] and reply.data["emergencyAccessReview"]["outcome"] == "JUSTIFIED", reply.errors
+    assert await allowed(tenant, "emergency_access") == [survivor]
+
+
+async def test_a_break_glass_reviewed_across_a_merge_is_recorded_on_the_survivor(
+        tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    """emergencyAccessReview found the access on the duplicate, the files were merged (sequential: as the review's
+    transaction opens), and the review, written by the access's id, was recorded on the merged file, not on the
+    file the access (and the person's records) had moved to. Compliance officers reach every access, so there is
+    no reach to lose: only the file recorded."""
+    survivor, duplicate, access_id = await broken_into(tenant)
+    merged_as_a_transaction_opens(tenant, monkeypatch, review_queue, survivor, duplicate)
+
+    reply = await tenant.call("compliance_officer", REVIEW, id=access_id, outcome="JUSTIFIED")
+
+    await check_reviewed_on_the_survivor(tenant, reply, survivor)
+
+
+@postgres_only
+async def test_a_break_glass_reviewed_while_a_merge_moves_it_is_recorded_on_the_survivor(
+        tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    survivor, duplicate, access_id = await broken_into(tenant)
+
+    reply = await during_a_moving_merge(tenant, monkeypatch, survivor, duplicate, lambda: tenant.call(
+        "compliance_officer", REVIEW, id=access_id, outcome="JUSTIFIED"))
+
+    await check_reviewed_on_the_survivor(tenant, reply, survivor)
