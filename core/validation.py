@@ -26,7 +26,7 @@ NATIONAL_ID_TYPES: tuple[str, ...] = (
     "resident_id", "passport", "hk_macao_permit", "taiwan_permit", "foreign_permanent_resident"
 )
 
-_EARLIEST_BIRTH_DATE = date(1900, 1, 1)
+EARLIEST_BIRTH_DATE = date(1900, 1, 1)
 
 # Simple document types: (pattern on the whitespace-free value, what is expected).
 # Classes are spelled out as ASCII: \d and str.isalnum() would admit other scripts' digits.
@@ -130,7 +130,7 @@ def birth_date_from_resident_id(value: str) -> date:
 def _check_birth_range(value: date, today: date, field: str, subject: str) -> None:
     if value > today:
         raise _fail(field, f"{subject}must not be in the future.", "in_future")
-    if value < _EARLIEST_BIRTH_DATE:
+    if value < EARLIEST_BIRTH_DATE:
         raise _fail(field, f"{subject}must not be before 1900-01-01.", "too_early")
 
 

@@ -14,7 +14,9 @@ gate decides, as for every message.
 from __future__ import annotations
 
 import uuid
+from calendar import isleap
 from collections.abc import Iterable
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TypeVar
@@ -23,6 +25,7 @@ from zoneinfo import ZoneInfo
 from tortoise.expressions import Q, Subquery
 from tortoise.transactions import in_transaction
 
+from core.validation import EARLIEST_BIRTH_DATE
 from models import CarePlan, CarePlanActivity, Communication, Department, FollowUpTask, Institution, Patient, Visit
 from models.follow_up import OPEN_TASK_STATUSES
 from resolvers import communication as communications
@@ -104,8 +107,12 @@ async def _follow_up_calls(institution_id: uuid.UUID, window: tuple[date, date])
 
 
 async def _birthdays(institution_id: uuid.UUID, today: date) -> list[Due]:
+    """The files born on this day of the year, found by the database (found in review: every file with a birth date
+    was read, six times an hour, to keep the few born on the day): the day in each year since the earliest birth
+    date a file takes, a bounded list that reads the same on either database, and 29 February on a 28 February of
+    a common year."""
     found = await Patient.filter(institution_id=institution_id, status="active", contact_consent=True,
-                                 contact_purposes__contains="|greeting|", birth_date__isnull=False
+                                 contact_purposes__contains="|greeting|", birth_date__in=_birth_dates(today)
                                  ).values_list("id", "birth_date")
     return [Due(f"birthday:{pid}:{today}", "birthday_greeting", pid, today, False)
             for pid, born in found if communications.birthday_of(born, today.year) == today]
@@ -159,6 +166,17 @@ def _request(due: Due, zone: ZoneInfo, today: date, now: datetime,
     if due.cause == "holiday_greeting":
         variables["holiday_name"] = HOLIDAY_WORD[templates.language_of(language)]
     return communications.Request(due.key, due.cause, due.patient_id, at, variables)
+
+
+def _birth_dates(today: date) -> list[date]:
+    """The birth dates whose birthday is ``today`` (``communication.birthday_of``), since the earliest a file takes."""
+    days = []
+    for year in range(EARLIEST_BIRTH_DATE.year, today.year + 1):
+        with suppress(ValueError):  # 29 February in a common year
+            days.append(today.replace(year=year))
+        if (today.month, today.day) == (2, 28) and not isleap(today.year) and isleap(year):
+            days.append(date(year, 2, 29))
+    return days
 
 
 def _chunks(items: list[T], size: int) -> Iterable[list[T]]:

@@ -6,6 +6,7 @@ repeated sweep schedules nothing twice, a moved date schedules anew, and the con
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -14,7 +15,7 @@ import pytest
 
 from models import CarePlan, Communication, FollowUpTask, Institution
 from resolvers import reminder
-from tests.conftest import SqlCounter
+from tests.conftest import RowsRead, SqlCounter
 from tests.factories import Tenant, make_patient
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -165,3 +166,25 @@ async def test_a_holiday_greets_every_patient_a_batch_at_a_time(
     named = [sum(str(pid) in statement for pid in greeted) for statement in sql_counter.statements
              if statement.startswith("SELECT") and '"patient"' in statement]
     assert named and max(named) <= 2, named
+
+
+async def test_birthdays_are_looked_for_in_the_database_not_among_every_file(
+        tenant: Tenant, rows_read: Callable[[str], RowsRead]) -> None:
+    """The sweep runs every 10 minutes: it read every file with a birth date that wants greetings, to keep the few
+    born on the day (found in review: a whole institution's files into memory, six times an hour). It reads those
+    born on the day only, and a 29 February birthday is greeted on 28 February in other years."""
+    today = date(2031, 2, 28)
+    born = await patient(tenant, birthDate="1960-02-28")
+    leap = await patient(tenant, birthDate="1964-02-29")
+    others = [await patient(tenant, birthDate=f"1970-{month:02d}-{day:02d}") for month, day in
+              ((2, 27), (3, 1), (3, 28), (1, 28))]
+    patients = rows_read("patient")
+
+    found = await sweep(tenant, local(today, time(8)))
+
+    assert {k for k in found if k.startswith("birthday:")} == {f"birthday:{born}:2031-02-28",
+                                                              f"birthday:{leap}:2031-02-28"}
+    assert not any(str(pid) in k for pid in others for k in found)
+    [looked] = [n for n, q in zip(patients.rows, patients.queries, strict=True)
+                if '"birth_date"' in q.partition("WHERE")[2]]  # the statement that looks for birthdays
+    assert looked == 2, patients.queries
