@@ -132,11 +132,14 @@ async def _holidays(institution_id: uuid.UUID, today: date, zone: ZoneInfo) -> l
 
 async def _schedule(institution_id: uuid.UUID, zone: ZoneInfo, today: date, now: datetime,
                     due: list[Due]) -> int:
-    """Schedule the messages not scheduled before, a batch per transaction."""
+    """Schedule the messages not scheduled before, a batch per transaction. A message of the day cancelled since (a
+    visit update naming ``revisitOn`` cancels the visit's, and the sweep queues the day's anew) is queued again: its
+    cause is due once more (found in review: its key was known, so a date moved back, or sent again unchanged, was
+    never reminded)."""
     known: set[str] = set()
     for keys in _chunks([d.key for d in due], BATCH):
-        known |= set(await Communication.filter(institution_id=institution_id, key__in=keys)
-                     .values_list("key", flat=True))  # type: ignore[arg-type]
+        known |= {str(key) for key, status in await Communication.filter(
+            institution_id=institution_id, key__in=keys).values_list("key", "status") if status != "cancelled"}
     fresh = [d for d in due if d.key not in known]
     if not fresh:
         return 0
@@ -150,6 +153,8 @@ async def _schedule(institution_id: uuid.UUID, zone: ZoneInfo, today: date, now:
             "id", "full_name", "preferred_language")}
         requests = [_request(d, zone, today, now, patients, departments) for d in chunk if d.patient_id in patients]
         async with in_transaction():
+            await Communication.filter(institution_id=institution_id, key__in=[r.key for r in requests],
+                                       status="cancelled").update(status="queued", settled_at=None, refusal=None)
             await communications.schedule_many(institution_id, requests)
         scheduled += len(requests)
     return scheduled

@@ -188,3 +188,24 @@ async def test_birthdays_are_looked_for_in_the_database_not_among_every_file(
     [looked] = [n for n, q in zip(patients.rows, patients.queries, strict=True)
                 if '"birth_date"' in q.partition("WHERE")[2]]  # the statement that looks for birthdays
     assert looked == 2, patients.queries
+
+
+async def test_a_revisit_moved_back_to_its_day_is_reminded_again(tenant: Tenant) -> None:
+    """A visit update that names ``revisitOn`` cancels the queued reminders of the visit, and the sweep queues the
+    day's anew; but the day's key was known already (cancelled), so a date moved back to the day it had, or an update
+    that sent the same date again, left the patient with no reminder at all (found in review)."""
+    now = local(date(2031, 5, 12), time(7))
+    pid = await patient(tenant)
+    visit = await finished_visit(tenant, pid, date(2031, 5, 13))
+    key = f"revisit:{visit}:2031-05-13"
+    assert (await sweep(tenant, now))[key].status == "queued"
+
+    ok(await tenant.call("nurse", VISIT_UPDATE, id=visit, input={"revisitOn": "2031-05-14"}), "visitUpdate")
+    ok(await tenant.call("nurse", VISIT_UPDATE, id=visit, input={"revisitOn": "2031-05-13"}), "visitUpdate")
+    again = await sweep(tenant, now + timedelta(minutes=10))
+
+    assert (again[key].status, again[key].due_at) == ("queued", local(date(2031, 5, 12), time(9)))
+    assert await sweep(tenant, now + timedelta(minutes=20)) == again  # nothing twice
+
+    ok(await tenant.call("nurse", VISIT_UPDATE, id=visit, input={"revisitOn": "2031-05-13"}), "visitUpdate")
+    assert (await sweep(tenant, now + timedelta(minutes=30)))[key].status == "queued"
