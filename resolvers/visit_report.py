@@ -30,7 +30,7 @@ from models import Department, FollowUpTask, Visit
 from resolvers import access
 from resolvers import institution as institutions
 from resolvers.context import Context
-from resolvers.report import Durations, durations, local_bounds, month_start
+from resolvers.report import Durations, durations, local_bounds, month_start, note_read
 
 MAX_RETENTION_MONTHS = 24
 
@@ -74,6 +74,7 @@ async def monthly(ctx: Context, month: str, department_id: uuid.UUID, retention_
     if not await Department.exists(id=department_id, institution_id=ctx.institution_id):
         raise await access.not_found(ctx, Action.READ, "visit_report", department_id, "departmentId")
     first_day = month_start(month)
+    note_read(ctx, "visit_report", department_id)
     next_month = _next_month(first_day)
     since, until = await local_bounds(ctx, first_day, next_month)
     zone: tzinfo = await institutions.zone_of(ctx)
@@ -161,6 +162,4 @@ async def _authorize(ctx: Context, department_id: uuid.UUID) -> None:
     if department_id not in ctx.require_principal().department_ids:
         await access.deny(ctx, Action.READ, "visit_report", department_id, reason="outside_department")
         raise Forbidden("Reports of other departments are not yours to see.")
-    ctx.reads.note("visit_report", department_id, None, field_class="aggregate",
-                   rule=ctx.decide("visit_report", "read").rule)
 

@@ -134,3 +134,20 @@ async def test_patients_served_are_the_patients_seen_in_the_month(tenant: Tenant
     empty = await tenant.call("department_head", REPORT, month="2026-09", dep=str(tenant.departments["A"].id))
     assert (empty.data["ticketReport"]["patientsServed"], empty.data["ticketReport"]["complaintRatePer1000"]) == (0,
                                                                                                                 None)
+
+
+async def test_a_report_refused_for_its_input_or_a_missing_department_is_no_read_on_the_trail(tenant: Tenant) -> None:
+    """The read of the report was noted before its input was checked: a month that does not parse, a reversed period
+    or a department that does not exist left an allowed read of a report on the trail, beside the refusal of the
+    missing department (found in review). The missing department leaves its refusal alone."""
+    dep = str(tenant.departments["A"].id)
+    events = await tenant.audit_count()
+    bad = await tenant.call("support_agent", REPORT, month="2026-13", dep=dep)
+    reversed_ = await tenant.call("support_agent", PARETO, **{"from": "2026-10-02", "to": "2026-10-01", "dep": dep})
+    assert bad.codes == reversed_.codes == ["BAD_USER_INPUT"]
+    assert await tenant.audit_count() == events
+    missing = uuid.uuid4()
+    unknown = await tenant.call("support_agent", REPORT, month="2026-10", dep=str(missing))
+    assert unknown.codes == ["NOT_FOUND"]
+    added = (await tenant.audit_events())[events:]
+    assert [(e.outcome, e.reason, e.resource_id) for e in added] == [("denied", "not_found", missing)]

@@ -201,3 +201,15 @@ async def test_the_returns_are_read_within_the_window_only(tenant: Tenant,
     assert (reply.data["visitReport"]["patientsSeen"], reply.data["visitReport"]["patientsReturned"]) == (1, 1)
     [returns] = [n for n, q in zip(visits.rows, visits.queries, strict=True) if "IN (SELECT" in q]
     assert returns == 1
+
+
+@pytest.mark.parametrize(("variables", "field"), [({"month": "2026-13"}, "month"), ({"n": 0}, "retentionMonths")])
+async def test_a_report_refused_for_its_input_leaves_no_read_on_the_trail(tenant: Tenant, variables: dict[str, Any],
+                                                                           field: str) -> None:
+    """The read of the report was noted before its input was checked, so a month that does not parse left an allowed
+    read of the department's report on the trail, a read that never happened (found in review)."""
+    events = await tenant.audit_count()
+    reply = await tenant.call("department_head", REPORT, **{"month": "2026-11", "dep": str(tenant.departments["A"].id),
+                                                             **variables})
+    assert reply.codes == ["BAD_USER_INPUT"] and reply.errors[0]["extensions"]["field"] == field
+    assert await tenant.audit_count() == events
