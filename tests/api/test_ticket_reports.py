@@ -151,3 +151,19 @@ async def test_a_report_refused_for_its_input_or_a_missing_department_is_no_read
     assert unknown.codes == ["NOT_FOUND"]
     added = (await tenant.audit_events())[events:]
     assert [(e.outcome, e.reason, e.resource_id) for e in added] == [("denied", "not_found", missing)]
+
+
+async def test_the_pareto_of_another_institutions_department_is_refused_as_missing(tenant: Tenant,
+                                                                                    other_tenant: Tenant) -> None:
+    """``ticketReport`` answers a department that is not the institution's as missing, its refusal recorded; the
+    Pareto answered an empty chart and recorded an allowed read of the other institution's department (found in
+    review)."""
+    theirs = await other_tenant.audit_count()
+    for dep in (other_tenant.departments["A"].id, uuid.uuid4()):
+        events = await tenant.audit_count()
+        reply = await tenant.call("support_agent", PARETO, **{"from": "2026-10-01", "to": "2026-10-31",
+                                                               "dep": str(dep)})
+        assert reply.codes == ["NOT_FOUND"] and reply.errors[0]["extensions"]["field"] == "departmentId"
+        added = (await tenant.audit_events())[events:]
+        assert [(e.outcome, e.reason, e.resource_id) for e in added] == [("denied", "not_found", dep)]
+    assert await other_tenant.audit_count() == theirs
