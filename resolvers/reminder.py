@@ -122,8 +122,15 @@ async def _holidays(institution_id: uuid.UUID, today: date, zone: ZoneInfo) -> l
     calendar = await slas.calendar(institution_id, zone)
     if today not in calendar.holidays or today - timedelta(days=1) in calendar.holidays:
         return []  # greet once, on the first day of a run of holidays
+    # the patients greeted today already are left out (found in review: every run of the day, six an hour, read every
+    # patient who wants greetings and their keys to schedule nothing): a greeting of theirs due from today's start on
+    # (one deferred by the quiet hours goes out before the next run of holidays begins: a day apart at least)
+    greeted = Communication.filter(institution_id=institution_id, cause="holiday_greeting",
+                                   due_at__gte=datetime.combine(today, time(0), zone).astimezone(UTC)
+                                   ).exclude(status="cancelled").values("patient_id")
     found = await Patient.filter(institution_id=institution_id, status="active", contact_consent=True,
-                                 contact_purposes__contains="|greeting|").values_list("id", flat=True)
+                                 contact_purposes__contains="|greeting|").exclude(
+        id__in=Subquery(greeted)).values_list("id", flat=True)
     return [Due(f"holiday:{pid}:{today}", "holiday_greeting", uuid.UUID(str(pid)), today, False) for pid in found]
 
 

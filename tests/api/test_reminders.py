@@ -209,3 +209,27 @@ async def test_a_revisit_moved_back_to_its_day_is_reminded_again(tenant: Tenant)
 
     ok(await tenant.call("nurse", VISIT_UPDATE, id=visit, input={"revisitOn": "2031-05-13"}), "visitUpdate")
     assert (await sweep(tenant, now + timedelta(minutes=30)))[key].status == "queued"
+
+
+async def test_a_holiday_sweep_run_again_reads_no_patient_greeted_already(
+        tenant: Tenant, rows_read: Callable[[str], RowsRead]) -> None:
+    """The sweep runs every 10 minutes: on the first day of holidays each run read every patient who wants greetings,
+    and looked up their day's keys a batch at a time, to schedule nothing (found in review: a whole institution's
+    files and keys six times an hour, all day). A run after the first reads the patients not greeted yet only."""
+    today = date(2031, 10, 1)
+    greeted = {await patient(tenant) for _ in range(3)}
+    ok(await tenant.call("admin", CALENDAR, input={
+        "week": [{"weekday": d, "intervals": [{"start": "08:00", "end": "17:00"}]} for d in range(1, 6)],
+        "holidays": ["2031-10-01"]}), "businessCalendarSet")
+    first = await sweep(tenant, local(today, time(8)))
+    assert {k for k in first if k.startswith("holiday:")} == {f"holiday:{pid}:2031-10-01" for pid in greeted}
+    late = await patient(tenant)
+    patients = rows_read("patient")
+
+    second = await sweep(tenant, local(today, time(8, 10)))
+
+    assert {k for k in second if k.startswith("holiday:")} == {f"holiday:{pid}:2031-10-01" for pid in greeted | {late}}
+    assert all(second[k].id == row.id for k, row in first.items())  # nothing twice
+    [looked] = [n for n, q in zip(patients.rows, patients.queries, strict=True)
+                if "LIKE" in q and '"birth_date"' not in q]  # the statement that looks for the greeted
+    assert looked == 1, patients.queries
