@@ -116,6 +116,8 @@ SURVEY_LINE = {"zh-CN": " 问卷：{survey_url}", "en": " Survey: {survey_url}"}
 CURSOR_KIND = "communication"
 # An appointment's notices that only make sense while it is booked and still to come.
 APPOINTMENT_NOTICES = frozenset({"appointment_confirmation", "appointment_reminder", "appointment_change"})
+CALENDAR_NOTICES = frozenset({"revisit_reminder", "pending_treatment_reminder", "follow_up_announcement",
+                              "birthday_greeting", "holiday_greeting"})  # resolvers.reminder's: keys end with a day
 NOTE_LIMIT = 2000
 
 
@@ -273,7 +275,14 @@ class Facts:
         return status != "booked" or start <= moment
 
     def past_its_slot(self, row: Communication, moment: datetime) -> bool:
-        """Deferred past the quiet hours, an appointment's notice would come after the slot began."""
+        """Deferred past the quiet hours, an appointment's notice would come after the slot began; a message of the
+        calendar (``resolvers.reminder``: its key ends with the day it is about) after that day ended in the
+        institution's zone (found in review: found late in the evening, a birthday was greeted the day after, a
+        re-visit reminded after its day)."""
+        if row.cause in CALENDAR_NOTICES:
+            day = _greeting_day(row)
+            zone = ZoneInfo(self.institutions[row.institution_id].time_zone)
+            return day is not None and moment >= datetime.combine(day + timedelta(days=1), time(0), zone)
         if row.appointment_id is None or row.cause not in APPOINTMENT_NOTICES:
             return False
         return self.appointments.get(row.appointment_id, ("", moment))[1] <= moment

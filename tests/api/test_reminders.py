@@ -233,3 +233,23 @@ async def test_a_holiday_sweep_run_again_reads_no_patient_greeted_already(
     [looked] = [n for n, q in zip(patients.rows, patients.queries, strict=True)
                 if "LIKE" in q and '"birth_date"' not in q]  # the statement that looks for the greeted
     assert looked == 1, patients.queries
+
+
+async def test_a_message_of_the_calendar_the_quiet_hours_would_push_past_its_day_is_not_sent(tenant: Tenant) -> None:
+    """Found late in the evening (a file registered at 21:30 on its birthday, a re-visit set for the same day), a
+    greeting or a reminder was deferred by the quiet hours to 08:00 the next morning: a birthday greeted the day
+    after, a re-visit reminded after its day. Like an appointment's notice pushed past its slot, it is refused
+    (``quiet_hours``); one whose day is still to come waits for the morning."""
+    today = date(2031, 10, 1)
+    evening = local(today, time(21, 30))
+    born = await patient(tenant, birthDate="1960-10-01")
+    today_visit = await finished_visit(tenant, born, today)
+    tomorrow_visit = await finished_visit(tenant, born, today + timedelta(days=1))
+
+    found = await sweep(tenant, evening)
+
+    birthday = found[f"birthday:{born}:2031-10-01"]
+    same_day = found[f"revisit:{today_visit}:2031-10-01"]
+    next_day = found[f"revisit:{tomorrow_visit}:2031-10-02"]
+    assert (birthday.status, birthday.refusal) == (same_day.status, same_day.refusal) == ("refused", "quiet_hours")
+    assert (next_day.status, next_day.due_at) == ("queued", local(today + timedelta(days=1), time(8)))
