@@ -62,8 +62,8 @@ class PatientScope:
     now: datetime = field(default_factory=lambda: datetime.now(UTC))  # emergency and partner grants in force
     partner_id: uuid.UUID | None = None  # a partner's principal
     patient_id: uuid.UUID | None = None  # a patient's principal: their own file
-    _classes: dict[tuple[bool, ...], frozenset[str]] = field(default_factory=dict, init=False, repr=False,
-                                                             compare=False)
+    _classes: dict[tuple[bool, ...], tuple[frozenset[str], frozenset[Reach]]] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def reach(self) -> frozenset[Reach]:
@@ -156,22 +156,39 @@ class PatientScope:
 
     def classes_for(self, department_id: uuid.UUID | None, in_care_team: bool, in_emergency: bool = False,
                     in_grant: bool = False, patient_id: uuid.UUID | None = None) -> frozenset[str]:
+        return self.reached_for(department_id, in_care_team, in_emergency, in_grant, patient_id)[0]
+
+    def reached_for(self, department_id: uuid.UUID | None, in_care_team: bool, in_emergency: bool = False,
+                    in_grant: bool = False, patient_id: uuid.UUID | None = None,
+                    ) -> tuple[frozenset[str], frozenset[Reach]]:
+        """The field classes the principal reads on a row, and the reaches that hold for it (INSTITUTION always): a
+        role reaches the row when its reach meets these (a section's check: ``access.section_reached``)."""
         in_department = department_id is not None and department_id in self.department_ids
         is_self = patient_id is not None and patient_id == self.patient_id
         key = (in_department, in_care_team, in_emergency, in_grant, is_self)
-        classes = self._classes.get(key)
-        if classes is None:  # a page's patients share a few of these 32 answers: each is worked out once
-            classes = self._classes[key] = self._reached_classes(*key)
-        return classes
+        found = self._classes.get(key)
+        if found is None:  # a page's patients share a few of these 32 answers: each is worked out once
+            found = self._classes[key] = self._reached_classes(*key)
+        return found
 
     def _reached_classes(self, in_department: bool, in_care_team: bool, in_emergency: bool, in_grant: bool,
-                         is_self: bool) -> frozenset[str]:
+                         is_self: bool) -> tuple[frozenset[str], frozenset[Reach]]:
         reached = {Reach.INSTITUTION}
         for reach, holds in ((Reach.DEPARTMENT, in_department), (Reach.CARE_TEAM, in_care_team),
                              (Reach.EMERGENCY, in_emergency), (Reach.GRANT, in_grant), (Reach.SELF, is_self)):
             if holds:
                 reached.add(reach)
-        return frozenset(cls for cls, reach in self.reach_by_class.items() if reach & reached)
+        return (frozenset(cls for cls, reach in self.reach_by_class.items() if reach & reached),
+                frozenset(reached))
+
+    def narrowed_to(self, reach: frozenset[Reach]) -> PatientScope:
+        """The scope of the files that the roles whose reach is ``reach`` reach (each class's reach met with it),
+        for a record or section read under its own permission: itself when ``reach`` holds every file it reaches
+        (an account of one role)."""
+        if reach >= self.reach:
+            return self
+        return replace(self, reach_by_class={cls: found & reach for cls, found in self.reach_by_class.items()
+                                             if found & reach})
 
 
 def _flag(condition: Q) -> Case:

@@ -41,7 +41,7 @@ from models import Contact, Patient
 from models.fields import tags_from_db
 from policies.fields import ENCRYPTED_FIELDS, PATIENT_FIELD_CLASS
 from policies.guard import Decision
-from policies.scopes import IN_CARE_TEAM, IN_EMERGENCY, SCOPE_VALUES, PatientScope
+from policies.scopes import IN_CARE_TEAM, IN_EMERGENCY, ROLE_REACH, SCOPE_VALUES, PatientScope, Reach
 from policies.scopes import patient_scope as build_patient_scope
 from resolvers.context import Context
 
@@ -83,6 +83,9 @@ class PatientView:
     # The grant this file is open under, named in every read's record: "emergency_access <id>" for
     # break-glass, "partner_grant <id>" for a partner (the accounting of disclosures reads it).
     grant: str = ""
+    # The reaches that hold for the file (``PatientScope.reached_for``): a role reaches it when its reach meets these
+    # (``section_reached``).
+    reached: frozenset[Reach] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -350,11 +353,11 @@ def about_reached(scope: PatientScope, model: type[M]) -> QuerySet[M] | None:
     return model.filter(institution_id=scope.institution_id, patient_id__in=Subquery(patients))
 
 
-async def reached_select(ctx: Context, model: type[M], shape: Hashable, refine: Callable[..., QuerySet[M]],
-                         **values: Any) -> list[M]:
-    """The rows of ``refine(about_reached(the caller's scope, model), **values)`` (a follow-up task's, say), their
-    SQL built once per ``shape`` and reach of scope as ``checked_select``'s."""
-    scope = patient_scope(ctx)
+async def reached_select(ctx: Context, model: type[M], section: str, shape: Hashable,
+                         refine: Callable[..., QuerySet[M]], **values: Any) -> list[M]:
+    """The rows of ``refine(about_reached(the caller's scope for the section, model), **values)`` (a follow-up
+    task's, say: ``section_scope``), their SQL built once per ``shape`` and reach of scope as ``checked_select``'s."""
+    scope = section_scope(ctx, section)
     if not scope.reaches_anyone:
         return []
     key, build = reached_statement(scope, model, shape, refine)
@@ -381,10 +384,40 @@ def checked_statement(scope: PatientScope, shape: Hashable, refine: Callable[...
     return (shape, scope.reach), build
 
 
-def records_in_reach(ctx: Context, model: type[M]) -> QuerySet[M] | None:
-    """A journey's records (visits, appointments) of patients the caller reaches, as a query; a partner reaches
-    only those it made (``partner_id``). None when the caller reaches no patient."""
-    query = about_reached(patient_scope(ctx), model)
+def section_scope(ctx: Context, section: str) -> PatientScope:
+    """The caller's patient scope narrowed to the files that a role of theirs allowed to read ``section`` (a part
+    of the record read under its own permission: visits, alerts, plans, tasks, appointments, the communication log)
+    reaches (``ROLE_REACH``): the permission is the account's, the reach the roles' that hold it. Found in review: a
+    nurse who also works in finance, whose reach is the institution's and who reads no section, read the visits,
+    alerts... of every patient. The scope itself for an account whose reading roles reach every file it reaches (one
+    role): nothing is narrowed, no statement changes."""
+    principal = ctx.require_principal()
+    guard = ctx.services.guard
+    reach = frozenset[Reach]().union(*(ROLE_REACH.get(role, frozenset()) for role in principal.roles
+                                       if guard.role_allows(role, principal.institution_id, section, "read")))
+    return patient_scope(ctx).narrowed_to(reach)
+
+
+def section_reached(ctx: Context, view: PatientView, section: str) -> bool:
+    """Whether a role of the caller allowed to read ``section`` reaches this file (``section_scope``), from what the
+    view holds: no statement."""
+    scope = section_scope(ctx, section)
+    return scope is patient_scope(ctx) or bool(scope.reach & view.reached)
+
+
+async def require_section_reached(ctx: Context, view: PatientView, section: str, *, resource_type: str) -> None:
+    """For a list of one patient's ``section`` (their visits, alerts...), the file found in reach: FORBIDDEN, the
+    refusal recorded, when no role of the caller that reads the section reaches the file (``section_reached``)."""
+    if not section_reached(ctx, view, section):
+        await deny(ctx, Action.READ, resource_type, None, view.row.id, reason="forbidden")
+        raise Forbidden()
+
+
+def records_in_reach(ctx: Context, model: type[M], section: str) -> QuerySet[M] | None:
+    """A section's records (visits, appointments) of patients the caller reaches through the roles that read
+    ``section`` (``section_scope``), as a query; a partner reaches only those it made (``partner_id``). None when the
+    caller reaches no patient."""
+    query = about_reached(section_scope(ctx, section), model)
     if query is None:
         return None
     principal = ctx.require_principal()
@@ -438,9 +471,12 @@ async def views(ctx: Context, rows: list[Patient]) -> list[PatientView]:
     if emergency or partner:
         ctx.file_grants.update(partner)
         ctx.file_grants.update(emergency)  # a file open under both: break-glass, as its views name it
-    return [PatientView(row, scope.classes_for(row.department_id, row.id in in_team, row.id in emergency,
-                                               row.id in partner, row.id),
-                        emergency.get(row.id) or partner.get(row.id, "")) for row in rows]
+    made = []
+    for row in rows:
+        classes, reached = scope.reached_for(row.department_id, row.id in in_team, row.id in emergency,
+                                             row.id in partner, row.id)
+        made.append(PatientView(row, classes, emergency.get(row.id) or partner.get(row.id, ""), reached))
+    return made
 
 
 # The columns every patient view needs whatever a query asks: the row's scope and field classes (department),
@@ -838,10 +874,12 @@ def open_journey_field(ctx: Context, patient: PatientView, table: str, row: Any,
     return value
 
 
-def require_section(ctx: Context, view: PatientView, obj: str) -> None:
-    """A section of the patient's page (visits, alerts, plans, tasks, tickets) needs its own read permission;
-    without it the section is a null field with FORBIDDEN, and the refusal is noted."""
-    if not ctx.decide(obj, "read").allowed:
+def require_section(ctx: Context, view: PatientView, obj: str, *, own_reach: bool = False) -> None:
+    """A section of the patient's page (visits, alerts, plans, tasks, tickets) needs its own read permission, and a
+    role holding it that reaches the file (``section_reached``; ``own_reach``: the section's records are reached by
+    a rule of their own, as tickets are); without them the section is a null field with FORBIDDEN, and the refusal
+    is noted."""
+    if not ctx.decide(obj, "read").allowed or not (own_reach or section_reached(ctx, view, obj)):
         ctx.reads.note(obj, None, view.row.id, outcome=Outcome.DENIED, reason="forbidden_field")
         raise Forbidden("Not allowed to read this field.")
 

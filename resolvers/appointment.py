@@ -92,8 +92,9 @@ def require_field(ctx: Context, view: AppointmentView, name: str) -> None:
 
 
 def in_reach(ctx: Context) -> QuerySet[Appointment] | None:
-    """Appointments of patients the caller reaches (a partner: only those it booked), as a query."""
-    return access.records_in_reach(ctx, Appointment)
+    """Appointments of patients the caller's roles that read appointments reach (a partner: only those it booked),
+    as a query."""
+    return access.records_in_reach(ctx, Appointment, "appointment")
 
 
 async def _views(ctx: Context, rows: Sequence[Appointment]) -> list[AppointmentView]:
@@ -205,6 +206,7 @@ async def of_patient(ctx: Context, patient_id: uuid.UUID | None, *, upcoming_onl
     await access.authorize(ctx, "appointment", "read", action=Action.READ, resource_type="appointment",
                            patient_id=patient_id)
     patient = await access.find_patient(ctx, patient_id, action=Action.READ, field="patientId")
+    await access.require_section_reached(ctx, patient, "appointment", resource_type="appointment")
     return await _history(ctx, patient, upcoming_only=upcoming_only, first=first, after=after, order=order,
                           count=count)
 

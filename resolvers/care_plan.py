@@ -111,15 +111,15 @@ async def patient_plans(ctx: Context, patient_id: uuid.UUID | None, *, first: in
     await access.authorize(ctx, "care_plan", "read", action=Action.READ, resource_type="care_plan",
                            patient_id=patient_id)
     patient = await access.find_patient(ctx, patient_id, action=Action.READ, field="patientId")
+    await access.require_section_reached(ctx, patient, "care_plan", resource_type="care_plan")
     return await of_patient(ctx, patient, first=first, after=after, count=count)
 
 
 async def find(ctx: Context, plan_id: uuid.UUID | None, action: Action) -> CarePlanView:
-    patients = access.scoped_patients(ctx)
+    reached = access.about_reached(access.section_scope(ctx, "care_plan"), CarePlan)
     row = None
-    if patients is not None and plan_id is not None:
-        row = await CarePlan.filter(institution_id=ctx.institution_id,
-                                    patient_id__in=Subquery(patients.values("id"))).get_or_none(id=plan_id)
+    if reached is not None and plan_id is not None:
+        row = await reached.get_or_none(id=plan_id)
     patient = None if row is None else await access.visible_patient(ctx, row.patient_id)
     if row is None or patient is None:
         raise await access.not_found(ctx, action, "care_plan", plan_id)

@@ -1519,6 +1519,7 @@ async def patient_log(ctx: Context, patient_id: uuid.UUID | None, *, first: int,
                                       resource_type="communication", patient_id=patient_id)
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     view = await access.find_patient(ctx, patient_id, action=Action.READ, field="patientId")
+    await access.require_section_reached(ctx, view, "communication", resource_type="communication")
     return await _page(ctx, view, first, after, decision.rule, count)
 
 

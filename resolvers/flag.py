@@ -128,7 +128,9 @@ async def page_of_patient(ctx: Context, patient_id: uuid.UUID | None, *, in_forc
 
 async def _patient(ctx: Context, patient_id: uuid.UUID | None) -> PatientView:
     await access.authorize(ctx, "flag", "read", action=Action.READ, resource_type="flag", patient_id=patient_id)
-    return await access.find_patient(ctx, patient_id, action=Action.READ, field="patientId")
+    patient = await access.find_patient(ctx, patient_id, action=Action.READ, field="patientId")
+    await access.require_section_reached(ctx, patient, "flag", resource_type="flag")
+    return patient
 
 
 async def _of(ctx: Context, patient: PatientView, in_force_only: bool) -> QuerySet[Flag]:
@@ -184,7 +186,7 @@ async def _standing(ctx: Context, files: Sequence[tuple[uuid.UUID, bool]], today
 async def find(ctx: Context, flag_id: uuid.UUID | None, action: Action) -> FlagView:
     """A flag of a patient in reach; NOT_FOUND (recorded) when missing, out of reach or another institution's."""
     # The reach is in the lookup: a flag out of reach costs what a missing one does (no statement more).
-    query = None if flag_id is None else access.about_reached(access.patient_scope(ctx), Flag)
+    query = None if flag_id is None else access.about_reached(access.section_scope(ctx, "flag"), Flag)
     row = None if query is None else await query.get_or_none(id=flag_id)
     patient = None if row is None else await access.visible_patient(ctx, row.patient_id)
     if row is None or patient is None or not shown(patient, row):
@@ -361,7 +363,8 @@ async def _alerts(ctx: Context, rows: list[Visit], local_today: date) -> list[Ch
     if not rows or patients is None:
         return []
     patient_ids = sorted({row.patient_id for row in rows})
-    found = {view.row.id: view for view in await access.views(ctx, await patients.filter(id__in=patient_ids))}
+    found = {view.row.id: view for view in await access.views(ctx, await patients.filter(id__in=patient_ids))
+             if access.section_reached(ctx, view, "flag")}  # their alerts read where a role reading alerts reaches
     flags = await _standing(ctx, [(view.row.id, INTERNAL in view.classes) for view in found.values()], local_today)
     alerts = []
     for row in rows:

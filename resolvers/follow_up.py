@@ -458,8 +458,8 @@ def _checked_offsets(values: list[int]) -> list[int]:
 
 
 def _reached(ctx: Context) -> QuerySet[FollowUpTask] | None:
-    """Tasks of patients the caller reaches, as a query; None when it reaches none."""
-    return access.about_reached(access.patient_scope(ctx), FollowUpTask)
+    """Tasks of patients the caller's roles that read tasks reach, as a query; None when they reach none."""
+    return access.about_reached(access.section_scope(ctx, "follow_up_task"), FollowUpTask)
 
 
 async def open_of(ctx: Context, patient: PatientView) -> list[TaskView]:
@@ -484,6 +484,7 @@ async def patient_page(ctx: Context, patient_id: uuid.UUID | None, *, open_only:
     await access.authorize(ctx, "follow_up_task", "read", action=Action.READ, resource_type="follow_up_task",
                            patient_id=patient_id)
     patient = await access.find_patient(ctx, patient_id, action=Action.READ, field="patientId")
+    await access.require_section_reached(ctx, patient, "follow_up_task", resource_type="follow_up_task")
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     query = FollowUpTask.filter(institution_id=ctx.institution_id, patient_id=patient.row.id)
     if open_only:
@@ -598,7 +599,7 @@ async def worklist(ctx: Context, *, scope: str, department_id: uuid.UUID | None,
     after_value, after_id = cursor or (None, None)
     only = None if task_columns is None else tuple(sorted({*TASK_ROW_COLUMNS, column, *task_columns}))
     rows = await access.reached_select(
-        ctx, FollowUpTask, ("follow_up.worklist", scope, column, descending, first + 1, only),
+        ctx, FollowUpTask, "follow_up_task", ("follow_up.worklist", scope, column, descending, first + 1, only),
         partial(_worklist_page, scope, column, descending, first + 1, only), **listed, after_value=after_value,
         after_id=after_id)
     views = await _views(ctx, rows[:first], columns)

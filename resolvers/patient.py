@@ -365,7 +365,7 @@ async def update(ctx: Context, patient_id: uuid.UUID | None, data: dict[str, Any
     row = await writes.write_over_version(view.row, version, "patient", columns,
                                           [*appended, *read_back.records(ctx.institution_id, ctx.actor, ctx.request)])
     ctx.reads.mark_recorded(read_back)
-    return PatientView(row, view.classes, view.grant)  # the row as written: no need to read it again
+    return PatientView(row, view.classes, view.grant, view.reached)  # the row as written: no need to read it again
 
 
 async def archive(ctx: Context, patient_id: uuid.UUID | None, version: int | None = None) -> PatientView:

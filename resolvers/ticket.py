@@ -211,7 +211,7 @@ def _time_or_none(none: str) -> Callable[[str], datetime | None]:
 async def open_of(ctx: Context, patient: PatientView) -> list[TicketView]:
     """A patient page's open tickets within the caller's ticket reach, newest first, at most OPEN_LIMIT (batched
     across patients: two statements whatever the number of files and tickets)."""
-    access.require_section(ctx, patient, "ticket")
+    access.require_section(ctx, patient, "ticket", own_reach=True)  # tickets: TicketScope
 
     async def batch(patient_ids: Sequence[uuid.UUID]) -> list[list[Ticket]]:
         query = Ticket.filter(ticket_scope(ctx).filter(), status__in=OPEN_STATUSES)  # out of reach: no place

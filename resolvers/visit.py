@@ -90,8 +90,9 @@ def read_code_field(ctx: Context, view: CodeView, name: str) -> Any:
 
 
 def in_reach(ctx: Context) -> QuerySet[Visit] | None:
-    """Visits of patients the caller reaches (a partner: only those it recorded), as a query."""
-    return access.records_in_reach(ctx, Visit)
+    """Visits of patients the caller's roles that read visits reach (a partner: only those it recorded), as a
+    query."""
+    return access.records_in_reach(ctx, Visit, "visit")
 
 
 async def _views(ctx: Context, rows: list[Visit]) -> list[VisitView]:
@@ -175,6 +176,7 @@ async def patient_history(ctx: Context, patient_id: uuid.UUID | None, *, first: 
                           where: VisitFilter, order: VisitOrder | None = None, count: bool = False) -> History:
     await access.authorize(ctx, "visit", "read", action=Action.READ, resource_type="visit", patient_id=patient_id)
     patient = await access.find_patient(ctx, patient_id, action=Action.READ, field="patientId")
+    await access.require_section_reached(ctx, patient, "visit", resource_type="visit")
     return await history(ctx, patient, first=first, after=after, where=where, order=order, count=count)
 
 

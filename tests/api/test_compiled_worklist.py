@@ -104,7 +104,7 @@ class World:
     in_a: uuid.UUID  # department A, in the nurse's care team, every class filled, two contacts
     in_a_plain: uuid.UUID  # department A (the nurse reaches it by department), one contact
     in_b: uuid.UUID  # department B, left the nurse's care team after its task was planned: out of reach
-    seen_by_officer: uuid.UUID  # department B: the nurse-officer reaches it as officer only (identity)
+    seen_by_officer: uuid.UUID  # department B: the nurse-officer reaches it as officer only (identity, no tasks)
 
 
 @pytest.fixture(autouse=True)
@@ -178,10 +178,10 @@ async def test_every_role_reads_the_worklist_as_the_generic_path(world: World, r
         names = [n["patient"]["fullName"] for n in w5.data["followUpWorklist"]["nodes"]]
         assert sorted(names) == ["Kinsley Moore", "Liam Kin"] and not w5.errors  # Zhang Wei: out of reach
         assert {"+8613800001111", None} == {n["patient"]["phone"] for n in w5.data["followUpWorklist"]["nodes"]}
-    if role == "nurse_officer":  # the officer's file: identity only, so its phone is refused; clinical nowhere
+    if role == "nurse_officer":  # tasks are read where the nurse, who reads them, reaches (test_section_reach):
+        # not the officer's file Wang Fang's, though the account made it; clinical nowhere
         nodes = w5.data["followUpWorklist"]["nodes"]
-        assert sorted(n["patient"]["fullName"] for n in nodes) == ["Kinsley Moore", "Wang Fang"]
-        assert [e["path"][-1] for e in w5.errors] == ["phone"] and set(w5.codes) == {"FORBIDDEN"}
+        assert sorted(n["patient"]["fullName"] for n in nodes) == ["Kinsley Moore"] and not w5.errors
         assert {"FORBIDDEN"} == set(answers[2].codes) and len(answers[2].errors) > 10
     if role in ("front_desk", "support_agent", "finance", "admin", "compliance_officer"):
         assert w5.data is None and w5.codes == ["FORBIDDEN"]  # refused at the root: nothing to compile
