@@ -386,11 +386,11 @@ def checked_statement(scope: PatientScope, shape: Hashable, refine: Callable[...
 
 def section_scope(ctx: Context, section: str) -> PatientScope:
     """The caller's patient scope narrowed to the files that a role of theirs allowed to read ``section`` (a part
-    of the record read under its own permission: visits, alerts, plans, tasks, appointments, the communication log)
-    reaches (``ROLE_REACH``): the permission is the account's, the reach the roles' that hold it. Found in review: a
-    nurse who also works in finance, whose reach is the institution's and who reads no section, read the visits,
-    alerts... of every patient. The scope itself for an account whose reading roles reach every file it reaches (one
-    role): nothing is narrowed, no statement changes."""
+    of the record read under its own permission: visits, alerts, plans, tasks, appointments, the communication log,
+    a contract's clauses) reaches (``ROLE_REACH``): the permission is the account's, the reach the roles' that hold
+    it. Found in review: a nurse who also works in finance, whose reach is the institution's and who reads no
+    section, read the visits, alerts... of every patient. The scope itself for an account whose reading roles reach
+    every file it reaches (one role): nothing is narrowed, no statement changes."""
     principal = ctx.require_principal()
     guard = ctx.services.guard
     reach = frozenset[Reach]().union(*(ROLE_REACH.get(role, frozenset()) for role in principal.roles

@@ -26,7 +26,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 from zoneinfo import ZoneInfo
@@ -50,7 +50,6 @@ from models.contract import BILLING_PERIODS, Contract, ContractItem, ContractVer
 from models.keyring import KeyRing
 from models.service_item import FREQUENCIES
 from policies.guard import Decision
-from policies.scopes import ROLE_REACH, Reach
 from resolvers import access, pagination
 from resolvers import communication as communications
 from resolvers import institution as institutions
@@ -313,11 +312,10 @@ def _clauses_patients(ctx: Context) -> Q | bool:
                if ctx.services.guard.role_allows(role, principal.institution_id, CLAUSES, "read")}
     if principal.kind == STAFF and readers & INSTITUTION_WIDE:
         return True
-    scope = access.patient_scope(ctx)
-    reach = frozenset[Reach]().union(*(ROLE_REACH.get(role, frozenset()) for role in readers))
-    if not _wide(ctx) and reach >= scope.reach:  # the contracts in reach are those of these roles' patients
+    scope = access.section_scope(ctx, CLAUSES)  # the patients the roles reading clauses reach
+    if not _wide(ctx) and scope is access.patient_scope(ctx):  # the contracts in reach are those of these patients
         return True
-    condition = replace(scope, reach_by_class={CLAUSES: reach}).filter()
+    condition = scope.filter()
     return False if condition is None else condition
 
 
