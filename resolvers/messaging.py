@@ -30,6 +30,7 @@ from core.validation import Problems, camel_case, clean_text, normalize_email, o
 from models import MessageGateway, MessagingSettings
 from models.keyring import KeyRing
 from models.messaging import GATEWAY_CHANNELS
+from policies.guard import Decision
 from resolvers import access, versioning
 from resolvers.context import Context
 
@@ -99,26 +100,36 @@ async def update(ctx: Context, data: dict[str, Any], version: int | None) -> Mes
         raise BadUserInput("input: give at least one setting to change.", field="input")
     values = _settings_values(data)
     try:
-        async with in_transaction():
-            row = await MessagingSettings.filter(institution_id=ctx.institution_id).select_for_update().first()
-            if version is not None and version != (0 if row is None else row.version):
-                raise _stale()
-            current = row if row is not None else MessagingSettings(institution_id=ctx.institution_id)
-            _check_quiet_hours(values.get("quiet_start", current.quiet_start), values.get("quiet_end",
-                                                                                          current.quiet_end))
-            if row is None:
-                row = await MessagingSettings.create(id=uuid7(), institution_id=ctx.institution_id, version=1,
-                                                     **values)
-                action = Action.CREATE
-            else:
-                await MessagingSettings.filter(id=row.id).update(version=row.version + 1, updated_at=datetime.now(UTC),
-                                                                 **values)  # a query set's update skips auto_now
-                action = Action.UPDATE
-            await writer.append([access.write_record(ctx, action, "messaging_settings", row.id,
-                                                     fields=frozenset(values), decision=decision)])
+        row_id = await _write_settings(ctx, values, version, decision)
     except IntegrityError:  # another request saved the first settings a moment ago
-        raise _stale() from None
-    return await MessagingSettings.get(id=row.id)
+        if version is not None:
+            raise _stale() from None
+        # without a version the last write wins (found in review: it was a CONFLICT): that row is there to change
+        row_id = await _write_settings(ctx, values, version, decision)
+    return await MessagingSettings.get(id=row_id)
+
+
+async def _write_settings(ctx: Context, values: dict[str, Any], version: int | None,
+                          decision: Decision) -> uuid.UUID:
+    """``update``'s transaction: the institution's row created or changed over ``version`` (None: whatever it is),
+    recorded; the row's id."""
+    async with in_transaction():
+        row = await MessagingSettings.filter(institution_id=ctx.institution_id).select_for_update().first()
+        if version is not None and version != (0 if row is None else row.version):
+            raise _stale()
+        current = row if row is not None else MessagingSettings(institution_id=ctx.institution_id)
+        _check_quiet_hours(values.get("quiet_start", current.quiet_start), values.get("quiet_end",
+                                                                                      current.quiet_end))
+        if row is None:
+            row = await MessagingSettings.create(id=uuid7(), institution_id=ctx.institution_id, version=1, **values)
+            action = Action.CREATE
+        else:
+            await MessagingSettings.filter(id=row.id).update(version=row.version + 1, updated_at=datetime.now(UTC),
+                                                             **values)  # a query set's update skips auto_now
+            action = Action.UPDATE
+        await writer.append([access.write_record(ctx, action, "messaging_settings", row.id,
+                                                 fields=frozenset(values), decision=decision)])
+    return row.id
 
 
 def _settings_values(data: dict[str, Any]) -> dict[str, Any]:
@@ -190,34 +201,44 @@ async def set_gateway(ctx: Context, data: dict[str, Any], version: int | None = 
     values = _gateway_values(ctx, data, problems)
     secret = values.pop("secret", None)
     try:
-        async with in_transaction():
-            row = await MessageGateway.filter(institution_id=ctx.institution_id,
-                                              channel=channel).select_for_update().first()
-            if version is not None and version != (0 if row is None else row.version):
-                raise versioning.stale("gateway")
-            if row is None:
-                if "url" not in values or secret is None:
-                    field = "url" if "url" not in values else "secret"
-                    raise BadUserInput(f"{field}: required for a new gateway.", field=field)
-                gateway_id = uuid7()
-                sealed = seal_secret(ctx.require_keys(), ctx.institution_id, gateway_id, secret)
-                row = await MessageGateway.create(id=gateway_id, institution_id=ctx.institution_id, channel=channel,
-                                                  secret=sealed, **values)
-                action = Action.CREATE
-            else:
-                if secret is not None:
-                    values["secret"] = seal_secret(ctx.require_keys(), ctx.institution_id, row.id, secret)
-                if values:  # locked, so over the version read (checked above when the caller gave one)
-                    await versioning.update_versioned(row, None, "gateway", **values)
-                action = Action.UPDATE
-            written = frozenset(values) | ({"secret"} if secret is not None else frozenset())
-            if written:
-                await writer.append([access.write_record(ctx, action, "message_gateway", row.id, fields=written,
-                                                         decision=decision)])
+        row_id = await _write_gateway(ctx, channel, dict(values), secret, version, decision)
     except IntegrityError:  # another request created this channel's gateway a moment ago
-        raise Conflict("channel: the gateway was set by someone else a moment ago; read it again.",
-                       field="channel") from None
-    return await MessageGateway.get(id=row.id)
+        if version is not None:
+            raise versioning.stale("gateway") from None
+        # without a version the last write wins (found in review: it was a CONFLICT): that gateway is there to change
+        row_id = await _write_gateway(ctx, channel, dict(values), secret, version, decision)
+    return await MessageGateway.get(id=row_id)
+
+
+async def _write_gateway(ctx: Context, channel: str, values: dict[str, Any], secret: str | None, version: int | None,
+                         decision: Decision) -> uuid.UUID:
+    """``set_gateway``'s transaction: the channel's gateway created or changed over ``version`` (None: whatever it
+    is), its secret sealed for its row, recorded; the row's id."""
+    async with in_transaction():
+        row = await MessageGateway.filter(institution_id=ctx.institution_id,
+                                          channel=channel).select_for_update().first()
+        if version is not None and version != (0 if row is None else row.version):
+            raise versioning.stale("gateway")
+        if row is None:
+            if "url" not in values or secret is None:
+                field = "url" if "url" not in values else "secret"
+                raise BadUserInput(f"{field}: required for a new gateway.", field=field)
+            gateway_id = uuid7()
+            sealed = seal_secret(ctx.require_keys(), ctx.institution_id, gateway_id, secret)
+            row = await MessageGateway.create(id=gateway_id, institution_id=ctx.institution_id, channel=channel,
+                                              secret=sealed, **values)
+            action = Action.CREATE
+        else:
+            if secret is not None:
+                values["secret"] = seal_secret(ctx.require_keys(), ctx.institution_id, row.id, secret)
+            if values:  # locked, so over the version read (checked above when the caller gave one)
+                await versioning.update_versioned(row, None, "gateway", **values)
+            action = Action.UPDATE
+        written = frozenset(values) | ({"secret"} if secret is not None else frozenset())
+        if written:
+            await writer.append([access.write_record(ctx, action, "message_gateway", row.id, fields=written,
+                                                     decision=decision)])
+    return row.id
 
 
 def _gateway_values(ctx: Context, data: dict[str, Any], problems: Problems) -> dict[str, Any]:

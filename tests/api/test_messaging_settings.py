@@ -6,6 +6,7 @@ written); tenants kept apart."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from typing import Any
@@ -25,7 +26,9 @@ from tests.api.test_limits import production
 from tests.api.test_message_templates import LIST as TEMPLATES
 from tests.api.test_message_templates import SET as TEMPLATE_SET
 from tests.api.test_message_templates import a_template
+from tests.conftest import BACKEND
 from tests.factories import Tenant, gql
+from tests.locks import another_transaction, until_waiting
 from tests.partners import make_partnership
 from tests.patients import open_account
 
@@ -37,6 +40,8 @@ UPDATE = """mutation($input: MessagingSettingsInput!, $version: Int) {
     nonCareCapDays portalChangeMinHours portalHorizonDays institutionPhone emailFrom version updatedAt } }"""
 GATEWAY = """mutation($input: MessageGatewayInput!) { messageGatewaySet(input: $input) {
   channel urlHost timeoutMs active secretSet updatedAt } }"""
+GATEWAY_VERSIONED = """mutation($input: MessageGatewayInput!, $version: Int) {
+  messageGatewaySet(input: $input, version: $version) { channel urlHost timeoutMs version } }"""
 
 SECRET = "s3cret-Signing-Key-0123456789"
 NOT_ADMINS = ("front_desk", "nurse", "doctor", "department_head", "support_agent", "compliance_officer")
@@ -335,3 +340,79 @@ async def test_production_refuses_this_machine_and_private_networks_in_any_spell
         public = await gql(http, GATEWAY, {"input": {"channel": "SMS", "url": "https://sms.example.com/x",
                                                      "secret": SECRET}}, tenant.tokens["admin"])
         assert public.errors == [] and public.data["messageGatewaySet"]["urlHost"] == "sms.example.com"
+
+
+# -- two first writes at once (PostgreSQL) -----------------------------------------------------------------------------
+
+
+async def _first_settings_racing(tenant: Tenant, version: int | None) -> Any:
+    """Another admin's first save of the settings under way (inserted, not committed) when this one, finding no row
+    to lock, inserts too and waits on the institution's key; the other then commits."""
+    async with another_transaction() as other:
+        await other.execute(
+            'INSERT INTO "messaging_settings" ("id", "institution_id", "created_at", "reminder_hours_before", '
+            '"quiet_start", "quiet_end", "non_care_cap", "non_care_cap_days", "portal_change_min_hours", '
+            '"portal_horizon_days", "institution_phone", "email_from", "version", "updated_at") '
+            "VALUES ($1, $2, now(), 12, '21:00', '08:00', 2, 7, 2, 90, '', '', 1, now())", uuid.uuid4(), tenant.id)
+        answer = asyncio.ensure_future(tenant.call("admin", UPDATE, input={"nonCareCap": 5}, version=version))
+        await until_waiting([answer])
+    return await asyncio.wait_for(answer, 30)
+
+
+@pytest.mark.skipif(BACKEND == "sqlite", reason="concurrent transactions: PostgreSQL")
+async def test_settings_saved_without_a_version_replace_a_first_save_racing_them(tenant: Tenant) -> None:
+    """Found in review: "without it, the last write wins", yet a first save racing another admin's first save was
+    answered CONFLICT (the unique key refused its insert), as message templates were. It now changes that row."""
+    saved = await ok(await _first_settings_racing(tenant, None), "messagingSettingsUpdate")
+    assert (saved["nonCareCap"], saved["reminderHoursBefore"], saved["version"]) == (5, 12, 2)
+    [row] = await MessagingSettings.filter(institution_id=tenant.id)
+    assert (row.non_care_cap, row.version) == (5, 2)
+    events = await tenant.audit_events(resource_type="messaging_settings", outcome="allowed", action="update")
+    assert [(e.resource_id, e.fields_read) for e in events] == [(row.id, "non_care_cap")]
+
+
+@pytest.mark.skipif(BACKEND == "sqlite", reason="concurrent transactions: PostgreSQL")
+async def test_settings_stating_version_0_lose_to_a_first_save_racing_them(tenant: Tenant) -> None:
+    stale = await _first_settings_racing(tenant, 0)
+    assert stale.codes == ["CONFLICT"] and stale.errors[0]["extensions"]["field"] == "version"
+    [row] = await MessagingSettings.filter(institution_id=tenant.id)
+    assert (row.non_care_cap, row.version) == (2, 1)
+    assert await tenant.audit_events(resource_type="messaging_settings", outcome="allowed", action="update") == []
+
+
+async def _first_gateway_racing(tenant: Tenant, version: int | None) -> Any:
+    """Another admin's first gateway of the channel under way (its secret sealed as theirs) when this one inserts
+    too and waits on the key; the other then commits."""
+    async with another_transaction() as other:
+        await other.execute(
+            'INSERT INTO "message_gateway" ("id", "institution_id", "created_at", "channel", "url", "secret", '
+            '"timeout_ms", "active", "version", "updated_at") '
+            "VALUES ($1, $2, now(), 'sms', 'https://theirs.example.com/send', $3, 4000, true, 1, now())",
+            uuid.uuid4(), tenant.id, b"sealed elsewhere")
+        answer = asyncio.ensure_future(tenant.call("admin", GATEWAY_VERSIONED, version=version, input={
+            "channel": "SMS", "url": "https://mine.example.com/send", "secret": SECRET}))
+        await until_waiting([answer])
+    return await asyncio.wait_for(answer, 30)
+
+
+@pytest.mark.skipif(BACKEND == "sqlite", reason="concurrent transactions: PostgreSQL")
+async def test_a_gateway_set_without_a_version_replaces_a_first_one_racing_it(
+        tenant: Tenant, services: Services) -> None:
+    """Found in review, the gateway's twin of the settings': a CONFLICT ("set by someone else") for a write that
+    stated no version. It now changes that gateway, its secret sealed again for that row."""
+    saved = await ok(await _first_gateway_racing(tenant, None), "messageGatewaySet")
+    assert (saved["urlHost"], saved["timeoutMs"], saved["version"]) == ("mine.example.com", 4000, 2)
+    opened = await messagings.gateway(tenant.id, "sms", services.keyring)
+    assert opened is not None and (opened.url, opened.secret) == ("https://mine.example.com/send", SECRET.encode())
+    [row] = await MessageGateway.filter(institution_id=tenant.id)
+    events = await tenant.audit_events(resource_type="message_gateway", outcome="allowed", action="update")
+    assert [(e.resource_id, set(e.fields_read.split(","))) for e in events] == [(row.id, {"url", "secret"})]
+
+
+@pytest.mark.skipif(BACKEND == "sqlite", reason="concurrent transactions: PostgreSQL")
+async def test_a_gateway_set_stating_version_0_loses_to_a_first_one_racing_it(tenant: Tenant) -> None:
+    stale = await _first_gateway_racing(tenant, 0)
+    assert stale.codes == ["CONFLICT"] and stale.errors[0]["extensions"]["field"] == "version"
+    [row] = await MessageGateway.filter(institution_id=tenant.id)
+    assert (row.url, row.version) == ("https://theirs.example.com/send", 1)
+    assert await tenant.audit_events(resource_type="message_gateway", outcome="allowed") == []
