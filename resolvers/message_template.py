@@ -426,8 +426,9 @@ async def reset(ctx: Context, cause: str, channel: str, language: str, version: 
 
 async def preview(ctx: Context, cause: str, channel: str, language: str, subject: str | None = None,
                   body: str | None = None) -> Preview:
-    """The template in force (or a draft given as ``subject``/``body``, checked as it would be stored)
-    rendered with sample values and the institution's own name and phone: no patient's data."""
+    """The template in force (or a draft given as ``subject``/``body``, checked as it would be stored, answered as the
+    key asked for with the version to save it over) rendered with sample values and the institution's own name and
+    phone: no patient's data."""
     decision = await access.authorize(ctx, "message_template", "read", action=Action.READ,
                                       resource_type="message_template")
     cause, channel, language = _checked_key(cause, channel, language)
@@ -435,7 +436,10 @@ async def preview(ctx: Context, cause: str, channel: str, language: str, subject
     if subject is not None or body is not None:
         draft_subject, draft_body = checked_text(cause, channel, template.subject if subject is None else subject,
                                                  template.body if body is None else body)
-        template = Template(cause, channel, language, draft_subject, draft_body, template.row)
+        # the draft is of the key asked for: its own row's version, not the fallback's it would replace there (found
+        # in review: a draft for a channel whose ANY template is in force answered that one's version: a CONFLICT)
+        own = template.row if template.channel == channel else None
+        template = Template(cause, channel, language, draft_subject, draft_body, own)
     variables = dict(SAMPLES[language])
     institution = await Institution.get(id=ctx.institution_id)
     variables["institution_name"] = institution.name

@@ -110,7 +110,9 @@ class MessageTemplateConnection:
 @strawberry.type(description="A template rendered with sample values (never a patient's data) and the "
                              "institution's own name and phone.")
 class MessageTemplatePreview:
-    template: MessageTemplate = strawberry.field(description="The template rendered (a draft when one was given).")
+    template: MessageTemplate = strawberry.field(description="The template rendered (a draft when one was given: "
+                                                            "then of the channel asked for, with the version to "
+                                                            "pass to messageTemplateSet).")
     subject: str = strawberry.field(description="The subject as a patient would read it.")
     body: str = strawberry.field(description="The text as a patient would read it.")
     length: int = strawberry.field(description="The rendered text's length in characters.")

@@ -236,6 +236,28 @@ async def test_the_preview_renders_sample_values_and_the_institutions_name_and_p
     assert read.policy_rule
 
 
+async def test_a_drafts_preview_answers_the_version_of_the_key_it_would_be_saved_as(tenant: Tenant) -> None:
+    """Found in review: a draft previewed for a channel without a template of its own (its ANY template in force)
+    was answered as that channel's template with the ANY template's version, so a client passing it back to
+    messageTemplateSet, as the field says, got a CONFLICT; the version of the key it previews is 0 there."""
+    await ok(await tenant.call("admin", SET, input=a_template(channel="ANY")), "messageTemplateSet")
+    draft = "{patient_name}：短信草稿，{date} {time}。"
+    shown = await ok(await tenant.call("admin", PREVIEW, cause="APPOINTMENT_CONFIRMATION", channel="SMS",
+                                       language="ZH_CN", body=draft), "messageTemplatePreview")
+    assert shown["template"]["channel"] == "SMS" and shown["template"]["version"] == 0
+    saved = await ok(await tenant.call("admin", SET, input=a_template(body=draft),
+                                       version=shown["template"]["version"]), "messageTemplateSet")
+    assert (saved["channel"], saved["version"], saved["body"]) == ("SMS", 1, draft)
+    # the twin: a draft over the channel's own template answers its version, and that version goes stale once used
+    again = await ok(await tenant.call("admin", PREVIEW, cause="APPOINTMENT_CONFIRMATION", channel="SMS",
+                                       language="ZH_CN", body=draft + "!"), "messageTemplatePreview")
+    assert again["template"] == {"channel": "SMS", "isDefault": False, "version": 1}
+    await ok(await tenant.call("admin", SET, input=a_template(body=draft + "!"), version=1), "messageTemplateSet")
+    before = await rows(tenant)
+    stale = await tenant.call("admin", SET, input=a_template(body=draft + "?"), version=1)
+    assert stale.codes == ["CONFLICT"] and await rows(tenant) == before
+
+
 # -- who may -------------------------------------------------------------------------------------------------------
 
 
