@@ -14,7 +14,7 @@ class MessagingSettings(TenantModel):
     """One row per institution (an institution without one uses the defaults below)."""
 
     reminder_hours_before = fields.IntField(default=24)
-    quiet_start = fields.CharField(max_length=5, default="21:00")  # local time in the patient's zone
+    quiet_start = fields.CharField(max_length=5, default="21:00")  # local time in the institution's zone
     quiet_end = fields.CharField(max_length=5, default="08:00")
     non_care_cap = fields.IntField(default=2)  # greetings and campaigns per patient ...
     non_care_cap_days = fields.IntField(default=7)  # ... within this many days

@@ -165,7 +165,7 @@ def _setting(name: str, value: Any) -> Any:
 
 def _local_time(value: time, field: str) -> str:
     if value.tzinfo is not None or value.second or value.microsecond:
-        raise BadUserInput(f"{field}: a local time in whole minutes, without an offset (the patient's zone "
+        raise BadUserInput(f"{field}: a local time in whole minutes, without an offset (the institution's zone "
                            "applies).", field=field)
     return value.isoformat("minutes")
 

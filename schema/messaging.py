@@ -50,8 +50,9 @@ class MessageGateway:
 class MessagingSettings:
     reminder_hours_before: int = strawberry.field(description="How long before an appointment its reminder is sent, "
                                                               "in hours (1 to 168).")
-    quiet_start: time = strawberry.field(description="Quiet hours start (local time in the patient's zone): nothing "
-                                                     "is sent from then ...")
+    quiet_start: time = strawberry.field(description="Quiet hours start (local time in the institution's zone: "
+                                                     "patients have none of their own): nothing is sent from "
+                                                     "then ...")
     quiet_end: time = strawberry.field(description="... until then (the next morning when it is earlier).")
     non_care_cap: int = strawberry.field(description="At most this many greetings and campaign messages per patient "
                                                      "(0 to 50) ...")

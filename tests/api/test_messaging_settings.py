@@ -147,6 +147,17 @@ async def test_bad_settings_are_refused_and_nothing_is_written(tenant: Tenant, d
     assert await stored(tenant) == ([], [])
 
 
+async def test_quiet_hours_are_told_to_be_in_the_institutions_zone(tenant: Tenant) -> None:
+    """Found in review: the API said quiet hours are local to the patient's zone, but patients have none: the
+    outbox reads them in the institution's zone (docs/messages.md), which is what an admin must set them in."""
+    reply = await tenant.call("admin", UPDATE, input={"quietStart": "22:00:30"})
+    assert reply.codes == ["BAD_USER_INPUT"] and "institution's zone" in reply.errors[0]["message"]
+    assert await stored(tenant) == ([], [])
+    described = await tenant.call("admin", """{ __type(name: "MessagingSettings") { fields { name description } } }""")
+    quiet = {f["name"]: f["description"] for f in described.data["__type"]["fields"]}["quietStart"]
+    assert "institution's zone" in quiet and "patient's zone" not in quiet
+
+
 async def test_a_stale_version_on_the_first_save_is_a_conflict(tenant: Tenant) -> None:
     reply = await tenant.call("admin", UPDATE, version=1, input={"nonCareCap": 3})
     assert reply.codes == ["CONFLICT"] and await stored(tenant) == ([], [])
