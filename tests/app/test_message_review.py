@@ -30,7 +30,7 @@ from tortoise.transactions import in_transaction
 from app.senders import SmtpSender, WebhookSender
 from core.messages import Outgoing, SendFailed
 from core.settings import SmtpSettings
-from models import AuditEvent, Communication, Patient
+from models import AuditEvent, Communication, MessageGateway, Patient
 from models.fields import tags_from_db
 from resolvers import appointment as appointments
 from resolvers import campaign as campaigns
@@ -43,6 +43,7 @@ from tests.app.conftest import serve
 from tests.app.test_message_hooks import GATEWAY_SET, callback, set_gateway, signed
 from tests.app.test_message_outbox import queue, reachable
 from tests.app.test_senders import Relay, hand_made_relay
+from tests.daytime import daytime_from
 from tests.factories import Tenant, make_patient
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -809,3 +810,34 @@ async def test_a_message_whose_turn_comes_late_in_its_batch_is_gated_as_it_goes(
     recorder = Recorder()
     await communication.deliver_due(services, all_channels(recorder))
     assert sent_ids(recorder) == [deferred.id]  # it goes when the quiet hours end, once
+
+
+# -- a gateway whose secret does not open stops its own messages, not the batch ---------------------------------------
+
+
+async def test_a_gateway_secret_that_does_not_open_holds_back_its_messages_only(
+        tenant: Tenant, services: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found in review: the sender's gateway was opened outside the hand-over's error handling, so a sealed secret that
+    did not open (a row restored or copied from elsewhere, a key lost) raised out of the whole batch: its other
+    messages (any institution's, up to 500) were neither settled nor retried until their leases ran out, and came back
+    with it to fail again every five minutes. Now that message is a failed hand-over, retried with backoff, and the
+    rest of the batch goes."""
+    moment = daytime_from(local(date(1990, 3, 26), time(10)))  # before anything else in the shared outbox
+    monkeypatch.setattr(communication, "_now", Clock(moment))
+    await flush(services)
+    ok(await tenant.call("admin", GATEWAY_SET, input={"channel": "SMS", "url": "https://sms.example.com/send",
+                                                      "secret": "s" * 32}), "messageGatewaySet")
+    await MessageGateway.filter(institution_id=tenant.id, channel="sms").update(secret=b"\x01" + b"\x00" * 40)
+    by_sms = await queue(tenant, await reachable(tenant), due_at=moment - timedelta(seconds=2))
+    by_email = await queue(tenant, await reachable(tenant, preferredChannel="EMAIL"),
+                           due_at=moment - timedelta(seconds=1))
+    recorder = Recorder()
+    await communication.deliver_due(services, all_channels(recorder), now=moment)
+
+    assert sent_ids(recorder) == [by_email.id]
+    assert (await Communication.get(id=by_email.id)).status == "sent"
+    held = await Communication.get(id=by_sms.id)
+    assert (held.status, held.last_error, held.attempts, held.leased_until) == ("queued", "gateway_secret", 1, None)
+    assert held.due_at > moment and held.sent_at is None
+    assert await AuditEvent.filter(resource_id=by_sms.id, action="disclose").count() == 0
+    await Communication.filter(id=by_sms.id).update(status="cancelled", settled_at=moment)  # not left to other tests
