@@ -8,7 +8,8 @@
   (nothing to check it against); a report on a message with no sent record yet (the gateway reported before the
   worker's write committed) is kept a day for that record and applied once it is written (204 too); 404 only when
   the institution keeps 10,000 such reports of the channel already (``communication.EARLY_REPORTS_MAX``); 400 for a body
-  that is not such an object. No answer says more. Each refusal is counted by reason
+  that is not such an object; 503 when the institution's gateway secret does not open (ours to mend: the gateway
+  tries again later). No answer says more. Each refusal is counted by reason
   (``careloop_delivery_callbacks_refused_total``) and logged at most once a minute per reason, with a count of
   the rest (``app.logs.RefusalLines``): a stranger posting junk cannot fill the logs.
 - ``/unsubscribe?token=...``: the signed, single-purpose link every message carries (a message to a patient's
@@ -38,6 +39,7 @@ from app import metrics
 from app.logs import RefusalLines
 from app.senders import GATEWAY_ID_MAX, SIGNATURE_HEADER, TIMESTAMP_HEADER, signature_matches
 from audit.events import RequestMeta
+from core.crypto import DecryptionError
 from models.messaging import GATEWAY_CHANNELS
 from resolvers import communication, messaging
 from resolvers.communication import Link, LinkRefused
@@ -56,6 +58,8 @@ REFUSALS = {
     "unsigned": (401, "stale or unsigned"),
     "bad_signature": (401, "bad signature"),
     "bad_report": (400, "not a delivery report"),
+    # ours to mend (a row restored or copied from elsewhere, a key lost): the gateway tries again later
+    "gateway_secret": (503, "the gateway's secret does not open"),
     "unknown_message": (404, "no such message, and too many reports kept for messages to come"),
 }
 REFUSAL_LOG_SECONDS = 60.0
@@ -127,7 +131,10 @@ async def _record_callback(services: Services, request: Request) -> str | None:
     if not _fresh(timestamp) or not signature:
         return "unsigned"
     body = await request.body()
-    gateway = await messaging.gateway(institution_id, channel, services.keyring)
+    try:
+        gateway = await messaging.gateway(institution_id, channel, services.keyring)
+    except DecryptionError:  # found in review: a 500, its traceback logged, for every report the gateway sent
+        return "gateway_secret"
     if gateway is None or not signature_matches(gateway.secret, timestamp, body, signature):
         return "bad_signature"
     report = _report(body)

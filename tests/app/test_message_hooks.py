@@ -31,7 +31,7 @@ from app import message_hooks, metrics
 from app.main import create_app
 from app.senders import senders_from_settings
 from core.settings import Settings
-from models import AuditEvent, Communication, DeliveryReport
+from models import AuditEvent, Communication, DeliveryReport, MessageGateway
 from resolvers import communication
 from resolvers.context import Services
 from tests.app.conftest import serve
@@ -131,6 +131,21 @@ async def test_a_wrong_signature_is_401_and_changes_nothing(client: httpx.AsyncC
         reply = await callback(client, tenant.id, "sms", attempt_body, attempt_headers)
         assert (reply.status_code, reply.content) == (401, b"")
     assert await state(row) == ("sent", None, "")
+
+
+async def test_a_gateway_secret_that_does_not_open_is_a_503_and_changes_nothing(
+        client: httpx.AsyncClient, tenant: Tenant) -> None:
+    """Found in review: a sealed secret that did not open (a row restored or copied from elsewhere, a key lost) raised
+    out of the callback, a 500 with its traceback logged for every report. It is ours to mend: 503, the gateway tries
+    again later, counted and logged as a refusal like the others; nothing is recorded."""
+    await set_gateway(tenant)
+    row = await sent_message(tenant)
+    await MessageGateway.filter(institution_id=tenant.id, channel="sms").update(secret=b"\x01" + b"\x00" * 40)
+    body, headers = signed({"id": row.gateway_message_id, "status": "delivered"})
+    reply = await callback(client, tenant.id, "sms", body, headers)
+    assert (reply.status_code, reply.content) == (503, b"")
+    assert await state(row) == ("sent", None, "")
+    assert await DeliveryReport.filter(institution_id=tenant.id).count() == 0
 
 
 @pytest.mark.parametrize("age", [301, -301, 10**9])
