@@ -5,8 +5,9 @@
   signed as our webhooks are (``X-Careloop-Timestamp``, ``X-Careloop-Signature`` = hex HMAC-SHA256 of
   ``timestamp + "." + body`` under the institution's gateway secret). Answers 204; 401 for a missing,
   stale (more than 5 minutes either way) or wrong signature, and for an institution without that gateway
-  (nothing to check it against); a report on a message with no sent record yet (the gateway reported before the
-  worker's write committed) is kept a day for that record and applied once it is written (204 too); 404 only when
+  (nothing to check it against; one switched off still reports on what it was handed); a report on a message
+  with no sent record yet (the gateway reported before the worker's write committed) is kept a day for that
+  record and applied once it is written (204 too); 404 only when
   the institution keeps 10,000 such reports of the channel already (``communication.EARLY_REPORTS_MAX``); 400 for a body
   that is not such an object; 503 when the institution's gateway secret does not open (ours to mend: the gateway
   tries again later). No answer says more. Each refusal is counted by reason
@@ -132,7 +133,9 @@ async def _record_callback(services: Services, request: Request) -> str | None:
         return "unsigned"
     body = await request.body()
     try:
-        gateway = await messaging.gateway(institution_id, channel, services.keyring)
+        # switched off too: it still reports on what it was handed before (found in review: refused, 401, and a
+        # failure it reported was lost, the message left "sent")
+        gateway = await messaging.gateway(institution_id, channel, services.keyring, switched_off_too=True)
     except DecryptionError:  # found in review: a 500, its traceback logged, for every report the gateway sent
         return "gateway_secret"
     if gateway is None or not signature_matches(gateway.secret, timestamp, body, signature):

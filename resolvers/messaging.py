@@ -60,10 +60,13 @@ async def settings(institution_id: uuid.UUID) -> MessagingSettings:
     return row if row is not None else MessagingSettings(institution_id=institution_id, version=0)
 
 
-async def gateway(institution_id: uuid.UUID, channel: str, keyring: KeyRing) -> Gateway | None:
+async def gateway(institution_id: uuid.UUID, channel: str, keyring: KeyRing, *,
+                  switched_off_too: bool = False) -> Gateway | None:
     """The institution's active gateway for a channel with its secret opened, or None (no gateway, or
-    switched off). For the sender only: the secret is never logged or returned through the API."""
-    row = await MessageGateway.get_or_none(institution_id=institution_id, channel=channel, active=True)
+    switched off). For the sender only: the secret is never logged or returned through the API.
+    ``switched_off_too``: one switched off as well, for the delivery reports of what it was handed before."""
+    found = MessageGateway.filter(institution_id=institution_id, channel=channel)
+    row = await (found if switched_off_too else found.filter(active=True)).first()
     if row is None:
         return None
     keys = await keyring.get(institution_id)

@@ -133,6 +133,26 @@ async def test_a_wrong_signature_is_401_and_changes_nothing(client: httpx.AsyncC
     assert await state(row) == ("sent", None, "")
 
 
+async def test_a_gateway_switched_off_still_reports_on_what_it_was_handed(
+        client: httpx.AsyncClient, tenant: Tenant, other_tenant: Tenant) -> None:
+    """Found in review: once an admin switched a gateway off (``active: false``, moving to another provider), its
+    reports on messages it had been handed were refused (401), and a failure it reported was lost: the message stayed
+    "sent". Its secret still tells its reports; a stranger's, or another institution's gateway's, stays refused."""
+    await set_gateway(tenant)
+    await set_gateway(other_tenant, secret="the-other-clinics-secret-000")
+    row = await sent_message(tenant)
+    off = await tenant.call("admin", GATEWAY_SET, input={"channel": "SMS", "active": False})
+    assert off.errors == [], off.errors
+    report = {"id": row.gateway_message_id, "status": "failed", "reason": "unreachable"}
+    for secret in ("the-other-clinics-secret-000", "a-stranger-guessing-000000"):
+        refused = await callback(client, tenant.id, "sms", *signed(report, secret))
+        assert refused.status_code == 401
+    assert await state(row) == ("sent", None, "")
+    reply = await callback(client, tenant.id, "sms", *signed(report))
+    assert reply.status_code == 204
+    assert await state(row) == ("failed", None, "unreachable")
+
+
 async def test_a_gateway_secret_that_does_not_open_is_a_503_and_changes_nothing(
         client: httpx.AsyncClient, tenant: Tenant) -> None:
     """Found in review: a sealed secret that did not open (a row restored or copied from elsewhere, a key lost) raised
