@@ -149,8 +149,9 @@ async def test_cancel_queued_cancels_by_key_prefix_and_leaves_what_was_sent(tena
 
 async def test_the_gate_refuses_each_reason_at_scheduling_and_records_it(tenant: Tenant) -> None:
     archived, deceased = await reachable(tenant), await reachable(tenant)
-    for pid, status in ((archived, "ARCHIVED"), (deceased, "DECEASED")):
-        assert (await tenant.call("front_desk", UPDATE, id=str(pid), input={"status": status})).errors == []
+    archive = "mutation($id: ID!) { patientArchive(id: $id) { id } }"  # patientUpdate does not archive
+    assert (await tenant.call("front_desk", archive, id=str(archived))).errors == []
+    assert (await tenant.call("front_desk", UPDATE, id=str(deceased), input={"status": "DECEASED"})).errors == []
     unwilling = await reachable(tenant, contactConsent=False)
     care_only = await reachable(tenant)
     phone_only = await reachable(tenant, contactChannels=["PHONE"], preferredChannel="PHONE")
