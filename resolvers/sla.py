@@ -264,9 +264,13 @@ async def recompute(ctx: Context, ticket: Ticket) -> dict[str, datetime | None]:
 
 
 async def recompute_open(ctx: Context, level: int | None = None) -> int:
-    """After a change of targets or calendar: every open ticket (of one level) gets new due times."""
+    """After a change of targets or calendar: every open ticket (of one level) gets new due times; inside the
+    caller's transaction. The tickets are locked (in id order, as one statement) until it ends (found in review: read
+    unlocked, a ticket resolved meanwhile got its due times from the stale copy and its cancelled escalations
+    scheduled again): a transition waits for the recompute, or the recompute for it, and reads the ticket as it is
+    then (PostgreSQL checks a locked row's condition again: one resolved meanwhile drops out)."""
     query = Ticket.filter(institution_id=ctx.institution_id, status__in=OPEN_STATUSES)
-    tickets = await (query.filter(level=level) if level is not None else query)
+    tickets = await (query.filter(level=level) if level is not None else query).order_by("id").select_for_update()
     for ticket in tickets:
         await recompute(ctx, ticket)
     return len(tickets)
