@@ -384,32 +384,38 @@ def checked_statement(scope: PatientScope, shape: Hashable, refine: Callable[...
     return (shape, scope.reach), build
 
 
-def section_scope(ctx: Context, section: str) -> PatientScope:
-    """The caller's patient scope narrowed to the files that a role of theirs allowed to read ``section`` (a part
-    of the record read under its own permission: visits, alerts, plans, tasks, appointments, the communication log,
+def section_scope(ctx: Context, section: str, act: str = "read") -> PatientScope:
+    """The caller's patient scope narrowed to the files that a role of theirs allowed to ``act`` on ``section`` (a
+    part of the record under its own permission: visits, alerts, plans, tasks, appointments, the communication log,
     a contract's clauses) reaches (``ROLE_REACH``): the permission is the account's, the reach the roles' that hold
     it. Found in review: a nurse who also works in finance, whose reach is the institution's and who reads no
-    section, read the visits, alerts... of every patient. The scope itself for an account whose reading roles reach
-    every file it reaches (one role): nothing is narrowed, no statement changes."""
+    section, read the visits, alerts... of every patient (and created them: ``act`` "create"). The scope itself for
+    an account whose allowed roles reach every file it reaches (one role): nothing is narrowed, no statement
+    changes."""
     principal = ctx.require_principal()
     guard = ctx.services.guard
     reach = frozenset[Reach]().union(*(ROLE_REACH.get(role, frozenset()) for role in principal.roles
-                                       if guard.role_allows(role, principal.institution_id, section, "read")))
+                                       if guard.role_allows(role, principal.institution_id, section, act)))
     return patient_scope(ctx).narrowed_to(reach)
 
 
-def section_reached(ctx: Context, view: PatientView, section: str) -> bool:
-    """Whether a role of the caller allowed to read ``section`` reaches this file (``section_scope``), from what the
-    view holds: no statement."""
-    scope = section_scope(ctx, section)
+def section_reached(ctx: Context, view: PatientView, section: str, act: str = "read") -> bool:
+    """Whether a role of the caller allowed to ``act`` on ``section`` reaches this file (``section_scope``), from
+    what the view holds: no statement."""
+    scope = section_scope(ctx, section, act)
     return scope is patient_scope(ctx) or bool(scope.reach & view.reached)
 
 
-async def require_section_reached(ctx: Context, view: PatientView, section: str, *, resource_type: str) -> None:
-    """For a list of one patient's ``section`` (their visits, alerts...), the file found in reach: FORBIDDEN, the
-    refusal recorded, when no role of the caller that reads the section reaches the file (``section_reached``)."""
-    if not section_reached(ctx, view, section):
-        await deny(ctx, Action.READ, resource_type, None, view.row.id, reason="forbidden")
+_SECTION_ACTIONS = {"read": Action.READ, "create": Action.CREATE}
+
+
+async def require_section_reached(ctx: Context, view: PatientView, section: str, *, resource_type: str,
+                                  act: str = "read") -> None:
+    """For a list of one patient's ``section`` (their visits, alerts...), or a record added to it (``act``
+    "create"), the file found in reach: FORBIDDEN, the refusal recorded, when no role of the caller allowed to
+    ``act`` on the section reaches the file (``section_reached``)."""
+    if not section_reached(ctx, view, section, act):
+        await deny(ctx, _SECTION_ACTIONS[act], resource_type, None, view.row.id, reason="forbidden")
         raise Forbidden()
 
 

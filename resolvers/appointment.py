@@ -303,6 +303,7 @@ async def book(ctx: Context, data: dict[str, Any]) -> AppointmentView:
                                       resource_type="appointment", patient_id=patient_id)
     start, channel, reason = _checked_booking(ctx, data, patient_id)
     patient = await access.find_patient(ctx, patient_id, action=Action.CREATE, field="patientId")
+    await access.require_section_reached(ctx, patient, "appointment", resource_type="appointment", act="create")
     schedule, slot = await schedules.slot_at(ctx, data["schedule_id"], start)
     now = _now()
     await _check_when(ctx, Action.CREATE, None, patient, slot.start, now)
@@ -447,6 +448,7 @@ async def check_in(ctx: Context, appointment_id: uuid.UUID | None, version: int 
     visit_decision = await access.authorize(ctx, "visit", "create", action=Action.CREATE, resource_type="visit")
     await _staff_only(ctx, appointment_id)
     view = await find(ctx, appointment_id, Action.UPDATE)
+    await access.require_section_reached(ctx, view.patient, "visit", resource_type="visit", act="create")
     row = view.row
     expected = versioning.check_version(row, version, "appointment")
     _check_booked(row, "checked in")

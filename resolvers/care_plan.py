@@ -141,6 +141,7 @@ async def create(ctx: Context, data: dict[str, Any]) -> CarePlanView:
     # every problem of the input's shape at once, before the records it names; "today" is the institution's
     values = _shape(data, today=await institutions.local_today_of(ctx))
     patient = await access.find_patient(ctx, data.get("patient_id"), action=Action.CREATE, field="patientId")
+    await access.require_section_reached(ctx, patient, "care_plan", resource_type="care_plan", act="create")
     await _require_clinical_write(ctx, patient)
     if patient.row.status != "active":
         raise BadUserInput(f"patientId: the file is {patient.row.status}; plans are for active files.",

@@ -1590,6 +1590,7 @@ async def log_call(ctx: Context, patient_id: uuid.UUID | None, data: dict[str, A
                                       resource_type="communication", patient_id=patient_id)
     direction, occurred_at, note = _checked_call(data)
     view = await access.find_patient(ctx, patient_id, action=Action.CREATE, field="patientId")
+    await access.require_section_reached(ctx, view, "communication", resource_type="communication", act="create")
     contact_id = data.get("contact_id")
     if contact_id is not None and not await access.is_patient_contact(ctx, Action.CREATE, contact_id, view.row.id):
         raise BadUserInput("contactId: no such contact of this patient.", field="contactId")

@@ -209,6 +209,7 @@ async def create(ctx: Context, data: dict[str, Any]) -> FlagView:
     _check_period(problems, values.get("starts_on"), values.get("ends_on"))
     problems.check()
     patient = await access.find_patient(ctx, data.get("patient_id"), action=Action.CREATE, field="patientId")
+    await access.require_section_reached(ctx, patient, "flag", resource_type="flag", act="create")
     if values.get("detail") is not None:
         await _check_detail_rights(ctx, patient, kind, Action.CREATE)
     if patient.row.status != "active":

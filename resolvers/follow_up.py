@@ -700,6 +700,7 @@ async def create_task(ctx: Context, data: dict[str, Any]) -> TaskView:
         problems.add("dueOn", "out_of_range", "from today (the institution's local date) to a year ahead.")
     problems.check()
     patient = await access.find_patient(ctx, data.get("patient_id"), action=Action.CREATE, field="patientId")
+    await access.require_section_reached(ctx, patient, "follow_up_task", resource_type="follow_up_task", act="create")
     if patient.row.status != "active":
         raise BadUserInput(f"patientId: the file is {patient.row.status}; follow-up calls are for active files.",
                            field="patientId")

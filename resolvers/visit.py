@@ -289,6 +289,7 @@ async def create(ctx: Context, data: dict[str, Any]) -> VisitView:
         _check_order(values)
     problems.check()  # every problem of the input's shape, before reach and the database are asked
     patient = await access.find_patient(ctx, data.get("patient_id"), action=Action.CREATE, field="patientId")
+    await access.require_section_reached(ctx, patient, "visit", resource_type="visit", act="create")
     await _check_references(ctx, values)
     await _check_text_rights(ctx, patient, values, Action.CREATE)
     if patient.row.status != "active":

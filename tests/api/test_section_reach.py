@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -14,7 +15,7 @@ import pytest
 from resolvers import appointment as appointments
 from resolvers import institution as institutions
 from resolvers.context import Services
-from tests.api.test_appointments import NOW, book, make_schedule
+from tests.api.test_appointments import NOW, TOMORROW_9, book, make_schedule
 from tests.factories import PASSWORD, Tenant, login, make_patient
 from tests.patients import events_since, mark
 
@@ -145,3 +146,68 @@ async def test_finance_alone_reads_no_section(tenant: Tenant, services: Services
     for root, query in BY_ID.items():
         reply = await tenant.call("finance", query, id=in_a[root])
         assert reply.data == {root: None} and reply.codes == ["FORBIDDEN"], (root, reply.errors)
+
+
+TASK = "mutation($input: FollowUpTaskCreateInput!) { followUpTaskCreate(input: $input) { id } }"
+BOOK = "mutation($input: AppointmentBookInput!) { appointmentBook(input: $input) { id } }"
+
+
+async def test_a_section_takes_new_records_only_where_a_role_that_adds_them_reaches(
+        tenant: Tenant, services: Services, client: httpx.AsyncClient) -> None:
+    """As reading (found by the review of the reads' fix): a nurse of department B who also works in finance added
+    visits, alerts, plans, follow-up calls, appointments and logged calls to any file of the institution, the finance
+    role's reach with the nurse's right. Refused on department A's file now (FORBIDDEN, recorded, nothing written);
+    on her own department's file each goes through (``furnish`` above writes B's records as her)."""
+    schedule = await make_schedule(tenant, capacity=2)
+    who = await nurse_in_finance(tenant, services, client)
+    pid = str(await make_patient(tenant, departmentId=str(tenant.departments["A"].id)))
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).astimezone(ZoneInfo("Asia/Shanghai")).date().isoformat()
+    creates = {
+        "visit": (VISIT, {"patientId": pid, "kind": "OUTPATIENT", "status": "PLANNED",
+                          "departmentId": str(tenant.departments["B"].id)}),
+        "flag": (FLAG, {"patientId": pid, "kind": "FALL_RISK"}),
+        "care_plan": (PLAN, {"patientId": pid, "title": "Gum care", "activities": [{"kind": "CALL", "afterDays": 1}]}),
+        "follow_up_task": (TASK, {"patientId": pid, "dueOn": tomorrow}),
+        "appointment": (BOOK, {"scheduleId": schedule, "slotStart": TOMORROW_9.isoformat(), "patientId": pid}),
+        "communication": (CALL, {"patientId": pid, "direction": "INBOUND",
+                                 "occurredAt": (datetime.now(UTC) - timedelta(minutes=5)).isoformat()}),
+    }
+    seq = await mark(tenant.id)
+    for section, (query, data) in creates.items():
+        refused = await tenant.call(who, query, input=data)
+        assert refused.codes == ["FORBIDDEN"], (section, refused.errors)
+    page = await tenant.call("nurse", PAGE, id=pid)  # the department's own nurse sees what the file holds
+    assert page.errors == [], page.errors
+    assert [page.data["patient"][section] for section in SECTIONS] == [[]] * len(SECTIONS)  # nothing written
+    refused_events = await events_since(tenant.id, seq, outcome="denied")
+    assert {(e.action, e.resource_type, e.patient_id, e.reason) for e in refused_events} == {
+        ("create", section, uuid.UUID(pid), "forbidden") for section in creates}
+    for section, (query, data) in creates.items():  # the allowed twin: a nurse of department A adds each
+        added = await tenant.call("nurse", query, input={**data, "departmentId": str(tenant.departments["A"].id)}
+                                  if section == "visit" else data)
+        assert added.errors == [], (section, added.errors)
+
+
+CHECK_IN = "mutation($id: ID!) { appointmentCheckIn(id: $id) { id status } }"
+
+
+async def test_a_check_in_opens_a_visit_only_where_a_role_that_adds_visits_reaches(
+        tenant: Tenant, services: Services, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A support agent reads every appointment of the institution; with a nurse's rights (department B) the account
+    checked in department A's patients, opening visits on their files. Refused now (FORBIDDEN, recorded, the
+    appointment still booked); the department's own nurse checks the patient in."""
+    email = f"agent-nurse.{uuid.uuid4().hex[:8]}@careloop.test"
+    await institutions.create_account(services, tenant.institution, email=email, name="agent and nurse",
+                                      password=PASSWORD, roles=["support_agent", "nurse"],
+                                      departments=[tenant.departments["B"]])
+    tenant.tokens["agent_nurse"] = await login(client, email)
+    pid = await make_patient(tenant, departmentId=str(tenant.departments["A"].id))
+    made = await book(tenant, await make_schedule(tenant), pid)
+    monkeypatch.setattr(appointments, "_now", lambda: (TOMORROW_9 - timedelta(minutes=20)).astimezone(UTC))
+    seq = await mark(tenant.id)
+    refused = await tenant.call("agent_nurse", CHECK_IN, id=made["id"])
+    assert refused.codes == ["FORBIDDEN"], refused.errors
+    assert [(e.action, e.resource_type, e.patient_id) for e in await events_since(tenant.id, seq, outcome="denied")
+            ] == [("create", "visit", pid)]
+    arrived = await tenant.call("nurse", CHECK_IN, id=made["id"])
+    assert arrived.errors == [] and arrived.data["appointmentCheckIn"]["status"] == "ARRIVED", arrived.errors
