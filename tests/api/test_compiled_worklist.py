@@ -156,7 +156,10 @@ async def world(tenant: Tenant, client: Any, services: Services) -> World:
     await _task(tenant, "nurse", in_a, ownerId=nurse, dueOn=TOMORROW)
     await _task(tenant, "nurse", in_b, ownerId=nurse, departmentId=a)
     await _task(tenant, "doctor", in_a_plain)  # department A's pool
-    await _task(tenant, "nurse_officer", seen_by_officer, ownerId=officer, departmentId=a)
+    refused = await tenant.call("nurse_officer", CREATE, input={  # the officer's file: the nurse, who adds tasks,
+        "patientId": str(seen_by_officer), "dueOn": TODAY.isoformat(), "ownerId": officer,  # does not reach it
+        "departmentId": a})  # (tests/api/test_section_reach.py)
+    assert refused.codes == ["FORBIDDEN"], refused.errors
     await _task(tenant, "nurse_officer", in_a, ownerId=officer)
     await CareTeamMember.filter(patient_id=in_b).delete()
     return World(tenant, in_a, in_a_plain, in_b, seen_by_officer)
@@ -179,7 +182,7 @@ async def test_every_role_reads_the_worklist_as_the_generic_path(world: World, r
         assert sorted(names) == ["Kinsley Moore", "Liam Kin"] and not w5.errors  # Zhang Wei: out of reach
         assert {"+8613800001111", None} == {n["patient"]["phone"] for n in w5.data["followUpWorklist"]["nodes"]}
     if role == "nurse_officer":  # tasks are read where the nurse, who reads them, reaches (test_section_reach):
-        # not the officer's file Wang Fang's, though the account made it; clinical nowhere
+        # not on the officer's file Wang Fang's (nor added there); clinical nowhere
         nodes = w5.data["followUpWorklist"]["nodes"]
         assert sorted(n["patient"]["fullName"] for n in nodes) == ["Kinsley Moore"] and not w5.errors
         assert {"FORBIDDEN"} == set(answers[2].codes) and len(answers[2].errors) > 10
