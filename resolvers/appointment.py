@@ -503,9 +503,7 @@ async def no_show(ctx: Context, appointment_id: uuid.UUID | None, version: int |
                 access.write_record(ctx, Action.UPDATE, "appointment", view.row.id, patient_id=file,
                                     fields=frozenset(columns), decision=decision)], on_file=file)
             await communication.cancel_queued(ctx.institution_id, f"appointment:{view.row.id}:")
-    except Conflict:
-        if await Appointment.filter(id=view.row.id, patient_id=file).exists():
-            raise  # a stale version
+    except writes.MovedOffFile:
         return await no_show(ctx, appointment_id, version)
     return AppointmentView(row, view.patient)
 

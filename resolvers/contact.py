@@ -106,9 +106,7 @@ async def update(ctx: Context, contact_id: uuid.UUID | None, data: dict[str, Any
             access.write_record(ctx, Action.UPDATE, "contact", view.row.id, patient_id=file,
                                 fields=frozenset(values), decision=decision),
             *read_back.records(ctx.institution_id, ctx.actor, ctx.request)], on_file=file)
-    except Conflict:
-        if await Contact.filter(id=view.row.id, patient_id=file).exists():
-            raise  # a stale version
+    except writes.MovedOffFile:
         # the file merged since the contact was found, which moved it with its version to the survivor: the change
         # goes there if the caller reaches it there, as it would once found again (``access.following_survivor``)
         return await update(ctx, contact_id, data, version, returned)

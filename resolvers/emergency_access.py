@@ -23,7 +23,8 @@ from models.emergency_access import REVIEW_OUTCOMES, UNJUSTIFIED
 from policies.guard import Decision
 from resolvers import access, pagination
 from resolvers.context import Context
-from resolvers.review_queue import MovedByMerge, ReviewQueue
+from resolvers.review_queue import ReviewQueue
+from resolvers.writes import MovedOffFile
 
 MAX_HOURS = 4
 MAX_MERGE_HOPS = 8
@@ -149,7 +150,7 @@ async def review(ctx: Context, grant_id: uuid.UUID | None, outcome: str, note: s
     try:
         reviewed = await QUEUE.record_review(ctx, found, outcome, sealed, decision, patient_id=found.patient_id,
                                              consequence=_ending(found) if outcome == UNJUSTIFIED else None)
-    except MovedByMerge:
+    except MovedOffFile:
         return await review(ctx, grant_id, outcome, note)  # found again, on the file it is on now
     return EmergencyView(reviewed)
 

@@ -25,12 +25,9 @@ from models.role_grant import RoleGrant
 from policies.guard import Decision
 from resolvers import access, pagination
 from resolvers.context import Context
+from resolvers.writes import MovedOffFile
 
 Row = TypeVar("Row", EmergencyAccess, RoleGrant)
-
-
-class MovedByMerge(Exception):
-    """The row reviewed left the file it was read on (a merge moved it to the survivor): nothing was written."""
 
 
 @dataclass(frozen=True)
@@ -74,8 +71,8 @@ class ReviewQueue(Generic[Row]):
         this one is BAD_USER_INPUT. ``consequence``: what the review changes besides, in the same transaction,
         answering the fields it wrote (recorded with the review's). ``patient_id``: the file the row was read on,
         which the record names; the review is written only while the row is on it (a merge moves a break-glass
-        access to the survivor: ``MovedByMerge``, for the caller to find it again, found in review: the review was
-        recorded on the merged file, as ``writes.write_over_version(on_file=)`` keeps a contact's update from it).
+        access to the survivor: ``writes.MovedOffFile``, for the caller to find it again; found in review: the review
+        was recorded on the merged file, as ``writes.write_over_version(on_file=)`` keeps a contact's update from it).
         The row as reviewed."""
         async with in_transaction():
             changes = {"reviewed_at": datetime.now(UTC), "reviewed_by_id": ctx.actor.id, "review_outcome": outcome,
@@ -84,7 +81,7 @@ class ReviewQueue(Generic[Row]):
             updated = await self.model.filter(Q(reviewed_at__isnull=True), id=row.id, **on_file).update(**changes)
             if not updated:
                 if on_file and not await self.model.filter(id=row.id, **on_file).exists():
-                    raise MovedByMerge()
+                    raise MovedOffFile()
                 raise self.reviewed_already()
             written = frozenset(changes) | (await consequence() if consequence is not None else frozenset())
             await writer.append([access.write_record(ctx, Action.UPDATE, self.resource, row.id, patient_id=patient_id,

@@ -22,7 +22,7 @@ from tortoise.transactions import in_transaction
 
 from audit import writer
 from audit.events import Action
-from core.errors import ILLEGAL_TRANSITION, BadUserInput, Conflict
+from core.errors import ILLEGAL_TRANSITION, BadUserInput
 from core.ids import uuid7
 from core.principal import PARTNER
 from core.validation import Problems, aware_time, camel_case, check_year, clean_text, one_of, recorded_time
@@ -347,10 +347,8 @@ async def update(ctx: Context, visit_id: uuid.UUID | None, data: dict[str, Any],
                     ctx.institution_id, communications.cause_prefix("revisit", view.row.id))
             if "staff_ids" in values:
                 await _set_staff(ctx, view.row.id, values["staff_ids"])
-    except Conflict:
-        if not await _moved(view.row.id, file):
-            raise  # a stale version
-        return await update(ctx, visit_id, data, version)  # found again on the survivor (``_moved``)
+    except writes.MovedOffFile:
+        return await update(ctx, visit_id, data, version)  # found again, on the survivor
     return await find(ctx, view.row.id, Action.READ)
 
 
@@ -386,23 +384,11 @@ async def transition(ctx: Context, visit_id: uuid.UUID | None, to: str, at: date
                 await survey.on_visit_finished(ctx, row)
             elif to in ("cancelled", "no_show"):
                 await follow_up.cancel_for_visit(ctx, row.id)
-    except access.MergedFile:
-        raise  # finishing a visit of a file merged since: refused, recorded (docs/patients.md)
-    except Conflict:
-        if not await _moved(view.row.id, file):
-            raise  # a stale version
-        return await transition(ctx, visit_id, to, at, version)  # found again on the survivor (``_moved``)
+    except writes.MovedOffFile:  # finishing locks the file first: merged since, refused (docs/patients.md)
+        return await transition(ctx, visit_id, to, at, version)  # found again, on the survivor
     if to == "arrived":
         ctx.services.visit_changes.notify()  # check-in alerts
     return VisitView(row, view.patient)
-
-
-async def _moved(record_id: uuid.UUID, file: uuid.UUID, model: type[Visit] | type[VisitCode] = Visit) -> bool:
-    """Whether a visit (or code) written over its version, and not written, left the file it was found on: a merge
-    since moved it to the survivor with its version as it was (``writes.write_over_version(on_file=)``), and the
-    write, which the caller named by the record, finds it again there, in the caller's reach or NOT_FOUND, as the
-    contact's does (found in review: it wrote the survivor's record without asking, recorded on the merged file)."""
-    return not await model.filter(id=record_id, patient_id=file).exists()
 
 
 async def add_code(ctx: Context, visit_id: uuid.UUID | None, data: dict[str, Any]) -> CodeView:
@@ -469,10 +455,8 @@ async def set_code_status(ctx: Context, code_id: uuid.UUID | None, status: str,
         row = await writes.write_over_version(row, version, "procedure", {"status": status}, [
             access.write_record(ctx, Action.UPDATE, "visit_code", row.id, patient_id=file, fields=frozenset({"status"}),
                                 decision=decision)], on_file=file)
-    except Conflict:
-        if not await _moved(row.id, file, VisitCode):
-            raise  # a stale version
-        return await set_code_status(ctx, code_id, status, version)  # found again on the survivor (``_moved``)
+    except writes.MovedOffFile:
+        return await set_code_status(ctx, code_id, status, version)  # found again, on the survivor
     return CodeView(row, views[0])
 
 

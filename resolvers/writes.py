@@ -98,15 +98,23 @@ def update_over_version(row: Model, expected: int, values: dict[str, Any],
     return f"{sql} RETURNING *", list(params)
 
 
+class MovedOffFile(Exception):
+    """Nothing was written: the row is no longer on the patient's file it was found on. A merge moves a file's rows to
+    the survivor with their versions as they were (found in review: written there without asking, recorded on the
+    merged file); the caller, who named the row, finds it again: on the survivor in their reach, else NOT_FOUND."""
+
+
 async def write_over_version(row: M, version: int | None, noun: str, columns: dict[str, Any],
                              records: Sequence[AuditRecord], *, on_file: uuid.UUID | None = None) -> M:
     """``columns`` over the version the caller read (or the one ``row`` has) and the write's records, in one
     statement on PostgreSQL; returns the row as written. Stale: CONFLICT, nothing written or appended. ``on_file``:
     the patient's file the caller found the row on, which the records name: nothing is written either once the row
     is no longer on it (a merge moves a file's rows to the survivor with their versions as they were, found in
-    review), and the caller finds the row again (on the survivor)."""
+    review): ``MovedOffFile``, for the caller to find the row again."""
     expected = versioning.check_version(row, version, noun)
     written = await writer.append_with(*update_over_version(row, expected, columns, on_file), records)
     if not written:
+        if on_file is not None and not await type(row).filter(id=row.pk, patient_id=on_file).exists():
+            raise MovedOffFile()
         raise versioning.stale(noun)
     return type(row)._init_from_db(**written[0])
