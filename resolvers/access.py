@@ -406,14 +406,14 @@ def section_reached(ctx: Context, view: PatientView, section: str, act: str = "r
     return scope is patient_scope(ctx) or bool(scope.reach & view.reached)
 
 
-_SECTION_ACTIONS = {"read": Action.READ, "create": Action.CREATE}
+_SECTION_ACTIONS = {"read": Action.READ, "create": Action.CREATE, "update": Action.UPDATE}
 
 
 async def require_section_reached(ctx: Context, view: PatientView, section: str, *, resource_type: str,
                                   act: str = "read") -> None:
-    """For a list of one patient's ``section`` (their visits, alerts...), or a record added to it (``act``
-    "create"), the file found in reach: FORBIDDEN, the refusal recorded, when no role of the caller allowed to
-    ``act`` on the section reaches the file (``section_reached``)."""
+    """For a list of one patient's ``section`` (their visits, alerts...), a record added to it (``act`` "create")
+    or one changed (``act`` "update": edits and transitions), the file found in reach: FORBIDDEN, the refusal
+    recorded, when no role of the caller allowed to ``act`` on the section reaches the file (``section_reached``)."""
     if not section_reached(ctx, view, section, act):
         await deny(ctx, _SECTION_ACTIONS[act], resource_type, None, view.row.id, reason="forbidden")
         raise Forbidden()
