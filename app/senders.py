@@ -183,6 +183,8 @@ class WebhookSender:
     a try that timed out may still have been taken.
     """
 
+    needs_gateway = True  # core.messages.needs_gateway: without one, the outbox tries the next channel
+
     def __init__(self, client: httpx.AsyncClient | None = None, *, tries: int = 3, backoff: float = 0.2,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
                  jitter: Callable[[], float] = random.random, public_only: bool = False) -> None:

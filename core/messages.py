@@ -54,6 +54,13 @@ class MessageSender(Protocol):
         ...
 
 
+def needs_gateway(sender: MessageSender | None) -> bool:
+    """Whether ``sender`` sends only through the institution's gateway (its class says ``needs_gateway = True``,
+    as the production SMS and WeChat sender does): on an institution without an active gateway for the channel,
+    a message cannot go that way and the outbox picks the patient's next channel."""
+    return bool(getattr(sender, "needs_gateway", False))
+
+
 def is_internal_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     """Not an address of the public internet: this machine, a private, shared (100.64.0.0/10, carrier NAT),
     link-local, reserved or multicast network. A gateway in production must be none of them, by the URL it

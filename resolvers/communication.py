@@ -55,7 +55,7 @@ from core import tokens
 from core.crypto import DecryptionError, InstitutionKeys, derive_key, field_aad
 from core.errors import BadUserInput
 from core.ids import uuid7
-from core.messages import Gateway, MessageSender, Outgoing, SendFailed
+from core.messages import Gateway, MessageSender, Outgoing, SendFailed, needs_gateway
 from core.principal import PATIENT
 from core.validation import Problems, clean_text, one_of, recorded_time
 from models import (
@@ -205,8 +205,10 @@ class Verdict:
 
 
 def gate(recipient: Recipient | None, purpose: str, moment: datetime, quiet: Quiet, *, non_care_nearby: int,
-         cap: int) -> Verdict:
-    """May this message go out at ``moment``, and on which channel? One pure decision over loaded facts."""
+         cap: int, closed: frozenset[str] = frozenset()) -> Verdict:
+    """May this message go out at ``moment``, and on which channel? One pure decision over loaded facts.
+    ``closed``: channels with no way out (no active gateway): passed over for the next addressed one, and taken
+    only when every addressed channel is closed (its sender then says why: ``no_gateway``)."""
     if recipient is None or not recipient.active:
         return Verdict("patient_inactive")
     if not recipient.consent:
@@ -217,7 +219,8 @@ def gate(recipient: Recipient | None, purpose: str, moment: datetime, quiet: Qui
         return Verdict("contact_not_informed")
     if not recipient.channels:
         return Verdict("no_channel")
-    channel = next((c for c in recipient.channels if c in recipient.addressed), None)
+    addressed = [c for c in recipient.channels if c in recipient.addressed]
+    channel = next((c for c in addressed if c not in closed), addressed[0] if addressed else None)
     if channel is None:
         return Verdict("no_address")
     if purpose in NON_CARE and non_care_nearby >= cap:
@@ -818,9 +821,7 @@ async def _deliver_one(services: Services, senders: Mapping[str, MessageSender],
     if facts.outdated(row, moment):
         row.status, row.settled_at, row.sent_at = "cancelled", moment, None
         return False
-    verdict = gate(facts.recipient(row), row.purpose, moment, facts.quiet(row.institution_id),
-                   non_care_nearby=facts.nearby(row, moment, sending=True),
-                   cap=facts.settings[row.institution_id].non_care_cap)
+    verdict = await _gate_to_a_way_out(services, senders, work, facts, row, moment)
     if verdict.refusal is not None:
         _refuse(row, verdict.refusal, moment)
         return False
@@ -886,6 +887,34 @@ async def _deliver_one(services: Services, senders: Mapping[str, MessageSender],
         row.status, row.delivered_at = "delivered", moment
     await _record_sent(work, row, channel)
     return True
+
+
+async def _gate_to_a_way_out(services: Services, senders: Mapping[str, MessageSender], work: Batch, facts: Facts,
+                             row: Communication, moment: datetime) -> Verdict:
+    """The gate's verdict, on a channel the message can leave by: one whose sender needs the institution's gateway
+    (SMS and WeChat in production) is passed over while the institution has no active gateway for it (found in
+    review: a patient preferring SMS, with an e-mail address too, got nothing while the institution had no SMS
+    gateway: each message failed for good as ``no_gateway``). The gateway is looked up once per batch, as sending
+    looks it up; a secret that does not open counts as a way out (that message fails as ``gateway_secret``)."""
+    closed: frozenset[str] = frozenset()
+    while True:
+        verdict = gate(facts.recipient(row), row.purpose, moment, facts.quiet(row.institution_id),
+                       non_care_nearby=facts.nearby(row, moment, sending=True),
+                       cap=facts.settings[row.institution_id].non_care_cap, closed=closed)
+        channel = verdict.channel
+        if channel is None or channel in closed or await _way_out(services, senders, work, row, channel):
+            return verdict
+        closed |= {channel}
+
+
+async def _way_out(services: Services, senders: Mapping[str, MessageSender], work: Batch, row: Communication,
+                   channel: str) -> bool:
+    if not needs_gateway(senders.get(channel)):
+        return True
+    try:
+        return await _gateway(services, work, row.institution_id, channel) is not None
+    except DecryptionError:
+        return True
 
 
 async def _hand_over(sender: MessageSender, message: Outgoing) -> str | None:
