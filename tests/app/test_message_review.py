@@ -150,6 +150,24 @@ async def test_a_link_sent_before_a_merge_stops_the_survivors_messages(
     assert (event.resource_id, event.reason) == (survivor, "withdrawn")
 
 
+async def test_a_link_sent_before_two_merges_stops_the_last_survivors_messages(
+        client: httpx.AsyncClient, tenant: Tenant, services: Services) -> None:
+    """The file a link names was merged, and its survivor merged in turn: the link reaches the person's file, as
+    the second merge points the first merged file at the last survivor (the link follows one step)."""
+    email = f"same.person.{uuid.uuid4().hex[:6]}@example.org"
+    first, second, last = [await campaign_patient(tenant, email) for _ in range(3)]
+    link = communication.unsubscribe_url(services, tenant.id, first, "campaign")  # in a message sent before
+    ok(await tenant.call("front_desk", MERGE, s=str(second), d=str(first)), "patientMerge")
+    ok(await tenant.call("front_desk", MERGE, s=str(last), d=str(second)), "patientMerge")
+    assert (await Patient.get(id=first)).merged_into_id == last  # a merge points the files merged before on
+
+    assert (await client.post(path_of(link))).status_code == 200
+
+    assert tags_from_db((await Patient.get(id=last)).contact_purposes) == ["care"]
+    [event] = await AuditEvent.filter(action="consent", institution_id=tenant.id, reason="withdrawn")
+    assert (event.resource_id, event.patient_id) == (last, last)
+
+
 async def test_a_merge_keeps_what_both_files_allow(tenant: Tenant) -> None:
     survivor = await make_patient(tenant, contactConsent=True, contactChannels=["EMAIL", "SMS"], phone="13800138000",
                                   email=f"p{uuid.uuid4().hex[:8]}@example.org", contactPurposes=["CARE", "CAMPAIGN"])
