@@ -713,9 +713,19 @@ class _SurvivorOutOfReach(Exception):
 FileHold = Callable[[uuid.UUID], Awaitable[PatientView | None]]
 
 
+class _SectionBeyondSurvivor(Exception):
+    """A record's file was merged, since the caller read the record, into one that no role of the caller allowed to
+    change the record's section reaches."""
+
+    def __init__(self, survivor: PatientView) -> None:
+        super().__init__()
+        self.survivor = survivor
+
+
 @asynccontextmanager
 async def following_survivor(ctx: Context, action: Action, resource_type: str, resource_id: uuid.UUID, *,
-                             field: str = "id", needs: str | None = None) -> AsyncIterator[FileHold]:
+                             field: str = "id", needs: str | None = None,
+                             section: str | None = None) -> AsyncIterator[FileHold]:
     """Around the transaction of a caller's write that names a record a merge moves (an appointment, a task), not
     its file, and writes on that file (a message, an invitation, a ticket). Inside the transaction ``hold(file)``
     holds the file the record was read on (``current_files``, before the record, as the merge locks them) and
@@ -724,7 +734,10 @@ async def following_survivor(ctx: Context, action: Action, resource_type: str, r
     caller's reach and, with ``needs``, that field class of it. A survivor beyond that rolls the transaction back
     and answers NOT_FOUND for the record the caller named, recorded once the transaction has rolled back (a refusal
     recorded inside it would roll back with it), as the record then answers: found in review, the writes followed
-    the survivor without asking, and a caller could write on a file out of their reach."""
+    the survivor without asking, and a caller could write on a file out of their reach. With ``section`` (the write
+    changes a record of it), a survivor that no role of the caller allowed to change the section reaches is
+    FORBIDDEN, recorded on the survivor once rolled back, as ``require_section_reached(act="update")`` answers a
+    record found there."""
 
     async def hold(patient_id: uuid.UUID) -> PatientView | None:
         now_on = (await current_files([patient_id]))[patient_id]
@@ -733,10 +746,16 @@ async def following_survivor(ctx: Context, action: Action, resource_type: str, r
         survivor = (await visible_patients_once(ctx, [now_on]))[0]
         if survivor is None or (needs is not None and needs not in survivor.classes):
             raise _SurvivorOutOfReach()
+        if section is not None and not section_reached(ctx, survivor, section, "update"):
+            raise _SectionBeyondSurvivor(survivor)
         return survivor
 
-    async with _missing_beyond_survivor(ctx, action, resource_type, resource_id, field):
-        yield hold
+    try:
+        async with _missing_beyond_survivor(ctx, action, resource_type, resource_id, field):
+            yield hold
+    except _SectionBeyondSurvivor as beyond:
+        await deny(ctx, Action.UPDATE, resource_type, None, beyond.survivor.row.id, reason="forbidden")
+        raise Forbidden() from None
 
 
 FileNow = Callable[[uuid.UUID], Awaitable[uuid.UUID]]

@@ -184,6 +184,9 @@ async def transition(ctx: Context, plan_id: uuid.UUID | None, to: str, version: 
     decision = await access.authorize(ctx, "care_plan", "update", action=Action.UPDATE, resource_type="care_plan",
                                       resource_id=plan_id)
     view = await find(ctx, plan_id, Action.UPDATE)
+    # changed (and its tasks with it) where a role allowed to change plans reaches the file, not wherever one reading
+    # them does, as a new plan is added
+    await access.require_section_reached(ctx, view.patient, "care_plan", resource_type="care_plan", act="update")
     await _require_clinical_write(ctx, view.patient)
     row = view.row
     if to not in TRANSITIONS.get(row.status, frozenset()):
@@ -193,7 +196,8 @@ async def transition(ctx: Context, plan_id: uuid.UUID | None, to: str, version: 
     # The file held first, as a merge locks it before it moves the plan and its tasks: merged since the plan was
     # found, the write goes on the survivor's trail if the caller reaches the plan there (found in review: recorded
     # on the merged file, without asking), as a follow-up task's writes do.
-    following = access.following_survivor(ctx, Action.UPDATE, "care_plan", row.id, needs=CLINICAL)
+    following = access.following_survivor(ctx, Action.UPDATE, "care_plan", row.id, needs=CLINICAL,
+                                          section="care_plan")
     async with following as hold, in_transaction():
         patient = await hold(view.patient.row.id) or view.patient
         changed = await CarePlan.filter(id=row.id, institution_id=ctx.institution_id, version=expected,

@@ -236,6 +236,9 @@ async def update(ctx: Context, flag_id: uuid.UUID | None, data: dict[str, Any],
     decision = await access.authorize(ctx, "flag", "update", action=Action.UPDATE, resource_type="flag",
                                       resource_id=flag_id)
     view = await find(ctx, flag_id, Action.UPDATE)
+    # changed where a role allowed to change alerts reaches the file, not wherever one reading them does (found in
+    # review: a support agent who is also a nurse of department B closed the alerts of every department)
+    await access.require_section_reached(ctx, view.patient, "flag", resource_type="flag", act="update")
     row = view.row
     problems = Problems()
     values = problems.each(data, _value)
@@ -252,7 +255,7 @@ async def update(ctx: Context, flag_id: uuid.UUID | None, data: dict[str, Any],
     # goes on the survivor's trail if the caller still reaches the flag there, as ``find`` would ask after the merge
     # (found in review: recorded on the merged file, without asking), as a follow-up task's writes do.
     needs = detail_class(row) if "detail" in values or detail_class(row) == INTERNAL else IDENTITY
-    following = access.following_survivor(ctx, Action.UPDATE, "flag", row.id, needs=needs)
+    following = access.following_survivor(ctx, Action.UPDATE, "flag", row.id, needs=needs, section="flag")
     async with following as hold, in_transaction():
         patient = await hold(view.patient.row.id) or view.patient
         await versioning.update_versioned(row, version, "flag", **columns)
