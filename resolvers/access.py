@@ -710,16 +710,16 @@ class _SurvivorOutOfReach(Exception):
     """A record's file was merged, since the caller read the record, into one the caller does not reach."""
 
 
-FileHold = Callable[[uuid.UUID], Awaitable[PatientView | None]]
+class _SurvivorSectionOutOfReach(Exception):
+    """A record's file was merged, since the caller read the record, into one the caller reaches, but where no role
+    of the caller allowed to change the record's section reaches it."""
 
-
-class _SectionBeyondSurvivor(Exception):
-    """A record's file was merged, since the caller read the record, into one that no role of the caller allowed to
-    change the record's section reaches."""
-
-    def __init__(self, survivor: PatientView) -> None:
+    def __init__(self, survivor_id: uuid.UUID) -> None:
         super().__init__()
-        self.survivor = survivor
+        self.survivor_id = survivor_id
+
+
+FileHold = Callable[[uuid.UUID], Awaitable[PatientView | None]]
 
 
 @asynccontextmanager
@@ -734,10 +734,10 @@ async def following_survivor(ctx: Context, action: Action, resource_type: str, r
     caller's reach and, with ``needs``, that field class of it. A survivor beyond that rolls the transaction back
     and answers NOT_FOUND for the record the caller named, recorded once the transaction has rolled back (a refusal
     recorded inside it would roll back with it), as the record then answers: found in review, the writes followed
-    the survivor without asking, and a caller could write on a file out of their reach. With ``section`` (the write
-    changes a record of it), a survivor that no role of the caller allowed to change the section reaches is
-    FORBIDDEN, recorded on the survivor once rolled back, as ``require_section_reached(act="update")`` answers a
-    record found there."""
+    the survivor without asking, and a caller could write on a file out of their reach. With ``section`` (the
+    record's: its appointments, its tasks), a change to the record: a role of the caller allowed to change that
+    section must reach the survivor too (``section_reached``, from the view: no statement), else FORBIDDEN, the
+    refusal recorded on the survivor once rolled back, as the change asked after the merge answers."""
 
     async def hold(patient_id: uuid.UUID) -> PatientView | None:
         now_on = (await current_files([patient_id]))[patient_id]
@@ -747,15 +747,11 @@ async def following_survivor(ctx: Context, action: Action, resource_type: str, r
         if survivor is None or (needs is not None and needs not in survivor.classes):
             raise _SurvivorOutOfReach()
         if section is not None and not section_reached(ctx, survivor, section, "update"):
-            raise _SectionBeyondSurvivor(survivor)
+            raise _SurvivorSectionOutOfReach(survivor.row.id)
         return survivor
 
-    try:
-        async with _missing_beyond_survivor(ctx, action, resource_type, resource_id, field):
-            yield hold
-    except _SectionBeyondSurvivor as beyond:
-        await deny(ctx, Action.UPDATE, resource_type, None, beyond.survivor.row.id, reason="forbidden")
-        raise Forbidden() from None
+    async with _missing_beyond_survivor(ctx, action, resource_type, resource_id, field):
+        yield hold
 
 
 FileNow = Callable[[uuid.UUID], Awaitable[uuid.UUID]]
@@ -783,12 +779,16 @@ async def following_record(ctx: Context, action: Action, resource_type: str, res
 @asynccontextmanager
 async def _missing_beyond_survivor(ctx: Context, action: Action, resource_type: str, resource_id: uuid.UUID,
                                    field: str) -> AsyncIterator[None]:
-    """A survivor beyond the caller's reach, found inside the transaction this wraps: NOT_FOUND for the record,
-    recorded once the transaction has rolled back."""
+    """A survivor beyond the caller's reach, found inside the transaction this wraps: NOT_FOUND for the record;
+    one where no role of the caller that changes the record's section reaches: FORBIDDEN; either recorded once the
+    transaction has rolled back."""
     try:
         yield
     except _SurvivorOutOfReach:
         raise await not_found(ctx, action, resource_type, resource_id, field) from None
+    except _SurvivorSectionOutOfReach as refused:
+        await deny(ctx, action, resource_type, resource_id, refused.survivor_id, reason="forbidden")
+        raise Forbidden() from None
 
 
 def _followed(patient_id: uuid.UUID, survivors: dict[uuid.UUID, uuid.UUID | None]) -> uuid.UUID:

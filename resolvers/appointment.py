@@ -106,6 +106,21 @@ async def find(ctx: Context, appointment_id: uuid.UUID | None, action: Action, f
                                      resource_type="appointment", field=field)
 
 
+async def find_to_change(ctx: Context, appointment_id: uuid.UUID | None) -> AppointmentView:
+    """An appointment to change (move, cancel, a no-show), found as ``find`` finds it, where a role of the caller
+    allowed to change appointments reaches its file: FORBIDDEN otherwise, the refusal recorded. Found in review: a
+    support agent (who reads every appointment) who is also a nurse of department B (who changes them) cancelled
+    and moved any appointment of the institution. One role (a patient's own, a partner's): no change, no
+    statement."""
+    view = await find(ctx, appointment_id, Action.UPDATE)
+    await require_change_reached(ctx, view.patient)
+    return view
+
+
+async def require_change_reached(ctx: Context, patient: PatientView) -> None:
+    await access.require_section_reached(ctx, patient, "appointment", resource_type="appointment", act="update")
+
+
 async def get(ctx: Context, appointment_id: uuid.UUID | None) -> AppointmentView:
     await access.authorize(ctx, "appointment", "read", action=Action.READ, resource_type="appointment",
                            resource_id=appointment_id)
@@ -366,7 +381,7 @@ async def reschedule(ctx: Context, appointment_id: uuid.UUID | None, slot_start:
     ``rescheduled``) and a new one names it, in one transaction."""
     decision = await access.authorize(ctx, "appointment", "update", action=Action.UPDATE,
                                       resource_type="appointment", resource_id=appointment_id)
-    view = await find(ctx, appointment_id, Action.UPDATE)
+    view = await find_to_change(ctx, appointment_id)
     old = view.row
     expected = versioning.check_version(old, version, "appointment")
     start = aware_time(slot_start, "slotStart")
@@ -408,7 +423,7 @@ async def cancel(ctx: Context, appointment_id: uuid.UUID | None, reason: str, ve
     ``patient`` whatever they send."""
     decision = await access.authorize(ctx, "appointment", "update", action=Action.UPDATE,
                                       resource_type="appointment", resource_id=appointment_id)
-    view = await find(ctx, appointment_id, Action.UPDATE)
+    view = await find_to_change(ctx, appointment_id)
     expected = versioning.check_version(view.row, version, "appointment")
     principal = ctx.require_principal()
     reason = "patient" if principal.kind == PATIENT else one_of(reason, CANCELLATION_REASONS, "reason")
@@ -419,8 +434,9 @@ async def cancel(ctx: Context, appointment_id: uuid.UUID | None, reason: str, ve
     await _check_when(ctx, Action.UPDATE, view.row, view.patient, None, now)
     columns = {"status": "cancelled", "seat": None, "cancelled_at": now, "cancellation_reason": reason}
     # A file merged since the appointment was read: the appointment is the survivor's now, and so is the message, as
-    # when it is cancelled after the merge, in the caller's reach as find would ask then.
-    following = access.following_survivor(ctx, Action.UPDATE, "appointment", view.row.id)
+    # when it is cancelled after the merge, in the caller's reach as find would ask then, and where a role of theirs
+    # that changes appointments reaches, as find_to_change would.
+    following = access.following_survivor(ctx, Action.UPDATE, "appointment", view.row.id, section="appointment")
     async with following as hold, in_transaction():
         # The file held first, as a merge locks it before it moves the appointment: the appointment held first, the
         # message's wait for the file deadlocked with a merge at that moment (found in review).
@@ -449,6 +465,7 @@ async def check_in(ctx: Context, appointment_id: uuid.UUID | None, version: int 
     await _staff_only(ctx, appointment_id)
     view = await find(ctx, appointment_id, Action.UPDATE)
     await access.require_section_reached(ctx, view.patient, "visit", resource_type="visit", act="create")
+    await require_change_reached(ctx, view.patient)  # the appointment changes too (arrived)
     row = view.row
     expected = versioning.check_version(row, version, "appointment")
     _check_booked(row, "checked in")
@@ -487,7 +504,7 @@ async def no_show(ctx: Context, appointment_id: uuid.UUID | None, version: int |
     decision = await access.authorize(ctx, "appointment", "update", action=Action.UPDATE,
                                       resource_type="appointment", resource_id=appointment_id)
     await _staff_only(ctx, appointment_id)
-    view = await find(ctx, appointment_id, Action.UPDATE)
+    view = await find_to_change(ctx, appointment_id)  # again after a merge moved it: the survivor is checked too
     expected = versioning.check_version(view.row, version, "appointment")
     _check_booked(view.row, "recorded as a no-show")
     if _now() < view.row.slot_start:

@@ -510,6 +510,19 @@ async def find(ctx: Context, task_id: uuid.UUID | None, action: Action, field: s
                                      resource_type="follow_up_task", field=field)
 
 
+async def find_to_change(ctx: Context, task_id: uuid.UUID | None, field: str = "id") -> TaskView:
+    """A task to change (claim, assign, an attempt, the outcome, fail, cancel), found as ``find`` finds it, where a
+    role of the caller allowed to change tasks reaches its file: FORBIDDEN otherwise, the refusal recorded on the file
+    the task is on now (``_deny``). Found in review: the tasks' writes went by the reach of the roles that read tasks,
+    a department head's, say, who is also a doctor in a patient's care team outside the department. One role: no
+    change, no statement. ``_writing`` asks again of a survivor the task moved to since."""
+    view = await find(ctx, task_id, Action.UPDATE, field=field)
+    if not access.section_reached(ctx, view.patient, "follow_up_task", "update"):
+        await _deny(ctx, view, "forbidden")
+        raise Forbidden()
+    return view
+
+
 async def get(ctx: Context, task_id: uuid.UUID | None) -> TaskView:
     await access.authorize(ctx, "follow_up_task", "read", action=Action.READ, resource_type="follow_up_task",
                            resource_id=task_id)
@@ -745,7 +758,7 @@ async def claim(ctx: Context, task_id: uuid.UUID | None) -> TaskView:
     UPDATE wins, the other changes nothing and is answered CONFLICT."""
     decision = await access.authorize(ctx, "follow_up_task", "update", action=Action.UPDATE,
                                       resource_type="follow_up_task", resource_id=task_id)
-    view = await find(ctx, task_id, Action.UPDATE)
+    view = await find_to_change(ctx, task_id)
     principal = ctx.require_principal()
     if "nurse" not in principal.roles or view.row.department_id not in principal.department_ids:
         await _deny(ctx, view, "other_department")
@@ -775,7 +788,7 @@ async def assign(ctx: Context, task_id: uuid.UUID | None, staff_id: uuid.UUID | 
     in the pool (``staff_id`` None)."""
     decision = await access.authorize(ctx, "follow_up_task", "update", action=Action.UPDATE,
                                       resource_type="follow_up_task", resource_id=task_id)
-    view = await find(ctx, task_id, Action.UPDATE)
+    view = await find_to_change(ctx, task_id)
     principal = ctx.require_principal()
     if "department_head" not in principal.roles or view.row.department_id not in principal.department_ids:
         await _deny(ctx, view, "forbidden")
@@ -796,7 +809,7 @@ async def record_attempt(ctx: Context, task_id: uuid.UUID | None, data: dict[str
     decision = await access.authorize(ctx, "follow_up_task", "update", action=Action.UPDATE,
                                       resource_type="follow_up_task", resource_id=task_id)
     at, channel, outcome, note = _attempt_shape(data)
-    view = await find(ctx, task_id, Action.UPDATE, field="taskId")
+    view = await find_to_change(ctx, task_id, field="taskId")
     await _check_worker(ctx, view, "taskId")
     _check_open(view.row, "taskId")
     attempt_id = uuid7()
@@ -842,7 +855,7 @@ async def complete(ctx: Context, task_id: uuid.UUID | None, data: dict[str, Any]
                                       resource_type="follow_up_task", resource_id=task_id)
     form = _outcome_form(data)  # every problem of the form at once, before the task is looked up
     open_ticket = bool(data.get("open_ticket"))
-    view = await find(ctx, task_id, Action.UPDATE)
+    view = await find_to_change(ctx, task_id)
     await _check_worker(ctx, view, "id")
     _check_open(view.row)
     ticket_data = None
@@ -881,7 +894,7 @@ async def fail(ctx: Context, task_id: uuid.UUID | None, notes: str | None, versi
     the patient (one that did reach them is completed with the outcome form instead)."""
     decision = await access.authorize(ctx, "follow_up_task", "update", action=Action.UPDATE,
                                       resource_type="follow_up_task", resource_id=task_id)
-    view = await find(ctx, task_id, Action.UPDATE)
+    view = await find_to_change(ctx, task_id)
     await _check_worker(ctx, view, "id")
     _check_open(view.row)
     text = _notes(notes, "notes")
@@ -910,7 +923,7 @@ async def cancel(ctx: Context, task_id: uuid.UUID | None, version: int | None) -
     """No call is needed after all: by the task's owner, or the department head of its department."""
     decision = await access.authorize(ctx, "follow_up_task", "update", action=Action.UPDATE,
                                       resource_type="follow_up_task", resource_id=task_id)
-    view = await find(ctx, task_id, Action.UPDATE)
+    view = await find_to_change(ctx, task_id)
     principal = ctx.require_principal()
     head = "department_head" in principal.roles and view.row.department_id in principal.department_ids
     if not head and view.row.owner_id != principal.user_id:
@@ -947,9 +960,10 @@ async def _writing(ctx: Context, view: TaskView, *, field: str = "id", needs: st
     to the survivor: the caller named the task, not the file, so the write goes on there, if the caller still reaches
     the task (``needs``: and writes that class of it, as ``_check_worker`` asks), as ``find`` would ask after the
     merge; beyond it NOT_FOUND at ``field``, nothing written, the refusal recorded once rolled back (found in review:
-    claim, assign, an attempt, fail and cancel recorded on the merged file, without asking)."""
+    claim, assign, an attempt, fail and cancel recorded on the merged file, without asking); where no role of the
+    caller that changes tasks reaches the survivor, FORBIDDEN so, as ``find_to_change`` asks."""
     following = access.following_survivor(ctx, Action.UPDATE, "follow_up_task", view.row.id, field=field,
-                                          needs=needs)
+                                          needs=needs, section="follow_up_task")
     async with following as hold, in_transaction():
         yield TaskView(view.row, await hold(view.patient.row.id) or view.patient)
 

@@ -1,0 +1,277 @@
+"""Changes to a section's records (an appointment moved, cancelled, checked in or recorded as a no-show; a follow-up
+task claimed, assigned, its call attempts and outcome recorded, failed or cancelled) are made only where a role of the
+account allowed to change that section reaches the file, not wherever a role that reads the section does (as reading
+and adding, tests/api/test_section_reach.py). Found in review: a support agent (who reads every appointment of the
+institution) who is also a nurse of department B (who changes appointments) cancelled and moved any appointment of
+the institution. Refused now: FORBIDDEN, the refusal on the trail, nothing written; the same account changes its own
+department's records. A record the write finds again on a merge's survivor is asked the same of the survivor."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from models import Appointment, FollowUpAttempt, FollowUpTask, Patient, Visit
+from policies.guard import MODEL_PATH, POLICY_PATH, Guard
+from resolvers import appointment as appointments
+from resolvers import follow_up
+from resolvers import institution as institutions
+from resolvers.context import Services
+from tests.api.test_appointments import CANCEL, CHECK_IN, NO_SHOW, NOW, RESCHEDULE, TOMORROW_9, at, book, make_schedule
+from tests.api.test_follow_up import ASSIGN, ATTEMPT, CLAIM, COMPLETE, FAIL, a_task
+from tests.api.test_follow_up import CANCEL as TASK_CANCEL
+from tests.api.test_follow_up import NOW as TASK_NOW
+from tests.api.test_patient_merge_messages import merged_before_transaction
+from tests.factories import PASSWORD, Response, Tenant, login, make_patient
+from tests.patients import denials_since, mark
+
+# -- appointments -------------------------------------------------------------------------------------------------
+
+# Each change's call as the account; the slots are on Tuesday 2 March 2027 from 09:00 (Shanghai), the clock then at
+# 11:10: they have begun (a no-show is recorded, a patient checked in), the one moved to (Wednesday) has not.
+APPOINTMENT_CHANGES: dict[str, Callable[[Tenant, str, str], Awaitable[Response]]] = {
+    "appointmentReschedule": lambda t, who, a: t.call(who, RESCHEDULE, id=a, slotStart=at(3, 14)),
+    "appointmentCancel": lambda t, who, a: t.call(who, CANCEL, id=a, reason="INSTITUTION"),
+    "appointmentNoShow": lambda t, who, a: t.call(who, NO_SHOW, id=a),
+}
+AFTER_THE_SLOT = (TOMORROW_9 + timedelta(hours=2, minutes=10)).astimezone(UTC)
+
+
+async def account(tenant: Tenant, services: Services, client: httpx.AsyncClient, key: str, roles: list[str]) -> str:
+    """A signed-in account of department B holding ``roles``, called as ``tenant.call(key, ...)``."""
+    email = f"{key}.{uuid.uuid4().hex[:8]}@careloop.test"
+    staff = await institutions.create_account(services, tenant.institution, email=email, name=key, password=PASSWORD,
+                                              roles=roles, departments=[tenant.departments["B"]])
+    tenant.staff_ids[key], tenant.tokens[key] = staff.id, await login(client, email)
+    return key
+
+
+async def agent_nurse(tenant: Tenant, services: Services, client: httpx.AsyncClient) -> str:
+    """The support agent reads every appointment of the institution; the nurse of department B changes them."""
+    return await account(tenant, services, client, "agent_nurse", ["support_agent", "nurse"])
+
+
+async def appointments_stored(tenant: Tenant) -> tuple[Any, ...]:
+    rows = await Appointment.filter(institution_id=tenant.id).order_by("id").values_list(
+        "id", "patient_id", "status", "seat", "version", "visit_id", "cancellation_reason")
+    return tuple(rows), await Visit.filter(institution_id=tenant.id).count()
+
+
+async def booked_in(tenant: Tenant, schedule: str, department: str, hour: int) -> tuple[uuid.UUID, str]:
+    """A patient of ``department`` with an appointment at ``hour`` on Tuesday, booked by the front desk."""
+    pid = await make_patient(tenant, departmentId=str(tenant.departments[department].id))
+    return pid, (await book(tenant, schedule, pid, start=at(2, hour)))["id"]
+
+
+@pytest.mark.parametrize("name", sorted(APPOINTMENT_CHANGES))
+async def test_an_appointment_changes_only_where_a_role_that_changes_appointments_reaches(
+        tenant: Tenant, services: Services, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch,
+        name: str) -> None:
+    """The support agent and nurse of department B moved, cancelled and recorded no-shows of department A's patients
+    (each went through before). Refused now, recorded, the appointment as it was."""
+    monkeypatch.setattr(appointments, "_now", lambda: NOW)
+    who = await agent_nurse(tenant, services, client)
+    pid, appointment = await booked_in(tenant, await make_schedule(tenant), "A", 9)
+    monkeypatch.setattr(appointments, "_now", lambda: AFTER_THE_SLOT)
+    before, seq = await appointments_stored(tenant), await mark(tenant.id)
+
+    refused = await APPOINTMENT_CHANGES[name](tenant, who, appointment)
+
+    assert refused.codes == ["FORBIDDEN"], refused.errors
+    assert await appointments_stored(tenant) == before  # status, seat, version as they were; no new appointment
+    assert await denials_since(tenant.id, seq) == [("update", "appointment", "forbidden", None, pid)]
+
+
+@pytest.mark.parametrize(("name", "status"), [("appointmentCancel", "cancelled"), ("appointmentNoShow", "noshow"),
+                                              ("appointmentReschedule", "cancelled")])
+async def test_the_same_account_changes_its_departments_appointments(
+        tenant: Tenant, services: Services, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch,
+        name: str, status: str) -> None:
+    """The allowed twin: the patient in department B, which the nurse reaches."""
+    monkeypatch.setattr(appointments, "_now", lambda: NOW)
+    who = await agent_nurse(tenant, services, client)
+    _, appointment = await booked_in(tenant, await make_schedule(tenant), "B", 9)
+    monkeypatch.setattr(appointments, "_now", lambda: AFTER_THE_SLOT)
+
+    reply = await APPOINTMENT_CHANGES[name](tenant, who, appointment)
+
+    assert reply.errors == [], reply.errors
+    assert (await Appointment.get(id=appointment)).status == status
+
+
+async def support_agents_admit(tenant: Tenant, services: Services, monkeypatch: pytest.MonkeyPatch,
+                               tmp_path: Path) -> None:
+    """This institution's policy lets its support agents open visits (reach: the institution): a check-in then
+    passes the visit's check, and the appointment's own is what stands between the account and the change."""
+    policy = tmp_path / "policy.csv"
+    policy.write_text(POLICY_PATH.read_text() + f"p, support_agent, {tenant.id}, visit, create, allow\n")
+    monkeypatch.setattr(services, "guard", Guard(MODEL_PATH, policy))
+
+
+async def test_a_check_in_changes_the_appointment_only_where_a_role_that_changes_appointments_reaches(
+        tenant: Tenant, services: Services, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    """A check-in opens a visit and makes the appointment ARRIVED: where the roles that add visits reach but no role
+    that changes appointments does, refused (it went through before), nothing written; the twin on B's file."""
+    monkeypatch.setattr(appointments, "_now", lambda: NOW)
+    await support_agents_admit(tenant, services, monkeypatch, tmp_path)
+    who = await agent_nurse(tenant, services, client)
+    schedule = await make_schedule(tenant)
+    pid, in_a = await booked_in(tenant, schedule, "A", 9)
+    _, in_b = await booked_in(tenant, schedule, "B", 10)
+    monkeypatch.setattr(appointments, "_now", lambda: AFTER_THE_SLOT)
+    before, seq = await appointments_stored(tenant), await mark(tenant.id)
+
+    refused = await tenant.call(who, CHECK_IN, id=in_a)
+
+    assert refused.codes == ["FORBIDDEN"], refused.errors
+    assert await appointments_stored(tenant) == before  # still booked, no visit
+    assert await denials_since(tenant.id, seq) == [("update", "appointment", "forbidden", None, pid)]
+    arrived = await tenant.call(who, CHECK_IN, id=in_b)
+    assert arrived.errors == [] and arrived.data["appointmentCheckIn"]["status"] == "ARRIVED", arrived.errors
+
+
+@pytest.mark.parametrize("survivor_department", ["A", "B"])
+async def test_an_appointment_cancelled_as_its_file_is_merged_asks_the_survivor(
+        tenant: Tenant, services: Services, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch,
+        survivor_department: str) -> None:
+    """The account read the appointment on a file of department B; merged meanwhile into a file of department A
+    (which only the support agent's reach holds), the cancellation is refused there as it is asked after the merge:
+    FORBIDDEN, recorded on the survivor, the appointment still booked. Merged into B's: cancelled on the survivor."""
+    monkeypatch.setattr(appointments, "_now", lambda: NOW)
+    who = await agent_nurse(tenant, services, client)
+    survivor = await make_patient(tenant, departmentId=str(tenant.departments[survivor_department].id))
+    duplicate, appointment = await booked_in(tenant, await make_schedule(tenant), "B", 9)
+    merged_before_transaction(monkeypatch, appointments, tenant, survivor, duplicate)
+    seq = await mark(tenant.id)
+
+    reply = await tenant.call(who, CANCEL, id=appointment, reason="INSTITUTION")
+
+    row = await Appointment.get(id=appointment)
+    if survivor_department == "B":
+        assert reply.errors == [], reply.errors
+        assert (row.patient_id, row.status) == (survivor, "cancelled")
+        return
+    assert reply.codes == ["FORBIDDEN"], reply.errors
+    assert (row.patient_id, row.status, row.version) == (survivor, "booked", 1)
+    assert await denials_since(tenant.id, seq) == [
+        ("update", "appointment", "forbidden", uuid.UUID(appointment), survivor)]
+
+
+# -- follow-up tasks ----------------------------------------------------------------------------------------------
+
+BUSY = {"channel": "PHONE", "outcome": "BUSY"}
+REACHED = {"reached": True, "condition": "SAME"}
+Made = Callable[[Tenant, str, uuid.UUID], Awaitable[str]]
+
+
+async def pool_task(tenant: Tenant, who: str, pid: uuid.UUID) -> str:
+    return str((await a_task(tenant, pid, role=who))["id"])
+
+
+async def own_task(tenant: Tenant, who: str, pid: uuid.UUID) -> str:
+    return str((await a_task(tenant, pid, role=who, ownerId=str(tenant.staff_ids[who])))["id"])
+
+
+async def tried_task(tenant: Tenant, who: str, pid: uuid.UUID) -> str:
+    """The account's task with one attempt that did not reach the patient: one it may mark failed."""
+    task = await own_task(tenant, who, pid)
+    assert (await tenant.call(who, ATTEMPT, id=task, input=BUSY)).errors == []
+    return task
+
+
+# mutation -> (the task it needs, the call as the account, the task's status once it went through)
+TASK_CHANGES: dict[str, tuple[Made, Callable[[Tenant, str, str], Awaitable[Response]], str]] = {
+    "followUpTaskClaim": (pool_task, lambda t, who, task: t.call(who, CLAIM, id=task), "accepted"),
+    "followUpTaskAssign": (pool_task, lambda t, who, task: t.call(who, ASSIGN, id=task,
+                                                                   staff=str(t.staff_ids[who])), "requested"),
+    "followUpAttemptRecord": (own_task, lambda t, who, task: t.call(who, ATTEMPT, id=task, input=BUSY), "requested"),
+    "followUpTaskComplete": (own_task, lambda t, who, task: t.call(who, COMPLETE, id=task, input=REACHED),
+                             "completed"),
+    "followUpTaskFail": (tried_task, lambda t, who, task: t.call(who, FAIL, id=task), "failed"),
+    "followUpTaskCancel": (own_task, lambda t, who, task: t.call(who, TASK_CANCEL, id=task), "cancelled"),
+}
+
+
+@pytest.fixture
+async def desk_nurse(tenant: Tenant, services: Services, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch,
+                     tmp_path: Path) -> str:
+    """This institution's policy lets its support desk read follow-up calls and the clinical notes they need (reach:
+    the institution); the account is also a nurse and the head of department B, who change tasks there."""
+    monkeypatch.setattr(follow_up, "_now", lambda: TASK_NOW)
+    policy = tmp_path / "policy.csv"
+    policy.write_text(POLICY_PATH.read_text() + "".join(f"p, support_agent, {tenant.id}, {obj}, read, allow\n"
+                                                        for obj in ("follow_up_task", "patient.clinical")))
+    monkeypatch.setattr(services, "guard", Guard(MODEL_PATH, policy))
+    return await account(tenant, services, client, "desk_nurse", ["support_agent", "nurse", "department_head"])
+
+
+async def tasks_stored(tenant: Tenant) -> tuple[Any, ...]:
+    tasks = await FollowUpTask.filter(institution_id=tenant.id).order_by("id").values_list(
+        "id", "patient_id", "status", "owner_id", "version", "completed_at")
+    return tuple(tasks), await FollowUpAttempt.filter(institution_id=tenant.id).count()
+
+
+async def task_on_transferred_file(tenant: Tenant, who: str, made: Made) -> tuple[uuid.UUID, str]:
+    """A task the account planned (and worked) while the patient was in department B, which then moved to A."""
+    pid = await make_patient(tenant, departmentId=str(tenant.departments["B"].id))
+    task = await made(tenant, who, pid)
+    await Patient.filter(id=pid).update(department_id=tenant.departments["A"].id)  # transferred
+    return pid, task
+
+
+@pytest.mark.parametrize("name", sorted(TASK_CHANGES))
+async def test_a_task_changes_only_where_a_role_that_changes_tasks_reaches(
+        tenant: Tenant, desk_nurse: str, name: str) -> None:
+    """Read through the support desk's reach, the task was changed with the nurse's or the head's right on a file
+    neither reaches (it went through before): FORBIDDEN, recorded on the file, nothing written."""
+    made, change, _ = TASK_CHANGES[name]
+    pid, task = await task_on_transferred_file(tenant, desk_nurse, made)
+    before, seq = await tasks_stored(tenant), await mark(tenant.id)
+
+    refused = await change(tenant, desk_nurse, task)
+
+    assert refused.codes == ["FORBIDDEN"], refused.errors
+    assert await tasks_stored(tenant) == before  # status, owner, version and attempts as they were
+    assert await denials_since(tenant.id, seq) == [
+        ("update", "follow_up_task", "forbidden", uuid.UUID(task), pid)]
+
+
+@pytest.mark.parametrize("name", sorted(TASK_CHANGES))
+async def test_the_same_account_changes_its_departments_tasks(tenant: Tenant, desk_nurse: str, name: str) -> None:
+    """The allowed twin: the patient still in department B."""
+    made, change, status = TASK_CHANGES[name]
+    task = await made(tenant, desk_nurse, await make_patient(tenant, departmentId=str(tenant.departments["B"].id)))
+    reply = await change(tenant, desk_nurse, task)
+    assert reply.errors == [], reply.errors
+    assert (await FollowUpTask.get(id=task)).status == status
+
+
+@pytest.mark.parametrize("survivor_department", ["A", "B"])
+async def test_a_task_changed_as_its_file_is_merged_asks_the_survivor(
+        tenant: Tenant, desk_nurse: str, monkeypatch: pytest.MonkeyPatch, survivor_department: str) -> None:
+    """Found on a file of department B, merged meanwhile into one of department A: the cancellation is refused as it
+    is asked after the merge (FORBIDDEN, recorded on the survivor, the task open); into B's: cancelled there."""
+    survivor = await make_patient(tenant, departmentId=str(tenant.departments[survivor_department].id))
+    duplicate = await make_patient(tenant, departmentId=str(tenant.departments["B"].id))
+    task = await own_task(tenant, desk_nurse, duplicate)
+    merged_before_transaction(monkeypatch, follow_up, tenant, survivor, duplicate)
+    seq = await mark(tenant.id)
+
+    reply = await tenant.call(desk_nurse, TASK_CANCEL, id=task)
+
+    row = await FollowUpTask.get(id=task)
+    if survivor_department == "B":
+        assert reply.errors == [], reply.errors
+        assert (row.patient_id, row.status) == (survivor, "cancelled")
+        return
+    assert reply.codes == ["FORBIDDEN"], reply.errors
+    assert (row.patient_id, row.status, row.version) == (survivor, "requested", 1)
+    assert await denials_since(tenant.id, seq) == [("update", "follow_up_task", "forbidden", uuid.UUID(task),
+                                                    survivor)]
