@@ -28,6 +28,7 @@ from tests.api.test_follow_up import ASSIGN, ATTEMPT, CLAIM, COMPLETE, FAIL, a_t
 from tests.api.test_follow_up import CANCEL as TASK_CANCEL
 from tests.api.test_follow_up import NOW as TASK_NOW
 from tests.api.test_patient_merge_messages import merged_before_transaction
+from tests.api.test_patient_merge_versioned_writes import merged_once_found
 from tests.factories import PASSWORD, Response, Tenant, login, make_patient
 from tests.patients import denials_since, mark
 
@@ -162,6 +163,33 @@ async def test_an_appointment_cancelled_as_its_file_is_merged_asks_the_survivor(
     assert (row.patient_id, row.status, row.version) == (survivor, "booked", 1)
     assert await denials_since(tenant.id, seq) == [
         ("update", "appointment", "forbidden", uuid.UUID(appointment), survivor)]
+
+
+@pytest.mark.parametrize("survivor_department", ["A", "B"])
+async def test_a_no_show_found_again_on_the_survivor_asks_the_survivor(
+        tenant: Tenant, services: Services, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch,
+        survivor_department: str) -> None:
+    """appointmentNoShow writes only while the appointment is on the file it found it on; merged meanwhile, it finds
+    the appointment again on the survivor, and asks there what it asked of the first file: FORBIDDEN on department
+    A's survivor, recorded there, nothing written; recorded on B's survivor."""
+    monkeypatch.setattr(appointments, "_now", lambda: NOW)
+    who = await agent_nurse(tenant, services, client)
+    survivor = await make_patient(tenant, departmentId=str(tenant.departments[survivor_department].id))
+    duplicate, appointment = await booked_in(tenant, await make_schedule(tenant), "B", 9)
+    monkeypatch.setattr(appointments, "_now", lambda: AFTER_THE_SLOT)
+    merged_once_found(tenant, monkeypatch, appointments, "find", survivor, duplicate)
+    seq = await mark(tenant.id)
+
+    reply = await tenant.call(who, NO_SHOW, id=appointment)
+
+    row = await Appointment.get(id=appointment)
+    if survivor_department == "B":
+        assert reply.errors == [], reply.errors
+        assert (row.patient_id, row.status) == (survivor, "noshow")
+        return
+    assert reply.codes == ["FORBIDDEN"], reply.errors
+    assert (row.patient_id, row.status, row.version) == (survivor, "booked", 1)
+    assert await denials_since(tenant.id, seq) == [("update", "appointment", "forbidden", None, survivor)]
 
 
 # -- follow-up tasks ----------------------------------------------------------------------------------------------
