@@ -27,6 +27,7 @@ from tests.api.test_appointments import CANCEL, CHECK_IN, NO_SHOW, NOW, RESCHEDU
 from tests.api.test_follow_up import ASSIGN, ATTEMPT, CLAIM, COMPLETE, FAIL, a_task
 from tests.api.test_follow_up import CANCEL as TASK_CANCEL
 from tests.api.test_follow_up import NOW as TASK_NOW
+from tests.api.test_patient_merge import assign
 from tests.api.test_patient_merge_messages import merged_before_transaction
 from tests.api.test_patient_merge_versioned_writes import merged_once_found
 from tests.factories import PASSWORD, Response, Tenant, login, make_patient
@@ -303,3 +304,36 @@ async def test_a_task_changed_as_its_file_is_merged_asks_the_survivor(
     assert (row.patient_id, row.status, row.version) == (survivor, "requested", 1)
     assert await denials_since(tenant.id, seq) == [("update", "follow_up_task", "forbidden", uuid.UUID(task),
                                                     survivor)]
+
+
+@pytest.mark.parametrize("department", ["A", "B"])
+async def test_a_head_who_is_also_a_doctor_of_the_care_team_changes_tasks_of_her_department_only(
+        tenant: Tenant, services: Services, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch,
+        department: str) -> None:
+    """Under the policy as shipped: a doctor reads the tasks of the patients of her care team (wherever they are),
+    the head of department B changes tasks (assigns, cancels) of department B's patients. Together they assigned and
+    cancelled department B's calls for a patient of department A (each went through before): FORBIDDEN now, recorded,
+    nothing written; for a patient of department B both go through."""
+    monkeypatch.setattr(follow_up, "_now", lambda: TASK_NOW)
+    who = await account(tenant, services, client, "doctor_head", ["doctor", "department_head"])
+    nurse_b = await account(tenant, services, client, "nurse_b", ["nurse"])
+    pid = await make_patient(tenant, departmentId=str(tenant.departments[department].id))
+    await assign(tenant, pid, who)  # the doctor is in the patient's care team
+    creator = "nurse" if department == "A" else nurse_b
+    tasks = [(await a_task(tenant, pid, role=creator, departmentId=str(tenant.departments["B"].id)))["id"]
+             for _ in range(2)]
+    changes = [lambda task: tenant.call(who, ASSIGN, id=task, staff=str(tenant.staff_ids[nurse_b])),
+               lambda task: tenant.call(who, TASK_CANCEL, id=task)]
+
+    for task, change in zip(tasks, changes, strict=True):
+        before, seq = await tasks_stored(tenant), await mark(tenant.id)
+        reply = await change(task)
+        if department == "B":
+            assert reply.errors == [], reply.errors
+            continue
+        assert reply.codes == ["FORBIDDEN"], reply.errors
+        assert await tasks_stored(tenant) == before
+        assert await denials_since(tenant.id, seq) == [
+            ("update", "follow_up_task", "forbidden", uuid.UUID(task), pid)]
+    if department == "B":
+        assert [(await FollowUpTask.get(id=task)).status for task in tasks] == ["requested", "cancelled"]
