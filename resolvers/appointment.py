@@ -118,6 +118,8 @@ async def find_to_change(ctx: Context, appointment_id: uuid.UUID | None) -> Appo
 
 
 async def require_change_reached(ctx: Context, patient: PatientView) -> None:
+    """``find_to_change``'s check on an appointment's file, for a change that finds the appointment otherwise (a
+    check-in asks the visit's first)."""
     await access.require_section_reached(ctx, patient, "appointment", resource_type="appointment", act="update")
 
 
