@@ -410,12 +410,13 @@ _SECTION_ACTIONS = {"read": Action.READ, "create": Action.CREATE, "update": Acti
 
 
 async def require_section_reached(ctx: Context, view: PatientView, section: str, *, resource_type: str,
-                                  act: str = "read") -> None:
+                                  act: str = "read", resource_id: uuid.UUID | None = None) -> None:
     """For a list of one patient's ``section`` (their visits, alerts...), a record added to it (``act`` "create")
     or one changed (``act`` "update": edits and transitions), the file found in reach: FORBIDDEN, the refusal
-    recorded, when no role of the caller allowed to ``act`` on the section reaches the file (``section_reached``)."""
+    recorded, when no role of the caller allowed to ``act`` on the section reaches the file (``section_reached``).
+    ``resource_id``: the record changed, named by the refusal."""
     if not section_reached(ctx, view, section, act):
-        await deny(ctx, _SECTION_ACTIONS[act], resource_type, None, view.row.id, reason="forbidden")
+        await deny(ctx, _SECTION_ACTIONS[act], resource_type, resource_id, view.row.id, reason="forbidden")
         raise Forbidden()
 
 

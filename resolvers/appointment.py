@@ -113,14 +113,15 @@ async def find_to_change(ctx: Context, appointment_id: uuid.UUID | None) -> Appo
     and moved any appointment of the institution. One role (a patient's own, a partner's): no change, no
     statement."""
     view = await find(ctx, appointment_id, Action.UPDATE)
-    await require_change_reached(ctx, view.patient)
+    await require_change_reached(ctx, view)
     return view
 
 
-async def require_change_reached(ctx: Context, patient: PatientView) -> None:
+async def require_change_reached(ctx: Context, view: AppointmentView) -> None:
     """``find_to_change``'s check on an appointment's file, for a change that finds the appointment otherwise (a
     check-in asks the visit's first)."""
-    await access.require_section_reached(ctx, patient, "appointment", resource_type="appointment", act="update")
+    await access.require_section_reached(ctx, view.patient, "appointment", resource_type="appointment", act="update",
+                                         resource_id=view.row.id)
 
 
 async def get(ctx: Context, appointment_id: uuid.UUID | None) -> AppointmentView:
@@ -467,7 +468,7 @@ async def check_in(ctx: Context, appointment_id: uuid.UUID | None, version: int 
     await _staff_only(ctx, appointment_id)
     view = await find(ctx, appointment_id, Action.UPDATE)
     await access.require_section_reached(ctx, view.patient, "visit", resource_type="visit", act="create")
-    await require_change_reached(ctx, view.patient)  # the appointment changes too (arrived)
+    await require_change_reached(ctx, view)  # the appointment changes too (arrived)
     row = view.row
     expected = versioning.check_version(row, version, "appointment")
     _check_booked(row, "checked in")

@@ -186,7 +186,8 @@ async def transition(ctx: Context, plan_id: uuid.UUID | None, to: str, version: 
     view = await find(ctx, plan_id, Action.UPDATE)
     # changed (and its tasks with it) where a role allowed to change plans reaches the file, not wherever one reading
     # them does, as a new plan is added
-    await access.require_section_reached(ctx, view.patient, "care_plan", resource_type="care_plan", act="update")
+    await access.require_section_reached(ctx, view.patient, "care_plan", resource_type="care_plan", act="update",
+                                         resource_id=view.row.id)
     await _require_clinical_write(ctx, view.patient)
     row = view.row
     if to not in TRANSITIONS.get(row.status, frozenset()):

@@ -238,7 +238,8 @@ async def update(ctx: Context, flag_id: uuid.UUID | None, data: dict[str, Any],
     view = await find(ctx, flag_id, Action.UPDATE)
     # changed where a role allowed to change alerts reaches the file, not wherever one reading them does (found in
     # review: a support agent who is also a nurse of department B closed the alerts of every department)
-    await access.require_section_reached(ctx, view.patient, "flag", resource_type="flag", act="update")
+    await access.require_section_reached(ctx, view.patient, "flag", resource_type="flag", act="update",
+                                         resource_id=view.row.id)
     row = view.row
     problems = Problems()
     values = problems.each(data, _value)

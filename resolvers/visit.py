@@ -332,7 +332,7 @@ async def update(ctx: Context, visit_id: uuid.UUID | None, data: dict[str, Any],
         _check_order(values)  # the times sent, among themselves; with the visit's own below
     problems.check()
     view = await find(ctx, visit_id, Action.UPDATE)
-    await require_changed_here(ctx, view.patient)
+    await require_changed_here(ctx, view.patient, view.row.id)
     await _check_references(ctx, values)
     values.pop("status", None)
     await _check_text_rights(ctx, view.patient, values, Action.UPDATE)
@@ -360,7 +360,7 @@ async def transition(ctx: Context, visit_id: uuid.UUID | None, to: str, at: date
     decision = await access.authorize(ctx, "visit", "update", action=Action.UPDATE, resource_type="visit",
                                       resource_id=visit_id)
     view = await find(ctx, visit_id, Action.UPDATE)
-    await require_changed_here(ctx, view.patient)
+    await require_changed_here(ctx, view.patient, view.row.id)
     row = view.row
     if to not in TRANSITIONS.get(row.status, frozenset()):
         raise BadUserInput(f"to: a {row.status.upper()} visit cannot become {to.upper()}.", field="to",
@@ -415,7 +415,7 @@ async def add_code(ctx: Context, visit_id: uuid.UUID | None, data: dict[str, Any
             text = clean_text(text, field="text", max_length=CODE_TEXT_LIMIT)
     problems.check()
     view = await find(ctx, visit_id, Action.UPDATE, field="visitId")
-    await require_changed_here(ctx, view.patient)
+    await require_changed_here(ctx, view.patient, view.row.id)
     await _check_text_rights(ctx, view.patient, {"codes": True}, Action.UPDATE)
     if system == "service" and not await ServiceItem.exists(institution_id=ctx.institution_id, code=code,
                                                             active=True):
@@ -449,7 +449,7 @@ async def set_code_status(ctx: Context, code_id: uuid.UUID | None, status: str,
     views = [] if visit is None else await _views(ctx, [visit])
     if row is None or not views:
         raise await access.not_found(ctx, Action.UPDATE, "visit_code", code_id)
-    await require_changed_here(ctx, views[0].patient, resource_type="visit_code")
+    await require_changed_here(ctx, views[0].patient, row.id, resource_type="visit_code")
     await _check_text_rights(ctx, views[0].patient, {"codes": True}, Action.UPDATE)
     if row.kind != "procedure":
         raise BadUserInput("id: only procedures have a status.", field="id")
@@ -496,12 +496,14 @@ async def codes_page(ctx: Context, visit_id: uuid.UUID | None, *, first: int, af
 # -- validation --------------------------------------------------------------------------
 
 
-async def require_changed_here(ctx: Context, patient: PatientView, resource_type: str = "visit") -> None:
+async def require_changed_here(ctx: Context, patient: PatientView, resource_id: uuid.UUID,
+                               resource_type: str = "visit") -> None:
     """A visit (or its codes) found in the reach of the roles that read visits is changed only where a role of the
     caller allowed to change visits reaches its file, else FORBIDDEN, recorded (found in review: a support agent who
     is also a nurse of department B moved and edited the visits of every department). Asked again of a visit found
     again on a merge's survivor (``writes.MovedOffFile``). No statement: from what the view holds."""
-    await access.require_section_reached(ctx, patient, "visit", resource_type=resource_type, act="update")
+    await access.require_section_reached(ctx, patient, "visit", resource_type=resource_type, act="update",
+                                         resource_id=resource_id)
 
 
 async def _check_text_rights(ctx: Context, patient: PatientView, values: dict[str, Any], action: Action) -> None:

@@ -87,7 +87,7 @@ async def test_an_appointment_changes_only_where_a_role_that_changes_appointment
 
     assert refused.codes == ["FORBIDDEN"], refused.errors
     assert await appointments_stored(tenant) == before  # status, seat, version as they were; no new appointment
-    assert await denials_since(tenant.id, seq) == [("update", "appointment", "forbidden", None, pid)]
+    assert await denials_since(tenant.id, seq) == [("update", "appointment", "forbidden", uuid.UUID(appointment), pid)]
 
 
 @pytest.mark.parametrize(("name", "status"), [("appointmentCancel", "cancelled"), ("appointmentNoShow", "noshow"),
@@ -134,7 +134,7 @@ async def test_a_check_in_changes_the_appointment_only_where_a_role_that_changes
 
     assert refused.codes == ["FORBIDDEN"], refused.errors
     assert await appointments_stored(tenant) == before  # still booked, no visit
-    assert await denials_since(tenant.id, seq) == [("update", "appointment", "forbidden", None, pid)]
+    assert await denials_since(tenant.id, seq) == [("update", "appointment", "forbidden", uuid.UUID(in_a), pid)]
     arrived = await tenant.call(who, CHECK_IN, id=in_b)
     assert arrived.errors == [] and arrived.data["appointmentCheckIn"]["status"] == "ARRIVED", arrived.errors
 
@@ -190,7 +190,8 @@ async def test_a_no_show_found_again_on_the_survivor_asks_the_survivor(
         return
     assert reply.codes == ["FORBIDDEN"], reply.errors
     assert (row.patient_id, row.status, row.version) == (survivor, "booked", 1)
-    assert await denials_since(tenant.id, seq) == [("update", "appointment", "forbidden", None, survivor)]
+    assert await denials_since(tenant.id, seq) == [
+        ("update", "appointment", "forbidden", uuid.UUID(appointment), survivor)]
 
 
 # -- follow-up tasks ----------------------------------------------------------------------------------------------

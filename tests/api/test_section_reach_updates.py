@@ -90,21 +90,23 @@ class Mutation:
     change: Change
     resource_type: str  # as the refusal is recorded
     clinical: bool  # needs the clinical class of the file: shown with the institution's policy above
+    named: Callable[[Records], str]  # the record the refusal names
 
 
 MUTATIONS: dict[str, Mutation] = {
     "visitUpdate": Mutation(lambda t, r: t.call(WHO, UPDATE, id=r.visit, input={"revisitOn": "2027-03-01"}),
-                            "visit", clinical=False),
-    "visitTransition": Mutation(lambda t, r: t.call(WHO, MOVE, id=r.visit, to="ARRIVED"), "visit", clinical=False),
+                            "visit", clinical=False, named=lambda r: r.visit),
+    "visitTransition": Mutation(lambda t, r: t.call(WHO, MOVE, id=r.visit, to="ARRIVED"), "visit", clinical=False,
+                                named=lambda r: r.visit),
     "flagUpdate": Mutation(lambda t, r: t.call(WHO, SET_STATUS, id=r.flag, status="INACTIVE"), "flag",
-                           clinical=False),
+                           clinical=False, named=lambda r: r.flag),
     "visitCodeAdd": Mutation(lambda t, r: t.call(WHO, ADD_CODE, id=r.visit, input={"kind": "CONDITION",
                                                                                    "code": "K08.1"}),
-                             "visit", clinical=True),
+                             "visit", clinical=True, named=lambda r: r.visit),
     "visitCodeSetStatus": Mutation(lambda t, r: t.call(WHO, SET_CODE_STATUS, id=r.code, status="DONE"),
-                                   "visit_code", clinical=True),
+                                   "visit_code", clinical=True, named=lambda r: r.code),
     "carePlanTransition": Mutation(lambda t, r: t.call(WHO, PLAN_MOVE, id=r.plan, to="REVOKED", version=1),
-                                   "care_plan", clinical=True),
+                                   "care_plan", clinical=True, named=lambda r: r.plan),
 }
 
 
@@ -119,8 +121,8 @@ async def stored(tenant: Tenant) -> dict[str, Any]:
         ("tasks", FollowUpTask, ("id", "status", "version")))}
 
 
-async def refusals_since(tenant: Tenant, seq: int) -> list[tuple[str, str, str, uuid.UUID | None, str]]:
-    return [(e.action, e.resource_type, e.reason, e.patient_id, e.field_classes)
+async def refusals_since(tenant: Tenant, seq: int) -> list[tuple[str, str, str, str, uuid.UUID | None, str]]:
+    return [(e.action, e.resource_type, str(e.resource_id), e.reason, e.patient_id, e.field_classes)
             for e in await events_since(tenant.id, seq, outcome="denied")]
 
 
@@ -154,7 +156,8 @@ async def test_a_record_is_changed_only_where_a_role_that_changes_it_reaches(
     assert refused.codes == ["FORBIDDEN"], refused.errors
     assert await stored(tenant) == as_found
     assert await changes_since(tenant, seq) == []
-    assert await refusals_since(tenant, seq) == [("update", mutation.resource_type, "forbidden", of_a.patient, "")]
+    assert await refusals_since(tenant, seq) == [
+        ("update", mutation.resource_type, mutation.named(of_a), "forbidden", of_a.patient, "")]
 
     changed = await mutation.change(tenant, of_b)  # the twin: her department's record
 
@@ -198,4 +201,4 @@ async def test_a_record_moved_by_a_merge_is_changed_only_where_a_role_that_chang
     assert await stored(tenant) == as_found
     assert await changes_since(tenant, seq) == []
     assert await refusals_since(tenant, seq) == [
-        ("update", mutation.resource_type, "forbidden", survivor, "")]
+        ("update", mutation.resource_type, mutation.named(on_duplicate), "forbidden", survivor, "")]
