@@ -31,6 +31,7 @@ from models import Communication, PartnerConsent, Patient
 from models.fields import tags_from_db, tags_to_db
 from resolvers import access, versioning
 from resolvers import communication as communications
+from resolvers import survey as surveys
 from resolvers.access import PatientView
 from resolvers.context import Context
 
@@ -113,10 +114,14 @@ async def merge(ctx: Context, survivor_id: uuid.UUID | None, duplicate_id: uuid.
             if left:
                 kept[link.table] = kept.get(link.table, 0) + left
         await _one_greeting_or_campaign_message_each(ctx, survivor.row.id)
+        asked_once = await surveys.ask_once_after_merge(ctx.institution_id, survivor.row.id)
         await versioning.update_versioned(duplicate.row, duplicate.row.version, "patient", status=access.MERGED,
                                           merged_into_id=survivor.row.id, merged_at=now)
         await versioning.update_versioned(survivor.row, survivor.row.version, "patient", **consent)
         records = _records(ctx, decision, survivor.row.id, duplicate.row.id, moved, kept)
+        records += [dataclasses.replace(access.write_record(
+            ctx, Action.UPDATE, "survey_invitation", invitation_id, patient_id=survivor.row.id,
+            fields=frozenset({"status"}), decision=decision), reason=REASON) for invitation_id in asked_once]
         if consent:
             records.append(dataclasses.replace(access.write_record(
                 ctx, Action.UPDATE, "patient", survivor.row.id, patient_id=survivor.row.id,

@@ -62,7 +62,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
-from tortoise.expressions import Q
+from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
 from audit import writer
@@ -98,6 +98,7 @@ SYSTEM = Actor("system")
 TRIGGER_DECISION = Decision(True, "survey trigger")
 REMINDER_RULE = "survey reminder"
 CAUSE = "survey_invitation"
+CAMPAIGN_CAUSE = "campaign"  # a one-off campaign's invitations: cause key "campaign:<campaign>:<file invited>"
 CAMPAIGN_LIMIT = 5000
 REMINDER_BATCH = 500
 TRIGGER_CURSOR = "survey-trigger"
@@ -600,13 +601,37 @@ async def invite_audience(ctx: Context, questionnaire_id: uuid.UUID | None, data
         raise BadUserInput(f"audience: more than {CAMPAIGN_LIMIT} patients; narrow it.", field="audience")
     campaign = uuid7()
     now = _now()
-    causes = [Cause(f"campaign:{campaign}:{pid}", "campaign", uuid.UUID(str(pid)), now, None) for pid in ids]
+    causes = [Cause(f"{CAMPAIGN_CAUSE}:{campaign}:{pid}", "campaign", uuid.UUID(str(pid)), now, None) for pid in ids]
     async with in_transaction():
         # The campaign's own record, then its invitations, which take their turn with the causes' (invite_many).
         await writer.append([access.write_record(ctx, Action.CREATE, "survey_campaign", campaign,
                                                  fields=frozenset({"questionnaire", "audience"}),
                                                  decision=decision)])
         return await invite_many(ctx, questionnaire, causes, trigger=None, decision=decision)
+
+
+async def ask_once_after_merge(institution_id: uuid.UUID, survivor_id: uuid.UUID) -> list[uuid.UUID]:
+    """A survey campaign that invited both files of one person, merged (inside the merge's transaction, its files
+    held): the person is asked once. Of each campaign's invitations now on the survivor the one kept is one
+    answered, else the survivor's own (its cause names the file), else the first; the others not answered are
+    cancelled, and their queued messages dropped when they fall due (``communication.Facts.outdated``). Found in
+    review: both went out, two links to one questionnaire for one campaign. Invitations of other causes stand: each
+    is about its own visit, ticket or call. Answers the invitations cancelled, for the merge's record."""
+    rows = await SurveyInvitation.filter(institution_id=institution_id, patient_id=survivor_id,
+                                         cause_key__startswith=f"{CAMPAIGN_CAUSE}:").order_by("id")
+    by_campaign: dict[str, list[SurveyInvitation]] = {}
+    for row in rows:
+        by_campaign.setdefault(row.cause_key.split(":")[1], []).append(row)
+    cancelled = [row.id for twins in by_campaign.values() if len(twins) > 1
+                 for row in twins if row is not _kept(twins, survivor_id) and not row.answered]
+    if cancelled:
+        await SurveyInvitation.filter(id__in=cancelled).update(status="cancelled", version=F("version") + 1)
+    return cancelled
+
+
+def _kept(twins: list[SurveyInvitation], survivor_id: uuid.UUID) -> SurveyInvitation:
+    return next((row for row in twins if row.answered), None) or next(
+        (row for row in twins if row.cause_key.endswith(f":{survivor_id}")), twins[0])
 
 
 # -- reading invitations --------------------------------------------------------------------------------
