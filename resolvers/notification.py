@@ -9,7 +9,9 @@ a time (``SKIP LOCKED`` on PostgreSQL, so several workers share the work) and ma
 the same transaction: a crash between sending and committing sends it again (at least once). The
 claiming, retrying and the delivery loop are ``resolvers.outbox``'s, shared with the message outbox.
 
-Messages carry the ticket's id, level, stage and due time: never its text or the patient's data.
+Messages carry the ticket's id, level, stage and due time: never its text or the patient's data. The due time in
+the text is the institution's local time with its UTC offset, "2026-12-06 18:30 (UTC+08:00)": the heads read it where
+they work (found in review: it was UTC), and the offset tells apart the hour repeated when daylight saving ends.
 """
 
 from __future__ import annotations
@@ -19,14 +21,15 @@ import contextlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
 from tortoise.expressions import F
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
-from models import DepartmentMembership, Notification, RoleAssignment, Ticket
+from models import DepartmentMembership, Institution, Notification, RoleAssignment, Ticket
 from models.ticket import OPEN_STATUSES
 from resolvers import compliance_alert, outbox
 
@@ -53,6 +56,8 @@ class Message:
     due_at: datetime
     contract_id: uuid.UUID | None = None
     key: str = ""  # the outbox key: a compliance alert's text names its subject from it
+    zone: tzinfo = UTC  # the institution's: the text gives the due time in it
+
 
     @property
     def text(self) -> str:
@@ -62,7 +67,17 @@ class Message:
             return CONTRACT_TEXT.get(self.kind, "Contract {id} needs attention.").format(id=self.contract_id)
         stage = "is at risk of missing" if self.kind.endswith("at_risk") else "has missed"
         target = "first response" if ".response." in self.kind else "resolution"
-        return f"Level-1 ticket {self.ticket_id} {stage} its {target} target ({self.due_at.isoformat()})."
+        return f"Level-1 ticket {self.ticket_id} {stage} its {target} target, due {local_time(self.due_at, self.zone)}."
+
+
+def local_time(moment: datetime, zone: tzinfo) -> str:
+    """"2026-12-06 18:30 (UTC+08:00)": the minute as the clocks there show it (the seconds dropped, so a due time
+    never reads later than it is), and always the offset, which no staff member has to know and which tells the
+    two 02:30 of the night daylight saving ends apart ("(UTC+02:00)", then "(UTC+01:00)")."""
+    local = moment.astimezone(zone)
+    offset = local.utcoffset() or timedelta(0)
+    hours, minutes = divmod(abs(int(offset.total_seconds())) // 60, 60)
+    return f"{local:%Y-%m-%d %H:%M} (UTC{'-' if offset < timedelta(0) else '+'}{hours:02d}:{minutes:02d})"
 
 
 class Sender(Protocol):
@@ -155,7 +170,7 @@ async def deliver_due(sender: Sender, now: datetime | None = None) -> int:
             if row is None:
                 return sent
             message = Message(row.id, row.institution_id, row.kind, row.ticket_id, await recipients(row), row.due_at,
-                              row.contract_id, row.key)
+                              row.contract_id, row.key, await _zone(row.institution_id))
             try:
                 await sender.send(message)
             except Exception as exc:  # a failing sender must not stop the others: retry later
@@ -165,6 +180,13 @@ async def deliver_due(sender: Sender, now: datetime | None = None) -> int:
                 continue
             await Notification.filter(id=row.id).update(sent_at=moment, attempts=F("attempts") + 1)
             sent += 1
+
+
+async def _zone(institution_id: uuid.UUID) -> tzinfo:
+    """The institution's time zone (``resolvers.institution.zone``'s, read here: the context imports this module);
+    UTC, named as such in the text, should the institution be gone: the message still goes out."""
+    names = await Institution.filter(id=institution_id).limit(1).values_list("time_zone", flat=True)
+    return ZoneInfo(str(names[0])) if names else UTC
 
 
 async def recipients(row: Notification) -> list[uuid.UUID]:

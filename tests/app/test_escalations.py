@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
+import pytest
 
 from app import db, notifier
 from app.main import create_app
 from app.services import build_services
 from core.settings import Settings
-from models import Notification
+from models import Institution, Notification
 from resolvers import institution as institutions
 from resolvers import notification
 from resolvers.context import Services
@@ -379,3 +382,54 @@ async def test_a_ticket_change_wakes_the_loop(tenant: Tenant, services: Services
     (message,) = sender.of(ticket)
     assert message.kind == RESPONSE_AT_RISK
     assert due <= sender.times[sender.messages.index(message)] <= due + timedelta(seconds=1)
+
+
+# -- the due time as the staff read it ---------------------------------------------------------------------------
+
+
+SHANGHAI, BERLIN = ZoneInfo("Asia/Shanghai"), ZoneInfo("Europe/Berlin")
+
+
+async def test_an_escalation_gives_its_due_time_in_the_institutions_zone(
+        tenant: Tenant, caplog: pytest.LogCaptureFixture) -> None:
+    """The texts gave the due time in UTC ("2026-12-06T10:30:00.123+00:00"), which the heads of a clinic in Shanghai
+    read eight hours off (found in review): the institution's local time, its offset named."""
+    assert tenant.institution.time_zone == "Asia/Shanghai"
+    ticket = await post_operative(tenant)
+    due = times(ticket)
+    sender = RecordingSender()
+
+    for kind in KINDS:
+        await notification.deliver_due(sender, now=due[kind])
+
+    assert sender.kinds(ticket) == list(KINDS)
+    for message in sender.of(ticket):
+        local = due[message.kind].astimezone(SHANGHAI)
+        assert f"due {local:%Y-%m-%d %H:%M} (UTC+08:00)." in message.text, message.text
+        assert due[message.kind].isoformat() not in message.text and "+00:00" not in message.text
+    caplog.set_level(logging.INFO, logger="careloop.notifications")
+    await notifier.LoggingSender().send(sender.of(ticket)[0])  # the development sender's line reads the same
+    local = due[RESPONSE_AT_RISK].astimezone(SHANGHAI)
+    assert f"due {local:%Y-%m-%d %H:%M} (UTC+08:00)" in caplog.text
+
+
+async def test_an_escalation_in_the_repeated_hour_names_which_one(tenant: Tenant) -> None:
+    """In a zone with daylight saving the hour repeated when the clocks go back reads twice the same: each due time
+    carries its own offset (Berlin, 25 October 2026: 02:30 summer time, then 02:30 winter time an hour later)."""
+    await Institution.filter(id=tenant.id).update(time_zone="Europe/Berlin")
+    ticket = await post_operative(tenant)
+    first, second = at("2026-10-25T00:30:00+00:00"), at("2026-10-25T01:30:00+00:00")  # both 02:30 in Berlin
+    assert f"{first.astimezone(BERLIN):%H:%M}" == f"{second.astimezone(BERLIN):%H:%M}" == "02:30"
+    rows = Notification.filter(ticket_id=ticket["id"])
+    await rows.filter(kind=RESPONSE_AT_RISK).update(due_at=first)
+    await rows.filter(kind=RESPONSE_BREACHED).update(due_at=second)
+    sender = RecordingSender()
+
+    await notification.deliver_due(sender, now=second)
+
+    assert [(m.kind, m.text.rsplit("due ", 1)[1]) for m in sender.of(ticket)] == [
+        (RESPONSE_AT_RISK, "2026-10-25 02:30 (UTC+02:00)."), (RESPONSE_BREACHED, "2026-10-25 02:30 (UTC+01:00).")]
+    winter = at("2026-12-06T10:30:00+00:00")
+    await rows.filter(kind=RESOLUTION_AT_RISK).update(due_at=winter)
+    await notification.deliver_due(sender, now=winter)
+    assert sender.of(ticket)[-1].text.endswith("due 2026-12-06 11:30 (UTC+01:00).")
