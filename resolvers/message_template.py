@@ -60,40 +60,43 @@ _ANY_BRACED = re.compile(r"\{([^{}]*)\}")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,31}")
 
 # (subject, body) per cause and language: short enough for an SMS, nothing clinical. A variable the
-# outbox leaves empty renders as nothing, so each reads acceptably without the optional ones.
+# outbox leaves empty renders as nothing, so each reads acceptably without the optional ones. None names the
+# department: a text is read on a lock screen, and "Oncology", "Psychiatry" or "HIV clinic" there tells anyone who
+# glances at the phone what the patient is treated for (found in review: the appointment texts named it). They name
+# the institution instead; an institution's own template may still use {department_name} (docs/messages.md).
 DEFAULTS: dict[tuple[str, str], tuple[str, str]] = {
     ("appointment_confirmation", "zh-CN"): (
         "预约成功",
-        "{patient_name}，您已预约{date} {time}{department_name} {clinician_name}的门诊。"
+        "{patient_name}，您已预约{date} {time}{institution_name} {clinician_name}的门诊。"
         "如需改约请致电{institution_phone}。【{institution_name}】"),
     ("appointment_confirmation", "en"): (
         "Appointment booked",
-        "{patient_name}, your appointment is booked for {date} {time} {department_name} {clinician_name}. "
-        "To change it call {institution_phone}. {institution_name}"),
+        "{patient_name}, your appointment at {institution_name} is booked for {date} {time} {clinician_name}. "
+        "To change it call {institution_phone}."),
     ("appointment_reminder", "zh-CN"): (
         "就诊提醒",
-        "{patient_name}，提醒您于{date} {time}到{department_name} {clinician_name}就诊。"
+        "{patient_name}，提醒您于{date} {time}到{institution_name} {clinician_name}就诊。"
         "如需改约请致电{institution_phone}。【{institution_name}】"),
     ("appointment_reminder", "en"): (
         "Appointment reminder",
-        "{patient_name}, a reminder of your appointment on {date} at {time} {department_name} {clinician_name}. "
-        "To change it call {institution_phone}. {institution_name}"),
+        "{patient_name}, a reminder of your appointment at {institution_name} on {date} at {time} {clinician_name}. "
+        "To change it call {institution_phone}."),
     ("appointment_change", "zh-CN"): (
         "预约变更",
-        "{patient_name}，您的预约已改为{date} {time}{department_name} {clinician_name}的门诊。"
+        "{patient_name}，您的预约已改为{date} {time}{institution_name} {clinician_name}的门诊。"
         "如有疑问请致电{institution_phone}。【{institution_name}】"),
     ("appointment_change", "en"): (
         "Appointment changed",
-        "{patient_name}, your appointment is now on {date} at {time} {department_name} {clinician_name}. "
-        "Questions: call {institution_phone}. {institution_name}"),
+        "{patient_name}, your appointment at {institution_name} is now on {date} at {time} {clinician_name}. "
+        "Questions: call {institution_phone}."),
     ("appointment_cancellation", "zh-CN"): (
         "预约取消",
-        "{patient_name}，您{date} {time}{department_name}的预约已取消。"
+        "{patient_name}，您{date} {time}在{institution_name}的预约已取消。"
         "如需重新预约请致电{institution_phone}。【{institution_name}】"),
     ("appointment_cancellation", "en"): (
         "Appointment cancelled",
-        "{patient_name}, your appointment on {date} at {time} {department_name} is cancelled. "
-        "To book again call {institution_phone}. {institution_name}"),
+        "{patient_name}, your appointment at {institution_name} on {date} at {time} is cancelled. "
+        "To book again call {institution_phone}."),
     ("revisit_reminder", "zh-CN"): (
         "复诊提醒",
         "{patient_name}，您的复诊日期为{date}，请提前预约。预约电话{institution_phone}。【{institution_name}】"),

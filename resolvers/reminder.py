@@ -174,6 +174,8 @@ def _request(due: Due, zone: ZoneInfo, today: date, now: datetime,
     at = max(datetime.combine(max(send_on, today), SEND_AT, tzinfo=zone).astimezone(UTC), now)
     variables = {"patient_name": name, "date": due.on.isoformat()}
     if due.department_id is not None and due.department_id in departments:
+        # for an institution's own template that asks for it: no built-in text names the department, which a lock
+        # screen would show ("Oncology"; docs/messages.md)
         variables["department_name"] = departments[due.department_id]
     if due.cause == "holiday_greeting":
         variables["holiday_name"] = HOLIDAY_WORD[templates.language_of(language)]

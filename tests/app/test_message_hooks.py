@@ -546,7 +546,8 @@ async def test_a_reminder_goes_out_signed_and_comes_back_delivered(client: httpx
     sent = json.loads(body)
     assert (sent["id"], sent["channel"], sent["to"], sent["institution"]) == \
         (str(row.id), "sms", "+8613800138000", str(tenant.id))
-    assert "王芳" in sent["body"] and "1月4日 09:30" in sent["body"] and "内分泌科" in sent["body"]
+    assert "王芳" in sent["body"] and "1月4日 09:30" in sent["body"] and tenant.institution.name in sent["body"]
+    assert "内分泌科" not in sent["body"]  # the default text never names the department (a lock screen shows it)
     stored = await Communication.get(id=row.id)
     assert (stored.status, stored.channel, stored.gateway_message_id) == ("sent", "sms", "gw-e2e-1")
 

@@ -281,12 +281,13 @@ async def test_a_sent_message_is_sealed_logged_and_disclosed_without_its_content
     await deliver(services, recorder, DAY)
 
     (outgoing,) = [m for m in recorder.sent if m.communication_id == message.id]
-    assert "Dentistry" in outgoing.body and "2030-03-13" in outgoing.body and "09:30" in outgoing.body
+    assert "2030-03-13" in outgoing.body and "09:30" in outgoing.body
+    assert "Dentistry" not in outgoing.body  # the default text names the institution, never the department
     assert outgoing.unsubscribe_url.startswith("http://127.0.0.1:8000/unsubscribe?token=")
     stored = await row(message)
     assert (stored.status, stored.channel, stored.gateway_message_id, stored.attempts) == (
         "sent", "sms", f"gw-{message.id}", 1)
-    assert b"Dentistry" not in bytes(stored.body or b"") and stored.body  # sealed at rest
+    assert b"2030-03-13" not in bytes(stored.body or b"") and stored.body  # sealed at rest
     (entry,) = await log(tenant, pid)
     # staff read the log without the link that withdraws the patient's consent (found in review)
     withheld = outgoing.body.replace(outgoing.unsubscribe_url, "[unsubscribe link: sent to the recipient only]")
@@ -294,7 +295,7 @@ async def test_a_sent_message_is_sealed_logged_and_disclosed_without_its_content
     (disclosure,) = await AuditEvent.filter(institution_id=tenant.id, action=Action.DISCLOSE, resource_id=message.id)
     assert (disclosure.actor_kind, disclosure.patient_id, disclosure.fields_read) == ("system", pid, "phone")
     text = repr({k: v for k, v in disclosure.__dict__.items() if not k.startswith("_")})
-    assert PHONE[1:] not in text and "Dentistry" not in text and EMAIL not in text
+    assert PHONE[1:] not in text and "2030-03-13" not in text and EMAIL not in text
 
 
 async def test_every_message_carries_an_unsubscribe_link_for_its_purpose(tenant: Tenant, services: Services) -> None:
