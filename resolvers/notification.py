@@ -133,18 +133,39 @@ def _wanted(ticket: Ticket) -> dict[str, datetime]:
 async def schedule_escalations(ticket: Ticket) -> None:
     """Bring a ticket's pending escalations in line with its due times (inside the caller's
     transaction; the caller wakes the deliverer once it has committed)."""
-    wanted = _wanted(ticket)
+    await schedule_escalations_of([ticket])
+
+
+async def schedule_escalations_of(tickets: Sequence[Ticket]) -> None:
+    """``schedule_escalations`` for several tickets in at most four statements, however many they are: their rows read
+    in one, those to move (or schedule again) moved in one, those no longer wanted cancelled in one, the missing ones
+    created in one. A row sent once stays as sent: a breach is escalated exactly once."""
+    wanted = {ticket.id: _wanted(ticket) for ticket in tickets}
+    if not wanted:
+        return
     now = datetime.now(UTC)
-    known = {row.kind: row for row in await Notification.filter(ticket_id=ticket.id)}
-    for kind, row in known.items():
-        if row.sent_at is not None:
-            continue  # sent once: a breach is escalated exactly once
-        if kind in wanted and (row.due_at != wanted[kind] or row.cancelled_at is not None):
-            await Notification.filter(id=row.id).update(due_at=wanted[kind], cancelled_at=None)
-        elif kind not in wanted and row.cancelled_at is None:
-            await Notification.filter(id=row.id).update(cancelled_at=now)
+    known: dict[uuid.UUID, dict[str, Notification]] = {ticket_id: {} for ticket_id in wanted}
+    for row in await Notification.filter(ticket_id__in=list(wanted)):
+        known[row.ticket_id][row.kind] = row  # type: ignore[index]  # never null: filtered on it
+    moved: list[Notification] = []
+    cancelled: list[uuid.UUID] = []
+    for ticket_id, rows in known.items():
+        for kind, row in rows.items():
+            if row.sent_at is not None:
+                continue
+            due = wanted[ticket_id].get(kind)
+            if due is not None and (row.due_at != due or row.cancelled_at is not None):
+                row.due_at, row.cancelled_at = due, None
+                moved.append(row)
+            elif due is None and row.cancelled_at is None:
+                cancelled.append(row.id)
+    if moved:
+        await Notification.bulk_update(moved, fields=("due_at", "cancelled_at"))
+    if cancelled:
+        await Notification.filter(id__in=cancelled).update(cancelled_at=now)
     fresh = [Notification(institution_id=ticket.institution_id, key=f"{ticket.id}:{kind}", kind=kind,
-                          ticket_id=ticket.id, due_at=when) for kind, when in wanted.items() if kind not in known]
+                          ticket_id=ticket.id, due_at=when)
+             for ticket in tickets for kind, when in wanted[ticket.id].items() if kind not in known[ticket.id]]
     if fresh:
         await Notification.bulk_create(fresh)
 

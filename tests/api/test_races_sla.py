@@ -28,7 +28,7 @@ async def test_a_ticket_resolved_while_the_targets_change_keeps_its_escalations_
         tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
     ticket = await open_ticket(tenant, level=1)
     assert await pending(ticket["id"])  # a level-1 ticket's escalations are scheduled
-    pause = locks.pause_before(monkeypatch, sla, "recompute")  # the targets' change, held at its first ticket
+    pause = locks.pause_before(monkeypatch, sla, "recompute_many")  # the targets' change, held at its first batch
     change = asyncio.create_task(tenant.call("admin", LEVEL_SET, level=1, first=45, resolution=1440,
                                              clock="CALENDAR"))
     await pause.reached_within()
