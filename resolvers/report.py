@@ -11,15 +11,19 @@ Definitions (the documents name the figures, not their arithmetic):
 - complaint rate per 1,000 patients served: complaints received in the month per 1,000 patients
   seen by the department in the month (a finished visit of the department ending in the month, by
   its local date; a patient seen twice counts once).
+
+The monthly report is counted and ranked in SQL (``resolvers.report_sql``): three statements once the department is
+found, whatever the number of tickets, return a row per channel and category, the few rows a percentile can fall on
+and one count, never a row per ticket.
 """
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 from tortoise.functions import Count
 
@@ -31,10 +35,14 @@ from models.ticket import ROOT_CAUSES
 from resolvers import access
 from resolvers import institution as institutions
 from resolvers.context import Context
+from resolvers.report_sql import Statement, micros_of, nearest_ranks, ranked
 from resolvers.ticket import ticket_scope
 
 MAX_PERIOD_DAYS = 366 * 6
 UNCLASSIFIED = "unclassified"
+# the ticket's columns the monthly report reads
+RECEIVED, RESPONDED, RESOLVED = "received_at", "first_responded_at", "resolved_at"
+RESPONSE_DUE, RESOLUTION_DUE = "response_due_at", "resolution_due_at"
 
 
 @dataclass(frozen=True)
@@ -108,28 +116,66 @@ async def monthly(ctx: Context, month: str, department_id: uuid.UUID) -> Monthly
     note_read(ctx, "ticket_report", department_id)
     next_month = (first_day.replace(day=28) + timedelta(days=4)).replace(day=1)
     since, until = await local_bounds(ctx, first_day, next_month)
-    rows = await Ticket.filter(institution_id=ctx.institution_id, department_id=department_id,
-                               received_at__gte=since, received_at__lt=until).values_list(
-        "channel", "category", "received_at", "first_responded_at", "resolved_at", "response_due_at",
-        "resolution_due_at")
-    now = datetime.now(UTC)
-    decided = met = 0
-    for *_, responded, resolved, response_due, resolution_due in rows:
-        outcome = _sla_outcome(now, responded, resolved, response_due, resolution_due)
-        decided += outcome is not None
-        met += outcome is True
+    groups = await _ticket_counts(ctx.institution_id, department_id, since, until, datetime.now(UTC))
+    first_response, resolution = await _ticket_durations(ctx.institution_id, department_id, since, until)
     # found in review: today's active files of the department, whatever the month (a past month's rate moved with
     # every file registered or archived since); the patients seen in the month, as the documents planned
     seen = await Visit.filter(institution_id=ctx.institution_id, department_id=department_id, status="finished",
                               ended_at__gte=since, ended_at__lt=until).annotate(
         n=Count("patient_id", distinct=True)).values_list("n", flat=True)
+    by_channel: Counter[str] = Counter()
+    by_category: Counter[str] = Counter()
+    for row in groups:
+        by_channel[row["channel"]] += int(row["tickets"])
+        by_category[row["category"]] += int(row["tickets"])
     return MonthlyReport(
-        department_id=department_id, month=month, tickets=len(rows),
-        by_channel=dict(Counter(r[0] for r in rows)), by_category=dict(Counter(r[1] for r in rows)),
-        first_response=durations([r[3] - r[2] for r in rows if r[3] is not None]),
-        resolution=durations([r[4] - r[2] for r in rows if r[4] is not None]),
-        sla_decided=decided, sla_met=met, complaints=sum(1 for r in rows if r[1] == "complaint"),
-        patients_served=int(str(seen[0] or 0)) if seen else 0)
+        department_id=department_id, month=month, tickets=sum(by_channel.values()),
+        by_channel=dict(by_channel), by_category=dict(by_category),
+        first_response=first_response, resolution=resolution,
+        sla_decided=sum(int(row["decided"]) for row in groups), sla_met=sum(int(row["met"]) for row in groups),
+        complaints=by_category.get("complaint", 0), patients_served=int(str(seen[0] or 0)) if seen else 0)
+
+
+async def _ticket_counts(institution_id: uuid.UUID, department_id: uuid.UUID, since: datetime, until: datetime,
+                         now: datetime) -> list[Any]:
+    """The month's tickets counted per channel and category (a row each, not one per ticket), with how many have
+    their SLA outcome decided and how many met both targets. Decided: a target missed (done after its due time) or
+    already breached (open at or past it: core.sla.Clock.state), or both done; met: both done, neither missed."""
+    sql = Statement(Ticket._meta.db)
+    now_micros = sql.integer(micros_of(now))
+
+    def missed(done: str, due: str) -> str:
+        """Met at the due time itself ("within"); an open target is breached from it on."""
+        done_at, due_at = sql.micros(done), sql.micros(due)
+        return (f'("{due}" IS NOT NULL AND (("{done}" IS NOT NULL AND {done_at} > {due_at}) '
+                f'OR ("{done}" IS NULL AND {now_micros} >= {due_at})))')
+
+    breached = f"{missed(RESPONDED, RESPONSE_DUE)} OR {missed(RESOLVED, RESOLUTION_DUE)}"
+    both_done = f'"{RESPONDED}" IS NOT NULL AND "{RESOLVED}" IS NOT NULL'
+    return await sql.rows(
+        f'SELECT "channel", "category", COUNT(*) AS "tickets", '  # noqa: S608
+        f"SUM(CASE WHEN {breached} THEN 1 WHEN {both_done} THEN 1 ELSE 0 END) AS \"decided\", "
+        f"SUM(CASE WHEN {breached} THEN 0 WHEN {both_done} THEN 1 ELSE 0 END) AS \"met\" "
+        f'FROM "ticket" WHERE "institution_id" = {sql.bind(institution_id)} AND "department_id" = '
+        f'{sql.bind(department_id)} AND "received_at" >= {sql.bind(since)} AND "received_at" < {sql.bind(until)} '
+        f'GROUP BY "channel", "category"')
+
+
+async def _ticket_durations(institution_id: uuid.UUID, department_id: uuid.UUID, since: datetime,
+                            until: datetime) -> tuple[Durations, Durations]:
+    """First-response and resolution times of the month's tickets: their count, median and p90, ranked in SQL (the
+    few rows a rank can fall on come back, ``report_sql.ranked``)."""
+    sql = Statement(Ticket._meta.db)
+    month = (f'"institution_id" = {sql.bind(institution_id)} AND "department_id" = {sql.bind(department_id)} AND '
+             f'"received_at" >= {sql.bind(since)} AND "received_at" < {sql.bind(until)}')
+
+    def spans(done: str) -> str:
+        span = f'{sql.micros(done)} - {sql.micros(RECEIVED)}'
+        return f'SELECT {span} AS "span" FROM "ticket" WHERE {month} AND "{done}" IS NOT NULL'  # noqa: S608
+
+    rows = await sql.rows(f'{ranked(spans(RESPONDED), "response")} UNION ALL {ranked(spans(RESOLVED), "resolution")}')
+    return (durations_of([r for r in rows if r["measure"] == "response"]),
+            durations_of([r for r in rows if r["measure"] == "resolution"]))
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -182,24 +228,7 @@ def month_start(value: str, field: str = "month") -> date:
     return first
 
 
-def _sla_outcome(now: datetime, responded: datetime | None, resolved: datetime | None,
-                 response_due: datetime | None, resolution_due: datetime | None) -> bool | None:
-    """True: both targets met; False: one missed or already breached; None: not decided yet."""
-    for done, due in ((responded, response_due), (resolved, resolution_due)):
-        # met at the due time itself ("within"); an open target is breached from it on (core.sla.Clock.state)
-        if due is not None and ((done is not None and done > due) or (done is None and now >= due)):
-            return False
-    if responded is not None and resolved is not None:
-        return True
-    return None
-
-
-def durations(spans: list[timedelta]) -> Durations:
-    minutes = sorted(span.total_seconds() / 60 for span in spans)
-    if not minutes:
-        return Durations(0, None, None)
-
-    def rank(share: float) -> float:
-        return round(minutes[max(0, math.ceil(share * len(minutes)) - 1)], 1)
-
-    return Durations(len(minutes), rank(0.5), rank(0.9))
+def durations_of(rows: list[Any]) -> Durations:
+    """``Durations`` from the rows ``report_sql.ranked`` returned for one measure."""
+    count, (median, p90) = nearest_ranks(rows)
+    return Durations(count, median, p90)

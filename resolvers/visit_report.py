@@ -13,16 +13,20 @@ the report. Months are calendar months in the institution's time zone. Definitio
   finished another visit anywhere in the institution within N months after their first visit of
   the month (N = ``retention_months``; a month whose window is still open counts returns so far);
 - waiting time: arrival to start of the visits started in the month, in minutes (nearest rank).
+
+Every figure is counted in SQL (``resolvers.report_sql``): six statements once the department is found, whatever
+the number of visits and tasks, each returning a row (a row per kind, a few for a percentile), never one per visit,
+task or patient.
 """
 
 from __future__ import annotations
 
+import functools
 import uuid
-from collections import Counter
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
-from tortoise.expressions import Subquery
+from tortoise.functions import Count, Sum
 
 from audit.events import Action
 from core.errors import BadUserInput, Forbidden
@@ -30,7 +34,8 @@ from models import Department, FollowUpTask, Visit
 from resolvers import access
 from resolvers import institution as institutions
 from resolvers.context import Context
-from resolvers.report import Durations, durations, local_bounds, month_start, note_read
+from resolvers.report import Durations, durations_of, local_bounds, month_start, note_read
+from resolvers.report_sql import MICROSECOND, Statement, micros_of, ranked
 
 MAX_RETENTION_MONTHS = 24
 
@@ -79,66 +84,138 @@ async def monthly(ctx: Context, month: str, department_id: uuid.UUID, retention_
     since, until = await local_bounds(ctx, first_day, next_month)
     zone: tzinfo = await institutions.zone_of(ctx)
     tenant = {"institution_id": ctx.institution_id}
+    scope = Month(ctx.institution_id, department_id, first_day, next_month, since, until)
 
-    finishing = Visit.filter(**tenant, department_id=department_id, status="finished", ended_at__gte=since,
-                             ended_at__lt=until)
-    finished = await finishing.values_list("kind", "patient_id", "ended_at")
+    kinds = await Visit.filter(**tenant, department_id=department_id, status="finished", ended_at__gte=since,
+                               ended_at__lt=until).annotate(n=Count("id")).group_by("kind").values_list("kind", "n")
     no_shows = await Visit.filter(**tenant, department_id=department_id, status="no_show", planned_at__gte=since,
                                   planned_at__lt=until).count()
-    started = await Visit.filter(**tenant, department_id=department_id, started_at__gte=since, started_at__lt=until,
-                                 arrived_at__isnull=False).values_list("arrived_at", "started_at")
-    tasks = await FollowUpTask.filter(**tenant, department_id=department_id, due_on__gte=first_day,
-                                      due_on__lt=next_month).exclude(status="cancelled").values_list(
-        "status", "due_on", "completed_at")
-    scores = await FollowUpTask.filter(**tenant, department_id=department_id, status="completed",
-                                       completed_at__gte=since, completed_at__lt=until,
-                                       satisfaction__isnull=False).values_list("satisfaction", flat=True)
-
-    on_time = late = 0
-    for status, due_on, completed_at in tasks:
-        if status == "completed" and completed_at is not None:
-            if completed_at.astimezone(zone).date() <= due_on:
-                on_time += 1
-            else:
-                late += 1
-    first_visit: dict[uuid.UUID, datetime] = {}
-    for _kind, patient_id, ended_at in finished:
-        if patient_id not in first_visit or ended_at < first_visit[patient_id]:
-            first_visit[patient_id] = ended_at
-    returned = await _returned(ctx, first_visit, Subquery(finishing.values("patient_id")), retention_months, zone)
-    numbers = [int(str(s)) for s in scores]
+    waiting = await _waiting_time(scope)
+    follow_up = await _follow_up(scope, zone)
+    [scores] = await FollowUpTask.filter(**tenant, department_id=department_id, status="completed",
+                                         completed_at__gte=since, completed_at__lt=until,
+                                         satisfaction__isnull=False).annotate(
+        n=Count("satisfaction"), total=Sum("satisfaction")).values_list("n", "total")
+    responses, total = int(str(scores[0] or 0)), int(str(scores[1] or 0))
+    seen, returned = await _retention(scope, retention_months, zone)
     return VisitReport(
-        department_id=department_id, month=month,
-        visits_by_kind=dict(Counter(kind for kind, _, _ in finished)), no_shows=no_shows,
-        follow_up=FollowUpFigures(due=len(tasks), done_on_time=on_time, done_late=late,
-                                  not_reached=sum(1 for t in tasks if t[0] == "failed"),
-                                  still_open=sum(1 for t in tasks if t[0] in ("requested", "accepted"))),
-        satisfaction_responses=len(numbers),
-        average_satisfaction=round(sum(numbers) / len(numbers), 2) if numbers else None,
-        retention_months=retention_months, patients_seen=len(first_visit), patients_returned=returned,
-        waiting_time=durations([start - arrival for arrival, start in started if start >= arrival]))
+        department_id=department_id, month=month, visits_by_kind={kind: int(str(n)) for kind, n in kinds},
+        no_shows=no_shows, follow_up=follow_up, satisfaction_responses=responses,
+        average_satisfaction=round(total / responses, 2) if responses else None,
+        retention_months=retention_months, patients_seen=seen, patients_returned=returned, waiting_time=waiting)
 
 
-async def _returned(ctx: Context, first_visit: dict[uuid.UUID, datetime], seen: Subquery, months: int,
-                    zone: tzinfo) -> int:
-    """How many of these patients (``seen``: the statement that found them) finished another visit (any
-    department) within ``months`` of their first (months counted on the institution's calendar: a UTC date can be
-    the local day before); only the visits ending within the latest window are read. Named by a subquery, not one
-    parameter each: a department sees more patients in a month than a statement takes parameters (32,767) in a large
-    hospital."""
-    if not first_visit:
-        return 0
-    earliest = min(first_visit.values())
-    # found in review: read to today, however short the window (a month two years back read two years of visits)
-    latest = max(_add_months_at(first.astimezone(zone), months) for first in first_visit.values())
-    later = await Visit.filter(institution_id=ctx.institution_id, patient_id__in=seen, status="finished",
-                               ended_at__gt=earliest, ended_at__lte=latest).values_list("patient_id", "ended_at")
-    back = set()
-    for patient_id, ended_at in later:
-        first = first_visit[patient_id]
-        if first < ended_at <= _add_months_at(first.astimezone(zone), months):
-            back.add(patient_id)
-    return len(back)
+@dataclass(frozen=True)
+class Month:
+    """The department's month a report is about: its local days and the UTC instants they start and end at."""
+
+    institution_id: uuid.UUID
+    department_id: uuid.UUID
+    first_day: date
+    next_month: date
+    since: datetime
+    until: datetime
+
+    def visits(self, sql: Statement, column: str) -> str:
+        """The condition on the department's visits whose ``column`` falls in the month."""
+        return (f'"institution_id" = {sql.bind(self.institution_id)} AND "department_id" = '
+                f'{sql.bind(self.department_id)} AND "{column}" >= {sql.bind(self.since)} AND '
+                f'"{column}" < {sql.bind(self.until)}')
+
+
+async def _waiting_time(month: Month) -> Durations:
+    """Arrival to start of the visits started in the month (a start before the arrival left out), ranked in SQL."""
+    sql = Statement(Visit._meta.db)
+    wait = f"{sql.micros('started_at')} - {sql.micros('arrived_at')}"
+    spans = (f'SELECT {wait} AS "span" FROM "visit" WHERE {month.visits(sql, "started_at")} '  # noqa: S608
+             f'AND "arrived_at" IS NOT NULL AND {wait} >= 0')
+    return durations_of(await sql.rows(ranked(spans, "waiting")))
+
+
+async def _follow_up(month: Month, zone: tzinfo) -> FollowUpFigures:
+    """The department's tasks due in the month (cancelled ones left out), counted in SQL. On time: completed before
+    the local midnight that ends its due date, each day's midnight in UTC named in the statement (a day or two of
+    them is 23 or 25 hours long across a DST change)."""
+    sql = Statement(FollowUpTask._meta.db)
+    done = "\"status\" = 'completed' AND \"completed_at\" IS NOT NULL"
+    day, deadlines = month.first_day, []
+    while day < month.next_month:
+        midnight = datetime.combine(day + timedelta(days=1), time(0), zone).astimezone(UTC)
+        deadlines.append(f'WHEN "due_on" = {sql.bind(day)} THEN {sql.integer(micros_of(midnight))}')
+        day += timedelta(days=1)
+    on_time = f"{sql.micros('completed_at')} < CASE {' '.join(deadlines)} END"
+    [row] = await sql.rows(
+        f'SELECT COUNT(*) AS "due", SUM(CASE WHEN {done} AND {on_time} THEN 1 ELSE 0 END) AS "on_time", '  # noqa: S608
+        f'SUM(CASE WHEN {done} THEN 1 ELSE 0 END) AS "done", '
+        f"SUM(CASE WHEN \"status\" = 'failed' THEN 1 ELSE 0 END) AS \"failed\", "
+        f"SUM(CASE WHEN \"status\" IN ('requested', 'accepted') THEN 1 ELSE 0 END) AS \"open\" "
+        f'FROM "follow_up_task" WHERE "institution_id" = {sql.bind(month.institution_id)} AND "department_id" = '
+        f'{sql.bind(month.department_id)} AND "due_on" >= {sql.bind(month.first_day)} AND "due_on" < '
+        f"{sql.bind(month.next_month)} AND \"status\" <> 'cancelled'")
+    on_time_n, done_n = int(row["on_time"] or 0), int(row["done"] or 0)
+    return FollowUpFigures(due=int(row["due"]), done_on_time=on_time_n, done_late=done_n - on_time_n,
+                           not_reached=int(row["failed"] or 0), still_open=int(row["open"] or 0))
+
+
+async def _retention(month: Month, months: int, zone: tzinfo) -> tuple[int, int]:
+    """The patients seen (a finished visit of the department in the month) and how many of them finished another
+    visit (any department) within ``months`` of their first visit of the month, counted in one statement.
+
+    A window ends the same local day and time ``months`` on (``_add_months_at``): a first visit plus a shift that is
+    the same for every first visit within one stretch of the month (``_window_shifts``), so the statement adds to
+    each first visit its stretch's shift, the few stretches named in it. The patients are named by a subquery, not
+    one parameter each (a large department sees more in a month than a statement takes); the returns are read
+    within the month's latest window only (found in review: to today, a month two years back read two years)."""
+    sql = Statement(Visit._meta.db)
+    stretches = _window_shifts(zone, month.since, month.until, months)
+    ends = [start for start, _ in stretches[1:]] + [month.until]
+    latest = max(end - MICROSECOND + shift for (_, shift), end in zip(stretches, ends, strict=True))
+    first, ended = '"f"."first"', sql.micros("ended_at", "v")
+    window = " ".join(f"WHEN {first} < {sql.integer(micros_of(end))} THEN {sql.integer(shift // MICROSECOND)}"
+                      for (_, shift), end in zip(stretches, ends, strict=True))
+    firsts = (f'SELECT "patient_id", MIN({sql.micros("ended_at")}) AS "first" FROM "visit" '  # noqa: S608
+              f"WHERE {month.visits(sql, 'ended_at')} AND \"status\" = 'finished' GROUP BY \"patient_id\"")
+    back = (f'SELECT 1 FROM "visit" AS "v" WHERE "v"."institution_id" = {sql.bind(month.institution_id)} '  # noqa: S608
+            f'AND "v"."patient_id" = "f"."patient_id" AND "v"."status" = \'finished\' '
+            f'AND "v"."ended_at" > {sql.bind(month.since)} AND "v"."ended_at" <= {sql.bind(latest)} '
+            f"AND {ended} > {first} AND {ended} <= {first} + CASE {window} END")
+    [row] = await sql.rows(f'SELECT COUNT(*) AS "seen", SUM(CASE WHEN EXISTS ({back}) THEN 1 ELSE 0 END) '  # noqa: S608
+                           f'AS "returned" FROM ({firsts}) AS "f"')
+    return int(row["seen"]), int(row["returned"] or 0)
+
+
+STEP = timedelta(minutes=15)
+
+
+@functools.lru_cache(maxsize=1024)
+def _window_shifts(zone: tzinfo, since: datetime, until: datetime, months: int) -> tuple[tuple[datetime, timedelta],
+                                                                                         ...]:
+    """The stretches of ``since`` to ``until`` (a month, UTC) over which a first visit's window ends a constant
+    shift after it: (where each starts, its shift), in order. The shift changes where the local day changes (the day
+    ``months`` on, clamped to a shorter month's last), where the first visit's UTC offset changes (DST) and where the
+    window's end crosses a DST change of its own (a wall time in the spring gap is read with the offset before it,
+    one in the autumn fold with the first visit's fold, as ``_add_months_at`` leaves them). Found without reading
+    the zone's rules: the shift is compared every 15 minutes and each change bisected to the microsecond (a shift that
+    changed and changed back within 15 minutes would be missed: no zone does that). Cached: a month's stretches are
+    the same for every report of it."""
+
+    def shift(moment: datetime) -> timedelta:
+        return _add_months_at(moment.astimezone(zone), months) - moment
+
+    stretches = [(since, shift(since))]
+    checked = since  # the last instant known to be in the last stretch
+    point = since
+    while point < until - MICROSECOND:
+        point = min(point + STEP, until - MICROSECOND)
+        while shift(point) != stretches[-1][1]:
+            low, high = checked, point  # low in the last stretch, high past it: the change is between
+            while high - low > MICROSECOND:
+                middle = low + (high - low) // 2
+                low, high = (middle, high) if shift(middle) == stretches[-1][1] else (low, middle)
+            stretches.append((high, shift(high)))
+            checked = high
+        checked = point
+    return tuple(stretches)
 
 
 def _next_month(day: date) -> date:

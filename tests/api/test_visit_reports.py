@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from models import FollowUpTask
+from models import FollowUpTask, Visit
 from tests.conftest import RowsRead, SqlCounter
 from tests.factories import Tenant, make_patient
 
@@ -161,12 +161,15 @@ async def test_the_retention_window_ends_on_the_local_day(tenant: Tenant) -> Non
 async def test_the_returning_patients_are_named_by_a_subquery_not_one_parameter_each(
         november: Tenant, sql_counter: SqlCounter) -> None:
     """A statement takes at most 32,767 parameters on either database: a large hospital's department sees more
-    patients in a month, and the statement that looked for their return named each one (found in review)."""
+    patients in a month, and the statement that looked for their return named each one (found in review). The
+    statement that counts the returns finds the patients by a subquery: none of their ids is a parameter."""
     reply = await november.call("department_head", REPORT, month="2026-11",
                                 dep=str(november.departments["A"].id), n=12)
     assert reply.data["visitReport"]["patientsSeen"] == 4 and reply.data["visitReport"]["patientsReturned"] == 2
-    [returning] = [s for s in sql_counter.statements if '"patient_id" IN (' in s and '"visit"' in s]
-    assert "IN (SELECT" in returning, returning
+    [returning] = [s for s in sql_counter.statements if "EXISTS (SELECT 1 FROM \"visit\"" in s]
+    assert 'GROUP BY "patient_id"' in returning, returning
+    patients = {str(p) for p in await Visit.filter(institution_id=november.id).values_list("patient_id", flat=True)}
+    assert patients and not any(p in returning for p in patients), returning
 
 
 async def test_the_retention_window_ends_n_months_after_the_first_visit_not_on_the_28th(tenant: Tenant) -> None:
@@ -186,11 +189,12 @@ async def test_the_retention_window_ends_n_months_after_the_first_visit_not_on_t
     assert (reply.data["visitReport"]["patientsSeen"], reply.data["visitReport"]["patientsReturned"]) == (2, 2)
 
 
-async def test_the_returns_are_read_within_the_window_only(tenant: Tenant,
+async def test_the_returns_are_read_within_the_window_only(tenant: Tenant, sql_counter: SqlCounter,
                                                            rows_read: Callable[[str], RowsRead]) -> None:
     """The statement that looks for the patients' returns read every later finished visit of theirs, to today,
     however short the window (found in review: a report of a month two years back read two years of those patients'
-    visits to keep the ones within a month). It reads those ending within the latest first visit's window."""
+    visits to keep the ones within a month). It reads those ending within the latest first visit's window (June's
+    last local instant a month on: 30 July 23:59:59.999999 in Shanghai), and counts them there: one row comes back."""
     pid = await make_patient(tenant)
     await recorded(tenant, pid, "OUTPATIENT", "06-10T09:00:00", "06-10T09:30:00")
     for day in ("07-05", "08-20", "09-20", "10-20", "11-20"):  # back within a month on 5 July; the rest after it
@@ -199,8 +203,11 @@ async def test_the_returns_are_read_within_the_window_only(tenant: Tenant,
     reply = await tenant.call("department_head", REPORT, month="2026-06", dep=str(tenant.departments["A"].id), n=1)
     assert reply.errors == [], reply.errors
     assert (reply.data["visitReport"]["patientsSeen"], reply.data["visitReport"]["patientsReturned"]) == (1, 1)
-    [returns] = [n for n, q in zip(visits.rows, visits.queries, strict=True) if "IN (SELECT" in q]
+    [returns] = [n for n, q in zip(visits.rows, visits.queries, strict=True) if "EXISTS (SELECT" in q]
     assert returns == 1
+    [returning] = [s for s in sql_counter.statements if "EXISTS (SELECT 1 FROM \"visit\"" in s]
+    latest = datetime.fromisoformat(local("07-31T00:00:00")).astimezone(UTC) - timedelta(microseconds=1)
+    assert '"v"."ended_at" <= ' in returning and repr(latest) in returning, returning
 
 
 @pytest.mark.parametrize(("variables", "field"), [({"month": "2026-13"}, "month"), ({"n": 0}, "retentionMonths")])
