@@ -8,25 +8,16 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
 
 from models import AuditEvent, Communication, SurveyInvitation
 from resolvers import communication
 from resolvers.context import Services
 from tests.api.test_patient_merge import merge
 from tests.api.test_survey_invitations import INVITE, ok
+from tests.app.test_message_outbox import Recorder, senders
 from tests.daytime import daytime_from
 from tests.factories import Tenant
 from tests.surveys import questionnaire, reachable
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.sent: list[Any] = []
-
-    async def send(self, message: Any) -> str | None:
-        self.sent.append(message)
-        return None
 
 
 async def campaign_invitations(tenant: Tenant, patient_id: uuid.UUID) -> dict[str, str]:
@@ -50,8 +41,7 @@ async def test_a_survey_campaign_that_invited_both_files_asks_the_person_once(
                                        action="update", resource_id=cancelled.id)
     assert (record.patient_id, record.reason, record.outcome) == (survivor, "merge", "allowed")
     recorder = Recorder()
-    await communication.deliver_due(services, dict.fromkeys(("sms", "email", "wechat", "app"), recorder),
-                                    now=daytime_from(datetime.now(UTC)))
+    await communication.deliver_due(services, senders(recorder), now=daytime_from(datetime.now(UTC)))
     sent = await Communication.filter(institution_id=tenant.id, patient_id=survivor, cause="survey_invitation",
                                       status="sent").count()
     assert (sent, len(recorder.sent)) == (1, 1)
