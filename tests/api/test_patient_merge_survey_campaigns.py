@@ -44,7 +44,8 @@ async def test_a_survey_campaign_that_invited_both_files_asks_the_person_once(
     await communication.deliver_due(services, senders(recorder), now=daytime_from(datetime.now(UTC)))
     sent = await Communication.filter(institution_id=tenant.id, patient_id=survivor, cause="survey_invitation",
                                       status="sent").count()
-    assert (sent, len(recorder.sent)) == (1, 1)
+    handed = [m for m in recorder.sent if m.institution_id == tenant.id]  # the shared database's others too
+    assert (sent, len(handed)) == (1, 1)
 
 
 async def test_an_answered_campaign_invitation_is_the_one_kept(tenant: Tenant) -> None:
