@@ -178,11 +178,14 @@ async def deny(
 async def require_class_write(ctx: Context, view: PatientView, field_class: str, *, action: Action,
                               resource_type: str, resource_id: uuid.UUID | None = None) -> Decision:
     """The right to write a field class of this patient's file: by role (``patient.<class>: update``), and on this
-    file, where the caller must read the class (allowed by role, but not their care team: FORBIDDEN, recorded with
-    the class)."""
-    decision = await authorize(ctx, f"patient.{field_class}", "update", action=action, resource_type=resource_type,
+    file, where the caller must read the class and a role of theirs allowed to update it must reach the file
+    (``section_reached``; found in review: a nurse of department B who also works in finance, which reads the
+    identity of every file, renamed and moved files of every department); otherwise FORBIDDEN, recorded with the
+    class."""
+    obj = f"patient.{field_class}"
+    decision = await authorize(ctx, obj, "update", action=action, resource_type=resource_type,
                                resource_id=resource_id, patient_id=view.row.id)
-    if field_class not in view.classes:
+    if field_class not in view.classes or not section_reached(ctx, view, obj, "update"):
         await deny(ctx, action, resource_type, resource_id, view.row.id, reason="forbidden",
                    field_classes=frozenset({field_class}))
         raise Forbidden()
@@ -406,17 +409,20 @@ def section_reached(ctx: Context, view: PatientView, section: str, act: str = "r
     return scope is patient_scope(ctx) or bool(scope.reach & view.reached)
 
 
-_SECTION_ACTIONS = {"read": Action.READ, "create": Action.CREATE, "update": Action.UPDATE}
+_SECTION_ACTIONS = {"read": Action.READ, "create": Action.CREATE, "update": Action.UPDATE,
+                    "delete": Action.DELETE, "archive": Action.ARCHIVE}
 
 
 async def require_section_reached(ctx: Context, view: PatientView, section: str, *, resource_type: str,
-                                  act: str = "read", resource_id: uuid.UUID | None = None) -> None:
+                                  act: str = "read", resource_id: uuid.UUID | None = None,
+                                  action: Action | None = None) -> None:
     """For a list of one patient's ``section`` (their visits, alerts...), a record added to it (``act`` "create")
     or one changed (``act`` "update": edits and transitions), the file found in reach: FORBIDDEN, the refusal
     recorded, when no role of the caller allowed to ``act`` on the section reaches the file (``section_reached``).
-    ``resource_id``: the record changed, named by the refusal."""
+    ``resource_id``: the record changed, named by the refusal; ``action``: the refusal's, where the write records
+    another than ``act``'s (a consent, a grant)."""
     if not section_reached(ctx, view, section, act):
-        await deny(ctx, _SECTION_ACTIONS[act], resource_type, resource_id, view.row.id, reason="forbidden")
+        await deny(ctx, action or _SECTION_ACTIONS[act], resource_type, resource_id, view.row.id, reason="forbidden")
         raise Forbidden()
 
 

@@ -27,6 +27,9 @@ async def set_sharing(ctx: Context, patient_id: uuid.UUID | None, partner_id: uu
     decision = await access.authorize(ctx, "consent", "update", action=Action.CONSENT,
                                       resource_type="partner_consent", patient_id=patient_id)
     view = await access.find_patient(ctx, patient_id, action=Action.CONSENT, field="patientId")
+    # by a role that records consents, on a file it reaches (not one another role of the account reaches)
+    await access.require_section_reached(ctx, view, "consent", act="update", action=Action.CONSENT,
+                                         resource_type="partner_consent")
     partner = await access.find_in_institution(ctx, Partner, partner_id, action=Action.CONSENT,
                                                resource_type="partner", field="partnerId")
     async with access.file_transaction(ctx, view.row.id, action=Action.CONSENT):

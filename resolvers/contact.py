@@ -61,7 +61,7 @@ async def create(ctx: Context, patient_id: uuid.UUID | None, data: dict[str, Any
     # the file's row with only what its view needs: a contact is sealed under its own id, not the patient's columns
     view = await access.find_patient(ctx, patient_id, action=Action.CREATE, field="patientId",
                                      columns=access.view_columns(()))
-    await _require_contact_class(ctx, view, Action.CREATE)
+    await _require_contact_class(ctx, view, Action.CREATE, "create")
     values = _normalize(data)
     for required in ("name", "relationship"):
         if values.get(required) is None:
@@ -93,7 +93,7 @@ async def update(ctx: Context, contact_id: uuid.UUID | None, data: dict[str, Any
     decision = await access.authorize(ctx, "contact", "update", action=Action.UPDATE, resource_type="contact",
                                       resource_id=contact_id)
     view = await _find(ctx, contact_id, Action.UPDATE)
-    await _require_contact_class(ctx, view.patient, Action.UPDATE)
+    await _require_contact_class(ctx, view.patient, Action.UPDATE, "update", view.row.id)
     values = _normalize(data)
     for required, field_name in (("name", "name"), ("relationship", "relationship"),
                                  ("is_emergency", "isEmergency"), ("may_receive_information", "mayReceiveInformation")):
@@ -139,7 +139,7 @@ async def delete(ctx: Context, contact_id: uuid.UUID | None) -> uuid.UUID:
     decision = await access.authorize(ctx, "contact", "delete", action=Action.DELETE, resource_type="contact",
                                       resource_id=contact_id)
     view = await _find(ctx, contact_id, Action.DELETE)
-    await _require_contact_class(ctx, view.patient, Action.DELETE)
+    await _require_contact_class(ctx, view.patient, Action.DELETE, "delete", view.row.id)
     if await _referenced(ctx, view.row.id):
         raise await _refuse_referenced(ctx, view)
     file = view.patient.row.id
@@ -194,10 +194,16 @@ async def _find(ctx: Context, contact_id: uuid.UUID | None, action: Action) -> C
     return ContactView(row, (await access.views(ctx, [patient]))[0])
 
 
-async def _require_contact_class(ctx: Context, view: PatientView, action: Action) -> None:
+async def _require_contact_class(ctx: Context, view: PatientView, action: Action, act: str,
+                                 contact_id: uuid.UUID | None = None) -> None:
+    """The file's contact class read, and a role of the caller allowed to ``act`` on contacts reaching the file
+    (found in review: a support agent, who reads every file's contacts, who was also a nurse of department B, added,
+    changed and deleted the contacts of every department's patients); otherwise FORBIDDEN, recorded."""
     if "contact" not in view.classes:
         await access.deny(ctx, action, "contact", None, view.row.id, reason="forbidden")
         raise Forbidden()
+    await access.require_section_reached(ctx, view, "contact", act=act, resource_type="contact",
+                                         resource_id=contact_id, action=action)
 
 
 def _normalize(data: dict[str, Any]) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from audit import writer
 from audit.events import Action
 from core.errors import ILLEGAL_TRANSITION, BadUserInput, Conflict, ConsentRequired
 from core.validation import Problems, clean_text
-from models import Partner, PartnerConsent, PartnerGrant
+from models import Partner, PartnerConsent, PartnerGrant, Patient
 from resolvers import access, pagination
 from resolvers.context import Context
 
@@ -38,6 +38,10 @@ async def create(ctx: Context, partner_id: uuid.UUID | None, patient_id: uuid.UU
         until = _expiry(expires_at)
     problems.check()
     view = await access.find_patient(ctx, patient_id, action=Action.GRANT, field="patientId")
+    # by a role that grants, on a file it reaches (found in review: a doctor of department B who also works in
+    # finance, which finds every client, granted partners files of every department)
+    await access.require_section_reached(ctx, view, "partner_grant", act="create", action=Action.GRANT,
+                                         resource_type="partner_grant")
     partner = await access.find_in_institution(ctx, Partner.filter(is_active=True), partner_id, action=Action.GRANT,
                                                resource_type="partner", field="partnerId")
     if not await PartnerConsent.exists(patient_id=view.row.id, partner_id=partner.id, granted=True):
@@ -92,6 +96,7 @@ async def page(ctx: Context, patient_id: uuid.UUID | None, *, first: int,
                            patient_id=patient_id)
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     view = await access.find_patient(ctx, patient_id, action=Action.READ, field="patientId")
+    await access.require_section_reached(ctx, view, "partner_grant", resource_type="partner_grant")
     query = PartnerGrant.filter(institution_id=ctx.institution_id, patient_id=view.row.id)
     page = await pagination.by_id(query, first=first, after=after, kind=CURSOR_KIND, count=count)
     ctx.reads.note("partner_grant", None, view.row.id, rule=ctx.decide("partner_grant", "read").rule)
@@ -103,8 +108,10 @@ def standing(row: PartnerGrant) -> bool:
 
 
 async def _find(ctx: Context, grant_id: uuid.UUID | None, action: Action) -> PartnerGrant:
-    """A grant on a patient the caller reaches; anything else looks missing."""
-    patients = access.scoped_patients(ctx)
+    """A grant on a patient that a role of the caller allowed to revoke grants reaches (``access.section_scope``:
+    the caller's whole reach for an account of one role); anything else looks missing."""
+    condition = access.section_scope(ctx, "partner_grant", "delete").filter()
+    patients = None if condition is None else Patient.filter(condition)
     row = None
     if grant_id is not None and patients is not None:
         row = await PartnerGrant.get_or_none(id=grant_id, institution_id=ctx.institution_id)

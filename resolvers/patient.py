@@ -373,6 +373,10 @@ async def archive(ctx: Context, patient_id: uuid.UUID | None, version: int | Non
     decision = await access.authorize(ctx, "patient", "archive", action=Action.ARCHIVE, resource_type="patient",
                                       resource_id=patient_id, patient_id=patient_id)
     view = await access.find_patient(ctx, patient_id, action=Action.ARCHIVE)
+    # by a role that archives, on a file it reaches (found in review: a head of department B who also works in
+    # finance, which finds every client, archived files of every department)
+    await access.require_section_reached(ctx, view, "patient", act="archive", resource_type="patient",
+                                         resource_id=view.row.id)
     async with in_transaction():
         await versioning.update_versioned(view.row, version, "patient", status=ARCHIVED)
         await writer.append([access.write_record(

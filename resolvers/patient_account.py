@@ -91,6 +91,7 @@ async def invite(ctx: Context, patient_id: uuid.UUID | None) -> Invitation:
     decision = await access.authorize(ctx, "patient_account", "create", action=Action.CREATE,
                                       resource_type="patient_invitation", patient_id=patient_id)
     view = await access.find_patient(ctx, patient_id, action=Action.CREATE, field="patientId")
+    await _require_keeper(ctx, view, "create", Action.CREATE, "patient_invitation")
     if await PatientAccount.exists(patient_id=view.row.id, is_active=True):
         raise BadUserInput("patientId: this patient has an account already.", field="patientId")
     code = new_token(INVITATION_PREFIX)
@@ -195,6 +196,7 @@ async def deactivate(ctx: Context, patient_id: uuid.UUID | None) -> bool:
     decision = await access.authorize(ctx, "patient_account", "update", action=Action.UPDATE,
                                       resource_type="patient_account", patient_id=patient_id)
     view = await access.find_patient(ctx, patient_id, action=Action.UPDATE, field="patientId")
+    await _require_keeper(ctx, view, "update", Action.UPDATE, "patient_account")
     account = await PatientAccount.get_or_none(patient_id=view.row.id, institution_id=ctx.institution_id)
     if account is None:
         raise await access.not_found(ctx, Action.UPDATE, "patient_account", None, "patientId")
@@ -225,11 +227,20 @@ async def issue_reset(ctx: Context, patient_id: uuid.UUID | None) -> accounts.Re
     decision = await access.authorize(ctx, "patient_account", "update", action=Action.CREATE,
                                       resource_type="password_reset", patient_id=patient_id)
     view = await access.find_patient(ctx, patient_id, action=Action.CREATE, field="patientId")
+    await _require_keeper(ctx, view, "update", Action.CREATE, "password_reset")
     account = await PatientAccount.get_or_none(patient_id=view.row.id, institution_id=ctx.institution_id,
                                                is_active=True)
     if account is None:
         raise await access.not_found(ctx, Action.CREATE, "patient_account", None, "patientId")
     return await accounts.issue_code(ctx, decision, sessions.PATIENT_ACCOUNTS, account)
+
+
+async def _require_keeper(ctx: Context, view: PatientView, act: str, action: Action, resource_type: str) -> None:
+    """A role of the caller allowed to ``act`` on patients' accounts reaches the file, not only another role of the
+    account (found in review: a nurse of department B who also works in finance, which finds every client, issued
+    the patients of every department invitations and reset codes, keys to their accounts and so to their files)."""
+    await access.require_section_reached(ctx, view, "patient_account", act=act, action=action,
+                                         resource_type=resource_type)
 
 
 # -- the patient's own file -------------------------------------------------------------------

@@ -259,8 +259,11 @@ async def enter(ctx: Context, invitation_id: uuid.UUID | None, answers: Mapping[
     if principal.kind == PATIENT:  # a patient answers their own in the portal (surveyAnswer)
         await access.deny(ctx, Action.CREATE, "questionnaire_response", reason="forbidden")
         raise Forbidden()
-    # The patient's reach is in the lookup: an invitation of a patient out of reach costs what a missing one does.
-    reached = None if invitation_id is None else access.about_reached(access.patient_scope(ctx), SurveyInvitation)
+    # The patient's reach is in the lookup: an invitation of a patient out of reach costs what a missing one does;
+    # the reach of the roles that enter answers (found in review: a nurse of department B who also works in
+    # finance, which finds every client, entered answers for every department's patients).
+    scope = access.section_scope(ctx, "questionnaire_response", "create")
+    reached = None if invitation_id is None else access.about_reached(scope, SurveyInvitation)
     found = None if reached is None else await reached.get_or_none(id=invitation_id)
     if found is None:
         raise await access.not_found(ctx, Action.CREATE, "survey_invitation", invitation_id, "invitationId")

@@ -654,6 +654,8 @@ async def patient_invitations(ctx: Context, patient_id: uuid.UUID | None, *, fir
                                       resource_type="survey_invitation", patient_id=patient_id)
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     view = await access.find_patient(ctx, patient_id, action=Action.READ, field="patientId")
+    # read where a role that reads invitations reaches, not another role of the account (a nurse in finance)
+    await access.require_section_reached(ctx, view, "survey_invitation", resource_type="survey_invitation")
     # a patient reaches their own file only, and reads it as the portal lists it (found in review: this door showed
     # them the invitation addressed to their family, its contact and whether it was answered)
     own = ctx.require_principal().kind == PATIENT

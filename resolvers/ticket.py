@@ -464,6 +464,8 @@ async def create(ctx: Context, data: dict[str, Any], *, by_partner: bool = False
     patient = None
     if data.get("patient_id") is not None:
         patient = await access.find_patient(ctx, data["patient_id"], action=Action.CREATE, field="patientId")
+        # about a file a role that opens tickets reaches (not one only finance, say, finds)
+        await access.require_section_reached(ctx, patient, "ticket", act="create", resource_type="ticket")
     contact_id = await _contact_of(ctx, data.get("contact_id"), patient.row.id if patient else None)
     department_id = await _department(ctx, data.get("department_id"), Action.CREATE) if data.get("department_id") else (
         patient.row.department_id if patient else None)
