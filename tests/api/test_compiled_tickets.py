@@ -28,6 +28,7 @@ ALL_TICKET_FIELDS = """id patientId contactId callerName callerPhone channel cat
   description status rootCauseCategory rootCause resolution feedback receivedAt firstRespondedAt resolvedAt closedAt
   updatedAt version paused __typename"""
 CREATE = "mutation($input: TicketCreateInput!) { ticketCreate(input: $input) { id } }"
+HANDOVER = "mutation($id: ID!, $to: ID!) { ticketHandover(id: $id, toStaffId: $to) { id } }"
 LIST = "{ tickets(first: 50) { nodes { id subject status level patient { fullName phone } } } }"
 
 # (query, variables, compiled?): the last says whether the compiled plan must run (else it falls back)
@@ -87,6 +88,16 @@ async def _ticket(tenant: Tenant, role: str, **fields: Any) -> str:
     return await created(tenant, role, CREATE, data)
 
 
+async def _handed_to_the_officer(tenant: Tenant, **fields: Any) -> str:
+    """A ticket the nurse officer owns about a file of department B, which only the officer's reach holds: opened by
+    the front desk and handed over (the officer's nurse, of department A, may not open one about it herself since
+    tests/api/test_section_reach_other_writes.py)."""
+    ticket = await _ticket(tenant, "front_desk", **fields)
+    handed = await tenant.call("front_desk", HANDOVER, id=ticket, to=str(tenant.staff_ids["nurse_officer"]))
+    assert not handed.errors, handed.errors
+    return ticket
+
+
 @pytest.fixture
 async def world(tenant: Tenant, client: Any, services: Services) -> World:
     await add_nurse_officer(tenant, client, services)
@@ -101,7 +112,7 @@ async def world(tenant: Tenant, client: Any, services: Services) -> World:
                              departmentId=str(tenant.departments["A"].id)),
                await _ticket(tenant, "support_agent", patientId=str(in_a), subject="Parking", level=3,
                              category="SUGGESTION"),
-               await _ticket(tenant, "nurse_officer", patientId=str(in_b), description="Lost card")]
+               await _handed_to_the_officer(tenant, patientId=str(in_b), description="Lost card")]
     await CareTeamMember.filter(patient_id=in_b).delete()
     return World(tenant, in_a, in_b, tickets)
 
