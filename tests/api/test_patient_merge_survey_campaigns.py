@@ -74,3 +74,25 @@ async def test_both_invitations_answered_stay_and_no_merge_changes_nothing(tenan
     assert await campaign_invitations(tenant, other) == {}
     assert not await AuditEvent.filter(institution_id=tenant.id, resource_type="survey_invitation",
                                        action="update").exists()
+
+
+async def test_a_second_merge_leaves_the_first_merges_cancellation_as_it_was(tenant: Tenant) -> None:
+    """Three files of one person, all invited by one campaign, merged one after the other into the first: each merge
+    cancels the invitation it brought and records that, once. Found in review: the second merge cancelled again the
+    invitation the first had cancelled (its version moved on) and recorded a second cancellation of it, by a merge
+    that changed nothing of it."""
+    q = await questionnaire(tenant)
+    survivor, first, second = await reachable(tenant), await reachable(tenant), await reachable(tenant)
+    assert ok(await tenant.call("admin", INVITE, qid=str(q.id)), "surveyInvite")["invited"] == 3
+    ok(await merge(tenant, survivor, first), "patientMerge")
+    cancelled_first = await SurveyInvitation.get(cause_key__endswith=str(first))
+
+    ok(await merge(tenant, survivor, second), "patientMerge")
+
+    assert await campaign_invitations(tenant, survivor) == {
+        str(survivor): "requested", str(first): "cancelled", str(second): "cancelled"}
+    assert (await SurveyInvitation.get(id=cancelled_first.id)).version == cancelled_first.version
+    for file in (first, second):
+        invitation = await SurveyInvitation.get(cause_key__endswith=str(file))
+        assert await AuditEvent.filter(institution_id=tenant.id, resource_type="survey_invitation", action="update",
+                                       resource_id=invitation.id).count() == 1, file
