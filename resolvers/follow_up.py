@@ -861,6 +861,13 @@ async def complete(ctx: Context, task_id: uuid.UUID | None, data: dict[str, Any]
     ticket_data = None
     if open_ticket:  # decided (and a refusal recorded) before the transaction opens
         await _require(ctx, view, "ticket", "create", action=Action.CREATE, resource_type="ticket")
+        # and on this file, as tickets.create asks it: asked there, inside the transaction, the refusal could not be
+        # recorded (found in review: INTERNAL_SERVER_ERROR where the task's reach held the file, the ticket's not);
+        # refused as ``_require`` refuses, on the file the task is on now
+        if not access.section_reached(ctx, view.patient, "ticket", "create"):
+            await access.deny(ctx, Action.CREATE, "ticket", None,
+                              await access.file_now(ctx, FollowUpTask, view.row.id), reason="forbidden")
+            raise Forbidden()
         ticket_data = await _ticket_data(ctx, view, form)
     columns = {**form, "status": "completed", "completed_at": _now(), "completed_by_id": ctx.actor.id,
                "notes": access.seal(ctx, "follow_up_task", "notes", view.row.id, form["notes"])}

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from models import Appointment, FollowUpAttempt, FollowUpTask, Patient, Visit
+from models import Appointment, FollowUpAttempt, FollowUpTask, Patient, Ticket, Visit
 from policies.guard import MODEL_PATH, POLICY_PATH, Guard
 from resolvers import appointment as appointments
 from resolvers import follow_up
@@ -338,3 +338,38 @@ async def test_a_head_who_is_also_a_doctor_of_the_care_team_changes_tasks_of_her
             ("update", "follow_up_task", "forbidden", uuid.UUID(task), pid)]
     if department == "B":
         assert [(await FollowUpTask.get(id=task)).status for task in tasks] == ["requested", "cancelled"]
+
+
+@pytest.mark.parametrize("department", ["A", "B"])
+async def test_a_call_that_opens_a_ticket_asks_where_the_roles_that_open_tickets_reach(
+        tenant: Tenant, services: Services, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path, department: str) -> None:
+    """This institution's policy lets its finance staff read and change follow-up calls and read their clinical notes
+    (reach: the institution); the account is also a nurse of department B, who opens tickets. The nurse's own call
+    for a patient since moved to department A, completed as worse with a ticket to open: the call is changed where
+    finance reaches, but the ticket would be opened where no role of the account that opens tickets reaches. Found in
+    review: asked inside the write's transaction, the refusal could not be recorded there and the call answered
+    INTERNAL_SERVER_ERROR; now FORBIDDEN before it opens, recorded, nothing written. In department B it goes through."""
+    monkeypatch.setattr(follow_up, "_now", lambda: TASK_NOW)
+    policy = tmp_path / "policy.csv"
+    policy.write_text(POLICY_PATH.read_text() + "".join(
+        f"p, finance, {tenant.id}, {obj}, {act}, allow\n"
+        for obj, act in (("follow_up_task", "read"), ("follow_up_task", "update"), ("patient.clinical", "read"))))
+    monkeypatch.setattr(services, "guard", Guard(MODEL_PATH, policy))
+    who = await account(tenant, services, client, "finance_nurse", ["finance", "nurse"])
+    pid = await make_patient(tenant, departmentId=str(tenant.departments["B"].id))
+    task = await own_task(tenant, who, pid)
+    await Patient.filter(id=pid).update(department_id=tenant.departments[department].id)
+    before, tickets, seq = await tasks_stored(tenant), await Ticket.filter(institution_id=tenant.id).count(), \
+        await mark(tenant.id)
+
+    reply = await tenant.call(who, COMPLETE, id=task, input={"reached": True, "condition": "WORSE",
+                                                             "openTicket": True})
+
+    if department == "B":
+        assert reply.errors == [], reply.errors
+        assert reply.data["followUpTaskComplete"]["ticketId"] is not None
+        return
+    assert reply.codes == ["FORBIDDEN"], reply.errors
+    assert (await tasks_stored(tenant), await Ticket.filter(institution_id=tenant.id).count()) == (before, tickets)
+    assert await denials_since(tenant.id, seq) == [("create", "ticket", "forbidden", None, pid)]
