@@ -1011,7 +1011,10 @@ async def _check_worker(ctx: Context, view: TaskView, field: str) -> None:
         await _deny(ctx, view, "not_owner")
         raise Forbidden(f"{field}: the task is a colleague's; the department head reassigns it.", field=field)
     await _require(ctx, view, f"patient.{CLINICAL}", "update")
-    if CLINICAL not in view.patient.classes:
+    # read here, and written by a role that reaches the file, as access.require_class_write asks (found in review:
+    # the task changed through one role's reach, its outcome written with another's right where it does not reach)
+    if CLINICAL not in view.patient.classes or not access.section_reached(ctx, view.patient, f"patient.{CLINICAL}",
+                                                                           "update"):
         await _deny(ctx, view, "forbidden", frozenset({CLINICAL}))
         raise Forbidden()
 

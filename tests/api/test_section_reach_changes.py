@@ -31,7 +31,7 @@ from tests.api.test_patient_merge import assign
 from tests.api.test_patient_merge_messages import merged_before_transaction
 from tests.api.test_patient_merge_versioned_writes import merged_once_found
 from tests.factories import PASSWORD, Response, Tenant, login, make_patient
-from tests.patients import denials_since, mark
+from tests.patients import denials_since, events_since, mark
 
 # -- appointments -------------------------------------------------------------------------------------------------
 
@@ -340,23 +340,37 @@ async def test_a_head_who_is_also_a_doctor_of_the_care_team_changes_tasks_of_her
         assert [(await FollowUpTask.get(id=task)).status for task in tasks] == ["requested", "cancelled"]
 
 
+def finance_works_calls(tenant: Tenant, services: Services, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, *,
+                        writes_clinical: bool) -> None:
+    """This institution's policy lets its finance staff read and change follow-up calls and read (``writes_clinical``:
+    and write) their clinical notes (reach: the institution)."""
+    rights = [("follow_up_task", "read"), ("follow_up_task", "update"), ("patient.clinical", "read"),
+              *([("patient.clinical", "update")] if writes_clinical else [])]
+    policy = tmp_path / f"policy-{writes_clinical}.csv"
+    policy.write_text(POLICY_PATH.read_text() + "".join(f"p, finance, {tenant.id}, {obj}, {act}, allow\n"
+                                                        for obj, act in rights))
+    monkeypatch.setattr(services, "guard", Guard(MODEL_PATH, policy))
+
+
+async def finance_nurse(tenant: Tenant, services: Services, client: httpx.AsyncClient,
+                        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, *, writes_clinical: bool) -> str:
+    """An account of finance (as ``finance_works_calls``) that is also a nurse of department B, who makes the calls,
+    writes their clinical outcome and opens tickets."""
+    monkeypatch.setattr(follow_up, "_now", lambda: TASK_NOW)
+    finance_works_calls(tenant, services, monkeypatch, tmp_path, writes_clinical=writes_clinical)
+    return await account(tenant, services, client, "finance_nurse", ["finance", "nurse"])
+
+
 @pytest.mark.parametrize("department", ["A", "B"])
 async def test_a_call_that_opens_a_ticket_asks_where_the_roles_that_open_tickets_reach(
         tenant: Tenant, services: Services, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch,
         tmp_path: Path, department: str) -> None:
-    """This institution's policy lets its finance staff read and change follow-up calls and read their clinical notes
-    (reach: the institution); the account is also a nurse of department B, who opens tickets. The nurse's own call
-    for a patient since moved to department A, completed as worse with a ticket to open: the call is changed where
-    finance reaches, but the ticket would be opened where no role of the account that opens tickets reaches. Found in
-    review: asked inside the write's transaction, the refusal could not be recorded there and the call answered
-    INTERNAL_SERVER_ERROR; now FORBIDDEN before it opens, recorded, nothing written. In department B it goes through."""
-    monkeypatch.setattr(follow_up, "_now", lambda: TASK_NOW)
-    policy = tmp_path / "policy.csv"
-    policy.write_text(POLICY_PATH.read_text() + "".join(
-        f"p, finance, {tenant.id}, {obj}, {act}, allow\n"
-        for obj, act in (("follow_up_task", "read"), ("follow_up_task", "update"), ("patient.clinical", "read"))))
-    monkeypatch.setattr(services, "guard", Guard(MODEL_PATH, policy))
-    who = await account(tenant, services, client, "finance_nurse", ["finance", "nurse"])
+    """The nurse's own call for a patient since moved to department A, completed as worse with a ticket to open: the
+    call and its outcome are written where finance reaches, but the ticket would be opened where no role of the
+    account that opens tickets reaches. Found in review: asked inside the write's transaction, the refusal could not
+    be recorded there and the call answered INTERNAL_SERVER_ERROR; now FORBIDDEN before it opens, recorded, nothing
+    written. In department B it goes through."""
+    who = await finance_nurse(tenant, services, client, monkeypatch, tmp_path, writes_clinical=True)
     pid = await make_patient(tenant, departmentId=str(tenant.departments["B"].id))
     task = await own_task(tenant, who, pid)
     await Patient.filter(id=pid).update(department_id=tenant.departments[department].id)
@@ -373,3 +387,30 @@ async def test_a_call_that_opens_a_ticket_asks_where_the_roles_that_open_tickets
     assert reply.codes == ["FORBIDDEN"], reply.errors
     assert (await tasks_stored(tenant), await Ticket.filter(institution_id=tenant.id).count()) == (before, tickets)
     assert await denials_since(tenant.id, seq) == [("create", "ticket", "forbidden", None, pid)]
+
+
+@pytest.mark.parametrize("name", ["followUpAttemptRecord", "followUpTaskComplete", "followUpTaskFail"])
+async def test_a_call_s_clinical_outcome_is_written_where_a_role_that_writes_it_reaches(
+        tenant: Tenant, services: Services, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path, name: str) -> None:
+    """The nurse's own call for a patient since moved to department A: the task is changed where finance reaches,
+    but its attempts and outcome are the clinical class of the file, written with the nurse's right where the nurse
+    does not reach (went through before, as patientUpdate's classes did before access.require_class_write asked the
+    updating roles' reach): FORBIDDEN, recorded with the class, nothing written. With finance writing the class too
+    it goes through."""
+    who = await finance_nurse(tenant, services, client, monkeypatch, tmp_path, writes_clinical=False)
+    made, change, status = TASK_CHANGES[name]
+    pid, task = await task_on_transferred_file(tenant, who, made)
+    before, seq = await tasks_stored(tenant), await mark(tenant.id)
+
+    refused = await change(tenant, who, task)
+
+    assert refused.codes == ["FORBIDDEN"], refused.errors
+    assert await tasks_stored(tenant) == before
+    assert await denials_since(tenant.id, seq) == [
+        ("update", "follow_up_task", "forbidden", uuid.UUID(task), pid)]
+    assert [e.field_classes for e in await events_since(tenant.id, seq, outcome="denied")] == ["clinical"]
+    finance_works_calls(tenant, services, monkeypatch, tmp_path, writes_clinical=True)
+    reply = await change(tenant, who, task)
+    assert reply.errors == [], reply.errors
+    assert (await FollowUpTask.get(id=task)).status == status
