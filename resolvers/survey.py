@@ -613,8 +613,9 @@ async def invite_audience(ctx: Context, questionnaire_id: uuid.UUID | None, data
 async def ask_once_after_merge(institution_id: uuid.UUID, survivor_id: uuid.UUID) -> list[uuid.UUID]:
     """A survey campaign that invited both files of one person, merged (inside the merge's transaction, its files
     held): the person is asked once. Of each campaign's invitations now on the survivor the one kept is one
-    answered, else the survivor's own (its cause names the file), else the first; the others not answered are
-    cancelled, and their queued messages dropped when they fall due (``communication.Facts.outdated``). Found in
+    answered, else one the gate did not refuse, the survivor's own (its cause names the file) first, else the first
+    (``_kept``); the others not answered are cancelled, and their queued messages dropped when they fall due
+    (``communication.Facts.outdated``). Found in
     review: both went out, two links to one questionnaire for one campaign. Invitations of other causes stand: each
     is about its own visit, ticket or call. Answers the invitations cancelled, for the merge's record. One cancelled
     already (by an earlier merge into this file) is left as it is, neither kept nor cancelled again (found in review:
@@ -633,8 +634,10 @@ async def ask_once_after_merge(institution_id: uuid.UUID, survivor_id: uuid.UUID
 
 
 def _kept(twins: list[SurveyInvitation], survivor_id: uuid.UUID) -> SurveyInvitation:
-    return next((row for row in twins if row.answered), None) or next(
-        (row for row in twins if row.cause_key.endswith(f":{survivor_id}")), twins[0])
+    """One answered, else one whose message the gate did not refuse (found in review: the survivor's own kept though
+    refused, the other cancelled, the person was asked by neither), the survivor's own first, else the first."""
+    return min(twins, key=lambda row: (not row.answered, row.status == "refused",
+                                       not row.cause_key.endswith(f":{survivor_id}")))
 
 
 # -- reading invitations --------------------------------------------------------------------------------

@@ -96,3 +96,18 @@ async def test_a_second_merge_leaves_the_first_merges_cancellation_as_it_was(ten
         invitation = await SurveyInvitation.get(cause_key__endswith=str(file))
         assert await AuditEvent.filter(institution_id=tenant.id, resource_type="survey_invitation", action="update",
                                        resource_id=invitation.id).count() == 1, file
+
+
+async def test_the_invitation_kept_is_one_whose_message_may_go_not_one_the_gate_refused(tenant: Tenant) -> None:
+    """The survivor's own invitation was refused by the gate (that file had not agreed to messages), the duplicate's
+    was not: the duplicate's is kept and the refused one cancelled. Found in review: the survivor's own was kept
+    because it was the survivor's, the other cancelled, and the person was asked by neither."""
+    q = await questionnaire(tenant)
+    survivor, duplicate = await reachable(tenant, consent=False), await reachable(tenant)
+    invited = ok(await tenant.call("admin", INVITE, qid=str(q.id)), "surveyInvite")
+    assert (invited["invited"], invited["refused"]) == (2, 1), invited
+    assert await campaign_invitations(tenant, survivor) == {str(survivor): "refused"}
+
+    ok(await merge(tenant, survivor, duplicate), "patientMerge")
+
+    assert await campaign_invitations(tenant, survivor) == {str(survivor): "cancelled", str(duplicate): "requested"}
