@@ -615,14 +615,15 @@ async def ask_once_after_merge(institution_id: uuid.UUID, survivor_id: uuid.UUID
     held): the person is asked once. Of each campaign's invitations now on the survivor the one kept is one
     answered, else one the gate did not refuse, the survivor's own (its cause names the file) first, else the first
     (``_kept``); the others not answered are cancelled, and their queued messages dropped when they fall due
-    (``communication.Facts.outdated``). Found in
-    review: both went out, two links to one questionnaire for one campaign. Invitations of other causes stand: each
-    is about its own visit, ticket or call. Answers the invitations cancelled, for the merge's record. One cancelled
-    already (by an earlier merge into this file) is left as it is, neither kept nor cancelled again (found in review:
-    a second merge cancelled it again and recorded that)."""
+    (``communication.Facts.outdated``). Found in review: both went out, two links to one questionnaire for one
+    campaign. Invitations of other causes stand: each is about its own visit, ticket or call. Answers the
+    invitations cancelled, for the merge's record. One cancelled already (by an earlier merge into this file) is left
+    as it is, neither kept nor cancelled again (found in review: a second merge cancelled it again and recorded that).
+    The rows are locked as read: an answer (which holds no file: an anonymous one names nobody) waits for the merge
+    and then finds its invitation cancelled, or the merge waits for it and keeps the answered one."""
     rows = await SurveyInvitation.filter(institution_id=institution_id, patient_id=survivor_id,
                                          cause_key__startswith=f"{CAMPAIGN_CAUSE}:").exclude(
-        status="cancelled").order_by("id")
+        status="cancelled").order_by("id").select_for_update()
     by_campaign: dict[str, list[SurveyInvitation]] = {}
     for row in rows:
         by_campaign.setdefault(row.cause_key.split(":")[1], []).append(row)
