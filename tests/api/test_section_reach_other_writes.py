@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from models import PasswordReset, Patient, PatientAccount
+from models import CareTeamMember, PasswordReset, Patient, PatientAccount
 from resolvers.context import Services
 from tests.api.test_questionnaire_responses import written
 from tests.api.test_section_reach_changes import account
@@ -251,3 +251,20 @@ async def test_a_ticket_about_a_patient_is_opened_only_where_a_role_that_opens_t
 
     await refused_and_recorded(tenant, lambda: opened(in_a), "FORBIDDEN", ("create", "ticket", "forbidden", None, in_a))
     assert (await opened(in_b)).errors == []
+
+
+# -- registering a patient: the care team place goes by the reach of the roles that register ---------------------------
+
+
+async def test_a_nurse_in_finance_registering_a_patient_of_another_department_joins_its_care_team(
+        tenant: Tenant, services: Services, client: httpx.AsyncClient) -> None:
+    """A nurse of department B registering a patient in department A joins the file's care team, to read back what
+    she entered (as a nurse alone does). With finance as a second role (which registers no one, and finds every
+    client's identity) she did not: finance's reach counted as hers for the nurse's right, and the clinical data she
+    had just entered was out of her sight."""
+    who = await in_finance(tenant, services, client, "nurse")
+    pid = await make_patient(tenant, role=who, allergies="Penicillin")
+    members = await CareTeamMember.filter(institution_id=tenant.id, patient_id=pid).values_list("staff_id", flat=True)
+    assert len(members) == 1, members
+    reply = await tenant.call(who, "query($id: ID!) { patient(id: $id) { allergies } }", id=str(pid))
+    assert reply.errors == [] and reply.data["patient"]["allergies"] == "Penicillin", reply.errors
