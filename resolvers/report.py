@@ -166,8 +166,7 @@ async def _ticket_durations(institution_id: uuid.UUID, department_id: uuid.UUID,
     """First-response and resolution times of the month's tickets: their count, median and p90, ranked in SQL (the
     few rows a rank can fall on come back, ``report_sql.ranked``)."""
     sql = Statement(Ticket._meta.db)
-    month = (f'"institution_id" = {sql.bind(institution_id)} AND "department_id" = {sql.bind(department_id)} AND '
-             f'"received_at" >= {sql.bind(since)} AND "received_at" < {sql.bind(until)}')
+    month = sql.in_month(institution_id, department_id, RECEIVED, since, until)
 
     def spans(done: str) -> str:
         span = f'{sql.micros(done)} - {sql.micros(RECEIVED)}'

@@ -57,6 +57,12 @@ class Statement:
         fraction = f"CASE WHEN {dot} > 0 THEN CAST(substr({column}, {dot} + 1, 6) AS INTEGER) ELSE 0 END"
         return f"(CAST(strftime('%s', {whole}) AS INTEGER) * 1000000 + {fraction})"
 
+    def in_month(self, institution_id: uuid.UUID, department_id: uuid.UUID, column: str, since: datetime,
+                 until: datetime) -> str:
+        """The condition on a department's rows whose ``column`` falls in ``[since, until)``."""
+        return (f'"institution_id" = {self.bind(institution_id)} AND "department_id" = {self.bind(department_id)} '
+                f'AND "{column}" >= {self.bind(since)} AND "{column}" < {self.bind(until)}')
+
     async def rows(self, sql: str) -> list[Any]:
         """The rows (read by column name) of ``sql`` run with the bound values."""
         _, rows = await self.db.execute_query(sql, self.values)

@@ -118,9 +118,7 @@ class Month:
 
     def visits(self, sql: Statement, column: str) -> str:
         """The condition on the department's visits whose ``column`` falls in the month."""
-        return (f'"institution_id" = {sql.bind(self.institution_id)} AND "department_id" = '
-                f'{sql.bind(self.department_id)} AND "{column}" >= {sql.bind(self.since)} AND '
-                f'"{column}" < {sql.bind(self.until)}')
+        return sql.in_month(self.institution_id, self.department_id, column, self.since, self.until)
 
 
 async def _waiting_time(month: Month) -> Durations:
