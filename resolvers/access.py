@@ -731,8 +731,8 @@ FileHold = Callable[[uuid.UUID], Awaitable[PatientView | None]]
 
 @asynccontextmanager
 async def following_survivor(ctx: Context, action: Action, resource_type: str, resource_id: uuid.UUID, *,
-                             field: str = "id", needs: str | None = None,
-                             section: str | None = None) -> AsyncIterator[FileHold]:
+                             field: str = "id", needs: str | None = None, section: str | None = None,
+                             also: Sequence[tuple[str, str]] = ()) -> AsyncIterator[FileHold]:
     """Around the transaction of a caller's write that names a record a merge moves (an appointment, a task), not
     its file, and writes on that file (a message, an invitation, a ticket). Inside the transaction ``hold(file)``
     holds the file the record was read on (``current_files``, before the record, as the merge locks them) and
@@ -744,7 +744,10 @@ async def following_survivor(ctx: Context, action: Action, resource_type: str, r
     the survivor without asking, and a caller could write on a file out of their reach. With ``section`` (the
     record's: its appointments, its tasks), a change to the record: a role of the caller allowed to change that
     section must reach the survivor too (``section_reached``, from the view: no statement), else FORBIDDEN, the
-    refusal recorded on the survivor once rolled back, as the change asked after the merge answers."""
+    refusal recorded on the survivor once rolled back, as the change asked after the merge answers. ``also``: other
+    (section, act) rights the write uses on the file (a ticket a call opens), asked of the survivor the same way
+    (found in review: asked inside the transaction by the write itself, the refusal could not be recorded there and
+    the call answered INTERNAL_SERVER_ERROR)."""
 
     async def hold(patient_id: uuid.UUID) -> PatientView | None:
         now_on = (await current_files([patient_id]))[patient_id]
@@ -753,7 +756,8 @@ async def following_survivor(ctx: Context, action: Action, resource_type: str, r
         survivor = (await visible_patients_once(ctx, [now_on]))[0]
         if survivor is None or (needs is not None and needs not in survivor.classes):
             raise _SurvivorOutOfReach()
-        if section is not None and not section_reached(ctx, survivor, section, "update"):
+        wanted = ([(section, "update")] if section is not None else []) + list(also)
+        if any(not section_reached(ctx, survivor, name, act) for name, act in wanted):
             raise _SurvivorSectionOutOfReach(survivor.row.id)
         return survivor
 

@@ -875,7 +875,8 @@ async def complete(ctx: Context, task_id: uuid.UUID | None, data: dict[str, Any]
                *(name for name in ("condition", "needs_help", "satisfaction", "notes") if form[name] is not None)}
     # A file merged since the task was read: the task is the survivor's, and so are its record, the invitation and
     # the ticket (_writing); a call that did not reach the patient too (found in review: recorded on the merged file).
-    async with _writing(ctx, view, needs=CLINICAL) as task:
+    opens = (("ticket", "create"),) if ticket_data is not None else ()
+    async with _writing(ctx, view, needs=CLINICAL, also=opens) as task:
         await _write(ctx, view, version, columns)
         if ticket_data is not None:
             # A savepoint of this transaction, on the file the task is on now: the caller named the task, not
@@ -958,8 +959,8 @@ async def _write(ctx: Context, view: TaskView, version: int | None, columns: dic
 
 
 @asynccontextmanager
-async def _writing(ctx: Context, view: TaskView, *, field: str = "id", needs: str | None = None
-                   ) -> AsyncIterator[TaskView]:
+async def _writing(ctx: Context, view: TaskView, *, field: str = "id", needs: str | None = None,
+                   also: Sequence[tuple[str, str]] = ()) -> AsyncIterator[TaskView]:
     """The transaction of a caller's write to a task it found; yields the task on the file it is on now, which the
     write's records (and a ticket or invitation it opens) name. The file is held first (``access.following_survivor``),
     as a merge locks it before it moves the task: the other way round, a ticket's or invitation's wait for the file
@@ -968,9 +969,10 @@ async def _writing(ctx: Context, view: TaskView, *, field: str = "id", needs: st
     the task (``needs``: and writes that class of it, as ``_check_worker`` asks), as ``find`` would ask after the
     merge; beyond it NOT_FOUND at ``field``, nothing written, the refusal recorded once rolled back (found in review:
     claim, assign, an attempt, fail and cancel recorded on the merged file, without asking); where no role of the
-    caller that changes tasks reaches the survivor, FORBIDDEN so, as ``find_to_change`` asks."""
+    caller that changes tasks reaches the survivor, FORBIDDEN so, as ``find_to_change`` asks; so too where no role
+    holding a right in ``also`` (a ticket the call opens) does."""
     following = access.following_survivor(ctx, Action.UPDATE, "follow_up_task", view.row.id, field=field,
-                                          needs=needs, section="follow_up_task")
+                                          needs=needs, section="follow_up_task", also=also)
     async with following as hold, in_transaction():
         yield TaskView(view.row, await hold(view.patient.row.id) or view.patient)
 

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from models import Appointment, FollowUpAttempt, FollowUpTask, Patient, Ticket, Visit
+from models import Appointment, AuditEvent, FollowUpAttempt, FollowUpTask, Patient, Ticket, Visit
 from policies.guard import MODEL_PATH, POLICY_PATH, Guard
 from resolvers import appointment as appointments
 from resolvers import follow_up
@@ -387,6 +387,33 @@ async def test_a_call_that_opens_a_ticket_asks_where_the_roles_that_open_tickets
     assert reply.codes == ["FORBIDDEN"], reply.errors
     assert (await tasks_stored(tenant), await Ticket.filter(institution_id=tenant.id).count()) == (before, tickets)
     assert await denials_since(tenant.id, seq) == [("create", "ticket", "forbidden", None, pid)]
+
+
+async def test_a_call_that_opens_a_ticket_merged_meanwhile_asks_the_survivor_where_tickets_are_opened(
+        tenant: Tenant, services: Services, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    """As above, but the call's file (department B: asked before the transaction, allowed) is merged right before
+    the write's transaction into a file of department A: the call and its outcome follow the task there (finance's
+    reach), the ticket would be opened where no role that opens tickets reaches. It answered INTERNAL_SERVER_ERROR (the
+    ticket's refusal asked inside the transaction, where it cannot be recorded); now FORBIDDEN, recorded on the
+    survivor once rolled back, nothing written."""
+    who = await finance_nurse(tenant, services, client, monkeypatch, tmp_path, writes_clinical=True)
+    duplicate = await make_patient(tenant, departmentId=str(tenant.departments["B"].id))
+    survivor = await make_patient(tenant, departmentId=str(tenant.departments["A"].id))
+    task = await own_task(tenant, who, duplicate)
+    merged_before_transaction(monkeypatch, follow_up, tenant, survivor, duplicate)
+    tickets = await Ticket.filter(institution_id=tenant.id).count()
+
+    reply = await tenant.call(who, COMPLETE, id=task, input={"reached": True, "condition": "WORSE",
+                                                             "openTicket": True})
+
+    assert reply.codes == ["FORBIDDEN"], reply.errors
+    row = await FollowUpTask.get(id=task)
+    assert (row.patient_id, row.status, await Ticket.filter(institution_id=tenant.id).count()) == (
+        survivor, "requested", tickets)
+    refusals = await AuditEvent.filter(institution_id=tenant.id, outcome="denied", patient_id=survivor,
+                                       reason="forbidden").values_list("action", "resource_type", "resource_id")
+    assert refusals == [("update", "follow_up_task", uuid.UUID(task))]
 
 
 @pytest.mark.parametrize("name", ["followUpAttemptRecord", "followUpTaskComplete", "followUpTaskFail"])
