@@ -184,6 +184,7 @@ async def next_due() -> datetime | None:
 async def deliver_due(sender: Sender, now: datetime | None = None) -> int:
     """Send everything due by ``now``, one notification per transaction; returns how many were sent."""
     sent = 0
+    zones: dict[uuid.UUID, tzinfo] = {}  # each institution's read once a run, not once a notification
     while True:
         moment = now or datetime.now(UTC)
         async with in_transaction():
@@ -191,7 +192,7 @@ async def deliver_due(sender: Sender, now: datetime | None = None) -> int:
             if row is None:
                 return sent
             message = Message(row.id, row.institution_id, row.kind, row.ticket_id, await recipients(row), row.due_at,
-                              row.contract_id, row.key, await _zone(row.institution_id))
+                              row.contract_id, row.key, await _zone(row.institution_id, zones))
             try:
                 await sender.send(message)
             except Exception as exc:  # a failing sender must not stop the others: retry later
@@ -203,11 +204,14 @@ async def deliver_due(sender: Sender, now: datetime | None = None) -> int:
             sent += 1
 
 
-async def _zone(institution_id: uuid.UUID) -> tzinfo:
-    """The institution's time zone (``resolvers.institution.zone``'s, read here: the context imports this module);
-    UTC, named as such in the text, should the institution be gone: the message still goes out."""
+async def _zone(institution_id: uuid.UUID, zones: dict[uuid.UUID, tzinfo]) -> tzinfo:
+    """The institution's time zone (``resolvers.institution.zone``'s, read here: the context imports this module),
+    kept in ``zones``; UTC, named as such in the text, should the institution be gone: the message still goes out."""
+    if institution_id in zones:
+        return zones[institution_id]
     names = await Institution.filter(id=institution_id).limit(1).values_list("time_zone", flat=True)
-    return ZoneInfo(str(names[0])) if names else UTC
+    zones[institution_id] = ZoneInfo(str(names[0])) if names else UTC
+    return zones[institution_id]
 
 
 async def recipients(row: Notification) -> list[uuid.UUID]:
