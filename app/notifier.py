@@ -17,9 +17,10 @@ from datetime import UTC, datetime
 
 from app import senders as message_senders
 from core.messages import MessageSender
+from core.wakeups import Outbox
 from resolvers import campaign, communication, notification, outbox
 from resolvers.context import Services
-from resolvers.notification import Message, Outbox, Sender
+from resolvers.notification import Message, Sender
 
 log = logging.getLogger("careloop.notifications")
 POLL_SECONDS = 5.0

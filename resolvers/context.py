@@ -18,11 +18,11 @@ from core.principal_cache import PrincipalCache
 from core.settings import Settings
 from core.sla import SlaSettings
 from core.storage import Storage
+from core.wakeups import Changes, Outbox
 from models.keyring import KeyRing
 from policies.guard import Decision, Guard
 from policies.scopes import PatientScope, TicketScope
 from resolvers.loaders import Loaders
-from resolvers.notification import Changes, Outbox
 
 
 @dataclass

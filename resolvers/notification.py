@@ -16,22 +16,20 @@ they work (found in review: it was UTC), and the offset tells apart the hour rep
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Protocol
-from zoneinfo import ZoneInfo
 
+from tortoise.exceptions import DoesNotExist
 from tortoise.expressions import F
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
-from models import DepartmentMembership, Institution, Notification, RoleAssignment, Ticket
+from models import DepartmentMembership, Notification, RoleAssignment, Ticket
 from models.ticket import OPEN_STATUSES
-from resolvers import compliance_alert, outbox
+from resolvers import compliance_alert, institution, outbox
 
 ESCALATED_LEVEL = 1
 CONTRACT_TEXT = {  # ids and the case only: never terms or the client's data
@@ -82,34 +80,6 @@ def local_time(moment: datetime, zone: tzinfo) -> str:
 
 class Sender(Protocol):
     async def send(self, message: Message) -> None: ...
-
-
-class Outbox:
-    """Wakes this process's deliverer when a ticket change schedules something sooner."""
-
-    def __init__(self) -> None:
-        self.scheduled = asyncio.Event()
-
-
-class Changes:
-    """Wakes this process's ticket subscriptions when a ticket changes here; other workers' changes
-    are found by the subscriptions' own polling. Each change wakes every current waiter once."""
-
-    def __init__(self) -> None:
-        self._event: asyncio.Event | None = None
-
-    def notify(self) -> None:
-        if self._event is not None:
-            self._event.set()
-            self._event = None
-
-    async def wait(self, at_most: float) -> None:
-        if self._event is None:
-            self._event = asyncio.Event()
-        event = self._event
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(at_most):
-                await event.wait()
 
 
 # -- scheduling ----------------------------------------------------------------------------
@@ -205,12 +175,13 @@ async def deliver_due(sender: Sender, now: datetime | None = None) -> int:
 
 
 async def _zone(institution_id: uuid.UUID, zones: dict[uuid.UUID, tzinfo]) -> tzinfo:
-    """The institution's time zone (``resolvers.institution.zone``'s, read here: the context imports this module),
-    kept in ``zones``; UTC, named as such in the text, should the institution be gone: the message still goes out."""
-    if institution_id in zones:
-        return zones[institution_id]
-    names = await Institution.filter(id=institution_id).limit(1).values_list("time_zone", flat=True)
-    zones[institution_id] = ZoneInfo(str(names[0])) if names else UTC
+    """The institution's time zone, kept in ``zones``; UTC, named as such in the text, should the institution be gone:
+    the message still goes out."""
+    if institution_id not in zones:
+        try:
+            zones[institution_id] = await institution.zone(institution_id)
+        except DoesNotExist:
+            zones[institution_id] = UTC
     return zones[institution_id]
 
 

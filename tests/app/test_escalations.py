@@ -24,11 +24,12 @@ from app import db, notifier
 from app.main import create_app
 from app.services import build_services
 from core.settings import Settings
+from core.wakeups import Outbox
 from models import Institution, Notification
 from resolvers import institution as institutions
 from resolvers import notification
 from resolvers.context import Services
-from resolvers.notification import MAX_ATTEMPTS, RETRY_AFTER, Message, Outbox
+from resolvers.notification import MAX_ATTEMPTS, RETRY_AFTER, Message
 from tests.factories import PASSWORD, Tenant, gql, login, make_patient
 
 SUBJECT = "Swelling after the implant surgery"
