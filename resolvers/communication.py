@@ -38,10 +38,10 @@ import operator
 import re
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from tortoise.exceptions import IntegrityError
@@ -762,8 +762,10 @@ class Batch:
     capped: set[uuid.UUID] = field(default_factory=set)  # ... for which the batch found the cap full
     answered: list[tuple[Communication, AuditRecord]] = field(default_factory=list)  # to be recorded sent
     recording: bool = False  # one of the batch's messages is recording what was answered
-    gateways: dict[tuple[uuid.UUID, str], Gateway | None] = field(default_factory=dict)
-    templates: dict[tuple[uuid.UUID, str, str, str], tuple[str, str] | None] = field(default_factory=dict)
+    # Looked up once per batch, shared by its messages in flight together (``once``)
+    gateways: dict[tuple[uuid.UUID, str], asyncio.Future[Gateway | None]] = field(default_factory=dict)
+    templates: dict[tuple[uuid.UUID, str, str, str], asyncio.Future[tuple[str, str] | None]] = field(
+        default_factory=dict)
 
     def __post_init__(self) -> None:
         self.claims = {row.id: row.attempts for row in self.rows}
@@ -1183,13 +1185,27 @@ def _address(row: Communication, facts: Facts, keys: InstitutionKeys, channel: s
 
 
 async def _gateway(services: Services, work: Batch, institution_id: uuid.UUID, channel: str) -> Gateway | None:
-    """The institution's HTTP gateway for SMS or WeChat (its secret opened), once per batch."""
+    """The institution's HTTP gateway for SMS or WeChat (its secret opened), once per batch (``once``); a secret that
+    does not open raises ``DecryptionError`` for each message that asks."""
     if channel not in GATEWAY_CHANNELS:
         return None
     key = (institution_id, channel)
-    if key not in work.gateways:
-        work.gateways[key] = await messagings.gateway(institution_id, channel, services.keyring)
-    return work.gateways[key]
+    return await once(work.gateways, key, lambda: messagings.gateway(institution_id, channel, services.keyring))
+
+
+Key = TypeVar("Key")
+Value = TypeVar("Value")
+
+
+def once(cache: dict[Key, asyncio.Future[Value]], key: Key,
+         load: Callable[[], Coroutine[Any, Any, Value]]) -> Awaitable[Value]:
+    """``load()``'s answer for ``key``, loaded once for a batch whose messages go ``SEND_AT_ONCE`` at a time (found on
+    re-reading: a value cached only once loaded was loaded by each message in flight, 20 gateway or template look-ups
+    where one does). A failure is kept too: a gateway secret that does not open is tried once, not for each message.
+    Shielded: a message cut short does not cancel the look-up the others wait on."""
+    if key not in cache:
+        cache[key] = asyncio.ensure_future(load())
+    return asyncio.shield(cache[key])
 
 
 # -- rendering --------------------------------------------------------------------------------
@@ -1208,9 +1224,7 @@ async def render(work: Batch, row: Communication, channel: str, link: str,
     key = (row.institution_id, row.cause, channel, templates.language_of(patient.preferred_language))
     if row.campaign_id is not None:  # a campaign's own text, whatever the channel and language
         key = (row.institution_id, f"campaign:{row.campaign_id}", "any", "")
-    if key not in work.templates:  # once per batch and kind of message
-        work.templates[key] = await _template(row, key)
-    template = work.templates[key]
+    template = await once(work.templates, key, lambda: _template(row, key))  # once per batch and kind of message
     if template is None:
         return None
     institution = work.facts.institutions[row.institution_id]

@@ -43,6 +43,7 @@ from tests.app.conftest import serve
 from tests.app.test_message_hooks import GATEWAY_SET, callback, set_gateway, signed
 from tests.app.test_message_outbox import queue, reachable
 from tests.app.test_senders import Relay, hand_made_relay
+from tests.conftest import SqlCounter
 from tests.daytime import daytime_from
 from tests.factories import Tenant, make_patient
 
@@ -859,3 +860,29 @@ async def test_a_gateway_secret_that_does_not_open_holds_back_its_messages_only(
     assert held.due_at > moment and held.sent_at is None
     assert await AuditEvent.filter(resource_id=by_sms.id, action="disclose").count() == 0
     await Communication.filter(id=by_sms.id).update(status="cancelled", settled_at=moment)  # not left to other tests
+
+
+async def test_a_batch_looks_its_gateway_and_template_up_once_whatever_goes_at_once(
+        tenant: Tenant, services: Services, monkeypatch: pytest.MonkeyPatch, sql_counter: SqlCounter) -> None:
+    """Found on re-reading: the batch kept a gateway and a template once loaded, but its messages go 20 at a time, so
+    each message in flight loaded them again (three SMS messages: three gateway and three template look-ups), and a
+    gateway secret that did not open was never kept: each message looked it up and tried it again, twice. Now once a
+    batch, the secret's failure too."""
+    moment = daytime_from(local(date(1990, 3, 27), time(10)))  # before anything else in the shared outbox
+    monkeypatch.setattr(communication, "_now", Clock(moment))
+    await flush(services)
+    ok(await tenant.call("admin", GATEWAY_SET, input={"channel": "SMS", "url": "https://sms.example.com/send",
+                                                      "secret": "s" * 32}), "messageGatewaySet")
+    sealed = (await MessageGateway.get(institution_id=tenant.id, channel="sms")).secret
+    for secret, error in ((sealed, ""), (b"\x01" + b"\x00" * 40, "gateway_secret")):
+        await MessageGateway.filter(institution_id=tenant.id, channel="sms").update(secret=secret)
+        batch = [await queue(tenant, await reachable(tenant), due_at=moment - timedelta(seconds=3 - i))
+                 for i in range(3)]
+        start = len(sql_counter.statements)
+        await communication.deliver_due(services, all_channels(Recorder()), now=moment)
+
+        assert [(await Communication.get(id=m.id)).last_error for m in batch] == [error] * 3
+        selects = [s for s in sql_counter.statements[start:] if s.lstrip().startswith("SELECT")]
+        assert len([s for s in selects if 'FROM "message_gateway"' in s]) == 1, selects
+        assert len([s for s in selects if 'FROM "message_template"' in s]) == 1, selects
+        await Communication.filter(id__in=[m.id for m in batch]).update(status="cancelled", settled_at=moment)
