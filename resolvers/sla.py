@@ -275,14 +275,21 @@ async def recompute_open(ctx: Context, level: int | None = None) -> int:
     caller's transaction. The tickets are locked (in id order, as one statement) until it ends (found in review: read
     unlocked, a ticket resolved meanwhile got its due times from the stale copy and its cancelled escalations
     scheduled again): a transition waits for the recompute, or the recompute for it, and reads the ticket as it is
-    then (PostgreSQL checks a locked row's condition again: one resolved meanwhile drops out). Then a fixed number
-    of statements per ``RECOMPUTE_BATCH`` tickets (``recompute_many``), whatever their number (found in review: about
-    four per open ticket, an institution's every open ticket in the admin's one request)."""
+    then (PostgreSQL checks a locked row's condition again: one resolved meanwhile drops out). A fixed number of
+    statements per ``RECOMPUTE_BATCH`` tickets, read and locked a batch at a time (``recompute_many``), whatever their
+    number (found in review: about four per open ticket, an institution's every open ticket in the admin's one
+    request, all of them in memory at once)."""
     query = Ticket.filter(institution_id=ctx.institution_id, status__in=OPEN_STATUSES)
-    tickets = await (query.filter(level=level) if level is not None else query).order_by("id").select_for_update()
-    for start in range(0, len(tickets), RECOMPUTE_BATCH):
-        await recompute_many(ctx, tickets[start:start + RECOMPUTE_BATCH])
-    return len(tickets)
+    query = query.filter(level=level) if level is not None else query
+    count, after = 0, None
+    while True:  # a batch at a time, by id (the lock order), so memory holds one batch (found on re-reading: all)
+        batch = await (query.filter(id__gt=after) if after else query).order_by("id").limit(RECOMPUTE_BATCH) \
+            .select_for_update()
+        await recompute_many(ctx, batch)
+        count += len(batch)
+        if len(batch) < RECOMPUTE_BATCH:
+            return count
+        after = batch[-1].id
 
 
 async def recompute_many(ctx: Context, tickets: list[Ticket]) -> None:

@@ -7,6 +7,7 @@ database client."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -20,7 +21,7 @@ from resolvers import sla
 from resolvers.context import Context, Services
 from resolvers.loaders import Loaders
 from tests.api.test_ticket_sla import CALENDAR_SET, LEVEL_SET, STANDARD_WEEK, move, open_ticket
-from tests.conftest import SqlCounter
+from tests.conftest import RowsRead, SqlCounter
 from tests.factories import Tenant
 
 DUE = ("response_due_at", "response_at_risk_at", "resolution_due_at", "resolution_at_risk_at", "next_due_at",
@@ -81,6 +82,23 @@ async def test_each_batch_costs_the_same_fixed_number_of_statements(
 
     per_batch = costs[1] - costs[0]
     assert costs[2] - costs[1] == per_batch and 0 < per_batch <= 6, costs
+
+
+async def test_the_open_tickets_are_read_a_batch_at_a_time(
+        tenant: Tenant, monkeypatch: pytest.MonkeyPatch, rows_read: Callable[[str], RowsRead]) -> None:
+    """Found on re-reading: the change read (and locked) every open ticket of the institution in one statement, all of
+    them in the admin's request's memory at once. Now a batch at a time, in id order (the lock order), every one of
+    them recomputed."""
+    monkeypatch.setattr(sla, "RECOMPUTE_BATCH", 2)
+    tickets = await open_tickets(tenant, 5)
+    before = await state_of([t["id"] for t in tickets])
+    read = rows_read("ticket")
+    ok(await tenant.call("admin", LEVEL_SET, level=1, first=25, resolution=900, clock="CALENDAR"), "slaLevelSet")
+
+    locked = [n for n, query in zip(read.rows, read.queries, strict=True) if "\"status\" IN" in query]
+    assert locked and max(locked) <= 2, list(zip(read.rows, read.queries, strict=True))
+    after = await state_of([t["id"] for t in tickets])
+    assert all(after[t["id"]][0] != before[t["id"]][0] for t in tickets)  # every one of the five recomputed
 
 
 async def test_the_batched_recompute_gives_each_ticket_what_its_own_recompute_gives(
