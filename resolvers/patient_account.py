@@ -287,7 +287,8 @@ async def tickets(ctx: Context, *, first: int, after: str | None, count: bool = 
     """My tickets, newest first: a patient's own, never another's (the staff queue is staff's)."""
     await access.authorize(ctx, "my_ticket", "read", action=Action.READ, resource_type="ticket")
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
-    query = Ticket.filter(institution_id=ctx.institution_id, patient_id=own_patient_id(ctx))
+    query = Ticket.filter(institution_id=ctx.institution_id, patient_id=own_patient_id(ctx)).exclude(
+        id__in=questionnaire_responses.family_tickets(ctx.institution_id))
     page = await pagination.by_id(query, first=first, after=after, kind=TICKET_CURSOR_KIND, count=count,
                                   newest_first=True)
     return page.map(TicketView)
@@ -363,7 +364,8 @@ async def export(ctx: Context) -> dict[str, Any]:
 
 async def _tickets_copy(ctx: Context, patient_id: uuid.UUID) -> list[dict[str, Any]]:
     """My tickets as I see them in the portal (what I asked, what I was told), two statements in all."""
-    rows = await Ticket.filter(institution_id=ctx.institution_id, patient_id=patient_id).order_by("id")
+    rows = await Ticket.filter(institution_id=ctx.institution_id, patient_id=patient_id).exclude(
+        id__in=questionnaire_responses.family_tickets(ctx.institution_id)).order_by("id")
     said: dict[Any, list[TicketEvent]] = defaultdict(list)
     for event in await TicketEvent.filter(institution_id=ctx.institution_id, ticket_id__in=[r.id for r in rows],
                                           internal=False).order_by("id"):
