@@ -269,6 +269,18 @@ def require_terms(ctx: Context, view: ContractView) -> None:
     ctx.reads.note("contract", row.id, row.patient_id, field_class="terms", rule=ctx.decide(TERMS, "read").rule)
 
 
+def read_change_summary(ctx: Context, version: VersionView) -> str | None:
+    """An amendment's summary: what changed in the whole contract and why, in words (its fees, every party's items),
+    so not for a partner's view, which shows its own items and no money: FORBIDDEN there, the refusal noted (found in
+    review: a partner read every amendment's summary in full)."""
+    row = version.contract.row
+    if version.contract.partner_only:
+        ctx.reads.note("contract", row.id, row.patient_id, field_name="contract_version.change_summary",
+                       outcome=Outcome.DENIED, reason="forbidden_field")
+        raise Forbidden("Not allowed to read this field.")
+    return version.row.change_summary
+
+
 async def read_clauses(ctx: Context, version: VersionView) -> str | None:
     """A version's special clauses, opened only for a caller with ``contract.clauses: read`` on this contract
     (``clauses_reached``)."""

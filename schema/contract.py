@@ -205,9 +205,10 @@ class ContractVersion:
     async def clauses(self, info: Info) -> str | None:
         return await contracts.read_clauses(info.context, self.view)
 
-    @strawberry.field(description="An amendment: what changed and why.")
-    def change_summary(self) -> str | None:
-        return self.view.row.change_summary
+    @strawberry.field(description="An amendment: what changed and why. Not for a partner (FORBIDDEN): it speaks of "
+                                  "the whole contract.")
+    def change_summary(self, info: Info) -> str | None:
+        return contracts.read_change_summary(info.context, self.view)
 
     @strawberry.field(description="SHA-256 of the document sent for signature (hex), once sent.")
     def document_sha256(self) -> str | None:

@@ -5,12 +5,15 @@ review of the relationship domains)."""
 from __future__ import annotations
 
 import json
+from datetime import date, timedelta
 from typing import Any
 
 from models import QuestionnaireResponse, SurveyInvitation, Ticket
 from resolvers.context import Services
+from tests.contracts import active_contract, item_input, make_item
 from tests.factories import Tenant
-from tests.patients import open_account
+from tests.partners import ALL_SCOPES, make_partnership
+from tests.patients import denials_since, mark, open_account
 from tests.surveys import LOW, family_member, finished_visit, link_of, questionnaire, texted, trigger
 
 BY_LINK_ANSWER = """mutation($t: String!, $answers: [SurveyAnswerInput!]!) {
@@ -54,3 +57,37 @@ async def test_a_low_family_answer_opens_a_ticket_the_patient_does_not_see(tenan
     assert export["tickets"] == [] and str(ticket.id) not in text and "NPS" not in text
     queue = ok(await tenant.call("support_agent", "{ tickets { nodes { id } } }"), "tickets")["nodes"]
     assert {"id": str(ticket.id)} in queue
+
+
+# -- a contract's amendments -------------------------------------------------------------------------------
+
+AMEND = """mutation($id: ID!, $input: ContractAmendInput!, $v: Int!) {
+  contractAmend(contractId: $id, input: $input, expectedVersion: $v) { version } }"""
+SUMMARIES = "query($id: ID!) { contract(id: $id) { versions { number changeSummary } } }"
+SUMMARY = "Home nursing up from 120.00 to 150.00 CNY a visit; the deposit stays; notice 60 days"
+
+
+async def test_a_partner_does_not_read_what_an_amendment_says_changed(tenant: Tenant, services: Services) -> None:
+    """A partner named on a contract reads its own items and no money, nor the clauses (docs/contracts.md); an
+    amendment's changeSummary says in words what changed in the whole contract and why, fees and every party's items
+    with them. Found in review: the partner read it in full. Null with FORBIDDEN for the partner,
+    recorded as a refused read of the contract; the patient and staff read it."""
+    partnership = await make_partnership(tenant, [*ALL_SCOPES, "contract:read"])
+    items = [item_input(await make_item(tenant)), item_input(await make_item(tenant), quantity=2, by_partner=True)]
+    contract = await active_contract(tenant, services, patient_id=partnership.granted, items=items,
+                                     partnerId=str(partnership.partner_id))
+    effective = date.fromisoformat(contract["startOn"]) + timedelta(days=30)
+    ok(await tenant.call("finance", AMEND, id=contract["id"], v=contract["version"],
+                         input={"effectiveOn": effective.isoformat(), "changeSummary": SUMMARY, "noticeDays": 60}),
+       "contractAmend")
+    seq = await mark(tenant.id)
+
+    reply = await partnership.call(SUMMARIES, id=contract["id"])
+
+    assert SUMMARY not in json.dumps(reply.body)
+    assert reply.data == {"contract": {"versions": [{"number": 1, "changeSummary": None},
+                                                    {"number": 2, "changeSummary": None}]}}
+    assert reply.codes == ["FORBIDDEN", "FORBIDDEN"]
+    assert [d[:3] for d in await denials_since(tenant.id, seq)] == [("read", "contract", "forbidden_field")]
+    staff = ok(await tenant.call("finance", SUMMARIES, id=contract["id"]), "contract")["versions"]
+    assert [v["changeSummary"] for v in staff] == [None, SUMMARY]
