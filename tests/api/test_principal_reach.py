@@ -59,6 +59,40 @@ async def test_a_low_family_answer_opens_a_ticket_the_patient_does_not_see(tenan
     assert {"id": str(ticket.id)} in queue
 
 
+
+MY_MESSAGES = """query($pid: ID!) {
+  myCommunications(first: 50) { totalCount nodes { cause contactId } }
+  patientCommunications(patientId: $pid, first: 50) { nodes { cause contactId } }
+  patient(id: $pid) { recentCommunications(count: 20) { cause contactId } } }"""
+STAFF_MESSAGES = "query($pid: ID!) { patientCommunications(patientId: $pid, first: 50) { nodes { cause contactId } } }"
+
+
+async def test_the_portal_does_not_list_the_familys_survey_messages(tenant: Tenant) -> None:
+    """The portal neither lists family invitations nor tells the patient whether their family answered
+    (docs/surveys.md). Their messages (the invitation and its reminder, sent to the contact) are on the patient's
+    communication log: found in review, the patient read there that the family was invited, which contact, and by
+    the reminder that followed or not whether they had answered. The patient's view of the log, its totalCount and
+    their data export leave them out; staff see them."""
+    q = await questionnaire(tenant, respondent="family")
+    await trigger(tenant, q, delayHours=0)
+    pid = await texted(tenant)
+    contact = await family_member(tenant, pid, "Zhao Family")
+    await finished_visit(tenant, pid)
+    staff = ok(await tenant.call("nurse", STAFF_MESSAGES, pid=str(pid)), "patientCommunications")["nodes"]
+    assert {"cause": "SURVEY_INVITATION", "contactId": str(contact)} in staff
+    user = await open_account(tenant, pid)
+
+    reply = await user.call(MY_MESSAGES, pid=str(pid))
+    export = ok(await user.call(MY_EXPORT), "myDataExport")
+
+    assert reply.errors == [], reply.errors
+    listed = [*reply.data["myCommunications"]["nodes"], *reply.data["patientCommunications"]["nodes"],
+              *reply.data["patient"]["recentCommunications"]]
+    assert [n for n in listed if n["contactId"] is not None] == []
+    assert reply.data["myCommunications"]["nodes"] == [n for n in staff if n["contactId"] is None]  # the rest stays
+    assert reply.data["myCommunications"]["totalCount"] == len(reply.data["myCommunications"]["nodes"])
+    assert [m for m in export["communications"] if m["cause"] == "survey_invitation"] == []
+
 # -- a contract's amendments -------------------------------------------------------------------------------
 
 AMEND = """mutation($id: ID!, $input: ContractAmendInput!, $v: Int!) {
