@@ -78,6 +78,7 @@ from models import (
     FollowUpTask,
     Patient,
     Questionnaire,
+    QuestionnaireResponse,
     SurveyInvitation,
     SurveySettings,
     SurveyTrigger,
@@ -364,11 +365,22 @@ async def on_visit_finished(ctx: Context, visit: Visit) -> SurveyInvitation | No
 
 async def on_ticket_closed(ctx: Context, ticket: Ticket) -> SurveyInvitation | None:
     """The invitation a closed ticket asks for (a ticket about a patient on file), inside its transaction.
-    A ticket closed, reopened and closed again is one cause: it invites once."""
-    if ticket.patient_id is None:
+    A ticket closed, reopened and closed again is one cause: it invites once. Not the call-back ticket a family
+    member's low answer opened: the patient never learns what their family answered, nor that they complained."""
+    if ticket.patient_id is None or await _opened_by_a_family_answer(ticket):
         return None
     return await _on_cause(ctx, Cause(f"ticket:{ticket.id}", "ticket_closed", ticket.patient_id,
                                       ticket.closed_at or _now(), ticket.department_id, ticket_id=ticket.id))
+
+
+async def _opened_by_a_family_answer(ticket: Ticket) -> bool:
+    """Whether a family member's survey answer opened this ticket (found in review: closing it invited the patient to
+    a survey about it, which told them their family had complained). Only the system opens such tickets, so the
+    others cost no statement."""
+    if ticket.opened_by_id is not None or ticket.opened_by_partner_id is not None or ticket.opened_by_patient:
+        return False
+    return await QuestionnaireResponse.exists(institution_id=ticket.institution_id, follow_up_ticket_id=ticket.id,
+                                              invitation__contact_id__isnull=False)
 
 
 async def on_follow_up_completed(ctx: Context, task: FollowUpTask) -> SurveyInvitation | None:

@@ -59,6 +59,54 @@ async def test_a_low_family_answer_opens_a_ticket_the_patient_does_not_see(tenan
     assert {"id": str(ticket.id)} in queue
 
 
+TICKET_CREATE = "mutation($input: TicketCreateInput!) { ticketCreate(input: $input) { id } }"
+TICKET_MOVE = """mutation($id: ID!, $to: TicketStatus!, $resolution: String) {
+  ticketTransition(id: $id, to: $to, resolution: $resolution) { id status } }"""
+
+
+SETTINGS_SET = "mutation($input: SurveySettingsInput!) { surveySettingsUpdate(input: $input) { fatigueDays } }"
+FEEDBACK = "mutation($id: ID!, $feedback: String!) { ticketRecordFeedback(id: $id, feedback: $feedback) { id } }"
+
+
+async def close(tenant: Tenant, ticket_id: str) -> None:
+    """Through the closed loop: a complaint closes once the patient's feedback is recorded."""
+    for to in ("ACKNOWLEDGED", "INVESTIGATING", "RESOLVED", "CLOSED"):
+        if to == "CLOSED":
+            reply = await tenant.call("support_agent", FEEDBACK, id=ticket_id, feedback="Satisfied.")
+            ok(reply, "ticketRecordFeedback")
+        extra = {"resolution": "Called back."} if to == "RESOLVED" else {}
+        ok(await tenant.call("support_agent", TICKET_MOVE, id=ticket_id, to=to, **extra), "ticketTransition")
+
+
+async def test_closing_the_call_back_a_family_answer_opened_does_not_survey_the_patient(
+        tenant: Tenant, services: Services) -> None:
+    """Found in review: a TICKET_CLOSED trigger invited the patient to a survey about the call-back ticket their
+    family's low answer had opened, which told them their family had complained (the portal never shows what the
+    family answered). Closing it invites nobody; closing a ticket staff opened invites its patient as before."""
+    family = await questionnaire(tenant, respondent="family")
+    await trigger(tenant, family, delayHours=0)
+    await trigger(tenant, await questionnaire(tenant), event="TICKET_CLOSED", delayHours=0)
+    # No fatigue cap: the family's invitation would hold the patient's back for 30 days, and no longer
+    ok(await tenant.call("admin", SETTINGS_SET, input={"fatigueDays": 0}), "surveySettingsUpdate")
+    pid = await texted(tenant)
+    await family_member(tenant, pid, "Qian Family")
+    await finished_visit(tenant, pid)
+    invitation = await SurveyInvitation.get(institution_id=tenant.id, patient_id=pid)
+    ok(await tenant.call(None, BY_LINK_ANSWER, t=link_of(services, invitation), answers=LOW), "surveyAnswerByLink")
+    call_back = (await QuestionnaireResponse.get(institution_id=tenant.id, patient_id=pid)).follow_up_ticket_id
+    assert call_back is not None
+    other = await texted(tenant)
+    staff_ticket = ok(await tenant.call("support_agent", TICKET_CREATE, input={
+        "channel": "HOTLINE", "category": "ENQUIRY", "subject": "Parking", "patientId": str(other)}), "ticketCreate")
+
+    await close(tenant, str(call_back))
+    await close(tenant, staff_ticket["id"])
+
+    assert not await SurveyInvitation.exists(institution_id=tenant.id, ticket_id=call_back)
+    assert await SurveyInvitation.filter(institution_id=tenant.id, ticket_id=staff_ticket["id"]).values_list(
+        "patient_id", "contact_id") == [(other, None)]
+
+
 
 MY_MESSAGES = """query($pid: ID!) {
   myCommunications(first: 50) { totalCount nodes { cause contactId } }
