@@ -187,9 +187,13 @@ async def _use_reset(ctx: Context, reset: PasswordReset, accounts: Accounts, acc
 async def _refuse_reset(ctx: Context, reset: PasswordReset | None, account: Staff | PatientAccount | None
                         ) -> BadUserInput:
     """Record a refused code (on its institution's trail when it is a real one) and the one answer for all; the
-    refusal counts against the caller's address first (over its limit: RATE_LIMITED, and no row)."""
+    refusal counts against the caller's address first (over its limit: RATE_LIMITED, and no row). A caller signed
+    in at another institution is recorded there as anyone without a sign-in: the trail names no account of another
+    institution (found in review: its staff member's name and roles showed in the file's access report)."""
     await sign_in_limit.admit_link(ctx, Action.UPDATE, "password_reset")
-    await writer.append([AuditRecord(reset.institution_id if reset else writer.SYSTEM_CHAIN, ctx.actor,
+    chain = reset.institution_id if reset else writer.SYSTEM_CHAIN
+    foreign = ctx.principal is not None and reset is not None and ctx.principal.institution_id != chain
+    await writer.append([AuditRecord(chain, Actor("anonymous") if foreign else ctx.actor,
                                      Action.UPDATE, "password_reset", Outcome.DENIED, ctx.request,
                                      resource_id=account.id if account else None,
                                      patient_id=_patient_of(account), reason="bad_reset_code")])

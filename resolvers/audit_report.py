@@ -329,7 +329,7 @@ async def _people(ctx: Context, rows: list[dict[str, Any]]) -> list[Accessor]:
         if key not in people:
             people[key] = Accessor(row["actor_kind"], row["actor_id"], "", [], zone=zone)
         _count(people[key], row)
-    await _name(list(people.values()))
+    await _name(ctx, list(people.values()))
     return sorted(people.values(), key=lambda p: p.last_at or datetime.min, reverse=True)
 
 
@@ -404,10 +404,10 @@ def _count(person: Accessor, row: dict[str, Any]) -> None:
     person.last_seq = row["seq"]
 
 
-async def _name(people: list[Accessor]) -> None:
+async def _name(ctx: Context, people: list[Accessor]) -> None:
     """Staff names and roles, and a partner client's partner (a compliance officer sees colleagues' and
     partners' names, not patients')."""
-    found = await who((person.actor_kind, person.actor_id) for person in people)
+    found = await who(ctx.institution_id, ((person.actor_kind, person.actor_id) for person in people))
     for person in people:
         known = found.get((person.actor_kind, person.actor_id))
         if known is None:

@@ -265,7 +265,7 @@ async def access_log(ctx: Context, *, first: int, after: str | None,
         query = query.filter(seq__lt=pagination.decode_int(LOG_CURSOR_KIND, after))
     rows = await query.order_by("-seq").limit(first + 1).values(
         "seq", "occurred_at", "action", "field_classes", "actor_kind", "actor_id", "outcome")
-    accessors = await _accessors(rows[:first])
+    accessors = await _accessors(ctx, rows[:first])
     ctx.reads.note("access_log", None, view.row.id, rule=decision.rule)
     entries = [(row["seq"], AccessEntry(row["occurred_at"], row["action"],
                                         [c for c in row["field_classes"].split(",") if c],
@@ -277,9 +277,9 @@ async def access_log(ctx: Context, *, first: int, after: str | None,
                            len(rows) > first, total)
 
 
-async def _accessors(rows: list[dict[str, Any]]) -> dict[tuple[str, Any], Accessor]:
+async def _accessors(ctx: Context, rows: list[dict[str, Any]]) -> dict[tuple[str, Any], Accessor]:
     """Names and roles of a page's staff and partners, three statements whatever the page size."""
-    found = await who((row["actor_kind"], row["actor_id"]) for row in rows)
+    found = await who(ctx.institution_id, ((row["actor_kind"], row["actor_id"]) for row in rows))
     return {(kind, actor): Accessor(kind, known.name, known.roles) for (kind, actor), known in found.items()}
 
 
