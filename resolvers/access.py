@@ -583,25 +583,29 @@ async def lock_file(patient_id: uuid.UUID, field: str = "patientId") -> str:
 
 
 @asynccontextmanager
-async def merge_refusal_recorded(ctx: Context, action: Action, patient_id: uuid.UUID | None) -> AsyncIterator[None]:
+async def merge_refusal_recorded(ctx: Context, action: Action, patient_id: uuid.UUID | None, *,
+                                 recorded: bool = True) -> AsyncIterator[None]:
     """Around a write's transaction that calls ``lock_file``: a file found merged there is refused on the trail as
     ``find_patient`` refuses one, once the transaction has rolled back (a refusal recorded inside it would roll
-    back with it). A caller without a principal (a survey link) has no institution to record it in: it handles
-    the refusal itself."""
+    back with it). A caller without a principal, or a write that is not the principal's (``recorded`` False: a
+    survey link, which a browser signed in anywhere may follow), has no institution to record it in: it handles the
+    refusal itself (found in review: a link answered during a merge, in a browser signed in at another institution,
+    recorded a denial naming the merged file on that institution's trail)."""
     try:
         yield
     except MergedFile as refused:
-        if patient_id is not None and ctx.principal is not None:
+        if patient_id is not None and ctx.principal is not None and recorded:
             raise await refuse_merged(ctx, action, patient_id, refused.field or "patientId") from None
         raise
 
 
 @asynccontextmanager
 async def file_transaction(ctx: Context, patient_id: uuid.UUID | None, *, action: Action,
-                           field: str = "patientId") -> AsyncIterator[None]:
+                           field: str = "patientId", recorded: bool = True) -> AsyncIterator[None]:
     """The transaction of a write that adds to a patient's file (``lock_file`` first; a merged file refused and
-    recorded); None, a write about no file: a plain transaction. Not to be opened inside another transaction."""
-    async with merge_refusal_recorded(ctx, action, patient_id), in_transaction():
+    recorded, unless ``recorded`` is False: see ``merge_refusal_recorded``); None, a write about no file: a plain
+    transaction. Not to be opened inside another transaction."""
+    async with merge_refusal_recorded(ctx, action, patient_id, recorded=recorded), in_transaction():
         if patient_id is not None:
             await lock_file(patient_id, field)
         yield

@@ -467,7 +467,10 @@ async def _record(ctx: Context, keys: InstitutionKeys, invitation: SurveyInvitat
     # An identified response joins the patient's file: the file locked first, as every write to it (a merge
     # meanwhile left it on the merged file, found in review); an anonymous one names nobody.
     file = None if questionnaire.anonymous else invitation.patient_id
-    async with access.file_transaction(ctx, file, action=Action.CREATE, field="invitationId"):
+    # a link's answer is nobody's sign-in: a file merged meanwhile is not refused on the trail of whoever's session
+    # the browser holds (``answer_by_link`` reads the invitation again, the survivor's now)
+    async with access.file_transaction(ctx, file, action=Action.CREATE, field="invitationId",
+                                       recorded=door.source != "link"):
         # The version's row locked first, as its in-place edit does: an edit waits for this answer (and then
         # makes the next version), and an answer checked against a revision edited meanwhile is checked again.
         # FOR NO KEY UPDATE: invitations being made meanwhile (which hold the audit chain) reference the row.

@@ -6,11 +6,19 @@ Each test has two institutions (``tenant``, ``other_tenant``: A and B), and comp
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from typing import Any
 
-from models import AuditEvent
-from tests.factories import Tenant
+import pytest
+
+from models import AuditEvent, QuestionnaireResponse
+from resolvers.context import Services
+from tests import surveys
+from tests.api.test_patient_merge import merge
+from tests.conftest import BACKEND
+from tests.factories import Tenant, make_patient
+from tests.locks import another_transaction, until_waiting
 from tests.patients import open_account, patient_login
 
 PATIENT_ISSUE = "mutation($pid: ID!) { patientPasswordResetIssue(patientId: $pid) { code } }"
@@ -54,3 +62,38 @@ async def test_a_reset_code_tried_by_another_institutions_staff_names_none_of_th
     refused = await AuditEvent.filter(institution_id=tenant.id, resource_type="password_reset", outcome="denied")
     assert [(e.reason, e.actor_id) for e in refused] == [("bad_reset_code", None)]
     assert not await AuditEvent.filter(institution_id=tenant.id, actor_id=b_admin).exists()
+
+
+# -- a survey link answered by someone signed in elsewhere ----------------------------------------------------------
+
+BY_LINK_ANSWER = """mutation($t: String!, $answers: [SurveyAnswerInput!]!) {
+  surveyAnswerByLink(token: $t, answers: $answers) { anonymous responseId followUp } }"""
+
+
+@pytest.mark.skipif(BACKEND == "sqlite", reason="row locks and concurrent transactions: PostgreSQL")
+async def test_a_link_answered_during_a_merge_by_someone_signed_in_elsewhere_leaves_their_trail_alone(
+        tenant: Tenant, other_tenant: Tenant, services: Services) -> None:
+    """A survey link is nobody's sign-in: answered by a browser that holds a session of institution B, while A merges
+    the invited file, the refusal of the merged file (the answer then goes on to the survivor) was recorded through
+    that session, as B's admin's denial on B's trail naming A's patient (``access.merge_refusal_recorded`` records for
+    any caller with a principal). The race made with row locks: the merge holds the file and waits for the
+    invitation's row, the answer waits for the file."""
+    q = await surveys.questionnaire(tenant)
+    duplicate, invitation, token = await surveys.invited(tenant, services, q)
+    survivor = await make_patient(tenant)
+    b_events = await other_tenant.audit_count()
+
+    async with another_transaction() as other:  # the invitation's row held: the merge waits there, the file locked
+        await other.execute("SELECT id FROM survey_invitation WHERE id = $1 FOR UPDATE", invitation.id)
+        merging = asyncio.ensure_future(merge(tenant, survivor, duplicate))
+        await until_waiting([merging])
+        answering = asyncio.ensure_future(other_tenant.call("admin", BY_LINK_ANSWER, t=token, answers=surveys.GOOD))
+        await until_waiting([merging, answering], sessions=2)
+    merged, answered = await asyncio.wait_for(asyncio.gather(merging, answering), 30)
+
+    assert merged.errors == [] and answered.errors == [], (merged.errors, answered.errors)
+    assert await QuestionnaireResponse.filter(patient_id=survivor).count() == 1
+    on_b = await AuditEvent.filter(institution_id=other_tenant.id, patient_id=duplicate).values_list(
+        "action", "resource_type", "outcome", "reason")
+    assert on_b == []
+    assert await other_tenant.audit_count() == b_events
