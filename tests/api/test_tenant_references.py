@@ -7,19 +7,22 @@ Each test has two institutions (``tenant``, ``other_tenant``: A and B), and comp
 from __future__ import annotations
 
 import asyncio
+import uuid
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from models import AuditEvent, QuestionnaireResponse
+from models import AuditEvent, Contract, ImprovementItem, QuestionnaireResponse, Schedule, Staff, Ticket
 from resolvers.context import Services
 from tests import surveys
 from tests.api.test_patient_merge import merge
 from tests.conftest import BACKEND
-from tests.factories import Tenant, make_patient
+from tests.contracts import draft_input, item_input, make_item
+from tests.factories import Response, Tenant, make_patient
 from tests.locks import another_transaction, until_waiting
-from tests.patients import open_account, patient_login
+from tests.patients import make_contact, make_partner, open_account, patient_login
 
 PATIENT_ISSUE = "mutation($pid: ID!) { patientPasswordResetIssue(patientId: $pid) { code } }"
 COMPLETE = "mutation($code: String!, $new: String!) { passwordResetComplete(code: $code, newPassword: $new) }"
@@ -97,3 +100,74 @@ async def test_a_link_answered_during_a_merge_by_someone_signed_in_elsewhere_lea
         "action", "resource_type", "outcome", "reason")
     assert on_b == []
     assert await other_tenant.audit_count() == b_events
+
+
+# -- references nested in inputs ------------------------------------------------------------------------------------
+
+TICKET_CREATE = "mutation($input: TicketCreateInput!) { ticketCreate(input: $input) { id } }"
+IMPROVEMENT_CREATE = "mutation($input: ImprovementCreateInput!) { improvementCreate(input: $input) { id } }"
+STAFF_CREATE = "mutation($input: StaffCreateInput!) { staffCreate(input: $input) { id } }"
+SCHEDULE_CREATE = "mutation($input: ScheduleCreateInput!) { scheduleCreate(input: $input) { id } }"
+CONTRACT_CREATE = "mutation($input: ContractCreateInput!) { contractCreate(input: $input) { id } }"
+WEEKDAYS = [{"weekday": d, "sessions": [{"start": "08:00", "end": "12:00"}]} for d in range(1, 6)]
+
+
+def without_place(reply: Response) -> dict[str, Any]:
+    return {"data": reply.data,
+            "errors": [{k: v for k, v in e.items() if k not in ("path", "locations")} for e in reply.errors]}
+
+
+async def rows_written() -> dict[str, int]:
+    return {"ticket": await Ticket.all().count(), "improvement": await ImprovementItem.all().count(),
+            "staff": await Staff.all().count(), "schedule": await Schedule.all().count(),
+            "contract": await Contract.all().count()}
+
+
+async def test_records_of_another_institution_named_inside_an_input_answer_as_missing_ones(
+        tenant: Tenant, other_tenant: Tenant) -> None:
+    """The control for the lookups above: a department, a staff member, a contact, a ticket, a partner and a catalogue
+    item of B named inside A's inputs (lists too) are answered exactly as a random id is, and write nothing."""
+    a_patient = await make_patient(tenant)
+    b_patient = await make_patient(other_tenant)
+    b_contact = await make_contact(other_tenant, b_patient, "B contact")
+    b_ticket = (await other_tenant.call("front_desk", TICKET_CREATE, input={
+        "channel": "FRONT_DESK", "category": "ENQUIRY", "subject": "B's question", "patientId": str(b_patient)})).data[
+        "ticketCreate"]["id"]
+    b_partner, b_item = await make_partner(other_tenant), await make_item(other_tenant)
+    a_item = await make_item(tenant)
+    a_department, b_department = tenant.departments["A"].id, other_tenant.departments["A"].id
+    b_nurse = other_tenant.staff_ids["nurse"]
+    deadline = (datetime.now(UTC) + timedelta(days=30)).date().isoformat()
+    cases: list[tuple[str, str, Any]] = [
+        ("front_desk", TICKET_CREATE, lambda ref: {"input": {
+            "channel": "FRONT_DESK", "category": "ENQUIRY", "subject": "Question", "patientId": str(a_patient),
+            "contactId": ref}}),
+        ("front_desk", TICKET_CREATE, lambda ref: {"input": {
+            "channel": "FRONT_DESK", "category": "ENQUIRY", "subject": "Question", "callerName": "A caller",
+            "departmentId": ref}}),
+        ("support_agent", IMPROVEMENT_CREATE, lambda ref: {"input": {
+            "problem": "Long waits", "departmentId": str(a_department), "deadline": deadline, "ticketIds": [ref]}}),
+        ("admin", STAFF_CREATE, lambda ref: {"input": {
+            "email": "new.colleague@example.com", "name": "New colleague", "password": "a long enough passphrase",
+            "roles": ["NURSE"], "departmentIds": [str(a_department), ref]}}),
+        ("admin", SCHEDULE_CREATE, lambda ref: {"input": {
+            "name": "Clinic", "kind": "CLINICIAN", "departmentId": str(a_department), "week": WEEKDAYS,
+            "slotMinutes": 30, "capacity": 1, "clinicianId": ref}}),
+        ("front_desk", CONTRACT_CREATE, lambda ref: {"input": draft_input(a_patient, [item_input(a_item)],
+                                                                          guarantorContactId=ref)}),
+        ("front_desk", CONTRACT_CREATE, lambda ref: {"input": draft_input(a_patient, [item_input(a_item)],
+                                                                          partnerId=ref)}),
+        ("front_desk", CONTRACT_CREATE, lambda ref: {"input": draft_input(a_patient, [item_input(uuid.UUID(ref))])}),
+    ]
+    theirs = [str(b_contact), str(b_department), b_ticket, str(b_department), str(b_nurse), str(b_contact),
+              str(b_partner), str(b_item)]
+    fields = ["input.contactId", "input.departmentId", "input.ticketIds", "input.departmentIds", "input.clinicianId",
+              "input.guarantorContactId", "input.partnerId", "input.items.0.serviceItemId"]
+    before = await rows_written()
+    for (role, query, variables), their_id, field in zip(cases, theirs, fields, strict=True):
+        ours = await tenant.call(role, query, **variables(their_id))
+        missing = await tenant.call(role, query, **variables(str(uuid.uuid4())))
+        assert ours.codes and ours.codes[0] in ("NOT_FOUND", "BAD_USER_INPUT"), (query, ours.errors)
+        assert without_place(ours) == without_place(missing), query
+        assert ours.errors[0]["extensions"]["field"] == field, ours.errors
+    assert await rows_written() == before
