@@ -151,15 +151,21 @@ def is_unexpected(error: GraphQLError) -> bool:
 
 
 _SUGGESTION = re.compile(r"\s*Did you mean [^?]*\?")
+# The parser names the token it did not expect with its value, last in its message ("Expected Name, found String
+# '13812345678'."): a string or a number of the document may be a phone, a name or an ID. Its kind stays.
+_TOKEN_VALUE = re.compile(r"\b(String|BlockString|Int|Float) '.*'(?=\.$)", re.DOTALL)
 
 
 def finish_error(error: GraphQLError, *, request_id: str, production: bool) -> GraphQLError:
-    """The error a client sees: always a code; unexpected ones masked with the request id; and in
-    production no "Did you mean ...?" hints, which would leak the schema that introspection hides."""
+    """The error a client sees: always a code; unexpected ones masked with the request id; a syntax error without
+    the value of the token it names; and in production no "Did you mean ...?" hints, which would leak the schema
+    that introspection hides."""
     if is_unexpected(error):
         return GraphQLError("Unexpected error.", nodes=error.nodes, source=error.source, positions=error.positions,
                             path=error.path, extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id})
     message = _SUGGESTION.sub("", error.message) if production else error.message
+    if message.startswith("Syntax Error: "):
+        message = _TOKEN_VALUE.sub(r"\1", message)
     if isinstance(error.original_error, InvalidOperationTypeError):
         message = "The WebSocket carries subscriptions only: send queries and mutations by HTTP POST to /graphql."
     code = (error.extensions or {}).get("code") or "BAD_USER_INPUT"  # syntax, validation and limit errors
