@@ -237,6 +237,12 @@ async def cohort(ctx: Context, *, system: str, code: str, status: str | None, fi
         query = query.filter(id__gt=pagination.decode_uuid("cohort", after))
     rows = await query.order_by("id").limit(first + 1)
     views = [v for v in await access.views(ctx, rows[:first]) if CLINICAL in v.classes]
+    # A file listed carries the code: a clinical fact read (its sealed column compared through the blind index), on
+    # the patient's record whatever the page selects, as a search that finds a file reads what it compared (found in
+    # review: the lookup noted nothing).
+    for view in views:
+        access.note_class_read(ctx, ctx.reads, view, CLINICAL)
+        ctx.reads.note("patient", view.row.id, view.row.id, field_name="visit_code.code")
     return Cohort(pagination.page_of(views, len(rows) > first, "cohort", key=lambda v: v.row.id), total)
 
 

@@ -7,7 +7,9 @@ import json
 
 import pytest
 
-from tests.factories import Tenant
+from tests.api.test_visits import ADD_CODE, a_visit
+from tests.audit.test_search_reads import about, last_seq, reads_since
+from tests.factories import Tenant, make_patient
 
 SECRET_PHONE = "13812345678"
 SECRET_NAME = "Zelda Quokkafield"
@@ -33,3 +35,43 @@ async def test_a_syntax_error_does_not_echo_a_value_of_the_document(tenant: Tena
     assert error["message"].startswith("Syntax Error: ") and error["locations"]
     text = json.dumps(reply.body, ensure_ascii=False)
     assert SECRET_PHONE not in text and SECRET_NAME not in text
+
+
+# -- a cohort lookup reads the clinical fact it matched -----------------------------------------------------
+
+COHORT = """query($code: String!, $status: ProcedureStatus) {
+  patientsWithCode(codeSystem: ICD10, code: $code, status: $status) { nodes { id } } }"""
+
+
+async def test_a_cohort_lookup_is_a_read_of_the_code_on_each_file_it_lists(tenant: Tenant) -> None:
+    """`patientsWithCode` tells that each file it lists carries a diagnosis code, a clinical fact, even when the page
+    shows only ids: that is on each listed patient's read record (the clinical class, `visit_code.code`), as a
+    search that finds a file by its phone is (tests/audit/test_search_reads.py). Before, the lookup left no event
+    at all: a nurse could list who has a diagnosis without a trace in those patients' reports."""
+    with_code, without = await make_patient(tenant, "nurse"), await make_patient(tenant, "nurse")
+    for pid, code in ((with_code, "K08.1"), (without, "K02.1")):
+        visit = (await a_visit(tenant, pid, role="nurse"))["id"]
+        assert (await tenant.call("nurse", ADD_CODE, id=visit, input={"kind": "CONDITION", "code": code})).errors == []
+    before = await last_seq(tenant)
+
+    reply = await tenant.call("nurse", COHORT, code="K08.1")
+
+    assert reply.data["patientsWithCode"]["nodes"] == [{"id": str(with_code)}], reply.errors
+    [read] = about(await reads_since(tenant, before), with_code)
+    assert (read.outcome, read.actor_id) == ("allowed", tenant.staff_ids["nurse"])
+    assert "clinical" in read.field_classes.split(",") and "visit_code.code" in read.fields_read.split(",")
+    assert not about(await reads_since(tenant, before), without)
+
+
+async def test_a_refused_cohort_lookup_lists_nobody_and_is_recorded(tenant: Tenant) -> None:
+    pid = await make_patient(tenant, "nurse")
+    visit = (await a_visit(tenant, pid, role="nurse"))["id"]
+    assert (await tenant.call("nurse", ADD_CODE, id=visit, input={"kind": "CONDITION", "code": "K08.1"})).errors == []
+    before = await last_seq(tenant)
+
+    reply = await tenant.call("front_desk", COHORT, code="K08.1")
+
+    assert reply.codes == ["FORBIDDEN"] and reply.data is None
+    events = [e for e in await tenant.audit_events() if e.seq > before]
+    assert [(e.action, e.outcome, e.actor_id) for e in events] == [("read", "denied", tenant.staff_ids["front_desk"])]
+    assert not about(events, pid)
