@@ -804,8 +804,9 @@ def read_text(ctx: Context, answer: AnswerView) -> str | None:
 
 async def export_fhir(ctx: Context, response_id: uuid.UUID | None) -> str:
     """One response in reach as an R4 QuestionnaireResponse (JSON text), read as ``one`` reads it: free text
-    opened (and noted) only with ``questionnaire_response.text: read``, else its item is marked withheld; an
-    anonymous response without subject or time finer than its month."""
+    opened (and noted) only with ``questionnaire_response.text: read``, else its item is marked withheld (the
+    refusal noted, as the comments field notes it); an anonymous response without subject or time finer than its
+    month."""
     view = await one(ctx, response_id)
     row, questionnaire = view.row, view.questionnaire
     rows = await ResponseAnswer.filter(institution_id=ctx.institution_id, response_id=row.id).order_by("id")
@@ -813,6 +814,10 @@ async def export_fhir(ctx: Context, response_id: uuid.UUID | None) -> str:
     answers: dict[str, dict[str, Any]] = {}
     for answer in answer_views(view, list(rows)):
         if answer.row.text is not None and not (text_allowed.allowed and view.text_reached):
+            # refused as the comments field refuses it, and on the record the same way (found in review: withheld
+            # without a trace)
+            ctx.reads.note("questionnaire_response", row.id, row.patient_id, outcome=Outcome.DENIED,
+                           reason="forbidden_field")
             answers[answer.row.link_id] = {"withheld": True}
             continue
         text = None

@@ -4,12 +4,16 @@ failed before its fix (docs/security.md, Audit; docs/architecture.md, Errors for
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 
+from resolvers.context import Services
+from tests.api.test_questionnaire_response_fhir import answered, export
 from tests.api.test_visits import ADD_CODE, a_visit
 from tests.audit.test_search_reads import about, last_seq, reads_since
 from tests.factories import Tenant, make_patient
+from tests.surveys import questionnaire
 
 SECRET_PHONE = "13812345678"
 SECRET_NAME = "Zelda Quokkafield"
@@ -75,3 +79,38 @@ async def test_a_refused_cohort_lookup_lists_nobody_and_is_recorded(tenant: Tena
     events = [e for e in await tenant.audit_events() if e.seq > before]
     assert [(e.action, e.outcome, e.actor_id) for e in events] == [("read", "denied", tenant.staff_ids["front_desk"])]
     assert not about(events, pid)
+
+
+# -- a FHIR export that withholds free text records the refusal ----------------------------------------------
+
+
+async def test_free_text_a_fhir_export_withholds_is_a_refused_read_on_the_record(tenant: Tenant,
+                                                                                 services: Services) -> None:
+    """`questionnaireResponseExportFhir` marks a free-text answer withheld for a role without
+    `questionnaire_response.text: read` (an admin): the same refusal the `comments` and `answers { text }` fields
+    note (FORBIDDEN, recorded) was recorded nowhere, so the trail said the admin read the response and nothing
+    else. Now a denied read (`forbidden_field`) of the response, naming its patient, is on the trail with it."""
+    q = await questionnaire(tenant)
+    pid, response_id = await answered(tenant, services, q)
+    before = await last_seq(tenant)
+
+    resource = await export(tenant, "admin", response_id)
+
+    assert "gums" not in json.dumps(resource)
+    events = [e for e in await tenant.audit_events(resource_type="questionnaire_response") if e.seq > before]
+    assert sorted((e.outcome, e.reason) for e in events) == [("allowed", ""), ("denied", "forbidden_field")]
+    for event in events:
+        assert (event.resource_id, event.patient_id, event.actor_id) == (uuid.UUID(response_id), pid,
+                                                                          tenant.staff_ids["admin"])
+        assert "response_answer.text" not in event.fields_read
+
+
+async def test_an_export_with_the_text_read_records_no_refusal(tenant: Tenant, services: Services) -> None:
+    q = await questionnaire(tenant)
+    _, response_id = await answered(tenant, services, q)
+    before = await last_seq(tenant)
+
+    await export(tenant, "department_head", response_id)
+
+    events = [e for e in await tenant.audit_events(resource_type="questionnaire_response") if e.seq > before]
+    assert [(e.outcome, "response_answer.text" in e.fields_read) for e in events] == [("allowed", True)]
