@@ -29,6 +29,10 @@ SQL_LOGGERS = ("tortoise", "aiosqlite", "asyncpg")
 WEBSOCKET_LOGGERS = ("websockets",)
 UVICORN_WEBSOCKET_LOGGER = "uvicorn.error"
 STRAWBERRY_WEBSOCKET_LOGGERS = ("strawberry.ws", "strawberry.ws.task")  # a filter holds for its own logger only
+# Loggers that write what escapes whole, text and traceback: Strawberry's WebSocket handlers, and uvicorn's error
+# logger ("Exception in ASGI application"), which an unexpected error of a plain HTTP route (attachments, exports,
+# /oauth/token, delivery callbacks) reaches: a database error's text quotes the values at fault (found in review).
+EXCEPTION_LOGGERS = (*STRAWBERRY_WEBSOCKET_LOGGERS, UVICORN_WEBSOCKET_LOGGER)
 
 
 def _package_dir(name: str) -> str | None:
@@ -55,22 +59,22 @@ class NoWebSocketFrames(logging.Filter):
 
 class NoExceptionText(logging.Filter):
     """Keeps an exception's kind and place and drops its text and traceback's values: Strawberry's WebSocket
-    handlers log what escapes an operation whole, and a GraphQL error's text quotes the document (found in review:
+    handlers and uvicorn log what escapes whole, and a GraphQL error's text quotes the document (found in review:
     a document with a typo was logged with the patient's name and ID number in it)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.exc_info and record.exc_info[1] is not None:
-            record.msg = f"{record.getMessage()}: {kind_and_place(record.exc_info[1])}"
+            record.msg = f"{record.getMessage().rstrip()}: {kind_and_place(record.exc_info[1])}"
             record.args, record.exc_info, record.exc_text = None, None, None
         return True
 
 
-def clamp_websocket_logging() -> None:
+def clamp_library_logging() -> None:
     """Idempotent: also for processes that do not go through `configure_logging` (uvicorn's workers)."""
     for name in WEBSOCKET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
     _add_once(logging.getLogger(UVICORN_WEBSOCKET_LOGGER), NoWebSocketFrames)
-    for name in STRAWBERRY_WEBSOCKET_LOGGERS:
+    for name in EXCEPTION_LOGGERS:
         _add_once(logging.getLogger(name), NoExceptionText)
 
 
@@ -155,7 +159,7 @@ def configure_logging(level: str = "INFO", log_format: str = "text") -> None:
     for name in SQL_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
     logging.getLogger("casbin").setLevel(logging.WARNING)  # logs denied requests' values when enabled
-    clamp_websocket_logging()
+    clamp_library_logging()
 
 
 def uvicorn_log_config(level: str = "INFO", log_format: str = "text") -> dict[str, Any]:

@@ -22,7 +22,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app import checkpoints, compliance, db, files, graphiql, message_hooks, metrics, notifier, oauth, sweeps
 from app.graphql import CareloopGraphQL
-from app.logs import clamp_websocket_logging
+from app.logs import clamp_library_logging
 from app.principals import PrincipalListener
 from app.services import StartupError, build_services
 from app.websocket_limit import WebSocketLimit
@@ -90,7 +90,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
                ) -> Starlette:
     """The app. Tests that own the database pass ``manage_database=False``."""
     settings = settings or load_settings()
-    clamp_websocket_logging()  # in every worker: uvicorn hands its own logger to the WebSocket library
+    clamp_library_logging()  # in every worker: uvicorn hands its own logger to the WebSocket library, and logs errors
     services = services or build_services(settings)
     schema = build_schema(settings.limits, production=settings.is_production)
     graphql = CareloopGraphQL(schema, services, ide=not settings.is_production,

@@ -11,7 +11,11 @@ import json
 import logging
 from collections.abc import Iterator
 
+import httpx
 import pytest
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from app.logs import SQL_LOGGERS, WEBSOCKET_LOGGERS, configure_logging
 from app.main import create_app
@@ -126,3 +130,25 @@ def test_what_escapes_a_websocket_operation_is_logged_by_kind_and_place_only(eve
     (record,) = [r for r in every_record.records if r.name == "strawberry.ws.task"]
     assert "ZZ123456789" not in every_record.text() and record.exc_info is None
     assert record.getMessage().startswith("Exception in worker task: ValueError at ")
+
+
+async def test_what_escapes_a_plain_http_route_is_logged_by_kind_and_place_only(
+        every_record: Everything, settings: Settings, services: Services) -> None:
+    """uvicorn logs an error no route handles ("Exception in ASGI application") with its text and traceback: found in
+    review, an unexpected error of a plain HTTP route (attachments, exports, /oauth/token, delivery callbacks), a
+    database error quoting the values at fault, would have been logged whole. Its kind and place only."""
+
+    async def failing(request: Request) -> Response:
+        raise ValueError("duplicate key value (email)=(zhao.secret@example.org) violates unique constraint")
+
+    app = create_app(settings, services, manage_database=False)
+    app.router.routes.append(Route("/failing", failing))
+    async with serve(app, log_level="info") as url:
+        every_record.attach_to_uvicorn()
+        async with httpx.AsyncClient() as client:
+            answer = await client.get(url.replace("ws://", "http://").replace("/graphql", "/failing"))
+
+    assert answer.status_code == 500
+    errors = [r for r in every_record.records if r.name == "uvicorn.error" and r.levelno >= logging.ERROR]
+    assert errors and "zhao.secret" not in every_record.text() and all(r.exc_info is None for r in errors)
+    assert {r.getMessage().split(" at ")[0] for r in errors} == {"Exception in ASGI application: ValueError"}
