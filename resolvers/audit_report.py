@@ -373,7 +373,8 @@ async def anomalies(ctx: Context, since: datetime, until: datetime, *, factor: f
     # the alert sweep's calculation, on this institution's reads; times in UTC (SQLite keeps them as text)
     found = await compliance_alert.anomalies(since.astimezone(UTC), until.astimezone(UTC), factor=factor,
                                              minimum=minimum, institution_id=ctx.institution_id)
-    names = {s.id: s.name for s in await Staff.filter(id__in=[a.staff_id for a in found])}
+    names = {s.id: s.name for s in await Staff.filter(institution_id=ctx.institution_id,
+                                                      id__in=[a.staff_id for a in found])}
     ctx.reads.note("audit_report", None, None, field_class="audit", rule=ctx.decide("audit", "read").rule)
     return sorted((Anomaly(a.staff_id, names.get(a.staff_id, ""), a.role, a.patients_read, a.role_median, a.peers)
                    for a in found), key=lambda a: (-a.ratio, a.name))
