@@ -281,6 +281,17 @@ def read_change_summary(ctx: Context, version: VersionView) -> str | None:
     return version.row.change_summary
 
 
+def read_status_reason(ctx: Context, view: ContractView) -> str | None:
+    """Why the contract was last suspended, resumed, terminated or revoked, in the institution's words (unpaid fees,
+    a dispute with the client): not for a partner's view, which shows its own items and no money: FORBIDDEN there,
+    the refusal noted, as ``read_change_summary`` (found in review: a partner read it)."""
+    if view.partner_only:
+        ctx.reads.note("contract", view.row.id, view.row.patient_id, field_name="contract.status_reason",
+                       outcome=Outcome.DENIED, reason="forbidden_field")
+        raise Forbidden("Not allowed to read this field.")
+    return view.row.status_reason
+
+
 async def read_clauses(ctx: Context, version: VersionView) -> str | None:
     """A version's special clauses, opened only for a caller with ``contract.clauses: read`` on this contract
     (``clauses_reached``)."""

@@ -314,9 +314,10 @@ class Contract:
         return self.view.row.ended_at
 
     @strawberry.field(description="Why it was last suspended, resumed, terminated or revoked (each move replaces "
-                                  "it).")
-    def status_reason(self) -> str | None:
-        return self.view.row.status_reason
+                                  "it). Not for a partner (FORBIDDEN): it is the institution's business with the "
+                                  "client.")
+    def status_reason(self, info: Info) -> str | None:
+        return contracts.read_status_reason(info.context, self.view)
 
     @strawberry.field(description="When it was created.")
     def created_at(self) -> datetime:

@@ -173,3 +173,30 @@ async def test_a_partner_does_not_read_what_an_amendment_says_changed(tenant: Te
     assert [d[:3] for d in await denials_since(tenant.id, seq)] == [("read", "contract", "forbidden_field")]
     staff = ok(await tenant.call("finance", SUMMARIES, id=contract["id"]), "contract")["versions"]
     assert [v["changeSummary"] for v in staff] == [None, SUMMARY]
+
+
+SUSPEND = """mutation($id: ID!, $v: Int!, $reason: String!) {
+  contractSuspend(contractId: $id, expectedVersion: $v, reason: $reason) { version } }"""
+REASON = "Two months of fees unpaid; the family disputes the bill"
+
+
+async def test_a_partner_does_not_read_why_a_contract_was_suspended(tenant: Tenant, services: Services) -> None:
+    """A partner's view shows its own items and no money (docs/contracts.md); why the institution suspended or ended
+    the contract is its business with the client (unpaid fees, a dispute). Found in review: the partner read it. Null
+    with FORBIDDEN for the partner, recorded as a refused read of the contract; staff read it."""
+    partnership = await make_partnership(tenant, [*ALL_SCOPES, "contract:read"])
+    items = [item_input(await make_item(tenant)), item_input(await make_item(tenant), quantity=2, by_partner=True)]
+    contract = await active_contract(tenant, services, patient_id=partnership.granted, items=items,
+                                     partnerId=str(partnership.partner_id))
+    ok(await tenant.call("finance", SUSPEND, id=contract["id"], v=contract["version"], reason=REASON),
+       "contractSuspend")
+    seq = await mark(tenant.id)
+
+    reply = await partnership.call("query($id: ID!) { contract(id: $id) { status statusReason } }", id=contract["id"])
+
+    assert REASON not in json.dumps(reply.body)
+    assert reply.data == {"contract": {"status": "SUSPENDED", "statusReason": None}} and reply.codes == ["FORBIDDEN"]
+    assert [d[:3] for d in await denials_since(tenant.id, seq)] == [("read", "contract", "forbidden_field")]
+    staff = ok(await tenant.call("finance", "query($id: ID!) { contract(id: $id) { statusReason } }",
+                                 id=contract["id"]), "contract")
+    assert staff == {"statusReason": REASON}
