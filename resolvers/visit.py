@@ -284,6 +284,11 @@ async def create(ctx: Context, data: dict[str, Any]) -> VisitView:
     if principal.kind == PARTNER and (values.get("kind") != "home_care" or status != "finished") \
             and not problems.has("kind"):
         problems.add("kind", "partner_home_care", "a partner records home-care services it delivered (FINISHED).")
+    if principal.kind == PARTNER:  # its own people deliver it: none of the institution's staff is credited with it
+        for name in ("clinician_id", "staff_ids"):  # (their follow-up calls, surveys about them; found in review)
+            if values.get(name) and not problems.has(camel_case(name)):
+                problems.add(camel_case(name), "partner_visit", "a partner's visit names none of the institution's "
+                             "staff.")
     now = datetime.now(UTC)
     values.setdefault("planned_at", values.get("started_at") or now)
     if status == "arrived":

@@ -44,6 +44,23 @@ async def test_a_partner_records_nothing_else(tenant: Tenant) -> None:
     assert await Visit.filter(institution_id=tenant.id).count() == before
 
 
+async def test_a_partners_visit_credits_none_of_the_institutions_staff(tenant: Tenant) -> None:
+    """Found in review: a partner's home-care visit could name any active clinician or staff member of the institution
+    as the one who delivered it, crediting them with work they did not do (the follow-up calls and satisfaction
+    surveys after it go by the visit's clinician). Refused at the field, nothing written; the same visit without
+    them is recorded."""
+    partnership = await make_partnership(tenant, SCOPES)
+    before = await Visit.filter(institution_id=tenant.id).count()
+    doctor = str(tenant.staff_ids["doctor"])
+    for named in ({"clinicianId": doctor}, {"staffIds": [doctor]}):
+        reply = await partnership.call(CREATE, input={"patientId": str(partnership.granted), **HOME_CARE, **named})
+        assert reply.codes == ["BAD_USER_INPUT"]
+        assert reply.errors[0]["extensions"]["field"] == f"input.{next(iter(named))}"
+        assert reply.errors[0]["extensions"]["reason"] == "partner_visit"
+    assert await Visit.filter(institution_id=tenant.id).count() == before
+    assert (await partnership.call(CREATE, input={"patientId": str(partnership.granted), **HOME_CARE})).errors == []
+
+
 async def test_without_the_scope_a_partner_records_no_visit(tenant: Tenant) -> None:
     partnership = await make_partnership(tenant, ALL_SCOPES)
     before, events = await Visit.filter(institution_id=tenant.id).count(), await tenant.audit_count()
