@@ -432,6 +432,9 @@ async def cancel(ctx: Context, appointment_id: uuid.UUID | None, reason: str, ve
     reason = "patient" if principal.kind == PATIENT else one_of(reason, CANCELLATION_REASONS, "reason")
     if reason == "rescheduled":
         raise BadUserInput("reason: to move an appointment, reschedule it.", field="reason")
+    if reason == "institution" and principal.kind == PARTNER:  # the institution's cancellations are its own to count
+        raise BadUserInput("reason: a partner cancels for the patient (PATIENT) or for another reason (OTHER).",
+                           field="reason", reason="partner_reason")
     _check_booked(view.row, "cancelled")
     now = _now()
     await _check_when(ctx, Action.UPDATE, view.row, view.patient, None, now)

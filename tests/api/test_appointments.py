@@ -691,6 +691,10 @@ async def test_a_partner_books_for_a_granted_patient_and_sees_only_its_own_booki
     await assert_refused(tenant, lambda: partnership.call(BOOK, input=booking(schedule, partnership.granted,
                                                                               at(1, 9))),
                          "FORBIDDEN", "input.slotStart", "portal_too_late")
+    # the institution's cancellations are its own (found in review: a partner could cancel "by the institution")
+    refused = await partnership.call(CANCEL, id=moved["id"], reason="INSTITUTION")
+    assert refused.codes == ["BAD_USER_INPUT"] and refused.errors[0]["extensions"]["reason"] == "partner_reason"
+    assert (await Appointment.get(id=moved["id"])).status == "booked"
     await ok(await partnership.call(CANCEL, id=moved["id"], reason="OTHER"), "appointmentCancel")
 
 
