@@ -28,6 +28,7 @@ from tortoise.transactions import in_transaction
 from core.validation import EARLIEST_BIRTH_DATE
 from models import CarePlan, CarePlanActivity, Communication, Department, FollowUpTask, Institution, Patient, Visit
 from models.follow_up import OPEN_TASK_STATUSES
+from resolvers import access
 from resolvers import communication as communications
 from resolvers import message_template as templates
 from resolvers import sla as slas
@@ -48,6 +49,7 @@ class Due:
     on: date
     before: bool  # sent the day before ``on`` (a reminder), else on the day (a greeting)
     department_id: uuid.UUID | None = None
+    about: tuple[str, uuid.UUID] | None = None  # the record it is about (``cause_prefix``'s kind and id), if any
 
 
 def _now() -> datetime:
@@ -80,8 +82,8 @@ async def _revisits(institution_id: uuid.UUID, window: tuple[date, date]) -> lis
     found = await Visit.filter(institution_id=institution_id, status="finished", revisit_on__gte=window[0],
                                revisit_on__lte=window[1]).values_list("id", "patient_id", "revisit_on",
                                                                       "department_id")
-    return [Due(f"{communications.cause_prefix('revisit', vid)}{on}", "revisit_reminder", pid, on, True, dep)
-            for vid, pid, on, dep in found]
+    return [Due(f"{communications.cause_prefix('revisit', vid)}{on}", "revisit_reminder", pid, on, True, dep,
+                ("revisit", vid)) for vid, pid, on, dep in found]
 
 
 async def _plan_activities(institution_id: uuid.UUID, window: tuple[date, date]) -> list[Due]:
@@ -92,8 +94,8 @@ async def _plan_activities(institution_id: uuid.UUID, window: tuple[date, date])
                    .exclude(kind="call")
                    .values_list("id", "kind", "due_on", "plan__patient_id", "plan__department_id"))
     return [Due(f"{communications.cause_prefix('care_plan_activity', aid)}{on}",
-                "revisit_reminder" if kind == "revisit" else "pending_treatment_reminder", pid, on, True, dep)
-            for aid, kind, on, pid, dep in found]
+                "revisit_reminder" if kind == "revisit" else "pending_treatment_reminder", pid, on, True, dep,
+                ("care_plan_activity", aid)) for aid, kind, on, pid, dep in found]
 
 
 async def _follow_up_calls(institution_id: uuid.UUID, window: tuple[date, date]) -> list[Due]:
@@ -102,8 +104,8 @@ async def _follow_up_calls(institution_id: uuid.UUID, window: tuple[date, date])
                                        due_on__gte=window[0], due_on__lte=window[1])
                    .filter(Q(activity_id__isnull=True) | ~Q(activity__kind="revisit"))
                    .values_list("id", "patient_id", "due_on", "department_id"))
-    return [Due(f"{communications.cause_prefix('follow_up', tid)}{on}", "follow_up_announcement", pid, on, True, dep)
-            for tid, pid, on, dep in found]
+    return [Due(f"{communications.cause_prefix('follow_up', tid)}{on}", "follow_up_announcement", pid, on, True, dep,
+                ("follow_up", tid)) for tid, pid, on, dep in found]
 
 
 async def _birthdays(institution_id: uuid.UUID, today: date) -> list[Due]:
@@ -158,13 +160,46 @@ async def _schedule(institution_id: uuid.UUID, zone: ZoneInfo, today: date, now:
         patients = {pid: (name, language) for pid, name, language in await Patient.filter(
             institution_id=institution_id, id__in=list({d.patient_id for d in chunk})).values_list(
             "id", "full_name", "preferred_language")}
-        requests = [_request(d, zone, today, now, patients, departments) for d in chunk if d.patient_id in patients]
         async with in_transaction():
+            standing = await _still_due(institution_id, chunk)
+            requests = [_request(d, zone, today, now, patients, departments) for d in chunk
+                        if d.patient_id in patients and d.key in standing]
             await Communication.filter(institution_id=institution_id, key__in=[r.key for r in requests],
                                        status="cancelled").update(status="queued", settled_at=None, refusal=None)
             await communications.schedule_many(institution_id, requests)
         scheduled += len(requests)
     return scheduled
+
+
+async def _still_due(institution_id: uuid.UUID, chunk: list[Due]) -> set[str]:
+    """The keys of ``chunk`` whose cause still stands, read again inside the transaction that queues them, with the
+    records they are about locked (found in review: a call cancelled, a plan revoked or a re-visit day moved after the
+    sweep read them had their messages queued all the same, those the close had just cancelled queued again). A
+    close under way is waited for and then seen; one beginning later waits and cancels what is queued here. The files
+    are held first (``access.current_files``, as ``schedule_many`` holds them), as a merge locks them before it moves
+    the records; then visits, plans and calls, the order in which their own writes lock them (a visit cancelled
+    closes its calls, a plan ended closes its calls and activities)."""
+    await access.current_files({d.patient_id for d in chunk})
+    ids: dict[str, list[uuid.UUID]] = {}
+    for d in chunk:
+        if d.about is not None:
+            ids.setdefault(d.about[0], []).append(d.about[1])
+    days: dict[uuid.UUID, date | None] = {}
+    if ids.get("revisit"):
+        days |= {row.id: row.revisit_on for row in await Visit.filter(
+            institution_id=institution_id, id__in=sorted(ids["revisit"]), status="finished").order_by("id")
+            .select_for_update(no_key=True).only("id", "revisit_on")}
+    if ids.get("care_plan_activity"):
+        activities = CarePlanActivity.filter(institution_id=institution_id, id__in=sorted(ids["care_plan_activity"]))
+        plans = await CarePlan.filter(institution_id=institution_id, status="active", id__in=Subquery(
+            activities.values("plan_id"))).order_by("id").select_for_update(no_key=True).only("id")
+        days |= {row.id: row.due_on for row in await activities.filter(
+            status="scheduled", plan_id__in=[plan.id for plan in plans]).only("id", "due_on")}
+    if ids.get("follow_up"):
+        days |= {row.id: row.due_on for row in await FollowUpTask.filter(
+            institution_id=institution_id, id__in=sorted(ids["follow_up"]), status__in=OPEN_TASK_STATUSES)
+            .order_by("id").select_for_update(no_key=True).only("id", "due_on")}
+    return {d.key for d in chunk if d.about is None or days.get(d.about[1], None) == d.on}
 
 
 def _request(due: Due, zone: ZoneInfo, today: date, now: datetime,

@@ -1,0 +1,92 @@
+"""Races in the relationship domains found in a review of concurrent writes (December 2026), each shown failing
+before its fix:
+- the calendar's sweep read a cause (a follow-up call, a care plan's activity, a visit's re-visit day) and queued its
+  message after the cause was closed or moved meanwhile: the message the close had cancelled was queued again, and
+  sent for a call cancelled, a plan revoked, a day no longer true."""
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import date, time, timedelta
+
+import pytest
+
+from models import CarePlan, Communication, FollowUpTask, Institution
+from resolvers import reminder
+from tests.api.test_reminders import CANCEL_TASK, END_PLAN, PLAN, VISIT_UPDATE, finished_visit, local, ok, patient
+from tests.conftest import BACKEND
+from tests.factories import Tenant
+from tests.locks import another_transaction, held, pause_after, until_waiting
+
+TODAY = date(2031, 5, 12)
+TOMORROW = TODAY + timedelta(days=1)
+
+
+async def sweep(tenant: Tenant, at: time) -> None:
+    await reminder.sweep_institution(await Institution.get(id=tenant.id), local(TODAY, at))
+
+
+async def statuses(tenant: Tenant) -> dict[str, str]:
+    return {row.key: row.status for row in await Communication.filter(institution_id=tenant.id)}
+
+
+async def plan(tenant: Tenant, *kinds: str) -> str:
+    reply = await tenant.call("nurse", PLAN, input={
+        "patientId": str(await patient(tenant)), "title": "Orthodontics", "startsOn": TODAY.isoformat(),
+        "departmentId": str(tenant.departments["A"].id),
+        "activities": [{"kind": kind, "dueOn": TOMORROW.isoformat()} for kind in kinds]})
+    return str(ok(reply, "carePlanCreate")["id"])
+
+
+async def task_of(plan_id: str) -> uuid.UUID:
+    [task] = await FollowUpTask.filter(activity__plan_id=plan_id).values_list("id", flat=True)
+    return uuid.UUID(str(task))
+
+
+@pytest.mark.parametrize("first_run", [True, False])
+async def test_a_sweep_that_read_causes_before_they_closed_queues_nothing_for_them(
+        tenant: Tenant, monkeypatch: pytest.MonkeyPatch, first_run: bool) -> None:
+    """The sweep read an open call, an active plan's activity and a visit's re-visit day, then (held once it has read
+    them) the call is cancelled, the plan revoked and the day moved: none of their messages is left queued. Before
+    the fix, run a second time (``first_run`` False), it queued again the messages the closes had just cancelled (a
+    cancelled key is not known, so it was queued anew); run first, it queued them after the closes. Either way they
+    went out."""
+    revoked, cancelled = await plan(tenant, "REHABILITATION", "CALL"), await plan(tenant, "CALL")
+    visit = await finished_visit(tenant, await patient(tenant), TOMORROW)
+    if not first_run:
+        await sweep(tenant, time(8))
+        assert sorted((await statuses(tenant)).values()) == ["queued"] * 4
+    read = pause_after(monkeypatch, reminder, "_holidays")  # the sweep's last read before it schedules
+    async with held(sweep(tenant, time(8, 10)), read) as swept:
+        ok(await tenant.call("doctor", END_PLAN, id=revoked), "carePlanTransition")
+        ok(await tenant.call("department_head", CANCEL_TASK, id=str(await task_of(cancelled))), "followUpTaskCancel")
+        moved = (TOMORROW + timedelta(days=5)).isoformat()  # outside the sweep's window: nothing due for it now
+        ok(await tenant.call("nurse", VISIT_UPDATE, id=visit, input={"revisitOn": moved}), "visitUpdate")
+    await swept
+
+    left = {key: status for key, status in (await statuses(tenant)).items() if status != "cancelled"}
+    assert left == {}
+
+
+@pytest.mark.skipif(BACKEND == "sqlite", reason="row locks and concurrent transactions: PostgreSQL")
+@pytest.mark.parametrize("closed_meanwhile", [True, False])
+async def test_a_sweep_waits_for_a_call_being_closed_and_queues_nothing_for_it(
+        tenant: Tenant, closed_meanwhile: bool) -> None:
+    """The call closed in a transaction still open as the sweep queues (here its effect, under the task's held row:
+    the task cancelled and its queued announcement with it, as ``follow_up.cancel`` does): the sweep waits for it
+    and then leaves the call out. Before the fix it did not wait: it read the call open and queued the announcement
+    after the close had cancelled what was queued. Not closed, the call is announced."""
+    task = await task_of(await plan(tenant, "CALL"))
+    async with another_transaction() as other:
+        await other.execute("SELECT 1 FROM follow_up_task WHERE id = $1 FOR UPDATE", task)
+        sweeping = asyncio.ensure_future(sweep(tenant, time(8)))
+        await until_waiting([sweeping])
+        if closed_meanwhile:
+            await other.execute("UPDATE follow_up_task SET status = 'cancelled', version = version + 1 WHERE id = $1",
+                                task)
+            await other.execute("UPDATE communication SET status = 'cancelled' WHERE key LIKE $1 AND status = 'queued'",
+                                f"follow_up:{task}:%")
+    await asyncio.wait_for(sweeping, 10)
+
+    assert await statuses(tenant) == ({} if closed_meanwhile else {f"follow_up:{task}:{TOMORROW}": "queued"})
+    assert (await CarePlan.filter(institution_id=tenant.id).count()) == 1
