@@ -2,7 +2,10 @@
 before its fix:
 - the calendar's sweep read a cause (a follow-up call, a care plan's activity, a visit's re-visit day) and queued its
   message after the cause was closed or moved meanwhile: the message the close had cancelled was queued again, and
-  sent for a call cancelled, a plan revoked, a day no longer true."""
+  sent for a call cancelled, a plan revoked, a day no longer true;
+- a file archived while the no-show sweep marks one of its appointments: the archive cancelled the appointments it
+  had read as booked, and recorded each as cancelled by it, also the one the sweep had just made a no-show (its
+  UPDATE, waiting for the sweep's lock, then left it out)."""
 from __future__ import annotations
 
 import asyncio
@@ -11,13 +14,16 @@ from datetime import date, time, timedelta
 
 import pytest
 
-from models import CarePlan, Communication, FollowUpTask, Institution
+from models import Appointment, CarePlan, Communication, FollowUpTask, Institution
+from resolvers import appointment as appointments
 from resolvers import reminder
+from tests.api.test_appointments import NOW, book, make_schedule
 from tests.api.test_reminders import CANCEL_TASK, END_PLAN, PLAN, VISIT_UPDATE, finished_visit, local, ok, patient
 from tests.conftest import BACKEND
-from tests.factories import Tenant
+from tests.factories import Tenant, make_patient
 from tests.locks import another_transaction, held, pause_after, until_waiting
 
+ARCHIVE = "mutation($id: ID!) { patientArchive(id: $id) { id } }"
 TODAY = date(2031, 5, 12)
 TOMORROW = TODAY + timedelta(days=1)
 
@@ -90,3 +96,34 @@ async def test_a_sweep_waits_for_a_call_being_closed_and_queues_nothing_for_it(
 
     assert await statuses(tenant) == ({} if closed_meanwhile else {f"follow_up:{task}:{TOMORROW}": "queued"})
     assert (await CarePlan.filter(institution_id=tenant.id).count()) == 1
+
+
+@pytest.mark.skipif(BACKEND == "sqlite", reason="row locks and concurrent transactions: PostgreSQL")
+@pytest.mark.parametrize("marked_meanwhile", [True, False])
+async def test_an_archive_waiting_for_the_no_show_sweep_records_no_cancellation_it_did_not_make(
+        tenant: Tenant, monkeypatch: pytest.MonkeyPatch, marked_meanwhile: bool) -> None:
+    """The no-show sweep holds a booked appointment of the file (``_mark_no_shows_of`` locks its batch) and marks it
+    while the file is archived: the archive waits for it and then records nothing about that appointment, which
+    stays a no-show. Before the fix the archive read the file's booked appointments unlocked, its UPDATE waited and
+    then left the no-show out, and it recorded a cancellation of it all the same. Not marked, it is cancelled and
+    recorded."""
+    monkeypatch.setattr(appointments, "_now", lambda: NOW)
+    pid = await make_patient(tenant)
+    made = await book(tenant, await make_schedule(tenant), pid)
+    appointment = uuid.UUID(made["id"])
+    async with another_transaction() as other:
+        await other.execute("SELECT 1 FROM appointment WHERE id = $1 FOR UPDATE", appointment)
+        archiving = asyncio.ensure_future(tenant.call("front_desk", ARCHIVE, id=str(pid)))
+        await until_waiting([archiving])
+        if marked_meanwhile:
+            await other.execute("UPDATE appointment SET status = 'noshow', version = version + 1 WHERE id = $1",
+                                appointment)
+    reply = await asyncio.wait_for(archiving, 10)
+
+    assert reply.errors == []
+    row = await Appointment.get(id=appointment)
+    cancellations = await tenant.audit_events(resource_type="appointment", resource_id=appointment, action="update")
+    if marked_meanwhile:
+        assert (row.status, cancellations) == ("noshow", [])
+    else:
+        assert (row.status, row.cancellation_reason, len(cancellations)) == ("cancelled", "institution", 1)
