@@ -29,7 +29,7 @@ from tortoise.transactions import in_transaction
 
 from audit import writer
 from audit.events import Action
-from core.errors import BadUserInput
+from core.errors import ILLEGAL_TRANSITION, BadUserInput
 from core.ids import uuid7
 from core.principal import STAFF
 from core.validation import EARLIEST_RECORD_YEAR, Problems, camel_case, check_year, clean_text, one_of
@@ -244,11 +244,13 @@ async def update(ctx: Context, flag_id: uuid.UUID | None, data: dict[str, Any],
     problems = Problems()
     values = problems.each(data, _value)
     if values.get("status") is not None and values["status"] not in STATUS_MOVES[row.status]:
-        problems.add("status", "invalid", f"a flag {row.status.upper()} cannot become {values['status'].upper()}.")
+        problems.add("status", ILLEGAL_TRANSITION,
+                     f"a flag {row.status.upper()} cannot become {values['status'].upper()}.")
     _check_period(problems, values.get("starts_on", row.starts_on), values.get("ends_on", row.ends_on))
     problems.check()
     if row.status == "entered_in_error" and data.keys() - {"status"}:  # its status named again changes nothing else
-        raise BadUserInput("id: a flag entered in error is not changed any more.", field="id")
+        raise BadUserInput("id: a flag entered in error is not changed any more.", field="id",
+                           reason=ILLEGAL_TRANSITION)
     if "detail" in values:
         await _check_detail_rights(ctx, view.patient, row.kind, Action.UPDATE)
     columns = _columns(ctx, row.id, values)

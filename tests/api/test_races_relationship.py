@@ -5,7 +5,9 @@ before its fix:
   sent for a call cancelled, a plan revoked, a day no longer true;
 - a file archived while the no-show sweep marks one of its appointments: the archive cancelled the appointments it
   had read as booked, and recorded each as cancelled by it, also the one the sweep had just made a no-show (its
-  UPDATE, waiting for the sweep's lock, then left it out)."""
+  UPDATE, waiting for the sweep's lock, then left it out);
+- and a flag's refused moves (ENTERED_IN_ERROR is final) answered reason ``invalid``, or none, where every other
+  lifecycle's refused move answers ``illegal_transition`` (docs/architecture.md, Why)."""
 from __future__ import annotations
 
 import asyncio
@@ -18,6 +20,7 @@ from models import Appointment, CarePlan, Communication, FollowUpTask, Instituti
 from resolvers import appointment as appointments
 from resolvers import reminder
 from tests.api.test_appointments import NOW, book, make_schedule
+from tests.api.test_flags import SET_STATUS, UPDATE, raise_flag
 from tests.api.test_reminders import CANCEL_TASK, END_PLAN, PLAN, VISIT_UPDATE, finished_visit, local, ok, patient
 from tests.conftest import BACKEND
 from tests.factories import Tenant, make_patient
@@ -127,3 +130,25 @@ async def test_an_archive_waiting_for_the_no_show_sweep_records_no_cancellation_
         assert (row.status, cancellations) == ("noshow", [])
     else:
         assert (row.status, row.cancellation_reason, len(cancellations)) == ("cancelled", "institution", 1)
+
+
+async def test_a_flag_entered_in_error_refuses_every_move_as_an_illegal_transition(tenant: Tenant) -> None:
+    """Two nurses change one flag at once, one entering it in error: the other's change over the version it read is a
+    CONFLICT; read again, every change of the retracted flag (back to ACTIVE, a detail) is ``illegal_transition``,
+    nothing written. Before the fix the reasons were ``invalid`` and none."""
+    flag = await raise_flag(tenant, await make_patient(tenant), "SPECIAL_NEEDS", role="front_desk",
+                            detail="Large print")
+    retracted, edited = await asyncio.gather(
+        tenant.call("nurse", SET_STATUS, id=flag["id"], status="ENTERED_IN_ERROR"),
+        tenant.call("front_desk", UPDATE, id=flag["id"], input={"detail": "Large print, accompanied"}))
+    if edited.errors:  # the edit read the flag before the retraction wrote: its write over that version is stale
+        assert edited.codes == ["CONFLICT"] and retracted.errors == []
+    else:  # the edit came first: the retraction over the next version
+        assert retracted.errors == [] or retracted.codes == ["CONFLICT"]
+        if retracted.errors:
+            retracted = await tenant.call("nurse", SET_STATUS, id=flag["id"], status="ENTERED_IN_ERROR")
+    assert retracted.errors == [] and retracted.data["flagUpdate"]["status"] == "ENTERED_IN_ERROR"
+    for change in ({"status": "ACTIVE"}, {"detail": "Again"}, {"status": "ENTERED_IN_ERROR", "endsOn": "2099-12-31"}):
+        refused = await tenant.call("nurse", UPDATE, id=flag["id"], input=change)
+        assert [(e["extensions"]["code"], e["extensions"].get("reason")) for e in refused.errors] == [
+            ("BAD_USER_INPUT", "illegal_transition")], change
