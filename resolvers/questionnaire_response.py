@@ -304,7 +304,7 @@ async def _answer(ctx: Context, invitation: SurveyInvitation, questionnaire: Que
 def _closed(reason: str) -> BadUserInput:
     message = ("invitationId: this survey has already been answered." if reason == "answered"
                else "invitationId: this invitation has expired.")
-    return BadUserInput(message, field="invitationId")
+    return BadUserInput(message, field="invitationId", reason=reason)  # as the link's refusals (``LinkRefused``)
 
 
 # -- staff rating a department ------------------------------------------------------------------------
@@ -485,7 +485,10 @@ async def _record(ctx: Context, keys: InstitutionKeys, invitation: SurveyInvitat
         taken = {"answered": True} if anonymous else {"answered": True, "answered_at": now, "status": "answered"}
         if await SurveyInvitation.filter(id=invitation.id, answered=False, expires_at__gt=now).exclude(
                 status="cancelled").update(**taken) != 1:
-            raise _Taken()
+            # why, as the invitation stands now: one cancelled meanwhile (a merge's twin) is closed as an expired one
+            # is, not answered (found in review: the answer was told the survey had been answered)
+            current = await SurveyInvitation.get_or_none(id=invitation.id)
+            raise _Taken("answered" if current is None or current.answered else "expired")
         ticket = None
         if ticket_data is not None:
             patient = await Patient.get(id=invitation.patient_id)

@@ -6,6 +6,9 @@ before its fix:
 - a file archived while the no-show sweep marks one of its appointments: the archive cancelled the appointments it
   had read as booked, and recorded each as cancelled by it, also the one the sweep had just made a no-show (its
   UPDATE, waiting for the sweep's lock, then left it out);
+- an invitation answered through two doors at once (the patient in the portal, a nurse on the phone), or cancelled
+  while an answer waited for it: the loser was refused with no reason (the link's refusals carry one), and an answer
+  refused because the invitation was cancelled meanwhile was told it had been answered;
 - and a flag's refused moves (ENTERED_IN_ERROR is final) answered reason ``invalid``, or none, where every other
   lifecycle's refused move answers ``illegal_transition`` (docs/architecture.md, Why)."""
 from __future__ import annotations
@@ -13,18 +16,23 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import date, time, timedelta
+from typing import Any
 
 import pytest
 
-from models import Appointment, CarePlan, Communication, FollowUpTask, Institution
+from models import Appointment, CarePlan, Communication, FollowUpTask, Institution, QuestionnaireResponse
 from resolvers import appointment as appointments
 from resolvers import reminder
+from resolvers.context import Services
 from tests.api.test_appointments import NOW, book, make_schedule
 from tests.api.test_flags import SET_STATUS, UPDATE, raise_flag
+from tests.api.test_questionnaire_responses import ANSWER, ENTER
 from tests.api.test_reminders import CANCEL_TASK, END_PLAN, PLAN, VISIT_UPDATE, finished_visit, local, ok, patient
 from tests.conftest import BACKEND
 from tests.factories import Tenant, make_patient
 from tests.locks import another_transaction, held, pause_after, until_waiting
+from tests.patients import open_account
+from tests.surveys import GOOD, invited, questionnaire
 
 ARCHIVE = "mutation($id: ID!) { patientArchive(id: $id) { id } }"
 TODAY = date(2031, 5, 12)
@@ -152,3 +160,47 @@ async def test_a_flag_entered_in_error_refuses_every_move_as_an_illegal_transiti
         refused = await tenant.call("nurse", UPDATE, id=flag["id"], input=change)
         assert [(e["extensions"]["code"], e["extensions"].get("reason")) for e in refused.errors] == [
             ("BAD_USER_INPUT", "illegal_transition")], change
+
+
+def refusals(reply: Any) -> list[tuple[str, str | None, str | None]]:
+    return [(e["extensions"]["code"], e["extensions"].get("reason"), e["extensions"].get("field"))
+            for e in reply.errors]
+
+
+async def test_an_invitation_answered_through_two_doors_at_once_is_answered_once(
+        tenant: Tenant, services: Services) -> None:
+    """The patient answers in the portal as a nurse enters their answers taken on the phone: one answer is kept, the
+    other is refused at ``invitationId`` with reason ``answered``, as the link says it (before the fix: no reason)."""
+    pid, row, _ = await invited(tenant, services, await questionnaire(tenant))
+    user = await open_account(tenant, pid)
+    replies = await asyncio.gather(user.call(ANSWER, id=str(row.id), answers=GOOD),
+                                   tenant.call("nurse", ENTER, id=str(row.id), answers=GOOD, source="PHONE"))
+
+    assert sorted(refusals(reply) for reply in replies) == [[], [("BAD_USER_INPUT", "answered", "invitationId")]]
+    assert await QuestionnaireResponse.filter(invitation_id=row.id).count() == 1
+
+
+@pytest.mark.skipif(BACKEND == "sqlite", reason="row locks and concurrent transactions: PostgreSQL")
+@pytest.mark.parametrize("cancelled_meanwhile", [True, False])
+async def test_an_answer_waiting_while_its_invitation_is_cancelled_is_refused_as_closed(
+        tenant: Tenant, services: Services, cancelled_meanwhile: bool) -> None:
+    """The invitation is cancelled (as a merge cancels a twin: status CANCELLED, version bumped) while the patient's
+    answer waits for its row: the answer is refused with reason ``expired``, what a cancelled invitation answers, and
+    nothing is written (before the fix: "already been answered", no reason). Not cancelled, the answer is kept."""
+    pid, row, _ = await invited(tenant, services, await questionnaire(tenant))
+    user = await open_account(tenant, pid)
+    async with another_transaction() as other:
+        await other.execute("SELECT 1 FROM survey_invitation WHERE id = $1 FOR UPDATE", row.id)
+        answering = asyncio.ensure_future(user.call(ANSWER, id=str(row.id), answers=GOOD))
+        await until_waiting([answering])
+        if cancelled_meanwhile:
+            await other.execute("UPDATE survey_invitation SET status = 'cancelled', version = version + 1 "
+                                "WHERE id = $1", row.id)
+    reply = await asyncio.wait_for(answering, 10)
+
+    answers = await QuestionnaireResponse.filter(invitation_id=row.id).count()
+    if cancelled_meanwhile:
+        assert (refusals(reply), answers) == ([("BAD_USER_INPUT", "expired", "invitationId")], 0)
+        assert "expired" in reply.errors[0]["message"]
+    else:
+        assert (refusals(reply), answers) == ([], 1)

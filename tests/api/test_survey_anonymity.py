@@ -236,7 +236,8 @@ async def test_staff_learn_an_anonymous_invitation_was_answered_only_by_answerin
     probe = await tenant.call("nurse", ENTER, id=str(row.id), answers=INCOMPLETE, source="PHONE")
     assert probe.codes == ["BAD_USER_INPUT"] and probe.errors[0]["extensions"]["field"] != "invitationId"
     taken = await tenant.call("nurse", ENTER, id=str(row.id), answers=GOOD, source="PHONE")
-    assert taken.errors[0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "invitationId"}
+    assert taken.errors[0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "invitationId",
+                                             "reason": "answered"}
     assert await rows(tenant) == before and await QuestionnaireResponse.filter(institution_id=tenant.id).count() == 1
     # the denied twin: another institution's nurse finds no such invitation, writes nothing, and is on record
     mark = await last_seq(other_tenant)
