@@ -37,7 +37,7 @@ from resolvers import access, pagination, session, sla, survey
 from resolvers.access import PatientView
 from resolvers.context import Context
 from resolvers.loaders import newest_per_parent
-from resolvers.versioning import check_version, update_versioned
+from resolvers.versioning import check_version, stale, update_versioned
 
 CURSOR_KIND = "ticket"
 QUEUE_CURSOR_KIND = "ticket-queue"
@@ -727,6 +727,10 @@ async def handover(ctx: Context, ticket_id: uuid.UUID | None, *, to_staff_id: uu
                                                                                  "toDepartmentId")}
     async with in_transaction():
         row = await lock(ctx, found)
+        if row.owner_id != ctx.actor.id and not ticket_scope(ctx).reaches_department(row.department_id):
+            # handed over (or moved) since it was read, by someone else: the caller owns it no more (found in review:
+            # an owner who still reached it as its assignee handed it on over a supervisor's handover)
+            raise stale("ticket")
         await _apply(ctx, row, changes, version)
         await add_event(ctx, row, "handover", note=text, to_staff_id=to_staff_id, to_department_id=to_department_id)
         await _audit(ctx, Action.UPDATE, row, frozenset(changes), decision)

@@ -9,6 +9,9 @@ before its fix:
 - an invitation answered through two doors at once (the patient in the portal, a nurse on the phone), or cancelled
   while an answer waited for it: the loser was refused with no reason (the link's refusals carry one), and an answer
   refused because the invitation was cancelled meanwhile was told it had been answered;
+- a ticket handed over by its owner while a supervisor handed it to someone else: the owner's right was checked on
+  the ticket as read before its lock, so the owner, no longer one but still reaching it as its assignee, handed it
+  on over the supervisor's choice;
 - and a flag's refused moves (ENTERED_IN_ERROR is final) answered reason ``invalid``, or none, where every other
   lifecycle's refused move answers ``illegal_transition`` (docs/architecture.md, Why)."""
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from models import Appointment, CarePlan, Communication, FollowUpTask, Institution, QuestionnaireResponse
+from models import Appointment, CarePlan, Communication, FollowUpTask, Institution, QuestionnaireResponse, Ticket
 from resolvers import appointment as appointments
 from resolvers import reminder
 from resolvers.context import Services
@@ -204,3 +207,39 @@ async def test_an_answer_waiting_while_its_invitation_is_cancelled_is_refused_as
         assert "expired" in reply.errors[0]["message"]
     else:
         assert (refusals(reply), answers) == ([], 1)
+
+
+TICKET_CREATE = "mutation($input: TicketCreateInput!) { ticketCreate(input: $input) { id } }"
+ASSIGN = "mutation($id: ID!, $to: ID) { ticketAssign(id: $id, assigneeId: $to) { id } }"
+HANDOVER = "mutation($id: ID!, $to: ID) { ticketHandover(id: $id, toStaffId: $to) { id } }"
+
+
+@pytest.mark.skipif(BACKEND == "sqlite", reason="row locks and concurrent transactions: PostgreSQL")
+@pytest.mark.parametrize("handed_meanwhile", [True, False])
+async def test_an_owner_handing_over_a_ticket_a_supervisor_handed_meanwhile_is_refused(
+        tenant: Tenant, handed_meanwhile: bool) -> None:
+    """The front desk opened a ticket (its owner) and works it (its assignee). As it hands the ticket to a nurse, the
+    department head hands it to themself (here its effect under the held ticket row): the front desk is no longer
+    the owner nor a supervisor, so its handover answers CONFLICT and the supervisor's choice stands. Before the fix it
+    was written over it. Not handed meanwhile, the owner hands it over."""
+    reply = await tenant.call("front_desk", TICKET_CREATE, input={
+        "channel": "HOTLINE", "category": "REQUEST", "subject": "Change my appointment",
+        "patientId": str(await make_patient(tenant))})
+    ticket = ok(reply, "ticketCreate")["id"]
+    ok(await tenant.call("support_agent", ASSIGN, id=ticket, to=str(tenant.staff_ids["front_desk"])), "ticketAssign")
+    head = tenant.staff_ids["department_head"]
+    async with another_transaction() as other:
+        await other.execute("SELECT 1 FROM ticket WHERE id = $1 FOR UPDATE", uuid.UUID(ticket))
+        handing = asyncio.ensure_future(tenant.call("front_desk", HANDOVER, id=ticket,
+                                                    to=str(tenant.staff_ids["nurse"])))
+        await until_waiting([handing])
+        if handed_meanwhile:
+            await other.execute("UPDATE ticket SET owner_id = $2, version = version + 1 WHERE id = $1",
+                                uuid.UUID(ticket), head)
+    answer = await asyncio.wait_for(handing, 10)
+
+    owner = (await Ticket.get(id=ticket)).owner_id
+    if handed_meanwhile:
+        assert (answer.codes, owner) == (["CONFLICT"], head)
+    else:
+        assert (answer.errors, owner) == ([], tenant.staff_ids["nurse"])
