@@ -753,6 +753,8 @@ async def assign(ctx: Context, ticket_id: uuid.UUID | None, assignee_id: uuid.UU
             raise BadUserInput("assigneeId: assign within the ticket's department.", field="assigneeId")
     async with in_transaction():
         row = await lock(ctx, found)
+        if row.department_id != found.department_id:  # moved to another department since it was read: its
+            raise stale("ticket")  # supervisors and staff are not the ones checked above (as a handover's owner)
         await _apply(ctx, row, {"assignee_id": assignee_id}, version)
         await add_event(ctx, row, "assignment", to_staff_id=assignee_id)
         await _audit(ctx, Action.UPDATE, row, frozenset({"assignee_id"}), decision)

@@ -11,7 +11,8 @@ before its fix:
   refused because the invitation was cancelled meanwhile was told it had been answered;
 - a ticket handed over by its owner while a supervisor handed it to someone else: the owner's right was checked on
   the ticket as read before its lock, so the owner, no longer one but still reaching it as its assignee, handed it
-  on over the supervisor's choice;
+  on over the supervisor's choice; and a department head assigning a ticket handed to another department meanwhile
+  (still reaching it as its assignee) put a nurse of their own department on another department's ticket;
 - and a flag's refused moves (ENTERED_IN_ERROR is final) answered reason ``invalid``, or none, where every other
   lifecycle's refused move answers ``illegal_transition`` (docs/architecture.md, Why)."""
 from __future__ import annotations
@@ -243,3 +244,33 @@ async def test_an_owner_handing_over_a_ticket_a_supervisor_handed_meanwhile_is_r
         assert (answer.codes, owner) == (["CONFLICT"], head)
     else:
         assert (answer.errors, owner) == ([], tenant.staff_ids["nurse"])
+
+
+@pytest.mark.skipif(BACKEND == "sqlite", reason="row locks and concurrent transactions: PostgreSQL")
+@pytest.mark.parametrize("moved_meanwhile", [True, False])
+async def test_an_assignment_of_a_ticket_moved_to_another_department_meanwhile_is_refused(
+        tenant: Tenant, moved_meanwhile: bool) -> None:
+    """Department A's head works a ticket of A (its assignee) and assigns it to a nurse of A, as the ticket is handed
+    to department B (here its effect under the held ticket row): the assignment answers CONFLICT and the ticket keeps
+    its assignee. Before the fix the nurse of A was put on B's ticket. Not moved, the nurse is assigned."""
+    reply = await tenant.call("front_desk", TICKET_CREATE, input={
+        "channel": "HOTLINE", "category": "REQUEST", "subject": "Change my appointment",
+        "patientId": str(await make_patient(tenant)), "departmentId": str(tenant.departments["A"].id)})
+    ticket = ok(reply, "ticketCreate")["id"]
+    head = tenant.staff_ids["department_head"]
+    ok(await tenant.call("department_head", ASSIGN, id=ticket, to=str(head)), "ticketAssign")
+    async with another_transaction() as other:
+        await other.execute("SELECT 1 FROM ticket WHERE id = $1 FOR UPDATE", uuid.UUID(ticket))
+        assigning = asyncio.ensure_future(tenant.call("department_head", ASSIGN, id=ticket,
+                                                      to=str(tenant.staff_ids["nurse"])))
+        await until_waiting([assigning])
+        if moved_meanwhile:
+            await other.execute("UPDATE ticket SET department_id = $2, owner_id = NULL, version = version + 1 "
+                                "WHERE id = $1", uuid.UUID(ticket), tenant.departments["B"].id)
+    answer = await asyncio.wait_for(assigning, 10)
+
+    assignee = (await Ticket.get(id=ticket)).assignee_id
+    if moved_meanwhile:
+        assert (answer.codes, assignee) == (["CONFLICT"], head)
+    else:
+        assert (answer.errors, assignee) == ([], tenant.staff_ids["nurse"])
