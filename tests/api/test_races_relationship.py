@@ -9,6 +9,9 @@ before its fix:
 - an invitation answered through two doors at once (the patient in the portal, a nurse on the phone), or cancelled
   while an answer waited for it: the loser was refused with no reason (the link's refusals carry one), and an answer
   refused because the invitation was cancelled meanwhile was told it had been answered;
+- a follow-up call planned, or a care plan made, for a file archived meanwhile: the file's status was checked as read
+  before its lock, so the archive (which cancels the file's open calls) came between and the new call stayed open,
+  for a patient the institution no longer cares for (a death likewise);
 - a ticket handed over by its owner while a supervisor handed it to someone else: the owner's right was checked on
   the ticket as read before its lock, so the owner, no longer one but still reaching it as its assignee, handed it
   on over the supervisor's choice; and a department head assigning a ticket handed to another department meanwhile
@@ -25,8 +28,8 @@ from typing import Any
 import pytest
 
 from models import Appointment, CarePlan, Communication, FollowUpTask, Institution, QuestionnaireResponse, Ticket
+from resolvers import access, follow_up, reminder
 from resolvers import appointment as appointments
-from resolvers import reminder
 from resolvers.context import Services
 from tests.api.test_appointments import NOW, book, make_schedule
 from tests.api.test_flags import SET_STATUS, UPDATE, raise_flag
@@ -34,7 +37,7 @@ from tests.api.test_questionnaire_responses import ANSWER, ENTER
 from tests.api.test_reminders import CANCEL_TASK, END_PLAN, PLAN, VISIT_UPDATE, finished_visit, local, ok, patient
 from tests.conftest import BACKEND
 from tests.factories import Tenant, make_patient
-from tests.locks import another_transaction, held, pause_after, until_waiting
+from tests.locks import another_transaction, held, pause_after, pause_before_entering, until_waiting
 from tests.patients import open_account
 from tests.surveys import GOOD, invited, questionnaire
 
@@ -212,6 +215,7 @@ async def test_an_answer_waiting_while_its_invitation_is_cancelled_is_refused_as
 
 TICKET_CREATE = "mutation($input: TicketCreateInput!) { ticketCreate(input: $input) { id } }"
 ASSIGN = "mutation($id: ID!, $to: ID) { ticketAssign(id: $id, assigneeId: $to) { id } }"
+TASK_CREATE = "mutation($input: FollowUpTaskCreateInput!) { followUpTaskCreate(input: $input) { id } }"
 HANDOVER = "mutation($id: ID!, $to: ID) { ticketHandover(id: $id, toStaffId: $to) { id } }"
 
 
@@ -274,3 +278,27 @@ async def test_an_assignment_of_a_ticket_moved_to_another_department_meanwhile_i
         assert (answer.codes, assignee) == (["CONFLICT"], head)
     else:
         assert (answer.errors, assignee) == ([], tenant.staff_ids["nurse"])
+
+
+@pytest.mark.parametrize("what", ["task", "plan"])
+async def test_a_call_or_plan_made_for_a_file_archived_meanwhile_is_refused(
+        tenant: Tenant, monkeypatch: pytest.MonkeyPatch, what: str) -> None:
+    """A nurse plans a call (or a care plan with a call) for a file, held once the file was read active, as the front
+    desk archives it: the write finds the file archived under its lock and is refused as one for an archived file is,
+    nothing written. Before the fix the call was written open after the archive had cancelled the file's calls."""
+    monkeypatch.setattr(follow_up, "_now", lambda: local(TODAY, time(8)))
+    pid = await patient(tenant)
+    if what == "task":
+        request = tenant.call("nurse", TASK_CREATE, input={"patientId": str(pid), "dueOn": TOMORROW.isoformat()})
+    else:
+        request = tenant.call("nurse", PLAN, input={
+            "patientId": str(pid), "title": "Orthodontics", "startsOn": TODAY.isoformat(),
+            "departmentId": str(tenant.departments["A"].id), "activities": [{"kind": "CALL",
+                                                                            "dueOn": TOMORROW.isoformat()}]})
+    locked = pause_before_entering(monkeypatch, access, "file_transaction")
+    async with held(request, locked) as made:
+        ok(await tenant.call("front_desk", ARCHIVE, id=str(pid)), "patientArchive")
+    reply = await made
+
+    assert refusals(reply) == [("BAD_USER_INPUT", None, "input.patientId")]
+    assert (await FollowUpTask.filter(patient_id=pid).count(), await CarePlan.filter(patient_id=pid).count()) == (0, 0)
