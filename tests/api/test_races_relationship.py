@@ -11,7 +11,8 @@ before its fix:
   refused because the invitation was cancelled meanwhile was told it had been answered;
 - a follow-up call planned, or a care plan made, for a file archived meanwhile: the file's status was checked as read
   before its lock, so the archive (which cancels the file's open calls) came between and the new call stayed open,
-  for a patient the institution no longer cares for (a death likewise); an alert likewise stayed on such a file;
+  for a patient the institution no longer cares for (a death likewise); an alert, or a planned visit, likewise stayed on
+  such a file;
 - a ticket handed over by its owner while a supervisor handed it to someone else: the owner's right was checked on
   the ticket as read before its lock, so the owner, no longer one but still reaching it as its assignee, handed it
   on over the supervisor's choice; and a department head assigning a ticket handed to another department meanwhile
@@ -27,7 +28,17 @@ from typing import Any
 
 import pytest
 
-from models import Appointment, CarePlan, Communication, Flag, FollowUpTask, Institution, QuestionnaireResponse, Ticket
+from models import (
+    Appointment,
+    CarePlan,
+    Communication,
+    Flag,
+    FollowUpTask,
+    Institution,
+    QuestionnaireResponse,
+    Ticket,
+    Visit,
+)
 from resolvers import access, follow_up, reminder
 from resolvers import appointment as appointments
 from resolvers.context import Services
@@ -35,7 +46,17 @@ from tests.api.test_appointments import NOW, book, make_schedule
 from tests.api.test_flags import CREATE as FLAG_CREATE
 from tests.api.test_flags import SET_STATUS, UPDATE, raise_flag
 from tests.api.test_questionnaire_responses import ANSWER, ENTER
-from tests.api.test_reminders import CANCEL_TASK, END_PLAN, PLAN, VISIT_UPDATE, finished_visit, local, ok, patient
+from tests.api.test_reminders import (
+    CANCEL_TASK,
+    END_PLAN,
+    PLAN,
+    VISIT,
+    VISIT_UPDATE,
+    finished_visit,
+    local,
+    ok,
+    patient,
+)
 from tests.conftest import BACKEND
 from tests.factories import Tenant, make_patient
 from tests.locks import another_transaction, held, pause_after, pause_before_entering, until_waiting
@@ -283,7 +304,7 @@ async def test_an_assignment_of_a_ticket_moved_to_another_department_meanwhile_i
         assert (answer.errors, assignee) == ([], tenant.staff_ids["nurse"])
 
 
-@pytest.mark.parametrize("what", ["task", "plan", "flag"])
+@pytest.mark.parametrize("what", ["task", "plan", "flag", "visit"])
 async def test_a_call_or_plan_made_for_a_file_archived_meanwhile_is_refused(
         tenant: Tenant, monkeypatch: pytest.MonkeyPatch, what: str) -> None:
     """A nurse plans a call (or a care plan with a call, or raises an alert) for a file, held once the file was read
@@ -294,6 +315,10 @@ async def test_a_call_or_plan_made_for_a_file_archived_meanwhile_is_refused(
     pid = await patient(tenant)
     if what == "task":
         request = tenant.call("nurse", TASK_CREATE, input={"patientId": str(pid), "dueOn": TOMORROW.isoformat()})
+    elif what == "visit":
+        request = tenant.call("nurse", VISIT, input={
+            "patientId": str(pid), "kind": "OUTPATIENT", "status": "PLANNED", "departmentId": str(
+                tenant.departments["A"].id), "startedAt": "2031-05-13T09:00:00+08:00"})
     elif what == "flag":
         request = tenant.call("nurse", FLAG_CREATE, input={"patientId": str(pid), "kind": "SPECIAL_NEEDS"})
     else:
@@ -308,4 +333,4 @@ async def test_a_call_or_plan_made_for_a_file_archived_meanwhile_is_refused(
 
     assert refusals(reply) == [("BAD_USER_INPUT", None, "input.patientId")]
     assert (await FollowUpTask.filter(patient_id=pid).count(), await CarePlan.filter(patient_id=pid).count(),
-            await Flag.filter(patient_id=pid).count()) == (0, 0, 0)
+            await Flag.filter(patient_id=pid).count(), await Visit.filter(patient_id=pid).count()) == (0, 0, 0, 0)
