@@ -151,11 +151,6 @@ async def create(ctx: Context, data: dict[str, Any]) -> CarePlanView:
     plan_id = uuid7()
     owner_id = await follow_up.responsible_nurse(ctx, patient.row.id, values.get("department_id"))
     async with access.file_transaction(ctx, patient.row.id, action=Action.CREATE):
-        # the file's status as locked: an archive or a death since the read cancelled its open calls, and this plan's
-        # would stay open (found in review), as a booking asks it
-        if await access.lock_file(patient.row.id) != "active":
-            raise BadUserInput("patientId: the file is no longer active; plans are for active files.",
-                               field="patientId")
         row = await CarePlan.create(
             id=plan_id, institution_id=ctx.institution_id, patient_id=patient.row.id, author_id=ctx.actor.id,
             title=access.seal(ctx, "care_plan", "title", plan_id, values.pop("title")),

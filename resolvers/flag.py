@@ -218,9 +218,6 @@ async def create(ctx: Context, data: dict[str, Any]) -> FlagView:
     principal = ctx.require_principal()
     flag_id = uuid7()
     async with access.file_transaction(ctx, patient.row.id, action=Action.CREATE):
-        if await access.lock_file(patient.row.id) != "active":  # as locked: archived or deceased since the read
-            raise BadUserInput("patientId: the file is no longer active; alerts are for active files.",
-                               field="patientId")
         row = await Flag.create(id=flag_id, institution_id=ctx.institution_id, patient_id=patient.row.id, kind=kind,
                                 status="active", author_id=principal.user_id if principal.kind == STAFF else None,
                                 **_columns(ctx, flag_id, values))

@@ -720,11 +720,6 @@ async def create_task(ctx: Context, data: dict[str, Any]) -> TaskView:
     department_id, owner_id, visit_id = await _task_references(ctx, patient, data)
     task_id = uuid7()
     async with access.file_transaction(ctx, patient.row.id, action=Action.CREATE):
-        # the file's status as locked (an archive or a death since the read cancelled its open calls, and this one
-        # would stay open: found in review), as a booking asks it
-        if await access.lock_file(patient.row.id) != "active":
-            raise BadUserInput("patientId: the file is no longer active; follow-up calls are for active files.",
-                               field="patientId")
         row = await FollowUpTask.create(id=task_id, institution_id=ctx.institution_id, patient_id=patient.row.id,
                                         visit_id=visit_id, due_on=due_on, department_id=department_id,
                                         owner_id=owner_id, status="requested")

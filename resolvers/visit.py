@@ -307,9 +307,6 @@ async def create(ctx: Context, data: dict[str, Any]) -> VisitView:
         raise BadUserInput(f"patientId: the file is {patient.row.status}; visits are for active files.",
                            field="patientId")
     async with access.file_transaction(ctx, patient.row.id, action=Action.CREATE):
-        if await access.lock_file(patient.row.id) != "active":  # as locked: archived or deceased since the read
-            raise BadUserInput("patientId: the file is no longer active; visits are for active files.",
-                               field="patientId")
         row = await insert(ctx, patient, status, values, decision)
     if status == "arrived":
         ctx.services.visit_changes.notify()  # check-in alerts
