@@ -35,7 +35,7 @@ from audit.events import Action, AuditRecord, Outcome
 from audit.reads import ReadLog, rule_text
 from core import statements
 from core.crypto import field_aad
-from core.errors import Conflict, Forbidden, NotFound
+from core.errors import BadUserInput, Conflict, Forbidden, NotFound
 from core.principal import PARTNER
 from models import Contact, Patient
 from models.fields import tags_from_db
@@ -601,13 +601,19 @@ async def merge_refusal_recorded(ctx: Context, action: Action, patient_id: uuid.
 
 @asynccontextmanager
 async def file_transaction(ctx: Context, patient_id: uuid.UUID | None, *, action: Action,
-                           field: str = "patientId", recorded: bool = True) -> AsyncIterator[None]:
+                           field: str = "patientId", recorded: bool = True,
+                           active: str | None = None) -> AsyncIterator[None]:
     """The transaction of a write that adds to a patient's file (``lock_file`` first; a merged file refused and
     recorded, unless ``recorded`` is False: see ``merge_refusal_recorded``); None, a write about no file: a plain
-    transaction. Not to be opened inside another transaction."""
+    transaction. Not to be opened inside another transaction.
+    ``active`` (what is for active files only) refuses a file no longer active once locked: the write read it
+    active, and an archive or a death committed since cancelled what the file had (found in review: the write went
+    on, and an archived file kept an open call, a plan, an alert or a visit)."""
     async with merge_refusal_recorded(ctx, action, patient_id, recorded=recorded), in_transaction():
         if patient_id is not None:
-            await lock_file(patient_id, field)
+            status = await lock_file(patient_id, field)
+            if active is not None and status != "active":
+                raise BadUserInput(f"{field}: the file is {status}; {active} are for active files.", field=field)
         yield
 
 

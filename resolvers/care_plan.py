@@ -150,7 +150,7 @@ async def create(ctx: Context, data: dict[str, Any]) -> CarePlanView:
     activities = values.pop("activities")
     plan_id = uuid7()
     owner_id = await follow_up.responsible_nurse(ctx, patient.row.id, values.get("department_id"))
-    async with access.file_transaction(ctx, patient.row.id, action=Action.CREATE):
+    async with access.file_transaction(ctx, patient.row.id, action=Action.CREATE, active="plans"):
         row = await CarePlan.create(
             id=plan_id, institution_id=ctx.institution_id, patient_id=patient.row.id, author_id=ctx.actor.id,
             title=access.seal(ctx, "care_plan", "title", plan_id, values.pop("title")),

@@ -217,7 +217,7 @@ async def create(ctx: Context, data: dict[str, Any]) -> FlagView:
                            field="patientId")
     principal = ctx.require_principal()
     flag_id = uuid7()
-    async with access.file_transaction(ctx, patient.row.id, action=Action.CREATE):
+    async with access.file_transaction(ctx, patient.row.id, action=Action.CREATE, active="alerts"):
         row = await Flag.create(id=flag_id, institution_id=ctx.institution_id, patient_id=patient.row.id, kind=kind,
                                 status="active", author_id=principal.user_id if principal.kind == STAFF else None,
                                 **_columns(ctx, flag_id, values))

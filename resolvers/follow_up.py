@@ -719,7 +719,7 @@ async def create_task(ctx: Context, data: dict[str, Any]) -> TaskView:
                            field="patientId")
     department_id, owner_id, visit_id = await _task_references(ctx, patient, data)
     task_id = uuid7()
-    async with access.file_transaction(ctx, patient.row.id, action=Action.CREATE):
+    async with access.file_transaction(ctx, patient.row.id, action=Action.CREATE, active="follow-up calls"):
         row = await FollowUpTask.create(id=task_id, institution_id=ctx.institution_id, patient_id=patient.row.id,
                                         visit_id=visit_id, due_on=due_on, department_id=department_id,
                                         owner_id=owner_id, status="requested")

@@ -306,7 +306,7 @@ async def create(ctx: Context, data: dict[str, Any]) -> VisitView:
     if patient.row.status != "active":
         raise BadUserInput(f"patientId: the file is {patient.row.status}; visits are for active files.",
                            field="patientId")
-    async with access.file_transaction(ctx, patient.row.id, action=Action.CREATE):
+    async with access.file_transaction(ctx, patient.row.id, action=Action.CREATE, active="visits"):
         row = await insert(ctx, patient, status, values, decision)
     if status == "arrived":
         ctx.services.visit_changes.notify()  # check-in alerts
