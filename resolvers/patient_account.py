@@ -27,21 +27,27 @@ from core.tokens import INVITATION_PREFIX, looks_like_invitation, new_token, tok
 from core.validation import Problems, normalize_email
 from models import (
     AuditEvent,
+    CarePlan,
+    CarePlanActivity,
     PatientAccount,
     PatientInvitation,
     PatientSession,
     Ticket,
     TicketEvent,
+    VisitCode,
 )
-from policies.fields import PATIENT_FIELD_CLASS
+from policies.fields import APPOINTMENT_FIELD_CLASS, CARE_PLAN_FIELD_CLASS, PATIENT_FIELD_CLASS, VISIT_FIELD_CLASS
 from resolvers import access, pagination, sign_in_limit
 from resolvers import account as accounts
+from resolvers import appointment as appointments
+from resolvers import care_plan as care_plans
 from resolvers import communication as communications
 from resolvers import consent as consents
 from resolvers import contact as contacts
 from resolvers import questionnaire_response as questionnaire_responses
 from resolvers import session as sessions
 from resolvers import ticket as ticket_reads
+from resolvers import visit as visits
 from resolvers.access import PatientView
 from resolvers.audit_event import about_person, who
 from resolvers.context import Context
@@ -340,8 +346,9 @@ async def _reply_counts(ctx: Context, ticket_ids: Sequence[uuid.UUID]) -> list[i
 
 async def export(ctx: Context) -> dict[str, Any]:
     """A copy of my data (PIPL's right to a copy): every field of my file I may read, my family and
-    emergency contacts, my consents, my tickets, the messages sent to me and my (identified) survey answers, as
-    JSON. Recorded as an export of the file."""
+    emergency contacts, my consents, my visits (with their codes and after-visit instructions), my care plans, my
+    appointments, my tickets, the messages sent to me and my (identified) survey answers, as JSON. Recorded as an
+    export of the file."""
     decision = await access.authorize(ctx, "patient", "export", action=Action.EXPORT, resource_type="patient")
     view = await access.find_patient(ctx, own_patient_id(ctx), action=Action.EXPORT)
     record = _readable(ctx, view)
@@ -351,6 +358,8 @@ async def export(ctx: Context) -> dict[str, Any]:
               for contact in await contacts.of_patient(ctx, view)]
     shared = [{"partner_id": str(c.partner_id), "granted": c.granted, "changed_at": c.updated_at.isoformat()}
               for c in await consents.of_patient(ctx, view)]
+    journey = {"visits": await _visits_copy(ctx, view), "care_plans": await _care_plans_copy(ctx, view),
+               "appointments": await _appointments_copy(ctx, view)}
     own_tickets = await _tickets_copy(ctx, view.row.id)
     messages = await communications.export_copy(ctx, view)
     surveys = await questionnaire_responses.export_copy(ctx, view)
@@ -358,8 +367,74 @@ async def export(ctx: Context) -> dict[str, Any]:
                                      ctx.request, resource_id=view.row.id, patient_id=view.row.id,
                                      field_classes=frozenset(view.classes), policy_rule=decision.rule)])
     return {"patient": {"id": str(view.row.id), **record}, "contacts": family, "partner_consents": shared,
-            "tickets": own_tickets, "communications": messages, "survey_responses": surveys,
+            **journey, "tickets": own_tickets, "communications": messages, "survey_responses": surveys,
             "exported_at": datetime.now(UTC).isoformat()}
+
+
+# What of a record of my care journey the copy holds: its fields as the portal reads them (under their class of my
+# file; the staff-only internal note never), not its version nor the staff who wrote it.
+_VISIT_COPY = tuple(name for name in VISIT_FIELD_CLASS if name not in ("codes", "version"))
+_PLAN_COPY = tuple(name for name in CARE_PLAN_FIELD_CLASS if name != "version")
+_APPOINTMENT_COPY = tuple(name for name in APPOINTMENT_FIELD_CLASS
+                          if name not in ("schedule", "visit", "rescheduled_from", "version"))
+
+
+def _journey_fields(ctx: Context, view: PatientView, names: Sequence[str], classes: dict[str, str],
+                    read: Any, record: Any) -> dict[str, Any]:
+    return {name: _plain(read(ctx, record, name)) for name in names if classes[name] in view.classes}
+
+
+async def _visits_copy(ctx: Context, view: PatientView) -> list[dict[str, Any]]:
+    """My visits, oldest first, with their codes: two statements."""
+    query = visits.in_reach(ctx)
+    rows = [] if query is None else await query.filter(patient_id=view.row.id).order_by("planned_at", "id")
+    coded: dict[Any, list[VisitCode]] = defaultdict(list)
+    if rows and "clinical" in view.classes:
+        for code in await VisitCode.filter(institution_id=ctx.institution_id,
+                                           visit_id__in=[r.id for r in rows]).order_by("id"):
+            coded[code.visit_id].append(code)
+    copies = []
+    for row in rows:
+        visit = visits.VisitView(row, view)
+        copy = {"id": str(row.id), "department_id": _plain(row.department_id),
+                **_journey_fields(ctx, view, _VISIT_COPY, VISIT_FIELD_CLASS, visits.read_field, visit)}
+        if "clinical" in view.classes:
+            copy["codes"] = [{name: _plain(visits.read_code_field(ctx, visits.CodeView(code, visit), name))
+                              for name in ("kind", "system", "code", "text", "status")} for code in coded[row.id]]
+        copies.append(copy)
+    return copies
+
+
+async def _care_plans_copy(ctx: Context, view: PatientView) -> list[dict[str, Any]]:
+    """My care plans, oldest first, with their activities: two statements."""
+    query = access.records_in_reach(ctx, CarePlan, "care_plan")
+    rows = [] if query is None else await query.filter(patient_id=view.row.id).order_by("id")
+    planned: dict[Any, list[CarePlanActivity]] = defaultdict(list)
+    if rows:
+        for activity in await CarePlanActivity.filter(institution_id=ctx.institution_id,
+                                                      plan_id__in=[r.id for r in rows]).order_by("due_on", "id"):
+            planned[activity.plan_id].append(activity)
+    copies = []
+    for row in rows:
+        plan = care_plans.CarePlanView(row, view)
+        copy = {"id": str(row.id), "visit_id": _plain(row.visit_id),
+                **_journey_fields(ctx, view, _PLAN_COPY, CARE_PLAN_FIELD_CLASS, care_plans.read_field, plan)}
+        if "clinical" in view.classes:
+            copy["activities"] = [
+                {"kind": a.kind, "due_on": _plain(a.due_on), "status": a.status,
+                 "description": care_plans.read_activity_description(ctx, care_plans.ActivityView(a, plan))}
+                for a in planned[row.id]]
+        copies.append(copy)
+    return copies
+
+
+async def _appointments_copy(ctx: Context, view: PatientView) -> list[dict[str, Any]]:
+    """My appointments, oldest slot first: one statement."""
+    query = appointments.in_reach(ctx)
+    rows = [] if query is None else await query.filter(patient_id=view.row.id).order_by("slot_start", "id")
+    return [{"id": str(row.id), "visit_id": _plain(row.visit_id),
+             **_journey_fields(ctx, view, _APPOINTMENT_COPY, APPOINTMENT_FIELD_CLASS, appointments.read_field,
+                               appointments.AppointmentView(row, view))} for row in rows]
 
 
 async def _tickets_copy(ctx: Context, patient_id: uuid.UUID) -> list[dict[str, Any]]:

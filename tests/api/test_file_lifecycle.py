@@ -2,6 +2,7 @@
 docs/care-journey.md), and the patient's copy of their data (docs/partners-and-patients.md)."""
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 from typing import Any
 
@@ -9,8 +10,12 @@ import pytest
 
 from models import CarePlan, Flag, FollowUpTask, Visit
 from resolvers import access
+from resolvers import appointment as appointments
+from tests.api.test_appointments import NOW, book, make_schedule
+from tests.conftest import SqlCounter
 from tests.factories import Tenant, make_patient
 from tests.locks import held, pause_before_entering
+from tests.patients import events_since, mark, open_account
 
 ARCHIVE = "mutation($id: ID!) { patientArchive(id: $id) { id status } }"
 DECEASED = "mutation($id: ID!) { patientUpdate(id: $id, input: {status: DECEASED}) { id status } }"
@@ -18,6 +23,7 @@ TASK = "mutation($input: FollowUpTaskCreateInput!) { followUpTaskCreate(input: $
 PLAN = "mutation($input: CarePlanCreateInput!) { carePlanCreate(input: $input) { id } }"
 FLAG = "mutation($input: FlagCreateInput!) { flagCreate(input: $input) { id } }"
 VISIT = "mutation($input: VisitCreateInput!) { visitCreate(input: $input) { id } }"
+EXPORT = "{ myDataExport }"
 
 
 def _writes(today: date) -> dict[str, tuple[str, str, dict[str, Any]]]:
@@ -71,3 +77,68 @@ async def test_an_active_file_takes_the_write(tenant: Tenant, write: str) -> Non
     assert reply.errors == [], reply.errors
     assert sum(await _added(pid)) >= 1
 
+
+# -- the patient's copy of their data -------------------------------------------------------------------------------
+
+
+async def _journey(tenant: Tenant, pid: Any, schedule: str, day: int) -> None:
+    """A visit with its after-visit instructions (and the staff's internal note), a care plan and an appointment."""
+    visit = await tenant.call("nurse", VISIT, input={
+        "patientId": str(pid), "kind": "OUTPATIENT", "departmentId": str(tenant.departments["A"].id),
+        "summary": f"Implant placed {day}", "treatmentPlan": "Soft food for a week", "precautions": "No hot drinks",
+        "internalNote": f"Nervous patient {day}"})
+    assert visit.errors == [], visit.errors
+    plan = await tenant.call("doctor", PLAN, input={
+        "patientId": str(pid), "title": f"After the implant {day}", "goals": "Healed by March",
+        "startsOn": date.today().isoformat(),
+        "activities": [{"kind": "CALL", "afterDays": 7, "description": "Check the gum"}]})
+    assert plan.errors == [], plan.errors
+    await book(tenant, schedule, pid, start=f"2027-03-{day:02d}T09:00:00+08:00", reason=f"Loose crown {day}")
+
+
+async def test_my_copy_holds_my_visits_plans_and_appointments(
+        tenant: Tenant, monkeypatch: pytest.MonkeyPatch, sql_counter: SqlCounter) -> None:
+    """PIPL's right to a copy: found in review, myDataExport held the file, contacts, consents, tickets, messages
+    and survey answers but none of the care journey the portal shows the patient: not one visit nor its after-visit
+    instructions, no care plan, no appointment. Now they are there in the portal's terms (no internal note, no staff
+    who wrote them, nobody else's), the export recorded on my file, in a fixed number of statements."""
+    monkeypatch.setattr(appointments, "_now", lambda: NOW)
+    schedule = await make_schedule(tenant, capacity=2)
+    pid, neighbour = await make_patient(tenant), await make_patient(tenant)
+    await _journey(tenant, pid, schedule, 2)
+    await _journey(tenant, neighbour, schedule, 2)
+    me = await open_account(tenant, pid)
+    before = await mark(tenant.id)
+
+    start = len(sql_counter.statements)
+    reply = await me.call(EXPORT)
+    cost = len(sql_counter.statements) - start
+
+    assert reply.errors == [], reply.errors
+    export = reply.data["myDataExport"]
+    (visit,) = export["visits"]
+    assert (visit["kind"], visit["status"], visit["summary"], visit["treatmentPlan"], visit["precautions"],
+            visit["codes"]) == ("OUTPATIENT", "PLANNED", "Implant placed 2", "Soft food for a week", "No hot drinks",
+                                [])
+    assert "internalNote" not in visit and "version" not in visit
+    (plan,) = export["carePlans"]
+    assert (plan["title"], plan["goals"], plan["status"]) == ("After the implant 2", "Healed by March", "ACTIVE")
+    assert [(a["kind"], a["description"]) for a in plan["activities"]] == [("CALL", "Check the gum")]
+    (appointment,) = export["appointments"]
+    assert (appointment["status"], appointment["channel"], appointment["reason"]) == ("BOOKED", "FRONT_DESK",
+                                                                                      "Loose crown 2")
+    text = json.dumps(export, ensure_ascii=False)
+    assert "Nervous patient" not in text and str(neighbour) not in text
+    assert [str(i) for i in tenant.staff_ids.values() if str(i) in text] == []  # who wrote them is not mine to copy
+
+    exports = await events_since(tenant.id, before, action="export")
+    assert [(e.patient_id, e.resource_id, e.outcome) for e in exports] == [(pid, pid, "allowed")]
+    assert {e.patient_id for e in await events_since(tenant.id, before)} == {pid}
+    assert await events_since(tenant.id, before, outcome="denied") == []
+
+    for day in (3, 4):  # three of each: the copy costs the same
+        await _journey(tenant, pid, schedule, day)
+    start = len(sql_counter.statements)
+    bigger = (await me.call(EXPORT)).data["myDataExport"]
+    assert len(sql_counter.statements) - start == cost
+    assert [len(bigger[k]) for k in ("visits", "carePlans", "appointments")] == [3, 3, 3]
