@@ -7,6 +7,7 @@ their own file and nothing else (``policies.scopes``: Reach.SELF), never the sta
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
@@ -22,6 +23,7 @@ from tortoise.transactions import in_transaction
 from audit import writer
 from audit.events import Action, Actor, AuditRecord, Outcome
 from core.errors import BadUserInput
+from core.money import format_amount
 from core.principal import PATIENT
 from core.tokens import INVITATION_PREFIX, looks_like_invitation, new_token, token_digest
 from core.validation import Problems, normalize_email
@@ -44,6 +46,7 @@ from resolvers import care_plan as care_plans
 from resolvers import communication as communications
 from resolvers import consent as consents
 from resolvers import contact as contacts
+from resolvers import contract as contracts
 from resolvers import questionnaire_response as questionnaire_responses
 from resolvers import session as sessions
 from resolvers import ticket as ticket_reads
@@ -347,8 +350,8 @@ async def _reply_counts(ctx: Context, ticket_ids: Sequence[uuid.UUID]) -> list[i
 async def export(ctx: Context) -> dict[str, Any]:
     """A copy of my data (PIPL's right to a copy): every field of my file I may read, my family and
     emergency contacts, my consents, my visits (with their codes and after-visit instructions), my care plans, my
-    appointments, my tickets, the messages sent to me and my (identified) survey answers, as JSON. Recorded as an
-    export of the file."""
+    appointments, my contracts, my tickets, the messages sent to me and my (identified) survey answers, as JSON.
+    Recorded as an export of the file."""
     decision = await access.authorize(ctx, "patient", "export", action=Action.EXPORT, resource_type="patient")
     view = await access.find_patient(ctx, own_patient_id(ctx), action=Action.EXPORT)
     record = _readable(ctx, view)
@@ -359,7 +362,7 @@ async def export(ctx: Context) -> dict[str, Any]:
     shared = [{"partner_id": str(c.partner_id), "granted": c.granted, "changed_at": c.updated_at.isoformat()}
               for c in await consents.of_patient(ctx, view)]
     journey = {"visits": await _visits_copy(ctx, view), "care_plans": await _care_plans_copy(ctx, view),
-               "appointments": await _appointments_copy(ctx, view)}
+               "appointments": await _appointments_copy(ctx, view), "contracts": await _contracts_copy(ctx)}
     own_tickets = await _tickets_copy(ctx, view.row.id)
     messages = await communications.export_copy(ctx, view)
     surveys = await questionnaire_responses.export_copy(ctx, view)
@@ -435,6 +438,43 @@ async def _appointments_copy(ctx: Context, view: PatientView) -> list[dict[str, 
     return [{"id": str(row.id), "visit_id": _plain(row.visit_id),
              **_journey_fields(ctx, view, _APPOINTMENT_COPY, APPOINTMENT_FIELD_CLASS, appointments.read_field,
                                appointments.AppointmentView(row, view))} for row in rows]
+
+
+async def _contracts_copy(ctx: Context) -> list[dict[str, Any]]:
+    """The contracts I am party to as the portal shows them: each version's terms, fees, clauses and items (never
+    who drafted it); three statements whatever their number (the versions and items batched)."""
+    query = contracts.in_reach(ctx)
+    rows = [] if query is None else await query.order_by("start_on", "id")
+    views = [contracts.ContractView(row) for row in rows]
+    versions = await asyncio.gather(*(contracts.versions_of(ctx, view) for view in views))
+    items = await asyncio.gather(*(contracts.items_of(ctx, v) for found in versions for v in found))
+    listed = iter(items)
+    copies = []
+    for view, found in zip(views, versions, strict=True):
+        row = view.row
+        contracts.note_read(ctx, view)
+        money = contracts.may_read_terms(ctx, view)
+        if money:
+            contracts.require_terms(ctx, view)
+        copy = {"id": str(row.id), "number": row.number, "title": row.title, "status": row.status,
+                "start_on": _plain(row.start_on), "end_on": _plain(row.end_on), "currency": row.currency,
+                "status_reason": row.status_reason, "versions": []}
+        for version in found:
+            v = version.row
+            copy["versions"].append({
+                "number": v.number, "status": v.status, "effective_on": _plain(v.effective_on),
+                "end_on": _plain(v.end_on), "billing_period": v.billing_period, "notice_days": v.notice_days,
+                "auto_renew": v.auto_renew, "rights_duties": v.rights_duties, "change_summary": v.change_summary,
+                "clauses": await contracts.read_clauses(ctx, version), "signed_at": _plain(v.signed_at),
+                **({"deposit": format_amount(v.deposit, row.currency),
+                    "period_total": format_amount(v.period_total, row.currency)} if money else {}),
+                "items": [{"code": i.row.code, "name": i.row.name, "quantity": i.row.quantity,
+                           "frequency": i.row.frequency,
+                           **({"unit_price": format_amount(i.row.unit_price, row.currency),
+                               "period_total": format_amount(i.row.period_total, row.currency)} if money else {})}
+                          for i in next(listed)]})
+        copies.append(copy)
+    return copies
 
 
 async def _tickets_copy(ctx: Context, patient_id: uuid.UUID) -> list[dict[str, Any]]:

@@ -39,7 +39,8 @@ from schema.ticket import MyTicketCreateInput, TicketCategory, TicketStatus
 # Keys of the data export whose values come from a closed vocabulary: written as the API's enums are.
 _EXPORT_CODES = frozenset({"sex", "status", "category", "relationship", "preferred_channel", "contact_channels",
                            "contact_purposes", "segments", "national_id_type", "cause", "purpose", "direction",
-                           "channel", "refusal", "source", "kind", "cancellation_reason"})
+                           "channel", "refusal", "source", "kind", "cancellation_reason",
+                           "billing_period", "frequency"})
 
 
 def api_style(value: Any, key: str | None = None) -> Any:
@@ -234,8 +235,8 @@ class PatientAccountQuery:
                                   page_info=PageInfo.of(page), total_count=page.total)
 
     @strawberry.field(description="A copy of your data as JSON: your file, contacts, consents, visits, care plans, "
-                                  "appointments, tickets, messages and identified survey answers (patients). Keys "
-                                  "are camelCase and codes UPPER_CASE, as everywhere else in the API "
+                                  "appointments, contracts, tickets, messages and identified survey answers "
+                                  "(patients). Keys are camelCase and codes UPPER_CASE, as everywhere else in the API "
                                   "(`fullName`, `sex: \"FEMALE\"`).")
     async def my_data_export(self, info: Info) -> JSON | None:
         return cast(JSON, api_style(await accounts.export(info.context)))

@@ -3,6 +3,7 @@ docs/care-journey.md), and the patient's copy of their data (docs/partners-and-p
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import date, timedelta
 from typing import Any
 
@@ -11,8 +12,10 @@ import pytest
 from models import CarePlan, Flag, FollowUpTask, Visit
 from resolvers import access
 from resolvers import appointment as appointments
+from resolvers.context import Services
 from tests.api.test_appointments import NOW, book, make_schedule
 from tests.conftest import SqlCounter
+from tests.contracts import active_contract
 from tests.factories import Tenant, make_patient
 from tests.locks import held, pause_before_entering
 from tests.patients import events_since, mark, open_account
@@ -142,3 +145,38 @@ async def test_my_copy_holds_my_visits_plans_and_appointments(
     bigger = (await me.call(EXPORT)).data["myDataExport"]
     assert len(sql_counter.statements) - start == cost
     assert [len(bigger[k]) for k in ("visits", "carePlans", "appointments")] == [3, 3, 3]
+
+
+async def test_my_copy_holds_the_contracts_i_am_party_to(tenant: Tenant, services: Services,
+                                                        sql_counter: SqlCounter) -> None:
+    """Found in review: the copy held none of the contracts the portal shows the patient (their terms, fees, clauses
+    and items). Now each is there as the portal reads it, nobody else's, and the reads are on my file's trail."""
+    me = await open_account(tenant)
+    mine = await active_contract(tenant, services, patient_id=me.patient_id, clauses="Key under the mat")
+    someone = await active_contract(tenant, services, clauses="Their dog bites")
+    before = await mark(tenant.id)
+
+    start = len(sql_counter.statements)
+    reply = await me.call(EXPORT)
+    cost = len(sql_counter.statements) - start
+
+    assert reply.errors == [], reply.errors
+    export = reply.data["myDataExport"]
+    (contract,) = export["contracts"]
+    assert (contract["id"], contract["status"], contract["currency"]) == (mine["id"], "ACTIVE", "CNY")
+    (version,) = contract["versions"]
+    assert (version["number"], version["periodTotal"], version["clauses"]) == (1, "480.00", "Key under the mat")
+    assert [(i["quantity"], i["unitPrice"]) for i in version["items"]] == [(4, "120.00")]
+    text = json.dumps(export, ensure_ascii=False)
+    assert someone["id"] not in text and "Their dog bites" not in text
+    assert [str(i) for i in tenant.staff_ids.values() if str(i) in text] == []
+    reads = await events_since(tenant.id, before, resource_type="contract")
+    assert {(e.resource_id, e.patient_id, e.outcome) for e in reads} == {(uuid.UUID(mine["id"]), me.patient_id,
+                                                                         "allowed")}
+    assert await events_since(tenant.id, before, outcome="denied") == []
+
+    await active_contract(tenant, services, patient_id=me.patient_id)
+    await active_contract(tenant, services, patient_id=me.patient_id)
+    start = len(sql_counter.statements)
+    bigger = (await me.call(EXPORT)).data["myDataExport"]
+    assert len(sql_counter.statements) - start == cost and len(bigger["contracts"]) == 3

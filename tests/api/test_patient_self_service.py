@@ -953,8 +953,8 @@ async def test_my_data_export_holds_every_readable_field_my_contacts_and_consent
     assert reply.errors == []
     export = reply.data["myDataExport"]
     assert set(export) == {  # camelCase keys and UPPER_CASE codes, as everywhere in the API
-        "patient", "contacts", "partnerConsents", "visits", "carePlans", "appointments", "tickets", "communications",
-        "surveyResponses", "exportedAt"}
+        "patient", "contacts", "partnerConsents", "visits", "carePlans", "appointments", "contracts", "tickets",
+        "communications", "surveyResponses", "exportedAt"}
     patient = dict(export["patient"])
     created_at, updated_at = patient.pop("createdAt"), patient.pop("updatedAt")
     row = await my_row(world)
