@@ -859,8 +859,10 @@ async def _insert_contract(ctx: Context, values: dict[str, Any], version: dict[s
         try:
             # The file the patient was read on (a renewal's: the renewed contract's), locked first as a merge locks
             # it: a merge since refused, not a draft left on the merged file.
+            # A new contract is for an active file: one archived or deceased since it was read is refused.
             async with access.file_transaction(ctx, values["patient_id"], action=Action.CREATE,
-                                               field="contractId" if renewal else "input.patientId"):
+                                               field="contractId" if renewal else "input.patientId",
+                                               active=None if renewal else "contracts"):
                 if renewal:  # one renewal at a time, checked under the term's lock
                     term = await Contract.filter(id=values["renewal_of_id"]).select_for_update().only(
                         "id", "status", "end_on").first()

@@ -9,13 +9,14 @@ from typing import Any
 
 import pytest
 
-from models import CarePlan, Flag, FollowUpTask, Visit
+from models import CarePlan, Contract, Flag, FollowUpTask, Visit
 from resolvers import access
 from resolvers import appointment as appointments
 from resolvers.context import Services
 from tests.api.test_appointments import NOW, book, make_schedule
 from tests.conftest import SqlCounter
-from tests.contracts import active_contract
+from tests.contracts import CREATE as CONTRACT
+from tests.contracts import active_contract, draft_input, item_input, make_item
 from tests.factories import Tenant, make_patient
 from tests.locks import held, pause_before_entering
 from tests.patients import events_since, mark, open_account
@@ -69,6 +70,26 @@ async def test_a_file_closed_as_a_write_adds_to_it_takes_nothing(
     assert await _added(pid) == (0, 0, 0, 0)
     created = await tenant.audit_events(patient_id=pid, action="create", outcome="allowed")
     assert [e.resource_type for e in created] == ["patient"]  # the registration only
+
+
+@pytest.mark.parametrize("end", ["archived", "deceased"])
+async def test_a_contract_drafted_as_the_file_closes_is_not_written(
+        tenant: Tenant, monkeypatch: pytest.MonkeyPatch, end: str) -> None:
+    """contractCreate read the client's file active, the file was archived (or the death recorded), then the draft was
+    written on it (found in review); now refused as a contract for a file not active is, nothing written."""
+    pid = await make_patient(tenant)
+    data = draft_input(pid, [item_input(await make_item(tenant))])
+    pause = pause_before_entering(monkeypatch, access, "file_transaction")
+    async with held(tenant.call("front_desk", CONTRACT, input=data), pause) as writing:
+        closed = await tenant.call("front_desk" if end == "archived" else "nurse",
+                                   ARCHIVE if end == "archived" else DECEASED, id=str(pid))
+        assert closed.errors == [], closed.errors
+    reply = await writing
+
+    assert reply.codes == ["BAD_USER_INPUT"], reply.errors
+    assert reply.errors[0]["extensions"]["field"] == "input.patientId"
+    assert await Contract.filter(patient_id=pid).count() == 0
+    assert await tenant.audit_events(patient_id=pid, resource_type="contract") == []
 
 
 @pytest.mark.parametrize("write", ["followUpTaskCreate", "carePlanCreate", "flagCreate", "visitCreate"])
