@@ -67,6 +67,15 @@ async def create(ctx: Context, partner_id: uuid.UUID | None, patient_id: uuid.UU
     return row
 
 
+async def end_for_patient(ctx: Context, patient_id: uuid.UUID) -> bool:
+    """Inside an archive's or a death's transaction: the file's live grants end with it (found in review: partners
+    kept reading a closed file, though the care they were granted it for had ended); whether any did. Staff grant
+    again if a partner still needs the file."""
+    ended = await PartnerGrant.filter(institution_id=ctx.institution_id, patient_id=patient_id,
+                                      revoked_at=None).update(revoked_at=datetime.now(UTC))
+    return bool(ended)
+
+
 async def revoke(ctx: Context, grant_id: uuid.UUID | None) -> PartnerGrant:
     decision = await access.authorize(ctx, "partner_grant", "delete", action=Action.GRANT,
                                       resource_type="partner_grant", resource_id=grant_id)

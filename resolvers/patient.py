@@ -7,7 +7,7 @@ import binascii
 import re
 import uuid
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from functools import partial
 from typing import Any, cast
@@ -46,6 +46,7 @@ from resolvers import access, follow_up, pagination, versioning, writes
 from resolvers import appointment as appointments
 from resolvers import consent as consents
 from resolvers import institution as institutions
+from resolvers import partner_grant as partner_grants
 from resolvers.access import PatientView
 from resolvers.context import Context, Services
 
@@ -356,6 +357,7 @@ async def update(ctx: Context, patient_id: uuid.UUID | None, data: dict[str, Any
             await writer.append(appended)
             await follow_up.cancel_for_patient(ctx, view.row.id)
             await appointments.cancel_for_patient(ctx, view.row.id)
+            await _end_grants(ctx, view.row.id, decision)
         return await access.find_patient(ctx, view.row.id, action=Action.READ)
     if "department_id" in columns:  # the file may leave the caller's reach, or change its classes
         row = await writes.write_over_version(view.row, version, "patient", columns, appended)
@@ -384,7 +386,17 @@ async def archive(ctx: Context, patient_id: uuid.UUID | None, version: int | Non
             decision=decision)])
         await follow_up.cancel_for_patient(ctx, view.row.id)
         await appointments.cancel_for_patient(ctx, view.row.id)
+        await _end_grants(ctx, view.row.id, decision)
     return await access.find_patient(ctx, view.row.id, action=Action.READ)
+
+
+async def _end_grants(ctx: Context, patient_id: uuid.UUID, decision: Decision) -> None:
+    """A file closed (archived, or its patient deceased) ends its partners' grants, recorded as a change of the file
+    by whoever closed it (``partner_grant.end_for_patient``)."""
+    if await partner_grants.end_for_patient(ctx, patient_id):
+        record = access.write_record(ctx, Action.UPDATE, "patient", patient_id, patient_id=patient_id,
+                                     fields=frozenset({"partner_grant.revoked_at"}), decision=decision)
+        await writer.append([replace(record, reason="file_closed")])
 
 
 async def reindex(services: Services, institution_id: uuid.UUID) -> int:

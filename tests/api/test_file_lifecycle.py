@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from models import CarePlan, Contract, Flag, FollowUpTask, Visit
+from models import CarePlan, Contract, Flag, FollowUpTask, PartnerGrant, Visit
 from resolvers import access
 from resolvers import appointment as appointments
 from resolvers.context import Services
@@ -19,6 +19,7 @@ from tests.contracts import CREATE as CONTRACT
 from tests.contracts import active_contract, draft_input, item_input, make_item
 from tests.factories import Tenant, make_patient
 from tests.locks import held, pause_before_entering
+from tests.partners import ALL_SCOPES, make_partnership
 from tests.patients import events_since, mark, open_account
 
 ARCHIVE = "mutation($id: ID!) { patientArchive(id: $id) { id status } }"
@@ -201,3 +202,27 @@ async def test_my_copy_holds_the_contracts_i_am_party_to(tenant: Tenant, service
     start = len(sql_counter.statements)
     bigger = (await me.call(EXPORT)).data["myDataExport"]
     assert len(sql_counter.statements) - start == cost and len(bigger["contracts"]) == 3
+
+
+PARTNER_READ = "query($id: ID!) { patient(id: $id) { id } }"
+
+
+@pytest.mark.parametrize("end", ["archived", "deceased"])
+async def test_a_closed_file_ends_its_partners_grants(tenant: Tenant, end: str) -> None:
+    """Found in review: a partner kept reading a file archived, or its patient's after the death, though the care it
+    was granted the file for had ended. Closing the file ends its live grants (NOT_FOUND for the partner from then on),
+    recorded as a change of the file by whoever closed it; closing another file leaves the grant alone."""
+    partnership = await make_partnership(tenant, ALL_SCOPES)
+    role, mutation = ("front_desk", ARCHIVE) if end == "archived" else ("nurse", DECEASED)
+    assert (await tenant.call(role, mutation, id=str(partnership.other))).errors == []  # not the granted file
+    assert (await partnership.call(PARTNER_READ, id=str(partnership.granted))).errors == []
+    assert (await PartnerGrant.get(id=partnership.grant_id)).revoked_at is None
+    seq = await mark(tenant.id)
+
+    assert (await tenant.call(role, mutation, id=str(partnership.granted))).errors == []
+
+    assert (await PartnerGrant.get(id=partnership.grant_id)).revoked_at is not None
+    assert (await partnership.call(PARTNER_READ, id=str(partnership.granted))).codes == ["NOT_FOUND"]
+    ended = await events_since(tenant.id, seq, reason="file_closed")
+    assert [(e.action, e.resource_type, e.resource_id, e.patient_id, e.actor_id) for e in ended] == [
+        ("update", "patient", partnership.granted, partnership.granted, tenant.staff_ids[role])]
