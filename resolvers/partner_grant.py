@@ -48,7 +48,7 @@ async def create(ctx: Context, partner_id: uuid.UUID | None, patient_id: uuid.UU
         await access.deny(ctx, Action.GRANT, "partner_grant", None, view.row.id, reason="no_consent")
         raise ConsentRequired(field="patientId")
     try:
-        async with access.file_transaction(ctx, view.row.id, action=Action.GRANT):
+        async with access.file_transaction(ctx, view.row.id, action=Action.GRANT, active="partner grants"):
             # Locked: a withdrawal committing meanwhile would leave a grant it never revoked.
             consent = await PartnerConsent.filter(patient_id=view.row.id, partner_id=partner.id,
                                                   granted=True).select_for_update().first()

@@ -19,7 +19,7 @@ from tests.contracts import CREATE as CONTRACT
 from tests.contracts import active_contract, draft_input, item_input, make_item
 from tests.factories import Tenant, make_patient
 from tests.locks import held, pause_before_entering
-from tests.partners import ALL_SCOPES, make_partnership
+from tests.partners import ALL_SCOPES, consent, grant, make_partnership
 from tests.patients import events_since, mark, open_account
 
 ARCHIVE = "mutation($id: ID!) { patientArchive(id: $id) { id status } }"
@@ -226,3 +226,18 @@ async def test_a_closed_file_ends_its_partners_grants(tenant: Tenant, end: str) 
     ended = await events_since(tenant.id, seq, reason="file_closed")
     assert [(e.action, e.resource_type, e.resource_id, e.patient_id, e.actor_id) for e in ended] == [
         ("update", "patient", partnership.granted, partnership.granted, tenant.staff_ids[role])]
+
+
+async def test_a_closed_file_takes_no_new_grant(tenant: Tenant) -> None:
+    """Grants end with the file (above), so none is made on a closed one: BAD_USER_INPUT at patientId, nothing
+    written; the same grant on an open file is made (the consent stands for both)."""
+    partnership = await make_partnership(tenant, ALL_SCOPES)
+    assert (await consent(tenant, partnership.other, partnership.partner_id)).errors == []
+    assert (await tenant.call("front_desk", ARCHIVE, id=str(partnership.granted))).errors == []
+    before = await PartnerGrant.filter(institution_id=tenant.id).count()
+
+    refused = await grant(tenant, partnership.partner_id, partnership.granted)
+    made = await grant(tenant, partnership.partner_id, partnership.other)
+
+    assert refused.codes == ["BAD_USER_INPUT"] and refused.errors[0]["extensions"]["field"] == "input.patientId"
+    assert made.errors == [] and await PartnerGrant.filter(institution_id=tenant.id).count() == before + 1
