@@ -475,7 +475,8 @@ async def test_an_invitation_of_a_questionnaire_made_a_staff_one_is_not_answered
       surveyResponseEnter(invitationId: $id, answers: $answers, source: PHONE) { anonymous } }""", id=str(row.id),
                                 answers=surveys.GOOD)
     for reply in (portal, entered):
-        assert reply.errors[0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "invitationId"}, reply.errors
+        assert reply.errors[0]["extensions"] == {"code": "BAD_USER_INPUT", "field": "invitationId",
+                                                 "reason": "expired"}, reply.errors
         assert "expired" in reply.errors[0]["message"]
     assert await QuestionnaireResponse.filter(institution_id=tenant.id).count() == 0
     assert not (await SurveyInvitation.get(id=row.id)).answered

@@ -169,6 +169,8 @@ class Op:
     # lookup when the field belongs to a record of the journey: then ``requires`` guards the operation)
     expect: Callable[[Any], None] | None = None  # checks the data of an allowed reply
     lookup: Lookup | None = None  # found after the permission check: a ticket, its patient, a department
+    # rights without which an allowed reply withholds a part, the refusal recorded (forbidden_field) and no error
+    withheld_without: tuple[tuple[str, str], ...] = ()
 
     def allowed(self, role: str, institution_id: uuid.UUID) -> bool:
         return self.denial(role, institution_id) is None
@@ -2140,7 +2142,8 @@ SURVEY_OPS: tuple[Op, ...] = (
     Op("questionnaireResponseExportFhir", "questionnaireResponseExportFhir",
        "query($id: ID!) { questionnaireResponseExportFhir(id: $id) }", with_survey_response, read_responses,
        writes=False, expect=lambda data: _equal(
-           data["questionnaireResponseExportFhir"].startswith('{"resourceType": "QuestionnaireResponse"'), True)),
+           data["questionnaireResponseExportFhir"].startswith('{"resourceType": "QuestionnaireResponse"'), True),
+       withheld_without=(("questionnaire_response.text", "read"),)),
     Op("surveyStaffAnswer", "surveyStaffAnswer", """mutation($qid: ID!, $dep: ID!, $answers: [SurveyAnswerInput!]!) {
   surveyStaffAnswer(questionnaireId: $qid, departmentId: $dep, answers: $answers) { anonymous responseId } }""",
        staff_rating_input, (("questionnaire_response.staff", "create"),),
@@ -2582,7 +2585,9 @@ async def test_role_operation(tenant: Tenant, op: Op, role: str) -> None:
         if op.expect is not None:
             op.expect(reply.data)
         assert (after != before) is op.writes
-        assert new_denials == []
+        withheld = not all(allows(role, tenant.id, obj, act) for obj, act in op.withheld_without)
+        assert [(e.actor_id, e.outcome, e.reason) for e in new_denials] == (
+            [(tenant.staff_ids[role], "denied", "forbidden_field")] if withheld else [])
         return
     code, reason = denial
     assert reply.codes == [code], reply.errors
