@@ -259,13 +259,19 @@ def may_read_terms(ctx: Context, view: ContractView) -> bool:
     return not view.partner_only and ctx.decide(TERMS, "read").allowed
 
 
+def _field_refused(ctx: Context, view: ContractView, **what: str) -> Forbidden:
+    """A field of the contract the caller may not read: the refusal noted on the contract's record, and the error to
+    raise (null with FORBIDDEN at the field's path)."""
+    ctx.reads.note("contract", view.row.id, view.row.patient_id, outcome=Outcome.DENIED, reason="forbidden_field",
+                   **what)
+    return Forbidden("Not allowed to read this field.")
+
+
 def require_terms(ctx: Context, view: ContractView) -> None:
     """Commercial terms (prices, totals, deposit): noted as read, or the refusal noted and FORBIDDEN."""
     row = view.row
     if not may_read_terms(ctx, view):
-        ctx.reads.note("contract", row.id, row.patient_id, field_class="terms", outcome=Outcome.DENIED,
-                       reason="forbidden_field")
-        raise Forbidden("Not allowed to read this field.")
+        raise _field_refused(ctx, view, field_class="terms")
     ctx.reads.note("contract", row.id, row.patient_id, field_class="terms", rule=ctx.decide(TERMS, "read").rule)
 
 
@@ -273,11 +279,8 @@ def read_change_summary(ctx: Context, version: VersionView) -> str | None:
     """An amendment's summary: what changed in the whole contract and why, in words (its fees, every party's items),
     so not for a partner's view, which shows its own items and no money: FORBIDDEN there, the refusal noted (found in
     review: a partner read every amendment's summary in full)."""
-    row = version.contract.row
     if version.contract.partner_only:
-        ctx.reads.note("contract", row.id, row.patient_id, field_name="contract_version.change_summary",
-                       outcome=Outcome.DENIED, reason="forbidden_field")
-        raise Forbidden("Not allowed to read this field.")
+        raise _field_refused(ctx, version.contract, field_name="contract_version.change_summary")
     return version.row.change_summary
 
 
@@ -286,9 +289,7 @@ def read_status_reason(ctx: Context, view: ContractView) -> str | None:
     a dispute with the client): not for a partner's view, which shows its own items and no money: FORBIDDEN there,
     the refusal noted, as ``read_change_summary`` (found in review: a partner read it)."""
     if view.partner_only:
-        ctx.reads.note("contract", view.row.id, view.row.patient_id, field_name="contract.status_reason",
-                       outcome=Outcome.DENIED, reason="forbidden_field")
-        raise Forbidden("Not allowed to read this field.")
+        raise _field_refused(ctx, view, field_name="contract.status_reason")
     return view.row.status_reason
 
 
@@ -298,9 +299,7 @@ async def read_clauses(ctx: Context, version: VersionView) -> str | None:
     row = version.contract.row
     decision = ctx.decide(CLAUSES, "read")
     if not decision.allowed or not await clauses_reached(ctx, version.contract):
-        ctx.reads.note("contract", row.id, row.patient_id, field_class="clauses", outcome=Outcome.DENIED,
-                       reason="forbidden_field")
-        raise Forbidden("Not allowed to read this field.")
+        raise _field_refused(ctx, version.contract, field_class="clauses")
     ctx.reads.note("contract", row.id, row.patient_id, field_class="clauses", rule=decision.rule)
     sealed = version.row.clauses
     if sealed is None:

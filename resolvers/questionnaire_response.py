@@ -719,9 +719,7 @@ def family_tickets(institution_id: uuid.UUID) -> Subquery:
     """The call-back tickets that family members' low answers opened on their patients' files (the tickets' ids):
     what the family answered is never shown to the patient, and such a ticket says it (its questionnaire, score and
     NPS), so the portal leaves them out (found in review: the patient read them in myTickets and their export)."""
-    family = Subquery(SurveyInvitation.filter(contact_id__isnull=False).values("id"))
-    return Subquery(QuestionnaireResponse.filter(institution_id=institution_id, follow_up_ticket_id__isnull=False,
-                                                 invitation_id__in=family).values("follow_up_ticket_id"))
+    return Subquery(surveys.family_call_backs(institution_id).values("follow_up_ticket_id"))
 
 
 async def _listed(ctx: Context, row: QuestionnaireResponse) -> bool:

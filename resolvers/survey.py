@@ -63,6 +63,7 @@ from typing import Any
 
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F, Q
+from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from audit import writer
@@ -379,8 +380,14 @@ async def _opened_by_a_family_answer(ticket: Ticket) -> bool:
     others cost no statement."""
     if ticket.opened_by_id is not None or ticket.opened_by_partner_id is not None or ticket.opened_by_patient:
         return False
-    return await QuestionnaireResponse.exists(institution_id=ticket.institution_id, follow_up_ticket_id=ticket.id,
-                                              invitation__contact_id__isnull=False)
+    return await family_call_backs(ticket.institution_id).filter(follow_up_ticket_id=ticket.id).exists()
+
+
+def family_call_backs(institution_id: uuid.UUID) -> QuerySet[QuestionnaireResponse]:
+    """The responses of family members (invitations to a contact) whose low answers opened a call-back ticket on the
+    patient's file: what the family answered, which the patient is never shown."""
+    return QuestionnaireResponse.filter(institution_id=institution_id, follow_up_ticket_id__isnull=False,
+                                        invitation__contact_id__isnull=False)
 
 
 async def on_follow_up_completed(ctx: Context, task: FollowUpTask) -> SurveyInvitation | None:

@@ -716,7 +716,7 @@ async def handover(ctx: Context, ticket_id: uuid.UUID | None, *, to_staff_id: uu
         text = _text(note, "note")
     problems.check()
     found = await find(ctx, ticket_id, Action.UPDATE)
-    if found.owner_id != ctx.actor.id and not ticket_scope(ctx).reaches_department(found.department_id):
+    if not _may_hand_over(ctx, found):
         await access.deny(ctx, Action.UPDATE, "ticket", found.id, found.patient_id, reason="not_owner")
         raise Forbidden("Only the ticket's owner or its department's supervisors may hand it over.")
     if to_staff_id is not None:
@@ -727,7 +727,7 @@ async def handover(ctx: Context, ticket_id: uuid.UUID | None, *, to_staff_id: uu
                                                                                  "toDepartmentId")}
     async with in_transaction():
         row = await lock(ctx, found)
-        if row.owner_id != ctx.actor.id and not ticket_scope(ctx).reaches_department(row.department_id):
+        if not _may_hand_over(ctx, row):
             # handed over (or moved) since it was read, by someone else: the caller owns it no more (found in review:
             # an owner who still reached it as its assignee handed it on over a supervisor's handover)
             raise stale("ticket")
@@ -735,6 +735,11 @@ async def handover(ctx: Context, ticket_id: uuid.UUID | None, *, to_staff_id: uu
         await add_event(ctx, row, "handover", note=text, to_staff_id=to_staff_id, to_department_id=to_department_id)
         await _audit(ctx, Action.UPDATE, row, frozenset(changes), decision)
     return _changed(ctx, row)
+
+
+def _may_hand_over(ctx: Context, ticket: Ticket) -> bool:
+    """The ticket's owner, or someone who supervises its department."""
+    return ticket.owner_id == ctx.actor.id or ticket_scope(ctx).reaches_department(ticket.department_id)
 
 
 async def assign(ctx: Context, ticket_id: uuid.UUID | None, assignee_id: uuid.UUID | None,
