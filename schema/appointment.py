@@ -43,7 +43,8 @@ class AppointmentStatus(Enum):
     BOOKED = strawberry.enum_value("booked", description="A place is held in the slot.")
     ARRIVED = strawberry.enum_value("arrived", description="Checked in: the visit of the care journey began.")
     CANCELLED = strawberry.enum_value("cancelled", description="Cancelled or moved; the place is free again.")
-    NO_SHOW = strawberry.enum_value("noshow", description="The slot passed without the patient.")
+    NO_SHOW = strawberry.enum_value("noshow", description="The slot passed without the patient (FHIR noshow; "
+                                                        "recorded by staff or by the no-show sweep).")
 
 
 @strawberry.enum(description="How the appointment was booked.")

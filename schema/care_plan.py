@@ -135,7 +135,8 @@ class CarePlan:
     title: str | None = strawberry.field(description="What the plan is for. Clinical, encrypted.")
     goals: str | None = strawberry.field(description="The goals. Clinical, encrypted.")
 
-    @strawberry.field(description="The planned activities, by due date (clinical).")
+    @strawberry.field(description="The planned activities, by due date, at most 30 (a plan is refused "
+                                  "past that: reason item_count). Clinical.")
     async def activities(self, info: Info) -> list[CarePlanActivity] | None:
         views = await care_plans.activities_of(info.context, self.view)
         return [cast(CarePlanActivity, ActivitySource(info.context, v))

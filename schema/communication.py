@@ -74,16 +74,20 @@ class CommunicationCause(Enum):
                              "communication completed; FAILED a communication not-done; REFUSED and CANCELLED a "
                              "request revoked.")
 class CommunicationStatus(Enum):
-    QUEUED = strawberry.enum_value("queued", description="Waiting for its due time (dueAt).")
+    QUEUED = strawberry.enum_value("queued", description="Waiting for its due time (dueAt) (FHIR CommunicationRequest "
+                                                         "active).")
     SENT = strawberry.enum_value("sent", description="Handed to the gateway of its channel (a logged call: it took "
-                                                     "place).")
+                                                     "place) (FHIR Communication completed, its sent time set).")
     DELIVERED = strawberry.enum_value("delivered", description="The gateway reported it delivered (the portal inbox: "
-                                                               "at once).")
+                                                               "at once) (FHIR Communication completed, "
+                                                               "its received time set).")
     FAILED = strawberry.enum_value("failed", description="Could not be sent or delivered after its attempts (see "
-                                                         "lastError).")
-    REFUSED = strawberry.enum_value("refused", description="The consent gate stopped it (see refusal).")
+                                                         "lastError) (FHIR Communication not-done).")
+    REFUSED = strawberry.enum_value("refused", description="The consent gate stopped it (see refusal) (FHIR "
+                                                           "CommunicationRequest revoked).")
     CANCELLED = strawberry.enum_value("cancelled", description="Its cause went away before it was sent (e.g. the "
-                                                               "appointment was cancelled).")
+                                                               "appointment was cancelled) (FHIR CommunicationRequest "
+                                                               "revoked).")
 
 
 @strawberry.enum(description="How a message went out, or PHONE for a logged call.")

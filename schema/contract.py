@@ -226,13 +226,14 @@ class ContractVersion:
     def created_at(self) -> datetime:
         return self.view.row.created_at
 
-    @strawberry.field(description="The items, in order (a partner sees those it delivers).")
+    @strawberry.field(description="The items, in order, at most 50 (a version holds 1 to 50); a partner sees only "
+                                  "those it delivers.")
     async def items(self, info: Info) -> list[ContractItem]:
         return [ContractItem(view=item) for item in await contracts.items_of(info.context, self.view)]
 
-    @strawberry.field(description="The parties' signatures of this version, in the order given (at most one per "
-                                  "party); empty for a draft, and for a care partner (they name the client's family "
-                                  "and the witnesses).")
+    @strawberry.field(description="The parties' signatures of this version, in the order given: at most "
+                                  "4, one per ContractParty value; empty for a draft, and for a care partner (they "
+                                  "name the client's family and the witnesses).")
     async def signatures(self, info: Info) -> list[Annotated["ContractSignature",
                                                               strawberry.lazy("schema.contract_signature")]]:
         return [node_of("contract_signature", info.context, signature)
@@ -586,11 +587,11 @@ class ContractVersionDiff:
     def terms(self) -> list[ContractTermChange]:
         return [ContractTermChange(field=t.field, before=t.before, after=t.after) for t in self.view.terms]
 
-    @strawberry.field(description="Items only in the later version.")
+    @strawberry.field(description="Items only in the later version, at most 50 (a version's own bound).")
     def items_added(self) -> list[ContractItem]:
         return [ContractItem(view=item) for item in self.view.added]
 
-    @strawberry.field(description="Items only in the earlier version.")
+    @strawberry.field(description="Items only in the earlier version, at most 50 (a version's own bound).")
     def items_removed(self) -> list[ContractItem]:
         return [ContractItem(view=item) for item in self.view.removed]
 

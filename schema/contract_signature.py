@@ -152,8 +152,9 @@ _NUMBER = Annotated[int, strawberry.argument(description="The version's number."
 
 @strawberry.type
 class ContractSignatureQuery:
-    @strawberry.field(description="The signatures of one version of a contract, in the order given (at most one "
-                                  "per party).")
+    @strawberry.field(description="The signatures of one version of a contract, in the order given: at most 4, "
+                                  "one per ContractParty value (the institution, the client, the guarantor and the "
+                                  "partner when named).")
     async def contract_signatures(self, info: Info, contract_id: _CONTRACT_ID,
                                   version_number: _NUMBER) -> list[ContractSignature] | None:
         found = await signatures.list_for(info.context, uuid_of(contract_id, "contractId"), version_number)

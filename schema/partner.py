@@ -72,7 +72,8 @@ class Partner:
         return cls(id=strawberry.ID(str(row.id)), name=row.name, active=row.is_active, created_at=row.created_at,
                    version=row.version)
 
-    @strawberry.field(description="Its API clients (admins only).")
+    @strawberry.field(description="Its API clients, revoked ones included: at most 20 (a partner gets "
+                                  "no more). Admins only.")
     async def clients(self, info: Info) -> list[PartnerClient] | None:
         return [PartnerClient.of(c) for c in await partners.clients_of(info.context, uuid.UUID(self.id))]
 
@@ -146,7 +147,9 @@ class PartnerQuery:
             edges=[AuditEventEdge(cursor=c, node=AuditEventNode.of(row)) for c, row in page.items],
             page_info=PageInfo.of(page), total_count=page.total)
 
-    @strawberry.field(description="A partner's usage in a period, per client (partners).")
+    @strawberry.field(description="A partner's usage in a period, one line per client of the calling "
+                                  "partner (at most 20, revoked clients included, with zeros where a client made no "
+                                  "request). Partners only.")
     async def partner_usage(self, info: Info, from_: PeriodFrom, to: PeriodTo) -> list[PartnerClientUsage]:
         found = await partners.usage(info.context, from_, to)
         return [PartnerClientUsage(client=PartnerClient.of(u.client), requests=u.requests, throttled=u.throttled,

@@ -560,7 +560,8 @@ class QuestionnaireQuery:
     ) -> Questionnaire | None:
         return Questionnaire.of(await questionnaires.one(info.context, uuid_of(id)))
 
-    @strawberry.field(description="The questionnaires careloop ships, to adopt with questionnaireAdopt.")
+    @strawberry.field(description="The questionnaires careloop ships, to adopt with questionnaireAdopt: one per "
+                                  "QuestionnaireTemplateCode value, the same for every institution.")
     async def questionnaire_templates(self, info: Info) -> list[QuestionnaireTemplate]:
         return [QuestionnaireTemplate(stored=t) for t in await questionnaires.templates(info.context)]
 

@@ -79,7 +79,9 @@ class TicketReport:
 @strawberry.type
 class ReportQuery:
     @strawberry.field(description="Complaints received in a period (days inclusive, institution time) by root "
-                                  "cause, most frequent first: fix the few causes behind most complaints first.")
+                                  "cause, most frequent first: fix the few causes behind most complaints first. One "
+                                  "bar per RootCause value with complaints, and one with a null cause for those not "
+                                  "classified yet.")
     async def complaint_pareto(
         self, info: Info,
         from_: Annotated[date, strawberry.argument(name="from", description="The first day, inclusive.")],

@@ -396,7 +396,8 @@ class Ticket:
     async def allowed_transitions(self, info: Info) -> list[TicketStatus]:
         return [TicketStatus(s) for s in await tickets.allowed_transitions(info.context, self.view)]
 
-    @strawberry.field(description="Files attached to the ticket, oldest first.")
+    @strawberry.field(description="Files attached to the ticket, oldest first: at most 20 by default (the server's "
+                                  "CARELOOP_LIMIT_MAX_ATTACHMENTS_PER_TICKET; an upload past it is refused).")
     async def attachments(self, info: Info) -> list[TicketAttachment]:
         return [TicketAttachment(view=v) for v in await attachments.of_ticket(info.context, self.view)]
 

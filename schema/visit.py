@@ -64,7 +64,9 @@ class VisitStatus(Enum):
     IN_PROGRESS = strawberry.enum_value("in_progress", description="Being seen.")
     FINISHED = strawberry.enum_value("finished", description="Over: the follow-up rules schedule their calls.")
     CANCELLED = strawberry.enum_value("cancelled", description="Called off before it began.")
-    NO_SHOW = strawberry.enum_value("no_show", description="The patient did not come.")
+    NO_SHOW = strawberry.enum_value("no_show", description="The patient did not come; final. FHIR R4 Encounter has "
+                                                         "no such code: cancelled (ended before it began) is the "
+                                                         "nearest; the code is borrowed from Appointment's noshow.")
 
 
 @strawberry.enum(description="A condition (ICD-10) or a procedure (the institution's service catalogue).")
@@ -199,7 +201,8 @@ class Visit:
         row = None if staff_id is None else await info.context.require_loaders().staff.load(staff_id)
         return None if row is None else StaffSummary.of(row)
 
-    @strawberry.field(description="Other staff who took part.")
+    @strawberry.field(description="Other staff who took part, at most 10, as staffIds named them (the "
+                                  "responsible one is `clinician`); empty for a partner's visit.")
     async def staff(self, info: Info) -> list[StaffSummary] | None:
         staff_ids = await visits.staff_of(info.context, self.view)
         rows = await info.context.require_loaders().staff.load_many(staff_ids)
@@ -442,7 +445,8 @@ class VisitQuery:
                                     count=asks_total(info))
         return patient_connection(info.context, found.page, found.total)
 
-    @strawberry.field(description="How many patients in your reach carry each code (aggregates, for report readers).")
+    @strawberry.field(description="How many patients in your reach carry each code: one line per code "
+                                  "asked, so at most 50 (aggregates only, no patient named; for report readers).")
     async def code_counts(
         self, info: Info, code_system: _CODE_SYSTEM,
         codes: Annotated[list[str], strawberry.argument(description="The codes to count, 1 to 50.")],
