@@ -49,7 +49,8 @@ class AccountMutation:
                                      "on.")
     async def password_change(
         self, info: Info,
-        current_password: Annotated[str, strawberry.argument(description="Your current password.")],
+        current_password: Annotated[str, strawberry.argument(
+            description="Your current password as typed; a wrong one counts toward the lockout.")],
         new_password: _NEW_PASSWORD,
     ) -> bool | None:
         return await accounts.change_password(info.context, current_password, new_password)
@@ -90,7 +91,8 @@ class AccountMutation:
     async def totp_enroll_for_login(
         self, info: Info,
         email: Annotated[str, strawberry.argument(description="Your sign-in e-mail.")],
-        password: Annotated[str, strawberry.argument(description="Your password.")],
+        password: Annotated[str, strawberry.argument(
+            description="Your password as typed; checked and counted as a sign-in.")],
     ) -> TotpEnrollment | None:
         return TotpEnrollment.of(await accounts.enroll_for_login(info.context, email, password))
 

@@ -99,8 +99,10 @@ class Appointment:
     def patient(self, info: Info) -> Patient:
         return cast(Patient, PatientSource(info.context, self.view.patient))
 
-    slot_start: datetime | None = strawberry.field(description="When the slot starts.")
-    slot_end: datetime | None = strawberry.field(description="When the slot ends.")
+    slot_start: datetime | None = strawberry.field(description="When the booked slot starts (identity class of the "
+                                                              "file, as the status).")
+    slot_end: datetime | None = strawberry.field(description="When the booked slot ends; slotStart to slotEnd "
+                                                            "is the appointment's time.")
     status: AppointmentStatus | None = strawberry.field(description="Where the appointment stands.")
     channel: BookingChannel | None = strawberry.field(description="How it was booked.")
     reason: str | None = strawberry.field(description="Why the patient comes, in their words. Clinical, encrypted.")
@@ -228,7 +230,8 @@ class AppointmentQuery:
                                   "order: those of the patients in your reach.")
     async def schedule_day(
         self, info: Info,
-        schedule_id: Annotated[strawberry.ID, strawberry.argument(description="The schedule.")],
+        schedule_id: Annotated[strawberry.ID, strawberry.argument(
+            description="The schedule's id (Schedule.id); NOT_FOUND for another institution's.")],
         date: Annotated[date, strawberry.argument(description="The local date.")],
         include_cancelled: _CANCELLED = False, first: First = DEFAULT_PAGE_SIZE, after: _AFTER = None,
     ) -> AppointmentConnection:

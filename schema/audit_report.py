@@ -136,7 +136,7 @@ _REPORT_LANGUAGE = Annotated[ReportLanguage, strawberry.argument(
 @strawberry.type(description="A staff member who read far more patient files than colleagues in the same role.")
 class AccessAnomaly:
     staff_id: strawberry.ID = strawberry.field(description="The staff member.")
-    name: str = strawberry.field(description="Their name.")
+    name: str = strawberry.field(description="The staff member's name (empty if the account is gone).")
     role: Role = strawberry.field(description="The role compared (a member with several roles is compared in each).")
     patients_read: int = strawberry.field(description="Distinct patient files read in the period.")
     role_median: float = strawberry.field(description="The median among the role's holders (`peers`).")

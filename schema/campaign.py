@@ -48,7 +48,8 @@ class CampaignStatus(Enum):
 class CampaignAudienceInput:
     segment: Segment | None = strawberry.field(default=None, description="Patients of this segment.")
     department_id: strawberry.ID | None = strawberry.field(default=None,
-                                                           description="Patients of this department.")
+                                                           description="Only patients of this department "
+                                                                       "(Department.id).")
     code: str | None = strawberry.field(default=None,
                                         description="Patients with this code recorded on a visit (a cohort).")
     code_system: CodeSystem | None = strawberry.field(default=None, description="The system of `code`: ICD10 "

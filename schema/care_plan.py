@@ -92,7 +92,8 @@ class CarePlanActivity:
     def kind(self) -> CarePlanActivityKind:
         return CarePlanActivityKind(self.view.row.kind)
 
-    @strawberry.field(description="When it is due.")
+    @strawberry.field(description="The local date it is due (the institution's zone); a call or re-visit becomes a "
+                                  "follow-up task due that day.")
     def due_on(self) -> date:
         return self.view.row.due_on
 

@@ -9,7 +9,9 @@ import strawberry
 from resolvers import care_team
 from schema.common import Info, uuid_of
 
-_PATIENT_ID = Annotated[strawberry.ID, strawberry.argument(description="The patient.")]
+_PATIENT_ID = Annotated[strawberry.ID, strawberry.argument(
+    description="The patient file's id (Patient.id); NOT_FOUND when it does not exist or is outside your reach (the "
+                "same answer).")]
 _STAFF_ID = Annotated[strawberry.ID, strawberry.argument(description="The staff member.")]
 
 

@@ -27,7 +27,7 @@ class PartnerConsent:
     def of(cls, row: PartnerConsentRow) -> PartnerConsent:
         return cls(partner_id=strawberry.ID(str(row.partner_id)), granted=row.granted, changed_at=row.updated_at)
 
-    @strawberry.field(description="The partner.")
+    @strawberry.field(description="The partner asked about, to show its name (its id is partnerId).")
     async def partner(self, info: Info) -> Partner | None:
         return await partners.load(info, self.partner_id)
 
@@ -41,7 +41,9 @@ class ConsentMutation:
         self, info: Info,
         patient_id: Annotated[strawberry.ID, strawberry.argument(
             description="The patient: your own file (patients), or one in your reach (staff).")],
-        partner_id: Annotated[strawberry.ID, strawberry.argument(description="The partner.")],
+        partner_id: Annotated[strawberry.ID, strawberry.argument(
+            description="The partner's id (Partner.id, or PartnerConsent.partnerId); NOT_FOUND for another "
+                        "institution's.")],
         granted: Annotated[bool, strawberry.argument(description="True: give consent; false: withdraw it.")],
     ) -> PartnerConsent | None:
         row = await consents.set_sharing(info.context, uuid_of(patient_id, "patientId"),

@@ -571,7 +571,7 @@ class ContractItemChange:
 class ContractVersionDiff:
     view: strawberry.Private[contracts.VersionDiff]
 
-    @strawberry.field(description="The contract.")
+    @strawberry.field(description="The contract whose two versions are compared.")
     def contract(self) -> Contract:
         return Contract(view=self.view.contract)
 
@@ -603,7 +603,9 @@ class ContractVersionDiff:
 
 # -- root fields -----------------------------------------------------------------------------------
 
-_CONTRACT_ID = Annotated[strawberry.ID, strawberry.argument(description="The contract.")]
+_CONTRACT_ID = Annotated[strawberry.ID, strawberry.argument(
+    description="The contract's id (Contract.id); NOT_FOUND when it does not exist or is outside your reach (the "
+                "same answer).")]
 _EXPECTED = Annotated[int, strawberry.argument(description="The contract's version you read (Contract.version): a "
                                                            "stale one answers CONFLICT (reason stale_version).")]
 _REASON = Annotated[str, strawberry.argument(description="Why, in at most 200 characters (no health data).")]

@@ -102,7 +102,7 @@ class ContractDeliveryPeriod:
 class ContractDelivery:
     delivery: strawberry.Private[reports.ContractDelivery]
 
-    @strawberry.field(description="The contract.")
+    @strawberry.field(description="The id of the contract reported on (Contract.id).")
     def contract_id(self) -> strawberry.ID:
         return strawberry.ID(str(self.delivery.contract.row.id))
 
@@ -208,7 +208,9 @@ class ContractReportQuery:
                                   "contract in the portal). Out of reach: NOT_FOUND.")
     async def contract_delivery(
         self, info: Info,
-        contract_id: Annotated[strawberry.ID, strawberry.argument(description="The contract.")],
+        contract_id: Annotated[strawberry.ID, strawberry.argument(
+            description="The contract's id (Contract.id); NOT_FOUND when it does not exist or is outside your "
+                        "reach (the same answer).")],
         from_: _FROM_DATE = None,
         to: _TO_DATE = None,
     ) -> ContractDelivery:

@@ -127,7 +127,9 @@ _SHA = "SHA-256 (hex) of the document the signer saw (the version's documentSha2
                                "contract's status (admins, finance); the others are given in person or on paper "
                                "and witnessed by you.")
 class ContractSignInput:
-    contract_id: strawberry.ID = strawberry.field(description="The contract.")
+    contract_id: strawberry.ID = strawberry.field(
+        description="The contract's id (Contract.id); NOT_FOUND when it does not exist or is outside your reach (the "
+                    "same answer).")
     version_number: int = strawberry.field(description="The version signed (sent for signature).")
     party: ContractParty = strawberry.field(description="The party signing.")
     method: SigningMethod = strawberry.field(description="IN_PERSON or ON_PAPER (PORTAL is the patient's own, "
@@ -139,12 +141,16 @@ class ContractSignInput:
 
 @strawberry.input(description="The patient signing their own contract as the client, in the portal.")
 class MyContractSignInput:
-    contract_id: strawberry.ID = strawberry.field(description="My contract.")
+    contract_id: strawberry.ID = strawberry.field(description="The id of one of your own contracts (`contracts` lists "
+                                                                  "them to you); "
+                                                                  "another's answers NOT_FOUND, as a random id does.")
     version_number: int = strawberry.field(description="The version signed (sent for signature).")
     document_sha256: str = strawberry.field(description=_SHA)
 
 
-_CONTRACT_ID = Annotated[strawberry.ID, strawberry.argument(description="The contract.")]
+_CONTRACT_ID = Annotated[strawberry.ID, strawberry.argument(
+    description="The contract's id (Contract.id); NOT_FOUND when it does not exist or is outside your reach (the "
+                "same answer).")]
 _EXPECTED = Annotated[int, strawberry.argument(description="The contract's version as you read it: a stale one "
                                                            "is refused with CONFLICT.")]
 _NUMBER = Annotated[int, strawberry.argument(description="The version's number.")]

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 @strawberry.type(description="A department of the institution (for example Orthodontics, Ward 3).")
 class Department:
     id: strawberry.ID = strawberry.field(description="The department's id.")
-    name: str = strawberry.field(description="Its name.")
+    name: str = strawberry.field(description="Its name, 1 to 100 characters, unique in the institution.")
     version: int = strawberry.field(description="Pass back as `version` when you change it.")
 
     @classmethod

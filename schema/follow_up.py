@@ -435,7 +435,7 @@ class FollowUpLoad:
     overdue: int = strawberry.field(description="Due before today (local date).")
     due_today: int = strawberry.field(description="Due today (local date).")
 
-    @strawberry.field(description="The department.")
+    @strawberry.field(description="The department whose tasks are counted on this line.")
     async def department(self, info: Info) -> Department | None:
         row = await info.context.require_loaders().department.load(self.department_id)
         return None if row is None else Department.of(row)

@@ -68,7 +68,8 @@ class TemplateLanguage(Enum):
 class MessageTemplate:
     cause: TemplateCause = strawberry.field(description="What the messages it writes are sent for.")
     channel: TemplateChannel = strawberry.field(description="The channel it serves (defaults serve ANY).")
-    language: TemplateLanguage = strawberry.field(description="Its language.")
+    language: TemplateLanguage = strawberry.field(description="The language it is written in: a patient whose "
+                                                              "language has none gets the ZH_CN one.")
     subject: str = strawberry.field(description="The subject line (e-mail); may hold slots.")
     body: str = strawberry.field(description="The text with its {variable} slots.")
     is_default: bool = strawberry.field(description="True: the built-in default; false: the institution's own.")
@@ -130,7 +131,8 @@ class MessageTemplatePreview:
 class MessageTemplateInput:
     cause: TemplateCause = strawberry.field(description="What it is sent for.")
     channel: TemplateChannel = strawberry.field(description="ANY, or one channel that gets its own text.")
-    language: TemplateLanguage = strawberry.field(description="Its language.")
+    language: TemplateLanguage = strawberry.field(description="The language it is written in; patients of that "
+                                                              "language get it.")
     subject: str = strawberry.field(default="", description="The subject line (e-mail), at most 200 characters.")
     body: str = strawberry.field(description="The text: at most 1,000 characters (500 for SMS, and for ANY, which "
                                              "is the text message wherever there is no SMS template), only the "
@@ -168,8 +170,11 @@ class MessageTemplateQuery:
     async def message_template_preview(
             self, info: Info,
             cause: Annotated[TemplateCause, strawberry.argument(description="What it is sent for.")],
-            channel: Annotated[TemplateChannel, strawberry.argument(description="The channel.")],
-            language: Annotated[TemplateLanguage, strawberry.argument(description="The language.")],
+            channel: Annotated[TemplateChannel, strawberry.argument(
+                description="The channel whose template to render (ANY: the text every channel without its own "
+                            "uses).")],
+            language: Annotated[TemplateLanguage, strawberry.argument(
+                description="The language whose template to render.")],
             subject: Annotated[str | None, strawberry.argument(
                 description="A draft subject to render instead (checked like a saved one).")] = None,
             body: Annotated[str | None, strawberry.argument(
@@ -201,8 +206,10 @@ class MessageTemplateMutation:
     async def message_template_reset(
             self, info: Info,
             cause: Annotated[TemplateCause, strawberry.argument(description="What it is sent for.")],
-            channel: Annotated[TemplateChannel, strawberry.argument(description="The channel.")],
-            language: Annotated[TemplateLanguage, strawberry.argument(description="The language.")],
+            channel: Annotated[TemplateChannel, strawberry.argument(
+                description="The channel whose own template goes (ANY: the institution's text for every channel).")],
+            language: Annotated[TemplateLanguage, strawberry.argument(
+                description="The language whose template goes back to the built-in one.")],
             version: Version = None,
     ) -> MessageTemplate | None:
         return MessageTemplate.of(await templates.reset(info.context, *_key(cause, channel, language), version))

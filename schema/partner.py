@@ -120,7 +120,7 @@ class PartnerClientCreateInput:
 
 @strawberry.type(description="A client's requests in a period.")
 class PartnerClientUsage:
-    client: PartnerClient = strawberry.field(description="The client.")
+    client: PartnerClient = strawberry.field(description="The API client counted on this line (revoked ones too).")
     requests: int = strawberry.field(description="Requests it made in the period, throttled ones included.")
     throttled: int = strawberry.field(description="Requests refused with RATE_LIMITED.")
     last_request_at: datetime | None = strawberry.field(description="The minute of its last request in the period.")

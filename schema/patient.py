@@ -235,9 +235,11 @@ class Patient:
 
     # identity
     full_name: str | None = _field("Full name, as on the identity document.")
-    sex: Sex | None = _field("Sex.")
-    birth_date: date | None = _field("Date of birth.")
-    occupation: str | None = _field("Occupation.")
+    sex: Sex | None = _field("Sex as recorded (identity); never empty on a file, so null only with a "
+                                  "FORBIDDEN error.")
+    birth_date: date | None = _field("Date of birth, a plain date (identity); null when not recorded.")
+    occupation: str | None = _field("Occupation as the patient gave it, at most 100 characters (identity); "
+                                         "null when not recorded.")
     national_id_type: NationalIdType | None = _field("Identity document type.")
     national_id: str | None = _field("Identity document number. Encrypted; decryption is audited.")
     status: PatientStatus | None = _field("Active, archived, deceased, or merged into another file (see mergedInto).")
@@ -262,8 +264,10 @@ class Patient:
     allergies: str | None = _field("Allergies. Clinical, encrypted.")
     current_medication: str | None = _field("Current medication. Clinical, encrypted.")
     # needs and preferences
-    diet_preferences: str | None = _field("Diet preferences.")
-    activity_preferences: str | None = _field("Activity preferences.")
+    diet_preferences: str | None = _field("Diet preferences, at most 200 characters (needs class); null "
+                                               "when none recorded.")
+    activity_preferences: str | None = _field("Activity preferences, at most 200 characters (needs class); "
+                                                   "null when none recorded.")
     special_needs: str | None = _field("Special needs (mobility, hearing...). Encrypted.")
 
     @strawberry.field(description="The patient's department.")
@@ -388,10 +392,12 @@ class PatientFilter:
                                                                          "nationalIdType.")
     birth_date: date | None = strawberry.field(default=None, description="Patients born on this day (identity "
                                                                          "class: a lookup by birth date).")
-    segment: Segment | None = strawberry.field(default=None, description="Patients in this segment.")
+    segment: Segment | None = strawberry.field(default=None, description="Only patients in this segment "
+                                                                      "(segments are staff-only labels).")
     tag: str | None = strawberry.field(default=None, description="Patients with this tag (compared lowercased, "
                                                                  "words joined by hyphens).")
-    department_id: strawberry.ID | None = strawberry.field(default=None, description="Patients of this department.")
+    department_id: strawberry.ID | None = strawberry.field(default=None, description="Only patients of this "
+                                                                                "department (Department.id).")
     status: PatientStatus | None = strawberry.field(default=None, description="Patients whose file has this status.")
     merged_into_id: strawberry.ID | None = strawberry.field(default=None, description="The files merged into this "
                                                                                      "one (to review a merge).")

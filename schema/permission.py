@@ -28,7 +28,9 @@ class PatientFieldClass(Enum):
                              "within your reach (a nurse: her care team's and her departments' patients; a "
                              "patient: their own file; a partner: the patients granted to it).")
 class PatientFieldPermission:
-    field_class: PatientFieldClass = strawberry.field(description="The class of fields.")
+    field_class: PatientFieldClass = strawberry.field(
+        description="The class of the patient's fields this line is about (see PatientFieldClass for the fields of "
+                    "each).")
     read: bool = strawberry.field(description="Whether fields of this class come back; when false they answer "
                                               "null with a FORBIDDEN error.")
     update: bool = strawberry.field(description="Whether patientUpdate (or, for a patient, the self-service "

@@ -222,7 +222,7 @@ class Questionnaire:
     def status(self) -> QuestionnaireStatus:
         return QuestionnaireStatus(self.row.status)
 
-    @strawberry.field(description="The title.")
+    @strawberry.field(description="The title shown to respondents, in Chinese and (when written) English.")
     def title(self) -> LocalizedText:
         return LocalizedText.of(self.row.title)
 
@@ -291,7 +291,7 @@ class QuestionnaireTemplate:
     def code(self) -> QuestionnaireTemplateCode:
         return QuestionnaireTemplateCode(self.template.code)
 
-    @strawberry.field(description="The title.")
+    @strawberry.field(description="The template's title, in Chinese and English (its copy starts with it).")
     def title(self) -> LocalizedText:
         return LocalizedText.of(self.template.title)
 
@@ -453,11 +453,13 @@ class QuestionnaireCreateInput:
 @strawberry.input(description="Changes to a questionnaire: fields left out stay as they are; items and scoring are "
                               "replaced as a whole and checked together.")
 class QuestionnaireUpdateInput:
-    title: LocalizedTextInput | None = strawberry.field(default=strawberry.UNSET, description="The title.")
+    title: LocalizedTextInput | None = strawberry.field(
+        default=strawberry.UNSET, description="The new title, replacing both languages; left out: unchanged.")
     items: list[QuestionnaireItemInput] | None = strawberry.field(default=strawberry.UNSET, description="Every "
                                                                                                        "item.")
-    scoring: QuestionnaireScoringInput | None = strawberry.field(default=strawberry.UNSET, description="The "
-                                                                                                     "scoring.")
+    scoring: QuestionnaireScoringInput | None = strawberry.field(
+        default=strawberry.UNSET, description="The new scoring, as a whole, checked against the items; left out: "
+                                              "unchanged.")
     purpose: LocalizedTextInput | None = strawberry.field(default=strawberry.UNSET, description="What it is for; "
                                                                                                "null: none.")
     respondent: QuestionnaireRespondent | None = strawberry.field(default=strawberry.UNSET,
@@ -626,7 +628,8 @@ class QuestionnaireMutation:
                                      "CONFLICT while a copy of it is in use (draft or active).")
     async def questionnaire_adopt(
         self, info: Info,
-        template: Annotated[QuestionnaireTemplateCode, strawberry.argument(description="The template.")],
+        template: Annotated[QuestionnaireTemplateCode, strawberry.argument(
+            description="Which shipped template to copy (questionnaireTemplates lists them).")],
     ) -> Questionnaire | None:
         return Questionnaire.of(await questionnaires.adopt(info.context, str(template.value)))
 

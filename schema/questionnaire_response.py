@@ -337,7 +337,8 @@ class QuestionnaireResponseMutation:
 
     @strawberry.mutation(description="Answer one of your own invitations (patients in the portal); once.")
     async def survey_answer(
-        self, info: Info, invitation_id: Annotated[strawberry.ID, strawberry.argument(description="Your invitation.")],
+        self, info: Info, invitation_id: Annotated[strawberry.ID, strawberry.argument(
+            description="The id of one of your own invitations (mySurveyInvitations); another's answers NOT_FOUND.")],
         answers: _ANSWERS,
     ) -> SurveyAnswerReceipt | None:
         return SurveyAnswerReceipt(receipt=await responses.answer_own(

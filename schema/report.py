@@ -30,13 +30,13 @@ class Durations:
 
 @strawberry.type(description="How many tickets came in on one channel.")
 class ChannelCount:
-    channel: TicketChannel = strawberry.field(description="The channel.")
+    channel: TicketChannel = strawberry.field(description="The channel the tickets came in on.")
     tickets: int = strawberry.field(description="Tickets received on it in the month.")
 
 
 @strawberry.type(description="How many tickets were of one category.")
 class CategoryCount:
-    category: TicketCategory = strawberry.field(description="The category.")
+    category: TicketCategory = strawberry.field(description="The category the tickets were filed under.")
     tickets: int = strawberry.field(description="Tickets of the category received in the month.")
 
 

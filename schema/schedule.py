@@ -75,7 +75,8 @@ class ScheduleException:
     def kind(self) -> ScheduleExceptionKind:
         return ScheduleExceptionKind(self.row.kind)
 
-    @strawberry.field(description="When it starts.")
+    @strawberry.field(description="When it starts: sessions from then until endsAt are taken off (leave) or added "
+                                  "(an extra session).")
     def starts_at(self) -> datetime:
         return self.row.starts_at
 
@@ -176,7 +177,7 @@ class Slot:
     # plain fields: a department's week is thousands of slots, each field read off the object
     schedule_id: strawberry.ID = strawberry.field(description="The schedule it belongs to.")
     start: datetime = strawberry.field(description="When it starts (pass as slotStart to book it).")
-    end: datetime = strawberry.field(description="When it ends.")
+    end: datetime = strawberry.field(description="When it ends (exclusive): start plus the schedule's slot length.")
     capacity: int = strawberry.field(description="Places in the slot.")
     booked: int = strawberry.field(description="Places booked (appointments booked or arrived).")
     free: int = strawberry.field(description="Places still free.")

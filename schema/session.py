@@ -39,7 +39,7 @@ class InstitutionKind(Enum):
 @strawberry.type(description="An institution (tenant).")
 class Institution:
     id: strawberry.ID = strawberry.field(description="The institution's id.")
-    name: str = strawberry.field(description="Its name.")
+    name: str = strawberry.field(description="The institution's name, to show to whoever signed in.")
     kind: InstitutionKind = strawberry.field(description="What kind of institution.")
     time_zone: str = strawberry.field(description="Its IANA time zone (e.g. Asia/Shanghai): local dates and the "
                                                   "business calendar are in it.")
@@ -116,7 +116,9 @@ class SessionMutation:
     async def login(
         self, info: Info,
         email: Annotated[str, strawberry.argument(description="The staff member's sign-in e-mail.")],
-        password: Annotated[str, strawberry.argument(description="The password.")],
+        password: Annotated[str, strawberry.argument(
+            description="The account's password as typed (at most 256 characters); a wrong one counts toward the "
+                        "lockout.")],
         totp_code: Annotated[str | None, strawberry.argument(
             description="The 6-digit code of your authenticator app (RFC 6238), when you have enrolled one (or to "
                         "confirm an enrolment your institution requires); each code works once.")] = None,

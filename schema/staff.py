@@ -66,7 +66,7 @@ def roles_of(values: list[str] | frozenset[str]) -> list[Role]:
 @strawberry.type(description="A staff member as seen on a patient's care team: no contact details.")
 class StaffSummary:
     id: strawberry.ID = strawberry.field(description="The staff member's id.")
-    name: str = strawberry.field(description="Their name.")
+    name: str = strawberry.field(description="Their name as their account gives it (1 to 100 characters).")
 
     @classmethod
     def of(cls, row: StaffRow) -> StaffSummary:
@@ -77,9 +77,11 @@ class StaffSummary:
 class Staff:
     id: strawberry.ID = strawberry.field(description="The staff member's id.")
     email: str = strawberry.field(description="The sign-in e-mail, lowercased.")
-    name: str = strawberry.field(description="Their name.")
+    name: str = strawberry.field(description="Their name, 1 to 100 characters.")
     active: bool = strawberry.field(description="False: deactivated, cannot sign in.")
-    roles: list[Role] = strawberry.field(description="Their roles.")
+    roles: list[Role] = strawberry.field(description="The roles they hold now (roleAssign, roleRevoke; a grant of a "
+                                                     "role that reads patient data is reviewed by a compliance "
+                                                     "officer).")
     department_ids: list[strawberry.ID] = strawberry.field(description="The departments they belong to.")
     locked_until: datetime | None = strawberry.field(description="Signing in is refused until then after repeated "
                                                                  "failures; null: not locked.")
@@ -100,7 +102,7 @@ class Staff:
 @strawberry.input(description="A new staff account. The password is set by the admin and changed by its owner.")
 class StaffCreateInput:
     email: str = strawberry.field(description="The sign-in e-mail, unique across the deployment.")
-    name: str = strawberry.field(description="Their name.")
+    name: str = strawberry.field(description="Their name as colleagues see it, 1 to 100 characters.")
     password: str = strawberry.field(description="12 to 256 characters.")
     roles: list[Role] = strawberry.field(default_factory=list, description="Their roles (a role that reads patient "
                                                                            "data waits for a compliance review).")
@@ -110,7 +112,9 @@ class StaffCreateInput:
 
 @strawberry.input(description="Changes to a staff account; fields left out stay as they are.")
 class StaffUpdateInput:
-    name: str | None = strawberry.field(default=strawberry.UNSET, description="Their name.")
+    name: str | None = strawberry.field(default=strawberry.UNSET, description="Their new name, 1 to 100 "
+                                                                                 "characters; left out: unchanged "
+                                                                                 "(null is refused).")
     active: bool | None = strawberry.field(default=strawberry.UNSET,
                                            description="false deactivates the account and revokes its tokens.")
     department_ids: list[strawberry.ID] | None = strawberry.field(default=strawberry.UNSET,
@@ -129,11 +133,11 @@ class StaffMember:
     def id(self) -> strawberry.ID:
         return strawberry.ID(str(self.entry.row.id))
 
-    @strawberry.field(description="Their name.")
+    @strawberry.field(description="Their name, as the directory sorts it.")
     def name(self) -> str:
         return self.entry.row.name
 
-    @strawberry.field(description="Their roles.")
+    @strawberry.field(description="The roles they hold, to choose whom to hand a ticket or a task.")
     def roles(self) -> list[Role]:
         return [Role(r) for r in self.entry.roles]
 
@@ -203,7 +207,8 @@ def _asks_node_field(info: Info, name: str) -> bool:
 
 
 _STAFF_ID = Annotated[strawberry.ID, strawberry.argument(description="The staff member's id.")]
-_ROLE = Annotated[Role, strawberry.argument(description="The role.")]
+_ROLE = Annotated[Role, strawberry.argument(description="The role to grant or take away (see Role for what each "
+                                                       "may do).")]
 
 
 @strawberry.type

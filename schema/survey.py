@@ -181,7 +181,8 @@ class SurveyTriggerUpdateInput:
     event: SurveyEvent | None = strawberry.field(default=strawberry.UNSET, description="What it follows.")
     questionnaire_key: strawberry.ID | None = strawberry.field(default=strawberry.UNSET,
                                                                description="Another questionnaire's key.")
-    visit_kind: VisitKind | None = strawberry.field(default=strawberry.UNSET, description="Visits of this kind.")
+    visit_kind: VisitKind | None = strawberry.field(default=strawberry.UNSET, description="Only after visits of this "
+                                                                                      "kind; null: any kind.")
     department_id: strawberry.ID | None = strawberry.field(default=strawberry.UNSET,
                                                            description="This department's only.")
     delay_hours: int | None = strawberry.field(default=strawberry.UNSET, description="0 to 720 hours.")
@@ -361,7 +362,8 @@ class SurveyQuery:
     @strawberry.field(description="A patient's survey invitations, newest first (nurses, front desk, department "
                                   "heads, within their reach). NOT_FOUND outside it.")
     async def patient_survey_invitations(
-        self, info: Info, patient_id: Annotated[strawberry.ID, strawberry.argument(description="The patient.")],
+        self, info: Info, patient_id: Annotated[strawberry.ID, strawberry.argument(
+            description="The patient file's id (Patient.id).")],
         first: First = DEFAULT_PAGE_SIZE, after: _AFTER = None,
     ) -> SurveyInvitationConnection:
         return _invitations(await surveys.patient_invitations(info.context, uuid_of(patient_id, "patientId"),

@@ -59,7 +59,8 @@ class SurveyEstimate:
     responses: int | None = strawberry.field(
         description="The responses the figure is computed from; null where the row is hidden (how many answered "
                     "an item can tell what they answered to the item it depends on).")
-    value: float | None = strawberry.field(description="The estimate.")
+    value: float | None = strawberry.field(description="The figure itself (a score 0-100, a percent, a mean: as the "
+                                                     "field holding it says); null when status is not SHOWN.")
     low: float | None = strawberry.field(description="Lower end of the 95 % interval (null from a single response).")
     high: float | None = strawberry.field(description="Upper end of the 95 % interval.")
 
@@ -297,7 +298,8 @@ class SurveyControlPoint:
         deprecation_reason="Use withheldCount: this answers 0 for a questionnaire with an anonymous version.")
     percent_satisfied: float | None = strawberry.field(description="Percent satisfied that month.")
     lower_limit: float | None = strawberry.field(description="Lower control limit (3 sigma for this month's n).")
-    upper_limit: float | None = strawberry.field(description="Upper control limit.")
+    upper_limit: float | None = strawberry.field(description="Upper control limit (3 sigma for this month's n, at "
+                                                           "most 100).")
     out_of_control: bool | None = strawberry.field(description="Outside the limits: a real change, not noise.")
 
 
@@ -305,7 +307,8 @@ class SurveyControlPoint:
                              "centre line p = satisfied / responses over the shown months, limits p +- 3 sqrt(p (1 - "
                              "p) / n) for each month's n, clipped to 0-100.")
 class SurveyControlChart:
-    questionnaire_key: strawberry.ID = strawberry.field(description="The questionnaire.")
+    questionnaire_key: strawberry.ID = strawberry.field(description="The questionnaire's key (Questionnaire.key), "
+                                                                   "shared by all its versions.")
     department_id: strawberry.ID | None = strawberry.field(description="The department; null: all you may see.")
     from_: str = strawberry.field(name="from", description="First month.")
     to: str = strawberry.field(description="Last month.")

@@ -171,7 +171,7 @@ class Visit:
     arrived_at: datetime | None = strawberry.field(description="Checked in at the desk.")
     started_at: datetime | None = strawberry.field(description="Seen from.")
     ended_at: datetime | None = strawberry.field(description="Finished at.")
-    cancelled_at: datetime | None = strawberry.field(description="Cancelled at.")
+    cancelled_at: datetime | None = strawberry.field(description="When it was cancelled; null unless CANCELLED.")
     revisit_on: date | None = strawberry.field(description="The re-visit date of the after-visit instructions.")
     created_at: datetime | None = strawberry.field(description="When it was recorded.")
     updated_at: datetime | None = strawberry.field(description="Last change.")
@@ -187,7 +187,7 @@ class Visit:
     feedback: str | None = strawberry.field(description="The patient's feedback on the visit. Clinical, encrypted.")
     internal_note: str | None = strawberry.field(description="Staff only; never shown in the portal. Encrypted.")
 
-    @strawberry.field(description="The department.")
+    @strawberry.field(description="The department the visit belongs to (identity); null when none was named.")
     async def department(self, info: Info) -> Department | None:
         visits.read_field(info.context, self.view, "kind")  # identity of the file: checked and noted
         department_id = self.view.row.department_id
@@ -329,7 +329,8 @@ class VisitCreateInput:
 
 @strawberry.input(description="Changes to a visit: fields left out stay as they are, null clears a field.")
 class VisitUpdateInput:
-    department_id: strawberry.ID | None = strawberry.field(default=strawberry.UNSET, description="The department.")
+    department_id: strawberry.ID | None = strawberry.field(
+        default=strawberry.UNSET, description="The department the visit belongs to (Department.id); null: none.")
     clinician_id: strawberry.ID | None = strawberry.field(
         default=strawberry.UNSET, description="The responsible clinician (staff id); null: none.")
     staff_ids: list[strawberry.ID] | None = strawberry.field(default=strawberry.UNSET,
@@ -487,7 +488,9 @@ class VisitMutation:
     @strawberry.mutation(description="Record a condition or procedure on a visit (clinical write rights).")
     async def visit_code_add(
         self, info: Info,
-        visit_id: Annotated[strawberry.ID, strawberry.argument(description="The visit.")],
+        visit_id: Annotated[strawberry.ID, strawberry.argument(
+            description="The visit's id (Visit.id); NOT_FOUND when it does not exist or is outside your reach "
+                        "(the same answer).")],
         input: Annotated[VisitCodeInput, strawberry.argument(description="The code to record.")],
     ) -> VisitCode | None:
         return code_node(info.context, await visits.add_code(info.context, uuid_of(visit_id, "visitId"),

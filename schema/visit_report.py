@@ -14,7 +14,7 @@ from schema.visit import VisitKind
 
 @strawberry.type(description="Visits of one kind.")
 class VisitKindCount:
-    kind: VisitKind = strawberry.field(description="The kind.")
+    kind: VisitKind = strawberry.field(description="The kind of visit counted on this line.")
     visits: int = strawberry.field(description="Visits of the kind finished in the month.")
 
 

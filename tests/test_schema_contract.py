@@ -1,6 +1,7 @@
 """The schema as the front-end teams' contract, beyond descriptions (``test_schema_descriptions.py``), defaults
 (``test_schema_arguments.py``) and enum style (``test_enum_style.py``):
 
+- a description says more than the name it describes ("Cancelled at." on cancelledAt does not);
 - a deprecated field, argument, input field or enum value says what replaces it, by name;
 - a list of records is a connection (``first``/``after``, ``totalCount``) or documents its cap ("at most 50");
 - names follow the codebase: mutations noun + Verb (``patientCreate``, ``contractRenew``), inputs end in
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import date
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -29,6 +31,7 @@ from graphql import (
     GraphQLList,
     GraphQLNamedType,
     GraphQLObjectType,
+    GraphQLScalarType,
     GraphQLSchema,
     get_named_type,
     get_nullable_type,
@@ -55,6 +58,50 @@ def _with_fields(schema: GraphQLSchema) -> Iterator[GraphQLObjectType | GraphQLI
 def _words(name: str) -> list[str]:
     """``patientCreate`` -> ``["patient", "Create"]``; ``appointmentCheckIn`` -> ``[..., "Check", "In"]``."""
     return re.findall(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])", name)
+
+
+# --- Descriptions that say something --------------------------------------------------------------------------
+
+# Words that carry nothing: a description made of the element's own name and these says nothing more than the name.
+FILLER = frozenset("a an and by for in is it its my of on or that the their this to when which with your".split())
+
+
+def _stem(words: set[str]) -> set[str]:
+    return words | {w + "s" for w in words} | {w[:-1] for w in words if w.endswith("s")}
+
+
+def _restates(description: str | None, *names: str) -> bool:
+    """Whether ``description`` only repeats ``names`` ("Cancelled at." on ``cancelledAt``, "The contract." on
+    ``contractId``). One with a number says something (a range, a unit, a bound)."""
+    text = description or ""
+    if re.search(r"\d", text):
+        return False
+    said = {w.lower() for w in re.findall(r"[A-Za-z]+", text)} - FILLER
+    named = _stem({w.lower() for name in names for w in _words(name)} | {"id", "ids"})
+    return bool(said) and said <= named
+
+
+def restated_names(schema: GraphQLSchema) -> Iterator[str]:
+    """Fields, arguments and input fields whose description only restates their name (and their type's): a
+    front-end developer needs what the name cannot say (units, zone, who may read it, what null means). Enum values
+    are left out ("Female." on FEMALE is all there is to say), and so is an edge's ``node``, which is the item."""
+    for type_ in _types(schema):
+        if not isinstance(type_, GraphQLObjectType | GraphQLInterfaceType | GraphQLInputObjectType):
+            continue
+        for name, field in type_.fields.items():
+            edge_node = type_.name.endswith("Edge") and name == "node"
+            if not edge_node and _restates(field.description, name, type_.name):
+                yield f"{type_.name}.{name}"
+            for arg_name, arg in (field.args.items() if isinstance(field, GraphQLField) else ()):
+                if _restates(arg.description, arg_name):
+                    yield f"{type_.name}.{name}({arg_name})"
+
+
+def scalars_described_by_default(schema: GraphQLSchema) -> Iterator[str]:
+    """Strawberry describes Date, DateTime and Time as "... (isoformat)": nothing of the zone a client must know."""
+    for type_ in _types(schema):
+        if isinstance(type_, GraphQLScalarType) and "(isoformat)" in (type_.description or ""):
+            yield type_.name
 
 
 # --- Deprecations ------------------------------------------------------------------------------------------------
@@ -311,6 +358,12 @@ def contract_doc_divergences(text: str) -> Iterator[str]:
 
 # --- The tests ---------------------------------------------------------------------------------------------------
 
+def test_descriptions_say_more_than_the_name() -> None:
+    assert list(restated_names(_schema())) == [], (
+        "say what the name cannot: units, time zone, who may read it, what null means, the bound")
+    assert list(scalars_described_by_default(_schema())) == []
+
+
 def test_every_deprecation_names_its_replacement() -> None:
     assert list(deprecations_without_replacement(_schema())) == []
 
@@ -375,6 +428,9 @@ class TrapVisitStatus(Enum):
 class TrapRecord:
     id: strawberry.ID = strawberry.field(description="D.")
     owner_id: str = strawberry.field(description="D. Should be an ID.")
+    closed_at: str = strawberry.field(description="Closed at.")
+    opened_at: str = strawberry.field(description="When it was opened, in UTC: says more than its name.")
+    opened_on: date = strawberry.field(description="The local date it was opened (a Date: Strawberry's own).")
     national_id: str = strawberry.field(description="D. Rightly a String.")
 
 
@@ -460,6 +516,8 @@ class TrapMutation:
 def test_the_walks_find_the_trap() -> None:
     """Each check, on a schema that breaks its rule once next to a twin that keeps it: found, and only that."""
     schema = strawberry.Schema(query=TrapQuery, mutation=TrapMutation)._schema
+    assert list(restated_names(schema)) == ["TrapRecord.closedAt"]
+    assert list(scalars_described_by_default(schema)) == ["Date"]
     assert sorted(deprecations_without_replacement(schema)) == ["TrapQuery.oldList", "TrapVisitStatus.OLDER"]
     assert sorted(uncapped_lists(schema)) == ["TrapQuery.every", "TrapQuery.oldList"]
     assert sorted(malformed_connections(schema)) == [
