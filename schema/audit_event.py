@@ -257,8 +257,10 @@ class AuditEventConnection:
 
 @strawberry.input(description="Narrow the audit trail. `from` is inclusive, `to` exclusive.")
 class AuditEventFilter:
-    actor: strawberry.ID | None = strawberry.field(default=None, description="Only this actor's events (actorId).")
-    patient: strawberry.ID | None = strawberry.field(default=None, description="Only events touching this patient.")
+    actor: strawberry.ID | None = strawberry.field(default=None, description="Only this actor's events: the id "
+                                                                             "an event's actorId holds.")
+    patient: strawberry.ID | None = strawberry.field(default=None, description="Only events touching this patient "
+                                                                               "file: its id (Patient.id).")
     resource_type: str | None = strawberry.field(default=None, description="Only this kind of record, as the trail "
                                                                            "stores it (patient, follow_up_task...).")
     resource_type_name: str | None = strawberry.field(

@@ -222,7 +222,8 @@ class Patient:
     def version(self) -> int:
         return int(self.view.row.version)
 
-    @strawberry.field(description="For a MERGED file: the file it was merged into, where its records now are.")
+    @strawberry.field(description="For a MERGED file: the id of the file it was merged into, where its records now "
+                                  "are; null for any other status.")
     def merged_into(self, info: Info) -> strawberry.ID | None:
         access.require_class(info.context, self.view, "identity")
         target = self.view.row.merged_into_id

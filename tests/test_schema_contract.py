@@ -185,7 +185,7 @@ def uncapped_lists(schema: GraphQLSchema) -> Iterator[str]:
 
 def malformed_connections(schema: GraphQLSchema) -> Iterator[str]:
     """A connection (a type with ``pageInfo``) is named ``...Connection`` and has ``edges``, ``nodes`` and
-    ``totalCount``; a field that answers one takes ``first`` and ``after``."""
+    ``totalCount``; a field that answers one takes ``first`` (an Int) and ``after`` (a String cursor)."""
     for type_ in _with_fields(schema):
         if _is_connection(type_):
             if not type_.name.endswith("Connection") and type_.name not in CONNECTION_NAMES:
@@ -195,9 +195,11 @@ def malformed_connections(schema: GraphQLSchema) -> Iterator[str]:
                     yield f"{type_.name}.{needed}: missing"
         for name, field in type_.fields.items():
             if _is_connection(get_named_type(field.type)):
-                for needed in ("first", "after"):
+                for needed, of in (("first", "Int"), ("after", "String")):
                     if needed not in field.args:
                         yield f"{type_.name}.{name}({needed}): missing"
+                    elif get_named_type(field.args[needed].type).name != of:
+                        yield f"{type_.name}.{name}({needed}): not {of}"
 
 
 # Connections published under another name (a rename breaks every client's fragments on the type).
@@ -269,6 +271,16 @@ def misnamed_inputs(schema: GraphQLSchema) -> Iterator[str]:
                 yield f"{type_.name}.{name}: {nested.name} is a list argument's input, not an input's field"
 
 
+# ID-typed fields named neither id, ...Id(s) nor ...Key (a key shared by versions), with why they stay so. Root fields
+# are left out: a mutation's name says what it answers (contactDelete answers the id it deleted).
+ID_NAMES = {
+    "Patient.mergedInto": "published before the ...Id rule (PatientFilter says mergedIntoId); a rename breaks clients",
+    "AuditEventFilter.actor": "the trail's filters, published so: the actor's id",
+    "AuditEventFilter.patient": "the trail's filters, published so: the patient file's id",
+    "AuditEventFilter.resource": "the trail's filters, published so: the record's id",
+}
+
+
 def _id_like(name: str) -> bool:
     return (name == "id" or name.endswith(("Id", "Ids"))) and name not in NOT_RECORD_IDS
 
@@ -285,6 +297,24 @@ def ids_not_typed_id(schema: GraphQLSchema) -> Iterator[str]:
                     yield f"{type_.name}.{name}"
                 for arg_name, arg in (field.args.items() if isinstance(field, GraphQLField) else ()):
                     if wrong(arg_name, arg.type):
+                        yield f"{type_.name}.{name}({arg_name})"
+
+
+def ids_named_otherwise(schema: GraphQLSchema) -> Iterator[str]:
+    """``Type.field`` (or ``(argument)``) typed ``ID`` but not named ``id``, ``...Id(s)`` or ``...Key``: a codegen
+    user reads ``patient: ID`` as the patient itself."""
+    def named_otherwise(name: str, of: object) -> bool:
+        return get_named_type(of).name == "ID" and not (  # type: ignore[arg-type]
+            name in ("id", "key") or name.endswith(("Id", "Ids", "Key")))
+
+    roots = {schema.query_type, schema.mutation_type, schema.subscription_type}
+    for type_ in _types(schema):
+        if isinstance(type_, GraphQLObjectType | GraphQLInterfaceType | GraphQLInputObjectType):
+            for name, field in type_.fields.items():
+                if type_ not in roots and named_otherwise(name, field.type):
+                    yield f"{type_.name}.{name}"
+                for arg_name, arg in (field.args.items() if isinstance(field, GraphQLField) else ()):
+                    if named_otherwise(arg_name, arg.type):
                         yield f"{type_.name}.{name}({arg_name})"
 
 
@@ -393,6 +423,10 @@ def test_ids_are_typed_id() -> None:
     assert list(ids_not_typed_id(_schema())) == []
 
 
+def test_ids_are_named_as_ids() -> None:
+    assert sorted(ids_named_otherwise(_schema())) == sorted(ID_NAMES)
+
+
 def test_fhir_enums_use_the_fhir_codes_or_name_them() -> None:
     assert list(fhir_divergences(_schema(), FHIR_ENUMS)) == []
 
@@ -432,6 +466,7 @@ class TrapRecord:
     opened_at: str = strawberry.field(description="When it was opened, in UTC: says more than its name.")
     opened_on: date = strawberry.field(description="The local date it was opened (a Date: Strawberry's own).")
     national_id: str = strawberry.field(description="D. Rightly a String.")
+    owner: strawberry.ID = strawberry.field(description="D. An id not named as one.")
 
 
 @strawberry.type(description="D.")
@@ -530,6 +565,7 @@ def test_the_walks_find_the_trap() -> None:
         "TrapRecordBody: an input type not named ...Input",
     ]
     assert sorted(ids_not_typed_id(schema)) == ["TrapQuery.allRecords(recordId)", "TrapRecord.ownerId"]
+    assert list(ids_named_otherwise(schema)) == ["TrapRecord.owner"]
     assert sorted(fhir_divergences(schema, {"TrapVisitStatus": ENCOUNTER_STATUS, "Missing": FLAG_STATUS})) == [
         "Missing: no such enum", "TrapVisitStatus.NO_SHOW", "TrapVisitStatus.OLD", "TrapVisitStatus.OLDER"]
     assert list(contract_doc_divergences("| A | executed | x |\n" * 7 + "| EXPIRED | (expired) | x |\n")) == [
