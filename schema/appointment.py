@@ -87,7 +87,10 @@ def appointment_node(ctx: Context, view: AppointmentView) -> Appointment:
     return cast(Appointment, AppointmentSource(ctx, view))
 
 
-@strawberry.type(description="A patient's place in a slot of a schedule (FHIR Appointment).")
+@strawberry.type(description="A patient's place in a slot of a schedule (FHIR Appointment). Read like a visit, under "
+                             "the classes of the patient's file: when, where and the status are identity; the reason "
+                             "clinical. A field of a class you may not read answers null with a FORBIDDEN error at "
+                             "its path (the rest still comes); otherwise null means nothing is recorded.")
 class Appointment:
     view: strawberry.Private[AppointmentView]  # an AppointmentSource stands in for instances at run time
 
@@ -106,7 +109,8 @@ class Appointment:
     status: AppointmentStatus | None = strawberry.field(description="Where the appointment stands.")
     channel: BookingChannel | None = strawberry.field(description="How it was booked.")
     reason: str | None = strawberry.field(description="Why the patient comes, in their words. Clinical, encrypted.")
-    cancellation_reason: CancellationReason | None = strawberry.field(description="Why it was cancelled.")
+    cancellation_reason: CancellationReason | None = strawberry.field(
+        description="Why it was cancelled (RESCHEDULED when it was moved); null unless CANCELLED.")
     arrived_at: datetime | None = strawberry.field(description="When the patient was checked in.")
     cancelled_at: datetime | None = strawberry.field(description="When it was cancelled or moved.")
     created_at: datetime | None = strawberry.field(description="When it was booked.")
@@ -119,7 +123,8 @@ class Appointment:
         row = await appointments.schedule_of(info.context, self.view)
         return None if row is None else Schedule.of(row)
 
-    @strawberry.field(description="The visit the check-in opened (needs the right to read visits).")
+    @strawberry.field(description="The visit the check-in opened (needs the right to read visits); null before the "
+                                  "check-in.")
     async def visit(self, info: Info) -> Visit | None:
         found = await appointments.visit_of(info.context, self.view)
         return None if found is None else visit_node(info.context, found)

@@ -104,7 +104,11 @@ class CarePlanActivity:
     description: str | None = strawberry.field(description="What to do. Clinical, encrypted.")
 
 
-@strawberry.type(description="A care plan (FHIR CarePlan) for a patient: goals and planned activities.")
+@strawberry.type(description="A care plan (FHIR CarePlan) for a patient: goals and planned activities. Read under the "
+                             "classes of the patient's file: status, period, department and visit are identity; "
+                             "title, goals and activities clinical. A field of a class you may not read answers null "
+                             "with a FORBIDDEN error at its path (the rest still comes); otherwise null means nothing "
+                             "is recorded.")
 class CarePlan:
     view: strawberry.Private[CarePlanView]
 

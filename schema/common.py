@@ -187,7 +187,8 @@ def node_of(kind: str, ctx: Context, view: Any) -> Any:
                              "the Relay connection specification describes it).")
 class PageInfo:
     has_next_page: bool = strawberry.field(description="Whether a page follows this one.")
-    end_cursor: str | None = strawberry.field(description="Pass as `after` to fetch the next page.")
+    end_cursor: str | None = strawberry.field(description="Pass as `after` to fetch the next page; null when this "
+                                                          "page is empty.")
     start_cursor: str | None = strawberry.field(description="The cursor of this page's first item; null on an "
                                                             "empty page.")
     has_previous_page: bool = strawberry.field(

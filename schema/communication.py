@@ -187,7 +187,7 @@ class Communication:
     def status(self) -> CommunicationStatus:
         return CommunicationStatus(self.view.row.status)
 
-    @strawberry.field(description="Why the gate refused it (status REFUSED).")
+    @strawberry.field(description="Why the gate refused it; null unless status is REFUSED.")
     def refusal(self) -> CommunicationRefusal | None:
         return None if self.view.row.refusal is None else CommunicationRefusal(self.view.row.refusal)
 
@@ -211,7 +211,8 @@ class Communication:
     def attempts(self) -> int:
         return self.view.row.attempts
 
-    @strawberry.field(description="The last sending error, as a short code (\"timeout\", \"http_503\").")
+    @strawberry.field(description="The last sending error, as a short code (\"timeout\", \"http_503\", "
+                                  "\"no_gateway\"); null once sent, or when no attempt failed.")
     def last_error(self) -> str | None:
         return self.view.row.last_error or None
 

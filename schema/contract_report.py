@@ -175,7 +175,8 @@ class ContractReportMonth:
     def missed_units(self) -> int:
         return self.figures.missed_units
 
-    @strawberry.field(description="deliveredUnits / contractedUnits; null when nothing was contracted.")
+    @strawberry.field(description="deliveredUnits / contractedUnits, a fraction (1: as contracted), not a percent; "
+                                  "null when nothing was contracted.")
     def delivery_rate(self) -> float | None:
         return self.figures.delivery_rate
 

@@ -300,7 +300,11 @@ class FollowUpAttempt:
         return None if row is None else StaffSummary.of(row)
 
 
-@strawberry.type(description="A follow-up call to make (FHIR Task), from a rule after a visit or planned by hand.")
+@strawberry.type(description="A follow-up call to make (FHIR Task), from a rule after a visit or planned by hand. "
+                             "Read under the classes of the patient's file: due date, status, times, owner and "
+                             "department are identity; the outcome form and the attempts clinical. A field of a class "
+                             "you may not read answers null with a FORBIDDEN error at its path (the rest still "
+                             "comes); otherwise null means nothing is recorded.")
 class FollowUpTask:
     view: strawberry.Private[TaskView]
 

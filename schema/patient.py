@@ -209,7 +209,10 @@ def node(ctx: Context, view: PatientView | None) -> Patient | None:
 _COUNT = Annotated[int, strawberry.argument(description="How many, 1 to 20; BAD_USER_INPUT outside.")]
 
 
-@strawberry.type(description="A patient file (customer archive). Reading it is audited field class by field class.")
+@strawberry.type(description="A patient file (customer archive). Reading it is audited field class by field class. "
+                             "Each field belongs to a class of the file (PatientFieldClass; me { permissions } says "
+                             "which you may read). A field of a class you may not read answers null with a FORBIDDEN "
+                             "error at its path (the rest still comes); otherwise null means nothing is recorded.")
 class Patient:
     view: strawberry.Private[PatientView]  # a PatientSource stands in for instances at run time
 

@@ -52,7 +52,8 @@ class TicketReport:
     first_response: Durations = strawberry.field(description="Time from receipt to the first response.")
     resolution: Durations = strawberry.field(description="Time from receipt to resolution.")
     sla_compliance_rate: float | None = strawberry.field(
-        description="Of the tickets whose SLA outcome is decided, the share that met both targets; null if none.")
+        description="Of the tickets whose SLA outcome is decided, the share that met both targets: a fraction 0 to 1, "
+                    "not a percent; null if none.")
     complaints: int = strawberry.field(description="Complaints received in the month.")
     patients_served: int = strawberry.field(description="Patients seen by the department in the month (a finished "
                                                         "visit ending in it, by its local date), each once.")

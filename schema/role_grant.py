@@ -64,7 +64,7 @@ class RoleGrant:
     def reviewed_at(self) -> datetime | None:
         return self.view.row.reviewed_at
 
-    @strawberry.field(description="Who reviewed it.")
+    @strawberry.field(description="The compliance officer who reviewed it; null until it is reviewed.")
     async def reviewed_by(self, info: Info) -> StaffSummary | None:
         return await _summary(info, self.view.row.reviewed_by_id)
 

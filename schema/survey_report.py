@@ -296,7 +296,8 @@ class SurveyControlPoint:
     withheld: int = strawberry.field(
         description="withheldCount, but 0 where that is null.",
         deprecation_reason="Use withheldCount: this answers 0 for a questionnaire with an anonymous version.")
-    percent_satisfied: float | None = strawberry.field(description="Percent satisfied that month.")
+    percent_satisfied: float | None = strawberry.field(description="Percent satisfied that month, 0 to 100; null "
+                                                                    "unless status is SHOWN.")
     lower_limit: float | None = strawberry.field(description="Lower control limit (3 sigma for this month's n).")
     upper_limit: float | None = strawberry.field(description="Upper control limit (3 sigma for this month's n, at "
                                                            "most 100).")

@@ -372,7 +372,7 @@ class Ticket:
     async def owner(self, info: Info) -> StaffSummary | None:
         return await _staff(info, self.view.row.owner_id)
 
-    @strawberry.field(description="Who works on it.")
+    @strawberry.field(description="Who works on it now; null while nobody is assigned.")
     async def assignee(self, info: Info) -> StaffSummary | None:
         return await _staff(info, self.view.row.assignee_id)
 

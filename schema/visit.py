@@ -149,7 +149,12 @@ class VisitCode:
         return int(self.view.row.version)
 
 
-@strawberry.type(description="A visit or service (FHIR Encounter): when, where, who, what was done and what next.")
+@strawberry.type(description="A visit or service (FHIR Encounter): when, where, who, what was done and what next. "
+                             "Read under the classes of its patient's file: when, where and the status are identity; "
+                             "reason, what was done, after-visit instructions, feedback and codes clinical; the "
+                             "internal note staff only. A field of a class you may not read answers null with a "
+                             "FORBIDDEN error at its path (the rest still comes); otherwise null means nothing is "
+                             "recorded.")
 class Visit:
     view: strawberry.Private[VisitView]
 

@@ -25,7 +25,8 @@ class FollowUpFigures:
     done_late: int = strawberry.field(description="Completed after the due date.")
     not_reached: int = strawberry.field(description="Marked failed: the patient could not be reached.")
     still_open: int = strawberry.field(description="Not done yet.")
-    completion_rate: float | None = strawberry.field(description="(On time + late) / due; null without tasks.")
+    completion_rate: float | None = strawberry.field(description="(On time + late) / due, a fraction 0 to 1, not a "
+                                                                  "percent; null without tasks.")
 
 
 @strawberry.type(description="A department's month of the care journey: visits, follow-up, satisfaction, retention "
@@ -37,11 +38,14 @@ class VisitReport:
     no_shows: int = strawberry.field(description="Visits planned in the month that the patient missed.")
     follow_up: FollowUpFigures = strawberry.field(description="The month's follow-up calls.")
     satisfaction_responses: int = strawberry.field(description="Outcome forms completed in the month with a score.")
-    average_satisfaction: float | None = strawberry.field(description="Their mean score, 1 to 5.")
+    average_satisfaction: float | None = strawberry.field(description="Their mean score, 1 to 5; null without a "
+                                                                       "response.")
     retention_months: int = strawberry.field(description="N: the window for a return visit.")
     patients_seen: int = strawberry.field(description="Patients with a finished visit of the department in the month.")
     patients_returned: int = strawberry.field(description="Of them, those with another finished visit within N months.")
-    retention_rate: float | None = strawberry.field(description="Returned / seen (the seeds aim at 90 % or more).")
+    retention_rate: float | None = strawberry.field(description="Returned / seen, a fraction 0 to 1, not a percent "
+                                                                 "(the seeds aim at 0.9 or more); null when nobody was "
+                                                                 "seen.")
     waiting_time: Durations = strawberry.field(description="Arrival to start of the visits started in the month.")
 
     @classmethod

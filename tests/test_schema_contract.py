@@ -1,7 +1,8 @@
 """The schema as the front-end teams' contract, beyond descriptions (``test_schema_descriptions.py``), defaults
 (``test_schema_arguments.py``) and enum style (``test_enum_style.py``):
 
-- a description says more than the name it describes ("Cancelled at." on cancelledAt does not);
+- a description says more than the name it describes ("Cancelled at." on cancelledAt does not), and a rate or
+  share says whether it is a fraction or a percent;
 - a deprecated field, argument, input field or enum value says what replaces it, by name;
 - a list of records is a connection (``first``/``after``, ``totalCount``) or documents its cap ("at most 50");
 - names follow the codebase: mutations noun + Verb (``patientCreate``, ``contractRenew``), inputs end in
@@ -95,6 +96,19 @@ def restated_names(schema: GraphQLSchema) -> Iterator[str]:
             for arg_name, arg in (field.args.items() if isinstance(field, GraphQLField) else ()):
                 if _restates(arg.description, arg_name):
                     yield f"{type_.name}.{name}({arg_name})"
+
+
+SCALE = re.compile(r"\b0 to 1\b|\b0 to 100\b|0-100|[Pp]ercent|per 1,000|\(1: ")
+
+
+def rates_without_scale(schema: GraphQLSchema) -> Iterator[str]:
+    """A Float named as a rate or share (``...Rate``, ``...Share``, ``share``, ``percent...``) says its scale: the
+    reports mix fractions (0 to 1) and percents (0 to 100), and a chart that guesses wrong is off by 100."""
+    for type_ in _with_fields(schema):
+        for name, field in type_.fields.items():
+            rate = re.search(r"(Rate|Share)(Per\d+)?$", name) or name in ("rate", "share") or name.startswith("percent")
+            if rate and get_named_type(field.type).name == "Float" and not SCALE.search(field.description or ""):
+                yield f"{type_.name}.{name}"
 
 
 def scalars_described_by_default(schema: GraphQLSchema) -> Iterator[str]:
@@ -392,6 +406,7 @@ def test_descriptions_say_more_than_the_name() -> None:
     assert list(restated_names(_schema())) == [], (
         "say what the name cannot: units, time zone, who may read it, what null means, the bound")
     assert list(scalars_described_by_default(_schema())) == []
+    assert list(rates_without_scale(_schema())) == [], "say whether it is a fraction (0 to 1) or a percent"
 
 
 def test_every_deprecation_names_its_replacement() -> None:
@@ -465,6 +480,8 @@ class TrapRecord:
     closed_at: str = strawberry.field(description="Closed at.")
     opened_at: str = strawberry.field(description="When it was opened, in UTC: says more than its name.")
     opened_on: date = strawberry.field(description="The local date it was opened (a Date: Strawberry's own).")
+    reopen_rate: float = strawberry.field(description="Reopened / closed.")
+    close_rate: float = strawberry.field(description="Closed / opened, a fraction 0 to 1.")
     national_id: str = strawberry.field(description="D. Rightly a String.")
     owner: strawberry.ID = strawberry.field(description="D. An id not named as one.")
 
@@ -553,6 +570,7 @@ def test_the_walks_find_the_trap() -> None:
     schema = strawberry.Schema(query=TrapQuery, mutation=TrapMutation)._schema
     assert list(restated_names(schema)) == ["TrapRecord.closedAt"]
     assert list(scalars_described_by_default(schema)) == ["Date"]
+    assert list(rates_without_scale(schema)) == ["TrapRecord.reopenRate"]
     assert sorted(deprecations_without_replacement(schema)) == ["TrapQuery.oldList", "TrapVisitStatus.OLDER"]
     assert sorted(uncapped_lists(schema)) == ["TrapQuery.every", "TrapQuery.oldList"]
     assert sorted(malformed_connections(schema)) == [
