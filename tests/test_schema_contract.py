@@ -98,7 +98,7 @@ def restated_names(schema: GraphQLSchema) -> Iterator[str]:
                     yield f"{type_.name}.{name}({arg_name})"
 
 
-SCALE = re.compile(r"\b0 to 1\b|\b0 to 100\b|0-100|[Pp]ercent|per 1,000|\(1: ")
+SCALE = re.compile(r"\b0 to 1\b|\b0 to 100\b|0-100|[Pp]ercent|per 1,000|fraction")
 
 
 def rates_without_scale(schema: GraphQLSchema) -> Iterator[str]:
