@@ -180,7 +180,9 @@ class Slot:
     end: datetime = strawberry.field(description="When it ends (exclusive): start plus the schedule's slot length.")
     capacity: int = strawberry.field(description="Places in the slot.")
     booked: int = strawberry.field(description="Places booked (appointments booked or arrived).")
-    free: int = strawberry.field(description="Places still free.")
+    free: int = strawberry.field(description="Places still free: capacity - booked, never below 0. There is no "
+                                             "status field: as FHIR Slot.status it is free while free > 0, else "
+                                             "busy.")
     stored: strawberry.Private[Any]  # the schedule's row
 
     @classmethod
