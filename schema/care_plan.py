@@ -80,7 +80,8 @@ class ActivitySource(FieldSource):
         return care_plans.read_activity_description(self.ctx, self.view)
 
 
-@strawberry.type(description="A planned activity of a care plan (clinical).")
+@strawberry.type(description="A planned activity of a care plan. Clinical: read under the clinical class of the "
+                             "patient's file; without it a field is null with a FORBIDDEN error at its path.")
 class CarePlanActivity:
     view: strawberry.Private[ActivityView]
 

@@ -270,19 +270,20 @@ class Contract:
         found = await contracts.patient_of(info.context, self.view)
         return None if found is None else cast(Patient, PatientSource(info.context, found))
 
-    @strawberry.field(description="The department the contract belongs to.")
+    @strawberry.field(description="The department the contract belongs to; null: none.")
     def department_id(self) -> strawberry.ID | None:
         return optional_id(self.view.row.department_id)
 
-    @strawberry.field(description="The guarantor or payer: one of the client's contacts.")
+    @strawberry.field(description="The guarantor or payer: one of the client's contacts (Contact.id); null: "
+                                  "none.")
     def guarantor_contact_id(self) -> strawberry.ID | None:
         return optional_id(self.view.row.guarantor_id)
 
-    @strawberry.field(description="The care partner delivering part of the service.")
+    @strawberry.field(description="The care partner delivering part of the service (Partner.id); null: none.")
     def partner_id(self) -> strawberry.ID | None:
         return optional_id(self.view.row.partner_id)
 
-    @strawberry.field(description="The contract whose next term this one is.")
+    @strawberry.field(description="The contract whose next term this one is; null for a first term.")
     def renewal_of_id(self) -> strawberry.ID | None:
         return optional_id(self.view.row.renewal_of_id)
 

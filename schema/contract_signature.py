@@ -74,20 +74,21 @@ class ContractSignature:
     def signer_name(self) -> str:
         return self.view.row.signer_name
 
-    @strawberry.field(description="The staff member who signed for the institution.")
+    @strawberry.field(description="The staff member who signed for the institution; null for the other "
+                                  "parties.")
     def staff_id(self) -> strawberry.ID | None:
         return None if self.view.row.staff_id is None else strawberry.ID(str(self.view.row.staff_id))
 
-    @strawberry.field(description="The contact who signed as guarantor.")
+    @strawberry.field(description="The contact who signed as guarantor; null for the other parties.")
     def contact_id(self) -> strawberry.ID | None:
         return None if self.view.row.contact_id is None else strawberry.ID(str(self.view.row.contact_id))
 
     @strawberry.field(description="The staff member who witnessed and recorded a signature given in person or on "
-                                  "paper.")
+                                  "paper; null for the institution's own and for the client's in the portal.")
     def witness_id(self) -> strawberry.ID | None:
         return None if self.view.row.witness_id is None else strawberry.ID(str(self.view.row.witness_id))
 
-    @strawberry.field(description="The witness's name.")
+    @strawberry.field(description="The witness's name; null when witnessId is.")
     def witness_name(self) -> str | None:
         return self.view.witness_name
 

@@ -84,7 +84,10 @@ def flag_node(ctx: Context, view: FlagView) -> Flag:
 
 @strawberry.type(description="An alert on a patient's file (FHIR Flag), shown wherever the patient is looked up and "
                              "when they check in. In force while ACTIVE and today (the institution's local date) lies "
-                             "within startsOn..endsOn.")
+                             "within startsOn..endsOn. Its kind, status and period are read as the file's identity, "
+                             "its detail under the class of what it says (VIP and difficult payer internal, special "
+                             "needs and fall risk needs, allergy and clinical alert clinical): a field you may not "
+                             "read is null with a FORBIDDEN error at its path.")
 class Flag:
     view: strawberry.Private[FlagView]
 

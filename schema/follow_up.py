@@ -280,7 +280,8 @@ def attempt_node(ctx: Context, view: AttemptView) -> FollowUpAttempt:
     return cast(FollowUpAttempt, AttemptSource(ctx, view))
 
 
-@strawberry.type(description="A call attempt on a follow-up task. Clinical: read under the clinical class.")
+@strawberry.type(description="A call attempt on a follow-up task. Clinical: read under the clinical class of the "
+                             "patient's file; without it a field is null with a FORBIDDEN error at its path.")
 class FollowUpAttempt:
     view: strawberry.Private[AttemptView]
 

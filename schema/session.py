@@ -70,9 +70,12 @@ class Me:
     roles: list[Role] = strawberry.field(description="A staff member's roles; empty for others.")
     institution: Institution = strawberry.field(description="The institution (tenant) the token belongs to.")
     departments: list[Department] = strawberry.field(description="A staff member's departments; empty for others.")
-    patient_id: strawberry.ID | None = strawberry.field(description="A patient's own file.")
-    partner_id: strawberry.ID | None = strawberry.field(description="A client's partner.")
-    scopes: list[str] | None = strawberry.field(description="A partner token's scopes.")
+    patient_id: strawberry.ID | None = strawberry.field(description="A patient's own file (Patient.id); null "
+                                                                    "for staff and partners.")
+    partner_id: strawberry.ID | None = strawberry.field(description="A partner client's partner (Partner.id); "
+                                                                    "null for staff and patients.")
+    scopes: list[str] | None = strawberry.field(description="A partner token's scopes; null for staff and "
+                                                           "patients.")
     totp_enabled: bool = strawberry.field(description="Whether you sign in with a second factor (a staff member's "
                                                       "authenticator app); false for others.")
 

@@ -195,15 +195,16 @@ class TicketEvent:
     def note(self, info: Info) -> str | None:
         return tickets.read_event_note(info.context, self.view, self.row)
 
-    @strawberry.field(description="Who did it.")
+    @strawberry.field(description="The staff member who did it; null when no staff member did (the patient, a "
+                                  "partner, the system).")
     async def actor(self, info: Info) -> StaffSummary | None:
         return await _staff(info, self.row.actor_id)
 
-    @strawberry.field(description="Handed over or assigned to this person.")
+    @strawberry.field(description="Handed over or assigned to this person; null unless the event did that.")
     async def to_staff(self, info: Info) -> StaffSummary | None:
         return await _staff(info, self.row.to_staff_id)
 
-    @strawberry.field(description="Handed over to this department.")
+    @strawberry.field(description="Handed over to this department; null unless the event did that.")
     async def to_department(self, info: Info) -> Department | None:
         return await _department(info, self.row.to_department_id)
 

@@ -121,7 +121,8 @@ def code_node(ctx: Context, view: CodeView) -> VisitCode:
 
 
 @strawberry.type(description="A condition or procedure recorded on a visit. Clinical: read under the clinical "
-                             "class; the code is encrypted at rest and found by a blind index.")
+                             "class of the patient's file (without it a field is null with a FORBIDDEN error at its "
+                             "path); the code is encrypted at rest and found by a blind index.")
 class VisitCode:
     view: strawberry.Private[CodeView]
 
