@@ -4,9 +4,11 @@
 - a description says more than the name it describes ("Cancelled at." on cancelledAt does not), and a rate or
   share says whether it is a fraction or a percent;
 - a deprecated field, argument, input field or enum value says what replaces it, by name;
-- a list of records is a connection (``first``/``after``, ``totalCount``) or documents its cap ("at most 50");
+- a list of records is a connection or documents its cap ("at most 50"); a connection has ``edges``, ``nodes``,
+  ``totalCount`` and is asked for with ``first`` (Int) and ``after`` (String);
 - names follow the codebase: mutations noun + Verb (``patientCreate``, ``contractRenew``), inputs end in
-  ``Input`` (or ``Filter``/``Order``, the list arguments' GitHub-style inputs), ids are typed ``ID``;
+  ``Input`` (or ``Filter``/``Order``, the list arguments' GitHub-style inputs), an ``...Id`` is an ``ID`` and an
+  ``ID`` is named ``id``, ``...Id(s)`` or ``...Key``;
 - the enums the docs say follow a FHIR R4 resource use its status codes, or name the code they map to.
 
 Each walk takes a graphql-core schema and answers the places that break its rule, so that it is tried on a small
