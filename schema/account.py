@@ -46,7 +46,8 @@ class TotpEnrollment:
 class AccountMutation:
     @strawberry.mutation(description="Change your own password (staff and patients), giving the current one; a "
                                      "wrong one counts toward the lockout. Your other sessions end; this one goes "
-                                     "on.")
+                                     "on. "
+                                     "Answers true when done (never false); a refusal is an error, with null here.")
     async def password_change(
         self, info: Info,
         current_password: Annotated[str, strawberry.argument(
@@ -57,7 +58,8 @@ class AccountMutation:
 
     @strawberry.mutation(description="Set a new password with a one-time reset code, without signing in (staff and "
                                      "patients). The code works once; the account is unlocked and all its sessions "
-                                     "end. Sign in afterwards. An unknown, used or expired code gets one answer.")
+                                     "end. Sign in afterwards. An unknown, used or expired code gets one answer. "
+                                     "Answers true when done (never false); a refusal is an error, with null here.")
     async def password_reset_complete(
         self, info: Info,
         code: Annotated[str, strawberry.argument(description="The reset code you were given (clr_...).")],
@@ -70,12 +72,14 @@ class AccountMutation:
     async def staff_password_reset_issue(self, info: Info, staff_id: _STAFF_ID) -> PasswordResetCode | None:
         return PasswordResetCode.of(await accounts.issue_staff_reset(info.context, uuid_of(staff_id, "staffId")))
 
-    @strawberry.mutation(description="Unlock a staff account locked by failed sign-ins (admins).")
+    @strawberry.mutation(description="Unlock a staff account locked by failed sign-ins (admins). "
+                                     "Answers true when done (never false); a refusal is an error, with null here.")
     async def staff_unlock(self, info: Info, staff_id: _STAFF_ID) -> bool | None:
         return await accounts.unlock_staff(info.context, uuid_of(staff_id, "staffId"))
 
     @strawberry.mutation(description="Turn a staff member's second factor off, e.g. after a lost phone (admins; "
-                                     "not your own: use totpDisable). They enrol again.")
+                                     "not your own: use totpDisable). They enrol again. "
+                                     "Answers true when done (never false); a refusal is an error, with null here.")
     async def staff_totp_disable(self, info: Info, staff_id: _STAFF_ID) -> bool | None:
         return await accounts.disable_staff_totp(info.context, uuid_of(staff_id, "staffId"))
 
@@ -96,12 +100,14 @@ class AccountMutation:
     ) -> TotpEnrollment | None:
         return TotpEnrollment.of(await accounts.enroll_for_login(info.context, email, password))
 
-    @strawberry.mutation(description="Turn your pending second factor on with a first code of it (staff).")
+    @strawberry.mutation(description="Turn your pending second factor on with a first code of it (staff). "
+                                     "Answers true when done (never false); a refusal is an error, with null here.")
     async def totp_confirm(self, info: Info, code: _CODE) -> bool | None:
         return await accounts.confirm(info.context, code)
 
     @strawberry.mutation(description="Turn your second factor off, with a code of it (staff). If your institution "
-                                     "requires one, you enrol again at your next sign-in.")
+                                     "requires one, you enrol again at your next sign-in. "
+                                     "Answers true when done (never false); a refusal is an error, with null here.")
     async def totp_disable(self, info: Info, code: _CODE) -> bool | None:
         return await accounts.disable(info.context, code)
 

@@ -20,11 +20,13 @@ class CareTeamMutation:
     @strawberry.mutation(description="Put a staff member on a patient's care team (admins; department heads on files "
                                       "of their own departments, another's answering NOT_FOUND as a missing one). "
                                       f"A team holds at most {care_team.MAX_MEMBERS}: one more is BAD_USER_INPUT "
-                                      "(reason item_count), nothing written; take one off first.")
+                                      "(reason item_count), nothing written; take one off first. "
+                                      "Answers true when done (never false); a refusal is an error, with null here.")
     async def care_team_assign(self, info: Info, patient_id: _PATIENT_ID, staff_id: _STAFF_ID) -> bool | None:
         return await care_team.assign(info.context, uuid_of(patient_id, "patientId"), uuid_of(staff_id, "staffId"))
 
     @strawberry.mutation(description="Take a staff member off a patient's care team (admins; department heads "
-                                      "on files of their own departments).")
+                                      "on files of their own departments). "
+                                      "Answers true when done (never false); a refusal is an error, with null here.")
     async def care_team_unassign(self, info: Info, patient_id: _PATIENT_ID, staff_id: _STAFF_ID) -> bool | None:
         return await care_team.unassign(info.context, uuid_of(patient_id, "patientId"), uuid_of(staff_id, "staffId"))

@@ -286,6 +286,7 @@ class PatientAccountMutation:
     async def patient_password_reset_issue(self, info: Info, patient_id: _PATIENT_ID) -> PasswordResetCode | None:
         return PasswordResetCode.of(await accounts.issue_reset(info.context, uuid_of(patient_id, "patientId")))
 
-    @strawberry.mutation(description="Close a patient's self-service account; its sessions stop (staff).")
+    @strawberry.mutation(description="Close a patient's self-service account; its sessions stop (staff). "
+                                     "Answers true when done (never false); a refusal is an error, with null here.")
     async def patient_account_deactivate(self, info: Info, patient_id: _PATIENT_ID) -> bool | None:
         return await accounts.deactivate(info.context, uuid_of(patient_id, "patientId"))

@@ -129,6 +129,7 @@ class SessionMutation:
         result = await sessions.login(info.context, email, password, totp_code=totp_code)
         return LoginPayload(token=result.token, expires_at=result.expires_at)
 
-    @strawberry.mutation(description="Revoke the token this request was made with (staff, patients, partners).")
+    @strawberry.mutation(description="Revoke the token this request was made with (staff, patients, partners). "
+                                     "Answers true when done (never false); a refusal is an error, with null here.")
     async def logout(self, info: Info) -> bool | None:
         return await sessions.logout(info.context)

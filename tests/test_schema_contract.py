@@ -1,8 +1,8 @@
 """The schema as the front-end teams' contract, beyond descriptions (``test_schema_descriptions.py``), defaults
 (``test_schema_arguments.py``) and enum style (``test_enum_style.py``):
 
-- a description says more than the name it describes ("Cancelled at." on cancelledAt does not), and a rate or
-  share says whether it is a fraction or a percent;
+- a description says more than the name it describes ("Cancelled at." on cancelledAt does not), a rate or
+  share says whether it is a fraction or a percent, a mutation answering a Boolean says what true means;
 - a deprecated field, argument, input field or enum value says what replaces it, by name;
 - a list of records is a connection or documents its cap ("at most 50"); a connection has ``edges``, ``nodes``,
   ``totalCount`` and is asked for with ``first`` (Int) and ``after`` (String);
@@ -111,6 +111,15 @@ def rates_without_scale(schema: GraphQLSchema) -> Iterator[str]:
             rate = re.search(r"(Rate|Share)(Per\d+)?$", name) or name in ("rate", "share") or name.startswith("percent")
             if rate and get_named_type(field.type).name == "Float" and not SCALE.search(field.description or ""):
                 yield f"{type_.name}.{name}"
+
+
+def unexplained_boolean_answers(schema: GraphQLSchema) -> Iterator[str]:
+    """A mutation that answers a Boolean says what ``true`` (and ``false``, if it can be) means: a generated client
+    types it ``boolean | null`` and cannot tell a refusal from a no-op otherwise."""
+    assert schema.mutation_type is not None
+    for name, field in schema.mutation_type.fields.items():
+        if get_named_type(field.type).name == "Boolean" and "true" not in (field.description or ""):
+            yield name
 
 
 def scalars_described_by_default(schema: GraphQLSchema) -> Iterator[str]:
@@ -409,6 +418,7 @@ def test_descriptions_say_more_than_the_name() -> None:
         "say what the name cannot: units, time zone, who may read it, what null means, the bound")
     assert list(scalars_described_by_default(_schema())) == []
     assert list(rates_without_scale(_schema())) == [], "say whether it is a fraction (0 to 1) or a percent"
+    assert list(unexplained_boolean_answers(_schema())) == []
 
 
 def test_every_deprecation_names_its_replacement() -> None:
@@ -562,6 +572,14 @@ class TrapMutation:
     def record_create(self, input: Annotated[TrapRecordCreateInput, strawberry.argument(description="D.")]) -> str:
         return "x"
 
+    @strawberry.mutation(description="Marks the record done, for good.")
+    def record_close(self) -> bool:
+        return True
+
+    @strawberry.mutation(description="Open a record: answers true, or false when it was open already.")
+    def record_open(self) -> bool:
+        return True
+
     @strawberry.mutation(description="D.")
     def create_record(self, input: Annotated[TrapRecordBody, strawberry.argument(description="D.")]) -> str:
         return "x"
@@ -573,6 +591,7 @@ def test_the_walks_find_the_trap() -> None:
     assert list(restated_names(schema)) == ["TrapRecord.closedAt"]
     assert list(scalars_described_by_default(schema)) == ["Date"]
     assert list(rates_without_scale(schema)) == ["TrapRecord.reopenRate"]
+    assert list(unexplained_boolean_answers(schema)) == ["recordClose"]
     assert sorted(deprecations_without_replacement(schema)) == ["TrapQuery.oldList", "TrapVisitStatus.OLDER"]
     assert sorted(uncapped_lists(schema)) == ["TrapQuery.every", "TrapQuery.oldList"]
     assert sorted(malformed_connections(schema)) == [
