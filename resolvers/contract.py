@@ -26,7 +26,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 from zoneinfo import ZoneInfo
@@ -104,6 +104,11 @@ REVOKED = "revoked"
 # its end and renews itself at it. A term so ended has no next term: its renewal is neither sent nor signed
 # (``check_renewed_term_running``).
 ENDED_EARLY = ("terminated", REVOKED)
+# Not ended: what contractTerminate ends (a term running or signed ahead, a contract never in force); a closed file's
+# client has none (a death ends them, an archive waits for them).
+NOT_ENDED = TRANSITIONS["terminate"]["from"]
+# Why a death ended a contract: its ``statusReason`` and the reason of its record on the trail.
+CLIENT_DECEASED = "client_deceased"
 
 # Reason codes (``extensions.reason``) of refused input and conflicts.
 STALE = "stale_version"
@@ -858,10 +863,11 @@ async def _insert_contract(ctx: Context, values: dict[str, Any], version: dict[s
         try:
             # The file the patient was read on (a renewal's: the renewed contract's), locked first as a merge locks
             # it: a merge since refused, not a draft left on the merged file.
-            # A new contract is for an active file: one archived or deceased since it was read is refused.
+            # A new contract, a renewal too, is for an active file: one archived or deceased (before or since it was
+            # read) is refused (found in review: a closed file's contract was renewed).
             async with access.file_transaction(ctx, values["patient_id"], action=Action.CREATE,
                                                field="contractId" if renewal else "input.patientId",
-                                               active=None if renewal else "contracts"):
+                                               active="contracts"):
                 if renewal:  # one renewal at a time, checked under the term's lock
                     term = await Contract.filter(id=values["renewal_of_id"]).select_for_update().only(
                         "id", "status", "end_on").first()
@@ -1394,7 +1400,7 @@ async def transition(ctx: Context, contract_id: uuid.UUID | None, move: str, *, 
         if effective_on is not None:
             problems.add("effectiveOn", "effective_not_allowed", "leave it out: a contract never signed has no term "
                                                                  "to end; it is revoked as it stands.")
-        columns.update(status=REVOKED, ended_at=now, status_reason=text)
+        columns = _ended(row, None, now, text)
     else:
         today = await local_today(ctx)
         ends = effective_on or today
@@ -1405,11 +1411,7 @@ async def transition(ctx: Context, contract_id: uuid.UUID | None, move: str, *, 
         elif effective_on is not None and ends < row.start_on:
             problems.add("effectiveOn", "effective_outside_term", "not before the start of the term; leave it out to "
                                                                   "revoke a term that has not started.")
-        columns.update(ended_at=now, status_reason=text)
-        if ends < row.start_on:  # not started: never in force, the term as agreed
-            columns["status"] = REVOKED
-        else:
-            columns["end_on"] = ends
+        columns = _ended(row, ends, now, text)
     problems.check()
     async with writing(ctx, view, Action.UPDATE) as patient_id:
         await _cas(ctx, row, expected, **columns)
@@ -1422,12 +1424,77 @@ async def transition(ctx: Context, contract_id: uuid.UUID | None, move: str, *, 
                                           status__in=LIVE).exists():
                 raise _conflict("contractId: the contract's next term is signed; revoke it first (contractTerminate "
                                 "on the renewal), then end this one.", RENEWAL_EXISTS, "contractId")
-            await ContractVersion.filter(institution_id=ctx.institution_id, contract_id=row.id,
-                                         status__in=OPEN_VERSION).update(status="withdrawn", updated_at=now)
-            await _cancel_reminders(ctx.institution_id, row.id)
+            await _close_ended(ctx.institution_id, row.id, now)
         await writer.append([access.write_record(ctx, Action.UPDATE, "contract", row.id, patient_id=patient_id,
                                                  fields=frozenset(columns), decision=decision)])
     return _view(ctx, await _refetch(row))
+
+
+def _ended(row: Contract, ends: date | None, now: datetime, reason: str | None) -> dict[str, Any]:
+    """What ending a contract early writes over its row (``contractTerminate``, a death): one never in force (DRAFT or
+    SENT), or a term not started by ``ends``, is REVOKED, its term as agreed or drafted; else TERMINATED, its term
+    ending on ``ends`` (None: a contract never in force, which has no term to end)."""
+    columns: dict[str, Any] = {"status": "terminated", "ended_at": now, "status_reason": reason}
+    if ends is None or row.status in NEVER_IN_FORCE or ends < row.start_on:
+        columns["status"] = REVOKED
+    else:
+        columns["end_on"] = ends
+    return columns
+
+
+async def _close_ended(institution_id: uuid.UUID, contract_id: uuid.UUID, now: datetime) -> None:
+    """Inside the transaction that ends a contract early: a version still being prepared or signed is withdrawn and
+    its queued reminders cancelled."""
+    await ContractVersion.filter(institution_id=institution_id, contract_id=contract_id,
+                                 status__in=OPEN_VERSION).update(status="withdrawn", updated_at=now)
+    await _cancel_reminders(institution_id, contract_id)
+
+
+async def running_on_file(ctx: Context, patient_id: uuid.UUID) -> bool:
+    """Whether the client has a contract not ended (``NOT_ENDED``: a draft, one sent, a term running or signed
+    ahead): an archive waits for admin or finance to end them (found in review: it archived the file and the
+    contracts ran on). Asked under the file's lock, which every write adding a contract to the file takes."""
+    return await Contract.filter(institution_id=ctx.institution_id, patient_id=patient_id,
+                                 status__in=NOT_ENDED).exists()
+
+
+async def end_for_deceased(ctx: Context, patient_id: uuid.UUID, decision: Decision) -> int:
+    """Inside a death's transaction, after the file's row is written (so locked): the client's contracts end by the
+    fact of the death, as ``contractTerminate`` ends them today (``_ended``): a term in force TERMINATED on the
+    institution's date, a term not started and a contract never signed REVOKED as they stand, open versions
+    withdrawn, queued reminders cancelled; each recorded as a change by whoever recorded the death, reason
+    ``client_deceased`` (found in review: they ran on, reminded and renewed themselves). A term whose last day has
+    passed already is the expiry sweep's, which expires it (it does not renew a closed file's).
+    Returns how many it ended."""
+    today, now = await local_today(ctx), _now()
+    records: list[AuditRecord] = []
+    for row in await _lock_every_contract(ctx.institution_id, patient_id):
+        if row.status not in NOT_ENDED or (row.status in LIVE and row.end_on < today):
+            continue
+        columns = _ended(row, today, now, CLIENT_DECEASED)
+        await Contract.filter(id=row.id).update(**columns, version=bumped(), updated_at=now)
+        await _close_ended(ctx.institution_id, row.id, now)
+        record = access.write_record(ctx, Action.UPDATE, "contract", row.id, patient_id=patient_id,
+                                     fields=frozenset(columns), decision=decision)
+        records.append(replace(record, reason=CLIENT_DECEASED))
+    if records:
+        await writer.append(records)
+    return len(records)
+
+
+async def _lock_every_contract(institution_id: uuid.UUID, patient_id: uuid.UUID) -> list[Contract]:
+    """Every contract of the file, locked in id order and read as they are, once no new one appears. Contract writes
+    that add to a file lock the file first and wait for the caller's write of it, but not the expiry sweep's automatic
+    renewal, which holds the term it renews: a statement that waited for that term did not see the next term
+    committed meanwhile (found testing: the death found the term RENEWED and left its next term running). Read
+    again, under the locks taken, until nothing new: the next term is then seen and locked too."""
+    locked: set[uuid.UUID] = set()
+    while True:
+        rows = await Contract.filter(institution_id=institution_id, patient_id=patient_id).order_by(
+            "id").select_for_update()
+        if {row.id for row in rows} <= locked:
+            return list(rows)
+        locked |= {row.id for row in rows}
 
 
 async def _cancel_reminders(institution_id: uuid.UUID, contract_id: uuid.UUID) -> None:
@@ -1546,7 +1613,7 @@ async def _end_term(keyring: KeyRing, institution_id: uuid.UUID, contract_id: uu
         records: list[AuditRecord] = []
         if signed:
             status = "renewed"
-        elif not renewals and base is not None and base.auto_renew:
+        elif not renewals and base is not None and base.auto_renew and await _file_open(row.patient_id):
             status = "renewed"
             renewal = await _auto_renew(Scribe(institution_id, await keyring.get(institution_id)), row, base,
                                         now, today.year)
@@ -1566,6 +1633,13 @@ async def _end_term(keyring: KeyRing, institution_id: uuid.UUID, contract_id: uu
                                    fields_read=frozenset({"status", "ended_at"}), policy_rule=SWEEP_RULE))
         await writer.append(records)
     return 1
+
+
+async def _file_open(patient_id: uuid.UUID) -> bool:
+    """Whether the client's file is active: a closed one's term is not renewed automatically, it expires (decided: a
+    death ends the contracts and an archive waits for them, but files closed before that exist; nobody is cared for
+    under the term any more). What the parties signed (a next term) stands: staff end it."""
+    return await Patient.filter(id=patient_id).first().values_list("status", flat=True) == "active"
 
 
 async def _auto_renew(scribe: Scribe, row: Contract, base: ContractVersion, now: datetime, year: int) -> Contract:

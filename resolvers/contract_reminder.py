@@ -7,6 +7,8 @@ local dates:
   term is already being prepared (a renewal not terminated);
 - a version (the original or an amendment) sent for signature and still unsigned after ``UNSIGNED_AFTER``;
 - a contract suspended for ``SUSPENDED_AFTER`` or longer.
+None of a client whose file is closed (archived, deceased): a death ends the contracts and an archive waits for them,
+but files closed before that exist.
 Staff get a notification (``resolvers.notification`` names the recipients when it is delivered: the institution's
 finance staff, else its admins). The client gets a message through the consent gate for the expiry and unsigned
 cases, but not:
@@ -41,6 +43,7 @@ SUSPENDED_AFTER = timedelta(days=30)
 SEND_AT = time(9)  # local time of the client's message, as the calendar's other reminders
 RUNNING = ("active", "suspended")
 SIGNING = ("draft", "sent", "active", "suspended")  # a contract whose sent version may still be signed
+CLOSED = ("archived", "deceased")  # files whose contracts are reminded of nothing: nobody is cared for under them
 BATCH = 500  # keys, contracts, versions or patients a statement names
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 T = TypeVar("T")
@@ -75,11 +78,16 @@ async def sweep(now: datetime | None = None) -> int:
     if not fresh:
         return 0
     names: dict[uuid.UUID, str] = {}
+    closed: set[uuid.UUID] = set()
     for patient_ids in _chunks(list({r.contract.patient_id for r in fresh}), BATCH):
-        names |= {uuid.UUID(str(i)): str(n) for i, n in await Patient.filter(id__in=patient_ids)
-                  .values_list("id", "full_name")}
+        for i, n, status in await Patient.filter(id__in=patient_ids).values_list("id", "full_name", "status"):
+            names[uuid.UUID(str(i))] = str(n)
+            if status in CLOSED:
+                closed.add(uuid.UUID(str(i)))
     scheduled = 0
     for reminder in fresh:
+        if reminder.contract.patient_id in closed:
+            continue  # a closed file's contract (closed before a death ended them and an archive waited for them)
         contract = reminder.contract
         async with in_transaction():  # one reminder a transaction, under the contract's lock
             # The client's file held before the contract, as a merge locks it before it moves the contract: the

@@ -20,7 +20,7 @@ from audit import writer
 from audit.events import Action, Actor, AuditRecord, Outcome
 from audit.reads import ReadLog
 from core.crypto import field_aad
-from core.errors import BadUserInput
+from core.errors import BadUserInput, Conflict
 from core.ids import uuid7
 from core.validation import (
     Problems,
@@ -45,6 +45,7 @@ from policies.guard import Decision
 from resolvers import access, follow_up, pagination, versioning, writes
 from resolvers import appointment as appointments
 from resolvers import consent as consents
+from resolvers import contract as contracts
 from resolvers import institution as institutions
 from resolvers import partner_grant as partner_grants
 from resolvers.access import PatientView
@@ -64,6 +65,7 @@ _LAST4_INDEXED = {"phone": "phone_last4_bidx", "alt_phone": "alt_phone_last4_bid
 LAST4_KIND = "phone_last4"
 MERGED = access.MERGED
 ARCHIVED = "archived"
+CONTRACTS_RUNNING = "contracts_running"  # an archive refused: the client has a contract not ended
 # Sort orders: the column each sorts by (the id breaks ties and is the default order, registration order)
 ORDER_COLUMNS = {"name": "full_name", "updated_at": "updated_at", "created_at": "created_at"}
 _MAX_CURSOR = 1000  # a name order's cursor carries a name of up to 100 characters
@@ -358,6 +360,7 @@ async def update(ctx: Context, patient_id: uuid.UUID | None, data: dict[str, Any
             await follow_up.cancel_for_patient(ctx, view.row.id)
             await appointments.cancel_for_patient(ctx, view.row.id)
             await _end_grants(ctx, view.row.id, decision)
+            await contracts.end_for_deceased(ctx, view.row.id, decision)  # by the fact of the death
         return await access.find_patient(ctx, view.row.id, action=Action.READ)
     if "department_id" in columns:  # the file may leave the caller's reach, or change its classes
         row = await writes.write_over_version(view.row, version, "patient", columns, appended)
@@ -370,8 +373,15 @@ async def update(ctx: Context, patient_id: uuid.UUID | None, data: dict[str, Any
     return PatientView(row, view.classes, view.grant, view.reached)  # the row as written: no need to read it again
 
 
+class _ContractsRunning(Exception):
+    """Found under the file's lock: the client has a contract not ended; the archive rolls back."""
+
+
 async def archive(ctx: Context, patient_id: uuid.UUID | None, version: int | None = None) -> PatientView:
-    """Archive a file over the version the caller read (stale: CONFLICT, nothing written or cancelled)."""
+    """Archive a file over the version the caller read (stale: CONFLICT, nothing written or cancelled). Refused while
+    the client has a contract not ended (CONFLICT ``contracts_running``, recorded): archiving is the front desk's,
+    ending a contract admin's or finance's, so an archive ends none (found in review: they ran on, reminded and
+    renewed themselves, on an archived file)."""
     decision = await access.authorize(ctx, "patient", "archive", action=Action.ARCHIVE, resource_type="patient",
                                       resource_id=patient_id, patient_id=patient_id)
     view = await access.find_patient(ctx, patient_id, action=Action.ARCHIVE)
@@ -379,14 +389,24 @@ async def archive(ctx: Context, patient_id: uuid.UUID | None, version: int | Non
     # finance, which finds every client, archived files of every department)
     await access.require_section_reached(ctx, view, "patient", act="archive", resource_type="patient",
                                          resource_id=view.row.id)
-    async with in_transaction():
-        await versioning.update_versioned(view.row, version, "patient", status=ARCHIVED)
-        await writer.append([access.write_record(
-            ctx, Action.ARCHIVE, "patient", view.row.id, patient_id=view.row.id, fields=frozenset({"status"}),
-            decision=decision)])
-        await follow_up.cancel_for_patient(ctx, view.row.id)
-        await appointments.cancel_for_patient(ctx, view.row.id)
-        await _end_grants(ctx, view.row.id, decision)
+    try:
+        # The file locked before its contracts are read: a contract drafted or renewed meanwhile (which lock it too)
+        # is either seen here or refused as the file is archived.
+        async with access.file_transaction(ctx, view.row.id, action=Action.ARCHIVE, field="id"):
+            if await contracts.running_on_file(ctx, view.row.id):
+                raise _ContractsRunning
+            await versioning.update_versioned(view.row, version, "patient", status=ARCHIVED)
+            await writer.append([access.write_record(
+                ctx, Action.ARCHIVE, "patient", view.row.id, patient_id=view.row.id, fields=frozenset({"status"}),
+                decision=decision)])
+            await follow_up.cancel_for_patient(ctx, view.row.id)
+            await appointments.cancel_for_patient(ctx, view.row.id)
+            await _end_grants(ctx, view.row.id, decision)
+    except _ContractsRunning:  # recorded once rolled back, as every refusal is
+        await access.deny(ctx, Action.ARCHIVE, "patient", view.row.id, view.row.id, reason=CONTRACTS_RUNNING)
+        raise Conflict("id: the client has a contract not ended (draft, sent, running or signed ahead); admins or "
+                       "finance end it (contractTerminate) before the file is archived.", field="id",
+                       reason=CONTRACTS_RUNNING) from None
     return await access.find_patient(ctx, view.row.id, action=Action.READ)
 
 

@@ -54,7 +54,8 @@ if TYPE_CHECKING:
                              "signature) -> ACTIVE -> SUSPENDED <-> ACTIVE -> TERMINATED; ACTIVE or SUSPENDED -> "
                              "EXPIRED at the end of the term, or RENEWED when the next term has been signed; "
                              "ACTIVE or SUSPENDED -> REVOKED when terminated before the term started; DRAFT or "
-                             "SENT -> REVOKED when terminated before any version was signed.")
+                             "SENT -> REVOKED when terminated before any version was signed. Recording the "
+                             "client's death terminates (or revokes) every contract not ended, the same way.")
 class ContractStatus(Enum):
     DRAFT = strawberry.enum_value("draft", description="Being prepared (FHIR R4 has no draft code: negotiable is "
                                                        "the nearest).")
@@ -63,8 +64,9 @@ class ContractStatus(Enum):
     ACTIVE = strawberry.enum_value("active", description="Signed by every party: in force (FHIR executed).")
     SUSPENDED = strawberry.enum_value("suspended", description="Services paused for a while (FHIR R4 has no "
                                                                "suspended code: disputed is the nearest).")
-    TERMINATED = strawberry.enum_value("terminated", description="Ended before its term by a party (FHIR "
-                                                                 "terminated).")
+    TERMINATED = strawberry.enum_value("terminated", description="Ended before its term by a party, or by the "
+                                                                 "client's death (statusReason client_deceased) "
+                                                                 "(FHIR terminated).")
     EXPIRED = strawberry.enum_value("expired", description="Its term ran out without a renewal (FHIR has no code "
                                                            "of its own: terminated at the term's end).")
     RENEWED = strawberry.enum_value("renewed", description="Its term ended and the next term (a new contract "
@@ -731,7 +733,8 @@ class ContractMutation:
 
     @strawberry.mutation(description="Open the next term of an ACTIVE or SUSPENDED contract: a new DRAFT contract "
                                      "with renewalOfId this one. When it has been signed, this one ends RENEWED "
-                                     "instead of EXPIRED.")
+                                     "instead of EXPIRED. The client's file must be active (archived or deceased: "
+                                     "BAD_USER_INPUT at contractId).")
     async def contract_renew(self, info: Info, contract_id: _CONTRACT_ID, input: Annotated[
             ContractRenewInput, strawberry.argument(description="The next term.")]) -> Contract | None:
         return Contract(view=await contracts.renew(info.context, uuid_of(contract_id, "contractId"), _input(input)))

@@ -82,7 +82,10 @@ class PatientStatus(Enum):
     ACTIVE = strawberry.enum_value("active", description="In use: the patient is cared for and may be contacted.")
     ARCHIVED = strawberry.enum_value("archived", description="Archived by patientArchive: kept, nothing deleted, no "
                                                              "messages sent.")
-    DECEASED = strawberry.enum_value("deceased", description="The patient died: kept, no messages sent.")
+    DECEASED = strawberry.enum_value("deceased", description="The patient died: kept, no messages sent; recording "
+                                                             "the death ends their service contracts (TERMINATED "
+                                                             "that day, or REVOKED if not started or never "
+                                                             "signed).")
     MERGED = strawberry.enum_value("merged", description="A duplicate merged into another file by patientMerge "
                                                          "(see mergedInto): kept as it was, read-only, left out of "
                                                          "lists unless asked for.")
@@ -553,6 +556,8 @@ class PatientMutation:
                                                         returned=selected_fields(info)))
 
     @strawberry.mutation(description="Archive a patient file. Nothing is deleted. Pass the version you read: a stale "
-                                     "one answers CONFLICT.")
+                                     "one answers CONFLICT. Refused (CONFLICT contracts_running, nothing written) "
+                                     "while the client has a contract not ended (DRAFT, SENT, ACTIVE, SUSPENDED): "
+                                     "admins or finance end it first.")
     async def patient_archive(self, info: Info, id: _PATIENT_ID, version: Version = None) -> Patient | None:
         return node(info.context, await patients.archive(info.context, uuid_of(id), version))
