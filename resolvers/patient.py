@@ -20,7 +20,7 @@ from audit import writer
 from audit.events import Action, Actor, AuditRecord, Outcome
 from audit.reads import ReadLog
 from core.crypto import field_aad
-from core.errors import BadUserInput, Conflict
+from core.errors import ILLEGAL_TRANSITION, BadUserInput, Conflict, Forbidden
 from core.ids import uuid7
 from core.validation import (
     Problems,
@@ -346,6 +346,8 @@ async def update(ctx: Context, patient_id: uuid.UUID | None, data: dict[str, Any
     decisions = [await access.require_class_write(ctx, view, field_class, action=Action.UPDATE,
                                                   resource_type="patient", resource_id=view.row.id)
                  for field_class in sorted(_classes(data))]
+    if "status" in data and view.row.status == ARCHIVED:  # written over the version read: an archive since is stale
+        decisions.append(await _require_archive_right(ctx, view))
     values = await _normalize(ctx, data)
     columns = _columns(ctx, view.row.id, values)
     decision = Decision(True, "; ".join(d.rule for d in decisions))
@@ -408,6 +410,38 @@ async def archive(ctx: Context, patient_id: uuid.UUID | None, version: int | Non
                        "finance end it (contractTerminate) before the file is archived.", field="id",
                        reason=CONTRACTS_RUNNING) from None
     return await access.find_patient(ctx, view.row.id, action=Action.READ)
+
+
+async def unarchive(ctx: Context, patient_id: uuid.UUID | None, version: int | None = None) -> PatientView:
+    """Take an archived file back (ACTIVE) over the version the caller read (stale: CONFLICT, nothing written): the
+    archive's own right, on a file the role reaches. Nothing the archive cancelled or ended comes back by itself (the
+    calls and bookings stay cancelled, the partners' grants ended): staff book and grant again where needed."""
+    decision = await access.authorize(ctx, "patient", "archive", action=Action.UPDATE, resource_type="patient",
+                                      resource_id=patient_id, patient_id=patient_id)
+    view = await access.find_patient(ctx, patient_id, action=Action.UPDATE)
+    await access.require_section_reached(ctx, view, "patient", act="archive", action=Action.UPDATE,
+                                         resource_type="patient", resource_id=view.row.id)
+    if view.row.status != ARCHIVED:
+        raise BadUserInput(f"id: the file is {view.row.status}, not archived.", field="id", reason=ILLEGAL_TRANSITION)
+    async with in_transaction():
+        await versioning.update_versioned(view.row, version, "patient", status="active")
+        record = access.write_record(ctx, Action.UPDATE, "patient", view.row.id, patient_id=view.row.id,
+                                     fields=frozenset({"status"}), decision=decision)
+        await writer.append([replace(record, reason="unarchived")])
+    return await access.find_patient(ctx, view.row.id, action=Action.READ)
+
+
+async def _require_archive_right(ctx: Context, view: PatientView) -> Decision:
+    """A status moved off an archived file takes it out of the archive: the archive's right (``patient: archive``, by
+    a role that reaches the file), not the identity class's alone (found in review: a nurse, who may not archive,
+    un-archived files through patientUpdate, also in two steps, DECEASED then ACTIVE). FORBIDDEN at input.status,
+    the refusal recorded."""
+    decision = ctx.decide("patient", "archive")
+    if not decision.allowed or not access.section_reached(ctx, view, "patient", "archive"):
+        await access.deny(ctx, Action.UPDATE, "patient", view.row.id, view.row.id, reason="forbidden")
+        raise Forbidden("input.status: a file leaves the archive by a role that archives files (patient: archive).",
+                        field="input.status")
+    return decision
 
 
 async def _end_grants(ctx: Context, patient_id: uuid.UUID, decision: Decision) -> None:

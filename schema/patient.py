@@ -484,7 +484,8 @@ class PatientUpdateInput(PatientCreateInput):
         description="Full name, 1-100 characters. Never empty: null leaves it as it is.")
     status: PatientStatus | None = strawberry.field(
         default=strawberry.UNSET, metadata=NULL_KEEPS,
-        description="Set DECEASED or ACTIVE here; patientArchive archives. Null leaves it as it is.")
+        description="Set DECEASED or ACTIVE here; patientArchive archives. Moving an archived file's status needs the "
+                    "right to archive (else FORBIDDEN; patientUnarchive takes it back). Null leaves it as it is.")
 
 
 @strawberry.type(description="The new file, or the patient on file when the front desk registers someone again.")
@@ -561,3 +562,10 @@ class PatientMutation:
                                      "admins or finance end it first.")
     async def patient_archive(self, info: Info, id: _PATIENT_ID, version: Version = None) -> Patient | None:
         return node(info.context, await patients.archive(info.context, uuid_of(id), version))
+
+    @strawberry.mutation(description="Take an archived file back: ACTIVE again, with the right to archive (as "
+                                     "patientArchive). Nothing the archive cancelled or ended comes back "
+                                     "(appointments, follow-up tasks, partner grants). A file not archived answers "
+                                     "BAD_USER_INPUT. Pass the version you read: a stale one answers CONFLICT.")
+    async def patient_unarchive(self, info: Info, id: _PATIENT_ID, version: Version = None) -> Patient | None:
+        return node(info.context, await patients.unarchive(info.context, uuid_of(id), version))

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from models import CarePlan, Contract, Flag, FollowUpTask, PartnerGrant, Visit
+from models import CarePlan, Contract, Flag, FollowUpTask, PartnerGrant, Patient, Visit
 from resolvers import access
 from resolvers import appointment as appointments
 from resolvers.context import Services
@@ -241,3 +241,103 @@ async def test_a_closed_file_takes_no_new_grant(tenant: Tenant) -> None:
 
     assert refused.codes == ["BAD_USER_INPUT"] and refused.errors[0]["extensions"]["field"] == "input.patientId"
     assert made.errors == [] and await PartnerGrant.filter(institution_id=tenant.id).count() == before + 1
+
+
+# -- back out of the archive -----------------------------------------------------------------------------------------
+
+SET_STATUS = """mutation($id: ID!, $status: PatientStatus!) {
+  patientUpdate(id: $id, input: {status: $status}) { id status } }"""
+UNARCHIVE = "mutation($id: ID!) { patientUnarchive(id: $id) { id status } }"
+# each door back out of the archive: the role that may, the mutation and its variables besides the file
+DOORS: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "patientUpdate": ("front_desk", SET_STATUS, {"status": "ACTIVE"}),
+    "patientUnarchive by the front desk": ("front_desk", UNARCHIVE, {}),
+    "patientUnarchive by the department head": ("department_head", UNARCHIVE, {}),
+}
+
+
+async def _archived_with_a_call_and_a_grant(tenant: Tenant) -> tuple[Any, uuid.UUID]:
+    """An archived file (the front desk's) whose open call the archive cancelled and whose partner grant it ended:
+    the partnership and the task."""
+    partnership = await make_partnership(tenant, ALL_SCOPES)
+    task = await tenant.call("nurse", TASK, input={"patientId": str(partnership.granted),
+                                                   "dueOn": (date.today() + timedelta(days=2)).isoformat()})
+    assert task.errors == [], task.errors
+    assert (await tenant.call("front_desk", ARCHIVE, id=str(partnership.granted))).errors == []
+    return partnership, uuid.UUID(task.data["followUpTaskCreate"]["id"])
+
+
+@pytest.mark.parametrize(("mutation", "variables"), [
+    (SET_STATUS, {"status": "ACTIVE"}), (SET_STATUS, {"status": "DECEASED"}), (UNARCHIVE, {})],
+    ids=["patientUpdate ACTIVE", "patientUpdate DECEASED", "patientUnarchive"])
+async def test_only_a_role_that_archives_takes_a_file_out_of_the_archive(
+        tenant: Tenant, mutation: str, variables: dict[str, Any]) -> None:
+    """Found in review: patientUpdate(status: ACTIVE) on an archived file went through under the identity class, so a
+    nurse (who may not archive) un-archived files; and ARCHIVED -> DECEASED -> ACTIVE was the same door in two steps.
+    A status moved off an archived file, and patientUnarchive, need ``patient: archive``: FORBIDDEN, nothing written,
+    the refusal on the trail."""
+    partnership, _ = await _archived_with_a_call_and_a_grant(tenant)
+    pid = partnership.granted
+    before = await Patient.get(id=pid)
+    seq = await mark(tenant.id)
+
+    reply = await tenant.call("nurse", mutation, id=str(pid), **variables)
+
+    assert reply.codes == ["FORBIDDEN"], reply.errors
+    if mutation == SET_STATUS:
+        assert reply.errors[0]["extensions"]["field"] == "input.status"
+    assert list(reply.data.values()) == [None]
+    after = await Patient.get(id=pid)
+    assert (after.status, after.version) == ("archived", before.version)
+    since = await events_since(tenant.id, seq, resource_type="patient")
+    assert [(e.action, e.outcome, e.reason, e.resource_id, e.patient_id, e.actor_id) for e in since] == [
+        ("update", "denied", "forbidden", pid, pid, tenant.staff_ids["nurse"])]
+
+
+@pytest.mark.parametrize("door", DOORS)
+async def test_a_role_that_archives_takes_the_file_back_and_nothing_comes_back_with_it(
+        tenant: Tenant, door: str) -> None:
+    """The allowed twin: the front desk or the department's head (``patient: archive``) set it ACTIVE again; what
+    the archive cancelled or ended stays so (the call cancelled, the partner's grant ended: the partner still finds
+    the file NOT_FOUND), as after a death corrected (docs/patients.md)."""
+    role, mutation, variables = DOORS[door]
+    partnership, task_id = await _archived_with_a_call_and_a_grant(tenant)
+    pid = partnership.granted
+    seq = await mark(tenant.id)
+
+    reply = await tenant.call(role, mutation, id=str(pid), **variables)
+
+    assert reply.errors == [], reply.errors
+    assert list(reply.data.values()) == [{"id": str(pid), "status": "ACTIVE"}]
+    assert (await Patient.get(id=pid)).status == "active"
+    assert (await FollowUpTask.get(id=task_id)).status == "cancelled"
+    assert (await PartnerGrant.get(id=partnership.grant_id)).revoked_at is not None
+    assert (await partnership.call(PARTNER_READ, id=str(pid))).codes == ["NOT_FOUND"]
+    written = await events_since(tenant.id, seq, action="update", resource_type="patient", patient_id=pid)
+    assert [(e.outcome, e.fields_read, e.actor_id) for e in written] == [("allowed", "status", tenant.staff_ids[role])]
+
+
+async def test_a_file_not_archived_is_not_unarchived(tenant: Tenant) -> None:
+    """patientUnarchive is for archived files: an active or deceased one answers BAD_USER_INPUT (illegal_transition),
+    nothing written."""
+    active, deceased = await make_patient(tenant), await make_patient(tenant)
+    assert (await tenant.call("nurse", DECEASED, id=str(deceased))).errors == []
+    for pid in (active, deceased):
+        before = await Patient.get(id=pid)
+        reply = await tenant.call("front_desk", UNARCHIVE, id=str(pid))
+        assert reply.codes == ["BAD_USER_INPUT"], reply.errors
+        assert reply.errors[0]["extensions"]["reason"] == "illegal_transition"
+        after = await Patient.get(id=pid)
+        assert (after.status, after.version) == (before.status, before.version)
+
+
+async def test_a_nurse_still_corrects_a_death_recorded_by_mistake(tenant: Tenant) -> None:
+    """The other door is left as it was: DECEASED back to ACTIVE (a death recorded by mistake) is the identity
+    class's, the nurse's."""
+    pid = await make_patient(tenant)
+    assert (await tenant.call("nurse", DECEASED, id=str(pid))).errors == []
+
+    reply = await tenant.call("nurse", SET_STATUS, id=str(pid), status="ACTIVE")
+
+    assert reply.errors == [], reply.errors
+    assert (await Patient.get(id=pid)).status == "active"

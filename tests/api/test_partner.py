@@ -658,6 +658,8 @@ WRITES: dict[str, tuple[str, Any]] = {
                       lambda p: {"id": str(p.granted)}),
     "patientCreate": ('mutation { patientCreate(input: {fullName: "Planted"}) { patient { id } } }', lambda p: {}),
     "patientArchive": ("mutation($id: ID!) { patientArchive(id: $id) { id } }", lambda p: {"id": str(p.granted)}),
+    "patientUnarchive": ("mutation($id: ID!) { patientUnarchive(id: $id) { id } }",
+                         lambda p: {"id": str(p.granted)}),
     "contactCreate": ('mutation($id: ID!) { contactCreate(patientId: $id, input: {name: "X", relationship: FRIEND}) '
                       "{ id } }", lambda p: {"id": str(p.granted)}),
     "partnerGrantCreate": ("mutation($i: PartnerGrantCreateInput!) { partnerGrantCreate(input: $i) { id } }",

@@ -126,6 +126,8 @@ OPERATIONS = [
               _id("b_patient"), ALL),
     Operation("patientArchive", "mutation($id: ID!) { patientArchive(id: $id) { id } }", _id("b_patient"),
               frozenset({"front_desk", "department_head"})),
+    Operation("patientUnarchive", "mutation($id: ID!) { patientUnarchive(id: $id) { id } }", _id("b_patient"),
+              frozenset({"front_desk", "department_head"})),
     Operation("contactCreate", CONTACT_CREATE,
               lambda w, random: {"patientId": str(uuid.uuid4() if random else w.b_patient),
                                  "input": {"name": "Intruder", "relationship": "FRIEND"}},

@@ -220,6 +220,14 @@ async def with_patient(tenant: Tenant) -> dict[str, Any]:
     return {"id": str(await matrix_patient(tenant))}
 
 
+async def with_archived_patient(tenant: Tenant) -> dict[str, Any]:
+    """A file of department A, archived (by the front desk): to take back."""
+    pid = await matrix_patient(tenant)
+    reply = await tenant.call("front_desk", "mutation($id: ID!) { patientArchive(id: $id) { id } }", id=str(pid))
+    assert reply.errors == [], reply.errors
+    return {"id": str(pid)}
+
+
 async def with_two_files(tenant: Tenant) -> dict[str, Any]:
     """Two files of department A, one to merge into the other."""
     return {"s": str(await matrix_patient(tenant)), "d": str(await make_patient(tenant, "front_desk"))}
@@ -2422,6 +2430,8 @@ OPS: tuple[Op, ...] = (
     *(update_op(cls) for cls in PATIENT_CLASSES),
     Op("patientArchive", "patientArchive", "mutation($id: ID!) { patientArchive(id: $id) { id } }",
        with_patient, (("patient", "archive"),)),
+    Op("patientUnarchive", "patientUnarchive", "mutation($id: ID!) { patientUnarchive(id: $id) { id } }",
+       with_archived_patient, (("patient", "archive"),)),
     Op("patientMerge", "patientMerge",
        "mutation($s: ID!, $d: ID!) { patientMerge(survivorId: $s, duplicateId: $d) { merged { id status } } }",
        with_two_files, (("patient", "merge"),)),
