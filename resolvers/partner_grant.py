@@ -54,6 +54,11 @@ async def create(ctx: Context, partner_id: uuid.UUID | None, patient_id: uuid.UU
                                                   granted=True).select_for_update().first()
             if consent is None:
                 raise ConsentRequired(field="patientId")
+            # The partner locked and read again too: a suspension committing since the check above would leave a
+            # suspended partner a new grant (found in review). FOR NO KEY UPDATE, as ``access.lock_file``: it waits
+            # for a suspension (and a suspension for it), not for rows being written that reference the partner.
+            if await Partner.filter(id=partner.id, is_active=True).select_for_update(no_key=True).first() is None:
+                raise _Suspended()
             row = await PartnerGrant.create(institution_id=ctx.institution_id, partner_id=partner.id,
                                             patient_id=view.row.id, purpose=text, expires_at=until,
                                             created_by_id=ctx.actor.id)
@@ -64,7 +69,13 @@ async def create(ctx: Context, partner_id: uuid.UUID | None, patient_id: uuid.UU
     except ConsentRequired:  # withdrawn since the check above: recorded as it records it, once rolled back
         await access.deny(ctx, Action.GRANT, "partner_grant", None, view.row.id, reason="no_consent")
         raise
+    except _Suspended:  # suspended since: answered as a suspended partner is above, once rolled back
+        raise await access.not_found(ctx, Action.GRANT, "partner", partner.id, "partnerId") from None
     return row
+
+
+class _Suspended(Exception):
+    """The grant's partner found suspended under the lock, inside the grant's transaction."""
 
 
 async def end_for_patient(ctx: Context, patient_id: uuid.UUID) -> bool:

@@ -380,6 +380,33 @@ async def test_consent_withdrawn_while_a_grant_is_made_is_a_recorded_refusal(
     assert await denials(tenant, tenant.staff_ids["nurse"]) == [("grant", "partner_grant", None, "no_consent")]
 
 
+@pytest.mark.parametrize("active", [False, True], ids=["suspended", "left active"])
+async def test_a_partner_suspended_while_a_grant_is_made_takes_no_grant(
+        tenant: Tenant, monkeypatch: pytest.MonkeyPatch, active: bool) -> None:
+    """Found in review: partnerGrantCreate read the partner active, a suspension committed, then the grant was written
+    for the suspended partner. The grant's transaction reads the partner again under a lock: a partner suspended
+    meanwhile answers as a suspended one does before (NOT_FOUND at input.partnerId, the refusal recorded, nothing
+    written). The twin: the same race with the partner left active (partnerSetActive(active: true)) makes the
+    grant."""
+    partner, pid = await make_partner(tenant), await make_patient(tenant)
+    assert (await consent(tenant, pid, partner)).errors == []
+    locking = pause_before_entering(monkeypatch, access, "file_transaction")
+    async with held(grant(tenant, partner, pid), locking) as granting:
+        assert (await tenant.call("admin", PARTNER_SET_ACTIVE, id=str(partner), active=active)).errors == []
+    reply = await granting
+
+    if active:
+        assert reply.errors == [], reply.errors
+        assert [row[1:3] for row in await grants_of(tenant)] == [(partner, pid)]
+        assert await denials(tenant, tenant.staff_ids["nurse"]) == []
+        return
+    assert reply.codes == ["NOT_FOUND"] and reply.data == {"partnerGrantCreate": None}
+    assert reply.errors[0]["extensions"] == {"code": "NOT_FOUND", "field": "input.partnerId"}
+    assert await grants_of(tenant) == []
+    assert await tenant.audit_events(action="grant", outcome="allowed") == []
+    assert await denials(tenant, tenant.staff_ids["nurse"]) == [("grant", "partner", partner, "not_found")]
+
+
 async def test_a_grant_stands_only_while_the_stored_consent_stands(tenant: Tenant) -> None:
     """Defence in depth: the partner's row scope checks the consent itself, not only the grant."""
     p = await make_partnership(tenant)
