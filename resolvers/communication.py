@@ -104,6 +104,11 @@ SETTLED = ("sent", "delivered", "failed", "refused", "cancelled")
 SYSTEM = Actor("system")
 OUTBOX_RULE = "message outbox"
 _LONG_NUMBER = re.compile(r"[0-9]{4,}")
+# What identifies a patient in a gateway's words, on the text as it came (before the spaces go): an e-mail address
+# (also with a full-width at sign), and a number as people write a phone's, 7 digits or more with spaces, dots,
+# dashes, slashes or brackets between them
+_WORDS = re.compile(r"([\s<>()\[\]{}\"',;:]+)")  # split so, an address is one word (linear, whatever the text)
+_PHONE = re.compile(r"\+?[0-9](?:[\s().\-/]*[0-9]){6,}")
 UNSUBSCRIBE_LINE = {"zh-CN": " 退订：{unsubscribe_url}", "en": " Unsubscribe: {unsubscribe_url}"}
 UNSUBSCRIBE_PATH = "/unsubscribe"  # the link is f"{public_url}{UNSUBSCRIBE_PATH}?token=..."
 SURVEY_PATH = "/survey"  # the portal's survey page: f"{public_url}{SURVEY_PATH}#token=clq_..."
@@ -1347,9 +1352,13 @@ async def _apply_early_reports(answered: list[tuple[Communication, AuditRecord]]
 
 
 def clean_reason(reason: str) -> str:
-    """A gateway's reason kept as a short code: letters, digits and ``_.-`` only, and no run of more than
-    three digits (a gateway that echoes the phone number must not store it here)."""
-    kept = "".join(c for c in reason if c.isascii() and (c.isalnum() or c in "_.-"))
+    """A gateway's reason kept as a short code: letters, digits and ``_.-`` only, e-mail addresses and phone-like
+    numbers replaced by ``#``, and no run of more than three digits (a gateway that echoes the recipient must not
+    store the patient's address or number here, which staff read as lastError; found in review: an address was
+    kept, its ``@`` dropped, and a number written in groups of three digits or fewer)."""
+    words = ("#" if "@" in word or "\uff20" in word else word for word in _WORDS.split(reason))
+    redacted = _PHONE.sub("#", "".join(words))
+    kept = "".join(c for c in redacted if c.isascii() and (c.isalnum() or c in "_.-#"))
     return _LONG_NUMBER.sub("#", kept)[:60] or "failed"
 
 

@@ -110,6 +110,33 @@ async def test_a_gateway_reports_a_failure_with_a_short_reason(client: httpx.Asy
     assert status == "failed" and reason == "isv.BUSINESS_LIMIT_CONTROLscript"
 
 
+REASONS_WITH_IDENTIFIERS = {  # what a gateway may say, and what lastError keeps of it
+    "invalid recipient jane.doe@example.com": "invalidrecipient#",
+    "number +8613812345678 unreachable": "number#unreachable",
+    "user <li.na+care@mail.example.cn> unknown (550)": "user#unknown550",
+    "absent subscriber 138-0013-8000": "absentsubscriber#",
+    "号码 1 3 8 0 0 1 3 8 0 0 0 停机": "#",
+}
+
+
+@pytest.mark.parametrize("said", REASONS_WITH_IDENTIFIERS)
+async def test_a_failure_reason_keeps_no_address_nor_number(client: httpx.AsyncClient, tenant: Tenant,
+                                                          said: str) -> None:
+    """Found in review: the reason kept e-mail addresses (``@`` dropped, the rest kept) and phone numbers written with
+    separators; a gateway echoing the recipient put the patient's address or number into lastError, which staff
+    read. They are replaced by ``#``; what the gateway said besides stays (a short status code too)."""
+    await set_gateway(tenant)
+    row = await sent_message(tenant)
+    body, headers = signed({"id": row.gateway_message_id, "status": "failed", "reason": said})
+
+    assert (await callback(client, tenant.id, "sms", body, headers)).status_code == 204
+
+    reply = await tenant.call("front_desk", COMMUNICATIONS, patientId=str(row.patient_id))
+    assert reply.errors == [], reply.errors
+    assert reply.data["patientCommunications"]["nodes"] == [
+        {"status": "FAILED", "channel": "SMS", "lastError": REASONS_WITH_IDENTIFIERS[said]}]
+
+
 async def test_a_wrong_signature_is_401_and_changes_nothing(client: httpx.AsyncClient, tenant: Tenant,
                                                             other_tenant: Tenant) -> None:
     await set_gateway(tenant)

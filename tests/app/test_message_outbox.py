@@ -548,6 +548,10 @@ async def test_a_large_batch_goes_out_fast_with_no_transaction_across_it(tenant:
 
 def test_a_gateways_reason_keeps_no_phone_number() -> None:
     assert communication.clean_reason("http_503") == "http_503"
-    assert communication.clean_reason("undeliverable: +86 138-0013-8000") == "undeliverable#-#-#"
+    assert communication.clean_reason("undeliverable: +86 138-0013-8000") == "undeliverable#"
+    assert communication.clean_reason("undeliverable: 13-80-01-38-00-0") == "undeliverable#"  # no group of 4
+    assert communication.clean_reason("bad rcpt jane.doe@example.com, retry") == "badrcpt#retry"
+    assert communication.clean_reason("bad rcpt 张三＠例子.中国") == "badrcpt#"
+    assert communication.clean_reason("smtp 550 rejected") == "smtp550rejected"  # a status code is not a number
     assert communication.clean_reason("号码不存在 13800138000") == "#"
     assert communication.clean_reason("中文") == "failed"
