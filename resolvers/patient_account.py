@@ -49,10 +49,11 @@ from resolvers import contact as contacts
 from resolvers import contract as contracts
 from resolvers import questionnaire_response as questionnaire_responses
 from resolvers import session as sessions
+from resolvers import survey as surveys
 from resolvers import ticket as ticket_reads
 from resolvers import visit as visits
 from resolvers.access import PatientView
-from resolvers.audit_event import about_person, who
+from resolvers.audit_event import about_person, files_of_person, who
 from resolvers.context import Context
 from resolvers.loaders import newest_per_parent
 from resolvers.staff import check_password
@@ -268,7 +269,8 @@ async def access_log(ctx: Context, *, first: int, after: str | None,
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     view = await access.find_patient(ctx, own_patient_id(ctx), action=Action.READ)
     await writer.seal(ctx.institution_id)
-    query = AuditEvent.filter(about_person(ctx.institution_id, view.row.id))
+    query = AuditEvent.filter(about_person(ctx.institution_id, view.row.id)).filter(
+        ~surveys.family_records(ctx.institution_id, files_of_person(ctx.institution_id, view.row.id)))
     total = await pagination.count_of(query, count)
     if after:
         query = query.filter(seq__lt=pagination.decode_int(LOG_CURSOR_KIND, after))
