@@ -88,6 +88,15 @@ async def a_patient(tenant: Tenant) -> Prepared:
     return Prepared({"id": str(patient)}, 1, lambda: values_of(Patient, id=patient), other_clerk)
 
 
+UNARCHIVE = "mutation($id: ID!, $version: Int) { patientUnarchive(id: $id, version: $version) { version status } }"
+
+
+async def an_archived_patient(tenant: Tenant) -> Prepared:
+    ready = await a_patient(tenant)
+    ok(await tenant.call("front_desk", ARCHIVE, id=ready.variables["id"]), "patientArchive")
+    return Prepared(ready.variables, 2, ready.rows, ready.other_clerk)
+
+
 # -- visitCodeSetStatus ----------------------------------------------------------------------------------------
 
 CODE_STATUS = """mutation($id: ID!, $status: ProcedureStatus!, $version: Int) {
@@ -209,6 +218,7 @@ async def an_active_questionnaire(tenant: Tenant) -> Prepared:
 
 CASES = [
     Case("patientArchive", "front_desk", "nurse", ARCHIVE, a_patient),
+    Case("patientUnarchive", "department_head", "nurse", UNARCHIVE, an_archived_patient),
     Case("visitCodeSetStatus", "nurse", "front_desk", CODE_STATUS, a_pending_procedure),
     Case("messageGatewaySet", "admin", "department_head", GATEWAY, a_gateway),
     Case("institutionSecurityUpdate", "admin", "department_head", SECURITY, the_institution),
