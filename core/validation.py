@@ -14,7 +14,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from core.errors import BadUserInput, InvalidInput
@@ -351,6 +351,20 @@ def recorded_time(value: datetime, field: str) -> datetime:
     from paper, as birth dates) to 2199, since follow-up and survey timers count days on from it."""
     moment = aware_time(value, field)
     check_year(moment, field, first=EARLIEST_RECORD_YEAR)
+    return moment
+
+
+# How far ahead of the server a client's clock may be: "now" on a device a few minutes fast is not the future.
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+def happened_time(value: datetime, field: str, *, now: datetime | None = None) -> datetime:
+    """A moment something happened (a visit's arrival, start or end, a call made): as ``recorded_time``, and not in
+    the future beyond ``CLOCK_SKEW`` (BAD_USER_INPUT, reason ``in_future``): it would start now what follows it then
+    (follow-up calls, a survey) and count in a month still to come."""
+    moment = recorded_time(value, field)
+    if moment > (now or datetime.now(UTC)) + CLOCK_SKEW:
+        raise BadUserInput(f"{field}: must not be in the future.", field=field, reason="in_future")
     return moment
 
 

@@ -57,7 +57,7 @@ from core.errors import BadUserInput
 from core.ids import uuid7
 from core.messages import Gateway, MessageSender, Outgoing, SendFailed, needs_gateway
 from core.principal import PATIENT
-from core.validation import Problems, clean_text, one_of, recorded_time
+from core.validation import Problems, clean_text, happened_time, one_of
 from models import (
     Appointment,
     Campaign,
@@ -1685,9 +1685,7 @@ def _checked_call(data: dict[str, Any]) -> tuple[str, datetime, str | None]:
     with problems.collect("direction"):
         direction = one_of(data.get("direction") or "outbound", DIRECTIONS, "direction")
     with problems.collect("occurredAt"):
-        occurred_at = recorded_time(data.get("occurred_at") or _now(), "occurredAt")
-        if occurred_at > _now() + timedelta(minutes=5):
-            raise BadUserInput("occurredAt: must not be in the future.", field="occurredAt", reason="in_future")
+        occurred_at = happened_time(data.get("occurred_at") or _now(), "occurredAt", now=_now())
     with problems.collect("note"):
         note = None if note is None else clean_text(note, field="note", max_length=NOTE_LIMIT)
     problems.check()

@@ -453,6 +453,7 @@ class Invited:
     duplicate: int  # their cause had invited already
     refused: int  # made, but the consent gate refused the message (they may still answer in the portal)
     no_contact: int = 0  # a family questionnaire, and no contact of the patient's may be asked (none made)
+    closed: int = 0  # the link would close before the message is sent: a visit entered long after it ended (none made)
 
 
 async def take_turn(institution_id: uuid.UUID) -> None:
@@ -499,7 +500,8 @@ async def invite_many(ctx: Context, questionnaire: Questionnaire, causes: Sequen
                                                      send_at__gt=earliest).exclude(
                 status__in=NOT_COUNTED).values_list("patient_id", "send_at"):
             recent.setdefault(pid, []).append(at)
-    inactive = fatigued = no_contact = 0
+    inactive = fatigued = no_contact = closed = 0
+    validity, now = timedelta(days=setup.link_valid_days), _now()
     fresh: list[SurveyInvitation] = []
     for cause in causes:
         patient = patients.get(cause.patient_id)
@@ -511,6 +513,9 @@ async def invite_many(ctx: Context, questionnaire: Questionnaire, causes: Sequen
             no_contact += 1
             continue
         at = send_at[cause.key]
+        if at + validity <= now:  # found in review: a visit of 1995 entered from paper was surveyed at once, by a
+            closed += 1  # message whose link had closed in 1995
+            continue
         if setup.fatigue_days and any(abs(at - other) < fatigue for other in recent.get(patient.id, [])):
             fatigued += 1
             continue
@@ -523,7 +528,7 @@ async def invite_many(ctx: Context, questionnaire: Questionnaire, causes: Sequen
             department_id=cause.department_id or patient.department_id,
             clinician_id=cause.clinician_id, trigger_id=trigger.id if trigger is not None else None,
             token_hash=link_digest(ctx.services.master_key.token_key, institution_id, invitation_id),
-            send_at=at, expires_at=at + timedelta(days=setup.link_valid_days)))
+            send_at=at, expires_at=at + validity))
     if family and fresh:
         # The contacts chosen, held until the transaction ends (found in review, on PostgreSQL: one deleted by another
         # desk after ``family_contacts`` read it made the invitation's foreign key refuse it, and the visit's finish
@@ -532,7 +537,7 @@ async def invite_many(ctx: Context, questionnaire: Questionnaire, causes: Sequen
         no_contact += sum(row.contact_id not in held for row in fresh)
         fresh = [row for row in fresh if row.contact_id in held]
     if not fresh:
-        return Invited([], fatigued, inactive, 0, 0, no_contact)
+        return Invited([], fatigued, inactive, 0, 0, no_contact, closed)
     await SurveyInvitation.bulk_create(fresh, ignore_conflicts=True)
     stored = {row.id for row in await SurveyInvitation.filter(
         institution_id=institution_id, id__in=[row.id for row in fresh]).only("id")}
@@ -543,7 +548,7 @@ async def invite_many(ctx: Context, questionnaire: Questionnaire, causes: Sequen
     await writer.append([access.write_record(
         ctx, Action.CREATE, "survey_invitation", row.id, patient_id=row.patient_id, fields=written,
         decision=decision) for row in made])
-    return Invited(made, fatigued, inactive, len(fresh) - len(made), refused, no_contact)
+    return Invited(made, fatigued, inactive, len(fresh) - len(made), refused, no_contact, closed)
 
 
 async def family_contacts(institution_id: uuid.UUID, patient_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Contact]:

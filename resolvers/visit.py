@@ -25,7 +25,16 @@ from audit.events import Action
 from core.errors import ILLEGAL_TRANSITION, BadUserInput
 from core.ids import uuid7
 from core.principal import PARTNER
-from core.validation import Problems, aware_time, camel_case, check_year, clean_text, one_of, recorded_time
+from core.validation import (
+    Problems,
+    aware_time,
+    camel_case,
+    check_year,
+    clean_text,
+    happened_time,
+    one_of,
+    recorded_time,
+)
 from models import Department, Patient, ServiceItem, Staff, Visit, VisitCode, VisitStaff
 from models.visit import CODE_KINDS, PROCEDURE_STATUSES, VISIT_KINDS
 from policies.fields import CLINICAL, ENCRYPTED_FIELDS, INTERNAL, VISIT_FIELD_CLASS
@@ -378,7 +387,7 @@ async def transition(ctx: Context, visit_id: uuid.UUID | None, to: str, at: date
                            reason=ILLEGAL_TRANSITION)
     if at is not None and to not in _STAMP:  # found in review: it was checked, then dropped
         raise BadUserInput(f"at: a {to.upper()} visit keeps no time of its own; leave at out.", field="at")
-    when = recorded_time(at, "at") if at is not None else datetime.now(UTC)
+    when = happened_time(at, "at") if at is not None else datetime.now(UTC)
     columns: dict[str, Any] = {"status": to}
     if to in _STAMP:
         columns[_STAMP[to]] = when
@@ -541,8 +550,10 @@ def _shape_one(name: str, value: Any) -> Any:
         return clean_text(value, field=field_name, max_length=TEXT_LIMITS[name], min_length=1)
     if name == "kind":
         return one_of(value, VISIT_KINDS, field_name)
-    if name in ("planned_at", "started_at", "ended_at", "arrived_at"):
+    if name == "planned_at":  # booked ahead, or entered from paper
         return recorded_time(value, field_name)
+    if name in ("started_at", "ended_at", "arrived_at"):  # what has happened (found in review: a visit "finished"
+        return happened_time(value, field_name)  # next year made its calls and survey for then)
     if name == "staff_ids":  # the other staff who took part, each once
         unique = list(dict.fromkeys(value))
         if len(unique) > MAX_STAFF:

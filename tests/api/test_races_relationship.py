@@ -318,7 +318,7 @@ async def test_a_call_or_plan_made_for_a_file_archived_meanwhile_is_refused(
     elif what == "visit":
         request = tenant.call("nurse", VISIT, input={
             "patientId": str(pid), "kind": "OUTPATIENT", "status": "PLANNED", "departmentId": str(
-                tenant.departments["A"].id), "startedAt": "2031-05-13T09:00:00+08:00"})
+                tenant.departments["A"].id), "plannedAt": "2031-05-13T09:00:00+08:00"})
     elif what == "flag":
         request = tenant.call("nurse", FLAG_CREATE, input={"patientId": str(pid), "kind": "SPECIAL_NEEDS"})
     else:

@@ -117,8 +117,8 @@ async def test_the_calendars_reminders_name_no_department(tenant: Tenant, servic
     tomorrow = date(2031, 5, 13)
     ok(await tenant.call("nurse", VISIT, input={
         "patientId": str(pid), "kind": "OUTPATIENT", "status": "FINISHED", "revisitOn": tomorrow.isoformat(),
-        "departmentId": str(tenant.departments["A"].id), "startedAt": "2031-01-10T09:00:00+08:00",
-        "endedAt": "2031-01-10T09:30:00+08:00"}), "visitCreate")
+        "departmentId": str(tenant.departments["A"].id), "startedAt": "2026-01-10T09:00:00+08:00",
+        "endedAt": "2026-01-10T09:30:00+08:00"}), "visitCreate")
     ok(await tenant.call("nurse", PLAN, input={
         "patientId": str(pid), "title": "Chemotherapy cycle 2", "startsOn": "2031-05-12",
         "departmentId": str(tenant.departments["A"].id),

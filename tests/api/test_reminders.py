@@ -51,8 +51,8 @@ async def sweep(tenant: Tenant, now: datetime) -> dict[str, Communication]:
 async def finished_visit(tenant: Tenant, pid: uuid.UUID, revisit_on: date) -> str:
     reply = await tenant.call("nurse", VISIT, input={
         "patientId": str(pid), "kind": "OUTPATIENT", "status": "FINISHED", "revisitOn": revisit_on.isoformat(),
-        "departmentId": str(tenant.departments["A"].id), "startedAt": "2031-01-10T09:00:00+08:00",
-        "endedAt": "2031-01-10T09:30:00+08:00"})
+        "departmentId": str(tenant.departments["A"].id), "startedAt": "2026-01-10T09:00:00+08:00",
+        "endedAt": "2026-01-10T09:30:00+08:00"})
     return str(ok(reply, "visitCreate")["id"])
 
 

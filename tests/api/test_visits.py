@@ -425,15 +425,16 @@ RULE_CREATE = """mutation($input: FollowUpRuleCreateInput!) { followUpRuleCreate
 
 
 async def test_a_call_due_on_a_holiday_moves_to_the_next_working_day_when_the_rule_says_so(tenant: Tenant) -> None:
-    """Finished on Tuesday 29 December 2026: day 3 is New Year's Day, a holiday (and 2 January a Saturday)."""
-    reply = await tenant.call("admin", CALENDAR_SET, input={"week": STANDARD_WEEK, "holidays": ["2027-01-01"]})
+    """Finished on Tuesday 29 December 2020: day 3 is New Year's Day, a holiday (and 2 January a Saturday). In the past:
+    a visit finished is never in the future."""
+    reply = await tenant.call("admin", CALENDAR_SET, input={"week": STANDARD_WEEK, "holidays": ["2021-01-01"]})
     assert reply.errors == [], reply.errors
     reply = await tenant.call("admin", RULE_CREATE, input={"name": "Dental, every day counts", "visitKind": "DENTAL",
                                                            "offsetsDays": [3], "skipClosedDays": False})
     assert reply.errors == [], reply.errors
     pid = await make_patient(tenant)
     for kind in ("OUTPATIENT", "DENTAL"):
-        await a_visit(tenant, pid, role="nurse", kind=kind, status="FINISHED", startedAt="2026-12-29T09:00:00+08:00",
-                      endedAt="2026-12-29T10:00:00+08:00")
+        await a_visit(tenant, pid, role="nurse", kind=kind, status="FINISHED", startedAt="2020-12-29T09:00:00+08:00",
+                      endedAt="2020-12-29T10:00:00+08:00")
     tasks = {t.rule_id: t.due_on for t in await FollowUpTask.filter(patient_id=pid)}
-    assert sorted(tasks.values()) == [date(2027, 1, 1), date(2027, 1, 4)]  # the rule that keeps the day; the default
+    assert sorted(tasks.values()) == [date(2021, 1, 1), date(2021, 1, 4)]  # the rule that keeps the day; the default

@@ -134,8 +134,8 @@ async def test_a_contacts_link_stops_that_contact_only_and_the_patients_reminder
     # The patient's own reminders still go, with the patient's own link, which withdraws a purpose as before.
     ok(await tenant.call("nurse", VISIT, input={
         "patientId": str(pid), "kind": "OUTPATIENT", "status": "FINISHED", "revisitOn": "2031-05-13",
-        "departmentId": str(tenant.departments["A"].id), "startedAt": "2031-01-10T09:00:00+08:00",
-        "endedAt": "2031-01-10T09:30:00+08:00"}), "visitCreate")
+        "departmentId": str(tenant.departments["A"].id), "startedAt": "2026-01-10T09:00:00+08:00",
+        "endedAt": "2026-01-10T09:30:00+08:00"}), "visitCreate")
     await reminder.sweep_institution(await Institution.get(id=tenant.id), local(date(2031, 5, 12), time(7)))
     [revisit] = await Communication.filter(institution_id=tenant.id, patient_id=pid, cause="revisit_reminder")
     assert (revisit.status, revisit.contact_id, revisit.due_at) == ("queued", None, local(date(2031, 5, 12), time(9)))
