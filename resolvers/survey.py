@@ -59,7 +59,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F, Q, Subquery
@@ -117,6 +117,9 @@ DELAY_HOURS = (0, 24 * 30)
 REMINDER_DAYS = (1, 30)
 TRIGGER_COLUMNS = ("event", "visit_kind", "department_id", "questionnaire_key", "delay_hours", "reminder_after_days")
 NOT_COUNTED = ("refused", "cancelled")  # invitations the fatigue cap does not count
+# A trigger's reminder goes while the link holds (``remind_unanswered``): one due no sooner than the link closes would
+# never go, so a trigger's ``reminder_after_days`` stays below the institution's ``link_valid_days``, both ways.
+REMINDER_AFTER_LINK = "reminder_after_link"
 
 
 def _now() -> datetime:
@@ -162,6 +165,8 @@ async def update_settings(ctx: Context, data: dict[str, Any], version: int | Non
         least, most = SETTING_RANGES[name]
         if value is None or not least <= value <= most:
             problems.add(camel_case(name), "out_of_range", f"must be between {least} and {most}.")
+    if not problems.has("linkValidDays") and "link_valid_days" in data:
+        await _check_links_outlive_reminders(ctx, problems, data["link_valid_days"])
     problems.check()
     values = dict(data)
     try:
@@ -180,6 +185,16 @@ async def update_settings(ctx: Context, data: dict[str, Any], version: int | Non
     except IntegrityError:  # another request saved the first settings a moment ago
         raise _stale("the settings") from None
     return await SurveySettings.get(id=row.id)
+
+
+async def _check_links_outlive_reminders(ctx: Context, problems: Problems, days: int) -> None:
+    """Links valid ``days`` still open when the active triggers remind (the latest of them), else a problem at
+    ``linkValidDays``. The invitations made already keep the validity they were made with."""
+    latest = await SurveyTrigger.filter(institution_id=ctx.institution_id, active=True,
+                                        reminder_after_days__isnull=False).order_by("-reminder_after_days").first()
+    if latest is not None and days <= cast(int, latest.reminder_after_days):
+        problems.add("linkValidDays", REMINDER_AFTER_LINK, f"a trigger reminds after {latest.reminder_after_days} "
+                     "days: links must be valid longer (change or deactivate the trigger first).")
 
 
 def _stale(what: str) -> Conflict:
@@ -311,11 +326,18 @@ def _check_kind_and_event(problems: Problems, merged: dict[str, Any]) -> None:
 
 
 async def _check_trigger_references(ctx: Context, values: dict[str, Any]) -> None:
-    """The department and the questionnaire named, looked up: both problems at once."""
+    """The department and the questionnaire named, looked up, and the reminder within the institution's link
+    validity: every problem at once."""
     problems = Problems()
     department = values.get("department_id")
     if department is not None and not await Department.exists(id=department, institution_id=ctx.institution_id):
         problems.add("departmentId", "invalid", "no such department.")
+    reminder = values.get("reminder_after_days")
+    if reminder is not None:  # found in review: one after the links closed was saved, and never sent
+        valid = (await settings_of(ctx.institution_id)).link_valid_days
+        if reminder >= valid:
+            problems.add("reminderAfterDays", REMINDER_AFTER_LINK, f"must be fewer days than the links are valid "
+                         f"(linkValidDays, {valid}): no reminder goes once the link has closed.")
     if values.get("questionnaire_key") is not None:
         questionnaire = await active_version(ctx.institution_id, values["questionnaire_key"])
         if questionnaire is None:

@@ -79,7 +79,8 @@ class SurveySettingsInput:
     fatigue_days: int | None = strawberry.field(default=strawberry.UNSET, description="0 to 365 (0: no cap).")
     satisfaction_target: int | None = strawberry.field(default=strawberry.UNSET, description="1 to 100 percent.")
     min_cell: int | None = strawberry.field(default=strawberry.UNSET, description="3 to 100 responses.")
-    link_valid_days: int | None = strawberry.field(default=strawberry.UNSET, description="1 to 90 days.")
+    link_valid_days: int | None = strawberry.field(
+        default=strawberry.UNSET, description="1 to 90 days, more than every active trigger's reminderAfterDays.")
 
 
 # -- triggers -----------------------------------------------------------------------------------------
@@ -171,8 +172,9 @@ class SurveyTriggerCreateInput:
     visit_kind: VisitKind | None = strawberry.field(default=None, description="Finished visits of this kind only.")
     department_id: strawberry.ID | None = strawberry.field(default=None, description="This department's only.")
     delay_hours: int = strawberry.field(default=24, description="Hours after the cause (0 to 720; default 24).")
-    reminder_after_days: int | None = strawberry.field(default=None,
-                                                       description="A reminder this many days later (1 to 30).")
+    reminder_after_days: int | None = strawberry.field(
+        default=None, description="A reminder this many days later (1 to 30, fewer than the links are valid: "
+                                  "linkValidDays).")
 
 
 @strawberry.input(description="Changes to a trigger: fields left out stay; null clears visitKind, departmentId "
@@ -186,7 +188,8 @@ class SurveyTriggerUpdateInput:
     department_id: strawberry.ID | None = strawberry.field(default=strawberry.UNSET,
                                                            description="This department's only.")
     delay_hours: int | None = strawberry.field(default=strawberry.UNSET, description="0 to 720 hours.")
-    reminder_after_days: int | None = strawberry.field(default=strawberry.UNSET, description="1 to 30 days.")
+    reminder_after_days: int | None = strawberry.field(
+        default=strawberry.UNSET, description="1 to 30 days, fewer than the links are valid (linkValidDays).")
 
 
 # -- invitations --------------------------------------------------------------------------------------
