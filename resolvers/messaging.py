@@ -123,6 +123,9 @@ async def _write_settings(ctx: Context, values: dict[str, Any], version: int | N
         current = row if row is not None else MessagingSettings(institution_id=ctx.institution_id)
         _check_quiet_hours(values.get("quiet_start", current.quiet_start), values.get("quiet_end",
                                                                                       current.quiet_end))
+        _check_portal_window(values.get("portal_change_min_hours", current.portal_change_min_hours),
+                             values.get("portal_horizon_days", current.portal_horizon_days),
+                             "portalChangeMinHours" if "portal_change_min_hours" in values else "portalHorizonDays")
         if row is None:
             row = await MessagingSettings.create(id=uuid7(), institution_id=ctx.institution_id, version=1, **values)
             action = Action.CREATE
@@ -136,13 +139,17 @@ async def _write_settings(ctx: Context, values: dict[str, Any], version: int | N
 
 
 def _settings_values(data: dict[str, Any]) -> dict[str, Any]:
-    """The settings given, checked: every problem reported at once (quiet hours against each other when both
-    are given; against the stored ones when one is, in the transaction)."""
+    """The settings given, checked: every problem reported at once (quiet hours, and the portal's window, against
+    each other when both are given; against the stored ones when one is, in the transaction)."""
     problems = Problems()
     values = problems.each(data, _setting)
     if "quiet_start" in values and "quiet_end" in values:
         with problems.collect("quietEnd"):
             _check_quiet_hours(values["quiet_start"], values["quiet_end"])
+    if "portal_change_min_hours" in values and "portal_horizon_days" in values:
+        with problems.collect("portalChangeMinHours"):
+            _check_portal_window(values["portal_change_min_hours"], values["portal_horizon_days"],
+                                 "portalChangeMinHours")
     problems.check()
     return values
 
@@ -171,6 +178,15 @@ def _local_time(value: time, field: str) -> str:
         raise BadUserInput(f"{field}: a local time in whole minutes, without an offset (the institution's zone "
                            "applies).", field=field)
     return value.isoformat("minutes")
+
+
+def _check_portal_window(min_hours: int, horizon_days: int, field: str) -> None:
+    """The portal books, moves and cancels from ``min_hours`` before a slot up to ``horizon_days`` ahead: a window
+    closed before it opens leaves patients and partners nothing (found in review: each setting was checked alone)."""
+    if min_hours >= horizon_days * 24:
+        raise BadUserInput(f"{field}: online changes would close ({min_hours} hours before a slot) no later than "
+                           f"booking opens ({horizon_days} days ahead): no slot would be left to book.", field=field,
+                           reason="portal_window_empty")
 
 
 def _check_quiet_hours(start: str, end: str) -> None:

@@ -90,8 +90,10 @@ class MessagingSettingsInput:
                                                                                     "not the start.")
     non_care_cap: int | None = strawberry.field(default=strawberry.UNSET, description="0 to 50 (0: none at all).")
     non_care_cap_days: int | None = strawberry.field(default=strawberry.UNSET, description="1 to 90 days.")
-    portal_change_min_hours: int | None = strawberry.field(default=strawberry.UNSET, description="0 to 168 hours.")
-    portal_horizon_days: int | None = strawberry.field(default=strawberry.UNSET, description="1 to 365 days.")
+    portal_change_min_hours: int | None = strawberry.field(
+        default=strawberry.UNSET, description="0 to 168 hours, fewer than portalHorizonDays in hours.")
+    portal_horizon_days: int | None = strawberry.field(
+        default=strawberry.UNSET, description="1 to 365 days, longer than portalChangeMinHours.")
     institution_phone: str | None = strawberry.field(
         default=strawberry.UNSET, description="Digits with spaces, hyphens, parentheses or a leading +, kept as "
                                               "written (it is printed in messages); empty clears it.")

@@ -129,6 +129,9 @@ BAD_SETTINGS = [
     ({"quietStart": "22:00:30"}, "input.quietStart"), ({"quietEnd": "07:00+08:00"}, "input.quietEnd"),
     ({"quietStart": "08:00"}, "input.quietEnd"),  # the same as the default end: no span
     ({"quietStart": "06:00", "quietEnd": "06:00"}, "input.quietEnd"),
+    # no slot left to book in the portal: changes close no sooner than the horizon (found in review)
+    ({"portalChangeMinHours": 168, "portalHorizonDays": 7}, "input.portalChangeMinHours"),
+    ({"portalHorizonDays": 1, "portalChangeMinHours": 30}, "input.portalChangeMinHours"),
     ({"institutionPhone": "call us"}, "input.institutionPhone"), ({"institutionPhone": "12"}, "input.institutionPhone"),
     ({"institutionPhone": "0755\u202e1234"}, "input.institutionPhone"),
     ({"institutionPhone": "1" * 33}, "input.institutionPhone"),
@@ -145,6 +148,27 @@ async def test_bad_settings_are_refused_and_nothing_is_written(tenant: Tenant, d
     reply = await tenant.call("admin", UPDATE, input=data)
     assert reply.codes == ["BAD_USER_INPUT"] and reply.errors[0]["extensions"]["field"] == field
     assert await stored(tenant) == ([], [])
+
+
+async def test_a_portal_window_closed_by_one_setting_against_the_stored_other_is_refused(tenant: Tenant) -> None:
+    """Found in review: changes closing 48 hours before a slot with a horizon of a day (each within its own range)
+    were saved, and the portal could book, move or cancel nothing; each setting is checked against the other as
+    stored."""
+    await ok(await tenant.call("admin", UPDATE, input={"portalHorizonDays": 2}), "messagingSettingsUpdate")
+    before = await stored(tenant)
+    reply = await tenant.call("admin", UPDATE, input={"portalChangeMinHours": 48})
+    assert reply.codes == ["BAD_USER_INPUT"], reply.errors
+    assert (reply.errors[0]["extensions"]["field"], reply.errors[0]["extensions"]["reason"]) == (
+        "input.portalChangeMinHours", "portal_window_empty")
+    assert await stored(tenant) == before
+    await ok(await tenant.call("admin", UPDATE, input={"portalChangeMinHours": 47}), "messagingSettingsUpdate")
+    before = await stored(tenant)
+    reply = await tenant.call("admin", UPDATE, input={"portalHorizonDays": 1})
+    assert (reply.errors[0]["extensions"]["field"], reply.errors[0]["extensions"]["reason"]) == (
+        "input.portalHorizonDays", "portal_window_empty")
+    assert await stored(tenant) == before
+    after = await ok(await tenant.call("admin", READ), "messagingSettings")
+    assert (after["portalChangeMinHours"], after["portalHorizonDays"], after["version"]) == (47, 2, 2)
 
 
 async def test_quiet_hours_are_told_to_be_in_the_institutions_zone(tenant: Tenant) -> None:
