@@ -41,6 +41,7 @@ from policies.fields import CLINICAL, ENCRYPTED_FIELDS, INTERNAL, VISIT_FIELD_CL
 from policies.guard import Decision
 from resolvers import access, follow_up, pagination, survey, writes
 from resolvers import communication as communications
+from resolvers import institution as institutions
 from resolvers.access import PatientView
 from resolvers.context import Context
 from resolvers.loaders import newest_per_parent
@@ -307,6 +308,9 @@ async def create(ctx: Context, data: dict[str, Any]) -> VisitView:
         problems.add("endedAt", "required", "a finished visit needs startedAt and endedAt.")
     with problems.collect("endedAt"):
         _check_order(values)
+    if values.get("revisit_on") is not None and not problems.has("revisitOn"):
+        with problems.collect("revisitOn"):
+            await _check_revisit(ctx, values)
     problems.check()  # every problem of the input's shape, before reach and the database are asked
     patient = await access.find_patient(ctx, data.get("patient_id"), action=Action.CREATE, field="patientId")
     await access.require_section_reached(ctx, patient, "visit", resource_type="visit", act="create")
@@ -357,6 +361,8 @@ async def update(ctx: Context, visit_id: uuid.UUID | None, data: dict[str, Any],
     values.pop("status", None)
     await _check_text_rights(ctx, view.patient, values, Action.UPDATE)
     _check_order({**_times(view.row), **values})
+    if values.get("revisit_on") is not None:
+        await _check_revisit(ctx, {**_times(view.row), **values})
     file = view.patient.row.id
     try:
         async with in_transaction():
@@ -600,6 +606,15 @@ def _columns(ctx: Context, visit_id: uuid.UUID, values: dict[str, Any]) -> dict[
 
 def _times(row: Visit) -> dict[str, Any]:
     return {name: getattr(row, name) for name in ("planned_at", "arrived_at", "started_at", "ended_at")}
+
+
+async def _check_revisit(ctx: Context, values: dict[str, Any]) -> None:
+    """A re-visit comes on or after the day of the visit (its end, start or planned time, the institution's date):
+    one before it is a typo whose reminder, queued the day before, is never sent (found in review)."""
+    visit_at = values.get("ended_at") or values.get("started_at") or values.get("planned_at")
+    if visit_at is not None and values["revisit_on"] < visit_at.astimezone(await institutions.zone_of(ctx)).date():
+        raise BadUserInput("revisitOn: must not be before the day of the visit.", field="revisitOn",
+                           reason="out_of_order")
 
 
 def _check_order(values: dict[str, Any]) -> None:

@@ -5,11 +5,13 @@ it):
   "finished" next year made its follow-up calls and survey for then, and counted in that month's report;
 - a visit finished years ago and entered from paper made a survey invitation whose message went out at once, with a
   link that had expired before it was sent. (Its follow-up calls keep their dates, as tests/api/test_visits.py
-  holds: whether a visit entered that late should make calls at all is left to a decision.)"""
+  holds: whether a visit entered that late should make calls at all is left to a decision.)
+- a re-visit date before the visit itself (a year typed wrong) was stored, and its reminder, which the sweep queues
+  for the day before, was never sent."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -21,6 +23,7 @@ from tests.factories import Tenant
 from tests.surveys import questionnaire, reachable, trigger
 
 VISIT = "mutation($i: VisitCreateInput!) { visitCreate(input: $i) { id status } }"
+UPDATE = """mutation($id: ID!, $i: VisitUpdateInput!) { visitUpdate(id: $id, input: $i) { id revisitOn version } }"""
 MOVE = """mutation($id: ID!, $to: VisitStatus!, $at: DateTime, $version: Int) {
   visitTransition(id: $id, to: $to, at: $at, version: $version) { id status version } }"""
 ZONE = ZoneInfo("Asia/Shanghai")  # the test institutions'
@@ -101,3 +104,39 @@ async def test_a_visit_entered_days_late_still_surveys(tenant: Tenant) -> None:
     invitation = await SurveyInvitation.get(institution_id=tenant.id, visit_id=reply.data["visitCreate"]["id"])
     assert invitation.expires_at > datetime.now(UTC)
     assert await Communication.filter(institution_id=tenant.id, cause="survey_invitation").count() == 1
+
+
+def today() -> date:
+    return datetime.now(UTC).astimezone(ZONE).date()
+
+
+async def test_a_revisit_before_the_visit_is_refused(tenant: Tenant) -> None:
+    _, fields = await surveyed(tenant)
+    before = await stored(tenant)
+    reply = await tenant.call("front_desk", VISIT, i={**fields, "revisitOn": (today() - timedelta(days=1)).isoformat()})
+    assert problems(reply) == [("input.revisitOn", "out_of_order")]
+    ended = datetime.now(UTC) - timedelta(days=3)
+    reply = await tenant.call("nurse", VISIT, i={**finished(fields, ended),
+                                                 "revisitOn": (ended - timedelta(days=2)).date().isoformat()})
+    assert problems(reply) == [("input.revisitOn", "out_of_order")]
+    assert await stored(tenant) == before
+    # the twins: the same day as a visit booked today, and after a visit entered three days late
+    same_day = await tenant.call("front_desk", VISIT, i={**fields, "revisitOn": today().isoformat()})
+    assert same_day.errors == [], same_day.errors
+    late = await tenant.call("nurse", VISIT, i={**finished(fields, ended), "revisitOn": today().isoformat()})
+    assert late.errors == [], late.errors
+
+
+async def test_a_revisit_moved_before_the_visit_is_refused(tenant: Tenant) -> None:
+    _, fields = await surveyed(tenant)
+    made = await tenant.call("front_desk", VISIT, i={**fields, "plannedAt": datetime.now(UTC).isoformat()})
+    visit_id = made.data["visitCreate"]["id"]
+    reply = await tenant.call("front_desk", UPDATE, id=visit_id, i={"revisitOn": "2025-12-01"})
+    assert reply.codes == ["BAD_USER_INPUT"], reply.errors
+    assert (reply.errors[0]["extensions"]["field"], reply.errors[0]["extensions"]["reason"]) == (
+        "input.revisitOn", "out_of_order")
+    row = await Visit.get(id=visit_id)
+    assert (row.revisit_on, row.version) == (None, 1)
+    later = (today() + timedelta(days=30)).isoformat()
+    moved = await tenant.call("front_desk", UPDATE, id=visit_id, i={"revisitOn": later})
+    assert moved.data["visitUpdate"] == {"id": visit_id, "revisitOn": later, "version": 2}, moved.errors
