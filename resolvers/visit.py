@@ -299,7 +299,7 @@ async def create(ctx: Context, data: dict[str, Any]) -> VisitView:
             if values.get(name) and not problems.has(camel_case(name)):
                 problems.add(camel_case(name), "partner_visit", "a partner's visit names none of the institution's "
                              "staff.")
-    now = datetime.now(UTC)
+    now = _now()
     values.setdefault("planned_at", values.get("started_at") or now)
     if status == "arrived":
         values.setdefault("arrived_at", now)
@@ -393,7 +393,7 @@ async def transition(ctx: Context, visit_id: uuid.UUID | None, to: str, at: date
                            reason=ILLEGAL_TRANSITION)
     if at is not None and to not in _STAMP:  # found in review: it was checked, then dropped
         raise BadUserInput(f"at: a {to.upper()} visit keeps no time of its own; leave at out.", field="at")
-    when = happened_time(at, "at") if at is not None else datetime.now(UTC)
+    when = happened_time(at, "at", now=_now()) if at is not None else _now()
     columns: dict[str, Any] = {"status": to}
     if to in _STAMP:
         columns[_STAMP[to]] = when
@@ -522,6 +522,11 @@ async def codes_page(ctx: Context, visit_id: uuid.UUID | None, *, first: int, af
 # -- validation --------------------------------------------------------------------------
 
 
+def _now() -> datetime:
+    """The present, as the visit's times are stamped and checked (a test sets it, as other modules' ``_now``)."""
+    return datetime.now(UTC)
+
+
 async def require_changed_here(ctx: Context, patient: PatientView, resource_id: uuid.UUID,
                                resource_type: str = "visit") -> None:
     """A visit (or its codes) found in the reach of the roles that read visits is changed only where a role of the
@@ -559,7 +564,7 @@ def _shape_one(name: str, value: Any) -> Any:
     if name == "planned_at":  # booked ahead, or entered from paper
         return recorded_time(value, field_name)
     if name in ("started_at", "ended_at", "arrived_at"):  # what has happened (found in review: a visit "finished"
-        return happened_time(value, field_name)  # next year made its calls and survey for then)
+        return happened_time(value, field_name, now=_now())  # next year made its calls and survey for then)
     if name == "staff_ids":  # the other staff who took part, each once
         unique = list(dict.fromkeys(value))
         if len(unique) > MAX_STAFF:
