@@ -61,6 +61,10 @@ SWEEP_RULE = "no-show sweep"
 FILE_CLOSED = Decision(True, "file archived or deceased")  # the patient's write that cancels their bookings
 # Channels only a patient (the portal) or a partner (its API) books through; staff record the others.
 OUTSIDE_CHANNELS = {PATIENT: "portal", PARTNER: "partner"}
+# A patient books from outside (the portal, a partner) while they hold fewer upcoming appointments than this (found in
+# review: one portal account could take every free slot within the horizon). Staff are not bound.
+OUTSIDE_UPCOMING_LIMIT = 10
+ITEM_COUNT = "item_count"
 STAFF_CHANNELS = tuple(c for c in BOOKING_CHANNELS if c not in OUTSIDE_CHANNELS.values())
 # What a visit opened by an arrival is, by the kind of institution (an outpatient visit elsewhere).
 VISIT_KIND_OF_INSTITUTION = {"dental": "dental", "checkup": "check_up"}
@@ -340,6 +344,10 @@ async def book(ctx: Context, data: dict[str, Any]) -> AppointmentView:
         if await Appointment.exists(institution_id=ctx.institution_id, schedule_id=schedule.id,
                                     slot_start=slot.start, patient_id=patient.row.id, status__in=HOLDING):
             raise Conflict("slotStart: the patient already has a place in this slot.", field="slotStart")
+        if principal.kind in OUTSIDE_CHANNELS and await Appointment.filter(  # counted under the file's lock
+                institution_id=ctx.institution_id, patient_id=patient.row.id, status="booked",
+                slot_start__gt=now).count() >= OUTSIDE_UPCOMING_LIMIT:
+            raise _TooMany
         row = await _insert(ctx, seat, values)
         await communication.on_appointment(ctx, row, "booked")
         await writer.append([access.write_record(ctx, Action.CREATE, "appointment", row.id,
@@ -347,10 +355,19 @@ async def book(ctx: Context, data: dict[str, Any]) -> AppointmentView:
                                                  decision=decision)])
         return row
 
-    async with access.merge_refusal_recorded(ctx, Action.CREATE, patient.row.id):
-        booked = await _seated(schedule.id, slot.start, slot.capacity, write)
+    try:
+        async with access.merge_refusal_recorded(ctx, Action.CREATE, patient.row.id):
+            booked = await _seated(schedule.id, slot.start, slot.capacity, write)
+    except _TooMany:  # rolled back: the refusal recorded on its own
+        await access.deny(ctx, Action.CREATE, "appointment", None, patient.row.id, reason=ITEM_COUNT)
+        raise BadUserInput(f"patientId: at most {OUTSIDE_UPCOMING_LIMIT} upcoming appointments are booked online; "
+                           "cancel one, or call the institution.", field="patientId", reason=ITEM_COUNT) from None
     ctx.services.messages.scheduled.set()  # its confirmation is due now
     return AppointmentView(booked, patient)
+
+
+class _TooMany(Exception):
+    """Raised in the booking's transaction, so that it rolls back before the refusal is recorded."""
 
 
 def _checked_booking(ctx: Context, data: dict[str, Any], patient_id: uuid.UUID | None

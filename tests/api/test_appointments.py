@@ -622,6 +622,23 @@ async def test_the_portal_refuses_within_two_hours_and_beyond_the_horizon(tenant
     await ok(await me.call(BOOK, input=booking(schedule, None, at(7, 16))), "appointmentBook")
 
 
+async def test_the_portal_holds_at_most_ten_upcoming_appointments_of_a_patient(tenant: Tenant) -> None:
+    """Found in review: one portal account could take every free slot of every schedule within the horizon (a slot
+    at a time, each with its confirmation and reminder), and no other patient could book online. Staff are not
+    bound; a place given back frees one."""
+    schedule = await make_schedule(tenant)
+    me = await open_account(tenant)
+    held = [await ok(await me.call(BOOK, input=booking(schedule, None, at(2, hour, minute))), "appointmentBook")
+            for hour in (8, 9, 10, 11, 13) for minute in (0, 30)]
+    await assert_refused(tenant, lambda: me.call(BOOK, input=booking(schedule, None, at(2, 14))), "BAD_USER_INPUT",
+                         "input.patientId", "item_count", root="appointmentBook")
+    await ok(await me.call(CANCEL, id=held[0]["id"]), "appointmentCancel")
+    await ok(await me.call(BOOK, input=booking(schedule, None, at(2, 14))), "appointmentBook")
+    await book(tenant, schedule, me.patient_id, start=at(2, 14, 30))  # the desk books an eleventh
+    moved = await me.call(RESCHEDULE, id=held[1]["id"], slotStart=at(3, 9))  # moving holds no more places
+    assert moved.errors == [], moved.errors
+
+
 async def test_the_portal_does_not_move_or_cancel_an_appointment_close_to_its_slot(
         tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
     schedule = await make_schedule(tenant)
@@ -664,6 +681,19 @@ async def test_staff_have_no_appointments_of_their_own(tenant: Tenant) -> None:
 
 PARTNER_SCOPES = ["patient.identity:read", "patient.clinical:read", "appointment:create", "appointment:read",
                   "appointment:update", "visit:create"]
+
+
+async def test_a_partner_books_no_more_than_the_portal_does(tenant: Tenant) -> None:
+    """The bound of the portal holds for a partner booking for a granted patient: the patient's upcoming appointments,
+    whoever booked them."""
+    schedule = await make_schedule(tenant)
+    partnership = await make_partnership(tenant, PARTNER_SCOPES)
+    for hour in (8, 9, 10, 11, 13):
+        for minute in (0, 30):
+            await book(tenant, schedule, partnership.granted, start=at(2, hour, minute))  # by the desk
+    await assert_refused(tenant, lambda: partnership.call(BOOK, input=booking(schedule, partnership.granted,
+                                                                                 at(2, 14))),
+                         "BAD_USER_INPUT", "input.patientId", "item_count", root="appointmentBook")
 
 
 async def test_a_partner_books_for_a_granted_patient_and_sees_only_its_own_bookings(tenant: Tenant) -> None:
