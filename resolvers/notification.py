@@ -109,7 +109,9 @@ async def schedule_escalations(ticket: Ticket) -> None:
 async def schedule_escalations_of(tickets: Sequence[Ticket]) -> None:
     """``schedule_escalations`` for several tickets in at most four statements, however many they are: their rows read
     in one, those to move (or schedule again) moved in one, those no longer wanted cancelled in one, the missing ones
-    created in one. A row sent once stays as sent: a breach is escalated exactly once."""
+    created in one. A row sent once stays as sent: a breach is escalated exactly once. The deliverer may send a row
+    while this runs: the cancellation leaves one sent meanwhile as sent, and the deliverer claims only rows not
+    cancelled (skipping those a cancelling transaction holds), so a row is sent or cancelled, never both."""
     wanted = {ticket.id: _wanted(ticket) for ticket in tickets}
     if not wanted:
         return
@@ -131,8 +133,9 @@ async def schedule_escalations_of(tickets: Sequence[Ticket]) -> None:
                 cancelled.append(row.id)
     if moved:
         await Notification.bulk_update(moved, fields=("due_at", "cancelled_at"))
-    if cancelled:
-        await Notification.filter(id__in=cancelled).update(cancelled_at=now)
+    if cancelled:  # only a row still unsent: one the deliverer held as it was read is sent by now (found in review:
+        # cancelled as well, the record said both); PostgreSQL checks the condition again on the row it waited for
+        await Notification.filter(id__in=cancelled, sent_at=None).update(cancelled_at=now)
     fresh = [Notification(institution_id=ticket.institution_id, key=f"{ticket.id}:{kind}", kind=kind,
                           ticket_id=ticket.id, due_at=when)
              for ticket in tickets for kind, when in wanted[ticket.id].items() if kind not in known[ticket.id]]
