@@ -24,6 +24,10 @@ from resolvers import account as accounts
 from resolvers import session as sessions
 from resolvers.context import Context
 
+# An account's departments, at most (found in review: any number, and every request of the account loads them all into
+# its principal). A department is a ward or a service line: a head nurse covering several reaches a handful.
+MAX_DEPARTMENTS = 50
+
 
 @dataclass(frozen=True)
 class StaffView:
@@ -329,6 +333,8 @@ def _roles(roles: list[str]) -> list[str]:
 
 
 async def _departments(ctx: Context, ids: list[uuid.UUID]) -> list[uuid.UUID]:
+    if len(ids) > MAX_DEPARTMENTS:  # before any lookup: nothing read or written for an input refused by its length
+        raise BadUserInput(f"departmentIds: at most {MAX_DEPARTMENTS}.", field="departmentIds", reason="too_many")
     wanted = set(ids)
     found = await Department.filter(institution_id=ctx.institution_id, id__in=list(wanted)).count() if wanted else 0
     if found != len(wanted):

@@ -69,7 +69,8 @@ class Me:
     name: str = strawberry.field(description="A staff member's name or a client's; empty for a patient.")
     roles: list[Role] = strawberry.field(description="A staff member's roles; empty for others.")
     institution: Institution = strawberry.field(description="The institution (tenant) the token belongs to.")
-    departments: list[Department] = strawberry.field(description="A staff member's departments; empty for others.")
+    departments: list[Department] = strawberry.field(description="A staff member's departments: at most 50 (an "
+                                                                 "account's cap); empty for others.")
     patient_id: strawberry.ID | None = strawberry.field(description="A patient's own file (Patient.id); null "
                                                                     "for staff and partners.")
     partner_id: strawberry.ID | None = strawberry.field(description="A partner client's partner (Partner.id); "

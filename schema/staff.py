@@ -82,7 +82,8 @@ class Staff:
     roles: list[Role] = strawberry.field(description="The roles they hold now (roleAssign, roleRevoke; a grant of a "
                                                      "role that reads patient data is reviewed by a compliance "
                                                      "officer).")
-    department_ids: list[strawberry.ID] = strawberry.field(description="The departments they belong to.")
+    department_ids: list[strawberry.ID] = strawberry.field(description="The departments they belong to: at most "
+                                                                       "50.")
     locked_until: datetime | None = strawberry.field(description="Signing in is refused until then after repeated "
                                                                  "failures; null: not locked.")
     totp_enabled: bool = strawberry.field(description="Whether they sign in with a second factor (TOTP); "
@@ -107,7 +108,8 @@ class StaffCreateInput:
     roles: list[Role] = strawberry.field(default_factory=list, description="Their roles (a role that reads patient "
                                                                            "data waits for a compliance review).")
     department_ids: list[strawberry.ID] = strawberry.field(default_factory=list,
-                                                           description="The departments they belong to.")
+                                                           description="The departments they belong to: at most 50 "
+                                                                       "(more is BAD_USER_INPUT, reason too_many).")
 
 
 @strawberry.input(description="Changes to a staff account; fields left out stay as they are.")
@@ -119,7 +121,8 @@ class StaffUpdateInput:
                                            description="false deactivates the account and revokes its tokens.")
     department_ids: list[strawberry.ID] | None = strawberry.field(default=strawberry.UNSET,
                                                                   description="Their departments (replaces the "
-                                                                              "list).")
+                                                                              "list): at most 50 (more is "
+                                                                              "BAD_USER_INPUT, reason too_many).")
     revoke_sessions: bool | None = strawberry.field(default=strawberry.UNSET,
                                                     description="true signs the account out everywhere.")
 
@@ -141,7 +144,7 @@ class StaffMember:
     def roles(self) -> list[Role]:
         return [Role(r) for r in self.entry.roles]
 
-    @strawberry.field(description="The departments they belong to, by name.")
+    @strawberry.field(description="The departments they belong to, by name: at most 50 (an account's cap).")
     def departments(self) -> list[Department]:
         return [Department.of(d) for d in self.entry.departments]
 

@@ -171,11 +171,6 @@ def deprecations_without_replacement(schema: GraphQLSchema) -> Iterator[str]:
 CAP = re.compile(r"\bat most \d+|\b1 to \d+\b|\b[Oo]ne (?:\w+ )?per [A-Z][A-Za-z]+ value\b")
 # Lists of records without a cap, each with why it may stay so. The list may only shrink.
 UNCAPPED = {
-    # A staff member's own department memberships, set one by one by an admin: a handful in practice, but nothing
-    # caps them at write (staffCreate/staffUpdate take any number of departmentIds). Left as found: a cap at write is
-    # a behaviour change, not a schema one.
-    "Me.departments": "a staff member's memberships, not capped at write",
-    "StaffMember.departments": "a staff member's memberships, not capped at write",
     # An aggregate of the audit trail: one line per staff member and role far above their role's median, so bounded
     # by the institution's staff and, by its definition, a few of them.
     "Query.accessAnomalies": "the outliers among the institution's staff",

@@ -9,7 +9,7 @@ import pytest
 
 from core.passwords import password_problem
 from core.principal import ROLES
-from models import Department, RoleAssignment, Session, Staff
+from models import Department, DepartmentMembership, RoleAssignment, Session, Staff
 from policies.guard import Guard
 from tests.factories import PASSWORD, Tenant, gql, login, make_patient
 
@@ -387,3 +387,58 @@ async def test_departments_are_per_institution(tenant: Tenant, other_tenant: Ten
     reply = await tenant.call("admin", DEPARTMENTS)
 
     assert reply.data["departments"] == [{"name": "Department A"}, {"name": "Department B"}]
+
+
+# -- an account's departments are capped -----------------------------------------------------
+
+MAX_DEPARTMENTS = 50  # docs/security.md: an account belongs to at most 50 departments
+
+
+async def many_departments(tenant: Tenant, count: int) -> list[str]:
+    """``count`` departments of the tenant: its own two and as many more as needed."""
+    made = [await Department.create(institution_id=tenant.id, name=f"Ward {n:02d}")
+            for n in range(count - len(tenant.departments))]
+    return [str(d.id) for d in tenant.departments.values()] + [str(d.id) for d in made]
+
+
+async def memberships(tenant: Tenant) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    return sorted(await DepartmentMembership.filter(institution_id=tenant.id).values_list("staff_id",
+                                                                                          "department_id"))
+
+
+async def test_an_account_gets_at_most_50_departments(tenant: Tenant) -> None:
+    """Created or changed, an account with 50 departments is accepted; with 51 it is BAD_USER_INPUT at
+    input.departmentIds, reason too_many, and nothing is written (no account, its memberships as they were)."""
+    departments = await many_departments(tenant, MAX_DEPARTMENTS + 1)
+    staff, members = await staff_rows(tenant), await memberships(tenant)
+
+    created = await tenant.call("admin", STAFF_CREATE, input=new_staff(departmentIds=departments))
+    updated = await tenant.call("admin", STAFF_UPDATE, id=str(tenant.staff_ids["nurse"]),
+                                input={"departmentIds": departments})
+
+    for reply in (created, updated):
+        assert reply.codes == ["BAD_USER_INPUT"]
+        assert (reply.errors[0]["extensions"]["field"], reply.errors[0]["extensions"]["reason"]) == (
+            "input.departmentIds", "too_many")
+    assert (await staff_rows(tenant), await memberships(tenant)) == (staff, members)
+
+    made = await create_staff(tenant, departmentIds=departments[:MAX_DEPARTMENTS])
+    changed = await tenant.call("admin", STAFF_UPDATE, id=str(tenant.staff_ids["nurse"]),
+                                input={"departmentIds": departments[1:]})
+    assert len(made["departmentIds"]) == MAX_DEPARTMENTS
+    assert changed.errors == [] and len(changed.data["staffUpdate"]["departmentIds"]) == MAX_DEPARTMENTS
+
+
+@pytest.mark.parametrize("role", roles_denied("staff", "update"))
+async def test_a_role_that_cannot_edit_staff_is_refused_whatever_the_departments(tenant: Tenant, role: str) -> None:
+    """The denied twin: too many departments or not, a role that may not change accounts is FORBIDDEN (before the
+    input is looked at), nothing is written, and the refusal is on the trail."""
+    departments = await many_departments(tenant, MAX_DEPARTMENTS + 1)
+    members = await memberships(tenant)
+
+    reply = await tenant.call(role, STAFF_UPDATE, id=str(tenant.staff_ids["nurse"]),
+                              input={"departmentIds": departments})
+
+    assert reply.codes == ["FORBIDDEN"]
+    assert await memberships(tenant) == members
+    assert await denials(tenant) == [(tenant.staff_ids[role], "forbidden")]
