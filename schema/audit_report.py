@@ -76,8 +76,10 @@ class PatientAccess:
         deprecation_reason="Raw policy lines are for machines: show allowedBy to people.")
     token_ids: list[strawberry.ID] = strawberry.field(description="Sessions (tokens) used.")
     clients: list[str] = strawberry.field(description="User agents of the requests.")
-    first_at: datetime | None = strawberry.field(description="Their first dealing with the file in the period.")
-    last_at: datetime | None = strawberry.field(description="Their last dealing with the file in the period.")
+    first_at: datetime | None = strawberry.field(description="Their first dealing with the file in the period; "
+                                                             "never null (whoever is listed dealt with it).")
+    last_at: datetime | None = strawberry.field(description="Their last dealing with the file in the period; "
+                                                            "never null (whoever is listed dealt with it).")
     who: AccessWho = strawberry.field(description="Who, in words: name, role and partner.")
     what: list[str] = strawberry.field(description="What they did in words (\"read 2 times: identity details, "
                                                    "health information\", \"refused read 1 time\").")

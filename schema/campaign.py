@@ -149,11 +149,12 @@ class Campaign:
     def refused(self) -> list[RefusalCount]:
         return _refusals(self.row.refused)
 
-    @strawberry.field(description="When it was started.")
+    @strawberry.field(description="When it was started; null while a draft (and for one cancelled before it "
+                                  "started).")
     def started_at(self) -> datetime | None:
         return self.row.started_at
 
-    @strawberry.field(description="When it completed or was cancelled.")
+    @strawberry.field(description="When it completed or was cancelled; null until then.")
     def finished_at(self) -> datetime | None:
         return self.row.finished_at
 

@@ -57,7 +57,7 @@ PAGE_INFO = "Whether another page follows, and the cursor to fetch it with."
 NODES = "The items of this page without their cursors (the nodes of `edges`)."
 TOTAL_COUNT = ("How many items the whole list holds, all its pages together: the items in your reach that match the "
                "list's arguments, exactly as its pages show them (never one you may not see). Counted only when you "
-               "select it, at a fixed cost whatever the page size.")
+               "select it, at a fixed cost whatever the page size, and then never null.")
 
 
 @strawberry.enum(description="The direction of a list's order.")

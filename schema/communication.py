@@ -195,15 +195,18 @@ class Communication:
     def due_at(self) -> datetime:
         return self.view.row.due_at
 
-    @strawberry.field(description="When it was handed to the gateway (a logged call: when it took place).")
+    @strawberry.field(description="When it was handed to the gateway (a logged call: when it took place); null "
+                                  "until then (queued, or refused or cancelled before it went).")
     def sent_at(self) -> datetime | None:
         return self.view.row.sent_at
 
-    @strawberry.field(description="When the gateway reported it delivered.")
+    @strawberry.field(description="When the gateway reported it delivered; null until it does (some channels "
+                                  "never report).")
     def delivered_at(self) -> datetime | None:
         return self.view.row.delivered_at
 
-    @strawberry.field(description="When it was refused, cancelled or given up.")
+    @strawberry.field(description="When it was refused, cancelled or given up; null while it is queued, and once "
+                                  "sent or delivered.")
     def settled_at(self) -> datetime | None:
         return self.view.row.settled_at
 
@@ -224,7 +227,9 @@ class Communication:
     def body(self) -> str | None:
         return communications.read_sealed(self.ctx, self.view, "body")
 
-    @strawberry.field(description="A logged call's note (staff only). Contact class.")
+    @strawberry.field(description="A logged call's note (staff only). Contact class: without it, null with "
+                                  "FORBIDDEN. Null for a message, a call logged without a note, and for the "
+                                  "patient reading their own log.")
     def note(self) -> str | None:
         return communications.read_sealed(self.ctx, self.view, "note")
 
@@ -269,7 +274,9 @@ class CommunicationLogCallInput:
 class ContactPreferences:
     consent: bool = strawberry.field(description="Whether they may be contacted at all.")
     channels: list[Channel] = strawberry.field(description="The channels they consented to.")
-    preferred_channel: Channel | None = strawberry.field(description="The channel tried first.")
+    preferred_channel: Channel | None = strawberry.field(description="The channel tried first; null: none "
+                                                                         "chosen (the consented channels are "
+                                                                         "tried in their usual order).")
     purposes: list[ContactPurpose] = strawberry.field(description="What they may be contacted for.")
 
     @classmethod

@@ -27,7 +27,8 @@ class PartnerConsent:
     def of(cls, row: PartnerConsentRow) -> PartnerConsent:
         return cls(partner_id=strawberry.ID(str(row.partner_id)), granted=row.granted, changed_at=row.updated_at)
 
-    @strawberry.field(description="The partner asked about, to show its name (its id is partnerId).")
+    @strawberry.field(description="The partner asked about, to show its name (its id is partnerId); never null "
+                                  "(a partner is suspended, never deleted).")
     async def partner(self, info: Info) -> Partner | None:
         return await partners.load(info, self.partner_id)
 

@@ -80,11 +80,12 @@ class Contact:
 
     name: str = strawberry.field(description="Full name.")
     relationship: Relationship = strawberry.field(description="Relation to the patient.")
-    phone: str | None = strawberry.field(description="Phone, E.164. Encrypted at rest; decrypted when asked for.")
+    phone: str | None = strawberry.field(description="Phone, E.164. Encrypted at rest; decrypted when "
+                                                          "asked for. Null: no phone on record.")
     is_emergency: bool = strawberry.field(description="Call this contact in an emergency.")
     may_receive_information: bool = strawberry.field(
         description="Whether the patient allows telling this contact about their care.")
-    notes: str | None = strawberry.field(description="Free notes (encrypted at rest).")
+    notes: str | None = strawberry.field(description="Free notes (encrypted at rest); null: none.")
     updated_at: datetime = strawberry.field(description="Last change.")
 
     @strawberry.field(description="Pass back as `version` when you change it.")

@@ -141,12 +141,14 @@ class ContractItem:
         contracts.require_terms(info.context, self.view.version.contract)
         return Money.of(self.view.row.unit_price, self.view.version.contract.row.currency)
 
-    @strawberry.field(description="quantity x unitPrice: the item's amount per billing period (commercial terms).")
+    @strawberry.field(description="quantity x unitPrice: the item's amount per billing period (commercial terms: "
+                                  "without the right to read them, null with FORBIDDEN; otherwise never null).")
     def period_total(self, info: Info) -> Money | None:
         contracts.require_terms(info.context, self.view.version.contract)
         return Money.of(self.view.row.period_total, self.view.version.contract.row.currency)
 
-    @strawberry.field(description="The catalogue's price version the item is priced at (commercial terms).")
+    @strawberry.field(description="The catalogue's price version the item is priced at (commercial terms: "
+                                  "without the right to read them, null with FORBIDDEN; otherwise never null).")
     def price_id(self, info: Info) -> strawberry.ID | None:
         contracts.require_terms(info.context, self.view.version.contract)
         return strawberry.ID(str(self.view.row.price_id))
@@ -186,7 +188,8 @@ class ContractVersion:
         contracts.require_terms(info.context, self.view.contract)
         return Money.of(self.view.row.deposit, self.view.contract.row.currency)
 
-    @strawberry.field(description="The sum of the items' amounts per billing period (commercial terms).")
+    @strawberry.field(description="The sum of the items' amounts per billing period (commercial terms: without "
+                                  "the right to read them, null with FORBIDDEN; otherwise never null).")
     def period_total(self, info: Info) -> Money | None:
         contracts.require_terms(info.context, self.view.contract)
         return Money.of(self.view.row.period_total, self.view.contract.row.currency)
@@ -203,7 +206,8 @@ class ContractVersion:
     def rights_duties(self) -> str:
         return self.view.row.rights_duties
 
-    @strawberry.field(description="Special clauses. Encrypted; needs the right to read contract clauses.")
+    @strawberry.field(description="Special clauses. Encrypted; needs the right to read contract clauses (without "
+                                  "it, null with FORBIDDEN). Null: none.")
     async def clauses(self, info: Info) -> str | None:
         return await contracts.read_clauses(info.context, self.view)
 
@@ -212,15 +216,15 @@ class ContractVersion:
     def change_summary(self, info: Info) -> str | None:
         return contracts.read_change_summary(info.context, self.view)
 
-    @strawberry.field(description="SHA-256 of the document sent for signature (hex), once sent.")
+    @strawberry.field(description="SHA-256 of the document sent for signature (hex), once sent; null before.")
     def document_sha256(self) -> str | None:
         return self.view.row.document_sha256
 
-    @strawberry.field(description="When it was sent for signature.")
+    @strawberry.field(description="When it was sent for signature; null before.")
     def sent_at(self) -> datetime | None:
         return self.view.row.sent_at
 
-    @strawberry.field(description="When the last party signed.")
+    @strawberry.field(description="When the last party signed; null until then.")
     def signed_at(self) -> datetime | None:
         return self.view.row.signed_at
 
@@ -305,15 +309,15 @@ class Contract:
     def current_version(self) -> int:
         return self.view.row.current_version
 
-    @strawberry.field(description="When it became active.")
+    @strawberry.field(description="When it became active; null before (a draft, an offer).")
     def activated_at(self) -> datetime | None:
         return self.view.row.activated_at
 
-    @strawberry.field(description="When it was suspended (while suspended).")
+    @strawberry.field(description="When it was suspended; null while it is not (a resume clears it).")
     def suspended_at(self) -> datetime | None:
         return self.view.row.suspended_at
 
-    @strawberry.field(description="When it was terminated, revoked or expired.")
+    @strawberry.field(description="When it was terminated, revoked or expired; null while it has not ended.")
     def ended_at(self) -> datetime | None:
         return self.view.row.ended_at
 
@@ -557,8 +561,8 @@ def _input(data: Any, path: str = "input") -> dict[str, Any]:
                              "8601, money as exact decimals, booleans true/false).")
 class ContractTermChange:
     field: str = strawberry.field(description="The ContractVersion field (endOn, deposit, clauses...).")
-    before: str | None = strawberry.field(description="Its value in the earlier version.")
-    after: str | None = strawberry.field(description="Its value in the later version.")
+    before: str | None = strawberry.field(description="Its value in the earlier version; null: not set there.")
+    after: str | None = strawberry.field(description="Its value in the later version; null: not set there.")
 
 
 @strawberry.type(description="An item contracted in both versions whose terms differ.")

@@ -35,7 +35,9 @@ class Disclosure:
     partner_id: strawberry.ID | None = strawberry.field(description="The recipient partner; null if its client is "
                                                                     "gone.")
     partner_name: str = strawberry.field(description="The recipient.")
-    client_id: strawberry.ID | None = strawberry.field(description="The partner's API client that read it.")
+    client_id: strawberry.ID | None = strawberry.field(description="The partner's API client that read it; "
+                                                                    "never null (a partner's read always names "
+                                                                    "its client).")
     patient_id: strawberry.ID = strawberry.field(description="The patient whose data was disclosed.")
     field_classes: list[AuditFieldClass] = strawberry.field(description="Field classes disclosed, as the audit "
                                                                         "trail's events name them.")

@@ -47,7 +47,7 @@ class EmergencyAccess:
     def patient_id(self) -> strawberry.ID:
         return strawberry.ID(str(self.view.row.patient_id))
 
-    @strawberry.field(description="Who opened the file.")
+    @strawberry.field(description="Who opened the file; never null (an account is deactivated, never deleted).")
     async def staff(self, info: Info) -> StaffSummary | None:
         row = await info.context.require_loaders().staff.load(self.view.row.staff_id)
         return None if row is None else StaffSummary.of(row)

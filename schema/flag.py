@@ -171,7 +171,8 @@ class CheckInAlert:
     def flags(self, info: Info) -> list[Flag]:
         return [flag_node(info.context, view) for view in self.view.flags]
 
-    @strawberry.field(description="Whether the patient is in the VIP segment (internal class).")
+    @strawberry.field(description="Whether the patient is in the VIP segment (internal class: without it, null "
+                                  "with FORBIDDEN).")
     def vip_segment(self, info: Info) -> bool | None:
         return flags.read_vip_segment(info.context, self.view)
 

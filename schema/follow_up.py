@@ -440,7 +440,8 @@ class FollowUpLoad:
     overdue: int = strawberry.field(description="Due before today (local date).")
     due_today: int = strawberry.field(description="Due today (local date).")
 
-    @strawberry.field(description="The department whose tasks are counted on this line.")
+    @strawberry.field(description="The department whose tasks are counted on this line; never null (a "
+                                  "department is never deleted).")
     async def department(self, info: Info) -> Department | None:
         row = await info.context.require_loaders().department.load(self.department_id)
         return None if row is None else Department.of(row)

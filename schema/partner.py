@@ -50,7 +50,8 @@ class PartnerClient:
     rate_limit_per_minute: int = strawberry.field(description="Requests per minute before RATE_LIMITED.")
     documents_only: bool = strawberry.field(description="Whether it may send only its registered documents.")
     created_at: datetime = strawberry.field(description="When it was created.")
-    revoked_at: datetime | None = strawberry.field(description="When it was revoked; its tokens stopped then.")
+    revoked_at: datetime | None = strawberry.field(description="When it was revoked; its tokens stopped then. "
+                                                               "Null while it is not.")
 
     @classmethod
     def of(cls, row: PartnerClientRow) -> PartnerClient:
@@ -73,7 +74,7 @@ class Partner:
                    version=row.version)
 
     @strawberry.field(description="Its API clients, revoked ones included: at most 20 (a partner gets "
-                                  "no more). Admins only.")
+                                  "no more). Admins only: for anyone else null with FORBIDDEN.")
     async def clients(self, info: Info) -> list[PartnerClient] | None:
         return [PartnerClient.of(c) for c in await partners.clients_of(info.context, uuid.UUID(self.id))]
 
@@ -123,7 +124,8 @@ class PartnerClientUsage:
     client: PartnerClient = strawberry.field(description="The API client counted on this line (revoked ones too).")
     requests: int = strawberry.field(description="Requests it made in the period, throttled ones included.")
     throttled: int = strawberry.field(description="Requests refused with RATE_LIMITED.")
-    last_request_at: datetime | None = strawberry.field(description="The minute of its last request in the period.")
+    last_request_at: datetime | None = strawberry.field(description="The minute of its last request in the "
+                                                                    "period; null: none in the period.")
 
 
 @strawberry.type

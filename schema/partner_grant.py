@@ -47,7 +47,8 @@ class PartnerGrant:
                    patient_id=strawberry.ID(str(row.patient_id)), purpose=row.purpose, expires_at=row.expires_at,
                    revoked_at=row.revoked_at, created_at=row.created_at, standing=grants.standing(row))
 
-    @strawberry.field(description="The partner granted access.")
+    @strawberry.field(description="The partner granted access; never null (a partner is suspended, never "
+                                  "deleted).")
     async def partner(self, info: Info) -> Partner | None:
         return await partners.load(info, self.partner_id)
 

@@ -493,7 +493,7 @@ class PatientCreatePayload:
     patient: Patient | None = strawberry.field(description="The new file; null when a returning patient was found.")
     returning_patient: Patient | None = strawberry.field(
         description="A patient on file with the same ID number, phone, or name and birth date. Pass registerAnyway "
-                    "to create a new file.")
+                    "to create a new file. Null when none matched (the new file is in patient).")
     matched_on: list[PatientMatch] = strawberry.field(description="What matched the returning patient.")
 
 

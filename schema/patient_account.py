@@ -109,7 +109,8 @@ class AccessEntryConnection:
 @strawberry.type(description="A reply on one of your tickets.")
 class MyTicketReply:
     occurred_at: datetime = strawberry.field(description="When it was sent.")
-    message: str | None = strawberry.field(description="What you were told.")
+    message: str | None = strawberry.field(description="What you were told; never null (a reply always has "
+                                                        "its text).")
 
 
 @strawberry.type(description="One reply of a page, with its cursor.")
@@ -171,7 +172,8 @@ class MyTicket:
     def description(self, info: Info) -> str | None:
         return ticket_reads.read_field(info.context, self.view, "description")
 
-    @strawberry.field(description="How it was resolved.")
+    @strawberry.field(description="How it was resolved; null until it is (a reopened ticket keeps its last "
+                                  "one).")
     def resolution(self, info: Info) -> str | None:
         return ticket_reads.read_field(info.context, self.view, "resolution")
 
@@ -183,7 +185,8 @@ class MyTicket:
         return [reply_of(info, self.view, event) for event in await accounts.replies(info.context, self.view)]
 
     @strawberry.field(description="The replies you were sent, oldest first, a page at a time (never the staff's "
-                                  "internal notes).")
+                                  "internal notes). Null only with an error (a bad first or after: "
+                                  "BAD_USER_INPUT).")
     async def replies_connection(self, info: Info, first: First = DEFAULT_PAGE_SIZE, after: After = None
                                  ) -> MyTicketReplyConnection | None:
         page = await accounts.replies_page(info.context, self.view, first=first, after=after, count=asks_total(info))

@@ -19,9 +19,10 @@ class PatientMergeCount:
 
 @strawberry.type(description="The outcome of a merge: the surviving file, the merged one and what moved.")
 class PatientMergePayload:
-    survivor: Patient | None = strawberry.field(description="The surviving file, which now holds the records.")
+    survivor: Patient | None = strawberry.field(description="The surviving file, which now holds the records; "
+                                                            "never null.")
     merged: Patient | None = strawberry.field(description="The duplicate, kept with status MERGED and mergedInto "
-                                                          "set; read-only.")
+                                                          "set; read-only; never null.")
     moved: list[PatientMergeCount] = strawberry.field(description="The records moved to the survivor, per kind.")
     kept: list[PatientMergeCount] = strawberry.field(
         description="Records left on the merged file because the survivor had their like already (the same staff "

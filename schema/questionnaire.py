@@ -123,9 +123,13 @@ class QuestionnaireOption:
 class QuestionnaireCondition:
     link_id: str = strawberry.field(description="The earlier item (a rating, yes/no or single choice).")
     operator: QuestionnaireConditionOperator = strawberry.field(description="How its answer is compared.")
-    answer_number: int | None = strawberry.field(description="The value, for a rating item.")
-    answer_boolean: bool | None = strawberry.field(description="The value, for a yes/no item.")
-    answer_code: str | None = strawberry.field(description="The option code, for a choice item.")
+    answer_number: int | None = strawberry.field(description="The value, for a rating item; null for the "
+                                                              "others (a condition sets exactly one of "
+                                                              "answerNumber, answerBoolean, answerCode).")
+    answer_boolean: bool | None = strawberry.field(description="The value, for a yes/no item; null for the "
+                                                                "others.")
+    answer_code: str | None = strawberry.field(description="The option code, for a choice item; null for the "
+                                                            "others.")
 
 
 @strawberry.type(description="An item of a questionnaire (FHIR Questionnaire.item).")

@@ -131,7 +131,8 @@ class ResponseAnswer:
     def link_id(self) -> str:
         return self.view.row.link_id
 
-    @strawberry.field(description="A rating (Likert, CSAT, NPS), or 1 / 0 for yes / no.")
+    @strawberry.field(description="A rating (Likert, CSAT, NPS), or 1 / 0 for yes / no; null for a choice or "
+                                  "free-text item.")
     def number(self) -> float | None:
         return self.view.row.number
 
@@ -139,7 +140,8 @@ class ResponseAnswer:
     def codes(self) -> list[str]:
         return self.view.values
 
-    @strawberry.field(description="A free-text answer; read with questionnaire_response.text: read.")
+    @strawberry.field(description="A free-text answer; read with questionnaire_response.text: read (without "
+                                  "it, null with FORBIDDEN). Null for the other items.")
     def text(self) -> str | None:
         return responses.read_text(self.ctx, self.view)
 
@@ -178,15 +180,18 @@ class QuestionnaireResponse:
     def score(self) -> float | None:
         return self.row.score
 
-    @strawberry.field(description="Whether the score reaches the questionnaire's satisfied mark.")
+    @strawberry.field(description="Whether the score reaches the questionnaire's satisfied mark; null when "
+                                  "score is (no counted answer).")
     def satisfied(self) -> bool | None:
         return self.row.satisfied
 
-    @strawberry.field(description="The NPS item's answer (0 to 10).")
+    @strawberry.field(description="The NPS item's answer (0 to 10); null when the questionnaire names no NPS "
+                                  "item or it was left unanswered.")
     def nps(self) -> int | None:
         return self.row.nps
 
-    @strawberry.field(description="The CSAT item's answer (1 to 5).")
+    @strawberry.field(description="The CSAT item's answer (1 to 5); null when the questionnaire names no "
+                                  "CSAT item or it was left unanswered.")
     def csat(self) -> int | None:
         return self.row.csat
 
@@ -195,7 +200,7 @@ class QuestionnaireResponse:
     def low(self) -> bool:
         return bool(self.row.low)
 
-    @strawberry.field(description="The department it is about.")
+    @strawberry.field(description="The department it is about; null when its invitation named none.")
     def department_id(self) -> strawberry.ID | None:
         return optional_id(self.row.department_id)
 
@@ -205,7 +210,8 @@ class QuestionnaireResponse:
     def clinician_id(self) -> strawberry.ID | None:
         return None if self.view.anonymous else optional_id(self.row.clinician_id)
 
-    @strawberry.field(description="The staff member who entered it (phone, paper).")
+    @strawberry.field(description="The staff member who entered it (phone, paper); null when the respondent "
+                                  "answered themselves, a partner entered it, or the questionnaire is anonymous.")
     def entered_by_id(self) -> strawberry.ID | None:
         return optional_id(self.row.entered_by_id)
 

@@ -44,11 +44,11 @@ class RoleGrant:
     def id(self) -> strawberry.ID:
         return strawberry.ID(str(self.view.row.id))
 
-    @strawberry.field(description="Who granted it.")
+    @strawberry.field(description="Who granted it; never null (an account is deactivated, never deleted).")
     async def granted_by(self, info: Info) -> StaffSummary | None:
         return await _summary(info, self.view.row.granted_by_id)
 
-    @strawberry.field(description="Who received it.")
+    @strawberry.field(description="Who received it; never null (an account is deactivated, never deleted).")
     async def staff(self, info: Info) -> StaffSummary | None:
         return await _summary(info, self.view.row.staff_id)
 

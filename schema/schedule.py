@@ -135,7 +135,7 @@ class Schedule:
         row = None if staff_id is None else await info.context.require_loaders().staff.load(staff_id)
         return None if row is None else StaffSummary.of(row)
 
-    @strawberry.field(description="The department it belongs to.")
+    @strawberry.field(description="The department it belongs to; never null (a department is never deleted).")
     async def department(self, info: Info) -> Department | None:
         row = await info.context.require_loaders().department.load(self.row.department_id)
         return None if row is None else Department.of(row)

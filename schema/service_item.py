@@ -140,9 +140,10 @@ class ServiceItem:
     code: str = strawberry.field(description="The institution's code for it (upper case; never changes).")
     name: str = strawberry.field(description="Its name, 1-100 characters.")
     active: bool = strawberry.field(description="False once retired: visits keep its code, new uses are refused.")
-    description: str | None = strawberry.field(description="What the service is, up to 2,000 characters.")
+    description: str | None = strawberry.field(description="What the service is, up to 2,000 characters; "
+                                                            "null: none given.")
     standard: str | None = strawberry.field(description="The service standard: what is delivered, how and by whom "
-                                                        "(up to 4,000 characters).")
+                                                        "(up to 4,000 characters); null: none given.")
     unit: ServiceUnit = strawberry.field(description="What one unit is: prices are per unit.")
     frequencies: list[ServiceFrequency] = strawberry.field(description="How often it can be scheduled (at least "
                                                                        "one).")

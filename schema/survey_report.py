@@ -233,8 +233,11 @@ class SurveyGroupFigures:
     withheld: int = strawberry.field(
         description="withheldCount, but 0 where that is null.",
         deprecation_reason="Use withheldCount: this answers 0 for a questionnaire with an anonymous version.")
-    mean: float | None = strawberry.field(description="Mean score (or mean answer).")
-    standard_deviation: float | None = strawberry.field(description="Sample standard deviation (n - 1).")
+    mean: float | None = strawberry.field(description="Mean score (or mean answer); null when status is "
+                                                       "TOO_FEW_RESPONSES (no response in a shown cell).")
+    standard_deviation: float | None = strawberry.field(description="Sample standard deviation (n - 1); null "
+                                                                     "with fewer than 2 responses (and when "
+                                                                     "mean is).")
 
     @classmethod
     def of(cls, g: reports.GroupFigures) -> SurveyGroupFigures:
@@ -314,7 +317,9 @@ class SurveyControlChart:
     from_: str = strawberry.field(name="from", description="First month.")
     to: str = strawberry.field(description="Last month.")
     min_cell: int = strawberry.field(description="Months with fewer responses are not shown.")
-    centre_line: float | None = strawberry.field(description="Percent satisfied over the shown months.")
+    centre_line: float | None = strawberry.field(description="Percent satisfied over the shown months (0 to "
+                                                              "100); null when no month is shown (each has "
+                                                              "fewer than minCell responses).")
     points: list[SurveyControlPoint] = strawberry.field(description="Every month of the period, in order.")
 
     @classmethod

@@ -191,7 +191,8 @@ class TicketEvent:
     def reached(self) -> bool | None:
         return self.row.to_status == "reached" if self.row.kind == "contact_attempt" else None
 
-    @strawberry.field(description="The note or reply (encrypted at rest; reading it is audited).")
+    @strawberry.field(description="The note or reply (encrypted at rest; reading it is audited); null for an "
+                                  "event without one (a transition, a level change...).")
     def note(self, info: Info) -> str | None:
         return tickets.read_event_note(info.context, self.view, self.row)
 
@@ -319,7 +320,8 @@ class Ticket:
     def id(self) -> strawberry.ID:
         return strawberry.ID(str(self.view.row.id))
 
-    @strawberry.field(description="The patient, when on file (query `patient(id)` for the file itself).")
+    @strawberry.field(description="The patient, when on file (query `patient(id)` for the file itself); null: "
+                                  "no patient on file (a caller).")
     def patient_id(self) -> strawberry.ID | None:
         return strawberry.ID(str(self.view.row.patient_id)) if self.view.row.patient_id else None
 
@@ -335,8 +337,11 @@ class Ticket:
     def contact_id(self) -> strawberry.ID | None:
         return strawberry.ID(str(self.view.row.contact_id)) if self.view.row.contact_id else None
 
-    caller_name: str | None = strawberry.field(description="The caller, when not on file. Encrypted.")
-    caller_phone: str | None = strawberry.field(description="The caller's phone, E.164. Encrypted.")
+    caller_name: str | None = strawberry.field(description="The caller, when not on file. Encrypted. Null when "
+                                                            "none was given (a ticket naming a patient on file "
+                                                            "needs none).")
+    caller_phone: str | None = strawberry.field(description="The caller's phone, E.164. Encrypted. Null when "
+                                                             "none was given.")
     channel: TicketChannel = strawberry.field(description="Where it came in.")
     category: TicketCategory = strawberry.field(description="Enquiry, request, complaint or suggestion.")
     subcategory: str = strawberry.field(description="The institution's own finer label (e.g. \"billing\"); empty "
@@ -344,13 +349,18 @@ class Ticket:
     level: int = strawberry.field(description="1 urgent, 2 normal, 3 suggestion.")
     vip: bool = strawberry.field(description="A VIP patient: the adviser answers within 30 minutes.")
     subject: str = strawberry.field(description="Encrypted.")
-    description: str | None = strawberry.field(description="Encrypted.")
+    description: str | None = strawberry.field(description="The details as told, up to 4,000 characters. "
+                                                            "Encrypted. Null when none were given.")
     status: TicketStatus = strawberry.field(description="Where it is in its closed loop.")
     root_cause_category: RootCause | None = strawberry.field(description="The fishbone category of the root "
                                                                           "cause; null until analysed.")
-    root_cause: str | None = strawberry.field(description="Encrypted.")
-    resolution: str | None = strawberry.field(description="Encrypted.")
-    feedback: str | None = strawberry.field(description="The patient's feedback. Encrypted.")
+    root_cause: str | None = strawberry.field(description="The root cause as analysed, up to 2,000 "
+                                                           "characters. Encrypted. Null until analysed.")
+    resolution: str | None = strawberry.field(description="How it was resolved, up to 4,000 characters. "
+                                                           "Encrypted. Null until first resolved (a reopened "
+                                                           "ticket keeps its last one).")
+    feedback: str | None = strawberry.field(description="The patient's feedback. Encrypted. Null until "
+                                                         "recorded.")
     received_at: datetime = strawberry.field(description="When it came in: the SLA clocks start here.")
     first_responded_at: datetime | None = strawberry.field(description="When it was first acknowledged or "
                                                                        "answered; null before.")
@@ -660,7 +670,7 @@ class OpenedTicket(_TicketAtAGlance):
     def id(self) -> strawberry.ID:
         return strawberry.ID(str(self.view.row.id))
 
-    @strawberry.field(description="The patient, when on file.")
+    @strawberry.field(description="The patient, when on file; null: no patient on file (a caller).")
     def patient_id(self) -> strawberry.ID | None:
         return strawberry.ID(str(self.view.row.patient_id)) if self.view.row.patient_id else None
 

@@ -3,6 +3,7 @@
 
 - a description says more than the name it describes ("Cancelled at." on cancelledAt does not), a rate or
   share says whether it is a fraction or a percent, a mutation answering a Boolean says what true means;
+- a nullable output field (but a root one) says what null means, or its type says it for all its fields;
 - a deprecated field, argument, input field or enum value says what replaces it, by name;
 - a list of records is a connection or documents its cap ("at most 50"); a connection has ``edges``, ``nodes``,
   ``totalCount`` and is asked for with ``first`` (Int) and ``after`` (String);
@@ -33,6 +34,7 @@ from graphql import (
     GraphQLInterfaceType,
     GraphQLList,
     GraphQLNamedType,
+    GraphQLNonNull,
     GraphQLObjectType,
     GraphQLScalarType,
     GraphQLSchema,
@@ -127,6 +129,29 @@ def scalars_described_by_default(schema: GraphQLSchema) -> Iterator[str]:
     for type_ in _types(schema):
         if isinstance(type_, GraphQLScalarType) and "(isoformat)" in (type_.description or ""):
             yield type_.name
+
+
+# --- What null means --------------------------------------------------------------------------------------------
+
+# Words that say what a null stands for: "null: not set", "null when fewer than 5 answers", "never null", "null with
+# FORBIDDEN", "not recorded", "none", "if any" (there is none), "if one was".
+SAYS_NULL = re.compile(r"\b[Nn]ull\b|\bnot recorded\b|\bFORBIDDEN\b|\b[Nn]one\b|\bif any\b|\bif one was\b")
+
+
+def unexplained_nulls(schema: GraphQLSchema) -> Iterator[str]:
+    """``Type.field`` of each nullable output field whose description, and its type's (for a whole type read under a
+    field class, "a field you may not read is null with FORBIDDEN"), say nothing of what null means: a generated
+    client types it ``T | null`` and the screen must show something for it (not set? hidden? not computed?). Root
+    fields are left out: nullable by rule so that one refused root field nulls only itself (docs/architecture.md),
+    they are null only with their error."""
+    roots = {schema.query_type, schema.mutation_type, schema.subscription_type}
+    for type_ in _with_fields(schema):
+        if type_ in roots or SAYS_NULL.search(type_.description or ""):
+            continue
+        for name, field in type_.fields.items():
+            nullable = not isinstance(field.type, GraphQLNonNull)
+            if nullable and not SAYS_NULL.search(f"{field.description or ''} {field.deprecation_reason or ''}"):
+                yield f"{type_.name}.{name}"
 
 
 # --- Deprecations ------------------------------------------------------------------------------------------------
@@ -416,6 +441,12 @@ def test_descriptions_say_more_than_the_name() -> None:
     assert list(unexplained_boolean_answers(_schema())) == []
 
 
+def test_every_nullable_field_says_what_null_means() -> None:
+    assert list(unexplained_nulls(_schema())) == [], (
+        "say when it is null: \"null: not set\", \"null when fewer than 5 answers\", \"null with FORBIDDEN without "
+        "...\", \"never null (...)\"")
+
+
 def test_every_deprecation_names_its_replacement() -> None:
     assert list(deprecations_without_replacement(_schema())) == []
 
@@ -467,6 +498,9 @@ def test_the_walks_reach_the_real_schema() -> None:
     assert sum(1 for t in _types(schema) if _is_connection(t)) >= 20
     assert len(schema.mutation_type.fields) >= 100  # type: ignore[union-attr]
     assert sum(1 for t in _types(schema) if isinstance(t, GraphQLInputObjectType)) >= 50
+    roots = {schema.query_type, schema.mutation_type}
+    assert sum(1 for t in _with_fields(schema) if t not in roots for f in t.fields.values()
+               if not isinstance(f.type, GraphQLNonNull)) >= 100
 
 
 # --- The trap: a small schema that breaks each rule once, beside a twin that keeps it ----------------------------
@@ -480,6 +514,12 @@ class TrapVisitStatus(Enum):
     OLDER = strawberry.enum_value("older", description="D.", deprecation_reason="Do not use.")
 
 
+@strawberry.type(description="D. A field you may not read is null with FORBIDDEN.")
+class TrapGuarded:
+    """Its type says what null means, for every field of it."""
+    secret: str | None = strawberry.field(description="D.")
+
+
 @strawberry.type(description="D.")
 class TrapRecord:
     id: strawberry.ID = strawberry.field(description="D.")
@@ -491,6 +531,9 @@ class TrapRecord:
     close_rate: float = strawberry.field(description="Closed / opened, a fraction 0 to 1.")
     national_id: str = strawberry.field(description="D. Rightly a String.")
     owner: strawberry.ID = strawberry.field(description="D. An id not named as one.")
+    closed_by: str | None = strawberry.field(description="Who closed it (says nothing of when it is empty).")
+    reopened_at: str | None = strawberry.field(description="When it was reopened; null while it is not.")
+    guarded: TrapGuarded = strawberry.field(description="D.")
 
 
 @strawberry.type(description="D.")
@@ -556,6 +599,10 @@ class TrapQuery:
               ) -> TrapRecordPage:
         raise NotImplementedError
 
+    @strawberry.field(description="One record (a root field: null only with its error).")
+    def lookup(self) -> TrapRecord | None:
+        return None
+
     @strawberry.field(description="D.", deprecation_reason="Use records.")
     def all_records(self, record_id: Annotated[str, strawberry.argument(description="D.")]) -> str:
         return "x"
@@ -587,6 +634,7 @@ def test_the_walks_find_the_trap() -> None:
     assert list(scalars_described_by_default(schema)) == ["Date"]
     assert list(rates_without_scale(schema)) == ["TrapRecord.reopenRate"]
     assert list(unexplained_boolean_answers(schema)) == ["recordClose"]
+    assert list(unexplained_nulls(schema)) == ["TrapRecord.closedBy"]
     assert sorted(deprecations_without_replacement(schema)) == ["TrapQuery.oldList", "TrapVisitStatus.OLDER"]
     assert sorted(uncapped_lists(schema)) == ["TrapQuery.every", "TrapQuery.oldList"]
     assert sorted(malformed_connections(schema)) == [
