@@ -109,15 +109,19 @@ async def schedule_escalations(ticket: Ticket) -> None:
 async def schedule_escalations_of(tickets: Sequence[Ticket]) -> None:
     """``schedule_escalations`` for several tickets in at most four statements, however many they are: their rows read
     in one, those to move (or schedule again) moved in one, those no longer wanted cancelled in one, the missing ones
-    created in one. A row sent once stays as sent: a breach is escalated exactly once. The deliverer may send a row
-    while this runs: the cancellation leaves one sent meanwhile as sent, and the deliverer claims only rows not
-    cancelled (skipping those a cancelling transaction holds), so a row is sent or cancelled, never both."""
+    created in one. A row sent once stays as sent: a breach is escalated exactly once.
+
+    The rows are read locked, in id order: one the deliverer holds (``claim_one``) is read once it is sent, and left
+    as sent, its due time as it was sent at (found in review: read unlocked as pending, a resolve then cancelled the
+    row just sent, the record said both, and a change of targets moved its due time); the deliverer skips the rows
+    held here (``SKIP LOCKED``) and claims only those not cancelled. So a row is sent or cancelled, never both. The
+    ticket locks of every caller come first, so two schedulings of one ticket never take these locks at once."""
     wanted = {ticket.id: _wanted(ticket) for ticket in tickets}
     if not wanted:
         return
     now = datetime.now(UTC)
     known: dict[uuid.UUID, dict[str, Notification]] = {ticket_id: {} for ticket_id in wanted}
-    for row in await Notification.filter(ticket_id__in=list(wanted)):
+    for row in await Notification.filter(ticket_id__in=list(wanted)).order_by("id").select_for_update():
         known[row.ticket_id][row.kind] = row  # type: ignore[index]  # never null: filtered on it
     moved: list[Notification] = []
     cancelled: list[uuid.UUID] = []
@@ -133,8 +137,7 @@ async def schedule_escalations_of(tickets: Sequence[Ticket]) -> None:
                 cancelled.append(row.id)
     if moved:
         await Notification.bulk_update(moved, fields=("due_at", "cancelled_at"))
-    if cancelled:  # only a row still unsent: one the deliverer held as it was read is sent by now (found in review:
-        # cancelled as well, the record said both); PostgreSQL checks the condition again on the row it waited for
+    if cancelled:  # never one sent (read locked, above); the condition says so to whoever reads this statement
         await Notification.filter(id__in=cancelled, sent_at=None).update(cancelled_at=now)
     fresh = [Notification(institution_id=ticket.institution_id, key=f"{ticket.id}:{kind}", kind=kind,
                           ticket_id=ticket.id, due_at=when)

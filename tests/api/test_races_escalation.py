@@ -1,9 +1,10 @@
-"""A ticket's escalation sent while the ticket resolves (PostgreSQL; found in review, December 2026). The deliverer
-locks a due escalation, sends it and marks it sent in one transaction; the resolve cancels the ticket's pending
-escalations, which it read unlocked as pending. Its UPDATE waited for the deliverer's lock and then cancelled the row
-the deliverer had just marked sent: the record said both sent and cancelled. The cancellation now cancels only a row
-not yet sent (``... WHERE sent_at IS NULL``, which PostgreSQL checks again on the row as the deliverer left it), and
-the deliverer claims only rows not cancelled, skipping one a resolve holds: the two are exclusive."""
+"""A ticket's escalation sent while the ticket resolves, or while its targets change (PostgreSQL; found in review,
+December 2026). The deliverer locks a due escalation, sends it and marks it sent in one transaction; a change of the
+ticket reschedules its escalations, which it read unlocked as pending. The resolve's UPDATE waited for the deliverer's
+lock and then cancelled the row the deliverer had just marked sent (the record said both sent and cancelled); a
+change of targets moved its due time past its sending. The rescheduling now reads the rows locked (so one being sent
+is read sent, and left alone) and cancels only a row not yet sent; the deliverer claims only rows not cancelled,
+skipping those a change holds: the two are exclusive."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from models import Notification
 from resolvers import notification
 from resolvers.notification import Message
 from tests import locks
-from tests.api.test_ticket_sla import move, open_ticket
+from tests.api.test_ticket_sla import LEVEL_SET, move, open_ticket
 from tests.conftest import BACKEND
 from tests.factories import Tenant
 
@@ -27,10 +28,13 @@ RESOLUTION = ("ticket.resolution.at_risk", "ticket.resolution.breached")
 
 class Recording:
     def __init__(self) -> None:
-        self.kinds: list[str] = []
+        self.sent: list[tuple[str, str]] = []  # (ticket id, kind): whatever else is due goes too
 
     async def send(self, message: Message) -> None:
-        self.kinds.append(message.kind)
+        self.sent.append((str(message.ticket_id), message.kind))
+
+    def of(self, ticket: str) -> list[str]:
+        return [kind for sent_for, kind in self.sent if sent_for == ticket]
 
 
 async def responded(tenant: Tenant) -> str:
@@ -58,7 +62,7 @@ async def test_an_escalation_sent_while_its_ticket_resolves_is_not_also_cancelle
     async with locks.another_transaction() as deliverer:
         await deliverer.execute("SELECT 1 FROM notification WHERE id = $1 FOR UPDATE", held.id)
         resolving = asyncio.ensure_future(move(tenant, ticket, "RESOLVED"))
-        await locks.until_waiting([resolving])  # the resolve's cancellation waits for the deliverer's row
+        await locks.until_waiting([resolving])  # the resolve waits for the deliverer's row
         if sent_meanwhile:
             await deliverer.execute("UPDATE notification SET sent_at = now(), attempts = attempts + 1 WHERE id = $1",
                                     held.id)
@@ -79,8 +83,34 @@ async def test_the_deliverer_sends_no_escalation_a_resolve_is_cancelling(
     sender = Recording()
     async with locks.held(move(tenant, ticket, "RESOLVED"), pause) as resolving:
         later = datetime.now(UTC) + timedelta(days=365)  # every escalation of the ticket is due by then
-        assert await asyncio.wait_for(notification.deliver_due(sender, now=later), 10) == 0
+        await asyncio.wait_for(notification.deliver_due(sender, now=later), 10)
+        assert sender.of(ticket) == []
     assert (await asyncio.wait_for(resolving, 10))["status"] == "RESOLVED"
 
-    assert sender.kinds == []
+    await notification.deliver_due(sender, now=later)  # once it has committed: nothing of the ticket is left to send
+    assert sender.of(ticket) == []
     assert await records(ticket) == {kind: (False, True) for kind in RESOLUTION}
+
+
+async def test_an_escalation_sent_while_the_targets_change_keeps_the_due_time_it_was_sent_at(
+        tenant: Tenant) -> None:
+    """The deliverer holds the at-risk escalation as the level's targets change (every open ticket's escalations
+    moved): the change waits for it and then leaves the row it marked sent as sent, due when it was, and moves only
+    the breach still pending. Before the fix the change read the row unlocked as pending and moved the sent one's due
+    time too: the record said it was sent before it was due."""
+    ticket = await responded(tenant)
+    held = await Notification.get(ticket_id=ticket, kind=RESOLUTION[0])
+    breach = await Notification.get(ticket_id=ticket, kind=RESOLUTION[1])
+    async with locks.another_transaction() as deliverer:
+        await deliverer.execute("SELECT 1 FROM notification WHERE id = $1 FOR UPDATE", held.id)
+        changing = asyncio.ensure_future(tenant.call("admin", LEVEL_SET, level=1, first=45, resolution=2880,
+                                                     clock="CALENDAR"))
+        await locks.until_waiting([changing])
+        await deliverer.execute("UPDATE notification SET sent_at = now(), attempts = attempts + 1 WHERE id = $1",
+                                held.id)
+    changed = await asyncio.wait_for(changing, 10)
+
+    assert changed.errors == []
+    sent, moved = await Notification.get(id=held.id), await Notification.get(id=breach.id)
+    assert (sent.sent_at is not None, sent.cancelled_at, sent.due_at) == (True, None, held.due_at)
+    assert (moved.sent_at, moved.cancelled_at) == (None, None) and moved.due_at > breach.due_at
