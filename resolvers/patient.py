@@ -383,7 +383,8 @@ async def archive(ctx: Context, patient_id: uuid.UUID | None, version: int | Non
     """Archive a file over the version the caller read (stale: CONFLICT, nothing written or cancelled). Refused while
     the client has a contract not ended (CONFLICT ``contracts_running``, recorded): archiving is the front desk's,
     ending a contract admin's or finance's, so an archive ends none (found in review: they ran on, reminded and
-    renewed themselves, on an archived file)."""
+    renewed themselves, on an archived file). A file archived already is BAD_USER_INPUT ``illegal_transition``,
+    recorded; one archived meanwhile bumped the version read, so the write over it is CONFLICT: archived once."""
     decision = await access.authorize(ctx, "patient", "archive", action=Action.ARCHIVE, resource_type="patient",
                                       resource_id=patient_id, patient_id=patient_id)
     view = await access.find_patient(ctx, patient_id, action=Action.ARCHIVE)
@@ -391,6 +392,9 @@ async def archive(ctx: Context, patient_id: uuid.UUID | None, version: int | Non
     # finance, which finds every client, archived files of every department)
     await access.require_section_reached(ctx, view, "patient", act="archive", resource_type="patient",
                                          resource_id=view.row.id)
+    if view.row.status == ARCHIVED:  # found in review: archived again, a record and a version for nothing
+        await access.deny(ctx, Action.ARCHIVE, "patient", view.row.id, view.row.id, reason=ILLEGAL_TRANSITION)
+        raise BadUserInput("id: the file is archived already.", field="id", reason=ILLEGAL_TRANSITION)
     try:
         # The file locked before its contracts are read: a contract drafted or renewed meanwhile (which lock it too)
         # is either seen here or refused as the file is archived.

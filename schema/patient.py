@@ -559,7 +559,8 @@ class PatientMutation:
     @strawberry.mutation(description="Archive a patient file. Nothing is deleted. Pass the version you read: a stale "
                                      "one answers CONFLICT. Refused (CONFLICT contracts_running, nothing written) "
                                      "while the client has a contract not ended (DRAFT, SENT, ACTIVE, SUSPENDED): "
-                                     "admins or finance end it first.")
+                                     "admins or finance end it first. A file archived already answers "
+                                     "BAD_USER_INPUT (illegal_transition).")
     async def patient_archive(self, info: Info, id: _PATIENT_ID, version: Version = None) -> Patient | None:
         return node(info.context, await patients.archive(info.context, uuid_of(id), version))
 

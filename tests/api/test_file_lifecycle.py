@@ -331,6 +331,69 @@ async def test_a_file_not_archived_is_not_unarchived(tenant: Tenant) -> None:
         assert (after.status, after.version) == (before.status, before.version)
 
 
+MERGE = "mutation($s: ID!, $d: ID!) { patientMerge(survivorId: $s, duplicateId: $d) { merged { id } } }"
+
+
+async def test_an_archived_file_is_not_archived_again(tenant: Tenant) -> None:
+    """Found in review: patientArchive on a file archived already archived it again, without complaint (a new
+    record of an archive, the version bumped, nothing to cancel). BAD_USER_INPUT at id, reason illegal_transition,
+    as patientUnarchive refuses a file not archived; nothing written, the refusal on the trail (a denial of the
+    archive, reason illegal_transition, on the file)."""
+    pid = await make_patient(tenant)
+    assert (await tenant.call("front_desk", ARCHIVE, id=str(pid))).errors == []
+    before = await Patient.get(id=pid)
+    seq = await mark(tenant.id)
+
+    reply = await tenant.call("front_desk", ARCHIVE, id=str(pid))
+
+    assert reply.codes == ["BAD_USER_INPUT"], reply.errors
+    assert reply.errors[0]["extensions"] | {"field": "id", "reason": "illegal_transition"} == \
+        reply.errors[0]["extensions"]
+    assert reply.data == {"patientArchive": None}
+    after = await Patient.get(id=pid)
+    assert (after.status, after.version, after.updated_at) == ("archived", before.version, before.updated_at)
+    since = await events_since(tenant.id, seq, resource_type="patient")
+    assert [(e.action, e.outcome, e.reason, e.resource_id, e.patient_id, e.actor_id) for e in since] == [
+        ("archive", "denied", "illegal_transition", pid, pid, tenant.staff_ids["front_desk"])]
+
+
+async def test_a_deceased_file_is_archived(tenant: Tenant) -> None:
+    """The allowed twin: a death's file is archived later (DECEASED -> ARCHIVED), once, on the trail."""
+    pid = await make_patient(tenant)
+    assert (await tenant.call("nurse", DECEASED, id=str(pid))).errors == []
+    before = await Patient.get(id=pid)
+    seq = await mark(tenant.id)
+
+    reply = await tenant.call("front_desk", ARCHIVE, id=str(pid))
+
+    assert reply.errors == [], reply.errors
+    assert reply.data == {"patientArchive": {"id": str(pid), "status": "ARCHIVED"}}
+    after = await Patient.get(id=pid)
+    assert (after.status, after.version) == ("archived", before.version + 1)
+    since = await events_since(tenant.id, seq, resource_type="patient", action="archive")
+    assert [(e.outcome, e.resource_id, e.actor_id) for e in since] == [
+        ("allowed", pid, tenant.staff_ids["front_desk"])]
+
+
+async def test_a_merged_file_is_not_archived(tenant: Tenant) -> None:
+    """A merged file answers an archive as it answers every write (docs/patients.md): CONFLICT at id, reason merged,
+    nothing written, the refusal on the trail; never a second status over MERGED."""
+    survivor, duplicate = await make_patient(tenant), await make_patient(tenant)
+    assert (await tenant.call("front_desk", MERGE, s=str(survivor), d=str(duplicate))).errors == []
+    before = await Patient.get(id=duplicate)
+    seq = await mark(tenant.id)
+
+    reply = await tenant.call("front_desk", ARCHIVE, id=str(duplicate))
+
+    assert reply.codes == ["CONFLICT"], reply.errors
+    assert reply.errors[0]["extensions"] | {"field": "id", "reason": "merged"} == reply.errors[0]["extensions"]
+    after = await Patient.get(id=duplicate)
+    assert (after.status, after.version) == ("merged", before.version)
+    since = await events_since(tenant.id, seq, resource_type="patient")
+    assert [(e.action, e.outcome, e.reason, e.resource_id) for e in since] == [
+        ("archive", "denied", "merged", duplicate)]
+
+
 async def test_a_nurse_still_corrects_a_death_recorded_by_mistake(tenant: Tenant) -> None:
     """The other door is left as it was: DECEASED back to ACTIVE (a death recorded by mistake) is the identity
     class's, the nurse's."""
