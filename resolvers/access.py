@@ -612,9 +612,16 @@ async def file_transaction(ctx: Context, patient_id: uuid.UUID | None, *, action
     async with merge_refusal_recorded(ctx, action, patient_id, recorded=recorded), in_transaction():
         if patient_id is not None:
             status = await lock_file(patient_id, field)
-            if active is not None and status != "active":
-                raise BadUserInput(f"{field}: the file is {status}; {active} are for active files.", field=field)
+            if active is not None:
+                require_active(status, field, active)
         yield
+
+
+def require_active(status: str, field: str, what: str) -> None:
+    """A write for active files only (``what``: the writes, plural) refused on a closed one (archived, deceased):
+    BAD_USER_INPUT at ``field``, the field naming the file or the record on it."""
+    if status != "active":
+        raise BadUserInput(f"{field}: the file is {status}; {what} are for active files.", field=field)
 
 
 # FOR KEY SHARE, which Tortoise does not write: what a row's foreign key takes on the row it references. The files

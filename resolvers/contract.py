@@ -932,8 +932,8 @@ async def _cas(ctx: Context, row: Contract, expected: int, **columns: Any) -> No
 
 
 @asynccontextmanager
-async def writing(ctx: Context, view: ContractView, action: Action, field: str = "contractId"
-                  ) -> AsyncIterator[uuid.UUID]:
+async def writing(ctx: Context, view: ContractView, action: Action, field: str = "contractId", *,
+                  active: str | None = None) -> AsyncIterator[uuid.UUID]:
     """The transaction of a caller's write to a contract it found; yields the client's file as it is now, which the
     write's records name. The file is held first (``access.following_record``), as a merge locks it before it moves
     the contract. A file merged since the contract was found moved the contract to the survivor: the caller named the
@@ -941,11 +941,18 @@ async def writing(ctx: Context, view: ContractView, action: Action, field: str =
     contract there (``in_reach``, as ``find`` would ask after the merge); beyond it NOT_FOUND for the contract,
     nothing written, the refusal recorded once rolled back (found in review: the records named the merged file). As
     ``appointmentCancel`` and ``followUpTaskComplete`` do; a write that adds a contract to a file (create, renew)
-    refuses a merged file instead, as every write naming a file does."""
+    refuses a merged file instead, as every write naming a file does.
+    ``active`` (what is for active files only: a send, a signature) refuses the client's file closed, read once it
+    is held, BAD_USER_INPUT at ``field`` (found in review: a contract of a file closed before a death ended contracts
+    and an archive waited for them was sent and signed). Neither comes about while the write runs: an archive is
+    refused while the contract has not ended, and a death ends it under the contract's lock, which these writes take."""
     following = access.following_record(ctx, action, "contract", view.row.id, field=field,
                                         reached=lambda: _reached(ctx, view.row.id))
     async with following as hold, in_transaction():
-        yield await hold(view.row.patient_id)
+        patient_id = await hold(view.row.patient_id)
+        if active is not None:
+            access.require_active(await _file_status(patient_id), field, active)
+        yield patient_id
 
 
 async def _reached(ctx: Context, contract_id: uuid.UUID) -> bool:
@@ -1639,7 +1646,11 @@ async def _file_open(patient_id: uuid.UUID) -> bool:
     """Whether the client's file is active: a closed one's term is not renewed automatically, it expires (decided: a
     death ends the contracts and an archive waits for them, but files closed before that exist; nobody is cared for
     under the term any more). What the parties signed (a next term) stands: staff end it."""
-    return await Patient.filter(id=patient_id).first().values_list("status", flat=True) == "active"
+    return await _file_status(patient_id) == "active"
+
+
+async def _file_status(patient_id: uuid.UUID) -> str:
+    return str(await Patient.filter(id=patient_id).first().values_list("status", flat=True))
 
 
 async def _auto_renew(scribe: Scribe, row: Contract, base: ContractVersion, now: datetime, year: int) -> Contract:

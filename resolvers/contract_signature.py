@@ -3,7 +3,9 @@
 - ``send``: the open draft version is rendered to PDF (``core.contract_document``), sealed with the institution's key
   bound to the version's row (as ticket attachments are), stored, and the version becomes SENT: frozen (the database
   refuses later changes of its terms and items) with the document's SHA-256, storage key, size and time. Version 1
-  moves the contract from DRAFT to SENT (``contracts.on_version_sent``).
+  moves the contract from DRAFT to SENT (``contracts.on_version_sent``). Sending and signing are for a client whose
+  file is active: a closed one (archived, deceased; files closed before a death ended contracts and an archive waited
+  for them) is BAD_USER_INPUT at the contract's id, nothing written.
 - ``sign``: staff record a party's signature (the institution's needs ``contract.status: update`` as well: admins and
   finance; the client's, the guarantor's and the partner's are signed in person or on paper, witnessed by the staff
   member recording them); ``sign_mine``: a patient signs their own contract's client party in the portal. Every
@@ -73,6 +75,8 @@ SIGNED = "version_signed"
 ALREADY = "already_signed"
 MISMATCH = "document_mismatch"
 RENEWAL_EXISTS = "renewal_exists"
+# What ``contracts.writing`` refuses on a closed file (archived, deceased): a version sent or signed
+SENT_OR_SIGNED = "sending and signing contracts"
 
 
 class DocumentTampered(CareloopError):
@@ -176,7 +180,7 @@ async def send(ctx: Context, contract_id: uuid.UUID | None, expected_version: in
     document = dataclasses.replace(await document_of(ctx, row, draft), nonce=secrets.token_hex(16))
     data = await asyncio.to_thread(render, document)  # CPU work off the event loop
     digest, key = hashlib.sha256(data).hexdigest(), uuid.uuid4().hex
-    async with contracts.writing(ctx, view, Action.UPDATE) as patient_id:
+    async with contracts.writing(ctx, view, Action.UPDATE, active=SENT_OR_SIGNED) as patient_id:
         locked = await Contract.filter(id=row.id, institution_id=ctx.institution_id).select_for_update().first()
         version = await ContractVersion.filter(id=draft.id, institution_id=ctx.institution_id
                                                ).select_for_update().first()
@@ -312,7 +316,8 @@ async def _record(ctx: Context, view: ContractView, data: dict[str, Any], party:
                                      "again.", MISMATCH, "input.documentSha256")
     signature_id = uuid7()
     try:
-        async with contracts.writing(ctx, view, Action.CREATE, "input.contractId") as patient_id:
+        async with contracts.writing(ctx, view, Action.CREATE, "input.contractId",
+                                     active=SENT_OR_SIGNED) as patient_id:
             locked = await Contract.filter(id=contract.id, institution_id=ctx.institution_id
                                            ).select_for_update().first()
             current = await ContractVersion.filter(id=version.id, institution_id=ctx.institution_id

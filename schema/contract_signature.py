@@ -172,7 +172,8 @@ class ContractSignatureQuery:
 class ContractSignatureMutation:
     @strawberry.mutation(description="Send the contract's draft version for signature: rendered to PDF, sealed and "
                                      "stored, its SHA-256 recorded; the version is frozen from now on. Version 1 "
-                                     "makes the contract SENT.")
+                                     "makes the contract SENT. The client's file must be active (archived or "
+                                     "deceased: BAD_USER_INPUT at contractId).")
     async def contract_send(self, info: Info, contract_id: _CONTRACT_ID,
                             expected_version: _EXPECTED) -> Contract | None:
         return Contract(view=await signatures.send(info.context, uuid_of(contract_id, "contractId"),
@@ -181,7 +182,8 @@ class ContractSignatureMutation:
     @strawberry.mutation(description="Record a party's signature of a version sent for signature. When every "
                                      "required party has signed (institution, client, and the guarantor and the "
                                      "partner when named) the version is SIGNED and takes effect. A party signs "
-                                     "once (a second time: CONFLICT).")
+                                     "once (a second time: CONFLICT). The client's file must be active (archived or "
+                                     "deceased: BAD_USER_INPUT at input.contractId).")
     async def contract_sign(self, info: Info, input: Annotated[ContractSignInput, strawberry.argument(
             description="The signature.")]) -> ContractSignature | None:
         data = {"contract_id": uuid_of(input.contract_id, "input.contractId"),
@@ -190,7 +192,8 @@ class ContractSignatureMutation:
                 "contact_id": uuid_of(input.contact_id, "input.contactId")}
         return ContractSignature(view=await signatures.sign(info.context, data))
 
-    @strawberry.mutation(description="Portal: sign my contract as the client.")
+    @strawberry.mutation(description="Portal: sign my contract as the client. My file must be active (archived or "
+                                     "deceased: BAD_USER_INPUT at input.contractId).")
     async def my_contract_sign(self, info: Info, input: Annotated[MyContractSignInput, strawberry.argument(
             description="My signature.")]) -> ContractSignature | None:
         data = {"contract_id": uuid_of(input.contract_id, "input.contractId"),

@@ -11,7 +11,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from models import Communication, Contract, ContractVersion, FollowUpTask, Institution, Notification, Patient
+from models import (
+    Communication,
+    Contract,
+    ContractSignature,
+    ContractVersion,
+    FollowUpTask,
+    Institution,
+    Notification,
+    Patient,
+)
 from resolvers import access, contract_reminder
 from resolvers import contract as contracts
 from resolvers.context import Services
@@ -20,7 +29,7 @@ from tests.conftest import BACKEND
 from tests.contracts import draft, item_input, make_item, signed
 from tests.factories import Tenant
 from tests.locks import Pause, held, pause_before_entering, until_waiting
-from tests.patients import denials_since, events_since, mark
+from tests.patients import denials_since, events_since, mark, open_account
 
 ARCHIVE = "mutation($id: ID!) { patientArchive(id: $id) { id status } }"
 DECEASED = "mutation($id: ID!) { patientUpdate(id: $id, input: {status: DECEASED}) { id status } }"
@@ -342,3 +351,125 @@ async def test_a_closed_files_contract_is_reminded_of_nothing(tenant: Tenant, st
     assert await Communication.filter(key__startswith=f"contract:{old['id']}:").count() == 0
     assert await Notification.filter(contract_id=kept["id"]).count() == 1
     assert await Communication.filter(key__startswith=f"contract:{kept['id']}:").count() == 1
+
+
+# -- a closed file's contract is not sent nor signed ------------------------------------------------------------------
+
+SEND = """mutation($id: ID!, $v: Int!) { contractSend(contractId: $id, expectedVersion: $v) {
+  id status version versions { number status documentSha256 } } }"""
+SIGN = """mutation($input: ContractSignInput!) { contractSign(input: $input) { party contract { status } } }"""
+AMEND = """mutation($id: ID!, $v: Int!, $input: ContractAmendInput!) {
+  contractAmend(contractId: $id, expectedVersion: $v, input: $input) { id version currentVersion } }"""
+
+
+async def contract_state(pid: uuid.UUID) -> dict[str, Any]:
+    """The contract rows of a file, their versions and signatures: what a refused send or signature leaves as it was."""
+    ids = await Contract.filter(patient_id=pid).values_list("id", flat=True)
+    versions = await ContractVersion.filter(contract_id__in=ids).order_by("id").values()
+    return {"contracts": await contract_rows(pid), "versions": versions,
+            "signatures": await ContractSignature.filter(contract_version_id__in=[v["id"] for v in versions]
+                                                         ).order_by("id").values()}
+
+
+async def _amendment(tenant: Tenant, pid: uuid.UUID, *, sent_too: bool) -> tuple[str, int, int]:
+    """An ACTIVE contract of the file with an amendment drafted (and sent, ``sent_too``) while the file was open: the
+    contract's id, its version and the amendment's number."""
+    contract = await active(tenant, pid, end=local_today("Asia/Shanghai") + timedelta(days=200))
+    amended = await tenant.call("admin", AMEND, id=contract["id"], v=contract["version"], input={
+        "effectiveOn": (local_today("Asia/Shanghai") + timedelta(days=10)).isoformat(),
+        "changeSummary": "Two more visits"})
+    assert amended.errors == [], amended.errors
+    version, number = amended.data["contractAmend"]["version"], amended.data["contractAmend"]["currentVersion"]
+    if sent_too:
+        reply = await tenant.call("front_desk", SEND, id=contract["id"], v=version)
+        assert reply.errors == [], reply.errors
+        version = reply.data["contractSend"]["version"]
+    return contract["id"], version, number
+
+
+def _sha(contract: dict[str, Any], number: int) -> str:
+    return str(next(v["documentSha256"] for v in contract["versions"] if v["number"] == number))
+
+
+@pytest.mark.parametrize("what", ["contract", "amendment"])
+@pytest.mark.parametrize("status", ["archived", "deceased"])
+async def test_a_closed_files_contract_is_not_sent(tenant: Tenant, status: str, what: str) -> None:
+    """Found in review: contractSend never asked about the client's file, so a contract (or an amendment) drafted on a
+    file closed before a death ended contracts and an archive waited for them was sent for signature. The file's
+    status is written directly (as an old database holds it: the API no longer lets it arise). Refused as
+    contractRenew refuses a closed file: BAD_USER_INPUT at contractId, nothing written. The twin on an open file is
+    sent."""
+    closed, open_ = await client(tenant), await client(tenant)
+    if what == "contract":
+        drafts = [await draft(tenant, pid, [item_input(await make_item(tenant))]) for pid in (closed, open_)]
+        pending = [(made["id"], made["version"]) for made in drafts]
+    else:
+        pending = [(await _amendment(tenant, pid, sent_too=False))[:2] for pid in (closed, open_)]
+    await close_before_this_change(closed, status)
+    before = await contract_state(closed)
+
+    reply = await tenant.call("front_desk", SEND, id=pending[0][0], v=pending[0][1])
+    twin = await tenant.call("front_desk", SEND, id=pending[1][0], v=pending[1][1])
+
+    assert reply.codes == ["BAD_USER_INPUT"], reply.errors
+    assert reply.errors[0]["extensions"]["field"] == "contractId"
+    assert reply.data == {"contractSend": None}
+    assert await contract_state(closed) == before
+    assert twin.errors == [], twin.errors
+
+
+@pytest.mark.parametrize("what", ["contract", "amendment"])
+@pytest.mark.parametrize("status", ["archived", "deceased"])
+async def test_a_closed_files_contract_is_not_signed(tenant: Tenant, status: str, what: str) -> None:
+    """As sending (above): a contract (or an amendment) sent while the file was open, the file closed before this
+    change (its status written directly, as an old database holds it), is not signed: BAD_USER_INPUT at
+    input.contractId, no signature written, the contract as it stood. The twin on an open file is signed."""
+    closed, open_ = await client(tenant), await client(tenant)
+    pending = []
+    for pid in (closed, open_):
+        if what == "contract":
+            contract = await sent(tenant, pid)
+            pending.append((contract["id"], 1, _sha(contract, 1)))
+        else:
+            contract_id, _, number = await _amendment(tenant, pid, sent_too=True)
+            versions = await ContractVersion.filter(contract_id=contract_id, number=number).first()
+            assert versions is not None
+            pending.append((contract_id, number, str(versions.document_sha256)))
+    await close_before_this_change(closed, status)
+    before = await contract_state(closed)
+
+    def signing(contract_id: str, number: int, sha: str) -> dict[str, Any]:
+        return {"contractId": contract_id, "versionNumber": number, "party": "INSTITUTION", "method": "IN_PERSON",
+                "documentSha256": sha}
+
+    reply = await tenant.call("finance", SIGN, input=signing(*pending[0]))
+    twin = await tenant.call("finance", SIGN, input=signing(*pending[1]))
+
+    assert reply.codes == ["BAD_USER_INPUT"], reply.errors
+    assert reply.errors[0]["extensions"]["field"] == "input.contractId"
+    assert reply.data == {"contractSign": None}
+    assert await contract_state(closed) == before
+    assert twin.errors == [], twin.errors
+
+
+MY_SIGN = """mutation($input: MyContractSignInput!) { myContractSign(input: $input) { party } }"""
+
+
+@pytest.mark.parametrize("status", ["archived", "deceased"])
+async def test_a_closed_files_client_does_not_sign_in_the_portal(tenant: Tenant, status: str) -> None:
+    """The portal's signature goes the way contractSign does (above): the client of a file closed before this change
+    (its status written directly, as an old database holds it) signing a contract sent while the file was open is
+    BAD_USER_INPUT at input.contractId, nothing written. The twin, the same client's file open, is signed."""
+    users = [await open_account(tenant), await open_account(tenant)]
+    contracts_sent = [await sent(tenant, user.patient_id) for user in users]
+    await close_before_this_change(users[0].patient_id, status)
+    before = await contract_state(users[0].patient_id)
+
+    replies = [await user.call(MY_SIGN, input={"contractId": contract["id"], "versionNumber": 1,
+                                               "documentSha256": _sha(contract, 1)})
+               for user, contract in zip(users, contracts_sent, strict=True)]
+
+    assert replies[0].codes == ["BAD_USER_INPUT"], replies[0].errors
+    assert replies[0].errors[0]["extensions"]["field"] == "input.contractId"
+    assert await contract_state(users[0].patient_id) == before
+    assert replies[1].errors == [] and replies[1].data == {"myContractSign": {"party": "CLIENT"}}
