@@ -1054,7 +1054,10 @@ def _refuse(row: Communication, reason: str, moment: datetime) -> None:
 
 
 def _failed(row: Communication, reason: str, moment: datetime, *, permanent: bool) -> None:
-    row.last_error, row.sent_at = reason[:200], None
+    """A hand-over that failed: settled failed, or queued again after a backoff. The sender's reason is kept as the
+    delivery callbacks' are (``clean_reason``): a sender echoing the recipient must not store the address or number
+    in lastError (found in review: it was stored as given)."""
+    row.last_error, row.sent_at = clean_reason(reason), None
     if permanent or row.attempts >= MAX_ATTEMPTS:
         row.status, row.settled_at = "failed", moment
     else:

@@ -349,6 +349,27 @@ async def test_a_permanent_failure_settles_the_message_as_failed(tenant: Tenant,
     assert stored.settled_at == DAY
 
 
+@pytest.mark.parametrize("permanent", [True, False], ids=["failed", "retried"])
+async def test_a_senders_failure_keeps_no_address_nor_number(tenant: Tenant, services: Services,
+                                                             permanent: bool) -> None:
+    """Found in review: a sender's failure reason was stored as given (cut at 200 characters), while the delivery
+    callbacks' reasons go through ``clean_reason``; a sender echoing the recipient put the patient's address or number
+    into lastError, which staff read. Every stored lastError is cleaned alike: the address and the number replaced
+    by ``#``, the rest kept, whether the message is settled failed or retried."""
+    pid = await reachable(tenant)
+    message = await queue(tenant, pid)
+    said = f"rejected <{EMAIL}> for +86 138-0013-8000"
+
+    await deliver(services, Recorder(failures=[SendFailed(said, permanent=permanent)]), DAY)
+
+    stored = await row(message)
+    assert (stored.status, stored.attempts) == ("failed" if permanent else "queued", 1)
+    assert stored.last_error == "rejected#for#"
+    [node] = [n for n in await log(tenant, pid) if n["id"] == str(message.id)]
+    assert node["lastError"] == "rejected#for#"
+    assert EMAIL not in str(node) and "0013" not in str(node) and "8000" not in str(node)
+
+
 async def test_queued_messages_survive_a_restart(tenant: Tenant, services: Services, settings: Settings) -> None:
     pid = await reachable(tenant)
     message = await queue(tenant, pid)
