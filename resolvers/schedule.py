@@ -25,9 +25,9 @@ from core.errors import ILLEGAL_TRANSITION, BadUserInput, Conflict, Forbidden
 from core.ids import uuid7
 from core.slots import EXTRA, Adjustment, Plan, Slot
 from core.validation import FIRST_YEAR, LAST_YEAR, Problems, aware_time, camel_case, clean_text, one_of
-from models import Appointment, Department, Schedule, ScheduleException, Staff
+from models import Appointment, Department, Schedule, ScheduleException
 from models.schedule import EXCEPTION_KINDS, SCHEDULE_KINDS
-from resolvers import access, loaders, pagination, sla, versioning
+from resolvers import access, loaders, pagination, sla, staff, versioning
 from resolvers.context import Context
 from resolvers.versioning import bumped
 
@@ -405,11 +405,11 @@ def _value(name: str, value: Any) -> Any:
 
 
 async def _check_references(ctx: Context, values: dict[str, Any]) -> None:
-    """The clinician and the department named are the institution's (both looked up, refused together)."""
+    """The clinician named is an active clinician of the institution (``staff.check_clinicians``), the department
+    one of its departments (both looked up, refused together)."""
     problems = Problems()
-    if values.get("clinician_id") is not None and not await Staff.exists(
-            id=values["clinician_id"], institution_id=ctx.institution_id, is_active=True):
-        problems.add("clinicianId", "invalid", "no such staff member.")
+    if values.get("clinician_id") is not None:
+        await staff.check_clinicians(ctx, problems, [("clinicianId", values["clinician_id"])])
     if "department_id" in values and not await Department.exists(id=values["department_id"],
                                                                  institution_id=ctx.institution_id):
         problems.add("departmentId", "invalid", "no such department.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -27,6 +28,8 @@ from resolvers.context import Context
 # An account's departments, at most (found in review: any number, and every request of the account loads them all into
 # its principal). A department is a ward or a service line: a head nurse covering several reaches a handful.
 MAX_DEPARTMENTS = 50
+# extensions.reason: a staff member named as a clinician (of a visit, a schedule) holds no clinical role
+NOT_A_CLINICIAN = "not_a_clinician"
 
 
 @dataclass(frozen=True)
@@ -308,6 +311,34 @@ async def _entries(ctx: Context, rows: list[Staff]) -> list[DirectoryEntry]:
             "department__name"):
         departments[membership.staff_id].append(membership.department)
     return [DirectoryEntry(row, roles[row.id], departments[row.id]) for row in rows]
+
+
+def clinical_roles(ctx: Context) -> frozenset[str]:
+    """The staff roles that make a clinician: those the policy lets read a file's clinical class (nurse, doctor and
+    department head in policy.csv; the same roles break the glass). Finance, admins, the front desk, support agents
+    and compliance officers see no chart, so none of them is anyone's clinician (docs/care-journey.md)."""
+    guard = ctx.services.guard
+    return frozenset(role for role in ROLES if guard.role_allows(role, ctx.institution_id, "patient.clinical", "read"))
+
+
+async def check_clinicians(ctx: Context, problems: Problems, named: Sequence[tuple[str, uuid.UUID]]) -> None:
+    """Each staff member named, at its field, is an active clinician of the institution: all of them and their roles
+    read in one statement. One that is no active account here is ``invalid`` (no such staff member), one holding no
+    clinical role ``not_a_clinician`` (found in review: a finance clerk was taken as a visit's clinician and shown to
+    the patient as theirs). Adds the problems; the caller checks."""
+    if not named:
+        return
+    clinical = clinical_roles(ctx)
+    rows = await Staff.filter(id__in=sorted({staff_id for _, staff_id in named}), institution_id=ctx.institution_id,
+                              is_active=True).values_list("id", "role_assignments__role")  # LEFT JOIN: role-less too
+    found = {uuid.UUID(str(staff_id)) for staff_id, _ in rows}
+    clinicians = {uuid.UUID(str(staff_id)) for staff_id, role in rows if role in clinical}
+    for field, staff_id in named:
+        if staff_id not in found:
+            problems.add(field, "invalid", "no such staff member.")
+        elif staff_id not in clinicians:
+            problems.add(field, NOT_A_CLINICIAN, "not a clinician: name a staff member holding a clinical role "
+                                                 "(one that reads patients' clinical data).")
 
 
 def check_password(password: str) -> str:

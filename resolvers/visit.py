@@ -35,11 +35,11 @@ from core.validation import (
     one_of,
     recorded_time,
 )
-from models import Department, Patient, ServiceItem, Staff, Visit, VisitCode, VisitStaff
+from models import Department, Patient, ServiceItem, Visit, VisitCode, VisitStaff
 from models.visit import CODE_KINDS, PROCEDURE_STATUSES, VISIT_KINDS
 from policies.fields import CLINICAL, ENCRYPTED_FIELDS, INTERNAL, VISIT_FIELD_CLASS
 from policies.guard import Decision
-from resolvers import access, follow_up, pagination, survey, writes
+from resolvers import access, follow_up, pagination, staff, survey, writes
 from resolvers import communication as communications
 from resolvers import institution as institutions
 from resolvers.access import PatientView
@@ -314,7 +314,7 @@ async def create(ctx: Context, data: dict[str, Any]) -> VisitView:
     problems.check()  # every problem of the input's shape, before reach and the database are asked
     patient = await access.find_patient(ctx, data.get("patient_id"), action=Action.CREATE, field="patientId")
     await access.require_section_reached(ctx, patient, "visit", resource_type="visit", act="create")
-    await _check_references(ctx, values)
+    await _check_references(ctx, values, data.get("staff_ids"))
     await _check_text_rights(ctx, patient, values, Action.CREATE)
     if patient.row.status != "active":
         raise BadUserInput(f"patientId: the file is {patient.row.status}; visits are for active files.",
@@ -357,7 +357,7 @@ async def update(ctx: Context, visit_id: uuid.UUID | None, data: dict[str, Any],
     problems.check()
     view = await find(ctx, visit_id, Action.UPDATE)
     await require_changed_here(ctx, view.patient, view.row.id)
-    await _check_references(ctx, values)
+    await _check_references(ctx, values, data.get("staff_ids"))
     values.pop("status", None)
     await _check_text_rights(ctx, view.patient, values, Action.UPDATE)
     _check_order({**_times(view.row), **values})
@@ -577,18 +577,19 @@ def _shape_one(name: str, value: Any) -> Any:
     return value
 
 
-async def _check_references(ctx: Context, values: dict[str, Any]) -> None:
-    """The department, clinician and other staff named exist in the institution (after the shape checks)."""
+async def _check_references(ctx: Context, values: dict[str, Any], sent_staff: list[uuid.UUID] | None) -> None:
+    """The department named is the institution's; the clinician and the other staff who took part are its active
+    clinicians (``staff.check_clinicians``: all of them in one statement), each other staff member named at its place
+    as sent (``staffIds[2]``). Every problem at once, after the shape checks."""
+    problems = Problems()
     if values.get("department_id") is not None and not await Department.exists(
             id=values["department_id"], institution_id=ctx.institution_id):
-        raise BadUserInput("departmentId: no such department.", field="departmentId")
-    if values.get("clinician_id") is not None and not await Staff.exists(
-            id=values["clinician_id"], institution_id=ctx.institution_id, is_active=True):
-        raise BadUserInput("clinicianId: no such staff member.", field="clinicianId")
-    staff = values.get("staff_ids")
-    if staff and await Staff.filter(id__in=staff, institution_id=ctx.institution_id,
-                                    is_active=True).count() != len(staff):
-        raise BadUserInput("staffIds: no such staff member.", field="staffIds")
+        problems.add("departmentId", "invalid", "no such department.")
+    named = [("clinicianId", values["clinician_id"])] if values.get("clinician_id") is not None else []
+    if values.get("staff_ids"):
+        named += [(f"staffIds[{index}]", staff_id) for index, staff_id in enumerate(sent_staff or [])]
+    await staff.check_clinicians(ctx, problems, named)
+    problems.check()
 
 
 async def _set_staff(ctx: Context, visit_id: uuid.UUID, staff_ids: list[uuid.UUID] | None) -> None:

@@ -413,7 +413,7 @@ async def test_other_staff_who_took_part(tenant: Tenant) -> None:
     assert [s["id"] for s in (await tenant.call("nurse", staff, id=visit["id"])).data["visit"]["staff"]] == [doctor]
     before = await snapshot(tenant)
     bad = await tenant.call("nurse", UPDATE, id=visit["id"], input={"staffIds": [str(uuid.uuid4())]})
-    assert bad.codes == ["BAD_USER_INPUT"] and bad.errors[0]["extensions"]["field"] == "input.staffIds"
+    assert bad.codes == ["BAD_USER_INPUT"] and bad.errors[0]["extensions"]["field"] == "input.staffIds[0]"
     assert await snapshot(tenant) == before
 
 
