@@ -19,7 +19,7 @@ from resolvers import schedule as schedules
 from resolvers.schedule import SlotView
 from schema.common import DEFAULT_PAGE_SIZE, TOTAL_COUNT, First, Info, PageInfo, Version, asks_total, provided, uuid_of
 from schema.department import Department
-from schema.staff import StaffSummary
+from schema.staff import CLINICIAN_RULE, StaffSummary
 
 if TYPE_CHECKING:
     from models import Schedule as ScheduleRow
@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 
 @strawberry.enum(description="Whose time a schedule offers.")
 class ScheduleKind(Enum):
-    CLINICIAN = strawberry.enum_value("clinician", description="A clinician's (a doctor, a nurse).")
+    CLINICIAN = strawberry.enum_value("clinician", description="A clinician's (a doctor, a nurse, a department "
+                                                                "head).")
     RESOURCE = strawberry.enum_value("resource", description="A resource's: a dental chair, a room, a home-care "
                                                              "team.")
 
@@ -235,9 +236,8 @@ class ScheduleCreateInput:
                                                                 "Monday's).")
     slot_minutes: int = strawberry.field(description="Length of a slot, 5 to 240 minutes.")
     capacity: int = strawberry.field(default=1, description="Places per slot, 1 to 50.")
-    clinician_id: strawberry.ID | None = strawberry.field(default=None, description="Required for a clinician's "
-                                                                                    "schedule: a staff member of "
-                                                                                    "the institution.")
+    clinician_id: strawberry.ID | None = strawberry.field(
+        default=None, description=f"Required for a clinician's schedule, and only for one. {CLINICIAN_RULE}")
 
 
 @strawberry.input(description="Changes to a schedule: fields left out stay as they are. Appointments already "
@@ -253,9 +253,8 @@ class ScheduleUpdateInput:
                                                                                                 "week as a whole.")
     slot_minutes: int | None = strawberry.field(default=strawberry.UNSET, description="5 to 240 minutes.")
     capacity: int | None = strawberry.field(default=strawberry.UNSET, description="1 to 50 places.")
-    clinician_id: strawberry.ID | None = strawberry.field(default=strawberry.UNSET, description="The clinician; "
-                                                                                               "null for a "
-                                                                                               "resource.")
+    clinician_id: strawberry.ID | None = strawberry.field(
+        default=strawberry.UNSET, description=f"The clinician; null for a resource. {CLINICIAN_RULE}")
 
 
 @strawberry.input(description="A leave or an extra session.")

@@ -40,7 +40,7 @@ from schema.common import (
 from schema.department import Department
 from schema.patient import Patient, PatientConnection, PatientEdge, PatientSource
 from schema.patient import node as patient_node
-from schema.staff import StaffSummary
+from schema.staff import CLINICIAN_RULE, StaffSummary
 
 
 @strawberry.enum(description="What kind of visit or service it was (FHIR Encounter class, simplified).")
@@ -300,9 +300,10 @@ class VisitCreateInput:
     department_id: strawberry.ID | None = strawberry.field(
         default=strawberry.UNSET, description="The department; null: the patient's department.")
     clinician_id: strawberry.ID | None = strawberry.field(
-        default=strawberry.UNSET, description="The responsible clinician (staff id).")
-    staff_ids: list[strawberry.ID] | None = strawberry.field(default=strawberry.UNSET,
-                                                             description="Other staff who took part (at most 10).")
+        default=strawberry.UNSET, description=f"The responsible clinician (staff id). {CLINICIAN_RULE}")
+    staff_ids: list[strawberry.ID] | None = strawberry.field(
+        default=strawberry.UNSET, description=f"Other staff who took part (at most 10), clinicians too: each refused "
+                                              f"at its place (input.staffIds[2]). {CLINICIAN_RULE}")
     planned_at: datetime | None = strawberry.field(
         default=strawberry.UNSET, description="When it is booked for, with its offset; null: now.")
     started_at: datetime | None = strawberry.field(
@@ -338,9 +339,10 @@ class VisitUpdateInput:
     department_id: strawberry.ID | None = strawberry.field(
         default=strawberry.UNSET, description="The department the visit belongs to (Department.id); null: none.")
     clinician_id: strawberry.ID | None = strawberry.field(
-        default=strawberry.UNSET, description="The responsible clinician (staff id); null: none.")
-    staff_ids: list[strawberry.ID] | None = strawberry.field(default=strawberry.UNSET,
-                                                             description="Replaces the other staff as a whole.")
+        default=strawberry.UNSET, description=f"The responsible clinician (staff id); null: none. {CLINICIAN_RULE}")
+    staff_ids: list[strawberry.ID] | None = strawberry.field(
+        default=strawberry.UNSET, description=f"Replaces the other staff as a whole; clinicians too, each refused at "
+                                              f"its place (input.staffIds[2]). {CLINICIAN_RULE}")
     planned_at: datetime | None = strawberry.field(
         default=strawberry.UNSET, description="When it is booked for, with its offset.")
     reason: str | None = strawberry.field(
