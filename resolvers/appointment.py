@@ -61,8 +61,9 @@ SWEEP_RULE = "no-show sweep"
 FILE_CLOSED = Decision(True, "file archived or deceased")  # the patient's write that cancels their bookings
 # Channels only a patient (the portal) or a partner (its API) books through; staff record the others.
 OUTSIDE_CHANNELS = {PATIENT: "portal", PARTNER: "partner"}
-# A patient books from outside (the portal, a partner) while they hold fewer upcoming appointments than this (found in
-# review: one portal account could take every free slot within the horizon). Staff are not bound.
+# A patient books from outside (the portal, a partner) while they hold fewer upcoming appointments booked from outside
+# than this (found in review: one portal account could take every free slot within the horizon). Staff are not bound,
+# and what they book does not count: a patient the desk books three times a week still books online.
 OUTSIDE_UPCOMING_LIMIT = 10
 ITEM_COUNT = "item_count"
 STAFF_CHANNELS = tuple(c for c in BOOKING_CHANNELS if c not in OUTSIDE_CHANNELS.values())
@@ -346,7 +347,7 @@ async def book(ctx: Context, data: dict[str, Any]) -> AppointmentView:
             raise Conflict("slotStart: the patient already has a place in this slot.", field="slotStart")
         if principal.kind in OUTSIDE_CHANNELS and await Appointment.filter(  # counted under the file's lock
                 institution_id=ctx.institution_id, patient_id=patient.row.id, status="booked",
-                slot_start__gt=now).count() >= OUTSIDE_UPCOMING_LIMIT:
+                channel__in=tuple(OUTSIDE_CHANNELS.values()), slot_start__gt=now).count() >= OUTSIDE_UPCOMING_LIMIT:
             raise _TooMany
         row = await _insert(ctx, seat, values)
         await communication.on_appointment(ctx, row, "booked")

@@ -264,8 +264,8 @@ class AppointmentMutation:
     @strawberry.mutation(description="Book a place in a slot. A full slot answers CONFLICT (field slotStart); of two "
                                      "bookings of the last place exactly one wins. Patients and partners book within "
                                      "the institution's portal rules (FORBIDDEN naming the rule), for a patient "
-                                     "holding fewer than 10 upcoming appointments (BAD_USER_INPUT, reason "
-                                     "item_count).")
+                                     "holding fewer than 10 upcoming appointments booked by the portal or a "
+                                     "partner (BAD_USER_INPUT, reason item_count).")
     async def appointment_book(self, info: Info, input: Annotated[AppointmentBookInput, strawberry.argument(
             description="The booking.")]) -> Appointment | None:
         return appointment_node(info.context, await appointments.book(info.context, provided(input)))

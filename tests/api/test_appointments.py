@@ -684,16 +684,30 @@ PARTNER_SCOPES = ["patient.identity:read", "patient.clinical:read", "appointment
 
 
 async def test_a_partner_books_no_more_than_the_portal_does(tenant: Tenant) -> None:
-    """The bound of the portal holds for a partner booking for a granted patient: the patient's upcoming appointments,
-    whoever booked them."""
+    """The bound of the portal holds for a partner booking for a granted patient: the patient's upcoming appointments
+    booked from outside, the portal's and the partner's together."""
     schedule = await make_schedule(tenant)
     partnership = await make_partnership(tenant, PARTNER_SCOPES)
     for hour in (8, 9, 10, 11, 13):
         for minute in (0, 30):
-            await book(tenant, schedule, partnership.granted, start=at(2, hour, minute))  # by the desk
+            await ok(await partnership.call(BOOK, input=booking(schedule, partnership.granted, at(2, hour, minute))),
+                     "appointmentBook")
     await assert_refused(tenant, lambda: partnership.call(BOOK, input=booking(schedule, partnership.granted,
                                                                                  at(2, 14))),
                          "BAD_USER_INPUT", "input.patientId", "item_count", root="appointmentBook")
+    assert await Appointment.filter(patient_id=partnership.granted, status="booked").count() == 10
+
+
+async def test_what_staff_book_does_not_count_toward_the_portals_bound(tenant: Tenant) -> None:
+    """Found running the demo (`careloop demo --patients 2`, README's `make run`): the bound counted the desk's
+    bookings too, so a patient the desk books often (dialysis, rehabilitation) could not book online at all."""
+    schedule = await make_schedule(tenant)
+    me = await open_account(tenant)
+    for hour in (8, 9, 10, 11, 13):
+        for minute in (0, 30):
+            await book(tenant, schedule, me.patient_id, start=at(2, hour, minute))  # by the desk
+    made = await ok(await me.call(BOOK, input=booking(schedule, None, at(2, 14))), "appointmentBook")
+    assert made["channel"] == "PORTAL"
 
 
 async def test_a_partner_books_for_a_granted_patient_and_sees_only_its_own_bookings(tenant: Tenant) -> None:
