@@ -425,7 +425,8 @@ async def unarchive(ctx: Context, patient_id: uuid.UUID | None, version: int | N
     view = await access.find_patient(ctx, patient_id, action=Action.UPDATE)
     await access.require_section_reached(ctx, view, "patient", act="archive", action=Action.UPDATE,
                                          resource_type="patient", resource_id=view.row.id)
-    if view.row.status != ARCHIVED:
+    if view.row.status != ARCHIVED:  # on the trail, as the archive of an archived file is
+        await access.deny(ctx, Action.UPDATE, "patient", view.row.id, view.row.id, reason=ILLEGAL_TRANSITION)
         raise BadUserInput(f"id: the file is {view.row.status}, not archived.", field="id", reason=ILLEGAL_TRANSITION)
     async with in_transaction():
         await versioning.update_versioned(view.row, version, "patient", status="active")

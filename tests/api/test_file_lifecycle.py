@@ -319,16 +319,21 @@ async def test_a_role_that_archives_takes_the_file_back_and_nothing_comes_back_w
 
 async def test_a_file_not_archived_is_not_unarchived(tenant: Tenant) -> None:
     """patientUnarchive is for archived files: an active or deceased one answers BAD_USER_INPUT (illegal_transition),
-    nothing written."""
+    nothing written, the refusal on the trail as the archive's of an archived file is (a denial of the update, reason
+    illegal_transition, on the file; left by the review that added both, recorded for one only)."""
     active, deceased = await make_patient(tenant), await make_patient(tenant)
     assert (await tenant.call("nurse", DECEASED, id=str(deceased))).errors == []
     for pid in (active, deceased):
         before = await Patient.get(id=pid)
+        seq = await mark(tenant.id)
         reply = await tenant.call("front_desk", UNARCHIVE, id=str(pid))
         assert reply.codes == ["BAD_USER_INPUT"], reply.errors
         assert reply.errors[0]["extensions"]["reason"] == "illegal_transition"
         after = await Patient.get(id=pid)
         assert (after.status, after.version) == (before.status, before.version)
+        since = await events_since(tenant.id, seq, resource_type="patient")
+        assert [(e.action, e.outcome, e.reason, e.resource_id, e.actor_id) for e in since] == [
+            ("update", "denied", "illegal_transition", pid, tenant.staff_ids["front_desk"])]
 
 
 MERGE = "mutation($s: ID!, $d: ID!) { patientMerge(survivorId: $s, duplicateId: $d) { merged { id } } }"
