@@ -117,6 +117,9 @@ NOT_DRAFT = "version_not_draft"
 OPEN = "open_version_exists"
 RENEWAL_EXISTS = "renewal_exists"
 RENEWED_TERM_ENDED = "renewed_term_ended"
+# What ``writing`` refuses on a closed file (archived, deceased), as it refuses a send or a signature there: a draft
+# edited or an amendment drafted would wait for a send and signatures the file no longer takes (found in review).
+DRAFTED = "drafting and amending contracts"
 
 
 # -- views ---------------------------------------------------------------------------------
@@ -942,10 +945,12 @@ async def writing(ctx: Context, view: ContractView, action: Action, field: str =
     nothing written, the refusal recorded once rolled back (found in review: the records named the merged file). As
     ``appointmentCancel`` and ``followUpTaskComplete`` do; a write that adds a contract to a file (create, renew)
     refuses a merged file instead, as every write naming a file does.
-    ``active`` (what is for active files only: a send, a signature) refuses the client's file closed, read once it
-    is held, BAD_USER_INPUT at ``field`` (found in review: a contract of a file closed before a death ended contracts
-    and an archive waited for them was sent and signed). Neither comes about while the write runs: an archive is
-    refused while the contract has not ended, and a death ends it under the contract's lock, which these writes take."""
+    ``active`` (what is for active files only: a send, a signature, a draft edited, an amendment) refuses the
+    client's file closed, read once it is held, BAD_USER_INPUT at ``field`` (found in review: a contract of a file
+    closed before a death ended contracts and an archive waited for them was sent, signed, amended and its draft
+    edited). Neither comes about while the write runs: an archive is refused while the contract has not ended, and a
+    death ends it under the contract's lock, which these writes take (a draft edited and an amendment through
+    ``_cas``, over the version the caller read: a death in between bumped it, CONFLICT ``stale_version``)."""
     following = access.following_record(ctx, action, "contract", view.row.id, field=field,
                                         reached=lambda: _reached(ctx, view.row.id))
     async with following as hold, in_transaction():
@@ -1154,7 +1159,8 @@ async def update_draft(ctx: Context, contract_id: uuid.UUID | None, data: dict[s
     what was there (items: the whole list). Items are priced again (a draft is not agreed): version 1 at the
     catalogue's prices on the start date; an amendment keeps the prices signed for services already contracted
     (unless ``reprice``) and prices new ones on its effective date. Refused with CONFLICT (``version_not_draft``)
-    once the version was sent for signature."""
+    once the version was sent for signature, and on a closed file (BAD_USER_INPUT at ``contractId``, ``writing``):
+    a draft there is never sent nor signed."""
     decision = await access.authorize(ctx, "contract", "update", action=Action.UPDATE, resource_type="contract",
                                       resource_id=contract_id)
     view = await find(ctx, contract_id, Action.UPDATE, "contractId")
@@ -1230,7 +1236,7 @@ async def update_draft(ctx: Context, contract_id: uuid.UUID | None, data: dict[s
     written = frozenset({*(f"version.{version.number}.{name}" for name in columns), *contract_columns,
                          *(["items"] if given is not None else [])})
     try:
-        async with writing(ctx, view, Action.UPDATE) as patient_id:
+        async with writing(ctx, view, Action.UPDATE, active=DRAFTED) as patient_id:
             await _cas(ctx, row, expected, **contract_columns)
             changed = await ContractVersion.filter(id=version.id, status="draft").update(**columns,
                                                                                         updated_at=_now())
@@ -1255,7 +1261,8 @@ async def amend(ctx: Context, contract_id: uuid.UUID | None, data: dict[str, Any
     (the one in force, or agreed to take effect) copied with the changes given. It takes effect on
     ``effectiveOn`` (within the term, not before today) once every party signed it. Items already contracted keep
     their signed prices unless ``reprice`` (the catalogue's on the effective date; needs ``contract.terms:
-    update``, as a changed deposit does); new items are priced on the effective date."""
+    update``, as a changed deposit does); new items are priced on the effective date. A closed file's contract is
+    not amended (BAD_USER_INPUT at ``contractId``, ``writing``): the amendment would never be sent nor signed."""
     decision = await access.authorize(ctx, "contract", "update", action=Action.UPDATE, resource_type="contract",
                                       resource_id=contract_id)
     view = await find(ctx, contract_id, Action.UPDATE, "contractId")
@@ -1295,7 +1302,7 @@ async def amend(ctx: Context, contract_id: uuid.UUID | None, data: dict[str, Any
     written = frozenset({"current_version", f"version.{number}", "change_summary", "effective_on",
                          *(name for name in ("end_on", "billing_period", "deposit", "notice_days", "auto_renew",
                                              "rights_duties", "clauses", "items", "reprice") if name in data)})
-    async with writing(ctx, view, Action.UPDATE) as patient_id:
+    async with writing(ctx, view, Action.UPDATE, active=DRAFTED) as patient_id:
         await _cas(ctx, row, expected, current_version=number)
         await _insert_version(scribe, row.id, number, status="draft", effective_on=cast(date, effective_on),
                               end_on=end_on, change_summary=summary, lines=lines, **terms)

@@ -680,7 +680,9 @@ class ContractMutation:
         return Contract(view=await contracts.create(info.context, _input(input)))
 
     @strawberry.mutation(description="Edit the open draft version (terms and items). CONFLICT (reason "
-                                     "version_not_draft) once it was sent for signature: amend instead.")
+                                     "version_not_draft) once it was sent for signature: amend instead. The "
+                                     "client's file must be active (archived or deceased: BAD_USER_INPUT at "
+                                     "contractId; such a draft is never sent nor signed).")
     async def contract_draft_update(self, info: Info, contract_id: _CONTRACT_ID, input: Annotated[
             ContractDraftInput, strawberry.argument(description="The changes.")],
                                     expected_version: _EXPECTED) -> Contract | None:
@@ -691,7 +693,8 @@ class ContractMutation:
     @strawberry.mutation(description="Amend an ACTIVE or SUSPENDED contract: a new draft version (N+1) copying the "
                                      "newest signed one with the changes. Signed versions are never edited. CONFLICT "
                                      "when another version is open (open_version_exists) or the contract is in "
-                                     "another state (illegal_transition).")
+                                     "another state (illegal_transition). The client's file must be active "
+                                     "(archived or deceased: BAD_USER_INPUT at contractId).")
     async def contract_amend(self, info: Info, contract_id: _CONTRACT_ID, input: Annotated[
             ContractAmendInput, strawberry.argument(description="The amendment.")],
                              expected_version: _EXPECTED) -> Contract | None:

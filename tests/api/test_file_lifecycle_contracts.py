@@ -473,3 +473,77 @@ async def test_a_closed_files_client_does_not_sign_in_the_portal(tenant: Tenant,
     assert replies[0].errors[0]["extensions"]["field"] == "input.contractId"
     assert await contract_state(users[0].patient_id) == before
     assert replies[1].errors == [] and replies[1].data == {"myContractSign": {"party": "CLIENT"}}
+
+
+# -- a closed file's contract is neither amended nor its draft edited --------------------------------------------------
+
+DRAFT_UPDATE = """mutation($id: ID!, $v: Int!, $input: ContractDraftInput!) {
+  contractDraftUpdate(contractId: $id, expectedVersion: $v, input: $input) { id version } }"""
+
+
+async def _updates_since(tenant: Tenant, seq: int, contract_id: str) -> list[Any]:
+    """The successful changes of a contract recorded since the mark: a refused write records none."""
+    return list(await events_since(tenant.id, seq, resource_type="contract", resource_id=contract_id,
+                                   action="update", outcome="allowed"))
+
+
+@pytest.mark.parametrize("status", ["archived", "deceased"])
+async def test_a_closed_files_contract_is_not_amended(tenant: Tenant, status: str) -> None:
+    """Found in review: contractAmend never asked about the client's file, so a running contract of a file closed
+    before a death ended contracts and an archive waited for them (its status written directly, as an old database
+    holds it) took a new draft version that could no longer be sent nor signed: work nobody can finish. Refused as
+    contractSend refuses a closed file: BAD_USER_INPUT at contractId, no version written, nothing recorded as done.
+    The twin on an open file is amended."""
+    closed, open_ = await client(tenant), await client(tenant)
+    end = local_today("Asia/Shanghai") + timedelta(days=200)
+    running = [await active(tenant, pid, end=end) for pid in (closed, open_)]
+    await close_before_this_change(closed, status)
+    before = await contract_state(closed)
+    seq = await mark(tenant.id)
+
+    def amending(contract: dict[str, Any]) -> dict[str, Any]:
+        return {"id": contract["id"], "v": contract["version"], "input": {
+            "effectiveOn": (local_today("Asia/Shanghai") + timedelta(days=10)).isoformat(),
+            "changeSummary": "Two more visits"}}
+
+    reply = await tenant.call("admin", AMEND, **amending(running[0]))
+    twin = await tenant.call("admin", AMEND, **amending(running[1]))
+
+    assert reply.codes == ["BAD_USER_INPUT"], reply.errors
+    assert reply.errors[0]["extensions"]["field"] == "contractId"
+    assert reply.data == {"contractAmend": None}
+    assert await contract_state(closed) == before
+    assert await _updates_since(tenant, seq, running[0]["id"]) == []
+    assert twin.errors == [] and twin.data["contractAmend"]["currentVersion"] == 2, twin.errors
+    assert len(await _updates_since(tenant, seq, running[1]["id"])) == 1
+
+
+@pytest.mark.parametrize("what", ["contract", "amendment"])
+@pytest.mark.parametrize("status", ["archived", "deceased"])
+async def test_a_closed_files_draft_is_not_edited(tenant: Tenant, status: str, what: str) -> None:
+    """As amending (above): the draft of a closed file's contract (version 1, or an amendment drafted while the file
+    was open; the file's status written directly, as an old database holds it) can no longer be sent nor signed, so
+    contractDraftUpdate refuses it: BAD_USER_INPUT at contractId, the draft as it stood, nothing recorded as done.
+    The twin on an open file is edited."""
+    closed, open_ = await client(tenant), await client(tenant)
+    if what == "contract":
+        drafts = [await draft(tenant, pid, [item_input(await make_item(tenant))]) for pid in (closed, open_)]
+        pending = [(made["id"], made["version"]) for made in drafts]
+    else:
+        pending = [(await _amendment(tenant, pid, sent_too=False))[:2] for pid in (closed, open_)]
+    await close_before_this_change(closed, status)
+    before = await contract_state(closed)
+    seq = await mark(tenant.id)
+
+    reply = await tenant.call("front_desk", DRAFT_UPDATE, id=pending[0][0], v=pending[0][1],
+                              input={"noticeDays": 60})
+    twin = await tenant.call("front_desk", DRAFT_UPDATE, id=pending[1][0], v=pending[1][1],
+                             input={"noticeDays": 60})
+
+    assert reply.codes == ["BAD_USER_INPUT"], reply.errors
+    assert reply.errors[0]["extensions"]["field"] == "contractId"
+    assert reply.data == {"contractDraftUpdate": None}
+    assert await contract_state(closed) == before
+    assert await _updates_since(tenant, seq, pending[0][0]) == []
+    assert twin.errors == [] and twin.data["contractDraftUpdate"]["version"] == pending[1][1] + 1, twin.errors
+    assert len(await _updates_since(tenant, seq, pending[1][0])) == 1
