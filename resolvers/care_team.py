@@ -17,8 +17,9 @@ from tortoise.transactions import in_transaction
 from audit import writer
 from audit.events import Action
 from core.errors import BadUserInput
+from core.validation import Problems
 from models import CareTeamMember, Patient, Staff
-from resolvers import access, role_grant
+from resolvers import access, role_grant, staff
 from resolvers.context import Context
 
 # A care team holds at most this many staff (found in review: Patient.careTeam, on a page of up to 100 files, had no
@@ -39,6 +40,7 @@ async def assign(ctx: Context, patient_id: uuid.UUID | None, staff_id: uuid.UUID
     if staff_id is not None and staff_id == ctx.actor.id:  # a care team is reach: someone else puts you on it
         raise await role_grant.refuse_self_grant(ctx, Action.CREATE, "care_team", staff_id, field="staffId",
                                                  what="a place on a patient's care team")
+    await _check_clinician(ctx, patient_id, staff_id)
     if not await CareTeamMember.exists(patient_id=patient_id, staff_id=staff_id):
         try:
             # the file locked and refused when merged, as every write adding to it: a place on a merged file's team
@@ -87,6 +89,17 @@ async def _check(ctx: Context, patient_id: uuid.UUID | None, staff_id: uuid.UUID
         raise await access.not_found(ctx, action, "patient", patient_id, "patientId")
     if staff_id is None or not await Staff.exists(id=staff_id, institution_id=tenant):
         raise await access.not_found(ctx, action, "staff", staff_id, "staffId")
+
+
+async def _check_clinician(ctx: Context, patient_id: uuid.UUID | None, staff_id: uuid.UUID | None) -> None:
+    """A place is given to a clinician only (``staff.check_clinicians``, as a visit's clinician): the team is shown to
+    the patient and to staff as the people caring for the patient (found in review: a finance clerk or an admin was
+    taken). Checked when the place is given, one already held included; recorded as the other refusals here."""
+    problems = Problems()
+    await staff.check_clinicians(ctx, problems, [("staffId", staff_id)] if staff_id is not None else [])
+    if problems.found:
+        await access.deny(ctx, Action.CREATE, "care_team", staff_id, patient_id, reason=problems.found[0][1])
+        problems.check()
 
 
 def _teams_in_reach(ctx: Context) -> QuerySet[Patient]:

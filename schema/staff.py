@@ -57,7 +57,8 @@ class Role(Enum):
                                                        "partners, SLA calendars; no patient data.")
 
 
-# Said by every input that names a clinician (a visit's, a schedule's): who may be one (staff.check_clinicians)
+# Said by every input that names a clinician (a visit's, a schedule's, a care-team place): who may be one
+# (staff.check_clinicians)
 CLINICIAN_RULE = ("An active staff member of the institution holding a clinical role (NURSE, DOCTOR, DEPARTMENT_HEAD: "
                   "the roles that read patients' clinical data); anyone else is BAD_USER_INPUT, reason "
                   "not_a_clinician, and an id of no active account here reason invalid.")

@@ -1,9 +1,9 @@
-"""Who may be named a clinician: a visit's responsible clinician and the other staff who took part, and a clinician's
-schedule, name active staff holding a clinical role (one whose policy reads a file's clinical class: nurse, doctor,
-department head). Found in review: any active account of the institution was taken, a finance clerk or an admin
-included, and was shown to the patient in the portal as their clinician, credited with the visit's follow-up and
-surveyed about. Anyone else is BAD_USER_INPUT at the field that names them, reason ``not_a_clinician``, nothing
-written; each refusal has its twin naming a clinician, which is written."""
+"""Who may be named a clinician: a visit's responsible clinician and the other staff who took part, a clinician's
+schedule, and a place on a patient's care team name active staff holding a clinical role (one whose policy reads a
+file's clinical class: nurse, doctor, department head). Found in review: any active account of the institution was
+taken, a finance clerk or an admin included, and was shown to the patient in the portal as their clinician, credited
+with the visit's follow-up and surveyed about. Anyone else is BAD_USER_INPUT at the field that names them, reason
+``not_a_clinician``, nothing written; each refusal has its twin naming a clinician, which is written."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
-from models import Schedule, Visit, VisitStaff
+from models import CareTeamMember, Schedule, Visit, VisitStaff
 from tests.conftest import SqlCounter
 from tests.factories import Response, Tenant, make_patient
+from tests.patients import denials_since, events_since, mark
 
 VISIT_CREATE = """mutation($input: VisitCreateInput!) {
   visitCreate(input: $input) { id version clinician { id } staff { id } } }"""
@@ -25,6 +26,9 @@ SCHEDULE_CREATE = """mutation($input: ScheduleCreateInput!) {
   scheduleCreate(input: $input) { id version clinician { id } } }"""
 SCHEDULE_UPDATE = """mutation($id: ID!, $input: ScheduleUpdateInput!, $version: Int!) {
   scheduleUpdate(id: $id, input: $input, version: $version) { id version clinician { id } } }"""
+CARE_ASSIGN = "mutation($pid: ID!, $sid: ID!) { careTeamAssign(patientId: $pid, staffId: $sid) }"
+CARE_UNASSIGN = "mutation($pid: ID!, $sid: ID!) { careTeamUnassign(patientId: $pid, staffId: $sid) }"
+CARE_TEAM = "query($id: ID!) { patient(id: $id) { careTeam { id } } }"
 ROLE_ASSIGN = "mutation($id: ID!, $to: Role!) { roleAssign(staffId: $id, role: $to) { roles } }"
 WEEKDAYS = [{"weekday": d, "sessions": [{"start": "08:00", "end": "12:00"}]} for d in range(1, 6)]
 
@@ -211,3 +215,91 @@ async def test_a_schedule_handed_to_a_non_clinician_is_left_as_it_was(tenant: Te
     changed = ok(await tenant.call("admin", SCHEDULE_UPDATE, id=made["id"], version=made["version"],
                                    input={"clinicianId": nurse}), "scheduleUpdate")
     assert changed["clinician"] == {"id": nurse} and changed["version"] == made["version"] + 1
+
+
+# -- care teams -----------------------------------------------------------------------------------------------------
+# Found after the rule above: careTeamAssign took any staff member of the institution, a finance clerk or an admin
+# included. It widened no reach (care-team reach counts for nurses and doctors only), but the team is shown to the
+# patient in the portal and to staff as the people caring for the patient.
+
+
+async def team_of(patient: uuid.UUID) -> list[uuid.UUID]:
+    return sorted(await CareTeamMember.filter(patient_id=patient).values_list("staff_id", flat=True))
+
+
+@pytest.mark.parametrize("role", NOT_CLINICAL)
+async def test_a_care_team_place_for_someone_without_a_clinical_role_is_refused(tenant: Tenant, role: str) -> None:
+    pid = await make_patient(tenant)  # of department A: the head sets its team
+    assert (await tenant.call("department_head", CARE_ASSIGN, pid=str(pid),
+                              sid=str(tenant.staff_ids["nurse"]))).errors == []
+    team, seq = await team_of(pid), await mark(tenant.id)
+    other = tenant.staff_ids[role]
+
+    reply = await tenant.call("department_head", CARE_ASSIGN, pid=str(pid), sid=str(other))
+
+    refused_at(reply, "staffId")
+    assert reply.data == {"careTeamAssign": None}
+    assert await team_of(pid) == team  # nothing written
+    # recorded as careTeamAssign's other refusals are (a full team, a place for oneself): the staff member named
+    assert await denials_since(tenant.id, seq) == [("create", "care_team", "not_a_clinician", other, pid)]
+    assert [e.outcome for e in await events_since(tenant.id, seq)] == ["denied"]
+
+
+@pytest.mark.parametrize("role", CLINICAL)
+async def test_a_care_team_place_for_a_clinician_is_written(tenant: Tenant, role: str) -> None:
+    pid = await make_patient(tenant)
+    clinician = tenant.staff_ids[role]
+    assert (await tenant.call("admin", CARE_ASSIGN, pid=str(pid), sid=str(clinician))).data == {
+        "careTeamAssign": True}
+    assert await team_of(pid) == [clinician]
+    shown = await tenant.call("nurse", CARE_TEAM, id=str(pid))
+    assert shown.errors == [] and shown.data["patient"]["careTeam"] == [{"id": str(clinician)}]
+
+
+async def test_a_non_clinician_already_on_a_team_stays_shown_until_taken_off(tenant: Tenant) -> None:
+    """A database from before the rule may hold a place of a non-clinician (put there through the model, as the old
+    careTeamAssign wrote it): left as it is and shown as before (a place is checked when it is given, as a visit's
+    clinician is), refused again if asked for again, and taken off by careTeamUnassign. It reaches nothing: care-team
+    reach counts for nurses and doctors only."""
+    pid = await make_patient(tenant)
+    nurse, finance = tenant.staff_ids["nurse"], tenant.staff_ids["finance"]
+    assert (await tenant.call("admin", CARE_ASSIGN, pid=str(pid), sid=str(nurse))).errors == []
+    await CareTeamMember.create(institution_id=tenant.id, patient_id=pid, staff_id=finance)
+
+    shown = await tenant.call("nurse", CARE_TEAM, id=str(pid))
+    assert shown.errors == [] and shown.data["patient"]["careTeam"] == [{"id": str(nurse)}, {"id": str(finance)}]
+    refused_at(await tenant.call("admin", CARE_ASSIGN, pid=str(pid), sid=str(finance)), "staffId")
+    assert await team_of(pid) == sorted([nurse, finance])
+
+    assert (await tenant.call("admin", CARE_UNASSIGN, pid=str(pid), sid=str(finance))).data == {
+        "careTeamUnassign": True}
+    assert await team_of(pid) == [nurse]
+
+
+async def test_a_clinician_who_also_works_in_finance_joins_a_care_team(tenant: Tenant) -> None:
+    nurse = tenant.staff_ids["nurse"]
+    ok(await tenant.call("admin", ROLE_ASSIGN, id=str(nurse), to="FINANCE"), "roleAssign")
+    pid = await make_patient(tenant)
+    assert (await tenant.call("admin", CARE_ASSIGN, pid=str(pid), sid=str(nurse))).data == {"careTeamAssign": True}
+    assert await team_of(pid) == [nurse]
+
+
+async def test_a_care_team_place_for_a_deactivated_clinician_or_an_unknown_id(tenant: Tenant) -> None:
+    """An id of no account of the institution stays NOT_FOUND at staffId (as before, as careTeamUnassign's); a
+    deactivated clinician's account, taken before, is no active staff member now: BAD_USER_INPUT, reason invalid,
+    as a visit's clinician. Both recorded, nothing written."""
+    pid = await make_patient(tenant)
+    doctor = tenant.staff_ids["doctor"]
+    deactivate = "mutation($id: ID!) { staffUpdate(id: $id, input: {active: false}) { id } }"
+    deactivated = await tenant.call("admin", deactivate, id=str(doctor))
+    assert deactivated.errors == [], deactivated.errors
+    seq, unknown = await mark(tenant.id), uuid.uuid4()
+
+    missing = await tenant.call("admin", CARE_ASSIGN, pid=str(pid), sid=str(unknown))
+    assert missing.codes == ["NOT_FOUND"] and missing.errors[0]["extensions"]["field"] == "staffId"
+    inactive = await tenant.call("admin", CARE_ASSIGN, pid=str(pid), sid=str(doctor))
+    assert inactive.codes == ["BAD_USER_INPUT"]
+    assert [(p["field"], p["reason"]) for p in inactive.errors[0]["extensions"]["invalid"]] == [("staffId", "invalid")]
+    assert await team_of(pid) == []
+    assert await denials_since(tenant.id, seq) == [("create", "staff", "not_found", unknown, None),
+                                                   ("create", "care_team", "invalid", doctor, pid)]

@@ -16,10 +16,11 @@ from resolvers import contact as contacts
 from tests.api.test_contact import CARE_ASSIGN, CREATE, DELETE, SPOUSE, add_contact
 from tests.api.test_patient_merge import merge
 from tests.conftest import BACKEND
-from tests.factories import Response, Tenant, make_patient
+from tests.factories import PASSWORD, Response, Tenant, make_patient
 from tests.locks import another_transaction, until_waiting
 from tests.patients import denials_since, events_since, mark
 
+STAFF_CREATE = "mutation($input: StaffCreateInput!) { staffCreate(input: $input) { id } }"
 UNASSIGN = "mutation($pid: ID!, $sid: ID!) { careTeamUnassign(patientId: $pid, staffId: $sid) }"
 
 
@@ -131,16 +132,27 @@ async def test_a_care_team_takes_members_up_to_its_bound_and_refuses_one_more(te
     assert await team_of(pid) == sorted([nurse, head])
 
 
+async def another_nurse(tenant: Tenant) -> uuid.UUID:
+    """One more clinician: a care team takes clinicians only (tests/api/test_clinicians.py)."""
+    reply = await tenant.call("admin", STAFF_CREATE, input={
+        "email": f"{uuid.uuid4().hex[:10]}@careloop.test", "name": "Another nurse", "password": PASSWORD,
+        "roles": ["NURSE"], "departmentIds": [str(tenant.departments["A"].id)]})
+    assert reply.errors == [], reply.errors
+    return uuid.UUID(reply.data["staffCreate"]["id"])
+
+
 async def test_a_merge_keeps_both_care_teams_past_the_bound(tenant: Tenant) -> None:
     survivor, duplicate = await make_patient(tenant), await make_patient(tenant)
-    for patient, roles in ((survivor, ("nurse", "doctor")), (duplicate, ("department_head", "support_agent"))):
-        for role in roles:
-            assigned = await tenant.call("admin", CARE_ASSIGN, pid=str(patient), sid=str(tenant.staff_ids[role]))
+    ids = tenant.staff_ids
+    for patient, members in ((survivor, (ids["nurse"], ids["doctor"])),
+                             (duplicate, (ids["department_head"], await another_nurse(tenant)))):
+        for member in members:
+            assigned = await tenant.call("admin", CARE_ASSIGN, pid=str(patient), sid=str(member))
             assert assigned.errors == [], assigned.errors
     merged = await merge(tenant, survivor, duplicate)
     assert merged.errors == [], merged.errors
     assert len(await team_of(survivor)) == 4
 
-    refused = await tenant.call("admin", CARE_ASSIGN, pid=str(survivor), sid=str(tenant.staff_ids["front_desk"]))
+    refused = await tenant.call("admin", CARE_ASSIGN, pid=str(survivor), sid=str(await another_nurse(tenant)))
     assert full(refused, "careTeamAssign"), refused.errors
     assert len(await team_of(survivor)) == 4
