@@ -53,10 +53,21 @@ async def test_wrong_passwords_sent_at_once_are_held_to_the_limit(client: httpx.
 
 async def test_the_right_password_among_a_burst_of_wrong_ones_does_not_open_the_account(
         client: httpx.AsyncClient, tenant: Tenant) -> None:
-    replies = await burst(client, tenant.emails["doctor"], [f"wrong password no {i:02d}" for i in range(19)] +
-                          [PASSWORD])
+    """The right password sent while a burst of wrong ones is in flight, once the burst has locked the account, is
+    refused. It is sent once the lock is written rather than last in the burst: the order in which concurrent
+    requests reach the count is the scheduler's, and one counted among the first five is rightly checked (found
+    under load: the right password, sent last, was counted third and signed in)."""
+    email = tenant.emails["doctor"]
+    wrong = [asyncio.create_task(gql(client, LOGIN, {"e": email, "p": f"wrong password no {i:02d}"}))
+             for i in range(19)]
+    for _ in range(10_000):
+        if (await staff_row(tenant, "doctor"))["locked_until"] is not None:
+            break
+        await asyncio.sleep(0)
+    right = await gql(client, LOGIN, {"e": email, "p": PASSWORD})
+    await asyncio.gather(*wrong)
 
-    assert replies[-1].data == {"login": None} and without_retry(replies[-1]) == [LOCKED]
+    assert right.data == {"login": None} and without_retry(right) == [LOCKED]
     assert (await staff_row(tenant, "doctor"))["locked_until"] is not None
 
 
