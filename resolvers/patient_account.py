@@ -411,11 +411,11 @@ async def _visits_copy(ctx: Context, view: PatientView) -> list[dict[str, Any]]:
 
 
 async def _care_plans_copy(ctx: Context, view: PatientView) -> list[dict[str, Any]]:
-    """My care plans, oldest first, with their activities: two statements."""
+    """My care plans, oldest first, with their activities (clinical): two statements, one without the class."""
     query = access.records_in_reach(ctx, CarePlan, "care_plan")
     rows = [] if query is None else await query.filter(patient_id=view.row.id).order_by("id")
     planned: dict[Any, list[CarePlanActivity]] = defaultdict(list)
-    if rows:
+    if rows and "clinical" in view.classes:  # the activities are copied under the clinical class only
         for activity in await CarePlanActivity.filter(institution_id=ctx.institution_id,
                                                       plan_id__in=[r.id for r in rows]).order_by("due_on", "id"):
             planned[activity.plan_id].append(activity)
