@@ -116,8 +116,10 @@ class CommunicationRefusal(Enum):
                                                                  "consented to.")
     NO_ADDRESS = strawberry.enum_value("no_address", description="None of the consented channels has an address (a "
                                                                  "phone, an e-mail, a portal account).")
-    QUIET_HOURS = strawberry.enum_value("quiet_hours", description="An appointment's notice that the quiet hours would "
-                                                                   "have pushed past the start of its slot.")
+    QUIET_HOURS = strawberry.enum_value(
+        "quiet_hours", description="A message the quiet hours would have pushed past its moment: an appointment's "
+                                   "notice past the start of its slot, a calendar message (a birthday greeting, a "
+                                   "re-visit reminder) past the end of its day in the institution's zone.")
     FREQUENCY_CAP = strawberry.enum_value("frequency_cap", description="Too many greetings and campaign messages "
                                                                        "lately (the institution's cap, 2 a week by "
                                                                        "default).")
