@@ -36,6 +36,7 @@ COLUMNS = ("name", "kind", "clinician_id", "department_id", "week", "slot_minute
 LIMITS = {"slot_minutes": (5, 240), "capacity": (1, 50)}
 MAX_SESSIONS = 6  # a day's sessions
 MAX_EXCEPTION_DAYS = 366
+MAX_EXTRA_SESSION = timedelta(hours=24)  # a night shift crosses midnight; a longer "session" is a mistyped end
 # A schedule holds at most this many exceptions not yet over (found in review: they had no bound, and every slot
 # question reads those near its days). scheduleExceptionAdd refuses one more (BAD_USER_INPUT, reason ``item_count``,
 # recorded); one cancelled or over frees its place.
@@ -495,8 +496,8 @@ def _check_exception_capacity(values: dict[str, Any]) -> None:
 
 
 def _check_span(schedule: Schedule, values: dict[str, Any]) -> None:
-    """The exception ends after it starts, within a year; an extra session holds a slot (once both times are
-    valid)."""
+    """The exception ends after it starts, within a year; an extra session holds a slot and lasts at most a day
+    (once both times are valid: found in review, a session of a year offered slots around the clock)."""
     starts_at, ends_at = values.get("starts_at"), values.get("ends_at")
     if starts_at is None or ends_at is None:
         return
@@ -506,3 +507,6 @@ def _check_span(schedule: Schedule, values: dict[str, Any]) -> None:
         raise BadUserInput(f"endsAt: an exception lasts at most {MAX_EXCEPTION_DAYS} days.", field="endsAt")
     if values.get("kind") == EXTRA and ends_at - starts_at < timedelta(minutes=schedule.slot_minutes):
         raise BadUserInput("endsAt: an extra session must hold at least one slot.", field="endsAt")
+    if values.get("kind") == EXTRA and ends_at - starts_at > MAX_EXTRA_SESSION:
+        raise BadUserInput("endsAt: an extra session lasts at most 24 hours; add one per day.", field="endsAt",
+                           reason="out_of_range")

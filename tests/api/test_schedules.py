@@ -346,11 +346,29 @@ BAD_EXCEPTIONS = [
     (_exception(capacity=3), "input.capacity"),
     (_exception(kind="EXTRA", capacity=51), "input.capacity"),
     (_exception(kind="EXTRA", endsAt=local(MONDAY, 9, 20).isoformat()), "input.endsAt"),
+    (_exception(kind="EXTRA", endsAt=(local(MONDAY, 9) + timedelta(hours=24, minutes=20)).isoformat()),
+     "input.endsAt"),
     (_exception(reason="x" * 201), "input.reason"),
     (_exception(reason="bad\x00reason"), "input.reason"),
     (_exception(startsAt="0001-01-01T00:00:00+05:00"), "input.startsAt"),  # would overflow in UTC
     (_exception(endsAt="9999-12-31T23:00:00-05:00"), "input.endsAt"),
 ]
+
+
+async def test_an_extra_session_lasts_a_day_at_most(tenant: Tenant) -> None:
+    """Found in review: an extra session of up to 366 days was taken, offering slots around the clock for a year."""
+    created = await a_schedule(tenant)
+    saturday = MONDAY + timedelta(days=5)
+    day = ok(await tenant.call("admin", EXCEPTION_ADD, id=created["id"], input=_exception(
+        kind="EXTRA", startsAt=local(saturday, 8).isoformat(),
+        endsAt=(local(saturday, 8) + timedelta(hours=24)).isoformat())), "scheduleExceptionAdd")
+    assert day["kind"] == "EXTRA"
+    before = await written(tenant)
+    longer = await tenant.call("admin", EXCEPTION_ADD, id=created["id"], input=_exception(
+        kind="EXTRA", startsAt=local(saturday + timedelta(days=2), 8).isoformat(),
+        endsAt=(local(saturday + timedelta(days=2), 8) + timedelta(hours=24, minutes=30)).isoformat()))
+    assert longer.codes == ["BAD_USER_INPUT"] and longer.errors[0]["extensions"]["reason"] == "out_of_range"
+    assert await written(tenant) == before
 
 
 @pytest.mark.parametrize(("data", "field"), BAD_EXCEPTIONS)
