@@ -35,7 +35,7 @@ from audit.events import Action, AuditRecord, Outcome
 from audit.reads import ReadLog, rule_text
 from core import statements
 from core.crypto import field_aad
-from core.errors import BadUserInput, Conflict, Forbidden, NotFound
+from core.errors import BadUserInput, CareloopError, Conflict, Forbidden, NotFound
 from core.principal import PARTNER
 from models import Contact, Patient
 from models.fields import tags_from_db
@@ -173,6 +173,52 @@ async def deny(
     # When a field fails, graphql-core cancels its siblings: a sibling refused meanwhile still records its refusal
     # before the response leaves.
     await writer.append_before_giving_way([record])
+
+
+class Refusal(Exception):
+    """A refusal found inside a write's transaction (a count reached, a right lost or a record moved out of reach
+    under the lock): raised there, so that the transaction rolls back, and recorded once it has, by the context
+    that wraps it (``refusals_recorded``; ``file_transaction``, ``merge_refusal_recorded`` and
+    ``following_survivor`` record it themselves). A refusal recorded inside the write's transaction would roll back
+    with it (``deny`` refuses to be called there), and one left unrecorded is missing from the trail: found in
+    review more than once, so the record is carried with the refusal and written by one piece of code.
+
+    ``error``: what the client is answered, raised as it is; the rest is what ``deny`` records (outcome DENIED),
+    ``reason`` the error's own unless given (a NOT_FOUND or FORBIDDEN carries none: ``not_found``, ``forbidden``)."""
+
+    def __init__(self, error: CareloopError, action: Action, resource_type: str,
+                 resource_id: uuid.UUID | None = None, patient_id: uuid.UUID | None = None, *,
+                 reason: str | None = None) -> None:
+        recorded = reason or error.reason
+        if recorded is None:
+            raise ValueError("a refusal on the trail needs a reason: the error carries none")
+        super().__init__(error.message)
+        self.error = error
+        self.action = action
+        self.resource_type = resource_type
+        self.resource_id = resource_id
+        self.patient_id = patient_id
+        self.reason = recorded
+
+    @classmethod
+    def not_found(cls, action: Action, resource_type: str, resource_id: uuid.UUID | None,
+                  field: str = "id") -> Refusal:
+        """NOT_FOUND at ``field``, recorded as ``not_found`` records a missing record: one that left the caller's
+        reach under the lock answers as a missing one."""
+        return cls(NotFound(field=field), action, resource_type, resource_id, reason="not_found")
+
+
+@asynccontextmanager
+async def refusals_recorded(ctx: Context) -> AsyncIterator[None]:
+    """Around a write's transaction (outside it): a ``Refusal`` raised inside is recorded (``deny``) once the
+    transaction has rolled back, then its error raised. Outside, because a refusal recorded inside the transaction
+    would roll back with it."""
+    try:
+        yield
+    except Refusal as refusal:
+        await deny(ctx, refusal.action, refusal.resource_type, refusal.resource_id, refusal.patient_id,
+                   reason=refusal.reason)
+        raise refusal.error from None
 
 
 async def require_class_write(ctx: Context, view: PatientView, field_class: str, *, action: Action,
@@ -590,9 +636,11 @@ async def merge_refusal_recorded(ctx: Context, action: Action, patient_id: uuid.
     back with it). A caller without a principal, or a write that is not the principal's (``recorded`` False: a
     survey link, which a browser signed in anywhere may follow), has no institution to record it in: it handles the
     refusal itself (found in review: a link answered during a merge, in a browser signed in at another institution,
-    recorded a denial naming the merged file on that institution's trail)."""
+    recorded a denial naming the merged file on that institution's trail). A ``Refusal`` raised inside is recorded
+    too (``refusals_recorded``), whatever ``recorded`` says: it is raised by the principal's own writes."""
     try:
-        yield
+        async with refusals_recorded(ctx):
+            yield
     except MergedFile as refused:
         if patient_id is not None and ctx.principal is not None and recorded:
             raise await refuse_merged(ctx, action, patient_id, refused.field or "patientId") from None
@@ -605,7 +653,8 @@ async def file_transaction(ctx: Context, patient_id: uuid.UUID | None, *, action
                            active: str | None = None) -> AsyncIterator[None]:
     """The transaction of a write that adds to a patient's file (``lock_file`` first; a merged file refused and
     recorded, unless ``recorded`` is False: see ``merge_refusal_recorded``); None, a write about no file: a plain
-    transaction. Not to be opened inside another transaction.
+    transaction. Not to be opened inside another transaction. A ``Refusal`` raised inside is recorded once the
+    transaction has rolled back, and its error raised (``refusals_recorded``).
     ``active`` (what is for active files only) refuses a file no longer active once locked: the write read it
     active, and an archive or a death committed since cancelled what the file had (found in review: the write went
     on, and an archived file kept an open call, a plan, an alert or a visit)."""
@@ -730,19 +779,6 @@ async def authorize_on_record(ctx: Context, obj: str, act: str, *, action: Actio
     return decision
 
 
-class _SurvivorOutOfReach(Exception):
-    """A record's file was merged, since the caller read the record, into one the caller does not reach."""
-
-
-class _SurvivorSectionOutOfReach(Exception):
-    """A record's file was merged, since the caller read the record, into one the caller reaches, but where no role
-    of the caller allowed to change the record's section reaches it."""
-
-    def __init__(self, survivor_id: uuid.UUID) -> None:
-        super().__init__()
-        self.survivor_id = survivor_id
-
-
 FileHold = Callable[[uuid.UUID], Awaitable[PatientView | None]]
 
 
@@ -764,7 +800,8 @@ async def following_survivor(ctx: Context, action: Action, resource_type: str, r
     refusal recorded on the survivor once rolled back, as the change asked after the merge answers. ``also``: other
     (section, act) rights the write uses on the file (a ticket a call opens), asked of the survivor the same way
     (found in review: asked inside the transaction by the write itself, the refusal could not be recorded there and
-    the call answered INTERNAL_SERVER_ERROR)."""
+    the call answered INTERNAL_SERVER_ERROR). A ``Refusal`` the write raises inside is recorded the same way, once
+    rolled back (``refusals_recorded``)."""
 
     async def hold(patient_id: uuid.UUID) -> PatientView | None:
         now_on = (await current_files([patient_id]))[patient_id]
@@ -772,13 +809,13 @@ async def following_survivor(ctx: Context, action: Action, resource_type: str, r
             return None
         survivor = (await visible_patients_once(ctx, [now_on]))[0]
         if survivor is None or (needs is not None and needs not in survivor.classes):
-            raise _SurvivorOutOfReach()
+            raise Refusal.not_found(action, resource_type, resource_id, field)
         wanted = ([(section, "update")] if section is not None else []) + list(also)
         if any(not section_reached(ctx, survivor, name, act) for name, act in wanted):
-            raise _SurvivorSectionOutOfReach(survivor.row.id)
+            raise Refusal(Forbidden(), action, resource_type, resource_id, survivor.row.id, reason="forbidden")
         return survivor
 
-    async with _missing_beyond_survivor(ctx, action, resource_type, resource_id, field):
+    async with refusals_recorded(ctx):
         yield hold
 
 
@@ -797,26 +834,11 @@ async def following_record(ctx: Context, action: Action, resource_type: str, res
     async def hold(patient_id: uuid.UUID) -> uuid.UUID:
         now_on = (await current_files([patient_id]))[patient_id]
         if now_on != patient_id and not await reached():
-            raise _SurvivorOutOfReach()
+            raise Refusal.not_found(action, resource_type, resource_id, field)
         return now_on
 
-    async with _missing_beyond_survivor(ctx, action, resource_type, resource_id, field):
+    async with refusals_recorded(ctx):
         yield hold
-
-
-@asynccontextmanager
-async def _missing_beyond_survivor(ctx: Context, action: Action, resource_type: str, resource_id: uuid.UUID,
-                                   field: str) -> AsyncIterator[None]:
-    """A survivor beyond the caller's reach, found inside the transaction this wraps: NOT_FOUND for the record;
-    one where no role of the caller that changes the record's section reaches: FORBIDDEN; either recorded once the
-    transaction has rolled back."""
-    try:
-        yield
-    except _SurvivorOutOfReach:
-        raise await not_found(ctx, action, resource_type, resource_id, field) from None
-    except _SurvivorSectionOutOfReach as refused:
-        await deny(ctx, action, resource_type, resource_id, refused.survivor_id, reason="forbidden")
-        raise Forbidden() from None
 
 
 def _followed(patient_id: uuid.UUID, survivors: dict[uuid.UUID, uuid.UUID | None]) -> uuid.UUID:

@@ -348,7 +348,10 @@ async def book(ctx: Context, data: dict[str, Any]) -> AppointmentView:
         if principal.kind in OUTSIDE_CHANNELS and await Appointment.filter(  # counted under the file's lock
                 institution_id=ctx.institution_id, patient_id=patient.row.id, status="booked",
                 channel__in=tuple(OUTSIDE_CHANNELS.values()), slot_start__gt=now).count() >= OUTSIDE_UPCOMING_LIMIT:
-            raise _TooMany
+            raise access.Refusal(BadUserInput(
+                f"patientId: at most {OUTSIDE_UPCOMING_LIMIT} upcoming appointments are booked online; cancel one, "
+                "or call the institution.", field="patientId", reason=ITEM_COUNT),
+                Action.CREATE, "appointment", None, patient.row.id)  # recorded once the booking has rolled back
         row = await _insert(ctx, seat, values)
         await communication.on_appointment(ctx, row, "booked")
         await writer.append([access.write_record(ctx, Action.CREATE, "appointment", row.id,
@@ -356,19 +359,10 @@ async def book(ctx: Context, data: dict[str, Any]) -> AppointmentView:
                                                  decision=decision)])
         return row
 
-    try:
-        async with access.merge_refusal_recorded(ctx, Action.CREATE, patient.row.id):
-            booked = await _seated(schedule.id, slot.start, slot.capacity, write)
-    except _TooMany:  # rolled back: the refusal recorded on its own
-        await access.deny(ctx, Action.CREATE, "appointment", None, patient.row.id, reason=ITEM_COUNT)
-        raise BadUserInput(f"patientId: at most {OUTSIDE_UPCOMING_LIMIT} upcoming appointments are booked online; "
-                           "cancel one, or call the institution.", field="patientId", reason=ITEM_COUNT) from None
+    async with access.merge_refusal_recorded(ctx, Action.CREATE, patient.row.id):
+        booked = await _seated(schedule.id, slot.start, slot.capacity, write)
     ctx.services.messages.scheduled.set()  # its confirmation is due now
     return AppointmentView(booked, patient)
-
-
-class _TooMany(Exception):
-    """Raised in the booking's transaction, so that it rolls back before the refusal is recorded."""
 
 
 def _checked_booking(ctx: Context, data: dict[str, Any], patient_id: uuid.UUID | None

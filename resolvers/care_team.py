@@ -29,10 +29,6 @@ MAX_MEMBERS = 50
 ITEM_COUNT = "item_count"  # refused: the team is full (extensions.reason, audit reason)
 
 
-class _TeamFull(Exception):
-    """Raised inside the assignment's transaction, so that it rolls back before the refusal is recorded."""
-
-
 async def assign(ctx: Context, patient_id: uuid.UUID | None, staff_id: uuid.UUID | None) -> bool:
     decision = await access.authorize(ctx, "care_team", "create", action=Action.CREATE, resource_type="care_team",
                                       patient_id=patient_id)
@@ -42,26 +38,23 @@ async def assign(ctx: Context, patient_id: uuid.UUID | None, staff_id: uuid.UUID
                                                  what="a place on a patient's care team")
     await _check_clinician(ctx, patient_id, staff_id)
     if not await CareTeamMember.exists(patient_id=patient_id, staff_id=staff_id):
-        try:
-            # the file locked and refused when merged, as every write adding to it: a place on a merged file's team
-            # reaches nothing (its records moved to the survivor), and a merge meanwhile would not move it. Counted
-            # with the file locked: two assignments count one after the other.
-            async with access.file_transaction(ctx, patient_id, action=Action.CREATE):
-                # looked for again with the file locked: the same place asked twice at once (a double tap) found
-                # none before, and the second would hit the unique (patient, staff) key (INTERNAL_SERVER_ERROR)
-                if await CareTeamMember.exists(patient_id=patient_id, staff_id=staff_id):
-                    return True
-                if await CareTeamMember.filter(institution_id=ctx.institution_id,
-                                               patient_id=patient_id).count() >= MAX_MEMBERS:
-                    raise _TeamFull
-                member = await CareTeamMember.create(institution_id=ctx.institution_id, patient_id=patient_id,
-                                                     staff_id=staff_id)
-                await writer.append([access.write_record(ctx, Action.CREATE, "care_team", member.id,
-                                                         patient_id=patient_id, decision=decision)])
-        except _TeamFull:
-            await access.deny(ctx, Action.CREATE, "care_team", staff_id, patient_id, reason=ITEM_COUNT)
-            raise BadUserInput(f"patientId: a care team has at most {MAX_MEMBERS} members; take one off before "
-                               "adding another.", field="patientId", reason=ITEM_COUNT) from None
+        # the file locked and refused when merged, as every write adding to it: a place on a merged file's team
+        # reaches nothing (its records moved to the survivor), and a merge meanwhile would not move it. Counted
+        # with the file locked: two assignments count one after the other.
+        async with access.file_transaction(ctx, patient_id, action=Action.CREATE):
+            # looked for again with the file locked: the same place asked twice at once (a double tap) found
+            # none before, and the second would hit the unique (patient, staff) key (INTERNAL_SERVER_ERROR)
+            if await CareTeamMember.exists(patient_id=patient_id, staff_id=staff_id):
+                return True
+            if await CareTeamMember.filter(institution_id=ctx.institution_id,
+                                           patient_id=patient_id).count() >= MAX_MEMBERS:
+                raise access.Refusal(BadUserInput(
+                    f"patientId: a care team has at most {MAX_MEMBERS} members; take one off before adding "
+                    "another.", field="patientId", reason=ITEM_COUNT), Action.CREATE, "care_team", staff_id, patient_id)
+            member = await CareTeamMember.create(institution_id=ctx.institution_id, patient_id=patient_id,
+                                                 staff_id=staff_id)
+            await writer.append([access.write_record(ctx, Action.CREATE, "care_team", member.id,
+                                                     patient_id=patient_id, decision=decision)])
     return True
 
 

@@ -53,26 +53,21 @@ async def open_file(ctx: Context, patient_id: uuid.UUID | None, reason: str, hou
     problems.check()
     patient_id = await _file_in_use(ctx, patient_id)
     grant_id = uuid7()
-    try:
-        async with access.file_transaction(ctx, patient_id, action=Action.BREAK_GLASS):
-            if not await _still_allowed(ctx):
-                raise _NoLongerAllowed
-            row = await EmergencyAccess.create(
-                id=grant_id, institution_id=ctx.institution_id, staff_id=ctx.actor.id, patient_id=patient_id,
-                reason=access.seal(ctx, "emergency_access", "reason", grant_id, text),
-                expires_at=datetime.now(UTC) + timedelta(hours=hours))
-            await writer.append([access.write_record(ctx, Action.BREAK_GLASS, "emergency_access", grant_id,
-                                                     patient_id=patient_id, fields=frozenset({"reason"}),
-                                                     decision=decision)])
-    except _NoLongerAllowed:  # recorded once the transaction has rolled back
-        await access.deny(ctx, Action.BREAK_GLASS, "emergency_access", patient_id=patient_id, reason="forbidden")
-        raise Forbidden() from None
+    async with access.file_transaction(ctx, patient_id, action=Action.BREAK_GLASS):
+        # The account deactivated, or its last role that may break the glass lost, since the request began:
+        # FORBIDDEN, recorded once the transaction has rolled back.
+        if not await _still_allowed(ctx):
+            raise access.Refusal(Forbidden(), Action.BREAK_GLASS, "emergency_access", patient_id=patient_id,
+                                 reason="forbidden")
+        row = await EmergencyAccess.create(
+            id=grant_id, institution_id=ctx.institution_id, staff_id=ctx.actor.id, patient_id=patient_id,
+            reason=access.seal(ctx, "emergency_access", "reason", grant_id, text),
+            expires_at=datetime.now(UTC) + timedelta(hours=hours))
+        await writer.append([access.write_record(ctx, Action.BREAK_GLASS, "emergency_access", grant_id,
+                                                 patient_id=patient_id, fields=frozenset({"reason"}),
+                                                 decision=decision)])
     ctx.patient_scope = None  # the grant widens this request's reach too
     return EmergencyView(row)
-
-
-class _NoLongerAllowed(Exception):
-    """The account was deactivated, or lost its last role that may break the glass, since the request began."""
 
 
 async def _still_allowed(ctx: Context) -> bool:

@@ -375,10 +375,6 @@ async def update(ctx: Context, patient_id: uuid.UUID | None, data: dict[str, Any
     return PatientView(row, view.classes, view.grant, view.reached)  # the row as written: no need to read it again
 
 
-class _ContractsRunning(Exception):
-    """Found under the file's lock: the client has a contract not ended; the archive rolls back."""
-
-
 async def archive(ctx: Context, patient_id: uuid.UUID | None, version: int | None = None) -> PatientView:
     """Archive a file over the version the caller read (stale: CONFLICT, nothing written or cancelled). Refused while
     the client has a contract not ended (CONFLICT ``contracts_running``, recorded): archiving is the front desk's,
@@ -395,24 +391,21 @@ async def archive(ctx: Context, patient_id: uuid.UUID | None, version: int | Non
     if view.row.status == ARCHIVED:  # found in review: archived again, a record and a version for nothing
         await access.deny(ctx, Action.ARCHIVE, "patient", view.row.id, view.row.id, reason=ILLEGAL_TRANSITION)
         raise BadUserInput("id: the file is archived already.", field="id", reason=ILLEGAL_TRANSITION)
-    try:
-        # The file locked before its contracts are read: a contract drafted or renewed meanwhile (which lock it too)
-        # is either seen here or refused as the file is archived.
-        async with access.file_transaction(ctx, view.row.id, action=Action.ARCHIVE, field="id"):
-            if await contracts.running_on_file(ctx, view.row.id):
-                raise _ContractsRunning
-            await versioning.update_versioned(view.row, version, "patient", status=ARCHIVED)
-            await writer.append([access.write_record(
-                ctx, Action.ARCHIVE, "patient", view.row.id, patient_id=view.row.id, fields=frozenset({"status"}),
-                decision=decision)])
-            await follow_up.cancel_for_patient(ctx, view.row.id)
-            await appointments.cancel_for_patient(ctx, view.row.id)
-            await _end_grants(ctx, view.row.id, decision)
-    except _ContractsRunning:  # recorded once rolled back, as every refusal is
-        await access.deny(ctx, Action.ARCHIVE, "patient", view.row.id, view.row.id, reason=CONTRACTS_RUNNING)
-        raise Conflict("id: the client has a contract not ended (draft, sent, running or signed ahead); admins or "
-                       "finance end it (contractTerminate) before the file is archived.", field="id",
-                       reason=CONTRACTS_RUNNING) from None
+    # The file locked before its contracts are read: a contract drafted or renewed meanwhile (which lock it too)
+    # is either seen here or refused as the file is archived.
+    async with access.file_transaction(ctx, view.row.id, action=Action.ARCHIVE, field="id"):
+        if await contracts.running_on_file(ctx, view.row.id):  # the archive rolls back, the refusal then recorded
+            raise access.Refusal(Conflict(
+                "id: the client has a contract not ended (draft, sent, running or signed ahead); admins or finance "
+                "end it (contractTerminate) before the file is archived.", field="id", reason=CONTRACTS_RUNNING),
+                Action.ARCHIVE, "patient", view.row.id, view.row.id)
+        await versioning.update_versioned(view.row, version, "patient", status=ARCHIVED)
+        await writer.append([access.write_record(
+            ctx, Action.ARCHIVE, "patient", view.row.id, patient_id=view.row.id, fields=frozenset({"status"}),
+            decision=decision)])
+        await follow_up.cancel_for_patient(ctx, view.row.id)
+        await appointments.cancel_for_patient(ctx, view.row.id)
+        await _end_grants(ctx, view.row.id, decision)
     return await access.find_patient(ctx, view.row.id, action=Action.READ)
 
 
