@@ -10,7 +10,8 @@ Every resolver that touches patient data goes through here:
   ``read_contact_field`` check the field class, decrypt at the point of use and note the
   read, so only fields a client asked for are decrypted and audited;
 - ``flush_reads`` writes what an operation read when it ends; writes add their own record
-  inside their transaction (``write_record``).
+  inside their transaction (``write_record``); a refusal found inside a write's transaction is raised there as a
+  ``Refusal`` and recorded once it has rolled back (``refusals_recorded``).
 """
 
 from __future__ import annotations

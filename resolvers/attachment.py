@@ -52,10 +52,6 @@ CONTENT_TYPES: dict[str, tuple[bytes, ...] | None] = {
 }
 
 
-class _TicketFull(Exception):
-    """The ticket holds its most attachments (``Limits.max_attachments_per_ticket``), counted under its lock."""
-
-
 class PayloadTooLarge(CareloopError):
     code = "PAYLOAD_TOO_LARGE"
     default_message = "The file is larger than allowed."
@@ -75,27 +71,25 @@ async def upload(ctx: Context, ticket_id: uuid.UUID | None, filename: str | None
     attachment_id, key = uuid7(), uuid.uuid4().hex
     most = ctx.services.settings.limits.max_attachments_per_ticket
     found = await tickets.find(ctx, ticket_id, Action.UPDATE)  # before the transaction: see tickets.find
-    try:
-        async with in_transaction():
-            ticket = await tickets.lock(ctx, found)
-            if await Attachment.filter(ticket_id=ticket.id).count() >= most:
-                raise _TicketFull
-            sealed = ctx.require_keys().seal_bytes(data, _aad(ctx, attachment_id))
-            # Bytes first: a failure after this leaves an unreferenced file, never a row without its bytes.
-            await ctx.services.storage.put(key, sealed)
-            row = await Attachment.create(
-                id=attachment_id, institution_id=ctx.institution_id, ticket_id=ticket.id,
-                filename=access.seal(ctx, "attachment", "filename", attachment_id, name), content_type=kind,
-                size=len(data), sha256=hashlib.sha256(data).hexdigest(), storage_key=key,
-                uploaded_by_id=ctx.actor.id)
-            await tickets.add_event(ctx, ticket, "attachment")
-            await writer.append([access.write_record(ctx, Action.CREATE, "attachment", attachment_id,
-                                                     patient_id=ticket.patient_id,
-                                                     fields=frozenset({"filename", "content"}), decision=decision)])
-    except _TicketFull:  # recorded once the transaction is rolled back (found in review: it was not recorded)
-        await access.deny(ctx, Action.UPDATE, "ticket", found.id, found.patient_id, reason=ITEM_COUNT)
-        raise BadUserInput(f"file: a ticket holds at most {most} attachments.", field="file",
-                           reason=ITEM_COUNT) from None
+    async with access.refusals_recorded(ctx), in_transaction():
+        ticket = await tickets.lock(ctx, found)
+        # counted under the ticket's lock; the refusal recorded once the transaction is rolled back (found in review:
+        # it was not recorded)
+        if await Attachment.filter(ticket_id=ticket.id).count() >= most:
+            raise access.Refusal(BadUserInput(f"file: a ticket holds at most {most} attachments.", field="file",
+                                              reason=ITEM_COUNT), Action.UPDATE, "ticket", found.id, found.patient_id)
+        sealed = ctx.require_keys().seal_bytes(data, _aad(ctx, attachment_id))
+        # Bytes first: a failure after this leaves an unreferenced file, never a row without its bytes.
+        await ctx.services.storage.put(key, sealed)
+        row = await Attachment.create(
+            id=attachment_id, institution_id=ctx.institution_id, ticket_id=ticket.id,
+            filename=access.seal(ctx, "attachment", "filename", attachment_id, name), content_type=kind,
+            size=len(data), sha256=hashlib.sha256(data).hexdigest(), storage_key=key,
+            uploaded_by_id=ctx.actor.id)
+        await tickets.add_event(ctx, ticket, "attachment")
+        await writer.append([access.write_record(ctx, Action.CREATE, "attachment", attachment_id,
+                                                 patient_id=ticket.patient_id,
+                                                 fields=frozenset({"filename", "content"}), decision=decision)])
     return AttachmentView(row, tickets.TicketView(ticket))
 
 

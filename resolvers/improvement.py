@@ -163,27 +163,24 @@ async def update(ctx: Context, item_id: uuid.UUID | None, data: dict[str, Any],
         raise await access.not_found(ctx, Action.UPDATE, "improvement", item_id)
     if "department_id" in values:
         await _require_department(ctx, values["department_id"], decision, Action.UPDATE)
-    try:
-        async with in_transaction():
-            # The reach again, on the row as the lock leaves it (found in review: an item moved to another
-            # department while the update waited for its lock was written all the same).
-            row = await ImprovementItem.filter(_reach(ctx), id=found.id).select_for_update().first()
-            if row is None:
-                raise _OutOfReach()
-            linked = await _linked_ids(row)
-            _check_linked_count(linked, ticket_ids)  # with the row locked: two updates count one after the other
-            # Tickets linked already are no change (found in review: alone, they bumped the version and recorded
-            # an update of the item's tickets; with another field, the record named tickets no link was made for).
-            added = [t for t in ticket_ids if t not in linked]
-            if not values and not added:
-                raise _empty_change()
-            await versioning.update_versioned(row, version, "improvement item", **values)  # linking tickets too
-            await _link(ctx, row, added, linked)
-            await writer.append([access.write_record(ctx, Action.UPDATE, "improvement", row.id,
-                                                     fields=_written(values, added),
-                                                     decision=decision)])
-    except _OutOfReach:  # recorded once the transaction has rolled back, as a missing item is
-        raise await access.not_found(ctx, Action.UPDATE, "improvement", item_id) from None
+    async with access.refusals_recorded(ctx), in_transaction():
+        # The reach again, on the row as the lock leaves it (found in review: an item moved to another
+        # department while the update waited for its lock was written all the same).
+        row = await ImprovementItem.filter(_reach(ctx), id=found.id).select_for_update().first()
+        if row is None:  # recorded once the transaction has rolled back, as a missing item is
+            raise access.Refusal.not_found(Action.UPDATE, "improvement", item_id)
+        linked = await _linked_ids(row)
+        _check_linked_count(linked, ticket_ids)  # with the row locked: two updates count one after the other
+        # Tickets linked already are no change (found in review: alone, they bumped the version and recorded
+        # an update of the item's tickets; with another field, the record named tickets no link was made for).
+        added = [t for t in ticket_ids if t not in linked]
+        if not values and not added:
+            raise _empty_change()
+        await versioning.update_versioned(row, version, "improvement item", **values)  # linking tickets too
+        await _link(ctx, row, added, linked)
+        await writer.append([access.write_record(ctx, Action.UPDATE, "improvement", row.id,
+                                                 fields=_written(values, added),
+                                                 decision=decision)])
     fresh = await ImprovementItem.get(id=row.id)
     return (await _views([fresh], await institutions.local_today_of(ctx)))[0]
 
@@ -193,10 +190,6 @@ async def update(ctx: Context, item_id: uuid.UUID | None, data: dict[str, Any],
 
 def _empty_change() -> BadUserInput:
     return BadUserInput("input: give at least one field to change.", field="input")
-
-
-class _OutOfReach(Exception):
-    """The item left the caller's reach while its update waited for the lock: NOT_FOUND, once rolled back."""
 
 
 async def _citation_shape(ctx: Context, problems: Problems, source: str,

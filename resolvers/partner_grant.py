@@ -47,35 +47,27 @@ async def create(ctx: Context, partner_id: uuid.UUID | None, patient_id: uuid.UU
     if not await PartnerConsent.exists(patient_id=view.row.id, partner_id=partner.id, granted=True):
         await access.deny(ctx, Action.GRANT, "partner_grant", None, view.row.id, reason="no_consent")
         raise ConsentRequired(field="patientId")
-    try:
-        async with access.file_transaction(ctx, view.row.id, action=Action.GRANT, active="partner grants"):
-            # Locked: a withdrawal committing meanwhile would leave a grant it never revoked.
-            consent = await PartnerConsent.filter(patient_id=view.row.id, partner_id=partner.id,
-                                                  granted=True).select_for_update().first()
-            if consent is None:
-                raise ConsentRequired(field="patientId")
-            # The partner locked and read again too: a suspension committing since the check above would leave a
-            # suspended partner a new grant (found in review). FOR NO KEY UPDATE, as ``access.lock_file``: it waits
-            # for a suspension (and a suspension for it), not for rows being written that reference the partner.
-            if await Partner.filter(id=partner.id, is_active=True).select_for_update(no_key=True).first() is None:
-                raise _Suspended()
-            row = await PartnerGrant.create(institution_id=ctx.institution_id, partner_id=partner.id,
-                                            patient_id=view.row.id, purpose=text, expires_at=until,
-                                            created_by_id=ctx.actor.id)
-            await writer.append([access.write_record(ctx, Action.GRANT, "partner_grant", row.id,
-                                                     patient_id=view.row.id,
-                                                     fields=frozenset({"partner_id", "purpose", "expires_at"}),
-                                                     decision=decision)])
-    except ConsentRequired:  # withdrawn since the check above: recorded as it records it, once rolled back
-        await access.deny(ctx, Action.GRANT, "partner_grant", None, view.row.id, reason="no_consent")
-        raise
-    except _Suspended:  # suspended since: answered as a suspended partner is above, once rolled back
-        raise await access.not_found(ctx, Action.GRANT, "partner", partner.id, "partnerId") from None
+    async with access.file_transaction(ctx, view.row.id, action=Action.GRANT, active="partner grants"):
+        # Locked: a withdrawal committing meanwhile would leave a grant it never revoked.
+        consent = await PartnerConsent.filter(patient_id=view.row.id, partner_id=partner.id,
+                                              granted=True).select_for_update().first()
+        if consent is None:  # withdrawn since the check above: recorded as it records it, once rolled back
+            raise access.Refusal(ConsentRequired(field="patientId"), Action.GRANT, "partner_grant", None, view.row.id,
+                                 reason="no_consent")
+        # The partner locked and read again too: a suspension committing since the check above would leave a
+        # suspended partner a new grant (found in review). FOR NO KEY UPDATE, as ``access.lock_file``: it waits
+        # for a suspension (and a suspension for it), not for rows being written that reference the partner.
+        if await Partner.filter(id=partner.id, is_active=True).select_for_update(no_key=True).first() is None:
+            # suspended since: answered as a suspended partner is above, once rolled back
+            raise access.Refusal.not_found(Action.GRANT, "partner", partner.id, "partnerId")
+        row = await PartnerGrant.create(institution_id=ctx.institution_id, partner_id=partner.id,
+                                        patient_id=view.row.id, purpose=text, expires_at=until,
+                                        created_by_id=ctx.actor.id)
+        await writer.append([access.write_record(ctx, Action.GRANT, "partner_grant", row.id,
+                                                 patient_id=view.row.id,
+                                                 fields=frozenset({"partner_id", "purpose", "expires_at"}),
+                                                 decision=decision)])
     return row
-
-
-class _Suspended(Exception):
-    """The grant's partner found suspended under the lock, inside the grant's transaction."""
 
 
 async def end_for_patient(ctx: Context, patient_id: uuid.UUID) -> bool:

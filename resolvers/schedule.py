@@ -289,31 +289,25 @@ async def exception_add(ctx: Context, schedule_id: uuid.UUID | None, data: dict[
     if not schedule.active:
         raise Conflict("scheduleId: the schedule is deactivated.", field="scheduleId")
     values = _exception_values(schedule, data)
-    try:
-        async with in_transaction():
-            # one exception at a time per schedule, so two extra sessions added together cannot overlap, and two
-            # additions count one after the other
-            await Schedule.filter(id=schedule.id, institution_id=ctx.institution_id).select_for_update().first()
-            if values["kind"] == EXTRA and await ScheduleException.exists(
-                    institution_id=ctx.institution_id, schedule_id=schedule.id, kind=EXTRA, cancelled_at=None,
-                    starts_at__lt=values["ends_at"], ends_at__gt=values["starts_at"]):
-                raise BadUserInput("startsAt: overlaps another extra session of this schedule.", field="startsAt")
-            if await ScheduleException.filter(institution_id=ctx.institution_id, schedule_id=schedule.id,
-                                              cancelled_at=None, ends_at__gt=_now()).count() >= MAX_OPEN_EXCEPTIONS:
-                raise _ScheduleFull
-            row = await ScheduleException.create(id=uuid7(), institution_id=ctx.institution_id,
-                                                 schedule_id=schedule.id, **values)
-            await writer.append([access.write_record(ctx, Action.CREATE, "schedule_exception", row.id,
-                                                     fields=frozenset(values), decision=decision)])
-    except _ScheduleFull:
-        await access.deny(ctx, Action.CREATE, "schedule_exception", schedule.id, reason=ITEM_COUNT)
-        raise BadUserInput(f"scheduleId: a schedule holds at most {MAX_OPEN_EXCEPTIONS} exceptions not yet over; "
-                           "cancel one before adding another.", field="scheduleId", reason=ITEM_COUNT) from None
+    async with access.refusals_recorded(ctx), in_transaction():
+        # one exception at a time per schedule, so two extra sessions added together cannot overlap, and two
+        # additions count one after the other
+        await Schedule.filter(id=schedule.id, institution_id=ctx.institution_id).select_for_update().first()
+        if values["kind"] == EXTRA and await ScheduleException.exists(
+                institution_id=ctx.institution_id, schedule_id=schedule.id, kind=EXTRA, cancelled_at=None,
+                starts_at__lt=values["ends_at"], ends_at__gt=values["starts_at"]):
+            raise BadUserInput("startsAt: overlaps another extra session of this schedule.", field="startsAt")
+        if await ScheduleException.filter(institution_id=ctx.institution_id, schedule_id=schedule.id,
+                                          cancelled_at=None, ends_at__gt=_now()).count() >= MAX_OPEN_EXCEPTIONS:
+            raise access.Refusal(BadUserInput(
+                f"scheduleId: a schedule holds at most {MAX_OPEN_EXCEPTIONS} exceptions not yet over; cancel one "
+                "before adding another.", field="scheduleId", reason=ITEM_COUNT),
+                Action.CREATE, "schedule_exception", schedule.id)
+        row = await ScheduleException.create(id=uuid7(), institution_id=ctx.institution_id,
+                                             schedule_id=schedule.id, **values)
+        await writer.append([access.write_record(ctx, Action.CREATE, "schedule_exception", row.id,
+                                                 fields=frozenset(values), decision=decision)])
     return row
-
-
-class _ScheduleFull(Exception):
-    """Raised inside the addition's transaction, so that it rolls back before the refusal is recorded."""
 
 
 async def exception_cancel(ctx: Context, exception_id: uuid.UUID | None,

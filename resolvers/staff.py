@@ -102,28 +102,24 @@ async def update(ctx: Context, staff_id: uuid.UUID | None, data: dict[str, Any],
         raise await role_grant.refuse_self_grant(ctx, Action.UPDATE, "staff", view.row.id, field="departmentIds",
                                                  what="a department")
     revoke = bool(data.get("revoke_sessions")) or changes.get("is_active") is False
-    try:
-        async with in_transaction():
-            if changes.get("is_active") is False and "admin" in view.roles:
-                await _keep_an_admin(ctx, view.row.id, "active", "stays active")
-            await versioning.update_versioned(view.row, version, "staff member", **changes)  # departments too
-            if department_ids is not None:
-                await DepartmentMembership.filter(staff_id=view.row.id).delete()
-                await _set_departments(ctx, view.row.id, department_ids)
-            if revoke:
-                await Session.filter(staff_id=view.row.id, revoked_at=None).update(revoked_at=datetime.now(UTC))
-            if changes.get("is_active") is False:
-                await emergency_access.end_open(ctx, view.row.id, decision)
-            # a deactivation voids the account's open reset codes: reactivated, it must not bring one back
-            voided = changes.get("is_active") is False and await accounts.void_reset_codes(
-                sessions.STAFF_ACCOUNTS, view.row.id, datetime.now(UTC))
-            fields = set(changes) | ({"departments"} if department_ids is not None else set()) | (
-                {"sessions"} if revoke else set()) | ({"password_resets"} if voided else set())
-            await writer.append([access.write_record(ctx, Action.UPDATE, "staff", view.row.id,
-                                                     fields=frozenset(fields), decision=decision)])
-    except _LastAdmin:
-        await access.deny(ctx, Action.UPDATE, "staff", view.row.id, reason=LAST_ADMIN)
-        raise
+    async with access.refusals_recorded(ctx), in_transaction():
+        if changes.get("is_active") is False and "admin" in view.roles:
+            await _keep_an_admin(ctx, view.row.id, "active", "stays active", Action.UPDATE, "staff")
+        await versioning.update_versioned(view.row, version, "staff member", **changes)  # departments too
+        if department_ids is not None:
+            await DepartmentMembership.filter(staff_id=view.row.id).delete()
+            await _set_departments(ctx, view.row.id, department_ids)
+        if revoke:
+            await Session.filter(staff_id=view.row.id, revoked_at=None).update(revoked_at=datetime.now(UTC))
+        if changes.get("is_active") is False:
+            await emergency_access.end_open(ctx, view.row.id, decision)
+        # a deactivation voids the account's open reset codes: reactivated, it must not bring one back
+        voided = changes.get("is_active") is False and await accounts.void_reset_codes(
+            sessions.STAFF_ACCOUNTS, view.row.id, datetime.now(UTC))
+        fields = set(changes) | ({"departments"} if department_ids is not None else set()) | (
+            {"sessions"} if revoke else set()) | ({"password_resets"} if voided else set())
+        await writer.append([access.write_record(ctx, Action.UPDATE, "staff", view.row.id,
+                                                 fields=frozenset(fields), decision=decision)])
     return await _find(ctx, view.row.id, Action.READ)
 
 
@@ -186,38 +182,33 @@ async def revoke_role(ctx: Context, staff_id: uuid.UUID | None, role: str) -> St
     view = await _find(ctx, staff_id, Action.DELETE)
     (role,) = _roles([role])
     if role in view.roles:
-        try:
-            async with in_transaction():
-                if role == "admin":
-                    await _keep_an_admin(ctx, view.row.id, "role", "keeps the role")
-                await sessions.lock_accounts([view.row.id])  # a break-glass opening now: one waits for the other
-                # Recorded only when it removed something: the same revocation sent twice is one (found in review).
-                if await RoleAssignment.filter(staff_id=view.row.id, role=role).delete():
-                    await writer.append([access.write_record(ctx, Action.DELETE, "role", view.row.id,
-                                                             fields=frozenset({role}), decision=decision)])
-                    held = await RoleAssignment.filter(staff_id=view.row.id).values_list("role", flat=True)
-                    if not emergency_access.may_break_glass(ctx, [str(held_role) for held_role in held]):
-                        await emergency_access.end_open(ctx, view.row.id, decision)
-        except _LastAdmin:
-            await access.deny(ctx, Action.DELETE, "role", view.row.id, reason=LAST_ADMIN)
-            raise
+        async with access.refusals_recorded(ctx), in_transaction():
+            if role == "admin":
+                await _keep_an_admin(ctx, view.row.id, "role", "keeps the role", Action.DELETE, "role")
+            await sessions.lock_accounts([view.row.id])  # a break-glass opening now: one waits for the other
+            # Recorded only when it removed something: the same revocation sent twice is one (found in review).
+            if await RoleAssignment.filter(staff_id=view.row.id, role=role).delete():
+                await writer.append([access.write_record(ctx, Action.DELETE, "role", view.row.id,
+                                                         fields=frozenset({role}), decision=decision)])
+                held = await RoleAssignment.filter(staff_id=view.row.id).values_list("role", flat=True)
+                if not emergency_access.may_break_glass(ctx, [str(held_role) for held_role in held]):
+                    await emergency_access.end_open(ctx, view.row.id, decision)
     return await _find(ctx, view.row.id, Action.READ)
 
 
-class _LastAdmin(BadUserInput):
-    """The refusal of ``_keep_an_admin``: raised inside the transaction, recorded by the caller once it is rolled
-    back (a refusal recorded inside it would be rolled back with it)."""
-
-
-async def _keep_an_admin(ctx: Context, losing: uuid.UUID, field: str, what: str) -> None:
+async def _keep_an_admin(ctx: Context, losing: uuid.UUID, field: str, what: str, action: Action,
+                         resource_type: str) -> None:
     """Refuse to leave the institution without an active admin, counted under the institution's lock (inside the
     caller's transaction): two admins revoking or deactivating each other at once wait in turn, and the second
-    finds itself the last (found in review: both won, leaving none)."""
+    finds itself the last (found in review: both won, leaving none). The refusal (``action`` on ``resource_type``,
+    the account losing it, reason ``last_admin``) is recorded once the caller's transaction has rolled back
+    (``access.refusals_recorded``): a refusal recorded inside it would be rolled back with it."""
     await Institution.filter(id=ctx.institution_id).select_for_update().only("id").first()
     others = await RoleAssignment.filter(institution_id=ctx.institution_id, role="admin", staff__is_active=True) \
         .exclude(staff_id=losing).count()
     if not others:
-        raise _LastAdmin(f"{field}: the institution's last active admin {what}.", field=field)
+        raise access.Refusal(BadUserInput(f"{field}: the institution's last active admin {what}.", field=field),
+                             action, resource_type, losing, reason=LAST_ADMIN)
 
 
 # -- the directory: colleagues' names, roles and departments -----------------------------------------

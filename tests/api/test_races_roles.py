@@ -79,9 +79,15 @@ async def test_two_admins_deactivate_each_other(client: httpx.AsyncClient, servi
     for _ in range(ROUNDS // 4):
         tenant = await make_tenant(client, services)
         other = await account(tenant, client, services, "admin2", ["admin"])
-        await asyncio.gather(tenant.call("admin", DEACTIVATE, id=str(other)),
-                             tenant.call("admin2", DEACTIVATE, id=str(tenant.staff_ids["admin"])))
+        targets = (other, tenant.staff_ids["admin"])
+        replies = await asyncio.gather(tenant.call("admin", DEACTIVATE, id=str(other)),
+                                       tenant.call("admin2", DEACTIVATE, id=str(tenant.staff_ids["admin"])))
         active = await RoleAssignment.filter(institution_id=tenant.id, role="admin", staff__is_active=True).count()
         if active != 1 or await Staff.filter(institution_id=tenant.id, is_active=True).count() == 0:
+            bad += 1
+        # one refused as the last admin's is on the trail, as the account it would have deactivated
+        refused = [target for target, reply in zip(targets, replies, strict=True) if reply.codes == ["BAD_USER_INPUT"]]
+        denials = await tenant.audit_events(outcome="denied", reason="last_admin")
+        if [(e.action, e.resource_type, e.resource_id) for e in denials] != [("update", "staff", t) for t in refused]:
             bad += 1
     assert bad == 0, f"{bad}/{ROUNDS // 4} rounds"
