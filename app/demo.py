@@ -42,6 +42,7 @@ DEMO_DOMAIN = "demo.careloop.test"
 DEPARTMENTS = ("General Dentistry", "Orthodontics", "Implants and Restoration")
 # Which departments each demo account works in.
 ROLE_DEPARTMENTS = {"nurse": DEPARTMENTS, "doctor": ("Orthodontics",), "department_head": ("Orthodontics",)}
+APPROVER = "admin2"  # the second admin's account (admin2@demo.careloop.test), who approves the admin's campaign
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,10 @@ async def seed(services: Services, *, password: str | None, patients_count: int 
         accounts[role] = await institutions.create_account(
             services, institution, email=demo_email(role), name=f"Demo {role.replace('_', ' ')}",
             password=password, roles=[role], departments=member_of, is_demo=True)
+    # A second admin: the admin's campaign is approved by someone other than its author (four eyes) before it starts.
+    approver = await institutions.create_account(
+        services, institution, email=demo_email(APPROVER), name="Demo second admin", password=password,
+        roles=["admin"], departments=[], is_demo=True)
     if accounts_ready:
         accounts_ready(password if generated else None)
     department_ids = frozenset(d.id for d in departments.values())
@@ -96,7 +101,8 @@ async def seed(services: Services, *, password: str | None, patients_count: int 
     desk = await _acting_as(services, accounts["front_desk"], "front_desk", frozenset())
     await _care_journey(admin, ctx, desk, registered, department_list)
     await demo_appointments.seed(services, admin=admin, desk=desk, staff=accounts, departments=departments,
-                                 patient_ids=registered, pool_from=DEMO_VISITS + DESK_TODAY)
+                                 patient_ids=registered, pool_from=DEMO_VISITS + DESK_TODAY,
+                                 approver=await _acting_as(services, approver, "admin", frozenset()))
     await demo_surveys.seed(services, admin=admin, nurse=ctx, staff=accounts, acting_as=_acting_as,
                             departments=departments, patient_ids=registered)
     client = await _partner(admin, ctx, registered[:DEMO_GRANTS])

@@ -158,11 +158,12 @@ class Cast:
 
 async def seed(services: Services, *, admin: Context, desk: Context, staff: dict[str, Staff],
                departments: dict[str, Department], patient_ids: list[uuid.UUID], pool_from: int,
-               now: datetime | None = None) -> None:
+               approver: Context, now: datetime | None = None) -> None:
     """Messaging settings and a template of the institution's own, four schedules (a leave, an extra session
     today), a campaign four days ago, and a week of appointments booked, kept, missed, cancelled and moved,
     with every message they caused sent or refused by the gate, and two logged calls. ``staff``: the demo
     accounts by role; the appointments' patients are taken from ``pool_from`` on when enough are left there;
+    ``approver``: another admin, who approves the admin's campaign (four eyes) before it is started;
     ``now``: the present the story is told at (tests tell it at other hours)."""
     cast = Cast(admin, desk, staff, departments, await institutions.zone(admin.institution_id),
                 now or datetime.now(UTC))
@@ -174,7 +175,7 @@ async def seed(services: Services, *, admin: Context, desk: Context, staff: dict
     try:
         replay = Replay(services, logging_senders(), cast.now)
         async with replay.at(cast.local(-4, 10)):
-            await _campaign(admin, replay.moment)
+            await _campaign(admin, approver, replay.moment)
         if patient_ids:
             spare = len(patient_ids) - pool_from >= FEWEST_OWN_PATIENTS
             pool = Patients(patient_ids[pool_from:] if spare else patient_ids)
@@ -216,9 +217,11 @@ def _extra_start(now: datetime) -> datetime:
     return now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
 
 
-async def _campaign(admin: Context, moment: datetime) -> None:
-    """Orthodontic patients invited to a check-up: the gate lets through those who want campaigns."""
+async def _campaign(admin: Context, approver: Context, moment: datetime) -> None:
+    """Orthodontic patients invited to a check-up, written by the admin and approved by another (four eyes) before it
+    is started: the gate lets through those who want campaigns."""
     row = await campaigns.create(admin, CAMPAIGN)
+    row = await campaigns.approve(approver, row.id, row.version)
     await campaigns.start(admin, row.id, row.version)
     await campaigns.advance(moment)
 

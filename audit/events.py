@@ -74,6 +74,7 @@ class AuditRecord:
 # Reason codes of separation of duties and of staff accounts (docs/security.md, "Hardening (issue 11)").
 SELF_GRANT = "self_grant"  # refused: a role, or a department widening one's reach, given to oneself
 SELF_REVIEW = "self_review"  # refused: a review of a role grant one made or received
+SELF_APPROVAL = "self_approval"  # refused: a campaign approved by its own author (four eyes before it is sent)
 GRANTS_PATIENT_DATA = "grants_patient_data"  # allowed: a role whose rules read patient data was granted
 EMAIL_UNAVAILABLE = "email_unavailable"  # refused: a new staff account's e-mail is taken, here or elsewhere
 SELF_DEACTIVATION = "self_deactivation"  # refused: an admin deactivating their own account

@@ -3,7 +3,7 @@ sender and never holds a database lock for the whole batch", measured on Postgre
 
 One run per database, in this process: a fresh database (PostgreSQL: created through ``--admin-url`` and
 dropped; SQLite: a file in a temporary directory, removed), careloop's migrations, an institution with a
-department, an admin and a front-desk account (careloop's own code), the quiet hours moved away from now
+department, two admins and a front-desk account (careloop's own code), the quiet hours moved away from now
 through the API (``messagingSettingsUpdate``), then ``--recipients`` active patients inserted in bulk (COPY,
 or one executemany on SQLite), sealed as ``resolvers.patient`` seals them, in a fixed mix of twenty:
 
@@ -14,15 +14,17 @@ or one executemany on SQLite), sealed as ``resolvers.patient`` seals them, in a 
 - 1 consents to campaigns by e-mail but has no address: refused, ``no_address``.
 
 careloop: the admin previews, creates and starts the campaign through the API (GraphQL over
-``httpx.ASGITransport``), then the worker runs the loop ``app.notifier.run_messages`` runs, without its sleeps:
-``campaign.advance`` (one batch of 500 patients queued per transaction) then ``communication.deliver_due`` with
-``app.senders.logging_senders`` (leased batches of 500: the gate again, render, seal, one log line each, settled
-in one short transaction), until the campaign is completed and none of its messages is queued. Wall time: from
-campaignStart to the last message settled. Every transaction is timed from BEGIN to COMMIT at careloop's
-transaction contexts (``core.backends``), named by the careloop function that opened it: on SQLite that is how
-long everyone else in the process waits for the one connection, on PostgreSQL the longest any row lock can be
-held. Meanwhile the front desk logs a call through the API every ``--campaign-probe-ms`` (a write to the
-communication table): its slowest answer is the longest anyone waited for the campaign.
+``httpx.ASGITransport``), approved in between by the second admin (four eyes: a campaign is started only once
+someone other than its author approved it; outside the measured time), then the worker runs the loop
+``app.notifier.run_messages`` runs, without its sleeps: ``campaign.advance`` (one batch of 500 patients queued per
+transaction) then ``communication.deliver_due`` with ``app.senders.logging_senders`` (leased batches of 500: the
+gate again, render, seal, one log line each, settled in one short transaction), until the campaign is completed
+and none of its messages is queued. Wall time: from campaignStart to the last message settled. Every transaction
+is timed from BEGIN to COMMIT at careloop's transaction contexts (``core.backends``), named by the careloop
+function that opened it: on SQLite that is how long everyone else in the process waits for the one connection, on
+PostgreSQL the longest any row lock can be held. Meanwhile the front desk logs a call through the API every
+``--campaign-probe-ms`` (a write to the communication table): its slowest answer is the longest anyone waited for
+the campaign.
 
 Baseline, in the same database after careloop: the same end state written the bare way. One transaction on the
 driver itself (asyncpg, sqlite3): the audience read in one statement, decided by the same pure gate
@@ -86,6 +88,7 @@ from resolvers.context import Services
 GOAL_SECONDS = 60.0
 SHORT_SHARE = 0.1  # "no lock for the whole batch": no transaction lasts a tenth of the run or more
 ADMIN_EMAIL = "admin@bench.careloop.test"
+APPROVER_EMAIL = "approver@bench.careloop.test"  # the second admin, who approves the admin's campaign
 FRONT_DESK_EMAIL = "front.desk@bench.careloop.test"
 SUBJECT = "Spring health lecture"
 BODY = "{patient_name}，{institution_name}春季健康讲座本周六开讲，咨询 {institution_phone}。退订：{unsubscribe_url}"
@@ -110,6 +113,7 @@ GRAPHQL = {
                quietStart: $start, quietEnd: $end, institutionPhone: $phone }) { version } }""",
     "preview": """query { campaignPreview(purpose: CAMPAIGN) { audience recipients refused { reason count } } }""",
     "create": """mutation($input: CampaignCreateInput!) { campaignCreate(input: $input) { id version } }""",
+    "approve": """mutation($id: ID!, $v: Int) { campaignApprove(id: $id, version: $v) { version } }""",
     "start": """mutation($id: ID!, $v: Int) { campaignStart(id: $id, version: $v) { status recipients } }""",
     "show": """query($id: ID!) { campaign(id: $id) { status recipients queued refused { reason count }
                progress { waiting sent delivered failed refused { reason count } } } }""",
@@ -366,6 +370,7 @@ async def careloop_campaign(services: Services, api: Api, tenant: dataset.Tenant
     made = await api.call("admin", "create", input={"name": "Bench spring lecture", "purpose": "CAMPAIGN",
                                                     "subject": SUBJECT, "body": BODY, "audience": {}})
     campaign_id = uuid.UUID(made["id"])
+    approved = await api.call("approver", "approve", id=made["id"], v=made["version"])
     audit_before = await AuditEvent.filter(institution_id=tenant.institution_id).count()
     stop = asyncio.Event()
     waits: asyncio.Future[list[float]] | None = None
@@ -377,7 +382,7 @@ async def careloop_campaign(services: Services, api: Api, tenant: dataset.Tenant
             profiler.enable()
         load_before = os.getloadavg()[0]
         started = time.perf_counter()
-        begun = await api.call("admin", "start", id=made["id"], v=made["version"])
+        begun = await api.call("admin", "start", id=made["id"], v=approved["version"])
         try:
             worker = await run_worker(services, campaign_id)
         finally:
@@ -505,6 +510,8 @@ async def _tenant(services: Services, password: str) -> tuple[dataset.Tenant, st
     department = await institutions.create_department(institution, "Ward 1")
     await institutions.create_account(services, institution, email=ADMIN_EMAIL, name="Bench Admin",
                                       password=password, roles=["admin"])
+    await institutions.create_account(services, institution, email=APPROVER_EMAIL, name="Bench Approver",
+                                      password=password, roles=["admin"])
     desk = await institutions.create_account(services, institution, email=FRONT_DESK_EMAIL, name="Bench Front Desk",
                                              password=password, roles=["front_desk"], departments=[department])
     keys = await services.keyring.get(institution.id)
@@ -532,6 +539,7 @@ async def measure_one(kind: str, args: argparse.Namespace, hashing: HashParamete
             async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1", timeout=120) as client:
                 api = Api(client)
                 await api.sign_in("admin", ADMIN_EMAIL, password)
+                await api.sign_in("approver", APPROVER_EMAIL, password)
                 await api.sign_in("front_desk", FRONT_DESK_EMAIL, password)
                 zone = await institutions.zone(tenant.institution_id)
                 start, end = _quiet_hours_away(zone)

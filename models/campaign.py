@@ -29,6 +29,11 @@ class Campaign(TenantModel):
     cursor = fields.CharField(max_length=60, null=True)  # the last patient id queued: batches resume here
     author: fields.ForeignKeyRelation[Staff] = fields.ForeignKeyField(
         "careloop.Staff", related_name="campaigns", on_delete=fields.RESTRICT)
+    # Four eyes (the institutions' approval rule for using customer information): someone other than the author
+    # approves a draft before it is started; both null until then (migration 0050).
+    approved_by: fields.ForeignKeyNullableRelation[Staff] = fields.ForeignKeyField(
+        "careloop.Staff", related_name="campaigns_approved", null=True, on_delete=fields.RESTRICT)
+    approved_at = fields.DatetimeField(null=True)
     started_at = fields.DatetimeField(null=True)
     finished_at = fields.DatetimeField(null=True)
     version = fields.IntField(default=1)
@@ -36,6 +41,7 @@ class Campaign(TenantModel):
 
     if TYPE_CHECKING:
         author_id: uuid.UUID
+        approved_by_id: uuid.UUID | None
 
     class Meta:
         table = "campaign"

@@ -3,9 +3,11 @@
 The audience is a filter (a segment, a department, a code recorded on a visit), never a list of names:
 the author sees counts only. Department heads address the patients of their own departments; admins
 the whole institution. A preview runs the consent gate over the audience as it stands and answers how
-many would get the message and how many each gate reason would stop. Starting a campaign only marks it
-sending: the worker (``advance``) queues a batch at a time in its own short transaction, so no lock is
-held for the whole audience and a restart resumes at the saved cursor; the outbox then delivers.
+many would get the message and how many each gate reason would stop. Someone other than its author
+approves a draft (four eyes, the institutions' approval rule for using customer information) before it
+is started. Starting a campaign only marks it sending: the worker (``advance``) queues a batch at a time
+in its own short transaction, so no lock is held for the whole audience and a restart resumes at the
+saved cursor; the outbox then delivers.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from audit import writer
-from audit.events import Action
+from audit.events import SELF_APPROVAL, Action
 from core.errors import ILLEGAL_TRANSITION, BadUserInput, Conflict, Forbidden
 from core.ids import uuid7
 from core.validation import Problems, clean_text, one_of
@@ -37,6 +39,7 @@ from resolvers.context import Context
 BATCH = 500  # patients queued per transaction
 CAUSE_OF = {"campaign": "campaign", "greeting": "holiday_greeting"}
 CURSOR_KIND = "campaign"
+NOT_APPROVED = "not_approved"  # refused: a draft started before someone other than its author approved it
 
 
 def _now() -> datetime:
@@ -196,8 +199,41 @@ async def create(ctx: Context, data: dict[str, Any]) -> Campaign:
     return row
 
 
+async def approve(ctx: Context, campaign_id: uuid.UUID | None, version: int | None) -> Campaign:
+    """Four eyes before patients' contact details are used in bulk (the institutions' approval rule for using customer
+    information): someone other than the author approves a draft, and only an approved draft is started. Those who may
+    start it approve it, within the same reach (a department head: a campaign addressed within their departments).
+    The author is FORBIDDEN, reason ``self_approval``, the refusal recorded; a campaign not a draft, or approved
+    already, is CONFLICT ``illegal_transition``. The campaign has no edit: what was approved is what is sent. Like
+    ``start``, the write goes through only on the version read (and on a draft not yet approved), so of an approval
+    racing another, a start or a cancel, one wins and the other is CONFLICT at ``version``."""
+    decision = await access.authorize(ctx, "campaign", "approve", action=Action.UPDATE, resource_type="campaign",
+                                      resource_id=campaign_id)
+    row = await _find(ctx, campaign_id, Action.UPDATE)
+    await _check_author_reach(ctx, row)
+    if ctx.actor.id == row.author_id:
+        await access.deny(ctx, Action.UPDATE, "campaign", row.id, reason=SELF_APPROVAL)
+        raise Forbidden("id: a campaign is approved by someone other than its author.", field="id",
+                        reason=SELF_APPROVAL)
+    if row.status != "draft" or row.approved_at is not None:
+        state = "approved already" if row.status == "draft" else row.status
+        raise Conflict(f"id: the campaign is {state}; only a draft not yet approved is approved.", field="id",
+                       reason=ILLEGAL_TRANSITION)
+    now = _now()
+    async with in_transaction():
+        won = await Campaign.filter(id=row.id, status="draft", approved_at__isnull=True,
+                                    version=_expected(row, version)).update(
+            approved_by_id=ctx.actor.id, approved_at=now, version=F("version") + 1, updated_at=now)
+        if won != 1:
+            raise _stale()
+        await writer.append([access.write_record(ctx, Action.UPDATE, "campaign", row.id,
+                                                 fields=frozenset({"approved_by", "approved_at"}), decision=decision)])
+    return await Campaign.get(id=row.id)
+
+
 async def start(ctx: Context, campaign_id: uuid.UUID | None, version: int | None) -> Campaign:
-    """Send a draft: the recipient count is fixed now (and recorded); the worker queues it in batches."""
+    """Send a draft someone other than its author approved (``approve``; else CONFLICT ``not_approved``, nothing
+    written): the recipient count is fixed now (and recorded); the worker queues it in batches."""
     decision = await access.authorize(ctx, "campaign", "update", action=Action.UPDATE, resource_type="campaign",
                                       resource_id=campaign_id)
     row = await _find(ctx, campaign_id, Action.UPDATE)
@@ -205,10 +241,14 @@ async def start(ctx: Context, campaign_id: uuid.UUID | None, version: int | None
     if row.status != "draft":
         raise Conflict(f"id: the campaign is {row.status}; only a draft is started.", field="id",
                        reason=ILLEGAL_TRANSITION)
+    if row.approved_at is None:
+        raise Conflict("id: the campaign is not approved yet: someone other than its author approves it first "
+                       "(campaignApprove).", field="id", reason=NOT_APPROVED)
     recipients = await audience_query(ctx.institution_id, row.audience).count()
     now = _now()
     async with in_transaction():
-        won = await Campaign.filter(id=row.id, status="draft", version=_expected(row, version)).update(
+        won = await Campaign.filter(id=row.id, status="draft", approved_at__isnull=False,
+                                    version=_expected(row, version)).update(
             status="sending", recipients=recipients, started_at=now, version=F("version") + 1, updated_at=now)
         if won != 1:
             raise _stale()
@@ -244,7 +284,7 @@ async def cancel(ctx: Context, campaign_id: uuid.UUID | None, version: int | Non
 
 
 async def _check_author_reach(ctx: Context, row: Campaign) -> None:
-    """A department head changes only campaigns addressed within their departments."""
+    """A department head approves, starts or cancels only campaigns addressed within their departments."""
     kept = access.departments_kept(ctx)
     if kept is None:
         return

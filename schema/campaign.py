@@ -23,9 +23,12 @@ from schema.common import (
 )
 from schema.communication import CommunicationRefusal
 from schema.patient import Segment
+from schema.staff import StaffSummary
 from schema.visit import CodeSystem
 
 if TYPE_CHECKING:
+    import uuid
+
     from models import Campaign as CampaignRow
 
 
@@ -37,7 +40,8 @@ class CampaignPurpose(Enum):
 
 @strawberry.enum(description="Where a campaign stands.")
 class CampaignStatus(Enum):
-    DRAFT = strawberry.enum_value("draft", description="Written, not started: it may be previewed and started.")
+    DRAFT = strawberry.enum_value("draft", description="Written, not started: it may be previewed, approved by "
+                                                         "someone other than its author, then started.")
     SENDING = strawberry.enum_value("sending", description="Being queued a batch at a time.")
     COMPLETED = strawberry.enum_value("completed", description="Every recipient was queued (or refused).")
     CANCELLED = strawberry.enum_value("cancelled", description="Stopped: messages not yet sent were cancelled.")
@@ -162,7 +166,20 @@ class Campaign:
     def created_at(self) -> datetime:
         return self.row.created_at
 
-    @strawberry.field(description="Pass to campaignStart or campaignCancel.")
+    @strawberry.field(description="Who wrote it; never null (an account is deactivated, never deleted).")
+    async def author(self, info: Info) -> StaffSummary | None:
+        return await _summary(info, self.row.author_id)
+
+    @strawberry.field(description="Who approved it (campaignApprove: someone other than its author, before it is "
+                                  "started); null: not approved yet.")
+    async def approved_by(self, info: Info) -> StaffSummary | None:
+        return await _summary(info, self.row.approved_by_id)
+
+    @strawberry.field(description="When it was approved; null: not approved yet (it cannot be started).")
+    def approved_at(self) -> datetime | None:
+        return self.row.approved_at
+
+    @strawberry.field(description="Pass to campaignApprove, campaignStart or campaignCancel.")
     def version(self) -> int:
         return int(self.row.version)
 
@@ -176,6 +193,11 @@ class Campaign:
     @classmethod
     def of(cls, row: CampaignRow) -> Campaign:
         return cls(row=row)
+
+
+async def _summary(info: Info, staff_id: uuid.UUID | None) -> StaffSummary | None:
+    row = None if staff_id is None else await info.context.require_loaders().staff.load(staff_id)
+    return None if row is None else StaffSummary.of(row)
 
 
 async def _load_progress(ids: Any) -> list[campaigns.Progress]:
@@ -244,8 +266,19 @@ class CampaignMutation:
         data["audience"] = _audience(input.audience)
         return Campaign.of(await campaigns.create(info.context, data))
 
+    @strawberry.mutation(description="Approve a draft before it is started (four eyes: the institutions' approval "
+                                     "rule for using customer information): department heads for their departments' "
+                                     "campaigns, admins. Its author is FORBIDDEN, reason self_approval (recorded); "
+                                     "CONFLICT when it changed, is not a draft (reason illegal_transition) or is "
+                                     "approved already (illegal_transition). A campaign has no edit: what is approved "
+                                     "is what is sent.")
+    async def campaign_approve(self, info: Info, id: _CAMPAIGN_ID, version: Version = None) -> Campaign | None:
+        return Campaign.of(await campaigns.approve(info.context, uuid_of(id), version))
+
     @strawberry.mutation(description="Start sending a draft: the recipient count is recorded and the message is "
-                                     "queued in batches. CONFLICT when it changed or is not a draft.")
+                                     "queued in batches. CONFLICT when it changed, is not a draft (reason "
+                                     "illegal_transition) or is not approved yet (reason not_approved: "
+                                     "campaignApprove first, by someone other than its author).")
     async def campaign_start(self, info: Info, id: _CAMPAIGN_ID, version: Version = None) -> Campaign | None:
         return Campaign.of(await campaigns.start(info.context, uuid_of(id), version))
 

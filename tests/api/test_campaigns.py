@@ -18,6 +18,7 @@ from resolvers import campaign as campaigns
 from resolvers import communication
 from resolvers.context import Services
 from tests.api import test_visits as visits
+from tests.campaigns import approve, second_admin
 from tests.factories import Tenant, make_patient
 from tests.patients import denials_since, mark
 
@@ -102,8 +103,9 @@ async def test_a_started_campaign_is_queued_in_batches_and_sent_with_its_own_tex
     made = ok(await tenant.call("department_head", CREATE, input=draft()), "campaignCreate")
     assert (made["status"], made["departmentIds"]) == ("DRAFT", [str(tenant.departments["A"].id)])
 
+    version = await approve(tenant, made["id"], "admin")  # four eyes: someone other than the head who wrote it
     started_at = datetime.now(UTC)
-    started = ok(await tenant.call("department_head", START, id=made["id"], v=made["version"]), "campaignStart")
+    started = ok(await tenant.call("department_head", START, id=made["id"], v=version), "campaignStart")
     assert (started["status"], started["recipients"]) == ("SENDING", 4)
 
     await campaigns.advance(batch=2)  # one batch, its own transaction: progress is visible
@@ -133,10 +135,11 @@ async def test_a_started_campaign_is_queued_in_batches_and_sent_with_its_own_tex
         3, 0, [{"reason": "NO_CONSENT", "count": 1}])
 
 
-async def test_cancelling_stops_the_queue_and_cancels_unsent_messages(tenant: Tenant) -> None:
+async def test_cancelling_stops_the_queue_and_cancels_unsent_messages(tenant: Tenant, services: Services) -> None:
     for _ in range(3):
         await patient(tenant)
     made = ok(await tenant.call("admin", CREATE, input=draft()), "campaignCreate")
+    await approve(tenant, made["id"], await second_admin(tenant, services))
     ok(await tenant.call("admin", START, id=made["id"]), "campaignStart")
     await campaigns.advance(batch=2)
 
@@ -150,10 +153,11 @@ async def test_cancelling_stops_the_queue_and_cancels_unsent_messages(tenant: Te
     assert again.codes == ["CONFLICT"]
 
 
-async def test_a_stale_version_does_not_start_a_campaign(tenant: Tenant) -> None:
+async def test_a_stale_version_does_not_start_a_campaign(tenant: Tenant, services: Services) -> None:
     made = ok(await tenant.call("admin", CREATE, input=draft()), "campaignCreate")
+    version = await approve(tenant, made["id"], await second_admin(tenant, services))
 
-    reply = await tenant.call("admin", START, id=made["id"], v=made["version"] + 1)
+    reply = await tenant.call("admin", START, id=made["id"], v=version + 1)
 
     assert reply.codes == ["CONFLICT"]
     assert (await Campaign.get(id=made["id"])).status == "draft"
@@ -235,10 +239,11 @@ async def test_an_unknown_department_in_the_audience_is_bad_input(tenant: Tenant
     assert reply.codes == ["BAD_USER_INPUT"]
 
 
-async def test_queued_rows_name_the_campaign_and_its_patients_only(tenant: Tenant) -> None:
+async def test_queued_rows_name_the_campaign_and_its_patients_only(tenant: Tenant, services: Services) -> None:
     """Keys per campaign and patient: a campaign queued twice (two workers) schedules each patient once."""
     pid = await patient(tenant)
     made = ok(await tenant.call("admin", CREATE, input=draft()), "campaignCreate")
+    await approve(tenant, made["id"], await second_admin(tenant, services))
     ok(await tenant.call("admin", START, id=made["id"]), "campaignStart")
     row = await Campaign.get(id=made["id"])
 

@@ -25,6 +25,7 @@ from tests.api import test_contract_reminders as contract_tests
 from tests.api import test_reminders as reminder_tests
 from tests.api.test_appointments import CANCEL, NOW, book, make_schedule
 from tests.api.test_patient_merge import merge
+from tests.campaigns import approve
 from tests.contracts import today
 from tests.factories import Tenant
 
@@ -127,6 +128,6 @@ async def started_campaign(tenant: Tenant) -> str:
     await campaigns.advance()
     made = campaign_tests.ok(await tenant.call("admin", campaign_tests.CREATE, input=campaign_tests.draft(
         departmentId=str(tenant.departments["A"].id))), "campaignCreate")
-    campaign_tests.ok(await tenant.call("admin", campaign_tests.START, id=made["id"], v=made["version"]),
-                      "campaignStart")
+    version = await approve(tenant, made["id"], "department_head")  # four eyes: the department's head approves
+    campaign_tests.ok(await tenant.call("admin", campaign_tests.START, id=made["id"], v=version), "campaignStart")
     return str(made["id"])

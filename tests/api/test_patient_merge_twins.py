@@ -29,6 +29,7 @@ from tests.api.test_appointments import NOW, TOMORROW_9, book, make_schedule
 from tests.api.test_patient_merge import merge
 from tests.api.test_patient_merge_messages import merged_before_transaction
 from tests.app.test_message_review import Clock, Held
+from tests.campaigns import approve
 from tests.daytime import ZONE
 from tests.factories import Tenant, make_patient
 
@@ -62,8 +63,8 @@ async def campaign_to_both(tenant: Tenant) -> str:
     await campaigns.advance()  # another test's campaign, still sending, queued out of the way
     made = campaign_tests.ok(await tenant.call("admin", campaign_tests.CREATE, input=campaign_tests.draft(
         departmentId=str(tenant.departments["A"].id))), "campaignCreate")
-    campaign_tests.ok(await tenant.call("admin", campaign_tests.START, id=made["id"], v=made["version"]),
-                      "campaignStart")
+    version = await approve(tenant, made["id"], "department_head")  # four eyes: the department's head approves
+    campaign_tests.ok(await tenant.call("admin", campaign_tests.START, id=made["id"], v=version), "campaignStart")
     return str(made["id"])
 
 

@@ -17,6 +17,8 @@ from core.ids import uuid7
 from models import Campaign, Communication, Patient
 from models.fields import tags_to_db
 from resolvers import campaign as campaigns
+from resolvers.context import Services
+from tests.campaigns import approve, second_admin
 from tests.factories import Tenant
 
 AUDIENCE = 300
@@ -44,11 +46,12 @@ async def audience(tenant: Tenant, count: int = AUDIENCE) -> list[uuid.UUID]:
     return [row.id for row in rows]
 
 
-async def started(tenant: Tenant) -> uuid.UUID:
+async def started(tenant: Tenant, services: Services) -> uuid.UUID:
     made = ok(await tenant.call("admin", CREATE, input={
         "name": "Spring lecture", "purpose": "CAMPAIGN", "subject": "Spring lecture", "body": BODY,
         "audience": {}}), "campaignCreate")
-    begun = ok(await tenant.call("admin", START, id=made["id"], v=made["version"]), "campaignStart")
+    version = await approve(tenant, made["id"], await second_admin(tenant, services))  # four eyes before the start
+    begun = ok(await tenant.call("admin", START, id=made["id"], v=version), "campaignStart")
     assert begun == {"status": "SENDING", "recipients": AUDIENCE}
     return uuid.UUID(made["id"])
 
@@ -59,9 +62,10 @@ async def log_a_call(tenant: Tenant, patient_id: uuid.UUID) -> None:
         ok(await tenant.call("front_desk", CALL, input={"patientId": str(patient_id)}), "communicationLogCall")
 
 
-async def test_each_batch_is_committed_on_its_own_with_progress_and_writes_in_between(tenant: Tenant) -> None:
+async def test_each_batch_is_committed_on_its_own_with_progress_and_writes_in_between(tenant: Tenant,
+                                                                                     services: Services) -> None:
     patients = await audience(tenant)
-    campaign_id = await started(tenant)
+    campaign_id = await started(tenant, services)
 
     seen = []
     while True:
@@ -77,9 +81,9 @@ async def test_each_batch_is_committed_on_its_own_with_progress_and_writes_in_be
     assert await Communication.filter(patient_id=patients[0], cause="logged_call").count() == 4
 
 
-async def test_writes_get_through_while_the_worker_queues_the_campaign(tenant: Tenant) -> None:
+async def test_writes_get_through_while_the_worker_queues_the_campaign(tenant: Tenant, services: Services) -> None:
     patients = await audience(tenant)
-    campaign_id = await started(tenant)
+    campaign_id = await started(tenant, services)
 
     async def worker() -> None:
         while (await Campaign.get(id=campaign_id)).status == "sending":

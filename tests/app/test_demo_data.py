@@ -528,6 +528,9 @@ async def test_the_appointment_story_holds_at_any_hour(services: Services, hour:
         services, institution, email=f"{role}.{uuid.uuid4().hex[:8]}@hours.careloop.test", name=f"Demo {role}",
         password=DEMO_PASSWORD, roles=[role], departments=[departments[d] for d in ROLE_DEPARTMENTS.get(role, ())])
         for role in ("admin", "front_desk", "nurse", "doctor", "department_head")}
+    approver = await institutions.create_account(  # the second admin who approves the campaign (four eyes)
+        services, institution, email=f"admin2.{uuid.uuid4().hex[:8]}@hours.careloop.test", name="Demo second admin",
+        password=DEMO_PASSWORD, roles=["admin"], departments=[])
     nurse = await _acting_as(services, accounts["nurse"], "nurse", frozenset(d.id for d in departments.values()))
     listed = list(departments.values())
     ids = [await _register(nurse, p, listed[k % 3]) for k, p in enumerate(demo_patients(14, seed=n))]
@@ -535,7 +538,8 @@ async def test_the_appointment_story_holds_at_any_hour(services: Services, hour:
     await demo_appointments.seed(
         services, admin=await _acting_as(services, accounts["admin"], "admin", frozenset()),
         desk=await _acting_as(services, accounts["front_desk"], "front_desk", frozenset()), staff=accounts,
-        departments=departments, patient_ids=ids, pool_from=0, now=now)
+        departments=departments, patient_ids=ids, pool_from=0, now=now,
+        approver=await _acting_as(services, approver, "admin", frozenset()))
 
     rows = await Appointment.filter(institution_id=institution.id)
     statuses = Counter(row.status for row in rows)

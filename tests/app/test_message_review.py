@@ -43,6 +43,7 @@ from tests.app.conftest import serve
 from tests.app.test_message_hooks import GATEWAY_SET, callback, set_gateway, signed
 from tests.app.test_message_outbox import queue, reachable
 from tests.app.test_senders import Relay, hand_made_relay
+from tests.campaigns import approve, second_admin
 from tests.conftest import SqlCounter
 from tests.daytime import daytime_from
 from tests.factories import Tenant, make_patient
@@ -95,11 +96,12 @@ async def campaign_patient(tenant: Tenant, email: str | None = None) -> uuid.UUI
                               contactPurposes=["CARE", "CAMPAIGN"])
 
 
-async def run_campaign(tenant: Tenant) -> str:
+async def run_campaign(tenant: Tenant, services: Services) -> str:
     made = ok(await tenant.call("admin", CREATE, input={
         "name": "Spring lecture", "purpose": "CAMPAIGN", "subject": "Spring lecture", "body": BODY,
         "audience": {}}), "campaignCreate")
-    ok(await tenant.call("admin", START, id=made["id"], v=made["version"]), "campaignStart")
+    version = await approve(tenant, made["id"], await second_admin(tenant, services))  # four eyes before the start
+    ok(await tenant.call("admin", START, id=made["id"], v=version), "campaignStart")
     while (await campaigns.advance()) or await campaigns.sending():
         pass
     return str(made["id"])
@@ -128,7 +130,7 @@ async def test_an_unsubscribe_on_a_duplicate_file_survives_its_merge(
     again = await client.post(path_of(link))
     assert again.status_code == 200 and "已为您停止" in again.text
 
-    campaign_id = await run_campaign(tenant)
+    campaign_id = await run_campaign(tenant, services)
     recorder = Recorder()
     await communication.deliver_due(services, all_channels(recorder), now=tomorrow_at_ten())
     got = [m for m in recorder.sent if m.address == email and m.institution_id == tenant.id]
@@ -202,7 +204,7 @@ class Stalling:
 
 async def test_a_campaign_queued_but_not_yet_sent_can_be_cancelled(tenant: Tenant, services: Services) -> None:
     pid = await campaign_patient(tenant)
-    campaign_id = await run_campaign(tenant)  # the worker queued it at once (fewer than 500 patients)
+    campaign_id = await run_campaign(tenant, services)  # the worker queued it at once (fewer than 500 patients)
     [row] = await Communication.filter(campaign_id=campaign_id, patient_id=pid)
     assert row.status == "queued"  # nothing sent yet (e.g. started at 22:00: deferred to 08:00)
 
@@ -222,7 +224,8 @@ async def test_a_cancelled_campaign_is_not_sent_after_a_retry(tenant: Tenant, se
     made = ok(await tenant.call("admin", CREATE, input={
         "name": "Spring lecture", "purpose": "CAMPAIGN", "subject": "Spring lecture", "body": BODY,
         "audience": {}}), "campaignCreate")
-    ok(await tenant.call("admin", START, id=made["id"], v=made["version"]), "campaignStart")
+    version = await approve(tenant, made["id"], await second_admin(tenant, services))  # four eyes before the start
+    ok(await tenant.call("admin", START, id=made["id"], v=version), "campaignStart")
     await campaigns.advance(batch=1)  # the first batch queued, the campaign still SENDING
     [row] = await Communication.filter(campaign_id=made["id"])
     moment = tomorrow_at_ten()

@@ -1880,6 +1880,24 @@ async def with_draft_campaign(tenant: Tenant) -> dict[str, Any]:
     return {"id": str(row.id)}
 
 
+async def with_campaign_to_approve(tenant: Tenant) -> dict[str, Any]:
+    """A draft to department A written by an account that approves nothing (the matrix signs in one account per role,
+    and an admin or a head approving a campaign of their own is refused: tests/api/test_campaign_approval.py)."""
+    row = await Campaign.create(institution_id=tenant.id, name="Spring", purpose="campaign", cause="campaign",
+                                body=CAMPAIGN_BODY, audience={"department_ids": [str(tenant.departments["A"].id)]},
+                                author_id=tenant.staff_ids["doctor"])
+    return {"id": str(row.id)}
+
+
+async def with_approved_campaign(tenant: Tenant) -> dict[str, Any]:
+    """A draft to department A written by the admin and approved by the department's head: it may be started."""
+    row = await Campaign.create(institution_id=tenant.id, name="Spring", purpose="campaign", cause="campaign",
+                                body=CAMPAIGN_BODY, audience={"department_ids": [str(tenant.departments["A"].id)]},
+                                author_id=tenant.staff_ids["admin"],
+                                approved_by_id=tenant.staff_ids["department_head"], approved_at=datetime.now(UTC))
+    return {"id": str(row.id)}
+
+
 async def campaign_input(tenant: Tenant) -> dict[str, Any]:
     return {"input": {"name": "Spring", "purpose": "CAMPAIGN", "body": CAMPAIGN_BODY}}
 
@@ -1897,8 +1915,12 @@ CAMPAIGN_OPS: tuple[Op, ...] = (
        f"mutation($input: CampaignCreateInput!) {{ campaignCreate(input: $input) {{ {CAMPAIGN_FIELDS} }} }}",
        campaign_input, (("campaign", "create"),),
        expect=lambda data: _equal(data["campaignCreate"]["status"], "DRAFT")),
+    Op("campaignApprove", "campaignApprove",
+       f"mutation($id: ID!) {{ campaignApprove(id: $id) {{ {CAMPAIGN_FIELDS} approvedAt }} }}",
+       with_campaign_to_approve, (("campaign", "approve"),),
+       expect=lambda data: _equal(data["campaignApprove"]["approvedAt"] is not None, True)),
     Op("campaignStart", "campaignStart", f"mutation($id: ID!) {{ campaignStart(id: $id) {{ {CAMPAIGN_FIELDS} }} }}",
-       with_draft_campaign, (("campaign", "update"),),
+       with_approved_campaign, (("campaign", "update"),),
        expect=lambda data: _equal(data["campaignStart"]["status"], "SENDING")),
     Op("campaignCancel", "campaignCancel", f"mutation($id: ID!) {{ campaignCancel(id: $id) {{ {CAMPAIGN_FIELDS} }} }}",
        with_draft_campaign, (("campaign", "update"),),
