@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from resolvers.context import Services
 from tests.conftest import BACKEND, SqlCounter
 from tests.factories import Response, Tenant, make_patient
 
@@ -403,19 +404,26 @@ async def test_a_patients_own_lists_in_the_portal(tenant: Tenant, services: Any,
 # -- campaigns, the break-glass queue and the audit trail ----------------------------------------------------------
 
 
-async def test_campaigns_break_glass_and_the_trail(tenant: Tenant, sql_counter: SqlCounter) -> None:
+async def test_campaigns_break_glass_and_the_trail(tenant: Tenant, services: Services,
+                                                   sql_counter: SqlCounter) -> None:
+    """Campaigns with who wrote and who approved them (two StaffSummary fields, one batched statement for both)."""
     from tests.api.test_campaigns import CREATE as CAMPAIGN
     from tests.api.test_campaigns import START, draft, patient
+    from tests.campaigns import approve, second_admin
     await patient(tenant)
+    approver = await second_admin(tenant, services)  # the admin's campaigns are institution-wide
     for _ in range(20):
         made = ok(await tenant.call("admin", CAMPAIGN, input=draft()))["campaignCreate"]
-        ok(await tenant.call("admin", START, id=made["id"], v=made["version"]))
+        ok(await tenant.call("admin", START, id=made["id"], v=await approve(tenant, made["id"], approver)))
         pid = await make_patient(tenant, departmentId=str(tenant.departments["B"].id))
         ok(await tenant.call("nurse", """mutation($id: ID!) { breakGlass(patientId: $id,
           reason: "Unconscious in the waiting room", hours: 1) { id } }""", id=str(pid)))
     campaigns = """query($n: Int!) { campaigns(first: $n) { nodes { id name departmentIds refused { reason count }
-      progress { sent delivered failed waiting refused { reason count } } } } }"""
-    by_campaign = await costs(sql_counter, lambda n: tenant.call("admin", campaigns, n=n), "campaigns")
+      progress { sent delivered failed waiting refused { reason count } } author { id name } approvedBy { id name }
+      approvedAt } } }"""
+    by_campaign = await costs(sql_counter, lambda n: tenant.call("admin", campaigns, n=n), "campaigns",
+                              check=lambda items: all(i["author"] and i["approvedBy"] and i["approvedAt"]
+                                                      for i in items))
     glass = """query($n: Int!) { emergencyAccesses(first: $n) { nodes { id patientId reason active staff { name } } }
       }"""
     by_glass = await costs(sql_counter, lambda n: tenant.call("compliance_officer", glass, n=n), "emergencyAccesses")
