@@ -2591,7 +2591,7 @@ async def denied_events(tenant: Tenant) -> list[AuditEvent]:
 def cases_on_this_database() -> list[Any]:
     """Every (operation, role) case runs on one of the two databases, in a checkerboard, so that each operation
     meets both with half the roles and each role both with half the operations, and the matrix costs each suite
-    half its time (2,440 cases, each with a new institution: a third of a suite). CARELOOP_TEST_MATRIX=full runs
+    half its time (2,448 cases, each with a new institution: a third of a suite). CARELOOP_TEST_MATRIX=full runs
     every case on the database at hand."""
     half = 0 if BACKEND == "sqlite" else 1
     full = os.environ.get("CARELOOP_TEST_MATRIX") == "full"
