@@ -36,7 +36,7 @@ COLUMNS = ("name", "kind", "clinician_id", "department_id", "week", "slot_minute
 LIMITS = {"slot_minutes": (5, 240), "capacity": (1, 50)}
 MAX_SESSIONS = 6  # a day's sessions
 MAX_EXCEPTION_DAYS = 366
-MAX_EXTRA_SESSION = timedelta(hours=24)  # a night shift crosses midnight; a longer "session" is a mistyped end
+MAX_EXTRA_SESSION = timedelta(hours=25)  # a day, the longest a clock change makes; a night shift crosses midnight
 # A schedule holds at most this many exceptions not yet over (found in review: they had no bound, and every slot
 # question reads those near its days). scheduleExceptionAdd refuses one more (BAD_USER_INPUT, reason ``item_count``,
 # recorded); one cancelled or over frees its place.
@@ -502,5 +502,5 @@ def _check_span(schedule: Schedule, values: dict[str, Any]) -> None:
     if values.get("kind") == EXTRA and ends_at - starts_at < timedelta(minutes=schedule.slot_minutes):
         raise BadUserInput("endsAt: an extra session must hold at least one slot.", field="endsAt")
     if values.get("kind") == EXTRA and ends_at - starts_at > MAX_EXTRA_SESSION:
-        raise BadUserInput("endsAt: an extra session lasts at most 24 hours; add one per day.", field="endsAt",
+        raise BadUserInput("endsAt: an extra session lasts at most a day (25 hours); add one per day.", field="endsAt",
                            reason="out_of_range")

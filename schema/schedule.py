@@ -262,7 +262,8 @@ class ScheduleExceptionInput:
     kind: ScheduleExceptionKind = strawberry.field(description="Leave or extra session.")
     starts_at: datetime = strawberry.field(description="Start, with its offset.")
     ends_at: datetime = strawberry.field(description="End (exclusive), with its offset: after the start, at most "
-                                                     "366 days later (a leave), 24 hours (an extra session).")
+                                                     "366 days later (a leave), a day of 25 hours (an extra "
+                                                     "session).")
     capacity: int | None = strawberry.field(default=None, description="An extra session's places per slot (1 to "
                                                                       "50); null: the schedule's.")
     reason: str = strawberry.field(default="", description="Why, organisational (at most 200 characters; no health "

@@ -346,7 +346,7 @@ BAD_EXCEPTIONS = [
     (_exception(capacity=3), "input.capacity"),
     (_exception(kind="EXTRA", capacity=51), "input.capacity"),
     (_exception(kind="EXTRA", endsAt=local(MONDAY, 9, 20).isoformat()), "input.endsAt"),
-    (_exception(kind="EXTRA", endsAt=(local(MONDAY, 9) + timedelta(hours=24, minutes=20)).isoformat()),
+    (_exception(kind="EXTRA", endsAt=(local(MONDAY, 9) + timedelta(hours=25, minutes=20)).isoformat()),
      "input.endsAt"),
     (_exception(reason="x" * 201), "input.reason"),
     (_exception(reason="bad\x00reason"), "input.reason"),
@@ -366,9 +366,20 @@ async def test_an_extra_session_lasts_a_day_at_most(tenant: Tenant) -> None:
     before = await written(tenant)
     longer = await tenant.call("admin", EXCEPTION_ADD, id=created["id"], input=_exception(
         kind="EXTRA", startsAt=local(saturday + timedelta(days=2), 8).isoformat(),
-        endsAt=(local(saturday + timedelta(days=2), 8) + timedelta(hours=24, minutes=30)).isoformat()))
+        endsAt=(local(saturday + timedelta(days=2), 8) + timedelta(hours=25, minutes=30)).isoformat()))
     assert longer.codes == ["BAD_USER_INPUT"] and longer.errors[0]["extensions"]["reason"] == "out_of_range"
     assert await written(tenant) == before
+
+
+async def test_a_whole_day_the_clocks_go_back_is_one_extra_session(tenant: Tenant) -> None:
+    """Found in review: midnight to midnight on the day the clocks go back lasts 25 hours, refused at 24."""
+    await Institution.filter(id=tenant.id).update(time_zone="Europe/Berlin")
+    berlin = ZoneInfo("Europe/Berlin")
+    created = await a_schedule(tenant)
+    day = ok(await tenant.call("admin", EXCEPTION_ADD, id=created["id"], input=_exception(
+        kind="EXTRA", startsAt=datetime(2027, 10, 31, tzinfo=berlin).isoformat(),
+        endsAt=datetime(2027, 11, 1, tzinfo=berlin).isoformat())), "scheduleExceptionAdd")
+    assert moment(day["endsAt"]) - moment(day["startsAt"]) == timedelta(hours=25)
 
 
 @pytest.mark.parametrize(("data", "field"), BAD_EXCEPTIONS)
