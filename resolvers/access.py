@@ -210,15 +210,17 @@ class Refusal(Exception):
 
 
 @asynccontextmanager
-async def refusals_recorded(ctx: Context) -> AsyncIterator[None]:
+async def refusals_recorded(ctx: Context, *, recorded: bool = True) -> AsyncIterator[None]:
     """Around a write's transaction (outside it): a ``Refusal`` raised inside is recorded (``deny``) once the
     transaction has rolled back, then its error raised. Outside, because a refusal recorded inside the transaction
-    would roll back with it."""
+    would roll back with it. ``recorded`` False (a write that is not the principal's: see ``merge_refusal_recorded``):
+    only its error raised."""
     try:
         yield
     except Refusal as refusal:
-        await deny(ctx, refusal.action, refusal.resource_type, refusal.resource_id, refusal.patient_id,
-                   reason=refusal.reason)
+        if recorded:
+            await deny(ctx, refusal.action, refusal.resource_type, refusal.resource_id, refusal.patient_id,
+                       reason=refusal.reason)
         raise refusal.error from None
 
 
@@ -638,9 +640,11 @@ async def merge_refusal_recorded(ctx: Context, action: Action, patient_id: uuid.
     survey link, which a browser signed in anywhere may follow), has no institution to record it in: it handles the
     refusal itself (found in review: a link answered during a merge, in a browser signed in at another institution,
     recorded a denial naming the merged file on that institution's trail). A ``Refusal`` raised inside is recorded
-    too (``refusals_recorded``), whatever ``recorded`` says: it is raised by the principal's own writes."""
+    too (``refusals_recorded``) under the same condition, else only its error raised (found in review: it was
+    recorded whatever ``recorded`` said, on the trail of whichever institution the browser was signed in at)."""
+    recording = recorded and ctx.principal is not None
     try:
-        async with refusals_recorded(ctx):
+        async with refusals_recorded(ctx, recorded=recording):
             yield
     except MergedFile as refused:
         if patient_id is not None and ctx.principal is not None and recorded:

@@ -119,3 +119,22 @@ async def test_a_refusal_is_never_recorded_inside_the_transaction(tenant: Tenant
 
     assert not await CareTeamMember.exists(patient_id=pid)
     assert await events_since(tenant.id, seq) == []
+
+
+async def test_a_write_that_is_not_the_principals_records_no_refusal(tenant: Tenant, services: Services) -> None:
+    """A survey link's answer (``merge_refusal_recorded(recorded=False)``), followed in a browser signed in anywhere,
+    has no trail of its own to record a refusal on: the error is answered, nothing recorded, the write rolled back
+    (found in review: a Refusal was recorded there on the signed-in principal's institution)."""
+    ctx, pid, nurse = await admin_context(tenant, services), await make_patient(tenant), tenant.staff_ids["nurse"]
+    seq = await mark(tenant.id)
+
+    with pytest.raises(BadUserInput) as refused:
+        async with access.merge_refusal_recorded(ctx, Action.CREATE, pid, recorded=False), in_transaction():
+            await access.lock_file(pid)
+            await CareTeamMember.create(institution_id=tenant.id, patient_id=pid, staff_id=nurse)
+            raise access.Refusal(BadUserInput("patientId: full.", field="patientId", reason="item_count"),
+                                 Action.CREATE, "care_team", nurse, pid)
+
+    assert refused.value.extensions == {"code": "BAD_USER_INPUT", "field": "patientId", "reason": "item_count"}
+    assert not await CareTeamMember.exists(patient_id=pid)
+    assert await events_since(tenant.id, seq) == []
