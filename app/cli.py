@@ -171,6 +171,10 @@ def _init(settings: Settings, args: argparse.Namespace) -> int:
     from resolvers import institution as institutions
 
     password = os.environ.get("CARELOOP_ADMIN_PASSWORD") or _prompt_password()
+    # Every mistake that migrating cannot put right is told before a database is made or changed.
+    _check_configuration(settings)
+    institutions.check_new(args.name, args.kind, args.time_zone)
+    institutions.check_new_account(args.admin_email, password)
     _migrate(settings, args)
     _refuse_a_new_key_for_sealed_data(settings)
     services = build_services(settings, create_key=True)
@@ -196,9 +200,14 @@ def _prompt_password() -> str:
 
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
     from app.demo import DEMO_NAME, demo_email, seed
+    from resolvers.staff import check_password
 
     if settings.is_production:
         raise StartupError("demo data is refused in production")
+    chosen = args.password or os.environ.get("CARELOOP_DEMO_PASSWORD") or None
+    _check_configuration(settings)  # and a chosen password, before a database is made or changed
+    if chosen is not None:
+        check_password(chosen)
     _migrate(settings, args)
     _refuse_a_new_key_for_sealed_data(settings)
     services = build_services(settings, create_key=True)
@@ -215,8 +224,7 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
         print("Building its patients and records...", flush=True)
 
     async def work() -> int:
-        password = args.password or os.environ.get("CARELOOP_DEMO_PASSWORD") or None
-        result = await seed(services, password=password, patients_count=args.patients, progress=progress,
+        result = await seed(services, password=chosen, patients_count=args.patients, progress=progress,
                             accounts_ready=accounts_ready)
         if not result.created:
             print(f"{DEMO_NAME} exists already; its accounts are unchanged")
@@ -227,6 +235,16 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
         return 0
 
     return _with_database(settings, work)
+
+
+def _check_configuration(settings: Settings) -> None:
+    """Before init or demo migrate: what no migration puts right is refused in a second, leaving no database file
+    behind. Production's password hashing parameters and master key (init creates none there: it says how to make
+    one), a CARELOOP_MASTER_KEY that does not parse, a key file readable by others or not a key. A development
+    machine without a key file gets one later, once the database is known to hold nothing sealed under a lost one
+    (_refuse_a_new_key_for_sealed_data)."""
+    if settings.is_production or settings.master_key or settings.key_file.exists():
+        build_services(settings, create_key=True)  # writes no key file: one exists, or production makes none
 
 
 def _refuse_a_new_key_for_sealed_data(settings: Settings) -> None:

@@ -25,7 +25,9 @@ from resolvers.staff import check_password
 SYSTEM = Actor("system")
 
 
-async def create(services: Services, name: str, kind: str, time_zone: str = "Asia/Shanghai") -> Institution:
+def check_new(name: str, kind: str, time_zone: str) -> str:
+    """A new institution's name (cleaned), kind and time zone, checked without the database: ``careloop init``
+    refuses a mistake here before it migrates anything."""
     name = clean_text(name, field="name", max_length=200, min_length=1)
     if kind not in INSTITUTION_KINDS:
         raise BadUserInput(f"kind: must be one of {', '.join(INSTITUTION_KINDS)}.", field="kind")
@@ -33,6 +35,18 @@ async def create(services: Services, name: str, kind: str, time_zone: str = "Asi
         ZoneInfo(time_zone)
     except (ZoneInfoNotFoundError, ValueError):
         raise BadUserInput("timeZone: not a known time zone.", field="timeZone") from None
+    return name
+
+
+def check_new_account(email: str, password: str) -> str:
+    """A new account's email (normalised as stored) and password, checked without the database."""
+    email = normalize_email(email).lower()
+    check_password(password)
+    return email
+
+
+async def create(services: Services, name: str, kind: str, time_zone: str = "Asia/Shanghai") -> Institution:
+    name = check_new(name, kind, time_zone)
     async with in_transaction():
         institution = await Institution.create(name=name, kind=kind, time_zone=time_zone)
         await services.keyring.create(institution.id)

@@ -411,6 +411,34 @@ def test_init_in_production_without_a_key_says_how_to_make_one(tmp_path: Path) -
     assert result.returncode == 2
     assert "openssl rand -base64 32" in result.stderr and "CARELOOP_MASTER_KEY" in result.stderr
     assert not (tmp_path / "master.key").exists()
+    assert not (tmp_path / "careloop.sqlite3").exists()  # told before migrating: no database made for nothing
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        ((), {"CARELOOP_ADMIN_PASSWORD": "too short"}, "password: must be 12 to 256 characters"),
+        (("--admin-email", "not an address"), {}, "email: must contain exactly one @"),
+        (("--time-zone", "Mars/Olympus Mons"), {}, "timeZone: not a known time zone"),
+        ((), {"CARELOOP_MASTER_KEY": "not base64!"}, "CARELOOP_MASTER_KEY"),
+    ],
+)
+def test_init_refuses_a_mistake_before_making_a_database(tmp_path: Path, args: tuple[str, ...], env: dict[str, str],
+                                                          message: str) -> None:
+    """Found while timing the suite: init migrated a new database (seconds), then made the key file and the
+    institution, and only then refused the admin's password or address: an institution without an admin, and the
+    next run made a second one. What migrating cannot put right is now told first, and nothing is written."""
+    result = careloop(tmp_path, "init", "--name", "Riverside Clinic", "--admin-email", "boss@riverside.test", *args,
+                      **{"CARELOOP_ADMIN_PASSWORD": "a long admin password", **env})
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stderr
+    assert not (tmp_path / "careloop.sqlite3").exists() and not (tmp_path / "master.key").exists()
+
+
+def test_demo_refuses_a_password_too_short_before_making_a_database(tmp_path: Path) -> None:
+    refused = careloop(tmp_path, "demo", "--password", "too short", "--patients", "2")
+    assert refused.returncode == 2 and "12 to 256 characters" in refused.stderr
+    assert not (tmp_path / "careloop.sqlite3").exists() and not (tmp_path / "master.key").exists()
 
 
 def test_an_unknown_institution_is_an_error_not_an_empty_answer(initialised: Ran, tmp_path: Path) -> None:
