@@ -269,19 +269,23 @@ def _roles() -> tuple[str, ...]:
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    # A bad configuration is refused before the port is bound, and before the app is imported: building the GraphQL
+    # schema takes seconds (tens on a busy machine), which an operator's typo in the key should not wait for.
+    build_services(settings)
+
     import logging.config
 
     import uvicorn
 
     from app import metrics
     from app.logs import uvicorn_log_config
-    from app.main import refuse_demo_accounts
 
     async def refuse_demo_data() -> int:
+        from app.main import refuse_demo_accounts
+
         await refuse_demo_accounts(settings)
         return 0
 
-    build_services(settings)  # refuse a bad configuration before binding the port
     if settings.is_production:
         _with_database(settings, refuse_demo_data)
     log_config = uvicorn_log_config(settings.log_level, settings.log_format)

@@ -34,7 +34,10 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
-from scipy import stats
+
+# scipy.stats is imported where a statistic is computed, not with this module: the import costs seconds (tens on a
+# busy machine) and the schema imports this module, so every process that serves or runs `careloop` paid for it at
+# start, most of which never compute one (the CLI's commands, a worker before its first survey report).
 
 CONFIDENCE = 0.95
 K = TypeVar("K", bound=Hashable)
@@ -89,6 +92,8 @@ def _clip(value: float, bounds: tuple[float, float] | None) -> float:
 def mean_interval(sample: Sample, confidence: float = CONFIDENCE,
                   bounds: tuple[float, float] | None = None) -> Interval:
     """The mean with its t interval (clipped to the scale's ``bounds``, if given)."""
+    from scipy import stats
+
     if sample.variance is None:
         return Interval(sample.mean, None, None)
     half = float(stats.t.ppf((1 + confidence) / 2, sample.n - 1)) * math.sqrt(sample.variance / sample.n)
@@ -97,6 +102,8 @@ def mean_interval(sample: Sample, confidence: float = CONFIDENCE,
 
 def wilson(successes: int, n: int, confidence: float = CONFIDENCE) -> Interval:
     """The share of successes (0-1) with Wilson's score interval."""
+    from scipy import stats
+
     if n <= 0:
         raise ValueError("an empty sample has no proportion")
     ci = stats.binomtest(successes, n).proportion_ci(confidence_level=confidence, method="wilson")
@@ -105,6 +112,8 @@ def wilson(successes: int, n: int, confidence: float = CONFIDENCE) -> Interval:
 
 def nps(promoters: int, detractors: int, n: int, confidence: float = CONFIDENCE) -> Interval:
     """The Net Promoter Score (-100..100) with the normal interval of the trinomial's mean."""
+    from scipy import stats
+
     if n <= 0:
         raise ValueError("an empty sample has no NPS")
     up, down = promoters / n, detractors / n
@@ -128,6 +137,8 @@ class Welch:
 
 def welch(a: Sample, b: Sample, alpha: float = 1 - CONFIDENCE) -> Welch:
     """Welch's two-sided t-test of mean B against mean A, from each group's n, mean and variance."""
+    from scipy import stats
+
     if a.variance is None or b.variance is None:
         raise ValueError("each group needs at least two values")
     difference = b.mean - a.mean
@@ -159,6 +170,8 @@ def _expand(counts: Mapping[float, int]) -> np.ndarray:
 
 def mann_whitney(a: Mapping[float, int], b: Mapping[float, int]) -> MannWhitney:
     """The two-sided Mann-Whitney U test between two samples given as counts per value."""
+    from scipy import stats
+
     xa, xb = _expand(a), _expand(b)
     if not len(xa) or not len(xb):
         raise ValueError("each group needs at least one value")
