@@ -39,49 +39,54 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _serve(database: str, settings: Settings, workers: int) -> Iterator[str]:
-    port = _free_port()
+def _serve(database: str, settings: Settings, *workers: int) -> Iterator[list[str]]:
+    """A `careloop serve --workers N` for each N, started side by side (each takes seconds to import the app, more
+    on a machine busy with the rest of the suite), their URLs once every one is ready."""
     env = {"PATH": os.environ.get("PATH", ""), "CARELOOP_DATABASE_URL": database,
            "CARELOOP_MASTER_KEY": settings.master_key or "", "CARELOOP_ARGON2_TIME_COST": "1",
            "CARELOOP_ARGON2_MEMORY_KIB": "1024", "CARELOOP_ARGON2_PARALLELISM": "1", "CARELOOP_LOG_LEVEL": "WARNING"}
-    # its log to a file, not a pipe nobody reads (a server that logs enough would block on a full pipe), and told
-    # when it does not start (its start-up error was invisible)
-    log = tempfile.TemporaryFile()
-    process = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers",
-                                str(workers)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
-    url = f"http://127.0.0.1:{port}"
+    servers = []
     try:
-        deadline = time.monotonic() + 60  # two workers importing on a machine busy with the rest of the suite
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        else:
-            log.seek(0)
-            raise RuntimeError("careloop serve did not become ready:\n" + log.read()[-3000:].decode(errors="replace"))
-        yield url
+        for count in workers:
+            port = _free_port()
+            # its log to a file, not a pipe nobody reads (a server that logs enough would block on a full pipe), and
+            # told when it does not start (its start-up error was invisible)
+            log = tempfile.TemporaryFile()
+            process = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers",
+                                        str(count)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
+            servers.append((process, f"http://127.0.0.1:{port}", log))
+        deadline = time.monotonic() + 60  # workers importing on a machine busy with the rest of the suite
+        for process, url, log in servers:
+            while time.monotonic() < deadline and process.poll() is None:
+                try:
+                    if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.2)
+            else:
+                log.seek(0)
+                raise RuntimeError("careloop serve did not become ready:\n"
+                                   + log.read()[-3000:].decode(errors="replace"))
+        yield [url for _, url, _ in servers]
     finally:
-        process.terminate()
-        process.wait(timeout=20)
-        log.close()
+        for process, _, _ in servers:
+            process.terminate()
+        for process, _, log in servers:
+            process.wait(timeout=20)
+            log.close()
 
 
 @pytest.fixture(scope="module")
 def two_workers(database: str, settings: Settings) -> Iterator[str]:
     """One server for the module's tests (starting one costs seconds; each test has an institution of its own)."""
-    yield from _serve(database, settings, workers=2)
+    for [url] in _serve(database, settings, 2):
+        yield url
 
 
 @pytest.fixture
-def worker_a(database: str, settings: Settings) -> Iterator[str]:
-    yield from _serve(database, settings, workers=1)
-
-
-@pytest.fixture
-def worker_b(database: str, settings: Settings) -> Iterator[str]:
-    yield from _serve(database, settings, workers=1)
+def workers_a_and_b(database: str, settings: Settings) -> Iterator[list[str]]:
+    """Two servers of one worker each, started together."""
+    yield from _serve(database, settings, 1, 1)
 
 
 @pytest_asyncio.fixture
@@ -126,8 +131,9 @@ async def test_eight_clients_two_workers_keep_the_chain_gap_free(
 
 
 async def test_changes_through_one_worker_take_effect_in_another(
-    tenant: Tenant, worker_a: str, worker_b: str, http: httpx.AsyncClient
+    tenant: Tenant, workers_a_and_b: list[str], http: httpx.AsyncClient
 ) -> None:
+    worker_a, worker_b = workers_a_and_b
     pid = await make_patient(tenant, departmentId=str(tenant.departments["B"].id))
     nurse, admin = tenant.tokens["nurse"], tenant.tokens["admin"]
     nurse_id = str(tenant.staff_ids["nurse"])
