@@ -209,8 +209,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """The modules marked ``whole_database`` run first (in their order, each whole): they back up, verify or write
     to every institution of the shared database, which holds a few then and thousands at the end of a suite (they
     took about two minutes more there, each suite). On PostgreSQL, the tests that touch no database (no
-    ``database_url`` among their fixtures, and no look at which database the run is on) are left to the SQLite run:
-    they would only run the same code twice."""
+    ``database_url`` or ``fresh_database`` among their fixtures, and no look at which database the run is on) are
+    left to the SQLite run: they would only run the same code twice. (``fresh_database`` is named: it needs no
+    ``database_url``, and the upgrade tests that use it were left out of the PostgreSQL run, found while timing it.)"""
     # a stable sort: collection order within, so test_policy_changes still writes to every chain before
     # test_verify_truncation leaves some deliberately broken
     items.sort(key=lambda item: item.get_closest_marker("whole_database") is None)
@@ -219,7 +220,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     keep, leave = [], []
     for item in items:
         module = getattr(item, "module", None)
-        touches = "database_url" in getattr(item, "fixturenames", ()) or hasattr(module, "BACKEND")
+        fixtures = getattr(item, "fixturenames", ())
+        touches = "database_url" in fixtures or "fresh_database" in fixtures or hasattr(module, "BACKEND")
         (keep if touches else leave).append(item)
     if leave:
         config.hook.pytest_deselected(items=leave)
