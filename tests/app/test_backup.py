@@ -17,18 +17,22 @@ import subprocess
 import sys
 import uuid
 from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
+import pytest_asyncio
 
 from app.backup import manifest_mac
 from core.crypto import MasterKey
 from core.settings import Settings
+from resolvers.context import Services
 from tests.api.test_attachments import PNG, new_ticket, upload
 from tests.conftest import BACKEND
-from tests.factories import Tenant, make_patient
+from tests.factories import Tenant, make_patient, make_tenant
 
 pytestmark = pytest.mark.whole_database  # it backs up, restores and verifies the whole shared database
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,6 +93,34 @@ async def seeded(tenant: Tenant) -> tuple[str, dict[str, Any], str]:
     return str(patient_id), values, stored.json()["id"]
 
 
+@dataclass(frozen=True)
+class Taken:
+    tenant: Tenant
+    patient_id: str
+    backup: Path
+
+
+@pytest_asyncio.fixture(scope="module")
+async def taken(client: httpx.AsyncClient, services: Services, settings: Settings, database: str,
+                tmp_path_factory: pytest.TempPathFactory) -> Taken:
+    """One backup of the shared database, an institution seeded through the API in it, taken once for the module:
+    the tests that alter, swap or refuse a backup each work on a copy of it (``copy_of_backup``), never on it.
+    Shared because each backup is a `careloop backup` process copying the whole database (seconds each, a dozen
+    tests on each database); test_backup_restores_into_a_fresh_database_that_verifies_and_reads_back takes its own,
+    as it tests the taking."""
+    tenant = await make_tenant(client, services)
+    patient_id, _, _ = await seeded(tenant)
+    backup = tmp_path_factory.mktemp("taken") / "backup"
+    taking = careloop(settings, database, settings.attachment_dir, "backup", "--output", str(backup))
+    assert taking.returncode == 0, taking.stdout + taking.stderr
+    return Taken(tenant, patient_id, backup)
+
+
+def copy_of_backup(taken: Taken, tmp_path: Path) -> Path:
+    """The shared backup in ``tmp_path / "backup"``, its files' modes kept (0600, as `careloop backup` writes)."""
+    return Path(shutil.copytree(taken.backup, tmp_path / "backup"))
+
+
 async def test_backup_restores_into_a_fresh_database_that_verifies_and_reads_back(
         tenant: Tenant, settings: Settings, database: str, fresh_database: str, tmp_path: Path) -> None:
     patient_id, values, attachment_id = await seeded(tenant)
@@ -134,10 +166,8 @@ async def test_backup_restores_into_a_fresh_database_that_verifies_and_reads_bac
 
 
 async def test_restore_refuses_another_key_and_a_damaged_backup(
-        tenant: Tenant, settings: Settings, database: str, fresh_database: str, tmp_path: Path) -> None:
-    await seeded(tenant)
-    backup = tmp_path / "backup"
-    assert careloop(settings, database, settings.attachment_dir, "backup", "--output", str(backup)).returncode == 0
+        taken: Taken, settings: Settings, fresh_database: str, tmp_path: Path) -> None:
+    backup = copy_of_backup(taken, tmp_path)
     files = tmp_path / "restored-attachments"
 
     other_key = base64.b64encode(secrets.token_bytes(32)).decode()
@@ -248,13 +278,11 @@ def _one_line_refusal(refused: subprocess.CompletedProcess[str], words: str) -> 
 
 
 async def test_a_restore_into_an_attachment_directory_that_is_a_file_is_refused_before_anything_is_written(
-        tenant: Tenant, settings: Settings, database: str, fresh_database: str, tmp_path: Path) -> None:
+        taken: Taken, settings: Settings, fresh_database: str, tmp_path: Path) -> None:
     """docs/operations.md: restore refuses a bad target "before touching anything". CARELOOP_ATTACHMENT_DIR
     naming a file (a typo) passed the checks: the database was restored, the file copy failed with a traceback,
     and the retry with the right directory was refused, the database holding tables already."""
-    await seeded(tenant)
-    backup = tmp_path / "backup"
-    assert careloop(settings, database, settings.attachment_dir, "backup", "--output", str(backup)).returncode == 0
+    backup = copy_of_backup(taken, tmp_path)
     not_a_directory = tmp_path / "attachments-typo"
     not_a_directory.write_text("")
 
@@ -268,13 +296,11 @@ async def test_a_restore_into_an_attachment_directory_that_is_a_file_is_refused_
 
 @pytest.mark.parametrize("failing", ["attachment-copy", "key-check"])
 async def test_a_restore_that_fails_after_the_database_is_written_empties_the_target_again(
-        tenant: Tenant, settings: Settings, database: str, fresh_database: str, tmp_path: Path, failing: str) -> None:
+        taken: Taken, settings: Settings, fresh_database: str, tmp_path: Path, failing: str) -> None:
     """A step after the database copy fails (the disk fills while the files are copied; the institution keys do
     not open after the migrations): the restored database and the files already copied are removed, one line
     says why, and the restore runs again into the same target."""
-    await seeded(tenant)
-    backup = tmp_path / "backup"
-    assert careloop(settings, database, settings.attachment_dir, "backup", "--output", str(backup)).returncode == 0
+    backup = copy_of_backup(taken, tmp_path)
     files = tmp_path / "files"
 
     refused = careloop(settings, fresh_database, files, failing, "restore", "--input", str(backup),
@@ -298,12 +324,10 @@ def _rewrite_manifest(backup: Path, manifest: dict[str, Any], sealed_with: Setti
 
 @pytest.mark.parametrize("entry", ["not an attachment's name", "absolute path", "database renamed"])
 async def test_a_restore_refuses_a_manifest_entry_with_a_wrong_name_before_writing_the_database(
-        tenant: Tenant, settings: Settings, database: str, fresh_database: str, tmp_path: Path, entry: str) -> None:
+        taken: Taken, settings: Settings, fresh_database: str, tmp_path: Path, entry: str) -> None:
     """Only '..' was refused up front: a manifest entry that is not an attachment's name was refused after the
     database was restored, and an absolute path or a database under another name went through."""
-    await seeded(tenant)
-    backup = tmp_path / "backup"
-    assert careloop(settings, database, settings.attachment_dir, "backup", "--output", str(backup)).returncode == 0
+    backup = copy_of_backup(taken, tmp_path)
     manifest = json.loads((backup / "manifest.json").read_text())
     extra = backup / "attachments" / "notes.txt"
     extra.write_bytes(b"x")
@@ -329,12 +353,11 @@ async def test_a_restore_refuses_a_manifest_entry_with_a_wrong_name_before_writi
 
 @pytest.mark.skipif(BACKEND != "sqlite", reason="edits the SQLite file in the backup")
 async def test_a_backup_whose_database_was_altered_and_its_sums_recomputed_is_refused(
-        tenant: Tenant, settings: Settings, database: str, fresh_database: str, tmp_path: Path) -> None:
+        taken: Taken, settings: Settings, fresh_database: str, tmp_path: Path) -> None:
     """The manifest held plain SHA-256 sums: whoever could write the backup made the support agent an admin,
     renamed a patient, recomputed the sums, and the restore took it (`careloop audit verify` passing too)."""
-    patient_id, _, _ = await seeded(tenant)
-    backup = tmp_path / "backup"
-    assert careloop(settings, database, settings.attachment_dir, "backup", "--output", str(backup)).returncode == 0
+    tenant, patient_id = taken.tenant, taken.patient_id
+    backup = copy_of_backup(taken, tmp_path)
     copy = backup / "database.sqlite3"
     copy.chmod(0o600)
     with closing(sqlite3.connect(copy)) as connection, connection:  # closed: the change is in the file itself
@@ -357,13 +380,12 @@ def _make_support_agent_admin(connection: sqlite3.Connection, tenant: Tenant, pa
 
 @pytest.mark.skipif(BACKEND != "sqlite", reason="a SQLite write-ahead log beside the backup's database")
 async def test_a_write_ahead_log_left_beside_the_backup_database_is_not_restored(
-        tenant: Tenant, settings: Settings, database: str, fresh_database: str, tmp_path: Path) -> None:
+        taken: Taken, settings: Settings, fresh_database: str, tmp_path: Path) -> None:
     """The copy is in WAL mode: a change written to it by a connection still open lands in database.sqlite3-wal,
     which the manifest neither lists nor hashes, and the restore opened the copy through it, so the change was
     restored with a manifest and a MAC that match. The restore reads only the file the manifest hashed."""
-    patient_id, _, _ = await seeded(tenant)
-    backup = tmp_path / "backup"
-    assert careloop(settings, database, settings.attachment_dir, "backup", "--output", str(backup)).returncode == 0
+    tenant, patient_id = taken.tenant, taken.patient_id
+    backup = copy_of_backup(taken, tmp_path)
     copy = backup / "database.sqlite3"
     copy.chmod(0o600)
     with closing(sqlite3.connect(copy)) as connection:  # open while the restore runs: its log stays beside the copy
@@ -379,10 +401,8 @@ async def test_a_write_ahead_log_left_beside_the_backup_database_is_not_restored
 
 
 async def test_a_backup_whose_attachment_was_replaced_and_its_sum_recomputed_is_refused(
-        tenant: Tenant, settings: Settings, database: str, fresh_database: str, tmp_path: Path) -> None:
-    await seeded(tenant)
-    backup = tmp_path / "backup"
-    assert careloop(settings, database, settings.attachment_dir, "backup", "--output", str(backup)).returncode == 0
+        taken: Taken, settings: Settings, fresh_database: str, tmp_path: Path) -> None:
+    backup = copy_of_backup(taken, tmp_path)
     manifest = json.loads((backup / "manifest.json").read_text())
     replaced = backup / manifest["attachments"][0]["path"]
     replaced.chmod(0o600)
@@ -397,13 +417,11 @@ async def test_a_backup_whose_attachment_was_replaced_and_its_sum_recomputed_is_
 
 
 async def test_a_backup_without_a_mac_is_restored_only_when_the_operator_accepts_it(
-        tenant: Tenant, settings: Settings, database: str, fresh_database: str, tmp_path: Path) -> None:
+        taken: Taken, settings: Settings, fresh_database: str, tmp_path: Path) -> None:
     """A backup taken before manifests carried a MAC (or one whose MAC was removed) is refused, naming the flag;
     with --accept-unauthenticated it is restored, said so on stderr and on the system chain. A MAC that does not
     match is refused whatever the flag."""
-    await seeded(tenant)
-    backup = tmp_path / "backup"
-    assert careloop(settings, database, settings.attachment_dir, "backup", "--output", str(backup)).returncode == 0
+    backup = copy_of_backup(taken, tmp_path)
     manifest = json.loads((backup / "manifest.json").read_text())
     assert manifest["mac"].startswith("hmac-sha256:")
     files = tmp_path / "files"
@@ -439,13 +457,12 @@ async def _last_system_event_reason(database_url: str) -> str:
 
 
 async def test_a_database_swapped_in_the_backup_after_its_check_is_not_restored(
-        tenant: Tenant, settings: Settings, database: str, fresh_database: str, tmp_path: Path) -> None:
+        taken: Taken, settings: Settings, fresh_database: str, tmp_path: Path) -> None:
     """The restore checked the database file's sum, then read the file again to restore it: one swapped in between
     (an altered copy: the support agent an admin) was restored under an intact manifest and MAC. The database is now
     restored from a private copy whose sum is checked as it is made."""
-    patient_id, _, _ = await seeded(tenant)
-    backup = tmp_path / "backup"
-    assert careloop(settings, database, settings.attachment_dir, "backup", "--output", str(backup)).returncode == 0
+    tenant, patient_id = taken.tenant, taken.patient_id
+    backup = copy_of_backup(taken, tmp_path)
     manifest = json.loads((backup / "manifest.json").read_text())
     swapped = backup / manifest["database"]["path"]
     altered = tmp_path / "altered"
@@ -468,10 +485,8 @@ async def test_a_database_swapped_in_the_backup_after_its_check_is_not_restored(
 
 
 async def test_an_attachment_swapped_in_the_backup_after_its_check_is_refused_and_undone(
-        tenant: Tenant, settings: Settings, database: str, fresh_database: str, tmp_path: Path) -> None:
-    await seeded(tenant)
-    backup = tmp_path / "backup"
-    assert careloop(settings, database, settings.attachment_dir, "backup", "--output", str(backup)).returncode == 0
+        taken: Taken, settings: Settings, fresh_database: str, tmp_path: Path) -> None:
+    backup = copy_of_backup(taken, tmp_path)
     manifest = json.loads((backup / "manifest.json").read_text())
     other = tmp_path / "other"
     other.write_bytes(b"another file")
