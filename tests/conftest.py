@@ -6,11 +6,14 @@ file; a postgres:// URL runs on a fresh database created on that server and drop
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import json
 import logging
 import os
 import secrets
 import shutil
+import sys
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -27,9 +30,11 @@ from app.main import create_app
 from app.services import build_services
 from core.settings import Limits, Settings
 from resolvers.context import Services
+from tests import upgrade
 from tests.factories import CLIENT_ADDRESS, TEST_HASHING, Tenant, make_tenant
 
 BACKEND = os.environ.get("CARELOOP_TEST_DATABASE", "sqlite")
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def pytest_report_header() -> str:
@@ -101,6 +106,33 @@ async def fresh_database(tmp_path: Path) -> AsyncIterator[str]:
     finally:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def upgraded(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[dict[str, Any]]:
+    """What tests/upgrade.py's script found in a new database upgraded from 0018 (a catalogue) through 0021 (audit
+    events of 0021's writer) to the newest migration: run once a suite for the upgrade tests of test_migrations.py
+    and test_patient_index.py (see tests/upgrade.py). In a process of its own: this one's Tortoise holds the test
+    database."""
+    if BACKEND == "sqlite":
+        url = f"sqlite://{tmp_path_factory.mktemp('upgraded') / 'upgraded.sqlite3'}"
+    else:
+        name = f"careloop_upgraded_{secrets.token_hex(4)}"
+        admin = await asyncpg.connect(BACKEND)
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        url = f"{BACKEND.rsplit('/', 1)[0]}/{name}"
+    try:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", upgrade.UPGRADE, url, json.dumps(upgrade.OLD_HASHED), cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=300)
+        assert process.returncode == 0, stderr.decode()[-3000:]
+        yield json.loads(stdout.decode().strip().splitlines()[-1])
+    finally:
+        if BACKEND != "sqlite":
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await admin.close()
 
 
 @pytest.fixture(scope="session")
@@ -205,13 +237,16 @@ def rows_read(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], RowsRead]:
     return watch
 
 
+DATABASE_FIXTURES = {"database_url", "fresh_database", "upgraded"}
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The modules marked ``whole_database`` run first (in their order, each whole): they back up, verify or write
     to every institution of the shared database, which holds a few then and thousands at the end of a suite (they
     took about two minutes more there, each suite). On PostgreSQL, the tests that touch no database (no
-    ``database_url`` or ``fresh_database`` among their fixtures, and no look at which database the run is on) are
-    left to the SQLite run: they would only run the same code twice. (``fresh_database`` is named: it needs no
-    ``database_url``, and the upgrade tests that use it were left out of the PostgreSQL run, found while timing it.)"""
+    ``database_url``, ``fresh_database`` or ``upgraded`` among their fixtures, and no look at which database
+    the run is on) are left to the SQLite run: they would only run the same code twice. (The last two are named:
+    they need no ``database_url``, and the upgrade tests were left out of the PostgreSQL run, found while timing it.)"""
     # a stable sort: collection order within, so test_policy_changes still writes to every chain before
     # test_verify_truncation leaves some deliberately broken
     items.sort(key=lambda item: item.get_closest_marker("whole_database") is None)
@@ -221,7 +256,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         module = getattr(item, "module", None)
         fixtures = getattr(item, "fixturenames", ())
-        touches = "database_url" in fixtures or "fresh_database" in fixtures or hasattr(module, "BACKEND")
+        touches = bool(DATABASE_FIXTURES & set(fixtures)) or hasattr(module, "BACKEND")
         (keep if touches else leave).append(item)
     if leave:
         config.hook.pytest_deselected(items=leave)

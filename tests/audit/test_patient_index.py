@@ -4,13 +4,10 @@ reader goes through (auditEvents, myAccessLog, disclosures), through exports, ar
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import importlib
 import io
 import json
-import os
-import sys
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -36,11 +33,12 @@ from resolvers import pagination
 from resolvers.context import Services
 from tests.api.test_disclosures import DISCLOSURES, WIDE
 from tests.audit import test_chain, test_retention
-from tests.audit.test_chain import REFUSED, ROOT, append_only_lifted, careloop, connection, is_postgres
+from tests.audit.test_chain import REFUSED, append_only_lifted, careloop, connection, is_postgres
 from tests.audit.test_retention import LONG_AGO, Chain
 from tests.factories import PASSWORD, Tenant, gql, make_patient
 from tests.partners import consent_and_grant, make_client, make_partner, token_for
 from tests.patients import open_account
+from tests.upgrade import OLD_HASHED
 
 subjects_migration = importlib.import_module("migrations.0022_audit_subjects")
 # Fixtures shared with those modules: the CLI's environment and the checkpoint key.
@@ -54,9 +52,6 @@ AUDIT = """query($first: Int! = 100, $after: String, $filter: AuditEventFilter) 
 ACCESS_LOG = """query($first: Int! = 100) { myAccessLog(first: $first) {
   edges { node { action fieldClasses accessor { kind name } refused } } } }"""
 # The hashed columns before ``subjects`` joined them (migration 0021): every old row's hash is over these.
-OLD_HASHED = ("id", "institution_id", "seq", "occurred_at", "actor_kind", "actor_id", "token_id", "action",
-              "resource_type", "resource_id", "patient_id", "field_classes", "fields_read", "outcome", "reason",
-              "policy_rule", "request_id", "client_address", "user_agent", "prev_hash")
 INDEX_MISMATCH = "the patient index does not match the event"
 STRAY = "a patient index row names no event of the chain"
 
@@ -627,76 +622,11 @@ async def test_a_node_on_the_old_code_appends_on_postgres_with_its_patient_index
 # -- 9. the upgrade --------------------------------------------------------------------------
 
 
-UPGRADE = """
-import asyncio, hashlib, json, sys, uuid
-from datetime import UTC, datetime, timedelta
-from tortoise import Tortoise
-from tortoise.migrations.api.migrate import migrate
-from app import db
-from audit import writer
-from audit.chain import canonical
-from audit.events import Action, Actor, AuditRecord, Outcome
-from audit.verify import verify_all
-from core.db import tortoise_config
-from models import AuditChainHead, AuditEvent, AuditPatientIndex
-
-OLD = json.loads(sys.argv[2])  # the hashed columns of 0021
-
-async def main(url):
-    db.create_private_sqlite_file(url)
-    await migrate(config=tortoise_config(url), target="careloop.0021_audit_append")
-    await Tortoise.close_connections()
-    await db.open_database(url)
-    conn = Tortoise.get_connection("default")
-    pg = conn.capabilities.dialect == "postgres"
-    chain, actor, p1, p2 = uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    prev, base, fields = "0" * 64, datetime.now(UTC) - timedelta(days=1), AuditEvent._meta.fields_map
-    # as 0021's writer appended: every column but subjects, hashed over OLD
-    for seq, patient in enumerate([p1, None, p2, p1], start=1):
-        row = {"id": uuid.uuid4(), "institution_id": chain, "seq": seq, "occurred_at": base + timedelta(seconds=seq),
-               "actor_kind": "staff", "actor_id": actor, "token_id": None, "action": "read",
-               "resource_type": "patient", "resource_id": patient, "patient_id": patient,
-               "field_classes": "identity", "fields_read": "", "outcome": "allowed", "reason": "",
-               "policy_rule": "", "request_id": "r%d" % seq, "client_address": "", "user_agent": "",
-               "prev_hash": prev}
-        row["hash"] = prev = hashlib.sha256(json.dumps([canonical(row[c]) for c in OLD]).encode()).hexdigest()
-        marks = ", ".join(("$%d" % n) if pg else "?" for n in range(1, len(row) + 1))
-        await conn.execute_query("INSERT INTO audit_event (%s) VALUES (%s)" % (", ".join(row), marks),
-                                 [fields[c].to_db_value(v, AuditEvent) for c, v in row.items()])
-    await AuditChainHead.create(institution_id=chain, last_seq=4, last_hash=prev)
-    await Tortoise.close_connections()
-
-    await db.migrate(url)
-    await db.open_database(url)
-    out = {"patients": [str(p1), str(p2)], "actor": str(actor)}
-    out["events"] = [dict(r) for r in await AuditEvent.filter(institution_id=chain).order_by("seq").values(
-        "seq", "occurred_at", "subjects")]
-    out["index"] = [dict(r) for r in await AuditPatientIndex.filter(institution_id=chain).order_by(
-        "seq", "patient_id").values("seq", "patient_id", "occurred_at", "actor_kind", "actor_id", "action", "outcome")]
-    out["report"] = repr(await verify_all(chain))
-    await writer.append([AuditRecord(chain, Actor("staff", actor), Action.READ, "patient", Outcome.ALLOWED,
-                                     subjects=frozenset({(p1, p1), (p2, p2)}))])
-    out["after"] = repr(await verify_all(chain))
-    out["new_index"] = [str(p) for p in await AuditPatientIndex.filter(institution_id=chain, seq=5).order_by(
-        "patient_id").values_list("patient_id", flat=True)]
-    out["chain"] = str(chain)
-    await Tortoise.close_connections()
-    print(json.dumps(out, default=str))
-
-asyncio.run(main(sys.argv[1]))
-"""
-
-
-async def test_the_upgrade_backfills_the_index_and_old_chains_verify(fresh_database: str) -> None:
+async def test_the_upgrade_backfills_the_index_and_old_chains_verify(upgraded: dict[str, Any]) -> None:
     """Migrate to 0021, append as 0021's writer did, migrate to 0022: the index holds each old event's patient,
-    every old hash still verifies, and new appends (0022's audit_append on PostgreSQL) link on."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", UPGRADE, fresh_database, json.dumps(OLD_HASHED), cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=300)
-    assert process.returncode == 0, stderr.decode()[-3000:]
-    out = json.loads(stdout.decode().strip().splitlines()[-1])
+    every old hash still verifies, and new appends (0022's audit_append on PostgreSQL) link on. (The upgrade:
+    tests/upgrade.py, shared with test_migrations.py's.)"""
+    out = upgraded["audit"]
     p1, p2 = out["patients"]
     chain_id = uuid.UUID(out["chain"])
 
