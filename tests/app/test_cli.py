@@ -168,7 +168,10 @@ def test_a_demo_build_cut_short_has_shown_its_password(migrated: Ran, tmp_path: 
     copy_of(migrated[0], tmp_path)
     build = subprocess.Popen([sys.executable, "-m", "app.cli", "demo", "--patients", "200"], cwd=ROOT,
                              env=environment(tmp_path), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+                             stderr=subprocess.PIPE, text=True,
+                             # Ctrl-C reaches it even when pytest was started with SIGINT ignored (a shell's
+                             # background job), which the child would inherit (found running the suite so)
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.default_int_handler))
     try:
         while build.poll() is None and not _patients_in(tmp_path / "careloop.sqlite3"):
             time.sleep(0.1)  # polling a condition, not timing anything
