@@ -137,10 +137,21 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _with_database(settings: Settings, work: Callable[[], Awaitable[int]]) -> int:
+def _with_database(settings: Settings, work: Callable[[], Awaitable[int]], *, up_to_date: bool = True) -> int:
+    """``work`` on a database set up and (``up_to_date``) migrated. A mistyped SQLite path, or a database not
+    migrated, is told in a line (exit 2) and left as it was (found in review: `careloop audit verify` with a mistyped
+    path made an empty database file there and answered a traceback)."""
+    missing = db.sqlite_file_missing(settings.database_url)
+    if missing is not None:
+        raise StartupError(f"no database at {missing}: check CARELOOP_DATABASE_URL (careloop init sets up a new "
+                           "installation)")
+
     async def run() -> int:
         await db.open_database(settings.database_url)
         try:
+            if up_to_date and (pending := await db.pending_migrations()):
+                raise StartupError(f"the database is not up to date ({len(pending)} migration(s) to apply): run "
+                                   "careloop migrate (careloop init sets up a new installation)")
             return await work()
         finally:
             await db.close_database()
@@ -287,7 +298,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         return 0
 
     if settings.is_production:
-        _with_database(settings, refuse_demo_data)
+        # a server may start before a deployment's new migrations are applied: /readyz answers 503 until they are
+        _with_database(settings, refuse_demo_data, up_to_date=False)
     log_config = uvicorn_log_config(settings.log_level, settings.log_format)
     logging.config.dictConfig(log_config)  # this process's lines too, before uvicorn's own
     if settings.metrics_port:  # before the workers start: they count into what this process serves

@@ -41,6 +41,15 @@ async def migrate(database_url: str, progress: Callable[[str], None] | None = No
         await Tortoise.close_connections()
 
 
+def sqlite_file_missing(database_url: str) -> str | None:
+    """The path of a SQLite database file that does not exist (None: it exists, or the database is not SQLite):
+    opening it would make an empty one."""
+    if backend_of(database_url) != "sqlite":
+        return None
+    path = database_url.removeprefix("sqlite://").split("?", 1)[0]
+    return None if path in ("", ":memory:") or os.path.exists(path) else path
+
+
 async def open_database(database_url: str) -> None:
     create_private_sqlite_file(database_url)
     await Tortoise.init(config=tortoise_config(database_url), _enable_global_fallback=True)

@@ -132,8 +132,9 @@ def test_demo_seeds_once_and_verifies(demo: Ran, tmp_path: Path) -> None:
     assert "exists already" in second.stdout and "shown only now" not in second.stdout
     with sqlite3.connect(tmp_path / "careloop.sqlite3") as db:
         assert db.execute("select count(*) from patient").fetchone() == (12,)
-        # one a role, and the compliance desk's four more nurses (app/demo_compliance.py)
-        assert db.execute("select count(*) from staff where is_demo").fetchone() == (len(ROLES) + 4,)
+        # one a role, the second admin who approves the campaign, and the compliance desk's four more nurses
+        # (app/demo_compliance.py)
+        assert db.execute("select count(*) from staff where is_demo").fetchone() == (len(ROLES) + 5,)
         assert db.execute("select email from patient_account").fetchall() == [("patient@demo.careloop.test",)]
         assert db.execute("select count(*) from partner_grant").fetchone() == (10,)
         (client_id,) = db.execute("select id from partner_client").fetchone()
@@ -442,6 +443,25 @@ def test_demo_refuses_a_password_too_short_before_making_a_database(tmp_path: Pa
     refused = careloop(tmp_path, "demo", "--password", "too short", "--patients", "2")
     assert refused.returncode == 2 and "12 to 256 characters" in refused.stderr
     assert not (tmp_path / "careloop.sqlite3").exists() and not (tmp_path / "master.key").exists()
+
+
+def test_a_command_on_a_database_not_set_up_says_so_and_makes_none(tmp_path: Path) -> None:
+    """Found in review: `careloop audit verify` with a mistyped SQLite path made an empty database file there and
+    answered a traceback (no such table); a database not migrated answered the same."""
+    key = base64.b64encode(os.urandom(32)).decode()
+    database = tmp_path / "careloop.sqlite3"
+    for command in (["audit", "verify"], ["patients", "reindex"],
+                    ["keys", "rotate", "--institution", "00000000-0000-7000-8000-000000000001"]):
+        missing = careloop(tmp_path, *command, CARELOOP_MASTER_KEY=key)
+        assert missing.returncode == 2, missing.stdout + missing.stderr
+        assert f"no database at {database}" in missing.stderr and "Traceback" not in missing.stderr
+        assert not database.exists()
+    database.touch()  # a database nothing migrated
+    not_migrated = careloop(tmp_path, "audit", "verify", CARELOOP_MASTER_KEY=key)
+    assert not_migrated.returncode == 2, not_migrated.stdout + not_migrated.stderr
+    assert "not up to date" in not_migrated.stderr and "careloop migrate" in not_migrated.stderr
+    with sqlite3.connect(database) as db:  # nothing made in it
+        assert db.execute("select count(*) from sqlite_master").fetchone() == (0,)
 
 
 def test_an_unknown_institution_is_an_error_not_an_empty_answer(initialised: Ran, tmp_path: Path) -> None:
