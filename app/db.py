@@ -19,12 +19,9 @@ from core.db import APP_LABEL, backend_of, tortoise_config
 def create_private_sqlite_file(database_url: str) -> None:
     """A new SQLite database file readable by its owner only (0600, like the key file): it holds the sealed
     data and, in clear, names and the audit trail. SQLite gives its -wal and -shm files the same mode."""
-    if backend_of(database_url) != "sqlite":
-        return
-    path = database_url.removeprefix("sqlite://").split("?", 1)[0]
-    if path in ("", ":memory:") or os.path.exists(path):
-        return
-    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    path = sqlite_file_missing(database_url)
+    if path is not None:
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
 
 
 async def migrate(database_url: str, progress: Callable[[str], None] | None = None) -> None:

@@ -391,6 +391,20 @@ def _sha(contract: dict[str, Any], number: int) -> str:
     return str(next(v["documentSha256"] for v in contract["versions"] if v["number"] == number))
 
 
+async def _drafts_on_a_closed_file_and_an_open_one(tenant: Tenant, what: str, status: str
+                                                  ) -> tuple[uuid.UUID, list[tuple[str, int]]]:
+    """A draft (a new contract's, or an amendment's) on each of two clients' files, (id, version) each, the first
+    file then closed as an old database holds it."""
+    closed, open_ = await client(tenant), await client(tenant)
+    if what == "contract":
+        drafts = [await draft(tenant, pid, [item_input(await make_item(tenant))]) for pid in (closed, open_)]
+        pending = [(made["id"], made["version"]) for made in drafts]
+    else:
+        pending = [(await _amendment(tenant, pid, sent_too=False))[:2] for pid in (closed, open_)]
+    await close_before_this_change(closed, status)
+    return closed, pending
+
+
 @pytest.mark.parametrize("what", ["contract", "amendment"])
 @pytest.mark.parametrize("status", ["archived", "deceased"])
 async def test_a_closed_files_contract_is_not_sent(tenant: Tenant, status: str, what: str) -> None:
@@ -399,13 +413,7 @@ async def test_a_closed_files_contract_is_not_sent(tenant: Tenant, status: str, 
     status is written directly (as an old database holds it: the API no longer lets it arise). Refused as
     contractRenew refuses a closed file: BAD_USER_INPUT at contractId, nothing written. The twin on an open file is
     sent."""
-    closed, open_ = await client(tenant), await client(tenant)
-    if what == "contract":
-        drafts = [await draft(tenant, pid, [item_input(await make_item(tenant))]) for pid in (closed, open_)]
-        pending = [(made["id"], made["version"]) for made in drafts]
-    else:
-        pending = [(await _amendment(tenant, pid, sent_too=False))[:2] for pid in (closed, open_)]
-    await close_before_this_change(closed, status)
+    closed, pending = await _drafts_on_a_closed_file_and_an_open_one(tenant, what, status)
     before = await contract_state(closed)
 
     reply = await tenant.call("front_desk", SEND, id=pending[0][0], v=pending[0][1])
@@ -525,13 +533,7 @@ async def test_a_closed_files_draft_is_not_edited(tenant: Tenant, status: str, w
     was open; the file's status written directly, as an old database holds it) can no longer be sent nor signed, so
     contractDraftUpdate refuses it: BAD_USER_INPUT at contractId, the draft as it stood, nothing recorded as done.
     The twin on an open file is edited."""
-    closed, open_ = await client(tenant), await client(tenant)
-    if what == "contract":
-        drafts = [await draft(tenant, pid, [item_input(await make_item(tenant))]) for pid in (closed, open_)]
-        pending = [(made["id"], made["version"]) for made in drafts]
-    else:
-        pending = [(await _amendment(tenant, pid, sent_too=False))[:2] for pid in (closed, open_)]
-    await close_before_this_change(closed, status)
+    closed, pending = await _drafts_on_a_closed_file_and_an_open_one(tenant, what, status)
     before = await contract_state(closed)
     seq = await mark(tenant.id)
 
