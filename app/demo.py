@@ -195,7 +195,9 @@ async def _today_at_the_desk(desk: Context, patient_ids: list[uuid.UUID], depart
     for n, patient_id in enumerate(patient_ids):
         view = await visits.create(desk, {"patient_id": patient_id, "kind": "dental",
                                           "department_id": departments[n % len(departments)].id,
-                                          "planned_at": now + timedelta(hours=n - 2)})
+                                          # those to come later, the others booked earlier: an arrival comes on
+                                          # its planned day (late in the evening, now + 2 h would be tomorrow)
+                                          "planned_at": now + timedelta(hours=2 - n)})
         for step in ("arrived", "in_progress", "finished")[:max(0, n - 1)]:
             view = await visits.transition(desk, view.row.id, step, None, None)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from typing import Any
 
 from tortoise.expressions import Q, Subquery
@@ -303,6 +303,8 @@ async def create(ctx: Context, data: dict[str, Any]) -> VisitView:
     values.setdefault("planned_at", values.get("started_at") or now)
     if status == "arrived":
         values.setdefault("arrived_at", now)
+        with problems.collect("plannedAt"):  # a walk-in arrived now: planned for another day is a typo
+            _check_arrival_day(await institutions.zone_of(ctx), values, "plannedAt")
     if status == "finished" and (values.get("started_at") is None or values.get("ended_at") is None) \
             and not (problems.has("startedAt") or problems.has("endedAt")):
         problems.add("endedAt", "required", "a finished visit needs startedAt and endedAt.")
@@ -361,6 +363,8 @@ async def update(ctx: Context, visit_id: uuid.UUID | None, data: dict[str, Any],
     values.pop("status", None)
     await _check_text_rights(ctx, view.patient, values, Action.UPDATE)
     _check_order({**_times(view.row), **values})
+    if values.get("planned_at") is not None:  # not moved to a day after the visit's arrival
+        _check_arrival_day(await institutions.zone_of(ctx), {**_times(view.row), **values}, "plannedAt")
     if values.get("revisit_on") is not None:
         await _check_revisit(ctx, {**_times(view.row), **values})
     file = view.patient.row.id
@@ -398,6 +402,8 @@ async def transition(ctx: Context, visit_id: uuid.UUID | None, to: str, at: date
     if to in _STAMP:
         columns[_STAMP[to]] = when
     _check_order({**_times(row), **columns})
+    if to == "arrived":
+        _check_arrival_day(await institutions.zone_of(ctx), {**_times(row), **columns}, "at")
     # Finishing adds the follow-up tasks and the survey invitation to the file the visit was read on: locked first,
     # a merge since refused (the visit moved to the survivor, they would have been made for the merged file).
     file = view.patient.row.id
@@ -621,6 +627,18 @@ async def _check_revisit(ctx: Context, values: dict[str, Any]) -> None:
     if visit_at is not None and values["revisit_on"] < visit_at.astimezone(await institutions.zone_of(ctx)).date():
         raise BadUserInput("revisitOn: must not be before the day of the visit.", field="revisitOn",
                            reason="out_of_order")
+
+
+def _check_arrival_day(zone: tzinfo, times: dict[str, Any], field: str) -> None:
+    """A patient arrives on the day the visit was planned for (the institution's date) or later, as an appointment's
+    check-in opens on its day: an arrival before it is a typo of the day, month or year (found in review: an arrival
+    `at` a year early was stored, and its whole span to the start counted as waiting time in the month's report).
+    A visit booked for another day and come early is moved first (``visitUpdate`` of ``plannedAt``)."""
+    arrived, planned = times.get("arrived_at"), times.get("planned_at")
+    if arrived is not None and planned is not None and arrived.astimezone(zone).date() < planned.astimezone(
+            zone).date():
+        raise BadUserInput(f"{field}: the arrival must not be before the day the visit was planned for.",
+                           field=field, reason="out_of_order")
 
 
 def _check_order(values: dict[str, Any]) -> None:

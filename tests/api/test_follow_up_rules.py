@@ -77,7 +77,7 @@ async def test_an_admin_creates_a_rule_for_a_catalogue_procedure_and_it_schedule
     # with the procedure recorded before it finishes: three calls, in the pool, on the dates (closed days kept)
     visit = await tenant.call("nurse", VISIT, input={
         "patientId": str(await make_patient(tenant)), "kind": "DENTAL",
-        "departmentId": str(tenant.departments["A"].id)})
+        "departmentId": str(tenant.departments["A"].id), "plannedAt": "2026-11-02T09:00:00+08:00"})
     vid = visit.data["visitCreate"]["id"]
     reply = await tenant.call("nurse", """mutation($id: ID!) { visitCodeAdd(visitId: $id, input:
       {kind: PROCEDURE, code: "IMPLANT"}) { id } }""", id=vid)
@@ -257,7 +257,8 @@ async def implant_tasks_of(tenant: Tenant, department: str) -> uuid.UUID:
     implant rule scheduled its calls."""
     pid = await make_patient(tenant, "nurse", departmentId=str(tenant.departments[department].id))
     visit = await tenant.call("nurse", VISIT, input={
-        "patientId": str(pid), "kind": "DENTAL", "departmentId": str(tenant.departments[department].id)})
+        "patientId": str(pid), "kind": "DENTAL", "departmentId": str(tenant.departments[department].id),
+        "plannedAt": "2026-11-02T09:00:00+08:00"})  # the day it arrived (an arrival comes on its planned day)
     vid = visit.data["visitCreate"]["id"]
     added = await tenant.call("nurse", """mutation($id: ID!) { visitCodeAdd(visitId: $id, input:
       {kind: PROCEDURE, code: "IMPLANT"}) { id } }""", id=vid)

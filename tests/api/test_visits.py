@@ -362,7 +362,8 @@ async def test_the_history_is_newest_first_paged_and_filtered(tenant: Tenant) ->
 
 async def test_finishing_a_procedure_schedules_calls_on_day_1_7_and_30_local(tenant: Tenant) -> None:
     pid = await make_patient(tenant, role="nurse")  # the registering nurse joins the care team? only outside reach
-    visit = await a_visit(tenant, pid, role="nurse", kind="PROCEDURE")
+    visit = await a_visit(tenant, pid, role="nurse", kind="PROCEDURE",
+                          plannedAt="2026-11-26T22:45:00+08:00")  # planned that evening: it arrived on its day
     # a fixed evening already past (a time still to come would be refused, and "now" moves past it)
     await moved(tenant, "nurse", visit["id"], "ARRIVED", at="2026-11-26T22:50:00+08:00")
     await moved(tenant, "nurse", visit["id"], "IN_PROGRESS", at="2026-11-26T23:00:00+08:00")
