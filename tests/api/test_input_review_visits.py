@@ -98,3 +98,29 @@ async def test_the_planned_day_of_an_arrived_visit_is_not_moved_past_its_arrival
     assert await stored(tenant) == before
     earlier = await tenant.call("front_desk", UPDATE, id=visit["id"], version=2, input={"plannedAt": local(-1, 9)})
     assert earlier.errors == [], earlier.errors  # planned yesterday, came today: late, not early
+
+
+# -- page sizes and cursors: a reason to branch on ------------------------------------------------------------
+
+PAGES = {
+    "visits": ('query($pid: ID!, $n: Int, $after: String) { visits(patientId: $pid, first: $n, after: $after) '
+               '{ nodes { id } } }', "front_desk"),
+    "carePlans": ('query($pid: ID!, $n: Int, $after: String) { carePlans(patientId: $pid, first: $n, after: $after) '
+                  '{ nodes { id } } }', "doctor"),
+    "patientCommunications": ('query($pid: ID!, $n: Int, $after: String) { patientCommunications(patientId: $pid, '
+                              'first: $n, after: $after) { nodes { id } } }', "nurse"),
+}
+
+
+@pytest.mark.parametrize(("page", "field", "reason"), [
+    ({"n": -1}, "first", "out_of_range"), ({"n": 0}, "first", "out_of_range"), ({"n": 100000}, "first", "out_of_range"),
+    ({"n": 5, "after": "bm9wZQ"}, "after", "invalid"), ({"n": 5, "after": "x" * 300}, "after", "invalid")])
+async def test_a_page_size_out_of_range_or_a_forged_cursor_carries_a_reason(tenant: Tenant, page: dict[str, object],
+                                                                            field: str, reason: str) -> None:
+    """Found in review: `first: -1` or `first: 100000`, and a forged cursor, were BAD_USER_INPUT at their field with
+    no `extensions.reason` (every list pages through
+    ``resolvers.pagination``)."""
+    pid = await make_patient(tenant)
+    for root, (query, role) in PAGES.items():
+        reply = await tenant.call(role, query, pid=str(pid), **page)
+        assert refusal(reply) == ("BAD_USER_INPUT", field, reason), (root, reply.errors)

@@ -329,7 +329,7 @@ async def test_the_queue_pages_oldest_first(tenant: Tenant) -> None:
     assert first.data["roleGrants"]["pageInfo"]["hasNextPage"] is True
     assert [e["node"]["role"] for e in second.data["roleGrants"]["edges"]] == ["SUPPORT_AGENT"]
     assert second.data["roleGrants"]["pageInfo"]["hasNextPage"] is False
-    assert refusal(bad) == ("BAD_USER_INPUT", "after", None)
+    assert refusal(bad) == ("BAD_USER_INPUT", "after", "invalid")  # a reason, as every refused input
 
 
 async def test_a_page_of_the_queue_costs_the_same_whatever_its_size(tenant: Tenant,
