@@ -41,7 +41,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 from zoneinfo import ZoneInfo
 
 from tortoise.exceptions import IntegrityError
@@ -851,7 +851,7 @@ async def _deliver_one(services: Services, senders: Mapping[str, MessageSender],
     if rendered is None:
         _refuse(row, "no_template", moment)
         return False
-    subject, body = rendered
+    subject, body, names = rendered
     try:
         gateway = await _gateway(services, work, row.institution_id, channel)
     except DecryptionError:  # its secret does not open (found in review: it raised out of the whole batch)
@@ -892,7 +892,7 @@ async def _deliver_one(services: Services, senders: Mapping[str, MessageSender],
     row.status, row.sent_at, row.gateway_message_id, row.last_error = "sent", moment, gateway_id, ""
     if channel == "app":  # the portal's inbox is the row itself: there once it is sent
         row.status, row.delivered_at = "delivered", moment
-    await _record_sent(work, row, channel)
+    await _record_sent(work, row, channel, names)
     return True
 
 
@@ -1066,16 +1066,16 @@ def _failed(row: Communication, reason: str, moment: datetime, *, permanent: boo
                                              at_most=RETRY_AT_MOST)
 
 
-def _disclosure(row: Communication, channel: str) -> AuditRecord:
-    """Sending hands the patient's (or contact's) address to a gateway: a disclosure on the trail, with
-    the column's name and never its value; a portal message goes to no gateway and names no address (found in
-    review: it was recorded as disclosing the phone)."""
+def _disclosure(row: Communication, channel: str, names: frozenset[str]) -> AuditRecord:
+    """Sending hands the patient's (or contact's) address to a gateway, and the names its text tells (``names``:
+    ``_names_told``): a disclosure on the trail, with the columns' names and never their values; a portal message
+    goes to no gateway and names no column (found in review: it was recorded as disclosing the phone)."""
     column = "email" if channel == "email" else ("contact.phone" if row.contact_id else "phone")
-    address = frozenset() if channel == "app" else frozenset({column})
+    told = frozenset() if channel == "app" else frozenset({column}) | names
+    classes = {"identity" if name == "full_name" else "contact" for name in told}
     return AuditRecord(row.institution_id, SYSTEM, Action.DISCLOSE, "communication", Outcome.ALLOWED,
-                       resource_id=row.id, patient_id=row.patient_id,
-                       field_classes=frozenset({"contact"}) if address else frozenset(), fields_read=address,
-                       reason=f"sent_{channel}", policy_rule=OUTBOX_RULE)
+                       resource_id=row.id, patient_id=row.patient_id, field_classes=frozenset(classes),
+                       fields_read=told, reason=f"sent_{channel}", policy_rule=OUTBOX_RULE)
 
 
 _SETTLED_COLUMNS = ("status", "refusal", "channel", "due_at", "sent_at", "delivered_at", "settled_at", "attempts",
@@ -1110,12 +1110,12 @@ async def _still_ours(work: Batch, row: Communication) -> bool:
     return await outbox.hold(_pending(), row, work.claims[row.id], now + LEASE)
 
 
-async def _record_sent(work: Batch, row: Communication, channel: str) -> None:
+async def _record_sent(work: Batch, row: Communication, channel: str, names: frozenset[str]) -> None:
     """A message handed over, and its disclosure, recorded as soon as its sender answers rather than when the
     batch settles (found in review: the gateway's delivery report, coming before the batch settled, found no
     message with its id and was lost). One write at a time, each of every answer that came meanwhile: as few
     transactions as the senders' pace allows, and the batch is done only once all are written."""
-    work.answered.append((row, _disclosure(row, channel)))
+    work.answered.append((row, _disclosure(row, channel, names)))
     if work.recording:
         return  # taken along by the write under way
     work.recording = True
@@ -1219,8 +1219,14 @@ def once(cache: dict[Key, asyncio.Future[Value]], key: Key,
 # -- rendering --------------------------------------------------------------------------------
 
 
+class Rendered(NamedTuple):
+    subject: str
+    body: str
+    names: frozenset[str]  # the names it tells beside the address (``_names_told``), for its disclosure's record
+
+
 async def render(work: Batch, row: Communication, channel: str, link: str,
-                 survey_url: str | None = None) -> tuple[str, str] | None:
+                 survey_url: str | None = None) -> Rendered | None:
     """Subject and body of a message: the institution's template for its cause, channel and the patient's
     language, its variables filled in (the unsubscribe link always among them, a survey invitation's link in
     its own); None without a template. ``link`` is the recipient's own way out: a message to a contact carries
@@ -1250,7 +1256,19 @@ async def render(work: Batch, row: Communication, channel: str, link: str,
             body += SURVEY_LINE[templates.language_of(patient.preferred_language)]
     if "{unsubscribe_url}" not in body:  # every message carries its way out, care messages too
         body += UNSUBSCRIBE_LINE[templates.language_of(patient.preferred_language)]
-    return templates.render(template[0], variables), templates.render(body, variables)
+    told = _names_told(row, templates.slots_of(template[0]) | templates.slots_of(body), variables)
+    return Rendered(templates.render(template[0], variables), templates.render(body, variables), told)
+
+
+def _names_told(row: Communication, slots: frozenset[str], variables: Mapping[str, object]) -> frozenset[str]:
+    """The names a message tells whoever carries it, beside the address: the patient's (``full_name``), or for a
+    message to a contact the contact's (``contact.name``, which it has in ``patient_name`` or ``contact_name``),
+    when its text fills one in. Named on the disclosure's record (found in review: every built-in text greets the
+    patient by name, and the record named the phone alone)."""
+    if row.contact_id is None:
+        return frozenset({"full_name"}) if "patient_name" in slots and variables.get("patient_name") else frozenset()
+    named = any(variables.get(slot) for slot in slots & {"patient_name", "contact_name"})
+    return frozenset({"contact.name"}) if named else frozenset()
 
 
 async def _template(row: Communication, key: tuple[uuid.UUID, str, str, str]) -> tuple[str, str] | None:

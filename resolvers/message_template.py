@@ -244,6 +244,11 @@ def render(text: str, variables: Mapping[str, object]) -> str:
     return _SLOT.sub(fill, text)
 
 
+def slots_of(text: str) -> frozenset[str]:
+    """The variables a text fills in (``{patient_name}`` -> ``patient_name``), as ``render`` finds them."""
+    return frozenset(name for name in _SLOT.findall(text) if name in TEMPLATE_VARIABLES)
+
+
 def language_of(language: str | None) -> str:
     """A supported language for a patient's preference ("en-GB" -> "en"); Chinese otherwise."""
     if language in TEMPLATE_LANGUAGES:

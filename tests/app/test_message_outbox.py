@@ -293,7 +293,8 @@ async def test_a_sent_message_is_sealed_logged_and_disclosed_without_its_content
     withheld = outgoing.body.replace(outgoing.unsubscribe_url, "[unsubscribe link: sent to the recipient only]")
     assert (entry["status"], entry["channel"], entry["body"]) == ("SENT", "SMS", withheld)
     (disclosure,) = await AuditEvent.filter(institution_id=tenant.id, action=Action.DISCLOSE, resource_id=message.id)
-    assert (disclosure.actor_kind, disclosure.patient_id, disclosure.fields_read) == ("system", pid, "phone")
+    # the phone, and the name the text greets the patient by (found in review: the phone alone was named)
+    assert (disclosure.actor_kind, disclosure.patient_id, disclosure.fields_read) == ("system", pid, "full_name,phone")
     text = repr({k: v for k, v in disclosure.__dict__.items() if not k.startswith("_")})
     assert PHONE[1:] not in text and "2030-03-13" not in text and EMAIL not in text
 
