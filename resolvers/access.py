@@ -541,6 +541,24 @@ async def views(ctx: Context, rows: list[Patient]) -> list[PatientView]:
     return made
 
 
+async def load_file_grants(ctx: Context, patient_ids: Collection[uuid.UUID]) -> None:
+    """The grants the files among ``patient_ids`` are open under (break-glass, a partner's), into ``ctx.file_grants``
+    as ``views`` puts them, for a record of those files read without a view of the file (a contract): its read names
+    the grant as every read of the file does (found in review: a partner's read of a contract named the role's rule
+    alone, so the accounting of disclosures listed it without its grant and purpose). One statement a kind of grant
+    the caller's scope uses, whatever the number of files; none for files already known."""
+    scope = patient_scope(ctx)
+    ids = sorted(set(patient_ids) - ctx.file_grants.keys())
+    if not ids or not (scope.uses_grants or scope.uses_emergency):
+        return
+    if scope.uses_grants:
+        found = await scope.partner_grants().filter(patient_id__in=ids).order_by("id").values_list("patient_id", "id")
+        ctx.file_grants.update({cast(uuid.UUID, patient): f"partner_grant {grant}" for patient, grant in found})
+    if scope.uses_emergency:  # break-glass, as its views name it, over a partner's grant
+        found = await scope.emergency_grants().filter(patient_id__in=ids).values_list("patient_id", "id")
+        ctx.file_grants.update({cast(uuid.UUID, patient): f"emergency_access {grant}" for patient, grant in found})
+
+
 # The columns every patient view needs whatever a query asks: the row's scope and field classes (department),
 # the key of its encrypted fields (institution), its version and status (cheap, and read by checks).
 VIEW_COLUMNS = ("id", "institution_id", "department_id", "version", "status")

@@ -240,8 +240,12 @@ def _view(ctx: Context, row: Contract) -> ContractView:
 
 
 def note_read(ctx: Context, view: ContractView) -> None:
-    """A read of the contract on the patient's trail (once per operation and contract)."""
+    """A read of the contract on the patient's trail (once per operation and contract), naming the grant the file is
+    open under (a partner's, break-glass) when ``access.load_file_grants`` found one."""
     ctx.reads.note("contract", view.row.id, view.row.patient_id, rule=ctx.decide("contract", "read").rule)
+    grant = ctx.file_grants.get(view.row.patient_id)
+    if grant:
+        ctx.reads.note("contract", view.row.id, view.row.patient_id, rule=grant)
 
 
 async def find(ctx: Context, contract_id: uuid.UUID | None, action: Action, field: str = "id") -> ContractView:
@@ -253,6 +257,7 @@ async def find(ctx: Context, contract_id: uuid.UUID | None, action: Action, fiel
         raise await access.not_found(ctx, action, "contract", contract_id, field)
     view = _view(ctx, row)
     if action == Action.READ:
+        await access.load_file_grants(ctx, [row.patient_id])
         note_read(ctx, view)
     return view
 
@@ -547,6 +552,7 @@ async def page(ctx: Context, *, patient_id: uuid.UUID | None = None, status: str
             query = query.filter(id__lt=pagination.decode_uuid(CURSOR, after))
         rows = await query.order_by("-id").limit(first + 1)
     views = [_view(ctx, row) for row in rows[:first]]
+    await access.load_file_grants(ctx, [view.row.patient_id for view in views])
     for view in views:
         note_read(ctx, view)
     if order is None:

@@ -11,12 +11,16 @@ from tortoise.transactions import in_transaction
 
 from resolvers import communication
 from resolvers.context import Services
+from tests.contracts import active_contract, item_input, make_item
 from tests.factories import Tenant, make_patient
+from tests.partners import ALL_SCOPES, make_partnership
 
 NOON = datetime(2030, 3, 12, 4, 0, tzinfo=UTC)
 NAME, PHONE = "Zelda Quokkafield", "13812345678"
 DISCLOSED = """query($filter: AuditEventFilter) { auditEvents(first: 20, filter: $filter) {
   nodes { action actorKind patientId fieldClasses fieldsRead fieldNames reason } } }"""
+DISCLOSURES = """query($p: ID!, $from: DateTime!, $to: DateTime!) {
+  disclosures(first: 20, patientId: $p, from: $from, to: $to) { nodes { patientId purpose grantId } } }"""
 TEMPLATE_SET = """mutation($input: MessageTemplateInput!) { messageTemplateSet(input: $input) { version } }"""
 
 
@@ -81,3 +85,53 @@ async def test_a_message_that_does_not_name_the_patient_discloses_the_address_al
     assert NAME not in body
     [disclosed] = await _disclosures(tenant, pid)
     assert (disclosed["fieldsRead"], disclosed["fieldClasses"]) == (["phone"], ["CONTACT"])
+
+
+# -- a partner's read of a contract names the grant it was made under ---------------------------------------------
+
+
+async def test_a_partners_read_of_a_contract_names_its_grant_in_the_accounting_of_disclosures(
+        tenant: Tenant, services: Services) -> None:
+    """A partner reads the contracts naming it of the patients granted to it (`contract:read`). The read was
+    recorded with the role's rule alone, so the accounting of disclosures listed it without the grant and its
+    purpose (HIPAA 164.528 asks for the purpose of every disclosure): each read of the file names the grant it
+    is open under, and so does the contract's."""
+    partnership = await make_partnership(tenant, [*ALL_SCOPES, "contract:read"], purpose="Home care visits")
+    items = [item_input(await make_item(tenant), by_partner=True)]
+    contract = await active_contract(tenant, services, patient_id=partnership.granted, items=items,
+                                     partnerId=str(partnership.partner_id))
+    before = datetime.now(UTC)
+
+    listed = await partnership.call("{ contracts(first: 10) { nodes { id title } } }")
+    one = await partnership.call("query($id: ID!) { contract(id: $id) { id status } }", id=contract["id"])
+
+    assert [n["id"] for n in listed.data["contracts"]["nodes"]] == [contract["id"]] and one.errors == []
+    reads = [e for e in await partnership.events(resource_type="contract") if e.occurred_at >= before]
+    assert len(reads) == 2
+    for read in reads:
+        assert (read.action, read.patient_id) == ("read", partnership.granted)
+        assert f"partner_grant {partnership.grant_id}" in read.policy_rule
+    period = {"from": before.isoformat(), "to": (datetime.now(UTC) + timedelta(minutes=1)).isoformat()}
+    reply = await tenant.call("compliance_officer", DISCLOSURES, p=str(partnership.granted), **period)
+    assert reply.errors == [], reply.errors
+    assert [(d["purpose"], d["grantId"]) for d in reply.data["disclosures"]["nodes"]] == [
+        ("Home care visits", str(partnership.grant_id))] * 2
+
+
+async def test_a_staff_read_of_the_same_contract_names_no_grant_and_is_no_disclosure(
+        tenant: Tenant, services: Services) -> None:
+    """The twin: finance reads every contract by its role; its read names no grant and the accounting lists none."""
+    partnership = await make_partnership(tenant, [*ALL_SCOPES, "contract:read"])
+    contract = await active_contract(tenant, services, patient_id=partnership.granted,
+                                     partnerId=str(partnership.partner_id))
+    before = datetime.now(UTC)
+
+    one = await tenant.call("finance", "query($id: ID!) { contract(id: $id) { id status } }", id=contract["id"])
+
+    assert one.errors == [], one.errors
+    [read] = [e for e in await tenant.audit_events(actor_id=tenant.staff_ids["finance"], resource_type="contract")
+              if e.occurred_at >= before]
+    assert (read.patient_id, read.policy_rule) == (partnership.granted, "finance, *, contract, read, allow")
+    period = {"from": before.isoformat(), "to": (datetime.now(UTC) + timedelta(minutes=1)).isoformat()}
+    reply = await tenant.call("compliance_officer", DISCLOSURES, p=str(partnership.granted), **period)
+    assert reply.errors == [] and reply.data["disclosures"]["nodes"] == []
