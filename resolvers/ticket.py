@@ -347,6 +347,7 @@ def read_field(ctx: Context, view: TicketView, name: str) -> Any:
     value = getattr(row, name)
     ctx.reads.note("ticket", row.id, row.patient_id, field_class="ticket",
                    field_name=name if name in ENCRYPTED and value is not None else None, rule=_read_rule(ctx))
+    _note_partner_grant(ctx, row)
     if name in ENCRYPTED and value is not None:
         value = access.open_sealed(ctx, "ticket", name, row.id, value)
     return value
@@ -357,7 +358,17 @@ def read_event_note(ctx: Context, view: TicketView, event: TicketEvent) -> str |
         return None
     ctx.reads.note("ticket", view.row.id, view.row.patient_id, field_class="ticket", field_name="timeline.note",
                    rule=_read_rule(ctx))
+    _note_partner_grant(ctx, view.row)
     return access.open_sealed(ctx, "ticket_event", "note", event.id, event.note)
+
+
+def _note_partner_grant(ctx: Context, row: Ticket) -> None:
+    """A partner's read of a ticket about a file it is granted names that grant, as its reads of the file do, so the
+    accounting of disclosures gives its purpose (found in review: ``partnerTickets`` named the role's rule alone).
+    A ticket whose grant has ended (a partner follows its reports still) names none."""
+    grant = ctx.file_grants.get(row.patient_id) if row.patient_id is not None else None
+    if grant and ctx.require_principal().kind == PARTNER:
+        ctx.reads.note("ticket", row.id, row.patient_id, rule=grant)
 
 
 def _read_rule(ctx: Context) -> str:
@@ -398,6 +409,7 @@ def due_for_patient(view: TicketView, target: str) -> datetime | None:
 def note_status_read(ctx: Context, view: TicketView) -> None:
     """An opener's or a partner's look at where a ticket stands: on the ticket's audit record."""
     ctx.reads.note("ticket", view.row.id, view.row.patient_id, field_class="ticket", rule=_read_rule(ctx))
+    _note_partner_grant(ctx, view.row)
 
 
 async def partner_page(ctx: Context, *, first: int, after: str | None,
@@ -412,6 +424,7 @@ async def partner_page(ctx: Context, *, first: int, after: str | None,
     query = Ticket.filter(institution_id=ctx.institution_id, opened_by_partner_id=partner_id)
     page = await pagination.by_id(query, first=first, after=after, kind=PARTNER_CURSOR_KIND, count=count,
                                   newest_first=True)
+    await access.load_file_grants(ctx, {row.patient_id for _, row in page.items if row.patient_id is not None})
     return page.map(TicketView)
 
 

@@ -135,3 +135,50 @@ async def test_a_staff_read_of_the_same_contract_names_no_grant_and_is_no_disclo
     period = {"from": before.isoformat(), "to": (datetime.now(UTC) + timedelta(minutes=1)).isoformat()}
     reply = await tenant.call("compliance_officer", DISCLOSURES, p=str(partnership.granted), **period)
     assert reply.errors == [] and reply.data["disclosures"]["nodes"] == []
+
+
+# -- a partner's look at the tickets it opened names the grant too --------------------------------------------------
+
+PARTNER_TICKET = """mutation($input: PartnerTicketCreateInput!) { partnerTicketCreate(input: $input) { id } }"""
+TICKET_SCOPES = [*ALL_SCOPES, "ticket:create", "partner_ticket:read"]
+PARTNER_TICKETS = "{ partnerTickets(first: 10) { nodes { id subject description status } } }"
+
+
+async def test_a_partners_read_of_the_tickets_it_opened_names_its_grant(tenant: Tenant) -> None:
+    """`partnerTickets` shows a partner what it reported about a granted patient and where the ticket stands: a
+    read of the patient's ticket, recorded with the role's rule alone, so listed in the accounting of disclosures
+    without grant or purpose. Now it names the grant the file is open under, as the ticket's creation did."""
+    partnership = await make_partnership(tenant, TICKET_SCOPES)
+    made = await partnership.call(PARTNER_TICKET, input={"patientId": str(partnership.granted), "category": "COMPLAINT",
+                                                         "subject": "Fell at home", "description": "Bruised hip"})
+    assert made.errors == [], made.errors
+    before = datetime.now(UTC)
+
+    listed = await partnership.call(PARTNER_TICKETS)
+
+    assert [n["subject"] for n in listed.data["partnerTickets"]["nodes"]] == ["Fell at home"]
+    [read] = [e for e in await partnership.events(resource_type="ticket", action="read") if e.occurred_at >= before]
+    assert read.patient_id == partnership.granted
+    assert read.policy_rule.startswith(f"partner_grant {partnership.grant_id}; ")
+    assert "Fell at home" not in str(read.__dict__) and "Bruised" not in str(read.__dict__)
+    period = {"from": before.isoformat(), "to": (datetime.now(UTC) + timedelta(minutes=1)).isoformat()}
+    reply = await tenant.call("compliance_officer", DISCLOSURES, p=str(partnership.granted), **period)
+    assert [(d["purpose"], d["grantId"]) for d in reply.data["disclosures"]["nodes"]] == [
+        ("Home care visits", str(partnership.grant_id))]
+
+
+async def test_once_the_grant_is_revoked_a_partners_look_at_its_ticket_names_none(tenant: Tenant) -> None:
+    """The twin: a partner follows its reports after the grant ended; no grant is named then."""
+    from tests.partners import GRANT_REVOKE
+    partnership = await make_partnership(tenant, TICKET_SCOPES)
+    made = await partnership.call(PARTNER_TICKET, input={"patientId": str(partnership.granted), "category": "COMPLAINT",
+                                                         "subject": "Fell at home"})
+    assert made.errors == [], made.errors
+    assert (await tenant.call("nurse", GRANT_REVOKE, id=str(partnership.grant_id))).errors == []
+    before = datetime.now(UTC)
+
+    listed = await partnership.call(PARTNER_TICKETS)
+
+    assert [n["subject"] for n in listed.data["partnerTickets"]["nodes"]] == ["Fell at home"]
+    [read] = [e for e in await partnership.events(resource_type="ticket", action="read") if e.occurred_at >= before]
+    assert "partner_grant" not in read.policy_rule
