@@ -25,8 +25,8 @@ from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
 from audit import writer
-from audit.events import Action
-from core.errors import BadUserInput, Conflict
+from audit.events import Action, AuditRecord, Outcome
+from core.errors import BadUserInput, Conflict, Forbidden
 from models import Communication, PartnerConsent, Patient
 from models.fields import tags_from_db, tags_to_db
 from resolvers import access, versioning
@@ -80,10 +80,29 @@ def _column(model: type[Model], name: str) -> str:
     return f"{name}_id" if name in model._meta.fk_fields | model._meta.o2o_fields else name
 
 
+async def _refused_on_both(ctx: Context, survivor_id: uuid.UUID | None, duplicate_id: uuid.UUID | None) -> None:
+    """A merge refused by role: one refusal on the trail of both files it named, as a merge is (found in review: it
+    named the duplicate alone, so the survivor's access report did not show the attempt); its ``subjects`` list
+    each id asked for, with its file only when that is one of the institution's, as ``access.find_patient``'s
+    refusal names it (found in review too: another institution's file id entered this trail's per-patient index).
+    One statement more, on a refusal only."""
+    asked = [i for i in dict.fromkeys((duplicate_id, survivor_id)) if i is not None]
+    on_file = set(await Patient.filter(institution_id=ctx.institution_id, id__in=asked).values_list("id", flat=True))
+    subjects = frozenset((i, i if i in on_file else None) for i in asked)
+    (resource_id, patient_id), many = (next(iter(subjects)) if subjects else (None, None)), len(subjects) > 1
+    ctx.recorded = True
+    await writer.append_before_giving_way([AuditRecord(
+        ctx.institution_id, ctx.actor, Action.UPDATE, "patient", Outcome.DENIED, ctx.request,
+        resource_id=None if many else resource_id, patient_id=None if many else patient_id,
+        reason="forbidden", subjects=subjects if many else frozenset())])
+
+
 async def merge(ctx: Context, survivor_id: uuid.UUID | None, duplicate_id: uuid.UUID | None, *,
                 survivor_version: int | None = None, duplicate_version: int | None = None) -> MergeResult:
-    decision = await access.authorize(ctx, "patient", "merge", action=Action.UPDATE, resource_type="patient",
-                                      resource_id=duplicate_id, patient_id=duplicate_id)
+    decision = ctx.decide("patient", "merge")
+    if not decision.allowed:
+        await _refused_on_both(ctx, survivor_id, duplicate_id)
+        raise Forbidden()
     if survivor_id is not None and survivor_id == duplicate_id:
         raise BadUserInput("duplicateId: give two different files.", field="duplicateId")
     survivor = await access.find_patient(ctx, survivor_id, action=Action.UPDATE, field="survivorId")

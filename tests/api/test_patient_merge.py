@@ -157,8 +157,8 @@ async def test_a_role_without_the_right_may_not_merge(tenant: Tenant) -> None:
     assert reply.codes == ["FORBIDDEN"] and reply.data["patientMerge"] is None
     assert await state(tenant) == before
     denials = await tenant.audit_events(outcome="denied")
-    assert [(e.actor_id, e.reason, e.resource_id) for e in denials] == [
-        (tenant.staff_ids["nurse"], "forbidden", duplicate)]
+    assert [(e.actor_id, e.reason, sorted(e.subjects.split())) for e in denials] == [
+        (tenant.staff_ids["nurse"], "forbidden", sorted([f"{duplicate}/{duplicate}", f"{survivor}/{survivor}"]))]
 
 
 async def test_a_file_out_of_reach_is_not_found_and_nothing_moves(tenant: Tenant, other_tenant: Tenant) -> None:

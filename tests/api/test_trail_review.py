@@ -182,3 +182,45 @@ async def test_once_the_grant_is_revoked_a_partners_look_at_its_ticket_names_non
     assert [n["subject"] for n in listed.data["partnerTickets"]["nodes"]] == ["Fell at home"]
     [read] = [e for e in await partnership.events(resource_type="ticket", action="read") if e.occurred_at >= before]
     assert "partner_grant" not in read.policy_rule
+
+
+# -- a refused merge is on the trail of both files it named ---------------------------------------------------------
+
+MERGE = """mutation($s: ID!, $d: ID!) { patientMerge(survivorId: $s, duplicateId: $d) { survivor { id } } }"""
+
+
+async def test_a_refused_merge_is_on_both_files_trail(tenant: Tenant) -> None:
+    """A merge is on the trail of both files; its refusal (a role without `patient: merge`) named the duplicate alone,
+    so the survivor's access report did not show that someone tried to merge another file into it. Now the one
+    refusal names both (its subjects), and each file's trail holds it."""
+    survivor, duplicate = await make_patient(tenant), await make_patient(tenant)
+
+    reply = await tenant.call("nurse", MERGE, s=str(survivor), d=str(duplicate))
+
+    assert reply.codes == ["FORBIDDEN"] and reply.data["patientMerge"] is None
+    [denial] = await tenant.audit_events(outcome="denied")
+    assert (denial.action, denial.reason, denial.actor_id) == ("update", "forbidden", tenant.staff_ids["nurse"])
+    assert sorted(denial.subjects.split()) == sorted([f"{duplicate}/{duplicate}", f"{survivor}/{survivor}"])
+    assert await tenant.audit_events(outcome="allowed", action="update") == []
+    for pid in (survivor, duplicate):
+        reply = await tenant.call("compliance_officer", DISCLOSED, filter={"patient": str(pid), "outcome": "DENIED"})
+        assert [(e["action"], e["reason"]) for e in reply.data["auditEvents"]["nodes"]] == [("UPDATE", "forbidden")]
+
+
+async def test_a_refused_merge_names_no_file_that_is_not_the_institutions(tenant: Tenant,
+                                                                          other_tenant: Tenant) -> None:
+    """The twin: an id of another institution's file, or of none, is recorded as the id asked for, naming no file
+    (as a refused look-up does), so no other institution's patient enters this trail's per-patient index."""
+    survivor, elsewhere, nowhere = await make_patient(tenant), await make_patient(other_tenant), uuid.uuid4()
+
+    reply = await tenant.call("nurse", MERGE, s=str(survivor), d=str(elsewhere))
+    again = await tenant.call("nurse", MERGE, s=str(nowhere), d=str(survivor))
+
+    assert reply.codes == again.codes == ["FORBIDDEN"]
+    denials = await tenant.audit_events(outcome="denied")
+    assert sorted(" ".join(sorted(e.subjects.split())) for e in denials) == sorted([
+        " ".join(sorted([f"{elsewhere}/-", f"{survivor}/{survivor}"])),
+        " ".join(sorted([f"{nowhere}/-", f"{survivor}/{survivor}"]))])
+    assert await other_tenant.audit_events(outcome="denied") == []
+    reply = await tenant.call("compliance_officer", DISCLOSED, filter={"patient": str(elsewhere)})
+    assert reply.data["auditEvents"]["nodes"] == []
