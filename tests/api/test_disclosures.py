@@ -15,6 +15,7 @@ import pytest
 
 from core.principal import ROLES
 from models import AuditArchive
+from tests.contracts import draft, item_input, make_item
 from tests.factories import Tenant, gql, make_patient
 from tests.partners import (
     GRANT_REVOKE,
@@ -276,6 +277,64 @@ async def test_refused_contacts_are_not_a_disclosed_category(tenant: Tenant) -> 
     assert reply.codes == ["FORBIDDEN"]
     found = await tenant.call("compliance_officer", DISCLOSURES, **{"from": start, "to": now()})
     assert [r[4] for r in rows(found)] == [["identity"]]
+
+
+async def test_a_partners_read_of_a_contract_names_its_grant(tenant: Tenant) -> None:
+    """Found in review: a partner's read of a contract it delivers part of (its title, terms and items, in a list or by
+    id) was on the trail under the contract rule alone, so the accounting listed it with no purpose and no grant. Its
+    denied twin: once the grant is revoked the contract answers NOT_FOUND, the refusal recorded, and no disclosure
+    is added."""
+    p = await make_partnership(tenant, ["contract:read", "patient.identity:read"], purpose="Home nursing")
+    item = await make_item(tenant)
+    made = await draft(tenant, p.granted, [item_input(item, by_partner=True)], partnerId=str(p.partner_id))
+    by_id = "query($id: ID!) { contract(id: $id) { title versions { rightsDuties items { name } } } }"
+    for query, variables in ((by_id, {"id": made["id"]}), ("{ contracts(first: 5) { nodes { title } } }", {})):
+        start = now()
+        reply = await p.call(query, **variables)
+        assert reply.errors == [], reply.errors
+        found = await tenant.call("compliance_officer", DISCLOSURES, **{"from": start, "to": now()})
+        assert [(r[3], r[5], r[6]) for r in rows(found)] == [(str(p.granted), "Home nursing", str(p.grant_id))]
+
+    revoked = await tenant.call("nurse", GRANT_REVOKE, id=str(p.grant_id))
+    assert revoked.errors == [], revoked.errors
+    start, events = now(), await tenant.audit_count()
+    reply = await p.call(by_id, id=made["id"])
+    assert reply.codes == ["NOT_FOUND"] and reply.data == {"contract": None}
+    denials = await tenant.audit_events(actor_id=p.client.id, outcome="denied", resource_type="contract")
+    assert denials[-1].reason == "not_found" and await tenant.audit_count() == events + 1
+    assert rows(await tenant.call("compliance_officer", DISCLOSURES, **{"from": start, "to": now()})) == []
+
+
+async def test_a_partners_look_at_its_own_ticket_names_the_grant_that_stands(tenant: Tenant) -> None:
+    """Found in review: a partner following a ticket it opened about a granted patient (its status and what it wrote)
+    was on the trail under the partner_ticket rule alone, so the accounting listed it with no purpose and no grant
+    while the grant stood. Once the grant has ended the partner still follows its ticket (docs/tickets.md), a
+    disclosure that names no grant then; a token without the scope reads nothing, the refusal recorded."""
+    p = await make_partnership(tenant, ["ticket:create", "partner_ticket:read", "patient.identity:read"],
+                               purpose="Home nursing")
+    made = await p.call("mutation($input: PartnerTicketCreateInput!) { partnerTicketCreate(input: $input) { id } }",
+                        input={"patientId": str(p.granted), "category": "REQUEST", "subject": "Needs a walker"})
+    assert made.errors == [], made.errors
+    follow = "{ partnerTickets(first: 5) { nodes { status subject description } } }"
+    start = now()
+    assert (await p.call(follow)).errors == []
+    found = await tenant.call("compliance_officer", DISCLOSURES, **{"from": start, "to": now()})
+    assert [(r[3], r[4], r[5], r[6]) for r in rows(found)] == [
+        (str(p.granted), ["ticket"], "Home nursing", str(p.grant_id))]
+
+    without = await token_for(tenant.client, p.client, "ticket:create patient.identity:read")
+    start, events = now(), await tenant.audit_count()
+    refused = await p.call(follow, token=without)
+    assert refused.codes == ["FORBIDDEN"] and refused.data is None
+    assert await tenant.audit_count() == events + 1
+    assert (await tenant.audit_events(actor_id=p.client.id))[-1].reason == "forbidden"
+    assert rows(await tenant.call("compliance_officer", DISCLOSURES, **{"from": start, "to": now()})) == []
+
+    assert (await tenant.call("nurse", GRANT_REVOKE, id=str(p.grant_id))).errors == []
+    start = now()
+    assert (await p.call(follow)).errors == []
+    found = await tenant.call("compliance_officer", DISCLOSURES, **{"from": start, "to": now()})
+    assert [(r[3], r[5], r[6]) for r in rows(found)] == [(str(p.granted), "", None)]
 
 
 async def test_a_period_reaching_into_archived_events_is_refused(tenant: Tenant) -> None:
