@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import logging
+from contextlib import aclosing
 from typing import Any
 
 import strawberry
 from graphql import ASTValidationRule, GraphQLError
+from graphql import ExecutionResult as GraphQLExecutionResult
+from graphql.execution import Executor
+from graphql.execution.middleware import MiddlewareManager
 from strawberry.extensions import SchemaExtension, ValidationCache
 from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.schema.config import StrawberryConfig
-from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES
+from strawberry.schema.schema import DEFAULT_ALLOWED_OPERATION_TYPES, StreamResult
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 from strawberry.types.base import get_object_definition
@@ -121,6 +125,31 @@ class CareloopSchema(strawberry.Schema):
         the body limit, the request budget and the rest of the HTTP path apply."""
         kwargs["allowed_operation_types"] = (OperationType.SUBSCRIPTION,)
         return super().stream(*args, **kwargs)
+
+    async def _stream(self, execution_context: ExecutionContext, extensions_runner: SchemaExtensionsRunner,
+                      middleware_manager: MiddlewareManager,
+                      execution_context_class: type[Executor] | None = None,
+                      operation_extensions: dict[str, Any] | None = None) -> StreamResult:
+        """Strawberry's stream, with what an operation hook raises before the first result (PartnerGate's refusal of
+        a document a client did not register) answered as a result, the way a refusal raised while the subscription
+        runs is answered (Strawberry's own steps: process the errors, the extensions' stream-result hooks, a ``next``
+        with the errors) and as ``execute`` answers it over HTTP. Raised out of the stream, Strawberry's WebSocket
+        handler sent a bare ``complete`` and logged an unhandled task exception at ERROR (found in review)."""
+        answered = False
+        try:
+            async with aclosing(super()._stream(execution_context, extensions_runner, middleware_manager,
+                                                execution_context_class, operation_extensions)) as results:
+                async for result in results:
+                    answered = True
+                    yield result
+        except Exception as exc:
+            if answered:
+                raise
+            error = exc if isinstance(exc, GraphQLError) else GraphQLError(str(exc), original_error=exc)
+            refused = await self._handle_execution_result(
+                execution_context, GraphQLExecutionResult(data=None, errors=[error]), extensions_runner)
+            async with extensions_runner.on_stream_result(refused):
+                yield refused
 
     def create_extensions_runner(self, execution_context: ExecutionContext,
                                  extensions: list[SchemaExtension]) -> SchemaExtensionsRunner:

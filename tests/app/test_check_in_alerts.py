@@ -50,13 +50,13 @@ class Live:
         await self.connection.close()
 
 
-async def subscribe(url: str, token: str, department: str | None = None) -> Live:
+async def subscribe(url: str, token: str, department: str | None = None, query: str = SUBSCRIBE) -> Live:
     connection = await websockets.connect(url, subprotocols=["graphql-transport-ws"])
     await connection.send(json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}))
     live = Live(connection)
     assert (await live.next())["type"] == "connection_ack"
     await connection.send(json.dumps({"id": "1", "type": "subscribe",
-                                      "payload": {"query": SUBSCRIBE, "variables": {"dep": department}}}))
+                                      "payload": {"query": query, "variables": {"dep": department}}}))
     await asyncio.sleep(0.2)  # let the subscription take its starting point
     return live
 
