@@ -27,6 +27,7 @@ from tortoise.transactions import in_transaction
 from audit import writer
 from audit.events import Action, AuditRecord, Outcome
 from core.errors import BadUserInput, Conflict, Forbidden
+from core.principal import PARTNER
 from models import Communication, PartnerConsent, Patient
 from models.fields import tags_from_db, tags_to_db
 from resolvers import access, versioning
@@ -84,10 +85,13 @@ async def _refused_on_both(ctx: Context, survivor_id: uuid.UUID | None, duplicat
     """A merge refused by role: one refusal on the trail of both files it named, as a merge is (found in review: it
     named the duplicate alone, so the survivor's access report did not show the attempt); its ``subjects`` list
     each id asked for, with its file only when that is one of the institution's, as ``access.find_patient``'s
-    refusal names it (found in review too: another institution's file id entered this trail's per-patient index).
-    One statement more, on a refusal only."""
+    refusal names it (found in review too: another institution's file id entered this trail's per-patient index),
+    and for a partner, which reads its own trail, none. One statement more, on a refusal only."""
     asked = [i for i in dict.fromkeys((duplicate_id, survivor_id)) if i is not None]
-    on_file = set(await Patient.filter(institution_id=ctx.institution_id, id__in=asked).values_list("id", flat=True))
+    on_file: set[uuid.UUID] = set()
+    if ctx.require_principal().kind != PARTNER:  # a partner reads its own trail: it would learn which ids are files
+        found = await Patient.filter(institution_id=ctx.institution_id, id__in=asked).values_list("id", flat=True)
+        on_file = {uuid.UUID(str(i)) for i in found}
     subjects = frozenset((i, i if i in on_file else None) for i in asked)
     (resource_id, patient_id), many = (next(iter(subjects)) if subjects else (None, None)), len(subjects) > 1
     ctx.recorded = True

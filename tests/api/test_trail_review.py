@@ -224,3 +224,15 @@ async def test_a_refused_merge_names_no_file_that_is_not_the_institutions(tenant
     assert await other_tenant.audit_events(outcome="denied") == []
     reply = await tenant.call("compliance_officer", DISCLOSED, filter={"patient": str(elsewhere)})
     assert reply.data["auditEvents"]["nodes"] == []
+
+
+async def test_a_partners_refused_merge_names_no_file(tenant: Tenant) -> None:
+    """A partner reads its own trail (`partnerAccessLog`): its refusal names no file, so the log tells it nothing of
+    which ids are the institution's files (as a refused look-up of a file, `access.find_patient`)."""
+    partnership = await make_partnership(tenant)
+
+    reply = await partnership.call(MERGE, s=str(partnership.granted), d=str(partnership.other))
+
+    assert reply.codes == ["FORBIDDEN"]
+    [denial] = await partnership.events(outcome="denied")
+    assert sorted(denial.subjects.split()) == sorted([f"{partnership.granted}/-", f"{partnership.other}/-"])
