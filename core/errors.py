@@ -74,8 +74,16 @@ class NotFound(CareloopError):
 
 
 class BadUserInput(CareloopError):
+    """Input refused. One that names its field always carries a reason to branch on: ``invalid`` unless the rule
+    broken has its own, as ``core.validation.Problems`` reports each problem (found in review: a contact of another
+    patient in ``communicationLogCall``, an appointment's ``slotStart`` of no slot, an audience's department of none,
+    a time given to a move that keeps none... answered a field and no ``extensions.reason``)."""
+
     code = "BAD_USER_INPUT"
     default_message = "Invalid input."
+
+    def __init__(self, message: str | None = None, *, field: str | None = None, reason: str | None = None) -> None:
+        super().__init__(message, field=field, reason=reason or ("invalid" if field is not None else None))
 
 
 class InvalidInput(BadUserInput):

@@ -50,7 +50,7 @@ CONTACT_CREATE = """mutation($patientId: ID!, $input: ContactCreateInput!) {
 INVALID_CREDENTIALS = {"message": "Invalid email or password.", "extensions": {"code": "UNAUTHENTICATED"}}
 BAD_TOKEN = {"message": "Invalid or expired token.", "extensions": {"code": "UNAUTHENTICATED"}}
 BAD_CODE = {"message": "code: not a valid invitation (unknown, used or expired).",
-            "extensions": {"code": "BAD_USER_INPUT", "field": "code"}}
+            "extensions": {"code": "BAD_USER_INPUT", "field": "code", "reason": "invalid"}}
 NOT_ALLOWED = {"message": "Not allowed.", "extensions": {"code": "FORBIDDEN"}}
 
 

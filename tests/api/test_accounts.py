@@ -41,7 +41,7 @@ ME = "{ me { id } }"
 STAFF_UPDATE = "mutation($id: ID!, $input: StaffUpdateInput!) { staffUpdate(id: $id, input: $input) { active } }"
 CODE_SHAPE = r"clr_[A-Za-z0-9_-]{43}"
 BAD_CODE = {"message": "code: not a valid reset code (unknown, used or expired).",
-            "extensions": {"code": "BAD_USER_INPUT", "field": "code"}}
+            "extensions": {"code": "BAD_USER_INPUT", "field": "code", "reason": "invalid"}}
 
 
 def errors(reply: Response) -> list[dict[str, Any]]:
@@ -110,7 +110,8 @@ async def test_a_wrong_current_password_changes_nothing_and_counts_toward_the_lo
 
     assert reply.data == {"passwordChange": None}
     assert errors(reply) == [{"message": "currentPassword: does not match your password.",
-                              "extensions": {"code": "BAD_USER_INPUT", "field": "currentPassword"}}]
+                              "extensions": {"code": "BAD_USER_INPUT", "field": "currentPassword",
+                                             "reason": "invalid"}}]
     after = await staff_row(tenant, "nurse")
     assert {**after, "failed_logins": 0} == before and after["failed_logins"] == 1
     denied = await since(tenant.id, start, outcome="denied")
@@ -135,9 +136,9 @@ async def test_a_bad_new_password_is_refused_and_writes_nothing(tenant: Tenant) 
     short = await tenant.call("nurse", CHANGE, current=PASSWORD, new="too short")
     same = await tenant.call("nurse", CHANGE, current=PASSWORD, new=PASSWORD)
     assert errors(short) == [{"message": "newPassword: must be 12 to 256 characters.",
-                              "extensions": {"code": "BAD_USER_INPUT", "field": "newPassword"}}]
+                              "extensions": {"code": "BAD_USER_INPUT", "field": "newPassword", "reason": "invalid"}}]
     assert errors(same) == [{"message": "newPassword: must differ from the current password.",
-                             "extensions": {"code": "BAD_USER_INPUT", "field": "newPassword"}}]
+                             "extensions": {"code": "BAD_USER_INPUT", "field": "newPassword", "reason": "invalid"}}]
     assert await staff_row(tenant, "nurse") == before
     assert await since(tenant.id, start) == []
 

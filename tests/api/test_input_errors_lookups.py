@@ -131,7 +131,7 @@ async def test_a_well_formed_activation_with_a_bad_code_is_still_one_uniform_ref
 
     assert used.codes == unknown.codes == ["BAD_USER_INPUT"]
     assert used.errors[0]["extensions"] == unknown.errors[0]["extensions"] == {"code": "BAD_USER_INPUT",
-                                                                              "field": "code"}
+                                                                              "field": "code", "reason": "invalid"}
     assert used.errors[0]["message"] == unknown.errors[0]["message"]
     assert [e.reason for e in await events_since(SYSTEM_CHAIN, system)] == ["bad_invitation"] * 2
     assert await PatientInvitation.filter(institution_id=tenant.id, used_at=None).count() == 0

@@ -72,7 +72,7 @@ async def test_a_time_for_a_no_show_is_refused_not_dropped(tenant: Tenant) -> No
 
     reply = await tenant.call("front_desk", VISIT_MOVE, id=vid, to="NO_SHOW", at=when)
 
-    assert refusal(reply) == ("BAD_USER_INPUT", "at", None)
+    assert refusal(reply) == ("BAD_USER_INPUT", "at", "invalid")
     assert (await Visit.get(id=vid)).status == "planned"
     moved = await tenant.call("front_desk", VISIT_MOVE, id=vid, to="NO_SHOW")
     assert moved.data == {"visitTransition": {"id": vid, "status": "NO_SHOW"}}

@@ -161,7 +161,7 @@ async def test_a_file_with_an_account_takes_no_invitation(tenant: Tenant) -> Non
 
     assert without_place(reply) == {"data": {"patientInvite": None}, "errors": [
         {"message": "patientId: this patient has an account already.",
-         "extensions": {"code": "BAD_USER_INPUT", "field": "patientId"}}]}
+         "extensions": {"code": "BAD_USER_INPUT", "field": "patientId", "reason": "invalid"}}]}
     assert await stored(tenant) == state
 
 
@@ -173,7 +173,8 @@ async def test_malformed_patient_id_is_bad_input(tenant: Tenant, patient_id: str
     reply = await tenant.call("front_desk", INVITE, patientId=patient_id)
 
     assert without_place(reply) == {"data": {"patientInvite": None}, "errors": [
-        {"message": "patientId: not a valid id.", "extensions": {"code": "BAD_USER_INPUT", "field": "patientId"}}]}
+        {"message": "patientId: not a valid id.",
+         "extensions": {"code": "BAD_USER_INPUT", "field": "patientId", "reason": "invalid"}}]}
     assert await stored(tenant) == state
     assert await events_since(tenant.id, before) == []
 
@@ -395,7 +396,8 @@ async def test_email_is_unique_among_patient_accounts(tenant: Tenant, other_tena
         reply = await activate(clinic, code, taken.email)
 
         assert without_place(reply) == {"data": {"patientAccountActivate": None}, "errors": [
-            {"message": "email: already in use.", "extensions": {"code": "BAD_USER_INPUT", "field": "email"}}]}
+            {"message": "email: already in use.",
+             "extensions": {"code": "BAD_USER_INPUT", "field": "email", "reason": "invalid"}}]}
         assert await stored(clinic) == state
         assert (await activate(clinic, code, new_email())).errors == []  # the code was not spent
 

@@ -331,6 +331,6 @@ async def test_a_call_or_plan_made_for_a_file_archived_meanwhile_is_refused(
         ok(await tenant.call("front_desk", ARCHIVE, id=str(pid)), "patientArchive")
     reply = await made
 
-    assert refusals(reply) == [("BAD_USER_INPUT", None, "input.patientId")]
+    assert refusals(reply) == [("BAD_USER_INPUT", "invalid", "input.patientId")]
     assert (await FollowUpTask.filter(patient_id=pid).count(), await CarePlan.filter(patient_id=pid).count(),
             await Flag.filter(patient_id=pid).count(), await Visit.filter(patient_id=pid).count()) == (0, 0, 0, 0)

@@ -254,7 +254,7 @@ async def test_the_compliance_officer_reviews_a_grant(tenant: Tenant) -> None:
         tenant.staff_ids["compliance_officer"], "update", node["id"])
 
     again = await tenant.call("compliance_officer", REVIEW, id=node["id"], outcome="UNJUSTIFIED")
-    assert refusal(again) == ("BAD_USER_INPUT", "id", None)
+    assert refusal(again) == ("BAD_USER_INPUT", "id", "invalid")
 
 
 async def test_nobody_reviews_a_grant_they_received(tenant: Tenant) -> None:
@@ -361,7 +361,7 @@ async def test_an_address_of_another_institution_gets_the_same_answer(tenant: Te
         return [{k: v for k, v in e.items() if k != "locations"} for e in reply.errors], reply.data
 
     assert answer(here) == answer(elsewhere)
-    assert refusal(elsewhere) == ("BAD_USER_INPUT", "input.email", None)
+    assert refusal(elsewhere) == ("BAD_USER_INPUT", "input.email", "invalid")
     message = elsewhere.errors[0]["message"]
     assert message == "input.email: this address cannot be used for a new account."
     assert await state(tenant) == before

@@ -119,7 +119,8 @@ async def test_a_wrong_code_does_not_confirm(tenant: Tenant) -> None:
     reply = await tenant.call("nurse", CONFIRM, code=wrong)
 
     assert errors(reply) == [{"message": "code: not a valid code of your authenticator app (each code works once).",
-                              "extensions": {"code": "BAD_USER_INPUT", "field": "code"}}]
+                              "extensions": {"code": "BAD_USER_INPUT", "field": "code",
+                                             "reason": "invalid"}}]
     assert (await staff_row(tenant, "nurse"))["totp_enabled_at"] is None
     assert [(e.outcome, e.reason) for e in await since(tenant.id, start)] == [("denied", "bad_totp")]
 

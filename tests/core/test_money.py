@@ -60,14 +60,16 @@ def test_exact_decimals_become_minor_units(amount: str, currency: str, minor: in
 def test_anything_else_is_refused_at_the_field(amount: str, currency: str) -> None:
     with pytest.raises(BadUserInput) as refused:
         money.parse_amount(amount, currency, field="input.items.0.price.amount")
-    assert refused.value.extensions == {"code": "BAD_USER_INPUT", "field": "input.items.0.price.amount"}
+    assert refused.value.extensions == {"code": "BAD_USER_INPUT", "field": "input.items.0.price.amount",
+                                       "reason": "invalid"}
 
 
 @pytest.mark.parametrize("currency", ["", "cny", "CN", "CNYY", " CNY", "XXX", "ABC", "元"])
 def test_unknown_currencies_are_refused_at_the_currency_field(currency: str) -> None:
     with pytest.raises(BadUserInput) as refused:
         money.parse_money("1.00", currency, field="price")
-    assert refused.value.extensions == {"code": "BAD_USER_INPUT", "field": "price.currency"}
+    assert refused.value.extensions == {"code": "BAD_USER_INPUT", "field": "price.currency",
+                                       "reason": "invalid"}
 
 
 def test_parse_money_names_the_amount_under_the_field() -> None:
