@@ -24,7 +24,7 @@ from core.business_time import Calendar
 from core.errors import ILLEGAL_TRANSITION, BadUserInput, Conflict, Forbidden
 from core.ids import uuid7
 from core.slots import EXTRA, Adjustment, Plan, Slot
-from core.validation import FIRST_YEAR, LAST_YEAR, Problems, aware_time, camel_case, clean_text, one_of
+from core.validation import Problems, aware_time, camel_case, check_year, clean_text, one_of
 from models import Appointment, Department, Schedule, ScheduleException
 from models.schedule import EXCEPTION_KINDS, SCHEDULE_KINDS
 from resolvers import access, loaders, pagination, sla, staff, versioning
@@ -52,10 +52,11 @@ def _now() -> datetime:
 
 
 def _moment(value: datetime, field: str) -> datetime:
-    """An aware time within the years schedules deal in, in UTC."""
-    if not FIRST_YEAR <= value.year <= LAST_YEAR:
-        raise BadUserInput(f"{field}: must be between the years {FIRST_YEAR} and {LAST_YEAR}.", field=field)
-    return aware_time(value, field)
+    """An aware time within the years schedules deal in, in UTC (``check_year``: reason ``out_of_range``, as every
+    date out of the years; found in review, a schedule exception's and a booking's said only ``invalid``)."""
+    moment = aware_time(value, field)
+    check_year(moment, field)
+    return moment
 
 
 def plan_of(schedule: Schedule, exceptions: list[ScheduleException]) -> Plan:
@@ -163,8 +164,7 @@ async def free_slots(ctx: Context, *, department_id: uuid.UUID | None = None,
                                       resource_id=schedule_id)
     if department_id is None and schedule_id is None and clinician_id is None:
         raise BadUserInput("departmentId: give a department, a schedule or a clinician.", field="departmentId")
-    if not FIRST_YEAR <= from_date.year <= LAST_YEAR:
-        raise BadUserInput(f"from: must be between the years {FIRST_YEAR} and {LAST_YEAR}.", field="from")
+    check_year(from_date, "from")
     if to_date < from_date:
         raise BadUserInput("to: must not be before from.", field="to")
     if (to_date - from_date).days + 1 > MAX_SLOT_DAYS:

@@ -11,6 +11,7 @@ from models import Appointment, Campaign, Communication, Visit
 from tests.api import test_appointments as appointments
 from tests.api import test_campaigns as campaigns
 from tests.api import test_communications as communications
+from tests.api import test_schedules as schedules
 from tests.api import test_visits as visits
 from tests.factories import Tenant, make_patient
 
@@ -59,3 +60,18 @@ async def test_a_time_for_a_move_that_keeps_none(tenant: Tenant) -> None:
 
     assert refusal(reply) == ("BAD_USER_INPUT", "at", "invalid"), reply.errors
     assert (await Visit.get(id=visit["id"])).status == "planned"
+
+
+async def test_schedule_times_outside_the_years_say_so(tenant: Tenant) -> None:
+    """A schedule exception's and a booking's times out of the years 2000-2199 are `out_of_range`, as every date out
+    of the years is (``core.validation.check_year``); found in review: `invalid`, and a booking's no reason."""
+    schedule = await appointments.make_schedule(tenant)
+    exception = await tenant.call("admin", schedules.EXCEPTION_ADD, id=schedule, input={
+        "kind": "LEAVE", "startsAt": "9999-01-01T00:00:00Z", "endsAt": "9999-01-02T00:00:00Z"})
+    booking = await tenant.call("front_desk", appointments.BOOK, input=appointments.booking(
+        schedule, await make_patient(tenant), start="9999-03-29T08:00:00+08:00"))
+
+    assert [(p["field"], p["reason"]) for p in exception.errors[0]["extensions"]["invalid"]] == [
+        ("input.startsAt", "out_of_range"), ("input.endsAt", "out_of_range")]
+    assert refusal(booking) == ("BAD_USER_INPUT", "input.slotStart", "out_of_range"), booking.errors
+    assert not await Appointment.filter(institution_id=tenant.id).exists()
