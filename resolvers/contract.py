@@ -607,7 +607,7 @@ async def _lines(ctx: Context, problems: Problems, items: list[dict[str, Any]] |
     priced = await service_items.prices_on(ctx.institution_id, list(catalogue), day) if day is not None else {}
     lines: list[Line] = []
     for index, item in enumerate(items):
-        at = f"{path}.{index}"
+        at = f"{path}[{index}]"
         service = catalogue.get(cast(uuid.UUID, item.get("service_item_id")))
         quantity, frequency = item.get("quantity"), item.get("frequency")
         by_partner = bool(item.get("delivered_by_partner", False))

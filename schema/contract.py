@@ -537,7 +537,7 @@ class ContractRenewInput:
 def _items(items: list[ContractItemInput] | None, path: str) -> list[dict[str, Any]] | None:
     if items is None:
         return None
-    return [{"service_item_id": uuid_of(item.service_item_id, f"{path}.{i}.serviceItemId"),
+    return [{"service_item_id": uuid_of(item.service_item_id, f"{path}[{i}].serviceItemId"),
              "quantity": item.quantity, "frequency": item.frequency.value,
              "delivered_by_partner": item.delivered_by_partner} for i, item in enumerate(items)]
 

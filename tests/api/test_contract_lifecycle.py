@@ -226,8 +226,8 @@ async def test_a_draft_edit_reports_every_invalid_field(tenant: Tenant) -> None:
     [error] = reply.errors
     assert [(f["field"], f["reason"]) for f in error["extensions"]["invalid"]] == [
         ("input.effectiveOn", "not_for_first_version"), ("input.changeSummary", "not_for_first_version"),
-        ("input.endOn", "end_not_after_start"), ("input.items.0.quantity", "quantity_not_positive"),
-        ("input.items.0.frequency", "frequency_not_offered")]
+        ("input.endOn", "end_not_after_start"), ("input.items[0].quantity", "quantity_not_positive"),
+        ("input.items[0].frequency", "frequency_not_offered")]
     assert await stored(tenant) == before
 
 
@@ -324,7 +324,7 @@ async def test_amendments_are_refused_when_they_cannot_apply(tenant: Tenant, ser
         ({**good, "effectiveOn": (today() + timedelta(days=900)).isoformat()}, ("input.effectiveOn",
                                                                                  "effective_outside_term")),
         ({**good, "changeSummary": "   "}, ("input.changeSummary", "invalid_text")),
-        ({**good, "items": [item_input(item, quantity=-1)]}, ("input.items.0.quantity", "quantity_not_positive")),
+        ({**good, "items": [item_input(item, quantity=-1)]}, ("input.items[0].quantity", "quantity_not_positive")),
     ]
     for data, expected in cases:
         reply = await tenant.call("admin", AMEND, id=made["id"], v=made["version"], input=data)

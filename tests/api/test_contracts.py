@@ -177,12 +177,12 @@ async def test_every_invalid_field_is_reported_at_once_and_nothing_is_written(te
         ("input.deposit.amount", "invalid_amount"),
         ("input.noticeDays", "invalid_notice"),
         ("input.guarantorContactId", "not_patient_contact"),
-        ("input.items.0.quantity", "quantity_not_positive"),
-        ("input.items.1.quantity", "quantity_not_positive"),
-        ("input.items.2.serviceItemId", "unknown_item"),
-        ("input.items.3.frequency", "frequency_not_offered"),
-        ("input.items.4.serviceItemId", "currency_mismatch"),
-        ("input.items.5.deliveredByPartner", "no_partner"),
+        ("input.items[0].quantity", "quantity_not_positive"),
+        ("input.items[1].quantity", "quantity_not_positive"),
+        ("input.items[2].serviceItemId", "unknown_item"),
+        ("input.items[3].frequency", "frequency_not_offered"),
+        ("input.items[4].serviceItemId", "currency_mismatch"),
+        ("input.items[5].deliveredByPartner", "no_partner"),
     ]
     [error] = reply.errors
     assert error["extensions"]["field"] == "input.title" and error["extensions"]["reason"] == "invalid_text"
@@ -194,7 +194,7 @@ async def test_bad_input_one_problem_at_a_time(tenant: Tenant) -> None:
     item = await make_item(tenant, effective_from=today() + timedelta(days=30))  # no price yet on the start
     priced = await make_item(tenant)
     cases: list[tuple[dict[str, Any], tuple[str, str]]] = [
-        ({"items": [item_input(item)]}, ("input.items.0.serviceItemId", "no_price")),
+        ({"items": [item_input(item)]}, ("input.items[0].serviceItemId", "no_price")),
         ({"items": [item_input(priced)], "currency": "XYZ"}, ("input.currency", "unknown_currency")),
         ({"items": [item_input(priced)], "endOn": draft_input(patient, [])["startOn"]},
          ("input.endOn", "end_not_after_start")),
@@ -217,7 +217,7 @@ async def test_bad_input_one_problem_at_a_time(tenant: Tenant) -> None:
     assert await stored(tenant) == before
     malformed = await create(tenant, "finance", draft_input(patient, [{**item_input(priced), "serviceItemId": "x"}]))
     assert malformed.codes == ["BAD_USER_INPUT"]
-    assert malformed.errors[0]["extensions"]["field"] == "input.items.0.serviceItemId"
+    assert malformed.errors[0]["extensions"]["field"] == "input.items[0].serviceItemId"
 
 
 async def test_a_retired_item_is_refused(tenant: Tenant) -> None:
@@ -225,7 +225,7 @@ async def test_a_retired_item_is_refused(tenant: Tenant) -> None:
     retire = "mutation($id: ID!) { serviceItemSetActive(id: $id, active: false) { id } }"
     assert not (await tenant.call("admin", retire, id=str(item))).errors
     reply = await create(tenant, "front_desk", draft_input(patient, [item_input(item)]))
-    assert invalid(reply) == [("input.items.0.serviceItemId", "unknown_item")]
+    assert invalid(reply) == [("input.items[0].serviceItemId", "unknown_item")]
 
 
 # -- reading: reach and field classes -------------------------------------------------------------------------

@@ -162,7 +162,7 @@ async def test_records_of_another_institution_named_inside_an_input_answer_as_mi
     theirs = [str(b_contact), str(b_department), b_ticket, str(b_department), str(b_nurse), str(b_contact),
               str(b_partner), str(b_item)]
     fields = ["input.contactId", "input.departmentId", "input.ticketIds", "input.departmentIds", "input.clinicianId",
-              "input.guarantorContactId", "input.partnerId", "input.items.0.serviceItemId"]
+              "input.guarantorContactId", "input.partnerId", "input.items[0].serviceItemId"]
     before = await rows_written()
     for (role, query, variables), their_id, field in zip(cases, theirs, fields, strict=True):
         ours = await tenant.call(role, query, **variables(their_id))

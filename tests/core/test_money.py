@@ -59,8 +59,8 @@ def test_exact_decimals_become_minor_units(amount: str, currency: str, minor: in
 ])
 def test_anything_else_is_refused_at_the_field(amount: str, currency: str) -> None:
     with pytest.raises(BadUserInput) as refused:
-        money.parse_amount(amount, currency, field="input.items.0.price.amount")
-    assert refused.value.extensions == {"code": "BAD_USER_INPUT", "field": "input.items.0.price.amount",
+        money.parse_amount(amount, currency, field="input.items[0].price.amount")
+    assert refused.value.extensions == {"code": "BAD_USER_INPUT", "field": "input.items[0].price.amount",
                                        "reason": "invalid"}
 
 
