@@ -40,7 +40,7 @@ from core.errors import BadUserInput, CareloopError, Conflict, Forbidden, NotFou
 from core.principal import PARTNER
 from models import Contact, Patient
 from models.fields import tags_from_db
-from policies.fields import ENCRYPTED_FIELDS, PATIENT_FIELD_CLASS
+from policies.fields import ENCRYPTED_FIELDS, PATIENT_CLASSES, PATIENT_FIELD_CLASS
 from policies.guard import Decision
 from policies.scopes import IN_CARE_TEAM, IN_EMERGENCY, ROLE_REACH, SCOPE_VALUES, PatientScope, Reach
 from policies.scopes import patient_scope as build_patient_scope
@@ -110,9 +110,18 @@ async def authorize(
 ) -> Decision:
     decision = ctx.decide(obj, act)
     if not decision.allowed:
-        await deny(ctx, action, resource_type, resource_id, patient_id, reason="forbidden")
+        await deny(ctx, action, resource_type, resource_id, patient_id, reason="forbidden",
+                   field_classes=refused_class(obj))
         raise Forbidden()
     return decision
+
+
+def refused_class(obj: str) -> frozenset[str]:
+    """The field class a refusal of ``obj`` names on the trail: ``patient.<class>`` names its class, as a refused
+    read of a field does (its class, never a field or a value; found in review: a refused class write, such as the
+    front desk sending a patient's allergies, named no class, so the trail did not say which was attempted)."""
+    prefix, _, field_class = obj.partition(".")
+    return frozenset({field_class}) if prefix == "patient" and field_class in PATIENT_CLASSES else frozenset()
 
 
 async def is_patient_contact(ctx: Context, action: Action, contact_id: uuid.UUID, patient_id: uuid.UUID | None,
@@ -797,7 +806,8 @@ async def authorize_on_record(ctx: Context, obj: str, act: str, *, action: Actio
     now (``file_now``), read only for a refusal, so an allowed write costs no statement more."""
     decision = ctx.decide(obj, act)
     if not decision.allowed:
-        await deny(ctx, action, resource_type, resource_id, await file_now(ctx, model, record_id), reason="forbidden")
+        await deny(ctx, action, resource_type, resource_id, await file_now(ctx, model, record_id), reason="forbidden",
+                   field_classes=refused_class(obj))
         raise Forbidden()
     return decision
 

@@ -199,8 +199,9 @@ async def _require_contact_class(ctx: Context, view: PatientView, action: Action
     """The file's contact class read, and a role of the caller allowed to ``act`` on contacts reaching the file
     (found in review: a support agent, who reads every file's contacts, who was also a nurse of department B, added,
     changed and deleted the contacts of every department's patients); otherwise FORBIDDEN, recorded."""
-    if "contact" not in view.classes:
-        await access.deny(ctx, action, "contact", None, view.row.id, reason="forbidden")
+    if "contact" not in view.classes:  # the refusal names the class, as a refused read of it does
+        await access.deny(ctx, action, "contact", None, view.row.id, reason="forbidden",
+                          field_classes=frozenset({"contact"}))
         raise Forbidden()
     await access.require_section_reached(ctx, view, "contact", act=act, resource_type="contact",
                                          resource_id=contact_id, action=action)

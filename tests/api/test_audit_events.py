@@ -120,8 +120,9 @@ async def test_a_node_carries_its_row(tenant: Tenant, story: Story) -> None:
     assert node == {
         "id": str(row.id), "seq": row.seq, "occurredAt": row.occurred_at.isoformat(), "actorKind": "STAFF",
         "actorId": str(tenant.staff_ids["front_desk"]), "tokenId": str(row.token_id), "action": "UPDATE",
-        "resourceType": "patient", "resourceId": str(story.p1), "patientId": str(story.p1), "fieldClasses": [],
-        "fieldsRead": [], "outcome": "DENIED", "reason": "forbidden", "policyRule": "", "requestId": row.request_id,
+        "resourceType": "patient", "resourceId": str(story.p1), "patientId": str(story.p1),
+        "fieldClasses": ["CLINICAL"], "fieldsRead": [], "outcome": "DENIED", "reason": "forbidden", "policyRule": "",
+        "requestId": row.request_id,
         "clientAddress": "203.0.113.7", "userAgent": row.user_agent, "hash": row.hash, "prevHash": row.prev_hash,
     }
 

@@ -819,7 +819,7 @@ async def test_who_viewed_my_record_names_staff_by_name_and_role_newest_first(te
     staff = {role: (staff_name(tenant, role), [role]) for role in tenant.staff_ids}
     assert entries(reply) == [
         entry("read", ["contact"], "PATIENT"),
-        entry("update", [], "STAFF", *staff["doctor"], refused=True),
+        entry("update", ["contact"], "STAFF", *staff["doctor"], refused=True),  # the class attempted, as for reads
         entry("read", ["contact"], "STAFF", *staff["support_agent"]),
         entry("read", ["identity"], "STAFF", *staff["doctor"]),
         entry("update", ["clinical"], "STAFF", *staff["nurse"]),
