@@ -158,8 +158,10 @@ async def deny(
     *,
     reason: str,
     field_classes: frozenset[str] = frozenset(),
+    subjects: frozenset[tuple[uuid.UUID | None, uuid.UUID | None]] = frozenset(),
 ) -> None:
-    """Record a refusal at once, in its own transaction: no rollback can erase it.
+    """Record a refusal at once, in its own transaction: no rollback can erase it. ``subjects``: the records and
+    files of a refusal about several (``AuditRecord.subjects``), with no ``resource_id`` or ``patient_id`` then.
 
     Called inside a write's transaction it would be a savepoint of that transaction, and the
     refusal's rollback would erase it: resolvers check before they open one, and this refuses
@@ -179,6 +181,7 @@ async def deny(
         patient_id=patient_id,
         field_classes=field_classes,
         reason=reason,
+        subjects=subjects,
     )
     # When a field fails, graphql-core cancels its siblings: a sibling refused meanwhile still records its refusal
     # before the response leaves.

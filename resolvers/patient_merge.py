@@ -25,7 +25,7 @@ from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
 from audit import writer
-from audit.events import Action, AuditRecord, Outcome
+from audit.events import Action
 from core.errors import BadUserInput, Conflict, Forbidden
 from core.principal import PARTNER
 from models import Communication, PartnerConsent, Patient
@@ -93,12 +93,11 @@ async def _refused_on_both(ctx: Context, survivor_id: uuid.UUID | None, duplicat
         found = await Patient.filter(institution_id=ctx.institution_id, id__in=asked).values_list("id", flat=True)
         on_file = {uuid.UUID(str(i)) for i in found}
     subjects = frozenset((i, i if i in on_file else None) for i in asked)
-    (resource_id, patient_id), many = (next(iter(subjects)) if subjects else (None, None)), len(subjects) > 1
-    ctx.recorded = True
-    await writer.append_before_giving_way([AuditRecord(
-        ctx.institution_id, ctx.actor, Action.UPDATE, "patient", Outcome.DENIED, ctx.request,
-        resource_id=None if many else resource_id, patient_id=None if many else patient_id,
-        reason="forbidden", subjects=subjects if many else frozenset())])
+    if len(subjects) > 1:
+        await access.deny(ctx, Action.UPDATE, "patient", reason="forbidden", subjects=subjects)
+    else:
+        (resource_id, patient_id) = next(iter(subjects)) if subjects else (None, None)
+        await access.deny(ctx, Action.UPDATE, "patient", resource_id, patient_id, reason="forbidden")
 
 
 async def merge(ctx: Context, survivor_id: uuid.UUID | None, duplicate_id: uuid.UUID | None, *,
