@@ -1067,12 +1067,12 @@ def _failed(row: Communication, reason: str, moment: datetime, *, permanent: boo
 
 
 def _disclosure(row: Communication, channel: str, names: frozenset[str]) -> AuditRecord:
-    """Sending hands the patient's (or contact's) address to a gateway, and the names its text tells (``names``:
-    ``_names_told``): a disclosure on the trail, with the columns' names and never their values; a portal message
+    """Sending hands the patient's (or contact's) address to a gateway, and the fields its text tells (``names``:
+    ``_fields_told``): a disclosure on the trail, with the columns' names and never their values; a portal message
     goes to no gateway and names no column (found in review: it was recorded as disclosing the phone)."""
     column = "email" if channel == "email" else ("contact.phone" if row.contact_id else "phone")
     told = frozenset() if channel == "app" else frozenset({column}) | names
-    classes = {"identity" if name == "full_name" else "contact" for name in told}
+    classes = {TOLD_CLASSES.get(name, "contact") for name in told}
     return AuditRecord(row.institution_id, SYSTEM, Action.DISCLOSE, "communication", Outcome.ALLOWED,
                        resource_id=row.id, patient_id=row.patient_id, field_classes=frozenset(classes),
                        fields_read=told, reason=f"sent_{channel}", policy_rule=OUTBOX_RULE)
@@ -1222,7 +1222,7 @@ def once(cache: dict[Key, asyncio.Future[Value]], key: Key,
 class Rendered(NamedTuple):
     subject: str
     body: str
-    names: frozenset[str]  # the names it tells beside the address (``_names_told``), for its disclosure's record
+    names: frozenset[str]  # the fields it tells beside the address (``_fields_told``), for its disclosure's record
 
 
 async def render(work: Batch, row: Communication, channel: str, link: str,
@@ -1256,19 +1256,50 @@ async def render(work: Batch, row: Communication, channel: str, link: str,
             body += SURVEY_LINE[templates.language_of(patient.preferred_language)]
     if "{unsubscribe_url}" not in body:  # every message carries its way out, care messages too
         body += UNSUBSCRIBE_LINE[templates.language_of(patient.preferred_language)]
-    told = _names_told(row, templates.slots_of(template[0]) | templates.slots_of(body), variables)
+    told = _fields_told(row, templates.slots_of(template[0]) | templates.slots_of(body), variables)
     return Rendered(templates.render(template[0], variables), templates.render(body, variables), told)
 
 
-def _names_told(row: Communication, slots: frozenset[str], variables: Mapping[str, object]) -> frozenset[str]:
-    """The names a message tells whoever carries it, beside the address: the patient's (``full_name``), or for a
-    message to a contact the contact's (``contact.name``, which it has in ``patient_name`` or ``contact_name``),
-    when its text fills one in. Named on the disclosure's record (found in review: every built-in text greets the
-    patient by name, and the record named the phone alone)."""
-    if row.contact_id is None:
-        return frozenset({"full_name"}) if "patient_name" in slots and variables.get("patient_name") else frozenset()
-    named = any(variables.get(slot) for slot in slots & {"patient_name", "contact_name"})
-    return frozenset({"contact.name"}) if named else frozenset()
+# The field each slot a message fills in tells, per the record its cause is about (the kind of its key: a re-visit
+# reminder is a visit's or a care plan activity's), as the trail names fields (``table.column``, ``Type.field`` in the
+# API's spelling). A slot not named here tells no field of the patient's: the institution's name and phone, a holiday's
+# word, the unsubscribe link (the recipient's own way out), a greeting's date (the day it is sent).
+_APPOINTMENT_SLOTS = {"date": "appointment.slot_start", "time": "appointment.slot_start",
+                      "clinician_name": "schedule.clinician", "department_name": "schedule.department",
+                      "place": "schedule.name"}
+_CARE_PLAN_SLOTS = {"date": "care_plan_activity.due_on", "department_name": "care_plan.department_id"}
+_CONTRACT_SLOTS = {"contract_number": "contract.number"}
+SLOT_FIELDS: dict[str, dict[str, str]] = {
+    **{cause: _APPOINTMENT_SLOTS for cause in ("appointment_confirmation", "appointment_reminder",
+                                               "appointment_change", "appointment_cancellation")},
+    "revisit": {"date": "visit.revisit_on", "department_name": "visit.department"},
+    "care_plan_activity": _CARE_PLAN_SLOTS,
+    "follow_up": {"date": "follow_up_task.due_on", "department_name": "follow_up_task.department"},
+    "survey_invitation": {"department_name": "survey_invitation.department_id", "survey_url": "survey_invitation.link"},
+    "contract_expiry": {**_CONTRACT_SLOTS, "date": "contract.end_on"},
+    "contract_signature": {**_CONTRACT_SLOTS, "date": "contract_version.effective_on"},
+    "birthday_greeting": {"date": "birth_date"},  # the birthday of this year: the day and month of birth
+}
+# The class of each field a message tells (``_disclosure``; an address's is contact): when, where and who of the
+# journey are identity, as the file's name is (docs/compliance.md); the survey's link, one more way to reach the
+# patient, is contact.
+TOLD_CLASSES = {**{name: "identity" for fields in SLOT_FIELDS.values() for name in fields.values()},
+                "full_name": "identity", "survey_invitation.link": "contact"}
+
+
+def _fields_told(row: Communication, slots: frozenset[str], variables: Mapping[str, object]) -> frozenset[str]:
+    """The fields a message tells whoever carries it, beside the address, as its text fills them in: the patient's
+    name (``full_name``), or for a message to a contact the contact's (``contact.name``, which it has in
+    ``patient_name`` or ``contact_name``), and the slots of its cause's record (``SLOT_FIELDS``: an appointment's
+    time, clinician, department and place, a reminder's day, a contract's number). A slot the text has but the
+    message left empty tells nothing. Named on the disclosure's record (found in review: every built-in text greets
+    the patient by name, and the record named the phone alone; then, an appointment's text tells its time and
+    clinician, and the record named neither)."""
+    filled = frozenset(slot for slot in slots if variables.get(slot))
+    name = "full_name" if row.contact_id is None else "contact.name"
+    named = filled & ({"patient_name"} if row.contact_id is None else {"patient_name", "contact_name"})
+    of_cause = SLOT_FIELDS.get(row.cause) or SLOT_FIELDS.get(row.key.partition(":")[0], {})
+    return frozenset({name} if named else ()) | {of_cause[slot] for slot in filled if slot in of_cause}
 
 
 async def _template(row: Communication, key: tuple[uuid.UUID, str, str, str]) -> tuple[str, str] | None:

@@ -111,7 +111,8 @@ async def test_a_disclosure_names_the_patients_field(tenant: Tenant, services: S
     [disclosed] = _nodes(reply)
     _no_values(reply)
     assert (disclosed["resourceTypeName"], disclosed["fieldsRead"], disclosed["fieldNames"], disclosed["reasonCode"]) \
-        == ("Communication", ["full_name", "phone"], ["Patient.fullName", "Patient.phone"], "SENT_SMS")
+        == ("Communication", ["appointment.slot_start", "full_name", "phone"],
+            ["Appointment.slotStart", "Patient.fullName", "Patient.phone"], "SENT_SMS")
 
 
 async def test_the_access_report_names_the_fields_as_the_api_does(tenant: Tenant) -> None:

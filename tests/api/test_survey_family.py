@@ -148,7 +148,8 @@ async def test_the_message_goes_to_the_contacts_phone_and_tells_nothing_of_the_p
     assert (stored.status, stored.channel, stored.contact_id) == ("sent", "sms", contact)
     assert "Qian Patient" not in str(stored.variables) and token not in str(stored.variables)
     [disclosure] = await tenant.audit_events(action="disclose", resource_id=stored.id)
-    assert (disclosure.patient_id, disclosure.fields_read) == (pid, "contact.name,contact.phone")  # greeted by name
+    # greeted by name, and handed the survey's link (which answers as whoever holds it); the department left out
+    assert (disclosure.patient_id, disclosure.fields_read) == (pid, "contact.name,contact.phone,survey_invitation.link")
 
 
 async def test_the_default_message_greets_the_contact(tenant: Tenant, services: Services) -> None:

@@ -9,8 +9,11 @@ from typing import Any
 
 from tortoise.transactions import in_transaction
 
+from app.senders import logging_senders
+from models import Communication
 from resolvers import communication
 from resolvers.context import Services
+from tests.api.test_appointments import BOOK, booking, make_schedule
 from tests.contracts import active_contract, item_input, make_item
 from tests.factories import Tenant, make_patient
 from tests.partners import ALL_SCOPES, make_partnership
@@ -66,17 +69,19 @@ async def test_a_message_that_names_the_patient_discloses_the_name_on_the_trail(
     assert body.startswith(f"{NAME}, a reminder")
     [disclosed] = await _disclosures(tenant, pid)
     assert (disclosed["actorKind"], disclosed["reason"]) == ("SYSTEM", "sent_sms")
-    assert sorted(disclosed["fieldsRead"]) == ["full_name", "phone"]
-    assert sorted(disclosed["fieldNames"]) == ["Patient.fullName", "Patient.phone"]
+    # and the appointment's date and time its text tells (``_reminded`` gives no clinician)
+    assert sorted(disclosed["fieldsRead"]) == ["appointment.slot_start", "full_name", "phone"]
+    assert sorted(disclosed["fieldNames"]) == ["Appointment.slotStart", "Patient.fullName", "Patient.phone"]
     assert sorted(disclosed["fieldClasses"]) == ["CONTACT", "IDENTITY"]
 
 
 async def test_a_message_that_does_not_name_the_patient_discloses_the_address_alone(tenant: Tenant,
                                                                                     services: Services) -> None:
-    """The twin: an institution's own text without `{patient_name}` hands the gateway the phone only."""
+    """The twin: an institution's own text without `{patient_name}` (nor its time) hands the gateway the phone
+    only."""
     reply = await tenant.call("admin", TEMPLATE_SET, input={
         "cause": "APPOINTMENT_REMINDER", "channel": "SMS", "language": "EN",
-        "body": "A reminder of your appointment on {date} at {time}."})
+        "body": "A reminder of your appointment soon. {institution_name}"})
     assert reply.errors == [], reply.errors
 
     pid, sender = await _reminded(tenant, services)
@@ -236,3 +241,66 @@ async def test_a_partners_refused_merge_names_no_file(tenant: Tenant) -> None:
     assert reply.codes == ["FORBIDDEN"]
     [denial] = await partnership.events(outcome="denied")
     assert sorted(denial.subjects.split()) == sorted([f"{partnership.granted}/-", f"{partnership.other}/-"])
+
+
+# -- a message about an appointment discloses the appointment's fields its text fills in --------------------------
+
+APPOINTMENT_FIELDS = ["Appointment.slotStart", "Patient.fullName", "Patient.phone", "Schedule.clinician"]
+
+
+async def _booked_and_reminded(tenant: Tenant, services: Services) -> uuid.UUID:
+    """A patient who takes SMS, booked through the API on a clinician's schedule; the confirmation and the reminder
+    (due the day before) sent by the outbox through the logging gateway (the sender development runs with)."""
+    pid = await make_patient(tenant, fullName=NAME, phone=PHONE, preferredLanguage="en", contactConsent=True,
+                             contactChannels=["SMS"])
+    slot = datetime(2030, 3, 14, 1, 30, tzinfo=UTC)  # 09:30 in Shanghai
+    reply = await tenant.call("front_desk", BOOK, input=booking(await make_schedule(tenant), pid, slot.isoformat()))
+    assert reply.errors == [], reply.errors
+    await communication.deliver_due(services, logging_senders(), now=slot - timedelta(hours=20))
+    sent = await Communication.filter(patient_id=pid).values_list("cause", "status", "channel")
+    assert sorted(sent) == [("appointment_confirmation", "sent", "sms"), ("appointment_reminder", "sent", "sms")]
+    return pid
+
+
+async def test_an_appointment_reminder_discloses_the_time_and_clinician_it_tells(tenant: Tenant,
+                                                                                 services: Services) -> None:
+    """The built-in reminder tells the appointment's date and time and its clinician's name with the patient's: the
+    `disclose` record named the name and the phone alone, so the trail said less left the institution than did."""
+    pid = await _booked_and_reminded(tenant, services)
+
+    disclosed = await _disclosures(tenant, pid)  # the confirmation's and the reminder's
+    assert len(disclosed) == 2 and "2030" not in str(disclosed) and "09:30" not in str(disclosed)
+    for record in disclosed:
+        assert sorted(record["fieldNames"]) == APPOINTMENT_FIELDS
+        assert sorted(record["fieldsRead"]) == ["appointment.slot_start", "full_name", "phone", "schedule.clinician"]
+        assert sorted(record["fieldClasses"]) == ["CONTACT", "IDENTITY"]
+
+
+async def test_an_appointment_text_without_its_time_discloses_none_of_the_appointments_fields(
+        tenant: Tenant, services: Services) -> None:
+    """The twin: an institution's own reminder that names neither the time nor the clinician hands the gateway the
+    name and the phone only; one that names the place and department discloses those (the schedule's)."""
+    reply = await tenant.call("admin", TEMPLATE_SET, input={
+        "cause": "APPOINTMENT_REMINDER", "channel": "SMS", "language": "EN",
+        "body": "{patient_name}, a reminder: you have an appointment soon. {institution_name}"})
+    assert reply.errors == [], reply.errors
+
+    pid = await _booked_and_reminded(tenant, services)
+
+    own, built_in = sorted(await _disclosures(tenant, pid), key=lambda record: len(record["fieldNames"]))
+    assert sorted(built_in["fieldNames"]) == APPOINTMENT_FIELDS  # the confirmation's text is still the built-in one
+    assert sorted(own["fieldNames"]) == ["Patient.fullName", "Patient.phone"]
+
+
+async def test_an_appointment_text_naming_the_place_and_department_discloses_them(tenant: Tenant,
+                                                                                  services: Services) -> None:
+    reply = await tenant.call("admin", TEMPLATE_SET, input={
+        "cause": "APPOINTMENT_REMINDER", "channel": "SMS", "language": "EN",
+        "body": "See you at {place}, {department_name}."})
+    assert reply.errors == [], reply.errors
+
+    pid = await _booked_and_reminded(tenant, services)
+
+    own = [r for r in await _disclosures(tenant, pid) if "Patient.fullName" not in r["fieldNames"]]
+    assert [sorted(r["fieldNames"]) for r in own] == [["Patient.phone", "Schedule.department", "Schedule.name"]]
+    assert sorted(own[0]["fieldClasses"]) == ["CONTACT", "IDENTITY"]

@@ -293,8 +293,10 @@ async def test_a_sent_message_is_sealed_logged_and_disclosed_without_its_content
     withheld = outgoing.body.replace(outgoing.unsubscribe_url, "[unsubscribe link: sent to the recipient only]")
     assert (entry["status"], entry["channel"], entry["body"]) == ("SENT", "SMS", withheld)
     (disclosure,) = await AuditEvent.filter(institution_id=tenant.id, action=Action.DISCLOSE, resource_id=message.id)
-    # the phone, and the name the text greets the patient by (found in review: the phone alone was named)
-    assert (disclosure.actor_kind, disclosure.patient_id, disclosure.fields_read) == ("system", pid, "full_name,phone")
+    # the phone, the name the text greets the patient by and the appointment's time it tells (found in review: the
+    # phone alone was named, then the phone and the name); not the place nor the department, which its text leaves out
+    assert (disclosure.actor_kind, disclosure.patient_id, disclosure.fields_read) == (
+        "system", pid, "appointment.slot_start,full_name,phone")
     text = repr({k: v for k, v in disclosure.__dict__.items() if not k.startswith("_")})
     assert PHONE[1:] not in text and "2030-03-13" not in text and EMAIL not in text
 
