@@ -4,24 +4,29 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from tortoise.transactions import in_transaction
 
 from app.senders import logging_senders
-from models import Communication
-from resolvers import communication
+from models import Communication, Institution, SurveyInvitation
+from resolvers import communication, reminder
 from resolvers.context import Services
+from tests import surveys
+from tests.api import test_contract_reminders as contracts
 from tests.api.test_appointments import BOOK, booking, make_schedule
 from tests.contracts import active_contract, item_input, make_item
+from tests.daytime import daytime_from
 from tests.factories import Tenant, make_patient
 from tests.partners import ALL_SCOPES, make_partnership
 
 NOON = datetime(2030, 3, 12, 4, 0, tzinfo=UTC)
+VISIT = """mutation($input: VisitCreateInput!) { visitCreate(input: $input) { id } }"""
+PLAN = """mutation($input: CarePlanCreateInput!) { carePlanCreate(input: $input) { id } }"""
 NAME, PHONE = "Zelda Quokkafield", "13812345678"
 DISCLOSED = """query($filter: AuditEventFilter) { auditEvents(first: 20, filter: $filter) {
-  nodes { action actorKind patientId fieldClasses fieldsRead fieldNames reason } } }"""
+  nodes { action actorKind patientId resourceId fieldClasses fieldsRead fieldNames reason } } }"""
 DISCLOSURES = """query($p: ID!, $from: DateTime!, $to: DateTime!) {
   disclosures(first: 20, patientId: $p, from: $from, to: $to) { nodes { patientId purpose grantId } } }"""
 TEMPLATE_SET = """mutation($input: MessageTemplateInput!) { messageTemplateSet(input: $input) { version } }"""
@@ -91,6 +96,72 @@ async def test_a_message_that_does_not_name_the_patient_discloses_the_address_al
     [disclosed] = await _disclosures(tenant, pid)
     assert (disclosed["fieldsRead"], disclosed["fieldClasses"]) == (["phone"], ["CONTACT"])
 
+
+async def test_the_calendars_reminders_disclose_the_day_they_tell(tenant: Tenant, services: Services) -> None:
+    """A re-visit reminder tells the visit's re-visit day, a pending-treatment reminder its care plan activity's, a
+    follow-up call's announcement its task's: each record names that day's field (set up through the API, scheduled
+    by the calendar's sweep, sent by the logging sender). No built-in text names the department: none is named."""
+    pid = await make_patient(tenant, fullName=NAME, phone=PHONE, preferredLanguage="en", contactConsent=True,
+                             contactChannels=["SMS"])
+    tomorrow, department = date(2031, 5, 13), str(tenant.departments["A"].id)
+    visit = await tenant.call("nurse", VISIT, input={
+        "patientId": str(pid), "kind": "OUTPATIENT", "status": "FINISHED", "revisitOn": tomorrow.isoformat(),
+        "departmentId": department, "startedAt": "2026-01-10T09:00:00+08:00", "endedAt": "2026-01-10T09:30:00+08:00"})
+    plan = await tenant.call("nurse", PLAN, input={
+        "patientId": str(pid), "title": "Cycle 2", "startsOn": "2031-05-12", "departmentId": department,
+        "activities": [{"kind": "REHABILITATION", "dueOn": tomorrow.isoformat()},
+                       {"kind": "CALL", "dueOn": tomorrow.isoformat()}]})
+    assert visit.errors == [] and plan.errors == [], (visit.errors, plan.errors)
+    morning = datetime(2031, 5, 12, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai
+    await reminder.sweep_institution(await Institution.get(id=tenant.id), morning - timedelta(hours=2))
+    await communication.deliver_due(services, logging_senders(), now=morning)
+
+    causes = dict(await Communication.filter(patient_id=pid, status="sent").values_list("id", "cause"))
+    told = {causes[uuid.UUID(r["resourceId"])]: sorted(r["fieldNames"]) for r in await _disclosures(tenant, pid)}
+    assert told == {
+        "revisit_reminder": ["Patient.fullName", "Patient.phone", "Visit.revisitOn"],
+        "pending_treatment_reminder": ["CarePlanActivity.dueOn", "Patient.fullName", "Patient.phone"],
+        "follow_up_announcement": ["FollowUpTask.dueOn", "Patient.fullName", "Patient.phone"]}
+
+
+async def test_a_contract_expiry_discloses_the_contracts_number_and_end(tenant: Tenant, services: Services) -> None:
+    """The contract reminder's built-in text tells the contract's number and the day its term ends."""
+    pid = await contracts.client(tenant)
+    end = datetime.now(UTC).date() + timedelta(days=90)
+    contract = await contracts.active(tenant, pid, end=end)
+    moment = contracts.local(end - timedelta(days=60))
+    await contracts.sweep(moment)
+    await communication.deliver_due(services, logging_senders(), now=moment + timedelta(minutes=1))
+
+    [disclosed] = await _disclosures(tenant, pid)
+    assert contract["number"] not in str(disclosed) and end.isoformat() not in str(disclosed)
+    assert sorted(disclosed["fieldNames"]) == ["Contract.endOn", "Contract.number", "Patient.email",
+                                               "Patient.fullName"]
+
+
+async def test_a_survey_invitation_discloses_its_link_and_the_department_its_text_names(
+        tenant: Tenant, services: Services) -> None:
+    """The built-in invitation carries the survey's link (which answers as the patient) and names no department; an
+    institution's own text with ``{department_name}`` tells the invitation's department, and its record says so."""
+    q = await surveys.questionnaire(tenant)
+    await surveys.trigger(tenant, q, delayHours=0)
+
+    async def invitation_told() -> list[str]:
+        pid = await surveys.texted(tenant, preferredLanguage="en", fullName=NAME)
+        await surveys.finished_visit(tenant, pid)
+        row = await SurveyInvitation.get(institution_id=tenant.id, patient_id=pid)
+        message = await Communication.get(key=f"survey:{row.id}:invitation")
+        await communication.deliver_due(services, logging_senders(), now=daytime_from(max(row.send_at,
+                                                                                           message.due_at)))
+        [disclosed] = await _disclosures(tenant, pid)
+        return sorted(set(disclosed["fieldNames"]) - {"Patient.email", "Patient.phone"})  # the channel the gate took
+
+    assert await invitation_told() == ["Patient.fullName", "SurveyInvitation.link"]
+    reply = await tenant.call("admin", TEMPLATE_SET, input={
+        "cause": "SURVEY_INVITATION", "channel": "ANY", "language": "EN", "subject": "Survey",
+        "body": "{patient_name}, how was {department_name}? {survey_url}"})
+    assert reply.errors == [], reply.errors
+    assert await invitation_told() == ["Patient.fullName", "SurveyInvitation.departmentId", "SurveyInvitation.link"]
 
 # -- a partner's read of a contract names the grant it was made under ---------------------------------------------
 
