@@ -33,11 +33,16 @@ TEMPLATE_SET = """mutation($input: MessageTemplateInput!) { messageTemplateSet(i
 
 
 class _Sender:
-    def __init__(self) -> None:
+    """The texts handed to the gateway for one institution: the outbox sends every due message of the shared
+    database, other tests' too (found by `make test`: this test saw another's message)."""
+
+    def __init__(self, institution_id: uuid.UUID) -> None:
+        self.institution_id = institution_id
         self.bodies: list[str] = []
 
     async def send(self, message: Any) -> str | None:
-        self.bodies.append(message.body)
+        if message.institution_id == self.institution_id:
+            self.bodies.append(message.body)
         return None
 
 
@@ -49,7 +54,7 @@ async def _reminded(tenant: Tenant, services: Services) -> tuple[uuid.UUID, _Sen
         await communication.schedule(tenant.id, key=f"test:{uuid.uuid4()}", cause="appointment_reminder",
                                      patient_id=pid, due_at=NOON - timedelta(minutes=1),
                                      variables={"date": "2030-03-13", "time": "09:30"})
-    sender = _Sender()
+    sender = _Sender(tenant.id)
     await communication.deliver_due(services, {"sms": sender}, now=NOON)
     return pid, sender
 
