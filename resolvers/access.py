@@ -536,12 +536,9 @@ async def views(ctx: Context, rows: list[Patient]) -> list[PatientView]:
         opened = ids
         if all(hasattr(row, IN_EMERGENCY) for row in rows):  # then the grants' ids only of files one opens
             opened = [row.id for row in rows if getattr(row, IN_EMERGENCY) == "1"]
-        found = await scope.emergency_grants().filter(patient_id__in=opened).values_list("patient_id", "id") \
-            if opened else []
-        emergency = {cast(uuid.UUID, patient): f"emergency_access {grant}" for patient, grant in found}
+        emergency = await _emergency_grants(scope, opened) if opened else {}
     if scope.uses_grants and rows:
-        found = await scope.partner_grants().filter(patient_id__in=ids).order_by("id").values_list("patient_id", "id")
-        partner = {cast(uuid.UUID, patient): f"partner_grant {grant}" for patient, grant in found}
+        partner = await _partner_grants(scope, ids)
     if emergency or partner:
         ctx.file_grants.update(partner)
         ctx.file_grants.update(emergency)  # a file open under both: break-glass, as its views name it
@@ -564,11 +561,21 @@ async def load_file_grants(ctx: Context, patient_ids: Collection[uuid.UUID]) -> 
     if not ids or not (scope.uses_grants or scope.uses_emergency):
         return
     if scope.uses_grants:
-        found = await scope.partner_grants().filter(patient_id__in=ids).order_by("id").values_list("patient_id", "id")
-        ctx.file_grants.update({cast(uuid.UUID, patient): f"partner_grant {grant}" for patient, grant in found})
+        ctx.file_grants.update(await _partner_grants(scope, ids))
     if scope.uses_emergency:  # break-glass, as its views name it, over a partner's grant
-        found = await scope.emergency_grants().filter(patient_id__in=ids).values_list("patient_id", "id")
-        ctx.file_grants.update({cast(uuid.UUID, patient): f"emergency_access {grant}" for patient, grant in found})
+        ctx.file_grants.update(await _emergency_grants(scope, ids))
+
+
+async def _partner_grants(scope: PatientScope, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """The partner grant each of the files ``ids`` is open under, as a read's record names it; one statement."""
+    found = await scope.partner_grants().filter(patient_id__in=ids).order_by("id").values_list("patient_id", "id")
+    return {cast(uuid.UUID, patient): f"partner_grant {grant}" for patient, grant in found}
+
+
+async def _emergency_grants(scope: PatientScope, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """The break-glass access each of the files ``ids`` is open under, as a read's record names it; one statement."""
+    found = await scope.emergency_grants().filter(patient_id__in=ids).values_list("patient_id", "id")
+    return {cast(uuid.UUID, patient): f"emergency_access {grant}" for patient, grant in found}
 
 
 # The columns every patient view needs whatever a query asks: the row's scope and field classes (department),

@@ -49,9 +49,9 @@ def _decode(kind: str, cursor: str) -> str:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         found, key = text.split(":", 1)
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise BadUserInput("after: not a valid cursor.", field="after", reason="invalid") from None
+        raise BadUserInput("after: not a valid cursor.", field="after") from None
     if found != kind or "\x00" in key:  # no list writes a NUL, and PostgreSQL cannot compare text holding one
-        raise BadUserInput("after: not a valid cursor.", field="after", reason="invalid")
+        raise BadUserInput("after: not a valid cursor.", field="after")
     return key
 
 
@@ -63,7 +63,7 @@ def decode_uuid(kind: str, cursor: str) -> uuid.UUID:
     try:
         return uuid.UUID(_decode(kind, cursor))
     except ValueError:
-        raise BadUserInput("after: not a valid cursor.", field="after", reason="invalid") from None
+        raise BadUserInput("after: not a valid cursor.", field="after") from None
 
 
 def decode_keyset(kind: str, cursor: str, parse: Callable[[str], T]) -> tuple[T, uuid.UUID]:
@@ -74,7 +74,7 @@ def decode_keyset(kind: str, cursor: str, parse: Callable[[str], T]) -> tuple[T,
         value, row_id = key.split("|", 1)
         return parse(value), uuid.UUID(row_id)
     except ValueError:
-        raise BadUserInput("after: not a valid cursor.", field="after", reason="invalid") from None
+        raise BadUserInput("after: not a valid cursor.", field="after") from None
 
 
 def decode_int(kind: str, cursor: str, maximum: int = 10**18 - 1) -> int:
@@ -82,7 +82,7 @@ def decode_int(kind: str, cursor: str, maximum: int = 10**18 - 1) -> int:
     to bind a larger one to it)."""
     key = _decode(kind, cursor)
     if not key.isascii() or not key.isdigit() or len(key) > 18 or int(key) > maximum:
-        raise BadUserInput("after: not a valid cursor.", field="after", reason="invalid")
+        raise BadUserInput("after: not a valid cursor.", field="after")
     return int(key)
 
 
@@ -90,7 +90,7 @@ def decode_int_pair(kind: str, cursor: str) -> tuple[int, int]:
     """A cursor whose key is two whole numbers, ``a.b``."""
     first, _, second = _decode(kind, cursor).partition(".")
     if not all(part.isascii() and part.isdigit() and len(part) <= 18 for part in (first, second)):
-        raise BadUserInput("after: not a valid cursor.", field="after", reason="invalid")
+        raise BadUserInput("after: not a valid cursor.", field="after")
     return int(first), int(second)
 
 
@@ -104,7 +104,7 @@ def decode_time(text: str) -> datetime:
             raise ValueError("a cursor's time has its offset")
         return moment.astimezone(UTC)
     except (ValueError, OverflowError):
-        raise BadUserInput("after: not a valid cursor.", field="after", reason="invalid") from None
+        raise BadUserInput("after: not a valid cursor.", field="after") from None
 
 
 def check_page_size(first: int, maximum: int) -> int:
