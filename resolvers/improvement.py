@@ -120,6 +120,8 @@ async def create(ctx: Context, data: dict[str, Any]) -> ImprovementView:
     for required in ("problem", "department_id", "deadline"):
         if values.get(required) is None and not problems.has(camel_case(required)):
             problems.add(camel_case(required), "required", "is required.")
+    today = await institutions.local_today_of(ctx)
+    _check_deadline_ahead(problems, values.get("deadline"), today)
     citation = await _citation_shape(ctx, problems, values.get("source") or "ticket", data.get("survey_citation"))
     _check_ticket_count(problems, data.get("ticket_ids"))
     problems.check()
@@ -137,7 +139,7 @@ async def create(ctx: Context, data: dict[str, Any]) -> ImprovementView:
                                                  decision=decision)])
     # Answered from what was written (found in review: it read back the links it had just made): the links are
     # the tickets given, in the order a read lists them (by id), and the citation was read as it was checked.
-    return ImprovementView(row, ticket_ids, await institutions.local_today_of(ctx), cited)
+    return ImprovementView(row, ticket_ids, today, cited)
 
 
 async def update(ctx: Context, item_id: uuid.UUID | None, data: dict[str, Any],
@@ -169,6 +171,7 @@ async def update(ctx: Context, item_id: uuid.UUID | None, data: dict[str, Any],
         row = await ImprovementItem.filter(_reach(ctx), id=found.id).select_for_update().first()
         if row is None:  # recorded once the transaction has rolled back, as a missing item is
             raise access.Refusal.not_found(Action.UPDATE, "improvement", item_id)
+        _check_deadline_moved(row, values, await institutions.local_today_of(ctx))
         linked = await _linked_ids(row)
         _check_linked_count(linked, ticket_ids)  # with the row locked: two updates count one after the other
         # Tickets linked already are no change (found in review: alone, they bumped the version and recorded
@@ -186,6 +189,23 @@ async def update(ctx: Context, item_id: uuid.UUID | None, data: dict[str, Any],
 
 
 # -- helpers -------------------------------------------------------------------------------
+
+
+def _check_deadline_ahead(problems: Problems, deadline: date | None, today: date) -> None:
+    """A new item is open, its measure still to take: a deadline before today (the institution's date) is a
+    client's mistake (found in review: it was accepted, and the item overdue from its first moment)."""
+    if deadline is not None and deadline < today and not problems.has("deadline"):
+        problems.add("deadline", "in_past", "not before today (the institution's date).")
+
+
+def _check_deadline_moved(row: ImprovementItem, values: dict[str, Any], today: date) -> None:
+    """Only a deadline the change moves is checked (one that has passed since, given again as it stands, is kept),
+    and only while the item stays open: one closed by the same change may have its deadline corrected."""
+    deadline = values.get("deadline", row.deadline)
+    if deadline != row.deadline and values.get("status", row.status) not in DONE:
+        problems = Problems()
+        _check_deadline_ahead(problems, deadline, today)
+        problems.check()
 
 
 def _empty_change() -> BadUserInput:

@@ -131,7 +131,8 @@ class ImprovementCreateInput:
     problem: str = strawberry.field(description="The problem found, 1-500 characters.")
     department_id: strawberry.ID = strawberry.field(description="The department responsible (one you keep the list "
                                                                 "for).")
-    deadline: date = strawberry.field(description="The date it must be rectified by.")
+    deadline: date = strawberry.field(description="The date it must be rectified by: today or later (the "
+                                                  "institution's date).")
     measure: str | None = strawberry.field(default=strawberry.UNSET,
                                            description="What will be done, at most 1000 characters.")
     source: ImprovementSource | None = strawberry.field(default=strawberry.UNSET,
@@ -150,7 +151,9 @@ class ImprovementUpdateInput:
     department_id: strawberry.ID | None = strawberry.field(default=strawberry.UNSET,
                                                            description="Move it to another department you keep the "
                                                                        "list for.")
-    deadline: date | None = strawberry.field(default=strawberry.UNSET, description="A new deadline.")
+    deadline: date | None = strawberry.field(default=strawberry.UNSET, description="A new deadline: today or later "
+                                                                               "(the institution's date) unless "
+                                                                               "the item is closed by this change.")
     status: ImprovementStatus | None = strawberry.field(default=strawberry.UNSET, description="Where it stands now.")
     ticket_ids: list[strawberry.ID] | None = strawberry.field(default=strawberry.UNSET,
                                                               description="More tickets to link (added to those "

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from models import ImprovementItem, ImprovementTicket
+from models import ImprovementItem, ImprovementTicket, Institution
 from resolvers import improvement as improvements
 from tests.conftest import BACKEND, SqlCounter
 from tests.factories import Tenant, make_patient
@@ -48,14 +49,22 @@ async def test_department_head_keeps_the_list_and_links_tickets(tenant: Tenant) 
     assert events == [("create", "improvement"), ("update", "improvement")]
 
 
+async def days_pass(item_id: str, days: int) -> None:
+    """Time passing: the item's deadline moved back by ``days`` (the only row written here without the API, which
+    refuses a deadline already past)."""
+    row = await ImprovementItem.get(id=item_id)
+    await ImprovementItem.filter(id=item_id).update(deadline=row.deadline - timedelta(days=days))
+
+
 async def test_overdue_items_are_listed(tenant: Tenant) -> None:
-    late = (await tenant.call("support_agent", CREATE, input=item(tenant, days=-3, problem="Late"))).data
+    late = (await tenant.call("support_agent", CREATE, input=item(tenant, days=1, problem="Late"))).data
     await tenant.call("support_agent", CREATE, input=item(tenant, days=5, problem="On time"))
-    done = (await tenant.call("support_agent", CREATE, input=item(tenant, days=-2, problem="Done late"))).data
+    done = (await tenant.call("support_agent", CREATE, input=item(tenant, days=2, problem="Done late"))).data
+    await days_pass(late["improvementCreate"]["id"], 4)
+    await days_pass(done["improvementCreate"]["id"], 4)
     await tenant.call("support_agent", UPDATE, id=done["improvementCreate"]["id"], input={"status": "DONE"})
     overdue = await tenant.call("support_agent", LIST, overdue=True)
     assert [e["node"]["problem"] for e in overdue.data["improvementItems"]["edges"]] == ["Late"]
-    assert late["improvementCreate"]["overdue"] is True
     everything = await tenant.call("support_agent", LIST, overdue=False, first=2)
     page = everything.data["improvementItems"]
     assert [e["node"]["problem"] for e in page["edges"]] == ["Late", "Done late"] and page["pageInfo"]["hasNextPage"]
@@ -291,3 +300,65 @@ async def test_an_item_changed_but_kept_while_its_update_waits_is_written(tenant
     events = [e for e in await tenant.audit_events() if e.seq > seq]
     assert [(e.actor_id, e.action, e.outcome) for e in events] == [
         (tenant.staff_ids["department_head"], "update", "allowed")]
+
+
+# -- a deadline already past ---------------------------------------------------------------------------------------
+
+EAST, WEST = "Pacific/Kiritimati", "Pacific/Pago_Pago"  # UTC+14 and UTC-11: their dates always differ
+
+
+def local_today(zone: str) -> date:
+    return datetime.now(UTC).astimezone(ZoneInfo(zone)).date()
+
+
+async def test_a_new_item_with_its_deadline_already_past_is_refused(tenant: Tenant, other_tenant: Tenant) -> None:
+    """Found in review: an item created with a deadline already past was accepted, and was overdue from its first
+    moment. An item is created open, a measure still to take: a deadline before today (the institution's date) is a
+    client's mistake, BAD_USER_INPUT at input.deadline, reason in_past, nothing written. Its twin: today (the
+    institution's date, whatever the server's) and later are accepted."""
+    await Institution.filter(id=tenant.id).update(time_zone=EAST)
+    await Institution.filter(id=other_tenant.id).update(time_zone=WEST)
+    # the western date is always before the eastern one: past for the eastern institution, today for the western
+    west_today = local_today(WEST)
+    for deadline in (west_today, local_today(EAST) - timedelta(days=1), date(2000, 1, 1)):
+        before = await tenant.audit_count()
+        reply = await tenant.call("support_agent", CREATE, input=item(tenant, deadline=str(deadline)))
+        assert reply.codes == ["BAD_USER_INPUT"], (deadline, reply.errors)
+        extensions = reply.errors[0]["extensions"]
+        assert (extensions["field"], extensions["reason"]) == ("input.deadline", "in_past"), deadline
+        assert await rows(tenant) == [] and await tenant.audit_count() == before
+    for deadline in (local_today(EAST), local_today(EAST) + timedelta(days=30)):
+        made = await tenant.call("support_agent", CREATE, input=item(tenant, deadline=str(deadline)))
+        assert made.errors == [], made.errors
+        assert made.data["improvementCreate"]["deadline"] == str(deadline)
+        assert made.data["improvementCreate"]["overdue"] is False
+    west = await other_tenant.call("support_agent", CREATE, input=item(other_tenant, deadline=str(west_today)))
+    assert west.errors == [] and west.data["improvementCreate"]["overdue"] is False
+
+
+async def test_a_deadline_moved_into_the_past_is_refused_but_one_left_as_it_is_is_kept(tenant: Tenant) -> None:
+    """The check is on what changes: an open item's deadline moved to a day already past is refused (reason
+    in_past, nothing written), while an item whose deadline has passed since is still changed freely, its deadline
+    given again as it stands (a form sends every field) or left out. An item closed in the same change (done,
+    cancelled) may have its deadline corrected to the day it really had: no measure is left to take by it."""
+    node = (await tenant.call("support_agent", CREATE, input=item(tenant, days=3))).data["improvementCreate"]
+    await days_pass(node["id"], 10)  # now a week overdue
+    [stored] = await rows(tenant)
+    for change in ({"deadline": str(date.today() - timedelta(days=30))},
+                   {"deadline": str(stored["deadline"] - timedelta(days=1)), "status": "IN_PROGRESS"}):
+        reply = await tenant.call("support_agent", UPDATE, id=node["id"], input=change)
+        assert reply.codes == ["BAD_USER_INPUT"], (change, reply.errors)
+        extensions = reply.errors[0]["extensions"]
+        assert (extensions["field"], extensions["reason"]) == ("input.deadline", "in_past"), change
+        assert await rows(tenant) == [stored]
+    for change in ({"status": "IN_PROGRESS"}, {"deadline": str(stored["deadline"]), "measure": "Two desks"}):
+        kept = await tenant.call("support_agent", UPDATE, id=node["id"], input=change)
+        assert kept.errors == [], (change, kept.errors)
+        assert kept.data["improvementUpdate"]["deadline"] == str(stored["deadline"])
+        assert kept.data["improvementUpdate"]["overdue"] is True
+    corrected = str(stored["deadline"] - timedelta(days=2))
+    closed = await tenant.call("support_agent", UPDATE, id=node["id"], input={"deadline": corrected, "status": "DONE"})
+    assert closed.errors == [] and closed.data["improvementUpdate"]["deadline"] == corrected
+    later = str(date.today() + timedelta(days=14))
+    moved = await tenant.call("support_agent", UPDATE, id=node["id"], input={"deadline": later, "status": "OPEN"})
+    assert moved.errors == [] and moved.data["improvementUpdate"]["overdue"] is False
