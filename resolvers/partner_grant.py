@@ -138,6 +138,7 @@ def _expiry(expires_at: datetime) -> datetime:
     if expires_at.tzinfo is None:
         raise BadUserInput("expiresAt: give a time zone.", field="expiresAt")
     now = datetime.now(UTC)
-    if not now < expires_at <= now + MAX_GRANT:
-        raise BadUserInput("expiresAt: in the future, within a year.", field="expiresAt")
+    if not now < expires_at <= now + MAX_GRANT:  # which bound, for a client to say what to fix (found in review)
+        raise BadUserInput("expiresAt: in the future, within a year.", field="expiresAt",
+                           reason="in_past" if expires_at <= now else "out_of_range")
     return expires_at.astimezone(UTC)

@@ -313,6 +313,24 @@ async def test_a_stale_or_final_appointment_is_not_changed(tenant: Tenant) -> No
         await assert_refused(tenant, call, "BAD_USER_INPUT", "id")
 
 
+async def test_a_move_to_a_slot_begun_is_refused_as_a_booking_of_it_is(tenant: Tenant) -> None:
+    """Found in review: a booking of a slot begun or over answered reason in_past, a move to one reason invalid, so a
+    client branching on the reason told the desk two stories. Both now say in_past at slotStart, nothing written;
+    the twin, a move to a slot to come, is written."""
+    schedule, pid = await make_schedule(tenant), await make_patient(tenant)
+    made = await book(tenant, schedule, pid)
+    for start in ((NOW - timedelta(days=1)).isoformat(), NOW.isoformat()):  # yesterday's slot; one beginning now
+        before = await snapshot(tenant)
+        reply = await tenant.call("front_desk", RESCHEDULE, id=made["id"], slotStart=start, version=1)
+        assert reply.codes == ["BAD_USER_INPUT"], (start, reply.errors)
+        assert (reply.errors[0]["extensions"]["field"], reply.errors[0]["extensions"]["reason"]) == (
+            "slotStart", "in_past"), start
+        assert await snapshot(tenant) == before
+    moved = await ok(await tenant.call("front_desk", RESCHEDULE, id=made["id"], slotStart=at(3, 9), version=1),
+                     "appointmentReschedule")
+    assert moved["rescheduledFrom"] == {"id": made["id"], "status": "CANCELLED"}
+
+
 async def test_hostile_changes_are_refused_with_the_field_named(tenant: Tenant) -> None:
     schedule, pid = await make_schedule(tenant), await make_patient(tenant)
     made = await book(tenant, schedule, pid)

@@ -152,6 +152,23 @@ async def test_bad_grant_input_writes_nothing(tenant: Tenant, case: str) -> None
     assert await denials(tenant, tenant.staff_ids["nurse"]) == []
 
 
+@pytest.mark.parametrize(("expires_at", "reason"), [
+    (later(days=-1), "in_past"), (later(seconds=-1), "in_past"), (later(days=367), "out_of_range")],
+    ids=["yesterday", "a second ago", "beyond a year"])
+async def test_an_expiry_passed_or_too_far_says_which(tenant: Tenant, expires_at: str, reason: str) -> None:
+    """Found in review: an expiry already passed and one beyond a year were both reason invalid; a client telling the
+    nurse which to fix now reads in_past or out_of_range at input.expiresAt (nothing written). The twin, an expiry
+    ahead within the year, is granted."""
+    partner, pid = await make_partner(tenant), await make_patient(tenant)
+    assert (await consent(tenant, pid, partner)).errors == []
+    reply = await grant(tenant, partner, pid, expires_at=expires_at)
+    assert reply.codes == ["BAD_USER_INPUT"]
+    assert (reply.errors[0]["extensions"]["field"], reply.errors[0]["extensions"]["reason"]) == (
+        "input.expiresAt", reason)
+    assert await grants_of(tenant) == []
+    assert (await grant(tenant, partner, pid, expires_at=later(days=30))).errors == []
+
+
 async def test_a_grant_of_a_year_is_the_longest(tenant: Tenant) -> None:
     partner, pid = await make_partner(tenant), await make_patient(tenant)
     assert (await consent(tenant, pid, partner)).errors == []
