@@ -2,7 +2,8 @@
 
 Department heads keep their departments' items; support agents, who see every complaint, keep
 everyone's. An item is overdue when its deadline has passed (in the institution's time zone)
-and it is neither done nor cancelled.
+and it is neither done nor cancelled; so a new item's deadline, and one an update moves while the item stays open,
+is today or later.
 
 An item found in surveys (source ``survey``) cites its finding: a questionnaire of the institution (its key,
 any version) and a month, in the item's department. Only aggregates are citable, never one response: an
