@@ -1263,7 +1263,8 @@ async def render(work: Batch, row: Communication, channel: str, link: str,
 # The field each slot a message fills in tells, per the record its cause is about (the kind of its key: a re-visit
 # reminder is a visit's or a care plan activity's), as the trail names fields (``table.column``, ``Type.field`` in the
 # API's spelling). A slot not named here tells no field of the patient's: the institution's name and phone, a holiday's
-# word, the unsubscribe link (the recipient's own way out), a greeting's date (the day it is sent).
+# word, the unsubscribe link (the recipient's own way out), a greeting's date (the day it is sent: a birthday's is
+# its occasion's, ``OCCASION_FIELDS``, told with or without the slot).
 _APPOINTMENT_SLOTS = {"date": "appointment.slot_start", "time": "appointment.slot_start",
                       "clinician_name": "schedule.clinician", "department_name": "schedule.department",
                       "place": "schedule.name"}
@@ -1278,28 +1279,34 @@ SLOT_FIELDS: dict[str, dict[str, str]] = {
     "survey_invitation": {"department_name": "survey_invitation.department_id", "survey_url": "survey_invitation.link"},
     "contract_expiry": {**_CONTRACT_SLOTS, "date": "contract.end_on"},
     "contract_signature": {**_CONTRACT_SLOTS, "date": "contract_version.effective_on"},
-    "birthday_greeting": {"date": "birth_date"},  # the birthday of this year: the day and month of birth
 }
+# The fields a message tells by being sent at all, whatever its text fills in: a birthday greeting goes on the
+# birthday, so its day tells the day and month of birth (found in review: the built-in "Happy birthday" has no
+# ``{date}``, and its record named no birth date). A holiday's day tells nothing of the file.
+OCCASION_FIELDS: dict[str, frozenset[str]] = {"birthday_greeting": frozenset({"birth_date"})}
 # The class of each field a message tells (``_disclosure``; an address's is contact): when, where and who of the
-# journey are identity, as the file's name is (docs/compliance.md); the survey's link, one more way to reach the
-# patient, is contact.
+# journey are identity, as the file's name and birth date are (docs/compliance.md); the survey's link, one more way
+# to reach the patient, is contact.
 TOLD_CLASSES = {**{name: "identity" for fields in SLOT_FIELDS.values() for name in fields.values()},
+                **{name: "identity" for fields in OCCASION_FIELDS.values() for name in fields},
                 "full_name": "identity", "survey_invitation.link": "contact"}
 
 
 def _fields_told(row: Communication, slots: frozenset[str], variables: Mapping[str, object]) -> frozenset[str]:
     """The fields a message tells whoever carries it, beside the address, as its text fills them in: the patient's
     name (``full_name``), or for a message to a contact the contact's (``contact.name``, which it has in
-    ``patient_name`` or ``contact_name``), and the slots of its cause's record (``SLOT_FIELDS``: an appointment's
-    time, clinician, department and place, a reminder's day, a contract's number). A slot the text has but the
-    message left empty tells nothing. Named on the disclosure's record (found in review: every built-in text greets
+    ``patient_name`` or ``contact_name``), the slots of its cause's record (``SLOT_FIELDS``: an appointment's
+    time, clinician, department and place, a reminder's day, a contract's number), and what its occasion tells
+    whatever the text (``OCCASION_FIELDS``: a birthday's day). A slot the text has but the message left empty tells
+    nothing. Named on the disclosure's record (found in review: every built-in text greets
     the patient by name, and the record named the phone alone; then, an appointment's text tells its time and
     clinician, and the record named neither)."""
     filled = frozenset(slot for slot in slots if variables.get(slot))
     name = "full_name" if row.contact_id is None else "contact.name"
     named = filled & ({"patient_name"} if row.contact_id is None else {"patient_name", "contact_name"})
     of_cause = SLOT_FIELDS.get(row.cause) or SLOT_FIELDS.get(row.key.partition(":")[0], {})
-    return frozenset({name} if named else ()) | {of_cause[slot] for slot in filled if slot in of_cause}
+    return (frozenset({name} if named else ()) | {of_cause[slot] for slot in filled if slot in of_cause}
+            | OCCASION_FIELDS.get(row.cause, frozenset()))
 
 
 async def _template(row: Communication, key: tuple[uuid.UUID, str, str, str]) -> tuple[str, str] | None:

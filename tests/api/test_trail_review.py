@@ -380,3 +380,62 @@ async def test_an_appointment_text_naming_the_place_and_department_discloses_the
     own = [r for r in await _disclosures(tenant, pid) if "Patient.fullName" not in r["fieldNames"]]
     assert [sorted(r["fieldNames"]) for r in own] == [["Patient.phone", "Schedule.department", "Schedule.name"]]
     assert sorted(own[0]["fieldClasses"]) == ["CONTACT", "IDENTITY"]
+
+
+# -- a greeting discloses what its day tells: a birthday the birth date, a holiday nothing of the file -------------
+
+BIRTHDAY = datetime(2031, 10, 1, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai, on a day greeted as a holiday too
+CALENDAR = """mutation($input: BusinessCalendarInput!) { businessCalendarSet(input: $input) { levels { level } } }"""
+
+
+async def _greetings_told(tenant: Tenant, services: Services) -> dict[str, list[str]]:
+    """A patient born on the day who takes SMS and greetings, greeted by the calendar's sweep (set up through the API)
+    and sent by the logging sender: the fields each greeting's `disclose` record names, by its cause."""
+    pid = await make_patient(tenant, fullName=NAME, phone=PHONE, preferredLanguage="en", birthDate="1960-10-01",
+                             contactConsent=True, contactChannels=["SMS"], contactPurposes=["CARE", "GREETING"])
+    await reminder.sweep_institution(await Institution.get(id=tenant.id), BIRTHDAY - timedelta(hours=2))
+    await communication.deliver_due(services, logging_senders(), now=BIRTHDAY)
+
+    causes = dict(await Communication.filter(patient_id=pid, status="sent").values_list("id", "cause"))
+    disclosed = await _disclosures(tenant, pid)
+    assert "1960" not in str(disclosed)
+    return {causes[uuid.UUID(r["resourceId"])]: sorted(r["fieldNames"]) for r in disclosed}
+
+
+async def _holidays(tenant: Tenant) -> None:
+    reply = await tenant.call("admin", CALENDAR, input={
+        "week": [{"weekday": d, "intervals": [{"start": "08:00", "end": "17:00"}]} for d in range(1, 6)],
+        "holidays": ["2031-10-01", "2031-10-02"]})
+    assert reply.errors == [], reply.errors
+
+
+async def _own_text(tenant: Tenant, cause: str, body: str, channel: str = "SMS") -> None:
+    reply = await tenant.call("admin", TEMPLATE_SET, input={"cause": cause, "channel": channel, "language": "EN",
+                                                            "subject": "Hello", "body": body})
+    assert reply.errors == [], reply.errors
+
+
+async def test_a_birthday_greeting_discloses_the_birth_date_its_day_tells_and_a_holidays_none(
+        tenant: Tenant, services: Services) -> None:
+    """"Happy birthday" sent on the day tells the day and month of birth, though the built-in text has no `{date}`:
+    its record named the name and the phone alone. The twin: the holiday greeting of the same day names no birth
+    date, even in an institution's own text that fills in `{date}` (the day it is sent)."""
+    await _holidays(tenant)
+    await _own_text(tenant, "HOLIDAY_GREETING", "{patient_name}, happy {holiday_name} on {date}! {unsubscribe_url}")
+
+    assert await _greetings_told(tenant, services) == {
+        "birthday_greeting": ["Patient.birthDate", "Patient.fullName", "Patient.phone"],
+        "holiday_greeting": ["Patient.fullName", "Patient.phone"]}
+
+
+async def test_an_institutions_own_birthday_text_discloses_the_birth_date_with_or_without_its_date(
+        tenant: Tenant, services: Services) -> None:
+    """The birthday entry of ``SLOT_FIELDS``: an institution's own text that fills in `{date}` (the birthday of this
+    year) names the birth date, once; one that leaves `{date}` and the name out still names it, the day telling it."""
+    await _own_text(tenant, "BIRTHDAY_GREETING", "{patient_name}, happy birthday on {date}! {unsubscribe_url}")
+    assert await _greetings_told(tenant, services) == {
+        "birthday_greeting": ["Patient.birthDate", "Patient.fullName", "Patient.phone"]}
+
+    await _own_text(tenant, "BIRTHDAY_GREETING", "Happy birthday from all of us! {unsubscribe_url}")
+    assert await _greetings_told(tenant, services) == {"birthday_greeting": ["Patient.birthDate", "Patient.phone"]}
+
