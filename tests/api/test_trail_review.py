@@ -439,3 +439,38 @@ async def test_an_institutions_own_birthday_text_discloses_the_birth_date_with_o
     await _own_text(tenant, "BIRTHDAY_GREETING", "Happy birthday from all of us! {unsubscribe_url}")
     assert await _greetings_told(tenant, services) == {"birthday_greeting": ["Patient.birthDate", "Patient.phone"]}
 
+
+# -- a contract's signature reminder discloses the contract's number and the version's day its text tells ---------
+
+
+async def _signature_told(tenant: Tenant, services: Services) -> list[str]:
+    """A client who takes e-mail, sent a contract through the API that the institution signed and they did not: the
+    fields the `disclose` record of the reminder to sign (7 days on, sent by the logging sender) names."""
+    pid = await make_patient(tenant, fullName=NAME, preferredLanguage="en", contactConsent=True,
+                             contactChannels=["EMAIL"], contactPurposes=["CARE"],
+                             email=f"c{uuid.uuid4().hex[:8]}@example.org")
+    contract = await contracts.sent(tenant, pid)
+    await contracts.sign(tenant, contract, "INSTITUTION")
+    moment = datetime.fromisoformat(contract["versions"][0]["sentAt"]) + contracts.contract_reminder.UNSIGNED_AFTER
+    await contracts.sweep(moment)
+    [row] = await Communication.filter(patient_id=pid, cause="contract_signature")
+    await communication.deliver_due(services, logging_senders(), now=max(row.due_at, moment))
+
+    [disclosed] = await _disclosures(tenant, pid)
+    assert contract["number"] not in str(disclosed)
+    return sorted(disclosed["fieldNames"])
+
+
+async def test_a_contract_signature_reminder_discloses_the_number_and_the_day_its_text_tells(
+        tenant: Tenant, services: Services) -> None:
+    """The contract-signature entry of ``SLOT_FIELDS``: the built-in text tells the contract's number (no day); an
+    institution's own text with `{date}` tells the version's effective day too; one without either slot, neither."""
+    assert await _signature_told(tenant, services) == ["Contract.number", "Patient.email", "Patient.fullName"]
+
+    await _own_text(tenant, "CONTRACT_SIGNATURE", "{patient_name}, contract {contract_number} from {date} awaits "
+                                                  "your signature.", channel="ANY")
+    assert await _signature_told(tenant, services) == ["Contract.number", "ContractVersion.effectiveOn",
+                                                       "Patient.email", "Patient.fullName"]
+
+    await _own_text(tenant, "CONTRACT_SIGNATURE", "{patient_name}, a document awaits your signature.", channel="ANY")
+    assert await _signature_told(tenant, services) == ["Patient.email", "Patient.fullName"]
