@@ -93,11 +93,14 @@ class Context:
         return self.decisions[key]
 
     def forget_decisions(self) -> None:
-        """Before re-checking a long-lived operation's rights: decisions, scopes and the patient views made under
-        them are per sign-in (a subscription's next event must not show a file the caller no longer reaches)."""
+        """Before re-checking a long-lived operation's rights: decisions, scopes, the patient views made under them
+        and the grants those found files open under are per sign-in (a subscription's next event must not show a
+        file the caller no longer reaches, nor name a grant revoked since: found in review, the grants were kept
+        for the connection's life)."""
         self.decisions.clear()
         self.patient_scope = self.ticket_scope = None
         self.patient_views = None
+        self.file_grants.clear()
         self.sla = None
 
     def forget_loaded(self) -> None:

@@ -6,14 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from datetime import UTC, datetime
 
 import pytest
+from strawberry.types import ExecutionResult
 
+from audit.events import RequestMeta
 from models import Visit
+from resolvers import session
+from resolvers.context import Context, Services
+from schema.root import build_schema
 from tests.app.test_check_in_alerts import flag, subscribe
-from tests.factories import Tenant
-from tests.partners import ALL_SCOPES, Partnership, make_partnership, sha256
+from tests.factories import Tenant, make_patient
+from tests.partners import ALL_SCOPES, GRANT_REVOKE, Partnership, consent_and_grant, make_partnership, sha256
 
 SCOPES = [*ALL_SCOPES, "visit:create", "visit:read", "flag:read"]
 HOME_CARE = {"kind": "HOME_CARE", "status": "FINISHED", "startedAt": "2026-11-20T09:00:00+08:00",
@@ -28,11 +34,13 @@ async def partner_events(partnership: Partnership) -> list[tuple[str, str | None
     return [(e.action, e.resource_type, e.outcome, e.reason) for e in await partnership.events() if e.action != "token"]
 
 
-async def arrive_a_visit_it_recorded(partnership: Partnership) -> str:
-    """A home-care visit the partner recorded for its granted patient (with an allergy flag), then arrived, as
-    another worker's commit would make it: nothing in this process is told, the subscription's poll finds it."""
-    await flag(partnership.tenant, partnership.granted, "ALLERGY", "Penicillin")
-    reply = await partnership.call(VISIT, input={"patientId": str(partnership.granted), **HOME_CARE})
+async def arrive_a_visit_it_recorded(partnership: Partnership, patient: uuid.UUID | None = None) -> str:
+    """A home-care visit the partner recorded for its granted patient (``patient``, else the partnership's; with an
+    allergy flag), then arrived, as another worker's commit would make it: nothing in this process is told, the
+    subscription's poll finds it."""
+    patient = patient or partnership.granted
+    await flag(partnership.tenant, patient, "ALLERGY", "Penicillin")
+    reply = await partnership.call(VISIT, input={"patientId": str(patient), **HOME_CARE})
     assert reply.errors == [], reply.errors
     visit_id = str(reply.data["visitCreate"]["id"])
     now = datetime.now(UTC)
@@ -83,3 +91,40 @@ async def test_a_registered_subscription_runs(tenant: Tenant, ws_url: str, caplo
     assert [e[:2] for e in events if e[0] == "read"] == [("read", "patient")]  # the alert it was sent
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
+
+
+async def test_each_event_starts_with_no_grant_remembered_from_the_ones_before(tenant: Tenant,
+                                                                              services: Services) -> None:
+    """A subscription signs in and decides again before each event, but the grants its earlier events found the
+    files open under (``Context.file_grants``, which a read's or write's record names) were kept for the life of
+    the connection: a grant revoked between two events was still there at the second. Not observable through the
+    WebSocket today (no field a subscription reaches names a file's grant from there: its patients' reads name the
+    grant of their own view, made afresh each event), so watched here, on the real schema and context the app makes
+    for a connection, with the revocation made through the API."""
+    partnership = await make_partnership(tenant, SCOPES)
+    second = await make_patient(tenant, "nurse", fullName="Second Granted", allergies="Latex")
+    second_grant = await consent_and_grant(tenant, partnership.partner_id, second)
+    context = Context(services, RequestMeta("subscription", "127.0.0.1"), authorization=f"Bearer {partnership.token}")
+    await session.sign_in(context)  # as app.graphql.build_context does for a connection
+    events = await build_schema(services.settings.limits, production=False).subscribe(
+        "subscription { checkInAlerts { patient { id fullName } } }", context_value=context)
+    assert not isinstance(events, ExecutionResult), events
+
+    async def next_alert(patient: uuid.UUID) -> None:
+        coming = asyncio.ensure_future(anext(events))
+        await asyncio.sleep(0.2)  # the subscription takes its starting point (the first time), or waits
+        await arrive_a_visit_it_recorded(partnership, patient)
+        async with asyncio.timeout(6):
+            result = await coming
+        assert result.errors is None and result.data == {"checkInAlerts": {"patient": {
+            "id": str(patient), "fullName": "Second Granted" if patient == second else partnership.granted_name}}}
+
+    await next_alert(partnership.granted)
+    assert context.file_grants == {partnership.granted: f"partner_grant {partnership.grant_id}"}
+    revoked = await tenant.call("nurse", GRANT_REVOKE, id=str(partnership.grant_id))
+    assert revoked.errors == [], revoked.errors
+
+    await next_alert(second)
+
+    assert context.file_grants == {second: f"partner_grant {second_grant}"}  # the revoked one is forgotten
+    await events.aclose()
