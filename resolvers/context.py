@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +44,22 @@ class Services:
     principals: PrincipalCache = field(default_factory=PrincipalCache)  # signed-in staff and patients, kept while live
 
 
+class _Mark:
+    """One operation's: whether a write, a refusal or its reads are on the audit trail yet."""
+
+    __slots__ = ("recorded",)
+
+    def __init__(self) -> None:
+        self.recorded = False
+
+
+# The running operation's mark, per operation rather than per Context: a WebSocket connection's operations share its
+# one Context and run at once, each in a task of its own (found in review: only the first of a partner connection's
+# operations that touched no patient was recorded). The tasks graphql-core starts for sibling fields copy the
+# variable, so they mark the same operation.
+_OPERATION: ContextVar[_Mark | None] = ContextVar("careloop_operation", default=None)
+
+
 @dataclass
 class Context:
     services: Services
@@ -62,8 +79,24 @@ class Context:
     sla: asyncio.Future[SlaSettings] | None = None  # the institution's SLA, loaded once per request
     auth_failed: bool = False  # a token was sent but is invalid, expired or revoked
     rate_limited: bool = False  # a partner client over its request budget
-    recorded: bool = False  # a write or a refusal of this request is on the audit trail already
     authorization: str | None = None  # the credentials presented (header or WebSocket connection_init)
+
+    @staticmethod
+    def begin_operation() -> None:
+        """An operation starts (``schema.extensions.PartnerGate``): nothing of it is on the trail yet."""
+        _OPERATION.set(_Mark())
+
+    @property
+    def recorded(self) -> bool:
+        """Whether a write, a refusal or the reads of the running operation are on the audit trail already."""
+        mark = _OPERATION.get()
+        return mark is not None and mark.recorded
+
+    @recorded.setter
+    def recorded(self, value: bool) -> None:
+        mark = _OPERATION.get()
+        if mark is not None:  # outside an operation (a sweep's, a test's resolver call) nobody asks
+            mark.recorded = value
 
     def require_principal(self) -> Principal:
         if self.principal is None:

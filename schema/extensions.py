@@ -88,6 +88,7 @@ class PartnerGate(SchemaExtension):
 
     async def on_operation(self) -> AsyncIterator[None]:
         context = self.execution_context.context
+        Context.begin_operation()
         partner = isinstance(context, Context) and context.principal is not None \
             and context.principal.kind == PARTNER
         if partner:

@@ -5,6 +5,7 @@ runs."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import uuid
 from datetime import UTC, datetime
@@ -128,3 +129,19 @@ async def test_each_event_starts_with_no_grant_remembered_from_the_ones_before(t
 
     assert context.file_grants == {second: f"partner_grant {second_grant}"}  # the revoked one is forgotten
     await events.aclose()
+
+
+async def test_each_operation_on_one_connection_is_on_the_record(tenant: Tenant, ws_url: str) -> None:
+    """Every partner request is on the trail, even one that touched no patient (``PartnerGate``); on a WebSocket each
+    operation is one. Found in review: the connection's operations share one Context, whose "recorded already" was
+    the connection's, so only its first such operation was recorded."""
+    partnership = await make_partnership(tenant, SCOPES)
+    live = await subscribe(ws_url, partnership.token, query="subscription { noSuchField }")
+    for number in (2, 3):
+        await live.connection.send(json.dumps({"id": str(number), "type": "subscribe",
+                                               "payload": {"query": "subscription { noSuchField }"}}))
+    answers = [await live.next() for _ in range(3)]
+    assert sorted((a["id"], a["type"]) for a in answers) == [("1", "error"), ("2", "error"), ("3", "error")], answers
+    await live.close()
+    events = await partner_events(partnership)
+    assert [e for e in events if e[1] == "request"] == [("read", "request", "allowed", "")] * 3, events
