@@ -6,12 +6,14 @@ heading) being its variables (an object without "data" or "errors") and its abri
 role its heading names (ROLE_OF), against a new institution set up through the API with what the examples name:
 a variable written "$NAME" is replaced by the value the section's set-up put under NAME. The answer must have the
 documented shape: every key documented is there, objects where objects are documented, lists at least as long,
-and a documented error's code, field, reason and path are the answer's. A change to the page that breaks an
-example (a field renamed, an argument dropped, an error that no longer happens) fails here.
+and a documented error's code, field, reason and path are the answer's. A subscription runs over
+graphql-transport-ws against the served app, its answer being its first event's payload. A change to the page that
+breaks an example (a field renamed, an argument dropped, an error that no longer happens) fails here.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import json
@@ -26,14 +28,17 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+import websockets
 from graphql import GraphQLSchema, parse, validate
 
-from core.settings import Limits
+from app.main import create_app
+from core.settings import Limits, Settings
 from models import SurveyInvitation
 from resolvers import appointment as appointments
 from resolvers import schedule as schedules
 from resolvers.context import Services
 from schema.root import build_schema
+from tests.app.conftest import serve
 from tests.contracts import draft, item_input, make_item
 from tests.factories import PASSWORD, Tenant, gql, make_patient, make_tenant
 from tests.partners import CONTACT_CREATE, consent_and_grant, make_client, make_partner, token_for
@@ -67,7 +72,7 @@ class Example:
 
     @property
     def subscribes(self) -> bool:
-        """A subscription runs over the WebSocket: it is validated here, not run."""
+        """A subscription runs over the WebSocket (test_the_live_queue_sends_what_the_page_shows)."""
         return self.document.lstrip().startswith("subscription")
 
     def __str__(self) -> str:
@@ -110,7 +115,7 @@ def test_the_page_has_examples_for_every_portal() -> None:
     sections = {example.section for example in EXAMPLES}
     assert sections == set(ROLE_OF), "each section with examples needs its role in ROLE_OF, and each role examples"
     assert set(SETUPS) == set(ROLE_OF)
-    assert [str(example) for example in EXAMPLES if example.answer is None and not example.subscribes] == []
+    assert [str(example) for example in EXAMPLES if example.answer is None] == []
 
 
 @functools.cache
@@ -213,6 +218,7 @@ async def front_desk(tenant: Tenant, services: Services) -> dict[str, Any]:
     pid = await make_patient(tenant, fullName="王秀兰", sex="FEMALE", birthDate="1956-04-12", phone="13800135678")
     schedule = await a_schedule(tenant)
     return {"DEPARTMENT_ID": str(tenant.departments["A"].id), "PATIENT_ID": str(pid), "SCHEDULE_ID": schedule,
+            "OTHER_PATIENT_ID": str(await make_patient(tenant, fullName="Li Wei")),
             "TODAY_APPOINTMENT_ID": await booked(tenant, "front_desk", schedule, at(1, 10), pid)}
 
 
@@ -337,3 +343,30 @@ async def test_the_examples_of_each_portal_run_as_documented(section: str, clien
     for example in [e for e in EXAMPLES if e.section == section and not e.subscribes]:
         reply = await gql(client, example.document, filled(example.variables, values, example), token)
         assert_answer(example, reply.body)
+
+
+OPEN_TICKET = "mutation($input: TicketCreateInput!) { ticketCreate(input: $input) { id } }"
+
+
+@pytest.mark.parametrize("example", [e for e in EXAMPLES if e.subscribes], ids=str)
+async def test_the_live_queue_sends_what_the_page_shows(example: Example, client: httpx.AsyncClient,
+                                                       settings: Settings, services: Services) -> None:
+    """Over graphql-transport-ws against the app served by uvicorn: the first event after the front desk opens a
+    ticket is the page's answer (the only subscription on the page is the live queue)."""
+    assert "ticketChanges" in example.document, f"{example}: only the live queue has its trigger here"
+    tenant = await make_tenant(client, services)
+    patient = await make_patient(tenant)
+    async with serve(create_app(settings, services, manage_database=False)) as url:
+        connection = await websockets.connect(url, subprotocols=["graphql-transport-ws"])
+        token = tenant.tokens[ROLE_OF[example.section]]
+        await connection.send(json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}))
+        assert json.loads(await asyncio.wait_for(connection.recv(), 5))["type"] == "connection_ack"
+        await connection.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": example.document}}))
+        await asyncio.sleep(0.2)  # let the subscription take its starting point
+        ok(await tenant.call("front_desk", OPEN_TICKET, input={
+            "channel": "FRONT_DESK", "category": "REQUEST", "subject": "Wheelchair at the entrance",
+            "patientId": str(patient)}))
+        message = json.loads(await asyncio.wait_for(connection.recv(), 5))
+        await connection.close()
+    assert message["type"] == "next", message
+    assert_answer(example, message["payload"])
