@@ -272,6 +272,7 @@ async def patient_app(tenant: Tenant, services: Services) -> dict[str, Any]:
     assert document.status_code == 200, document.text
     invitation = await SurveyInvitation.get(institution_id=tenant.id, patient_id=pid)
     return {"EMAIL": user.email, "PASSWORD": PATIENT_PASSWORD, "SCHEDULE_ID": schedule,
+            "DEPARTMENT_ID": str(tenant.departments["A"].id),
             "APPOINTMENT_ID": await booked(tenant, "patient", schedule, at(4, 9)), "INVITATION_ID": str(invitation.id),
             "CONTRACT_ID": made["id"], "DOCUMENT_SHA256": hashlib.sha256(document.content).hexdigest()}
 
