@@ -371,9 +371,12 @@ def one_of(value: Any, allowed: Collection[str], field: str) -> str:
 
 
 def aware_time(value: datetime, field: str) -> datetime:
-    """A moment given with its offset, in UTC; a local time without one is ambiguous and refused."""
+    """A moment given with its offset, in UTC; a local time without one is ambiguous and refused, reason
+    ``no_time_zone`` wherever a client sends it (found in review: most said ``invalid``, a ticket's ``receivedAt``
+    ``no_time_zone``)."""
     if value.tzinfo is None:
-        raise BadUserInput(f"{field}: give a time with its offset (e.g. 2026-12-01T09:00:00+08:00).", field=field)
+        raise BadUserInput(f"{field}: give a time with its offset (e.g. 2026-12-01T09:00:00+08:00).", field=field,
+                           reason="no_time_zone")
     return value.astimezone(UTC)
 
 

@@ -194,8 +194,8 @@ def check_period(since: datetime, until: datetime) -> None:
 
 def _zoned(since: datetime | None, until: datetime | None) -> None:
     for moment, name in ((since, "from"), (until, "to")):
-        if moment is not None and moment.tzinfo is None:
-            raise BadUserInput(f"{name}: give a time zone.", field=name)
+        if moment is not None:
+            aware_time(moment, name)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from tortoise.transactions import in_transaction
 from audit import writer
 from audit.events import Action
 from core.errors import ILLEGAL_TRANSITION, BadUserInput, Conflict, ConsentRequired
-from core.validation import Problems, clean_text
+from core.validation import Problems, aware_time, clean_text
 from models import Partner, PartnerConsent, PartnerGrant, Patient
 from resolvers import access, pagination
 from resolvers.context import Context
@@ -135,8 +135,7 @@ async def _find(ctx: Context, grant_id: uuid.UUID | None, action: Action) -> Par
 
 
 def _expiry(expires_at: datetime) -> datetime:
-    if expires_at.tzinfo is None:
-        raise BadUserInput("expiresAt: give a time zone.", field="expiresAt")
+    expires_at = aware_time(expires_at, "expiresAt")
     now = datetime.now(UTC)
     if not now < expires_at <= now + MAX_GRANT:  # which bound, for a client to say what to fix (found in review)
         raise BadUserInput("expiresAt: in the future, within a year.", field="expiresAt",

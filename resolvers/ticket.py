@@ -27,7 +27,7 @@ from core.db import placeholders
 from core.errors import ILLEGAL_TRANSITION, BadUserInput, Forbidden, NotFound
 from core.ids import uuid7
 from core.principal import PARTNER, STAFF
-from core.validation import Problems, camel_case, clean_text, normalize_phone
+from core.validation import Problems, aware_time, camel_case, clean_text, normalize_phone
 from models import Department, DepartmentMembership, RoleAssignment, Staff, Ticket, TicketEvent
 from models.ticket import CATEGORIES, CHANNELS, OPEN_STATUSES, ROOT_CAUSES, STATUSES, STOPPED_STATUSES
 from policies.guard import Decision
@@ -935,8 +935,7 @@ def _received_at(value: datetime | None) -> datetime:
     now = datetime.now(UTC)
     if value is None:
         return now
-    if value.tzinfo is None:
-        raise BadUserInput("receivedAt: give a time zone.", field="receivedAt", reason="no_time_zone")
+    value = aware_time(value, "receivedAt")
     if value > now + timedelta(minutes=1) or value < now - MAX_BACKDATE:
         raise BadUserInput("receivedAt: within the last 7 days, not in the future.", field="receivedAt",
                            reason="out_of_range")
