@@ -120,9 +120,19 @@ def _words(column: str, language: str) -> str:
     return _plain(words.replace(".", " "))
 
 
+# The accesses a record names beside the policy's line (``partner_grant <id>``, ``emergency_access <id>``: the grant
+# a file was open under, ``access.file_grants``), said as what they are (found in review: a partner's read under the
+# patient's grant and a break-glass read were "allowed by a rule of the policy" in the patient's letter).
+GRANTS = {"partner_grant": ("allowed by the patient's grant to the care partner", "依据患者对合作方的授权允许"),
+          "emergency_access": ("allowed by emergency access (break-glass)", "依据紧急访问（破窗）允许")}
+
+
 def rule(line: str, language: str = EN) -> str:
     """A policy line in words: ``front_desk, *, patient.contact, read, allow`` is "allowed by the front desk's
-    rule to read contact details"."""
+    rule to read contact details"; a grant's line says which kind of grant."""
+    kind = line.strip().partition(" ")[0]
+    if kind in GRANTS:
+        return _pick(GRANTS[kind], language)
     parts = [part.strip() for part in line.split(",")]
     if len(parts) < 4:
         return _pick(("allowed by a rule of the policy", "由策略规则允许"), language)

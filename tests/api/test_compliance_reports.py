@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from models import Partner
+from models import CareTeamMember, Partner, Patient
 from tests.factories import Tenant, gql, make_patient
 from tests.partners import ALL_SCOPES, make_partnership
 from tests.patients import make_contact
@@ -16,6 +16,7 @@ REPORT = """query($id: ID!, $language: ReportLanguage! = EN) {
     actorId lastAt who { name roleInWords partner } what allowedBy fieldsInWords
     firstAtLocal lastAtLocal timeZone } }"""
 READ = "query($id: ID!) { patient(id: $id) { id fullName phone allergies } }"
+BREAK = """mutation($id: ID!, $reason: String!) { breakGlass(patientId: $id, reason: $reason, hours: 1) { id } }"""
 COLUMNS = ("full_name", "department_id", "paused_at", "owner_id", "_id", "_at")
 RAW_RULE = ", *, "
 
@@ -98,6 +99,33 @@ async def test_a_partner_is_named_with_its_client(tenant: Tenant) -> None:
     assert entry["who"]["name"].startswith(f"{partner_name} (")
     assert any("care partner's rule" in rule for rule in entry["allowedBy"]), entry["allowedBy"]
     assert_no_machine_words(words_of(entry))
+
+
+async def test_a_partners_grant_and_a_break_glass_are_said_in_words(tenant: Tenant) -> None:
+    """The grant a partner's read and the emergency access a break-glass read were allowed under are said as such,
+    in both languages (found in review: both read "allowed by a rule of the policy", which tells a patient's letter
+    nothing)."""
+    partnership = await make_partnership(tenant, ALL_SCOPES)
+    pid = partnership.granted
+    read = await gql(tenant.client, "query($id: ID!) { patient(id: $id) { id fullName } }", {"id": str(pid)},
+                     partnership.token)
+    assert read.errors == [], read.errors
+    await CareTeamMember.filter(patient_id=pid).delete()
+    await Patient.filter(id=pid).update(department_id=tenant.departments["B"].id)  # out of the nurse's reach
+    opened = await tenant.call("nurse", BREAK, id=str(pid), reason="Unconscious in the emergency room")
+    assert opened.errors == [], opened.errors
+    assert (await tenant.call("nurse", READ, id=str(pid))).errors == []
+    for language, grant, emergency in (("EN", "allowed by the patient's grant to the care partner",
+                                        "allowed by emergency access (break-glass)"),
+                                       ("ZH_CN", "依据患者对合作方的授权允许", "依据紧急访问（破窗）允许")):
+        reply = await tenant.call("compliance_officer", REPORT, id=str(pid), language=language)
+        assert reply.errors == [], reply.errors
+        people = {p["actorId"]: p for p in reply.data["patientAccessReport"]}
+        partner, nurse = people[str(partnership.client.id)], people[str(tenant.staff_ids["nurse"])]
+        assert grant in partner["allowedBy"] and emergency in nurse["allowedBy"], (partner, nurse)
+        for entry in (partner, nurse):
+            assert not any("policy" in words or "策略" in words for words in entry["allowedBy"]), entry
+            assert_no_machine_words(words_of(entry))
 
 
 async def test_the_words_are_for_compliance_officers_only(tenant: Tenant) -> None:
