@@ -90,6 +90,7 @@ class AccessEntry:
     field_classes: list[str]
     accessor: Accessor
     refused: bool = False  # an attempt that was turned away
+    resource_type: str = "patient"  # the kind of record of the file it was about, as the trail stores it
 
 
 # -- invitation and account -------------------------------------------------------------------
@@ -275,14 +276,14 @@ async def access_log(ctx: Context, *, first: int, after: str | None,
     if after:
         query = query.filter(seq__lt=pagination.decode_int(LOG_CURSOR_KIND, after))
     rows = await query.order_by("-seq").limit(first + 1).values(
-        "seq", "occurred_at", "action", "field_classes", "actor_kind", "actor_id", "outcome")
+        "seq", "occurred_at", "action", "field_classes", "actor_kind", "actor_id", "outcome", "resource_type")
     accessors = await _accessors(ctx, rows[:first])
     ctx.reads.note("access_log", None, view.row.id, rule=decision.rule)
     entries = [(row["seq"], AccessEntry(row["occurred_at"], row["action"],
                                         [c for c in row["field_classes"].split(",") if c],
                                         accessors.get((row["actor_kind"], row["actor_id"]),
                                                       Accessor(row["actor_kind"], "", [])),
-                                        refused=row["outcome"] != "allowed"))
+                                        refused=row["outcome"] != "allowed", resource_type=row["resource_type"]))
                for row in rows[:first]]
     return pagination.Page([(pagination.encode(LOG_CURSOR_KIND, str(seq)), entry) for seq, entry in entries],
                            len(rows) > first, total)

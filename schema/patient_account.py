@@ -9,6 +9,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from core.validation import camel_case
+from resolvers import audit_spelling
 from resolvers import patient as patients
 from resolvers import patient_account as accounts
 from resolvers import ticket as ticket_reads
@@ -77,6 +78,10 @@ class AccessEntry:
     accessor: Accessor = strawberry.field(description="Who.")
     refused: bool = strawberry.field(description="True for an attempt that was refused: someone tried to open your "
                                                  "file (or a part of it) and was turned away.")
+    resource_type_name: str = strawberry.field(description="Which kind of record of your file it was about, as the "
+                                                           "API names its type (Patient, Contact, Appointment, "
+                                                           "Contract...): a creation touches no part of the file "
+                                                           "but is one of its records. Never the record itself.")
 
     @classmethod
     def of(cls, entry: AccessEntryView) -> AccessEntry:
@@ -84,7 +89,8 @@ class AccessEntry:
         kind = AccessorKind(who.kind) if who.kind in AccessorKind._value2member_map_ else AccessorKind.SYSTEM
         return cls(occurred_at=entry.occurred_at, action=Action(entry.action),
                    field_classes=field_classes_of(entry.field_classes),
-                   accessor=Accessor(kind=kind, name=who.name, roles=roles_of(who.roles)), refused=entry.refused)
+                   accessor=Accessor(kind=kind, name=who.name, roles=roles_of(who.roles)), refused=entry.refused,
+                   resource_type_name=audit_spelling.type_name(entry.resource_type))
 
 
 @strawberry.type(description="One access of a page, with its cursor.")

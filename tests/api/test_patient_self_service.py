@@ -800,6 +800,20 @@ def entries(reply: Response) -> list[dict[str, Any]]:
     return [{k: v for k, v in edge["node"].items() if k != "occurredAt"} for edge in reply.data["myAccessLog"]["edges"]]
 
 
+async def test_each_entry_says_which_kind_of_record_it_was_about(tenant: Tenant) -> None:
+    """Found writing docs/portals.md: an entry said what was done and to which classes of the file, not to which
+    record, so a creation with no class (a contact added, an appointment booked) could not be told to the patient.
+    The type's name as the API spells it, as the compliance officers' trail does; never the record's id."""
+    pid = await make_patient(tenant, phone="13800138001")
+    me = await open_account(tenant, pid)
+    await make_contact(tenant, pid, "my son", "13600007777")
+    await ok(tenant.call("nurse", "query($id: ID!) { patient(id: $id) { fullName } }", id=str(pid)))
+    reply = await me.call("{ myAccessLog(first: 100) { nodes { action resourceTypeName accessor { kind } } } }")
+    assert reply.errors == [], reply.errors
+    said = [(n["action"], n["resourceTypeName"], n["accessor"]["kind"]) for n in reply.data["myAccessLog"]["nodes"]]
+    assert said[:2] == [("READ", "Patient", "STAFF"), ("CREATE", "Contact", "STAFF")], said
+
+
 async def test_who_viewed_my_record_names_staff_by_name_and_role_newest_first(tenant: Tenant) -> None:
     pid = await make_patient(tenant, phone="13800138000")
     me = await open_account(tenant, pid)
