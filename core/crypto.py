@@ -44,6 +44,12 @@ def field_aad(institution_id: uuid.UUID, table: str, column: str, row_id: uuid.U
     return f"{institution_id}|{table}|{column}|{row_id}".encode()
 
 
+def cursor_aad(institution_id: uuid.UUID, kind: str) -> bytes:
+    """A sealed list cursor's AAD: it opens for the institution and the list (its kind names the order) that
+    wrote it only. Its first part is no institution id, so it is never a field's."""
+    return f"cursor|{institution_id}|{kind}".encode()
+
+
 class MasterKey:
     def __init__(self, raw: bytes) -> None:
         if len(raw) != KEY_BYTES:
@@ -124,6 +130,7 @@ class InstitutionKeys:
     institution_id: uuid.UUID
     versions: dict[int, AESGCM] = field(default_factory=dict)
     index_keys: dict[int, bytes] = field(default_factory=dict)
+    nonce_keys: dict[int, bytes] = field(default_factory=dict)  # ``seal_stable``'s
     current: int = 0
 
     def add(self, version: int, data_key: bytes, *, seals: bool = True) -> None:
@@ -131,6 +138,7 @@ class InstitutionKeys:
         (``seals``), so nothing is written that another worker could not yet open."""
         self.versions[version] = AESGCM(derive_key(data_key, "field-enc:v1"))
         self.index_keys[version] = derive_key(data_key, "blind-index:v1")
+        self.nonce_keys[version] = derive_key(data_key, "synthetic-nonce:v1")
         if seals:
             self.current = max(self.current, version)
 
@@ -138,7 +146,19 @@ class InstitutionKeys:
         return self.seal_bytes(plaintext.encode(), aad)
 
     def seal_bytes(self, plaintext: bytes, aad: bytes) -> bytes:
-        nonce = os.urandom(NONCE_BYTES)
+        return self._seal(plaintext, aad, os.urandom(NONCE_BYTES))
+
+    def seal_stable(self, plaintext: bytes, aad: bytes) -> bytes:
+        """``seal_bytes`` giving the same envelope for the same plaintext and AAD, for a value handed out again and
+        again and compared whole (a list's cursor): its nonce is a keyed hash of both (a synthetic IV, as in SIV),
+        so a nonce repeats only with its whole message. Two envelopes show whether they are equal, nothing more;
+        ``open_bytes`` opens them."""
+        header = _HEADER.pack(ENVELOPE_VERSION, self.current)
+        message = struct.pack(">I", len(aad)) + header + aad + plaintext  # the AAD's length: no two messages alike
+        return self._seal(plaintext, aad, hmac.new(self.nonce_keys[self.current], message,
+                                                   hashlib.sha256).digest()[:NONCE_BYTES])
+
+    def _seal(self, plaintext: bytes, aad: bytes, nonce: bytes) -> bytes:
         header = _HEADER.pack(ENVELOPE_VERSION, self.current)
         return header + nonce + self.versions[self.current].encrypt(nonce, plaintext, header + aad)
 

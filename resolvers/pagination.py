@@ -1,4 +1,5 @@
-"""Keyset cursors: opaque to clients, validated strictly, stable while rows are inserted."""
+"""Keyset cursors: opaque to clients, validated strictly, stable while rows are inserted. A cursor whose key may
+hold personal data (a name) is sealed (``seal``); one of ids, numbers and times is base64 only (``encode``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from tortoise.expressions import Q
 from tortoise.models import Model
 from tortoise.queryset import QuerySet
 
+from core.crypto import DecryptionError, InstitutionKeys, cursor_aad
 from core.errors import BadUserInput
 
 INT_MAX = 2**31 - 1  # an integer column's largest value (PostgreSQL's integer; a bigint's is past 18 digits)
@@ -39,15 +41,41 @@ class Page(Generic[T]):
 
 
 def encode(kind: str, key: str) -> str:
-    return base64.urlsafe_b64encode(f"{kind}:{key}".encode()).decode().rstrip("=")
+    return _text(f"{kind}:{key}".encode())
+
+
+def seal(keys: InstitutionKeys, kind: str, key: str) -> str:
+    """A cursor whose key may hold personal data (a patient's name), which a portal's URL, a proxy's log or
+    analytics may keep: sealed under the institution's key as a field is, its AAD naming the institution and the
+    list's kind (``cursor_aad``), so it shows nothing of its key and opens for that list of that institution only.
+    The same position gives the same cursor (``InstitutionKeys.seal_stable``)."""
+    return _text(keys.seal_stable(key.encode(), cursor_aad(keys.institution_id, kind)))
+
+
+def open_sealed(keys: InstitutionKeys, kind: str, cursor: str, max_length: int) -> str:
+    """A ``seal``ed cursor's key. One that does not open (another list's or institution's, altered, forged, or
+    longer than ``max_length``) is not a valid cursor, as any forged one is: nothing says why."""
+    try:
+        if len(cursor) > max_length:
+            raise ValueError
+        return keys.open_bytes(_bytes(cursor), cursor_aad(keys.institution_id, kind)).decode()
+    except (ValueError, binascii.Error, UnicodeDecodeError, DecryptionError):
+        raise BadUserInput("after: not a valid cursor.", field="after") from None
+
+
+def _text(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _bytes(cursor: str) -> bytes:
+    return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
 
 
 def _decode(kind: str, cursor: str) -> str:
     try:
         if len(cursor) > 200:
             raise ValueError
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        found, key = text.split(":", 1)
+        found, key = _bytes(cursor).decode().split(":", 1)
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise BadUserInput("after: not a valid cursor.", field="after") from None
     if found != kind or "\x00" in key:  # no list writes a NUL, and PostgreSQL cannot compare text holding one
@@ -114,9 +142,12 @@ def check_page_size(first: int, maximum: int) -> int:
 
 
 def page_of(items: list[T], has_next_page: bool, kind: str, key: Callable[[T], object],
-            total: int | None = None) -> Page[T]:
-    """A page of items; ``key`` gives an item's cursor key; ``total`` the whole list's size (``count_of``)."""
-    return Page([(encode(kind, str(key(item))), item) for item in items], has_next_page, total)
+            total: int | None = None, sealed_with: InstitutionKeys | None = None) -> Page[T]:
+    """A page of items; ``key`` gives an item's cursor key; ``total`` the whole list's size (``count_of``);
+    ``sealed_with``: the cursors sealed under these keys (``seal``: a key that may hold personal data)."""
+    def cursor(item: T) -> str:
+        return encode(kind, str(key(item))) if sealed_with is None else seal(sealed_with, kind, str(key(item)))
+    return Page([(cursor(item), item) for item in items], has_next_page, total)
 
 
 async def by_id(query: QuerySet[M], *, first: int, after: str | None, kind: str, count: bool,

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 import uuid
 from collections.abc import Collection
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from functools import partial
 from typing import Any, cast
 
@@ -68,7 +66,7 @@ ARCHIVED = "archived"
 CONTRACTS_RUNNING = "contracts_running"  # an archive refused: the client has a contract not ended
 # Sort orders: the column each sorts by (the id breaks ties and is the default order, registration order)
 ORDER_COLUMNS = {"name": "full_name", "updated_at": "updated_at", "created_at": "created_at"}
-_MAX_CURSOR = 1000  # a name order's cursor carries a name of up to 100 characters
+_MAX_CURSOR = 1000  # a name order's sealed cursor: a name of up to 100 characters (400 bytes), the id, the envelope
 
 
 @dataclass(frozen=True)
@@ -96,6 +94,11 @@ class PatientOrder:
     @property
     def cursor_kind(self) -> str:
         return f"patient.{self.field}.{self.direction}"
+
+    @property
+    def sealed(self) -> bool:
+        """Whether its cursors are sealed (``pagination.seal``): they hold a name, and portals keep cursors in URLs."""
+        return self.field == "name"
 
 
 @dataclass(frozen=True)
@@ -129,7 +132,7 @@ async def page(ctx: Context, *, first: int, after: str | None, where: PatientFil
     ctx.require_principal()
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     after_id = pagination.decode_uuid(CURSOR_KIND, after) if after and order is None else None
-    after_key = _after_condition(order, after, after_id) if after else None
+    after_key = _after_condition(ctx, order, after, after_id) if after else None
     await _check_filter(ctx, where)
     if not access.patient_scope(ctx).reaches_anyone:
         return PatientPage(pagination.Page([], False), await pagination.count_of(None, count))
@@ -154,7 +157,9 @@ async def page(ctx: Context, *, first: int, after: str | None, where: PatientFil
         return PatientPage(pagination.page_of(views, len(rows) > first, CURSOR_KIND, key=lambda v: v.row.id), total)
     column = ORDER_COLUMNS[order.field]
     return PatientPage(pagination.page_of(views, len(rows) > first, order.cursor_kind,
-                                          key=lambda v: _cursor_key(v.row.id, getattr(v.row, column))), total)
+                                          key=lambda v: _cursor_key(v.row.id, getattr(v.row, column)),
+                                          sealed_with=ctx.require_keys() if order.sealed else None),
+                       total)
 
 
 def _in_reach(ctx: Context) -> QuerySet[Patient]:
@@ -187,33 +192,27 @@ def _cursor_key(row_id: uuid.UUID, value: Any) -> str:
     return f"{row_id}|{value.isoformat() if isinstance(value, datetime) else value}"
 
 
-def _after_condition(order: PatientOrder | None, cursor: str, after_id: uuid.UUID | None) -> Q:
+def _after_condition(ctx: Context, order: PatientOrder | None, cursor: str, after_id: uuid.UUID | None) -> Q:
     """Rows after the cursor in the order (``after_id``: the default order's cursor, decoded); a cursor of another
-    order (or list) is BAD_USER_INPUT."""
+    order (or list, or institution) is BAD_USER_INPUT."""
     if order is None:
         return Q(id__gt=after_id)
-    row_id, value = _decode_cursor(order, cursor)
+    row_id, value = _decode_cursor(ctx, order, cursor)
     return pagination.keyset_after(ORDER_COLUMNS[order.field], value, row_id, order.direction == "desc")
 
 
-def _decode_cursor(order: PatientOrder, cursor: str) -> tuple[uuid.UUID, Any]:
-    bad = BadUserInput("after: not a valid cursor.", field="after")
+def _decode_cursor(ctx: Context, order: PatientOrder, cursor: str) -> tuple[uuid.UUID, Any]:
+    """The cursor's (id, value): the name order's sealed, a time order's base64 only."""
+    if order.sealed:
+        key = pagination.open_sealed(ctx.require_keys(), order.cursor_kind, cursor, _MAX_CURSOR)
+    else:
+        key = pagination.decode_text(order.cursor_kind, cursor)
     try:
-        if len(cursor) > _MAX_CURSOR:
-            raise ValueError
-        kind, key = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().split(":", 1)
         text_id, value = key.split("|", 1)
         row_id = uuid.UUID(text_id)
-        if kind != order.cursor_kind:
-            raise ValueError
-        if order.field == "name":
-            return row_id, clean_text(value, field="after", max_length=100, min_length=1)
-        moment = datetime.fromisoformat(value)
-        if moment.tzinfo is None:
-            raise ValueError
-        return row_id, moment.astimezone(UTC)
-    except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError, BadUserInput):
-        raise bad from None
+    except ValueError:
+        raise BadUserInput("after: not a valid cursor.", field="after") from None
+    return row_id, value if order.sealed else pagination.decode_time(value)
 
 
 # A filter reveals what it matches: each needs the right to read the class of its field.

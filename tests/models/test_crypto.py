@@ -12,9 +12,11 @@ from hypothesis import strategies as st
 
 from core.crypto import (
     KEY_BYTES,
+    NONCE_BYTES,
     DecryptionError,
     InstitutionKeys,
     MasterKey,
+    cursor_aad,
     field_aad,
     new_data_key,
 )
@@ -111,6 +113,44 @@ def test_truncated_envelope_does_not_open(data_key: bytes, context: tuple, plain
     cut = data.draw(st.integers(0, len(envelope) - 1), label="length")
     with pytest.raises(DecryptionError):
         keys.open(envelope[:cut], aad)
+
+
+@given(keys32, uuids, st.text(), texts)
+def test_a_stable_seal_opens_and_is_the_same_each_time(data_key: bytes, institution_id: uuid.UUID, kind: str,
+                                                       plaintext: str) -> None:
+    """A list's cursor: the same position gives the same cursor, which opens as any envelope does."""
+    keys = keys_for(institution_id, data_key)
+    aad = cursor_aad(institution_id, kind)
+    envelope = keys.seal_stable(plaintext.encode(), aad)
+    assert envelope == keys.seal_stable(plaintext.encode(), aad)
+    assert keys.open(envelope, aad) == plaintext
+
+
+@given(keys32, uuids, st.text(), st.text(), texts, texts)
+def test_a_stable_seals_nonce_differs_with_its_message(data_key: bytes, institution_id: uuid.UUID, kind: str,
+                                                       other_kind: str, plaintext: str, other: str) -> None:
+    """The nonce is a keyed hash of AAD and plaintext: only the same message repeats one (GCM must never reuse a
+    nonce for another), and a message moved between AAD and plaintext is another."""
+    assume((kind, plaintext) != (other_kind, other))
+    keys = keys_for(institution_id, data_key)
+
+    def nonce(kind: str, text: str) -> bytes:
+        start = 5  # after the header (envelope version, key version)
+        return keys.seal_stable(text.encode(), cursor_aad(institution_id, kind))[start:start + NONCE_BYTES]
+
+    assert nonce(kind, plaintext) != nonce(other_kind, other)
+    assert nonce("ab", "c") != nonce("a", "bc")
+
+
+@given(keys32, uuids, uuids, st.text(), st.text(), texts)
+def test_a_stable_seal_is_bound_to_institution_and_kind(data_key: bytes, institution_id: uuid.UUID,
+                                                        other_id: uuid.UUID, kind: str, other_kind: str,
+                                                        plaintext: str) -> None:
+    assume((institution_id, kind) != (other_id, other_kind))
+    keys = keys_for(institution_id, data_key)
+    envelope = keys.seal_stable(plaintext.encode(), cursor_aad(institution_id, kind))
+    with pytest.raises(DecryptionError):
+        keys.open(envelope, cursor_aad(other_id, other_kind))
 
 
 def test_envelope_cut_inside_the_nonce_does_not_open() -> None:
