@@ -47,12 +47,15 @@ from app import graphiql, metrics
 from app.logs import RefusalLines
 from app.websocket_limit import TRY_AGAIN_LATER, Refused, WebSocketLimit
 from audit.events import RequestMeta
+from core.backends.asyncpg import connection_lost
+from core.errors import Unavailable, kind_and_place
 from core.principal import STAFF
 from resolvers import session
 from resolvers.context import Context, Services
 from schema.extensions import finish_error
 
 log = logging.getLogger("careloop.graphql")
+UNAVAILABLE_RETRY_AFTER_SECONDS = 5  # a failover takes seconds; the pool connects anew on the next request
 
 
 class OriginRefusals(logging.Filter):
@@ -283,6 +286,13 @@ class CareloopGraphQL(GraphQL[Context, None]):
                        "extensions": {"code": "TIMEOUT", "requestId": request_id}}
             metrics.count_errors(["TIMEOUT"])
             return self.json_response({"data": None, "errors": [timeout]}, media, 200)
+        except Exception as error:  # before execution (the sign-in); during it, the field errors say so
+            if not connection_lost(error):
+                raise
+            log.warning("the database could not be reached (%s), request %s", kind_and_place(error),
+                        getattr(request.state, "request_id", ""))
+            return self.refusal(RequestError(503, Unavailable.code, Unavailable.default_message,
+                                             headers={"retry-after": str(UNAVAILABLE_RETRY_AFTER_SECONDS)}), media)
         if response.headers.get("content-type", "").startswith(JSON):  # not GraphiQL's page
             response.headers["content-type"] = media
             response.headers["vary"] = "Accept"

@@ -32,7 +32,9 @@ STRAWBERRY_WEBSOCKET_LOGGERS = ("strawberry.ws", "strawberry.ws.task")  # a filt
 # Loggers that write what escapes whole, text and traceback: Strawberry's WebSocket handlers, and uvicorn's error
 # logger ("Exception in ASGI application"), which an unexpected error of a plain HTTP route (attachments, exports,
 # /oauth/token, delivery callbacks) reaches: a database error's text quotes the values at fault (found in review).
-EXCEPTION_LOGGERS = (*STRAWBERRY_WEBSOCKET_LOGGERS, UVICORN_WEBSOCKET_LOGGER)
+# asyncpg's pool logs a traceback each time it fails to reconnect its floor of connections while the database is
+# away (backing off from 1 to 60 s): a line each is enough.
+EXCEPTION_LOGGERS = (*STRAWBERRY_WEBSOCKET_LOGGERS, UVICORN_WEBSOCKET_LOGGER, "asyncpg.pool")
 
 
 def _package_dir(name: str) -> str | None:

@@ -100,6 +100,14 @@ class InvalidInput(BadUserInput):
             {"field": p, "reason": r, "message": m} for p, r, m in problems]}
 
 
+class Unavailable(CareloopError):
+    """The database could not be reached (a failover, a restart, a network fault): nothing was answered from it."""
+
+    code = "UNAVAILABLE"
+    default_message = ("The database could not be reached; try again in a few seconds. A change may have been written "
+                       "if the connection was lost as it committed: read before sending it again.")
+
+
 class Conflict(CareloopError):
     """The record changed since the caller read it (a stale version): nothing was written."""
 

@@ -37,7 +37,8 @@ from strawberry.extensions.context import (
 from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.schema.exceptions import InvalidOperationTypeError
 
-from core.errors import CareloopError
+from core.backends.asyncpg import connection_lost
+from core.errors import CareloopError, Unavailable
 from core.principal import PARTNER
 from resolvers import access, sign_in_limit
 from resolvers import partner as partners
@@ -158,9 +159,14 @@ _TOKEN_VALUE = re.compile(r"\b(String|BlockString|Int|Float) '.*'(?=\.$)", re.DO
 
 
 def finish_error(error: GraphQLError, *, request_id: str, production: bool) -> GraphQLError:
-    """The error a client sees: always a code; unexpected ones masked with the request id; a syntax error without
+    """The error a client sees: always a code; unexpected ones masked with the request id (UNAVAILABLE when the
+    database could not be reached, which the client may retry); a syntax error without
     the value of the token it names; and in production no "Did you mean ...?" hints, which would leak the schema
     that introspection hides."""
+    if is_unexpected(error) and connection_lost(error.original_error):  # type: ignore[arg-type]
+        return GraphQLError(Unavailable.default_message, nodes=error.nodes, source=error.source,
+                            positions=error.positions, path=error.path,
+                            extensions={"code": Unavailable.code, "requestId": request_id})
     if is_unexpected(error):
         return GraphQLError("Unexpected error.", nodes=error.nodes, source=error.source, positions=error.positions,
                             path=error.path, extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id})

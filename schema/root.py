@@ -20,6 +20,7 @@ from strawberry.types import ExecutionContext
 from strawberry.types.base import get_object_definition
 from strawberry.types.graphql import OperationType
 
+from core.backends.asyncpg import connection_lost
 from core.errors import kind_and_place
 from core.settings import Limits
 from resolvers.context import Context
@@ -160,7 +161,10 @@ class CareloopSchema(strawberry.Schema):
         context = execution_context.context if execution_context else None
         request_id = context.request.request_id if isinstance(context, Context) else ""
         for error in errors:
-            if is_unexpected(error):
+            if is_unexpected(error) and connection_lost(error.original_error):  # type: ignore[arg-type]
+                log.warning("the database could not be reached (%s), request %s",
+                            kind_and_place(error.original_error), request_id)  # type: ignore[arg-type]
+            elif is_unexpected(error):
                 original = error.original_error
                 told = kind_and_place(original) if original else "NoneType at ?"
                 log.error("unexpected %s, request %s", told, request_id)

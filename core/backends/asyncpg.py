@@ -1,27 +1,102 @@
-"""Tortoise's asyncpg client with a transaction that cancellation cannot leave holding a pooled connection.
+"""Tortoise's asyncpg client with a transaction that cancellation cannot leave holding a pooled connection, and
+pooled connections proved alive before they are handed over after a pause.
+
+A pooled connection can be dead without knowing it: after a failover that moved the server's address, or a
+firewall's or load balancer's idle timeout, nothing tells the client; its next statement is answered by a reset
+(or by nothing), and the request that sent it fails. So a connection idle for more than ``PROBE_AFTER_IDLE_SECONDS``
+answers a ``SELECT 1`` (within ``PROBE_TIMEOUT_SECONDS``) before it is handed over, and one that does not is closed
+and another taken, a new one in the end (HikariCP's check on borrow). Under load connections are rarely idle that
+long, so the check costs a round trip only after a pause. A connection the server closed itself (a restart, an
+administrator's ``pg_terminate_backend``, a pooler's timeout) is known closed at once, and asyncpg's pool replaces it.
 
 Tortoise picks its migration schema editor by the client's module name, hence "asyncpg" in it."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+import asyncpg
 from tortoise.backends.asyncpg.client import AsyncpgDBClient, TransactionWrapper
-from tortoise.backends.base.client import TransactionContext, TransactionContextPooled
+from tortoise.backends.base.client import PoolConnectionWrapper, TransactionContext, TransactionContextPooled
 from tortoise.connection import get_connections
 
 from core.backends import finish, run_to_end
+
+PROBE_AFTER_IDLE_SECONDS = 1.0
+PROBE_TIMEOUT_SECONDS = 5.0
+# a sign of the database being unreachable, not of a statement at fault: the connection broke or was refused,
+# the server shut down or is starting (SQLSTATE class 08 and 57P01-57P03)
+_LOST_STATES = ("57P01", "57P02", "57P03")
+
+
+class Connection(asyncpg.Connection):
+    __slots__ = ("released_at",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.released_at = time.monotonic()
+
+
+def connection_lost(error: BaseException) -> bool:
+    """Whether ``error`` (or what it was raised from) says the database could not be reached."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, (ConnectionError, asyncpg.PostgresConnectionError)):
+            return True
+        if getattr(seen, "sqlstate", None) in _LOST_STATES:
+            return True
+        if isinstance(seen, asyncpg.InterfaceError) and "closed" in str(seen):  # used after it was lost
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+async def acquire_alive(pool: asyncpg.Pool) -> Any:
+    """A pooled connection, proved alive first if it has been idle a while (see the module's docstring)."""
+    for _ in range(pool.get_max_size()):
+        connection = await pool.acquire()
+        raw = connection._con
+        if time.monotonic() - raw.released_at < PROBE_AFTER_IDLE_SECONDS:
+            return connection
+        try:
+            await connection.fetchval("SELECT 1", timeout=PROBE_TIMEOUT_SECONDS)
+        except BaseException as error:
+            raw.terminate()  # dead (or the probe cut short): the pool connects anew in its place
+            await pool.release(connection)
+            if isinstance(error, Exception):
+                continue
+            raise
+        return connection
+    return await pool.acquire()  # every holder tried: this one connects anew
+
+
+async def release(pool: asyncpg.Pool, connection: Any) -> None:
+    raw = connection._con
+    await pool.release(connection)
+    if raw is not None:
+        raw.released_at = time.monotonic()
+
+
+class PooledConnection(PoolConnectionWrapper):
+    async def __aenter__(self) -> Any:
+        await self.ensure_connection()
+        self.connection = await acquire_alive(self.client._pool)
+        return self.connection
+
+    async def __aexit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> None:
+        await release(self.client._pool, self.connection)
 
 
 class PooledTransaction(TransactionContextPooled):
     async def __aenter__(self) -> Any:
         await self.ensure_connection()
         pool = self.client._parent._pool
-        self.client._connection = await pool.acquire()  # asyncpg gives a cancelled acquire back itself
+        self.client._connection = await acquire_alive(pool)  # asyncpg gives a cancelled acquire back itself
         try:
             await run_to_end(self.client.begin())
         except BaseException:
-            await run_to_end(pool.release(self.client._connection))  # release rolls back an open transaction
+            await run_to_end(release(pool, self.client._connection))  # release rolls back an open transaction
             raise
         self.token = get_connections().set(self.connection_name, self.client)
         return self.client
@@ -31,11 +106,16 @@ class PooledTransaction(TransactionContextPooled):
             await finish(self.client, exc_type)
         finally:
             if self.client._parent._pool:
-                await run_to_end(self.client._parent._pool.release(self.client._connection))
+                await run_to_end(release(self.client._parent._pool, self.client._connection))
             get_connections().reset(self.token)
 
 
 class Postgres(AsyncpgDBClient):
+    connection_class = Connection
+
+    def acquire_connection(self) -> Any:
+        return PooledConnection(self, self._pool_init_lock)
+
     def _in_transaction(self) -> TransactionContext:
         return PooledTransaction(TransactionWrapper(self), self._pool_init_lock)
 
