@@ -13,7 +13,7 @@ import logging
 
 from app.leader import Leadership
 from audit import checkpoint, writer
-from core.errors import kind_and_place
+from core.errors import FailingRounds
 from core.settings import Settings
 from resolvers.context import Services
 
@@ -35,6 +35,7 @@ async def sign_if_leader(settings: Settings, services: Services, leadership: Lea
 
 async def run(settings: Settings, services: Services, look_every: float = LOOK_EVERY_SECONDS) -> None:
     leadership = Leadership(settings.database_url)
+    told = FailingRounds(log, "signing audit checkpoints")
     try:
         while True:
             try:
@@ -42,7 +43,9 @@ async def run(settings: Settings, services: Services, look_every: float = LOOK_E
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # the database may be briefly away: look again later
-                log.error("signing audit checkpoints failed (%s); retrying", kind_and_place(error))
+                told.failed(error)
+            else:
+                told.worked()
             await asyncio.sleep(min(look_every, settings.checkpoint_every_seconds))
     finally:
         await leadership.close()
@@ -52,11 +55,14 @@ async def seal_waiting(look_every: float = SEAL_EVERY_SECONDS) -> None:
     """Every node, on PostgreSQL: link the audit events writers left in the inbox when they found their chain's
     head busy and no one came after them (``audit.writer.seal_pending``). Sealers take turns on each head, so
     every node may run this; a node that is down leaves the work to the others."""
+    told = FailingRounds(log, "sealing waiting audit events")
     while True:
         try:
             await writer.seal_pending()
         except asyncio.CancelledError:
             raise
         except Exception as error:  # the database may be briefly away: look again later
-            log.error("sealing waiting audit events failed (%s); retrying", kind_and_place(error))
+            told.failed(error)
+        else:
+            told.worked()
         await asyncio.sleep(look_every)

@@ -33,6 +33,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import asyncpg
 
 from core.db import backend_of
+from core.errors import FailingRounds
 
 log = logging.getLogger("careloop.leader")
 CONNECT_TIMEOUT_SECONDS = 10.0
@@ -66,6 +67,7 @@ class Leadership:
         self._held: set[str] = set()
         self._files: dict[str, int] = {}
         self._turn: asyncio.Lock | None = None  # one statement at a time on the lock connection
+        self._told = FailingRounds(log, "the leader lock's connection")
 
     async def leads(self, job: str) -> bool:
         if not self._postgres:
@@ -74,11 +76,13 @@ class Leadership:
             self._turn = asyncio.Lock()
         async with self._turn:
             try:
-                return await self._leads_by_advisory_lock(job)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
-                log.warning("the leader lock's connection failed; %s waits for the next round", job)
+                leading = await self._leads_by_advisory_lock(job)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as error:
+                self._told.failed(error)  # every job waits for its next round; told once, not a line each
                 await self._drop_connection()
                 return False
+            self._told.worked()
+            return leading
 
     async def _leads_by_advisory_lock(self, job: str) -> bool:
         if self._connection is None or self._connection.is_closed():

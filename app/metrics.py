@@ -32,6 +32,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from tortoise.functions import Max
 
 from audit import writer
+from core.errors import FailingRounds
 from models import AuditChainHead, AuditCheckpoint, Communication
 
 log = logging.getLogger("careloop.metrics")
@@ -166,11 +167,14 @@ async def refresh() -> None:
 
 async def run(every: float = REFRESH_EVERY_SECONDS) -> None:
     """The database-read gauges, kept fresh while the app runs (started by its lifespan with metrics on)."""
+    told = FailingRounds(log, "metrics: reading the audit chains and the outbox")
     while True:
         try:
             await refresh()
         except Exception as exc:  # a database hiccup must not stop the worker; the next round tries again
-            log.warning("metrics: could not read the audit chains or the outbox (%s)", type(exc).__name__)
+            told.failed(exc)
+        else:
+            told.worked()
         await asyncio.sleep(every)
 
 

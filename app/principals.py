@@ -21,6 +21,7 @@ import asyncpg
 
 from app.leader import libpq_dsn
 from core.db import backend_of
+from core.errors import FailingRounds
 from core.principal_cache import PrincipalCache
 
 log = logging.getLogger("careloop.principals")
@@ -52,12 +53,13 @@ class PrincipalListener:
         """Listen until cancelled, reconnecting after a loss; returns at once where no cache can be live."""
         if not cacheable(self._url, self.cache):
             return
+        told = FailingRounds(log, "connecting the principal cache's listener (meanwhile every request signs in "
+                                  "against the database)")
         while True:
             try:
-                await self._listen()
+                await self._listen(told)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
-                log.warning("the principal cache's listener is not connected (%s); every request signs in "
-                            "against the database until it is", exc.__class__.__name__)
+                told.failed(exc)  # told once, then counted: it tries again every few seconds
             await asyncio.sleep(self._retry)
 
     async def fence(self) -> None:
@@ -69,7 +71,7 @@ class PrincipalListener:
             self._wanted.set()
         await asyncio.shield(self._next)
 
-    async def _listen(self) -> None:
+    async def _listen(self, told: FailingRounds) -> None:
         connection: asyncpg.Connection | None = None
         lost = asyncio.Event()
         try:
@@ -84,6 +86,7 @@ class PrincipalListener:
             await connection.add_listener(CHANNEL, self._notified)  # returns once LISTEN is in force
             self.server_pid = connection.get_server_pid()
             self.cache.go_live(self.fence)
+            told.worked()
             while not lost.is_set():
                 with contextlib.suppress(TimeoutError):  # a fence wanted, or a ping due
                     await asyncio.wait_for(self._wanted.wait(), self._ping)

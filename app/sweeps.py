@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from app.leader import Leadership
-from core.errors import kind_and_place
+from core.errors import FailingRounds
 from resolvers import (
     appointment,
     compliance_alert,
@@ -80,6 +80,7 @@ async def leads(sweep: Sweep) -> bool:
 
 
 async def _every(sweep: Sweep) -> None:
+    told = FailingRounds(log, f"{sweep.name} sweep")
     while True:
         leading = False
         try:
@@ -91,5 +92,7 @@ async def _every(sweep: Sweep) -> None:
         except asyncio.CancelledError:
             raise
         except Exception as error:  # the database may be briefly away: look again later
-            log.error("%s sweep failed (%s); retrying", sweep.name, kind_and_place(error))
+            told.failed(error)
+        else:
+            told.worked()
         await asyncio.sleep(sweep.every_seconds if leading else min(sweep.every_seconds, FOLLOWER_RETRY_SECONDS))

@@ -6,6 +6,8 @@ patient data, identifiers or secrets: they name the field at fault, not its valu
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import ClassVar
 
 from graphql import GraphQLError
@@ -24,6 +26,35 @@ def kind_and_place(error: BaseException) -> str:
         tb = tb.tb_next
     where = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb else "?"
     return f"{type(error).__name__} at {where}"
+
+
+class FailingRounds:
+    """How a background loop tells its failed rounds: the first at ERROR by its kind and place (``kind_and_place``),
+    the rounds that fail after it only counted, told again once every ``seconds`` while the failure lasts, and one line
+    when a round works again. A database away for a minute writes three lines, not one a round (found in review: the
+    audit sealer, which looks every second, wrote a line a second)."""
+
+    def __init__(self, logger: logging.Logger, what: str, *, seconds: float = 60.0) -> None:
+        self.logger, self.what, self.seconds = logger, what, seconds
+        self._failed = 0  # rounds failed in a row
+        self._told_at = 0.0
+
+    def failed(self, error: BaseException) -> None:
+        self._failed += 1
+        now = time.monotonic()
+        if self._failed == 1:
+            self.logger.error("%s failed (%s); retrying", self.what, kind_and_place(error))
+        elif now - self._told_at >= self.seconds:
+            self.logger.error("%s still fails (%s): %d rounds so far; retrying", self.what, kind_and_place(error),
+                              self._failed)
+        else:
+            return
+        self._told_at = now
+
+    def worked(self) -> None:
+        if self._failed:
+            self.logger.info("%s works again after %d failed rounds", self.what, self._failed)
+            self._failed = 0
 
 
 class CareloopError(GraphQLError):

@@ -34,7 +34,7 @@ from tortoise.models import Model
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
-from core.errors import kind_and_place
+from core.errors import FailingRounds
 
 M = TypeVar("M", bound=Model)
 
@@ -98,6 +98,7 @@ async def run(deliver: Callable[[], Awaitable[Any]], soonest: Callable[[], Await
 
     Nothing lives only in memory: the outbox is a table, so a restart resumes where the last process
     stopped and sends what fell due while it was down."""
+    told = FailingRounds(log, "outbox delivery")
     while True:
         wake.clear()
         try:
@@ -106,8 +107,10 @@ async def run(deliver: Callable[[], Awaitable[Any]], soonest: Callable[[], Await
         except asyncio.CancelledError:
             raise
         except Exception as error:  # the database may be briefly away: try again at the next poll
-            log.error("outbox delivery failed (%s); retrying", kind_and_place(error))
+            told.failed(error)
             soon = None
+        else:
+            told.worked()
         wait = poll_seconds
         if soon is not None:
             wait = min(wait, max(0.0, (soon - now()).total_seconds()))

