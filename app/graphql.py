@@ -130,6 +130,15 @@ class RequestError(Exception):
         self.headers = dict(headers or {})
 
 
+def unreachable(request: Request | WebSocket, error: BaseException) -> RequestError:
+    """The refusal of a request that the database's loss caught outside GraphQL's execution (its sign-in, a plain
+    route), told in one line by the error's kind and place."""
+    log.warning("the database could not be reached (%s), request %s", kind_and_place(error),
+                getattr(request.state, "request_id", ""))
+    return RequestError(503, Unavailable.code, Unavailable.default_message,
+                        headers={"retry-after": str(UNAVAILABLE_RETRY_AFTER_SECONDS)})
+
+
 class BodyTooLarge(Exception):
     pass
 
@@ -173,7 +182,7 @@ def operations_of(query: str, max_tokens: int) -> tuple[OperationDefinitionNode,
     return tuple(d for d in document.definitions if isinstance(d, OperationDefinitionNode))
 
 
-def _error_body(message: str, code: str, field: str | None = None, **more: str) -> dict[str, Any]:
+def error_body(message: str, code: str, field: str | None = None, **more: str) -> dict[str, Any]:
     extensions: dict[str, str] = {"code": code, **({"field": field} if field else {}), **more}
     return {"errors": [{"message": message, "extensions": extensions}]}
 
@@ -289,10 +298,7 @@ class CareloopGraphQL(GraphQL[Context, None]):
         except Exception as error:  # before execution (the sign-in); during it, the field errors say so
             if not connection_lost(error):
                 raise
-            log.warning("the database could not be reached (%s), request %s", kind_and_place(error),
-                        getattr(request.state, "request_id", ""))
-            return self.refusal(RequestError(503, Unavailable.code, Unavailable.default_message,
-                                             headers={"retry-after": str(UNAVAILABLE_RETRY_AFTER_SECONDS)}), media)
+            return self.refusal(unreachable(request, error), media)
         if response.headers.get("content-type", "").startswith(JSON):  # not GraphiQL's page
             response.headers["content-type"] = media
             response.headers["vary"] = "Accept"
@@ -348,7 +354,7 @@ class CareloopGraphQL(GraphQL[Context, None]):
 
     def refusal(self, error: RequestError, media: str | None) -> Response:
         metrics.count_errors([error.code])
-        body = _error_body(error.message, error.code, error.field)
+        body = error_body(error.message, error.code, error.field)
         response = self.json_response(body, media or JSON, error.status)
         response.headers.update(error.headers)
         return response

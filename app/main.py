@@ -12,20 +12,22 @@ from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
+import asyncpg
 from starlette.applications import Starlette
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app import checkpoints, compliance, db, files, graphiql, message_hooks, metrics, notifier, oauth, sweeps
-from app.graphql import CareloopGraphQL
+from app.graphql import CareloopGraphQL, error_body, unreachable
 from app.logs import clamp_library_logging
 from app.principals import PrincipalListener
 from app.services import StartupError, build_services
 from app.websocket_limit import WebSocketLimit
+from core.backends.asyncpg import connection_lost
 from core.settings import Settings, load_settings
 from models import Staff
 from resolvers import policy
@@ -152,6 +154,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
             Route("/readyz", readyz),
         ],
         lifespan=lifespan,
+        exception_handlers={kind: database_unreachable for kind in LOST_DATABASE_ERRORS},
     )
     if settings.cors_allowed_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_allowed_origins),
@@ -163,6 +166,21 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         # trusted proxy, and the scheme from X-Forwarded-Proto; only when the peer itself is a trusted proxy.
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))
     return app
+
+
+# What the database's loss raises (core.backends.asyncpg.connection_lost has the last word)
+LOST_DATABASE_ERRORS = (ConnectionError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError)
+
+
+async def database_unreachable(request: Request, error: Exception) -> Response:
+    """A plain route (attachments, exports, /oauth/token, delivery callbacks) whose database could not be reached
+    answers as /graphql does before execution: 503 UNAVAILABLE with Retry-After (found in review: the error left the
+    app, a bare 500)."""
+    if not connection_lost(error):
+        raise error
+    refused = unreachable(request, error)
+    metrics.count_errors([refused.code])
+    return JSONResponse(error_body(refused.message, refused.code), status_code=refused.status, headers=refused.headers)
 
 
 async def refuse_demo_accounts(settings: Settings) -> None:

@@ -28,10 +28,10 @@ from app import checkpoints, notifier, sweeps
 from app.leader import Leadership
 from audit.verify import verify_all
 from core.backends.asyncpg import PROBE_AFTER_IDLE_SECONDS
-from models import AuditEvent, Contact
+from models import AuditEvent, Contact, Patient
 from resolvers import notification, outbox, sign_in_limit
 from tests.conftest import BACKEND
-from tests.factories import PASSWORD, Response, Tenant, gql, make_patient
+from tests.factories import CREATE_PATIENT, PASSWORD, Response, Tenant, gql, make_patient
 
 POSTGRES_ONLY = pytest.mark.skipif(BACKEND == "sqlite", reason="SQLite has no connection to lose")
 
@@ -292,3 +292,45 @@ async def test_the_background_loops_lose_no_round_when_their_connections_are_kil
     assert len(failed) == len(recovered) <= 9, (failed, recovered)
     assert all(" failed (" in line and "Error at " in line for line in failed), failed
     assert not any(r.exc_info for r in caplog.records if r.levelno >= logging.WARNING)
+
+
+@POSTGRES_ONLY
+async def test_the_plain_routes_answer_unavailable_while_the_database_cannot_be_reached(
+        tenant: Tenant, hop: Hop, caplog: pytest.LogCaptureFixture) -> None:
+    """An attachment's download and a partner's token request, which sign in or look up outside GraphQL (found in
+    review: the loss escaped the app, a bare 500 and a line of uvicorn's)."""
+    hop.refusing = True
+    hop.forget()
+    await asyncio.sleep(PROBE_AFTER_IDLE_SECONDS)
+
+    download = await tenant.client.get(f"/attachments/{uuid.uuid4()}",
+                                       headers={"authorization": f"Bearer {tenant.tokens['nurse']}"})
+    token = await tenant.client.post("/oauth/token", data={"grant_type": "client_credentials",
+                                                           "client_id": "cl_client", "client_secret": "s3cret"})
+
+    for reply in (download, token):
+        assert reply.status_code == 503 and reply.headers["retry-after"] == "5", reply.text
+        assert [e["extensions"]["code"] for e in reply.json()["errors"]] == ["UNAVAILABLE"]
+    lines = told_nothing(caplog, tenant.tokens["nurse"], "s3cret")
+    assert len(lines) == 2 and all(line.startswith("the database could not be reached") for line in lines), lines
+
+
+@POSTGRES_ONLY
+async def test_a_transaction_whose_connection_is_killed_after_its_first_write_answers_unavailable_and_writes_nothing(
+        tenant: Tenant, database: str, caplog: pytest.LogCaptureFixture) -> None:
+    """patientCreate: the patient's row written in the transaction, its audit append waiting when the connection is
+    killed; the rollback then meets a closed connection."""
+    before = await tenant.audit_count()
+    name = f"Killed Midway {uuid.uuid4().hex[:6]}"
+
+    reply = await kill_midway(database, "audit_event, audit_inbox", tenant.call(
+        "front_desk", CREATE_PATIENT, input={"fullName": name, "departmentId": str(tenant.departments["A"].id)},
+        anyway=True))
+
+    assert reply.codes == ["UNAVAILABLE"] and reply.data == {"patientCreate": None}, reply.body
+    assert await Patient.filter(institution_id=tenant.id).count() == 0
+    assert await tenant.audit_count() == before
+    assert all(report.ok for report in await verify_all(tenant.id))
+    assert len(told_nothing(caplog, name)) == 1
+
+    await answered_normally(tenant, await make_patient(tenant))
