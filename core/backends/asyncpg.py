@@ -13,6 +13,7 @@ Tortoise picks its migration schema editor by the client's module name, hence "a
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -25,6 +26,7 @@ from core.backends import finish, run_to_end
 
 PROBE_AFTER_IDLE_SECONDS = 1.0
 PROBE_TIMEOUT_SECONDS = 5.0
+FINISH_TIMEOUT_SECONDS = 5.0  # a COMMIT, ROLLBACK or release unanswered by then: the connection is closed
 # a sign of the database being unreachable, not of a statement at fault: the connection broke or was refused,
 # the server shut down or is starting (SQLSTATE class 08 and 57P01-57P03)
 _LOST_STATES = ("57P01", "57P02", "57P03")
@@ -72,8 +74,14 @@ async def acquire_alive(pool: asyncpg.Pool) -> Any:
 
 
 async def release(pool: asyncpg.Pool, connection: Any) -> None:
+    """Give a connection back, noting when. A statement cut short (a request over its budget) leaves asyncpg waiting
+    for the cancel request it sends on a connection of its own, and a server fallen silent answers neither: past
+    ``FINISH_TIMEOUT_SECONDS`` asyncpg closes the connection instead, and the pool connects anew in its place."""
     raw = connection._con
-    await pool.release(connection)
+    try:
+        await pool.release(connection, timeout=FINISH_TIMEOUT_SECONDS)
+    except TimeoutError:
+        return  # terminated by asyncpg
     if raw is not None:
         raw.released_at = time.monotonic()
 
@@ -102,9 +110,13 @@ class PooledTransaction(TransactionContextPooled):
         return self.client
 
     async def __aexit__(self, exc_type: Any, exc_val: Any, exc_tb: Any) -> None:
+        # A server fallen silent answers neither COMMIT nor ROLLBACK, which run to their end whatever happens to the
+        # task: closing the connection ends them (what the server had not committed is rolled back).
+        silent = asyncio.get_running_loop().call_later(FINISH_TIMEOUT_SECONDS, self.client._connection.terminate)
         try:
             await finish(self.client, exc_type)
         finally:
+            silent.cancel()
             if self.client._parent._pool:
                 await run_to_end(release(self.client._parent._pool, self.client._connection))
             get_connections().reset(self.token)

@@ -12,26 +12,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import socket
 import struct
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import asyncpg
+import httpx
 import pytest
 from tortoise import connections
 
 from app import checkpoints, notifier, sweeps
 from app.leader import Leadership
+from app.main import create_app
 from audit.verify import verify_all
-from core.backends.asyncpg import PROBE_AFTER_IDLE_SECONDS
+from core.backends.asyncpg import FINISH_TIMEOUT_SECONDS, PROBE_AFTER_IDLE_SECONDS
+from core.settings import Settings
 from models import AuditEvent, Contact, Patient
 from resolvers import notification, outbox, sign_in_limit
+from resolvers.context import Services
 from tests.conftest import BACKEND
-from tests.factories import CREATE_PATIENT, PASSWORD, Response, Tenant, gql, make_patient
+from tests.factories import CLIENT_ADDRESS, CREATE_PATIENT, PASSWORD, Response, Tenant, gql, make_patient
 
 POSTGRES_ONLY = pytest.mark.skipif(BACKEND == "sqlite", reason="SQLite has no connection to lose")
 
@@ -45,10 +51,13 @@ class Hop:
     """A TCP hop between the app and PostgreSQL. ``forget()`` drops its connections as a failover that moved the
     server's address does (or a firewall's idle timeout): the server's side ends, the app's side hears nothing
     until it next sends, and that is answered by a reset. ``refusing``: new connections are reset at once (the
-    server is down)."""
+    server is down). ``answering`` cleared: nothing the app sends gets an answer, on its connections or new ones (the
+    server's machine is gone and its address not yet moved)."""
 
     def __init__(self, host: str, port: int) -> None:
         self.host, self.port, self.refusing = host, port, False
+        self.answering = asyncio.Event()
+        self.answering.set()
         self.pairs: list[tuple[asyncio.StreamWriter, asyncio.Event]] = []
 
     async def start(self) -> int:
@@ -59,6 +68,7 @@ class Hop:
         if self.refusing:
             reset(app_writer)
             return
+        await self.answering.wait()
         db_reader, db_writer = await asyncio.open_connection(self.host, self.port)
         forgotten = asyncio.Event()
         self.pairs.append((db_writer, forgotten))
@@ -66,6 +76,8 @@ class Hop:
         async def copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, from_app: bool) -> None:
             with contextlib.suppress(OSError):
                 while data := await reader.read(65536):
+                    if not self.answering.is_set():
+                        continue
                     if forgotten.is_set():
                         if from_app:  # the app speaks on a connection the network forgot
                             reset(app_writer)
@@ -102,6 +114,7 @@ async def hop(database: str) -> AsyncIterator[Hop]:
         yield hop
     finally:
         hop.refusing = False
+        hop.answering.set()
         await client._pool.close()
         client._pool = kept
         hop.server.close()
@@ -333,4 +346,68 @@ async def test_a_transaction_whose_connection_is_killed_after_its_first_write_an
     assert all(report.ok for report in await verify_all(tenant.id))
     assert len(told_nothing(caplog, name)) == 1
 
+    await answered_normally(tenant, await make_patient(tenant))
+
+
+@pytest.fixture
+async def quick(settings: Settings, services: Services) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of an app whose requests have a budget of one second."""
+    limits = dataclasses.replace(settings.limits, request_timeout_ms=1000)
+    app = create_app(dataclasses.replace(settings, limits=limits), services, manage_database=False)
+    transport = httpx.ASGITransport(app=app, client=(CLIENT_ADDRESS, 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://careloop.test") as http:
+        yield http
+
+
+@POSTGRES_ONLY
+async def test_a_request_while_the_server_is_silent_answers_timeout_within_its_budget(
+        tenant: Tenant, hop: Hop, quick: httpx.AsyncClient) -> None:
+    """Found in review: a request whose statement the server never answered hung for good. Its budget cancelled it,
+    and asyncpg, before giving the connection back, waited for the cancel request it sends on a new connection,
+    which a silent server never answers either: the TIMEOUT answer never left, and the connection never came back."""
+    patient = await make_patient(tenant)
+    assert not (await gql(quick, READ, {"id": str(patient)}, tenant.tokens["nurse"])).errors
+    hop.answering.clear()
+    started = time.monotonic()
+
+    reply = await asyncio.wait_for(gql(quick, READ, {"id": str(patient)}, tenant.tokens["nurse"]), 30)
+
+    assert reply.codes == ["TIMEOUT"], reply.body
+    assert time.monotonic() - started < 1 + FINISH_TIMEOUT_SECONDS + 1
+    hop.answering.set()
+    hop.forget()
+    await asyncio.sleep(PROBE_AFTER_IDLE_SECONDS)
+    assert not (await gql(quick, READ, {"id": str(patient)}, tenant.tokens["nurse"])).errors
+
+
+@POSTGRES_ONLY
+async def test_a_transaction_whose_server_falls_silent_answers_unavailable_within_seconds_and_writes_nothing(
+        tenant: Tenant, hop: Hop, quick: httpx.AsyncClient, database: str) -> None:
+    """Found in review: patientCreate, its patient's row written and its audit append waiting when the server fell
+    silent, hung for good: cancelled by its budget, its ROLLBACK waited for an answer that never came. The
+    connection is now closed once the ROLLBACK has waited FINISH_TIMEOUT_SECONDS, and the rollback's failure is
+    the answer (UNAVAILABLE)."""
+    admin = await asyncpg.connect(database)
+    waiting = f"{OTHERS} AND wait_event_type = 'Lock'"
+    name = f"Silent Midway {uuid.uuid4().hex[:6]}"
+    try:
+        async with admin.transaction():
+            await admin.execute("LOCK TABLE audit_event, audit_inbox IN EXCLUSIVE MODE")
+            call = asyncio.create_task(gql(quick, CREATE_PATIENT, {"input": {
+                "fullName": name, "departmentId": str(tenant.departments["A"].id)}, "anyway": True},
+                tenant.tokens["front_desk"]))
+            await until(admin, waiting, present=True)
+            hop.answering.clear()
+            started = time.monotonic()
+        reply = await asyncio.wait_for(call, 30)
+    finally:
+        await admin.close()
+
+    assert reply.codes == ["UNAVAILABLE"], reply.body
+    assert time.monotonic() - started < 1 + FINISH_TIMEOUT_SECONDS + 1
+    hop.answering.set()
+    hop.forget()
+    await asyncio.sleep(PROBE_AFTER_IDLE_SECONDS)
+    assert await Patient.filter(institution_id=tenant.id).count() == 0
+    assert all(report.ok for report in await verify_all(tenant.id))
     await answered_normally(tenant, await make_patient(tenant))
