@@ -8,6 +8,8 @@ answers a ``SELECT 1`` (within ``PROBE_TIMEOUT_SECONDS``) before it is handed ov
 and another taken, a new one in the end (HikariCP's check on borrow). Under load connections are rarely idle that
 long, so the check costs a round trip only after a pause. A connection the server closed itself (a restart, an
 administrator's ``pg_terminate_backend``, a pooler's timeout) is known closed at once, and asyncpg's pool replaces it.
+A server fallen silent (its machine gone) answers nothing: a COMMIT, ROLLBACK or release unanswered for
+``FINISH_TIMEOUT_SECONDS`` closes its connection rather than hold the request (and the pool's slot) for good.
 
 Tortoise picks its migration schema editor by the client's module name, hence "asyncpg" in it."""
 
