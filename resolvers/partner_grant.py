@@ -24,6 +24,7 @@ from resolvers.context import Context
 
 MAX_GRANT = timedelta(days=366)
 CURSOR_KIND = "partner-grant"
+OWN_CURSOR_KIND = "partner-own-grant"
 
 
 async def create(ctx: Context, partner_id: uuid.UUID | None, patient_id: uuid.UUID | None, purpose: str,
@@ -112,6 +113,29 @@ async def page(ctx: Context, patient_id: uuid.UUID | None, *, first: int,
     query = PartnerGrant.filter(institution_id=ctx.institution_id, patient_id=view.row.id)
     page = await pagination.by_id(query, first=first, after=after, kind=CURSOR_KIND, count=count)
     ctx.reads.note("partner_grant", None, view.row.id, rule=ctx.decide("partner_grant", "read").rule)
+    return page
+
+
+async def own_page(ctx: Context, *, first: int, after: str | None, standing_only: bool = False,
+                   count: bool = False) -> pagination.Page[PartnerGrant]:
+    """The calling partner's grants (every client of it sees them), oldest first: which patients, for what, until
+    when, so that a partner learns an access is ending before the file answers NOT_FOUND. ``partner_own_grant:
+    read``, a scope of its own: ``partner_grant: read`` lists every partner's grants on a file to staff. Each grant
+    read is on the trail of the file it opens, naming the grant the file is open under as the partner's other
+    reads of it do (``access.load_file_grants``), so the patient's access report shows the partner looked."""
+    decision = await access.authorize(ctx, "partner_own_grant", "read", action=Action.READ,
+                                      resource_type="partner_grant")
+    first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
+    query = PartnerGrant.filter(institution_id=ctx.institution_id, partner_id=ctx.require_principal().partner_id)
+    if standing_only:  # as ``standing`` says of a row
+        query = query.filter(revoked_at=None, expires_at__gt=datetime.now(UTC))
+    page = await pagination.by_id(query, first=first, after=after, kind=OWN_CURSOR_KIND, count=count)
+    await access.load_file_grants(ctx, {row.patient_id for _, row in page.items})
+    for _, row in page.items:
+        ctx.reads.note("partner_grant", row.id, row.patient_id, rule=decision.rule)
+        grant = ctx.file_grants.get(row.patient_id)
+        if grant:
+            ctx.reads.note("partner_grant", row.id, row.patient_id, rule=grant)
     return page
 
 

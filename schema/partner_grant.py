@@ -27,6 +27,7 @@ from schema.partner import Partner
 
 if TYPE_CHECKING:
     from models import PartnerGrant as PartnerGrantRow
+    from resolvers.pagination import Page
 
 
 @strawberry.type(description="A partner's access to one patient, for a stated purpose, until a time. It stands "
@@ -59,7 +60,7 @@ class PartnerGrantEdge:
     node: PartnerGrant = strawberry.field(description="The grant.")
 
 
-@strawberry.type(description="A page of a patient's grants, oldest first.")
+@strawberry.type(description="A page of grants (a patient's, or your partner's own), oldest first.")
 class PartnerGrantConnection:
     edges: list[PartnerGrantEdge] = strawberry.field(description=EDGES)
     page_info: PageInfo = strawberry.field(description=PAGE_INFO)
@@ -68,6 +69,11 @@ class PartnerGrantConnection:
     @strawberry.field(description=NODES)
     def nodes(self) -> list[PartnerGrant]:
         return [edge.node for edge in self.edges]
+
+    @classmethod
+    def of(cls, page: Page[PartnerGrantRow]) -> PartnerGrantConnection:
+        return cls(edges=[PartnerGrantEdge(cursor=c, node=PartnerGrant.of(r)) for c, r in page.items],
+                   page_info=PageInfo.of(page), total_count=page.total)
 
 
 @strawberry.input(description="Let a partner reach a patient's file: the patient must have consented.")
@@ -88,9 +94,19 @@ class PartnerGrantQuery:
     ) -> PartnerGrantConnection:
         page = await grants.page(info.context, uuid_of(patient_id, "patientId"), first=first, after=after,
                                  count=asks_total(info))
-        return PartnerGrantConnection(
-            edges=[PartnerGrantEdge(cursor=c, node=PartnerGrant.of(r)) for c, r in page.items],
-            page_info=PageInfo.of(page), total_count=page.total)
+        return PartnerGrantConnection.of(page)
+
+    @strawberry.field(description="Your partner's own grants (every client of it sees them), oldest first: which "
+                                  "patients, for what purpose, until when, standing or not (care partners, scope "
+                                  "partner_own_grant:read). Each read is on the trail of the file the grant opens.")
+    async def partner_own_grants(
+        self, info: Info, first: First = DEFAULT_PAGE_SIZE, after: After = None,
+        standing_only: Annotated[bool, strawberry.argument(
+            description="Only the grants standing now (neither revoked nor expired); false: every one.")] = False,
+    ) -> PartnerGrantConnection | None:
+        page = await grants.own_page(info.context, first=first, after=after, standing_only=standing_only,
+                                     count=asks_total(info))
+        return PartnerGrantConnection.of(page)
 
 
 @strawberry.type

@@ -183,6 +183,21 @@ async def test_a_partners_tickets(tenant: Tenant, sql_counter: SqlCounter) -> No
     assert found[0] == found[1] == found[2], found
 
 
+async def test_a_partners_own_grants(tenant: Tenant, sql_counter: SqlCounter) -> None:
+    """Each grant on its own file (the grant each file is open under named in its read's record), half of them
+    ended: the same statements for 1, 5 and 20."""
+    from tests.partners import ALL_SCOPES, GRANT_REVOKE, consent_and_grant, make_partnership
+    partnership = await make_partnership(tenant, [*ALL_SCOPES, "partner_own_grant:read"])
+    for n in range(19):
+        grant = await consent_and_grant(tenant, partnership.partner_id, await make_patient(tenant))
+        if n % 2:
+            ok(await tenant.call("nurse", GRANT_REVOKE, id=str(grant)))
+    query = """query($n: Int!) { partnerOwnGrants(first: $n) { totalCount pageInfo { hasNextPage endCursor }
+      nodes { id patientId purpose expiresAt revokedAt standing createdAt partnerId } } }"""
+    found = await costs(sql_counter, lambda n: partnership.call(query, n=n), "partnerOwnGrants")
+    assert found[0] == found[1] == found[2], found
+
+
 # -- the patient page's sections on a list, with the lists inside them -------------------------------------------------
 
 FLAG = "mutation($input: FlagCreateInput!) { flagCreate(input: $input) { id } }"

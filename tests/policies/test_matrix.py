@@ -793,6 +793,8 @@ PARTNER_AND_PATIENT_OPS: tuple[Op, ...] = (
        (("partner_log", "read"),), writes=False),
     Op("partnerUsage", "partnerUsage", f"{{ partnerUsage({A_PERIOD}) {{ requests }} }}", nothing,
        (("partner_log", "read"),), writes=False),
+    Op("partnerOwnGrants", "partnerOwnGrants", "{ partnerOwnGrants { nodes { purpose } } }", nothing,
+       (("partner_own_grant", "read"),), writes=False),
     # Staff who may open tickets are refused at the partners' door after the permission: their own
     # door is ticketCreate.
     Op("partnerTicketCreate", "partnerTicketCreate",
@@ -801,7 +803,7 @@ PARTNER_AND_PATIENT_OPS: tuple[Op, ...] = (
 )
 
 NOT_FOR_STAFF = {"myAccessLog", "myDataExport", "myTickets", "partnerAccessLog", "partnerUsage",
-                 "partnerTicketCreate"}
+                 "partnerTicketCreate", "partnerOwnGrants"}
 
 
 async def _only(variables: Awaitable[dict[str, Any]], name: str) -> dict[str, Any]:
