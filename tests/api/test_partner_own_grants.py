@@ -33,6 +33,8 @@ OWN_GRANTS = """query($first: Int! = 20, $after: String, $standingOnly: Boolean!
     totalCount pageInfo { hasNextPage endCursor }
     nodes { id partnerId patientId purpose expiresAt revokedAt standing createdAt } } }"""
 ROLE_RULE = "partner, *, partner_own_grant, read, allow"
+DISCLOSURES = """query($from: DateTime!, $to: DateTime!, $patientId: ID) {
+  disclosures(from: $from, to: $to, patientId: $patientId) { nodes { clientId fieldClasses grantId purpose } } }"""
 
 
 def ids(reply: Any) -> list[str]:
@@ -138,6 +140,13 @@ async def test_each_grant_read_is_on_the_trail_of_the_file_it_opens(tenant: Tena
     assert log.errors == [], log.errors
     [seen] = log.data["myAccessLog"]["nodes"]
     assert (seen["action"], seen["refused"], seen["accessor"]["kind"]) == ("READ", False, "PARTNER")
+    period = {"from": (datetime.now(UTC) - timedelta(hours=1)).isoformat(), "to": datetime.now(UTC).isoformat()}
+    for patient_id, grant_id in ((p.granted, p.grant_id), (revoked_on, None)):
+        accounted = await tenant.call("compliance_officer", DISCLOSURES, patientId=str(patient_id), **period)
+        assert accounted.errors == [], accounted.errors
+        [told] = accounted.data["disclosures"]["nodes"]  # no field class: nothing of the file; an open one's purpose
+        assert (told["clientId"], told["fieldClasses"], told["grantId"], told["purpose"]) == (
+            str(p.client.id), [], grant_id and str(grant_id), "Home care visits" if grant_id else "")
 
 
 # -- who is refused ----------------------------------------------------------------------------------------------

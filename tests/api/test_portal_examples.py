@@ -279,7 +279,8 @@ async def patient_app(tenant: Tenant, services: Services) -> dict[str, Any]:
 
 async def partner_portal(tenant: Tenant, services: Services) -> dict[str, Any]:
     partner = await make_partner(tenant)
-    client = await make_client(tenant, partner, ["patient.identity:read", "patient.contact:read", "contact:read"])
+    client = await make_client(tenant, partner, ["patient.identity:read", "patient.contact:read", "contact:read",
+                                                 "partner_own_grant:read"])
     granted = await make_patient(tenant, "nurse", fullName="赵桂芳", phone="13800002222", address="Garden Road 5",
                                  allergies="Penicillin")
     contact = {"name": "赵强", "relationship": "CHILD", "phone": "13600004444"}
