@@ -15,6 +15,9 @@ from graphql import GraphQLError
 # ``extensions.reason`` of every refused move of a lifecycle (a visit, a plan, a ticket, an appointment, a task, a
 # campaign, a questionnaire, a contract...), whatever its code: clients branch on it (docs/architecture.md, Errors)
 ILLEGAL_TRANSITION = "illegal_transition"
+# ``extensions.reason`` of every CONFLICT over a stale read (a ``version``, a ``revision``, an ``expectedVersion``, a
+# record changed under the caller since it read it), on every record: ``Conflict``'s unless another is given
+STALE_VERSION = "stale_version"
 
 
 def kind_and_place(error: BaseException) -> str:
@@ -140,10 +143,16 @@ class Unavailable(CareloopError):
 
 
 class Conflict(CareloopError):
-    """The record changed since the caller read it (a stale version): nothing was written."""
+    """The record changed since the caller read it (a stale version, reason ``stale_version``), or its state refuses
+    the write (a reason of its own: ``illegal_transition``, ``slot_full``...): nothing was written. Every CONFLICT
+    carries a reason to branch on (found in review: a stale version and a full slot differed only by their field)."""
 
     code = "CONFLICT"
     default_message = "The record changed since you read it; read it again."
+
+    def __init__(self, message: str | None = None, *, field: str | None = None,
+                 reason: str = STALE_VERSION) -> None:
+        super().__init__(message, field=field, reason=reason)
 
 
 class RateLimited(CareloopError):

@@ -59,6 +59,7 @@ class OnFile(Protocol):
 R = TypeVar("R", bound=OnFile)
 
 MERGED = "merged"  # a duplicate file kept as it was merged (models.patient.PATIENT_STATUSES)
+FIELD_CLASS = "field_class"  # extensions.reason of a field of a class of the file the caller may not read
 # Actions that add to or change a patient's file: a merged file takes none, its survivor does.
 _WRITES = frozenset({Action.CREATE, Action.UPDATE, Action.ARCHIVE, Action.DELETE, Action.CONSENT, Action.GRANT})
 
@@ -898,9 +899,21 @@ def _followed(patient_id: uuid.UUID, survivors: dict[uuid.UUID, uuid.UUID | None
 
 
 def require_class(ctx: Context, view: PatientView, field_class: str) -> None:
-    """Note a read of a field class on a patient, or note the refusal and raise FORBIDDEN."""
+    """Note a read of a field class on a patient, or note the refusal and raise FORBIDDEN (``class_refused``)."""
     if not note_class_read(ctx, ctx.reads, view, field_class):
-        raise Forbidden("Not allowed to read this field.")
+        raise class_refused(ctx, field_class)
+
+
+def class_refused(ctx: Context, field_class: str) -> Forbidden:
+    """The FORBIDDEN of a field whose class of the file the caller may not read: reason ``field_class``, the class as
+    ``PatientFieldClass`` spells it (``fieldClass: "CLINICAL"``, which the field's path tells anyway), and for a
+    partner's token that lacks the scope the policy would grant, that scope (``scope: "patient.clinical:read"``: its
+    own client's; found in review: the error had its path only, nothing a portal could branch on)."""
+    error = Forbidden("Not allowed to read this field.", reason=FIELD_CLASS)
+    missing = ctx.missing_scope(f"patient.{field_class}", "read")
+    error.extensions = {**(error.extensions or {}), "fieldClass": field_class.upper(),
+                        **({"scope": missing} if missing else {})}
+    return error
 
 
 def note_class_read(ctx: Context, log: ReadLog, view: PatientView, field_class: str) -> bool:

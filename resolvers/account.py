@@ -313,7 +313,7 @@ async def confirm(ctx: Context, code: str) -> bool:
         if not await Staff.filter(id=staff.id, totp_secret=staff.totp_secret, totp_enabled_at=None).update(
                 totp_enabled_at=datetime.now(UTC), totp_last_step=step, **_bumped()):
             raise Conflict("code: your pending second factor changed since; confirm the new one with its code.",
-                           field="code")
+                           field="code", reason="pending_factor_changed")
         await writer.append([_account_record(ctx.actor, STAFF_ACCOUNTS, staff, ctx, {"totp_enabled_at"},
                                              "totp_enabled")])
     ctx.recorded = True

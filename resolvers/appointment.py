@@ -66,6 +66,8 @@ OUTSIDE_CHANNELS = {PATIENT: "portal", PARTNER: "partner"}
 # and what they book does not count: a patient the desk books three times a week still books online.
 OUTSIDE_UPCOMING_LIMIT = 10
 ITEM_COUNT = "item_count"
+# The portal's booking rules broken (``_check_when``): the error's reason and the trail's alike
+PORTAL_TOO_LATE, PORTAL_TOO_FAR = "portal_too_late", "portal_too_far"
 STAFF_CHANNELS = tuple(c for c in BOOKING_CHANNELS if c not in OUTSIDE_CHANNELS.values())
 # What a visit opened by an arrival is, by the kind of institution (an outpatient visit elsewhere).
 VISIT_KIND_OF_INSTITUTION = {"dental": "dental", "checkup": "check_up"}
@@ -344,7 +346,8 @@ async def book(ctx: Context, data: dict[str, Any]) -> AppointmentView:
                                field="patientId")
         if await Appointment.exists(institution_id=ctx.institution_id, schedule_id=schedule.id,
                                     slot_start=slot.start, patient_id=patient.row.id, status__in=HOLDING):
-            raise Conflict("slotStart: the patient already has a place in this slot.", field="slotStart")
+            raise Conflict("slotStart: the patient already has a place in this slot.", field="slotStart",
+                           reason="already_in_slot")
         if principal.kind in OUTSIDE_CHANNELS and await Appointment.filter(  # counted under the file's lock
                 institution_id=ctx.institution_id, patient_id=patient.row.id, status="booked",
                 channel__in=tuple(OUTSIDE_CHANNELS.values()), slot_start__gt=now).count() >= OUTSIDE_UPCOMING_LIMIT:
@@ -626,16 +629,17 @@ async def _check_when(ctx: Context, action: Action, current: Appointment | None,
     soonest = now + timedelta(hours=hours)
     resource = None if current is None else current.id
     if current is not None and current.slot_start < soonest:
-        await access.deny(ctx, action, "appointment", resource, patient.row.id, reason="portal_too_late")
+        await access.deny(ctx, action, "appointment", resource, patient.row.id, reason=PORTAL_TOO_LATE)
         raise Forbidden(f"id: appointments are changed online no later than {hours} hours before "
-                        "the slot; please call the institution.", field="id")
+                        "the slot; please call the institution.", field="id", reason=PORTAL_TOO_LATE)
     if new_start is not None and new_start < soonest:
-        await access.deny(ctx, action, "appointment", resource, patient.row.id, reason="portal_too_late")
+        await access.deny(ctx, action, "appointment", resource, patient.row.id, reason=PORTAL_TOO_LATE)
         raise Forbidden(f"slotStart: online booking closes {hours} hours before the slot; "
-                        "please call the institution.", field="slotStart")
+                        "please call the institution.", field="slotStart", reason=PORTAL_TOO_LATE)
     if new_start is not None and new_start > now + timedelta(days=days):
-        await access.deny(ctx, action, "appointment", resource, patient.row.id, reason="portal_too_far")
-        raise Forbidden(f"slotStart: online booking opens {days} days ahead.", field="slotStart")
+        await access.deny(ctx, action, "appointment", resource, patient.row.id, reason=PORTAL_TOO_FAR)
+        raise Forbidden(f"slotStart: online booking opens {days} days ahead.", field="slotStart",
+                        reason=PORTAL_TOO_FAR)
 
 
 async def _staff_only(ctx: Context, appointment_id: uuid.UUID | None) -> None:
@@ -711,7 +715,7 @@ async def _seated(schedule_id: uuid.UUID, start: datetime, capacity: int,
             return row
         except IntegrityError:
             continue
-    raise Conflict("slotStart: the slot is full.", field="slotStart")
+    raise Conflict("slotStart: the slot is full.", field="slotStart", reason="slot_full")
 
 
 async def _insert(ctx: Context, seat: int, values: dict[str, Any]) -> Appointment:

@@ -175,11 +175,9 @@ async def _referenced(ctx: Context, contact_id: uuid.UUID) -> bool:
 async def _refuse_referenced(ctx: Context, view: ContactView) -> Conflict:
     """The refusal on the trail (before any transaction opens, or after its rollback) and its error."""
     await access.deny(ctx, Action.DELETE, "contact", view.row.id, view.patient.row.id, reason=REFERENCED)
-    error = Conflict("id: messages, survey invitations, tickets or contracts name this contact, so it is kept with "
-                     "them. To stop contacting them, clear mayReceiveInformation (or their phone) instead.",
-                     field="id")
-    error.extensions = {**(error.extensions or {}), "reason": REFERENCED}
-    return error
+    return Conflict("id: messages, survey invitations, tickets or contracts name this contact, so it is kept with "
+                    "them. To stop contacting them, clear mayReceiveInformation (or their phone) instead.",
+                    field="id", reason=REFERENCED)
 
 
 async def _find(ctx: Context, contact_id: uuid.UUID | None, action: Action) -> ContactView:

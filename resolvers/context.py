@@ -125,6 +125,14 @@ class Context:
                                    if p.scoped(obj, act) else Decision.denied())
         return self.decisions[key]
 
+    def missing_scope(self, obj: str, act: str) -> str | None:
+        """The scope (``object:action``) a partner's token lacks where the policy grants partners the right: what
+        refused it, for the error to name. None when the token's scopes are not what refuses it."""
+        p = self.require_principal()
+        if p.scoped(obj, act) or not self.services.guard.decide(p.subject, p.roles, p.institution_id, obj, act).allowed:
+            return None
+        return f"{obj}:{act}"
+
     def forget_decisions(self) -> None:
         """Before re-checking a long-lived operation's rights: decisions, scopes, the patient views made under them
         and the grants those found files open under are per sign-in (a subscription's next event must not show a

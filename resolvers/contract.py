@@ -41,7 +41,7 @@ from audit.events import Action, Actor, AuditRecord, Outcome
 from core import money, statements
 from core.crypto import InstitutionKeys, field_aad
 from core.db import placeholders
-from core.errors import ILLEGAL_TRANSITION, BadUserInput, Conflict, Forbidden, InvalidInput
+from core.errors import ILLEGAL_TRANSITION, STALE_VERSION, BadUserInput, Conflict, Forbidden, InvalidInput
 from core.ids import uuid7
 from core.principal import PARTNER, STAFF
 from core.validation import Problems, check_year, clean_text
@@ -111,7 +111,7 @@ NOT_ENDED = TRANSITIONS["terminate"]["from"]
 CLIENT_DECEASED = "client_deceased"
 
 # Reason codes (``extensions.reason``) of refused input and conflicts.
-STALE = "stale_version"
+STALE = STALE_VERSION
 ILLEGAL = ILLEGAL_TRANSITION
 NOT_DRAFT = "version_not_draft"
 OPEN = "open_version_exists"
@@ -196,9 +196,7 @@ def _text(problems: Problems, path: str, value: str | None, limit: int, *, requi
 
 
 def _conflict(message: str, reason: str, field: str = "expectedVersion") -> Conflict:
-    error = Conflict(message, field=field)
-    error.extensions = {**(error.extensions or {}), "reason": reason}
-    return error
+    return Conflict(message, field=field, reason=reason)
 
 
 def _stale() -> Conflict:

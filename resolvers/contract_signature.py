@@ -43,7 +43,7 @@ from audit import writer
 from audit.events import Action, AuditRecord, Outcome
 from core.contract_document import ContractDocument, DocumentItem, render
 from core.crypto import DecryptionError, field_aad
-from core.errors import ILLEGAL_TRANSITION, BadUserInput, CareloopError, Conflict, Forbidden
+from core.errors import ILLEGAL_TRANSITION, STALE_VERSION, BadUserInput, CareloopError, Conflict, Forbidden
 from core.ids import uuid7
 from core.money import format_amount
 from core.principal import PARTNER, PATIENT, STAFF
@@ -65,7 +65,7 @@ OPEN = ("draft", "sent", "active", "suspended")  # a contract that has not ended
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 # Reason codes (``extensions.reason``) of refusals.
-STALE = "stale_version"
+STALE = STALE_VERSION
 NO_DRAFT = "no_draft_version"
 EFFECTIVE_IN_PAST = "effective_in_past"
 ILLEGAL = ILLEGAL_TRANSITION

@@ -779,7 +779,7 @@ async def claim(ctx: Context, task_id: uuid.UUID | None) -> TaskView:
 
 def _taken() -> Conflict:
     return Conflict("id: the task is no longer in the pool (someone claimed it first, or it was assigned or "
-                    "closed); read it again.", field="id")
+                    "closed); read it again.", field="id", reason="task_taken")
 
 
 async def assign(ctx: Context, task_id: uuid.UUID | None, staff_id: uuid.UUID | None,

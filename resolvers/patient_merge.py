@@ -185,7 +185,7 @@ async def _check_mergeable(ctx: Context, links: list[Link], survivor_id: uuid.UU
             both = await link.model.filter(**{f"{link.column}__in": [survivor_id, duplicate_id]}).count()
             if both > 1:
                 raise Conflict(f"duplicateId: both files have a {link.table.replace('_', ' ')}; close one first.",
-                               field="duplicateId")
+                               field="duplicateId", reason="one_per_file")
     consents = await PartnerConsent.filter(institution_id=ctx.institution_id,
                                            patient_id__in=[survivor_id, duplicate_id]).values_list(
         "patient_id", "partner_id", "granted")
@@ -194,7 +194,7 @@ async def _check_mergeable(ctx: Context, links: list[Link], survivor_id: uuid.UU
         said.setdefault(partner, set()).add(bool(granted))
     if any(len(answers) > 1 for answers in said.values()):
         raise Conflict("duplicateId: the files disagree on a consent to share with a partner; settle it first.",
-                       field="duplicateId")
+                       field="duplicateId", reason="consents_disagree")
 
 
 async def _move(ctx: Context, link: Link, survivor_id: uuid.UUID, duplicate_id: uuid.UUID) -> tuple[int, int]:

@@ -171,7 +171,7 @@ async def adopt(ctx: Context, code: str) -> Questionnaire:
         await _lock_templates(ctx)
         if await _live_copy(ctx, template.code):
             raise Conflict("template: the institution already has this template in use; edit that one.",
-                           field="template")
+                           field="template", reason="template_in_use")
         return await _create_row(ctx, decision, values, status="active", template=template.code, key=uuid7(),
                                  version=1)
 
@@ -324,7 +324,8 @@ async def _check_editable(ctx: Context, row: Questionnaire, revision: int) -> No
     if row.status == "retired":
         raise _retired()
     if await Questionnaire.exists(institution_id=ctx.institution_id, key=row.key, version__gt=row.version):
-        raise Conflict("id: a newer version of this questionnaire exists; edit that one.", field="id")
+        raise Conflict("id: a newer version of this questionnaire exists; edit that one.", field="id",
+                       reason="newer_version_exists")
     if revision != row.revision:
         raise _stale()
 
@@ -334,7 +335,7 @@ def _stale() -> Conflict:
 
 
 def _retired() -> Conflict:
-    return Conflict("id: the questionnaire is retired.", field="id")
+    return Conflict("id: the questionnaire is retired.", field="id", reason=ILLEGAL_TRANSITION)
 
 
 def _columns(row: Questionnaire) -> dict[str, Any]:

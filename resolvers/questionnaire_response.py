@@ -402,7 +402,7 @@ async def _record_staff(ctx: Context, questionnaire: Questionnaire, department_i
                 policy_rule=door.rule)])
     except _Taken:
         raise Conflict("questionnaireId: you have already answered this questionnaire about this department this "
-                       "month.", field="questionnaireId") from None
+                       "month.", field="questionnaireId", reason="answered") from None
     ctx.recorded = True
     return Receipt(True, None, False)
 

@@ -287,7 +287,7 @@ async def exception_add(ctx: Context, schedule_id: uuid.UUID | None, data: dict[
     schedule = await _find(ctx, schedule_id, Action.CREATE, field="scheduleId")
     await _check_reach(ctx, Action.CREATE, schedule.id, {schedule.department_id})
     if not schedule.active:
-        raise Conflict("scheduleId: the schedule is deactivated.", field="scheduleId")
+        raise Conflict("scheduleId: the schedule is deactivated.", field="scheduleId", reason=ILLEGAL_TRANSITION)
     values = _exception_values(schedule, data)
     async with access.refusals_recorded(ctx), in_transaction():
         # one exception at a time per schedule, so two extra sessions added together cannot overlap, and two
@@ -362,7 +362,7 @@ def _check_current(row: Schedule, version: int) -> None:
     if version != row.version:
         raise _stale()
     if not row.active:
-        raise Conflict("id: the schedule is deactivated.", field="id")
+        raise Conflict("id: the schedule is deactivated.", field="id", reason=ILLEGAL_TRANSITION)
 
 
 def _stale() -> Conflict:

@@ -114,13 +114,16 @@ async def last_denial(tenant: Tenant) -> AuditEvent | None:
 
 
 async def assert_refused(tenant: Tenant, call: Any, code: str, field: str | None = None, reason: str | None = None,
-                         root: str | None = None) -> None:
-    """The denied twin: the code (and field), nothing written, and for a refusal exactly one denied record."""
+                         root: str | None = None, says: str | None = None) -> None:
+    """The denied twin: the code (and field, and ``says``: the error's reason), nothing written, and for a refusal
+    exactly one denied record."""
     before, events = await snapshot(tenant), await tenant.audit_count()
     reply = await call()
     assert reply.codes == [code], reply.errors
     if field is not None:
         assert reply.errors[0]["extensions"]["field"] == field
+    if says is not None:
+        assert reply.errors[0]["extensions"].get("reason") == says, reply.errors
     if root is not None:
         assert reply.data == {root: None}
     assert await snapshot(tenant) == before
@@ -158,7 +161,7 @@ async def test_the_slot_holds_its_capacity_and_a_cancellation_frees_a_place(tena
     kept = await book(tenant, schedule, first)
     await book(tenant, schedule, second, role="nurse")
     await assert_refused(tenant, lambda: tenant.call("front_desk", BOOK, input=booking(schedule, third)), "CONFLICT",
-                         "input.slotStart", root="appointmentBook")
+                         "input.slotStart", root="appointmentBook", says="slot_full")
     cancelled = await ok(await tenant.call("front_desk", CANCEL, id=kept["id"], reason="INSTITUTION", version=1),
                          "appointmentCancel")
     assert (cancelled["status"], cancelled["cancellationReason"], cancelled["version"]) == ("CANCELLED",
@@ -181,7 +184,7 @@ async def test_a_slot_whose_capacity_was_lowered_counts_every_place_held(tenant:
       scheduleUpdate(id: $id, input: $input, version: $version) { id } }""", id=schedule, version=1,
                                input={"capacity": 1}), "scheduleUpdate")
     await assert_refused(tenant, lambda: tenant.call("front_desk", BOOK, input=booking(schedule, third)), "CONFLICT",
-                         "input.slotStart", root="appointmentBook")
+                         "input.slotStart", root="appointmentBook", says="slot_full")
     await ok(await tenant.call("front_desk", CANCEL, id=kept["id"], reason="INSTITUTION", version=1),
              "appointmentCancel")
     taken = await book(tenant, schedule, third)  # the place freed: booked, on the one seat there is
@@ -192,7 +195,7 @@ async def test_a_patient_holds_one_place_per_slot(tenant: Tenant) -> None:
     schedule, pid = await make_schedule(tenant, capacity=3), await make_patient(tenant)
     await book(tenant, schedule, pid)
     await assert_refused(tenant, lambda: tenant.call("front_desk", BOOK, input=booking(schedule, pid)), "CONFLICT",
-                         "input.slotStart")
+                         "input.slotStart", says="already_in_slot")
 
 
 @pytest.mark.parametrize(("change", "field"), [
@@ -305,7 +308,7 @@ async def test_a_stale_or_final_appointment_is_not_changed(tenant: Tenant) -> No
     for call in (lambda: tenant.call("front_desk", RESCHEDULE, id=made["id"], slotStart=at(3, 9), version=7),
                  lambda: tenant.call("front_desk", CANCEL, id=made["id"], version=7),
                  lambda: tenant.call("front_desk", NO_SHOW, id=made["id"], version=7)):
-        await assert_refused(tenant, call, "CONFLICT", "version")
+        await assert_refused(tenant, call, "CONFLICT", "version", says="stale_version")
     await ok(await tenant.call("front_desk", CANCEL, id=made["id"]), "appointmentCancel")
     for call in (lambda: tenant.call("front_desk", RESCHEDULE, id=made["id"], slotStart=at(3, 9)),
                  lambda: tenant.call("front_desk", CANCEL, id=made["id"]),
@@ -626,17 +629,17 @@ async def test_the_portal_refuses_within_two_hours_and_beyond_the_horizon(tenant
     me = await open_account(tenant)
     for start in (at(1, 9), at(1, 9, 30)):  # 1 and 1.5 hours ahead
         await assert_refused(tenant, lambda s=start: me.call(BOOK, input=booking(schedule, None, s)), "FORBIDDEN",
-                             "input.slotStart", "portal_too_late", root="appointmentBook")
+                             "input.slotStart", "portal_too_late", root="appointmentBook", says="portal_too_late")
     await ok(await me.call(BOOK, input=booking(schedule, None, at(1, 10))), "appointmentBook")  # 2 hours: allowed
     far = datetime(2027, 5, 31, 9, 0, tzinfo=ZONE).isoformat()  # 91 days ahead
     await assert_refused(tenant, lambda: me.call(BOOK, input=booking(schedule, None, far)), "FORBIDDEN",
-                         "input.slotStart", "portal_too_far")
+                         "input.slotStart", "portal_too_far", says="portal_too_far")
     # the institution's own rules: a day's notice, a week ahead
     await MessagingSettings.create(institution_id=tenant.id, portal_change_min_hours=24, portal_horizon_days=7)
     await assert_refused(tenant, lambda: me.call(BOOK, input=booking(schedule, None, at(1, 16))), "FORBIDDEN",
-                         "input.slotStart", "portal_too_late")
+                         "input.slotStart", "portal_too_late", says="portal_too_late")
     await assert_refused(tenant, lambda: me.call(BOOK, input=booking(schedule, None, at(9, 9))), "FORBIDDEN",
-                         "input.slotStart", "portal_too_far")
+                         "input.slotStart", "portal_too_far", says="portal_too_far")
     await ok(await me.call(BOOK, input=booking(schedule, None, at(7, 16))), "appointmentBook")
 
 
@@ -663,9 +666,10 @@ async def test_the_portal_does_not_move_or_cancel_an_appointment_close_to_its_sl
     me = await open_account(tenant)
     made = await ok(await me.call(BOOK, input=booking(schedule, None)), "appointmentBook")
     monkeypatch.setattr(appointments, "_now", lambda: TOMORROW_9.astimezone(UTC) - timedelta(minutes=90))
-    await assert_refused(tenant, lambda: me.call(CANCEL, id=made["id"]), "FORBIDDEN", "id", "portal_too_late")
+    await assert_refused(tenant, lambda: me.call(CANCEL, id=made["id"]), "FORBIDDEN", "id", "portal_too_late",
+                         says="portal_too_late")
     await assert_refused(tenant, lambda: me.call(RESCHEDULE, id=made["id"], slotStart=at(5, 9)), "FORBIDDEN", "id",
-                         "portal_too_late")
+                         "portal_too_late", says="portal_too_late")
     await ok(await tenant.call("front_desk", CANCEL, id=made["id"], reason="PATIENT"), "appointmentCancel")
 
 
@@ -754,7 +758,7 @@ async def test_a_partner_books_for_a_granted_patient_and_sees_only_its_own_booki
     await assert_refused(tenant, lambda: partnership.call(CHECK_IN, id=moved["id"]), "FORBIDDEN", reason="forbidden")
     await assert_refused(tenant, lambda: partnership.call(BOOK, input=booking(schedule, partnership.granted,
                                                                               at(1, 9))),
-                         "FORBIDDEN", "input.slotStart", "portal_too_late")
+                         "FORBIDDEN", "input.slotStart", "portal_too_late", says="portal_too_late")
     # the institution's cancellations are its own (found in review: a partner could cancel "by the institution")
     refused = await partnership.call(CANCEL, id=moved["id"], reason="INSTITUTION")
     assert refused.codes == ["BAD_USER_INPUT"] and refused.errors[0]["extensions"]["reason"] == "partner_reason"

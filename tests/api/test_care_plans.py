@@ -68,7 +68,7 @@ async def test_a_stale_version_is_a_conflict(tenant: Tenant) -> None:
     pid = await make_patient(tenant)
     plan = await a_plan(tenant, pid)
     reply = await tenant.call("doctor", MOVE, id=plan["id"], to="COMPLETED", version=7)
-    assert reply.codes == ["CONFLICT"]
+    assert reply.codes == ["CONFLICT"] and reply.errors[0]["extensions"]["reason"] == "stale_version"
     assert (await CarePlan.get(id=plan["id"])).status == "active"
 
 

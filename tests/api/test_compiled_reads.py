@@ -216,6 +216,8 @@ async def test_every_role_lists_as_the_generic_path(world: World, role: str, mon
         assert not answers[0].errors
     if role == "front_desk":  # clinical fields refused: one FORBIDDEN per field and patient
         assert set(answers[0].codes) == {"FORBIDDEN"} and len(answers[0].errors) == 3
+        assert [e["extensions"] for e in answers[0].errors] == [
+            {"code": "FORBIDDEN", "reason": "field_class", "fieldClass": "CLINICAL"}] * 3
 
 
 @pytest.mark.parametrize("role", ROLES)

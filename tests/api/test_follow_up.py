@@ -92,11 +92,14 @@ async def last_denial(tenant: Tenant) -> AuditEvent | None:
 
 
 async def assert_refused(tenant: Tenant, role: str, query: str, code: str, reason: str | None = None,
-                         **variables: Any) -> None:
-    """The denied twin: the code, nothing written, and (for a refusal) the refusal on the trail."""
+                         says: str | None = None, **variables: Any) -> None:
+    """The denied twin: the code (and ``says``: the error's reason), nothing written, and (for a refusal) the
+    refusal on the trail."""
     before, events = await snapshot(tenant), await tenant.audit_count()
     reply = await tenant.call(role, query, **variables)
     assert reply.codes == [code], reply.errors
+    if says is not None:
+        assert reply.errors[0]["extensions"].get("reason") == says, reply.errors
     assert await snapshot(tenant) == before
     if reason is not None:
         assert await tenant.audit_count() == events + 1
@@ -167,7 +170,7 @@ async def test_a_nurse_of_the_department_claims_a_pool_task(tenant: Tenant) -> N
     event = (await tenant.audit_events(resource_type="follow_up_task", action="update"))[-1]
     assert set(event.fields_read.split(",")) == {"owner", "status"}
     # claimed already: a clear CONFLICT, nothing changes
-    await assert_refused(tenant, "nurse", CLAIM, "CONFLICT", id=task["id"])
+    await assert_refused(tenant, "nurse", CLAIM, "CONFLICT", says="task_taken", id=task["id"])
 
 
 @pytest.mark.parametrize("both_read_it_first", [False, True])
@@ -197,6 +200,7 @@ async def test_two_nurses_claiming_at_once_exactly_one_wins(
         assert len(winners) == 1 and len(losers) == 1, (first.body, second.body)
         loser = replies[losers[0]]
         assert loser.codes == ["CONFLICT"] and loser.errors[0]["extensions"]["field"] == "id"
+        assert loser.errors[0]["extensions"]["reason"] == "task_taken"
         assert loser.data == {"followUpTaskClaim": None}
         row = await FollowUpTask.get(id=task["id"])
         assert (row.owner_id, row.status, row.version) == (tenant.staff_ids[winners[0]], "accepted", 2)
@@ -330,10 +334,11 @@ async def test_a_stale_version_is_a_conflict_and_writes_nothing(tenant: Tenant) 
     task = await owned_task(tenant)
     await ok(await tenant.call("department_head", ASSIGN, id=task["id"], staff=str(tenant.staff_ids["nurse"]),
                                version=1), "followUpTaskAssign")
-    await assert_refused(tenant, "nurse", COMPLETE, "CONFLICT", id=task["id"], version=1,
+    await assert_refused(tenant, "nurse", COMPLETE, "CONFLICT", says="stale_version", id=task["id"], version=1,
                          input={"reached": True, "condition": "SAME"})
-    await assert_refused(tenant, "nurse", CANCEL, "CONFLICT", id=task["id"], version=1)
-    await assert_refused(tenant, "department_head", ASSIGN, "CONFLICT", id=task["id"], staff=None, version=1)
+    await assert_refused(tenant, "nurse", CANCEL, "CONFLICT", says="stale_version", id=task["id"], version=1)
+    await assert_refused(tenant, "department_head", ASSIGN, "CONFLICT", says="stale_version", id=task["id"],
+                         staff=None, version=1)
 
 
 async def test_a_colleagues_task_is_not_worked_and_a_pool_task_is_claimed_first(

@@ -193,6 +193,7 @@ async def test_a_stale_version_is_a_conflict(tenant: Tenant) -> None:
     for version, name in ((1, "duplicateVersion"), (2, "survivorVersion")):
         reply = await merge(tenant, survivor, duplicate, sv=version, dv=version)
         assert reply.codes == ["CONFLICT"] and reply.errors[0]["extensions"]["field"] == name
+        assert reply.errors[0]["extensions"]["reason"] == "stale_version"
 
     assert await state(tenant) == before
 
@@ -204,6 +205,7 @@ async def test_two_portal_accounts_or_disagreeing_consents_refuse_the_merge(tena
     before = await state(tenant)
     reply = await merge(tenant, survivor, duplicate)
     assert reply.codes == ["CONFLICT"] and reply.errors[0]["extensions"]["field"] == "duplicateId"
+    assert reply.errors[0]["extensions"]["reason"] == "one_per_file"
     assert await state(tenant) == before
 
     one, other = await make_patient(tenant), await make_patient(tenant)
@@ -212,7 +214,7 @@ async def test_two_portal_accounts_or_disagreeing_consents_refuse_the_merge(tena
     assert (await consent(tenant, other, partner, granted=False)).errors == []
     before = await state(tenant)
     reply = await merge(tenant, one, other)
-    assert reply.codes == ["CONFLICT"]
+    assert reply.codes == ["CONFLICT"] and reply.errors[0]["extensions"]["reason"] == "consents_disagree"
     assert await state(tenant) == before
 
 

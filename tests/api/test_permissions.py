@@ -68,6 +68,9 @@ async def test_field_classes_reported_are_what_the_server_reads_and_updates(tena
         else:
             expected = "FORBIDDEN" if any(c["read"] for c in classes.values()) else "NOT_FOUND"
             assert field_error(reply, read_field) == expected, (role, cls, reply.body)
+            if expected == "FORBIDDEN":  # the class refused, as me.permissions names it: a client branches on it
+                [refusal] = reply.errors
+                assert refusal["extensions"] == {"code": "FORBIDDEN", "reason": "field_class", "fieldClass": cls}
         # update: an updatable class is accepted; any other is refused, audited, and nothing is written
         before, seq = await Patient.get(id=pid).values(), await mark(tenant.id)
         reply = await tenant.call(role, UPDATE, id=str(pid), input={write_field: value})
@@ -123,6 +126,9 @@ async def test_a_partner_token_with_narrower_scopes_reports_less(tenant: Tenant)
     reply = await narrow.call("query($id: ID!) { patient(id: $id) { fullName phone } }", id=str(narrow.granted))
     assert reply.data["patient"]["fullName"] == narrow.granted_name and reply.data["patient"]["phone"] is None
     assert [(e["path"], e["extensions"]["code"]) for e in reply.errors] == [(["patient", "phone"], "FORBIDDEN")]
+    # the scope the token lacks, which the partner's own client holds the list of
+    assert reply.errors[0]["extensions"] == {"code": "FORBIDDEN", "reason": "field_class", "fieldClass": "CONTACT",
+                                             "scope": "patient.contact:read"}
     wide_reply = await pship.call("query($id: ID!) { patient(id: $id) { phone } }", id=str(pship.granted))
     assert wide_reply.errors == [] and wide_reply.data["patient"]["phone"]
 

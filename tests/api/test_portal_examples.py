@@ -6,7 +6,7 @@ heading) being its variables (an object without "data" or "errors") and its abri
 role its heading names (ROLE_OF), against a new institution set up through the API with what the examples name:
 a variable written "$NAME" is replaced by the value the section's set-up put under NAME. The answer must have the
 documented shape: every key documented is there, objects where objects are documented, lists at least as long,
-and a documented error's code, field, reason and path are the answer's. A subscription runs over
+and a documented error's code, field, reason (fieldClass, scope) and path are the answer's. A subscription runs over
 graphql-transport-ws against the served app, its answer being its first event's payload. A change to the page that
 breaks an example (a field renamed, an argument dropped, an error that no longer happens) fails here.
 """
@@ -146,10 +146,12 @@ def assert_shape(documented: Any, real: Any, path: str = "") -> None:
 
 
 def what_went_wrong(error: dict[str, Any]) -> tuple[Any, ...]:
-    """What a client branches on: where, the code, the field, the reason (and each problem listed)."""
+    """What a client branches on: where, the code, the field, the reason (and each problem listed; the class and
+    scope of a field refused)."""
     extensions = error.get("extensions", {})
     return (error.get("path"), extensions.get("code"), extensions.get("field"), extensions.get("reason"),
-            [(problem["field"], problem["reason"]) for problem in extensions.get("invalid", [])])
+            [(problem["field"], problem["reason"]) for problem in extensions.get("invalid", [])],
+            extensions.get("fieldClass"), extensions.get("scope"))
 
 
 def assert_answer(example: Example, answer: dict[str, Any]) -> None:

@@ -269,6 +269,7 @@ async def test_an_edit_without_responses_is_in_place_with_the_revision_read(tena
             (2, {"title": None}, "BAD_USER_INPUT", "input.title")):
         reply = await tenant.call("admin", UPDATE, id=created["id"], revision=revision, input=variables)
         assert reply.codes == [code] and reply.errors[0]["extensions"]["field"] == field, reply.errors
+        assert code != "CONFLICT" or reply.errors[0]["extensions"]["reason"] == "stale_version"
     assert await written(tenant) == before
 
     # items and scoring replaced together; purpose dropped
@@ -303,6 +304,7 @@ async def test_an_answered_version_never_changes_the_edit_is_the_next_version(te
     before = await written(tenant)
     older = await tenant.call("admin", UPDATE, id=created["id"], revision=1, input={"anonymous": True})
     assert older.codes == ["CONFLICT"] and older.errors[0]["extensions"]["field"] == "id"
+    assert older.errors[0]["extensions"]["reason"] == "newer_version_exists"
     assert await written(tenant) == before
     in_place = ok(await tenant.call("admin", UPDATE, id=new["id"], revision=1, input={"anonymous": True}),
                   "questionnaireUpdate")
@@ -326,7 +328,7 @@ async def test_two_versions_made_from_the_same_answered_one_one_conflicts(tenant
        "questionnaireUpdate")
     # an edit of version 1 made from a stale read: version 2 exists
     again = await tenant.call("department_head", UPDATE, id=created["id"], revision=1, input={"anonymous": False})
-    assert again.codes == ["CONFLICT"]
+    assert again.codes == ["CONFLICT"] and again.errors[0]["extensions"]["reason"] == "newer_version_exists"
     assert await Questionnaire.filter(institution_id=tenant.id, key=created["key"]).count() == 2
 
 
@@ -344,10 +346,11 @@ async def test_one_active_version_per_key_and_retiring(tenant: Tenant) -> None:
     retired = ok(await tenant.call("department_head", RETIRE, id=created["id"]), "questionnaireRetire")
     assert retired["status"] == "RETIRED"
     before = await written(tenant)
-    for query in (RETIRE,):
-        assert (await tenant.call("admin", query, id=created["id"])).codes == ["CONFLICT"]
+    twice = await tenant.call("admin", RETIRE, id=created["id"])
+    assert twice.codes == ["CONFLICT"] and twice.errors[0]["extensions"]["reason"] == "illegal_transition"
     edit = await tenant.call("admin", UPDATE, id=created["id"], revision=1, input={"anonymous": True})
     assert edit.codes == ["CONFLICT"] and edit.errors[0]["extensions"]["field"] == "id"
+    assert edit.errors[0]["extensions"]["reason"] == "illegal_transition"
     assert await written(tenant) == before
     # a retired version can be put back in use
     assert ok(await tenant.call("admin", ACTIVATE, id=created["id"]), "questionnaireActivate")["status"] == "ACTIVE"
@@ -461,6 +464,7 @@ async def test_each_template_is_adopted_in_one_call(tenant: Tenant, code: str) -
     before = await written(tenant)
     again = await tenant.call("admin", ADOPT, t=code.upper())
     assert again.codes == ["CONFLICT"] and again.errors[0]["extensions"]["field"] == "template"
+    assert again.errors[0]["extensions"]["reason"] == "template_in_use"
     assert await written(tenant) == before
     # once retired, it can be adopted anew (a new questionnaire)
     ok(await tenant.call("admin", RETIRE, id=adopted["id"]), "questionnaireRetire")

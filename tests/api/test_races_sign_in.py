@@ -403,6 +403,7 @@ async def test_a_confirmation_of_a_secret_replaced_meanwhile_turns_on_no_factor(
         step="_step")
 
     assert reply.codes == ["CONFLICT"] and reply.errors[0]["extensions"]["field"] == "code", reply.body
+    assert reply.errors[0]["extensions"]["reason"] == "pending_factor_changed"
     assert (await Staff.get(id=tenant.staff_ids["nurse"])).totp_enabled_at is None
     assert (await tenant.call("nurse", CONFIRM, code=code(new_secret[0]))).data == {"totpConfirm": True}
     assert (await Staff.get(id=tenant.staff_ids["nurse"])).totp_enabled_at is not None

@@ -199,7 +199,7 @@ async def test_leave_and_an_extra_session(tenant: Tenant) -> None:
     assert cancelled["cancelledAt"] is not None
     assert len(day_starts(await free(tenant))[tuesday]) == 8
     again = await tenant.call("admin", EXCEPTION_CANCEL, id=leave["id"])
-    assert again.codes == ["CONFLICT"]
+    assert again.codes == ["CONFLICT"] and again.errors[0]["extensions"]["reason"] == "illegal_transition"
     shown = ok(await tenant.call("admin", ONE, id=created["id"], all=True), "schedule")["exceptions"]
     assert [e["cancelledAt"] is not None for e in shown] == [True, False]
     assert [e["id"] for e in ok(await tenant.call("admin", ONE, id=created["id"]), "schedule")["exceptions"]] == [
@@ -263,6 +263,7 @@ async def test_update_with_the_version_read_and_deactivate(tenant: Tenant) -> No
     before = await written(tenant)
     stale = await tenant.call("admin", UPDATE, id=created["id"], version=1, input={"capacity": 4})
     assert stale.codes == ["CONFLICT"] and stale.errors[0]["extensions"]["field"] == "version"
+    assert stale.errors[0]["extensions"]["reason"] == "stale_version"
     assert await written(tenant) == before
 
     gone = ok(await tenant.call("admin", DEACTIVATE, id=created["id"], version=2), "scheduleDeactivate")
@@ -273,10 +274,10 @@ async def test_update_with_the_version_read_and_deactivate(tenant: Tenant) -> No
     assert created["id"] in [n["id"] for n in ok(await tenant.call("admin", LIST, inactive=True), "schedules")["nodes"]]
     for query, variables in ((UPDATE, {"version": 3, "input": {"capacity": 4}}), (DEACTIVATE, {"version": 3})):
         reply = await tenant.call("admin", query, id=created["id"], **variables)
-        assert reply.codes == ["CONFLICT"]
+        assert reply.codes == ["CONFLICT"] and reply.errors[0]["extensions"]["reason"] == "illegal_transition"
     refused = await tenant.call("admin", EXCEPTION_ADD, id=created["id"], input={
         "kind": "LEAVE", "startsAt": local(MONDAY, 8).isoformat(), "endsAt": local(MONDAY, 9).isoformat()})
-    assert refused.codes == ["CONFLICT"]
+    assert refused.codes == ["CONFLICT"] and refused.errors[0]["extensions"]["reason"] == "illegal_transition"
     dead = await tenant.call("front_desk", FREE, schedule=created["id"], **{"from": str(MONDAY), "to": str(SUNDAY)})
     assert dead.codes == ["NOT_FOUND"]
 

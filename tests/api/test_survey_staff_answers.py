@@ -43,12 +43,14 @@ def ok(reply: Any, root: str) -> Any:
     return reply.data[root]
 
 
-def refused(reply: Any, code: str, field: str | None = None) -> None:
+def refused(reply: Any, code: str, field: str | None = None, reason: str | None = None) -> None:
     assert reply.errors, reply.data
     extensions = reply.errors[0]["extensions"]
     assert extensions["code"] == code, reply.errors
     if field is not None:
         assert extensions.get("field") == field, reply.errors
+    if reason is not None:
+        assert extensions.get("reason") == reason, reply.errors
 
 
 async def nursing_form(tenant: Tenant) -> Questionnaire:
@@ -121,7 +123,7 @@ async def test_a_second_answer_in_the_month_is_a_conflict_another_department_is_
     before = await written(tenant)
     again = await tenant.call("doctor", STAFF_ANSWER, q=str(q.id), d=str(tenant.departments["A"].id),
                               answers=RATING)
-    refused(again, "CONFLICT", "questionnaireId")
+    refused(again, "CONFLICT", "questionnaireId", "answered")
     assert await written(tenant) == before
     ok(await tenant.call("doctor", STAFF_ANSWER, q=str(q.id), d=str(tenant.departments["B"].id), answers=RATING),
        "surveyStaffAnswer")

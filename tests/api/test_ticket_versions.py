@@ -73,7 +73,7 @@ async def test_a_stale_transition_writes_nothing(tenant: Tenant) -> None:
 
     stale = await tenant.call("support_agent", MOVE, id=ticket["id"], to="INVESTIGATING", version=1)
 
-    assert stale.codes == ["CONFLICT"]
+    assert stale.codes == ["CONFLICT"] and stale.errors[0]["extensions"]["reason"] == "stale_version"
     row = await Ticket.get(id=ticket["id"])
     assert (row.status, row.version) == ("acknowledged", 2)
     assert await TicketEvent.filter(ticket_id=ticket["id"]).count() == events

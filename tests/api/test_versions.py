@@ -152,6 +152,7 @@ async def test_the_second_of_two_clerks_gets_a_conflict(tenant: Tenant, case: Ca
         assert after_first["updated_at"] > read["updated_at"]
     assert lost.codes == ["CONFLICT"]
     assert lost.errors[0]["extensions"]["field"] == "version"
+    assert lost.errors[0]["extensions"]["reason"] == "stale_version"  # one reason for every record
     assert await row_of(case, row_id) == after_first
 
 
@@ -185,5 +186,5 @@ async def test_settings_never_saved_are_version_0(tenant: Tenant) -> None:
     stale = await tenant.call("admin", SLA_SET, level=1, first=30, resolution=60, clock="CALENDAR", version=1)
 
     assert read.data["slaSettings"] == {"levels": [{"version": 0}] * 3, "calendar": {"version": 0}}
-    assert stale.codes == ["CONFLICT"]
+    assert stale.codes == ["CONFLICT"] and stale.errors[0]["extensions"]["reason"] == "stale_version"
     assert not await SlaPolicy.exists(institution_id=tenant.id)

@@ -268,6 +268,7 @@ async def test_a_version_read_before_another_clerks_write_is_a_conflict(tenant: 
 
     assert reply.codes == ["CONFLICT"], reply.body
     assert reply.errors[0]["extensions"]["field"] == case.arg
+    assert reply.errors[0]["extensions"]["reason"] == "stale_version"  # a revision's too
     assert await ready.rows() == before
     assert await tenant.audit_count() == events  # nothing written: no record of a write either
 

@@ -95,10 +95,11 @@ async def test_a_stale_version_is_a_conflict_and_writes_nothing(tenant: Tenant) 
     visit = await a_visit(tenant, pid)
     await moved(tenant, "front_desk", visit["id"], "ARRIVED", version=1)
     reply = await tenant.call("nurse", UPDATE, id=visit["id"], input={"summary": "Late edit"}, version=1)
-    assert reply.codes == ["CONFLICT"]
+    assert reply.codes == ["CONFLICT"] and reply.errors[0]["extensions"]["reason"] == "stale_version"
     assert (await Visit.get(id=visit["id"])).summary is None
     reply = await tenant.call("nurse", MOVE, id=visit["id"], to="CANCELLED", version=1)
     assert reply.codes == ["CONFLICT"] and (await Visit.get(id=visit["id"])).status == "arrived"
+    assert reply.errors[0]["extensions"]["reason"] == "stale_version"
 
 
 # -- who reads what ----------------------------------------------------------------------------------
