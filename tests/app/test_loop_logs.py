@@ -26,16 +26,21 @@ async def failing() -> int:
     raise DuplicateKey(f'duplicate key value violates unique constraint: Key (national_id)=({SECRET}) already exists')
 
 
-async def _first_lines(caplog: pytest.LogCaptureFixture, loop: asyncio.Task[None]) -> list[logging.LogRecord]:
+async def _stop_once(loop: asyncio.Task[None], done: Callable[[], bool], polls: int) -> None:
+    """Let ``loop`` run until ``done()`` (polled every 10 ms, at most ``polls`` times), then cancel it."""
     try:
-        for _ in range(200):
-            if any(r.levelno >= logging.ERROR for r in caplog.records):
+        for _ in range(polls):
+            if done():
                 break
             await asyncio.sleep(0.01)
     finally:
         loop.cancel()
         with pytest.raises(asyncio.CancelledError):
             await loop
+
+
+async def _first_lines(caplog: pytest.LogCaptureFixture, loop: asyncio.Task[None]) -> list[logging.LogRecord]:
+    await _stop_once(loop, lambda: any(r.levelno >= logging.ERROR for r in caplog.records), 200)
     return [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
@@ -67,15 +72,7 @@ async def test_a_failed_delivery_is_logged_by_kind_and_place(caplog: pytest.LogC
 
 async def _rounds_told(caplog: pytest.LogCaptureFixture, loop: asyncio.Task[None], rounds: list[int]) -> list[str]:
     """The lines a loop logged until it had run ``rounds[0]`` rounds."""
-    try:
-        for _ in range(500):
-            if rounds[0] >= 12:
-                break
-            await asyncio.sleep(0.01)
-    finally:
-        loop.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await loop
+    await _stop_once(loop, lambda: rounds[0] >= 12, 500)
     return [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
 
 
