@@ -136,7 +136,7 @@ async def test_a_campaign_is_started_only_once_approved(tenant: Tenant) -> None:
     stale = await tenant.call("department_head", START, id=made["id"], v=made["version"])  # read before approval
     started = ok(await tenant.call("department_head", START, id=made["id"], v=approved["version"]), "campaignStart")
 
-    assert refusal(stale) == ("CONFLICT", "version", None)
+    assert refusal(stale) == ("CONFLICT", "version", "stale_version")
     assert (started["status"], started["recipients"]) == ("SENDING", 1)
     await campaigns.advance()
     assert await Communication.filter(campaign_id=uuid.UUID(made["id"])).count() == 1
@@ -231,7 +231,7 @@ async def test_a_stale_version_approves_nothing(tenant: Tenant) -> None:
 
     reply = await tenant.call("admin", APPROVE, id=made["id"], v=made["version"] + 1)
 
-    assert refusal(reply) == ("CONFLICT", "version", None)
+    assert refusal(reply) == ("CONFLICT", "version", "stale_version")
     assert await stored(made["id"]) == before
 
 
@@ -253,7 +253,7 @@ async def test_two_approvals_raced_approve_once(tenant: Tenant, services: Servic
         await locks.until_waiting([second])
     replies = [await first, await second]
 
-    assert replies[0].errors == [] and refusal(replies[1]) == ("CONFLICT", "version", None)
+    assert replies[0].errors == [] and refusal(replies[1]) == ("CONFLICT", "version", "stale_version")
     row = await Campaign.get(id=uuid.UUID(made["id"]))
     assert (row.approved_by_id, row.version) == (tenant.staff_ids["admin"], made["version"] + 1)
     assert [w[0] for w in await writes_since(tenant, seq)] == [tenant.staff_ids["admin"]]
@@ -272,7 +272,7 @@ async def test_an_approval_and_a_cancel_raced_end_with_one_of_them(tenant: Tenan
         await locks.until_waiting([cancel])
     replies = [await approving, await cancel]
 
-    assert replies[0].errors == [] and refusal(replies[1]) == ("CONFLICT", "version", None)
+    assert replies[0].errors == [] and refusal(replies[1]) == ("CONFLICT", "version", "stale_version")
     row = await Campaign.get(id=uuid.UUID(made["id"]))
     assert (row.status, row.approved_by_id) == ("draft", tenant.staff_ids["admin"])
 
