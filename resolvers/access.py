@@ -521,6 +521,29 @@ async def find_on_file(ctx: Context, query: QuerySet[Any] | None, record_id: uui
     return views[0]
 
 
+async def named_on_files(ctx: Context, obj: str, query: QuerySet[Any] | None, record_ids: Sequence[uuid.UUID],
+                         view: Callable[[Any, PatientView], V], *, resource_type: str) -> list[V | CareloopError]:
+    """Records that other records name (a follow-up task's visit), each read as ``authorize`` (``obj: read``) then
+    ``find_on_file`` read it by its id, for a page at once: the record with its file, or the error they raise,
+    FORBIDDEN or NOT_FOUND at ``id``. Each refusal is on the operation's record of reads as they record it (action,
+    resource, reason; a page's alike refusals one record naming each, as ``ReadLog`` groups reads), not appended
+    one by one: a page of refusals costs no statement. ``query``: the records in reach, as for ``find_on_file``.
+    Two statements whatever the number of records (the records, their files)."""
+    if not ctx.decide(obj, "read").allowed:
+        field_class = next(iter(refused_class(obj)), None)
+        return [_read_refused(ctx, resource_type, i, "forbidden", Forbidden(), field_class) for i in record_ids]
+    rows = [] if query is None or not record_ids else await query.filter(id__in=list(record_ids))
+    found = dict(await with_files(ctx, rows, lambda row, patient: (row.id, view(row, patient))))
+    return [found[i] if i in found else _read_refused(ctx, resource_type, i, "not_found", NotFound(field="id"))
+            for i in record_ids]
+
+
+def _read_refused(ctx: Context, resource_type: str, record_id: uuid.UUID, reason: str, error: CareloopError,
+                  field_class: str | None = None) -> CareloopError:
+    ctx.reads.note(resource_type, record_id, None, field_class=field_class, outcome=Outcome.DENIED, reason=reason)
+    return error
+
+
 async def views(ctx: Context, rows: list[Patient]) -> list[PatientView]:
     scope = patient_scope(ctx)
     in_team: set[uuid.UUID] = set()

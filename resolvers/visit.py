@@ -120,6 +120,21 @@ async def get(ctx: Context, visit_id: uuid.UUID | None) -> VisitView:
     return await find(ctx, visit_id, Action.READ)
 
 
+async def named(ctx: Context, visit_id: uuid.UUID | None) -> VisitView | None:
+    """The visit another record names (a follow-up task's, a care plan's, a survey invitation's, a response's), read
+    as ``get`` reads it for the caller (``access.named_on_files``): the same decision, reach and file, the same
+    FORBIDDEN or NOT_FOUND, on the trail as its refusals are. None: the record names none. Batched across a page
+    (two statements whatever the number of records; a visit named twice is read once)."""
+    if visit_id is None:
+        return None
+
+    async def batch(ids: Sequence[uuid.UUID]) -> list[VisitView | Exception]:
+        return list(await access.named_on_files(ctx, "visit", in_reach(ctx), ids, VisitView, resource_type="visit"))
+
+    found: VisitView = await ctx.require_loaders().made("named_visit", batch).load(visit_id)
+    return found
+
+
 @dataclass(frozen=True)
 class VisitOrder:
     """A history order: by when the visit was planned or happened (the default, newest first) or by last change;

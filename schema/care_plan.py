@@ -31,6 +31,7 @@ from schema.common import (
     uuid_of,
 )
 from schema.patient import Patient, PatientSource
+from schema.visit import NAMED_VISIT, Visit, named_visit
 
 
 @strawberry.enum(description="Where a plan stands (FHIR CarePlan.status).")
@@ -125,6 +126,11 @@ class CarePlan:
     def visit_id(self, info: Info) -> strawberry.ID | None:
         care_plans.require_identity(info.context, self.view)
         return optional_id(self.view.row.visit_id)
+
+    @strawberry.field(description=f"The visit the plan was made after; null when none was named. {NAMED_VISIT}")
+    async def visit(self, info: Info) -> Visit | None:
+        care_plans.require_identity(info.context, self.view)  # which visit it follows: as visitId
+        return await named_visit(info.context, self.view.row.visit_id)
 
     @strawberry.field(description="The department whose pool gets its tasks (the patient's, unless another was "
                                   "named).")

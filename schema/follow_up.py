@@ -43,7 +43,7 @@ from schema.department import Department
 from schema.patient import Patient, PatientSource
 from schema.selection import columns_of, patient_columns
 from schema.staff import StaffSummary
-from schema.visit import VisitKind
+from schema.visit import NAMED_VISIT, Visit, VisitKind, named_visit
 
 if TYPE_CHECKING:
     from models import FollowUpRule as FollowUpRuleRow
@@ -254,7 +254,8 @@ class TaskSource(FieldSource):
 # What each FollowUpTask field reads off the task's row (besides follow_ups.TASK_ROW_COLUMNS)
 TASK_COLUMNS: dict[str, tuple[str, ...]] = {
     "__typename": (), "id": (), "patient": (), "attempts": (), "owner": ("owner_id",),
-    "department": ("department_id",), "rule": ("rule_id",), "visitId": ("visit_id",), "ticketId": ("ticket_id",),
+    "department": ("department_id",), "rule": ("rule_id",), "visitId": ("visit_id",), "visit": ("visit_id",),
+    "ticketId": ("ticket_id",),
     **{camel_case(name): (name,) for name in TaskSource.fields},
 }
 
@@ -357,6 +358,11 @@ class FollowUpTask:
         follow_ups.require_identity(info.context, self.view)
         visit_id = self.view.row.visit_id
         return None if visit_id is None else strawberry.ID(str(visit_id))
+
+    @strawberry.field(description=f"The visit it follows; null when it follows none. {NAMED_VISIT}")
+    async def visit(self, info: Info) -> Visit | None:
+        follow_ups.require_identity(info.context, self.view)  # which visit it follows: as visitId
+        return await named_visit(info.context, self.view.row.visit_id)
 
     @strawberry.field(description="The ticket opened from its outcome, if any.")
     def ticket_id(self, info: Info) -> strawberry.ID | None:

@@ -26,6 +26,7 @@ from schema.common import DEFAULT_PAGE_SIZE, TOTAL_COUNT, First, Info, PageInfo,
 from schema.patient import Patient
 from schema.patient import node as patient_node
 from schema.questionnaire import Questionnaire
+from schema.visit import NAMED_VISIT, Visit, named_visit
 
 MAX_ANSWERS = 200
 
@@ -218,6 +219,10 @@ class QuestionnaireResponse:
     @strawberry.field(description="The visit it is about; null when anonymous.")
     def visit_id(self) -> strawberry.ID | None:
         return optional_id(self.row.visit_id)
+
+    @strawberry.field(description=f"The visit it is about; null when anonymous or about none. {NAMED_VISIT}")
+    async def visit(self, info: Info) -> Visit | None:
+        return await named_visit(info.context, None if self.view.anonymous else self.row.visit_id)
 
     @strawberry.field(description="The ticket it is about; null when anonymous.")
     def ticket_id(self) -> strawberry.ID | None:

@@ -28,7 +28,7 @@ from schema.common import (
 from schema.contact import Relationship
 from schema.department import Department
 from schema.questionnaire import Questionnaire
-from schema.visit import VisitKind
+from schema.visit import NAMED_VISIT, Visit, VisitKind, named_visit
 
 if TYPE_CHECKING:
     from models import SurveySettings as SurveySettingsRow
@@ -261,6 +261,10 @@ class SurveyInvitation:
     @strawberry.field(description="The visit it follows, if any.")
     def visit_id(self) -> strawberry.ID | None:
         return optional_id(self.view.row.visit_id)
+
+    @strawberry.field(description=f"The visit it follows; null when it follows none. {NAMED_VISIT}")
+    async def visit(self, info: Info) -> Visit | None:
+        return await named_visit(info.context, self.view.row.visit_id)
 
     @strawberry.field(description="The ticket it follows, if any.")
     def ticket_id(self) -> strawberry.ID | None:

@@ -7,6 +7,7 @@ this patient resolves to null with a FORBIDDEN error, as on the patient file.
 
 from __future__ import annotations
 
+import uuid
 from datetime import date, datetime
 from enum import Enum
 from typing import Annotated, Any, cast
@@ -106,6 +107,19 @@ class VisitSource(FieldSource):
 
 def visit_node(ctx: Context, view: VisitView) -> Visit:
     return cast(Visit, VisitSource(ctx, view))
+
+
+# What a record that names a visit (a follow-up task, a care plan, a survey invitation, a response) says of its visit
+NAMED_VISIT = ("Read as visit(id: visitId) reads it for you: the same fields under the classes of the patient's "
+               "file; null with the same FORBIDDEN (no right to read visits) or NOT_FOUND (outside your reach, as a "
+               "missing visit), on the audit trail as visit(id:) records it. Loaded for a whole page at once: no "
+               "request per record.")
+
+
+async def named_visit(ctx: Context, visit_id: uuid.UUID | None) -> Visit | None:
+    """``Visit`` of a visit another record names (``visits.named``)."""
+    found = await visits.named(ctx, visit_id)
+    return None if found is None else visit_node(ctx, found)
 
 
 class CodeSource(FieldSource):

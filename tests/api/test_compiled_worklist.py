@@ -38,6 +38,7 @@ W5 = """query W5($first: Int!, $after: String) {
 ALL_TASK_FIELDS = """id dueOn status completedAt createdAt updatedAt version reached condition needsHelp
   satisfaction notes visitId ticketId __typename"""
 CREATE = "mutation($input: FollowUpTaskCreateInput!) { followUpTaskCreate(input: $input) { id } }"
+VISIT_CREATE = "mutation($input: VisitCreateInput!) { visitCreate(input: $input) { id } }"
 TOMORROW = (TODAY + timedelta(days=1)).isoformat()
 
 # (query, variables, compiled?): the last says whether the compiled plan must run (else it falls back)
@@ -91,11 +92,25 @@ WORKLIST: list[tuple[str, dict[str, Any], bool]] = [
     ("{ followUpWorklist { nodes { id owner { id } } } }", {}, False),
     ("{ followUpWorklist { nodes { id department { name } rule { version } } } }", {}, False),
     ("{ followUpWorklist { nodes { id attempts { outcome } } } }", {}, False),
+    # a task's visit (read as visit(id:) reads it, batched: tests/api/test_visit_links.py), alone and in a fragment
+    ("""{ followUpWorklist { nodes { id visitId visit { id kind status summary internalNote
+       patient { fullName allergies } } patient { fullName } } } }""", {}, False),
+    ("""query { followUpWorklist { nodes { ...Task } } } fragment Task on FollowUpTask { id dueOn
+       ... on FollowUpTask { visit { id summary } } }""", {}, False),
     ("{ followUpWorklist { nodes { id patient { fullName careTeam { id } } } } }", {}, False),
     ("{ followUpWorklist { nodes { id patient { recentVisits(count: 1) { id } } } } }", {}, False),
     ("{ followUpWorklist { nodes { id } } me: __typename }", {}, False),
     ("query { ...Root } fragment Root on Query { followUpWorklist { nodes { id dueOn } } }", {}, False),
 ]
+
+
+VISITS_AT = next(index for index, (query, _, _) in enumerate(WORKLIST) if "visit {" in query)
+
+
+def visits_shown(reply: Any) -> dict[str, Any]:
+    """The summary of each task's visit, by patient (tasks after no visit left out)."""
+    return {n["patient"]["fullName"]: n["visit"] and n["visit"]["summary"]
+            for n in reply.data["followUpWorklist"]["nodes"] if n["visitId"]}
 
 
 @dataclass
@@ -122,6 +137,15 @@ async def created(tenant: Tenant, role: str, mutation: str, data: dict[str, Any]
 
 async def _task(tenant: Tenant, role: str, pid: uuid.UUID, **fields: Any) -> str:
     return await created(tenant, role, CREATE, {"patientId": str(pid), "dueOn": TODAY.isoformat(), **fields})
+
+
+async def _visit(tenant: Tenant, pid: uuid.UUID, department: str) -> str:
+    """A finished visit with a summary and an internal note, which a task follows (its ``visit``, not compiled)."""
+    ended = NOW - timedelta(hours=1)
+    return await created(tenant, "nurse", VISIT_CREATE, {
+        "patientId": str(pid), "kind": "OUTPATIENT", "status": "FINISHED", "departmentId": department,
+        "summary": "Crown re-cemented", "internalNote": "Anxious",
+        "startedAt": (ended - timedelta(hours=1)).isoformat(), "endedAt": ended.isoformat()})
 
 
 async def add_nurse_officer(tenant: Tenant, client: Any, services: Services) -> uuid.UUID:
@@ -151,10 +175,10 @@ async def world(tenant: Tenant, client: Any, services: Services) -> World:
     await make_contact(tenant, in_a, "Bo Moore", phone="13600005555", notes="Brother")
     await make_contact(tenant, in_a_plain, "Cy Kin")
     nurse = str(tenant.staff_ids["nurse"])
-    await _task(tenant, "nurse", in_a, ownerId=nurse)
+    await _task(tenant, "nurse", in_a, ownerId=nurse, visitId=await _visit(tenant, in_a, a))
     await _task(tenant, "nurse", in_a_plain, ownerId=nurse)
     await _task(tenant, "nurse", in_a, ownerId=nurse, dueOn=TOMORROW)
-    await _task(tenant, "nurse", in_b, ownerId=nurse, departmentId=a)
+    await _task(tenant, "nurse", in_b, ownerId=nurse, departmentId=a, visitId=await _visit(tenant, in_b, b))
     await _task(tenant, "doctor", in_a_plain)  # department A's pool
     refused = await tenant.call("nurse_officer", CREATE, input={  # the officer's file: the nurse, who adds tasks,
         "patientId": str(seen_by_officer), "dueOn": TODAY.isoformat(), "ownerId": officer,  # does not reach it
@@ -181,6 +205,7 @@ async def test_every_role_reads_the_worklist_as_the_generic_path(world: World, r
         names = [n["patient"]["fullName"] for n in w5.data["followUpWorklist"]["nodes"]]
         assert sorted(names) == ["Kinsley Moore", "Liam Kin"] and not w5.errors  # Zhang Wei: out of reach
         assert {"+8613800001111", None} == {n["patient"]["phone"] for n in w5.data["followUpWorklist"]["nodes"]}
+        assert visits_shown(answers[VISITS_AT]) == {"Kinsley Moore": "Crown re-cemented"}
     if role == "nurse_officer":  # tasks are read where the nurse, who reads them, reaches (test_section_reach):
         # not on the officer's file Wang Fang's (nor added there); clinical nowhere
         nodes = w5.data["followUpWorklist"]["nodes"]
@@ -199,6 +224,7 @@ async def test_break_glass_reads_the_worklist_as_the_generic_path(world: World, 
     answers = await _corpus(tenant, tenant.tokens["nurse"], monkeypatch, caplog)
     names = sorted(n["patient"]["fullName"] for n in answers[0].data["followUpWorklist"]["nodes"])
     assert names == ["Kinsley Moore", "Liam Kin", "Zhang Wei"]
+    assert visits_shown(answers[VISITS_AT]) == {"Kinsley Moore": "Crown re-cemented", "Zhang Wei": "Crown re-cemented"}
     records = [e for e in await tenant.audit_events(action="read", outcome="allowed")
                if e.actor_id == tenant.staff_ids["nurse"]]
     assert f"emergency_access {opened.data['breakGlass']['id']}" in records[-1].policy_rule

@@ -6,9 +6,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
+
+from policies.guard import MODEL_PATH, POLICY_PATH, Guard
 from resolvers.context import Services
 from tests.conftest import BACKEND, SqlCounter
 from tests.factories import Response, Tenant, make_patient
@@ -113,6 +117,73 @@ async def test_the_worklist_with_attempts_owner_and_rule(tenant: Tenant, sql_cou
       } } } }"""
     found = await costs(sql_counter, lambda n: tenant.call("nurse", query, n=n), "followUpWorklist",
                         check=lambda items: all(len(i["attempts"]) == 1 for i in items))
+    assert found[0] == found[1] == found[2], found
+
+
+async def tasks_after_visits(tenant: Tenant, count: int) -> uuid.UUID:
+    """``count`` calls the nurse owns, each after a visit of its own (a finished one, with a clinician), of one
+    patient."""
+    today, pid = datetime.now(SHANGHAI).date(), await make_patient(tenant)
+    for n in range(count):
+        moment = datetime.now(UTC) - timedelta(days=1, minutes=n)
+        visit = ok(await tenant.call("nurse", VISIT, input={
+            "patientId": str(pid), "kind": "OUTPATIENT", "status": "FINISHED", "summary": f"Visit {n}",
+            "departmentId": str(tenant.departments["A"].id), "clinicianId": str(tenant.staff_ids["doctor"]),
+            "startedAt": (moment - timedelta(hours=1)).isoformat(), "endedAt": moment.isoformat()}))
+        ok(await tenant.call("doctor", TASK, input={"patientId": str(pid), "dueOn": today.isoformat(),
+                                                    "visitId": visit["visitCreate"]["id"],
+                                                    "ownerId": str(tenant.staff_ids["nurse"])}))
+    return pid
+
+
+VISIT_OF_TASK = "visit { id kind summary department { name } clinician { name } codes { code } patient { fullName } }"
+
+
+async def test_the_worklist_with_the_visit_of_each_task(tenant: Tenant, sql_counter: SqlCounter) -> None:
+    """A page of 50 tasks, each with its visit: the same statements as a page of one (the visits and their files
+    batched: test_visit_links.py)."""
+    pid = await tasks_after_visits(tenant, 50)
+    query = f"""query($n: Int!) {{ followUpWorklist(scope: MINE, first: $n) {{ nodes {{ id visitId {VISIT_OF_TASK}
+      patient {{ fullName }} }} }} }}"""
+    found = await costs(sql_counter, lambda n: tenant.call("nurse", query, n=n), "followUpWorklist", (1, 5, 50),
+                        check=lambda items: all(i["visit"]["id"] == i["visitId"] for i in items))
+    assert found[0] == found[1] == found[2], found
+    tasks = f"""query($p: ID!, $n: Int!) {{ patientFollowUpTasks(patientId: $p, first: $n) {{ nodes {{ id visitId
+      {VISIT_OF_TASK} }} }} }}"""
+    found = await costs(sql_counter, lambda n: tenant.call("nurse", tasks, p=str(pid), n=n), "patientFollowUpTasks",
+                        (1, 5, 50), check=lambda items: all(i["visit"]["id"] == i["visitId"] for i in items))
+    assert found[0] == found[1] == found[2], found
+
+
+async def test_a_page_of_visits_refused_costs_what_one_does(tenant: Tenant, sql_counter: SqlCounter,
+                                                           services: Services, monkeypatch: pytest.MonkeyPatch,
+                                                           tmp_path: Path) -> None:
+    """The head may read the tasks and not, by her institution's policy, the visits: each visit null with its
+    refusal, the refusals of the page one record (test_visit_links.py), the same statements for 1 and 50."""
+    await tasks_after_visits(tenant, 50)
+    policy = tmp_path / "policy.csv"
+    policy.write_text(POLICY_PATH.read_text() + f"p, department_head, {tenant.id}, visit, read, deny\n")
+    monkeypatch.setattr(services, "guard", Guard(MODEL_PATH, policy))
+    query = """query($n: Int!) { followUpWorklist(scope: DEPARTMENT, first: $n) { nodes { id visit { id } } } }"""
+    found = []
+    for size in (1, 5, 50):
+        start = len(sql_counter.statements)
+        reply = await tenant.call("department_head", query, n=size)
+        found.append(len(sql_counter.statements) - start)
+        assert reply.codes == ["FORBIDDEN"] * size and len(reply.data["followUpWorklist"]["nodes"]) == size
+    assert found[0] == found[1] == found[2], found
+
+
+async def test_care_plans_with_their_visit(tenant: Tenant, sql_counter: SqlCounter) -> None:
+    pid = await make_patient(tenant)
+    for day in range(20):
+        visit = await finished_visit(tenant, pid, day)
+        ok(await tenant.call("doctor", PLAN, input={"patientId": str(pid), "title": f"Plan {day}",
+                                                    "startsOn": "2026-12-01", "visitId": visit}))
+    query = f"""query($p: ID!, $n: Int!) {{ carePlans(patientId: $p, first: $n) {{ nodes {{ id visitId
+      {VISIT_OF_TASK} }} }} }}"""
+    found = await costs(sql_counter, lambda n: tenant.call("doctor", query, p=str(pid), n=n), "carePlans",
+                        check=lambda items: all(i["visit"]["id"] == i["visitId"] for i in items))
     assert found[0] == found[1] == found[2], found
 
 

@@ -249,8 +249,7 @@ async def nurse_tablet(tenant: Tenant, services: Services) -> dict[str, Any]:
     other = await make_patient(tenant, "nurse", fullName="陈美玲")
     pool = ok(await tenant.call("doctor", TASK_CREATE, input={
         "patientId": str(other), "dueOn": today(), "departmentId": str(tenant.departments["A"].id)}))
-    return {"TASK_ID": task["followUpTaskCreate"]["id"], "POOL_TASK_ID": pool["followUpTaskCreate"]["id"],
-            "VISIT_ID": visit}
+    return {"TASK_ID": task["followUpTaskCreate"]["id"], "POOL_TASK_ID": pool["followUpTaskCreate"]["id"]}
 
 
 CONTRACT_SEND = """mutation($id: ID!, $expectedVersion: Int!) {
