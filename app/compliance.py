@@ -15,7 +15,6 @@ on the trail (action export) before its first byte. Errors answer ``{"errors": [
 from __future__ import annotations
 
 import uuid
-from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -26,6 +25,7 @@ from starlette.types import Receive, Scope, Send
 
 from app.files import _error, attachment
 from app.graphql import build_context
+from core import running
 from core.errors import CareloopError, RateLimited
 from resolvers import audit_report as reports
 from resolvers.context import Context, Services
@@ -35,29 +35,18 @@ MAX_RUNNING = 2  # exports at once per institution, per process
 RETRY_AFTER_SECONDS = 10
 
 
-class Running:
+class Running(running.Running):
     """Exports under way per institution in this process: a cheap bound on what one institution can ask of the
     database at once (the period bound keeps each one finite)."""
 
     def __init__(self, limit: int = MAX_RUNNING) -> None:
-        self.limit = limit
-        self._running: Counter[uuid.UUID] = Counter()
-
-    def take(self, institution_id: uuid.UUID) -> None:
-        if self._running[institution_id] >= self.limit:
-            raise RateLimited("Exports of this institution are already under way; try again shortly.")
-        self._running[institution_id] += 1
+        super().__init__(limit, "Exports of this institution are already under way; try again shortly.")
 
     def take_for(self, ctx: Context) -> uuid.UUID:
         """A slot of the caller's institution (RATE_LIMITED past the limit; the caller must be signed in): its id."""
         institution_id = ctx.require_principal().institution_id
         self.take(institution_id)
         return institution_id
-
-    def give_back(self, institution_id: uuid.UUID) -> None:
-        self._running[institution_id] -= 1
-        if self._running[institution_id] <= 0:
-            del self._running[institution_id]
 
 
 class Streamed(StreamingResponse):

@@ -19,11 +19,18 @@ a row posted by someone who could insert but holds no key is named, and once a c
 event without one is named too, also after an archive anchor: the run records where the MACs began (``macs_from``
 in its own event), so the first events after the anchor cannot go without one. Events still waiting in PostgreSQL's
 inbox to be sealed are checked the same way (``inbox_problem``): their hash does not exist yet, their MAC does.
+
+The walk can also be bounded (``Stretch``, ``verify_stretch``): at most so many events from a sequence number, linked to
+the event before them as stored, for a request that must end in time (``resolvers/audit_chain.py``). Its checkpoints
+are those within the stretch; the chain-wide checks (the newest checkpoint's coverage, the archive run's record, stray
+index rows, PostgreSQL's inbox) run when a stretch reaches the head. Every fault has a kind (``Fault``) besides its
+words: the same walk, the same names, for the CLI and the API.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 import hmac
 import inspect
 import uuid
@@ -43,6 +50,24 @@ BATCH = 2000
 Progress = Callable[[uuid.UUID, int], Awaitable[None] | None]
 
 
+class Fault(enum.StrEnum):
+    """What kind of fault a report names: for machines (the API), beside its words (``ChainReport.problem``)."""
+
+    SEQUENCE_GAP = "sequence_gap"  # an event is missing: the next one there is named
+    TRUNCATED = "truncated"  # events are missing at the end: the head, or a signed checkpoint, says more
+    BROKEN_LINK = "broken_link"  # an event does not link to the hash of the one before it
+    HASH_MISMATCH = "hash_mismatch"  # an event's content does not match its hash
+    MAC_MISMATCH = "mac_mismatch"  # an event's MAC was not made with this deployment's key
+    MAC_MISSING = "mac_missing"  # an event carries no MAC, though earlier events of the chain do
+    INDEX_MISMATCH = "index_mismatch"  # the per-patient index does not match the events it indexes
+    CHECKPOINT_SIGNATURE = "checkpoint_signature"  # a signed checkpoint's signature does not verify
+    CHECKPOINT_MISMATCH = "checkpoint_mismatch"  # the event at a signed checkpoint has another hash than it signed
+    HEAD_MISSING = "head_missing"  # a chain a signed checkpoint names has no head
+    ARCHIVE_ANCHOR = "archive_anchor"  # the archive anchor is not what was signed and recorded, or events lie under it
+    REPLAYED_EVENT = "replayed_event"  # an event older than what was archived was linked after the archive run
+    INBOX = "inbox"  # a row of PostgreSQL's inbox is not careloop's writer's, or one the chain misses
+
+
 @dataclasses.dataclass(frozen=True)
 class ChainReport:
     institution_id: uuid.UUID
@@ -51,14 +76,44 @@ class ChainReport:
     seq: int | None = None  # the first bad row's sequence number
     event_id: uuid.UUID | None = None
     archived: int = 0  # events before them, archived to files (seq 1 to this)
+    # What was verified, beside what the CLI has always compared and printed (left out of equality and repr): the
+    # fault's kind; the first event checked, the last that verified and its hash; the chain's head as the walk ended;
+    # whether the walk reached it (False: a bounded stretch stopped short, the chain-wide checks did not run); the
+    # newest signed checkpoint the events checked were held against, and whether its signature verified.
+    kind: Fault | None = dataclasses.field(default=None, compare=False, repr=False)
+    first_seq: int | None = dataclasses.field(default=None, compare=False, repr=False)
+    last_seq: int | None = dataclasses.field(default=None, compare=False, repr=False)
+    last_hash: str = dataclasses.field(default="", compare=False, repr=False)
+    head_seq: int | None = dataclasses.field(default=None, compare=False, repr=False)
+    complete: bool = dataclasses.field(default=True, compare=False, repr=False)
+    held_against: Checkpoint | None = dataclasses.field(default=None, compare=False, repr=False)
+    held_signature_valid: bool | None = dataclasses.field(default=None, compare=False, repr=False)
 
     @property
     def ok(self) -> bool:
         return not self.problem
 
-    def failed(self, problem: str) -> ChainReport:
+    def failed(self, problem: str, kind: Fault = Fault.INBOX) -> ChainReport:
         """The report of a chain that verified up to its head, with a problem found beside it (the inbox)."""
-        return dataclasses.replace(self, problem=problem, seq=None, event_id=None)
+        return dataclasses.replace(self, problem=problem, seq=None, event_id=None, kind=kind)
+
+    def fault(self, problem: str, kind: Fault, seq: int | None, event_id: uuid.UUID | None = None) -> ChainReport:
+        return dataclasses.replace(self, problem=problem, kind=kind, seq=seq, event_id=event_id)
+
+
+@dataclasses.dataclass(frozen=True)
+class Stretch:
+    """The part of a chain one walk checks: from ``start`` (None: the chain's first event held, after the newest
+    archive anchor), at most ``limit`` events (None: up to the head). A stretch starting later links to the event
+    before it as stored; ``start_hash``, when given, is the hash that event had when a previous stretch verified it
+    (a cursor's): another one now names it."""
+
+    start: int | None = None
+    limit: int | None = None
+    start_hash: str | None = None
+
+
+WHOLE = Stretch()
 
 
 async def verify_all(
@@ -78,42 +133,76 @@ async def verify_all(
         chains.setdefault(uuid.UUID(str(chain)), None)
     reports = [await verify_chain(chain, chains[chain], progress, public=public, mac_key=mac_key)
                for chain in sorted(chains)]
-    reports = [report if not report.ok else await rejected_problem(report, mac_key) for report in reports]
-    if mac_key is not None:
-        reports = [report if not report.ok else await inbox_problem(report, mac_key) for report in reports]
-    return reports
+    return [await _beside_the_chain(report, mac_key) for report in reports]
+
+
+async def verify_stretch(institution_id: uuid.UUID, stretch: Stretch, *, public: Ed25519PublicKey | None = None,
+                         mac_key: bytes | None = None) -> ChainReport | None:
+    """One chain's ``stretch`` (``verify_all``'s checks, bounded), then its inbox when the stretch reached the head;
+    None when the institution has no chain (no head, no checkpoint)."""
+    head = await AuditChainHead.get_or_none(institution_id=institution_id)
+    if head is None and not await AuditCheckpoint.exists(institution_id=institution_id):
+        return None
+    report = await verify_chain(institution_id, head, public=public, mac_key=mac_key, stretch=stretch)
+    return await _beside_the_chain(report, mac_key) if report.complete else report
+
+
+async def _beside_the_chain(report: ChainReport, mac_key: bytes | None) -> ChainReport:
+    """A chain that verified, held against PostgreSQL's inbox: the rows set aside, and (with the key) those
+    waiting."""
+    if report.ok:
+        report = await rejected_problem(report, mac_key)
+    if report.ok and mac_key is not None:
+        report = await inbox_problem(report, mac_key)
+    return report
 
 
 async def verify_chain(institution_id: uuid.UUID, head: AuditChainHead | None,
                        progress: Progress | None = None, *,
-                       public: Ed25519PublicKey | None = None, mac_key: bytes | None = None) -> ChainReport:
-    """Walk the chain from the newest archive anchor (from the genesis hash at seq 1 if none) to the
-    head, then hold it against its newest signed checkpoint."""
+                       public: Ed25519PublicKey | None = None, mac_key: bytes | None = None,
+                       stretch: Stretch = WHOLE) -> ChainReport:
+    """Walk the chain from the newest archive anchor (from the genesis hash at seq 1 if none), or from where
+    ``stretch`` starts, to the head (at most ``stretch.limit`` events), then hold it against its newest signed
+    checkpoint."""
     anchor = await AuditArchive.filter(institution_id=institution_id).order_by("-up_to_seq").first()
     archived, prev_hash = (anchor.up_to_seq, anchor.up_to_hash) if anchor else (0, GENESIS_HASH)
     newest_row = await AuditCheckpoint.filter(institution_id=institution_id).order_by("-last_seq").first()
     newest = Checkpoint.of(newest_row) if newest_row else None
+    said = _Sayer(institution_id, archived, newest, public)
     if newest is not None and public is not None and offline.first_forged([newest], public) is not None:
-        return ChainReport(institution_id, 0, offline.forged_problem(newest), newest.last_seq, None, archived)
+        return said.fault(0, offline.forged_problem(newest), Fault.CHECKPOINT_SIGNATURE, newest.last_seq)
     bad_anchor = await _anchor_problem(anchor, public) if anchor else None
     if bad_anchor:
         return bad_anchor
     if head is None:  # verify_all passes none only for a chain a checkpoint names
         covered = f": a signed checkpoint covers seq {newest.last_seq}" if newest else ""
-        return ChainReport(institution_id, 0, f"the chain head is missing{covered}", None, None, archived)
-    signed_seq = newest.last_seq if newest else None
-    # The hash (and row id) at the checkpoint's sequence number: the anchor's when it was cut there.
-    at_signed: tuple[str, uuid.UUID | None] | None = (prev_hash, None) if signed_seq == archived else None
+        return said.fault(0, f"the chain head is missing{covered}", Fault.HEAD_MISSING, None)
+    said.head_seq = head.last_seq
     expected_seq, checked, macs_began = archived + 1, 0, False
+    if stretch.start is not None and stretch.start > expected_seq:
+        linked = await _event_before(institution_id, stretch.start)
+        if linked is None:
+            return said.fault(0, f"sequence gap: expected {stretch.start - 1}", Fault.SEQUENCE_GAP,
+                              stretch.start - 1)
+        if stretch.start_hash is not None and linked["hash"] != stretch.start_hash:
+            return said.fault(0, "the event's hash changed since a previous stretch verified it", Fault.HASH_MISMATCH,
+                              stretch.start - 1, linked["id"])
+        expected_seq, prev_hash, macs_began = stretch.start, linked["hash"], bool(linked["mac"])
+    said.first_seq = expected_seq
+    signed_seq = newest.last_seq if newest else None
+    # The hash (and row id) at the checkpoint's sequence number: the anchor's (or the event's before the stretch)
+    # when the walk starts right after it.
+    at_signed: tuple[str, uuid.UUID | None] | None = (prev_hash, None) if signed_seq == expected_seq - 1 else None
     # The run that cut the anchor appended its archive_trail event after it, saying from which event on the chain
     # carries MACs: every event after the anchor from there must carry one, though the stretch went to a file.
     record = await record_of(anchor) if anchor else None
     macs_from = macs_from_record(record)
     while True:
+        size = BATCH if stretch.limit is None else min(BATCH, stretch.limit - checked)
         rows = (
             await AuditEvent.filter(institution_id=institution_id, seq__gte=expected_seq)
             .order_by("seq")
-            .limit(BATCH)
+            .limit(size)
             .values(*HASHED_COLUMNS, "hash", "mac")
         )
         indexed = await _indexed(institution_id, rows)
@@ -127,6 +216,7 @@ async def verify_chain(institution_id: uuid.UUID, head: AuditChainHead | None,
                     return bad_anchor
                 anchor, archived, prev_hash = newer, newer.up_to_seq, newer.up_to_hash
                 expected_seq, checked = archived + 1, 0
+                said.archived, said.first_seq = archived, expected_seq
                 record = await record_of(anchor)
                 macs_from = macs_from_record(record)
                 if signed_seq == archived:
@@ -134,11 +224,11 @@ async def verify_chain(institution_id: uuid.UUID, head: AuditChainHead | None,
             before, between = body_around(row)  # the body, once, for its hash and its MAC
             content_hash = hash_of_pieces(before, between, row["seq"], row["prev_hash"])
             macs_began = macs_began or (macs_from is not None and row["seq"] >= macs_from)
-            problem = (_problem(row, expected_seq, prev_hash, content_hash) or _index_problem(row, indexed)
-                       or _mac_problem(row, mac_key, macs_began, before, between))
+            fault = (_problem(row, expected_seq, prev_hash, content_hash) or _index_problem(row, indexed)
+                     or _mac_problem(row, mac_key, macs_began, before, between))
             macs_began = macs_began or bool(row["mac"])
-            if problem:
-                return ChainReport(institution_id, checked, problem, row["seq"], row["id"], archived)
+            if fault:
+                return said.fault(checked, fault[1], fault[0], row["seq"], row["id"])
             if row["seq"] == signed_seq:
                 at_signed = (row["hash"], row["id"])
             prev_hash, expected_seq, checked = row["hash"], expected_seq + 1, checked + 1
@@ -146,58 +236,123 @@ async def verify_chain(institution_id: uuid.UUID, head: AuditChainHead | None,
             told = progress(institution_id, checked)
             if inspect.isawaitable(told):
                 await told
-        if len(rows) == BATCH:
+        said.last_seq, said.last_hash = expected_seq - 1, prev_hash
+        bounded = stretch.limit is not None and checked >= stretch.limit
+        if len(rows) == size and not bounded:
             continue
-        if head.last_seq == archived + checked and head.last_hash == prev_hash:
+        if head.last_seq == expected_seq - 1 and head.last_hash == prev_hash:
             break
+        if bounded:  # stopped short of the head: what this stretch holds, and no more
+            return await _stopped_short(said, checked, public)
         # The head was read before the walk (``verify_all`` reads every chain's first): events appended since
         # moved it on, walked past it or landing after the last batch. Read again, a head that moved says where
         # the chain ends now (walk on to it); one that did not means rows are missing (or were added past it).
         moved = await AuditChainHead.get_or_none(institution_id=institution_id)
         if moved is None or moved.last_seq <= head.last_seq:
-            return ChainReport(institution_id, checked, "rows missing after the last event", expected_seq, None,
-                               archived)
+            return said.fault(checked, "rows missing after the last event", Fault.TRUNCATED, expected_seq)
         head = moved
+        said.head_seq = head.last_seq
+    end = expected_seq - 1
     if newest is not None:
-        end = archived + checked
+        if at_signed is None and newest.last_seq < (said.first_seq or 0):  # signed before the stretch
+            at_signed = (anchor.up_to_hash, None) if anchor is not None and newest.last_seq == archived \
+                else await _stored_at(institution_id, newest.last_seq)
         signed_hash, signed_id = at_signed or (None, None)
         problem = offline.coverage_problem(newest, end, signed_hash, "the chain")
         if problem:
             cut = newest.last_seq > end
-            return ChainReport(institution_id, checked, problem, end + 1 if cut else newest.last_seq,
-                               None if cut else signed_id, archived)
-        found = await _checkpoint_problem(institution_id, archived, end, public)
+            return said.fault(checked, problem, Fault.TRUNCATED if cut else Fault.CHECKPOINT_MISMATCH,
+                              end + 1 if cut else newest.last_seq, None if cut else signed_id)
+        found = await _checkpoint_problem(institution_id, archived, end, public, low=_low(said))
         if found is not None:
-            return ChainReport(institution_id, checked, found[1], found[0], found[2], archived)
+            return said.fault(checked, found[1], found[3], found[0], found[2])
     if anchor is not None and record is None:
-        return ChainReport(institution_id, checked, f"no archive_trail event records the archive anchor at seq "
-                                                    f"{archived}: events were deleted under an anchor written by hand",
-                           archived, None, archived)
+        return said.fault(checked, f"no archive_trail event records the archive anchor at seq {archived}: events "
+                                   "were deleted under an anchor written by hand", Fault.ARCHIVE_ANCHOR, archived)
     if anchor is not None and record is not None and (unlike := _unlike_its_record(anchor, record)):
-        return ChainReport(institution_id, checked, unlike, archived, None, archived)
+        return said.fault(checked, unlike, Fault.ARCHIVE_ANCHOR, archived)
     replayed = await _replayed_after(anchor, record) if anchor is not None and record is not None else None
     if replayed is not None:
-        return ChainReport(institution_id, checked, "an event stamped before the archive run's cutoff was linked "
-                                                    "after the run: an archived event replayed", replayed.seq,
-                           replayed.id, archived)
+        return said.fault(checked, "an event stamped before the archive run's cutoff was linked after the run: an "
+                                   "archived event replayed", Fault.REPLAYED_EVENT, replayed.seq, replayed.id)
     # after the cut checks: a cut tail leaves its index rows behind, and the cut is what to name
-    stray = await _stray_index_row(institution_id, archived, archived + checked)
+    stray = await _stray_index_row(institution_id, archived, end)
     if stray is not None:
-        return ChainReport(institution_id, checked, "a patient index row names no event of the chain", stray, None,
-                           archived)
-    return ChainReport(institution_id, checked, archived=archived)
+        return said.fault(checked, "a patient index row names no event of the chain", Fault.INDEX_MISMATCH, stray)
+    return said.report(checked, newest)
 
 
-async def _checkpoint_problem(institution_id: uuid.UUID, archived: int, end: int,
-                              public: Ed25519PublicKey | None) -> tuple[int, str, uuid.UUID | None] | None:
-    """The first of the chain's checkpoints (seq, problem, event id) that does not hold, as the offline check would
-    find it given them all: its signature (with ``public``), and, within the events held (``archived`` < seq <=
+@dataclasses.dataclass
+class _Sayer:
+    """What a walk has verified so far, for the report it ends with, whichever way it ends."""
+
+    institution_id: uuid.UUID
+    archived: int
+    newest: Checkpoint | None
+    public: Ed25519PublicKey | None
+    head_seq: int | None = None
+    first_seq: int | None = None
+    last_seq: int | None = None
+    last_hash: str = ""
+
+    def report(self, checked: int, held_against: Checkpoint | None, *, complete: bool = True) -> ChainReport:
+        valid = None if held_against is None or self.public is None else held_against.signed_by(self.public)
+        return ChainReport(self.institution_id, checked, archived=self.archived, first_seq=self.first_seq,
+                           last_seq=self.last_seq if checked else None, last_hash=self.last_hash if checked else "",
+                           head_seq=self.head_seq, complete=complete, held_against=held_against,
+                           held_signature_valid=valid)
+
+    def fault(self, checked: int, problem: str, kind: Fault, seq: int | None,
+              event_id: uuid.UUID | None = None) -> ChainReport:
+        """A fault: the chain is held against its newest checkpoint, whose signature the report tells."""
+        return self.report(checked, self.newest).fault(problem, kind, seq, event_id)
+
+
+def _low(said: _Sayer) -> int | None:
+    """The lowest checkpoint a stretch holds: the one at the event before it, when it starts after the anchor
+    (None: every checkpoint, as the whole chain's walk holds them)."""
+    start = said.first_seq
+    return None if start is None or start - 1 <= said.archived else start - 1
+
+
+async def _stopped_short(said: _Sayer, checked: int, public: Ed25519PublicKey | None) -> ChainReport:
+    """A bounded stretch that ended before the head: held against the checkpoints within it only."""
+    end = said.last_seq if said.last_seq is not None else said.archived
+    found = await _checkpoint_problem(said.institution_id, said.archived, end, public, low=_low(said), high=end)
+    if found is not None:
+        return said.fault(checked, found[1], found[3], found[0], found[2])
+    low = _low(said) if _low(said) is not None else said.archived
+    within = await AuditCheckpoint.filter(institution_id=said.institution_id, last_seq__gte=low,
+                                          last_seq__lte=end).order_by("-last_seq").first()
+    return said.report(checked, Checkpoint.of(within) if within else None, complete=False)
+
+
+async def _event_before(institution_id: uuid.UUID, start: int) -> dict | None:
+    """The event a stretch starting at ``start`` links to: its hash, its id, its MAC (MACs began if it carries
+    one); None when it is missing."""
+    rows = await AuditEvent.filter(institution_id=institution_id, seq=start - 1).limit(1).values("id", "hash", "mac")
+    return rows[0] if rows else None
+
+
+async def _stored_at(institution_id: uuid.UUID, seq: int) -> tuple[str, uuid.UUID | None] | None:
+    found = await AuditEvent.filter(institution_id=institution_id, seq=seq).limit(1).values_list("hash", "id")
+    return (str(found[0][0]), found[0][1]) if found else None
+
+
+async def _checkpoint_problem(institution_id: uuid.UUID, archived: int, end: int, public: Ed25519PublicKey | None, *,
+                              low: int | None = None, high: int | None = None
+                              ) -> tuple[int, str, uuid.UUID | None, Fault] | None:
+    """The first of the chain's checkpoints (seq, problem, event id, kind) that does not hold, as the offline check
+    would find it given them all: its signature (with ``public``), and, within the events held (``archived`` < seq <=
     ``end``), its head hash against its event's. The newest is held by the walk; those below it were not, so one
-    inserted or altered by hand failed the auditor's check only. ``BATCH`` checkpoints and their events at a time."""
-    after = -1
+    inserted or altered by hand failed the auditor's check only. ``BATCH`` checkpoints and their events at a time.
+    A stretch holds those from ``low`` to ``high`` only (None: no bound)."""
+    after = -1 if low is None else low - 1
     while True:
-        batch = [Checkpoint.of(row) for row in await AuditCheckpoint.filter(
-            institution_id=institution_id, last_seq__gt=after).order_by("last_seq").limit(BATCH)]
+        within = AuditCheckpoint.filter(institution_id=institution_id, last_seq__gt=after)
+        if high is not None:
+            within = within.filter(last_seq__lte=high)
+        batch = [Checkpoint.of(row) for row in await within.order_by("last_seq").limit(BATCH)]
         if not batch:
             return None
         held = {int(seq): (str(hash_), event_id) for seq, hash_, event_id in await AuditEvent.filter(
@@ -205,12 +360,12 @@ async def _checkpoint_problem(institution_id: uuid.UUID, archived: int, end: int
         ).values_list("seq", "hash", "id")}
         for signed in batch:
             if public is not None and not signed.signed_by(public):
-                return signed.last_seq, offline.forged_problem(signed), None
+                return signed.last_seq, offline.forged_problem(signed), None, Fault.CHECKPOINT_SIGNATURE
             if archived < signed.last_seq <= end:
                 hash_at, event_id = held.get(signed.last_seq, (None, None))
                 problem = offline.coverage_problem(signed, end, hash_at, "the chain")
                 if problem:
-                    return signed.last_seq, problem, event_id
+                    return signed.last_seq, problem, event_id, Fault.CHECKPOINT_MISMATCH
         after = batch[-1].last_seq
 
 
@@ -232,13 +387,14 @@ async def _anchor_problem(anchor: AuditArchive, public: Ed25519PublicKey | None)
     signed = await AuditCheckpoint.filter(institution_id=institution_id, last_seq=seq).first()
     if signed is None or signed.head_hash != anchor.up_to_hash:
         return ChainReport(institution_id, 0, "the archive anchor does not match a signed checkpoint", seq,
-                           None, seq)
+                           None, seq, kind=Fault.ARCHIVE_ANCHOR)
     if public is not None and offline.first_forged([Checkpoint.of(signed)], public) is not None:
-        return ChainReport(institution_id, 0, offline.forged_problem(Checkpoint.of(signed)), seq, None, seq)
+        return ChainReport(institution_id, 0, offline.forged_problem(Checkpoint.of(signed)), seq, None, seq,
+                           kind=Fault.CHECKPOINT_SIGNATURE)
     below = await AuditEvent.filter(institution_id=institution_id, seq__lte=seq).order_by("seq").first()
     if below is not None:
         return ChainReport(institution_id, 0, f"an event at or below the archive anchor (seq {seq})", below.seq,
-                           below.id, seq)
+                           below.id, seq, kind=Fault.ARCHIVE_ANCHOR)
     return None
 
 
@@ -351,11 +507,11 @@ async def _indexed(institution_id: uuid.UUID, rows: list[dict]) -> dict[int, set
     return indexed
 
 
-def _index_problem(event: dict, indexed: dict[int, set[_IndexRow]]) -> str:
+def _index_problem(event: dict, indexed: dict[int, set[_IndexRow]]) -> tuple[Fault, str] | None:
     """An event's index rows must be one per patient it is about, each repeating its columns as they are."""
     if indexed.get(event["seq"], set()) != {_index_row(patient, event) for patient in patients_of(event)}:
-        return "the patient index does not match the event"
-    return ""
+        return Fault.INDEX_MISMATCH, "the patient index does not match the event"
+    return None
 
 
 async def _stray_index_row(institution_id: uuid.UUID, after_seq: int, last_seq: int) -> int | None:
@@ -383,23 +539,25 @@ async def stretch_mac_problem(institution_id: uuid.UUID, after_seq: int, up_to_s
             return None
         for row in rows:
             began = began or (macs_from is not None and row["seq"] >= macs_from)
-            problem = _mac_problem(row, key, began, *body_around(row))
-            if problem:
-                return row["seq"], problem
+            fault = _mac_problem(row, key, began, *body_around(row))
+            if fault:
+                return row["seq"], fault[1]
             began = began or bool(row["mac"])
         after = rows[-1]["seq"]
     return None
 
 
-def _mac_problem(row: dict, key: bytes | None, macs_began: bool, head: str, middle: str) -> str:
+def _mac_problem(row: dict, key: bytes | None, macs_began: bool, head: str,
+                 middle: str) -> tuple[Fault, str] | None:
     """``head`` and ``middle``: the row's body around its sequence number and previous hash (``body_around``)."""
     if key is None:
-        return ""
+        return None
     if not row["mac"]:
-        return "the event carries no MAC, though earlier events of the chain do" if macs_began else ""
+        return (Fault.MAC_MISSING, "the event carries no MAC, though earlier events of the chain do") if macs_began \
+            else None
     if not hmac.compare_digest(row["mac"], writer.mac_of_body(key, head, middle)):
-        return "the event's MAC does not match: it was not written with this deployment's key"
-    return ""
+        return Fault.MAC_MISMATCH, "the event's MAC does not match: it was not written with this deployment's key"
+    return None
 
 
 async def rejected_problem(report: ChainReport, key: bytes | None = None) -> ChainReport:
@@ -458,12 +616,12 @@ def _inbox_mac_holds(key: bytes, row: dict) -> bool:
     return bool(row["mac"]) and hmac.compare_digest(row["mac"], made)
 
 
-def _problem(row: dict, expected_seq: int, prev_hash: str, content_hash: str) -> str:
+def _problem(row: dict, expected_seq: int, prev_hash: str, content_hash: str) -> tuple[Fault, str] | None:
     """``content_hash``: the row's ``row_hash``, made from the pieces its MAC is checked against too."""
     if row["seq"] != expected_seq:
-        return f"sequence gap: expected {expected_seq}"
+        return Fault.SEQUENCE_GAP, f"sequence gap: expected {expected_seq}"
     if row["prev_hash"] != prev_hash:
-        return "does not link to the previous event"
+        return Fault.BROKEN_LINK, "does not link to the previous event"
     if content_hash != row["hash"]:
-        return "content does not match its hash"
-    return ""
+        return Fault.HASH_MISMATCH, "content does not match its hash"
+    return None

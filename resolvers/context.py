@@ -16,6 +16,7 @@ from core.errors import RateLimited, Unauthenticated
 from core.passwords import Passwords
 from core.principal import Principal
 from core.principal_cache import PrincipalCache
+from core.running import Running
 from core.settings import Settings
 from core.sla import SlaSettings
 from core.storage import Storage
@@ -24,6 +25,10 @@ from models.keyring import KeyRing
 from policies.guard import Decision, Guard
 from policies.scopes import PatientScope, TicketScope
 from resolvers.loaders import Loaders
+
+# Verifications of an institution's audit chain under way at once in a process: each reads up to
+# ``audit_chain.MAX_EVENTS`` events (a second or so), and a portal walks the chain one call after the other.
+VERIFYING_AT_ONCE = 2
 
 
 @dataclass
@@ -42,6 +47,8 @@ class Services:
     ticket_changes: Changes = field(default_factory=Changes)  # wakes ticket subscriptions
     visit_changes: Changes = field(default_factory=Changes)  # wakes check-in alert subscriptions
     principals: PrincipalCache = field(default_factory=PrincipalCache)  # signed-in staff and patients, kept while live
+    verifications: Running = field(default_factory=lambda: Running(  # of the audit chain (resolvers/audit_chain.py)
+        VERIFYING_AT_ONCE, "A verification of this institution's audit trail is under way; try again shortly."))
 
 
 class _Mark:

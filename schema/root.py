@@ -27,6 +27,7 @@ from resolvers.context import Context
 from schema import inputs
 from schema.account import AccountMutation
 from schema.appointment import AppointmentMutation, AppointmentQuery
+from schema.audit_chain import AuditChainQuery
 from schema.audit_event import AuditEventQuery
 from schema.audit_report import AuditReportQuery
 from schema.campaign import CampaignMutation, CampaignQuery
@@ -82,9 +83,10 @@ from schema.visit_report import VisitReportQuery
 log = logging.getLogger("careloop.graphql")
 
 Query = merge_types("Query", (SessionQuery, PatientQuery, TicketQuery, ReportQuery, ImprovementQuery, SlaQuery,
-                              StaffQuery, DepartmentQuery, AuditEventQuery, AuditReportQuery, EmergencyAccessQuery,
-                              PartnerQuery, PartnerGrantQuery, DisclosureQuery, PatientAccountQuery, RoleGrantQuery,
-                              VisitQuery, VisitReportQuery, ServiceItemQuery, CarePlanQuery, FlagQuery, FollowUpQuery,
+                              StaffQuery, DepartmentQuery, AuditEventQuery, AuditChainQuery, AuditReportQuery,
+                              EmergencyAccessQuery, PartnerQuery, PartnerGrantQuery, DisclosureQuery,
+                              PatientAccountQuery, RoleGrantQuery, VisitQuery, VisitReportQuery, ServiceItemQuery,
+                              CarePlanQuery, FlagQuery, FollowUpQuery,
                               MessageTemplateQuery, MessagingQuery, ScheduleQuery, AppointmentQuery,
                               CommunicationQuery, CampaignQuery, SurveyReportQuery, QuestionnaireQuery, SurveyQuery,
                               QuestionnaireResponseQuery, ContractQuery, ContractReportQuery,

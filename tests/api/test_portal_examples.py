@@ -32,6 +32,7 @@ import websockets
 from graphql import GraphQLSchema, parse, validate
 
 from app.main import create_app
+from audit import checkpoint
 from core.settings import Limits, Settings
 from models import SurveyInvitation
 from resolvers import appointment as appointments
@@ -322,6 +323,7 @@ async def compliance_desk(tenant: Tenant, services: Services) -> dict[str, Any]:
     assert (await gql(tenant.client, "query($id: ID!) { patient(id: $id) { fullName } }", {"id": str(pid)},
                       token)).errors == []
     ok(await tenant.call("front_desk", READ_FILE, id=str(pid)))
+    assert await checkpoint.take(services.master_key.checkpoint_key, tenant.id) is not None  # the chain's head signed
     return {"PATIENT_ID": str(pid), "FROM": since.isoformat(),
             "TO": (datetime.now(UTC) + timedelta(minutes=1)).isoformat()}
 

@@ -605,3 +605,39 @@ async def test_a_forged_anchor_is_found(chain: Chain) -> None:
 
     report = await chain.report()
     assert (report.problem, report.seq) == ("the archive anchor does not match a signed checkpoint", 4)
+
+
+# -- bounded stretches (the API's auditChainVerification) -----------------------------------
+
+
+async def test_stretches_after_an_anchor_walk_from_it_and_hold_their_checkpoints(chain: Chain, public: Ed25519PublicKey,
+                                                                                 tmp_path: Path) -> None:
+    await archived_chain(chain, public, tmp_path)  # anchor at 7, signed at 11, the run's record at 12
+    first = await verify.verify_stretch(chain.id, verify.Stretch(start=1, limit=2), public=public)
+    assert first is not None and first.ok and not first.complete
+    assert (first.archived, first.first_seq, first.last_seq, first.events) == (7, 8, 9, 2)
+    assert first.held_against is not None and first.held_against.last_seq == 7  # the anchor's
+    second = await verify.verify_stretch(chain.id, verify.Stretch(start=10, limit=2, start_hash=first.last_hash),
+                                         public=public)
+    assert second is not None and second.ok and not second.complete
+    assert (second.first_seq, second.last_seq, second.held_against and second.held_against.last_seq) == (10, 11, 11)
+    last = await verify.verify_stretch(chain.id, verify.Stretch(start=12, limit=2, start_hash=second.last_hash),
+                                       public=public)
+    assert last is not None and last.ok and last.complete and (last.first_seq, last.last_seq) == (12, 12)
+    stale = await verify.verify_stretch(chain.id, verify.Stretch(start=10, start_hash="0" * 64), public=public)
+    assert stale is not None and (stale.kind, stale.seq) == (verify.Fault.HASH_MISMATCH, 9)
+
+
+async def test_a_stretch_after_an_anchor_cut_at_the_newest_checkpoint_holds_it(chain: Chain, public: Ed25519PublicKey,
+                                                                               tmp_path: Path) -> None:
+    await chain.add(4)
+    await chain.sign()
+    await chain.add(3)
+    await chain.sign()
+    await chain.add(2, timedelta(days=1))  # recent, unsigned: the run takes 1-7, its record at 10
+    assert await archive.archive(chain.id, tmp_path / "archive.ndjson", public) is not None
+
+    report = await verify.verify_stretch(chain.id, verify.Stretch(start=9), public=public)
+
+    assert report is not None and report.ok and report.complete, report
+    assert (report.first_seq, report.last_seq, report.held_against and report.held_against.last_seq) == (9, 10, 7)
