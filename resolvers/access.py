@@ -59,7 +59,11 @@ class OnFile(Protocol):
 R = TypeVar("R", bound=OnFile)
 
 MERGED = "merged"  # a duplicate file kept as it was merged (models.patient.PATIENT_STATUSES)
-FIELD_CLASS = "field_class"  # extensions.reason of a field of a class of the file the caller may not read
+# ``extensions.reason`` of a field-level FORBIDDEN (docs/architecture.md, Field-level FORBIDDEN): a field of a class
+# of the file the caller may not read; a field under a right that is not a class (a section of the file, its contacts,
+# commercial terms), named as ``object:action``
+FIELD_CLASS, PERMISSION = "field_class", "permission"
+FIELD_REFUSED = "Not allowed to read this field."  # the one message: the path names the field, nothing else is said
 # Actions that add to or change a patient's file: a merged file takes none, its survivor does.
 _WRITES = frozenset({Action.CREATE, Action.UPDATE, Action.ARCHIVE, Action.DELETE, Action.CONSENT, Action.GRANT})
 
@@ -932,10 +936,24 @@ def class_refused(ctx: Context, field_class: str) -> Forbidden:
     ``PatientFieldClass`` spells it (``fieldClass: "CLINICAL"``, which the field's path tells anyway), and for a
     partner's token that lacks the scope the policy would grant, that scope (``scope: "patient.clinical:read"``: its
     own client's; found in review: the error had its path only, nothing a portal could branch on)."""
-    error = Forbidden("Not allowed to read this field.", reason=FIELD_CLASS)
-    missing = ctx.missing_scope(f"patient.{field_class}", "read")
-    error.extensions = {**(error.extensions or {}), "fieldClass": field_class.upper(),
-                        **({"scope": missing} if missing else {})}
+    return field_refused(FIELD_CLASS, fieldClass=field_class.upper(),
+                         scope=ctx.missing_scope(f"patient.{field_class}", "read"))
+
+
+def permission_refused(ctx: Context, obj: str, act: str = "read") -> Forbidden:
+    """The FORBIDDEN of a field under a right that is not a class of the file (a section of it, its contacts,
+    commercial terms, a response's free text), as ``class_refused`` for a class: reason ``permission``, the right as
+    ``me { permissions { allowed } }`` names it (``permission: "visit:read"``; also when the caller holds it only
+    through a role that does not reach this file), and for a partner's token that lacks the scope the policy would
+    grant, that scope (found in review: these refusals had their path only)."""
+    return field_refused(PERMISSION, permission=f"{obj}:{act}", scope=ctx.missing_scope(obj, act))
+
+
+def field_refused(reason: str, **named: str | None) -> Forbidden:
+    """A field-level FORBIDDEN: the one message, ``reason`` and what it names (``None`` left out); no ``field``, the
+    error's path is the place."""
+    error = Forbidden(FIELD_REFUSED, reason=reason)
+    error.extensions = {**(error.extensions or {}), **{name: value for name, value in named.items() if value}}
     return error
 
 
@@ -1035,7 +1053,7 @@ def require_section(ctx: Context, view: PatientView, obj: str, *, own_reach: boo
     is noted."""
     if not ctx.decide(obj, "read").allowed or not (own_reach or section_reached(ctx, view, obj)):
         ctx.reads.note(obj, None, view.row.id, outcome=Outcome.DENIED, reason="forbidden_field")
-        raise Forbidden("Not allowed to read this field.")
+        raise permission_refused(ctx, obj)
 
 
 def require_contacts(ctx: Context, view: PatientView) -> None:
@@ -1043,7 +1061,7 @@ def require_contacts(ctx: Context, view: PatientView) -> None:
     in that order, so that a refusal is not noted as a read of the class)."""
     if not ctx.decide("contact", "read").allowed:
         ctx.reads.note("contact", None, view.row.id, outcome=Outcome.DENIED, reason="forbidden_field")
-        raise Forbidden("Not allowed to read this field.")
+        raise permission_refused(ctx, "contact")
     require_class(ctx, view, "contact")
 
 

@@ -77,6 +77,7 @@ VERSION_CURSOR = "contract-version"  # by number
 LIVE = ("active", "suspended")  # a contract in its term
 INSTITUTION_WIDE = frozenset({"admin", "finance", "front_desk"})  # roles that reach every contract
 TERMS, CLAUSES = "contract.terms", "contract.clauses"
+PARTNER_VIEW = "partner_view"  # extensions.reason of a field a partner's view of a contract leaves out
 AUTO_RENEWAL = "automatic renewal"
 SYSTEM = Actor("system")
 SWEEP_RULE = "contract expiry sweep"
@@ -270,19 +271,26 @@ def may_read_terms(ctx: Context, view: ContractView) -> bool:
     return not view.partner_only and ctx.decide(TERMS, "read").allowed
 
 
-def _field_refused(ctx: Context, view: ContractView, **what: str) -> Forbidden:
-    """A field of the contract the caller may not read: the refusal noted on the contract's record, and the error to
-    raise (null with FORBIDDEN at the field's path)."""
+def _field_refused(ctx: Context, view: ContractView, error: Forbidden, **what: str) -> Forbidden:
+    """A field of the contract the caller may not read: the refusal noted on the contract's record, and ``error`` to
+    raise (null with FORBIDDEN at the field's path): ``_left_out`` or ``access.permission_refused``."""
     ctx.reads.note("contract", view.row.id, view.row.patient_id, outcome=Outcome.DENIED, reason="forbidden_field",
                    **what)
-    return Forbidden("Not allowed to read this field.")
+    return error
+
+
+def _left_out() -> Forbidden:
+    """What a partner's view leaves out (money, the institution's words): reason ``partner_view``, whatever the
+    policy grants, as the view decides it before the policy is asked."""
+    return access.field_refused(PARTNER_VIEW)
 
 
 def require_terms(ctx: Context, view: ContractView) -> None:
     """Commercial terms (prices, totals, deposit): noted as read, or the refusal noted and FORBIDDEN."""
     row = view.row
     if not may_read_terms(ctx, view):
-        raise _field_refused(ctx, view, field_class="terms")
+        error = _left_out() if view.partner_only else access.permission_refused(ctx, TERMS)
+        raise _field_refused(ctx, view, error, field_class="terms")
     ctx.reads.note("contract", row.id, row.patient_id, field_class="terms", rule=ctx.decide(TERMS, "read").rule)
 
 
@@ -291,7 +299,7 @@ def read_change_summary(ctx: Context, version: VersionView) -> str | None:
     so not for a partner's view, which shows its own items and no money: FORBIDDEN there, the refusal noted (found in
     review: a partner read every amendment's summary in full)."""
     if version.contract.partner_only:
-        raise _field_refused(ctx, version.contract, field_name="contract_version.change_summary")
+        raise _field_refused(ctx, version.contract, _left_out(), field_name="contract_version.change_summary")
     return version.row.change_summary
 
 
@@ -300,7 +308,7 @@ def read_status_reason(ctx: Context, view: ContractView) -> str | None:
     a dispute with the client): not for a partner's view, which shows its own items and no money: FORBIDDEN there,
     the refusal noted, as ``read_change_summary`` (found in review: a partner read it)."""
     if view.partner_only:
-        raise _field_refused(ctx, view, field_name="contract.status_reason")
+        raise _field_refused(ctx, view, _left_out(), field_name="contract.status_reason")
     return view.row.status_reason
 
 
@@ -310,7 +318,7 @@ async def read_clauses(ctx: Context, version: VersionView) -> str | None:
     row = version.contract.row
     decision = ctx.decide(CLAUSES, "read")
     if not decision.allowed or not await clauses_reached(ctx, version.contract):
-        raise _field_refused(ctx, version.contract, field_class="clauses")
+        raise _field_refused(ctx, version.contract, access.permission_refused(ctx, CLAUSES), field_class="clauses")
     ctx.reads.note("contract", row.id, row.patient_id, field_class="clauses", rule=decision.rule)
     sealed = version.row.clauses
     if sealed is None:

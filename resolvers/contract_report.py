@@ -443,7 +443,7 @@ def revenue_of(ctx: Context, report: ContractReport, figures: MonthFigures) -> d
     if not report.terms_allowed:
         ctx.reads.note(REPORT, report.department_id, None, field_class="terms", outcome=Outcome.DENIED,
                        reason="forbidden_field")
-        raise Forbidden("Not allowed to read this field.")
+        raise access.permission_refused(ctx, TERMS)
     ctx.reads.note(REPORT, report.department_id, None, field_class="terms", rule=ctx.decide(TERMS, "read").rule)
     return figures.revenue
 

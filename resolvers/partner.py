@@ -129,7 +129,7 @@ async def clients_of(ctx: Context, partner_id: uuid.UUID) -> list[PartnerClient]
     decision = ctx.decide("partner", "update")
     if not decision.allowed:
         ctx.reads.note("partner_client", None, None, outcome=Outcome.DENIED, reason="forbidden_field")
-        raise Forbidden("Not allowed to read this field.")
+        raise access.permission_refused(ctx, "partner", "update")
     ctx.reads.note("partner_client", None, None, rule=decision.rule)
     return await ctx.require_loaders().clients_by_partner.load(partner_id)
 

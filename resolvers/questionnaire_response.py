@@ -787,7 +787,7 @@ def require_text(ctx: Context, view: ResponseView) -> None:
     if not ctx.decide(TEXT, "read").allowed or not view.text_reached:
         ctx.reads.note("questionnaire_response", row.id, row.patient_id, outcome=Outcome.DENIED,
                        reason="forbidden_field")
-        raise Forbidden("Not allowed to read this field.")
+        raise access.permission_refused(ctx, TEXT)
 
 
 def read_text(ctx: Context, answer: AnswerView) -> str | None:

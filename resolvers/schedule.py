@@ -44,6 +44,7 @@ MAX_OPEN_EXCEPTIONS = 200
 ITEM_COUNT = "item_count"
 MAX_LISTED_EXCEPTIONS = 100  # a schedule's upcoming exceptions shown with it
 MAX_SLOT_DAYS = 31  # free slots are asked for a month at most
+STAFF_ONLY = "staff_only"  # extensions.reason of an exception's reason read by a patient or a partner
 MAX_SLOTS = 20_000  # and a month of a department fits (e.g. 20 clinicians x 31 days x 30 slots)
 SEAT_HOLDING = ("booked", "arrived")  # appointments that hold a place of their slot
 
@@ -336,11 +337,11 @@ async def exception_cancel(ctx: Context, exception_id: uuid.UUID | None,
 
 def refuse_exception_reason(ctx: Context) -> Forbidden:
     """An exception's reason is for staff (a colleague's leave, a training day): a patient's or a partner's read of
-    it is FORBIDDEN at the field, the refusal noted, once per operation however many exceptions it shows (found in
-    review: it was refused off the trail)."""
+    it is FORBIDDEN at the field, reason ``staff_only``, the refusal noted, once per operation however many exceptions
+    it shows (found in review: it was refused off the trail)."""
     ctx.reads.note("schedule_exception", None, None, field_name="reason", outcome=Outcome.DENIED,
                    reason="forbidden_field")
-    return Forbidden(field="reason")
+    return access.field_refused(STAFF_ONLY)
 
 
 async def _find(ctx: Context, schedule_id: uuid.UUID | None, action: Action, field: str = "id") -> Schedule:

@@ -27,7 +27,7 @@ from tortoise.transactions import in_transaction
 from audit import writer
 from audit.events import Action, Outcome
 from core import money
-from core.errors import BadUserInput, Conflict, Forbidden
+from core.errors import BadUserInput, Conflict
 from core.ids import uuid7
 from core.principal import STAFF
 from core.validation import Problems, camel_case, check_year, clean_text, one_of
@@ -122,7 +122,7 @@ def require_terms(ctx: Context) -> None:
     if not ctx.decide(TERMS, "read").allowed:
         ctx.reads.note("service_item", None, None, field_class="terms", outcome=Outcome.DENIED,
                        reason="forbidden_field")
-        raise Forbidden("Not allowed to read this field.")
+        raise access.permission_refused(ctx, TERMS)
 
 
 async def price_of_item_on(ctx: Context, item: ServiceItem, on: date) -> ServiceItemPrice | None:

@@ -102,6 +102,10 @@ async def test_sections_are_read_only_where_a_role_that_reads_them_reaches(
     assert [other.data["patient"][section] for section in SECTIONS] == [None] * len(SECTIONS)
     assert sorted(tuple(e["path"][1:]) for e in other.errors) == sorted((s,) for s in SECTIONS)
     assert set(other.codes) == {"FORBIDDEN"}
+    # held through a role that does not reach the file: the right is named as for a caller without it
+    assert {e["extensions"]["reason"] for e in other.errors} == {"permission"}
+    assert sorted(e["extensions"]["permission"] for e in other.errors) == sorted(
+        f"{kind}:read" for kind in ("visit", "flag", "care_plan", "follow_up_task", "appointment", "communication"))
     assert own.errors == [], own.errors
     assert all(own.data["patient"][section] for section in SECTIONS)  # each section lists B's records
     refused = await events_since(tenant.id, seq, outcome="denied")
