@@ -140,13 +140,15 @@ async def until(admin: asyncpg.Connection, which: str, *, present: bool) -> None
     raise AssertionError(f"no backend {which}" if present else f"backends {which} still there")
 
 
-async def kill_midway(database_url: str, tables: str, request: Awaitable[Response]) -> Response:
-    """``request``'s answer, its connection killed while a statement of it waits for a lock on ``tables``."""
+async def kill_midway(database_url: str, tables: str, request: Awaitable[Response],
+                      mode: str = "EXCLUSIVE") -> Response:
+    """``request``'s answer, its connection killed while a statement of it waits for a lock on ``tables`` (in
+    ``mode``: EXCLUSIVE holds up writes, ACCESS EXCLUSIVE reads too)."""
     admin = await asyncpg.connect(database_url)
     waiting = f"{OTHERS} AND wait_event_type = 'Lock'"
     try:
         async with admin.transaction():
-            await admin.execute(f"LOCK TABLE {tables} IN EXCLUSIVE MODE")
+            await admin.execute(f"LOCK TABLE {tables} IN {mode} MODE")
             call = asyncio.create_task(request)
             await until(admin, waiting, present=True)
             await admin.execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE {waiting}")
@@ -249,6 +251,24 @@ async def test_a_write_whose_connection_is_killed_midway_answers_unavailable_and
 
     await answered_normally(tenant, patient)
     assert all(report.ok for report in await verify_all(tenant.id))
+
+
+@POSTGRES_ONLY
+async def test_a_load_that_fails_several_fields_is_one_line(tenant: Tenant, database: str,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    """A page's departments load in one statement: its connection killed, each patient's department answers
+    UNAVAILABLE, and the log tells the one failure once (found in review: a line per field it failed)."""
+    for _ in range(2):
+        await make_patient(tenant)
+
+    reply = await kill_midway(database, "department", tenant.call(
+        "nurse", "{ patients(first: 2) { nodes { id department { id } } } }"), mode="ACCESS EXCLUSIVE")
+
+    assert reply.codes == ["UNAVAILABLE", "UNAVAILABLE"], reply.body
+    assert [node["department"] for node in reply.data["patients"]["nodes"]] == [None, None]
+    lines = told_nothing(caplog)
+    assert len(lines) == 1 and lines[0].startswith("the database could not be reached"), lines
+    assert lines[0].endswith(", 2 fields failed"), lines
 
 
 @POSTGRES_ONLY
