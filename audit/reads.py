@@ -6,11 +6,33 @@ returned or refused. One record per resource touched and outcome comes out of it
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from audit.events import Action, Actor, AuditRecord, Outcome, RequestMeta
+
+# The accesses a record's ``policy_rule`` names beside the policy's lines: the grant a file was open under, as
+# ``<kind> <id>`` (``grant_line``): a partner's grant (the accounting of disclosures reads it back, ``granted``), a
+# break-glass access. Made, read and put first here only (found in review: the format was written in
+# resolvers.access, parsed by a regex in resolvers.disclosure and known again in resolvers.audit_words).
+PARTNER_GRANT, EMERGENCY_ACCESS = "partner_grant", "emergency_access"
+GRANT_KINDS = (PARTNER_GRANT, EMERGENCY_ACCESS)
+_GRANT_IDS = {kind: re.compile(rf"{kind} ([0-9a-f-]{{36}})") for kind in GRANT_KINDS}
+
+
+def grant_line(kind: str, grant_id: uuid.UUID) -> str:
+    """The line naming the grant of ``kind`` a file was open under: ``partner_grant <id>``."""
+    if kind not in GRANT_KINDS:
+        raise ValueError(f"not a kind of grant: {kind}")
+    return f"{kind} {grant_id}"
+
+
+def granted(rule: str, kind: str) -> uuid.UUID | None:
+    """The id of the grant of ``kind`` that ``rule`` (a record's ``policy_rule``) names, or None."""
+    found = _GRANT_IDS[kind].search(rule)
+    return uuid.UUID(found.group(1)) if found else None
 
 
 @dataclass
@@ -120,4 +142,4 @@ def rule_text(rules: Iterable[str]) -> str:
 def _grants_first(rule: str) -> tuple[bool, str]:
     """A grant the file was open under (break-glass, a partner's) leads: the column keeps 200
     characters, and the accounting of disclosures reads the grant from it."""
-    return (not rule.startswith(("partner_grant ", "emergency_access ")), rule)
+    return (not rule.startswith(tuple(f"{kind} " for kind in GRANT_KINDS)), rule)

@@ -33,7 +33,7 @@ from tortoise.transactions import in_transaction
 
 from audit import writer
 from audit.events import Action, AuditRecord, Outcome
-from audit.reads import ReadLog, rule_text
+from audit.reads import EMERGENCY_ACCESS, PARTNER_GRANT, ReadLog, grant_line, rule_text
 from core import statements
 from core.crypto import field_aad
 from core.errors import BadUserInput, CareloopError, Conflict, Forbidden, NotFound
@@ -86,8 +86,8 @@ class PatientView:
 
     row: Patient
     classes: frozenset[str]
-    # The grant this file is open under, named in every read's record: "emergency_access <id>" for
-    # break-glass, "partner_grant <id>" for a partner (the accounting of disclosures reads it).
+    # The grant this file is open under, named in every read's record (``audit.reads.grant_line``): break-glass's,
+    # or a partner's (the accounting of disclosures reads it).
     grant: str = ""
     # The reaches that hold for the file (``PatientScope.reached_for``): a role reaches it when its reach meets these
     # (``section_reached``).
@@ -597,13 +597,13 @@ async def load_file_grants(ctx: Context, patient_ids: Collection[uuid.UUID]) -> 
 async def _partner_grants(scope: PatientScope, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
     """The partner grant each of the files ``ids`` is open under, as a read's record names it; one statement."""
     found = await scope.partner_grants().filter(patient_id__in=ids).order_by("id").values_list("patient_id", "id")
-    return {cast(uuid.UUID, patient): f"partner_grant {grant}" for patient, grant in found}
+    return {cast(uuid.UUID, patient): grant_line(PARTNER_GRANT, grant) for patient, grant in found}
 
 
 async def _emergency_grants(scope: PatientScope, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
     """The break-glass access each of the files ``ids`` is open under, as a read's record names it; one statement."""
     found = await scope.emergency_grants().filter(patient_id__in=ids).values_list("patient_id", "id")
-    return {cast(uuid.UUID, patient): f"emergency_access {grant}" for patient, grant in found}
+    return {cast(uuid.UUID, patient): grant_line(EMERGENCY_ACCESS, grant) for patient, grant in found}
 
 
 # The columns every patient view needs whatever a query asks: the row's scope and field classes (department),

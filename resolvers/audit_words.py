@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from audit.reads import EMERGENCY_ACCESS, PARTNER_GRANT
 from policies.fields import PATIENT_FIELD_CLASS
 
 EN = "en"
@@ -120,11 +121,11 @@ def _words(column: str, language: str) -> str:
     return _plain(words.replace(".", " "))
 
 
-# The accesses a record names beside the policy's line (``partner_grant <id>``, ``emergency_access <id>``: the grant
-# a file was open under, ``access.file_grants``), said as what they are (found in review: a partner's read under the
+# The accesses a record names beside the policy's line (``audit.reads.grant_line``: the grant a file was open under,
+# ``access.file_grants``), said as what they are (found in review: a partner's read under the
 # patient's grant and a break-glass read were "allowed by a rule of the policy" in the patient's letter).
-GRANTS = {"partner_grant": ("allowed by the patient's grant to the care partner", "依据患者对合作方的授权允许"),
-          "emergency_access": ("allowed by emergency access (break-glass)", "依据紧急访问（破窗）允许")}
+GRANTS = {PARTNER_GRANT: ("allowed by the patient's grant to the care partner", "依据患者对合作方的授权允许"),
+          EMERGENCY_ACCESS: ("allowed by emergency access (break-glass)", "依据紧急访问（破窗）允许")}
 
 
 def rule(line: str, language: str = EN) -> str:

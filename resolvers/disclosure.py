@@ -9,13 +9,13 @@ policy rule).
 
 from __future__ import annotations
 
-import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
 from audit import writer
 from audit.events import Action
+from audit.reads import PARTNER_GRANT, granted
 from core.errors import BadUserInput
 from core.principal import PARTNER
 from core.validation import check_year
@@ -25,7 +25,6 @@ from resolvers.audit_event import check_period, files_of_person, within
 from resolvers.context import Context
 
 CURSOR_KIND = "disclosure_index"  # a position in the per-patient index; cursors of event positions are refused
-_GRANT = re.compile(r"partner_grant ([0-9a-f-]{36})")
 
 
 @dataclass(frozen=True)
@@ -78,7 +77,7 @@ async def _describe(ctx: Context, rows: list[AuditPatientIndex]) -> list[Disclos
     client_ids = {row.actor_id for row in rows if row.actor_id}
     clients = {c: (p, str(n)) for c, p, n in await PartnerClient.filter(
         institution_id=ctx.institution_id, id__in=list(client_ids)).values_list("id", "partner_id", "partner__name")}
-    grant_of = {seq: _grant_id(rule) for seq, (_, rule) in events.items()}
+    grant_of = {seq: granted(rule, PARTNER_GRANT) for seq, (_, rule) in events.items()}
     purposes = dict(await PartnerGrant.filter(institution_id=ctx.institution_id, id__in=[
         g for g in grant_of.values() if g]).values_list("id", "purpose"))
     disclosures = []
@@ -102,11 +101,6 @@ async def _refuse_archived(ctx: Context, since: datetime) -> None:
     if since < kept_from:
         raise BadUserInput(f"from: events before {kept_from.isoformat()} are archived (careloop audit archive); "
                            "start the period then or later.", field="from")
-
-
-def _grant_id(rule: str) -> uuid.UUID | None:
-    found = _GRANT.search(rule)
-    return uuid.UUID(found.group(1)) if found else None
 
 
 def _check_period(since: datetime, until: datetime) -> None:
