@@ -36,7 +36,7 @@ from core.errors import ILLEGAL_TRANSITION, BadUserInput, Conflict, Forbidden
 from core.ids import uuid7
 from core.principal import PARTNER, PATIENT, STAFF
 from core.validation import Problems, aware_time, check_year, clean_text, one_of
-from models import Appointment, Institution, Schedule, Visit
+from models import Appointment, Institution, Schedule
 from models.appointment import BOOKING_CHANNELS, CANCELLATION_REASONS
 from policies.fields import APPOINTMENT_FIELD_CLASS
 from policies.guard import Decision
@@ -151,20 +151,11 @@ async def schedule_of(ctx: Context, view: AppointmentView) -> Schedule | None:
 
 
 async def visit_of(ctx: Context, view: AppointmentView) -> visits.VisitView | None:
-    """The visit the arrival opened, as ``visit(id)`` would show it: it needs ``visit: read``, and a partner
-    sees only visits it recorded itself (batched across a page)."""
+    """The visit the arrival opened, read as ``visit(id)`` reads it for the caller (``visits.named``: FORBIDDEN
+    without ``visit: read``, NOT_FOUND outside their reach, as a missing visit; a partner reaches only the visits it
+    recorded), after the appointment's own guard on the link (its identity class). Batched across a page."""
     require_field(ctx, view, "visit")
-    if view.row.visit_id is None:
-        return None
-    access.require_section(ctx, view.patient, "visit")
-
-    async def batch(ids: Sequence[uuid.UUID]) -> list[Visit | None]:
-        query = visits.in_reach(ctx)
-        found = {} if query is None else {row.id: row for row in await query.filter(id__in=list(ids))}
-        return [found.get(i) for i in ids]
-
-    row: Visit | None = await ctx.require_loaders().made("appointment_visit", batch).load(view.row.visit_id)
-    return None if row is None else visits.VisitView(row, view.patient)
+    return await visits.named(ctx, view.row.visit_id)
 
 
 async def rescheduled_from(ctx: Context, view: AppointmentView) -> AppointmentView | None:

@@ -33,7 +33,7 @@ from schema.common import (
 )
 from schema.patient import Patient, PatientSource
 from schema.schedule import Schedule
-from schema.visit import Visit, visit_node
+from schema.visit import NAMED_VISIT, Visit, visit_node
 
 
 @strawberry.enum(description="Where an appointment stands (FHIR Appointment.status). BOOKED holds a place; ARRIVED "
@@ -123,8 +123,7 @@ class Appointment:
         row = await appointments.schedule_of(info.context, self.view)
         return None if row is None else Schedule.of(row)
 
-    @strawberry.field(description="The visit the check-in opened (needs the right to read visits); null before the "
-                                  "check-in.")
+    @strawberry.field(description=f"The visit the check-in opened; null before the check-in. {NAMED_VISIT}")
     async def visit(self, info: Info) -> Visit | None:
         found = await appointments.visit_of(info.context, self.view)
         return None if found is None else visit_node(info.context, found)

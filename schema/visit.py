@@ -109,8 +109,9 @@ def visit_node(ctx: Context, view: VisitView) -> Visit:
     return cast(Visit, VisitSource(ctx, view))
 
 
-# What a record that names a visit (a follow-up task, a care plan, a survey invitation, a response) says of its visit
-NAMED_VISIT = ("Read as visit(id: visitId) reads it for you: the same fields under the classes of the patient's "
+# What a record that names a visit (a follow-up task, a care plan, a survey invitation, a response, an appointment)
+# says of its visit
+NAMED_VISIT = ("Read as visit(id:) reads it for you: the same fields under the classes of the patient's "
                "file; null with the same FORBIDDEN (no right to read visits) or NOT_FOUND (outside your reach, as a "
                "missing visit), on the audit trail as visit(id:) records it. Loaded for a whole page at once: no "
                "request per record.")

@@ -335,20 +335,23 @@ async def test_appointment_lists_with_schedule_visit_and_the_replaced_one(
       rescheduledFrom { id status } visit { id status codes { code } staff { name } clinician { name } }"""
     clinician = f"""query($c: ID!, $n: Int!) {{ clinicianDay(clinicianId: $c, date: "2027-03-01", first: $n)
       {{ nodes {{ {node} }} }} }}"""
+    each_arrived = lambda items: all(i["visit"] and i["visit"]["status"] == "ARRIVED" for i in items)  # noqa: E731
     by_clinician = await costs(sql_counter, lambda n: tenant.call("nurse", clinician, c=str(tenant.staff_ids["doctor"]),
-                                                                  n=n), "clinicianDay")
+                                                                  n=n), "clinicianDay", check=each_arrived)
     day = f"""query($s: ID!, $n: Int!) {{ scheduleDay(scheduleId: $s, date: "2027-03-01", first: $n)
       {{ nodes {{ {node} }} }} }}"""
-    by_schedule = await costs(sql_counter, lambda n: tenant.call("nurse", day, s=schedule, n=n), "scheduleDay")
+    by_schedule = await costs(sql_counter, lambda n: tenant.call("nurse", day, s=schedule, n=n), "scheduleDay",
+                              check=each_arrived)
     history = f"""query($p: ID!, $n: Int!) {{ patientAppointments(patientId: $p, upcomingOnly: false, first: $n,
       orderBy: {{field: START, direction: ASC}})
       {{ nodes {{ {node} }} }} }}"""
     of_patient = await costs(sql_counter, lambda n: tenant.call("nurse", history, p=str(mine), n=n),
-                             "patientAppointments")
+                             "patientAppointments", check=each_arrived)
     user = await open_account(tenant, mine)
-    own = """query($n: Int!) { myAppointments(upcomingOnly: false, first: $n) { nodes { id status slotStart
-      schedule { name } rescheduledFrom { id } } } }"""
-    portal = await costs(sql_counter, lambda n: user.call(own, n=n), "myAppointments")
+    own = """query($n: Int!) { myAppointments(upcomingOnly: false, first: $n, orderBy: {field: START, direction: ASC})
+      { nodes { id status slotStart schedule { name } rescheduledFrom { id } visit { id status department { name }
+      codes { code } } } } }"""
+    portal = await costs(sql_counter, lambda n: user.call(own, n=n), "myAppointments", check=each_arrived)
     page = """query($n: Int!) { patients(first: $n) { nodes { id upcomingAppointments(count: 20) { id schedule { name }
       rescheduledFrom { id } visit { id } } recentCommunications(count: 20) { id } } } }"""
     patients = await costs(sql_counter, lambda n: tenant.call("nurse", page, n=n), "patients")

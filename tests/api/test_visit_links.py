@@ -16,10 +16,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from models import AuditEvent, QuestionnaireResponse, SurveyInvitation
+from models import Appointment, AuditEvent, QuestionnaireResponse, SurveyInvitation
 from policies.guard import MODEL_PATH, POLICY_PATH, Guard
+from resolvers import appointment as appointments
 from resolvers.context import Services
+from tests.api.test_appointments import BOOK, NOW, TOMORROW_9, booking, make_schedule
 from tests.factories import Response, Tenant, make_patient, subjects
+from tests.partners import ALL_SCOPES, make_partnership
 from tests.patients import PatientUser, events_since, mark, open_account
 from tests.surveys import GOOD, questionnaire, reachable, trigger
 
@@ -126,16 +129,16 @@ def file_reads(events: list[AuditEvent]) -> dict[Any, tuple[set[str], set[str], 
 
 
 async def read_as_by_id(tenant: Tenant, call: Call, query: str, record_of: Callable[[Any], Any],
-                        **variables: Any) -> tuple[Response, list[AuditEvent]]:
+                        visit_id: str | None = None, **variables: Any) -> tuple[Response, list[AuditEvent]]:
     """``query`` (a record that names a visit, no other field of it read but its id and visitId) and ``visit(id:)``
-    of the visit it names, as the same caller: the same visit or null, the same errors at and under it, the same
-    refusals on the trail, and what the visit's fields read named on the file's record. Returns the first answer
-    and its records."""
+    of the visit it names (``visit_id`` for a record that shows no visitId: an appointment), as the same caller: the
+    same visit or null, the same errors at and under it, the same refusals on the trail, and what the visit's fields
+    read named on the file's record. Returns the first answer and its records."""
     start = await mark(tenant.id)
     linked = await call(query, **variables)
     middle = await mark(tenant.id)
     record = record_of(linked.data)
-    by_id = await call(BY_ID, id=record["visitId"])
+    by_id = await call(BY_ID, id=visit_id or record["visitId"])
     linked_events = await events_since(tenant.id, start)
     linked_events = [e for e in linked_events if e.seq <= middle]
     by_id_events = await events_since(tenant.id, middle)
@@ -288,3 +291,117 @@ async def test_a_page_of_refusals_is_one_record_naming_each_visit(
     [refusal] = [e for e in await events_since(tenant.id, start) if e.outcome == "denied"]
     assert (refusal.resource_type, refusal.reason, refusal.resource_id) == ("visit", "forbidden", None)
     assert sorted(subjects(refusal), key=str) == sorted([(uuid.UUID(v), None) for v in (world.visit, other)], key=str)
+
+
+# -- an appointment's visit, the one its check-in opened -----------------------------------------------------------
+
+APPOINTMENT = f"query($id: ID!) {{ appointment(id: $id) {{ id status visit {{ {VISIT_FIELDS} }} }} }}"
+SCHEDULE_DAY = f"""query($sid: ID!) {{ scheduleDay(scheduleId: $sid, date: "2027-03-02") {{ nodes {{ id
+  visit {{ {VISIT_FIELDS} }} }} }} }}"""
+MY_APPOINTMENTS = f"""{{ myAppointments(upcomingOnly: false) {{ nodes {{ id status
+  visit {{ {VISIT_FIELDS} }} }} }} }}"""
+CHECK_IN = "mutation($id: ID!) { appointmentCheckIn(id: $id, version: 1) { id } }"
+
+
+@dataclass
+class Arrival:
+    schedule: str
+    appointment: str
+    visit: str  # the one its check-in opened
+
+
+async def checked_in(tenant: Tenant, monkeypatch: pytest.MonkeyPatch, pid: uuid.UUID,
+                     book: Call | None = None) -> Arrival:
+    """An appointment of department A's schedule booked (by the desk, or ``book``) for tomorrow 9:00 and checked in
+    by the desk 20 minutes before: its visit ARRIVED."""
+    monkeypatch.setattr(appointments, "_now", lambda: NOW)
+    schedule = await make_schedule(tenant)
+    data = booking(schedule, pid)
+    made = ok(await (book or (lambda q, **v: tenant.call("front_desk", q, **v)))(BOOK, input=data))
+    appointment = made["appointmentBook"]["id"]
+    monkeypatch.setattr(appointments, "_now", lambda: (TOMORROW_9 - timedelta(minutes=20)).astimezone(UTC))
+    ok(await tenant.call("front_desk", CHECK_IN, id=appointment))
+    row = await Appointment.get(id=appointment)
+    return Arrival(schedule, appointment, str(row.visit_id))
+
+
+async def test_staff_who_reach_the_visit_see_an_appointments_visit_as_visit_by_id(
+        tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    pid = await make_patient(tenant, "nurse", fullName="Wang Xiulan")
+    arrival = await checked_in(tenant, monkeypatch, pid)
+    for role in ("front_desk", "nurse", "doctor"):
+        reply, _ = await read_as_by_id(tenant, lambda q, role=role, **v: tenant.call(role, q, **v), APPOINTMENT,
+                                       lambda data: data["appointment"], arrival.visit, id=arrival.appointment)
+        visit = reply.data["appointment"]["visit"]
+        assert (visit["id"], visit["status"], visit["patient"]["fullName"]) == (arrival.visit, "ARRIVED",
+                                                                                "Wang Xiulan"), role
+    reply, _ = await read_as_by_id(tenant, lambda q, **v: tenant.call("nurse", q, **v), SCHEDULE_DAY,
+                                   lambda data: data["scheduleDay"]["nodes"][0], arrival.visit, sid=arrival.schedule)
+    assert reply.errors == [] and reply.data["scheduleDay"]["nodes"][0]["visit"]["id"] == arrival.visit
+
+
+async def test_the_desk_whose_policy_refuses_visits_gets_the_refusal_visit_by_id_gives(
+        tenant: Tenant, services: Services, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Was: "Not allowed to read this field.", noted as a refused section of the file (reason forbidden_field)."""
+    arrival = await checked_in(tenant, monkeypatch, await make_patient(tenant, "nurse"))
+    refuse_visits(tenant, services, monkeypatch, tmp_path, "front_desk")
+    reply, events = await read_as_by_id(tenant, lambda q, **v: tenant.call("front_desk", q, **v), APPOINTMENT,
+                                        lambda data: data["appointment"], arrival.visit, id=arrival.appointment)
+    assert reply.data["appointment"]["status"] == "ARRIVED" and reply.data["appointment"]["visit"] is None
+    assert [(e["path"], e["message"], e["extensions"]) for e in reply.errors] == [
+        (["appointment", "visit"], "Not allowed.", {"code": "FORBIDDEN"})]
+    assert denials(events) == [("read", "visit", "forbidden", uuid.UUID(arrival.visit), None, "", "", "")]
+
+
+async def test_a_partner_meets_the_visit_of_its_booking_as_visit_by_id_does(
+        tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A partner reads the appointments it booked, and only the visits it recorded: the visit the desk's check-in
+    opened is outside its reach, NOT_FOUND as a missing visit (was: null, no error, nothing recorded); without the
+    visit:read scope, FORBIDDEN (was: "Not allowed to read this field.")."""
+    partnership = await make_partnership(tenant, [*ALL_SCOPES, "appointment:create", "appointment:read",
+                                                  "visit:read"])
+    arrival = await checked_in(tenant, monkeypatch, partnership.granted,
+                               lambda q, **v: partnership.call(q, **v))
+    reply, events = await read_as_by_id(tenant, lambda q, **v: partnership.call(q, **v), APPOINTMENT,
+                                        lambda data: data["appointment"], arrival.visit, id=arrival.appointment)
+    assert reply.data["appointment"]["status"] == "ARRIVED" and reply.data["appointment"]["visit"] is None
+    missing = await partnership.call(BY_ID, id=str(uuid.uuid4()))
+    assert [(e["path"], e["message"], e["extensions"]) for e in reply.errors] == [
+        (["appointment", "visit"], e["message"], e["extensions"]) for e in missing.errors] == [
+        (["appointment", "visit"], "Not found.", {"code": "NOT_FOUND", "field": "id"})]
+    assert denials(events) == [("read", "visit", "not_found", uuid.UUID(arrival.visit), None, "", "", "")]
+
+    without_scope = await make_partnership(tenant, [*ALL_SCOPES, "appointment:create", "appointment:read"])
+    other = await checked_in(tenant, monkeypatch, without_scope.granted, lambda q, **v: without_scope.call(q, **v))
+    reply, events = await read_as_by_id(tenant, lambda q, **v: without_scope.call(q, **v), APPOINTMENT,
+                                        lambda data: data["appointment"], other.visit, id=other.appointment)
+    assert reply.data["appointment"]["visit"] is None and reply.codes == ["FORBIDDEN"]
+    assert denials(events) == [("read", "visit", "forbidden", uuid.UUID(other.visit), None, "", "", "")]
+
+
+async def test_the_patient_sees_the_visit_of_her_appointment_without_the_internal_note(
+        tenant: Tenant, monkeypatch: pytest.MonkeyPatch) -> None:
+    pid = await make_patient(tenant, "nurse", fullName="Chen Meiling")
+    user = await open_account(tenant, pid)
+    arrival = await checked_in(tenant, monkeypatch, pid)
+    reply, events = await read_as_by_id(tenant, lambda q, **v: user.call(q, **v), MY_APPOINTMENTS,
+                                        lambda data: data["myAppointments"]["nodes"][0], arrival.visit)
+    [node] = reply.data["myAppointments"]["nodes"]
+    assert (node["id"], node["visit"]["id"], node["visit"]["status"]) == (arrival.appointment, arrival.visit,
+                                                                          "ARRIVED")
+    assert node["visit"]["internalNote"] is None
+    assert [e["path"] for e in reply.errors] == [["myAppointments", "nodes", 0, "visit", "internalNote"]]
+    assert ("read", "patient", "forbidden_field", pid, pid, "internal", "", "") in denials(events)
+
+
+async def test_a_patient_whose_policy_refuses_visits_gets_the_refusal_on_her_appointment(
+        tenant: Tenant, services: Services, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    pid = await make_patient(tenant, "nurse")
+    user = await open_account(tenant, pid)
+    arrival = await checked_in(tenant, monkeypatch, pid)
+    refuse_visits(tenant, services, monkeypatch, tmp_path, "patient")
+    reply, events = await read_as_by_id(tenant, lambda q, **v: user.call(q, **v), APPOINTMENT,
+                                        lambda data: data["appointment"], arrival.visit, id=arrival.appointment)
+    assert reply.data["appointment"]["status"] == "ARRIVED" and reply.data["appointment"]["visit"] is None
+    assert reply.codes == ["FORBIDDEN"]
+    assert denials(events) == [("read", "visit", "forbidden", uuid.UUID(arrival.visit), None, "", "", "")]
