@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 
+from core.ids import uuid7
+
 
 class Action(StrEnum):
     READ = "read"
@@ -69,6 +71,11 @@ class AuditRecord:
     occurred_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     # Several alike reads as one record: each (record, patient) read; resource_id and patient_id are then None.
     subjects: frozenset[tuple[uuid.UUID | None, uuid.UUID | None]] = frozenset()
+    # The event's id, given once, when the record is made: an append tried again after a failure that may have
+    # been committed (a connection lost before the answer was read) sends the same id, and the writer skips an event
+    # already on the chain (audit.writer). Not an argument: ``dataclasses.replace`` makes another event, with an id
+    # of its own. Not compared: two records that say the same are equal as before.
+    id: uuid.UUID = field(default_factory=uuid7, init=False, compare=False)
 
 
 # Reason codes of separation of duties and of staff accounts (docs/security.md, "Hardening (issue 11)").

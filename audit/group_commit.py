@@ -4,6 +4,10 @@ Each caller waits until its own records are durable, so no response leaves befor
 trail is written; but while one transaction is being written, the records of every request that
 arrives meanwhile gather and go in the next one, instead of one transaction (and one turn on the
 chain-head lock) each. Without contention this costs what a plain append costs.
+
+A batch that fails is written again one request at a time. It may have been committed all the same (on PostgreSQL,
+a connection lost after the server committed and before its answer was read): the events keep their ids
+(``AuditRecord.id``) and the writer skips those already on the chain, so none is written twice, and none is lost.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ class GroupCommit:
             try:
                 await writer.append([record for records, _ in batch for record in records])
             except Exception:
-                await self._one_by_one(batch)  # one bad record must not fail its neighbours
+                await self._one_by_one(batch)  # one bad record must not fail its neighbours; none is written twice
             else:
                 for _, done in batch:
                     done.set_result(None)

@@ -10,6 +10,12 @@ PostgreSQL an append links its events when the chain head is free (first linking
 them to the chain's inbox without waiting (migration 0023): writers never wait for each other, and whoever next
 finds the head free links everything waiting. Readers of the trail call ``seal`` first, so they see every committed
 event. Every event carries a MAC under a key derived from the master key (``use_mac_key``), checked by ``verify``.
+
+An append is idempotent: an event's id is its record's (``AuditRecord.id``, given when the record is made), and an
+event whose id is on the chain already is skipped if it is the same event (its body hashes to the stored hash at the
+stored place), so an append tried again after a failure that may have been committed (a connection lost before the
+answer was read; the group commit's batch) writes nothing twice. Another event under a taken id is refused, as the
+primary key always refused it. PostgreSQL's ``audit_link`` skips it (migration 0052), SQLite's writer here.
 """
 
 from __future__ import annotations
@@ -29,7 +35,6 @@ from tortoise.transactions import in_transaction
 
 from audit.chain import GENESIS_HASH, body_around, patients_of, row_hash, subjects_text
 from audit.events import AuditRecord
-from core.ids import uuid7
 from models import AuditChainHead, AuditEvent, AuditPatientIndex
 
 # Events about no institution (a login with an unknown e-mail) go to the system chain.
@@ -74,7 +79,7 @@ async def append(records: Sequence[AuditRecord]) -> None:
     if not records:
         return
     by_chain: dict[uuid.UUID, list[AuditRecord]] = defaultdict(list)
-    for record in records:
+    for record in once(records):
         by_chain[record.institution_id].append(record)
     started = time.perf_counter()
     db = AuditEvent._meta.db
@@ -121,6 +126,7 @@ async def append_with(statement: str, values: Sequence[Any], records: Sequence[A
     chains = {record.institution_id for record in records}
     if len(chains) != 1:
         raise ValueError("a write's audit records belong to one institution")
+    events = once(records)
     (institution_id,) = chains
     started = time.perf_counter()
     db = AuditEvent._meta.db  # the caller's transaction's connection, if there is one
@@ -128,16 +134,16 @@ async def append_with(statement: str, values: Sequence[Any], records: Sequence[A
         n = len(values)  # the statement is Tortoise-built SQL with placeholders; values are never in it
         combined = (f"WITH written AS ({statement}) "  # noqa: S608
                     f"SELECT written.*, audit_append(${n + 1}, ${n + 2}::jsonb) AS audit_seq FROM written")
-        rows = await db.execute_query_dict(combined, [*values, institution_id, events_json(list(records))])
+        rows = await db.execute_query_dict(combined, [*values, institution_id, events_json(events)])
         for row in rows:
             del row["audit_seq"]
     else:
         async with in_transaction():
             rows = await AuditEvent._meta.db.execute_query_dict(statement, list(values))
             if rows:
-                await _append_to_chain(institution_id, list(records))
+                await _append_to_chain(institution_id, events)
     for observe in append_observers:
-        observe(time.perf_counter() - started, len(records) if rows else 0)
+        observe(time.perf_counter() - started, len(events) if rows else 0)
     return rows
 
 
@@ -148,10 +154,15 @@ async def _append_to_chain(institution_id: uuid.UUID, records: list[AuditRecord]
         return
     # SQLite: one writer at a time, so the transaction holds the head without a row lock
     chain = [str(institution_id)]
-    _, heads = await db.execute_query(_HEAD, chain)
+    head = [orjson.dumps([record.id for record in records]).decode(), *chain]
+    _, heads = await db.execute_query(_HEAD, head)
     if not heads:
         await start_chain(institution_id)
-        _, heads = await db.execute_query(_HEAD, chain)
+        _, heads = await db.execute_query(_HEAD, head)
+    if heads[0]["written"] != "[]":  # some of these ids are on the chain already: an append tried again
+        records = await _not_yet_written(db, records)
+        if not records:
+            return
     seq, prev_hash = heads[0]["last_seq"], heads[0]["last_hash"]
     rows = []
     for record in records:
@@ -166,9 +177,30 @@ async def _append_to_chain(institution_id: uuid.UUID, records: list[AuditRecord]
 
 
 # The chain head's read and move on SQLite, written once: Tortoise building these two statements anew was most of
-# an append's cost, and every write appends.
-_HEAD = 'SELECT "last_seq", "last_hash" FROM "audit_chain_head" WHERE "institution_id" = ?'
+# an append's cost, and every write appends. The read also says which of the events' ids (a JSON array) are on
+# the chain already, so an append tried again costs no more statements than a first one.
+_HEAD = ('SELECT "last_seq", "last_hash", (SELECT json_group_array("id") FROM "audit_event" WHERE "id" IN '
+         '(SELECT "value" FROM json_each(?))) AS "written" FROM "audit_chain_head" WHERE "institution_id" = ?')
 _MOVE_HEAD = 'UPDATE "audit_chain_head" SET "last_seq" = ?, "last_hash" = ? WHERE "institution_id" = ?'
+
+
+async def _not_yet_written(db: Any, records: list[AuditRecord]) -> list[AuditRecord]:
+    """The records whose event is not on the chain yet. An event already there under the record's id is skipped if
+    it is the same event (its body, at the stored place, hashes to the stored hash, under the same MAC; its patients
+    follow from its body), as PostgreSQL's ``audit_link`` skips it; another keeps its record, and the insert refuses
+    it (the id is the primary key)."""
+    ids = {str(record.id): record for record in records}
+    marks = ", ".join("?" * len(ids))
+    _, stored = await db.execute_query(f'SELECT "id", "institution_id", "seq", "prev_hash", "hash", "mac" '  # noqa: S608
+                                       f'FROM "audit_event" WHERE "id" IN ({marks})', list(ids))
+    written = {row["id"] for row in stored if _same_event(ids[row["id"]], row)}
+    return [record for record in records if str(record.id) not in written]
+
+
+def _same_event(record: AuditRecord, stored: Any) -> bool:
+    columns = _columns(record, stored["seq"], stored["prev_hash"])
+    return (str(record.institution_id) == stored["institution_id"] and row_hash(columns) == stored["hash"]
+            and _mac_of(columns) == stored["mac"])
 
 
 async def _append_in_database(db: Any, institution_id: uuid.UUID, records: list[AuditRecord]) -> None:
@@ -301,9 +333,14 @@ def _columns(record: AuditRecord, seq: int, prev_hash: str) -> dict[str, Any]:
     return columns
 
 
+def once(records: Sequence[AuditRecord]) -> list[AuditRecord]:
+    """Each record once: the same record twice in one append is one event (its id is the record's)."""
+    return list({record.id: record for record in records}.values())
+
+
 def _row(record: AuditRecord, seq: int, prev_hash: str) -> dict[str, Any]:
     return {
-        "id": uuid7(),
+        "id": record.id,
         "institution_id": record.institution_id,
         "seq": seq,
         "occurred_at": record.occurred_at,

@@ -59,6 +59,14 @@ class Hop:
         self.answering = asyncio.Event()
         self.answering.set()
         self.pairs: list[tuple[asyncio.StreamWriter, asyncio.Event]] = []
+        self.unanswered: tuple[bytes, ...] = ()
+        self.answers_lost = 0
+
+    def lose_the_answer_to(self, *markers: bytes) -> None:
+        """The next request the app sends holding every one of ``markers`` reaches the server, which runs and
+        commits it; the server's answer is dropped and the app's side reset, as when a failover or a dropped
+        connection comes between the server's commit and the client's reading of the answer. Once."""
+        self.unanswered = markers
 
     async def start(self) -> int:
         self.server = await asyncio.start_server(self._pipe, "127.0.0.1", 0)
@@ -70,7 +78,7 @@ class Hop:
             return
         await self.answering.wait()
         db_reader, db_writer = await asyncio.open_connection(self.host, self.port)
-        forgotten = asyncio.Event()
+        forgotten, answer_lost = asyncio.Event(), asyncio.Event()
         self.pairs.append((db_writer, forgotten))
 
         async def copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, from_app: bool) -> None:
@@ -78,6 +86,14 @@ class Hop:
                 while data := await reader.read(65536):
                     if not self.answering.is_set():
                         continue
+                    if from_app and self.unanswered and all(marker in data for marker in self.unanswered):
+                        self.unanswered = ()
+                        answer_lost.set()
+                    if not from_app and answer_lost.is_set():  # the server has answered, so committed: unheard
+                        self.answers_lost += 1
+                        reset(app_writer)
+                        db_writer.close()
+                        return
                     if forgotten.is_set():
                         if from_app:  # the app speaks on a connection the network forgot
                             reset(app_writer)
@@ -283,6 +299,38 @@ async def test_a_read_whose_audit_append_is_killed_is_answered_with_its_record(t
     await tenant.audit_count()
     assert await AuditEvent.filter(institution_id=tenant.id, action="read", patient_id=patient).count() == 1
     assert all(report.ok for report in await verify_all(tenant.id))
+
+
+@contextlib.asynccontextmanager
+async def chain_head_held(database_url: str, institution_id: uuid.UUID) -> AsyncIterator[None]:
+    """The institution's audit chain head locked by another transaction meanwhile: appends post to the inbox."""
+    admin = await asyncpg.connect(database_url)
+    try:
+        async with admin.transaction():
+            await admin.execute("SELECT 1 FROM audit_chain_head WHERE institution_id = $1 FOR UPDATE", institution_id)
+            yield
+    finally:
+        await admin.close()
+
+
+@POSTGRES_ONLY
+@pytest.mark.parametrize("head", ["free", "busy"])
+async def test_a_read_whose_audit_append_committed_but_lost_its_answer_is_recorded_once(
+        tenant: Tenant, hop: Hop, database: str, services: Services, head: str) -> None:
+    """The server commits the group commit's batch and a dropped connection loses its answer: the batch fails, and
+    the group commit writes each request's records again, one request at a time (found in review: the read was
+    then twice on the trail, each copy with an id of its own). With the head busy both copies wait in the inbox."""
+    patient = await make_patient(tenant)
+    hop.lose_the_answer_to(b'"body_head"', str(patient).encode())  # the append's events, not the read's query
+
+    async with chain_head_held(database, tenant.id) if head == "busy" else contextlib.nullcontext():
+        reply = await tenant.call("nurse", READ, id=str(patient))
+
+    assert not reply.errors and reply.data["patient"]["id"] == str(patient), reply.body
+    assert hop.answers_lost == 1
+    await tenant.audit_count()  # sealed
+    assert await AuditEvent.filter(institution_id=tenant.id, action="read", patient_id=patient).count() == 1
+    assert all(report.ok for report in await verify_all(tenant.id, mac_key=services.master_key.audit_mac_key))
 
 
 @POSTGRES_ONLY
