@@ -15,7 +15,7 @@ An append is idempotent: an event's id is its record's (``AuditRecord.id``, give
 event whose id is on the chain already is skipped if it is the same event (its body hashes to the stored hash at the
 stored place), so an append tried again after a failure that may have been committed (a connection lost before the
 answer was read; the group commit's batch) writes nothing twice. Another event under a taken id is refused, as the
-primary key always refused it. PostgreSQL's ``audit_link`` skips it (migration 0052), SQLite's writer here.
+primary key always refused it. PostgreSQL's ``audit_link`` skips it (migration 0051), SQLite's writer here.
 """
 
 from __future__ import annotations
