@@ -529,13 +529,16 @@ async def named_on_files(ctx: Context, obj: str, query: QuerySet[Any] | None, re
                          view: Callable[[Any, PatientView], V], *, resource_type: str) -> list[V | CareloopError]:
     """Records that other records name (a follow-up task's visit), each read as ``authorize`` (``obj: read``) then
     ``find_on_file`` read it by its id, for a page at once: the record with its file, or the error they raise,
-    FORBIDDEN or NOT_FOUND at ``id``. Each refusal is on the operation's record of reads as they record it (action,
-    resource, reason; a page's alike refusals one record naming each, as ``ReadLog`` groups reads), not appended
-    one by one: a page of refusals costs no statement. ``query``: the records in reach, as for ``find_on_file``.
-    Two statements whatever the number of records (the records, their files)."""
+    NOT_FOUND at ``id`` as a missing record, or the field-level FORBIDDEN of the right to read them (reason
+    ``permission``, as every refused field says why; the record's own query says plain FORBIDDEN). Each refusal is
+    on the operation's record of reads as they record it (action, resource, reason; a page's alike refusals one
+    record naming each, as ``ReadLog`` groups reads), not appended one by one: a page of refusals costs no statement.
+    ``query``: the records in reach, as for ``find_on_file``. Two statements whatever the number of records (the
+    records, their files)."""
     if not ctx.decide(obj, "read").allowed:
         field_class = next(iter(refused_class(obj)), None)
-        return [_read_refused(ctx, resource_type, i, "forbidden", Forbidden(), field_class) for i in record_ids]
+        return [_read_refused(ctx, resource_type, i, "forbidden", permission_refused(ctx, obj), field_class)
+                for i in record_ids]
     rows = [] if query is None or not record_ids else await query.filter(id__in=list(record_ids))
     found = dict(await with_files(ctx, rows, lambda row, patient: (row.id, view(row, patient))))
     return [found[i] if i in found else _read_refused(ctx, resource_type, i, "not_found", NotFound(field="id"))

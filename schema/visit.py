@@ -112,9 +112,9 @@ def visit_node(ctx: Context, view: VisitView) -> Visit:
 # What a record that names a visit (a follow-up task, a care plan, a survey invitation, a response, an appointment)
 # says of its visit
 NAMED_VISIT = ("Read as visit(id:) reads it for you: the same fields under the classes of the patient's "
-               "file; null with the same FORBIDDEN (no right to read visits) or NOT_FOUND (outside your reach, as a "
-               "missing visit), on the audit trail as visit(id:) records it. Loaded for a whole page at once: no "
-               "request per record.")
+               "file; null with FORBIDDEN (no right to read visits: reason permission, permission visit:read) or "
+               "NOT_FOUND (outside your reach, as a missing visit), on the audit trail as visit(id:) records it. "
+               "Loaded for a whole page at once: no request per record.")
 
 
 async def named_visit(ctx: Context, visit_id: uuid.UUID | None) -> Visit | None:

@@ -36,6 +36,8 @@ RESPONSE = f"query($id: ID!) {{ questionnaireResponse(id: $id) {{ id visitId vis
 INVITATIONS = f"""query($pid: ID!) {{ patientSurveyInvitations(patientId: $pid) {{ nodes {{ id visitId
   visit {{ {VISIT_FIELDS} }} }} }} }}"""
 MY_INVITATIONS = f"{{ mySurveyInvitations {{ nodes {{ id visitId visit {{ {VISIT_FIELDS} }} }} }} }}"
+# A refused visit field says why, as every refused field does (the visit(id:) query itself answers plain FORBIDDEN)
+REFUSED_FIELD = {"code": "FORBIDDEN", "reason": "permission", "permission": "visit:read"}
 
 VISIT_CREATE = "mutation($input: VisitCreateInput!) { visitCreate(input: $input) { id } }"
 TASK_CREATE = "mutation($input: FollowUpTaskCreateInput!) { followUpTaskCreate(input: $input) { id } }"
@@ -104,11 +106,19 @@ async def world(tenant: Tenant) -> World:
 # -- the same read as visit(id:) -----------------------------------------------------------------------------------
 
 
-def visit_errors(reply: Response) -> list[tuple[Any, ...]]:
-    """Each error at or under a visit: its path from the visit on, message and extensions."""
-    return sorted((tuple(e["path"][e["path"].index("visit"):]), e["message"], json.dumps(e["extensions"],
-                                                                                         sort_keys=True))
+def visit_errors(reply: Response, but: str = "") -> list[tuple[Any, ...]]:
+    """Each error at or under a visit: its path from the visit on, message and extensions (without ``but``)."""
+    return sorted((tuple(e["path"][e["path"].index("visit"):]), e["message"],
+                   json.dumps({k: v for k, v in e["extensions"].items() if k != but}, sort_keys=True))
                   for e in reply.errors if "visit" in e["path"])
+
+
+def as_field(errors: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """visit(id:)'s errors as the visit field gives them: its plain FORBIDDEN (the operation refused) is, on a field,
+    the refused field's, which says why (reason permission); a partner's missing scope is compared apart."""
+    field_refusal = ("Not allowed to read this field.", json.dumps(REFUSED_FIELD, sort_keys=True))
+    return [(path, *field_refusal) if (message, extensions) == ("Not allowed.", '{"code": "FORBIDDEN"}')
+            else (path, message, extensions) for path, message, extensions in errors]
 
 
 def denials(events: list[AuditEvent]) -> list[tuple[Any, ...]]:
@@ -143,7 +153,7 @@ async def read_as_by_id(tenant: Tenant, call: Call, query: str, record_of: Calla
     linked_events = [e for e in linked_events if e.seq <= middle]
     by_id_events = await events_since(tenant.id, middle)
     assert record["visit"] == (by_id.data or {}).get("visit")
-    assert visit_errors(linked) == visit_errors(by_id)
+    assert visit_errors(linked, but="scope") == as_field(visit_errors(by_id))
     assert denials(linked_events) == denials(by_id_events)
     linked_reads, by_id_reads = file_reads(linked_events), file_reads(by_id_events)
     for file, (classes, names, rules) in by_id_reads.items():
@@ -204,7 +214,7 @@ async def test_a_head_whose_policy_refuses_visits_gets_the_refusal_visit_by_id_g
         reply, events = await read_as_by_id(tenant, lambda q, **v: tenant.call("department_head", q, **v), query,
                                             lambda data, root=root: data[root], id=record)
         assert reply.data[root]["visitId"] == world.visit and reply.data[root]["visit"] is None
-        assert [(e["path"], e["extensions"]) for e in reply.errors] == [([root, "visit"], {"code": "FORBIDDEN"})]
+        assert [(e["path"], e["extensions"]) for e in reply.errors] == [([root, "visit"], REFUSED_FIELD)]
         assert denials(events) == [("read", "visit", "forbidden", uuid.UUID(world.visit), None, "", "", "")]
 
 
@@ -349,7 +359,7 @@ async def test_the_desk_whose_policy_refuses_visits_gets_the_refusal_visit_by_id
                                         lambda data: data["appointment"], arrival.visit, id=arrival.appointment)
     assert reply.data["appointment"]["status"] == "ARRIVED" and reply.data["appointment"]["visit"] is None
     assert [(e["path"], e["message"], e["extensions"]) for e in reply.errors] == [
-        (["appointment", "visit"], "Not allowed.", {"code": "FORBIDDEN"})]
+        (["appointment", "visit"], "Not allowed to read this field.", REFUSED_FIELD)]
     assert denials(events) == [("read", "visit", "forbidden", uuid.UUID(arrival.visit), None, "", "", "")]
 
 
@@ -375,7 +385,8 @@ async def test_a_partner_meets_the_visit_of_its_booking_as_visit_by_id_does(
     other = await checked_in(tenant, monkeypatch, without_scope.granted, lambda q, **v: without_scope.call(q, **v))
     reply, events = await read_as_by_id(tenant, lambda q, **v: without_scope.call(q, **v), APPOINTMENT,
                                         lambda data: data["appointment"], other.visit, id=other.appointment)
-    assert reply.data["appointment"]["visit"] is None and reply.codes == ["FORBIDDEN"]
+    assert reply.data["appointment"]["visit"] is None
+    assert [e["extensions"] for e in reply.errors] == [{**REFUSED_FIELD, "scope": "visit:read"}]
     assert denials(events) == [("read", "visit", "forbidden", uuid.UUID(other.visit), None, "", "", "")]
 
 
