@@ -5,7 +5,10 @@ checkpoints, the per-patient index, PostgreSQL's inbox), over a bounded stretch 
 A call verifies at most ``MAX_EVENTS`` events (about a second: bench/README.md, "audit verify events/s"), from the
 chain's first event held, from a sequence number, or after the previous call's cursor, so that a portal walks a chain
 of millions of events a call at a time, and a request never runs unbounded. The cursor holds the last event verified
-and its hash: the next call links to that event as stored, and names it if its hash changed in between. At most
+and its hash: the next call links to that event as stored, and names it if its hash changed in between. It is sealed
+under the institution's key (``pagination.seal``): the server's word on its own chain, which a client cannot write,
+edit, or bring from another institution (found in review: base64 only, a cursor written by hand made the answer and the
+trail blame a sound event, or a sequence number no GraphQL Int holds). At most
 ``VERIFYING_AT_ONCE`` calls run at once per institution (``RATE_LIMITED`` beyond).
 
 The verification is on the trail itself (action read, resource ``audit_chain``), after the walk and before the answer
@@ -15,7 +18,6 @@ sequence numbers, hashes and the event's id, never an event's content.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 
 from audit import writer
@@ -28,6 +30,7 @@ from resolvers.context import Context
 
 MAX_EVENTS = 50_000  # a call's bound, and its default
 CURSOR_KIND = "audit_chain"
+MAX_CURSOR = 200  # a sealed cursor's length: 18 digits, a bar and a hash, sealed, in base64 (about 150)
 RESOURCE_TYPE = "audit_chain"
 
 
@@ -55,27 +58,27 @@ async def verify(ctx: Context, *, first: int, after: str | None, from_seq: int |
     if not 1 <= first <= MAX_EVENTS:
         raise BadUserInput(f"first: must be between 1 and {MAX_EVENTS}.", field="first", reason="out_of_range")
     institution_id = ctx.institution_id
-    stretch = await _stretch(institution_id, first, after, from_seq)
+    stretch = await _stretch(ctx, first, after, from_seq)
     keys = ctx.services.master_key
     with ctx.services.verifications.slot(institution_id):
         await writer.seal(institution_id)
         report = await verify_stretch(institution_id, stretch, public=keys.checkpoint_key.public_key(),
                                       mac_key=keys.audit_mac_key)
     sealed = AuditEvent._meta.db.capabilities.dialect == "postgres"  # SQLite has no inbox: its appends link at once
-    verification = Verification(report, stretch.start or 1, sealed, _cursor(report))
+    verification = Verification(report, stretch.start or 1, sealed, _cursor(ctx, report))
     await _record(ctx, decision.rule, verification)
     return verification
 
 
-async def _stretch(institution_id: uuid.UUID, first: int, after: str | None, from_seq: int | None) -> Stretch:
+async def _stretch(ctx: Context, first: int, after: str | None, from_seq: int | None) -> Stretch:
     if after is not None and from_seq is not None:
         raise BadUserInput("fromSeq: not with after, which goes on where the previous call ended.", field="fromSeq")
     if after is not None:
-        seq, hash_ = _opened(after)
+        seq, hash_ = _opened(ctx, after)
         return Stretch(start=seq + 1, limit=first, start_hash=hash_)
     if from_seq is None:
         return Stretch(limit=first)
-    head = await AuditChainHead.get_or_none(institution_id=institution_id)
+    head = await AuditChainHead.get_or_none(institution_id=ctx.institution_id)
     last = head.last_seq if head is not None else 0
     if not 1 <= from_seq <= last + 1:
         raise BadUserInput(f"fromSeq: must be between 1 and the chain's head plus one ({last + 1}).",
@@ -83,19 +86,20 @@ async def _stretch(institution_id: uuid.UUID, first: int, after: str | None, fro
     return Stretch(start=from_seq, limit=first)
 
 
-def _opened(cursor: str) -> tuple[int, str]:
+def _opened(ctx: Context, cursor: str) -> tuple[int, str]:
     """A cursor's last event verified: its sequence number and its hash then."""
-    seq, _, hash_ = pagination.decode_text(CURSOR_KIND, cursor).partition("|")
+    key = pagination.open_sealed(ctx.require_keys(), CURSOR_KIND, cursor, MAX_CURSOR)
+    seq, _, hash_ = key.partition("|")
     if not (seq.isascii() and seq.isdigit() and len(seq) <= 18 and len(hash_) == 64
             and all(c in "0123456789abcdef" for c in hash_)):
         raise BadUserInput("after: not a valid cursor.", field="after")
     return int(seq), hash_
 
 
-def _cursor(report: ChainReport | None) -> str | None:
+def _cursor(ctx: Context, report: ChainReport | None) -> str | None:
     if report is None or not report.ok or report.last_seq is None:
         return None
-    return pagination.encode(CURSOR_KIND, f"{report.last_seq}|{report.last_hash}")
+    return pagination.seal(ctx.require_keys(), CURSOR_KIND, f"{report.last_seq}|{report.last_hash}")
 
 
 async def _record(ctx: Context, rule: str, verification: Verification) -> None:

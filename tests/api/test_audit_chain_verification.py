@@ -6,6 +6,7 @@ on the record; another institution's chain is never touched."""
 
 from __future__ import annotations
 
+import base64
 import itertools
 import uuid
 from typing import Any
@@ -204,6 +205,41 @@ async def test_a_cursor_of_another_list_is_refused(tenant: Tenant) -> None:
     reply = await verification(tenant, after=cursor)
 
     assert reply.codes == ["BAD_USER_INPUT"] and reply.errors[0]["extensions"]["field"] == "after"
+
+
+def written_by_hand(key: str) -> str:
+    """A cursor as a client can write one: the kind and a key, in base64."""
+    return base64.urlsafe_b64encode(f"{audit_chain.CURSOR_KIND}:{key}".encode()).decode()
+
+
+@pytest.mark.parametrize("key", [
+    pytest.param(f"{10**18 - 1}|{'a' * 64}", id="far-beyond-the-head"),
+    pytest.param(f"2|{'0' * 64}", id="another-hash"),
+])
+async def test_a_cursor_written_by_hand_is_refused_and_blames_no_event(tenant: Tenant, key: str) -> None:
+    """Found in review: the cursor was base64 only, so a client's own one was taken as a previous call's word on the
+    chain: a false fault (HASH_MISMATCH naming a sound event, a gap at a sequence number no Int holds) on the answer
+    and on the trail as intact:false."""
+    head = await last_seq(tenant)
+
+    reply = await verification(tenant, after=written_by_hand(key))
+
+    assert reply.data == NOTHING and reply.codes == ["BAD_USER_INPUT"], reply.errors
+    assert reply.errors[0]["extensions"]["field"] == "after"
+    assert await events_since(tenant, head) == []
+
+
+async def test_another_institutions_cursor_is_refused(tenant: Tenant, other_tenant: Tenant) -> None:
+    theirs = await verified(other_tenant, first=3)
+    head = await last_seq(tenant)
+
+    reply = await verification(tenant, after=theirs["endCursor"])
+
+    assert reply.data == NOTHING and reply.codes == ["BAD_USER_INPUT"], reply.errors
+    assert reply.errors[0]["extensions"]["field"] == "after"
+    assert await events_since(tenant, head) == []
+    their_hash = (await event_at(other_tenant, theirs["toSeq"])).hash  # sealed: the cursor does not show it
+    assert their_hash.encode() not in base64.urlsafe_b64decode(theirs["endCursor"] + "==")
 
 
 async def test_verifications_under_way_are_bounded_per_institution(tenant: Tenant, other_tenant: Tenant,
