@@ -115,10 +115,28 @@ async def authorize(
 ) -> Decision:
     decision = ctx.decide(obj, act)
     if not decision.allowed:
-        await deny(ctx, action, resource_type, resource_id, patient_id, reason="forbidden",
+        await deny(ctx, action, resource_type, resource_id, await named_file(ctx, patient_id), reason="forbidden",
                    field_classes=refused_class(obj))
         raise Forbidden()
     return decision
+
+
+async def named_file(ctx: Context, patient_id: uuid.UUID | None) -> uuid.UUID | None:
+    """The file a refusal by role names for the ``patient_id`` the caller sent, before any row was read: the id when
+    it is one of the institution's files, so the attempt shows in that patient's access report; None otherwise
+    (another institution's file, none at all), as a missing file's refusal names none (``find_patient``), so no
+    other institution's patient enters this trail or its per-patient index (found in review: every refusal by role
+    named the id as sent; fixed for merges first, ``patient_merge._refused_on_both``). A partner reads its own trail
+    (``partnerAccessLog``): for it, only a file its grant in force opens, which it knows already
+    (``partnerOwnGrants``), so an id out of its grant, another institution's and a made-up one are recorded alike.
+    One indexed statement, on a refusal only."""
+    if patient_id is None:
+        return None
+    if ctx.require_principal().kind == PARTNER:
+        found = await patient_scope(ctx).partner_grants().filter(patient_id=patient_id).exists()
+    else:
+        found = await Patient.exists(id=patient_id, institution_id=ctx.institution_id)
+    return patient_id if found else None
 
 
 def refused_class(obj: str) -> frozenset[str]:
