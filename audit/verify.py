@@ -7,7 +7,9 @@ The chain head row says where a chain ends, but nothing signs it: whoever can de
 events can move it back with them. So every chain is also held against its newest signed
 checkpoint, as the offline check holds an export (``audit/offline.py``): a checkpoint beyond the
 last event means the tail was cut off, and another hash at its sequence number means the chain
-was rewritten. A chain a checkpoint names but without a head row is reported too.
+was rewritten. A chain without a head row is reported (HEAD_MISSING) whenever it has begun: an event, an archive
+anchor or a signed checkpoint (the writer refuses to append to it, ``writer.ChainHeadMissing``); only an institution
+with none of them has no chain yet.
 
 The per-patient index (``AuditPatientIndex``) is held against the events it indexes: each event's patients,
 which its hash covers, must be exactly its index rows, and no index row may name an event that is not there.
@@ -62,7 +64,7 @@ class Fault(enum.StrEnum):
     INDEX_MISMATCH = "index_mismatch"  # the per-patient index does not match the events it indexes
     CHECKPOINT_SIGNATURE = "checkpoint_signature"  # a signed checkpoint's signature does not verify
     CHECKPOINT_MISMATCH = "checkpoint_mismatch"  # the event at a signed checkpoint has another hash than it signed
-    HEAD_MISSING = "head_missing"  # a chain a signed checkpoint names has no head
+    HEAD_MISSING = "head_missing"  # a chain that has begun (an event, an anchor, a checkpoint) has no head
     ARCHIVE_ANCHOR = "archive_anchor"  # the archive anchor is not what was signed and recorded, or events lie under it
     REPLAYED_EVENT = "replayed_event"  # an event older than what was archived was linked after the archive run
     INBOX = "inbox"  # a row of PostgreSQL's inbox is not careloop's writer's, or one the chain misses
@@ -120,17 +122,22 @@ async def verify_all(
     institution_id: uuid.UUID | None = None, progress: Progress | None = None, *,
     public: Ed25519PublicKey | None = None, mac_key: bytes | None = None,
 ) -> list[ChainReport]:
-    """Every chain with a head, and every chain a signed checkpoint names (a deleted head must not
-    hide a chain). ``public`` is the checkpoint key's public half (the CLI derives it from the master
+    """Every chain with a head, and every chain an event, an archive anchor or a signed checkpoint names (a deleted
+    head must not hide a chain). ``public`` is the checkpoint key's public half (the CLI derives it from the master
     key): the signatures of the checkpoints a chain is held against must verify with it. Without it
     only their sequence numbers and hashes are compared. ``mac_key`` (``MasterKey.audit_mac_key``) checks each
     event's MAC, and those of the events waiting in the inbox."""
-    heads, signed = AuditChainHead.all(), AuditCheckpoint.all()
+    heads = AuditChainHead.all()
     if institution_id is not None:
-        heads, signed = heads.filter(institution_id=institution_id), signed.filter(institution_id=institution_id)
+        heads = heads.filter(institution_id=institution_id)
     chains: dict[uuid.UUID, AuditChainHead | None] = {head.institution_id: head for head in await heads}
-    for chain in await signed.distinct().values_list("institution_id", flat=True):
-        chains.setdefault(uuid.UUID(str(chain)), None)
+    if institution_id is not None:
+        if institution_id not in chains and await writer.chain_started(institution_id):
+            chains[institution_id] = None
+    else:  # the chains without a head, by what names them (each a scan of an index on institution_id first)
+        for model in (AuditCheckpoint, AuditArchive, AuditEvent):
+            for chain in await model.all().distinct().values_list("institution_id", flat=True):
+                chains.setdefault(uuid.UUID(str(chain)), None)
     reports = [await verify_chain(chain, chains[chain], progress, public=public, mac_key=mac_key)
                for chain in sorted(chains)]
     return [await _beside_the_chain(report, mac_key) for report in reports]
@@ -139,9 +146,9 @@ async def verify_all(
 async def verify_stretch(institution_id: uuid.UUID, stretch: Stretch, *, public: Ed25519PublicKey | None = None,
                          mac_key: bytes | None = None) -> ChainReport | None:
     """One chain's ``stretch`` (``verify_all``'s checks, bounded), then its inbox when the stretch reached the head;
-    None when the institution has no chain (no head, no checkpoint)."""
+    None when the institution has no chain yet (no head, no event, no archive anchor, no checkpoint)."""
     head = await AuditChainHead.get_or_none(institution_id=institution_id)
-    if head is None and not await AuditCheckpoint.exists(institution_id=institution_id):
+    if head is None and not await writer.chain_started(institution_id):
         return None
     report = await verify_chain(institution_id, head, public=public, mac_key=mac_key, stretch=stretch)
     return await _beside_the_chain(report, mac_key) if report.complete else report
@@ -174,9 +181,8 @@ async def verify_chain(institution_id: uuid.UUID, head: AuditChainHead | None,
     bad_anchor = await _anchor_problem(anchor, public) if anchor else None
     if bad_anchor:
         return bad_anchor
-    if head is None:  # verify_all passes none only for a chain a checkpoint names
-        covered = f": a signed checkpoint covers seq {newest.last_seq}" if newest else ""
-        return said.fault(0, f"the chain head is missing{covered}", Fault.HEAD_MISSING, None)
+    if head is None:  # verify_all and verify_stretch pass none only for a chain that has begun
+        return await _head_missing(said, newest, stretch)
     said.head_seq = head.last_seq
     expected_seq, checked, macs_began = archived + 1, 0, False
     if stretch.start is not None and stretch.start > expected_seq:
@@ -306,6 +312,21 @@ class _Sayer:
               event_id: uuid.UUID | None = None) -> ChainReport:
         """A fault: the chain is held against its newest checkpoint, whose signature the report tells."""
         return self.report(checked, self.newest).fault(problem, kind, seq, event_id)
+
+
+async def _head_missing(said: _Sayer, newest: Checkpoint | None, stretch: Stretch) -> ChainReport:
+    """A chain that has begun without its head row: named by what says it was there, the newest signed checkpoint or
+    else its events (or its archive anchor), from the chain's first event held (or the stretch's start). Nothing is
+    walked: without the head there is no end to hold the events to."""
+    said.first_seq = max(stretch.start or 0, said.archived + 1)
+    if newest is not None:
+        said_by = f"a signed checkpoint covers seq {newest.last_seq}"
+    else:
+        held = AuditEvent.filter(institution_id=said.institution_id)
+        first, last = await held.order_by("seq").first(), await held.order_by("-seq").first()
+        said_by = (f"the chain holds events from seq {first.seq} to {last.seq}"
+                   if first is not None and last is not None else f"an archive anchor covers seq {said.archived}")
+    return said.fault(0, f"the chain head is missing: {said_by}", Fault.HEAD_MISSING, None)
 
 
 def _low(said: _Sayer) -> int | None:

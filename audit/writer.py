@@ -16,18 +16,26 @@ event whose id is on the chain already is skipped if it is the same event (its b
 stored place), so an append tried again after a failure that may have been committed (a connection lost before the
 answer was read; the group commit's batch) writes nothing twice. Another event under a taken id is refused, as the
 primary key always refused it. PostgreSQL's ``audit_link`` skips it (migration 0051), SQLite's writer here.
+
+A chain is started (its head row created at seq 0, the genesis hash) by its first append, and only then: an append
+that finds no head while the chain has an event, an archive anchor or a signed checkpoint is refused
+(``ChainHeadMissing``; PostgreSQL's ``audit_seal`` since migration 0052, SQLite's writer here), and nothing of it
+lands. The head row was deleted (by someone with the database owner's rights): starting the chain again would link a
+second chain from the genesis hash at seq 1 (refused by the unique key while seq 1 is held, silently after an archive
+run) and the deletion would no longer show. ``careloop audit verify`` names the chain HEAD_MISSING.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import logging
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import orjson
@@ -35,7 +43,8 @@ from tortoise.transactions import in_transaction
 
 from audit.chain import GENESIS_HASH, body_around, patients_of, row_hash, subjects_text
 from audit.events import AuditRecord
-from models import AuditChainHead, AuditEvent, AuditPatientIndex
+from core.errors import AuditUnrecorded
+from models import AuditArchive, AuditChainHead, AuditCheckpoint, AuditEvent, AuditPatientIndex
 
 # Events about no institution (a login with an unknown e-mail) go to the system chain.
 SYSTEM_CHAIN = uuid.UUID(int=0)
@@ -45,6 +54,45 @@ append_observers: list[Callable[[float, int], None]] = []
 SEAL_PENDING_AFTER_SECONDS = 0.5
 log = logging.getLogger("careloop.audit")
 _mac_key: bytes | None = None
+# PostgreSQL's ``audit_seal`` (migration 0052) refuses a chain that has lost its head with this SQLSTATE.
+HEAD_MISSING_SQLSTATE = "CL001"
+
+
+class ChainHeadMissing(AuditUnrecorded):
+    """An append to a chain whose head row is missing though the chain has an event, an archive anchor or a signed
+    checkpoint: refused, and nothing of it written (the write it records neither). Logged at ERROR when raised."""
+
+    def __init__(self, institution_id: uuid.UUID) -> None:
+        super().__init__()
+        self.institution_id = institution_id
+
+
+def _head_missing(institution_id: uuid.UUID) -> ChainHeadMissing:
+    """The refusal, told in the log by the chain's institution (as sealing's failures are), never an event's data."""
+    log.error("the audit chain head of institution %s is missing though the chain has events, an archive anchor or a "
+              "checkpoint: nothing is appended to it (careloop audit verify names it)", institution_id)
+    return ChainHeadMissing(institution_id)
+
+
+async def chain_started(institution_id: uuid.UUID) -> bool:
+    """Whether the chain has an event, an archive anchor or a signed checkpoint: then it has begun, and a missing head
+    was deleted, not yet to be made. The current transaction's connection, if there is one."""
+    return (await AuditEvent.exists(institution_id=institution_id)
+            or await AuditArchive.exists(institution_id=institution_id)
+            or await AuditCheckpoint.exists(institution_id=institution_id))
+
+
+@contextlib.contextmanager
+def _head_checked(institution_id: uuid.UUID) -> Iterator[None]:
+    """PostgreSQL's refusal of a chain without its head (``HEAD_MISSING_SQLSTATE``) as ``ChainHeadMissing``."""
+    try:
+        yield
+    except ChainHeadMissing:
+        raise
+    except Exception as exc:
+        if _sqlstate(exc) == HEAD_MISSING_SQLSTATE:
+            raise _head_missing(institution_id) from None
+        raise
 
 
 def use_mac_key(key: bytes | None) -> None:
@@ -69,7 +117,8 @@ def mac_of_body(key: bytes, head: str, middle: str) -> str:
 
 
 async def start_chain(institution_id: uuid.UUID) -> None:
-    """Create the chain head if there is none; safe to call concurrently."""
+    """Create the chain head if there is none; safe to call concurrently. For a chain that has not begun (a new
+    institution's): the writer calls it only when ``chain_started`` says so."""
     await AuditChainHead.bulk_create(
         [AuditChainHead(institution_id=institution_id, last_seq=0, last_hash=GENESIS_HASH)], ignore_conflicts=True
     )
@@ -134,7 +183,8 @@ async def append_with(statement: str, values: Sequence[Any], records: Sequence[A
         n = len(values)  # the statement is Tortoise-built SQL with placeholders; values are never in it
         combined = (f"WITH written AS ({statement}) "  # noqa: S608
                     f"SELECT written.*, audit_append(${n + 1}, ${n + 2}::jsonb) AS audit_seq FROM written")
-        rows = await db.execute_query_dict(combined, [*values, institution_id, events_json(events)])
+        with _head_checked(institution_id):
+            rows = await db.execute_query_dict(combined, [*values, institution_id, events_json(events)])
         for row in rows:
             del row["audit_seq"]
     else:
@@ -157,6 +207,8 @@ async def _append_to_chain(institution_id: uuid.UUID, records: list[AuditRecord]
     head = [orjson.dumps([record.id for record in records]).decode(), *chain]
     _, heads = await db.execute_query(_HEAD, head)
     if not heads:
+        if await chain_started(institution_id):
+            raise _head_missing(institution_id)
         await start_chain(institution_id)
         _, heads = await db.execute_query(_HEAD, head)
     if heads[0]["written"] != "[]":  # some of these ids are on the chain already: an append tried again
@@ -206,7 +258,8 @@ def _same_event(record: AuditRecord, stored: Any) -> bool:
 async def _append_in_database(db: Any, institution_id: uuid.UUID, records: list[AuditRecord]) -> None:
     """The events linked if the chain head is free, else posted to its inbox, in one round trip (migration 0023's
     ``audit_append``), which computes each hash as ``row_hash`` does from the body pieces sent."""
-    await db.execute_query("SELECT audit_append($1, $2::jsonb)", [institution_id, events_json(records)])
+    with _head_checked(institution_id):
+        await db.execute_query("SELECT audit_append($1, $2::jsonb)", [institution_id, events_json(records)])
 
 
 async def seal(institution_id: uuid.UUID) -> None:
@@ -214,8 +267,9 @@ async def seal(institution_id: uuid.UUID) -> None:
     it: called by readers of the trail before they read. Nothing to do on SQLite, which has no inbox."""
     db = AuditEvent._meta.db
     if db.capabilities.dialect == "postgres":
-        await db.execute_query("SELECT audit_seal($1, true) WHERE EXISTS "
-                               "(SELECT 1 FROM audit_inbox WHERE institution_id = $1)", [institution_id])
+        with _head_checked(institution_id):
+            await db.execute_query("SELECT audit_seal($1, true) WHERE EXISTS "
+                                   "(SELECT 1 FROM audit_inbox WHERE institution_id = $1)", [institution_id])
 
 
 async def seal_all() -> None:
@@ -241,8 +295,9 @@ async def seal_pending(older_than: float = SEAL_PENDING_AFTER_SECONDS) -> int:
     sealed = 0
     for row in rows:
         try:
-            [taken] = await db.execute_query_dict("SELECT audit_seal($1, false) IS NOT NULL AS sealed",
-                                                  [row["institution_id"]])
+            with _head_checked(row["institution_id"]):
+                [taken] = await db.execute_query_dict("SELECT audit_seal($1, false) IS NOT NULL AS sealed",
+                                                      [row["institution_id"]])
         except Exception as exc:  # one chain's fault must not hold up the others': it is tried again next pass
             log.error("sealing the waiting audit events of institution %s failed (%s)", row["institution_id"],
                       failure(exc))
@@ -255,9 +310,14 @@ def failure(error: BaseException) -> str:
     """An error as the log may tell it: its kind and, for a database error, its SQLSTATE. Never its text nor a
     traceback: a database error's message and detail quote the values at fault (a key, a column's content), and an
     audit event holds identifiers."""
-    sqlstate = next((code for cause in (error, error.__cause__, *error.args)
-                     if isinstance(code := getattr(cause, "sqlstate", None), str)), None)
+    sqlstate = _sqlstate(error)
     return type(error).__name__ + (f", SQLSTATE {sqlstate}" if sqlstate else "")
+
+
+def _sqlstate(error: BaseException) -> str | None:
+    """A database error's SQLSTATE, whether the driver's error or Tortoise's around it."""
+    return next((code for cause in (error, error.__cause__, *error.args)
+                 if isinstance(code := getattr(cause, "sqlstate", None), str)), None)
 
 
 def events_json(records: list[AuditRecord]) -> str:

@@ -18,6 +18,8 @@ ILLEGAL_TRANSITION = "illegal_transition"
 # ``extensions.reason`` of every CONFLICT over a stale read (a ``version``, a ``revision``, an ``expectedVersion``, a
 # record changed under the caller since it read it), on every record: ``Conflict``'s unless another is given
 STALE_VERSION = "stale_version"
+# ``extensions.reason`` of the INTERNAL_SERVER_ERROR of an operation the audit trail cannot record (``AuditUnrecorded``)
+AUDIT_UNRECORDED = "audit_unrecorded"
 
 
 def kind_and_place(error: BaseException) -> str:
@@ -140,6 +142,20 @@ class Unavailable(CareloopError):
     code = "UNAVAILABLE"
     default_message = ("The database could not be reached; try again in a few seconds. A change may have been written "
                        "if the connection was lost as it committed: read before sending it again.")
+
+
+class AuditUnrecorded(CareloopError):
+    """The audit trail cannot record the operation, so nothing of it was done: its institution's chain is damaged (its
+    head row is missing, ``audit.writer.ChainHeadMissing``). INTERNAL_SERVER_ERROR, reason ``audit_unrecorded``, not
+    UNAVAILABLE: the fault is in the server's own data, not in reaching it, and trying again does not help until an
+    operator has looked into it (UNAVAILABLE tells a client to try again in a few seconds)."""
+
+    code = "INTERNAL_SERVER_ERROR"
+    default_message = ("The audit trail cannot record this operation, so nothing of it was done. Tell your "
+                       "administrator: the server's log names the fault.")
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message, reason=AUDIT_UNRECORDED)
 
 
 class Conflict(CareloopError):

@@ -14,15 +14,23 @@ trail blame a sound event, or a sequence number no GraphQL Int holds). At most
 The verification is on the trail itself (action read, resource ``audit_chain``), after the walk and before the answer
 leaves: which stretch, and whether it held (the fault's kind and sequence number). The answer and the record hold
 sequence numbers, hashes and the event's id, never an event's content.
+
+One fault keeps the verification's own record off the trail: a chain whose head row was deleted (HEAD_MISSING), to
+which the writer appends nothing (``writer.ChainHeadMissing``). Refusing the answer then, as any operation whose record
+cannot be written is refused, would hide the fault from the officer who asked for it; so the answer is given, naming
+the fault, and ``recorded`` is false: the schema adds an error (INTERNAL_SERVER_ERROR, reason ``audit_unrecorded``)
+saying that the call could not be recorded (docs/compliance.md). Any other failure to record withholds the answer.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from dataclasses import dataclass
 
 from audit import writer
 from audit.events import Action, AuditRecord, Outcome
-from audit.verify import ChainReport, Stretch, verify_stretch
+from audit.verify import ChainReport, Fault, Stretch, verify_stretch
 from core.errors import BadUserInput
 from models import AuditChainHead, AuditEvent
 from resolvers import access, pagination
@@ -32,6 +40,7 @@ MAX_EVENTS = 50_000  # a call's bound, and its default
 CURSOR_KIND = "audit_chain"
 MAX_CURSOR = 200  # a sealed cursor's length: 18 digits, a bar and a hash, sealed, in base64 (about 150)
 RESOURCE_TYPE = "audit_chain"
+log = logging.getLogger("careloop.audit")
 
 
 @dataclass(frozen=True)
@@ -40,6 +49,7 @@ class Verification:
     start: int | None  # where the stretch began (the chain's first event held unless asked otherwise)
     inbox_sealed: bool  # events waiting in PostgreSQL's inbox were linked into the chain before the walk
     cursor: str | None  # to go on after the last event verified; None after a fault, or when none was verified
+    recorded: bool = True  # False: the chain's head is missing (the fault named), so the call is not on the trail
 
     @property
     def first_seq(self) -> int | None:
@@ -61,12 +71,16 @@ async def verify(ctx: Context, *, first: int, after: str | None, from_seq: int |
     stretch = await _stretch(ctx, first, after, from_seq)
     keys = ctx.services.master_key
     with ctx.services.verifications.slot(institution_id):
-        await writer.seal(institution_id)
+        try:
+            await writer.seal(institution_id)
+        except writer.ChainHeadMissing:  # events wait in the inbox of a chain without its head: the walk names it
+            pass
         report = await verify_stretch(institution_id, stretch, public=keys.checkpoint_key.public_key(),
                                       mac_key=keys.audit_mac_key)
     sealed = AuditEvent._meta.db.capabilities.dialect == "postgres"  # SQLite has no inbox: its appends link at once
     verification = Verification(report, stretch.start or 1, sealed, _cursor(ctx, report))
-    await _record(ctx, decision.rule, verification)
+    if not await _record(ctx, decision.rule, verification):
+        return dataclasses.replace(verification, recorded=False)
     return verification
 
 
@@ -102,8 +116,10 @@ def _cursor(ctx: Context, report: ChainReport | None) -> str | None:
     return pagination.seal(ctx.require_keys(), CURSOR_KIND, f"{report.last_seq}|{report.last_hash}")
 
 
-async def _record(ctx: Context, rule: str, verification: Verification) -> None:
-    """The verification on the trail: the stretch and its outcome, never an event's content."""
+async def _record(ctx: Context, rule: str, verification: Verification) -> bool:
+    """The verification on the trail: the stretch and its outcome, never an event's content. False when the chain's
+    head is missing, as the verification found it: the writer appends nothing to such a chain, and the answer names
+    the fault all the same."""
     report = verification.report
     details = {f"from_seq:{verification.first_seq}"}
     if verification.last_seq is not None:
@@ -113,7 +129,15 @@ async def _record(ctx: Context, rule: str, verification: Verification) -> None:
         details.add(f"fault:{report.kind.value}")
     if report is not None and report.seq is not None:
         details.add(f"fault_seq:{report.seq}")
-    await ctx.services.audit.append([AuditRecord(
-        ctx.institution_id, ctx.actor, Action.READ, RESOURCE_TYPE, Outcome.ALLOWED, ctx.request,
-        field_classes=frozenset({"audit"}), fields_read=frozenset(details), policy_rule=rule)])
+    try:
+        await ctx.services.audit.append([AuditRecord(
+            ctx.institution_id, ctx.actor, Action.READ, RESOURCE_TYPE, Outcome.ALLOWED, ctx.request,
+            field_classes=frozenset({"audit"}), fields_read=frozenset(details), policy_rule=rule)])
+    except writer.ChainHeadMissing:
+        if report is None or report.kind is not Fault.HEAD_MISSING:  # lost after the walk: nothing says so, refuse
+            raise
+        log.error("an audit chain verification found the chain head missing and could not be recorded; its answer "
+                  "names the fault, request %s", ctx.request.request_id)
+        return False
     ctx.recorded = True
+    return True

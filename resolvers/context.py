@@ -8,6 +8,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
+from graphql import GraphQLError
+
 from audit.events import Actor, RequestMeta
 from audit.group_commit import GroupCommit
 from audit.reads import ReadLog
@@ -52,12 +54,14 @@ class Services:
 
 
 class _Mark:
-    """One operation's: whether a write, a refusal or its reads are on the audit trail yet."""
+    """One operation's: whether a write, a refusal or its reads are on the audit trail yet; and the errors to answer
+    beside its data (``Context.add_error``)."""
 
-    __slots__ = ("recorded",)
+    __slots__ = ("errors", "recorded")
 
     def __init__(self) -> None:
         self.recorded = False
+        self.errors: list[GraphQLError] = []
 
 
 # The running operation's mark, per operation rather than per Context: a WebSocket connection's operations share its
@@ -104,6 +108,22 @@ class Context:
         mark = _OPERATION.get()
         if mark is not None:  # outside an operation (a sweep's, a test's resolver call) nobody asks
             mark.recorded = value
+
+    def add_error(self, error: GraphQLError) -> None:
+        """An error answered beside a field's data (which a resolver, returning or raising, cannot do): added to the
+        running operation's result once it has run (``schema.extensions.AuditReads``). Outside an operation it is
+        dropped: nobody is answered."""
+        mark = _OPERATION.get()
+        if mark is not None:
+            mark.errors.append(error)
+
+    def take_errors(self) -> list[GraphQLError]:
+        """The running operation's errors added beside its data, once."""
+        mark = _OPERATION.get()
+        if mark is None or not mark.errors:
+            return []
+        errors, mark.errors = mark.errors, []
+        return errors
 
     def require_principal(self) -> Principal:
         if self.principal is None:

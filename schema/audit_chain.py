@@ -10,6 +10,7 @@ import strawberry
 
 from audit.checkpoint import Checkpoint
 from audit.verify import Fault
+from core.errors import AuditUnrecorded
 from resolvers import audit_chain
 from resolvers.audit_chain import Verification
 from schema.common import Info
@@ -30,7 +31,10 @@ _FAULTS = {
                                 "the sequence number it claims to sign.",
     Fault.CHECKPOINT_MISMATCH: "The event at a signed checkpoint does not have the hash it signed: the chain was "
                                "rewritten.",
-    Fault.HEAD_MISSING: "The chain's head row is missing, though a signed checkpoint names the chain.",
+    Fault.HEAD_MISSING: "The chain's head row is missing, though the chain has begun (it has events, an archive "
+                        "anchor or a signed checkpoint): deleted. Nothing more is appended to the chain, so this "
+                        "call is not on the trail either (an INTERNAL_SERVER_ERROR, reason audit_unrecorded, says "
+                        "so beside the answer).",
     Fault.ARCHIVE_ANCHOR: "The archive anchor (where archived events end) is not what was signed and recorded, or "
                           "events lie under it.",
     Fault.REPLAYED_EVENT: "An event older than what the archive run archived was linked after it: an archived event "
@@ -38,6 +42,9 @@ _FAULTS = {
     Fault.INBOX: "A row of PostgreSQL's inbox of events waiting to be linked was not written by careloop, or is an "
                  "event the chain misses (seq is null).",
 }
+UNRECORDED = ("The audit trail could not record this verification: the chain's head is missing (fault HEAD_MISSING), "
+              "and nothing is appended to such a chain. The answer is given so that the fault is known; tell your "
+              "administrator.")
 strawberry.enum(Fault, name="AuditChainFaultKind", description="What kind of fault a verification of the audit "
                                                                "chain found.")
 for _value in cast(Any, Fault).__strawberry_definition__.values:
@@ -143,4 +150,8 @@ class AuditChainQuery:
                         "from the newest checkpoint to the head). Not with after.")] = None,
     ) -> AuditChainVerification | None:
         verification = await audit_chain.verify(info.context, first=first, after=after, from_seq=from_seq)
+        if not verification.recorded:  # the answer names HEAD_MISSING; the error says the call is not on the trail
+            unrecorded = AuditUnrecorded(UNRECORDED)
+            unrecorded.path = info.path.as_list()
+            info.context.add_error(unrecorded)
         return AuditChainVerification.of(verification)

@@ -62,6 +62,10 @@ class AuditReads(SchemaExtension):
         context = self.execution_context.context
         if not isinstance(context, Context):
             return
+        beside = context.take_errors()  # answered with the data (``Context.add_error``)
+        result = self.execution_context.result
+        if beside and result is not None:
+            result.errors = [*(result.errors or []), *beside]
         try:
             await access.flush_reads(context)
         except Exception as exc:

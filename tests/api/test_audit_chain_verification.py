@@ -14,14 +14,16 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from audit import checkpoint
+from audit import checkpoint, writer
+from audit.events import Action, Actor, AuditRecord, Outcome
+from audit.verify import Stretch, verify_stretch
 from core.principal import ROLES
-from models import AuditCheckpoint, AuditEvent
+from models import AuditChainHead, AuditCheckpoint, AuditEvent, Contact
 from resolvers import audit_chain
 from resolvers.context import Services
-from tests.audit.test_chain import append_only_lifted, flip, is_postgres
+from tests.audit.test_chain import append_only_lifted, connection, flip, is_postgres
 from tests.audit.test_patient_index import forge_index_row
-from tests.audit.test_verify_truncation import forge
+from tests.audit.test_verify_truncation import forge, head_rewind_allowed
 from tests.factories import Response, Tenant, make_patient
 from tests.partners import ALL_SCOPES, make_partnership
 from tests.patients import open_account
@@ -404,3 +406,73 @@ async def test_another_institutions_tampered_chain_is_never_touched(tenant: Tena
     assert answer["intact"] and answer["fault"] is None
     assert await AuditEvent.filter(institution_id=other_tenant.id).count() == theirs
     assert (await verified(other_tenant))["fault"]["kind"] == "HASH_MISMATCH"
+
+
+# -- a deleted chain head -------------------------------------------------------------------
+
+CONTACT_CREATE = """mutation($pid: ID!, $input: ContactCreateInput!) { contactCreate(patientId: $pid, input: $input) {
+  id } }"""
+UNRECORDED = {"code": "INTERNAL_SERVER_ERROR", "reason": "audit_unrecorded"}
+
+
+async def delete_the_head(tenant: Tenant) -> None:
+    """The owner, with 0014's triggers dropped, deletes the institution's chain head row."""
+    async with head_rewind_allowed():
+        await connection().execute_query(f"DELETE FROM audit_chain_head WHERE institution_id = '{tenant.id}'")
+
+
+async def test_a_deleted_head_without_a_checkpoint_is_named_and_the_officer_told(tenant: Tenant) -> None:
+    """No signed checkpoint names the chain yet: verification said "no chain yet" (intact), and the call's own record
+    failed, so the query answered INTERNAL_SERVER_ERROR and nothing else. Now the officer is answered with the fault,
+    and an error says that the trail could not record the call."""
+    await make_patient(tenant, "nurse", fullName="Wang Fang", diagnoses="Gingivitis", phone="13912345678")
+    assert not await AuditCheckpoint.exists(institution_id=tenant.id)
+    head = await last_seq(tenant)
+    await delete_the_head(tenant)
+
+    reply = await verification(tenant)
+
+    answer = reply.data["auditChainVerification"]
+    assert answer["fault"] == {"kind": "HEAD_MISSING", "seq": None, "eventId": None,
+                               "detail": f"the chain head is missing: the chain holds events from seq 1 to {head}"}
+    assert (answer["intact"], answer["fromSeq"], answer["headSeq"], answer["reachedHead"]) == (False, 1, None, False)
+    assert (answer["hasMore"], answer["endCursor"]) == (False, None)
+    [error] = reply.errors
+    assert {key: error["extensions"][key] for key in UNRECORDED} == UNRECORDED
+    assert error["path"] == ["auditChainVerification"]
+    assert "Wang Fang" not in str(reply.body) and "13912345678" not in str(reply.body)
+    assert await last_seq(tenant) == head  # nothing landed: no chain forked at seq 1
+    assert not await AuditChainHead.exists(institution_id=tenant.id)
+
+
+async def test_a_write_after_the_head_was_deleted_is_refused_with_nothing_written(tenant: Tenant,
+                                                                                 other_tenant: Tenant) -> None:
+    pid = await make_patient(tenant, "nurse")
+    head = await last_seq(tenant)
+    await delete_the_head(tenant)
+
+    reply = await tenant.call("nurse", CONTACT_CREATE, pid=str(pid),
+                              input={"name": "Li Na", "relationship": "SPOUSE", "phone": "13900139000"})
+
+    assert reply.data == {"contactCreate": None}
+    [error] = reply.errors
+    assert {key: error["extensions"][key] for key in UNRECORDED} == UNRECORDED
+    assert "13900139000" not in str(reply.body) and "Li Na" not in str(reply.body)
+    assert await Contact.filter(institution_id=tenant.id).count() == 0
+    assert await last_seq(tenant) == head
+    assert not await AuditChainHead.exists(institution_id=tenant.id)  # not re-created: the deletion stays visible
+    assert (await verified(other_tenant))["intact"]  # other institutions write and verify as before
+
+
+async def test_a_fresh_institution_has_no_chain_yet_and_its_first_write_starts_one(database: str,
+                                                                                  database_url: str) -> None:
+    fresh = uuid.uuid4()
+    assert await verify_stretch(fresh, Stretch(limit=10)) is None
+
+    await writer.append([AuditRecord(fresh, Actor("system"), Action.READ, "audit_chain", Outcome.ALLOWED)])
+
+    head = await AuditChainHead.get(institution_id=fresh)
+    [event] = await AuditEvent.filter(institution_id=fresh)
+    assert (head.last_seq, head.last_hash, event.seq) == (1, event.hash, 1)
+    report = await verify_stretch(fresh, Stretch(limit=10))
+    assert report is not None and report.ok

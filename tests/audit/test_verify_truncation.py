@@ -462,3 +462,21 @@ async def test_bad_input_to_the_audit_commands_is_told_in_a_line(tenant: Tenant,
         assert code == 2 and stderr.startswith(f"careloop: {option}: ") and stderr.count("\n") == 1, (
             option, stdout + stderr)
     assert not any((tmp_path / name).exists() for name in ("out.ndjson", "archive.ndjson", "signed.ndjson"))
+
+
+@pytest.mark.usefixtures("cli_environment")
+async def test_cli_verify_finds_a_chain_whose_head_was_deleted_before_any_checkpoint(tenant: Tenant) -> None:
+    """No signed checkpoint names the chain yet: its events do (verify said nothing of it, a clean bill)."""
+    await make_patient(tenant)
+    last = max(e.seq for e in await tenant.audit_events())
+    assert not await AuditCheckpoint.exists(institution_id=tenant.id)
+    async with head_rewind_allowed():
+        await connection().execute_query(f"DELETE FROM audit_chain_head WHERE institution_id = '{tenant.id}'")
+
+    code, stdout, stderr = await careloop("audit", "verify", "--institution", str(tenant.id))
+
+    assert code == 1, stdout + stderr
+    assert stdout == (f"{tenant.id}: FIRST BAD ROW seq - (id -): the chain head is missing: the chain holds events "
+                      f"from seq 1 to {last}\n"), stderr
+    [report] = await verify_all(tenant.id)
+    assert report.kind is not None and report.kind.value == "head_missing"
