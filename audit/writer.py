@@ -274,11 +274,15 @@ async def seal(institution_id: uuid.UUID) -> None:
 
 async def seal_all() -> None:
     """``seal`` every chain whose inbox holds events, in one statement when none does (the service's start-up, which
-    reads every institution's trail)."""
+    reads every institution's trail). A chain without its head (``ChainHeadMissing``) is passed over, not a reason
+    for the others to stay unsealed."""
     db = AuditEvent._meta.db
     if db.capabilities.dialect == "postgres":
         for row in await db.execute_query_dict("SELECT DISTINCT institution_id FROM audit_inbox"):
-            await seal(row["institution_id"])
+            try:
+                await seal(row["institution_id"])
+            except ChainHeadMissing:  # logged; its events keep waiting, and the other chains are sealed
+                continue
 
 
 async def seal_pending(older_than: float = SEAL_PENDING_AFTER_SECONDS) -> int:

@@ -55,7 +55,7 @@ async def record_change(services: Services) -> int:
             continue
         try:
             await _record_in(services, institution, digest)
-        except IntegrityError as error:
+        except (IntegrityError, writer.ChainHeadMissing) as error:
             log.error("the policy in force was not recorded on the trail of institution %s: its chain refused the "
                       "event (%s); run careloop audit verify", institution.id, writer.failure(error))
             continue

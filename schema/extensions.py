@@ -38,7 +38,7 @@ from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.schema.exceptions import InvalidOperationTypeError
 
 from core.backends.asyncpg import connection_lost
-from core.errors import CareloopError, Unavailable
+from core.errors import AuditUnrecorded, CareloopError, Unavailable
 from core.principal import PARTNER
 from resolvers import access, sign_in_limit
 from resolvers import partner as partners
@@ -51,6 +51,13 @@ log = logging.getLogger("careloop.audit")
 class AuditUnavailable(CareloopError):
     code = "INTERNAL_SERVER_ERROR"
     default_message = "The operation could not be recorded, so its result is withheld."
+
+
+def withheld(error: Exception) -> CareloopError:
+    """The error of an operation whose reads could not be recorded: with reason ``audit_unrecorded`` when the trail
+    refused them (its chain's head is missing, ``audit.writer.ChainHeadMissing``), which trying again does not mend."""
+    return AuditUnrecorded(AuditUnavailable.default_message) if isinstance(error, AuditUnrecorded) \
+        else AuditUnavailable()
 
 
 class AuditReads(SchemaExtension):
@@ -70,7 +77,7 @@ class AuditReads(SchemaExtension):
             await access.flush_reads(context)
         except Exception as exc:
             log.error("audit append failed (%s), request %s", type(exc).__name__, context.request.request_id)
-            raise AuditUnavailable() from None
+            raise withheld(exc) from None
 
     async def on_stream_result(self, result: Any) -> None:  # type: ignore[override]
         """Between an event's completion and its sending (found in review: the fields' reads were written only
@@ -83,7 +90,7 @@ class AuditReads(SchemaExtension):
             await access.flush_reads(context)
         except Exception as exc:
             log.error("audit append failed (%s), request %s", type(exc).__name__, context.request.request_id)
-            result.data, result.errors = None, [AuditUnavailable()]
+            result.data, result.errors = None, [withheld(exc)]
 
 
 class PartnerGate(SchemaExtension):
@@ -180,6 +187,11 @@ def finish_error(error: GraphQLError, *, request_id: str, production: bool) -> G
     if isinstance(error.original_error, InvalidOperationTypeError):
         message = "The WebSocket carries subscriptions only: send queries and mutations by HTTP POST to /graphql."
     code = (error.extensions or {}).get("code") or "BAD_USER_INPUT"  # syntax, validation and limit errors
+    if code == "INTERNAL_SERVER_ERROR" and "requestId" not in (error.extensions or {}):
+        # ours, not masked (the trail could not record the operation): quoted to support by the request id too
+        return GraphQLError(message, nodes=error.nodes, source=error.source, positions=error.positions,
+                            path=error.path, original_error=error.original_error,
+                            extensions={**(error.extensions or {}), "requestId": request_id})
     if message == error.message and (error.extensions or {}).get("code"):
         return error
     return GraphQLError(message, nodes=error.nodes, source=error.source, positions=error.positions,

@@ -438,7 +438,7 @@ async def test_a_deleted_head_without_a_checkpoint_is_named_and_the_officer_told
     assert (answer["intact"], answer["fromSeq"], answer["headSeq"], answer["reachedHead"]) == (False, 1, None, False)
     assert (answer["hasMore"], answer["endCursor"]) == (False, None)
     [error] = reply.errors
-    assert {key: error["extensions"][key] for key in UNRECORDED} == UNRECORDED
+    assert {key: error["extensions"][key] for key in UNRECORDED} == UNRECORDED and error["extensions"]["requestId"]
     assert error["path"] == ["auditChainVerification"]
     assert "Wang Fang" not in str(reply.body) and "13912345678" not in str(reply.body)
     assert await last_seq(tenant) == head  # nothing landed: no chain forked at seq 1
@@ -476,3 +476,16 @@ async def test_a_fresh_institution_has_no_chain_yet_and_its_first_write_starts_o
     assert (head.last_seq, head.last_hash, event.seq) == (1, event.hash, 1)
     report = await verify_stretch(fresh, Stretch(limit=10))
     assert report is not None and report.ok
+
+
+async def test_a_read_after_the_head_was_deleted_is_withheld(tenant: Tenant) -> None:
+    pid = await make_patient(tenant, "nurse", fullName="Wang Fang")
+    head = await last_seq(tenant)
+    await delete_the_head(tenant)
+
+    reply = await tenant.call("nurse", "query($id: ID!) { patient(id: $id) { fullName } }", id=str(pid))
+
+    assert reply.data is None and "Wang Fang" not in str(reply.body)
+    [error] = reply.errors
+    assert {key: error["extensions"][key] for key in UNRECORDED} == UNRECORDED
+    assert await last_seq(tenant) == head
