@@ -83,16 +83,21 @@ async def chain_started(institution_id: uuid.UUID) -> bool:
 
 
 @contextlib.contextmanager
-def _head_checked(institution_id: uuid.UUID) -> Iterator[None]:
-    """PostgreSQL's refusal of a chain without its head (``HEAD_MISSING_SQLSTATE``) as ``ChainHeadMissing``."""
+def _head_checked(institution_id: uuid.UUID, *, told: bool = False) -> Iterator[None]:
+    """PostgreSQL's refusal of a chain without its head (``HEAD_MISSING_SQLSTATE``) as ``ChainHeadMissing``, logged
+    unless ``told`` already."""
     try:
         yield
     except ChainHeadMissing:
         raise
     except Exception as exc:
         if _sqlstate(exc) == HEAD_MISSING_SQLSTATE:
-            raise _head_missing(institution_id) from None
+            raise (ChainHeadMissing(institution_id) if told else _head_missing(institution_id)) from None
         raise
+
+
+# The chains ``seal_pending`` found without their head, told once by this process (it looks every second).
+_told_headless: set[uuid.UUID] = set()
 
 
 def use_mac_key(key: bytes | None) -> None:
@@ -298,14 +303,19 @@ async def seal_pending(older_than: float = SEAL_PENDING_AFTER_SECONDS) -> int:
         "WHERE created_at < clock_timestamp() - make_interval(secs => $1)", [older_than])
     sealed = 0
     for row in rows:
+        chain = uuid.UUID(str(row["institution_id"]))
         try:
-            with _head_checked(row["institution_id"]):
+            with _head_checked(chain, told=chain in _told_headless):
                 [taken] = await db.execute_query_dict("SELECT audit_seal($1, false) IS NOT NULL AS sealed",
                                                       [row["institution_id"]])
+        except ChainHeadMissing:  # told once: its events wait (unlinked) until an operator repairs the chain
+            _told_headless.add(chain)
+            continue
         except Exception as exc:  # one chain's fault must not hold up the others': it is tried again next pass
             log.error("sealing the waiting audit events of institution %s failed (%s)", row["institution_id"],
                       failure(exc))
             continue
+        _told_headless.discard(chain)
         sealed += bool(taken["sealed"])
     return sealed
 

@@ -126,21 +126,30 @@ async def test_events_waiting_in_the_inbox_of_a_headless_chain_are_not_linked_to
     seal links it (the readers', the sealing loop's) onto a chain started again; the chain is named HEAD_MISSING."""
     require_postgres()
     before = await seqs(tenant.id)
+    last = await AuditChainHead.get(institution_id=tenant.id)
     async with head_rewind_allowed():
         async with head_held(database, tenant.id) as other:
             await writer.append([a_record(tenant.id)])  # the head is busy: posted to the inbox
             await other.execute("DELETE FROM audit_chain_head WHERE institution_id = $1", tenant.id)
             await other.execute("COMMIT")
     assert await waiting(tenant.id) == 1
+    try:
+        with pytest.raises(writer.ChainHeadMissing):
+            await writer.seal(tenant.id)
+        await writer.seal_all()  # the service's start-up: the other chains are sealed, this one passed over
+        caplog.clear()
+        with caplog.at_level(logging.ERROR, logger="careloop.audit"):
+            await writer.seal_pending(0)  # told in the log once, and the other chains sealed all the same
+            await writer.seal_pending(0)  # the loop looks every second: not a line a second
 
-    with pytest.raises(writer.ChainHeadMissing):
+        assert await seqs(tenant.id) == before and await waiting(tenant.id) == 1
+        assert not await AuditChainHead.exists(institution_id=tenant.id)
+        [report] = await verify_all(tenant.id)
+        assert report.kind is Fault.HEAD_MISSING
+        told = [r.getMessage() for r in caplog.records if str(tenant.id) in r.getMessage()]
+        assert len(told) == 1 and "is missing though the chain has" in told[0]
+    finally:  # the operator's repair (the shared database's sealing loop must not meet the chain): the head put back
+        await AuditChainHead.create(institution_id=tenant.id, last_seq=last.last_seq, last_hash=last.last_hash)
         await writer.seal(tenant.id)
-    await writer.seal_all()  # the service's start-up: the other chains are sealed, this one passed over
-    with caplog.at_level(logging.ERROR, logger="careloop.audit"):
-        await writer.seal_pending(0)  # told in the log, and the other chains sealed all the same
-
-    assert await seqs(tenant.id) == before and await waiting(tenant.id) == 1
-    assert not await AuditChainHead.exists(institution_id=tenant.id)
-    [report] = await verify_all(tenant.id)
-    assert report.kind is Fault.HEAD_MISSING
-    assert any("is missing though the chain has" in r.getMessage() for r in caplog.records)
+    assert await seqs(tenant.id) == [*before, last.last_seq + 1] and await waiting(tenant.id) == 0
+    assert (await verify_all(tenant.id))[0].ok
