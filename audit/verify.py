@@ -187,6 +187,9 @@ async def verify_chain(institution_id: uuid.UUID, head: AuditChainHead | None,
     expected_seq, checked, macs_began = archived + 1, 0, False
     if stretch.start is not None and stretch.start > expected_seq:
         linked = await _event_before(institution_id, stretch.start)
+        if linked is None and head.last_seq < stretch.start - 1:  # the head went back below what was verified
+            return said.fault(0, f"rows missing after the last event: a previous stretch verified seq "
+                                 f"{stretch.start - 1}", Fault.TRUNCATED, head.last_seq + 1)
         if linked is None:
             return said.fault(0, f"sequence gap: expected {stretch.start - 1}", Fault.SEQUENCE_GAP,
                               stretch.start - 1)

@@ -175,6 +175,34 @@ async def test_an_event_rewritten_between_two_calls_is_named_by_the_second(tenan
         "HASH_MISMATCH", 5, str(target.id))
 
 
+async def test_a_tail_cut_below_a_previous_calls_cursor_is_named_truncated(tenant: Tenant) -> None:
+    """Found in the last session's review: the events a previous call verified, cut off with the head moved back
+    below them, were named a SEQUENCE_GAP at the cursor's event; they are missing at the chain's end."""
+    first = await verified(tenant, first=5)
+    async with append_only_lifted(), head_rewind_allowed():
+        await AuditEvent.filter(institution_id=tenant.id, seq__gt=3).delete()
+        head = await AuditChainHead.get(institution_id=tenant.id)
+        await AuditChainHead.filter(institution_id=tenant.id).update(last_seq=3, last_hash=(await event_at(
+            tenant, 3)).hash)
+    assert head.last_seq > 5
+
+    second = await verification(tenant, after=first["endCursor"])
+
+    fault = second.data["auditChainVerification"]["fault"]
+    assert (fault["kind"], fault["seq"], fault["eventId"]) == ("TRUNCATED", 4, None), second.body
+    assert "seq 5" in fault["detail"]
+
+
+async def test_a_gap_below_a_previous_calls_cursor_is_still_a_gap(tenant: Tenant) -> None:
+    first = await verified(tenant, first=5)
+    async with append_only_lifted():
+        await AuditEvent.filter(institution_id=tenant.id, seq=5).delete()
+
+    second = await verified(tenant, after=first["endCursor"])
+
+    assert (second["fault"]["kind"], second["fault"]["seq"]) == ("SEQUENCE_GAP", 5)
+
+
 @pytest.mark.parametrize(("variables", "field"), [
     pytest.param({"first": 0}, "first", id="first-zero"),
     pytest.param({"first": audit_chain.MAX_EVENTS + 1}, "first", id="first-too-many"),
