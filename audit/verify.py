@@ -206,8 +206,9 @@ async def verify_chain(institution_id: uuid.UUID, head: AuditChainHead | None,
     # carries MACs: every event after the anchor from there must carry one, though the stretch went to a file.
     record = await record_of(anchor) if anchor else None
     macs_from = macs_from_record(record)
+    walked = 0  # the stretch's bound counts every event walked, those an archive run took mid-walk too
     while True:
-        size = BATCH if stretch.limit is None else min(BATCH, stretch.limit - checked)
+        size = BATCH if stretch.limit is None else min(BATCH, stretch.limit - walked)
         rows = (
             await AuditEvent.filter(institution_id=institution_id, seq__gte=expected_seq)
             .order_by("seq")
@@ -240,13 +241,13 @@ async def verify_chain(institution_id: uuid.UUID, head: AuditChainHead | None,
                 return said.fault(checked, fault[1], fault[0], row["seq"], row["id"])
             if row["seq"] == signed_seq:
                 at_signed = (row["hash"], row["id"])
-            prev_hash, expected_seq, checked = row["hash"], expected_seq + 1, checked + 1
+            prev_hash, expected_seq, checked, walked = row["hash"], expected_seq + 1, checked + 1, walked + 1
         if progress:
             told = progress(institution_id, checked)
             if inspect.isawaitable(told):
                 await told
         said.last_seq, said.last_hash = expected_seq - 1, prev_hash
-        bounded = stretch.limit is not None and checked >= stretch.limit
+        bounded = stretch.limit is not None and walked >= stretch.limit
         if len(rows) == size and not bounded:
             continue
         if head.last_seq == expected_seq - 1 and head.last_hash == prev_hash:

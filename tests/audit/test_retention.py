@@ -595,6 +595,32 @@ async def test_an_archive_committing_during_the_walk_is_no_gap(chain: Chain, pub
     assert (await chain.report()).problem == "sequence gap: expected 8"
 
 
+async def test_a_bounded_stretch_stays_within_its_bound_across_an_archive_committing_during_the_walk(
+        chain: Chain, public: Ed25519PublicKey, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The walk starts again from an anchor committed mid-walk; its count started again too, so a stretch of at most
+    five events walked eight (left in the last session's note): auditChainVerification's bound per call."""
+    await chain.add(4)
+    await chain.sign()
+    await chain.add(3)
+    await chain.sign()
+    await chain.add(2)
+    await chain.add(2, timedelta(days=1))
+    await chain.sign()
+    monkeypatch.setattr(verify, "BATCH", 3)
+    runs: list[AuditArchive | None] = []
+
+    async def archive_once(institution_id: uuid.UUID, checked: int) -> None:
+        if not runs:
+            runs.append(await archive.archive(chain.id, tmp_path / "archive.ndjson", public))
+
+    head = await AuditChainHead.get(institution_id=chain.id)
+    report = await verify.verify_chain(chain.id, head, archive_once, public=public, stretch=verify.Stretch(limit=5))
+
+    assert runs and runs[0] is not None and runs[0].up_to_seq == 7
+    assert report.ok and not report.complete, report
+    assert (report.archived, report.first_seq, report.last_seq, report.events) == (7, 8, 9, 2)
+
+
 async def test_a_forged_anchor_is_found(chain: Chain) -> None:
     await chain.add(3)
     await chain.sign()
