@@ -18,9 +18,12 @@ from core.db import APP_LABEL, backend_of, tortoise_config
 
 def create_private_sqlite_file(database_url: str) -> None:
     """A new SQLite database file readable by its owner only (0600, like the key file): it holds the sealed
-    data and, in clear, names and the audit trail. SQLite gives its -wal and -shm files the same mode."""
+    data and, in clear, names and the audit trail. SQLite gives its -wal and -shm files the same mode. Its folder is
+    made (0700) when missing: `make run` on a fresh clone has no var/ yet (found in review: the file's creation
+    failed there, and `make run` with it)."""
     path = sqlite_file_missing(database_url)
     if path is not None:
+        os.makedirs(os.path.dirname(path) or ".", mode=0o700, exist_ok=True)
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
 
 
