@@ -13,6 +13,7 @@ import logging
 
 from app.leader import Leadership
 from audit import checkpoint, writer
+from core import rounds
 from core.errors import FailingRounds
 from core.settings import Settings
 from resolvers.context import Services
@@ -21,6 +22,11 @@ log = logging.getLogger("careloop.audit")
 LOOK_EVERY_SECONDS = 5.0
 SEAL_EVERY_SECONDS = 1.0
 JOB = "checkpoints"
+# Past these a round is cut short (core.rounds). Signing reads each chain's head and writes a checkpoint per chain
+# due, each in a transaction of its own (milliseconds a chain); sealing links the waiting events of each chain whose
+# inbox holds some, a statement a chain (milliseconds, a second after a burst).
+SIGN_BUDGET_SECONDS = 60.0
+SEAL_BUDGET_SECONDS = 30.0
 
 
 async def sign_if_leader(settings: Settings, services: Services, leadership: Leadership
@@ -39,7 +45,8 @@ async def run(settings: Settings, services: Services, look_every: float = LOOK_E
     try:
         while True:
             try:
-                await sign_if_leader(settings, services, leadership)
+                async with rounds.Budget(SIGN_BUDGET_SECONDS):
+                    await sign_if_leader(settings, services, leadership)
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # the database may be briefly away: look again later
@@ -58,7 +65,8 @@ async def seal_waiting(look_every: float = SEAL_EVERY_SECONDS) -> None:
     told = FailingRounds(log, "sealing waiting audit events")
     while True:
         try:
-            await writer.seal_pending()
+            async with rounds.Budget(SEAL_BUDGET_SECONDS):
+                await writer.seal_pending()
         except asyncio.CancelledError:
             raise
         except Exception as error:  # the database may be briefly away: look again later

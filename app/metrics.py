@@ -32,6 +32,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from tortoise.functions import Max
 
 from audit import writer
+from core import rounds
 from core.errors import FailingRounds
 from models import AuditChainHead, AuditCheckpoint, Communication
 
@@ -42,6 +43,8 @@ MAX_SIGNED_OUT_NAMES = 20  # names of operations sent without a signed-in caller
 MAX_OUTSIDE_NAMES = 40  # names of operations sent by patients and partners' clients (their own set)
 MAX_ERROR_CODES = 40
 REFRESH_EVERY_SECONDS = 15.0
+# A refresh reads four aggregates (milliseconds, a second on large tables); past this it is cut short (core.rounds)
+REFRESH_BUDGET_SECONDS = 30.0
 OPERATION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 DIGIT_RUN = re.compile(r"[0-9]{4,}")
 HEX_RUN = re.compile(r"[0-9a-fA-F]{8,}")
@@ -170,7 +173,8 @@ async def run(every: float = REFRESH_EVERY_SECONDS) -> None:
     told = FailingRounds(log, "metrics: reading the audit chains and the outbox")
     while True:
         try:
-            await refresh()
+            async with rounds.Budget(REFRESH_BUDGET_SECONDS):
+                await refresh()
         except Exception as exc:  # a database hiccup must not stop the worker; the next round tries again
             told.failed(exc)
         else:

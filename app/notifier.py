@@ -24,6 +24,15 @@ from resolvers.notification import Message, Sender
 
 log = logging.getLogger("careloop.notifications")
 POLL_SECONDS = 5.0
+# A delivery round past its budget is cut short and told as a failed round (core.rounds); what it had handed over and
+# not yet recorded goes again once its claim runs out (at least once, as when a worker dies). Escalations: a
+# transaction a notification, sent to staff's notifier (a log line by default): milliseconds each, few at a time.
+ESCALATION_BUDGET_SECONDS = 60.0
+# Messages: a round is one batch (``communication.BATCH``, 500), handed over SEND_AT_ONCE (20) at a time: 25 waves of
+# gateway answers of 0.1-2 s, recorded as they come, so seconds to a minute. Its lease: cut there, the rows it had not
+# handed over are free for any worker anyway. A gateway slow enough to need more (each hand-over may take up to
+# HAND_OVER, 2 minutes) has the rest of the batch go in later rounds.
+MESSAGE_BUDGET_SECONDS = communication.LEASE.total_seconds()
 
 
 def _now() -> datetime:
@@ -40,7 +49,7 @@ class LoggingSender:
 async def run(sender: Sender, scheduled: Outbox, poll_seconds: float = POLL_SECONDS) -> None:
     """The escalation outbox's loop."""
     await outbox.run(lambda: notification.deliver_due(sender), notification.next_due, scheduled.scheduled,
-                     poll_seconds=poll_seconds, log=log, now=_now)
+                     poll_seconds=poll_seconds, log=log, now=_now, budget_seconds=ESCALATION_BUDGET_SECONDS)
 
 
 async def run_messages(services: Services, senders: Mapping[str, MessageSender],
@@ -49,12 +58,13 @@ async def run_messages(services: Services, senders: Mapping[str, MessageSender],
     due goes to the sender of the channel the gate chose."""
     async def deliver() -> None:
         await campaign.advance()
-        await communication.deliver_due(services, senders)
+        await communication.deliver_due(services, senders, batches=1)  # the next round takes the next batch at once
 
     async def soonest() -> datetime | None:
         return _now() if await campaign.sending() else await communication.next_due()
 
-    await outbox.run(deliver, soonest, services.messages.scheduled, poll_seconds=poll_seconds, log=log, now=_now)
+    await outbox.run(deliver, soonest, services.messages.scheduled, poll_seconds=poll_seconds, log=log, now=_now,
+                     budget_seconds=MESSAGE_BUDGET_SECONDS)
 
 
 async def run_outboxes(services: Services, poll_seconds: float = POLL_SECONDS) -> None:

@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from app.leader import Leadership
+from core import rounds
 from core.errors import FailingRounds
 from resolvers import (
     appointment,
@@ -41,6 +42,11 @@ from resolvers.context import Services
 
 log = logging.getLogger("careloop.sweeps")
 FOLLOWER_RETRY_SECONDS = 30.0
+# A round (the leader's lock, then the sweep) past this is cut short (core.rounds). A sweep works in short transactions
+# of a bounded batch (SWEEP_BATCH rows, one contract, one reminder...), each whole, and a round takes milliseconds to
+# seconds; a large fleet's reminders may take a minute. Generous, since a sweep always cut at the same point would
+# never reach the institutions after it, and the sweeps run every 1 to 60 minutes anyway.
+ROUND_BUDGET_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
@@ -84,11 +90,11 @@ async def _every(sweep: Sweep) -> None:
     while True:
         leading = False
         try:
-            leading = await leads(sweep)
-            if leading:
-                done = await sweep.run()
-                if done:
-                    log.info("%s: %s", sweep.name, done)
+            async with rounds.Budget(ROUND_BUDGET_SECONDS):
+                leading = await leads(sweep)
+                done = await sweep.run() if leading else 0
+            if done:
+                log.info("%s: %s", sweep.name, done)
         except asyncio.CancelledError:
             raise
         except Exception as error:  # the database may be briefly away: look again later

@@ -781,11 +781,14 @@ class Batch:
 
 
 async def deliver_due(services: Services, senders: Mapping[str, MessageSender], now: datetime | None = None, *,
-                      batch: int = BATCH) -> int:
-    """Send every queued message due by ``now`` (a batch at a time, no transaction open while sending);
-    answers how many were handed over."""
+                      batch: int = BATCH, batches: int | None = None) -> int:
+    """Send every queued message due by ``now`` (a batch at a time, no transaction open while sending), or the first
+    ``batches`` batches of them (the outbox's loop takes one a round, so that a round's budget bounds one batch, not a
+    backlog); answers how many were handed over."""
     sent = 0
-    while True:
+    while batches is None or batches > 0:
+        if batches is not None:
+            batches -= 1
         moment = now or _now()
         rows = await outbox.claim_batch(Communication, _pending(), moment, size=batch, lease=LEASE)
         if not rows:
@@ -796,6 +799,7 @@ async def deliver_due(services: Services, senders: Mapping[str, MessageSender], 
         await _take_places(work, moment)
         sent += await _send_batch(services, senders, work, moment)
         await _settle(work)
+    return sent
 
 
 async def _send_batch(services: Services, senders: Mapping[str, MessageSender], work: Batch,

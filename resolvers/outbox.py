@@ -34,9 +34,12 @@ from tortoise.models import Model
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
+from core import rounds
 from core.errors import FailingRounds
 
 M = TypeVar("M", bound=Model)
+# A delivery round past its budget is cut short (core.rounds); each outbox's loop gives its own (app/notifier.py)
+ROUND_BUDGET_SECONDS = 60.0
 
 
 def due(pending: QuerySet[M], moment: datetime) -> QuerySet[M]:
@@ -93,8 +96,10 @@ async def next_due(pending: QuerySet[Any]) -> datetime | None:
 
 async def run(deliver: Callable[[], Awaitable[Any]], soonest: Callable[[], Awaitable[datetime | None]],
               wake: asyncio.Event, *, poll_seconds: float, log: logging.Logger,
-              now: Callable[[], datetime]) -> None:
-    """Deliver what is due, then sleep until the soonest pending row, a poll, or a wake-up, forever.
+              now: Callable[[], datetime], budget_seconds: float | None = None) -> None:
+    """Deliver what is due, then sleep until the soonest pending row, a poll, or a wake-up, forever. A round
+    (``deliver`` and ``soonest``) past ``budget_seconds`` (``ROUND_BUDGET_SECONDS`` if None) is cut short and told
+    as a failed one (``core.rounds``): what it handed over and had not recorded goes again (at least once).
 
     Nothing lives only in memory: the outbox is a table, so a restart resumes where the last process
     stopped and sends what fell due while it was down."""
@@ -102,8 +107,9 @@ async def run(deliver: Callable[[], Awaitable[Any]], soonest: Callable[[], Await
     while True:
         wake.clear()
         try:
-            await deliver()
-            soon = await soonest()
+            async with rounds.Budget(ROUND_BUDGET_SECONDS if budget_seconds is None else budget_seconds):
+                await deliver()
+                soon = await soonest()
         except asyncio.CancelledError:
             raise
         except Exception as error:  # the database may be briefly away: try again at the next poll

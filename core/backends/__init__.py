@@ -13,11 +13,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 from tortoise.exceptions import TransactionManagementError
 
 T = TypeVar("T")
+
+# The database connections a background loop's round holds (``core.rounds.Budget``): the PostgreSQL client adds each
+# connection it hands to the round and takes it out once given back, and a round over its budget closes those left.
+# None outside a round (requests: their ROLLBACK or release closes a silent connection, see core/backends/asyncpg.py).
+round_connections: ContextVar[set[Any] | None] = ContextVar("round_connections", default=None)
 
 
 async def run_to_end(work: Awaitable[T]) -> T:

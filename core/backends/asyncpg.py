@@ -9,7 +9,9 @@ and another taken, a new one in the end (HikariCP's check on borrow). Under load
 long, so the check costs a round trip only after a pause. A connection the server closed itself (a restart, an
 administrator's ``pg_terminate_backend``, a pooler's timeout) is known closed at once, and asyncpg's pool replaces it.
 A server fallen silent (its machine gone) answers nothing: a COMMIT, ROLLBACK or release unanswered for
-``FINISH_TIMEOUT_SECONDS`` closes its connection rather than hold the request (and the pool's slot) for good.
+``FINISH_TIMEOUT_SECONDS`` closes its connection rather than hold the request (and the pool's slot) for good. A
+background loop's round over its budget (``core.rounds``) closes the connections it holds at once: nothing is waited
+for on them, and the pool connects anew in their place.
 
 Tortoise picks its migration schema editor by the client's module name, hence "asyncpg" in it."""
 
@@ -24,7 +26,7 @@ from tortoise.backends.asyncpg.client import AsyncpgDBClient, TransactionWrapper
 from tortoise.backends.base.client import PoolConnectionWrapper, TransactionContext, TransactionContextPooled
 from tortoise.connection import get_connections
 
-from core.backends import finish, run_to_end
+from core.backends import finish, round_connections, run_to_end
 
 PROBE_AFTER_IDLE_SECONDS = 1.0
 PROBE_TIMEOUT_SECONDS = 5.0
@@ -56,13 +58,21 @@ def connection_lost(error: BaseException) -> bool:
     return False
 
 
+def _held(connection: Any) -> Any:
+    """``connection``, noted as held by the background loop's round under way, if any (``round_connections``)."""
+    held = round_connections.get()
+    if held is not None:
+        held.add(connection._con)
+    return connection
+
+
 async def acquire_alive(pool: asyncpg.Pool) -> Any:
     """A pooled connection, proved alive first if it has been idle a while (see the module's docstring)."""
     for _ in range(pool.get_max_size()):
         connection = await pool.acquire()
         raw = connection._con
         if time.monotonic() - raw.released_at < PROBE_AFTER_IDLE_SECONDS:
-            return connection
+            return _held(connection)
         try:
             await connection.fetchval("SELECT 1", timeout=PROBE_TIMEOUT_SECONDS)
         except BaseException as error:
@@ -71,8 +81,8 @@ async def acquire_alive(pool: asyncpg.Pool) -> Any:
             if isinstance(error, Exception):
                 continue
             raise
-        return connection
-    return await pool.acquire()  # every holder tried: this one connects anew
+        return _held(connection)
+    return _held(await pool.acquire())  # every holder tried: this one connects anew
 
 
 async def release(pool: asyncpg.Pool, connection: Any) -> None:
@@ -84,6 +94,10 @@ async def release(pool: asyncpg.Pool, connection: Any) -> None:
         await pool.release(connection, timeout=FINISH_TIMEOUT_SECONDS)
     except TimeoutError:
         return  # terminated by asyncpg
+    finally:
+        held = round_connections.get()
+        if held is not None:
+            held.discard(raw)  # the pool's again: no longer the round's to close
     if raw is not None:
         raw.released_at = time.monotonic()
 

@@ -121,6 +121,7 @@ def reset(writer: asyncio.StreamWriter) -> None:
 async def hop(database: str) -> AsyncIterator[Hop]:
     """The app's pool, for this test, connects through a ``Hop``."""
     client = connections.get("default")
+    await client.execute_query("SELECT 1")  # connected: its pool's settings (our connection class...) are made then
     url = urlsplit(database)
     hop = Hop(url.hostname or "127.0.0.1", url.port or 5432)
     port = await hop.start()
