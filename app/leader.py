@@ -81,9 +81,6 @@ class Leadership:
                 self._told.failed(error)  # every job waits for its next round; told once, not a line each
                 await self._drop_connection()
                 return False
-            except asyncio.CancelledError:  # the round cut short (its budget, core.rounds) mid-statement: the
-                await self._drop_connection()  # session would first wait for the cancel's answer; a new one is taken
-                raise
             self._told.worked()
             return leading
 

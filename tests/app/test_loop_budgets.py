@@ -11,11 +11,14 @@ import logging
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from tortoise import connections
 
 from app import checkpoints, metrics, notifier, sweeps
+from app.leader import Leadership
+from core.rounds import Budget, RoundOverBudget
 from core.settings import Settings
 from core.wakeups import Outbox
 from resolvers import outbox, sign_in_limit
@@ -131,3 +134,30 @@ async def test_a_loop_stopped_mid_round_stops(monkeypatch: pytest.MonkeyPatch) -
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+@POSTGRES_ONLY
+async def test_a_round_cut_short_while_asking_for_its_lock_takes_a_new_session(database: str, hop: Hop) -> None:  # noqa: F811
+    """The leader's lock statement cut short by its round's budget (here 0.2 s), the silent server never answering
+    it: once the server answers, the next round leads again (asyncpg gives the cut-short session up by itself, so
+    ``app.leader`` needs nothing more: this passed before the budgets, and guards it)."""
+    url = urlsplit(database)
+    credentials = url.netloc.rsplit("@", 1)[0]
+    leadership = Leadership(url._replace(netloc=f"{credentials}@127.0.0.1:{hop.server.sockets[0].getsockname()[1]}")
+                            .geturl())
+    try:
+        assert await leadership.leads("probe job")
+        hop.answering.clear()
+        with pytest.raises(RoundOverBudget):
+            async with Budget(0.2):
+                await leadership.leads("probe job")
+        hop.answering.set()
+        leading = False
+        async with asyncio.timeout(3):
+            for _ in range(50):  # the old session's lock goes with its backend, a moment after it is dropped
+                if leading := await leadership.leads("probe job"):
+                    break
+                await asyncio.sleep(0.05)
+        assert leading
+    finally:
+        await leadership.close()
