@@ -8,6 +8,7 @@ import importlib
 import io
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -564,12 +565,13 @@ async def test_a_run_before_any_mac_records_no_start(chain: Chain, public: Ed255
     assert await keyed_report(chain, services) == ChainReport(chain.id, 4, archived=3)
 
 
-async def test_an_archive_committing_during_the_walk_is_no_gap(chain: Chain, public: Ed25519PublicKey,
-                                                                tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-                                                                ) -> None:
-    """Verify read the newest anchor once, at its start, then the events a batch at a time: an archive run
-    committing between two batches deleted events ahead of the walk, which named a sequence gap in an intact chain
-    (found in review). The run here commits after the walk's first batch of three (its progress call), every time."""
+ArchiveOnce = Callable[[uuid.UUID, int], Awaitable[None]]
+
+
+async def archived_mid_walk(chain: Chain, public: Ed25519PublicKey, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                            ) -> tuple[list[AuditArchive | None], ArchiveOnce]:
+    """Twelve events (signed at 4, 7 and 11, the last two a day later) walked three at a time, and a progress call
+    that runs an archive (of 1-7) after the walk's first batch: the runs made, and that call."""
     await chain.add(4)
     await chain.sign()
     await chain.add(3)
@@ -584,6 +586,16 @@ async def test_an_archive_committing_during_the_walk_is_no_gap(chain: Chain, pub
         if not runs:
             runs.append(await archive.archive(chain.id, tmp_path / "archive.ndjson", public))
 
+    return runs, archive_once
+
+
+async def test_an_archive_committing_during_the_walk_is_no_gap(chain: Chain, public: Ed25519PublicKey,
+                                                                tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                                                ) -> None:
+    """Verify read the newest anchor once, at its start, then the events a batch at a time: an archive run
+    committing between two batches deleted events ahead of the walk, which named a sequence gap in an intact chain
+    (found in review). The run here commits after the walk's first batch of three (its progress call), every time."""
+    runs, archive_once = await archived_mid_walk(chain, public, tmp_path, monkeypatch)
     [report] = await verify_all(chain.id, archive_once)
 
     assert runs and runs[0] is not None and runs[0].up_to_seq == 7 and await chain.seqs() == [8, 9, 10, 11, 12]
@@ -599,20 +611,7 @@ async def test_a_bounded_stretch_stays_within_its_bound_across_an_archive_commit
         chain: Chain, public: Ed25519PublicKey, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The walk starts again from an anchor committed mid-walk; its count started again too, so a stretch of at most
     five events walked eight (left in the last session's note): auditChainVerification's bound per call."""
-    await chain.add(4)
-    await chain.sign()
-    await chain.add(3)
-    await chain.sign()
-    await chain.add(2)
-    await chain.add(2, timedelta(days=1))
-    await chain.sign()
-    monkeypatch.setattr(verify, "BATCH", 3)
-    runs: list[AuditArchive | None] = []
-
-    async def archive_once(institution_id: uuid.UUID, checked: int) -> None:
-        if not runs:
-            runs.append(await archive.archive(chain.id, tmp_path / "archive.ndjson", public))
-
+    runs, archive_once = await archived_mid_walk(chain, public, tmp_path, monkeypatch)
     head = await AuditChainHead.get(institution_id=chain.id)
     report = await verify.verify_chain(chain.id, head, archive_once, public=public, stretch=verify.Stretch(limit=5))
 
