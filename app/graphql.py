@@ -115,7 +115,7 @@ GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 JSON = "application/json"
 # A request refused before execution, by its errors' code, when the client reads graphql-response+json;
 # anything else (syntax, validation, variables, operation selection, limits) is a 400.
-REQUEST_FAILURE_STATUS = {"UNAUTHENTICATED": 401, "FORBIDDEN": 403, "RATE_LIMITED": 429,
+REQUEST_FAILURE_STATUS = {"UNAUTHENTICATED": 401, "FORBIDDEN": 403, "CONFLICT": 409, "RATE_LIMITED": 429,
                           "INTERNAL_SERVER_ERROR": 500, "TIMEOUT": 504}
 
 
@@ -472,7 +472,9 @@ async def build_context(services: Services, request: Request | WebSocket) -> Con
         client_address=request.client.host if request.client else "",
         user_agent=request.headers.get("user-agent", "")[:200],
     )
-    context = Context(services=services, request=meta, authorization=presented_credentials(request))
+    keys = request.headers.getlist("idempotency-key")  # several are joined, which no key matches: refused
+    context = Context(services=services, request=meta, authorization=presented_credentials(request),
+                      idempotency_key=", ".join(keys) if keys else None)
     await session.sign_in(context)
     return context
 

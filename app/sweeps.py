@@ -11,6 +11,7 @@
 - sign-in throttles: the failure counts of addresses without an account, once idle for 30 days
   (``session.forget_idle_unknown_addresses``), and the per-address sign-in counts of minutes gone by
   (``sign_in_limit.forget_past_windows``).
+- idempotency keys: those of changes written a day ago (``idempotency_key.forget_expired``).
 
 Each sweep runs on one node of the fleet: the one that leads it (``app.leader``: an advisory lock per
 sweep on PostgreSQL, a file lock on SQLite); the others look again every ``FOLLOWER_RETRY_SECONDS`` at
@@ -33,6 +34,7 @@ from resolvers import (
     compliance_alert,
     contract,
     contract_reminder,
+    idempotency_key,
     reminder,
     session,
     sign_in_limit,
@@ -70,6 +72,7 @@ def of(services: Services) -> tuple[Sweep, ...]:
         Sweep("compliance alerts", lambda: compliance_alert.sweep(), 600.0, leadership),
         Sweep("sign-in throttles", lambda: session.forget_idle_unknown_addresses(), 3600.0, leadership),
         Sweep("sign-in windows", lambda: sign_in_limit.forget_past_windows(), 600.0, leadership),
+        Sweep("idempotency keys", lambda: idempotency_key.forget_expired(), 3600.0, leadership),
     )
 
 

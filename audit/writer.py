@@ -23,6 +23,11 @@ that finds no head while the chain has an event, an archive anchor or a signed c
 lands. The head row was deleted (by someone with the database owner's rights): starting the chain again would link a
 second chain from the genesis hash at seq 1 (refused by the unique key while seq 1 is held, silently after an archive
 run) and the deletion would no longer show. ``careloop audit verify`` names the chain HEAD_MISSING.
+
+A request sent with an ``Idempotency-Key`` (``RequestKey``, held by ``resolvers/idempotency_key.py``) has the key's
+row written with its first write's record: in the write's statement (``append_with`` on PostgreSQL) or transaction,
+so the row exists exactly when the write committed, and a resend whose write gets that far is refused by the row's
+unique key (``KeyTaken``), its write undone with it.
 """
 
 from __future__ import annotations
@@ -36,15 +41,19 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from tortoise.transactions import in_transaction
 
 from audit.chain import GENESIS_HASH, body_around, patients_of, row_hash, subjects_text
-from audit.events import AuditRecord
-from core.errors import AuditUnrecorded
-from models import AuditArchive, AuditChainHead, AuditCheckpoint, AuditEvent, AuditPatientIndex
+from audit.events import Action, AuditRecord, Outcome
+from core.errors import AuditUnrecorded, Conflict
+from core.ids import uuid7
+from models import AuditArchive, AuditChainHead, AuditCheckpoint, AuditEvent, AuditPatientIndex, IdempotencyKey
 
 # Events about no institution (a login with an unknown e-mail) go to the system chain.
 SYSTEM_CHAIN = uuid.UUID(int=0)
@@ -96,6 +105,109 @@ def _head_checked(institution_id: uuid.UUID, *, told: bool = False) -> Iterator[
         raise
 
 
+ALREADY_DONE = "already_done"  # ``extensions.reason`` of a resend refused by its Idempotency-Key
+
+
+@dataclass
+class RequestKey:
+    """A signed-in caller's ``Idempotency-Key`` for the request running: written (as keyed hashes, with what its
+    write was) beside the first allowed write record of that request, then spent. ``taken_by``: the write record a
+    resend's key was refused for, when another request with the same key committed first."""
+
+    institution_id: uuid.UUID
+    actor_kind: str
+    actor_id: uuid.UUID
+    key_hash: str
+    request_hash: str
+    request_id: str
+    written: bool = False
+    taken_by: AuditRecord | None = None
+
+
+class KeyTaken(Conflict):
+    """The request's Idempotency-Key was written by another request first (a resend while the first was running):
+    this one's write is undone."""
+
+    def __init__(self) -> None:
+        super().__init__("This request was done already (its Idempotency-Key was used by a request that wrote first): "
+                         "read before writing again.", reason=ALREADY_DONE)
+
+
+# The running request's key, when it came with one (set by the GraphQL extension that admits it). Tasks the request
+# starts copy the variable and share the one object, so the key is written once.
+_REQUEST_KEY: ContextVar[RequestKey | None] = ContextVar("careloop_request_key", default=None)
+
+
+@contextlib.contextmanager
+def request_key(key: RequestKey) -> Iterator[RequestKey]:
+    """``key`` held for the writes made inside the block."""
+    token = _REQUEST_KEY.set(key)
+    try:
+        yield key
+    finally:
+        _REQUEST_KEY.reset(token)
+
+
+def _keyed(records: Sequence[AuditRecord]) -> tuple[RequestKey, AuditRecord] | None:
+    """The running request's unspent key and the first allowed write among ``records`` that is that request's own (a
+    group commit's batch holds other requests' reads), if any."""
+    key = _REQUEST_KEY.get()
+    if key is None or key.written:
+        return None
+    record = next((r for r in records if r.outcome is Outcome.ALLOWED and r.action is not Action.READ
+                   and r.request.request_id == key.request_id), None)
+    return None if record is None else (key, record)
+
+
+def _key_row(key: RequestKey, record: AuditRecord) -> dict[str, Any]:
+    return {"id": uuid7(), "institution_id": key.institution_id, "created_at": datetime.now(UTC),
+            "actor_kind": key.actor_kind, "actor_id": key.actor_id, "key_hash": key.key_hash,
+            "request_hash": key.request_hash, "action": record.action.value, "resource_type": record.resource_type,
+            "resource_id": record.resource_id, "patient_id": record.patient_id, "request_id": key.request_id[:64]}
+
+
+_KEY_COLUMNS = ("id", "institution_id", "created_at", "actor_kind", "actor_id", "key_hash", "request_hash", "action",
+                "resource_type", "resource_id", "patient_id", "request_id")
+_KEY_CASTS = {"id": "uuid", "institution_id": "uuid", "created_at": "timestamptz", "actor_id": "uuid",
+              "resource_id": "uuid", "patient_id": "uuid"}
+
+
+def _key_insert_after(first: int) -> str:
+    """PostgreSQL's insert of the key's row for each row ``written`` returned (one: a write of one row), its values
+    from placeholder ``first`` on, in ``_KEY_COLUMNS``' order."""
+    values = ", ".join(f"${first + i}::{_KEY_CASTS.get(column, 'text')}" for i, column in enumerate(_KEY_COLUMNS))
+    columns = ", ".join(f'"{column}"' for column in _KEY_COLUMNS)
+    return f'INSERT INTO "idempotency_key" ({columns}) SELECT {values} FROM written'  # noqa: S608
+
+
+@contextlib.contextmanager
+def _key_checked(keyed: tuple[RequestKey, AuditRecord] | None) -> Iterator[None]:
+    """The key's row refused by its unique key as ``KeyTaken``."""
+    try:
+        yield
+    except Exception as exc:
+        taken = (_sqlstate(exc) == "23505" and _table_of(exc) == "idempotency_key") \
+            or "UNIQUE constraint failed: idempotency_key." in str(exc)  # PostgreSQL's, SQLite's
+        if keyed is not None and taken:
+            keyed[0].taken_by = keyed[1]
+            raise KeyTaken() from None
+        raise
+
+
+async def _write_key(keyed: tuple[RequestKey, AuditRecord] | None) -> None:
+    """The key's row, in the current transaction; the key spent."""
+    if keyed is not None:
+        with _key_checked(keyed):
+            await _insert(IdempotencyKey, [_key_row(*keyed)])
+        keyed[0].written = True
+
+
+def _table_of(error: BaseException) -> str:
+    """The table of a PostgreSQL error (asyncpg's, or Tortoise's around it), '' if none."""
+    return next((name for cause in (error, error.__cause__, *error.args)
+                 if isinstance(name := getattr(cause, "table_name", None), str)), "")
+
+
 # The chains ``seal_pending`` found without their head, told once by this process (it looks every second).
 _told_headless: set[uuid.UUID] = set()
 
@@ -137,12 +249,14 @@ async def append(records: Sequence[AuditRecord]) -> None:
         by_chain[record.institution_id].append(record)
     started = time.perf_counter()
     db = AuditEvent._meta.db
-    if db.capabilities.dialect == "postgres" and len(by_chain) == 1:
+    keyed = _keyed(records)
+    if db.capabilities.dialect == "postgres" and len(by_chain) == 1 and keyed is None:
         # One statement is its own transaction: no BEGIN and COMMIT round trips around it.
         [(institution_id, chain_records)] = by_chain.items()
         await _append_in_database(db, institution_id, chain_records)
     else:
         async with in_transaction():
+            await _write_key(keyed)
             for institution_id in sorted(by_chain):  # a fixed lock order: no deadlock between chains
                 await _append_to_chain(institution_id, by_chain[institution_id])
     for observe in append_observers:
@@ -184,18 +298,25 @@ async def append_with(statement: str, values: Sequence[Any], records: Sequence[A
     (institution_id,) = chains
     started = time.perf_counter()
     db = AuditEvent._meta.db  # the caller's transaction's connection, if there is one
+    keyed = _keyed(events)
     if db.capabilities.dialect == "postgres":
         n = len(values)  # the statement is Tortoise-built SQL with placeholders; values are never in it
-        combined = (f"WITH written AS ({statement}) "  # noqa: S608
+        key = "" if keyed is None else f", keyed AS ({_key_insert_after(n + 3)})"  # with the write, if it wrote
+        key_row = {} if keyed is None else _key_row(*keyed)
+        key_values = [key_row[column] for column in _KEY_COLUMNS if key_row]
+        combined = (f"WITH written AS ({statement}){key} "  # noqa: S608
                     f"SELECT written.*, audit_append(${n + 1}, ${n + 2}::jsonb) AS audit_seq FROM written")
-        with _head_checked(institution_id):
-            rows = await db.execute_query_dict(combined, [*values, institution_id, events_json(events)])
+        with _head_checked(institution_id), _key_checked(keyed):
+            rows = await db.execute_query_dict(combined, [*values, institution_id, events_json(events), *key_values])
         for row in rows:
             del row["audit_seq"]
+        if keyed is not None and rows:
+            keyed[0].written = True
     else:
         async with in_transaction():
             rows = await AuditEvent._meta.db.execute_query_dict(statement, list(values))
             if rows:
+                await _write_key(keyed)
                 await _append_to_chain(institution_id, events)
     for observe in append_observers:
         observe(time.perf_counter() - started, len(events) if rows else 0)
@@ -368,7 +489,7 @@ def index_rows(event: dict[str, Any]) -> list[dict[str, Any]]:
              "action": event["action"], "outcome": event["outcome"]} for patient in sorted(patients_of(event))]
 
 
-async def _insert(model: type[AuditEvent] | type[AuditPatientIndex], rows: list[dict[str, Any]]) -> None:
+async def _insert(model: type[AuditEvent | AuditPatientIndex | IdempotencyKey], rows: list[dict[str, Any]]) -> None:
     """One multi-row insert with the statement Tortoise builds for the model, without a model instance per row
     (building instances was most of an append's cost)."""
     if not rows:

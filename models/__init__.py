@@ -12,6 +12,7 @@ from models.contract import Contract, ContractItem, ContractSignature, ContractV
 from models.emergency_access import EmergencyAccess
 from models.flag import Flag
 from models.follow_up import FollowUpAttempt, FollowUpRule, FollowUpTask
+from models.idempotency_key import IdempotencyKey
 from models.improvement import ImprovementItem, ImprovementTicket
 from models.institution import Department, Institution, InstitutionKey
 from models.message_template import MessageTemplate
@@ -61,6 +62,7 @@ __all__ = [
     "FollowUpAttempt",
     "FollowUpRule",
     "FollowUpTask",
+    "IdempotencyKey",
     "ImprovementItem",
     "ImprovementTicket",
     "Institution",

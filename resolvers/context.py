@@ -91,6 +91,7 @@ class Context:
     auth_failed: bool = False  # a token was sent but is invalid, expired or revoked
     rate_limited: bool = False  # a partner client over its request budget
     authorization: str | None = None  # the credentials presented (header or WebSocket connection_init)
+    idempotency_key: str | None = None  # the Idempotency-Key header as sent (resolvers/idempotency_key.py)
 
     @staticmethod
     def begin_operation() -> None:

@@ -4,7 +4,7 @@ A password is checked with argon2id, two at a time per process (core/passwords.p
 at once from one address held both slots, and every honest sign-in queued behind them for seconds (found in
 review); the lockout could not help, since the attempts may name forty accounts or addresses nobody has. So the
 sign-ins a request asks for are counted against its client's address (``RequestMeta.client_address``: the peer,
-or behind a trusted proxy its X-Forwarded-For, app/main.py) before it runs (``schema.extensions.SignInGate``),
+or behind a trusted proxy its X-Forwarded-For, app/main.py) before it runs (``schema.extensions.MutationGate``),
 and an address over ``login_per_address_per_minute`` is refused whole: RATE_LIMITED, recorded once a minute.
 
 The count is kept in the database, one statement per sign-in request, not in each process: every worker and node

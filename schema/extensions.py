@@ -40,7 +40,7 @@ from strawberry.schema.exceptions import InvalidOperationTypeError
 from core.backends.asyncpg import connection_lost
 from core.errors import AuditUnrecorded, CareloopError, Unavailable
 from core.principal import PARTNER
-from resolvers import access, sign_in_limit
+from resolvers import access, idempotency_key, sign_in_limit
 from resolvers import partner as partners
 from resolvers.context import Context
 from schema.input_errors import CodedValuesRule, HiddenCodedValuesRule, place_in_arguments, variable_errors
@@ -117,20 +117,37 @@ class PartnerGate(SchemaExtension):
 SIGN_IN_FIELDS = frozenset({"login", "patientLogin", "totpEnrollForLogin"})
 
 
-class SignInGate(SchemaExtension):
-    """The sign-ins a mutation asks for are counted against the client's address before it runs, so before any
-    password is checked; an address over its limit is refused whole (RATE_LIMITED, HTTP 429 under
-    graphql-response+json; ``resolvers/sign_in_limit.py``). Each alias counts, as each runs a sign-in."""
+class MutationGate(SchemaExtension):
+    """What a mutation must pass before it runs (one extension: Strawberry wraps every extension's hooks again on
+    every request).
+
+    - The sign-ins it asks for are counted against the client's address, so before any password is checked; an
+      address over its limit is refused whole (RATE_LIMITED, HTTP 429 under graphql-response+json;
+      ``resolvers/sign_in_limit.py``). Each alias counts, as each runs a sign-in.
+    - Its ``Idempotency-Key``, if sent, is admitted (a change written already is refused) and held for its first
+      write to write (``resolvers/idempotency_key.py``); a write refused by it meanwhile is recorded once it has
+      rolled back."""
 
     def __init__(self, per_minute: int) -> None:
         self.per_minute = per_minute
 
     async def on_execute(self) -> AsyncIterator[None]:
         execution = self.execution_context
+        context = execution.context
+        if not isinstance(context, Context):
+            yield
+            return
         attempts = sign_ins_asked(execution.graphql_document, execution.operation_name)
-        if attempts and isinstance(execution.context, Context):
-            await sign_in_limit.admit(execution.context, attempts, self.per_minute)
-        yield
+        if attempts:
+            await sign_in_limit.admit(context, attempts, self.per_minute)
+        key = None if context.idempotency_key is None else await idempotency_key.admit(
+            context, execution.graphql_document, execution.operation_name, execution.variables, execution.query or "")
+        if key is None:
+            yield
+            return
+        with idempotency_key.held(key):
+            yield
+        await idempotency_key.record_taken(context, key)
 
 
 def sign_ins_asked(document: DocumentNode | None, operation_name: str | None) -> int:

@@ -49,8 +49,8 @@ from schema.extensions import (
     DocumentCache,
     DocumentRules,
     ExtensionsRunner,
+    MutationGate,
     PartnerGate,
-    SignInGate,
     is_unexpected,
 )
 from schema.flag import FlagMutation, FlagQuery, FlagSubscription
@@ -194,7 +194,7 @@ def build_schema(limits: Limits, *, production: bool) -> strawberry.Schema:
         DocumentCache,
         ValidationCache,
         PartnerGate,
-        lambda: SignInGate(limits.login_per_address_per_minute),
+        lambda: MutationGate(limits.login_per_address_per_minute),
         AuditReads,
         lambda: CodedErrors(production=production),
     ]

@@ -1,0 +1,140 @@
+"""A mutation sent again with its ``Idempotency-Key`` is not written twice (docs/portals.md, "Sending a change again").
+
+A portal whose mutation's answer was lost (the connection dropped as the server committed: UNAVAILABLE, or a timeout)
+cannot tell whether it was written. Sent with an ``Idempotency-Key`` header (a value the client makes once per change,
+a UUID), the mutation's first write writes the key's row with its audit record, in the same statement or transaction
+(``audit.writer.RequestKey``): the row exists exactly when the write committed. Sent again with the same key:
+
+- done already: refused before it runs, CONFLICT with reason ``already_done`` and what was written
+  (``extensions.resourceType``, ``resourceId``: read it rather than write again), the refusal on the trail;
+- under way in another request: the unique key waits for it, and refuses this one's write the same way if it
+  committed (this one's write is undone); if it failed, this one writes;
+- never written (refused, invalid, failed): it runs as the first time.
+
+The same key with another request (document, operation name or variables) is refused, BAD_USER_INPUT
+``idempotency_key_reused``: a client reusing keys by mistake would otherwise have a different change taken for done.
+
+Only the keyed hashes of the key and of the request are kept, with what the write was as its audit record names it,
+never the request or its answer (health data at rest in another table): so a resend is told, not answered again.
+A key is the signed-in caller's own (another caller's same key is another key) and is kept a day at least
+(``forget_expired``). A key on one mutation field per request: with two, which of them was written could not be told.
+Queries are safe to send again and take no key (it is ignored), nor do anonymous mutations (a sign-in), which no key
+row could belong to.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    InlineFragmentNode,
+    OperationType,
+    SelectionSetNode,
+    get_operation_ast,
+)
+
+from audit import writer
+from audit.events import Action
+from core.errors import BadUserInput, Conflict
+from core.tokens import token_digest
+from models import IdempotencyKey
+from resolvers import access
+from resolvers.context import Context
+
+HEADER = "idempotency-key"
+# Visible ASCII but the double quote, as every client library's keys (UUIDs, ULIDs); the IETF draft's quoted form
+# ("...", a structured field's string) is the same key.
+_KEY = re.compile(r'[\x21\x23-\x7e]{1,255}|"([\x21\x23-\x7e]{1,255})"')
+KEPT_FOR = timedelta(hours=24)
+ALREADY_DONE = writer.ALREADY_DONE
+MALFORMED, ONE_FIELD, REUSED = "idempotency_key_malformed", "idempotency_key_one_field", "idempotency_key_reused"
+
+
+class AlreadyDone(Conflict):
+    """A resend of a change that was written: what it wrote, to read rather than write again."""
+
+    def __init__(self, row: IdempotencyKey) -> None:
+        super().__init__("This request was done already (its Idempotency-Key came with a change that was written): "
+                         "read the record rather than send the change again.", reason=ALREADY_DONE)
+        self.extensions = {**(self.extensions or {}), "resourceType": row.resource_type,
+                           "resourceId": None if row.resource_id is None else str(row.resource_id)}
+
+
+async def admit(ctx: Context, document: DocumentNode | None, operation_name: str | None,
+                variables: dict[str, Any] | None, query: str) -> writer.RequestKey | None:
+    """The request's key to hold while its mutation runs; None when it has none, or none applies (a query, an
+    anonymous caller). Refused: a malformed key, a key on more than one mutation field, a key used with another
+    request, and a key whose change was written (recorded)."""
+    sent = ctx.idempotency_key
+    operation = None if sent is None or document is None else get_operation_ast(document, operation_name)
+    if operation is None or operation.operation != OperationType.MUTATION or ctx.principal is None:
+        return None
+    matched = _KEY.fullmatch(sent or "")
+    if matched is None:
+        raise BadUserInput("The Idempotency-Key header takes 1 to 255 visible ASCII characters (a UUID, say).",
+                           reason=MALFORMED)
+    if _root_fields(document, operation.selection_set) != 1:  # type: ignore[arg-type]
+        raise BadUserInput("A request with an Idempotency-Key asks for one mutation field.", reason=ONE_FIELD)
+    token_key, actor = ctx.services.master_key.token_key, ctx.actor
+    request = orjson.dumps([query, operation_name, variables or {}], option=orjson.OPT_SORT_KEYS).decode()
+    key = writer.RequestKey(
+        institution_id=ctx.institution_id, actor_kind=actor.kind, actor_id=actor.id,  # type: ignore[arg-type]
+        key_hash=token_digest(token_key, f"idempotency-key:{matched.group(1) or matched.group(0)}"),
+        request_hash=token_digest(token_key, f"idempotency-request:{request}"), request_id=ctx.request.request_id)
+    row = await IdempotencyKey.get_or_none(institution_id=key.institution_id, actor_kind=key.actor_kind,
+                                           actor_id=key.actor_id, key_hash=key.key_hash)
+    if row is None:
+        return key
+    if row.request_hash != key.request_hash:
+        raise BadUserInput("This Idempotency-Key came with another request: make a new key for each change.",
+                           reason=REUSED)
+    await access.deny(ctx, Action(row.action), row.resource_type, row.resource_id, row.patient_id,
+                      reason=ALREADY_DONE)
+    raise AlreadyDone(row)
+
+
+def held(key: writer.RequestKey) -> contextlib.AbstractContextManager[writer.RequestKey]:
+    """``key`` held for the writes the mutation makes inside the block."""
+    return writer.request_key(key)
+
+
+async def record_taken(ctx: Context, key: writer.RequestKey) -> None:
+    """A write refused because another request with its key committed first (``audit.writer.KeyTaken``): the
+    refusal on the trail, once the write's transaction has rolled back."""
+    record = key.taken_by
+    if record is not None:
+        key.taken_by = None
+        await access.deny(ctx, record.action, record.resource_type, record.resource_id, record.patient_id,
+                          reason=ALREADY_DONE)
+
+
+def _root_fields(document: DocumentNode, selection_set: SelectionSetNode) -> int:
+    """The operation's root fields but ``__typename``, fragments expanded (the document is valid: no cycles)."""
+    fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+
+    def count(selections: SelectionSetNode) -> int:
+        found = 0
+        for selection in selections.selections:
+            if isinstance(selection, FieldNode):
+                found += selection.name.value != "__typename"
+            elif isinstance(selection, InlineFragmentNode):
+                found += count(selection.selection_set)
+            elif isinstance(selection, FragmentSpreadNode) and selection.name.value in fragments:
+                found += count(fragments[selection.name.value].selection_set)
+        return found
+
+    return count(selection_set)
+
+
+async def forget_expired(now: datetime | None = None) -> int:
+    """Keys older than ``KEPT_FOR`` deleted (a sweep): a change is sent again within seconds or minutes."""
+    cutoff = (now or datetime.now(UTC)) - KEPT_FOR
+    return int(await IdempotencyKey.filter(created_at__lt=cutoff).delete())

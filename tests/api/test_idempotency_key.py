@@ -1,0 +1,292 @@
+"""A mutation sent again with its ``Idempotency-Key`` is written once (resolvers/idempotency_key.py): the resend is
+refused CONFLICT ``already_done`` naming what was written, and the refusal is on the trail; a key with another
+request, on two fields, or malformed is refused and writes nothing; a change never written runs as the first time."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+
+from models import AuditEvent, Contact, Flag, IdempotencyKey, Patient
+from resolvers import idempotency_key
+from tests.api.test_lost_connections import POSTGRES_ONLY, Hop, hop  # noqa: F401 -- the fixture, used by name
+from tests.factories import CREATE_PATIENT, LOGIN, PASSWORD, Response, Tenant, make_patient
+
+CONTACT = "mutation($p: ID!, $i: ContactCreateInput!) { contactCreate(patientId: $p, input: $i) { id } }"
+FLAG = "mutation($input: FlagCreateInput!) { flagCreate(input: $input) { id } }"
+READ = "query($id: ID!) { patient(id: $id) { id } }"
+PHONE = "13900139000"
+
+
+async def keyed(tenant: Tenant, role: str | None, query: str, key: str | bytes | list[str], *,
+                media: str = "application/json", **variables: Any) -> Response:
+    """``query`` sent as ``role`` with the ``Idempotency-Key`` header ``key`` (each of a list: the header sent as
+    many times)."""
+    headers = [("content-type", "application/json"), ("accept", media),
+               *(("idempotency-key", k) for k in (key if isinstance(key, list) else [key]))]
+    if role is not None:
+        headers.append(("authorization", f"Bearer {tenant.tokens[role]}"))
+    reply = await tenant.client.post("/graphql", json={"query": query, "variables": variables}, headers=headers)
+    return Response(reply.status_code, reply.json())
+
+
+def contact_input(name: str = "Wang Fang") -> dict[str, str]:
+    return {"name": name, "relationship": "SPOUSE", "phone": PHONE}
+
+
+async def contacts_of(patient: uuid.UUID) -> int:
+    return await Contact.filter(patient_id=patient).count()
+
+
+async def last_seq(tenant: Tenant) -> int:
+    events = await tenant.audit_events()
+    return events[-1].seq if events else 0
+
+
+def reason(reply: Response) -> str | None:
+    return reply.errors[0]["extensions"].get("reason") if reply.errors else None
+
+
+async def test_a_change_sent_again_with_its_key_is_written_once_and_the_resend_refused_on_the_trail(
+        tenant: Tenant) -> None:
+    patient = await make_patient(tenant)
+    key = str(uuid.uuid4())
+    first = await keyed(tenant, "nurse", CONTACT, key, p=str(patient), i=contact_input())
+    assert not first.errors, first.body
+    written = first.data["contactCreate"]["id"]
+    mark = await last_seq(tenant)
+
+    again = await keyed(tenant, "nurse", CONTACT, key, p=str(patient), i=contact_input())
+
+    assert again.codes == ["CONFLICT"] and reason(again) == "already_done", again.body
+    assert again.errors[0]["extensions"]["resourceType"] == "contact"
+    assert again.errors[0]["extensions"]["resourceId"] == written
+    assert "data" not in again.body or again.data is None
+    assert await contacts_of(patient) == 1
+    [refusal] = await tenant.audit_events(seq__gt=mark)
+    assert (refusal.action, refusal.outcome, refusal.reason) == ("create", "denied", "already_done")
+    assert (refusal.resource_type, str(refusal.resource_id), refusal.patient_id) == ("contact", written, patient)
+    assert refusal.actor_id == tenant.staff_ids["nurse"]
+
+
+async def test_without_a_key_the_same_change_sent_again_is_written_again(tenant: Tenant) -> None:
+    """The twin: what the key prevents."""
+    patient = await make_patient(tenant)
+    for _ in range(2):
+        reply = await tenant.call("nurse", CONTACT, p=str(patient), i=contact_input())
+        assert not reply.errors, reply.body
+    assert await contacts_of(patient) == 2
+
+
+async def test_a_resend_done_already_is_409_under_graphql_response_json(tenant: Tenant) -> None:
+    patient = await make_patient(tenant)
+    media = "application/graphql-response+json"
+    first = await keyed(tenant, "nurse", CONTACT, "k-409", media=media, p=str(patient), i=contact_input())
+    assert first.status == 200 and not first.errors, first.body
+
+    again = await keyed(tenant, "nurse", CONTACT, "k-409", media=media, p=str(patient), i=contact_input())
+
+    assert again.status == 409 and again.codes == ["CONFLICT"], again.body
+
+
+@pytest.mark.parametrize("how", ["patientCreate", "flagCreate"])
+async def test_writes_in_a_transaction_of_their_own_hold_the_key_too(tenant: Tenant, how: str) -> None:
+    """contactCreate writes in one statement with its records; these in a transaction with their records."""
+    key = f"key-{how}"
+    if how == "patientCreate":
+        name = f"Keyed {uuid.uuid4().hex[:6]}"
+        send = lambda: keyed(tenant, "front_desk", CREATE_PATIENT, key, anyway=True,  # noqa: E731
+                             input={"fullName": name, "departmentId": str(tenant.departments["A"].id)})
+        count = lambda: Patient.filter(institution_id=tenant.id, status="active").count()  # noqa: E731
+    else:
+        patient = await make_patient(tenant)
+        send = lambda: keyed(tenant, "nurse", FLAG, key, input={"patientId": str(patient), "kind": "FALL_RISK"})  # noqa: E731
+        count = lambda: Flag.filter(patient_id=patient).count()  # noqa: E731
+    before = await count()
+    first = await send()
+    assert not first.errors, first.body
+
+    again = await send()
+
+    assert again.codes == ["CONFLICT"] and reason(again) == "already_done", again.body
+    assert await count() == before + 1
+
+
+async def test_the_same_key_with_another_request_is_refused_and_writes_nothing(tenant: Tenant) -> None:
+    patient = await make_patient(tenant)
+    assert not (await keyed(tenant, "nurse", CONTACT, "k-reused", p=str(patient), i=contact_input())).errors
+    mark = await last_seq(tenant)
+
+    other = await keyed(tenant, "nurse", CONTACT, "k-reused", p=str(patient), i=contact_input("Li Lei"))
+
+    assert other.codes == ["BAD_USER_INPUT"] and reason(other) == "idempotency_key_reused", other.body
+    assert await contacts_of(patient) == 1
+    assert await tenant.audit_events(seq__gt=mark) == []
+
+
+async def test_another_callers_same_key_is_another_key(tenant: Tenant) -> None:
+    patient = await make_patient(tenant)
+    for role in ("nurse", "front_desk"):
+        reply = await keyed(tenant, role, CONTACT, "k-shared", p=str(patient), i=contact_input())
+        assert not reply.errors, reply.body
+    assert await contacts_of(patient) == 2
+
+
+async def test_a_change_refused_or_invalid_the_first_time_runs_as_new_when_sent_again(tenant: Tenant) -> None:
+    """Nothing was written, so the key was not taken: the corrected request (same key) writes."""
+    patient = await make_patient(tenant)
+    invalid = await keyed(tenant, "nurse", CONTACT, "k-retry", p=str(patient),
+                          i={**contact_input(), "phone": "not a phone"})
+    assert invalid.codes == ["BAD_USER_INPUT"], invalid.body
+    refused = await keyed(tenant, "nurse", CONTACT, "k-retry", p=str(uuid.uuid4()), i=contact_input())
+    assert refused.codes == ["NOT_FOUND"], refused.body
+    assert await IdempotencyKey.filter(institution_id=tenant.id).count() == 0
+
+    corrected = await keyed(tenant, "nurse", CONTACT, "k-retry", p=str(patient), i=contact_input())
+
+    assert not corrected.errors, corrected.body
+    assert await contacts_of(patient) == 1
+
+
+@pytest.mark.parametrize("key", ["has space", "x" * 256, "", "café".encode(), '"unbalanced', ["one", "two"]],
+                         ids=["space", "too-long", "empty", "non-ascii", "quote", "twice"])
+async def test_a_malformed_key_is_refused_and_writes_nothing(tenant: Tenant, key: str | bytes | list[str]) -> None:
+    patient = await make_patient(tenant)
+    mark = await last_seq(tenant)
+
+    reply = await keyed(tenant, "nurse", CONTACT, key, p=str(patient), i=contact_input())
+
+    assert reply.codes == ["BAD_USER_INPUT"] and reason(reply) == "idempotency_key_malformed", reply.body
+    assert "data" not in reply.body or reply.data is None
+    assert await contacts_of(patient) == 0
+    assert await tenant.audit_events(seq__gt=mark) == []
+
+
+async def test_the_drafts_quoted_key_is_the_same_key(tenant: Tenant) -> None:
+    patient = await make_patient(tenant)
+    assert not (await keyed(tenant, "nurse", CONTACT, "k-quoted", p=str(patient), i=contact_input())).errors
+
+    again = await keyed(tenant, "nurse", CONTACT, '"k-quoted"', p=str(patient), i=contact_input())
+
+    assert reason(again) == "already_done", again.body
+
+
+async def test_a_key_on_two_mutation_fields_is_refused_and_writes_nothing(tenant: Tenant) -> None:
+    patient = await make_patient(tenant)
+    two = ("mutation($p: ID!, $i: ContactCreateInput!) { a: contactCreate(patientId: $p, input: $i) { id } "
+           "...More } fragment More on Mutation { b: contactCreate(patientId: $p, input: $i) { id } }")
+
+    reply = await keyed(tenant, "nurse", two, "k-two", p=str(patient), i=contact_input())
+
+    assert reply.codes == ["BAD_USER_INPUT"] and reason(reply) == "idempotency_key_one_field", reply.body
+    assert await contacts_of(patient) == 0
+    typename = ("mutation($p: ID!, $i: ContactCreateInput!) { __typename "
+                "contactCreate(patientId: $p, input: $i) { id } }")
+    assert not (await keyed(tenant, "nurse", typename, "k-two", p=str(patient), i=contact_input())).errors
+
+
+async def test_a_query_and_an_anonymous_sign_in_ignore_the_key(tenant: Tenant) -> None:
+    patient = await make_patient(tenant)
+    for _ in range(2):
+        read = await keyed(tenant, "nurse", READ, "k-query", id=str(patient))
+        assert read.data == {"patient": {"id": str(patient)}}, read.body
+        signed_in = await keyed(tenant, None, LOGIN, "k-login", email=tenant.emails["nurse"], password=PASSWORD)
+        assert signed_in.data["login"]["token"], signed_in.body
+    assert await IdempotencyKey.filter(institution_id=tenant.id).count() == 0
+
+
+async def test_the_same_change_sent_twice_at_once_is_written_once(tenant: Tenant) -> None:
+    """Both may pass the look before the write: the key's unique row refuses the second write, which is undone."""
+    patient = await make_patient(tenant)
+    mark = await last_seq(tenant)
+
+    replies = await asyncio.gather(*(keyed(tenant, "nurse", CONTACT, "k-race", p=str(patient), i=contact_input())
+                                     for _ in range(2)))
+
+    assert sorted(r.codes[0] if r.errors else "ok" for r in replies) == ["CONFLICT", "ok"], [r.body for r in replies]
+    assert [reason(r) for r in replies if r.errors] == ["already_done"]
+    assert await contacts_of(patient) == 1
+    events = await tenant.audit_events(seq__gt=mark)
+    assert sorted((e.action, e.outcome, e.reason) for e in events if e.resource_type == "contact") == [
+        ("create", "allowed", ""), ("create", "denied", "already_done")]
+
+
+async def test_a_key_is_kept_a_day_then_forgotten(tenant: Tenant) -> None:
+    patient = await make_patient(tenant)
+    assert not (await keyed(tenant, "nurse", CONTACT, "k-day", p=str(patient), i=contact_input())).errors
+    assert await idempotency_key.forget_expired(datetime.now(UTC) + timedelta(hours=23)) == 0
+
+    assert await idempotency_key.forget_expired(datetime.now(UTC) + timedelta(hours=24, minutes=1)) >= 1
+
+    assert not (await keyed(tenant, "nurse", CONTACT, "k-day", p=str(patient), i=contact_input())).errors
+    assert await contacts_of(patient) == 2
+
+
+async def test_only_keyed_hashes_are_kept(tenant: Tenant) -> None:
+    patient = await make_patient(tenant)
+    key = f"visible-{uuid.uuid4().hex}"
+    assert not (await keyed(tenant, "nurse", CONTACT, key, p=str(patient), i=contact_input())).errors
+
+    [row] = await IdempotencyKey.filter(institution_id=tenant.id).values()
+    kept = " ".join(str(value) for value in row.values())
+    assert key not in kept and PHONE not in kept and "Wang" not in kept
+    assert (row["action"], row["resource_type"], row["patient_id"]) == ("create", "contact", patient)
+    events = " ".join(str(e.__dict__) for e in await AuditEvent.filter(institution_id=tenant.id))
+    assert key not in events
+
+
+@POSTGRES_ONLY
+async def test_a_change_whose_answer_was_lost_is_refused_when_sent_again(tenant: Tenant, hop: Hop) -> None:  # noqa: F811
+    """What the key is for: the write committed and its answer was lost (UNAVAILABLE, "read before sending it
+    again"); the client sends it again with its key and learns it was written, and which record it wrote."""
+    patient = await make_patient(tenant)
+    hop.lose_the_answer_to(b'"body_head"', b'"contact"', str(patient).encode())  # the write's own statement
+
+    lost = await keyed(tenant, "nurse", CONTACT, "k-lost", p=str(patient), i=contact_input())
+    assert lost.codes == ["UNAVAILABLE"] and hop.answers_lost == 1, lost.body
+    [contact] = await Contact.filter(patient_id=patient).values_list("id", flat=True)
+
+    again = await keyed(tenant, "nurse", CONTACT, "k-lost", p=str(patient), i=contact_input())
+
+    assert again.codes == ["CONFLICT"] and reason(again) == "already_done", again.body
+    assert again.errors[0]["extensions"]["resourceId"] == str(contact)
+    assert await contacts_of(patient) == 1
+
+
+# Statistics are a snapshot per transaction: cleared, so that each look sees the backends as they are now
+WAITING_ON_LOCKS = ("SELECT count(*) FROM pg_stat_activity, pg_stat_clear_snapshot() "
+                    "WHERE wait_event_type = 'Lock' AND datname = current_database()")
+
+
+@POSTGRES_ONLY
+async def test_a_resend_that_passed_the_look_while_the_first_ran_is_undone_by_the_key(
+        tenant: Tenant, database: str) -> None:
+    """Both requests find no key and wait on the file's lock, which another session holds; once it is let go, the
+    first writes, and the second's write (its statement holding the key's row) is refused by the key and undone,
+    and the refusal recorded once it has rolled back."""
+    patient = await make_patient(tenant)
+    mark = await last_seq(tenant)
+    admin = await asyncpg.connect(database)
+    try:
+        async with admin.transaction():
+            await admin.execute("SELECT 1 FROM patient WHERE id = $1 FOR UPDATE", patient)
+            sent = [asyncio.ensure_future(keyed(tenant, "nurse", CONTACT, "k-wait", p=str(patient),
+                                                i=contact_input())) for _ in range(2)]
+            while await admin.fetchval(WAITING_ON_LOCKS) < 2:  # noqa: ASYNC110 -- another process's state
+                await asyncio.sleep(0.02)
+        replies = await asyncio.gather(*sent)
+    finally:
+        await admin.close()
+
+    assert sorted(r.codes[0] if r.errors else "ok" for r in replies) == ["CONFLICT", "ok"], [r.body for r in replies]
+    refused = next(r for r in replies if r.errors)
+    assert reason(refused) == "already_done" and refused.data == {"contactCreate": None}, refused.body
+    assert await contacts_of(patient) == 1
+    events = await tenant.audit_events(seq__gt=mark)
+    assert sorted((e.action, e.outcome, e.reason) for e in events if e.resource_type == "contact") == [
+        ("create", "allowed", ""), ("create", "denied", "already_done")]
