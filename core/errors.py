@@ -141,7 +141,8 @@ class Unavailable(CareloopError):
 
     code = "UNAVAILABLE"
     default_message = ("The database could not be reached; try again in a few seconds. A change may have been written "
-                       "if the connection was lost as it committed: read before sending it again.")
+                       "if the connection was lost as it committed: read before sending it again, or send it again "
+                       "with the same Idempotency-Key.")
 
 
 class AuditUnrecorded(CareloopError):
