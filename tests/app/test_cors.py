@@ -56,12 +56,12 @@ def portal_settings(settings: Settings) -> Settings:
 async def test_an_allowed_origins_preflight_gets_what_a_portal_needs(database: str, portal_settings: Settings,
                                                                      services: Services) -> None:
     async with app_client(portal_settings, services) as http:
-        response = await preflight(http, PORTAL, headers="authorization,content-type,accept")
+        response = await preflight(http, PORTAL, headers="authorization,content-type,accept,idempotency-key")
     assert response.status_code == 200
     assert response.headers["access-control-allow-origin"] == PORTAL
     assert {m.strip() for m in response.headers["access-control-allow-methods"].split(",")} == {"GET", "POST"}
     allowed_headers = {h.strip().lower() for h in response.headers["access-control-allow-headers"].split(",")}
-    assert {"authorization", "content-type", "accept"} <= allowed_headers
+    assert {"authorization", "content-type", "accept", "idempotency-key"} <= allowed_headers  # docs/portals.md
     assert response.headers["access-control-max-age"] == "7200"
     assert "access-control-allow-credentials" not in response.headers
     assert "origin" in response.headers["vary"].lower()
