@@ -2,7 +2,9 @@
 
 A role reads a field when the policy allows ``<object>.<class>: read`` for it and the row
 lies within that role's reach (see ``scopes``). ``id`` belongs to no class: whoever can see
-a row can see its id.
+a row can see its id. Nor does a record's ``version`` (the compare-and-set counter an update sends back): it says
+nothing of the patient, and whoever may change a record needs it to send back: appointments, visits, care plans and
+follow-up tasks answer it as they answer ``id`` (``version: Int!``), whichever classes of the file the caller reads.
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ ENCRYPTED_FIELDS: dict[str, frozenset[str]] = {
 # clinical class reads the clinical part of their visits, plans and follow-up, and no one else.
 VISIT_FIELD_CLASS: dict[str, str] = {
     **dict.fromkeys(("kind", "status", "planned_at", "arrived_at", "started_at", "ended_at", "cancelled_at",
-                     "revisit_on", "created_at", "updated_at", "version"), IDENTITY),
+                     "revisit_on", "created_at", "updated_at"), IDENTITY),
     **dict.fromkeys(("reason", "summary", "outcome", "treatment_plan", "medication_guidance", "rehabilitation",
                      "precautions", "feedback", "codes"), CLINICAL),
     "internal_note": INTERNAL,
@@ -86,12 +88,12 @@ FLAG_DETAIL_CLASS: dict[str, str] = {
 }
 
 CARE_PLAN_FIELD_CLASS: dict[str, str] = {
-    **dict.fromkeys(("status", "starts_on", "ends_on", "created_at", "updated_at", "version"), IDENTITY),
+    **dict.fromkeys(("status", "starts_on", "ends_on", "created_at", "updated_at"), IDENTITY),
     **dict.fromkeys(("title", "goals", "activities"), CLINICAL),
 }
 
 FOLLOW_UP_FIELD_CLASS: dict[str, str] = {
-    **dict.fromkeys(("due_on", "status", "completed_at", "created_at", "updated_at", "version"), IDENTITY),
+    **dict.fromkeys(("due_on", "status", "completed_at", "created_at", "updated_at"), IDENTITY),
     **dict.fromkeys(("reached", "condition", "needs_help", "satisfaction", "notes", "attempts"), CLINICAL),
 }
 
@@ -99,7 +101,7 @@ FOLLOW_UP_FIELD_CLASS: dict[str, str] = {
 # clinical, sealed like a visit's reason.
 APPOINTMENT_FIELD_CLASS: dict[str, str] = {
     **dict.fromkeys(("slot_start", "slot_end", "status", "channel", "cancellation_reason", "arrived_at",
-                     "cancelled_at", "created_at", "updated_at", "version", "schedule", "visit",
+                     "cancelled_at", "created_at", "updated_at", "schedule", "visit",
                      "rescheduled_from"), IDENTITY),
     "reason": CLINICAL,
 }

@@ -379,10 +379,10 @@ async def export(ctx: Context) -> dict[str, Any]:
 
 # What of a record of my care journey the copy holds: its fields as the portal reads them (under their class of my
 # file; the staff-only internal note never), not its version nor the staff who wrote it.
-_VISIT_COPY = tuple(name for name in VISIT_FIELD_CLASS if name not in ("codes", "version"))
-_PLAN_COPY = tuple(name for name in CARE_PLAN_FIELD_CLASS if name != "version")
-_APPOINTMENT_COPY = tuple(name for name in APPOINTMENT_FIELD_CLASS
-                          if name not in ("schedule", "visit", "rescheduled_from", "version"))
+_VISIT_COPY = tuple(name for name in VISIT_FIELD_CLASS if name != "codes")
+_PLAN_COPY = tuple(CARE_PLAN_FIELD_CLASS)
+_APPOINTMENT_COPY = tuple(name for name in APPOINTMENT_FIELD_CLASS if name not in ("schedule", "visit",
+                                                                                   "rescheduled_from"))
 
 
 def _journey_fields(ctx: Context, view: PatientView, names: Sequence[str], classes: dict[str, str],

@@ -115,8 +115,12 @@ class Appointment:
     cancelled_at: datetime | None = strawberry.field(description="When it was cancelled or moved.")
     created_at: datetime | None = strawberry.field(description="When it was booked.")
     updated_at: datetime | None = strawberry.field(description="Last change.")
-    version: int | None = strawberry.field(description="Pass back when you change the appointment: a stale one is "
-                                                       "refused with CONFLICT.")
+    @strawberry.field(description="The appointment's version, 1 when booked and one more with each change (every "
+                                  "appointment has one; read, as its id, by whoever sees the appointment). Pass it "
+                                  "back as `version` when you change it: a stale one is refused with CONFLICT "
+                                  "(reason stale_version).")
+    def version(self) -> int:
+        return self.view.row.version
 
     @strawberry.field(description="The schedule (clinician or resource, department) the slot belongs to.")
     async def schedule(self, info: Info) -> Schedule | None:

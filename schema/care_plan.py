@@ -143,7 +143,11 @@ class CarePlan:
     ends_on: date | None = strawberry.field(description="Last day of the plan; open-ended when null.")
     created_at: datetime | None = strawberry.field(description="When it was made.")
     updated_at: datetime | None = strawberry.field(description="Last change.")
-    version: int | None = strawberry.field(description="Pass back when you change the plan (CONFLICT if stale).")
+    @strawberry.field(description="The plan's version, 1 when made and one more with each change (every plan has "
+                                  "one; read, as its id, by whoever sees the plan). Pass it back as `version` when "
+                                  "you change it: a stale one is refused with CONFLICT (reason stale_version).")
+    def version(self) -> int:
+        return self.view.row.version
     title: str | None = strawberry.field(description="What the plan is for. Clinical, encrypted.")
     goals: str | None = strawberry.field(description="The goals. Clinical, encrypted.")
 

@@ -255,7 +255,7 @@ class TaskSource(FieldSource):
 TASK_COLUMNS: dict[str, tuple[str, ...]] = {
     "__typename": (), "id": (), "patient": (), "attempts": (), "owner": ("owner_id",),
     "department": ("department_id",), "rule": ("rule_id",), "visitId": ("visit_id",), "visit": ("visit_id",),
-    "ticketId": ("ticket_id",),
+    "ticketId": ("ticket_id",), "version": ("version",),
     **{camel_case(name): (name,) for name in TaskSource.fields},
 }
 
@@ -323,8 +323,11 @@ class FollowUpTask:
     completed_at: datetime | None = strawberry.field(description="When it was completed or marked failed.")
     created_at: datetime | None = strawberry.field(description="When it was created.")
     updated_at: datetime | None = strawberry.field(description="Last change.")
-    version: int | None = strawberry.field(description="Pass back when you change the task: a stale one is refused "
-                                                       "with CONFLICT.")
+    @strawberry.field(description="The task's version, 1 when created and one more with each change (every task "
+                                  "has one; read, as its id, by whoever sees the task). Pass it back as `version` "
+                                  "when you change it: a stale one is refused with CONFLICT (reason stale_version).")
+    def version(self) -> int:
+        return self.view.row.version
     reached: bool | None = strawberry.field(description="Whether the patient was reached. Clinical.")
     condition: PatientCondition | None = strawberry.field(description="How the patient is. Clinical.")
     needs_help: bool | None = strawberry.field(description="Whether the patient needs help. Clinical.")

@@ -196,8 +196,11 @@ class Visit:
     revisit_on: date | None = strawberry.field(description="The re-visit date of the after-visit instructions.")
     created_at: datetime | None = strawberry.field(description="When it was recorded.")
     updated_at: datetime | None = strawberry.field(description="Last change.")
-    version: int | None = strawberry.field(description="Pass back when you change the visit: a stale one is refused "
-                                                       "with CONFLICT.")
+    @strawberry.field(description="The visit's version, 1 when recorded and one more with each change (every visit "
+                                  "has one; read, as its id, by whoever sees the visit). Pass it back as `version` "
+                                  "when you change it: a stale one is refused with CONFLICT (reason stale_version).")
+    def version(self) -> int:
+        return self.view.row.version
     reason: str | None = strawberry.field(description="Why the patient came. Clinical, encrypted.")
     summary: str | None = strawberry.field(description="What was done. Clinical, encrypted.")
     outcome: str | None = strawberry.field(description="The outcome. Clinical, encrypted.")
