@@ -35,13 +35,14 @@ from app.graphql import build_context
 from core.errors import BadUserInput, CareloopError
 from resolvers import attachment as attachments
 from resolvers import contract_signature as contract_signatures
+from resolvers import idempotency_key
 from resolvers import partner as partners
 from resolvers.attachment import PayloadTooLarge
 from resolvers.context import Context, Services
 from schema.common import uuid_of
 
 FORM_OVERHEAD = 16 * 1024  # a multipart body's boundaries, part headers and ticketId field, beyond the file
-STATUS = {"UNAUTHENTICATED": 401, "FORBIDDEN": 403, "NOT_FOUND": 404, "BAD_USER_INPUT": 400,
+STATUS = {"UNAUTHENTICATED": 401, "FORBIDDEN": 403, "NOT_FOUND": 404, "BAD_USER_INPUT": 400, "CONFLICT": 409,
           "PAYLOAD_TOO_LARGE": 413, "RATE_LIMITED": 429, "DOCUMENT_TAMPERED": 500}
 
 
@@ -61,7 +62,7 @@ def routes(services: Services) -> list[Route]:
             ticket_id = uuid_of(request.path_params["ticket_id"], "ticketId")
             data = await _body(request, limit)
             name = _header_filename(request.headers.get("x-filename"))
-            view = await attachments.upload(ctx, ticket_id, name, request.headers.get("content-type"), data)
+            view = await _upload(ctx, request, ticket_id, name, request.headers.get("content-type"), data)
         except CareloopError as error:
             return _error(error)
         return _created(view)
@@ -71,7 +72,7 @@ def routes(services: Services) -> list[Route]:
         try:
             await _signed_in(ctx)
             ticket_id, name, content_type, data = await _form(request, limit)
-            view = await attachments.upload(ctx, ticket_id, name, content_type, data)
+            view = await _upload(ctx, request, ticket_id, name, content_type, data)
         except CareloopError as error:
             return _error(error)
         return _created(view)
@@ -116,6 +117,20 @@ def routes(services: Services) -> list[Route]:
         Route("/attachments/{attachment_id}/download", signed_download, methods=["GET"]),
         Route("/contracts/{contract_id}/versions/{number}/document", contract_document, methods=["GET"]),
     ]
+
+
+async def _upload(ctx: Context, request: Request, ticket_id: uuid.UUID | None, name: str | None,
+                  content_type: str | None, data: bytes) -> attachments.AttachmentView:
+    """An attachment stored, once for its ``Idempotency-Key`` if it came with one (as a mutation: an upload whose
+    answer was lost, sent again, is refused CONFLICT ``already_done`` naming the attachment written)."""
+    key = await idempotency_key.admit_upload(ctx, request.url.path, ticket_id, name, content_type, data)
+    if key is None:
+        return await attachments.upload(ctx, ticket_id, name, content_type, data)
+    try:
+        with idempotency_key.held(key):
+            return await attachments.upload(ctx, ticket_id, name, content_type, data)
+    finally:
+        await idempotency_key.record_taken(ctx, key)
 
 
 def _created(view: attachments.AttachmentView) -> JSONResponse:

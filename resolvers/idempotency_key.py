@@ -25,7 +25,9 @@ row could belong to.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import re
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -75,19 +77,44 @@ async def admit(ctx: Context, document: DocumentNode | None, operation_name: str
     request, and a key whose change was written (recorded)."""
     sent = ctx.idempotency_key
     operation = None if sent is None or document is None else get_operation_ast(document, operation_name)
-    if operation is None or operation.operation != OperationType.MUTATION or ctx.principal is None:
+    if sent is None or operation is None or operation.operation != OperationType.MUTATION or ctx.principal is None:
         return None
-    matched = _KEY.fullmatch(sent or "")
+    key = well_formed(sent)
+    if _root_fields(document, operation.selection_set) != 1:  # type: ignore[arg-type]
+        raise BadUserInput("A request with an Idempotency-Key asks for one mutation field.", reason=ONE_FIELD)
+    request = orjson.dumps([query, operation_name, variables or {}], option=orjson.OPT_SORT_KEYS).decode()
+    return await _admitted(ctx, key, request)
+
+
+async def admit_upload(ctx: Context, route: str, ticket_id: uuid.UUID | None, filename: str | None,
+                       content_type: str | None, data: bytes) -> writer.RequestKey | None:
+    """``admit`` for an attachment's upload (app/files.py), the request being the route, the ticket, the file's name
+    and type and its bytes' SHA-256."""
+    sent = ctx.idempotency_key
+    if sent is None or ctx.principal is None:
+        return None
+    key = well_formed(sent)
+    request = orjson.dumps([route, None if ticket_id is None else str(ticket_id), filename, content_type,
+                            hashlib.sha256(data).hexdigest()]).decode()
+    return await _admitted(ctx, key, request)
+
+
+def well_formed(sent: str) -> str:
+    """The key the header holds (the quoted form's inside), or BAD_USER_INPUT ``idempotency_key_malformed``."""
+    matched = _KEY.fullmatch(sent)
     if matched is None:
         raise BadUserInput("The Idempotency-Key header takes 1 to 255 visible ASCII characters (a UUID, say).",
                            reason=MALFORMED)
-    if _root_fields(document, operation.selection_set) != 1:  # type: ignore[arg-type]
-        raise BadUserInput("A request with an Idempotency-Key asks for one mutation field.", reason=ONE_FIELD)
+    return matched.group(1) or matched.group(0)
+
+
+async def _admitted(ctx: Context, sent: str, request: str) -> writer.RequestKey:
+    """The key ``sent`` held for ``request`` (its canonical text); refused when used with another request, or when
+    its change was written (recorded)."""
     token_key, actor = ctx.services.master_key.token_key, ctx.actor
-    request = orjson.dumps([query, operation_name, variables or {}], option=orjson.OPT_SORT_KEYS).decode()
     key = writer.RequestKey(
         institution_id=ctx.institution_id, actor_kind=actor.kind, actor_id=actor.id,  # type: ignore[arg-type]
-        key_hash=token_digest(token_key, f"idempotency-key:{matched.group(1) or matched.group(0)}"),
+        key_hash=token_digest(token_key, f"idempotency-key:{sent}"),
         request_hash=token_digest(token_key, f"idempotency-request:{request}"), request_id=ctx.request.request_id)
     row = await IdempotencyKey.get_or_none(institution_id=key.institution_id, actor_kind=key.actor_kind,
                                            actor_id=key.actor_id, key_hash=key.key_hash)

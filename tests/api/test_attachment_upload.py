@@ -203,3 +203,40 @@ async def test_a_link_with_a_non_ascii_expiry_or_signature_is_refused(tenant: Te
     assert got.status_code == 403 and PNG not in got.content
     assert got.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     assert await tenant.audit_events(resource_type="attachment", action="read") == []
+
+
+@pytest.mark.parametrize("route", ["form", "raw"])
+async def test_an_upload_sent_again_with_its_idempotency_key_is_stored_once(tenant: Tenant, route: str) -> None:
+    """A nurse's tablet whose upload's answer was lost sends it again with its key: refused 409 CONFLICT
+    ``already_done`` naming the attachment stored, the refusal on the trail; the twin without a key stores it twice."""
+    tid = await new_ticket(tenant)
+
+    async def send(key: str | None, data: bytes = PNG) -> httpx.Response:
+        headers = {"authorization": f"Bearer {tenant.tokens['support_agent']}",
+                   **({"idempotency-key": key} if key else {})}
+        if route == "form":
+            return await tenant.client.post("/attachments", data={"ticketId": tid}, headers=headers,
+                                            files={"file": ("scan.png", data, "image/png")})
+        return await tenant.client.post(f"/tickets/{tid}/attachments", content=data,
+                                        headers={**headers, "content-type": "image/png", "x-filename": "scan.png"})
+
+    first = await send("upload-1")
+    assert first.status_code == 201, first.text
+    mark = (await tenant.audit_events())[-1].seq
+
+    again = await send("upload-1")
+
+    assert again.status_code == 409, again.text
+    extensions = again.json()["errors"][0]["extensions"]
+    assert (extensions["code"], extensions["reason"]) == ("CONFLICT", "already_done")
+    assert (extensions["resourceType"], extensions["resourceId"]) == ("attachment", first.json()["id"])
+    assert await Attachment.filter(ticket_id=tid).count() == 1
+    [refusal] = await tenant.audit_events(seq__gt=mark)
+    assert (refusal.action, refusal.outcome, refusal.reason, refusal.resource_type) == (
+        "create", "denied", "already_done", "attachment")
+
+    other = await send("upload-1", data=PNG + b"more")
+    assert other.status_code == 400 and other.json()["errors"][0]["extensions"]["reason"] == "idempotency_key_reused"
+    for _ in range(2):
+        assert (await send(None)).status_code == 201
+    assert await Attachment.filter(ticket_id=tid).count() == 3
