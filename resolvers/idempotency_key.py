@@ -8,7 +8,8 @@ a UUID), the mutation's first write writes the key's row with its audit record, 
 - done already: refused before it runs, CONFLICT with reason ``already_done`` and what was written
   (``extensions.resourceType``, ``resourceId``: read it rather than write again), the refusal on the trail;
 - under way in another request: the unique key waits for it, and refuses this one's write the same way if it
-  committed (this one's write is undone); if it failed, this one writes;
+  committed (this one's write is undone, and it is told and recorded as if sent after: what the other wrote, or the
+  key reused if the other was another request); if it failed, this one writes;
 - never written (refused, invalid, failed): it runs as the first time.
 
 The same key with another request (document, operation name or variables) is refused, BAD_USER_INPUT
@@ -37,15 +38,17 @@ from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
+    GraphQLError,
     InlineFragmentNode,
     OperationType,
     SelectionSetNode,
     get_operation_ast,
+    located_error,
 )
 
 from audit import writer
 from audit.events import Action
-from core.errors import BadUserInput, Conflict
+from core.errors import BadUserInput, CareloopError, Conflict
 from core.tokens import token_digest
 from models import IdempotencyKey
 from resolvers import access
@@ -116,16 +119,26 @@ async def _admitted(ctx: Context, sent: str, request: str) -> writer.RequestKey:
         institution_id=ctx.institution_id, actor_kind=actor.kind, actor_id=actor.id,  # type: ignore[arg-type]
         key_hash=token_digest(token_key, f"idempotency-key:{sent}"),
         request_hash=token_digest(token_key, f"idempotency-request:{request}"), request_id=ctx.request.request_id)
-    row = await IdempotencyKey.get_or_none(institution_id=key.institution_id, actor_kind=key.actor_kind,
-                                           actor_id=key.actor_id, key_hash=key.key_hash)
+    row = await _row(key)
     if row is None:
         return key
+    raise await _resent(ctx, key, row)
+
+
+async def _row(key: writer.RequestKey) -> IdempotencyKey | None:
+    return await IdempotencyKey.get_or_none(institution_id=key.institution_id, actor_kind=key.actor_kind,
+                                            actor_id=key.actor_id, key_hash=key.key_hash)
+
+
+async def _resent(ctx: Context, key: writer.RequestKey, row: IdempotencyKey) -> CareloopError:
+    """The refusal of a request whose key ``row`` holds: the key reused with another request, or a resend of a
+    change written (recorded, naming what was written)."""
     if row.request_hash != key.request_hash:
-        raise BadUserInput("This Idempotency-Key came with another request: make a new key for each change.",
-                           reason=REUSED)
+        return BadUserInput("This Idempotency-Key came with another request: make a new key for each change.",
+                            reason=REUSED)
     await access.deny(ctx, Action(row.action), row.resource_type, row.resource_id, row.patient_id,
                       reason=ALREADY_DONE)
-    raise AlreadyDone(row)
+    return AlreadyDone(row)
 
 
 def held(key: writer.RequestKey) -> contextlib.AbstractContextManager[writer.RequestKey]:
@@ -133,14 +146,23 @@ def held(key: writer.RequestKey) -> contextlib.AbstractContextManager[writer.Req
     return writer.request_key(key)
 
 
-async def record_taken(ctx: Context, key: writer.RequestKey) -> None:
-    """A write refused because another request with its key committed first (``audit.writer.KeyTaken``): the
-    refusal on the trail, once the write's transaction has rolled back."""
+async def told_taken(ctx: Context, key: writer.RequestKey, errors: list[GraphQLError]) -> list[GraphQLError]:
+    """``errors`` with a write refused because another request with its key committed first
+    (``audit.writer.KeyTaken``) told, once its transaction has rolled back, as the request is when sent after that
+    one: the key reused with another request, or a resend of the change written, recorded naming what was written
+    (found in review: another change was told it was done, and the refusal named this request's own write, undone)."""
     record = key.taken_by
-    if record is not None:
-        key.taken_by = None
+    if record is None:
+        return errors
+    key.taken_by = None
+    row = await _row(key)
+    if row is None:  # forgotten since (the sweep): refused all the same, as its write was
         await access.deny(ctx, record.action, record.resource_type, record.resource_id, record.patient_id,
                           reason=ALREADY_DONE)
+        return errors
+    told = await _resent(ctx, key, row)
+    return [located_error(told, error.nodes, error.path) if isinstance(error.original_error, writer.KeyTaken)
+            else error for error in errors]
 
 
 def _root_fields(document: DocumentNode, selection_set: SelectionSetNode) -> int:

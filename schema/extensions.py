@@ -125,8 +125,8 @@ class MutationGate(SchemaExtension):
       address over its limit is refused whole (RATE_LIMITED, HTTP 429 under graphql-response+json;
       ``resolvers/sign_in_limit.py``). Each alias counts, as each runs a sign-in.
     - Its ``Idempotency-Key``, if sent, is admitted (a change written already is refused) and held for its first
-      write to write (``resolvers/idempotency_key.py``); a write refused by it meanwhile is recorded once it has
-      rolled back."""
+      write to write (``resolvers/idempotency_key.py``); a write refused by it meanwhile is told and recorded, once
+      it has rolled back, as a resend after it is."""
 
     def __init__(self, per_minute: int) -> None:
         self.per_minute = per_minute
@@ -147,7 +147,11 @@ class MutationGate(SchemaExtension):
             return
         with idempotency_key.held(key):
             yield
-        await idempotency_key.record_taken(context, key)
+        if key.taken_by is not None:
+            result = execution.result
+            errors = await idempotency_key.told_taken(context, key, list(getattr(result, "errors", None) or []))
+            if result is not None and errors:
+                result.errors = errors
 
 
 def sign_ins_asked(document: DocumentNode | None, operation_name: str | None) -> int:

@@ -12,10 +12,13 @@ from typing import Any
 import asyncpg
 import pytest
 
-from models import AuditEvent, Contact, Flag, IdempotencyKey, Patient
+from models import AuditEvent, Contact, Flag, IdempotencyKey, Patient, Ticket
 from resolvers import idempotency_key
 from tests.api.test_lost_connections import POSTGRES_ONLY, Hop, hop  # noqa: F401 -- the fixture, used by name
-from tests.factories import CREATE_PATIENT, LOGIN, PASSWORD, Response, Tenant, make_patient
+from tests.api.test_ticket_portal import OPEN_MINE, complaint, portal_token
+from tests.api.test_ticket_portal import REPORT as PARTNER_REPORT
+from tests.factories import CREATE_PATIENT, LOGIN, PASSWORD, Response, Tenant, gql, make_patient
+from tests.partners import ALL_SCOPES, make_partnership
 
 CONTACT = "mutation($p: ID!, $i: ContactCreateInput!) { contactCreate(patientId: $p, input: $i) { id } }"
 FLAG = "mutation($input: FlagCreateInput!) { flagCreate(input: $input) { id } }"
@@ -263,30 +266,111 @@ WAITING_ON_LOCKS = ("SELECT count(*) FROM pg_stat_activity, pg_stat_clear_snapsh
                     "WHERE wait_event_type = 'Lock' AND datname = current_database()")
 
 
+async def sent_while_the_file_is_held(tenant: Tenant, database: str, patient: uuid.UUID,
+                                      *inputs: dict[str, str]) -> list[Response]:
+    """A contact created with each of ``inputs`` under the one key "k-wait", the requests sent at once while another
+    session holds the file's lock, so that each has found no key (and passed the look) before either writes."""
+    admin = await asyncpg.connect(database)
+    try:
+        async with admin.transaction():
+            await admin.execute("SELECT 1 FROM patient WHERE id = $1 FOR UPDATE", patient)
+            sent = [asyncio.ensure_future(keyed(tenant, "nurse", CONTACT, "k-wait", p=str(patient), i=i))
+                    for i in inputs]
+            while await admin.fetchval(WAITING_ON_LOCKS) < len(inputs):  # noqa: ASYNC110 -- another process's state
+                await asyncio.sleep(0.02)
+        return list(await asyncio.gather(*sent))
+    finally:
+        await admin.close()
+
+
 @POSTGRES_ONLY
 async def test_a_resend_that_passed_the_look_while_the_first_ran_is_undone_by_the_key(
         tenant: Tenant, database: str) -> None:
     """Both requests find no key and wait on the file's lock, which another session holds; once it is let go, the
     first writes, and the second's write (its statement holding the key's row) is refused by the key and undone,
-    and the refusal recorded once it has rolled back."""
+    and the refusal recorded once it has rolled back: told and recorded as a resend after the first is, naming what
+    the first wrote (found in review: it named the record of its own write, undone, and told nothing of the first's)."""
     patient = await make_patient(tenant)
     mark = await last_seq(tenant)
-    admin = await asyncpg.connect(database)
-    try:
-        async with admin.transaction():
-            await admin.execute("SELECT 1 FROM patient WHERE id = $1 FOR UPDATE", patient)
-            sent = [asyncio.ensure_future(keyed(tenant, "nurse", CONTACT, "k-wait", p=str(patient),
-                                                i=contact_input())) for _ in range(2)]
-            while await admin.fetchval(WAITING_ON_LOCKS) < 2:  # noqa: ASYNC110 -- another process's state
-                await asyncio.sleep(0.02)
-        replies = await asyncio.gather(*sent)
-    finally:
-        await admin.close()
+
+    replies = await sent_while_the_file_is_held(tenant, database, patient, contact_input(), contact_input())
 
     assert sorted(r.codes[0] if r.errors else "ok" for r in replies) == ["CONFLICT", "ok"], [r.body for r in replies]
-    refused = next(r for r in replies if r.errors)
+    refused, written = next(r for r in replies if r.errors), next(r for r in replies if not r.errors)
     assert reason(refused) == "already_done" and refused.data == {"contactCreate": None}, refused.body
+    contact = written.data["contactCreate"]["id"]
+    assert (refused.errors[0]["extensions"]["resourceType"], refused.errors[0]["extensions"]["resourceId"]) == (
+        "contact", contact)
     assert await contacts_of(patient) == 1
     events = await tenant.audit_events(seq__gt=mark)
-    assert sorted((e.action, e.outcome, e.reason) for e in events if e.resource_type == "contact") == [
-        ("create", "allowed", ""), ("create", "denied", "already_done")]
+    assert sorted((e.action, e.outcome, e.reason, str(e.resource_id)) for e in events
+                  if e.resource_type == "contact") == [
+        ("create", "allowed", "", contact), ("create", "denied", "already_done", contact)]
+
+
+@POSTGRES_ONLY
+async def test_another_change_with_the_key_while_the_first_ran_is_refused_as_the_key_reused(
+        tenant: Tenant, database: str) -> None:
+    """The same key with another change, both past the look before either writes: the second is refused as the
+    key reused, as it is when sent after the first (found in review: it was told its own change was done already,
+    which it never was), and nothing of it is written or recorded as done."""
+    patient = await make_patient(tenant)
+    mark = await last_seq(tenant)
+
+    replies = await sent_while_the_file_is_held(tenant, database, patient, contact_input(), contact_input("Li Lei"))
+
+    assert sorted(r.codes[0] if r.errors else "ok" for r in replies) == ["BAD_USER_INPUT", "ok"], [
+        r.body for r in replies]
+    assert [reason(r) for r in replies if r.errors] == ["idempotency_key_reused"]
+    assert await contacts_of(patient) == 1
+    events = await tenant.audit_events(seq__gt=mark)
+    assert [(e.action, e.outcome) for e in events if e.resource_type == "contact"] == [("create", "allowed")]
+
+
+async def test_another_change_sent_at_once_with_the_same_key_is_refused_as_the_key_reused(tenant: Tenant) -> None:
+    """Sent together, whichever of them passes the look first: the other is refused as the key reused, never told
+    its change was done."""
+    patient = await make_patient(tenant)
+
+    replies = await asyncio.gather(*(keyed(tenant, "nurse", CONTACT, "k-race-other", p=str(patient),
+                                           i=contact_input(name)) for name in ("Wang Fang", "Li Lei")))
+
+    assert sorted(r.codes[0] if r.errors else "ok" for r in replies) == ["BAD_USER_INPUT", "ok"], [
+        r.body for r in replies]
+    assert [reason(r) for r in replies if r.errors] == ["idempotency_key_reused"]
+    assert await contacts_of(patient) == 1
+
+async def test_a_patients_change_sent_again_with_its_key_is_refused_on_the_trail(tenant: Tenant) -> None:
+    """A patient signed in to the portal: their key is theirs, and a resend is refused as a staff member's is."""
+    patient = await make_patient(tenant)
+    token = await portal_token(tenant, tenant.client, patient)
+    first = await gql(tenant.client, OPEN_MINE, {"input": complaint()}, token, {"idempotency-key": "k-portal"})
+    assert first.errors == [], first.body
+    mark = await last_seq(tenant)
+
+    again = await gql(tenant.client, OPEN_MINE, {"input": complaint()}, token, {"idempotency-key": "k-portal"})
+
+    assert again.codes == ["CONFLICT"] and reason(again) == "already_done", again.body
+    assert again.errors[0]["extensions"]["resourceId"] == first.data["myTicketCreate"]["id"]
+    assert await Ticket.filter(patient_id=patient).count() == 1
+    [refusal] = await tenant.audit_events(seq__gt=mark)
+    assert (refusal.actor_kind, refusal.action, refusal.outcome, refusal.reason, refusal.patient_id) == (
+        "patient", "create", "denied", "already_done", patient)
+    without = await gql(tenant.client, OPEN_MINE, {"input": complaint()}, token)  # the twin: no key, written again
+    assert without.errors == [], without.body
+    assert await Ticket.filter(patient_id=patient).count() == 2
+
+
+async def test_a_partners_change_sent_again_with_its_key_is_refused_on_the_trail(tenant: Tenant) -> None:
+    reporter = await make_partnership(tenant, [*ALL_SCOPES, "ticket:create"])
+    report = {"patientId": str(reporter.granted), "category": "COMPLAINT", "subject": "Wound bleeding"}
+    send = lambda: gql(tenant.client, PARTNER_REPORT, {"input": report}, reporter.token,  # noqa: E731
+                       {"idempotency-key": "k-partner"})
+    first = await send()
+    assert first.errors == [], first.body
+
+    again = await send()
+
+    assert again.codes == ["CONFLICT"] and reason(again) == "already_done", again.body
+    assert await Ticket.filter(patient_id=reporter.granted).count() == 1
+    assert [(e.action, e.reason) for e in await reporter.events(outcome="denied")] == [("create", "already_done")]
