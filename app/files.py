@@ -32,6 +32,7 @@ from starlette.routing import Route
 from starlette.types import Message
 
 from app.graphql import build_context
+from audit.writer import KeyTaken
 from core.errors import BadUserInput, CareloopError
 from resolvers import attachment as attachments
 from resolvers import contract_signature as contract_signatures
@@ -129,8 +130,8 @@ async def _upload(ctx: Context, request: Request, ticket_id: uuid.UUID | None, n
     try:
         with idempotency_key.held(key):
             return await attachments.upload(ctx, ticket_id, name, content_type, data)
-    finally:
-        await idempotency_key.record_taken(ctx, key)
+    except KeyTaken as error:  # sent while the first ran, which stored it: told as a resend after it
+        raise (await idempotency_key.taken(ctx, key) or error) from None
 
 
 def _created(view: attachments.AttachmentView) -> JSONResponse:

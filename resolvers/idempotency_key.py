@@ -148,21 +148,30 @@ def held(key: writer.RequestKey) -> contextlib.AbstractContextManager[writer.Req
 
 async def told_taken(ctx: Context, key: writer.RequestKey, errors: list[GraphQLError]) -> list[GraphQLError]:
     """``errors`` with a write refused because another request with its key committed first
-    (``audit.writer.KeyTaken``) told, once its transaction has rolled back, as the request is when sent after that
-    one: the key reused with another request, or a resend of the change written, recorded naming what was written
-    (found in review: another change was told it was done, and the refusal named this request's own write, undone)."""
+    (``audit.writer.KeyTaken``) told as ``taken`` tells it."""
+    told = await taken(ctx, key)
+    if told is None:
+        return errors
+    return [located_error(told, error.nodes, error.path) if isinstance(error.original_error, writer.KeyTaken)
+            else error for error in errors]
+
+
+async def taken(ctx: Context, key: writer.RequestKey) -> CareloopError | None:
+    """The refusal of a write refused because another request with its key committed first
+    (``audit.writer.KeyTaken``; None if none was), once its transaction has rolled back: as the request is told when
+    sent after that one, the key reused with another request, or a resend of the change written, recorded naming what
+    was written (found in review: another change was told it was done, and the refusal named this request's own
+    write, undone)."""
     record = key.taken_by
     if record is None:
-        return errors
+        return None
     key.taken_by = None
     row = await _row(key)
     if row is None:  # forgotten since (the sweep): refused all the same, as its write was
         await access.deny(ctx, record.action, record.resource_type, record.resource_id, record.patient_id,
                           reason=ALREADY_DONE)
-        return errors
-    told = await _resent(ctx, key, row)
-    return [located_error(told, error.nodes, error.path) if isinstance(error.original_error, writer.KeyTaken)
-            else error for error in errors]
+        return None
+    return await _resent(ctx, key, row)
 
 
 def _root_fields(document: DocumentNode, selection_set: SelectionSetNode) -> int:
