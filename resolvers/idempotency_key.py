@@ -19,8 +19,8 @@ Only the keyed hashes of the key and of the request are kept, with what the writ
 never the request or its answer (health data at rest in another table): so a resend is told, not answered again.
 A key is the signed-in caller's own (another caller's same key is another key) and is kept a day at least
 (``forget_expired``). A key on one mutation field per request: with two, which of them was written could not be told.
-Queries are safe to send again and take no key (it is ignored), nor do anonymous mutations (a sign-in), which no key
-row could belong to.
+Queries are safe to send again and take no key (it is ignored), nor do anonymous mutations, which no key row could
+belong to, nor sign-ins, even sent with a token (its answer, the new token, could not be told again).
 """
 
 from __future__ import annotations
@@ -74,14 +74,17 @@ class AlreadyDone(Conflict):
 
 
 async def admit(ctx: Context, document: DocumentNode | None, operation_name: str | None,
-                variables: dict[str, Any] | None, query: str) -> writer.RequestKey | None:
+                variables: dict[str, Any] | None, query: str, *, sign_ins: int = 0) -> writer.RequestKey | None:
     """The request's key to hold while its mutation runs; None when it has none, or none applies (a query, an
-    anonymous caller). Refused: a malformed key, a key on more than one mutation field, a key used with another
-    request, and a key whose change was written (recorded)."""
+    anonymous caller, a mutation that is all sign-ins: ``sign_ins`` of its fields, whoever's token came with it).
+    Refused: a malformed key, a key on more than one mutation field, a key used with another request, and a key
+    whose change was written (recorded)."""
     sent = ctx.idempotency_key
     operation = None if sent is None or document is None else get_operation_ast(document, operation_name)
     if sent is None or operation is None or operation.operation != OperationType.MUTATION or ctx.principal is None:
         return None
+    if sign_ins and _root_fields(document, operation.selection_set) == sign_ins:  # type: ignore[arg-type]
+        return None  # a sign-in's answer (a token) cannot be told again: each runs (found in review: refused)
     key = well_formed(sent)
     if _root_fields(document, operation.selection_set) != 1:  # type: ignore[arg-type]
         raise BadUserInput("A request with an Idempotency-Key asks for one mutation field.", reason=ONE_FIELD)

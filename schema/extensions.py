@@ -141,7 +141,8 @@ class MutationGate(SchemaExtension):
         if attempts:
             await sign_in_limit.admit(context, attempts, self.per_minute)
         key = None if context.idempotency_key is None else await idempotency_key.admit(
-            context, execution.graphql_document, execution.operation_name, execution.variables, execution.query or "")
+            context, execution.graphql_document, execution.operation_name, execution.variables, execution.query or "",
+            sign_ins=attempts)
         if key is None:
             yield
             return

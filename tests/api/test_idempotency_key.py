@@ -203,6 +203,17 @@ async def test_a_query_and_an_anonymous_sign_in_ignore_the_key(tenant: Tenant) -
     assert await IdempotencyKey.filter(institution_id=tenant.id).count() == 0
 
 
+@pytest.mark.parametrize("role", ["nurse", "front_desk"], ids=["oneself", "another"])
+async def test_a_sign_in_sent_with_a_token_ignores_the_key_too(tenant: Tenant, role: str) -> None:
+    """A sign-in is no change to send again (its answer, the token, cannot be told again): one sent while a token is
+    still held signs in each time, as an anonymous one does (found in review: the second was refused CONFLICT
+    already_done, the key taken by the first's session under the token's account)."""
+    for _ in range(2):
+        signed_in = await keyed(tenant, role, LOGIN, "k-login", email=tenant.emails["nurse"], password=PASSWORD)
+        assert not signed_in.errors and signed_in.data["login"]["token"], signed_in.body
+    assert await IdempotencyKey.filter(institution_id=tenant.id).count() == 0
+
+
 async def test_the_same_change_sent_twice_at_once_is_written_once(tenant: Tenant) -> None:
     """Both may pass the look before the write: the key's unique row refuses the second write, which is undone."""
     patient = await make_patient(tenant)
