@@ -12,13 +12,17 @@ from typing import Any
 import asyncpg
 import pytest
 
-from models import AuditEvent, Contact, Flag, IdempotencyKey, Patient, Ticket
+from models import AuditEvent, Contact, Flag, IdempotencyKey, Patient, QuestionnaireResponse, Ticket
 from resolvers import idempotency_key
+from resolvers.context import Services
 from tests.api.test_lost_connections import POSTGRES_ONLY, Hop, hop  # noqa: F401 -- the fixture, used by name
+from tests.api.test_survey_invitations import ANSWER as SURVEY_ANSWER
 from tests.api.test_ticket_portal import OPEN_MINE, complaint, portal_token
 from tests.api.test_ticket_portal import REPORT as PARTNER_REPORT
 from tests.factories import CREATE_PATIENT, LOGIN, PASSWORD, Response, Tenant, gql, make_patient
 from tests.partners import ALL_SCOPES, make_partnership
+from tests.patients import open_account
+from tests.surveys import invited, questionnaire
 
 CONTACT = "mutation($p: ID!, $i: ContactCreateInput!) { contactCreate(patientId: $p, input: $i) { id } }"
 FLAG = "mutation($input: FlagCreateInput!) { flagCreate(input: $input) { id } }"
@@ -385,3 +389,30 @@ async def test_a_partners_change_sent_again_with_its_key_is_refused_on_the_trail
     assert again.codes == ["CONFLICT"] and reason(again) == "already_done", again.body
     assert await Ticket.filter(patient_id=reporter.granted).count() == 1
     assert [(e.action, e.reason) for e in await reporter.events(outcome="denied")] == [("create", "already_done")]
+
+
+@pytest.mark.parametrize("anonymous", [True, False], ids=["anonymous", "identified"])
+async def test_an_anonymous_answer_sent_with_a_key_leaves_no_key_naming_its_patient(
+        tenant: Tenant, services: Services, anonymous: bool) -> None:
+    """An anonymous survey's answer names nobody on the trail (its record carries no request): no key's row may
+    tie the patient's account to it, to its second; a resend is refused as answered. The identified twin's key is
+    kept, and its resend refused as done."""
+    q = await questionnaire(tenant, anonymous=anonymous)
+    patient, invitation, _ = await invited(tenant, services, q)
+    user = await open_account(tenant, patient)
+    answers = [{"linkId": "q1", "number": 4}, {"linkId": "q3", "number": 5}]
+    send = lambda: gql(tenant.client, SURVEY_ANSWER, {"id": str(invitation.id), "answers": answers},  # noqa: E731
+                       user.token, {"idempotency-key": "k-survey"})
+    first = await send()
+    assert first.errors == [], first.body
+
+    again = await send()
+
+    assert await QuestionnaireResponse.filter(institution_id=tenant.id).count() == 1
+    kept = await IdempotencyKey.filter(institution_id=tenant.id, actor_id=user.account_id).count()
+    if anonymous:
+        assert kept == 0
+        assert again.codes == ["BAD_USER_INPUT"] and reason(again) == "answered", again.body
+    else:
+        assert kept == 1
+        assert again.codes == ["CONFLICT"] and reason(again) == "already_done", again.body
