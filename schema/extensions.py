@@ -141,8 +141,7 @@ class MutationGate(SchemaExtension):
         if attempts:
             await sign_in_limit.admit(context, attempts, self.per_minute)
         key = None if context.idempotency_key is None else await idempotency_key.admit(
-            context, execution.graphql_document, execution.operation_name, execution.variables, execution.query or "",
-            sign_ins=attempts)
+            context, execution.graphql_document, execution.operation_name, execution.variables, execution.query or "")
         if key is None:
             yield
             return
