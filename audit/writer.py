@@ -120,7 +120,7 @@ class RequestKey:
     key_hash: str
     request_hash: str
     request_id: str
-    written: bool = False
+    row_id: uuid.UUID | None = None  # its row's, once written
     taken_by: AuditRecord | None = None
 
 
@@ -149,12 +149,14 @@ def request_key(key: RequestKey) -> Iterator[RequestKey]:
 
 
 def _keyed(records: Sequence[AuditRecord]) -> tuple[RequestKey, AuditRecord] | None:
-    """The running request's unspent key and the first allowed write among ``records`` that is that request's own (a
-    group commit's batch holds other requests' reads), if any."""
+    """The running request's key and the last allowed write among ``records`` that is that request's own (a group
+    commit's batch holds other requests' reads), if any: the key's row names the request's last write, its main
+    record rather than what it wrote first on the way (found in review: a reschedule named the old appointment, a
+    first follow-up rule the default rule made before it)."""
     key = _REQUEST_KEY.get()
-    if key is None or key.written:
+    if key is None:
         return None
-    record = next((r for r in records if r.outcome is Outcome.ALLOWED and r.action is not Action.READ
+    record = next((r for r in reversed(records) if r.outcome is Outcome.ALLOWED and r.action is not Action.READ
                    and r.request.request_id == key.request_id), None)
     return None if record is None else (key, record)
 
@@ -195,11 +197,19 @@ def _key_checked(keyed: tuple[RequestKey, AuditRecord] | None) -> Iterator[None]
 
 
 async def _write_key(keyed: tuple[RequestKey, AuditRecord] | None) -> None:
-    """The key's row, in the current transaction; the key spent."""
-    if keyed is not None:
-        with _key_checked(keyed):
-            await _insert(IdempotencyKey, [_key_row(*keyed)])
-        keyed[0].written = True
+    """The key's row, in the current transaction: written with the request's first write, naming each later one."""
+    if keyed is None:
+        return
+    key, record = keyed
+    if key.row_id is not None:
+        await IdempotencyKey.filter(id=key.row_id).update(
+            action=record.action.value, resource_type=record.resource_type, resource_id=record.resource_id,
+            patient_id=record.patient_id)
+        return
+    row = _key_row(key, record)
+    with _key_checked(keyed):
+        await _insert(IdempotencyKey, [row])
+    key.row_id = row["id"]
 
 
 def _table_of(error: BaseException) -> str:
@@ -301,17 +311,21 @@ async def append_with(statement: str, values: Sequence[Any], records: Sequence[A
     keyed = _keyed(events)
     if db.capabilities.dialect == "postgres":
         n = len(values)  # the statement is Tortoise-built SQL with placeholders; values are never in it
-        key = "" if keyed is None else f", keyed AS ({_key_insert_after(n + 3)})"  # with the write, if it wrote
-        key_row = {} if keyed is None else _key_row(*keyed)
+        first = None if keyed is None or keyed[0].row_id is not None else keyed  # the key's row, with the write
+        key = "" if first is None else f", keyed AS ({_key_insert_after(n + 3)})"  # inserted if it wrote
+        key_row = {} if first is None else _key_row(*first)
         key_values = [key_row[column] for column in _KEY_COLUMNS if key_row]
         combined = (f"WITH written AS ({statement}){key} "  # noqa: S608
                     f"SELECT written.*, audit_append(${n + 1}, ${n + 2}::jsonb) AS audit_seq FROM written")
-        with _head_checked(institution_id), _key_checked(keyed):
+        with _head_checked(institution_id), _key_checked(first):
             rows = await db.execute_query_dict(combined, [*values, institution_id, events_json(events), *key_values])
         for row in rows:
             del row["audit_seq"]
         if keyed is not None and rows:
-            keyed[0].written = True
+            if first is not None:
+                keyed[0].row_id = key_row["id"]
+            else:  # a later write of the request: its row names this one (the caller's transaction, if any)
+                await _write_key(keyed)
     else:
         async with in_transaction():
             rows = await AuditEvent._meta.db.execute_query_dict(statement, list(values))

@@ -427,3 +427,17 @@ async def test_a_mutation_carrying_a_password_ignores_the_key(tenant: Tenant) ->
 
     assert reply.data == {"passwordChange": True}, reply.body
     assert await IdempotencyKey.filter(institution_id=tenant.id).count() == 0
+
+
+async def test_the_resend_names_the_requests_last_write_not_what_it_wrote_first_on_the_way(tenant: Tenant) -> None:
+    """An institution's first follow-up rule writes its default rules first (found in review: the resend named one of
+    them): the key's row names each later write of the request, so the resend names the rule asked for."""
+    rule = ("mutation($input: FollowUpRuleCreateInput!) { followUpRuleCreate(input: $input) { id } }")
+    data = {"name": "After an implant", "offsetsDays": [30, 1, 7], "visitKind": "DENTAL"}
+    first = await keyed(tenant, "admin", rule, "k-rule", input=data)
+    assert not first.errors, first.body
+
+    again = await keyed(tenant, "admin", rule, "k-rule", input=data)
+
+    assert reason(again) == "already_done", again.body
+    assert again.errors[0]["extensions"]["resourceId"] == first.data["followUpRuleCreate"]["id"]
