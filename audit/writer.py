@@ -111,8 +111,9 @@ ALREADY_DONE = "already_done"  # ``extensions.reason`` of a resend refused by it
 @dataclass
 class RequestKey:
     """A signed-in caller's ``Idempotency-Key`` for the request running: written (as keyed hashes, with what its
-    write was) beside the first allowed write record of that request, then spent. ``taken_by``: the write record a
-    resend's key was refused for, when another request with the same key committed first."""
+    write was) beside the first allowed write record of that request, each later one naming itself in its row.
+    ``taken_by``: the write record a resend's key was refused for, when another request with the same key committed
+    first."""
 
     institution_id: uuid.UUID
     actor_kind: str
