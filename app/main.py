@@ -46,7 +46,8 @@ SECURITY_HEADERS = [
 # are involved (tokens travel in the Authorization header), so credentials stay off: a page cannot ride on
 # a browser's session, and an allowed origin still needs the token.
 CORS_METHODS = ["GET", "POST"]
-CORS_REQUEST_HEADERS = ["Authorization", "Content-Type", "Accept", "Idempotency-Key"]  # a mutation sent again: written once
+# Idempotency-Key: a mutation sent again is written once (docs/portals.md)
+CORS_REQUEST_HEADERS = ["Authorization", "Content-Type", "Accept", "Idempotency-Key"]
 CORS_EXPOSED_HEADERS = ["X-Request-ID", "Retry-After", "Content-Disposition"]
 CORS_MAX_AGE = 7200  # seconds a browser may reuse a preflight answer (Chromium's own cap)
 

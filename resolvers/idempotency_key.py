@@ -3,7 +3,8 @@
 A portal whose mutation's answer was lost (the connection dropped as the server committed: UNAVAILABLE, or a timeout)
 cannot tell whether it was written. Sent with an ``Idempotency-Key`` header (a value the client makes once per change,
 a UUID), the mutation's first write writes the key's row with its audit record, in the same statement or transaction
-(``audit.writer.RequestKey``): the row exists exactly when the write committed; each later write names itself in it. Sent again with the same key:
+(``audit.writer.RequestKey``): the row exists exactly when the write committed; each later write names itself in it.
+Sent again with the same key:
 
 - done already: refused before it runs, CONFLICT with reason ``already_done`` and what was written
   (``extensions.resourceType``, ``resourceId``: read it rather than write again), the refusal on the trail;
