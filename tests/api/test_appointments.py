@@ -21,6 +21,7 @@ from models import Appointment, AuditEvent, Communication, Institution, Messagin
 from resolvers import appointment as appointments
 from resolvers import visit as visits
 from resolvers.context import Services
+from tests.api.test_idempotency_key import keyed
 from tests.conftest import BACKEND, SqlCounter
 from tests.factories import Tenant, make_patient, make_tenant
 from tests.partners import make_client, make_partner, make_partnership, token_for
@@ -788,3 +789,19 @@ async def test_a_changed_appointment_answers_as_written(tenant: Tenant) -> None:
     assert cancelled["updatedAt"] == stored.updated_at.astimezone(UTC).isoformat()
     assert cancelled["version"] == stored.version == 2
     assert cancelled["updatedAt"] >= cancelled["cancelledAt"]
+
+
+async def test_a_reschedule_sent_again_with_its_key_names_the_new_appointment(tenant: Tenant) -> None:
+    """Its first write cancels the old appointment, its last books the new one: the resend names the one to read."""
+    schedule, pid = await make_schedule(tenant), await make_patient(tenant)
+    old = await book(tenant, schedule, pid)
+    first = await keyed(tenant, "nurse", RESCHEDULE, "k-move", id=old["id"], slotStart=at(3, 14), version=1)
+    moved = await ok(first, "appointmentReschedule")
+
+    again = await keyed(tenant, "nurse", RESCHEDULE, "k-move", id=old["id"], slotStart=at(3, 14), version=1)
+
+    assert again.codes == ["CONFLICT"], again.body
+    extensions = again.errors[0]["extensions"]
+    assert (extensions["reason"], extensions["resourceType"], extensions["resourceId"]) == (
+        "already_done", "appointment", moved["id"])
+    assert await Appointment.filter(patient_id=pid).count() == 2
