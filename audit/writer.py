@@ -26,8 +26,8 @@ run) and the deletion would no longer show. ``careloop audit verify`` names the 
 
 A request sent with an ``Idempotency-Key`` (``RequestKey``, held by ``resolvers/idempotency_key.py``) has the key's
 row written with its first write's record: in the write's statement (``append_with`` on PostgreSQL) or transaction,
-so the row exists exactly when the write committed, and a resend whose write gets that far is refused by the row's
-unique key (``KeyTaken``), its write undone with it.
+so the row exists exactly when the write committed (each later write of the request names itself in it), and a
+resend whose write gets that far is refused by the row's unique key (``KeyTaken``), its write undone with it.
 """
 
 from __future__ import annotations
@@ -169,17 +169,15 @@ def _key_row(key: RequestKey, record: AuditRecord) -> dict[str, Any]:
             "resource_id": record.resource_id, "patient_id": record.patient_id, "request_id": key.request_id[:64]}
 
 
-_KEY_COLUMNS = ("id", "institution_id", "created_at", "actor_kind", "actor_id", "key_hash", "request_hash", "action",
-                "resource_type", "resource_id", "patient_id", "request_id")
 _KEY_CASTS = {"id": "uuid", "institution_id": "uuid", "created_at": "timestamptz", "actor_id": "uuid",
               "resource_id": "uuid", "patient_id": "uuid"}
 
 
-def _key_insert_after(first: int) -> str:
-    """PostgreSQL's insert of the key's row for each row ``written`` returned (one: a write of one row), its values
-    from placeholder ``first`` on, in ``_KEY_COLUMNS``' order."""
-    values = ", ".join(f"${first + i}::{_KEY_CASTS.get(column, 'text')}" for i, column in enumerate(_KEY_COLUMNS))
-    columns = ", ".join(f'"{column}"' for column in _KEY_COLUMNS)
+def _key_insert_after(first: int, row: dict[str, Any]) -> str:
+    """PostgreSQL's insert of the key's ``row`` for each row ``written`` returned (one: a write of one row), its values
+    from placeholder ``first`` on, in the row's order."""
+    values = ", ".join(f"${first + i}::{_KEY_CASTS.get(column, 'text')}" for i, column in enumerate(row))
+    columns = ", ".join(f'"{column}"' for column in row)
     return f'INSERT INTO "idempotency_key" ({columns}) SELECT {values} FROM written'  # noqa: S608
 
 
@@ -313,9 +311,9 @@ async def append_with(statement: str, values: Sequence[Any], records: Sequence[A
     if db.capabilities.dialect == "postgres":
         n = len(values)  # the statement is Tortoise-built SQL with placeholders; values are never in it
         first = None if keyed is None or keyed[0].row_id is not None else keyed  # the key's row, with the write
-        key = "" if first is None else f", keyed AS ({_key_insert_after(n + 3)})"  # inserted if it wrote
         key_row = {} if first is None else _key_row(*first)
-        key_values = [key_row[column] for column in _KEY_COLUMNS if key_row]
+        key = f", keyed AS ({_key_insert_after(n + 3, key_row)})" if key_row else ""  # inserted if it wrote
+        key_values = list(key_row.values())
         combined = (f"WITH written AS ({statement}){key} "  # noqa: S608
                     f"SELECT written.*, audit_append(${n + 1}, ${n + 2}::jsonb) AS audit_seq FROM written")
         with _head_checked(institution_id), _key_checked(first):

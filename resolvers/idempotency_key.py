@@ -36,15 +36,7 @@ from typing import Any
 
 import orjson
 from graphql import (
-    DocumentNode,
-    FieldNode,
-    FragmentDefinitionNode,
-    FragmentSpreadNode,
     GraphQLError,
-    InlineFragmentNode,
-    OperationType,
-    SelectionSetNode,
-    get_operation_ast,
     located_error,
 )
 
@@ -53,10 +45,9 @@ from audit.events import Action
 from core.errors import BadUserInput, CareloopError, Conflict
 from core.tokens import token_digest
 from models import IdempotencyKey
-from resolvers import access
+from resolvers import access, sign_in_limit
 from resolvers.context import Context
 
-HEADER = "idempotency-key"
 # Visible ASCII but the double quote, as every client library's keys (UUIDs, ULIDs); the IETF draft's quoted form
 # ("...", a structured field's string) is the same key.
 _KEY = re.compile(r'[\x21\x23-\x7e]{1,255}|"([\x21\x23-\x7e]{1,255})"')
@@ -65,8 +56,8 @@ ALREADY_DONE = writer.ALREADY_DONE
 # Mutations that take no key (it is ignored): a sign-in's answer, a token, could not be told again (found in review:
 # a resend was refused, naming the first's session); the others carry a password, which the key's request hash would
 # keep a day as a fast HMAC, open to guessing where argon2 is not (found in review)
-UNKEYED = frozenset({"login", "patientLogin", "totpEnrollForLogin", "passwordChange", "passwordResetComplete",
-                     "patientAccountActivate", "staffCreate"})
+UNKEYED = sign_in_limit.SIGN_IN_FIELDS | {"passwordChange", "passwordResetComplete", "patientAccountActivate",
+                                          "staffCreate"}
 MALFORMED, ONE_FIELD, REUSED = "idempotency_key_malformed", "idempotency_key_one_field", "idempotency_key_reused"
 
 
@@ -80,18 +71,14 @@ class AlreadyDone(Conflict):
                            "resourceId": None if row.resource_id is None else str(row.resource_id)}
 
 
-async def admit(ctx: Context, document: DocumentNode | None, operation_name: str | None,
-                variables: dict[str, Any] | None, query: str) -> writer.RequestKey | None:
-    """The request's key to hold while its mutation runs; None when it has none, or none applies (a query, an
-    anonymous caller, a mutation of ``UNKEYED`` fields only, whoever's token came with it). Refused: a malformed key,
-    a key on more than one mutation field, a key used with another request, and a key whose change was written
-    (recorded)."""
+async def admit(ctx: Context, fields: list[str], query: str, operation_name: str | None,
+                variables: dict[str, Any] | None) -> writer.RequestKey | None:
+    """The key of a mutation asking for ``fields`` (its root fields' names, ``schema.extensions.mutation_fields``)
+    to hold while it runs; None when it has none, or none applies (an anonymous caller, a mutation of ``UNKEYED``
+    fields only, whoever's token came with it). Refused: a malformed key, a key on more than one mutation field, a
+    key used with another request, and a key whose change was written (recorded)."""
     sent = ctx.idempotency_key
-    operation = None if sent is None or document is None else get_operation_ast(document, operation_name)
-    if sent is None or operation is None or operation.operation != OperationType.MUTATION or ctx.principal is None:
-        return None
-    fields = _root_fields(document, operation.selection_set)  # type: ignore[arg-type]
-    if UNKEYED.issuperset(fields):
+    if sent is None or ctx.principal is None or UNKEYED.issuperset(fields):
         return None
     key = well_formed(sent)
     if len(fields) != 1:
@@ -183,25 +170,6 @@ async def taken(ctx: Context, key: writer.RequestKey) -> CareloopError | None:
                           reason=ALREADY_DONE)
         return None
     return await _resent(ctx, key, row)
-
-
-def _root_fields(document: DocumentNode, selection_set: SelectionSetNode) -> list[str]:
-    """The names of the operation's root fields but ``__typename``, each alias once, fragments expanded (the document
-    is valid: no cycles)."""
-    fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
-
-    def names(selections: SelectionSetNode) -> list[str]:
-        found = []
-        for selection in selections.selections:
-            if isinstance(selection, FieldNode) and selection.name.value != "__typename":
-                found.append(selection.name.value)
-            elif isinstance(selection, InlineFragmentNode):
-                found += names(selection.selection_set)
-            elif isinstance(selection, FragmentSpreadNode) and selection.name.value in fragments:
-                found += names(fragments[selection.name.value].selection_set)
-        return found
-
-    return names(selection_set)
 
 
 async def forget_expired(now: datetime | None = None) -> int:

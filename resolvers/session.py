@@ -279,7 +279,7 @@ async def check_credentials(ctx: Context, accounts: Accounts, email: str, passwo
     """The account these credentials open, whether its hash wants upgrading and the attempt's number (see
     ``claim_attempt``: the caller releases it once the whole sign-in succeeds); refused (and counted toward the
     lockout, and recorded) otherwise. A locked account is refused whatever the password. The mutations that call it
-    are named in ``schema.extensions.SIGN_IN_FIELDS``, which counts them against the client's address first."""
+    are named in ``sign_in_limit.SIGN_IN_FIELDS``, counted against the client's address first."""
     if len(email) > 254 or len(password) > 1024:
         raise BadUserInput("email or password is too long.", field="email")
     address = email.strip().lower()

@@ -112,11 +112,6 @@ class PartnerGate(SchemaExtension):
                 await access.record_request(context)
 
 
-# The mutations that check a password (``resolvers.session.check_credentials``): one added there is named here too,
-# or the per-address limit does not count it.
-SIGN_IN_FIELDS = frozenset({"login", "patientLogin", "totpEnrollForLogin"})
-
-
 class MutationGate(SchemaExtension):
     """What a mutation must pass before it runs (one extension: Strawberry wraps every extension's hooks again on
     every request).
@@ -134,14 +129,15 @@ class MutationGate(SchemaExtension):
     async def on_execute(self) -> AsyncIterator[None]:
         execution = self.execution_context
         context = execution.context
-        if not isinstance(context, Context):
+        fields = mutation_fields(execution.graphql_document, execution.operation_name)
+        if not fields or not isinstance(context, Context):
             yield
             return
-        attempts = sign_ins_asked(execution.graphql_document, execution.operation_name)
+        attempts = sum(field in sign_in_limit.SIGN_IN_FIELDS for field in fields)
         if attempts:
             await sign_in_limit.admit(context, attempts, self.per_minute)
         key = None if context.idempotency_key is None else await idempotency_key.admit(
-            context, execution.graphql_document, execution.operation_name, execution.variables, execution.query or "")
+            context, fields, execution.query or "", execution.operation_name, execution.variables)
         if key is None:
             yield
             return
@@ -154,27 +150,28 @@ class MutationGate(SchemaExtension):
                 result.errors = errors
 
 
-def sign_ins_asked(document: DocumentNode | None, operation_name: str | None) -> int:
-    """The sign-in fields of the operation to run, aliases and fragments expanded (the document is valid: no
-    fragment cycles, at most ``max_fields`` fields expanded). A field a directive skips, or one asked twice alike
-    and run once, counts all the same: an honest client asks for one."""
+def mutation_fields(document: DocumentNode | None, operation_name: str | None) -> list[str]:
+    """The root fields of the operation to run if it is a mutation, each by its name as often as it is asked
+    (aliases) but ``__typename``, fragments expanded (the document is valid: no fragment cycles, at most
+    ``max_fields`` fields expanded); [] for a query or a subscription. A field a directive skips, or one asked twice
+    alike and run once, counts all the same: an honest client asks for one."""
     operation = None if document is None else get_operation_ast(document, operation_name)
     if document is None or operation is None or operation.operation != OperationType.MUTATION:
-        return 0
+        return []
     fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
 
-    def count(selection_set: SelectionSetNode) -> int:
-        found = 0
+    def names(selection_set: SelectionSetNode) -> list[str]:
+        found = []
         for selection in selection_set.selections:
-            if isinstance(selection, FieldNode):
-                found += selection.name.value in SIGN_IN_FIELDS
+            if isinstance(selection, FieldNode) and selection.name.value != "__typename":
+                found.append(selection.name.value)
             elif isinstance(selection, InlineFragmentNode):
-                found += count(selection.selection_set)
+                found += names(selection.selection_set)
             elif isinstance(selection, FragmentSpreadNode) and selection.name.value in fragments:
-                found += count(fragments[selection.name.value].selection_set)
+                found += names(fragments[selection.name.value].selection_set)
         return found
 
-    return count(operation.selection_set)
+    return names(operation.selection_set)
 
 
 def is_unexpected(error: GraphQLError) -> bool:

@@ -4,8 +4,9 @@
 - A portal page served from another local port (another origin) signs in with fetch and pages patients with
   ``after`` cursors: CORS lets it, and it can read the exposed X-Request-ID. The same page from an origin that
   is not allowed gets nothing.
-- A portal page on an allowed origin uploads a picture with ``fetch`` and FormData to ``POST /attachments`` and
-  shows it through the signed ``downloadUrl`` in an ``<img src>``, which sends no Authorization header.
+- A portal page on an allowed origin uploads a picture with ``fetch`` and FormData to ``POST /attachments`` (with an
+  ``Idempotency-Key``, through CORS; sent again, it is stored once and answered 409) and shows it through the signed
+  ``downloadUrl`` in an ``<img src>``, which sends no Authorization header.
 - GraphiQL renders from careloop's own files, with every request that would leave this machine aborted (no
   CDN), no Content-Security-Policy violation, its first screen saying how to sign in, and a login run in it
   prefilling the Authorization header that the next query then uses.
@@ -204,9 +205,12 @@ async function main() {
     const form = new FormData();
     form.append("ticketId", params.get("ticket"));
     form.append("file", new File([picture], "张伟 X-ray.png", { type: "image/png" }));
-    const upload = await fetch(new URL("/attachments", api), { method: "POST", body: form,
-      headers: { Authorization: `Bearer ${token}` } });
+    // with its Idempotency-Key (which the preflight must allow), and again as a portal retrying a lost answer would
+    const headers = { Authorization: `Bearer ${token}`, "Idempotency-Key": crypto.randomUUID() };
+    const upload = await fetch(new URL("/attachments", api), { method: "POST", body: form, headers });
     out.upload = { status: upload.status, requestId: upload.headers.get("X-Request-ID"), body: await upload.json() };
+    const again = await fetch(new URL("/attachments", api), { method: "POST", body: form, headers });
+    out.again = { status: again.status, body: await again.json() };
     const links = await gql(LINKS, { id: params.get("ticket") }, token);
     out.attachments = links.ticket.attachments;
     const image = document.getElementById("picture");
@@ -324,6 +328,10 @@ async def test_a_portal_uploads_a_picture_by_form_and_shows_it_through_its_signe
     assert upload["body"]["ticketId"] == ticket_id and upload["body"]["contentType"] == "image/png"
     assert upload["body"]["sha256"] == hashlib.sha256(PICTURE).hexdigest()  # the bytes the portal sent
     assert upload["requestId"] and len(upload["requestId"]) == 32
+    again = result["again"]  # sent again with its key: stored once, the resend told what was stored
+    assert again["status"] == 409, again
+    assert {k: again["body"]["errors"][0]["extensions"][k] for k in ("code", "reason", "resourceId")} == {
+        "code": "CONFLICT", "reason": "already_done", "resourceId": upload["body"]["id"]}
     [attachment] = result["attachments"]
     assert attachment["id"] == upload["body"]["id"]
     image = result["image"]
@@ -334,7 +342,10 @@ async def test_a_portal_uploads_a_picture_by_form_and_shows_it_through_its_signe
     [read] = await tenant.audit_events(resource_type="attachment", action="read")
     assert (read.actor_id, read.outcome, str(read.resource_id)) == (
         tenant.staff_ids["support_agent"], "allowed", attachment["id"])
-    assert report["failed"] == [] and report["pageErrors"] == [] and report["consoleErrors"] == [], report
+    assert report["failed"] == [] and report["pageErrors"] == [], report
+    # Chromium notes every 4xx answer in the console: the resend's 409, which the page expected, and nothing else
+    assert report["consoleErrors"] == ["Failed to load resource: the server responded with a status of 409 "
+                                       "(Conflict)"], report
     only_local(report)
 
 
