@@ -32,7 +32,6 @@ from starlette.routing import Route
 from starlette.types import Message
 
 from app.graphql import build_context
-from audit.writer import KeyTaken
 from core.errors import BadUserInput, CareloopError
 from resolvers import attachment as attachments
 from resolvers import contract_signature as contract_signatures
@@ -130,8 +129,8 @@ async def _upload(ctx: Context, request: Request, ticket_id: uuid.UUID | None, n
     try:
         with idempotency_key.held(key):
             return await attachments.upload(ctx, ticket_id, name, content_type, data)
-    except KeyTaken as error:  # sent while the first ran, which stored it: told as a resend after it
-        raise (await idempotency_key.taken(ctx, key) or error) from None
+    except CareloopError as error:  # failed while another request with the key stored it: told as a resend after it
+        raise (await idempotency_key.done_meanwhile(ctx, key) or error) from None
 
 
 def _created(view: attachments.AttachmentView) -> JSONResponse:

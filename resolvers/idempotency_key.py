@@ -10,7 +10,8 @@ Sent again with the same key:
   (``extensions.resourceType``, ``resourceId``: read it rather than write again), the refusal on the trail;
 - under way in another request: the unique key waits for it, and refuses this one's write the same way if it
   committed (this one's write is undone, and it is told and recorded as if sent after: what the other wrote, or the
-  key reused if the other was another request); if it failed, this one writes;
+  key reused if the other was another request; 409 alike); if it failed, this one writes. A resend that its own
+  check refused before it wrote (a name the other had just taken) is answered so too (``done_meanwhile``);
 - never written (refused, invalid, failed): it runs as the first time.
 
 The same key with another request (document, operation name or variables) is refused, BAD_USER_INPUT
@@ -35,10 +36,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from graphql import (
-    GraphQLError,
-    located_error,
-)
 
 from audit import writer
 from audit.events import Action
@@ -144,14 +141,17 @@ def held(key: writer.RequestKey) -> contextlib.AbstractContextManager[writer.Req
     return writer.request_key(key)
 
 
-async def told_taken(ctx: Context, key: writer.RequestKey, errors: list[GraphQLError]) -> list[GraphQLError]:
-    """``errors`` with a write refused because another request with its key committed first
-    (``audit.writer.KeyTaken``) told as ``taken`` tells it."""
-    told = await taken(ctx, key)
-    if told is None:
-        return errors
-    return [located_error(told, error.nodes, error.path) if isinstance(error.original_error, writer.KeyTaken)
-            else error for error in errors]
+async def done_meanwhile(ctx: Context, key: writer.RequestKey) -> CareloopError | None:
+    """The answer to a request that failed while another request with its key wrote: its write refused by the key
+    (``audit.writer.KeyTaken``), or its own check refused it first (a name taken by the other's write, say: found in
+    review), told and recorded as a resend after that one is (``taken``), so that a resend is answered the same
+    whenever it comes; None when nobody else wrote under the key (its own errors stand) or when this request did."""
+    if key.taken_by is not None:
+        return await taken(ctx, key)
+    row = await _row(key)
+    if row is None or row.request_id == key.request_id[:64]:
+        return None
+    return await _resent(ctx, key, row)
 
 
 async def taken(ctx: Context, key: writer.RequestKey) -> CareloopError | None:

@@ -120,8 +120,9 @@ class MutationGate(SchemaExtension):
       address over its limit is refused whole (RATE_LIMITED, HTTP 429 under graphql-response+json;
       ``resolvers/sign_in_limit.py``). Each alias counts, as each runs a sign-in.
     - Its ``Idempotency-Key``, if sent, is admitted (a change written already is refused) and held for its first
-      write to write (``resolvers/idempotency_key.py``); a write refused by it meanwhile is told and recorded, once
-      it has rolled back, as a resend after it is."""
+      write to write (``resolvers/idempotency_key.py``); a request that failed while another wrote under its key
+      (its write refused by the key, or its own check refused first) is answered and recorded, once it has rolled
+      back, as a resend after that one is."""
 
     def __init__(self, per_minute: int) -> None:
         self.per_minute = per_minute
@@ -143,11 +144,11 @@ class MutationGate(SchemaExtension):
             return
         with idempotency_key.held(key):
             yield
-        if key.taken_by is not None:
-            result = execution.result
-            errors = await idempotency_key.told_taken(context, key, list(getattr(result, "errors", None) or []))
-            if result is not None and errors:
-                result.errors = errors
+        result = execution.result
+        if result is not None and result.errors:
+            refusal = await idempotency_key.done_meanwhile(context, key)
+            if refusal is not None:  # answered as a resend after the other is: the refusal alone (409), no data
+                result.data, result.errors = None, [refusal]
 
 
 def mutation_fields(document: DocumentNode | None, operation_name: str | None) -> list[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,6 +29,8 @@ CONTACT = "mutation($p: ID!, $i: ContactCreateInput!) { contactCreate(patientId:
 FLAG = "mutation($input: FlagCreateInput!) { flagCreate(input: $input) { id } }"
 READ = "query($id: ID!) { patient(id: $id) { id } }"
 PHONE = "13900139000"
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+DEPARTMENT = "mutation($n: String!) { departmentCreate(name: $n) { id } }"
 
 
 async def keyed(tenant: Tenant, role: str | None, query: str, key: str | bytes | list[str], *,
@@ -281,21 +284,27 @@ WAITING_ON_LOCKS = ("SELECT count(*) FROM pg_stat_activity, pg_stat_clear_snapsh
                     "WHERE wait_event_type = 'Lock' AND datname = current_database()")
 
 
-async def sent_while_the_file_is_held(tenant: Tenant, database: str, patient: uuid.UUID,
-                                      *inputs: dict[str, str]) -> list[Response]:
-    """A contact created with each of ``inputs`` under the one key "k-wait", the requests sent at once while another
-    session holds the file's lock, so that each has found no key (and passed the look) before either writes."""
+async def sent_while_held(database: str, lock: str, *requests: Awaitable[Response]) -> list[Response]:
+    """``requests`` sent at once while another session holds ``lock`` (a statement taking it), so that each has found
+    no key (and passed the look) before either writes."""
     admin = await asyncpg.connect(database)
     try:
         async with admin.transaction():
-            await admin.execute("SELECT 1 FROM patient WHERE id = $1 FOR UPDATE", patient)
-            sent = [asyncio.ensure_future(keyed(tenant, "nurse", CONTACT, "k-wait", p=str(patient), i=i))
-                    for i in inputs]
-            while await admin.fetchval(WAITING_ON_LOCKS) < len(inputs):  # noqa: ASYNC110 -- another process's state
+            await admin.execute(lock)
+            sent = [asyncio.ensure_future(request) for request in requests]
+            while await admin.fetchval(WAITING_ON_LOCKS) < len(requests):  # noqa: ASYNC110 -- another process's state
                 await asyncio.sleep(0.02)
         return list(await asyncio.gather(*sent))
     finally:
         await admin.close()
+
+
+async def sent_while_the_file_is_held(tenant: Tenant, database: str, patient: uuid.UUID,
+                                      *inputs: dict[str, str]) -> list[Response]:
+    """A contact created with each of ``inputs`` under the one key "k-wait" (answers as graphql-response+json), the
+    requests sent at once while another session holds the file's lock."""
+    return await sent_while_held(database, f"SELECT 1 FROM patient WHERE id = '{patient}' FOR UPDATE", *(
+        keyed(tenant, "nurse", CONTACT, "k-wait", media=GRAPHQL_RESPONSE, p=str(patient), i=i) for i in inputs))
 
 
 @POSTGRES_ONLY
@@ -312,7 +321,9 @@ async def test_a_resend_that_passed_the_look_while_the_first_ran_is_undone_by_th
 
     assert sorted(r.codes[0] if r.errors else "ok" for r in replies) == ["CONFLICT", "ok"], [r.body for r in replies]
     refused, written = next(r for r in replies if r.errors), next(r for r in replies if not r.errors)
-    assert reason(refused) == "already_done" and refused.data == {"contactCreate": None}, refused.body
+    # answered as a resend after the first is (found in review: 200 with the field's error, where a later one is 409)
+    assert reason(refused) == "already_done" and refused.status == 409 and "data" not in refused.body, refused.body
+    assert "path" not in refused.errors[0], refused.body
     contact = written.data["contactCreate"]["id"]
     assert (refused.errors[0]["extensions"]["resourceType"], refused.errors[0]["extensions"]["resourceId"]) == (
         "contact", contact)
@@ -336,10 +347,35 @@ async def test_another_change_with_the_key_while_the_first_ran_is_refused_as_the
 
     assert sorted(r.codes[0] if r.errors else "ok" for r in replies) == ["BAD_USER_INPUT", "ok"], [
         r.body for r in replies]
-    assert [reason(r) for r in replies if r.errors] == ["idempotency_key_reused"]
+    assert [(reason(r), r.status, "data" in r.body) for r in replies if r.errors] == [
+        ("idempotency_key_reused", 400, False)]
     assert await contacts_of(patient) == 1
     events = await tenant.audit_events(seq__gt=mark)
     assert [(e.action, e.outcome) for e in events if e.resource_type == "contact"] == [("create", "allowed")]
+
+
+@POSTGRES_ONLY
+async def test_a_resend_its_own_check_refused_while_the_first_ran_is_answered_as_done(
+        tenant: Tenant, database: str) -> None:
+    """Both requests pass the look and wait on the department table, which another session holds; once it is let
+    go, the first creates the department, and the second is refused by the name's unique key, which its own check
+    answers as the name taken. It is answered as a resend after the first is: already done, naming the department,
+    409, and recorded (found in review: told that the name was taken by its own first sending)."""
+    mark = await last_seq(tenant)
+
+    replies = await sent_while_held(database, "LOCK TABLE department IN ACCESS EXCLUSIVE MODE", *(
+        keyed(tenant, "admin", DEPARTMENT, "k-department", media=GRAPHQL_RESPONSE, n="Dermatology")
+        for _ in range(2)))
+
+    assert sorted(r.codes[0] if r.errors else "ok" for r in replies) == ["CONFLICT", "ok"], [r.body for r in replies]
+    refused, written = next(r for r in replies if r.errors), next(r for r in replies if not r.errors)
+    department = written.data["departmentCreate"]["id"]
+    assert (reason(refused), refused.status, "data" in refused.body) == ("already_done", 409, False), refused.body
+    assert refused.errors[0]["extensions"]["resourceId"] == department
+    events = await tenant.audit_events(seq__gt=mark)
+    assert sorted((e.action, e.outcome, e.reason, str(e.resource_id)) for e in events
+                  if e.resource_type == "department") == [
+        ("create", "allowed", "", department), ("create", "denied", "already_done", department)]
 
 
 async def test_another_change_sent_at_once_with_the_same_key_is_refused_as_the_key_reused(tenant: Tenant) -> None:
