@@ -29,7 +29,7 @@ CHANNEL = "careloop_principals"
 APPLICATION_NAME = "careloop principal listener"  # in pg_stat_activity
 RETRY_SECONDS = 2.0  # between attempts to connect
 PING_SECONDS = 5.0  # a silent connection is proved alive this often...
-PING_TIMEOUT_SECONDS = 5.0  # ...and counted lost when the proof takes longer
+PING_TIMEOUT_SECONDS = 5.0  # ...and counted lost when the proof (or LISTEN) takes longer
 CONNECT_TIMEOUT_SECONDS = 10.0
 
 
@@ -40,11 +40,12 @@ def cacheable(database_url: str, cache: PrincipalCache) -> bool:
 
 class PrincipalListener:
     def __init__(self, cache: PrincipalCache, database_url: str, *, retry_seconds: float = RETRY_SECONDS,
-                 ping_seconds: float = PING_SECONDS) -> None:
+                 ping_seconds: float = PING_SECONDS, timeout_seconds: float = PING_TIMEOUT_SECONDS) -> None:
         self.cache = cache
         self._url = database_url
         self._retry = retry_seconds
         self._ping = ping_seconds
+        self._timeout = timeout_seconds  # for LISTEN and each ping
         self.server_pid: int | None = None  # the listening backend, while connected
         self._wanted = asyncio.Event()  # a request waits for a fence
         self._next: asyncio.Future[None] | None = None  # what the next round trip (started after it) completes
@@ -83,7 +84,9 @@ class PrincipalListener:
                 self._wanted.set()  # wakes the loop below
 
             connection.add_termination_listener(closed)
-            await connection.add_listener(CHANNEL, self._notified)  # returns once LISTEN is in force
+            # returns once LISTEN is in force; bounded, as each ping is (found in review: a server that went silent
+            # just then held it, and the cache off, until the kernel gave the connection up, tcp_retries2)
+            await asyncio.wait_for(connection.add_listener(CHANNEL, self._notified), self._timeout)
             self.server_pid = connection.get_server_pid()
             self.cache.go_live(self.fence)
             told.worked()
@@ -95,7 +98,7 @@ class PrincipalListener:
                 self._wanted.clear()
                 waiting, self._next = self._next, None  # who asks from now on waits for the next round trip
                 try:
-                    await asyncio.wait_for(connection.fetchval("SELECT 1"), PING_TIMEOUT_SECONDS)
+                    await asyncio.wait_for(connection.fetchval("SELECT 1"), self._timeout)
                 except BaseException:
                     if waiting is not None:
                         waiting.set_exception(ConnectionError("the principal listener's connection failed"))

@@ -63,6 +63,7 @@ class Hop:
         self.closing.set()
         self.pairs: list[tuple[asyncio.StreamWriter, asyncio.Event]] = []
         self.unanswered: tuple[bytes, ...] = ()
+        self.silenced: tuple[bytes, ...] = ()
         self.answers_lost = 0
 
     def lose_the_answer_to(self, *markers: bytes) -> None:
@@ -70,6 +71,11 @@ class Hop:
         commits it; the server's answer is dropped and the app's side reset, as when a failover or a dropped
         connection comes between the server's commit and the client's reading of the answer. Once."""
         self.unanswered = markers
+
+    def silence(self, *markers: bytes) -> None:
+        """The next request the app sends holding every one of ``markers``, and all after it on its connection, go
+        unanswered, the connection left open: the server's machine gone just then. Once."""
+        self.silenced = markers
 
     async def start(self) -> int:
         self.server = await asyncio.start_server(self._pipe, "127.0.0.1", 0)
@@ -81,13 +87,16 @@ class Hop:
             return
         await self.answering.wait()
         db_reader, db_writer = await asyncio.open_connection(self.host, self.port)
-        forgotten, answer_lost = asyncio.Event(), asyncio.Event()
+        forgotten, answer_lost, silent = asyncio.Event(), asyncio.Event(), asyncio.Event()
         self.pairs.append((db_writer, forgotten))
 
         async def copy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, from_app: bool) -> None:
             with contextlib.suppress(OSError):
                 while data := await reader.read(65536):
-                    if not self.answering.is_set():
+                    if from_app and self.silenced and all(marker in data for marker in self.silenced):
+                        self.silenced = ()
+                        silent.set()
+                    if not self.answering.is_set() or silent.is_set():
                         continue
                     if from_app and self.unanswered and all(marker in data for marker in self.unanswered):
                         self.unanswered = ()

@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -35,6 +36,7 @@ from models import (
     Staff,
 )
 from resolvers.context import Services
+from tests.api.test_lost_connections import Hop
 from tests.conftest import BACKEND, SqlCounter
 from tests.factories import CLIENT_ADDRESS, PASSWORD, Response, Tenant, gql, login
 from tests.patients import PatientUser, open_account
@@ -451,6 +453,31 @@ async def test_a_lost_listener_turns_the_cache_off_until_it_is_back(
     reply, statements = await sign_ins(client, token, sql_counter)
     assert reply.errors == [] and len(statements) == 1  # forgotten with the old connection
     await cached(client, token, sql_counter)
+
+
+@POSTGRES_ONLY
+async def test_a_listen_left_unanswered_is_given_up_and_the_listener_connects_again(
+        tenant: Tenant, services: Services, database: str) -> None:
+    """The server goes silent just as the listener sends LISTEN (the connection stays open, as when its machine is
+    gone): the listener gives it up at its timeout and connects again, rather than waiting, the cache off, until the
+    kernel gives the connection up (found in review: LISTEN had no bound, where each ping has)."""
+    url = urlsplit(database)
+    hop = Hop(url.hostname or "127.0.0.1", url.port or 5432)
+    port = await hop.start()
+    hop.silence(b"LISTEN")
+    through_hop = urlunsplit(url._replace(netloc=f"{url.netloc.rsplit(':', 1)[0]}:{port}"))
+    listener = PrincipalListener(services.principals, through_hop, retry_seconds=0.05, ping_seconds=0.5,
+                                 timeout_seconds=0.5)
+    task = asyncio.create_task(listener.run())
+    try:
+        await until(lambda: services.principals.live)
+        assert not hop.silenced  # a connection's LISTEN went unanswered; one after it listens
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        hop.server.close()
+    assert not services.principals.live
 
 
 @POSTGRES_ONLY
