@@ -16,7 +16,7 @@ import pytest
 from models import AuditEvent, Contact, Flag, IdempotencyKey, Patient, QuestionnaireResponse, Ticket
 from resolvers import idempotency_key
 from resolvers.context import Services
-from tests.api.test_lost_connections import POSTGRES_ONLY, Hop, hop  # noqa: F401 -- the fixture, used by name
+from tests.api.test_lost_connections import OTHERS, POSTGRES_ONLY, Hop, hop  # noqa: F401 -- the fixture, used by name
 from tests.api.test_survey_invitations import ANSWER as SURVEY_ANSWER
 from tests.api.test_ticket_portal import OPEN_MINE, complaint, portal_token
 from tests.api.test_ticket_portal import REPORT as PARTNER_REPORT
@@ -277,6 +277,32 @@ async def test_a_change_whose_answer_was_lost_is_refused_when_sent_again(tenant:
     assert again.codes == ["CONFLICT"] and reason(again) == "already_done", again.body
     assert again.errors[0]["extensions"]["resourceId"] == str(contact)
     assert await contacts_of(patient) == 1
+
+
+@POSTGRES_ONLY
+async def test_a_keyed_change_that_lost_the_database_answers_unavailable(
+        tenant: Tenant, hop: Hop, database: str) -> None:  # noqa: F811
+    """The write waits on a lock when the server ends every connection and can no longer be reached: UNAVAILABLE, as
+    without a key, nothing written; the look for a key written meanwhile, which a failed keyed request makes, fails
+    too and is told the same way (not a 500)."""
+    patient = await make_patient(tenant)
+    admin = await asyncpg.connect(database)
+    try:
+        async with admin.transaction():
+            await admin.execute("LOCK TABLE contact IN EXCLUSIVE MODE")
+            call = asyncio.ensure_future(keyed(tenant, "nurse", CONTACT, "k-gone", p=str(patient),
+                                               i=contact_input()))
+            while await admin.fetchval(WAITING_ON_LOCKS) < 1:  # noqa: ASYNC110 -- another process's state
+                await asyncio.sleep(0.02)
+            hop.refusing = True  # no new connection; every one the app holds ended by the server
+            await admin.execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE {OTHERS}")
+            reply = await call
+    finally:
+        await admin.close()
+
+    assert reply.codes == ["UNAVAILABLE"], reply.body
+    hop.refusing = False
+    assert await contacts_of(patient) == 0
 
 
 # Statistics are a snapshot per transaction: cleared, so that each look sees the backends as they are now
