@@ -7,9 +7,30 @@ from typing import Any, Literal
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.backends.base.config_generator import expand_db_url
+from tortoise.queryset import QuerySet
 
 APP_LABEL = "careloop"
 Backend = Literal["sqlite", "postgres"]
+SWEEP_BATCH = 500  # rows a sweep's statement deletes at most
+
+
+async def delete_in_batches(rows: QuerySet[Any], batch: int = SWEEP_BATCH) -> int:
+    """The rows ``rows`` selects deleted, at most ``batch`` a statement (each its own transaction), and how many: a
+    sweep holds no lock over a whole backlog, nor SQLite's one write lock, which every write waits for, for long
+    (found in review: the sweeps of sign-in windows, throttles and idempotency keys deleted theirs in one statement,
+    where docs/operations.md promises bounded batches). The rows are found in key order from where the last batch
+    ended, so each is read once whatever the backlog, with no index on the condition; each delete asks the condition
+    again, so a row changed meanwhile (an address tried again) is kept."""
+    pk = rows.model._meta.pk_attr
+    deleted, after = 0, None
+    while True:
+        found = rows if after is None else rows.filter(**{f"{pk}__gt": after})
+        keys = await found.order_by(pk).limit(batch).values_list(pk, flat=True)
+        if keys:
+            deleted += await rows.filter(**{f"{pk}__in": keys}).delete()
+        if len(keys) < batch:
+            return deleted
+        after = keys[-1]
 
 
 async def keep_session(connection: object) -> None:

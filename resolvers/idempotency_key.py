@@ -39,6 +39,7 @@ import orjson
 
 from audit import writer
 from audit.events import Action
+from core.db import delete_in_batches
 from core.errors import BadUserInput, CareloopError, Conflict
 from core.tokens import token_digest
 from models import IdempotencyKey
@@ -175,4 +176,4 @@ async def taken(ctx: Context, key: writer.RequestKey) -> CareloopError | None:
 async def forget_expired(now: datetime | None = None) -> int:
     """Keys older than ``KEPT_FOR`` deleted (a sweep): a change is sent again within seconds or minutes."""
     cutoff = (now or datetime.now(UTC)) - KEPT_FOR
-    return int(await IdempotencyKey.filter(created_at__lt=cutoff).delete())
+    return await delete_in_batches(IdempotencyKey.filter(created_at__lt=cutoff))

@@ -20,6 +20,7 @@ from tortoise.transactions import in_transaction
 from audit import writer
 from audit.events import Action, Actor, AuditRecord, Outcome
 from core.crypto import field_aad
+from core.db import delete_in_batches
 from core.errors import BadUserInput, RateLimited, TotpEnrolmentRequired, TotpRequired, Unauthenticated
 from core.principal import PARTNER, PATIENT, ROLES, STAFF, Principal
 from core.principal_cache import PrincipalCache
@@ -540,7 +541,7 @@ async def forget_idle_unknown_addresses(now: datetime | None = None) -> int:
     otherwise keep every address ever tried. An account's count is on its own row and kept, so the two differ only
     to someone who waits that long between two tries."""
     cutoff = (now or datetime.now(UTC)) - timedelta(days=THROTTLE_IDLE_DAYS)
-    return int(await SignInThrottle.filter(updated_at__lt=cutoff).delete())
+    return await delete_in_batches(SignInThrottle.filter(updated_at__lt=cutoff))
 
 
 async def claim_attempt(ctx: Context, attempts: Attempts, now: datetime, refusal: AuditRecord) -> int:

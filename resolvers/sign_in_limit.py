@@ -34,7 +34,7 @@ from tortoise import connections
 
 from audit import writer
 from audit.events import Action, Actor, AuditRecord, Outcome, RequestMeta
-from core.db import placeholders
+from core.db import delete_in_batches, placeholders
 from core.errors import RateLimited
 from core.tokens import token_digest
 from models import SignInWindow
@@ -153,4 +153,4 @@ async def _count(address: str, window: datetime, attempts: int) -> int:
 async def forget_past_windows(now: datetime | None = None) -> int:
     """Delete the counts of minutes gone by (a sweep); the last one is kept for a node whose clock lags a little."""
     cutoff = (now or datetime.now(UTC)).replace(second=0, microsecond=0) - WINDOW
-    return int(await SignInWindow.filter(window_start__lt=cutoff).delete())
+    return await delete_in_batches(SignInWindow.filter(window_start__lt=cutoff))

@@ -19,13 +19,15 @@ import pytest_asyncio
 from app.main import create_app
 from audit import writer
 from audit.writer import SYSTEM_CHAIN
+from core.db import delete_in_batches
 from core.settings import Settings, load_settings
 from core.tokens import token_digest
 from models import AuditEvent, Session, SignInThrottle, SignInWindow
-from resolvers import sign_in_limit
+from resolvers import idempotency_key, session, sign_in_limit
 from resolvers.context import Services
 from tests.api.test_accounts import WRONG, staff_row
 from tests.api.test_partner import fresh_minute
+from tests.conftest import SqlCounter
 from tests.factories import PASSWORD, Response, Tenant, gql
 
 LIMIT = 3
@@ -220,3 +222,26 @@ async def test_token_requests_count_as_sign_ins_of_their_address(proxy: httpx.As
         institution_id=SYSTEM_CHAIN, client_address=address).order_by("seq")]
     assert recorded == [("token", "partner_token", "bad_credentials")] * LIMIT + [
         ("token", "partner_token", "rate_limited")]
+
+
+async def test_the_sweeps_delete_a_backlog_a_bounded_batch_a_statement(database: str, sql_counter: SqlCounter) -> None:
+    """Past windows (an attack's thousands of addresses), idle throttles and expired idempotency keys are deleted at
+    most a batch a statement, each its own transaction: no sweep holds a lock over a whole backlog, nor SQLite's one
+    write lock, for long (found in review: one statement each, where docs/operations.md promises bounded batches)."""
+    prefix = uuid.uuid4().hex[:12]
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    await SignInWindow.bulk_create([SignInWindow(address=f"{prefix}-{n}", window_start=now - timedelta(minutes=30))
+                                    for n in range(5)] + [SignInWindow(address=f"{prefix}-now", window_start=now)])
+    sql_counter.statements.clear()
+
+    assert await delete_in_batches(SignInWindow.filter(address__startswith=prefix, window_start__lt=now), batch=2) == 5
+
+    deletes = [s for s in sql_counter.statements if s.startswith("DELETE")]
+    assert len(deletes) == 3 and all(" IN (" in s for s in deletes), deletes  # each names its rows
+    assert [w.address for w in await SignInWindow.filter(address__startswith=prefix)] == [f"{prefix}-now"]
+    for sweep in (sign_in_limit.forget_past_windows, session.forget_idle_unknown_addresses,
+                  idempotency_key.forget_expired):
+        sql_counter.statements.clear()
+        await sweep()
+        assert all(" IN (" in s for s in sql_counter.statements if s.startswith("DELETE")), sweep
+        assert any("LIMIT" in s for s in sql_counter.statements), sweep
