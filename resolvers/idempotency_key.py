@@ -145,17 +145,17 @@ def held(key: writer.RequestKey) -> contextlib.AbstractContextManager[writer.Req
 async def done_meanwhile(ctx: Context, key: writer.RequestKey) -> CareloopError | None:
     """The answer to a request that failed while another request with its key wrote: its write refused by the key
     (``audit.writer.KeyTaken``), or its own check refused it first (a name taken by the other's write, say: found in
-    review), told and recorded as a resend after that one is (``taken``), so that a resend is answered the same
+    review), told and recorded as a resend after that one is (``_taken``), so that a resend is answered the same
     whenever it comes; None when nobody else wrote under the key (its own errors stand) or when this request did."""
     if key.taken_by is not None:
-        return await taken(ctx, key)
+        return await _taken(ctx, key)
     row = await _row(key)
     if row is None or row.request_id == key.request_id[:64]:
         return None
     return await _resent(ctx, key, row)
 
 
-async def taken(ctx: Context, key: writer.RequestKey) -> CareloopError | None:
+async def _taken(ctx: Context, key: writer.RequestKey) -> CareloopError | None:
     """The refusal of a write refused because another request with its key committed first
     (``audit.writer.KeyTaken``; None if none was), once its transaction has rolled back: as the request is told when
     sent after that one, the key reused with another request, or a resend of the change written, recorded naming what
