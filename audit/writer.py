@@ -149,6 +149,20 @@ def request_key(key: RequestKey) -> Iterator[RequestKey]:
         _REQUEST_KEY.reset(token)
 
 
+@contextlib.contextmanager
+def unkeyed() -> Iterator[None]:
+    """Writes the system makes on a request's way (the follow-up tasks and survey invitations a finished visit asks
+    for, an institution's default rules) are not what the request's key names: a resend names the record asked for
+    (found in review: a partner's finished home-care visit sent again was told it had written a follow-up rule, or a
+    task, or an invitation of the file, records of classes its token does not read, and recorded so). The key's row
+    is written by the request's own write, in the same transaction."""
+    token = _REQUEST_KEY.set(None)
+    try:
+        yield
+    finally:
+        _REQUEST_KEY.reset(token)
+
+
 def _keyed(records: Sequence[AuditRecord]) -> tuple[RequestKey, AuditRecord] | None:
     """The running request's key and the last allowed write among ``records`` that is that request's own (a group
     commit's batch holds other requests' reads), if any: the key's row names the request's last write, its main

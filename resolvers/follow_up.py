@@ -97,9 +97,10 @@ async def ensure_default_rules(ctx: Context) -> None:
         rule = await FollowUpRule.create(
             id=uuid7(), institution_id=ctx.institution_id, rule_key=uuid.uuid4(), name=default.name,
             visit_kind=default.visit_kind, offsets_days=tags_to_db([str(d) for d in default.offsets_days]))
-        await writer.append([access.write_record(ctx, Action.CREATE, "follow_up_rule", rule.id,
-                                                 fields=frozenset({"name", "visit_kind", "offsets_days"}),
-                                                 decision=SYSTEM_DECISION)])
+        with writer.unkeyed():  # the system's, on the request's way: not what its Idempotency-Key names
+            await writer.append([access.write_record(ctx, Action.CREATE, "follow_up_rule", rule.id,
+                                                     fields=frozenset({"name", "visit_kind", "offsets_days"}),
+                                                     decision=SYSTEM_DECISION)])
 
 
 def offsets(rule: FollowUpRule) -> list[int]:
@@ -133,9 +134,10 @@ async def on_visit_finished(ctx: Context, visit: Visit) -> list[FollowUpTask]:
                 rule_id=rule.id, due_on=due, department_id=department_id,
                 owner_id=owner_id if rule.assignee == "responsible_nurse" else None))
     await FollowUpTask.bulk_create(tasks)
-    await writer.append([access.write_record(ctx, Action.CREATE, "follow_up_task", task.id, patient_id=patient.id,
-                                             fields=frozenset({"due_on", "owner", "rule"}), decision=SYSTEM_DECISION)
-                         for task in tasks])
+    with writer.unkeyed():  # the system's, after the visit: its Idempotency-Key names the visit
+        await writer.append([access.write_record(ctx, Action.CREATE, "follow_up_task", task.id,
+                                                 patient_id=patient.id, fields=frozenset({"due_on", "owner", "rule"}),
+                                                 decision=SYSTEM_DECISION) for task in tasks])
     return tasks
 
 
@@ -181,10 +183,11 @@ async def _cancel(ctx: Context, which: Q) -> int:
         return 0
     await FollowUpTask.filter(id__in=[task_id for task_id, _ in rows]).update(
         status="cancelled", version=F("version") + 1, updated_at=datetime.now(UTC))
-    await cancel_announcements(ctx, [task_id for task_id, _ in rows])
-    await writer.append([access.write_record(ctx, Action.UPDATE, "follow_up_task", task_id, patient_id=patient_id,
-                                             fields=frozenset({"status"}), decision=SYSTEM_DECISION)
-                         for task_id, patient_id in rows])
+    with writer.unkeyed():  # the system's, after the visit or file closed: its Idempotency-Key names that
+        await cancel_announcements(ctx, [task_id for task_id, _ in rows])
+        await writer.append([access.write_record(ctx, Action.UPDATE, "follow_up_task", task_id,
+                                                 patient_id=patient_id, fields=frozenset({"status"}),
+                                                 decision=SYSTEM_DECISION) for task_id, patient_id in rows])
     return len(rows)
 
 

@@ -447,7 +447,8 @@ async def _on_cause(ctx: Context, cause: Cause) -> SurveyInvitation | None:
     questionnaire = await active_version(ctx.institution_id, trigger.questionnaire_key)
     if questionnaire is None or questionnaire.respondent == "staff":
         return None
-    made = await invite_many(ctx, questionnaire, [cause], trigger=trigger, decision=TRIGGER_DECISION)
+    with writer.unkeyed():  # the system's, after what caused it: the request's Idempotency-Key names that
+        made = await invite_many(ctx, questionnaire, [cause], trigger=trigger, decision=TRIGGER_DECISION)
     return made.invitations[0] if made.invitations else None
 
 

@@ -13,7 +13,18 @@ from typing import Any
 import asyncpg
 import pytest
 
-from models import AuditEvent, Contact, Flag, IdempotencyKey, Patient, QuestionnaireResponse, Ticket
+from models import (
+    AuditEvent,
+    Contact,
+    Flag,
+    FollowUpRule,
+    FollowUpTask,
+    IdempotencyKey,
+    Patient,
+    QuestionnaireResponse,
+    Ticket,
+    Visit,
+)
 from resolvers import idempotency_key
 from resolvers.context import Services
 from tests.api.test_lost_connections import OTHERS, POSTGRES_ONLY, Hop, hop  # noqa: F401 -- the fixture, used by name
@@ -503,3 +514,39 @@ async def test_the_resend_names_the_requests_last_write_not_what_it_wrote_first_
 
     assert reason(again) == "already_done", again.body
     assert again.errors[0]["extensions"]["resourceId"] == first.data["followUpRuleCreate"]["id"]
+
+
+@pytest.mark.parametrize("rules", ["defaults", "home_care_rule"])
+async def test_a_partners_finished_visit_sent_again_names_the_visit_not_what_the_system_wrote_after_it(
+        tenant: Tenant, rules: str) -> None:
+    """A finished visit writes the follow-up tasks its rules ask for (an institution's first, its default rules too)
+    after the visit (found in review: the resend of a partner's home-care visit was told, and recorded, that it had
+    written a follow-up rule or task: a record of a class its token does not read, not the visit it asked for). The
+    resend names the visit; nothing is written again, and its refusal is on the trail naming the visit."""
+    partnership = await make_partnership(tenant, [*ALL_SCOPES, "visit:create", "visit:read"])
+    if rules == "home_care_rule":
+        made = await tenant.call("admin", "mutation($input: FollowUpRuleCreateInput!) { followUpRuleCreate("
+                                          "input: $input) { id } }",
+                                 input={"name": "After home care", "offsetsDays": [1, 7], "visitKind": "HOME_CARE"})
+        assert not made.errors, made.body
+    visit = {"patientId": str(partnership.granted), "kind": "HOME_CARE", "status": "FINISHED",
+             "startedAt": "2026-11-20T09:00:00+08:00", "endedAt": "2026-11-20T10:00:00+08:00"}
+    send = lambda: gql(tenant.client, "mutation($input: VisitCreateInput!) { visitCreate(input: $input) { id } }",  # noqa: E731
+                       {"input": visit}, partnership.token, {"idempotency-key": "k-home-care"})
+    first = await send()
+    assert not first.errors, first.body
+    written = first.data["visitCreate"]["id"]
+    if rules == "home_care_rule":
+        assert await FollowUpTask.filter(visit_id=written).count() == 2  # written after the visit
+    else:
+        assert await FollowUpRule.filter(institution_id=tenant.id).count() > 0
+
+    again = await send()
+
+    assert again.codes == ["CONFLICT"] and reason(again) == "already_done", again.body
+    assert (again.errors[0]["extensions"]["resourceType"], again.errors[0]["extensions"]["resourceId"]) == (
+        "visit", written)
+    assert await Visit.filter(patient_id=partnership.granted).count() == 1
+    [refusal] = await partnership.events(outcome="denied")
+    assert (refusal.action, refusal.resource_type, str(refusal.resource_id), refusal.reason, refusal.patient_id) == (
+        "create", "visit", written, "already_done", partnership.granted)
