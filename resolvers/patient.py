@@ -133,12 +133,12 @@ async def page(ctx: Context, *, first: int, after: str | None, where: PatientFil
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     after_id = pagination.decode_uuid(CURSOR_KIND, after) if after and order is None else None
     after_key = _after_condition(ctx, order, after, after_id) if after else None
-    await _check_filter(ctx, where)
+    await _check_filter(ctx, where, order)
     if not access.patient_scope(ctx).reaches_anyone:
         return PatientPage(pagination.Page([], False), await pagination.count_of(None, count))
     today = await institutions.local_today_of(ctx) if where.national_id is not None else None
     plain = order is None and where == PatientFilter()  # the plain list: its SQL built once (checked_select)
-    compared = _compared(ctx, where)
+    compared = _compared(ctx, where, order)
     if compared is None:
         return PatientPage(pagination.Page([], False), await pagination.count_of(None, count))
     query = None if plain and not count else _in_reach(ctx).filter(_conditions(ctx, where, today), *compared)
@@ -222,23 +222,35 @@ _FILTER_FIELD = {"name_prefix": "full_name", "name": "full_name", "phone": "phon
                  "merged_into_id": "status", "birth_date": "birth_date"}
 
 
-async def _check_filter(ctx: Context, where: PatientFilter) -> None:
+def _compared_columns(where: PatientFilter, order: PatientOrder | None) -> set[str]:
+    """The columns a list compares: its filter's, and the column it is ordered by when that is the name (a NAME order
+    tells which of two files' names comes first: found in review, a partner token without patient.identity:read
+    listed its granted patients in their names' order)."""
+    columns = {column for name, column in _FILTER_FIELD.items() if getattr(where, name) is not None}
+    if order is not None and order.field == "name":
+        columns.add(ORDER_COLUMNS[order.field])
+    return columns
+
+
+async def _check_filter(ctx: Context, where: PatientFilter, order: PatientOrder | None = None) -> None:
     for name, column in _FILTER_FIELD.items():
         if getattr(where, name) is not None:
             await access.authorize(ctx, f"patient.{PATIENT_FIELD_CLASS[column]}", "read", action=Action.READ,
                                    resource_type="patient")
+    if order is not None and order.field == "name":
+        await access.authorize(ctx, f"patient.{PATIENT_FIELD_CLASS[ORDER_COLUMNS[order.field]]}", "read",
+                               action=Action.READ, resource_type="patient")
     if where.contact_phone is not None:  # it reveals a family member's phone: read as contacts are
         await access.authorize(ctx, "contact", "read", action=Action.READ, resource_type="patient")
 
 
-def _compared(ctx: Context, where: PatientFilter) -> list[Q] | None:
+def _compared(ctx: Context, where: PatientFilter, order: PatientOrder | None = None) -> list[Q] | None:
     """The files a filter may compare: for each class whose values it compares, those whose class the caller reads
     (found in review: a nurse who also works in finance, who reads the identity of every file but the contact class
     of their care team's and department's only, found any file by its phone, and counted them); None when a class
     compared is read on no file."""
     scope = access.patient_scope(ctx)
-    classes = {PATIENT_FIELD_CLASS[column] for name, column in _FILTER_FIELD.items()
-               if getattr(where, name) is not None}
+    classes = {PATIENT_FIELD_CLASS[column] for column in _compared_columns(where, order)}
     # a class read on every file the caller reaches adds nothing (one role's classes, most often)
     narrower = sorted(c for c in classes if scope.reach_by_class.get(c, frozenset()) != scope.reach)
     conditions = [scope.filter_for(field_class) for field_class in narrower]
