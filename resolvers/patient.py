@@ -223,11 +223,12 @@ _FILTER_FIELD = {"name_prefix": "full_name", "name": "full_name", "phone": "phon
 
 
 def _compared_columns(where: PatientFilter, order: PatientOrder | None) -> set[str]:
-    """The columns a list compares: its filter's, and the column it is ordered by when that is the name (a NAME order
-    tells which of two files' names comes first: found in review, a partner token without patient.identity:read
-    listed its granted patients in their names' order)."""
+    """The columns a list compares: its filter's, and the column it is ordered by (an order tells which of two files'
+    names, or registration or last change times, comes first, and a time order's cursor, which is not sealed, can be
+    written to compare them with any time: found in review, a partner token without patient.identity:read listed
+    its granted patients in their names' order)."""
     columns = {column for name, column in _FILTER_FIELD.items() if getattr(where, name) is not None}
-    if order is not None and order.field == "name":
+    if order is not None:
         columns.add(ORDER_COLUMNS[order.field])
     return columns
 
@@ -237,7 +238,7 @@ async def _check_filter(ctx: Context, where: PatientFilter, order: PatientOrder 
         if getattr(where, name) is not None:
             await access.authorize(ctx, f"patient.{PATIENT_FIELD_CLASS[column]}", "read", action=Action.READ,
                                    resource_type="patient")
-    if order is not None and order.field == "name":
+    if order is not None:
         await access.authorize(ctx, f"patient.{PATIENT_FIELD_CLASS[ORDER_COLUMNS[order.field]]}", "read",
                                action=Action.READ, resource_type="patient")
     if where.contact_phone is not None:  # it reveals a family member's phone: read as contacts are
