@@ -371,10 +371,11 @@ async def update(ctx: Context, patient_id: uuid.UUID | None, data: dict[str, Any
         async with in_transaction():
             await versioning.update_versioned(view.row, version, "patient", **columns)
             await writer.append(appended)
-            await follow_up.cancel_for_patient(ctx, view.row.id)
-            await appointments.cancel_for_patient(ctx, view.row.id)
-            await _end_grants(ctx, view.row.id, decision)
-            await contracts.end_for_deceased(ctx, view.row.id, decision)  # by the fact of the death
+            with writer.unkeyed():  # what the death ends: the request's Idempotency-Key names the file
+                await follow_up.cancel_for_patient(ctx, view.row.id)
+                await appointments.cancel_for_patient(ctx, view.row.id)
+                await _end_grants(ctx, view.row.id, decision)
+                await contracts.end_for_deceased(ctx, view.row.id, decision)  # by the fact of the death
         return await access.find_patient(ctx, view.row.id, action=Action.READ)
     if "department_id" in columns:  # the file may leave the caller's reach, or change its classes
         row = await writes.write_over_version(view.row, version, "patient", columns, appended)
@@ -415,9 +416,10 @@ async def archive(ctx: Context, patient_id: uuid.UUID | None, version: int | Non
         await writer.append([access.write_record(
             ctx, Action.ARCHIVE, "patient", view.row.id, patient_id=view.row.id, fields=frozenset({"status"}),
             decision=decision)])
-        await follow_up.cancel_for_patient(ctx, view.row.id)
-        await appointments.cancel_for_patient(ctx, view.row.id)
-        await _end_grants(ctx, view.row.id, decision)
+        with writer.unkeyed():  # what the archive ends: the request's Idempotency-Key names the file
+            await follow_up.cancel_for_patient(ctx, view.row.id)
+            await appointments.cancel_for_patient(ctx, view.row.id)
+            await _end_grants(ctx, view.row.id, decision)
     return await access.find_patient(ctx, view.row.id, action=Action.READ)
 
 

@@ -805,3 +805,26 @@ async def test_a_reschedule_sent_again_with_its_key_names_the_new_appointment(te
     assert (extensions["reason"], extensions["resourceType"], extensions["resourceId"]) == (
         "already_done", "appointment", moved["id"])
     assert await Appointment.filter(patient_id=pid).count() == 2
+
+
+@pytest.mark.parametrize("ended", ["appointment", "grant"])
+async def test_an_archive_sent_again_names_the_file_not_what_the_archive_ended(tenant: Tenant, ended: str) -> None:
+    """An archive cancels the file's appointments (and follow-up calls) and ends its partner grants after writing the
+    file: the resend names the archive of the file (found in review: it named the last appointment cancelled, or the
+    update of the file that records the grants ended), and its refusal is on the trail as the archive's."""
+    if ended == "grant":
+        patient = (await make_partnership(tenant)).granted
+    else:
+        patient = await make_patient(tenant)
+        await book(tenant, await make_schedule(tenant), patient, start=at(3, 9))
+    archive = "mutation($id: ID!) { patientArchive(id: $id) { id status } }"
+    first = await keyed(tenant, "front_desk", archive, "k-archive", id=str(patient))
+    assert not first.errors, first.body
+
+    again = await keyed(tenant, "front_desk", archive, "k-archive", id=str(patient))
+
+    assert again.codes == ["CONFLICT"] and again.errors[0]["extensions"]["reason"] == "already_done", again.body
+    assert (again.errors[0]["extensions"]["resourceType"], again.errors[0]["extensions"]["resourceId"]) == (
+        "patient", str(patient))
+    [refusal] = await tenant.audit_events(outcome="denied", reason="already_done")
+    assert (refusal.action, refusal.resource_type, refusal.resource_id) == ("archive", "patient", patient)
