@@ -61,6 +61,7 @@ from resolvers.ticket import TicketView
 
 INVITATION_LIFETIME = timedelta(days=7)
 LOG_CURSOR_KIND = "access-log"
+ANOTHER_PATIENT = "another_patient"  # an accessor kind of the access log only (``_accessors``)
 TICKET_CURSOR_KIND = "my-ticket"
 REPLY_CURSOR_KIND = "my-ticket-reply"
 # The deprecated unpaged ``MyTicket.replies`` stops here, oldest first (found in review: not bounded, on a page of up
@@ -277,7 +278,7 @@ async def access_log(ctx: Context, *, first: int, after: str | None,
         query = query.filter(seq__lt=pagination.decode_int(LOG_CURSOR_KIND, after))
     rows = await query.order_by("-seq").limit(first + 1).values(
         "seq", "occurred_at", "action", "field_classes", "actor_kind", "actor_id", "outcome", "resource_type")
-    accessors = await _accessors(ctx, rows[:first])
+    accessors = await _accessors(ctx, view, rows[:first])
     ctx.reads.note("access_log", None, view.row.id, rule=decision.rule)
     entries = [(row["seq"], AccessEntry(row["occurred_at"], row["action"],
                                         [c for c in row["field_classes"].split(",") if c],
@@ -289,10 +290,25 @@ async def access_log(ctx: Context, *, first: int, after: str | None,
                            len(rows) > first, total)
 
 
-async def _accessors(ctx: Context, rows: list[dict[str, Any]]) -> dict[tuple[str, Any], Accessor]:
-    """Names and roles of a page's staff and partners, three statements whatever the page size."""
+async def _accessors(ctx: Context, view: PatientView, rows: list[dict[str, Any]]
+                     ) -> dict[tuple[str, Any], Accessor]:
+    """Names and roles of a page's staff and partners, three statements whatever the page size; and another
+    patient's account, never named, as ``another_patient``: its attempt on the file (refused, on the file's trail as
+    any attempt on an existing file is) is not the patient's own, which the portal shows as "you" (found in review).
+    The person's own accounts are those of their files (a file merged into theirs kept its closed account): one
+    statement more, only for a page with a patient's record not made by the caller's account."""
     found = await who(ctx.institution_id, ((row["actor_kind"], row["actor_id"]) for row in rows))
-    return {(kind, actor): Accessor(kind, known.name, known.roles) for (kind, actor), known in found.items()}
+    accessors = {(kind, actor): Accessor(kind, known.name, known.roles) for (kind, actor), known in found.items()}
+    account_id = ctx.require_principal().user_id
+    others = {row["actor_id"] for row in rows
+              if row["actor_kind"] == PATIENT and str(row["actor_id"]) != str(account_id)}
+    if others:
+        own = {str(found) for found in await PatientAccount.filter(
+            institution_id=ctx.institution_id, id__in=[str(actor) for actor in others],
+            patient_id__in=files_of_person(ctx.institution_id, view.row.id)).values_list("id", flat=True)}
+        accessors.update({(PATIENT, actor): Accessor(ANOTHER_PATIENT, "", []) for actor in others
+                          if str(actor) not in own})
+    return accessors
 
 
 async def tickets(ctx: Context, *, first: int, after: str | None, count: bool = False) -> pagination.Page[TicketView]:

@@ -69,6 +69,9 @@ class AccessorKind(Enum):
     STAFF = strawberry.enum_value("staff", description="A staff member of the institution.")
     PARTNER = strawberry.enum_value("partner", description="A care partner's API client.")
     PATIENT = strawberry.enum_value("patient", description="The patient, through the portal.")
+    ANOTHER_PATIENT = strawberry.enum_value(
+        "another_patient", description="In your own access log: another patient's portal account, never named (an "
+                                       "attempt on your file, refused).")
     SYSTEM = strawberry.enum_value("system", description="The system itself (reminders, messages, scheduled work).")
     ANONYMOUS = strawberry.enum_value("anonymous", description="Someone not signed in (e.g. a refused request).")
 

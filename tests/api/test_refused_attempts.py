@@ -81,3 +81,34 @@ async def test_the_patient_sees_the_refused_attempt_in_who_viewed_my_record(tena
     assert not log.errors, log.errors
     refused = [n for n in log.data["myAccessLog"]["nodes"] if n["refused"]]
     assert refused == [{"refused": True, "accessor": {"kind": "STAFF", "roles": ["NURSE"]}}]
+
+
+async def test_another_patients_attempt_on_my_file_is_not_shown_as_mine(tenant: Tenant) -> None:
+    """Found in review: another patient's refused attempt on a file is on that file's trail (as every attempt on an
+    existing file is), and "who viewed my record" showed it as kind PATIENT, which the portal shows as "you": the
+    patient read that they had tried to open their own file and been turned away. It is shown as another patient's,
+    never named; the patient's own reads and refusals stay theirs."""
+    from tests.patients import open_account
+
+    me, other = await open_account(tenant), await open_account(tenant)
+    assert (await other.call(READ, id=str(me.patient_id))).codes == ["NOT_FOUND"]
+    [probe] = await tenant.audit_events(actor_kind="patient", actor_id=other.account_id, outcome="denied")
+    assert (probe.patient_id, probe.reason) == (me.patient_id, "not_found")  # on my trail, as a staff probe is
+    assert (await me.call("{ myFile { id segments } }")).codes == ["FORBIDDEN"]  # my own refused read
+    assert (await me.call("{ myFile { fullName } }")).errors == []  # my own read
+
+    log = await me.call("{ myAccessLog(first: 50) { totalCount nodes { action resourceTypeName refused "
+                        "accessor { kind name roles } } } }")
+
+    assert not log.errors, log.errors
+    nodes = log.data["myAccessLog"]["nodes"]
+    assert [n for n in nodes if n["refused"]] == [
+        {"action": "READ", "resourceTypeName": "Patient", "refused": True,
+         "accessor": {"kind": "PATIENT", "name": "", "roles": []}},  # mine: the segments refused
+        {"action": "READ", "resourceTypeName": "Patient", "refused": True,
+         "accessor": {"kind": "ANOTHER_PATIENT", "name": "", "roles": []}}]
+    assert {"action": "READ", "resourceTypeName": "Patient", "refused": False,
+            "accessor": {"kind": "PATIENT", "name": "", "roles": []}} in nodes  # my own read, mine
+    assert log.data["myAccessLog"]["totalCount"] == len(nodes)
+    theirs = await other.call("{ myAccessLog(first: 50) { nodes { refused } } }")  # not on the prober's own log
+    assert theirs.errors == [] and all(not n["refused"] for n in theirs.data["myAccessLog"]["nodes"])
