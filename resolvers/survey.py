@@ -74,6 +74,7 @@ from core.ids import uuid7
 from core.principal import PATIENT
 from core.validation import Problems, camel_case, one_of
 from models import (
+    Attachment,
     Communication,
     Contact,
     Department,
@@ -415,9 +416,11 @@ def family_call_backs(institution_id: uuid.UUID) -> QuerySet[QuestionnaireRespon
 
 def family_records(institution_id: uuid.UUID, files: Subquery) -> Q:
     """The ``AuditEvent`` rows about a family's survey on these files: the invitation to a contact (made, read through
-    its link, answered, refused), its messages, the family's response and the call-back ticket it opened. The portal
-    shows the patient none of them, so neither does their own access log (found in review: "who viewed my record"
-    showed the family's link answer as an anonymous write on the file, the call-back as the system's)."""
+    its link, answered, refused), its messages, the family's response and the call-back ticket it opened, with its
+    attachments (their records are the attachment's, not the ticket's: found in review, their upload and downloads
+    were listed). The portal shows the patient none of them, so neither does their own access log (found in review:
+    "who viewed my record" showed the family's link answer as an anonymous write on the file, the call-back as the
+    system's)."""
     invitations = SurveyInvitation.filter(institution_id=institution_id, patient_id__in=files,
                                           contact_id__isnull=False).values("id")
     responses = QuestionnaireResponse.filter(institution_id=institution_id,
@@ -425,12 +428,14 @@ def family_records(institution_id: uuid.UUID, files: Subquery) -> Q:
     call_backs = family_call_backs(institution_id).filter(patient_id__in=files).values("follow_up_ticket_id")
     messages = Communication.filter(institution_id=institution_id, patient_id__in=files, contact_id__isnull=False,
                                     cause="survey_invitation").values("id")
+    attachments = Attachment.filter(institution_id=institution_id, ticket_id__in=Subquery(call_backs)).values("id")
     # resource_id not null in each: NOT (a NULL IN ...) would leave out every record of a list too
     return (Q(resource_type="survey_invitation", resource_id__not_isnull=True, resource_id__in=Subquery(invitations))
             | Q(resource_type="questionnaire_response", resource_id__not_isnull=True,
                 resource_id__in=Subquery(responses))
             | Q(resource_type="ticket", resource_id__not_isnull=True, resource_id__in=Subquery(call_backs))
-            | Q(resource_type="communication", resource_id__not_isnull=True, resource_id__in=Subquery(messages)))
+            | Q(resource_type="communication", resource_id__not_isnull=True, resource_id__in=Subquery(messages))
+            | Q(resource_type="attachment", resource_id__not_isnull=True, resource_id__in=Subquery(attachments)))
 
 
 async def on_follow_up_completed(ctx: Context, task: FollowUpTask) -> SurveyInvitation | None:
