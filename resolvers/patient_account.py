@@ -271,8 +271,12 @@ async def access_log(ctx: Context, *, first: int, after: str | None,
     first = pagination.check_page_size(first, ctx.services.settings.limits.max_page_size)
     view = await access.find_patient(ctx, own_patient_id(ctx), action=Action.READ)
     await writer.seal(ctx.institution_id)
+    files = files_of_person(ctx.institution_id, view.row.id)
     query = AuditEvent.filter(about_person(ctx.institution_id, view.row.id)).filter(
-        ~surveys.family_records(ctx.institution_id, files_of_person(ctx.institution_id, view.row.id)))
+        ~surveys.family_records(ctx.institution_id, files))
+    hidden = await surveys.family_lists(ctx.institution_id, view.row.id, files, query)
+    if hidden:
+        query = query.filter(seq__not_in=hidden)
     total = await pagination.count_of(query, count)
     if after:
         query = query.filter(seq__lt=pagination.decode_int(LOG_CURSOR_KIND, after))

@@ -67,6 +67,7 @@ from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from audit import writer
+from audit.chain import parse_subjects
 from audit.events import Action, Actor, AuditRecord, Outcome
 from core import tokens
 from core.errors import BadUserInput, Conflict, Forbidden
@@ -75,6 +76,7 @@ from core.principal import PATIENT
 from core.validation import Problems, camel_case, one_of
 from models import (
     Attachment,
+    AuditEvent,
     Communication,
     Contact,
     Department,
@@ -414,28 +416,60 @@ def family_call_backs(institution_id: uuid.UUID) -> QuerySet[QuestionnaireRespon
                                         invitation__contact_id__isnull=False)
 
 
+def _family_ids(institution_id: uuid.UUID, files: Subquery) -> dict[str, tuple[QuerySet[Any], str]]:
+    """The records of a family's survey on these files, per resource type as the trail names them, each a query and
+    its column of ids: the invitations to a contact, the family's responses, the call-back tickets they opened and
+    those tickets' attachments, the invitations' messages."""
+    invitations = SurveyInvitation.filter(institution_id=institution_id, patient_id__in=files,
+                                          contact_id__isnull=False)
+    responses = QuestionnaireResponse.filter(institution_id=institution_id,
+                                             invitation_id__in=Subquery(invitations.values("id")))
+    call_backs = family_call_backs(institution_id).filter(patient_id__in=files)
+    messages = Communication.filter(institution_id=institution_id, patient_id__in=files, contact_id__isnull=False,
+                                    cause="survey_invitation")
+    attachments = Attachment.filter(institution_id=institution_id,
+                                    ticket_id__in=Subquery(call_backs.values("follow_up_ticket_id")))
+    return {"survey_invitation": (invitations, "id"), "questionnaire_response": (responses, "id"),
+            "ticket": (call_backs, "follow_up_ticket_id"), "communication": (messages, "id"),
+            "attachment": (attachments, "id")}
+
+
 def family_records(institution_id: uuid.UUID, files: Subquery) -> Q:
     """The ``AuditEvent`` rows about a family's survey on these files: the invitation to a contact (made, read through
     its link, answered, refused), its messages, the family's response and the call-back ticket it opened, with its
     attachments (their records are the attachment's, not the ticket's: found in review, their upload and downloads
     were listed). The portal shows the patient none of them, so neither does their own access log (found in review:
     "who viewed my record" showed the family's link answer as an anonymous write on the file, the call-back as the
-    system's)."""
-    invitations = SurveyInvitation.filter(institution_id=institution_id, patient_id__in=files,
-                                          contact_id__isnull=False).values("id")
-    responses = QuestionnaireResponse.filter(institution_id=institution_id,
-                                             invitation_id__in=Subquery(invitations)).values("id")
-    call_backs = family_call_backs(institution_id).filter(patient_id__in=files).values("follow_up_ticket_id")
-    messages = Communication.filter(institution_id=institution_id, patient_id__in=files, contact_id__isnull=False,
-                                    cause="survey_invitation").values("id")
-    attachments = Attachment.filter(institution_id=institution_id, ticket_id__in=Subquery(call_backs)).values("id")
+    system's). A record listing several (a page read alike) is ``family_lists``'."""
     # resource_id not null in each: NOT (a NULL IN ...) would leave out every record of a list too
-    return (Q(resource_type="survey_invitation", resource_id__not_isnull=True, resource_id__in=Subquery(invitations))
-            | Q(resource_type="questionnaire_response", resource_id__not_isnull=True,
-                resource_id__in=Subquery(responses))
-            | Q(resource_type="ticket", resource_id__not_isnull=True, resource_id__in=Subquery(call_backs))
-            | Q(resource_type="communication", resource_id__not_isnull=True, resource_id__in=Subquery(messages))
-            | Q(resource_type="attachment", resource_id__not_isnull=True, resource_id__in=Subquery(attachments)))
+    conditions = [Q(resource_type=kind, resource_id__not_isnull=True, resource_id__in=Subquery(rows.values(column)))
+                  for kind, (rows, column) in _family_ids(institution_id, files).items()]
+    return Q(*conditions, join_type=Q.OR)
+
+
+async def family_lists(institution_id: uuid.UUID, patient_id: uuid.UUID, files: Subquery,
+                       events: QuerySet[AuditEvent]) -> list[int]:
+    """The sequence numbers of the records among ``events`` (about the person whose file is ``patient_id``, ``files``
+    theirs) that list several records (a page read alike: its subjects, no record of its own) of which every one on
+    the person's files is of their family's survey, as ``family_records`` names them: such a record is about them
+    as much as a record of one (found in review: a support agent's queue holding the family's call-back and another
+    patient's ticket showed the patient a read of a Ticket). One statement, two more (the files, the family's
+    records of the kinds listed) only when there is such a record."""
+    ids = _family_ids(institution_id, files)
+    listed = await events.filter(resource_id__isnull=True, resource_type__in=list(ids)).exclude(
+        subjects="").values_list("seq", "resource_type", "subjects")
+    if not listed:
+        return []
+    person = {str(i) for i in await Patient.filter(Q(id=patient_id) | Q(merged_into_id=patient_id),
+                                                    institution_id=institution_id).values_list("id", flat=True)}
+    kinds = sorted({str(kind) for _, kind, _ in listed})
+    family = {kind: {str(i) for i in await ids[kind][0].values_list(ids[kind][1], flat=True)} for kind in kinds}
+    hidden = []
+    for seq, kind, text in listed:
+        theirs = [str(record) for record, patient in parse_subjects(str(text)) if str(patient) in person]
+        if theirs and all(record in family[str(kind)] for record in theirs):
+            hidden.append(int(seq))
+    return hidden
 
 
 async def on_follow_up_completed(ctx: Context, task: FollowUpTask) -> SurveyInvitation | None:
