@@ -123,6 +123,9 @@ class RequestKey:
     request_id: str
     row_id: uuid.UUID | None = None  # its row's, once written
     taken_by: AuditRecord | None = None
+    # a resend run again as new, its change's file out of the caller's reach now (resolvers/idempotency_key.py): its
+    # own checks answer it, and only a write refused by the key is told done
+    run_again: bool = False
 
 
 class KeyTaken(Conflict):

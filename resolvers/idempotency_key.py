@@ -36,14 +36,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
+from tortoise.expressions import Subquery
 
 from audit import writer
 from audit.events import Action
 from core.db import delete_in_batches
 from core.errors import BadUserInput, CareloopError, Conflict
+from core.principal import STAFF
 from core.tokens import token_digest
-from models import IdempotencyKey
+from models import Attachment, IdempotencyKey, Patient, Ticket
+from policies.scopes import ROLE_REACH, Reach
 from resolvers import access, sign_in_limit
+from resolvers import ticket as tickets
 from resolvers.context import Context
 
 # Visible ASCII but the double quote, as every client library's keys (UUIDs, ULIDs); the IETF draft's quoted form
@@ -118,7 +122,48 @@ async def _admitted(ctx: Context, sent: str, request: str) -> writer.RequestKey:
     row = await _row(key)
     if row is None:
         return key
+    if row.request_hash == key.request_hash and await _out_of_reach(ctx, row):
+        key.run_again = True
+        return key
     raise await _resent(ctx, key, row)
+
+
+async def _out_of_reach(ctx: Context, row: IdempotencyKey) -> bool:
+    """Whether what the key's change was written on has left the caller's reach since (a role revoked, a move to
+    another department, the file to another, a care team left, a break-glass or a partner's grant ended, a ticket
+    handed on): the resend then runs again as new, so its own checks answer it as they answer a request about a
+    missing record (found in review: a nurse whose role was revoked, or who moved department, was told CONFLICT
+    already_done with the id of the contact written on a file she no longer reaches, where a new request was
+    refused). Should the run pass its checks after all, its write meets the key (``audit.writer.KeyTaken``) and it is
+    told done: nothing is written twice."""
+    principal = ctx.require_principal()
+    if principal.kind == STAFF and row.resource_id is not None and row.resource_type in ("ticket", "attachment"):
+        tickets_reached = tickets.reached_ids(ctx)
+        found = (Ticket.filter(id=row.resource_id, id__in=Subquery(tickets_reached))
+                 if row.resource_type == "ticket" else
+                 Attachment.filter(id=row.resource_id, ticket_id__in=Subquery(tickets_reached)))
+        if not await found.exists():
+            return True
+    return row.patient_id is not None and await _file_left(ctx, row)
+
+
+async def _file_left(ctx: Context, row: IdempotencyKey) -> bool:
+    """Whether the file of the key's change is out of the caller's reach: the reach of the roles of theirs the policy
+    allows that change (``ROLE_REACH``; all their roles when none is, or the change is no object of the policy), as a
+    section's (found in review: a nurse who also works in finance reaches every file through finance). Asked only where
+    those roles reach files by department, care team, grant or their own file, or where the caller holds none: a role
+    reaching the institution, or one writing on any file of it without reading one (an admin's care teams and
+    contracts), reaches the file still."""
+    principal = ctx.require_principal()
+    guard = ctx.services.guard
+    writing = [role for role in principal.roles
+               if guard.role_allows(role, principal.institution_id, row.resource_type, row.action)]
+    counted = writing or list(principal.roles)
+    if any(Reach.INSTITUTION in ROLE_REACH.get(role, frozenset({Reach.INSTITUTION})) for role in counted):
+        return False
+    reach = frozenset[Reach]().union(*(ROLE_REACH[role] for role in counted))
+    condition = access.patient_scope(ctx).narrowed_to(reach).filter()
+    return condition is None or not await Patient.filter(condition, id=row.patient_id).exists()
 
 
 async def _row(key: writer.RequestKey) -> IdempotencyKey | None:
@@ -149,6 +194,8 @@ async def done_meanwhile(ctx: Context, key: writer.RequestKey) -> CareloopError 
     whenever it comes; None when nobody else wrote under the key (its own errors stand) or when this request did."""
     if key.taken_by is not None:
         return await _taken(ctx, key)
+    if key.run_again:  # its own refusal stands: the key's change is on a file out of its reach
+        return None
     row = await _row(key)
     if row is None or row.request_id == key.request_id[:64]:
         return None
