@@ -142,7 +142,8 @@ async def _out_of_reach(ctx: Context, row: IdempotencyKey) -> bool:
         found = (Ticket.filter(id=row.resource_id, id__in=Subquery(tickets_reached))
                  if row.resource_type == "ticket" else
                  Attachment.filter(id=row.resource_id, ticket_id__in=Subquery(tickets_reached)))
-        if not await found.exists():
+        # a ticket kept by ownership alone reaches no one whose roles were all revoked (found in review)
+        if not ctx.decide("ticket", "read").allowed or not await found.exists():
             return True
     return row.patient_id is not None and await _file_left(ctx, row)
 

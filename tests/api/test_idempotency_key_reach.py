@@ -11,7 +11,7 @@ from typing import Any
 from models import Attachment
 from tests.api.test_attachments import PNG
 from tests.api.test_idempotency_key import CONTACT, contact_input, contacts_of, keyed, last_seq
-from tests.api.test_ticket_access import HANDOVER, UPDATE, dep, open_ticket, state
+from tests.api.test_ticket_access import HANDOVER, UPDATE, caller_ticket, dep, open_ticket, state
 from tests.factories import Response, Tenant, make_patient
 
 ASSIGN_ROLE = "mutation($s: ID!, $r: Role!) { roleAssign(staffId: $s, role: $r) { id } }"
@@ -171,3 +171,27 @@ async def test_a_resend_after_a_move_is_answered_as_new_for_a_nurse_who_also_wor
     assert await contacts_of(patient) == 1
     refusal = (await tenant.audit_events(seq__gt=mark))[0]
     assert (refusal.outcome, refusal.reason, refusal.patient_id) == ("denied", "forbidden", patient)
+
+
+async def test_an_upload_sent_again_after_the_uploaders_role_was_revoked_is_refused_as_a_new_one(
+        tenant: Tenant) -> None:
+    """A caller's ticket on no file: the front desk still owns it, but holds no role that reads tickets."""
+    tid = await caller_ticket(tenant, "front_desk", "A")
+    headers = {"content-type": "image/png", "x-filename": "scan.png", "idempotency-key": "upload-1",
+               "authorization": f"Bearer {tenant.tokens['front_desk']}"}
+    first = await tenant.client.post(f"/tickets/{tid}/attachments", content=PNG, headers=headers)
+    assert first.status_code == 201, first.text
+    revoked = await tenant.call("admin", REVOKE, s=str(tenant.staff_ids["front_desk"]), r="FRONT_DESK")
+    assert not revoked.errors, revoked.body
+    mark = await last_seq(tenant)
+
+    again = await tenant.client.post(f"/tickets/{tid}/attachments", content=PNG, headers=headers)
+
+    new = await tenant.client.post(f"/tickets/{tid}/attachments", content=PNG,
+                                   headers={**headers, "idempotency-key": "upload-2"})
+    assert (again.status_code, again.json()) == (new.status_code, new.json()), again.text
+    assert again.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert await Attachment.filter(ticket_id=tid).count() == 1
+    refusal = (await tenant.audit_events(seq__gt=mark))[0]
+    assert (refusal.outcome, refusal.reason, refusal.actor_id) == ("denied", "forbidden",
+                                                                    tenant.staff_ids["front_desk"])
