@@ -1,20 +1,22 @@
-"""A change sent again with its ``Idempotency-Key`` after its file left the caller's reach (a role revoked, a move
-to another department) is answered as a new request is, never CONFLICT ``already_done`` naming the record written
-on a file the caller no longer reaches (resolvers/idempotency_key.py). The twin: still in reach, the resend is told
-done as before."""
+"""A change sent again with its ``Idempotency-Key`` after what it was written on left the caller's reach (a role
+revoked, a move to another department, a ticket handed on, every role revoked) is answered as a new request is, never
+CONFLICT ``already_done`` naming the record written where the caller no longer reaches (resolvers/idempotency_key.py).
+The twins: still in reach, the resend is told done as before."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Any
 
-from models import Attachment
+from models import Attachment, ImprovementItem
 from tests.api.test_attachments import PNG
 from tests.api.test_idempotency_key import CONTACT, contact_input, contacts_of, keyed, last_seq
+from tests.api.test_improvement_items import item
 from tests.api.test_ticket_access import HANDOVER, UPDATE, caller_ticket, dep, open_ticket, state
 from tests.factories import Response, Tenant, make_patient
 
 ASSIGN_ROLE = "mutation($s: ID!, $r: Role!) { roleAssign(staffId: $s, role: $r) { id } }"
+IMPROVEMENT = "mutation($input: ImprovementCreateInput!) { improvementCreate(input: $input) { id } }"
 REVOKE = "mutation($s: ID!, $r: Role!) { roleRevoke(staffId: $s, role: $r) { id } }"
 MOVE_STAFF = "mutation($s: ID!, $i: StaffUpdateInput!) { staffUpdate(id: $s, input: $i) { id } }"
 MOVE_PATIENT = "mutation($id: ID!, $i: PatientUpdateInput!) { patientUpdate(id: $id, input: $i) { id } }"
@@ -195,3 +197,24 @@ async def test_an_upload_sent_again_after_the_uploaders_role_was_revoked_is_refu
     refusal = (await tenant.audit_events(seq__gt=mark))[0]
     assert (refusal.outcome, refusal.reason, refusal.actor_id) == ("denied", "forbidden",
                                                                     tenant.staff_ids["front_desk"])
+
+
+async def test_a_change_on_no_file_sent_again_after_every_role_was_revoked_is_refused_as_a_new_one(
+        tenant: Tenant) -> None:
+    """An improvement item names no patient: an account holding no role any more is refused it as a new one."""
+    key = str(uuid.uuid4())
+    first = await keyed(tenant, "support_agent", IMPROVEMENT, key, input=item(tenant))
+    assert not first.errors, first.body
+    revoked = await tenant.call("admin", REVOKE, s=str(tenant.staff_ids["support_agent"]), r="SUPPORT_AGENT")
+    assert not revoked.errors, revoked.body
+    mark = await last_seq(tenant)
+
+    again = await keyed(tenant, "support_agent", IMPROVEMENT, key, input=item(tenant))
+
+    new = await keyed(tenant, "support_agent", IMPROVEMENT, str(uuid.uuid4()), input=item(tenant))
+    assert again.codes == ["FORBIDDEN"], again.body
+    assert without_ids(again) == without_ids(new)
+    assert await ImprovementItem.filter(institution_id=tenant.id).count() == 1
+    refusal = (await tenant.audit_events(seq__gt=mark))[0]
+    assert (refusal.outcome, refusal.reason, refusal.actor_id) == ("denied", "forbidden",
+                                                                    tenant.staff_ids["support_agent"])
