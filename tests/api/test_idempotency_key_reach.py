@@ -8,12 +8,14 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from models import Attachment, ImprovementItem
+from models import Attachment, ImprovementItem, Ticket
 from tests.api.test_attachments import PNG
 from tests.api.test_idempotency_key import CONTACT, contact_input, contacts_of, keyed, last_seq
 from tests.api.test_improvement_items import item
 from tests.api.test_ticket_access import HANDOVER, UPDATE, caller_ticket, dep, open_ticket, state
-from tests.factories import Response, Tenant, make_patient
+from tests.api.test_ticket_portal import REPORT as PARTNER_REPORT
+from tests.factories import Response, Tenant, gql, make_patient
+from tests.partners import ALL_SCOPES, GRANT_REVOKE, make_partnership
 
 ASSIGN_ROLE = "mutation($s: ID!, $r: Role!) { roleAssign(staffId: $s, role: $r) { id } }"
 IMPROVEMENT = "mutation($input: ImprovementCreateInput!) { improvementCreate(input: $input) { id } }"
@@ -218,3 +220,21 @@ async def test_a_change_on_no_file_sent_again_after_every_role_was_revoked_is_re
     refusal = (await tenant.audit_events(seq__gt=mark))[0]
     assert (refusal.outcome, refusal.reason, refusal.actor_id) == ("denied", "forbidden",
                                                                     tenant.staff_ids["support_agent"])
+
+
+async def test_a_partners_report_sent_again_after_its_grant_was_revoked_answers_as_a_missing_file(
+        tenant: Tenant) -> None:
+    reporter = await make_partnership(tenant, [*ALL_SCOPES, "ticket:create"])
+    report = {"patientId": str(reporter.granted), "category": "COMPLAINT", "subject": "Wound bleeding"}
+    first = await gql(tenant.client, PARTNER_REPORT, {"input": report}, reporter.token, {"idempotency-key": "k-p"})
+    assert first.errors == [], first.body
+    revoked = await tenant.call("nurse", GRANT_REVOKE, id=str(reporter.grant_id))
+    assert not revoked.errors, revoked.body
+
+    again = await gql(tenant.client, PARTNER_REPORT, {"input": report}, reporter.token, {"idempotency-key": "k-p"})
+
+    new = await gql(tenant.client, PARTNER_REPORT, {"input": report}, reporter.token, {"idempotency-key": "k-p2"})
+    assert again.codes == ["NOT_FOUND"], again.body
+    assert without_ids(again) == without_ids(new)
+    assert await Ticket.filter(patient_id=reporter.granted).count() == 1
+    assert [e.reason for e in await reporter.events(outcome="denied")] == ["not_found", "not_found"]
