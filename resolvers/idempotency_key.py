@@ -7,7 +7,9 @@ a UUID), the mutation's first write writes the key's row with its audit record, 
 Sent again with the same key:
 
 - done already: refused before it runs, CONFLICT with reason ``already_done`` and what was written
-  (``extensions.resourceType``, ``resourceId``: read it rather than write again), the refusal on the trail;
+  (``extensions.resourceType``, ``resourceId``: read it rather than write again), the refusal on the trail; unless
+  what it was written on has left the caller's reach since (``_out_of_reach``): then it runs again as new, answered
+  by its own checks as a request about a missing record is (a write that passes them meets the key: told done);
 - under way in another request: the unique key waits for it, and refuses this one's write the same way if it
   committed (this one's write is undone, and it is told and recorded as if sent after: what the other wrote, or the
   key reused if the other was another request; 409 alike); if it failed, this one writes. A resend that its own
