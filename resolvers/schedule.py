@@ -89,9 +89,10 @@ async def slot_at(ctx: Context, schedule_id: uuid.UUID | None, slot_start: datet
     calendar = await sla.calendar(ctx.institution_id)
     day = start.astimezone(calendar.zone).date()
     begin, end = day_window(calendar, day, day)
+    # a slot of the day may run past its midnight (an evening extra session): what begins before the slot ends counts
     exceptions = await ScheduleException.filter(
         institution_id=ctx.institution_id, schedule_id=schedule.id, cancelled_at=None,
-        starts_at__lt=end, ends_at__gt=begin)
+        starts_at__lt=end + timedelta(minutes=schedule.slot_minutes), ends_at__gt=begin)
     slot = slot_math.slot_starting(plan_of(schedule, list(exceptions)), calendar, start)
     if slot is None:
         raise BadUserInput("slotStart: no slot of this schedule starts at this time.", field="slotStart")
@@ -185,8 +186,9 @@ async def free_slots(ctx: Context, *, department_id: uuid.UUID | None = None,
     now = _now()
     ids = [s.id for s in schedules]
     exceptions: dict[uuid.UUID, list[ScheduleException]] = defaultdict(list)
+    longest = timedelta(minutes=max(s.slot_minutes for s in schedules))  # a last slot running past midnight
     for row in await ScheduleException.filter(institution_id=ctx.institution_id, schedule_id__in=ids,
-                                              cancelled_at=None, starts_at__lt=end, ends_at__gt=begin):
+                                              cancelled_at=None, starts_at__lt=end + longest, ends_at__gt=begin):
         exceptions[row.schedule_id].append(row)
     booked = await _booked(ctx, ids, max(begin, now), end)
     out: list[SlotView] = []
