@@ -20,9 +20,11 @@ Errors answer ``{"errors": [{"message", "extensions": {"code", "field"}}]}`` as 
 from __future__ import annotations
 
 import base64
+import codecs
 import uuid
 from urllib.parse import quote, unquote_to_bytes
 
+from python_multipart.multipart import parse_options_header
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
@@ -170,10 +172,32 @@ async def _form(request: Request, limit: int) -> tuple[uuid.UUID | None, str | N
         raise BadUserInput("ticketId: is required.", field="ticketId")
     if not isinstance(upload, UploadFile):
         raise BadUserInput("file: is required (one file part named file).", field="file")
+    _check_form_filename(request, upload)
     data = await upload.read()
     if len(data) > limit:
         raise PayloadTooLarge(f"The file is larger than {limit} bytes.", field="file")
     return uuid_of(ticket_id, "ticketId"), upload.filename, upload.content_type, data
+
+
+def _check_form_filename(request: Request, upload: UploadFile) -> None:
+    """The file part's name is read in the form's charset (UTF-8 unless its Content-Type names another); bytes that
+    are not in it are refused, as X-Filename's are (found in review: Starlette read them as Latin-1 without a word,
+    and GBK's "张伟.png" was stored as "ÕÅÎ°.png"). A charset Python does not know, or that is no text encoding, is
+    read as Latin-1, as Starlette reads it."""
+    _, options = parse_options_header(request.headers.get("content-type", ""))
+    try:
+        codec = codecs.lookup(options.get(b"charset", b"utf-8").decode("latin-1")).name
+    except (LookupError, ValueError):
+        return
+    # the part's headers as sent: Starlette keeps their bytes, read as Latin-1
+    _, part = parse_options_header(upload.headers.get("content-disposition", "").encode("latin-1"))
+    try:
+        part.get(b"filename", b"").decode(codec)
+    except LookupError:  # a codec that is no text encoding (base64, zlib): Latin-1 too
+        return
+    except UnicodeDecodeError:
+        raise BadUserInput("filename: not in the form's charset (send the file's name as UTF-8, or name its charset "
+                           "in the form's Content-Type).", field="filename") from None
 
 
 def _header_filename(value: str | None) -> str | None:

@@ -128,6 +128,43 @@ async def test_bad_form_uploads_store_nothing(tenant: Tenant, settings: Settings
     assert stored_files(settings) == before
 
 
+
+def _form_body(ticket_id: str, filename: bytes) -> bytes:
+    """A multipart/form-data body as a client builds it, the file part's name given as the bytes ``filename``."""
+    return (b'--cut\r\nContent-Disposition: form-data; name="ticketId"\r\n\r\n' + ticket_id.encode()
+            + b'\r\n--cut\r\nContent-Disposition: form-data; name="file"; filename="' + filename
+            + b'"\r\nContent-Type: image/png\r\n\r\n' + PNG + b"\r\n--cut--\r\n")
+
+
+@pytest.mark.parametrize(("filename", "charset", "stored"), [
+    ("张伟.png".encode("gbk"), None, None),  # GBK from an old Windows client, the form saying nothing of it
+    (b"caf\xe9.png", None, None),  # Latin-1
+    ("张伟.png".encode(), None, "张伟.png"),  # UTF-8, as browsers send it
+    ("张伟.png".encode("gbk"), "gbk", "张伟.png"),  # another charset, declared on the form
+    (b"scan.png", "base64", "scan.png"),  # a codec that is no charset: read as Latin-1, as Starlette does
+], ids=["gbk-undeclared", "latin-1", "utf-8", "gbk-declared", "no-charset"])
+async def test_a_form_file_name_is_read_in_the_forms_charset_or_refused(
+        tenant: Tenant, settings: Settings, filename: bytes, charset: str | None, stored: str | None) -> None:
+    """As X-Filename's (tests/api/test_attachments.py): a file part's name that is not in the form's charset (UTF-8
+    unless the Content-Type says otherwise) is refused, BAD_USER_INPUT at ``filename``, nothing stored. Found in
+    review: it was read as Latin-1 without a word, and GBK's "张伟.png" stored as "ÕÅÎ°.png"."""
+    tid = await new_ticket(tenant)
+    files_before, events_before = stored_files(settings), await tenant.audit_count()
+    media = "multipart/form-data; boundary=cut" + (f"; charset={charset}" if charset else "")
+
+    reply = await tenant.client.post("/attachments", content=_form_body(tid, filename), headers={
+        "authorization": f"Bearer {tenant.tokens['support_agent']}", "content-type": media})
+
+    if stored is None:
+        assert reply.status_code == 400 and code(reply) == "BAD_USER_INPUT", reply.text
+        assert reply.json()["errors"][0]["extensions"]["field"] == "filename"
+        assert await Attachment.filter(ticket_id=tid).count() == 0 and stored_files(settings) == files_before
+        assert await tenant.audit_count() == events_before
+    else:
+        assert reply.status_code == 201, reply.text
+        listed = await gql(tenant.client, LINKS, {"id": tid}, tenant.tokens["support_agent"])
+        assert [a["filename"] for a in listed.data["ticket"]["attachments"]] == [stored]
+
 async def test_a_link_tampered_with_or_expired_is_refused(tenant: Tenant, services: Services) -> None:
     tid = await new_ticket(tenant)
     assert (await post_form(tenant, "support_agent", tid)).status_code == 201
