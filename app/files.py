@@ -189,8 +189,9 @@ def _check_form_filename(request: Request, upload: UploadFile) -> None:
         codec = codecs.lookup(options.get(b"charset", b"utf-8").decode("latin-1")).name
     except (LookupError, ValueError):
         return
-    # the part's headers as sent: Starlette keeps their bytes, read as Latin-1
-    _, part = parse_options_header(upload.headers.get("content-disposition", "").encode("latin-1"))
+    # the part's headers as sent (Starlette keeps their bytes, read as Latin-1), the last one as Starlette reads it
+    disposition = (upload.headers.getlist("content-disposition") or [""])[-1]
+    _, part = parse_options_header(disposition.encode("latin-1"))
     try:
         part.get(b"filename", b"").decode(codec)
     except LookupError:  # a codec that is no text encoding (base64, zlib): Latin-1 too
