@@ -139,10 +139,12 @@ def _form_body(ticket_id: str, filename: bytes) -> bytes:
 @pytest.mark.parametrize(("filename", "charset", "stored"), [
     ("张伟.png".encode("gbk"), None, None),  # GBK from an old Windows client, the form saying nothing of it
     (b"caf\xe9.png", None, None),  # Latin-1
+    # the same in a second Content-Disposition of the part, the one the name is taken from
+    (b'scan.png"\r\nContent-Disposition: form-data; name="file"; filename="caf\xe9.png', None, None),
     ("张伟.png".encode(), None, "张伟.png"),  # UTF-8, as browsers send it
     ("张伟.png".encode("gbk"), "gbk", "张伟.png"),  # another charset, declared on the form
     (b"scan.png", "base64", "scan.png"),  # a codec that is no charset: read as Latin-1, as Starlette does
-], ids=["gbk-undeclared", "latin-1", "utf-8", "gbk-declared", "no-charset"])
+], ids=["gbk-undeclared", "latin-1", "latin-1-in-a-second-header", "utf-8", "gbk-declared", "no-charset"])
 async def test_a_form_file_name_is_read_in_the_forms_charset_or_refused(
         tenant: Tenant, settings: Settings, filename: bytes, charset: str | None, stored: str | None) -> None:
     """As X-Filename's (tests/api/test_attachments.py): a file part's name that is not in the form's charset (UTF-8
