@@ -8,6 +8,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import httpx
+
 from models import Attachment, ImprovementItem, Ticket
 from tests.api.test_attachments import PNG
 from tests.api.test_idempotency_key import CONTACT, contact_input, contacts_of, keyed, last_seq
@@ -120,20 +122,24 @@ async def test_a_ticket_change_sent_again_after_the_ticket_was_handed_over_answe
     assert (refusal.outcome, refusal.reason, str(refusal.resource_id)) == ("denied", "not_found", tid)
 
 
+async def _upload(tenant: Tenant, ticket: str, key: str = "upload-1") -> httpx.Response:
+    """The front desk's upload of a picture to ``ticket`` with the Idempotency-Key ``key``."""
+    return await tenant.client.post(f"/tickets/{ticket}/attachments", content=PNG, headers={
+        "content-type": "image/png", "x-filename": "scan.png", "idempotency-key": key,
+        "authorization": f"Bearer {tenant.tokens['front_desk']}"})
+
+
 async def test_an_upload_sent_again_after_the_ticket_was_handed_over_answers_as_a_missing_ticket(
         tenant: Tenant) -> None:
     tid = await open_ticket(tenant)
-    headers = {"content-type": "image/png", "x-filename": "scan.png", "idempotency-key": "upload-1",
-               "authorization": f"Bearer {tenant.tokens['front_desk']}"}
-    first = await tenant.client.post(f"/tickets/{tid}/attachments", content=PNG, headers=headers)
+    first = await _upload(tenant, tid)
     assert first.status_code == 201, first.text
     await _handed_over(tenant, tid)
     mark = await last_seq(tenant)
 
-    again = await tenant.client.post(f"/tickets/{tid}/attachments", content=PNG, headers=headers)
+    again = await _upload(tenant, tid)
 
-    missing = await tenant.client.post(f"/tickets/{uuid.uuid4()}/attachments", content=PNG,
-                                       headers={**headers, "idempotency-key": "upload-2"})
+    missing = await _upload(tenant, str(uuid.uuid4()), "upload-2")
     assert (again.status_code, again.json()) == (missing.status_code, missing.json()), again.text
     assert again.json()["errors"][0]["extensions"]["code"] == "NOT_FOUND"
     assert first.json()["id"] not in again.text
@@ -145,12 +151,10 @@ async def test_an_upload_sent_again_after_the_ticket_was_handed_over_answers_as_
 async def test_an_upload_sent_again_on_a_ticket_still_in_reach_is_told_done(tenant: Tenant) -> None:
     """The twin: the front desk still owns the ticket."""
     tid = await open_ticket(tenant)
-    headers = {"content-type": "image/png", "x-filename": "scan.png", "idempotency-key": "upload-1",
-               "authorization": f"Bearer {tenant.tokens['front_desk']}"}
-    first = await tenant.client.post(f"/tickets/{tid}/attachments", content=PNG, headers=headers)
+    first = await _upload(tenant, tid)
     assert first.status_code == 201, first.text
 
-    again = await tenant.client.post(f"/tickets/{tid}/attachments", content=PNG, headers=headers)
+    again = await _upload(tenant, tid)
 
     assert again.status_code == 409, again.text
     assert again.json()["errors"][0]["extensions"]["resourceId"] == first.json()["id"]
@@ -181,18 +185,15 @@ async def test_an_upload_sent_again_after_the_uploaders_role_was_revoked_is_refu
         tenant: Tenant) -> None:
     """A caller's ticket on no file: the front desk still owns it, but holds no role that reads tickets."""
     tid = await caller_ticket(tenant, "front_desk", "A")
-    headers = {"content-type": "image/png", "x-filename": "scan.png", "idempotency-key": "upload-1",
-               "authorization": f"Bearer {tenant.tokens['front_desk']}"}
-    first = await tenant.client.post(f"/tickets/{tid}/attachments", content=PNG, headers=headers)
+    first = await _upload(tenant, tid)
     assert first.status_code == 201, first.text
     revoked = await tenant.call("admin", REVOKE, s=str(tenant.staff_ids["front_desk"]), r="FRONT_DESK")
     assert not revoked.errors, revoked.body
     mark = await last_seq(tenant)
 
-    again = await tenant.client.post(f"/tickets/{tid}/attachments", content=PNG, headers=headers)
+    again = await _upload(tenant, tid)
 
-    new = await tenant.client.post(f"/tickets/{tid}/attachments", content=PNG,
-                                   headers={**headers, "idempotency-key": "upload-2"})
+    new = await _upload(tenant, tid, "upload-2")
     assert (again.status_code, again.json()) == (new.status_code, new.json()), again.text
     assert again.json()["errors"][0]["extensions"]["code"] == "FORBIDDEN"
     assert await Attachment.filter(ticket_id=tid).count() == 1

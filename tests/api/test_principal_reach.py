@@ -5,6 +5,7 @@ review of the relationship domains)."""
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import date, timedelta
 from typing import Any
 
@@ -31,10 +32,8 @@ def ok(reply: Any, root: str) -> Any:
 # -- a family member's survey answer ------------------------------------------------------------------------
 
 
-async def test_a_low_family_answer_opens_a_ticket_the_patient_does_not_see(tenant: Tenant, services: Services) -> None:
-    """The portal never shows the patient what their family answered (docs/surveys.md). A family member's low answer
-    opens the call-back ticket on the patient's file, its description the questionnaire's score and NPS: found in
-    review, the patient read it in myTickets and in their data export. Staff still work it."""
+async def family_invited(tenant: Tenant) -> tuple[uuid.UUID, SurveyInvitation]:
+    """A file whose family member was invited to the family's survey by a finished visit: its id and the invitation."""
     q = await questionnaire(tenant, respondent="family")
     await trigger(tenant, q, delayHours=0)
     pid = await texted(tenant)
@@ -42,6 +41,22 @@ async def test_a_low_family_answer_opens_a_ticket_the_patient_does_not_see(tenan
     await finished_visit(tenant, pid)
     invitation = await SurveyInvitation.get(institution_id=tenant.id, patient_id=pid)
     assert invitation.contact_id is not None
+    return pid, invitation
+
+
+async def family_answered_low(tenant: Tenant, services: Services) -> uuid.UUID:
+    """``family_invited``'s file, the family's answer low (by its link): it opened the call-back ticket."""
+    pid, invitation = await family_invited(tenant)
+    assert ok(await tenant.call(None, BY_LINK_ANSWER, t=link_of(services, invitation), answers=LOW),
+              "surveyAnswerByLink") == {"followUp": True}
+    return pid
+
+
+async def test_a_low_family_answer_opens_a_ticket_the_patient_does_not_see(tenant: Tenant, services: Services) -> None:
+    """The portal never shows the patient what their family answered (docs/surveys.md). A family member's low answer
+    opens the call-back ticket on the patient's file, its description the questionnaire's score and NPS: found in
+    review, the patient read it in myTickets and in their data export. Staff still work it."""
+    pid, invitation = await family_invited(tenant)
     answered = ok(await tenant.call(None, BY_LINK_ANSWER, t=link_of(services, invitation), answers=LOW),
                   "surveyAnswerByLink")
     assert answered == {"followUp": True}
@@ -154,13 +169,7 @@ async def test_my_access_log_leaves_out_my_familys_survey(tenant: Tenant, servic
     the family's link (its read, its answer, the invitation taken, a second answer refused) as anonymous entries on the
     file and the call-back's creation as the system's. myAccessLog, and its totalCount, leave them out; everything else
     on the file's trail is there as before, and a compliance officer's trail of the file keeps them all."""
-    q = await questionnaire(tenant, respondent="family")
-    await trigger(tenant, q, delayHours=0)
-    pid = await texted(tenant)
-    await family_member(tenant, pid, "Zhao Family")
-    await finished_visit(tenant, pid)
-    invitation = await SurveyInvitation.get(institution_id=tenant.id, patient_id=pid)
-    assert invitation.contact_id is not None
+    pid, invitation = await family_invited(tenant)
     message, collect = await Communication.get(key=f"survey:{invitation.id}:invitation"), Collect()
     await deliver(services, collect, invitation)  # its message goes to the family member: disclosed on the trail
     assert message.id in {sent.communication_id for sent in collect.sent}
@@ -196,14 +205,7 @@ async def test_my_access_log_leaves_out_the_attachments_of_my_familys_call_back(
     (the twin), and a compliance officer's trail of the file keeps both."""
     from tests.api.test_attachments import upload
 
-    q = await questionnaire(tenant, respondent="family")
-    await trigger(tenant, q, delayHours=0)
-    pid = await texted(tenant)
-    await family_member(tenant, pid, "Zhao Family")
-    await finished_visit(tenant, pid)
-    invitation = await SurveyInvitation.get(institution_id=tenant.id, patient_id=pid)
-    assert ok(await tenant.call(None, BY_LINK_ANSWER, t=link_of(services, invitation), answers=LOW),
-              "surveyAnswerByLink") == {"followUp": True}
+    pid = await family_answered_low(tenant, services)
     call_back = str((await QuestionnaireResponse.get(institution_id=tenant.id, patient_id=pid)).follow_up_ticket_id)
     own = ok(await tenant.call("support_agent", OPEN_TICKET, input={
         "channel": "HOTLINE", "category": "REQUEST", "subject": "Reprint my report", "patientId": str(pid)}),
@@ -237,14 +239,7 @@ async def test_my_access_log_leaves_out_a_list_read_of_my_familys_call_back(tena
     that record, naming no ticket by its own id, was shown in "who viewed my record" as the agent's read of a
     Ticket, telling the patient of the ticket the portal never shows. Left out when every record it lists on the
     person's files is the family's; the twin, a queue holding a ticket of their own too, is shown."""
-    q = await questionnaire(tenant, respondent="family")
-    await trigger(tenant, q, delayHours=0)
-    pid = await texted(tenant)
-    await family_member(tenant, pid, "Zhao Family")
-    await finished_visit(tenant, pid)
-    invitation = await SurveyInvitation.get(institution_id=tenant.id, patient_id=pid)
-    assert ok(await tenant.call(None, BY_LINK_ANSWER, t=link_of(services, invitation), answers=LOW),
-              "surveyAnswerByLink") == {"followUp": True}
+    pid = await family_answered_low(tenant, services)
     ok(await tenant.call("support_agent", OPEN_TICKET, input={
         "channel": "HOTLINE", "category": "REQUEST", "subject": "Reprint my report",
         "patientId": str(await texted(tenant))}), "ticketCreate")
