@@ -274,7 +274,7 @@ async def access_log(ctx: Context, *, first: int, after: str | None,
     files = files_of_person(ctx.institution_id, view.row.id)
     query = AuditEvent.filter(about_person(ctx.institution_id, view.row.id)).filter(
         ~surveys.family_records(ctx.institution_id, files))
-    hidden = await surveys.family_lists(ctx.institution_id, view.row.id, files, query)
+    hidden = await surveys.family_lists(ctx.institution_id, files, query)
     if hidden:
         query = query.filter(seq__not_in=hidden)
     total = await pagination.count_of(query, count)
@@ -307,7 +307,7 @@ async def _accessors(ctx: Context, view: PatientView, rows: list[dict[str, Any]]
     others = {row["actor_id"] for row in rows
               if row["actor_kind"] == PATIENT and str(row["actor_id"]) != str(account_id)}
     if others:
-        own = {str(found) for found in await PatientAccount.filter(
+        own = {str(account) for account in await PatientAccount.filter(
             institution_id=ctx.institution_id, id__in=[str(actor) for actor in others],
             patient_id__in=files_of_person(ctx.institution_id, view.row.id)).values_list("id", flat=True)}
         accessors.update({(PATIENT, actor): Accessor(ANOTHER_PATIENT, "", []) for actor in others

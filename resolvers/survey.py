@@ -447,21 +447,20 @@ def family_records(institution_id: uuid.UUID, files: Subquery) -> Q:
     return Q(*conditions, join_type=Q.OR)
 
 
-async def family_lists(institution_id: uuid.UUID, patient_id: uuid.UUID, files: Subquery,
-                       events: QuerySet[AuditEvent]) -> list[int]:
-    """The sequence numbers of the records among ``events`` (about the person whose file is ``patient_id``, ``files``
-    theirs) that list several records (a page read alike: its subjects, no record of its own) of which every one on
+async def family_lists(institution_id: uuid.UUID, files: Subquery, events: QuerySet[AuditEvent]) -> list[int]:
+    """The sequence numbers of the records among ``events`` (about the person whose files ``files`` names) that list
+    several records (a page read alike: its subjects, no record of its own) of which every one on
     the person's files is of their family's survey, as ``family_records`` names them: such a record is about them
     as much as a record of one (found in review: a support agent's queue holding the family's call-back and another
-    patient's ticket showed the patient a read of a Ticket). One statement, two more (the files, the family's
-    records of the kinds listed) only when there is such a record."""
+    patient's ticket showed the patient a read of a Ticket). One statement; only when there is such a record, one
+    more for the person's files and one for each kind of record listed (five kinds at most)."""
     ids = _family_ids(institution_id, files)
     listed = await events.filter(resource_id__isnull=True, resource_type__in=list(ids)).exclude(
         subjects="").values_list("seq", "resource_type", "subjects")
     if not listed:
         return []
-    person = {str(i) for i in await Patient.filter(Q(id=patient_id) | Q(merged_into_id=patient_id),
-                                                    institution_id=institution_id).values_list("id", flat=True)}
+    person = {str(i) for i in await Patient.filter(institution_id=institution_id, id__in=files).values_list(
+        "id", flat=True)}
     kinds = sorted({str(kind) for _, kind, _ in listed})
     family = {kind: {str(i) for i in await ids[kind][0].values_list(ids[kind][1], flat=True)} for kind in kinds}
     hidden = []
