@@ -163,11 +163,16 @@ async def kill_every_connection(database_url: str) -> None:
         await admin.close()
 
 
-async def until(admin: asyncpg.Connection, which: str, *, present: bool) -> None:
-    """Until the backends ``which`` selects are there (or gone), for 10 s at most."""
-    for _ in range(1000):
+async def until(admin: asyncpg.Connection, which: str, *, present: bool,
+                unless: asyncio.Task[Response] | None = None) -> None:
+    """Until the backends ``which`` selects are there (or gone), for 30 s at most (a machine running both suites
+    beside other work can take seconds to bring a request to its statement). A request ``unless`` names that is
+    answered meanwhile never will be: its answer is the failure's message."""
+    for _ in range(3000):
         if bool(await admin.fetchval(f"SELECT count(*) FROM pg_stat_activity WHERE {which}")) == present:
             return
+        if unless is not None and unless.done():
+            raise AssertionError(f"answered before any backend {which}: {(await unless).body}")
         await asyncio.sleep(0.01)
     raise AssertionError(f"no backend {which}" if present else f"backends {which} still there")
 
@@ -182,7 +187,7 @@ async def kill_midway(database_url: str, tables: str, request: Awaitable[Respons
         async with admin.transaction():
             await admin.execute(f"LOCK TABLE {tables} IN {mode} MODE")
             call = asyncio.create_task(request)
-            await until(admin, waiting, present=True)
+            await until(admin, waiting, present=True, unless=call)
             await admin.execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE {waiting}")
         return await call
     finally:
@@ -495,7 +500,7 @@ async def test_a_transaction_whose_server_falls_silent_answers_unavailable_withi
             call = asyncio.create_task(gql(quick, CREATE_PATIENT, {"input": {
                 "fullName": name, "departmentId": str(tenant.departments["A"].id)}, "anyway": True},
                 tenant.tokens["front_desk"]))
-            await until(admin, waiting, present=True)
+            await until(admin, waiting, present=True, unless=call)
             hop.answering.clear()
             started = time.monotonic()
         reply = await asyncio.wait_for(call, 30)
