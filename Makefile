@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
 PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/test
 
-.PHONY: run test install lint typecheck imports pytest pytest-sqlite pytest-postgres schema bench
+.PHONY: run test install lint typecheck imports pytest pytest-sqlite pytest-postgres schema snapshot bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,10 @@ pytest-postgres:
 
 schema: install
 	$(BIN)/careloop schema export --output schema.graphql
+
+# The schema a new database is made from (app/snapshot.py), written again after adding a migration; needs pg_dump.
+snapshot: install
+	$(BIN)/python -m app.snapshot "$(PG_TEST_URL)"
 
 # careloop against a bare Starlette + asyncpg baseline, on PostgreSQL, with wrk (see bench/README.md).
 bench: install

@@ -192,7 +192,7 @@ def _dump_sqlite(database_url: str, output: Path) -> StoredFile:
 def _dump_postgres(database_url: str, output: Path) -> StoredFile:
     target = output / POSTGRES_FILE
     os.close(os.open(target, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600))
-    _run_pg("pg_dump", database_url, ["--format=custom", f"--file={target}"])
+    run_pg("pg_dump", database_url, ["--format=custom", f"--file={target}"])
     return _stored(output, target)
 
 
@@ -270,7 +270,7 @@ async def _restore_into(database_url: str, attachment_dir: Path, master: MasterK
         db.create_private_sqlite_file(database_url)
         await asyncio.to_thread(_copy_sqlite, database, _sqlite_path(database_url), backup_copy=True)
     else:
-        await asyncio.to_thread(_run_pg, "pg_restore", database_url,
+        await asyncio.to_thread(run_pg, "pg_restore", database_url,
                                 ["--no-owner", "--no-acl", "--single-transaction", "--exit-on-error", str(database)])
     progress("database restored")
     await asyncio.to_thread(_restore_attachments, source, manifest, attachment_dir, written.paths)
@@ -589,7 +589,7 @@ def _pg_parameters(database_url: str) -> dict[str, Any]:
             "password": unquote(url.password or "") or None, "database": unquote(url.path.lstrip("/"))}
 
 
-def _run_pg(tool: str, database_url: str, arguments: list[str]) -> None:
+def run_pg(tool: str, database_url: str, arguments: list[str]) -> None:
     """``pg_dump`` or ``pg_restore`` with the URL's parameters; the password goes in the environment, never
     on a command line others can read; the URL's TLS options become libpq's variables (``PGSSLMODE``, ...), and
     those already set pass through."""

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import pkgutil
+import sqlite3
 from collections.abc import Callable
+from pathlib import Path
 
 from tortoise import Tortoise
 from tortoise.connection import get_connection
 from tortoise.migrations.api.migrate import migrate as tortoise_migrate
 from tortoise.migrations.recorder import MigrationRecorder
+from tortoise.transactions import in_transaction
 
 import migrations
-from core.db import APP_LABEL, backend_of, tortoise_config
+from core.db import APP_LABEL, Backend, backend_of, tortoise_config
 
 
 def create_private_sqlite_file(database_url: str) -> None:
@@ -28,8 +32,11 @@ def create_private_sqlite_file(database_url: str) -> None:
 
 
 async def migrate(database_url: str, progress: Callable[[str], None] | None = None) -> None:
-    """Apply every pending migration; leaves no connection open."""
+    """Apply every pending migration (an empty database: first the snapshot of those it holds, see app/snapshot.py);
+    leaves no connection open."""
     create_private_sqlite_file(database_url)
+    if await load_snapshot_if_empty(database_url) and progress:
+        progress(f"made the new database from migrations/fresh/{backend_of(database_url)}.sql")
 
     def report(event: str, app_label: str, name: str) -> None:
         if progress and event == "apply_done":
@@ -41,12 +48,66 @@ async def migrate(database_url: str, progress: Callable[[str], None] | None = No
         await Tortoise.close_connections()
 
 
+SNAPSHOTS = Path(migrations.__file__).parent / "fresh"
+
+# A PostgreSQL database with nothing of careloop's (nor anyone's) in the schema it creates its tables in.
+_POSTGRES_EMPTY = """
+SELECT current_schema() IS NOT NULL
+   AND NOT EXISTS (SELECT 1 FROM pg_class WHERE relnamespace = current_schema()::regnamespace)
+   AND NOT EXISTS (SELECT 1 FROM pg_proc WHERE pronamespace = current_schema()::regnamespace) AS empty
+"""
+
+
+def snapshot_of(backend: Backend) -> Path:
+    return SNAPSHOTS / f"{backend}.sql"
+
+
+async def load_snapshot_if_empty(database_url: str) -> bool:
+    """Load the snapshot into the database if it is empty (True), else leave it as it is (False)."""
+    backend = backend_of(database_url)
+    if not snapshot_of(backend).exists():
+        return False
+    script = snapshot_of(backend).read_text()
+    if backend == "sqlite":
+        return _load_sqlite(_sqlite_path(database_url), script)
+    await Tortoise.init(config=tortoise_config(database_url))
+    try:
+        async with in_transaction("default") as connection:
+            rows = await connection.execute_query_dict(_POSTGRES_EMPTY)
+            if not rows[0]["empty"]:
+                return False
+            # SQL functions may name tables the script creates after them: their bodies are checked when called.
+            await connection.execute_script("SET LOCAL check_function_bodies = false;\n" + script)
+        return True
+    finally:
+        await Tortoise.close_connections()
+
+
+def _sqlite_path(database_url: str) -> str:
+    return database_url.removeprefix("sqlite://").split("?", 1)[0]
+
+
+def _load_sqlite(path: str, script: str) -> bool:
+    if path in ("", ":memory:"):  # a new database per connection: nothing to load it into
+        return False
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as database:
+        if database.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+            return False
+        try:
+            database.executescript(f"BEGIN IMMEDIATE;\n{script}\nCOMMIT;")
+        except BaseException:
+            if database.in_transaction:
+                database.execute("ROLLBACK")
+            raise
+    return True
+
+
 def sqlite_file_missing(database_url: str) -> str | None:
     """The path of a SQLite database file that does not exist (None: it exists, or the database is not SQLite):
     opening it would make an empty one."""
     if backend_of(database_url) != "sqlite":
         return None
-    path = database_url.removeprefix("sqlite://").split("?", 1)[0]
+    path = _sqlite_path(database_url)
     return None if path in ("", ":memory:") or os.path.exists(path) else path
 
 

@@ -111,9 +111,9 @@ async def fresh_database(tmp_path: Path) -> AsyncIterator[str]:
 @pytest_asyncio.fixture(scope="session")
 async def upgraded(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[dict[str, Any]]:
     """What tests/upgrade.py's script found in a new database upgraded from 0018 (a catalogue) through 0021 (audit
-    events of 0021's writer) to the newest migration: run once a suite for the upgrade tests of test_migrations.py
-    and test_patient_index.py (see tests/upgrade.py). In a process of its own: this one's Tortoise holds the test
-    database."""
+    events of 0021's writer) to the newest migration, and (``url``) the database, migrated step by step: run once a
+    suite for the upgrade tests of test_migrations.py and test_patient_index.py (see tests/upgrade.py). In a process
+    of its own: this one's Tortoise holds the test database."""
     if BACKEND == "sqlite":
         url = f"sqlite://{tmp_path_factory.mktemp('upgraded') / 'upgraded.sqlite3'}"
     else:
@@ -128,7 +128,7 @@ async def upgraded(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[di
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=300)
         assert process.returncode == 0, stderr.decode()[-3000:]
-        yield json.loads(stdout.decode().strip().splitlines()[-1])
+        yield {**json.loads(stdout.decode().strip().splitlines()[-1]), "url": url}
     finally:
         if BACKEND != "sqlite":
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -154,9 +154,9 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
 async def database(settings: Settings) -> AsyncIterator[str]:
     await db.migrate(settings.database_url)
     await db.open_database(settings.database_url)
-    # As a serving worker settles once started: what lives now (the migration's thousands of model states among it)
-    # is frozen out of every full collection, which otherwise traversed it again and again (a fifth of the tests'
-    # own time, measured), and the tests run under the server's collector settings.
+    # As a serving worker settles once started: what lives now is frozen out of every full collection, which
+    # otherwise traversed it again and again (a fifth of the tests' own time, measured, when a step-by-step migration's
+    # thousands of model states lived here), and the tests run under the server's collector settings.
     settle_garbage_collection()
     yield settings.database_url
     await db.close_database()

@@ -503,9 +503,9 @@ async def test_an_attachment_swapped_in_the_backup_after_its_check_is_refused_an
 def test_a_tool_failure_is_one_line() -> None:
     """The PostgreSQL tools' own messages span several lines (a refused connection: two); the refusal is one line,
     as every other."""
-    from app.backup import BackupRefused, _run_pg
+    from app.backup import BackupRefused, run_pg
     with pytest.raises(BackupRefused) as refused:
-        _run_pg("pg_dump", "postgres://nobody@127.0.0.1:1/none", [])
+        run_pg("pg_dump", "postgres://nobody@127.0.0.1:1/none", [])
     assert str(refused.value).startswith("pg_dump failed: pg_dump: error: connection"), refused.value
     assert "\n" not in str(refused.value) and "Is the server running" in str(refused.value)
 
@@ -518,14 +518,14 @@ async def test_a_tool_failure_leaves_out_the_lines_that_quote_data_or_sql(fresh_
     terminal and in their logs (found in review). The refusal keeps what failed and where, and leaves those out, the
     whole of a quoted value or statement that spans several lines too, a line of it that begins as the server's words
     do included (found in review)."""
-    from app.backup import BackupRefused, _run_pg
+    from app.backup import BackupRefused, run_pg
     name, phone = "Zhang Wei\nERROR: Bed 12", "13800138000"  # a field of two lines, the second as the server speaks
     connection = await asyncpg.connect(fresh_database)
     try:
         await connection.execute("CREATE TABLE note (id int PRIMARY KEY, name text, phone text)")
         await connection.execute("INSERT INTO note VALUES (1, $1, $2)", name, phone)
         dump = tmp_path / "note.pgdump"
-        _run_pg("pg_dump", fresh_database, ["--format=custom", f"--file={dump}"])
+        run_pg("pg_dump", fresh_database, ["--format=custom", f"--file={dump}"])
         await connection.execute("TRUNCATE note")
         await connection.execute("ALTER TABLE note ADD CONSTRAINT short_phone CHECK (length(phone) < 5)")
     finally:
@@ -533,9 +533,9 @@ async def test_a_tool_failure_leaves_out_the_lines_that_quote_data_or_sql(fresh_
     restore = ["--no-owner", "--no-acl", "--single-transaction", "--exit-on-error"]
 
     with pytest.raises(BackupRefused) as copy_failed:  # the row breaks the target's constraint
-        _run_pg("pg_restore", fresh_database, [*restore, "--data-only", str(dump)])
+        run_pg("pg_restore", fresh_database, [*restore, "--data-only", str(dump)])
     with pytest.raises(BackupRefused) as statement_failed:  # the table is there already
-        _run_pg("pg_restore", fresh_database, [*restore, str(dump)])
+        run_pg("pg_restore", fresh_database, [*restore, str(dump)])
 
     assert str(copy_failed.value) == ('pg_restore failed: pg_restore: error: COPY failed for table "note": ERROR:  new '
                                       'row for relation "note" violates check constraint "short_phone"')
@@ -550,21 +550,21 @@ async def test_a_tool_failure_leaves_out_a_value_the_server_message_quotes(fresh
     """The server's own message may quote the value that failed (a field that does not read as its column's type:
     'invalid input syntax for type integer: "<the field>"'), over several lines when the value has them (found in
     review). The refusal keeps the message and the names of what failed, and leaves the value out."""
-    from app.backup import BackupRefused, _run_pg
+    from app.backup import BackupRefused, run_pg
     phone = 'Zhang "Wei"\nBed 12 13800138000'
     connection = await asyncpg.connect(fresh_database)
     try:
         await connection.execute("CREATE TABLE note (id int PRIMARY KEY, phone text)")
         await connection.execute("INSERT INTO note VALUES (1, $1)", phone)
         dump = tmp_path / "note.pgdump"
-        _run_pg("pg_dump", fresh_database, ["--format=custom", f"--file={dump}"])
+        run_pg("pg_dump", fresh_database, ["--format=custom", f"--file={dump}"])
         await connection.execute("TRUNCATE note")
         await connection.execute("ALTER TABLE note ALTER phone TYPE integer USING NULL")
     finally:
         await connection.close()
 
     with pytest.raises(BackupRefused) as refused:
-        _run_pg("pg_restore", fresh_database, ["--no-owner", "--no-acl", "--single-transaction", "--exit-on-error",
+        run_pg("pg_restore", fresh_database, ["--no-owner", "--no-acl", "--single-transaction", "--exit-on-error",
                                                "--data-only", str(dump)])
 
     assert str(refused.value) == ('pg_restore failed: pg_restore: error: COPY failed for table "note": ERROR:  invalid '
