@@ -8,6 +8,7 @@ import os
 import pkgutil
 import sqlite3
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from tortoise import Tortoise
@@ -58,6 +59,10 @@ SELECT current_schema() IS NOT NULL
 """
 
 
+# The migrations the snapshot holds were applied when it was loaded, not when it was written.
+_APPLIED_NOW = "UPDATE tortoise_migrations SET applied_at = now();"
+
+
 def snapshot_of(backend: Backend) -> Path:
     return SNAPSHOTS / f"{backend}.sql"
 
@@ -77,7 +82,7 @@ async def load_snapshot_if_empty(database_url: str) -> bool:
             if not rows[0]["empty"]:
                 return False
             # SQL functions may name tables the script creates after them: their bodies are checked when called.
-            await connection.execute_script("SET LOCAL check_function_bodies = false;\n" + script)
+            await connection.execute_script(f"SET LOCAL check_function_bodies = false;\n{script}\n{_APPLIED_NOW}")
         return True
     finally:
         await Tortoise.close_connections()
@@ -94,7 +99,8 @@ def _load_sqlite(path: str, script: str) -> bool:
         if database.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
             return False
         try:
-            database.executescript(f"BEGIN IMMEDIATE;\n{script}\nCOMMIT;")
+            now = datetime.now(UTC).isoformat(sep=" ")  # as Tortoise writes it
+            database.executescript(f"BEGIN IMMEDIATE;\n{script}\n{_APPLIED_NOW.replace('now()', repr(now))}\nCOMMIT;")
         except BaseException:
             if database.in_transaction:
                 database.execute("ROLLBACK")
