@@ -1553,7 +1553,8 @@ def read_link(secret: bytes, token: str) -> Link:
     except ValueError:
         raise LinkRefused("malformed") from None
     purpose, signature = parts[2], parts[3]
-    if purpose not in PURPOSES:
+    # ASCII only: compare_digest raises on text with other characters ("é" escaped as an unexpected error, a 500)
+    if purpose not in PURPOSES or not signature.isascii():
         raise LinkRefused("malformed")
     if hmac.compare_digest(signature, _signature(secret, institution_id, subject_id, purpose, contact=contact)):
         return Link(institution_id, subject_id, purpose, contact)

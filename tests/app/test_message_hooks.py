@@ -584,3 +584,21 @@ async def test_a_reminder_goes_out_signed_and_comes_back_delivered(client: httpx
     assert not reply.errors, reply.errors
     assert reply.data["patientCommunications"]["nodes"] == [{"status": "DELIVERED", "channel": "SMS",
                                                              "lastError": None}]
+
+
+@pytest.mark.parametrize("signature", ["é", "²" * 43, "签名"])
+async def test_a_link_whose_signature_is_not_ascii_is_400_and_records_nothing(
+        client: httpx.AsyncClient, tenant: Tenant, services: Services, signature: str) -> None:
+    """hmac.compare_digest refuses to compare a str holding non-ASCII characters (TypeError): such a signature
+    escaped the link's check as an unexpected error (500) instead of the forged link's 400. A patient's link and a
+    contact's alike."""
+    user = await greeted_patient(tenant)
+    genuine = communication.unsubscribe_token(services.master_key.token_key, tenant.id, user.patient_id, "greeting")
+    contact = communication.contact_unsubscribe_token(services.master_key.token_key, tenant.id, uuid.uuid4(), "care")
+    before = await mark(tenant.id)
+    for token in (genuine.rsplit(".", 1)[0] + "." + signature, contact.rsplit(".", 1)[0] + "." + signature):
+        for method in ("GET", "POST"):
+            reply = await client.request(method, "/unsubscribe", params={"token": token})
+            assert reply.status_code == 400, (method, token, reply.status_code)
+            assert "此退订链接无效" in reply.text
+    assert await mark(tenant.id) == before and await purposes(user) == ["CARE", "GREETING"]
