@@ -258,6 +258,7 @@ class Facts:
     institutions: dict[uuid.UUID, Institution] = field(default_factory=dict)
     appointments: dict[uuid.UUID, tuple[str, datetime]] = field(default_factory=dict)  # status, slot start
     surveys_closed: set[uuid.UUID] = field(default_factory=set)  # invitations answered or cancelled
+    survey_expiry: dict[uuid.UUID, datetime] = field(default_factory=dict)  # when each invitation's link closes
 
     def born_on(self, patient_id: uuid.UUID, day: date) -> bool:
         born = self.patients[patient_id].birth_date
@@ -267,13 +268,16 @@ class Facts:
         """A confirmation, reminder or change of an appointment no longer booked, or already begun (the
         service was down when it fell due): nothing to tell any more. Cancellations always go. A survey
         invitation's message or reminder once the invitation was answered (or cancelled): dropped when it falls
-        due, so that an anonymous invitation's answer leaves no mark dated by it (resolvers.questionnaire_response).
+        due, so that an anonymous invitation's answer leaves no mark dated by it (resolvers.questionnaire_response);
+        and once its link has closed (found in review: deferred past the link's last hours, or found late, it went
+        out with a link that answered "expired").
         A birthday greeting for a day that is not the file's birthday: the merged file's, moved to a survivor born
         another day, or queued there by a sweep that read the merged file (found in review: it went out on the
         merged file's day); the survivor's birth date stands."""
         invitation_id = survey_invitation_of(row)
         if invitation_id is not None:
-            return invitation_id in self.surveys_closed
+            expires = self.survey_expiry.get(invitation_id)
+            return invitation_id in self.surveys_closed or (expires is not None and expires <= moment)
         if row.cause == "birthday_greeting":
             day = _greeting_day(row)
             return day is not None and not self.born_on(row.patient_id, day)
@@ -364,8 +368,12 @@ async def load_facts(rows: Iterable[Communication]) -> Facts:
             id__in=list(appointment_ids)).values_list("id", "status", "slot_start")}
     invitation_ids = {i for i in (survey_invitation_of(row) for row in rows) if i is not None}
     if invitation_ids:
-        facts.surveys_closed = {uuid.UUID(str(i)) for i in await SurveyInvitation.filter(
-            Q(answered=True) | Q(status="cancelled"), id__in=list(invitation_ids)).values_list("id", flat=True)}
+        for i, answered, status, expires in await SurveyInvitation.filter(id__in=list(invitation_ids)).values_list(
+                "id", "answered", "status", "expires_at"):
+            invitation_id = uuid.UUID(str(i))
+            facts.survey_expiry[invitation_id] = expires
+            if answered or status == "cancelled":
+                facts.surveys_closed.add(invitation_id)
     found = {s.institution_id: s for s in await MessagingSettings.filter(institution_id__in=list(institution_ids))}
     facts.settings = {i: found.get(i) or MessagingSettings(institution_id=i) for i in institution_ids}
     if any(row.purpose in NON_CARE for row in rows):

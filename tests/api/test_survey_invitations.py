@@ -579,3 +579,30 @@ async def test_audit_of_invitation_reads(tenant: Tenant, services: Services) -> 
     ok(await tenant.call("nurse", PATIENT_INVITATIONS, pid=str(pid)), "patientSurveyInvitations")
     reads = await AuditEvent.filter(institution_id=tenant.id, resource_type="survey_invitation", action="read")
     assert [(e.actor_id, e.patient_id) for e in reads] == [(tenant.staff_ids["nurse"], pid)]
+
+
+@pytest.mark.parametrize("kind", ["invitation", "reminder"])
+async def test_a_message_whose_link_closed_before_it_went_is_dropped_not_sent(tenant: Tenant, services: Services,
+                                                                             kind: str) -> None:
+    """A survey message found by the outbox only once its link has closed (the quiet hours deferred it past the
+    link's last hours, the outbox was down, its hand-over retried with backoff) is dropped, as an answered
+    invitation's is, rather than sent with a link that answers "expired" (found in review: it went out; a visit
+    entered so late that its link would close before the message is sent makes no invitation at all)."""
+    q = await questionnaire(tenant)
+    await trigger(tenant, q, delayHours=0, reminderAfterDays=1)
+    pid, row, _ = await invited(tenant, services, q)
+    _, twin, _ = await invited(tenant, services, q)  # the twin: still open at that moment, its message goes
+    await SurveyInvitation.filter(id=twin.id).update(expires_at=row.expires_at + timedelta(days=2))
+    if kind == "reminder":  # the invitations went at their time; the reminders wait
+        await communication.deliver_due(services, {"email": Collect()}, now=daytime_from(row.send_at))
+        assert await survey.remind_unanswered(row.send_at + timedelta(days=1, minutes=1)) >= 2
+    assert (await Communication.get(key=f"survey:{row.id}:{kind}")).status == "queued"
+    collect = Collect()
+    late = daytime_from(row.expires_at + timedelta(minutes=1))  # clear of the quiet hours
+    await communication.deliver_due(services, {"email": collect}, now=late)
+    ours = [m for m in collect.sent if m.institution_id == tenant.id]
+    sent = await Communication.get(key=f"survey:{twin.id}:{kind}")
+    assert [m.communication_id for m in ours] == [sent.id] and sent.status == "sent"
+    dropped = await Communication.get(key=f"survey:{row.id}:{kind}")
+    assert (dropped.status, dropped.sent_at, dropped.settled_at) == ("cancelled", None, late)
+    assert (await SurveyInvitation.get(id=row.id, patient_id=pid)).answered is False
