@@ -164,7 +164,8 @@ def _report(body: bytes) -> tuple[str, str, str] | None:
     message_id, status, reason = report.get("id"), report.get("status"), report.get("reason", "")
     if isinstance(message_id, int) and not isinstance(message_id, bool):
         message_id = str(message_id)  # as the sender keeps an id the gateway answered as a number
-    if not isinstance(message_id, str) or not 0 < len(message_id) <= GATEWAY_ID_MAX:
+    # printable, as the sender keeps ids (``senders._gateway_id``): PostgreSQL refused a NUL in the lookup, a 500
+    if not isinstance(message_id, str) or not 0 < len(message_id) <= GATEWAY_ID_MAX or not message_id.isprintable():
         return None
     if status not in DELIVERY_STATUSES or not isinstance(reason, str):
         return None

@@ -319,7 +319,8 @@ def _gateway_id(body: bytes | None) -> str | None:
     if isinstance(value, bool) or not isinstance(value, str | int):
         return None
     text = str(value).strip()
-    return text if 0 < len(text) <= GATEWAY_ID_MAX else None
+    # printable only: PostgreSQL stores no NUL in text, and a control character has no place in an id the log shows
+    return text if 0 < len(text) <= GATEWAY_ID_MAX and text.isprintable() else None
 
 
 # --- development and the portal ---------------------------------------------------------------------

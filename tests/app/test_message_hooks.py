@@ -300,6 +300,8 @@ async def test_unknown_institutions_channels_and_paths(client: httpx.AsyncClient
                                     {"id": "gw-1", "status": "read"}, {"id": "", "status": "delivered"},
                                     {"id": "x" * 101, "status": "delivered"}, {"id": None, "status": "failed"},
                                     {"id": "gw-1", "status": "failed", "reason": 7},
+                                    {"id": "gw\u00001", "status": "delivered"},  # PostgreSQL: no NUL in text (500)
+                                    {"id": "gw\u00001", "status": "failed", "reason": "x"},
                                     b"[" * 4000, b'{"a":[' * 680])  # nested past the parser's recursion limit
 async def test_a_signed_body_that_is_not_a_report_is_400(client: httpx.AsyncClient, tenant: Tenant,
                                                          report: dict[str, Any] | bytes) -> None:

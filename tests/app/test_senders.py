@@ -574,6 +574,7 @@ async def test_429_is_retried() -> None:
 
 @pytest.mark.parametrize("answer", ["accepted", {"status": "ok"}, {"id": None}, {"id": True}, {"id": ""},
                                     {"id": "x" * 101}, {"id": ["a"]},
+                                    {"id": "gw\u00001"}, {"id": "gw\n1"},  # PostgreSQL stores no NUL in text
                                     "[" * 5000,  # nested past the JSON parser's recursion limit: it raised
                                     {"id": "gw-1", "pad": "x" * ANSWER_MAX_BYTES}])  # too long: not read
 async def test_an_answer_without_a_usable_id(answer: str | dict[str, Any]) -> None:
