@@ -405,6 +405,29 @@ async def test_a_low_score_opens_exactly_one_complaint_on_the_patients_file(tena
     assert (created.actor_kind, created.patient_id, created.policy_rule) == ("system", pid, "survey low score")
 
 
+@pytest.mark.parametrize("closed", ["archived", "deceased"])
+async def test_a_low_score_on_a_closed_file_is_recorded_and_calls_nobody_back(tenant: Tenant, services: Services,
+                                                                               closed: str) -> None:
+    """A link sent before the file was archived or the death recorded is answered as any other (nothing tells its
+    holder the file closed), the low score on record; but nobody is called back: what the file closed cancelled its
+    calls, and a deceased patient is never called (found in review: a family member answering the patient's link
+    opened a level-1 "call the patient back" complaint on the deceased patient's file). The active file's twin opens
+    one (test_a_low_score_opens_exactly_one_complaint_on_the_patients_file)."""
+    q = await questionnaire(tenant)
+    pid, _, token = await invited(tenant, services, q)
+    closing = ("mutation($id: ID!) { patientArchive(id: $id) { id } }" if closed == "archived" else
+               "mutation($id: ID!) { patientUpdate(id: $id, input: {status: DECEASED}) { id } }")
+    ok(await tenant.call("front_desk", closing, id=str(pid)), "patientArchive" if closed == "archived" else
+       "patientUpdate")
+
+    receipt = ok(await tenant.call(None, BY_LINK_ANSWER, t=token, answers=LOW), "surveyAnswerByLink")
+
+    assert receipt["followUp"] is False
+    response = await QuestionnaireResponse.get(id=receipt["responseId"])
+    assert (response.low, response.follow_up_ticket_id) == (True, None)
+    assert await Ticket.filter(institution_id=tenant.id).count() == 0
+
+
 async def test_a_low_score_without_a_bottom_nps_is_level_two(tenant: Tenant, services: Services) -> None:
     q = await questionnaire(tenant)
     _, row, _ = await invited(tenant, services, q)
