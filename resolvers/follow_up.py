@@ -156,8 +156,10 @@ async def _procedure_matches(ctx: Context, rule: FollowUpRule, visit: Visit) -> 
 
 
 async def responsible_nurse(ctx: Context, patient_id: uuid.UUID, department_id: uuid.UUID | None) -> uuid.UUID | None:
-    """The patient's care-team nurse (the first assigned); None leaves the task in the department's pool."""
-    nurses = Subquery(RoleAssignment.filter(institution_id=ctx.institution_id, role="nurse").values("staff_id"))
+    """The patient's care-team nurse (the first assigned who is still active: one who left calls nobody, found in
+    review); None leaves the task in the department's pool."""
+    nurses = Subquery(RoleAssignment.filter(institution_id=ctx.institution_id, role="nurse",
+                                            staff__is_active=True).values("staff_id"))
     member = await (CareTeamMember.filter(institution_id=ctx.institution_id, patient_id=patient_id,
                                           staff_id__in=nurses)
                     .order_by("created_at").first())

@@ -380,6 +380,24 @@ async def test_finishing_a_procedure_schedules_calls_on_day_1_7_and_30_local(ten
         tenant.departments["A"].id}
 
 
+async def test_a_responsible_nurse_who_left_gets_no_calls_they_wait_in_the_pool(tenant: Tenant) -> None:
+    """The care team's first nurse, deactivated since (left the institution), is nobody's caller: the calls a finished
+    visit schedules wait in the department's pool for a nurse to claim, as a manual task refuses such an owner (found
+    in review: they were owned by the account that can no longer sign in, on nobody's worklist)."""
+    pid = await make_patient(tenant)
+    nurse = tenant.staff_ids["nurse"]
+    on_team = await tenant.call("admin", "mutation($p: ID!, $s: ID!) { careTeamAssign(patientId: $p, staffId: $s) }",
+                                p=str(pid), s=str(nurse))
+    assert on_team.errors == [], on_team.errors
+    off = await tenant.call("admin", "mutation($id: ID!) { staffUpdate(id: $id, input: {active: false}) { active } }",
+                            id=str(nurse))
+    assert off.errors == [], off.errors
+    visit = await a_visit(tenant, pid, role="doctor", kind="OUTPATIENT", status="FINISHED",
+                          startedAt="2026-11-02T09:00:00+08:00", endedAt="2026-11-02T10:00:00+08:00")
+    tasks = await FollowUpTask.filter(visit_id=visit["id"])
+    assert len(tasks) == 1 and tasks[0].owner_id is None and tasks[0].status == "requested"
+
+
 async def test_cancelling_a_visit_or_a_death_cancels_its_follow_up(tenant: Tenant) -> None:
     pid = await make_patient(tenant)
     first = await a_visit(tenant, pid, role="nurse", kind="INPATIENT", status="FINISHED",
