@@ -644,3 +644,18 @@ async def test_queue_pages_through_equal_due_times(tenant: Tenant) -> None:
 
     ids = [e["node"]["id"] for r in (first, rest) for e in r.data["ticketQueue"]["edges"]]
     assert ids == sorted(same, key=uuid.UUID)
+
+
+async def test_a_reception_time_a_little_ahead_is_received_now_not_after_its_first_response(tenant: Tenant) -> None:
+    """receivedAt within the minute a client's clock may run fast is taken as now: stored as sent, the ticket was
+    received after the answer given at once, its timeline opened with the acknowledgement before its creation and the
+    report counted a negative first-response time (found in review)."""
+    ahead = datetime.now(UTC) + timedelta(seconds=50)
+    ticket = await open_ticket(tenant, ahead)
+    assert at(ticket["receivedAt"]) <= datetime.now(UTC)  # type: ignore[operator]
+    await move(tenant, ticket["id"], "ACKNOWLEDGED")
+    reply = await tenant.call("support_agent", TIMELINE, id=ticket["id"])
+    kinds = [(e["node"]["kind"], e["node"]["to"]) for e in reply.data["ticket"]["timeline"]["edges"]]
+    assert kinds == [("CREATED", "NEW"), ("TRANSITION", "ACKNOWLEDGED")]
+    row = await Ticket.get(id=ticket["id"])
+    assert row.first_responded_at is not None and row.received_at <= row.first_responded_at
