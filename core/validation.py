@@ -395,11 +395,13 @@ CLOCK_SKEW = timedelta(minutes=5)
 def happened_time(value: datetime, field: str, *, now: datetime | None = None) -> datetime:
     """A moment something happened (a visit's arrival, start or end, a call made): as ``recorded_time``, and not in
     the future beyond ``CLOCK_SKEW`` (BAD_USER_INPUT, reason ``in_future``): it would start now what follows it then
-    (follow-up calls, a survey) and count in a month still to come."""
-    moment = recorded_time(value, field)
-    if moment > (now or datetime.now(UTC)) + CLOCK_SKEW:
+    (follow-up calls, a survey) and count in a month still to come. A moment within the skew is ``now``."""
+    moment, now = recorded_time(value, field), now or datetime.now(UTC)
+    if moment > now + CLOCK_SKEW:
         raise BadUserInput(f"{field}: must not be in the future.", field=field, reason="in_future")
-    return moment
+    # within the skew it is now: stored ahead, a visit arrived in the future could not be started until then (a start
+    # without ``at`` is now, before it: out_of_order; found in review)
+    return min(moment, now)
 
 
 

@@ -358,6 +358,18 @@ async def test_the_history_is_newest_first_paged_and_filtered(tenant: Tenant) ->
     assert bad.codes == ["BAD_USER_INPUT"]
 
 
+async def test_an_arrival_a_few_minutes_ahead_is_now_and_the_visit_starts_at_once(tenant: Tenant) -> None:
+    """An `at` within the five minutes allowed for a client's clock running fast is taken as now: stored as sent, the
+    visit had arrived in the future, and starting it (no `at`) was refused out_of_order until then (found in review)."""
+    pid = await make_patient(tenant)
+    visit = await a_visit(tenant, pid, plannedAt=datetime.now(UTC).isoformat())
+    arrived = await moved(tenant, "front_desk", visit["id"], "ARRIVED",
+                          at=(datetime.now(UTC) + timedelta(minutes=3)).isoformat())
+    assert datetime.fromisoformat(arrived["arrivedAt"]) <= datetime.now(UTC)
+    started = await moved(tenant, "front_desk", visit["id"], "IN_PROGRESS")
+    assert started["status"] == "IN_PROGRESS"
+
+
 # -- follow-up scheduled by finishing ------------------------------------------------------------------
 
 
