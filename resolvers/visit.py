@@ -411,6 +411,11 @@ async def transition(ctx: Context, visit_id: uuid.UUID | None, to: str, at: date
     if to not in TRANSITIONS.get(row.status, frozenset()):
         raise BadUserInput(f"to: a {row.status.upper()} visit cannot become {to.upper()}.", field="to",
                            reason=ILLEGAL_TRANSITION)
+    if to == "no_show" and row.planned_at is not None and _now() < row.planned_at:
+        # missed only once it was due, as an appointment's no-show waits for its slot (found in review: a visit planned
+        # for tomorrow was marked, its calls cancelled and counted in that month's no-shows)
+        raise BadUserInput("to: a no-show is recorded once the visit's planned time has come.", field="to",
+                           reason="out_of_order")
     if at is not None and to not in _STAMP:  # found in review: it was checked, then dropped
         raise BadUserInput(f"at: a {to.upper()} visit keeps no time of its own; leave at out.", field="at")
     when = happened_time(at, "at", now=_now()) if at is not None else _now()

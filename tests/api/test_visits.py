@@ -370,6 +370,21 @@ async def test_an_arrival_a_few_minutes_ahead_is_now_and_the_visit_starts_at_onc
     assert started["status"] == "IN_PROGRESS"
 
 
+async def test_a_no_show_is_recorded_once_the_visit_was_due_not_before(tenant: Tenant) -> None:
+    """A patient misses a visit only once its planned time has come, as an appointment's no-show waits for its slot:
+    a NO_SHOW of a visit planned for tomorrow was stored (its calls cancelled, counted in that month's noShows; found
+    in review). Refused, nothing written; the twin planned an hour ago is marked."""
+    pid = await make_patient(tenant)
+    later = await a_visit(tenant, pid, plannedAt=(datetime.now(UTC) + timedelta(days=1)).isoformat())
+    reply = await tenant.call("front_desk", MOVE, id=later["id"], to="NO_SHOW")
+    assert reply.codes == ["BAD_USER_INPUT"] and reply.errors[0]["extensions"]["field"] == "to"
+    assert reply.errors[0]["extensions"]["reason"] == "out_of_order"
+    row = await Visit.get(id=later["id"])
+    assert (row.status, row.version) == ("planned", later["version"])
+    due = await a_visit(tenant, pid, plannedAt=(datetime.now(UTC) - timedelta(hours=1)).isoformat())
+    assert (await moved(tenant, "front_desk", due["id"], "NO_SHOW"))["status"] == "NO_SHOW"
+
+
 # -- follow-up scheduled by finishing ------------------------------------------------------------------
 
 
