@@ -757,6 +757,10 @@ async def file_transaction(ctx: Context, patient_id: uuid.UUID | None, *, action
         yield
 
 
+# The rule a file's closing (archive, death) names on what it cancels: the closer's write, by the fact of it.
+FILE_CLOSED = Decision(True, "file archived or deceased")
+
+
 def require_active(status: str, field: str, what: str) -> None:
     """A write for active files only (``what``: the writes, plural) refused on a closed one (archived, deceased):
     BAD_USER_INPUT at ``field``, the field naming the file or the record on it."""

@@ -39,7 +39,6 @@ from core.validation import Problems, aware_time, check_year, clean_text, one_of
 from models import Appointment, Institution, Schedule
 from models.appointment import BOOKING_CHANNELS, CANCELLATION_REASONS
 from policies.fields import APPOINTMENT_FIELD_CLASS
-from policies.guard import Decision
 from resolvers import access, communication, pagination, versioning, writes
 from resolvers import institution as institutions
 from resolvers import schedule as schedules
@@ -58,7 +57,6 @@ SWEEP_BATCH = 500
 SEAT_ATTEMPTS = 3  # a booking that lost its seat to another reads the seats again, at most this many times
 SWEEP = Actor("system")
 SWEEP_RULE = "no-show sweep"
-FILE_CLOSED = Decision(True, "file archived or deceased")  # the patient's write that cancels their bookings
 # Channels only a patient (the portal) or a partner (its API) books through; staff record the others.
 OUTSIDE_CHANNELS = {PATIENT: "portal", PARTNER: "partner"}
 # A patient books from outside (the portal, a partner) while they hold fewer upcoming appointments booked from outside
@@ -590,7 +588,7 @@ async def cancel_for_patient(ctx: Context, patient_id: uuid.UUID) -> int:
         await communication.cancel_queued(ctx.institution_id, f"appointment:{appointment_id}:")
     await writer.append([access.write_record(ctx, Action.UPDATE, "appointment", appointment_id, patient_id=patient_id,
                                              fields=frozenset({"status", "seat", "cancelled_at",
-                                                               "cancellation_reason"}), decision=FILE_CLOSED)
+                                                               "cancellation_reason"}), decision=access.FILE_CLOSED)
                          for appointment_id in booked])
     return len(booked)
 

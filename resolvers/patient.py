@@ -46,6 +46,7 @@ from resolvers import consent as consents
 from resolvers import contract as contracts
 from resolvers import institution as institutions
 from resolvers import partner_grant as partner_grants
+from resolvers import visit as visits
 from resolvers.access import PatientView
 from resolvers.context import Context, Services
 
@@ -374,6 +375,7 @@ async def update(ctx: Context, patient_id: uuid.UUID | None, data: dict[str, Any
             with writer.unkeyed():  # what the death ends: the request's Idempotency-Key names the file
                 await follow_up.cancel_for_patient(ctx, view.row.id)
                 await appointments.cancel_for_patient(ctx, view.row.id)
+                await visits.cancel_planned_for_patient(ctx, view.row.id)
                 await _end_grants(ctx, view.row.id, decision)
                 await contracts.end_for_deceased(ctx, view.row.id, decision)  # by the fact of the death
         return await access.find_patient(ctx, view.row.id, action=Action.READ)
@@ -419,6 +421,7 @@ async def archive(ctx: Context, patient_id: uuid.UUID | None, version: int | Non
         with writer.unkeyed():  # what the archive ends: the request's Idempotency-Key names the file
             await follow_up.cancel_for_patient(ctx, view.row.id)
             await appointments.cancel_for_patient(ctx, view.row.id)
+            await visits.cancel_planned_for_patient(ctx, view.row.id)
             await _end_grants(ctx, view.row.id, decision)
     return await access.find_patient(ctx, view.row.id, action=Action.READ)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, tzinfo
 from typing import Any
 
-from tortoise.expressions import Q, Subquery
+from tortoise.expressions import F, Q, Subquery
 from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
@@ -444,6 +444,25 @@ async def transition(ctx: Context, visit_id: uuid.UUID | None, to: str, at: date
     if to == "arrived":
         ctx.services.visit_changes.notify()  # check-in alerts
     return VisitView(row, view.patient)
+
+
+async def cancel_planned_for_patient(ctx: Context, patient_id: uuid.UUID) -> int:
+    """An archived or deceased patient's PLANNED visits are cancelled with the file (inside the caller's transaction),
+    as its booked appointments are: nobody is expected any more (found in review: the desk could still check them in
+    and finish them). A visit under way stays, documented to its end. Locked as read, as the appointments' cancel
+    does: one checked in meanwhile is waited for and then left out."""
+    planned = [row.id for row in await Visit.filter(
+        institution_id=ctx.institution_id, patient_id=patient_id, status="planned").order_by("id")
+        .select_for_update().only("id")]
+    if not planned:
+        return 0
+    now = _now()
+    await Visit.filter(id__in=planned, status="planned").update(
+        status="cancelled", cancelled_at=now, version=F("version") + 1, updated_at=now)
+    await writer.append([access.write_record(ctx, Action.UPDATE, "visit", visit_id, patient_id=patient_id,
+                                             fields=frozenset({"status", "cancelled_at"}), decision=access.FILE_CLOSED)
+                         for visit_id in planned])
+    return len(planned)
 
 
 async def add_code(ctx: Context, visit_id: uuid.UUID | None, data: dict[str, Any]) -> CodeView:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -28,6 +28,8 @@ TASK = "mutation($input: FollowUpTaskCreateInput!) { followUpTaskCreate(input: $
 PLAN = "mutation($input: CarePlanCreateInput!) { carePlanCreate(input: $input) { id } }"
 FLAG = "mutation($input: FlagCreateInput!) { flagCreate(input: $input) { id } }"
 VISIT = "mutation($input: VisitCreateInput!) { visitCreate(input: $input) { id } }"
+VISIT_READ = "mutation($input: VisitCreateInput!) { visitCreate(input: $input) { id status } }"
+MOVE_VISIT = "mutation($id: ID!, $to: VisitStatus!) { visitTransition(id: $id, to: $to) { id status } }"
 EXPORT = "{ myDataExport }"
 
 
@@ -226,6 +228,36 @@ async def test_a_closed_file_ends_its_partners_grants(tenant: Tenant, end: str) 
     ended = await events_since(tenant.id, seq, reason="file_closed")
     assert [(e.action, e.resource_type, e.resource_id, e.patient_id, e.actor_id) for e in ended] == [
         ("update", "patient", partnership.granted, partnership.granted, tenant.staff_ids[role])]
+
+
+@pytest.mark.parametrize("end", ["archived", "deceased"])
+async def test_a_closed_file_cancels_its_planned_visits_and_takes_no_check_in(tenant: Tenant, end: str) -> None:
+    """Found in review: an archive or a death cancelled the file's booked appointments but left its PLANNED visits
+    (FHIR Encounter planned), which the desk could still check in and finish. They are cancelled with the file, by
+    whoever closed it, and recorded; a visit under way stays (it is documented to its end); another file's planned
+    visit stays planned. A visit created PLANNED and left so by a write under way meets the closed file when checked
+    in: BAD_USER_INPUT, nothing written."""
+    pid, other = await make_patient(tenant), await make_patient(tenant)
+    planned_at = datetime.now(UTC).isoformat()  # arrived today, as planned
+    visit = {"kind": "OUTPATIENT", "departmentId": str(tenant.departments["A"].id), "plannedAt": planned_at}
+    planned, under_way, others = [
+        (await tenant.call("front_desk", VISIT_READ, input={"patientId": str(p), **visit}))
+        .data["visitCreate"]["id"] for p in (pid, pid, other)]
+    arrived = await tenant.call("nurse", MOVE_VISIT, id=under_way, to="ARRIVED")
+    assert arrived.errors == [], arrived.errors
+    role, mutation = ("front_desk", ARCHIVE) if end == "archived" else ("nurse", DECEASED)
+    seq = await mark(tenant.id)
+
+    assert (await tenant.call(role, mutation, id=str(pid))).errors == []
+
+    statuses = {str(v.id): v.status for v in await Visit.filter(institution_id=tenant.id)}
+    assert (statuses[planned], statuses[under_way], statuses[others]) == ("cancelled", "arrived", "planned")
+    assert (await Visit.get(id=planned)).cancelled_at is not None
+    cancelled = [(e.action, e.resource_type, str(e.resource_id), e.patient_id, e.actor_id, e.policy_rule)
+                 for e in await events_since(tenant.id, seq) if e.resource_type == "visit"]
+    assert cancelled == [("update", "visit", planned, pid, tenant.staff_ids[role], "file archived or deceased")]
+    again = await tenant.call("front_desk", MOVE_VISIT, id=planned, to="ARRIVED")
+    assert again.codes == ["BAD_USER_INPUT"] and again.errors[0]["extensions"]["reason"] == "illegal_transition"
 
 
 async def test_a_closed_file_takes_no_new_grant(tenant: Tenant) -> None:
