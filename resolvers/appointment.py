@@ -333,10 +333,7 @@ async def book(ctx: Context, data: dict[str, Any]) -> AppointmentView:
         if await access.lock_file(patient.row.id) != "active":
             raise BadUserInput("patientId: the file is no longer active; appointments are for active files.",
                                field="patientId")
-        if await Appointment.exists(institution_id=ctx.institution_id, schedule_id=schedule.id,
-                                    slot_start=slot.start, patient_id=patient.row.id, status__in=HOLDING):
-            raise Conflict("slotStart: the patient already has a place in this slot.", field="slotStart",
-                           reason="already_in_slot")
+        await _check_not_in_slot(ctx, schedule.id, slot.start, patient.row.id)
         if principal.kind in OUTSIDE_CHANNELS and await Appointment.filter(  # counted under the file's lock
                 institution_id=ctx.institution_id, patient_id=patient.row.id, status="booked",
                 channel__in=tuple(OUTSIDE_CHANNELS.values()), slot_start__gt=now).count() >= OUTSIDE_UPCOMING_LIMIT:
@@ -407,6 +404,7 @@ async def reschedule(ctx: Context, appointment_id: uuid.UUID | None, slot_start:
 
     async def write(seat: int) -> Appointment:
         await access.lock_file(old.patient_id, "id")  # a merge moving the appointment meanwhile is seen
+        await _check_not_in_slot(ctx, schedule.id, slot.start, old.patient_id)  # as a booking of it would
         await _compare_and_set(ctx, old, expected, cancelled)
         row = await _insert(ctx, seat, values)
         await communication.on_appointment(ctx, row, "rescheduled", previous=_updated(old, expected, cancelled))
@@ -677,6 +675,15 @@ def _written(values: dict[str, Any]) -> frozenset[str]:
 
 
 # -- writing -----------------------------------------------------------------------------
+
+
+async def _check_not_in_slot(ctx: Context, schedule_id: uuid.UUID, start: datetime, patient_id: uuid.UUID) -> None:
+    """A patient holds one place per slot, booked or moved there (asked under the file's lock: found in hunting, a
+    move into a slot the patient held already gave them two places of it)."""
+    if await Appointment.exists(institution_id=ctx.institution_id, schedule_id=schedule_id, slot_start=start,
+                                patient_id=patient_id, status__in=HOLDING):
+        raise Conflict("slotStart: the patient already has a place in this slot.", field="slotStart",
+                       reason="already_in_slot")
 
 
 async def _free_seat(schedule_id: uuid.UUID, start: datetime, capacity: int) -> int | None:
