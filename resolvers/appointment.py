@@ -388,7 +388,7 @@ async def reschedule(ctx: Context, appointment_id: uuid.UUID | None, slot_start:
     expected = versioning.check_version(old, version, "appointment")
     start = aware_time(slot_start, "slotStart")
     _check_booked(old, "moved")
-    schedule, slot = await schedules.slot_at(ctx, old.schedule_id, start)
+    schedule, slot = await schedules.slot_at(ctx, old.schedule_id, start, held=True)
     if slot.start == old.slot_start:
         raise BadUserInput("slotStart: the appointment is in this slot already.", field="slotStart")
     now = _now()

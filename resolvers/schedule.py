@@ -76,16 +76,26 @@ def day_window(calendar: Calendar, first_day: date, last_day: date) -> tuple[dat
 
 
 async def slot_at(ctx: Context, schedule_id: uuid.UUID | None, slot_start: datetime, *,
-                  action: Action = Action.CREATE) -> tuple[Schedule, Slot]:
+                  action: Action = Action.CREATE, held: bool = False) -> tuple[Schedule, Slot]:
     """The active schedule of the caller's institution and its slot starting exactly at ``slot_start``.
 
     A schedule missing, inactive or of another institution is NOT_FOUND (field ``scheduleId``, the
     attempt recorded as ``action``: call this before opening the write's transaction); a time where
     no slot starts is BAD_USER_INPUT on ``slotStart``. No policy decision here: the caller made its own.
+    ``held``: the schedule of an appointment being moved (not a caller's input), which exists: deactivated, it offers
+    no slot, CONFLICT ``illegal_transition`` at the appointment's ``id``, no refusal on the trail (found in hunting:
+    NOT_FOUND at a ``scheduleId`` the move does not take, recorded as a refused create of a missing schedule).
     """
     start = _moment(slot_start, "slotStart")
-    schedule = await access.find_in_institution(ctx, Schedule.filter(active=True), schedule_id, action=action,
-                                                resource_type="schedule", field="scheduleId")
+    if held:
+        found = await Schedule.get_or_none(id=schedule_id, institution_id=ctx.institution_id)
+        if found is None or not found.active:
+            raise Conflict("id: the appointment's schedule is deactivated and offers no slot; cancel it and book "
+                           "another schedule.", field="id", reason=ILLEGAL_TRANSITION)
+        schedule = found
+    else:
+        schedule = await access.find_in_institution(ctx, Schedule.filter(active=True), schedule_id, action=action,
+                                                    resource_type="schedule", field="scheduleId")
     calendar = await sla.calendar(ctx.institution_id)
     day = start.astimezone(calendar.zone).date()
     begin, end = day_window(calendar, day, day)

@@ -22,7 +22,7 @@ from resolvers import appointment as appointments
 from resolvers import visit as visits
 from resolvers.context import Services
 from tests.api.test_idempotency_key import keyed
-from tests.api.test_schedules import EXCEPTION_ADD, FREE
+from tests.api.test_schedules import DEACTIVATE, EXCEPTION_ADD, FREE
 from tests.conftest import BACKEND, SqlCounter
 from tests.factories import Tenant, make_patient, make_tenant
 from tests.partners import make_client, make_partner, make_partnership, token_for
@@ -870,3 +870,21 @@ async def test_a_move_into_a_slot_the_patient_holds_already_is_refused(tenant: T
     moved = await ok(await tenant.call("front_desk", RESCHEDULE, id=first["id"], slotStart=at(3, 10), version=1),
                      "appointmentReschedule")
     assert moved["rescheduledFrom"] == {"id": first["id"], "status": "CANCELLED"}
+
+
+async def test_a_move_on_a_deactivated_schedule_is_refused_at_the_appointment(tenant: Tenant) -> None:
+    """A deactivated schedule offers no slot: a move of an appointment it holds is CONFLICT ``illegal_transition`` at
+    ``id``, nothing written and nothing on the trail as a refusal (found in hunting: NOT_FOUND at ``scheduleId``, an
+    argument the move does not take, and the trail recorded a refused *create* of a missing *schedule*, which exists).
+    The appointment is still cancelled (the twin)."""
+    schedule, pid = await make_schedule(tenant), await make_patient(tenant)
+    made = await book(tenant, schedule, pid)
+    await ok(await tenant.call("admin", DEACTIVATE, id=schedule, version=1), "scheduleDeactivate")
+    denials = await AuditEvent.filter(institution_id=tenant.id, outcome="denied").count()
+    await assert_refused(tenant, lambda: tenant.call("front_desk", RESCHEDULE, id=made["id"], slotStart=at(3, 9),
+                                                     version=1),
+                         "CONFLICT", "id", root="appointmentReschedule", says="illegal_transition")
+    assert await AuditEvent.filter(institution_id=tenant.id, outcome="denied").count() == denials
+    cancelled = await ok(await tenant.call("front_desk", CANCEL, id=made["id"], reason="INSTITUTION", version=1),
+                         "appointmentCancel")
+    assert cancelled["status"] == "CANCELLED"
