@@ -1170,7 +1170,8 @@ async def update_draft(ctx: Context, contract_id: uuid.UUID | None, data: dict[s
     """Edit the open draft version (version 1 of a draft contract, or a draft amendment): what is given replaces
     what was there (items: the whole list). Items are priced again (a draft is not agreed): version 1 at the
     catalogue's prices on the start date; an amendment keeps the prices signed for services already contracted
-    (unless ``reprice``) and prices new ones on its effective date. Refused with CONFLICT (``version_not_draft``)
+    (unless ``reprice``; a repricing made on the draft stays, its prices kept by the edits after it) and prices new
+    ones on its effective date. Refused with CONFLICT (``version_not_draft``)
     once the version was sent for signature, and on a closed file (BAD_USER_INPUT at ``contractId``, ``writing``):
     a draft there is never sent nor signed."""
     decision = await access.authorize(ctx, "contract", "update", action=Action.UPDATE, resource_type="contract",
@@ -1238,6 +1239,10 @@ async def update_draft(ctx: Context, contract_id: uuid.UUID | None, data: dict[s
     kept = None
     if base is not None and not data.get("reprice"):
         kept = _kept_prices(await _items_of_version(ctx.institution_id, base.id))
+        # The draft's own prices of the services already contracted: a repricing made on it (by whoever may) stays
+        # (found in hunting: the front desk's edit of a repriced amendment's notice period priced its items again at
+        # the signed prices, unseen).
+        kept.update((service, price) for service, price in _kept_prices(current_items).items() if service in kept)
     lines = await _lines(ctx, problems, given if given is not None else _item_dicts(current_items),
                          path="input.items", currency=row.currency, day=effective_on, kept=kept,
                          partner=partner_id is not None)

@@ -462,7 +462,8 @@ _UNCHANGED = "Left out: unchanged."
 @strawberry.input(description="Changes to the open draft version (version 1 of a draft contract, or a draft "
                                "amendment). What is given replaces what was there; what is left out stays. Items are "
                                "priced again: version 1 from the catalogue on the start date, an amendment keeping "
-                               "the signed prices of services already contracted (unless reprice).")
+                               "the signed prices of services already contracted (unless reprice; a draft repriced "
+                               "keeps its own prices of them).")
 class ContractDraftInput:
     title: str | None = strawberry.field(default=strawberry.UNSET, description=f"Version 1 only. {_UNCHANGED}")
     department_id: strawberry.ID | None = strawberry.field(default=strawberry.UNSET,

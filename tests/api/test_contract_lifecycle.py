@@ -310,6 +310,33 @@ async def test_repricing_an_amendment_takes_the_catalogue_price_and_needs_the_te
     assert prices.data["contract"]["versions"][1]["periodTotal"] == {"amount": "600.00"}
 
 
+async def test_a_repriced_amendment_keeps_its_prices_when_its_draft_is_edited(tenant: Tenant,
+                                                                              services: Services) -> None:
+    """Found in hunting: finance repriced an amendment (150.00 from the catalogue instead of the 120.00 signed), then
+    the front desk, which neither reads nor sets prices, changed its notice period: the draft's items were priced again
+    at the signed prices, 120.00, the period total 480.00, unseen by either. An edit without ``reprice`` keeps the
+    draft's own prices of the services already contracted; a repricing asked again still takes the catalogue's."""
+    soon = today() + timedelta(days=3)
+    visit = await make_item(tenant, unit_price="120.00", later_prices=((soon, "150.00"),))
+    made = await active_contract(tenant, services, items=[item_input(visit)])
+    data = {"effectiveOn": soon.isoformat(), "changeSummary": "New price list", "reprice": True}
+    amended = await tenant.call("finance", AMEND, id=made["id"], v=made["version"], input=data)
+    assert not amended.errors, amended.errors
+    edited = await tenant.call("front_desk", UPDATE, id=made["id"], v=amended.data["contractAmend"]["version"],
+                               input={"noticeDays": 14})
+    assert not edited.errors, edited.errors
+    prices = await tenant.call("finance", PRICES, id=made["id"])
+    version = prices.data["contract"]["versions"][1]
+    assert version["items"][0]["unitPrice"] == {"amount": "150.00"}
+    assert version["periodTotal"] == {"amount": "600.00"}
+    # the items given anew: the service already contracted keeps the draft's price too
+    again = await tenant.call("front_desk", UPDATE, id=made["id"], v=edited.data["contractDraftUpdate"]["version"],
+                              input={"items": [item_input(visit, quantity=5)]})
+    assert not again.errors, again.errors
+    version = (await tenant.call("finance", PRICES, id=made["id"])).data["contract"]["versions"][1]
+    assert (version["items"][0]["unitPrice"], version["periodTotal"]) == ({"amount": "150.00"}, {"amount": "750.00"})
+
+
 async def test_amendments_are_refused_when_they_cannot_apply(tenant: Tenant, services: Services) -> None:
     item = await make_item(tenant)
     drafted = await draft(tenant, await make_patient(tenant), [item_input(item)])
