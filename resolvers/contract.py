@@ -608,8 +608,11 @@ async def _lines(ctx: Context, problems: Problems, items: list[dict[str, Any]] |
         problems.add(path, "item_count", f"1 to {MAX_ITEMS} items.")
         return []
     ids = [cast(uuid.UUID, item.get("service_item_id")) for item in items if item.get("service_item_id")]
-    catalogue = {row.id: row for row in await ServiceItem.filter(institution_id=ctx.institution_id, id__in=ids,
-                                                                 active=True)} if ids else {}
+    # An active item of the catalogue, or a service the amended version holds (``kept``), retired since or not: the
+    # amendment keeps what was contracted (found in hunting: a retired service refused every amendment of the contract
+    # at an item the caller never sent).
+    catalogue = {row.id: row for row in await ServiceItem.filter(institution_id=ctx.institution_id, id__in=ids)
+                 if row.active or row.id in (kept or {})} if ids else {}
     priced = await service_items.prices_on(ctx.institution_id, list(catalogue), day) if day is not None else {}
     lines: list[Line] = []
     for index, item in enumerate(items):

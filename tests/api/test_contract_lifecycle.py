@@ -337,6 +337,34 @@ async def test_a_repriced_amendment_keeps_its_prices_when_its_draft_is_edited(te
     assert (version["items"][0]["unitPrice"], version["periodTotal"]) == ({"amount": "150.00"}, {"amount": "750.00"})
 
 
+async def test_a_service_retired_from_the_catalogue_stays_in_the_amendments_of_a_contract_holding_it(
+        tenant: Tenant, services: Services) -> None:
+    """Found in hunting: once a contracted service was retired from the catalogue, every amendment of the contract was
+    refused, BAD_USER_INPUT unknown_item at input.items[0].serviceItemId, an input the caller never sent (an
+    amendment of the notice period only): the amendment copies the items contracted, and the copy was checked as a
+    new sale. A service already contracted is kept at its signed price, retired or not; one the contract does not
+    hold yet must still be an active item (the twin)."""
+    visit, other = await make_item(tenant, unit_price="120.00"), await make_item(tenant, unit_price="80.00")
+    made = await active_contract(tenant, services, items=[item_input(visit)])
+    retire = "mutation($id: ID!) { serviceItemSetActive(id: $id, active: false) { id } }"
+    for item in (visit, other):
+        assert not (await tenant.call("admin", retire, id=str(item))).errors
+    before = await stored(tenant)
+    data = {"effectiveOn": (today() + timedelta(days=3)).isoformat(), "changeSummary": "Longer notice"}
+    added = await tenant.call("finance", AMEND, id=made["id"], v=made["version"],
+                              input={**data, "items": [item_input(visit), item_input(other)]})
+    assert added.codes == ["BAD_USER_INPUT"] and added.errors[0]["extensions"]["field"] == \
+        "input.items[1].serviceItemId", added.errors
+    assert await stored(tenant) == before
+    amended = await tenant.call("finance", AMEND, id=made["id"], v=made["version"], input={**data, "noticeDays": 60})
+    assert not amended.errors, amended.errors
+    edited = await tenant.call("front_desk", UPDATE, id=made["id"], v=amended.data["contractAmend"]["version"],
+                               input={"items": [item_input(visit, quantity=6)]})
+    assert not edited.errors, edited.errors
+    version = (await tenant.call("finance", PRICES, id=made["id"])).data["contract"]["versions"][1]
+    assert (version["items"][0]["unitPrice"], version["periodTotal"]) == ({"amount": "120.00"}, {"amount": "720.00"})
+
+
 async def test_amendments_are_refused_when_they_cannot_apply(tenant: Tenant, services: Services) -> None:
     item = await make_item(tenant)
     drafted = await draft(tenant, await make_patient(tenant), [item_input(item)])
