@@ -178,7 +178,7 @@ async def verify_chain(institution_id: uuid.UUID, head: AuditChainHead | None,
     said = _Sayer(institution_id, archived, newest, public)
     if newest is not None and public is not None and offline.first_forged([newest], public) is not None:
         return said.fault(0, offline.forged_problem(newest), Fault.CHECKPOINT_SIGNATURE, newest.last_seq)
-    bad_anchor = await _anchor_problem(anchor, public) if anchor else None
+    bad_anchor = await _anchor_problem(anchor, public) if anchor else await _below_genesis(said)
     if bad_anchor:
         return bad_anchor
     if head is None:  # verify_all and verify_stretch pass none only for a chain that has begun
@@ -421,6 +421,16 @@ async def _anchor_problem(anchor: AuditArchive, public: Ed25519PublicKey | None)
         return ChainReport(institution_id, 0, f"an event at or below the archive anchor (seq {seq})", below.seq,
                            below.id, seq, kind=Fault.ARCHIVE_ANCHOR)
     return None
+
+
+async def _below_genesis(said: _Sayer) -> ChainReport | None:
+    """A chain with nothing archived begins at seq 1: an event below it (inserted by hand at seq 0, or below) is
+    walked by nothing, yet the trail's readers list it, so it is named as the anchor's check names one under it."""
+    below = await AuditEvent.filter(institution_id=said.institution_id, seq__lt=1).order_by("seq").first()
+    if below is None:
+        return None
+    return said.fault(0, f"an event below seq 1, where the chain begins (seq {below.seq})", Fault.SEQUENCE_GAP,
+                      below.seq, below.id)
 
 
 def _run_event(anchor: AuditArchive) -> QuerySet[AuditEvent]:

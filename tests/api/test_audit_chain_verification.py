@@ -15,6 +15,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from audit import checkpoint, writer
+from audit.chain import GENESIS_HASH, HASHED_COLUMNS, row_hash
 from audit.events import Action, Actor, AuditRecord, Outcome
 from audit.verify import Stretch, verify_stretch
 from core.principal import ROLES
@@ -327,7 +328,18 @@ async def edit_the_patient_index(tenant: Tenant) -> tuple[int, uuid.UUID | None]
     return 5, target.id
 
 
+async def insert_a_row_before_the_first(tenant: Tenant) -> tuple[int, uuid.UUID | None]:
+    """The nurse's event on the file, made again and inserted at seq 0: below the chain's first event, linked to the
+    genesis hash, its hash computed (no MAC: whoever inserts holds no key). The officer's pages list it."""
+    made = (await tenant.audit_events(resource_type="patient"))[0]
+    columns = {name: getattr(made, name) for name in HASHED_COLUMNS}
+    columns |= {"id": uuid.uuid4(), "seq": 0, "prev_hash": GENESIS_HASH}
+    await AuditEvent.create(**columns, hash=row_hash(columns))
+    return 0, columns["id"]
+
+
 TAMPERING = {
+    "insert-a-row-before-the-first": (insert_a_row_before_the_first, "SEQUENCE_GAP"),
     "change-a-column": (change_a_column, "HASH_MISMATCH"),
     "delete-a-row": (delete_a_row, "SEQUENCE_GAP"),
     "delete-the-last-row": (delete_the_last_row, "TRUNCATED"),
