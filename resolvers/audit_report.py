@@ -196,9 +196,9 @@ def _any_of(actors: list[dict[str, Any]]) -> Q:
 
 async def authorize_export(ctx: Context, resource_type: str, patient_id: uuid.UUID | None = None) -> Decision:
     """The right to export the trail (``audit_event``) or a patient's report (``audit_report``): a refusal is
-    recorded and FORBIDDEN."""
+    recorded and FORBIDDEN, on the patient's record for a report, as the allowed export and ``_check_report`` are."""
     return await access.authorize(ctx, "audit", "read", action=Action.EXPORT, resource_type=resource_type,
-                                  resource_id=patient_id)
+                                  resource_id=patient_id, patient_id=patient_id)
 
 
 async def patient_access_export(ctx: Context, patient_id: uuid.UUID | None, since_text: str | None,

@@ -18,7 +18,7 @@ from starlette.applications import Starlette
 from app import compliance
 from audit import checkpoint, offline, writer
 from audit.events import Action, Actor, AuditRecord, Outcome
-from models import AuditChainHead, AuditEvent
+from models import AuditChainHead, AuditEvent, AuditPatientIndex
 from resolvers.context import Services
 from tests.factories import Tenant, make_patient
 from tests.partners import ALL_SCOPES, make_partnership
@@ -119,6 +119,27 @@ async def test_anyone_else_is_refused_with_nothing_and_on_record(tenant: Tenant)
     assert await tenant.audit_events(action="export", outcome="allowed") == []
     anonymous = await tenant.client.get(report_url(pid, "pdf"))
     assert anonymous.status_code == 401
+
+
+async def test_a_refused_export_of_a_patients_report_is_on_that_patients_record(tenant: Tenant) -> None:
+    """As a refused patientAccessReport is (docs/security.md): found in review, the export's refusal named the file only
+    as the record asked for, so the attempt was not in the file's index, its trail filtered to it, or the patient's
+    own access log, while the allowed export named the patient."""
+    pid = await make_patient(tenant)
+    for fmt in ("pdf", "csv"):
+        reply = await tenant.client.get(report_url(pid, fmt), headers=bearer(tenant.tokens["nurse"]))
+        assert reply.status_code == 403, reply.text
+    allowed = await tenant.client.get(report_url(pid, "csv"), headers=bearer(tenant.tokens["compliance_officer"]))
+    assert allowed.status_code == 200, allowed.text
+
+    exports = await tenant.audit_events(action="export", resource_type="audit_report")
+    assert [(e.actor_id, e.outcome, e.resource_id, e.patient_id) for e in exports] == [
+        (tenant.staff_ids["nurse"], "denied", pid, pid), (tenant.staff_ids["nurse"], "denied", pid, pid),
+        (tenant.staff_ids["compliance_officer"], "allowed", pid, pid)]
+    on_file = await AuditPatientIndex.filter(institution_id=tenant.id, patient_id=pid, action="export").values_list(
+        "actor_id", "outcome")
+    assert sorted(on_file) == sorted([(tenant.staff_ids["nurse"], "denied")] * 2 + [
+        (tenant.staff_ids["compliance_officer"], "allowed")])
 
 
 async def test_a_file_out_of_reach_answers_like_a_missing_one(tenant: Tenant, other_tenant: Tenant) -> None:
