@@ -544,7 +544,11 @@ async def _indexed(institution_id: uuid.UUID, rows: list[dict]) -> dict[int, set
 
 def _index_problem(event: dict, indexed: dict[int, set[_IndexRow]]) -> tuple[Fault, str] | None:
     """An event's index rows must be one per patient it is about, each repeating its columns as they are."""
-    if indexed.get(event["seq"], set()) != {_index_row(patient, event) for patient in patients_of(event)}:
+    try:
+        patients = patients_of(event)
+    except ValueError:  # the writer's subjects are record/patient ids: a row it did not write, named, not a crash
+        return Fault.INDEX_MISMATCH, "the event's subjects are not record/patient ids: the patient index cannot match"
+    if indexed.get(event["seq"], set()) != {_index_row(patient, event) for patient in patients}:
         return Fault.INDEX_MISMATCH, "the patient index does not match the event"
     return None
 

@@ -338,7 +338,21 @@ async def insert_a_row_before_the_first(tenant: Tenant) -> tuple[int, uuid.UUID 
     return 0, columns["id"]
 
 
+async def append_a_row_with_subjects_that_are_no_ids(tenant: Tenant) -> tuple[int, uuid.UUID | None]:
+    """A row made up at the head, linked to it, its hash computed and the head moved on to it (a head moves forward),
+    its subjects no record/patient ids: verify named nothing, it failed (INTERNAL_SERVER_ERROR) reading them."""
+    head = await AuditChainHead.get(institution_id=tenant.id)
+    last = await event_at(tenant, head.last_seq)
+    columns = {name: getattr(last, name) for name in HASHED_COLUMNS}
+    columns |= {"id": uuid.uuid4(), "seq": head.last_seq + 1, "prev_hash": last.hash, "subjects": "nothing/here"}
+    made = row_hash(columns)
+    await AuditEvent.create(**columns, hash=made)
+    await AuditChainHead.filter(institution_id=tenant.id).update(last_seq=head.last_seq + 1, last_hash=made)
+    return head.last_seq + 1, columns["id"]
+
+
 TAMPERING = {
+    "append-a-row-with-subjects-that-are-no-ids": (append_a_row_with_subjects_that_are_no_ids, "INDEX_MISMATCH"),
     "insert-a-row-before-the-first": (insert_a_row_before_the_first, "SEQUENCE_GAP"),
     "change-a-column": (change_a_column, "HASH_MISMATCH"),
     "delete-a-row": (delete_a_row, "SEQUENCE_GAP"),
