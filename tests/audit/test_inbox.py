@@ -7,6 +7,7 @@ databases)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import re
@@ -293,6 +294,30 @@ async def test_an_inbox_row_forged_by_hand_is_found(chain: uuid.UUID, database: 
     assert not found.ok and "has no valid MAC" in found.problem
     await writer.seal(chain)
     assert (await report(chain, services)).problem.startswith("the event's MAC does not match")
+
+
+async def test_an_inbox_row_whose_subjects_are_no_ids_is_named_once_sealed(
+        chain: uuid.UUID, database: str, services: Services) -> None:
+    """The service role may insert into the inbox: a row whose body and row agree, its subjects text no record/patient
+    ids, is linked (audit_link hashes the body, copies the text). Verify named nothing, it raised ValueError reading
+    them (auditChainVerification: INTERNAL_SERVER_ERROR); now the row is named at its sequence number."""
+    require_postgres()
+    subjects = frozenset((p, p) for p in (uuid.uuid4(), uuid.uuid4()))
+    [event] = json.loads(writer.events_json([dataclasses.replace(read(chain), subjects=subjects)]))
+    stored = event["row"]["subjects"]
+    assert json.dumps(stored) in event["body_middle"]
+    event["body_middle"] = event["body_middle"].replace(json.dumps(stored), json.dumps("nothing/here"))
+    event["row"]["subjects"], event["patients"] = "nothing/here", []
+    await post_by_hand(chain, {k: v for k, v in event.items() if k != "mac"})
+    await writer.seal(chain)
+    assert await seqs(chain) == [1, 2, 3, 4] and await rejected(chain) == []
+
+    found = await report(chain, services)
+
+    forged = await AuditEvent.get(institution_id=chain, seq=4)
+    assert forged.subjects == "nothing/here"
+    assert found == ChainReport(chain, 3, "the event's subjects are not record/patient ids: the patient index cannot "
+                                          "match", 4, forged.id)
 
 
 MALFORMED = [
