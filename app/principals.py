@@ -86,19 +86,24 @@ class PrincipalListener:
             connection.add_termination_listener(closed)
             # returns once LISTEN is in force; bounded, as each ping is (found in review: a server that went silent
             # just then held it, and the cache off, until the kernel gave the connection up, tcp_retries2)
-            await asyncio.wait_for(connection.add_listener(CHANNEL, self._notified), self._timeout)
+            async with asyncio.timeout(self._timeout):  # not wait_for: see below
+                await connection.add_listener(CHANNEL, self._notified)
             self.server_pid = connection.get_server_pid()
             self.cache.go_live(self.fence)
             told.worked()
             while not lost.is_set():
+                # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancellation that comes as what it
+                # awaits is done, and the listener, cancelled at shutdown, pinged on for good (found when a test hung)
                 with contextlib.suppress(TimeoutError):  # a fence wanted, or a ping due
-                    await asyncio.wait_for(self._wanted.wait(), self._ping)
+                    async with asyncio.timeout(self._ping):
+                        await self._wanted.wait()
                 if lost.is_set():
                     break
                 self._wanted.clear()
                 waiting, self._next = self._next, None  # who asks from now on waits for the next round trip
                 try:
-                    await asyncio.wait_for(connection.fetchval("SELECT 1"), self._timeout)
+                    async with asyncio.timeout(self._timeout):
+                        await connection.fetchval("SELECT 1")
                 except BaseException:
                     if waiting is not None:
                         waiting.set_exception(ConnectionError("the principal listener's connection failed"))

@@ -120,5 +120,6 @@ async def run(deliver: Callable[[], Awaitable[Any]], soonest: Callable[[], Await
         wait = poll_seconds
         if soon is not None:
             wait = min(wait, max(0.0, (soon - now()).total_seconds()))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), timeout=wait)
+        with contextlib.suppress(TimeoutError):  # not wait_for, which (Python 3.11) can swallow the shutdown's cancel
+            async with asyncio.timeout(wait):
+                await wake.wait()

@@ -496,3 +496,23 @@ async def test_a_cache_without_its_listener_answers_nothing(client: httpx.AsyncC
     reply, statements = await sign_ins(client, token, sql_counter, ME)
     assert reply.codes == ["UNAUTHENTICATED"] and len(statements) == 1
     assert (await gql(client, TYPENAME, token=tenant.tokens["doctor"])).errors == []
+
+
+@POSTGRES_ONLY
+async def test_a_listener_cancelled_as_a_ping_is_answered_stops(services: Services, database: str) -> None:
+    """Found when a suite hung for half an hour on the test above: asyncio.wait_for (Python 3.11) swallows a
+    cancellation that arrives as the awaited ping is answered, so the cancelled listener pinged on, and whatever awaited
+    it (a worker's shutdown, the test's finally) waited for good. Pinging without a pause, each cancellation lands
+    near an answer: every one must end the listener."""
+    for attempt in range(40):
+        listener = PrincipalListener(services.principals, database, ping_seconds=0.0)
+        task = asyncio.create_task(listener.run())
+        await until(lambda: services.principals.live)
+        await asyncio.sleep(0.001 * (attempt % 7))
+        task.cancel()
+        stopped, _ = await asyncio.wait({task}, timeout=5)
+        while not task.done():  # it ran on: cancelled again and again until one lands away from an answer
+            task.cancel()
+            await asyncio.wait({task}, timeout=0.1)
+        assert stopped, f"attempt {attempt}: the cancelled listener ran on"
+        assert task.cancelled() and not services.principals.live
