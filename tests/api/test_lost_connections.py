@@ -148,6 +148,9 @@ async def hop(database: str) -> AsyncIterator[Hop]:
         hop.answering.set()
         hop.closing.set()
         await client._pool.close()
+        # the test may have ended every backend of the database, the kept pool's too: they are made anew (found when
+        # the next test's first statement met a connection killed less than the probe's second before)
+        await kept.expire_connections()
         client._pool = kept
         hop.server.close()
 
