@@ -59,8 +59,9 @@ SELECT current_schema() IS NOT NULL
 """
 
 
-# The migrations the snapshot holds were applied when it was loaded, not when it was written.
-_APPLIED_NOW = "UPDATE tortoise_migrations SET applied_at = now();"
+def _applied_at(moment: str) -> str:
+    """The migrations the snapshot holds were applied when it was loaded, not when it was written."""
+    return f"UPDATE tortoise_migrations SET applied_at = {moment};"  # noqa: S608 -- now() or our own literal
 
 
 def snapshot_of(backend: Backend) -> Path:
@@ -70,11 +71,11 @@ def snapshot_of(backend: Backend) -> Path:
 async def load_snapshot_if_empty(database_url: str) -> bool:
     """Load the snapshot into the database if it is empty (True), else leave it as it is (False)."""
     backend = backend_of(database_url)
-    if not snapshot_of(backend).exists():
+    snapshot = snapshot_of(backend)
+    if not snapshot.exists():
         return False
-    script = snapshot_of(backend).read_text()
     if backend == "sqlite":
-        return _load_sqlite(_sqlite_path(database_url), script)
+        return _load_sqlite(_sqlite_path(database_url), snapshot)
     await Tortoise.init(config=tortoise_config(database_url))
     try:
         async with in_transaction("default") as connection:
@@ -82,7 +83,8 @@ async def load_snapshot_if_empty(database_url: str) -> bool:
             if not rows[0]["empty"]:
                 return False
             # SQL functions may name tables the script creates after them: their bodies are checked when called.
-            await connection.execute_script(f"SET LOCAL check_function_bodies = false;\n{script}\n{_APPLIED_NOW}")
+            await connection.execute_script(
+                f"SET LOCAL check_function_bodies = false;\n{snapshot.read_text()}\n{_applied_at('now()')}")
         return True
     finally:
         await Tortoise.close_connections()
@@ -92,7 +94,7 @@ def _sqlite_path(database_url: str) -> str:
     return database_url.removeprefix("sqlite://").split("?", 1)[0]
 
 
-def _load_sqlite(path: str, script: str) -> bool:
+def _load_sqlite(path: str, snapshot: Path) -> bool:
     if path in ("", ":memory:"):  # a new database per connection: nothing to load it into
         return False
     with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as database:
@@ -100,7 +102,7 @@ def _load_sqlite(path: str, script: str) -> bool:
             return False
         try:
             now = datetime.now(UTC).isoformat(sep=" ")  # as Tortoise writes it
-            database.executescript(f"BEGIN IMMEDIATE;\n{script}\n{_APPLIED_NOW.replace('now()', repr(now))}\nCOMMIT;")
+            database.executescript(f"BEGIN IMMEDIATE;\n{snapshot.read_text()}\n{_applied_at(repr(now))}\nCOMMIT;")
         except BaseException:
             if database.in_transaction:
                 database.execute("ROLLBACK")

@@ -490,14 +490,15 @@ async def _record(ctx: Context, keys: InstitutionKeys, invitation: SurveyInvitat
             current = await SurveyInvitation.get_or_none(id=invitation.id)
             raise _Taken("answered" if current is None or current.answered else "expired")
         ticket = None
-        patient = None if ticket_data is None else await Patient.get(id=invitation.patient_id)
-        # nobody is called back on a closed file: its calls were cancelled with it, and a deceased patient is never
-        # called (the answer and its low score stand; the link's holder is told nothing of the file)
-        if patient is not None and ticket_data is not None and patient.status == "active":
-            system = _SystemContext(services=ctx.services, request=door.request, keys=keys, home=institution_id)
-            ticket = await tickets.open_for_system(system, ticket_data, patient_id=invitation.patient_id,
-                                                   department_id=invitation.department_id,
-                                                   vip="|vip|" in (patient.segments or ""), rule=LOW_SCORE_RULE)
+        if ticket_data is not None:
+            patient = await Patient.get(id=invitation.patient_id)
+            # nobody is called back on a closed file: its calls were cancelled with it, and a deceased patient is
+            # never called (the answer and its low score stand; the link's holder is told nothing of the file)
+            if patient.status == "active":
+                system = _SystemContext(services=ctx.services, request=door.request, keys=keys, home=institution_id)
+                ticket = await tickets.open_for_system(system, ticket_data, patient_id=invitation.patient_id,
+                                                       department_id=invitation.department_id,
+                                                       vip="|vip|" in (patient.segments or ""), rule=LOW_SCORE_RULE)
         # anonymous: no link back, nobody who entered it, and no time finer than the month (see above)
         linked: dict[str, Any] = {"entered_by_id": None, "created_at": month_start} if anonymous else {
             "invitation_id": invitation.id, "patient_id": invitation.patient_id, "visit_id": invitation.visit_id,
